@@ -1,0 +1,113 @@
+// Turns a call (target + calldata) into what it means: an ERC-20 transfer/approval, or a contract call
+// with arguments when an ABI is registered. Known selectors decode strictly or fail closed.
+import { AirlockError, erc20Asset } from '@airlock/core';
+import type { Approval, ContractCall, IntentKind, Spend } from '@airlock/core';
+import { decodeFunctionData, encodeFunctionData, parseAbi } from 'viem';
+import type { AbiFunction, AbiParameter, Hex } from 'viem';
+import type { AbiRegistry } from './abi-registry.ts';
+import { MAX_UINT256 } from './fields.ts';
+
+export const ERC20_ABI = parseAbi([
+  'function transfer(address to, uint256 value) returns (bool)',
+  'function transferFrom(address from, address to, uint256 value) returns (bool)',
+  'function approve(address spender, uint256 value) returns (bool)',
+  'function increaseAllowance(address spender, uint256 addedValue) returns (bool)',
+]);
+
+const ERC20_SELECTORS: Record<string, { kind: IntentKind; name: string }> = {
+  '0xa9059cbb': { kind: 'erc20.transfer', name: 'transfer' },
+  '0x23b872dd': { kind: 'erc20.transfer_from', name: 'transferFrom' },
+  '0x095ea7b3': { kind: 'erc20.approve', name: 'approve' },
+  '0x39509351': { kind: 'erc20.increase_allowance', name: 'increaseAllowance' },
+};
+
+export interface DecodedCall {
+  kind: IntentKind;
+  /** Recipient, spender or call target. */
+  to: string;
+  spends: Spend[];
+  approvals: Approval[];
+  call: ContractCall;
+}
+
+/** `data` is lowercase hex with at least one byte; `contract` lowercase. */
+export function decodeCall(chain: string, contract: string, data: Hex, abis: AbiRegistry | undefined, path: string): DecodedCall {
+  if (data.length < 10) throw new AirlockError('undecodable_payload', `${path} is shorter than a 4-byte selector`);
+  const selector = data.slice(0, 10);
+  const erc20 = ERC20_SELECTORS[selector];
+  if (erc20) return decodeErc20(chain, contract, data, selector, erc20.kind, path);
+
+  const fn = abis?.lookup(contract, selector);
+  if (!fn) return { kind: 'contract.call', to: contract, spends: [], approvals: [], call: { contract, selector } };
+  const args = decodeStrict([fn], data, path);
+  return {
+    kind: 'contract.call',
+    to: contract,
+    spends: [],
+    approvals: [],
+    call: { contract, selector, functionName: fn.name, args: namedArgs(fn, args) },
+  };
+}
+
+function decodeErc20(chain: string, token: string, data: Hex, selector: string, kind: IntentKind, path: string): DecodedCall {
+  const args = decodeStrict(ERC20_ABI, data, path);
+  const fn = ERC20_ABI.find((f) => f.name === ERC20_SELECTORS[selector]?.name) as AbiFunction;
+  const named = namedArgs(fn, args);
+  const call: ContractCall = { contract: token, selector, functionName: fn.name, args: named };
+  const asset = erc20Asset(chain, token);
+  switch (kind) {
+    case 'erc20.transfer':
+    case 'erc20.transfer_from': {
+      const to = named.to as string;
+      const amount = named.value as bigint;
+      return { kind, to, spends: [{ asset, amount, to, kind: 'transfer' }], approvals: [], call };
+    }
+    default: {
+      const spender = named.spender as string;
+      const amount = (kind === 'erc20.approve' ? named.value : named.addedValue) as bigint;
+      return { kind, to: spender, spends: [], approvals: [{ asset, amount, spender, unlimited: amount === MAX_UINT256 }], call };
+    }
+  }
+}
+
+/**
+ * Decodes and re-encodes: the calldata must be exactly the canonical ABI encoding. This rejects trailing bytes,
+ * dirty high bits in address words (viem's decoder ignores them) and odd offsets that a contract may read differently.
+ */
+function decodeStrict(abi: readonly AbiFunction[], data: Hex, path: string): readonly unknown[] {
+  try {
+    const decoded = decodeFunctionData({ abi, data });
+    const args = decoded.args ?? [];
+    const reencoded = encodeFunctionData({ abi, functionName: decoded.functionName, args } as never);
+    if (reencoded.toLowerCase() !== data) throw new Error('calldata is not the canonical ABI encoding');
+    return args;
+  } catch (cause) {
+    throw new AirlockError('undecodable_payload', `${path} does not decode against the ABI for its selector`, { cause });
+  }
+}
+
+function namedArgs(fn: AbiFunction, args: readonly unknown[]): Record<string, unknown> {
+  const named: Record<string, unknown> = {};
+  fn.inputs.forEach((param, i) => {
+    named[param.name || `arg${i}`] = normaliseAbiValue(param, args[i]);
+  });
+  return named;
+}
+
+/** Lowercases addresses anywhere inside a decoded value, guided by its ABI type (never by how a string looks). */
+function normaliseAbiValue(param: AbiParameter, value: unknown): unknown {
+  const array = /^(.*)\[[0-9]*\]$/.exec(param.type);
+  if (array && Array.isArray(value)) {
+    const inner = { ...param, type: array[1] as string } as AbiParameter;
+    return value.map((v) => normaliseAbiValue(inner, v));
+  }
+  if (param.type === 'address' && typeof value === 'string') return value.toLowerCase();
+  if (param.type === 'tuple' && 'components' in param && value !== null && typeof value === 'object') {
+    const components = param.components;
+    if (Array.isArray(value)) return value.map((v, i) => normaliseAbiValue(components[i] as AbiParameter, v));
+    const out: Record<string, unknown> = {};
+    for (const c of components) out[c.name ?? ''] = normaliseAbiValue(c, (value as Record<string, unknown>)[c.name ?? '']);
+    return out;
+  }
+  return value;
+}

@@ -1,0 +1,30 @@
+// Independent checks on a signature before it leaves Airlock: low S, and it recovers to the signer.
+import { AirlockError } from '@airlock/core';
+import type { EcdsaSignature } from '@airlock/core';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { bytesToHex } from 'viem';
+import { publicKeyToAddress } from 'viem/accounts';
+
+/** Recovers the lowercase address that produced `compact`/`recovery` over `digest`; throws on a malformed signature. */
+export function recoverSignerAddress(digest: Uint8Array, compact: Uint8Array, recovery: number): string {
+  const point = secp256k1.Signature.fromBytes(compact, 'compact').addRecoveryBit(recovery).recoverPublicKey(digest);
+  return publicKeyToAddress(bytesToHex(point.toBytes(false))).toLowerCase();
+}
+
+/** Throws signature_check_failed unless the signature is well-formed, low-S and recovers to `address`. */
+export function assertSignedBy(digest: Uint8Array, signature: EcdsaSignature, address: string): void {
+  const { compact, recovery } = signature;
+  if (!(compact instanceof Uint8Array) || compact.length !== 64 || (recovery !== 0 && recovery !== 1)) {
+    throw new AirlockError('signature_check_failed', 'the key backend returned a malformed signature');
+  }
+  let recovered: string;
+  try {
+    if (secp256k1.Signature.fromBytes(compact, 'compact').hasHighS()) throw new Error('high S');
+    recovered = recoverSignerAddress(digest, compact, recovery);
+  } catch (cause) {
+    throw new AirlockError('signature_check_failed', 'the signature is not a valid low-S secp256k1 signature', { cause });
+  }
+  if (recovered !== address.toLowerCase()) {
+    throw new AirlockError('signature_check_failed', 'the signature does not recover to the signing agent');
+  }
+}

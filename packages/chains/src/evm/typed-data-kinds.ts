@@ -1,0 +1,152 @@
+// Recognises the typed-data standards that move or expose tokens. A match needs the primary type AND the exact
+// field list (names and types, in order) of it and of every struct it uses: a lookalike stays typed_data.unknown.
+import { AirlockError, erc20Asset } from '@airlock/core';
+import type { Approval, IntentKind, Spend } from '@airlock/core';
+import type { TypedDataParameter } from 'viem';
+import { MAX_UINT160, MAX_UINT256, toUnixSeconds } from './fields.ts';
+import type { NormalisedTypedData, TypeDefinitions } from './typed-data.ts';
+
+export interface KnownTypedData {
+  kind: IntentKind;
+  to?: string;
+  spends: Spend[];
+  approvals: Approval[];
+  validity?: { validAfter?: number; validBefore?: number };
+  summary: string;
+}
+
+type Shape = readonly (readonly [name: string, type: string])[];
+
+const EIP3009_AUTHORIZATION: Shape = [
+  ['from', 'address'], ['to', 'address'], ['value', 'uint256'], ['validAfter', 'uint256'], ['validBefore', 'uint256'], ['nonce', 'bytes32'],
+];
+const EIP2612_PERMIT: Shape = [['owner', 'address'], ['spender', 'address'], ['value', 'uint256'], ['nonce', 'uint256'], ['deadline', 'uint256']];
+const PERMIT2_DETAILS: Shape = [['token', 'address'], ['amount', 'uint160'], ['expiration', 'uint48'], ['nonce', 'uint48']];
+const PERMIT2_SINGLE: Shape = [['details', 'PermitDetails'], ['spender', 'address'], ['sigDeadline', 'uint256']];
+const PERMIT2_BATCH: Shape = [['details', 'PermitDetails[]'], ['spender', 'address'], ['sigDeadline', 'uint256']];
+const PERMIT2_TOKEN_PERMISSIONS: Shape = [['token', 'address'], ['amount', 'uint256']];
+const PERMIT2_TRANSFER_FROM: Shape = [['permitted', 'TokenPermissions'], ['spender', 'address'], ['nonce', 'uint256'], ['deadline', 'uint256']];
+const PERMIT2_BATCH_TRANSFER_FROM: Shape = [['permitted', 'TokenPermissions[]'], ['spender', 'address'], ['nonce', 'uint256'], ['deadline', 'uint256']];
+
+function hasShape(types: TypeDefinitions, typeName: string, shape: Shape): boolean {
+  const fields = types[typeName];
+  return !!fields && fields.length === shape.length && shape.every(([name, type], i) => fields[i]?.name === name && fields[i]?.type === type);
+}
+
+/** Permit2's witness variants: the transfer fields, then exactly one witness field of any type and name. */
+function hasWitnessShape(types: TypeDefinitions, typeName: string, shape: Shape): boolean {
+  const fields = types[typeName];
+  if (!fields || fields.length !== shape.length + 1) return false;
+  return hasShape({ [typeName]: fields.slice(0, shape.length) as TypedDataParameter[] }, typeName, shape);
+}
+
+export function classifyTypedData(data: NormalisedTypedData, chain: string): KnownTypedData | undefined {
+  const { types, primaryType, message } = data;
+  switch (primaryType) {
+    case 'TransferWithAuthorization':
+    case 'ReceiveWithAuthorization':
+      return hasShape(types, primaryType, EIP3009_AUTHORIZATION) ? eip3009(data, chain) : undefined;
+    case 'Permit':
+      return hasShape(types, primaryType, EIP2612_PERMIT) ? eip2612(data, chain) : undefined;
+    case 'PermitSingle':
+      if (!hasShape(types, primaryType, PERMIT2_SINGLE) || !hasShape(types, 'PermitDetails', PERMIT2_DETAILS)) return undefined;
+      return permit2Allowance('permit2.permit_single', [message.details as Record<string, unknown>], message, chain);
+    case 'PermitBatch':
+      if (!hasShape(types, primaryType, PERMIT2_BATCH) || !hasShape(types, 'PermitDetails', PERMIT2_DETAILS)) return undefined;
+      return permit2Allowance('permit2.permit_batch', message.details as Record<string, unknown>[], message, chain);
+    case 'PermitTransferFrom':
+    case 'PermitBatchTransferFrom': {
+      const shape = primaryType === 'PermitTransferFrom' ? PERMIT2_TRANSFER_FROM : PERMIT2_BATCH_TRANSFER_FROM;
+      if (!hasShape(types, primaryType, shape) || !hasShape(types, 'TokenPermissions', PERMIT2_TOKEN_PERMISSIONS)) return undefined;
+      return permit2Transfer('permit2.permit_transfer_from', message, chain);
+    }
+    case 'PermitWitnessTransferFrom':
+    case 'PermitBatchWitnessTransferFrom': {
+      const shape = primaryType === 'PermitWitnessTransferFrom' ? PERMIT2_TRANSFER_FROM : PERMIT2_BATCH_TRANSFER_FROM;
+      if (!hasWitnessShape(types, primaryType, shape) || !hasShape(types, 'TokenPermissions', PERMIT2_TOKEN_PERMISSIONS)) return undefined;
+      return permit2Transfer('permit2.permit_witness_transfer_from', message, chain);
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** The token whose contract is the EIP-712 verifying contract (EIP-3009, EIP-2612). */
+function domainToken(data: NormalisedTypedData): string {
+  const token = data.domain.verifyingContract;
+  if (!token) throw new AirlockError('undecodable_payload', `typedData.domain.verifyingContract is required for ${data.primaryType}`);
+  return token.toLowerCase();
+}
+
+// EIP-3009: the signer authorizes `value` of the token to `to`, usable between validAfter and validBefore.
+function eip3009(data: NormalisedTypedData, chain: string): KnownTypedData {
+  const m = data.message;
+  const asset = erc20Asset(chain, domainToken(data));
+  const to = m.to as string;
+  const amount = m.value as bigint;
+  const validAfter = toUnixSeconds(m.validAfter as bigint);
+  const validBefore = toUnixSeconds(m.validBefore as bigint);
+  const receive = data.primaryType === 'ReceiveWithAuthorization';
+  return {
+    kind: receive ? 'eip3009.receive_with_authorization' : 'eip3009.transfer_with_authorization',
+    to,
+    spends: [{ asset, amount, to, kind: 'authorization' }],
+    approvals: [],
+    validity: { validAfter, validBefore },
+    summary: `authorize ${receive ? 'receive of ' : 'transfer of '}${amount} of ${asset} to ${to}, valid ${validAfter}..${validBefore}`,
+  };
+}
+
+// EIP-2612: an allowance for `spender`, granted off-chain, submittable until `deadline`.
+function eip2612(data: NormalisedTypedData, chain: string): KnownTypedData {
+  const m = data.message;
+  const asset = erc20Asset(chain, domainToken(data));
+  const spender = m.spender as string;
+  const amount = m.value as bigint;
+  const deadline = toUnixSeconds(m.deadline as bigint);
+  const unlimited = amount === MAX_UINT256;
+  return {
+    kind: 'eip2612.permit',
+    to: spender,
+    spends: [],
+    approvals: [{ asset, amount, spender, unlimited, expiresAt: deadline }],
+    validity: { validBefore: deadline },
+    summary: `permit ${spender} to spend ${unlimited ? 'UNLIMITED' : amount} of ${asset} (deadline ${deadline})`,
+  };
+}
+
+// Permit2 AllowanceTransfer: per-token allowances (uint160, max = unlimited) that lapse at `expiration`.
+function permit2Allowance(kind: IntentKind, details: Record<string, unknown>[], m: Record<string, unknown>, chain: string): KnownTypedData {
+  const spender = m.spender as string;
+  const sigDeadline = toUnixSeconds(m.sigDeadline as bigint);
+  const approvals: Approval[] = details.map((d) => {
+    const amount = d.amount as bigint;
+    return { asset: erc20Asset(chain, d.token as string), amount, spender, unlimited: amount === MAX_UINT160, expiresAt: toUnixSeconds(d.expiration as bigint) };
+  });
+  const what = approvals.map((a) => `${a.unlimited ? 'UNLIMITED' : a.amount} of ${a.asset}`).join(', ');
+  return {
+    kind,
+    to: spender,
+    spends: [],
+    approvals,
+    validity: { validBefore: sigDeadline },
+    summary: `permit2: allow ${spender} to spend ${what || 'nothing'} (signature deadline ${sigDeadline})`,
+  };
+}
+
+// Permit2 SignatureTransfer: the spender may pull the permitted amounts once, until `deadline`.
+function permit2Transfer(kind: IntentKind, m: Record<string, unknown>, chain: string): KnownTypedData {
+  const spender = m.spender as string;
+  const permitted = (Array.isArray(m.permitted) ? m.permitted : [m.permitted]) as Record<string, unknown>[];
+  const deadline = toUnixSeconds(m.deadline as bigint);
+  const spends: Spend[] = permitted.map((p) => ({ asset: erc20Asset(chain, p.token as string), amount: p.amount as bigint, to: spender, kind: 'authorization' }));
+  const what = spends.map((s) => `${s.amount} of ${s.asset}`).join(', ');
+  return {
+    kind,
+    to: spender,
+    spends,
+    approvals: [],
+    validity: { validBefore: deadline },
+    summary: `permit2: authorize ${spender} to transfer ${what || 'nothing'} (deadline ${deadline})`,
+  };
+}

@@ -1,0 +1,206 @@
+// evm.typed_data: EIP-712. The payload is normalised against its own type definitions (every field present,
+// no extra fields, every value in range for its type) before hashing, so the hash covers exactly what was read.
+import { AirlockError } from '@airlock/core';
+import type { DecodedRequest, Intent, SignerContext, TypedDataInfo } from '@airlock/core';
+import { getTypesForEIP712Domain, hashTypedData, hexToBytes } from 'viem';
+import type { Hex, TypedDataDomain, TypedDataParameter } from 'viem';
+import {
+  caip2, isRecord, readAddress, readChainId, readHex, readQuantity, readRecord, rejectUnknownKeys,
+} from './fields.ts';
+import { classifyTypedData } from './typed-data-kinds.ts';
+
+export type TypeDefinitions = Record<string, readonly TypedDataParameter[]>;
+
+/** A typed-data request after validation: values normalised (uints as bigint, addresses lowercase). */
+export interface NormalisedTypedData {
+  domain: TypedDataDomain;
+  types: TypeDefinitions;
+  primaryType: string;
+  message: Record<string, unknown>;
+  chainId: number;
+}
+
+const DOMAIN_FIELD_TYPES: Record<string, string> = {
+  name: 'string', version: 'string', chainId: 'uint256', verifyingContract: 'address', salt: 'bytes32',
+};
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+const ELEMENTARY = /^(?:address|bool|string|bytes[0-9]*|u?int[0-9]*)$/;
+
+export function readTypedDataRequest(payload: unknown): NormalisedTypedData {
+  const request = readRecord(payload, 'payload');
+  rejectUnknownKeys(request, ['chainId', 'typedData'], 'payload');
+  const typedData = readRecord(request.typedData, 'typedData');
+  rejectUnknownKeys(typedData, ['domain', 'types', 'primaryType', 'message'], 'typedData');
+
+  const domain = readDomain(typedData.domain);
+  const types = readTypes(typedData.types, domain);
+  const primaryType = typedData.primaryType;
+  if (typeof primaryType !== 'string' || !(primaryType in types)) {
+    throw new AirlockError('undecodable_payload', 'typedData.primaryType must name a type in typedData.types');
+  }
+
+  const topChain = request.chainId === undefined ? undefined : readChainId(request.chainId, 'chainId');
+  const domainChain = domain.chainId === undefined ? undefined : Number(domain.chainId);
+  if (topChain !== undefined && domainChain !== undefined && topChain !== domainChain) {
+    throw new AirlockError('chain_mismatch', 'typedData.domain.chainId differs from chainId');
+  }
+  const chainId = domainChain ?? topChain;
+  if (chainId === undefined) throw new AirlockError('invalid_request', 'chainId is required when typedData.domain has no chainId');
+
+  const message = primaryType === 'EIP712Domain'
+    ? {}
+    : (normaliseStruct(types, primaryType, typedData.message, 'typedData.message') as Record<string, unknown>);
+  return { domain, types, primaryType, message, chainId };
+}
+
+function readDomain(value: unknown): TypedDataDomain {
+  const raw = readRecord(value ?? {}, 'typedData.domain');
+  rejectUnknownKeys(raw, Object.keys(DOMAIN_FIELD_TYPES), 'typedData.domain');
+  const domain: TypedDataDomain = {};
+  if (raw.name !== undefined) domain.name = readString(raw.name, 'typedData.domain.name');
+  if (raw.version !== undefined) domain.version = readString(raw.version, 'typedData.domain.version');
+  if (raw.chainId !== undefined) domain.chainId = readChainId(raw.chainId, 'typedData.domain.chainId');
+  if (raw.verifyingContract !== undefined) domain.verifyingContract = readAddress(raw.verifyingContract, 'typedData.domain.verifyingContract');
+  if (raw.salt !== undefined) domain.salt = readHex(raw.salt, 'typedData.domain.salt', 32);
+  return domain;
+}
+
+function readString(value: unknown, path: string): string {
+  if (typeof value !== 'string') throw new AirlockError('invalid_request', `${path} must be a string`);
+  return value;
+}
+
+function readTypes(value: unknown, domain: TypedDataDomain): TypeDefinitions {
+  const raw = readRecord(value, 'typedData.types');
+  const types: Record<string, TypedDataParameter[]> = {};
+  for (const [typeName, fields] of Object.entries(raw)) {
+    const path = `typedData.types.${typeName.slice(0, 40)}`;
+    // A struct named like an elementary type ("address", "uint256") would be read one way here and possibly another by a wallet.
+    if (!IDENTIFIER.test(typeName) || ELEMENTARY.test(typeName)) throw new AirlockError('undecodable_payload', `${path} is not a valid type name`);
+    if (!Array.isArray(fields)) throw new AirlockError('undecodable_payload', `${path} must be an array of {name, type}`);
+    const seen = new Set<string>();
+    types[typeName] = fields.map((field, i) => {
+      if (!isRecord(field) || typeof field.name !== 'string' || typeof field.type !== 'string' || Object.keys(field).length !== 2) {
+        throw new AirlockError('undecodable_payload', `${path}[${i}] must be {name, type}`);
+      }
+      if (seen.has(field.name)) throw new AirlockError('undecodable_payload', `${path} repeats field '${field.name.slice(0, 40)}'`);
+      seen.add(field.name);
+      return { name: field.name, type: field.type };
+    });
+  }
+  // The domain must be hashed with exactly the fields it carries; otherwise a field such as chainId
+  // could be shown to policy but left out of what is signed.
+  const expected = getTypesForEIP712Domain({ domain });
+  if (types.EIP712Domain) {
+    const given = types.EIP712Domain;
+    const sameSet = given.length === expected.length
+      && given.every((f) => DOMAIN_FIELD_TYPES[f.name] === f.type && expected.some((e) => e.name === f.name));
+    if (!sameSet) throw new AirlockError('undecodable_payload', 'typedData.types.EIP712Domain does not match the fields of typedData.domain');
+  } else types.EIP712Domain = [...expected];
+  return types;
+}
+
+/** Walks a value against its EIP-712 type, returning it normalised or failing with the field path. */
+function normaliseValue(types: TypeDefinitions, type: string, value: unknown, path: string): unknown {
+  const array = /^(.+)\[([0-9]*)\]$/.exec(type);
+  if (array) {
+    if (!Array.isArray(value)) throw new AirlockError('undecodable_payload', `${path} must be an array`);
+    if (array[2] !== '' && value.length !== Number(array[2])) throw new AirlockError('undecodable_payload', `${path} must have ${array[2]} entries`);
+    return value.map((v, i) => normaliseValue(types, array[1] as string, v, `${path}[${i}]`));
+  }
+  if (type in types) return normaliseStruct(types, type, value, path);
+  if (type === 'address') return readAddress(value, path);
+  if (type === 'bool') {
+    if (typeof value !== 'boolean') throw new AirlockError('undecodable_payload', `${path} must be a boolean`);
+    return value;
+  }
+  if (type === 'string') {
+    if (typeof value !== 'string') throw new AirlockError('undecodable_payload', `${path} must be a string`);
+    return value;
+  }
+  if (type === 'bytes') return readHex(value, path);
+  const bytesN = /^bytes([0-9]+)$/.exec(type);
+  if (bytesN) {
+    const size = Number(bytesN[1]);
+    if (size < 1 || size > 32) throw new AirlockError('undecodable_payload', `${path} has invalid type ${type}`);
+    return readHex(value, path, size);
+  }
+  const int = /^(u?)int([0-9]*)$/.exec(type);
+  if (int) {
+    const bits = int[2] === '' ? 256 : Number(int[2]);
+    if (bits < 8 || bits > 256 || bits % 8 !== 0) throw new AirlockError('undecodable_payload', `${path} has invalid type ${type}`);
+    if (int[1] === 'u') return readQuantity(value, path, (1n << BigInt(bits)) - 1n);
+    return readSignedInteger(value, path, bits);
+  }
+  throw new AirlockError('undecodable_payload', `${path} has unknown type '${type.slice(0, 40)}'`);
+}
+
+function normaliseStruct(types: TypeDefinitions, typeName: string, value: unknown, path: string): Record<string, unknown> {
+  if (!isRecord(value)) throw new AirlockError('undecodable_payload', `${path} must be an object of type ${typeName}`);
+  const fields = types[typeName] ?? [];
+  const names = new Set(fields.map((f) => f.name));
+  for (const key of Object.keys(value)) {
+    // Extra fields are not hashed: refusing them keeps what the agent sees equal to what is signed.
+    if (!names.has(key)) throw new AirlockError('undecodable_payload', `${path} has a field '${key.slice(0, 40)}' not in type ${typeName}`);
+  }
+  const out: Record<string, unknown> = {};
+  for (const field of fields) {
+    if (!(field.name in value)) throw new AirlockError('undecodable_payload', `${path}.${field.name} is missing`);
+    out[field.name] = normaliseValue(types, field.type, value[field.name], `${path}.${field.name}`);
+  }
+  return out;
+}
+
+function readSignedInteger(value: unknown, path: string, bits: number): bigint {
+  const negative = typeof value === 'string' && value.startsWith('-');
+  const magnitude = negative ? (value as string).slice(1) : typeof value === 'number' && value < 0 ? -value : typeof value === 'bigint' && value < 0n ? -value : value;
+  const isNegative = negative || (typeof value === 'number' && value < 0) || (typeof value === 'bigint' && value < 0n);
+  const limit = 1n << BigInt(bits - 1);
+  const abs = readQuantity(magnitude, path, isNegative ? limit : limit - 1n);
+  return isNegative ? -abs : abs;
+}
+
+export function typedDataDigest(data: NormalisedTypedData): Uint8Array {
+  let hash: Hex;
+  try {
+    hash = hashTypedData({ domain: data.domain, types: data.types, primaryType: data.primaryType, message: data.message } as never);
+  } catch (cause) {
+    throw new AirlockError('undecodable_payload', 'typedData could not be hashed under EIP-712', { cause });
+  }
+  return hexToBytes(hash);
+}
+
+export function typedDataInfo(data: NormalisedTypedData): TypedDataInfo {
+  const { name, version, chainId, verifyingContract, salt } = data.domain;
+  return {
+    primaryType: data.primaryType,
+    domain: {
+      ...(name !== undefined ? { name } : {}),
+      ...(version !== undefined ? { version } : {}),
+      ...(chainId !== undefined ? { chainId: Number(chainId) } : {}),
+      ...(verifyingContract !== undefined ? { verifyingContract: verifyingContract.toLowerCase() } : {}),
+      ...(salt !== undefined ? { salt } : {}),
+    },
+  };
+}
+
+export function decodeTypedDataRequest(payload: unknown, signer: SignerContext): DecodedRequest {
+  const data = readTypedDataRequest(payload);
+  const digest = typedDataDigest(data);
+  const chain = caip2(data.chainId);
+  const info = typedDataInfo(data);
+  const known = classifyTypedData(data, chain);
+  const intent: Intent = {
+    action: 'evm.typed_data',
+    chain,
+    kind: known?.kind ?? 'typed_data.unknown',
+    from: signer.address.toLowerCase(),
+    ...(known?.to ? { to: known.to } : {}),
+    spends: known?.spends ?? [],
+    approvals: known?.approvals ?? [],
+    typedData: info,
+    ...(known?.validity ? { validity: known.validity } : {}),
+    summary: known?.summary ?? `sign unknown typed data ${data.primaryType.slice(0, 60)} for ${info.domain.name?.slice(0, 60) ?? 'unnamed domain'}${info.domain.verifyingContract ? ` (${info.domain.verifyingContract})` : ''} on ${chain}`,
+  };
+  return { intent, digest };
+}

@@ -1,0 +1,56 @@
+import type { Command } from '../context.ts';
+import { printJson, table } from '../format.ts';
+import { need, usage } from './agents.ts';
+
+interface SessionJson { id: string; agentId: string; scope: { actions: string[]; chains: string[] }; expiresAt: string; revokedAt?: string; label?: string }
+
+export const sessionCommand: Command = {
+  name: 'session',
+  summary: 'issue | list | revoke agent session credentials',
+  usage: [
+    'airlock session issue <agent> --ttl 1h --actions evm.transaction[,evm.typed_data,evm.message] [--chains eip155:8453,…] [--budget <asset>:<max>:<window>]... [--label L]',
+    'airlock session list [--agent A] [--all]',
+    'airlock session revoke <session-id>',
+  ].join('\n'),
+  options: { ttl: { type: 'string' }, actions: { type: 'string' }, chains: { type: 'string' }, budget: { type: 'string', multiple: true }, label: { type: 'string' }, agent: { type: 'string' }, all: { type: 'boolean' } },
+  async run(ctx, { values, positionals }) {
+    const [sub, target] = positionals;
+    const http = ctx.admin();
+    switch (sub) {
+      case 'issue': {
+        const budgets = ((values.budget as string[]) ?? []).map((b) => {
+          // asset ids contain ':' themselves: the last two fields are max and window.
+          const parts = b.split(':');
+          const window = parts.pop()!;
+          const max = parts.pop()!;
+          return { asset: parts.join(':'), max, window };
+        });
+        const body = {
+          ttl: values.ttl ?? '1h',
+          actions: String(values.actions ?? 'evm.transaction').split(','),
+          ...(values.chains ? { chains: String(values.chains).split(',') } : {}),
+          ...(budgets.length ? { budgets } : {}),
+          ...(values.label ? { label: values.label } : {}),
+        };
+        const { body: res } = await http.request<{ session: SessionJson; token: string }>('POST', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}/sessions`, body);
+        if (ctx.json) return printJson(res);
+        console.log(`session ${res.session.id} for ${target}, expires ${res.session.expiresAt}`);
+        console.log('TOKEN (shown once):');
+        console.log(`  ${res.token}`);
+        return;
+      }
+      case 'list': {
+        const q = new URLSearchParams({ ...(values.agent ? { agent: String(values.agent) } : {}), ...(values.all ? { all: 'true' } : {}) });
+        const { body } = await http.request<{ sessions: SessionJson[] }>('GET', `/v1/sessions?${q}`);
+        if (ctx.json) return printJson(body);
+        return console.log(table(body.sessions.map((s) => ({ ...s, actions: s.scope.actions.join(','), chains: s.scope.chains.join(',') || '*' })), ['id', 'agentId', 'actions', 'chains', 'expiresAt', 'revokedAt']));
+      }
+      case 'revoke': {
+        const { body } = await http.request<SessionJson>('POST', `/v1/sessions/${encodeURIComponent(need(target, 'session-id'))}/revoke`);
+        return ctx.json ? printJson(body) : console.log(`${body.id}: revoked at ${body.revokedAt}`);
+      }
+      default:
+        throw usage(this.usage);
+    }
+  },
+};

@@ -1,0 +1,81 @@
+import { parseArgs } from 'node:util';
+import { AirlockError } from '@airlock/core';
+import { AirlockApiError } from '@airlock/sdk';
+import { createContext, type Command } from './context.ts';
+import { initCommand, startCommand, statusCommand } from './commands/daemon.ts';
+import { agentCommand, UsageError } from './commands/agents.ts';
+import { policyCommand } from './commands/policy.ts';
+import { sessionCommand } from './commands/sessions.ts';
+import { auditCommand } from './commands/audit.ts';
+import { approvalsCommand } from './commands/approvals.ts';
+
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand];
+const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
+
+function help(): string {
+  return [
+    'airlock: a signing service for AI agents (keys never leave it; every refusal names its rule)',
+    '',
+    'usage: airlock <command> [options]',
+    '',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    '',
+    'global options: --json (machine output)  --url URL (default $AIRLOCK_URL or http://127.0.0.1:8420)  --token T (default $AIRLOCK_ADMIN_TOKEN)',
+    'run `airlock <command> --help` for its usage. Exit codes: 0 ok, 1 error, 2 verification failed / usage.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 2;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    console.error(`unknown command: ${name}\n\n${help()}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...GLOBAL, ...(command.options ?? {}) }, allowPositionals: true, strict: true });
+  } catch (e) {
+    console.error(`${(e as Error).message}\n\nusage:\n${command.usage}`);
+    return 2;
+  }
+  const values = parsed.values as Record<string, unknown>;
+  if (values.help) {
+    console.log(`${command.summary}\n\nusage:\n${command.usage}`);
+    return 0;
+  }
+  const ctx = createContext({ ...(values.url ? { url: String(values.url) } : {}), json: !!values.json, ...(values.token ? { token: String(values.token) } : {}) });
+  try {
+    await command.run(ctx, { values, positionals: parsed.positionals });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    return reportError(e, !!values.json);
+  }
+}
+
+function reportError(e: unknown, json: boolean): number {
+  if (e instanceof UsageError) {
+    console.error(e.message);
+    return 2;
+  }
+  const err = e instanceof AirlockError || e instanceof AirlockApiError ? e : undefined;
+  if (json) {
+    console.error(JSON.stringify({ error: err ? { code: err.code, message: err.message, ...(err.violations?.length ? { violations: err.violations } : {}) } : { code: 'internal', message: String((e as Error)?.message ?? e) } }));
+    return 1;
+  }
+  if (err) {
+    console.error(`error [${err.code}]: ${err.message}`);
+    for (const v of err.violations ?? []) console.error(`  ${v.rule}  ${v.code}: ${v.message}`);
+    for (const h of err.hints) console.error(`  hint: ${h}`);
+  } else if (e instanceof TypeError && /fetch failed/.test(e.message)) {
+    console.error('error [unreachable]: cannot reach the Airlock daemon. Is it running (`npm start`)? Is --url / AIRLOCK_URL right?');
+  } else {
+    console.error(`error: ${(e as Error)?.message ?? String(e)}`);
+  }
+  return 1;
+}
+

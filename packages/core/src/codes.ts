@@ -1,0 +1,76 @@
+/**
+ * Every stable reason code Airlock can return, in one place.
+ * Codes are part of the public contract: never rename one, only add.
+ * `status` is the HTTP status an error with this code maps to.
+ */
+export const ERROR_CODES = {
+  // input
+  invalid_json: { status: 400, summary: 'The request body is not valid JSON.' },
+  invalid_request: { status: 400, summary: 'The request does not match the schema; see the path in the message.' },
+  invalid_address: { status: 400, summary: 'An address is not a 20-byte hex address.' },
+  invalid_hex: { status: 400, summary: 'A field that must be hex is not.' },
+  invalid_amount: { status: 400, summary: 'An amount is negative, fractional or larger than 2^256-1.' },
+  unsupported_chain: { status: 400, summary: 'The chain is not a supported CAIP-2 chain id.' },
+  unsupported_action: { status: 400, summary: 'The action is not one Airlock can sign.' },
+  undecodable_payload: { status: 400, summary: 'The payload could not be decoded into an intent.' },
+  chain_mismatch: { status: 400, summary: 'The payload names a different chain than the request.' },
+  body_too_large: { status: 413, summary: 'The request body exceeds the size limit.' },
+  not_found: { status: 404, summary: 'No such resource.' },
+  // auth
+  unauthenticated: { status: 401, summary: 'No valid credential was presented.' },
+  session_expired: { status: 401, summary: 'The session credential has expired.' },
+  session_revoked: { status: 401, summary: 'The session credential was revoked.' },
+  forbidden: { status: 403, summary: 'The credential may not use this endpoint.' },
+  agent_frozen: { status: 403, summary: 'The agent is frozen; nothing is signed until it is unfrozen.' },
+  agent_retired: { status: 403, summary: 'The agent is retired.' },
+  // policy
+  policy_denied: { status: 403, summary: 'Policy denied the request; see violations.' },
+  invalid_policy: { status: 400, summary: 'The policy document is not valid; see the path in the message.' },
+  // ledger / idempotency
+  idempotency_conflict: { status: 409, summary: 'The Idempotency-Key was used before with a different payload.' },
+  approval_not_pending: { status: 409, summary: 'The approval was already decided, consumed or expired.' },
+  conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
+  rate_limited: { status: 429, summary: 'Too many requests.' },
+  // availability
+  sealed: { status: 503, summary: 'The vault is sealed.' },
+  store_unavailable: { status: 503, summary: 'The store is unavailable; nothing was signed.' },
+  // vault
+  vault_wrong_passphrase: { status: 400, summary: 'The passphrase does not open this vault.' },
+  vault_corrupt: { status: 400, summary: 'The vault file is truncated, tampered with or not a vault.' },
+  vault_exists: { status: 409, summary: 'A vault already exists at this path.' },
+  vault_missing: { status: 400, summary: 'No vault file at this path; run `airlock init`.' },
+  vault_mismatch: { status: 400, summary: 'The vault does not belong to this store.' },
+  // signing
+  signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
+  internal: { status: 500, summary: 'Internal error.' },
+} as const satisfies Record<string, { status: number; summary: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Reason codes carried by policy violations (inside a `policy_denied` error or a dry-run). */
+export const VIOLATION_CODES = {
+  no_matching_allow_rule: 'No allow rule in this layer matches the request (default deny).',
+  denied_by_rule: 'An explicit deny rule matches the request.',
+  chain_not_allowed: 'The chain is not in the allowed list.',
+  action_not_allowed: 'The action is not in the session scope.',
+  amount_exceeds_max: 'The amount exceeds the per-request maximum for this asset.',
+  budget_exceeded: 'The rolling-window budget would be exceeded.',
+  rate_limit_exceeded: 'The rolling-window request count would be exceeded.',
+  destination_not_allowed: 'The destination is not in the allowlist.',
+  destination_denied: 'The destination is in a denylist.',
+  contract_call_not_allowed: 'The contract, selector or arguments are not allowed.',
+  argument_constraint_failed: 'A decoded call argument violates a constraint.',
+  approval_exceeds_cap: 'The approval amount exceeds the allowance cap.',
+  unlimited_approval: 'An unlimited (max uint) approval is not allowed.',
+  spender_not_allowed: 'The spender is not in the allowlist.',
+  unknown_typed_data: 'The typed data is not a known type and no rule names its domain and primary type.',
+  typed_data_domain_not_allowed: 'The EIP-712 domain is not allowed.',
+  message_not_allowed: 'Personal messages are denied unless a rule names them.',
+  fee_exceeds_cap: 'A fee field exceeds its cap.',
+  validity_too_long: 'The authorization is valid for longer than allowed.',
+  validity_expired: 'The authorization is already expired.',
+  approval_required: 'The amount is above the threshold that requires human approval.',
+  contract_deploy_not_allowed: 'Contract creation is not allowed.',
+} as const;
+
+export type ViolationCode = keyof typeof VIOLATION_CODES;

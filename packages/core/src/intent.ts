@@ -1,0 +1,117 @@
+/**
+ * An intent is what a signing request means, decoded before policy sees it.
+ * Adapters produce intents; policy evaluates only intents, never raw payloads.
+ * Addresses are lowercase 0x-hex. Amounts are bigint base units.
+ */
+
+export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+export const INTENT_KINDS = [
+  'native.transfer', // plain value transfer (no calldata)
+  'erc20.transfer',
+  'erc20.transfer_from',
+  'erc20.approve',
+  'erc20.increase_allowance',
+  'contract.call', // any other call: target + selector (+ args when an ABI is known)
+  'contract.deploy',
+  'eip3009.transfer_with_authorization',
+  'eip3009.receive_with_authorization',
+  'eip2612.permit',
+  'permit2.permit_single',
+  'permit2.permit_batch',
+  'permit2.permit_transfer_from',
+  'permit2.permit_witness_transfer_from',
+  'typed_data.unknown',
+  'message.personal',
+] as const;
+export type IntentKind = (typeof INTENT_KINDS)[number];
+
+/** Value that leaves the agent's control: a transfer, an authorization, or a network fee. */
+export interface Spend {
+  /** CAIP-19 asset id, e.g. `eip155:1/slip44:60` (native) or `eip155:8453/erc20:0x833…` (lowercase). */
+  asset: string;
+  amount: bigint;
+  decimals?: number;
+  /** Counterparty that receives it (lowercase address), when known. Fees have none. */
+  to?: string;
+  /** `value` native value, `transfer` token transfer, `authorization` signed off-chain transfer, `fee` max network fee. */
+  kind: 'value' | 'transfer' | 'authorization' | 'fee';
+}
+
+/** Allowance granted to a spender: exposure, counted like spend by budgets unless unlimited. */
+export interface Approval {
+  asset: string;
+  amount: bigint;
+  spender: string;
+  /** True for max uint256 (or max uint160 for Permit2): an unbounded allowance. */
+  unlimited: boolean;
+  /** Unix seconds after which the approval lapses, when the standard has one. */
+  expiresAt?: number;
+}
+
+export interface ContractCall {
+  /** Target contract (lowercase). */
+  contract: string;
+  /** 4-byte selector, lowercase 0x-hex. */
+  selector: string;
+  /** Function name and decoded arguments when an ABI is known; amounts are bigint. */
+  functionName?: string;
+  args?: Record<string, unknown>;
+}
+
+export interface FeeFields {
+  gasLimit?: bigint;
+  maxFeePerGas?: bigint;
+  maxPriorityFeePerGas?: bigint;
+  gasPrice?: bigint;
+  /** Worst-case fee: gasLimit x (maxFeePerGas or gasPrice). */
+  maxTotalFee?: bigint;
+}
+
+export interface TypedDataInfo {
+  primaryType: string;
+  domain: {
+    name?: string;
+    version?: string;
+    chainId?: number;
+    verifyingContract?: string;
+    salt?: string;
+  };
+}
+
+export interface Intent {
+  action: Action;
+  /** CAIP-2 chain id, e.g. `eip155:8453`. Messages have the chain of the request. */
+  chain: string;
+  kind: IntentKind;
+  /** The agent's own address (who signs). */
+  from: string;
+  /** Main counterparty: recipient, spender or call target (lowercase); absent for deploys and messages. */
+  to?: string;
+  spends: Spend[];
+  approvals: Approval[];
+  call?: ContractCall;
+  fees?: FeeFields;
+  typedData?: TypedDataInfo;
+  /** Validity of an off-chain authorization (unix seconds). */
+  validity?: { validAfter?: number; validBefore?: number };
+  /** Personal message text (utf8) or hex when not valid utf8. */
+  message?: { text?: string; hex: string };
+  /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
+  summary: string;
+}
+
+export function nativeAsset(chain: string): string {
+  // SLIP-44 coin type 60 is ETH; EVM chains with other native coins still use 60 in CAIP-19 practice.
+  return `${chain}/slip44:60`;
+}
+
+export function erc20Asset(chain: string, token: string): string {
+  return `${chain}/erc20:${token.toLowerCase()}`;
+}
+
+/** JSON view of an intent (bigints as decimal strings) for audit entries and responses. */
+export function intentToJson(intent: Intent): unknown {
+  return JSON.parse(JSON.stringify(intent, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+}

@@ -1,0 +1,72 @@
+import type { z } from 'zod';
+import { formatPath, invalidPolicy, type PolicyIssue, type PolicyPath } from './path.ts';
+import { hashPolicy } from './hash.ts';
+import { RULES, RULE_TYPES, type BuildEnv, type CompiledAllowRule, type CompiledRule, type RuleType } from './rules/index.ts';
+import { policySchema } from './schema.ts';
+import { buildSets } from './sets.ts';
+
+/** A validated document, ready to evaluate: sets resolved, every rule built. */
+export interface CompiledPolicy {
+  /** sha256 hex of the canonical JSON of the source document. */
+  readonly hash: string;
+  /** Every rule, in document order. */
+  readonly rules: readonly CompiledRule[];
+  /** The allow rules among them (a layer with none does not take part in default deny). */
+  readonly allowRules: readonly CompiledAllowRule[];
+}
+
+/** Zod issues -> `{path, message}` with paths written the way the document is (`rules[2].max`). */
+export function toPolicyIssues(issues: readonly z.core.$ZodIssue[], prefix: PolicyPath = []): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  for (const iss of issues) {
+    const path = [...prefix, ...iss.path];
+    if (iss.code === 'unrecognized_keys') {
+      for (const key of iss.keys) out.push({ path: formatPath([...path, key]), message: 'unknown field' });
+    } else if (iss.code === 'invalid_key') {
+      out.push({ path: formatPath(path), message: iss.issues[0]?.message ?? iss.message });
+    } else if (iss.code === 'invalid_union' && 'discriminator' in iss && iss.discriminator === 'type') {
+      out.push({ path: formatPath(path), message: `unknown rule type; expected one of: ${RULE_TYPES.join(', ')}` });
+    } else {
+      out.push({ path: formatPath(path), message: iss.message });
+    }
+  }
+  return out;
+}
+
+/**
+ * Builds one rule through its registered factory, which validates the options first.
+ * `raw.type` must name a registered rule type.
+ */
+export function createRule(raw: { type: string } & Record<string, unknown>, env: BuildEnv): CompiledRule {
+  const definition = RULES[raw.type as RuleType];
+  if (!definition) throw invalidPolicy([{ path: formatPath([...env.path, 'type']), message: `unknown rule type; expected one of: ${RULE_TYPES.join(', ')}` }]);
+  const parsed = definition.schema.safeParse(raw);
+  if (!parsed.success) throw invalidPolicy(toPolicyIssues(parsed.error.issues, env.path));
+  return (definition.build as (o: unknown, e: BuildEnv) => CompiledRule)(parsed.data, env);
+}
+
+/** Validates a parsed document and compiles it. Errors: `invalid_policy`, message starting with the exact path. */
+export function compilePolicy(doc: unknown): CompiledPolicy {
+  const parsed = policySchema.safeParse(doc);
+  if (!parsed.success) throw invalidPolicy(toPolicyIssues(parsed.error.issues));
+
+  const seen = new Map<string, number>();
+  const duplicates: PolicyIssue[] = [];
+  parsed.data.rules.forEach((rule, i) => {
+    const first = seen.get(rule.name);
+    if (first !== undefined) duplicates.push({ path: formatPath(['rules', i, 'name']), message: `duplicate rule name "${rule.name}" (also rules[${first}])` });
+    else seen.set(rule.name, i);
+  });
+  if (duplicates.length > 0) throw invalidPolicy(duplicates);
+
+  const sets = buildSets(parsed.data.sets);
+  // Each factory validates its own options again: the same path is used whether a rule comes
+  // from a document or is built on its own (session scopes).
+  const source = (doc as { rules: ({ type: string } & Record<string, unknown>)[] }).rules;
+  const rules = source.map((raw, i) => createRule(raw, { sets, path: ['rules', i] }));
+  return {
+    hash: hashPolicy(doc),
+    rules,
+    allowRules: rules.filter((r): r is CompiledAllowRule => r.type === 'allow'),
+  };
+}

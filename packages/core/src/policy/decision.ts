@@ -1,0 +1,27 @@
+import type { ViolationCode } from '../codes.ts';
+
+export type Layer = 'fleet' | 'agent' | 'session';
+export type DecisionKind = 'allow' | 'deny' | 'require_approval';
+
+/** Why a request was refused (or needs approval). Amounts are decimal strings of base units. */
+export interface Violation {
+  /** `<layer>/<rule name>`, e.g. `agent/usdc-daily`. */
+  rule: string;
+  code: ViolationCode;
+  message: string;
+  limit?: string;
+  used?: string;
+  requested?: string;
+  /** Asset the amounts are in (CAIP-19), when the rule is about an amount. */
+  asset?: string;
+}
+
+export interface Decision {
+  decision: DecisionKind;
+  /** Deny reasons for `deny`; the thresholds crossed for `require_approval`; empty for `allow`. */
+  violations: Violation[];
+  /** Which allow rules granted the request (`<layer>/<name>`). */
+  allowedBy: string[];
+  /** Identifies the exact policy versions used, e.g. `fleet@3:1a2b3c4d,agent@5:9f8e7d6c`. */
+  policyVersion: string;
+}

@@ -1,0 +1,106 @@
+import type { Intent } from '../intent.ts';
+import type { LedgerView, WindowQuery } from '../ports/ledger.ts';
+import { windowKey } from '../ports/ledger.ts';
+import type { ViolationCode } from '../codes.ts';
+import type { Decision, Layer, Violation } from './decision.ts';
+import { intentFacts } from './facts.ts';
+import type { PolicyLayer } from './layers.ts';
+import { scopeSeries, type EvaluationInput, type RuleContext } from './rules/index.ts';
+
+export type { EvaluationInput } from './rules/index.ts';
+
+const LAYER_ORDER: Record<Layer, number> = { fleet: 0, agent: 1, session: 2 };
+
+/** Semantics §1: fleet, then agent, then session, whatever order the caller passed. */
+function inOrder(layers: readonly PolicyLayer[]): readonly PolicyLayer[] {
+  for (let i = 1; i < layers.length; i++) {
+    if (LAYER_ORDER[layers[i - 1]!.layer] > LAYER_ORDER[layers[i]!.layer]) {
+      return [...layers].sort((a, b) => LAYER_ORDER[a.layer] - LAYER_ORDER[b.layer]);
+    }
+  }
+  return layers;
+}
+
+/** Every ledger window the rules will read for this input, deduplicated; prefetch these. */
+export function requiredWindows(layers: readonly PolicyLayer[], input: EvaluationInput): WindowQuery[] {
+  const ctx = { input, facts: intentFacts(input.intent), series: scopeSeries(input) };
+  const all: WindowQuery[] = [];
+  for (const { policy } of inOrder(layers)) for (const rule of policy.rules) rule.windows(ctx, all);
+  const seen = new Set<string>();
+  return all.filter((q) => {
+    const key = windowKey(q);
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/** Semantics §4: kinds granted only by a rule that names them get their own default-deny code. */
+function defaultDenyCode(intent: Intent): ViolationCode {
+  switch (intent.kind) {
+    case 'typed_data.unknown':
+      return 'unknown_typed_data';
+    case 'message.personal':
+      return 'message_not_allowed';
+    case 'contract.call':
+      return 'contract_call_not_allowed';
+    case 'contract.deploy':
+      return 'contract_deploy_not_allowed';
+    default:
+      return 'no_matching_allow_rule';
+  }
+}
+
+const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
+  unknown_typed_data: '; unknown typed data is granted only by an allow rule naming primary_types and domains',
+  message_not_allowed: '; personal messages are granted only by an allow rule naming message',
+  contract_call_not_allowed: '; contract calls are granted only by an allow rule naming contracts',
+  contract_deploy_not_allowed: '; deploys are granted only by an allow rule with kinds: [contract.deploy]',
+};
+
+function defaultDeny(layer: Layer, intent: Intent, why: string): Violation {
+  const code = defaultDenyCode(intent);
+  return { rule: `${layer}/default`, code, message: `${why} (default deny)${NAMING_HINT[code] ?? ''}` };
+}
+
+/**
+ * Pure and deterministic: the same layers, input and ledger totals always give the same decision.
+ * Every rule of every layer runs, so a denial lists every reason at once.
+ */
+export function evaluatePolicy(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView): Decision {
+  const ctx: RuleContext = { input, facts: intentFacts(input.intent), series: scopeSeries(input), ledger };
+  const ordered = inOrder(layers);
+  const denials: Violation[] = [];
+  const approvalsNeeded: Violation[] = [];
+  const allowedBy: string[] = [];
+  let someLayerGrants = false;
+
+  for (const { layer, policy } of ordered) {
+    let granted = false;
+    for (const rule of policy.rules) {
+      const verdict = rule.evaluate(ctx);
+      if (verdict === 'pass') continue;
+      if (verdict === 'grant') {
+        granted = true;
+        allowedBy.push(`${layer}/${rule.name}`);
+        continue;
+      }
+      for (const finding of verdict) {
+        const violation: Violation = { rule: `${layer}/${rule.name}`, ...finding };
+        (finding.code === 'approval_required' ? approvalsNeeded : denials).push(violation);
+      }
+    }
+    // §3: a layer with allow rules must grant; a layer without any only restricts.
+    if (policy.allowRules.length > 0) {
+      someLayerGrants = true;
+      if (!granted) denials.push(defaultDeny(layer, input.intent, `no allow rule in the ${layer} policy matches`));
+    }
+  }
+  // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.
+  if (!someLayerGrants) denials.push(defaultDeny('agent', input.intent, 'no policy layer has allow rules'));
+
+  const policyVersion = ordered.map((l) => l.label).join(',');
+  if (denials.length > 0) return { decision: 'deny', violations: denials, allowedBy, policyVersion };
+  if (approvalsNeeded.length > 0) return { decision: 'require_approval', violations: approvalsNeeded, allowedBy, policyVersion };
+  return { decision: 'allow', violations: [], allowedBy, policyVersion };
+}

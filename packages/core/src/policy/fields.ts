@@ -1,0 +1,120 @@
+/**
+ * Zod building blocks shared by the document schema and every rule's options.
+ * They describe the document as written (input); conversion to bigint, Set and RegExp happens
+ * when a rule is built, so the same schemas also produce the published JSON Schema.
+ */
+import { z } from 'zod';
+import { ACTIONS, INTENT_KINDS } from '../intent.ts';
+import { MAX_UINT256 } from './amount.ts';
+import { isDuration } from './duration.ts';
+
+const DECIMAL = /^(0|[1-9][0-9]*)$/;
+const AMOUNT_MESSAGE = 'expected an integer amount: a decimal string of base units (or a non-negative integer below 2^53)';
+
+export const amountField = z
+  .union(
+    [
+      z
+        .string()
+        .regex(DECIMAL, AMOUNT_MESSAGE)
+        // Zod runs every check even after the regex failed: only convert what is a decimal.
+        .refine((s) => !DECIMAL.test(s) || (s.length < 80 && BigInt(s) <= MAX_UINT256), 'amount exceeds 2^256-1'),
+      z.number({ error: AMOUNT_MESSAGE }).int(AMOUNT_MESSAGE).min(0, 'amount must not be negative'),
+    ],
+    { error: AMOUNT_MESSAGE },
+  )
+  .describe('Amount in base units: a decimal string (preferred), or a non-negative integer below 2^53.');
+
+export const durationField = z
+  .string({ error: 'expected a duration such as 90s, 15m, 24h or 7d' })
+  .refine(isDuration, 'expected a duration: a positive integer followed by s, m, h or d (e.g. 90s, 15m, 24h, 7d)')
+  .describe('Rolling window: a positive integer followed by s, m, h or d.');
+
+export const ruleNameField = z
+  .string({ error: 'expected a rule name' })
+  .regex(/^[a-z0-9_-]{1,64}$/, 'a rule name is 1-64 characters of a-z, 0-9, _ and -');
+
+export const setNamePattern = /^[A-Za-z0-9_-]{1,64}$/;
+export const addressPattern = /^0x[0-9a-fA-F]{40}$/;
+
+export const addressField = z.string({ error: 'expected a 0x address' }).regex(addressPattern, 'expected a 0x address (20 bytes, hex)');
+
+const setRefField = z
+  .string({ error: 'expected a $set reference or a list' })
+  .regex(/^\$[A-Za-z0-9_-]{1,64}$/, 'expected a $set reference (e.g. $partners) or a list of addresses');
+
+/** `$partners`, or a list mixing addresses and `$set` names. Resolved to a lowercase Set at compile time. */
+export const addressListField = z
+  .union([
+    setRefField,
+    z.array(
+      z
+        .string({ error: 'expected a 0x address or a $set reference' })
+        .regex(/^(0x[0-9a-fA-F]{40}|\$[A-Za-z0-9_-]{1,64})$/, 'expected a 0x address (20 bytes, hex) or a $set reference'),
+    ),
+  ])
+  .describe('Addresses: a `$set` reference, or a list of addresses and `$set` references.');
+
+export const chainField = z
+  .string({ error: 'expected a CAIP-2 chain id' })
+  .regex(/^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}$/, 'expected a CAIP-2 chain id (e.g. eip155:8453)');
+
+export const assetField = z
+  .string({ error: 'expected a CAIP-19 asset id' })
+  .regex(/^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}\/[-a-z0-9]{3,8}:[-.%a-zA-Z0-9]{1,128}$/, 'expected a CAIP-19 asset id (e.g. eip155:8453/erc20:0x833589fc…)');
+
+export const scopeField = z.enum(['agent', 'session', 'fleet'], { error: 'expected one of: agent, session, fleet' });
+
+const nonEmpty = <T extends z.ZodType>(item: T) => z.array(item).min(1, 'expected a non-empty list');
+
+const argScalar = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, number or boolean' });
+
+export const argConstraintField = z
+  .strictObject({
+    eq: argScalar.optional(),
+    in: z.union([setRefField, nonEmpty(z.union([z.string(), z.number()], { error: 'expected a string or number' }))]).optional(),
+    lte: amountField.optional(),
+    gte: amountField.optional(),
+  })
+  .refine((c) => c.eq !== undefined || c.in !== undefined || c.lte !== undefined || c.gte !== undefined, 'expected at least one of eq, in, lte, gte');
+
+export const domainField = z
+  .strictObject({
+    chain_id: z.number().int().positive().optional(),
+    verifying_contract: addressField.optional(),
+    name: z.string().optional(),
+    version: z.string().optional(),
+  })
+  .refine((d) => Object.values(d).some((v) => v !== undefined), 'a domain names at least one of chain_id, verifying_contract, name, version');
+
+export const messageField = z
+  .strictObject({
+    prefix: z.string().min(1).optional(),
+    pattern: z.string().min(1).optional(),
+  })
+  .refine((m) => m.prefix !== undefined || m.pattern !== undefined, 'expected prefix and/or pattern');
+
+/** Where a rule applies (or, for allow/deny, what it grants/denies). All given fields must match. */
+export const matchField = z
+  .strictObject({
+    actions: nonEmpty(z.enum(ACTIONS, { error: `expected one of: ${ACTIONS.join(', ')}` })).optional(),
+    chains: nonEmpty(chainField).optional(),
+    kinds: nonEmpty(z.enum(INTENT_KINDS, { error: `expected an intent kind (${INTENT_KINDS.join(', ')})` })).optional(),
+    to: addressListField.optional(),
+    assets: nonEmpty(assetField).optional(),
+    contracts: addressListField.optional(),
+    selectors: nonEmpty(z.string().regex(/^0x[0-9a-fA-F]{8}$/, 'expected a 4-byte selector (0x + 8 hex digits)')).optional(),
+    args: z.record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'expected an argument name'), argConstraintField).optional(),
+    primary_types: nonEmpty(z.string().min(1)).optional(),
+    domains: nonEmpty(domainField).optional(),
+    message: messageField.optional(),
+  })
+  .describe('All given fields must match; omitted fields match anything.');
+
+export type MatchOptions = z.output<typeof matchField>;
+
+/** Fields every rule has. */
+export const ruleBase = {
+  name: ruleNameField,
+  description: z.string().optional(),
+};

@@ -1,0 +1,10 @@
+export { parsePolicyText } from './parse.ts';
+export { compilePolicy, createRule, type CompiledPolicy } from './compile.ts';
+export { policySchema, policyJsonSchema, type PolicyDocument } from './schema.ts';
+export { hashPolicy } from './hash.ts';
+export { sessionScopeLayer, type PolicyLayer } from './layers.ts';
+export { evaluatePolicy, requiredWindows, type EvaluationInput } from './evaluate.ts';
+export { ledgerWritesFor } from './ledger-writes.ts';
+export { parseDuration } from './duration.ts';
+export { diffPolicies } from './diff.ts';
+export { RULES, RULE_TYPES, type RuleType, type CompiledRule, type RuleDefinition, type RuleVerdict, type Finding } from './rules/index.ts';

@@ -1,0 +1,37 @@
+import type { LedgerWrite } from '../ports/ledger.ts';
+import { seriesFor } from '../ports/ledger.ts';
+import { intentFacts } from './facts.ts';
+import type { EvaluationInput } from './rules/index.ts';
+
+const COUNT_ASSET = '*';
+
+/**
+ * The standard series an allowed (or held) request charges, so that any budget or rate limit,
+ * including one added later, can be answered from history (ports/ledger.ts):
+ * fleet, agent and session get one write per asset plus a count; fleet|to and agent|to get the
+ * same per destination. Amounts: spends (fees included) plus bounded approvals.
+ */
+export function ledgerWritesFor(input: EvaluationInput): LedgerWrite[] {
+  const facts = intentFacts(input.intent);
+  const writes = new Map<string, LedgerWrite>();
+  const charge = (series: string, asset: string, amount: bigint) => {
+    const key = `${series}\u0000${asset}`;
+    const existing = writes.get(key);
+    // Merge duplicates: the same series and asset is charged once with the sum.
+    if (existing) existing.amount += amount;
+    else writes.set(key, { series, asset, amount, count: 1 });
+  };
+
+  const agent = seriesFor.agent(input.agentId);
+  for (const series of [seriesFor.fleet(), agent, seriesFor.session(input.sessionId)]) {
+    for (const [asset, amount] of facts.requestedByAsset) charge(series, asset, amount);
+    charge(series, COUNT_ASSET, 0n);
+  }
+  for (const [to, amounts] of facts.requestedByDestination) {
+    for (const series of [seriesFor.withDestination(seriesFor.fleet(), to), seriesFor.withDestination(agent, to)]) {
+      for (const [asset, amount] of amounts) charge(series, asset, amount);
+      charge(series, COUNT_ASSET, 0n);
+    }
+  }
+  return [...writes.values()];
+}

@@ -1,0 +1,184 @@
+import type { Intent } from '../intent.ts';
+import type { IntentFacts } from './facts.ts';
+import type { MatchOptions } from './fields.ts';
+import { invalidPolicyAt, type PolicyPath } from './path.ts';
+import { resolveAddressList, type AddressSets } from './sets.ts';
+import { toAmount } from './amount.ts';
+
+interface ArgCheck {
+  name: string;
+  eq?: { big?: bigint; str?: string; bool?: boolean };
+  inStrings?: ReadonlySet<string>;
+  inNumbers?: ReadonlySet<bigint>;
+  lte?: bigint;
+  gte?: bigint;
+}
+
+interface DomainCheck {
+  chainId?: number;
+  verifyingContract?: string;
+  name?: string;
+  version?: string;
+}
+
+const INTEGER = /^(0|[1-9][0-9]*)$/;
+
+/**
+ * A `match` block compiled once: every list becomes a Set, every pattern a RegExp, every amount a
+ * bigint. `matches` then only does lookups.
+ */
+export class CompiledMatch {
+  readonly empty: boolean;
+  /** Which fields an allow rule must name to grant the kinds that are only granted by name (semantics §4). */
+  readonly namesTypedData: boolean;
+  readonly namesMessage: boolean;
+  readonly namesContracts: boolean;
+  readonly namesDeploy: boolean;
+
+  private readonly actions?: ReadonlySet<string>;
+  private readonly chains?: ReadonlySet<string>;
+  private readonly kinds?: ReadonlySet<string>;
+  private readonly to?: ReadonlySet<string>;
+  private readonly assets?: ReadonlySet<string>;
+  private readonly contracts?: ReadonlySet<string>;
+  private readonly selectors?: ReadonlySet<string>;
+  private readonly args?: readonly ArgCheck[];
+  private readonly primaryTypes?: ReadonlySet<string>;
+  private readonly domains?: readonly DomainCheck[];
+  private readonly messagePrefix?: string;
+  private readonly messagePattern?: RegExp;
+
+  constructor(options: MatchOptions, sets: AddressSets, path: PolicyPath) {
+    if (options.actions) this.actions = new Set(options.actions);
+    if (options.chains) this.chains = new Set(options.chains);
+    if (options.kinds) this.kinds = new Set(options.kinds);
+    if (options.to !== undefined) this.to = resolveAddressList(options.to, sets, [...path, 'to']);
+    if (options.assets) this.assets = new Set(options.assets.map((a) => a.toLowerCase()));
+    if (options.contracts !== undefined) this.contracts = resolveAddressList(options.contracts, sets, [...path, 'contracts']);
+    if (options.selectors) this.selectors = new Set(options.selectors.map((s) => s.toLowerCase()));
+    if (options.args) this.args = Object.entries(options.args).map(([name, c]) => compileArg(name, c, sets, [...path, 'args', name]));
+    if (options.primary_types) this.primaryTypes = new Set(options.primary_types);
+    if (options.domains) {
+      this.domains = options.domains.map((d) => ({
+        ...(d.chain_id !== undefined && { chainId: d.chain_id }),
+        ...(d.verifying_contract !== undefined && { verifyingContract: d.verifying_contract.toLowerCase() }),
+        ...(d.name !== undefined && { name: d.name }),
+        ...(d.version !== undefined && { version: d.version }),
+      }));
+    }
+    if (options.message?.prefix !== undefined) this.messagePrefix = options.message.prefix;
+    if (options.message?.pattern !== undefined) {
+      try {
+        this.messagePattern = new RegExp(options.message.pattern, 'u');
+      } catch {
+        throw invalidPolicyAt([...path, 'message', 'pattern'], 'not a valid regular expression');
+      }
+    }
+    this.empty = Object.values(options).every((v) => v === undefined);
+    this.namesTypedData = this.primaryTypes !== undefined && this.domains !== undefined;
+    this.namesMessage = options.message !== undefined;
+    this.namesContracts = this.contracts !== undefined;
+    this.namesDeploy = this.kinds?.has('contract.deploy') ?? false;
+  }
+
+  matches(intent: Intent, facts: IntentFacts): boolean {
+    if (this.actions && !this.actions.has(intent.action)) return false;
+    if (this.chains && !this.chains.has(intent.chain)) return false;
+    if (this.kinds && !this.kinds.has(intent.kind)) return false;
+    if (this.to && (facts.to === undefined || !this.to.has(facts.to))) return false;
+    if (this.assets) {
+      // Everything the intent moves must be listed, and it must move something.
+      if (facts.movedAssets.length === 0) return false;
+      for (const a of facts.movedAssets) if (!this.assets.has(a)) return false;
+    }
+    if (this.contracts && (facts.contract === undefined || !this.contracts.has(facts.contract))) return false;
+    if (this.selectors && (intent.call === undefined || !this.selectors.has(intent.call.selector.toLowerCase()))) return false;
+    if (this.args) {
+      const args = intent.call?.args;
+      if (!args) return false;
+      for (const check of this.args) if (!argMatches(check, args[check.name])) return false;
+    }
+    if (this.primaryTypes && (intent.typedData === undefined || !this.primaryTypes.has(intent.typedData.primaryType))) return false;
+    if (this.domains) {
+      const domain = intent.typedData?.domain;
+      if (!domain || !this.domains.some((d) => domainMatches(d, domain))) return false;
+    }
+    if (this.messagePrefix !== undefined || this.messagePattern !== undefined) {
+      const text = intent.message?.text;
+      if (text === undefined) return false;
+      if (this.messagePrefix !== undefined && !text.startsWith(this.messagePrefix)) return false;
+      if (this.messagePattern !== undefined && !this.messagePattern.test(text)) return false;
+    }
+    return true;
+  }
+}
+
+function compileArg(name: string, c: NonNullable<MatchOptions['args']>[string], sets: AddressSets, path: PolicyPath): ArgCheck {
+  const check: ArgCheck = { name };
+  if (c.eq !== undefined) {
+    const eq = c.eq;
+    if (typeof eq === 'boolean') check.eq = { bool: eq };
+    else if (typeof eq === 'number') {
+      if (!Number.isSafeInteger(eq)) throw invalidPolicyAt([...path, 'eq'], 'numbers must be integers below 2^53; write larger values as strings');
+      check.eq = { big: BigInt(eq) };
+    } else check.eq = INTEGER.test(eq) ? { big: BigInt(eq), str: eq } : { str: eq.toLowerCase() };
+  }
+  if (c.in !== undefined) {
+    if (typeof c.in === 'string') check.inStrings = resolveAddressList(c.in, sets, [...path, 'in']);
+    else {
+      const strings = new Set<string>();
+      const numbers = new Set<bigint>();
+      c.in.forEach((v, i) => {
+        if (typeof v === 'number') {
+          if (!Number.isSafeInteger(v)) throw invalidPolicyAt([...path, 'in', i], 'numbers must be integers below 2^53');
+          numbers.add(BigInt(v));
+        } else if (v.startsWith('$')) for (const a of resolveAddressList(v, sets, [...path, 'in', i])) strings.add(a);
+        else if (INTEGER.test(v)) numbers.add(BigInt(v));
+        else strings.add(v.toLowerCase());
+      });
+      check.inStrings = strings;
+      check.inNumbers = numbers;
+    }
+  }
+  if (c.lte !== undefined) check.lte = toAmount(c.lte);
+  if (c.gte !== undefined) check.gte = toAmount(c.gte);
+  return check;
+}
+
+/** Missing or mistyped arguments never match (fail closed). */
+function argMatches(check: ArgCheck, actual: unknown): boolean {
+  let big: bigint | undefined;
+  let str: string | undefined;
+  if (typeof actual === 'bigint') big = actual;
+  else if (typeof actual === 'number') {
+    if (!Number.isSafeInteger(actual)) return false;
+    big = BigInt(actual);
+  } else if (typeof actual === 'string') {
+    str = actual.toLowerCase();
+    if (INTEGER.test(actual)) big = BigInt(actual);
+  } else if (typeof actual !== 'boolean') return false;
+
+  if (check.eq) {
+    const { eq } = check;
+    if (eq.bool !== undefined) {
+      if (actual !== eq.bool) return false;
+    } else if (eq.big !== undefined) {
+      if (big !== eq.big) return false;
+    } else if (str !== eq.str) return false;
+  }
+  if (check.inStrings || check.inNumbers) {
+    const hit = (big !== undefined && check.inNumbers?.has(big)) || (str !== undefined && check.inStrings?.has(str));
+    if (!hit) return false;
+  }
+  if (check.lte !== undefined && (big === undefined || big > check.lte)) return false;
+  if (check.gte !== undefined && (big === undefined || big < check.gte)) return false;
+  return true;
+}
+
+function domainMatches(d: DomainCheck, domain: NonNullable<Intent['typedData']>['domain']): boolean {
+  if (d.chainId !== undefined && domain.chainId !== d.chainId) return false;
+  if (d.verifyingContract !== undefined && domain.verifyingContract?.toLowerCase() !== d.verifyingContract) return false;
+  if (d.name !== undefined && domain.name !== d.name) return false;
+  if (d.version !== undefined && domain.version !== d.version) return false;
+  return true;
+}

@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { toAmount } from '../amount.ts';
+import { addressListField, amountField, assetField, matchField, ruleBase } from '../fields.ts';
+import { CompiledMatch } from '../match.ts';
+import { resolveAddressList } from '../sets.ts';
+import { applies, defineRule, type Finding } from './types.ts';
+
+/**
+ * Allowances granted by the request: approve, increaseAllowance, EIP-2612 and Permit2 permits
+ * (semantics §9). Unlimited approvals are refused unless `allow_unlimited`; an unlimited approval
+ * of the capped asset always exceeds the cap.
+ */
+export const approvalsRule = defineRule({
+  type: 'approvals',
+  schema: z.strictObject({
+    ...ruleBase,
+    type: z.literal('approvals'),
+    max_allowance: z.strictObject({ asset: assetField, max: amountField }).optional(),
+    allow_unlimited: z.boolean().default(false),
+    spenders: addressListField.optional(),
+    match: matchField.optional(),
+  }),
+  build(options, env) {
+    const capAsset = options.max_allowance?.asset.toLowerCase();
+    const cap = options.max_allowance && toAmount(options.max_allowance.max);
+    const spenders = options.spenders === undefined ? undefined : resolveAddressList(options.spenders, env.sets, [...env.path, 'spenders']);
+    const allowUnlimited = options.allow_unlimited;
+    const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
+    return {
+      name: options.name,
+      type: 'approvals',
+      windows() {},
+      evaluate(ctx) {
+        const { approvals } = ctx.input.intent;
+        if (approvals.length === 0 || !applies(match, ctx)) return 'pass';
+        const findings: Finding[] = [];
+        for (const a of approvals) {
+          const asset = a.asset.toLowerCase();
+          const spender = a.spender.toLowerCase();
+          if (a.unlimited && !allowUnlimited) {
+            findings.push({ code: 'unlimited_approval', message: `unlimited approval of ${asset} to ${spender}`, asset });
+          }
+          if (cap !== undefined && asset === capAsset && (a.unlimited || a.amount > cap)) {
+            findings.push({
+              code: 'approval_exceeds_cap',
+              message: `approval of ${a.unlimited ? 'an unlimited amount' : `${a.amount} base units`} of ${asset} exceeds the cap of ${cap}`,
+              limit: cap.toString(),
+              requested: a.amount.toString(),
+              asset,
+            });
+          }
+          if (spenders !== undefined && !spenders.has(spender)) {
+            findings.push({ code: 'spender_not_allowed', message: `spender ${spender} is not in the allowed spenders` });
+          }
+        }
+        return findings.length > 0 ? findings : 'pass';
+      },
+    };
+  },
+});

@@ -1,0 +1,39 @@
+import { z } from 'zod';
+import { addressListField, matchField, ruleBase } from '../fields.ts';
+import { CompiledMatch } from '../match.ts';
+import { resolveAddressList } from '../sets.ts';
+import { applies, defineRule, type Finding } from './types.ts';
+
+/**
+ * Allowlist or denylist of counterparties (semantics §8): `intent.to` and every spend recipient
+ * and approval spender are checked.
+ */
+export const destinationsRule = defineRule({
+  type: 'destinations',
+  schema: z
+    .strictObject({ ...ruleBase, type: z.literal('destinations'), allow: addressListField.optional(), deny: addressListField.optional(), match: matchField.optional() })
+    .refine((o) => (o.allow === undefined) !== (o.deny === undefined), { message: 'expected exactly one of allow or deny', path: ['allow'] }),
+  build(options, env) {
+    const isAllowList = options.allow !== undefined;
+    const list = resolveAddressList((options.allow ?? options.deny)!, env.sets, [...env.path, isAllowList ? 'allow' : 'deny']);
+    const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
+    return {
+      name: options.name,
+      type: 'destinations',
+      windows() {},
+      evaluate(ctx) {
+        if (!applies(match, ctx)) return 'pass';
+        let findings: Finding[] | undefined;
+        for (const party of ctx.facts.counterparties) {
+          if (list.has(party) === isAllowList) continue;
+          (findings ??= []).push(
+            isAllowList
+              ? { code: 'destination_not_allowed', message: `${party} is not in the destination allowlist` }
+              : { code: 'destination_denied', message: `${party} is in the destination denylist` },
+          );
+        }
+        return findings ?? 'pass';
+      },
+    };
+  },
+});

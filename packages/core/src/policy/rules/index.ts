@@ -1,0 +1,37 @@
+/**
+ * The explicit rule registry: one line per rule type. Adding a rule type = one file here,
+ * its codes in codes.ts, its vectors under test/vectors/policy/, and one line below.
+ */
+import { actionsRule } from './actions.ts';
+import { allowRule } from './allow.ts';
+import { approvalTierRule } from './approval-tier.ts';
+import { approvalsRule } from './approvals.ts';
+import { budgetRule } from './budget.ts';
+import { chainsRule } from './chains.ts';
+import { denyRule } from './deny.ts';
+import { destinationsRule } from './destinations.ts';
+import { feeCapRule } from './fee-cap.ts';
+import { maxAmountRule } from './max-amount.ts';
+import { rateLimitRule } from './rate-limit.ts';
+import { validityWindowRule } from './validity-window.ts';
+
+export const RULES = {
+  allow: allowRule,
+  deny: denyRule,
+  max_amount: maxAmountRule,
+  budget: budgetRule,
+  rate_limit: rateLimitRule,
+  destinations: destinationsRule,
+  approvals: approvalsRule,
+  fee_cap: feeCapRule,
+  validity_window: validityWindowRule,
+  approval_tier: approvalTierRule,
+  chains: chainsRule,
+  actions: actionsRule,
+} as const;
+
+export type RuleType = keyof typeof RULES;
+
+export const RULE_TYPES = Object.keys(RULES) as RuleType[];
+
+export * from './types.ts';

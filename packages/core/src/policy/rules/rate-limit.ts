@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { seriesFor } from '../../ports/ledger.ts';
+import { parseDuration } from '../duration.ts';
+import { durationField, matchField, ruleBase, scopeField } from '../fields.ts';
+import { CompiledMatch } from '../match.ts';
+import { invalidPolicyAt } from '../path.ts';
+import { applies, defineRule, type Finding, type RuleContext } from './types.ts';
+
+/** The request-count series (ports/ledger.ts): asset `*`, amount 0, count 1 per request. */
+const COUNT_ASSET = '*';
+
+/** Rolling-window request count (semantics §7): used + 1 must stay within `max`. */
+export const rateLimitRule = defineRule({
+  type: 'rate_limit',
+  schema: z.strictObject({
+    ...ruleBase,
+    type: z.literal('rate_limit'),
+    max: z.number({ error: 'expected a positive integer' }).int('expected a positive integer').positive('expected a positive integer'),
+    window: durationField,
+    scope: scopeField.default('agent'),
+    per_destination: z.boolean().default(false),
+    match: matchField.optional(),
+  }),
+  build(options, env) {
+    if (options.per_destination && options.scope === 'session') {
+      throw invalidPolicyAt([...env.path, 'per_destination'], 'per-destination rate limits exist for scope agent and fleet, not session');
+    }
+    const { max, scope, per_destination: perDestination } = options;
+    const windowMs = parseDuration(options.window);
+    const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
+    const check = (ctx: RuleContext, series: string): Finding | undefined => {
+      const used = ctx.ledger.total({ series, asset: COUNT_ASSET, sinceMs: ctx.input.nowMs - windowMs }).count;
+      if (used + 1 <= max) return undefined;
+      return {
+        code: 'rate_limit_exceeded',
+        message: `${series}: ${used} requests in the last ${options.window}; at most ${max} allowed`,
+        limit: String(max),
+        used: String(used),
+        requested: '1',
+      };
+    };
+
+    return {
+      name: options.name,
+      type: 'rate_limit',
+      windows(ctx, out) {
+        if (!applies(match, ctx)) return;
+        const sinceMs = ctx.input.nowMs - windowMs;
+        const series = ctx.series[scope];
+        if (!perDestination) out.push({ series, asset: COUNT_ASSET, sinceMs });
+        else for (const to of ctx.facts.destinations) out.push({ series: seriesFor.withDestination(series, to), asset: COUNT_ASSET, sinceMs });
+      },
+      evaluate(ctx) {
+        if (!applies(match, ctx)) return 'pass';
+        const series = ctx.series[scope];
+        if (!perDestination) {
+          const f = check(ctx, series);
+          return f ? [f] : 'pass';
+        }
+        const findings: Finding[] = [];
+        for (const to of ctx.facts.destinations) {
+          const f = check(ctx, seriesFor.withDestination(series, to));
+          if (f) findings.push(f);
+        }
+        return findings.length > 0 ? findings : 'pass';
+      },
+    };
+  },
+});

@@ -1,0 +1,86 @@
+import type { z } from 'zod';
+import type { Intent } from '../../intent.ts';
+import type { LedgerView, WindowQuery } from '../../ports/ledger.ts';
+import { seriesFor } from '../../ports/ledger.ts';
+import type { Violation } from '../decision.ts';
+import type { IntentFacts } from '../facts.ts';
+import type { PolicyPath } from '../path.ts';
+import type { AddressSets } from '../sets.ts';
+
+export interface EvaluationInput {
+  intent: Intent;
+  agentId: string;
+  sessionId: string;
+  /** Evaluation time (ms since epoch); the core never reads a clock. */
+  nowMs: number;
+}
+
+/** What a rule sees when it declares the ledger windows it will read. */
+export interface WindowContext {
+  input: EvaluationInput;
+  facts: IntentFacts;
+  /** Ledger series of each scope for this input, built once per evaluation. */
+  series: Readonly<Record<Scope, string>>;
+}
+
+/** What a rule sees when it evaluates. */
+export interface RuleContext extends WindowContext {
+  ledger: LedgerView;
+}
+
+/** A violation before the evaluator prefixes the rule with its layer. */
+export type Finding = Omit<Violation, 'rule'>;
+
+/**
+ * `grant`: an allow rule matched. `pass`: nothing to report. A list: violations (deny codes, or
+ * `approval_required` from an approval tier).
+ */
+export type RuleVerdict = 'grant' | 'pass' | readonly Finding[];
+
+export interface CompiledRule {
+  readonly name: string;
+  readonly type: string;
+  /** Appends every ledger window `evaluate` will read for this input. */
+  windows(ctx: WindowContext, out: WindowQuery[]): void;
+  evaluate(ctx: RuleContext): RuleVerdict;
+}
+
+/** An allow rule also says whether it names the kinds that are only granted by name. */
+export interface CompiledAllowRule extends CompiledRule {
+  readonly type: 'allow';
+  grantsByName(intent: Intent): boolean;
+}
+
+export interface BuildEnv {
+  sets: AddressSets;
+  /** Path of the rule in its document, e.g. `['rules', 2]`, for error messages. */
+  path: PolicyPath;
+}
+
+/**
+ * One rule type: its options schema (the whole rule object, validated when the rule is built)
+ * and the factory that compiles validated options into a rule.
+ */
+export interface RuleDefinition<S extends z.ZodType = z.ZodType> {
+  readonly type: string;
+  readonly schema: S;
+  build(options: z.output<S>, env: BuildEnv): CompiledRule;
+}
+
+export function defineRule<S extends z.ZodType>(definition: RuleDefinition<S>): RuleDefinition<S> {
+  return definition;
+}
+
+export type Scope = 'agent' | 'session' | 'fleet';
+
+/** Ledger series each scope charges (see ports/ledger.ts). */
+export function scopeSeries(input: EvaluationInput): Record<Scope, string> {
+  return { fleet: seriesFor.fleet(), agent: seriesFor.agent(input.agentId), session: seriesFor.session(input.sessionId) };
+}
+
+export const NO_FINDINGS: readonly Finding[] = [];
+
+/** Rules that apply only where their `match` matches; absent `match` means everywhere. */
+export function applies(match: { matches(intent: Intent, facts: IntentFacts): boolean } | undefined, ctx: WindowContext): boolean {
+  return match === undefined || match.matches(ctx.input.intent, ctx.facts);
+}

@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { addressField, setNamePattern } from './fields.ts';
+import { RULES } from './rules/index.ts';
+
+const ruleSchemas = Object.values(RULES).map((r) => r.schema) as unknown as [
+  (typeof RULES)[keyof typeof RULES]['schema'],
+  ...(typeof RULES)[keyof typeof RULES]['schema'][],
+];
+
+/** The policy document (format version 1). See docs/policy.md. */
+export const policySchema = z.strictObject({
+  version: z.literal(1, { error: 'expected version: 1' }),
+  sets: z
+    .record(z.string().regex(setNamePattern, 'a set name is 1-64 characters of A-Z, a-z, 0-9, _ and -'), z.array(addressField, { error: 'expected a list of addresses' }))
+    .optional()
+    .describe('Named address sets, referenced as `$name`.'),
+  rules: z.array(z.discriminatedUnion('type', ruleSchemas), { error: 'expected a list of rules' }),
+});
+
+export type PolicyDocument = z.input<typeof policySchema>;
+
+/** JSON Schema of the document, for editors and CI (written to docs/policy.schema.json). */
+export function policyJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(policySchema, { io: 'input', unrepresentable: 'any', target: 'draft-2020-12' }) as Record<string, unknown>;
+}

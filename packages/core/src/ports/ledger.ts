@@ -1,0 +1,56 @@
+/**
+ * Ledger series: every allowed (or held) request charges a fixed set of series, so that
+ * any budget rule, including one added later, can be answered from history.
+ *
+ * Series names:
+ *   fleet | agent:<agentId> | session:<sessionId>
+ *   fleet|to:<addr> | agent:<agentId>|to:<addr>      (per-destination)
+ * Asset is a CAIP-19 id, or `*` for the request-count series (amount 0, count 1).
+ */
+export interface LedgerWrite {
+  series: string;
+  asset: string;
+  amount: bigint;
+  count: number;
+}
+
+/** A rolling-window question: how much was charged to (series, asset) at or after `sinceMs`? */
+export interface WindowQuery {
+  series: string;
+  asset: string;
+  sinceMs: number;
+}
+
+export interface WindowTotal {
+  amount: bigint;
+  count: number;
+}
+
+export function windowKey(q: { series: string; asset: string; sinceMs: number }): string {
+  return `${q.series}\u0000${q.asset}\u0000${q.sinceMs}`;
+}
+
+/** What policy reads: totals prefetched for the queries it declared. */
+export interface LedgerView {
+  total(query: WindowQuery): WindowTotal;
+}
+
+export function ledgerViewFrom(queries: WindowQuery[], totals: WindowTotal[]): LedgerView {
+  const map = new Map<string, WindowTotal>();
+  queries.forEach((q, i) => map.set(windowKey(q), totals[i] ?? { amount: 0n, count: 0 }));
+  return {
+    total(query) {
+      const t = map.get(windowKey(query));
+      // Fail closed: a rule that reads a window nobody prefetched is a programming error.
+      if (!t) throw new Error(`ledger window not prefetched: ${query.series} ${query.asset}`);
+      return t;
+    },
+  };
+}
+
+export const seriesFor = {
+  fleet: () => 'fleet',
+  agent: (agentId: string) => `agent:${agentId}`,
+  session: (sessionId: string) => `session:${sessionId}`,
+  withDestination: (series: string, to: string) => `${series}|to:${to.toLowerCase()}`,
+};

@@ -1,0 +1,185 @@
+import type { LedgerWrite, WindowQuery, WindowTotal } from './ledger.ts';
+import type { AuditEntry, AuditEntryInput, AuditCheckpoint, AuditQuery } from '../audit/types.ts';
+
+export type AgentStatus = 'active' | 'frozen' | 'retired';
+
+export interface Agent {
+  id: string; // `ag_` + 16 hex
+  name: string; // unique
+  /** Hardened BIP-44 account index; allocated once, never reused (enforced by the store). */
+  accountIndex: number;
+  /** Key rotation bumps this (the last path component). */
+  keyIndex: number;
+  /** Lowercase EVM address of m/44'/60'/{accountIndex}'/0/{keyIndex}. */
+  address: string;
+  status: AgentStatus;
+  labels: Record<string, string>;
+  createdAt: number; // ms
+  updatedAt: number; // ms
+}
+
+export interface NewAgent {
+  id: string;
+  name: string;
+  /** Filled by the store inside `createAgents`, via `deriveAddress`. */
+  labels: Record<string, string>;
+}
+
+export interface SessionScope {
+  /** Actions this session may use, e.g. `evm.transaction`. */
+  actions: string[];
+  /** CAIP-2 chains this session may use; empty means the agent's policy decides. */
+  chains: string[];
+  /** Optional sub-budgets (the session's own ceiling, never above the agent's). */
+  budgets: { asset: string; max: string; window: string }[];
+}
+
+export interface Session {
+  id: string; // `ses_` + 16 hex
+  agentId: string;
+  /** sha256 of the token's secret part, hex. The token itself is never stored. */
+  tokenHash: string;
+  scope: SessionScope;
+  label?: string;
+  createdAt: number;
+  expiresAt: number;
+  revokedAt?: number;
+}
+
+export interface PolicyRecord {
+  /** `fleet` or `agent:<agentId>`. */
+  scope: string;
+  version: number; // 1, 2, 3… per scope
+  /** sha256 hex of the canonical JSON of the document. */
+  hash: string;
+  document: unknown; // the parsed policy document (JSON)
+  author: string;
+  createdAt: number;
+}
+
+export type ApprovalState = 'pending' | 'approved' | 'denied' | 'expired';
+
+export interface ApprovalRecord {
+  id: string; // `apr_` + 16 hex
+  agentId: string;
+  sessionId: string;
+  /** Audit entry that recorded the `require_approval` decision. */
+  auditSeq: number;
+  action: string;
+  /** What is needed to sign later: the request payload as received (JSON, no secrets). */
+  request: unknown;
+  /** Hex of the 32-byte digest that will be signed. */
+  digest: string;
+  /** The decoded intent (JSON) and the thresholds crossed, for the operator's review. */
+  summary: unknown;
+  state: ApprovalState;
+  createdAt: number;
+  expiresAt: number;
+  decidedAt?: number;
+  decidedBy?: string;
+  /** The signing result once approved (signatures are public; no secrets). */
+  result?: unknown;
+}
+
+export interface IdempotencyRecord {
+  /** `session:<id>` (who may replay it). */
+  scope: string;
+  key: string;
+  /** sha256 hex of the canonical request (action + payload). */
+  requestHash: string;
+  /** The audit entry of the original request. */
+  auditSeq: number;
+  /** The stored response (status + body), replayed as is. */
+  response: { status: number; body: unknown };
+  createdAt: number;
+}
+
+/**
+ * Persistence port. Implementations: SQLite (`node:sqlite`) and PostgreSQL (`pg`).
+ * Amounts cross this boundary as bigint; they are stored as TEXT (SQLite) / NUMERIC(78,0) (PostgreSQL).
+ * Any I/O failure surfaces as AirlockError('store_unavailable') so the service fails closed.
+ */
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+  /** Applies pending numbered migrations. Safe to call from several instances at once. */
+  migrate(): Promise<void>;
+  close(): Promise<void>;
+
+  getMeta(key: string): Promise<string | undefined>;
+  /** Inserts only if absent; returns the value now stored (first writer wins). */
+  initMeta(key: string, value: string): Promise<string>;
+  setMeta(key: string, value: string): Promise<void>;
+
+  /**
+   * Creates agents in one transaction. Account indexes come from a store-held counter that
+   * only grows; `deriveAddress` (may be async: await it) maps (accountIndex, keyIndex=0) to the address to record.
+   * Names must be unique: a duplicate fails the whole batch with `conflict`.
+   */
+  createAgents(agents: NewAgent[], deriveAddress: (accountIndex: number, keyIndex: number) => string | Promise<string>, now: number): Promise<Agent[]>;
+  getAgent(idOrName: string): Promise<Agent | undefined>;
+  listAgents(filter: { status?: AgentStatus; limit?: number; after?: string }): Promise<Agent[]>;
+  setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent>;
+
+  putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord>;
+  /** Latest version for the scope. */
+  getPolicy(scope: string, version?: number): Promise<PolicyRecord | undefined>;
+  listPolicyVersions(scope: string): Promise<Omit<PolicyRecord, 'document'>[]>;
+
+  createSession(session: Session): Promise<void>;
+  getSession(id: string): Promise<Session | undefined>;
+  listSessions(filter: { agentId?: string; includeInactive?: boolean; now: number }): Promise<Session[]>;
+  revokeSession(id: string, now: number): Promise<Session>;
+
+  getApproval(id: string): Promise<ApprovalRecord | undefined>;
+  listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]>;
+
+  queryAudit(query: AuditQuery): Promise<AuditEntry[]>;
+  /** Streams every entry in seq order (for verify/export) in pages. */
+  readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
+  auditHead(): Promise<{ seq: number; hash: string }>;
+  listCheckpoints(): Promise<AuditCheckpoint[]>;
+  appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
+
+  /**
+   * Runs `fn` in one serializable unit: on SQLite `BEGIN IMMEDIATE`, on PostgreSQL a transaction
+   * holding `pg_advisory_xact_lock(<airlock signing lock>)` taken before `fn` runs. Every writer of
+   * ledger and audit goes through here, so concurrent requests, instances and retries serialize.
+   * Commits when `fn` resolves, rolls back when it throws (and rethrows).
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+}
+
+/** Handle bound to the open transaction. Only valid inside `Store.transaction`. */
+export interface StoreTx {
+  getAgent(id: string): Promise<Agent | undefined>;
+  getSession(id: string): Promise<Session | undefined>;
+  /** Latest policy for each scope (fleet, agent:<id>), read inside the transaction. */
+  getPolicy(scope: string): Promise<PolicyRecord | undefined>;
+
+  getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined>;
+  putIdempotency(record: IdempotencyRecord): Promise<void>;
+
+  /**
+   * Totals charged to each (series, asset) at or after `sinceMs`: committed ledger entries plus
+   * amounts held by pending approvals. Must not scan history older than the window: answered from
+   * cumulative sums (two index lookups per query), so cost does not grow with history.
+   */
+  windowTotals(queries: WindowQuery[]): Promise<WindowTotal[]>;
+  /** Charges the ledger at `at` (clamped so time never goes backwards within a series). */
+  appendLedger(writes: LedgerWrite[], at: number, auditSeq: number): Promise<void>;
+
+  /** Holds reservations for a pending approval (counted by windowTotals while held). */
+  holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void>;
+  getApproval(id: string): Promise<ApprovalRecord | undefined>;
+  /**
+   * Moves a pending approval to its final state. `approved` converts the holds into ledger entries
+   * at `now` (never earlier, so windows can only over-count); `denied`/`expired` release them.
+   */
+  decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number): Promise<ApprovalRecord>;
+  setApprovalResult(id: string, result: unknown): Promise<void>;
+  /** Pending approvals whose expiresAt <= now. */
+  overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]>;
+
+  /** Appends to the hash chain (computes seq, prevHash and hash via `hashAuditEntry`). */
+  appendAudit(entry: AuditEntryInput): Promise<AuditEntry>;
+}

@@ -1,0 +1,23 @@
+import type { ChainAdapter } from '../ports/chain-adapter.ts';
+import type { Clock } from '../ports/clock.ts';
+import type { KeyBackend } from '../ports/key-backend.ts';
+import type { Store } from '../ports/store.ts';
+
+/** Everything the services need, wired once by the composition root (server/). */
+export interface ServiceDeps {
+  store: Store;
+  keys: KeyBackend;
+  /** Chain adapters by CAIP-2 namespace (`eip155`). */
+  adapters: ReadonlyMap<string, ChainAdapter>;
+  clock: Clock;
+  /** `prefix_` + 16 random hex chars from a CSPRNG. */
+  randomId: (prefix: string) => string;
+  /** 32 random bytes, base64url (43 chars), from a CSPRNG. */
+  randomSecret: () => string;
+  /** BIP-32 path of the audit checkpoint key. */
+  auditKeyPath: string;
+  /** How long a pending approval lives (default 24 h). */
+  approvalTtlMs: number;
+  /** Verifies a BIP-340 signature (x-only pubkey hex, 32-byte digest, sig hex). */
+  verifySchnorr: (publicKeyHex: string, digest: Uint8Array, signatureHex: string) => boolean;
+}

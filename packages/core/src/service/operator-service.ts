@@ -1,0 +1,231 @@
+import { canonicalJson } from '../canonical-json.ts';
+import { AirlockError } from '../errors.ts';
+import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope } from '../ports/store.ts';
+import { ACTIONS } from '../intent.ts';
+import { compilePolicy, diffPolicies, hashPolicy, parseDuration, parsePolicyText } from '../policy/index.ts';
+import type { ServiceDeps } from './deps.ts';
+import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
+import type { SigningService } from './signing-service.ts';
+import { formatSessionToken, hashSecret } from './tokens.ts';
+
+export interface CreateAgentsInput {
+  /** Explicit names, or `count` agents named `<prefix>-<id suffix>`. */
+  names?: string[];
+  count?: number;
+  prefix?: string;
+  labels?: Record<string, string>;
+}
+
+export interface IssueSessionInput {
+  /** Lifetime, e.g. `1h`, `24h`, `7d` (at most 30 days). */
+  ttl: string;
+  actions: string[];
+  chains?: string[];
+  budgets?: SessionScope['budgets'];
+  label?: string;
+}
+
+const NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+const MAX_BATCH = 10_000;
+const MAX_SESSION_MS = 30 * 24 * 3600_000;
+
+/** What operators do: agents, policies, sessions, approvals. Every change is audited. */
+export class OperatorService {
+  private readonly deps: ServiceDeps;
+  private readonly signing: SigningService;
+
+  constructor(deps: ServiceDeps, signing: SigningService) {
+    this.deps = deps;
+    this.signing = signing;
+  }
+
+  async createAgents(input: CreateAgentsInput, actor: string): Promise<Agent[]> {
+    const names = input.names ?? [];
+    const count = input.count ?? (names.length ? 0 : 1);
+    if (!Number.isSafeInteger(count) || count < 0 || names.length + count > MAX_BATCH || names.length + count === 0) {
+      throw new AirlockError('invalid_request', `count must be between 1 and ${MAX_BATCH}.`);
+    }
+    const prefix = input.prefix ?? 'agent';
+    const toCreate = [
+      ...names.map((name) => ({ id: this.deps.randomId('ag'), name })),
+      ...Array.from({ length: count }, () => {
+        const id = this.deps.randomId('ag');
+        return { id, name: `${prefix}-${id.slice(3, 11)}` };
+      }),
+    ];
+    const seen = new Set<string>();
+    for (const a of toCreate) {
+      if (!NAME_RE.test(a.name)) throw new AirlockError('invalid_request', 'Agent names are 1-64 chars of a-z, 0-9, _ . - and start with a letter or digit.');
+      if (seen.has(a.name)) throw new AirlockError('conflict', 'Duplicate agent name in the batch.');
+      seen.add(a.name);
+    }
+    const adapter = this.deps.adapters.get('eip155');
+    if (!adapter) throw new AirlockError('internal', 'EVM adapter not configured.');
+    const agents = await this.deps.store.createAgents(
+      toCreate.map((a) => ({ ...a, labels: input.labels ?? {} })),
+      async (accountIndex, keyIndex) => adapter.addressFromPublicKey(await this.deps.keys.getPublicKey(adapter.derivationPath(accountIndex, keyIndex))),
+      this.deps.clock.now(),
+    );
+    await this.audit('agent.created', actor, undefined, {
+      agents: agents.map((a) => ({ id: a.id, name: a.name, accountIndex: a.accountIndex, address: a.address })),
+    });
+    return agents;
+  }
+
+  async getAgent(idOrName: string): Promise<Agent> {
+    const agent = await this.deps.store.getAgent(idOrName);
+    if (!agent) throw new AirlockError('not_found', 'No such agent.');
+    return agent;
+  }
+
+  async setAgentStatus(idOrName: string, status: AgentStatus, actor: string): Promise<Agent> {
+    const agent = await this.getAgent(idOrName);
+    if (agent.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot change status.');
+    const updated = await this.deps.store.setAgentStatus(agent.id, status, this.deps.clock.now());
+    if (status === 'retired') {
+      // Retirement is final: every credential of the agent dies with it.
+      for (const s of await this.deps.store.listSessions({ agentId: agent.id, now: this.deps.clock.now() })) {
+        await this.deps.store.revokeSession(s.id, this.deps.clock.now());
+      }
+    }
+    const type = status === 'frozen' ? 'agent.frozen' : status === 'active' ? 'agent.unfrozen' : 'agent.retired';
+    await this.audit(type, actor, agent.id, { from: agent.status, to: status });
+    return updated;
+  }
+
+  /** Validates, stores a new version (unless identical to the current one) and audits it. */
+  async setPolicy(scope: string, source: string | unknown, actor: string): Promise<{ record: Omit<PolicyRecord, 'document'>; changed: boolean }> {
+    const resolved = await this.resolveScope(scope);
+    const document = typeof source === 'string' ? parsePolicyText(source) : source;
+    compilePolicy(document); // throws invalid_policy with the exact path
+    const hash = hashPolicy(document);
+    const current = await this.deps.store.getPolicy(resolved);
+    if (current && current.hash === hash) return { record: strip(current), changed: false };
+    const record = await this.deps.store.putPolicy({ scope: resolved, hash, document: JSON.parse(canonicalJson(document)), author: actor, createdAt: this.deps.clock.now() });
+    await this.audit('policy.set', actor, resolved.startsWith('agent:') ? resolved.slice(6) : undefined, {
+      scope: resolved,
+      version: record.version,
+      hash,
+      label: labelOf(record),
+      previousVersion: current?.version ?? null,
+    });
+    return { record: strip(record), changed: true };
+  }
+
+  async getPolicy(scope: string, version?: number): Promise<PolicyRecord> {
+    const record = await this.deps.store.getPolicy(await this.resolveScope(scope), version);
+    if (!record) throw new AirlockError('not_found', 'No policy at this scope/version.');
+    return record;
+  }
+
+  async listPolicyVersions(scope: string) {
+    return this.deps.store.listPolicyVersions(await this.resolveScope(scope));
+  }
+
+  async diffPolicy(scope: string, from: number, to?: number): Promise<string> {
+    const a = await this.getPolicy(scope, from);
+    const b = await this.getPolicy(scope, to);
+    return diffPolicies(a.document, b.document);
+  }
+
+  async issueSession(agentIdOrName: string, input: IssueSessionInput, actor: string): Promise<{ session: Session; token: string }> {
+    const agent = await this.getAgent(agentIdOrName);
+    if (agent.status !== 'active') throw new AirlockError(agent.status === 'frozen' ? 'agent_frozen' : 'agent_retired');
+    const ttlMs = parseDuration(input.ttl);
+    if (ttlMs > MAX_SESSION_MS) throw new AirlockError('invalid_request', 'ttl: at most 30d.');
+    if (!input.actions.length || !input.actions.every((a) => (ACTIONS as readonly string[]).includes(a))) {
+      throw new AirlockError('invalid_request', `actions: each must be one of ${ACTIONS.join(', ')}.`);
+    }
+    const budgets = input.budgets ?? [];
+    for (const b of budgets) {
+      parseDuration(b.window);
+      if (!/^\d{1,78}$/.test(b.max)) throw new AirlockError('invalid_amount', 'budgets[].max must be a non-negative integer string.');
+    }
+    const now = this.deps.clock.now();
+    const secret = this.deps.randomSecret();
+    const session: Session = {
+      id: this.deps.randomId('ses'),
+      agentId: agent.id,
+      tokenHash: hashSecret(secret),
+      scope: { actions: [...new Set(input.actions)], chains: input.chains ?? [], budgets },
+      createdAt: now,
+      expiresAt: now + ttlMs,
+      ...(input.label ? { label: input.label } : {}),
+    };
+    await this.deps.store.createSession(session);
+    await this.audit('session.issued', actor, agent.id, { sessionId: session.id, scope: session.scope, expiresAt: session.expiresAt });
+    return { session, token: formatSessionToken(session.id, secret) };
+  }
+
+  async revokeSession(id: string, actor: string): Promise<Session> {
+    const session = await this.deps.store.revokeSession(id, this.deps.clock.now());
+    await this.audit('session.revoked', actor, session.agentId, { sessionId: id });
+    return session;
+  }
+
+  async listSessions(agentIdOrName?: string, includeInactive = false): Promise<Session[]> {
+    const agentId = agentIdOrName ? (await this.getAgent(agentIdOrName)).id : undefined;
+    return this.deps.store.listSessions({ ...(agentId ? { agentId } : {}), includeInactive, now: this.deps.clock.now() });
+  }
+
+  /** Approves a pending request: the held reservation becomes spend, then the request is signed. */
+  async approve(id: string, actor: string): Promise<ApprovalRecord> {
+    await this.expireOverdue();
+    const now = this.deps.clock.now();
+    const approval = await this.deps.store.transaction(async (tx) => {
+      const pending = await tx.getApproval(id);
+      if (!pending) throw new AirlockError('not_found', 'No such approval.');
+      if (pending.state !== 'pending') throw new AirlockError('approval_not_pending');
+      const agent = await tx.getAgent(pending.agentId);
+      if (!agent || agent.status !== 'active') throw new AirlockError(agent?.status === 'retired' ? 'agent_retired' : 'agent_frozen', 'The agent is not active; deny the approval or unfreeze the agent first.');
+      const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: actor } });
+      return tx.decideApproval(id, 'approved', actor, now, entry.seq);
+    });
+    const agent = await this.getAgent(approval.agentId);
+    const { result, decoded } = await this.signing.signCommitted(agent, approval.action, approval.request, approval.digest);
+    const stored = { ...result, auditSeq: approval.auditSeq, digest: approval.digest, summary: decoded.intent.summary };
+    await this.deps.store.transaction((tx) => tx.setApprovalResult(id, stored));
+    return { ...approval, result: stored };
+  }
+
+  async deny(id: string, actor: string, reason?: string): Promise<ApprovalRecord> {
+    await this.expireOverdue();
+    const now = this.deps.clock.now();
+    return this.deps.store.transaction(async (tx) => {
+      const pending = await tx.getApproval(id);
+      if (!pending) throw new AirlockError('not_found', 'No such approval.');
+      if (pending.state !== 'pending') throw new AirlockError('approval_not_pending');
+      const entry = await tx.appendAudit({ at: now, type: 'approval.denied', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'deny', data: { approvalId: id, requestSeq: pending.auditSeq, by: actor, ...(reason ? { reason } : {}) } });
+      return tx.decideApproval(id, 'denied', actor, now, entry.seq);
+    });
+  }
+
+  /** Expires overdue approvals and releases their reservations. Called on a timer and before approval actions. */
+  async expireOverdue(): Promise<number> {
+    const now = this.deps.clock.now();
+    return this.deps.store.transaction(async (tx) => {
+      const overdue = await tx.overdueApprovals(now, 500);
+      for (const a of overdue) {
+        const entry = await tx.appendAudit({ at: now, type: 'approval.expired', actor: 'system', agentId: a.agentId, sessionId: a.sessionId, action: a.action, decision: 'deny', data: { approvalId: a.id, requestSeq: a.auditSeq } });
+        await tx.decideApproval(a.id, 'expired', 'system', now, entry.seq);
+      }
+      return overdue.length;
+    });
+  }
+
+  private async resolveScope(scope: string): Promise<string> {
+    if (scope === FLEET_SCOPE) return FLEET_SCOPE;
+    const name = scope.startsWith('agent:') ? scope.slice(6) : scope;
+    return agentScope((await this.getAgent(name)).id);
+  }
+
+  private async audit(type: string, actor: string, agentId: string | undefined, data: Record<string, unknown>): Promise<void> {
+    const now = this.deps.clock.now();
+    await this.deps.store.transaction((tx) => tx.appendAudit({ at: now, type, actor: 'operator', ...(agentId ? { agentId } : {}), data: { ...data, by: actor } }));
+  }
+}
+
+function strip(record: PolicyRecord): Omit<PolicyRecord, 'document'> {
+  const { document: _document, ...rest } = record;
+  return rest;
+}

@@ -1,0 +1,38 @@
+import { compilePolicy, sessionScopeLayer, type CompiledPolicy, type PolicyLayer } from '../policy/index.ts';
+import type { PolicyRecord, Session, StoreTx } from '../ports/store.ts';
+
+export const FLEET_SCOPE = 'fleet';
+export const agentScope = (agentId: string) => `agent:${agentId}`;
+
+/**
+ * Loads the layers that apply to a request (fleet, agent, session) inside the signing transaction,
+ * so a policy change is seen by the very next request on every instance. Compiled policies are cached
+ * by content hash: documents are immutable once stored, so the cache can never be stale.
+ */
+export class PolicyLayerLoader {
+  private readonly compiled = new Map<string, CompiledPolicy>();
+
+  async load(tx: StoreTx, agentId: string, session: Session): Promise<PolicyLayer[]> {
+    const [fleet, agent] = await Promise.all([tx.getPolicy(FLEET_SCOPE), tx.getPolicy(agentScope(agentId))]);
+    const layers: PolicyLayer[] = [];
+    if (fleet) layers.push({ layer: 'fleet', label: labelOf(fleet), policy: this.compile(fleet) });
+    if (agent) layers.push({ layer: 'agent', label: labelOf(agent), policy: this.compile(agent) });
+    layers.push(sessionScopeLayer(session.scope, session.id));
+    return layers;
+  }
+
+  private compile(record: PolicyRecord): CompiledPolicy {
+    let policy = this.compiled.get(record.hash);
+    if (!policy) {
+      policy = compilePolicy(record.document);
+      if (this.compiled.size > 1000) this.compiled.clear();
+      this.compiled.set(record.hash, policy);
+    }
+    return policy;
+  }
+}
+
+export function labelOf(record: Pick<PolicyRecord, 'scope' | 'version' | 'hash'>): string {
+  const scope = record.scope === FLEET_SCOPE ? 'fleet' : 'agent';
+  return `${scope}@${record.version}:${record.hash.slice(0, 8)}`;
+}

@@ -1,0 +1,159 @@
+/**
+ * Software key backend: BIP-32 keys derived from the unsealed root, signing with noble.
+ * Every signature is verified against the public key before it leaves this class.
+ */
+import { randomBytes } from 'node:crypto';
+import { AirlockError, type EcdsaSignature, type KeyBackend } from '@airlock/core';
+import { secp256k1, schnorr } from '@noble/curves/secp256k1.js';
+import type { HDKey } from '@scure/bip32';
+import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
+
+export interface HdKeyBackendOptions {
+  /** Derived nodes kept in memory (parents and leaves). Default 4096. */
+  cacheSize?: number;
+}
+
+export class HdKeyBackend implements KeyBackend {
+  readonly kind = 'hd';
+  readonly #root: HDKey;
+  // Insertion order of a Map is its LRU order: a hit is deleted and re-inserted at the end.
+  readonly #cache = new Map<string, HDKey>();
+  readonly #cacheSize: number;
+  #wiped = false;
+
+  /** Takes the root by reference; whoever owns the root wipes it (see UnsealedVault.wipe). */
+  constructor(root: HDKey, options: HdKeyBackendOptions = {}) {
+    const cacheSize = options.cacheSize ?? 4096;
+    if (!Number.isSafeInteger(cacheSize) || cacheSize < 1) {
+      throw new AirlockError('invalid_request', 'cacheSize must be a positive integer');
+    }
+    this.#root = root;
+    this.#cacheSize = cacheSize;
+  }
+
+  async getPublicKey(path: string): Promise<Uint8Array> {
+    return publicKeyOf(this.#derive(path));
+  }
+
+  async signDigest(path: string, digest: Uint8Array, scheme: 'ecdsa-secp256k1'): Promise<EcdsaSignature> {
+    if (scheme !== 'ecdsa-secp256k1') throw new AirlockError('invalid_request', 'signDigest only signs ecdsa-secp256k1');
+    assertDigest(digest);
+    const node = this.#derive(path);
+    const publicKey = publicKeyOf(node);
+    const privateKey = privateKeyOf(node); // a copy: zeroed below
+    let recovered: Uint8Array;
+    try {
+      // The digest is signed as given (prehash:false); RFC 6979 nonce; s normalised to the low half.
+      recovered = secp256k1.sign(digest, privateKey, { prehash: false, lowS: true, format: 'recovered' });
+    } finally {
+      privateKey.fill(0);
+    }
+    // noble's 'recovered' layout is recovery byte || r || s.
+    const recovery = recovered[0]!;
+    const compact = recovered.slice(1);
+    assertEcdsaSignature(compact, recovery, digest, publicKey);
+    return { compact, recovery };
+  }
+
+  async signSchnorr(path: string, digest: Uint8Array): Promise<Uint8Array> {
+    assertDigest(digest);
+    const node = this.#derive(path);
+    const xOnlyPublicKey = publicKeyOf(node).slice(1);
+    const privateKey = privateKeyOf(node);
+    let signature: Uint8Array;
+    try {
+      // BIP-340 recommends fresh auxiliary randomness (protects against fault/side-channel attacks).
+      signature = schnorr.sign(digest, privateKey, randomBytes(32));
+    } finally {
+      privateKey.fill(0);
+    }
+    if (!schnorr.verify(signature, digest, xOnlyPublicKey)) {
+      throw new AirlockError('signature_check_failed');
+    }
+    return signature;
+  }
+
+  /** Zeroes every cached private key; the backend refuses to work afterwards. */
+  wipe(): void {
+    for (const node of this.#cache.values()) node.wipePrivateData();
+    this.#cache.clear();
+    this.#wiped = true;
+  }
+
+  /** Derives from the longest cached prefix, caching each node on the way. */
+  #derive(path: string): HDKey {
+    if (this.#wiped) throw new AirlockError('sealed', 'the key backend was wiped; unseal the vault again');
+    const indexes = parseDerivationPath(path);
+    let depth = indexes.length;
+    let node: HDKey | undefined;
+    for (; depth > 0; depth--) {
+      node = this.#cacheGet(formatDerivationPath(indexes.slice(0, depth)));
+      if (node) break;
+    }
+    node ??= this.#root;
+    for (; depth < indexes.length; depth++) {
+      node = node.deriveChild(indexes[depth]!);
+      this.#cacheSet(formatDerivationPath(indexes.slice(0, depth + 1)), node);
+    }
+    return node;
+  }
+
+  #cacheGet(key: string): HDKey | undefined {
+    const node = this.#cache.get(key);
+    if (node) {
+      this.#cache.delete(key);
+      this.#cache.set(key, node);
+    }
+    return node;
+  }
+
+  #cacheSet(key: string, node: HDKey): void {
+    this.#cache.set(key, node);
+    if (this.#cache.size > this.#cacheSize) {
+      const [oldestKey, oldest] = this.#cache.entries().next().value!;
+      this.#cache.delete(oldestKey);
+      // Each HDKey owns its own copy of the private key, so wiping an evicted parent leaves
+      // its already-derived children intact.
+      oldest.wipePrivateData();
+    }
+  }
+}
+
+function publicKeyOf(node: HDKey): Uint8Array {
+  const publicKey = node.publicKey;
+  if (!publicKey) throw new AirlockError('internal', 'derived key has no public key');
+  return publicKey;
+}
+
+function privateKeyOf(node: HDKey): Uint8Array {
+  const privateKey = node.privateKey;
+  if (!privateKey) throw new AirlockError('sealed', 'the private key is not available; unseal the vault again');
+  return privateKey;
+}
+
+function assertDigest(digest: Uint8Array): void {
+  if (!(digest instanceof Uint8Array) || digest.length !== 32) {
+    throw new AirlockError('invalid_request', 'a digest to sign must be exactly 32 bytes');
+  }
+}
+
+/** The signature must verify, be low-S and carry the recovery id that yields our own public key. */
+function assertEcdsaSignature(compact: Uint8Array, recovery: number, digest: Uint8Array, publicKey: Uint8Array): void {
+  let ok = false;
+  try {
+    ok =
+      (recovery === 0 || recovery === 1) &&
+      secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true }) &&
+      equalBytes(
+        secp256k1.recoverPublicKey(Uint8Array.of(recovery, ...compact), digest, { prehash: false }),
+        publicKey,
+      );
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new AirlockError('signature_check_failed');
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}

@@ -1,0 +1,62 @@
+import { inspect } from 'node:util';
+import { AirlockError, type KeyBackend } from '@airlock/core';
+import type { HDKey } from '@scure/bip32';
+import { HdKeyBackend } from './hd-backend.ts';
+import { deriveRootFromEntropy } from './seed.ts';
+
+/**
+ * The vault after a successful unseal: the BIP-32 root in memory. It exposes a key backend and
+ * the root fingerprint, never the mnemonic, entropy or seed. Call `wipe()` to seal it again.
+ * (The mnemonic string built while deriving the seed is a JS string and cannot be zeroed; it is
+ * not kept.)
+ */
+export class UnsealedVault {
+  readonly #entropy: Uint8Array;
+  readonly #seed: Uint8Array;
+  readonly #root: HDKey;
+  readonly #fingerprint: string;
+  #backend: HdKeyBackend | undefined;
+  #wiped = false;
+
+  /** Takes ownership of `entropy` (it is zeroed by wipe()). Internal: use openVault(). */
+  constructor(entropy: Uint8Array) {
+    const { seed, root } = deriveRootFromEntropy(entropy);
+    this.#entropy = entropy;
+    this.#seed = seed;
+    this.#root = root;
+    this.#fingerprint = root.fingerprint.toString(16).padStart(8, '0');
+  }
+
+  /** BIP-32 fingerprint of the root key (first 4 bytes of HASH160(pubkey)): public, safe to show. */
+  fingerprint(): string {
+    return this.#fingerprint;
+  }
+
+  keyBackend(): KeyBackend {
+    if (this.#wiped) throw new AirlockError('sealed', 'the vault was wiped; unseal it again');
+    this.#backend ??= new HdKeyBackend(this.#root);
+    return this.#backend;
+  }
+
+  get wiped(): boolean {
+    return this.#wiped;
+  }
+
+  /** Zeroes the entropy, the seed, the root and every derived key held by the backend. */
+  wipe(): void {
+    this.#backend?.wipe();
+    this.#root.wipePrivateData();
+    this.#entropy.fill(0);
+    this.#seed.fill(0);
+    this.#wiped = true;
+  }
+
+  // Logging or serialising the object shows only public facts.
+  toJSON(): { fingerprint: string; wiped: boolean } {
+    return { fingerprint: this.#fingerprint, wiped: this.#wiped };
+  }
+
+  [inspect.custom](): string {
+    return `UnsealedVault { fingerprint: '${this.#fingerprint}', wiped: ${this.#wiped} }`;
+  }
+}

@@ -1,0 +1,42 @@
+import { resolve, join } from 'node:path';
+import { AirlockError, parseDuration } from '@airlock/core';
+
+export interface AirlockConfig {
+  /** Holds vault.json and (by default) airlock.db. */
+  dataDir: string;
+  vaultPath: string;
+  /** `sqlite:<path>` (default: <dataDir>/airlock.db) or `postgres://…[?schema=name]`. */
+  storeUrl: string;
+  host: string;
+  port: number;
+  /** Listen on a Unix socket instead of TCP when set. */
+  socketPath?: string;
+  approvalTtlMs: number;
+  bodyLimitBytes: number;
+  checkpointIntervalMs: number;
+}
+
+/** Environment variables, documented in docs/operations.md. Flags override them. */
+export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.ProcessEnv = process.env): AirlockConfig {
+  const dataDir = resolve(overrides.dataDir ?? env.AIRLOCK_DATA_DIR ?? 'data');
+  const port = overrides.port ?? Number(env.AIRLOCK_PORT ?? 8420);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new AirlockError('invalid_request', 'AIRLOCK_PORT must be a TCP port number.');
+  const config: AirlockConfig = {
+    dataDir,
+    vaultPath: overrides.vaultPath ?? env.AIRLOCK_VAULT ?? join(dataDir, 'vault.json'),
+    storeUrl: overrides.storeUrl ?? env.AIRLOCK_STORE ?? `sqlite:${join(dataDir, 'airlock.db')}`,
+    host: overrides.host ?? env.AIRLOCK_HOST ?? '127.0.0.1',
+    port,
+    approvalTtlMs: overrides.approvalTtlMs ?? parseDuration(env.AIRLOCK_APPROVAL_TTL ?? '24h'),
+    bodyLimitBytes: overrides.bodyLimitBytes ?? Number(env.AIRLOCK_BODY_LIMIT ?? 256 * 1024),
+    checkpointIntervalMs: overrides.checkpointIntervalMs ?? parseDuration(env.AIRLOCK_CHECKPOINT_INTERVAL ?? '10s'),
+  };
+  const socketPath = overrides.socketPath ?? env.AIRLOCK_SOCKET;
+  if (socketPath) config.socketPath = socketPath;
+  return config;
+}
+
+/** Strips credentials from a store URL before it reaches a log line or an error. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}

@@ -1,0 +1,18 @@
+import type { Context } from 'hono';
+import type { z } from 'zod';
+
+export type AuthKind = 'none' | 'admin' | 'agent' | 'admin_or_agent';
+
+export interface RouteSpec {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** Hono-style path, e.g. `/v1/agents/:id`. */
+  path: string;
+  summary: string;
+  tag: string;
+  auth: AuthKind;
+  body?: z.ZodType;
+  query?: z.ZodObject;
+  /** Status -> response schema (or a description for empty/plain bodies). */
+  responses: Record<number, z.ZodType | string>;
+  handler: (c: Context, input: { body: unknown; query: Record<string, unknown> }) => Promise<Response>;
+}

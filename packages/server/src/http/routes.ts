@@ -1,0 +1,230 @@
+import type { Context } from 'hono';
+import { AirlockError, compilePolicy, parsePolicyText, type AgentAuth, type AuditQuery, type Session } from '@airlock/core';
+import type { AirlockHolder } from './holder.ts';
+import type { Principal } from './auth.ts';
+import type { RouteSpec } from './route-table.ts';
+import * as S from './schemas.ts';
+import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts';
+
+const OPERATOR = 'admin';
+
+function agentOf(c: Context): AgentAuth {
+  const p = c.get('principal') as Principal;
+  if (p.kind !== 'agent') throw new AirlockError('forbidden', 'This endpoint takes a session token.');
+  return p.auth;
+}
+
+function timeParam(v: unknown, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const s = String(v);
+  const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(ms)) throw new AirlockError('invalid_request', `${name}: expected an ISO time or ms since epoch.`);
+  return ms;
+}
+
+/** Operator dry-runs evaluate as a session that may use every action (the agent's policy still decides). */
+function operatorSession(agentId: string): Session {
+  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: ['evm.transaction', 'evm.typed_data', 'evm.message'], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
+}
+
+export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): RouteSpec[] {
+  const A = () => holder.get();
+  const sign = (action: string) => async (c: Context, { body }: { body: unknown }) => {
+    const idem = c.req.header('idempotency-key');
+    if (idem !== undefined && !/^[A-Za-z0-9_.:-]{1,128}$/.test(idem)) throw new AirlockError('invalid_request', 'Idempotency-Key: 1-128 chars of A-Z a-z 0-9 _ . : -');
+    const out = await A().signing.sign(agentOf(c), action, body, idem);
+    return c.json(out.body, out.status);
+  };
+  const signResponses = { 200: S.SignResponse, 202: S.PendingApprovalResponse, 400: S.ErrorSchema, 401: S.ErrorSchema, 403: S.ErrorSchema, 409: S.ErrorSchema, 413: S.ErrorSchema, 503: S.ErrorSchema };
+
+  return [
+    {
+      method: 'get', path: '/v1/health', summary: 'Liveness, seal state and store reachability', tag: 'system', auth: 'none',
+      responses: { 200: 'ok', 503: 'sealed or store unavailable' },
+      handler: async (c) => {
+        if (holder.sealed) return c.json({ status: 'sealed' }, 503);
+        await A().store.auditHead();
+        return c.json({ status: 'ok', store: A().store.dialect });
+      },
+    },
+    { method: 'get', path: '/v1/openapi.json', summary: 'This API as OpenAPI 3.1', tag: 'system', auth: 'none', responses: { 200: 'OpenAPI document' }, handler: async (c) => c.json(openapi()) },
+    {
+      method: 'post', path: '/v1/unseal', summary: 'Unseal a server started sealed', tag: 'system', auth: 'none', body: S.UnsealRequest,
+      responses: { 200: 'unsealed', 400: S.ErrorSchema },
+      handler: async (c, { body }) => {
+        await holder.unseal((body as { passphrase: string }).passphrase);
+        return c.json({ status: 'ok' });
+      },
+    },
+
+    // ---- agents (session token) ----
+    {
+      method: 'get', path: '/v1/session', summary: 'Who am I: the agent and session behind this token', tag: 'agent', auth: 'agent',
+      responses: { 200: 'agent and session', 401: S.ErrorSchema },
+      handler: async (c) => {
+        const { agent, session } = agentOf(c);
+        return c.json({ agent: { id: agent.id, name: agent.name, address: agent.address, status: agent.status }, session: sessionJson(session) });
+      },
+    },
+    { method: 'post', path: '/v1/sign/transaction', summary: 'Sign an EVM transaction', tag: 'agent', auth: 'agent', body: S.SignTransactionRequest, responses: signResponses, handler: sign('evm.transaction') },
+    { method: 'post', path: '/v1/sign/typed-data', summary: 'Sign EIP-712 typed data', tag: 'agent', auth: 'agent', body: S.SignTypedDataRequest, responses: signResponses, handler: sign('evm.typed_data') },
+    { method: 'post', path: '/v1/sign/message', summary: 'Sign an EIP-191 personal message (denied unless a rule names it)', tag: 'agent', auth: 'agent', body: S.SignMessageRequest, responses: signResponses, handler: sign('evm.message') },
+    {
+      method: 'post', path: '/v1/dry-run', summary: 'Evaluate a request without reserving or signing', tag: 'agent', auth: 'agent', body: S.DryRunRequest,
+      responses: { 200: S.DryRunResponse, 400: S.ErrorSchema },
+      handler: async (c, { body }) => {
+        const b = body as { action: string; payload: unknown };
+        return c.json(await A().signing.dryRun(agentOf(c), b.action, b.payload));
+      },
+    },
+    {
+      method: 'get', path: '/v1/approvals/:id', summary: 'An approval and, once approved, its signing result', tag: 'approvals', auth: 'admin_or_agent',
+      responses: { 200: S.ApprovalSchema, 404: S.ErrorSchema },
+      handler: async (c) => {
+        await A().operator.expireOverdue();
+        const approval = await A().store.getApproval(c.req.param('id')!);
+        const p = c.get('principal') as Principal;
+        // An agent sees only its own approvals; others look like they do not exist.
+        if (!approval || (p.kind === 'agent' && approval.agentId !== p.auth.agent.id)) throw new AirlockError('not_found', 'No such approval.');
+        return c.json(approvalJson(approval));
+      },
+    },
+
+    // ---- operators (admin token) ----
+    {
+      method: 'post', path: '/v1/agents', summary: 'Create one agent, named agents, or `count` agents at once', tag: 'agents', auth: 'admin', body: S.CreateAgentsRequest,
+      responses: { 201: 'created agents', 400: S.ErrorSchema, 409: S.ErrorSchema },
+      handler: async (c, { body }) => {
+        const agents = await A().operator.createAgents(body as S.CreateAgentsInput, OPERATOR);
+        return c.json({ agents: agents.map(agentJson) }, 201);
+      },
+    },
+    {
+      method: 'get', path: '/v1/agents', summary: 'List agents', tag: 'agents', auth: 'admin',
+      query: S.ListAgentsParams, responses: { 200: 'agents' },
+      handler: async (c, { query }) => {
+        const q = query as { status?: 'active' | 'frozen' | 'retired'; limit?: number; after?: string };
+        const agents = await A().store.listAgents({ ...(q.status ? { status: q.status } : {}), limit: q.limit ?? 100, ...(q.after ? { after: q.after } : {}) });
+        return c.json({ agents: agents.map(agentJson) });
+      },
+    },
+    { method: 'get', path: '/v1/agents/:id', summary: 'One agent (by id or name)', tag: 'agents', auth: 'admin', responses: { 200: S.AgentSchema, 404: S.ErrorSchema }, handler: async (c) => c.json(agentJson(await A().operator.getAgent(c.req.param('id')!))) },
+    ...(['freeze', 'unfreeze', 'retire'] as const).map((verb): RouteSpec => ({
+      method: 'post', path: `/v1/agents/:id/${verb}`, summary: verb === 'freeze' ? 'Freeze: the very next request is refused' : verb === 'unfreeze' ? 'Unfreeze' : 'Retire for good (revokes its sessions; the account index is never reused)', tag: 'agents', auth: 'admin',
+      responses: { 200: S.AgentSchema, 404: S.ErrorSchema },
+      handler: async (c) => c.json(agentJson(await A().operator.setAgentStatus(c.req.param('id')!, verb === 'freeze' ? 'frozen' : verb === 'unfreeze' ? 'active' : 'retired', OPERATOR))),
+    })),
+    {
+      method: 'post', path: '/v1/agents/:id/sessions', summary: 'Issue a session credential (the token is shown once)', tag: 'sessions', auth: 'admin', body: S.IssueSessionRequest,
+      responses: { 201: S.IssuedSessionResponse, 400: S.ErrorSchema, 403: S.ErrorSchema },
+      handler: async (c, { body }) => {
+        const { session, token } = await A().operator.issueSession(c.req.param('id')!, body as S.IssueSessionInput, OPERATOR);
+        return c.json({ session: sessionJson(session), token }, 201);
+      },
+    },
+    {
+      method: 'get', path: '/v1/sessions', summary: 'List sessions (active only unless all=true)', tag: 'sessions', auth: 'admin', query: S.ListSessionsParams,
+      responses: { 200: 'sessions' },
+      handler: async (c, { query }) => {
+        const q = query as { agent?: string; all?: string };
+        return c.json({ sessions: (await A().operator.listSessions(q.agent, q.all === 'true')).map(sessionJson) });
+      },
+    },
+    { method: 'post', path: '/v1/sessions/:id/revoke', summary: 'Revoke a session (takes effect on the next request)', tag: 'sessions', auth: 'admin', responses: { 200: S.SessionSchema, 404: S.ErrorSchema }, handler: async (c) => c.json(sessionJson(await A().operator.revokeSession(c.req.param('id')!, OPERATOR))) },
+
+    {
+      method: 'post', path: '/v1/policies/validate', summary: 'Validate a policy document without storing it', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
+      responses: { 200: 'valid or the issues' },
+      handler: async (c, { body }) => {
+        const b = body as { source?: string; document?: unknown };
+        try {
+          compilePolicy(b.source !== undefined ? parsePolicyText(b.source) : b.document);
+          return c.json({ valid: true });
+        } catch (e) {
+          if (e instanceof AirlockError && e.code === 'invalid_policy') return c.json({ valid: false, error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+          throw e;
+        }
+      },
+    },
+    {
+      method: 'put', path: '/v1/policies/:scope', summary: 'Set the policy of `fleet` or of an agent (new version unless unchanged)', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
+      responses: { 200: 'the stored version', 400: S.ErrorSchema },
+      handler: async (c, { body }) => {
+        const b = body as { source?: string; document?: unknown };
+        return c.json(await A().operator.setPolicy(c.req.param('scope')!, b.source ?? b.document, OPERATOR));
+      },
+    },
+    {
+      method: 'get', path: '/v1/policies/:scope', summary: 'The current (or ?version=N) policy of `fleet` or an agent', tag: 'policies', auth: 'admin', query: S.PolicyVersionParams,
+      responses: { 200: 'policy record', 404: S.ErrorSchema },
+      handler: async (c, { query }) => c.json(await A().operator.getPolicy(c.req.param('scope')!, (query as { version?: number }).version)),
+    },
+    { method: 'get', path: '/v1/policies/:scope/versions', summary: 'Version history (hash, author, time)', tag: 'policies', auth: 'admin', responses: { 200: 'versions' }, handler: async (c) => c.json({ versions: await A().operator.listPolicyVersions(c.req.param('scope')!) }) },
+    {
+      method: 'get', path: '/v1/policies/:scope/diff', summary: 'Diff two versions (default: from the previous to the current)', tag: 'policies', auth: 'admin', query: S.PolicyDiffParams,
+      responses: { 200: 'diff text' },
+      handler: async (c, { query }) => {
+        const q = query as { from?: number; to?: number };
+        const versions = await A().operator.listPolicyVersions(c.req.param('scope')!);
+        const to = q.to ?? versions[0]?.version;
+        const from = q.from ?? (to !== undefined ? to - 1 : undefined);
+        if (to === undefined || from === undefined || from < 1) throw new AirlockError('not_found', 'Need two versions to diff.');
+        return c.json({ from, to, diff: await A().operator.diffPolicy(c.req.param('scope')!, from, to) });
+      },
+    },
+    {
+      method: 'post', path: '/v1/policies/dry-run', summary: 'Evaluate a request for an agent against current policy and ledger', tag: 'policies', auth: 'admin', body: S.AdminDryRunRequest,
+      responses: { 200: S.DryRunResponse },
+      handler: async (c, { body }) => {
+        const b = body as { agent: string; action: string; payload: unknown };
+        const agent = await A().operator.getAgent(b.agent);
+        return c.json(await A().signing.dryRun({ agent, session: operatorSession(agent.id) }, b.action, b.payload));
+      },
+    },
+
+    {
+      method: 'get', path: '/v1/audit', summary: 'Query the audit log (agent, time range, decision, type)', tag: 'audit', auth: 'admin', query: S.AuditQueryParams,
+      responses: { 200: 'entries' },
+      handler: async (c, { query }) => {
+        const q = query as { agent?: string; decision?: AuditQuery['decision']; type?: string; from?: string; to?: string; after?: number; limit?: number };
+        const agentId = q.agent ? (await A().operator.getAgent(q.agent)).id : undefined;
+        const fromMs = timeParam(q.from, 'from');
+        const toMs = timeParam(q.to, 'to');
+        const entries = await A().store.queryAudit({
+          ...(agentId ? { agentId } : {}), ...(q.decision ? { decision: q.decision } : {}), ...(q.type ? { type: q.type } : {}),
+          ...(fromMs !== undefined ? { fromMs } : {}), ...(toMs !== undefined ? { toMs } : {}), ...(q.after !== undefined ? { afterSeq: q.after } : {}), limit: q.limit ?? 100,
+        });
+        return c.json({ entries: entries.map(auditJson) });
+      },
+    },
+    {
+      method: 'post', path: '/v1/audit/verify', summary: 'Verify the whole hash chain and signed checkpoints', tag: 'audit', auth: 'admin',
+      responses: { 200: 'verification result' },
+      handler: async (c) => {
+        await A().audit.checkpoint();
+        return c.json(await A().audit.verify());
+      },
+    },
+    { method: 'get', path: '/v1/audit/head', summary: 'Sequence number and hash of the newest entry', tag: 'audit', auth: 'admin', responses: { 200: 'head' }, handler: async (c) => c.json(await A().store.auditHead()) },
+    { method: 'get', path: '/v1/audit/checkpoints', summary: 'Signed checkpoints and the audit public key', tag: 'audit', auth: 'admin', responses: { 200: 'checkpoints' }, handler: async (c) => c.json({ publicKey: await A().audit.auditPublicKey(), checkpoints: await A().store.listCheckpoints() }) },
+
+    {
+      method: 'get', path: '/v1/approvals', summary: 'List approvals (default: pending)', tag: 'approvals', auth: 'admin', query: S.ListApprovalsParams,
+      responses: { 200: 'approvals' },
+      handler: async (c, { query }) => {
+        await A().operator.expireOverdue();
+        const q = query as { state?: 'pending' | 'approved' | 'denied' | 'expired' | 'all'; agent?: string };
+        const agentId = q.agent ? (await A().operator.getAgent(q.agent)).id : undefined;
+        const state = q.state ?? 'pending';
+        const list = await A().store.listApprovals({ ...(state !== 'all' ? { state } : {}), ...(agentId ? { agentId } : {}), limit: 500 });
+        return c.json({ approvals: list.map(approvalJson) });
+      },
+    },
+    { method: 'post', path: '/v1/approvals/:id/approve', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema, 409: S.ErrorSchema }, handler: async (c) => c.json(approvalJson(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
+    {
+      method: 'post', path: '/v1/approvals/:id/deny', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,
+      responses: { 200: S.ApprovalSchema, 409: S.ErrorSchema },
+      handler: async (c, { body }) => c.json(approvalJson(await A().operator.deny(c.req.param('id')!, OPERATOR, (body as { reason?: string } | undefined)?.reason))),
+    },
+  ];
+}

@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { hexToBytes } from '@noble/hashes/utils.js';
+import {
+  AirlockError,
+  AuditService,
+  OperatorService,
+  SigningService,
+  hashSecret,
+  systemClock,
+  type Clock,
+  type ServiceDeps,
+  type Store,
+} from '@airlock/core';
+import { AUDIT_KEY_PATH, createVault, openVault, type CreateVaultOptions, type UnsealedVault } from '@airlock/keys';
+
+/** Vault options (KDF parameters; `allowWeakKdf` is for tests only). */
+export type VaultOptions = CreateVaultOptions;
+import { createEvmAdapter } from '@airlock/chains';
+import { openStore } from '@airlock/store';
+import type { AirlockConfig } from './config.ts';
+
+export function randomId(prefix: string): string {
+  return `${prefix}_${randomBytes(8).toString('hex')}`;
+}
+
+export function randomSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function verifySchnorr(publicKeyHex: string, digest: Uint8Array, signatureHex: string): boolean {
+  try {
+    return schnorr.verify(hexToBytes(signatureHex), digest, hexToBytes(publicKeyHex));
+  } catch {
+    return false;
+  }
+}
+
+export interface InitResult {
+  /** Shown once to the operator for the paper backup. Never stored in clear, never logged. */
+  mnemonic: string;
+  /** Shown once. Only its hash is stored. */
+  adminToken: string;
+  fingerprint: string;
+  auditPublicKey: string;
+}
+
+/** `airlock init`: creates the sealed vault and binds a (new or empty) store to it. */
+export async function initAirlock(config: AirlockConfig, passphrase: string, vaultOptions: VaultOptions = {}): Promise<InitResult> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = await openStore(config.storeUrl);
+  try {
+    await store.migrate();
+    if (await store.getMeta('vault_fingerprint')) {
+      throw new AirlockError('vault_exists', 'This store is already bound to a vault.', { hints: ['Use a new data directory or store, or start with the existing vault.'] });
+    }
+    const { mnemonic } = await createVault(config.vaultPath, passphrase, vaultOptions);
+    const vault = await openVault(config.vaultPath, passphrase, vaultOptions);
+    try {
+      const fingerprint = vault.fingerprint();
+      const keys = vault.keyBackend();
+      const auditPublicKey = Buffer.from((await keys.getPublicKey(AUDIT_KEY_PATH)).slice(1)).toString('hex');
+      const adminToken = `adm_${randomSecret()}`;
+      await store.initMeta('vault_fingerprint', fingerprint);
+      await store.initMeta('audit_public_key', auditPublicKey);
+      await store.setMeta('admin_token_hash', hashSecret(adminToken.slice(4)));
+      const now = Date.now();
+      await store.transaction((tx) => tx.appendAudit({ at: now, type: 'vault.initialized', actor: 'operator', data: { fingerprint, auditPublicKey } }));
+      return { mnemonic, adminToken, fingerprint, auditPublicKey };
+    } finally {
+      vault.wipe();
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+export interface Airlock {
+  config: AirlockConfig;
+  store: Store;
+  deps: ServiceDeps;
+  signing: SigningService;
+  operator: OperatorService;
+  audit: AuditService;
+  adminTokenHash: string;
+  /** Stops timers, writes a last checkpoint, wipes key material and closes the store. */
+  close(): Promise<void>;
+}
+
+export interface OpenOptions {
+  clock?: Clock;
+  vault?: VaultOptions;
+  /** Start background timers (checkpoints, approval expiry). Default true. */
+  timers?: boolean;
+}
+
+/**
+ * The composition root: the only place that picks concrete adapters.
+ * Unseals the vault, checks it belongs to the store, wires the services.
+ */
+export async function openAirlock(config: AirlockConfig, passphrase: string, options: OpenOptions = {}): Promise<Airlock> {
+  const store = await openStore(config.storeUrl);
+  let vault: UnsealedVault | undefined;
+  try {
+    await store.migrate();
+    const bound = await store.getMeta('vault_fingerprint');
+    if (!bound) throw new AirlockError('vault_missing', 'This store has no vault yet.', { hints: ['Run `airlock init` first.'] });
+    vault = await openVault(config.vaultPath, passphrase, options.vault ?? {});
+    if (vault.fingerprint() !== bound) throw new AirlockError('vault_mismatch', 'The vault file does not belong to this store.');
+    const adminTokenHash = await store.getMeta('admin_token_hash');
+    if (!adminTokenHash) throw new AirlockError('vault_missing', 'This store has no admin credential.');
+    const deps: ServiceDeps = {
+      store,
+      keys: vault.keyBackend(),
+      adapters: new Map([['eip155', createEvmAdapter()]]),
+      clock: options.clock ?? systemClock,
+      randomId,
+      randomSecret,
+      auditKeyPath: AUDIT_KEY_PATH,
+      approvalTtlMs: config.approvalTtlMs,
+      verifySchnorr,
+    };
+    const signing = new SigningService(deps);
+    const operator = new OperatorService(deps, signing);
+    const audit = new AuditService(deps);
+    const timers: NodeJS.Timeout[] = [];
+    if (options.timers !== false) {
+      const background = (fn: () => Promise<unknown>, ms: number) => {
+        const t = setInterval(() => void fn().catch(() => undefined), ms);
+        t.unref();
+        timers.push(t);
+      };
+      background(() => audit.checkpoint(), config.checkpointIntervalMs);
+      background(() => operator.expireOverdue(), 30_000);
+    }
+    const openedVault = vault;
+    let closed = false;
+    return {
+      config,
+      store,
+      deps,
+      signing,
+      operator,
+      audit,
+      adminTokenHash,
+      async close() {
+        if (closed) return;
+        closed = true;
+        for (const t of timers) clearInterval(t);
+        await audit.checkpoint().catch(() => undefined);
+        openedVault.wipe();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    vault?.wipe();
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+}

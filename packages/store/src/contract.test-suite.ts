@@ -1,0 +1,394 @@
+/**
+ * The one contract every Store must pass (run by sqlite.test.ts and postgres.test.ts).
+ * `open` must return a fresh, empty store each time; the suite migrates it and closes it.
+ */
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AirlockError, AuditChainVerifier, GENESIS_HASH } from '@airlock/core';
+import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, Session, Store, WindowQuery } from '@airlock/core';
+
+/** Concrete stores expose raw SQL for tests only (it is not on the port). */
+interface RawExec {
+  rawExec(sql: string): Promise<void>;
+}
+
+const fakeAddress = (accountIndex: number, keyIndex: number) =>
+  `0x${accountIndex.toString(16).padStart(32, '0')}${keyIndex.toString(16).padStart(8, '0')}`;
+const agentsNamed = (...names: string[]): NewAgent[] =>
+  names.map((name, i) => ({ id: `ag_${name.padStart(16, '0').slice(-16)}${i}`, name, labels: { team: 'test' } }));
+
+function code(e: unknown): string | undefined {
+  return e instanceof AirlockError ? e.code : undefined;
+}
+
+async function rejectsWithCode(p: Promise<unknown>, expected: string): Promise<void> {
+  await assert.rejects(p, (e) => {
+    assert.equal(code(e), expected, `expected AirlockError(${expected}), got ${String(e)}`);
+    return true;
+  });
+}
+
+const BUDGET_SERIES = 'agent:ag_budget';
+const BUDGET_LIMIT = 50;
+
+/**
+ * 200 concurrent read-check-append transactions spread over `stores` (one or several instances on
+ * the same database). Each reads the window, yields, and appends only if under the limit: without
+ * serialisation several would read the same total and overshoot.
+ */
+export async function runConcurrentBudget(stores: Store[], attempts = 200): Promise<{ appended: number; total: number }> {
+  const query: WindowQuery = { series: BUDGET_SERIES, asset: '*', sinceMs: 0 };
+  const results = await Promise.all(
+    Array.from({ length: attempts }, (_, i) =>
+      stores[i % stores.length]!.transaction(async (tx) => {
+        const [total] = await tx.windowTotals([query]);
+        await new Promise((resolve) => setImmediate(resolve)); // give other callers every chance to interleave
+        if (total!.count >= BUDGET_LIMIT) return false;
+        await tx.appendLedger([{ series: BUDGET_SERIES, asset: '*', amount: 1n, count: 1 }], 1_000 + i, 0);
+        return true;
+      }),
+    ),
+  );
+  const [final] = await stores[0]!.transaction((tx) => tx.windowTotals([query]));
+  return { appended: results.filter(Boolean).length, total: final!.count };
+}
+
+export function runStoreContract(name: string, open: () => Promise<Store>): void {
+  describe(`Store contract: ${name}`, () => {
+    const opened: Store[] = [];
+    async function fresh(): Promise<Store & Partial<RawExec>> {
+      const store = await open();
+      opened.push(store);
+      await store.migrate();
+      return store as Store & Partial<RawExec>;
+    }
+    after(async () => {
+      for (const s of opened) await s.close().catch(() => undefined);
+    });
+
+    test('migrate is idempotent and meta keeps the first value written by initMeta', async () => {
+      const store = await fresh();
+      await store.migrate();
+      assert.equal(await store.getMeta('vault_id'), undefined);
+      assert.equal(await store.initMeta('vault_id', 'v1'), 'v1');
+      assert.equal(await store.initMeta('vault_id', 'v2'), 'v1');
+      await store.setMeta('vault_id', 'v3');
+      assert.equal(await store.getMeta('vault_id'), 'v3');
+    });
+
+    test('createAgents allocates consecutive account indexes and records the derived address', async () => {
+      const store = await fresh();
+      const created = await store.createAgents(agentsNamed('alpha', 'beta', 'gamma'), fakeAddress, 1000);
+      assert.deepEqual(created.map((a) => a.accountIndex), [0, 1, 2]);
+      assert.equal(created[1]!.address, fakeAddress(1, 0));
+      assert.equal(created[0]!.status, 'active');
+      const byName = await store.getAgent('beta');
+      assert.deepEqual(byName, created[1]);
+      assert.deepEqual(await store.getAgent(created[2]!.id), created[2]);
+      assert.equal(await store.getAgent('nobody'), undefined);
+
+      const more = await store.createAgents(agentsNamed('delta'), fakeAddress, 2000);
+      assert.equal(more[0]!.accountIndex, 3);
+    });
+
+    test('a duplicate name fails the whole batch with conflict and allocates nothing', async () => {
+      const store = await fresh();
+      await store.createAgents(agentsNamed('alpha'), fakeAddress, 1000);
+      await rejectsWithCode(store.createAgents(agentsNamed('new1', 'alpha', 'new2'), fakeAddress, 1000), 'conflict');
+      await rejectsWithCode(store.createAgents(agentsNamed('dup', 'dup'), fakeAddress, 1000), 'conflict');
+      assert.equal(await store.getAgent('new1'), undefined);
+      const next = await store.createAgents(agentsNamed('after'), fakeAddress, 1000);
+      assert.equal(next[0]!.accountIndex, 1, 'the failed batches must not consume indexes');
+    });
+
+    test('account indexes are never reused, and the store itself forbids deleting agents or changing an index', async () => {
+      const store = await fresh();
+      const [first] = await store.createAgents(agentsNamed('old'), fakeAddress, 1000);
+      const retired = await store.setAgentStatus(first!.id, 'retired', 2000);
+      assert.equal(retired.status, 'retired');
+      assert.equal(retired.updatedAt, 2000);
+      const [second] = await store.createAgents(agentsNamed('new'), fakeAddress, 3000);
+      assert.equal(second!.accountIndex, 1);
+      assert.ok(store.rawExec, 'concrete stores expose rawExec for this check');
+      await assert.rejects(store.rawExec(`DELETE FROM agents WHERE id = '${first!.id}'`));
+      await assert.rejects(store.rawExec(`UPDATE agents SET account_index = 7 WHERE id = '${first!.id}'`));
+      await assert.rejects(store.rawExec('UPDATE account_counter SET next_index = 0'));
+      assert.equal((await store.getAgent(first!.id))?.accountIndex, 0);
+      await rejectsWithCode(store.setAgentStatus('ag_missing', 'frozen', 1), 'not_found');
+    });
+
+    test('listAgents orders by account index, filters by status and pages with an agent id cursor', async () => {
+      const store = await fresh();
+      const created = await store.createAgents(agentsNamed('a', 'b', 'c', 'd', 'e'), fakeAddress, 1000);
+      await store.setAgentStatus(created[1]!.id, 'frozen', 1001);
+      const page1 = await store.listAgents({ limit: 2 });
+      assert.deepEqual(page1.map((a) => a.name), ['a', 'b']);
+      const page2 = await store.listAgents({ limit: 2, after: page1[1]!.id });
+      assert.deepEqual(page2.map((a) => a.name), ['c', 'd']);
+      assert.deepEqual((await store.listAgents({ status: 'frozen' })).map((a) => a.name), ['b']);
+      assert.deepEqual((await store.listAgents({ status: 'active', after: created[0]!.id })).map((a) => a.name), ['c', 'd', 'e']);
+    });
+
+    test('createAgents provisions 10,000 agents in one batch quickly', async () => {
+      const store = await fresh();
+      const batch = Array.from({ length: 10_000 }, (_, i) => ({ id: `ag_${i.toString(16).padStart(16, '0')}`, name: `bulk-${i}`, labels: {} }));
+      const started = performance.now();
+      const created = await store.createAgents(batch, fakeAddress, 1000);
+      const elapsed = performance.now() - started;
+      assert.equal(created.length, 10_000);
+      assert.equal(created[9_999]!.accountIndex, 9_999);
+      assert.equal((await store.getAgent('bulk-9999'))?.address, fakeAddress(9_999, 0));
+      assert.ok(elapsed < 10_000, `took ${elapsed.toFixed(0)} ms`);
+    });
+
+    test('policies get version max+1 per scope; latest by default, any version on request', async () => {
+      const store = await fresh();
+      const v1 = await store.putPolicy({ scope: 'fleet', hash: 'h1', document: { rules: [1], cap: '10' }, author: 'op', createdAt: 1 });
+      const v2 = await store.putPolicy({ scope: 'fleet', hash: 'h2', document: { rules: [2] }, author: 'op', createdAt: 2 });
+      const other = await store.putPolicy({ scope: 'agent:ag_1', hash: 'h3', document: {}, author: 'op', createdAt: 3 });
+      assert.deepEqual([v1.version, v2.version, other.version], [1, 2, 1]);
+      assert.deepEqual((await store.getPolicy('fleet'))?.document, { rules: [2] });
+      assert.deepEqual((await store.getPolicy('fleet', 1))?.document, { rules: [1], cap: '10' });
+      assert.equal(await store.getPolicy('fleet', 9), undefined);
+      assert.equal(await store.getPolicy('agent:nobody'), undefined);
+      assert.deepEqual(await store.listPolicyVersions('fleet'), [
+        { scope: 'fleet', version: 2, hash: 'h2', author: 'op', createdAt: 2 },
+        { scope: 'fleet', version: 1, hash: 'h1', author: 'op', createdAt: 1 },
+      ]);
+      assert.equal((await store.transaction((tx) => tx.getPolicy('fleet')))?.version, 2);
+    });
+
+    test('sessions: revoke once, list only active sessions by default', async () => {
+      const store = await fresh();
+      const [agent] = await store.createAgents(agentsNamed('s'), fakeAddress, 0);
+      const base = { agentId: agent!.id, tokenHash: 'ab'.repeat(32), scope: { actions: ['evm.transaction'], chains: [], budgets: [] }, createdAt: 100 };
+      const live: Session = { ...base, id: 'ses_live', label: 'worker', expiresAt: 10_000 };
+      const expired: Session = { ...base, id: 'ses_expired', expiresAt: 500 };
+      const revoked: Session = { ...base, id: 'ses_revoked', expiresAt: 10_000 };
+      for (const s of [live, expired, revoked]) await store.createSession(s);
+      assert.deepEqual(await store.getSession('ses_live'), live);
+      const r1 = await store.revokeSession('ses_revoked', 1000);
+      assert.equal(r1.revokedAt, 1000);
+      const r2 = await store.revokeSession('ses_revoked', 2000);
+      assert.equal(r2.revokedAt, 1000, 'revoking again leaves the first revocation time');
+      await rejectsWithCode(store.revokeSession('ses_none', 1), 'not_found');
+      assert.deepEqual((await store.listSessions({ now: 1000 })).map((s) => s.id), ['ses_live']);
+      assert.deepEqual((await store.listSessions({ agentId: agent!.id, includeInactive: true, now: 1000 })).map((s) => s.id).sort(), ['ses_expired', 'ses_live', 'ses_revoked']);
+      assert.deepEqual(await store.listSessions({ agentId: 'ag_other', now: 1000 }), []);
+      assert.deepEqual(await store.transaction((tx) => tx.getSession('ses_live')), live);
+    });
+
+    test('idempotency records round-trip and a second put for the same key conflicts', async () => {
+      const store = await fresh();
+      const record = { scope: 'session:ses_1', key: 'k1', requestHash: 'cd'.repeat(32), auditSeq: 3, response: { status: 200, body: { signature: '0x01', n: 1 } }, createdAt: 5 };
+      await store.transaction((tx) => tx.putIdempotency(record));
+      assert.deepEqual(await store.transaction((tx) => tx.getIdempotency('session:ses_1', 'k1')), record);
+      assert.equal(await store.transaction((tx) => tx.getIdempotency('session:ses_2', 'k1')), undefined);
+      await rejectsWithCode(store.transaction((tx) => tx.putIdempotency({ ...record, requestHash: 'ef'.repeat(32) })), 'conflict');
+    });
+
+    test('the audit log is a hash chain that verifies, filters, pages, and survives a rollback unchanged', async () => {
+      const store = await fresh();
+      assert.deepEqual(await store.auditHead(), { seq: 0, hash: GENESIS_HASH });
+      const inputs: AuditEntryInput[] = [
+        { at: 10, type: 'sign.request', actor: 'agent', agentId: 'ag_1', sessionId: 'ses_1', action: 'evm.transaction', decision: 'allow', data: { amount: 5n, to: '0xabc' } },
+        { at: 20, type: 'sign.request', actor: 'agent', agentId: 'ag_2', action: 'evm.transaction', decision: 'deny', data: { violations: [{ code: 'budget_exceeded' }] } },
+        { at: 30, type: 'policy.set', actor: 'operator', data: {} },
+        { at: 40, type: 'sign.request', actor: 'agent', agentId: 'ag_1', decision: 'allow', data: { nested: { b: 1, a: [true, null] } } },
+      ];
+      const appended = [];
+      for (const input of inputs) appended.push(await store.transaction((tx) => tx.appendAudit(input)));
+      assert.deepEqual(appended.map((e) => e.seq), [1, 2, 3, 4]);
+      assert.equal(appended[0]!.prevHash, GENESIS_HASH);
+      assert.equal(appended[0]!.data.amount, '5', 'bigints are stored as decimal strings');
+
+      await assert.rejects(store.transaction(async (tx) => {
+        await tx.appendAudit({ at: 50, type: 'x', actor: 'system', data: {} });
+        throw new Error('boom');
+      }), /boom/);
+      assert.deepEqual(await store.auditHead(), { seq: 4, hash: appended[3]!.hash });
+
+      const all = await store.readAudit(1, 100);
+      assert.deepEqual(all, appended);
+      const verifier = new AuditChainVerifier();
+      for (const e of all) assert.ok(verifier.push(e));
+      assert.equal(verifier.finish([], () => true).ok, true);
+
+      assert.deepEqual((await store.readAudit(3, 1)).map((e) => e.seq), [3]);
+      assert.deepEqual((await store.queryAudit({ agentId: 'ag_1' })).map((e) => e.seq), [1, 4]);
+      assert.deepEqual((await store.queryAudit({ decision: 'deny' })).map((e) => e.seq), [2]);
+      assert.deepEqual((await store.queryAudit({ type: 'policy.set' })).map((e) => e.seq), [3]);
+      assert.deepEqual((await store.queryAudit({ fromMs: 20, toMs: 30 })).map((e) => e.seq), [2, 3]);
+      assert.deepEqual((await store.queryAudit({ afterSeq: 2, limit: 1 })).map((e) => e.seq), [3]);
+      assert.equal(appended[2]!.agentId, undefined);
+      assert.equal('agentId' in (await store.readAudit(3, 1))[0]!, false, 'absent fields stay absent');
+    });
+
+    test('the store rejects UPDATE and DELETE on audit entries (append-only by trigger)', async () => {
+      const store = await fresh();
+      await store.transaction((tx) => tx.appendAudit({ at: 1, type: 't', actor: 'system', data: { v: 1 } }));
+      assert.ok(store.rawExec);
+      await assert.rejects(store.rawExec(`UPDATE audit_entries SET data = '{"v":2}' WHERE seq = 1`));
+      await assert.rejects(store.rawExec('DELETE FROM audit_entries'));
+      assert.deepEqual((await store.readAudit(1, 10))[0]!.data, { v: 1 });
+    });
+
+    test('checkpoints are appended and listed in seq order; a second one at the same seq conflicts', async () => {
+      const store = await fresh();
+      const cp = (seq: number) => ({ seq, headHash: 'aa'.repeat(32), at: seq * 10, publicKey: 'bb'.repeat(32), signature: 'cc'.repeat(64) });
+      await store.appendCheckpoint(cp(5));
+      await store.appendCheckpoint(cp(2));
+      assert.deepEqual(await store.listCheckpoints(), [cp(2), cp(5)]);
+      await rejectsWithCode(store.appendCheckpoint(cp(5)), 'conflict');
+    });
+
+    test('window totals sum the window only, per series and asset, across several windows', async () => {
+      const store = await fresh();
+      const usdc = 'eip155:1/erc20:0xa0b8';
+      const charge = (amount: bigint, at: number, series = 'agent:a') =>
+        store.transaction((tx) => tx.appendLedger([{ series, asset: usdc, amount, count: 1 }, { series, asset: '*', amount: 0n, count: 1 }], at, 1));
+      await charge(100n, 1_000);
+      await charge(200n, 2_000);
+      await charge(2n ** 200n, 3_000); // far beyond a JS number
+      await charge(7n, 3_000, 'agent:b');
+      const totals = await store.transaction((tx) =>
+        tx.windowTotals([
+          { series: 'agent:a', asset: usdc, sinceMs: 0 },
+          { series: 'agent:a', asset: usdc, sinceMs: 1_500 },
+          { series: 'agent:a', asset: usdc, sinceMs: 2_000 },
+          { series: 'agent:a', asset: usdc, sinceMs: 3_001 },
+          { series: 'agent:a', asset: '*', sinceMs: 1_001 },
+          { series: 'agent:b', asset: usdc, sinceMs: 0 },
+          { series: 'agent:none', asset: usdc, sinceMs: 0 },
+        ]),
+      );
+      assert.deepEqual(totals, [
+        { amount: 300n + 2n ** 200n, count: 3 },
+        { amount: 200n + 2n ** 200n, count: 2 },
+        { amount: 200n + 2n ** 200n, count: 2 },
+        { amount: 0n, count: 0 },
+        { amount: 0n, count: 2 },
+        { amount: 7n, count: 1 },
+        { amount: 0n, count: 0 },
+      ]);
+      await rejectsWithCode(store.transaction((tx) => tx.appendLedger([{ series: 'agent:a', asset: usdc, amount: -1n, count: 1 }], 4_000, 1)), 'invalid_amount');
+    });
+
+    test('ledger time never goes backwards within a series (late writes land at the series head time)', async () => {
+      const store = await fresh();
+      const w = (amount: bigint): LedgerWrite[] => [{ series: 'fleet', asset: 'x', amount, count: 1 }];
+      await store.transaction((tx) => tx.appendLedger(w(10n), 5_000, 1));
+      await store.transaction((tx) => tx.appendLedger(w(20n), 1_000, 2)); // clock skew: clamped to 5_000
+      const [since4000, since5001] = await store.transaction((tx) =>
+        tx.windowTotals([{ series: 'fleet', asset: 'x', sinceMs: 4_000 }, { series: 'fleet', asset: 'x', sinceMs: 5_001 }]),
+      );
+      assert.deepEqual(since4000, { amount: 30n, count: 2 });
+      assert.deepEqual(since5001, { amount: 0n, count: 0 });
+      // A batch with the same series twice counts both.
+      await store.transaction((tx) => tx.appendLedger([...w(1n), ...w(2n)], 6_000, 3));
+      const [later] = await store.transaction((tx) => tx.windowTotals([{ series: 'fleet', asset: 'x', sinceMs: 5_500 }]));
+      assert.deepEqual(later, { amount: 3n, count: 2 });
+    });
+
+    test('a transaction that throws rolls back its ledger writes and rethrows the error unchanged', async () => {
+      const store = await fresh();
+      const original = new AirlockError('policy_denied', 'no');
+      await assert.rejects(store.transaction(async (tx) => {
+        await tx.appendLedger([{ series: 's', asset: 'a', amount: 5n, count: 1 }], 1, 1);
+        throw original;
+      }), (e) => e === original);
+      const [t] = await store.transaction((tx) => tx.windowTotals([{ series: 's', asset: 'a', sinceMs: 0 }]));
+      assert.deepEqual(t, { amount: 0n, count: 0 });
+      let leaked: import('@airlock/core').StoreTx | undefined;
+      await store.transaction(async (tx) => void (leaked = tx));
+      await assert.rejects(leaked!.windowTotals([]), 'a StoreTx is dead after its transaction');
+    });
+
+    describe('approvals hold budget until decided', () => {
+      const asset = 'eip155:8453/erc20:0x833589';
+      const writes: LedgerWrite[] = [{ series: 'agent:ag_1', asset, amount: 500n, count: 1 }];
+      const approval = (id: string, createdAt: number, expiresAt = createdAt + 60_000): ApprovalRecord => ({
+        id, agentId: 'ag_1', sessionId: 'ses_1', auditSeq: 1, action: 'evm.transaction', request: { tx: { value: '1' } },
+        digest: '11'.repeat(32), summary: { amount: '500' }, state: 'pending', createdAt, expiresAt,
+      });
+      const window = (store: Store, sinceMs = 0) =>
+        store.transaction(async (tx) => (await tx.windowTotals([{ series: 'agent:ag_1', asset, sinceMs }]))[0]!);
+
+      test('held amounts count, denied and expired are released, approved ones are converted at decision time', async () => {
+        const store = await fresh();
+        await store.transaction((tx) => tx.holdForApproval(approval('apr_1', 1_000), writes));
+        await store.transaction((tx) => tx.holdForApproval(approval('apr_2', 1_000), writes));
+        await store.transaction((tx) => tx.holdForApproval(approval('apr_3', 1_000), writes));
+        assert.deepEqual(await window(store), { amount: 1500n, count: 3 });
+        assert.deepEqual(await window(store, 1_001), { amount: 0n, count: 0 }, 'holds sit at the approval creation time');
+
+        const denied = await store.transaction((tx) => tx.decideApproval('apr_1', 'denied', 'op', 2_000, 2));
+        assert.equal(denied.state, 'denied');
+        assert.equal(denied.decidedBy, 'op');
+        assert.equal(denied.decidedAt, 2_000);
+        await store.transaction((tx) => tx.decideApproval('apr_3', 'expired', 'system', 2_000, 3));
+        assert.deepEqual(await window(store), { amount: 500n, count: 1 });
+
+        const approved = await store.transaction((tx) => tx.decideApproval('apr_2', 'approved', 'op', 5_000, 4));
+        assert.equal(approved.state, 'approved');
+        assert.deepEqual(await window(store), { amount: 500n, count: 1 }, 'converted, not double counted');
+        assert.deepEqual(await window(store, 4_000), { amount: 500n, count: 1 }, 'the ledger entry is at the decision time');
+
+        await rejectsWithCode(store.transaction((tx) => tx.decideApproval('apr_2', 'denied', 'op', 6_000, 5)), 'approval_not_pending');
+        await rejectsWithCode(store.transaction((tx) => tx.decideApproval('apr_1', 'approved', 'op', 6_000, 5)), 'approval_not_pending');
+        await rejectsWithCode(store.transaction((tx) => tx.decideApproval('apr_x', 'approved', 'op', 6_000, 5)), 'not_found');
+        assert.deepEqual(await window(store), { amount: 500n, count: 1 });
+      });
+
+      test('an approval past its deadline cannot be approved; overdue ones are listed for expiry', async () => {
+        const store = await fresh();
+        await store.transaction(async (tx) => {
+          await tx.holdForApproval(approval('apr_old', 1_000, 2_000), writes);
+          await tx.holdForApproval(approval('apr_new', 1_500, 9_000), writes);
+        });
+        await rejectsWithCode(store.transaction((tx) => tx.decideApproval('apr_old', 'approved', 'op', 2_000, 2)), 'approval_not_pending');
+        const overdue = await store.transaction((tx) => tx.overdueApprovals(3_000, 10));
+        assert.deepEqual(overdue.map((a) => a.id), ['apr_old']);
+        assert.deepEqual(await store.getApproval('apr_new'), approval('apr_new', 1_500, 9_000));
+        assert.deepEqual((await store.listApprovals({ state: 'pending' })).map((a) => a.id), ['apr_new', 'apr_old']);
+        assert.deepEqual(await store.listApprovals({ agentId: 'ag_other' }), []);
+        await store.transaction((tx) => tx.decideApproval('apr_new', 'approved', 'op', 3_000, 3));
+        await store.transaction((tx) => tx.setApprovalResult('apr_new', { signature: '0xsig' }));
+        assert.deepEqual((await store.getApproval('apr_new'))?.result, { signature: '0xsig' });
+        assert.equal((await store.transaction((tx) => tx.getApproval('apr_new')))?.state, 'approved');
+        await rejectsWithCode(store.transaction((tx) => tx.setApprovalResult('apr_none', {})), 'not_found');
+      });
+    });
+
+    test('200 concurrent transactions against a limit of 50 append exactly 50', async () => {
+      const store = await fresh();
+      assert.deepEqual(await runConcurrentBudget([store]), { appended: BUDGET_LIMIT, total: BUDGET_LIMIT });
+    });
+
+    test('a nested transaction is refused instead of deadlocking', async () => {
+      const store = await fresh();
+      await rejectsWithCode(store.transaction(() => store.transaction(async () => 1)), 'internal');
+    });
+  });
+}
+
+/**
+ * History must not slow a window down: window totals are answered from running sums. Checks
+ * correctness over 100,000 rows (answers that scanned or skipped rows would differ).
+ * `seed` writes `rows` ledger rows for (series, asset) with amount 3 and at = i * 1000, i = 1..rows.
+ */
+export async function checkLargeHistory(store: Store, seed: (series: string, asset: string, rows: number) => Promise<void>): Promise<void> {
+  const rows = 100_000;
+  await seed('agent:hist', 'x', rows);
+  await store.transaction((tx) => tx.appendLedger([{ series: 'agent:hist', asset: 'x', amount: 10n, count: 1 }], rows * 1000 + 500, 1));
+  const queries = [0, 1000, 50_000_500, 99_999_000, rows * 1000 + 1, rows * 1000 + 501].map((sinceMs) => ({ series: 'agent:hist', asset: 'x', sinceMs }));
+  const totals = await store.transaction((tx) => tx.windowTotals(queries));
+  assert.deepEqual(totals, [
+    { amount: 3n * 100_000n + 10n, count: 100_001 },
+    { amount: 3n * 100_000n + 10n, count: 100_001 },
+    { amount: 3n * 50_000n + 10n, count: 50_001 }, // rows 50_001..100_000 (at >= 50_000_500) and the last append
+    { amount: 3n * 2n + 10n, count: 3 },
+    { amount: 10n, count: 1 },
+    { amount: 0n, count: 0 },
+  ]);
+}

@@ -1,0 +1,70 @@
+import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type LedgerWrite } from '@airlock/core';
+import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
+import { approvalFromRow } from '../shared/rows.ts';
+import { clampLimit, toAmount, toInt } from '../shared/values.ts';
+import { appendLedger } from './ledger.ts';
+import type { Q } from './pg-query.ts';
+
+export async function getApproval(q: Q, id: string, forUpdate = false): Promise<ApprovalRecord | undefined> {
+  const [row] = await q(`SELECT * FROM approvals WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  return row && approvalFromRow(row);
+}
+
+export async function listApprovals(q: Q, filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
+  const rows = await q(
+    `SELECT * FROM approvals WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR agent_id = $2)
+     ORDER BY created_at DESC, id LIMIT $3`,
+    [filter.state ?? null, filter.agentId ?? null, clampLimit(filter.limit)],
+  );
+  return rows.map(approvalFromRow);
+}
+
+/** Records a pending approval and holds its budget (counted by windowTotals until decided). */
+export async function holdForApproval(q: Q, approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
+  if (approval.state !== 'pending') throw new AirlockError('invalid_request', 'a new approval must be pending');
+  const merged = mergeLedgerWrites(writes);
+  await q(
+    `WITH a AS (
+       INSERT INTO approvals (id, agent_id, session_id, audit_seq, action, request, digest, summary, state, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10) RETURNING id
+     )
+     INSERT INTO approval_holds (approval_id, series, asset, amount, count, at, state)
+     SELECT a.id, w.series, w.asset, w.amount, w.count, $9, 'held'
+     FROM a, unnest($11::text[], $12::text[], $13::numeric[], $14::bigint[]) AS w(series, asset, amount, count)`,
+    [approval.id, approval.agentId, approval.sessionId, approval.auditSeq, approval.action,
+      canonicalJson(approval.request ?? null), approval.digest, canonicalJson(approval.summary ?? null),
+      approval.createdAt, approval.expiresAt,
+      merged.map((w) => w.series), merged.map((w) => w.asset), merged.map((w) => w.amount.toString()), merged.map((w) => w.count)],
+  );
+}
+
+/**
+ * pending -> approved | denied | expired. Approval converts the holds into ledger entries at `now`
+ * (never earlier, so a window can only over-count); denial and expiry release them.
+ */
+export async function decideApproval(q: Q, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number): Promise<ApprovalRecord> {
+  const current = await getApproval(q, id, true);
+  if (!current) throw new AirlockError('not_found', 'no such approval');
+  if (current.state !== 'pending') throw new AirlockError('approval_not_pending', `the approval is already ${current.state}`);
+  // An approval past its deadline can only expire: approving it late would sign what nobody is watching.
+  if (state === 'approved' && now >= current.expiresAt) throw new AirlockError('approval_not_pending', 'the approval has expired');
+  const holds = await q(
+    `UPDATE approval_holds SET state = $2 WHERE approval_id = $1 AND state = 'held' RETURNING series, asset, amount::text AS amount, count`,
+    [id, state === 'approved' ? 'converted' : 'released'],
+  );
+  if (state === 'approved') {
+    await appendLedger(q, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
+  }
+  const [row] = await q('UPDATE approvals SET state = $2, decided_at = $3, decided_by = $4 WHERE id = $1 RETURNING *', [id, state, now, by]);
+  return approvalFromRow(row!);
+}
+
+export async function setApprovalResult(q: Q, id: string, result: unknown): Promise<void> {
+  const rows = await q('UPDATE approvals SET result = $2 WHERE id = $1 RETURNING id', [id, canonicalJson(result ?? null)]);
+  if (rows.length === 0) throw new AirlockError('not_found', 'no such approval');
+}
+
+export async function overdueApprovals(q: Q, now: number, limit: number): Promise<ApprovalRecord[]> {
+  const rows = await q(`SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2`, [now, clampLimit(limit)]);
+  return rows.map(approvalFromRow);
+}

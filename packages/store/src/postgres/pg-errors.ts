@@ -1,0 +1,23 @@
+import { AirlockError } from '@airlock/core';
+
+// Socket-level failures from Node, and SQLSTATE classes that mean "the server cannot serve us now".
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '53100', '53200', '3D000', '28P01', '28000']);
+const PG_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Cannot use a pool after calling end|Client was closed/i;
+
+/** Turns a `pg` error into an AirlockError with a stable code; AirlockErrors pass through. Never echoes the URL. */
+export function mapPgError(e: unknown): AirlockError {
+  if (e instanceof AirlockError) return e;
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === '23505') return new AirlockError('conflict', 'a record with this key already exists', { cause: e });
+  if (code === '40001' || code === '40P01') return new AirlockError('conflict', 'the store reported a concurrent update; retry', { cause: e });
+  const unavailable =
+    (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) ||
+    (e instanceof Error && PG_MESSAGES.test(e.message));
+  if (unavailable) return new AirlockError('store_unavailable', 'the PostgreSQL store is unavailable', { cause: e });
+  return new AirlockError('internal', 'unexpected PostgreSQL error', { cause: e });
+}
+
+export function isConnectionError(e: unknown): boolean {
+  return mapPgError(e).code === 'store_unavailable';
+}

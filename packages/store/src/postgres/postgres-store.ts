@@ -1,0 +1,242 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import pg from 'pg';
+import { AirlockError } from '@airlock/core';
+import type {
+  Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, PolicyRecord,
+  Session, Store, StoreTx,
+} from '@airlock/core';
+import { toInt } from '../shared/values.ts';
+import * as approvals from './approvals.ts';
+import * as audit from './audit.ts';
+import { postgresMigrations } from './migrations/index.ts';
+import { isConnectionError, mapPgError } from './pg-errors.ts';
+import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, type Q } from './pg-query.ts';
+import { PostgresStoreTx } from './postgres-tx.ts';
+import * as records from './records.ts';
+
+export interface PostgresStoreOptions {
+  connectionString: string;
+  /** Schema to use (created if missing; lowercase a-z, 0-9, _); every pooled connection gets it as its search_path. */
+  schema?: string;
+  poolSize?: number;
+}
+
+const JSON_OIDS = new Set([114, 3802]); // json, jsonb
+
+/**
+ * JSON columns come back as text (parsed by the shared row mappers), so a JSON string value can
+ * never be confused with its encoding; INT8 and NUMERIC keep pg's default (text) and are converted
+ * explicitly, never through parseFloat.
+ */
+const types = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+    JSON_OIDS.has(oid) ? (value: string) => value : pg.types.getTypeParser(oid, format ?? 'text')) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/**
+ * Store on a `pg` Pool. Signing transactions hold `pg_advisory_xact_lock(SIGNING_LOCK_KEY)` from
+ * BEGIN to COMMIT, so every instance on the database serialises on budget and audit writes.
+ */
+export class PostgresStore implements Store {
+  readonly dialect = 'postgres' as const;
+  private readonly pool: pg.Pool;
+  private readonly q: Q;
+  // Marks code inside this store's transaction callback: a nested locking call would wait on itself forever.
+  private readonly inTransaction = new AsyncLocalStorage<true>();
+
+  constructor(options: PostgresStoreOptions) {
+    // search_path is a startup parameter of every pooled connection (no extra round trip, no race
+    // with the first query); the schema name was validated as a lowercase identifier.
+    this.pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: options.poolSize ?? 10,
+      types,
+      ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
+    });
+    // An idle client losing its connection must not crash the process; the next query reports it.
+    this.pool.on('error', () => undefined);
+    this.q = queryFn(this.pool);
+  }
+
+  async migrate(): Promise<void> {
+    await this.withClient(async (client, q) => {
+      // Session-level lock: several instances starting together apply each migration once.
+      await q('SELECT pg_advisory_lock($1::bigint)', [MIGRATION_LOCK_KEY]);
+      try {
+        await q('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)');
+        const applied = new Set((await q('SELECT version FROM schema_migrations')).map((r) => toInt(r.version)));
+        for (const [version, migration] of [...postgresMigrations].sort(([a], [b]) => a - b)) {
+          if (applied.has(version)) continue;
+          await q('BEGIN');
+          try {
+            for (const sql of migration.statements) await q(sql);
+            await q('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [version, migration.name, Date.now()]);
+            await q('COMMIT');
+          } catch (e) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw e;
+          }
+        }
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /** Test-only: raw SQL with PostgreSQL's own errors (used to prove the triggers hold). Not on the port. */
+  async rawExec(sql: string): Promise<void> {
+    await this.pool.query(sql);
+  }
+
+  getMeta(key: string): Promise<string | undefined> {
+    return records.getMeta(this.q, key);
+  }
+  initMeta(key: string, value: string): Promise<string> {
+    return records.initMeta(this.q, key, value);
+  }
+  setMeta(key: string, value: string): Promise<void> {
+    return records.setMeta(this.q, key, value);
+  }
+
+  createAgents(agents: NewAgent[], deriveAddress: (accountIndex: number, keyIndex: number) => string | Promise<string>, now: number): Promise<Agent[]> {
+    // The counter row lock serialises provisioning without stalling signing.
+    return this.run({ signingLock: false }, (q) => records.createAgents(q, agents, deriveAddress, now));
+  }
+  getAgent(idOrName: string): Promise<Agent | undefined> {
+    return records.getAgent(this.q, idOrName);
+  }
+  listAgents(filter: { status?: AgentStatus; limit?: number; after?: string }): Promise<Agent[]> {
+    return records.listAgents(this.q, filter);
+  }
+  /** Under the signing lock: once this returns, no signing transaction that read the old status can still commit. */
+  setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent> {
+    return this.run({ signingLock: true }, (q) => records.setAgentStatus(q, id, status, now));
+  }
+
+  putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
+    return this.run({ signingLock: true }, (q) => records.putPolicy(q, record));
+  }
+  getPolicy(scope: string, version?: number): Promise<PolicyRecord | undefined> {
+    return records.getPolicy(this.q, scope, version);
+  }
+  listPolicyVersions(scope: string): Promise<Omit<PolicyRecord, 'document'>[]> {
+    return records.listPolicyVersions(this.q, scope);
+  }
+
+  createSession(session: Session): Promise<void> {
+    return records.createSession(this.q, session);
+  }
+  getSession(id: string): Promise<Session | undefined> {
+    return records.getSession(this.q, id);
+  }
+  listSessions(filter: { agentId?: string; includeInactive?: boolean; now: number }): Promise<Session[]> {
+    return records.listSessions(this.q, filter);
+  }
+  /** Under the signing lock, like setAgentStatus: revocation is final once this returns. */
+  revokeSession(id: string, now: number): Promise<Session> {
+    return this.run({ signingLock: true }, (q) => records.revokeSession(q, id, now));
+  }
+
+  getApproval(id: string): Promise<ApprovalRecord | undefined> {
+    return approvals.getApproval(this.q, id);
+  }
+  listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
+    return approvals.listApprovals(this.q, filter);
+  }
+
+  queryAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    return audit.queryAudit(this.q, query);
+  }
+  readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]> {
+    return audit.readAudit(this.q, fromSeq, limit);
+  }
+  auditHead(): Promise<{ seq: number; hash: string }> {
+    return audit.auditHead(this.q);
+  }
+  listCheckpoints(): Promise<AuditCheckpoint[]> {
+    return audit.listCheckpoints(this.q);
+  }
+  appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
+    return audit.appendCheckpoint(this.q, checkpoint);
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.run({ signingLock: true }, async (q) => {
+      const tx = new PostgresStoreTx(q);
+      try {
+        return await fn(tx);
+      } finally {
+        tx.end();
+      }
+    });
+  }
+
+  /** BEGIN; [advisory lock]; fn; COMMIT — ROLLBACK and rethrow (unchanged) if fn throws. */
+  private run<T>(opts: { signingLock: boolean }, fn: (q: Q) => Promise<T>): Promise<T> {
+    if (this.inTransaction.getStore()) {
+      return Promise.reject(new AirlockError('internal', 'store write called inside a transaction; use the StoreTx handle'));
+    }
+    return this.withClient(async (client, q) => {
+      await q('BEGIN');
+      try {
+        if (opts.signingLock) await q('SELECT pg_advisory_xact_lock($1::bigint)', [SIGNING_LOCK_KEY]);
+        const result = await this.inTransaction.run(true, () => fn(q));
+        await q('COMMIT');
+        return result;
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw e;
+      }
+    });
+  }
+
+  private async withClient<T>(fn: (client: pg.PoolClient, q: Q) => Promise<T>): Promise<T> {
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (e) {
+      throw mapPgError(e);
+    }
+    let broken: Error | undefined;
+    // A checked-out client whose connection dies between queries emits 'error'; unheard, that would
+    // crash the process. Record it instead: the next query fails and the client is discarded.
+    const onError = (e: Error) => void (broken = e);
+    client.on('error', onError);
+    try {
+      return await fn(client, queryFn(client));
+    } catch (e) {
+      // A client whose connection failed must not go back to the pool.
+      if (isConnectionError(e)) broken = e as Error;
+      throw e;
+    } finally {
+      client.off('error', onError);
+      client.release(broken);
+    }
+  }
+}
+
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
+  if (options.schema !== undefined) {
+    if (!SCHEMA_NAME.test(options.schema)) throw new AirlockError('invalid_request', 'schema must be a lowercase identifier (a-z, 0-9, _)');
+    // Created through a schema-less pool first: the store's own connections set search_path to it.
+    const bootstrap = new pg.Pool({ connectionString: options.connectionString, max: 1 });
+    bootstrap.on('error', () => undefined);
+    try {
+      await bootstrap.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(options.schema)}`);
+    } catch (e) {
+      // Two instances creating it at once: the loser sees a unique violation on the catalog; the schema exists.
+      if ((e as { code?: string }).code !== '23505' && (e as { code?: string }).code !== '42P06') throw mapPgError(e);
+    } finally {
+      await bootstrap.end();
+    }
+  }
+  return new PostgresStore(options);
+}

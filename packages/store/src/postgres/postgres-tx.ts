@@ -1,0 +1,69 @@
+import { AirlockError } from '@airlock/core';
+import type {
+  Agent, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, PolicyRecord, Session, StoreTx,
+  WindowQuery, WindowTotal,
+} from '@airlock/core';
+import * as approvals from './approvals.ts';
+import * as audit from './audit.ts';
+import * as ledger from './ledger.ts';
+import type { Q } from './pg-query.ts';
+import * as records from './records.ts';
+
+/** The handle `PostgresStore.transaction` passes to its callback: bound to its client, dead once it ends. */
+export class PostgresStoreTx implements StoreTx {
+  private readonly q: Q;
+  private open = true;
+
+  constructor(q: Q) {
+    this.q = q;
+  }
+
+  end(): void {
+    this.open = false;
+  }
+
+  private live(): Q {
+    if (!this.open) throw new AirlockError('internal', 'a StoreTx was used after its transaction ended');
+    return this.q;
+  }
+
+  async getAgent(id: string): Promise<Agent | undefined> {
+    return records.getAgentById(this.live(), id);
+  }
+  async getSession(id: string): Promise<Session | undefined> {
+    return records.getSession(this.live(), id);
+  }
+  async getPolicy(scope: string): Promise<PolicyRecord | undefined> {
+    return records.getPolicy(this.live(), scope);
+  }
+  async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
+    return records.getIdempotency(this.live(), scope, key);
+  }
+  async putIdempotency(record: IdempotencyRecord): Promise<void> {
+    return records.putIdempotency(this.live(), record);
+  }
+  async windowTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
+    return ledger.windowTotals(this.live(), queries);
+  }
+  async appendLedger(writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
+    return ledger.appendLedger(this.live(), writes, at, auditSeq);
+  }
+  async holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
+    return approvals.holdForApproval(this.live(), approval, writes);
+  }
+  async getApproval(id: string): Promise<ApprovalRecord | undefined> {
+    return approvals.getApproval(this.live(), id);
+  }
+  async decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number): Promise<ApprovalRecord> {
+    return approvals.decideApproval(this.live(), id, state, by, now, auditSeq);
+  }
+  async setApprovalResult(id: string, result: unknown): Promise<void> {
+    return approvals.setApprovalResult(this.live(), id, result);
+  }
+  async overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]> {
+    return approvals.overdueApprovals(this.live(), now, limit);
+  }
+  async appendAudit(entry: AuditEntryInput): Promise<AuditEntry> {
+    return audit.appendAudit(this.live(), entry);
+  }
+}

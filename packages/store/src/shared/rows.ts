@@ -1,0 +1,118 @@
+import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, IdempotencyRecord, PolicyRecord, Session, SessionScope } from '@airlock/core';
+import { fromJson, toInt, toOptionalInt, toOptionalString } from './values.ts';
+
+/**
+ * Row -> domain mappers shared by both dialects: the tables use the same snake_case columns, and
+ * `values.ts` absorbs the type differences (TEXT vs NUMERIC, number vs INT8 string).
+ */
+export type Row = Record<string, unknown>;
+
+export function agentFromRow(r: Row): Agent {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    accountIndex: toInt(r.account_index),
+    keyIndex: toInt(r.key_index),
+    address: String(r.address),
+    status: String(r.status) as AgentStatus,
+    labels: (fromJson(r.labels) ?? {}) as Record<string, string>,
+    createdAt: toInt(r.created_at),
+    updatedAt: toInt(r.updated_at),
+  };
+}
+
+export function policyFromRow(r: Row): PolicyRecord {
+  return { ...policyVersionFromRow(r), document: fromJson(r.document) };
+}
+
+export function policyVersionFromRow(r: Row): Omit<PolicyRecord, 'document'> {
+  return {
+    scope: String(r.scope),
+    version: toInt(r.version),
+    hash: String(r.hash),
+    author: String(r.author),
+    createdAt: toInt(r.created_at),
+  };
+}
+
+export function sessionFromRow(r: Row): Session {
+  const s: Session = {
+    id: String(r.id),
+    agentId: String(r.agent_id),
+    tokenHash: String(r.token_hash),
+    scope: fromJson(r.scope) as SessionScope,
+    createdAt: toInt(r.created_at),
+    expiresAt: toInt(r.expires_at),
+  };
+  const label = toOptionalString(r.label);
+  if (label !== undefined) s.label = label;
+  const revokedAt = toOptionalInt(r.revoked_at);
+  if (revokedAt !== undefined) s.revokedAt = revokedAt;
+  return s;
+}
+
+export function approvalFromRow(r: Row): ApprovalRecord {
+  const a: ApprovalRecord = {
+    id: String(r.id),
+    agentId: String(r.agent_id),
+    sessionId: String(r.session_id),
+    auditSeq: toInt(r.audit_seq),
+    action: String(r.action),
+    request: fromJson(r.request),
+    digest: String(r.digest),
+    summary: fromJson(r.summary),
+    state: String(r.state) as ApprovalState,
+    createdAt: toInt(r.created_at),
+    expiresAt: toInt(r.expires_at),
+  };
+  const decidedAt = toOptionalInt(r.decided_at);
+  if (decidedAt !== undefined) a.decidedAt = decidedAt;
+  const decidedBy = toOptionalString(r.decided_by);
+  if (decidedBy !== undefined) a.decidedBy = decidedBy;
+  const result = fromJson(r.result);
+  if (result !== undefined) a.result = result;
+  return a;
+}
+
+export function idempotencyFromRow(r: Row): IdempotencyRecord {
+  return {
+    scope: String(r.scope),
+    key: String(r.key),
+    requestHash: String(r.request_hash),
+    auditSeq: toInt(r.audit_seq),
+    response: fromJson(r.response) as IdempotencyRecord['response'],
+    createdAt: toInt(r.created_at),
+  };
+}
+
+/** Optional members stay absent (not null): the entry hash is computed over exactly these fields. */
+export function auditEntryFromRow(r: Row): AuditEntry {
+  const e: AuditEntry = {
+    seq: toInt(r.seq),
+    at: toInt(r.at),
+    type: String(r.type),
+    actor: String(r.actor) as AuditEntry['actor'],
+    data: (fromJson(r.data) ?? {}) as Record<string, unknown>,
+    prevHash: String(r.prev_hash),
+    hash: String(r.hash),
+  };
+  const agentId = toOptionalString(r.agent_id);
+  if (agentId !== undefined) e.agentId = agentId;
+  const sessionId = toOptionalString(r.session_id);
+  if (sessionId !== undefined) e.sessionId = sessionId;
+  const action = toOptionalString(r.action);
+  if (action !== undefined) e.action = action;
+  const decision = toOptionalString(r.decision);
+  if (decision !== undefined) e.decision = decision as AuditDecision;
+  return e;
+}
+
+export function checkpointFromRow(r: Row): AuditCheckpoint {
+  return {
+    seq: toInt(r.seq),
+    headHash: String(r.head_hash),
+    at: toInt(r.at),
+    publicKey: String(r.public_key),
+    signature: String(r.signature),
+  };
+}

@@ -1,0 +1,71 @@
+import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type LedgerWrite } from '@airlock/core';
+import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
+import { approvalFromRow } from '../shared/rows.ts';
+import { clampLimit, toAmount, toInt } from '../shared/values.ts';
+import type { SQLInputValue } from 'node:sqlite';
+import { appendLedger } from './ledger.ts';
+import type { SqliteDb } from './sqlite-db.ts';
+
+export function getApproval(db: SqliteDb, id: string): ApprovalRecord | undefined {
+  const row = db.get('SELECT * FROM approvals WHERE id = ?', id);
+  return row && approvalFromRow(row);
+}
+
+export function listApprovals(db: SqliteDb, filter: { state?: ApprovalState; agentId?: string; limit?: number }): ApprovalRecord[] {
+  const where: string[] = [];
+  const params: SQLInputValue[] = [];
+  if (filter.state !== undefined) (where.push('state = ?'), params.push(filter.state));
+  if (filter.agentId !== undefined) (where.push('agent_id = ?'), params.push(filter.agentId));
+  params.push(clampLimit(filter.limit));
+  const sql = `SELECT * FROM approvals ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`;
+  return db.all(sql, ...params).map(approvalFromRow);
+}
+
+/** Records a pending approval and holds its budget (counted by windowTotals until decided). */
+export function holdForApproval(db: SqliteDb, approval: ApprovalRecord, writes: LedgerWrite[]): void {
+  if (approval.state !== 'pending') throw new AirlockError('invalid_request', 'a new approval must be pending');
+  db.run(
+    `INSERT INTO approvals (id, agent_id, session_id, audit_seq, action, request, digest, summary, state, created_at, expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
+    approval.id, approval.agentId, approval.sessionId, approval.auditSeq, approval.action,
+    canonicalJson(approval.request ?? null), approval.digest, canonicalJson(approval.summary ?? null),
+    approval.createdAt, approval.expiresAt,
+  );
+  for (const w of mergeLedgerWrites(writes)) {
+    db.run(
+      `INSERT INTO approval_holds (approval_id, series, asset, amount, count, at, state) VALUES (?, ?, ?, ?, ?, ?, 'held')`,
+      approval.id, w.series, w.asset, w.amount.toString(), w.count, approval.createdAt,
+    );
+  }
+}
+
+/**
+ * pending -> approved | denied | expired. Approval converts the holds into ledger entries at `now`
+ * (never earlier, so a window can only over-count); denial and expiry release them.
+ */
+export function decideApproval(db: SqliteDb, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number): ApprovalRecord {
+  const current = getApproval(db, id);
+  if (!current) throw new AirlockError('not_found', 'no such approval');
+  if (current.state !== 'pending') throw new AirlockError('approval_not_pending', `the approval is already ${current.state}`);
+  // An approval past its deadline can only expire: approving it late would sign what nobody is watching.
+  if (state === 'approved' && now >= current.expiresAt) throw new AirlockError('approval_not_pending', 'the approval has expired');
+  const holds = db.all("SELECT series, asset, amount, count FROM approval_holds WHERE approval_id = ? AND state = 'held'", id);
+  if (state === 'approved') {
+    appendLedger(db, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
+  }
+  db.run("UPDATE approval_holds SET state = ? WHERE approval_id = ? AND state = 'held'", state === 'approved' ? 'converted' : 'released', id);
+  db.run('UPDATE approvals SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?', state, now, by, id);
+  return getApproval(db, id)!;
+}
+
+export function setApprovalResult(db: SqliteDb, id: string, result: unknown): void {
+  if (db.run('UPDATE approvals SET result = ? WHERE id = ?', canonicalJson(result ?? null), id) === 0) {
+    throw new AirlockError('not_found', 'no such approval');
+  }
+}
+
+export function overdueApprovals(db: SqliteDb, now: number, limit: number): ApprovalRecord[] {
+  return db
+    .all("SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= ? ORDER BY expires_at, id LIMIT ?", now, clampLimit(limit))
+    .map(approvalFromRow);
+}

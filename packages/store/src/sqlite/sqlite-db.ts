@@ -1,0 +1,121 @@
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { AirlockError } from '@airlock/core';
+import type { Row } from '../shared/rows.ts';
+import { isSqliteBusy, mapSqliteError } from './sqlite-errors.ts';
+
+export const BUSY_TIMEOUT_MS = 5000;
+
+/**
+ * One `node:sqlite` connection: prepared-statement cache, error mapping, and transaction
+ * boundaries. Callers serialise access (see SqliteStore); this class only talks to SQLite.
+ */
+export class SqliteDb {
+  private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+
+  constructor(path: string) {
+    try {
+      this.db = new DatabaseSync(path);
+      this.db.exec('PRAGMA journal_mode = WAL');
+      this.db.exec('PRAGMA synchronous = FULL');
+      this.db.exec('PRAGMA foreign_keys = ON');
+      this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
+  }
+
+  all(sql: string, ...params: SQLInputValue[]): Row[] {
+    try {
+      return this.prepare(sql).all(...params) as Row[];
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
+  }
+
+  get(sql: string, ...params: SQLInputValue[]): Row | undefined {
+    try {
+      return this.prepare(sql).get(...params) as Row | undefined;
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
+  }
+
+  run(sql: string, ...params: SQLInputValue[]): number {
+    try {
+      return Number(this.prepare(sql).run(...params).changes);
+    } catch (e) {
+      throw mapSqliteError(e);
+    }
+  }
+
+  /** Raw multi-statement SQL with SQLite's own errors (migrations and tests). */
+  execRaw(sql: string): void {
+    this.db.exec(sql);
+  }
+
+  /**
+   * BEGIN IMMEDIATE takes the write lock up front, so writers in other processes serialise here.
+   * Waiting for that lock is done asynchronously (busy_timeout would block the event loop, and with
+   * two connections in one process the holder could never finish): retry with backoff until the
+   * same 5 s budget busy_timeout gives, then fail closed.
+   */
+  async beginImmediate(): Promise<void> {
+    const deadline = Date.now() + BUSY_TIMEOUT_MS;
+    let delayMs = 1;
+    this.db.exec('PRAGMA busy_timeout = 0');
+    try {
+      for (;;) {
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+          return;
+        } catch (e) {
+          if (!isSqliteBusy(e) || Date.now() >= deadline) throw mapSqliteError(e);
+        }
+        await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
+        delayMs = Math.min(delayMs * 2, 20);
+      }
+    } catch (e) {
+      throw mapSqliteError(e);
+    } finally {
+      try {
+        this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      } catch {
+        // The connection is gone; the caller already has the error that matters.
+      }
+    }
+  }
+
+  commit(): void {
+    try {
+      this.db.exec('COMMIT');
+    } catch (e) {
+      this.rollback();
+      throw mapSqliteError(e);
+    }
+  }
+
+  rollback(): void {
+    try {
+      if (this.db.isTransaction) this.db.exec('ROLLBACK');
+    } catch {
+      // Nothing more to undo: SQLite rolls back an unfinished transaction when the connection closes.
+    }
+  }
+
+  close(): void {
+    if (!this.db.isOpen) return;
+    this.statements.clear();
+    this.db.close();
+  }
+
+  private prepare(sql: string): StatementSync {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      if (!this.db.isOpen) throw new AirlockError('store_unavailable', 'the SQLite store is closed');
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+}

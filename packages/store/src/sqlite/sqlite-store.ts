@@ -1,0 +1,163 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { AirlockError } from '@airlock/core';
+import type {
+  Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, PolicyRecord,
+  Session, Store, StoreTx,
+} from '@airlock/core';
+import { AsyncMutex } from '../shared/async-mutex.ts';
+import { toInt } from '../shared/values.ts';
+import * as approvals from './approvals.ts';
+import * as audit from './audit.ts';
+import { sqliteMigrations } from './migrations/index.ts';
+import * as records from './records.ts';
+import { SqliteDb } from './sqlite-db.ts';
+import { mapSqliteError } from './sqlite-errors.ts';
+import { SqliteStoreTx } from './sqlite-tx.ts';
+
+/**
+ * Store on one `node:sqlite` connection. Every operation takes the in-process mutex (the connection
+ * is shared, and an open transaction would otherwise see, or swallow, another caller's statements);
+ * writes also take SQLite's write lock with BEGIN IMMEDIATE, which serialises other processes.
+ */
+export class SqliteStore implements Store {
+  readonly dialect = 'sqlite' as const;
+  private readonly db: SqliteDb;
+  private readonly mutex = new AsyncMutex();
+  // Marks code running inside this store's transaction callback, to catch re-entrant calls that would deadlock.
+  private readonly inTransaction = new AsyncLocalStorage<true>();
+
+  constructor(path: string) {
+    this.db = new SqliteDb(path);
+  }
+
+  async migrate(): Promise<void> {
+    await this.write(() => {
+      this.db.execRaw('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT');
+      const applied = new Set(this.db.all('SELECT version FROM schema_migrations').map((r) => toInt(r.version)));
+      for (const [version, migration] of [...sqliteMigrations].sort(([a], [b]) => a - b)) {
+        if (applied.has(version)) continue;
+        for (const sql of migration.statements) {
+          try {
+            this.db.execRaw(sql);
+          } catch (e) {
+            throw mapSqliteError(e);
+          }
+        }
+        this.db.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)', version, migration.name, Date.now());
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.mutex.run(async () => this.db.close());
+  }
+
+  /** Test-only: runs raw SQL with SQLite's own errors (used to prove the triggers hold). Not on the port. */
+  async rawExec(sql: string): Promise<void> {
+    await this.mutex.run(async () => this.db.execRaw(sql));
+  }
+
+  getMeta(key: string): Promise<string | undefined> {
+    return this.read(() => records.getMeta(this.db, key));
+  }
+  initMeta(key: string, value: string): Promise<string> {
+    return this.write(() => records.initMeta(this.db, key, value));
+  }
+  setMeta(key: string, value: string): Promise<void> {
+    return this.write(() => records.setMeta(this.db, key, value));
+  }
+
+  createAgents(agents: NewAgent[], deriveAddress: (accountIndex: number, keyIndex: number) => string | Promise<string>, now: number): Promise<Agent[]> {
+    return this.write(() => records.createAgents(this.db, agents, deriveAddress, now));
+  }
+  getAgent(idOrName: string): Promise<Agent | undefined> {
+    return this.read(() => records.getAgent(this.db, idOrName));
+  }
+  listAgents(filter: { status?: AgentStatus; limit?: number; after?: string }): Promise<Agent[]> {
+    return this.read(() => records.listAgents(this.db, filter));
+  }
+  setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent> {
+    return this.write(() => records.setAgentStatus(this.db, id, status, now));
+  }
+
+  putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
+    return this.write(() => records.putPolicy(this.db, record));
+  }
+  getPolicy(scope: string, version?: number): Promise<PolicyRecord | undefined> {
+    return this.read(() => records.getPolicy(this.db, scope, version));
+  }
+  listPolicyVersions(scope: string): Promise<Omit<PolicyRecord, 'document'>[]> {
+    return this.read(() => records.listPolicyVersions(this.db, scope));
+  }
+
+  createSession(session: Session): Promise<void> {
+    return this.write(() => records.createSession(this.db, session));
+  }
+  getSession(id: string): Promise<Session | undefined> {
+    return this.read(() => records.getSession(this.db, id));
+  }
+  listSessions(filter: { agentId?: string; includeInactive?: boolean; now: number }): Promise<Session[]> {
+    return this.read(() => records.listSessions(this.db, filter));
+  }
+  revokeSession(id: string, now: number): Promise<Session> {
+    return this.write(() => records.revokeSession(this.db, id, now));
+  }
+
+  getApproval(id: string): Promise<ApprovalRecord | undefined> {
+    return this.read(() => approvals.getApproval(this.db, id));
+  }
+  listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
+    return this.read(() => approvals.listApprovals(this.db, filter));
+  }
+
+  queryAudit(query: AuditQuery): Promise<AuditEntry[]> {
+    return this.read(() => audit.queryAudit(this.db, query));
+  }
+  readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]> {
+    return this.read(() => audit.readAudit(this.db, fromSeq, limit));
+  }
+  auditHead(): Promise<{ seq: number; hash: string }> {
+    return this.read(() => audit.auditHead(this.db));
+  }
+  listCheckpoints(): Promise<AuditCheckpoint[]> {
+    return this.read(() => audit.listCheckpoints(this.db));
+  }
+  appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
+    return this.write(() => audit.appendCheckpoint(this.db, checkpoint));
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.write((tx) => fn(tx));
+  }
+
+  /** Reads take the mutex too (no dirty reads of another caller's open transaction), unless nested in one. */
+  private async read<T>(fn: () => T): Promise<T> {
+    if (this.inTransaction.getStore()) return fn();
+    return this.mutex.run(async () => fn());
+  }
+
+  /** One write transaction: mutex, BEGIN IMMEDIATE, fn, COMMIT; ROLLBACK and rethrow if fn throws. */
+  private write<T>(fn: (tx: SqliteStoreTx) => T | Promise<T>): Promise<T> {
+    if (this.inTransaction.getStore()) {
+      return Promise.reject(new AirlockError('internal', 'store write called inside a transaction; use the StoreTx handle'));
+    }
+    return this.mutex.run(async () => {
+      await this.db.beginImmediate();
+      const tx = new SqliteStoreTx(this.db);
+      try {
+        const result = await this.inTransaction.run(true, () => fn(tx));
+        tx.end();
+        this.db.commit();
+        return result;
+      } catch (e) {
+        tx.end();
+        this.db.rollback();
+        throw e;
+      }
+    });
+  }
+}
+
+export async function openSqliteStore(path: string): Promise<SqliteStore> {
+  return new SqliteStore(path);
+}
