@@ -37,7 +37,9 @@ export async function airlockAccount(options: AirlockAccountOptions): Promise<Lo
       return (await sign('/v1/sign/message', { chainId: options.messageChainId ?? 1, message: m })).signature;
     },
     async signTransaction(transaction: TransactionSerializable) {
-      const { chainId, ...rest } = transaction;
+      // viem's sendTransaction hands the account its whole prepared request, including its own plumbing
+      // (`account`, `chain`, `nonceManager`); those are not transaction fields and Airlock refuses unknown fields.
+      const { chainId, account: _account, chain: _chain, nonceManager: _nonceManager, ...rest } = transaction as TransactionSerializable & { account?: unknown; chain?: unknown; nonceManager?: unknown };
       const out = await sign('/v1/sign/transaction', { chainId, transaction: { ...rest, ...(chainId !== undefined ? { chainId } : {}) } });
       return out.signedTransaction as Hex;
     },

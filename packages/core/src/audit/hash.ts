@@ -51,8 +51,13 @@ export class AuditChainVerifier {
   private bad?: { seq: number; reason: string };
   private readonly checkpointSeqs: Set<number>;
 
-  constructor(checkpoints: AuditCheckpoint[] = []) {
+  /** `start`: continue from a trusted point (a verified checkpoint) instead of the genesis entry. */
+  constructor(checkpoints: AuditCheckpoint[] = [], start?: { seq: number; hash: string }) {
     this.checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
+    if (start) {
+      this.expectedSeq = start.seq + 1;
+      this.prevHash = start.hash;
+    }
   }
 
   push(entry: AuditEntry): boolean {

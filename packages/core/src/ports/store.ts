@@ -138,6 +138,8 @@ export interface Store {
   readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
   auditHead(): Promise<{ seq: number; hash: string }>;
   listCheckpoints(): Promise<AuditCheckpoint[]>;
+  /** The newest checkpoint (one index lookup; the checkpointer runs every few seconds). */
+  lastCheckpoint(): Promise<AuditCheckpoint | undefined>;
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
 
   /**

@@ -2,6 +2,7 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { AuditChainVerifier, checkpointDigest, type AuditVerifyResult } from '../audit/hash.ts';
 import type { AuditCheckpoint } from '../audit/types.ts';
 import type { Store } from '../ports/store.ts';
+import { AirlockError } from '../errors.ts';
 import type { ServiceDeps } from './deps.ts';
 
 const PAGE = 5000;
@@ -21,12 +22,24 @@ export class AuditService {
     return this.publicKey;
   }
 
-  /** Signs the current head if it moved since the last checkpoint. Returns the checkpoint, if any. */
+  /**
+   * Signs the current head if it moved since the last checkpoint. The entries since the previous
+   * checkpoint are verified first: the audit key never vouches for a segment it has not checked.
+   */
   async checkpoint(): Promise<AuditCheckpoint | undefined> {
     const { store, clock, keys } = this.deps;
     const head = await store.auditHead();
-    const last = await store.getMeta('last_checkpoint_seq');
-    if (head.seq === 0 || (last !== undefined && Number(last) >= head.seq)) return undefined;
+    const last = await store.lastCheckpoint();
+    if (head.seq === 0 || (last && last.seq >= head.seq)) return undefined;
+    const verifier = new AuditChainVerifier([], last ? { seq: last.seq, hash: last.headHash } : undefined);
+    for (let from = (last?.seq ?? 0) + 1; from <= head.seq; ) {
+      const page = await store.readAudit(from, PAGE);
+      if (page.length === 0) break;
+      for (const e of page) if (!verifier.push(e)) throw new AirlockError('internal', 'The audit chain does not verify since the last checkpoint; refusing to sign a checkpoint. Run `airlock audit verify`.');
+      from = page[page.length - 1]!.seq + 1;
+    }
+    const checked = verifier.finish([], () => true);
+    if (checked.entries < head.seq || checked.headHash !== head.hash) throw new AirlockError('internal', 'The audit head moved or does not match its entries; refusing to sign a checkpoint.');
     const at = clock.now();
     const signature = await keys.signSchnorr(this.deps.auditKeyPath, checkpointDigest({ seq: head.seq, headHash: head.hash, at }));
     const cp: AuditCheckpoint = { seq: head.seq, headHash: head.hash, at, publicKey: await this.auditPublicKey(), signature: bytesToHex(signature) };
@@ -35,7 +48,6 @@ export class AuditService {
     } catch {
       return undefined; // another instance checkpointed the same head first
     }
-    await store.setMeta('last_checkpoint_seq', String(head.seq));
     return cp;
   }
 

@@ -48,6 +48,11 @@ export async function listCheckpoints(q: Q): Promise<AuditCheckpoint[]> {
   return (await q('SELECT * FROM audit_checkpoints ORDER BY seq')).map(checkpointFromRow);
 }
 
+export async function lastCheckpoint(q: Q): Promise<AuditCheckpoint | undefined> {
+  const [row] = await q('SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
+  return row ? checkpointFromRow(row) : undefined;
+}
+
 export async function appendCheckpoint(q: Q, cp: AuditCheckpoint): Promise<void> {
   await q('INSERT INTO audit_checkpoints (seq, head_hash, at, public_key, signature) VALUES ($1, $2, $3, $4, $5)', [
     cp.seq, cp.headHash, cp.at, cp.publicKey, cp.signature,

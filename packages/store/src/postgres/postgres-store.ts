@@ -162,6 +162,9 @@ export class PostgresStore implements Store {
   listCheckpoints(): Promise<AuditCheckpoint[]> {
     return audit.listCheckpoints(this.q);
   }
+  lastCheckpoint(): Promise<AuditCheckpoint | undefined> {
+    return audit.lastCheckpoint(this.q);
+  }
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
     return audit.appendCheckpoint(this.q, checkpoint);
   }

@@ -44,6 +44,11 @@ export function listCheckpoints(db: SqliteDb): AuditCheckpoint[] {
   return db.all('SELECT * FROM audit_checkpoints ORDER BY seq').map(checkpointFromRow);
 }
 
+export function lastCheckpoint(db: SqliteDb): AuditCheckpoint | undefined {
+  const row = db.get('SELECT * FROM audit_checkpoints ORDER BY seq DESC LIMIT 1');
+  return row ? checkpointFromRow(row) : undefined;
+}
+
 export function appendCheckpoint(db: SqliteDb, cp: AuditCheckpoint): void {
   db.run(
     'INSERT INTO audit_checkpoints (seq, head_hash, at, public_key, signature) VALUES (?, ?, ?, ?, ?)',

@@ -122,6 +122,9 @@ export class SqliteStore implements Store {
   listCheckpoints(): Promise<AuditCheckpoint[]> {
     return this.read(() => audit.listCheckpoints(this.db));
   }
+  lastCheckpoint(): Promise<AuditCheckpoint | undefined> {
+    return this.read(() => audit.lastCheckpoint(this.db));
+  }
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
     return this.write(() => audit.appendCheckpoint(this.db, checkpoint));
   }

@@ -1,0 +1,106 @@
+// The audit log detects tampering by someone with full database access (who can drop the
+// append-only triggers): edits, deletions, reordering, truncation, and a rewritten chain.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { canonicalJson, hashAuditEntry } from '@airlock/core';
+import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+
+interface RawStore {
+  rawExec(sql: string): Promise<void>;
+}
+
+const DROP_TRIGGERS: Record<StoreKind, string> = {
+  sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete;',
+  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_entries_no_truncate ON audit_entries;',
+};
+
+async function loggedHarness(store: StoreKind): Promise<Harness> {
+  const h = await startHarness({ store });
+  const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+  for (let i = 0; i < 8; i++) await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000_000n, i) });
+  await h.airlock.audit.checkpoint();
+  const ok = await h.admin('POST', '/v1/audit/verify');
+  assert.equal(ok.body.ok, true, 'clean log verifies');
+  return h;
+}
+
+async function tamper(h: Harness, store: StoreKind, sql: string): Promise<{ ok: boolean; firstBad?: { seq: number; reason: string } }> {
+  const raw = h.airlock.store as unknown as RawStore;
+  await raw.rawExec(DROP_TRIGGERS[store]);
+  await raw.rawExec(sql);
+  return (await h.admin('POST', '/v1/audit/verify')).body;
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`audit tamper detection (${store})`, () => {
+    test('the store itself refuses UPDATE and DELETE on audit entries', async () => {
+      const h = await loggedHarness(store);
+      try {
+        const raw = h.airlock.store as unknown as RawStore;
+        await assert.rejects(raw.rawExec("UPDATE audit_entries SET decision = 'deny' WHERE seq = 3"));
+        await assert.rejects(raw.rawExec('DELETE FROM audit_entries WHERE seq = 3'));
+      } finally {
+        await h.close();
+      }
+    });
+
+    const cases: [string, string, number, RegExp][] = [
+      ['an edited entry', "UPDATE audit_entries SET decision = 'deny' WHERE seq = 5", 5, /edited/],
+      ['a deleted entry', 'DELETE FROM audit_entries WHERE seq = 5', 5, /missing/],
+      ['reordered entries', 'UPDATE audit_entries SET seq = -1 WHERE seq = 5; UPDATE audit_entries SET seq = 5 WHERE seq = 6; UPDATE audit_entries SET seq = 6 WHERE seq = -1', 5, /prevHash|edited/],
+      ['a truncated log', 'DELETE FROM audit_entries WHERE seq > 7', 8, /truncated/],
+    ];
+    for (const [name, sql, seq, reason] of cases) {
+      test(`${name} is detected at the first bad entry`, async () => {
+        const h = await loggedHarness(store);
+        try {
+          const result = await tamper(h, store, sql);
+          assert.equal(result.ok, false);
+          assert.equal(result.firstBad!.seq, seq);
+          assert.match(result.firstBad!.reason, reason);
+        } finally {
+          await h.close();
+        }
+      });
+    }
+
+    test('the checkpointer refuses to sign over a tampered segment', async () => {
+      const h = await loggedHarness(store);
+      try {
+        const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+        await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1n) });
+        const head = await h.airlock.store.auditHead();
+        await tamper(h, store, `UPDATE audit_entries SET decision = 'deny' WHERE seq = ${head.seq}`);
+        await assert.rejects(h.airlock.audit.checkpoint(), /refusing to sign a checkpoint/);
+        assert.ok(((await h.airlock.store.lastCheckpoint())?.seq ?? 0) < head.seq);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('a rewritten chain (edit + every later hash recomputed) fails against the signed checkpoint', async () => {
+      const h = await loggedHarness(store);
+      try {
+        const entries = await h.airlock.store.readAudit(1, 1000);
+        const raw = h.airlock.store as unknown as RawStore;
+        await raw.rawExec(DROP_TRIGGERS[store]);
+        // The attacker hides a request: flips entry 4 to a denial and recomputes the chain from there.
+        let prev = entries[2]!.hash;
+        const statements: string[] = [];
+        for (const e of entries.slice(3)) {
+          const edited = e.seq === 4 ? { ...e, decision: 'deny' as const } : e;
+          const hash = hashAuditEntry(prev, e.seq, edited);
+          const data = canonicalJson(edited.data).replace(/'/g, "''");
+          statements.push(`UPDATE audit_entries SET decision = '${edited.decision}', data = '${data}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${e.seq}`);
+          prev = hash;
+        }
+        await raw.rawExec(statements.join('; '));
+        const result = (await h.admin('POST', '/v1/audit/verify')).body;
+        assert.equal(result.ok, false, 'hash chain is self-consistent, but the checkpoint signature pins the old head');
+        assert.match(result.firstBad.reason, /checkpoint/);
+      } finally {
+        await h.close();
+      }
+    });
+  });
+}
