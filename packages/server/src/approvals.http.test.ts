@@ -100,4 +100,14 @@ describe('human approval', () => {
     assert.equal(res.body.error.code, 'agent_frozen');
     assert.equal((await h.admin('GET', `/v1/approvals/${p.body.approvalId}`)).body.state, 'pending');
   });
+
+  test('revoking the session that asked makes its pending requests unapprovable', async () => {
+    const { token, session } = await provisionAgent(h, { policy, ttl: '24h' });
+    const p = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 20_000_000n) });
+    await h.admin('POST', `/v1/sessions/${session.id}/revoke`);
+    const res = await h.admin('POST', `/v1/approvals/${p.body.approvalId}/approve`);
+    assert.equal(res.status, 401);
+    assert.equal(res.body.error.code, 'session_revoked');
+    assert.equal((await h.admin('POST', `/v1/approvals/${p.body.approvalId}/deny`, {})).body.state, 'denied');
+  });
 });

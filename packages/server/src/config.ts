@@ -19,8 +19,10 @@ export interface AirlockConfig {
 /** Environment variables, documented in docs/operations.md. Flags override them. */
 export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.ProcessEnv = process.env): AirlockConfig {
   const dataDir = resolve(overrides.dataDir ?? env.AIRLOCK_DATA_DIR ?? 'data');
-  const port = overrides.port ?? Number(env.AIRLOCK_PORT ?? 8420);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new AirlockError('invalid_request', 'AIRLOCK_PORT must be a TCP port number.');
+  const port = overrides.port ?? intFrom(env.AIRLOCK_PORT, 8420, 'AIRLOCK_PORT');
+  if (port > 65535) throw new AirlockError('invalid_request', 'AIRLOCK_PORT must be a TCP port number.');
+  const bodyLimitBytes = overrides.bodyLimitBytes ?? intFrom(env.AIRLOCK_BODY_LIMIT, 256 * 1024, 'AIRLOCK_BODY_LIMIT');
+  if (bodyLimitBytes < 1024 || bodyLimitBytes > 64 * 1024 * 1024) throw new AirlockError('invalid_request', 'AIRLOCK_BODY_LIMIT must be between 1024 and 67108864 bytes.');
   const config: AirlockConfig = {
     dataDir,
     vaultPath: overrides.vaultPath ?? env.AIRLOCK_VAULT ?? join(dataDir, 'vault.json'),
@@ -28,12 +30,19 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     host: overrides.host ?? env.AIRLOCK_HOST ?? '127.0.0.1',
     port,
     approvalTtlMs: overrides.approvalTtlMs ?? parseDuration(env.AIRLOCK_APPROVAL_TTL ?? '24h'),
-    bodyLimitBytes: overrides.bodyLimitBytes ?? Number(env.AIRLOCK_BODY_LIMIT ?? 256 * 1024),
+    bodyLimitBytes,
     checkpointIntervalMs: overrides.checkpointIntervalMs ?? parseDuration(env.AIRLOCK_CHECKPOINT_INTERVAL ?? '10s'),
   };
   const socketPath = overrides.socketPath ?? env.AIRLOCK_SOCKET;
   if (socketPath) config.socketPath = socketPath;
   return config;
+}
+
+/** A whole number from the environment; unset or empty means the default, anything else non-numeric is an error. */
+function intFrom(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value.trim() === '') return fallback;
+  if (!/^\d+$/.test(value.trim())) throw new AirlockError('invalid_request', `${name} must be a whole number.`);
+  return Number(value.trim());
 }
 
 /** Strips credentials from a store URL before it reaches a log line or an error. */

@@ -127,7 +127,8 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const timers: NodeJS.Timeout[] = [];
     if (options.timers !== false) {
       const background = (fn: () => Promise<unknown>, ms: number) => {
-        const t = setInterval(() => void fn().catch(() => undefined), ms);
+        // A failing background job is reported, never silent: a checkpoint that cannot be signed is an incident.
+        const t = setInterval(() => void fn().catch((e: unknown) => console.error(`[airlock] background job failed: ${e instanceof Error ? e.message : String(e)}`)), ms);
         t.unref();
         timers.push(t);
       };

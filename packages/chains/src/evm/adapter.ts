@@ -7,7 +7,7 @@ import { publicKeyToAddress } from 'viem/accounts';
 import type { Hex } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
 import { decodeMessageRequest } from './message.ts';
-import { assertSignedBy, recoverSignerAddress } from './signature.ts';
+import { assertSignedBy, assertWellFormed, recoverSignerAddress } from './signature.ts';
 import { decodeTransactionRequest, readTransactionRequest, toSerializable } from './transaction.ts';
 import type { EvmTransaction } from './transaction.ts';
 import { decodeTypedDataRequest } from './typed-data.ts';
@@ -64,11 +64,14 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
       if (bytesToHex(fresh.digest) !== bytesToHex(decoded.digest)) {
         throw new AirlockError('signature_check_failed', 'the signed digest does not belong to this payload');
       }
-      assertSignedBy(decoded.digest, signature, signer.address);
       const rs = signature.compact;
       if (action !== 'evm.transaction') {
+        assertSignedBy(decoded.digest, signature, signer.address);
         return { signature: bytesToHex(concatBytes([rs, Uint8Array.of(27 + signature.recovery)])) };
       }
+      // For transactions the one recovery happens on the serialized bytes (assertSignedTransaction), which
+      // also proves the broadcastable transaction hashes to the approved digest; recovering twice buys nothing.
+      assertWellFormed(signature);
       const tx = readTransactionRequest(payload, signer);
       return finalizeTransaction(tx, decoded.digest, signature, signer);
     },

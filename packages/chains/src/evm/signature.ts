@@ -11,15 +11,27 @@ export function recoverSignerAddress(digest: Uint8Array, compact: Uint8Array, re
   return publicKeyToAddress(bytesToHex(point.toBytes(false))).toLowerCase();
 }
 
-/** Throws signature_check_failed unless the signature is well-formed, low-S and recovers to `address`. */
-export function assertSignedBy(digest: Uint8Array, signature: EcdsaSignature, address: string): void {
+/** Throws signature_check_failed unless the signature is 64 bytes, low-S, with recovery id 0 or 1. */
+export function assertWellFormed(signature: EcdsaSignature): void {
   const { compact, recovery } = signature;
   if (!(compact instanceof Uint8Array) || compact.length !== 64 || (recovery !== 0 && recovery !== 1)) {
     throw new AirlockError('signature_check_failed', 'the key backend returned a malformed signature');
   }
+  let high: boolean;
+  try {
+    high = secp256k1.Signature.fromBytes(compact, 'compact').hasHighS();
+  } catch (cause) {
+    throw new AirlockError('signature_check_failed', 'the signature is not a valid secp256k1 signature', { cause });
+  }
+  if (high) throw new AirlockError('signature_check_failed', 'the signature is high-S');
+}
+
+/** Throws signature_check_failed unless the signature is well-formed, low-S and recovers to `address`. */
+export function assertSignedBy(digest: Uint8Array, signature: EcdsaSignature, address: string): void {
+  assertWellFormed(signature);
+  const { compact, recovery } = signature;
   let recovered: string;
   try {
-    if (secp256k1.Signature.fromBytes(compact, 'compact').hasHighS()) throw new Error('high S');
     recovered = recoverSignerAddress(digest, compact, recovery);
   } catch (cause) {
     throw new AirlockError('signature_check_failed', 'the signature is not a valid low-S secp256k1 signature', { cause });

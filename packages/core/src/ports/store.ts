@@ -82,7 +82,7 @@ export interface ApprovalRecord {
 }
 
 export interface IdempotencyRecord {
-  /** `session:<id>` (who may replay it). */
+  /** `agent:<id>`: retries are recognised across the agent's sessions (a renewed session may retry). */
   scope: string;
   key: string;
   /** sha256 hex of the canonical request (action + payload). */

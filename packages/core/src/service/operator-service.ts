@@ -178,11 +178,23 @@ export class OperatorService {
       if (pending.state !== 'pending') throw new AirlockError('approval_not_pending');
       const agent = await tx.getAgent(pending.agentId);
       if (!agent || agent.status !== 'active') throw new AirlockError(agent?.status === 'retired' ? 'agent_retired' : 'agent_frozen', 'The agent is not active; deny the approval or unfreeze the agent first.');
+      // Revoking a session revokes what it asked for: its pending requests cannot be approved any more.
+      const session = await tx.getSession(pending.sessionId);
+      if (!session || session.revokedAt !== undefined) throw new AirlockError('session_revoked', 'The session that made this request was revoked; deny the approval.');
       const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: actor } });
       return tx.decideApproval(id, 'approved', actor, now, entry.seq);
     });
     const agent = await this.getAgent(approval.agentId);
-    const { result, decoded } = await this.signing.signCommitted(agent, approval.action, approval.request, approval.digest);
+    let signed: Awaited<ReturnType<SigningService['signCommitted']>>;
+    try {
+      signed = await this.signing.signCommitted(agent, approval.action, approval.request, approval.digest);
+    } catch (e) {
+      // As on the direct path: the spend stays reserved (conservative), the failure is on the record.
+      const now2 = this.deps.clock.now();
+      await this.deps.store.transaction((tx) => tx.appendAudit({ at: now2, type: 'sign.failed', actor: 'system', agentId: approval.agentId, sessionId: approval.sessionId, action: approval.action, decision: 'error', data: { approvalId: id, errorCode: e instanceof AirlockError ? e.code : 'internal' } }));
+      throw e;
+    }
+    const { result, decoded } = signed;
     const stored = { ...result, auditSeq: approval.auditSeq, digest: approval.digest, summary: decoded.intent.summary };
     await this.deps.store.transaction((tx) => tx.setApprovalResult(id, stored));
     return { ...approval, result: stored };

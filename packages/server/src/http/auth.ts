@@ -12,9 +12,14 @@ export type Principal = { kind: 'admin' } | { kind: 'agent'; auth: AgentAuth };
  */
 export function authenticate(holder: AirlockHolder, kind: AuthKind, limiter: FailureLimiter): MiddlewareHandler {
   return async (c, next) => {
-    if (kind === 'none') return next();
     const client = clientKey(c);
     if (limiter.blocked(client)) throw new AirlockError('rate_limited', 'Too many failed authentication attempts; wait a minute.');
+    if (kind === 'none') {
+      await next();
+      // Wrong unseal passphrases count as failures too: each guess costs an argon2id run, so cap them.
+      if (c.error instanceof AirlockError && c.error.code === 'vault_wrong_passphrase') limiter.fail(client);
+      return;
+    }
     const header = c.req.header('authorization') ?? '';
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     try {

@@ -20,10 +20,22 @@ export class AirlockHolder {
     return this.airlock;
   }
 
+  private unsealing?: Promise<void>;
+
+  /** One unseal at a time: concurrent calls wait for the first instead of opening a second runtime. */
   async unseal(passphrase: string): Promise<void> {
+    while (this.unsealing) await this.unsealing.catch(() => undefined);
     if (this.airlock) return;
     if (!this.unsealer) throw new AirlockError('sealed', 'This server cannot be unsealed over HTTP.');
-    this.airlock = await this.unsealer(passphrase);
+    const unsealer = this.unsealer;
+    this.unsealing = (async () => {
+      this.airlock = await unsealer(passphrase);
+    })();
+    try {
+      await this.unsealing;
+    } finally {
+      this.unsealing = undefined;
+    }
   }
 
   async close(): Promise<void> {

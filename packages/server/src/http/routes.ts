@@ -52,6 +52,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       method: 'post', path: '/v1/unseal', summary: 'Unseal a server started sealed', tag: 'system', auth: 'none', body: S.UnsealRequest,
       responses: { 200: 'unsealed', 400: S.ErrorSchema },
       handler: async (c, { body }) => {
+        if (!holder.sealed) return c.json({ status: 'ok', alreadyUnsealed: true });
         await holder.unseal((body as { passphrase: string }).passphrase);
         return c.json({ status: 'ok' });
       },

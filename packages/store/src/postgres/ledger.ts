@@ -19,7 +19,7 @@ const WINDOW_TOTALS = `
   ) b ON true
   LEFT JOIN LATERAL (
     SELECT SUM(ah.amount) AS amount, SUM(ah.count) AS count FROM approval_holds ah
-    WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held' AND ah.at >= q.since_ms
+    WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held' -- counted in every window while held (see sqlite/ledger.ts)
   ) held ON true
   ORDER BY q.ord`;
 

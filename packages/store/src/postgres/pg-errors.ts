@@ -2,7 +2,8 @@ import { AirlockError } from '@airlock/core';
 
 // Socket-level failures from Node, and SQLSTATE classes that mean "the server cannot serve us now".
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '53100', '53200', '3D000', '28P01', '28000']);
+// 55000 is what a connection attempt gets while the database refuses connections (ALLOW_CONNECTIONS false).
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '53100', '53200', '3D000', '28P01', '28000', '55000']);
 const PG_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Cannot use a pool after calling end|Client was closed/i;
 
 /** Turns a `pg` error into an AirlockError with a stable code; AirlockErrors pass through. Never echoes the URL. */

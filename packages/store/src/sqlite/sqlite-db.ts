@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { AirlockError } from '@airlock/core';
 import type { Row } from '../shared/rows.ts';
@@ -15,6 +16,10 @@ export class SqliteDb {
 
   constructor(path: string) {
     try {
+      // The database holds the audit log and token hashes: create it owner-only (SQLite gives its WAL
+      // and shared-memory files the same mode as the database file).
+      if (path !== ':memory:' && !existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+      if (path !== ':memory:') chmodSync(path, 0o600);
       this.db = new DatabaseSync(path);
       this.db.exec('PRAGMA journal_mode = WAL');
       this.db.exec('PRAGMA synchronous = FULL');

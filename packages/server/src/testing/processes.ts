@@ -1,0 +1,231 @@
+// Real daemon processes for multi-instance and crash tests: data initialised in-process with the
+// production KDF (a spawned daemon opens its vault with default parameters, so TEST_VAULT cannot be used),
+// then `airlock start` spawned as a child and spoken to over real HTTP.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { keccak256, parseTransaction, serializeTransaction, type Hex } from 'viem';
+import { loadConfig } from '../config.ts';
+import { initAirlock } from '../runtime.ts';
+import { PG_URL, pgSchemaUrl } from './harness.ts';
+
+const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
+const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
+const CLI = join(REPO_ROOT, 'packages/cli/src/run.ts');
+const DAEMON_PASSPHRASE = 'process test passphrase 0123456789';
+const START_TIMEOUT_MS = 20_000;
+
+export interface DaemonData {
+  dataDir: string;
+  storeUrl: string;
+  passphrase: string;
+  adminToken: string;
+  /** Removes the data directory and drops the PostgreSQL schema (if one was created here). */
+  cleanup(): Promise<void>;
+}
+
+/**
+ * `airlock init` in-process with the real KDF. `store`: 'sqlite' (file in the data dir), 'postgres'
+ * (a fresh schema on the shared test database) or an explicit store URL (owned by the caller).
+ */
+export async function prepareDaemonData(store: 'sqlite' | 'postgres' | { url: string }): Promise<DaemonData> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'airlock-proc-'));
+  const schema = store === 'postgres' ? await pgSchemaUrl() : undefined;
+  const storeUrl = typeof store === 'object' ? store.url : schema?.url;
+  const cleanup = async () => {
+    rmSync(dataDir, { recursive: true, force: true });
+    await schema?.drop();
+  };
+  try {
+    const config = loadConfig({ dataDir, ...(storeUrl ? { storeUrl } : {}) }, {});
+    const init = await initAirlock(config, DAEMON_PASSPHRASE);
+    return { dataDir, storeUrl: config.storeUrl, passphrase: DAEMON_PASSPHRASE, adminToken: init.adminToken, cleanup };
+  } catch (e) {
+    await cleanup();
+    throw e;
+  }
+}
+
+export interface Daemon {
+  url: string;
+  pid: number;
+  /** Everything the process wrote so far (for failure messages). */
+  output(): string;
+  /** Sends the signal and waits for the process to be gone. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+}
+
+// Every child ever spawned here: killed by killAllDaemons(), and by the exit hook if a test forgot.
+const children = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+const isRunning = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
+function waitForExit(child: ChildProcess): Promise<void> {
+  return isRunning(child) ? new Promise((done) => child.once('exit', () => done())) : Promise.resolve();
+}
+
+/** Spawns `airlock start` on a data directory; resolves once it prints the URL it listens on. */
+export async function startDaemon(data: DaemonData): Promise<Daemon> {
+  const child = spawn(NODE, [CLI, 'start'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      AIRLOCK_DATA_DIR: data.dataDir,
+      AIRLOCK_STORE: data.storeUrl,
+      AIRLOCK_PASSPHRASE: data.passphrase,
+      // The kernel picks a free port and the daemon prints it: no window in which another process takes it.
+      AIRLOCK_PORT: '0',
+      AIRLOCK_HOST: '127.0.0.1',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let output = '';
+  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-20_000));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    if (isRunning(child)) child.kill(signal);
+    await waitForExit(child);
+  };
+  try {
+    const url = await new Promise<string>((resolveUrl, reject) => {
+      const timer = setTimeout(() => reject(new Error(`daemon did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
+      const onData = () => {
+        const match = /Airlock listening on (http:\/\/\S+)/.exec(output);
+        if (!match) return;
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        resolveUrl(match[1]!);
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`daemon exited before listening (code ${code}, signal ${signal}):\n${output}`));
+      });
+    });
+    return { url, pid: child.pid!, output: () => output, kill };
+  } catch (e) {
+    await kill();
+    throw e;
+  }
+}
+
+/** SIGKILLs every daemon still running. Safe to call from `after` whatever happened. */
+export async function killAllDaemons(): Promise<void> {
+  await Promise.all([...children].map((child) => {
+    if (isRunning(child)) child.kill('SIGKILL');
+    return waitForExit(child);
+  }));
+}
+
+export interface HttpResult {
+  status: number;
+  body: any;
+}
+
+/** One JSON request over real HTTP. Network failures (a killed daemon) reject. */
+export async function httpJson(
+  baseUrl: string,
+  method: string,
+  path: string,
+  opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+): Promise<HttpResult> {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  let body: string | undefined;
+  if (opts.body !== undefined) {
+    body = JSON.stringify(opts.body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+    headers['content-type'] = 'application/json';
+  }
+  const res = await fetch(`${baseUrl}${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+export function adminClient(baseUrl: string, adminToken: string) {
+  return (method: string, path: string, body?: unknown) => httpJson(baseUrl, method, path, { token: adminToken, ...(body !== undefined ? { body } : {}) });
+}
+
+/** Creates an agent with a policy and a one-hour session through a daemon's admin API. */
+export async function provisionRemoteAgent(baseUrl: string, adminToken: string, opts: { policy?: unknown; name?: string } = {}) {
+  const admin = adminClient(baseUrl, adminToken);
+  const created = await admin('POST', '/v1/agents', { names: [opts.name ?? `bot-${Math.random().toString(16).slice(2, 10)}`] });
+  if (created.status !== 201) throw new Error(`create agent: ${JSON.stringify(created.body)}`);
+  const agent = created.body.agents[0];
+  if (opts.policy !== undefined) {
+    const set = await admin('PUT', `/v1/policies/${agent.name}`, { document: opts.policy });
+    if (set.status !== 200) throw new Error(`set policy: ${JSON.stringify(set.body)}`);
+  }
+  const issued = await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] });
+  if (issued.status !== 201) throw new Error(`issue session: ${JSON.stringify(issued.body)}`);
+  return { agent, token: issued.body.token as string };
+}
+
+/** The whole audit log (or a filtered part of it), paging past the 1,000-entry limit. */
+export async function readWholeAudit(baseUrl: string, adminToken: string, filter = ''): Promise<any[]> {
+  const entries: any[] = [];
+  for (let after = 0; ;) {
+    const page = await httpJson(baseUrl, 'GET', `/v1/audit?limit=1000&after=${after}${filter ? `&${filter}` : ''}`, { token: adminToken });
+    if (page.status !== 200) throw new Error(`audit query: ${JSON.stringify(page.body)}`);
+    entries.push(...page.body.entries);
+    if (page.body.entries.length < 1000) return entries;
+    after = page.body.entries.at(-1).seq;
+  }
+}
+
+/** The digest a signed EVM transaction commits to, recomputed independently with viem (no Airlock code). */
+export function signedTransactionDigest(signedTransaction: Hex): string {
+  const { r: _r, s: _s, v: _v, yParity: _y, ...unsigned } = parseTransaction(signedTransaction);
+  return keccak256(serializeTransaction(unsigned)).slice(2);
+}
+
+export interface PgDatabase {
+  name: string;
+  /** Store URL of the database (its public schema). */
+  url: string;
+  /** Refuses new connections and terminates existing ones: the store is down, the cluster is not. */
+  block(): Promise<void>;
+  unblock(): Promise<void>;
+  drop(): Promise<void>;
+}
+
+async function onAdminConnection<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    return await fn(client);
+  } finally {
+    await client.end();
+  }
+}
+
+/** A dedicated database on the shared cluster, so it can be made unavailable without touching anything else. */
+export async function createPgDatabase(prefix = 'airlock_t'): Promise<PgDatabase> {
+  const name = `${prefix}_${Math.random().toString(16).slice(2, 10)}`;
+  await onAdminConnection((c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return {
+    name,
+    url: url.toString(),
+    block: () =>
+      onAdminConnection(async (c) => {
+        // Refuse first, then terminate: a pool reconnecting in between would otherwise get back in.
+        await c.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+        await c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+      }),
+    unblock: () => onAdminConnection(async (c) => void (await c.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`))),
+    drop: () => onAdminConnection(async (c) => void (await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))),
+  };
+}
+
+export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
