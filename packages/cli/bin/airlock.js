@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Launcher: Airlock runs on Node 24 (node:sqlite, crypto.argon2, type stripping). When invoked by an older
 // system Node, re-run on the Node 24 that the project installs as its `node` dependency.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
@@ -18,6 +19,9 @@ if (major >= 24) {
     console.error('airlock needs Node 24: run `npm install` in the Airlock checkout first.');
     process.exit(1);
   }
-  const r = spawnSync(node, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? 1);
+  // Asynchronous, so that signals sent to this launcher (kill, systemctl stop, docker stop) reach the daemon
+  // instead of orphaning it; a synchronous spawn would block the handlers below.
+  const child = spawn(node, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
 }

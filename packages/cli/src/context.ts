@@ -9,14 +9,16 @@ export interface CliContext {
 }
 
 export function createContext(flags: { url?: string; json?: boolean; token?: string }): CliContext {
-  const url = flags.url ?? process.env.AIRLOCK_URL ?? 'http://127.0.0.1:8420';
+  // An empty variable counts as unset: `AIRLOCK_URL= airlock …` must not turn into a relative URL.
+  const url = (flags.url || process.env.AIRLOCK_URL || 'http://127.0.0.1:8420').replace(/\/+$/, '');
   let http: AirlockHttp | undefined;
   return {
     json: !!flags.json,
     url,
     admin() {
-      const token = flags.token ?? process.env.AIRLOCK_ADMIN_TOKEN;
+      const token = flags.token || process.env.AIRLOCK_ADMIN_TOKEN;
       if (!token) throw new AirlockError('unauthenticated', 'No admin token.', { hints: ['Set AIRLOCK_ADMIN_TOKEN to the token `airlock init` printed, or pass --token.'] });
+      if (!URL.canParse(url)) throw new AirlockError('invalid_request', 'The daemon URL is not a URL.', { hints: ['Pass --url http://HOST:PORT or set AIRLOCK_URL.'] });
       http ??= createAirlockHttp({ url, token });
       return http;
     },

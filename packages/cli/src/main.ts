@@ -3,7 +3,8 @@ import { AirlockError } from '@airlock/core';
 import { AirlockApiError } from '@airlock/sdk';
 import { createContext, type Command } from './context.ts';
 import { initCommand, startCommand, statusCommand } from './commands/daemon.ts';
-import { agentCommand, UsageError } from './commands/agents.ts';
+import { agentCommand } from './commands/agents.ts';
+import { UsageError } from './args.ts';
 import { policyCommand } from './commands/policy.ts';
 import { sessionCommand } from './commands/sessions.ts';
 import { auditCommand } from './commands/audit.ts';
@@ -53,29 +54,40 @@ export async function main(argv: string[]): Promise<number> {
     await command.run(ctx, { values, positionals: parsed.positionals });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    return reportError(e, !!values.json);
+    return reportError(e, !!values.json, ctx.url);
   }
 }
 
-function reportError(e: unknown, json: boolean): number {
+/** Turns a failure into what the operator reads: `error [code]: message`, its violations and hints. */
+function reportError(e: unknown, json: boolean, url: string): number {
   if (e instanceof UsageError) {
     console.error(e.message);
     return 2;
   }
-  const err = e instanceof AirlockError || e instanceof AirlockApiError ? e : undefined;
+  const known = e instanceof AirlockError || e instanceof AirlockApiError ? e : undefined;
+  const failure = known
+    ? { code: known.code, message: known.message, violations: known.violations ?? [], hints: known.hints }
+    : isUnreachable(e)
+      ? { code: 'unreachable', message: `cannot reach the Airlock daemon at ${safeOrigin(url)}.`, violations: [], hints: ['Is it running (`airlock start`)? Is --url / AIRLOCK_URL right?'] }
+      : { code: 'internal', message: String((e as Error)?.message ?? e), violations: [], hints: [] };
   if (json) {
-    console.error(JSON.stringify({ error: err ? { code: err.code, message: err.message, ...(err.violations?.length ? { violations: err.violations } : {}) } : { code: 'internal', message: String((e as Error)?.message ?? e) } }));
+    const { code, message, violations } = failure;
+    console.error(JSON.stringify({ error: { code, message, ...(violations.length ? { violations } : {}) } }));
     return 1;
   }
-  if (err) {
-    console.error(`error [${err.code}]: ${err.message}`);
-    for (const v of err.violations ?? []) console.error(`  ${v.rule}  ${v.code}: ${v.message}`);
-    for (const h of err.hints) console.error(`  hint: ${h}`);
-  } else if (e instanceof TypeError && /fetch failed/.test(e.message)) {
-    console.error('error [unreachable]: cannot reach the Airlock daemon. Is it running (`npm start`)? Is --url / AIRLOCK_URL right?');
-  } else {
-    console.error(`error: ${(e as Error)?.message ?? String(e)}`);
-  }
+  // An unexpected error has no stable code to show; its message is all the operator can act on.
+  console.error(known || failure.code !== 'internal' ? `error [${failure.code}]: ${failure.message}` : `error: ${failure.message}`);
+  for (const v of failure.violations) console.error(`  ${v.rule}  ${v.code}: ${v.message}`);
+  for (const h of failure.hints) console.error(`  hint: ${h}`);
   return 1;
 }
 
+/** undici reports a refused or unresolvable connection as `TypeError: fetch failed` with the cause inside. */
+function isUnreachable(e: unknown): boolean {
+  return e instanceof TypeError && /fetch failed/.test(e.message);
+}
+
+/** The URL without credentials or path, fit for an error line. */
+function safeOrigin(url: string): string {
+  return URL.canParse(url) ? new URL(url).origin : 'the configured URL';
+}

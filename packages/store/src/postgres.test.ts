@@ -93,7 +93,8 @@ test('postgres: an unreachable server surfaces as store_unavailable without echo
 });
 
 test('postgres: a backend terminated inside a transaction surfaces as store_unavailable', { skip }, async () => {
-  const store = await openPostgresStore({ connectionString: url, schema: newSchema(), poolSize: 2 });
+  const schema = newSchema();
+  const store = await openPostgresStore({ connectionString: url, schema, poolSize: 2 });
   const admin = new pg.Client({ connectionString: url });
   await admin.connect();
   try {
@@ -101,7 +102,11 @@ test('postgres: a backend terminated inside a transaction surfaces as store_unav
     await assert.rejects(
       store.transaction(async (tx) => {
         const [{ pid }] = (await admin.query(
-          `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objid = ${Number(BigInt('4704381773533497166') & 0xffffffffn)}`,
+          // Only our store's backend: other processes (daemons in other tests) may hold the same global lock key.
+          `SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+           WHERE l.locktype = 'advisory' AND l.granted AND l.objid = ${Number(BigInt('4704381773533497166') & 0xffffffffn)}
+             AND a.application_name = $1`,
+          [`airlock:${schema}`],
         )).rows;
         await admin.query('SELECT pg_terminate_backend($1)', [pid]);
         await new Promise((resolve) => setTimeout(resolve, 50));

@@ -1,4 +1,6 @@
 import type { Command } from '../context.ts';
+import type { AirlockHttp } from '@airlock/sdk';
+import { keyValue, need, positiveInt, usage } from '../args.ts';
 import { printJson, table } from '../format.ts';
 
 interface AgentJson { id: string; name: string; accountIndex: number; address: string; status: string; createdAt: string }
@@ -16,13 +18,15 @@ export const agentCommand: Command = {
   options: { name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, status: { type: 'string' }, limit: { type: 'string' } },
   async run(ctx, { values, positionals }) {
     const [sub, target] = positionals;
+    // Usage before credentials: a typo should print usage, not ask for a token.
+    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire'].includes(sub ?? '')) throw usage(this.usage);
     const http = ctx.admin();
     switch (sub) {
       case 'create': {
-        const labels = Object.fromEntries(((values.label as string[]) ?? []).map((kv) => kv.split('=', 2) as [string, string]));
+        const labels = Object.fromEntries(((values.label as string[]) ?? []).map((kv) => keyValue(kv, 'label')));
         const body = {
           ...(values.name ? { names: values.name } : {}),
-          ...(values.count ? { count: Number(values.count) } : {}),
+          ...(values.count !== undefined ? { count: positiveInt(values.count, 'count') } : {}),
           ...(values.prefix ? { prefix: values.prefix } : {}),
           ...(Object.keys(labels).length ? { labels } : {}),
         };
@@ -32,9 +36,8 @@ export const agentCommand: Command = {
         return;
       }
       case 'list': {
-        const q = new URLSearchParams({ ...(values.status ? { status: String(values.status) } : {}), limit: String(values.limit ?? 1000) });
-        const { body: res } = await http.request<{ agents: AgentJson[] }>('GET', `/v1/agents?${q}`);
-        return ctx.json ? printJson(res) : console.log(table(res.agents as never, COLUMNS));
+        const agents = await listAgents(http, values.status as string | undefined, values.limit !== undefined ? positiveInt(values.limit, 'limit') : undefined);
+        return ctx.json ? printJson({ agents }) : console.log(table(agents as never, COLUMNS));
       }
       case 'show': {
         const { body } = await http.request<AgentJson>('GET', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}`);
@@ -52,12 +55,16 @@ export const agentCommand: Command = {
   },
 };
 
-export function need(v: string | undefined, what: string): string {
-  if (!v) throw new UsageError(`missing <${what}>`);
-  return v;
-}
+const PAGE = 1000;
 
-export class UsageError extends Error {}
-export function usage(text: string): UsageError {
-  return new UsageError(`usage:\n${text}`);
+/** Every agent (or the first `limit`), following the server's `after` cursor page by page. */
+async function listAgents(http: AirlockHttp, status: string | undefined, limit: number | undefined): Promise<AgentJson[]> {
+  const agents: AgentJson[] = [];
+  for (;;) {
+    const want = Math.min(PAGE, limit === undefined ? PAGE : limit - agents.length);
+    const q = new URLSearchParams({ ...(status ? { status } : {}), limit: String(want), ...(agents.length ? { after: agents.at(-1)!.id } : {}) });
+    const { body } = await http.request<{ agents: AgentJson[] }>('GET', `/v1/agents?${q}`);
+    agents.push(...body.agents);
+    if (body.agents.length < want || agents.length === limit) return agents;
+  }
 }

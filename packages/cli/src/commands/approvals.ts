@@ -1,6 +1,6 @@
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
-import { need, usage } from './agents.ts';
+import { need, usage } from '../args.ts';
 
 interface ApprovalJson { id: string; agentId: string; action: string; state: string; expiresAt: string; summary: { intent?: { summary?: string }; violations?: { rule: string }[] } }
 
@@ -11,6 +11,8 @@ export const approvalsCommand: Command = {
   options: { state: { type: 'string' }, agent: { type: 'string' }, reason: { type: 'string' } },
   async run(ctx, { values, positionals }) {
     const [sub, id] = positionals;
+    // Usage before credentials: a typo should print usage, not ask for a token.
+    if (!['list', 'approve', 'deny'].includes(sub ?? '')) throw usage(this.usage);
     const http = ctx.admin();
     switch (sub) {
       case 'list': {

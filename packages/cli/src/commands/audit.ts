@@ -1,11 +1,9 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { AirlockError, AuditChainVerifier, checkpointDigest, verifyStoredAudit, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult } from '@airlock/core';
-import { loadConfig, verifySchnorr } from '@airlock/server';
-import { openStore } from '@airlock/store';
 import type { Command, CliContext } from '../context.ts';
 import { printJson, table } from '../format.ts';
-import { usage } from './agents.ts';
+import { positiveInt, usage } from '../args.ts';
 
 interface EntryJson { seq: number; at: string; type: string; agentId?: string; action?: string; decision?: string; data: { violations?: { rule: string; code: string }[]; errorCode?: string; intent?: { summary?: string } } }
 
@@ -30,6 +28,8 @@ export const auditCommand: Command = {
         let result: AuditVerifyResult;
         if (values.file) result = await verifyExport(String(values.file), values['public-key'] as string | undefined);
         else if (values.offline) {
+          // Loaded on demand: only the offline verifier needs the store and the server's config.
+          const [{ loadConfig, verifySchnorr }, { openStore }] = await Promise.all([import('@airlock/server'), import('@airlock/store')]);
           const config = loadConfig({ ...(values['data-dir'] ? { dataDir: String(values['data-dir']) } : {}), ...(values.store ? { storeUrl: String(values.store) } : {}) });
           const store = await openStore(config.storeUrl);
           try {
@@ -58,31 +58,57 @@ function report(ctx: CliContext, r: AuditVerifyResult): void {
   if (!r.ok) process.exitCode = 2;
 }
 
+const PAGE = 1000;
+
 async function tail(ctx: CliContext, values: Record<string, unknown>): Promise<void> {
   const http = ctx.admin();
-  const base: Record<string, string> = {};
-  for (const k of ['agent', 'decision', 'from', 'to'] as const) if (values[k]) base[k] = String(values[k]);
-  let after: number | undefined;
-  const limit = Number(values.limit ?? 20);
+  const filter: Record<string, string> = {};
+  for (const k of ['agent', 'decision', 'from', 'to'] as const) if (values[k]) filter[k] = String(values[k]);
+  const limit = values.limit !== undefined ? positiveInt(values.limit, 'limit') : 20;
+  /** Up to `max` matching entries with seq > after, oldest first, following pages. */
+  const forward = async (after: number | undefined, max: number, upTo = Infinity): Promise<EntryJson[]> => {
+    const out: EntryJson[] = [];
+    for (;;) {
+      const want = Math.min(PAGE, max - out.length);
+      const q = new URLSearchParams({ ...filter, limit: String(want), ...(after !== undefined ? { after: String(after) } : {}) });
+      const { body } = await http.request<{ entries: EntryJson[] }>('GET', `/v1/audit?${q}`);
+      const inRange = body.entries.filter((e) => e.seq <= upTo);
+      out.push(...inRange);
+      if (body.entries.length < want || inRange.length < body.entries.length || out.length >= max) return out;
+      after = body.entries.at(-1)!.seq;
+    }
+  };
   const show = (entries: EntryJson[]) => {
     if (ctx.json) for (const e of entries) console.log(JSON.stringify(e));
     else if (entries.length) console.log(table(entries.map(row), ['seq', 'at', 'type', 'agentId', 'decision', 'detail']));
   };
-  if (!values.from) {
-    // Without --from, start from the newest `limit` entries.
-    const { body } = await http.request<{ seq: number }>('GET', '/v1/audit/head');
-    after = Math.max(0, body.seq - limit);
+
+  let entries: EntryJson[];
+  let after: number;
+  if (values.from) {
+    entries = await forward(undefined, limit);
+    after = entries.at(-1)?.seq ?? 0;
+  } else {
+    // The newest `limit` matching entries. The API pages forward only, so look back over windows that
+    // grow until enough entries match: a filter such as --decision deny may match only old entries.
+    const { body: head } = await http.request<{ seq: number }>('GET', '/v1/audit/head');
+    entries = [];
+    let hi = head.seq;
+    for (let window = limit; entries.length < limit && hi > 0; window *= 4) {
+      const lo = Math.max(0, hi - window);
+      entries = [...(await forward(lo, Infinity, hi)), ...entries];
+      hi = lo;
+    }
+    entries = entries.slice(-limit);
+    after = head.seq;
   }
-  const fetchPage = async () => {
-    const q = new URLSearchParams({ ...base, limit: String(Math.min(1000, limit)), ...(after !== undefined ? { after: String(after) } : {}) });
-    const { body } = await http.request<{ entries: EntryJson[] }>('GET', `/v1/audit?${q}`);
-    if (body.entries.length) after = body.entries.at(-1)!.seq;
-    return body.entries;
-  };
-  show(await fetchPage());
+  if (entries.length === 0 && !ctx.json && !values.follow) console.log('(no matching entries)');
+  show(entries);
   while (values.follow) {
     await new Promise((r) => setTimeout(r, 1000));
-    show(await fetchPage());
+    const fresh = await forward(after, PAGE);
+    if (fresh.length) after = fresh.at(-1)!.seq;
+    show(fresh);
   }
 }
 
@@ -113,20 +139,44 @@ async function exportLog(ctx: CliContext, out: string | undefined): Promise<void
 
 /** Verifies an export file with nothing but the file (and, ideally, the published audit public key). */
 export async function verifyExport(file: string, publicKey?: string): Promise<AuditVerifyResult> {
+  if (!existsSync(file)) throw new AirlockError('not_found', `No export file at ${file}.`);
   const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   let header: { format: string; publicKey: string; checkpoints: AuditCheckpoint[] } | undefined;
   let verifier: AuditChainVerifier | undefined;
+  let lineNo = 0;
+  let lastSeq = 0;
+  let unreadable: { seq: number; reason: string } | undefined;
   for await (const line of lines) {
+    lineNo++;
     if (!line.trim()) continue;
-    const value = JSON.parse(line);
+    const value = parseLine(line);
     if (!header) {
-      if (value.format !== EXPORT_FORMAT) throw new AirlockError('invalid_request', 'Not an Airlock audit export.');
-      header = value;
-      verifier = new AuditChainVerifier(value.checkpoints);
+      if (value?.format !== EXPORT_FORMAT || !Array.isArray(value.checkpoints)) throw new AirlockError('invalid_request', `${file} is not an Airlock audit export (line ${lineNo} is not its header).`);
+      const checkpoints = value.checkpoints as AuditCheckpoint[];
+      header = { format: EXPORT_FORMAT, publicKey: String(value.publicKey), checkpoints };
+      verifier = new AuditChainVerifier(checkpoints);
       continue;
     }
-    if (!verifier!.push(value as AuditEntry)) break;
+    // A line that is not an entry at all is tampering too: report it where the chain breaks.
+    if (value === undefined || typeof value.seq !== 'number') {
+      unreadable = { seq: lastSeq + 1, reason: `line ${lineNo} is not an audit entry` };
+      break;
+    }
+    if (!verifier!.push(value as unknown as AuditEntry)) break;
+    lastSeq = value.seq;
   }
-  if (!header || !verifier) throw new AirlockError('invalid_request', 'Empty export file.');
-  return verifier.finish(header.checkpoints, (cp) => verifySchnorr(cp.publicKey, checkpointDigest(cp), cp.signature), publicKey ?? header.publicKey);
+  if (!header || !verifier) throw new AirlockError('invalid_request', `${file} is empty: not an Airlock audit export.`);
+  const { verifySchnorr } = await import('@airlock/server');
+  const result = verifier.finish(header.checkpoints, (cp) => verifySchnorr(cp.publicKey, checkpointDigest(cp), cp.signature), publicKey ?? header.publicKey);
+  // The chain stopped at the unreadable line, so it is the first problem (finish() would call it truncation).
+  return unreadable ? { ...result, ok: false, firstBad: unreadable } : result;
+}
+
+function parseLine(line: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(line);
+    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { AirlockError, compilePolicy, parsePolicyText } from '@airlock/core';
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
-import { need, usage } from './agents.ts';
+import { need, usage } from '../args.ts';
 
 function readSource(file: string): string {
   try {

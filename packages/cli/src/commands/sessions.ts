@@ -1,6 +1,6 @@
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
-import { need, usage } from './agents.ts';
+import { need, usage, UsageError } from '../args.ts';
 
 interface SessionJson { id: string; agentId: string; scope: { actions: string[]; chains: string[] }; expiresAt: string; revokedAt?: string; label?: string }
 
@@ -15,16 +15,12 @@ export const sessionCommand: Command = {
   options: { ttl: { type: 'string' }, actions: { type: 'string' }, chains: { type: 'string' }, budget: { type: 'string', multiple: true }, label: { type: 'string' }, agent: { type: 'string' }, all: { type: 'boolean' } },
   async run(ctx, { values, positionals }) {
     const [sub, target] = positionals;
+    // Usage before credentials: a typo should print usage, not ask for a token.
+    if (!['issue', 'list', 'revoke'].includes(sub ?? '')) throw usage(this.usage);
     const http = ctx.admin();
     switch (sub) {
       case 'issue': {
-        const budgets = ((values.budget as string[]) ?? []).map((b) => {
-          // asset ids contain ':' themselves: the last two fields are max and window.
-          const parts = b.split(':');
-          const window = parts.pop()!;
-          const max = parts.pop()!;
-          return { asset: parts.join(':'), max, window };
-        });
+        const budgets = ((values.budget as string[]) ?? []).map(parseBudget);
         const body = {
           ttl: values.ttl ?? '1h',
           actions: String(values.actions ?? 'evm.transaction').split(','),
@@ -54,3 +50,13 @@ export const sessionCommand: Command = {
     }
   },
 };
+
+/** `--budget <asset>:<max>:<window>`. Asset ids contain ':' themselves, so max and window are the last two fields. */
+function parseBudget(spec: string): { asset: string; max: string; window: string } {
+  const parts = spec.split(':');
+  const window = parts.pop();
+  const max = parts.pop();
+  const asset = parts.join(':');
+  if (!asset || !max || !/^\d+$/.test(max) || !window) throw new UsageError(`--budget: expected <asset>:<max base units>:<window>, e.g. eip155:8453/erc20:0x…:5000000:24h`);
+  return { asset, max, window };
+}

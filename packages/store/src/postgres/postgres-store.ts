@@ -52,6 +52,8 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool({
       connectionString: options.connectionString,
       max: options.poolSize ?? 10,
+      // Visible in pg_stat_activity: operators (and tests) can tell Airlock's connections and their schema apart.
+      application_name: options.schema === undefined ? 'airlock' : `airlock:${options.schema}`,
       types,
       ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
     });

@@ -1,0 +1,388 @@
+// End to end: the `airlock` command as an operator runs it, as child processes against a real daemon
+// (`airlock start` on a temp data dir, real argon2id), asserting exit codes and what the operator reads.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { stringify as toYaml } from 'yaml';
+import { ALICE, MALLORY, USDC_ASSET, usdcPolicy, usdcTransfer } from '../../server/src/testing/harness.ts';
+import { cliEnv, runCli, startDaemon, systemNodeLauncher, transcript, waitUnreachable, type CliResult, type Daemon } from './testing/cli-process.ts';
+
+const PASSPHRASE = 'cli e2e passphrase 7f3a9c';
+const COMMANDS = ['init', 'start', 'status', 'agent', 'policy', 'session', 'audit', 'approvals'];
+
+describe('airlock CLI, end to end', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-'));
+  const dataDir = join(dir, 'data');
+  const file = (name: string, content: string) => {
+    const p = join(dir, name);
+    writeFileSync(p, content);
+    return p;
+  };
+  let adminToken = '';
+  let daemon: Daemon | undefined;
+  let sealedDaemon: Daemon | undefined;
+  /** Runs the CLI as the operator's shell would: data dir, daemon URL and admin token in the environment. */
+  const airlock = (...args: string[]) => runCli(args, cliEnv({ AIRLOCK_DATA_DIR: dataDir, AIRLOCK_URL: daemon?.url, AIRLOCK_ADMIN_TOKEN: adminToken }));
+  const ok = (r: CliResult) => {
+    assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    return r.stdout;
+  };
+  const sign = async (token: string, body: unknown) => {
+    const res = await fetch(`${daemon!.url}/v1/sign/transaction`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const goodPolicy = file('good.yaml', toYaml(usdcPolicy()));
+
+  after(async () => {
+    await sealedDaemon?.stop();
+    await daemon?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  describe('vault and daemon lifecycle', () => {
+    test('init prints the 24-word recovery phrase and the admin token once; the vault file is 0600', async () => {
+      const r = await runCli(['init'], cliEnv({ AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: PASSPHRASE }));
+      const out = ok(r);
+      const exports = [...out.matchAll(/^\s*export AIRLOCK_ADMIN_TOKEN=(adm_[A-Za-z0-9_-]+)\s*$/gm)];
+      assert.equal(exports.length, 1, out);
+      adminToken = exports[0]![1]!;
+      assert.equal(out.split(adminToken).length - 1, 1, 'the token is printed exactly once');
+      const phrase = /RECOVERY PHRASE[^\n]*\n\s*([a-z ]+)\n/.exec(out)?.[1]?.trim().split(' ');
+      assert.equal(phrase?.length, 24, out);
+      assert.equal(statSync(join(dataDir, 'vault.json')).mode & 0o777, 0o600);
+    });
+
+    test('a second init on the same data dir refuses, names the problem and exits non-zero', async () => {
+      const r = await runCli(['init'], cliEnv({ AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: PASSPHRASE }));
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /error \[vault_exists\]: A vault already exists at .*vault\.json/);
+      assert.doesNotMatch(r.stdout, /RECOVERY PHRASE|AIRLOCK_ADMIN_TOKEN/);
+    });
+
+    test('start with a wrong passphrase fails with vault_wrong_passphrase and a non-zero exit', async () => {
+      const err = await startDaemon(cliEnv({ AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: 'not the passphrase at all' })).then(
+        (d) => (sealedDaemon = d) && assert.fail('the daemon started'),
+        (e: { code: number; output: string }) => e,
+      );
+      assert.equal(err.code, 1);
+      assert.match(err.output, /error \[vault_wrong_passphrase\]/);
+      assert.doesNotMatch(err.output, /not the passphrase at all/);
+    });
+
+    test('start without a passphrase and no TTY (via the launcher on the system Node) starts sealed; /v1/unseal unseals; SIGTERM stops it', async (t) => {
+      // The launcher on Node < 24 must re-execute on the project's Node 24: run.ts is TypeScript, which
+      // only Node 24 runs, so a listening daemon proves the re-exec happened.
+      const launcher = systemNodeLauncher();
+      if (launcher) t.diagnostic(`system node ${execFileSync(launcher[0]!, ['--version']).toString().trim()} -> bin/airlock.js`);
+      sealedDaemon = await startDaemon(cliEnv({ AIRLOCK_DATA_DIR: dataDir }), launcher);
+      const url = sealedDaemon.url;
+      assert.match(sealedDaemon.output(), /starting sealed/);
+
+      const health = await fetch(`${url}/v1/health`);
+      assert.equal(health.status, 503);
+      assert.deepEqual(await health.json(), { status: 'sealed' });
+      const signing = await fetch(`${url}/v1/sign/transaction`, { method: 'POST', headers: { authorization: 'Bearer ses_x.y', 'content-type': 'application/json' }, body: JSON.stringify(usdcTransfer(ALICE, 1n)) });
+      assert.equal(signing.status, 503);
+      assert.equal(((await signing.json()) as any).error.code, 'sealed');
+
+      const unseal = (passphrase: string) => fetch(`${url}/v1/unseal`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ passphrase }) });
+      assert.equal((await unseal('wrong wrong wrong')).status, 400);
+      assert.equal((await unseal(PASSPHRASE)).status, 200);
+      assert.equal((await fetch(`${url}/v1/health`)).status, 200);
+
+      // SIGTERM to the launcher must reach the daemon (no orphan keeps the port).
+      const code = await sealedDaemon.stop();
+      assert.equal(code, 0, sealedDaemon.output());
+      assert.ok(await waitUnreachable(url), 'the daemon still answers after the launcher was stopped');
+      assert.match(sealedDaemon.output(), /SIGTERM: shutting down/);
+      sealedDaemon = undefined;
+    });
+
+    test('start with AIRLOCK_PASSPHRASE unseals at once; status says ok and exits 0', async () => {
+      daemon = await startDaemon(cliEnv({ AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: PASSPHRASE }));
+      assert.match(daemon.output(), /Airlock listening on http:\/\/127\.0\.0\.1:\d+ \(store: sqlite:.*, unsealed\)/);
+      const [text, jsonText] = await Promise.all([airlock('status'), airlock('status', '--json')]);
+      const out = ok(text);
+      assert.match(out, new RegExp(`^daemon  ${daemon.url}: ok \\(store: sqlite\\)$`, 'm'));
+      assert.match(out, /^vault   .*vault\.json: argon2id \(memory 64 MiB, 3 passes, parallelism 4\), xchacha20poly1305$/m);
+      const json = JSON.parse(ok(jsonText));
+      assert.equal(json.health.status, 'ok');
+      assert.equal(json.vault.kdf.alg, 'argon2id');
+    });
+  });
+
+  describe('agents', () => {
+    test('agent create --count 100 provisions 100 agents in one command', async (t) => {
+      const r = await airlock('agent', 'create', '--count', '100');
+      assert.match(ok(r), /^created 100 agents \(first: agent-[0-9a-f]+, last: agent-[0-9a-f]+\)$/m);
+      t.diagnostic(`agent create --count 100: ${Math.round(r.ms)} ms (whole CLI process)`);
+    });
+
+    test('agent create --name alice prints a table; a duplicate name is a conflict', async () => {
+      const out = ok(await airlock('agent', 'create', '--name', 'alice'));
+      const [header, row, ...rest] = out.trim().split('\n');
+      assert.match(header!, /^ID\s+NAME\s+STATUS\s+ACCOUNTINDEX\s+ADDRESS$/);
+      assert.match(row!, /^ag_[0-9a-f]+\s+alice\s+active\s+100\s+0x[0-9a-f]{40}$/);
+      assert.equal(rest.length, 0);
+      const dup = await airlock('agent', 'create', '--name', 'alice');
+      assert.equal(dup.code, 1);
+      assert.match(dup.stderr, /^error \[conflict\]: /);
+      const dupJson = await airlock('agent', 'create', '--name', 'alice', '--json');
+      assert.equal(JSON.parse(dupJson.stderr).error.code, 'conflict');
+    });
+
+    test('agent list shows 101 rows under one header; --json is the same set', async () => {
+      const lines = ok(await airlock('agent', 'list')).trim().split('\n');
+      assert.equal(lines.length, 102);
+      assert.match(lines[0]!, /^ID\s+NAME\s+STATUS/);
+      assert.equal(lines.filter((l) => /\sactive\s/.test(l)).length, 101);
+      const json = JSON.parse(ok(await airlock('agent', 'list', '--json')));
+      assert.equal(json.agents.length, 101);
+      assert.equal(new Set(json.agents.map((a: { address: string }) => a.address)).size, 101, 'one key per agent');
+      const two = JSON.parse(ok(await airlock('agent', 'list', '--limit', '2', '--json')));
+      assert.equal(two.agents.length, 2);
+    });
+
+    test('agent show, freeze, unfreeze, retire', async () => {
+      // Three independent stories, run side by side to keep the suite fast.
+      await Promise.all([
+        (async () => {
+          assert.match(ok(await airlock('agent', 'show', 'alice')), /alice\s+active\s+100\s+0x[0-9a-f]{40}\s+\d{4}-\d\d-\d\dT/);
+          assert.equal(ok(await airlock('agent', 'freeze', 'alice')).trim(), 'alice: frozen');
+          assert.equal(JSON.parse(ok(await airlock('agent', 'show', 'alice', '--json'))).status, 'frozen');
+          assert.equal(ok(await airlock('agent', 'unfreeze', 'alice')).trim(), 'alice: active');
+        })(),
+        (async () => {
+          ok(await airlock('agent', 'create', '--name', 'short-lived'));
+          assert.equal(ok(await airlock('agent', 'retire', 'short-lived')).trim(), 'short-lived: retired');
+          assert.match(ok(await airlock('agent', 'list', '--status', 'retired')), /short-lived\s+retired/);
+        })(),
+        (async () => {
+          const missing = await airlock('agent', 'show', 'nobody');
+          assert.equal(missing.code, 1);
+          assert.match(missing.stderr, /error \[not_found\]/);
+        })(),
+      ]);
+    });
+
+    test('bad arguments are usage errors (exit 2), not requests with garbage', async () => {
+      const cases = [['agent', 'create', '--count', 'abc'], ['agent', 'create', '--count', '0'], ['agent', 'create', '--name', 'x', '--label', 'novalue'], ['agent', 'list', '--limit', '-1'], ['agent', 'frobnicate'], ['agent', 'list', '--bogus']];
+      const results = await Promise.all(cases.map((args) => airlock(...args)));
+      for (const [i, args] of cases.entries()) {
+        const r = results[i]!;
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, /--count|--label|--limit|usage:/, args.join(' '));
+      }
+    });
+  });
+
+  describe('policy', () => {
+    test('validate: a good file exits 0; a bad one exits 1 naming the exact path', async () => {
+      assert.match(ok(await airlock('policy', 'validate', goodPolicy)), /good\.yaml: valid$/m);
+      const bad = file('bad.yaml', toYaml({ version: 1, rules: [{ name: 'cap', type: 'max_amount', asset: USDC_ASSET, max: '-5' }] }));
+      const r = await airlock('policy', 'validate', bad);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /error \[invalid_policy\]: rules\[0\]\.max: /);
+    });
+
+    test('set, show, versions, diff', async () => {
+      assert.match(ok(await airlock('policy', 'set', 'alice', goodPolicy)), /^alice: now version 1 \([0-9a-f]{12}\)$/m);
+      assert.match(ok(await airlock('policy', 'set', 'alice', goodPolicy)), /^alice: unchanged \(version 1\)$/m);
+      const shown = ok(await airlock('policy', 'show', 'alice'));
+      assert.match(shown, /^# alice version 1 \([0-9a-f]{12}\) by admin$/m);
+      assert.match(shown, /usdc-to-partners/);
+
+      const tighter = file('tighter.yaml', toYaml(usdcPolicy({ perRequest: '50000000' })));
+      assert.match(ok(await airlock('policy', 'set', 'alice', tighter)), /now version 2/);
+      const versions = ok(await airlock('policy', 'versions', 'alice')).trim().split('\n');
+      assert.match(versions[0]!, /^VERSION\s+HASH\s+AUTHOR\s+CREATEDAT$/);
+      assert.deepEqual(versions.slice(1).map((l) => l.split(/\s+/)[0]), ['2', '1']);
+      const diff = ok(await airlock('policy', 'diff', 'alice'));
+      assert.match(diff, /^--- alice v1\n\+\+\+ alice v2$/m);
+      assert.match(diff, /^-\s+max: "100000000"$/m);
+      assert.match(diff, /^\+\s+max: "50000000"$/m);
+    });
+
+    test('dry-run shows DENY with the rule that refused, and ALLOW for an allowed request', async () => {
+      const tooBig = file('too-big.json', JSON.stringify(usdcTransfer(ALICE, 60_000_000n)));
+      const deny = ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', tooBig));
+      assert.match(deny, /^DENY  transfer 60000000 of /m);
+      assert.match(deny, /^\s+agent\/usdc-per-request\s+amount_exceeds_max: /m);
+      const stranger = file('stranger.json', JSON.stringify(usdcTransfer(MALLORY, 1n)));
+      assert.match(ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', stranger)), /^\s+agent\/default\s+no_matching_allow_rule/m);
+      const fine = file('fine.json', JSON.stringify(usdcTransfer(ALICE, 1_000_000n)));
+      assert.match(ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', fine)), /^ALLOW  /);
+      const json = JSON.parse(ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', tooBig, '--json')));
+      assert.equal(json.decision.decision, 'deny');
+      assert.deepEqual(json.decision.violations.map((v: { rule: string }) => v.rule), ['agent/usdc-per-request']);
+    });
+  });
+
+  describe('sessions and approvals', () => {
+    test('session issue prints the token once; it signs within its budget; revoke makes it 401 session_revoked', async () => {
+      const out = ok(await airlock('session', 'issue', 'alice', '--ttl', '1h', '--actions', 'evm.transaction', '--budget', `${USDC_ASSET}:8000000:24h`));
+      const sessionId = /^session (ses_[0-9a-f]+) for alice, expires /m.exec(out)?.[1];
+      const token = /^\s+(ses_[0-9a-f]+\.[A-Za-z0-9_-]+)$/m.exec(out)?.[1];
+      assert.ok(sessionId && token, out);
+      assert.equal(out.split(token).length - 1, 1, 'the token is printed once');
+
+      const signed = await sign(token, usdcTransfer(ALICE, 5_000_000n));
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
+      assert.match(signed.body.signedTransaction, /^0x02/);
+      const over = await sign(token, usdcTransfer(ALICE, 5_000_000n, 1));
+      assert.equal(over.status, 403);
+      assert.equal(over.body.error.violations[0].code, 'budget_exceeded');
+
+      const list = ok(await airlock('session', 'list'));
+      assert.match(list, /^ID\s+AGENTID\s+ACTIONS\s+CHAINS\s+EXPIRESAT\s+REVOKEDAT$/m);
+      assert.match(list, new RegExp(`^${sessionId}\\s+ag_[0-9a-f]+\\s+evm\\.transaction\\s+\\*\\s+\\d{4}-`, 'm'));
+      assert.ok(!list.includes(token.split('.')[1]!), 'list never shows a token');
+
+      assert.match(ok(await airlock('session', 'revoke', sessionId)), new RegExp(`^${sessionId}: revoked at \\d{4}-`, 'm'));
+      const refused = await sign(token, usdcTransfer(ALICE, 1n, 2));
+      assert.equal(refused.status, 401);
+      assert.equal(refused.body.error.code, 'session_revoked');
+      assert.doesNotMatch(ok(await airlock('session', 'list')), new RegExp(sessionId));
+      assert.match(ok(await airlock('session', 'list', '--all')), new RegExp(`${sessionId}.*\\d{4}-.*\\d{4}-`));
+
+      const malformed = await airlock('session', 'issue', 'alice', '--budget', 'foo');
+      assert.equal(malformed.code, 2);
+      assert.match(malformed.stderr, /--budget: expected <asset>:<max base units>:<window>/);
+    });
+
+    test('approvals: a request above the approval tier waits (202); list, approve, deny', async () => {
+      ok(await airlock('policy', 'set', 'alice', file('approvals.yaml', toYaml(usdcPolicy({ perRequest: '50000000', approvalAbove: '1000000' })))));
+      const { token } = JSON.parse(ok(await airlock('session', 'issue', 'alice', '--actions', 'evm.transaction', '--json')));
+      const first = await sign(token, usdcTransfer(ALICE, 5_000_000n));
+      const second = await sign(token, usdcTransfer(ALICE, 6_000_000n, 1));
+      assert.equal(first.status, 202);
+      assert.equal(second.status, 202);
+      const [a1, a2] = [first.body.approvalId as string, second.body.approvalId as string];
+
+      const list = ok(await airlock('approvals', 'list'));
+      assert.match(list, /^ID\s+AGENTID\s+STATE\s+REQUEST\s+RULE\s+EXPIRESAT$/m);
+      assert.match(list, new RegExp(`^${a1}\\s+ag_[0-9a-f]+\\s+pending\\s+transfer 5000000 of .*agent/big-needs-human`, 'm'));
+      assert.match(list, new RegExp(`^${a2}\\s`, 'm'));
+
+      const [approved, denied] = await Promise.all([airlock('approvals', 'approve', a1), airlock('approvals', 'deny', a2, '--reason', 'too much')]);
+      assert.equal(ok(approved).trim(), `${a1}: approved`);
+      assert.equal(ok(denied).trim(), `${a2}: denied`);
+      const [again, pending, allJson] = await Promise.all([airlock('approvals', 'approve', a1), airlock('approvals', 'list'), airlock('approvals', 'list', '--state', 'all', '--json')]);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /error \[approval_not_pending\]/);
+      assert.equal(ok(pending).trim(), '(none)');
+      const all = JSON.parse(ok(allJson));
+      assert.deepEqual(Object.fromEntries(all.approvals.map((a: { id: string; state: string }) => [a.id, a.state])), { [a1]: 'approved', [a2]: 'denied' });
+    });
+  });
+
+  describe('audit', () => {
+    test('tail shows the newest entries; --decision deny --json finds denies even behind many newer entries', async () => {
+      // Push the denies of the previous tests out of the newest 20 entries.
+      const { token } = JSON.parse(ok(await airlock('session', 'issue', 'alice', '--actions', 'evm.transaction', '--json')));
+      for (let i = 0; i < 25; i++) assert.equal((await sign(token, usdcTransfer(ALICE, 1n, 100 + i))).status, 200);
+
+      const lines = ok(await airlock('audit', 'tail')).trim().split('\n');
+      assert.match(lines[0]!, /^SEQ\s+AT\s+TYPE\s+AGENTID\s+DECISION\s+DETAIL$/);
+      assert.equal(lines.length, 21);
+      assert.ok(lines.slice(1).every((l) => /^\d+\s+\d{4}-\d\d-\d\dT\S+\s+sign\.request\s+ag_\S+\s+allow\s+transfer 1 of /.test(l)), lines.join('\n'));
+
+      const denies = ok(await airlock('audit', 'tail', '--decision', 'deny', '--json')).trim().split('\n').map((l) => JSON.parse(l));
+      assert.ok(denies.length >= 2, `expected the budget deny and the denied approval, got ${denies.length}`);
+      assert.ok(denies.every((e) => e.decision === 'deny'));
+      assert.ok(denies.some((e) => e.data.violations?.[0]?.code === 'budget_exceeded'));
+      assert.ok(denies.some((e) => e.type === 'approval.denied'));
+    });
+
+    test('verify (daemon), export, verify --file; an edited entry fails with exit 2 at that entry', async () => {
+      const exported = join(dir, 'f.jsonl');
+      const [verified, exporting] = await Promise.all([airlock('audit', 'verify'), airlock('audit', 'export', '--out', exported)]);
+      assert.match(ok(verified), /^OK: \d+ entries, \d+ signed checkpoints, head [0-9a-f]{16}…/);
+      assert.match(ok(exporting), /^exported \d+ entries and \d+ checkpoints to /);
+      assert.equal(statSync(exported).mode & 0o777, 0o600);
+      assert.match(ok(await airlock('audit', 'verify', '--file', exported)), /^OK: /);
+
+      const lines = readFileSync(exported, 'utf8').trim().split('\n');
+      const index = lines.findIndex((l, i) => i > 0 && JSON.parse(l).type === 'approval.denied');
+      const entry = JSON.parse(lines[index]!);
+      entry.data.reason = 'looked fine to me';
+      lines[index] = JSON.stringify(entry);
+      const tampered = file('tampered.jsonl', `${lines.join('\n')}\n`);
+      lines[index] = 'not json';
+      const garbledFile = file('garbled.jsonl', lines.join('\n'));
+      const [r, json, garbled, missing] = await Promise.all([
+        airlock('audit', 'verify', '--file', tampered),
+        airlock('audit', 'verify', '--file', tampered, '--json'),
+        airlock('audit', 'verify', '--file', garbledFile),
+        airlock('audit', 'verify', '--file', join(dir, 'nope.jsonl')),
+      ]);
+      assert.equal(r.code, 2);
+      assert.match(r.stdout, new RegExp(`^FAILED at entry ${entry.seq}: entry content does not match its hash`, 'm'));
+      assert.equal(json.code, 2);
+      assert.deepEqual(JSON.parse(json.stdout).firstBad.seq, entry.seq);
+      assert.equal(garbled.code, 2);
+      assert.match(garbled.stdout, new RegExp(`^FAILED at entry ${entry.seq}: line ${index + 1} is not an audit entry`, 'm'));
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /error \[not_found\]: No export file at /);
+    });
+  });
+
+  describe('help and errors', () => {
+    test('an unknown command exits 2 with the help; no command at all also exits 2', async () => {
+      const [r, bare, help] = await Promise.all([airlock('frobnicate'), airlock(), airlock('--help')]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /^unknown command: frobnicate/);
+      assert.match(r.stderr, /usage: airlock <command> \[options\]/);
+      assert.equal(bare.code, 2);
+      assert.match(bare.stdout, /usage: airlock <command>/);
+      assert.match(ok(help), /usage: airlock <command>/);
+    });
+
+    test('--help of every command exits 0 and shows its usage', async () => {
+      const results = await Promise.all(COMMANDS.map((name) => airlock(name, '--help')));
+      for (const [i, name] of COMMANDS.entries()) {
+        const out = ok(results[i]!);
+        assert.match(out, new RegExp(`^usage:\\nairlock ${name}`, 'm'), name);
+      }
+    });
+
+    test('no daemon at the URL: a clear "cannot reach" message, exit 1; status exits 1', async () => {
+      const env = cliEnv({ AIRLOCK_URL: 'http://127.0.0.1:9', AIRLOCK_ADMIN_TOKEN: adminToken, AIRLOCK_DATA_DIR: dataDir });
+      const [r, status, noToken] = await Promise.all([runCli(['agent', 'list'], env), runCli(['status'], env), runCli(['agent', 'list'], cliEnv({ AIRLOCK_URL: daemon!.url, AIRLOCK_ADMIN_TOKEN: '' }))]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^error \[unreachable\]: cannot reach the Airlock daemon at http:\/\/127\.0\.0\.1:9\./);
+      assert.equal(status.code, 1);
+      assert.match(status.stdout, /: unreachable$/m);
+      assert.equal(noToken.code, 1);
+      assert.match(noToken.stderr, /error \[unauthenticated\]: No admin token\.\n\s+hint: Set AIRLOCK_ADMIN_TOKEN/);
+    });
+
+    test('the launcher on the system Node runs commands on Node 24', async (t) => {
+      const launcher = systemNodeLauncher();
+      if (!launcher) return t.skip('no /usr/bin/node on this machine');
+      const env = cliEnv({ AIRLOCK_URL: daemon!.url, AIRLOCK_ADMIN_TOKEN: adminToken, AIRLOCK_DATA_DIR: dataDir });
+      const [shown, unknown] = await Promise.all([runCli(['agent', 'show', 'alice'], env, launcher), runCli(['frobnicate'], env, launcher)]);
+      assert.match(ok(shown), /alice\s+active/);
+      assert.equal(unknown.code, 2, 'exit codes pass through the launcher');
+    });
+  });
+
+  describe('after the daemon stops', () => {
+    test('SIGTERM shuts down cleanly; audit verify --offline reads the store directly', async () => {
+      const url = daemon!.url;
+      assert.equal(await daemon!.stop(), 0);
+      assert.match(daemon!.output(), /SIGTERM: shutting down/);
+      assert.ok(await waitUnreachable(url));
+      const r = await runCli(['audit', 'verify', '--offline', '--data-dir', dataDir], cliEnv());
+      assert.match(ok(r), /^OK: \d+ entries, \d+ signed checkpoints/);
+    });
+
+    test('the passphrase never appeared in any output', () => {
+      assert.ok(transcript.length > 50);
+      for (const text of transcript) assert.ok(!text.includes(PASSPHRASE), 'passphrase leaked into output');
+    });
+  });
+});
