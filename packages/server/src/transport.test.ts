@@ -1,0 +1,56 @@
+// Transport-level behaviour: a Unix socket listener, and 429 after repeated authentication failures.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from './config.ts';
+import { initAirlock } from './runtime.ts';
+import { serveAirlock } from './serve.ts';
+import { ALICE, startHarness, TEST_PASSPHRASE, TEST_VAULT, usdcTransfer } from './testing/harness.ts';
+
+function overSocket(socketPath: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, method: 'GET', headers }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('the daemon serves the API on a Unix socket when configured', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-sock-'));
+  const config = loadConfig({ dataDir: dir, socketPath: join(dir, 'airlock.sock') }, {});
+  const { adminToken } = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
+  const server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
+  try {
+    assert.equal(server.url, `unix:${config.socketPath}`);
+    assert.ok(statSync(config.socketPath!).isSocket());
+    assert.deepEqual((await overSocket(config.socketPath!, '/v1/health')).body, { status: 'ok', store: 'sqlite' });
+    const agents = await overSocket(config.socketPath!, '/v1/agents', { authorization: `Bearer ${adminToken}` });
+    assert.equal(agents.status, 200);
+    assert.deepEqual(agents.body.agents, []);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('repeated bad tokens from one client get 429 rate_limited, and nothing is signed', async () => {
+  const h = await startHarness();
+  try {
+    const bad = 'ses_0123456789abcdef.' + 'B'.repeat(43);
+    const statuses: number[] = [];
+    for (let i = 0; i < 35; i++) statuses.push((await h.call('POST', '/v1/sign/transaction', { token: bad, body: usdcTransfer(ALICE, 1n) })).status);
+    assert.deepEqual(statuses.slice(0, 30), Array(30).fill(401));
+    const limited = await h.call('POST', '/v1/sign/transaction', { token: bad, body: usdcTransfer(ALICE, 1n) });
+    assert.equal(limited.status, 429);
+    assert.equal(limited.body.error.code, 'rate_limited');
+  } finally {
+    await h.close();
+  }
+});
