@@ -1,134 +1,82 @@
-// `npm run bench`: measures the signing hot path against its baseline (a hot key in the agent) in the
-// same run, on SQLite and PostgreSQL, plus provisioning; writes docs/benchmarks.md and bench/results.json.
-// Machines here are noisy: every figure is the median of several rounds, with the spread (min-max).
-import { writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
-import { execFileSync } from 'node:child_process';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { privateKeyToAccount } from 'viem/accounts';
-import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from '../packages/server/src/testing/harness.ts';
+// `npm run bench`: the whole suite (issue 4 §1). Each benchmark is its own module; this file runs them in
+// order, then writes bench/results.json and docs/benchmarks.md (bench/report.ts). Every comparison is
+// measured in the same run as its baseline; every figure is a median with its spread (min–max).
+//   --quick          smaller sizes and 3 rounds (a smoke run; numbers not comparable to the targets)
+//   --only=a,b       run some sections: inprocess, http, policy, ledger, audit, provisioning, twoprocesses
+//   --report-only    re-render docs/benchmarks.md from bench/results.json
+//   BENCH_ROUNDS=n   rounds per figure (default 5)
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, platform, release, totalmem } from 'node:os';
+import { NativeKeyBackend } from '../packages/keys/src/index.ts';
+import { benchAudit } from './audit.ts';
+import { benchHttp } from './http.ts';
+import { benchInProcess } from './in-process.ts';
+import { benchLedgerWindow } from './ledger-window.ts';
+import { load, type BenchOptions } from './lib/stats.ts';
+import { benchPolicy } from './policy.ts';
+import { benchProvisioning } from './provisioning.ts';
+import { renderReport, type BenchResults } from './report.ts';
+import { benchTwoProcesses } from './two-processes.ts';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+// --report-only: re-renders docs/benchmarks.md from bench/results.json (wording changes, no new figures).
+if (process.argv.includes('--report-only')) {
+  const saved = JSON.parse(readFileSync(new URL('./results.json', import.meta.url), 'utf8')) as BenchResults;
+  writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderReport(saved));
+  console.log('re-rendered docs/benchmarks.md from bench/results.json');
+  process.exit(0);
+}
+
 const quick = process.argv.includes('--quick');
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const o: BenchOptions = { rounds: Number(process.env.BENCH_ROUNDS ?? (quick ? 3 : 5)), quick, log: (line) => console.log(line) };
+const wanted = (name: string) => !only || only.includes(name);
 
-interface Figure { median: number; min: number; max: number }
-const figure = (xs: number[]): Figure => {
-  const s = [...xs].sort((a, b) => a - b);
-  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s.at(-1)! };
+const started = Date.now();
+const results: BenchResults = {
+  date: new Date().toISOString(),
+  machine: {
+    cpu: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}`,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    os: `${platform()} ${release()}`,
+    node: process.version,
+    nativeSecp256k1: NativeKeyBackend.available() ? 'loaded (libsecp256k1 N-API prebuild)' : `not available: ${NativeKeyBackend.unavailableReason()}`,
+  },
+  rounds: o.rounds,
+  quick,
+  loadBefore: load(),
+  sections: {},
 };
-const fmt = (f: Figure, digits = 0) => `${f.median.toFixed(digits)} (${f.min.toFixed(digits)}–${f.max.toFixed(digits)})`;
+console.log(`bench: ${results.machine.cpu}, Node ${process.version}, load ${results.loadBefore.join(' ')}${quick ? ' (quick)' : ''}`);
 
-async function opsPerSecond(n: number, concurrency: number, op: (i: number) => Promise<unknown>): Promise<number> {
-  let next = 0;
-  const start = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < n) await op(next++);
-  }));
-  return (n / (performance.now() - start)) * 1000;
+const sections: [string, () => Promise<unknown> | unknown][] = [
+  ['inprocess', () => benchInProcess(o)],
+  ['http', () => benchHttp(o)],
+  ['twoprocesses', () => benchTwoProcesses(o)],
+  ['policy', () => benchPolicy(o)],
+  ['ledger', () => benchLedgerWindow(o)],
+  ['audit', () => benchAudit(o)],
+  ['provisioning', () => benchProvisioning(o)],
+];
+for (const [name, run] of sections) {
+  if (!wanted(name)) continue;
+  const t = Date.now();
+  const loadAtStart = load();
+  console.log(`[${name}] load ${loadAtStart.join(' ')}`);
+  (results.sections as Record<string, unknown>)[name] = { ...(await run() as object), load: { before: loadAtStart, after: load() }, elapsedSeconds: Math.round((Date.now() - t) / 1000) };
 }
+results.loadAfter = load();
+results.totalSeconds = Math.round((Date.now() - started) / 1000);
 
-async function baseline(): Promise<{ viem: Figure; noble: Figure }> {
-  const key = `0x${'11'.repeat(32)}` as const;
-  const account = privateKeyToAccount(key);
-  const tx = { chainId: 8453, type: 'eip1559' as const, to: ALICE as `0x${string}`, value: 0n, nonce: 0, gas: 60000n, maxFeePerGas: 10n ** 9n, maxPriorityFeePerGas: 10n ** 6n };
-  const digest = new Uint8Array(32).fill(7);
-  const priv = secp256k1.utils.randomSecretKey();
-  const viem: number[] = [];
-  const noble: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    viem.push(await opsPerSecond(quick ? 200 : 1000, 1, (i) => account.signTransaction({ ...tx, nonce: i })));
-    noble.push(await opsPerSecond(quick ? 200 : 2000, 1, async () => secp256k1.sign(digest, priv, { prehash: false })));
-  }
-  return { viem: figure(viem), noble: figure(noble) };
+const json = JSON.stringify(results, (_k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 2);
+if (only || quick) {
+  // A partial or quick run never overwrites the published report.
+  mkdirSync(new URL('./.tmp/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('./.tmp/results.partial.json', import.meta.url), `${json}\n`);
+  writeFileSync(new URL('./.tmp/benchmarks.partial.md', import.meta.url), renderReport(results));
+  console.log(`partial run: wrote bench/.tmp/{results.partial.json,benchmarks.partial.md} in ${results.totalSeconds} s`);
+} else {
+  writeFileSync(new URL('./results.json', import.meta.url), `${json}\n`);
+  writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderReport(results));
+  console.log(`wrote docs/benchmarks.md and bench/results.json in ${results.totalSeconds} s`);
 }
-
-/** Full path in-process: decode + policy + reserve + audit append (durable) + sign + verify. */
-async function hotPath(store: StoreKind): Promise<{ c1: Figure; c16: Figure }> {
-  const h: Harness = await startHarness({ store });
-  try {
-    const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ daily: (10n ** 30n).toString(), perRequest: '1000000' }) });
-    const auth = await h.airlock.signing.authenticate(token);
-    void agent;
-    const c1: number[] = [];
-    const c16: number[] = [];
-    let nonce = 0;
-    const sign = async () => {
-      const out = await h.airlock.signing.sign(auth, 'evm.transaction', usdcTransfer(ALICE, 1n, nonce++));
-      if (out.status !== 200) throw new Error(`unexpected ${out.status}`);
-    };
-    for (let r = 0; r < ROUNDS; r++) {
-      c1.push(await opsPerSecond(quick ? 100 : 400, 1, sign));
-      c16.push(await opsPerSecond(quick ? 200 : 800, 16, sign));
-    }
-    return { c1: figure(c1), c16: figure(c16) };
-  } finally {
-    await h.close();
-  }
-}
-
-async function provisioning(store: StoreKind, count: number): Promise<number> {
-  const h = await startHarness({ store });
-  try {
-    const t = performance.now();
-    await h.airlock.operator.createAgents({ count }, 'bench');
-    return (performance.now() - t) / 1000;
-  } finally {
-    await h.close();
-  }
-}
-
-const base = await baseline();
-console.log(`baseline: viem signTransaction ${fmt(base.viem)} ops/s, noble sign ${fmt(base.noble)} ops/s`);
-const paths: Record<string, { c1: Figure; c16: Figure }> = {};
-for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
-  paths[store] = await hotPath(store);
-  console.log(`${store}: full path ${fmt(paths[store].c1)} ops/s sequential, ${fmt(paths[store].c16)} ops/s at concurrency 16`);
-}
-const agents = quick ? 1000 : 10_000;
-const provision = { sqlite: await provisioning('sqlite', agents), postgres: await provisioning('postgres', agents) };
-console.log(`provisioning ${agents} agents: sqlite ${provision.sqlite.toFixed(2)} s, postgres ${provision.postgres.toFixed(2)} s`);
-const policyLines = execFileSync(process.execPath, [new URL('./policy.ts', import.meta.url).pathname], { encoding: 'utf8' }).trim().split('\n').filter((l) => /µs/.test(l));
-
-const ratio = (f: Figure) => (f.median / base.viem.median).toFixed(2);
-const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
-const results = { date: new Date().toISOString(), machine, rounds: ROUNDS, quick, baseline: base, paths, provisioning: { agents, seconds: provision }, policy: policyLines };
-writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
-const md = `# Benchmarks
-
-Produced by \`npm run bench\` on ${results.date.slice(0, 10)}: ${machine}. Each figure is the median of ${ROUNDS}
-rounds with the spread (min–max) in brackets; the baseline is measured in the same run, because these
-machines are noisy. Raw numbers: \`bench/results.json\`.
-
-## Signing: Airlock's full path vs. a hot key in the agent
-
-| what | ops/s | ratio to baseline (viem) |
-|---|---|---|
-| baseline: viem \`privateKeyToAccount().signTransaction\` | ${fmt(base.viem)} | 1.00 |
-| baseline: noble \`secp256k1.sign\` (raw digest) | ${fmt(base.noble)} | ${(base.noble.median / base.viem.median).toFixed(2)} |
-| Airlock in-process, SQLite, sequential | ${fmt(paths.sqlite!.c1)} | ${ratio(paths.sqlite!.c1)} |
-| Airlock in-process, SQLite, 16 concurrent | ${fmt(paths.sqlite!.c16)} | ${ratio(paths.sqlite!.c16)} |
-| Airlock in-process, PostgreSQL, sequential | ${fmt(paths.postgres!.c1)} | ${ratio(paths.postgres!.c1)} |
-| Airlock in-process, PostgreSQL, 16 concurrent | ${fmt(paths.postgres!.c16)} | ${ratio(paths.postgres!.c16)} |
-
-"Full path" is what every signature pays: decode the transaction into an intent, load the policy layers and
-fresh ledger totals inside the transaction, evaluate, reserve (ledger rows), append the hash-chained audit
-entry, commit durably (SQLite WAL with synchronous=FULL; PostgreSQL commit), sign, and verify the signature
-by recovering the address from the serialized transaction.
-
-## Policy evaluation (µs per request)
-
-\`\`\`
-${policyLines.join('\n')}
-\`\`\`
-
-## Provisioning
-
-${agents} agents (one derived key each, one transaction): SQLite ${provision.sqlite.toFixed(2)} s, PostgreSQL ${provision.postgres.toFixed(2)} s.
-
-## Not measured yet
-
-HTTP throughput and latency under a second-process load generator, rolling-window cost at 1M ledger entries,
-and \`audit verify\` over 1M entries are part of the benchmark-suite issue and not in this report yet.
-`;
-writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), md);
-console.log('wrote docs/benchmarks.md and bench/results.json');
+process.exit(0);

@@ -71,6 +71,13 @@ export const VIOLATION_CODES = {
   validity_expired: 'The authorization is already expired.',
   approval_required: 'The amount is above the threshold that requires human approval.',
   contract_deploy_not_allowed: 'Contract creation is not allowed.',
+  resource_not_allowed: 'The paid resource is not among the allowed URL patterns (or the request names no resource).',
+  loop_guard_tripped: 'Too many payments to the same resource in the window: a runaway loop is assumed.',
+  x402_unsupported_scheme: 'The x402 requirement uses a scheme Airlock does not sign (only `exact`).',
+  x402_unsupported_network: 'The x402 requirement names a network that is not an EVM chain Airlock knows.',
+  x402_invalid_spender: 'The Permit2 spender is not the canonical x402 Permit2 proxy.',
+  x402_missing_domain: 'The x402 requirement lacks extra.name / extra.version (the token EIP-712 domain).',
+  x402_invalid_requirement: 'The x402 requirement is malformed (amount, asset or payTo).',
 } as const;
 
 export type ViolationCode = keyof typeof VIOLATION_CODES;

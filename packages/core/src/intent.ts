@@ -98,8 +98,30 @@ export interface Intent {
   validity?: { validAfter?: number; validBefore?: number };
   /** Personal message text (utf8) or hex when not valid utf8. */
   message?: { text?: string; hex: string };
+  /** Set for off-chain payment authorizations (EIP-3009; x402's Permit2 transfer): what the payment rules look at. */
+  payment?: PaymentInfo;
   /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
   summary: string;
+}
+
+/**
+ * An x402-capable payment. `resource`/`origin` are known only when the request says which paid
+ * resource it is for (POST /v1/x402/pay, or `x402.resource` on the generic typed-data path).
+ */
+export interface PaymentInfo {
+  protocol: 'x402';
+  /** The paid resource URL without its query string and fragment. */
+  resource?: string;
+  /** `scheme://host[:port]` of the resource. */
+  origin?: string;
+  /** Who receives the payment (lowercase). */
+  payTo: string;
+  /** CAIP-2 network. */
+  network: string;
+  /** Authorization nonce: bytes32 hex (EIP-3009) or a decimal uint256 (Permit2). */
+  nonce: string;
+  /** Unix seconds after which the authorization cannot be used. */
+  validBefore: number;
 }
 
 export function nativeAsset(chain: string): string {

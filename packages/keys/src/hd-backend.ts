@@ -11,7 +11,23 @@ import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts'
 export interface HdKeyBackendOptions {
   /** Derived nodes kept in memory (parents and leaves). Default 4096. */
   cacheSize?: number;
+  /**
+   * The raw ECDSA signing primitive (RFC 6979, low-S, digest signed as given). Default: noble.
+   * NativeKeyBackend swaps in libsecp256k1 here and keeps the derivation and cache of this class.
+   */
+  ecdsaSign?: EcdsaSignPrimitive;
 }
+
+/** Signs a 32-byte digest with a 32-byte private key: RFC 6979 nonce, low-S, recovery id. */
+export type EcdsaSignPrimitive = (digest: Uint8Array, privateKey: Uint8Array) => EcdsaSignature;
+
+/** noble: the pure-JS reference. */
+export const nobleEcdsaSign: EcdsaSignPrimitive = (digest, privateKey) => {
+  // The digest is signed as given (prehash:false); RFC 6979 nonce; s normalised to the low half.
+  const recovered = secp256k1.sign(digest, privateKey, { prehash: false, lowS: true, format: 'recovered' });
+  // noble's 'recovered' layout is recovery byte || r || s.
+  return { compact: recovered.slice(1), recovery: recovered[0]! };
+};
 
 export class HdKeyBackend implements KeyBackend {
   readonly kind = 'hd';
@@ -19,6 +35,7 @@ export class HdKeyBackend implements KeyBackend {
   // Insertion order of a Map is its LRU order: a hit is deleted and re-inserted at the end.
   readonly #cache = new Map<string, HDKey>();
   readonly #cacheSize: number;
+  readonly #ecdsaSign: EcdsaSignPrimitive;
   #wiped = false;
 
   /** Takes the root by reference; whoever owns the root wipes it (see UnsealedVault.wipe). */
@@ -29,6 +46,7 @@ export class HdKeyBackend implements KeyBackend {
     }
     this.#root = root;
     this.#cacheSize = cacheSize;
+    this.#ecdsaSign = options.ecdsaSign ?? nobleEcdsaSign;
   }
 
   async getPublicKey(path: string): Promise<Uint8Array> {
@@ -40,16 +58,13 @@ export class HdKeyBackend implements KeyBackend {
     assertDigest(digest);
     const node = this.#derive(path);
     const privateKey = privateKeyOf(node); // a copy: zeroed below
-    let recovered: Uint8Array;
+    let signature: EcdsaSignature;
     try {
-      // The digest is signed as given (prehash:false); RFC 6979 nonce; s normalised to the low half.
-      recovered = secp256k1.sign(digest, privateKey, { prehash: false, lowS: true, format: 'recovered' });
+      signature = this.#ecdsaSign(digest, privateKey);
     } finally {
       privateKey.fill(0);
     }
-    // noble's 'recovered' layout is recovery byte || r || s.
-    const recovery = recovered[0]!;
-    const compact = recovered.slice(1);
+    const { compact, recovery } = signature;
     assertEcdsaSignature(compact, recovery);
     return { compact, recovery };
   }

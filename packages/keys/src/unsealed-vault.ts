@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { AirlockError, type KeyBackend } from '@airlock/core';
 import type { HDKey } from '@scure/bip32';
 import { HdKeyBackend } from './hd-backend.ts';
+import { NativeKeyBackend } from './native-backend.ts';
 import { deriveRootFromEntropy } from './seed.ts';
 
 /**
@@ -15,7 +16,7 @@ export class UnsealedVault {
   readonly #seed: Uint8Array;
   readonly #root: HDKey;
   readonly #fingerprint: string;
-  #backend: HdKeyBackend | undefined;
+  readonly #backends = new Map<'hd' | 'native', HdKeyBackend | NativeKeyBackend>();
   #wiped = false;
 
   /** Takes ownership of `entropy` (it is zeroed by wipe()). Internal: use openVault(). */
@@ -32,10 +33,15 @@ export class UnsealedVault {
     return this.#fingerprint;
   }
 
-  keyBackend(): KeyBackend {
+  /** `native` signs with libsecp256k1 (check NativeKeyBackend.available() first); `hd` with noble. */
+  keyBackend(kind: 'hd' | 'native' = 'hd'): KeyBackend {
     if (this.#wiped) throw new AirlockError('sealed', 'the vault was wiped; unseal it again');
-    this.#backend ??= new HdKeyBackend(this.#root);
-    return this.#backend;
+    let backend = this.#backends.get(kind);
+    if (!backend) {
+      backend = kind === 'native' ? new NativeKeyBackend(this.#root) : new HdKeyBackend(this.#root);
+      this.#backends.set(kind, backend);
+    }
+    return backend;
   }
 
   get wiped(): boolean {
@@ -44,7 +50,7 @@ export class UnsealedVault {
 
   /** Zeroes the entropy, the seed, the root and every derived key held by the backend. */
   wipe(): void {
-    this.#backend?.wipe();
+    for (const backend of this.#backends.values()) backend.wipe();
     this.#root.wipePrivateData();
     this.#entropy.fill(0);
     this.#seed.fill(0);

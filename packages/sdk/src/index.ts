@@ -1,2 +1,3 @@
 export * from './http.ts';
 export * from './account.ts';
+export * from './x402.ts';

@@ -14,6 +14,10 @@ export interface AirlockConfig {
   approvalTtlMs: number;
   bodyLimitBytes: number;
   checkpointIntervalMs: number;
+  /** x402 reconciler: JSON-RPC URL per CAIP-2 network (AIRLOCK_EVM_RPC="eip155:31337=http://127.0.0.1:8545,…"). */
+  evmRpc: Record<string, string>;
+  /** How often the x402 reconciler runs (AIRLOCK_RECONCILE_INTERVAL, default 30s). */
+  reconcileIntervalMs: number;
 }
 
 /** Environment variables, documented in docs/operations.md. Flags override them. */
@@ -32,10 +36,28 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     approvalTtlMs: overrides.approvalTtlMs ?? parseDuration(env.AIRLOCK_APPROVAL_TTL ?? '24h'),
     bodyLimitBytes,
     checkpointIntervalMs: overrides.checkpointIntervalMs ?? parseDuration(env.AIRLOCK_CHECKPOINT_INTERVAL ?? '10s'),
+    evmRpc: overrides.evmRpc ?? parseEvmRpc(env.AIRLOCK_EVM_RPC),
+    reconcileIntervalMs: overrides.reconcileIntervalMs ?? parseDuration(env.AIRLOCK_RECONCILE_INTERVAL ?? '30s'),
   };
   const socketPath = overrides.socketPath ?? env.AIRLOCK_SOCKET;
   if (socketPath) config.socketPath = socketPath;
   return config;
+}
+
+/** `eip155:31337=http://127.0.0.1:8545,eip155:84532=https://…` -> { network: url }. Errors never echo the URL (it may hold an API key). */
+export function parseEvmRpc(value: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (value === undefined || value.trim() === '') return out;
+  for (const [i, part] of value.split(',').entries()) {
+    const eq = part.indexOf('=');
+    const network = eq < 0 ? '' : part.slice(0, eq).trim();
+    const url = eq < 0 ? '' : part.slice(eq + 1).trim();
+    if (!/^eip155:[1-9][0-9]{0,15}$/.test(network) || !/^https?:\/\//.test(url)) {
+      throw new AirlockError('invalid_request', `AIRLOCK_EVM_RPC entry ${i + 1} must be eip155:<chainId>=http(s)://…`);
+    }
+    out[network] = url;
+  }
+  return out;
 }
 
 /** A whole number from the environment; unset or empty means the default, anything else non-numeric is an error. */

@@ -7,19 +7,23 @@ import {
   AuditService,
   OperatorService,
   SigningService,
+  X402Service,
   hashSecret,
   systemClock,
+  type ChainReader,
   type Clock,
   type ServiceDeps,
   type Store,
 } from '@airlock/core';
-import { AUDIT_KEY_PATH, createVault, openVault, type CreateVaultOptions, type UnsealedVault } from '@airlock/keys';
+import { AUDIT_KEY_PATH, NativeKeyBackend, createVault, nativeRecoverPublicKey, nativeUncompressPublicKey, openVault, type CreateVaultOptions, type UnsealedVault } from '@airlock/keys';
 
 /** Vault options (KDF parameters; `allowWeakKdf` is for tests only). */
 export type VaultOptions = CreateVaultOptions;
 import { createEvmAdapter } from '@airlock/chains';
 import { openStore } from '@airlock/store';
+import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
+import { rpcChainReader } from './evm-chain-reader.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -83,15 +87,40 @@ export interface Airlock {
   signing: SigningService;
   operator: OperatorService;
   audit: AuditService;
+  x402: X402Service;
   adminTokenHash: string;
+  /** Which secp256k1 implementation signs and checks signatures, and why. */
+  keyBackend: { kind: KeyBackendChoice; reason: string };
   /** Stops timers, writes a last checkpoint, wipes key material and closes the store. */
   close(): Promise<void>;
 }
 
+export type KeyBackendChoice = 'native' | 'js';
+
+/**
+ * libsecp256k1 (native) when its addon loads, unless AIRLOCK_KEY_BACKEND=js; pure JS (noble) otherwise.
+ * The same choice covers signing and the public-key recovery that checks each signature before release.
+ */
+export function chooseKeyBackend(env: NodeJS.ProcessEnv = process.env): { kind: KeyBackendChoice; reason: string } {
+  const wanted = env.AIRLOCK_KEY_BACKEND;
+  if (wanted !== undefined && wanted !== 'js' && wanted !== 'native') {
+    throw new AirlockError('invalid_request', 'AIRLOCK_KEY_BACKEND must be `js` or `native`');
+  }
+  if (wanted === 'js') return { kind: 'js', reason: 'AIRLOCK_KEY_BACKEND=js' };
+  if (NativeKeyBackend.available()) return { kind: 'native', reason: 'libsecp256k1 addon loaded' };
+  const why = `native secp256k1 not available: ${NativeKeyBackend.unavailableReason()}`;
+  if (wanted === 'native') throw new AirlockError('internal', 'AIRLOCK_KEY_BACKEND=native but the native secp256k1 module does not load', { hints: [why] });
+  return { kind: 'js', reason: why };
+}
+
 export interface OpenOptions {
+  /** Signing and recovery implementation. Default: chooseKeyBackend(process.env). */
+  keyBackend?: KeyBackendChoice;
   clock?: Clock;
   vault?: VaultOptions;
-  /** Start background timers (checkpoints, approval expiry). Default true. */
+  /** Chain access for the x402 reconciler. Default: JSON-RPC per config.evmRpc (none configured: no reader). */
+  chainReader?: ChainReader;
+  /** Start background timers (checkpoints, approval expiry, x402 reconciliation). Default true. */
   timers?: boolean;
 }
 
@@ -110,10 +139,12 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     if (vault.fingerprint() !== bound) throw new AirlockError('vault_mismatch', 'The vault file does not belong to this store.');
     const adminTokenHash = await store.getMeta('admin_token_hash');
     if (!adminTokenHash) throw new AirlockError('vault_missing', 'This store has no admin credential.');
+    const keyBackend = options.keyBackend ? { kind: options.keyBackend, reason: 'chosen by the caller' } : chooseKeyBackend();
+    const native = keyBackend.kind === 'native';
     const deps: ServiceDeps = {
       store,
-      keys: vault.keyBackend(),
-      adapters: new Map([['eip155', createEvmAdapter()]]),
+      keys: vault.keyBackend(native ? 'native' : 'hd'),
+      adapters: new Map([['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})]]),
       clock: options.clock ?? systemClock,
       randomId,
       randomSecret,
@@ -124,6 +155,12 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const signing = new SigningService(deps);
     const operator = new OperatorService(deps, signing);
     const audit = new AuditService(deps);
+    const chain = options.chainReader ?? (Object.keys(config.evmRpc).length > 0 ? rpcChainReader(config.evmRpc) : undefined);
+    const x402 = new X402Service(deps, signing, {
+      encodePaymentHeader: (payload) => encodePaymentSignatureHeader(payload as never),
+      randomBytes: (n) => new Uint8Array(randomBytes(n)),
+      ...(chain ? { chain } : {}),
+    });
     const timers: NodeJS.Timeout[] = [];
     if (options.timers !== false) {
       const background = (fn: () => Promise<unknown>, ms: number) => {
@@ -134,6 +171,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       };
       background(() => audit.checkpoint(), config.checkpointIntervalMs);
       background(() => operator.expireOverdue(), 30_000);
+      background(() => x402.reconcile(), config.reconcileIntervalMs);
     }
     const openedVault = vault;
     let closed = false;
@@ -144,7 +182,9 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       signing,
       operator,
       audit,
+      x402,
       adminTokenHash,
+      keyBackend,
       async close() {
         if (closed) return;
         closed = true;

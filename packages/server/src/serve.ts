@@ -19,7 +19,12 @@ export interface RunningServer {
  * for POST /v1/unseal (every signing request answers 503 until then).
  */
 export async function serveAirlock(config: AirlockConfig, passphrase: string | undefined, options: OpenOptions = {}): Promise<RunningServer> {
-  const unsealer = (p: string): Promise<Airlock> => openAirlock(config, p, options);
+  const unsealer = async (p: string): Promise<Airlock> => {
+    const airlock = await openAirlock(config, p, options);
+    const { kind, reason } = airlock.keyBackend;
+    console.log(`[airlock] key backend: ${kind === 'native' ? 'native (libsecp256k1)' : 'js (noble)'} (${reason})`);
+    return airlock;
+  };
   const holder = passphrase !== undefined ? new AirlockHolder(await unsealer(passphrase), unsealer) : new AirlockHolder(undefined, unsealer);
   const app = createApp(holder, { bodyLimitBytes: config.bodyLimitBytes });
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;

@@ -5,7 +5,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AirlockError, AuditChainVerifier, GENESIS_HASH } from '@airlock/core';
-import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, Session, Store, WindowQuery } from '@airlock/core';
+import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, PaymentRecord, Session, Store, WindowQuery } from '@airlock/core';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
 interface RawExec {
@@ -358,6 +358,70 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.deepEqual((await store.getApproval('apr_new'))?.result, { signature: '0xsig' });
         assert.equal((await store.transaction((tx) => tx.getApproval('apr_new')))?.state, 'approved');
         await rejectsWithCode(store.transaction((tx) => tx.setApprovalResult('apr_none', {})), 'not_found');
+      });
+    });
+
+    describe('x402 payments hold budget until settled or expired', () => {
+      const asset = 'eip155:8453/erc20:0x833589';
+      const writes: LedgerWrite[] = [{ series: 'agent:ag_1', asset, amount: 700n, count: 1 }, { series: 'agent:ag_1|origin:https://api.example.com', asset, amount: 700n, count: 1 }];
+      const payment = (id: string, nonceByte: string, createdAt: number, extra: Partial<PaymentRecord> = {}): PaymentRecord => ({
+        id, agentId: 'ag_1', sessionId: 'ses_1', auditSeq: 1, protocol: 'x402', x402Version: 2, network: 'eip155:8453',
+        asset: '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', from: '0x1111111111111111111111111111111111111111', to: '0x2222222222222222222222222222222222222222',
+        value: 700n, nonce: `0x${nonceByte.repeat(32)}`, validAfter: 0, validBefore: 1_000 + createdAt / 1000,
+        resource: 'https://api.example.com/data', origin: 'https://api.example.com', state: 'reserved', createdAt, updatedAt: createdAt, ...extra,
+      });
+      const window = (store: Store, series = 'agent:ag_1', sinceMs = 0) =>
+        store.transaction(async (tx) => (await tx.windowTotals([{ series, asset, sinceMs }]))[0]!);
+
+      test('reserved payments count in every window; settled converts at settle time, expired releases', async () => {
+        const store = await fresh();
+        await store.transaction((tx) => tx.holdPayment(payment('pay_1', 'a1', 1_000), writes));
+        const { resource: _r2, origin: _o2, x402Version: _v2, ...generic } = payment('pay_2', 'a2', 1_000);
+        await store.transaction((tx) => tx.holdPayment(generic, writes));
+        assert.deepEqual(await window(store), { amount: 1400n, count: 2 });
+        assert.deepEqual(await window(store, 'agent:ag_1', 5_000), { amount: 1400n, count: 2 }, 'holds count in every window while held');
+        assert.deepEqual(await window(store, 'agent:ag_1|origin:https://api.example.com'), { amount: 1400n, count: 2 });
+
+        const { resource: _r, origin: _o, x402Version: _v, ...bare } = payment('pay_2', 'a2', 1_000);
+        assert.deepEqual(await store.getPayment('pay_2'), bare, 'optional fields stay absent');
+        assert.deepEqual(await store.getPayment('pay_1'), payment('pay_1', 'a1', 1_000));
+        assert.equal((await store.transaction((tx) => tx.getPaymentByNonce('eip155:8453', '0x833589FCD6EDB6E08F4C7C32D4F71B54BDA02913', '0x1111111111111111111111111111111111111111', `0x${'A1'.repeat(32)}`)))?.id, 'pay_1');
+        await rejectsWithCode(store.transaction((tx) => tx.holdPayment(payment('pay_3', 'a1', 2_000), writes)), 'conflict');
+        assert.deepEqual(await window(store), { amount: 1400n, count: 2 }, 'the refused duplicate holds nothing');
+
+        const reported = await store.transaction((tx) => tx.reportPaymentSettlement('pay_1', '0xfeed', 3_000));
+        assert.equal(reported.reportedTx, '0xfeed');
+        assert.equal(reported.state, 'reserved', 'a report alone settles nothing');
+        const settled = await store.transaction((tx) => tx.finishPayment('pay_1', 'settled', 4_000, 2, '0xfeed'));
+        assert.equal(settled.state, 'settled');
+        assert.equal(settled.settlementTx, '0xfeed');
+        assert.deepEqual(await window(store), { amount: 1400n, count: 2 }, 'converted, not double counted');
+        assert.deepEqual(await window(store, 'agent:ag_1', 3_500), { amount: 1400n, count: 2 }, 'the ledger entry is at settle time');
+        await store.transaction((tx) => tx.finishPayment('pay_2', 'expired', 5_000, 3));
+        assert.deepEqual(await window(store), { amount: 700n, count: 1 }, 'expired releases its hold');
+        await rejectsWithCode(store.transaction((tx) => tx.finishPayment('pay_2', 'settled', 6_000, 4)), 'conflict');
+        await rejectsWithCode(store.transaction((tx) => tx.finishPayment('pay_x', 'settled', 6_000, 4)), 'not_found');
+
+        assert.deepEqual((await store.listPayments({ state: 'settled' })).map((p) => p.id), ['pay_1']);
+        assert.deepEqual((await store.listPayments({ agentId: 'ag_1' })).length, 2);
+        assert.deepEqual(await store.listPayments({ agentId: 'ag_other' }), []);
+        const summary = await store.paymentSummary({});
+        assert.deepEqual(summary, [
+          { agentId: 'ag_1', origin: '', asset: 'eip155:8453/erc20:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', reserved: 0n, settled: 0n, released: 700n, count: 1 },
+          { agentId: 'ag_1', origin: 'https://api.example.com', asset: 'eip155:8453/erc20:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', reserved: 0n, settled: 700n, released: 0n, count: 1 },
+        ]);
+        assert.deepEqual(await store.paymentSummary({ agentId: 'ag_other' }), []);
+      });
+
+      test('reservedPayments lists only reserved ones, soonest validBefore first', async () => {
+        const store = await fresh();
+        await store.transaction(async (tx) => {
+          await tx.holdPayment(payment('pay_late', 'b1', 1_000, { validBefore: 900 }), writes);
+          await tx.holdPayment(payment('pay_soon', 'b2', 1_000, { validBefore: 100 }), writes);
+          await tx.holdPayment(payment('pay_done', 'b3', 1_000, { validBefore: 50 }), writes);
+          await tx.finishPayment('pay_done', 'expired', 2_000, 2);
+        });
+        assert.deepEqual((await store.transaction((tx) => tx.reservedPayments(10))).map((p) => p.id), ['pay_soon', 'pay_late']);
       });
     });
 

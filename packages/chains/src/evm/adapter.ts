@@ -7,7 +7,7 @@ import { publicKeyToAddress } from 'viem/accounts';
 import type { Hex } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
 import { decodeMessageRequest } from './message.ts';
-import { assertSignedBy, assertWellFormed, recoverSignerAddress } from './signature.ts';
+import { assertSignedBy, assertWellFormed, nobleRecoverPublicKey, recoverSignerAddress, type RecoverPublicKey } from './signature.ts';
 import { decodeTransactionRequest, readTransactionRequest, toSerializable } from './transaction.ts';
 import type { EvmTransaction } from './transaction.ts';
 import { decodeTypedDataRequest } from './typed-data.ts';
@@ -15,6 +15,10 @@ import { decodeTypedDataRequest } from './typed-data.ts';
 export interface EvmAdapterOptions {
   /** ABIs used to decode the arguments of calls to contracts other than the built-in ERC-20 functions. */
   abis?: AbiRegistry;
+  /** Public-key recovery used to check every signature before release. Default: noble (pure JS, the reference). */
+  recoverPublicKey?: RecoverPublicKey;
+  /** 33-byte compressed -> 65-byte uncompressed key (agent addresses at provisioning). Default: noble. */
+  uncompressPublicKey?: (compressed: Uint8Array) => Uint8Array;
 }
 
 const EVM_ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message'] as const satisfies readonly Action[];
@@ -22,6 +26,8 @@ const HARDENED_LIMIT = 0x80000000;
 
 export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter {
   const { abis } = options;
+  const recover = options.recoverPublicKey ?? nobleRecoverPublicKey;
+  const uncompress = options.uncompressPublicKey ?? ((compressed: Uint8Array) => secp256k1.Point.fromBytes(compressed).toBytes(false));
 
   function decode(action: Action, payload: unknown, signer: SignerContext): DecodedRequest {
     switch (action) {
@@ -51,7 +57,7 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
       if (!(publicKey instanceof Uint8Array) || publicKey.length !== 33) {
         throw new AirlockError('invalid_request', 'public key must be a 33-byte compressed secp256k1 key');
       }
-      const uncompressed = secp256k1.Point.fromBytes(publicKey).toBytes(false);
+      const uncompressed = uncompress(publicKey);
       return publicKeyToAddress(bytesToHex(uncompressed)).toLowerCase();
     },
 
@@ -66,19 +72,19 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
       }
       const rs = signature.compact;
       if (action !== 'evm.transaction') {
-        assertSignedBy(decoded.digest, signature, signer.address);
+        assertSignedBy(decoded.digest, signature, signer.address, recover);
         return { signature: bytesToHex(concatBytes([rs, Uint8Array.of(27 + signature.recovery)])) };
       }
       // For transactions the one recovery happens on the serialized bytes (assertSignedTransaction), which
       // also proves the broadcastable transaction hashes to the approved digest; recovering twice buys nothing.
       assertWellFormed(signature);
       const tx = readTransactionRequest(payload, signer);
-      return finalizeTransaction(tx, decoded.digest, signature, signer);
+      return finalizeTransaction(tx, decoded.digest, signature, signer, recover);
     },
   };
 }
 
-function finalizeTransaction(tx: EvmTransaction, digest: Uint8Array, signature: EcdsaSignature, signer: SignerContext): SignResult {
+function finalizeTransaction(tx: EvmTransaction, digest: Uint8Array, signature: EcdsaSignature, signer: SignerContext, recover: RecoverPublicKey): SignResult {
   const r = bytesToHex(signature.compact.subarray(0, 32));
   const s = bytesToHex(signature.compact.subarray(32, 64));
   const yParity = signature.recovery;
@@ -86,7 +92,7 @@ function finalizeTransaction(tx: EvmTransaction, digest: Uint8Array, signature: 
     // EIP-155: v = chainId * 2 + 35 + recovery.
     ? serializeTransaction(toSerializable(tx), { r, s, v: BigInt(tx.chainId) * 2n + 35n + BigInt(yParity) })
     : serializeTransaction(toSerializable(tx), { r, s, yParity });
-  assertSignedTransaction(signedTransaction, digest, signer.address);
+  assertSignedTransaction(signedTransaction, digest, signer.address, recover);
   return {
     signature: bytesToHex(concatBytes([signature.compact, Uint8Array.of(yParity)])),
     signedTransaction,
@@ -95,7 +101,7 @@ function finalizeTransaction(tx: EvmTransaction, digest: Uint8Array, signature: 
 }
 
 /** Parses the signed bytes back, recomputes their sighash and recovers the sender: what is broadcast must be what was approved. */
-function assertSignedTransaction(signed: Hex, digest: Uint8Array, address: string): void {
+function assertSignedTransaction(signed: Hex, digest: Uint8Array, address: string, recover: RecoverPublicKey): void {
   try {
     const parsed = parseTransaction(signed);
     const { r, s, v, yParity, ...unsigned } = parsed;
@@ -104,7 +110,7 @@ function assertSignedTransaction(signed: Hex, digest: Uint8Array, address: strin
     if (bytesToHex(sighash) !== bytesToHex(digest)) throw new Error('signed transaction does not match the approved digest');
     const recovery = parsed.type === 'legacy' ? Number((v as bigint) - 35n - BigInt(parsed.chainId as number) * 2n) : (yParity as number);
     const compact = hexToBytes(`0x${r.slice(2).padStart(64, '0')}${s.slice(2).padStart(64, '0')}`);
-    if (recoverSignerAddress(sighash, compact, recovery) !== address.toLowerCase()) throw new Error('sender is not the signer');
+    if (recoverSignerAddress(sighash, compact, recovery, recover) !== address.toLowerCase()) throw new Error('sender is not the signer');
   } catch (cause) {
     throw new AirlockError('signature_check_failed', 'the signed transaction did not verify', { cause });
   }

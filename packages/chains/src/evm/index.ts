@@ -1,5 +1,7 @@
 export { createEvmAdapter } from './adapter.ts';
 export type { EvmAdapterOptions } from './adapter.ts';
+export { nobleRecoverPublicKey, recoverSignerAddress } from './signature.ts';
+export type { RecoverPublicKey } from './signature.ts';
 export { AbiRegistry } from './abi-registry.ts';
 export { decodeTransactionRequest, readTransactionRequest, transactionDigest } from './transaction.ts';
 export type { EvmTransaction } from './transaction.ts';

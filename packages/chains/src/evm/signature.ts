@@ -5,10 +5,21 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from 'viem';
 import { publicKeyToAddress } from 'viem/accounts';
 
+/**
+ * Recovers the 65-byte uncompressed public key behind a compact signature; throws on an invalid one.
+ * The most expensive step of a signature in pure JS, so it is injectable (a native libsecp256k1 version).
+ */
+export type RecoverPublicKey = (digest: Uint8Array, compact: Uint8Array, recovery: number) => Uint8Array;
+
+/** noble: the pure-JS reference and the default. */
+export const nobleRecoverPublicKey: RecoverPublicKey = (digest, compact, recovery) =>
+  secp256k1.Signature.fromBytes(compact, 'compact').addRecoveryBit(recovery).recoverPublicKey(digest).toBytes(false);
+
 /** Recovers the lowercase address that produced `compact`/`recovery` over `digest`; throws on a malformed signature. */
-export function recoverSignerAddress(digest: Uint8Array, compact: Uint8Array, recovery: number): string {
-  const point = secp256k1.Signature.fromBytes(compact, 'compact').addRecoveryBit(recovery).recoverPublicKey(digest);
-  return publicKeyToAddress(bytesToHex(point.toBytes(false))).toLowerCase();
+export function recoverSignerAddress(digest: Uint8Array, compact: Uint8Array, recovery: number, recover: RecoverPublicKey = nobleRecoverPublicKey): string {
+  const publicKey = recover(digest, compact, recovery);
+  if (publicKey.length !== 65 || publicKey[0] !== 4) throw new Error('recovered public key is not uncompressed secp256k1');
+  return publicKeyToAddress(bytesToHex(publicKey)).toLowerCase();
 }
 
 /** Throws signature_check_failed unless the signature is 64 bytes, low-S, with recovery id 0 or 1. */
@@ -27,12 +38,12 @@ export function assertWellFormed(signature: EcdsaSignature): void {
 }
 
 /** Throws signature_check_failed unless the signature is well-formed, low-S and recovers to `address`. */
-export function assertSignedBy(digest: Uint8Array, signature: EcdsaSignature, address: string): void {
+export function assertSignedBy(digest: Uint8Array, signature: EcdsaSignature, address: string, recover: RecoverPublicKey = nobleRecoverPublicKey): void {
   assertWellFormed(signature);
   const { compact, recovery } = signature;
   let recovered: string;
   try {
-    recovered = recoverSignerAddress(digest, compact, recovery);
+    recovered = recoverSignerAddress(digest, compact, recovery, recover);
   } catch (cause) {
     throw new AirlockError('signature_check_failed', 'the signature is not a valid low-S secp256k1 signature', { cause });
   }

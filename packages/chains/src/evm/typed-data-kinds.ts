@@ -1,7 +1,7 @@
 // Recognises the typed-data standards that move or expose tokens. A match needs the primary type AND the exact
 // field list (names and types, in order) of it and of every struct it uses: a lookalike stays typed_data.unknown.
 import { AirlockError, erc20Asset } from '@airlock/core';
-import type { Approval, IntentKind, Spend } from '@airlock/core';
+import type { Approval, IntentKind, PaymentInfo, Spend } from '@airlock/core';
 import type { TypedDataParameter } from 'viem';
 import { MAX_UINT160, MAX_UINT256, toUnixSeconds } from './fields.ts';
 import type { NormalisedTypedData, TypeDefinitions } from './typed-data.ts';
@@ -12,8 +12,15 @@ export interface KnownTypedData {
   spends: Spend[];
   approvals: Approval[];
   validity?: { validAfter?: number; validBefore?: number };
+  /** x402-capable payments: EIP-3009 TransferWithAuthorization, and Permit2 witness transfers of x402's shape. */
+  payment?: PaymentInfo;
   summary: string;
 }
+
+/** The canonical x402 exact-scheme Permit2 proxy (@x402/evm `x402ExactPermit2ProxyAddress`). */
+const X402_EXACT_PERMIT2_PROXY = '0x402085c248eea27d92e8b30b2c58ed07f9e20001';
+/** x402's exact-scheme Permit2 witness: `Witness(address to, uint256 validAfter)`. */
+const X402_PERMIT2_WITNESS: Shape = [['to', 'address'], ['validAfter', 'uint256']];
 
 type Shape = readonly (readonly [name: string, type: string])[];
 
@@ -64,7 +71,20 @@ export function classifyTypedData(data: NormalisedTypedData, chain: string): Kno
     case 'PermitBatchWitnessTransferFrom': {
       const shape = primaryType === 'PermitWitnessTransferFrom' ? PERMIT2_TRANSFER_FROM : PERMIT2_BATCH_TRANSFER_FROM;
       if (!hasWitnessShape(types, primaryType, shape) || !hasShape(types, 'TokenPermissions', PERMIT2_TOKEN_PERMISSIONS)) return undefined;
-      return permit2Transfer('permit2.permit_witness_transfer_from', message, chain);
+      const known = permit2Transfer('permit2.permit_witness_transfer_from', message, chain);
+      const witnessField = types[primaryType]![shape.length]!;
+      if (primaryType === 'PermitWitnessTransferFrom' && witnessField.name === 'witness' && hasShape(types, witnessField.type, X402_PERMIT2_WITNESS)
+        && (message.spender as string).toLowerCase() === X402_EXACT_PERMIT2_PROXY) {
+        // x402 exact via Permit2: the canonical proxy only transfers to witness.to, so that is where the
+        // money goes. With any other spender the spender itself is the destination (it can send anywhere).
+        const witness = message.witness as Record<string, unknown>;
+        const payTo = (witness.to as string).toLowerCase();
+        known.to = payTo;
+        for (const spend of known.spends) spend.to = payTo;
+        known.payment = { protocol: 'x402', payTo, network: chain, nonce: (message.nonce as bigint).toString(), validBefore: toUnixSeconds(message.deadline as bigint) };
+        known.summary = `x402 permit2: pay ${known.spends.map((x) => `${x.amount} of ${x.asset}`).join(', ')} to ${payTo} via the x402 proxy (deadline ${known.validity?.validBefore})`;
+      }
+      return known;
     }
     default:
       return undefined;
@@ -93,6 +113,7 @@ function eip3009(data: NormalisedTypedData, chain: string): KnownTypedData {
     spends: [{ asset, amount, to, kind: 'authorization' }],
     approvals: [],
     validity: { validAfter, validBefore },
+    payment: { protocol: 'x402', payTo: to, network: chain, nonce: (m.nonce as string).toLowerCase(), validBefore },
     summary: `authorize ${receive ? 'receive of ' : 'transfer of '}${amount} of ${asset} to ${to}, valid ${validAfter}..${validBefore}`,
   };
 }

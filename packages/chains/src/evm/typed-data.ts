@@ -35,7 +35,7 @@ export function readTypedDataRequest(payload: unknown): NormalisedTypedData {
   const domain = readDomain(typedData.domain);
   const types = readTypes(typedData.types, domain);
   const primaryType = typedData.primaryType;
-  if (typeof primaryType !== 'string' || !(primaryType in types)) {
+  if (typeof primaryType !== 'string' || !Object.hasOwn(types, primaryType)) {
     throw new AirlockError('undecodable_payload', 'typedData.primaryType must name a type in typedData.types');
   }
 
@@ -72,7 +72,8 @@ function readString(value: unknown, path: string): string {
 
 function readTypes(value: unknown, domain: TypedDataDomain): TypeDefinitions {
   const raw = readRecord(value, 'typedData.types');
-  const types: Record<string, TypedDataParameter[]> = {};
+  // No prototype: a type named "__proto__" is a key like any other, not a way to replace the prototype.
+  const types: Record<string, TypedDataParameter[]> = Object.create(null);
   for (const [typeName, fields] of Object.entries(raw)) {
     const path = `typedData.types.${typeName.slice(0, 40)}`;
     // A struct named like an elementary type ("address", "uint256") would be read one way here and possibly another by a wallet.
@@ -108,7 +109,8 @@ function normaliseValue(types: TypeDefinitions, type: string, value: unknown, pa
     if (array[2] !== '' && value.length !== Number(array[2])) throw new AirlockError('undecodable_payload', `${path} must have ${array[2]} entries`);
     return value.map((v, i) => normaliseValue(types, array[1] as string, v, `${path}[${i}]`));
   }
-  if (type in types) return normaliseStruct(types, type, value, path);
+  // Own keys only: `in` would take "__proto__" or "toString" for a struct (an internal error, not a refusal).
+  if (Object.hasOwn(types, type)) return normaliseStruct(types, type, value, path);
   if (type === 'address') return readAddress(value, path);
   if (type === 'bool') {
     if (typeof value !== 'boolean') throw new AirlockError('undecodable_payload', `${path} must be a boolean`);
@@ -200,6 +202,7 @@ export function decodeTypedDataRequest(payload: unknown, signer: SignerContext):
     approvals: known?.approvals ?? [],
     typedData: info,
     ...(known?.validity ? { validity: known.validity } : {}),
+    ...(known?.payment ? { payment: known.payment } : {}),
     summary: known?.summary ?? `sign unknown typed data ${data.primaryType.slice(0, 60)} for ${info.domain.name?.slice(0, 60) ?? 'unnamed domain'}${info.domain.verifyingContract ? ` (${info.domain.verifyingContract})` : ''} on ${chain}`,
   };
   return { intent, digest };

@@ -93,7 +93,18 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
     // §3: a layer with allow rules must grant; a layer without any only restricts.
     if (policy.allowRules.length > 0) {
       someLayerGrants = true;
-      if (!granted) denials.push(defaultDeny(layer, input.intent, `no allow rule in the ${layer} policy matches`));
+      if (!granted) {
+        // An allow rule that would grant but for its resource patterns names the real reason.
+        const byResource = policy.allowRules.find((r) => r.missesOnlyByResource(ctx));
+        if (byResource) {
+          const resource = input.intent.payment?.resource;
+          denials.push({
+            rule: `${layer}/${byResource.name}`,
+            code: 'resource_not_allowed',
+            message: resource === undefined ? 'the payment names no resource; this rule only allows listed resources' : `${resource} matches none of the allowed resource patterns`,
+          });
+        } else denials.push(defaultDeny(layer, input.intent, `no allow rule in the ${layer} policy matches`));
+      }
     }
   }
   // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.

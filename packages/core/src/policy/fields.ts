@@ -108,6 +108,9 @@ export const matchField = z
     primary_types: nonEmpty(z.string().min(1)).optional(),
     domains: nonEmpty(domainField).optional(),
     message: messageField.optional(),
+    resources: nonEmpty(z.string().min(1).max(2048))
+      .optional()
+      .describe('x402 paid-resource URL patterns (`*` one host label or path segment, `**` anything). Only payments that name a matching resource match.'),
   })
   .describe('All given fields must match; omitted fields match anything.');
 

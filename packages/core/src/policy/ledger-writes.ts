@@ -33,5 +33,15 @@ export function ledgerWritesFor(input: EvaluationInput): LedgerWrite[] {
       charge(series, COUNT_ASSET, 0n);
     }
   }
+  // x402 payments that name a resource also charge the origin and resource series (per_origin,
+  // per_resource, loop_guard read them).
+  const payment = input.intent.payment;
+  if (payment?.origin !== undefined) {
+    for (const series of [seriesFor.withOrigin(seriesFor.fleet(), payment.origin), seriesFor.withOrigin(agent, payment.origin)]) {
+      for (const [asset, amount] of facts.requestedByAsset) charge(series, asset, amount);
+      charge(series, COUNT_ASSET, 0n);
+    }
+  }
+  if (payment?.resource !== undefined) charge(seriesFor.withResource(agent, payment.resource), COUNT_ASSET, 0n);
   return [...writes.values()];
 }

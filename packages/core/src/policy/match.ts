@@ -4,6 +4,7 @@ import type { MatchOptions } from './fields.ts';
 import { invalidPolicyAt, type PolicyPath } from './path.ts';
 import { resolveAddressList, type AddressSets } from './sets.ts';
 import { toAmount } from './amount.ts';
+import { compileResourcePattern, type ResourcePattern } from './resource-pattern.ts';
 
 interface ArgCheck {
   name: string;
@@ -47,6 +48,9 @@ export class CompiledMatch {
   private readonly domains?: readonly DomainCheck[];
   private readonly messagePrefix?: string;
   private readonly messagePattern?: RegExp;
+  private readonly resources?: readonly ResourcePattern[];
+  /** True when the block names `resources`: such a rule only matches payments for a matching resource. */
+  readonly namesResources: boolean;
 
   constructor(options: MatchOptions, sets: AddressSets, path: PolicyPath) {
     if (options.actions) this.actions = new Set(options.actions);
@@ -74,6 +78,8 @@ export class CompiledMatch {
         throw invalidPolicyAt([...path, 'message', 'pattern'], 'not a valid regular expression');
       }
     }
+    if (options.resources) this.resources = options.resources.map((r, i) => compileResourcePattern(r, [...path, 'resources', i]));
+    this.namesResources = this.resources !== undefined;
     this.empty = Object.values(options).every((v) => v === undefined);
     this.namesTypedData = this.primaryTypes !== undefined && this.domains !== undefined;
     this.namesMessage = options.message !== undefined;
@@ -81,7 +87,13 @@ export class CompiledMatch {
     this.namesDeploy = this.kinds?.has('contract.deploy') ?? false;
   }
 
-  matches(intent: Intent, facts: IntentFacts): boolean {
+  /** `ignoreResources`: whether everything but the resource matches (to name `resource_not_allowed`). */
+  matches(intent: Intent, facts: IntentFacts, ignoreResources = false): boolean {
+    if (this.resources && !ignoreResources) {
+      // Fail closed: a request that names no resource never matches a rule that names resources.
+      const resource = intent.payment?.resource;
+      if (resource === undefined || !this.resources.some((p) => p.test(resource))) return false;
+    }
     if (this.actions && !this.actions.has(intent.action)) return false;
     if (this.chains && !this.chains.has(intent.chain)) return false;
     if (this.kinds && !this.kinds.has(intent.kind)) return false;

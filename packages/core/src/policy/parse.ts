@@ -19,5 +19,13 @@ export function parsePolicyText(text: string): unknown {
       details: { issues: [{ path: where, message: headline, line: pos?.line, column: pos?.col }] },
     });
   }
-  return doc.toJS({ maxAliasCount: 100 });
+  try {
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (cause) {
+    // Aliases fail only here, not in doc.errors: an alias to an unknown anchor, or one that expands too far.
+    throw new AirlockError('invalid_policy', 'an alias cannot be resolved or expands too far', {
+      cause,
+      details: { issues: [{ path: '(document)', message: 'an alias cannot be resolved or expands too far' }] },
+    });
+  }
 }

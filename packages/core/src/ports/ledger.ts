@@ -5,6 +5,8 @@
  * Series names:
  *   fleet | agent:<agentId> | session:<sessionId>
  *   fleet|to:<addr> | agent:<agentId>|to:<addr>      (per-destination)
+ *   fleet|origin:<origin> | agent:<agentId>|origin:<origin>   (x402 payments naming a resource)
+ *   agent:<agentId>|resource:<url>                    (x402 payments naming a resource)
  * Asset is a CAIP-19 id, or `*` for the request-count series (amount 0, count 1).
  */
 export interface LedgerWrite {
@@ -63,4 +65,8 @@ export const seriesFor = {
   agent: (agentId: string) => `agent:${agentId}`,
   session: (sessionId: string) => `session:${sessionId}`,
   withDestination: (series: string, to: string) => `${series}|to:${to.toLowerCase()}`,
+  /** Per paid-resource origin (x402): `agent:<id>|origin:<origin>`, `fleet|origin:<origin>`. */
+  withOrigin: (series: string, origin: string) => `${series}|origin:${origin}`,
+  /** Per paid resource (x402; URL without query): `agent:<id>|resource:<url>`. */
+  withResource: (series: string, resource: string) => `${series}|resource:${resource}`,
 };

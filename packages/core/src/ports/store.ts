@@ -1,5 +1,6 @@
 import type { LedgerWrite, WindowQuery, WindowTotal } from './ledger.ts';
 import type { AuditEntry, AuditEntryInput, AuditCheckpoint, AuditQuery } from '../audit/types.ts';
+import type { PaymentFilter, PaymentRecord, PaymentSummaryRow } from './payments.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -133,6 +134,12 @@ export interface Store {
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]>;
 
+  getPayment(id: string): Promise<PaymentRecord | undefined>;
+  /** Newest first. */
+  listPayments(filter: PaymentFilter): Promise<PaymentRecord[]>;
+  /** Reserved / settled / released totals per agent, origin and asset (all payments, or one agent's). */
+  paymentSummary(filter: { agentId?: string }): Promise<PaymentSummaryRow[]>;
+
   queryAudit(query: AuditQuery): Promise<AuditEntry[]>;
   /** Streams every entry in seq order (for verify/export) in pages. */
   readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
@@ -163,7 +170,7 @@ export interface StoreTx {
 
   /**
    * Totals charged to each (series, asset) at or after `sinceMs`: committed ledger entries plus
-   * amounts held by pending approvals. Must not scan history older than the window: answered from
+   * amounts held by pending approvals and by reserved payments. Must not scan history older than the window: answered from
    * cumulative sums (two index lookups per query), so cost does not grow with history.
    */
   windowTotals(queries: WindowQuery[]): Promise<WindowTotal[]>;
@@ -176,11 +183,30 @@ export interface StoreTx {
   /**
    * Moves a pending approval to its final state. `approved` converts the holds into ledger entries
    * at `now` (never earlier, so windows can only over-count); `denied`/`expired` release them.
+   * `convertHolds: false` (approved payments): the holds are released because the caller re-holds the
+   * spend as a payment in the same transaction (settled or expired later by the reconciler).
    */
-  decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number): Promise<ApprovalRecord>;
+  decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, options?: { convertHolds?: boolean }): Promise<ApprovalRecord>;
   setApprovalResult(id: string, result: unknown): Promise<void>;
   /** Pending approvals whose expiresAt <= now. */
   overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]>;
+
+  /**
+   * Records a reserved payment and holds its spend (counted by windowTotals while held, like approval
+   * holds). A second payment with the same (network, asset, from, nonce) fails with `conflict`.
+   */
+  holdPayment(payment: PaymentRecord, writes: LedgerWrite[]): Promise<void>;
+  getPayment(id: string): Promise<PaymentRecord | undefined>;
+  getPaymentByNonce(network: string, asset: string, from: string, nonce: string): Promise<PaymentRecord | undefined>;
+  /**
+   * reserved -> settled (holds become ledger entries at `now`: never earlier, so windows only over-count)
+   * or reserved -> expired (holds released). Anything but `reserved` fails with `conflict`.
+   */
+  finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string): Promise<PaymentRecord>;
+  /** Records the settlement transaction the agent reported (the reconciler still confirms it). */
+  reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord>;
+  /** Reserved payments, oldest validBefore first. */
+  reservedPayments(limit: number): Promise<PaymentRecord[]>;
 
   /** Appends to the hash chain (computes seq, prevHash and hash via `hashAuditEntry`). */
   appendAudit(entry: AuditEntryInput): Promise<AuditEntry>;

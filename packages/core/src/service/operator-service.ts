@@ -5,7 +5,8 @@ import { ACTIONS } from '../intent.ts';
 import { compilePolicy, diffPolicies, hashPolicy, parseDuration, parsePolicyText } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
 import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
-import type { SigningService } from './signing-service.ts';
+import { attachPaymentContext, isHeldPayment, type SigningService } from './signing-service.ts';
+import type { EvaluationInput } from '../policy/index.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
 
 export interface CreateAgentsInput {
@@ -172,7 +173,7 @@ export class OperatorService {
   async approve(id: string, actor: string): Promise<ApprovalRecord> {
     await this.expireOverdue();
     const now = this.deps.clock.now();
-    const approval = await this.deps.store.transaction(async (tx) => {
+    const decided: { approval: ApprovalRecord; paymentId?: string | undefined } = await this.deps.store.transaction(async (tx) => {
       const pending = await tx.getApproval(id);
       if (!pending) throw new AirlockError('not_found', 'No such approval.');
       if (pending.state !== 'pending') throw new AirlockError('approval_not_pending');
@@ -182,8 +183,15 @@ export class OperatorService {
       const session = await tx.getSession(pending.sessionId);
       if (!session || session.revokedAt !== undefined) throw new AirlockError('session_revoked', 'The session that made this request was revoked; deny the approval.');
       const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: actor } });
-      return tx.decideApproval(id, 'approved', actor, now, entry.seq);
+      // An approved payment keeps its payment lifecycle: the approval's holds move to a payment record
+      // (held until the chain settles or expires it) instead of becoming final spend now.
+      const payment = this.approvedPayment(pending, agent);
+      if (!payment) return { approval: await tx.decideApproval(id, 'approved', actor, now, entry.seq) };
+      const decided = await tx.decideApproval(id, 'approved', actor, now, entry.seq, { convertHolds: false });
+      const paymentId = await this.signing.reserveSpend(tx, { agentId: pending.agentId, sessionId: pending.sessionId }, payment.input, entry.seq, now, payment.x402Version);
+      return { approval: decided, paymentId };
     });
+    const { approval, paymentId } = decided;
     const agent = await this.getAgent(approval.agentId);
     let signed: Awaited<ReturnType<SigningService['signCommitted']>>;
     try {
@@ -195,7 +203,7 @@ export class OperatorService {
       throw e;
     }
     const { result, decoded } = signed;
-    const stored = { ...result, auditSeq: approval.auditSeq, digest: approval.digest, summary: decoded.intent.summary };
+    const stored = { ...result, auditSeq: approval.auditSeq, digest: approval.digest, summary: decoded.intent.summary, ...(paymentId !== undefined ? { paymentId } : {}) };
     await this.deps.store.transaction((tx) => tx.setApprovalResult(id, stored));
     return { ...approval, result: stored };
   }
@@ -223,6 +231,19 @@ export class OperatorService {
       }
       return overdue.length;
     });
+  }
+
+  /** The evaluation input of an approval whose request is an EIP-3009 payment, or undefined. */
+  private approvedPayment(pending: ApprovalRecord, agent: Agent): { input: EvaluationInput; x402Version?: number } | undefined {
+    const adapter = this.deps.adapters.get('eip155');
+    if (!adapter || pending.action !== 'evm.typed_data') return undefined;
+    const { intent } = adapter.decode('evm.typed_data', pending.request, { address: agent.address });
+    const summary = pending.summary as { intent?: { payment?: { resource?: string } }; x402?: { x402Version?: number } } | undefined;
+    const resource = summary?.intent?.payment?.resource;
+    if (resource !== undefined) attachPaymentContext(intent, { x402: { resource } });
+    if (!isHeldPayment(intent)) return undefined;
+    const x402Version = summary?.x402?.x402Version;
+    return { input: { intent, agentId: pending.agentId, sessionId: pending.sessionId, nowMs: this.deps.clock.now() }, ...(x402Version !== undefined ? { x402Version } : {}) };
   }
 
   private async resolveScope(scope: string): Promise<string> {

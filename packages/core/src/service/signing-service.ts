@@ -1,6 +1,8 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { canonicalJson } from '../canonical-json.ts';
-import { ACTIONS, intentToJson, type Action } from '../intent.ts';
+import { ACTIONS, intentToJson, type Action, type Intent } from '../intent.ts';
+import { normaliseResource } from '../policy/resource-pattern.ts';
+import type { PaymentRecord } from '../ports/payments.ts';
 import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ErrorCode } from '../codes.ts';
 import type { DecodedRequest, SignResult, ChainAdapter } from '../ports/chain-adapter.ts';
@@ -21,6 +23,12 @@ export interface AgentAuth {
 export interface SignOutcome {
   status: 200 | 202 | 403;
   body: Record<string, unknown>;
+}
+
+/** What a request says beyond its payload. */
+export interface SignContext {
+  /** x402: the paid resource URL this payment is for (POST /v1/x402/pay, or `x402.resource` on /v1/sign/typed-data). */
+  x402?: { resource: string; x402Version?: number; plan?: unknown };
 }
 
 export interface DryRunOutcome {
@@ -66,14 +74,16 @@ export class SigningService {
     return { agent, session };
   }
 
-  async sign(auth: AgentAuth, action: string, payload: unknown, idempotencyKey?: string): Promise<SignOutcome> {
+  async sign(auth: AgentAuth, action: string, payload: unknown, idempotencyKey?: string, context: SignContext = {}): Promise<SignOutcome> {
     const now = this.deps.clock.now();
-    const reqHash = requestHash(action, payload, canonicalJson);
+    // The x402 context is part of what was asked: a retry naming another resource is another request.
+    const reqHash = requestHash(action, context.x402 ? { payload, x402: context.x402 } : payload, canonicalJson);
     let adapter: ChainAdapter;
     let decoded: DecodedRequest;
     try {
       adapter = this.adapterFor(action);
       decoded = adapter.decode(action as Action, payload, { address: auth.agent.address });
+      attachPaymentContext(decoded.intent, context);
     } catch (e) {
       // Bad input that reached the signer is recorded, then refused. Nothing is reserved.
       await this.auditRefusal(auth, action, reqHash, e, now);
@@ -120,13 +130,15 @@ export class SigningService {
         },
       });
 
+      if (decision.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, auth, decoded.intent.payment?.resource, decision, entry.seq, now);
+
       let body: Record<string, unknown>;
       let status: SignOutcome['status'];
       if (decision.decision === 'allow') {
-        await tx.appendLedger(ledgerWritesFor(input), now, entry.seq);
+        const paymentId = await this.reserveSpend(tx, { agentId: auth.agent.id, sessionId: auth.session.id }, input, entry.seq, now, context.x402?.x402Version);
         status = 200;
         // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
-        body = { decision: 'allow', auditSeq: entry.seq, resign: true };
+        body = { decision: 'allow', auditSeq: entry.seq, resign: true, ...(paymentId !== undefined ? { paymentId } : {}) };
       } else if (decision.decision === 'require_approval') {
         const approval: ApprovalRecord = {
           id: this.deps.randomId('apr'),
@@ -136,7 +148,7 @@ export class SigningService {
           action,
           request: payload,
           digest,
-          summary: { intent: intentToJson(decoded.intent), violations: decision.violations, policyVersion: decision.policyVersion },
+          summary: { intent: intentToJson(decoded.intent), violations: decision.violations, policyVersion: decision.policyVersion, ...(context.x402?.plan !== undefined ? { x402: context.x402.plan } : {}) },
           state: 'pending',
           createdAt: now,
           expiresAt: now + this.deps.approvalTtlMs,
@@ -166,17 +178,102 @@ export class SigningService {
     if ('replay' in outcome && outcome.replay) {
       const { status } = outcome.replay.response;
       const body = outcome.replay.response.body as Record<string, unknown>;
-      if (status === 200) return this.release(auth, action, payload, adapter, decoded, Number(body.auditSeq), true);
+      if (status === 200) return this.release(auth, action, payload, adapter, decoded, Number(body.auditSeq), true, undefined, paymentExtra(body));
       return { status: status as SignOutcome['status'], body: { ...body, replayed: true } };
     }
     if (outcome.status !== 200) return { status: outcome.status, body: outcome.body };
-    return this.release(auth, action, payload, adapter, decoded, Number(outcome.body.auditSeq), false, outcome.decision);
+    return this.release(auth, action, payload, adapter, decoded, Number(outcome.body.auditSeq), false, outcome.decision, paymentExtra(outcome.body));
+  }
+
+  /**
+   * Where an allowed request's spend goes. An EIP-3009 authorization is a payment: its spend is HELD
+   * (counted by every window) until the reconciler sees it settled (converted into ledger entries) or
+   * expired unused (released). Signing the same authorization again reserves nothing more.
+   * Everything else is charged to the ledger now.
+   */
+  async reserveSpend(tx: StoreTx, who: { agentId: string; sessionId: string }, input: EvaluationInput, auditSeq: number, now: number, x402Version?: number): Promise<string | undefined> {
+    const { intent } = input;
+    const payment = intent.payment;
+    const spend = intent.spends[0];
+    if (!payment || !spend || !isHeldPayment(intent)) {
+      await tx.appendLedger(ledgerWritesFor(input), now, auditSeq);
+      return undefined;
+    }
+    const token = spend.asset.slice(spend.asset.indexOf('/erc20:') + '/erc20:'.length);
+    const existing = await tx.getPaymentByNonce(payment.network, token, intent.from, payment.nonce);
+    if (existing) return existing.id;
+    const record: PaymentRecord = {
+      id: this.deps.randomId('pay'),
+      agentId: who.agentId,
+      sessionId: who.sessionId,
+      auditSeq,
+      protocol: 'x402',
+      ...(x402Version !== undefined ? { x402Version } : {}),
+      network: payment.network,
+      asset: token,
+      from: intent.from,
+      to: payment.payTo,
+      value: spend.amount,
+      nonce: payment.nonce,
+      validAfter: intent.validity?.validAfter ?? 0,
+      validBefore: payment.validBefore,
+      ...(payment.resource !== undefined ? { resource: payment.resource } : {}),
+      ...(payment.origin !== undefined ? { origin: payment.origin } : {}),
+      state: 'reserved',
+      createdAt: now,
+      updatedAt: now,
+    };
+    await tx.holdPayment(record, ledgerWritesFor(input));
+    return record.id;
+  }
+
+  /** A runaway loop is an incident: the denial is on the record, and so is an alert an operator can query. */
+  private async appendLoopGuardAlert(tx: StoreTx, auth: AgentAuth, resource: string | undefined, decision: Decision, requestSeq: number, now: number): Promise<void> {
+    await tx.appendAudit({
+      at: now,
+      type: 'alert.loop_guard',
+      actor: 'system',
+      agentId: auth.agent.id,
+      sessionId: auth.session.id,
+      decision: 'deny',
+      data: {
+        requestSeq,
+        ...(resource !== undefined ? { resource } : {}),
+        violations: decision.violations.filter((v) => v.code === 'loop_guard_tripped'),
+      },
+    });
+  }
+
+  /**
+   * Records a refusal decided outside `sign` (x402: no requirement was allowed, so nothing was signed),
+   * with the loop-guard alert when one tripped. Returns the audit entry's seq.
+   */
+  async recordRefusal(auth: AgentAuth, type: string, decision: Decision, data: Record<string, unknown>, resource?: string): Promise<number> {
+    const now = this.deps.clock.now();
+    return this.deps.store.transaction(async (tx) => {
+      const entry = await tx.appendAudit({ at: now, type, actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, decision: 'deny', data: { ...data, violations: decision.violations, policyVersion: decision.policyVersion } });
+      if (decision.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, auth, resource, decision, entry.seq, now);
+      return entry.seq;
+    });
+  }
+
+  /** The longest validity any validity_window rule of the agent's layers allows (the x402 builder clamps to it). */
+  async maxValiditySeconds(auth: AgentAuth): Promise<number | undefined> {
+    const layers = await this.deps.store.transaction((tx) => this.layers.load(tx, auth.agent.id, auth.session));
+    let max: number | undefined;
+    for (const { policy } of layers) {
+      for (const rule of policy.rules) {
+        if (rule.maxValiditySeconds !== undefined) max = max === undefined ? rule.maxValiditySeconds : Math.min(max, rule.maxValiditySeconds);
+      }
+    }
+    return max;
   }
 
   /** Evaluates without reserving or signing. Same decode and policy as `sign`. */
-  async dryRun(auth: AgentAuth, action: string, payload: unknown): Promise<DryRunOutcome> {
+  async dryRun(auth: AgentAuth, action: string, payload: unknown, context: SignContext = {}): Promise<DryRunOutcome> {
     const now = this.deps.clock.now();
     const decoded = this.adapterFor(action).decode(action as Action, payload, { address: auth.agent.address });
+    attachPaymentContext(decoded.intent, context);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const decision = await this.deps.store.transaction(async (tx) => {
       const layers = await this.layers.load(tx, auth.agent.id, auth.session);
@@ -200,7 +297,7 @@ export class SigningService {
     return { adapter, decoded, result };
   }
 
-  private async release(auth: AgentAuth, action: string, payload: unknown, adapter: ChainAdapter, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision): Promise<SignOutcome> {
+  private async release(auth: AgentAuth, action: string, payload: unknown, adapter: ChainAdapter, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
     let result: SignResult;
     try {
       const path = adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex);
@@ -221,6 +318,7 @@ export class SigningService {
         decision: 'allow',
         ...result,
         auditSeq,
+        ...extra,
         ...(decision ? { policyVersion: decision.policyVersion, allowedBy: decision.allowedBy } : {}),
         intent: intentToJson(decoded.intent),
         ...(replayed ? { replayed: true } : {}),
@@ -265,6 +363,35 @@ export class SigningService {
       data: { errorCode: e.code as ErrorCode, message: e.message, requestHash: reqHash },
     });
   }
+}
+
+/**
+ * EIP-3009 authorizations are payments whose spend is held until the chain settles or expires them
+ * (a single spend: the authorized transfer). Everything else is charged to the ledger when signed.
+ */
+export function isHeldPayment(intent: Intent): boolean {
+  return intent.payment !== undefined && intent.spends.length === 1
+    && (intent.kind === 'eip3009.transfer_with_authorization' || intent.kind === 'eip3009.receive_with_authorization');
+}
+
+/** The paymentId a stored allow body carries, to hand back on release and replay. */
+function paymentExtra(body: Record<string, unknown>): Record<string, unknown> {
+  return typeof body.paymentId === 'string' ? { paymentId: body.paymentId } : {};
+}
+
+/**
+ * Fills the payment's resource and origin from the request context. Without a resource, rules that
+ * require one do not match (fail closed). A resource on a request that is not a payment is refused:
+ * the caller believes it is paying and it is not.
+ */
+export function attachPaymentContext(intent: Intent, context: SignContext): void {
+  const url = context.x402?.resource;
+  if (url === undefined) return;
+  const normalised = normaliseResource(url);
+  if (!normalised) throw new AirlockError('invalid_request', 'x402.resource must be an absolute http(s) URL without credentials.');
+  if (!intent.payment) throw new AirlockError('invalid_request', 'x402.resource was given but the typed data is not an x402 payment authorization.');
+  intent.payment.resource = normalised.resource;
+  intent.payment.origin = normalised.origin;
 }
 
 export function checkUsable(agent: Agent, session: Session, now: number): void {

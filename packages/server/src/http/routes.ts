@@ -1,17 +1,24 @@
 import type { Context } from 'hono';
-import { AirlockError, compilePolicy, parsePolicyText, type AgentAuth, type AuditQuery, type Session } from '@airlock/core';
+import { AirlockError, compilePolicy, parsePolicyText, type AgentAuth, type ApprovalRecord, type AuditQuery, type Session } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { Principal } from './auth.ts';
 import type { RouteSpec } from './route-table.ts';
 import * as S from './schemas.ts';
 import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts';
+import { buildX402Routes } from './x402-routes.ts';
 
 const OPERATOR = 'admin';
 
-function agentOf(c: Context): AgentAuth {
+export function agentOf(c: Context): AgentAuth {
   const p = c.get('principal') as Principal;
   if (p.kind !== 'agent') throw new AirlockError('forbidden', 'This endpoint takes a session token.');
   return p.auth;
+}
+
+export function idempotencyKeyOf(c: Context): string | undefined {
+  const idem = c.req.header('idempotency-key');
+  if (idem !== undefined && !/^[A-Za-z0-9_.:-]{1,128}$/.test(idem)) throw new AirlockError('invalid_request', 'Idempotency-Key: 1-128 chars of A-Z a-z 0-9 _ . : -');
+  return idem;
 }
 
 function timeParam(v: unknown, name: string): number | undefined {
@@ -30,10 +37,17 @@ function operatorSession(agentId: string): Session {
 export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): RouteSpec[] {
   const A = () => holder.get();
   const sign = (action: string) => async (c: Context, { body }: { body: unknown }) => {
-    const idem = c.req.header('idempotency-key');
-    if (idem !== undefined && !/^[A-Za-z0-9_.:-]{1,128}$/.test(idem)) throw new AirlockError('invalid_request', 'Idempotency-Key: 1-128 chars of A-Z a-z 0-9 _ . : -');
-    const out = await A().signing.sign(agentOf(c), action, body, idem);
+    const idem = idempotencyKeyOf(c);
+    // `x402` is request context, not part of what is signed: the adapter sees the payload without it.
+    const { x402, ...payload } = body as { x402?: { resource: string } };
+    const out = await A().signing.sign(agentOf(c), action, payload, idem, x402 ? { x402 } : {});
     return c.json(out.body, out.status);
+  };
+  /** An approved x402 payment carries the header to send (`result.x402`). */
+  const withX402 = (approval: ApprovalRecord) => {
+    const json = approvalJson(approval);
+    const x402 = approval.result !== undefined ? A().x402.approvedPayment(approval.summary, approval.result) : undefined;
+    return x402 ? { ...json, result: { ...(approval.result as Record<string, unknown>), x402 } } : json;
   };
   const signResponses = { 200: S.SignResponse, 202: S.PendingApprovalResponse, 400: S.ErrorSchema, 401: S.ErrorSchema, 403: S.ErrorSchema, 409: S.ErrorSchema, 413: S.ErrorSchema, 503: S.ErrorSchema };
 
@@ -87,7 +101,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         const p = c.get('principal') as Principal;
         // An agent sees only its own approvals; others look like they do not exist.
         if (!approval || (p.kind === 'agent' && approval.agentId !== p.auth.agent.id)) throw new AirlockError('not_found', 'No such approval.');
-        return c.json(approvalJson(approval));
+        return c.json(withX402(approval));
       },
     },
 
@@ -218,7 +232,9 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ approvals: list.map(approvalJson) });
       },
     },
-    { method: 'post', path: '/v1/approvals/:id/approve', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema, 409: S.ErrorSchema }, handler: async (c) => c.json(approvalJson(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
+    { method: 'post', path: '/v1/approvals/:id/approve', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema, 409: S.ErrorSchema }, handler: async (c) => c.json(withX402(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
+    ...buildX402Routes(holder),
+
     {
       method: 'post', path: '/v1/approvals/:id/deny', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,
       responses: { 200: S.ApprovalSchema, 409: S.ErrorSchema },

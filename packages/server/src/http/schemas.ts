@@ -15,8 +15,9 @@ export const ErrorSchema = z.object({
   }),
 }).meta({ id: 'Error' });
 
+// Strict: an unknown key is refused here, never silently dropped before the decoder could refuse it (fail closed).
 export const SignTransactionRequest = z
-  .object({
+  .strictObject({
     chainId: z.union([z.number().int(), z.string()]).optional(),
     transaction: z.record(z.string(), z.unknown()).optional(),
     serializedTransaction: z.string().optional(),
@@ -24,14 +25,18 @@ export const SignTransactionRequest = z
   .meta({ id: 'SignTransactionRequest', description: 'An unsigned EVM transaction (EIP-1559 or legacy) as fields or serialized.' });
 
 export const SignTypedDataRequest = z
-  .object({
+  .strictObject({
     chainId: z.union([z.number().int(), z.string()]).optional(),
-    typedData: z.object({ domain: z.record(z.string(), z.unknown()), types: z.record(z.string(), z.unknown()), primaryType: z.string(), message: z.record(z.string(), z.unknown()) }),
+    typedData: z.strictObject({ domain: z.record(z.string(), z.unknown()), types: z.record(z.string(), z.unknown()), primaryType: z.string(), message: z.record(z.string(), z.unknown()) }),
+    x402: z
+      .strictObject({ resource: z.string().min(1).max(2048).describe('The paid resource URL (the one that answered 402).') })
+      .optional()
+      .describe('x402 context: the SDK signer sends it so resource rules apply on this path too. Only valid for payment authorizations.'),
   })
   .meta({ id: 'SignTypedDataRequest' });
 
 export const SignMessageRequest = z
-  .object({ chainId: z.union([z.number().int(), z.string()]), message: z.union([z.string(), z.object({ raw: z.string() })]) })
+  .strictObject({ chainId: z.union([z.number().int(), z.string()]), message: z.union([z.string(), z.strictObject({ raw: z.string() })]) })
   .meta({ id: 'SignMessageRequest', description: 'EIP-191 personal message: utf8 text or {raw: hex}.' });
 
 export const SignResponse = z
@@ -124,3 +129,97 @@ export const PolicyDiffParams = z.object({ from: z.coerce.number().int().min(1).
 
 export type CreateAgentsInput = z.infer<typeof CreateAgentsRequest>;
 export type IssueSessionInput = z.infer<typeof IssueSessionRequest>;
+
+// ---- x402 ----
+
+const requirementObject = z.record(z.string(), z.unknown());
+
+export const X402PayRequest = z
+  .object({
+    resource: z.string().min(1).max(2048).describe('The URL that answered 402.'),
+    paymentRequired: z.string().min(1).max(64 * 1024).optional().describe('v2: the PAYMENT-REQUIRED header value (base64 JSON).'),
+    body: z.record(z.string(), z.unknown()).optional().describe('v1: the 402 JSON body `{x402Version: 1, accepts: [...]}`.'),
+    accepts: z.array(requirementObject).min(1).max(32).optional().describe('Already-decoded requirements (with x402Version).'),
+    x402Version: z.union([z.literal(1), z.literal(2)]).optional(),
+    resourceInfo: z.record(z.string(), z.unknown()).optional().describe('With accepts (v2): the PaymentRequired `resource` object to echo back.'),
+    extensions: z.record(z.string(), z.unknown()).optional().describe('With accepts (v2): the PaymentRequired `extensions` to echo back.'),
+  })
+  .strict()
+  .refine((b) => [b.paymentRequired, b.body, b.accepts].filter((v) => v !== undefined).length === 1, 'give exactly one of paymentRequired, body or accepts')
+  .refine((b) => b.accepts === undefined || b.x402Version !== undefined, 'accepts needs x402Version')
+  .meta({ id: 'X402PayRequest' });
+
+export const X402PayResponse = z
+  .object({
+    decision: z.literal('allow'),
+    paymentId: z.string().optional().describe('Absent for Permit2 payments (charged to the ledger at once).'),
+    x402Version: z.union([z.literal(1), z.literal(2)]),
+    header: z.object({ name: z.enum(['PAYMENT-SIGNATURE', 'X-PAYMENT']), value: z.string() }),
+    payload: z.record(z.string(), z.unknown()).describe('The PaymentPayload the header encodes.'),
+    requirementIndex: z.number(),
+    requirement: z.record(z.string(), z.unknown()),
+    authorization: z.record(z.string(), z.unknown()).optional(),
+    permit2Authorization: z.record(z.string(), z.unknown()).optional(),
+    signature: z.string(),
+    auditSeq: z.number(),
+    intent: z.unknown(),
+    replayed: z.boolean().optional(),
+  })
+  .meta({ id: 'X402PayResponse' });
+
+export const X402DeniedResponse = z
+  .object({
+    decision: z.literal('deny'),
+    error: z.object({
+      code: z.literal('policy_denied'),
+      message: z.string(),
+      violations: z.array(z.unknown()),
+      requirements: z.array(z.object({ index: z.number(), scheme: z.unknown(), network: z.unknown(), asset: z.unknown(), amount: z.unknown(), payTo: z.unknown(), violations: z.array(z.unknown()).optional(), skipped: z.string().optional() })).optional(),
+    }),
+    auditSeq: z.number(),
+  })
+  .meta({ id: 'X402Denied' });
+
+export const X402SettlementRequest = z
+  .object({
+    paymentId: z.string().max(64).optional(),
+    nonce: z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'a bytes32 hex nonce').optional(),
+    paymentResponse: z.string().min(1).max(16 * 1024).describe('The PAYMENT-RESPONSE (v2) or X-PAYMENT-RESPONSE (v1) header value (base64 JSON).'),
+  })
+  .strict()
+  .refine((b) => b.paymentId !== undefined || b.nonce !== undefined, 'give paymentId or nonce')
+  .meta({ id: 'X402SettlementRequest' });
+
+export const X402SettlementResponse = z
+  .object({ paymentId: z.string(), state: z.enum(['reserved', 'settled', 'expired']), transaction: z.string().nullable() })
+  .meta({ id: 'X402SettlementResponse' });
+
+export const PaymentSchema = z
+  .object({
+    id: z.string(), agentId: z.string(), sessionId: z.string(), auditSeq: z.number(), protocol: z.literal('x402'), x402Version: z.number().optional(),
+    network: z.string(), asset: z.string().describe('CAIP-19'), token: z.string(), from: z.string(), to: z.string(), value: z.string(), nonce: z.string(),
+    validAfter: z.number(), validBefore: z.number(), resource: z.string().optional(), origin: z.string().optional(),
+    state: z.enum(['reserved', 'settled', 'expired']), settlementTx: z.string().optional(), reportedTx: z.string().optional(), createdAt: z.string(), updatedAt: z.string(),
+  })
+  .meta({ id: 'Payment' });
+
+export const ListPaymentsParams = z.object({
+  agent: z.string().optional(),
+  state: z.enum(['reserved', 'settled', 'expired']).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+export const PaymentSummaryParams = z.object({ agent: z.string().optional() });
+
+export const PaymentSummaryResponse = z
+  .object({
+    rows: z.array(z.object({ agentId: z.string(), agentName: z.string().optional(), origin: z.string().describe('"" when the payment named no resource'), asset: z.string(), reserved: z.string(), settled: z.string(), released: z.string(), count: z.number() })),
+    agents: z.array(z.object({ agentId: z.string(), agentName: z.string().optional(), asset: z.string(), reserved: z.string(), settled: z.string(), released: z.string(), count: z.number() })),
+  })
+  .meta({ id: 'PaymentSummary' });
+
+export const ReconcileResponse = z
+  .object({ checked: z.number(), settled: z.number(), expired: z.number(), assumedSettled: z.number(), errors: z.number() })
+  .meta({ id: 'ReconcileResult' });
+
+export type X402PayInput = z.infer<typeof X402PayRequest>;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ManualClock, type Clock } from '@airlock/core';
+import { ManualClock, type ChainReader, type Clock } from '@airlock/core';
 import { loadConfig, type AirlockConfig } from '../config.ts';
 import { initAirlock, openAirlock, type Airlock, type VaultOptions } from '../runtime.ts';
 import { createApp } from '../http/app.ts';
@@ -44,13 +44,13 @@ export async function pgSchemaUrl(prefix = 'airlock_t'): Promise<{ url: string; 
   };
 }
 
-export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number } = {}): Promise<Harness> {
+export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'airlock-test-'));
   const pgSchema = opts.store === 'postgres' ? await pgSchemaUrl() : undefined;
   const config = loadConfig({ dataDir, ...(pgSchema ? { storeUrl: pgSchema.url } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
   const init = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
   const clock = opts.manualClock ? new ManualClock(Date.now()) : undefined;
-  const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}) });
+  const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}) });
   let airlock = await open();
   let app = createApp(new AirlockHolder(airlock), { bodyLimitBytes: config.bodyLimitBytes });
 

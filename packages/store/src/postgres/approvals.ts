@@ -42,7 +42,7 @@ export async function holdForApproval(q: Q, approval: ApprovalRecord, writes: Le
  * pending -> approved | denied | expired. Approval converts the holds into ledger entries at `now`
  * (never earlier, so a window can only over-count); denial and expiry release them.
  */
-export async function decideApproval(q: Q, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number): Promise<ApprovalRecord> {
+export async function decideApproval(q: Q, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, convertHolds = true): Promise<ApprovalRecord> {
   const current = await getApproval(q, id, true);
   if (!current) throw new AirlockError('not_found', 'no such approval');
   if (current.state !== 'pending') throw new AirlockError('approval_not_pending', `the approval is already ${current.state}`);
@@ -50,9 +50,9 @@ export async function decideApproval(q: Q, id: string, state: 'approved' | 'deni
   if (state === 'approved' && now >= current.expiresAt) throw new AirlockError('approval_not_pending', 'the approval has expired');
   const holds = await q(
     `UPDATE approval_holds SET state = $2 WHERE approval_id = $1 AND state = 'held' RETURNING series, asset, amount::text AS amount, count`,
-    [id, state === 'approved' ? 'converted' : 'released'],
+    [id, state === 'approved' && convertHolds ? 'converted' : 'released'],
   );
-  if (state === 'approved') {
+  if (state === 'approved' && convertHolds) {
     await appendLedger(q, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
   }
   const [row] = await q('UPDATE approvals SET state = $2, decided_at = $3, decided_by = $4 WHERE id = $1 RETURNING *', [id, state, now, by]);

@@ -18,8 +18,13 @@ const WINDOW_TOTALS = `
     ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) b ON true
   LEFT JOIN LATERAL (
-    SELECT SUM(ah.amount) AS amount, SUM(ah.count) AS count FROM approval_holds ah
-    WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held' -- counted in every window while held (see sqlite/ledger.ts)
+    SELECT SUM(x.amount) AS amount, SUM(x.count) AS count FROM (
+      SELECT ah.amount, ah.count FROM approval_holds ah
+      WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held' -- counted in every window while held (see sqlite/ledger.ts)
+      UNION ALL
+      SELECT ph.amount, ph.count FROM payment_holds ph
+      WHERE ph.series = q.series AND ph.asset = q.asset AND ph.state = 'held' -- reserved x402 payments, likewise
+    ) x
   ) held ON true
   ORDER BY q.ord`;
 

@@ -3,10 +3,11 @@ import pg from 'pg';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, PolicyRecord,
-  Session, Store, StoreTx,
+  PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
+import * as payments from './payments.ts';
 import * as audit from './audit.ts';
 import { postgresMigrations } from './migrations/index.ts';
 import { isConnectionError, mapPgError } from './pg-errors.ts';
@@ -150,6 +151,16 @@ export class PostgresStore implements Store {
   }
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
     return approvals.listApprovals(this.q, filter);
+  }
+
+  getPayment(id: string): Promise<PaymentRecord | undefined> {
+    return payments.getPayment(this.q, id);
+  }
+  listPayments(filter: PaymentFilter): Promise<PaymentRecord[]> {
+    return payments.listPayments(this.q, filter);
+  }
+  paymentSummary(filter: { agentId?: string }): Promise<PaymentSummaryRow[]> {
+    return payments.paymentSummary(this.q, filter);
   }
 
   queryAudit(query: AuditQuery): Promise<AuditEntry[]> {

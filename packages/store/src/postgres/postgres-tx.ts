@@ -1,9 +1,10 @@
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, PolicyRecord, Session, StoreTx,
+  Agent, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, PaymentRecord, PolicyRecord, Session, StoreTx,
   WindowQuery, WindowTotal,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
+import * as payments from './payments.ts';
 import * as audit from './audit.ts';
 import * as ledger from './ledger.ts';
 import type { Q } from './pg-query.ts';
@@ -54,14 +55,32 @@ export class PostgresStoreTx implements StoreTx {
   async getApproval(id: string): Promise<ApprovalRecord | undefined> {
     return approvals.getApproval(this.live(), id);
   }
-  async decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number): Promise<ApprovalRecord> {
-    return approvals.decideApproval(this.live(), id, state, by, now, auditSeq);
+  async decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, options: { convertHolds?: boolean } = {}): Promise<ApprovalRecord> {
+    return approvals.decideApproval(this.live(), id, state, by, now, auditSeq, options.convertHolds ?? true);
   }
   async setApprovalResult(id: string, result: unknown): Promise<void> {
     return approvals.setApprovalResult(this.live(), id, result);
   }
   async overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]> {
     return approvals.overdueApprovals(this.live(), now, limit);
+  }
+  async holdPayment(payment: PaymentRecord, writes: LedgerWrite[]): Promise<void> {
+    return payments.holdPayment(this.live(), payment, writes);
+  }
+  async getPayment(id: string): Promise<PaymentRecord | undefined> {
+    return payments.getPayment(this.live(), id);
+  }
+  async getPaymentByNonce(network: string, asset: string, from: string, nonce: string): Promise<PaymentRecord | undefined> {
+    return payments.getPaymentByNonce(this.live(), network, asset, from, nonce);
+  }
+  async finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string): Promise<PaymentRecord> {
+    return payments.finishPayment(this.live(), id, state, now, auditSeq, settlementTx);
+  }
+  async reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord> {
+    return payments.reportPaymentSettlement(this.live(), id, txHash, now);
+  }
+  async reservedPayments(limit: number): Promise<PaymentRecord[]> {
+    return payments.reservedPayments(this.live(), limit);
   }
   async appendAudit(entry: AuditEntryInput): Promise<AuditEntry> {
     return audit.appendAudit(this.live(), entry);

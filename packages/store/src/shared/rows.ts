@@ -1,5 +1,5 @@
-import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, IdempotencyRecord, PolicyRecord, Session, SessionScope } from '@airlock/core';
-import { fromJson, toInt, toOptionalInt, toOptionalString } from './values.ts';
+import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, IdempotencyRecord, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
+import { fromJson, toAmount, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
 /**
  * Row -> domain mappers shared by both dialects: the tables use the same snake_case columns, and
@@ -115,4 +115,52 @@ export function checkpointFromRow(r: Row): AuditCheckpoint {
     publicKey: String(r.public_key),
     signature: String(r.signature),
   };
+}
+
+export function paymentFromRow(r: Row): PaymentRecord {
+  const p: PaymentRecord = {
+    id: String(r.id),
+    agentId: String(r.agent_id),
+    sessionId: String(r.session_id),
+    auditSeq: toInt(r.audit_seq),
+    protocol: 'x402',
+    network: String(r.network),
+    asset: String(r.asset),
+    from: String(r.from),
+    to: String(r.to),
+    value: toAmount(r.value),
+    nonce: String(r.nonce),
+    validAfter: toInt(r.valid_after),
+    validBefore: toInt(r.valid_before),
+    state: String(r.state) as PaymentState,
+    createdAt: toInt(r.created_at),
+    updatedAt: toInt(r.updated_at),
+  };
+  const version = toOptionalInt(r.x402_version);
+  if (version !== undefined) p.x402Version = version;
+  for (const [key, column] of [['resource', 'resource'], ['origin', 'origin'], ['settlementTx', 'settlement_tx'], ['reportedTx', 'reported_tx']] as const) {
+    const v = toOptionalString(r[column]);
+    if (v !== undefined) p[key] = v;
+  }
+  return p;
+}
+
+/** Sums payment rows (agent_id, origin, network, asset, state, value) into summary rows; bigint all the way. */
+export function summarisePayments(rows: Row[]): PaymentSummaryRow[] {
+  const out = new Map<string, PaymentSummaryRow>();
+  for (const r of rows) {
+    const agentId = String(r.agent_id);
+    const origin = toOptionalString(r.origin) ?? '';
+    const asset = `${String(r.network)}/erc20:${String(r.asset)}`;
+    const key = `${agentId}\u0000${origin}\u0000${asset}`;
+    let row = out.get(key);
+    if (!row) out.set(key, (row = { agentId, origin, asset, reserved: 0n, settled: 0n, released: 0n, count: 0 }));
+    const value = toAmount(r.value);
+    const state = String(r.state);
+    if (state === 'reserved') row.reserved += value;
+    else if (state === 'settled') row.settled += value;
+    else row.released += value;
+    row.count += 1;
+  }
+  return [...out.values()].sort((a, b) => (a.agentId + a.origin + a.asset < b.agentId + b.origin + b.asset ? -1 : 1));
 }

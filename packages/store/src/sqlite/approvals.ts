@@ -43,17 +43,17 @@ export function holdForApproval(db: SqliteDb, approval: ApprovalRecord, writes: 
  * pending -> approved | denied | expired. Approval converts the holds into ledger entries at `now`
  * (never earlier, so a window can only over-count); denial and expiry release them.
  */
-export function decideApproval(db: SqliteDb, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number): ApprovalRecord {
+export function decideApproval(db: SqliteDb, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, convertHolds = true): ApprovalRecord {
   const current = getApproval(db, id);
   if (!current) throw new AirlockError('not_found', 'no such approval');
   if (current.state !== 'pending') throw new AirlockError('approval_not_pending', `the approval is already ${current.state}`);
   // An approval past its deadline can only expire: approving it late would sign what nobody is watching.
   if (state === 'approved' && now >= current.expiresAt) throw new AirlockError('approval_not_pending', 'the approval has expired');
   const holds = db.all("SELECT series, asset, amount, count FROM approval_holds WHERE approval_id = ? AND state = 'held'", id);
-  if (state === 'approved') {
+  if (state === 'approved' && convertHolds) {
     appendLedger(db, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
   }
-  db.run("UPDATE approval_holds SET state = ? WHERE approval_id = ? AND state = 'held'", state === 'approved' ? 'converted' : 'released', id);
+  db.run("UPDATE approval_holds SET state = ? WHERE approval_id = ? AND state = 'held'", state === 'approved' && convertHolds ? 'converted' : 'released', id);
   db.run('UPDATE approvals SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?', state, now, by, id);
   return getApproval(db, id)!;
 }

@@ -8,7 +8,9 @@ const HEAD = 'SELECT seq, at, cum_amount, cum_count FROM ledger_heads WHERE seri
 const LAST_BEFORE = 'SELECT cum_amount, cum_count FROM ledger WHERE series = ? AND asset = ? AND at < ? ORDER BY at DESC, seq DESC LIMIT 1';
 // A pending approval's hold counts in every window while it is held, whatever its age: it can still become
 // spend (converted at approval time), so letting it age out of a window would let that window overfill.
-const HELD = "SELECT amount, count FROM approval_holds WHERE series = ? AND asset = ? AND state = 'held'";
+// Reserved x402 payments hold the same way until they settle (converted) or expire unused (released).
+const HELD = `SELECT amount, count FROM approval_holds WHERE series = ? AND asset = ? AND state = 'held'
+  UNION ALL SELECT amount, count FROM payment_holds WHERE series = ? AND asset = ? AND state = 'held'`;
 
 /** Window total = head cumulative - cumulative of the last row before the window + pending holds. */
 export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[] {
@@ -21,7 +23,7 @@ export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[
       amount = toAmount(head.cum_amount) - (before ? toAmount(before.cum_amount) : 0n);
       count = toInt(head.cum_count) - (before ? toInt(before.cum_count) : 0);
     }
-    for (const hold of db.all(HELD, q.series, q.asset)) {
+    for (const hold of db.all(HELD, q.series, q.asset, q.series, q.asset)) {
       amount += toAmount(hold.amount);
       count += toInt(hold.count);
     }

@@ -2,11 +2,12 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, PolicyRecord,
-  Session, Store, StoreTx,
+  PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
+import * as payments from './payments.ts';
 import * as audit from './audit.ts';
 import { sqliteMigrations } from './migrations/index.ts';
 import * as records from './records.ts';
@@ -108,6 +109,16 @@ export class SqliteStore implements Store {
   }
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
     return this.read(() => approvals.listApprovals(this.db, filter));
+  }
+
+  getPayment(id: string): Promise<PaymentRecord | undefined> {
+    return this.read(() => payments.getPayment(this.db, id));
+  }
+  listPayments(filter: PaymentFilter): Promise<PaymentRecord[]> {
+    return this.read(() => payments.listPayments(this.db, filter));
+  }
+  paymentSummary(filter: { agentId?: string }): Promise<PaymentSummaryRow[]> {
+    return this.read(() => payments.paymentSummary(this.db, filter));
   }
 
   queryAudit(query: AuditQuery): Promise<AuditEntry[]> {

@@ -32,6 +32,9 @@ export const allowRule = defineRule({
       name: options.name,
       type: 'allow',
       grantsByName,
+      missesOnlyByResource(ctx) {
+        return match.namesResources && grantsByName(ctx.input.intent) && match.matches(ctx.input.intent, ctx.facts, true);
+      },
       windows() {},
       evaluate(ctx) {
         return grantsByName(ctx.input.intent) && match.matches(ctx.input.intent, ctx.facts) ? 'grant' : 'pass';

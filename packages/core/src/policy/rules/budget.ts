@@ -21,6 +21,7 @@ export const budgetRule = defineRule({
     window: durationField,
     scope: scopeField.default('agent'),
     per_destination: z.boolean().default(false),
+    per_origin: z.boolean().default(false).describe('x402: one budget per paid-resource origin; payments that name no resource are not counted.'),
     match: matchField.optional(),
   }),
   build(options, env) {
@@ -28,18 +29,25 @@ export const budgetRule = defineRule({
       // The ledger keeps per-destination series only for fleet and agent (ports/ledger.ts).
       throw invalidPolicyAt([...env.path, 'per_destination'], 'per-destination budgets exist for scope agent and fleet, not session');
     }
+    if (options.per_origin && options.scope === 'session') {
+      throw invalidPolicyAt([...env.path, 'per_origin'], 'per-origin budgets exist for scope agent and fleet, not session');
+    }
+    if (options.per_origin && options.per_destination) {
+      throw invalidPolicyAt([...env.path, 'per_origin'], 'a budget is per destination or per origin, not both');
+    }
+    const perOrigin = options.per_origin;
     const asset = options.asset.toLowerCase();
     const max = toAmount(options.max);
     const windowMs = parseDuration(options.window);
     const { scope, per_destination: perDestination } = options;
     const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
 
-    const check = (ctx: RuleContext, series: string, requested: bigint, to?: string): Finding | undefined => {
+    const check = (ctx: RuleContext, series: string, requested: bigint, to?: string, origin?: string): Finding | undefined => {
       if (requested === 0n) return undefined;
       const sinceMs = ctx.input.nowMs - windowMs;
       const used = ctx.ledger.total({ series, asset, sinceMs }).amount;
       if (used + requested <= max) return undefined;
-      const where = to === undefined ? `${scope} ${options.window}` : `${scope} ${options.window} to ${to}`;
+      const where = origin !== undefined ? `${scope} ${options.window} for ${origin}` : to === undefined ? `${scope} ${options.window}` : `${scope} ${options.window} to ${to}`;
       return {
         code: 'budget_exceeded',
         message: `${where} budget: used ${used} + requested ${requested} > ${max} base units of ${asset}`,
@@ -57,6 +65,11 @@ export const budgetRule = defineRule({
         if (!applies(match, ctx)) return;
         const series = ctx.series[scope];
         const sinceMs = ctx.input.nowMs - windowMs;
+        if (perOrigin) {
+          const origin = ctx.input.intent.payment?.origin;
+          if (origin !== undefined && (ctx.facts.requestedByAsset.get(asset) ?? 0n) > 0n) out.push({ series: seriesFor.withOrigin(series, origin), asset, sinceMs });
+          return;
+        }
         if (!perDestination) {
           if ((ctx.facts.requestedByAsset.get(asset) ?? 0n) > 0n) out.push({ series, asset, sinceMs });
           return;
@@ -68,6 +81,12 @@ export const budgetRule = defineRule({
       evaluate(ctx) {
         if (!applies(match, ctx)) return 'pass';
         const series = ctx.series[scope];
+        if (perOrigin) {
+          const origin = ctx.input.intent.payment?.origin;
+          if (origin === undefined) return 'pass';
+          const f = check(ctx, seriesFor.withOrigin(series, origin), ctx.facts.requestedByAsset.get(asset) ?? 0n, undefined, origin);
+          return f ? [f] : 'pass';
+        }
         if (!perDestination) {
           const f = check(ctx, series, ctx.facts.requestedByAsset.get(asset) ?? 0n);
           return f ? [f] : 'pass';

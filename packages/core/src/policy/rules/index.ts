@@ -11,6 +11,7 @@ import { chainsRule } from './chains.ts';
 import { denyRule } from './deny.ts';
 import { destinationsRule } from './destinations.ts';
 import { feeCapRule } from './fee-cap.ts';
+import { loopGuardRule } from './loop-guard.ts';
 import { maxAmountRule } from './max-amount.ts';
 import { rateLimitRule } from './rate-limit.ts';
 import { validityWindowRule } from './validity-window.ts';
@@ -28,6 +29,7 @@ export const RULES = {
   approval_tier: approvalTierRule,
   chains: chainsRule,
   actions: actionsRule,
+  loop_guard: loopGuardRule,
 } as const;
 
 export type RuleType = keyof typeof RULES;

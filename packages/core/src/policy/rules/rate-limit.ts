@@ -4,7 +4,7 @@ import { parseDuration } from '../duration.ts';
 import { durationField, matchField, ruleBase, scopeField } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { invalidPolicyAt } from '../path.ts';
-import { applies, defineRule, type Finding, type RuleContext } from './types.ts';
+import { applies, defineRule, type Finding, type RuleContext, type WindowContext } from './types.ts';
 
 /** The request-count series (ports/ledger.ts): asset `*`, amount 0, count 1 per request. */
 const COUNT_ASSET = '*';
@@ -19,13 +19,33 @@ export const rateLimitRule = defineRule({
     window: durationField,
     scope: scopeField.default('agent'),
     per_destination: z.boolean().default(false),
+    per_origin: z.boolean().default(false).describe('x402: one count per paid-resource origin (payments naming a resource only).'),
+    per_resource: z.boolean().default(false).describe('x402: one count per paid resource URL (scope agent only).'),
     match: matchField.optional(),
   }),
   build(options, env) {
     if (options.per_destination && options.scope === 'session') {
       throw invalidPolicyAt([...env.path, 'per_destination'], 'per-destination rate limits exist for scope agent and fleet, not session');
     }
-    const { max, scope, per_destination: perDestination } = options;
+    if (options.per_origin && options.scope === 'session') {
+      throw invalidPolicyAt([...env.path, 'per_origin'], 'per-origin rate limits exist for scope agent and fleet, not session');
+    }
+    if (options.per_resource && options.scope !== 'agent') {
+      // The ledger keeps per-resource series for the agent only (ports/ledger.ts).
+      throw invalidPolicyAt([...env.path, 'per_resource'], 'per-resource rate limits exist for scope agent only');
+    }
+    if ([options.per_destination, options.per_origin, options.per_resource].filter(Boolean).length > 1) {
+      throw invalidPolicyAt([...env.path, 'per_origin'], 'a rate limit is per destination, per origin or per resource: pick one');
+    }
+    const { max, scope, per_destination: perDestination, per_origin: perOrigin, per_resource: perResource } = options;
+    /** The one payment series this rule counts, or undefined when the rule is not per origin/resource. */
+    const paymentSeries = (ctx: WindowContext): string | null | undefined => {
+      if (!perOrigin && !perResource) return undefined;
+      const payment = ctx.input.intent.payment;
+      const key = perOrigin ? payment?.origin : payment?.resource;
+      if (key === undefined) return null;
+      return perOrigin ? seriesFor.withOrigin(ctx.series[scope], key) : seriesFor.withResource(ctx.series[scope], key);
+    };
     const windowMs = parseDuration(options.window);
     const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
     const check = (ctx: RuleContext, series: string): Finding | undefined => {
@@ -47,12 +67,22 @@ export const rateLimitRule = defineRule({
         if (!applies(match, ctx)) return;
         const sinceMs = ctx.input.nowMs - windowMs;
         const series = ctx.series[scope];
+        const ps = paymentSeries(ctx);
+        if (ps !== undefined) {
+          if (ps !== null) out.push({ series: ps, asset: COUNT_ASSET, sinceMs });
+          return;
+        }
         if (!perDestination) out.push({ series, asset: COUNT_ASSET, sinceMs });
         else for (const to of ctx.facts.destinations) out.push({ series: seriesFor.withDestination(series, to), asset: COUNT_ASSET, sinceMs });
       },
       evaluate(ctx) {
         if (!applies(match, ctx)) return 'pass';
         const series = ctx.series[scope];
+        const ps = paymentSeries(ctx);
+        if (ps !== undefined) {
+          const f = ps === null ? undefined : check(ctx, ps);
+          return f ? [f] : 'pass';
+        }
         if (!perDestination) {
           const f = check(ctx, series);
           return f ? [f] : 'pass';

@@ -43,12 +43,16 @@ export interface CompiledRule {
   /** Appends every ledger window `evaluate` will read for this input. */
   windows(ctx: WindowContext, out: WindowQuery[]): void;
   evaluate(ctx: RuleContext): RuleVerdict;
+  /** validity_window rules: the longest validity they allow (the x402 builder clamps to the smallest). */
+  readonly maxValiditySeconds?: number;
 }
 
 /** An allow rule also says whether it names the kinds that are only granted by name. */
 export interface CompiledAllowRule extends CompiledRule {
   readonly type: 'allow';
   grantsByName(intent: Intent): boolean;
+  /** True when the rule names resources and everything but the resource matches. */
+  missesOnlyByResource(ctx: WindowContext): boolean;
 }
 
 export interface BuildEnv {

@@ -21,6 +21,7 @@ export const validityWindowRule = defineRule({
     return {
       name: options.name,
       type: 'validity_window',
+      maxValiditySeconds: maxSeconds,
       windows() {},
       evaluate(ctx) {
         const validBefore = ctx.input.intent.validity?.validBefore;

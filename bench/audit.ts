@@ -1,0 +1,149 @@
+// (6) Audit: the durable append rate (one entry per committed transaction, as the service writes them)
+// and the `audit verify` rate over 1M entries. The 1M-entry chain is built fast but valid: each hash is
+// computed with hashAuditEntry exactly as appendAudit does, then rows are bulk-inserted with direct SQL;
+// verifyStoredAudit (what `airlock audit verify` runs) then re-reads and re-hashes every entry.
+import { GENESIS_HASH, canonicalJson, hashAuditEntry, verifyStoredAudit, type AuditEntryInput, type Store } from '../packages/core/src/index.ts';
+import { verifySchnorr } from '../packages/server/src/runtime.ts';
+import { insertAll, scratchStore, type StoreKind } from './lib/scratch-store.ts';
+import { figure, fmt, type BenchOptions, type Figure } from './lib/stats.ts';
+
+/** An entry shaped like the service's `sign.request` (intent summary, digest, request hash). */
+function signRequestEntry(i: number, at: number): AuditEntryInput {
+  const to = `0x${(i % 5000).toString(16).padStart(40, '0')}`;
+  return {
+    at,
+    type: 'sign.request',
+    actor: 'agent',
+    agentId: `ag_${(i % 1000).toString(16).padStart(16, '0')}`,
+    sessionId: `ses_${(i % 3000).toString(16).padStart(16, '0')}`,
+    action: 'evm.transaction',
+    decision: 'allow',
+    data: {
+      intent: { action: 'evm.transaction', chain: 'eip155:8453', kind: 'erc20.transfer', to, spends: [{ asset: 'eip155:8453/erc20:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', amount: String(1000 + i), to, kind: 'transfer' }], summary: `transfer ${1000 + i} USDC units` },
+      violations: [],
+      allowedBy: ['agent@1:usdc-to-partners'],
+      policyVersion: 1,
+      digest: i.toString(16).padStart(64, '0'),
+      requestHash: (i * 7).toString(16).padStart(64, '0'),
+    },
+  };
+}
+
+export interface AuditResult {
+  /** key = store: entries/s, one durable transaction per entry. */
+  append: Record<string, Figure>;
+  /** key = store: whole-run rate of verifyStoredAudit over `verifyEntries`, entries/s (median of full runs). */
+  verify: Record<string, Figure>;
+  /** key = store: rate of each 100k-entry slice of those runs (the spread within a run). */
+  verifySlices: Record<string, Figure>;
+  verifyEntries: number;
+  verifyRuns: number;
+  /** Seconds to hash the chain and bulk-insert it into both stores. */
+  generateSeconds: number;
+}
+
+const SLICE = 100_000;
+
+/** A store whose readAudit notes the time each 100k-entry slice starts (verifyStoredAudit pages through it). */
+function timedStore(store: Store, marks: { seq: number; at: number }[]): Store {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'readAudit') {
+        return async (fromSeq: number, limit: number) => {
+          if ((fromSeq - 1) % SLICE === 0) marks.push({ seq: fromSeq, at: performance.now() });
+          return target.readAudit(fromSeq, limit);
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
+async function appendRate(kind: StoreKind, o: BenchOptions): Promise<Figure> {
+  const a = await scratchStore(kind);
+  try {
+    const appendCount = o.quick ? 200 : 1000;
+    const rates: number[] = [];
+    let i = 0;
+    for (let r = 0; r < o.rounds; r++) {
+      const t = performance.now();
+      for (let k = 0; k < appendCount; k++) {
+        const entry = signRequestEntry(i++, Date.now());
+        await a.store().transaction((tx) => tx.appendAudit(entry));
+      }
+      rates.push((appendCount / (performance.now() - t)) * 1000);
+    }
+    return figure(rates);
+  } finally {
+    await a.close();
+  }
+}
+
+export async function benchAudit(o: BenchOptions): Promise<AuditResult> {
+  const verifyEntries = o.quick ? 200_000 : 1_000_000;
+  // A full 1M verify takes over a minute here: one full run per store, cut into ten 100k slices for the spread.
+  const verifyRuns = Number(process.env.BENCH_VERIFY_RUNS ?? 1);
+  const append: Record<string, Figure> = {};
+  for (const kind of ['sqlite', 'postgres'] as StoreKind[]) {
+    append[kind] = await appendRate(kind, o);
+    o.log(`  audit append ${kind}: ${fmt(append[kind])} entries/s (durable, one transaction each)`);
+  }
+
+  const stores = [await scratchStore('sqlite'), await scratchStore('postgres')];
+  try {
+    const started = performance.now();
+    const raws = await Promise.all(stores.map((s) => s.openRaw()));
+    const BATCH = 10_000;
+    let prev = GENESIS_HASH;
+    const t0 = Date.now() - verifyEntries;
+    for (let from = 1; from <= verifyEntries; from += BATCH) {
+      const rows: (string | number)[][] = [];
+      for (let seq = from; seq < from + BATCH && seq <= verifyEntries; seq++) {
+        const input = signRequestEntry(seq, t0 + seq);
+        // The hash appendAudit would store (buildAuditEntry): data passes through canonical JSON first.
+        const hash = hashAuditEntry(prev, seq, input);
+        rows.push([seq, input.at, input.type, input.actor, input.agentId!, input.sessionId!, input.action!, input.decision!, prev, hash, canonicalJson(input.data ?? {})]);
+        prev = hash;
+      }
+      for (const raw of raws) {
+        if (raw.kind === 'sqlite') {
+          insertAll(raw.db, 'INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows);
+        } else {
+          const columns = Array.from({ length: 11 }, (_, c) => rows.map((row) => row[c]));
+          await raw.client.query(
+            `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::json[])`,
+            columns,
+          );
+        }
+      }
+    }
+    for (const raw of raws) await raw.close();
+    const generateSeconds = (performance.now() - started) / 1000;
+    o.log(`  audit chain of ${verifyEntries} entries hashed and loaded into both stores in ${generateSeconds.toFixed(1)} s`);
+
+    const verify: Record<string, Figure> = {};
+    const verifySlices: Record<string, Figure> = {};
+    for (const s of stores) {
+      const runs: number[] = [];
+      const slices: number[] = [];
+      for (let r = 0; r < verifyRuns; r++) {
+        const marks: { seq: number; at: number }[] = [];
+        const t = performance.now();
+        const result = await verifyStoredAudit(timedStore(s.store(), marks), verifySchnorr);
+        const end = performance.now();
+        if (!result.ok || result.entries !== verifyEntries) throw new Error(`audit verify failed on the generated chain: ${JSON.stringify(result)}`);
+        runs.push(verifyEntries / ((end - t) / 1000));
+        if (marks.at(-1)!.seq !== verifyEntries + 1) marks.push({ seq: verifyEntries + 1, at: end });
+        for (let k = 1; k < marks.length; k++) slices.push((marks[k]!.seq - marks[k - 1]!.seq) / ((marks[k]!.at - marks[k - 1]!.at) / 1000));
+      }
+      verify[s.kind] = figure(runs);
+      verifySlices[s.kind] = figure(slices);
+      o.log(`  audit verify ${s.kind}, ${verifyEntries} entries: ${fmt(verify[s.kind])} entries/s (100k slices: ${fmt(verifySlices[s.kind])})`);
+    }
+    return { append, verify, verifySlices, verifyEntries, verifyRuns, generateSeconds };
+  } finally {
+    for (const s of stores) await s.close();
+  }
+}

@@ -1,0 +1,222 @@
+// Renders docs/benchmarks.md from the results of one run: figures, ratios to the same-run baseline, and
+// the issue's targets with where each stands. Verdicts are computed from the numbers, never written by hand.
+import type { AuditResult } from './audit.ts';
+import type { HttpResult } from './http.ts';
+import type { InProcessResult } from './in-process.ts';
+import type { LedgerWindowResult } from './ledger-window.ts';
+import type { PolicyResult } from './policy.ts';
+import type { ProvisioningResult } from './provisioning.ts';
+import type { TwoProcessResult } from './two-processes.ts';
+import { fmt, type Figure } from './lib/stats.ts';
+
+type Section<T> = T & { load: { before: number[]; after: number[] }; elapsedSeconds: number };
+
+export interface BenchResults {
+  date: string;
+  machine: { cpu: string; memoryGiB: number; os: string; node: string; nativeSecp256k1: string };
+  rounds: number;
+  quick: boolean;
+  loadBefore: number[];
+  loadAfter?: number[];
+  totalSeconds?: number;
+  sections: {
+    inprocess?: Section<InProcessResult>;
+    http?: Section<HttpResult>;
+    twoprocesses?: Section<TwoProcessResult>;
+    policy?: Section<PolicyResult>;
+    ledger?: Section<LedgerWindowResult>;
+    audit?: Section<AuditResult>;
+    provisioning?: Section<ProvisioningResult>;
+  };
+}
+
+const r2 = (x: number) => x.toFixed(2);
+const loadNote = (s: { load: { before: number[]; after: number[] }; elapsedSeconds: number }) => `load average ${s.load.before.join(' ')} before, ${s.load.after.join(' ')} after; ${s.elapsedSeconds} s`;
+const label = (key: string) => {
+  const [store, backend] = key.split('/');
+  return `${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, ${backend === 'native' ? 'native (libsecp256k1)' : 'pure JS (noble)'}`;
+};
+
+interface TargetRow {
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+  why: string;
+}
+
+function targets(r: BenchResults): TargetRow[] {
+  const rows: TargetRow[] = [];
+  const { inprocess, http, policy, ledger, audit, provisioning } = r.sections;
+  if (inprocess) {
+    for (const [key, p] of Object.entries(inprocess.paths)) {
+      const met = p.ratioC1.median >= 0.8;
+      rows.push({
+        target: `(2) in-process ≥ 0.8 of (1), ${label(key)}`,
+        measured: `${r2(p.ratioC1.median)} (${r2(p.ratioC1.min)}–${r2(p.ratioC1.max)}); ${fmt(p.c1)} ops/s vs viem ${fmt(inprocess.baseline.viem)}`,
+        met,
+        why: met
+          ? 'met'
+          : key.endsWith('/js')
+            ? 'missed: the path does what the baseline does (one sign) plus a public-key recovery and a durable commit; in pure JS the recovery alone costs about one signature'
+            : 'missed: the durable commit (fsync / PostgreSQL round trips) and the policy/store work cost more than the native signature saves',
+      });
+    }
+  }
+  if (http) {
+    for (const [key, s] of Object.entries(http.setups)) {
+      const met = s.ratioC16.median >= 0.5;
+      rows.push({
+        target: `(3) HTTP throughput at c16 ≥ 0.5 of (1), ${label(key)}`,
+        measured: `${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}); ${fmt(s.c16)} req/s`,
+        met,
+        why: met ? 'met' : key.endsWith('/js') ? 'missed: pure-JS sign + recovery per request on one event loop, plus HTTP and a durable commit' : 'missed: see the HTTP section (CPU shared with the load generator on 2 cores, durable commit per request)',
+      });
+      const p99 = s.fixedRate.p99;
+      const metLatency = p99.median < 10 && s.fixedRate.achieved.median >= 0.95 * 500;
+      rows.push({
+        target: `(3) p99 < 10 ms at 500 req/s, ${label(key)}`,
+        measured: `p99 ${fmt(p99, 1)} ms, achieved ${fmt(s.fixedRate.achieved)} req/s`,
+        met: metLatency,
+        why: metLatency ? 'met' : s.c64.median < 500 ? `missed: the daemon's ceiling (${s.c64.median.toFixed(0)} req/s at c64) is below the offered 500 req/s, so requests queue (latency is corrected for coordinated omission)` : 'missed: queueing behind durable commits and GC pauses on a loaded 2-core machine',
+      });
+    }
+  }
+  if (policy) {
+    for (const cell of Object.values(policy.cells).filter((c) => c.rules === 100)) {
+      const met = cell.micros.median < 20;
+      rows.push({
+        target: `(4) policy < 20 µs at 100 rules, ${cell.setSize}-entry sets`,
+        measured: `${fmt(cell.micros, 2)} µs`,
+        met,
+        why: met ? 'met' : `missed in this run, measured at load average ${policy.load.before[0]} on 2 cores (CPU-bound code runs at a fraction of its speed then); the fastest round was ${cell.micros.min.toFixed(1)} µs`,
+      });
+    }
+  }
+  if (ledger) {
+    for (const [store, growth] of Object.entries(ledger.growth)) {
+      const met = growth <= 1.5;
+      const cells = Object.values(ledger.cells).filter((c) => c.store === store);
+      rows.push({
+        target: `(5) window check within 1.5x from 10k to 1M entries, ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
+        measured: `x${r2(growth)} (${cells.map((c) => `${c.entries / 1000}k: ${c.micros.median.toFixed(0)} µs`).join(', ')})`,
+        met,
+        why: met ? 'met: two index seeks per (series, asset) whatever the history' : 'missed: see the window section',
+      });
+    }
+  }
+  if (audit) {
+    for (const [store, v] of Object.entries(audit.verify)) {
+      const met = v.median >= 100_000;
+      rows.push({
+        target: `(6) audit verify ≥ 100k entries/s, ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
+        measured: `${fmt(v)} entries/s over ${audit.verifyEntries / 1e6}M`,
+        met,
+        why: met ? 'met' : 'missed: each entry is re-serialised as canonical JSON and re-hashed with pure-JS SHA-256 on one thread (see the audit section)',
+      });
+    }
+  }
+  if (provisioning) {
+    for (const [key, s] of Object.entries(provisioning.seconds)) {
+      const met = s.median < 10;
+      rows.push({
+        target: `(7) ${provisioning.agents} agents < 10 s, ${label(key)}`,
+        measured: `${fmt(s, 2)} s`,
+        met,
+        why: met ? 'met' : key.endsWith('/js') ? 'missed: pure-JS BIP-32 derivation (3 point multiplications per agent key) and address computation' : 'missed',
+      });
+    }
+  }
+  return rows;
+}
+
+export function renderReport(r: BenchResults): string {
+  const { inprocess, http, twoprocesses, policy, ledger, audit, provisioning } = r.sections;
+  const out: string[] = [];
+  out.push('# Benchmarks', '');
+  out.push(`Produced by \`npm run bench\` (bench/run.ts) on ${r.date.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' — QUICK RUN, smaller sizes: not comparable to the targets' : ''}.`);
+  out.push('');
+  out.push(`- Machine: ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, ${r.machine.os}; Node ${r.machine.node}.`);
+  out.push(`- Native secp256k1: ${r.machine.nativeSecp256k1}.`);
+  out.push(`- Load average (1/5/15 min): ${r.loadBefore.join(' ')} before the run, ${(r.loadAfter ?? []).join(' ')} after${r.totalSeconds ? `; the run took ${Math.round(r.totalSeconds / 60)} min` : ''}. The machine is shared with other jobs: a load above 2 means the 2 cores were oversubscribed.`);
+  out.push(`- Every figure is the median of ${r.rounds} rounds with the spread (min–max) in brackets. Ratios are taken per round against the baseline measured in that same round, then reduced to median (min–max). Raw numbers: \`bench/results.json\`.`);
+  out.push('');
+
+  const rows = targets(r);
+  if (rows.length) {
+    out.push('## Targets (issue 4)', '', '| target | measured | where it stands |', '|---|---|---|');
+    for (const t of rows) out.push(`| ${t.target} | ${t.measured} | ${t.met ? '**met**' : '**missed**'}${t.why === 'met' ? '' : ` — ${t.why.replace(/^(met|missed): ?/, '')}`} |`);
+    out.push('');
+  }
+
+  if (inprocess) {
+    const b = inprocess.baseline;
+    out.push('## (1) Baseline and (2) the full signing path in-process', '');
+    out.push('| what | ops/s | ratio to viem (same round) |', '|---|---|---|');
+    out.push(`| (1) viem \`privateKeyToAccount().signTransaction\` (a hot key in the agent) | ${fmt(b.viem)} | 1.00 |`);
+    out.push(`| (1) noble \`secp256k1.sign\`, raw 32-byte digest | ${fmt(b.noble)} | ${r2(b.noble.median / b.viem.median)} |`);
+    if (b.native) out.push(`| (reference) libsecp256k1 \`ecdsaSign\`, raw digest | ${fmt(b.native)} | ${r2(b.native.median / b.viem.median)} |`);
+    for (const [key, p] of Object.entries(inprocess.paths)) {
+      out.push(`| (2) Airlock, ${label(key)}, sequential | ${fmt(p.c1)} | ${r2(p.ratioC1.median)} (${r2(p.ratioC1.min)}–${r2(p.ratioC1.max)}) |`);
+      out.push(`| (2) Airlock, ${label(key)}, 16 in flight | ${fmt(p.c16)} | ${r2(p.c16.median / b.viem.median)} |`);
+    }
+    out.push('');
+    out.push('The full path is what every signature pays: decode the transaction into an intent; in one store transaction load the policy layers and the rolling-window totals, evaluate, reserve (ledger rows) and append the hash-chained audit entry; commit durably (SQLite WAL with `synchronous=FULL`, PostgreSQL commit); sign; then re-serialize the signed transaction and recover its sender (one public-key recovery) before releasing it.');
+    out.push(`(${loadNote(inprocess)})`, '');
+  }
+
+  if (http) {
+    out.push('## (3) Over HTTP on loopback', '');
+    out.push('A real daemon (`airlock start`, its own process, started with `AIRLOCK_KEY_BACKEND` set) and autocannon in a third process (bench/http-load.ts), `POST /v1/sign/transaction` with a session token. Throughput in successful requests per second; latency at a fixed offered load of 500 req/s (autocannon `overallRate`, 64 connections, latencies corrected for coordinated omission).', '');
+    out.push('| setup | c1 req/s | c16 req/s | c64 req/s | c16 / viem | at 500 req/s: achieved | p50 ms | p99 ms | max ms |', '|---|---|---|---|---|---|---|---|---|');
+    for (const [key, s] of Object.entries(http.setups)) {
+      out.push(`| ${label(key)} | ${fmt(s.c1)} | ${fmt(s.c16)} | ${fmt(s.c64)} | ${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}) | ${fmt(s.fixedRate.achieved)} | ${fmt(s.fixedRate.p50, 1)} | ${fmt(s.fixedRate.p99, 1)} | ${fmt(s.fixedRate.max, 0)} |`);
+    }
+    out.push('', `viem baseline in the same rounds: ${fmt(http.baselineViem)} ops/s. The load generator, the daemon and (for PostgreSQL) the database share the same 2 cores. A 0 in a spread is a round in which no request completed inside the measuring window (the daemon was stalled, typically waiting on the shared PostgreSQL server); no request failed — any non-2xx answer or socket error aborts the run. (${loadNote(http)})`, '');
+  }
+
+  if (twoprocesses) {
+    out.push('## Using both cores: two daemons on one PostgreSQL store', '');
+    out.push(`Same 16 connections in total, split 8 + 8 across two \`airlock start\` processes on the same store (${twoprocesses.backend} backend), against one daemon with all 16: one ${fmt(twoprocesses.one)} req/s, two ${fmt(twoprocesses.two)} req/s, gain x${r2(twoprocesses.gain.median)} (${r2(twoprocesses.gain.min)}–${r2(twoprocesses.gain.max)}). ${twoprocesses.gain.min > 1.1 ? 'Two processes were faster in every round: on PostgreSQL, running two daemons on one store uses both cores (nothing in the product needs to change for it; it is the documented multi-instance setup).' : twoprocesses.gain.median > 1.1 ? 'Faster in the median but not in every round: at this load (the load generators and PostgreSQL share the same 2 cores) the gain is within the noise; no change was made to the product for it.' : 'No gain on this machine: with the load generators and PostgreSQL on the same 2 cores there is no idle core to take; no change was made to the product for it.'} Signing in worker threads was not added: with the native backend a signature and a recovery cost tens of microseconds, less than handing the work to a thread and back. (${loadNote(twoprocesses)})`, '');
+  }
+
+  if (policy) {
+    out.push('## (4) Policy evaluation', '');
+    out.push('µs per `evaluatePolicy` call (one agent layer, rules cycling through the 10 rule types, ledger view prefetched as the service does).', '');
+    out.push('| rules | 10-entry sets | 10,000-entry sets |', '|---|---|---|');
+    for (const rules of [10, 100, 1000]) out.push(`| ${rules} | ${fmt(policy.cells[`${rules}x10`]?.micros, 2)} | ${fmt(policy.cells[`${rules}x10000`]?.micros, 2)} |`);
+    out.push('', `Set membership is a hash lookup, so set size does not matter; cost grows linearly with rules. (${loadNote(policy)})`, '');
+  }
+
+  if (ledger) {
+    out.push('## (5) Rolling-window budget check', '');
+    out.push(`\`tx.windowTotals\` for the query set of a realistic policy (${ledger.queries} window queries over ${ledger.series} ledger series: agent budgets over 1h/24h/7d/30d, a fleet budget, rate limits over 1m/1h), inside a store transaction, with the history spread evenly over 30 days. The ledger is filled with direct SQL rows mirroring \`appendLedger\` (running seq, cumulative amount and count, \`ledger_heads\`).`, '');
+    out.push('| prior entries | SQLite µs per query set | PostgreSQL µs per query set |', '|---|---|---|');
+    const sizes = [...new Set(Object.values(ledger.cells).map((c) => c.entries))];
+    for (const n of sizes) out.push(`| ${n.toLocaleString('en-US')} | ${fmt(ledger.cells[`sqlite/${n}`]?.micros, 1)} | ${fmt(ledger.cells[`postgres/${n}`]?.micros, 1)} |`);
+    out.push('', `Growth from the smallest to the largest history: ${Object.entries(ledger.growth).map(([k, g]) => `${k} x${r2(g)}`).join(', ')}. (${loadNote(ledger)})`, '');
+  }
+
+  if (audit) {
+    out.push('## (6) Audit log', '');
+    out.push('| store | append, entries/s (one durable transaction each) | verify, entries/s (whole run) | verify, per 100k slice |', '|---|---|---|---|');
+    for (const store of Object.keys(audit.append)) out.push(`| ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'} | ${fmt(audit.append[store])} | ${fmt(audit.verify[store])} | ${fmt(audit.verifySlices[store])} |`);
+    out.push('');
+    out.push(`Verify is \`verifyStoredAudit\` (what \`airlock audit verify\` runs) over a valid ${audit.verifyEntries.toLocaleString('en-US')}-entry chain of \`sign.request\`-shaped entries, hashed with \`hashAuditEntry\` and bulk-loaded (${audit.generateSeconds.toFixed(0)} s for both stores). A full pass takes over a minute here, so the whole-run figure has ${audit.verifyRuns} run(s) per store and the spread comes from the ten 100k-entry slices of each run. Append is bounded by the durable commit per entry (fsync on SQLite, a round trip and WAL flush on PostgreSQL), which is what the signing path pays once per request.`);
+    out.push('');
+    out.push('Where verify time goes (measured on this machine while writing this suite, same load): `canonicalJson` of an entry ~55 µs, noble SHA-256 of its ~700 bytes ~30 µs (node:crypto ~13 µs), reading and JSON-parsing the row the rest. The verify loop is single-threaded; the chain could be checked in parallel (each row carries its `prev_hash`), and node:crypto SHA-256 would halve the hashing, but both are changes to the core audit module, not to the benchmark.');
+    out.push(`(${loadNote(audit)})`, '');
+  }
+
+  if (provisioning) {
+    out.push('## (7) Provisioning', '');
+    out.push(`Seconds to create ${provisioning.agents.toLocaleString('en-US')} agents in one \`createAgents\` call: one BIP-32 key (m/44'/60'/i'/0/0 from the cached m/44'/60' parent) and address per agent, one store transaction, one audit entry.`, '');
+    out.push('| setup | seconds |', '|---|---|');
+    for (const [key, s] of Object.entries(provisioning.seconds)) out.push(`| ${label(key)} | ${fmt(s, 2)} |`);
+    out.push('', `The pure-JS rows have ${Math.min(r.rounds, 2)} rounds (about a minute each here); the native rows ${r.rounds}. (${loadNote(provisioning)})`, '');
+  }
+
+  out.push('## How to run', '');
+  out.push('`npm run bench` (the whole suite, about 15-20 minutes here; needs the PostgreSQL test server of the test suite). `node bench/run.ts --quick` or `--only=policy,ledger` for a smoke run: those write to `bench/.tmp/` and never overwrite this file. `AIRLOCK_KEY_BACKEND=js` forces the pure-JS backend in a daemon (docs/operations.md).');
+  out.push('');
+  return out.join('\n');
+}

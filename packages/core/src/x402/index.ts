@@ -1,0 +1,5 @@
+export * from './networks.ts';
+export * from './requirements.ts';
+export * from './builder.ts';
+export * from './x402-service.ts';
+export { normaliseResource, compileResourcePattern, type NormalisedResource, type ResourcePattern } from '../policy/resource-pattern.ts';

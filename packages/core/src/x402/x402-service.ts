@@ -1,0 +1,287 @@
+import { canonicalJson } from '../canonical-json.ts';
+import { AirlockError } from '../errors.ts';
+import type { Decision, Violation } from '../policy/decision.ts';
+import { normaliseResource } from '../policy/resource-pattern.ts';
+import type { ChainReader } from '../ports/chain-reader.ts';
+import type { PaymentRecord } from '../ports/payments.ts';
+import type { ServiceDeps } from '../service/deps.ts';
+import type { AgentAuth, SignContext, SignOutcome, SigningService } from '../service/signing-service.ts';
+import { requestHash } from '../service/tokens.ts';
+import { buildPayment, paymentHeaderName, paymentPayload, type BuiltPayment } from './builder.ts';
+import { classifyRequirement, type PaymentCandidate, type PaymentRequired, type RequirementSummary } from './requirements.ts';
+
+export interface X402Options {
+  /** base64(JSON) of a PaymentPayload: @x402/core's `encodePaymentSignatureHeader`, wired by the server. */
+  encodePaymentHeader: (payload: Record<string, unknown>) => string;
+  /** n bytes from a CSPRNG (authorization nonces). */
+  randomBytes: (n: number) => Uint8Array;
+  /** Chain access for the reconciler; without it every payment is converted at validBefore as assumed settled. */
+  chain?: ChainReader;
+}
+
+/** What the agent reported from the server's PAYMENT-RESPONSE (decoded at the HTTP edge). */
+export interface SettlementReport {
+  paymentId?: string;
+  nonce?: string;
+  response: { success?: unknown; transaction?: unknown; network?: unknown; payer?: unknown; errorReason?: unknown };
+}
+
+export interface ReconcileResult {
+  checked: number;
+  settled: number;
+  expired: number;
+  /** Converted at validBefore without chain evidence (no RPC for the network). */
+  assumedSettled: number;
+  /** Payments whose chain read failed this round (left reserved). */
+  errors: number;
+}
+
+/** The payment chosen for a request, kept under the Idempotency-Key so a retry signs the same nonce. */
+interface Plan {
+  requirementIndex: number;
+  built: BuiltPayment;
+}
+
+const PLAN_SCOPE = (agentId: string) => `x402:agent:${agentId}`;
+
+/**
+ * x402 on top of the signing service: picks the first requirement policy allows, builds the
+ * authorization the reference client would build, signs it through the one signing path (same policy,
+ * same reservation, same audit) and returns the header to send. Also takes settlement reports and
+ * reconciles payments against the chain.
+ */
+export class X402Service {
+  private readonly deps: ServiceDeps;
+  private readonly signing: SigningService;
+  private readonly options: X402Options;
+
+  constructor(deps: ServiceDeps, signing: SigningService, options: X402Options) {
+    this.deps = deps;
+    this.signing = signing;
+    this.options = options;
+  }
+
+  async pay(auth: AgentAuth, resourceUrl: string, required: PaymentRequired, idempotencyKey?: string): Promise<SignOutcome> {
+    if (!normaliseResource(resourceUrl)) throw new AirlockError('invalid_request', 'resource must be an absolute http(s) URL without credentials.');
+    const input = { resource: resourceUrl, required };
+    const reqHash = requestHash('x402.pay', input, canonicalJson);
+
+    let plan: Plan | undefined;
+    if (idempotencyKey !== undefined) {
+      const prior = await this.deps.store.transaction((tx) => tx.getIdempotency(PLAN_SCOPE(auth.agent.id), idempotencyKey));
+      if (prior) {
+        if (prior.requestHash !== reqHash) throw new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
+        if (prior.response.status !== 200) return { status: prior.response.status as SignOutcome['status'], body: { ...(prior.response.body as Record<string, unknown>), replayed: true } };
+        plan = prior.response.body as Plan;
+      }
+    }
+    if (!plan) {
+      const chosen = await this.choose(auth, resourceUrl, required);
+      if (idempotencyKey !== undefined) {
+        const stored = await this.storePlan(auth, idempotencyKey, reqHash, chosen);
+        if (stored) {
+          // A concurrent retry stored its plan first: follow it, so both sign the same nonce.
+          if (stored.status !== 200) return { status: stored.status, body: { ...stored.body, replayed: true } };
+          plan = stored.body as unknown as Plan;
+        }
+      }
+      if (!plan) {
+        if ('denied' in chosen) return chosen.denied;
+        plan = chosen.plan;
+      }
+    }
+
+    const candidate = this.candidateOf(required, plan.requirementIndex);
+    // Kept in an approval's summary, so the header can be rebuilt once a human approves.
+    const approvalPlan = { ...plan, x402Version: required.x402Version, requirement: candidate.raw, resourceUrl, ...(required.resource ? { resourceInfo: required.resource } : {}), ...(required.extensions ? { extensions: required.extensions } : {}) };
+    const context: SignContext = { x402: { resource: resourceUrl, x402Version: required.x402Version, plan: approvalPlan } };
+    const out = await this.signing.sign(auth, 'evm.typed_data', plan.built.request, idempotencyKey !== undefined ? `x402/${idempotencyKey}` : undefined, context);
+    const chosenInfo = { x402Version: required.x402Version, requirementIndex: plan.requirementIndex, requirement: candidate.raw };
+    if (out.status !== 200) return { status: out.status, body: { ...out.body, ...chosenInfo } };
+    return { status: 200, body: this.assemble(candidate, required, resourceUrl, plan.built, out.body) };
+  }
+
+  /** The 200 body once the authorization is signed. Also used to finish an approved payment. */
+  assemble(candidate: PaymentCandidate, required: Pick<PaymentRequired, 'resource' | 'extensions'>, resourceUrl: string, built: BuiltPayment, signed: Record<string, unknown>): Record<string, unknown> {
+    const signature = String(signed.signature);
+    const payload = paymentPayload(candidate, required, resourceUrl, built, signature);
+    return {
+      decision: 'allow',
+      ...(typeof signed.paymentId === 'string' ? { paymentId: signed.paymentId } : {}),
+      x402Version: candidate.x402Version,
+      header: { name: paymentHeaderName(candidate.x402Version), value: this.options.encodePaymentHeader(payload) },
+      payload,
+      requirementIndex: candidate.index,
+      requirement: candidate.raw,
+      ...(built.method === 'eip3009' ? { authorization: built.authorization } : { permit2Authorization: built.authorization }),
+      signature,
+      auditSeq: signed.auditSeq,
+      ...(signed.policyVersion !== undefined ? { policyVersion: signed.policyVersion, allowedBy: signed.allowedBy } : {}),
+      intent: signed.intent,
+      ...(signed.replayed ? { replayed: true } : {}),
+    };
+  }
+
+  /**
+   * For an approved x402 payment (`GET /v1/approvals/:id`): the header and payload, rebuilt from the plan
+   * kept in the approval summary and the signature in its result. Undefined for other approvals.
+   */
+  approvedPayment(summary: unknown, result: unknown): Record<string, unknown> | undefined {
+    const plan = (summary as { x402?: Plan & { resourceUrl: string; resourceInfo?: Record<string, unknown>; extensions?: Record<string, unknown>; x402Version?: 1 | 2; requirement?: Record<string, unknown> } } | undefined)?.x402;
+    const { signature, paymentId } = (result ?? {}) as { signature?: unknown; paymentId?: unknown };
+    if (!plan || typeof signature !== 'string' || !plan.requirement || !plan.x402Version) return undefined;
+    const classified = classifyRequirement(plan.requirement, plan.requirementIndex, plan.x402Version);
+    if (!('candidate' in classified)) return undefined;
+    const payload = paymentPayload(classified.candidate, { ...(plan.resourceInfo ? { resource: plan.resourceInfo } : {}), ...(plan.extensions ? { extensions: plan.extensions } : {}) }, plan.resourceUrl, plan.built, signature);
+    return { header: { name: paymentHeaderName(plan.x402Version), value: this.options.encodePaymentHeader(payload) }, payload, ...(typeof paymentId === 'string' ? { paymentId } : {}) };
+  }
+
+  private candidateOf(required: PaymentRequired, index: number): PaymentCandidate {
+    const raw = required.accepts[index];
+    const classified = raw && classifyRequirement(raw, index, required.x402Version);
+    if (!classified || !('candidate' in classified)) throw new AirlockError('internal', 'the stored x402 plan no longer matches its requirements');
+    return classified.candidate;
+  }
+
+  /** Evaluates each requirement in order; the first one policy allows (or sends to approval) wins. */
+  private async choose(auth: AgentAuth, resourceUrl: string, required: PaymentRequired): Promise<{ plan: Plan } | { denied: SignOutcome }> {
+    const maxValidity = await this.signing.maxValiditySeconds(auth);
+    const nowSeconds = Math.floor(this.deps.clock.now() / 1000);
+    const context: SignContext = { x402: { resource: resourceUrl, x402Version: required.x402Version } };
+    const listing: (RequirementSummary & { violations?: Violation[]; skipped?: string })[] = [];
+    const violations: Violation[] = [];
+    let policyVersion = '';
+    for (const [index, raw] of required.accepts.entries()) {
+      const classified = classifyRequirement(raw, index, required.x402Version);
+      if ('skipped' in classified) {
+        listing.push({ ...classified.summary, skipped: classified.skipped });
+        continue;
+      }
+      const built = buildPayment(classified.candidate, auth.agent.address, this.options.randomBytes(32), nowSeconds, maxValidity);
+      const { decision } = await this.signing.dryRun(auth, 'evm.typed_data', built.request, context);
+      policyVersion = decision.policyVersion;
+      if (decision.decision !== 'deny') return { plan: { requirementIndex: index, built } };
+      listing.push({ ...classified.summary, violations: decision.violations });
+      violations.push(...decision.violations);
+    }
+    const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion };
+    const normalised = normaliseResource(resourceUrl)!;
+    const auditSeq = await this.signing.recordRefusal(auth, 'x402.pay', decision, { resource: normalised.resource, x402Version: required.x402Version, requirements: listing }, normalised.resource);
+    const reasons = listing.map((r) => (r.skipped ? `#${r.index} skipped (${r.skipped})` : `#${r.index} denied by ${r.violations?.[0]?.rule}: ${r.violations?.[0]?.message}`));
+    return {
+      denied: {
+        status: 403,
+        body: {
+          decision: 'deny',
+          error: { code: 'policy_denied', message: `No payment requirement is allowed: ${reasons.join('; ')}`, violations, requirements: listing },
+          ...(policyVersion ? { policyVersion } : {}),
+          auditSeq,
+        },
+      },
+    };
+  }
+
+  /** Stores the plan (or the denial) under the key; returns the one stored first when another request won. */
+  private async storePlan(auth: AgentAuth, key: string, reqHash: string, chosen: { plan: Plan } | { denied: SignOutcome }): Promise<{ status: SignOutcome['status']; body: Record<string, unknown> } | undefined> {
+    const response = 'plan' in chosen ? { status: 200, body: chosen.plan as unknown } : { status: chosen.denied.status, body: chosen.denied.body as unknown };
+    const now = this.deps.clock.now();
+    const prior = await this.deps.store.transaction(async (tx) => {
+      const existing = await tx.getIdempotency(PLAN_SCOPE(auth.agent.id), key);
+      if (existing) return existing;
+      const auditSeq = 'denied' in chosen ? Number(chosen.denied.body.auditSeq) : 0;
+      await tx.putIdempotency({ scope: PLAN_SCOPE(auth.agent.id), key, requestHash: reqHash, auditSeq, response: JSON.parse(JSON.stringify(response)), createdAt: now });
+      return undefined;
+    });
+    if (!prior) return undefined;
+    if (prior.requestHash !== reqHash) throw new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
+    return { status: prior.response.status as SignOutcome['status'], body: prior.response.body as Record<string, unknown> };
+  }
+
+  /** Links the settlement transaction the agent saw in PAYMENT-RESPONSE to its payment (audited). */
+  async reportSettlement(auth: AgentAuth, report: SettlementReport): Promise<{ paymentId: string; state: string; transaction: string | null }> {
+    const payment = await this.findPayment(auth, report);
+    const tx = report.response.transaction;
+    const txHash = typeof tx === 'string' && /^0x[0-9a-fA-F]{64}$/.test(tx) ? tx.toLowerCase() : undefined;
+    const success = report.response.success === true;
+    const now = this.deps.clock.now();
+    const updated = await this.deps.store.transaction(async (stx) => {
+      const entry = await stx.appendAudit({
+        at: now, type: 'x402.settlement_reported', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id,
+        data: {
+          paymentId: payment.id, success, ...(txHash ? { transaction: txHash } : {}),
+          ...(typeof report.response.network === 'string' ? { network: report.response.network.slice(0, 64) } : {}),
+          ...(typeof report.response.errorReason === 'string' ? { errorReason: report.response.errorReason.slice(0, 200) } : {}),
+        },
+      });
+      void entry;
+      return txHash && success ? stx.reportPaymentSettlement(payment.id, txHash, now) : payment;
+    });
+    return { paymentId: updated.id, state: updated.state, transaction: updated.reportedTx ?? null };
+  }
+
+  private async findPayment(auth: AgentAuth, report: SettlementReport): Promise<PaymentRecord> {
+    let payment: PaymentRecord | undefined;
+    if (report.paymentId !== undefined) payment = await this.deps.store.getPayment(report.paymentId);
+    else if (report.nonce !== undefined) {
+      const nonce = report.nonce.toLowerCase();
+      payment = (await this.deps.store.listPayments({ agentId: auth.agent.id, nonce, limit: 10 }))[0];
+    } else throw new AirlockError('invalid_request', 'Give paymentId or nonce.');
+    // An agent sees only its own payments; others look like they do not exist.
+    if (!payment || payment.agentId !== auth.agent.id) throw new AirlockError('not_found', 'No such payment.');
+    return payment;
+  }
+
+  /**
+   * One reconciliation round over reserved payments: used on chain -> settled (holds become ledger
+   * entries now); chain time at or past validBefore and unused -> expired (holds released); past validBefore with
+   * no RPC for the network -> settled as assumed (never released without chain evidence). Audited.
+   */
+  async reconcile(limit = 500): Promise<ReconcileResult> {
+    const { store, clock } = this.deps;
+    const chain = this.options.chain;
+    const due = await store.transaction((tx) => tx.reservedPayments(limit));
+    const result: ReconcileResult = { checked: 0, settled: 0, expired: 0, assumedSettled: 0, errors: 0 };
+    for (const p of due) {
+      result.checked += 1;
+      const nowSeconds = Math.floor(clock.now() / 1000);
+      let outcome: 'settled' | 'expired' | 'assumed' | undefined;
+      if (chain?.supports(p.network)) {
+        let used: boolean;
+        let chainTime: number;
+        try {
+          // Chain time first, then the nonce: if the chain is already past validBefore and the nonce is
+          // still unused afterwards, no later block can accept it (its timestamp can only be higher).
+          chainTime = await chain.latestBlockTimestamp(p.network);
+          used = await chain.authorizationState(p.network, p.asset, p.from, p.nonce);
+        } catch {
+          result.errors += 1;
+          continue;
+        }
+        if (used) outcome = 'settled';
+        else if (chainTime >= p.validBefore) outcome = 'expired';
+      } else if (nowSeconds > p.validBefore) outcome = 'assumed';
+      if (!outcome) continue;
+      const now = clock.now();
+      const done = await store.transaction(async (tx) => {
+        const fresh = await tx.getPayment(p.id);
+        if (!fresh || fresh.state !== 'reserved') return false;
+        const evidence = outcome === 'settled' ? 'chain' : outcome === 'assumed' ? 'assumed_no_rpc' : 'chain_unused_after_valid_before';
+        const entry = await tx.appendAudit({
+          at: now, type: outcome === 'expired' ? 'x402.expired' : 'x402.settled', actor: 'system', agentId: p.agentId, sessionId: p.sessionId,
+          data: { paymentId: p.id, network: p.network, asset: p.asset, value: p.value.toString(), nonce: p.nonce, validBefore: p.validBefore, evidence, ...(fresh.reportedTx ? { reportedTx: fresh.reportedTx } : {}) },
+        });
+        // The chain read proves use, not which transaction: the agent's report names it when there is one.
+        const settlementTx = outcome === 'settled' ? fresh.reportedTx : outcome === 'assumed' ? 'assumed' : undefined;
+        await tx.finishPayment(p.id, outcome === 'expired' ? 'expired' : 'settled', now, entry.seq, settlementTx);
+        return true;
+      });
+      if (!done) continue;
+      if (outcome === 'expired') result.expired += 1;
+      else {
+        result.settled += 1;
+        if (outcome === 'assumed') result.assumedSettled += 1;
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,96 @@
+// The SDK's x402 pieces against stand-ins on loopback: a 402 server speaking the real header format
+// (@x402/core's encoder) and an Airlock that records what it is asked. The full flow, with the real
+// Airlock, chain, facilitator and paid API, is in packages/x402-testbed.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { encodePaymentRequiredHeader } from '@x402/core/http';
+import { AirlockPolicyError } from './http.ts';
+import { airlockX402Signer, fetchWithAirlock, withX402Resource } from './x402.ts';
+
+const AGENT = '0x9999999999999999999999999999999999999999';
+const ASSET = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
+
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+async function bodyOf(req: IncomingMessage): Promise<any> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+}
+
+describe('x402 SDK', () => {
+  let airlock: Server;
+  let api: Server;
+  let airlockUrl: string;
+  let apiUrl: string;
+  let signRequests: any[] = [];
+  let apiRequests: { path: string; paid: boolean }[] = [];
+  let verdict: 'deny' | 'allow' = 'deny';
+
+  before(async () => {
+    airlock = createServer(async (req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ agent: { address: AGENT } }));
+      if (req.url === '/v1/sign/typed-data') {
+        signRequests.push(await bodyOf(req));
+        if (verdict === 'deny') {
+          res.statusCode = 403;
+          return res.end(JSON.stringify({ decision: 'deny', error: { code: 'policy_denied', message: 'Denied by agent/payees', violations: [{ rule: 'agent/payees', code: 'destination_not_allowed', message: 'not in the allowlist' }] } }));
+        }
+        return res.end(JSON.stringify({ signature: `0x${'11'.repeat(65)}` }));
+      }
+      res.statusCode = 404;
+      res.end('{}');
+    });
+    api = createServer((req, res) => {
+      const paid = Boolean(req.headers['payment-signature']);
+      apiRequests.push({ path: req.url ?? '', paid });
+      const requirements = { scheme: 'exact', network: 'eip155:31337', asset: ASSET, amount: '10000', payTo: '0x2222222222222222222222222222222222222222', maxTimeoutSeconds: 60, extra: { name: 'USD Coin', version: '2' } };
+      res.statusCode = 402;
+      res.setHeader('PAYMENT-REQUIRED', encodePaymentRequiredHeader({ x402Version: 2, error: 'payment required', resource: { url: `${apiUrl}${req.url}`, description: 'x', mimeType: 'application/json' }, accepts: [requirements] } as never));
+      res.end('{}');
+    });
+    airlockUrl = await listen(airlock);
+    apiUrl = await listen(api);
+  });
+  after(() => {
+    airlock.closeAllConnections();
+    api.closeAllConnections();
+    airlock.close();
+    api.close();
+  });
+
+  test('airlockX402Signer takes its address from the session and sends the resource it is signing for', async () => {
+    signRequests = [];
+    verdict = 'allow';
+    const signer = await airlockX402Signer({ url: airlockUrl, token: 't' });
+    assert.equal(signer.address, AGENT);
+    const typed = { domain: { name: 'USD Coin', version: '2', chainId: 31337, verifyingContract: ASSET }, types: { TransferWithAuthorization: [{ name: 'value', type: 'uint256' }] }, primaryType: 'TransferWithAuthorization', message: { value: 10000n } };
+    await withX402Resource('https://api.example.com/data/1', () => signer.signTypedData(typed));
+    await signer.signTypedData(typed);
+    assert.deepEqual(signRequests[0].x402, { resource: 'https://api.example.com/data/1' });
+    assert.equal(signRequests[0].typedData.message.value, '10000', 'bigints travel as decimal strings');
+    assert.equal(signRequests[1].x402, undefined, 'no resource outside a payment context');
+  });
+
+  test('a refusal surfaces as AirlockPolicyError with the violations; nothing is paid and nothing is retried', async () => {
+    signRequests = [];
+    apiRequests = [];
+    verdict = 'deny';
+    const pay = fetchWithAirlock(fetch, { url: airlockUrl, token: 't' });
+    const err = await pay(`${apiUrl}/data/quote?x=1`).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof AirlockPolicyError, `expected AirlockPolicyError, got ${String(err)}`);
+    assert.equal(err.violations[0]!.rule, 'agent/payees');
+    assert.equal(signRequests.length, 1, 'Airlock was asked once');
+    assert.equal(signRequests[0].x402.resource, `${apiUrl}/data/quote?x=1`, 'the resource is the URL the agent fetched');
+    assert.deepEqual(apiRequests, [{ path: '/data/quote?x=1', paid: false }], 'the API saw only the unpaid request');
+  });
+});

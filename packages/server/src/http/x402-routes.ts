@@ -1,0 +1,102 @@
+import type { Context } from 'hono';
+import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from '@x402/core/http';
+import { AirlockError, readPaymentRequired, type PaymentRecord, type PaymentRequired, type PaymentState } from '@airlock/core';
+import type { AirlockHolder } from './holder.ts';
+import type { RouteSpec } from './route-table.ts';
+import { agentOf, idempotencyKeyOf } from './routes.ts';
+import * as S from './schemas.ts';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function paymentJson(p: PaymentRecord) {
+  const { value, createdAt, updatedAt, asset, ...rest } = p;
+  return { ...rest, asset: `${p.network}/erc20:${asset}`, token: asset, value: value.toString(), createdAt: iso(createdAt), updatedAt: iso(updatedAt) };
+}
+
+/** Base64 headers are decoded with @x402/core's own helpers: what the reference client reads, Airlock reads. */
+function decodeHeader<T>(decode: (v: string) => T, value: string, name: string): T {
+  try {
+    return decode(value);
+  } catch {
+    throw new AirlockError('invalid_request', `${name} is not base64-encoded JSON.`);
+  }
+}
+
+function paymentRequiredOf(body: S.X402PayInput): PaymentRequired {
+  if (body.paymentRequired !== undefined) return readPaymentRequired(decodeHeader(decodePaymentRequiredHeader, body.paymentRequired, 'paymentRequired'), 'header');
+  if (body.body !== undefined) return readPaymentRequired(body.body, 'body');
+  return readPaymentRequired({ x402Version: body.x402Version, accepts: body.accepts, ...(body.resourceInfo ? { resource: body.resourceInfo } : {}), ...(body.extensions ? { extensions: body.extensions } : {}) }, 'accepts');
+}
+
+export function buildX402Routes(holder: AirlockHolder): RouteSpec[] {
+  const A = () => holder.get();
+  const agentIdOf = async (nameOrId: string | undefined) => (nameOrId ? (await A().operator.getAgent(nameOrId)).id : undefined);
+  return [
+    {
+      method: 'post', path: '/v1/x402/pay', summary: 'Pay for an x402 resource: pick the first requirement policy allows, sign it, return the header to send', tag: 'x402', auth: 'agent', body: S.X402PayRequest,
+      responses: { 200: S.X402PayResponse, 202: S.PendingApprovalResponse, 400: S.ErrorSchema, 401: S.ErrorSchema, 403: S.X402DeniedResponse, 409: S.ErrorSchema },
+      handler: async (c: Context, { body }) => {
+        const b = body as S.X402PayInput;
+        const out = await A().x402.pay(agentOf(c), b.resource, paymentRequiredOf(b), idempotencyKeyOf(c));
+        return c.json(out.body, out.status);
+      },
+    },
+    {
+      method: 'post', path: '/v1/x402/settlement', summary: "Report the server's PAYMENT-RESPONSE: links the settlement transaction to the payment (audited)", tag: 'x402', auth: 'agent', body: S.X402SettlementRequest,
+      responses: { 200: S.X402SettlementResponse, 400: S.ErrorSchema, 404: S.ErrorSchema },
+      handler: async (c, { body }) => {
+        const b = body as { paymentId?: string; nonce?: string; paymentResponse: string };
+        const response = decodeHeader(decodePaymentResponseHeader, b.paymentResponse, 'paymentResponse') as unknown;
+        if (typeof response !== 'object' || response === null) throw new AirlockError('invalid_request', 'paymentResponse is not a JSON object.');
+        return c.json(await A().x402.reportSettlement(agentOf(c), { ...(b.paymentId ? { paymentId: b.paymentId } : {}), ...(b.nonce ? { nonce: b.nonce } : {}), response: response as Record<string, unknown> }));
+      },
+    },
+    {
+      method: 'get', path: '/v1/x402/payments', summary: 'Payment records (newest first)', tag: 'x402', auth: 'admin', query: S.ListPaymentsParams,
+      responses: { 200: 'payments' },
+      handler: async (c, { query }) => {
+        const q = query as { agent?: string; state?: PaymentState; limit?: number };
+        const agentId = await agentIdOf(q.agent);
+        const payments = await A().store.listPayments({ ...(agentId ? { agentId } : {}), ...(q.state ? { state: q.state } : {}), limit: q.limit ?? 100 });
+        return c.json({ payments: payments.map(paymentJson) });
+      },
+    },
+    {
+      method: 'get', path: '/v1/x402/summary', summary: 'Reserved / settled / released totals per agent, per resource origin and asset', tag: 'x402', auth: 'admin', query: S.PaymentSummaryParams,
+      responses: { 200: S.PaymentSummaryResponse },
+      handler: async (c, { query }) => {
+        const agentId = await agentIdOf((query as { agent?: string }).agent);
+        const rows = await A().store.paymentSummary(agentId ? { agentId } : {});
+        const names = new Map<string, string>();
+        for (const id of new Set(rows.map((r) => r.agentId))) {
+          const agent = await A().store.getAgent(id);
+          if (agent) names.set(id, agent.name);
+        }
+        const byAgent = new Map<string, { agentId: string; agentName?: string; asset: string; reserved: bigint; settled: bigint; released: bigint; count: number }>();
+        for (const r of rows) {
+          const key = `${r.agentId}\u0000${r.asset}`;
+          const name = names.get(r.agentId);
+          let t = byAgent.get(key);
+          if (!t) byAgent.set(key, (t = { agentId: r.agentId, ...(name ? { agentName: name } : {}), asset: r.asset, reserved: 0n, settled: 0n, released: 0n, count: 0 }));
+          t.reserved += r.reserved;
+          t.settled += r.settled;
+          t.released += r.released;
+          t.count += r.count;
+        }
+        const str = <T extends { reserved: bigint; settled: bigint; released: bigint }>(t: T) => ({ ...t, reserved: t.reserved.toString(), settled: t.settled.toString(), released: t.released.toString() });
+        return c.json({
+          rows: rows.map((r) => {
+            const name = names.get(r.agentId);
+            return str({ ...r, ...(name ? { agentName: name } : {}) });
+          }),
+          agents: [...byAgent.values()].map(str),
+        });
+      },
+    },
+    {
+      method: 'post', path: '/v1/x402/reconcile', summary: 'Run the payment reconciler now (settled on chain / expired unused / assumed settled without RPC)', tag: 'x402', auth: 'admin',
+      responses: { 200: S.ReconcileResponse },
+      handler: async (c) => c.json(await A().x402.reconcile()),
+    },
+  ];
+}
