@@ -40,6 +40,10 @@ describe('bad input', () => {
     ['garbage token', () => h.call('POST', '/v1/sign/transaction', { token: 'ses_0123456789abcdef.' + 'A'.repeat(43), body: usdcTransfer(ALICE, 1n) }), 401, 'unauthenticated'],
     ['session token on an admin route', () => h.call('GET', '/v1/agents', { token }), 403, 'forbidden'],
     ['admin token on an agent route', () => h.call('POST', '/v1/sign/transaction', { token: h.adminToken, body: usdcTransfer(ALICE, 1n) }), 403, 'forbidden'],
+    // Regressions found by the torture harness's fuzzing:
+    ['an unknown key the decoder would never see', () => sign({ ...usdcTransfer(ALICE, 1n), sneaky: true }), 400, 'invalid_request'],
+    ['__proto__ as the primary type', () => sign({ typedData: { domain: { chainId: 8453 }, types: { A: [{ name: 'x', type: 'uint256' }] }, primaryType: '__proto__', message: { x: '1' } } }, '/v1/sign/typed-data'), 400, 'undecodable_payload'],
+    ['a policy with an unknown YAML alias', () => h.call('POST', '/v1/policies/validate', { token: h.adminToken, body: { source: 'version: 1\nrules:\n  - <<: *missing\n' } }).then((r) => (r.body.valid === false ? { status: 400, body: { error: r.body.error } } : r)), 400, 'invalid_policy'],
     ['unknown typed data', () => sign({ typedData: { domain: { chainId: 8453, verifyingContract: USDC }, types: { Drain: [{ name: 'all', type: 'bool' }] }, primaryType: 'Drain', message: { all: true } } }, '/v1/sign/typed-data'), 403, 'policy_denied'],
   ];
 

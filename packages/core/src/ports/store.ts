@@ -165,6 +165,12 @@ export interface StoreTx {
   /** Latest policy for each scope (fleet, agent:<id>), read inside the transaction. */
   getPolicy(scope: string): Promise<PolicyRecord | undefined>;
 
+  // Operator changes inside a transaction, so each commits together with its audit entry.
+  setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent>;
+  putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord>;
+  createSession(session: Session): Promise<void>;
+  revokeSession(id: string, now: number): Promise<Session>;
+
   getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined>;
   putIdempotency(record: IdempotencyRecord): Promise<void>;
 

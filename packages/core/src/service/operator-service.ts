@@ -1,6 +1,6 @@
 import { canonicalJson } from '../canonical-json.ts';
 import { AirlockError } from '../errors.ts';
-import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope } from '../ports/store.ts';
+import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope, StoreTx } from '../ports/store.ts';
 import { ACTIONS } from '../intent.ts';
 import { compilePolicy, diffPolicies, hashPolicy, parseDuration, parsePolicyText } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
@@ -82,16 +82,14 @@ export class OperatorService {
   async setAgentStatus(idOrName: string, status: AgentStatus, actor: string): Promise<Agent> {
     const agent = await this.getAgent(idOrName);
     if (agent.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot change status.');
-    const updated = await this.deps.store.setAgentStatus(agent.id, status, this.deps.clock.now());
-    if (status === 'retired') {
-      // Retirement is final: every credential of the agent dies with it.
-      for (const s of await this.deps.store.listSessions({ agentId: agent.id, now: this.deps.clock.now() })) {
-        await this.deps.store.revokeSession(s.id, this.deps.clock.now());
-      }
-    }
+    // Retirement is final: every credential of the agent dies with it, in the same transaction.
+    const sessions = status === 'retired' ? await this.deps.store.listSessions({ agentId: agent.id, now: this.deps.clock.now() }) : [];
     const type = status === 'frozen' ? 'agent.frozen' : status === 'active' ? 'agent.unfrozen' : 'agent.retired';
-    await this.audit(type, actor, agent.id, { from: agent.status, to: status });
-    return updated;
+    return this.audited(type, actor, agent.id, async (tx, now) => {
+      const updated = await tx.setAgentStatus(agent.id, status, now);
+      for (const s of sessions) await tx.revokeSession(s.id, now);
+      return { result: updated, data: { from: agent.status, to: status, ...(sessions.length ? { revokedSessions: sessions.map((s) => s.id) } : {}) } };
+    });
   }
 
   /** Validates, stores a new version (unless identical to the current one) and audits it. */
@@ -102,13 +100,9 @@ export class OperatorService {
     const hash = hashPolicy(document);
     const current = await this.deps.store.getPolicy(resolved);
     if (current && current.hash === hash) return { record: strip(current), changed: false };
-    const record = await this.deps.store.putPolicy({ scope: resolved, hash, document: JSON.parse(canonicalJson(document)), author: actor, createdAt: this.deps.clock.now() });
-    await this.audit('policy.set', actor, resolved.startsWith('agent:') ? resolved.slice(6) : undefined, {
-      scope: resolved,
-      version: record.version,
-      hash,
-      label: labelOf(record),
-      previousVersion: current?.version ?? null,
+    const record = await this.audited('policy.set', actor, resolved.startsWith('agent:') ? resolved.slice(6) : undefined, async (tx, now) => {
+      const stored = await tx.putPolicy({ scope: resolved, hash, document: JSON.parse(canonicalJson(document)), author: actor, createdAt: now });
+      return { result: stored, data: { scope: resolved, version: stored.version, hash, label: labelOf(stored), previousVersion: current?.version ?? null } };
     });
     return { record: strip(record), changed: true };
   }
@@ -153,15 +147,18 @@ export class OperatorService {
       expiresAt: now + ttlMs,
       ...(input.label ? { label: input.label } : {}),
     };
-    await this.deps.store.createSession(session);
-    await this.audit('session.issued', actor, agent.id, { sessionId: session.id, scope: session.scope, expiresAt: session.expiresAt });
+    await this.audited('session.issued', actor, agent.id, async (tx) => {
+      await tx.createSession(session);
+      return { result: undefined, data: { sessionId: session.id, scope: session.scope, expiresAt: session.expiresAt } };
+    });
     return { session, token: formatSessionToken(session.id, secret) };
   }
 
   async revokeSession(id: string, actor: string): Promise<Session> {
-    const session = await this.deps.store.revokeSession(id, this.deps.clock.now());
-    await this.audit('session.revoked', actor, session.agentId, { sessionId: id });
-    return session;
+    const existing = await this.deps.store.getSession(id);
+    if (!existing) throw new AirlockError('not_found', 'No such session.');
+    if (existing.revokedAt !== undefined) return existing; // revoking twice changes nothing and records nothing
+    return this.audited('session.revoked', actor, existing.agentId, async (tx, now) => ({ result: await tx.revokeSession(id, now), data: { sessionId: id } }));
   }
 
   async listSessions(agentIdOrName?: string, includeInactive = false): Promise<Session[]> {
@@ -252,9 +249,19 @@ export class OperatorService {
     return agentScope((await this.getAgent(name)).id);
   }
 
+  /** Appends an operator audit entry on its own (for changes too large for one transaction: bulk creation). */
   private async audit(type: string, actor: string, agentId: string | undefined, data: Record<string, unknown>): Promise<void> {
+    await this.audited(type, actor, agentId, async () => ({ result: undefined, data }));
+  }
+
+  /** Runs an operator change and appends its audit entry in one transaction: both commit, or neither. */
+  private async audited<T>(type: string, actor: string, agentId: string | undefined, change: (tx: StoreTx, now: number) => Promise<{ result: T; data: Record<string, unknown> }>): Promise<T> {
     const now = this.deps.clock.now();
-    await this.deps.store.transaction((tx) => tx.appendAudit({ at: now, type, actor: 'operator', ...(agentId ? { agentId } : {}), data: { ...data, by: actor } }));
+    return this.deps.store.transaction(async (tx) => {
+      const { result, data } = await change(tx, now);
+      await tx.appendAudit({ at: now, type, actor: 'operator', ...(agentId ? { agentId } : {}), data: { ...data, by: actor } });
+      return result;
+    });
   }
 }
 

@@ -105,10 +105,7 @@ export class SigningService {
       }
 
       const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
-      const layers = await this.layers.load(tx, auth.agent.id, fresh.session!);
-      const queries = requiredWindows(layers, input);
-      const totals = queries.length ? await tx.windowTotals(queries) : [];
-      const decision = evaluatePolicy(layers, input, ledgerViewFrom(queries, totals));
+      const decision = await this.evaluateIn(tx, fresh.session!, input);
       const digest = bytesToHex(decoded.digest);
 
       const entry = await tx.appendAudit({
@@ -275,13 +272,16 @@ export class SigningService {
     const decoded = this.adapterFor(action).decode(action as Action, payload, { address: auth.agent.address });
     attachPaymentContext(decoded.intent, context);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
-    const decision = await this.deps.store.transaction(async (tx) => {
-      const layers = await this.layers.load(tx, auth.agent.id, auth.session);
-      const queries = requiredWindows(layers, input);
-      const totals = queries.length ? await tx.windowTotals(queries) : [];
-      return evaluatePolicy(layers, input, ledgerViewFrom(queries, totals));
-    });
+    const decision = await this.deps.store.transaction((tx) => this.evaluateIn(tx, auth.session, input));
     return { decision, intent: intentToJson(decoded.intent), digest: bytesToHex(decoded.digest) };
+  }
+
+  /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
+  private async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput): Promise<Decision> {
+    const layers = await this.layers.load(tx, input.agentId, session);
+    const queries = requiredWindows(layers, input);
+    const totals = queries.length ? await tx.windowTotals(queries) : [];
+    return evaluatePolicy(layers, input, ledgerViewFrom(queries, totals));
   }
 
   /** Signs a decoded request whose reservation is committed, verifies, and returns the result. */

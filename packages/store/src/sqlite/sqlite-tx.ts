@@ -1,6 +1,6 @@
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, PaymentRecord, PolicyRecord, Session, StoreTx,
+  Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, PaymentRecord, PolicyRecord, Session, StoreTx,
   WindowQuery, WindowTotal,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
@@ -36,6 +36,18 @@ export class SqliteStoreTx implements StoreTx {
   }
   async getPolicy(scope: string): Promise<PolicyRecord | undefined> {
     return records.getPolicy(this.live(), scope);
+  }
+  async setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent> {
+    return records.setAgentStatus(this.live(), id, status, now);
+  }
+  async putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
+    return records.putPolicy(this.live(), record);
+  }
+  async createSession(session: Session): Promise<void> {
+    await records.createSession(this.live(), session);
+  }
+  async revokeSession(id: string, now: number): Promise<Session> {
+    return records.revokeSession(this.live(), id, now);
   }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);
