@@ -1,7 +1,7 @@
-import { randomUUID } from 'node:crypto';
 import { toAccount } from 'viem/accounts';
 import type { Hex, LocalAccount, SignableMessage, TransactionSerializable, TypedDataDefinition } from 'viem';
-import { AirlockApprovalRequiredError, createAirlockHttp, type AirlockHttp, type AirlockHttpOptions, type Violation } from './http.ts';
+import { createAirlockHttp, type AirlockHttpOptions } from './http.ts';
+import { signWithRetry, type SignAnswer } from './sign-request.ts';
 
 export interface AirlockAccountOptions extends AirlockHttpOptions {
   /** Chain id sent with personal messages (messages carry none of their own). Default 1. */
@@ -13,12 +13,8 @@ export interface AirlockAccountOptions extends AirlockHttpOptions {
   approvalWaitMs?: number;
 }
 
-interface SignBody {
-  signature: Hex;
+interface SignBody extends SignAnswer {
   signedTransaction?: Hex;
-  approvalId?: string;
-  expiresAt?: string;
-  violations?: Violation[];
 }
 
 /**
@@ -29,7 +25,7 @@ interface SignBody {
 export async function airlockAccount(options: AirlockAccountOptions): Promise<LocalAccount<'airlock'>> {
   const http = createAirlockHttp(options);
   const { body: me } = await http.request<{ agent: { address: Hex } }>('GET', '/v1/session');
-  const sign = (path: string, payload: unknown) => signWithRetry(http, path, payload, options.approvalWaitMs ?? 0);
+  const sign = (path: string, payload: unknown) => signWithRetry<SignBody>(http, path, payload, options.approvalWaitMs ?? 0);
   const account = toAccount({
     address: me.agent.address,
     async signMessage({ message }: { message: SignableMessage }) {
@@ -49,35 +45,4 @@ export async function airlockAccount(options: AirlockAccountOptions): Promise<Lo
     },
   });
   return { ...account, source: 'airlock' } as LocalAccount<'airlock'>;
-}
-
-/** One idempotency key per logical request, reused on network retries, so a retry is never a second spend. */
-async function signWithRetry(http: AirlockHttp, path: string, payload: unknown, approvalWaitMs: number): Promise<SignBody> {
-  const key = randomUUID();
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const res = await http.request<SignBody>('POST', path, payload, { 'idempotency-key': key });
-      if (res.status === 202) return waitForApproval(http, res.body, approvalWaitMs);
-      return res.body;
-    } catch (e) {
-      // Only transport failures are retried; every answer from Airlock (including refusals) is final.
-      if (!(e instanceof TypeError)) throw e;
-      lastError = e;
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-    }
-  }
-  throw lastError;
-}
-
-async function waitForApproval(http: AirlockHttp, pending: SignBody, waitMs: number): Promise<SignBody> {
-  const id = pending.approvalId!;
-  const deadline = Date.now() + waitMs;
-  while (Date.now() < deadline) {
-    const { body } = await http.request<{ state: string; result?: SignBody }>('GET', `/v1/approvals/${id}`);
-    if (body.state === 'approved' && body.result) return body.result;
-    if (body.state !== 'pending' && body.state !== 'approved') break;
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  throw new AirlockApprovalRequiredError(id, pending.expiresAt ?? '', pending.violations ?? []);
 }

@@ -1,14 +1,14 @@
 // x402 for agents whose keys live in Airlock: a ClientEvmSigner for the official @x402 client, and a fetch
 // that pays through it. Airlock decides; this module never pays around a refusal and never retries one.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomUUID } from 'node:crypto';
 import type { Hex } from 'viem';
 import { wrapFetchWithPayment, x402Client } from '@x402/fetch';
 import type { SpendControls } from '@x402/core/client';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { ExactEvmSchemeV1, NETWORKS } from '@x402/evm/v1';
 import type { ClientEvmSigner } from '@x402/evm';
-import { AirlockApiError, AirlockApprovalRequiredError, createAirlockHttp, type AirlockHttp, type AirlockHttpOptions, type Violation } from './http.ts';
+import { AirlockApiError, createAirlockHttp, type AirlockHttpOptions } from './http.ts';
+import { signWithRetry, type SignAnswer } from './sign-request.ts';
 
 export interface AirlockX402Options extends AirlockHttpOptions {
   /**
@@ -39,12 +39,8 @@ export function withX402Resource<T>(resource: string, fn: () => Promise<T>): Pro
   return paymentContext.run({ resource, signed: [] }, fn);
 }
 
-interface SignBody {
-  signature: Hex;
+interface SignBody extends SignAnswer {
   paymentId?: string;
-  approvalId?: string;
-  expiresAt?: string;
-  violations?: Violation[];
 }
 
 /**
@@ -63,7 +59,7 @@ export async function airlockX402Signer(options: AirlockX402Options): Promise<Cl
       const ctx = paymentContext.getStore();
       const body = { typedData: { domain, types, primaryType, message }, ...(ctx ? { x402: { resource: ctx.resource } } : {}) };
       try {
-        const out = await signOnce(http, body, options.approvalWaitMs ?? 0);
+        const out = await signWithRetry<SignBody>(http, '/v1/sign/typed-data', body, options.approvalWaitMs ?? 0);
         const nonce = (message as { nonce?: Hex }).nonce;
         if (ctx && nonce) ctx.signed.push({ nonce, ...(out.paymentId ? { paymentId: out.paymentId } : {}) });
         return out.signature;
@@ -73,37 +69,6 @@ export async function airlockX402Signer(options: AirlockX402Options): Promise<Cl
       }
     },
   };
-}
-
-/** One idempotency key per signature, reused on transport retries, so a retry is never a second spend. */
-async function signOnce(http: AirlockHttp, body: unknown, approvalWaitMs: number): Promise<SignBody> {
-  const key = randomUUID();
-  let lastError: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const res = await http.request<SignBody>('POST', '/v1/sign/typed-data', body, { 'idempotency-key': key });
-      if (res.status === 202) return await waitForApproval(http, res.body, approvalWaitMs);
-      return res.body;
-    } catch (e) {
-      // Only transport failures are retried; every answer from Airlock, refusals included, is final.
-      if (!(e instanceof TypeError)) throw e;
-      lastError = e;
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-    }
-  }
-  throw lastError;
-}
-
-async function waitForApproval(http: AirlockHttp, pending: SignBody, waitMs: number): Promise<SignBody> {
-  const id = pending.approvalId!;
-  const deadline = Date.now() + waitMs;
-  while (Date.now() < deadline) {
-    const { body } = await http.request<{ state: string; result?: SignBody }>('GET', `/v1/approvals/${id}`);
-    if (body.state === 'approved' && body.result) return body.result;
-    if (body.state !== 'pending' && body.state !== 'approved') break;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new AirlockApprovalRequiredError(id, pending.expiresAt ?? '', pending.violations ?? []);
 }
 
 export interface FetchWithAirlockOptions extends AirlockX402Options {

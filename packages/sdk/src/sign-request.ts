@@ -1,0 +1,44 @@
+import { randomUUID } from 'node:crypto';
+import { AirlockApprovalRequiredError, type AirlockHttp, type Violation } from './http.ts';
+
+/** What a signing endpoint answers: a signature (200), or a pending approval (202). */
+export interface SignAnswer {
+  signature: `0x${string}`;
+  approvalId?: string;
+  expiresAt?: string;
+  violations?: Violation[];
+}
+
+/**
+ * Sends one signing request with one idempotency key, reused on transport retries, so a retry is never a
+ * second spend. Only transport failures are retried: every answer from Airlock, refusals included, is final.
+ * A 202 waits up to `approvalWaitMs` for a human, then throws AirlockApprovalRequiredError.
+ */
+export async function signWithRetry<T extends SignAnswer>(http: AirlockHttp, path: string, payload: unknown, approvalWaitMs: number): Promise<T> {
+  const key = randomUUID();
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const res = await http.request<T>('POST', path, payload, { 'idempotency-key': key });
+      if (res.status === 202) return await waitForApproval<T>(http, res.body, approvalWaitMs);
+      return res.body;
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      lastError = e;
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+  }
+  throw lastError;
+}
+
+async function waitForApproval<T extends SignAnswer>(http: AirlockHttp, pending: T, waitMs: number): Promise<T> {
+  const id = pending.approvalId!;
+  const deadline = Date.now() + waitMs;
+  while (Date.now() < deadline) {
+    const { body } = await http.request<{ state: string; result?: T }>('GET', `/v1/approvals/${id}`);
+    if (body.state === 'approved' && body.result) return body.result;
+    if (body.state !== 'pending' && body.state !== 'approved') break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new AirlockApprovalRequiredError(id, pending.expiresAt ?? '', pending.violations ?? []);
+}
