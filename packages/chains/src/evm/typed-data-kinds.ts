@@ -1,7 +1,7 @@
 // Recognises the typed-data standards that move or expose tokens. A match needs the primary type AND the exact
 // field list (names and types, in order) of it and of every struct it uses: a lookalike stays typed_data.unknown.
-import { AirlockError, erc20Asset } from '@airlock/core';
-import type { Approval, IntentKind, PaymentInfo, Spend } from '@airlock/core';
+import { AirlockError, EIP3009_AUTHORIZATION_FIELDS, X402_EXACT_PERMIT2_PROXY, X402_PERMIT2_WITNESS_FIELDS, erc20Asset } from '@airlock/core';
+import type { Approval, Eip712Fields, IntentKind, PaymentInfo, Spend } from '@airlock/core';
 import type { TypedDataParameter } from 'viem';
 import { MAX_UINT160, MAX_UINT256, toUnixSeconds } from './fields.ts';
 import type { NormalisedTypedData, TypeDefinitions } from './typed-data.ts';
@@ -17,16 +17,9 @@ export interface KnownTypedData {
   summary: string;
 }
 
-/** The canonical x402 exact-scheme Permit2 proxy (@x402/evm `x402ExactPermit2ProxyAddress`). */
-const X402_EXACT_PERMIT2_PROXY = '0x402085c248eea27d92e8b30b2c58ed07f9e20001';
-/** x402's exact-scheme Permit2 witness: `Witness(address to, uint256 validAfter)`. */
-const X402_PERMIT2_WITNESS: Shape = [['to', 'address'], ['validAfter', 'uint256']];
+// The x402 field lists and the proxy address come from core, shared with the x402 payment builder.
+type Shape = Eip712Fields;
 
-type Shape = readonly (readonly [name: string, type: string])[];
-
-const EIP3009_AUTHORIZATION: Shape = [
-  ['from', 'address'], ['to', 'address'], ['value', 'uint256'], ['validAfter', 'uint256'], ['validBefore', 'uint256'], ['nonce', 'bytes32'],
-];
 const EIP2612_PERMIT: Shape = [['owner', 'address'], ['spender', 'address'], ['value', 'uint256'], ['nonce', 'uint256'], ['deadline', 'uint256']];
 const PERMIT2_DETAILS: Shape = [['token', 'address'], ['amount', 'uint160'], ['expiration', 'uint48'], ['nonce', 'uint48']];
 const PERMIT2_SINGLE: Shape = [['details', 'PermitDetails'], ['spender', 'address'], ['sigDeadline', 'uint256']];
@@ -52,7 +45,7 @@ export function classifyTypedData(data: NormalisedTypedData, chain: string): Kno
   switch (primaryType) {
     case 'TransferWithAuthorization':
     case 'ReceiveWithAuthorization':
-      return hasShape(types, primaryType, EIP3009_AUTHORIZATION) ? eip3009(data, chain) : undefined;
+      return hasShape(types, primaryType, EIP3009_AUTHORIZATION_FIELDS) ? eip3009(data, chain) : undefined;
     case 'Permit':
       return hasShape(types, primaryType, EIP2612_PERMIT) ? eip2612(data, chain) : undefined;
     case 'PermitSingle':
@@ -73,7 +66,7 @@ export function classifyTypedData(data: NormalisedTypedData, chain: string): Kno
       if (!hasWitnessShape(types, primaryType, shape) || !hasShape(types, 'TokenPermissions', PERMIT2_TOKEN_PERMISSIONS)) return undefined;
       const known = permit2Transfer('permit2.permit_witness_transfer_from', message, chain);
       const witnessField = types[primaryType]![shape.length]!;
-      if (primaryType === 'PermitWitnessTransferFrom' && witnessField.name === 'witness' && hasShape(types, witnessField.type, X402_PERMIT2_WITNESS)
+      if (primaryType === 'PermitWitnessTransferFrom' && witnessField.name === 'witness' && hasShape(types, witnessField.type, X402_PERMIT2_WITNESS_FIELDS)
         && (message.spender as string).toLowerCase() === X402_EXACT_PERMIT2_PROXY) {
         // x402 exact via Permit2: the canonical proxy only transfers to witness.to, so that is where the
         // money goes. With any other spender the spender itself is the destination (it can send anywhere).

@@ -2,6 +2,7 @@
 // src/exact/v1/client), so a resource server and facilitator cannot tell Airlock from the reference client.
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { EIP3009_AUTHORIZATION_FIELDS, X402_PERMIT2_WITNESS_FIELDS, eip712Types } from './eip712-fields.ts';
 import { PERMIT2_ADDRESS, X402_EXACT_PERMIT2_PROXY, type PaymentCandidate, type PaymentRequired } from './requirements.ts';
 
 /** EIP-55 mixed-case checksum (what viem's getAddress returns; the reference client sends these). */
@@ -13,16 +14,7 @@ export function toChecksumAddress(address: string): string {
   return out;
 }
 
-const AUTHORIZATION_TYPES = {
-  TransferWithAuthorization: [
-    { name: 'from', type: 'address' },
-    { name: 'to', type: 'address' },
-    { name: 'value', type: 'uint256' },
-    { name: 'validAfter', type: 'uint256' },
-    { name: 'validBefore', type: 'uint256' },
-    { name: 'nonce', type: 'bytes32' },
-  ],
-};
+const AUTHORIZATION_TYPES = { TransferWithAuthorization: eip712Types(EIP3009_AUTHORIZATION_FIELDS) };
 
 // @x402/evm `permit2WitnessTypes`: the proxy checks Witness(to, validAfter).
 const PERMIT2_WITNESS_TYPES = {
@@ -37,10 +29,7 @@ const PERMIT2_WITNESS_TYPES = {
     { name: 'token', type: 'address' },
     { name: 'amount', type: 'uint256' },
   ],
-  Witness: [
-    { name: 'to', type: 'address' },
-    { name: 'validAfter', type: 'uint256' },
-  ],
+  Witness: eip712Types(X402_PERMIT2_WITNESS_FIELDS),
 };
 
 export interface BuiltPayment {

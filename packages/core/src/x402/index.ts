@@ -1,5 +1,6 @@
 export * from './networks.ts';
 export * from './requirements.ts';
 export * from './builder.ts';
+export * from './eip712-fields.ts';
 export * from './x402-service.ts';
 export { normaliseResource, compileResourcePattern, type NormalisedResource, type ResourcePattern } from '../policy/resource-pattern.ts';
