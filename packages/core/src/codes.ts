@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   invalid_policy: { status: 400, summary: 'The policy document is not valid; see the path in the message.' },
   // ledger / idempotency
   idempotency_conflict: { status: 409, summary: 'The Idempotency-Key was used before with a different payload.' },
+  nonce_reused: { status: 409, summary: 'The authorization nonce was already signed over different content; only a byte-identical replay is released.' },
   approval_not_pending: { status: 409, summary: 'The approval was already decided, consumed or expired.' },
   conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
   rate_limited: { status: 429, summary: 'Too many requests.' },
@@ -72,6 +73,7 @@ export const VIOLATION_CODES = {
   approval_required: 'The amount is above the threshold that requires human approval.',
   contract_deploy_not_allowed: 'Contract creation is not allowed.',
   resource_not_allowed: 'The paid resource is not among the allowed URL patterns (or the request names no resource).',
+  nonce_reused: 'The authorization nonce is already claimed by a different signature (dry-run view of the `nonce_reused` error).',
   loop_guard_tripped: 'Too many payments to the same resource in the window: a runaway loop is assumed.',
   x402_unsupported_scheme: 'The x402 requirement uses a scheme Airlock does not sign (only `exact`).',
   x402_unsupported_network: 'The x402 requirement names a network that is not an EVM chain Airlock knows.',

@@ -100,6 +100,13 @@ export interface Intent {
   message?: { text?: string; hex: string };
   /** Set for off-chain payment authorizations (EIP-3009; x402's Permit2 transfer): what the payment rules look at. */
   payment?: PaymentInfo;
+  /**
+   * The single-use on-chain nonces this signature consumes (off-chain authorizations: EIP-3009, EIP-2612,
+   * Permit2). Of two signatures over one key, at most one can ever be used, so Airlock releases a second
+   * only when it is byte-identical (a replay, never charged again) and refuses any other (`nonce_reused`).
+   * Each key names chain, contract, signer and nonce: see `nonceKey`.
+   */
+  nonceKeys?: string[];
   /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
   summary: string;
 }
@@ -131,6 +138,14 @@ export function nativeAsset(chain: string): string {
 
 export function erc20Asset(chain: string, token: string): string {
   return `${chain}/erc20:${token.toLowerCase()}`;
+}
+
+/**
+ * The uniqueness key of a single-use authorization nonce: `<standard>|<chain>|<contract>|<owner>|<nonce>`,
+ * plus the standard's extra scope (Permit2 allowance nonces are per token and spender). Lowercase.
+ */
+export function nonceKey(standard: 'eip3009' | 'eip2612' | 'permit2-transfer' | 'permit2-allowance', chain: string, contract: string, owner: string, nonce: bigint | string, scope: readonly string[] = []): string {
+  return [standard, chain, contract, owner, ...scope, nonce.toString()].map((p) => p.toLowerCase()).join('|');
 }
 
 /** JSON view of an intent (bigints as decimal strings) for audit entries and responses. */

@@ -14,7 +14,22 @@ export interface KnownTypedData {
   validity?: { validAfter?: number; validBefore?: number };
   /** x402-capable payments: EIP-3009 TransferWithAuthorization, and Permit2 witness transfers of x402's shape. */
   payment?: PaymentInfo;
+  /** Single-use nonces the signature consumes; the decoder turns them into `Intent.nonceKeys` with the signer. */
+  nonces?: NonceRef[];
   summary: string;
+}
+
+/** A nonce before the signer is known: standard, contract (token or Permit2), extra scope and value. */
+export interface NonceRef {
+  standard: 'eip3009' | 'eip2612' | 'permit2-transfer' | 'permit2-allowance';
+  contract: string;
+  nonce: bigint | string;
+  scope?: string[];
+}
+
+/** The EIP-712 verifying contract, or a marker when the domain has none (Permit2's is always set on chain). */
+function verifyingContractOf(data: NormalisedTypedData): string {
+  return data.domain.verifyingContract?.toLowerCase() ?? 'no-verifying-contract';
 }
 
 // The x402 field lists and the proxy address come from core, shared with the x402 payment builder.
@@ -50,21 +65,21 @@ export function classifyTypedData(data: NormalisedTypedData, chain: string): Kno
       return hasShape(types, primaryType, EIP2612_PERMIT) ? eip2612(data, chain) : undefined;
     case 'PermitSingle':
       if (!hasShape(types, primaryType, PERMIT2_SINGLE) || !hasShape(types, 'PermitDetails', PERMIT2_DETAILS)) return undefined;
-      return permit2Allowance('permit2.permit_single', [message.details as Record<string, unknown>], message, chain);
+      return permit2Allowance('permit2.permit_single', [message.details as Record<string, unknown>], message, chain, verifyingContractOf(data));
     case 'PermitBatch':
       if (!hasShape(types, primaryType, PERMIT2_BATCH) || !hasShape(types, 'PermitDetails', PERMIT2_DETAILS)) return undefined;
-      return permit2Allowance('permit2.permit_batch', message.details as Record<string, unknown>[], message, chain);
+      return permit2Allowance('permit2.permit_batch', message.details as Record<string, unknown>[], message, chain, verifyingContractOf(data));
     case 'PermitTransferFrom':
     case 'PermitBatchTransferFrom': {
       const shape = primaryType === 'PermitTransferFrom' ? PERMIT2_TRANSFER_FROM : PERMIT2_BATCH_TRANSFER_FROM;
       if (!hasShape(types, primaryType, shape) || !hasShape(types, 'TokenPermissions', PERMIT2_TOKEN_PERMISSIONS)) return undefined;
-      return permit2Transfer('permit2.permit_transfer_from', message, chain);
+      return permit2Transfer('permit2.permit_transfer_from', message, chain, verifyingContractOf(data));
     }
     case 'PermitWitnessTransferFrom':
     case 'PermitBatchWitnessTransferFrom': {
       const shape = primaryType === 'PermitWitnessTransferFrom' ? PERMIT2_TRANSFER_FROM : PERMIT2_BATCH_TRANSFER_FROM;
       if (!hasWitnessShape(types, primaryType, shape) || !hasShape(types, 'TokenPermissions', PERMIT2_TOKEN_PERMISSIONS)) return undefined;
-      const known = permit2Transfer('permit2.permit_witness_transfer_from', message, chain);
+      const known = permit2Transfer('permit2.permit_witness_transfer_from', message, chain, verifyingContractOf(data));
       const witnessField = types[primaryType]![shape.length]!;
       if (primaryType === 'PermitWitnessTransferFrom' && witnessField.name === 'witness' && hasShape(types, witnessField.type, X402_PERMIT2_WITNESS_FIELDS)
         && (message.spender as string).toLowerCase() === X402_EXACT_PERMIT2_PROXY) {
@@ -107,6 +122,8 @@ function eip3009(data: NormalisedTypedData, chain: string): KnownTypedData {
     approvals: [],
     validity: { validAfter, validBefore },
     payment: { protocol: 'x402', payTo: to, network: chain, nonce: (m.nonce as string).toLowerCase(), validBefore },
+    // EIP-3009: authorizationState(authorizer, nonce) is one map per token, shared by transfer and receive.
+    nonces: [{ standard: 'eip3009', contract: domainToken(data), nonce: (m.nonce as string).toLowerCase() }],
     summary: `authorize ${receive ? 'receive of ' : 'transfer of '}${amount} of ${asset} to ${to}, valid ${validAfter}..${validBefore}`,
   };
 }
@@ -125,12 +142,14 @@ function eip2612(data: NormalisedTypedData, chain: string): KnownTypedData {
     spends: [],
     approvals: [{ asset, amount, spender, unlimited, expiresAt: deadline }],
     validity: { validBefore: deadline },
+    // EIP-2612: nonces(owner) per token; a permit consumes the current one.
+    nonces: [{ standard: 'eip2612', contract: domainToken(data), nonce: m.nonce as bigint }],
     summary: `permit ${spender} to spend ${unlimited ? 'UNLIMITED' : amount} of ${asset} (deadline ${deadline})`,
   };
 }
 
 // Permit2 AllowanceTransfer: per-token allowances (uint160, max = unlimited) that lapse at `expiration`.
-function permit2Allowance(kind: IntentKind, details: Record<string, unknown>[], m: Record<string, unknown>, chain: string): KnownTypedData {
+function permit2Allowance(kind: IntentKind, details: Record<string, unknown>[], m: Record<string, unknown>, chain: string, permit2: string): KnownTypedData {
   const spender = m.spender as string;
   const sigDeadline = toUnixSeconds(m.sigDeadline as bigint);
   const approvals: Approval[] = details.map((d) => {
@@ -144,12 +163,14 @@ function permit2Allowance(kind: IntentKind, details: Record<string, unknown>[], 
     spends: [],
     approvals,
     validity: { validBefore: sigDeadline },
+    // AllowanceTransfer: nonces are sequential per (owner, token, spender); each detail consumes one.
+    nonces: details.map((d) => ({ standard: 'permit2-allowance' as const, contract: permit2, nonce: d.nonce as bigint, scope: [(d.token as string).toLowerCase(), spender.toLowerCase()] })),
     summary: `permit2: allow ${spender} to spend ${what || 'nothing'} (signature deadline ${sigDeadline})`,
   };
 }
 
 // Permit2 SignatureTransfer: the spender may pull the permitted amounts once, until `deadline`.
-function permit2Transfer(kind: IntentKind, m: Record<string, unknown>, chain: string): KnownTypedData {
+function permit2Transfer(kind: IntentKind, m: Record<string, unknown>, chain: string, permit2: string): KnownTypedData {
   const spender = m.spender as string;
   const permitted = (Array.isArray(m.permitted) ? m.permitted : [m.permitted]) as Record<string, unknown>[];
   const deadline = toUnixSeconds(m.deadline as bigint);
@@ -161,6 +182,8 @@ function permit2Transfer(kind: IntentKind, m: Record<string, unknown>, chain: st
     spends,
     approvals: [],
     validity: { validBefore: deadline },
+    // SignatureTransfer: one unordered nonce (a bit in the owner's bitmap), whatever the witness.
+    nonces: [{ standard: 'permit2-transfer', contract: permit2, nonce: m.nonce as bigint }],
     summary: `permit2: authorize ${spender} to transfer ${what || 'nothing'} (deadline ${deadline})`,
   };
 }

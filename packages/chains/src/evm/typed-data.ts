@@ -1,6 +1,6 @@
 // evm.typed_data: EIP-712. The payload is normalised against its own type definitions (every field present,
 // no extra fields, every value in range for its type) before hashing, so the hash covers exactly what was read.
-import { AirlockError } from '@airlock/core';
+import { AirlockError, nonceKey } from '@airlock/core';
 import type { DecodedRequest, Intent, SignerContext, TypedDataInfo } from '@airlock/core';
 import { getTypesForEIP712Domain, hashTypedData, hexToBytes } from 'viem';
 import type { Hex, TypedDataDomain, TypedDataParameter } from 'viem';
@@ -203,6 +203,7 @@ export function decodeTypedDataRequest(payload: unknown, signer: SignerContext):
     typedData: info,
     ...(known?.validity ? { validity: known.validity } : {}),
     ...(known?.payment ? { payment: known.payment } : {}),
+    ...(known?.nonces?.length ? { nonceKeys: known.nonces.map((n) => nonceKey(n.standard, chain, n.contract, signer.address, n.nonce, n.scope)) } : {}),
     summary: known?.summary ?? `sign unknown typed data ${data.primaryType.slice(0, 60)} for ${info.domain.name?.slice(0, 60) ?? 'unnamed domain'}${info.domain.verifyingContract ? ` (${info.domain.verifyingContract})` : ''} on ${chain}`,
   };
   return { intent, digest };

@@ -1,9 +1,10 @@
 import type { SessionScope } from '../ports/store.ts';
-import type { Layer } from './decision.ts';
+import type { Layer, Violation } from './decision.ts';
+import { intentFacts } from './facts.ts';
 import type { CompiledPolicy } from './compile.ts';
 import { createRule } from './compile.ts';
 import { buildSets } from './sets.ts';
-import type { CompiledRule } from './rules/index.ts';
+import { scopeSeries, type CompiledRule, type EvaluationInput, type RuleContext } from './rules/index.ts';
 
 export interface PolicyLayer {
   layer: Layer;
@@ -24,4 +25,25 @@ export function sessionScopeLayer(scope: SessionScope, sessionId: string): Polic
     rules.push(createRule({ type: 'budget', name: `budget-${i}`, asset: b.asset, max: b.max, window: b.window, scope: 'session' }, { sets, path: ['budgets', i] }));
   });
   return { layer: 'session', label: `session:${sessionId}`, policy: { hash: '', rules, allowRules: [] } };
+}
+
+/**
+ * What a session's scope alone says about an intent (actions and chains; budgets aside): the check a
+ * replay must pass, since a replay re-releases a signature without a new charge. Same rules, same codes
+ * as the session layer of a full evaluation.
+ */
+export function sessionScopeViolations(scope: SessionScope, sessionId: string, input: EvaluationInput): Violation[] {
+  const { policy, layer } = sessionScopeLayer({ ...scope, budgets: [] }, sessionId);
+  const ctx: RuleContext = {
+    input,
+    facts: intentFacts(input.intent),
+    series: scopeSeries(input),
+    ledger: { total: () => { throw new Error('scope rules read no ledger window'); } },
+  };
+  const violations: Violation[] = [];
+  for (const rule of policy.rules) {
+    const verdict = rule.evaluate(ctx);
+    if (Array.isArray(verdict)) for (const finding of verdict) violations.push({ rule: `${layer}/${rule.name}`, ...finding });
+  }
+  return violations;
 }

@@ -1,9 +1,8 @@
 import type { LedgerWrite } from '../ports/ledger.ts';
-import { seriesFor } from '../ports/ledger.ts';
+import { COUNT_ASSET, seriesFor } from '../ports/ledger.ts';
 import { intentFacts } from './facts.ts';
 import type { EvaluationInput } from './rules/index.ts';
 
-const COUNT_ASSET = '*';
 
 /**
  * The standard series an allowed (or held) request charges, so that any budget or rate limit,
@@ -44,4 +43,12 @@ export function ledgerWritesFor(input: EvaluationInput): LedgerWrite[] {
   }
   if (payment?.resource !== undefined) charge(seriesFor.withResource(agent, payment.resource), COUNT_ASSET, 0n);
   return [...writes.values()];
+}
+
+/**
+ * The request-count writes alone: what a replay charges. A replay re-releases a signature already charged,
+ * so it moves no new value, but rate limits and the loop guard count every signature released.
+ */
+export function countWritesFor(input: EvaluationInput): LedgerWrite[] {
+  return ledgerWritesFor(input).filter((w) => w.asset === COUNT_ASSET);
 }

@@ -9,6 +9,9 @@
  *   agent:<agentId>|resource:<url>                    (x402 payments naming a resource)
  * Asset is a CAIP-19 id, or `*` for the request-count series (amount 0, count 1).
  */
+/** The asset of request-count series: amount 0, count 1 per signature. */
+export const COUNT_ASSET = '*';
+
 export interface LedgerWrite {
   series: string;
   asset: string;

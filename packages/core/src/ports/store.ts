@@ -92,6 +92,31 @@ export interface IdempotencyRecord {
   auditSeq: number;
   /** The stored response (status + body), replayed as is. */
   response: { status: number; body: unknown };
+  /**
+   * Hex of the digest the original request decoded to. A retry is released only if it decodes to the same
+   * digest; records written before this field existed have none and are never re-signed.
+   */
+  digest?: string;
+  createdAt: number;
+}
+
+/**
+ * A single-use authorization nonce (`Intent.nonceKeys`) claimed by one signature. A second request over the
+ * same key is either byte-identical (same digest: a replay) or refused with `nonce_reused`.
+ */
+export interface NonceClaim {
+  key: string;
+  agentId: string;
+  /** Hex of the digest whose signature consumes the nonce. */
+  digest: string;
+  /** The audit entry of the request that claimed it. */
+  auditSeq: number;
+  /**
+   * `signed`: the signature was released (or is being released after commit). `pending`: an approval in
+   * flight holds it; approving makes it `signed`, denying or expiring the approval frees the nonce.
+   */
+  state: 'signed' | 'pending';
+  approvalId?: string;
   createdAt: number;
 }
 
@@ -174,6 +199,11 @@ export interface StoreTx {
   getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined>;
   putIdempotency(record: IdempotencyRecord): Promise<void>;
 
+  /** The claims that exist for these nonce keys (any order; absent keys are unclaimed). */
+  getNonceClaims(keys: readonly string[]): Promise<NonceClaim[]>;
+  /** Claims nonce keys for one signature. A key already claimed fails the call with `conflict`. */
+  claimNonces(claims: readonly NonceClaim[]): Promise<void>;
+
   /**
    * Totals charged to each (series, asset) at or after `sinceMs`: committed ledger entries plus
    * amounts held by pending approvals and by reserved payments. Must not scan history older than the window: answered from
@@ -191,6 +221,7 @@ export interface StoreTx {
    * at `now` (never earlier, so windows can only over-count); `denied`/`expired` release them.
    * `convertHolds: false` (approved payments): the holds are released because the caller re-holds the
    * spend as a payment in the same transaction (settled or expired later by the reconciler).
+   * Nonce claims held by the approval become `signed` when approved and are freed otherwise.
    */
   decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, options?: { convertHolds?: boolean }): Promise<ApprovalRecord>;
   setApprovalResult(id: string, result: unknown): Promise<void>;
@@ -206,7 +237,8 @@ export interface StoreTx {
   getPaymentByNonce(network: string, asset: string, from: string, nonce: string): Promise<PaymentRecord | undefined>;
   /**
    * reserved -> settled (holds become ledger entries at `now`: never earlier, so windows only over-count)
-   * or reserved -> expired (holds released). Anything but `reserved` fails with `conflict`.
+   * or reserved -> expired (amount holds released; the request-count holds become ledger entries, since a
+   * signature was released and rate limits count signatures). Anything but `reserved` fails with `conflict`.
    */
   finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string): Promise<PaymentRecord>;
   /** Records the settlement transaction the agent reported (the reconciler still confirms it). */

@@ -7,9 +7,9 @@ import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ErrorCode } from '../codes.ts';
 import type { DecodedRequest, SignResult, ChainAdapter } from '../ports/chain-adapter.ts';
 import { ledgerViewFrom } from '../ports/ledger.ts';
-import type { Agent, ApprovalRecord, Session, StoreTx } from '../ports/store.ts';
-import type { Decision } from '../policy/decision.ts';
-import { evaluatePolicy, ledgerWritesFor, requiredWindows, type EvaluationInput } from '../policy/index.ts';
+import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
+import type { Decision, Violation } from '../policy/decision.ts';
+import { countWritesFor, evaluatePolicy, ledgerWritesFor, requiredWindows, sessionScopeViolations, type EvaluationInput } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
 import { PolicyLayerLoader } from './policy-layers.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
@@ -30,6 +30,26 @@ export interface SignContext {
   /** x402: the paid resource URL this payment is for (POST /v1/x402/pay, or `x402.resource` on /v1/sign/typed-data). */
   x402?: { resource: string; x402Version?: number; plan?: unknown };
 }
+
+/** One signing request on its way through the transaction. */
+interface SignRequest {
+  auth: AgentAuth;
+  action: string;
+  payload: unknown;
+  context: SignContext;
+  now: number;
+  reqHash: string;
+  idempotencyKey: string | undefined;
+  /** Hex of the digest the payload decodes to: what would be signed. */
+  digest: string;
+  input: EvaluationInput;
+}
+
+/** What the signing transaction decided: refuse, release a signature after commit, or answer as is. */
+type TxOutcome =
+  | { refused: AirlockError }
+  | { release: { auditSeq: number; replayed: boolean; decision?: Decision; extra: Record<string, unknown> } }
+  | { status: SignOutcome['status']; body: Record<string, unknown> };
 
 export interface DryRunOutcome {
   decision: Decision;
@@ -89,104 +109,199 @@ export class SigningService {
       await this.auditRefusal(auth, action, reqHash, e, now);
       throw e;
     }
+    const request: SignRequest = {
+      auth, action, payload, context, now, reqHash, idempotencyKey,
+      digest: bytesToHex(decoded.digest),
+      input: { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now },
+    };
 
-    const outcome = await this.deps.store.transaction(async (tx) => {
+    const outcome = await this.deps.store.transaction(async (tx): Promise<TxOutcome> => {
       const fresh = await this.recheck(tx, auth, now);
-      if (fresh.error) return { refused: fresh.error, entry: await this.appendErrorEntry(tx, auth, action, reqHash, fresh.error, now) };
-
+      if (fresh.error) {
+        await this.appendErrorEntry(tx, auth, action, reqHash, fresh.error, now);
+        return { refused: fresh.error };
+      }
+      const session = fresh.session!;
       if (idempotencyKey !== undefined) {
         const prior = await tx.getIdempotency(idempotencyScope(auth), idempotencyKey);
-        if (prior) {
-          if (prior.requestHash !== reqHash) {
-            throw new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
-          }
-          return { replay: prior };
-        }
+        if (prior) return this.retry(tx, request, session, prior);
       }
+      const keys = decoded.intent.nonceKeys ?? [];
+      const claims = keys.length > 0 ? await tx.getNonceClaims(keys) : [];
+      if (claims.length > 0) return this.reuse(tx, request, session, claims);
+      return this.decide(tx, request, session);
+    });
 
-      const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
-      const decision = await this.evaluateIn(tx, fresh.session!, input);
-      const digest = bytesToHex(decoded.digest);
+    if ('refused' in outcome) throw outcome.refused;
+    if ('release' in outcome) {
+      const { auditSeq, replayed, decision, extra } = outcome.release;
+      return this.release(auth, action, payload, adapter, decoded, auditSeq, replayed, decision, extra);
+    }
+    return outcome;
+  }
 
-      const entry = await tx.appendAudit({
-        at: now,
-        type: 'sign.request',
-        actor: 'agent',
+  /** A new request: evaluate, append the decision, then reserve and claim (allow) or hold (approval). */
+  private async decide(tx: StoreTx, req: SignRequest, session: Session): Promise<TxOutcome> {
+    const { auth, action, input, digest, reqHash, idempotencyKey, context, now } = req;
+    const { intent } = input;
+    const decision = await this.evaluateIn(tx, session, input);
+    const entry = await tx.appendAudit({
+      at: now,
+      type: 'sign.request',
+      actor: 'agent',
+      agentId: auth.agent.id,
+      sessionId: auth.session.id,
+      action,
+      decision: decision.decision,
+      data: {
+        intent: intentToJson(intent),
+        violations: decision.violations,
+        allowedBy: decision.allowedBy,
+        policyVersion: decision.policyVersion,
+        digest,
+        requestHash: reqHash,
+        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+      },
+    });
+
+    if (decision.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, auth, intent.payment?.resource, decision, entry.seq, now);
+
+    let outcome: TxOutcome;
+    let stored: { status: number; body: Record<string, unknown> };
+    if (decision.decision === 'allow') {
+      const paymentId = await this.reserveSpend(tx, { agentId: auth.agent.id, sessionId: auth.session.id }, input, entry.seq, now, context.x402?.x402Version);
+      await tx.claimNonces(nonceClaims(req, entry.seq, 'signed'));
+      const extra = paymentId !== undefined ? { paymentId } : {};
+      // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
+      stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, ...extra } };
+      outcome = { release: { auditSeq: entry.seq, replayed: false, decision, extra } };
+    } else if (decision.decision === 'require_approval') {
+      const approval: ApprovalRecord = {
+        id: this.deps.randomId('apr'),
         agentId: auth.agent.id,
         sessionId: auth.session.id,
+        auditSeq: entry.seq,
         action,
-        decision: decision.decision,
-        data: {
-          intent: intentToJson(decoded.intent),
-          violations: decision.violations,
-          allowedBy: decision.allowedBy,
-          policyVersion: decision.policyVersion,
-          digest,
-          requestHash: reqHash,
-          ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
-        },
-      });
-
-      if (decision.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, auth, decoded.intent.payment?.resource, decision, entry.seq, now);
-
-      let body: Record<string, unknown>;
-      let status: SignOutcome['status'];
-      if (decision.decision === 'allow') {
-        const paymentId = await this.reserveSpend(tx, { agentId: auth.agent.id, sessionId: auth.session.id }, input, entry.seq, now, context.x402?.x402Version);
-        status = 200;
-        // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
-        body = { decision: 'allow', auditSeq: entry.seq, resign: true, ...(paymentId !== undefined ? { paymentId } : {}) };
-      } else if (decision.decision === 'require_approval') {
-        const approval: ApprovalRecord = {
-          id: this.deps.randomId('apr'),
-          agentId: auth.agent.id,
-          sessionId: auth.session.id,
-          auditSeq: entry.seq,
-          action,
-          request: payload,
-          digest,
-          summary: { intent: intentToJson(decoded.intent), violations: decision.violations, policyVersion: decision.policyVersion, ...(context.x402?.plan !== undefined ? { x402: context.x402.plan } : {}) },
-          state: 'pending',
-          createdAt: now,
-          expiresAt: now + this.deps.approvalTtlMs,
-        };
-        await tx.holdForApproval(approval, ledgerWritesFor(input));
-        status = 202;
-        body = {
+        request: req.payload,
+        digest,
+        summary: { intent: intentToJson(intent), violations: decision.violations, policyVersion: decision.policyVersion, ...(context.x402?.plan !== undefined ? { x402: context.x402.plan } : {}) },
+        state: 'pending',
+        createdAt: now,
+        expiresAt: now + this.deps.approvalTtlMs,
+      };
+      await tx.holdForApproval(approval, ledgerWritesFor(input));
+      // The nonce is held while a human decides: a different authorization over it is refused meanwhile.
+      await tx.claimNonces(nonceClaims(req, entry.seq, 'pending', approval.id));
+      stored = {
+        status: 202,
+        body: {
           decision: 'require_approval',
           approvalId: approval.id,
           expiresAt: new Date(approval.expiresAt).toISOString(),
           violations: decision.violations,
           policyVersion: decision.policyVersion,
           auditSeq: entry.seq,
-          intent: intentToJson(decoded.intent),
-        };
-      } else {
-        status = 403;
-        body = denialBody(decision, entry.seq);
-      }
-      if (idempotencyKey !== undefined) {
-        await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, auditSeq: entry.seq, response: { status, body }, createdAt: now });
-      }
-      return { status, body, decision };
-    });
-
-    if ('refused' in outcome) throw outcome.refused;
-    if ('replay' in outcome && outcome.replay) {
-      const { status } = outcome.replay.response;
-      const body = outcome.replay.response.body as Record<string, unknown>;
-      if (status === 200) return this.release(auth, action, payload, adapter, decoded, Number(body.auditSeq), true, undefined, paymentExtra(body));
-      return { status: status as SignOutcome['status'], body: { ...body, replayed: true } };
+          intent: intentToJson(intent),
+        },
+      };
+      outcome = stored as TxOutcome;
+    } else {
+      stored = { status: 403, body: denialBody(decision, entry.seq) };
+      outcome = stored as TxOutcome;
     }
-    if (outcome.status !== 200) return { status: outcome.status, body: outcome.body };
-    return this.release(auth, action, payload, adapter, decoded, Number(outcome.body.auditSeq), false, outcome.decision, paymentExtra(outcome.body));
+    if (idempotencyKey !== undefined) {
+      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: entry.seq, response: stored, createdAt: now });
+    }
+    return outcome;
+  }
+
+  /**
+   * A request under an Idempotency-Key seen before. It must be the same request (request hash) decoding to
+   * the same digest; a stored allow is then re-released as a replay, anything else is answered as stored.
+   * Conflicts and replays are both audited.
+   */
+  private async retry(tx: StoreTx, req: SignRequest, session: Session, prior: IdempotencyRecord): Promise<TxOutcome> {
+    const { auth, action, reqHash, digest, now } = req;
+    const sameRequest = prior.requestHash === reqHash && (prior.digest === undefined ? prior.response.status !== 200 : prior.digest === digest);
+    if (!sameRequest) {
+      const error = new AirlockError('idempotency_conflict', prior.requestHash === reqHash
+        ? 'This Idempotency-Key was recorded without a digest (before an upgrade) and cannot be re-signed; use a new key.'
+        : 'This Idempotency-Key was already used with a different request.');
+      await this.appendErrorEntry(tx, auth, action, reqHash, error, now, { idempotencyKey: req.idempotencyKey, digest, originalSeq: prior.auditSeq });
+      return { refused: error };
+    }
+    const body = prior.response.body as Record<string, unknown>;
+    if (prior.response.status !== 200) {
+      const entry = await this.appendReplayEntry(tx, req, prior.auditSeq, prior.response.status === 202 ? 'require_approval' : 'deny');
+      return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
+    }
+    return this.replay(tx, req, session, prior.auditSeq, paymentExtra(body));
+  }
+
+  /**
+   * A request over authorization nonces that are already claimed. Only the byte-identical authorization
+   * (same digest) is released again, as a replay; anything else is `nonce_reused`, refused before signing.
+   */
+  private async reuse(tx: StoreTx, req: SignRequest, session: Session, claims: NonceClaim[]): Promise<TxOutcome> {
+    const { auth, action, reqHash, digest, input, now, idempotencyKey } = req;
+    const conflicting = claims.find((c) => c.digest !== digest);
+    if (conflicting) {
+      const error = new AirlockError('nonce_reused', 'This authorization nonce was already signed over different content; only a byte-identical replay is released.');
+      await tx.appendAudit({
+        at: now, type: 'sign.request', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action, decision: 'deny',
+        data: { errorCode: error.code, intent: intentToJson(input.intent), digest, requestHash: reqHash, nonceKeys: input.intent.nonceKeys ?? [], conflictsWithSeq: conflicting.auditSeq, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) },
+      });
+      return { refused: error };
+    }
+    const pending = claims.find((c) => c.state === 'pending');
+    if (pending) {
+      // The same authorization is waiting for a human: point at that approval, hold nothing more.
+      const entry = await this.appendReplayEntry(tx, req, pending.auditSeq, 'require_approval');
+      return { status: 202, body: { decision: 'require_approval', approvalId: pending.approvalId, auditSeq: pending.auditSeq, intent: intentToJson(input.intent), replayed: true, replayAuditSeq: entry.seq } };
+    }
+    const original = claims[0]!.auditSeq;
+    const payment = isHeldPayment(input.intent) ? await tx.getPaymentByNonce(input.intent.payment!.network, heldToken(input.intent), input.intent.from, input.intent.payment!.nonce) : undefined;
+    const extra = payment ? { paymentId: payment.id } : {};
+    const outcome = await this.replay(tx, req, session, original, extra);
+    if (idempotencyKey !== undefined && 'release' in outcome) {
+      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, ...extra } }, createdAt: now });
+    }
+    return outcome;
+  }
+
+  /**
+   * Re-releases a charged signature. No new value is charged (it is the same signature), but the sending
+   * session must still be allowed the action and chain, the request is counted (rate limits and the loop
+   * guard count signatures), and the replay has its own audit entry pointing at the original.
+   */
+  private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>): Promise<TxOutcome> {
+    const violations = sessionScopeViolations(session.scope, session.id, req.input);
+    if (violations.length > 0) {
+      const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion: `session:${session.id}` };
+      const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', violations);
+      return { status: 403, body: denialBody(decision, entry.seq) };
+    }
+    const entry = await this.appendReplayEntry(tx, req, originalSeq, 'allow');
+    await tx.appendLedger(countWritesFor(req.input), req.now, entry.seq);
+    return { release: { auditSeq: originalSeq, replayed: true, extra: { ...extra, replayAuditSeq: entry.seq } } };
+  }
+
+  private appendReplayEntry(tx: StoreTx, req: SignRequest, originalSeq: number, decision: 'allow' | 'deny' | 'require_approval', violations?: Violation[]) {
+    const { auth, action, digest, reqHash, idempotencyKey, input, now } = req;
+    return tx.appendAudit({
+      at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action, decision,
+      data: {
+        originalSeq, digest, requestHash: reqHash, summary: input.intent.summary,
+        ...(idempotencyKey !== undefined ? { idempotencyKey } : {}),
+        ...(violations ? { violations } : {}),
+      },
+    });
   }
 
   /**
    * Where an allowed request's spend goes. An EIP-3009 authorization is a payment: its spend is HELD
    * (counted by every window) until the reconciler sees it settled (converted into ledger entries) or
-   * expired unused (released). Signing the same authorization again reserves nothing more.
-   * Everything else is charged to the ledger now.
+   * expired unused (released). Everything else is charged to the ledger now.
    */
   async reserveSpend(tx: StoreTx, who: { agentId: string; sessionId: string }, input: EvaluationInput, auditSeq: number, now: number, x402Version?: number): Promise<string | undefined> {
     const { intent } = input;
@@ -196,9 +311,9 @@ export class SigningService {
       await tx.appendLedger(ledgerWritesFor(input), now, auditSeq);
       return undefined;
     }
-    const token = spend.asset.slice(spend.asset.indexOf('/erc20:') + '/erc20:'.length);
-    const existing = await tx.getPaymentByNonce(payment.network, token, intent.from, payment.nonce);
-    if (existing) return existing.id;
+    const token = heldToken(intent);
+    // No shortcut for a nonce seen before: nonce claims turn such a request into a replay or `nonce_reused`
+    // before this point, and the store refuses a second payment over one nonce (fail closed).
     const record: PaymentRecord = {
       id: this.deps.randomId('pay'),
       agentId: who.agentId,
@@ -272,8 +387,17 @@ export class SigningService {
     const decoded = this.adapterFor(action).decode(action as Action, payload, { address: auth.agent.address });
     attachPaymentContext(decoded.intent, context);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
-    const decision = await this.deps.store.transaction((tx) => this.evaluateIn(tx, auth.session, input));
-    return { decision, intent: intentToJson(decoded.intent), digest: bytesToHex(decoded.digest) };
+    const digest = bytesToHex(decoded.digest);
+    const decision = await this.deps.store.transaction(async (tx) => {
+      const evaluated = await this.evaluateIn(tx, auth.session, input);
+      const keys = decoded.intent.nonceKeys ?? [];
+      const conflicting = keys.length > 0 ? (await tx.getNonceClaims(keys)).find((c) => c.digest !== digest) : undefined;
+      if (!conflicting) return evaluated;
+      // Signing would be refused with the `nonce_reused` error: the dry-run names it as a violation.
+      const violation: Violation = { rule: 'ledger/nonces', code: 'nonce_reused', message: `the nonce is already claimed by the signature recorded at audit entry ${conflicting.auditSeq}` };
+      return { ...evaluated, decision: 'deny' as const, violations: [...(evaluated.decision === 'deny' ? evaluated.violations : []), violation] };
+    });
+    return { decision, intent: intentToJson(decoded.intent), digest };
   }
 
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
@@ -351,7 +475,7 @@ export class SigningService {
     await this.deps.store.transaction((tx) => this.appendErrorEntry(tx, auth, action, reqHash, e, now));
   }
 
-  private appendErrorEntry(tx: StoreTx, auth: AgentAuth, action: string, reqHash: string, e: AirlockError, now: number) {
+  private appendErrorEntry(tx: StoreTx, auth: AgentAuth, action: string, reqHash: string, e: AirlockError, now: number, extra: Record<string, unknown> = {}) {
     return tx.appendAudit({
       at: now,
       type: 'sign.request',
@@ -360,7 +484,7 @@ export class SigningService {
       sessionId: auth.session.id,
       action,
       decision: 'error',
-      data: { errorCode: e.code as ErrorCode, message: e.message, requestHash: reqHash },
+      data: { errorCode: e.code as ErrorCode, message: e.message, requestHash: reqHash, ...extra },
     });
   }
 }
@@ -372,6 +496,19 @@ export class SigningService {
 export function isHeldPayment(intent: Intent): boolean {
   return intent.payment !== undefined && intent.spends.length === 1
     && (intent.kind === 'eip3009.transfer_with_authorization' || intent.kind === 'eip3009.receive_with_authorization');
+}
+
+/** The token contract of a held payment (its single spend's CAIP-19 asset). */
+function heldToken(intent: Intent): string {
+  const asset = intent.spends[0]!.asset;
+  return asset.slice(asset.indexOf('/erc20:') + '/erc20:'.length);
+}
+
+/** The claims a signature makes on the nonces its intent consumes. */
+function nonceClaims(req: SignRequest, auditSeq: number, state: NonceClaim['state'], approvalId?: string): NonceClaim[] {
+  return (req.input.intent.nonceKeys ?? []).map((key) => ({
+    key, agentId: req.auth.agent.id, digest: req.digest, auditSeq, state, ...(approvalId !== undefined ? { approvalId } : {}), createdAt: req.now,
+  }));
 }
 
 /** The paymentId a stored allow body carries, to hand back on release and replay. */

@@ -1,3 +1,4 @@
+import { settleApprovalNonces } from './nonces.ts';
 import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type LedgerWrite } from '@airlock/core';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { approvalFromRow } from '../shared/rows.ts';
@@ -56,6 +57,7 @@ export async function decideApproval(q: Q, id: string, state: 'approved' | 'deni
     await appendLedger(q, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
   }
   const [row] = await q('UPDATE approvals SET state = $2, decided_at = $3, decided_by = $4 WHERE id = $1 RETURNING *', [id, state, now, by]);
+  await settleApprovalNonces(q, id, state === 'approved');
   return approvalFromRow(row!);
 }
 

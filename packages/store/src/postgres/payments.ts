@@ -1,7 +1,7 @@
 import { AirlockError, type LedgerWrite, type PaymentFilter, type PaymentRecord, type PaymentSummaryRow } from '@airlock/core';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
-import { paymentFromRow, summarisePayments } from '../shared/rows.ts';
-import { clampLimit, toAmount, toInt } from '../shared/values.ts';
+import { ledgerOnFinish, paymentFromRow, summarisePayments } from '../shared/rows.ts';
+import { clampLimit } from '../shared/values.ts';
 import { appendLedger } from './ledger.ts';
 import type { Q } from './pg-query.ts';
 
@@ -59,9 +59,7 @@ export async function finishPayment(q: Q, id: string, state: 'settled' | 'expire
     `UPDATE payment_holds SET state = $2 WHERE payment_id = $1 AND state = 'held' RETURNING series, asset, amount::text AS amount, count`,
     [id, state === 'settled' ? 'converted' : 'released'],
   );
-  if (state === 'settled') {
-    await appendLedger(q, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
-  }
+  await appendLedger(q, ledgerOnFinish(holds, state), now, auditSeq);
   await q('UPDATE payments SET state = $2, settlement_tx = COALESCE($3, settlement_tx), updated_at = $4 WHERE id = $1', [id, state, settlementTx ?? null, now]);
   return (await getPayment(q, id))!;
 }

@@ -1,12 +1,13 @@
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, PaymentRecord, PolicyRecord, Session, StoreTx,
+  Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
   WindowQuery, WindowTotal,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as payments from './payments.ts';
 import * as audit from './audit.ts';
 import * as ledger from './ledger.ts';
+import * as nonces from './nonces.ts';
 import type { Q } from './pg-query.ts';
 import * as records from './records.ts';
 
@@ -54,6 +55,12 @@ export class PostgresStoreTx implements StoreTx {
   }
   async putIdempotency(record: IdempotencyRecord): Promise<void> {
     return records.putIdempotency(this.live(), record);
+  }
+  async getNonceClaims(keys: readonly string[]): Promise<NonceClaim[]> {
+    return nonces.getNonceClaims(this.live(), keys);
+  }
+  async claimNonces(claims: readonly NonceClaim[]): Promise<void> {
+    return nonces.claimNonces(this.live(), claims);
   }
   async windowTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
     return ledger.windowTotals(this.live(), queries);

@@ -167,7 +167,7 @@ export async function getIdempotency(q: Q, scope: string, key: string): Promise<
 
 export async function putIdempotency(q: Q, r: IdempotencyRecord): Promise<void> {
   await q(
-    'INSERT INTO idempotency (scope, key, request_hash, audit_seq, response, created_at) VALUES ($1, $2, $3, $4, $5, $6)',
-    [r.scope, r.key, r.requestHash, r.auditSeq, canonicalJson(r.response), r.createdAt],
+    'INSERT INTO idempotency (scope, key, request_hash, audit_seq, response, digest, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+    [r.scope, r.key, r.requestHash, r.auditSeq, canonicalJson(r.response), r.digest ?? null, r.createdAt],
   );
 }

@@ -1,4 +1,5 @@
-import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, IdempotencyRecord, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
+import { COUNT_ASSET, type LedgerWrite } from '@airlock/core';
+import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, IdempotencyRecord, NonceClaim, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
 import { fromJson, toAmount, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
 /**
@@ -81,6 +82,19 @@ export function idempotencyFromRow(r: Row): IdempotencyRecord {
     requestHash: String(r.request_hash),
     auditSeq: toInt(r.audit_seq),
     response: fromJson(r.response) as IdempotencyRecord['response'],
+    ...(r.digest != null ? { digest: String(r.digest) } : {}),
+    createdAt: toInt(r.created_at),
+  };
+}
+
+export function nonceClaimFromRow(r: Row): NonceClaim {
+  return {
+    key: String(r.key),
+    agentId: String(r.agent_id),
+    digest: String(r.digest),
+    auditSeq: toInt(r.audit_seq),
+    state: String(r.state) as NonceClaim['state'],
+    ...(r.approval_id != null ? { approvalId: String(r.approval_id) } : {}),
     createdAt: toInt(r.created_at),
   };
 }
@@ -163,4 +177,14 @@ export function summarisePayments(rows: Row[]): PaymentSummaryRow[] {
     row.count += 1;
   }
   return [...out.values()].sort((a, b) => (a.agentId + a.origin + a.asset < b.agentId + b.origin + b.asset ? -1 : 1));
+}
+
+/**
+ * What a payment's holds leave in the ledger when it finishes. Settled: everything (the spend happened).
+ * Expired unused: only the request counts (amount 0): the money never moved, but a signature was released
+ * and rate limits and the loop guard count signatures.
+ */
+export function ledgerOnFinish(holds: Row[], state: 'settled' | 'expired'): LedgerWrite[] {
+  const writes = holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) }));
+  return state === 'settled' ? writes : writes.filter((w) => w.asset === COUNT_ASSET).map((w) => ({ ...w, amount: 0n }));
 }

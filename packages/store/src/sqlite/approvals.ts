@@ -1,3 +1,4 @@
+import { settleApprovalNonces } from './nonces.ts';
 import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type LedgerWrite } from '@airlock/core';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { approvalFromRow } from '../shared/rows.ts';
@@ -55,6 +56,7 @@ export function decideApproval(db: SqliteDb, id: string, state: 'approved' | 'de
   }
   db.run("UPDATE approval_holds SET state = ? WHERE approval_id = ? AND state = 'held'", state === 'approved' && convertHolds ? 'converted' : 'released', id);
   db.run('UPDATE approvals SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?', state, now, by, id);
+  settleApprovalNonces(db, id, state === 'approved');
   return getApproval(db, id)!;
 }
 

@@ -1,8 +1,8 @@
 import { AirlockError, type LedgerWrite, type PaymentFilter, type PaymentRecord, type PaymentSummaryRow } from '@airlock/core';
 import type { SQLInputValue } from 'node:sqlite';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
-import { paymentFromRow, summarisePayments } from '../shared/rows.ts';
-import { clampLimit, toAmount, toInt } from '../shared/values.ts';
+import { ledgerOnFinish, paymentFromRow, summarisePayments } from '../shared/rows.ts';
+import { clampLimit } from '../shared/values.ts';
 import { appendLedger } from './ledger.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
@@ -53,9 +53,7 @@ export function finishPayment(db: SqliteDb, id: string, state: 'settled' | 'expi
   if (!current) throw new AirlockError('not_found', 'no such payment');
   if (current.state !== 'reserved') throw new AirlockError('conflict', `the payment is already ${current.state}`);
   const holds = db.all("SELECT series, asset, amount, count FROM payment_holds WHERE payment_id = ? AND state = 'held'", id);
-  if (state === 'settled') {
-    appendLedger(db, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
-  }
+  appendLedger(db, ledgerOnFinish(holds, state), now, auditSeq);
   db.run("UPDATE payment_holds SET state = ? WHERE payment_id = ? AND state = 'held'", state === 'settled' ? 'converted' : 'released', id);
   db.run('UPDATE payments SET state = ?, settlement_tx = COALESCE(?, settlement_tx), updated_at = ? WHERE id = ?', state, settlementTx ?? null, now, id);
   return getPayment(db, id)!;

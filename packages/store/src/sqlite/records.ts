@@ -169,7 +169,7 @@ export function getIdempotency(db: SqliteDb, scope: string, key: string): Idempo
 
 export function putIdempotency(db: SqliteDb, r: IdempotencyRecord): void {
   db.run(
-    'INSERT INTO idempotency (scope, key, request_hash, audit_seq, response, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    r.scope, r.key, r.requestHash, r.auditSeq, canonicalJson(r.response), r.createdAt,
+    'INSERT INTO idempotency (scope, key, request_hash, audit_seq, response, digest, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    r.scope, r.key, r.requestHash, r.auditSeq, canonicalJson(r.response), r.digest ?? null, r.createdAt,
   );
 }

@@ -1,12 +1,11 @@
 import { z } from 'zod';
-import { seriesFor } from '../../ports/ledger.ts';
+import { COUNT_ASSET, seriesFor } from '../../ports/ledger.ts';
 import { parseDuration } from '../duration.ts';
 import { durationField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { applies, defineRule } from './types.ts';
 
 /** The request-count series (ports/ledger.ts): asset `*`, amount 0, count 1 per request. */
-const COUNT_ASSET = '*';
 
 /**
  * Runaway-loop guard for paid APIs (x402): at most `max` payments by one agent to the same resource

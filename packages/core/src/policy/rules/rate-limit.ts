@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { seriesFor } from '../../ports/ledger.ts';
+import { COUNT_ASSET, seriesFor } from '../../ports/ledger.ts';
 import { parseDuration } from '../duration.ts';
 import { durationField, matchField, ruleBase, scopeField } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
@@ -7,7 +7,6 @@ import { invalidPolicyAt } from '../path.ts';
 import { applies, defineRule, type Finding, type RuleContext, type WindowContext } from './types.ts';
 
 /** The request-count series (ports/ledger.ts): asset `*`, amount 0, count 1 per request. */
-const COUNT_ASSET = '*';
 
 /** Rolling-window request count (semantics §7): used + 1 must stay within `max`. */
 export const rateLimitRule = defineRule({
