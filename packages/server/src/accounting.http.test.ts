@@ -140,6 +140,23 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(frozen.body.error.code, 'agent_frozen');
     });
 
+    test('an idempotent retry whose payload canonicalises alike but decodes to another digest is refused, not re-signed', async () => {
+      // Reproduces the reviewed attack below the HTTP edge (which now refuses `__proto__` keys itself): the old
+      // request hash dropped `__proto__` members, so these two payloads hashed alike and the retry re-signed B.
+      const policy = { version: 1, rules: [{ name: 'notes', type: 'allow', match: { primary_types: ['Note'], domains: [{ name: 'Notes', chain_id: 8453 }] } }] };
+      const { agent } = await provisionAgent(h, { policy });
+      const session = (await h.admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'] })).body.session;
+      const auth = { agent: await h.airlock.store.getAgent(agent.id), session: await h.airlock.store.getSession(session.id) } as any;
+      const note = (text: string) => JSON.parse(`{"chainId":8453,"typedData":{"domain":{"name":"Notes","chainId":8453},"types":{"Note":[{"name":"__proto__","type":"Inner"}],"Inner":[{"name":"text","type":"string"}]},"primaryType":"Note","message":{"__proto__":{"text":"${text}"}}}}`);
+      const first = await h.airlock.signing.sign(auth, 'evm.typed_data', note('pay 1'), 'proto-key');
+      assert.equal(first.status, 200);
+      await assert.rejects(h.airlock.signing.sign(auth, 'evm.typed_data', note('pay 1000'), 'proto-key'), (e: any) => e.code === 'idempotency_conflict');
+      const replay = await h.airlock.signing.sign(auth, 'evm.typed_data', note('pay 1'), 'proto-key');
+      assert.equal(replay.body.signature, first.body.signature);
+      const conflicts = (await entries(agent.name, 'sign.request')).filter((e) => e.data.errorCode === 'idempotency_conflict');
+      assert.equal(conflicts.length, 1);
+    });
+
     test('an authorization waiting for approval holds its nonce; denying it frees the nonce', async () => {
       const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ approvalAbove: '50000000' }) });
       const big = usdcAuthorization(agent.address, ALICE, 60_000_000n, validBefore(), nonce(300));

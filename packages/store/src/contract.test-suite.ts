@@ -4,8 +4,8 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AirlockError, AuditChainVerifier, GENESIS_HASH } from '@airlock/core';
-import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, PaymentRecord, Session, Store, WindowQuery } from '@airlock/core';
+import { AirlockError, AuditChainVerifier, COUNT_ASSET, GENESIS_HASH } from '@airlock/core';
+import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, Store, WindowQuery } from '@airlock/core';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
 interface RawExec {
@@ -185,6 +185,39 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(await store.transaction((tx) => tx.getIdempotency('session:ses_1', 'k1')), record);
       assert.equal(await store.transaction((tx) => tx.getIdempotency('session:ses_2', 'k1')), undefined);
       await rejectsWithCode(store.transaction((tx) => tx.putIdempotency({ ...record, requestHash: 'ef'.repeat(32) })), 'conflict');
+    });
+
+    test('idempotency records keep the digest of the original request', async () => {
+      const store = await fresh();
+      const record = { scope: 'agent:ag_1', key: 'k2', requestHash: 'cd'.repeat(32), digest: 'ab'.repeat(32), auditSeq: 4, response: { status: 200, body: { auditSeq: 4 } }, createdAt: 6 };
+      await store.transaction((tx) => tx.putIdempotency(record));
+      assert.deepEqual(await store.transaction((tx) => tx.getIdempotency('agent:ag_1', 'k2')), record);
+    });
+
+    test('nonce claims: one claim per key; approvals turn pending claims into signed ones or free them', async () => {
+      const store = await fresh();
+      const claim = (key: string, extra: Partial<NonceClaim> = {}): NonceClaim => ({ key, agentId: 'ag_1', digest: '11'.repeat(32), auditSeq: 1, state: 'signed', createdAt: 10, ...extra });
+      await store.transaction((tx) => tx.claimNonces([claim('eip3009|eip155:1|0xt|0xa|1'), claim('eip3009|eip155:1|0xt|0xa|2')]));
+      const got = await store.transaction((tx) => tx.getNonceClaims(['eip3009|eip155:1|0xt|0xa|2', 'eip3009|eip155:1|0xt|0xa|9']));
+      assert.deepEqual(got, [claim('eip3009|eip155:1|0xt|0xa|2')]);
+      assert.deepEqual(await store.transaction((tx) => tx.getNonceClaims([])), []);
+      // A second claim of a key conflicts, and the transaction that tried it leaves nothing behind.
+      await rejectsWithCode(store.transaction((tx) => tx.claimNonces([claim('eip3009|eip155:1|0xt|0xa|3'), claim('eip3009|eip155:1|0xt|0xa|1', { digest: '22'.repeat(32) })])), 'conflict');
+      assert.deepEqual(await store.transaction((tx) => tx.getNonceClaims(['eip3009|eip155:1|0xt|0xa|3'])), []);
+      assert.equal((await store.transaction((tx) => tx.getNonceClaims(['eip3009|eip155:1|0xt|0xa|1'])))[0]!.digest, '11'.repeat(32));
+
+      const approval = (id: string): ApprovalRecord => ({
+        id, agentId: 'ag_1', sessionId: 'ses_1', auditSeq: 1, action: 'evm.typed_data', request: {}, digest: '33'.repeat(32), summary: {}, state: 'pending', createdAt: 1_000, expiresAt: 60_000,
+      });
+      await store.transaction(async (tx) => {
+        await tx.holdForApproval(approval('apr_a'), []);
+        await tx.claimNonces([claim('k-a', { state: 'pending', approvalId: 'apr_a' })]);
+        await tx.holdForApproval(approval('apr_b'), []);
+        await tx.claimNonces([claim('k-b', { state: 'pending', approvalId: 'apr_b' })]);
+      });
+      await store.transaction((tx) => tx.decideApproval('apr_a', 'approved', 'op', 2_000, 2));
+      await store.transaction((tx) => tx.decideApproval('apr_b', 'denied', 'op', 2_000, 3));
+      assert.deepEqual(await store.transaction((tx) => tx.getNonceClaims(['k-a', 'k-b'])), [claim('k-a', { state: 'signed', approvalId: 'apr_a' })]);
     });
 
     test('the audit log is a hash chain that verifies, filters, pages, and survives a rollback unchanged', async () => {
@@ -411,6 +444,17 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           { agentId: 'ag_1', origin: 'https://api.example.com', asset: 'eip155:8453/erc20:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', reserved: 0n, settled: 700n, released: 0n, count: 1 },
         ]);
         assert.deepEqual(await store.paymentSummary({ agentId: 'ag_other' }), []);
+      });
+
+      test('an expired payment releases its amounts but keeps its request count (a signature was released)', async () => {
+        const store = await fresh();
+        const counted: LedgerWrite[] = [...writes, { series: 'agent:ag_1', asset: COUNT_ASSET, amount: 0n, count: 1 }];
+        await store.transaction((tx) => tx.holdPayment(payment('pay_c', 'c1', 1_000), counted));
+        const count = () => store.transaction(async (tx) => (await tx.windowTotals([{ series: 'agent:ag_1', asset: COUNT_ASSET, sinceMs: 0 }]))[0]!);
+        assert.deepEqual(await count(), { amount: 0n, count: 1 });
+        await store.transaction((tx) => tx.finishPayment('pay_c', 'expired', 5_000, 3));
+        assert.deepEqual(await window(store), { amount: 0n, count: 0 }, 'the amount is released');
+        assert.deepEqual(await count(), { amount: 0n, count: 1 }, 'the count stays, now in the ledger');
       });
 
       test('reservedPayments lists only reserved ones, soonest validBefore first', async () => {
