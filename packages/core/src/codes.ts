@@ -75,6 +75,7 @@ export const VIOLATION_CODES = {
   resource_not_allowed: 'The paid resource is not among the allowed URL patterns (or the request names no resource).',
   nonce_reused: 'The authorization nonce is already claimed by a different signature (dry-run view of the `nonce_reused` error).',
   loop_guard_tripped: 'Too many payments to the same resource in the window: a runaway loop is assumed.',
+  chainless_domain: 'Typed data that moves tokens has an EIP-712 domain without chainId (valid on every chain) and no allow rule opts in to chainless domains.',
   x402_unsupported_scheme: 'The x402 requirement uses a scheme Airlock does not sign (only `exact`).',
   x402_unsupported_network: 'The x402 requirement names a network that is not an EVM chain Airlock knows.',
   x402_invalid_spender: 'The Permit2 spender is not the canonical x402 Permit2 proxy.',

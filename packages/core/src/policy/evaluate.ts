@@ -3,7 +3,7 @@ import type { LedgerView, WindowQuery } from '../ports/ledger.ts';
 import { windowKey } from '../ports/ledger.ts';
 import type { ViolationCode } from '../codes.ts';
 import type { Decision, Layer, Violation } from './decision.ts';
-import { intentFacts } from './facts.ts';
+import { intentFacts, type IntentFacts } from './facts.ts';
 import type { PolicyLayer } from './layers.ts';
 import { scopeSeries, type EvaluationInput, type RuleContext } from './rules/index.ts';
 
@@ -36,7 +36,8 @@ export function requiredWindows(layers: readonly PolicyLayer[], input: Evaluatio
 }
 
 /** Semantics §4: kinds granted only by a rule that names them get their own default-deny code. */
-function defaultDenyCode(intent: Intent): ViolationCode {
+function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
+  if (facts.chainlessValueMoving) return 'chainless_domain';
   switch (intent.kind) {
     case 'typed_data.unknown':
       return 'unknown_typed_data';
@@ -56,10 +57,11 @@ const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
   message_not_allowed: '; personal messages are granted only by an allow rule naming message',
   contract_call_not_allowed: '; contract calls are granted only by an allow rule naming contracts',
   contract_deploy_not_allowed: '; deploys are granted only by an allow rule with kinds: [contract.deploy]',
+  chainless_domain: '; the EIP-712 domain has no chainId, so the signature is valid on every chain: granted only by an allow rule with allow_chainless_domains: true',
 };
 
-function defaultDeny(layer: Layer, intent: Intent, why: string): Violation {
-  const code = defaultDenyCode(intent);
+function defaultDeny(layer: Layer, intent: Intent, facts: IntentFacts, why: string): Violation {
+  const code = defaultDenyCode(intent, facts);
   return { rule: `${layer}/default`, code, message: `${why} (default deny)${NAMING_HINT[code] ?? ''}` };
 }
 
@@ -103,12 +105,12 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
             code: 'resource_not_allowed',
             message: resource === undefined ? 'the payment names no resource; this rule only allows listed resources' : `${resource} matches none of the allowed resource patterns`,
           });
-        } else denials.push(defaultDeny(layer, input.intent, `no allow rule in the ${layer} policy matches`));
+        } else denials.push(defaultDeny(layer, input.intent, ctx.facts, `no allow rule in the ${layer} policy matches`));
       }
     }
   }
   // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.
-  if (!someLayerGrants) denials.push(defaultDeny('agent', input.intent, 'no policy layer has allow rules'));
+  if (!someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));
 
   const policyVersion = ordered.map((l) => l.label).join(',');
   if (denials.length > 0) return { decision: 'deny', violations: denials, allowedBy, policyVersion };

@@ -1,4 +1,19 @@
-import type { Intent } from '../intent.ts';
+import type { Intent, IntentKind } from '../intent.ts';
+
+/**
+ * Typed-data kinds that move or expose tokens. Signed over a domain without `chainId`, such a
+ * signature is valid on every chain where the verifying contract lives, so it is refused unless an
+ * allow rule opts in (semantics §4).
+ */
+const VALUE_MOVING_TYPED_DATA: ReadonlySet<IntentKind> = new Set<IntentKind>([
+  'eip3009.transfer_with_authorization',
+  'eip3009.receive_with_authorization',
+  'eip2612.permit',
+  'permit2.permit_single',
+  'permit2.permit_batch',
+  'permit2.permit_transfer_from',
+  'permit2.permit_witness_transfer_from',
+]);
 
 /**
  * What rules need to know about an intent, computed once per evaluation so that a hundred rules
@@ -18,10 +33,23 @@ export interface IntentFacts {
   destinations: readonly string[];
   /** Per destination, per asset: the same sums restricted to what goes to that destination. */
   requestedByDestination: ReadonlyMap<string, ReadonlyMap<string, bigint>>;
-  /** Every counterparty: `intent.to` plus the destinations. */
+  /** Every counterparty: `intent.to` plus the destinations. What a destinations allowlist must cover. */
   counterparties: readonly string[];
+  /**
+   * Every address the intent names as a party: the counterparties, the call target and the x402
+   * `payTo`. What a deny reading (`to` in a deny match, a destinations denylist) looks at.
+   */
+  parties: readonly string[];
   /** Assets the intent moves or approves (network fees excluded); what `match.assets` looks at. */
   movedAssets: readonly string[];
+  /** Every chain the intent names (CAIP-2): the request chain, the EIP-712 domain chainId, the x402 network. */
+  chains: readonly string[];
+  /**
+   * Typed data that moves or exposes tokens over an EIP-712 domain without `chainId`: the signature
+   * is valid on every chain. Refused unless an allow rule opts in; counts as on every chain for
+   * deny rules and `chains` rules.
+   */
+  chainlessValueMoving: boolean;
 }
 
 function add(map: Map<string, bigint>, asset: string, amount: bigint): void {
@@ -50,15 +78,27 @@ export function intentFacts(intent: Intent): IntentFacts {
     add(perAsset, a.asset, a.amount);
   }
   const to = intent.to?.toLowerCase();
+  const contract = intent.call?.contract.toLowerCase();
   const destinations = [...requestedByDestination.keys()];
   const counterparties = to === undefined || requestedByDestination.has(to) ? destinations : [to, ...destinations];
+  const parties = new Set(counterparties);
+  if (contract !== undefined) parties.add(contract);
+  if (intent.payment) parties.add(intent.payment.payTo.toLowerCase());
+
+  const chains = new Set([intent.chain]);
+  const domainChainId = intent.typedData?.domain.chainId;
+  if (domainChainId !== undefined) chains.add(`eip155:${domainChainId}`);
+  if (intent.payment) chains.add(intent.payment.network);
   return {
     to,
-    contract: intent.call?.contract.toLowerCase(),
+    contract,
     requestedByAsset,
     destinations,
     requestedByDestination,
     counterparties,
+    parties: [...parties],
     movedAssets: [...moved],
+    chains: [...chains],
+    chainlessValueMoving: intent.typedData !== undefined && domainChainId === undefined && VALUE_MOVING_TYPED_DATA.has(intent.kind),
   };
 }

@@ -26,7 +26,12 @@ const INTEGER = /^(0|[1-9][0-9]*)$/;
 
 /**
  * A `match` block compiled once: every list becomes a Set, every pattern a RegExp, every amount a
- * bigint. `matches` then only does lookups.
+ * bigint. It has two readings (semantics §2):
+ * - `matches` ("covers", for allow): the intent lies within the listed values: every moved asset
+ *   and every named chain is listed, the main counterparty is listed, the call satisfies `args`.
+ * - `touches` ("touches", for deny and every rule that restricts where it applies): some part of the
+ *   intent is listed: any moved asset, any party, any named chain. Adding spends, approvals, parties
+ *   or a call to an intent can only make it touch more, so a deny cannot be escaped by adding to it.
  */
 export class CompiledMatch {
   readonly empty: boolean;
@@ -87,34 +92,74 @@ export class CompiledMatch {
     this.namesDeploy = this.kinds?.has('contract.deploy') ?? false;
   }
 
-  /** `ignoreResources`: whether everything but the resource matches (to name `resource_not_allowed`). */
+  /**
+   * Covers (allow): every given field holds for the whole intent. `ignoreResources`: whether
+   * everything but the resource matches (to name `resource_not_allowed`).
+   */
   matches(intent: Intent, facts: IntentFacts, ignoreResources = false): boolean {
     if (this.resources && !ignoreResources) {
       // Fail closed: a request that names no resource never matches a rule that names resources.
       const resource = intent.payment?.resource;
       if (resource === undefined || !this.resources.some((p) => p.test(resource))) return false;
     }
-    if (this.actions && !this.actions.has(intent.action)) return false;
-    if (this.chains && !this.chains.has(intent.chain)) return false;
-    if (this.kinds && !this.kinds.has(intent.kind)) return false;
+    if (!this.matchesSingleValued(intent)) return false;
+    // Every chain the intent names must be listed.
+    if (this.chains && !facts.chains.every((c) => this.chains!.has(c))) return false;
     if (this.to && (facts.to === undefined || !this.to.has(facts.to))) return false;
     if (this.assets) {
       // Everything the intent moves must be listed, and it must move something.
       if (facts.movedAssets.length === 0) return false;
       for (const a of facts.movedAssets) if (!this.assets.has(a)) return false;
     }
-    if (this.contracts && (facts.contract === undefined || !this.contracts.has(facts.contract))) return false;
-    if (this.selectors && (intent.call === undefined || !this.selectors.has(intent.call.selector.toLowerCase()))) return false;
     if (this.args) {
       const args = intent.call?.args;
       if (!args) return false;
       for (const check of this.args) if (!argMatches(check, args[check.name])) return false;
     }
-    if (this.primaryTypes && (intent.typedData === undefined || !this.primaryTypes.has(intent.typedData.primaryType))) return false;
     if (this.domains) {
       const domain = intent.typedData?.domain;
-      if (!domain || !this.domains.some((d) => domainMatches(d, domain))) return false;
+      if (!domain || !this.domains.some((d) => domainMatches(d, domain, false))) return false;
     }
+    return true;
+  }
+
+  /**
+   * Touches (deny, and where a restricting rule applies): every given field is hit by some part of
+   * the intent. Where the intent cannot tell (a payment naming no resource, a call whose arguments
+   * were not decoded, a value-moving signature over a domain without chainId), it counts as touching:
+   * fail closed.
+   */
+  touches(intent: Intent, facts: IntentFacts): boolean {
+    if (this.resources) {
+      const payment = intent.payment;
+      if (payment === undefined) return false;
+      const resource = payment.resource;
+      if (resource !== undefined && !this.resources.some((p) => p.test(resource))) return false;
+    }
+    if (!this.matchesSingleValued(intent)) return false;
+    // A signature over a chainless domain is valid on every chain, listed ones included.
+    if (this.chains && !facts.chainlessValueMoving && !facts.chains.some((c) => this.chains!.has(c))) return false;
+    if (this.to && !facts.parties.some((p) => this.to!.has(p))) return false;
+    if (this.assets && !facts.movedAssets.some((a) => this.assets!.has(a))) return false;
+    if (this.args) {
+      const call = intent.call;
+      if (!call) return false;
+      if (call.args) for (const check of this.args) if (!argMatches(check, call.args[check.name])) return false;
+    }
+    if (this.domains) {
+      const domain = intent.typedData?.domain;
+      if (!domain || !this.domains.some((d) => domainMatches(d, domain, facts.chainlessValueMoving))) return false;
+    }
+    return true;
+  }
+
+  /** Fields an intent has at most one value for: both readings agree on them. */
+  private matchesSingleValued(intent: Intent): boolean {
+    if (this.actions && !this.actions.has(intent.action)) return false;
+    if (this.kinds && !this.kinds.has(intent.kind)) return false;
+    if (this.contracts && (intent.call === undefined || !this.contracts.has(intent.call.contract.toLowerCase()))) return false;
+    if (this.selectors && (intent.call === undefined || !this.selectors.has(intent.call.selector.toLowerCase()))) return false;
+    if (this.primaryTypes && (intent.typedData === undefined || !this.primaryTypes.has(intent.typedData.primaryType))) return false;
     if (this.messagePrefix !== undefined || this.messagePattern !== undefined) {
       const text = intent.message?.text;
       if (text === undefined) return false;
@@ -187,8 +232,9 @@ function argMatches(check: ArgCheck, actual: unknown): boolean {
   return true;
 }
 
-function domainMatches(d: DomainCheck, domain: NonNullable<Intent['typedData']>['domain']): boolean {
-  if (d.chainId !== undefined && domain.chainId !== d.chainId) return false;
+/** `onEveryChain`: a chainless value-moving signature, read as touching: it is valid on the listed chain too. */
+function domainMatches(d: DomainCheck, domain: NonNullable<Intent['typedData']>['domain'], onEveryChain: boolean): boolean {
+  if (d.chainId !== undefined && domain.chainId !== d.chainId && !onEveryChain) return false;
   if (d.verifyingContract !== undefined && domain.verifyingContract?.toLowerCase() !== d.verifyingContract) return false;
   if (d.name !== undefined && domain.name !== d.name) return false;
   if (d.version !== undefined && domain.version !== d.version) return false;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Intent } from '../../intent.ts';
+import type { IntentFacts } from '../facts.ts';
 import { matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { defineRule, type CompiledAllowRule } from './types.ts';
@@ -7,14 +8,26 @@ import { defineRule, type CompiledAllowRule } from './types.ts';
 /**
  * Grants requests its `match` matches (semantics §3). Some kinds are granted only by a rule that
  * names them (§4): unknown typed data needs `primary_types` and `domains`, personal messages need
- * `message`, calls to contracts need `contracts`, deploys need `kinds: [contract.deploy]`.
+ * `message`, calls to contracts need `contracts`, deploys need `kinds: [contract.deploy]`; typed data
+ * that moves tokens over a domain without chainId (replayable on every chain) needs
+ * `allow_chainless_domains: true`.
  */
 export const allowRule = defineRule({
   type: 'allow',
-  schema: z.strictObject({ ...ruleBase, type: z.literal('allow'), match: matchField }),
+  schema: z.strictObject({
+    ...ruleBase,
+    type: z.literal('allow'),
+    match: matchField,
+    allow_chainless_domains: z
+      .boolean()
+      .default(false)
+      .describe('Also grant EIP-3009, EIP-2612 and Permit2 signatures whose EIP-712 domain has no chainId. Such a signature is valid on every chain where the verifying contract lives.'),
+  }),
   build(options, env): CompiledAllowRule {
     const match = new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
-    const grantsByName = (intent: Intent): boolean => {
+    const allowChainless = options.allow_chainless_domains;
+    const grantsByName = (intent: Intent, facts: IntentFacts): boolean => {
+      if (facts.chainlessValueMoving && !allowChainless) return false;
       switch (intent.kind) {
         case 'typed_data.unknown':
           return match.namesTypedData;
@@ -33,11 +46,11 @@ export const allowRule = defineRule({
       type: 'allow',
       grantsByName,
       missesOnlyByResource(ctx) {
-        return match.namesResources && grantsByName(ctx.input.intent) && match.matches(ctx.input.intent, ctx.facts, true);
+        return match.namesResources && grantsByName(ctx.input.intent, ctx.facts) && match.matches(ctx.input.intent, ctx.facts, true);
       },
       windows() {},
       evaluate(ctx) {
-        return grantsByName(ctx.input.intent) && match.matches(ctx.input.intent, ctx.facts) ? 'grant' : 'pass';
+        return grantsByName(ctx.input.intent, ctx.facts) && match.matches(ctx.input.intent, ctx.facts) ? 'grant' : 'pass';
       },
     };
   },

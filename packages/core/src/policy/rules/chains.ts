@@ -3,7 +3,10 @@ import { chainField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { applies, defineRule } from './types.ts';
 
-/** Allowlist of CAIP-2 chains (semantics §10). */
+/**
+ * Allowlist of CAIP-2 chains (semantics §10): every chain the intent names must be listed. A
+ * value-moving signature over a domain without chainId is valid on every chain, so no list covers it.
+ */
 export const chainsRule = defineRule({
   type: 'chains',
   schema: z.strictObject({ ...ruleBase, type: z.literal('chains'), allow: z.array(chainField).min(1, 'expected a non-empty list'), match: matchField.optional() }),
@@ -15,9 +18,11 @@ export const chainsRule = defineRule({
       type: 'chains',
       windows() {},
       evaluate(ctx) {
-        const { chain } = ctx.input.intent;
-        if (allow.has(chain) || !applies(match, ctx)) return 'pass';
-        return [{ code: 'chain_not_allowed', message: `chain ${chain} is not allowed (allowed: ${options.allow.join(', ')})` }];
+        const { chainlessValueMoving, chains } = ctx.facts;
+        const outside = chains.find((c) => !allow.has(c));
+        if ((outside === undefined && !chainlessValueMoving) || !applies(match, ctx)) return 'pass';
+        const what = outside !== undefined ? `chain ${outside} is` : 'a signature over an EIP-712 domain without chainId is valid on every chain, and is';
+        return [{ code: 'chain_not_allowed', message: `${what} not allowed (allowed: ${options.allow.join(', ')})` }];
       },
     };
   },

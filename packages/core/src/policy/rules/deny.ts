@@ -3,7 +3,10 @@ import { matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { defineRule, type Finding } from './types.ts';
 
-/** Explicit deny (semantics §2): wins over every allow rule in every layer. */
+/**
+ * Explicit deny (semantics §2): wins over every allow rule in every layer. Its `match` is read as
+ * "touches": any moved asset, any party, any named chain listed is enough.
+ */
 export const denyRule = defineRule({
   type: 'deny',
   schema: z.strictObject({ ...ruleBase, type: z.literal('deny'), match: matchField }),
@@ -17,7 +20,7 @@ export const denyRule = defineRule({
       type: 'deny',
       windows() {},
       evaluate(ctx) {
-        return match.matches(ctx.input.intent, ctx.facts) ? findings : 'pass';
+        return match.touches(ctx.input.intent, ctx.facts) ? findings : 'pass';
       },
     };
   },

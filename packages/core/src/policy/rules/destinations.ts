@@ -5,8 +5,10 @@ import { resolveAddressList } from '../sets.ts';
 import { applies, defineRule, type Finding } from './types.ts';
 
 /**
- * Allowlist or denylist of counterparties (semantics §8): `intent.to` and every spend recipient
- * and approval spender are checked.
+ * Allowlist or denylist of counterparties (semantics §8). An allowlist must cover `intent.to` and
+ * every spend recipient and approval spender; a denylist refuses when any party is listed, the call
+ * target and the x402 payTo included (an ERC-20 transfer's call target is the token, which an
+ * allowlist of payees does not list, but a denylist of contracts must catch).
  */
 export const destinationsRule = defineRule({
   type: 'destinations',
@@ -24,7 +26,7 @@ export const destinationsRule = defineRule({
       evaluate(ctx) {
         if (!applies(match, ctx)) return 'pass';
         let findings: Finding[] | undefined;
-        for (const party of ctx.facts.counterparties) {
+        for (const party of isAllowList ? ctx.facts.counterparties : ctx.facts.parties) {
           if (list.has(party) === isAllowList) continue;
           (findings ??= []).push(
             isAllowList

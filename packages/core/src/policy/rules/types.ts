@@ -50,7 +50,7 @@ export interface CompiledRule {
 /** An allow rule also says whether it names the kinds that are only granted by name. */
 export interface CompiledAllowRule extends CompiledRule {
   readonly type: 'allow';
-  grantsByName(intent: Intent): boolean;
+  grantsByName(intent: Intent, facts: IntentFacts): boolean;
   /** True when the rule names resources and everything but the resource matches. */
   missesOnlyByResource(ctx: WindowContext): boolean;
 }
@@ -84,7 +84,11 @@ export function scopeSeries(input: EvaluationInput): Record<Scope, string> {
 
 export const NO_FINDINGS: readonly Finding[] = [];
 
-/** Rules that apply only where their `match` matches; absent `match` means everywhere. */
-export function applies(match: { matches(intent: Intent, facts: IntentFacts): boolean } | undefined, ctx: WindowContext): boolean {
-  return match === undefined || match.matches(ctx.input.intent, ctx.facts);
+/**
+ * Rules that apply only where their `match` touches the intent; absent `match` means everywhere.
+ * Every such rule restricts, so it must apply when any part of the intent is in its scope: with the
+ * covers reading, adding an unlisted asset or party to a request would switch the restriction off.
+ */
+export function applies(match: { touches(intent: Intent, facts: IntentFacts): boolean } | undefined, ctx: WindowContext): boolean {
+  return match === undefined || match.touches(ctx.input.intent, ctx.facts);
 }
