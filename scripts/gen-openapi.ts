@@ -12,7 +12,7 @@ if (process.argv.includes('--check')) {
     current = readFileSync(path, 'utf8');
   } catch {}
   if (current !== text) {
-    console.error('docs/openapi.json is stale: run `npm run openapi`');
+    console.error('docs/openapi.json is stale: run `npm run docs:gen`');
     process.exit(1);
   }
 } else {
