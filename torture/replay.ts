@@ -25,7 +25,7 @@ async function ledgerUsed(h: Harness, agent: string): Promise<bigint | undefined
 
 async function replayScenario(store: StoreKind, requests: number, v: Violations) {
   const h = await startHarness({ store, manualClock: true });
-  const figures = { replays: 0, conflicts: 0, freshKeyResigns: 0, freshKeyRecounted: 0, approvalsReused: 0, staleSessionRetries: 0 };
+  const figures = { replays: 0, conflicts: 0, freshKeyResigns: 0, freshKeyRecounted: 0, nonceRaceRefused: 0, approvalsReused: 0, staleSessionRetries: 0 };
   try {
     const label = store;
     const { agent, token, session } = await provisionAgent(h, { policy: usdcPolicy({ perRequest: BUDGET.toString(), daily: BUDGET.toString(), approvalAbove: APPROVAL_ABOVE.toString() }) });
@@ -62,17 +62,31 @@ async function replayScenario(store: StoreKind, requests: number, v: Violations)
     let used = await ledgerUsed(h, agent.name);
     v.check(used === expected, () => `${label}: after replays the ledger holds ${used}, the distinct signatures ${expected}`);
 
-    // 4. The same payload under a fresh key is a new request: Airlock signs it again (RFC 6979: the same bytes).
-    // The ledger may count it again (conservative: the chain accepts only one) or recognise it as the same
-    // payment (an EIP-3009 nonce), but never less than once and never more than once per signature.
+    // 4. The same payload under a fresh key. A transaction is a new request: Airlock signs it again (RFC 6979:
+    // the same bytes) and the ledger counts it again (conservative: the chain accepts only one). An
+    // authorization's nonce is already claimed by this very digest: a replay, the same signature, not recounted.
     let recounted = expected;
     for (const s of signed.slice(0, 4)) {
       const fresh = await sign(s.path, s.body, `${s.key}-fresh`);
       figures.freshKeyResigns++;
-      if (fresh.status === 200) {
+      if (s.path === '/v1/sign/typed-data') {
+        v.check(fresh.status === 200 && fresh.body.replayed === true && fresh.body.auditSeq === s.answer.auditSeq && fresh.body.signature === s.answer.signature,
+          () => `${label}: fresh key for authorization ${s.key} is not a replay: ${fresh.status} ${brief(fresh.body)}`);
+      } else if (fresh.status === 200) {
         v.check(fresh.body.auditSeq !== s.answer.auditSeq && !fresh.body.replayed, () => `${label}: fresh key for ${s.key} answered as a replay`);
         recounted += s.amount;
       } else v.check(fresh.status === 403 || fresh.status === 409, () => `${label}: fresh key for ${s.key}: ${fresh.status} ${brief(fresh.body)}`);
+    }
+    // 4b. Many different authorizations race for one fresh nonce: exactly one is signed and charged, every
+    // other is refused with nonce_reused (the claim is taken in the signing transaction, so no race wins twice).
+    const raceNonce = `0x${'5e'.repeat(32)}`;
+    const racers = await Promise.all(Array.from({ length: 12 }, (_, i) => sign('/v1/sign/typed-data', usdcAuthorization(agent.address, ALICE, BigInt(2_000 + i), validBefore, raceNonce))));
+    const winners = racers.filter((r) => r.status === 200);
+    figures.nonceRaceRefused = racers.filter((r) => r.status === 409 && r.body.error?.code === 'nonce_reused').length;
+    if (v.check(winners.length === 1 && figures.nonceRaceRefused === racers.length - 1, () => `${label}: nonce race: ${winners.length} signed, ${figures.nonceRaceRefused} nonce_reused`)) {
+      const amount = BigInt(winners[0]!.body.intent.spends[0].amount);
+      expected += amount;
+      recounted += amount;
     }
     used = await ledgerUsed(h, agent.name);
     v.check(used !== undefined && used >= expected && used <= recounted, () => `${label}: after fresh-key retries the ledger holds ${used}, expected ${expected}..${recounted}`);
