@@ -1,4 +1,4 @@
-import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, IdempotencyRecord, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
+import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, AuditHashVersion, IdempotencyRecord, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
 import { fromJson, toAmount, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
 /**
@@ -95,6 +95,7 @@ export function auditEntryFromRow(r: Row): AuditEntry {
     data: (fromJson(r.data) ?? {}) as Record<string, unknown>,
     prevHash: String(r.prev_hash),
     hash: String(r.hash),
+    hashVersion: toInt(r.hash_version) as AuditHashVersion,
   };
   const agentId = toOptionalString(r.agent_id);
   if (agentId !== undefined) e.agentId = agentId;
