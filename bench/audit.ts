@@ -2,7 +2,7 @@
 // and the `audit verify` rate over 1M entries. The 1M-entry chain is built fast but valid: each hash is
 // computed with hashAuditEntry exactly as appendAudit does, then rows are bulk-inserted with direct SQL;
 // verifyStoredAudit (what `airlock audit verify` runs) then re-reads and re-hashes every entry.
-import { GENESIS_HASH, canonicalJson, hashAuditEntry, verifyStoredAudit, type AuditEntryInput, type Store } from '../packages/core/src/index.ts';
+import { AUDIT_HASH_VERSION, GENESIS_HASH, canonicalJson, hashAuditEntry, verifyStoredAudit, type AuditEntryInput, type Store } from '../packages/core/src/index.ts';
 import { verifySchnorr } from '../packages/server/src/runtime.ts';
 import { insertAll, scratchStore, type StoreKind } from './lib/scratch-store.ts';
 import { figure, fmt, type BenchOptions, type Figure } from './lib/stats.ts';
@@ -102,18 +102,18 @@ export async function benchAudit(o: BenchOptions): Promise<AuditResult> {
       for (let seq = from; seq < from + BATCH && seq <= verifyEntries; seq++) {
         const input = signRequestEntry(seq, t0 + seq);
         // The hash appendAudit would store (buildAuditEntry): data passes through canonical JSON first.
-        const hash = hashAuditEntry(prev, seq, input);
-        rows.push([seq, input.at, input.type, input.actor, input.agentId!, input.sessionId!, input.action!, input.decision!, prev, hash, canonicalJson(input.data ?? {})]);
+        const hash = hashAuditEntry(prev, seq, input, AUDIT_HASH_VERSION);
+        rows.push([seq, input.at, input.type, input.actor, input.agentId!, input.sessionId!, input.action!, input.decision!, prev, hash, canonicalJson(input.data ?? {}), AUDIT_HASH_VERSION]);
         prev = hash;
       }
       for (const raw of raws) {
         if (raw.kind === 'sqlite') {
-          insertAll(raw.db, 'INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows);
+          insertAll(raw.db, 'INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data, hash_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', rows);
         } else {
-          const columns = Array.from({ length: 11 }, (_, c) => rows.map((row) => row[c]));
+          const columns = Array.from({ length: 12 }, (_, c) => rows.map((row) => row[c]));
           await raw.client.query(
-            `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::json[])`,
+            `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data, hash_version)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::json[], $12::smallint[])`,
             columns,
           );
         }

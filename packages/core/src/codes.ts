@@ -15,6 +15,8 @@ export const ERROR_CODES = {
   undecodable_payload: { status: 400, summary: 'The payload could not be decoded into an intent.' },
   chain_mismatch: { status: 400, summary: 'The payload names a different chain than the request.' },
   body_too_large: { status: 413, summary: 'The request body exceeds the size limit.' },
+  forbidden_json_key: { status: 400, summary: 'A JSON key is `__proto__`, `constructor` or `prototype`; refused at any depth.' },
+  payload_too_deep: { status: 400, summary: 'The JSON (or an EIP-712 struct type) nests deeper than 64 levels, or a struct type contains itself.' },
   not_found: { status: 404, summary: 'No such resource.' },
   // auth
   unauthenticated: { status: 401, summary: 'No valid credential was presented.' },

@@ -2,6 +2,7 @@ export * from './codes.ts';
 export * from './errors.ts';
 export * from './intent.ts';
 export * from './canonical-json.ts';
+export * from './parse-untrusted-json.ts';
 export * from './policy/decision.ts';
 export * from './policy/index.ts';
 export * from './ports/ledger.ts';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { AirlockError } from '@airlock/core';
 import { bytesToHex, getAddress, hashTypedData } from 'viem';
 import { createEvmAdapter } from './adapter.ts';
@@ -192,4 +192,39 @@ test('malformed typed data fails closed with the field path', () => {
   rejects({ typedData: { ...base, types: { ...base.types, EIP712Domain: [{ name: 'name', type: 'string' }] } } }, 'undecodable_payload', 'EIP712Domain');
   rejects({ typedData: { ...base, domain: { ...usdcDomain, extra: 1 } } }, 'invalid_request', 'typedData.domain');
   rejects({ typedData: { ...base, domain: { ...usdcDomain, verifyingContract: '0xzz' } } }, 'invalid_address', 'typedData.domain.verifyingContract');
+});
+
+describe('struct types that recurse or nest too deep are refused (payload_too_deep), never a stack overflow', () => {
+  const typed = (types: Record<string, { name: string; type: string }[]>, primaryType: string, message: unknown) => ({ typedData: { domain: { name: 'Tree', chainId: 8453 }, types, primaryType, message } });
+
+  test('a struct that contains itself through an array', () => {
+    rejects(typed({ Node: [{ name: 'value', type: 'uint256' }, { name: 'children', type: 'Node[]' }] }, 'Node', { value: 1, children: [{ value: 2, children: [] }] }), 'payload_too_deep', 'contains itself');
+  });
+
+  test('two structs that contain each other, one of them never reached from the primary type', () => {
+    rejects(typed({ Mail: [{ name: 'x', type: 'uint8' }], A: [{ name: 'b', type: 'B[1]' }], B: [{ name: 'a', type: 'A' }] }, 'Mail', { x: 1 }), 'payload_too_deep', 'contains itself');
+  });
+
+  test('a chain of distinct struct types deeper than 64 levels (10,000 types)', () => {
+    for (const n of [65, 10_000]) {
+      const types: Record<string, { name: string; type: string }[]> = {};
+      for (let i = 0; i < n; i++) types[`T${i}`] = [{ name: 'v', type: i + 1 < n ? `T${i + 1}` : 'uint8' }];
+      rejects(typed(types, 'T0', { v: { v: 1 } }), 'payload_too_deep', 'deeper than 64');
+    }
+  });
+
+  test('an array type with more than 64 dimensions', () => {
+    rejects(typed({ Grid: [{ name: 'cells', type: `uint8${'[]'.repeat(1000)}` }] }, 'Grid', { cells: [] }), 'payload_too_deep', 'deeper than 64');
+  });
+
+  test('a deep but finite chain of struct types within the limit is still accepted', () => {
+    const types: Record<string, { name: string; type: string }[]> = {};
+    let message: unknown = { v: 1 };
+    for (let i = 39; i >= 0; i--) {
+      types[`T${i}`] = [{ name: 'v', type: i === 39 ? 'uint8' : `T${i + 1}` }];
+      if (i < 39) message = { v: message };
+    }
+    const { intent } = decode(typed(types, 'T0', message));
+    assert.equal(intent.kind, 'typed_data.unknown');
+  });
 });

@@ -1,6 +1,6 @@
 // evm.typed_data: EIP-712. The payload is normalised against its own type definitions (every field present,
 // no extra fields, every value in range for its type) before hashing, so the hash covers exactly what was read.
-import { AirlockError, nonceKey } from '@airlock/core';
+import { AirlockError, MAX_JSON_DEPTH, nonceKey } from '@airlock/core';
 import type { DecodedRequest, Intent, SignerContext, TypedDataInfo } from '@airlock/core';
 import { getTypesForEIP712Domain, hashTypedData, hexToBytes } from 'viem';
 import type { Hex, TypedDataDomain, TypedDataParameter } from 'viem';
@@ -98,7 +98,65 @@ function readTypes(value: unknown, domain: TypedDataDomain): TypeDefinitions {
       && given.every((f) => DOMAIN_FIELD_TYPES[f.name] === f.type && expected.some((e) => e.name === f.name));
     if (!sameSet) throw new AirlockError('undecodable_payload', 'typedData.types.EIP712Domain does not match the fields of typedData.domain');
   } else types.EIP712Domain = [...expected];
+  checkTypeNesting(types);
   return types;
+}
+
+/** `Mail[2][]` -> { base: 'Mail', dims: 2 }; stops counting past the limit (the caller refuses it then). */
+function splitArrayType(type: string): { base: string; dims: number } {
+  let base = type;
+  let dims = 0;
+  while (base.endsWith(']') && dims <= MAX_JSON_DEPTH) {
+    const open = base.lastIndexOf('[');
+    if (open <= 0 || !/^[0-9]*$/.test(base.slice(open + 1, -1))) break;
+    base = base.slice(0, open);
+    dims++;
+  }
+  return { base, dims };
+}
+
+/**
+ * Refuses struct types that contain themselves (directly, through other structs or through arrays)
+ * and types nesting deeper than MAX_JSON_DEPTH (each struct and each array dimension is a level).
+ * Every later step (normalising the message, EIP-712 encodeType/encodeData, policy matching) recurses
+ * over the type graph, so a cycle or a chain of 10,000 types would end in a stack overflow there.
+ * Depth-first with an explicit stack, so checking a hostile graph cannot overflow either.
+ */
+function checkTypeNesting(types: TypeDefinitions): void {
+  const tooDeep = () => new AirlockError('payload_too_deep', `typedData.types nest deeper than ${MAX_JSON_DEPTH} levels`);
+  const depthOf = new Map<string, number>();
+  const onPath = new Set<string>();
+  for (const root of Object.keys(types)) {
+    if (depthOf.has(root)) continue;
+    const stack: { name: string; next: number; depth: number; childDims: number }[] = [{ name: root, next: 0, depth: 1, childDims: 0 }];
+    onPath.add(root);
+    while (stack.length > 0) {
+      const frame = stack[stack.length - 1]!;
+      const fields = types[frame.name]!;
+      if (frame.next < fields.length) {
+        const { base, dims } = splitArrayType(fields[frame.next++]!.type);
+        if (dims > MAX_JSON_DEPTH) throw tooDeep();
+        if (!Object.hasOwn(types, base)) {
+          frame.depth = Math.max(frame.depth, 1 + dims);
+        } else if (onPath.has(base)) {
+          throw new AirlockError('payload_too_deep', `typedData.types.${base.slice(0, 40)} contains itself (recursive struct types are refused)`);
+        } else if (depthOf.has(base)) {
+          frame.depth = Math.max(frame.depth, 1 + dims + depthOf.get(base)!);
+        } else {
+          frame.childDims = dims;
+          stack.push({ name: base, next: 0, depth: 1, childDims: 0 });
+          onPath.add(base);
+        }
+        if (frame.depth > MAX_JSON_DEPTH || stack.length > MAX_JSON_DEPTH) throw tooDeep();
+        continue;
+      }
+      stack.pop();
+      onPath.delete(frame.name);
+      depthOf.set(frame.name, frame.depth);
+      const parent = stack[stack.length - 1];
+      if (parent) parent.depth = Math.max(parent.depth, 1 + parent.childDims + frame.depth);
+    }
+  }
 }
 
 /** Walks a value against its EIP-712 type, returning it normalised or failing with the field path. */

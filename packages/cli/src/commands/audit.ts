@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { AirlockError, AuditChainVerifier, checkpointDigest, verifyStoredAudit, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult } from '@airlock/core';
+import { AirlockError, AuditChainVerifier, checkpointDigest, isAirlockError, parseUntrustedJson, verifyStoredAudit, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult } from '@airlock/core';
 import type { Command, CliContext } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { positiveInt, usage } from '../args.ts';
@@ -149,15 +149,21 @@ export async function verifyExport(file: string, publicKey?: string): Promise<Au
   for await (const line of lines) {
     lineNo++;
     if (!line.trim()) continue;
-    const value = parseLine(line);
+    const { value, refused } = parseLine(line);
     if (!header) {
+      if (refused) throw new AirlockError(refused.code, `${file}: line ${lineNo}: ${refused.message}`);
       if (value?.format !== EXPORT_FORMAT || !Array.isArray(value.checkpoints)) throw new AirlockError('invalid_request', `${file} is not an Airlock audit export (line ${lineNo} is not its header).`);
       const checkpoints = value.checkpoints as AuditCheckpoint[];
       header = { format: EXPORT_FORMAT, publicKey: String(value.publicKey), checkpoints };
       verifier = new AuditChainVerifier(checkpoints);
       continue;
     }
-    // A line that is not an entry at all is tampering too: report it where the chain breaks.
+    // A line that is not an entry at all is tampering too: report it where the chain breaks. So is one
+    // with a prototype key or absurd nesting, which no writer produces.
+    if (refused) {
+      unreadable = { seq: lastSeq + 1, reason: `line ${lineNo} is refused: ${refused.message}` };
+      break;
+    }
     if (value === undefined || typeof value.seq !== 'number') {
       unreadable = { seq: lastSeq + 1, reason: `line ${lineNo} is not an audit entry` };
       break;
@@ -172,11 +178,13 @@ export async function verifyExport(file: string, publicKey?: string): Promise<Au
   return unreadable ? { ...result, ok: false, firstBad: unreadable } : result;
 }
 
-function parseLine(line: string): Record<string, unknown> | undefined {
+/** An export line, with the same key and depth checks as a request body (the file is as untrusted). */
+function parseLine(line: string): { value?: Record<string, unknown>; refused?: AirlockError } {
   try {
-    const v: unknown = JSON.parse(line);
-    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
+    const v = parseUntrustedJson(line, { subject: 'The line' });
+    return v !== null && typeof v === 'object' ? { value: v as Record<string, unknown> } : {};
+  } catch (e) {
+    if (isAirlockError(e) && e.code !== 'invalid_json') return { refused: e };
+    return {};
   }
 }

@@ -13,10 +13,18 @@ export interface AuditEntryInput {
   data: Record<string, unknown>;
 }
 
+/**
+ * How an entry's hash was computed (see `hashAuditEntry`). 1: the canonical JSON used before RFC 8785
+ * (entries written before audit hash version 2 existed); 2: RFC 8785 (JCS). Every new entry is 2.
+ */
+export type AuditHashVersion = 1 | 2;
+
 export interface AuditEntry extends AuditEntryInput {
   seq: number; // 1, 2, 3…
   prevHash: string; // hex; 64 zeros for seq 1
   hash: string; // hex
+  /** Absent means 1: exports and rows written before the version was recorded. */
+  hashVersion?: AuditHashVersion;
 }
 
 export interface AuditCheckpoint {

@@ -1,5 +1,5 @@
 import { Hono, type Context } from 'hono';
-import { AirlockError } from '@airlock/core';
+import { AirlockError, parseUntrustedJson } from '@airlock/core';
 import { authenticate, FailureLimiter } from './auth.ts';
 import { errorResponse } from './errors.ts';
 import type { AirlockHolder } from './holder.ts';
@@ -42,7 +42,10 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
   return app;
 }
 
-/** Reads a JSON body with a hard size limit (checked on the bytes, not only the header). */
+/**
+ * Reads a JSON body with a hard size limit (checked on the bytes, not only the header), then refuses
+ * prototype keys and excess nesting before any route, schema or hash sees it.
+ */
 async function readJson(c: Context, limit: number): Promise<unknown> {
   const declared = Number(c.req.header('content-length') ?? 0);
   if (declared > limit) throw new AirlockError('body_too_large', `Request bodies are limited to ${limit} bytes.`);
@@ -63,9 +66,5 @@ async function readJson(c: Context, limit: number): Promise<unknown> {
   }
   const text = Buffer.concat(chunks).toString('utf8');
   if (!text.trim()) return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new AirlockError('invalid_json', 'The request body is not valid JSON.');
-  }
+  return parseUntrustedJson(text);
 }

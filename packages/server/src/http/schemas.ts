@@ -101,7 +101,7 @@ export const SessionSchema = z
 export const IssuedSessionResponse = z.object({ session: SessionSchema, token: z.string().describe('Shown once. Only its hash is stored.') }).meta({ id: 'IssuedSession' });
 
 export const AuditEntrySchema = z
-  .object({ seq: z.number(), at: z.string(), type: z.string(), actor: z.string(), agentId: z.string().optional(), sessionId: z.string().optional(), action: z.string().optional(), decision: z.string().optional(), data: z.unknown(), prevHash: z.string(), hash: z.string() })
+  .object({ seq: z.number(), at: z.string(), type: z.string(), actor: z.string(), agentId: z.string().optional(), sessionId: z.string().optional(), action: z.string().optional(), decision: z.string().optional(), data: z.unknown(), prevHash: z.string(), hash: z.string(), hashVersion: z.number().int().optional().describe('How the hash was computed: 2 = RFC 8785 canonical JSON (every new entry); 1 or absent = the form before it') })
   .meta({ id: 'AuditEntry' });
 
 export const AuditQueryParams = z.object({

@@ -1,6 +1,6 @@
 import type { Context } from 'hono';
 import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from '@x402/core/http';
-import { AirlockError, readPaymentRequired, type PaymentRecord, type PaymentRequired, type PaymentState } from '@airlock/core';
+import { AirlockError, checkJsonShape, readPaymentRequired, type PaymentRecord, type PaymentRequired, type PaymentState } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { RouteSpec } from './route-table.ts';
 import { agentOf, idempotencyKeyOf } from './routes.ts';
@@ -13,13 +13,19 @@ export function paymentJson(p: PaymentRecord) {
   return { ...rest, asset: `${p.network}/erc20:${asset}`, token: asset, value: value.toString(), createdAt: iso(createdAt), updatedAt: iso(updatedAt) };
 }
 
-/** Base64 headers are decoded with @x402/core's own helpers: what the reference client reads, Airlock reads. */
+/**
+ * Base64 headers are decoded with @x402/core's own helpers: what the reference client reads, Airlock
+ * reads. The JSON inside is as untrusted as a body, so it gets the body's key and depth checks.
+ */
 function decodeHeader<T>(decode: (v: string) => T, value: string, name: string): T {
+  let decoded: T;
   try {
-    return decode(value);
+    decoded = decode(value);
   } catch {
     throw new AirlockError('invalid_request', `${name} is not base64-encoded JSON.`);
   }
+  checkJsonShape(decoded, { subject: `The ${name} header` });
+  return decoded;
 }
 
 function paymentRequiredOf(body: S.X402PayInput): PaymentRequired {

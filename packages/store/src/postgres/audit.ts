@@ -13,10 +13,10 @@ export async function auditHead(q: Q): Promise<{ seq: number; hash: string }> {
 export async function appendAudit(q: Q, input: AuditEntryInput): Promise<AuditEntry> {
   const { entry, dataJson } = buildAuditEntry(await auditHead(q), input);
   await q(
-    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data, hash_version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
     [entry.seq, entry.at, entry.type, entry.actor, entry.agentId ?? null, entry.sessionId ?? null,
-      entry.action ?? null, entry.decision ?? null, entry.prevHash, entry.hash, dataJson],
+      entry.action ?? null, entry.decision ?? null, entry.prevHash, entry.hash, dataJson, entry.hashVersion],
   );
   return entry;
 }

@@ -1,9 +1,10 @@
-import { canonicalJson, hashAuditEntry, type AuditEntry, type AuditEntryInput } from '@airlock/core';
+import { AUDIT_HASH_VERSION, canonicalJson, hashAuditEntry, type AuditEntry, type AuditEntryInput } from '@airlock/core';
 
 /**
  * Builds the entry that will be stored at `seq` after `prevHash`. `data` goes through canonical JSON
  * first, so bigints become strings and the returned entry equals what a later read returns
- * (and therefore re-hashes to the same value).
+ * (and therefore re-hashes to the same value). New entries are always hashed with the current
+ * version, which is stored beside them (`hash_version`).
  */
 export function buildAuditEntry(prev: { seq: number; hash: string }, input: AuditEntryInput): { entry: AuditEntry; dataJson: string } {
   const dataJson = canonicalJson(input.data ?? {});
@@ -18,6 +19,6 @@ export function buildAuditEntry(prev: { seq: number; hash: string }, input: Audi
   if (input.action !== undefined) normalized.action = input.action;
   if (input.decision !== undefined) normalized.decision = input.decision;
   const seq = prev.seq + 1;
-  const hash = hashAuditEntry(prev.hash, seq, normalized);
-  return { entry: { ...normalized, seq, prevHash: prev.hash, hash }, dataJson };
+  const hash = hashAuditEntry(prev.hash, seq, normalized, AUDIT_HASH_VERSION);
+  return { entry: { ...normalized, seq, prevHash: prev.hash, hash, hashVersion: AUDIT_HASH_VERSION }, dataJson };
 }

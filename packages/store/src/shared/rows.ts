@@ -1,5 +1,5 @@
 import { COUNT_ASSET, type LedgerWrite } from '@airlock/core';
-import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, IdempotencyRecord, NonceClaim, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
+import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, AuditHashVersion, IdempotencyRecord, NonceClaim, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
 import { fromJson, toAmount, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
 /**
@@ -109,6 +109,7 @@ export function auditEntryFromRow(r: Row): AuditEntry {
     data: (fromJson(r.data) ?? {}) as Record<string, unknown>,
     prevHash: String(r.prev_hash),
     hash: String(r.hash),
+    hashVersion: toInt(r.hash_version) as AuditHashVersion,
   };
   const agentId = toOptionalString(r.agent_id);
   if (agentId !== undefined) e.agentId = agentId;

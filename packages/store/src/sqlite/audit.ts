@@ -14,10 +14,10 @@ export function auditHead(db: SqliteDb): { seq: number; hash: string } {
 export function appendAudit(db: SqliteDb, input: AuditEntryInput): AuditEntry {
   const { entry, dataJson } = buildAuditEntry(auditHead(db), input);
   db.run(
-    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data, hash_version)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     entry.seq, entry.at, entry.type, entry.actor, entry.agentId ?? null, entry.sessionId ?? null,
-    entry.action ?? null, entry.decision ?? null, entry.prevHash, entry.hash, dataJson,
+    entry.action ?? null, entry.decision ?? null, entry.prevHash, entry.hash, dataJson, entry.hashVersion!,
   );
   return entry;
 }

@@ -1,0 +1,82 @@
+import { AirlockError } from './errors.ts';
+
+/**
+ * Deepest nesting of arrays and objects accepted from outside. Requests, typed data, x402 requirements
+ * and policies nest a handful of levels; 64 leaves room for any of them while every recursive step
+ * after the edge (hashing, decoding, policy matching) stays far from the engine's stack limit.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Keys that reach the prototype machinery. JSON.parse makes `__proto__` an own member, but assigning
+ * it to a plain object sets the prototype instead (the member vanishes, or pollutes), and
+ * `constructor` / `prototype` are the other half of the usual prototype-pollution gadget chains.
+ * No Airlock document uses them, so they are refused at any depth rather than handled.
+ */
+export const FORBIDDEN_JSON_KEYS: readonly string[] = ['__proto__', 'constructor', 'prototype'];
+
+export interface JsonShapeOptions {
+  /** What is being read, for the error message ("The request body", "The policy document", …). */
+  subject?: string;
+  maxDepth?: number;
+}
+
+export type JsonShapeProblem = { kind: 'forbidden_key'; key: string } | { kind: 'too_deep'; maxDepth: number };
+
+/**
+ * The first forbidden key or excess nesting in a parsed value, or undefined. Iterative (an explicit
+ * stack), so a value of any depth is inspected without recursion; it stops at the first problem.
+ * Depth counts containers: a scalar is 0, `{}` and `[]` are 1, `{"a":[1]}` is 2.
+ */
+export function findJsonShapeProblem(value: unknown, maxDepth = MAX_JSON_DEPTH, forbiddenKeys: readonly string[] = FORBIDDEN_JSON_KEYS): JsonShapeProblem | undefined {
+  const stack: unknown[] = [value];
+  const depths: number[] = [0];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    const depth = depths.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth + 1 > maxDepth) return { kind: 'too_deep', maxDepth };
+    if (Array.isArray(node)) {
+      for (const item of node) if (item !== null && typeof item === 'object') (stack.push(item), depths.push(depth + 1));
+      continue;
+    }
+    for (const key of Object.keys(node)) {
+      if (forbiddenKeys.includes(key)) return { kind: 'forbidden_key', key };
+      const member = (node as Record<string, unknown>)[key];
+      if (member !== null && typeof member === 'object') (stack.push(member), depths.push(depth + 1));
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Refuses a parsed value from outside that has a prototype key anywhere (`forbidden_json_key`) or
+ * nests deeper than the limit (`payload_too_deep`). Call it before anything else reads the value.
+ */
+export function checkJsonShape(value: unknown, options: JsonShapeOptions = {}): void {
+  const maxDepth = options.maxDepth ?? MAX_JSON_DEPTH;
+  const problem = findJsonShapeProblem(value, maxDepth);
+  if (!problem) return;
+  const subject = options.subject ?? 'The request body';
+  // The key is one of three fixed names, so naming it echoes nothing from the input.
+  if (problem.kind === 'forbidden_key') {
+    throw new AirlockError('forbidden_json_key', `${subject} has a "${problem.key}" key; "__proto__", "constructor" and "prototype" are refused at any depth.`);
+  }
+  throw new AirlockError('payload_too_deep', `${subject} nests arrays and objects deeper than ${maxDepth} levels.`);
+}
+
+/**
+ * JSON.parse for text from outside (request bodies, headers, uploaded documents, export files): invalid
+ * JSON is `invalid_json`, then `checkJsonShape`. JSON.parse itself is iterative in V8 (a 100,000-deep
+ * body parses), so the depth check after it is what keeps later recursive code safe.
+ */
+export function parseUntrustedJson(text: string, options: JsonShapeOptions = {}): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new AirlockError('invalid_json', `${options.subject ?? 'The request body'} is not valid JSON.`);
+  }
+  checkJsonShape(value, options);
+  return value;
+}

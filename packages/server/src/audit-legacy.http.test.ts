@@ -1,0 +1,72 @@
+// An audit log written before canonical JSON became RFC 8785 (hash version 1) keeps verifying after
+// the upgrade, with new entries (version 2) chained after it; the old form's blind spot (__proto__
+// members) and a version going back are still caught.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type StoreKind } from './testing/harness.ts';
+import { legacyEntries, writeLegacyAuditChain } from './testing/legacy-audit.ts';
+
+interface RawStore {
+  rawExec(sql: string): Promise<void>;
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`audit hash versions (${store})`, () => {
+    test('a version-1 chain from before the upgrade verifies, and new version-2 entries chain onto it', async () => {
+      const h = await startHarness({ store });
+      try {
+        const legacyHead = await writeLegacyAuditChain(h, store);
+        assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true, 'the legacy chain alone verifies');
+
+        const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+        for (let i = 0; i < 2; i++) assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, i) })).status, 200);
+        await h.airlock.audit.checkpoint();
+
+        const verified = (await h.admin('POST', '/v1/audit/verify')).body;
+        assert.equal(verified.ok, true, JSON.stringify(verified.firstBad));
+        assert.equal(verified.unanchored, 0);
+        const { entries } = (await h.admin('GET', '/v1/audit?limit=1000')).body;
+        assert.equal(verified.entries, entries.length);
+        assert.ok(entries.length > legacyHead.seq + 2);
+        assert.deepEqual(entries.slice(0, legacyHead.seq).map((e: { hashVersion: number }) => e.hashVersion), legacyEntries(0).map(() => 1));
+        assert.ok(entries.slice(legacyHead.seq).every((e: { hashVersion: number }) => e.hashVersion === 2));
+        assert.equal(entries[legacyHead.seq].prevHash, legacyHead.hash, 'the first new entry chains onto the legacy head');
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('a __proto__ member added to a version-1 entry is caught, though the old form hashes it away', async () => {
+      const h = await startHarness({ store });
+      try {
+        await writeLegacyAuditChain(h, store);
+        const raw = h.airlock.store as unknown as RawStore;
+        // The old form drops the member, so this edit leaves the version-1 hash unchanged.
+        await raw.rawExec(`UPDATE audit_entries SET data = '{"__proto__":{"decision":"allow"},"errorCode":"policy_denied","byIndex":{"0":"a","1":"b","12":"c","x":"d"}}' WHERE seq = 2`);
+        const result = (await h.admin('POST', '/v1/audit/verify')).body;
+        assert.equal(result.ok, false);
+        assert.equal(result.firstBad.seq, 2);
+        assert.match(result.firstBad.reason, /edited/);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('a version-2 entry relabelled version 1 is caught at that entry', async () => {
+      const h = await startHarness({ store });
+      try {
+        await writeLegacyAuditChain(h, store);
+        const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+        await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n) });
+        const head = await h.airlock.store.auditHead();
+        await (h.airlock.store as unknown as RawStore).rawExec(`UPDATE audit_entries SET hash_version = 1 WHERE seq = ${head.seq}`);
+        const result = (await h.admin('POST', '/v1/audit/verify')).body;
+        assert.equal(result.ok, false);
+        assert.equal(result.firstBad.seq, head.seq);
+        assert.match(result.firstBad.reason, /hash version 1 follows version 2/);
+      } finally {
+        await h.close();
+      }
+    });
+  });
+}
