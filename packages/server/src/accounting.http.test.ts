@@ -2,6 +2,7 @@
 // charged one, and has its audit entry: attacked through HTTP as a compromised agent's session would.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { canonicalJson, requestHash } from '@airlock/core';
 import { ALICE, BASE, MALLORY, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 const API = 'https://api.example.com';
@@ -140,21 +141,23 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(frozen.body.error.code, 'agent_frozen');
     });
 
-    test('an idempotent retry whose payload canonicalises alike but decodes to another digest is refused, not re-signed', async () => {
-      // Reproduces the reviewed attack below the HTTP edge (which now refuses `__proto__` keys itself): the old
-      // request hash dropped `__proto__` members, so these two payloads hashed alike and the retry re-signed B.
-      const policy = { version: 1, rules: [{ name: 'notes', type: 'allow', match: { primary_types: ['Note'], domains: [{ name: 'Notes', chain_id: 8453 }] } }] };
-      const { agent } = await provisionAgent(h, { policy });
-      const session = (await h.admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'] })).body.session;
-      const auth = { agent: await h.airlock.store.getAgent(agent.id), session: await h.airlock.store.getSession(session.id) } as any;
-      const note = (text: string) => JSON.parse(`{"chainId":8453,"typedData":{"domain":{"name":"Notes","chainId":8453},"types":{"Note":[{"name":"__proto__","type":"Inner"}],"Inner":[{"name":"text","type":"string"}]},"primaryType":"Note","message":{"__proto__":{"text":"${text}"}}}}`);
-      const first = await h.airlock.signing.sign(auth, 'evm.typed_data', note('pay 1'), 'proto-key');
-      assert.equal(first.status, 200);
-      await assert.rejects(h.airlock.signing.sign(auth, 'evm.typed_data', note('pay 1000'), 'proto-key'), (e: any) => e.code === 'idempotency_conflict');
-      const replay = await h.airlock.signing.sign(auth, 'evm.typed_data', note('pay 1'), 'proto-key');
-      assert.equal(replay.body.signature, first.body.signature);
-      const conflicts = (await entries(agent.name, 'sign.request')).filter((e) => e.data.errorCode === 'idempotency_conflict');
-      assert.equal(conflicts.length, 1);
+    test('an idempotent retry is re-released only for the digest its record holds, whatever the request hash says', async () => {
+      // The reviewed attack made two payloads hash alike (canonical JSON dropped `__proto__` members, and a
+      // typed-data field named `__proto__` was read through the prototype). Both doors are shut at their own
+      // depth (RFC 8785 canonical JSON, the edge, the decoder); this checks the last one: the record's digest.
+      const { agent, token } = await provisionAgent(h, { policy: usdcPolicy() });
+      const body = usdcTransfer(ALICE, 1_000_000n, 77);
+      const sneaky = { scope: `agent:${agent.id}`, key: 'planted', requestHash: requestHash('evm.transaction', body, canonicalJson), digest: '00'.repeat(32), auditSeq: 1, response: { status: 200, body: { decision: 'allow', auditSeq: 1 } }, createdAt: h.clock!.now() };
+      await h.airlock.store.transaction((tx) => tx.putIdempotency(sneaky));
+      const retry = await h.call('POST', '/v1/sign/transaction', { token, body, headers: { 'idempotency-key': 'planted' } });
+      assert.equal(retry.status, 409);
+      assert.equal(retry.body.error.code, 'idempotency_conflict');
+      assert.equal(retry.body.signedTransaction, undefined);
+      // A field named `__proto__` no longer decodes at all.
+      const proto = JSON.parse('{"chainId":8453,"typedData":{"domain":{"name":"Notes","chainId":8453},"types":{"Note":[{"name":"__proto__","type":"Inner"}],"Inner":[{"name":"text","type":"string"}]},"primaryType":"Note","message":{}}}');
+      const refused = await h.call('POST', '/v1/sign/typed-data', { token, body: proto });
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error.code, 'undecodable_payload');
     });
 
     test('an authorization waiting for approval holds its nonce; denying it frees the nonce', async () => {

@@ -84,6 +84,9 @@ function readTypes(value: unknown, domain: TypedDataDomain): TypeDefinitions {
       if (!isRecord(field) || typeof field.name !== 'string' || typeof field.type !== 'string' || Object.keys(field).length !== 2) {
         throw new AirlockError('undecodable_payload', `${path}[${i}] must be {name, type}`);
       }
+      // A field named `__proto__` is read through the prototype chain of a plain message object: what
+      // policy saw and what was hashed could differ (found by the idempotency review). Refuse it by name.
+      if (!IDENTIFIER.test(field.name) || field.name === '__proto__') throw new AirlockError('undecodable_payload', `${path}[${i}].name is not a valid field name`);
       if (seen.has(field.name)) throw new AirlockError('undecodable_payload', `${path} repeats field '${field.name.slice(0, 40)}'`);
       seen.add(field.name);
       return { name: field.name, type: field.type };
