@@ -31,7 +31,7 @@ function swap(p: { recipient: string; amountIn: bigint; amountOutMinimum?: bigin
     abi: [EXACT_INPUT_SINGLE],
     args: [{ tokenIn: (p.tokenIn ?? USDC) as `0x${string}`, tokenOut: (p.tokenOut ?? WETH) as `0x${string}`, fee: 500, recipient: p.recipient as `0x${string}`, amountIn: p.amountIn, amountOutMinimum: p.amountOutMinimum ?? 1n, sqrtPriceLimitX96: 0n }],
   });
-  return { chainId: 8453, transaction: { type: 'eip1559', to: ROUTER, value: '0', data, nonce: p.nonce ?? 0, gas: '300000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' } };
+  return { chainId: 8453, transaction: { type: 'eip1559', to: ROUTER, value: '0', data: data as string, nonce: p.nonce ?? 0, gas: '300000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' } };
 }
 
 function erc20Call(token: string, selector: string, to: string, amount: bigint, chainId = 8453) {
@@ -70,6 +70,22 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal(res.body.valid, true, `${key}: ${JSON.stringify(res.body)}`);
         assert.deepEqual(res.body.warnings, [], key);
       }
+    });
+
+    test('PUT answers what an unsafe policy lets through (the README policy before issue 7), and still stores it', async () => {
+      const unsafe = docPolicy('README.md#Five-minute walkthrough').document as { rules: { name: string; match?: Record<string, unknown> }[] };
+      const loose = { ...unsafe, rules: unsafe.rules.filter((r) => r.name !== 'short-auth').map((r) => (r.match ? { ...r, match: { ...r.match, assets: undefined } } : r)) };
+      const { agent } = await provisionAgent(h);
+      const res = await h.admin('PUT', `/v1/policies/${agent.name}`, { document: JSON.parse(JSON.stringify(loose)) });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.changed, true);
+      assert.deepEqual(res.body.warnings.map((w: any) => [w.code, w.rule, w.path]), [
+        ['allow_without_assets', 'usdc-to-partners', 'rules[0].match'],
+        ['validity_unbounded', 'usdc-to-partners', 'rules[0].match'],
+      ]);
+      const capless = { version: 1, rules: [{ name: 'dai', type: 'allow', match: { kinds: ['erc20.transfer'], assets: [`eip155:8453/erc20:${DAI}`] } }] };
+      const again = await h.admin('PUT', `/v1/policies/${agent.name}`, { document: capless });
+      assert.deepEqual(again.body.warnings.map((w: any) => [w.code, w.path]), [['value_without_cap', 'rules[0].match.assets[0]'], ['value_without_budget', 'rules[0].match.assets[0]']]);
     });
 
     test('README walkthrough: 50 USDC to a partner is signed; 1,000,000 WETH and never-expiring authorizations are refused', async () => {

@@ -36,7 +36,7 @@ export const policyCommand: Command = {
       case 'validate': {
         const { warnings } = validatePolicy(parsePolicyText(readSource(need(a, 'file'))), checkAbiDeclarations);
         if (ctx.json) return printJson({ valid: true, warnings });
-        console.log(`${a}: valid${warnings.length ? ` (${warnings.length} warning${warnings.length > 1 ? 's' : ''})` : ''}`);
+        console.log(`${a}: valid`);
         return printWarnings(warnings);
       }
       case 'set': {
