@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { stringify as toYaml } from 'yaml';
 import { ALICE, MALLORY, USDC_ASSET, usdcPolicy, usdcTransfer } from '../../server/src/testing/harness.ts';
+import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { cliEnv, runCli, startDaemon, systemNodeLauncher, transcript, waitUnreachable, type CliResult, type Daemon } from './testing/cli-process.ts';
 
 const PASSPHRASE = 'cli e2e passphrase 7f3a9c';
@@ -218,6 +219,51 @@ describe('airlock CLI, end to end', () => {
       const json = JSON.parse(ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', tooBig, '--json')));
       assert.equal(json.decision.decision, 'deny');
       assert.deepEqual(json.decision.violations.map((v: { rule: string }) => v.rule), ['agent/usdc-per-request']);
+    });
+  });
+
+  describe('policy warnings', () => {
+    // The README walkthrough policy before issue 7: any token to the partners, authorizations valid forever.
+    const unsafe = `version: 1
+sets:
+  partners: ["0x1111111111111111111111111111111111111111"]
+rules:
+  - name: usdc-to-partners
+    type: allow
+    match: { chains: [eip155:8453], kinds: [erc20.transfer, eip3009.transfer_with_authorization], to: $partners }
+  - { name: usdc-per-request, type: max_amount, asset: ${USDC_ASSET}, max: "100000000" }
+  - { name: usdc-daily, type: budget, asset: ${USDC_ASSET}, max: "500000000", window: 24h, scope: agent }
+`;
+
+    test('validate and set print what an unsafe policy lets through, on stderr with stable codes; the README policy has none', async () => {
+      const path = file('unsafe.yaml', unsafe);
+      const r = await airlock('policy', 'validate', path);
+      assert.match(ok(r), /unsafe\.yaml: valid$/m);
+      assert.match(r.stderr, /^warning allow_without_assets at rules\[0\]\.match: /m);
+      assert.match(r.stderr, /^warning validity_unbounded at rules\[0\]\.match: /m);
+      const json = JSON.parse(ok(await airlock('policy', 'validate', path, '--json')));
+      assert.deepEqual(json.warnings.map((w: { code: string }) => w.code), ['allow_without_assets', 'validity_unbounded']);
+
+      const readme = file('readme.yaml', docPolicy('README.md#Five-minute walkthrough').source);
+      const clean = await airlock('policy', 'validate', readme);
+      assert.match(ok(clean), /readme\.yaml: valid$/m);
+      assert.doesNotMatch(clean.stderr, /warning/);
+
+      ok(await airlock('agent', 'create', '--name', 'warned'));
+      const set = await airlock('policy', 'set', 'warned', path);
+      assert.match(ok(set), /^warned: now version 1 /m);
+      assert.match(set.stderr, /^warning allow_without_assets at rules\[0\]\.match: /m);
+    });
+
+    test('validate refuses an ABI fragment that does not parse, naming its path', async () => {
+      const bad = file('bad-abi.yaml', `version: 1
+abis:
+  router: { contracts: ["0x2626664c2603336e57b271c5c0b26f421741e481"], functions: ["function swap(adress token)"] }
+rules: []
+`);
+      const r = await airlock('policy', 'validate', bad);
+      assert.equal(r.code, 1, r.stdout);
+      assert.match(r.stderr, /error \[invalid_policy\]: abis\.router\.functions\[0\]: /);
     });
   });
 

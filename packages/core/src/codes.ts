@@ -83,6 +83,20 @@ export const VIOLATION_CODES = {
   x402_invalid_spender: 'The Permit2 spender is not the canonical x402 Permit2 proxy.',
   x402_missing_domain: 'The x402 requirement lacks extra.name / extra.version (the token EIP-712 domain).',
   x402_invalid_requirement: 'The x402 requirement is malformed (amount, asset or payTo).',
+  abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
 } as const;
 
 export type ViolationCode = keyof typeof VIOLATION_CODES;
+
+/**
+ * Warnings about a policy that is valid but unsafe to run as written (`airlock policy validate`, the
+ * `warnings` of PUT /v1/policies/:scope). They never block a change.
+ */
+export const POLICY_WARNING_CODES = {
+  allow_without_assets: 'An allow rule lets value move without an `assets` list: any token (or the native coin) it reaches can move.',
+  value_without_cap: 'An allowed asset has no per-request cap (`max_amount`) in this document.',
+  value_without_budget: 'An allowed asset has no rolling-window budget (`budget`) in this document.',
+  validity_unbounded: 'An allow rule grants signed authorizations (EIP-3009, permits) and no `validity_window` bounds how long they stay valid.',
+} as const;
+
+export type PolicyWarningCode = keyof typeof POLICY_WARNING_CODES;

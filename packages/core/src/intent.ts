@@ -58,6 +58,8 @@ export interface ContractCall {
   /** Function name and decoded arguments when an ABI is known; amounts are bigint. */
   functionName?: string;
   args?: Record<string, unknown>;
+  /** The calldata (0x-hex) while no ABI decoded it: what a policy's registered ABIs decode (`ChainAdapter.enrich`). */
+  data?: string;
 }
 
 export interface FeeFields {

@@ -16,7 +16,7 @@ export interface CompiledContract {
   deployedBytecode: Hex;
 }
 
-export type ContractName = 'TestUSDC' | 'Multicall3Lite';
+export type ContractName = 'TestUSDC' | 'Multicall3Lite' | 'TestSwapRouter';
 
 const require = createRequire(import.meta.url);
 const CONTRACTS_DIR = fileURLToPath(new URL('../contracts/', import.meta.url));
@@ -74,7 +74,7 @@ function compile(solc: Solc, sources: Record<string, string>): Record<ContractNa
     if (!c) throw new Error(`solc produced no ${name} in ${file}`);
     return { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}`, deployedBytecode: `0x${c.evm.deployedBytecode.object}` };
   };
-  return { TestUSDC: pick('TestUSDC.sol', 'TestUSDC'), Multicall3Lite: pick('Multicall3Lite.sol', 'Multicall3Lite') };
+  return { TestUSDC: pick('TestUSDC.sol', 'TestUSDC'), Multicall3Lite: pick('Multicall3Lite.sol', 'Multicall3Lite'), TestSwapRouter: pick('TestSwapRouter.sol', 'TestSwapRouter') };
 }
 
 /** solc's import callback: `@openzeppelin/...` from node_modules; nothing else is reachable. */

@@ -6,6 +6,7 @@ import { bytesToHex, concatBytes, hexToBytes, keccak256, parseTransaction, seria
 import { publicKeyToAddress } from 'viem/accounts';
 import type { Hex } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
+import { checkAbiDeclarations, enrichCall } from './abi-moves.ts';
 import { decodeMessageRequest } from './message.ts';
 import { assertSignedBy, assertWellFormed, nobleRecoverPublicKey, recoverSignerAddress, type RecoverPublicKey } from './signature.ts';
 import { decodeTransactionRequest, readTransactionRequest, toSerializable } from './transaction.ts';
@@ -62,6 +63,9 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
     },
 
     decode,
+
+    enrich: enrichCall,
+    checkAbis: checkAbiDeclarations,
 
     finalize(action: Action, payload: unknown, decoded: DecodedRequest, signature: EcdsaSignature, signer: SignerContext): SignResult {
       // The digest must be the one this payload produces: a stale or swapped `decoded` would release a

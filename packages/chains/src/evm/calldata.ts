@@ -38,7 +38,8 @@ export function decodeCall(chain: string, contract: string, data: Hex, abis: Abi
   if (erc20) return decodeErc20(chain, contract, data, selector, erc20.kind, path);
 
   const fn = abis?.lookup(contract, selector);
-  if (!fn) return { kind: 'contract.call', to: contract, spends: [], approvals: [], call: { contract, selector } };
+  // The calldata stays on the intent: a policy's registered ABIs may decode it later (enrichCall).
+  if (!fn) return { kind: 'contract.call', to: contract, spends: [], approvals: [], call: { contract, selector, data } };
   const args = decodeStrict([fn], data, path);
   return {
     kind: 'contract.call',
@@ -74,7 +75,7 @@ function decodeErc20(chain: string, token: string, data: Hex, selector: string, 
  * Decodes and re-encodes: the calldata must be exactly the canonical ABI encoding. This rejects trailing bytes,
  * dirty high bits in address words (viem's decoder ignores them) and odd offsets that a contract may read differently.
  */
-function decodeStrict(abi: readonly AbiFunction[], data: Hex, path: string): readonly unknown[] {
+export function decodeStrict(abi: readonly AbiFunction[], data: Hex, path: string): readonly unknown[] {
   try {
     const decoded = decodeFunctionData({ abi, data });
     const args = decoded.args ?? [];
@@ -86,7 +87,7 @@ function decodeStrict(abi: readonly AbiFunction[], data: Hex, path: string): rea
   }
 }
 
-function namedArgs(fn: AbiFunction, args: readonly unknown[]): Record<string, unknown> {
+export function namedArgs(fn: AbiFunction, args: readonly unknown[]): Record<string, unknown> {
   const named: Record<string, unknown> = {};
   fn.inputs.forEach((param, i) => {
     named[param.name || `arg${i}`] = normaliseAbiValue(param, args[i]);

@@ -9,3 +9,4 @@ export { decodeTypedDataRequest, readTypedDataRequest } from './typed-data.ts';
 export type { NormalisedTypedData } from './typed-data.ts';
 export { decodeMessageRequest } from './message.ts';
 export { ERC20_ABI } from './calldata.ts';
+export { checkAbiDeclarations, enrichCall } from './abi-moves.ts';

@@ -105,7 +105,7 @@ test('unknown calldata: contract.call with selector; args decoded only with a re
   const plain = decode(tx({ to: CAROL, data, value: 9 }));
   assert.equal(plain.kind, 'contract.call');
   assert.equal(plain.to, CAROL);
-  assert.deepEqual(plain.call, { contract: CAROL, selector: data.slice(0, 10) });
+  assert.deepEqual(plain.call, { contract: CAROL, selector: data.slice(0, 10), data });
   assert.deepEqual(plain.spends[0], { asset: 'eip155:8453/slip44:60', amount: 9n, to: CAROL, kind: 'value' });
 
   const withAbi = createEvmAdapter({ abis: new AbiRegistry().register(CAROL, abi) });

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { AirlockError, compilePolicy, parsePolicyText } from '@airlock/core';
+import { AirlockError, parsePolicyText, validatePolicy, type PolicyWarning } from '@airlock/core';
+import { checkAbiDeclarations } from '@airlock/chains';
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { need, usage } from '../args.ts';
@@ -10,6 +11,11 @@ function readSource(file: string): string {
   } catch (e) {
     throw new AirlockError('invalid_request', `Cannot read ${file}.`, { cause: e });
   }
+}
+
+/** One line each, on stderr: the document is valid, these are what it lets through unchecked. */
+function printWarnings(warnings: readonly PolicyWarning[]): void {
+  for (const w of warnings) console.error(`warning ${w.code} at ${w.path}: ${w.message}`);
 }
 
 export const policyCommand: Command = {
@@ -28,13 +34,16 @@ export const policyCommand: Command = {
     const [sub, a, b] = positionals;
     switch (sub) {
       case 'validate': {
-        compilePolicy(parsePolicyText(readSource(need(a, 'file'))));
-        return ctx.json ? printJson({ valid: true }) : console.log(`${a}: valid`);
+        const { warnings } = validatePolicy(parsePolicyText(readSource(need(a, 'file'))), checkAbiDeclarations);
+        if (ctx.json) return printJson({ valid: true, warnings });
+        console.log(`${a}: valid`);
+        return printWarnings(warnings);
       }
       case 'set': {
-        const { body } = await ctx.admin().request<{ record: { scope: string; version: number; hash: string }; changed: boolean }>('PUT', `/v1/policies/${encodeURIComponent(need(a, 'scope'))}`, { source: readSource(need(b, 'file')) });
+        const { body } = await ctx.admin().request<{ record: { scope: string; version: number; hash: string }; changed: boolean; warnings?: PolicyWarning[] }>('PUT', `/v1/policies/${encodeURIComponent(need(a, 'scope'))}`, { source: readSource(need(b, 'file')) });
         if (ctx.json) return printJson(body);
-        return console.log(body.changed ? `${a}: now version ${body.record.version} (${body.record.hash.slice(0, 12)})` : `${a}: unchanged (version ${body.record.version})`);
+        console.log(body.changed ? `${a}: now version ${body.record.version} (${body.record.hash.slice(0, 12)})` : `${a}: unchanged (version ${body.record.version})`);
+        return printWarnings(body.warnings ?? []);
       }
       case 'show': {
         const q = values.version ? `?version=${values.version}` : '';

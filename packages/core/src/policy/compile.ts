@@ -3,7 +3,8 @@ import { formatPath, invalidPolicy, type PolicyIssue, type PolicyPath } from './
 import { hashPolicy } from './hash.ts';
 import { RULES, RULE_TYPES, type BuildEnv, type CompiledAllowRule, type CompiledRule, type RuleType } from './rules/index.ts';
 import { policySchema } from './schema.ts';
-import { buildSets } from './sets.ts';
+import { buildSets, resolveAddressList } from './sets.ts';
+import type { AbiDeclaration } from '../ports/chain-adapter.ts';
 
 /** A validated document, ready to evaluate: sets resolved, every rule built. */
 export interface CompiledPolicy {
@@ -13,6 +14,8 @@ export interface CompiledPolicy {
   readonly rules: readonly CompiledRule[];
   /** The allow rules among them (a layer with none does not take part in default deny). */
   readonly allowRules: readonly CompiledAllowRule[];
+  /** ABIs the document registers (`abis`), contracts resolved; the chain adapter parses and applies them. */
+  readonly abis: readonly AbiDeclaration[];
 }
 
 /** Zod issues -> `{path, message}` with paths written the way the document is (`rules[2].max`). */
@@ -64,9 +67,16 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
   // from a document or is built on its own (session scopes).
   const source = (doc as { rules: ({ type: string } & Record<string, unknown>)[] }).rules;
   const rules = source.map((raw, i) => createRule(raw, { sets, path: ['rules', i] }));
+  const abis = Object.entries(parsed.data.abis ?? {}).map(([name, a]): AbiDeclaration => ({
+    name,
+    contracts: resolveAddressList(a.contracts, sets, ['abis', name, 'contracts']),
+    functions: a.functions,
+    moves: a.moves ?? {},
+  }));
   return {
     hash: hashPolicy(doc),
     rules,
     allowRules: rules.filter((r): r is CompiledAllowRule => r.type === 'allow'),
+    abis,
   };
 }

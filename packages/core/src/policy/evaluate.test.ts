@@ -164,7 +164,8 @@ test('unknown typed data, messages, contract calls and deploys are granted only 
   assert.deepEqual(decide([named], input(deploy)).allowedBy, ['agent/deploys']);
   // Argument constraints and message patterns are enforced.
   const bigCall = intent({ ...call, call: { contract: ROUTER, selector: '0x12345678', args: { amount: 11n, recipient: P } } });
-  assert.deepEqual(codes(decide([named], input(bigCall))), ['contract_call_not_allowed']);
+  // An allow rule that fails only on an argument names it.
+  assert.deepEqual(codes(decide([named], input(bigCall))), ['argument_constraint_failed']);
   const otherMsg = intent({ ...msg, message: { text: 'Sign in to example.com\nNonce: xyz', hex: '0x' } });
   assert.deepEqual(codes(decide([named], input(otherMsg))), ['message_not_allowed']);
   const otherDomain = intent({ ...mail, typedData: { primaryType: 'Mail', domain: { name: 'Evil Mail', chainId: 1 } } });

@@ -5,7 +5,7 @@ import type { ViolationCode } from '../codes.ts';
 import type { Decision, Layer, Violation } from './decision.ts';
 import { intentFacts, type IntentFacts } from './facts.ts';
 import type { PolicyLayer } from './layers.ts';
-import { scopeSeries, type EvaluationInput, type RuleContext } from './rules/index.ts';
+import { scopeSeries, type CompiledAllowRule, type EvaluationInput, type RuleContext } from './rules/index.ts';
 
 export type { EvaluationInput } from './rules/index.ts';
 
@@ -65,6 +65,14 @@ function defaultDeny(layer: Layer, intent: Intent, facts: IntentFacts, why: stri
   return { rule: `${layer}/default`, code, message: `${why} (default deny)${NAMING_HINT[code] ?? ''}` };
 }
 
+function firstArgumentMiss(rules: readonly CompiledAllowRule[], ctx: RuleContext): { rule: string; arg: string } | undefined {
+  for (const r of rules) {
+    const arg = r.failsOnlyOnArgument(ctx);
+    if (arg !== undefined) return { rule: r.name, arg };
+  }
+  return undefined;
+}
+
 /**
  * Pure and deterministic: the same layers, input and ledger totals always give the same decision.
  * Every rule of every layer runs, so a denial lists every reason at once.
@@ -105,7 +113,19 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
             code: 'resource_not_allowed',
             message: resource === undefined ? 'the payment names no resource; this rule only allows listed resources' : `${resource} matches none of the allowed resource patterns`,
           });
-        } else denials.push(defaultDeny(layer, input.intent, ctx.facts, `no allow rule in the ${layer} policy matches`));
+        } else {
+          // Likewise an allow rule that would grant but for a decoded argument (a swap to someone else).
+          const byArgument = firstArgumentMiss(policy.allowRules, ctx);
+          if (byArgument) {
+            denials.push({
+              rule: `${layer}/${byArgument.rule}`,
+              code: 'argument_constraint_failed',
+              message: input.intent.call?.args === undefined
+                ? `argument ${byArgument.arg} is not decoded: register the contract's ABI under abis`
+                : `argument ${byArgument.arg} does not satisfy its constraint`,
+            });
+          } else denials.push(defaultDeny(layer, input.intent, ctx.facts, `no allow rule in the ${layer} policy matches`));
+        }
       }
     }
   }

@@ -67,6 +67,11 @@ export const scopeField = z.enum(['agent', 'session', 'fleet'], { error: 'expect
 
 const nonEmpty = <T extends z.ZodType>(item: T) => z.array(item).min(1, 'expected a non-empty list');
 
+/** A decoded argument: its name, dotted into tuple fields (`params.recipient`) and array items (`path.0`). */
+export const argPathField = z
+  .string({ error: 'expected an argument name' })
+  .regex(/^[A-Za-z0-9_$]{1,64}(\.[A-Za-z0-9_$]{1,64}){0,7}$/, 'expected an argument name, dotted for tuple fields (params.amountIn)');
+
 const argScalar = z.union([z.string(), z.number(), z.boolean()], { error: 'expected a string, number or boolean' });
 
 export const argConstraintField = z
@@ -104,7 +109,10 @@ export const matchField = z
     assets: nonEmpty(assetField).optional(),
     contracts: addressListField.optional(),
     selectors: nonEmpty(z.string().regex(/^0x[0-9a-fA-F]{8}$/, 'expected a 4-byte selector (0x + 8 hex digits)')).optional(),
-    args: z.record(z.string().regex(/^[A-Za-z0-9_$]{1,64}$/, 'expected an argument name'), argConstraintField).optional(),
+    args: z
+      .record(argPathField, argConstraintField)
+      .optional()
+      .describe('Decoded call arguments by name (`amount`, or `params.recipient` for a tuple field, `path.0` for an array item). `eq`/`in` may name `$self`: the signing agent.'),
     primary_types: nonEmpty(z.string().min(1)).optional(),
     domains: nonEmpty(domainField).optional(),
     message: messageField.optional(),
@@ -121,3 +129,30 @@ export const ruleBase = {
   name: ruleNameField,
   description: z.string().optional(),
 };
+
+/** What one call moves, declared by the operator (never guessed): each spend's asset, amount and receiver. */
+const callMovesField = z.strictObject({
+  spends: nonEmpty(
+    z.strictObject({
+      asset: z
+        .union([assetField, argPathField], { error: 'expected a CAIP-19 asset id or the name of an address argument (the token)' })
+        .describe('A fixed CAIP-19 asset id, or the name of the address argument that holds the token.'),
+      amount: argPathField.describe('The name of the unsigned integer argument that holds the amount (base units).'),
+      to: argPathField.optional().describe('The name of the address argument that receives what the spend buys; default: the contract called.'),
+    }),
+  ),
+});
+
+/** One registered ABI: human-readable function fragments for some contracts, and what their calls move. */
+export const abiField = z
+  .strictObject({
+    contracts: addressListField.describe('Contracts this ABI decodes calls to.'),
+    functions: nonEmpty(
+      z.string({ error: 'expected a human-readable function fragment' }).min(1).max(4096).regex(/^\s*function\s/, 'expected a human-readable function fragment ("function name(type arg, …)")'),
+    ).describe('Human-readable function fragments, e.g. `function exactInputSingle((address tokenIn, …) params) returns (uint256)`.'),
+    moves: z
+      .record(z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\(.*\))?$/, 'expected a function name (or its signature when overloaded)'), callMovesField)
+      .optional()
+      .describe('Per function (name, or `name(types)` when overloaded): the spends its calls make. Calls without an entry move nothing but their native value.'),
+  })
+  .describe('Calls to `contracts` decode against `functions` into named arguments (`match.args`); `moves` turns arguments into spends.');

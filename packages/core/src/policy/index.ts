@@ -8,3 +8,7 @@ export { countWritesFor, ledgerWritesFor } from './ledger-writes.ts';
 export { parseDuration } from './duration.ts';
 export { diffPolicies } from './diff.ts';
 export { RULES, RULE_TYPES, type RuleType, type CompiledRule, type RuleDefinition, type RuleVerdict, type Finding } from './rules/index.ts';
+export { validatePolicy, type AbiChecker } from './validate.ts';
+export type { PolicyIssue } from './path.ts';
+export { policyWarnings, type PolicyWarning } from './warnings.ts';
+export { argumentAt } from './match.ts';

@@ -8,7 +8,11 @@ import { compileResourcePattern, type ResourcePattern } from './resource-pattern
 
 interface ArgCheck {
   name: string;
-  eq?: { big?: bigint; str?: string; bool?: boolean };
+  /** `name` split at dots: tuple fields and array items. */
+  path: readonly string[];
+  eq?: { big?: bigint; str?: string; bool?: boolean; self?: true };
+  /** `in` names `$self`: the signing agent's address is also accepted. */
+  inSelf?: boolean;
   inStrings?: ReadonlySet<string>;
   inNumbers?: ReadonlySet<bigint>;
   lte?: bigint;
@@ -56,6 +60,8 @@ export class CompiledMatch {
   private readonly resources?: readonly ResourcePattern[];
   /** True when the block names `resources`: such a rule only matches payments for a matching resource. */
   readonly namesResources: boolean;
+  /** True when the block names `args`. */
+  readonly namesArgs: boolean;
 
   constructor(options: MatchOptions, sets: AddressSets, path: PolicyPath) {
     if (options.actions) this.actions = new Set(options.actions);
@@ -85,6 +91,7 @@ export class CompiledMatch {
     }
     if (options.resources) this.resources = options.resources.map((r, i) => compileResourcePattern(r, [...path, 'resources', i]));
     this.namesResources = this.resources !== undefined;
+    this.namesArgs = this.args !== undefined;
     this.empty = Object.values(options).every((v) => v === undefined);
     this.namesTypedData = this.primaryTypes !== undefined && this.domains !== undefined;
     this.namesMessage = options.message !== undefined;
@@ -94,9 +101,10 @@ export class CompiledMatch {
 
   /**
    * Covers (allow): every given field holds for the whole intent. `ignoreResources`: whether
-   * everything but the resource matches (to name `resource_not_allowed`).
+   * everything but the resource matches (to name `resource_not_allowed`); `ignoreArgs`: whether
+   * everything but the arguments matches (to name `argument_constraint_failed`).
    */
-  matches(intent: Intent, facts: IntentFacts, ignoreResources = false): boolean {
+  matches(intent: Intent, facts: IntentFacts, ignoreResources = false, ignoreArgs = false): boolean {
     if (this.resources && !ignoreResources) {
       // Fail closed: a request that names no resource never matches a rule that names resources.
       const resource = intent.payment?.resource;
@@ -111,11 +119,7 @@ export class CompiledMatch {
       if (facts.movedAssets.length === 0) return false;
       for (const a of facts.movedAssets) if (!this.assets.has(a)) return false;
     }
-    if (this.args) {
-      const args = intent.call?.args;
-      if (!args) return false;
-      for (const check of this.args) if (!argMatches(check, args[check.name])) return false;
-    }
+    if (this.args && !ignoreArgs && this.failingArg(intent) !== undefined) return false;
     if (this.domains) {
       const domain = intent.typedData?.domain;
       if (!domain || !this.domains.some((d) => domainMatches(d, domain, false))) return false;
@@ -144,7 +148,8 @@ export class CompiledMatch {
     if (this.args) {
       const call = intent.call;
       if (!call) return false;
-      if (call.args) for (const check of this.args) if (!argMatches(check, call.args[check.name])) return false;
+      const self = intent.from.toLowerCase();
+      if (call.args) for (const check of this.args) if (!argMatches(check, argumentAt(call.args, check.path), self)) return false;
     }
     if (this.domains) {
       const domain = intent.typedData?.domain;
@@ -168,20 +173,52 @@ export class CompiledMatch {
     }
     return true;
   }
+
+  /** The first argument constraint the intent fails (its name), or undefined when all hold or none are given. */
+  failingArg(intent: Intent): string | undefined {
+    if (!this.args) return undefined;
+    const args = intent.call?.args;
+    const self = intent.from.toLowerCase();
+    for (const check of this.args) if (!args || !argMatches(check, argumentAt(args, check.path), self)) return check.name;
+    return undefined;
+  }
+}
+
+/** `$self` in an argument constraint: the address of the agent that signs (`intent.from`). */
+const SELF = '$self';
+
+/** The value at a dotted argument path (`params.recipient`, `path.0`); undefined when absent. */
+export function argumentAt(args: Readonly<Record<string, unknown>>, path: readonly string[]): unknown {
+  let value: unknown = args;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    if (Array.isArray(value)) {
+      if (!INTEGER.test(key)) return undefined;
+      value = value[Number(key)];
+    } else {
+      if (!Object.hasOwn(value, key)) return undefined;
+      value = (value as Record<string, unknown>)[key];
+    }
+  }
+  return value;
 }
 
 function compileArg(name: string, c: NonNullable<MatchOptions['args']>[string], sets: AddressSets, path: PolicyPath): ArgCheck {
-  const check: ArgCheck = { name };
+  const check: ArgCheck = { name, path: name.split('.') };
   if (c.eq !== undefined) {
     const eq = c.eq;
-    if (typeof eq === 'boolean') check.eq = { bool: eq };
+    if (eq === SELF) check.eq = { self: true };
+    else if (typeof eq === 'boolean') check.eq = { bool: eq };
     else if (typeof eq === 'number') {
       if (!Number.isSafeInteger(eq)) throw invalidPolicyAt([...path, 'eq'], 'numbers must be integers below 2^53; write larger values as strings');
       check.eq = { big: BigInt(eq) };
     } else check.eq = INTEGER.test(eq) ? { big: BigInt(eq), str: eq } : { str: eq.toLowerCase() };
   }
   if (c.in !== undefined) {
-    if (typeof c.in === 'string') check.inStrings = resolveAddressList(c.in, sets, [...path, 'in']);
+    if (c.in === SELF) {
+      check.inSelf = true;
+      check.inStrings = new Set();
+    } else if (typeof c.in === 'string') check.inStrings = resolveAddressList(c.in, sets, [...path, 'in']);
     else {
       const strings = new Set<string>();
       const numbers = new Set<bigint>();
@@ -189,7 +226,8 @@ function compileArg(name: string, c: NonNullable<MatchOptions['args']>[string], 
         if (typeof v === 'number') {
           if (!Number.isSafeInteger(v)) throw invalidPolicyAt([...path, 'in', i], 'numbers must be integers below 2^53');
           numbers.add(BigInt(v));
-        } else if (v.startsWith('$')) for (const a of resolveAddressList(v, sets, [...path, 'in', i])) strings.add(a);
+        } else if (v === SELF) check.inSelf = true;
+        else if (v.startsWith('$')) for (const a of resolveAddressList(v, sets, [...path, 'in', i])) strings.add(a);
         else if (INTEGER.test(v)) numbers.add(BigInt(v));
         else strings.add(v.toLowerCase());
       });
@@ -202,8 +240,8 @@ function compileArg(name: string, c: NonNullable<MatchOptions['args']>[string], 
   return check;
 }
 
-/** Missing or mistyped arguments never match (fail closed). */
-function argMatches(check: ArgCheck, actual: unknown): boolean {
+/** Missing or mistyped arguments never match (fail closed). `self`: the signing agent's address. */
+function argMatches(check: ArgCheck, actual: unknown, self: string): boolean {
   let big: bigint | undefined;
   let str: string | undefined;
   if (typeof actual === 'bigint') big = actual;
@@ -217,14 +255,16 @@ function argMatches(check: ArgCheck, actual: unknown): boolean {
 
   if (check.eq) {
     const { eq } = check;
-    if (eq.bool !== undefined) {
+    if (eq.self) {
+      if (str !== self) return false;
+    } else if (eq.bool !== undefined) {
       if (actual !== eq.bool) return false;
     } else if (eq.big !== undefined) {
       if (big !== eq.big) return false;
     } else if (str !== eq.str) return false;
   }
   if (check.inStrings || check.inNumbers) {
-    const hit = (big !== undefined && check.inNumbers?.has(big)) || (str !== undefined && check.inStrings?.has(str));
+    const hit = (big !== undefined && check.inNumbers?.has(big)) || (str !== undefined && (check.inStrings?.has(str) || (check.inSelf && str === self)));
     if (!hit) return false;
   }
   if (check.lte !== undefined && (big === undefined || big > check.lte)) return false;

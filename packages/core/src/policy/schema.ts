@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { addressField, setNamePattern } from './fields.ts';
+import { abiField, addressField, setNamePattern } from './fields.ts';
 import { RULES } from './rules/index.ts';
 
 const ruleSchemas = Object.values(RULES).map((r) => r.schema) as unknown as [
@@ -11,9 +11,16 @@ const ruleSchemas = Object.values(RULES).map((r) => r.schema) as unknown as [
 export const policySchema = z.strictObject({
   version: z.literal(1, { error: 'expected version: 1' }),
   sets: z
-    .record(z.string().regex(setNamePattern, 'a set name is 1-64 characters of A-Z, a-z, 0-9, _ and -'), z.array(addressField, { error: 'expected a list of addresses' }))
+    .record(
+      z.string().regex(setNamePattern, 'a set name is 1-64 characters of A-Z, a-z, 0-9, _ and -').refine((n) => n !== 'self', 'the set name self is reserved: $self is the signing agent'),
+      z.array(addressField, { error: 'expected a list of addresses' }),
+    )
     .optional()
     .describe('Named address sets, referenced as `$name`.'),
+  abis: z
+    .record(z.string().regex(setNamePattern, 'an ABI name is 1-64 characters of A-Z, a-z, 0-9, _ and -'), abiField)
+    .optional()
+    .describe('Contract ABIs (human-readable fragments), so calls decode into named arguments and declared spends. See docs/policy.md#abis.'),
   rules: z.array(z.discriminatedUnion('type', ruleSchemas), { error: 'expected a list of rules' }),
 });
 

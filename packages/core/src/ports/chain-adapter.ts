@@ -1,5 +1,31 @@
 import type { Action, Intent } from '../intent.ts';
 import type { EcdsaSignature } from './key-backend.ts';
+import type { PolicyIssue } from '../policy/path.ts';
+
+/** One spend a call makes, as the policy declares it: argument names (dotted) or a fixed CAIP-19 asset. */
+export interface DeclaredSpend {
+  /** A CAIP-19 asset id, or the name of the address argument holding the token. */
+  asset: string;
+  /** The name of the unsigned integer argument holding the amount. */
+  amount: string;
+  /** The name of the address argument receiving what the spend buys; absent: the contract called. */
+  to?: string;
+}
+
+/**
+ * An ABI a policy registers (`abis.<name>`), contracts resolved. The core never parses the fragments:
+ * the chain adapter does, in `checkAbis` (when a policy is validated) and `enrich` (when a request is).
+ */
+export interface AbiDeclaration {
+  /** Where it comes from, for messages and violations: `router`, or `agent/abis.router` once layered. */
+  name: string;
+  /** Lowercase contract addresses. */
+  contracts: ReadonlySet<string>;
+  /** Human-readable function fragments. */
+  functions: readonly string[];
+  /** Per function name (or `name(types)`), the spends its calls make. */
+  moves: Readonly<Record<string, { spends: readonly DeclaredSpend[] }>>;
+}
 
 /** What an adapter needs to know about the signer to decode a request. */
 export interface SignerContext {
@@ -43,4 +69,13 @@ export interface ChainAdapter {
    * Throws AirlockError('signature_check_failed') if it does not verify.
    */
   finalize(action: Action, payload: unknown, decoded: DecodedRequest, signature: EcdsaSignature, signer: SignerContext): SignResult;
+  /**
+   * Decodes a call the adapter could not (`contract.call` without arguments) against the ABIs the policy
+   * layers register, in order (the first declaration naming the contract and selector wins), and adds the
+   * spends they declare. Returns the intent unchanged when no declaration applies. Calldata that does not
+   * decode against the registered ABI throws AirlockError('undecodable_payload') with `details.abi`.
+   */
+  enrich?(intent: Intent, abis: readonly AbiDeclaration[]): Intent;
+  /** Checks registered ABIs when a policy is validated: fragments parse, `moves` name real arguments of the right type. */
+  checkAbis?(abis: readonly AbiDeclaration[]): PolicyIssue[];
 }

@@ -2,7 +2,7 @@ import { canonicalJson } from '../canonical-json.ts';
 import { AirlockError } from '../errors.ts';
 import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope, StoreTx } from '../ports/store.ts';
 import { ACTIONS } from '../intent.ts';
-import { compilePolicy, diffPolicies, hashPolicy, parseDuration, parsePolicyText } from '../policy/index.ts';
+import { diffPolicies, hashPolicy, parseDuration, parsePolicyText, validatePolicy, type PolicyWarning } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
 import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
 import { attachPaymentContext, isHeldPayment, type SigningService } from './signing-service.ts';
@@ -92,19 +92,30 @@ export class OperatorService {
     });
   }
 
-  /** Validates, stores a new version (unless identical to the current one) and audits it. */
-  async setPolicy(scope: string, source: string | unknown, actor: string): Promise<{ record: Omit<PolicyRecord, 'document'>; changed: boolean }> {
-    const resolved = await this.resolveScope(scope);
+  /**
+   * Parses and validates a document (YAML/JSON text or data): it compiles, its registered ABIs parse
+   * (through the EVM adapter), and the warnings say what it lets through unchecked.
+   * Throws invalid_policy with the exact path.
+   */
+  validatePolicy(source: string | unknown): { document: unknown; warnings: PolicyWarning[] } {
     const document = typeof source === 'string' ? parsePolicyText(source) : source;
-    compilePolicy(document); // throws invalid_policy with the exact path
+    const checkAbis = this.deps.adapters.get('eip155')?.checkAbis;
+    const { warnings } = validatePolicy(document, checkAbis);
+    return { document, warnings };
+  }
+
+  /** Validates, stores a new version (unless identical to the current one) and audits it. */
+  async setPolicy(scope: string, source: string | unknown, actor: string): Promise<{ record: Omit<PolicyRecord, 'document'>; changed: boolean; warnings: PolicyWarning[] }> {
+    const resolved = await this.resolveScope(scope);
+    const { document, warnings } = this.validatePolicy(source);
     const hash = hashPolicy(document);
     const current = await this.deps.store.getPolicy(resolved);
-    if (current && current.hash === hash) return { record: strip(current), changed: false };
+    if (current && current.hash === hash) return { record: strip(current), changed: false, warnings };
     const record = await this.audited('policy.set', actor, resolved.startsWith('agent:') ? resolved.slice(6) : undefined, async (tx, now) => {
       const stored = await tx.putPolicy({ scope: resolved, hash, document: JSON.parse(canonicalJson(document)), author: actor, createdAt: now });
       return { result: stored, data: { scope: resolved, version: stored.version, hash, label: labelOf(stored), previousVersion: current?.version ?? null } };
     });
-    return { record: strip(record), changed: true };
+    return { record: strip(record), changed: true, warnings };
   }
 
   async getPolicy(scope: string, version?: number): Promise<PolicyRecord> {

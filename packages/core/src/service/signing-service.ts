@@ -12,6 +12,7 @@ import type { Decision, Violation } from '../policy/decision.ts';
 import { countWritesFor, evaluatePolicy, ledgerWritesFor, requiredWindows, sessionScopeViolations, type EvaluationInput } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
 import { PolicyLayerLoader } from './policy-layers.ts';
+import { enrichFromLayers } from './intent-enrichment.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
 
 export interface AgentAuth {
@@ -403,6 +404,8 @@ export class SigningService {
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
   private async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput): Promise<Decision> {
     const layers = await this.layers.load(tx, input.agentId, session);
+    const undecodable = enrichFromLayers(this.adapterFor(input.intent.action), layers, input);
+    if (undecodable) return undecodable;
     const queries = requiredWindows(layers, input);
     const totals = queries.length ? await tx.windowTotals(queries) : [];
     return evaluatePolicy(layers, input, ledgerViewFrom(queries, totals));

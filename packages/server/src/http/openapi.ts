@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES, VIOLATION_CODES } from '@airlock/core';
+import { ERROR_CODES, POLICY_WARNING_CODES, VIOLATION_CODES } from '@airlock/core';
 import type { RouteSpec } from './route-table.ts';
 
 /** Builds the OpenAPI 3.1 document from the route table and its zod schemas. */
@@ -45,6 +45,7 @@ export function buildOpenApi(routes: RouteSpec[]): Record<string, unknown> {
       },
       'x-error-codes': Object.fromEntries(Object.entries(ERROR_CODES).map(([k, v]) => [k, v])),
       'x-violation-codes': VIOLATION_CODES,
+      'x-policy-warning-codes': POLICY_WARNING_CODES,
     },
     paths,
   };

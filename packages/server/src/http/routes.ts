@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { AirlockError, compilePolicy, parsePolicyText, type AgentAuth, type ApprovalRecord, type AuditQuery, type Session } from '@airlock/core';
+import { AirlockError, type AgentAuth, type ApprovalRecord, type AuditQuery, type Session } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { Principal } from './auth.ts';
 import type { RouteSpec } from './route-table.ts';
@@ -153,8 +153,8 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       handler: async (c, { body }) => {
         const b = body as { source?: string; document?: unknown };
         try {
-          compilePolicy(b.source !== undefined ? parsePolicyText(b.source) : b.document);
-          return c.json({ valid: true });
+          const { warnings } = A().operator.validatePolicy(b.source ?? b.document);
+          return c.json({ valid: true, warnings });
         } catch (e) {
           if (e instanceof AirlockError && e.code === 'invalid_policy') return c.json({ valid: false, error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
           throw e;

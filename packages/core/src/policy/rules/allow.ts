@@ -48,6 +48,10 @@ export const allowRule = defineRule({
       missesOnlyByResource(ctx) {
         return match.namesResources && grantsByName(ctx.input.intent, ctx.facts) && match.matches(ctx.input.intent, ctx.facts, true);
       },
+      failsOnlyOnArgument(ctx) {
+        if (!match.namesArgs || !grantsByName(ctx.input.intent, ctx.facts) || !match.matches(ctx.input.intent, ctx.facts, false, true)) return undefined;
+        return match.failingArg(ctx.input.intent);
+      },
       windows() {},
       evaluate(ctx) {
         return grantsByName(ctx.input.intent, ctx.facts) && match.matches(ctx.input.intent, ctx.facts) ? 'grant' : 'pass';

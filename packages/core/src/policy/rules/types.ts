@@ -53,6 +53,8 @@ export interface CompiledAllowRule extends CompiledRule {
   grantsByName(intent: Intent, facts: IntentFacts): boolean;
   /** True when the rule names resources and everything but the resource matches. */
   missesOnlyByResource(ctx: WindowContext): boolean;
+  /** The argument that alone keeps the rule from granting (everything else matches), if any. */
+  failsOnlyOnArgument(ctx: WindowContext): string | undefined;
 }
 
 export interface BuildEnv {

@@ -1,0 +1,165 @@
+// The ABIs policies register (`abis`): parse their human-readable fragments, check what their `moves`
+// declare, and decode calls the adapter left as bare `contract.call` into named arguments and spends.
+import { AirlockError, argumentAt, erc20Asset } from '@airlock/core';
+import type { AbiDeclaration, DeclaredSpend, Intent, PolicyIssue, Spend } from '@airlock/core';
+import { parseAbiItem, toFunctionSelector, toFunctionSignature } from 'viem';
+import type { AbiFunction, AbiParameter, Hex } from 'viem';
+import { decodeStrict, namedArgs } from './calldata.ts';
+
+interface ParsedAbi {
+  bySelector: ReadonlyMap<string, AbiFunction>;
+  functions: readonly (AbiFunction | undefined)[];
+}
+
+/** Parsed fragments by their text: policies are immutable once stored, so a fragment parses once. */
+const parsedFragments = new Map<string, AbiFunction | null>();
+
+function parseFragment(fragment: string): AbiFunction | undefined {
+  let fn = parsedFragments.get(fragment);
+  if (fn === undefined) {
+    try {
+      const item = parseAbiItem(fragment);
+      fn = item.type === 'function' ? item : null;
+    } catch {
+      fn = null;
+    }
+    if (parsedFragments.size > 10_000) parsedFragments.clear();
+    parsedFragments.set(fragment, fn);
+  }
+  return fn ?? undefined;
+}
+
+function parseDeclaration(decl: AbiDeclaration): ParsedAbi {
+  const functions = decl.functions.map(parseFragment);
+  const bySelector = new Map<string, AbiFunction>();
+  for (const fn of functions) if (fn) bySelector.set(toFunctionSelector(fn).toLowerCase(), fn);
+  return { bySelector, functions };
+}
+
+const signatureOf = (fn: AbiFunction) => toFunctionSignature(fn).replace(/\s+/g, '');
+
+/** The `moves` key that names `fn`: its name, or its signature `name(types)` (for overloads). */
+function movesFor(decl: AbiDeclaration, fn: AbiFunction): readonly DeclaredSpend[] {
+  return (decl.moves[signatureOf(fn)] ?? decl.moves[fn.name])?.spends ?? [];
+}
+
+/** The ABI type at a dotted argument path, as `namedArgs` names arguments (`arg<i>` when unnamed). */
+function typeAt(fn: AbiFunction, path: string): string | undefined {
+  const [first, ...rest] = path.split('.');
+  let param: AbiParameter | undefined = fn.inputs.find((p, i) => (p.name || `arg${i}`) === first);
+  for (const key of rest) {
+    if (!param) return undefined;
+    const array = /^(.*)\[[0-9]*\]$/.exec(param.type);
+    if (array) {
+      if (!/^(0|[1-9][0-9]*)$/.test(key)) return undefined;
+      param = { ...param, type: array[1] as string } as AbiParameter;
+    } else if (param.type === 'tuple' && 'components' in param) {
+      param = param.components.find((c) => c.name === key);
+    } else return undefined;
+  }
+  return param?.type;
+}
+
+const isFixedAsset = (asset: string) => asset.includes(':');
+
+/** Policy validation: every fragment parses, every `moves` entry names one function and real arguments of the right type. */
+export function checkAbiDeclarations(abis: readonly AbiDeclaration[]): PolicyIssue[] {
+  const issues: PolicyIssue[] = [];
+  const claimed = new Map<string, string>();
+  for (const decl of abis) {
+    const at = (rest: string) => `abis.${decl.name}.${rest}`;
+    const { functions } = parseDeclaration(decl);
+    const seen = new Set<string>();
+    functions.forEach((fn, i) => {
+      if (!fn) return issues.push({ path: at(`functions[${i}]`), message: 'not a human-readable function fragment viem can parse (e.g. "function swap(address token, uint256 amount)")' });
+      const selector = toFunctionSelector(fn).toLowerCase();
+      if (seen.has(selector)) issues.push({ path: at(`functions[${i}]`), message: `${fn.name} is listed twice` });
+      seen.add(selector);
+      for (const contract of decl.contracts) {
+        const key = `${contract}:${selector}`;
+        const other = claimed.get(key);
+        if (other !== undefined && other !== decl.name) issues.push({ path: at(`functions[${i}]`), message: `${fn.name} on ${contract} is also declared by abis.${other}` });
+        claimed.set(key, decl.name);
+      }
+      return undefined;
+    });
+    const parsed = functions.filter((f): f is AbiFunction => f !== undefined);
+    for (const [key, moves] of Object.entries(decl.moves)) {
+      const named = key.includes('(') ? parsed.filter((f) => signatureOf(f) === key.replace(/\s+/g, '')) : parsed.filter((f) => f.name === key);
+      if (named.length === 0) {
+        issues.push({ path: at(`moves.${key}`), message: `no function ${key} among functions` });
+        continue;
+      }
+      if (named.length > 1) {
+        issues.push({ path: at(`moves.${key}`), message: `${key} is overloaded: name it by its signature, e.g. ${signatureOf(named[0]!)}` });
+        continue;
+      }
+      const fn = named[0]!;
+      moves.spends.forEach((spend, j) => {
+        const where = (field: string) => at(`moves.${key}.spends[${j}].${field}`);
+        const expect = (field: 'asset' | 'amount' | 'to', path: string, ok: (type: string) => boolean, what: string) => {
+          const type = typeAt(fn, path);
+          if (type === undefined) issues.push({ path: where(field), message: `${fn.name} has no argument ${path}` });
+          else if (!ok(type)) issues.push({ path: where(field), message: `${path} is ${type}; expected ${what}` });
+        };
+        if (!isFixedAsset(spend.asset)) expect('asset', spend.asset, (t) => t === 'address', 'an address (the token)');
+        expect('amount', spend.amount, (t) => /^uint[0-9]*$/.test(t), 'an unsigned integer');
+        if (spend.to !== undefined) expect('to', spend.to, (t) => t === 'address', 'an address');
+      });
+    }
+  }
+  return issues;
+}
+
+function undecodable(decl: AbiDeclaration, message: string, cause?: unknown): AirlockError {
+  return new AirlockError('undecodable_payload', `${message} (${decl.name})`, { ...(cause !== undefined ? { cause } : {}), details: { abi: decl.name } });
+}
+
+/**
+ * A bare `contract.call` whose contract and selector a declaration names: decoded strictly (canonical
+ * encoding only) into named arguments, plus the spends its `moves` declare. Anything else is returned as is.
+ */
+export function enrichCall(intent: Intent, abis: readonly AbiDeclaration[]): Intent {
+  const call = intent.call;
+  if (intent.kind !== 'contract.call' || !call || call.args !== undefined || call.data === undefined) return intent;
+  const selector = call.selector.toLowerCase();
+  for (const decl of abis) {
+    if (!decl.contracts.has(call.contract)) continue;
+    const fn = parseDeclaration(decl).bySelector.get(selector);
+    if (!fn) continue;
+    let args: Record<string, unknown>;
+    try {
+      args = namedArgs(fn, decodeStrict([fn], call.data as Hex, 'transaction.data'));
+    } catch (cause) {
+      throw undecodable(decl, `transaction.data does not decode as ${fn.name}`, cause);
+    }
+    const added = movesFor(decl, fn).map((d) => declaredSpend(intent, decl, d, args));
+    const spends = [...intent.spends.filter((s) => s.kind !== 'fee'), ...added, ...intent.spends.filter((s) => s.kind === 'fee')];
+    const moved = added.map((s) => `${s.amount} of ${s.asset} to ${s.to}`).join(', ');
+    const onTarget = `on ${call.contract}`;
+    const rest = intent.summary.slice(intent.summary.indexOf(onTarget) + onTarget.length);
+    return {
+      ...intent,
+      spends,
+      call: { ...call, functionName: fn.name, args },
+      summary: `call ${fn.name} ${onTarget}${moved ? ` spending ${moved}` : ''}${rest}`,
+    };
+  }
+  return intent;
+}
+
+function declaredSpend(intent: Intent, decl: AbiDeclaration, d: DeclaredSpend, args: Record<string, unknown>): Spend {
+  const read = (path: string) => argumentAt(args, path.split('.'));
+  let asset: string;
+  if (isFixedAsset(d.asset)) asset = d.asset.toLowerCase();
+  else {
+    const token = read(d.asset);
+    if (typeof token !== 'string') throw undecodable(decl, `argument ${d.asset} is not an address`);
+    asset = erc20Asset(intent.chain, token);
+  }
+  const amount = read(d.amount);
+  if (typeof amount !== 'bigint') throw undecodable(decl, `argument ${d.amount} is not an amount`);
+  const to = d.to === undefined ? intent.call!.contract : read(d.to);
+  if (typeof to !== 'string') throw undecodable(decl, `argument ${d.to} is not an address`);
+  return { asset, amount, to: to.toLowerCase(), kind: 'transfer' };
+}

@@ -1,0 +1,207 @@
+// Every example policy in README.md, docs/policy.md and docs/x402.md, extracted AS WRITTEN, set over HTTP and
+// attacked with what it is meant to stop, on SQLite and PostgreSQL. Copying an example must be safe.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeFunctionData, parseAbiItem } from 'viem';
+import { docPolicies, docPolicy } from './testing/doc-policies.ts';
+import { ALICE, USDC, provisionAgent, startHarness, usdcAuthorization, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+
+const WETH = '0x4200000000000000000000000000000000000006';
+const DAI = '0x50c5725949a6f0c72e6c4a641f24049a917db0cb';
+const ROUTER = '0x2626664c2603336e57b271c5c0b26f421741e481';
+const STRANGER = '0x3333333333333333333333333333333333333333';
+const MIXER = '0x8589427373d6d84e98730d7795d8f6f8731fda16';
+const MAX_UINT256 = (1n << 256n) - 1n;
+const NEVER = MAX_UINT256.toString();
+const soon = () => Math.floor(Date.now() / 1000) + 300;
+
+/** The examples this file attacks; the docs must keep every one of them (and may add more only with a test). */
+const EXPECTED = [
+  'README.md#Five-minute walkthrough',
+  'docs/policy.md#Fleet ceilings (restrict-only)',
+  'docs/policy.md#A trading agent',
+  'docs/policy.md#An x402 paying agent',
+  'docs/x402.md#Operator policy',
+];
+
+const EXACT_INPUT_SINGLE = parseAbiItem('function exactInputSingle((address tokenIn, address tokenOut, uint24 fee, address recipient, uint256 amountIn, uint256 amountOutMinimum, uint160 sqrtPriceLimitX96) params) payable returns (uint256 amountOut)');
+
+function swap(p: { recipient: string; amountIn: bigint; amountOutMinimum?: bigint; tokenIn?: string; tokenOut?: string; nonce?: number }) {
+  const data = encodeFunctionData({
+    abi: [EXACT_INPUT_SINGLE],
+    args: [{ tokenIn: (p.tokenIn ?? USDC) as `0x${string}`, tokenOut: (p.tokenOut ?? WETH) as `0x${string}`, fee: 500, recipient: p.recipient as `0x${string}`, amountIn: p.amountIn, amountOutMinimum: p.amountOutMinimum ?? 1n, sqrtPriceLimitX96: 0n }],
+  });
+  return { chainId: 8453, transaction: { type: 'eip1559', to: ROUTER, value: '0', data: data as string, nonce: p.nonce ?? 0, gas: '300000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' } };
+}
+
+function erc20Call(token: string, selector: string, to: string, amount: bigint, chainId = 8453) {
+  const data = `${selector}${to.slice(2).toLowerCase().padStart(64, '0')}${amount.toString(16).padStart(64, '0')}`;
+  return { chainId, transaction: { type: 'eip1559', to: token, value: '0', data, nonce: 0, gas: '60000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' } };
+}
+const transfer = (token: string, to: string, amount: bigint, chainId?: number) => erc20Call(token, '0xa9059cbb', to, amount, chainId);
+const approve = (token: string, spender: string, amount: bigint) => erc20Call(token, '0x095ea7b3', spender, amount);
+
+/** EIP-3009 authorization of any token (domain name as the token has it). */
+function authorization(token: string, name: string, from: string, to: string, value: bigint, validBefore: number | string, nonce = `0x${'ab'.repeat(32)}`) {
+  const req = usdcAuthorization(from, to, value, 0, nonce);
+  return { typedData: { ...req.typedData, domain: { name, version: '2', chainId: 8453, verifyingContract: token }, message: { ...req.typedData.message, validBefore: String(validBefore) } } };
+}
+
+const codesOf = (res: { body: any }) => (res.body.error?.violations ?? []).map((v: any) => `${v.rule} ${v.code}`);
+
+test('the docs hold exactly the example policies this file attacks', () => {
+  assert.deepEqual(docPolicies().map((p) => p.key).sort(), [...EXPECTED].sort());
+});
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`example policies as written (${store})`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await startHarness({ store });
+    });
+    after(async () => h.close());
+
+    const sign = (token: string, body: unknown) => h.call('POST', '/v1/sign/transaction', { token, body });
+    const signTyped = (token: string, body: unknown) => h.call('POST', '/v1/sign/typed-data', { token, body });
+
+    test('every example is accepted over HTTP without warnings', async () => {
+      for (const key of EXPECTED) {
+        const res = await h.admin('POST', '/v1/policies/validate', { source: docPolicy(key).source });
+        assert.equal(res.body.valid, true, `${key}: ${JSON.stringify(res.body)}`);
+        assert.deepEqual(res.body.warnings, [], key);
+      }
+    });
+
+    test('PUT answers what an unsafe policy lets through (the README policy before issue 7), and still stores it', async () => {
+      const unsafe = docPolicy('README.md#Five-minute walkthrough').document as { rules: { name: string; match?: Record<string, unknown> }[] };
+      const loose = { ...unsafe, rules: unsafe.rules.filter((r) => r.name !== 'short-auth').map((r) => (r.match ? { ...r, match: { ...r.match, assets: undefined } } : r)) };
+      const { agent } = await provisionAgent(h);
+      const res = await h.admin('PUT', `/v1/policies/${agent.name}`, { document: JSON.parse(JSON.stringify(loose)) });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.changed, true);
+      assert.deepEqual(res.body.warnings.map((w: any) => [w.code, w.rule, w.path]), [
+        ['allow_without_assets', 'usdc-to-partners', 'rules[0].match'],
+        ['validity_unbounded', 'usdc-to-partners', 'rules[0].match'],
+      ]);
+      const capless = { version: 1, rules: [{ name: 'dai', type: 'allow', match: { kinds: ['erc20.transfer'], assets: [`eip155:8453/erc20:${DAI}`] } }] };
+      const again = await h.admin('PUT', `/v1/policies/${agent.name}`, { document: capless });
+      assert.deepEqual(again.body.warnings.map((w: any) => [w.code, w.path]), [['value_without_cap', 'rules[0].match.assets[0]'], ['value_without_budget', 'rules[0].match.assets[0]']]);
+    });
+
+    test('README walkthrough: 50 USDC to a partner is signed; 1,000,000 WETH and never-expiring authorizations are refused', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: docPolicy('README.md#Five-minute walkthrough').document });
+      const ok = await sign(token, usdcTransfer(ALICE, 50_000_000n));
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.deepEqual(ok.body.allowedBy, ['agent/usdc-to-partners']);
+
+      const weth = await sign(token, transfer(WETH, ALICE, 1_000_000n * 10n ** 18n, 8453));
+      assert.equal(weth.status, 403);
+      assert.deepEqual(codesOf(weth), ['agent/default no_matching_allow_rule']);
+
+      const otherToken = await signTyped(token, authorization(DAI, 'Dai Stablecoin', agent.address, ALICE, 1_000_000n, NEVER));
+      assert.equal(otherToken.status, 403);
+      assert.ok(codesOf(otherToken).includes('agent/default no_matching_allow_rule'), JSON.stringify(otherToken.body));
+
+      const neverExpiring = await signTyped(token, usdcAuthorization(agent.address, ALICE, 1_000_000n, Number.MAX_SAFE_INTEGER));
+      assert.equal(neverExpiring.status, 403);
+      assert.deepEqual(codesOf(neverExpiring), ['agent/short-auth validity_too_long']);
+
+      const tooMuch = await sign(token, usdcTransfer(ALICE, 100_000_001n, 1));
+      assert.deepEqual(codesOf(tooMuch), ['agent/usdc-per-request amount_exceeds_max']);
+    });
+
+    test('trading agent: a swap back to the agent is signed and counted; other recipients, tokens, sizes and "any price" are refused', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#A trading agent').document });
+      const ok = await sign(token, swap({ recipient: agent.address, amountIn: 50_000_000n, amountOutMinimum: 15_000_000_000_000_000n }));
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.deepEqual(ok.body.allowedBy, ['agent/swap']);
+      assert.equal(ok.body.intent.call.functionName, 'exactInputSingle');
+      assert.equal(ok.body.intent.call.args.params.recipient, agent.address);
+      assert.deepEqual(ok.body.intent.spends.filter((s: any) => s.kind === 'transfer'), [{ asset: `eip155:8453/erc20:${USDC}`, amount: '50000000', to: agent.address, kind: 'transfer' }]);
+
+      const toAttacker = await sign(token, swap({ recipient: STRANGER, amountIn: 50_000_000n, nonce: 1 }));
+      assert.equal(toAttacker.status, 403);
+      assert.deepEqual(codesOf(toAttacker), ['agent/swap argument_constraint_failed']);
+      assert.match(toAttacker.body.error.violations[0].message, /params\.recipient/);
+
+      const anyPrice = await sign(token, swap({ recipient: agent.address, amountIn: 50_000_000n, amountOutMinimum: 0n, nonce: 1 }));
+      assert.deepEqual(codesOf(anyPrice), ['agent/swap argument_constraint_failed']);
+      assert.match(anyPrice.body.error.violations[0].message, /params\.amountOutMinimum/);
+
+      const worthless = await sign(token, swap({ recipient: agent.address, amountIn: 50_000_000n, tokenOut: STRANGER, nonce: 1 }));
+      assert.deepEqual(codesOf(worthless), ['agent/swap argument_constraint_failed']);
+
+      const sellsWeth = await sign(token, swap({ recipient: agent.address, amountIn: 10n ** 24n, tokenIn: WETH, tokenOut: USDC, nonce: 1 }));
+      assert.equal(sellsWeth.status, 403);
+      assert.deepEqual(codesOf(sellsWeth), ['agent/default contract_call_not_allowed']);
+
+      const huge = await sign(token, swap({ recipient: agent.address, amountIn: 1_000_000_000_000n, nonce: 1 }));
+      assert.equal(huge.status, 403);
+      assert.ok(codesOf(huge).includes('agent/swap-size amount_exceeds_max'), JSON.stringify(huge.body));
+      assert.ok(codesOf(huge).includes('agent/daily budget_exceeded'), JSON.stringify(huge.body));
+
+      const bigApproval = await sign(token, approve(USDC, ROUTER, 1_000_000_000n));
+      assert.ok(codesOf(bigApproval).includes('agent/approvals approval_exceeds_cap'), JSON.stringify(bigApproval.body));
+      const unlimited = await sign(token, approve(USDC, ROUTER, MAX_UINT256));
+      assert.ok(codesOf(unlimited).includes('agent/approvals unlimited_approval'), JSON.stringify(unlimited.body));
+
+      // Calldata that claims exactInputSingle but does not decode against the registered ABI: fail closed.
+      const truncated = swap({ recipient: agent.address, amountIn: 1n, nonce: 1 });
+      truncated.transaction.data = truncated.transaction.data.slice(0, 10 + 64 * 3);
+      const bad = await sign(token, truncated);
+      assert.equal(bad.status, 403);
+      assert.deepEqual(codesOf(bad), ['agent/abis.swap-router abi_decode_failed']);
+
+      // The 50 USDC swap was charged: the dry-run of 1,950 USDC more is still within the daily 2,000; 1,950.000001 is not.
+      const dry = await h.call('POST', '/v1/dry-run', { token, body: { action: 'evm.transaction', payload: swap({ recipient: agent.address, amountIn: 1_950_000_001n, nonce: 1 }) } });
+      const budget = dry.body.decision.violations.find((v: any) => v.code === 'budget_exceeded');
+      assert.deepEqual({ rule: budget.rule, used: budget.used, requested: budget.requested }, { rule: 'agent/daily', used: '50000000', requested: '1950000001' });
+    });
+
+    test('x402 paying agent (docs/policy.md): known payee within price and validity only', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#An x402 paying agent').document });
+      const ok = await signTyped(token, usdcAuthorization(agent.address, ALICE, 1_000_000n, soon()));
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      const stranger = await signTyped(token, usdcAuthorization(agent.address, STRANGER, 1_000_000n, soon(), `0x${'01'.repeat(32)}`));
+      assert.ok(codesOf(stranger).includes('agent/payees destination_not_allowed'), JSON.stringify(stranger.body));
+      const never = await signTyped(token, usdcAuthorization(agent.address, ALICE, 1_000_000n, Number.MAX_SAFE_INTEGER, `0x${'02'.repeat(32)}`));
+      assert.deepEqual(codesOf(never), ['agent/short-auth validity_too_long']);
+      const pricey = await signTyped(token, usdcAuthorization(agent.address, ALICE, 1_000_001n, soon(), `0x${'03'.repeat(32)}`));
+      assert.deepEqual(codesOf(pricey), ['agent/per-call amount_exceeds_max']);
+      const dai = await signTyped(token, authorization(DAI, 'Dai Stablecoin', agent.address, ALICE, 1_000_000n, soon(), `0x${'04'.repeat(32)}`));
+      assert.deepEqual(codesOf(dai), ['agent/default no_matching_allow_rule']);
+    });
+
+    test('x402 operator policy (docs/x402.md): listed resources and payee, bounded price and validity', async () => {
+      const API = 'https://api.example.com/data/quote';
+      const PAYEE = '0xa11ce00000000000000000000000000000000a11';
+      const { agent, token } = await provisionAgent(h, { policy: docPolicy('docs/x402.md#Operator policy').document });
+      const pay = (typedData: unknown, resource = API) => signTyped(token, { ...(typedData as object), x402: { resource } });
+      const ok = await pay(usdcAuthorization(agent.address, PAYEE, 50_000n, soon()));
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      const outside = await pay(usdcAuthorization(agent.address, PAYEE, 50_000n, soon(), `0x${'01'.repeat(32)}`), 'https://api.example.com/admin');
+      assert.deepEqual(codesOf(outside), ['agent/pay-our-apis resource_not_allowed']);
+      const stranger = await pay(usdcAuthorization(agent.address, STRANGER, 50_000n, soon(), `0x${'02'.repeat(32)}`));
+      assert.ok(codesOf(stranger).includes('agent/payees destination_not_allowed'), JSON.stringify(stranger.body));
+      const never = await pay(usdcAuthorization(agent.address, PAYEE, 50_000n, Number.MAX_SAFE_INTEGER, `0x${'03'.repeat(32)}`));
+      assert.deepEqual(codesOf(never), ['agent/short-auth validity_too_long']);
+      const pricey = await pay(usdcAuthorization(agent.address, PAYEE, 1_000_001n, soon(), `0x${'04'.repeat(32)}`));
+      assert.ok(codesOf(pricey).includes('agent/max-price amount_exceeds_max'), JSON.stringify(pricey.body));
+      const dai = await pay(authorization(DAI, 'Dai Stablecoin', agent.address, PAYEE, 50_000n, soon(), `0x${'05'.repeat(32)}`));
+      assert.deepEqual(codesOf(dai), ['agent/default no_matching_allow_rule']);
+    });
+
+    // Last: a fleet policy applies to every agent of this harness.
+    test('fleet ceilings: mixers, other chains, big transfers and unlimited approvals are refused whatever the agent policy allows', async () => {
+      const loose = { version: 1, rules: [{ name: 'anything', type: 'allow', match: { kinds: ['erc20.transfer', 'erc20.approve'] } }] };
+      const { token } = await provisionAgent(h, { policy: loose });
+      const set = await h.admin('PUT', '/v1/policies/fleet', { source: docPolicy('docs/policy.md#Fleet ceilings (restrict-only)').source });
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      assert.equal((await sign(token, usdcTransfer(ALICE, 10_000_000n))).status, 200);
+      assert.deepEqual(codesOf(await sign(token, transfer(USDC, MIXER, 1n))), ['fleet/no-mixers denied_by_rule']);
+      assert.deepEqual(codesOf(await sign(token, transfer(USDC, ALICE, 1n, 10))), ['fleet/mainnets chain_not_allowed']);
+      assert.deepEqual(codesOf(await sign(token, usdcTransfer(ALICE, 1_000_000_001n))), ['fleet/usdc-per-request amount_exceeds_max']);
+      assert.deepEqual(codesOf(await sign(token, approve(USDC, ROUTER, MAX_UINT256))), ['fleet/no-unlimited unlimited_approval']);
+    });
+  });
+}
