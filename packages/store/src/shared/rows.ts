@@ -142,10 +142,13 @@ export function paymentFromRow(r: Row): PaymentRecord {
     const v = toOptionalString(r[column]);
     if (v !== undefined) p[key] = v;
   }
+  if (r.settled_value !== null && r.settled_value !== undefined) p.settledValue = toAmount(r.settled_value);
+  const settledTo = toOptionalString(r.settled_to);
+  if (settledTo !== undefined) p.settledTo = settledTo;
   return p;
 }
 
-/** Sums payment rows (agent_id, origin, network, asset, state, value) into summary rows; bigint all the way. */
+/** Sums payment rows (agent_id, origin, network, asset, state, value, settled_value) into summary rows; bigint all the way. */
 export function summarisePayments(rows: Row[]): PaymentSummaryRow[] {
   const out = new Map<string, PaymentSummaryRow>();
   for (const r of rows) {
@@ -157,8 +160,10 @@ export function summarisePayments(rows: Row[]): PaymentSummaryRow[] {
     if (!row) out.set(key, (row = { agentId, origin, asset, reserved: 0n, settled: 0n, released: 0n, count: 0 }));
     const value = toAmount(r.value);
     const state = String(r.state);
+    // A settled payment counts what the ledger was charged: the larger of the signed and the moved amount.
+    const settledValue = r.settled_value === null || r.settled_value === undefined ? value : toAmount(r.settled_value);
     if (state === 'reserved') row.reserved += value;
-    else if (state === 'settled') row.settled += value;
+    else if (state === 'settled') row.settled += settledValue > value ? settledValue : value;
     else row.released += value;
     row.count += 1;
   }
