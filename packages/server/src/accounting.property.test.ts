@@ -24,17 +24,27 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'expire' as const }) },
 );
 
-/** A chain double following the ChainReader port: listed nonces are used; block time follows the test clock. */
-function fakeChain(): ChainReader & { used: Set<string>; now: () => number } {
+/**
+ * A chain double following the ChainReader port: a nonce in `used` was used on chain, moving the amount it
+ * maps to (the authorization that settled); block times follow the test clock, and the pinned block is current.
+ */
+function fakeChain(): ChainReader & { used: Map<string, bigint>; now: () => number } {
   const chain = {
-    used: new Set<string>(),
+    used: new Map<string, bigint>(),
     now: () => Date.now(),
     supports: (network: string) => network === BASE,
     async latestBlockTimestamp() {
       return Math.floor(chain.now() / 1000);
     },
+    async pinnedBlock() {
+      return { tag: 'finalized', number: 1n, timestamp: Math.floor(chain.now() / 1000) };
+    },
     async authorizationState(_network: string, _token: string, _from: string, nonce: string) {
       return chain.used.has(nonce.toLowerCase());
+    },
+    async findAuthorizationUse(_network: string, _token: string, _from: string, nonce: string) {
+      const value = chain.used.get(nonce.toLowerCase());
+      return value === undefined ? undefined : { transactionHash: `0x${'ee'.repeat(32)}`, blockNumber: 1n, transfer: { to: ALICE, value } };
     },
   };
   return chain;
@@ -126,10 +136,13 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
                 }
                 break;
               }
-              case 'settle':
-                chain.used.add(hexNonce(run, op.nonce));
+              case 'settle': {
+                // Only what was signed can settle: the released authorization of that nonce moves its value.
+                const value = chargedValue.get(hexNonce(run, op.nonce));
+                if (value !== undefined) chain.used.set(hexNonce(run, op.nonce), value);
                 await h.admin('POST', '/v1/x402/reconcile');
                 break;
+              }
               case 'expire':
                 break;
             }

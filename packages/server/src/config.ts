@@ -18,6 +18,21 @@ export interface AirlockConfig {
   evmRpc: Record<string, string>;
   /** How often the x402 reconciler runs (AIRLOCK_RECONCILE_INTERVAL, default 30s). */
   reconcileIntervalMs: number;
+  /** When the reconciler may trust the chain enough to release a hold (docs/x402.md, docs/operations.md). */
+  reconcile: ReconcileConfig;
+}
+
+export interface ReconcileConfig {
+  /** Wall-clock time past validBefore before a hold may be released (AIRLOCK_RECONCILE_MARGIN, default 5m). */
+  marginSeconds: number;
+  /** The block whose state releases a hold: `finalized` (default) or `safe` (AIRLOCK_RECONCILE_BLOCK_TAG). */
+  blockTag: 'finalized' | 'safe';
+  /** Largest tolerated distance between the latest block's time and the wall clock (AIRLOCK_RECONCILE_MAX_SKEW, default 2m). */
+  maxClockSkewSeconds: number;
+  /** Pinned-block lag past which a kept hold raises an alert (AIRLOCK_RECONCILE_MAX_PINNED_LAG, default 1h). */
+  maxPinnedLagSeconds: number;
+  /** How many blocks back the settlement transfer is searched for (AIRLOCK_RECONCILE_LOG_LOOKBACK, default 100000). */
+  logLookbackBlocks: number;
 }
 
 /** Environment variables, documented in docs/operations.md. Flags override them. */
@@ -38,13 +53,18 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     checkpointIntervalMs: overrides.checkpointIntervalMs ?? parseDuration(env.AIRLOCK_CHECKPOINT_INTERVAL ?? '10s'),
     evmRpc: overrides.evmRpc ?? parseEvmRpc(env.AIRLOCK_EVM_RPC),
     reconcileIntervalMs: overrides.reconcileIntervalMs ?? parseDuration(env.AIRLOCK_RECONCILE_INTERVAL ?? '30s'),
+    reconcile: overrides.reconcile ?? parseReconcileConfig(env),
   };
   const socketPath = overrides.socketPath ?? env.AIRLOCK_SOCKET;
   if (socketPath) config.socketPath = socketPath;
   return config;
 }
 
-/** `eip155:31337=http://127.0.0.1:8545,eip155:84532=https://…` -> { network: url }. Errors never echo the URL (it may hold an API key). */
+/**
+ * `eip155:31337=http://127.0.0.1:8545,eip155:84532=https://…` -> { network: url }. Errors never echo the URL (it may hold an API key).
+ * The reconciler releases budget on what the RPC answers, so the answers must not be forgeable on the way:
+ * https is required, plain http only for a loopback host.
+ */
 export function parseEvmRpc(value: string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   if (value === undefined || value.trim() === '') return out;
@@ -52,12 +72,48 @@ export function parseEvmRpc(value: string | undefined): Record<string, string> {
     const eq = part.indexOf('=');
     const network = eq < 0 ? '' : part.slice(0, eq).trim();
     const url = eq < 0 ? '' : part.slice(eq + 1).trim();
-    if (!/^eip155:[1-9][0-9]{0,15}$/.test(network) || !/^https?:\/\//.test(url)) {
+    if (!/^eip155:[1-9][0-9]{0,15}$/.test(network) || !/^https?:\/\//.test(url) || !URL.canParse(url)) {
       throw new AirlockError('invalid_request', `AIRLOCK_EVM_RPC entry ${i + 1} must be eip155:<chainId>=http(s)://…`);
+    }
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'https:' && !isLoopbackHost(parsed.hostname)) {
+      throw new AirlockError('invalid_request', `AIRLOCK_EVM_RPC entry ${i + 1} (${network}) must use https://; plain http:// is accepted only for loopback (127.0.0.0/8, ::1, localhost).`, {
+        hints: ['A plain-http RPC can be answered by anyone on the path, and the reconciler releases budget on its answers.'],
+      });
     }
     out[network] = url;
   }
   return out;
+}
+
+/** 127.0.0.0/8, ::1 and localhost (WHATWG URL parsing has already normalised `127.1`, `0x7f.1` and the like). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.toLowerCase().replace(/\.$/, '');
+  // Only the bare name: `*.localhost` is loopback by RFC 6761, but not every resolver honours that.
+  if (host === 'localhost') return true;
+  if (host === '[::1]') return true;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function parseReconcileConfig(env: NodeJS.ProcessEnv): ReconcileConfig {
+  const blockTag = env.AIRLOCK_RECONCILE_BLOCK_TAG?.trim() || 'finalized';
+  if (blockTag !== 'finalized' && blockTag !== 'safe') throw new AirlockError('invalid_request', 'AIRLOCK_RECONCILE_BLOCK_TAG must be `finalized` or `safe`.');
+  return {
+    marginSeconds: secondsFrom(env.AIRLOCK_RECONCILE_MARGIN, '5m', 'AIRLOCK_RECONCILE_MARGIN'),
+    blockTag,
+    maxClockSkewSeconds: secondsFrom(env.AIRLOCK_RECONCILE_MAX_SKEW, '2m', 'AIRLOCK_RECONCILE_MAX_SKEW'),
+    maxPinnedLagSeconds: secondsFrom(env.AIRLOCK_RECONCILE_MAX_PINNED_LAG, '1h', 'AIRLOCK_RECONCILE_MAX_PINNED_LAG'),
+    logLookbackBlocks: intFrom(env.AIRLOCK_RECONCILE_LOG_LOOKBACK, 100_000, 'AIRLOCK_RECONCILE_LOG_LOOKBACK'),
+  };
+}
+
+function secondsFrom(value: string | undefined, fallback: string, name: string): number {
+  const text = value === undefined || value.trim() === '' ? fallback : value.trim();
+  try {
+    return Math.floor(parseDuration(text) / 1000);
+  } catch {
+    throw new AirlockError('invalid_request', `${name} must be a duration such as 90s, 5m or 1h.`);
+  }
 }
 
 /** A whole number from the environment; unset or empty means the default, anything else non-numeric is an error. */

@@ -155,11 +155,13 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const signing = new SigningService(deps);
     const operator = new OperatorService(deps, signing);
     const audit = new AuditService(deps);
-    const chain = options.chainReader ?? (Object.keys(config.evmRpc).length > 0 ? rpcChainReader(config.evmRpc) : undefined);
+    const { blockTag, logLookbackBlocks, ...reconcile } = config.reconcile;
+    const chain = options.chainReader ?? (Object.keys(config.evmRpc).length > 0 ? rpcChainReader(config.evmRpc, { blockTag, logLookbackBlocks }) : undefined);
     const x402 = new X402Service(deps, signing, {
       encodePaymentHeader: (payload) => encodePaymentSignatureHeader(payload as never),
       randomBytes: (n) => new Uint8Array(randomBytes(n)),
       ...(chain ? { chain } : {}),
+      reconcile,
     });
     const timers: NodeJS.Timeout[] = [];
     if (options.timers !== false) {

@@ -47,7 +47,13 @@ function eip3009Types() {
   } as const;
 }
 
-/** A fake chain: nonces listed in `used` are spent on chain; its block time follows `now` (the test clock). */
+/** The reconciler releases a hold only this long (wall clock) past validBefore (the default margin). */
+const MARGIN_MS = 300_000;
+
+/**
+ * A fake chain: nonces listed in `used` are spent on chain, each by a transfer of what `requirement()` asks
+ * (1000 to ALICE); its latest and pinned block times follow `now` (the test clock).
+ */
 function fakeChain(): ChainReader & { used: Set<string>; reads: number; now: () => number } {
   const chain = {
     used: new Set<string>(),
@@ -57,9 +63,15 @@ function fakeChain(): ChainReader & { used: Set<string>; reads: number; now: () 
     async latestBlockTimestamp() {
       return Math.floor(chain.now() / 1000);
     },
+    async pinnedBlock() {
+      return { tag: 'finalized', number: 1n, timestamp: Math.floor(chain.now() / 1000) };
+    },
     async authorizationState(_network: string, _token: string, _from: string, nonce: string) {
       chain.reads += 1;
       return chain.used.has(nonce.toLowerCase());
+    },
+    async findAuthorizationUse(_network: string, _token: string, _from: string, nonce: string) {
+      return chain.used.has(nonce.toLowerCase()) ? { transactionHash: `0x${'ee'.repeat(32)}`, blockNumber: 1n, transfer: { to: ALICE, value: 1000n } } : undefined;
     },
   };
   return chain;
@@ -349,7 +361,7 @@ describe('x402 over HTTP', () => {
     assert.deepEqual(await states(), { [a.body.paymentId]: 'settled', [b.body.paymentId]: 'reserved' }, 'b is still valid: it stays reserved');
     assert.equal((await pay(h, token, `${API}/c`, [requirement()])).status, 403, 'settled spend stays charged');
 
-    h.clock!.advance(120_000); // chain time past b's validBefore, still unused on chain
+    h.clock!.advance(120_000 + MARGIN_MS); // both clocks past b's validBefore + margin, still unused on chain
     r = await h.admin('POST', '/v1/x402/reconcile');
     assert.ok(r.body.expired >= 1);
     assert.deepEqual(await states(), { [a.body.paymentId]: 'settled', [b.body.paymentId]: 'expired' });
@@ -414,8 +426,8 @@ describe('x402 approvals and PostgreSQL', () => {
       assert.equal(b.status, 200);
       assert.equal((await pay(h, token, `${API}/c`, [requirement()])).status, 403);
       chain.used.add(a.body.authorization.nonce);
-      h.clock!.advance(120_000);
-      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 2, settled: 1, expired: 1, assumedSettled: 0, errors: 0 });
+      h.clock!.advance(120_000 + MARGIN_MS);
+      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 2, settled: 1, expired: 1, assumedSettled: 0, errors: 0, alerts: 0 });
       assert.equal((await pay(h, token, `${API}/c`, [requirement()])).status, 200, 'the expired one released its hold');
       const summary = (await h.admin('GET', `/v1/x402/summary?agent=${agent.name}`)).body;
       assert.deepEqual(summary.rows.map((r: any) => [r.origin, r.reserved, r.settled, r.released, r.count]), [[API, '1000', '1000', '1000', 3]]);
@@ -432,9 +444,9 @@ describe('x402 reconciler without an RPC', () => {
       const { agent, token } = await provisionAgent(h, { policy: x402Policy([{ name: 'daily', type: 'budget', asset: USDC_ASSET, max: '1000', window: '24h' }]) });
       const paid = await pay(h, token, `${API}/a`, [requirement()]);
       assert.equal(paid.status, 200);
-      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 1, settled: 0, expired: 0, assumedSettled: 0, errors: 0 });
+      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 1, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0 });
       h.clock!.advance(61_000);
-      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 1, settled: 1, expired: 0, assumedSettled: 1, errors: 0 });
+      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 1, settled: 1, expired: 0, assumedSettled: 1, errors: 0, alerts: 0 });
       const [p] = (await h.admin('GET', `/v1/x402/payments?agent=${agent.name}`)).body.payments;
       assert.equal(p.state, 'settled');
       assert.equal(p.settlementTx, 'assumed');

@@ -457,6 +457,21 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.deepEqual(await count(), { amount: 0n, count: 1 }, 'the count stays, now in the ledger');
       });
 
+      test('settled with a larger transfer: charged the larger amount at settle time, recorded on the payment and in the summary', async () => {
+        const store = await fresh();
+        await store.transaction((tx) => tx.holdPayment(payment('pay_big', 'c1', 1_000), writes));
+        await store.transaction((tx) => tx.holdPayment(payment('pay_small', 'c2', 1_000), writes));
+        const big = await store.transaction((tx) => tx.finishPayment('pay_big', 'settled', 4_000, 2, '0xbeef', { value: 1_900n, to: '0x2222222222222222222222222222222222222222' }));
+        assert.deepEqual([big.state, big.value, big.settledValue, big.settledTo, big.settlementTx], ['settled', 700n, 1_900n, '0x2222222222222222222222222222222222222222', '0xbeef']);
+        assert.deepEqual(await window(store), { amount: 2_600n, count: 2 }, 'the settled 1900 plus the held 700, one request each');
+        assert.deepEqual(await window(store, 'agent:ag_1|origin:https://api.example.com'), { amount: 2_600n, count: 2 });
+        await store.transaction((tx) => tx.finishPayment('pay_small', 'settled', 5_000, 3, '0xcafe', { value: 100n, to: '0x2222222222222222222222222222222222222222' }));
+        assert.deepEqual(await window(store), { amount: 2_600n, count: 2 }, 'a smaller transfer keeps the held charge');
+        assert.equal((await store.getPayment('pay_small'))?.settledValue, 100n);
+        const [row] = await store.paymentSummary({});
+        assert.equal(row?.settled, 2_600n, 'the summary counts what was charged');
+      });
+
       test('reservedPayments lists only reserved ones, soonest validBefore first', async () => {
         const store = await fresh();
         await store.transaction(async (tx) => {

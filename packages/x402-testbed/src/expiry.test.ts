@@ -1,5 +1,6 @@
 // Settlement tracking: an authorization Airlock signed but nobody ever settled holds its budget until its
-// validBefore has passed and the chain says it was never used; then the reconciler releases it.
+// validBefore (+ the release margin) has passed and the finalized block says it was never used; then the
+// reconciler releases it.
 // Chain time vs wall clock: the facilitator and Airlock use the wall clock, the token uses block.timestamp.
 // We never move chain time; we wait (a short maxTimeoutSeconds) and mine a block so both agree.
 import { test, describe, before, after } from 'node:test';
@@ -8,6 +9,7 @@ import type { Address } from 'viem';
 import { createAirlockHttp, type AirlockHttp } from '@airlock/sdk';
 import { x402Policy } from './policy.ts';
 import { startTestbed, type Testbed } from './testbed.ts';
+import { rpc } from './token.ts';
 
 const API_OWNER = '0x6666666666666666666666666666666666666666' as Address;
 const PRICE = 50_000n;
@@ -24,7 +26,8 @@ interface PayAnswer {
 describe('x402 reservations and the reconciler', () => {
   let tb: Testbed;
   before(async () => {
-    tb = await startTestbed({ routes: { '/data/slow': { price: PRICE, payTo: API_OWNER, maxTimeoutSeconds: VALIDITY_SECONDS } } });
+    // A one-second release margin (default 5 minutes) keeps the wait short; reconcile.test.ts covers the default.
+    tb = await startTestbed({ routes: { '/data/slow': { price: PRICE, payTo: API_OWNER, maxTimeoutSeconds: VALIDITY_SECONDS } }, airlockEnv: { AIRLOCK_RECONCILE_MARGIN: '1s' } });
   });
   after(async () => tb?.close());
 
@@ -60,14 +63,15 @@ describe('x402 reservations and the reconciler', () => {
     const early = await tb.admin.request<{ checked: number; settled: number; expired: number }>('POST', '/v1/x402/reconcile', {});
     assert.equal(early.body.expired, 0);
 
-    // Past validBefore on both clocks: wait on the wall clock and mine a block so block.timestamp follows
-    // (chain time is never moved ahead; anvil mines only on demand). The reconciler expires an unused
-    // authorization once the latest block is at or past validBefore: no later block can accept it.
-    await new Promise((r) => setTimeout(r, Math.max(0, (validBefore + 1) * 1000 - Date.now())));
+    // Past validBefore + margin on both clocks: wait on the wall clock and mine enough blocks that the
+    // finalized block (anvil: 64 behind the latest) follows (chain time is never moved ahead; anvil mines
+    // only on demand). The reconciler expires an unused authorization once the nonce is unused at a
+    // finalized block past validBefore: no later block can accept it.
+    await new Promise((r) => setTimeout(r, Math.max(0, (validBefore + 2) * 1000 - Date.now())));
     let expired = 0;
     const deadline = (validBefore + EXPIRY_BOUND_SECONDS) * 1000;
     while (expired === 0 && Date.now() < deadline) {
-      await tb.mineBlock();
+      await rpc(tb.anvil.rpcUrl, 'anvil_mine', ['0x41']);
       expired = (await tb.admin.request<{ expired: number }>('POST', '/v1/x402/reconcile', {})).body.expired;
       if (expired === 0) await new Promise((r) => setTimeout(r, 1000));
     }

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Address, Hex } from 'viem';
-import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airlock/server';
+import { initAirlock, loadConfig, serveAirlock, type OpenOptions, type RunningServer } from '@airlock/server';
 import { createAirlockHttp, type AirlockHttp } from '@airlock/sdk';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 // Fast-KDF vault options: test-only, so imported by path rather than from the package.
@@ -22,6 +22,8 @@ export interface TestbedOptions {
   airlockEnv?: Record<string, string>;
   /** Airlock's approval lifetime. */
   approvalTtlMs?: number;
+  /** Airlock's clock (a ManualClock lets a test move the wall clock Airlock judges validBefore by). */
+  clock?: OpenOptions['clock'];
 }
 
 export interface Testbed {
@@ -38,6 +40,8 @@ export interface Testbed {
   api: PaidApi;
   airlock: RunningServer;
   adminToken: string;
+  /** The vault's recovery phrase: lets a test derive an agent's key, as a leaked key would be used. */
+  mnemonic: string;
   admin: AirlockHttp;
   /** Creates an agent with `policy`, issues a session, mints `funds` of the token to its address. */
   provisionAgent(opts: { name?: string; policy: unknown; funds?: bigint }): Promise<{ name: string; address: Address; token: string }>;
@@ -72,8 +76,8 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
     cleanup.push(async () => rmSync(dataDir, { recursive: true, force: true }));
     const env = { AIRLOCK_EVM_RPC: `${caip2}=${anvil.rpcUrl}`, ...options.airlockEnv };
     const config = loadConfig({ dataDir, host: '127.0.0.1', port: 0, ...(options.approvalTtlMs ? { approvalTtlMs: options.approvalTtlMs } : {}) }, env);
-    const { adminToken } = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
-    const airlock = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT });
+    const { adminToken, mnemonic } = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
+    const airlock = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, ...(options.clock ? { clock: options.clock } : {}) });
     cleanup.push(() => airlock.close());
     const admin = createAirlockHttp({ url: airlock.url, token: adminToken });
 
@@ -88,6 +92,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
       api,
       airlock,
       adminToken,
+      mnemonic,
       admin,
       async provisionAgent({ name, policy, funds }) {
         const agentName = name ?? `agent-${Math.random().toString(16).slice(2, 8)}`;

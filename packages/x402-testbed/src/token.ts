@@ -33,9 +33,18 @@ async function chainIdOf(rpcUrl: string): Promise<number> {
   return Number(BigInt(((await res.json()) as { result: string }).result));
 }
 
+/**
+ * Forgets the nonces the cached accounts counted on `chainId`: a new anvil with the same chain id starts
+ * every account at nonce 0, and a stale count would leave its transactions pending for ever.
+ */
+export function resetNonces(chainId: number): void {
+  for (const account of accounts.values()) account.nonceManager?.reset({ address: account.address, chainId });
+}
+
 /** Deploys TestUSDC ("USD Coin", version "2", 6 decimals) and installs Multicall3 at its canonical address. */
 export async function deployToken(rpcUrl: string): Promise<Address> {
   const chainId = await chainIdOf(rpcUrl);
+  resetNonces(chainId);
   const chain = localChain(rpcUrl, chainId);
   const { TestUSDC, Multicall3Lite } = compiledContracts();
   const wallet = createWalletClient({ account: localAccount(ANVIL_KEYS.deployer), chain, transport: http(rpcUrl) });

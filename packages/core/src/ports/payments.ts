@@ -34,8 +34,23 @@ export interface PaymentRecord {
   settlementTx?: string;
   /** Transaction hash the agent reported from the server's PAYMENT-RESPONSE. */
   reportedTx?: string;
+  /**
+   * What the chain says moved when the nonce was used (the `Transfer` after `AuthorizationUsed`): it can
+   * differ from `value` when another authorization with the same nonce settled. The ledger is charged
+   * max(value, settledValue).
+   */
+  settledValue?: bigint;
+  /** The recipient of that transfer (lowercase). */
+  settledTo?: string;
   createdAt: number; // ms
   updatedAt: number; // ms
+}
+
+/** What moved on chain for a settled payment, as the reconciler found it. */
+export interface SettledTransfer {
+  value: bigint;
+  /** lowercase 0x */
+  to: string;
 }
 
 export interface PaymentFilter {

@@ -1,6 +1,6 @@
 import type { LedgerWrite, WindowQuery, WindowTotal } from './ledger.ts';
 import type { AuditEntry, AuditEntryInput, AuditCheckpoint, AuditQuery } from '../audit/types.ts';
-import type { PaymentFilter, PaymentRecord, PaymentSummaryRow } from './payments.ts';
+import type { PaymentFilter, PaymentRecord, PaymentSummaryRow, SettledTransfer } from './payments.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -239,8 +239,10 @@ export interface StoreTx {
    * reserved -> settled (holds become ledger entries at `now`: never earlier, so windows only over-count)
    * or reserved -> expired (amount holds released; the request-count holds become ledger entries, since a
    * signature was released and rate limits count signatures). Anything but `reserved` fails with `conflict`.
+   * `settled` (what the chain says moved) is recorded on the payment, and the ledger is charged what
+   * `settlementCharges` adds on top of the converted holds (a larger amount, another recipient).
    */
-  finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string): Promise<PaymentRecord>;
+  finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord>;
   /** Records the settlement transaction the agent reported (the reconciler still confirms it). */
   reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord>;
   /** Reserved payments, oldest validBefore first. */

@@ -9,6 +9,7 @@ import type { AgentAuth, SignContext, SignOutcome, SigningService } from '../ser
 import { requestHash } from '../service/tokens.ts';
 import { buildPayment, paymentHeaderName, paymentPayload, type BuiltPayment } from './builder.ts';
 import { classifyRequirement, type PaymentCandidate, type PaymentRequired, type RequirementSummary } from './requirements.ts';
+import { PaymentReconciler, type ReconcileResult, type ReconcilerOptions } from './reconciler.ts';
 
 export interface X402Options {
   /** base64(JSON) of a PaymentPayload: @x402/core's `encodePaymentSignatureHeader`, wired by the server. */
@@ -17,6 +18,8 @@ export interface X402Options {
   randomBytes: (n: number) => Uint8Array;
   /** Chain access for the reconciler; without it every payment is converted at validBefore as assumed settled. */
   chain?: ChainReader;
+  /** Release margin and trust thresholds of the reconciler (defaults in reconciler.ts). */
+  reconcile?: ReconcilerOptions;
 }
 
 /** What the agent reported from the server's PAYMENT-RESPONSE (decoded at the HTTP edge). */
@@ -24,16 +27,6 @@ export interface SettlementReport {
   paymentId?: string;
   nonce?: string;
   response: { success?: unknown; transaction?: unknown; network?: unknown; payer?: unknown; errorReason?: unknown };
-}
-
-export interface ReconcileResult {
-  checked: number;
-  settled: number;
-  expired: number;
-  /** Converted at validBefore without chain evidence (no RPC for the network). */
-  assumedSettled: number;
-  /** Payments whose chain read failed this round (left reserved). */
-  errors: number;
 }
 
 /** The payment chosen for a request, kept under the Idempotency-Key so a retry signs the same nonce. */
@@ -231,57 +224,8 @@ export class X402Service {
     return payment;
   }
 
-  /**
-   * One reconciliation round over reserved payments: used on chain -> settled (holds become ledger
-   * entries now); chain time at or past validBefore and unused -> expired (holds released); past validBefore with
-   * no RPC for the network -> settled as assumed (never released without chain evidence). Audited.
-   */
+  /** One reconciliation round over reserved payments (rules in reconciler.ts). */
   async reconcile(limit = 500): Promise<ReconcileResult> {
-    const { store, clock } = this.deps;
-    const chain = this.options.chain;
-    const due = await store.transaction((tx) => tx.reservedPayments(limit));
-    const result: ReconcileResult = { checked: 0, settled: 0, expired: 0, assumedSettled: 0, errors: 0 };
-    for (const p of due) {
-      result.checked += 1;
-      const nowSeconds = Math.floor(clock.now() / 1000);
-      let outcome: 'settled' | 'expired' | 'assumed' | undefined;
-      if (chain?.supports(p.network)) {
-        let used: boolean;
-        let chainTime: number;
-        try {
-          // Chain time first, then the nonce: if the chain is already past validBefore and the nonce is
-          // still unused afterwards, no later block can accept it (its timestamp can only be higher).
-          chainTime = await chain.latestBlockTimestamp(p.network);
-          used = await chain.authorizationState(p.network, p.asset, p.from, p.nonce);
-        } catch {
-          result.errors += 1;
-          continue;
-        }
-        if (used) outcome = 'settled';
-        else if (chainTime >= p.validBefore) outcome = 'expired';
-      } else if (nowSeconds > p.validBefore) outcome = 'assumed';
-      if (!outcome) continue;
-      const now = clock.now();
-      const done = await store.transaction(async (tx) => {
-        const fresh = await tx.getPayment(p.id);
-        if (!fresh || fresh.state !== 'reserved') return false;
-        const evidence = outcome === 'settled' ? 'chain' : outcome === 'assumed' ? 'assumed_no_rpc' : 'chain_unused_after_valid_before';
-        const entry = await tx.appendAudit({
-          at: now, type: outcome === 'expired' ? 'x402.expired' : 'x402.settled', actor: 'system', agentId: p.agentId, sessionId: p.sessionId,
-          data: { paymentId: p.id, network: p.network, asset: p.asset, value: p.value.toString(), nonce: p.nonce, validBefore: p.validBefore, evidence, ...(fresh.reportedTx ? { reportedTx: fresh.reportedTx } : {}) },
-        });
-        // The chain read proves use, not which transaction: the agent's report names it when there is one.
-        const settlementTx = outcome === 'settled' ? fresh.reportedTx : outcome === 'assumed' ? 'assumed' : undefined;
-        await tx.finishPayment(p.id, outcome === 'expired' ? 'expired' : 'settled', now, entry.seq, settlementTx);
-        return true;
-      });
-      if (!done) continue;
-      if (outcome === 'expired') result.expired += 1;
-      else {
-        result.settled += 1;
-        if (outcome === 'assumed') result.assumedSettled += 1;
-      }
-    }
-    return result;
+    return new PaymentReconciler(this.deps, this.options.chain, this.options.reconcile).run(limit);
   }
 }

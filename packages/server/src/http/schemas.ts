@@ -200,6 +200,8 @@ export const PaymentSchema = z
     network: z.string(), asset: z.string().describe('CAIP-19'), token: z.string(), from: z.string(), to: z.string(), value: z.string(), nonce: z.string(),
     validAfter: z.number(), validBefore: z.number(), resource: z.string().optional(), origin: z.string().optional(),
     state: z.enum(['reserved', 'settled', 'expired']), settlementTx: z.string().optional(), reportedTx: z.string().optional(), createdAt: z.string(), updatedAt: z.string(),
+    settledValue: z.string().optional().describe('what the Transfer that used the nonce moved; the ledger is charged max(value, settledValue)'),
+    settledTo: z.string().optional().describe('recipient of that Transfer'),
   })
   .meta({ id: 'Payment' });
 
@@ -219,7 +221,7 @@ export const PaymentSummaryResponse = z
   .meta({ id: 'PaymentSummary' });
 
 export const ReconcileResponse = z
-  .object({ checked: z.number(), settled: z.number(), expired: z.number(), assumedSettled: z.number(), errors: z.number() })
+  .object({ checked: z.number(), settled: z.number(), expired: z.number(), assumedSettled: z.number(), errors: z.number(), alerts: z.number().describe('alert.reconciler / alert.settlement_mismatch entries written') })
   .meta({ id: 'ReconcileResult' });
 
 export type X402PayInput = z.infer<typeof X402PayRequest>;

@@ -9,8 +9,11 @@ import * as S from './schemas.ts';
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export function paymentJson(p: PaymentRecord) {
-  const { value, createdAt, updatedAt, asset, ...rest } = p;
-  return { ...rest, asset: `${p.network}/erc20:${asset}`, token: asset, value: value.toString(), createdAt: iso(createdAt), updatedAt: iso(updatedAt) };
+  const { value, createdAt, updatedAt, asset, settledValue, ...rest } = p;
+  return {
+    ...rest, asset: `${p.network}/erc20:${asset}`, token: asset, value: value.toString(), createdAt: iso(createdAt), updatedAt: iso(updatedAt),
+    ...(settledValue !== undefined ? { settledValue: settledValue.toString() } : {}),
+  };
 }
 
 /**

@@ -1,12 +1,12 @@
-import { AirlockError, type LedgerWrite, type PaymentFilter, type PaymentRecord, type PaymentSummaryRow } from '@airlock/core';
+import { AirlockError, type LedgerWrite, type PaymentFilter, type PaymentRecord, type PaymentSummaryRow, type SettledTransfer } from '@airlock/core';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
-import { ledgerOnFinish, paymentFromRow, summarisePayments } from '../shared/rows.ts';
+import { holdWrites, ledgerOnFinish, paymentFromRow, summarisePayments } from '../shared/rows.ts';
 import { clampLimit } from '../shared/values.ts';
 import { appendLedger } from './ledger.ts';
 import type { Q } from './pg-query.ts';
 
 const COLUMNS = `id, agent_id, session_id, audit_seq, protocol, x402_version, network, asset, "from", "to", value::text AS value, nonce,
-  valid_after, valid_before, resource, origin, state, settlement_tx, reported_tx, created_at, updated_at`;
+  valid_after, valid_before, resource, origin, state, settlement_tx, reported_tx, settled_value::text AS settled_value, settled_to, created_at, updated_at`;
 
 export async function getPayment(q: Q, id: string, forUpdate = false): Promise<PaymentRecord | undefined> {
   const [row] = await q(`SELECT ${COLUMNS} FROM payments WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
@@ -28,7 +28,7 @@ export async function listPayments(q: Q, filter: PaymentFilter): Promise<Payment
 }
 
 export async function paymentSummary(q: Q, filter: { agentId?: string }): Promise<PaymentSummaryRow[]> {
-  const rows = await q('SELECT agent_id, origin, network, asset, state, value::text AS value FROM payments WHERE ($1::text IS NULL OR agent_id = $1)', [filter.agentId ?? null]);
+  const rows = await q('SELECT agent_id, origin, network, asset, state, value::text AS value, settled_value::text AS settled_value FROM payments WHERE ($1::text IS NULL OR agent_id = $1)', [filter.agentId ?? null]);
   return summarisePayments(rows);
 }
 
@@ -51,16 +51,19 @@ export async function holdPayment(q: Q, p: PaymentRecord, writes: LedgerWrite[])
   );
 }
 
-export async function finishPayment(q: Q, id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string): Promise<PaymentRecord> {
+export async function finishPayment(q: Q, id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord> {
   const current = await getPayment(q, id, true);
   if (!current) throw new AirlockError('not_found', 'no such payment');
   if (current.state !== 'reserved') throw new AirlockError('conflict', `the payment is already ${current.state}`);
-  const holds = await q(
+  const holds = holdWrites(await q(
     `UPDATE payment_holds SET state = $2 WHERE payment_id = $1 AND state = 'held' RETURNING series, asset, amount::text AS amount, count`,
     [id, state === 'settled' ? 'converted' : 'released'],
+  ));
+  await appendLedger(q, ledgerOnFinish(holds, state, current, settled), now, auditSeq);
+  await q(
+    'UPDATE payments SET state = $2, settlement_tx = COALESCE($3, settlement_tx), settled_value = $4, settled_to = $5, updated_at = $6 WHERE id = $1',
+    [id, state, settlementTx ?? null, settled?.value.toString() ?? null, settled?.to.toLowerCase() ?? null, now],
   );
-  await appendLedger(q, ledgerOnFinish(holds, state), now, auditSeq);
-  await q('UPDATE payments SET state = $2, settlement_tx = COALESCE($3, settlement_tx), updated_at = $4 WHERE id = $1', [id, state, settlementTx ?? null, now]);
   return (await getPayment(q, id))!;
 }
 

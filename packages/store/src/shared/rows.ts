@@ -1,4 +1,4 @@
-import { COUNT_ASSET, type LedgerWrite } from '@airlock/core';
+import { COUNT_ASSET, settlementCharges, type LedgerWrite, type SettledTransfer } from '@airlock/core';
 import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, AuditHashVersion, IdempotencyRecord, NonceClaim, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
 import { fromJson, toAmount, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
@@ -157,10 +157,13 @@ export function paymentFromRow(r: Row): PaymentRecord {
     const v = toOptionalString(r[column]);
     if (v !== undefined) p[key] = v;
   }
+  if (r.settled_value !== null && r.settled_value !== undefined) p.settledValue = toAmount(r.settled_value);
+  const settledTo = toOptionalString(r.settled_to);
+  if (settledTo !== undefined) p.settledTo = settledTo;
   return p;
 }
 
-/** Sums payment rows (agent_id, origin, network, asset, state, value) into summary rows; bigint all the way. */
+/** Sums payment rows (agent_id, origin, network, asset, state, value, settled_value) into summary rows; bigint all the way. */
 export function summarisePayments(rows: Row[]): PaymentSummaryRow[] {
   const out = new Map<string, PaymentSummaryRow>();
   for (const r of rows) {
@@ -172,20 +175,28 @@ export function summarisePayments(rows: Row[]): PaymentSummaryRow[] {
     if (!row) out.set(key, (row = { agentId, origin, asset, reserved: 0n, settled: 0n, released: 0n, count: 0 }));
     const value = toAmount(r.value);
     const state = String(r.state);
+    // A settled payment counts what the ledger was charged: the larger of the signed and the moved amount.
+    const settledValue = r.settled_value === null || r.settled_value === undefined ? value : toAmount(r.settled_value);
     if (state === 'reserved') row.reserved += value;
-    else if (state === 'settled') row.settled += value;
+    else if (state === 'settled') row.settled += settledValue > value ? settledValue : value;
     else row.released += value;
     row.count += 1;
   }
   return [...out.values()].sort((a, b) => (a.agentId + a.origin + a.asset < b.agentId + b.origin + b.asset ? -1 : 1));
 }
 
+/** Hold rows as ledger writes (the same columns in both dialects). */
+export function holdWrites(rows: Row[]): LedgerWrite[] {
+  return rows.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) }));
+}
+
 /**
- * What a payment's holds leave in the ledger when it finishes. Settled: everything (the spend happened).
- * Expired unused: only the request counts (amount 0): the money never moved, but a signature was released
- * and rate limits and the loop guard count signatures.
+ * What a payment's holds leave in the ledger when it finishes. Settled: everything (the spend happened), plus
+ * what the chain says moved beyond it (`settlementCharges`: a larger amount, another recipient). Expired
+ * unused: only the request counts (amount 0): the money never moved, but a signature was released and rate
+ * limits and the loop guard count signatures.
  */
-export function ledgerOnFinish(holds: Row[], state: 'settled' | 'expired'): LedgerWrite[] {
-  const writes = holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) }));
-  return state === 'settled' ? writes : writes.filter((w) => w.asset === COUNT_ASSET).map((w) => ({ ...w, amount: 0n }));
+export function ledgerOnFinish(holds: LedgerWrite[], state: 'settled' | 'expired', payment: PaymentRecord, settled?: SettledTransfer): LedgerWrite[] {
+  if (state === 'settled') return [...holds, ...(settled ? settlementCharges(holds, payment, settled) : [])];
+  return holds.filter((w) => w.asset === COUNT_ASSET).map((w) => ({ ...w, amount: 0n }));
 }

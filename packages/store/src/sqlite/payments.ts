@@ -1,7 +1,7 @@
-import { AirlockError, type LedgerWrite, type PaymentFilter, type PaymentRecord, type PaymentSummaryRow } from '@airlock/core';
+import { AirlockError, type LedgerWrite, type PaymentFilter, type PaymentRecord, type PaymentSummaryRow, type SettledTransfer } from '@airlock/core';
 import type { SQLInputValue } from 'node:sqlite';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
-import { ledgerOnFinish, paymentFromRow, summarisePayments } from '../shared/rows.ts';
+import { holdWrites, ledgerOnFinish, paymentFromRow, summarisePayments } from '../shared/rows.ts';
 import { clampLimit } from '../shared/values.ts';
 import { appendLedger } from './ledger.ts';
 import type { SqliteDb } from './sqlite-db.ts';
@@ -28,8 +28,8 @@ export function listPayments(db: SqliteDb, filter: PaymentFilter): PaymentRecord
 
 export function paymentSummary(db: SqliteDb, filter: { agentId?: string }): PaymentSummaryRow[] {
   const rows = filter.agentId === undefined
-    ? db.all('SELECT agent_id, origin, network, asset, state, value FROM payments')
-    : db.all('SELECT agent_id, origin, network, asset, state, value FROM payments WHERE agent_id = ?', filter.agentId);
+    ? db.all('SELECT agent_id, origin, network, asset, state, value, settled_value FROM payments')
+    : db.all('SELECT agent_id, origin, network, asset, state, value, settled_value FROM payments WHERE agent_id = ?', filter.agentId);
   return summarisePayments(rows);
 }
 
@@ -48,14 +48,17 @@ export function holdPayment(db: SqliteDb, p: PaymentRecord, writes: LedgerWrite[
   }
 }
 
-export function finishPayment(db: SqliteDb, id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string): PaymentRecord {
+export function finishPayment(db: SqliteDb, id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): PaymentRecord {
   const current = getPayment(db, id);
   if (!current) throw new AirlockError('not_found', 'no such payment');
   if (current.state !== 'reserved') throw new AirlockError('conflict', `the payment is already ${current.state}`);
-  const holds = db.all("SELECT series, asset, amount, count FROM payment_holds WHERE payment_id = ? AND state = 'held'", id);
-  appendLedger(db, ledgerOnFinish(holds, state), now, auditSeq);
+  const holds = holdWrites(db.all("SELECT series, asset, amount, count FROM payment_holds WHERE payment_id = ? AND state = 'held'", id));
+  appendLedger(db, ledgerOnFinish(holds, state, current, settled), now, auditSeq);
   db.run("UPDATE payment_holds SET state = ? WHERE payment_id = ? AND state = 'held'", state === 'settled' ? 'converted' : 'released', id);
-  db.run('UPDATE payments SET state = ?, settlement_tx = COALESCE(?, settlement_tx), updated_at = ? WHERE id = ?', state, settlementTx ?? null, now, id);
+  db.run(
+    'UPDATE payments SET state = ?, settlement_tx = COALESCE(?, settlement_tx), settled_value = ?, settled_to = ?, updated_at = ? WHERE id = ?',
+    state, settlementTx ?? null, settled?.value.toString() ?? null, settled?.to.toLowerCase() ?? null, now, id,
+  );
   return getPayment(db, id)!;
 }
 

@@ -1,7 +1,7 @@
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
-  WindowQuery, WindowTotal,
+  SettledTransfer, WindowQuery, WindowTotal,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as payments from './payments.ts';
@@ -92,8 +92,8 @@ export class SqliteStoreTx implements StoreTx {
   async getPaymentByNonce(network: string, asset: string, from: string, nonce: string): Promise<PaymentRecord | undefined> {
     return payments.getPaymentByNonce(this.live(), network, asset, from, nonce);
   }
-  async finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string): Promise<PaymentRecord> {
-    return payments.finishPayment(this.live(), id, state, now, auditSeq, settlementTx);
+  async finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord> {
+    return payments.finishPayment(this.live(), id, state, now, auditSeq, settlementTx, settled);
   }
   async reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord> {
     return payments.reportPaymentSettlement(this.live(), id, txHash, now);

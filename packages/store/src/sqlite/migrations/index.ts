@@ -1,6 +1,7 @@
 import { statements as initial } from './001_initial.ts';
 import { statements as payments } from './002_payments.ts';
 import { statements as nonceClaims } from './003_nonce_claims.ts';
+import { statements as settledTransfer } from './004_settled_transfer.ts';
 import { statements as auditHashVersion } from './005_audit_hash_version.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
@@ -8,5 +9,6 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [1, { name: '001_initial', statements: initial }],
   [2, { name: '002_payments', statements: payments }],
   [3, { name: '003_nonce_claims', statements: nonceClaims }],
+  [4, { name: '004_settled_transfer', statements: settledTransfer }],
   [5, { name: '005_audit_hash_version', statements: auditHashVersion }],
 ]);
