@@ -110,7 +110,8 @@ export class AuditService {
   /**
    * The operator accepts the chain as it is now (after `airlock audit verify`, when restoring the database
    * is not possible): records the acknowledgement in the log, signs the new head and anchors it under a new
-   * generation, which lifts the signing halt. The damage stays visible to `verify`.
+   * generation, which lifts the signing halt. Entries that do not verify still fail `verify`; a
+   * self-consistent rewrite is recorded from then on only by the acknowledgement entry (and by exports).
    */
   async acknowledge(by: string): Promise<AcknowledgeResult> {
     const { store, clock, auditAnchor, auditIntegrity } = this.deps;
