@@ -244,6 +244,22 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
+    test('without an anchor file, the newest checkpoint the audit key signed in the store is the anchor', async () => {
+      const { h, token } = await loggedHarness(store);
+      try {
+        const [cp] = await h.airlock.store.listCheckpoints();
+        rmSync(auditAnchorPath(h.config.vaultPath));
+        await h.restart();
+        rmSync(auditAnchorPath(h.config.vaultPath), { force: true }); // in case the shutdown checkpoint wrote one
+        await raw(h, store, `DELETE FROM audit_entries WHERE seq > ${cp!.seq - 2}`);
+        await h.restart();
+        assert.deepEqual(await signStatus(h, token), { status: 503, code: 'audit_integrity_failed' });
+        assert.match((await alerts(h)).at(-1)!.data.reason, /log truncated/);
+      } finally {
+        await h.close();
+      }
+    });
+
     test('an anchor file that the audit key did not sign halts signing', async () => {
       const { h, token } = await loggedHarness(store);
       try {

@@ -63,9 +63,15 @@ export class AuditService {
     if (onDisk && !this.signedByAuditKey(onDisk, publicKey)) {
       return this.halt(onDisk.generation, onDisk.seq, 'the anchor file is not signed by this vault\'s audit key');
     }
-    const anchor = onDisk && isNewerAnchor(onDisk, this.anchor) ? onDisk : this.anchor;
+    let anchor = onDisk && isNewerAnchor(onDisk, this.anchor) ? onDisk : this.anchor;
     const failure = auditIntegrity.failure;
     if (failure && (!anchor || anchor.generation <= failure.generation)) assertAuditIntact(auditIntegrity);
+    if (!anchor) {
+      // No anchor yet (a new vault, the first start of a version that keeps one, or a deleted file): trust
+      // the newest checkpoint in the store that the audit key provably signed, else the first entry.
+      const last = await store.lastCheckpoint();
+      if (last && this.signedByAuditKey(last, publicKey)) anchor = { ...last, generation: 0 };
+    }
 
     const head = await store.auditHead();
     let start: ChainPoint | undefined;
@@ -77,11 +83,6 @@ export class AuditService {
         return this.halt(anchor.generation, anchor.seq, `entry ${anchor.seq} does not match the anchored checkpoint`);
       }
       start = { seq: anchor.seq, hash: anchor.headHash };
-    } else {
-      // No anchor yet (a new vault, or the first start of a version that keeps one): trust the newest
-      // checkpoint the audit key provably signed, else verify from the first entry.
-      const last = await store.lastCheckpoint();
-      if (last && last.seq <= head.seq && this.signedByAuditKey(last, publicKey)) start = { seq: last.seq, hash: last.headHash };
     }
     const bad = await this.verifySegment(start, head);
     if (bad) return this.halt(anchor?.generation ?? 0, bad.seq, bad.reason);
