@@ -37,6 +37,7 @@ export const ERROR_CODES = {
   // availability
   sealed: { status: 503, summary: 'The vault is sealed.' },
   store_unavailable: { status: 503, summary: 'The store is unavailable; nothing was signed.' },
+  audit_integrity_failed: { status: 503, summary: 'The audit log does not extend its last signed checkpoint; nothing is signed until an operator acts.' },
   // vault
   vault_wrong_passphrase: { status: 400, summary: 'The passphrase does not open this vault.' },
   vault_corrupt: { status: 400, summary: 'The vault file is truncated, tampered with or not a vault.' },

@@ -30,6 +30,29 @@ export async function writeNewFileAtomically(path: string, data: string | Uint8A
   await fsyncDirectory(dir);
 }
 
+/**
+ * Replaces `path` with `data` so that a crash leaves the old or the new file, never a mix: temp file
+ * (mode 0600, `wx`), write, fsync, close, rename(2) over the final name, fsync the directory.
+ */
+export async function replaceFileAtomically(path: string, data: string | Uint8Array, mode = 0o600): Promise<void> {
+  const dir = dirname(path);
+  const tempPath = join(dir, `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
+  const handle = await open(tempPath, 'wx', mode);
+  try {
+    try {
+      await handle.chmod(mode);
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    await rename(tempPath, path);
+  } finally {
+    await unlink(tempPath).catch(() => {});
+  }
+  await fsyncDirectory(dir);
+}
+
 async function publishWithoutReplacing(tempPath: string, path: string): Promise<void> {
   try {
     await link(tempPath, path);

@@ -9,3 +9,4 @@ export { nobleEcdsaSign } from './hd-backend.ts';
 export { NativeKeyBackend, nativeEcdsaSign, nativeRecoverPublicKey, nativeUncompressPublicKey, libsecp256k1 } from './native-backend.ts';
 export { AUDIT_KEY_PATH, evmPath, parseDerivationPath } from './derivation-path.ts';
 export { verifyEcdsaDer } from './verify-ecdsa-der.ts';
+export { replaceFileAtomically } from './atomic-write.ts';

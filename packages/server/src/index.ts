@@ -5,3 +5,4 @@ export { createApp } from './http/app.ts';
 export { AirlockHolder } from './http/holder.ts';
 export { buildOpenApi } from './http/openapi.ts';
 export { buildRoutes } from './http/routes.ts';
+export { auditAnchorPath, fileAuditAnchorStore, readAuditAnchorFile } from './audit-anchor-file.ts';

@@ -24,6 +24,7 @@ import { openStore } from '@airlock/store';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
 import { rpcChainReader } from './evm-chain-reader.ts';
+import { auditAnchorPath, fileAuditAnchorStore } from './audit-anchor-file.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -151,10 +152,15 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       auditKeyPath: AUDIT_KEY_PATH,
       approvalTtlMs: config.approvalTtlMs,
       verifySchnorr,
+      auditAnchor: fileAuditAnchorStore(auditAnchorPath(config.vaultPath)),
+      auditIntegrity: {},
     };
     const signing = new SigningService(deps);
     const operator = new OperatorService(deps, signing);
     const audit = new AuditService(deps);
+    // A chain that no longer extends the anchor halts signing from the start; the daemon still serves
+    // verify and acknowledge so the operator can act.
+    await audit.checkIntegrity().catch((e: unknown) => console.error(`[airlock] audit integrity: ${e instanceof Error ? e.message : String(e)}`));
     const { blockTag, logLookbackBlocks, ...reconcile } = config.reconcile;
     const chain = options.chainReader ?? (Object.keys(config.evmRpc).length > 0 ? rpcChainReader(config.evmRpc, { blockTag, logLookbackBlocks }) : undefined);
     const x402 = new X402Service(deps, signing, {

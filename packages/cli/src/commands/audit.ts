@@ -11,13 +11,15 @@ export const EXPORT_FORMAT = 'airlock-audit-export/v1';
 
 export const auditCommand: Command = {
   name: 'audit',
-  summary: 'tail | verify | export the hash-chained audit log',
+  summary: 'tail | verify | export | pubkey | acknowledge: the hash-chained audit log',
   usage: [
     'airlock audit tail [--agent A] [--decision allow|deny|require_approval|error] [--from T] [--to T] [--limit N] [--follow]',
     'airlock audit verify                       (asks the daemon)',
-    'airlock audit verify --offline [--data-dir DIR | --store URL]   (reads the store directly; no vault needed)',
+    'airlock audit verify --offline [--data-dir DIR | --store URL] [--public-key HEX]   (reads the store and the anchor beside the vault; no passphrase)',
     'airlock audit verify --file export.jsonl [--public-key HEX]      (an export, anywhere)',
     'airlock audit export [--out FILE]           (JSON lines: a header with checkpoints, then every entry)',
+    'airlock audit pubkey                        (the audit public key, derived from the vault: publish it)',
+    'airlock audit acknowledge                   (accept the log as it is after an integrity alert; resumes signing)',
   ].join('\n'),
   options: { agent: { type: 'string' }, decision: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, follow: { type: 'boolean' }, offline: { type: 'boolean' }, 'data-dir': { type: 'string' }, store: { type: 'string' }, file: { type: 'string' }, 'public-key': { type: 'string' }, out: { type: 'string' } },
   async run(ctx, { values, positionals }) {
@@ -26,14 +28,23 @@ export const auditCommand: Command = {
         return tail(ctx, values);
       case 'verify': {
         let result: AuditVerifyResult;
-        if (values.file) result = await verifyExport(String(values.file), values['public-key'] as string | undefined);
+        if (values.file) {
+          if (values['public-key'] === undefined) console.error('note: checking checkpoints against the key in the export itself; pass --public-key to check against the published key');
+          result = await verifyExport(String(values.file), values['public-key'] as string | undefined);
+        }
         else if (values.offline) {
           // Loaded on demand: only the offline verifier needs the store and the server's config.
-          const [{ loadConfig, verifySchnorr }, { openStore }] = await Promise.all([import('@airlock/server'), import('@airlock/store')]);
+          const [{ loadConfig, verifySchnorr, auditAnchorPath, readAuditAnchorFile }, { openStore }] = await Promise.all([import('@airlock/server'), import('@airlock/store')]);
           const config = loadConfig({ ...(values['data-dir'] ? { dataDir: String(values['data-dir']) } : {}), ...(values.store ? { storeUrl: String(values.store) } : {}) });
+          // Never the key stored in the database: its owner could have swapped it along with the checkpoints.
+          const anchor = await readAuditAnchorFile(auditAnchorPath(config.vaultPath));
+          const publicKey = (values['public-key'] as string | undefined) ?? anchor?.publicKey;
+          if (!publicKey) {
+            throw new AirlockError('invalid_request', 'No audit public key to verify checkpoints against.', { hints: ['Pass --public-key (printed by `airlock init` and `airlock audit pubkey`).'] });
+          }
           const store = await openStore(config.storeUrl);
           try {
-            result = await verifyStoredAudit(store, verifySchnorr, (values['public-key'] as string | undefined) ?? (await store.getMeta('audit_public_key')));
+            result = await verifyStoredAudit(store, verifySchnorr, publicKey, anchor ? [anchor] : []);
           } finally {
             await store.close();
           }
@@ -45,6 +56,18 @@ export const auditCommand: Command = {
       }
       case 'export':
         return exportLog(ctx, values.out as string | undefined);
+      case 'pubkey': {
+        const { body } = await ctx.admin().request<{ publicKey: string }>('GET', '/v1/audit/checkpoints');
+        if (ctx.json) printJson({ publicKey: body.publicKey });
+        else console.log(body.publicKey);
+        return;
+      }
+      case 'acknowledge': {
+        const { body } = await ctx.admin().request<{ anchor: { generation: number; seq: number; headHash: string }; failure?: { seq: number; reason: string } }>('POST', '/v1/audit/acknowledge');
+        if (ctx.json) printJson(body);
+        else console.log(`acknowledged${body.failure ? ` (${body.failure.reason})` : ''}: anchored at entry ${body.anchor.seq}, generation ${body.anchor.generation}; signing resumes`);
+        return;
+      }
       default:
         throw usage(this.usage);
     }
@@ -173,7 +196,8 @@ export async function verifyExport(file: string, publicKey?: string): Promise<Au
   }
   if (!header || !verifier) throw new AirlockError('invalid_request', `${file} is empty: not an Airlock audit export.`);
   const { verifySchnorr } = await import('@airlock/server');
-  const result = verifier.finish(header.checkpoints, (cp) => verifySchnorr(cp.publicKey, checkpointDigest(cp), cp.signature), publicKey ?? header.publicKey);
+  const expected = publicKey ?? header.publicKey;
+  const result = verifier.finish(header.checkpoints, (cp) => verifySchnorr(expected, checkpointDigest(cp), cp.signature), expected);
   // The chain stopped at the unreadable line, so it is the first problem (finish() would call it truncation).
   return unreadable ? { ...result, ok: false, firstBad: unreadable } : result;
 }

@@ -1,7 +1,9 @@
+import type { AuditAnchorStore } from '../ports/audit-anchor.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { KeyBackend } from '../ports/key-backend.ts';
 import type { Store } from '../ports/store.ts';
+import type { AuditIntegrityState } from './audit-integrity.ts';
 
 /** Everything the services need, wired once by the composition root (server/). */
 export interface ServiceDeps {
@@ -20,4 +22,8 @@ export interface ServiceDeps {
   approvalTtlMs: number;
   /** Verifies a BIP-340 signature (x-only pubkey hex, 32-byte digest, sig hex). */
   verifySchnorr: (publicKeyHex: string, digest: Uint8Array, signatureHex: string) => boolean;
+  /** The last signed checkpoint outside the database (beside the vault). */
+  auditAnchor: AuditAnchorStore;
+  /** Set by the audit service when the chain does not extend its anchor; every signing path checks it first. */
+  auditIntegrity: AuditIntegrityState;
 }

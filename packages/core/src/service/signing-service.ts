@@ -13,6 +13,7 @@ import { countWritesFor, evaluatePolicy, ledgerWritesFor, requiredWindows, sessi
 import type { ServiceDeps } from './deps.ts';
 import { PolicyLayerLoader } from './policy-layers.ts';
 import { enrichFromLayers } from './intent-enrichment.ts';
+import { assertAuditIntact } from './audit-integrity.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
 
 export interface AgentAuth {
@@ -96,6 +97,7 @@ export class SigningService {
   }
 
   async sign(auth: AgentAuth, action: string, payload: unknown, idempotencyKey?: string, context: SignContext = {}): Promise<SignOutcome> {
+    assertAuditIntact(this.deps.auditIntegrity);
     const now = this.deps.clock.now();
     // The x402 context is part of what was asked: a retry naming another resource is another request.
     const reqHash = requestHash(action, context.x402 ? { payload, x402: context.x402 } : payload, canonicalJson);
@@ -384,6 +386,7 @@ export class SigningService {
 
   /** Evaluates without reserving or signing. Same decode and policy as `sign`. */
   async dryRun(auth: AgentAuth, action: string, payload: unknown, context: SignContext = {}): Promise<DryRunOutcome> {
+    assertAuditIntact(this.deps.auditIntegrity);
     const now = this.deps.clock.now();
     const decoded = this.adapterFor(action).decode(action as Action, payload, { address: auth.agent.address });
     attachPaymentContext(decoded.intent, context);
@@ -413,6 +416,7 @@ export class SigningService {
 
   /** Signs a decoded request whose reservation is committed, verifies, and returns the result. */
   async signCommitted(agent: Agent, action: string, payload: unknown, expectedDigest?: string): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
+    assertAuditIntact(this.deps.auditIntegrity); // approvals sign here, not through sign()
     const adapter = this.adapterFor(action);
     const decoded = adapter.decode(action as Action, payload, { address: agent.address });
     if (expectedDigest !== undefined && bytesToHex(decoded.digest) !== expectedDigest) {

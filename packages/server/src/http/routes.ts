@@ -219,6 +219,11 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     },
     { method: 'get', path: '/v1/audit/head', summary: 'Sequence number and hash of the newest entry', tag: 'audit', auth: 'admin', responses: { 200: 'head' }, handler: async (c) => c.json(await A().store.auditHead()) },
     { method: 'get', path: '/v1/audit/checkpoints', summary: 'Signed checkpoints and the audit public key', tag: 'audit', auth: 'admin', responses: { 200: 'checkpoints' }, handler: async (c) => c.json({ publicKey: await A().audit.auditPublicKey(), checkpoints: await A().store.listCheckpoints() }) },
+    {
+      method: 'post', path: '/v1/audit/acknowledge', summary: 'After an audit integrity alert: accept the log as it is, re-anchor at its head (audited) and resume signing', tag: 'audit', auth: 'admin',
+      responses: { 200: 'the new anchor, the previous one and the failure acknowledged', 409: S.ErrorSchema },
+      handler: async (c) => c.json(await A().audit.acknowledge(OPERATOR)),
+    },
 
     {
       method: 'get', path: '/v1/approvals', summary: 'List approvals (default: pending)', tag: 'approvals', auth: 'admin', query: S.ListApprovalsParams,
