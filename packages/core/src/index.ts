@@ -14,6 +14,7 @@ export * from './ports/chain-adapter.ts';
 export * from './ports/clock.ts';
 export * from './audit/types.ts';
 export * from './audit/hash.ts';
+export * from './audit/access-entries.ts';
 export * from './service/deps.ts';
 export * from './service/tokens.ts';
 export * from './service/policy-layers.ts';

@@ -1,6 +1,6 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { AuditChainVerifier, checkpointDigest, type AuditVerifyResult } from '../audit/hash.ts';
-import type { AuditCheckpoint } from '../audit/types.ts';
+import type { AuditCheckpoint, AuditEntry, AuditEntryInput } from '../audit/types.ts';
 import type { Store } from '../ports/store.ts';
 import { AirlockError } from '../errors.ts';
 import type { ServiceDeps } from './deps.ts';
@@ -49,6 +49,11 @@ export class AuditService {
       return undefined; // another instance checkpointed the same head first
     }
     return cp;
+  }
+
+  /** Appends one entry on its own (edge refusals that no service transaction carries). */
+  async append(entry: AuditEntryInput): Promise<AuditEntry> {
+    return this.deps.store.transaction((tx) => tx.appendAudit(entry));
   }
 
   async verify(expectedPublicKey?: string): Promise<AuditVerifyResult> {
