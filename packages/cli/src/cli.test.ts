@@ -386,3 +386,35 @@ describe('airlock CLI, end to end', () => {
     });
   });
 });
+
+describe('first-run secrets file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-first-run-'));
+  const dataDir = join(dir, 'data');
+  const secrets = join(dataDir, 'first-run-secrets.txt');
+  const env = cliEnv({ AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: PASSPHRASE, AIRLOCK_URL: 'http://127.0.0.1:9' });
+  const WARNING = /warning: .*first-run-secrets\.txt holds the recovery phrase and the admin token in clear/;
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('every start and every status warn on stderr while the file exists; once it is deleted, they stop', async () => {
+    // A first start whose stdout is not a terminal writes the secrets to the file instead of the log.
+    const first = await startDaemon(env);
+    assert.equal(await first.stop(), 0);
+    assert.equal(statSync(secrets).mode & 0o777, 0o600);
+    assert.match(first.output(), WARNING);
+
+    const again = await startDaemon(env);
+    assert.equal(await again.stop(), 0);
+    assert.match(again.output(), WARNING);
+    const [status, statusJson] = await Promise.all([runCli(['status'], env), runCli(['status', '--json'], env)]);
+    assert.match(status.stderr, WARNING);
+    assert.match(statusJson.stderr, WARNING);
+    assert.equal(JSON.parse(statusJson.stdout).health.status, 'unreachable', 'stdout stays machine-readable');
+
+    rmSync(secrets);
+    const quiet = await runCli(['status'], env);
+    assert.doesNotMatch(quiet.stderr, /first-run-secrets/);
+    const quietStart = await startDaemon(env);
+    assert.equal(await quietStart.stop(), 0);
+    assert.doesNotMatch(quietStart.output(), /first-run-secrets/);
+  });
+});
