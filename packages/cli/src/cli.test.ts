@@ -2,7 +2,7 @@
 // (`airlock start` on a temp data dir, real argon2id), asserting exit codes and what the operator reads.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -416,5 +416,58 @@ describe('first-run secrets file', () => {
     const quietStart = await startDaemon(env);
     assert.equal(await quietStart.stop(), 0);
     assert.doesNotMatch(quietStart.output(), /first-run-secrets/);
+  });
+});
+
+describe('compile cache', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-cache-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  /** A fresh private TMPDIR per run, so the test sees whatever the CLI writes to the shared temp directory. */
+  const help = (dataDir: string) => {
+    const tmp = mkdtempSync(join(dir, 'tmp-'));
+    return runCli(['--help'], cliEnv({ TMPDIR: tmp, AIRLOCK_DATA_DIR: dataDir })).then((r) => ({ ...r, tmp }));
+  };
+  const privateDir = (name: string, mode = 0o700) => {
+    const p = join(dir, name);
+    mkdirSync(p, { mode });
+    chmodSync(p, mode);
+    return p;
+  };
+
+  test('compiled code is cached in <data dir>/compile-cache (0700, ours), never in the shared temp directory', async () => {
+    const dataDir = privateDir('data');
+    const r = await help(dataDir);
+    assert.equal(r.code, 0);
+    assert.deepEqual(readdirSync(r.tmp), [], 'nothing written to TMPDIR');
+    const cache = lstatSync(join(dataDir, 'compile-cache'));
+    assert.ok(cache.isDirectory());
+    assert.equal(cache.mode & 0o777, 0o700);
+    assert.equal(cache.uid, process.getuid!());
+    assert.ok(readdirSync(join(dataDir, 'compile-cache')).length > 0, 'the cache is in use');
+  });
+
+  test('no cache where it could be planted: a symlinked or foreign cache directory, a data dir others can write, no data dir', async () => {
+    const planted = privateDir('planted');
+    const withLink = privateDir('with-link');
+    symlinkSync(planted, join(withLink, 'compile-cache'));
+    const open = privateDir('open', 0o777);
+    const missing = join(dir, 'missing');
+    const cases = [withLink, open, missing];
+    if (process.getuid!() === 0) {
+      // Root can hand the directory to another user: the owner check must refuse it.
+      const foreign = privateDir('foreign');
+      mkdirSync(join(foreign, 'compile-cache'), { mode: 0o700 });
+      chownSync(join(foreign, 'compile-cache'), 65534, 65534);
+      cases.push(foreign);
+    }
+    for (const dataDir of cases) {
+      const r = await help(dataDir);
+      assert.equal(r.code, 0, dataDir);
+      assert.deepEqual(readdirSync(r.tmp), [], `nothing written to TMPDIR (${dataDir})`);
+    }
+    assert.deepEqual(readdirSync(planted), [], 'nothing written through the symlink');
+    assert.ok(!existsSync(join(open, 'compile-cache')), 'no cache in a data dir others can write');
+    assert.ok(!existsSync(missing), 'a command never creates the data dir for its cache');
+    if (process.getuid!() === 0) assert.deepEqual(readdirSync(join(dir, 'foreign', 'compile-cache')), []);
   });
 });

@@ -1,10 +1,12 @@
 // Entry point of the `airlock` command.
 import { enableCompileCache } from 'node:module';
+import { privateCompileCacheDir } from './compile-cache.ts';
 
-// Caches compiled code on disk (os.tmpdir()/node-compile-cache; NODE_DISABLE_COMPILE_CACHE=1 turns it off):
-// every command starts in about half the time. It must run before the CLI's modules load, hence the
-// dynamic import below.
-enableCompileCache();
+// Caches compiled code on disk (NODE_DISABLE_COMPILE_CACHE=1 turns it off): a command costs about 40% less
+// CPU to start. Only in a private directory under the data directory, never in the shared temp directory
+// (see compile-cache.ts). It must run before the CLI's modules load, hence the dynamic import below.
+const cacheDir = privateCompileCacheDir(process.argv.slice(2), process.env);
+if (cacheDir) enableCompileCache(cacheDir);
 const { main } = await import('./main.ts');
 
 const code = await main(process.argv.slice(2));

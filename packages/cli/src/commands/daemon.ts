@@ -98,7 +98,6 @@ export const startCommand: Command = {
     warnFirstRunSecrets(config);
     const { serveAirlock, redactUrl } = await serverModule();
     const server = await serveAirlock(config, passphrase);
-    console.log(`Airlock listening on ${server.url} (store: ${redactUrl(config.storeUrl)}, ${server.holder.sealed ? 'sealed' : 'unsealed'})`);
     let stopping = false;
     const stop = async (signal: string) => {
       // Ctrl-C under the bin/ launcher arrives twice (the terminal and the launcher forward it): shut down once.
@@ -109,6 +108,8 @@ export const startCommand: Command = {
       process.exit(0);
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));
+    // Only now: a supervisor may signal the moment it reads this line, and must get a clean shutdown.
+    console.log(`Airlock listening on ${server.url} (store: ${redactUrl(config.storeUrl)}, ${server.holder.sealed ? 'sealed' : 'unsealed'})`);
   },
 };
 
