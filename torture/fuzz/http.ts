@@ -24,7 +24,8 @@ export const fuzzHttp: Target = async (numRuns, seed, progress): Promise<TargetR
   const h = await startHarness({ store: 'sqlite' });
   try {
     const internal: string[] = [];
-    const app = createApp(new AirlockHolder(h.airlock), { bodyLimitBytes: h.config.bodyLimitBytes, logInternalError: (e) => void internal.push(String(e.cause instanceof Error ? e.cause.stack : e.cause)) });
+    // No per-session rate limit: thousands of cases on one session must reach decoding, policy and signing.
+    const app = createApp(new AirlockHolder(h.airlock), { bodyLimitBytes: h.config.bodyLimitBytes, sessionRate: { perSecond: 0, burst: 0 }, logInternalError: (e) => void internal.push(String(e.cause instanceof Error ? e.cause.stack : e.cause)) });
     // A generous policy so mutated-but-valid requests really reach the signer.
     const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ perRequest: (10n ** 30n).toString(), daily: (10n ** 40n).toString() }) });
     const other = await provisionAgent(h, {});

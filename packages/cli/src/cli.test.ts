@@ -2,7 +2,7 @@
 // (`airlock start` on a temp data dir, real argon2id), asserting exit codes and what the operator reads.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -430,5 +430,90 @@ rules: []
       assert.ok(transcript.length > 50);
       for (const text of transcript) assert.ok(!text.includes(PASSPHRASE), 'passphrase leaked into output');
     });
+  });
+});
+
+describe('first-run secrets file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-first-run-'));
+  const dataDir = join(dir, 'data');
+  const secrets = join(dataDir, 'first-run-secrets.txt');
+  const env = cliEnv({ AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: PASSPHRASE, AIRLOCK_URL: 'http://127.0.0.1:9' });
+  const WARNING = /warning: .*first-run-secrets\.txt holds the recovery phrase and the admin token in clear/;
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('every start and every status warn on stderr while the file exists; once it is deleted, they stop', async () => {
+    // A first start whose stdout is not a terminal writes the secrets to the file instead of the log.
+    const first = await startDaemon(env);
+    assert.equal(await first.stop(), 0);
+    assert.equal(statSync(secrets).mode & 0o777, 0o600);
+    assert.match(first.output(), WARNING);
+
+    const again = await startDaemon(env);
+    assert.equal(await again.stop(), 0);
+    assert.match(again.output(), WARNING);
+    const [status, statusJson] = await Promise.all([runCli(['status'], env), runCli(['status', '--json'], env)]);
+    assert.match(status.stderr, WARNING);
+    assert.match(statusJson.stderr, WARNING);
+    assert.equal(JSON.parse(statusJson.stdout).health.status, 'unreachable', 'stdout stays machine-readable');
+
+    rmSync(secrets);
+    const quiet = await runCli(['status'], env);
+    assert.doesNotMatch(quiet.stderr, /first-run-secrets/);
+    const quietStart = await startDaemon(env);
+    assert.equal(await quietStart.stop(), 0);
+    assert.doesNotMatch(quietStart.output(), /first-run-secrets/);
+  });
+});
+
+describe('compile cache', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-cache-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  /** A fresh private TMPDIR per run, so the test sees whatever the CLI writes to the shared temp directory. */
+  const help = (dataDir: string) => {
+    const tmp = mkdtempSync(join(dir, 'tmp-'));
+    return runCli(['--help'], cliEnv({ TMPDIR: tmp, AIRLOCK_DATA_DIR: dataDir })).then((r) => ({ ...r, tmp }));
+  };
+  const privateDir = (name: string, mode = 0o700) => {
+    const p = join(dir, name);
+    mkdirSync(p, { mode });
+    chmodSync(p, mode);
+    return p;
+  };
+
+  test('compiled code is cached in <data dir>/compile-cache (0700, ours), never in the shared temp directory', async () => {
+    const dataDir = privateDir('data');
+    const r = await help(dataDir);
+    assert.equal(r.code, 0);
+    assert.deepEqual(readdirSync(r.tmp), [], 'nothing written to TMPDIR');
+    const cache = lstatSync(join(dataDir, 'compile-cache'));
+    assert.ok(cache.isDirectory());
+    assert.equal(cache.mode & 0o777, 0o700);
+    assert.equal(cache.uid, process.getuid!());
+    assert.ok(readdirSync(join(dataDir, 'compile-cache')).length > 0, 'the cache is in use');
+  });
+
+  test('no cache where it could be planted: a symlinked or foreign cache directory, a data dir others can write, no data dir', async () => {
+    const planted = privateDir('planted');
+    const withLink = privateDir('with-link');
+    symlinkSync(planted, join(withLink, 'compile-cache'));
+    const open = privateDir('open', 0o777);
+    const missing = join(dir, 'missing');
+    const cases = [withLink, open, missing];
+    if (process.getuid!() === 0) {
+      // Root can hand the directory to another user: the owner check must refuse it.
+      const foreign = privateDir('foreign');
+      mkdirSync(join(foreign, 'compile-cache'), { mode: 0o700 });
+      chownSync(join(foreign, 'compile-cache'), 65534, 65534);
+      cases.push(foreign);
+    }
+    for (const dataDir of cases) {
+      const r = await help(dataDir);
+      assert.equal(r.code, 0, dataDir);
+      assert.deepEqual(readdirSync(r.tmp), [], `nothing written to TMPDIR (${dataDir})`);
+    }
+    assert.deepEqual(readdirSync(planted), [], 'nothing written through the symlink');
+    assert.ok(!existsSync(join(open, 'compile-cache')), 'no cache in a data dir others can write');
+    assert.ok(!existsSync(missing), 'a command never creates the data dir for its cache');
+    if (process.getuid!() === 0) assert.deepEqual(readdirSync(join(dir, 'foreign', 'compile-cache')), []);
   });
 });

@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   forbidden: { status: 403, summary: 'The credential may not use this endpoint.' },
   agent_frozen: { status: 403, summary: 'The agent is frozen; nothing is signed until it is unfrozen.' },
   agent_retired: { status: 403, summary: 'The agent is retired.' },
+  origin_not_allowed: { status: 403, summary: 'The request carries a browser Origin that is not in AIRLOCK_ALLOWED_ORIGINS.' },
+  host_not_allowed: { status: 421, summary: 'The Host is not a name this daemon answers to (AIRLOCK_ALLOWED_HOSTS).' },
   // policy
   policy_denied: { status: 403, summary: 'Policy denied the request; see violations.' },
   invalid_policy: { status: 400, summary: 'The policy document is not valid; see the path in the message.' },
@@ -34,6 +36,7 @@ export const ERROR_CODES = {
   approval_not_pending: { status: 409, summary: 'The approval was already decided, consumed or expired.' },
   conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
   rate_limited: { status: 429, summary: 'Too many requests.' },
+  session_rate_limited: { status: 429, summary: 'This session sent more requests than its rate allows; see Retry-After.' },
   // availability
   sealed: { status: 503, summary: 'The vault is sealed.' },
   store_unavailable: { status: 503, summary: 'The store is unavailable; nothing was signed.' },

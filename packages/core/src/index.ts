@@ -16,6 +16,7 @@ export * from './ports/clock.ts';
 export * from './ports/audit-anchor.ts';
 export * from './audit/types.ts';
 export * from './audit/hash.ts';
+export * from './audit/access-entries.ts';
 export * from './service/deps.ts';
 export * from './service/tokens.ts';
 export * from './service/policy-layers.ts';

@@ -18,6 +18,12 @@ export interface AirlockConfig {
   evmRpc: Record<string, string>;
   /** How often the x402 reconciler runs (AIRLOCK_RECONCILE_INTERVAL, default 30s). */
   reconcileIntervalMs: number;
+  /** Browser origins allowed to call the API (AIRLOCK_ALLOWED_ORIGINS); any other `Origin` header is refused. */
+  allowedOrigins: string[];
+  /** Host names this daemon answers to besides IP literals and `localhost` (AIRLOCK_ALLOWED_HOSTS). */
+  allowedHosts: string[];
+  /** Per-session token bucket, per instance (AIRLOCK_SESSION_RATE req/s, 0 = off; AIRLOCK_SESSION_BURST). */
+  sessionRate: { perSecond: number; burst: number };
   /** When the reconciler may trust the chain enough to release a hold (docs/x402.md, docs/operations.md). */
   reconcile: ReconcileConfig;
 }
@@ -54,7 +60,14 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     evmRpc: overrides.evmRpc ?? parseEvmRpc(env.AIRLOCK_EVM_RPC),
     reconcileIntervalMs: overrides.reconcileIntervalMs ?? parseDuration(env.AIRLOCK_RECONCILE_INTERVAL ?? '30s'),
     reconcile: overrides.reconcile ?? parseReconcileConfig(env),
+    allowedOrigins: overrides.allowedOrigins ?? parseAllowedOrigins(env.AIRLOCK_ALLOWED_ORIGINS),
+    allowedHosts: overrides.allowedHosts ?? parseAllowedHosts(env.AIRLOCK_ALLOWED_HOSTS),
+    sessionRate: overrides.sessionRate ?? {
+      perSecond: intFrom(env.AIRLOCK_SESSION_RATE, 50, 'AIRLOCK_SESSION_RATE'),
+      burst: intFrom(env.AIRLOCK_SESSION_BURST, 100, 'AIRLOCK_SESSION_BURST'),
+    },
   };
+  if (config.sessionRate.perSecond > 0 && config.sessionRate.burst < 1) throw new AirlockError('invalid_request', 'AIRLOCK_SESSION_BURST must be at least 1.');
   const socketPath = overrides.socketPath ?? env.AIRLOCK_SOCKET;
   if (socketPath) config.socketPath = socketPath;
   return config;
@@ -114,6 +127,29 @@ function secondsFrom(value: string | undefined, fallback: string, name: string):
   } catch {
     throw new AirlockError('invalid_request', `${name} must be a duration such as 90s, 5m or 1h.`);
   }
+}
+
+/** `https://console.example,http://localhost:3000` -> exact origins (scheme, host, port; no path). */
+export function parseAllowedOrigins(value: string | undefined): string[] {
+  return listFrom(value).map((entry, i) => {
+    const url = URL.canParse(entry) ? new URL(entry) : undefined;
+    if (!url || !/^https?:$/.test(url.protocol) || url.origin !== entry.replace(/\/$/, '')) {
+      throw new AirlockError('invalid_request', `AIRLOCK_ALLOWED_ORIGINS entry ${i + 1} must be an origin: http(s)://host[:port], nothing after it.`);
+    }
+    return url.origin;
+  });
+}
+
+/** `airlock.internal,signer.lan` -> lower-case host names (no port, no scheme). */
+export function parseAllowedHosts(value: string | undefined): string[] {
+  return listFrom(value).map((entry, i) => {
+    if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(entry)) throw new AirlockError('invalid_request', `AIRLOCK_ALLOWED_HOSTS entry ${i + 1} must be a host name without port or scheme.`);
+    return entry.toLowerCase();
+  });
+}
+
+function listFrom(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
 
 /** A whole number from the environment; unset or empty means the default, anything else non-numeric is an error. */

@@ -1,8 +1,8 @@
 import { existsSync, unlinkSync } from 'node:fs';
 import { createAdaptorServer } from '@hono/node-server';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createApp } from './http/app.ts';
+import { isIP, type AddressInfo } from 'node:net';
+import { createApp, refusalTallyFor } from './http/app.ts';
 import { AirlockHolder } from './http/holder.ts';
 import type { AirlockConfig } from './config.ts';
 import { openAirlock, type Airlock, type OpenOptions } from './runtime.ts';
@@ -26,7 +26,19 @@ export async function serveAirlock(config: AirlockConfig, passphrase: string | u
     return airlock;
   };
   const holder = passphrase !== undefined ? new AirlockHolder(await unsealer(passphrase), unsealer) : new AirlockHolder(undefined, unsealer);
-  const app = createApp(holder, { bodyLimitBytes: config.bodyLimitBytes });
+  const refusals = refusalTallyFor(holder);
+  const app = createApp(holder, {
+    bodyLimitBytes: config.bodyLimitBytes,
+    allowedOrigins: config.allowedOrigins,
+    // A Unix socket has no meaningful Host and no browser can reach it.
+    allowedHosts: config.socketPath ? 'any' : [...(isIP(config.host) ? [] : [config.host]), ...config.allowedHosts],
+    sessionRate: config.sessionRate,
+    refusals,
+  });
+  // Closes refusal windows when no request comes along to close them.
+  const now = () => (holder.sealed ? Date.now() : holder.get().deps.clock.now());
+  const flushTimer = setInterval(() => void refusals.flushDue(now()), 10_000);
+  flushTimer.unref();
   const server = createAdaptorServer({ fetch: app.fetch }) as Server;
   server.keepAliveTimeout = 65_000;
   let url: string;
@@ -48,6 +60,8 @@ export async function serveAirlock(config: AirlockConfig, passphrase: string | u
         server.close(() => resolve());
         server.closeAllConnections?.();
       });
+      clearInterval(flushTimer);
+      await refusals.flushAll(now());
       await holder.close();
     },
   };

@@ -1,4 +1,5 @@
-// Transport-level behaviour: a Unix socket listener, and 429 after repeated authentication failures.
+// Transport-level behaviour: a Unix socket listener, 429 after repeated authentication failures with one
+// credential, and the Host / Origin checks on a real TCP listener.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -11,8 +12,13 @@ import { serveAirlock } from './serve.ts';
 import { ALICE, startHarness, TEST_PASSPHRASE, TEST_VAULT, usdcTransfer } from './testing/harness.ts';
 
 function overSocket(socketPath: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+  return raw({ socketPath }, path, headers);
+}
+
+/** A raw HTTP/1.1 GET, so the test chooses the Host header a browser would send. */
+function raw(target: { socketPath: string } | { host: string; port: number }, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, method: 'GET', headers }, (res) => {
+    const req = request({ ...target, path, method: 'GET', headers }, (res) => {
       let text = '';
       res.on('data', (c) => (text += c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
@@ -34,13 +40,15 @@ test('the daemon serves the API on a Unix socket when configured', async () => {
     const agents = await overSocket(config.socketPath!, '/v1/agents', { authorization: `Bearer ${adminToken}` });
     assert.equal(agents.status, 200);
     assert.deepEqual(agents.body.agents, []);
+    // No browser reaches a Unix socket, and its Host means nothing: not checked.
+    assert.equal((await overSocket(config.socketPath!, '/v1/agents', { authorization: `Bearer ${adminToken}`, host: 'rebind.evil.example' })).status, 200);
   } finally {
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('repeated bad tokens from one client get 429 rate_limited, and nothing is signed', async () => {
+test('repeated bad tokens for one credential from one client get 429 rate_limited, and nothing is signed', async () => {
   const h = await startHarness();
   try {
     const bad = 'ses_0123456789abcdef.' + 'B'.repeat(43);
@@ -52,5 +60,28 @@ test('repeated bad tokens from one client get 429 rate_limited, and nothing is s
     assert.equal(limited.body.error.code, 'rate_limited');
   } finally {
     await h.close();
+  }
+});
+
+test('on a TCP listener, a rebinding Host gets 421 host_not_allowed and a foreign Origin 403; the listen address is served', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-host-'));
+  const config = loadConfig({ dataDir: dir, host: '127.0.0.1', port: 0 }, { AIRLOCK_ALLOWED_HOSTS: 'airlock.internal' });
+  const { adminToken } = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
+  const server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
+  try {
+    const port = Number(new URL(server.url).port);
+    const get = (headers: Record<string, string>) => raw({ host: '127.0.0.1', port }, '/v1/agents', { authorization: `Bearer ${adminToken}`, ...headers });
+    const rebound = await get({ host: `rebind.evil.example:${port}` });
+    assert.equal(rebound.status, 421);
+    assert.equal(rebound.body.error.code, 'host_not_allowed');
+    const fromPage = await get({ origin: 'https://evil.example' });
+    assert.equal(fromPage.status, 403);
+    assert.equal(fromPage.body.error.code, 'origin_not_allowed');
+    for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `airlock.internal:${port}`]) assert.equal((await get({ host })).status, 200, host);
+    // What the SDK and the CLI send: fetch sets Host from the URL and no Origin.
+    assert.equal((await fetch(`${server.url}/v1/agents`, { headers: { authorization: `Bearer ${adminToken}` } })).status, 200);
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

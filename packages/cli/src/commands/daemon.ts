@@ -16,6 +16,16 @@ const storeOptions = {
 // The daemon's modules load on demand: every other command starts faster without them (~0.4 s).
 const serverModule = () => import('@airlock/server');
 
+const FIRST_RUN_SECRETS = 'first-run-secrets.txt';
+
+/** While the first-run file exists, the recovery phrase and admin token sit in clear beside the vault. */
+function warnFirstRunSecrets(config: AirlockConfig): void {
+  const file = join(config.dataDir, FIRST_RUN_SECRETS);
+  if (!existsSync(file)) return;
+  console.error(`warning: ${file} holds the recovery phrase and the admin token in clear, next to the vault.`);
+  console.error('  Copy them somewhere safe and offline, then delete that file.');
+}
+
 async function configFrom(values: Record<string, unknown>): Promise<AirlockConfig> {
   const { loadConfig } = await serverModule();
   return loadConfig({
@@ -39,7 +49,7 @@ async function runInit(config: AirlockConfig, passphraseFile: string | undefined
   const { initAirlock, redactUrl } = await serverModule();
   const result = await initAirlock(config, passphrase);
   if (secretsToFile) {
-    const file = join(config.dataDir, 'first-run-secrets.txt');
+    const file = join(config.dataDir, FIRST_RUN_SECRETS);
     writeFileSync(file, `recovery phrase: ${result.mnemonic}\nadmin token: ${result.adminToken}\naudit public key: ${result.auditPublicKey}\n`, { mode: 0o600, flag: 'wx' });
     console.log(`Vault created: ${config.vaultPath} (fingerprint ${result.fingerprint})`);
     console.log(`stdout is not a terminal, so the recovery phrase and admin token were written to ${file} (mode 0600).`);
@@ -85,9 +95,9 @@ export const startCommand: Command = {
       passphrase = await readPassphrase({ ...(values['passphrase-file'] ? { file: String(values['passphrase-file']) } : {}) });
       if (passphrase === undefined) console.log('No passphrase available: starting sealed. POST /v1/unseal to unseal.');
     }
+    warnFirstRunSecrets(config);
     const { serveAirlock, redactUrl } = await serverModule();
     const server = await serveAirlock(config, passphrase);
-    console.log(`Airlock listening on ${server.url} (store: ${redactUrl(config.storeUrl)}, ${server.holder.sealed ? 'sealed' : 'unsealed'})`);
     let stopping = false;
     const stop = async (signal: string) => {
       // Ctrl-C under the bin/ launcher arrives twice (the terminal and the launcher forward it): shut down once.
@@ -98,6 +108,8 @@ export const startCommand: Command = {
       process.exit(0);
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));
+    // Only now: a supervisor may signal the moment it reads this line, and must get a clean shutdown.
+    console.log(`Airlock listening on ${server.url} (store: ${redactUrl(config.storeUrl)}, ${server.holder.sealed ? 'sealed' : 'unsealed'})`);
   },
 };
 
@@ -119,6 +131,7 @@ export const statusCommand: Command = {
     const vault = existsSync(config.vaultPath) ? await readVaultHeader(config.vaultPath) : undefined;
     // Scripts can gate on `airlock status`: only a running, unsealed daemon is success.
     if (health.status !== 'ok') process.exitCode = 1;
+    warnFirstRunSecrets(config);
     if (ctx.json) return printJson({ url: ctx.url, health, vault: vault ?? null });
     console.log(`daemon  ${ctx.url}: ${health.status}${health.store ? ` (store: ${health.store})` : ''}`);
     console.log(`vault   ${config.vaultPath}: ${vault ? describeVault(vault) : 'none'}`);

@@ -1,6 +1,6 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { AuditChainVerifier, checkpointDigest, hashAuditEntry, type AuditVerifyResult } from '../audit/hash.ts';
-import type { AuditCheckpoint } from '../audit/types.ts';
+import type { AuditCheckpoint, AuditEntry, AuditEntryInput } from '../audit/types.ts';
 import { isNewerAnchor, type AuditAnchor } from '../ports/audit-anchor.ts';
 import type { Store } from '../ports/store.ts';
 import { AirlockError } from '../errors.ts';
@@ -89,6 +89,11 @@ export class AuditService {
     if (anchor) this.anchor = anchor;
     if (failure) auditIntegrity.failure = undefined; // a newer generation (an acknowledgement) was adopted
     return { ...(anchor ? { anchor } : {}), head };
+  }
+
+  /** Appends one entry on its own (edge refusals that no service transaction carries). */
+  async append(entry: AuditEntryInput): Promise<AuditEntry> {
+    return this.deps.store.transaction((tx) => tx.appendAudit(entry));
   }
 
   /**

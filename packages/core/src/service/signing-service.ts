@@ -72,8 +72,12 @@ export class SigningService {
     this.deps = deps;
   }
 
-  /** Resolves a session token to its agent. Throws the reason it is not usable. */
-  async authenticate(token: string): Promise<AgentAuth> {
+  /**
+   * Resolves a session token to its agent. Throws the reason it is not usable. `admit` runs once the token
+   * is proven genuine and before anything is written: it may refuse (the per-session rate limit), so a
+   * flood with a dead credential cannot append one `auth.refused` entry per request.
+   */
+  async authenticate(token: string, admit?: (auth: AgentAuth) => void): Promise<AgentAuth> {
     const parsed = parseSessionToken(token);
     if (!parsed) throw new AirlockError('unauthenticated', 'Missing or malformed session token.');
     const session = await this.deps.store.getSession(parsed.sessionId);
@@ -82,6 +86,7 @@ export class SigningService {
     }
     const agent = await this.deps.store.getAgent(session.agentId);
     if (!agent) throw new AirlockError('unauthenticated', 'Unknown session token.');
+    admit?.({ agent, session });
     const now = this.deps.clock.now();
     try {
       checkUsable(agent, session, now);

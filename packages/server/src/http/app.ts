@@ -1,27 +1,65 @@
-import { Hono, type Context } from 'hono';
-import { AirlockError, parseUntrustedJson } from '@airlock/core';
-import { authenticate, FailureLimiter } from './auth.ts';
-import { errorResponse } from './errors.ts';
+import { Hono, type Context, type MiddlewareHandler } from 'hono';
+import { AirlockError, parseUntrustedJson, rejectedRequestEntry, type AuditEntryInput } from '@airlock/core';
+import { AttemptLimiter } from './attempt-limiter.ts';
+import { accessPrincipal, authenticate, type AuthEdge, type Principal } from './auth.ts';
+import { browserGuard } from './browser-guard.ts';
+import { clientAddress } from './client-address.ts';
+import { errorResponse, toAirlockError } from './errors.ts';
 import type { AirlockHolder } from './holder.ts';
 import { buildOpenApi } from './openapi.ts';
+import { RefusalTally } from './refusal-tally.ts';
 import { buildRoutes } from './routes.ts';
+import { SessionRateLimiter } from './session-rate-limiter.ts';
 
 export interface AppOptions {
   bodyLimitBytes?: number;
   /** Where unexpected failures are reported (stack only; request bodies are never logged). */
   logInternalError?: (err: AirlockError) => void;
+  /** Browser origins whose requests are served (default none: any `Origin` header is refused). */
+  allowedOrigins?: readonly string[];
+  /** Host names served besides IP literals and `localhost`; `any` for a Unix socket. Default: none. */
+  allowedHosts?: readonly string[] | 'any';
+  /** Per-session token bucket (default 50/s, burst 100; `perSecond: 0` turns it off). */
+  sessionRate?: { perSecond: number; burst: number };
+  /** Aggregated refusal counts; the daemon passes its own to flush on a timer and at shutdown. */
+  refusals?: RefusalTally;
 }
+
+/** Authentication failures allowed per (remote address, credential id) per minute before `429`. */
+export const AUTH_FAILURES_PER_MINUTE = 30;
 
 const defaultLog = (err: AirlockError) => {
   const cause = err.cause instanceof Error ? (err.cause.stack ?? err.cause.message) : String(err.cause);
   console.error(`[airlock] internal error: ${cause}`);
 };
 
+/**
+ * Writes aggregated refusal entries to the audit log of the unsealed runtime. A failed write is reported and
+ * dropped: it must not fail the unrelated request that happened to close the window.
+ */
+export function refusalTallyFor(holder: AirlockHolder, windowMs?: number): RefusalTally {
+  const write = async (entry: AuditEntryInput) => {
+    if (holder.sealed) return;
+    await holder
+      .get()
+      .audit.append(entry)
+      .catch((e: unknown) => console.error(`[airlock] could not write a ${entry.type} audit entry: ${e instanceof Error ? e.message : String(e)}`));
+  };
+  return new RefusalTally(write, windowMs);
+}
+
 /** The HTTP API. Usable in-process (`app.request(...)`) and behind @hono/node-server. */
 export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono {
   const app = new Hono();
   const limit = options.bodyLimitBytes ?? 256 * 1024;
-  const limiter = new FailureLimiter();
+  const edge: AuthEdge = {
+    holder,
+    failures: new AttemptLimiter(AUTH_FAILURES_PER_MINUTE),
+    sessions: new SessionRateLimiter(options.sessionRate ?? { perSecond: 50, burst: 100 }),
+    refusals: options.refusals ?? refusalTallyFor(holder),
+    // The runtime's clock once unsealed, so tests with a manual clock control every window.
+    now: () => (holder.sealed ? Date.now() : holder.get().deps.clock.now()),
+  };
   let openapi: Record<string, unknown> | undefined;
   const routes = buildRoutes(holder, () => (openapi ??= buildOpenApi(routes)));
 
@@ -32,14 +70,38 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
   });
   app.notFound((c) => errorResponse(c, new AirlockError('not_found', 'No such endpoint.')));
 
+  app.use(
+    '*',
+    browserGuard({ allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [] }, (c, code) => {
+      edge.refusals.count('auth.failures', clientAddress(c), code, edge.now());
+    }),
+  );
+
   for (const r of routes) {
-    app.on(r.method.toUpperCase(), r.path, authenticate(holder, r.auth, limiter), async (c) => {
-      const body = r.body ? r.body.parse(await readJson(c, limit)) : undefined;
-      const query = r.query ? r.query.parse(c.req.query()) : {};
+    const route = `${r.method.toUpperCase()} ${r.path}`;
+    const auth: MiddlewareHandler = r.auth === 'none' ? (_c, next) => next() : authenticate(edge, r.auth, route);
+    app.on(r.method.toUpperCase(), r.path, auth, async (c) => {
+      let body: unknown;
+      let query: Record<string, unknown>;
+      try {
+        body = r.body ? r.body.parse(await readJson(c, limit)) : undefined;
+        query = r.query ? r.query.parse(c.req.query()) : {};
+      } catch (e) {
+        await auditRejection(c, route, e);
+        throw e;
+      }
       return r.handler(c, { body, query });
     });
   }
   return app;
+
+  /** An authenticated request refused for its shape is recorded (code and route; never the body). */
+  async function auditRejection(c: Context, route: string, e: unknown): Promise<void> {
+    const principal = c.get('principal') as Principal | undefined;
+    const code = toAirlockError(e).code;
+    if (!principal || code === 'internal') return;
+    await holder.get().audit.append(rejectedRequestEntry(edge.now(), accessPrincipal(principal), route, code));
+  }
 }
 
 /**

@@ -1,79 +1,111 @@
 import type { Context, MiddlewareHandler } from 'hono';
-import { AirlockError, constantTimeEqual, hashSecret, isAdminTokenShape, type AgentAuth } from '@airlock/core';
+import {
+  AirlockError,
+  constantTimeEqual,
+  forbiddenAccessEntry,
+  hashSecret,
+  isAdminTokenShape,
+  isAirlockError,
+  parseSessionToken,
+  type AccessPrincipal,
+  type AgentAuth,
+  type ErrorCode,
+} from '@airlock/core';
+import type { AttemptLimiter } from './attempt-limiter.ts';
+import { clientAddress } from './client-address.ts';
 import type { AirlockHolder } from './holder.ts';
+import type { RefusalTally } from './refusal-tally.ts';
 import type { AuthKind } from './route-table.ts';
+import type { SessionRateLimiter } from './session-rate-limiter.ts';
 
 export type Principal = { kind: 'admin' } | { kind: 'agent'; auth: AgentAuth };
 
+/** What every authenticated route of one app shares. */
+export interface AuthEdge {
+  holder: AirlockHolder;
+  /** Authentication failures per (remote address, credential id). */
+  failures: AttemptLimiter;
+  sessions: SessionRateLimiter;
+  refusals: RefusalTally;
+  now(): number;
+}
+
+/** Refusals of a session token that are answered alike on admin routes: they must not reveal its state. */
+const SESSION_REFUSALS: ReadonlySet<ErrorCode> = new Set(['unauthenticated', 'session_expired', 'session_revoked', 'agent_frozen', 'agent_retired']);
+
 /**
- * Bearer authentication for one route. Admin tokens (`adm_…`) and session tokens (`ses_….…`) are told
- * apart by shape; both are compared as hashes in constant time. Repeated failures from one address are
- * slowed down with 429 by the limiter.
+ * Bearer authentication for one route. Admin tokens (`adm_…`) and session tokens (`ses_<id>.…`) are told
+ * apart by shape; both are compared as hashes in constant time.
+ *
+ * Failures are limited per (remote address, credential id), and the limiter is consulted only after the
+ * presented credential failed: a genuine token always passes, whatever others did. Both secrets carry 256
+ * bits, so the limit is not what keeps guessing hopeless; it keeps a guessing loop cheap and visible, and
+ * it must never become a way to lock the operator out of freeze, revoke and approvals. A request with no
+ * token, or one of no known shape, can never succeed and is answered 401 without touching the limiter.
+ * Failures are counted into one audit entry per source per minute (`auth.failures`).
  */
-export function authenticate(holder: AirlockHolder, kind: AuthKind, limiter: FailureLimiter): MiddlewareHandler {
+export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, route: string): MiddlewareHandler {
   return async (c, next) => {
-    const client = clientKey(c);
-    if (limiter.blocked(client)) throw new AirlockError('rate_limited', 'Too many failed authentication attempts; wait a minute.');
-    if (kind === 'none') {
-      await next();
-      // Wrong unseal passphrases count as failures too: each guess costs an argon2id run, so cap them.
-      if (c.error instanceof AirlockError && c.error.code === 'vault_wrong_passphrase') limiter.fail(client);
-      return;
+    const airlock = edge.holder.get();
+    const now = edge.now();
+    await edge.refusals.flushDue(now);
+    const source = clientAddress(c);
+    const token = bearerToken(c);
+    const credential = isAdminTokenShape(token) ? 'admin' : parseSessionToken(token)?.sessionId;
+    if (credential === undefined) {
+      edge.refusals.count('auth.failures', source, 'unauthenticated', now);
+      if (!token) throw new AirlockError('unauthenticated', 'Missing bearer token.', { hints: ['Send `Authorization: Bearer <token>`.'] });
+      throw new AirlockError('unauthenticated', 'Unknown token.');
     }
-    const header = c.req.header('authorization') ?? '';
-    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+
+    let principal: Principal;
     try {
-      c.set('principal', await resolvePrincipal(holder, kind, token));
+      principal = credential === 'admin' ? verifyAdmin(airlock.adminTokenHash, token) : { kind: 'agent', auth: await airlock.signing.authenticate(token, (auth) => admitSession(edge, auth, source, now)) };
     } catch (e) {
-      if (e instanceof AirlockError && e.code === 'unauthenticated') limiter.fail(client);
+      if (!isAirlockError(e)) throw e;
+      if (e.code === 'unauthenticated') {
+        edge.refusals.count('auth.failures', source, 'unauthenticated', now);
+        const key = `${source} ${credential}`;
+        const wait = edge.failures.retryAfterMs(key, now);
+        if (wait > 0) throw new AirlockError('rate_limited', 'Too many failed attempts with this credential; wait.', { details: { retryAfterSeconds: Math.ceil(wait / 1000) } });
+        edge.failures.record(key, now);
+      }
+      if (kind === 'admin' && credential !== 'admin' && SESSION_REFUSALS.has(e.code)) throw sessionOnAdminRoute();
       throw e;
     }
+
+    if ((kind === 'admin' && principal.kind === 'agent') || (kind === 'agent' && principal.kind === 'admin')) {
+      // A genuine credential probing a route it may not use: evidence for an incident, so recorded (no token).
+      await airlock.audit.append(forbiddenAccessEntry(now, accessPrincipal(principal), route));
+      throw principal.kind === 'agent' ? sessionOnAdminRoute() : new AirlockError('forbidden', 'This endpoint takes a session token, not the admin token.');
+    }
+    c.set('principal', principal);
     return next();
   };
 }
 
-async function resolvePrincipal(holder: AirlockHolder, kind: AuthKind, token: string): Promise<Principal> {
-  const airlock = holder.get();
-  if (isAdminTokenShape(token)) {
-    if (!constantTimeEqual(hashSecret(token.slice(4)), airlock.adminTokenHash)) throw new AirlockError('unauthenticated', 'Unknown admin token.');
-    if (kind === 'agent') throw new AirlockError('forbidden', 'This endpoint takes a session token, not the admin token.');
-    return { kind: 'admin' };
-  }
-  if (!token) throw new AirlockError('unauthenticated', 'Missing bearer token.', { hints: ['Send `Authorization: Bearer <token>`.'] });
-  if (kind === 'admin') {
-    // A session token on an admin route: say so without revealing whether it is valid.
-    if (token.startsWith('ses_')) throw new AirlockError('forbidden', 'This endpoint needs the admin token.');
-    throw new AirlockError('unauthenticated', 'Unknown admin token.');
-  }
-  return { kind: 'agent', auth: await airlock.signing.authenticate(token) };
+export function accessPrincipal(p: Principal): AccessPrincipal {
+  return p.kind === 'admin' ? { kind: 'admin' } : { kind: 'agent', agentId: p.auth.agent.id, sessionId: p.auth.session.id };
 }
 
-function clientKey(c: Context): string {
-  // Behind no proxy by default (loopback / Unix socket); the remote address is what we have.
-  const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
-  return env?.incoming?.socket?.remoteAddress ?? 'local';
+function bearerToken(c: Context): string {
+  const header = c.req.header('authorization') ?? '';
+  return header.startsWith('Bearer ') ? header.slice(7).trim() : '';
 }
 
-/** Counts authentication failures per client over a sliding minute. */
-export class FailureLimiter {
-  private readonly failures = new Map<string, number[]>();
-  private readonly max: number;
-  private readonly windowMs: number;
-  constructor(max = 30, windowMs = 60_000) {
-    this.max = max;
-    this.windowMs = windowMs;
-  }
-  fail(key: string): void {
-    const now = Date.now();
-    const list = (this.failures.get(key) ?? []).filter((t) => now - t < this.windowMs);
-    list.push(now);
-    this.failures.set(key, list);
-    if (this.failures.size > 10_000) this.failures.clear();
-  }
-  blocked(key: string): boolean {
-    const list = this.failures.get(key);
-    if (!list) return false;
-    const now = Date.now();
-    return list.filter((t) => now - t < this.windowMs).length >= this.max;
-  }
+function verifyAdmin(adminTokenHash: string, token: string): Principal {
+  if (!constantTimeEqual(hashSecret(token.slice(4)), adminTokenHash)) throw new AirlockError('unauthenticated', 'Unknown admin token.');
+  return { kind: 'admin' };
+}
+
+/** Runs once a session token is proven genuine, before anything is written for it. */
+function admitSession(edge: AuthEdge, auth: AgentAuth, source: string, now: number): void {
+  const wait = edge.sessions.take(auth.session.id, now);
+  if (wait === 0) return;
+  edge.refusals.count('session.rate_limited', source, 'session_rate_limited', now, { kind: 'agent', agentId: auth.agent.id, sessionId: auth.session.id });
+  throw new AirlockError('session_rate_limited', 'This session is over its request rate.', { details: { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) } });
+}
+
+function sessionOnAdminRoute(): AirlockError {
+  return new AirlockError('forbidden', 'This endpoint needs the admin token.');
 }

@@ -14,6 +14,8 @@ export function errorResponse(c: Context, err: unknown, logInternal?: (e: Airloc
   if (e.hints.length) body.error.hints = e.hints;
   if (e.violations) body.error.violations = e.violations;
   if (e.details) body.error.details = e.details;
+  const retryAfter = e.details?.retryAfterSeconds;
+  if (typeof retryAfter === 'number') c.header('Retry-After', String(retryAfter));
   return c.json(body, ERROR_CODES[e.code].status as 400);
 }
 

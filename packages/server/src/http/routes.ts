@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import { AirlockError, type AgentAuth, type ApprovalRecord, type AuditQuery, type Session } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { Principal } from './auth.ts';
+import { clientAddress } from './client-address.ts';
 import type { RouteSpec } from './route-table.ts';
 import * as S from './schemas.ts';
 import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts';
@@ -64,10 +65,10 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     { method: 'get', path: '/v1/openapi.json', summary: 'This API as OpenAPI 3.1', tag: 'system', auth: 'none', responses: { 200: 'OpenAPI document' }, handler: async (c) => c.json(openapi()) },
     {
       method: 'post', path: '/v1/unseal', summary: 'Unseal a server started sealed', tag: 'system', auth: 'none', body: S.UnsealRequest,
-      responses: { 200: 'unsealed', 400: S.ErrorSchema },
+      responses: { 200: 'unsealed', 400: S.ErrorSchema, 429: S.ErrorSchema },
       handler: async (c, { body }) => {
         if (!holder.sealed) return c.json({ status: 'ok', alreadyUnsealed: true });
-        await holder.unseal((body as { passphrase: string }).passphrase);
+        await holder.unseal((body as { passphrase: string }).passphrase, clientAddress(c));
         return c.json({ status: 'ok' });
       },
     },

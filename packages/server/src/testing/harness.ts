@@ -7,7 +7,7 @@ import pg from 'pg';
 import { ManualClock, type ChainReader, type Clock } from '@airlock/core';
 import { loadConfig, type AirlockConfig } from '../config.ts';
 import { initAirlock, openAirlock, type Airlock, type VaultOptions } from '../runtime.ts';
-import { createApp } from '../http/app.ts';
+import { createApp, type AppOptions } from '../http/app.ts';
 import { AirlockHolder } from '../http/holder.ts';
 
 /** Fast KDF for tests only; production vaults refuse parameters this weak. */
@@ -24,7 +24,8 @@ export interface Harness {
   adminToken: string;
   mnemonic: string;
   /** JSON request; returns status and parsed body. */
-  call(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any }>;
+  /** `remoteAddress` stands in for the client's address (default: none, which the server calls `local`). */
+  call(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string>; remoteAddress?: string }): Promise<{ status: number; body: any; headers: Headers }>;
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** Reopens the runtime on the same data (a restart). */
   restart(): Promise<void>;
@@ -44,7 +45,11 @@ export async function pgSchemaUrl(prefix = 'airlock_t'): Promise<{ url: string; 
   };
 }
 
-export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader } = {}): Promise<Harness> {
+/**
+ * `app` options go to createApp. The per-session rate limit is off unless `app.sessionRate` is given: race
+ * tests fire hundreds of requests on one session at once, and the limit has tests of its own.
+ */
+export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'airlock-test-'));
   const pgSchema = opts.store === 'postgres' ? await pgSchemaUrl() : undefined;
   const config = loadConfig({ dataDir, ...(pgSchema ? { storeUrl: pgSchema.url } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
@@ -52,7 +57,8 @@ export async function startHarness(opts: { store?: StoreKind; manualClock?: bool
   const clock = opts.manualClock ? new ManualClock(Date.now()) : undefined;
   const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}) });
   let airlock = await open();
-  let app = createApp(new AirlockHolder(airlock), { bodyLimitBytes: config.bodyLimitBytes });
+  const appOptions: AppOptions = { bodyLimitBytes: config.bodyLimitBytes, sessionRate: { perSecond: 0, burst: 0 }, ...opts.app };
+  let app = createApp(new AirlockHolder(airlock), appOptions);
 
   const call: Harness['call'] = async (method, path, o = {}) => {
     const headers: Record<string, string> = { ...(o.headers ?? {}) };
@@ -61,9 +67,10 @@ export async function startHarness(opts: { store?: StoreKind; manualClock?: bool
     if (o.raw !== undefined) body = o.raw;
     else if (o.body !== undefined) body = JSON.stringify(o.body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
     if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) });
+    const env = o.remoteAddress !== undefined ? { incoming: { socket: { remoteAddress: o.remoteAddress } } } : undefined;
+    const res = await app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) }, env);
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
   };
   const h: Harness = {
     get airlock() {
@@ -78,7 +85,7 @@ export async function startHarness(opts: { store?: StoreKind; manualClock?: bool
     async restart() {
       await airlock.close();
       airlock = await open();
-      app = createApp(new AirlockHolder(airlock), { bodyLimitBytes: config.bodyLimitBytes });
+      app = createApp(new AirlockHolder(airlock), appOptions);
     },
     async close() {
       await airlock.close();

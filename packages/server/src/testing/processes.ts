@@ -82,6 +82,8 @@ export async function startDaemon(data: DaemonData): Promise<Daemon> {
       // The kernel picks a free port and the daemon prints it: no window in which another process takes it.
       AIRLOCK_PORT: '0',
       AIRLOCK_HOST: '127.0.0.1',
+      // Race, crash and load runs drive one session far past an agent's rate; the limit has its own tests.
+      AIRLOCK_SESSION_RATE: process.env.AIRLOCK_SESSION_RATE ?? '0',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

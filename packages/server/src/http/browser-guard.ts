@@ -1,0 +1,43 @@
+import { isIP } from 'node:net';
+import type { Context, MiddlewareHandler } from 'hono';
+import { AirlockError, type ErrorCode } from '@airlock/core';
+
+export interface BrowserGuardOptions {
+  /** Exact origins (`https://console.example`) whose browser requests are served; every other `Origin` is refused. */
+  allowedOrigins: readonly string[];
+  /** Host names served besides IP literals and `localhost`; `any` skips the check (Unix socket: no browser reaches it). */
+  allowedHosts: readonly string[] | 'any';
+}
+
+/**
+ * Keeps web pages away from the API. Agents and the CLI send no `Origin`; a browser always does on the
+ * requests that matter (POST, and anything with an `Authorization` header), so any `Origin` not allowed
+ * is refused. DNS rebinding points an attacker's name at 127.0.0.1: the browser then sends that name as
+ * `Host`, so a name must be one the operator listed. An IP literal cannot be rebound, so it passes.
+ */
+export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, code: ErrorCode) => void): MiddlewareHandler {
+  const origins = new Set(opts.allowedOrigins);
+  const hosts = opts.allowedHosts === 'any' ? undefined : new Set(['localhost', ...opts.allowedHosts.map((h) => h.toLowerCase())]);
+  return async (c, next) => {
+    const origin = c.req.header('origin');
+    if (origin !== undefined && !origins.has(origin)) {
+      onRefused(c, 'origin_not_allowed');
+      throw new AirlockError('origin_not_allowed', 'Requests from web pages are refused.', { hints: ['Set AIRLOCK_ALLOWED_ORIGINS to serve a browser origin.'] });
+    }
+    if (hosts) {
+      const header = c.req.header('host');
+      // The URL's host comes from the Host header or from an absolute request target: both must pass.
+      if (!hostAllowed(new URL(c.req.url).host, hosts) || (header !== undefined && !hostAllowed(header, hosts))) {
+        onRefused(c, 'host_not_allowed');
+        throw new AirlockError('host_not_allowed', 'This daemon does not answer to that host name.', { hints: ['Use 127.0.0.1, localhost, or a name listed in AIRLOCK_ALLOWED_HOSTS.'] });
+      }
+    }
+    return next();
+  };
+}
+
+function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
+  if (!/^[A-Za-z0-9.:[\]-]+$/.test(host) || !URL.canParse(`http://${host}`)) return false;
+  const name = new URL(`http://${host}`).hostname.replace(/^\[(.*)\]$/, '$1');
+  return isIP(name) !== 0 || names.has(name);
+}
