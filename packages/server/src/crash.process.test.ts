@@ -112,8 +112,12 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         agentsCreated.push(...fresh.body.agents);
 
         const current = daemon;
+        const signedBefore = received.length;
         const load = startLoad(() => current.url, token, adminToken, () => nonce++, received, agentsCreated);
-        await sleep(100 + Math.random() * 500);
+        // A random moment once the load is signing: on a busy machine the first signature after a restart can
+        // take longer than any fixed delay, and a kill before it would test nothing.
+        for (const deadline = Date.now() + 30_000; received.length === signedBefore && Date.now() < deadline; ) await sleep(10);
+        await sleep(Math.random() * 400);
         await current.kill('SIGKILL');
         await load.stop();
         // The kill really landed under load: requests were in flight and lost their connection.

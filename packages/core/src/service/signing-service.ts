@@ -289,6 +289,8 @@ export class SigningService {
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', violations);
       return { status: 403, body: denialBody(decision, entry.seq) };
     }
+    // Decode calls against the registered ABIs as the original was, so the counts land in the same series.
+    enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session), req.input);
     const entry = await this.appendReplayEntry(tx, req, originalSeq, 'allow');
     await tx.appendLedger(countWritesFor(req.input), req.now, entry.seq);
     return { release: { auditSeq: originalSeq, replayed: true, extra: { ...extra, replayAuditSeq: entry.seq } } };
