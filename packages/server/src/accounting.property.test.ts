@@ -6,8 +6,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { COUNT_ASSET, seriesFor, type ChainReader } from '@airlock/core';
+import { COUNT_ASSET, seriesFor } from '@airlock/core';
 import { ALICE, BASE, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, type Harness, type StoreKind } from './testing/harness.ts';
+import { fakeChain } from './testing/fake-chain.ts';
 
 type Op =
   | { kind: 'sign'; nonce: number; value: number; key?: string }
@@ -23,32 +24,6 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('settle' as const), nonce: fc.integer({ min: 0, max: 5 }) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'expire' as const }) },
 );
-
-/**
- * A chain double following the ChainReader port: a nonce in `used` was used on chain, moving the amount it
- * maps to (the authorization that settled); block times follow the test clock, and the pinned block is current.
- */
-function fakeChain(): ChainReader & { used: Map<string, bigint>; now: () => number } {
-  const chain = {
-    used: new Map<string, bigint>(),
-    now: () => Date.now(),
-    supports: (network: string) => network === BASE,
-    async latestBlockTimestamp() {
-      return Math.floor(chain.now() / 1000);
-    },
-    async pinnedBlock() {
-      return { tag: 'finalized', number: 1n, timestamp: Math.floor(chain.now() / 1000) };
-    },
-    async authorizationState(_network: string, _token: string, _from: string, nonce: string) {
-      return chain.used.has(nonce.toLowerCase());
-    },
-    async findAuthorizationUse(_network: string, _token: string, _from: string, nonce: string) {
-      const value = chain.used.get(nonce.toLowerCase());
-      return value === undefined ? undefined : { transactionHash: `0x${'ee'.repeat(32)}`, blockNumber: 1n, transfer: { to: ALICE, value } };
-    },
-  };
-  return chain;
-}
 
 const hexNonce = (run: number, n: number) => `0x${run.toString(16).padStart(8, '0')}${n.toString(16).padStart(56, '0')}`;
 
@@ -139,7 +114,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
               case 'settle': {
                 // Only what was signed can settle: the released authorization of that nonce moves its value.
                 const value = chargedValue.get(hexNonce(run, op.nonce));
-                if (value !== undefined) chain.used.set(hexNonce(run, op.nonce), value);
+                if (value !== undefined) chain.use(hexNonce(run, op.nonce), value);
                 await h.admin('POST', '/v1/x402/reconcile');
                 break;
               }

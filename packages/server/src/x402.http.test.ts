@@ -4,8 +4,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodePaymentSignatureHeader, encodePaymentRequiredHeader, encodePaymentResponseHeader } from '@x402/core/http';
 import { verifyTypedData, type Hex } from 'viem';
-import type { ChainReader } from '@airlock/core';
 import { ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, type Harness } from './testing/harness.ts';
+import { fakeChain } from './testing/fake-chain.ts';
 
 const PROXY = '0x402085c248EeA27D92E8b30b2C58ed07f9E20001';
 const PERMIT2 = '0x000000000022D473030F116dDEE9F6B43aC78BA3';
@@ -54,29 +54,6 @@ const MARGIN_MS = 300_000;
  * A fake chain: nonces listed in `used` are spent on chain, each by a transfer of what `requirement()` asks
  * (1000 to ALICE); its latest and pinned block times follow `now` (the test clock).
  */
-function fakeChain(): ChainReader & { used: Set<string>; reads: number; now: () => number } {
-  const chain = {
-    used: new Set<string>(),
-    reads: 0,
-    now: () => Date.now(),
-    supports: (network: string) => network === BASE,
-    async latestBlockTimestamp() {
-      return Math.floor(chain.now() / 1000);
-    },
-    async pinnedBlock() {
-      return { tag: 'finalized', number: 1n, timestamp: Math.floor(chain.now() / 1000) };
-    },
-    async authorizationState(_network: string, _token: string, _from: string, nonce: string) {
-      chain.reads += 1;
-      return chain.used.has(nonce.toLowerCase());
-    },
-    async findAuthorizationUse(_network: string, _token: string, _from: string, nonce: string) {
-      return chain.used.has(nonce.toLowerCase()) ? { transactionHash: `0x${'ee'.repeat(32)}`, blockNumber: 1n, transfer: { to: ALICE, value: 1000n } } : undefined;
-    },
-  };
-  return chain;
-}
-
 describe('x402 over HTTP', () => {
   let h: Harness;
   const chain = fakeChain();
@@ -204,7 +181,7 @@ describe('x402 over HTTP', () => {
     // the reconciler settles them, and then rolls on a window after the settlement.
     assert.equal((await pay(h, token, `${API}/loop`, [requirement()])).status, 403, 'still reserved: still counted');
     const reserved = (await h.admin('GET', `/v1/x402/payments?agent=${agent.name}&state=reserved`)).body.payments;
-    for (const p of reserved) chain.used.add(p.nonce);
+    for (const p of reserved) chain.use(p.nonce);
     await h.admin('POST', '/v1/x402/reconcile');
     h.clock!.advance(61_000);
     assert.equal((await pay(h, token, `${API}/loop`, [requirement()])).status, 200, 'the window rolls on');
@@ -352,7 +329,7 @@ describe('x402 over HTTP', () => {
     assert.equal(b.status, 200);
     assert.equal((await pay(h, token, `${API}/c`, [requirement()])).status, 403, 'both reservations count');
 
-    chain.used.add(a.body.authorization.nonce);
+    chain.use(a.body.authorization.nonce);
     h.clock!.advance(10_000);
     let r = await h.admin('POST', '/v1/x402/reconcile');
     assert.equal(r.status, 200);
@@ -425,7 +402,7 @@ describe('x402 approvals and PostgreSQL', () => {
       assert.equal(a.status, 200, JSON.stringify(a.body));
       assert.equal(b.status, 200);
       assert.equal((await pay(h, token, `${API}/c`, [requirement()])).status, 403);
-      chain.used.add(a.body.authorization.nonce);
+      chain.use(a.body.authorization.nonce);
       h.clock!.advance(120_000 + MARGIN_MS);
       assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 2, settled: 1, expired: 1, assumedSettled: 0, errors: 0, alerts: 0 });
       assert.equal((await pay(h, token, `${API}/c`, [requirement()])).status, 200, 'the expired one released its hold');
