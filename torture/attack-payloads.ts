@@ -26,6 +26,14 @@ export class Random {
   pick<T>(xs: readonly T[]): T {
     return xs[this.int(0, xs.length - 1)]!;
   }
+  /** Fisher-Yates, in place. */
+  shuffle<T>(xs: T[]): T[] {
+    for (let i = xs.length - 1; i > 0; i--) {
+      const j = this.int(0, i);
+      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+    }
+    return xs;
+  }
   hex(bytes: number): string {
     let out = '';
     for (let i = 0; i < bytes; i++) out += this.int(0, 255).toString(16).padStart(2, '0');

@@ -40,6 +40,13 @@ const codesOf = (a: Answer): string[] => [a.body?.error?.code, ...(a.body?.error
 const refused = (a: Answer, status: number, code: string) => a.status === status && !carriesSignature(a) && codesOf(a).includes(code);
 const show = (a: Answer) => `${a.status} ${brief(a.body, 240)}`;
 
+/** How many times each attack is played per store: a few in the short (CI) run, many variants in the full run. */
+const RUNS = {
+  short: { nonces: 2, idempotencyKeys: 2, hostileJson: { key: 12, deep: 8, edge: 1, recursive: 6 }, permits: 3, lyingRpcPayments: 1, authFloods: 1, foreignOrigins: 4, launderings: 1, readmeAttempts: 1, chainless: 1 },
+  full: { nonces: 60, idempotencyKeys: 40, hostileJson: { key: 1000, deep: 400, edge: 20, recursive: 300 }, permits: 100, lyingRpcPayments: 30, authFloods: 10, foreignOrigins: 60, launderings: 9, readmeAttempts: 60, chainless: 60 },
+};
+type Runs = (typeof RUNS)['short'];
+
 /** One store's attack run: its harness, the shared random source, and counters that become the figures. */
 interface Run {
   store: StoreKind;
@@ -47,6 +54,7 @@ interface Run {
   v: Violations;
   rnd: Random;
   full: boolean;
+  runs: Runs;
   counts: Map<string, number>;
 }
 const count = (r: Run, name: string, n = 1) => r.counts.set(name, (r.counts.get(name) ?? 0) + n);
@@ -97,7 +105,7 @@ async function nonceReuse(r: Run): Promise<void> {
   const sign = (body: unknown) => h.call('POST', '/v1/sign/typed-data', { token, body });
   let decoys = 0n;
   let refusals = 0;
-  for (let i = 0, n = r.full ? 40 : 2; i < n; i++) {
+  for (let i = 0; i < r.runs.nonces; i++) {
     const nonce = rnd.bytes32();
     const validBefore = wall(h) + rnd.int(120, 3000);
     const decoyValue = i === 0 ? 1n : BigInt(rnd.int(1, 20));
@@ -130,7 +138,7 @@ async function nonceReuse(r: Run): Promise<void> {
     v.check(resent.status === 200 && resent.body.replayed === true && resent.body.signature === first.body.signature && resent.body.auditSeq === first.body.auditSeq,
       () => `${store}: the identical authorization was not replayed: ${show(resent)}`);
   }
-  count(r, 'nonceReuse.nonces', r.full ? 40 : 2);
+  count(r, 'nonceReuse.nonces', r.runs.nonces);
   const used = await budgetUsed(h, agent.name, 'evm.typed_data', usdcAuthorization(agent.address, ALICE, DAILY, wall(h) + 600, rnd.bytes32()));
   v.check(used === decoys, () => `${store}: nonce reuse: the budget counts ${used}, the decoys were ${decoys}`);
   const audited = (await auditOf(h, agent.name, 'sign.request')).filter((e) => e.data.errorCode === 'nonce_reused' && e.decision === 'deny');
@@ -153,7 +161,7 @@ async function idempotency(r: Run): Promise<void> {
   let charged = 0n;
   let stolen = 0;
   let conflicts = 0;
-  for (let i = 0, n = r.full ? 30 : 2; i < n; i++) {
+  for (let i = 0; i < r.runs.idempotencyKeys; i++) {
     const key = Array.from({ length: rnd.int(1, 128) }, () => rnd.pick([...alphabet])).join('');
     const headers = { 'idempotency-key': key };
     const amount = BigInt(rnd.int(1, 1_000_000));
@@ -225,7 +233,7 @@ async function hostileJson(r: Run): Promise<void> {
     v.check(refused(a, status, code) && a.body.error.code === code && String(a.body.error.message ?? '').length < 200,
       () => `${store}: hostile JSON (${kind}: ${what}) not refused ${status} ${code}: ${show(a)}`);
   };
-  const counts = r.full ? { key: 400, deep: 200, edge: 20, recursive: 150 } : { key: 12, deep: 8, edge: 1, recursive: 6 };
+  const counts = r.runs.hostileJson;
   for (let i = 0; i < counts.key; i++) {
     const base = rnd.pick(bases)();
     const hostile: HostileText = withForbiddenKey(base.value, rnd);
@@ -266,7 +274,7 @@ async function denyEscape(r: Run): Promise<void> {
   const sign = (body: unknown) => h.call('POST', '/v1/sign/typed-data', { token, body });
   const checksummed = (a: string) => (rnd.chance(0.3) ? getAddress(a) : a);
   try {
-    for (let i = 0, n = r.full ? 60 : 3; i < n; i++) {
+    for (let i = 0; i < r.runs.permits; i++) {
       const denied = rnd.chance(0.7) ? rnd.pick(TOKENS) : rnd.address();
       const rule = `no-${rnd.word(2, 8).toLowerCase()}`;
       const set = await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [{ name: rule, type: 'deny', match: { assets: [`${BASE}/erc20:${denied}`] } }] } });
@@ -306,7 +314,7 @@ function paymentRequired(amount: bigint): string {
 async function lyingRpc(r: Run, chain: ReturnType<typeof lyingChain>): Promise<void> {
   const { h, v, rnd, store } = r;
   chain.wall = () => wall(h);
-  for (let i = 0, n = r.full ? 20 : 1; i < n; i++) {
+  for (let i = 0; i < r.runs.lyingRpcPayments; i++) {
     const amount = BigInt(rnd.int(1, 1_000_000));
     const policy = {
       version: 1,
@@ -325,7 +333,7 @@ async function lyingRpc(r: Run, chain: ReturnType<typeof lyingChain>): Promise<v
     if (r.full) h.clock!.advance(rnd.int(0, VALIDITY - 1) * 1000);
     const latest = validBefore + rnd.int(121, 86_400);
     // Usually a consistent lie (pinned at or before latest); sometimes the RPC also contradicts itself.
-    const pinned = rnd.chance(0.8) ? rnd.int(validBefore + 1, latest) : latest + rnd.int(1, 3600);
+    const pinned = !r.full || i === 0 || rnd.chance(0.8) ? rnd.int(validBefore + 1, latest) : latest + rnd.int(1, 3600);
     chain.latestAhead = latest - wall(h);
     chain.pinnedAhead = pinned - wall(h);
     try {
@@ -354,30 +362,37 @@ async function lyingRpc(r: Run, chain: ReturnType<typeof lyingChain>): Promise<v
 // ---- 6. authentication floods and foreign origins ----
 
 /**
- * 30 to 90 requests without a token, with wrong secrets for random and real session ids, and with guessed
- * admin tokens, from one address; the admin token from that same address still freezes an agent, and the
- * agent's genuine token still works. A foreign `Origin` is `origin_not_allowed` for every credential.
+ * A flood from one address: 30+ requests without a token, 30+ guessed admin tokens, wrong secrets for random
+ * and real session ids. The admin token from that same address still freezes an agent, and the agent's
+ * genuine token still works. A foreign `Origin` is `origin_not_allowed` for every credential.
  */
 async function authLockout(r: Run): Promise<void> {
   const { h, v, rnd, store } = r;
-  for (let i = 0, n = r.full ? 10 : 1; i < n; i++) {
+  for (let i = 0; i < r.runs.authFloods; i++) {
     const victim = await provisionAgent(h, { name: `victim-${store}-${rnd.hex(3)}`, policy: usdcPolicy() });
     // The operator's own address (no remote address: `local`) too, once in a while.
     const source = i === 1 ? undefined : `10.${rnd.int(0, 255)}.${rnd.int(0, 255)}.${rnd.int(1, 254)}`;
     const from = source === undefined ? {} : { remoteAddress: source };
     let flood = 0;
-    for (let k = 0, total = r.full ? rnd.int(30, 90) : 35; k < total; k++) {
-      const bad = rnd.pick([
-        undefined,
-        `ses_${rnd.hex(8)}.${rnd.word(43, 43)}`,
-        `${victim.session.id}.${rnd.word(43, 43)}`,
-        `adm_${rnd.word(43, 43)}`,
-        rnd.word(1, 80),
-      ]);
+    // At least 30 without a token and 30 guesses at the admin token (each past the 30 failures the limiter
+    // allows per address and credential), wrong secrets for random and real session ids, tokens of no known
+    // shape: in random order.
+    const kinds = rnd.shuffle([
+      ...Array<string>(r.full ? rnd.int(30, 60) : 30).fill('none'),
+      ...Array<string>(r.full ? rnd.int(31, 60) : 32).fill('admin'),
+      ...Array<string>(r.full ? rnd.int(5, 40) : 5).fill('session'),
+      ...Array<string>(r.full ? rnd.int(0, 10) : 2).fill('junk'),
+    ]);
+    for (const kind of kinds) {
+      const bad = kind === 'none' ? undefined
+        : kind === 'admin' ? `adm_${rnd.word(43, 43)}`
+        : kind === 'session' ? rnd.pick([`ses_${rnd.hex(8)}.${rnd.word(43, 43)}`, `${victim.session.id}.${rnd.word(43, 43)}`])
+        : rnd.word(1, 80);
       const path = rnd.pick([`/v1/agents/${victim.agent.name}/freeze`, '/v1/agents', '/v1/session', '/v1/sign/transaction']);
       const method = path === '/v1/agents' || path === '/v1/session' ? 'GET' : 'POST';
       const a = await h.call(method, path, { ...from, ...(bad ? { token: bad } : {}), ...(method === 'POST' ? { body: usdcTransfer(ALICE, 1n) } : {}) });
       flood++;
+      if (a.status === 429) count(r, 'authFlood.throttled');
       // A session-shaped token on an admin route is answered 403 whatever its state, so it reveals none.
       const code = a.body?.error?.code;
       v.check((a.status === 401 && code === 'unauthenticated') || (a.status === 403 && code === 'forbidden' && bad?.startsWith('ses_') === true) || (a.status === 429 && code === 'rate_limited'),
@@ -402,7 +417,7 @@ async function authLockout(r: Run): Promise<void> {
     CONSOLE.toUpperCase(),
     `${CONSOLE}/`,
   ]);
-  for (let i = 0, n = r.full ? 40 : 4; i < n; i++) {
+  for (let i = 0; i < r.runs.foreignOrigins; i++) {
     const origin = foreign();
     const asAdmin = rnd.chance(0.5);
     const a = asAdmin
@@ -509,7 +524,7 @@ async function docsPolicy(r: Run): Promise<void> {
   const partners = (readme.document.sets as { partners: string[] }).partners;
   const ok = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(rnd.pick(partners), 50_000_000n) });
   v.check(ok.status === 200, () => `${store}: the README policy refuses 50 USDC to a partner: ${show(ok)}`);
-  for (let i = 0, n = r.full ? 40 : 1; i < n; i++) {
+  for (let i = 0; i < r.runs.readmeAttempts; i++) {
     const wethAmount = i === 0 ? 1_000_000n * 10n ** 18n : rnd.bigint(rnd.pick([64, 96, 255]));
     const weth = await h.call('POST', '/v1/sign/transaction', { token, body: erc20Transfer(WETH, rnd.pick(partners), wethAmount, i) });
     count(r, 'readmePolicy.wethRefused');
@@ -531,7 +546,7 @@ async function chainless(r: Run): Promise<void> {
   const { h, v, rnd, store } = r;
   const policy = { version: 1, rules: [{ name: 'pay-alice', type: 'allow', match: { kinds: ['eip3009.transfer_with_authorization'], assets: [USDC_ASSET], to: [ALICE] } }] };
   const { agent, token } = await provisionAgent(h, { name: `chainless-${store}-${rnd.hex(3)}`, policy });
-  for (let i = 0, n = r.full ? 30 : 1; i < n; i++) {
+  for (let i = 0; i < r.runs.chainless; i++) {
     const { typedData } = usdcAuthorization(agent.address, ALICE, i === 0 ? 1000n : rnd.bigint(rnd.pick([16, 40, 255])), wall(h) + rnd.int(60, 86_400), rnd.bytes32());
     const { chainId: _chainId, ...domain } = typedData.domain;
     if (i > 0 && rnd.chance(0.3)) delete (domain as Partial<typeof domain>).version;
@@ -550,9 +565,10 @@ async function verifyIntact(h: Harness, v: Violations, label: string): Promise<v
 
 async function attackStore(store: StoreKind, full: boolean, rnd: Random, v: Violations, figures: PartReport['figures']): Promise<void> {
   const counts = new Map<string, number>();
+  const runs = full ? RUNS.full : RUNS.short;
   const main = await startHarness({ store, manualClock: true, app: { allowedOrigins: [CONSOLE] } });
   try {
-    const r: Run = { store, h: main, v, rnd, full, counts };
+    const r: Run = { store, h: main, v, rnd, full, runs, counts };
     for (const attack of [nonceReuse, idempotency, hostileJson, denyEscape, docsPolicy, chainless, authLockout]) await attack(r);
     await verifyIntact(main, v, `${store} (main)`);
   } finally {
@@ -561,12 +577,12 @@ async function attackStore(store: StoreKind, full: boolean, rnd: Random, v: Viol
   const chain = lyingChain();
   const rpc = await startHarness({ store, manualClock: true, chainReader: chain });
   try {
-    await lyingRpc({ store, h: rpc, v, rnd, full, counts }, chain);
+    await lyingRpc({ store, h: rpc, v, rnd, full, runs, counts }, chain);
     await verifyIntact(rpc, v, `${store} (lying RPC)`);
   } finally {
     await rpc.close();
   }
-  for (let i = 0, n = full ? 6 : 1; i < n; i++) {
+  for (let i = 0; i < runs.launderings; i++) {
     const how = full ? LAUNDERINGS[i % LAUNDERINGS.length]! : rnd.pick(LAUNDERINGS);
     await launder(store, how, rnd, v);
     counts.set(`launder.${how}`, (counts.get(`launder.${how}`) ?? 0) + 1);
