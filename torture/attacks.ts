@@ -14,7 +14,7 @@ import {
   ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind,
 } from '../packages/server/src/testing/harness.ts';
 import {
-  PERMIT2, Random, lyingChain, permit2, recursiveTypedData, typedDataAtDepth, withDeepNest, withForbiddenKey, type HostileText,
+  Random, lyingChain, permit2, recursiveTypedData, typedDataAtDepth, withDeepNest, withForbiddenKey, type HostileText,
 } from './attack-payloads.ts';
 import { brief, Violations, type Mode, type Part, type PartReport } from './lib.ts';
 
@@ -28,8 +28,6 @@ const ROUTER = '0x3333333333333333333333333333333333333333';
 const CONSOLE = 'https://console.example';
 const NEVER = ((1n << 256n) - 1n).toString();
 const MAX_UINT256 = (1n << 256n) - 1n;
-/** The reconciler's default margin past validBefore (AIRLOCK_RECONCILE_MARGIN). */
-const MARGIN_SECONDS = 300;
 const VALIDITY = 3600;
 const API = 'https://api.example.com';
 
