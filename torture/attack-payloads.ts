@@ -236,7 +236,9 @@ const PERMIT_DETAILS = [
 /** A Permit2 PermitBatch (several tokens) or PermitSingle (one) for `spender`. */
 export function permit2(tokens: string[], spender: string, rnd: Random, nowSeconds: number) {
   const expiration = String(nowSeconds + rnd.int(60, 30 * 86400));
-  const details = tokens.map((token) => ({ token, amount: rnd.bigint(rnd.pick([16, 64, 160])).toString(), expiration, nonce: String(rnd.int(0, 1000)) }));
+  // Random uint48 nonces: Airlock claims Permit2 nonces like EIP-3009 ones, and a collision with a permit signed
+  // earlier would be refused as `nonce_reused` before the policy under test is reached.
+  const details = tokens.map((token) => ({ token, amount: rnd.bigint(rnd.pick([16, 64, 160])).toString(), expiration, nonce: rnd.bigint(48).toString() }));
   const batch = tokens.length > 1;
   return {
     typedData: {
