@@ -12,8 +12,9 @@ import { storeFaultsPart } from './store-faults.ts';
 import { hostileInputPart } from './hostile-input.ts';
 import { secretsPart } from './secrets.ts';
 import { replayPart } from './replay.ts';
+import { mutationPart } from './mutation.ts';
 
-const PARTS: Part[] = [crashPart, racePart, storeFaultsPart, hostileInputPart, secretsPart, replayPart];
+const PARTS: Part[] = [crashPart, racePart, storeFaultsPart, hostileInputPart, secretsPart, replayPart, mutationPart];
 
 const args = process.argv.slice(2);
 const mode: Mode = args.includes('--full') ? 'full' : 'short';
