@@ -75,6 +75,21 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       });
     }
 
+    test('a token naming a real session with a wrong secret, or a malformed token, is refused as unauthenticated', async () => {
+      // Session ids are not secret (responses, audit entries, logs name them): only the secret authenticates.
+      const { token, session } = await provisionAgent(h, { policy: usdcPolicy() });
+      const secret = token.slice(token.indexOf('.') + 1);
+      const wrongSecret = `${token.slice(0, token.indexOf('.') + 1)}${secret[0] === 'A' ? 'B' : 'A'}${secret.slice(1)}`;
+      assert.ok(wrongSecret.startsWith(`${session.id}.`) && wrongSecret !== token);
+      for (const bad of [wrongSecret, `${session.id}.`, session.id, `${token}x`]) {
+        const res = await h.call('POST', '/v1/sign/transaction', { token: bad, body: usdcTransfer(ALICE, 1n) });
+        assert.equal(res.status, 401, `${JSON.stringify(res.body)} for a token shaped like ${bad.length} chars`);
+        assert.equal(res.body.error.code, 'unauthenticated');
+        assert.equal(res.body.signedTransaction, undefined);
+      }
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1n) })).status, 200, 'the real token still works');
+    });
+
     test('a session is refused at exactly its expiry instant and usable one millisecond before', async () => {
       const { token, session } = await provisionAgent(h, { policy: usdcPolicy(), ttl: '1h' });
       const expiresAt = Date.parse(session.expiresAt);
