@@ -91,7 +91,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
 
     test('a session is refused at exactly its expiry instant and usable one millisecond before', async () => {
-      const { token, session } = await provisionAgent(h, { policy: usdcPolicy(), ttl: '1h' });
+      const { agent, token, session } = await provisionAgent(h, { policy: usdcPolicy(), ttl: '1h' });
       const expiresAt = Date.parse(session.expiresAt);
       try {
         h.clock!.set(expiresAt - 1);
@@ -101,6 +101,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal(res.status, 401, JSON.stringify(res.body));
         assert.equal(res.body.error.code, 'session_expired');
         assert.equal(res.body.signedTransaction, undefined);
+        // A genuine but dead credential is incident evidence: the attempt is on the record.
+        const refused = (await auditOf(h, agent.name)).filter((e) => e.type === 'auth.refused');
+        assert.deepEqual(refused.map((e) => [e.sessionId, e.data.errorCode]), [[session.id, 'session_expired']]);
       } finally {
         h.clock!.set(Date.now());
       }
