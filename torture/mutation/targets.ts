@@ -27,14 +27,14 @@ export const MUTATION_TARGETS: MutationTarget[] = [
     name: 'policy-evaluate',
     mutate: ['packages/core/src/policy/evaluate.ts', 'packages/core/src/policy/match.ts', 'packages/core/src/policy/facts.ts'],
     tests: POLICY_TESTS,
-    threshold: 0,
+    threshold: 83, // measured 85.2% (2026-11-30)
   },
   {
     // Every policy rule.
     name: 'policy-rules',
     mutate: ['packages/core/src/policy/rules/*.ts'],
     tests: POLICY_TESTS,
-    threshold: 0,
+    threshold: 65, // provisional: not measured as a whole yet (destinations.ts alone: 76.9%)
   },
   {
     // The audit verifier: entry hashing, the chain verifier, checkpoints, and the stored-log walk.
@@ -42,7 +42,7 @@ export const MUTATION_TARGETS: MutationTarget[] = [
     mutate: ['packages/core/src/audit/hash.ts', 'packages/core/src/service/audit-service.ts'],
     tests: ['packages/core/src/audit/verifier.test.ts', 'packages/core/src/audit/hash.test.ts', 'packages/server/src/audit-tamper.http.test.ts'],
     nodeArgs: ['--test-skip-pattern=postgres'],
-    threshold: 0,
+    threshold: 76, // measured 78.3% (2026-11-30)
   },
   {
     // The signing service: the hot path from authentication to release.
@@ -50,6 +50,6 @@ export const MUTATION_TARGETS: MutationTarget[] = [
     mutate: ['packages/core/src/service/signing-service.ts'],
     tests: ['packages/server/src/guards.http.test.ts', 'packages/server/src/signing.http.test.ts', 'packages/server/src/approvals.http.test.ts', 'packages/server/src/fail-closed.http.test.ts'],
     nodeArgs: ['--test-skip-pattern=postgres'],
-    threshold: 0,
+    threshold: 60, // provisional: the whole file was not measured; its guards (authenticate, recheck, checkUsable, signCommitted) scored 70.5%
   },
 ];
