@@ -13,8 +13,9 @@ import { hostileInputPart } from './hostile-input.ts';
 import { secretsPart } from './secrets.ts';
 import { replayPart } from './replay.ts';
 import { attacksPart } from './attacks.ts';
+import { mutationPart } from './mutation.ts';
 
-const PARTS: Part[] = [crashPart, racePart, storeFaultsPart, hostileInputPart, secretsPart, replayPart, attacksPart];
+const PARTS: Part[] = [crashPart, racePart, storeFaultsPart, hostileInputPart, secretsPart, replayPart, attacksPart, mutationPart];
 
 const args = process.argv.slice(2);
 const mode: Mode = args.includes('--full') ? 'full' : 'short';

@@ -4,9 +4,11 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { AirlockError, type EcdsaSignature } from '@airlock/core';
-import { createEvmAdapter } from '@airlock/chains';
+import { assertSignedBy, createEvmAdapter } from '@airlock/chains';
 import { NativeKeyBackend, nativeRecoverPublicKey, nativeUncompressPublicKey } from '@airlock/keys';
 import { recoverTransactionAddress, type Hex } from 'viem';
+import { vectorsSkipReason } from '../../../testing/vectors.ts';
+import { runReleaseCheckVectors } from '../../../testing/wycheproof-release.ts';
 import { chooseKeyBackend } from './runtime.ts';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer } from './testing/harness.ts';
 
@@ -54,5 +56,16 @@ test('a runtime on the native backend signs a transaction that viem recovers to 
   } finally {
     await h.close();
     if (before !== undefined) process.env.AIRLOCK_KEY_BACKEND = before;
+  }
+});
+
+// Production uses native recovery when it loads: the release check with it must judge every vector as the
+// pure-JS one does (packages/chains/src/evm/signature.conformance.test.ts).
+test('Wycheproof ECDSA secp256k1 (plain and Bitcoin): the release check with native recovery agrees with every vector', { skip: skip || vectorsSkipReason }, () => {
+  for (const file of ['plain', 'bitcoin'] as const) {
+    const native = runReleaseCheckVectors(file, (digest, signature, address) => assertSignedBy(digest, signature, address, nativeRecoverPublicKey));
+    const js = runReleaseCheckVectors(file, (digest, signature, address) => assertSignedBy(digest, signature, address));
+    assert.deepEqual(native.disagreements, [], file);
+    assert.deepEqual(native, js, file);
   }
 });

@@ -1,6 +1,6 @@
 export { createEvmAdapter } from './adapter.ts';
 export type { EvmAdapterOptions } from './adapter.ts';
-export { nobleRecoverPublicKey, recoverSignerAddress } from './signature.ts';
+export { assertSignedBy, nobleRecoverPublicKey, recoverSignerAddress } from './signature.ts';
 export type { RecoverPublicKey } from './signature.ts';
 export { AbiRegistry } from './abi-registry.ts';
 export { decodeTransactionRequest, readTransactionRequest, transactionDigest } from './transaction.ts';

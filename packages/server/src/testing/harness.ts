@@ -163,3 +163,21 @@ export function usdcPolicy(opts: { perRequest?: string; daily?: string; approval
     ],
   };
 }
+
+/**
+ * Runs `change` once, just before the store's next transaction begins, and lets that transaction run after
+ * it has committed: an operator action (freeze, revoke) that lands while a request is in flight, between
+ * its authentication and its signing transaction. The change may use the store itself.
+ */
+export function beforeNextTransaction(h: Harness, change: () => Promise<unknown>): { ran: () => boolean } {
+  const store = h.airlock.store;
+  const original = store.transaction;
+  let ran = false;
+  store.transaction = (async (fn: never) => {
+    store.transaction = original;
+    ran = true;
+    await change();
+    return original.call(store, fn);
+  }) as typeof store.transaction;
+  return { ran: () => ran };
+}

@@ -1,0 +1,55 @@
+// What the mutation run covers: each target mutates some product files and runs the tests that defend
+// them. The command runner cannot tell which test covers which mutant, so a target's tests run in full
+// for every one of its mutants: keep them few and fast (SQLite only where a test loops over both stores;
+// the store is not what is mutated here).
+export interface MutationTarget {
+  name: string;
+  /** Stryker `mutate` patterns (globs, optionally `file:startLine-endLine`). */
+  mutate: string[];
+  /** Test files, run in one Node process. */
+  tests: string[];
+  /** Extra `node --test` arguments (e.g. a name pattern). */
+  nodeArgs?: string[];
+  /** The run fails below this mutation score (percent), set a little under the last measured score. */
+  threshold: number;
+}
+
+const POLICY_TESTS = [
+  'packages/core/src/policy/compile.test.ts',
+  'packages/core/src/policy/evaluate.test.ts',
+  'packages/core/src/policy/vectors.test.ts',
+  'packages/core/src/policy/x402-rules.test.ts',
+];
+
+export const MUTATION_TARGETS: MutationTarget[] = [
+  {
+    // The policy engine's core: layered evaluation, matching, and the facts every rule reads.
+    name: 'policy-evaluate',
+    mutate: ['packages/core/src/policy/evaluate.ts', 'packages/core/src/policy/match.ts', 'packages/core/src/policy/facts.ts'],
+    tests: POLICY_TESTS,
+    threshold: 83, // measured 85.2% (2026-11-30)
+  },
+  {
+    // Every policy rule.
+    name: 'policy-rules',
+    mutate: ['packages/core/src/policy/rules/*.ts'],
+    tests: POLICY_TESTS,
+    threshold: 65, // provisional: not measured as a whole yet (destinations.ts alone: 76.9%)
+  },
+  {
+    // The audit verifier: entry hashing, the chain verifier, checkpoints, and the stored-log walk.
+    name: 'audit',
+    mutate: ['packages/core/src/audit/hash.ts', 'packages/core/src/service/audit-service.ts'],
+    tests: ['packages/core/src/audit/verifier.test.ts', 'packages/core/src/audit/hash.test.ts', 'packages/server/src/audit-tamper.http.test.ts'],
+    nodeArgs: ['--test-skip-pattern=postgres'],
+    threshold: 76, // measured 78.3% (2026-11-30)
+  },
+  {
+    // The signing service: the hot path from authentication to release.
+    name: 'signing',
+    mutate: ['packages/core/src/service/signing-service.ts'],
+    tests: ['packages/server/src/guards.http.test.ts', 'packages/server/src/signing.http.test.ts', 'packages/server/src/approvals.http.test.ts', 'packages/server/src/fail-closed.http.test.ts'],
+    nodeArgs: ['--test-skip-pattern=postgres'],
+    threshold: 60, // provisional: the whole file was not measured; its guards (authenticate, recheck, checkUsable, signCommitted) scored 70.5%
+  },
+];
