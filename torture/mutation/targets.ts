@@ -48,7 +48,7 @@ export const MUTATION_TARGETS: MutationTarget[] = [
     // The signing service: the hot path from authentication to release.
     name: 'signing',
     mutate: ['packages/core/src/service/signing-service.ts'],
-    tests: ['packages/server/src/guards.http.test.ts', 'packages/server/src/signing.http.test.ts', 'packages/server/src/approvals.http.test.ts', 'packages/server/src/fail-closed.http.test.ts'],
+    tests: ['packages/server/src/guards.http.test.ts', 'packages/server/src/signing.http.test.ts', 'packages/server/src/accounting.http.test.ts', 'packages/server/src/approvals.http.test.ts', 'packages/server/src/fail-closed.http.test.ts'],
     nodeArgs: ['--test-skip-pattern=postgres'],
     threshold: 60, // provisional: the whole file was not measured; its guards (authenticate, recheck, checkUsable, signCommitted) scored 70.5%
   },
