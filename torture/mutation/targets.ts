@@ -40,7 +40,7 @@ export const MUTATION_TARGETS: MutationTarget[] = [
     // The audit verifier: entry hashing, the chain verifier, checkpoints, and the stored-log walk.
     name: 'audit',
     mutate: ['packages/core/src/audit/hash.ts', 'packages/core/src/service/audit-service.ts'],
-    tests: ['packages/core/src/audit/verifier.test.ts', 'packages/core/src/audit/hash.test.ts', 'packages/server/src/audit-tamper.http.test.ts'],
+    tests: ['packages/core/src/audit/verifier.test.ts', 'packages/core/src/audit/hash.test.ts', 'packages/server/src/audit-tamper.http.test.ts', 'packages/server/src/audit-anchor.http.test.ts'],
     nodeArgs: ['--test-skip-pattern=postgres'],
     threshold: 76, // measured 78.3% (2026-11-30)
   },
