@@ -162,7 +162,14 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(burst.filter((r) => r.status === 403 && r.body.error.violations[0].code === 'budget_exceeded').length, 8);
 
       // No account index was handed out twice, and every acknowledged agent survived the crashes.
-      const listed = (await admin('GET', '/v1/agents?limit=1000')).body.agents;
+      // Every agent, however many the provisioner made while the load ran: read page by page.
+      const listed: any[] = [];
+      for (let after = ''; ; ) {
+        const page = (await admin('GET', `/v1/agents?limit=1000${after ? `&after=${after}` : ''}`)).body.agents as any[];
+        listed.push(...page);
+        if (page.length < 1000) break;
+        after = page.at(-1).id;
+      }
       const indexes = listed.map((a: any) => a.accountIndex);
       assert.equal(new Set(indexes).size, indexes.length, 'account indexes are unique');
       const byId = new Map(listed.map((a: any) => [a.id, a]));

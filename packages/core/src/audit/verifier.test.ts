@@ -15,7 +15,7 @@ function chain(n: number): AuditEntry[] {
   for (let seq = 1; seq <= n; seq++) {
     const input = { at: 1_767_225_600_000 + seq, type: 'sign.request', actor: 'agent' as const, agentId: 'ag_1', decision: 'allow' as const, data: { n: seq } };
     const hash = hashAuditEntry(prev, seq, input);
-    entries.push({ ...input, seq, prevHash: prev, hash });
+    entries.push({ ...input, seq, prevHash: prev, hash, hashVersion: 2 });
     prev = hash;
   }
   return entries;
