@@ -27,7 +27,7 @@ export const MUTATION_TARGETS: MutationTarget[] = [
     name: 'policy-evaluate',
     mutate: ['packages/core/src/policy/evaluate.ts', 'packages/core/src/policy/match.ts', 'packages/core/src/policy/facts.ts'],
     tests: POLICY_TESTS,
-    threshold: 83, // measured 85.2% (2026-11-30)
+    threshold: 83, // measured 85.3% (2026-11-30)
   },
   {
     // Every policy rule.
