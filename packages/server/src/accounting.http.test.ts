@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { canonicalJson, requestHash } from '@airlock/core';
-import { ALICE, BASE, MALLORY, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 const API = 'https://api.example.com';
 const nonce = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
@@ -176,6 +176,31 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await h.admin('POST', `/v1/approvals/${held.body.approvalId}/deny`, {})).status, 200);
       const after = await signAuth(token, usdcAuthorization(agent.address, ALICE, 1n, validBefore(), nonce(300)));
       assert.equal(after.status, 200);
+    });
+
+    test('a permit over a sequential nonce: refused while the earlier one is usable, signed (and charged) once its deadline passed', async () => {
+      const policy = { version: 1, rules: [{ name: 'permits', type: 'allow', match: { chains: [BASE], kinds: ['eip2612.permit'], to: [ALICE] } }, { name: 'cap', type: 'budget', asset: USDC_ASSET, max: '1000', window: '24h', scope: 'agent' }] };
+      const { agent, token } = await provisionAgent(h, { policy });
+      const deadline = Math.floor(h.clock!.now() / 1000) + 600;
+      const permit = (value: number, d = deadline) => ({
+        typedData: {
+          domain: { name: 'USD Coin', version: '2', chainId: 8453, verifyingContract: USDC },
+          types: { Permit: [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] },
+          primaryType: 'Permit',
+          message: { owner: agent.address, spender: ALICE, value: String(value), nonce: '0', deadline: String(d) },
+        },
+      });
+      assert.equal((await signAuth(token, permit(100))).status, 200);
+      const early = await signAuth(token, permit(200, deadline + 600));
+      assert.equal(early.status, 409);
+      assert.equal(early.body.error.code, 'nonce_reused');
+      // The first permit was never submitted and its deadline passed: nonces(owner) is still 0, so the next
+      // permit must use 0 again. It is a new authorization, charged for its own value (the first stays charged).
+      h.clock!.advance(601_000);
+      const later = await signAuth(token, permit(200, deadline + 1200));
+      assert.equal(later.status, 200);
+      const probe = await h.call('POST', '/v1/dry-run', { token, body: { action: 'evm.typed_data', payload: permit(701, deadline + 1200) } });
+      assert.equal(probe.body.decision.violations.find((v: any) => v.code === 'budget_exceeded')?.used, '300');
     });
 
     test('an approved authorization is charged once; re-sending it is a replay', async () => {

@@ -218,6 +218,14 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       await store.transaction((tx) => tx.decideApproval('apr_a', 'approved', 'op', 2_000, 2));
       await store.transaction((tx) => tx.decideApproval('apr_b', 'denied', 'op', 2_000, 3));
       assert.deepEqual(await store.transaction((tx) => tx.getNonceClaims(['k-a', 'k-b'])), [claim('k-a', { state: 'signed', approvalId: 'apr_a' })]);
+      // A lapsed claim is released before a new signature claims the key; the deadline round-trips.
+      await store.transaction((tx) => tx.claimNonces([claim('k-lapsing', { validBefore: 1_700_000_000 })]));
+      assert.deepEqual(await store.transaction((tx) => tx.getNonceClaims(['k-lapsing'])), [claim('k-lapsing', { validBefore: 1_700_000_000 })]);
+      await store.transaction(async (tx) => {
+        await tx.releaseNonceClaims(['k-lapsing']);
+        await tx.claimNonces([claim('k-lapsing', { digest: '44'.repeat(32) })]);
+      });
+      assert.equal((await store.transaction((tx) => tx.getNonceClaims(['k-lapsing'])))[0]!.digest, '44'.repeat(32));
     });
 
     test('the audit log is a hash chain that verifies, filters, pages, and survives a rollback unchanged', async () => {

@@ -117,6 +117,11 @@ export interface NonceClaim {
    */
   state: 'signed' | 'pending';
   approvalId?: string;
+  /**
+   * Unix seconds after which the claiming signature can no longer be used on chain (deadline). A claim on a
+   * sequential nonce (EIP-2612, Permit2 allowances) lapses then: the next permit must reuse that nonce.
+   */
+  validBefore?: number;
   createdAt: number;
 }
 
@@ -203,6 +208,8 @@ export interface StoreTx {
   getNonceClaims(keys: readonly string[]): Promise<NonceClaim[]>;
   /** Claims nonce keys for one signature. A key already claimed fails the call with `conflict`. */
   claimNonces(claims: readonly NonceClaim[]): Promise<void>;
+  /** Drops claims (lapsed ones, before a new signature claims the same sequential nonce). */
+  releaseNonceClaims(keys: readonly string[]): Promise<void>;
 
   /**
    * Totals charged to each (series, asset) at or after `sinceMs`: committed ledger entries plus

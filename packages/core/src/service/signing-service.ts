@@ -136,7 +136,12 @@ export class SigningService {
       }
       const keys = decoded.intent.nonceKeys ?? [];
       const claims = keys.length > 0 ? await tx.getNonceClaims(keys) : [];
-      if (claims.length > 0) return this.reuse(tx, request, session, claims);
+      // A lapsed claim on a sequential nonce (its permit's deadline passed unused) blocks nothing: the next
+      // permit has to use that nonce. The new signature is charged for its own value like any other.
+      const lapsed = claims.filter((c) => claimLapsed(c, request.digest, now));
+      if (lapsed.length > 0) await tx.releaseNonceClaims(lapsed.map((c) => c.key));
+      const live = claims.filter((c) => !lapsed.includes(c));
+      if (live.length > 0) return this.reuse(tx, request, session, live);
       return this.decide(tx, request, session);
     });
 
@@ -402,7 +407,7 @@ export class SigningService {
     const decision = await this.deps.store.transaction(async (tx) => {
       const evaluated = await this.evaluateIn(tx, auth.session, input);
       const keys = decoded.intent.nonceKeys ?? [];
-      const conflicting = keys.length > 0 ? (await tx.getNonceClaims(keys)).find((c) => c.digest !== digest) : undefined;
+      const conflicting = keys.length > 0 ? (await tx.getNonceClaims(keys)).find((c) => c.digest !== digest && !claimLapsed(c, digest, now)) : undefined;
       if (!conflicting) return evaluated;
       // Signing would be refused with the `nonce_reused` error: the dry-run names it as a violation.
       const violation: Violation = { rule: 'ledger/nonces', code: 'nonce_reused', message: `the nonce is already claimed by the signature recorded at audit entry ${conflicting.auditSeq}` };
@@ -520,9 +525,22 @@ function heldToken(intent: Intent): string {
 
 /** The claims a signature makes on the nonces its intent consumes. */
 function nonceClaims(req: SignRequest, auditSeq: number, state: NonceClaim['state'], approvalId?: string): NonceClaim[] {
+  const validBefore = req.input.intent.validity?.validBefore;
   return (req.input.intent.nonceKeys ?? []).map((key) => ({
-    key, agentId: req.auth.agent.id, digest: req.digest, auditSeq, state, ...(approvalId !== undefined ? { approvalId } : {}), createdAt: req.now,
+    key, agentId: req.auth.agent.id, digest: req.digest, auditSeq, state,
+    ...(approvalId !== undefined ? { approvalId } : {}), ...(validBefore !== undefined ? { validBefore } : {}), createdAt: req.now,
   }));
+}
+
+/**
+ * Sequential nonces (EIP-2612 `nonces(owner)`, Permit2 allowance nonces) advance only when a permit is used:
+ * a permit signed and never submitted leaves the next one no other nonce. Once its deadline has passed it can
+ * never be used, so its claim lapses. Random nonces (EIP-3009, Permit2 transfers) never need reusing: theirs
+ * never lapse. A pending approval's claim never lapses here (the approval decides it).
+ */
+function claimLapsed(claim: NonceClaim, digest: string, nowMs: number): boolean {
+  const sequential = claim.key.startsWith('eip2612|') || claim.key.startsWith('permit2-allowance|');
+  return sequential && claim.state === 'signed' && claim.digest !== digest && claim.validBefore !== undefined && claim.validBefore * 1000 < nowMs;
 }
 
 /** The paymentId a stored allow body carries, to hand back on release and replay. */

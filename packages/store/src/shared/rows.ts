@@ -95,6 +95,7 @@ export function nonceClaimFromRow(r: Row): NonceClaim {
     auditSeq: toInt(r.audit_seq),
     state: String(r.state) as NonceClaim['state'],
     ...(r.approval_id != null ? { approvalId: String(r.approval_id) } : {}),
+    ...(r.valid_before != null ? { validBefore: toInt(r.valid_before) } : {}),
     createdAt: toInt(r.created_at),
   };
 }

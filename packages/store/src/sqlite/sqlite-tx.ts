@@ -62,6 +62,9 @@ export class SqliteStoreTx implements StoreTx {
   async claimNonces(claims: readonly NonceClaim[]): Promise<void> {
     nonces.claimNonces(this.live(), claims);
   }
+  async releaseNonceClaims(keys: readonly string[]): Promise<void> {
+    nonces.releaseNonceClaims(this.live(), keys);
+  }
   async windowTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
     return ledger.windowTotals(this.live(), queries);
   }

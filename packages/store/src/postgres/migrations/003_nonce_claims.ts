@@ -7,6 +7,7 @@ export const statements: string[] = [
      audit_seq   bigint NOT NULL,
      state       text NOT NULL CHECK (state IN ('signed', 'pending')),
      approval_id text,
+     valid_before bigint,
      created_at  bigint NOT NULL
    )`,
   `CREATE INDEX nonce_claims_by_approval ON nonce_claims (approval_id) WHERE approval_id IS NOT NULL`,

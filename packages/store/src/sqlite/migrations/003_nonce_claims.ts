@@ -13,6 +13,7 @@ export const statements: string[] = [
      audit_seq   INTEGER NOT NULL,
      state       TEXT NOT NULL CHECK (state IN ('signed', 'pending')),
      approval_id TEXT,
+     valid_before INTEGER,
      created_at  INTEGER NOT NULL
    ) STRICT`,
   `CREATE INDEX nonce_claims_by_approval ON nonce_claims (approval_id) WHERE approval_id IS NOT NULL`,
