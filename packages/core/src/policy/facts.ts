@@ -1,19 +1,11 @@
-import type { Intent, IntentKind } from '../intent.ts';
+import { INTENT_KINDS, type Intent, type IntentKind } from '../intent.ts';
 
 /**
  * Typed-data kinds that move or expose tokens. Signed over a domain without `chainId`, such a
  * signature is valid on every chain where the verifying contract lives, so it is refused unless an
  * allow rule opts in (semantics §4).
  */
-const VALUE_MOVING_TYPED_DATA: ReadonlySet<IntentKind> = new Set<IntentKind>([
-  'eip3009.transfer_with_authorization',
-  'eip3009.receive_with_authorization',
-  'eip2612.permit',
-  'permit2.permit_single',
-  'permit2.permit_batch',
-  'permit2.permit_transfer_from',
-  'permit2.permit_witness_transfer_from',
-]);
+const VALUE_MOVING_TYPED_DATA: ReadonlySet<IntentKind> = new Set(INTENT_KINDS.filter((k) => /^(eip3009|eip2612|permit2)\./.test(k)));
 
 /**
  * What rules need to know about an intent, computed once per evaluation so that a hundred rules
