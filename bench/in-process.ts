@@ -11,8 +11,11 @@ export const backends = (): Backend[] => (NativeKeyBackend.available() ? ['js', 
 
 export interface InProcessResult {
   baseline: { viem: Figure; noble: Figure; native?: Figure };
-  /** key `${store}/${backend}`: sequential and 16-concurrent ops/s, and the per-round ratio to viem. */
-  paths: Record<string, { c1: Figure; c16: Figure; ratioC1: Figure }>;
+  /**
+   * key `${store}/${backend}`: ops/s sequential (c1), 16 in flight for one agent (c16) and 16 in flight
+   * spread over 16 agents (c16agents, the issue-8 target), with per-round ratios to viem.
+   */
+  paths: Record<string, { c1: Figure; c16: Figure; ratioC1: Figure; c16agents?: Figure; ratioC16agents?: Figure }>;
 }
 
 /** Starts a harness whose runtime picks `backend` (the composition root reads AIRLOCK_KEY_BACKEND). */
@@ -30,7 +33,7 @@ export async function harnessWith(store: StoreKind, backend: Backend): Promise<H
 }
 
 export async function benchInProcess(o: BenchOptions): Promise<InProcessResult> {
-  const setups: { key: string; h: Harness; sign: () => Promise<void> }[] = [];
+  const setups: { key: string; h: Harness; sign: () => Promise<void>; signMany: () => Promise<void> }[] = [];
   try {
     for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       for (const backend of backends()) {
@@ -42,12 +45,24 @@ export async function benchInProcess(o: BenchOptions): Promise<InProcessResult> 
           const out = await h.airlock.signing.sign(auth, 'evm.transaction', usdcTransfer(ALICE, 1n, nonce++));
           if (out.status !== 200) throw new Error(`unexpected ${out.status}`);
         };
-        setups.push({ key: `${store}/${backend}`, h, sign });
+        // Sixteen independent agents, each signing its own transfers, taken in turn.
+        const many = await Promise.all(Array.from({ length: 16 }, async () => {
+          const p = await provisionAgent(h, { policy: usdcPolicy({ daily: (10n ** 30n).toString(), perRequest: '1000000' }) });
+          return { auth: await h.airlock.signing.authenticate(p.token), nonce: 0 };
+        }));
+        let turn = 0;
+        const signMany = async () => {
+          const a = many[turn++ % many.length]!;
+          const out = await h.airlock.signing.sign(a.auth, 'evm.transaction', usdcTransfer(ALICE, 1n, a.nonce++));
+          if (out.status !== 200) throw new Error(`unexpected ${out.status}`);
+        };
+        setups.push({ key: `${store}/${backend}`, h, sign, signMany });
         await opsPerSecond(30, 1, sign); // warm-up: JIT, caches, connection pool
+        await opsPerSecond(32, 16, signMany);
       }
     }
     const base = { viem: [] as number[], noble: [] as number[], native: [] as number[] };
-    const raw: Record<string, { c1: number[]; c16: number[]; ratioC1: number[] }> = {};
+    const raw: Record<string, { c1: number[]; c16: number[]; ratioC1: number[]; c16agents: number[]; ratioC16agents: number[] }> = {};
     const n1 = o.quick ? 60 : 250;
     const n16 = o.quick ? 120 : 500;
     for (let r = 0; r < o.rounds; r++) {
@@ -56,16 +71,21 @@ export async function benchInProcess(o: BenchOptions): Promise<InProcessResult> 
       base.noble.push(b.noble);
       if (b.native !== undefined) base.native.push(b.native);
       for (const s of setups) {
-        const slot = (raw[s.key] ??= { c1: [], c16: [], ratioC1: [] });
+        const slot = (raw[s.key] ??= { c1: [], c16: [], ratioC1: [], c16agents: [], ratioC16agents: [] });
         const c1 = await opsPerSecond(n1, 1, s.sign);
         slot.c1.push(c1);
         slot.ratioC1.push(c1 / b.viem);
         slot.c16.push(await opsPerSecond(n16, 16, s.sign));
+        const many = await opsPerSecond(n16, 16, s.signMany);
+        slot.c16agents.push(many);
+        slot.ratioC16agents.push(many / b.viem);
       }
-      o.log(`  in-process round ${r + 1}/${o.rounds}: viem ${b.viem.toFixed(0)}/s; ${setups.map((s) => `${s.key} ${raw[s.key]!.c1.at(-1)!.toFixed(0)}/s`).join(', ')}`);
+      o.log(`  in-process round ${r + 1}/${o.rounds}: viem ${b.viem.toFixed(0)}/s; ${setups.map((s) => `${s.key} c1 ${raw[s.key]!.c1.at(-1)!.toFixed(0)}/s c16x16 ${raw[s.key]!.c16agents.at(-1)!.toFixed(0)}/s`).join(', ')}`);
     }
     const paths: InProcessResult['paths'] = {};
-    for (const [key, v] of Object.entries(raw)) paths[key] = { c1: figure(v.c1), c16: figure(v.c16), ratioC1: figure(v.ratioC1) };
+    for (const [key, v] of Object.entries(raw)) {
+      paths[key] = { c1: figure(v.c1), c16: figure(v.c16), ratioC1: figure(v.ratioC1), c16agents: figure(v.c16agents), ratioC16agents: figure(v.ratioC16agents) };
+    }
     return { baseline: { viem: figure(base.viem), noble: figure(base.noble), ...(base.native.length ? { native: figure(base.native) } : {}) }, paths };
   } finally {
     for (const s of setups) await s.h.close();

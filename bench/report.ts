@@ -46,49 +46,99 @@ interface TargetRow {
 
 function targets(r: BenchResults): TargetRow[] {
   const rows: TargetRow[] = [];
-  const { inprocess, http, policy, ledger, audit, provisioning } = r.sections;
+  const { inprocess, http, twoprocesses, policy, ledger, audit, provisioning } = r.sections;
   if (inprocess) {
     for (const [key, p] of Object.entries(inprocess.paths)) {
-      const met = p.ratioC1.median >= 0.8;
+      if (!key.startsWith('sqlite/native') || !p.ratioC16agents) continue;
+      const met = p.ratioC16agents.median >= 0.8;
       rows.push({
-        target: `(2) in-process ≥ 0.8 of (1), ${label(key)}`,
-        measured: `${r2(p.ratioC1.median)} (${r2(p.ratioC1.min)}–${r2(p.ratioC1.max)}); ${fmt(p.c1)} ops/s vs viem ${fmt(inprocess.baseline.viem)}`,
+        target: `in-process, 16 in flight over 16 agents ≥ 0.8x viem, ${label(key)}`,
+        measured: `${r2(p.ratioC16agents.median)} (${r2(p.ratioC16agents.min)}–${r2(p.ratioC16agents.max)}); ${fmt(p.c16agents)} ops/s vs viem ${fmt(inprocess.baseline.viem)}`,
         met,
-        why: met
-          ? 'met'
-          : key.endsWith('/js')
-            ? 'missed: the path does what the baseline does (one sign) plus a public-key recovery and a durable commit; in pure JS the recovery alone costs about one signature'
-            : 'missed: the durable commit (fsync / PostgreSQL round trips) and the policy/store work cost more than the native signature saves',
+        why: met ? 'met' : 'missed: see the in-process section (decode, policy, store work and one durable commit per batch on one event loop)',
       });
     }
   }
   if (http) {
     for (const [key, s] of Object.entries(http.setups)) {
-      const met = s.ratioC16.median >= 0.5;
+      if (!key.endsWith('/native')) continue;
+      const sqlite = key.startsWith('sqlite');
+      const want = sqlite ? 0.6 : 0.4;
+      const met = s.ratioC16.median >= want;
       rows.push({
-        target: `(3) HTTP throughput at c16 ≥ 0.5 of (1), ${label(key)}`,
+        target: `HTTP at 16 connections ≥ ${want}x viem, ${label(key)}${sqlite ? '' : ', one daemon'}`,
         measured: `${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}); ${fmt(s.c16)} req/s`,
         met,
-        why: met ? 'met' : key.endsWith('/js') ? 'missed: pure-JS sign + recovery per request on one event loop, plus HTTP and a durable commit' : 'missed: see the HTTP section (CPU shared with the load generator on 2 cores, durable commit per request)',
+        why: met ? 'met' : 'missed: the load generator shares the 2 cores with the daemon (and PostgreSQL); see the HTTP section',
       });
-      const p99 = s.fixedRate.p99;
-      const metLatency = p99.median < 10 && s.fixedRate.achieved.median >= 0.95 * 500;
+      if (sqlite && s.halfCapacity) {
+        const metHalf = s.halfCapacity.p99.median < 10;
+        rows.push({
+          target: `p99 < 10 ms at half the measured capacity, ${label(key)}`,
+          measured: `p99 ${fmt(s.halfCapacity.p99, 1)} ms at ${fmt(s.halfCapacity.offered)} req/s offered (achieved ${fmt(s.halfCapacity.achieved)})`,
+          met: metHalf,
+          why: metHalf ? 'met' : 'missed: see the HTTP section',
+        });
+        rows.push({
+          target: `highest offered rate with p99 < 10 ms, ${label(key)} (reported)`,
+          measured: `${s.p99ObjectiveRate ?? 'not measured'} req/s`,
+          met: undefined,
+          why: 'reported',
+        });
+      }
+      if (sqlite) {
+        const metStretch = s.c64.median >= 5000 || s.c16.median >= 5000;
+        rows.push({
+          target: `stretch: ≥ 5,000 authorized signatures/s over HTTP on 2 cores, ${label(key)}`,
+          measured: `${fmt(s.c16)} req/s at c16, ${fmt(s.c64)} at c64`,
+          met: metStretch,
+          why: metStretch ? 'met' : 'missed: see the HTTP section',
+        });
+      }
+    }
+  }
+  if (twoprocesses?.scaleOut) {
+    const g = twoprocesses.scaleOut.gain;
+    const met = g.median >= 3;
+    rows.push({
+      target: `4 daemons on one PostgreSQL with ${twoprocesses.scaleOut.addedRttMs} ms added round trip ≥ 3x one daemon`,
+      measured: `x${r2(g.median)} (${r2(g.min)}–${r2(g.max)}); one ${fmt(twoprocesses.scaleOut.one)} req/s, four ${fmt(twoprocesses.scaleOut.four)} req/s`,
+      met,
+      why: met ? 'met' : 'missed: see the scale-out section',
+    });
+  }
+  if (audit) {
+    for (const [store, v] of Object.entries(audit.verify)) {
+      const met = v.median >= 500_000;
       rows.push({
-        target: `(3) p99 < 10 ms at 500 req/s, ${label(key)}`,
-        measured: `p99 ${fmt(p99, 1)} ms, achieved ${fmt(s.fixedRate.achieved)} req/s`,
-        met: metLatency,
-        why: metLatency ? 'met' : s.c64.median < 500 ? `missed: the daemon's ceiling (${s.c64.median.toFixed(0)} req/s at c64) is below the offered 500 req/s, so requests queue (latency is corrected for coordinated omission)` : 'missed: queueing behind durable commits and GC pauses on a loaded 2-core machine',
+        target: `audit verify ≥ 500,000 entries/s over ${audit.verifyEntries / 1e6}M entries (stretch 1,000,000), ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
+        measured: `${fmt(v)} entries/s`,
+        met,
+        why: met ? (v.median >= 1_000_000 ? 'met, stretch included' : 'met') : 'missed: see the audit section',
       });
     }
   }
+  if (provisioning) {
+    for (const [key, s] of Object.entries(provisioning.seconds)) {
+      const limit = key.endsWith('/js') ? 20 : 10;
+      const met = s.median < limit;
+      rows.push({
+        target: `${provisioning.agents} agents provisioned < ${limit} s, ${label(key)}`,
+        measured: `${fmt(s, 2)} s`,
+        met,
+        why: met ? 'met' : key.endsWith('/js') ? 'missed: pure-JS BIP-32 derivation (3 point multiplications per agent key) and address computation' : 'missed',
+      });
+    }
+  }
+  // Standing targets from earlier issues, kept so a regression shows.
   if (policy) {
     for (const cell of Object.values(policy.cells).filter((c) => c.rules === 100)) {
       const met = cell.micros.median < 20;
       rows.push({
-        target: `(4) policy < 20 µs at 100 rules, ${cell.setSize}-entry sets`,
+        target: `policy < 20 µs at 100 rules, ${cell.setSize}-entry sets`,
         measured: `${fmt(cell.micros, 2)} µs`,
         met,
-        why: met ? 'met' : `missed in this run, measured at load average ${policy.load.before[0]} on 2 cores (CPU-bound code runs at a fraction of its speed then); the fastest round was ${cell.micros.min.toFixed(1)} µs`,
+        why: met ? 'met' : `missed in this run, measured at load average ${policy.load.before[0]} on 2 cores; the fastest round was ${cell.micros.min.toFixed(1)} µs`,
       });
     }
   }
@@ -97,32 +147,10 @@ function targets(r: BenchResults): TargetRow[] {
       const met = growth <= 1.5;
       const cells = Object.values(ledger.cells).filter((c) => c.store === store);
       rows.push({
-        target: `(5) window check within 1.5x from 10k to 1M entries, ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
+        target: `window check within 1.5x from 10k to 1M entries, ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
         measured: `x${r2(growth)} (${cells.map((c) => `${c.entries / 1000}k: ${c.micros.median.toFixed(0)} µs`).join(', ')})`,
         met,
         why: met ? 'met: two index seeks per (series, asset) whatever the history' : 'missed: see the window section',
-      });
-    }
-  }
-  if (audit) {
-    for (const [store, v] of Object.entries(audit.verify)) {
-      const met = v.median >= 100_000;
-      rows.push({
-        target: `(6) audit verify ≥ 100k entries/s, ${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}`,
-        measured: `${fmt(v)} entries/s over ${audit.verifyEntries / 1e6}M`,
-        met,
-        why: met ? 'met' : 'missed: each entry is read, JSON-parsed, re-serialised as canonical JSON and re-hashed on one thread, ~40 µs per entry (see the audit section)',
-      });
-    }
-  }
-  if (provisioning) {
-    for (const [key, s] of Object.entries(provisioning.seconds)) {
-      const met = s.median < 10;
-      rows.push({
-        target: `(7) ${provisioning.agents} agents < 10 s, ${label(key)}`,
-        measured: `${fmt(s, 2)} s`,
-        met,
-        why: met ? 'met' : key.endsWith('/js') ? 'missed: pure-JS BIP-32 derivation (3 point multiplications per agent key) and address computation' : 'missed',
       });
     }
   }
@@ -143,8 +171,8 @@ export function renderReport(r: BenchResults): string {
 
   const rows = targets(r);
   if (rows.length) {
-    out.push('## Targets (issue 4)', '', '| target | measured | where it stands |', '|---|---|---|');
-    for (const t of rows) out.push(`| ${t.target} | ${t.measured} | ${t.met ? '**met**' : '**missed**'}${t.why === 'met' ? '' : ` — ${t.why.replace(/^(met|missed): ?/, '')}`} |`);
+    out.push('## Targets (issue 8, then standing targets of earlier issues)', '', '| target | measured | where it stands |', '|---|---|---|');
+    for (const t of rows) out.push(`| ${t.target} | ${t.measured} | ${t.met === undefined ? 'reported' : t.met ? '**met**' : '**missed**'}${t.why === 'met' || t.why === 'reported' ? '' : ` — ${t.why.replace(/^(met|missed): ?/, '')}`} |`);
     out.push('');
   }
 
@@ -157,26 +185,32 @@ export function renderReport(r: BenchResults): string {
     if (b.native) out.push(`| (reference) libsecp256k1 \`ecdsaSign\`, raw digest | ${fmt(b.native)} | ${r2(b.native.median / b.viem.median)} |`);
     for (const [key, p] of Object.entries(inprocess.paths)) {
       out.push(`| (2) Airlock, ${label(key)}, sequential | ${fmt(p.c1)} | ${r2(p.ratioC1.median)} (${r2(p.ratioC1.min)}–${r2(p.ratioC1.max)}) |`);
-      out.push(`| (2) Airlock, ${label(key)}, 16 in flight | ${fmt(p.c16)} | ${r2(p.c16.median / b.viem.median)} |`);
+      out.push(`| (2) Airlock, ${label(key)}, 16 in flight, one agent | ${fmt(p.c16)} | ${r2(p.c16.median / b.viem.median)} |`);
+      if (p.c16agents && p.ratioC16agents) out.push(`| (2) Airlock, ${label(key)}, 16 in flight over 16 agents | ${fmt(p.c16agents)} | ${r2(p.ratioC16agents.median)} (${r2(p.ratioC16agents.min)}–${r2(p.ratioC16agents.max)}) |`);
     }
     out.push('');
-    out.push('The full path is what every signature pays: decode the transaction into an intent; in one store transaction load the policy layers and the rolling-window totals, evaluate, reserve (ledger rows) and append the hash-chained audit entry; commit durably (SQLite WAL with `synchronous=FULL`, PostgreSQL commit); sign; then re-serialize the signed transaction and recover its sender (one public-key recovery) before releasing it.');
+    out.push('The full path is what every signature pays: decode the transaction into an intent; in one store transaction load the policy layers and the rolling-window totals, evaluate, reserve (ledger rows) and append the audit entry; commit durably (SQLite WAL with `synchronous=FULL`, PostgreSQL commit; requests that arrive together share one group commit, a savepoint each); sign; then recover the sender from the signed bytes (one public-key recovery) before releasing it.');
     out.push(`(${loadNote(inprocess)})`, '');
   }
 
   if (http) {
     out.push('## (3) Over HTTP on loopback', '');
-    out.push('A real daemon (`airlock start`, its own process, started with `AIRLOCK_KEY_BACKEND` set) and autocannon in a third process (bench/http-load.ts), `POST /v1/sign/transaction` with a session token. Throughput in successful requests per second; latency at a fixed offered load of 500 req/s (autocannon `overallRate`, 64 connections, latencies corrected for coordinated omission).', '');
-    out.push('| setup | c1 req/s | c16 req/s | c64 req/s | c16 / viem | at 500 req/s: achieved | p50 ms | p99 ms | max ms |', '|---|---|---|---|---|---|---|---|---|');
+    out.push('A real daemon (`airlock start`, its own process, started with `AIRLOCK_KEY_BACKEND` set) and autocannon in a third process (bench/http-load.ts), `POST /v1/sign/transaction` with a session token. Throughput in successful requests per second; latency at fixed offered loads (autocannon `overallRate`, 64 connections, latencies corrected for coordinated omission): 500 req/s, and half the c16 throughput measured in the same round. The last column is the highest offered rate whose p99 stayed under 10 ms (bisection between 0 and the c64 capacity after the rounds; a rate counts only if the daemon achieved 95% of it).', '');
+    out.push('| setup | c1 req/s | c16 req/s | c64 req/s | c16 / viem | at 500 req/s: achieved | p50 ms | p99 ms | at half capacity: offered | p99 ms | p99 < 10 ms up to |', '|---|---|---|---|---|---|---|---|---|---|---|');
     for (const [key, s] of Object.entries(http.setups)) {
-      out.push(`| ${label(key)} | ${fmt(s.c1)} | ${fmt(s.c16)} | ${fmt(s.c64)} | ${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}) | ${fmt(s.fixedRate.achieved)} | ${fmt(s.fixedRate.p50, 1)} | ${fmt(s.fixedRate.p99, 1)} | ${fmt(s.fixedRate.max, 0)} |`);
+      out.push(`| ${label(key)} | ${fmt(s.c1)} | ${fmt(s.c16)} | ${fmt(s.c64)} | ${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}) | ${fmt(s.fixedRate.achieved)} | ${fmt(s.fixedRate.p50, 1)} | ${fmt(s.fixedRate.p99, 1)} | ${s.halfCapacity ? fmt(s.halfCapacity.offered) : '–'} | ${s.halfCapacity ? fmt(s.halfCapacity.p99, 1) : '–'} | ${s.p99ObjectiveRate ?? '–'} req/s |`);
     }
-    out.push('', `viem baseline in the same rounds: ${fmt(http.baselineViem)} ops/s. The load generator, the daemon and (for PostgreSQL) the database share the same 2 cores. A 0 in a spread is a round in which no request completed inside the measuring window (the daemon was stalled, typically waiting on the shared PostgreSQL server); no request failed — any non-2xx answer or socket error aborts the run. (${loadNote(http)})`, '');
+    out.push('', `viem baseline in the same rounds: ${fmt(http.baselineViem)} ops/s. The load generator, the daemon and (for PostgreSQL) the database share the same 2 cores. A 0 in a spread is a round in which no request completed inside the measuring window; no request failed — any non-2xx answer or socket error aborts the run. (${loadNote(http)})`, '');
   }
 
   if (twoprocesses) {
     out.push('## Using both cores: two daemons on one PostgreSQL store', '');
     out.push(`Same 16 connections in total, split 8 + 8 across two \`airlock start\` processes on the same store (${twoprocesses.backend} backend), against one daemon with all 16: one ${fmt(twoprocesses.one)} req/s, two ${fmt(twoprocesses.two)} req/s, gain x${r2(twoprocesses.gain.median)} (${r2(twoprocesses.gain.min)}–${r2(twoprocesses.gain.max)}). ${twoprocesses.gain.min > 1.1 ? 'Two processes were faster in every round: on PostgreSQL, running two daemons on one store uses both cores (nothing in the product needs to change for it; it is the documented multi-instance setup).' : twoprocesses.gain.median > 1.1 ? 'Faster in the median but not in every round: at this load (the load generators and PostgreSQL share the same 2 cores) the gain is within the noise; no change was made to the product for it.' : 'No gain on this machine: with the load generators and PostgreSQL on the same 2 cores there is no idle core to take; no change was made to the product for it.'} Signing in worker threads was not added: with the native backend a signature and a recovery cost tens of microseconds, less than handing the work to a thread and back. (${loadNote(twoprocesses)})`, '');
+    const so = twoprocesses.scaleOut;
+    if (so) {
+      out.push('### Scale-out with a real round trip to PostgreSQL', '');
+      out.push(`The daemons reach PostgreSQL through a proxy that adds ${so.addedRttMs} ms to every round trip (bench/lib/delay-proxy.ts), as a database on another machine would; 2 cores cannot show scale-out otherwise, since daemons, load generators and PostgreSQL share them. Four independent agents and 16 connections in total: all on one daemon, then one agent and 4 connections on each of four daemons. One daemon ${fmt(so.one)} req/s, four daemons ${fmt(so.four)} req/s: x${r2(so.gain.median)} (${r2(so.gain.min)}–${r2(so.gain.max)}).`, '');
+    }
   }
 
   if (policy) {

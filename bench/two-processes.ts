@@ -1,11 +1,22 @@
 // Using both cores: one daemon vs two daemon processes on the same PostgreSQL store (the supported way to
 // scale out; SQLite allows one writer process). Same total offered concurrency (16), split across the two;
 // the load generators run as their own processes, concurrently. Native backend.
+//
+// Scale-out with a real network round trip: 2 cores cannot show scale-out directly (the daemons, the load
+// generators and PostgreSQL would fight for the same CPU), so the daemons reach PostgreSQL through a proxy
+// that adds a fixed round trip (bench/lib/delay-proxy.ts), as a database on another machine would. With
+// the round trip dominating, a daemon spends most of its time waiting; what limits more daemons is then
+// what they wait for each other on (locks), which is what this measures. Four independent agents, 16
+// connections in total: all on one daemon, or one agent and 4 connections per daemon on four.
 import { backends } from './in-process.ts';
 import { load, startBenchDaemon } from './http.ts';
 import { provisionRemoteAgent, type Daemon, type DaemonData } from '../packages/server/src/testing/processes.ts';
 import { usdcPolicy } from '../packages/server/src/testing/harness.ts';
 import { figure, fmt, type BenchOptions, type Figure } from './lib/stats.ts';
+import { startDelayProxy } from './lib/delay-proxy.ts';
+
+/** Added round trip to PostgreSQL for the scale-out measurement (a database in another zone of one region). */
+export const SCALE_OUT_RTT_MS = 2;
 
 export interface TwoProcessResult {
   backend: string;
@@ -13,6 +24,8 @@ export interface TwoProcessResult {
   two: Figure;
   /** Median of per-round two/one. */
   gain: Figure;
+  /** One daemon vs four, PostgreSQL behind an added round trip, independent agents. */
+  scaleOut?: { addedRttMs: number; one: Figure; four: Figure; gain: Figure };
 }
 
 export async function benchTwoProcesses(o: BenchOptions): Promise<TwoProcessResult> {
@@ -36,11 +49,49 @@ export async function benchTwoProcesses(o: BenchOptions): Promise<TwoProcessResu
       two.push(pair);
       gain.push(pair / single);
     }
-    const result = { backend, one: figure(one), two: figure(two), gain: figure(gain) };
+    const result: TwoProcessResult = { backend, one: figure(one), two: figure(two), gain: figure(gain) };
     o.log(`  postgres/${backend}, 16 connections: one daemon ${fmt(result.one)} req/s, two daemons ${fmt(result.two)} req/s (x${result.gain.median.toFixed(2)})`);
+    for (const d of daemons.splice(0)) await d.kill('SIGTERM');
+    result.scaleOut = await benchScaleOut(o, backend, data);
     return result;
   } finally {
     for (const d of daemons) await d.kill('SIGTERM');
     await data?.cleanup();
+  }
+}
+
+async function benchScaleOut(o: BenchOptions, backend: 'js' | 'native', data: DaemonData): Promise<NonNullable<TwoProcessResult['scaleOut']>> {
+  const pgUrl = new URL(data.storeUrl);
+  const proxy = await startDelayProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) }, SCALE_OUT_RTT_MS);
+  const daemons: Daemon[] = [];
+  try {
+    const viaProxy = new URL(data.storeUrl);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const delayed: DaemonData = { ...data, storeUrl: viaProxy.toString() };
+    for (let i = 0; i < 4; i++) daemons.push((await startBenchDaemon('postgres', backend, delayed)).daemon);
+    const tokens: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      tokens.push((await provisionRemoteAgent(daemons[0]!.url, data.adminToken, { policy: usdcPolicy({ daily: (10n ** 30n).toString(), perRequest: '1000000' }) })).token);
+    }
+    const seconds = o.quick ? 2 : 4;
+    for (let i = 0; i < 4; i++) await load(daemons[i]!.url, tokens[i]!, 2, 1); // warm-up
+    const one: number[] = [];
+    const four: number[] = [];
+    const gain: number[] = [];
+    const sum = (xs: { requestsPerSecond: number }[]) => xs.reduce((t, x) => t + x.requestsPerSecond, 0);
+    for (let r = 0; r < o.rounds; r++) {
+      const single = sum(await Promise.all(tokens.map((t) => load(daemons[0]!.url, t, 4, seconds))));
+      const spread = sum(await Promise.all(tokens.map((t, i) => load(daemons[i]!.url, t, 4, seconds))));
+      one.push(single);
+      four.push(spread);
+      gain.push(spread / single);
+    }
+    const result = { addedRttMs: SCALE_OUT_RTT_MS, one: figure(one), four: figure(four), gain: figure(gain) };
+    o.log(`  scale-out, +${SCALE_OUT_RTT_MS} ms round trip: one daemon ${fmt(result.one)} req/s, four daemons ${fmt(result.four)} req/s (x${result.gain.median.toFixed(2)})`);
+    return result;
+  } finally {
+    for (const d of daemons) await d.kill('SIGTERM');
+    await proxy.close();
   }
 }

@@ -501,6 +501,61 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       const store = await fresh();
       await rejectsWithCode(store.transaction(() => store.transaction(async () => 1)), 'internal');
     });
+
+    // Group commit: transactions submitted together share one commit, a savepoint each.
+    describe('transactions submitted together', () => {
+      const series = 'agent:ag_group';
+      const charge = (tx: Parameters<Parameters<Store['transaction']>[0]>[0], at: number, tag: string) =>
+        tx.appendAudit({ at, type: 'group.test', actor: 'system', data: { tag } }).then(async (entry) => {
+          await tx.appendLedger([{ series, asset: '*', amount: 0n, count: 1 }], at, entry.seq);
+          return entry;
+        });
+
+      test('run in submission order, and one that throws is undone alone', async () => {
+        const store = await fresh();
+        const results = await Promise.allSettled([
+          store.transaction(async (tx) => (await charge(tx, 10, 'a'), 'a')),
+          store.transaction(async (tx) => {
+            await charge(tx, 11, 'b');
+            throw new AirlockError('invalid_request', 'b changed its mind');
+          }),
+          store.transaction(async (tx) => (await charge(tx, 12, 'c'), 'c')),
+        ]);
+        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+        assert.equal(code((results[1] as PromiseRejectedResult).reason), 'invalid_request', 'the thrower gets its own error');
+        const entries = await store.readAudit(1, 10);
+        assert.deepEqual(entries.map((e) => [e.seq, e.data]), [[1, { tag: 'a' }], [2, { tag: 'c' }]], 'b left no entry and no gap');
+        const verifier = new AuditChainVerifier();
+        assert.ok(entries.every((e) => verifier.push(e)), 'the chain links over the gap b left');
+        const [total] = await store.transaction((tx) => tx.windowTotals([{ series, asset: '*', sinceMs: 0 }]));
+        assert.equal(total!.count, 2, 'b charged nothing');
+      });
+
+      test('a statement that fails inside one (a unique violation) does not spoil the others', async () => {
+        const store = await fresh();
+        const claim = (digest: string): NonceClaim => ({ key: 'eip3009|k', agentId: 'ag_x', digest, auditSeq: 1, state: 'signed', createdAt: 1 });
+        const results = await Promise.allSettled([
+          store.transaction(async (tx) => tx.claimNonces([claim('aa')])),
+          store.transaction(async (tx) => tx.claimNonces([claim('bb')])),
+          store.transaction(async (tx) => (await charge(tx, 5, 'after'), 'after')),
+        ]);
+        assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
+        assert.equal(code((results[1] as PromiseRejectedResult).reason), 'conflict');
+        const claims = await store.transaction((tx) => tx.getNonceClaims(['eip3009|k']));
+        assert.deepEqual(claims.map((c) => c.digest), ['aa']);
+        assert.deepEqual((await store.readAudit(1, 10)).map((e) => e.data), [{ tag: 'after' }]);
+      });
+
+      test('many at once all commit, each exactly once', async () => {
+        const store = await fresh();
+        const n = 300;
+        const seqs = await Promise.all(Array.from({ length: n }, (_, i) => store.transaction(async (tx) => (await charge(tx, 100 + i, `t${i}`)).seq)));
+        assert.deepEqual([...seqs].sort((a, b) => a - b), Array.from({ length: n }, (_, i) => i + 1));
+        assert.deepEqual(seqs, [...seqs].sort((a, b) => a - b), 'seq follows submission order');
+        const [total] = await store.transaction((tx) => tx.windowTotals([{ series, asset: '*', sinceMs: 0 }]));
+        assert.equal(total!.count, n);
+      });
+    });
   });
 }
 

@@ -5,6 +5,7 @@ import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, PolicyRecord,
   PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
+import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
 import * as payments from './payments.ts';
@@ -22,6 +23,13 @@ export interface PostgresStoreOptions {
   poolSize?: number;
 }
 
+/**
+ * Requests per group-commit batch. Each request runs in its own savepoint, a subtransaction once it writes;
+ * PostgreSQL caches 64 subtransaction ids per backend (PGPROC_MAX_CACHED_SUBXIDS) and past that every
+ * other session's snapshot has to consult pg_subtrans, a known cliff. 32 stays well under it.
+ */
+const MAX_BATCH = 32;
+
 const JSON_OIDS = new Set([114, 3802]); // json, jsonb
 
 /**
@@ -38,7 +46,9 @@ const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /**
  * Store on a `pg` Pool. Signing transactions hold `pg_advisory_xact_lock(SIGNING_LOCK_KEY)` from
- * BEGIN to COMMIT, so every instance on the database serialises on budget and audit writes.
+ * BEGIN to COMMIT, so every instance on the database serialises on budget and audit writes. They are
+ * group-committed (GroupCommitter): the transactions queued together run in one BEGIN ... COMMIT under
+ * one lock acquisition, a savepoint each, and every caller is answered after that commit.
  */
 export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
@@ -46,6 +56,7 @@ export class PostgresStore implements Store {
   private readonly q: Q;
   // Marks code inside this store's transaction callback: a nested locking call would wait on itself forever.
   private readonly inTransaction = new AsyncLocalStorage<true>();
+  private readonly committer: GroupCommitter<PostgresStoreTx>;
 
   constructor(options: PostgresStoreOptions) {
     // search_path is a startup parameter of every pooled connection (no extra round trip, no race
@@ -61,6 +72,28 @@ export class PostgresStore implements Store {
     // An idle client losing its connection must not crash the process; the next query reports it.
     this.pool.on('error', () => undefined);
     this.q = queryFn(this.pool);
+    this.committer = new GroupCommitter<PostgresStoreTx>({
+      maxBatch: MAX_BATCH,
+      inTransaction: this.inTransaction,
+      withBatch: (body) => this.withClient(async (client, q) => {
+        await q('BEGIN');
+        try {
+          await q('SELECT pg_advisory_xact_lock($1::bigint)', [SIGNING_LOCK_KEY]);
+          await body({
+            savepoint: async () => void (await q('SAVEPOINT request')),
+            releaseSavepoint: async () => void (await q('RELEASE SAVEPOINT request')),
+            rollbackToSavepoint: async () => void (await q('ROLLBACK TO SAVEPOINT request')),
+            // A lost connection fails the next statement (ROLLBACK TO included), which aborts the batch.
+            stillOpen: () => true,
+            newTx: () => new PostgresStoreTx(q),
+          });
+          await q('COMMIT');
+        } catch (e) {
+          await client.query('ROLLBACK').catch(() => undefined);
+          throw e;
+        }
+      }),
+    });
   }
 
   async migrate(): Promise<void> {
@@ -183,14 +216,7 @@ export class PostgresStore implements Store {
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.run({ signingLock: true }, async (q) => {
-      const tx = new PostgresStoreTx(q);
-      try {
-        return await fn(tx);
-      } finally {
-        tx.end();
-      }
-    });
+    return this.committer.submit(fn);
   }
 
   /** BEGIN; [advisory lock]; fn; COMMIT — ROLLBACK and rethrow (unchanged) if fn throws. */

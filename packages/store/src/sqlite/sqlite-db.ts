@@ -25,6 +25,9 @@ export class SqliteDb {
       this.db.exec('PRAGMA synchronous = FULL');
       this.db.exec('PRAGMA foreign_keys = ON');
       this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      // Group commit gives every request of a batch its own savepoint; without this SQLite spills each
+      // savepoint's statement journal to a temporary file.
+      this.db.exec('PRAGMA temp_store = MEMORY');
     } catch (e) {
       throw mapSqliteError(e);
     }
@@ -96,6 +99,32 @@ export class SqliteDb {
       this.db.exec('COMMIT');
     } catch (e) {
       this.rollback();
+      throw mapSqliteError(e);
+    }
+  }
+
+  /** Whether a transaction is open: SQLite ends one by itself after some errors (SQLITE_FULL, SQLITE_IOERR). */
+  get inTransaction(): boolean {
+    return this.db.isOpen && this.db.isTransaction;
+  }
+
+  /** One request's savepoint inside a group-commit batch (see GroupCommitter). */
+  savepoint(): void {
+    this.exec('SAVEPOINT request');
+  }
+
+  releaseSavepoint(): void {
+    this.exec('RELEASE request');
+  }
+
+  rollbackToSavepoint(): void {
+    this.exec('ROLLBACK TO request');
+  }
+
+  private exec(sql: string): void {
+    try {
+      this.db.exec(sql);
+    } catch (e) {
       throw mapSqliteError(e);
     }
   }

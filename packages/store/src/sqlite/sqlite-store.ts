@@ -5,6 +5,7 @@ import type {
   PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
+import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
 import * as payments from './payments.ts';
@@ -15,10 +16,15 @@ import { SqliteDb } from './sqlite-db.ts';
 import { mapSqliteError } from './sqlite-errors.ts';
 import { SqliteStoreTx } from './sqlite-tx.ts';
 
+/** Requests per group-commit batch: enough to amortise one fsync, few enough to keep a batch short. */
+const MAX_BATCH = 64;
+
 /**
  * Store on one `node:sqlite` connection. Every operation takes the in-process mutex (the connection
  * is shared, and an open transaction would otherwise see, or swallow, another caller's statements);
  * writes also take SQLite's write lock with BEGIN IMMEDIATE, which serialises other processes.
+ * Writes are group-committed (GroupCommitter): the transactions queued together run in one BEGIN
+ * IMMEDIATE ... COMMIT, a savepoint each, and every caller is answered after that one durable commit.
  */
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
@@ -27,8 +33,32 @@ export class SqliteStore implements Store {
   // Marks code running inside this store's transaction callback, to catch re-entrant calls that would deadlock.
   private readonly inTransaction = new AsyncLocalStorage<true>();
 
+  private readonly committer: GroupCommitter<SqliteStoreTx>;
+
   constructor(path: string) {
     this.db = new SqliteDb(path);
+    const db = this.db;
+    this.committer = new GroupCommitter<SqliteStoreTx>({
+      maxBatch: MAX_BATCH,
+      inTransaction: this.inTransaction,
+      withBatch: (body) => this.mutex.run(async () => {
+        await db.beginImmediate();
+        try {
+          await body({
+            savepoint: () => db.savepoint(),
+            releaseSavepoint: () => db.releaseSavepoint(),
+            rollbackToSavepoint: () => db.rollbackToSavepoint(),
+            stillOpen: () => db.inTransaction,
+            newTx: () => new SqliteStoreTx(db),
+          });
+          if (!db.inTransaction) throw new AirlockError('store_unavailable', 'the SQLite store rolled the transaction back');
+          db.commit();
+        } catch (e) {
+          db.rollback();
+          throw e;
+        }
+      }),
+    });
   }
 
   async migrate(): Promise<void> {
@@ -150,25 +180,9 @@ export class SqliteStore implements Store {
     return this.mutex.run(async () => fn());
   }
 
-  /** One write transaction: mutex, BEGIN IMMEDIATE, fn, COMMIT; ROLLBACK and rethrow if fn throws. */
+  /** One write, group-committed with whatever else is queued (see GroupCommitter). */
   private write<T>(fn: (tx: SqliteStoreTx) => T | Promise<T>): Promise<T> {
-    if (this.inTransaction.getStore()) {
-      return Promise.reject(new AirlockError('internal', 'store write called inside a transaction; use the StoreTx handle'));
-    }
-    return this.mutex.run(async () => {
-      await this.db.beginImmediate();
-      const tx = new SqliteStoreTx(this.db);
-      try {
-        const result = await this.inTransaction.run(true, () => fn(tx));
-        tx.end();
-        this.db.commit();
-        return result;
-      } catch (e) {
-        tx.end();
-        this.db.rollback();
-        throw e;
-      }
-    });
+    return this.committer.submit(fn);
   }
 }
 

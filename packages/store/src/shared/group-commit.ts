@@ -1,0 +1,167 @@
+import type { AsyncLocalStorage } from 'node:async_hooks';
+import { AirlockError } from '@airlock/core';
+
+/** What one batch's open transaction offers the committer. Every method maps its errors to AirlockError. */
+export interface BatchOps<Tx> {
+  savepoint(): Promise<void> | void;
+  releaseSavepoint(): Promise<void> | void;
+  rollbackToSavepoint(): Promise<void> | void;
+  /**
+   * False once the outer transaction is gone. SQLite rolls a whole transaction back by itself after some
+   * errors (SQLITE_FULL, SQLITE_IOERR, ...); a later SAVEPOINT would then open a new transaction and its
+   * RELEASE would commit it alone, so the committer must notice and abandon the batch.
+   */
+  stillOpen(): boolean;
+  /** A fresh handle for one item; `end()` makes it unusable once the item is done. */
+  newTx(): Tx & { end(): void };
+}
+
+/**
+ * Opens a transaction (taking whatever locks the store needs), runs `body`, commits once `body` resolves
+ * and rolls back if it throws or the commit fails; rethrows the failure.
+ */
+export type WithBatch<Tx> = (body: (ops: BatchOps<Tx>) => Promise<void>) => Promise<void>;
+
+interface Item<Tx> {
+  fn: (tx: Tx) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Group commit: transactions submitted together share one durable commit. A batch takes what is queued
+ * (up to `maxBatch`), runs each callback in order inside one store transaction with a savepoint each (a
+ * callback that throws is rolled back to its savepoint and touches no other), commits once, and only
+ * then settles every caller: nothing a caller does after its transaction (signing, answering) can run
+ * before its writes are durable. If the batch does not commit, no caller gets a result.
+ *
+ * Commit at once when idle, batch under load: the first submission schedules a batch for the end of the
+ * current event-loop turn (setImmediate), so requests parsed in the same turn share it; while a batch runs
+ * and commits, new submissions queue and form the next one. One batch runs at a time per store instance.
+ */
+export class GroupCommitter<Tx> {
+  private queue: Item<Tx>[] = [];
+  private scheduled = false;
+  private running = false;
+  private readonly withBatch: WithBatch<Tx>;
+  private readonly maxBatch: number;
+  private readonly inTransaction: AsyncLocalStorage<true>;
+
+  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; inTransaction: AsyncLocalStorage<true> }) {
+    this.withBatch = options.withBatch;
+    this.maxBatch = options.maxBatch;
+    this.inTransaction = options.inTransaction;
+  }
+
+  submit<T>(fn: (tx: Tx) => T | Promise<T>): Promise<T> {
+    // A transaction opened from inside another would wait for a batch that waits for it.
+    if (this.inTransaction.getStore()) {
+      return Promise.reject(new AirlockError('internal', 'store write called inside a transaction; use the StoreTx handle'));
+    }
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.running || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.maxBatch);
+        const requeue = await this.runBatch(batch);
+        this.queue.unshift(...requeue);
+        // Let the settled callers continue (sign, answer) and new requests queue before the next batch.
+        if (this.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Runs one batch; returns the items it never started (to run in the next batch). Settles the rest. */
+  private async runBatch(batch: Item<Tx>[]): Promise<Item<Tx>[]> {
+    const outcomes: Outcome[] = [];
+    let batchError: unknown;
+    try {
+      await this.withBatch(async (ops) => {
+        for (const item of batch) {
+          const outcome = await this.runItem(ops, item);
+          outcomes.push(outcome);
+          if (!ops.stillOpen()) throw new BatchAborted(outcome.ok ? undefined : outcome.error);
+        }
+      });
+    } catch (e) {
+      batchError = e instanceof BatchAborted ? e.reason : e;
+    }
+    if (batchError === undefined) {
+      batch.forEach((item, i) => {
+        const outcome = outcomes[i]!;
+        if (outcome.ok) item.resolve(outcome.value);
+        else item.reject(outcome.error);
+      });
+      return [];
+    }
+    // Nothing in the batch is durable. Items that ran fail (their results described writes that are gone);
+    // an item that failed on its own keeps its own error. Items that never ran go into the next batch.
+    const failure = asStoreFailure(batchError);
+    outcomes.forEach((outcome, i) => batch[i]!.reject(outcome.ok ? failure : outcome.error));
+    const notStarted = batch.slice(outcomes.length);
+    // The batch failed before any item ran (BEGIN or the lock failed): every item gets that error, or
+    // a store that is down would be retried forever.
+    if (outcomes.length === 0) {
+      for (const item of notStarted) item.reject(failure);
+      return [];
+    }
+    return notStarted;
+  }
+
+  private async runItem(ops: BatchOps<Tx>, item: Item<Tx>): Promise<Outcome> {
+    await ops.savepoint();
+    const tx = ops.newTx();
+    try {
+      const value = await this.inTransaction.run(true, () => item.fn(tx));
+      tx.end();
+      if (!ops.stillOpen()) return { ok: false, error: new AirlockError('store_unavailable', 'the store rolled the transaction back') };
+      await ops.releaseSavepoint();
+      return { ok: true, value };
+    } catch (error) {
+      tx.end();
+      if (ops.stillOpen()) {
+        try {
+          await ops.rollbackToSavepoint();
+          await ops.releaseSavepoint();
+        } catch (e) {
+          // The savepoint could not be undone (connection lost): the batch cannot commit anything.
+          throw new BatchAborted(e);
+        }
+      }
+      return { ok: false, error };
+    }
+  }
+}
+
+/** Ends a batch without committing: the store transaction is gone or cannot be made consistent. */
+class BatchAborted extends Error {
+  readonly reason: unknown;
+  constructor(reason: unknown) {
+    super('batch aborted');
+    this.reason = reason ?? new AirlockError('store_unavailable', 'the store rolled the transaction back');
+  }
+}
+
+function asStoreFailure(e: unknown): AirlockError {
+  if (e instanceof AirlockError && e.code === 'store_unavailable') return e;
+  return new AirlockError('store_unavailable', 'the store could not commit this request; nothing was recorded', { cause: e });
+}
