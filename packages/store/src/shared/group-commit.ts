@@ -96,6 +96,14 @@ export class GroupCommitter<Tx> {
     let batchError: unknown;
     try {
       await this.withBatch(async (ops) => {
+        // A batch of one needs no savepoint (two round trips on PostgreSQL): if it throws, the whole
+        // transaction is rolled back, which undoes exactly that one request.
+        if (batch.length === 1) {
+          const outcome = await this.runAlone(ops, batch[0]!);
+          outcomes.push(outcome);
+          if (!outcome.ok || !ops.stillOpen()) throw new BatchAborted(outcome.ok ? undefined : outcome.error);
+          return;
+        }
         for (const item of batch) {
           const outcome = await this.runItem(ops, item);
           outcomes.push(outcome);
@@ -125,6 +133,17 @@ export class GroupCommitter<Tx> {
       return [];
     }
     return notStarted;
+  }
+
+  private async runAlone(ops: BatchOps<Tx>, item: Item<Tx>): Promise<Outcome> {
+    const tx = ops.newTx();
+    try {
+      return { ok: true, value: await this.inTransaction.run(true, () => item.fn(tx)) };
+    } catch (error) {
+      return { ok: false, error };
+    } finally {
+      tx.end();
+    }
   }
 
   private async runItem(ops: BatchOps<Tx>, item: Item<Tx>): Promise<Outcome> {
