@@ -45,6 +45,7 @@ try {
   const frames = walBytes / (pageSize + 24);
   const rows = (ledgerRows() - rowsBefore) / n;
   console.log(JSON.stringify({ signatures: n, agents, history, ledgerRowsPerSignature: rows, walFramesPerSignature: +(frames / n).toFixed(1), walKiBPerSignature: +(walBytes / n / 1024).toFixed(1), pageSize }));
+  if (process.env.KEEP_WAL) { console.log(path); await new Promise((r) => setTimeout(r, 600_000)); }
   probe.close();
 } finally {
   await h.close();
