@@ -1,7 +1,7 @@
 // (5) Rolling-window budget check: `tx.windowTotals` for the query set a realistic policy asks for, with
 // 10k, 100k and 1M prior ledger entries. The ledger is filled with direct SQL mirroring appendLedger
 // (packages/store/src/*/ledger.ts): per (series, asset) a running seq, non-decreasing `at`, the amount,
-// count 1, and cumulative amount/count; ledger_heads holds the last row. Must stay flat.
+// count 1, and cumulative amount/count (schema 006: one B-tree, the series' last key is its head). Must stay flat.
 import { compilePolicy, requiredWindows, type PolicyLayer, type WindowQuery } from '../packages/core/src/index.ts';
 import { sampleInput } from './policy.ts';
 import { scratchStore, insertAll, type StoreKind } from './lib/scratch-store.ts';
@@ -63,7 +63,6 @@ export async function benchLedgerWindow(o: BenchOptions): Promise<LedgerWindowRe
               insertAll(db, 'INSERT INTO ledger (series, asset, seq, at, amount, count, cum_amount, cum_count, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', (function* () {
                 for (let i = 1; i <= perPair; i++) yield [series, asset, i, t0 + i * step, amount.toString(), 1, (amount * BigInt(i)).toString(), i, i];
               })());
-              db.prepare('INSERT INTO ledger_heads (series, asset, seq, at, cum_amount, cum_count) VALUES (?, ?, ?, ?, ?, ?)').run(series, asset, perPair, t0 + perPair * step, (amount * BigInt(perPair)).toString(), perPair);
             }
           },
           async postgres(client) {
@@ -74,7 +73,6 @@ export async function benchLedgerWindow(o: BenchOptions): Promise<LedgerWindowRe
                  SELECT $1, $2, g, $3::bigint + g * $4::bigint, $5::numeric, 1, $5::numeric * g, g, g FROM generate_series(1, $6::bigint) g`,
                 [series, asset, t0, step, amount.toString(), perPair],
               );
-              await client.query('INSERT INTO ledger_heads (series, asset, seq, at, cum_amount, cum_count) VALUES ($1, $2, $3, $4, $5, $3)', [series, asset, perPair, t0 + perPair * step, (amount * BigInt(perPair)).toString()]);
             }
           },
         });

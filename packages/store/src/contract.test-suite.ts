@@ -6,6 +6,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AirlockError, AuditChainVerifier, COUNT_ASSET, GENESIS_HASH } from '@airlock/core';
 import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, Store, WindowQuery } from '@airlock/core';
+import { generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
 interface RawExec {
@@ -329,6 +330,66 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       await store.transaction((tx) => tx.appendLedger([...w(1n), ...w(2n)], 6_000, 3));
       const [later] = await store.transaction((tx) => tx.windowTotals([{ series: 'fleet', asset: 'x', sinceMs: 5_500 }]));
       assert.deepEqual(later, { amount: 3n, count: 2 });
+    });
+
+    test('window totals equal a brute-force replay at every boundary, over many series, assets and skewed clocks', async () => {
+      const store = await fresh();
+      const model = new LedgerModel();
+      const charges = generateCharges(7, 150);
+      // One to three charges per transaction: later appends in a transaction read the heads earlier ones wrote.
+      for (let i = 0; i < charges.length; ) {
+        const batch = charges.slice(i, (i += 1 + (i % 3)));
+        await store.transaction(async (tx) => {
+          for (const c of batch) await tx.appendLedger(c.writes, c.at, c.auditSeq);
+        });
+        for (const c of batch) model.append(c.writes, c.at, c.auditSeq);
+      }
+      const queries = model.boundaryQueries();
+      assert.ok(queries.length > 1_000, `${queries.length} queries`);
+      const totals = await store.transaction((tx) => tx.windowTotals(queries));
+      const mismatches = queries.map((q, i) => ({ q, got: totals[i], want: model.total(q) })).filter((x) => x.got!.amount !== x.want.amount || x.got!.count !== x.want.count);
+      // The first few are enough to debug; a diff of thousands of rows would take minutes to print.
+      assert.deepEqual(mismatches.slice(0, 3), [], `${mismatches.length} of ${queries.length} windows differ`);
+    });
+
+    test('one append charging 60 series x 3 assets keeps each series exact, at and after the boundary', async () => {
+      const store = await fresh();
+      const writes: LedgerWrite[] = Array.from({ length: 60 }, (_, i) => [
+        { series: `agent:many|to:${i}`, asset: USDC, amount: BigInt(i + 1), count: 1 },
+        { series: `agent:many|to:${i}`, asset: 'eth', amount: BigInt(1000 + i), count: 1 },
+        { series: `agent:many|to:${i}`, asset: COUNT_ASSET, amount: 0n, count: 1 },
+      ]).flat();
+      await store.transaction((tx) => tx.appendLedger(writes, 10_000, 1));
+      await store.transaction((tx) => tx.appendLedger(writes.slice(0, 90), 20_000, 2)); // the first 30 series again
+      const queries = writes.flatMap((w) => [10_000, 10_001, 20_000, 20_001].map((sinceMs) => ({ series: w.series, asset: w.asset, sinceMs })));
+      const totals = await store.transaction((tx) => tx.windowTotals(queries));
+      const expected = writes.flatMap((w, i) => {
+        const again = i < 90;
+        const one = { amount: w.amount, count: 1 };
+        const none = { amount: 0n, count: 0 };
+        return again ? [{ amount: 2n * w.amount, count: 2 }, one, one, none] : [one, none, none, none];
+      });
+      assert.deepEqual(totals, expected);
+    });
+
+    test('holds converted behind the series head land at the head time, never earlier', async () => {
+      const store = await fresh();
+      const series = 'agent:ag_1';
+      const writes: LedgerWrite[] = [{ series, asset: USDC, amount: 500n, count: 1 }];
+      const approval: ApprovalRecord = {
+        id: 'apr_skew', agentId: 'ag_1', sessionId: 'ses_1', auditSeq: 1, action: 'evm.transaction', request: {},
+        digest: '44'.repeat(32), summary: {}, state: 'pending', createdAt: 1_000, expiresAt: 60_000,
+      };
+      const window = async (sinceMs: number) => (await store.transaction((tx) => tx.windowTotals([{ series, asset: USDC, sinceMs }])))[0]!;
+      await store.transaction((tx) => tx.holdForApproval(approval, writes));
+      // Another instance, its clock ahead, charged the series at 8_000.
+      await store.transaction((tx) => tx.appendLedger([{ series, asset: USDC, amount: 7n, count: 1 }], 8_000, 2));
+      assert.deepEqual(await window(9_000), { amount: 500n, count: 1 }, 'held: counted in a window that starts after it');
+      // Approved at 5_000 by this instance: the converted entry lands at 8_000, the series' last time.
+      await store.transaction((tx) => tx.decideApproval('apr_skew', 'approved', 'op', 5_000, 3));
+      assert.deepEqual(await window(8_000), { amount: 507n, count: 2 }, 'converted at the head time, at the boundary');
+      assert.deepEqual(await window(8_001), { amount: 0n, count: 0 }, 'and not after it');
+      assert.deepEqual(await window(0), { amount: 507n, count: 2 }, 'counted once');
     });
 
     test('a transaction that throws rolls back its ledger writes and rethrows the error unchanged', async () => {

@@ -4,14 +4,19 @@ import { toAmount, toInt } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
 
 /**
- * Every window in one round trip. Per query: the head row (primary key), the last row before the
- * window (one seek on ledger_by_time) and the pending holds (small): cost does not grow with history.
+ * Every window in one round trip. Per query two seeks on the ledger's only index, the primary key
+ * (series, asset, at, seq) (schema 006): the head (the series' last key) and the last entry before the
+ * window; plus the pending holds (small). Cost does not grow with history.
  */
 const WINDOW_TOTALS = `
   SELECT (COALESCE(h.cum_amount, 0) - COALESCE(b.cum_amount, 0) + COALESCE(held.amount, 0))::text AS amount,
          (COALESCE(h.cum_count, 0) - COALESCE(b.cum_count, 0) + COALESCE(held.count, 0))::text AS count
   FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, ord)
-  LEFT JOIN ledger_heads h ON h.series = q.series AND h.asset = q.asset
+  LEFT JOIN LATERAL (
+    SELECT l.cum_amount, l.cum_count FROM ledger l
+    WHERE l.series = q.series AND l.asset = q.asset
+    ORDER BY l.at DESC, l.seq DESC LIMIT 1
+  ) h ON true
   LEFT JOIN LATERAL (
     SELECT l.cum_amount, l.cum_count FROM ledger l
     WHERE l.series = q.series AND l.asset = q.asset AND l.at < q.since_ms
@@ -35,28 +40,23 @@ export async function windowTotals(q: Q, queries: WindowQuery[]): Promise<Window
 }
 
 /**
- * Every write in one round trip: the head upsert computes the next seq, the clamped time
- * (never before the series' last entry) and the running totals; the ledger row copies them.
+ * Every write in one round trip: per (series, asset) one seek for the head, then one insert with the next
+ * seq, the clamped time (never before the series' last entry, so key order stays seq order) and the
+ * running totals. No other row is updated.
  */
 const APPEND_LEDGER = `
-  WITH w AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::bigint[]) AS w(series, asset, amount, count)
-  ), up AS (
-    INSERT INTO ledger_heads AS h (series, asset, seq, at, cum_amount, cum_count)
-    SELECT series, asset, 1, $5::bigint, amount, count FROM w
-    ON CONFLICT (series, asset) DO UPDATE SET
-      seq = h.seq + 1,
-      at = GREATEST(h.at, EXCLUDED.at),
-      cum_amount = h.cum_amount + EXCLUDED.cum_amount,
-      cum_count = h.cum_count + EXCLUDED.cum_count
-    RETURNING h.series, h.asset, h.seq, h.at, h.cum_amount, h.cum_count
-  )
-  INSERT INTO ledger (series, asset, seq, at, amount, count, cum_amount, cum_count, audit_seq)
-  SELECT up.series, up.asset, up.seq, up.at, w.amount, w.count, up.cum_amount, up.cum_count, $6::bigint
-  FROM up JOIN w ON w.series = up.series AND w.asset = up.asset`;
+  INSERT INTO ledger (series, asset, at, seq, amount, count, cum_amount, cum_count, audit_seq)
+  SELECT w.series, w.asset, GREATEST($5::bigint, COALESCE(h.at, $5::bigint)), COALESCE(h.seq, 0) + 1,
+         w.amount, w.count, COALESCE(h.cum_amount, 0) + w.amount, COALESCE(h.cum_count, 0) + w.count, $6::bigint
+  FROM unnest($1::text[], $2::text[], $3::numeric[], $4::bigint[]) AS w(series, asset, amount, count)
+  LEFT JOIN LATERAL (
+    SELECT l.at, l.seq, l.cum_amount, l.cum_count FROM ledger l
+    WHERE l.series = w.series AND l.asset = w.asset
+    ORDER BY l.at DESC, l.seq DESC LIMIT 1
+  ) h ON true`;
 
 export async function appendLedger(q: Q, writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
-  // Merged first: one statement cannot upsert the same head twice.
+  // Merged first: two writes to one series in one statement would both read the same head.
   const merged = mergeLedgerWrites(writes);
   if (merged.length === 0) return;
   await q(APPEND_LEDGER, [

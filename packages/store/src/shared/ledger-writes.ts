@@ -1,9 +1,10 @@
 import { AirlockError, type LedgerWrite } from '@airlock/core';
 
 /**
- * Folds writes to the same (series, asset) into one, so a batch touches each ledger head once
- * (PostgreSQL's single-statement upsert cannot update one row twice). Totals are unchanged: both
- * writes land at the same instant. Rejects amounts and counts that would let a window shrink.
+ * Folds writes to the same (series, asset) into one, so a batch appends one entry per series (PostgreSQL
+ * appends a batch in one statement, where two writes to one series would both read the same head).
+ * Totals are unchanged: both writes land at the same instant. Rejects amounts and counts that would let a
+ * window shrink.
  */
 export function mergeLedgerWrites(writes: LedgerWrite[]): LedgerWrite[] {
   const merged = new Map<string, LedgerWrite>();
