@@ -148,7 +148,7 @@ export class SigningService {
     if ('refused' in outcome) throw outcome.refused;
     if ('release' in outcome) {
       const { auditSeq, replayed, decision, extra } = outcome.release;
-      return this.release(auth, action, payload, adapter, decoded, auditSeq, replayed, decision, extra);
+      return this.release(auth, action, adapter, decoded, auditSeq, replayed, decision, extra);
     }
     return outcome;
   }
@@ -436,16 +436,17 @@ export class SigningService {
     }
     const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
     const signature = await this.deps.keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1');
-    const result = adapter.finalize(action as Action, payload, decoded, signature, { address: agent.address });
+    const result = adapter.finalize(action as Action, decoded, signature, { address: agent.address });
     return { adapter, decoded, result };
   }
 
-  private async release(auth: AgentAuth, action: string, payload: unknown, adapter: ChainAdapter, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
+  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
     let result: SignResult;
     try {
       const path = adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex);
       const signature = await this.deps.keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1');
-      result = adapter.finalize(action as Action, payload, decoded, signature, { address: auth.agent.address });
+      // Finalised from the one decode made before the transaction: no second decode, no re-serialisation.
+      result = adapter.finalize(action as Action, decoded, signature, { address: auth.agent.address });
     } catch (e) {
       // The reservation stays (conservative: budget counted, nothing signed); the failure is audited.
       const now = this.deps.clock.now();
