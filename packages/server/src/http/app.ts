@@ -80,7 +80,7 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
 
   for (const r of routes) {
     const route = `${r.method.toUpperCase()} ${r.path}`;
-    const auth: MiddlewareHandler = r.auth === 'none' ? (_c, next) => next() : authenticate(edge, r.auth, route);
+    const auth: MiddlewareHandler = r.auth === 'none' ? (_c, next) => next() : authenticate(edge, r.auth, route, r.rechecksCredentials === true);
     app.on(r.method.toUpperCase(), r.path, auth, async (c) => {
       let body: unknown;
       let query: Record<string, unknown>;
