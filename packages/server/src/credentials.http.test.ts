@@ -96,6 +96,17 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, 2) })).status, 200);
     });
 
+    test('an agent whose key changed after its credential was cached is refused 409 conflict, not signed with the old key', async () => {
+      // Nothing rotates keys yet (keyIndex is reserved for it); the store is changed directly, as a rotation would.
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+      await (h.airlock.store as unknown as { rawExec(sql: string): Promise<void> }).rawExec(`UPDATE agents SET key_index = key_index + 1 WHERE id = '${p.agent.id}'`);
+      const res = await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, 1) });
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'conflict');
+      assert.equal(res.body.signedTransaction, undefined);
+    });
+
     test('a wrong secret for a cached session is refused 401 unauthenticated, and the genuine token still signs', async () => {
       const p = await provisionAgent(h, { policy: usdcPolicy() });
       assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
