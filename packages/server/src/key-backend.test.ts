@@ -32,11 +32,11 @@ test('the EVM adapter with native recovery gives the same results as the pure-JS
     const decoded = js.decode('evm.transaction', payload, signer);
     const recovered = secp256k1.sign(decoded.digest, privateKey, { prehash: false, format: 'recovered' });
     const signature: EcdsaSignature = { compact: recovered.slice(1), recovery: recovered[0]! };
-    assert.deepEqual(native.finalize('evm.transaction', payload, decoded, signature, signer), js.finalize('evm.transaction', payload, decoded, signature, signer));
+    assert.deepEqual(native.finalize('evm.transaction', decoded, signature, signer), js.finalize('evm.transaction', decoded, signature, signer));
     // The wrong recovery id recovers another key: both must refuse to release it.
     const flipped = { ...signature, recovery: signature.recovery ^ 1 };
     for (const adapter of [js, native]) {
-      assert.throws(() => adapter.finalize('evm.transaction', payload, decoded, flipped, signer), (e: unknown) => e instanceof AirlockError && e.code === 'signature_check_failed');
+      assert.throws(() => adapter.finalize('evm.transaction', decoded, flipped, signer), (e: unknown) => e instanceof AirlockError && e.code === 'signature_check_failed');
     }
   }
 });

@@ -129,7 +129,7 @@ export function enrichCall(intent: Intent, abis: readonly AbiDeclaration[]): Int
     if (!fn) continue;
     let args: Record<string, unknown>;
     try {
-      args = namedArgs(fn, decodeStrict([fn], call.data as Hex, 'transaction.data'));
+      args = namedArgs(fn, decodeStrict(fn, call.data as Hex, 'transaction.data'));
     } catch (cause) {
       throw undecodable(decl, `transaction.data does not decode as ${fn.name}`, cause);
     }

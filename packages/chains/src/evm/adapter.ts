@@ -2,15 +2,13 @@
 import { AirlockError } from '@airlock/core';
 import type { Action, ChainAdapter, DecodedRequest, EcdsaSignature, SignResult, SignerContext } from '@airlock/core';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { bytesToHex, concatBytes, hexToBytes, keccak256, parseTransaction, serializeTransaction } from 'viem';
-import { publicKeyToAddress } from 'viem/accounts';
-import type { Hex } from 'viem';
+import { bytesToHex, concatBytes, keccak256 } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
 import { checkAbiDeclarations, enrichCall } from './abi-moves.ts';
 import { decodeMessageRequest } from './message.ts';
-import { assertSignedBy, assertWellFormed, nobleRecoverPublicKey, recoverSignerAddress, type RecoverPublicKey } from './signature.ts';
-import { decodeTransactionRequest, readTransactionRequest, toSerializable } from './transaction.ts';
-import type { EvmTransaction } from './transaction.ts';
+import { addressOfPublicKey, assertSignedBy, nobleRecoverPublicKey, type RecoverPublicKey } from './signature.ts';
+import { isPreparedTransaction, signedTransactionBytes } from './signed-transaction.ts';
+import { decodeTransactionRequest } from './transaction.ts';
 import { decodeTypedDataRequest } from './typed-data.ts';
 
 export interface EvmAdapterOptions {
@@ -58,8 +56,7 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
       if (!(publicKey instanceof Uint8Array) || publicKey.length !== 33) {
         throw new AirlockError('invalid_request', 'public key must be a 33-byte compressed secp256k1 key');
       }
-      const uncompressed = uncompress(publicKey);
-      return publicKeyToAddress(bytesToHex(uncompressed)).toLowerCase();
+      return addressOfPublicKey(uncompress(publicKey));
     },
 
     decode,
@@ -67,55 +64,22 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
     enrich: enrichCall,
     checkAbis: checkAbiDeclarations,
 
-    finalize(action: Action, payload: unknown, decoded: DecodedRequest, signature: EcdsaSignature, signer: SignerContext): SignResult {
-      // The digest must be the one this payload produces: a stale or swapped `decoded` would release a
-      // signature over something other than what the agent sent.
-      const fresh = decode(action, payload, signer);
-      if (bytesToHex(fresh.digest) !== bytesToHex(decoded.digest)) {
-        throw new AirlockError('signature_check_failed', 'the signed digest does not belong to this payload');
-      }
-      const rs = signature.compact;
+    finalize(action: Action, decoded: DecodedRequest, signature: EcdsaSignature, signer: SignerContext): SignResult {
+      // The one recovery: the signature must be a well-formed low-S signature over this request's digest that
+      // recovers to the agent's address. A signature over any other digest recovers to another key and fails here.
+      assertSignedBy(decoded.digest, signature, signer.address, recover);
       if (action !== 'evm.transaction') {
-        assertSignedBy(decoded.digest, signature, signer.address, recover);
-        return { signature: bytesToHex(concatBytes([rs, Uint8Array.of(27 + signature.recovery)])) };
+        return { signature: bytesToHex(concatBytes([signature.compact, Uint8Array.of(27 + signature.recovery)])) };
       }
-      // For transactions the one recovery happens on the serialized bytes (assertSignedTransaction), which
-      // also proves the broadcastable transaction hashes to the approved digest; recovering twice buys nothing.
-      assertWellFormed(signature);
-      const tx = readTransactionRequest(payload, signer);
-      return finalizeTransaction(tx, decoded.digest, signature, signer, recover);
+      if (!isPreparedTransaction(decoded.prepared)) {
+        throw new AirlockError('signature_check_failed', 'the decoded transaction does not carry its unsigned bytes');
+      }
+      const signed = signedTransactionBytes(decoded.prepared, signature);
+      return {
+        signature: bytesToHex(concatBytes([signature.compact, Uint8Array.of(signature.recovery)])),
+        signedTransaction: bytesToHex(signed),
+        transactionHash: keccak256(signed),
+      };
     },
   };
-}
-
-function finalizeTransaction(tx: EvmTransaction, digest: Uint8Array, signature: EcdsaSignature, signer: SignerContext, recover: RecoverPublicKey): SignResult {
-  const r = bytesToHex(signature.compact.subarray(0, 32));
-  const s = bytesToHex(signature.compact.subarray(32, 64));
-  const yParity = signature.recovery;
-  const signedTransaction = tx.type === 'legacy'
-    // EIP-155: v = chainId * 2 + 35 + recovery.
-    ? serializeTransaction(toSerializable(tx), { r, s, v: BigInt(tx.chainId) * 2n + 35n + BigInt(yParity) })
-    : serializeTransaction(toSerializable(tx), { r, s, yParity });
-  assertSignedTransaction(signedTransaction, digest, signer.address, recover);
-  return {
-    signature: bytesToHex(concatBytes([signature.compact, Uint8Array.of(yParity)])),
-    signedTransaction,
-    transactionHash: keccak256(signedTransaction),
-  };
-}
-
-/** Parses the signed bytes back, recomputes their sighash and recovers the sender: what is broadcast must be what was approved. */
-function assertSignedTransaction(signed: Hex, digest: Uint8Array, address: string, recover: RecoverPublicKey): void {
-  try {
-    const parsed = parseTransaction(signed);
-    const { r, s, v, yParity, ...unsigned } = parsed;
-    if (r === undefined || s === undefined) throw new Error('signed transaction has no signature');
-    const sighash = hexToBytes(keccak256(serializeTransaction(unsigned as never)));
-    if (bytesToHex(sighash) !== bytesToHex(digest)) throw new Error('signed transaction does not match the approved digest');
-    const recovery = parsed.type === 'legacy' ? Number((v as bigint) - 35n - BigInt(parsed.chainId as number) * 2n) : (yParity as number);
-    const compact = hexToBytes(`0x${r.slice(2).padStart(64, '0')}${s.slice(2).padStart(64, '0')}`);
-    if (recoverSignerAddress(sighash, compact, recovery, recover) !== address.toLowerCase()) throw new Error('sender is not the signer');
-  } catch (cause) {
-    throw new AirlockError('signature_check_failed', 'the signed transaction did not verify', { cause });
-  }
 }

@@ -2,7 +2,7 @@
 // with arguments when an ABI is registered. Known selectors decode strictly or fail closed.
 import { AirlockError, erc20Asset } from '@airlock/core';
 import type { Approval, ContractCall, IntentKind, Spend } from '@airlock/core';
-import { decodeFunctionData, encodeFunctionData, parseAbi } from 'viem';
+import { decodeAbiParameters, encodeAbiParameters, parseAbi, toFunctionSelector } from 'viem';
 import type { AbiFunction, AbiParameter, Hex } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
 import { MAX_UINT256 } from './fields.ts';
@@ -14,12 +14,15 @@ export const ERC20_ABI = parseAbi([
   'function increaseAllowance(address spender, uint256 addedValue) returns (bool)',
 ]);
 
-const ERC20_SELECTORS: Record<string, { kind: IntentKind; name: string }> = {
-  '0xa9059cbb': { kind: 'erc20.transfer', name: 'transfer' },
-  '0x23b872dd': { kind: 'erc20.transfer_from', name: 'transferFrom' },
-  '0x095ea7b3': { kind: 'erc20.approve', name: 'approve' },
-  '0x39509351': { kind: 'erc20.increase_allowance', name: 'increaseAllowance' },
+const ERC20_KINDS: Record<string, IntentKind> = {
+  transfer: 'erc20.transfer',
+  transferFrom: 'erc20.transfer_from',
+  approve: 'erc20.approve',
+  increaseAllowance: 'erc20.increase_allowance',
 };
+
+/** Selector -> function and kind, hashed once here rather than on every request (0xa9059cbb is transfer, …). */
+const ERC20_SELECTORS = new Map(ERC20_ABI.map((fn) => [toFunctionSelector(fn), { fn, kind: ERC20_KINDS[fn.name]! }]));
 
 export interface DecodedCall {
   kind: IntentKind;
@@ -34,13 +37,13 @@ export interface DecodedCall {
 export function decodeCall(chain: string, contract: string, data: Hex, abis: AbiRegistry | undefined, path: string): DecodedCall {
   if (data.length < 10) throw new AirlockError('undecodable_payload', `${path} is shorter than a 4-byte selector`);
   const selector = data.slice(0, 10);
-  const erc20 = ERC20_SELECTORS[selector];
-  if (erc20) return decodeErc20(chain, contract, data, selector, erc20.kind, path);
+  const erc20 = ERC20_SELECTORS.get(selector as Hex);
+  if (erc20) return decodeErc20(chain, contract, data, selector, erc20.fn, erc20.kind, path);
 
   const fn = abis?.lookup(contract, selector);
   // The calldata stays on the intent: a policy's registered ABIs may decode it later (enrichCall).
   if (!fn) return { kind: 'contract.call', to: contract, spends: [], approvals: [], call: { contract, selector, data } };
-  const args = decodeStrict([fn], data, path);
+  const args = decodeStrict(fn, data, path);
   return {
     kind: 'contract.call',
     to: contract,
@@ -50,9 +53,8 @@ export function decodeCall(chain: string, contract: string, data: Hex, abis: Abi
   };
 }
 
-function decodeErc20(chain: string, token: string, data: Hex, selector: string, kind: IntentKind, path: string): DecodedCall {
-  const args = decodeStrict(ERC20_ABI, data, path);
-  const fn = ERC20_ABI.find((f) => f.name === ERC20_SELECTORS[selector]?.name) as AbiFunction;
+function decodeErc20(chain: string, token: string, data: Hex, selector: string, fn: AbiFunction, kind: IntentKind, path: string): DecodedCall {
+  const args = decodeStrict(fn, data, path);
   const named = namedArgs(fn, args);
   const call: ContractCall = { contract: token, selector, functionName: fn.name, args: named };
   const asset = erc20Asset(chain, token);
@@ -72,15 +74,17 @@ function decodeErc20(chain: string, token: string, data: Hex, selector: string, 
 }
 
 /**
- * Decodes and re-encodes: the calldata must be exactly the canonical ABI encoding. This rejects trailing bytes,
- * dirty high bits in address words (viem's decoder ignores them) and odd offsets that a contract may read differently.
+ * Decodes the arguments of `fn`, the function the caller found by the calldata's selector, and re-encodes them:
+ * the calldata must be exactly the canonical ABI encoding. This rejects trailing bytes, dirty high bits in
+ * address words (viem's decoder ignores them) and odd offsets that a contract may read differently. Only the
+ * arguments are decoded: viem's decodeFunctionData/encodeFunctionData would hash function signatures (keccak)
+ * on every call to find a selector the caller already matched.
  */
-export function decodeStrict(abi: readonly AbiFunction[], data: Hex, path: string): readonly unknown[] {
+export function decodeStrict(fn: AbiFunction, data: Hex, path: string): readonly unknown[] {
   try {
-    const decoded = decodeFunctionData({ abi, data });
-    const args = decoded.args ?? [];
-    const reencoded = encodeFunctionData({ abi, functionName: decoded.functionName, args } as never);
-    if (reencoded.toLowerCase() !== data) throw new Error('calldata is not the canonical ABI encoding');
+    const encoded = `0x${data.slice(10)}` as Hex;
+    const args = decodeAbiParameters(fn.inputs, encoded);
+    if (encodeAbiParameters(fn.inputs, args as readonly unknown[]).toLowerCase() !== encoded) throw new Error('calldata is not the canonical ABI encoding');
     return args;
   } catch (cause) {
     throw new AirlockError('undecodable_payload', `${path} does not decode against the ABI for its selector`, { cause });

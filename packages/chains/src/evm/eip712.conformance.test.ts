@@ -26,7 +26,7 @@ test('EIP-712 Mail example: digest equals the spec signHash and the type is unkn
 
   // Signing with the example's key gives the example's v, r, s (RFC 6979, low S), and finalize accepts it.
   const signature = signDigest(decoded.digest, vector.expected.privateKey);
-  const result = adapter.finalize('evm.typed_data', { typedData: vector.typedData }, decoded, signature, signer);
+  const result = adapter.finalize('evm.typed_data', decoded, signature, signer);
   const bytes = hexToBytes(result.signature as `0x${string}`);
   assert.equal(bytesToHex(bytes.subarray(0, 32)), vector.expected.r);
   assert.equal(bytesToHex(bytes.subarray(32, 64)), vector.expected.s);

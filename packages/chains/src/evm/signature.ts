@@ -2,8 +2,7 @@
 import { AirlockError } from '@airlock/core';
 import type { EcdsaSignature } from '@airlock/core';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { bytesToHex } from 'viem';
-import { publicKeyToAddress } from 'viem/accounts';
+import { bytesToHex, keccak256 } from 'viem';
 
 /**
  * Recovers the 65-byte uncompressed public key behind a compact signature; throws on an invalid one.
@@ -19,7 +18,15 @@ export const nobleRecoverPublicKey: RecoverPublicKey = (digest, compact, recover
 export function recoverSignerAddress(digest: Uint8Array, compact: Uint8Array, recovery: number, recover: RecoverPublicKey = nobleRecoverPublicKey): string {
   const publicKey = recover(digest, compact, recovery);
   if (publicKey.length !== 65 || publicKey[0] !== 4) throw new Error('recovered public key is not uncompressed secp256k1');
-  return publicKeyToAddress(bytesToHex(publicKey)).toLowerCase();
+  return addressOfPublicKey(publicKey);
+}
+
+/**
+ * The lowercase address of a 65-byte uncompressed key: the last 20 bytes of keccak-256 of its 64 coordinate bytes.
+ * One keccak; viem's publicKeyToAddress adds a second one for the EIP-55 checksum, which a lowercase compare drops.
+ */
+export function addressOfPublicKey(publicKey: Uint8Array): string {
+  return bytesToHex(keccak256(publicKey.subarray(1), 'bytes').subarray(12));
 }
 
 /** Throws signature_check_failed unless the signature is 64 bytes, low-S, with recovery id 0 or 1. */

@@ -7,6 +7,7 @@ import type { AccessList, Hex, TransactionSerializable } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
 import { decodeCall } from './calldata.ts';
 import type { DecodedCall } from './calldata.ts';
+import type { PreparedTransaction } from './signed-transaction.ts';
 import {
   caip2, readAddress, readChainId, readHex, readQuantity, readRecord, readSafeInteger, rejectUnknownKeys,
 } from './fields.ts';
@@ -42,6 +43,16 @@ const SIGNATURE_FIELDS = ['r', 's', 'v', 'yParity'];
 
 /** Reads the request payload into a validated transaction. `signer` lets a `from` field be checked, not trusted. */
 export function readTransactionRequest(payload: unknown, signer?: SignerContext): EvmTransaction {
+  return readTransaction(payload, signer).tx;
+}
+
+/** A validated transaction and its unsigned serialization (the bytes the digest hashes), serialized once. */
+interface ReadTransaction {
+  tx: EvmTransaction;
+  unsigned: Hex;
+}
+
+function readTransaction(payload: unknown, signer?: SignerContext): ReadTransaction {
   const request = readRecord(payload, 'payload');
   rejectUnknownKeys(request, ['chainId', 'transaction', 'serializedTransaction'], 'payload');
   const chainId = request.chainId === undefined ? undefined : readChainId(request.chainId, 'chainId');
@@ -50,7 +61,8 @@ export function readTransactionRequest(payload: unknown, signer?: SignerContext)
   }
   if (request.serializedTransaction !== undefined) return readSerialized(request.serializedTransaction, chainId);
   if (chainId === undefined) throw new AirlockError('invalid_request', 'chainId is required');
-  return readFields(readRecord(request.transaction, 'transaction'), chainId, signer);
+  const tx = readFields(readRecord(request.transaction, 'transaction'), chainId, signer);
+  return { tx, unsigned: unsignedSerialization(tx) };
 }
 
 function readFields(tx: Record<string, unknown>, chainId: number, signer: SignerContext | undefined): EvmTransaction {
@@ -142,7 +154,7 @@ function assertFeeOrder(tx: EvmTransaction): void {
   }
 }
 
-function readSerialized(value: unknown, chainId: number | undefined): EvmTransaction {
+function readSerialized(value: unknown, chainId: number | undefined): ReadTransaction {
   const hex = readHex(value, 'serializedTransaction');
   let parsed: ReturnType<typeof parseTransaction>;
   try {
@@ -182,12 +194,16 @@ function readSerialized(value: unknown, chainId: number | undefined): EvmTransac
   assertFeeOrder(tx);
   // What we sign must be what was sent: re-serializing must give the same bytes (legacy pre-EIP-155 input excepted,
   // since we always sign legacy transactions with the EIP-155 chain id).
-  if (parsed.type === 'eip1559' || parsed.chainId !== undefined) {
-    if (serializeTransaction(toSerializable(tx)).toLowerCase() !== hex) {
-      throw new AirlockError('undecodable_payload', 'serializedTransaction is not in canonical form');
-    }
+  const unsigned = unsignedSerialization(tx);
+  if ((parsed.type === 'eip1559' || parsed.chainId !== undefined) && unsigned !== hex) {
+    throw new AirlockError('undecodable_payload', 'serializedTransaction is not in canonical form');
   }
-  return tx;
+  return { tx, unsigned };
+}
+
+/** The unsigned serialization, lowercase hex (EIP-1559 typed envelope, or EIP-155 RLP for legacy). */
+function unsignedSerialization(tx: EvmTransaction): Hex {
+  return serializeTransaction(toSerializable(tx)).toLowerCase() as Hex;
 }
 
 export function toSerializable(tx: EvmTransaction): TransactionSerializable {
@@ -204,11 +220,17 @@ export function toSerializable(tx: EvmTransaction): TransactionSerializable {
 
 /** The sighash: keccak256 of the unsigned serialization (EIP-1559 typed envelope, or EIP-155 RLP for legacy). */
 export function transactionDigest(tx: EvmTransaction): Uint8Array {
-  return hexToBytes(keccak256(serializeTransaction(toSerializable(tx))));
+  return keccak256(hexToBytes(unsignedSerialization(tx)), 'bytes');
 }
 
+/**
+ * Reads, serializes (once) and hashes the transaction. The unsigned bytes travel in `prepared`: finalize builds
+ * the signed transaction from exactly them, so what is broadcast is what was hashed, approved and signed.
+ */
 export function decodeTransactionRequest(payload: unknown, signer: SignerContext, abis?: AbiRegistry): DecodedRequest {
-  const tx = readTransactionRequest(payload, signer);
+  const { tx, unsigned: unsignedHex } = readTransaction(payload, signer);
+  const unsigned = hexToBytes(unsignedHex);
+  const prepared: PreparedTransaction = { kind: 'evm.transaction', type: tx.type, chainId: tx.chainId, unsigned };
   const chain = caip2(tx.chainId);
   const from = signer.address.toLowerCase();
 
@@ -237,7 +259,7 @@ export function decodeTransactionRequest(payload: unknown, signer: SignerContext
     summary: '',
   };
   intent.summary = summarise(intent, tx);
-  return { intent, digest: transactionDigest(tx) };
+  return { intent, digest: keccak256(unsigned, 'bytes'), prepared };
 }
 
 function feeFields(tx: EvmTransaction): FeeFields {

@@ -38,6 +38,11 @@ export interface DecodedRequest {
   intent: Intent;
   /** 32-byte digest the key backend will sign (tx sighash, EIP-712 hash, EIP-191 hash). */
   digest: Uint8Array;
+  /**
+   * What decode prepared for `finalize`, private to the adapter (for a transaction: the unsigned bytes the
+   * digest hashes, so the signed transaction is built from exactly those bytes). The core carries it as is.
+   */
+  prepared?: unknown;
 }
 
 /** What goes back to the agent. */
@@ -65,10 +70,11 @@ export interface ChainAdapter {
   decode(action: Action, payload: unknown, signer: SignerContext): DecodedRequest;
   /**
    * Assembles the result from a signature over `decoded.digest` and verifies it independently
-   * (recovers the address and compares with the signer) before returning.
+   * (recovers the address and compares with the signer) before returning. Works from `decoded` alone
+   * (the one decode of the request): nothing is read from the payload again.
    * Throws AirlockError('signature_check_failed') if it does not verify.
    */
-  finalize(action: Action, payload: unknown, decoded: DecodedRequest, signature: EcdsaSignature, signer: SignerContext): SignResult;
+  finalize(action: Action, decoded: DecodedRequest, signature: EcdsaSignature, signer: SignerContext): SignResult;
   /**
    * Decodes a call the adapter could not (`contract.call` without arguments) against the ABIs the policy
    * layers register, in order (the first declaration naming the contract and selector wins), and adds the

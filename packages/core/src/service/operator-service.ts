@@ -85,11 +85,14 @@ export class OperatorService {
     // Retirement is final: every credential of the agent dies with it, in the same transaction.
     const sessions = status === 'retired' ? await this.deps.store.listSessions({ agentId: agent.id, now: this.deps.clock.now() }) : [];
     const type = status === 'frozen' ? 'agent.frozen' : status === 'active' ? 'agent.unfrozen' : 'agent.retired';
-    return this.audited(type, actor, agent.id, async (tx, now) => {
+    const updated = await this.audited(type, actor, agent.id, async (tx, now) => {
       const updated = await tx.setAgentStatus(agent.id, status, now);
       for (const s of sessions) await tx.revokeSession(s.id, now);
       return { result: updated, data: { from: agent.status, to: status, ...(sessions.length ? { revokedSessions: sessions.map((s) => s.id) } : {}) } };
     });
+    // This instance answers the agent's next request from the store (every instance re-reads it in the signing transaction).
+    this.signing.credentials.forgetAgent(agent.id);
+    return updated;
   }
 
   /**
@@ -169,7 +172,9 @@ export class OperatorService {
     const existing = await this.deps.store.getSession(id);
     if (!existing) throw new AirlockError('not_found', 'No such session.');
     if (existing.revokedAt !== undefined) return existing; // revoking twice changes nothing and records nothing
-    return this.audited('session.revoked', actor, existing.agentId, async (tx, now) => ({ result: await tx.revokeSession(id, now), data: { sessionId: id } }));
+    const revoked = await this.audited('session.revoked', actor, existing.agentId, async (tx, now) => ({ result: await tx.revokeSession(id, now), data: { sessionId: id } }));
+    this.signing.credentials.forgetSession(id);
+    return revoked;
   }
 
   async listSessions(agentIdOrName?: string, includeInactive = false): Promise<Session[]> {

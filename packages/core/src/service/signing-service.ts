@@ -15,6 +15,7 @@ import { PolicyLayerLoader } from './policy-layers.ts';
 import { enrichFromLayers } from './intent-enrichment.ts';
 import { assertAuditIntact } from './audit-integrity.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
+import { CredentialCache } from './credential-cache.ts';
 
 export interface AgentAuth {
   agent: Agent;
@@ -67,6 +68,8 @@ export interface DryRunOutcome {
 export class SigningService {
   private readonly layers = new PolicyLayerLoader();
   private readonly deps: ServiceDeps;
+  /** Credentials of the signing routes, re-read by every signing transaction (credential-cache.ts). */
+  readonly credentials = new CredentialCache();
 
   constructor(deps: ServiceDeps) {
     this.deps = deps;
@@ -101,6 +104,28 @@ export class SigningService {
     return { agent, session };
   }
 
+  /**
+   * `authenticate` for the signing routes (`sign`), whose transaction reads the session and the agent again
+   * before anything is reserved: a usable credential authenticated before is taken from the cache, without a
+   * store read. Everything else (a miss, an unusable cached credential) goes through `authenticate`.
+   */
+  async authenticateForSigning(token: string, admit?: (auth: AgentAuth) => void): Promise<AgentAuth> {
+    const parsed = parseSessionToken(token);
+    const cached = parsed ? this.credentials.get(parsed.sessionId) : undefined;
+    if (parsed && cached) {
+      // A session's token hash never changes: a mismatch is a wrong secret, refused like any unknown token.
+      if (!constantTimeEqual(cached.session.tokenHash, hashSecret(parsed.secret))) throw new AirlockError('unauthenticated', 'Unknown session token.');
+      if (isUsable(cached.agent, cached.session, this.deps.clock.now())) {
+        admit?.(cached);
+        return cached;
+      }
+      this.credentials.forgetSession(parsed.sessionId);
+    }
+    const auth = await this.authenticate(token, admit);
+    this.credentials.set(auth);
+    return auth;
+  }
+
   async sign(auth: AgentAuth, action: string, payload: unknown, idempotencyKey?: string, context: SignContext = {}): Promise<SignOutcome> {
     assertAuditIntact(this.deps.auditIntegrity);
     const now = this.deps.clock.now();
@@ -126,6 +151,8 @@ export class SigningService {
     const outcome = await this.deps.store.transaction(async (tx): Promise<TxOutcome> => {
       const fresh = await this.recheck(tx, auth, now);
       if (fresh.error) {
+        // A credential cached by the signing routes went stale (another instance froze or revoked it).
+        this.credentials.forgetSession(auth.session.id);
         await this.appendErrorEntry(tx, auth, action, reqHash, fresh.error, now);
         return { refused: fresh.error };
       }
@@ -148,7 +175,7 @@ export class SigningService {
     if ('refused' in outcome) throw outcome.refused;
     if ('release' in outcome) {
       const { auditSeq, replayed, decision, extra } = outcome.release;
-      return this.release(auth, action, payload, adapter, decoded, auditSeq, replayed, decision, extra);
+      return this.release(auth, action, adapter, decoded, auditSeq, replayed, decision, extra);
     }
     return outcome;
   }
@@ -436,16 +463,17 @@ export class SigningService {
     }
     const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
     const signature = await this.deps.keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1');
-    const result = adapter.finalize(action as Action, payload, decoded, signature, { address: agent.address });
+    const result = adapter.finalize(action as Action, decoded, signature, { address: agent.address });
     return { adapter, decoded, result };
   }
 
-  private async release(auth: AgentAuth, action: string, payload: unknown, adapter: ChainAdapter, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
+  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
     let result: SignResult;
     try {
       const path = adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex);
       const signature = await this.deps.keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1');
-      result = adapter.finalize(action as Action, payload, decoded, signature, { address: auth.agent.address });
+      // Finalised from the one decode made before the transaction: no second decode, no re-serialisation.
+      result = adapter.finalize(action as Action, decoded, signature, { address: auth.agent.address });
     } catch (e) {
       // The reservation stays (conservative: budget counted, nothing signed); the failure is audited.
       const now = this.deps.clock.now();
@@ -477,10 +505,17 @@ export class SigningService {
     return adapter;
   }
 
-  /** Credentials are checked again inside the transaction: a freeze or revoke wins over an in-flight request. */
+  /**
+   * Credentials are read inside the transaction, once: a freeze or revoke wins over an in-flight request, and
+   * over a credential the signing routes took from their cache.
+   */
   private async recheck(tx: StoreTx, auth: AgentAuth, now: number): Promise<{ session?: Session; error?: AirlockError }> {
     const [agent, session] = await Promise.all([tx.getAgent(auth.agent.id), tx.getSession(auth.session.id)]);
     if (!agent || !session) return { error: new AirlockError('unauthenticated', 'Unknown session token.') };
+    // The request was decoded for the key it authenticated with; a key that changed since must not sign it.
+    if (agent.address !== auth.agent.address || agent.accountIndex !== auth.agent.accountIndex || agent.keyIndex !== auth.agent.keyIndex) {
+      return { error: new AirlockError('conflict', "The agent's key changed while this request was in flight; send it again.") };
+    }
     try {
       checkUsable(agent, session, now);
     } catch (e) {
@@ -561,6 +596,10 @@ export function attachPaymentContext(intent: Intent, context: SignContext): void
   if (!intent.payment) throw new AirlockError('invalid_request', 'x402.resource was given but the typed data is not an x402 payment authorization.');
   intent.payment.resource = normalised.resource;
   intent.payment.origin = normalised.origin;
+}
+
+function isUsable(agent: Agent, session: Session, now: number): boolean {
+  return session.revokedAt === undefined && session.expiresAt > now && agent.status === 'active';
 }
 
 export function checkUsable(agent: Agent, session: Session, now: number): void {

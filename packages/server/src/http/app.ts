@@ -8,6 +8,7 @@ import { errorResponse, toAirlockError } from './errors.ts';
 import type { AirlockHolder } from './holder.ts';
 import { buildOpenApi } from './openapi.ts';
 import { RefusalTally } from './refusal-tally.ts';
+import { readBodyBytes } from './request-body.ts';
 import { buildRoutes } from './routes.ts';
 import { SessionRateLimiter } from './session-rate-limiter.ts';
 
@@ -79,7 +80,7 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
 
   for (const r of routes) {
     const route = `${r.method.toUpperCase()} ${r.path}`;
-    const auth: MiddlewareHandler = r.auth === 'none' ? (_c, next) => next() : authenticate(edge, r.auth, route);
+    const auth: MiddlewareHandler = r.auth === 'none' ? (_c, next) => next() : authenticate(edge, r.auth, route, r.rechecksCredentials === true);
     app.on(r.method.toUpperCase(), r.path, auth, async (c) => {
       let body: unknown;
       let query: Record<string, unknown>;
@@ -105,28 +106,11 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
 }
 
 /**
- * Reads a JSON body with a hard size limit (checked on the bytes, not only the header), then refuses
- * prototype keys and excess nesting before any route, schema or hash sees it.
+ * Reads a JSON body with a hard size limit (checked on the bytes, not only the header; request-body.ts), then
+ * refuses prototype keys and excess nesting before any route, schema or hash sees it.
  */
 async function readJson(c: Context, limit: number): Promise<unknown> {
-  const declared = Number(c.req.header('content-length') ?? 0);
-  if (declared > limit) throw new AirlockError('body_too_large', `Request bodies are limited to ${limit} bytes.`);
-  const reader = c.req.raw.body?.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (reader) {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw new AirlockError('body_too_large', `Request bodies are limited to ${limit} bytes.`);
-      }
-      chunks.push(value);
-    }
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
+  const text = (await readBodyBytes(c, limit)).toString('utf8');
   if (!text.trim()) return {};
   return parseUntrustedJson(text);
 }

@@ -43,8 +43,11 @@ const SESSION_REFUSALS: ReadonlySet<ErrorCode> = new Set(['unauthenticated', 'se
  * it must never become a way to lock the operator out of freeze, revoke and approvals. A request with no
  * token, or one of no known shape, can never succeed and is answered 401 without touching the limiter.
  * Failures are counted into one audit entry per source per minute (`auth.failures`).
+ *
+ * `rechecked`: the route's transaction reads the session and the agent again before it acts (signing), so a
+ * credential authenticated before may come from the signing service's cache (credential-cache.ts).
  */
-export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, route: string): MiddlewareHandler {
+export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, route: string, rechecked = false): MiddlewareHandler {
   return async (c, next) => {
     const airlock = edge.holder.get();
     const now = edge.now();
@@ -60,7 +63,10 @@ export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, ro
 
     let principal: Principal;
     try {
-      principal = credential === 'admin' ? verifyAdmin(airlock.adminTokenHash, token) : { kind: 'agent', auth: await airlock.signing.authenticate(token, (auth) => admitSession(edge, auth, source, now)) };
+      const admit = (auth: AgentAuth) => admitSession(edge, auth, source, now);
+      // A route that re-reads the credential in its own transaction (signing) may take it from the cache.
+      const agentAuth = () => (rechecked ? airlock.signing.authenticateForSigning(token, admit) : airlock.signing.authenticate(token, admit));
+      principal = credential === 'admin' ? verifyAdmin(airlock.adminTokenHash, token) : { kind: 'agent', auth: await agentAuth() };
     } catch (e) {
       if (!isAirlockError(e)) throw e;
       if (e.code === 'unauthenticated') {

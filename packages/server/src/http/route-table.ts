@@ -10,6 +10,11 @@ export interface RouteSpec {
   summary: string;
   tag: string;
   auth: AuthKind;
+  /**
+   * The handler's own transaction reads the session and the agent again before it acts (the signing routes):
+   * authentication may then take a session credential from the signing service's cache instead of the store.
+   */
+  rechecksCredentials?: true;
   body?: z.ZodType;
   query?: z.ZodObject;
   /** Status -> response schema (or a description for empty/plain bodies). */

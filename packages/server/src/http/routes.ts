@@ -82,9 +82,9 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ agent: { id: agent.id, name: agent.name, address: agent.address, status: agent.status }, session: sessionJson(session) });
       },
     },
-    { method: 'post', path: '/v1/sign/transaction', summary: 'Sign an EVM transaction', tag: 'agent', auth: 'agent', body: S.SignTransactionRequest, responses: signResponses, handler: sign('evm.transaction') },
-    { method: 'post', path: '/v1/sign/typed-data', summary: 'Sign EIP-712 typed data', tag: 'agent', auth: 'agent', body: S.SignTypedDataRequest, responses: signResponses, handler: sign('evm.typed_data') },
-    { method: 'post', path: '/v1/sign/message', summary: 'Sign an EIP-191 personal message (denied unless a rule names it)', tag: 'agent', auth: 'agent', body: S.SignMessageRequest, responses: signResponses, handler: sign('evm.message') },
+    { method: 'post', path: '/v1/sign/transaction', summary: 'Sign an EVM transaction', tag: 'agent', auth: 'agent', body: S.SignTransactionRequest, responses: signResponses, rechecksCredentials: true, handler: sign('evm.transaction') },
+    { method: 'post', path: '/v1/sign/typed-data', summary: 'Sign EIP-712 typed data', tag: 'agent', auth: 'agent', body: S.SignTypedDataRequest, responses: signResponses, rechecksCredentials: true, handler: sign('evm.typed_data') },
+    { method: 'post', path: '/v1/sign/message', summary: 'Sign an EIP-191 personal message (denied unless a rule names it)', tag: 'agent', auth: 'agent', body: S.SignMessageRequest, responses: signResponses, rechecksCredentials: true, handler: sign('evm.message') },
     {
       method: 'post', path: '/v1/dry-run', summary: 'Evaluate a request without reserving or signing', tag: 'agent', auth: 'agent', body: S.DryRunRequest,
       responses: { 200: S.DryRunResponse, 400: S.ErrorSchema },

@@ -1,0 +1,180 @@
+// The signing routes take a recently authenticated session from a cache and read the session and the agent
+// once, inside the signing transaction. A freeze, a revoke or an expiry must still refuse the very next request,
+// on this instance and on another instance sharing the PostgreSQL store (whose cache nobody invalidates), and a
+// flood with a dead credential must still hit the session rate limit before it writes audit entries.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock, type StoreTx } from '@airlock/core';
+import { createApp } from './http/app.ts';
+import { AirlockHolder } from './http/holder.ts';
+import { openAirlock, type Airlock } from './runtime.ts';
+import { ALICE, TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+
+type Call = Harness['call'];
+
+async function auditOfSession(h: Harness, agentName: string, sessionId: string): Promise<any[]> {
+  const entries = (await h.admin('GET', `/v1/audit?agent=${agentName}&limit=1000`)).body.entries as any[];
+  return entries.filter((e) => e.sessionId === sessionId);
+}
+
+/** Counts reads of sessions and agents, outside transactions and inside them. */
+function countCredentialReads(airlock: Airlock) {
+  const counts = { outside: 0, inside: 0 };
+  const store = airlock.store;
+  const { getSession, getAgent, transaction } = store;
+  store.getSession = ((...args: Parameters<typeof getSession>) => (counts.outside++, getSession.apply(store, args))) as typeof getSession;
+  store.getAgent = ((...args: Parameters<typeof getAgent>) => (counts.outside++, getAgent.apply(store, args))) as typeof getAgent;
+  store.transaction = (<T>(fn: (tx: StoreTx) => Promise<T>) =>
+    transaction.call(store, (tx: StoreTx) => {
+      const counted = new Proxy(tx, {
+        get(target, key, receiver) {
+          const value = Reflect.get(target, key, receiver);
+          if ((key === 'getSession' || key === 'getAgent') && typeof value === 'function') {
+            return (...args: unknown[]) => (counts.inside++, value.apply(target, args));
+          }
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      });
+      return fn(counted);
+    })) as typeof transaction;
+  return {
+    counts,
+    restore() {
+      Object.assign(store, { getSession, getAgent, transaction });
+    },
+  };
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`credentials on the signing routes (${store})`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await startHarness({ store });
+    });
+    after(async () => h.close());
+
+    test('a signature reads the session and the agent once each, in its transaction; the first request also authenticates from the store', async () => {
+      const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+      const reads = countCredentialReads(h.airlock);
+      try {
+        assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+        assert.deepEqual(reads.counts, { outside: 2, inside: 2 }, 'first request: authenticated from the store, then re-read in the transaction');
+        for (let i = 1; i <= 3; i++) assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1n, i) })).status, 200);
+        assert.deepEqual(reads.counts, { outside: 2, inside: 8 }, 'later requests: read only in their transaction');
+        // A route that does not re-read in a transaction of its own never uses the cache.
+        assert.equal((await h.call('GET', '/v1/session', { token })).status, 200);
+        assert.equal(reads.counts.outside, 4);
+      } finally {
+        reads.restore();
+      }
+    });
+
+    for (const [what, land, code, status] of [
+      ['a revoke', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/sessions/${p.session.id}/revoke`), 'session_revoked', 401],
+      ['a freeze', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/agents/${p.agent.name}/freeze`), 'agent_frozen', 403],
+      ['a retirement', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/agents/${p.agent.name}/retire`), 'session_revoked', 401],
+    ] as const) {
+      test(`${what} refuses the very next signing request of a credential that just signed, and it is recorded as auth.refused`, async () => {
+        const p = await provisionAgent(h, { policy: usdcPolicy() });
+        assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+        assert.equal((await land(p)).status, 200);
+        const res = await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, 1) });
+        assert.equal(res.status, status, JSON.stringify(res.body));
+        assert.equal(res.body.error.code, code);
+        assert.equal(res.body.signedTransaction, undefined);
+        const refused = (await auditOfSession(h, p.agent.name, p.session.id)).filter((e) => e.type === 'auth.refused');
+        assert.deepEqual(refused.map((e) => e.data.errorCode), [code]);
+      });
+    }
+
+    test('after an unfreeze the credential signs again (refusals are never cached)', async () => {
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+      await h.admin('POST', `/v1/agents/${p.agent.name}/freeze`);
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, 1) })).status, 403);
+      await h.admin('POST', `/v1/agents/${p.agent.name}/unfreeze`);
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, 2) })).status, 200);
+    });
+
+    test('an agent whose key changed after its credential was cached is refused 409 conflict, not signed with the old key', async () => {
+      // Nothing rotates keys yet (keyIndex is reserved for it); the store is changed directly, as a rotation would.
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+      await (h.airlock.store as unknown as { rawExec(sql: string): Promise<void> }).rawExec(`UPDATE agents SET key_index = key_index + 1 WHERE id = '${p.agent.id}'`);
+      const res = await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, 1) });
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'conflict');
+      assert.equal(res.body.signedTransaction, undefined);
+    });
+
+    test('a wrong secret for a cached session is refused 401 unauthenticated, and the genuine token still signs', async () => {
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+      const wrong = await h.call('POST', '/v1/sign/transaction', { token: `${p.session.id}.${'B'.repeat(43)}`, body: usdcTransfer(ALICE, 1n, 1) });
+      assert.equal(wrong.status, 401);
+      assert.equal(wrong.body.error.code, 'unauthenticated');
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, 1) })).status, 200);
+    });
+  });
+}
+
+describe('two instances on one PostgreSQL: a credential cached by one is refused there as soon as the other freezes or revokes it', () => {
+  let h: Harness;
+  let second: Airlock;
+  let clock: ManualClock;
+  let callSecond: Call;
+  before(async () => {
+    h = await startHarness({ store: 'postgres' });
+    // The second instance: its own runtime (and so its own credential cache) on the same vault and store.
+    clock = new ManualClock(Date.now());
+    second = await openAirlock(h.config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, clock });
+    const app = createApp(new AirlockHolder(second), { bodyLimitBytes: h.config.bodyLimitBytes, sessionRate: { perSecond: 1, burst: 3 } });
+    callSecond = async (method, path, o = {}) => {
+      const headers: Record<string, string> = { 'content-type': 'application/json', ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) };
+      const body = o.body !== undefined ? JSON.stringify(o.body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) : undefined;
+      const res = await app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+    };
+  });
+  after(async () => {
+    await second.close();
+    await h.close();
+  });
+
+  for (const [what, land, code, status] of [
+    ['revoked', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/sessions/${p.session.id}/revoke`), 'session_revoked', 401],
+    ['frozen', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/agents/${p.agent.name}/freeze`), 'agent_frozen', 403],
+  ] as const) {
+    test(`${what} through the first instance: the second refuses its very next request, and every one after`, async () => {
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      assert.equal((await callSecond('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+      clock.advance(1000);
+      assert.equal((await land(p)).status, 200);
+      for (let i = 1; i <= 2; i++) {
+        clock.advance(1000);
+        const res = await callSecond('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, i) });
+        assert.equal(res.status, status, JSON.stringify(res.body));
+        assert.equal(res.body.error.code, code);
+        assert.equal(res.body.signedTransaction, undefined);
+      }
+      // The first refusal came from the signing transaction's re-read (the second instance had the credential
+      // cached), the next from authentication: both are on the record, and nothing was reserved after the change.
+      const entries = await auditOfSession(h, p.agent.name, p.session.id);
+      assert.deepEqual(entries.filter((e) => e.decision === 'error').map((e) => [e.type, e.data.errorCode]), [['sign.request', code], ['auth.refused', code]]);
+      assert.equal(entries.filter((e) => e.type === 'sign.request' && e.decision === 'allow').length, 1);
+    });
+  }
+
+  test('a flood with a credential revoked elsewhere hits the session rate limit before it writes audit entries', async () => {
+    const p = await provisionAgent(h, { policy: usdcPolicy() });
+    clock.advance(10_000); // a full bucket (burst 3)
+    assert.equal((await callSecond('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+    await h.admin('POST', `/v1/sessions/${p.session.id}/revoke`);
+    const before = (await auditOfSession(h, p.agent.name, p.session.id)).length;
+    const statuses: number[] = [];
+    for (let i = 1; i <= 10; i++) statuses.push((await callSecond('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, i) })).status);
+    assert.deepEqual(statuses, [401, 401, ...Array(8).fill(429)]);
+    assert.equal((await auditOfSession(h, p.agent.name, p.session.id)).length, before + 2, 'two refusals on the record, the other eight cost nothing');
+  });
+});
