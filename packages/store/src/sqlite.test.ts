@@ -50,7 +50,7 @@ test('sqlite: data survives reopening the file', async () => {
   await first.close();
   const second = await openStore(`sqlite:${path}`);
   await second.migrate();
-  assert.deepEqual(await second.auditHead(), { seq: 1, hash: entry.hash });
+  assert.deepEqual(await second.auditHead(), { seq: 1, hash: entry.hash, treeSize: 1 });
   await second.close();
   await assert.rejects(second.auditHead(), (e: { code?: string }) => e.code === 'store_unavailable');
 });

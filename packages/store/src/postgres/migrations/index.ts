@@ -3,6 +3,7 @@ import { statements as payments } from './002_payments.ts';
 import { statements as nonceClaims } from './003_nonce_claims.ts';
 import { statements as settledTransfer } from './004_settled_transfer.ts';
 import { statements as auditHashVersion } from './005_audit_hash_version.ts';
+import { statements as auditMerkleTree } from './007_audit_merkle_tree.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -11,4 +12,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [3, { name: '003_nonce_claims', statements: nonceClaims }],
   [4, { name: '004_settled_transfer', statements: settledTransfer }],
   [5, { name: '005_audit_hash_version', statements: auditHashVersion }],
+  [7, { name: '007_audit_merkle_tree', statements: auditMerkleTree }],
 ]);
