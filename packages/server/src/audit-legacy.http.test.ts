@@ -1,6 +1,7 @@
 // An audit log written before canonical JSON became RFC 8785 (hash version 1) keeps verifying after
-// the upgrade, with new entries (version 2) chained after it; the old form's blind spot (__proto__
-// members) and a version going back are still caught.
+// the upgrade to the Merkle tree: its chained entries are leaves too (their chain still checked), new
+// entries are version-3 leaves after them; the old form's blind spot (__proto__ members) and a version
+// going back are still caught.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type StoreKind } from './testing/harness.ts';
@@ -12,7 +13,7 @@ interface RawStore {
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`audit hash versions (${store})`, () => {
-    test('a version-1 chain from before the upgrade verifies, and new version-2 entries chain onto it', async () => {
+    test('a version-1 chain from before the upgrade verifies, and new version-3 leaves follow it in one tree', async () => {
       const h = await startHarness({ store });
       try {
         const legacyHead = await writeLegacyAuditChain(h, store);
@@ -29,8 +30,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal(verified.entries, entries.length);
         assert.ok(entries.length > legacyHead.seq + 2);
         assert.deepEqual(entries.slice(0, legacyHead.seq).map((e: { hashVersion: number }) => e.hashVersion), legacyEntries(0).map(() => 1));
-        assert.ok(entries.slice(legacyHead.seq).every((e: { hashVersion: number }) => e.hashVersion === 2));
-        assert.equal(entries[legacyHead.seq].prevHash, legacyHead.hash, 'the first new entry chains onto the legacy head');
+        assert.ok(entries.slice(legacyHead.seq).every((e: { hashVersion: number }) => e.hashVersion === 3));
+        assert.equal(entries[legacyHead.seq].prevHash, undefined, 'a version-3 leaf does not chain');
+        assert.deepEqual(entries.map((e: { leafIndex: number }) => e.leafIndex), entries.map((_: unknown, i: number) => i), 'one tree, leaves in order');
+        assert.ok(verified.treeHeads >= 1);
       } finally {
         await h.close();
       }
@@ -52,18 +55,21 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
-    test('a version-2 entry relabelled version 1 is caught at that entry', async () => {
+    test('a version relabelled is caught at that entry; a version-3 row cannot even be relabelled a chain entry', async () => {
       const h = await startHarness({ store });
       try {
         await writeLegacyAuditChain(h, store);
         const { token } = await provisionAgent(h, { policy: usdcPolicy() });
         await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n) });
         const head = await h.airlock.store.auditHead();
-        await (h.airlock.store as unknown as RawStore).rawExec(`UPDATE audit_entries SET hash_version = 1 WHERE seq = ${head.seq}`);
+        const raw = h.airlock.store as unknown as RawStore;
+        // A chained row and a leaf row differ in shape (leaf vs data and prev_hash): the table refuses the mix.
+        await assert.rejects(raw.rawExec(`UPDATE audit_entries SET hash_version = 2 WHERE seq = ${head.seq}`));
+        await raw.rawExec(`UPDATE audit_entries SET hash_version = 2 WHERE seq = 2`);
         const result = (await h.admin('POST', '/v1/audit/verify')).body;
         assert.equal(result.ok, false);
-        assert.equal(result.firstBad.seq, head.seq);
-        assert.match(result.firstBad.reason, /hash version 1 follows version 2/);
+        assert.equal(result.firstBad.seq, 2);
+        assert.match(result.firstBad.reason, /edited|follows version 2/);
       } finally {
         await h.close();
       }

@@ -208,8 +208,11 @@ export interface Store {
   builtTreeSize(): Promise<number>;
   /** Stored complete-subtree hashes, undefined where absent. */
   readTreeNodes(ids: readonly NodeId[]): Promise<(Uint8Array | undefined)[]>;
-  /** Stores nodes; one already stored is kept as it is (nodes are a function of the leaves). */
-  appendTreeNodes(nodes: readonly TreeNode[]): Promise<void>;
+  /**
+   * Stores nodes; one already stored is kept as it is (nodes are a function of the leaves), unless
+   * `replace` (only after an operator acknowledged a rewritten log).
+   */
+  appendTreeNodes(nodes: readonly TreeNode[], options?: { replace?: boolean }): Promise<void>;
 
   /**
    * Runs `fn` in one serializable unit: on SQLite `BEGIN IMMEDIATE`, on PostgreSQL a transaction

@@ -97,7 +97,7 @@ export class AuditService {
     // up to a legacy checkpoint is only pinned by verifying it from the start).
     let from: VerifiedTree = { size: 0, root: EMPTY_ROOT, frontier: [] };
     const known = this.verified;
-    if (known && known.generation === generation && known.tree.size >= size && known.tree.size <= treeSize) from = known.tree;
+    if (known && known.generation === generation && known.tree.size >= size && known.tree.size <= treeSize && (await this.stillThere(known.tree))) from = known.tree;
     else if (anchor && !isLegacyAnchor(anchor)) {
       const pinned = await pinnedFrontier(store, anchor.treeSize, hexToBytes(anchor.rootHash));
       if (!pinned.tree) return this.halt(generation, anchor.treeSize, pinned.problem!);
@@ -231,6 +231,13 @@ export class AuditService {
     return a.publicKey === publicKey && this.deps.verifySchnorr(publicKey, digest, a.signature);
   }
 
+  /** Is the last entry this instance verified still stored as it was? If not, verification starts over from the anchor. */
+  private async stillThere(tree: VerifiedTree): Promise<boolean> {
+    if (tree.size === 0 || !tree.previous) return tree.size === 0;
+    const [last] = await this.deps.store.readAuditLeaves(tree.size - 1, 1);
+    return last !== undefined && last.leafIndex === tree.size - 1 && last.seq === tree.previous.seq && last.hash === tree.previous.hash;
+  }
+
   /** The tree over every stored leaf hash as it is (after an acknowledgement), its nodes stored. */
   private async rebuildAccepted(): Promise<VerifiedTree> {
     const { store } = this.deps;
@@ -249,9 +256,9 @@ export class AuditService {
       }
       next += page.length;
     }
-    // Accepted nodes may differ from stored ones (the log was rewritten): a node already stored is kept,
-    // so proofs for the old part may fail until the database is restored; verify names the entries.
-    await store.appendTreeNodes(nodes);
+    // The accepted tree replaces the stored nodes where the log was rewritten (they are a cache of the
+    // leaves); signed heads from before still fail `verify` there, which is the record of the rewrite.
+    for (let i = 0; i < nodes.length; i += PAGE) await store.appendTreeNodes(nodes.slice(i, i + PAGE), { replace: true });
     return { size: frontier.size, root: frontier.root(), frontier: frontier.hashes(), ...(previous ? { previous } : {}) };
   }
 

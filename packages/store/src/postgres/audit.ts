@@ -104,10 +104,11 @@ export async function readTreeNodes(q: Q, ids: readonly NodeId[]): Promise<(Uint
 }
 
 /** Nodes are a function of the leaves: a node already stored (another builder got there first) is kept. */
-export async function appendTreeNodes(q: Q, nodes: readonly TreeNode[]): Promise<void> {
+export async function appendTreeNodes(q: Q, nodes: readonly TreeNode[], replace = false): Promise<void> {
   if (nodes.length === 0) return;
   await q(
-    'INSERT INTO audit_tree_nodes (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[]) ON CONFLICT DO NOTHING',
+    `INSERT INTO audit_tree_nodes (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])
+     ON CONFLICT (level, idx) ${replace ? 'DO UPDATE SET hash = excluded.hash' : 'DO NOTHING'}`,
     [nodes.map((n) => n.level), nodes.map((n) => n.index), nodes.map((n) => Buffer.from(n.hash))],
   );
 }

@@ -202,8 +202,8 @@ export class PostgresStore implements Store {
   readTreeNodes(ids: readonly NodeId[]): Promise<(Uint8Array | undefined)[]> {
     return audit.readTreeNodes(this.q, ids);
   }
-  appendTreeNodes(nodes: readonly TreeNode[]): Promise<void> {
-    return audit.appendTreeNodes(this.q, nodes);
+  appendTreeNodes(nodes: readonly TreeNode[], options: { replace?: boolean } = {}): Promise<void> {
+    return audit.appendTreeNodes(this.q, nodes, options.replace);
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

@@ -98,6 +98,9 @@ export function readTreeNodes(db: SqliteDb, ids: readonly NodeId[]): (Uint8Array
 }
 
 /** Nodes are a function of the leaves: a node already stored (another builder got there first) is kept. */
-export function appendTreeNodes(db: SqliteDb, nodes: readonly TreeNode[]): void {
-  for (const n of nodes) db.run('INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', n.level, n.index, n.hash);
+export function appendTreeNodes(db: SqliteDb, nodes: readonly TreeNode[], replace = false): void {
+  const sql = replace
+    ? 'INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (?, ?, ?) ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash'
+    : 'INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING';
+  for (const n of nodes) db.run(sql, n.level, n.index, n.hash);
 }

@@ -160,8 +160,8 @@ export class SqliteStore implements Store {
   readTreeNodes(ids: readonly NodeId[]): Promise<(Uint8Array | undefined)[]> {
     return this.read(() => audit.readTreeNodes(this.db, ids));
   }
-  appendTreeNodes(nodes: readonly TreeNode[]): Promise<void> {
-    return this.write(() => audit.appendTreeNodes(this.db, nodes));
+  appendTreeNodes(nodes: readonly TreeNode[], options: { replace?: boolean } = {}): Promise<void> {
+    return this.write(() => audit.appendTreeNodes(this.db, nodes, options.replace));
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

@@ -24,8 +24,9 @@ export const statements: string[] = [
      hash  bytea NOT NULL,
      PRIMARY KEY (level, idx)
    )`,
-  `CREATE TRIGGER audit_tree_nodes_append_only BEFORE UPDATE OR DELETE ON audit_tree_nodes
-   FOR EACH ROW EXECUTE FUNCTION airlock_forbid('audit tree nodes are append-only')`,
+  // Never deleted; replaced only when an operator acknowledges a rewritten log (see the SQLite migration).
+  `CREATE TRIGGER audit_tree_nodes_no_delete BEFORE DELETE ON audit_tree_nodes
+   FOR EACH ROW EXECUTE FUNCTION airlock_forbid('audit tree nodes are never deleted')`,
 
   `CREATE TABLE audit_tree_heads (
      tree_size  bigint PRIMARY KEY,

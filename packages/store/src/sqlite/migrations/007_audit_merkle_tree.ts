@@ -9,7 +9,8 @@
  * - `hash_version` accepts 3. SQLite cannot change a column's CHECK, so the table is rebuilt (with its
  *   indexes and append-only triggers); the rows are copied unchanged.
  * - `audit_tree_nodes`: the hash of every complete subtree built so far (level 0 = leaf hashes), so a
- *   root or a proof is O(log n) reads. A cache the builder extends; checked by consistency proofs.
+ *   root or a proof is O(log n) reads. A cache the builder extends; checked by consistency proofs. Rows
+ *   are never deleted; they are replaced only when an operator acknowledges a rewritten log.
  * - `audit_tree_heads`: signed tree heads. `audit_checkpoints` (signed chain heads) stays as it is and its
  *   rows still verify against the chain: they are not converted.
  */
@@ -50,8 +51,6 @@ export const statements: string[] = [
      hash  BLOB NOT NULL,
      PRIMARY KEY (level, idx)
    ) STRICT, WITHOUT ROWID`,
-  `CREATE TRIGGER audit_tree_nodes_no_update BEFORE UPDATE ON audit_tree_nodes
-   BEGIN SELECT RAISE(ABORT, 'audit tree nodes are append-only'); END`,
   `CREATE TRIGGER audit_tree_nodes_no_delete BEFORE DELETE ON audit_tree_nodes
    BEGIN SELECT RAISE(ABORT, 'audit tree nodes are append-only'); END`,
 
