@@ -5,6 +5,7 @@
 // one), then `finishVerification` joins them: the seams between ranges, the roots at each signed size
 // from the ranges' subtree roots, and the signatures.
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { canonicalJson } from '../canonical-json.ts';
 import { findJsonShapeProblem } from '../parse-untrusted-json.ts';
 import { auditLeafPrefix, auditLeafSuffix, chainLeaf, GENESIS_HASH, hashAuditEntry } from './hash.ts';
 import { leafHash, MerkleFrontier, rootOfSubtrees, type Hash, type NodeId } from './merkle.ts';
@@ -71,6 +72,14 @@ export interface LeafRangeResult {
 
 const hex = (h: Hash) => bytesToHex(h);
 
+function dataMatches(data: unknown, leafData: string): boolean {
+  try {
+    return canonicalJson(data) === leafData;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Verifies a contiguous range of leaves fed in leaf order. Each entry is checked on its own (version 3:
  * its columns against its stored leaf, the leaf against its hash; versions 1 and 2: the chain hash
@@ -128,6 +137,10 @@ export class LeafRangeVerifier {
       const suffix = auditLeafSuffix(entry);
       if (stored.length <= prefix.length + suffix.length || !stored.startsWith(prefix) || !stored.endsWith(suffix)) {
         return this.fail(entry.seq, 'entry fields do not match its stored leaf (edited)');
+      }
+      // An export line carries data beside the leaf: it must be the leaf's (rows read for verify carry none).
+      if (entry.data !== undefined && !dataMatches(entry.data, stored.slice(prefix.length, stored.length - suffix.length))) {
+        return this.fail(entry.seq, 'entry data does not match its stored leaf (edited)');
       }
       leaf = leafHash(stored);
       if (hex(leaf) !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
