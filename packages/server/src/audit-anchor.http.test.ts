@@ -8,6 +8,7 @@ import { schnorr } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { auditLeaf, canonicalJson, isAirlockError, leafHash, treeHeadDigest } from '@airlock/core';
 import { auditAnchorPath } from './audit-anchor-file.ts';
+import { rebuildStoredTree, rewriteEntry } from './testing/forge-audit.ts';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 interface RawStore {
@@ -85,6 +86,34 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         // Each later tick refuses again, without a new alert for the same finding.
         await assert.rejects(h.airlock.audit.checkpoint(), isCode('audit_integrity_failed'));
         assert.equal((await alerts(h)).length, 1);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('an older entry rewritten with the stored tree rebuilt to match (a self-consistent forgery): the next tick refuses, verify fails', async () => {
+      const { h, token } = await loggedHarness(store);
+      try {
+        await rewriteEntry(h, store, 4, (e) => ({ ...e, decision: 'deny' }));
+        await rebuildStoredTree(h, store);
+        await raw(h, store, 'DELETE FROM audit_tree_heads');
+        await assert.rejects(h.airlock.audit.checkpoint(), isCode('audit_integrity_failed'));
+        assert.match((await alerts(h))[0]!.data.reason, /does not match the anchored tree head/);
+        assert.deepEqual(await signStatus(h, token), { status: 503, code: 'audit_integrity_failed' });
+        assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, false);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('an older entry rewritten alone (the stored tree untouched) does not halt the tick, but verify names it', async () => {
+      const { h } = await loggedHarness(store);
+      try {
+        await rewriteEntry(h, store, 4, (e) => ({ ...e, decision: 'deny' }));
+        await h.airlock.audit.checkpoint(); // documented: the tick checks the anchored entry and what follows
+        const verified = (await h.admin('POST', '/v1/audit/verify')).body;
+        assert.equal(verified.ok, false);
+        assert.match(verified.firstBad.reason, /does not match the signed tree head/);
       } finally {
         await h.close();
       }

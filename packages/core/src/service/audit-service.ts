@@ -92,17 +92,21 @@ export class AuditService {
     const size = anchor ? anchorSize(anchor) : 0;
     if (treeSize < size) return this.halt(generation, treeSize + 1, `log truncated: the anchor covers ${size} entries, the log has ${treeSize}`);
 
-    // Where verification starts: what this instance verified before (same generation), else the anchor
-    // (a tree head pins the stored frontier), else the first entry (no anchor, or a legacy one: the chain
-    // up to a legacy checkpoint is only pinned by verifying it from the start).
-    let from: VerifiedTree = { size: 0, root: EMPTY_ROOT, frontier: [] };
+    // The anchored tree must still be the stored one: the frontier at the anchored size folds to the
+    // anchored root, and the anchored entry is proven in it (O(log n) reads, every tick). A log rewritten
+    // together with its stored tree fails here.
+    let pinned: VerifiedTree | undefined;
+    if (anchor && !isLegacyAnchor(anchor)) {
+      const check = await pinnedFrontier(store, anchor.treeSize, hexToBytes(anchor.rootHash));
+      if (!check.tree) return this.halt(generation, anchor.treeSize, check.problem!);
+      pinned = check.tree;
+    }
+    // Where verification of the entries starts: what this instance verified before (same generation, its
+    // last entry still stored unchanged), else the anchor, else the first entry (no anchor, or a legacy one:
+    // the chain up to a legacy checkpoint is only pinned by verifying it from the start).
+    let from: VerifiedTree = pinned ?? { size: 0, root: EMPTY_ROOT, frontier: [] };
     const known = this.verified;
     if (known && known.generation === generation && known.tree.size >= size && known.tree.size <= treeSize && (await this.stillThere(known.tree))) from = known.tree;
-    else if (anchor && !isLegacyAnchor(anchor)) {
-      const pinned = await pinnedFrontier(store, anchor.treeSize, hexToBytes(anchor.rootHash));
-      if (!pinned.tree) return this.halt(generation, anchor.treeSize, pinned.problem!);
-      from = pinned.tree;
-    }
     const legacy = anchor && isLegacyAnchor(anchor) ? anchor : undefined;
     const extended = await extendVerifiedTree(store, from, treeSize, legacy ? { chainAt: [legacy.seq] } : {});
     if (!extended.tree) return this.halt(generation, extended.problem!.seq, extended.problem!.reason);
