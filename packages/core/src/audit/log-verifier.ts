@@ -205,25 +205,32 @@ export interface Signatures {
 export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads: readonly SignedTreeHead[], checkpoints: readonly AuditCheckpoint[], sig: Signatures): AuditVerifyResult {
   let bad: AuditProblem | undefined;
   let prev: LeafRangeResult | undefined;
+  // The verified prefix: the ranges up to the first problem (the failing one only as far as it got), so a
+  // failed verification reports the same size and root however the log was split.
+  const prefix: LeafRangeResult[] = [];
   for (const r of ranges) {
-    if (bad) break;
     if (prev && r.first) {
       const p = prev.last!;
-      if (prev.end !== r.start) bad = { seq: p.seq + 1, reason: `entry ${p.seq + 1} (leaf ${prev.end}) is missing` };
+      const next = `(next is entry ${r.first.seq}, leaf ${r.start})`;
+      if (prev.end !== r.start) bad = { seq: p.seq + 1, reason: `entry ${p.seq + 1} (leaf ${prev.end}) is missing ${next}` };
       else if (r.first.seq <= p.seq) bad = { seq: r.first.seq, reason: `entry ${r.first.seq} is out of order (after entry ${p.seq})` };
       else if (r.first.version < p.version) bad = { seq: r.first.seq, reason: `entry hash version ${r.first.version} follows version ${p.version} (edited)` };
       else if (r.first.version !== 3 && r.first.prevHash !== p.hash) bad = { seq: r.first.seq, reason: 'prevHash does not match the previous entry' };
+      if (bad) break;
     }
-    bad ??= r.firstBad;
+    if (r.first || r.firstBad) prefix.push(r);
+    if (r.firstBad) {
+      bad = r.firstBad;
+      break;
+    }
     if (r.first) prev = r;
   }
-  const verified = ranges.filter((r) => r.end > r.start);
-  const size = verified.length ? verified[verified.length - 1]!.end : 0;
+  const size = prefix.length ? prefix[prefix.length - 1]!.end : 0;
   // MTH at `at`: the complete ranges before it, then the range it ends in (its partial root).
   const rootAt = (at: number): Hash | undefined => {
-    if (ranges.length === 1) return at === ranges[0]!.end ? ranges[0]!.root : ranges[0]!.roots.get(at);
+    if (prefix.length === 1 && prefix[0]!.start === 0) return at === prefix[0]!.end ? prefix[0]!.root : prefix[0]!.roots.get(at);
     const parts: Hash[] = [];
-    for (const r of ranges) {
+    for (const r of prefix) {
       if (r.end <= at) parts.push(r.root);
       else if (r.start < at) {
         const partial = r.roots.get(at);
