@@ -423,7 +423,7 @@ rules: []
       assert.match(daemon!.output(), /SIGTERM: shutting down/);
       assert.ok(await waitUnreachable(url));
       const r = await runCli(['audit', 'verify', '--offline', '--data-dir', dataDir], cliEnv());
-      assert.match(ok(r), /^OK: \d+ entries, \d+ signed checkpoints/);
+      assert.match(ok(r), /^OK: \d+ entries, \d+ signed tree heads/);
     });
 
     test('the passphrase never appeared in any output', () => {

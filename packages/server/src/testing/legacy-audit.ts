@@ -10,7 +10,7 @@ interface RawStore {
 
 const DROP_AUDIT_TRIGGERS: Record<StoreKind, string> = {
   sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_checkpoints_no_delete; DROP TRIGGER audit_tree_nodes_no_delete; DROP TRIGGER audit_tree_heads_no_delete;',
-  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints; DROP TRIGGER audit_tree_nodes_append_only ON audit_tree_nodes; DROP TRIGGER audit_tree_heads_append_only ON audit_tree_heads;',
+  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints; DROP TRIGGER audit_tree_nodes_no_delete ON audit_tree_nodes; DROP TRIGGER audit_tree_heads_append_only ON audit_tree_heads;',
 };
 
 /** The entry hash exactly as the old `hashAuditEntry` computed it. */
