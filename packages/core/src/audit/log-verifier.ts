@@ -142,8 +142,9 @@ export class LeafRangeVerifier {
       if (entry.data !== undefined && !dataMatches(entry.data, stored.slice(prefix.length, stored.length - suffix.length))) {
         return this.fail(entry.seq, 'entry data does not match its stored leaf (edited)');
       }
-      leaf = leafHash(stored);
-      if (hex(leaf) !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
+      const h = leafHash(stored);
+      leaf = h;
+      if (h.toString('hex') !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
     } else {
       if (entry.seq !== index + 1) return this.fail(entry.seq, `chained entry ${entry.seq} is not at leaf ${entry.seq - 1}`);
       const prevHash = this.previous ? this.previous.hash : index === 0 ? GENESIS_HASH : undefined;
