@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson, legacyCanonicalJson } from '../canonical-json.ts';
-import { findJsonShapeProblem } from '../parse-untrusted-json.ts';
 import { leafHash, type Hash } from './merkle.ts';
 import type { AuditCheckpoint, AuditEntry, AuditEntryInput, SignedTreeHead } from './types.ts';
 

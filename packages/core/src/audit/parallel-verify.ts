@@ -4,7 +4,6 @@
 // ranges' subtree roots, and the signatures.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { Store } from '../ports/store.ts';
 import { finishVerification, type AuditVerifyResult, type LeafRangeResult, type Signatures } from './log-verifier.ts';
 import type { AuditCheckpoint, SignedTreeHead } from './types.ts';
 
@@ -27,7 +26,6 @@ export interface VerifyTask {
 }
 
 export async function verifyAuditInParallel(
-  _store: Store,
   treeSize: number,
   treeHeads: SignedTreeHead[],
   checkpoints: AuditCheckpoint[],
@@ -73,7 +71,17 @@ export async function verifyAuditInParallel(
       ),
     );
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    // Each worker closes its store connection and exits; one that does not within a few seconds is stopped.
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => void w.terminate().then(() => resolve()), 5000);
+            w.once('exit', () => (clearTimeout(timer), resolve()));
+            w.postMessage({ close: true });
+          }),
+      ),
+    );
   }
   return finishVerification(results, treeHeads, checkpoints, signatures);
 }

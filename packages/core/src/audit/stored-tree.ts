@@ -2,7 +2,7 @@
 // (`audit_tree_nodes`). Roots and proofs read O(log n) nodes; the builder extends the nodes from verified
 // leaves. The nodes are a cache of a function of the leaves: anything read from them is only trusted once
 // a proof checks out against a signed root.
-import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { AirlockError } from '../errors.ts';
 import type { Store, TreeNode } from '../ports/store.ts';
 import { storedLeafHash } from './hash.ts';
@@ -138,4 +138,3 @@ export async function consistencyBetween(store: Store, from: SignedTreeHead, to:
   return (await consistencyProof(storeNodeSource(store), from.treeSize, to.treeSize)).map(bytesToHex);
 }
 
-export const hashFromHex = (h: string): Hash => hexToBytes(h);

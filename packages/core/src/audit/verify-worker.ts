@@ -25,7 +25,11 @@ async function verifyRange(task: VerifyTask) {
   return v.result();
 }
 
-parentPort!.on('message', (task: VerifyTask) => {
+parentPort!.on('message', (task: VerifyTask | { close: true }) => {
+  if ('close' in task) {
+    void store.close().finally(() => parentPort!.close());
+    return;
+  }
   verifyRange(task).then(
     (result) => parentPort!.postMessage({ id: task.id, result }),
     (e: unknown) => parentPort!.postMessage({ id: task.id, error: e instanceof Error ? e.message : String(e) }),

@@ -1,7 +1,7 @@
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
-import { checkpointDigest, treeHeadDigest } from '../audit/hash.ts';
+import { checkpointDigest, storedLeafHash, treeHeadDigest } from '../audit/hash.ts';
 import { AuditLogVerifier, type AuditVerifyResult } from '../audit/log-verifier.ts';
-import { EMPTY_ROOT } from '../audit/merkle.ts';
+import { EMPTY_ROOT, MerkleFrontier } from '../audit/merkle.ts';
 import { consistencyBetween, extendVerifiedTree, inclusionFor, pinnedFrontier, storedTreeIsConsistent, type AuditInclusion, type VerifiedTree } from '../audit/stored-tree.ts';
 import type { AuditCheckpoint, AuditEntryInput, AuditEntry, SignedTreeHead } from '../audit/types.ts';
 import { verifyAuditInParallel, type ParallelVerifyOptions } from '../audit/parallel-verify.ts';
@@ -245,8 +245,6 @@ export class AuditService {
   /** The tree over every stored leaf hash as it is (after an acknowledgement), its nodes stored. */
   private async rebuildAccepted(): Promise<VerifiedTree> {
     const { store } = this.deps;
-    const { MerkleFrontier } = await import('../audit/merkle.ts');
-    const { storedLeafHash } = await import('../audit/hash.ts');
     const frontier = new MerkleFrontier();
     const { treeSize } = await store.auditHead();
     const nodes: { level: number; index: number; hash: Uint8Array }[] = [];
@@ -320,7 +318,7 @@ export async function verifyStoredAudit(store: Store, verifySchnorr: ServiceDeps
   };
   const { treeSize } = await store.auditHead();
   if (options.workers && treeSize >= (options.minEntriesForWorkers ?? 50_000)) {
-    return verifyAuditInParallel(store, treeSize, treeHeads, checkpoints, signatures, options);
+    return verifyAuditInParallel(treeSize, treeHeads, checkpoints, signatures, options);
   }
   const verifier = new AuditLogVerifier(treeHeads, checkpoints);
   for (let next = 0; next < treeSize; ) {
