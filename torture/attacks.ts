@@ -1,15 +1,16 @@
 // Part 7, attacks: every attack of issue 7 ("Make Airlock's promise true under attack") replayed against a
 // real Airlock through its HTTP interface, on SQLite and PostgreSQL: nonce reuse, idempotency keys stolen by
 // a sibling session, hostile JSON, a fleet deny escaped through a Permit2 batch, a lying RPC, an auth flood,
-// checkpoint laundering, the README policy as written, a chainless EIP-712 domain. Each must be refused with
+// signed-head laundering, the README policy as written, a chainless EIP-712 domain. Each must be refused with
 // its stable code (or end safely: nothing signed, nothing charged, the hold kept), and the audit chain of
 // every store the attacks did not tamper with must still verify. The short run plays each attack a few
 // times; the full run repeats each with random values, depths, positions and asset mixes from a printed seed
 // (TORTURE_SEED replays it).
 import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { getAddress } from 'viem';
-import { canonicalJson, hashAuditEntry, isAirlockError } from '@airlock/core';
+import { isAirlockError } from '@airlock/core';
 import { docPolicy } from '../packages/server/src/testing/doc-policies.ts';
+import { rawAudit, rebuildStoredTree, rewriteEntry } from '../packages/server/src/testing/forge-audit.ts';
 import {
   ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind,
 } from '../packages/server/src/testing/harness.ts';
@@ -432,23 +433,15 @@ async function authLockout(r: Run): Promise<void> {
   v.check(listed.status === 200, () => `${store}: the allowed origin is refused: ${show(listed)}`);
 }
 
-// ---- 7. checkpoint laundering ----
-
-interface RawStore {
-  rawExec(sql: string): Promise<void>;
-}
-
-const DROP_TRIGGERS: Record<StoreKind, string> = {
-  sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_checkpoints_no_update; DROP TRIGGER audit_checkpoints_no_delete;',
-  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_entries_no_truncate ON audit_entries; DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints;',
-};
+// ---- 7. signed-head laundering ----
 
 const LAUNDERINGS = ['rewrite-decision', 'rewrite-amount', 'truncate'] as const;
 
 /**
- * An attacker with write access to the database (triggers dropped) rewrites an anchored entry and recomputes
- * every later hash (a self-consistent chain), or truncates below the anchor, then deletes every checkpoint so
- * the checkpointer would sign the forgery. It refuses, `alert.audit_integrity` is written once, signing and
+ * An attacker with write access to the database (triggers dropped) rewrites an anchored entry as a
+ * self-consistent leaf and rebuilds every stored tree node from the rewritten leaves (a self-consistent
+ * tree), or truncates below the anchor, then deletes every signed tree head so the checkpointer would sign
+ * the forgery. It refuses, `alert.audit_integrity` is written once, signing and
  * dry-runs answer 503 `audit_integrity_failed`, and verify fails.
  */
 async function launder(store: StoreKind, how: (typeof LAUNDERINGS)[number], rnd: Random, v: Violations): Promise<void> {
@@ -457,46 +450,34 @@ async function launder(store: StoreKind, how: (typeof LAUNDERINGS)[number], rnd:
     const { token } = await provisionAgent(h, { name: `launder-${rnd.hex(3)}`, policy: usdcPolicy() });
     const sign = (nonce: number) => h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, BigInt(rnd.int(1, 1_000_000)), nonce) });
     for (let i = 0, n = rnd.int(3, 10); i < n; i++) v.check((await sign(i)).status === 200, () => `${store}: launder: request ${i} not signed`);
-    if (!v.check(!!(await h.airlock.audit.checkpoint()), () => `${store}: launder: no checkpoint was written`)) return;
+    if (!v.check(!!(await h.airlock.audit.checkpoint()), () => `${store}: launder: no tree head was written`)) return;
     const anchored = (await h.airlock.store.auditHead()).seq;
     // Sometimes more entries after the anchor, which the attacker rewrites along with the anchored ones.
     for (let i = 0, n = rnd.chance(0.5) ? rnd.int(1, 3) : 0; i < n; i++) await sign(100 + i);
 
-    const raw = h.airlock.store as unknown as RawStore;
-    await raw.rawExec(DROP_TRIGGERS[store]);
-    const entries = await h.airlock.store.readAudit(1, 10_000);
     if (how === 'truncate') {
-      await raw.rawExec(`DELETE FROM audit_entries WHERE seq > ${anchored - rnd.int(1, 3)}`);
+      await rawAudit(h, store, `DELETE FROM audit_entries WHERE seq > ${anchored - rnd.int(1, 3)}`);
     } else {
+      const entries = await h.airlock.store.readAudit(1, 10_000);
       const candidates = entries.filter((e) => e.seq <= anchored && e.type === 'sign.request' && e.decision === 'allow');
       const victim = rnd.pick(candidates);
-      let prev = entries[victim.seq - 2]!.hash;
-      const statements: string[] = [];
-      for (const e of entries.slice(victim.seq - 1)) {
-        let edited = e;
-        if (e.seq === victim.seq) {
-          if (how === 'rewrite-decision') edited = { ...e, decision: 'deny' };
-          else {
-            const intent = (e.data as any).intent;
-            const spends = intent.spends.map((s: any, k: number) => (k === 0 ? { ...s, amount: String(BigInt(s.amount) + BigInt(rnd.int(1, 10 ** 9))) } : s));
-            edited = { ...e, data: { ...e.data, intent: { ...intent, spends } } };
-          }
-        }
-        const hash = hashAuditEntry(prev, e.seq, edited);
-        statements.push(`UPDATE audit_entries SET decision = '${edited.decision}', data = '${canonicalJson(edited.data).replace(/'/g, "''")}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${e.seq}`);
-        prev = hash;
-      }
-      await raw.rawExec(statements.join('; '));
+      await rewriteEntry(h, store, victim.seq, (e) => {
+        if (how === 'rewrite-decision') return { ...e, decision: 'deny' };
+        const intent = (e.data as any).intent;
+        const spends = intent.spends.map((s: any, k: number) => (k === 0 ? { ...s, amount: String(BigInt(s.amount) + BigInt(rnd.int(1, 10 ** 9))) } : s));
+        return { ...e, data: { ...e.data, intent: { ...intent, spends } } };
+      });
+      await rebuildStoredTree(h, store);
     }
-    await raw.rawExec('DELETE FROM audit_checkpoints');
+    await rawAudit(h, store, 'DELETE FROM audit_tree_heads');
 
     const alerts = async () => ((await h.admin('GET', '/v1/audit?type=alert.audit_integrity')).body.entries as any[]).length;
     for (let tick = 0; tick < 2; tick++) {
-      const outcome = await h.airlock.audit.checkpoint().then(() => 'signed a checkpoint', (e: unknown) => (isAirlockError(e) ? e.code : String(e)));
+      const outcome = await h.airlock.audit.checkpoint().then(() => 'signed a tree head', (e: unknown) => (isAirlockError(e) ? e.code : String(e)));
       v.check(outcome === 'audit_integrity_failed', () => `${store}: launder (${how}): checkpointer tick ${tick + 1}: ${outcome}`);
     }
-    const checkpoints = await h.airlock.store.listCheckpoints();
-    v.check(checkpoints.length === 0, () => `${store}: launder (${how}): ${checkpoints.length} checkpoints signed over the forgery`);
+    const heads = await h.airlock.store.listTreeHeads();
+    v.check(heads.length === 0, () => `${store}: launder (${how}): ${heads.length} tree heads signed over the forgery`);
     const raised = await alerts();
     v.check(raised === 1, () => `${store}: launder (${how}): ${raised} alert.audit_integrity entries, expected 1`);
     const signed = await sign(999);
@@ -592,7 +573,7 @@ async function attackStore(store: StoreKind, full: boolean, rnd: Random, v: Viol
 
 export const attacksPart: Part = {
   name: 'attacks',
-  summary: 'issue 7 replayed: nonce reuse, stolen idempotency keys, hostile JSON, deny escape, lying RPC, auth flood, checkpoint laundering, README policy, chainless domain',
+  summary: 'issue 7 replayed: nonce reuse, stolen idempotency keys, hostile JSON, deny escape, lying RPC, auth flood, signed-head laundering, README policy, chainless domain',
   async run(mode: Mode): Promise<PartReport> {
     const v = new Violations();
     // A fresh seed per run (printed), so repeated runs explore new variants and any failure can be replayed.

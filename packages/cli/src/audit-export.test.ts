@@ -1,5 +1,5 @@
-// `airlock audit verify --file` on an export that spans the canonical-JSON upgrade: entries hashed
-// before it (version 1, with or without the field) and after it (version 2) verify as one chain, and
+// `airlock audit verify --file` on an export that spans the upgrades: entries hashed before RFC 8785
+// (version 1, with or without the field) and Merkle leaves after them (version 3) verify as one tree, and
 // lines carrying prototype keys or absurd nesting fail verification at that entry instead of crashing.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -23,10 +23,10 @@ describe('audit verify --file across audit hash versions', () => {
     const { token } = await provisionAgent(h, { policy: usdcPolicy() });
     for (let i = 0; i < 2; i++) assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, i) })).status, 200);
     await h.airlock.audit.checkpoint();
-    // What `airlock audit export` writes: a header with the checkpoints, then each entry with `at` in ms.
+    // What `airlock audit export` writes: a header with the signed heads, then each entry with `at` in ms.
     const cps = (await h.admin('GET', '/v1/audit/checkpoints')).body;
     const { entries } = (await h.admin('GET', '/v1/audit?limit=1000')).body;
-    lines = [JSON.stringify({ format: EXPORT_FORMAT, publicKey: cps.publicKey, checkpoints: cps.checkpoints }), ...entries.map((e: { at: string }) => JSON.stringify({ ...e, at: Date.parse(e.at) }))];
+    lines = [JSON.stringify({ format: EXPORT_FORMAT, publicKey: cps.publicKey, treeHeads: cps.treeHeads, checkpoints: cps.checkpoints }), ...entries.map((e: { at: string }) => JSON.stringify({ ...e, at: Date.parse(e.at) }))];
   });
   after(async () => {
     await h.close();
@@ -39,10 +39,10 @@ describe('audit verify --file across audit hash versions', () => {
     return runCli(['audit', 'verify', '--file', path], cliEnv());
   };
 
-  test('an export with version-1 and version-2 entries verifies, also when the old entries carry no version (an old export)', async () => {
+  test('an export with version-1 and version-3 entries verifies, also when the old entries carry no version (an old export)', async () => {
     const current = await verify('current.jsonl', lines);
     assert.equal(current.code, 0, current.stdout + current.stderr);
-    assert.match(current.stdout, new RegExp(`^OK: ${lines.length - 1} entries, 1 signed checkpoints`));
+    assert.match(current.stdout, new RegExp(`^OK: ${lines.length - 1} entries, 1 signed tree heads`));
     const withoutVersion = lines.map((l, i) => (i === 0 ? l : JSON.stringify({ ...JSON.parse(l), hashVersion: i <= legacySeqs ? undefined : JSON.parse(l).hashVersion })));
     const old = await verify('old.jsonl', withoutVersion);
     assert.equal(old.code, 0, old.stdout + old.stderr);

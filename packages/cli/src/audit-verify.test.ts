@@ -1,4 +1,4 @@
-// `airlock audit verify --offline` and `--file` check checkpoints against the audit key the operator
+// `airlock audit verify --offline` and `--file` check signed tree heads against the audit key the operator
 // holds (the anchor beside the vault, or --public-key), never a key an attacker could write into the
 // database or the export: forged and foreign checkpoints fail.
 import { test, describe } from 'node:test';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { canonicalJson, checkpointDigest, hashAuditEntry, type AuditCheckpoint } from '@airlock/core';
+import { auditLeaf, canonicalJson, leafHash, treeHeadDigest, type SignedTreeHead } from '@airlock/core';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from '../../server/src/testing/harness.ts';
 import { EXPORT_FORMAT, verifyExport } from './commands/audit.ts';
 import { cliEnv, runCli } from './testing/cli-process.ts';
@@ -18,8 +18,8 @@ interface RawStore {
 }
 
 const DROP_TRIGGERS: Record<StoreKind, string> = {
-  sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_checkpoints_no_delete;',
-  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints;',
+  sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_tree_heads_no_delete;',
+  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_tree_heads_append_only ON audit_tree_heads;',
 };
 
 async function loggedHarness(store: StoreKind): Promise<Harness> {
@@ -30,9 +30,9 @@ async function loggedHarness(store: StoreKind): Promise<Harness> {
   return h;
 }
 
-/** What `airlock audit export` writes: a header with the checkpoints and the public key, then every entry. */
-async function exportFile(h: Harness, dir: string, name: string, edit: (header: { publicKey: string; checkpoints: AuditCheckpoint[] }) => void = () => {}): Promise<string> {
-  const header = { format: EXPORT_FORMAT, publicKey: await h.airlock.audit.auditPublicKey(), checkpoints: await h.airlock.store.listCheckpoints() };
+/** What `airlock audit export` writes: a header with the signed heads and the public key, then every entry. */
+async function exportFile(h: Harness, dir: string, name: string, edit: (header: { publicKey: string; treeHeads: SignedTreeHead[] }) => void = () => {}): Promise<string> {
+  const header = { format: EXPORT_FORMAT, publicKey: await h.airlock.audit.auditPublicKey(), treeHeads: await h.airlock.store.listTreeHeads(), checkpoints: await h.airlock.store.listCheckpoints() };
   edit(header);
   const entries = await h.airlock.store.readAudit(1, 10_000);
   const path = join(dir, name);
@@ -44,7 +44,7 @@ const flipByte = (hex: string) => `${hex.slice(0, 6)}${(parseInt(hex[6]!, 16) ^ 
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`audit verify outside the daemon (${store})`, () => {
-    test('--offline: a rewritten chain with its checkpoints deleted and the stored key swapped fails against the anchor beside the vault', async () => {
+    test('--offline: a rewritten entry with its signed heads deleted and the stored key swapped fails against the anchor beside the vault', async () => {
       const h = await loggedHarness(store);
       try {
         const args = ['audit', 'verify', '--offline', '--data-dir', h.config.dataDir, '--store', h.config.storeUrl];
@@ -52,28 +52,24 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal(clean.code, 0, clean.stderr);
         assert.match(clean.stdout, /^OK: /);
 
-        const entries = await h.airlock.store.readAudit(1, 10_000);
-        let prev = entries[2]!.hash;
-        const statements = [DROP_TRIGGERS[store]];
-        for (const e of entries.slice(3)) {
-          const edited = e.seq === 4 ? { ...e, decision: 'deny' as const } : e;
-          const hash = hashAuditEntry(prev, e.seq, edited);
-          statements.push(`UPDATE audit_entries SET decision = '${edited.decision}', data = '${canonicalJson(edited.data).replace(/'/g, "''")}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${e.seq}`);
-          prev = hash;
-        }
+        // Entry 4 becomes a denial, with a leaf and leaf hash that match it (self-consistent).
+        const [e] = await h.airlock.store.readAudit(4, 1);
+        const edited = { ...e!, decision: 'deny' as const };
+        const leaf = auditLeaf(edited, canonicalJson(edited.data));
+        const statements = [DROP_TRIGGERS[store], `UPDATE audit_entries SET decision = 'deny', leaf = '${leaf.replace(/'/g, "''")}', hash = '${Buffer.from(leafHash(leaf)).toString('hex')}' WHERE seq = 4`];
         const foreign = bytesToHex(schnorr.getPublicKey(schnorr.utils.randomSecretKey()));
-        statements.push('DELETE FROM audit_checkpoints', `UPDATE meta SET value = '${foreign}' WHERE key = 'audit_public_key'`);
+        statements.push('DELETE FROM audit_tree_heads', `UPDATE meta SET value = '${foreign}' WHERE key = 'audit_public_key'`);
         await (h.airlock.store as unknown as RawStore).rawExec(statements.join('; '));
 
         const r = await runCli(args, cliEnv());
         assert.equal(r.code, 2, r.stdout + r.stderr);
-        assert.match(r.stdout, /^FAILED at entry \d+: entry \d+ does not match the signed checkpoint head/);
+        assert.match(r.stdout, /^FAILED at entry \d+: the tree up to the entry at leaf \d+ does not match the signed tree head/);
       } finally {
         await h.close();
       }
     });
 
-    test('--file: a forged checkpoint signature and a checkpoint by a foreign key (header key swapped too) fail against --public-key', async () => {
+    test('--file: a forged tree head signature and a tree head by a foreign key (header key swapped too) fail against --public-key', async () => {
       const h = await loggedHarness(store);
       const dir = mkdtempSync(join(tmpdir(), 'airlock-export-'));
       try {
@@ -82,7 +78,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal((await verifyExport(good, publicKey)).ok, true);
 
         const forged = await exportFile(h, dir, 'forged.jsonl', (header) => {
-          header.checkpoints = header.checkpoints.map((cp) => ({ ...cp, signature: flipByte(cp.signature) }));
+          header.treeHeads = header.treeHeads.map((cp) => ({ ...cp, signature: flipByte(cp.signature) }));
         });
         for (const key of [publicKey, undefined]) {
           const result = await verifyExport(forged, key);
@@ -94,7 +90,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         const foreignPublic = bytesToHex(schnorr.getPublicKey(foreignKey));
         const swapped = await exportFile(h, dir, 'foreign.jsonl', (header) => {
           header.publicKey = foreignPublic;
-          header.checkpoints = header.checkpoints.map((cp) => ({ ...cp, publicKey: foreignPublic, signature: bytesToHex(schnorr.sign(checkpointDigest(cp), foreignKey)) }));
+          header.treeHeads = header.treeHeads.map((cp) => ({ ...cp, publicKey: foreignPublic, signature: bytesToHex(schnorr.sign(treeHeadDigest(cp), foreignKey)) }));
         });
         const result = await verifyExport(swapped, publicKey);
         assert.equal(result.ok, false);

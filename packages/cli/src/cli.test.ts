@@ -346,8 +346,8 @@ rules: []
     test('verify (daemon), export, verify --file; an edited entry fails with exit 2 at that entry', async () => {
       const exported = join(dir, 'f.jsonl');
       const [verified, exporting] = await Promise.all([airlock('audit', 'verify'), airlock('audit', 'export', '--out', exported)]);
-      assert.match(ok(verified), /^OK: \d+ entries, \d+ signed checkpoints, head [0-9a-f]{16}…/);
-      assert.match(ok(exporting), /^exported \d+ entries and \d+ checkpoints to /);
+      assert.match(ok(verified), /^OK: \d+ entries, \d+ signed tree heads, root [0-9a-f]{16}…/);
+      assert.match(ok(exporting), /^exported \d+ entries and \d+ signed tree heads to /);
       assert.equal(statSync(exported).mode & 0o777, 0o600);
       assert.match(ok(await airlock('audit', 'verify', '--file', exported)), /^OK: /);
 
@@ -366,7 +366,7 @@ rules: []
         airlock('audit', 'verify', '--file', join(dir, 'nope.jsonl')),
       ]);
       assert.equal(r.code, 2);
-      assert.match(r.stdout, new RegExp(`^FAILED at entry ${entry.seq}: entry content does not match its hash`, 'm'));
+      assert.match(r.stdout, new RegExp(`^FAILED at entry ${entry.seq}: entry data does not match its stored leaf`, 'm'));
       assert.equal(json.code, 2);
       assert.deepEqual(JSON.parse(json.stdout).firstBad.seq, entry.seq);
       assert.equal(garbled.code, 2);
@@ -423,7 +423,7 @@ rules: []
       assert.match(daemon!.output(), /SIGTERM: shutting down/);
       assert.ok(await waitUnreachable(url));
       const r = await runCli(['audit', 'verify', '--offline', '--data-dir', dataDir], cliEnv());
-      assert.match(ok(r), /^OK: \d+ entries, \d+ signed checkpoints/);
+      assert.match(ok(r), /^OK: \d+ entries, \d+ signed tree heads/);
     });
 
     test('the passphrase never appeared in any output', () => {

@@ -1,3 +1,4 @@
 export * from './http.ts';
 export * from './account.ts';
 export * from './x402.ts';
+export * from './receipts.ts';

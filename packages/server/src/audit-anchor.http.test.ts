@@ -1,13 +1,14 @@
 // An attacker with write access to the database (who drops the append-only triggers) rewrites the audit
-// chain and deletes or forges its checkpoints. The anchor beside the vault and the vault-derived audit key
+// log and deletes or forges its signed tree heads. The anchor beside the vault and the vault-derived audit key
 // make that visible: the checkpointer refuses and halts signing, and verify fails.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { canonicalJson, checkpointDigest, hashAuditEntry, isAirlockError } from '@airlock/core';
+import { auditLeaf, canonicalJson, isAirlockError, leafHash, treeHeadDigest } from '@airlock/core';
 import { auditAnchorPath } from './audit-anchor-file.ts';
+import { rebuildStoredTree, rewriteEntry } from './testing/forge-audit.ts';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 interface RawStore {
@@ -15,13 +16,13 @@ interface RawStore {
 }
 
 const DROP_TRIGGERS: Record<StoreKind, string> = {
-  sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_checkpoints_no_update; DROP TRIGGER audit_checkpoints_no_delete;',
-  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_entries_no_truncate ON audit_entries; DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints;',
+  sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_tree_heads_no_update; DROP TRIGGER audit_tree_heads_no_delete;',
+  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_entries_no_truncate ON audit_entries; DROP TRIGGER audit_tree_heads_append_only ON audit_tree_heads;',
 };
 
 const isCode = (code: string) => (e: unknown) => isAirlockError(e) && e.code === code;
 
-/** 8 signed requests and a checkpoint over them; returns the harness and a session token. */
+/** 8 signed requests and a signed tree head over them; returns the harness and a session token. */
 async function loggedHarness(store: StoreKind): Promise<{ h: Harness; token: string }> {
   const h = await startHarness({ store });
   const { token } = await provisionAgent(h, { policy: usdcPolicy() });
@@ -36,19 +37,19 @@ async function raw(h: Harness, store: StoreKind, sql: string): Promise<void> {
   await s.rawExec(sql);
 }
 
-/** The attacker hides request `seq` (turns it into a denial) and recomputes every later hash: a self-consistent chain. */
-async function rewriteFrom(h: Harness, store: StoreKind, seq: number): Promise<void> {
-  const entries = await h.airlock.store.readAudit(1, 10_000);
-  let prev = entries[seq - 2]!.hash;
-  const statements: string[] = [];
-  for (const e of entries.slice(seq - 1)) {
-    const edited = e.seq === seq ? { ...e, decision: 'deny' as const } : e;
-    const hash = hashAuditEntry(prev, e.seq, edited);
-    const data = canonicalJson(edited.data).replace(/'/g, "''");
-    statements.push(`UPDATE audit_entries SET decision = '${edited.decision}', data = '${data}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${e.seq}`);
-    prev = hash;
-  }
-  await raw(h, store, statements.join('; '));
+/**
+ * The attacker hides the newest request under the anchor: turns it into a denial, with a leaf and leaf
+ * hash that match (a self-consistent entry). The anchored root pins that entry: the next check catches it.
+ * (An older entry rewritten this way is caught by `audit verify` and at the next start, not by every tick:
+ * the tick verifies what follows the anchor and the anchored entry, see docs/threat-model.md.)
+ */
+async function rewriteAnchoredEntry(h: Harness, store: StoreKind): Promise<void> {
+  const { treeSize } = (await h.airlock.store.lastTreeHead())!;
+  const [e] = await h.airlock.store.readAudit(treeSize, 1);
+  const edited = { ...e!, decision: 'deny' as const };
+  const leaf = auditLeaf(edited, canonicalJson(edited.data));
+  const hash = Buffer.from(leafHash(leaf)).toString('hex');
+  await raw(h, store, `UPDATE audit_entries SET decision = 'deny', leaf = '${leaf.replace(/'/g, "''")}', hash = '${hash}' WHERE seq = ${e!.seq}`);
 }
 
 async function signStatus(h: Harness, token: string, nonce = 99): Promise<{ status: number; code?: string }> {
@@ -62,16 +63,16 @@ async function alerts(h: Harness): Promise<{ data: { reason: string } }[]> {
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`audit anchor (${store})`, () => {
-    test('a rewritten chain with every checkpoint deleted: the checkpointer refuses, alerts, signing halts, verify fails', async () => {
+    test('a rewritten entry with every signed head deleted: the checkpointer refuses, alerts, signing halts, verify fails', async () => {
       const { h, token } = await loggedHarness(store);
       try {
-        await rewriteFrom(h, store, 5);
-        await raw(h, store, 'DELETE FROM audit_checkpoints');
+        await rewriteAnchoredEntry(h, store);
+        await raw(h, store, 'DELETE FROM audit_tree_heads');
         await assert.rejects(h.airlock.audit.checkpoint(), isCode('audit_integrity_failed'));
-        assert.equal((await h.airlock.store.listCheckpoints()).length, 0, 'the forgery was not signed');
+        assert.equal((await h.airlock.store.listTreeHeads()).length, 0, 'the forgery was not signed');
         const raised = await alerts(h);
         assert.equal(raised.length, 1);
-        assert.match(raised[0]!.data.reason, /does not match the anchored checkpoint/);
+        assert.match(raised[0]!.data.reason, /does not match the anchored tree head/);
 
         assert.deepEqual(await signStatus(h, token), { status: 503, code: 'audit_integrity_failed' });
         const dry = await h.call('POST', '/v1/dry-run', { token, body: { action: 'evm.transaction', payload: usdcTransfer(ALICE, 1n) } });
@@ -80,11 +81,39 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
 
         const verified = (await h.admin('POST', '/v1/audit/verify')).body;
         assert.equal(verified.ok, false);
-        assert.match(verified.firstBad.reason, /does not match the signed checkpoint head/);
+        assert.match(verified.firstBad.reason, /does not match the signed tree head/);
 
         // Each later tick refuses again, without a new alert for the same finding.
         await assert.rejects(h.airlock.audit.checkpoint(), isCode('audit_integrity_failed'));
         assert.equal((await alerts(h)).length, 1);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('an older entry rewritten with the stored tree rebuilt to match (a self-consistent forgery): the next tick refuses, verify fails', async () => {
+      const { h, token } = await loggedHarness(store);
+      try {
+        await rewriteEntry(h, store, 4, (e) => ({ ...e, decision: 'deny' }));
+        await rebuildStoredTree(h, store);
+        await raw(h, store, 'DELETE FROM audit_tree_heads');
+        await assert.rejects(h.airlock.audit.checkpoint(), isCode('audit_integrity_failed'));
+        assert.match((await alerts(h))[0]!.data.reason, /does not match the anchored tree head/);
+        assert.deepEqual(await signStatus(h, token), { status: 503, code: 'audit_integrity_failed' });
+        assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, false);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('an older entry rewritten alone (the stored tree untouched) does not halt the tick, but verify names it', async () => {
+      const { h } = await loggedHarness(store);
+      try {
+        await rewriteEntry(h, store, 4, (e) => ({ ...e, decision: 'deny' }));
+        await h.airlock.audit.checkpoint(); // documented: the tick checks the anchored entry and what follows
+        const verified = (await h.admin('POST', '/v1/audit/verify')).body;
+        assert.equal(verified.ok, false);
+        assert.match(verified.firstBad.reason, /does not match the signed tree head/);
       } finally {
         await h.close();
       }
@@ -97,9 +126,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         const anchorFile = auditAnchorPath(h.config.vaultPath);
         assert.equal(statSync(anchorFile).mode & 0o777, 0o600);
         const anchored = JSON.parse(readFileSync(anchorFile, 'utf8'));
-        assert.equal(anchored.seq, (await h.airlock.store.auditHead()).seq);
-        await rewriteFrom(h, store, 3);
-        await raw(h, store, 'DELETE FROM audit_checkpoints');
+        assert.equal(anchored.treeSize, (await h.airlock.store.auditHead()).treeSize);
+        assert.equal(anchored.format, 'airlock-audit-anchor/v2');
+        await rewriteAnchoredEntry(h, store);
+        await raw(h, store, 'DELETE FROM audit_tree_heads');
         await h.restart();
         assert.deepEqual(await signStatus(h, token), { status: 503, code: 'audit_integrity_failed' });
         // One alert from the shutdown checkpoint of the old instance, one from the start-up check of the new one.
@@ -130,7 +160,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const { h, token } = await loggedHarness(store);
       try {
         const anchored = (await h.airlock.store.auditHead()).seq;
-        await raw(h, store, `DELETE FROM audit_entries WHERE seq > ${anchored - 3}; DELETE FROM audit_checkpoints`);
+        await raw(h, store, `DELETE FROM audit_entries WHERE seq > ${anchored - 3}; DELETE FROM audit_tree_heads`);
         await assert.rejects(h.airlock.audit.checkpoint(), isCode('audit_integrity_failed'));
         assert.match((await alerts(h))[0]!.data.reason, new RegExp(`log truncated: the anchor covers ${anchored} entries, the log has ${anchored - 3}`));
         assert.equal((await signStatus(h, token)).code, 'audit_integrity_failed');
@@ -159,23 +189,23 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
-    test('a forged checkpoint signature (one byte flipped) fails verify', async () => {
+    test('a forged tree head signature (one byte flipped) fails verify', async () => {
       const { h } = await loggedHarness(store);
       try {
-        const [cp] = await h.airlock.store.listCheckpoints();
+        const [cp] = await h.airlock.store.listTreeHeads();
         const sig = cp!.signature;
         const flipped = `${sig.slice(0, 10)}${((parseInt(sig[10]!, 16) ^ 1).toString(16))}${sig.slice(11)}`;
-        await raw(h, store, `UPDATE audit_checkpoints SET signature = '${flipped}' WHERE seq = ${cp!.seq}`);
+        await raw(h, store, `UPDATE audit_tree_heads SET signature = '${flipped}' WHERE tree_size = ${cp!.treeSize}`);
         const verified = (await h.admin('POST', '/v1/audit/verify')).body;
         assert.equal(verified.ok, false);
-        assert.equal(verified.firstBad.seq, cp!.seq);
+        assert.equal(verified.firstBad.seq, cp!.treeSize);
         assert.match(verified.firstBad.reason, /invalid signature/);
       } finally {
         await h.close();
       }
     });
 
-    test('a checkpoint signed by a foreign key fails verify, even with that key written into the store', async () => {
+    test('a tree head signed by a foreign key fails verify, even with that key written into the store', async () => {
       const { h, token } = await loggedHarness(store);
       try {
         assert.equal((await signStatus(h, token, 40)).status, 200);
@@ -183,8 +213,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         const foreign = schnorr.utils.randomSecretKey();
         const publicKey = bytesToHex(schnorr.getPublicKey(foreign));
         const at = Date.now();
-        const signature = bytesToHex(schnorr.sign(checkpointDigest({ seq: head.seq, headHash: head.hash, at }), foreign));
-        await raw(h, store, `INSERT INTO audit_checkpoints (seq, head_hash, at, public_key, signature) VALUES (${head.seq}, '${head.hash}', ${at}, '${publicKey}', '${signature}'); UPDATE meta SET value = '${publicKey}' WHERE key = 'audit_public_key'`);
+        const rootHash = 'ab'.repeat(32);
+        const signature = bytesToHex(schnorr.sign(treeHeadDigest({ treeSize: head.treeSize, rootHash, at }), foreign));
+        await raw(h, store, `INSERT INTO audit_tree_heads (tree_size, root_hash, at, public_key, signature) VALUES (${head.treeSize}, '${rootHash}', ${at}, '${publicKey}', '${signature}'); UPDATE meta SET value = '${publicKey}' WHERE key = 'audit_public_key'`);
         const verified = (await h.admin('POST', '/v1/audit/verify')).body;
         assert.equal(verified.ok, false);
         assert.equal(verified.firstBad.seq, head.seq);
@@ -194,15 +225,16 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
-    test('a checkpoint naming the audit key but signed by another key fails verify', async () => {
+    test('a tree head naming the audit key but signed by another key fails verify', async () => {
       const { h, token } = await loggedHarness(store);
       try {
         assert.equal((await signStatus(h, token, 41)).status, 200);
         const head = await h.airlock.store.auditHead();
         const auditKey = (await h.admin('GET', '/v1/audit/checkpoints')).body.publicKey;
         const at = Date.now();
-        const signature = bytesToHex(schnorr.sign(checkpointDigest({ seq: head.seq, headHash: head.hash, at }), schnorr.utils.randomSecretKey()));
-        await raw(h, store, `INSERT INTO audit_checkpoints (seq, head_hash, at, public_key, signature) VALUES (${head.seq}, '${head.hash}', ${at}, '${auditKey}', '${signature}')`);
+        const rootHash = 'ab'.repeat(32);
+        const signature = bytesToHex(schnorr.sign(treeHeadDigest({ treeSize: head.treeSize, rootHash, at }), schnorr.utils.randomSecretKey()));
+        await raw(h, store, `INSERT INTO audit_tree_heads (tree_size, root_hash, at, public_key, signature) VALUES (${head.treeSize}, '${rootHash}', ${at}, '${auditKey}', '${signature}')`);
         const verified = (await h.admin('POST', '/v1/audit/verify')).body;
         assert.equal(verified.ok, false);
         assert.match(verified.firstBad.reason, /invalid signature/);
@@ -215,8 +247,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const { h, token } = await loggedHarness(store);
       try {
         assert.equal((await h.admin('POST', '/v1/audit/acknowledge')).status, 409, 'nothing to acknowledge on an intact log');
-        await rewriteFrom(h, store, 5);
-        await raw(h, store, 'DELETE FROM audit_checkpoints');
+        await rewriteAnchoredEntry(h, store);
+        await raw(h, store, 'DELETE FROM audit_tree_heads');
         await assert.rejects(h.airlock.audit.checkpoint(), isCode('audit_integrity_failed'));
         assert.equal(await h.airlock.audit.checkpoint().catch((e: unknown) => isAirlockError(e) && e.code), 'audit_integrity_failed');
 
@@ -224,12 +256,12 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal(ack.status, 200);
         assert.equal(ack.body.anchor.generation, 1);
         assert.equal(ack.body.previous.generation, 0);
-        assert.match(ack.body.failure.reason, /anchored checkpoint/);
+        assert.match(ack.body.failure.reason, /anchored tree head/);
         const head = await h.airlock.store.auditHead();
-        assert.equal(ack.body.anchor.seq, head.seq);
+        assert.equal(ack.body.anchor.treeSize, head.treeSize);
         const [entry] = (await h.admin('GET', '/v1/audit?type=audit.integrity_acknowledged')).body.entries;
         assert.equal(entry.actor, 'operator');
-        assert.equal(entry.data.previousAnchor.seq, ack.body.previous.seq);
+        assert.equal(entry.data.previousAnchor.treeSize, ack.body.previous.treeSize);
 
         assert.equal((await signStatus(h, token, 80)).status, 200);
         assert.ok(await h.airlock.audit.checkpoint());
@@ -244,10 +276,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
-    test('without an anchor file, the newest checkpoint the audit key signed in the store is the anchor', async () => {
+    test('without an anchor file, the newest tree head the audit key signed in the store is the anchor', async () => {
       const { h, token } = await loggedHarness(store);
       try {
-        const [cp] = await h.airlock.store.listCheckpoints();
+        const cp = { seq: (await h.airlock.store.lastTreeHead())!.treeSize };
         rmSync(auditAnchorPath(h.config.vaultPath));
         await h.restart();
         rmSync(auditAnchorPath(h.config.vaultPath), { force: true }); // in case the shutdown checkpoint wrote one
@@ -267,7 +299,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.ok(existsSync(file));
         const anchor = JSON.parse(readFileSync(file, 'utf8'));
         const foreign = schnorr.utils.randomSecretKey();
-        const forged = { ...anchor, seq: 1, signature: bytesToHex(schnorr.sign(checkpointDigest({ seq: 1, headHash: anchor.headHash, at: anchor.at }), foreign)) };
+        const forged = { ...anchor, treeSize: 1, signature: bytesToHex(schnorr.sign(treeHeadDigest({ treeSize: 1, rootHash: anchor.rootHash, at: anchor.at }), foreign)) };
         rmSync(file);
         writeFileSync(file, JSON.stringify({ ...forged, generation: anchor.generation + 5 }), { mode: 0o600 });
         await assert.rejects(h.airlock.audit.checkpoint(), isCode('audit_integrity_failed'));

@@ -2,7 +2,7 @@
 // append-only triggers): edits, deletions, reordering, truncation, and a rewritten chain.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalJson, hashAuditEntry } from '@airlock/core';
+import { auditLeaf, canonicalJson, leafHash } from '@airlock/core';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 interface RawStore {
@@ -47,7 +47,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     const cases: [string, string, number, RegExp][] = [
       ['an edited entry', "UPDATE audit_entries SET decision = 'deny' WHERE seq = 5", 5, /edited/],
       ['a deleted entry', 'DELETE FROM audit_entries WHERE seq = 5', 5, /missing/],
-      ['reordered entries', 'UPDATE audit_entries SET seq = -1 WHERE seq = 5; UPDATE audit_entries SET seq = 5 WHERE seq = 6; UPDATE audit_entries SET seq = 6 WHERE seq = -1', 5, /prevHash|edited/],
+      ['reordered entries (their seqs swapped)', 'UPDATE audit_entries SET seq = -1 WHERE seq = 5; UPDATE audit_entries SET seq = 5 WHERE seq = 6; UPDATE audit_entries SET seq = 6 WHERE seq = -1', 6, /do not match its stored leaf \(edited\)/],
+      ['reordered leaves (their places in the tree swapped)', 'UPDATE audit_entries SET leaf_index = -1 WHERE seq = 5; UPDATE audit_entries SET leaf_index = 4 WHERE seq = 6; UPDATE audit_entries SET leaf_index = 5 WHERE seq = 5', 5, /out of order/],
+      ['an edited leaf', "UPDATE audit_entries SET leaf = replace(leaf, '\"allow\"', '\"deny\"') WHERE seq = 5", 5, /edited/],
       ['a truncated log', 'DELETE FROM audit_entries WHERE seq > 7', 8, /truncated/],
     ];
     for (const [name, sql, seq, reason] of cases) {
@@ -72,32 +74,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         const head = await h.airlock.store.auditHead();
         await tamper(h, store, `UPDATE audit_entries SET decision = 'deny' WHERE seq = ${head.seq}`);
         await assert.rejects(h.airlock.audit.checkpoint(), /refusing to sign a checkpoint/);
-        assert.ok(((await h.airlock.store.lastCheckpoint())?.seq ?? 0) < head.seq);
+        assert.ok(((await h.airlock.store.lastTreeHead())?.treeSize ?? 0) < head.treeSize);
       } finally {
         await h.close();
       }
     });
 
-    test('a rewritten chain (edit + every later hash recomputed) fails against the signed checkpoint', async () => {
+    test('a self-consistent rewrite (edited entry, its leaf and leaf hash recomputed) fails against the signed tree head', async () => {
       const h = await loggedHarness(store);
       try {
-        const entries = await h.airlock.store.readAudit(1, 1000);
+        const [entry] = await h.airlock.store.readAudit(4, 1);
         const raw = h.airlock.store as unknown as RawStore;
         await raw.rawExec(DROP_TRIGGERS[store]);
-        // The attacker hides a request: flips entry 4 to a denial and recomputes the chain from there.
-        let prev = entries[2]!.hash;
-        const statements: string[] = [];
-        for (const e of entries.slice(3)) {
-          const edited = e.seq === 4 ? { ...e, decision: 'deny' as const } : e;
-          const hash = hashAuditEntry(prev, e.seq, edited);
-          const data = canonicalJson(edited.data).replace(/'/g, "''");
-          statements.push(`UPDATE audit_entries SET decision = '${edited.decision}', data = '${data}', prev_hash = '${prev}', hash = '${hash}' WHERE seq = ${e.seq}`);
-          prev = hash;
-        }
-        await raw.rawExec(statements.join('; '));
+        // The attacker hides a request: flips entry 4 to a denial, with a leaf and hash that match it.
+        const edited = { ...entry!, decision: 'deny' as const };
+        const leaf = auditLeaf(edited, canonicalJson(edited.data));
+        const hash = Buffer.from(leafHash(leaf)).toString('hex');
+        await raw.rawExec(`UPDATE audit_entries SET decision = 'deny', leaf = '${leaf.replace(/'/g, "''")}', hash = '${hash}' WHERE seq = 4`);
         const result = (await h.admin('POST', '/v1/audit/verify')).body;
-        assert.equal(result.ok, false, 'hash chain is self-consistent, but the checkpoint signature pins the old head');
-        assert.match(result.firstBad.reason, /checkpoint/);
+        assert.equal(result.ok, false, 'the entry is self-consistent, but the signed tree head pins the old root');
+        assert.match(result.firstBad.reason, /does not match the signed tree head/);
       } finally {
         await h.close();
       }

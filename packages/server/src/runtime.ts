@@ -5,6 +5,7 @@ import { hexToBytes } from '@noble/hashes/utils.js';
 import {
   AirlockError,
   AuditService,
+  type ParallelVerifyOptions,
   OperatorService,
   SigningService,
   X402Service,
@@ -32,6 +33,15 @@ export function randomId(prefix: string): string {
 
 export function randomSecret(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/**
+ * `audit verify` in worker threads, each with its own connection to the store (an in-memory SQLite store
+ * cannot be shared: one thread then).
+ */
+export function auditVerifyOptions(storeUrl: string): ParallelVerifyOptions {
+  if (storeUrl === 'sqlite::memory:' || storeUrl === 'sqlite:') return {};
+  return { workers: { storeModule: import.meta.resolve('@airlock/store'), storeUrl } };
 }
 
 export function verifySchnorr(publicKeyHex: string, digest: Uint8Array, signatureHex: string): boolean {
@@ -154,6 +164,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       verifySchnorr,
       auditAnchor: fileAuditAnchorStore(auditAnchorPath(config.vaultPath)),
       auditIntegrity: {},
+      auditVerify: auditVerifyOptions(config.storeUrl),
     };
     const signing = new SigningService(deps);
     const operator = new OperatorService(deps, signing);

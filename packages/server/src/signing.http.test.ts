@@ -3,6 +3,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTransaction, recoverTransactionAddress, verifyMessage, verifyTypedData, type Hex } from 'viem';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { leafHash, treeHeadDigest, verifyConsistency, verifyInclusion } from '@airlock/core';
 import { ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
@@ -172,8 +174,40 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(res.status, 200);
       assert.equal(res.body.ok, true, JSON.stringify(res.body));
       assert.ok(res.body.entries > 10);
-      assert.ok(res.body.checkpoints >= 1);
+      assert.ok(res.body.treeHeads >= 1);
       assert.equal(res.body.unanchored, 0);
+    });
+
+    test('a signature carries its receipt at once; its inclusion proof verifies against the signed tree head; another agent is refused it', async () => {
+      const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+      const signed = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, 7) });
+      assert.equal(signed.status, 200);
+      const { receipt } = signed.body;
+      assert.equal(receipt.auditSeq, signed.body.auditSeq);
+      assert.equal(typeof receipt.leafIndex, 'number');
+      assert.equal((await h.call('GET', `/v1/audit/receipts/${receipt.auditSeq}`, { token })).status, 409, 'not yet under a signed head');
+      await h.airlock.audit.checkpoint();
+      const own = await h.call('GET', `/v1/audit/receipts/${receipt.auditSeq}`, { token });
+      assert.equal(own.status, 200, JSON.stringify(own.body));
+      const { treeHead, proof, entry } = own.body;
+      // Checked here with the RFC 9162 algorithms and the audit key, from the response alone.
+      assert.equal(Buffer.from(leafHash(entry.leaf)).toString('hex'), receipt.leafHash);
+      assert.ok(verifyInclusion(receipt.leafIndex, treeHead.treeSize, Buffer.from(receipt.leafHash, 'hex'), proof.map((p: string) => Buffer.from(p, 'hex')), Buffer.from(treeHead.rootHash, 'hex')));
+      const auditKey = (await h.admin('GET', '/v1/audit/checkpoints')).body.publicKey;
+      assert.equal(treeHead.publicKey, auditKey);
+      assert.ok(schnorr.verify(Buffer.from(treeHead.signature, 'hex'), treeHeadDigest(treeHead), Buffer.from(auditKey, 'hex')));
+      assert.equal((await h.admin('GET', `/v1/audit/receipts/${receipt.auditSeq}`)).status, 200, 'the operator sees any entry');
+
+      const other = await provisionAgent(h, { policy: usdcPolicy() });
+      const refused = await h.call('GET', `/v1/audit/receipts/${receipt.auditSeq}`, { token: other.token });
+      assert.equal(refused.status, 404);
+      assert.equal(refused.body.error.code, 'not_found');
+
+      // The log only grew: a consistency proof between the first and the latest signed heads.
+      const heads = (await h.admin('GET', '/v1/audit/checkpoints')).body.treeHeads;
+      const c = await h.call('GET', `/v1/audit/consistency?from=${heads[0].treeSize}`, { token });
+      assert.equal(c.status, 200, JSON.stringify(c.body));
+      assert.ok(verifyConsistency(c.body.from.treeSize, c.body.to.treeSize, Buffer.from(c.body.from.rootHash, 'hex'), Buffer.from(c.body.to.rootHash, 'hex'), c.body.proof.map((p: string) => Buffer.from(p, 'hex'))));
     });
   });
 }

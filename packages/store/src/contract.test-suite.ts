@@ -4,7 +4,7 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AirlockError, AuditChainVerifier, COUNT_ASSET, GENESIS_HASH } from '@airlock/core';
+import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, leafHash, MerkleFrontier, rangeNodes, rootAt, inclusionProof, verifyInclusion } from '@airlock/core';
 import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, Store, WindowQuery } from '@airlock/core';
 import { generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
 
@@ -229,9 +229,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.equal((await store.transaction((tx) => tx.getNonceClaims(['k-lapsing'])))[0]!.digest, '44'.repeat(32));
     });
 
-    test('the audit log is a hash chain that verifies, filters, pages, and survives a rollback unchanged', async () => {
+    test('the audit log is a Merkle log of stored leaves that verifies, filters, pages, and survives a rollback unchanged', async () => {
       const store = await fresh();
-      assert.deepEqual(await store.auditHead(), { seq: 0, hash: GENESIS_HASH });
+      assert.deepEqual(await store.auditHead(), { seq: 0, hash: GENESIS_HASH, treeSize: 0 });
       const inputs: AuditEntryInput[] = [
         { at: 10, type: 'sign.request', actor: 'agent', agentId: 'ag_1', sessionId: 'ses_1', action: 'evm.transaction', decision: 'allow', data: { amount: 5n, to: '0xabc' } },
         { at: 20, type: 'sign.request', actor: 'agent', agentId: 'ag_2', action: 'evm.transaction', decision: 'deny', data: { violations: [{ code: 'budget_exceeded' }] } },
@@ -241,20 +241,28 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       const appended = [];
       for (const input of inputs) appended.push(await store.transaction((tx) => tx.appendAudit(input)));
       assert.deepEqual(appended.map((e) => e.seq), [1, 2, 3, 4]);
-      assert.equal(appended[0]!.prevHash, GENESIS_HASH);
+      assert.deepEqual(appended.map((e) => e.leafIndex), [0, 1, 2, 3], 'leaf_index is assigned contiguously in the same insert');
+      assert.deepEqual(appended.map((e) => e.hashVersion), [3, 3, 3, 3]);
+      assert.equal(appended[0]!.prevHash, undefined, 'a version-3 leaf does not depend on the previous entry');
+      assert.equal(appended[0]!.leaf, '{"action":"evm.transaction","actor":"agent","agentId":"ag_1","at":10,"data":{"amount":"5","to":"0xabc"},"decision":"allow","seq":1,"sessionId":"ses_1","type":"sign.request"}');
+      assert.equal(appended[0]!.hash, Buffer.from(leafHash(appended[0]!.leaf!)).toString('hex'));
       assert.equal(appended[0]!.data.amount, '5', 'bigints are stored as decimal strings');
 
       await assert.rejects(store.transaction(async (tx) => {
         await tx.appendAudit({ at: 50, type: 'x', actor: 'system', data: {} });
         throw new Error('boom');
       }), /boom/);
-      assert.deepEqual(await store.auditHead(), { seq: 4, hash: appended[3]!.hash });
+      assert.deepEqual(await store.auditHead(), { seq: 4, hash: appended[3]!.hash, treeSize: 4 });
 
       const all = await store.readAudit(1, 100);
       assert.deepEqual(all, appended);
-      const verifier = new AuditChainVerifier();
-      for (const e of all) assert.ok(verifier.push(e));
-      assert.equal(verifier.finish([], () => true).ok, true);
+      const leaves = await store.readAuditLeaves(1, 100);
+      assert.deepEqual(leaves.map((e) => e.leafIndex), [1, 2, 3], 'read by leaf index');
+      assert.equal(leaves[0]!.data, undefined, 'a version-3 leaf row comes unparsed');
+      const verifier = new AuditLogVerifier();
+      for (const e of await store.readAuditLeaves(0, 100)) assert.ok(verifier.push(e));
+      const none = () => false;
+      assert.equal(verifier.finish([], [], { verifyTreeHead: none, verifyCheckpoint: none }).ok, true);
 
       assert.deepEqual((await store.readAudit(3, 1)).map((e) => e.seq), [3]);
       assert.deepEqual((await store.queryAudit({ agentId: 'ag_1' })).map((e) => e.seq), [1, 4]);
@@ -273,6 +281,40 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       await assert.rejects(store.rawExec(`UPDATE audit_entries SET data = '{"v":2}' WHERE seq = 1`));
       await assert.rejects(store.rawExec('DELETE FROM audit_entries'));
       assert.deepEqual((await store.readAudit(1, 10))[0]!.data, { v: 1 });
+    });
+
+    test('tree nodes: stored, read back by (level, index), a stored node is kept, and the built size follows level 0', async () => {
+      const store = await fresh();
+      assert.equal(await store.builtTreeSize(), 0);
+      const nodes: { level: number; index: number; hash: Uint8Array }[] = [];
+      const f = new MerkleFrontier();
+      for (let i = 0; i < 11; i++) f.push(leafHash(`leaf ${i}`), (id, hash) => nodes.push({ ...id, hash: new Uint8Array(hash) }));
+      await store.appendTreeNodes(nodes.slice(0, 10));
+      await store.appendTreeNodes(nodes.slice(5)); // overlapping: the stored ones stay
+      await store.appendTreeNodes([{ level: 0, index: 0, hash: new Uint8Array(32) }]);
+      assert.equal(await store.builtTreeSize(), 11);
+      const source = { readNodes: (ids: readonly { level: number; index: number }[]) => store.readTreeNodes(ids) };
+      assert.deepEqual(await rootAt(source, 11), f.root());
+      assert.deepEqual(await store.readTreeNodes([{ level: 0, index: 0 }, { level: 3, index: 0 }, { level: 3, index: 1 }]), [nodes[0]!.hash, nodes.find((n) => n.level === 3)!.hash, undefined]);
+      // An inclusion proof is O(log n) node reads, and verifies against the root.
+      const proof = await inclusionProof(source, 9, 11);
+      assert.ok(verifyInclusion(9, 11, leafHash('leaf 9'), proof, f.root()));
+      assert.equal(rangeNodes(0, 11).length, 3);
+      assert.ok(store.rawExec);
+      await assert.rejects(store.rawExec('DELETE FROM audit_tree_nodes'), 'append-only');
+    });
+
+    test('signed tree heads are appended, listed by size, the last and one by size read back; a second at the same size conflicts', async () => {
+      const store = await fresh();
+      const head = (treeSize: number) => ({ treeSize, rootHash: 'aa'.repeat(32), at: treeSize * 10, publicKey: 'bb'.repeat(32), signature: 'cc'.repeat(64) });
+      assert.equal(await store.lastTreeHead(), undefined);
+      await store.appendTreeHead(head(5));
+      await store.appendTreeHead(head(2));
+      assert.deepEqual(await store.listTreeHeads(), [head(2), head(5)]);
+      assert.deepEqual(await store.lastTreeHead(), head(5));
+      assert.deepEqual(await store.getTreeHead(2), head(2));
+      assert.equal(await store.getTreeHead(3), undefined);
+      await rejectsWithCode(store.appendTreeHead(head(5)), 'conflict');
     });
 
     test('checkpoints are appended and listed in seq order; a second one at the same seq conflicts', async () => {
@@ -586,8 +628,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.equal(code((results[1] as PromiseRejectedResult).reason), 'invalid_request', 'the thrower gets its own error');
         const entries = await store.readAudit(1, 10);
         assert.deepEqual(entries.map((e) => [e.seq, e.data]), [[1, { tag: 'a' }], [2, { tag: 'c' }]], 'b left no entry and no gap');
-        const verifier = new AuditChainVerifier();
-        assert.ok(entries.every((e) => verifier.push(e)), 'the chain links over the gap b left');
+        const verifier = new AuditLogVerifier();
+        assert.ok((await store.readAuditLeaves(0, 10)).every((e) => verifier.push(e)), 'the log is contiguous over the gap b left');
+        assert.equal(verifier.finish([], [], { verifyTreeHead: () => false, verifyCheckpoint: () => false }).ok, true);
         const [total] = await store.transaction((tx) => tx.windowTotals([{ series, asset: '*', sinceMs: 0 }]));
         assert.equal(total!.count, 2, 'b charged nothing');
       });

@@ -133,7 +133,7 @@ test('postgres: a backend terminated inside a transaction surfaces as store_unav
       }),
       (e: { code?: string }) => e.code === 'store_unavailable',
     );
-    assert.deepEqual(await store.auditHead(), { seq: 0, hash: '0'.repeat(64) }, 'the pool recovers with a fresh connection');
+    assert.deepEqual(await store.auditHead(), { seq: 0, hash: '0'.repeat(64), treeSize: 0 }, 'the pool recovers with a fresh connection');
   } finally {
     await admin.end();
     await store.close();

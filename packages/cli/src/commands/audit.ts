@@ -1,23 +1,25 @@
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { AirlockError, AuditChainVerifier, checkpointDigest, isAirlockError, parseUntrustedJson, verifyStoredAudit, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult } from '@airlock/core';
+import { AirlockError, AuditLogVerifier, checkpointDigest, isAirlockError, parseUntrustedJson, treeHeadDigest, verifyStoredAudit, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult, type SignedTreeHead } from '@airlock/core';
 import type { Command, CliContext } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { positiveInt, usage } from '../args.ts';
 
 interface EntryJson { seq: number; at: string; type: string; agentId?: string; action?: string; decision?: string; data: { violations?: { rule: string; code: string }[]; errorCode?: string; intent?: { summary?: string } } }
 
-export const EXPORT_FORMAT = 'airlock-audit-export/v1';
+/** v2: the header carries signed tree heads too, entries their leaf index and (version 3) stored leaf. v1 files still verify. */
+export const EXPORT_FORMAT = 'airlock-audit-export/v2';
+const LEGACY_EXPORT_FORMAT = 'airlock-audit-export/v1';
 
 export const auditCommand: Command = {
   name: 'audit',
-  summary: 'tail | verify | export | pubkey | acknowledge: the hash-chained audit log',
+  summary: 'tail | verify | export | pubkey | acknowledge: the Merkle-tree audit log',
   usage: [
     'airlock audit tail [--agent A] [--decision allow|deny|require_approval|error] [--from T] [--to T] [--limit N] [--follow]',
     'airlock audit verify                       (asks the daemon)',
     'airlock audit verify --offline [--data-dir DIR | --store URL] [--public-key HEX]   (reads the store and the anchor beside the vault; no passphrase)',
     'airlock audit verify --file export.jsonl [--public-key HEX]      (an export, anywhere)',
-    'airlock audit export [--out FILE]           (JSON lines: a header with checkpoints, then every entry)',
+    'airlock audit export [--out FILE]           (JSON lines: a header with signed tree heads, then every entry)',
     'airlock audit pubkey                        (the audit public key, derived from the vault: publish it)',
     'airlock audit acknowledge                   (accept the log as it is after an integrity alert; resumes signing)',
   ].join('\n'),
@@ -34,7 +36,7 @@ export const auditCommand: Command = {
         }
         else if (values.offline) {
           // Loaded on demand: only the offline verifier needs the store and the server's config.
-          const [{ loadConfig, verifySchnorr, auditAnchorPath, readAuditAnchorFile }, { openStore }] = await Promise.all([import('@airlock/server'), import('@airlock/store')]);
+          const [{ loadConfig, verifySchnorr, auditAnchorPath, readAuditAnchorFile, auditVerifyOptions }, { openStore }] = await Promise.all([import('@airlock/server'), import('@airlock/store')]);
           const config = loadConfig({ ...(values['data-dir'] ? { dataDir: String(values['data-dir']) } : {}), ...(values.store ? { storeUrl: String(values.store) } : {}) });
           // Never the key stored in the database: its owner could have swapped it along with the checkpoints.
           const anchor = await readAuditAnchorFile(auditAnchorPath(config.vaultPath));
@@ -44,7 +46,7 @@ export const auditCommand: Command = {
           }
           const store = await openStore(config.storeUrl);
           try {
-            result = await verifyStoredAudit(store, verifySchnorr, publicKey, anchor ? [anchor] : []);
+            result = await verifyStoredAudit(store, verifySchnorr, publicKey, anchor ? [anchor] : [], auditVerifyOptions(config.storeUrl));
           } finally {
             await store.close();
           }
@@ -76,7 +78,7 @@ export const auditCommand: Command = {
 
 function report(ctx: CliContext, r: AuditVerifyResult): void {
   if (ctx.json) printJson(r);
-  else if (r.ok) console.log(`OK: ${r.entries} entries, ${r.checkpoints} signed checkpoints, head ${r.headHash.slice(0, 16)}…${r.unanchored ? ` (${r.unanchored} newest entries not yet under a checkpoint)` : ''}`);
+  else if (r.ok) console.log(`OK: ${r.entries} entries, ${r.treeHeads} signed tree heads${r.checkpoints ? ` and ${r.checkpoints} legacy checkpoints` : ''}, root ${r.rootHash.slice(0, 16)}…${r.unanchored ? ` (${r.unanchored} newest entries not yet under a signed head)` : ''}`);
   else console.log(`FAILED at entry ${r.firstBad!.seq}: ${r.firstBad!.reason}`);
   if (!r.ok) process.exitCode = 2;
 }
@@ -143,8 +145,8 @@ function row(e: EntryJson) {
 async function exportLog(ctx: CliContext, out: string | undefined): Promise<void> {
   const http = ctx.admin();
   const stream = out ? createWriteStream(out, { mode: 0o600 }) : process.stdout;
-  const { body: cps } = await http.request<{ publicKey: string; checkpoints: AuditCheckpoint[] }>('GET', '/v1/audit/checkpoints');
-  stream.write(`${JSON.stringify({ format: EXPORT_FORMAT, publicKey: cps.publicKey, checkpoints: cps.checkpoints })}\n`);
+  const { body: cps } = await http.request<{ publicKey: string; checkpoints: AuditCheckpoint[]; treeHeads: SignedTreeHead[] }>('GET', '/v1/audit/checkpoints');
+  stream.write(`${JSON.stringify({ format: EXPORT_FORMAT, publicKey: cps.publicKey, treeHeads: cps.treeHeads, checkpoints: cps.checkpoints })}\n`);
   let after = 0;
   let count = 0;
   for (;;) {
@@ -156,7 +158,7 @@ async function exportLog(ctx: CliContext, out: string | undefined): Promise<void
   }
   if (out) {
     await new Promise<void>((r) => (stream as ReturnType<typeof createWriteStream>).end(r));
-    if (!ctx.json) console.log(`exported ${count} entries and ${cps.checkpoints.length} checkpoints to ${out}`);
+    if (!ctx.json) console.log(`exported ${count} entries and ${cps.treeHeads.length} signed tree heads to ${out}`);
   }
 }
 
@@ -164,8 +166,8 @@ async function exportLog(ctx: CliContext, out: string | undefined): Promise<void
 export async function verifyExport(file: string, publicKey?: string): Promise<AuditVerifyResult> {
   if (!existsSync(file)) throw new AirlockError('not_found', `No export file at ${file}.`);
   const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  let header: { format: string; publicKey: string; checkpoints: AuditCheckpoint[] } | undefined;
-  let verifier: AuditChainVerifier | undefined;
+  let header: { format: string; publicKey: string; checkpoints: AuditCheckpoint[]; treeHeads: SignedTreeHead[] } | undefined;
+  let verifier: AuditLogVerifier | undefined;
   let lineNo = 0;
   let lastSeq = 0;
   let unreadable: { seq: number; reason: string } | undefined;
@@ -175,10 +177,14 @@ export async function verifyExport(file: string, publicKey?: string): Promise<Au
     const { value, refused } = parseLine(line);
     if (!header) {
       if (refused) throw new AirlockError(refused.code, `${file}: line ${lineNo}: ${refused.message}`);
-      if (value?.format !== EXPORT_FORMAT || !Array.isArray(value.checkpoints)) throw new AirlockError('invalid_request', `${file} is not an Airlock audit export (line ${lineNo} is not its header).`);
-      const checkpoints = value.checkpoints as AuditCheckpoint[];
-      header = { format: EXPORT_FORMAT, publicKey: String(value.publicKey), checkpoints };
-      verifier = new AuditChainVerifier(checkpoints);
+      const legacy = value?.format === LEGACY_EXPORT_FORMAT;
+      if ((value?.format !== EXPORT_FORMAT && !legacy) || !Array.isArray(value!.checkpoints) || (!legacy && !Array.isArray(value!.treeHeads))) {
+        throw new AirlockError('invalid_request', `${file} is not an Airlock audit export (line ${lineNo} is not its header).`);
+      }
+      const checkpoints = value!.checkpoints as AuditCheckpoint[];
+      const treeHeads = legacy ? [] : (value!.treeHeads as SignedTreeHead[]);
+      header = { format: String(value!.format), publicKey: String(value!.publicKey), checkpoints, treeHeads };
+      verifier = new AuditLogVerifier(treeHeads, checkpoints);
       continue;
     }
     // A line that is not an entry at all is tampering too: report it where the chain breaks. So is one
@@ -197,7 +203,11 @@ export async function verifyExport(file: string, publicKey?: string): Promise<Au
   if (!header || !verifier) throw new AirlockError('invalid_request', `${file} is empty: not an Airlock audit export.`);
   const { verifySchnorr } = await import('@airlock/server');
   const expected = publicKey ?? header.publicKey;
-  const result = verifier.finish(header.checkpoints, (cp) => verifySchnorr(expected, checkpointDigest(cp), cp.signature), expected);
+  const result = verifier.finish(header.treeHeads, header.checkpoints, {
+    publicKey: expected,
+    verifyTreeHead: (h) => verifySchnorr(expected, treeHeadDigest(h), h.signature),
+    verifyCheckpoint: (cp) => verifySchnorr(expected, checkpointDigest(cp), cp.signature),
+  });
   // The chain stopped at the unreadable line, so it is the first problem (finish() would call it truncation).
   return unreadable ? { ...result, ok: false, firstBad: unreadable } : result;
 }

@@ -1,26 +1,31 @@
 import { createHash } from 'node:crypto';
 import { hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson, legacyCanonicalJson } from '../canonical-json.ts';
-import { findJsonShapeProblem } from '../parse-untrusted-json.ts';
-import type { AuditCheckpoint, AuditEntry, AuditEntryInput, AuditHashVersion } from './types.ts';
+import { leafHash, type Hash } from './merkle.ts';
+import type { AuditCheckpoint, AuditEntry, AuditEntryInput, SignedTreeHead } from './types.ts';
 
 export const GENESIS_HASH = '0'.repeat(64);
-/** The version every new entry is hashed with. */
-export const AUDIT_HASH_VERSION: AuditHashVersion = 2;
+/** The version every new entry is written with: a Merkle leaf (see `auditLeaf`). */
+export const AUDIT_HASH_VERSION = 3 as const;
+/** The chain versions: entries written before the Merkle tree, still verified as a chain. */
+export type ChainHashVersion = 1 | 2;
 // Domain separation: an entry hash can never be confused with a checkpoint digest or any other sha256
 // use, nor one hash version with another (a version-2 entry relabelled 1 cannot match its hash).
-const ENTRY_TAGS: Record<AuditHashVersion, Uint8Array> = {
+const ENTRY_TAGS: Record<ChainHashVersion, Uint8Array> = {
   1: utf8ToBytes('airlock/audit-entry/v1\u0000'),
   2: utf8ToBytes('airlock/audit-entry/v2\u0000'),
 };
 const CHECKPOINT_TAG = utf8ToBytes('airlock/audit-checkpoint/v1\u0000');
+const TREE_HEAD_TAG = utf8ToBytes('airlock/audit-tree-head/v1\u0000');
+/** A chained (version 1 or 2) entry's Merkle leaf is this tag and its 32-byte chain hash: never valid JSON, so never a version-3 leaf. */
+const CHAIN_LEAF_TAG = utf8ToBytes('airlock/audit-chain-leaf/v1\u0000');
 
 /**
  * hash_n = sha256(tag_v || hash_{n-1} || canon_v(entry_n without its hash)), where version 2 (every new
  * entry) is tag "airlock/audit-entry/v2\0" with RFC 8785 canonical JSON, and version 1 (entries written
  * before) is tag "airlock/audit-entry/v1\0" with `legacyCanonicalJson`.
  */
-export function hashAuditEntry(prevHash: string, seq: number, entry: AuditEntryInput, version: AuditHashVersion = AUDIT_HASH_VERSION): string {
+export function hashAuditEntry(prevHash: string, seq: number, entry: AuditEntryInput, version: ChainHashVersion = 2): string {
   const canonical = version === 1 ? legacyCanonicalJson : canonicalJson;
   const body = canonical({
     seq,
@@ -42,103 +47,59 @@ export function checkpointDigest(cp: Pick<AuditCheckpoint, 'seq' | 'headHash' | 
   return new Uint8Array(createHash('sha256').update(CHECKPOINT_TAG).update(canonicalJson({ seq: cp.seq, headHash: cp.headHash, at: cp.at })).digest());
 }
 
-export interface AuditVerifyResult {
-  ok: boolean;
-  entries: number;
-  checkpoints: number;
-  headHash: string;
-  /** First problem found, with the entry seq it concerns. */
-  firstBad?: { seq: number; reason: string };
-  /** Entries after the last checkpoint (not yet anchored by a signature). */
-  unanchored: number;
+
+/** Digest a signed tree head's signature covers: tag || uint64be(treeSize) || uint64be(at) || rootHash (32 bytes). */
+export function treeHeadDigest(head: Pick<SignedTreeHead, 'treeSize' | 'rootHash' | 'at'>): Uint8Array {
+  const numbers = new DataView(new ArrayBuffer(16));
+  numbers.setBigUint64(0, BigInt(head.treeSize));
+  numbers.setBigUint64(8, BigInt(head.at));
+  return new Uint8Array(createHash('sha256').update(TREE_HEAD_TAG).update(new Uint8Array(numbers.buffer)).update(hexToBytes(head.rootHash)).digest());
 }
 
-/**
- * Incremental verifier: feed entries in order, then checkpoints, then `finish()`.
- * Detects edits (hash mismatch), deletions and reordering (seq gaps, prevHash mismatch), and
- * truncation (a signed checkpoint covers more entries than remain, or its head does not match).
- * Each entry is hashed with the version it records (absent: 1); versions never go down along the chain.
- */
-export class AuditChainVerifier {
-  private expectedSeq = 1;
-  private prevHash = GENESIS_HASH;
-  private version: AuditHashVersion = 1;
-  private readonly headAt = new Map<number, string>();
-  private bad?: { seq: number; reason: string };
-  private readonly checkpointSeqs: Set<number>;
+// A version-3 leaf is the RFC 8785 canonical JSON of
+//   {seq, at, type, actor, agentId?, sessionId?, action?, decision?, data}
+// Its members sort as action, actor, agentId, at, data, decision, seq, sessionId, type, so the leaf is
+// prefix || canonical(data) || suffix, where prefix and suffix come from the entry's other fields alone.
+// The writer builds it that way (data is canonicalised once), and the verifier checks a row's columns
+// against its stored leaf by comparing the prefix and suffix: no parse, no re-serialisation.
+// (JSON.stringify of a string or a safe integer is exactly its RFC 8785 form.)
+type LeafFields = Pick<AuditEntry, 'seq' | 'at' | 'type' | 'actor' | 'agentId' | 'sessionId' | 'action' | 'decision'>;
 
-  /** `start`: continue from a trusted point (a verified checkpoint) instead of the genesis entry. */
-  constructor(checkpoints: AuditCheckpoint[] = [], start?: { seq: number; hash: string }) {
-    this.checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
-    if (start) {
-      this.expectedSeq = start.seq + 1;
-      this.prevHash = start.hash;
-    }
-  }
+export function auditLeafPrefix(e: LeafFields): string {
+  let s = '{';
+  if (e.action !== undefined) s += `"action":${JSON.stringify(e.action)},`;
+  s += `"actor":${JSON.stringify(e.actor)},`;
+  if (e.agentId !== undefined) s += `"agentId":${JSON.stringify(e.agentId)},`;
+  return `${s}"at":${JSON.stringify(e.at)},"data":`;
+}
 
-  push(entry: AuditEntry): boolean {
-    if (this.bad) return false;
-    if (entry.seq !== this.expectedSeq) {
-      return this.fail(this.expectedSeq, entry.seq > this.expectedSeq ? `entry ${this.expectedSeq} is missing (next is ${entry.seq})` : `entry ${entry.seq} is out of order`);
-    }
-    if (entry.prevHash !== this.prevHash) return this.fail(entry.seq, 'prevHash does not match the previous entry');
-    const version = entry.hashVersion ?? 1;
-    if (version !== 1 && version !== 2) return this.fail(entry.seq, 'entry has an unknown hash version (edited)');
-    // Once the chain is on a version, an older one after it can only be an edit: no writer goes back.
-    if (version < this.version) return this.fail(entry.seq, `entry hash version ${version} follows version ${this.version} (edited)`);
-    // Version 1 dropped __proto__ members, so they never reached a stored entry; one there now is an
-    // edit the old form cannot see.
-    if (version === 1 && findJsonShapeProblem(entry.data, Infinity, ['__proto__'])) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
-    let hash: string;
-    try {
-      hash = hashAuditEntry(this.prevHash, entry.seq, entry, version);
-    } catch {
-      return this.fail(entry.seq, 'entry content cannot be hashed (edited)');
-    }
-    if (hash !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
-    this.version = version;
-    this.prevHash = hash;
-    if (this.checkpointSeqs.has(entry.seq)) this.headAt.set(entry.seq, hash);
-    this.expectedSeq++;
-    return true;
-  }
+export function auditLeafSuffix(e: LeafFields): string {
+  let s = '';
+  if (e.decision !== undefined) s += `,"decision":${JSON.stringify(e.decision)}`;
+  s += `,"seq":${JSON.stringify(e.seq)}`;
+  if (e.sessionId !== undefined) s += `,"sessionId":${JSON.stringify(e.sessionId)}`;
+  return `${s},"type":${JSON.stringify(e.type)}}`;
+}
 
-  finish(checkpoints: AuditCheckpoint[], verifySignature: (cp: AuditCheckpoint) => boolean, expectedPublicKey?: string): AuditVerifyResult {
-    const count = this.expectedSeq - 1;
-    let lastAnchored = 0;
-    for (const cp of [...checkpoints].sort((a, b) => a.seq - b.seq)) {
-      if (this.bad) break;
-      if (expectedPublicKey && cp.publicKey !== expectedPublicKey) {
-        this.fail(cp.seq, `checkpoint at ${cp.seq} is signed by an unknown key`);
-        break;
-      }
-      if (!verifySignature(cp)) {
-        this.fail(cp.seq, `checkpoint at ${cp.seq} has an invalid signature`);
-        break;
-      }
-      if (cp.seq > count) {
-        this.fail(count + 1, `log truncated: checkpoint covers ${cp.seq} entries, only ${count} present`);
-        break;
-      }
-      if (this.headAt.get(cp.seq) !== cp.headHash) {
-        this.fail(cp.seq, `entry ${cp.seq} does not match the signed checkpoint head`);
-        break;
-      }
-      lastAnchored = cp.seq;
-    }
-    const result: AuditVerifyResult = {
-      ok: !this.bad,
-      entries: count,
-      checkpoints: checkpoints.length,
-      headHash: this.prevHash,
-      unanchored: count - lastAnchored,
-    };
-    if (this.bad) result.firstBad = this.bad;
-    return result;
-  }
+/** The version-3 leaf of an entry whose data is already canonical JSON (`dataJson`). */
+export function auditLeaf(e: LeafFields, dataJson: string): string {
+  return auditLeafPrefix(e) + dataJson + auditLeafSuffix(e);
+}
 
-  private fail(seq: number, reason: string): false {
-    this.bad ??= { seq, reason };
-    return false;
-  }
+/** The data member of a version-3 leaf, as JSON text (the leaf without its prefix and suffix). */
+export function auditLeafData(e: LeafFields & { leaf: string }): string {
+  return e.leaf.slice(auditLeafPrefix(e).length, e.leaf.length - auditLeafSuffix(e).length);
+}
+
+/** The Merkle leaf of a chained (version 1 or 2) entry: CHAIN_LEAF_TAG || its chain hash. */
+export function chainLeaf(chainHash: string): Uint8Array {
+  const out = new Uint8Array(CHAIN_LEAF_TAG.length + 32);
+  out.set(CHAIN_LEAF_TAG);
+  out.set(hexToBytes(chainHash), CHAIN_LEAF_TAG.length);
+  return out;
+}
+
+/** The RFC 9162 leaf hash of a stored entry (its stored hash, not recomputed from its content). */
+export function storedLeafHash(e: Pick<AuditEntry, 'hash' | 'hashVersion'>): Hash {
+  return (e.hashVersion ?? 1) === 3 ? hexToBytes(e.hash) : leafHash(chainLeaf(e.hash));
 }

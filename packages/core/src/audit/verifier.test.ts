@@ -1,9 +1,11 @@
-// AuditChainVerifier on its own: the checkpoint checks (signature, key, truncation, head), continuing from a
+// The log verifier on hash-chained (legacy) entries: the checkpoint checks (signature, key, truncation, head), continuing from a
 // trusted checkpoint, and the exact first problem it names. Survivors of the mutation run showed that
 // dropping the checkpoint signature check or the key check left every test green.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AuditChainVerifier, GENESIS_HASH, hashAuditEntry } from './hash.ts';
+import { chainLeaf, GENESIS_HASH, hashAuditEntry } from './hash.ts';
+import { AuditLogVerifier, LeafRangeVerifier, finishVerification } from './log-verifier.ts';
+import { leafHash, rootOfLeafHashes } from './merkle.ts';
 import type { AuditCheckpoint, AuditEntry } from './types.ts';
 
 const KEY = 'aa'.repeat(32);
@@ -27,17 +29,20 @@ function checkpoint(entries: AuditEntry[], seq: number, over: Partial<AuditCheck
 }
 const verifySignature = (cp: AuditCheckpoint) => cp.signature === 'good';
 
-function verify(entries: AuditEntry[], checkpoints: AuditCheckpoint[], expectedPublicKey?: string, start?: { seq: number; hash: string }) {
-  const v = new AuditChainVerifier(checkpoints, start);
+const sigs = (publicKey?: string) => ({ ...(publicKey ? { publicKey } : {}), verifyCheckpoint: verifySignature, verifyTreeHead: () => false });
+const rootOf = (entries: AuditEntry[]) => Buffer.from(rootOfLeafHashes(entries.map((e) => leafHash(chainLeaf(e.hash))))).toString('hex');
+
+function verify(entries: AuditEntry[], checkpoints: AuditCheckpoint[], expectedPublicKey?: string) {
+  const v = new AuditLogVerifier([], checkpoints);
   for (const e of entries) v.push(e);
-  return v.finish(checkpoints, verifySignature, expectedPublicKey);
+  return v.finish([], checkpoints, sigs(expectedPublicKey));
 }
 
 test('a clean chain with checkpoints verifies; entries after the last checkpoint are counted as unanchored', () => {
   const entries = chain(10);
   // Given out of order: the verifier sorts checkpoints by seq.
   const result = verify(entries, [checkpoint(entries, 7), checkpoint(entries, 3)], KEY);
-  assert.deepEqual(result, { ok: true, entries: 10, checkpoints: 2, headHash: entries[9]!.hash, unanchored: 3 });
+  assert.deepEqual(result, { ok: true, entries: 10, checkpoints: 2, treeHeads: 0, rootHash: rootOf(entries), unanchored: 3 });
 });
 
 test('a checkpoint with an invalid signature is refused at its seq', () => {
@@ -70,16 +75,16 @@ test('a log shorter than a checkpoint is truncated at the first missing entry', 
 
 test('a missing entry and an out-of-order entry are named as such; nothing after the first problem is accepted', () => {
   const entries = chain(6);
-  const v = new AuditChainVerifier();
+  const v = new AuditLogVerifier();
   assert.equal(v.push(entries[0]!), true);
   assert.equal(v.push(entries[2]!), false);
   assert.equal(v.push(entries[1]!), false, 'the verifier stays failed');
-  assert.deepEqual(v.finish([], verifySignature).firstBad, { seq: 2, reason: 'entry 2 is missing (next is 3)' });
-  const back = new AuditChainVerifier();
+  assert.deepEqual(v.finish([], [], sigs()).firstBad, { seq: 2, reason: 'entry 2 (leaf 1) is missing (next is entry 3, leaf 2)' });
+  const back = new AuditLogVerifier();
   back.push(entries[0]!);
   back.push(entries[1]!);
   back.push(entries[0]!);
-  assert.deepEqual(back.finish([], verifySignature).firstBad, { seq: 3, reason: 'entry 1 is out of order' });
+  assert.deepEqual(back.finish([], [], sigs()).firstBad, { seq: 1, reason: 'entry 1 is out of order' });
 });
 
 test('an entry whose stored prevHash was rewritten is named at that entry, even when its own hash is right', () => {
@@ -88,11 +93,19 @@ test('an entry whose stored prevHash was rewritten is named at that entry, even 
   assert.deepEqual(verify(rewritten, []).firstBad, { seq: 3, reason: 'prevHash does not match the previous entry' });
 });
 
-test('continuing from a trusted checkpoint verifies only what follows it, and refuses an entry that does not chain to it', () => {
+test('ranges verified apart (as worker threads do) join into the same result, and a broken seam is named', () => {
   const entries = chain(8);
-  const start = { seq: 5, hash: entries[4]!.hash };
-  const tail = entries.slice(5);
-  assert.deepEqual(verify(tail, [], undefined, start), { ok: true, entries: 8, checkpoints: 0, headHash: entries[7]!.hash, unanchored: 8 });
-  const wrongStart = verify(tail, [], undefined, { seq: 5, hash: entries[3]!.hash });
-  assert.deepEqual(wrongStart.firstBad, { seq: 6, reason: 'prevHash does not match the previous entry' });
+  const range = (from: number, to: number) => {
+    const r = new LeafRangeVerifier({ start: from, chainAt: [6] });
+    for (const e of entries.slice(from, to)) r.push(e);
+    return r.result();
+  };
+  const cps = [checkpoint(entries, 6)];
+  assert.deepEqual(finishVerification([range(0, 4), range(4, 8)], [], cps, sigs(KEY)), verify(entries, cps, KEY));
+  const rewritten = entries.map((e) => (e.seq === 5 ? { ...e, prevHash: GENESIS_HASH } : e));
+  const second = new LeafRangeVerifier({ start: 4 });
+  for (const e of rewritten.slice(4)) second.push(e);
+  const bad = finishVerification([range(0, 4), second.result()], [], [], sigs()).firstBad!;
+  assert.equal(bad.seq, 5);
+  assert.match(bad.reason, /prevHash|edited/);
 });

@@ -1,31 +1,42 @@
+import type { AuditCheckpoint, SignedTreeHead } from '../audit/types.ts';
+
 /**
- * The last signed checkpoint, kept outside the database (a file beside the vault). Someone who can write
- * the database can rewrite the chain and delete its checkpoints, but cannot move this anchor: the
- * checkpointer refuses to sign a chain that does not extend it.
+ * The last signed tree head, kept outside the database (a file beside the vault). Someone who can write
+ * the database can rewrite the log and delete its signed heads, but cannot move this anchor: the
+ * checkpointer refuses to sign a tree that is not consistent with it (RFC 9162 consistency proof).
  */
-export interface AuditAnchor {
+export interface AuditAnchor extends SignedTreeHead {
   /**
    * Bumped by each operator acknowledgement (`airlock audit acknowledge`): a newer generation may anchor
-   * a different chain. Within one generation the anchor only moves forward.
+   * a different log. Within one generation the anchor only grows.
    */
   generation: number;
-  seq: number;
-  headHash: string;
-  at: number;
-  /** x-only BIP-340 public key of the audit key that signed it (hex). */
-  publicKey: string;
-  /** BIP-340 signature over `checkpointDigest({seq, headHash, at})`: the anchor is a checkpoint. */
-  signature: string;
+}
+
+/** An anchor file written before signed tree heads: a signed hash-chain head. Read, never written. */
+export interface LegacyAuditAnchor extends AuditCheckpoint {
+  generation: number;
+}
+
+export type StoredAuditAnchor = AuditAnchor | LegacyAuditAnchor;
+
+export function isLegacyAnchor(a: StoredAuditAnchor): a is LegacyAuditAnchor {
+  return !('treeSize' in a);
+}
+
+/** Entries the anchor covers. */
+export function anchorSize(a: StoredAuditAnchor): number {
+  return isLegacyAnchor(a) ? a.seq : a.treeSize;
 }
 
 export interface AuditAnchorStore {
   /** The stored anchor, undefined if there is none yet; throws if it exists but cannot be read. */
-  read(): Promise<AuditAnchor | undefined>;
+  read(): Promise<StoredAuditAnchor | undefined>;
   /** Replaces the stored anchor atomically (a crash leaves the old or the new one). */
   write(anchor: AuditAnchor): Promise<void>;
 }
 
-/** Order of anchors: generation first, then seq. */
-export function isNewerAnchor(a: Pick<AuditAnchor, 'generation' | 'seq'>, b: Pick<AuditAnchor, 'generation' | 'seq'> | undefined): boolean {
-  return !b || a.generation > b.generation || (a.generation === b.generation && a.seq > b.seq);
+/** Order of anchors: generation first, then size. */
+export function isNewerAnchor(a: StoredAuditAnchor, b: StoredAuditAnchor | undefined): boolean {
+  return !b || a.generation > b.generation || (a.generation === b.generation && anchorSize(a) > anchorSize(b));
 }

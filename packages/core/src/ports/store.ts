@@ -1,5 +1,19 @@
 import type { LedgerWrite, WindowQuery, WindowTotal } from './ledger.ts';
-import type { AuditEntry, AuditEntryInput, AuditCheckpoint, AuditQuery } from '../audit/types.ts';
+import type { AuditEntry, AuditEntryInput, AuditCheckpoint, AuditQuery, SignedTreeHead } from '../audit/types.ts';
+import type { VerifiableEntry } from '../audit/log-verifier.ts';
+import type { NodeId } from '../audit/merkle.ts';
+
+/** The newest entry (seq, hash) and the number of leaves in the log's Merkle tree. */
+export interface StoredAuditHead {
+  seq: number;
+  hash: string;
+  treeSize: number;
+}
+
+/** A stored complete subtree of the audit tree. */
+export interface TreeNode extends NodeId {
+  hash: Uint8Array;
+}
 import type { PaymentFilter, PaymentRecord, PaymentSummaryRow, SettledTransfer } from './payments.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
@@ -173,11 +187,32 @@ export interface Store {
   queryAudit(query: AuditQuery): Promise<AuditEntry[]>;
   /** Streams every entry in seq order (for verify/export) in pages. */
   readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
-  auditHead(): Promise<{ seq: number; hash: string }>;
+  /**
+   * Entries in leaf order from `fromLeafIndex` (for verify and the tree builder), in pages. A version-3
+   * entry comes with its stored leaf and without parsed data.
+   */
+  readAuditLeaves(fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]>;
+  auditHead(): Promise<StoredAuditHead>;
+  /** Legacy signed chain heads (written before signed tree heads; still verified, never written now). */
   listCheckpoints(): Promise<AuditCheckpoint[]>;
-  /** The newest checkpoint (one index lookup; the checkpointer runs every few seconds). */
+  /** The newest legacy checkpoint. */
   lastCheckpoint(): Promise<AuditCheckpoint | undefined>;
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void>;
+  listTreeHeads(): Promise<SignedTreeHead[]>;
+  /** The signed tree head of the largest size (one index lookup). */
+  lastTreeHead(): Promise<SignedTreeHead | undefined>;
+  getTreeHead(treeSize: number): Promise<SignedTreeHead | undefined>;
+  /** Fails with `conflict` if a head of that size is already stored. */
+  appendTreeHead(head: SignedTreeHead): Promise<void>;
+  /** Leaves covered by the stored tree nodes (the builder extends them from there). */
+  builtTreeSize(): Promise<number>;
+  /** Stored complete-subtree hashes, undefined where absent. */
+  readTreeNodes(ids: readonly NodeId[]): Promise<(Uint8Array | undefined)[]>;
+  /**
+   * Stores nodes; one already stored is kept as it is (nodes are a function of the leaves), unless
+   * `replace` (only after an operator acknowledged a rewritten log).
+   */
+  appendTreeNodes(nodes: readonly TreeNode[], options?: { replace?: boolean }): Promise<void>;
 
   /**
    * Runs `fn` in one serializable unit: on SQLite `BEGIN IMMEDIATE`, on PostgreSQL a transaction
@@ -255,6 +290,6 @@ export interface StoreTx {
   /** Reserved payments, oldest validBefore first. */
   reservedPayments(limit: number): Promise<PaymentRecord[]>;
 
-  /** Appends to the hash chain (computes seq, prevHash and hash via `hashAuditEntry`). */
+  /** Appends a version-3 entry (seq, leaf index, leaf and leaf hash computed by the store; no previous entry is read but the head). */
   appendAudit(entry: AuditEntryInput): Promise<AuditEntry>;
 }

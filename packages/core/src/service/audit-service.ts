@@ -1,7 +1,11 @@
-import { bytesToHex } from '@noble/hashes/utils.js';
-import { AuditChainVerifier, checkpointDigest, hashAuditEntry, type AuditVerifyResult } from '../audit/hash.ts';
-import type { AuditCheckpoint, AuditEntry, AuditEntryInput } from '../audit/types.ts';
-import { isNewerAnchor, type AuditAnchor } from '../ports/audit-anchor.ts';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { checkpointDigest, storedLeafHash, treeHeadDigest } from '../audit/hash.ts';
+import { AuditLogVerifier, type AuditVerifyResult } from '../audit/log-verifier.ts';
+import { EMPTY_ROOT, MerkleFrontier } from '../audit/merkle.ts';
+import { consistencyBetween, extendVerifiedTree, inclusionFor, pinnedFrontier, storedTreeIsConsistent, type AuditInclusion, type VerifiedTree } from '../audit/stored-tree.ts';
+import type { AuditCheckpoint, AuditEntryInput, AuditEntry, SignedTreeHead } from '../audit/types.ts';
+import { verifyAuditInParallel, type ParallelVerifyOptions } from '../audit/parallel-verify.ts';
+import { anchorSize, isLegacyAnchor, isNewerAnchor, type AuditAnchor, type StoredAuditAnchor } from '../ports/audit-anchor.ts';
 import type { Store } from '../ports/store.ts';
 import { AirlockError } from '../errors.ts';
 import { assertAuditIntact } from './audit-integrity.ts';
@@ -9,86 +13,118 @@ import type { ServiceDeps } from './deps.ts';
 
 const PAGE = 5000;
 
-/** A chain position: entries 1..seq, the newest with hash `hash`. */
-interface ChainPoint {
-  seq: number;
-  hash: string;
+/** A tree the service verified: size and root (hex). */
+export interface TreePoint {
+  treeSize: number;
+  rootHash: string;
 }
 
 export interface AcknowledgeResult {
-  anchor: Pick<AuditAnchor, 'generation' | 'seq' | 'headHash'>;
-  previous?: Pick<AuditAnchor, 'generation' | 'seq' | 'headHash'>;
+  anchor: Pick<AuditAnchor, 'generation' | 'treeSize' | 'rootHash'>;
+  previous?: { generation: number; treeSize: number; rootHash?: string };
   failure?: { seq: number; reason: string };
 }
 
+const brief = (a: StoredAuditAnchor) => (isLegacyAnchor(a) ? { generation: a.generation, treeSize: a.seq } : { generation: a.generation, treeSize: a.treeSize, rootHash: a.rootHash });
+
 /**
- * Signed checkpoints, the anchor that pins them outside the database, and whole-chain verification.
+ * Signed tree heads, the anchor that pins them outside the database, and whole-log verification.
  *
- * The anchor is the last checkpoint this service signed (or adopted from the anchor file, written by
- * another instance). Before each checkpoint, and at start, the chain in the store must still contain the
- * anchored entry and the segment after it must verify; otherwise the service appends an
- * `alert.audit_integrity` entry, sets `deps.auditIntegrity.failure` (every signing path then refuses with
- * `audit_integrity_failed`) and signs nothing until an operator acknowledges.
+ * The anchor is the last tree head this service signed (or adopted from the anchor file, written by
+ * another instance). Before each head is signed, and at start, the stored tree must still contain the
+ * anchored tree (its frontier folds to the anchored root, and the anchored entry is in it), every entry
+ * after it must verify, and a consistency proof (RFC 9162) from the anchored head to the new tree must
+ * check out. Otherwise the service appends an `alert.audit_integrity` entry, sets
+ * `deps.auditIntegrity.failure` (every signing path then refuses with `audit_integrity_failed`) and
+ * signs nothing until an operator acknowledges.
  */
 export class AuditService {
   private readonly deps: ServiceDeps;
   private publicKey?: string;
-  private anchor?: AuditAnchor;
+  private anchor?: StoredAuditAnchor;
+  /** The tree this instance last verified (incremental: the next check starts here). */
+  private verified?: { generation: number; tree: VerifiedTree };
 
   constructor(deps: ServiceDeps) {
     this.deps = deps;
   }
 
-  /** x-only public key (hex) of the audit key, derived from the vault; published so outsiders can verify checkpoints. */
+  /** x-only public key (hex) of the audit key, derived from the vault; published so outsiders can verify tree heads. */
   async auditPublicKey(): Promise<string> {
     this.publicKey ??= bytesToHex((await this.deps.keys.getPublicKey(this.deps.auditKeyPath)).slice(1));
     return this.publicKey;
   }
 
   /**
-   * Checks that the store's chain extends the anchor: the anchored entry is there with the anchored hash
-   * and every later entry verifies. Returns the verified head (and the anchor it extends). Throws
-   * `audit_integrity_failed` (after raising the alert once) when it does not.
+   * Checks that the store's log extends the anchor, and extends the stored tree with the entries after it.
+   * Returns the verified tree (and the anchor it extends). Throws `audit_integrity_failed` (after raising
+   * the alert once) when it does not.
    */
-  async checkIntegrity(): Promise<{ anchor?: AuditAnchor; head: ChainPoint }> {
+  async checkIntegrity(): Promise<{ anchor?: StoredAuditAnchor; head: TreePoint }> {
     const { store, auditAnchor, auditIntegrity } = this.deps;
     const publicKey = await this.auditPublicKey();
-    let onDisk: AuditAnchor | undefined;
+    let onDisk: StoredAuditAnchor | undefined;
     try {
       onDisk = await auditAnchor.read();
     } catch {
-      return this.halt(this.anchor?.generation ?? 0, this.anchor?.seq ?? 0, 'the anchor file beside the vault is unreadable');
+      return this.halt(this.anchor?.generation ?? 0, this.anchor ? anchorSize(this.anchor) : 0, 'the anchor file beside the vault is unreadable');
     }
     // The file is outside the database, but it is only trusted once the vault's audit key vouches for it.
     if (onDisk && !this.signedByAuditKey(onDisk, publicKey)) {
-      return this.halt(onDisk.generation, onDisk.seq, 'the anchor file is not signed by this vault\'s audit key');
+      return this.halt(onDisk.generation, anchorSize(onDisk), 'the anchor file is not signed by this vault\'s audit key');
     }
     let anchor = onDisk && isNewerAnchor(onDisk, this.anchor) ? onDisk : this.anchor;
     const failure = auditIntegrity.failure;
     if (failure && (!anchor || anchor.generation <= failure.generation)) assertAuditIntact(auditIntegrity);
     if (!anchor) {
       // No anchor yet (a new vault, the first start of a version that keeps one, or a deleted file): trust
-      // the newest checkpoint in the store that the audit key provably signed, else the first entry.
-      const last = await store.lastCheckpoint();
-      if (last && this.signedByAuditKey(last, publicKey)) anchor = { ...last, generation: 0 };
-    }
-
-    const head = await store.auditHead();
-    let start: ChainPoint | undefined;
-    if (anchor) {
-      if (head.seq < anchor.seq) return this.halt(anchor.generation, head.seq + 1, `log truncated: the anchor covers ${anchor.seq} entries, the log has ${head.seq}`);
-      const [entry] = await store.readAudit(anchor.seq, 1);
-      // Recomputed, not just compared: the anchored entry's content must still produce the anchored hash.
-      if (!entry || entry.seq !== anchor.seq || entry.hash !== anchor.headHash || hashAuditEntry(entry.prevHash, entry.seq, entry) !== anchor.headHash) {
-        return this.halt(anchor.generation, anchor.seq, `entry ${anchor.seq} does not match the anchored checkpoint`);
+      // the newest head in the store that the audit key provably signed (a tree head, else a legacy
+      // checkpoint), else the first entry.
+      const head = await store.lastTreeHead();
+      if (head && this.signedByAuditKey(head, publicKey)) anchor = { ...head, generation: 0 };
+      else {
+        const last = await store.lastCheckpoint();
+        if (last && this.signedByAuditKey(last, publicKey)) anchor = { ...last, generation: 0 };
       }
-      start = { seq: anchor.seq, hash: anchor.headHash };
     }
-    const bad = await this.verifySegment(start, head);
-    if (bad) return this.halt(anchor?.generation ?? 0, bad.seq, bad.reason);
+    const generation = anchor?.generation ?? 0;
+    const { treeSize } = await store.auditHead();
+    const size = anchor ? anchorSize(anchor) : 0;
+    if (treeSize < size) return this.halt(generation, treeSize + 1, `log truncated: the anchor covers ${size} entries, the log has ${treeSize}`);
+
+    // The anchored tree must still be the stored one: the frontier at the anchored size folds to the
+    // anchored root, and the anchored entry is proven in it (O(log n) reads, every tick). A log rewritten
+    // together with its stored tree fails here.
+    let pinned: VerifiedTree | undefined;
+    if (anchor && !isLegacyAnchor(anchor)) {
+      const check = await pinnedFrontier(store, anchor.treeSize, hexToBytes(anchor.rootHash));
+      if (!check.tree) return this.halt(generation, anchor.treeSize, check.problem!);
+      pinned = check.tree;
+    }
+    // Where verification of the entries starts: what this instance verified before (same generation, its
+    // last entry still stored unchanged), else the anchor, else the first entry (no anchor, or a legacy one:
+    // the chain up to a legacy checkpoint is only pinned by verifying it from the start).
+    let from: VerifiedTree = pinned ?? { size: 0, root: EMPTY_ROOT, frontier: [] };
+    const known = this.verified;
+    if (known && known.generation === generation && known.tree.size >= size && known.tree.size <= treeSize && (await this.stillThere(known.tree))) from = known.tree;
+    const legacy = anchor && isLegacyAnchor(anchor) ? anchor : undefined;
+    const extended = await extendVerifiedTree(store, from, treeSize, legacy ? { chainAt: [legacy.seq] } : {});
+    if (!extended.tree) return this.halt(generation, extended.problem!.seq, extended.problem!.reason);
+    if (legacy && extended.chainAt.get(legacy.seq) !== legacy.headHash) {
+      return this.halt(generation, legacy.seq, `entry ${legacy.seq} does not match the anchored checkpoint`);
+    }
+    const tree = extended.tree;
+    if (anchor && !legacy) {
+      // "Extends" is a consistency proof from the anchored head to this tree, read from the stored nodes.
+      const a = anchor as AuditAnchor;
+      if (!(await storedTreeIsConsistent(store, a.treeSize, hexToBytes(a.rootHash), tree.size, tree.root))) {
+        return this.halt(generation, a.treeSize, `the tree of ${tree.size} entries is not consistent with the anchored tree head of size ${a.treeSize}`);
+      }
+    }
+    this.verified = { generation, tree };
     if (anchor) this.anchor = anchor;
     if (failure) auditIntegrity.failure = undefined; // a newer generation (an acknowledgement) was adopted
-    return { ...(anchor ? { anchor } : {}), head };
+    return { ...(anchor ? { anchor } : {}), head: { treeSize: tree.size, rootHash: bytesToHex(tree.root) } };
   }
 
   /** Appends one entry on its own (edge refusals that no service transaction carries). */
@@ -97,26 +133,26 @@ export class AuditService {
   }
 
   /**
-   * Signs the current head if it moved past the anchor, after checkIntegrity(): the audit key never vouches
-   * for a segment it has not checked, nor for a chain that does not extend what it signed before.
+   * Signs the current tree head if it grew past the anchor, after checkIntegrity(): the audit key never
+   * vouches for entries it has not checked, nor for a tree that does not extend what it signed before.
    */
-  async checkpoint(): Promise<AuditCheckpoint | undefined> {
+  async checkpoint(): Promise<SignedTreeHead | undefined> {
     const { store } = this.deps;
     const { anchor, head } = await this.checkIntegrity();
-    if (head.seq === 0 || (anchor && anchor.seq >= head.seq)) return undefined;
-    const cp = await this.sign(head);
-    const stored = await store.appendCheckpoint(cp).then(
+    if (head.treeSize === 0 || (anchor && !isLegacyAnchor(anchor) && anchor.treeSize >= head.treeSize)) return undefined;
+    const sth = await this.sign(head);
+    const stored = await store.appendTreeHead(sth).then(
       () => true,
-      () => false, // another instance checkpointed the same head first; our signature still anchors it
+      () => false, // another instance signed a head of the same size first; our signature still anchors it
     );
-    await this.publish({ ...cp, generation: anchor?.generation ?? 0 });
-    return stored ? cp : undefined;
+    await this.publish({ ...sth, generation: anchor?.generation ?? 0 });
+    return stored ? sth : undefined;
   }
 
   /**
-   * The operator accepts the chain as it is now (after `airlock audit verify`, when restoring the database
-   * is not possible): records the acknowledgement in the log, signs the new head and anchors it under a new
-   * generation, which lifts the signing halt. Entries that do not verify still fail `verify`; a
+   * The operator accepts the log as it is now (after `airlock audit verify`, when restoring the database
+   * is not possible): records the acknowledgement in the log, signs the new tree head and anchors it under
+   * a new generation, which lifts the signing halt. Entries that do not verify still fail `verify`; a
    * self-consistent rewrite is recorded from then on only by the acknowledgement entry (and by exports).
    */
   async acknowledge(by: string): Promise<AcknowledgeResult> {
@@ -124,7 +160,7 @@ export class AuditService {
     if (!auditIntegrity.failure) {
       try {
         await this.checkIntegrity();
-        throw new AirlockError('conflict', 'Nothing to acknowledge: the audit log extends its last signed checkpoint.');
+        throw new AirlockError('conflict', 'Nothing to acknowledge: the audit log extends its last signed tree head.');
       } catch (e) {
         if (!(e instanceof AirlockError) || e.code !== 'audit_integrity_failed') throw e;
       }
@@ -133,7 +169,6 @@ export class AuditService {
     const onDisk = await auditAnchor.read().catch(() => undefined);
     const previous = onDisk && isNewerAnchor(onDisk, this.anchor) ? onDisk : this.anchor;
     const generation = Math.max(previous?.generation ?? 0, failure?.generation ?? 0) + 1;
-    const brief = (a: AuditAnchor) => ({ generation: a.generation, seq: a.seq, headHash: a.headHash });
     await store.transaction((tx) =>
       tx.appendAudit({
         at: clock.now(),
@@ -142,54 +177,91 @@ export class AuditService {
         data: { by, generation, ...(previous ? { previousAnchor: brief(previous) } : {}), ...(failure ? { failure: { seq: failure.seq, reason: failure.reason } } : {}) },
       }),
     );
-    const head = await store.auditHead();
-    const [entry] = await store.readAudit(head.seq, 1);
-    if (!entry || hashAuditEntry(entry.prevHash, entry.seq, entry) !== head.hash) {
-      throw new AirlockError('internal', 'The newest audit entry does not match its hash; restore the database instead.');
-    }
-    const cp = await this.sign(head);
-    await store.appendCheckpoint(cp).catch(() => undefined);
-    const anchor: AuditAnchor = { ...cp, generation };
+    // The tree as it stands is accepted: rebuild it from the stored leaf hashes (each entry is not
+    // re-verified: that is what the operator accepts), then sign its head.
+    const tree = await this.rebuildAccepted();
+    const sth = await this.sign({ treeSize: tree.size, rootHash: bytesToHex(tree.root) });
+    await store.appendTreeHead(sth).catch(() => undefined);
+    const anchor: AuditAnchor = { ...sth, generation };
     await auditAnchor.write(anchor);
     this.anchor = anchor;
+    this.verified = { generation, tree };
     auditIntegrity.failure = undefined;
-    return { anchor: brief(anchor), ...(previous ? { previous: brief(previous) } : {}), ...(failure ? { failure: { seq: failure.seq, reason: failure.reason } } : {}) };
+    return { anchor: { generation, treeSize: anchor.treeSize, rootHash: anchor.rootHash }, ...(previous ? { previous: brief(previous) } : {}), ...(failure ? { failure: { seq: failure.seq, reason: failure.reason } } : {}) };
+  }
+
+  /**
+   * An entry's inclusion proof against the latest signed tree head. `agentId`: the caller is that agent,
+   * who may only see its own entries (any other looks like it does not exist).
+   */
+  async receipt(seq: number, agentId?: string): Promise<AuditInclusion & { entry: AuditEntry }> {
+    const { store } = this.deps;
+    const [entry] = await store.readAudit(seq, 1);
+    if (!entry || entry.seq !== seq || (agentId !== undefined && entry.agentId !== agentId)) throw new AirlockError('not_found', 'No such audit entry.');
+    const head = await store.lastTreeHead();
+    const index = entry.leafIndex ?? entry.seq - 1;
+    if (!head || head.treeSize <= index) {
+      throw new AirlockError('conflict', 'The entry is not yet under a signed tree head.', { hints: ['The checkpointer signs one every few seconds: retry shortly.'] });
+    }
+    return { ...(await inclusionFor(store, entry, head)), entry };
+  }
+
+  /** The consistency proof between two signed tree heads (`to` absent: the latest). */
+  async consistency(fromSize: number, toSize?: number): Promise<{ from: SignedTreeHead; to: SignedTreeHead; proof: string[] }> {
+    const { store } = this.deps;
+    const to = toSize === undefined ? await store.lastTreeHead() : await store.getTreeHead(toSize);
+    const from = await store.getTreeHead(fromSize);
+    if (!from || !to) throw new AirlockError('not_found', `No signed tree head of size ${!from ? fromSize : toSize}.`);
+    if (from.treeSize > to.treeSize) throw new AirlockError('invalid_request', '`from` must not be larger than `to`.');
+    return { from, to, proof: await consistencyBetween(store, from, to) };
   }
 
   /** Verifies against the vault's audit key (never a key read from the store), the anchor included. */
   async verify(): Promise<AuditVerifyResult> {
     const publicKey = await this.auditPublicKey();
     const onDisk = await this.deps.auditAnchor.read().catch(() => undefined);
-    const anchors = [this.anchor, onDisk].filter((a): a is AuditAnchor => a !== undefined);
-    return verifyStoredAudit(this.deps.store, this.deps.verifySchnorr, publicKey, anchors);
+    const anchors = [this.anchor, onDisk].filter((a): a is StoredAuditAnchor => a !== undefined);
+    return verifyStoredAudit(this.deps.store, this.deps.verifySchnorr, publicKey, anchors, this.deps.auditVerify);
   }
 
-  private async sign(head: ChainPoint): Promise<AuditCheckpoint> {
+  private async sign(head: TreePoint): Promise<SignedTreeHead> {
     const at = this.deps.clock.now();
-    const signature = await this.deps.keys.signSchnorr(this.deps.auditKeyPath, checkpointDigest({ seq: head.seq, headHash: head.hash, at }));
-    return { seq: head.seq, headHash: head.hash, at, publicKey: await this.auditPublicKey(), signature: bytesToHex(signature) };
+    const signature = await this.deps.keys.signSchnorr(this.deps.auditKeyPath, treeHeadDigest({ treeSize: head.treeSize, rootHash: head.rootHash, at }));
+    return { treeSize: head.treeSize, rootHash: head.rootHash, at, publicKey: await this.auditPublicKey(), signature: bytesToHex(signature) };
   }
 
-  private signedByAuditKey(cp: Pick<AuditCheckpoint, 'seq' | 'headHash' | 'at' | 'publicKey' | 'signature'>, publicKey: string): boolean {
-    return cp.publicKey === publicKey && this.deps.verifySchnorr(publicKey, checkpointDigest(cp), cp.signature);
+  private signedByAuditKey(a: StoredAuditAnchor | SignedTreeHead | AuditCheckpoint, publicKey: string): boolean {
+    const digest = 'treeSize' in a ? treeHeadDigest(a) : checkpointDigest(a);
+    return a.publicKey === publicKey && this.deps.verifySchnorr(publicKey, digest, a.signature);
   }
 
-  /** The first problem in the entries after `start` up to `head`, or undefined when they verify. */
-  private async verifySegment(start: ChainPoint | undefined, head: ChainPoint): Promise<{ seq: number; reason: string } | undefined> {
-    const verifier = new AuditChainVerifier([], start);
-    for (let from = (start?.seq ?? 0) + 1; from <= head.seq; ) {
-      const page = await this.deps.store.readAudit(from, PAGE);
+  /** Is the last entry this instance verified still stored as it was? If not, verification starts over from the anchor. */
+  private async stillThere(tree: VerifiedTree): Promise<boolean> {
+    if (tree.size === 0 || !tree.previous) return tree.size === 0;
+    const [last] = await this.deps.store.readAuditLeaves(tree.size - 1, 1);
+    return last !== undefined && last.leafIndex === tree.size - 1 && last.seq === tree.previous.seq && last.hash === tree.previous.hash;
+  }
+
+  /** The tree over every stored leaf hash as it is (after an acknowledgement), its nodes stored. */
+  private async rebuildAccepted(): Promise<VerifiedTree> {
+    const { store } = this.deps;
+    const frontier = new MerkleFrontier();
+    const { treeSize } = await store.auditHead();
+    const nodes: { level: number; index: number; hash: Uint8Array }[] = [];
+    let previous: VerifiedTree['previous'];
+    for (let next = 0; next < treeSize; ) {
+      const page = await store.readAuditLeaves(next, Math.min(PAGE, treeSize - next));
       if (page.length === 0) break;
-      // Entries appended after auditHead() was read are the next checkpoint's business.
-      for (const e of page) if (e.seq <= head.seq && !verifier.push(e)) return verifier.finish([], () => true).firstBad;
-      from = page[page.length - 1]!.seq + 1;
+      for (const e of page) {
+        frontier.push(storedLeafHash(e), (id, hash) => nodes.push({ ...id, hash }));
+        previous = { seq: e.seq, version: e.hashVersion ?? 1, hash: e.hash };
+      }
+      next += page.length;
     }
-    // `entries` counts from the start: it is the seq of the last entry that verified.
-    const checked = verifier.finish([], () => true);
-    if (head.seq > 0 && (checked.entries < head.seq || checked.headHash !== head.hash)) {
-      return { seq: Math.min(head.seq, checked.entries + 1), reason: 'the audit head does not match its entries' };
-    }
-    return undefined;
+    // The accepted tree replaces the stored nodes where the log was rewritten (they are a cache of the
+    // leaves); signed heads from before still fail `verify` there, which is the record of the rewrite.
+    for (let i = 0; i < nodes.length; i += PAGE) await store.appendTreeNodes(nodes.slice(i, i + PAGE), { replace: true });
+    return { size: frontier.size, root: frontier.root(), frontier: frontier.hashes(), ...(previous ? { previous } : {}) };
   }
 
   /** Fails closed: marks the halt first (signing stops even if the store is down), then raises the alert. */
@@ -222,27 +294,40 @@ export class AuditService {
 }
 
 /**
- * Verifies the chain and checkpoints straight from a store (also used by the offline CLI). Every checkpoint
- * signature is checked against `publicKey` (from the vault, or given by the operator), never against the
- * key a checkpoint row names. `anchors` (from outside the store) are checked like checkpoints.
+ * Verifies the log, its signed tree heads and legacy checkpoints straight from a store (also used by the
+ * offline CLI), in worker threads when `options.workers` says how they reach the store. Every signature is
+ * checked against `publicKey` (from the vault, or given by the operator), never against the key a row
+ * names. `anchors` (from outside the store) are checked like the heads they are.
  */
-export async function verifyStoredAudit(store: Store, verifySchnorr: ServiceDeps['verifySchnorr'], publicKey: string, anchors: AuditCheckpoint[] = []): Promise<AuditVerifyResult> {
-  const checkpoints = await store.listCheckpoints();
-  const known = new Set(checkpoints.map((c) => `${c.seq}:${c.signature}`));
+export async function verifyStoredAudit(store: Store, verifySchnorr: ServiceDeps['verifySchnorr'], publicKey: string, anchors: StoredAuditAnchor[] = [], options: ParallelVerifyOptions = {}): Promise<AuditVerifyResult> {
+  const [treeHeads, checkpoints] = await Promise.all([store.listTreeHeads(), store.listCheckpoints()]);
+  const known = new Set([...treeHeads.map((h) => `t${h.treeSize}:${h.signature}`), ...checkpoints.map((c) => `c${c.seq}:${c.signature}`)]);
   for (const a of anchors) {
-    const key = `${a.seq}:${a.signature}`;
-    if (known.has(key)) continue;
-    known.add(key);
-    checkpoints.push({ seq: a.seq, headHash: a.headHash, at: a.at, publicKey: a.publicKey, signature: a.signature });
+    if (isLegacyAnchor(a)) {
+      if (!known.has(`c${a.seq}:${a.signature}`)) checkpoints.push({ seq: a.seq, headHash: a.headHash, at: a.at, publicKey: a.publicKey, signature: a.signature });
+      known.add(`c${a.seq}:${a.signature}`);
+    } else {
+      if (!known.has(`t${a.treeSize}:${a.signature}`)) treeHeads.push({ treeSize: a.treeSize, rootHash: a.rootHash, at: a.at, publicKey: a.publicKey, signature: a.signature });
+      known.add(`t${a.treeSize}:${a.signature}`);
+    }
   }
-  const verifier = new AuditChainVerifier(checkpoints);
-  let from = 1;
-  for (;;) {
-    const page = await store.readAudit(from, PAGE);
+  const signatures = {
+    publicKey,
+    verifyTreeHead: (h: SignedTreeHead) => verifySchnorr(publicKey, treeHeadDigest(h), h.signature),
+    verifyCheckpoint: (c: AuditCheckpoint) => verifySchnorr(publicKey, checkpointDigest(c), c.signature),
+  };
+  const { treeSize } = await store.auditHead();
+  if (options.workers && treeSize >= (options.minEntriesForWorkers ?? 50_000)) {
+    return verifyAuditInParallel(treeSize, treeHeads, checkpoints, signatures, options);
+  }
+  const verifier = new AuditLogVerifier(treeHeads, checkpoints);
+  for (let next = 0; next < treeSize; ) {
+    const page = await store.readAuditLeaves(next, PAGE);
     let ok = true;
     for (const e of page) if (!(ok = verifier.push(e))) break;
-    if (!ok || page.length < PAGE) break;
-    from = page[page.length - 1]!.seq + 1;
+    if (!ok || page.length === 0) break;
+    next = verifier.size;
+    if (page.length < PAGE) break;
   }
-  return verifier.finish(checkpoints, (cp) => verifySchnorr(publicKey, checkpointDigest(cp), cp.signature), publicKey);
+  return verifier.finish(treeHeads, checkpoints, signatures);
 }

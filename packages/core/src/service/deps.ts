@@ -1,4 +1,5 @@
 import type { AuditAnchorStore } from '../ports/audit-anchor.ts';
+import type { ParallelVerifyOptions } from '../audit/parallel-verify.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { KeyBackend } from '../ports/key-backend.ts';
@@ -26,4 +27,6 @@ export interface ServiceDeps {
   auditAnchor: AuditAnchorStore;
   /** Set by the audit service when the chain does not extend its anchor; every signing path checks it first. */
   auditIntegrity: AuditIntegrityState;
+  /** How `audit verify` reaches the store from worker threads (absent: one thread). */
+  auditVerify?: ParallelVerifyOptions;
 }

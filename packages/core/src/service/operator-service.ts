@@ -1,4 +1,5 @@
 import { canonicalJson } from '../canonical-json.ts';
+import { receiptForSeq } from '../audit/stored-tree.ts';
 import { AirlockError } from '../errors.ts';
 import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope, StoreTx } from '../ports/store.ts';
 import { ACTIONS } from '../intent.ts';
@@ -216,7 +217,8 @@ export class OperatorService {
       throw e;
     }
     const { result, decoded } = signed;
-    const stored = { ...result, auditSeq: approval.auditSeq, digest: approval.digest, summary: decoded.intent.summary, ...(paymentId !== undefined ? { paymentId } : {}) };
+    const receipt = await receiptForSeq(this.deps.store, approval.auditSeq);
+    const stored = { ...result, auditSeq: approval.auditSeq, receipt, digest: approval.digest, summary: decoded.intent.summary, ...(paymentId !== undefined ? { paymentId } : {}) };
     await this.deps.store.transaction((tx) => tx.setApprovalResult(id, stored));
     return { ...approval, result: stored };
   }

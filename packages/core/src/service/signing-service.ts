@@ -14,6 +14,7 @@ import type { ServiceDeps } from './deps.ts';
 import { PolicyLayerLoader } from './policy-layers.ts';
 import { enrichFromLayers } from './intent-enrichment.ts';
 import { assertAuditIntact } from './audit-integrity.ts';
+import { receiptForSeq, receiptOf } from '../audit/stored-tree.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
 import { CredentialCache } from './credential-cache.ts';
 
@@ -214,7 +215,7 @@ export class SigningService {
       const extra = paymentId !== undefined ? { paymentId } : {};
       // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
       stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, ...extra } };
-      outcome = { release: { auditSeq: entry.seq, replayed: false, decision, extra } };
+      outcome = { release: { auditSeq: entry.seq, replayed: false, decision, extra: { ...extra, receipt: receiptOf(entry) } } };
     } else if (decision.decision === 'require_approval') {
       const approval: ApprovalRecord = {
         id: this.deps.randomId('apr'),
@@ -490,6 +491,8 @@ export class SigningService {
         ...result,
         auditSeq,
         ...extra,
+        // Where the entry sits in the audit tree (a replay: the original's entry, read back).
+        receipt: extra.receipt ?? (await receiptForSeq(this.deps.store, auditSeq)),
         ...(decision ? { policyVersion: decision.policyVersion, allowedBy: decision.allowedBy } : {}),
         intent: intentToJson(decoded.intent),
         ...(replayed ? { replayed: true } : {}),

@@ -109,6 +109,7 @@ export class X402Service {
       ...(built.method === 'eip3009' ? { authorization: built.authorization } : { permit2Authorization: built.authorization }),
       signature,
       auditSeq: signed.auditSeq,
+      ...(signed.receipt !== undefined ? { receipt: signed.receipt } : {}),
       ...(signed.policyVersion !== undefined ? { policyVersion: signed.policyVersion, allowedBy: signed.allowedBy } : {}),
       intent: signed.intent,
       ...(signed.replayed ? { replayed: true } : {}),

@@ -214,12 +214,34 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       },
     },
     {
-      method: 'post', path: '/v1/audit/verify', summary: 'Verify the whole hash chain and signed checkpoints', tag: 'audit', auth: 'admin',
+      method: 'post', path: '/v1/audit/verify', summary: 'Verify every entry, the Merkle tree and every signed tree head (and legacy checkpoint)', tag: 'audit', auth: 'admin',
       responses: { 200: 'verification result' },
       handler: async (c) => c.json(await A().audit.verify()),
     },
-    { method: 'get', path: '/v1/audit/head', summary: 'Sequence number and hash of the newest entry', tag: 'audit', auth: 'admin', responses: { 200: 'head' }, handler: async (c) => c.json(await A().store.auditHead()) },
-    { method: 'get', path: '/v1/audit/checkpoints', summary: 'Signed checkpoints and the audit public key', tag: 'audit', auth: 'admin', responses: { 200: 'checkpoints' }, handler: async (c) => c.json({ publicKey: await A().audit.auditPublicKey(), checkpoints: await A().store.listCheckpoints() }) },
+    { method: 'get', path: '/v1/audit/head', summary: 'Sequence number and hash of the newest entry, and the tree size', tag: 'audit', auth: 'admin', responses: { 200: S.AuditHeadResponse }, handler: async (c) => c.json(await A().store.auditHead()) },
+    {
+      method: 'get', path: '/v1/audit/checkpoints', summary: 'Signed tree heads, legacy signed checkpoints, and the audit public key', tag: 'audit', auth: 'admin', responses: { 200: S.AuditSignedHeadsResponse },
+      handler: async (c) => c.json({ publicKey: await A().audit.auditPublicKey(), treeHeads: await A().store.listTreeHeads(), checkpoints: await A().store.listCheckpoints() }),
+    },
+    {
+      method: 'get', path: '/v1/audit/receipts/:seq', summary: 'Inclusion proof of an audit entry against the latest signed tree head (an agent: its own entries only)', tag: 'audit', auth: 'admin_or_agent',
+      responses: { 200: S.AuditReceiptResponse, 404: S.ErrorSchema, 409: S.ErrorSchema },
+      handler: async (c) => {
+        const seq = Number(c.req.param('seq'));
+        if (!Number.isSafeInteger(seq) || seq < 1) throw new AirlockError('invalid_request', 'seq: a positive integer.');
+        const p = c.get('principal') as Principal;
+        const r = await A().audit.receipt(seq, p.kind === 'agent' ? p.auth.agent.id : undefined);
+        return c.json({ receipt: r.receipt, entry: auditJson(r.entry), treeHead: r.treeHead, proof: r.proof });
+      },
+    },
+    {
+      method: 'get', path: '/v1/audit/consistency', summary: 'Consistency proof between two signed tree heads (RFC 9162): the log only grew', tag: 'audit', auth: 'admin_or_agent', query: S.AuditConsistencyParams,
+      responses: { 200: S.AuditConsistencyResponse, 400: S.ErrorSchema, 404: S.ErrorSchema },
+      handler: async (c, { query }) => {
+        const q = query as { from: number; to?: number };
+        return c.json(await A().audit.consistency(q.from, q.to));
+      },
+    },
     {
       method: 'post', path: '/v1/audit/acknowledge', summary: 'After an audit integrity alert: accept the log as it is, re-anchor at its head (audited) and resume signing', tag: 'audit', auth: 'admin',
       responses: { 200: 'the new anchor, the previous one and the failure acknowledged', 409: S.ErrorSchema },

@@ -46,6 +46,7 @@ export const SignResponse = z
     signedTransaction: z.string().optional(),
     transactionHash: z.string().optional(),
     auditSeq: z.number(),
+    receipt: z.lazy(() => AuditReceiptSchema),
     policyVersion: z.string().optional(),
     allowedBy: z.array(z.string()).optional(),
     intent: z.unknown(),
@@ -101,8 +102,41 @@ export const SessionSchema = z
 export const IssuedSessionResponse = z.object({ session: SessionSchema, token: z.string().describe('Shown once. Only its hash is stored.') }).meta({ id: 'IssuedSession' });
 
 export const AuditEntrySchema = z
-  .object({ seq: z.number(), at: z.string(), type: z.string(), actor: z.string(), agentId: z.string().optional(), sessionId: z.string().optional(), action: z.string().optional(), decision: z.string().optional(), data: z.unknown(), prevHash: z.string(), hash: z.string(), hashVersion: z.number().int().optional().describe('How the hash was computed: 2 = RFC 8785 canonical JSON (every new entry); 1 or absent = the form before it') })
+  .object({
+    seq: z.number(), leafIndex: z.number().int().optional().describe('Position in the Merkle tree (0-based)'), at: z.string(), type: z.string(), actor: z.string(), agentId: z.string().optional(), sessionId: z.string().optional(), action: z.string().optional(), decision: z.string().optional(), data: z.unknown(),
+    prevHash: z.string().optional().describe('Hash versions 1 and 2 only: the previous entry\'s chain hash'),
+    hash: z.string().describe('Version 3: the RFC 9162 leaf hash of `leaf`; versions 1 and 2: the chain hash'),
+    hashVersion: z.number().int().optional().describe('3 = Merkle leaf over the stored canonical bytes (every new entry); 2 = RFC 8785 hash chain; 1 or absent = the chain form before it (docs/audit-format.md)'),
+    leaf: z.string().optional().describe('Version 3: the exact canonical JSON that was hashed'),
+  })
   .meta({ id: 'AuditEntry' });
+
+export const AuditReceiptSchema = z
+  .object({ auditSeq: z.number(), leafIndex: z.number(), leafHash: z.string().describe('RFC 9162 leaf hash (hex)') })
+  .meta({ id: 'AuditReceipt', description: 'Where a signature\'s audit entry sits in the audit Merkle tree; fetch its inclusion proof from GET /v1/audit/receipts/{seq}.' });
+
+export const SignedTreeHeadSchema = z
+  .object({ treeSize: z.number(), rootHash: z.string(), at: z.number().describe('ms since epoch'), publicKey: z.string().describe('x-only BIP-340 key (hex)'), signature: z.string().describe('BIP-340 over the tree head digest (docs/audit-format.md)') })
+  .meta({ id: 'SignedTreeHead' });
+
+export const AuditHeadResponse = z.object({ seq: z.number(), hash: z.string(), treeSize: z.number() }).meta({ id: 'AuditHead' });
+
+export const AuditSignedHeadsResponse = z
+  .object({ publicKey: z.string(), treeHeads: z.array(SignedTreeHeadSchema), checkpoints: z.array(z.object({ seq: z.number(), headHash: z.string(), at: z.number(), publicKey: z.string(), signature: z.string() })).describe('Signed hash-chain heads written before tree heads (still verified)') })
+  .meta({ id: 'AuditSignedHeads' });
+
+export const AuditReceiptResponse = z
+  .object({ receipt: AuditReceiptSchema, entry: AuditEntrySchema, treeHead: SignedTreeHeadSchema, proof: z.array(z.string()).describe('RFC 9162 inclusion proof (hex node hashes, leaf to root)') })
+  .meta({ id: 'AuditInclusion' });
+
+export const AuditConsistencyParams = z.object({
+  from: z.coerce.number().int().min(0).describe('tree size of a signed head'),
+  to: z.coerce.number().int().min(0).optional().describe('tree size of a later signed head (default: the latest)'),
+});
+
+export const AuditConsistencyResponse = z
+  .object({ from: SignedTreeHeadSchema, to: SignedTreeHeadSchema, proof: z.array(z.string()).describe('RFC 9162 consistency proof (hex)') })
+  .meta({ id: 'AuditConsistency' });
 
 export const AuditQueryParams = z.object({
   agent: z.string().optional(),
@@ -162,6 +196,7 @@ export const X402PayResponse = z
     permit2Authorization: z.record(z.string(), z.unknown()).optional(),
     signature: z.string(),
     auditSeq: z.number(),
+    receipt: z.lazy(() => AuditReceiptSchema),
     intent: z.unknown(),
     replayed: z.boolean().optional(),
   })

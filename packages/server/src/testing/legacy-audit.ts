@@ -9,8 +9,8 @@ interface RawStore {
 }
 
 const DROP_AUDIT_TRIGGERS: Record<StoreKind, string> = {
-  sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_checkpoints_no_delete;',
-  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints;',
+  sqlite: 'DROP TRIGGER audit_entries_no_update; DROP TRIGGER audit_entries_no_delete; DROP TRIGGER audit_checkpoints_no_delete; DROP TRIGGER audit_tree_nodes_no_delete; DROP TRIGGER audit_tree_heads_no_delete;',
+  postgres: 'DROP TRIGGER audit_entries_append_only ON audit_entries; DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints; DROP TRIGGER audit_tree_nodes_no_delete ON audit_tree_nodes; DROP TRIGGER audit_tree_heads_append_only ON audit_tree_heads;',
 };
 
 /** The entry hash exactly as the old `hashAuditEntry` computed it. */
@@ -38,7 +38,7 @@ export function legacyEntries(at: number): AuditEntryInput[] {
  */
 export async function writeLegacyAuditChain(h: Harness, store: StoreKind): Promise<{ seq: number; hash: string }> {
   const raw = h.airlock.store as unknown as RawStore;
-  const statements = [DROP_AUDIT_TRIGGERS[store], 'DELETE FROM audit_checkpoints', 'DELETE FROM audit_entries'];
+  const statements = [DROP_AUDIT_TRIGGERS[store], 'DELETE FROM audit_checkpoints', 'DELETE FROM audit_tree_heads', 'DELETE FROM audit_tree_nodes', 'DELETE FROM audit_entries'];
   let prev = GENESIS_HASH;
   let seq = 0;
   const text = (v: string | undefined) => (v === undefined ? 'NULL' : `'${v.replace(/'/g, "''")}'`);
@@ -46,8 +46,9 @@ export async function writeLegacyAuditChain(h: Harness, store: StoreKind): Promi
     seq++;
     const hash = legacyEntryHash(prev, seq, e);
     statements.push(
-      `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data)
-       VALUES (${seq}, ${e.at}, ${text(e.type)}, ${text(e.actor)}, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.action)}, ${text(e.decision)}, '${prev}', '${hash}', ${text(legacyCanonicalJson(e.data))})`,
+      // leaf_index = seq - 1: what migration 007 gives every row written before it.
+      `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data, leaf_index)
+       VALUES (${seq}, ${e.at}, ${text(e.type)}, ${text(e.actor)}, ${text(e.agentId)}, ${text(e.sessionId)}, ${text(e.action)}, ${text(e.decision)}, '${prev}', '${hash}', ${text(legacyCanonicalJson(e.data))}, ${seq - 1})`,
     );
     prev = hash;
   }

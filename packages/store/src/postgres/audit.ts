@@ -1,22 +1,25 @@
-import { GENESIS_HASH, type AuditCheckpoint, type AuditEntry, type AuditEntryInput, type AuditQuery } from '@airlock/core';
+import type { AuditCheckpoint, AuditEntry, AuditEntryInput, AuditQuery, NodeId, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry } from '@airlock/core';
 import { buildAuditEntry } from '../shared/audit-entry.ts';
-import { auditEntryFromRow, checkpointFromRow } from '../shared/rows.ts';
-import { clampLimit, MAX_READ_PAGE, toInt } from '../shared/values.ts';
+import { auditEntryFromRow, auditLeafFromRow, checkpointFromRow, treeHeadFromRow } from '../shared/rows.ts';
+import { clampLimit, MAX_READ_PAGE, toInt, toOptionalInt } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
 
-export async function auditHead(q: Q): Promise<{ seq: number; hash: string }> {
-  const [row] = await q('SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1');
-  return row ? { seq: toInt(row.seq), hash: String(row.hash) } : { seq: 0, hash: GENESIS_HASH };
+const EMPTY_HEAD = { seq: 0, hash: '0'.repeat(64), treeSize: 0 };
+
+export async function auditHead(q: Q): Promise<StoredAuditHead> {
+  const [row] = await q('SELECT seq, hash, (SELECT max(leaf_index) FROM audit_entries) AS last_leaf FROM audit_entries ORDER BY seq DESC LIMIT 1');
+  return row ? { seq: toInt(row.seq), hash: String(row.hash), treeSize: (toOptionalInt(row.last_leaf) ?? -1) + 1 } : EMPTY_HEAD;
 }
 
 /** Must run inside the signing transaction (its advisory lock serialises head read + insert). */
 export async function appendAudit(q: Q, input: AuditEntryInput): Promise<AuditEntry> {
-  const { entry, dataJson } = buildAuditEntry(await auditHead(q), input);
+  const head = await auditHead(q);
+  const entry = buildAuditEntry(head.seq + 1, head.treeSize, input);
   await q(
-    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data, hash_version)
+    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, hash, hash_version, leaf_index, leaf)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
     [entry.seq, entry.at, entry.type, entry.actor, entry.agentId ?? null, entry.sessionId ?? null,
-      entry.action ?? null, entry.decision ?? null, entry.prevHash, entry.hash, dataJson, entry.hashVersion],
+      entry.action ?? null, entry.decision ?? null, entry.hash, entry.hashVersion, entry.leafIndex, entry.leaf],
   );
   return entry;
 }
@@ -44,6 +47,11 @@ export async function readAudit(q: Q, fromSeq: number, limit: number): Promise<A
   return rows.map(auditEntryFromRow);
 }
 
+export async function readAuditLeaves(q: Q, fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]> {
+  const rows = await q('SELECT * FROM audit_entries WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2', [fromLeafIndex, clampLimit(limit, limit, MAX_READ_PAGE)]);
+  return rows.map(auditLeafFromRow);
+}
+
 export async function listCheckpoints(q: Q): Promise<AuditCheckpoint[]> {
   return (await q('SELECT * FROM audit_checkpoints ORDER BY seq')).map(checkpointFromRow);
 }
@@ -57,4 +65,50 @@ export async function appendCheckpoint(q: Q, cp: AuditCheckpoint): Promise<void>
   await q('INSERT INTO audit_checkpoints (seq, head_hash, at, public_key, signature) VALUES ($1, $2, $3, $4, $5)', [
     cp.seq, cp.headHash, cp.at, cp.publicKey, cp.signature,
   ]);
+}
+
+export async function listTreeHeads(q: Q): Promise<SignedTreeHead[]> {
+  return (await q('SELECT * FROM audit_tree_heads ORDER BY tree_size')).map(treeHeadFromRow);
+}
+
+export async function lastTreeHead(q: Q): Promise<SignedTreeHead | undefined> {
+  const [row] = await q('SELECT * FROM audit_tree_heads ORDER BY tree_size DESC LIMIT 1');
+  return row ? treeHeadFromRow(row) : undefined;
+}
+
+export async function getTreeHead(q: Q, treeSize: number): Promise<SignedTreeHead | undefined> {
+  const [row] = await q('SELECT * FROM audit_tree_heads WHERE tree_size = $1', [treeSize]);
+  return row ? treeHeadFromRow(row) : undefined;
+}
+
+export async function appendTreeHead(q: Q, head: SignedTreeHead): Promise<void> {
+  await q('INSERT INTO audit_tree_heads (tree_size, root_hash, at, public_key, signature) VALUES ($1, $2, $3, $4, $5)', [
+    head.treeSize, head.rootHash, head.at, head.publicKey, head.signature,
+  ]);
+}
+
+export async function builtTreeSize(q: Q): Promise<number> {
+  const [row] = await q('SELECT max(idx) AS last FROM audit_tree_nodes WHERE level = 0');
+  return (toOptionalInt(row?.last) ?? -1) + 1;
+}
+
+/** One round trip for all the nodes a root or proof needs. */
+export async function readTreeNodes(q: Q, ids: readonly NodeId[]): Promise<(Uint8Array | undefined)[]> {
+  if (ids.length === 0) return [];
+  const rows = await q(
+    'SELECT n.level, n.idx, n.hash FROM audit_tree_nodes n JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) ON n.level = w.level AND n.idx = w.idx',
+    [ids.map((i) => i.level), ids.map((i) => i.index)],
+  );
+  const found = new Map(rows.map((r) => [`${toInt(r.level)}:${toInt(r.idx)}`, new Uint8Array(r.hash as Buffer)]));
+  return ids.map((id) => found.get(`${id.level}:${id.index}`));
+}
+
+/** Nodes are a function of the leaves: a node already stored (another builder got there first) is kept. */
+export async function appendTreeNodes(q: Q, nodes: readonly TreeNode[], replace = false): Promise<void> {
+  if (nodes.length === 0) return;
+  await q(
+    `INSERT INTO audit_tree_nodes (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])
+     ON CONFLICT (level, idx) ${replace ? 'DO UPDATE SET hash = excluded.hash' : 'DO NOTHING'}`,
+    [nodes.map((n) => n.level), nodes.map((n) => n.index), nodes.map((n) => Buffer.from(n.hash))],
+  );
 }

@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, PolicyRecord,
+  Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
@@ -202,7 +202,7 @@ export class PostgresStore implements Store {
   readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]> {
     return audit.readAudit(this.q, fromSeq, limit);
   }
-  auditHead(): Promise<{ seq: number; hash: string }> {
+  auditHead(): Promise<StoredAuditHead> {
     return audit.auditHead(this.q);
   }
   listCheckpoints(): Promise<AuditCheckpoint[]> {
@@ -213,6 +213,30 @@ export class PostgresStore implements Store {
   }
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
     return audit.appendCheckpoint(this.q, checkpoint);
+  }
+  readAuditLeaves(fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]> {
+    return audit.readAuditLeaves(this.q, fromLeafIndex, limit);
+  }
+  listTreeHeads(): Promise<SignedTreeHead[]> {
+    return audit.listTreeHeads(this.q);
+  }
+  lastTreeHead(): Promise<SignedTreeHead | undefined> {
+    return audit.lastTreeHead(this.q);
+  }
+  getTreeHead(treeSize: number): Promise<SignedTreeHead | undefined> {
+    return audit.getTreeHead(this.q, treeSize);
+  }
+  appendTreeHead(head: SignedTreeHead): Promise<void> {
+    return audit.appendTreeHead(this.q, head);
+  }
+  builtTreeSize(): Promise<number> {
+    return audit.builtTreeSize(this.q);
+  }
+  readTreeNodes(ids: readonly NodeId[]): Promise<(Uint8Array | undefined)[]> {
+    return audit.readTreeNodes(this.q, ids);
+  }
+  appendTreeNodes(nodes: readonly TreeNode[], options: { replace?: boolean } = {}): Promise<void> {
+    return audit.appendTreeNodes(this.q, nodes, options.replace);
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

@@ -1,24 +1,19 @@
-import { AUDIT_HASH_VERSION, canonicalJson, hashAuditEntry, type AuditEntry, type AuditEntryInput } from '@airlock/core';
+import { AUDIT_HASH_VERSION, auditLeaf, canonicalJson, leafHash, type AuditEntry, type AuditEntryInput } from '@airlock/core';
 
 /**
- * Builds the entry that will be stored at `seq` after `prevHash`. `data` goes through canonical JSON
- * first, so bigints become strings and the returned entry equals what a later read returns
- * (and therefore re-hashes to the same value). New entries are always hashed with the current
- * version, which is stored beside them (`hash_version`).
+ * Builds the entry that will be stored at `seq`, leaf `leafIndex`: a version-3 Merkle leaf. `data` goes
+ * through canonical JSON once; the leaf is those bytes framed by the other fields (`auditLeaf`), stored
+ * as is, and its RFC 9162 leaf hash is the entry's hash. The returned entry equals what a later read
+ * returns (data parsed back from the leaf). No previous entry is involved.
  */
-export function buildAuditEntry(prev: { seq: number; hash: string }, input: AuditEntryInput): { entry: AuditEntry; dataJson: string } {
+export function buildAuditEntry(seq: number, leafIndex: number, input: AuditEntryInput): AuditEntry {
   const dataJson = canonicalJson(input.data ?? {});
-  const normalized: AuditEntryInput = {
-    at: input.at,
-    type: input.type,
-    actor: input.actor,
-    data: JSON.parse(dataJson) as Record<string, unknown>,
-  };
-  if (input.agentId !== undefined) normalized.agentId = input.agentId;
-  if (input.sessionId !== undefined) normalized.sessionId = input.sessionId;
-  if (input.action !== undefined) normalized.action = input.action;
-  if (input.decision !== undefined) normalized.decision = input.decision;
-  const seq = prev.seq + 1;
-  const hash = hashAuditEntry(prev.hash, seq, normalized, AUDIT_HASH_VERSION);
-  return { entry: { ...normalized, seq, prevHash: prev.hash, hash, hashVersion: AUDIT_HASH_VERSION }, dataJson };
+  const entry: AuditEntry = { seq, leafIndex, at: input.at, type: input.type, actor: input.actor, data: JSON.parse(dataJson) as Record<string, unknown>, hash: '', hashVersion: AUDIT_HASH_VERSION };
+  if (input.agentId !== undefined) entry.agentId = input.agentId;
+  if (input.sessionId !== undefined) entry.sessionId = input.sessionId;
+  if (input.action !== undefined) entry.action = input.action;
+  if (input.decision !== undefined) entry.decision = input.decision;
+  entry.leaf = auditLeaf(entry, dataJson);
+  entry.hash = Buffer.from(leafHash(entry.leaf)).toString('hex');
+  return entry;
 }

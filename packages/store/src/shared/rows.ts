@@ -1,4 +1,4 @@
-import { COUNT_ASSET, settlementCharges, type LedgerWrite, type SettledTransfer } from '@airlock/core';
+import { auditLeafData, COUNT_ASSET, settlementCharges, type LedgerWrite, type SettledTransfer, type SignedTreeHead, type VerifiableEntry } from '@airlock/core';
 import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, AuditHashVersion, IdempotencyRecord, NonceClaim, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
 import { fromJson, toAmount, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
@@ -100,18 +100,23 @@ export function nonceClaimFromRow(r: Row): NonceClaim {
   };
 }
 
-/** Optional members stay absent (not null): the entry hash is computed over exactly these fields. */
-export function auditEntryFromRow(r: Row): AuditEntry {
-  const e: AuditEntry = {
+/**
+ * An entry as the verifier and the tree builder read it: every column, but a version-3 entry's data is
+ * left inside its leaf (not parsed). Optional members stay absent (not null): the hashes are computed
+ * over exactly these fields.
+ */
+export function auditLeafFromRow(r: Row): VerifiableEntry {
+  const version = toInt(r.hash_version) as AuditHashVersion;
+  const e: VerifiableEntry = {
     seq: toInt(r.seq),
     at: toInt(r.at),
     type: String(r.type),
     actor: String(r.actor) as AuditEntry['actor'],
-    data: (fromJson(r.data) ?? {}) as Record<string, unknown>,
-    prevHash: String(r.prev_hash),
     hash: String(r.hash),
-    hashVersion: toInt(r.hash_version) as AuditHashVersion,
+    hashVersion: version,
   };
+  const leafIndex = toOptionalInt(r.leaf_index);
+  if (leafIndex !== undefined) e.leafIndex = leafIndex;
   const agentId = toOptionalString(r.agent_id);
   if (agentId !== undefined) e.agentId = agentId;
   const sessionId = toOptionalString(r.session_id);
@@ -120,7 +125,40 @@ export function auditEntryFromRow(r: Row): AuditEntry {
   if (action !== undefined) e.action = action;
   const decision = toOptionalString(r.decision);
   if (decision !== undefined) e.decision = decision as AuditDecision;
+  if (version === 3) e.leaf = String(r.leaf);
+  else {
+    e.data = (fromJson(r.data) ?? {}) as Record<string, unknown>;
+    e.prevHash = String(r.prev_hash);
+  }
   return e;
+}
+
+/**
+ * An entry with its data. A version-3 entry's data is read from its leaf (the bytes that were hashed),
+ * never from a separate column, so what is shown is what the tree vouches for.
+ */
+export function auditEntryFromRow(r: Row): AuditEntry {
+  const e = auditLeafFromRow(r);
+  if (e.hashVersion === 3) {
+    let data: unknown;
+    try {
+      data = JSON.parse(auditLeafData(e as AuditEntry & { leaf: string }));
+    } catch {
+      data = undefined; // an edited leaf: shown empty here, and `audit verify` names it
+    }
+    e.data = data !== null && typeof data === 'object' ? (data as Record<string, unknown>) : {};
+  }
+  return e as AuditEntry;
+}
+
+export function treeHeadFromRow(r: Row): SignedTreeHead {
+  return {
+    treeSize: toInt(r.tree_size),
+    rootHash: String(r.root_hash),
+    at: toInt(r.at),
+    publicKey: String(r.public_key),
+    signature: String(r.signature),
+  };
 }
 
 export function checkpointFromRow(r: Row): AuditCheckpoint {

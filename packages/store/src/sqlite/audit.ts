@@ -1,23 +1,26 @@
-import { GENESIS_HASH, type AuditCheckpoint, type AuditEntry, type AuditEntryInput, type AuditQuery } from '@airlock/core';
+import type { AuditCheckpoint, AuditEntry, AuditEntryInput, AuditQuery, NodeId, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry } from '@airlock/core';
 import { buildAuditEntry } from '../shared/audit-entry.ts';
-import { auditEntryFromRow, checkpointFromRow } from '../shared/rows.ts';
-import { clampLimit, MAX_READ_PAGE, toInt } from '../shared/values.ts';
+import { auditEntryFromRow, auditLeafFromRow, checkpointFromRow, treeHeadFromRow } from '../shared/rows.ts';
+import { clampLimit, MAX_READ_PAGE, toInt, toOptionalInt } from '../shared/values.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { SqliteDb } from './sqlite-db.ts';
 
-export function auditHead(db: SqliteDb): { seq: number; hash: string } {
-  const row = db.get('SELECT seq, hash FROM audit_entries ORDER BY seq DESC LIMIT 1');
-  return row ? { seq: toInt(row.seq), hash: String(row.hash) } : { seq: 0, hash: GENESIS_HASH };
+const EMPTY_HEAD = { seq: 0, hash: '0'.repeat(64), treeSize: 0 };
+
+export function auditHead(db: SqliteDb): StoredAuditHead {
+  const row = db.get('SELECT seq, hash, (SELECT max(leaf_index) FROM audit_entries) AS last_leaf FROM audit_entries ORDER BY seq DESC LIMIT 1');
+  return row ? { seq: toInt(row.seq), hash: String(row.hash), treeSize: (toOptionalInt(row.last_leaf) ?? -1) + 1 } : EMPTY_HEAD;
 }
 
 /** Must run inside the write transaction: reading the head and inserting after it is one step. */
 export function appendAudit(db: SqliteDb, input: AuditEntryInput): AuditEntry {
-  const { entry, dataJson } = buildAuditEntry(auditHead(db), input);
+  const head = auditHead(db);
+  const entry = buildAuditEntry(head.seq + 1, head.treeSize, input);
   db.run(
-    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, prev_hash, hash, data, hash_version)
+    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, hash, hash_version, leaf_index, leaf)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     entry.seq, entry.at, entry.type, entry.actor, entry.agentId ?? null, entry.sessionId ?? null,
-    entry.action ?? null, entry.decision ?? null, entry.prevHash, entry.hash, dataJson, entry.hashVersion!,
+    entry.action ?? null, entry.decision ?? null, entry.hash, entry.hashVersion!, entry.leafIndex!, entry.leaf!,
   );
   return entry;
 }
@@ -40,6 +43,10 @@ export function readAudit(db: SqliteDb, fromSeq: number, limit: number): AuditEn
   return db.all('SELECT * FROM audit_entries WHERE seq >= ? ORDER BY seq LIMIT ?', fromSeq, clampLimit(limit, limit, MAX_READ_PAGE)).map(auditEntryFromRow);
 }
 
+export function readAuditLeaves(db: SqliteDb, fromLeafIndex: number, limit: number): VerifiableEntry[] {
+  return db.all('SELECT * FROM audit_entries WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?', fromLeafIndex, clampLimit(limit, limit, MAX_READ_PAGE)).map(auditLeafFromRow);
+}
+
 export function listCheckpoints(db: SqliteDb): AuditCheckpoint[] {
   return db.all('SELECT * FROM audit_checkpoints ORDER BY seq').map(checkpointFromRow);
 }
@@ -54,4 +61,46 @@ export function appendCheckpoint(db: SqliteDb, cp: AuditCheckpoint): void {
     'INSERT INTO audit_checkpoints (seq, head_hash, at, public_key, signature) VALUES (?, ?, ?, ?, ?)',
     cp.seq, cp.headHash, cp.at, cp.publicKey, cp.signature,
   );
+}
+
+export function listTreeHeads(db: SqliteDb): SignedTreeHead[] {
+  return db.all('SELECT * FROM audit_tree_heads ORDER BY tree_size').map(treeHeadFromRow);
+}
+
+export function lastTreeHead(db: SqliteDb): SignedTreeHead | undefined {
+  const row = db.get('SELECT * FROM audit_tree_heads ORDER BY tree_size DESC LIMIT 1');
+  return row ? treeHeadFromRow(row) : undefined;
+}
+
+export function getTreeHead(db: SqliteDb, treeSize: number): SignedTreeHead | undefined {
+  const row = db.get('SELECT * FROM audit_tree_heads WHERE tree_size = ?', treeSize);
+  return row ? treeHeadFromRow(row) : undefined;
+}
+
+export function appendTreeHead(db: SqliteDb, head: SignedTreeHead): void {
+  db.run(
+    'INSERT INTO audit_tree_heads (tree_size, root_hash, at, public_key, signature) VALUES (?, ?, ?, ?, ?)',
+    head.treeSize, head.rootHash, head.at, head.publicKey, head.signature,
+  );
+}
+
+/** Leaves the stored tree covers: one past the highest stored leaf node. */
+export function builtTreeSize(db: SqliteDb): number {
+  const row = db.get('SELECT max(idx) AS last FROM audit_tree_nodes WHERE level = 0');
+  return (toOptionalInt(row?.last) ?? -1) + 1;
+}
+
+export function readTreeNodes(db: SqliteDb, ids: readonly NodeId[]): (Uint8Array | undefined)[] {
+  return ids.map((id) => {
+    const row = db.get('SELECT hash FROM audit_tree_nodes WHERE level = ? AND idx = ?', id.level, id.index);
+    return row ? new Uint8Array(row.hash as Uint8Array) : undefined;
+  });
+}
+
+/** Nodes are a function of the leaves: a node already stored (another builder got there first) is kept. */
+export function appendTreeNodes(db: SqliteDb, nodes: readonly TreeNode[], replace = false): void {
+  const sql = replace
+    ? 'INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (?, ?, ?) ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash'
+    : 'INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (?, ?, ?) ON CONFLICT DO NOTHING';
+  for (const n of nodes) db.run(sql, n.level, n.index, n.hash);
 }

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, PolicyRecord,
+  Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
@@ -157,7 +157,7 @@ export class SqliteStore implements Store {
   readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]> {
     return this.read(() => audit.readAudit(this.db, fromSeq, limit));
   }
-  auditHead(): Promise<{ seq: number; hash: string }> {
+  auditHead(): Promise<StoredAuditHead> {
     return this.read(() => audit.auditHead(this.db));
   }
   listCheckpoints(): Promise<AuditCheckpoint[]> {
@@ -168,6 +168,30 @@ export class SqliteStore implements Store {
   }
   appendCheckpoint(checkpoint: AuditCheckpoint): Promise<void> {
     return this.write(() => audit.appendCheckpoint(this.db, checkpoint));
+  }
+  readAuditLeaves(fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]> {
+    return this.read(() => audit.readAuditLeaves(this.db, fromLeafIndex, limit));
+  }
+  listTreeHeads(): Promise<SignedTreeHead[]> {
+    return this.read(() => audit.listTreeHeads(this.db));
+  }
+  lastTreeHead(): Promise<SignedTreeHead | undefined> {
+    return this.read(() => audit.lastTreeHead(this.db));
+  }
+  getTreeHead(treeSize: number): Promise<SignedTreeHead | undefined> {
+    return this.read(() => audit.getTreeHead(this.db, treeSize));
+  }
+  appendTreeHead(head: SignedTreeHead): Promise<void> {
+    return this.write(() => audit.appendTreeHead(this.db, head));
+  }
+  builtTreeSize(): Promise<number> {
+    return this.read(() => audit.builtTreeSize(this.db));
+  }
+  readTreeNodes(ids: readonly NodeId[]): Promise<(Uint8Array | undefined)[]> {
+    return this.read(() => audit.readTreeNodes(this.db, ids));
+  }
+  appendTreeNodes(nodes: readonly TreeNode[], options: { replace?: boolean } = {}): Promise<void> {
+    return this.write(() => audit.appendTreeNodes(this.db, nodes, options.replace));
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

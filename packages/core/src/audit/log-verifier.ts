@@ -1,0 +1,312 @@
+// Verifies the audit log: every entry against its own hash, the order of the leaves, the legacy hash chain,
+// and every signed tree head (and legacy checkpoint) against the tree rebuilt from the entries.
+//
+// The log is verified in ranges of leaves (`LeafRangeVerifier`), each on its own (a worker thread can take
+// one), then `finishVerification` joins them: the seams between ranges, the roots at each signed size
+// from the ranges' subtree roots, and the signatures.
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { canonicalJson } from '../canonical-json.ts';
+import { findJsonShapeProblem } from '../parse-untrusted-json.ts';
+import { auditLeafPrefix, auditLeafSuffix, chainLeaf, GENESIS_HASH, hashAuditEntry } from './hash.ts';
+import { leafHash, MerkleFrontier, rootOfSubtrees, type Hash, type NodeId } from './merkle.ts';
+import type { AuditCheckpoint, AuditEntry, AuditHashVersion, SignedTreeHead } from './types.ts';
+
+/** An entry as the verifier needs it: a version-3 entry needs no parsed `data` (its leaf is checked instead). */
+export type VerifiableEntry = Omit<AuditEntry, 'data'> & { data?: AuditEntry['data'] };
+
+export interface AuditProblem {
+  seq: number;
+  reason: string;
+}
+
+export interface AuditVerifyResult {
+  ok: boolean;
+  /** Leaves verified (the tree size of the log). */
+  entries: number;
+  /** Legacy signed checkpoints (hash-chain heads) checked. */
+  checkpoints: number;
+  /** Signed tree heads checked. */
+  treeHeads: number;
+  /** Root of the whole tree (hex). */
+  rootHash: string;
+  /** First problem found, with the entry seq it concerns. */
+  firstBad?: AuditProblem;
+  /** Entries after the last signed head (not yet vouched for by a signature). */
+  unanchored: number;
+}
+
+/** Where a range starts: a leaf index, and for a range that continues a verified prefix, its frontier. */
+export interface LeafRangeStart {
+  start: number;
+  /**
+   * The tree's complete subtrees covering [0, start) (`rangeNodes(0, start)`). With it, roots are of the
+   * whole tree; without it (a worker's range), of the leaves from `start` on.
+   */
+  frontier?: Hash[];
+  /** The entry before `start` (seq, hash version, and its chain hash for a chained entry); absent: unknown here, the seam is checked later. */
+  previous?: { seq: number; version: AuditHashVersion; hash: string };
+  /** Tree sizes in or at the end of this range whose root to record. */
+  rootsAt?: Iterable<number>;
+  /** Seqs of chained entries whose chain hash to record (legacy checkpoints). */
+  chainAt?: Iterable<number>;
+  /** Called with every complete subtree the range finishes (the tree builder stores them). */
+  onNode?: (id: NodeId, hash: Hash) => void;
+}
+
+export interface LeafRangeResult {
+  start: number;
+  /** One past the last leaf verified (start + count). */
+  end: number;
+  /** MTH of the leaves [start, end) (with a frontier: of [0, end)). */
+  root: Hash;
+  /** The frontier at `end` (with a starting frontier: of the whole tree). */
+  frontier: Hash[];
+  /** Root at each requested size reached: of [start, size), or [0, size) with a frontier. */
+  roots: Map<number, Hash>;
+  chainAt: Map<number, string>;
+  firstBad?: AuditProblem;
+  /** The first and last entries of the range, for the seams. */
+  first?: { seq: number; version: AuditHashVersion; prevHash?: string };
+  last?: { seq: number; version: AuditHashVersion; hash: string };
+}
+
+const hex = (h: Hash) => bytesToHex(h);
+
+function dataMatches(data: unknown, leafData: string): boolean {
+  try {
+    return canonicalJson(data) === leafData;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Verifies a contiguous range of leaves fed in leaf order. Each entry is checked on its own (version 3:
+ * its columns against its stored leaf, the leaf against its hash; versions 1 and 2: the chain hash
+ * recomputed from its content and the previous hash), plus the order: contiguous leaf indexes, seqs
+ * increasing, hash versions never going down.
+ */
+export class LeafRangeVerifier {
+  private readonly frontier: MerkleFrontier;
+  private readonly start: number;
+  private readonly rootsAt: Set<number>;
+  private readonly chainSeqs: Set<number>;
+  private readonly roots = new Map<number, Hash>();
+  private readonly chainAt = new Map<number, string>();
+  private previous?: { seq: number; version: AuditHashVersion; hash: string };
+  private first?: LeafRangeResult['first'];
+  private bad?: AuditProblem;
+  private next: number;
+  private readonly onNode?: (id: NodeId, hash: Hash) => void;
+
+  constructor(from: LeafRangeStart) {
+    this.start = from.start;
+    this.next = from.start;
+    this.frontier = from.frontier ? new MerkleFrontier(from.start, from.frontier) : new MerkleFrontier();
+    this.previous = from.previous;
+    this.rootsAt = new Set(from.rootsAt ?? []);
+    this.chainSeqs = new Set(from.chainAt ?? []);
+    if (from.onNode) this.onNode = from.onNode;
+  }
+
+  get size(): number {
+    return this.next;
+  }
+
+  push(entry: VerifiableEntry): boolean {
+    if (this.bad) return false;
+    const prevSeq = this.previous?.seq;
+    const index = entry.leafIndex ?? entry.seq - 1; // exports from before the tree: leaf index = seq - 1
+    if (index !== this.next) {
+      const seq = prevSeq !== undefined ? prevSeq + 1 : entry.seq;
+      return this.fail(index > this.next ? seq : entry.seq, index > this.next ? `entry ${seq} (leaf ${this.next}) is missing (next is entry ${entry.seq}, leaf ${index})` : `entry ${entry.seq} is out of order`);
+    }
+    if (prevSeq !== undefined && entry.seq <= prevSeq) return this.fail(entry.seq, `entry ${entry.seq} is out of order (after entry ${prevSeq})`);
+    const version = entry.hashVersion ?? 1;
+    if (version !== 1 && version !== 2 && version !== 3) return this.fail(entry.seq, 'entry has an unknown hash version (edited)');
+    // Once the log is on a version, an older one after it can only be an edit: no writer goes back.
+    const prevVersion = this.previous?.version;
+    if (prevVersion !== undefined && version < prevVersion) return this.fail(entry.seq, `entry hash version ${version} follows version ${prevVersion} (edited)`);
+
+    let leaf: Hash;
+    if (version === 3) {
+      const stored = entry.leaf;
+      if (typeof stored !== 'string') return this.fail(entry.seq, 'entry has no stored leaf (edited)');
+      // The columns must be the ones the leaf records: compare the leaf's fixed parts, never parse it.
+      const prefix = auditLeafPrefix(entry);
+      const suffix = auditLeafSuffix(entry);
+      if (stored.length <= prefix.length + suffix.length || !stored.startsWith(prefix) || !stored.endsWith(suffix)) {
+        return this.fail(entry.seq, 'entry fields do not match its stored leaf (edited)');
+      }
+      // An export line carries data beside the leaf: it must be the leaf's (rows read for verify carry none).
+      if (entry.data !== undefined && !dataMatches(entry.data, stored.slice(prefix.length, stored.length - suffix.length))) {
+        return this.fail(entry.seq, 'entry data does not match its stored leaf (edited)');
+      }
+      const h = leafHash(stored);
+      leaf = h;
+      if (h.toString('hex') !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
+    } else {
+      if (entry.seq !== index + 1) return this.fail(entry.seq, `chained entry ${entry.seq} is not at leaf ${entry.seq - 1}`);
+      const prevHash = this.previous ? this.previous.hash : index === 0 ? GENESIS_HASH : undefined;
+      if (prevHash !== undefined && entry.prevHash !== prevHash) return this.fail(entry.seq, 'prevHash does not match the previous entry');
+      if (entry.data === undefined || entry.prevHash === undefined) return this.fail(entry.seq, 'entry content cannot be hashed (edited)');
+      // Version 1 dropped __proto__ members, so they never reached a stored entry; one there now is an
+      // edit the old form cannot see.
+      if (version === 1 && findJsonShapeProblem(entry.data, Infinity, ['__proto__'])) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
+      let hash: string;
+      try {
+        hash = hashAuditEntry(entry.prevHash, entry.seq, entry as AuditEntry, version);
+      } catch {
+        return this.fail(entry.seq, 'entry content cannot be hashed (edited)');
+      }
+      if (hash !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
+      if (this.chainSeqs.has(entry.seq)) this.chainAt.set(entry.seq, hash);
+      leaf = leafHash(chainLeaf(hash));
+    }
+    this.first ??= { seq: entry.seq, version, ...(entry.prevHash !== undefined ? { prevHash: entry.prevHash } : {}) };
+    this.previous = { seq: entry.seq, version, hash: entry.hash };
+    this.frontier.push(leaf, this.onNode);
+    this.next++;
+    if (this.rootsAt.has(this.next)) this.roots.set(this.next, this.frontier.root());
+    return true;
+  }
+
+  /** Fails the range (a problem found outside `push`, e.g. an unreadable row). */
+  fail(seq: number, reason: string): false {
+    this.bad ??= { seq, reason };
+    return false;
+  }
+
+  result(): LeafRangeResult {
+    return {
+      start: this.start,
+      end: this.next,
+      root: this.frontier.root(),
+      frontier: this.frontier.hashes(),
+      roots: this.roots,
+      chainAt: this.chainAt,
+      ...(this.bad ? { firstBad: this.bad } : {}),
+      ...(this.first ? { first: this.first } : {}),
+      ...(this.previous && this.first ? { last: this.previous } : {}),
+    };
+  }
+}
+
+export interface Signatures {
+  /** The published audit key: heads and checkpoints signed by any other key are refused. */
+  publicKey?: string;
+  verifyTreeHead(head: SignedTreeHead): boolean;
+  verifyCheckpoint(cp: AuditCheckpoint): boolean;
+}
+
+/**
+ * Joins the ranges (in leaf order; every range but the last of one power-of-two size, aligned, unless
+ * there is a single range) and checks the signed heads against the rebuilt tree.
+ */
+export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads: readonly SignedTreeHead[], checkpoints: readonly AuditCheckpoint[], sig: Signatures): AuditVerifyResult {
+  let bad: AuditProblem | undefined;
+  let prev: LeafRangeResult | undefined;
+  // The verified prefix: the ranges up to the first problem (the failing one only as far as it got), so a
+  // failed verification reports the same size and root however the log was split.
+  const prefix: LeafRangeResult[] = [];
+  for (const r of ranges) {
+    if (prev && r.first) {
+      const p = prev.last!;
+      const next = `(next is entry ${r.first.seq}, leaf ${r.start})`;
+      if (prev.end !== r.start) bad = { seq: p.seq + 1, reason: `entry ${p.seq + 1} (leaf ${prev.end}) is missing ${next}` };
+      else if (r.first.seq <= p.seq) bad = { seq: r.first.seq, reason: `entry ${r.first.seq} is out of order (after entry ${p.seq})` };
+      else if (r.first.version < p.version) bad = { seq: r.first.seq, reason: `entry hash version ${r.first.version} follows version ${p.version} (edited)` };
+      else if (r.first.version !== 3 && r.first.prevHash !== p.hash) bad = { seq: r.first.seq, reason: 'prevHash does not match the previous entry' };
+      if (bad) break;
+    }
+    if (r.first || r.firstBad) prefix.push(r);
+    if (r.firstBad) {
+      bad = r.firstBad;
+      break;
+    }
+    if (r.first) prev = r;
+  }
+  const size = prefix.length ? prefix[prefix.length - 1]!.end : 0;
+  // MTH at `at`: the complete ranges before it, then the range it ends in (its partial root).
+  const rootAt = (at: number): Hash | undefined => {
+    if (prefix.length === 1 && prefix[0]!.start === 0) return at === prefix[0]!.end ? prefix[0]!.root : prefix[0]!.roots.get(at);
+    const parts: Hash[] = [];
+    for (const r of prefix) {
+      if (r.end <= at) parts.push(r.root);
+      else if (r.start < at) {
+        const partial = r.roots.get(at);
+        if (!partial) return undefined;
+        parts.push(partial);
+      }
+      if (r.end >= at) break;
+    }
+    return rootOfSubtrees(parts);
+  };
+  const chainAt = new Map<number, string>();
+  for (const r of ranges) for (const [seq, h] of r.chainAt) chainAt.set(seq, h);
+
+  let anchored = 0;
+  for (const cp of [...checkpoints].sort((a, b) => a.seq - b.seq)) {
+    if (bad) break;
+    if (sig.publicKey && cp.publicKey !== sig.publicKey) bad = { seq: cp.seq, reason: `checkpoint at ${cp.seq} is signed by an unknown key` };
+    else if (!sig.verifyCheckpoint(cp)) bad = { seq: cp.seq, reason: `checkpoint at ${cp.seq} has an invalid signature` };
+    else if (cp.seq > size) bad = { seq: size + 1, reason: `log truncated: checkpoint covers ${cp.seq} entries, only ${size} present` };
+    else if (chainAt.get(cp.seq) !== cp.headHash) bad = { seq: cp.seq, reason: `entry ${cp.seq} does not match the signed checkpoint head` };
+    else anchored = Math.max(anchored, cp.seq);
+  }
+  for (const head of [...treeHeads].sort((a, b) => a.treeSize - b.treeSize)) {
+    if (bad) break;
+    const last = `entry at leaf ${head.treeSize - 1}`;
+    if (sig.publicKey && head.publicKey !== sig.publicKey) bad = { seq: head.treeSize, reason: `tree head of size ${head.treeSize} is signed by an unknown key` };
+    else if (!sig.verifyTreeHead(head)) bad = { seq: head.treeSize, reason: `tree head of size ${head.treeSize} has an invalid signature` };
+    else if (head.treeSize > size) bad = { seq: size + 1, reason: `log truncated: a signed tree head covers ${head.treeSize} entries, only ${size} present` };
+    else {
+      const root = rootAt(head.treeSize);
+      if (!root || hex(root) !== head.rootHash) bad = { seq: head.treeSize, reason: `the tree up to the ${last} does not match the signed tree head of size ${head.treeSize}` };
+      else anchored = Math.max(anchored, head.treeSize);
+    }
+  }
+  const result: AuditVerifyResult = {
+    ok: !bad,
+    entries: size,
+    checkpoints: checkpoints.length,
+    treeHeads: treeHeads.length,
+    rootHash: hex(rootAt(size) ?? rootOfSubtrees([])),
+    unanchored: size - anchored,
+  };
+  if (bad) result.firstBad = bad;
+  return result;
+}
+
+/** The sizes of signed heads and the seqs of legacy checkpoints: what a range must record roots and chain hashes at. */
+export function verificationPoints(treeHeads: readonly SignedTreeHead[], checkpoints: readonly AuditCheckpoint[]): { rootsAt: number[]; chainAt: number[] } {
+  return { rootsAt: treeHeads.map((h) => h.treeSize), chainAt: checkpoints.map((c) => c.seq) };
+}
+
+/**
+ * Verifies a whole log on this thread: entries in leaf order, then the heads. (`verifyStoredAudit` splits
+ * a stored log across worker threads; exports and small logs come here.)
+ */
+export class AuditLogVerifier {
+  private readonly range: LeafRangeVerifier;
+
+  constructor(treeHeads: readonly SignedTreeHead[] = [], checkpoints: readonly AuditCheckpoint[] = []) {
+    this.range = new LeafRangeVerifier({ start: 0, frontier: [], ...verificationPoints(treeHeads, checkpoints) });
+  }
+
+  push(entry: VerifiableEntry): boolean {
+    return this.range.push(entry);
+  }
+
+  fail(seq: number, reason: string): false {
+    return this.range.fail(seq, reason);
+  }
+
+  get size(): number {
+    return this.range.size;
+  }
+
+  finish(treeHeads: readonly SignedTreeHead[], checkpoints: readonly AuditCheckpoint[], sig: Signatures): AuditVerifyResult {
+    return finishVerification([this.range.result()], treeHeads, checkpoints, sig);
+  }
+}

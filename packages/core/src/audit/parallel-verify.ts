@@ -1,0 +1,87 @@
+// `audit verify` across worker threads: the log is cut into aligned power-of-two ranges of leaves, each
+// worker reads its ranges from its own store connection and verifies them (`LeafRangeVerifier`), and the
+// ranges are joined here (`finishVerification`): the seams, the roots at every signed size from the
+// ranges' subtree roots, and the signatures.
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import { finishVerification, type AuditVerifyResult, type LeafRangeResult, type Signatures } from './log-verifier.ts';
+import type { AuditCheckpoint, SignedTreeHead } from './types.ts';
+
+export interface ParallelVerifyOptions {
+  /** How a worker opens its own store: a module exporting `openStore(url)` (e.g. `@airlock/store`) and the store's URL. */
+  workers?: { storeModule: string; storeUrl: string; threads?: number };
+  /** Below this many entries one thread is faster than starting workers (default 50,000). */
+  minEntriesForWorkers?: number;
+  /** Leaves per range: a power of two (default 65,536). */
+  rangeLeaves?: number;
+}
+
+/** A range for a worker. */
+export interface VerifyTask {
+  id: number;
+  start: number;
+  end: number;
+  rootsAt: number[];
+  chainAt: number[];
+}
+
+export async function verifyAuditInParallel(
+  treeSize: number,
+  treeHeads: SignedTreeHead[],
+  checkpoints: AuditCheckpoint[],
+  signatures: Signatures,
+  options: ParallelVerifyOptions,
+): Promise<AuditVerifyResult> {
+  const { storeModule, storeUrl, threads } = options.workers!;
+  const rangeLeaves = options.rangeLeaves ?? 65_536;
+  if ((rangeLeaves & (rangeLeaves - 1)) !== 0) throw new RangeError('rangeLeaves must be a power of two');
+  const tasks: VerifyTask[] = [];
+  for (let start = 0, id = 0; start < treeSize; start += rangeLeaves, id++) {
+    const end = Math.min(start + rangeLeaves, treeSize);
+    tasks.push({
+      id,
+      start,
+      end,
+      rootsAt: treeHeads.map((h) => h.treeSize).filter((s) => s > start && s <= end),
+      chainAt: checkpoints.map((c) => c.seq).filter((s) => s > start && s <= end),
+    });
+  }
+  const count = Math.max(1, Math.min(threads ?? availableParallelism(), tasks.length));
+  const results: LeafRangeResult[] = new Array(tasks.length);
+  let nextTask = 0;
+  const workers = Array.from({ length: count }, () => new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: { storeModule, storeUrl } }));
+  try {
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            const feed = () => {
+              const task = tasks[nextTask++];
+              if (!task) return resolve();
+              worker.postMessage(task);
+            };
+            worker.on('message', (m: { id: number; result?: LeafRangeResult; error?: string }) => {
+              if (m.error !== undefined) return reject(new Error(`audit verify worker: ${m.error}`));
+              results[m.id] = m.result!;
+              feed();
+            });
+            worker.once('error', reject);
+            worker.once('online', feed);
+          }),
+      ),
+    );
+  } finally {
+    // Each worker closes its store connection and exits; one that does not within a few seconds is stopped.
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => void w.terminate().then(() => resolve()), 5000);
+            w.once('exit', () => (clearTimeout(timer), resolve()));
+            w.postMessage({ close: true });
+          }),
+      ),
+    );
+  }
+  return finishVerification(results, treeHeads, checkpoints, signatures);
+}
