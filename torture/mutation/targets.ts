@@ -59,8 +59,12 @@ export const MUTATION_TARGETS: MutationTarget[] = [
     // The signing service: the hot path from authentication to release.
     name: 'signing',
     mutate: ['packages/core/src/service/signing-service.ts'],
-    tests: ['packages/server/src/guards.http.test.ts', 'packages/server/src/signing.http.test.ts', 'packages/server/src/accounting.http.test.ts', 'packages/server/src/approvals.http.test.ts', 'packages/server/src/fail-closed.http.test.ts'],
+    // x402.http.test.ts was added after the measured run (many survivors were on the held-payment paths it drives).
+    tests: [
+      'packages/server/src/guards.http.test.ts', 'packages/server/src/signing.http.test.ts', 'packages/server/src/accounting.http.test.ts',
+      'packages/server/src/approvals.http.test.ts', 'packages/server/src/fail-closed.http.test.ts', 'packages/server/src/x402.http.test.ts',
+    ],
     nodeArgs: ['--test-skip-pattern=postgres'],
-    threshold: 60, // provisional: the whole file was not measured; its guards (authenticate, recheck, checkUsable, signCommitted) scored 70.5%
+    threshold: 51, // measured 53.7% on 3de9461 (2026-11-30, 562 mutants, 260 survived; see docs/reliability.md)
   },
 ];
