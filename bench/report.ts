@@ -69,7 +69,7 @@ function targets(r: BenchResults): TargetRow[] {
         target: `HTTP at 16 connections ≥ ${want}x viem, ${label(key)}${sqlite ? '' : ', one daemon'}`,
         measured: `${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}); ${fmt(s.c16)} req/s`,
         met,
-        why: met ? 'met' : 'missed: the load generator shares the 2 cores with the daemon (and PostgreSQL); see the HTTP section',
+        why: met ? 'met' : sqlite ? 'missed: the load generator shares the 2 cores with the daemon; see the HTTP section' : 'missed: a batch runs its requests\' statements one round trip after another under the one global advisory lock, so one daemon is bound by PostgreSQL round trips, not CPU (issue 8, item 4 is not done)',
       });
       if (sqlite && s.halfCapacity) {
         const metHalf = s.halfCapacity.p99.median < 10;
@@ -77,11 +77,11 @@ function targets(r: BenchResults): TargetRow[] {
           target: `p99 < 10 ms at half the measured capacity, ${label(key)}`,
           measured: `p99 ${fmt(s.halfCapacity.p99, 1)} ms at ${fmt(s.halfCapacity.offered)} req/s offered (achieved ${fmt(s.halfCapacity.achieved)})`,
           met: metHalf,
-          why: metHalf ? 'met' : 'missed: see the HTTP section',
+          why: metHalf ? 'met' : 'missed: autocannon\'s fixed-rate mode fires its 64 connections in step, so requests arrive in bursts of up to 64 that queue behind one another (one connection at 20 req/s: p50 2 ms, p99 9 ms; 64 connections at 50 req/s: p50 21 ms); an open-loop generator with spread arrivals is needed to measure this target, and is not built',
         });
         rows.push({
           target: `highest offered rate with p99 < 10 ms, ${label(key)} (reported)`,
-          measured: `${s.p99ObjectiveRate ?? 'not measured'} req/s`,
+          measured: `${s.p99ObjectiveRate ?? 'not measured'} req/s (with the bursty generator; see the row above)`,
           met: undefined,
           why: 'reported',
         });
@@ -104,7 +104,7 @@ function targets(r: BenchResults): TargetRow[] {
       target: `4 daemons on one PostgreSQL with ${twoprocesses.scaleOut.addedRttMs} ms added round trip ≥ 3x one daemon`,
       measured: `x${r2(g.median)} (${r2(g.min)}–${r2(g.max)}); one ${fmt(twoprocesses.scaleOut.one)} req/s, four ${fmt(twoprocesses.scaleOut.four)} req/s`,
       met,
-      why: met ? 'met' : 'missed: see the scale-out section',
+      why: met ? 'met' : 'missed: every batch still takes the one global advisory lock; see the scale-out section',
     });
   }
   if (audit) {
@@ -209,7 +209,7 @@ export function renderReport(r: BenchResults): string {
     const so = twoprocesses.scaleOut;
     if (so) {
       out.push('### Scale-out with a real round trip to PostgreSQL', '');
-      out.push(`The daemons reach PostgreSQL through a proxy that adds ${so.addedRttMs} ms to every round trip (bench/lib/delay-proxy.ts), as a database on another machine would; 2 cores cannot show scale-out otherwise, since daemons, load generators and PostgreSQL share them. Four independent agents and 16 connections in total: all on one daemon, then one agent and 4 connections on each of four daemons. One daemon ${fmt(so.one)} req/s, four daemons ${fmt(so.four)} req/s: x${r2(so.gain.median)} (${r2(so.gain.min)}–${r2(so.gain.max)}).`, '');
+      out.push(`The daemons reach PostgreSQL through a proxy that adds ${so.addedRttMs} ms to every round trip (bench/lib/delay-proxy.ts), as a database on another machine would; 2 cores cannot show scale-out otherwise, since daemons, load generators and PostgreSQL share them. Four independent agents and 16 connections in total: all on one daemon, then one agent and 4 connections on each of four daemons. One daemon ${fmt(so.one)} req/s, four daemons ${fmt(so.four)} req/s: x${r2(so.gain.median)} (${r2(so.gain.min)}–${r2(so.gain.max)}).${so.gain.median < 3 ? ' Every signing batch of every daemon still takes the one global advisory lock (docs/architecture.md, Concurrency) and holds it across its statements, each a round trip, so four daemons wait on one another; taking it away (issue 8, item 4) is not done.' : ''}`, '');
     }
   }
 
@@ -237,7 +237,7 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push(`Verify is \`verifyStoredAudit\` (what \`airlock audit verify\` runs) over a valid ${audit.verifyEntries.toLocaleString('en-US')}-entry Merkle log of \`sign.request\`-shaped version-3 leaves (\`auditLeaf\`, \`leafHash\`), bulk-loaded (${audit.generateSeconds.toFixed(0)} s for both stores). It runs in worker threads (one per core, each on its own store connection, ranges of 65,536 leaves); the whole-run figure has ${audit.verifyRuns} run(s) per store. Append is bounded by the durable commit per entry (fsync on SQLite, a round trip and WAL flush on PostgreSQL), which is what the signing path pays once per request.`);
     out.push('');
-    out.push('Where verify time goes: reading and JSON-parsing each row, re-serialising it as canonical JSON (~15 µs for a 1.2 KB entry since canonicalJson moved onto JSON.stringify; it was ~37 µs) and hashing it with node:crypto SHA-256 (~7 µs; it was noble at ~24 µs). Those two changes took verify from ~10k to ~26k entries/s. The rest of the gap to 100k/s: the loop is single-threaded, and the chain could be checked in parallel (each row carries its `prev_hash`), or verified over the stored canonical text without parsing and re-serialising it.');
+    out.push('Where verify time goes now: no JSON is parsed or re-serialised for version-3 leaves (the stored canonical bytes are hashed as they are, and the row columns are compared with the leaf\'s prefix and suffix); what remains per entry is one SHA-256 of the ~1.2 KB leaf plus about one interior node hash, building a row object from the store driver, and garbage collection, spread over two worker threads on this 2-core machine. The next step is a raw reader in the workers (rows as arrays straight from SQLite or PostgreSQL, not through the `Store` row mapping); it is not built yet.');
     out.push(`(${loadNote(audit)})`, '');
   }
 
