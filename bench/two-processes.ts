@@ -6,8 +6,9 @@
 // generators and PostgreSQL would fight for the same CPU), so the daemons reach PostgreSQL through a proxy
 // that adds a fixed round trip (bench/lib/delay-proxy.ts), as a database on another machine would. With
 // the round trip dominating, a daemon spends most of its time waiting; what limits more daemons is then
-// what they wait for each other on (locks), which is what this measures. Four independent agents, 16
-// connections in total: all on one daemon, or one agent and 4 connections per daemon on four.
+// what they wait for each other on (locks), which is what this measures. Sixteen independent agents with
+// four connections each (64 in all): all on one daemon, or four agents per daemon on four. Each daemon runs
+// its default number of group-commit batches at once (PostgresStoreOptions.batchesInFlight).
 import { backends } from './in-process.ts';
 import { load, startBenchDaemon } from './http.ts';
 import { provisionRemoteAgent, type Daemon, type DaemonData } from '../packages/server/src/testing/processes.ts';
@@ -17,6 +18,8 @@ import { startDelayProxy } from './lib/delay-proxy.ts';
 
 /** Added round trip to PostgreSQL for the scale-out measurement (a database in another zone of one region). */
 export const SCALE_OUT_RTT_MS = 2;
+/** Independent agents in the scale-out measurement, four connections each. */
+const SCALE_OUT_AGENTS = 16;
 
 export interface TwoProcessResult {
   backend: string;
@@ -71,7 +74,7 @@ async function benchScaleOut(o: BenchOptions, backend: 'js' | 'native', data: Da
     const delayed: DaemonData = { ...data, storeUrl: viaProxy.toString() };
     for (let i = 0; i < 4; i++) daemons.push((await startBenchDaemon('postgres', backend, delayed)).daemon);
     const tokens: string[] = [];
-    for (let i = 0; i < 4; i++) {
+    for (let i = 0; i < SCALE_OUT_AGENTS; i++) {
       tokens.push((await provisionRemoteAgent(daemons[0]!.url, data.adminToken, { policy: usdcPolicy({ daily: (10n ** 30n).toString(), perRequest: '1000000' }) })).token);
     }
     const seconds = o.quick ? 2 : 4;
@@ -82,7 +85,7 @@ async function benchScaleOut(o: BenchOptions, backend: 'js' | 'native', data: Da
     const sum = (xs: { requestsPerSecond: number }[]) => xs.reduce((t, x) => t + x.requestsPerSecond, 0);
     for (let r = 0; r < o.rounds; r++) {
       const single = sum(await Promise.all(tokens.map((t) => load(daemons[0]!.url, t, 4, seconds))));
-      const spread = sum(await Promise.all(tokens.map((t, i) => load(daemons[i]!.url, t, 4, seconds))));
+      const spread = sum(await Promise.all(tokens.map((t, i) => load(daemons[i % 4]!.url, t, 4, seconds))));
       one.push(single);
       four.push(spread);
       gain.push(spread / single);

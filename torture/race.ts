@@ -1,6 +1,9 @@
 // Part 2, race: 2 to 4 daemons on one PostgreSQL hammer a shared fleet budget and per-agent budgets, with
 // idempotent retries (same key, same payload) sent to different daemons at the same moment. Total signed
 // spend never exceeds the fleet limit, no agent exceeds its own, and a retried request is counted once.
+// Rounds without a fleet budget let the daemons run side by side (no lock shared by all agents: the fleet
+// series are striped, docs/architecture.md): every agent then spends exactly its cap, and a fleet budget
+// set afterwards at exactly the total signed must read the striped total to the unit.
 import { ALICE, BASE, USDC_ASSET, usdcPolicy, usdcTransfer } from '../packages/server/src/testing/harness.ts';
 import {
   adminClient, httpJson, prepareDaemonData, provisionRemoteAgent, startDaemon, type Daemon, type HttpResult,
@@ -19,28 +22,29 @@ interface RoundFigures {
   statuses: string;
 }
 
-async function raceRound(daemons: number, agents: number, v: Violations): Promise<RoundFigures> {
+async function raceRound(daemons: number, agents: number, fleetBudget: boolean, v: Violations): Promise<RoundFigures> {
   const data = await prepareDaemonData('postgres');
   const servers: Daemon[] = [];
   try {
     servers.push(...(await Promise.all(Array.from({ length: daemons }, () => startDaemon(data)))));
     const urls = servers.map((s) => s.url);
     const admin = adminClient(urls[0]!, data.adminToken);
-    const label = `${daemons} daemons`;
+    const label = `${daemons} daemons${fleetBudget ? '' : ', no fleet budget'}`;
 
     // Per-agent caps differ (10, 20, 30, ... units); the fleet cap is below their sum, so both bind.
     const caps = Array.from({ length: agents }, (_, i) => BigInt(10 * (i + 1)) * UNIT);
-    const fleetLimit = (sum(caps) * 7n) / 10n / UNIT * UNIT;
-    const fleet = await admin('PUT', '/v1/policies/fleet', {
+    const fleetLimit = fleetBudget ? (sum(caps) * 7n) / 10n / UNIT * UNIT : sum(caps);
+    const fleetPolicy = (limit: bigint | undefined) => admin('PUT', '/v1/policies/fleet', {
       document: {
         version: 1,
         sets: { partners: [ALICE] },
         rules: [
           { name: 'usdc-to-partners', type: 'allow', match: { chains: [BASE], kinds: ['erc20.transfer'], to: '$partners' } },
-          { name: 'fleet-usdc', type: 'budget', asset: USDC_ASSET, max: fleetLimit.toString(), window: '24h', scope: 'fleet' },
+          ...(limit !== undefined ? [{ name: 'fleet-usdc', type: 'budget', asset: USDC_ASSET, max: limit.toString(), window: '24h', scope: 'fleet' }] : []),
         ],
       },
     });
+    const fleet = await fleetPolicy(fleetBudget ? fleetLimit : undefined);
     if (fleet.status !== 200) throw new Error(`set fleet policy: ${brief(fleet.body)}`);
     const provisioned = await Promise.all(caps.map((cap, i) => provisionRemoteAgent(urls[i % urls.length]!, data.adminToken, { policy: usdcPolicy({ daily: cap.toString() }) })));
 
@@ -102,6 +106,21 @@ async function raceRound(daemons: number, agents: number, v: Violations): Promis
     v.check(total === BigInt(distinct) * UNIT, () => `${label}: log allows ${total}, clients hold ${distinct} distinct signatures`);
     // Demand exceeded every cap, so the fleet limit is used to the unit: nothing was reserved and lost.
     v.check(total === fleetLimit, () => `${label}: fleet spend ${total} short of the limit ${fleetLimit} though demand exceeded it`);
+    if (!fleetBudget) {
+      provisioned.forEach((p, a) => v.check(spend.get(p.agent.id) === caps[a], () => `${label}: agent ${a} spent ${spend.get(p.agent.id)}, not its cap ${caps[a]} though demand exceeded it`));
+      // The fleet total, as a fleet budget reads it (every stripe): one more unit fits a limit of total + 1
+      // and not a limit of total.
+      const probe = async (limit: bigint) => {
+        const set = await fleetPolicy(limit);
+        if (set.status !== 200) throw new Error(`set fleet policy: ${brief(set.body)}`);
+        const dry = await httpJson(urls[0]!, 'POST', '/v1/dry-run', { token: provisioned[0]!.token, body: { action: 'evm.transaction', payload: usdcTransfer(ALICE, UNIT, nonce++) } });
+        if (dry.status !== 200) throw new Error(`dry-run: ${dry.status} ${brief(dry.body)}`);
+        const rules: string[] = (dry.body.decision.violations ?? []).map((x: { rule: string }) => x.rule);
+        return rules.some((r) => r.endsWith('fleet-usdc'));
+      };
+      v.check(await probe(total), () => `${label}: a fleet budget of exactly the ${total} signed let one more unit through`);
+      v.check(!(await probe(total + UNIT)), () => `${label}: a fleet budget of ${total + UNIT} refused one more unit after ${total} signed`);
+    }
     for (const url of urls) await checkAuditVerifies(url, data.adminToken, v, `${label} @${url}`);
     return { requests, retryGroups, signed: total / UNIT, fleetLimit: fleetLimit / UNIT, statuses: statuses.toString() };
   } finally {
@@ -112,15 +131,17 @@ async function raceRound(daemons: number, agents: number, v: Violations): Promis
 
 export const racePart: Part = {
   name: 'race',
-  summary: '2-4 daemons on one PostgreSQL, shared fleet budget, per-agent budgets, idempotent retries across daemons',
+  summary: '2-4 daemons on one PostgreSQL, shared fleet budget (or none), per-agent budgets, idempotent retries across daemons',
   async run(mode: Mode): Promise<PartReport> {
     const v = new Violations();
     const figures: PartReport['figures'] = {};
-    const rounds: [daemons: number, agents: number][] = mode === 'full' ? [[2, 6], [3, 8], [4, 8], [4, 10]] : [[3, 4]];
+    const rounds: [daemons: number, agents: number, fleetBudget: boolean][] = mode === 'full'
+      ? [[2, 6, true], [3, 8, true], [4, 8, true], [4, 10, true], [4, 8, false], [4, 16, false]]
+      : [[3, 4, true], [4, 6, false]];
     let i = 0;
-    for (const [daemons, agents] of rounds) {
-      const r = await raceRound(daemons, agents, v);
-      const key = `round${++i}(${daemons} daemons, ${agents} agents)`;
+    for (const [daemons, agents, fleetBudget] of rounds) {
+      const r = await raceRound(daemons, agents, fleetBudget, v);
+      const key = `round${++i}(${daemons} daemons, ${agents} agents${fleetBudget ? '' : ', no fleet budget'})`;
       figures[`${key}.requests`] = r.requests;
       figures[`${key}.retryGroups`] = r.retryGroups;
       figures[`${key}.signedUnits/fleetLimit`] = `${r.signed}/${r.fleetLimit}`;

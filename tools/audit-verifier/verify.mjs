@@ -131,7 +131,8 @@ export function verifyExport(text, { publicKey } = {}) {
     const e = JSON.parse(line);
     const version = e.hashVersion ?? 1;
     if (e.leafIndex !== leaves.length) return fail(e.seq, `entry ${e.seq} is at leaf ${e.leafIndex}, expected leaf ${leaves.length} (deleted or reordered)`);
-    if (prev && e.seq <= prev.seq) return fail(e.seq, `entry ${e.seq} is out of order`);
+    // seq orders chained entries only; a version-3 entry's place is its leaf index (docs/audit-format.md).
+    if (prev && version !== 3 && e.seq <= prev.seq) return fail(e.seq, `entry ${e.seq} is out of order`);
     if (prev && version < prev.version) return fail(e.seq, 'hash version goes down (edited)');
     if (version === 3) {
       let leaf;

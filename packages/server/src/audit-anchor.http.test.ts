@@ -166,7 +166,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal((await signStatus(h, token)).code, 'audit_integrity_failed');
         const verified = (await h.admin('POST', '/v1/audit/verify')).body;
         assert.equal(verified.ok, false);
-        assert.match(verified.firstBad.reason, /truncated/);
+        // The alert the check appended lands after the truncated log on SQLite; on PostgreSQL the leaf counter
+        // still remembers the deleted leaves, so it lands after a hole.
+        assert.match(verified.firstBad.reason, store === 'sqlite' ? /truncated/ : /truncated|\(leaf \d+\) is missing/);
       } finally {
         await h.close();
       }

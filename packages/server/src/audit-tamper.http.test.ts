@@ -48,7 +48,6 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       ['an edited entry', "UPDATE audit_entries SET decision = 'deny' WHERE seq = 5", 5, /edited/],
       ['a deleted entry', 'DELETE FROM audit_entries WHERE seq = 5', 5, /missing/],
       ['reordered entries (their seqs swapped)', 'UPDATE audit_entries SET seq = -1 WHERE seq = 5; UPDATE audit_entries SET seq = 5 WHERE seq = 6; UPDATE audit_entries SET seq = 6 WHERE seq = -1', 6, /do not match its stored leaf \(edited\)/],
-      ['reordered leaves (their places in the tree swapped)', 'UPDATE audit_entries SET leaf_index = -1 WHERE seq = 5; UPDATE audit_entries SET leaf_index = 4 WHERE seq = 6; UPDATE audit_entries SET leaf_index = 5 WHERE seq = 5', 5, /out of order/],
       ['an edited leaf', "UPDATE audit_entries SET leaf = replace(leaf, '\"allow\"', '\"deny\"') WHERE seq = 5", 5, /edited/],
       ['a truncated log', 'DELETE FROM audit_entries WHERE seq > 7', 8, /truncated/],
     ];
@@ -65,6 +64,20 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         }
       });
     }
+
+    test('reordered leaves (their places in the tree swapped) fail against the signed tree head', async () => {
+      const h = await loggedHarness(store);
+      try {
+        const head = await h.airlock.store.lastTreeHead();
+        assert.ok(head && head.treeSize > 6, 'a signed head covers the swapped leaves');
+        // Every entry still matches its own leaf: only the order changed, which only the tree records.
+        const result = await tamper(h, store, 'UPDATE audit_entries SET leaf_index = -1 WHERE leaf_index = 4; UPDATE audit_entries SET leaf_index = 4 WHERE leaf_index = 5; UPDATE audit_entries SET leaf_index = 5 WHERE leaf_index = -1');
+        assert.equal(result.ok, false);
+        assert.match(result.firstBad!.reason, /does not match the signed tree head/);
+      } finally {
+        await h.close();
+      }
+    });
 
     test('the checkpointer refuses to sign over a tampered segment', async () => {
       const h = await loggedHarness(store);

@@ -139,3 +139,63 @@ test('postgres: a backend terminated inside a transaction surfaces as store_unav
     await store.close();
   }
 });
+
+/**
+ * No global lock (tx-locks.ts): four instances, each running several batches at once, charge agent series,
+ * the striped fleet series, and some read the fleet total (which takes every fleet slot). Requests lock their
+ * agent first, then series in whatever order their batch met them, so some could only wait out of order and
+ * are retried; none may deadlock (PostgreSQL would abort a batch: store_unavailable), none may be lost, every
+ * budget is exact and the audit tree has no gap.
+ */
+test('postgres: four instances with no global lock: agent and fleet budgets exact, no deadlock, a gap-free audit tree', { skip }, async () => {
+  const schema = newSchema();
+  const stores = await Promise.all(Array.from({ length: 4 }, () => openPostgresStore({ connectionString: url, schema, poolSize: 6 })));
+  try {
+    for (const s of stores) await s.migrate();
+    const AGENTS = 12;
+    const AGENT_CAP = 9;
+    const FLEET_CAP = 80;
+    const attempts = 400;
+    const agentSeries = (a: number) => `agent:ag_${a}`;
+    const fleetReadsThatCharged: number[] = [];
+    const results = await Promise.all(Array.from({ length: attempts }, (_, i) => {
+      const agent = (i * 7) % AGENTS;
+      // Every third request is under a fleet-wide budget (reads the fleet total); the rest only charge it.
+      const fleetBudget = i % 3 === 0;
+      return stores[i % stores.length]!.transaction(async (tx) => {
+        await tx.getAgent(`ag_${agent}`);
+        const queries = [{ series: agentSeries(agent), asset: '*', sinceMs: 0 }, ...(fleetBudget ? [{ series: 'fleet', asset: '*', sinceMs: 0 }] : [])];
+        const [own, fleet] = await tx.windowTotals(queries);
+        await new Promise((resolve) => setImmediate(resolve));
+        if (own!.count >= AGENT_CAP || (fleet && fleet.count >= FLEET_CAP)) return 'refused';
+        if (fleet) fleetReadsThatCharged.push(fleet.count);
+        const entry = await tx.appendAudit({ at: 1_000 + i, type: 'race.test', actor: 'system', agentId: `ag_${agent}`, data: { i } });
+        // A series this request did not read, and one other agent's: taken after the fleet slots, out of order.
+        await tx.appendLedger([
+          { series: agentSeries(agent), asset: '*', amount: 1n, count: 1 },
+          { series: 'fleet', asset: '*', amount: 1n, count: 1 },
+          { series: `${agentSeries(agent)}|to:0xabc`, asset: '*', amount: 1n, count: 1 },
+        ], 1_000 + i, entry.seq);
+        return 'charged';
+      });
+    }));
+    const charged = results.filter((r) => r === 'charged').length;
+    const totals = await stores[0]!.transaction((tx) => tx.windowTotals([
+      { series: 'fleet', asset: '*', sinceMs: 0 },
+      ...Array.from({ length: AGENTS }, (_, a) => ({ series: agentSeries(a), asset: '*', sinceMs: 0 })),
+    ]));
+    assert.equal(totals[0]!.count, charged, 'the striped fleet series sums to every charge');
+    assert.ok(charged <= AGENTS * AGENT_CAP);
+    for (let a = 0; a < AGENTS; a++) assert.ok(totals[a + 1]!.count <= AGENT_CAP, `agent ${a} charged ${totals[a + 1]!.count} > ${AGENT_CAP}`);
+    // Fleet totals are read under every fleet slot: two fleet-budget requests that charged never saw the same
+    // total (each saw the charges before it, its own came after), and none saw more than was ever charged.
+    assert.ok(fleetReadsThatCharged.length > 10);
+    assert.equal(new Set(fleetReadsThatCharged).size, fleetReadsThatCharged.length, 'two fleet-budget requests read the same fleet total');
+    assert.ok(fleetReadsThatCharged.every((c) => c < charged));
+    const leaves = await stores[1]!.readAuditLeaves(0, attempts + 1);
+    assert.deepEqual(leaves.map((e) => e.leafIndex), Array.from({ length: charged }, (_, k) => k), 'one leaf per charge, no gap');
+    assert.equal(new Set(leaves.map((e) => e.seq)).size, charged);
+  } finally {
+    for (const s of stores) await s.close();
+  }
+});

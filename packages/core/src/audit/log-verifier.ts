@@ -121,8 +121,11 @@ export class LeafRangeVerifier {
       const seq = prevSeq !== undefined ? prevSeq + 1 : entry.seq;
       return this.fail(index > this.next ? seq : entry.seq, index > this.next ? `entry ${seq} (leaf ${this.next}) is missing (next is entry ${entry.seq}, leaf ${index})` : `entry ${entry.seq} is out of order`);
     }
-    if (prevSeq !== undefined && entry.seq <= prevSeq) return this.fail(entry.seq, `entry ${entry.seq} is out of order (after entry ${prevSeq})`);
     const version = entry.hashVersion ?? 1;
+    // Chained entries are numbered by their place (seq = leaf + 1, checked below). A version-3 entry's seq is
+    // an identifier, unique by the store's key: on PostgreSQL it is drawn when the request runs and its leaf
+    // is placed when its batch commits, so seqs of concurrent batches interleave. The tree fixes the order.
+    if (version !== 3 && prevSeq !== undefined && entry.seq <= prevSeq) return this.fail(entry.seq, `entry ${entry.seq} is out of order (after entry ${prevSeq})`);
     if (version !== 1 && version !== 2 && version !== 3) return this.fail(entry.seq, 'entry has an unknown hash version (edited)');
     // Once the log is on a version, an older one after it can only be an edit: no writer goes back.
     const prevVersion = this.previous?.version;
@@ -214,7 +217,7 @@ export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads
       const p = prev.last!;
       const next = `(next is entry ${r.first.seq}, leaf ${r.start})`;
       if (prev.end !== r.start) bad = { seq: p.seq + 1, reason: `entry ${p.seq + 1} (leaf ${prev.end}) is missing ${next}` };
-      else if (r.first.seq <= p.seq) bad = { seq: r.first.seq, reason: `entry ${r.first.seq} is out of order (after entry ${p.seq})` };
+      else if (r.first.version !== 3 && r.first.seq <= p.seq) bad = { seq: r.first.seq, reason: `entry ${r.first.seq} is out of order (after entry ${p.seq})` };
       else if (r.first.version < p.version) bad = { seq: r.first.seq, reason: `entry hash version ${r.first.version} follows version ${p.version} (edited)` };
       else if (r.first.version !== 3 && r.first.prevHash !== p.hash) bad = { seq: r.first.seq, reason: 'prevHash does not match the previous entry' };
       if (bad) break;

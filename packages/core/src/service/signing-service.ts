@@ -15,6 +15,7 @@ import { PolicyLayerLoader } from './policy-layers.ts';
 import { enrichFromLayers } from './intent-enrichment.ts';
 import { assertAuditIntact } from './audit-integrity.ts';
 import { receiptForSeq, receiptOf } from '../audit/stored-tree.ts';
+import type { AuditEntry } from '../audit/types.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
 import { CredentialCache } from './credential-cache.ts';
 
@@ -52,7 +53,7 @@ interface SignRequest {
 /** What the signing transaction decided: refuse, release a signature after commit, or answer as is. */
 type TxOutcome =
   | { refused: AirlockError }
-  | { release: { auditSeq: number; replayed: boolean; decision?: Decision; extra: Record<string, unknown> } }
+  | { release: { auditSeq: number; replayed: boolean; decision?: Decision; extra: Record<string, unknown>; entry?: AuditEntry } }
   | { status: SignOutcome['status']; body: Record<string, unknown> };
 
 export interface DryRunOutcome {
@@ -175,8 +176,10 @@ export class SigningService {
 
     if ('refused' in outcome) throw outcome.refused;
     if ('release' in outcome) {
-      const { auditSeq, replayed, decision, extra } = outcome.release;
-      return this.release(auth, action, adapter, decoded, auditSeq, replayed, decision, extra);
+      const { auditSeq, replayed, decision, extra, entry } = outcome.release;
+      // The receipt is read off the entry now, after commit: a store may give an entry its leaf index only
+      // when its batch commits (PostgreSQL).
+      return this.release(auth, action, adapter, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra);
     }
     return outcome;
   }
@@ -215,7 +218,7 @@ export class SigningService {
       const extra = paymentId !== undefined ? { paymentId } : {};
       // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
       stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, ...extra } };
-      outcome = { release: { auditSeq: entry.seq, replayed: false, decision, extra: { ...extra, receipt: receiptOf(entry) } } };
+      outcome = { release: { auditSeq: entry.seq, replayed: false, decision, extra, entry } };
     } else if (decision.decision === 'require_approval') {
       const approval: ApprovalRecord = {
         id: this.deps.randomId('apr'),

@@ -52,6 +52,9 @@ export async function writeLegacyAuditChain(h: Harness, store: StoreKind): Promi
     );
     prev = hash;
   }
+  // PostgreSQL draws seqs from a sequence and leaf indexes from a counter (migration 008): the rewritten
+  // log is where they continue from, as the migration would have set them on an upgraded store.
+  if (store === 'postgres') statements.push(`UPDATE audit_leaf_counter SET next_leaf = ${seq}`, `SELECT setval('audit_entry_seq', ${seq + 1}, false)`);
   await raw.rawExec(statements.join('; '));
   return { seq, hash: prev };
 }

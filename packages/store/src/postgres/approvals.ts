@@ -3,7 +3,8 @@ import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, t
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { approvalFromRow } from '../shared/rows.ts';
 import { clampLimit, toAmount, toInt } from '../shared/values.ts';
-import { appendLedger } from './ledger.ts';
+import { appendLedger, lockForWrites } from './ledger.ts';
+import type { TxLocks } from './tx-locks.ts';
 import type { Q } from './pg-query.ts';
 
 export async function getApproval(q: Q, id: string, forUpdate = false): Promise<ApprovalRecord | undefined> {
@@ -21,9 +22,10 @@ export async function listApprovals(q: Q, filter: { state?: ApprovalState; agent
 }
 
 /** Records a pending approval and holds its budget (counted by windowTotals until decided). */
-export async function holdForApproval(q: Q, approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
+export async function holdForApproval(q: Q, locks: TxLocks, approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
   if (approval.state !== 'pending') throw new AirlockError('invalid_request', 'a new approval must be pending');
   const merged = mergeLedgerWrites(writes);
+  await lockForWrites(locks, merged);
   await q(
     `WITH a AS (
        INSERT INTO approvals (id, agent_id, session_id, audit_seq, action, request, digest, summary, state, created_at, expires_at)
@@ -43,7 +45,7 @@ export async function holdForApproval(q: Q, approval: ApprovalRecord, writes: Le
  * pending -> approved | denied | expired. Approval converts the holds into ledger entries at `now`
  * (never earlier, so a window can only over-count); denial and expiry release them.
  */
-export async function decideApproval(q: Q, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, convertHolds = true): Promise<ApprovalRecord> {
+export async function decideApproval(q: Q, locks: TxLocks, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, convertHolds = true): Promise<ApprovalRecord> {
   const current = await getApproval(q, id, true);
   if (!current) throw new AirlockError('not_found', 'no such approval');
   if (current.state !== 'pending') throw new AirlockError('approval_not_pending', `the approval is already ${current.state}`);
@@ -54,7 +56,7 @@ export async function decideApproval(q: Q, id: string, state: 'approved' | 'deni
     [id, state === 'approved' && convertHolds ? 'converted' : 'released'],
   );
   if (state === 'approved' && convertHolds) {
-    await appendLedger(q, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
+    await appendLedger(q, locks, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
   }
   const [row] = await q('UPDATE approvals SET state = $2, decided_at = $3, decided_by = $4 WHERE id = $1 RETURNING *', [id, state, now, by]);
   await settleApprovalNonces(q, id, state === 'approved');

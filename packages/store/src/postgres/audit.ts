@@ -6,22 +6,49 @@ import type { Q } from './pg-query.ts';
 
 const EMPTY_HEAD = { seq: 0, hash: '0'.repeat(64), treeSize: 0 };
 
+/** The head is the last leaf: on PostgreSQL `seq` is an identifier (from a sequence), `leaf_index` the order. */
 export async function auditHead(q: Q): Promise<StoredAuditHead> {
-  const [row] = await q('SELECT seq, hash, (SELECT max(leaf_index) FROM audit_entries) AS last_leaf FROM audit_entries ORDER BY seq DESC LIMIT 1');
-  return row ? { seq: toInt(row.seq), hash: String(row.hash), treeSize: (toOptionalInt(row.last_leaf) ?? -1) + 1 } : EMPTY_HEAD;
+  const [row] = await q('SELECT seq, hash, leaf_index FROM audit_entries ORDER BY leaf_index DESC NULLS LAST LIMIT 1');
+  return row ? { seq: toInt(row.seq), hash: String(row.hash), treeSize: (toOptionalInt(row.leaf_index) ?? -1) + 1 } : EMPTY_HEAD;
 }
 
-/** Must run inside the signing transaction (its advisory lock serialises head read + insert). */
-export async function appendAudit(q: Q, input: AuditEntryInput): Promise<AuditEntry> {
-  const head = await auditHead(q);
-  const entry = buildAuditEntry(head.seq + 1, head.treeSize, input);
-  await q(
-    `INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, hash, hash_version, leaf_index, leaf)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-    [entry.seq, entry.at, entry.type, entry.actor, entry.agentId ?? null, entry.sessionId ?? null,
-      entry.action ?? null, entry.decision ?? null, entry.hash, entry.hashVersion, entry.leafIndex, entry.leaf],
-  );
-  return entry;
+/**
+ * The first half of an append, inside a request: the entry's `seq` comes from a sequence (no lock, so
+ * instances never wait for each other here) and its leaf is built. It is written, and gets its leaf index,
+ * when its batch commits (`insertAuditEntries`). A seq drawn by a request that rolls back is never used, so
+ * seqs may have gaps; the leaf index never does.
+ */
+export async function prepareAuditEntry(q: Q, input: AuditEntryInput): Promise<AuditEntry> {
+  const [row] = await q("SELECT nextval('audit_entry_seq') AS seq");
+  return buildAuditEntry(toInt(row!.seq), undefined, input);
+}
+
+/**
+ * The second half, once per batch, last before COMMIT: one statement takes the next leaf indexes from the
+ * counter row and inserts the batch's entries in the order they were appended. The counter's row lock is
+ * the only thing instances serialise on for the audit log, and only from this statement to COMMIT; the
+ * lock is also what keeps the visible leaves a gap-free prefix (a later batch cannot take indexes before an
+ * earlier one commits or rolls back, and a rollback returns its indexes).
+ */
+const INSERT_ENTRIES = `
+  WITH c AS (UPDATE audit_leaf_counter SET next_leaf = next_leaf + $11 RETURNING next_leaf - $11 AS first)
+  INSERT INTO audit_entries (seq, at, type, actor, agent_id, session_id, action, decision, hash, hash_version, leaf_index, leaf)
+  SELECT e.seq, e.at, e.type, e.actor, e.agent_id, e.session_id, e.action, e.decision, e.hash, e.hash_version, c.first + e.ord - 1, e.leaf
+  FROM c, unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $12::int2[])
+    WITH ORDINALITY AS e(seq, at, type, actor, agent_id, session_id, action, decision, hash, leaf, hash_version, ord)
+  RETURNING seq, leaf_index`;
+
+export async function insertAuditEntries(q: Q, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  const rows = await q(INSERT_ENTRIES, [
+    entries.map((e) => e.seq), entries.map((e) => e.at), entries.map((e) => e.type), entries.map((e) => e.actor),
+    entries.map((e) => e.agentId ?? null), entries.map((e) => e.sessionId ?? null), entries.map((e) => e.action ?? null),
+    entries.map((e) => e.decision ?? null), entries.map((e) => e.hash), entries.map((e) => e.leaf!), entries.length,
+    entries.map((e) => e.hashVersion),
+  ]);
+  const leafBySeq = new Map(rows.map((r) => [toInt(r.seq), toInt(r.leaf_index)]));
+  // The entries handed out by prepareAuditEntry learn their place before anyone is answered (receipts).
+  for (const e of entries) e.leafIndex = leafBySeq.get(e.seq)!;
 }
 
 export async function queryAudit(q: Q, query: AuditQuery): Promise<AuditEntry[]> {
@@ -36,9 +63,13 @@ export async function queryAudit(q: Q, query: AuditQuery): Promise<AuditEntry[]>
   if (query.type !== undefined) add('type = ?', query.type);
   if (query.fromMs !== undefined) add('at >= ?', query.fromMs);
   if (query.toMs !== undefined) add('at <= ?', query.toMs);
-  if (query.afterSeq !== undefined) add('seq > ?', query.afterSeq);
+  // Pages follow the log's order (leaf index): seqs are not in commit order across batches, and a reader
+  // paging by seq could step over an entry that commits after it read a larger seq.
+  if (query.afterSeq !== undefined) {
+    add('leaf_index > COALESCE((SELECT a.leaf_index FROM audit_entries a WHERE a.seq = ?), -1)', query.afterSeq);
+  }
   params.push(clampLimit(query.limit));
-  const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT $${params.length}`;
+  const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY leaf_index LIMIT $${params.length}`;
   return (await q(sql, params)).map(auditEntryFromRow);
 }
 

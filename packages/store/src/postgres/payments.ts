@@ -2,7 +2,8 @@ import { AirlockError, type LedgerWrite, type PaymentFilter, type PaymentRecord,
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { holdWrites, ledgerOnFinish, paymentFromRow, summarisePayments } from '../shared/rows.ts';
 import { clampLimit } from '../shared/values.ts';
-import { appendLedger } from './ledger.ts';
+import { appendLedger, lockForWrites } from './ledger.ts';
+import type { TxLocks } from './tx-locks.ts';
 import type { Q } from './pg-query.ts';
 
 const COLUMNS = `id, agent_id, session_id, audit_seq, protocol, x402_version, network, asset, "from", "to", value::text AS value, nonce,
@@ -32,9 +33,10 @@ export async function paymentSummary(q: Q, filter: { agentId?: string }): Promis
   return summarisePayments(rows);
 }
 
-export async function holdPayment(q: Q, p: PaymentRecord, writes: LedgerWrite[]): Promise<void> {
+export async function holdPayment(q: Q, locks: TxLocks, p: PaymentRecord, writes: LedgerWrite[]): Promise<void> {
   if (p.state !== 'reserved') throw new AirlockError('invalid_request', 'a new payment must be reserved');
   const merged = mergeLedgerWrites(writes);
+  await lockForWrites(locks, merged);
   // The UNIQUE (network, asset, from, nonce) constraint turns a second reservation of one nonce into `conflict`.
   await q(
     `WITH p AS (
@@ -51,7 +53,7 @@ export async function holdPayment(q: Q, p: PaymentRecord, writes: LedgerWrite[])
   );
 }
 
-export async function finishPayment(q: Q, id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord> {
+export async function finishPayment(q: Q, locks: TxLocks, id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord> {
   const current = await getPayment(q, id, true);
   if (!current) throw new AirlockError('not_found', 'no such payment');
   if (current.state !== 'reserved') throw new AirlockError('conflict', `the payment is already ${current.state}`);
@@ -59,7 +61,7 @@ export async function finishPayment(q: Q, id: string, state: 'settled' | 'expire
     `UPDATE payment_holds SET state = $2 WHERE payment_id = $1 AND state = 'held' RETURNING series, asset, amount::text AS amount, count`,
     [id, state === 'settled' ? 'converted' : 'released'],
   ));
-  await appendLedger(q, ledgerOnFinish(holds, state, current, settled), now, auditSeq);
+  await appendLedger(q, locks, ledgerOnFinish(holds, state, current, settled), now, auditSeq);
   await q(
     'UPDATE payments SET state = $2, settlement_tx = COALESCE($3, settlement_tx), settled_value = $4, settled_to = $5, updated_at = $6 WHERE id = $1',
     [id, state, settlementTx ?? null, settled?.value.toString() ?? null, settled?.to.toLowerCase() ?? null, now],

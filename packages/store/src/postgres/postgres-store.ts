@@ -14,6 +14,7 @@ import { postgresMigrations } from './migrations/index.ts';
 import { isConnectionError, mapPgError } from './pg-errors.ts';
 import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, type Q } from './pg-query.ts';
 import { PostgresStoreTx } from './postgres-tx.ts';
+import { TxLocks } from './tx-locks.ts';
 import * as records from './records.ts';
 
 export interface PostgresStoreOptions {
@@ -21,7 +22,15 @@ export interface PostgresStoreOptions {
   /** Schema to use (created if missing; lowercase a-z, 0-9, _); every pooled connection gets it as its search_path. */
   schema?: string;
   poolSize?: number;
+  /** Group-commit batches one instance runs at once, each on its own connection (default 4). */
+  batchesInFlight?: number;
 }
+
+/**
+ * Batches in flight per instance. Batches lock only what they touch (tx-locks.ts), so while one waits on a
+ * round trip another can run; more than a few only adds connections and lock traffic.
+ */
+const DEFAULT_BATCHES_IN_FLIGHT = 4;
 
 /**
  * Requests per group-commit batch. Each request runs in its own savepoint, a subtransaction once it writes;
@@ -45,10 +54,13 @@ const types = {
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /**
- * Store on a `pg` Pool. Signing transactions hold `pg_advisory_xact_lock(SIGNING_LOCK_KEY)` from
- * BEGIN to COMMIT, so every instance on the database serialises on budget and audit writes. They are
- * group-committed (GroupCommitter): the transactions queued together run in one BEGIN ... COMMIT under
- * one lock acquisition, a savepoint each, and every caller is answered after that commit.
+ * Store on a `pg` Pool, for several instances on one database. Signing transactions are group-committed
+ * (GroupCommitter): the transactions queued together run in one BEGIN ... COMMIT, a savepoint each, and
+ * every caller is answered after that commit; each instance runs a few such batches at once. A batch takes
+ * the signing lock in shared mode and then only the advisory locks of what its requests touch (tx-locks.ts):
+ * agents, ledger series, a fleet slot. Audit entries get their seq from a sequence and their leaf index
+ * from a counter row in the batch's last statement (audit.ts). The operator writes that change what every
+ * transaction reads (agent status, sessions, policies) take the signing lock exclusively (run()).
  */
 export class PostgresStore implements Store {
   readonly dialect = 'postgres' as const;
@@ -74,19 +86,40 @@ export class PostgresStore implements Store {
     this.q = queryFn(this.pool);
     this.committer = new GroupCommitter<PostgresStoreTx>({
       maxBatch: MAX_BATCH,
+      maxInFlight: options.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT,
       inTransaction: this.inTransaction,
       withBatch: (body) => this.withClient(async (client, q) => {
-        await q('BEGIN');
+        // One round trip (simple protocol, no parameters): BEGIN and the shared signing lock, which only the
+        // operator writes that change agents, sessions and policies take exclusively (see run()).
         try {
-          await q('SELECT pg_advisory_xact_lock($1::bigint)', [SIGNING_LOCK_KEY]);
+          await client.query(`BEGIN; SELECT pg_advisory_xact_lock_shared(${SIGNING_LOCK_KEY})`);
+        } catch (e) {
+          throw mapPgError(e);
+        }
+        try {
+          const locks = new TxLocks(q);
+          const requests: PostgresStoreTx[] = [];
+          let current: PostgresStoreTx | undefined;
           await body({
             savepoint: async () => void (await q('SAVEPOINT request')),
-            releaseSavepoint: async () => void (await q('RELEASE SAVEPOINT request')),
-            rollbackToSavepoint: async () => void (await q('ROLLBACK TO SAVEPOINT request')),
+            releaseSavepoint: async () => {
+              await q('RELEASE SAVEPOINT request');
+              if (current && !current.rolledBack) locks.keepCurrent();
+            },
+            rollbackToSavepoint: async () => {
+              current!.rolledBack = true;
+              locks.dropCurrent();
+              await q('ROLLBACK TO SAVEPOINT request');
+            },
             // A lost connection fails the next statement (ROLLBACK TO included), which aborts the batch.
             stillOpen: () => true,
-            newTx: () => new PostgresStoreTx(q),
+            newTx: () => {
+              current = new PostgresStoreTx(q, locks);
+              requests.push(current);
+              return current;
+            },
           });
+          await audit.insertAuditEntries(q, requests.filter((r) => !r.rolledBack).flatMap((r) => r.auditEntries));
           await q('COMMIT');
         } catch (e) {
           await client.query('ROLLBACK').catch(() => undefined);

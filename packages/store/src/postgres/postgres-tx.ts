@@ -10,14 +10,25 @@ import * as ledger from './ledger.ts';
 import * as nonces from './nonces.ts';
 import type { Q } from './pg-query.ts';
 import * as records from './records.ts';
+import type { TxLocks } from './tx-locks.ts';
 
-/** The handle `PostgresStore.transaction` passes to its callback: bound to its client, dead once it ends. */
+/**
+ * The handle `PostgresStore.transaction` passes to one request of a batch: bound to the batch's client and
+ * locks, dead once the request ends. It takes the advisory locks of what it touches as it goes (tx-locks.ts):
+ * the agent when the agent is read, series before they are read or charged.
+ */
 export class PostgresStoreTx implements StoreTx {
   private readonly q: Q;
+  private readonly locks: TxLocks;
   private open = true;
+  /** Audit entries this request appended, written when the batch commits (audit.insertAuditEntries). */
+  readonly auditEntries: AuditEntry[] = [];
+  /** Set when the request was rolled back to its savepoint: its entries are not written. */
+  rolledBack = false;
 
-  constructor(q: Q) {
+  constructor(q: Q, locks: TxLocks) {
     this.q = q;
+    this.locks = locks;
   }
 
   end(): void {
@@ -30,7 +41,10 @@ export class PostgresStoreTx implements StoreTx {
   }
 
   async getAgent(id: string): Promise<Agent | undefined> {
-    return records.getAgentById(this.live(), id);
+    const q = this.live();
+    // Everything of one agent (nonce claims, idempotency keys, its payments) is serialised by this lock.
+    await this.locks.lockAgent(id);
+    return records.getAgentById(q, id);
   }
   async getSession(id: string): Promise<Session | undefined> {
     return records.getSession(this.live(), id);
@@ -66,19 +80,19 @@ export class PostgresStoreTx implements StoreTx {
     return nonces.releaseNonceClaims(this.live(), keys);
   }
   async windowTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
-    return ledger.windowTotals(this.live(), queries);
+    return ledger.windowTotals(this.live(), this.locks, queries);
   }
   async appendLedger(writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
-    return ledger.appendLedger(this.live(), writes, at, auditSeq);
+    return ledger.appendLedger(this.live(), this.locks, writes, at, auditSeq);
   }
   async holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
-    return approvals.holdForApproval(this.live(), approval, writes);
+    return approvals.holdForApproval(this.live(), this.locks, approval, writes);
   }
   async getApproval(id: string): Promise<ApprovalRecord | undefined> {
     return approvals.getApproval(this.live(), id);
   }
   async decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, options: { convertHolds?: boolean } = {}): Promise<ApprovalRecord> {
-    return approvals.decideApproval(this.live(), id, state, by, now, auditSeq, options.convertHolds ?? true);
+    return approvals.decideApproval(this.live(), this.locks, id, state, by, now, auditSeq, options.convertHolds ?? true);
   }
   async setApprovalResult(id: string, result: unknown): Promise<void> {
     return approvals.setApprovalResult(this.live(), id, result);
@@ -87,7 +101,7 @@ export class PostgresStoreTx implements StoreTx {
     return approvals.overdueApprovals(this.live(), now, limit);
   }
   async holdPayment(payment: PaymentRecord, writes: LedgerWrite[]): Promise<void> {
-    return payments.holdPayment(this.live(), payment, writes);
+    return payments.holdPayment(this.live(), this.locks, payment, writes);
   }
   async getPayment(id: string): Promise<PaymentRecord | undefined> {
     return payments.getPayment(this.live(), id);
@@ -96,7 +110,7 @@ export class PostgresStoreTx implements StoreTx {
     return payments.getPaymentByNonce(this.live(), network, asset, from, nonce);
   }
   async finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord> {
-    return payments.finishPayment(this.live(), id, state, now, auditSeq, settlementTx, settled);
+    return payments.finishPayment(this.live(), this.locks, id, state, now, auditSeq, settlementTx, settled);
   }
   async reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord> {
     return payments.reportPaymentSettlement(this.live(), id, txHash, now);
@@ -104,7 +118,9 @@ export class PostgresStoreTx implements StoreTx {
   async reservedPayments(limit: number): Promise<PaymentRecord[]> {
     return payments.reservedPayments(this.live(), limit);
   }
-  async appendAudit(entry: AuditEntryInput): Promise<AuditEntry> {
-    return audit.appendAudit(this.live(), entry);
+  async appendAudit(input: AuditEntryInput): Promise<AuditEntry> {
+    const entry = await audit.prepareAuditEntry(this.live(), input);
+    this.auditEntries.push(entry);
+    return entry;
   }
 }

@@ -28,7 +28,20 @@ interface Item<Tx> {
   reject: (error: unknown) => void;
 }
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown } | { retry: true };
+
+/**
+ * Thrown by a store inside a request when the request must not wait where it is (on PostgreSQL, a lock it
+ * could only wait for out of order, which could deadlock): the committer rolls the request back to its
+ * savepoint, which undoes everything it did, and runs it again at the front of a later batch. Its caller sees
+ * nothing of this.
+ */
+export class RetryInNextBatch extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RetryInNextBatch';
+  }
+}
 
 /**
  * Group commit: transactions submitted together share one durable commit. A batch takes what is queued
@@ -39,19 +52,22 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
  *
  * Commit at once when idle, batch under load: the first submission schedules a batch for the end of the
  * current event-loop turn (setImmediate), so requests parsed in the same turn share it; while a batch runs
- * and commits, new submissions queue and form the next one. One batch runs at a time per store instance.
+ * and commits, new submissions queue and form the next one. Up to `maxInFlight` batches run at once (one on
+ * SQLite, a single writer; several on PostgreSQL, whose batches lock only what they touch).
  */
 export class GroupCommitter<Tx> {
   private queue: Item<Tx>[] = [];
   private scheduled = false;
-  private running = false;
+  private inFlight = 0;
   private readonly withBatch: WithBatch<Tx>;
   private readonly maxBatch: number;
+  private readonly maxInFlight: number;
   private readonly inTransaction: AsyncLocalStorage<true>;
 
-  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; inTransaction: AsyncLocalStorage<true> }) {
+  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; maxInFlight?: number; inTransaction: AsyncLocalStorage<true> }) {
     this.withBatch = options.withBatch;
     this.maxBatch = options.maxBatch;
+    this.maxInFlight = options.maxInFlight ?? 1;
     this.inTransaction = options.inTransaction;
   }
 
@@ -67,30 +83,32 @@ export class GroupCommitter<Tx> {
   }
 
   private schedule(): void {
-    if (this.running || this.scheduled) return;
+    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.drain();
+      this.launch();
     });
   }
 
-  private async drain(): Promise<void> {
-    this.running = true;
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        const requeue = await this.runBatch(batch);
+  private launch(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      void this.runBatch(batch).then((requeue) => {
+        this.inFlight--;
+        // Retried requests go first: in the next batch they hold nothing yet and may wait for their locks.
         this.queue.unshift(...requeue);
-        // Let the settled callers continue (sign, answer) and new requests queue before the next batch.
-        if (this.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
-      }
-    } finally {
-      this.running = false;
+        // A batch that finished nothing (its only requests wait for another transaction) backs off a little
+        // instead of spinning on the same locks. Otherwise the settled callers continue (sign, answer) and
+        // new requests queue before the next batch.
+        if (requeue.length === batch.length) setTimeout(() => this.schedule(), 1);
+        else this.schedule();
+      });
     }
   }
 
-  /** Runs one batch; returns the items it never started (to run in the next batch). Settles the rest. */
+  /** Runs one batch; returns the items it never started or must retry (to run in the next batch). Settles the rest. */
   private async runBatch(batch: Item<Tx>[]): Promise<Item<Tx>[]> {
     const outcomes: Outcome[] = [];
     let batchError: unknown;
@@ -101,31 +119,41 @@ export class GroupCommitter<Tx> {
         if (batch.length === 1) {
           const outcome = await this.runAlone(ops, batch[0]!);
           outcomes.push(outcome);
-          if (!outcome.ok || !ops.stillOpen()) throw new BatchAborted(outcome.ok ? undefined : outcome.error);
+          // A retry rolls the whole transaction back: it holds nothing else.
+          if ('retry' in outcome) throw new BatchAborted(undefined, { retryAlone: true });
+          if (!outcome.ok || !ops.stillOpen()) throw new BatchAborted(errorOf(outcome));
           return;
         }
         for (const item of batch) {
           const outcome = await this.runItem(ops, item);
           outcomes.push(outcome);
-          if (!ops.stillOpen()) throw new BatchAborted(outcome.ok ? undefined : outcome.error);
+          if (!ops.stillOpen()) throw new BatchAborted(errorOf(outcome));
         }
       });
     } catch (e) {
+      if (e instanceof BatchAborted && e.retryAlone) return batch;
       batchError = e instanceof BatchAborted ? e.reason : e;
     }
     if (batchError === undefined) {
+      const retries: Item<Tx>[] = [];
       batch.forEach((item, i) => {
         const outcome = outcomes[i]!;
-        if (outcome.ok) item.resolve(outcome.value);
+        if ('retry' in outcome) retries.push(item);
+        else if (outcome.ok) item.resolve(outcome.value);
         else item.reject(outcome.error);
       });
-      return [];
+      return retries;
     }
     // Nothing in the batch is durable. Items that ran fail (their results described writes that are gone);
     // an item that failed on its own keeps its own error. Items that never ran go into the next batch.
     const failure = asStoreFailure(batchError);
-    outcomes.forEach((outcome, i) => batch[i]!.reject(outcome.ok ? failure : outcome.error));
-    const notStarted = batch.slice(outcomes.length);
+    const retries: Item<Tx>[] = [];
+    outcomes.forEach((outcome, i) => {
+      // A request rolled back for a retry has no result to lose: it runs again.
+      if ('retry' in outcome) retries.push(batch[i]!);
+      else batch[i]!.reject(outcome.ok ? failure : outcome.error);
+    });
+    const notStarted = [...retries, ...batch.slice(outcomes.length)];
     // The batch failed before any item ran (BEGIN or the lock failed): every item gets that error, or
     // a store that is down would be retried forever.
     if (outcomes.length === 0) {
@@ -140,6 +168,7 @@ export class GroupCommitter<Tx> {
     try {
       return { ok: true, value: await this.inTransaction.run(true, () => item.fn(tx)) };
     } catch (error) {
+      if (error instanceof RetryInNextBatch) return { retry: true };
       return { ok: false, error };
     } finally {
       tx.end();
@@ -166,17 +195,23 @@ export class GroupCommitter<Tx> {
           throw new BatchAborted(e);
         }
       }
+      if (error instanceof RetryInNextBatch) return { retry: true };
       return { ok: false, error };
     }
   }
 }
 
+const errorOf = (outcome: Outcome) => ('error' in outcome ? outcome.error : undefined);
+
 /** Ends a batch without committing: the store transaction is gone or cannot be made consistent. */
 class BatchAborted extends Error {
   readonly reason: unknown;
-  constructor(reason: unknown) {
+  /** The batch's only request asked to be retried: nothing failed. */
+  readonly retryAlone: boolean;
+  constructor(reason: unknown, options: { retryAlone?: boolean } = {}) {
     super('batch aborted');
     this.reason = reason ?? new AirlockError('store_unavailable', 'the store rolled the transaction back');
+    this.retryAlone = options.retryAlone ?? false;
   }
 }
 
