@@ -215,12 +215,14 @@ export interface Store {
   appendTreeNodes(nodes: readonly TreeNode[], options?: { replace?: boolean }): Promise<void>;
 
   /**
-   * Runs `fn` in one serializable unit: on SQLite `BEGIN IMMEDIATE`, on PostgreSQL a transaction
-   * holding `pg_advisory_xact_lock(<airlock signing lock>)` taken before `fn` runs. Every writer of
-   * ledger and audit goes through here, so concurrent requests, instances and retries serialize.
-   * Commits when `fn` resolves, rolls back when it throws (and rethrows).
+   * Runs `fn` as if alone: on SQLite inside `BEGIN IMMEDIATE` (one writer), on PostgreSQL holding the locks
+   * of what it touches (its agent, the ledger series it reads and charges; docs/architecture.md). Every
+   * writer of ledger and audit goes through here, so concurrent requests, instances and retries serialize
+   * where they meet. Commits when `fn` resolves, rolls back when it throws (and rethrows). `affinity` (an
+   * agent id) lets the store run transactions of one agent in the same group-commit lane, where they share
+   * that agent's lock instead of waiting for each other's batches.
    */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: { affinity?: string }): Promise<T>;
 }
 
 /** Handle bound to the open transaction. Only valid inside `Store.transaction`. */
@@ -250,8 +252,10 @@ export interface StoreTx {
    * Totals charged to each (series, asset) at or after `sinceMs`: committed ledger entries plus
    * amounts held by pending approvals and by reserved payments. Must not scan history older than the window: answered from
    * cumulative sums (two index lookups per query), so cost does not grow with history.
+   * `charging`: the series this transaction will charge if the request is allowed. A store that locks what
+   * a transaction touches (PostgreSQL) locks them with the reads, in one round trip.
    */
-  windowTotals(queries: WindowQuery[]): Promise<WindowTotal[]>;
+  windowTotals(queries: WindowQuery[], options?: { charging?: readonly string[] }): Promise<WindowTotal[]>;
   /** Charges the ledger at `at` (clamped so time never goes backwards within a series). */
   appendLedger(writes: LedgerWrite[], at: number, auditSeq: number): Promise<void>;
 

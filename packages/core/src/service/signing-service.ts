@@ -172,7 +172,7 @@ export class SigningService {
       const live = claims.filter((c) => !lapsed.includes(c));
       if (live.length > 0) return this.reuse(tx, request, session, live);
       return this.decide(tx, request, session);
-    });
+    }, { affinity: auth.agent.id });
 
     if ('refused' in outcome) throw outcome.refused;
     if ('release' in outcome) {
@@ -188,7 +188,7 @@ export class SigningService {
   private async decide(tx: StoreTx, req: SignRequest, session: Session): Promise<TxOutcome> {
     const { auth, action, input, digest, reqHash, idempotencyKey, context, now } = req;
     const { intent } = input;
-    const decision = await this.evaluateIn(tx, session, input);
+    const decision = await this.evaluateIn(tx, session, input, ledgerWritesFor(input).map((w) => w.series));
     const entry = await tx.appendAudit({
       at: now,
       type: 'sign.request',
@@ -448,12 +448,12 @@ export class SigningService {
   }
 
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
-  private async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput): Promise<Decision> {
+  private async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<Decision> {
     const layers = await this.layers.load(tx, input.agentId, session);
     const undecodable = enrichFromLayers(this.adapterFor(input.intent.action), layers, input);
     if (undecodable) return undecodable;
     const queries = requiredWindows(layers, input);
-    const totals = queries.length ? await tx.windowTotals(queries) : [];
+    const totals = queries.length ? await tx.windowTotals(queries, charging ? { charging } : {}) : [];
     return evaluatePolicy(layers, input, ledgerViewFrom(queries, totals));
   }
 

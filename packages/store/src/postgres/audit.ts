@@ -14,13 +14,19 @@ export async function auditHead(q: Q): Promise<StoredAuditHead> {
 
 /**
  * The first half of an append, inside a request: the entry's `seq` comes from a sequence (no lock, so
- * instances never wait for each other here) and its leaf is built. It is written, and gets its leaf index,
+ * instances never wait for each other here; each instance draws a few at a time) and its leaf is built. It is written, and gets its leaf index,
  * when its batch commits (`insertAuditEntries`). A seq drawn by a request that rolls back is never used, so
- * seqs may have gaps; the leaf index never does.
+ * seqs may have gaps (so do seqs an instance drew and never used before it stopped); the leaf index
+ * never does.
  */
-export async function prepareAuditEntry(q: Q, input: AuditEntryInput): Promise<AuditEntry> {
-  const [row] = await q("SELECT nextval('audit_entry_seq') AS seq");
-  return buildAuditEntry(toInt(row!.seq), undefined, input);
+export async function prepareAuditEntry(q: Q, nextSeq: (q: Q) => Promise<number>, input: AuditEntryInput): Promise<AuditEntry> {
+  return buildAuditEntry(await nextSeq(q), undefined, input);
+}
+
+/** Seqs for this instance, drawn from the sequence `count` at a time (one round trip per `count` entries). */
+export async function drawSeqs(q: Q, count: number): Promise<number[]> {
+  const rows = await q("SELECT nextval('audit_entry_seq') AS seq FROM generate_series(1, $1::int)", [count]);
+  return rows.map((r) => toInt(r.seq)).sort((a, b) => a - b);
 }
 
 /**

@@ -8,7 +8,7 @@ import { FLEET_SLOTS, fleetShard, isFleetSeries, type TxLocks } from './tx-locks
  * Every window in one round trip. Per physical series two seeks on the ledger's only index, the primary key
  * (series, asset, at, seq) (schema 006): the head (the series' last key) and the last entry before the
  * window; plus the pending holds (small). Cost does not grow with history. A fleet series is the sum of its
- * stripes (`fleet#0` ... `fleet#7`, see tx-locks.ts) and of its unstriped rows written before them.
+ * stripes (`fleet#0` ... `fleet#15`, see tx-locks.ts) and of its unstriped rows written before them.
  */
 const WINDOW_TOTALS = `
   SELECT (COALESCE(led.amount, 0) + COALESCE(held.amount, 0))::text AS amount,
@@ -46,10 +46,16 @@ function physicalSeries(series: string): string[] {
   return isFleetSeries(series) ? [series, ...Array.from({ length: FLEET_SLOTS }, (_, slot) => fleetShard(series, slot))] : [series];
 }
 
-/** Locks the series first (their writers are excluded until COMMIT), then reads them in a later statement. */
-export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[]): Promise<WindowTotal[]> {
+/**
+ * Locks the series first (their writers are excluded until COMMIT), then reads them in a later statement.
+ * `charging`: the series the transaction will charge if allowed, locked in the same round trip (with a
+ * fleet slot if any is a fleet series), so the charge later needs no lock statement of its own.
+ */
+export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], charging: readonly string[] = []): Promise<WindowTotal[]> {
   if (queries.length === 0) return [];
-  await locks.lockSeries(queries.map((x) => x.series), { allSlots: true });
+  const readKeys = locks.seriesKeys(queries.map((x) => x.series), { allSlots: true });
+  const chargeKeys = locks.seriesKeys(charging, { allSlots: false });
+  await locks.acquire({ keys: [...readKeys, ...chargeKeys], slot: charging.some(isFleetSeries) });
   const ords: number[] = [];
   const physical: string[] = [];
   queries.forEach((x, i) => {
@@ -95,8 +101,10 @@ const APPEND_LEDGER = `
  * wait for a writer's hold as for its ledger rows.
  */
 export async function lockForWrites(locks: TxLocks, writes: readonly LedgerWrite[]): Promise<number | undefined> {
-  await locks.lockSeries(writes.map((w) => w.series), { allSlots: false });
-  return writes.some((w) => isFleetSeries(w.series)) ? locks.fleetSlot() : undefined;
+  const fleet = writes.some((w) => isFleetSeries(w.series));
+  // Usually nothing is left to lock here: windowTotals took these with its reads (`charging`).
+  await locks.acquire({ keys: locks.seriesKeys(writes.map((w) => w.series), { allSlots: false }), slot: fleet });
+  return fleet ? locks.chargingSlot() : undefined;
 }
 
 export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {

@@ -27,8 +27,9 @@ export interface PostgresStoreOptions {
 }
 
 /**
- * Batches in flight per instance. Batches lock only what they touch (tx-locks.ts), so while one waits on a
- * round trip another can run; more than a few only adds connections and lock traffic.
+ * Batches in flight per instance (group-commit lanes). Batches lock only what they touch (tx-locks.ts), so
+ * while one waits on a round trip another can run; more than a few only adds connections and lock traffic,
+ * and every lane of every instance that charges fleet series holds one of the FLEET_SLOTS while it runs.
  */
 const DEFAULT_BATCHES_IN_FLIGHT = 4;
 
@@ -38,6 +39,9 @@ const DEFAULT_BATCHES_IN_FLIGHT = 4;
  * other session's snapshot has to consult pg_subtrans, a known cliff. 32 stays well under it.
  */
 const MAX_BATCH = 32;
+
+/** Audit seqs an instance draws at a time: one round trip per this many entries; unused ones are gaps. */
+const SEQS_PER_DRAW = 16;
 
 const JSON_OIDS = new Set([114, 3802]); // json, jsonb
 
@@ -69,6 +73,12 @@ export class PostgresStore implements Store {
   // Marks code inside this store's transaction callback: a nested locking call would wait on itself forever.
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly committer: GroupCommitter<PostgresStoreTx>;
+  /** Audit seqs drawn from the sequence and not used yet (audit.drawSeqs). */
+  private readonly seqs: number[] = [];
+  private readonly nextSeq = async (q: Q): Promise<number> => {
+    if (this.seqs.length === 0) this.seqs.push(...(await audit.drawSeqs(q, SEQS_PER_DRAW)));
+    return this.seqs.shift()!;
+  };
 
   constructor(options: PostgresStoreOptions) {
     // search_path is a startup parameter of every pooled connection (no extra round trip, no race
@@ -86,7 +96,7 @@ export class PostgresStore implements Store {
     this.q = queryFn(this.pool);
     this.committer = new GroupCommitter<PostgresStoreTx>({
       maxBatch: MAX_BATCH,
-      maxInFlight: options.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT,
+      lanes: options.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT,
       inTransaction: this.inTransaction,
       withBatch: (body) => this.withClient(async (client, q) => {
         // One round trip (simple protocol, no parameters): BEGIN and the shared signing lock, which only the
@@ -100,11 +110,24 @@ export class PostgresStore implements Store {
           const locks = new TxLocks(q);
           const requests: PostgresStoreTx[] = [];
           let current: PostgresStoreTx | undefined;
+          // A finished request's RELEASE travels with the next request's SAVEPOINT (one round trip, simple
+          // protocol); the last one is never sent: COMMIT commits what is inside the savepoint too.
+          let releasePending = false;
+          const simple = async (sql: string) => {
+            try {
+              await client.query(sql);
+            } catch (e) {
+              throw mapPgError(e);
+            }
+          };
           await body({
-            savepoint: async () => void (await q('SAVEPOINT request')),
-            releaseSavepoint: async () => {
-              await q('RELEASE SAVEPOINT request');
+            savepoint: async () => {
+              await simple(releasePending ? 'RELEASE SAVEPOINT request; SAVEPOINT request' : 'SAVEPOINT request');
+              releasePending = false;
+            },
+            releaseSavepoint: () => {
               if (current && !current.rolledBack) locks.keepCurrent();
+              releasePending = true;
             },
             rollbackToSavepoint: async () => {
               current!.rolledBack = true;
@@ -114,7 +137,7 @@ export class PostgresStore implements Store {
             // A lost connection fails the next statement (ROLLBACK TO included), which aborts the batch.
             stillOpen: () => true,
             newTx: () => {
-              current = new PostgresStoreTx(q, locks);
+              current = new PostgresStoreTx(q, locks, this.nextSeq);
               requests.push(current);
               return current;
             },
@@ -272,8 +295,13 @@ export class PostgresStore implements Store {
     return audit.appendTreeNodes(this.q, nodes, options.replace);
   }
 
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.committer.submit(fn);
+  /** Group-commit counters (batches, settled, retried): diagnostics. */
+  commitStats(): { batches: number; settled: number; retried: number } {
+    return { ...this.committer.stats };
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options: { affinity?: string } = {}): Promise<T> {
+    return this.committer.submit(fn, options.affinity);
   }
 
   /** BEGIN; [advisory lock]; fn; COMMIT — ROLLBACK and rethrow (unchanged) if fn throws. */

@@ -10,7 +10,8 @@ import * as ledger from './ledger.ts';
 import * as nonces from './nonces.ts';
 import type { Q } from './pg-query.ts';
 import * as records from './records.ts';
-import type { TxLocks } from './tx-locks.ts';
+import { agentLockKey, type TxLocks } from './tx-locks.ts';
+import { agentFromRow, policyFromRow } from '../shared/rows.ts';
 
 /**
  * The handle `PostgresStore.transaction` passes to one request of a batch: bound to the batch's client and
@@ -25,10 +26,14 @@ export class PostgresStoreTx implements StoreTx {
   readonly auditEntries: AuditEntry[] = [];
   /** Set when the request was rolled back to its savepoint: its entries are not written. */
   rolledBack = false;
+  private readonly policyReads: { scope: string; resolve: (p: PolicyRecord | undefined) => void; reject: (e: unknown) => void }[] = [];
 
-  constructor(q: Q, locks: TxLocks) {
+  private readonly nextSeq: (q: Q) => Promise<number>;
+
+  constructor(q: Q, locks: TxLocks, nextSeq: (q: Q) => Promise<number>) {
     this.q = q;
     this.locks = locks;
+    this.nextSeq = nextSeq;
   }
 
   end(): void {
@@ -41,16 +46,33 @@ export class PostgresStoreTx implements StoreTx {
   }
 
   async getAgent(id: string): Promise<Agent | undefined> {
-    const q = this.live();
-    // Everything of one agent (nonce claims, idempotency keys, its payments) is serialised by this lock.
-    await this.locks.lockAgent(id);
-    return records.getAgentById(q, id);
+    this.live();
+    // Everything of one agent (nonce claims, idempotency keys, its payments) is serialised by this lock,
+    // taken in the statement that reads the agent (whose row only changes under the exclusive signing lock).
+    const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then: { sql: 'SELECT * FROM agents WHERE id = $1', params: [id] } });
+    return row && row.id !== null && row.id !== undefined ? agentFromRow(row) : undefined;
   }
   async getSession(id: string): Promise<Session | undefined> {
     return records.getSession(this.live(), id);
   }
-  async getPolicy(scope: string): Promise<PolicyRecord | undefined> {
-    return records.getPolicy(this.live(), scope);
+  /** Calls made together (the fleet and agent layers) share one round trip. */
+  getPolicy(scope: string): Promise<PolicyRecord | undefined> {
+    this.live();
+    return new Promise((resolve, reject) => {
+      this.policyReads.push({ scope, resolve, reject });
+      if (this.policyReads.length === 1) queueMicrotask(() => void this.readPolicies());
+    });
+  }
+
+  private async readPolicies(): Promise<void> {
+    const reads = this.policyReads.splice(0);
+    try {
+      const rows = await this.live()('SELECT DISTINCT ON (scope) * FROM policies WHERE scope = ANY($1::text[]) ORDER BY scope, version DESC', [[...new Set(reads.map((r) => r.scope))]]);
+      const byScope = new Map(rows.map((r) => [String(r.scope), policyFromRow(r)]));
+      for (const r of reads) r.resolve(byScope.get(r.scope));
+    } catch (e) {
+      for (const r of reads) r.reject(e);
+    }
   }
   async setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent> {
     return records.setAgentStatus(this.live(), id, status, now);
@@ -79,8 +101,8 @@ export class PostgresStoreTx implements StoreTx {
   async releaseNonceClaims(keys: readonly string[]): Promise<void> {
     return nonces.releaseNonceClaims(this.live(), keys);
   }
-  async windowTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
-    return ledger.windowTotals(this.live(), this.locks, queries);
+  async windowTotals(queries: WindowQuery[], options: { charging?: readonly string[] } = {}): Promise<WindowTotal[]> {
+    return ledger.windowTotals(this.live(), this.locks, queries, options.charging);
   }
   async appendLedger(writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
     return ledger.appendLedger(this.live(), this.locks, writes, at, auditSeq);
@@ -119,7 +141,7 @@ export class PostgresStoreTx implements StoreTx {
     return payments.reservedPayments(this.live(), limit);
   }
   async appendAudit(input: AuditEntryInput): Promise<AuditEntry> {
-    const entry = await audit.prepareAuditEntry(this.live(), input);
+    const entry = await audit.prepareAuditEntry(this.live(), this.nextSeq, input);
     this.auditEntries.push(entry);
     return entry;
   }

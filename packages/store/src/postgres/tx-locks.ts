@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { RetryInNextBatch } from '../shared/group-commit.ts';
+import type { Row } from '../shared/rows.ts';
 import type { Q } from './pg-query.ts';
 
 /**
@@ -18,7 +19,9 @@ import type { Q } from './pg-query.ts';
  * (`pg_try_advisory_xact_lock`); if it is taken, the request is rolled back to its savepoint (which releases
  * what it locked) and runs again in a later batch, first, where it holds nothing and may wait.
  */
-export const FLEET_SLOTS = 8;
+// At least the batches that may run at once across instances (lanes x instances: 4 x 4 by default), so a
+// writer finds a free slot; a fleet total costs two index seeks per slot.
+export const FLEET_SLOTS = 16;
 
 const CLASS_AGENT = 1n;
 const CLASS_SERIES = 2n;
@@ -40,14 +43,28 @@ export const isFleetSeries = (series: string) => series === 'fleet' || series.st
 export const fleetShard = (series: string, slot: number) => `${series}#${slot}`;
 
 /**
- * Tries `tryKeys` (without waiting) and waits for `waitKeys` in ascending order, in one round trip. Keys
- * are passed as text: int8 parameters do not survive a JavaScript number.
+ * One round trip: tries `$1` (without waiting), waits for `$2` in ascending order, tries the fleet slots `$3`
+ * in order and keeps the first free one (`$4` their numbers), then runs the caller's read, if any, after the
+ * locks (a read that needs none of them to be right: its snapshot is the statement's start). Keys are text
+ * parameters: int8 does not survive a JavaScript number.
  */
-const ACQUIRE = `SELECT (SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k) AS tried,
-                        (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($2::int8[]) AS k) AS waited`;
+function acquireSql(then?: string): string {
+  const locks = `SELECT (SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k) AS lock_tried,
+                        (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($2::int8[]) AS k) AS lock_waited,
+                        (SELECT s.slot FROM unnest($3::int8[], $4::int[]) AS s(k, slot) WHERE pg_try_advisory_xact_lock(s.k) LIMIT 1) AS lock_slot`;
+  if (then === undefined) return locks;
+  // The caller's parameters follow the four above.
+  const shifted = then.replace(/\$(\d+)/g, (_, n: string) => `$${Number(n) + 4}`);
+  return `SELECT l.*, x.* FROM (${locks}) AS l LEFT JOIN LATERAL (${shifted}) AS x ON true`;
+}
 
-/** Tries each slot in the given order and keeps the first one free; no waiting. */
-const TRY_ONE_SLOT = `SELECT s.slot FROM unnest($1::int8[], $2::int[]) AS s(k, slot) WHERE pg_try_advisory_xact_lock(s.k) LIMIT 1`;
+export interface AcquireRequest {
+  keys: Iterable<bigint>;
+  /** Also a fleet slot (to charge or hold fleet series), unless one is held already. */
+  slot?: boolean;
+  /** A read to run in the same statement, after the locks. */
+  then?: { sql: string; params: unknown[] };
+}
 
 export class TxLocks {
   private readonly q: Q;
@@ -84,30 +101,51 @@ export class TxLocks {
     return max;
   }
 
-  /** Locks every key not held yet; throws RetryInNextBatch if one that may not be waited for is taken. */
-  async lock(keys: Iterable<bigint>): Promise<void> {
-    const wanted = [...new Set(keys)].filter((k) => !this.holds(k)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    if (wanted.length === 0) return;
-    const max = this.maxHeld();
-    const tryKeys = wanted.filter((k) => k < max);
-    const waitKeys = wanted.filter((k) => k > max);
-    const [row] = await this.q(ACQUIRE, [tryKeys.map(String), waitKeys.map(String)]);
-    // A partly acquired set stays held until the savepoint rolls back; the retry starts from nothing.
-    for (const k of waitKeys) this.current.add(k);
-    if (row?.tried === false) throw new RetryInNextBatch('a lock this request needs is held by another transaction');
-    for (const k of tryKeys) this.current.add(k);
-  }
-
-  lockAgent(agentId: string): Promise<void> {
-    return this.lock([agentLockKey(agentId)]);
+  /** The fleet slot held (the lowest, if several), if any. */
+  private heldSlot(): number | undefined {
+    for (let slot = 0; slot < FLEET_SLOTS; slot++) if (this.holds(fleetSlotKey(slot))) return slot;
+    return undefined;
   }
 
   /**
-   * Locks what reading or charging these series needs: each agent or session series, and every fleet slot
-   * if any series is a fleet one and `allSlots` (a read of the fleet total). Writers of fleet series take one
-   * slot through `fleetSlot`.
+   * Locks every key not held yet (and a fleet slot if asked), in one round trip with the `then` read if any;
+   * returns that read's rows (a row of nulls where it found none). Throws RetryInNextBatch if a key that may
+   * not be waited for (one below a key held) is taken.
    */
-  lockSeries(series: Iterable<string>, options: { allSlots: boolean }): Promise<void> {
+  async acquire(request: AcquireRequest): Promise<Row[]> {
+    const wanted = [...new Set(request.keys)].filter((k) => !this.holds(k)).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    const wantSlot = request.slot === true && this.heldSlot() === undefined;
+    if (wanted.length === 0 && !wantSlot) return request.then ? this.q(request.then.sql, request.then.params) : [];
+    const max = this.maxHeld();
+    const tryKeys = wanted.filter((k) => k < max);
+    const waitKeys = wanted.filter((k) => k > max);
+    const slots = wantSlot ? Array.from({ length: FLEET_SLOTS }, (_, i) => (this.slotStart + i) % FLEET_SLOTS) : [];
+    const rows = await this.q(acquireSql(request.then?.sql), [
+      tryKeys.map(String), waitKeys.map(String), slots.map((s) => String(fleetSlotKey(s))), slots, ...(request.then?.params ?? []),
+    ]);
+    const row = rows[0];
+    // A partly acquired set stays held until the savepoint rolls back; the retry starts from nothing.
+    for (const k of waitKeys) this.current.add(k);
+    if (row?.lock_tried === false) throw new RetryInNextBatch('a lock this request needs is held by another transaction');
+    for (const k of tryKeys) this.current.add(k);
+    if (wantSlot) {
+      if (row?.lock_slot !== null && row?.lock_slot !== undefined) this.current.add(fleetSlotKey(Number(row.lock_slot)));
+      // Every slot is busy: wait for one (only above everything held, else retried in a later batch).
+      else await this.acquire({ keys: [fleetSlotKey(this.slotStart)] });
+    }
+    return rows;
+  }
+
+  lock(keys: Iterable<bigint>): Promise<unknown> {
+    return this.acquire({ keys });
+  }
+
+  /**
+   * The keys reading or charging these series needs: each agent or session series, and every fleet slot if
+   * `allSlots` and any series is a fleet one (a read of the fleet total). Writers of fleet series take one
+   * slot (`AcquireRequest.slot`).
+   */
+  seriesKeys(series: Iterable<string>, options: { allSlots: boolean }): bigint[] {
     const keys: bigint[] = [];
     let fleet = false;
     for (const s of series) {
@@ -115,21 +153,13 @@ export class TxLocks {
       else keys.push(seriesLockKey(s));
     }
     if (fleet && options.allSlots) for (let slot = 0; slot < FLEET_SLOTS; slot++) keys.push(fleetSlotKey(slot));
-    return this.lock(keys);
+    return keys;
   }
 
-  /** The fleet slot this transaction writes fleet series through: one it holds already, else a free one. */
-  async fleetSlot(): Promise<number> {
-    for (let slot = 0; slot < FLEET_SLOTS; slot++) if (this.holds(fleetSlotKey(slot))) return slot;
-    const order = Array.from({ length: FLEET_SLOTS }, (_, i) => (this.slotStart + i) % FLEET_SLOTS);
-    const [row] = await this.q(TRY_ONE_SLOT, [order.map((s) => String(fleetSlotKey(s))), order]);
-    if (row) {
-      const slot = Number(row.slot);
-      this.current.add(fleetSlotKey(slot));
-      return slot;
-    }
-    // Every slot is busy: wait for one (allowed only above everything held, else retried in a later batch).
-    await this.lock([fleetSlotKey(this.slotStart)]);
-    return this.slotStart;
+  /** The slot to charge fleet series through: one held (acquire with `slot: true` first). */
+  chargingSlot(): number {
+    const slot = this.heldSlot();
+    if (slot === undefined) throw new Error('no fleet slot held');
+    return slot;
   }
 }

@@ -28,6 +28,12 @@ interface Item<Tx> {
   reject: (error: unknown) => void;
 }
 
+interface Lane<Tx> {
+  queue: Item<Tx>[];
+  scheduled: boolean;
+  running: boolean;
+}
+
 type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown } | { retry: true };
 
 /**
@@ -52,64 +58,95 @@ export class RetryInNextBatch extends Error {
  *
  * Commit at once when idle, batch under load: the first submission schedules a batch for the end of the
  * current event-loop turn (setImmediate), so requests parsed in the same turn share it; while a batch runs
- * and commits, new submissions queue and form the next one. Up to `maxInFlight` batches run at once (one on
- * SQLite, a single writer; several on PostgreSQL, whose batches lock only what they touch).
+ * and commits, new submissions queue and form the next one. Each lane runs one batch at a time; there is
+ * one lane on SQLite (a single writer) and several on PostgreSQL, whose batches lock only what they touch.
  */
 export class GroupCommitter<Tx> {
-  private queue: Item<Tx>[] = [];
-  private scheduled = false;
-  private inFlight = 0;
+  /** One queue per lane; a lane runs one batch at a time. */
+  private readonly lanes: Lane<Tx>[];
+  private nextLane = 0;
+  /** Counters for diagnostics and metrics: batches run, requests settled, requests retried in a later batch. */
+  readonly stats = { batches: 0, settled: 0, retried: 0 };
   private readonly withBatch: WithBatch<Tx>;
   private readonly maxBatch: number;
-  private readonly maxInFlight: number;
   private readonly inTransaction: AsyncLocalStorage<true>;
 
-  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; maxInFlight?: number; inTransaction: AsyncLocalStorage<true> }) {
+  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; lanes?: number; inTransaction: AsyncLocalStorage<true> }) {
     this.withBatch = options.withBatch;
     this.maxBatch = options.maxBatch;
-    this.maxInFlight = options.maxInFlight ?? 1;
+    this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 1) }, () => ({ queue: [], scheduled: false, running: false }));
     this.inTransaction = options.inTransaction;
   }
 
-  submit<T>(fn: (tx: Tx) => T | Promise<T>): Promise<T> {
+  /**
+   * Queues `fn` for a batch. With several lanes, submissions with the same `affinity` share a lane (an agent's
+   * requests then share its lock in one batch instead of waiting for another lane's); others take turns.
+   */
+  submit<T>(fn: (tx: Tx) => T | Promise<T>, affinity?: string): Promise<T> {
     // A transaction opened from inside another would wait for a batch that waits for it.
     if (this.inTransaction.getStore()) {
       return Promise.reject(new AirlockError('internal', 'store write called inside a transaction; use the StoreTx handle'));
     }
+    const lane = this.lanes[this.laneFor(affinity)]!;
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
-      this.schedule();
+      lane.queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+      this.schedule(lane);
     });
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.inFlight >= this.maxInFlight || this.queue.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.launch();
-    });
+  private laneFor(affinity: string | undefined): number {
+    if (this.lanes.length === 1) return 0;
+    if (affinity === undefined) return (this.nextLane = (this.nextLane + 1) % this.lanes.length);
+    let h = 0;
+    for (let i = 0; i < affinity.length; i++) h = (Math.imul(h, 31) + affinity.charCodeAt(i)) | 0;
+    return (h >>> 0) % this.lanes.length;
   }
 
-  private launch(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
-      this.inFlight++;
-      void this.runBatch(batch).then((requeue) => {
-        this.inFlight--;
+  private schedule(lane: Lane<Tx>, delayMs = 0): void {
+    if (lane.running || lane.scheduled || lane.queue.length === 0) return;
+    lane.scheduled = true;
+    const go = () => {
+      lane.scheduled = false;
+      void this.drain(lane);
+    };
+    if (delayMs > 0) setTimeout(go, delayMs);
+    else setImmediate(go);
+  }
+
+  private async drain(lane: Lane<Tx>): Promise<void> {
+    lane.running = true;
+    let idle = false;
+    try {
+      while (lane.queue.length > 0) {
+        const batch = lane.queue.splice(0, this.maxBatch);
+        const requeue = await this.runBatch(batch);
         // Retried requests go first: in the next batch they hold nothing yet and may wait for their locks.
-        this.queue.unshift(...requeue);
+        lane.queue.unshift(...requeue);
         // A batch that finished nothing (its only requests wait for another transaction) backs off a little
-        // instead of spinning on the same locks. Otherwise the settled callers continue (sign, answer) and
-        // new requests queue before the next batch.
-        if (requeue.length === batch.length) setTimeout(() => this.schedule(), 1);
-        else this.schedule();
-      });
+        // instead of spinning on the same locks.
+        if (requeue.length === batch.length) {
+          idle = true;
+          break;
+        }
+        // Let the settled callers continue (sign, answer) and new requests queue before the next batch.
+        if (lane.queue.length > 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      lane.running = false;
     }
+    if (idle) this.schedule(lane, 1);
   }
 
   /** Runs one batch; returns the items it never started or must retry (to run in the next batch). Settles the rest. */
   private async runBatch(batch: Item<Tx>[]): Promise<Item<Tx>[]> {
+    const requeue = await this.runBatchOnce(batch);
+    this.stats.batches++;
+    this.stats.retried += requeue.length;
+    this.stats.settled += batch.length - requeue.length;
+    return requeue;
+  }
+
+  private async runBatchOnce(batch: Item<Tx>[]): Promise<Item<Tx>[]> {
     const outcomes: Outcome[] = [];
     let batchError: unknown;
     try {
