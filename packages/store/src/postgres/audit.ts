@@ -14,10 +14,9 @@ export async function auditHead(q: Q): Promise<StoredAuditHead> {
 
 /**
  * The first half of an append, inside a request: the entry's `seq` comes from a sequence (no lock, so
- * instances never wait for each other here; each instance draws a few at a time) and its leaf is built. It is written, and gets its leaf index,
+ * instances never wait for each other here) and its leaf is built. It is written, and gets its leaf index,
  * when its batch commits (`insertAuditEntries`). A seq drawn by a request that rolls back is never used, so
- * seqs may have gaps (so do seqs an instance drew and never used before it stopped); the leaf index
- * never does.
+ * seqs may have gaps; the leaf index never does.
  */
 export async function prepareAuditEntry(q: Q, nextSeq: (q: Q) => Promise<number>, input: AuditEntryInput): Promise<AuditEntry> {
   return buildAuditEntry(await nextSeq(q), undefined, input);
@@ -71,8 +70,11 @@ export async function queryAudit(q: Q, query: AuditQuery): Promise<AuditEntry[]>
   if (query.toMs !== undefined) add('at <= ?', query.toMs);
   // Pages follow the log's order (leaf index): seqs are not in commit order across batches, and a reader
   // paging by seq could step over an entry that commits after it read a larger seq.
+  // A seq that is no entry's (a gap, or a cursor computed by arithmetic) falls back to the last leaf of a lower seq.
   if (query.afterSeq !== undefined) {
-    add('leaf_index > COALESCE((SELECT a.leaf_index FROM audit_entries a WHERE a.seq = ?), -1)', query.afterSeq);
+    params.push(query.afterSeq);
+    const n = `$${params.length}`;
+    where.push(`leaf_index > COALESCE((SELECT a.leaf_index FROM audit_entries a WHERE a.seq = ${n}), (SELECT max(a.leaf_index) FROM audit_entries a WHERE a.seq < ${n}), -1)`);
   }
   params.push(clampLimit(query.limit));
   const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY leaf_index LIMIT $${params.length}`;

@@ -40,9 +40,6 @@ const DEFAULT_BATCHES_IN_FLIGHT = 4;
  */
 const MAX_BATCH = 32;
 
-/** Audit seqs an instance draws at a time: one round trip per this many entries; unused ones are gaps. */
-const SEQS_PER_DRAW = 16;
-
 const JSON_OIDS = new Set([114, 3802]); // json, jsonb
 
 /**
@@ -73,12 +70,13 @@ export class PostgresStore implements Store {
   // Marks code inside this store's transaction callback: a nested locking call would wait on itself forever.
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly committer: GroupCommitter<PostgresStoreTx>;
-  /** Audit seqs drawn from the sequence and not used yet (audit.drawSeqs). */
-  private readonly seqs: number[] = [];
-  private readonly nextSeq = async (q: Q): Promise<number> => {
-    if (this.seqs.length === 0) this.seqs.push(...(await audit.drawSeqs(q, SEQS_PER_DRAW)));
-    return this.seqs.shift()!;
-  };
+  /**
+   * One seq per entry, drawn when it is appended. (Drawing several at a time per instance saves a round trip
+   * per entry but numbers a fresh log from wherever the last instance to stop left off: every restart, and
+   * every short-lived store such as `airlock init`'s, leaves a gap. Readers of the log expect 1, 2, 3 on
+   * one instance, so seqs are drawn one by one; gaps come only from requests that roll back.)
+   */
+  private readonly nextSeq = async (q: Q): Promise<number> => (await audit.drawSeqs(q, 1))[0]!;
 
   constructor(options: PostgresStoreOptions) {
     // search_path is a startup parameter of every pooled connection (no extra round trip, no race
