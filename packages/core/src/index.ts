@@ -14,6 +14,7 @@ export * from './ports/key-backend.ts';
 export * from './ports/chain-adapter.ts';
 export * from './ports/clock.ts';
 export * from './ports/audit-anchor.ts';
+export * from './ports/audit-leaf-reader.ts';
 export * from './audit/types.ts';
 export * from './audit/hash.ts';
 export * from './audit/merkle.ts';

@@ -17,6 +17,11 @@ export function leafHash(leaf: Uint8Array | string): Buffer {
   return typeof leaf === 'string' ? hash('sha256', `\u0000${leaf}`, 'buffer') : hash('sha256', Buffer.concat([Buffer.of(0), leaf]), 'buffer');
 }
 
+/** The leaf hash as lowercase hex (how entries store it): a string digest needs no Buffer per call. */
+export function leafHashHex(leaf: string): string {
+  return hash('sha256', `\u0000${leaf}`, 'hex');
+}
+
 export function nodeHash(left: Hash, right: Hash): Buffer {
   const b = Buffer.allocUnsafe(1 + left.length + right.length);
   b[0] = 1;
@@ -201,14 +206,30 @@ export function verifyConsistency(size1: number, size2: number, root1: Hash, roo
   return sn === 0 && equal(fr, root1) && equal(sr, root2);
 }
 
+// The frontier hashes nodes as 32-character latin1 ("binary") strings through one reusable 65-byte buffer:
+// a digest returned as a Buffer costs a fresh native allocation per node, a string does not, and verify
+// hashes about one node per entry.
+const NODE_INPUT = Buffer.alloc(65);
+NODE_INPUT[0] = 1;
+const LEAF_BYTES = Buffer.alloc(32);
+const binary = (h: Hash) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1');
+const bytesOf = (h: string): Hash => Buffer.from(h, 'latin1');
+
+function nodeHashBinary(left: string, right: string): string {
+  NODE_INPUT.write(left, 1, 32, 'latin1');
+  NODE_INPUT.write(right, 33, 32, 'latin1');
+  return hash('sha256', NODE_INPUT, 'binary'); // 'binary' is latin1
+}
+
 /**
  * Incremental tree over a stream of leaf hashes: the frontier (one complete subtree per set bit of the
- * size). `push` returns the complete subtrees it finished, so a builder can store them; `root()` is MTH
+ * size). `push` reports the complete subtrees it finished, so a builder can store them; `root()` is MTH
  * of everything pushed so far.
  */
 export class MerkleFrontier {
-  /** Complete subtrees on the right edge, largest (leftmost) first. */
-  private readonly stack: { level: number; hash: Hash }[] = [];
+  /** Complete subtrees on the right edge, largest (leftmost) first: their levels and hashes (binary strings). */
+  private readonly levels: number[] = [];
+  private readonly stack: string[] = [];
   size: number;
 
   /** Starts at `size` from the frontier of that size (`rangeNodes(0, size)`, left to right), or empty. */
@@ -216,30 +237,50 @@ export class MerkleFrontier {
     const ids = rangeNodes(0, size);
     if (ids.length !== frontier.length) throw new RangeError(`a frontier of size ${size} has ${ids.length} subtrees, got ${frontier.length}`);
     this.size = size;
-    ids.forEach((id, i) => this.stack.push({ level: id.level, hash: frontier[i]! }));
+    ids.forEach((id, i) => {
+      this.levels.push(id.level);
+      this.stack.push(binary(frontier[i]!));
+    });
   }
 
   push(leaf: Hash, finished?: (id: NodeId, hash: Hash) => void): void {
+    finished?.({ level: 0, index: this.size }, leaf);
+    this.pushBinary(binary(leaf), finished);
+  }
+
+  /** The same for a leaf hash given as lowercase hex (what the verifier computes and compares). */
+  pushHex(leafHex: string, finished?: (id: NodeId, hash: Hash) => void): void {
+    if (leafHex.length !== 64 || LEAF_BYTES.write(leafHex, 0, 32, 'hex') !== 32) throw new RangeError('a leaf hash is 64 hex digits');
+    const leaf = LEAF_BYTES.toString('latin1');
+    finished?.({ level: 0, index: this.size }, bytesOf(leaf));
+    this.pushBinary(leaf, finished);
+  }
+
+  private pushBinary(leaf: string, finished?: (id: NodeId, hash: Hash) => void): void {
     let level = 0;
-    let hash = leaf;
+    let h = leaf;
     let index = this.size;
-    finished?.({ level: 0, index }, hash);
-    while (this.stack.length > 0 && this.stack[this.stack.length - 1]!.level === level) {
-      hash = nodeHash(this.stack.pop()!.hash, hash);
+    while (this.levels.length > 0 && this.levels[this.levels.length - 1] === level) {
+      this.levels.pop();
+      h = nodeHashBinary(this.stack.pop()!, h);
       level++;
       index = Math.floor(index / 2);
-      finished?.({ level, index }, hash);
+      finished?.({ level, index }, bytesOf(h));
     }
-    this.stack.push({ level, hash });
+    this.levels.push(level);
+    this.stack.push(h);
     this.size++;
   }
 
   root(): Hash {
-    return foldRight(this.stack.map((s) => s.hash));
+    if (this.stack.length === 0) return EMPTY_ROOT;
+    let h = this.stack[this.stack.length - 1]!;
+    for (let i = this.stack.length - 2; i >= 0; i--) h = nodeHashBinary(this.stack[i]!, h);
+    return bytesOf(h);
   }
 
   /** The complete subtrees of the right edge, left to right (what `new MerkleFrontier(size, …)` takes). */
   hashes(): Hash[] {
-    return this.stack.map((s) => s.hash);
+    return this.stack.map(bytesOf);
   }
 }
