@@ -7,7 +7,7 @@ import { mapSqliteError } from './sqlite-errors.ts';
 
 // Rows per query: small enough that a page is short-lived garbage (a young-generation collection copies
 // whatever is still live), large enough that the per-query cost does not show.
-const PAGE = Number(process.env.PAGE ?? 2048);
+const PAGE = 2048;
 
 export function openSqliteAuditLeafReader(path: string): AuditLeafReader {
   try {
