@@ -78,6 +78,28 @@ test('a frontier restarted from stored subtrees continues to the same roots', as
   }
 });
 
+test('leaves given as hex (as the verifier has them) build the same tree as leaves given as bytes: roots, frontier, finished nodes', () => {
+  const asBytes = new MerkleFrontier();
+  const asHex = new MerkleFrontier();
+  const mixed = new MerkleFrontier();
+  const nodes: [string[], string[]] = [[], []];
+  for (let n = 1; n <= 40; n++) {
+    const leaf = leafHash(leaves[n - 1]!);
+    asBytes.push(leaf, (id, h) => nodes[0].push(`${id.level}:${id.index}:${hex(h)}`));
+    asHex.pushHex(hex(leaf), (id, h) => nodes[1].push(`${id.level}:${id.index}:${hex(h)}`));
+    if (n % 3 === 0) mixed.push(leaf);
+    else mixed.pushHex(hex(leaf));
+    assert.equal(hex(asHex.root()), hex(mth(leaves.slice(0, n))), `size ${n}`);
+    assert.equal(hex(mixed.root()), hex(asHex.root()), `mixed at ${n}`);
+    assert.deepEqual(asHex.hashes().map(hex), asBytes.hashes().map(hex));
+  }
+  assert.deepEqual(nodes[1], nodes[0]);
+  assert.throws(() => asHex.pushHex('ab'), RangeError);
+  const bad = new MerkleFrontier();
+  bad.pushHex('zz'.repeat(32));
+  assert.throws(() => bad.root(), RangeError, 'a leaf that is not hex is refused when it is used');
+});
+
 test('inclusion proofs: every leaf of every tree size 1..40 equals PATH and verifies; any change fails', async () => {
   const source = storeOf(40);
   for (let n = 1; n <= 40; n++) {

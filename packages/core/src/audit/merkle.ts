@@ -208,18 +208,29 @@ export function verifyConsistency(size1: number, size2: number, root1: Hash, roo
 
 // The frontier hashes nodes as 32-character latin1 ("binary") strings through one reusable 65-byte buffer:
 // a digest returned as a Buffer costs a fresh native allocation per node, a string does not, and verify
-// hashes about one node per entry.
+// hashes about one node per entry. A leaf given as hex (`pushHex`, the verifier's path) stays hex until it
+// is paired: it is written into the buffer as hex, never converted on its own.
 const NODE_INPUT = Buffer.alloc(65);
 NODE_INPUT[0] = 1;
-const LEAF_BYTES = Buffer.alloc(32);
 const binary = (h: Hash) => Buffer.from(h.buffer, h.byteOffset, h.byteLength).toString('latin1');
-const bytesOf = (h: string): Hash => Buffer.from(h, 'latin1');
+const HEX_LEAF = 64;
+
+/** Writes a frontier hash (32 latin1 characters, or a leaf as 64 hex digits) into NODE_INPUT at `at`. */
+function writeHash(h: string, at: number): void {
+  const written = h.length === HEX_LEAF ? NODE_INPUT.write(h, at, 32, 'hex') : NODE_INPUT.write(h, at, 32, 'latin1');
+  if (written !== 32 || (h.length !== HEX_LEAF && h.length !== 32)) throw new RangeError('a leaf hash is 64 hex digits');
+}
 
 function nodeHashBinary(left: string, right: string): string {
-  NODE_INPUT.write(left, 1, 32, 'latin1');
-  NODE_INPUT.write(right, 33, 32, 'latin1');
+  writeHash(left, 1);
+  writeHash(right, 33);
   return hash('sha256', NODE_INPUT, 'binary'); // 'binary' is latin1
 }
+
+const bytesOf = (h: string): Hash => {
+  writeHash(h, 1);
+  return Buffer.from(NODE_INPUT.subarray(1, 33));
+};
 
 /**
  * Incremental tree over a stream of leaf hashes: the frontier (one complete subtree per set bit of the
@@ -227,7 +238,7 @@ function nodeHashBinary(left: string, right: string): string {
  * of everything pushed so far.
  */
 export class MerkleFrontier {
-  /** Complete subtrees on the right edge, largest (leftmost) first: their levels and hashes (binary strings). */
+  /** Complete subtrees on the right edge, largest (leftmost) first: their levels and hashes (see `writeHash`). */
   private readonly levels: number[] = [];
   private readonly stack: string[] = [];
   size: number;
@@ -245,18 +256,17 @@ export class MerkleFrontier {
 
   push(leaf: Hash, finished?: (id: NodeId, hash: Hash) => void): void {
     finished?.({ level: 0, index: this.size }, leaf);
-    this.pushBinary(binary(leaf), finished);
+    this.pushLeaf(binary(leaf), finished);
   }
 
-  /** The same for a leaf hash given as lowercase hex (what the verifier computes and compares). */
+  /** The same for a leaf hash given as 64 lowercase hex digits (what the verifier computes and compares). */
   pushHex(leafHex: string, finished?: (id: NodeId, hash: Hash) => void): void {
-    if (leafHex.length !== 64 || LEAF_BYTES.write(leafHex, 0, 32, 'hex') !== 32) throw new RangeError('a leaf hash is 64 hex digits');
-    const leaf = LEAF_BYTES.toString('latin1');
-    finished?.({ level: 0, index: this.size }, bytesOf(leaf));
-    this.pushBinary(leaf, finished);
+    if (leafHex.length !== HEX_LEAF) throw new RangeError('a leaf hash is 64 hex digits');
+    finished?.({ level: 0, index: this.size }, bytesOf(leafHex));
+    this.pushLeaf(leafHex, finished);
   }
 
-  private pushBinary(leaf: string, finished?: (id: NodeId, hash: Hash) => void): void {
+  private pushLeaf(leaf: string, finished?: (id: NodeId, hash: Hash) => void): void {
     let level = 0;
     let h = leaf;
     let index = this.size;
