@@ -8,7 +8,7 @@ import { finishVerification, type AuditVerifyResult, type LeafRangeResult, type 
 import type { AuditCheckpoint, SignedTreeHead } from './types.ts';
 
 export interface ParallelVerifyOptions {
-  /** How a worker reaches the store: a module exporting `openAuditLeafReader(url)` (e.g. `@airlock/store`) and the store's URL. */
+  /** How a worker reaches the store: a module exporting `openAuditLeafReader(url)` (`@airlock/store/audit-leaf-reader`) and the store's URL. */
   workers?: { storeModule: string; storeUrl: string; threads?: number };
   /** Below this many entries one thread is faster than starting workers (default 50,000). */
   minEntriesForWorkers?: number;

@@ -2,7 +2,8 @@
 // entry as the array pg makes with rowMode 'array' and no type parsing (INT8 and INT2 stay decimal text,
 // JSON stays text), in leaf order (`leaf_index`, never `seq`: a writer may leave gaps in seq).
 import pg from 'pg';
-import { AirlockError, AUDIT_LEAF_COLUMNS, type AuditLeafReader, type AuditLeafRow } from '@airlock/core';
+import { AUDIT_LEAF_COLUMNS, type AuditLeafReader, type AuditLeafRow } from '@airlock/core/audit-leaf-reader';
+import { AirlockError } from '@airlock/core/errors';
 import { mapPgError } from './pg-errors.ts';
 import type { PostgresStoreOptions } from './postgres-store.ts';
 

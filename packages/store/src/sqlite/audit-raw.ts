@@ -1,7 +1,7 @@
 // The raw reader `audit verify` workers use on SQLite (`AuditLeafReader`): its own read-only connection,
 // each entry as the array node:sqlite makes (no row object, no mapping), in leaf order.
 import { DatabaseSync } from 'node:sqlite';
-import { AUDIT_LEAF_COLUMNS, type AuditLeafReader, type AuditLeafRow } from '@airlock/core';
+import { AUDIT_LEAF_COLUMNS, type AuditLeafReader, type AuditLeafRow } from '@airlock/core/audit-leaf-reader';
 import { BUSY_TIMEOUT_MS } from './sqlite-db.ts';
 import { mapSqliteError } from './sqlite-errors.ts';
 
