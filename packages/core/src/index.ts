@@ -19,6 +19,7 @@ export * from './audit/types.ts';
 export * from './audit/hash.ts';
 export * from './audit/merkle.ts';
 export * from './audit/log-verifier.ts';
+export * from './audit/leaf-rows.ts';
 export * from './audit/stored-tree.ts';
 export * from './audit/parallel-verify.ts';
 export * from './audit/access-entries.ts';
