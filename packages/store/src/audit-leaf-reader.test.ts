@@ -71,6 +71,8 @@ for (const [name, url, dropTrigger, skip] of stores) {
         assert.ok(pages.length >= 2, 'more than one page');
         assert.deepEqual(pages.flat().map(entryFromLeafRow), expected);
 
+        const [first] = pages[0]!;
+        assert.deepEqual([typeof first![0], typeof first![1], typeof first![2], typeof first![4]], ['number', 'number', 'number', 'number'], 'integers as numbers');
         const middle = (await rows(url, 1234, 4321)).flat().map(entryFromLeafRow);
         assert.deepEqual(middle, expected.slice(1234, 4321));
         assert.deepEqual((await rows(url, COUNT, COUNT + 10)).flat(), [], 'past the end: nothing');
@@ -91,6 +93,20 @@ for (const [name, url, dropTrigger, skip] of stores) {
     });
   });
 }
+
+test('raw audit reader (postgres): an error from the server rejects the page, and the reader goes on', { skip: skipPg }, async () => {
+  const reader = await openAuditLeafReader(`${PG_URL}?schema=airlock_test_reader_no_such_schema`);
+  try {
+    await assert.rejects(async () => {
+      for await (const _ of reader.pages(0, 10_000)) assert.fail('no rows from a schema without the table');
+    });
+    await assert.rejects(async () => {
+      for await (const _ of reader.pages(0, 10)) assert.fail('no rows');
+    }, 'the connection is usable again');
+  } finally {
+    await reader.close();
+  }
+});
 
 test('raw audit reader (sqlite): a missing database is an error, and the reader does not create it', async () => {
   const path = join(dir, 'never-created.db');
