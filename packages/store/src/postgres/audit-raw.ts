@@ -16,7 +16,7 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 // Each column cast to the type whose binary form the parser reads (PostgreSQL's `int8send`, `int2send`,
 // `textsend`), whatever a migration made of it.
 const INTEGER_COLUMNS: Record<string, 'int8' | 'int2'> = { seq: 'int8', leaf_index: 'int8', hash_version: 'int2', at: 'int8' };
-const KINDS = AUDIT_LEAF_COLUMNS.map((c) => INTEGER_COLUMNS[c] ?? 'text');
+const KINDS: ('int8' | 'int2' | 'text')[] = AUDIT_LEAF_COLUMNS.map((c) => INTEGER_COLUMNS[c] ?? 'text');
 const SELECT_LIST = AUDIT_LEAF_COLUMNS.map((c, i) => `${c}::${KINDS[i]}`).join(', ');
 
 function copyStatement(from: number, to: number): string {
@@ -50,24 +50,25 @@ class CopyBinaryRows {
       at += 2;
       if (fields === -1) return;
       if (fields !== KINDS.length) throw malformed();
-      const row = new Array(KINDS.length) as AuditLeafRow;
+      const row: (string | number | null)[] = new Array(KINDS.length);
       for (let i = 0; i < KINDS.length; i++) {
         const length = chunk.readInt32BE(at);
         at += 4;
         if (length === -1) {
-          row[i] = null as never;
+          row[i] = null;
           continue;
         }
         const end = at + length;
         if (end > chunk.length) throw malformed();
         const kind = KINDS[i];
-        if (kind === 'text') row[i] = chunk.toString('utf8', at, end) as never;
-        else if (kind === 'int8' && length === 8) row[i] = int8(chunk, at) as never;
-        else if (kind === 'int2' && length === 2) row[i] = chunk.readInt16BE(at) as never;
+        if (kind === 'text') row[i] = chunk.toString('utf8', at, end);
+        else if (kind === 'int8' && length === 8) row[i] = int8(chunk, at);
+        else if (kind === 'int2' && length === 2) row[i] = chunk.readInt16BE(at);
         else throw malformed();
         at = end;
       }
-      this.rows.push(row);
+      // The columns of AUDIT_LEAF_COLUMNS, each of the kind its cast gives it.
+      this.rows.push(row as AuditLeafRow);
     }
   }
 }
