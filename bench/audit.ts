@@ -2,7 +2,8 @@
 // and the `audit verify` rate over 1M entries. The 1M-entry log is built fast but valid: each leaf is
 // built with auditLeaf and hashed with leafHash exactly as appendAudit does, then rows are bulk-inserted
 // with direct SQL; verifyStoredAudit (what `airlock audit verify` runs, in worker threads) then re-reads
-// every entry, checks its columns against its stored leaf, re-hashes the leaf and rebuilds the tree.
+// every entry, checks its columns against its stored leaf, re-hashes the leaf and rebuilds the tree. Its
+// rate depends on what else the machine runs; the CPU time per entry it reports does not.
 import { AUDIT_HASH_VERSION, auditLeaf, canonicalJson, leafHash, verifyStoredAudit, type AuditEntryInput, type Store } from '../packages/core/src/index.ts';
 import { auditVerifyOptions, verifySchnorr } from '../packages/server/src/runtime.ts';
 import { insertAll, scratchStore, type StoreKind } from './lib/scratch-store.ts';
@@ -37,6 +38,12 @@ export interface AuditResult {
   verify: Record<string, Figure>;
   /** key = store: rate of each 100k-entry slice of those runs (the spread within a run). */
   verifySlices: Record<string, Figure>;
+  /**
+   * key = store: CPU time of this process (every thread: the workers and the main thread) per entry
+   * verified, µs. Unlike the rate it does not depend on what else the machine runs; PostgreSQL's own
+   * server time is not in it.
+   */
+  verifyCpuMicros?: Record<string, Figure>;
   verifyEntries: number;
   verifyRuns: number;
   /** Seconds to hash the chain and bulk-insert it into both stores. */
@@ -127,14 +134,19 @@ export async function benchAudit(o: BenchOptions): Promise<AuditResult> {
     const NO_CHECKPOINT_KEY = '0'.repeat(64);
     const verify: Record<string, Figure> = {};
     const verifySlices: Record<string, Figure> = {};
+    const verifyCpuMicros: Record<string, Figure> = {};
     for (const s of stores) {
       const runs: number[] = [];
       const slices: number[] = [];
+      const cpu: number[] = [];
       for (let r = 0; r < verifyRuns; r++) {
         const marks: { seq: number; at: number }[] = [];
         const t = performance.now();
+        const cpuBefore = process.cpuUsage();
         const result = await verifyStoredAudit(timedStore(s.store(), marks), verifySchnorr, NO_CHECKPOINT_KEY, [], auditVerifyOptions(s.url));
         const end = performance.now();
+        const used = process.cpuUsage(cpuBefore);
+        cpu.push((used.user + used.system) / verifyEntries);
         if (!result.ok || result.entries !== verifyEntries) throw new Error(`audit verify failed on the generated chain: ${JSON.stringify(result)}`);
         runs.push(verifyEntries / ((end - t) / 1000));
         // Workers read the store on their own connections: slices are only timed when verify pages on this thread.
@@ -144,9 +156,10 @@ export async function benchAudit(o: BenchOptions): Promise<AuditResult> {
       }
       verify[s.kind] = figure(runs);
       verifySlices[s.kind] = figure(slices);
-      o.log(`  audit verify ${s.kind}, ${verifyEntries} entries: ${fmt(verify[s.kind])} entries/s (100k slices: ${fmt(verifySlices[s.kind])})`);
+      verifyCpuMicros[s.kind] = figure(cpu);
+      o.log(`  audit verify ${s.kind}, ${verifyEntries} entries: ${fmt(verify[s.kind])} entries/s (100k slices: ${fmt(verifySlices[s.kind])}); CPU ${fmt(verifyCpuMicros[s.kind], 2)} µs per entry`);
     }
-    return { append, verify, verifySlices, verifyEntries, verifyRuns, generateSeconds };
+    return { append, verify, verifySlices, verifyCpuMicros, verifyEntries, verifyRuns, generateSeconds };
   } finally {
     for (const s of stores) await s.close();
   }

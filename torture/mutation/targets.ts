@@ -44,11 +44,14 @@ export const MUTATION_TARGETS: MutationTarget[] = [
     name: 'audit',
     mutate: [
       'packages/core/src/audit/hash.ts', 'packages/core/src/audit/merkle.ts', 'packages/core/src/audit/log-verifier.ts',
+      'packages/core/src/audit/leaf-fields.ts', 'packages/core/src/audit/leaf-rows.ts',
       'packages/core/src/audit/stored-tree.ts', 'packages/core/src/service/audit-service.ts',
     ],
     tests: [
       'packages/core/src/audit/verifier.test.ts', 'packages/core/src/audit/hash.test.ts', 'packages/core/src/audit/merkle.test.ts',
+      'packages/core/src/audit/leaf-fields.test.ts',
       'packages/server/src/audit-tamper.http.test.ts', 'packages/server/src/audit-anchor.http.test.ts', 'packages/server/src/audit-legacy.http.test.ts',
+      'packages/server/src/audit-parallel.http.test.ts',
     ],
     nodeArgs: ['--test-skip-pattern=postgres'],
     // Provisional: 78.3% was measured on the hash-chain log (2026-11-30); the Merkle log that replaced it the

@@ -41,7 +41,7 @@ export function randomSecret(): string {
  */
 export function auditVerifyOptions(storeUrl: string): ParallelVerifyOptions {
   if (storeUrl === 'sqlite::memory:' || storeUrl === 'sqlite:') return {};
-  return { workers: { storeModule: import.meta.resolve('@airlock/store'), storeUrl } };
+  return { workers: { storeModule: import.meta.resolve('@airlock/store/audit-leaf-reader'), storeUrl } };
 }
 
 export function verifySchnorr(publicKeyHex: string, digest: Uint8Array, signatureHex: string): boolean {

@@ -1,9 +1,11 @@
-import { AirlockError, type Store } from '@airlock/core';
+import type { Store } from '@airlock/core';
 import { openPostgresStore } from './postgres/postgres-store.ts';
 import { openSqliteStore } from './sqlite/sqlite-store.ts';
+import { storeTarget } from './store-url.ts';
 
 export { openSqliteStore, SqliteStore } from './sqlite/sqlite-store.ts';
 export { openPostgresStore, PostgresStore, type PostgresStoreOptions } from './postgres/postgres-store.ts';
+export { openAuditLeafReader } from './audit-leaf-reader.ts';
 
 /**
  * Opens a store from a URL: `sqlite:<path>` (`sqlite::memory:` for a throwaway one) or
@@ -11,24 +13,6 @@ export { openPostgresStore, PostgresStore, type PostgresStoreOptions } from './p
  * `migrate()` once the store is open.
  */
 export async function openStore(url: string): Promise<Store> {
-  if (url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (!path) throw new AirlockError('invalid_request', 'a sqlite store URL needs a path: sqlite:<path>');
-    return openSqliteStore(path);
-  }
-  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    let parsed: URL;
-    try {
-      parsed = new URL(url);
-    } catch {
-      // Never echo the URL: it may carry a password.
-      throw new AirlockError('invalid_request', 'the PostgreSQL store URL is malformed');
-    }
-    const schema = parsed.searchParams.get('schema') ?? undefined;
-    parsed.searchParams.delete('schema');
-    return openPostgresStore(schema === undefined ? { connectionString: parsed.toString() } : { connectionString: parsed.toString(), schema });
-  }
-  throw new AirlockError('invalid_request', 'unknown store URL: use sqlite:<path> or postgres://…', {
-    hints: ['sqlite:./airlock.db', 'postgres://user@host:5432/db?schema=airlock'],
-  });
+  const target = storeTarget(url);
+  return 'sqlite' in target ? openSqliteStore(target.sqlite) : openPostgresStore(target.postgres);
 }

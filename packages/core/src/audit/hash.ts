@@ -61,11 +61,13 @@ export function treeHeadDigest(head: Pick<SignedTreeHead, 'treeSize' | 'rootHash
 // Its members sort as action, actor, agentId, at, data, decision, seq, sessionId, type, so the leaf is
 // prefix || canonical(data) || suffix, where prefix and suffix come from the entry's other fields alone.
 // The writer builds it that way (data is canonicalised once), and the verifier checks a row's columns
-// against its stored leaf by comparing the prefix and suffix: no parse, no re-serialisation.
+// against its stored leaf by comparing the prefix and suffix, with an object between them
+// (`leafMatchesFields`): no parse, no re-serialisation.
 // (JSON.stringify of a string or a safe integer is exactly its RFC 8785 form.)
-type LeafFields = Pick<AuditEntry, 'seq' | 'at' | 'type' | 'actor' | 'agentId' | 'sessionId' | 'action' | 'decision'>;
+/** The columns a version-3 leaf records besides its data. */
+export type AuditLeafFields = Pick<AuditEntry, 'seq' | 'at' | 'type' | 'actor' | 'agentId' | 'sessionId' | 'action' | 'decision'>;
 
-export function auditLeafPrefix(e: LeafFields): string {
+export function auditLeafPrefix(e: AuditLeafFields): string {
   let s = '{';
   if (e.action !== undefined) s += `"action":${JSON.stringify(e.action)},`;
   s += `"actor":${JSON.stringify(e.actor)},`;
@@ -73,7 +75,7 @@ export function auditLeafPrefix(e: LeafFields): string {
   return `${s}"at":${JSON.stringify(e.at)},"data":`;
 }
 
-export function auditLeafSuffix(e: LeafFields): string {
+export function auditLeafSuffix(e: AuditLeafFields): string {
   let s = '';
   if (e.decision !== undefined) s += `,"decision":${JSON.stringify(e.decision)}`;
   s += `,"seq":${JSON.stringify(e.seq)}`;
@@ -82,12 +84,12 @@ export function auditLeafSuffix(e: LeafFields): string {
 }
 
 /** The version-3 leaf of an entry whose data is already canonical JSON (`dataJson`). */
-export function auditLeaf(e: LeafFields, dataJson: string): string {
+export function auditLeaf(e: AuditLeafFields, dataJson: string): string {
   return auditLeafPrefix(e) + dataJson + auditLeafSuffix(e);
 }
 
 /** The data member of a version-3 leaf, as JSON text (the leaf without its prefix and suffix). */
-export function auditLeafData(e: LeafFields & { leaf: string }): string {
+export function auditLeafData(e: AuditLeafFields & { leaf: string }): string {
   return e.leaf.slice(auditLeafPrefix(e).length, e.leaf.length - auditLeafSuffix(e).length);
 }
 

@@ -7,8 +7,11 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { canonicalJson } from '../canonical-json.ts';
 import { findJsonShapeProblem } from '../parse-untrusted-json.ts';
-import { auditLeafPrefix, auditLeafSuffix, chainLeaf, GENESIS_HASH, hashAuditEntry } from './hash.ts';
-import { leafHash, MerkleFrontier, rootOfSubtrees, type Hash, type NodeId } from './merkle.ts';
+import type { AuditLeafRow } from '../ports/audit-leaf-reader.ts';
+import { auditLeafData, chainLeaf, GENESIS_HASH, hashAuditEntry, type AuditLeafFields } from './hash.ts';
+import { leafMatchesFields } from './leaf-fields.ts';
+import { entryFromLeafRow, rowInt } from './leaf-rows.ts';
+import { leafHash, leafHashHex, MerkleFrontier, rootOfSubtrees, type Hash, type NodeId } from './merkle.ts';
 import type { AuditCheckpoint, AuditEntry, AuditHashVersion, SignedTreeHead } from './types.ts';
 
 /** An entry as the verifier needs it: a version-3 entry needs no parsed `data` (its leaf is checked instead). */
@@ -98,6 +101,8 @@ export class LeafRangeVerifier {
   private bad?: AuditProblem;
   private next: number;
   private readonly onNode?: (id: NodeId, hash: Hash) => void;
+  // One object for every row `pushRow` checks (the columns of the entry at hand), not one per row.
+  private readonly fields: AuditLeafFields = { seq: 0, at: 0, type: '', actor: 'agent' };
 
   constructor(from: LeafRangeStart) {
     this.start = from.start;
@@ -115,63 +120,103 @@ export class LeafRangeVerifier {
 
   push(entry: VerifiableEntry): boolean {
     if (this.bad) return false;
-    const prevSeq = this.previous?.seq;
-    const index = entry.leafIndex ?? entry.seq - 1; // exports from before the tree: leaf index = seq - 1
-    if (index !== this.next) {
-      const seq = prevSeq !== undefined ? prevSeq + 1 : entry.seq;
-      return this.fail(index > this.next ? seq : entry.seq, index > this.next ? `entry ${seq} (leaf ${this.next}) is missing (next is entry ${entry.seq}, leaf ${index})` : `entry ${entry.seq} is out of order`);
-    }
     const version = entry.hashVersion ?? 1;
-    // Chained entries are numbered by their place (seq = leaf + 1, checked below). A version-3 entry's seq is
-    // an identifier, unique by the store's key: on PostgreSQL it is drawn when the request runs and its leaf
-    // is placed when its batch commits, so seqs of concurrent batches interleave. The tree fixes the order.
-    if (version !== 3 && prevSeq !== undefined && entry.seq <= prevSeq) return this.fail(entry.seq, `entry ${entry.seq} is out of order (after entry ${prevSeq})`);
-    if (version !== 1 && version !== 2 && version !== 3) return this.fail(entry.seq, 'entry has an unknown hash version (edited)');
-    // Once the log is on a version, an older one after it can only be an edit: no writer goes back.
-    const prevVersion = this.previous?.version;
-    if (prevVersion !== undefined && version < prevVersion) return this.fail(entry.seq, `entry hash version ${version} follows version ${prevVersion} (edited)`);
-
-    let leaf: Hash;
+    const index = entry.leafIndex ?? entry.seq - 1; // exports from before the tree: leaf index = seq - 1
+    if (!this.inOrder(entry.seq, index, version)) return false;
     if (version === 3) {
       const stored = entry.leaf;
       if (typeof stored !== 'string') return this.fail(entry.seq, 'entry has no stored leaf (edited)');
       // The columns must be the ones the leaf records: compare the leaf's fixed parts, never parse it.
-      const prefix = auditLeafPrefix(entry);
-      const suffix = auditLeafSuffix(entry);
-      if (stored.length <= prefix.length + suffix.length || !stored.startsWith(prefix) || !stored.endsWith(suffix)) {
-        return this.fail(entry.seq, 'entry fields do not match its stored leaf (edited)');
-      }
+      if (!leafMatchesFields(stored, entry)) return this.fail(entry.seq, 'entry fields do not match its stored leaf (edited)');
       // An export line carries data beside the leaf: it must be the leaf's (rows read for verify carry none).
-      if (entry.data !== undefined && !dataMatches(entry.data, stored.slice(prefix.length, stored.length - suffix.length))) {
+      if (entry.data !== undefined && !dataMatches(entry.data, auditLeafData({ ...entry, leaf: stored }))) {
         return this.fail(entry.seq, 'entry data does not match its stored leaf (edited)');
       }
-      const h = leafHash(stored);
-      leaf = h;
-      if (h.toString('hex') !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
-    } else {
-      if (entry.seq !== index + 1) return this.fail(entry.seq, `chained entry ${entry.seq} is not at leaf ${entry.seq - 1}`);
-      const prevHash = this.previous ? this.previous.hash : index === 0 ? GENESIS_HASH : undefined;
-      if (prevHash !== undefined && entry.prevHash !== prevHash) return this.fail(entry.seq, 'prevHash does not match the previous entry');
-      if (entry.data === undefined || entry.prevHash === undefined) return this.fail(entry.seq, 'entry content cannot be hashed (edited)');
-      // Version 1 dropped __proto__ members, so they never reached a stored entry; one there now is an
-      // edit the old form cannot see.
-      if (version === 1 && findJsonShapeProblem(entry.data, Infinity, ['__proto__'])) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
-      let hash: string;
-      try {
-        hash = hashAuditEntry(entry.prevHash, entry.seq, entry as AuditEntry, version);
-      } catch {
-        return this.fail(entry.seq, 'entry content cannot be hashed (edited)');
-      }
-      if (hash !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
-      if (this.chainSeqs.has(entry.seq)) this.chainAt.set(entry.seq, hash);
-      leaf = leafHash(chainLeaf(hash));
+      return this.appendLeaf(entry.seq, stored, entry.hash);
     }
-    this.first ??= { seq: entry.seq, version, ...(entry.prevHash !== undefined ? { prevHash: entry.prevHash } : {}) };
-    this.previous = { seq: entry.seq, version, hash: entry.hash };
-    this.frontier.push(leaf, this.onNode);
+    if (entry.seq !== index + 1) return this.fail(entry.seq, `chained entry ${entry.seq} is not at leaf ${entry.seq - 1}`);
+    const prevHash = this.previous ? this.previous.hash : index === 0 ? GENESIS_HASH : undefined;
+    if (prevHash !== undefined && entry.prevHash !== prevHash) return this.fail(entry.seq, 'prevHash does not match the previous entry');
+    if (entry.data === undefined || entry.prevHash === undefined) return this.fail(entry.seq, 'entry content cannot be hashed (edited)');
+    // Version 1 dropped __proto__ members, so they never reached a stored entry; one there now is an
+    // edit the old form cannot see.
+    if (version === 1 && findJsonShapeProblem(entry.data, Infinity, ['__proto__'])) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
+    let hash: string;
+    try {
+      hash = hashAuditEntry(entry.prevHash, entry.seq, entry as AuditEntry, version);
+    } catch {
+      return this.fail(entry.seq, 'entry content cannot be hashed (edited)');
+    }
+    if (hash !== entry.hash) return this.fail(entry.seq, 'entry content does not match its hash (edited)');
+    if (this.chainSeqs.has(entry.seq)) this.chainAt.set(entry.seq, hash);
+    this.frontier.push(leafHash(chainLeaf(hash)), this.onNode);
+    this.appended(entry.seq, version, entry.hash, entry.prevHash);
+    return true;
+  }
+
+  /**
+   * The same checks for a row as a raw reader returns it (`AuditLeafRow`). A version-3 row is checked
+   * from its columns as they are; a chained one goes through `push`.
+   */
+  pushRow(row: AuditLeafRow): boolean {
+    if (this.bad) return false;
+    const version = rowInt(row[2]);
+    if (version !== 3) return this.push(entryFromLeafRow(row));
+    const seq = rowInt(row[0]);
+    const leafIndex = row[1];
+    if (!this.inOrder(seq, leafIndex === null ? seq - 1 : rowInt(leafIndex), 3)) return false;
+    const leaf = row[11];
+    if (leaf === null) return this.fail(seq, 'entry has no stored leaf (edited)');
+    const f = this.fields;
+    f.seq = seq;
+    f.at = rowInt(row[4]);
+    f.type = row[5];
+    f.actor = row[6] as AuditEntry['actor'];
+    f.agentId = row[7] ?? undefined;
+    f.sessionId = row[8] ?? undefined;
+    f.action = row[9] ?? undefined;
+    f.decision = (row[10] ?? undefined) as AuditEntry['decision'];
+    // Hashed first (it reads every byte of the leaf, which makes the compare below cheap); checked in the order of `push`.
+    const h = leafHashHex(leaf);
+    if (!leafMatchesFields(leaf, f)) return this.fail(seq, 'entry fields do not match its stored leaf (edited)');
+    return this.appendLeafHash(seq, h, row[3]);
+  }
+
+  /** Contiguous leaf indexes, seqs increasing, a known hash version that never goes down. */
+  private inOrder(seq: number, index: number, version: number): boolean {
+    const prevSeq = this.previous?.seq;
+    if (index !== this.next) {
+      const missing = prevSeq !== undefined ? prevSeq + 1 : seq;
+      return this.fail(index > this.next ? missing : seq, index > this.next ? `entry ${missing} (leaf ${this.next}) is missing (next is entry ${seq}, leaf ${index})` : `entry ${seq} is out of order`);
+    }
+    // Chained entries are numbered by their place (seq = leaf + 1, checked by the chain). A version-3 entry's
+    // seq is an identifier, unique by the store's key: on PostgreSQL it is drawn when the request runs and its
+    // leaf is placed when its batch commits, so seqs of concurrent batches interleave. The tree fixes the order.
+    if (version !== 3 && prevSeq !== undefined && seq <= prevSeq) return this.fail(seq, `entry ${seq} is out of order (after entry ${prevSeq})`);
+    if (version !== 1 && version !== 2 && version !== 3) return this.fail(seq, 'entry has an unknown hash version (edited)');
+    // Once the log is on a version, an older one after it can only be an edit: no writer goes back.
+    const prevVersion = this.previous?.version;
+    if (prevVersion !== undefined && version < prevVersion) return this.fail(seq, `entry hash version ${version} follows version ${prevVersion} (edited)`);
+    return true;
+  }
+
+  /** A version-3 leaf whose columns matched: its hash (RFC 9162 leaf hash of the stored bytes) must be the stored one. */
+  private appendLeaf(seq: number, leaf: string, storedHash: string): boolean {
+    return this.appendLeafHash(seq, leafHashHex(leaf), storedHash);
+  }
+
+  private appendLeafHash(seq: number, h: string, storedHash: string): boolean {
+    if (h !== storedHash) return this.fail(seq, 'entry content does not match its hash (edited)');
+    this.frontier.pushHex(h, this.onNode);
+    this.appended(seq, 3, h);
+    return true;
+  }
+
+  private appended(seq: number, version: AuditHashVersion, hash: string, prevHash?: string): void {
+    this.first ??= { seq, version, ...(prevHash !== undefined ? { prevHash } : {}) };
+    this.previous = { seq, version, hash };
     this.next++;
     if (this.rootsAt.has(this.next)) this.roots.set(this.next, this.frontier.root());
-    return true;
   }
 
   /** Fails the range (a problem found outside `push`, e.g. an unreadable row). */

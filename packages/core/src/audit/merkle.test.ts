@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
-  consistencyProof, EMPTY_ROOT, inclusionProof, leafHash, MerkleFrontier, MissingNodeError, rootAt, rootOfLeafHashes, verifyConsistency, verifyInclusion,
+  consistencyProof, EMPTY_ROOT, inclusionProof, leafHash, leafHashHex, MerkleFrontier, MissingNodeError, rootAt, rootOfLeafHashes, verifyConsistency, verifyInclusion,
   type Hash, type NodeId, type NodeSource,
 } from './merkle.ts';
 
@@ -76,6 +76,33 @@ test('a frontier restarted from stored subtrees continues to the same roots', as
     for (let i = start; i < 40; i++) f.push(leafHash(leaves[i]!));
     assert.equal(hex(f.root()), hex(mth(leaves)), `from ${start}`);
   }
+});
+
+test('leafHashHex is SHA-256(0x00 || UTF-8 of the leaf) for every kind of leaf, short after long, and past its buffer', () => {
+  const leaves = ['{"a":1}', '', 'é日本😀', 'lone \ud800 surrogate', 'x'.repeat(5000), '{"b":2}', 'y'.repeat(30_000), 'é'.repeat(22_000), '{"a":1}'];
+  for (const leaf of leaves) assert.equal(leafHashHex(leaf), hex(sha(B(0), Buffer.from(leaf, 'utf8'))), `${leaf.length} characters`);
+});
+
+test('leaves given as hex (as the verifier has them) build the same tree as leaves given as bytes: roots, frontier, finished nodes', () => {
+  const asBytes = new MerkleFrontier();
+  const asHex = new MerkleFrontier();
+  const mixed = new MerkleFrontier();
+  const nodes: [string[], string[]] = [[], []];
+  for (let n = 1; n <= 40; n++) {
+    const leaf = leafHash(leaves[n - 1]!);
+    asBytes.push(leaf, (id, h) => nodes[0].push(`${id.level}:${id.index}:${hex(h)}`));
+    asHex.pushHex(hex(leaf), (id, h) => nodes[1].push(`${id.level}:${id.index}:${hex(h)}`));
+    if (n % 3 === 0) mixed.push(leaf);
+    else mixed.pushHex(hex(leaf));
+    assert.equal(hex(asHex.root()), hex(mth(leaves.slice(0, n))), `size ${n}`);
+    assert.equal(hex(mixed.root()), hex(asHex.root()), `mixed at ${n}`);
+    assert.deepEqual(asHex.hashes().map(hex), asBytes.hashes().map(hex));
+  }
+  assert.deepEqual(nodes[1], nodes[0]);
+  assert.throws(() => asHex.pushHex('ab'), RangeError);
+  const bad = new MerkleFrontier();
+  bad.pushHex('zz'.repeat(32));
+  assert.throws(() => bad.root(), RangeError, 'a leaf that is not hex is refused when it is used');
 });
 
 test('inclusion proofs: every leaf of every tree size 1..40 equals PATH and verifies; any change fails', async () => {

@@ -1,6 +1,6 @@
 // `audit verify` across worker threads: the log is cut into aligned power-of-two ranges of leaves, each
-// worker reads its ranges from its own store connection and verifies them (`LeafRangeVerifier`), and the
-// ranges are joined here (`finishVerification`): the seams, the roots at every signed size from the
+// worker reads its ranges through its own raw reader on the store (`AuditLeafReader`, one connection per
+// worker) and verifies them (`LeafRangeVerifier.pushRow`), and the ranges are joined here (`finishVerification`): the seams, the roots at every signed size from the
 // ranges' subtree roots, and the signatures.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -8,7 +8,7 @@ import { finishVerification, type AuditVerifyResult, type LeafRangeResult, type 
 import type { AuditCheckpoint, SignedTreeHead } from './types.ts';
 
 export interface ParallelVerifyOptions {
-  /** How a worker opens its own store: a module exporting `openStore(url)` (e.g. `@airlock/store`) and the store's URL. */
+  /** How a worker reaches the store: a module exporting `openAuditLeafReader(url)` (`@airlock/store/audit-leaf-reader`) and the store's URL. */
   workers?: { storeModule: string; storeUrl: string; threads?: number };
   /** Below this many entries one thread is faster than starting workers (default 50,000). */
   minEntriesForWorkers?: number;

@@ -1,33 +1,28 @@
-// One `audit verify` worker thread: opens its own store, verifies the ranges of leaves it is given, and
-// posts each range's result (see parallel-verify.ts).
+// One `audit verify` worker thread: opens its own raw reader on the store (`AuditLeafReader`: rows as
+// arrays straight from the driver), verifies the ranges of leaves it is given, and posts each range's
+// result (see parallel-verify.ts).
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Store } from '../ports/store.ts';
+import type { AuditLeafReader } from '../ports/audit-leaf-reader.ts';
 import { LeafRangeVerifier } from './log-verifier.ts';
 import type { VerifyTask } from './parallel-verify.ts';
 
-const PAGE = 10_000;
 const { storeModule, storeUrl } = workerData as { storeModule: string; storeUrl: string };
-const { openStore } = (await import(storeModule)) as { openStore(url: string): Promise<Store> };
-const store = await openStore(storeUrl);
+const { openAuditLeafReader } = (await import(storeModule)) as { openAuditLeafReader(url: string): Promise<AuditLeafReader> };
+const reader = await openAuditLeafReader(storeUrl);
 
 async function verifyRange(task: VerifyTask) {
   const v = new LeafRangeVerifier({ start: task.start, rootsAt: task.rootsAt, chainAt: task.chainAt });
-  for (let next = task.start; next < task.end; ) {
-    const page = await store.readAuditLeaves(next, Math.min(PAGE, task.end - next));
-    let ok = true;
-    for (const e of page) {
-      if ((e.leafIndex ?? Infinity) >= task.end) break;
-      if (!(ok = v.push(e))) break;
-    }
-    if (!ok || v.size === next) break;
-    next = v.size;
+  // A range stops at its first problem; a missing leaf shows as the next row's index (or, at the end of
+  // the range, as a range that ends early, which the join reports).
+  read: for await (const page of reader.pages(task.start, task.end)) {
+    for (const row of page) if (!v.pushRow(row)) break read;
   }
   return v.result();
 }
 
 parentPort!.on('message', (task: VerifyTask | { close: true }) => {
   if ('close' in task) {
-    void store.close().finally(() => parentPort!.close());
+    void reader.close().finally(() => parentPort!.close());
     return;
   }
   verifyRange(task).then(

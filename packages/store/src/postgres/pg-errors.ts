@@ -1,4 +1,4 @@
-import { AirlockError } from '@airlock/core';
+import { AirlockError } from '@airlock/core/errors';
 
 // Socket-level failures from Node, and SQLSTATE classes that mean "the server cannot serve us now".
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);

@@ -1,6 +1,6 @@
 import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
-import { AirlockError } from '@airlock/core';
+import { AirlockError } from '@airlock/core/errors';
 import type { Row } from '../shared/rows.ts';
 import { isSqliteBusy, mapSqliteError } from './sqlite-errors.ts';
 

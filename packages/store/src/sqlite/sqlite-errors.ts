@@ -1,4 +1,4 @@
-import { AirlockError } from '@airlock/core';
+import { AirlockError } from '@airlock/core/errors';
 
 // Primary result codes (the low byte of an extended code) that mean "the database cannot be used
 // right now", as opposed to a bug or a constraint: fail closed with store_unavailable.
