@@ -140,7 +140,8 @@ export interface OpenOptions {
  * Unseals the vault, checks it belongs to the store, wires the services.
  */
 export async function openAirlock(config: AirlockConfig, passphrase: string, options: OpenOptions = {}): Promise<Airlock> {
-  const store = await openStore(config.storeUrl);
+  // SQLite: WAL checkpoints in a worker thread, so no signing request waits for one on the event loop.
+  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true } });
   let vault: UnsealedVault | undefined;
   try {
     await store.migrate();

@@ -103,6 +103,11 @@ export class SqliteDb {
     }
   }
 
+  /** Pages in the WAL past which a COMMIT on this connection checkpoints (SQLite's default is 1,000). */
+  setAutoCheckpoint(pages: number): void {
+    this.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(pages)}`);
+  }
+
   /** Whether a transaction is open: SQLite ends one by itself after some errors (SQLITE_FULL, SQLITE_IOERR). */
   get inTransaction(): boolean {
     return this.db.isOpen && this.db.isTransaction;
