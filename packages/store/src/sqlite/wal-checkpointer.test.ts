@@ -5,6 +5,7 @@
 // database file; both native-endian 32-bit).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { endianness, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -105,6 +106,18 @@ describe('WalCheckpointer', () => {
     assert.ok(await waitFor(() => thresholds.length === 2, 5000), `thresholds set: ${thresholds}`);
     assert.deepEqual(thresholds, [BACKSTOP_CHECKPOINT_PAGES, SQLITE_DEFAULT_CHECKPOINT_PAGES]);
     await checkpointer.stop();
+  });
+
+  test('closing the store at the end of a process that has nothing else to do settles: the process exits 0', () => {
+    // The worker is unreferenced (a forgotten store must not keep a process alive); stopping it must not
+    // let the process exit with the close still pending (exit code 13, unsettled top-level await).
+    const script = `import { openSqliteStore } from ${JSON.stringify(new URL('./sqlite-store.ts', import.meta.url).href)};
+      const store = await openSqliteStore(${JSON.stringify(tempPath())}, { backgroundCheckpoints: true });
+      await store.close();
+      console.log('closed');`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), 'closed');
   });
 
   test('a store with background checkpoints keeps its data across close and reopen, and close leaves no WAL behind', async () => {

@@ -48,6 +48,9 @@ export class WalCheckpointer {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    // Referenced again while it stops: otherwise a process with nothing else to do would exit before the
+    // worker does, leaving this promise (and whoever awaits it) unsettled.
+    this.worker.ref();
     this.worker.postMessage('stop');
     await this.exited;
   }
