@@ -1,33 +1,42 @@
 // The load generator, run as its own process (never inside the daemon or the orchestrator) so that it does
 // not share an event loop with what it measures. Input: one JSON argument; output: one JSON line.
-// `overallRate` set: fixed offered load (autocannon corrects latencies for coordinated omission).
+//   `connections` set: closed loop (autocannon): each connection sends its next request when the last is
+//     answered; measures capacity.
+//   `rate` set: open loop (bench/lib/open-loop.ts): arrivals on a fixed schedule at that offered rate,
+//     latency from each request's scheduled time; measures latency at a given load.
 import autocannon from 'autocannon';
+import { runOpenLoop, type Arrivals } from './lib/open-loop.ts';
 
 interface LoadSpec {
   url: string;
   token: string;
   body: string;
-  connections: number;
   seconds: number;
-  overallRate?: number;
+  connections?: number;
+  rate?: number;
+  arrivals?: Arrivals;
+  seed?: number;
 }
 
 const spec = JSON.parse(process.argv[2]!) as LoadSpec;
-const result = await autocannon({
-  url: `${spec.url}/v1/sign/transaction`,
-  method: 'POST',
-  headers: { authorization: `Bearer ${spec.token}`, 'content-type': 'application/json' },
-  body: spec.body,
-  connections: spec.connections,
-  duration: spec.seconds,
-  ...(spec.overallRate ? { overallRate: spec.overallRate } : {}),
-});
-const ok = result.requests.total - result.non2xx;
-process.stdout.write(`${JSON.stringify({
-  requestsPerSecond: ok / spec.seconds,
-  total: result.requests.total,
-  non2xx: result.non2xx,
-  errors: result.errors,
-  timeouts: result.timeouts,
-  latencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max },
-})}\n`);
+const url = `${spec.url}/v1/sign/transaction`;
+const headers = { authorization: `Bearer ${spec.token}`, 'content-type': 'application/json' };
+
+if (spec.rate !== undefined) {
+  const result = await runOpenLoop({
+    url, method: 'POST', headers, body: spec.body, rate: spec.rate, seconds: spec.seconds,
+    ...(spec.arrivals ? { arrivals: spec.arrivals } : {}), ...(spec.seed !== undefined ? { seed: spec.seed } : {}),
+  });
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+} else {
+  const result = await autocannon({ url, method: 'POST', headers, body: spec.body, connections: spec.connections ?? 1, duration: spec.seconds });
+  const ok = result.requests.total - result.non2xx;
+  process.stdout.write(`${JSON.stringify({
+    requestsPerSecond: ok / spec.seconds,
+    total: result.requests.total,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    latencyMs: { p50: result.latency.p50, p99: result.latency.p99, max: result.latency.max },
+  })}\n`);
+}

@@ -1,13 +1,18 @@
-// (3) Over HTTP on loopback: a real daemon (`airlock start`, its own process) and autocannon in a third
-// process. Throughput at 1, 16 and 64 connections; latency at a fixed offered load of 500 req/s and at half
-// the capacity measured in the same round (c16); and the highest offered rate whose p99 stays under 10 ms.
+// (3) Over HTTP on loopback: a real daemon (`airlock start`, its own process) and the load generator in a
+// third process (bench/http-load.ts). Capacity in a closed loop (autocannon) at 1, 16 and 64 connections;
+// latency in an open loop (bench/lib/open-loop.ts: Poisson arrivals at a fixed offered rate, latency from
+// each request's scheduled send time) at 500 req/s and at half the c16 capacity measured in the same round;
+// and the highest offered rate whose p99 stays under 10 ms. The generator is also run against a trivial
+// server at the same rates, so its own share of those latencies is on record.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { prepareDaemonData, provisionRemoteAgent, startDaemon, type Daemon, type DaemonData } from '../packages/server/src/testing/processes.ts';
 import { ALICE, usdcPolicy, usdcTransfer } from '../packages/server/src/testing/harness.ts';
 import { baselineRound } from './baseline.ts';
 import { backends, type Backend } from './in-process.ts';
+import type { Arrivals, OpenLoopResult } from './lib/open-loop.ts';
 import { figure, type BenchOptions, type Figure } from './lib/stats.ts';
+import { startTrivialServer } from './lib/trivial-server.ts';
 
 const run = promisify(execFile);
 const LOAD = new URL('./http-load.ts', import.meta.url).pathname;
@@ -15,7 +20,7 @@ export const FIXED_RATE = 500;
 /** The latency objective the rate search holds (issue 8): p99 under 10 ms. */
 export const P99_OBJECTIVE_MS = 10;
 
-interface LoadResult {
+interface ClosedLoopResult {
   requestsPerSecond: number;
   total: number;
   non2xx: number;
@@ -24,13 +29,54 @@ interface LoadResult {
   latencyMs: { p50: number; p99: number; max: number };
 }
 
-export async function load(url: string, token: string, connections: number, seconds: number, overallRate?: number): Promise<LoadResult> {
-  const spec = { url, token, body: JSON.stringify(usdcTransfer(ALICE, 1n, 0)), connections, seconds, ...(overallRate ? { overallRate } : {}) };
+const signBody = () => JSON.stringify(usdcTransfer(ALICE, 1n, 0));
+
+async function runLoadProcess<T>(spec: object): Promise<T> {
   const { stdout } = await run(process.execPath, [LOAD, JSON.stringify(spec)], { maxBuffer: 1 << 20 });
-  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as LoadResult;
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
+}
+
+/** Closed loop: `connections` each send their next request as soon as the last is answered (capacity). */
+export async function load(url: string, token: string, connections: number, seconds: number): Promise<ClosedLoopResult> {
+  const result = await runLoadProcess<ClosedLoopResult>({ url, token, body: signBody(), connections, seconds });
   if (result.non2xx || result.errors) throw new Error(`load run failed: ${JSON.stringify(result)}`);
   return result;
 }
+
+/**
+ * Open loop: requests arrive at `rate`/s on a schedule that does not wait for the server; latency counts
+ * from each request's scheduled time. Answers other than 2xx and socket errors abort the run (they mean
+ * the setup is wrong); timeouts are counted, and fail the rate search.
+ */
+export async function openLoad(url: string, token: string, rate: number, seconds: number, opts: { arrivals?: Arrivals; seed?: number } = {}): Promise<OpenLoopResult> {
+  const result = await runLoadProcess<OpenLoopResult>({ url, token, body: signBody(), rate, seconds, ...opts });
+  if (result.non2xx || result.errors) throw new Error(`open-loop run failed: ${JSON.stringify(result)}`);
+  return result;
+}
+
+/** Latency at one offered rate, over the rounds. */
+export interface LatencyAtRate {
+  offered: Figure;
+  achieved: Figure;
+  p50: Figure;
+  p90: Figure;
+  p99: Figure;
+  max: Figure;
+}
+
+type LatencySamples = Record<keyof LatencyAtRate, number[]>;
+const latencySamples = (): LatencySamples => ({ offered: [], achieved: [], p50: [], p90: [], p99: [], max: [] });
+function addSample(samples: LatencySamples, r: OpenLoopResult): void {
+  samples.offered.push(r.offeredRate);
+  samples.achieved.push(r.achievedRate);
+  samples.p50.push(r.latencyMs.p50);
+  samples.p90.push(r.latencyMs.p90);
+  samples.p99.push(r.latencyMs.p99);
+  samples.max.push(r.latencyMs.max);
+}
+const latencyFigures = (s: LatencySamples): LatencyAtRate => ({
+  offered: figure(s.offered), achieved: figure(s.achieved), p50: figure(s.p50), p90: figure(s.p90), p99: figure(s.p99), max: figure(s.max),
+});
 
 export interface HttpSetupResult {
   c1: Figure;
@@ -38,15 +84,26 @@ export interface HttpSetupResult {
   c64: Figure;
   /** c16 throughput over the same round's viem baseline. */
   ratioC16: Figure;
-  fixedRate: { achieved: Figure; p50: Figure; p99: Figure; max: Figure };
-  /** Offered load at half the round's c16 throughput. */
-  halfCapacity?: { offered: Figure; achieved: Figure; p50: Figure; p99: Figure };
-  /** The highest offered rate found (bisection, after the rounds) at which p99 < P99_OBJECTIVE_MS; 0 if none. */
-  p99ObjectiveRate?: number;
+  /** Open loop, Poisson arrivals at FIXED_RATE. */
+  fixedRate: LatencyAtRate;
+  /** Open loop, Poisson arrivals at half the round's c16 throughput. */
+  halfCapacity: LatencyAtRate;
+  /** The same offered rate with evenly spaced arrivals: what is left once arrivals come without bursts. */
+  halfCapacityEven: LatencyAtRate;
+  /** The highest offered rate found (open loop, Poisson, bisection after the rounds) at which p99 < P99_OBJECTIVE_MS; 0 if none. */
+  p99ObjectiveRate: number;
+  /** The lowest rate the bisection tried that missed the objective (so the answer lies between the two). */
+  p99ObjectiveMissedAt?: number;
 }
 
 export interface HttpResult {
   baselineViem: Figure;
+  /**
+   * The generator against a trivial server (bench/lib/trivial-server.ts, its own process, answers at
+   * once) at the offered rates of the SQLite/native setup: half its c16 capacity, and all of it. What it
+   * reports there is the generator's and loopback's own latency, part of every figure above it.
+   */
+  generatorFloor?: { setup: string; atHalf: LatencyAtRate; atCapacity: LatencyAtRate };
   setups: Record<string, HttpSetupResult>;
 }
 
@@ -68,6 +125,7 @@ export async function benchHttp(o: BenchOptions): Promise<HttpResult> {
   const seconds = o.quick ? 1 : 2;
   const rateSeconds = o.quick ? 2 : 5;
   const setups: { key: string; daemon: Daemon; data: DaemonData; token: string }[] = [];
+  const trivial = await startTrivialServer();
   try {
     for (const store of ['sqlite', 'postgres'] as const) {
       for (const backend of backends()) {
@@ -77,66 +135,71 @@ export async function benchHttp(o: BenchOptions): Promise<HttpResult> {
         await load(daemon.url, token, 4, 1); // warm-up
       }
     }
+    const floorSetup = (setups.find((s) => s.key === 'sqlite/native') ?? setups[0]!).key;
+    const floor = { atHalf: latencySamples(), atCapacity: latencySamples() };
     const viem: number[] = [];
-    type Key = 'c1' | 'c16' | 'c64' | 'ratioC16' | 'achieved' | 'p50' | 'p99' | 'max' | 'halfOffered' | 'halfAchieved' | 'halfP50' | 'halfP99';
-    const raw: Record<string, Record<Key, number[]>> = {};
+    type Samples = { c1: number[]; c16: number[]; c64: number[]; ratioC16: number[]; fixed: LatencySamples; half: LatencySamples; halfEven: LatencySamples };
+    const raw: Record<string, Samples> = {};
     for (let r = 0; r < o.rounds; r++) {
       const b = await baselineRound(o.quick ? 0.3 : 0.6);
       viem.push(b.viem);
+      // A different Poisson schedule each round, so no one unlucky schedule decides every round.
+      const seed = r + 1;
       for (const s of setups) {
-        const slot = (raw[s.key] ??= { c1: [], c16: [], c64: [], ratioC16: [], achieved: [], p50: [], p99: [], max: [], halfOffered: [], halfAchieved: [], halfP50: [], halfP99: [] });
+        const slot = (raw[s.key] ??= { c1: [], c16: [], c64: [], ratioC16: [], fixed: latencySamples(), half: latencySamples(), halfEven: latencySamples() });
         slot.c1.push((await load(s.daemon.url, s.token, 1, seconds)).requestsPerSecond);
         const c16 = (await load(s.daemon.url, s.token, 16, seconds)).requestsPerSecond;
         slot.c16.push(c16);
         slot.ratioC16.push(c16 / b.viem);
         slot.c64.push((await load(s.daemon.url, s.token, 64, seconds)).requestsPerSecond);
-        const fixed = await load(s.daemon.url, s.token, 64, rateSeconds, FIXED_RATE);
-        slot.achieved.push(fixed.requestsPerSecond);
-        slot.p50.push(fixed.latencyMs.p50);
-        slot.p99.push(fixed.latencyMs.p99);
-        slot.max.push(fixed.latencyMs.max);
-        const offered = Math.max(1, Math.round(c16 / 2));
-        const half = await load(s.daemon.url, s.token, 64, rateSeconds, offered);
-        slot.halfOffered.push(offered);
-        slot.halfAchieved.push(half.requestsPerSecond);
-        slot.halfP50.push(half.latencyMs.p50);
-        slot.halfP99.push(half.latencyMs.p99);
+        addSample(slot.fixed, await openLoad(s.daemon.url, s.token, FIXED_RATE, rateSeconds, { seed }));
+        const half = Math.max(1, Math.round(c16 / 2));
+        addSample(slot.half, await openLoad(s.daemon.url, s.token, half, rateSeconds, { seed }));
+        addSample(slot.halfEven, await openLoad(s.daemon.url, s.token, half, rateSeconds, { arrivals: 'even' }));
+        if (s.key === floorSetup) {
+          addSample(floor.atHalf, await openLoad(trivial.url, s.token, half, rateSeconds, { seed }));
+          addSample(floor.atCapacity, await openLoad(trivial.url, s.token, Math.max(1, Math.round(c16)), rateSeconds, { seed }));
+        }
       }
-      o.log(`  http round ${r + 1}/${o.rounds}: viem ${b.viem.toFixed(0)}/s; ${setups.map((s) => `${s.key} c16 ${raw[s.key]!.c16.at(-1)!.toFixed(0)}/s p99@${FIXED_RATE} ${raw[s.key]!.p99.at(-1)} ms`).join(', ')}`);
+      o.log(`  http round ${r + 1}/${o.rounds}: viem ${b.viem.toFixed(0)}/s; ${setups.map((s) => `${s.key} c16 ${raw[s.key]!.c16.at(-1)!.toFixed(0)}/s p99 ${raw[s.key]!.half.p99.at(-1)!.toFixed(1)} ms at ${raw[s.key]!.half.offered.at(-1)}/s`).join(', ')}; generator alone p99 ${floor.atHalf.p99.at(-1)?.toFixed(1)} ms`);
     }
     const out: HttpResult['setups'] = {};
     for (const [key, v] of Object.entries(raw)) {
       const s = setups.find((x) => x.key === key)!;
       out[key] = {
         c1: figure(v.c1), c16: figure(v.c16), c64: figure(v.c64), ratioC16: figure(v.ratioC16),
-        fixedRate: { achieved: figure(v.achieved), p50: figure(v.p50), p99: figure(v.p99), max: figure(v.max) },
-        halfCapacity: { offered: figure(v.halfOffered), achieved: figure(v.halfAchieved), p50: figure(v.halfP50), p99: figure(v.halfP99) },
-        p99ObjectiveRate: await highestRateUnderObjective(s.daemon.url, s.token, figure(v.c64).median, o.quick ? 3 : 5, rateSeconds),
+        fixedRate: latencyFigures(v.fixed),
+        halfCapacity: latencyFigures(v.half),
+        halfCapacityEven: latencyFigures(v.halfEven),
+        ...(await highestRateUnderObjective(s.daemon.url, s.token, figure(v.c64).median, o.quick ? 4 : 6, rateSeconds)),
       };
-      o.log(`  http ${key}: p99 < ${P99_OBJECTIVE_MS} ms up to ${out[key]!.p99ObjectiveRate} req/s offered`);
+      o.log(`  http ${key}: p99 < ${P99_OBJECTIVE_MS} ms up to ${out[key]!.p99ObjectiveRate} req/s offered (missed at ${out[key]!.p99ObjectiveMissedAt ?? 'none tried'})`);
     }
-    return { baselineViem: figure(viem), setups: out };
+    return { baselineViem: figure(viem), generatorFloor: { setup: floorSetup, atHalf: latencyFigures(floor.atHalf), atCapacity: latencyFigures(floor.atCapacity) }, setups: out };
   } finally {
     for (const s of setups) {
       await s.daemon.kill('SIGTERM');
       await s.data.cleanup();
     }
+    await trivial.close();
   }
 }
 
 /**
- * Bisects the offered rate between 0 and the measured capacity for the highest one whose p99 (corrected for
- * coordinated omission) stays under the objective and that the daemon actually sustains (achieves >= 95%).
+ * Bisects the offered rate between 0 and the measured capacity for the highest one whose p99 (open loop,
+ * Poisson arrivals, latency from the scheduled send time) stays under the objective and that the daemon
+ * actually sustains (achieves >= 95% of it, nothing timed out).
  */
-async function highestRateUnderObjective(url: string, token: string, capacity: number, steps: number, seconds: number): Promise<number> {
+async function highestRateUnderObjective(url: string, token: string, capacity: number, steps: number, seconds: number): Promise<{ p99ObjectiveRate: number; p99ObjectiveMissedAt?: number }> {
   let low = 0;
   let high = Math.max(2, Math.round(capacity));
+  let missedAt: number | undefined;
   for (let i = 0; i < steps; i++) {
     const rate = Math.round((low + high) / 2);
     if (rate <= low || rate >= high) break;
-    const r = await load(url, token, 64, seconds, rate);
-    if (r.latencyMs.p99 < P99_OBJECTIVE_MS && r.requestsPerSecond >= rate * 0.95) low = rate;
-    else high = rate;
+    const r = await openLoad(url, token, rate, seconds);
+    if (r.latencyMs.p99 < P99_OBJECTIVE_MS && r.achievedRate >= rate * 0.95 && r.timeouts === 0) low = rate;
+    else high = missedAt = rate;
   }
-  return low;
+  return { p99ObjectiveRate: low, ...(missedAt !== undefined ? { p99ObjectiveMissedAt: missedAt } : {}) };
 }

@@ -15,9 +15,25 @@ import * as records from './records.ts';
 import { SqliteDb } from './sqlite-db.ts';
 import { mapSqliteError } from './sqlite-errors.ts';
 import { SqliteStoreTx } from './sqlite-tx.ts';
+import { WalCheckpointer } from './wal-checkpointer.ts';
 
 /** Requests per group-commit batch: enough to amortise one fsync, few enough to keep a batch short. */
 const MAX_BATCH = 64;
+
+export interface SqliteStoreOptions {
+  /**
+   * Checkpoint the WAL from a worker thread instead of inside the COMMIT that crosses SQLite's threshold
+   * (see WalCheckpointer): the daemon turns it on so no request waits for a checkpoint. Ignored for
+   * `:memory:`.
+   */
+  backgroundCheckpoints?: boolean;
+  /**
+   * Sync each group commit's WAL write in the thread pool rather than inside COMMIT on the event loop
+   * (see SqliteDb.syncCommit); callers are still answered only once their commit is on disk. The daemon
+   * turns it on so requests are parsed, signed and answered while a commit syncs.
+   */
+  asyncCommitSync?: boolean;
+}
 
 /**
  * Store on one `node:sqlite` connection. Every operation takes the in-process mutex (the connection
@@ -34,10 +50,12 @@ export class SqliteStore implements Store {
   private readonly inTransaction = new AsyncLocalStorage<true>();
 
   private readonly committer: GroupCommitter<SqliteStoreTx>;
+  private readonly checkpointer: WalCheckpointer | undefined;
 
-  constructor(path: string) {
-    this.db = new SqliteDb(path);
+  constructor(path: string, options: SqliteStoreOptions = {}) {
+    this.db = new SqliteDb(path, { asyncCommitSync: options.asyncCommitSync === true });
     const db = this.db;
+    if (options.backgroundCheckpoints && path !== ':memory:') this.checkpointer = new WalCheckpointer(path, (pages) => db.setAutoCheckpoint(pages));
     this.committer = new GroupCommitter<SqliteStoreTx>({
       maxBatch: MAX_BATCH,
       inTransaction: this.inTransaction,
@@ -53,6 +71,8 @@ export class SqliteStore implements Store {
           });
           if (!db.inTransaction) throw new AirlockError('store_unavailable', 'the SQLite store rolled the transaction back');
           db.commit();
+          // Inside the mutex: nothing else on this connection runs until the commit is durable.
+          await db.syncCommit();
         } catch (e) {
           db.rollback();
           throw e;
@@ -80,6 +100,8 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    // The worker's connection first: the last connection to close checkpoints the WAL and removes it.
+    await this.checkpointer?.stop();
     await this.mutex.run(async () => this.db.close());
   }
 
@@ -210,6 +232,6 @@ export class SqliteStore implements Store {
   }
 }
 
-export async function openSqliteStore(path: string): Promise<SqliteStore> {
-  return new SqliteStore(path);
+export async function openSqliteStore(path: string, options: SqliteStoreOptions = {}): Promise<SqliteStore> {
+  return new SqliteStore(path, options);
 }
