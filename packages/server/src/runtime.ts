@@ -140,9 +140,8 @@ export interface OpenOptions {
  * Unseals the vault, checks it belongs to the store, wires the services.
  */
 export async function openAirlock(config: AirlockConfig, passphrase: string, options: OpenOptions = {}): Promise<Airlock> {
-  // SQLite: neither WAL checkpoints nor commit syncs run on the event loop, so requests keep being parsed,
-  // signed and answered while the disk works; every answer still waits for its own commit to be durable.
-  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true, asyncCommitSync: true } });
+  // SQLite: WAL checkpoints in a worker thread, so no signing request waits for one on the event loop.
+  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true } });
   let vault: UnsealedVault | undefined;
   try {
     await store.migrate();

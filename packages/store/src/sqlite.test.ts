@@ -18,7 +18,7 @@ const tempPath = () => join(dir, `store-${++n}.db`);
 
 runStoreContract('sqlite (temp file)', () => openSqliteStore(tempPath()));
 runStoreContract('sqlite (:memory:)', () => openSqliteStore(':memory:'));
-runStoreContract('sqlite (temp file, as the daemon opens it: checkpoints in a worker thread, commits synced off the event loop)', () => openSqliteStore(tempPath(), { backgroundCheckpoints: true, asyncCommitSync: true }));
+runStoreContract('sqlite (temp file, checkpoints in a worker thread, as the daemon opens it)', () => openSqliteStore(tempPath(), { backgroundCheckpoints: true }));
 
 test('sqlite: two Store instances on one file (two processes) still append exactly 50 of 200', async () => {
   const path = tempPath();

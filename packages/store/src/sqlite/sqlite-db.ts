@@ -1,19 +1,10 @@
-import { chmodSync, closeSync, existsSync, fdatasync, openSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { AirlockError } from '@airlock/core/errors';
 import type { Row } from '../shared/rows.ts';
 import { isSqliteBusy, mapSqliteError } from './sqlite-errors.ts';
 
 export const BUSY_TIMEOUT_MS = 5000;
-
-export interface SqliteDbOptions {
-  /**
-   * Make each COMMIT durable with an fdatasync of the WAL in libuv's thread pool (`syncCommit`), instead
-   * of the fsync SQLite does inside COMMIT with `synchronous = FULL`, which `node:sqlite` runs on the
-   * event loop. Ignored for `:memory:`.
-   */
-  asyncCommitSync?: boolean;
-}
 
 /**
  * One `node:sqlite` connection: prepared-statement cache, error mapping, and transaction
@@ -22,13 +13,8 @@ export interface SqliteDbOptions {
 export class SqliteDb {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
-  private readonly path: string;
-  private readonly asyncCommitSync: boolean;
-  private walFd: number | undefined;
 
-  constructor(path: string, options: SqliteDbOptions = {}) {
-    this.path = path;
-    this.asyncCommitSync = options.asyncCommitSync === true && path !== ':memory:';
+  constructor(path: string) {
     try {
       // The database holds the audit log and token hashes: create it owner-only (SQLite gives its WAL
       // and shared-memory files the same mode as the database file).
@@ -36,10 +22,7 @@ export class SqliteDb {
       if (path !== ':memory:') chmodSync(path, 0o600);
       this.db = new DatabaseSync(path);
       this.db.exec('PRAGMA journal_mode = WAL');
-      // FULL: COMMIT syncs the WAL before it returns. NORMAL: COMMIT only writes it, and syncCommit() syncs
-      // it before anyone is answered; SQLite still syncs the WAL header and around checkpoints, so the
-      // database stays consistent either way (https://www.sqlite.org/pragma.html#pragma_synchronous).
-      this.db.exec(this.asyncCommitSync ? 'PRAGMA synchronous = NORMAL' : 'PRAGMA synchronous = FULL');
+      this.db.exec('PRAGMA synchronous = FULL');
       this.db.exec('PRAGMA foreign_keys = ON');
       this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // Group commit gives every request of a batch its own savepoint; without this SQLite spills each
@@ -125,27 +108,6 @@ export class SqliteDb {
     this.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(pages)}`);
   }
 
-  /**
-   * Makes the last COMMIT durable when the connection commits with `asyncCommitSync`: fdatasync of the WAL
-   * file in the thread pool, so the event loop goes on meanwhile. Callers hold the store's mutex across
-   * COMMIT and this call, so nothing on this connection reads the commit before it is on disk; any
-   * other connection's commit that builds on it lands later in the same WAL file and is answered only
-   * after its own fdatasync of that file. If the sync fails, what the commit wrote may or may not be on
-   * disk (the kernel may have dropped the dirty pages): the connection is closed, every later call fails
-   * with store_unavailable, and a restart recovers from what the disk holds. Nothing was answered.
-   */
-  async syncCommit(): Promise<void> {
-    if (!this.asyncCommitSync) return;
-    try {
-      this.walFd ??= openSync(`${this.path}-wal`, 'r');
-      const fd = this.walFd;
-      await new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
-    } catch (e) {
-      this.close();
-      throw new AirlockError('store_unavailable', 'the SQLite store could not make a commit durable; restart the daemon', { cause: e });
-    }
-  }
-
   /** Whether a transaction is open: SQLite ends one by itself after some errors (SQLITE_FULL, SQLITE_IOERR). */
   get inTransaction(): boolean {
     return this.db.isOpen && this.db.isTransaction;
@@ -181,8 +143,6 @@ export class SqliteDb {
   }
 
   close(): void {
-    if (this.walFd !== undefined) closeSync(this.walFd);
-    this.walFd = undefined;
     if (!this.db.isOpen) return;
     this.statements.clear();
     this.db.close();

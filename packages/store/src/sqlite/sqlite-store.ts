@@ -27,12 +27,6 @@ export interface SqliteStoreOptions {
    * `:memory:`.
    */
   backgroundCheckpoints?: boolean;
-  /**
-   * Sync each group commit's WAL write in the thread pool rather than inside COMMIT on the event loop
-   * (see SqliteDb.syncCommit); callers are still answered only once their commit is on disk. The daemon
-   * turns it on so requests are parsed, signed and answered while a commit syncs.
-   */
-  asyncCommitSync?: boolean;
 }
 
 /**
@@ -53,7 +47,7 @@ export class SqliteStore implements Store {
   private readonly checkpointer: WalCheckpointer | undefined;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
-    this.db = new SqliteDb(path, { asyncCommitSync: options.asyncCommitSync === true });
+    this.db = new SqliteDb(path);
     const db = this.db;
     if (options.backgroundCheckpoints && path !== ':memory:') this.checkpointer = new WalCheckpointer(path, (pages) => db.setAutoCheckpoint(pages));
     this.committer = new GroupCommitter<SqliteStoreTx>({
@@ -71,8 +65,6 @@ export class SqliteStore implements Store {
           });
           if (!db.inTransaction) throw new AirlockError('store_unavailable', 'the SQLite store rolled the transaction back');
           db.commit();
-          // Inside the mutex: nothing else on this connection runs until the commit is durable.
-          await db.syncCommit();
         } catch (e) {
           db.rollback();
           throw e;
