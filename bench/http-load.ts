@@ -10,6 +10,8 @@ import { runOpenLoop, type Arrivals } from './lib/open-loop.ts';
 interface LoadSpec {
   url: string;
   token: string;
+  /** Closed loop only: more agents' tokens, taken in turn request by request (one process for many agents). */
+  tokens?: string[];
   body: string;
   seconds: number;
   connections?: number;
@@ -29,7 +31,12 @@ if (spec.rate !== undefined) {
   });
   process.stdout.write(`${JSON.stringify(result)}\n`);
 } else {
-  const result = await autocannon({ url, method: 'POST', headers, body: spec.body, connections: spec.connections ?? 1, duration: spec.seconds });
+  const tokens = spec.tokens ?? [spec.token];
+  let turn = 0;
+  const result = await autocannon({
+    url, method: 'POST', headers, body: spec.body, connections: spec.connections ?? 1, duration: spec.seconds,
+    ...(tokens.length > 1 ? { requests: [{ setupRequest: (req: { headers?: Record<string, string> }) => ({ ...req, headers: { ...req.headers, authorization: `Bearer ${tokens[turn++ % tokens.length]}` } }) }] } : {}),
+  });
   const ok = result.requests.total - result.non2xx;
   process.stdout.write(`${JSON.stringify({
     requestsPerSecond: ok / spec.seconds,

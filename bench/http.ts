@@ -37,8 +37,10 @@ async function runLoadProcess<T>(spec: object): Promise<T> {
 }
 
 /** Closed loop: `connections` each send their next request as soon as the last is answered (capacity). */
-export async function load(url: string, token: string, connections: number, seconds: number): Promise<ClosedLoopResult> {
-  const result = await runLoadProcess<ClosedLoopResult>({ url, token, body: signBody(), connections, seconds });
+/** `token` may be several agents' tokens, used in turn (one load process for many agents). */
+export async function load(url: string, token: string | string[], connections: number, seconds: number): Promise<ClosedLoopResult> {
+  const tokens = Array.isArray(token) ? token : [token];
+  const result = await runLoadProcess<ClosedLoopResult>({ url, token: tokens[0]!, ...(tokens.length > 1 ? { tokens } : {}), body: signBody(), connections, seconds });
   if (result.non2xx || result.errors) throw new Error(`load run failed: ${JSON.stringify(result)}`);
   return result;
 }
