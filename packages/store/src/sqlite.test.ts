@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './contract.test-suite.ts';
 import { DatabaseSync } from 'node:sqlite';
-import { checkLedgerUpgrade } from './ledger-upgrade.test-suite.ts';
+import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
 import { sqliteMigrations } from './sqlite/migrations/index.ts';
 import { openSqliteStore } from './sqlite/sqlite-store.ts';
 import { openStore } from './index.ts';
@@ -58,6 +58,24 @@ test('sqlite: migration 006 keeps every window total of a ledger written by the 
       await store.rawExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${version}, '${migration.name}', 0)`);
     }
     await checkLedgerUpgrade({ store, query: async (sql) => reader.prepare(sql).all() as Record<string, unknown>[] });
+  } finally {
+    reader.close();
+    await store.close();
+  }
+});
+
+test('sqlite: migration 008 keeps every window total of a ledger written by the 006-007 code', async () => {
+  const path = tempPath();
+  const store = await openSqliteStore(path);
+  const reader = new DatabaseSync(path, { readOnly: false });
+  try {
+    // Schema as of version 7, applied the way migrate() applies it.
+    await store.rawExec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT');
+    for (const [version, migration] of [...sqliteMigrations].filter(([v]) => v <= 7).sort(([a], [b]) => a - b)) {
+      for (const sql of migration.statements) await store.rawExec(sql);
+      await store.rawExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${version}, '${migration.name}', 0)`);
+    }
+    await checkLedgerUpgradeTo008({ store, query: async (sql) => reader.prepare(sql).all() as Record<string, unknown>[] });
   } finally {
     reader.close();
     await store.close();

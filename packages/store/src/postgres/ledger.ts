@@ -1,25 +1,25 @@
 import type { LedgerWrite, WindowQuery, WindowTotal } from '@airlock/core';
-import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
+import { chargesBySeries, chargesJson } from '../shared/ledger-entries.ts';
 import { toAmount, toInt } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
 
 /**
  * Every window in one round trip. Per query two seeks on the ledger's only index, the primary key
- * (series, asset, at, seq) (schema 006): the head (the series' last key) and the last entry before the
- * window; plus the pending holds (small). Cost does not grow with history.
+ * (series, at, seq) (schema 008): the head (the series' last key) and the last entry before the window,
+ * each read for the asset's running total; plus the pending holds (small). Cost does not grow with history.
  */
 const WINDOW_TOTALS = `
-  SELECT (COALESCE(h.cum_amount, 0) - COALESCE(b.cum_amount, 0) + COALESCE(held.amount, 0))::text AS amount,
-         (COALESCE(h.cum_count, 0) - COALESCE(b.cum_count, 0) + COALESCE(held.count, 0))::text AS count
+  SELECT (COALESCE((h.totals -> q.asset ->> 0)::numeric, 0) - COALESCE((b.totals -> q.asset ->> 0)::numeric, 0) + COALESCE(held.amount, 0))::text AS amount,
+         (COALESCE((h.totals -> q.asset ->> 1)::bigint, 0) - COALESCE((b.totals -> q.asset ->> 1)::bigint, 0) + COALESCE(held.count, 0))::text AS count
   FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, ord)
   LEFT JOIN LATERAL (
-    SELECT l.cum_amount, l.cum_count FROM ledger l
-    WHERE l.series = q.series AND l.asset = q.asset
+    SELECT l.totals FROM ledger l
+    WHERE l.series = q.series
     ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) h ON true
   LEFT JOIN LATERAL (
-    SELECT l.cum_amount, l.cum_count FROM ledger l
-    WHERE l.series = q.series AND l.asset = q.asset AND l.at < q.since_ms
+    SELECT l.totals FROM ledger l
+    WHERE l.series = q.series AND l.at < q.since_ms
     ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) b ON true
   LEFT JOIN LATERAL (
@@ -40,31 +40,28 @@ export async function windowTotals(q: Q, queries: WindowQuery[]): Promise<Window
 }
 
 /**
- * Every write in one round trip: per (series, asset) one seek for the head, then one insert with the next
- * seq, the clamped time (never before the series' last entry, so key order stays seq order) and the
- * running totals. No other row is updated.
+ * Every entry in one round trip: per series one seek for the head, then one insert with the next seq, the
+ * clamped time (never before the series' last entry, so key order stays seq order) and the head's running
+ * totals with the charged assets increased (`||` keeps every other asset as it was). No row is updated.
  */
 const APPEND_LEDGER = `
-  INSERT INTO ledger (series, asset, at, seq, amount, count, cum_amount, cum_count, audit_seq)
-  SELECT w.series, w.asset, GREATEST($5::bigint, COALESCE(h.at, $5::bigint)), COALESCE(h.seq, 0) + 1,
-         w.amount, w.count, COALESCE(h.cum_amount, 0) + w.amount, COALESCE(h.cum_count, 0) + w.count, $6::bigint
-  FROM unnest($1::text[], $2::text[], $3::numeric[], $4::bigint[]) AS w(series, asset, amount, count)
+  INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+  SELECT w.series, GREATEST($3::bigint, COALESCE(h.at, $3::bigint)), COALESCE(h.seq, 0) + 1, $4::bigint, w.charges,
+         COALESCE(h.totals, '{}'::jsonb) || (
+           SELECT jsonb_object_agg(c.key, jsonb_build_array(
+                    (COALESCE((h.totals -> c.key ->> 0)::numeric, 0) + (c.value ->> 0)::numeric)::text,
+                    COALESCE((h.totals -> c.key ->> 1)::bigint, 0) + (c.value ->> 1)::bigint))
+           FROM jsonb_each(w.charges) AS c)
+  FROM unnest($1::text[], $2::jsonb[]) AS w(series, charges)
   LEFT JOIN LATERAL (
-    SELECT l.at, l.seq, l.cum_amount, l.cum_count FROM ledger l
-    WHERE l.series = w.series AND l.asset = w.asset
+    SELECT l.at, l.seq, l.totals FROM ledger l
+    WHERE l.series = w.series
     ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) h ON true`;
 
 export async function appendLedger(q: Q, writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
-  // Merged first: two writes to one series in one statement would both read the same head.
-  const merged = mergeLedgerWrites(writes);
-  if (merged.length === 0) return;
-  await q(APPEND_LEDGER, [
-    merged.map((w) => w.series),
-    merged.map((w) => w.asset),
-    merged.map((w) => w.amount.toString()),
-    merged.map((w) => w.count),
-    at,
-    auditSeq,
-  ]);
+  // Grouped by series first: two entries for one series in one statement would both read the same head.
+  const bySeries = chargesBySeries(writes);
+  if (bySeries.size === 0) return;
+  await q(APPEND_LEDGER, [[...bySeries.keys()], [...bySeries.values()].map(chargesJson), at, auditSeq]);
 }
