@@ -424,6 +424,18 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(totals, [{ amount: 7n, count: 1 }, { amount: 0n, count: 0 }, { amount: 5n, count: 1 }]);
     });
 
+    test('an asset is any string: names of Object.prototype members and JSON specials are ordinary assets', async () => {
+      const store = await fresh();
+      const odd = ['__proto__', 'constructor', 'toString', 'a"b\\c', '$.x', '*'];
+      await store.transaction((tx) => tx.appendLedger(odd.map((asset, i) => ({ series: 'agent:odd', asset, amount: 2n ** 70n + BigInt(i), count: 1 })), 1_000, 1));
+      await store.transaction((tx) => tx.appendLedger([{ series: 'agent:odd', asset: 'constructor', amount: 1n, count: 1 }], 2_000, 2));
+      const totals = await store.transaction((tx) => tx.windowTotals([...odd, 'hasOwnProperty'].map((asset) => ({ series: 'agent:odd', asset, sinceMs: 0 }))));
+      assert.deepEqual(totals, [
+        ...odd.map((asset, i) => ({ amount: 2n ** 70n + BigInt(i) + (asset === 'constructor' ? 1n : 0n), count: asset === 'constructor' ? 2 : 1 })),
+        { amount: 0n, count: 0 },
+      ]);
+    });
+
     test('one append charging 60 series x 3 assets keeps each series exact, at and after the boundary', async () => {
       const store = await fresh();
       const writes: LedgerWrite[] = Array.from({ length: 60 }, (_, i) => [

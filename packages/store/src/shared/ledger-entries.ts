@@ -27,19 +27,22 @@ export function chargesBySeries(writes: LedgerWrite[]): Map<string, LedgerWrite[
 
 /** An entry's `charges`: its series' merged writes. */
 export function chargesJson(charges: readonly LedgerWrite[]): string {
-  const json: AssetTotalsJson = Object.create(null);
-  for (const w of charges) json[w.asset] = [w.amount.toString(), w.count];
-  return JSON.stringify(json);
+  return `{${charges.map((w) => entryJson(w.asset, w.amount, w.count)).join(',')}}`;
 }
 
 /** An entry's `totals`: the head's (none for a series' first entry) with the charged assets increased. */
 export function totalsAfter(headTotals: unknown, charges: readonly LedgerWrite[]): string {
-  const totals = headTotals === null || headTotals === undefined ? (Object.create(null) as AssetTotalsJson) : parseTotals(headTotals);
+  const head = headTotals === null || headTotals === undefined ? undefined : parseTotals(headTotals);
+  const entries: string[] = [];
+  const charged = new Set<string>();
   for (const w of charges) {
-    const prev = Object.hasOwn(totals, w.asset) ? totalFromJson(totals[w.asset]) : undefined;
-    totals[w.asset] = prev ? [(prev.amount + w.amount).toString(), prev.count + w.count] : [w.amount.toString(), w.count];
+    charged.add(w.asset);
+    const prev = head && Object.hasOwn(head, w.asset) ? totalFromJson(head[w.asset]) : undefined;
+    entries.push(prev ? entryJson(w.asset, prev.amount + w.amount, prev.count + w.count) : entryJson(w.asset, w.amount, w.count));
   }
-  return JSON.stringify(totals);
+  // Every other asset the series has had, as it was.
+  if (head) for (const asset of Object.keys(head)) if (!charged.has(asset)) entries.push(`${JSON.stringify(asset)}:${JSON.stringify(head[asset])}`);
+  return `{${entries.join(',')}}`;
 }
 
 /** One asset's total in an entry's running totals (zero when there is no entry or it never had the asset). */
@@ -49,11 +52,15 @@ export function assetTotal(totalsText: unknown, asset: string): WindowTotal {
   return Object.hasOwn(totals, asset) ? totalFromJson(totals[asset]) : { amount: 0n, count: 0 };
 }
 
+function entryJson(asset: string, amount: bigint, count: number): string {
+  return `${JSON.stringify(asset)}:["${amount}",${count}]`;
+}
+
+/** Read with Object.hasOwn only: an asset named like an Object.prototype member must not read one. */
 function parseTotals(text: unknown): AssetTotalsJson {
   const parsed: unknown = JSON.parse(String(text));
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw malformed();
-  // No prototype: an asset named like an Object.prototype member must neither read nor set one.
-  return Object.setPrototypeOf(parsed, null) as AssetTotalsJson;
+  return parsed as AssetTotalsJson;
 }
 
 function totalFromJson(value: unknown): WindowTotal {
