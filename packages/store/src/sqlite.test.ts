@@ -82,6 +82,21 @@ test('sqlite: migration 008 keeps every window total of a ledger written by the 
   }
 });
 
+test('sqlite: a malformed ledger total fails the window check instead of reading as zero', async () => {
+  const store = await openSqliteStore(tempPath());
+  try {
+    await store.migrate();
+    await store.rawExec(`INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES
+      ('agent:bad', 1000, 1, 1, '{}', '{"x": [null, 1], "y": "oops", "z": ["5", 2]}')`);
+    const window = (asset: string) => store.transaction((tx) => tx.windowTotals([{ series: 'agent:bad', asset, sinceMs: 0 }]));
+    assert.deepEqual(await window('z'), [{ amount: 5n, count: 2 }]);
+    await assert.rejects(window('x'));
+    await assert.rejects(window('y'));
+  } finally {
+    await store.close();
+  }
+});
+
 test('sqlite: data survives reopening the file', async () => {
   const path = tempPath();
   const first = await openStore(`sqlite:${path}`);

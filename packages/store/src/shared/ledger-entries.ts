@@ -45,13 +45,6 @@ export function totalsAfter(headTotals: unknown, charges: readonly LedgerWrite[]
   return `{${entries.join(',')}}`;
 }
 
-/** One asset's total in an entry's running totals (zero when there is no entry or it never had the asset). */
-export function assetTotal(totalsText: unknown, asset: string): WindowTotal {
-  if (totalsText === null || totalsText === undefined) return { amount: 0n, count: 0 };
-  const totals = parseTotals(totalsText);
-  return Object.hasOwn(totals, asset) ? totalFromJson(totals[asset]) : { amount: 0n, count: 0 };
-}
-
 function entryJson(asset: string, amount: bigint, count: number): string {
   return `${JSON.stringify(asset)}:["${amount}",${count}]`;
 }

@@ -1,5 +1,5 @@
-import type { LedgerWrite, WindowQuery, WindowTotal } from '@airlock/core';
-import { assetTotal, chargesBySeries, chargesJson, totalsAfter } from '../shared/ledger-entries.ts';
+import { AirlockError, type LedgerWrite, type WindowQuery, type WindowTotal } from '@airlock/core';
+import { chargesBySeries, chargesJson, totalsAfter } from '../shared/ledger-entries.ts';
 import { toAmount, toInt } from '../shared/values.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
@@ -11,14 +11,16 @@ const HEAD = 'SELECT at, seq, totals FROM ledger WHERE series = ? ORDER BY at DE
 // A pending approval's hold counts in every window while it is held, whatever its age: it can still become
 // spend (converted at approval time), so letting it age out of a window would let that window overfill.
 // Reserved x402 payments hold the same way until they settle (converted) or expire unused (released).
-// One statement per query: the head (kind 'head'), the last entry before the window ('before'), the holds.
+// One statement per query: the asset's running total in the head (kind 'head') and in the last entry before
+// the window ('before'), picked out by SQLite's json_each (an exact key match: no JSON path to quote), and
+// the holds. An entry without the asset gives no row (zero).
 const WINDOW = `
-  SELECT 'head' AS kind, totals, NULL AS amount, NULL AS count FROM
-    (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1)
-  UNION ALL SELECT 'before', totals, NULL, NULL FROM
-    (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1)
-  UNION ALL SELECT 'held', NULL, amount, count FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
-  UNION ALL SELECT 'held', NULL, amount, count FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
+  SELECT 'head' AS kind, e.value ->> 0 AS amount, e.value ->> 1 AS count FROM
+    (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
+  UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1 FROM
+    (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
+  UNION ALL SELECT 'held', amount, count FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
+  UNION ALL SELECT 'held', amount, count FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
 
 /** Window total = the asset's total at the head - its total at the last entry before the window + pending holds. */
 export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[] {
@@ -26,11 +28,12 @@ export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[
     let amount = 0n;
     let count = 0;
     for (const row of db.all(WINDOW, q.series, q.asset, q.sinceMs)) {
-      const t = row.kind === 'held' ? { amount: toAmount(row.amount), count: toInt(row.count) } : assetTotal(row.totals, q.asset);
+      // A total that is not ["<amount>", <count>] must fail, not read as zero.
+      if (row.kind !== 'held' && typeof row.amount !== 'string') throw new AirlockError('internal', 'store returned malformed ledger totals');
       // The entry before the window is subtracted; the head and every hold are added.
       const sign = row.kind === 'before' ? -1 : 1;
-      amount += BigInt(sign) * t.amount;
-      count += sign * t.count;
+      amount += BigInt(sign) * toAmount(row.amount);
+      count += sign * toInt(row.count);
     }
     return { amount, count };
   });
