@@ -1,7 +1,8 @@
 // (5) Rolling-window budget check: `tx.windowTotals` for the query set a realistic policy asks for, with
 // 10k, 100k and 1M prior ledger entries. The ledger is filled with direct SQL mirroring appendLedger
-// (packages/store/src/*/ledger.ts): per (series, asset) a running seq, non-decreasing `at`, the amount,
-// count 1, and cumulative amount/count (schema 006: one B-tree, the series' last key is its head). Must stay flat.
+// (packages/store/src/*/ledger.ts): per series a running seq, non-decreasing `at`, each entry charging every
+// asset the policy reads (amount, count 1) with the running totals (schema 008: one entry per series and
+// charge, the series' last key is its head). Must stay flat.
 import { compilePolicy, requiredWindows, type PolicyLayer, type WindowQuery } from '../packages/core/src/index.ts';
 import { sampleInput } from './policy.ts';
 import { scratchStore, insertAll, type StoreKind } from './lib/scratch-store.ts';
@@ -45,33 +46,41 @@ export async function benchLedgerWindow(o: BenchOptions): Promise<LedgerWindowRe
   const sizes = o.quick ? [10_000, 100_000] : [10_000, 100_000, 1_000_000];
   const nowMs = Date.now();
   const queries = realisticQueries(nowMs);
-  const pairs = [...new Map(queries.map((q) => [`${q.series}\u0000${q.asset}`, q])).values()].map((q) => ({ series: q.series, asset: q.asset }));
+  const assetsBySeries = new Map<string, string[]>();
+  for (const q of queries) {
+    const assets = assetsBySeries.get(q.series) ?? [];
+    if (!assets.includes(q.asset)) assets.push(q.asset);
+    assetsBySeries.set(q.series, assets);
+  }
+  const amountOf = (asset: string) => (asset === '*' ? 0n : AMOUNT);
+  const json = (assets: string[], i: number) => `{${assets.map((a) => `${JSON.stringify(a)}:["${amountOf(a) * BigInt(i)}",${i}]`).join(',')}}`;
   const cells: LedgerWindowResult['cells'] = {};
   const growth: Record<string, number> = {};
   for (const kind of ['sqlite', 'postgres'] as StoreKind[]) {
     for (const entries of sizes) {
       const s = await scratchStore(kind);
       try {
-        const perPair = Math.ceil(entries / pairs.length);
-        const step = Math.floor(HISTORY_MS / perPair);
+        const perSeries = Math.ceil(entries / assetsBySeries.size);
+        const step = Math.floor(HISTORY_MS / perSeries);
         const t0 = nowMs - HISTORY_MS;
         const started = performance.now();
         await s.fill({
           sqlite(db) {
-            for (const { series, asset } of pairs) {
-              const amount = asset === '*' ? 0n : AMOUNT;
-              insertAll(db, 'INSERT INTO ledger (series, asset, seq, at, amount, count, cum_amount, cum_count, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', (function* () {
-                for (let i = 1; i <= perPair; i++) yield [series, asset, i, t0 + i * step, amount.toString(), 1, (amount * BigInt(i)).toString(), i, i];
+            for (const [series, assets] of assetsBySeries) {
+              insertAll(db, 'INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)', (function* () {
+                for (let i = 1; i <= perSeries; i++) yield [series, t0 + i * step, i, i, json(assets, 1), json(assets, i)];
               })());
             }
           },
           async postgres(client) {
-            for (const { series, asset } of pairs) {
-              const amount = asset === '*' ? 0n : AMOUNT;
+            for (const [series, assets] of assetsBySeries) {
               await client.query(
-                `INSERT INTO ledger (series, asset, seq, at, amount, count, cum_amount, cum_count, audit_seq)
-                 SELECT $1, $2, g, $3::bigint + g * $4::bigint, $5::numeric, 1, $5::numeric * g, g, g FROM generate_series(1, $6::bigint) g`,
-                [series, asset, t0, step, amount.toString(), perPair],
+                `INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+                 SELECT $1, $2::bigint + g * $3::bigint, g, g,
+                        (SELECT jsonb_object_agg(a.asset, jsonb_build_array(a.amount::text, 1)) FROM unnest($4::text[], $5::numeric[]) AS a(asset, amount)),
+                        (SELECT jsonb_object_agg(a.asset, jsonb_build_array((a.amount * g)::text, g)) FROM unnest($4::text[], $5::numeric[]) AS a(asset, amount))
+                 FROM generate_series(1, $6::bigint) g`,
+                [series, t0, step, assets, assets.map((a) => amountOf(a).toString()), perSeries],
               );
             }
           },
@@ -79,7 +88,7 @@ export async function benchLedgerWindow(o: BenchOptions): Promise<LedgerWindowRe
         const fillSeconds = (performance.now() - started) / 1000;
         // Sanity: the 30-day window sees the whole history; the 1-hour window only its share.
         const totals = await s.store().transaction((tx) => tx.windowTotals(queries));
-        if (!totals.some((t) => t.count >= perPair - 1)) throw new Error(`ledger fill not visible: ${JSON.stringify(totals.map((t) => t.count))}`);
+        if (!totals.some((t) => t.count >= perSeries - 1)) throw new Error(`ledger fill not visible: ${JSON.stringify(totals.map((t) => t.count))}`);
         const calls = o.quick ? 200 : 1000;
         const rounds: number[] = [];
         await s.store().transaction(async (tx) => {
@@ -98,5 +107,5 @@ export async function benchLedgerWindow(o: BenchOptions): Promise<LedgerWindowRe
     }
     growth[kind] = cells[`${kind}/${sizes.at(-1)}`]!.micros.median / cells[`${kind}/${sizes[0]}`]!.micros.median;
   }
-  return { queries: queries.length, series: pairs.length, cells, growth };
+  return { queries: queries.length, series: assetsBySeries.size, cells, growth };
 }

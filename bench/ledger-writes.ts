@@ -8,8 +8,11 @@
 //   frame). The batch stays under SQLite's autocheckpoint (1000 frames) so no frame is recycled meanwhile.
 // - PostgreSQL: `pg_current_wal_insert_lsn()` before and after the batch. The server's WAL is shared with
 //   anything else running on it, so the smallest of several batches is reported.
-// Usage: node bench/ledger-writes.ts [--store=sqlite|postgres] [--signatures=N] [--agents=K] [--history=H]
-import { statSync } from 'node:fs';
+// - SQLite, `--batch`: instead, one group-commit batch of K signatures in flight together, first from the K
+//   agents, then all from one agent; prints the batch's WAL frames and the pages written per table (dbstat).
+//   Many agents scatter their series over more pages than one agent: the gap is what this shows.
+// Usage: node bench/ledger-writes.ts [--store=sqlite|postgres] [--signatures=N] [--agents=K] [--history=H] [--batch]
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
@@ -36,7 +39,29 @@ try {
   let next = 0;
   const sign = () => signers[next++ % signers.length]!();
 
-  if (store === 'sqlite') {
+  if (store === 'sqlite' && process.argv.includes('--batch')) {
+    const path = join(h.config.dataDir, 'airlock.db');
+    const probe = new DatabaseSync(path);
+    const pageSize = Number((probe.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
+    for (const [label, batch] of [[`${agents} agents`, signers], ['1 agent', signers.map(() => signers[0]!)]] as const) {
+      probe.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      const owner = new Map<number, string>();
+      for (const r of probe.prepare('SELECT name, pageno FROM dbstat').all() as { name: string; pageno: number }[]) owner.set(Number(r.pageno), r.name);
+      await Promise.all(batch.map((s) => s()));
+      // WAL: a 32-byte header, then frames of a 24-byte header (page number first) and the page.
+      const wal = readFileSync(`${path}-wal`);
+      const pages = new Map<string, Set<number>>();
+      let frames = 0;
+      for (let off = 32; off + 24 + pageSize <= wal.length; off += 24 + pageSize, frames++) {
+        const page = wal.readUInt32BE(off);
+        const table = owner.get(page) ?? '(new pages)';
+        pages.set(table, (pages.get(table) ?? new Set()).add(page));
+      }
+      const byTable = Object.fromEntries([...pages].map(([t, p]) => [t, p.size] as const).sort((a, b) => b[1] - a[1]));
+      console.log(JSON.stringify({ store, batch: label, signatures: batch.length, history, walFrames: frames, walKiB: Math.round((frames * (pageSize + 24)) / 1024), pagesByTable: byTable }));
+    }
+    probe.close();
+  } else if (store === 'sqlite') {
     const path = join(h.config.dataDir, 'airlock.db');
     const probe = new DatabaseSync(path);
     const pageSize = Number((probe.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);

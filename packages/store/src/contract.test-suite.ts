@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, leafHash, MerkleFrontier, rangeNodes, rootAt, inclusionProof, verifyInclusion } from '@airlock/core';
 import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, Store, WindowQuery } from '@airlock/core';
-import { generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
+import { DAI, generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
 interface RawExec {
@@ -392,6 +392,48 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       const mismatches = queries.map((q, i) => ({ q, got: totals[i], want: model.total(q) })).filter((x) => x.got!.amount !== x.want.amount || x.got!.count !== x.want.count);
       // The first few are enough to debug; a diff of thousands of rows would take minutes to print.
       assert.deepEqual(mismatches.slice(0, 3), [], `${mismatches.length} of ${queries.length} windows differ`);
+    });
+
+    test('window totals stay exact when a series is charged different assets from one entry to the next', async () => {
+      const store = await fresh();
+      const model = new LedgerModel();
+      const charges = generateCharges(9, 200, 1_000_000, { mixedAssets: true });
+      for (const c of charges) {
+        await store.transaction((tx) => tx.appendLedger(c.writes, c.at, c.auditSeq));
+        model.append(c.writes, c.at, c.auditSeq);
+      }
+      const queries = model.boundaryQueries();
+      assert.ok(queries.some((q) => q.asset === DAI), 'DAI is charged to some series');
+      const totals = await store.transaction((tx) => tx.windowTotals(queries));
+      const mismatches = queries.map((q, i) => ({ q, got: totals[i], want: model.total(q) })).filter((x) => x.got!.amount !== x.want.amount || x.got!.count !== x.want.count);
+      assert.deepEqual(mismatches.slice(0, 3), [], `${mismatches.length} of ${queries.length} windows differ`);
+    });
+
+    test('a late charge to an asset the series has not had lands at the series head time (time never goes back within a series)', async () => {
+      const store = await fresh();
+      await store.transaction((tx) => tx.appendLedger([{ series: 'agent:a', asset: 'x', amount: 5n, count: 1 }], 5_000, 1));
+      // Another instance, its clock behind, charges asset y of the same series at 1_000.
+      await store.transaction((tx) => tx.appendLedger([{ series: 'agent:a', asset: 'y', amount: 7n, count: 1 }], 1_000, 2));
+      const totals = await store.transaction((tx) =>
+        tx.windowTotals([
+          { series: 'agent:a', asset: 'y', sinceMs: 4_000 },
+          { series: 'agent:a', asset: 'y', sinceMs: 5_001 },
+          { series: 'agent:a', asset: 'x', sinceMs: 5_000 },
+        ]),
+      );
+      assert.deepEqual(totals, [{ amount: 7n, count: 1 }, { amount: 0n, count: 0 }, { amount: 5n, count: 1 }]);
+    });
+
+    test('an asset is any string: names of Object.prototype members and JSON specials are ordinary assets', async () => {
+      const store = await fresh();
+      const odd = ['__proto__', 'constructor', 'toString', 'a"b\\c', '$.x', '*'];
+      await store.transaction((tx) => tx.appendLedger(odd.map((asset, i) => ({ series: 'agent:odd', asset, amount: 2n ** 70n + BigInt(i), count: 1 })), 1_000, 1));
+      await store.transaction((tx) => tx.appendLedger([{ series: 'agent:odd', asset: 'constructor', amount: 1n, count: 1 }], 2_000, 2));
+      const totals = await store.transaction((tx) => tx.windowTotals([...odd, 'hasOwnProperty'].map((asset) => ({ series: 'agent:odd', asset, sinceMs: 0 }))));
+      assert.deepEqual(totals, [
+        ...odd.map((asset, i) => ({ amount: 2n ** 70n + BigInt(i) + (asset === 'constructor' ? 1n : 0n), count: asset === 'constructor' ? 2 : 1 })),
+        { amount: 0n, count: 0 },
+      ]);
     });
 
     test('one append charging 60 series x 3 assets keeps each series exact, at and after the boundary', async () => {

@@ -2,6 +2,8 @@
  * A brute-force reference for the ledger, for the store tests: it keeps every charge per (series, asset)
  * with the time the rule gives it (the requested time, or the series' last time if later) and sums a
  * window by scanning. Whatever the store's layout, its window totals must equal these, at every boundary.
+ * Until schema 008 "the series' last time" was that of the (series, asset) pair; the model can replay that
+ * rule to build the old layout for the upgrade tests.
  */
 import { COUNT_ASSET, type LedgerWrite, type WindowQuery, type WindowTotal } from '@airlock/core';
 
@@ -26,12 +28,15 @@ export interface Charge {
 export const USDC = 'eip155:8453/erc20:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913';
 export const ETH = 'eip155:8453/slip44:60';
 
+export const DAI = 'eip155:8453/erc20:0x50c5725949a6f0c72e6c4a641f24049a917db0cb';
+
 /**
  * `count` charges the way signatures charge: fleet, an agent, one of its sessions, per-destination series,
  * each with amounts and a request count; times mostly move forward (often several at the same ms) and
- * sometimes jump back (clock skew), amounts sometimes beyond 2^64.
+ * sometimes jump back (clock skew), amounts sometimes beyond 2^64. `mixedAssets`: a charge moves USDC or
+ * DAI, with or without a fee, so a series' assets are charged in some entries and not others.
  */
-export function generateCharges(seed: number, count: number, startAt = 1_000_000): Charge[] {
+export function generateCharges(seed: number, count: number, startAt = 1_000_000, options: { mixedAssets?: boolean } = {}): Charge[] {
   const rand = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const agents = ['ag_a', 'ag_b', 'ag_c', 'ag_d'];
@@ -46,22 +51,33 @@ export function generateCharges(seed: number, count: number, startAt = 1_000_000
     const session = `ses_${agent}_${Math.floor(rand() * 2)}`;
     const amount = rand() < 0.05 ? 2n ** 70n + BigInt(i) : BigInt(1 + Math.floor(rand() * 1_000_000));
     const fee = BigInt(Math.floor(rand() * 1_000));
+    const token = options.mixedAssets && rand() < 0.3 ? DAI : USDC;
+    const paysFee = !options.mixedAssets || rand() < 0.6;
     const writes: LedgerWrite[] = [];
     for (const series of ['fleet', `agent:${agent}`, `session:${session}`]) {
-      writes.push({ series, asset: USDC, amount, count: 1 }, { series, asset: ETH, amount: fee, count: 1 }, { series, asset: COUNT_ASSET, amount: 0n, count: 1 });
+      writes.push({ series, asset: token, amount, count: 1 }, { series, asset: COUNT_ASSET, amount: 0n, count: 1 });
+      if (paysFee) writes.push({ series, asset: ETH, amount: fee, count: 1 });
     }
     const to = pick(destinations);
     for (const series of [`fleet|to:${to}`, `agent:${agent}|to:${to}`]) {
-      writes.push({ series, asset: USDC, amount, count: 1 }, { series, asset: COUNT_ASSET, amount: 0n, count: 1 });
+      writes.push({ series, asset: token, amount, count: 1 }, { series, asset: COUNT_ASSET, amount: 0n, count: 1 });
     }
     charges.push({ writes, at, auditSeq: i + 1 });
   }
   return charges;
 }
 
-/** Per (series, asset): every entry with its clamped time, and the raw rows the pre-006 code wrote. */
+/** Per (series, asset): every entry with its clamped time, and the raw rows the pre-008 code wrote. */
 export class LedgerModel {
   private readonly entries = new Map<string, { series: string; asset: string; rows: { seq: number; at: number; amount: bigint; count: number; cumAmount: bigint; cumCount: number; auditSeq: number }[] }>();
+  /** The last time of each series, over all its assets. */
+  private readonly lastAt = new Map<string, number>();
+  /** Whose last time a late charge is clamped to: its series' (schema 008 on) or its (series, asset)'s (before). */
+  clampTo: 'series' | 'pair';
+
+  constructor(clampTo: 'series' | 'pair' = 'series') {
+    this.clampTo = clampTo;
+  }
 
   append(writes: LedgerWrite[], at: number, auditSeq: number): void {
     const merged = new Map<string, LedgerWrite>();
@@ -74,9 +90,12 @@ export class LedgerModel {
       let series = this.entries.get(key);
       if (!series) this.entries.set(key, (series = { series: w.series, asset: w.asset, rows: [] }));
       const head = series.rows.at(-1);
+      const last = this.clampTo === 'series' ? this.lastAt.get(w.series) : head?.at;
+      const clamped = last === undefined ? at : Math.max(at, last);
+      this.lastAt.set(w.series, Math.max(clamped, this.lastAt.get(w.series) ?? clamped));
       series.rows.push({
         seq: (head?.seq ?? 0) + 1,
-        at: head ? Math.max(at, head.at) : at,
+        at: clamped,
         amount: w.amount,
         count: w.count,
         cumAmount: (head?.cumAmount ?? 0n) + w.amount,
@@ -95,7 +114,7 @@ export class LedgerModel {
     return { amount, count };
   }
 
-  /** Every (series, asset), each row as the pre-006 `ledger` table held it (for the upgrade test). */
+  /** Every (series, asset), each row as the `ledger` table of schemas 006-007 held it (for the upgrade tests). */
   series() {
     return [...this.entries.values()];
   }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './contract.test-suite.ts';
-import { checkLedgerUpgrade } from './ledger-upgrade.test-suite.ts';
+import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
 import { postgresMigrations } from './postgres/migrations/index.ts';
 import { openPostgresStore } from './postgres/postgres-store.ts';
 import { openStore } from './index.ts';
@@ -66,8 +66,10 @@ test('postgres: window totals stay exact over 100,000 ledger rows', { skip }, as
     // Seeded in SQL (100k round trips would take minutes); rows follow exactly what appendLedger writes.
     await checkLargeHistory(store, async (series, asset, rows) => {
       await store.rawExec(`
-        INSERT INTO ledger (series, asset, seq, at, amount, count, cum_amount, cum_count, audit_seq)
-        SELECT '${series}', '${asset}', i, i * 1000, 3, 1, 3 * i, i, i FROM generate_series(1, ${rows}) AS i;
+        INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+        SELECT '${series}', i * 1000, i, i, jsonb_build_object('${asset}', jsonb_build_array('3', 1)),
+               jsonb_build_object('${asset}', jsonb_build_array((3 * i)::text, i))
+        FROM generate_series(1, ${rows}) AS i;
         ANALYZE ledger;`);
     });
   } finally {
@@ -88,6 +90,25 @@ test('postgres: migration 006 keeps every window total of a ledger written by th
       await store.rawExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${version}, '${migration.name}', 0)`);
     }
     await checkLedgerUpgrade({ store, query: async (sql) => (await reader.query(sql)).rows });
+  } finally {
+    await reader.end();
+    await store.close();
+  }
+});
+
+test('postgres: migration 008 keeps every window total of a ledger written by the 006-007 code', { skip }, async () => {
+  const schema = newSchema();
+  const store = await openPostgresStore({ connectionString: url, schema });
+  const reader = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+  await reader.connect();
+  try {
+    // Schema as of version 8 (the ledger as 006 left it), applied the way migrate() applies it.
+    await store.rawExec('CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)');
+    for (const [version, migration] of [...postgresMigrations].filter(([v]) => v <= 8).sort(([a], [b]) => a - b)) {
+      for (const sql of migration.statements) await store.rawExec(sql);
+      await store.rawExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${version}, '${migration.name}', 0)`);
+    }
+    await checkLedgerUpgradeTo008({ store, query: async (sql) => (await reader.query(sql)).rows });
   } finally {
     await reader.end();
     await store.close();

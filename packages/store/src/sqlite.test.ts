@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './contract.test-suite.ts';
 import { DatabaseSync } from 'node:sqlite';
-import { checkLedgerUpgrade } from './ledger-upgrade.test-suite.ts';
+import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
 import { sqliteMigrations } from './sqlite/migrations/index.ts';
 import { openSqliteStore } from './sqlite/sqlite-store.ts';
 import { openStore } from './index.ts';
@@ -61,6 +61,39 @@ test('sqlite: migration 006 keeps every window total of a ledger written by the 
     await checkLedgerUpgrade({ store, query: async (sql) => reader.prepare(sql).all() as Record<string, unknown>[] });
   } finally {
     reader.close();
+    await store.close();
+  }
+});
+
+test('sqlite: migration 008 keeps every window total of a ledger written by the 006-007 code', async () => {
+  const path = tempPath();
+  const store = await openSqliteStore(path);
+  const reader = new DatabaseSync(path, { readOnly: false });
+  try {
+    // Schema as of version 7, applied the way migrate() applies it.
+    await store.rawExec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT');
+    for (const [version, migration] of [...sqliteMigrations].filter(([v]) => v <= 7).sort(([a], [b]) => a - b)) {
+      for (const sql of migration.statements) await store.rawExec(sql);
+      await store.rawExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${version}, '${migration.name}', 0)`);
+    }
+    await checkLedgerUpgradeTo008({ store, query: async (sql) => reader.prepare(sql).all() as Record<string, unknown>[] });
+  } finally {
+    reader.close();
+    await store.close();
+  }
+});
+
+test('sqlite: a malformed ledger total fails the window check instead of reading as zero', async () => {
+  const store = await openSqliteStore(tempPath());
+  try {
+    await store.migrate();
+    await store.rawExec(`INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES
+      ('agent:bad', 1000, 1, 1, '{}', '{"x": [null, 1], "y": "oops", "z": ["5", 2]}')`);
+    const window = (asset: string) => store.transaction((tx) => tx.windowTotals([{ series: 'agent:bad', asset, sinceMs: 0 }]));
+    assert.deepEqual(await window('z'), [{ amount: 5n, count: 2 }]);
+    await assert.rejects(window('x'));
+    await assert.rejects(window('y'));
+  } finally {
     await store.close();
   }
 });

@@ -1,31 +1,32 @@
 import type { LedgerWrite, WindowQuery, WindowTotal } from '@airlock/core';
-import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
+import { chargesBySeries, chargesJson } from '../shared/ledger-entries.ts';
 import { toAmount, toInt } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
 import { FLEET_SLOTS, fleetShard, isFleetSeries, type TxLocks } from './tx-locks.ts';
 
 /**
  * Every window in one round trip. Per physical series two seeks on the ledger's only index, the primary key
- * (series, asset, at, seq) (schema 006): the head (the series' last key) and the last entry before the
- * window; plus the pending holds (small). Cost does not grow with history. A fleet series is the sum of its
- * stripes (`fleet#0` ... `fleet#15`, see tx-locks.ts) and of its unstriped rows written before them.
+ * (series, at, seq) (schema 009): the head (the series' last key) and the last entry before the window, each
+ * read for the asset's running total; plus the pending holds (small). Cost does not grow with history. A
+ * fleet series is the sum of its stripes (`fleet#0` ... `fleet#15`, see tx-locks.ts) and of its unstriped
+ * rows written before them.
  */
 const WINDOW_TOTALS = `
   SELECT (COALESCE(led.amount, 0) + COALESCE(held.amount, 0))::text AS amount,
          (COALESCE(led.count, 0) + COALESCE(held.count, 0))::text AS count
   FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, ord)
   LEFT JOIN LATERAL (
-    SELECT SUM(COALESCE(h.cum_amount, 0) - COALESCE(b.cum_amount, 0)) AS amount,
-           SUM(COALESCE(h.cum_count, 0) - COALESCE(b.cum_count, 0)) AS count
+    SELECT SUM(COALESCE((h.totals -> q.asset ->> 0)::numeric, 0) - COALESCE((b.totals -> q.asset ->> 0)::numeric, 0)) AS amount,
+           SUM(COALESCE((h.totals -> q.asset ->> 1)::bigint, 0) - COALESCE((b.totals -> q.asset ->> 1)::bigint, 0)) AS count
     FROM unnest($4::bigint[], $5::text[]) AS p(ord, series)
     LEFT JOIN LATERAL (
-      SELECT l.cum_amount, l.cum_count FROM ledger l
-      WHERE l.series = p.series AND l.asset = q.asset
+      SELECT l.totals FROM ledger l
+      WHERE l.series = p.series
       ORDER BY l.at DESC, l.seq DESC LIMIT 1
     ) h ON true
     LEFT JOIN LATERAL (
-      SELECT l.cum_amount, l.cum_count FROM ledger l
-      WHERE l.series = p.series AND l.asset = q.asset AND l.at < q.since_ms
+      SELECT l.totals FROM ledger l
+      WHERE l.series = p.series AND l.at < q.since_ms
       ORDER BY l.at DESC, l.seq DESC LIMIT 1
     ) b ON true
     WHERE p.ord = q.ord
@@ -69,28 +70,33 @@ export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[],
 }
 
 /**
- * Every write in one round trip: per (series, asset) one seek for the head, then one insert with the next
- * seq, the clamped time and the running totals. No other row is updated. The time is never before the
- * series' last entry, so key order stays seq order; for a stripe of a fleet series it is also never before
- * the last entry of any stripe (`$7`, the logical series), so a late write lands at the fleet series' head
- * time as it would unstriped. (Another stripe's uncommitted head is not seen; the entry is then still at or
- * after its own time, so a window can only over-count, never miss it.)
+ * Every entry in one round trip: per series one seek for the head, then one insert with the next seq, the
+ * clamped time and the head's running totals with the charged assets increased (`||` keeps every other
+ * asset as it was). No row is updated. The time is never before the series' last entry, so key order stays
+ * seq order; for a stripe of a fleet series it is also never before the last entry of any stripe (`$5`, the
+ * logical series), so a late write lands at the fleet series' head time as it would unstriped. (Another
+ * stripe's uncommitted head is not seen; the entry is then still at or after its own time, so a window can
+ * only over-count, never miss it.)
  */
 const APPEND_LEDGER = `
-  INSERT INTO ledger (series, asset, at, seq, amount, count, cum_amount, cum_count, audit_seq)
-  SELECT w.series, w.asset, GREATEST($5::bigint, COALESCE(h.at, $5::bigint), COALESCE(f.at, $5::bigint)), COALESCE(h.seq, 0) + 1,
-         w.amount, w.count, COALESCE(h.cum_amount, 0) + w.amount, COALESCE(h.cum_count, 0) + w.count, $6::bigint
-  FROM unnest($1::text[], $2::text[], $3::numeric[], $4::bigint[], $7::text[]) AS w(series, asset, amount, count, logical)
+  INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+  SELECT w.series, GREATEST($3::bigint, COALESCE(h.at, $3::bigint), COALESCE(f.at, $3::bigint)), COALESCE(h.seq, 0) + 1, $4::bigint, w.charges,
+         COALESCE(h.totals, '{}'::jsonb) || (
+           SELECT jsonb_object_agg(c.key, jsonb_build_array(
+                    (COALESCE((h.totals -> c.key ->> 0)::numeric, 0) + (c.value ->> 0)::numeric)::text,
+                    COALESCE((h.totals -> c.key ->> 1)::bigint, 0) + (c.value ->> 1)::bigint))
+           FROM jsonb_each(w.charges) AS c)
+  FROM unnest($1::text[], $2::jsonb[], $5::text[]) AS w(series, charges, logical)
   LEFT JOIN LATERAL (
-    SELECT l.at, l.seq, l.cum_amount, l.cum_count FROM ledger l
-    WHERE l.series = w.series AND l.asset = w.asset
+    SELECT l.at, l.seq, l.totals FROM ledger l
+    WHERE l.series = w.series
     ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) h ON true
   LEFT JOIN LATERAL (
     SELECT max(sh.at) AS at
     FROM (SELECT w.logical AS series UNION ALL SELECT w.logical || '#' || i FROM generate_series(0, ${FLEET_SLOTS - 1}) AS i) AS stripe
     CROSS JOIN LATERAL (
-      SELECT l.at FROM ledger l WHERE l.series = stripe.series AND l.asset = w.asset ORDER BY l.at DESC, l.seq DESC LIMIT 1
+      SELECT l.at FROM ledger l WHERE l.series = stripe.series ORDER BY l.at DESC, l.seq DESC LIMIT 1
     ) sh
     WHERE w.logical IS NOT NULL
   ) f ON true`;
@@ -109,17 +115,16 @@ export async function lockForWrites(locks: TxLocks, writes: readonly LedgerWrite
 
 export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
   const slot = await lockForWrites(locks, writes);
-  // Merged first: two writes to one series in one statement would both read the same head.
-  const merged = mergeLedgerWrites(writes);
-  if (merged.length === 0) return;
-  const striped = (w: LedgerWrite) => slot !== undefined && isFleetSeries(w.series);
+  // Grouped by series first: two entries for one series in one statement would both read the same head.
+  const bySeries = chargesBySeries(writes);
+  if (bySeries.size === 0) return;
+  const series = [...bySeries.keys()];
+  const striped = (s: string) => slot !== undefined && isFleetSeries(s);
   await q(APPEND_LEDGER, [
-    merged.map((w) => (striped(w) ? fleetShard(w.series, slot!) : w.series)),
-    merged.map((w) => w.asset),
-    merged.map((w) => w.amount.toString()),
-    merged.map((w) => w.count),
+    series.map((s) => (striped(s) ? fleetShard(s, slot!) : s)),
+    [...bySeries.values()].map(chargesJson),
     at,
     auditSeq,
-    merged.map((w) => (striped(w) ? w.series : null)),
+    series.map((s) => (striped(s) ? s : null)),
   ]);
 }

@@ -1,30 +1,35 @@
-import type { LedgerWrite, WindowQuery, WindowTotal } from '@airlock/core';
-import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
+import { AirlockError, type LedgerWrite, type WindowQuery, type WindowTotal } from '@airlock/core';
+import { chargesBySeries, chargesJson, totalsAfter } from '../shared/ledger-entries.ts';
 import { toAmount, toInt } from '../shared/values.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
-// One B-tree holds the ledger (schema 006): the primary key (series, asset, at, seq) orders each series by
-// time, and `at` never decreases as `seq` grows, so the newest entry of a series is the last key of its
-// range (the head) and the last entry before a window is one seek. Both are lookups on that key alone.
-const HEAD = 'SELECT at, seq, cum_amount, cum_count FROM ledger WHERE series = ? AND asset = ? ORDER BY at DESC, seq DESC LIMIT 1';
+// One entry per (series, charge) (schema 008), found through `ledger_by_series (series, at, seq)`: `at` never
+// decreases as `seq` grows within a series, so the newest entry of a series (its head) is the last key of its
+// range and the last entry before a window is one seek. Each entry carries the series' running totals for
+// every asset it has been charged (shared/ledger-entries.ts).
+const HEAD = 'SELECT at, seq, totals FROM ledger WHERE series = ? ORDER BY at DESC, seq DESC LIMIT 1';
 // A pending approval's hold counts in every window while it is held, whatever its age: it can still become
 // spend (converted at approval time), so letting it age out of a window would let that window overfill.
 // Reserved x402 payments hold the same way until they settle (converted) or expire unused (released).
-// One statement per query: the head (kind 'head'), the last entry before the window ('before'), the holds.
+// One statement per query: the asset's running total in the head (kind 'head') and in the last entry before
+// the window ('before'), picked out by SQLite's json_each (an exact key match: no JSON path to quote), and
+// the holds. An entry without the asset gives no row (zero).
 const WINDOW = `
-  SELECT 'head' AS kind, cum_amount AS amount, cum_count AS count FROM
-    (SELECT cum_amount, cum_count FROM ledger WHERE series = ?1 AND asset = ?2 ORDER BY at DESC, seq DESC LIMIT 1)
-  UNION ALL SELECT 'before', cum_amount, cum_count FROM
-    (SELECT cum_amount, cum_count FROM ledger WHERE series = ?1 AND asset = ?2 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1)
+  SELECT 'head' AS kind, e.value ->> 0 AS amount, e.value ->> 1 AS count FROM
+    (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
+  UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1 FROM
+    (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'held', amount, count FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, count FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
 
-/** Window total = head cumulative - cumulative of the last entry before the window + pending holds. */
+/** Window total = the asset's total at the head - its total at the last entry before the window + pending holds. */
 export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[] {
   return queries.map((q) => {
     let amount = 0n;
     let count = 0;
     for (const row of db.all(WINDOW, q.series, q.asset, q.sinceMs)) {
+      // A total that is not ["<amount>", <count>] must fail, not read as zero.
+      if (row.kind !== 'held' && typeof row.amount !== 'string') throw new AirlockError('internal', 'store returned malformed ledger totals');
       // The entry before the window is subtracted; the head and every hold are added.
       const sign = row.kind === 'before' ? -1 : 1;
       amount += BigInt(sign) * toAmount(row.amount);
@@ -35,24 +40,20 @@ export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[
 }
 
 /**
- * Appends one entry per (series, asset): at `at`, or at the series' last time if later (time never goes
- * back, which keeps the key order and the seq order the same), with the running totals.
+ * Appends one entry per series charged: at `at`, or at the series' last time if later (time never goes
+ * back, which keeps the key order and the seq order the same), with the series' new running totals.
  */
 export function appendLedger(db: SqliteDb, writes: LedgerWrite[], at: number, auditSeq: number): void {
-  for (const w of mergeLedgerWrites(writes)) {
-    const head = db.get(HEAD, w.series, w.asset);
+  for (const [series, charges] of chargesBySeries(writes)) {
+    const head = db.get(HEAD, series);
     db.run(
-      `INSERT INTO ledger (series, asset, at, seq, amount, count, cum_amount, cum_count, audit_seq)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      w.series,
-      w.asset,
+      'INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)',
+      series,
       head ? Math.max(at, toInt(head.at)) : at,
       (head ? toInt(head.seq) : 0) + 1,
-      w.amount.toString(),
-      w.count,
-      ((head ? toAmount(head.cum_amount) : 0n) + w.amount).toString(),
-      (head ? toInt(head.cum_count) : 0) + w.count,
       auditSeq,
+      chargesJson(charges),
+      totalsAfter(head?.totals, charges),
     );
   }
 }

@@ -6,6 +6,7 @@ import { statements as auditHashVersion } from './005_audit_hash_version.ts';
 import { statements as ledgerOneTree } from './006_ledger_one_tree.ts';
 import { statements as auditMerkleTree } from './007_audit_merkle_tree.ts';
 import { statements as auditSequencing } from './008_audit_sequencing.ts';
+import { statements as ledgerEntryPerSeries } from './009_ledger_entry_per_series.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -17,4 +18,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [6, { name: '006_ledger_one_tree', statements: ledgerOneTree }],
   [7, { name: '007_audit_merkle_tree', statements: auditMerkleTree }],
   [8, { name: '008_audit_sequencing', statements: auditSequencing }],
+  [9, { name: '009_ledger_entry_per_series', statements: ledgerEntryPerSeries }],
 ]);
