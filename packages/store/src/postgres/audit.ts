@@ -18,14 +18,11 @@ export async function auditHead(q: Q): Promise<StoredAuditHead> {
  * when its batch commits (`insertAuditEntries`). A seq drawn by a request that rolls back is never used, so
  * seqs may have gaps; the leaf index never does.
  */
-export async function prepareAuditEntry(q: Q, nextSeq: (q: Q) => Promise<number>, input: AuditEntryInput): Promise<AuditEntry> {
-  return buildAuditEntry(await nextSeq(q), undefined, input);
-}
-
-/** Seqs for this instance, drawn from the sequence `count` at a time (one round trip per `count` entries). */
-export async function drawSeqs(q: Q, count: number): Promise<number[]> {
-  const rows = await q("SELECT nextval('audit_entry_seq') AS seq FROM generate_series(1, $1::int)", [count]);
-  return rows.map((r) => toInt(r.seq)).sort((a, b) => a - b);
+export async function prepareAuditEntry(q: Q, input: AuditEntryInput): Promise<AuditEntry> {
+  // One seq per entry, drawn as it is appended. (Drawing several per instance saves a round trip but leaves
+  // a gap at every restart and after every short-lived store such as `airlock init`'s.)
+  const [row] = await q("SELECT nextval('audit_entry_seq') AS seq");
+  return buildAuditEntry(toInt(row!.seq), undefined, input);
 }
 
 /**

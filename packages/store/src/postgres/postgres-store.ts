@@ -70,13 +70,6 @@ export class PostgresStore implements Store {
   // Marks code inside this store's transaction callback: a nested locking call would wait on itself forever.
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly committer: GroupCommitter<PostgresStoreTx>;
-  /**
-   * One seq per entry, drawn when it is appended. (Drawing several at a time per instance saves a round trip
-   * per entry but numbers a fresh log from wherever the last instance to stop left off: every restart, and
-   * every short-lived store such as `airlock init`'s, leaves a gap. Readers of the log expect 1, 2, 3 on
-   * one instance, so seqs are drawn one by one; gaps come only from requests that roll back.)
-   */
-  private readonly nextSeq = async (q: Q): Promise<number> => (await audit.drawSeqs(q, 1))[0]!;
 
   constructor(options: PostgresStoreOptions) {
     // search_path is a startup parameter of every pooled connection (no extra round trip, no race
@@ -135,7 +128,7 @@ export class PostgresStore implements Store {
             // A lost connection fails the next statement (ROLLBACK TO included), which aborts the batch.
             stillOpen: () => true,
             newTx: () => {
-              current = new PostgresStoreTx(q, locks, this.nextSeq);
+              current = new PostgresStoreTx(q, locks);
               requests.push(current);
               return current;
             },
@@ -291,11 +284,6 @@ export class PostgresStore implements Store {
   }
   appendTreeNodes(nodes: readonly TreeNode[], options: { replace?: boolean } = {}): Promise<void> {
     return audit.appendTreeNodes(this.q, nodes, options.replace);
-  }
-
-  /** Group-commit counters (batches, settled, retried): diagnostics. */
-  commitStats(): { batches: number; settled: number; retried: number } {
-    return { ...this.committer.stats };
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>, options: { affinity?: string } = {}): Promise<T> {

@@ -28,12 +28,9 @@ export class PostgresStoreTx implements StoreTx {
   rolledBack = false;
   private readonly policyReads: { scope: string; resolve: (p: PolicyRecord | undefined) => void; reject: (e: unknown) => void }[] = [];
 
-  private readonly nextSeq: (q: Q) => Promise<number>;
-
-  constructor(q: Q, locks: TxLocks, nextSeq: (q: Q) => Promise<number>) {
+  constructor(q: Q, locks: TxLocks) {
     this.q = q;
     this.locks = locks;
-    this.nextSeq = nextSeq;
   }
 
   end(): void {
@@ -141,7 +138,7 @@ export class PostgresStoreTx implements StoreTx {
     return payments.reservedPayments(this.live(), limit);
   }
   async appendAudit(input: AuditEntryInput): Promise<AuditEntry> {
-    const entry = await audit.prepareAuditEntry(this.live(), this.nextSeq, input);
+    const entry = await audit.prepareAuditEntry(this.live(), input);
     this.auditEntries.push(entry);
     return entry;
   }

@@ -136,10 +136,6 @@ export class TxLocks {
     return rows;
   }
 
-  lock(keys: Iterable<bigint>): Promise<unknown> {
-    return this.acquire({ keys });
-  }
-
   /**
    * The keys reading or charging these series needs: each agent or session series, and every fleet slot if
    * `allSlots` and any series is a fleet one (a read of the fleet total). Writers of fleet series take one

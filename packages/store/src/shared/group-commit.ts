@@ -65,8 +65,6 @@ export class GroupCommitter<Tx> {
   /** One queue per lane; a lane runs one batch at a time. */
   private readonly lanes: Lane<Tx>[];
   private nextLane = 0;
-  /** Counters for diagnostics and metrics: batches run, requests settled, requests retried in a later batch. */
-  readonly stats = { batches: 0, settled: 0, retried: 0 };
   private readonly withBatch: WithBatch<Tx>;
   private readonly maxBatch: number;
   private readonly inTransaction: AsyncLocalStorage<true>;
@@ -139,14 +137,6 @@ export class GroupCommitter<Tx> {
 
   /** Runs one batch; returns the items it never started or must retry (to run in the next batch). Settles the rest. */
   private async runBatch(batch: Item<Tx>[]): Promise<Item<Tx>[]> {
-    const requeue = await this.runBatchOnce(batch);
-    this.stats.batches++;
-    this.stats.retried += requeue.length;
-    this.stats.settled += batch.length - requeue.length;
-    return requeue;
-  }
-
-  private async runBatchOnce(batch: Item<Tx>[]): Promise<Item<Tx>[]> {
     const outcomes: Outcome[] = [];
     let batchError: unknown;
     try {
