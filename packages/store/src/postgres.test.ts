@@ -6,6 +6,7 @@ import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './cont
 import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
 import { postgresMigrations } from './postgres/migrations/index.ts';
 import { openPostgresStore } from './postgres/postgres-store.ts';
+import { agentLockKey } from './postgres/tx-locks.ts';
 import { openStore } from './index.ts';
 
 /**
@@ -163,5 +164,51 @@ test('postgres: four instances with no global lock: agent and fleet budgets exac
     assert.equal(new Set(leaves.map((e) => e.seq)).size, charged);
   } finally {
     for (const s of stores) await s.close();
+  }
+});
+
+test('postgres: a request that meets a lock it may not wait for is rolled back and runs again in a later batch, charged once', { skip }, async () => {
+  const store = await openPostgresStore({ connectionString: url, schema: newSchema(), poolSize: 4 });
+  // Another instance's transaction, played by a session-level advisory lock on agent B's key (the same key
+  // space as the batches' transaction locks).
+  const other = new pg.Client({ connectionString: url });
+  await other.connect();
+  try {
+    await store.migrate();
+    await other.query('SELECT pg_advisory_lock($1::int8)', [String(agentLockKey('ag_b'))]);
+    const series = (agent: string) => ({ series: `agent:${agent}`, asset: '*', sinceMs: 0 });
+    const charge = (agent: string, at: number) => async (tx: Parameters<Parameters<typeof store.transaction>[0]>[0]) => {
+      await tx.getAgent(agent);
+      const [before] = await tx.windowTotals([series(agent)]);
+      const entry = await tx.appendAudit({ at, type: 'retry.test', actor: 'system', agentId: agent, data: {} });
+      await tx.appendLedger([{ series: `agent:${agent}`, asset: '*', amount: 5n, count: 1 }], at, entry.seq);
+      return before!.count;
+    };
+    let attemptsB = 0;
+    // Same affinity, same event-loop turn: one batch. A locks its agent, then its series (a higher key class);
+    // B's agent key is below what the batch holds, so B may only try it, finds it taken, and is retried.
+    const a = store.transaction(charge('ag_a', 1_000), { affinity: 'one-lane' });
+    const b = store.transaction(async (tx) => {
+      attemptsB++;
+      return charge('ag_b', 2_000)(tx);
+    }, { affinity: 'one-lane' });
+    let bSettled = false;
+    void b.finally(() => (bSettled = true));
+    const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error('A waited for B: the batch blocked on a lock below what it held')), 5_000).unref());
+    assert.equal(await Promise.race([a, timeout]), 0, 'A commits without waiting for B');
+    // B's retry runs first in the next batch, holding nothing, so it waits for the lock instead of retrying.
+    while (attemptsB < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(bSettled, false, 'B waits for the other transaction');
+    await other.query('SELECT pg_advisory_unlock($1::int8)', [String(agentLockKey('ag_b'))]);
+    assert.equal(await b, 0);
+    assert.equal(attemptsB, 2, 'B ran once in the first batch (rolled back) and once in the next');
+    const totals = await store.transaction((tx) => tx.windowTotals([series('ag_a'), series('ag_b')]));
+    assert.deepEqual(totals.map((t) => [t.count, t.amount]), [[1, 5n], [1, 5n]], 'each charged exactly once');
+    const leaves = await store.readAuditLeaves(0, 10);
+    assert.deepEqual(leaves.map((e) => [e.leafIndex, e.agentId]), [[0, 'ag_a'], [1, 'ag_b']], 'one audit entry each: the rolled-back attempt left none');
+  } finally {
+    await other.end();
+    await store.close();
   }
 });
