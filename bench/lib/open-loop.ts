@@ -14,6 +14,7 @@
 // one event loop, and the generator's timers would stall with the server.
 import { Agent, request } from 'node:http';
 import type { Socket } from 'node:net';
+import { prng } from '../../testing/prng.ts';
 
 export type Arrivals = 'even' | 'poisson';
 
@@ -69,25 +70,13 @@ export function arrivalOffsets(rate: number, count: number, arrivals: Arrivals, 
     return offsets;
   }
   // Poisson process: exponential gaps, inverse-transform sampled from a seeded PRNG.
-  const random = mulberry32(seed);
+  const random = prng(seed);
   let t = 0;
   for (let i = 0; i < count; i++) {
     offsets[i] = t;
     t += -Math.log(1 - random()) * meanGapMs;
   }
   return offsets;
-}
-
-/** Small seeded PRNG (mulberry32): uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 /** The value at quantile q of ascending `sorted` (nearest rank). */

@@ -7,17 +7,7 @@
  */
 import { COUNT_ASSET, type LedgerWrite, type WindowQuery, type WindowTotal } from '@airlock/core';
 
-/** Deterministic pseudo-random numbers (mulberry32): the same seed replays the same history. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../../../testing/prng.ts';
 
 export interface Charge {
   writes: LedgerWrite[];
