@@ -4,6 +4,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { request } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -16,6 +17,18 @@ const STRANGER = '0x2222222222222222222222222222222222222222' as Address;
 const FRIEND = '0x3333333333333333333333333333333333333333' as Address;
 const PRICE = 10_000n; // 0.01 of the 6-decimal test token
 const ETH = 10n ** 18n;
+
+/** POST to `url` with a chosen Host header (fetch does not let a caller set Host). */
+function statusWithHost(url: string, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { host, 'content-type': 'application/json', accept: 'application/json, text/event-stream' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('error', reject);
+    req.end('{}');
+  });
+}
 
 interface ToolAnswer {
   isError?: boolean;
@@ -227,6 +240,7 @@ describe('airlock mcp through the official MCP client', () => {
       });
       const browser = await fetch(url, { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' });
       assert.equal(browser.status, 403);
+      assert.equal(await statusWithHost(url, 'attacker.example'), 403, 'DNS rebinding: a foreign Host is refused');
 
       const httpClient = new Client({ name: 'airlock-mcp-http-test', version: '1.0.0' });
       await httpClient.connect(new StreamableHTTPClientTransport(new URL(url)));

@@ -6,8 +6,8 @@ export const addressField = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x-prefix
 export const amountField = z
   .string()
   .regex(/^\d{1,78}$/, 'a non-negative integer string')
-  .describe('Amount in base units as a decimal string (no decimals point): 1 USDC (6 decimals) is "1000000", 1 ETH is "1000000000000000000".');
-export const tokenField = addressField.optional().describe('ERC-20 token contract address. Omit to move the chain\'s native coin (ETH).');
+  .describe('Amount in base units as a decimal string (no decimal point): 1 USDC (6 decimals) is "1000000", 1 ETH is "1000000000000000000".');
+export const tokenField = addressField.optional().describe('ERC-20 token contract address; omit for the chain\'s native coin (ETH).');
 
 export const transferShape = {
   chainId: chainIdField,
