@@ -9,8 +9,9 @@ import { policyCommand } from './commands/policy.ts';
 import { sessionCommand } from './commands/sessions.ts';
 import { auditCommand } from './commands/audit.ts';
 import { approvalsCommand } from './commands/approvals.ts';
+import { mcpCommand } from './commands/mcp.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, mcpCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {
