@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { AirlockError, verifyStoredAudit, type AuditVerifyResult } from '@airlock/core';
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
@@ -21,6 +22,8 @@ export const storeCommand: Command = {
     const target = store.storeTarget(to);
     if (!('sqlite' in source)) throw new AirlockError('invalid_request', '--from must be a SQLite store URL (sqlite:PATH).');
     if (!('postgres' in target)) throw new AirlockError('invalid_request', '--to must be a PostgreSQL store URL (postgres://…).');
+    // Opening a SQLite store creates its file: a mistyped path must not turn into an empty store.
+    if (!existsSync(source.sqlite)) throw new AirlockError('not_found', 'No SQLite store at the --from path.');
 
     // The audit log is checked against the anchor this instance keeps beside the vault (as `audit verify
     // --offline` does), at the source before copying and at the target after: both must give the same tree.
