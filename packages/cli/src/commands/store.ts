@@ -58,6 +58,6 @@ export const storeCommand: Command = {
     console.log(table(report.tables, ['table', 'rows']));
     const r = after.result;
     console.log(`\nOK: copied to ${redactUrl(to)}; audit log verified there: ${r.entries} entries, ${r.treeHeads} signed tree heads, root ${r.rootHash.slice(0, 16)}… (same as the source)`);
-    console.log(`Start on it with --store '${redactUrl(to)}' (or AIRLOCK_STORE), the same data directory and vault. Keep ${source.sqlite} as a backup; do not start on it again.`);
+    console.log(`Start on it: the same data directory and vault, with --store (or AIRLOCK_STORE) set to the --to URL. Keep ${source.sqlite} as a backup; do not start on it again.`);
   },
 };
