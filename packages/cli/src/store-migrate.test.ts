@@ -143,6 +143,17 @@ describe('airlock store migrate: SQLite first run, then PostgreSQL', { skip }, (
     assert.match(ok(await runCli(['audit', 'verify', '--offline', '--store', pgUrl], env())), /^OK: /);
   });
 
+  test('a failed start leaves an empty schema that a later `init` (a new deployment) accepts', async () => {
+    const url = `${PG_URL}?schema=${otherSchema}`;
+    const err = await startDaemon(env({ AIRLOCK_STORE: url })).then(
+      async (d) => (await d.stop(), assert.fail('the daemon started on an empty store')),
+      (e: { output: string }) => e,
+    );
+    assert.match(err.output, /error \[vault_missing\]/);
+    const r = await runCli(['init', '--data-dir', join(dir, 'fresh'), '--store', url], cliEnv({ AIRLOCK_PASSPHRASE: PASSPHRASE }));
+    assert.match(ok(r), /^\s*export AIRLOCK_ADMIN_TOKEN=adm_/m);
+  });
+
   test('the SQLite file is left as it was (a backup), owner-only', () => {
     assert.equal(statSync(join(dataDir, 'airlock.db')).mode & 0o777, 0o600);
   });
