@@ -12,7 +12,7 @@ import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { cliEnv, runCli, startDaemon, systemNodeLauncher, transcript, waitUnreachable, type CliResult, type Daemon } from './testing/cli-process.ts';
 
 const PASSPHRASE = 'cli e2e passphrase 7f3a9c';
-const COMMANDS = ['init', 'start', 'status', 'agent', 'policy', 'session', 'audit', 'approvals'];
+const COMMANDS = ['init', 'start', 'status', 'agent', 'policy', 'session', 'audit', 'approvals', 'store'];
 
 describe('airlock CLI, end to end', () => {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-'));
@@ -189,15 +189,43 @@ describe('airlock CLI, end to end', () => {
       assert.match(r.stderr, /error \[invalid_policy\]: rules\[0\]\.max: /);
     });
 
+    test('every issue of an invalid policy is shown, in text and in --json, by validate and by set', async () => {
+      const bad = file('many-bad.yaml', toYaml({ version: 1, rules: [
+        { name: 'cap', type: 'max_amount', asset: USDC_ASSET, max: '-5' },
+        { name: 'daily', type: 'budget', asset: 'not-an-asset', max: '10', window: 'forever', scope: 'agent' },
+      ] }));
+      const paths = ['rules[0].max', 'rules[1].asset', 'rules[1].window'];
+      const [text, json, set, setJson] = await Promise.all([
+        airlock('policy', 'validate', bad), airlock('policy', 'validate', bad, '--json'),
+        airlock('policy', 'set', 'alice', bad), airlock('policy', 'set', 'alice', bad, '--json'),
+      ]);
+      for (const r of [text, set]) {
+        assert.equal(r.code, 1);
+        for (const p of paths) assert.match(r.stderr, new RegExp(`^  ${p.replace(/[[\].]/g, '\\$&')}: `, 'm'), `${p} in ${r.stderr}`);
+      }
+      for (const r of [json, setJson]) {
+        assert.equal(r.code, 1);
+        const { error } = JSON.parse(r.stderr);
+        assert.equal(error.code, 'invalid_policy');
+        assert.deepEqual(error.issues.map((i: { path: string }) => i.path), paths);
+      }
+    });
+
     test('set, show, versions, diff', async () => {
       assert.match(ok(await airlock('policy', 'set', 'alice', goodPolicy)), /^alice: now version 1 \([0-9a-f]{12}\)$/m);
       assert.match(ok(await airlock('policy', 'set', 'alice', goodPolicy)), /^alice: unchanged \(version 1\)$/m);
       const shown = ok(await airlock('policy', 'show', 'alice'));
       assert.match(shown, /^# alice version 1 \([0-9a-f]{12}\) by admin$/m);
-      assert.match(shown, /usdc-to-partners/);
+      // The text as set (YAML, in the operator's key order), not sorted JSON; --json is the normalised form.
+      assert.ok(shown.endsWith(readFileSync(goodPolicy, 'utf8')), shown);
+      const normalised = JSON.parse(ok(await airlock('policy', 'show', 'alice', '--json')));
+      assert.equal(normalised.document.rules[0].name, 'usdc-to-partners');
+      assert.equal(normalised.source, undefined);
 
-      const tighter = file('tighter.yaml', toYaml(usdcPolicy({ perRequest: '50000000' })));
+      const tighter = file('tighter.yaml', `# tighter: 50 USDC per request\n${toYaml(usdcPolicy({ perRequest: '50000000' }))}`);
       assert.match(ok(await airlock('policy', 'set', 'alice', tighter)), /now version 2/);
+      assert.match(ok(await airlock('policy', 'show', 'alice')), /^# tighter: 50 USDC per request$/m);
+      assert.doesNotMatch(ok(await airlock('policy', 'show', 'alice', '--version', '1')), /tighter/);
       const versions = ok(await airlock('policy', 'versions', 'alice')).trim().split('\n');
       assert.match(versions[0]!, /^VERSION\s+HASH\s+AUTHOR\s+CREATEDAT$/);
       assert.deepEqual(versions.slice(1).map((l) => l.split(/\s+/)[0]), ['2', '1']);
@@ -207,16 +235,20 @@ describe('airlock CLI, end to end', () => {
       assert.match(diff, /^\+\s+max: "50000000"$/m);
     });
 
-    test('dry-run shows DENY with the rule that refused, and ALLOW for an allowed request', async () => {
+    test('dry-run shows DENY with the rule that refused (exit 3), and ALLOW for an allowed request (exit 0)', async () => {
+      const denied = (r: CliResult) => {
+        assert.equal(r.code, 3, `a denial exits 3\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+        return r.stdout;
+      };
       const tooBig = file('too-big.json', JSON.stringify(usdcTransfer(ALICE, 60_000_000n)));
-      const deny = ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', tooBig));
+      const deny = denied(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', tooBig));
       assert.match(deny, /^DENY  transfer 60000000 of /m);
       assert.match(deny, /^\s+agent\/usdc-per-request\s+amount_exceeds_max: /m);
       const stranger = file('stranger.json', JSON.stringify(usdcTransfer(MALLORY, 1n)));
-      assert.match(ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', stranger)), /^\s+agent\/default\s+no_matching_allow_rule/m);
+      assert.match(denied(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', stranger)), /^\s+agent\/default\s+no_matching_allow_rule/m);
       const fine = file('fine.json', JSON.stringify(usdcTransfer(ALICE, 1_000_000n)));
       assert.match(ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', fine)), /^ALLOW  /);
-      const json = JSON.parse(ok(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', tooBig, '--json')));
+      const json = JSON.parse(denied(await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', tooBig, '--json')));
       assert.equal(json.decision.decision, 'deny');
       assert.deepEqual(json.decision.violations.map((v: { rule: string }) => v.rule), ['agent/usdc-per-request']);
     });
@@ -301,6 +333,9 @@ rules: []
 
     test('approvals: a request above the approval tier waits (202); list, approve, deny', async () => {
       ok(await airlock('policy', 'set', 'alice', file('approvals.yaml', toYaml(usdcPolicy({ perRequest: '50000000', approvalAbove: '1000000' })))));
+      const waits = await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', file('waits.json', JSON.stringify(usdcTransfer(ALICE, 5_000_000n, 50))));
+      assert.equal(waits.code, 4, `a request that needs approval exits 4: ${waits.stdout}${waits.stderr}`);
+      assert.match(waits.stdout, /^REQUIRE_APPROVAL  /m);
       const { token } = JSON.parse(ok(await airlock('session', 'issue', 'alice', '--actions', 'evm.transaction', '--json')));
       const first = await sign(token, usdcTransfer(ALICE, 5_000_000n));
       const second = await sign(token, usdcTransfer(ALICE, 6_000_000n, 1));
@@ -447,6 +482,11 @@ describe('first-run secrets file', () => {
     assert.equal(await first.stop(), 0);
     assert.equal(statSync(secrets).mode & 0o777, 0o600);
     assert.match(first.output(), WARNING);
+    // The admin token line is the one the README and the hints use: paste it (or source it) and the CLI works.
+    const text = readFileSync(secrets, 'utf8');
+    assert.match(text, /^export AIRLOCK_ADMIN_TOKEN=adm_[A-Za-z0-9_-]+$/m);
+    assert.doesNotMatch(text, /^admin token:/m);
+    assert.equal(text.match(/^recovery phrase: (.+)$/m)?.[1]?.split(' ').length, 24);
 
     const again = await startDaemon(env);
     assert.equal(await again.stop(), 0);

@@ -10,8 +10,9 @@ import { sessionCommand } from './commands/sessions.ts';
 import { auditCommand } from './commands/audit.ts';
 import { approvalsCommand } from './commands/approvals.ts';
 import { mcpCommand } from './commands/mcp.ts';
+import { storeCommand } from './commands/store.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, mcpCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, storeCommand, mcpCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {
@@ -23,7 +24,7 @@ function help(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
     '',
     'global options: --json (machine output)  --url URL (default $AIRLOCK_URL or http://127.0.0.1:8420)  --token T (default $AIRLOCK_ADMIN_TOKEN)',
-    'run `airlock <command> --help` for its usage. Exit codes: 0 ok, 1 error, 2 verification failed / usage.',
+    'run `airlock <command> --help` for its usage. Exit codes: 0 ok, 1 error, 2 verification failed / usage, 3 dry-run denied, 4 dry-run needs approval.',
   ].join('\n');
 }
 
@@ -67,20 +68,29 @@ function reportError(e: unknown, json: boolean, url: string): number {
   }
   const known = e instanceof AirlockError || e instanceof AirlockApiError ? e : undefined;
   const failure = known
-    ? { code: known.code, message: known.message, violations: known.violations ?? [], hints: known.hints }
+    ? { code: known.code, message: known.message, violations: known.violations ?? [], hints: known.hints, issues: issuesOf(known.details) }
     : isUnreachable(e)
-      ? { code: 'unreachable', message: `cannot reach the Airlock daemon at ${safeOrigin(url)}.`, violations: [], hints: ['Is it running (`airlock start`)? Is --url / AIRLOCK_URL right?'] }
-      : { code: 'internal', message: String((e as Error)?.message ?? e), violations: [], hints: [] };
+      ? { code: 'unreachable', message: `cannot reach the Airlock daemon at ${safeOrigin(url)}.`, violations: [], hints: ['Is it running (`airlock start`)? Is --url / AIRLOCK_URL right?'], issues: [] }
+      : { code: 'internal', message: String((e as Error)?.message ?? e), violations: [], hints: [], issues: [] };
   if (json) {
-    const { code, message, violations } = failure;
-    console.error(JSON.stringify({ error: { code, message, ...(violations.length ? { violations } : {}) } }));
+    const { code, message, violations, issues } = failure;
+    console.error(JSON.stringify({ error: { code, message, ...(violations.length ? { violations } : {}), ...(issues.length ? { issues } : {}) } }));
     return 1;
   }
   // An unexpected error has no stable code to show; its message is all the operator can act on.
   console.error(known || failure.code !== 'internal' ? `error [${failure.code}]: ${failure.message}` : `error: ${failure.message}`);
   for (const v of failure.violations) console.error(`  ${v.rule}  ${v.code}: ${v.message}`);
+  // Every issue of an invalid policy, not only the first one the message names.
+  if (failure.issues.length > 1) for (const i of failure.issues) console.error(`  ${i.path}: ${i.message}`);
   for (const h of failure.hints) console.error(`  hint: ${h}`);
   return 1;
+}
+
+/** The issues of an `invalid_policy` error (`details.issues`), whether raised here or by the daemon. */
+function issuesOf(details: Record<string, unknown> | undefined): { path: string; message: string }[] {
+  const issues = details?.issues;
+  if (!Array.isArray(issues)) return [];
+  return issues.filter((i): i is { path: string; message: string } => typeof i?.path === 'string' && typeof i?.message === 'string').map(({ path, message }) => ({ path, message }));
 }
 
 /** undici reports a refused or unresolvable connection as `TypeError: fetch failed` with the cause inside. */

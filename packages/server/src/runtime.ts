@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import {
@@ -91,6 +91,21 @@ export async function initAirlock(config: AirlockConfig, passphrase: string, vau
   }
 }
 
+/**
+ * The store holds no Airlock data. What to do depends on the vault file: with none, this is a first run;
+ * with one, the operator has most likely pointed an existing deployment at a new store (SQLite to
+ * PostgreSQL), and `init` would refuse (the vault exists) while a new vault would orphan every agent key.
+ */
+function unboundStore(config: AirlockConfig): AirlockError {
+  if (!existsSync(config.vaultPath)) return new AirlockError('vault_missing', 'This store has no vault yet.', { hints: ['Run `airlock init` first (or `airlock start` in a terminal).'] });
+  return new AirlockError('vault_missing', `This store is empty, but the vault at ${config.vaultPath} belongs to another store.`, {
+    hints: [
+      'Moving from SQLite to PostgreSQL? Stop the daemon and copy the data: `airlock store migrate --from sqlite:<old airlock.db> --to <this store URL>` (docs/operations.md).',
+      'Or start with the store this vault was created with (--store / AIRLOCK_STORE).',
+    ],
+  });
+}
+
 export interface Airlock {
   config: AirlockConfig;
   store: Store;
@@ -146,7 +161,13 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
   try {
     await store.migrate();
     const bound = await store.getMeta('vault_fingerprint');
-    if (!bound) throw new AirlockError('vault_missing', 'This store has no vault yet.', { hints: ['Run `airlock init` first.'] });
+    if (!bound) throw unboundStore(config);
+    if (!existsSync(config.vaultPath)) {
+      // `init` would refuse here (the store is bound): the vault file is what is missing, not a new vault.
+      throw new AirlockError('vault_missing', `This store belongs to a vault, but there is no vault file at ${config.vaultPath}.`, {
+        hints: ['Point --data-dir / AIRLOCK_DATA_DIR (or AIRLOCK_VAULT) at the vault this store was created with, or restore it from its backup (docs/operations.md, Restore).'],
+      });
+    }
     vault = await openVault(config.vaultPath, passphrase, options.vault ?? {});
     if (vault.fingerprint() !== bound) throw new AirlockError('vault_mismatch', 'The vault file does not belong to this store.');
     const adminTokenHash = await store.getMeta('admin_token_hash');

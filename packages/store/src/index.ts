@@ -16,3 +16,5 @@ export async function openStore(url: string, options: { sqlite?: SqliteStoreOpti
   const target = storeTarget(url);
   return 'sqlite' in target ? openSqliteStore(target.sqlite, options.sqlite) : openPostgresStore(target.postgres);
 }
+export { copySqliteToPostgres, type StoreCopyReport } from './copy-store.ts';
+export { storeTarget } from './store-url.ts';

@@ -50,7 +50,7 @@ async function runInit(config: AirlockConfig, passphraseFile: string | undefined
   const result = await initAirlock(config, passphrase);
   if (secretsToFile) {
     const file = join(config.dataDir, FIRST_RUN_SECRETS);
-    writeFileSync(file, `recovery phrase: ${result.mnemonic}\nadmin token: ${result.adminToken}\naudit public key: ${result.auditPublicKey}\n`, { mode: 0o600, flag: 'wx' });
+    writeFileSync(file, firstRunSecretsText(result), { mode: 0o600, flag: 'wx' });
     console.log(`Vault created: ${config.vaultPath} (fingerprint ${result.fingerprint})`);
     console.log(`stdout is not a terminal, so the recovery phrase and admin token were written to ${file} (mode 0600).`);
     console.log('Copy them somewhere safe and offline, then delete that file.');
@@ -66,6 +66,23 @@ async function runInit(config: AirlockConfig, passphraseFile: string | undefined
     console.log(`Audit public key (publish it so anyone can verify checkpoints): ${result.auditPublicKey}`);
   }
   return passphrase;
+}
+
+/**
+ * The first-run secrets file. The admin token line is the same `export AIRLOCK_ADMIN_TOKEN=…` the terminal
+ * shows and the README uses, so `source <(grep AIRLOCK_ADMIN_TOKEN FILE)` or a paste sets it.
+ */
+function firstRunSecretsText(result: { mnemonic: string; adminToken: string; auditPublicKey: string }): string {
+  return [
+    '# Airlock first-run secrets. Copy them somewhere safe and offline, then delete this file.',
+    '# Recovery phrase (restores every agent key):',
+    `recovery phrase: ${result.mnemonic}`,
+    '# Admin token (only its hash is stored):',
+    `export AIRLOCK_ADMIN_TOKEN=${result.adminToken}`,
+    '# Audit public key (publish it so anyone can verify checkpoints):',
+    `audit public key: ${result.auditPublicKey}`,
+    '',
+  ].join('\n');
 }
 
 export const initCommand: Command = {

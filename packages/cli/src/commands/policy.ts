@@ -13,6 +13,9 @@ function readSource(file: string): string {
   }
 }
 
+/** `policy dry-run` exit codes for a decision other than allow (0); 1 and 2 stay error and usage. */
+export const DRY_RUN_EXIT = { deny: 3, require_approval: 4 } as const;
+
 /** One line each, on stderr: the document is valid, these are what it lets through unchecked. */
 function printWarnings(warnings: readonly PolicyWarning[]): void {
   for (const w of warnings) console.error(`warning ${w.code} at ${w.path}: ${w.message}`);
@@ -24,10 +27,11 @@ export const policyCommand: Command = {
   usage: [
     'airlock policy validate <file.yaml|json>              (offline)',
     'airlock policy set <fleet|agent> <file>',
-    'airlock policy show <fleet|agent> [--version N]',
+    'airlock policy show <fleet|agent> [--version N]         (the text as set; --json: the normalised document)',
     'airlock policy versions <fleet|agent>',
     'airlock policy diff <fleet|agent> [--from N] [--to N]',
     'airlock policy dry-run --agent <agent> --action evm.transaction|evm.typed_data|evm.message <payload.json>',
+    `  exit code: 0 allow, ${DRY_RUN_EXIT.deny} deny, ${DRY_RUN_EXIT.require_approval} require_approval (1 error, 2 usage)`,
   ].join('\n'),
   options: { version: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, agent: { type: 'string' }, action: { type: 'string' } },
   async run(ctx, { values, positionals }) {
@@ -47,9 +51,15 @@ export const policyCommand: Command = {
       }
       case 'show': {
         const q = values.version ? `?version=${values.version}` : '';
-        const { body } = await ctx.admin().request<{ version: number; hash: string; author: string; document: unknown }>('GET', `/v1/policies/${encodeURIComponent(need(a, 'scope'))}${q}`);
-        if (ctx.json) return printJson(body);
+        const { body } = await ctx.admin().request<{ version: number; hash: string; author: string; document: unknown; source?: string }>('GET', `/v1/policies/${encodeURIComponent(need(a, 'scope'))}${q}`);
+        if (ctx.json) {
+          const { source: _source, ...normalised } = body;
+          return printJson(normalised);
+        }
         console.log(`# ${a} version ${body.version} (${body.hash.slice(0, 12)}) by ${body.author}`);
+        // The text as the operator wrote it (comments, order, YAML); a version set as a JSON document through
+        // the API has no text: its normalised document is shown instead.
+        if (body.source !== undefined) return void process.stdout.write(body.source.endsWith('\n') ? body.source : `${body.source}\n`);
         return printJson(body.document);
       }
       case 'versions': {
@@ -67,6 +77,9 @@ export const policyCommand: Command = {
       case 'dry-run': {
         const payload = JSON.parse(readSource(need(a, 'payload.json')));
         const { body } = await ctx.admin().request<{ decision: { decision: string; violations: { rule: string; code: string; message: string }[]; policyVersion: string }; intent: { summary?: string } }>('POST', '/v1/policies/dry-run', { agent: need(values.agent as string, 'agent'), action: need(values.action as string, 'action'), payload });
+        // Scripts gate on the exit code: only an allow is success.
+        const exit = DRY_RUN_EXIT[body.decision.decision as keyof typeof DRY_RUN_EXIT];
+        if (exit !== undefined) process.exitCode = exit;
         if (ctx.json) return printJson(body);
         console.log(`${body.decision.decision.toUpperCase()}  ${body.intent.summary ?? ''}  (${body.decision.policyVersion})`);
         for (const v of body.decision.violations) console.log(`  ${v.rule}  ${v.code}: ${v.message}`);

@@ -68,6 +68,8 @@ export interface PolicyRecord {
   /** sha256 hex of the canonical JSON of the document. */
   hash: string;
   document: unknown; // the parsed policy document (JSON)
+  /** The text the operator set (YAML or JSON, comments and order kept), when the policy was set as text. */
+  source?: string;
   author: string;
   createdAt: number;
 }

@@ -118,7 +118,7 @@ export class OperatorService {
     const current = await this.deps.store.getPolicy(resolved);
     if (current && current.hash === hash) return { record: strip(current), changed: false, warnings };
     const record = await this.audited('policy.set', actor, resolved.startsWith('agent:') ? resolved.slice(6) : undefined, async (tx, now) => {
-      const stored = await tx.putPolicy({ scope: resolved, hash, document: JSON.parse(canonicalJson(document)), author: actor, createdAt: now });
+      const stored = await tx.putPolicy({ scope: resolved, hash, document: JSON.parse(canonicalJson(document)), ...(typeof source === 'string' ? { source } : {}), author: actor, createdAt: now });
       return { result: stored, data: { scope: resolved, version: stored.version, hash, label: labelOf(stored), previousVersion: current?.version ?? null } };
     });
     return { record: strip(record), changed: true, warnings };
@@ -286,6 +286,6 @@ export class OperatorService {
 }
 
 function strip(record: PolicyRecord): Omit<PolicyRecord, 'document'> {
-  const { document: _document, ...rest } = record;
+  const { document: _document, source: _source, ...rest } = record;
   return rest;
 }

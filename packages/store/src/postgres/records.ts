@@ -103,10 +103,10 @@ export async function setAgentStatus(q: Q, id: string, status: AgentStatus, now:
 /** Must run under the signing lock, so two writers cannot both take version max + 1. */
 export async function putPolicy(q: Q, record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
   const [row] = await q(
-    `INSERT INTO policies (scope, version, hash, document, author, created_at)
-     SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4, $5 FROM policies WHERE scope = $1
+    `INSERT INTO policies (scope, version, hash, document, source, author, created_at)
+     SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $6, $4, $5 FROM policies WHERE scope = $1
      RETURNING version`,
-    [record.scope, record.hash, canonicalJson(record.document ?? null), record.author, record.createdAt],
+    [record.scope, record.hash, canonicalJson(record.document ?? null), record.author, record.createdAt, record.source ?? null],
   );
   return { ...record, version: toInt(row!.version) };
 }

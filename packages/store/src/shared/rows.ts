@@ -23,7 +23,7 @@ export function agentFromRow(r: Row): Agent {
 }
 
 export function policyFromRow(r: Row): PolicyRecord {
-  return { ...policyVersionFromRow(r), document: fromJson(r.document) };
+  return { ...policyVersionFromRow(r), document: fromJson(r.document), ...(r.source === null || r.source === undefined ? {} : { source: String(r.source) }) };
 }
 
 export function policyVersionFromRow(r: Row): Omit<PolicyRecord, 'document'> {

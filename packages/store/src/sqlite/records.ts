@@ -107,8 +107,8 @@ export function putPolicy(db: SqliteDb, record: Omit<PolicyRecord, 'version'>): 
   const row = db.get('SELECT COALESCE(MAX(version), 0) AS v FROM policies WHERE scope = ?', record.scope);
   const version = toInt(row?.v) + 1;
   db.run(
-    'INSERT INTO policies (scope, version, hash, document, author, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-    record.scope, version, record.hash, canonicalJson(record.document ?? null), record.author, record.createdAt,
+    'INSERT INTO policies (scope, version, hash, document, source, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    record.scope, version, record.hash, canonicalJson(record.document ?? null), record.source ?? null, record.author, record.createdAt,
   );
   return { ...record, version };
 }
