@@ -328,6 +328,32 @@ describe('JSON-RPC signer endpoint with ethers, viem and cast against anvil', ()
     assert.equal((await auditEntries(agent.name, 'sign.replay')).length, 1);
   });
 
+  test('concurrent eth_sendTransaction calls of one agent get consecutive nonces and all land', async () => {
+    const agent = await provision();
+    const nonce = await chainView.getTransactionCount({ address: agent.address });
+    const before = await chainView.getBalance({ address: FRIEND });
+    const sends = await Promise.all(
+      [1, 2, 3].map((i) => rpc({ jsonrpc: '2.0', id: i, method: 'eth_sendTransaction', params: [{ from: agent.address, to: FRIEND, value: `0x${i.toString(16)}` }] }, { token: agent.token })),
+    );
+    const hashes = sends.map((s) => {
+      assert.match(s.body.result ?? '', /^0x[0-9a-f]{64}$/, s.text);
+      return s.body.result as Hex;
+    });
+    const receipts = await Promise.all(hashes.map((hash) => chainView.waitForTransactionReceipt({ hash, pollingInterval: 100 })));
+    assert.deepEqual(receipts.map((r) => r.status), ['success', 'success', 'success']);
+    const nonces = (await Promise.all(hashes.map((hash) => chainView.getTransaction({ hash })))).map((t) => t.nonce).sort();
+    assert.deepEqual(nonces, [nonce, nonce + 1, nonce + 2]);
+    assert.equal(await chainView.getBalance({ address: FRIEND }), before + 6n);
+  });
+
+  test('a frozen agent is refused before anything is read or forwarded (HTTP 403, 4100 agent_frozen)', async () => {
+    const agent = await provision();
+    await admin('POST', `/v1/agents/${agent.name}/freeze`);
+    const res = await rpc({ jsonrpc: '2.0', id: 1, method: 'eth_blockNumber' }, { token: agent.token });
+    assert.equal(res.status, 403);
+    assert.deepEqual([res.body.error.code, res.body.error.data.code], [4100, 'agent_frozen']);
+  });
+
   test('envelopes: batches answer per call in order, notifications are not answered, bad envelopes and JSON get their codes', async () => {
     const agent = await provision();
     const batch = await rpc(

@@ -61,6 +61,7 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
   // forwarded upstream, and they must stop the moment an agent is frozen on any instance.
   const auth = authenticate(edge, 'agent', ROUTE);
   const upstreams = new Map<string, UpstreamNode>();
+  const sends = new SerialQueues();
 
   const upstreamFor = (chainId: number): UpstreamNode | undefined => {
     const network = `eip155:${chainId}`;
@@ -154,8 +155,12 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
       case 'eth_sendTransaction': {
         const [tx] = positional(call, 1);
         const node = requireUpstream(upstream, chainId, call.method);
-        const signed = await sign(ctx, 'evm.transaction', await transactionPayload(tx, agentAddress, chainId, node));
-        return broadcast(node, signed.signedTransaction!, signed.transactionHash!, signed.auditSeq);
+        // One send per agent and chain at a time on this instance, as a node does for an unlocked account: the
+        // next one reads its nonce from the pending pool only after the previous transaction is in it.
+        return sends.run(`${agentAddress}:${chainId}`, async () => {
+          const signed = await sign(ctx, 'evm.transaction', await transactionPayload(tx, agentAddress, chainId, node));
+          return broadcast(node, signed.signedTransaction!, signed.transactionHash!, signed.auditSeq);
+        });
       }
       case 'personal_sign': {
         const [data, address] = positional(call, 2);
@@ -185,6 +190,21 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
     const refused = rpcErrorFromOutcome(outcome);
     if (refused) throw refused;
     return outcome.body as { signature: string; signedTransaction?: string; transactionHash?: string; auditSeq: number };
+  }
+}
+
+/** Runs tasks with the same key one after another (tasks with different keys run concurrently). */
+class SerialQueues {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(task);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
   }
 }
 
