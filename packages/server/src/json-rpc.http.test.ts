@@ -298,7 +298,7 @@ describe('JSON-RPC signer endpoint with ethers, viem and cast against anvil', ()
     assert.deepEqual((await auditEntries(agent.name)).map((e) => e.decision), ['allow', 'deny']);
   });
 
-  test('above the approval tier: JSON-RPC error -32011 with the approval id; nothing is broadcast', async () => {
+  test('above the approval tier: JSON-RPC error -32011 with the approval id, nothing broadcast; once approved, the signed bytes go out through eth_sendRawTransaction', async () => {
     const agent = await provision({ approvalAbove: parseEther('0.1') });
     const wallet = viemWallet(agent.token, agent.address);
     const nonceBefore = await chainView.getTransactionCount({ address: agent.address });
@@ -310,6 +310,14 @@ describe('JSON-RPC signer endpoint with ethers, viem and cast against anvil', ()
     const approval = await admin('GET', `/v1/approvals/${data.approvalId}`);
     assert.equal(approval.state, 'pending');
     assert.equal(await chainView.getTransactionCount({ address: agent.address }), nonceBefore);
+
+    // Once approved, the agent collects the signed bytes and broadcasts them through the same endpoint.
+    await admin('POST', `/v1/approvals/${data.approvalId}/approve`);
+    const approved = await fetch(`${server.url}/v1/approvals/${data.approvalId}`, { headers: { authorization: `Bearer ${agent.token}` } }).then((r) => r.json());
+    const before = await chainView.getBalance({ address: FRIEND });
+    const hash = await wallet.sendRawTransaction({ serializedTransaction: approved.result.signedTransaction });
+    assert.equal((await chainView.waitForTransactionReceipt({ hash, pollingInterval: 100 })).status, 'success');
+    assert.equal(await chainView.getBalance({ address: FRIEND }), before + parseEther('0.5'));
   });
 
   test('Idempotency-Key: a retried eth_sendTransaction replays the same signed bytes, is charged once and moves ETH once', async () => {
