@@ -313,7 +313,7 @@ describe('JSON-RPC signer endpoint with ethers, viem and cast against anvil', ()
 
     // Once approved, the agent collects the signed bytes and broadcasts them through the same endpoint.
     await admin('POST', `/v1/approvals/${data.approvalId}/approve`);
-    const approved = await fetch(`${server.url}/v1/approvals/${data.approvalId}`, { headers: { authorization: `Bearer ${agent.token}` } }).then((r) => r.json());
+    const approved = await fetch(`${server.url}/v1/approvals/${data.approvalId}`, { headers: { authorization: `Bearer ${agent.token}` } }).then((r) => r.json() as Promise<{ result: { signedTransaction: Hex } }>);
     const before = await chainView.getBalance({ address: FRIEND });
     const hash = await wallet.sendRawTransaction({ serializedTransaction: approved.result.signedTransaction });
     assert.equal((await chainView.waitForTransactionReceipt({ hash, pollingInterval: 100 })).status, 'success');
