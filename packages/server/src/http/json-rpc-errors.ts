@@ -28,7 +28,7 @@ export const RPC_ERROR = {
 
 export class JsonRpcError extends Error {
   readonly code: number;
-  readonly data: Record<string, unknown> | unknown;
+  readonly data: unknown;
 
   constructor(code: number, message: string, data?: unknown) {
     super(message);
