@@ -6,6 +6,7 @@ import { browserGuard } from './browser-guard.ts';
 import { clientAddress } from './client-address.ts';
 import { errorResponse, toAirlockError } from './errors.ts';
 import type { AirlockHolder } from './holder.ts';
+import { JSON_RPC_PATH, jsonRpcEndpoint } from './json-rpc.ts';
 import { buildOpenApi } from './openapi.ts';
 import { RefusalTally } from './refusal-tally.ts';
 import { readBodyBytes } from './request-body.ts';
@@ -94,6 +95,8 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
       return r.handler(c, { body, query });
     });
   }
+  // The Ethereum JSON-RPC signer (json-rpc.ts): one POST whose body names the method, so not in the REST route table.
+  app.post(JSON_RPC_PATH, jsonRpcEndpoint({ holder, edge, bodyLimitBytes: limit, logInternalError: log }));
   return app;
 
   /** An authenticated request refused for its shape is recorded (code and route; never the body). */

@@ -1,0 +1,89 @@
+// eth_sendTransaction / eth_signTransaction: the JSON-RPC transaction object (execution-apis
+// GenericTransaction) as an `evm.transaction` payload for SigningService.sign, with what the caller left
+// out filled from the upstream node the way a node fills it for an unlocked account.
+import { JsonRpcError, RPC_ERROR } from './json-rpc-errors.ts';
+import type { UpstreamNode } from './json-rpc-upstream.ts';
+
+/** The payload POST /v1/sign/transaction takes: `{chainId, transaction}`. */
+export interface TransactionPayload {
+  chainId: number;
+  transaction: Record<string, unknown>;
+}
+
+const LEGACY_TYPES = new Set(['0x0', '0x00', 'legacy']);
+
+/**
+ * Checks `from` and `chainId`, fills nonce, gas and fees that are missing, and returns the payload.
+ * Fields the caller gave are kept exactly; anything the decoder does not know (blobs, authorization lists,
+ * unknown keys) is passed on so that it refuses them with its own message.
+ *
+ * Filling (no upstream configured: nothing is filled, and a missing field is the decoder's error):
+ * - nonce: `eth_getTransactionCount(agent, "pending")`;
+ * - gas: `eth_estimateGas` of the call (from, to, value, data, accessList);
+ * - fees: `gasPrice` given or type 0x0 -> legacy, `eth_gasPrice` if missing; otherwise EIP-1559 when the
+ *   latest block has a base fee: priority `eth_maxPriorityFeePerGas`, max `2 * baseFee + priority`
+ *   (ethers' rule: room for the base fee to double); a chain without base fee gets a legacy `eth_gasPrice`.
+ */
+export async function transactionPayload(raw: unknown, agentAddress: string, chainId: number, upstream: UpstreamNode | undefined): Promise<TransactionPayload> {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidParams('params[0] must be a transaction object');
+  const tx: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
+  if (tx.from !== undefined && (typeof tx.from !== 'string' || tx.from.toLowerCase() !== agentAddress.toLowerCase())) throw notTheAgent('from');
+  delete tx.from;
+  if (tx.chainId !== undefined && tx.chainId !== null) {
+    const given = quantity(tx.chainId, 'chainId');
+    if (given !== BigInt(chainId)) throw new JsonRpcError(RPC_ERROR.invalidParams, `transaction chainId ${given} is not this endpoint's chain ${chainId}`, { code: 'chain_mismatch' });
+  }
+  delete tx.chainId;
+  for (const key of Object.keys(tx)) if (tx[key] === null && key !== 'to') delete tx[key];
+  if (upstream) await fill(tx, agentAddress, upstream);
+  return { chainId, transaction: tx };
+}
+
+async function fill(tx: Record<string, unknown>, from: string, upstream: UpstreamNode): Promise<void> {
+  if (tx.nonce === undefined) tx.nonce = await upstream.call('eth_getTransactionCount', [from, 'pending']);
+  if (tx.gas === undefined && tx.gasLimit === undefined) {
+    const call: Record<string, unknown> = { from };
+    for (const key of ['to', 'value', 'data', 'input', 'accessList']) if (tx[key] !== undefined) call[key] = tx[key];
+    tx.gas = await upstream.call('eth_estimateGas', [call]);
+  }
+  const legacy = tx.gasPrice !== undefined || (typeof tx.type === 'string' && LEGACY_TYPES.has(tx.type.toLowerCase()));
+  if (legacy) {
+    if (tx.gasPrice === undefined) tx.gasPrice = await upstream.call('eth_gasPrice', []);
+    return;
+  }
+  if (tx.maxFeePerGas !== undefined && tx.maxPriorityFeePerGas !== undefined) return;
+  const block = (await upstream.call('eth_getBlockByNumber', ['latest', false])) as { baseFeePerGas?: unknown } | null;
+  const baseFee = block?.baseFeePerGas !== undefined && block.baseFeePerGas !== null ? quantity(block.baseFeePerGas, 'the node\'s baseFeePerGas') : undefined;
+  if (baseFee === undefined) {
+    if (tx.type !== undefined || tx.maxFeePerGas !== undefined || tx.maxPriorityFeePerGas !== undefined) throw invalidParams('this chain has no base fee: send gasPrice (a legacy transaction)');
+    tx.gasPrice = await upstream.call('eth_gasPrice', []);
+    return;
+  }
+  if (tx.maxPriorityFeePerGas === undefined) {
+    const suggested = quantity(await upstream.call('eth_maxPriorityFeePerGas', []), 'the node\'s eth_maxPriorityFeePerGas');
+    // Never above a maxFeePerGas the caller fixed (the decoder refuses priority > max).
+    const cap = tx.maxFeePerGas !== undefined ? quantity(tx.maxFeePerGas, 'maxFeePerGas') : undefined;
+    tx.maxPriorityFeePerGas = hex(cap !== undefined && suggested > cap ? cap : suggested);
+  }
+  if (tx.maxFeePerGas === undefined) tx.maxFeePerGas = hex(2n * baseFee + quantity(tx.maxPriorityFeePerGas, 'maxPriorityFeePerGas'));
+  tx.type ??= '0x2';
+}
+
+/** A hex or decimal quantity as given by a client or a node; anything else is the caller's error. */
+function quantity(value: unknown, name: string): bigint {
+  if ((typeof value === 'string' && /^(0x[0-9a-f]+|[0-9]+)$/i.test(value)) || (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0)) return BigInt(value);
+  throw invalidParams(`${name} must be a non-negative hex or decimal integer`);
+}
+
+function hex(n: bigint): string {
+  return `0x${n.toString(16)}`;
+}
+
+export function invalidParams(message: string): JsonRpcError {
+  return new JsonRpcError(RPC_ERROR.invalidParams, message, { code: 'invalid_request' });
+}
+
+/** The address a request names for signing is not the session's agent (EIP-1193 4100). */
+export function notTheAgent(field: string): JsonRpcError {
+  return new JsonRpcError(RPC_ERROR.unauthorized, `${field} is not the address of this session's agent`, { code: 'not_agent_address' });
+}

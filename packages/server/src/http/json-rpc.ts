@@ -1,0 +1,276 @@
+// POST /v1/rpc/{chainId}: an Ethereum JSON-RPC endpoint that behaves like a node with one unlocked account,
+// the session's agent, so that ethers' JsonRpcSigner, viem's JSON-RPC account, `cast --unlocked` and
+// web3.py work against Airlock unchanged (docs/json-rpc.md).
+//
+// Every signature goes through SigningService.sign, the call POST /v1/sign/{transaction,typed-data,message}
+// makes: policy, budget, audit and idempotency apply exactly as there. Everything that signs nothing is
+// forwarded to the network's node from AIRLOCK_EVM_RPC.
+//
+// Not in the REST route table (routes.ts): one POST whose body picks the method has no OpenAPI shape worth
+// the name. app.ts registers it beside the table.
+import type { Context, Handler } from 'hono';
+import { getAddress } from 'viem';
+import { AirlockError, isAirlockError, parseUntrustedJson, type AgentAuth } from '@airlock/core';
+import { authenticate, type AuthEdge, type Principal } from './auth.ts';
+import type { AirlockHolder } from './holder.ts';
+import { JsonRpcError, RPC_ERROR, rpcErrorFromAirlock, rpcErrorFromOutcome } from './json-rpc-errors.ts';
+import { invalidParams, notTheAgent, transactionPayload } from './json-rpc-transaction.ts';
+import { upstreamNode, type UpstreamNode } from './json-rpc-upstream.ts';
+import { readBodyBytes } from './request-body.ts';
+import { idempotencyKeyOf } from './routes.ts';
+
+export const JSON_RPC_PATH = '/v1/rpc/:chainId';
+const ROUTE = `POST ${JSON_RPC_PATH}`;
+/** Calls in one batch; ethers batches up to 100 by default. */
+export const MAX_BATCH = 100;
+
+/**
+ * Methods refused outright. `eth_sign` signs a bare 32-byte hash no policy can read (it may be a
+ * transaction); the others sign formats Airlock does not decode, or act on the upstream node's own
+ * accounts (`personal_sendTransaction`, anvil's `wallet_sendTransaction`), which must not be reachable
+ * through an agent's credential.
+ */
+function refusal(method: string): string | undefined {
+  if (method === 'eth_sign') return 'eth_sign signs a raw hash that no policy can read; use personal_sign or eth_signTypedData_v4.';
+  if (/^eth_signTypedData(_v1|_v3)?$/.test(method)) return `${method} is not supported; use eth_signTypedData_v4.`;
+  if (method.startsWith('personal_') && method !== 'personal_sign') return `${method} is not available through Airlock.`;
+  if (method.startsWith('wallet_')) return `${method} is not available through Airlock.`;
+  return undefined;
+}
+
+interface RpcCall {
+  id: string | number | null;
+  /** A notification (no `id`): executed, not answered (JSON-RPC 2.0 section 4.1). */
+  notification: boolean;
+  method: string;
+  params: unknown;
+}
+
+type RpcResponse = { jsonrpc: '2.0'; id: string | number | null } & ({ result: unknown } | { error: ReturnType<JsonRpcError['toJson']> });
+
+export interface JsonRpcEndpointOptions {
+  holder: AirlockHolder;
+  edge: AuthEdge;
+  bodyLimitBytes: number;
+  logInternalError: (err: AirlockError) => void;
+}
+
+export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
+  const { holder, edge, bodyLimitBytes, logInternalError } = options;
+  // Store-backed authentication on every request (not the signing cache): most calls here are reads
+  // forwarded upstream, and they must stop the moment an agent is frozen on any instance.
+  const auth = authenticate(edge, 'agent', ROUTE);
+  const upstreams = new Map<string, UpstreamNode>();
+  const sends = new SerialQueues();
+
+  const upstreamFor = (chainId: number): UpstreamNode | undefined => {
+    const network = `eip155:${chainId}`;
+    const url = holder.get().config.evmRpc[network];
+    if (!url) return undefined;
+    let node = upstreams.get(url);
+    if (!node) upstreams.set(url, (node = upstreamNode(network, url, chainId)));
+    return node;
+  };
+
+  return async (c) => {
+    // Failures before any call is read (credential, body, path) keep their HTTP status, with a JSON-RPC body.
+    try {
+      await auth(c, async () => {});
+    } catch (e) {
+      return transportError(c, e);
+    }
+    let chainId: number;
+    let body: unknown;
+    try {
+      chainId = chainIdOf(c.req.param('chainId'));
+      const text = (await readBodyBytes(c, bodyLimitBytes)).toString('utf8');
+      body = parseUntrustedJson(text, { subject: 'The JSON-RPC request' });
+    } catch (e) {
+      return transportError(c, e);
+    }
+
+    const principal = c.get('principal') as Principal & { kind: 'agent' };
+    const session = { auth: principal.auth, chainId, upstream: upstreamFor(chainId), c };
+    if (!Array.isArray(body)) {
+      const response = await answer(body, session);
+      return response ? c.json(response) : c.body(null, 204);
+    }
+    if (body.length === 0) return c.json(errorResponse(null, new JsonRpcError(RPC_ERROR.invalidRequest, 'An empty batch is not a request.', { code: 'invalid_request' })));
+    if (body.length > MAX_BATCH) return c.json(errorResponse(null, new JsonRpcError(RPC_ERROR.invalidRequest, `A batch holds at most ${MAX_BATCH} calls.`, { code: 'invalid_request' })));
+    // In order, one after another: a batch may send transactions whose nonces are filled from the node.
+    const responses: RpcResponse[] = [];
+    for (const item of body) {
+      const response = await answer(item, session);
+      if (response) responses.push(response);
+    }
+    return responses.length ? c.json(responses) : c.body(null, 204);
+  };
+
+  async function answer(item: unknown, session: CallContext): Promise<RpcResponse | undefined> {
+    let call: RpcCall;
+    try {
+      call = readCall(item);
+    } catch (e) {
+      return errorResponse(idOf(item), toRpcError(e));
+    }
+    try {
+      const result = await dispatch(call, session);
+      return call.notification ? undefined : { jsonrpc: '2.0', id: call.id, result };
+    } catch (e) {
+      return call.notification ? undefined : errorResponse(call.id, toRpcError(e));
+    }
+  }
+
+  function toRpcError(e: unknown): JsonRpcError {
+    if (e instanceof JsonRpcError) return e;
+    const error = isAirlockError(e) ? e : new AirlockError('internal', 'Internal error.', { cause: e });
+    if (error.code === 'internal' || error.code === 'store_unavailable') logInternalError(error);
+    return rpcErrorFromAirlock(error);
+  }
+
+  function transportError(c: Context, e: unknown): Response {
+    const error = isAirlockError(e) ? e : new AirlockError('internal', 'Internal error.', { cause: e });
+    if (error.code === 'internal' || error.code === 'store_unavailable') logInternalError(error);
+    const retryAfter = error.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') c.header('Retry-After', String(retryAfter));
+    return c.json(errorResponse(null, rpcErrorFromAirlock(error)), error.status as 400);
+  }
+
+  async function dispatch(call: RpcCall, ctx: CallContext): Promise<unknown> {
+    const { auth, chainId, upstream } = ctx;
+    const agentAddress = auth.agent.address;
+    const refused = refusal(call.method);
+    if (refused) throw new JsonRpcError(RPC_ERROR.methodNotFound, refused, { code: 'method_refused' });
+    switch (call.method) {
+      case 'eth_accounts':
+      case 'eth_requestAccounts':
+        return [getAddress(agentAddress)];
+      case 'eth_chainId':
+        return `0x${chainId.toString(16)}`;
+      case 'eth_signTransaction': {
+        const [tx] = positional(call, 1);
+        const signed = await sign(ctx, 'evm.transaction', await transactionPayload(tx, agentAddress, chainId, upstream));
+        return signed.signedTransaction;
+      }
+      case 'eth_sendTransaction': {
+        const [tx] = positional(call, 1);
+        const node = requireUpstream(upstream, chainId, call.method);
+        // One send per agent and chain at a time on this instance, as a node does for an unlocked account: the
+        // next one reads its nonce from the pending pool only after the previous transaction is in it.
+        return sends.run(`${agentAddress}:${chainId}`, async () => {
+          const signed = await sign(ctx, 'evm.transaction', await transactionPayload(tx, agentAddress, chainId, node));
+          return broadcast(node, signed.signedTransaction!, signed.transactionHash!, signed.auditSeq);
+        });
+      }
+      case 'personal_sign': {
+        const [data, address] = positional(call, 2);
+        if (typeof address !== 'string' || address.toLowerCase() !== agentAddress.toLowerCase()) throw notTheAgent('params[1] (the address)');
+        if (typeof data !== 'string') throw invalidParams('params[0] must be the message, 0x-hex bytes');
+        // geth and MetaMask take hex bytes; text that is not hex is signed as its UTF-8 bytes, as MetaMask does.
+        const message = /^0x([0-9a-f]{2})*$/i.test(data) ? { raw: data } : data;
+        return (await sign(ctx, 'evm.message', { chainId, message })).signature;
+      }
+      case 'eth_signTypedData_v4': {
+        const [address, typedData] = positional(call, 2);
+        if (typeof address !== 'string' || address.toLowerCase() !== agentAddress.toLowerCase()) throw notTheAgent('params[0] (the address)');
+        // Clients send the typed data as a JSON string (MetaMask's form) or as an object.
+        const parsed = typeof typedData === 'string' ? parseUntrustedJson(typedData, { subject: 'params[1]' }) : typedData;
+        // The endpoint's chain: a domain naming another chain is refused (chain_mismatch), as MetaMask does.
+        return (await sign(ctx, 'evm.typed_data', { chainId, typedData: parsed })).signature;
+      }
+      default:
+        return requireUpstream(upstream, chainId, call.method).call(call.method, call.params ?? []);
+    }
+  }
+
+  /** SigningService.sign, exactly as the REST signing routes call it; a refusal or a hold becomes a JSON-RPC error. */
+  async function sign(ctx: CallContext, action: string, payload: unknown): Promise<{ signature: string; signedTransaction?: string; transactionHash?: string; auditSeq: number }> {
+    const idempotencyKey = idempotencyKeyOf(ctx.c);
+    const outcome = await holder.get().signing.sign(ctx.auth, action, payload, idempotencyKey);
+    const refused = rpcErrorFromOutcome(outcome);
+    if (refused) throw refused;
+    return outcome.body as { signature: string; signedTransaction?: string; transactionHash?: string; auditSeq: number };
+  }
+}
+
+/** Runs tasks with the same key one after another (tasks with different keys run concurrently). */
+class SerialQueues {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(key) ?? Promise.resolve()).then(task);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
+interface CallContext {
+  auth: AgentAuth;
+  chainId: number;
+  upstream: UpstreamNode | undefined;
+  c: Context;
+}
+
+/**
+ * eth_sendRawTransaction of what was signed. The signature is charged and audited whether or not the node
+ * takes it (over-count, never under-count, as with any released signature). A node that refuses it because
+ * it already has it (a retry with the same Idempotency-Key replays the same bytes) still gets the hash back.
+ */
+async function broadcast(node: UpstreamNode, signedTransaction: string, transactionHash: string, auditSeq: number): Promise<unknown> {
+  try {
+    return await node.call('eth_sendRawTransaction', [signedTransaction]);
+  } catch (e) {
+    const known = await node.call('eth_getTransactionByHash', [transactionHash]).catch(() => null);
+    if (known) return transactionHash;
+    if (!(e instanceof JsonRpcError)) throw e;
+    // The node's code and message (clients match on them: "nonce too low", "insufficient funds"), plus what was signed.
+    throw new JsonRpcError(e.code, e.message, { code: 'broadcast_failed', upstream: e.data, transactionHash, auditSeq });
+  }
+}
+
+function requireUpstream(upstream: UpstreamNode | undefined, chainId: number, method: string): UpstreamNode {
+  if (upstream) return upstream;
+  throw new JsonRpcError(RPC_ERROR.unavailable, `${method} needs a node for eip155:${chainId}, and none is configured (AIRLOCK_EVM_RPC).`, { code: 'upstream_not_configured', network: `eip155:${chainId}` });
+}
+
+/** The path's chain: a positive decimal integer (`/v1/rpc/8453`). */
+function chainIdOf(param: string | undefined): number {
+  if (!param || !/^[1-9][0-9]{0,15}$/.test(param) || !Number.isSafeInteger(Number(param))) {
+    throw new AirlockError('not_found', 'No such endpoint: the path is /v1/rpc/{chainId}, a decimal chain id such as 8453.');
+  }
+  return Number(param);
+}
+
+/** A JSON-RPC 2.0 request object (section 4), or an invalid-request error. */
+function readCall(item: unknown): RpcCall {
+  const bad = (why: string) => new JsonRpcError(RPC_ERROR.invalidRequest, `Not a JSON-RPC 2.0 request: ${why}.`, { code: 'invalid_request' });
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) throw bad('expected an object');
+  const call = item as Record<string, unknown>;
+  if (call.jsonrpc !== '2.0') throw bad('"jsonrpc" must be "2.0"');
+  if (typeof call.method !== 'string' || call.method === '') throw bad('"method" must be a non-empty string');
+  const id = call.id;
+  if (id !== undefined && id !== null && typeof id !== 'string' && !(typeof id === 'number' && Number.isFinite(id))) throw bad('"id" must be a string, a number or null');
+  if (call.params !== undefined && (typeof call.params !== 'object' || call.params === null)) throw bad('"params" must be an array or an object');
+  return { id: id === undefined ? null : (id as string | number | null), notification: !('id' in call), method: call.method, params: call.params };
+}
+
+/** The id to answer an invalid request with: its own when it has a usable one, else null (section 5). */
+function idOf(item: unknown): string | number | null {
+  const id = typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined;
+  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
+}
+
+function positional(call: RpcCall, count: number): unknown[] {
+  const params = call.params ?? [];
+  if (!Array.isArray(params)) throw invalidParams(`${call.method} takes positional params (an array)`);
+  if (params.length < count) throw invalidParams(`${call.method} takes ${count} param${count === 1 ? '' : 's'}`);
+  return params;
+}
+
+function errorResponse(id: string | number | null, error: JsonRpcError): RpcResponse {
+  return { jsonrpc: '2.0', id, error: error.toJson() };
+}
