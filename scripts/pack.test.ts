@@ -169,7 +169,7 @@ console.log(JSON.stringify({
       assert.equal(out.messageVerifies, true);
       assert.equal(out.transactionTo, FRIEND);
       assert.equal(out.transactionFrom.toLowerCase(), agent.address.toLowerCase());
-      assert.deepEqual(out.refusal, { name: 'AirlockPolicyError', violations: ['agent/default:no_matching_allow_rule'] });
+      assert.deepEqual(out.refusal, { name: 'AirlockPolicyError', violations: ['agent/default:message_not_allowed'] });
       assert.equal(out.ethersRecovers.toLowerCase(), agent.address.toLowerCase());
     });
   }
