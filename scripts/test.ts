@@ -17,8 +17,8 @@ function walk(dir: string, out: string[]): string[] {
   return out;
 }
 
-// bench/ holds the load generator's own tests (bench/lib/open-loop.test.ts).
-const files = [...walk(join(root, 'packages'), []), ...walk(join(root, 'bench'), [])].filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
+// bench/ holds the load generator's own tests (bench/lib/open-loop.test.ts); scripts/ the packaging tests.
+const files = [...walk(join(root, 'packages'), []), ...walk(join(root, 'bench'), []), ...walk(join(root, 'scripts'), [])].filter((f) => filters.length === 0 || filters.some((x) => f.includes(x))).sort();
 if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);

@@ -12,6 +12,7 @@ import {
   createWalletClient,
   defineChain,
   http,
+  parseAbi,
   parseEther,
   parseTransaction,
   verifyMessage,
@@ -24,6 +25,7 @@ import {
 import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airlock/server';
 import { airlockAccount, type AirlockAccountOptions } from './account.ts';
 import { AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, type AirlockHttp } from './http.ts';
+import { findAirlockError } from './find-airlock-error.ts';
 import { startAnvil, type Anvil } from './testing/anvil.ts';
 // The harness's fast-KDF vault options: test-only, so imported by path rather than from the package.
 import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
@@ -148,6 +150,37 @@ describe('airlockAccount with viem on a real chain (anvil) and a real Airlock ov
     );
     const denied = airlockErrorIn(error, AirlockPolicyError);
     assert.equal(denied.violations[0]?.code, 'message_not_allowed');
+  });
+
+  test('writeContract: the refusal sits two causes deep; findAirlockError finds it with its violations', async () => {
+    const { agent, walletClient } = await provision(nativePolicy({ budget: parseEther('1') }));
+    const nonceBefore = await publicClient.getTransactionCount({ address: agent.address });
+    const error = await walletClient
+      .writeContract({ address: ORDERS, abi: parseAbi(['function cancel(uint256 id)']), functionName: 'cancel', args: [7n] })
+      .then(
+        () => assert.fail('the contract call was signed'),
+        (e: unknown) => e,
+      );
+    // The README's old check (`e.cause instanceof AirlockPolicyError`) misses it: viem wraps twice here.
+    assert.ok(error instanceof BaseError && !(error.cause instanceof AirlockPolicyError), `unexpected shape: ${String(error)}`);
+    const denied = findAirlockError(error, AirlockPolicyError);
+    assert.ok(denied, `no AirlockPolicyError in the chain of ${String(error)}`);
+    assert.deepEqual(denied.violations.map((v) => [v.rule, v.code]), [['agent/default', 'contract_call_not_allowed']]);
+    assert.equal(findAirlockError(error)?.code, 'policy_denied', 'without a type it finds any Airlock error');
+    assert.equal(findAirlockError(new Error('unrelated', { cause: new Error('deeper') })), undefined);
+    assert.equal(await publicClient.getTransactionCount({ address: agent.address }), nonceBefore);
+  });
+
+  test('nonceManager: five parallel sends from one account all mine, with nonces 0..4', async () => {
+    const { agent, walletClient } = await provision(nativePolicy({ budget: parseEther('1') }), { nonceManager: true });
+    const friendBefore = await publicClient.getBalance({ address: FRIEND });
+    const hashes = await Promise.all(Array.from({ length: 5 }, () => walletClient.sendTransaction({ to: FRIEND, value: parseEther('0.001') })));
+    const receipts = await Promise.all(hashes.map((hash) => publicClient.waitForTransactionReceipt({ hash })));
+    assert.deepEqual(receipts.map((r) => r.status), Array(5).fill('success'));
+    const nonces = await Promise.all(hashes.map(async (hash) => (await publicClient.getTransaction({ hash })).nonce));
+    assert.deepEqual(nonces.sort(), [0, 1, 2, 3, 4]);
+    assert.equal(await publicClient.getTransactionCount({ address: agent.address }), 5);
+    assert.equal((await publicClient.getBalance({ address: FRIEND })) - friendBefore, parseEther('0.005'));
   });
 
   test('budget: with room for two transfers the third is refused and the chain shows exactly two', async () => {

@@ -1,5 +1,5 @@
-import { toAccount } from 'viem/accounts';
-import type { Hex, LocalAccount, SignableMessage, TransactionSerializable, TypedDataDefinition } from 'viem';
+import { nonceManager as viemNonceManager, toAccount } from 'viem/accounts';
+import type { Hex, LocalAccount, NonceManager, SignableMessage, TransactionSerializable, TypedDataDefinition } from 'viem';
 import { createAirlockHttp, type AirlockHttpOptions } from './http.ts';
 import { signWithRetry, type SignAnswer } from './sign-request.ts';
 
@@ -11,6 +11,13 @@ export interface AirlockAccountOptions extends AirlockHttpOptions {
    * return the signature. Default 0: throw AirlockApprovalRequiredError at once.
    */
   approvalWaitMs?: number;
+  /**
+   * Lets viem hand out nonces itself, so parallel `sendTransaction`s from this account do not all take the
+   * chain's pending count (and all but one fail with "nonce too low"). `true` uses viem's `nonceManager`
+   * (one counter per address and chain, kept in this process); pass your own `NonceManager` to share or
+   * reset one. Default: none, viem asks the chain each time.
+   */
+  nonceManager?: NonceManager | boolean;
 }
 
 interface SignBody extends SignAnswer {
@@ -26,8 +33,10 @@ export async function airlockAccount(options: AirlockAccountOptions): Promise<Lo
   const http = createAirlockHttp(options);
   const { body: me } = await http.request<{ agent: { address: Hex } }>('GET', '/v1/session');
   const sign = (path: string, payload: unknown) => signWithRetry<SignBody>(http, path, payload, options.approvalWaitMs ?? 0);
+  const nonceManager = options.nonceManager === true ? viemNonceManager : options.nonceManager || undefined;
   const account = toAccount({
     address: me.agent.address,
+    ...(nonceManager ? { nonceManager } : {}),
     async signMessage({ message }: { message: SignableMessage }) {
       const m = typeof message === 'string' ? message : { raw: typeof message.raw === 'string' ? message.raw : `0x${Buffer.from(message.raw).toString('hex')}` };
       return (await sign('/v1/sign/message', { chainId: options.messageChainId ?? 1, message: m })).signature;

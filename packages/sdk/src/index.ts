@@ -1,4 +1,5 @@
 export * from './http.ts';
+export * from './find-airlock-error.ts';
 export * from './account.ts';
 export * from './x402.ts';
 export * from './receipts.ts';

@@ -33,10 +33,24 @@ const paymentContext = new AsyncLocalStorage<PaymentContext>();
 /**
  * Runs `fn` with `resource` as the x402 resource of every signature requested inside it, so Airlock applies
  * its resource rules (`match.resources`, per-origin budgets, loop guard) to the generic typed-data path too.
+ * When Airlock refuses a signature inside `fn`, this throws Airlock's typed error (AirlockPolicyError with its
+ * violations, or AirlockApprovalRequiredError), not the plain Error the x402 client wraps it into.
  * `fetchWithAirlock` does this for you; use it when you drive `x402Client` yourself.
  */
 export function withX402Resource<T>(resource: string, fn: () => Promise<T>): Promise<T> {
-  return paymentContext.run({ resource, signed: [] }, fn);
+  return runPaymentContext({ resource, signed: [] }, fn);
+}
+
+/** Runs `fn` in `ctx`; a failure after a refusal surfaces as the refusal itself. */
+async function runPaymentContext<T>(ctx: PaymentContext, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await paymentContext.run(ctx, fn);
+  } catch (e) {
+    // The x402 transports (@x402/fetch, @x402/axios) rethrow signer errors as `new Error(message)`, losing
+    // the type and the violations; the signer kept the original here.
+    if (ctx.refusal) throw ctx.refusal;
+    throw e;
+  }
 }
 
 interface SignBody extends SignAnswer {
@@ -71,56 +85,87 @@ export async function airlockX402Signer(options: AirlockX402Options): Promise<Cl
   };
 }
 
-export interface FetchWithAirlockOptions extends AirlockX402Options {
+/**
+ * Registers Airlock's signer on an x402 client for exact/EVM: every `eip155:*` network (v2) and every named
+ * network (v1). Use it to add Airlock to a client you configure yourself (hooks, policies, other schemes).
+ */
+export function registerAirlockSchemes(client: x402Client, signer: ClientEvmSigner): x402Client {
+  client.register('eip155:*', new ExactEvmScheme(signer));
+  for (const network of NETWORKS) client.registerV1(network as `${string}:${string}`, new ExactEvmSchemeV1(signer));
+  return client;
+}
+
+export interface AirlockPaymentOptions extends AirlockX402Options {
   /**
-   * The official client's own spend controls. Default `false`: Airlock's policy is the control (the agent's
-   * process is not a security boundary), and the client's defaults refuse any token it does not know,
-   * including a local test token. Pass SpendControls to add a client-side cap on top.
+   * An x402 client of your own, with Airlock's signer registered on it (`registerAirlockSchemes`), for its
+   * hooks, requirement selector or policies. Default: a new client with Airlock's schemes and no other.
+   */
+  client?: x402Client;
+  /**
+   * The official client's own spend controls. Default `false` on the client built here: Airlock's policy is
+   * the control (the agent's process is not a security boundary), and the client's defaults refuse any token
+   * it does not know, including a local test token. A client you pass keeps its own unless you set this.
+   * Pass SpendControls to add a client-side cap on top.
    */
   spendControls?: SpendControls | false;
   /** Called when reporting a settlement back to Airlock fails (the reconciler still finds it on chain). */
   onReportError?: (error: unknown) => void;
 }
 
+/**
+ * What the fetch and axios transports share: the x402 client (built once, lazily: the signer asks Airlock
+ * for the address) and one paid call, run in its payment context, with its settlement reported afterwards.
+ */
+export interface AirlockPayments {
+  client(): Promise<x402Client>;
+  /** Runs `call` for `resource`; reports the server's PAYMENT-RESPONSE (read by `paymentResponseOf`) to Airlock. */
+  paidCall<R>(resource: string, call: () => Promise<R>, paymentResponseOf: (result: R) => string | null | undefined): Promise<R>;
+}
+
+export function airlockPayments(options: AirlockPaymentOptions): AirlockPayments {
+  const http = createAirlockHttp(options);
+  let ready: Promise<x402Client> | undefined;
+  const build = async (): Promise<x402Client> => {
+    const client = options.client ?? registerAirlockSchemes(new x402Client(), await airlockX402Signer(options));
+    if (options.spendControls !== undefined || !options.client) client.setSpendControls(options.spendControls ?? false);
+    return client;
+  };
+  return {
+    client: () => (ready ??= build()),
+    async paidCall(resource, call, paymentResponseOf) {
+      const ctx: PaymentContext = { resource, signed: [] };
+      const result = await runPaymentContext(ctx, call);
+      const paymentResponse = paymentResponseOf(result);
+      const signed = ctx.signed.at(-1);
+      if (paymentResponse && signed) {
+        await http
+          .request('POST', '/v1/x402/settlement', { ...(signed.paymentId ? { paymentId: signed.paymentId } : {}), nonce: signed.nonce, paymentResponse })
+          .catch((e: unknown) => options.onReportError?.(e));
+      }
+      return result;
+    },
+  };
+}
+
 export type AirlockPaidFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
 /**
  * `fetch` that pays x402 resources through Airlock, built on the official `@x402/fetch`: exact/EVM for every
- * `eip155:*` network (v2) and every named network (v1). After a paid response it reports the server's
- * PAYMENT-RESPONSE to Airlock (POST /v1/x402/settlement). When Airlock refuses it throws AirlockPolicyError
- * (or AirlockApprovalRequiredError) and sends nothing.
+ * `eip155:*` network (v2) and every named network (v1), or the client you pass. After a paid response it
+ * reports the server's PAYMENT-RESPONSE to Airlock (POST /v1/x402/settlement). When Airlock refuses it throws
+ * AirlockPolicyError (or AirlockApprovalRequiredError) and sends nothing.
  */
-export function fetchWithAirlock(fetchImpl: typeof globalThis.fetch, options: FetchWithAirlockOptions): AirlockPaidFetch {
-  const http = createAirlockHttp(options);
+export function fetchWithAirlock(fetchImpl: typeof globalThis.fetch, options: AirlockPaymentOptions): AirlockPaidFetch {
+  const payments = airlockPayments(options);
   let paying: Promise<AirlockPaidFetch> | undefined;
-  const init = async (): Promise<AirlockPaidFetch> => {
-    const signer = await airlockX402Signer(options);
-    const client = new x402Client().register('eip155:*', new ExactEvmScheme(signer));
-    for (const network of NETWORKS) client.registerV1(network as `${string}:${string}`, new ExactEvmSchemeV1(signer));
-    client.setSpendControls(options.spendControls ?? false);
-    return wrapFetchWithPayment(fetchImpl, client);
-  };
-
   return async (input, requestInit) => {
-    paying ??= init();
+    paying ??= payments.client().then((client) => wrapFetchWithPayment(fetchImpl, client));
     const pay = await paying;
-    const ctx: PaymentContext = { resource: requestUrl(input), signed: [] };
-    let response: Response;
-    try {
-      response = await paymentContext.run(ctx, () => pay(input, requestInit));
-    } catch (e) {
-      // The x402 client wraps signer errors into a plain Error; hand back Airlock's typed one.
-      if (ctx.refusal) throw ctx.refusal;
-      throw e;
-    }
-    const paymentResponse = response.headers.get('payment-response') ?? response.headers.get('x-payment-response');
-    const signed = ctx.signed.at(-1);
-    if (paymentResponse && signed) {
-      await http
-        .request('POST', '/v1/x402/settlement', { ...(signed.paymentId ? { paymentId: signed.paymentId } : {}), nonce: signed.nonce, paymentResponse })
-        .catch((e: unknown) => options.onReportError?.(e));
-    }
-    return response;
+    return payments.paidCall(
+      requestUrl(input),
+      () => pay(input, requestInit),
+      (response) => response.headers.get('payment-response') ?? response.headers.get('x-payment-response'),
+    );
   };
 }
 

@@ -3,6 +3,7 @@
 // worker) and verifies them (`LeafRangeVerifier.pushRow`), and the ranges are joined here (`finishVerification`): the seams, the roots at every signed size from the
 // ranges' subtree roots, and the signatures.
 import { availableParallelism } from 'node:os';
+import { extname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { finishVerification, type AuditVerifyResult, type LeafRangeResult, type Signatures } from './log-verifier.ts';
 import type { AuditCheckpoint, SignedTreeHead } from './types.ts';
@@ -49,7 +50,8 @@ export async function verifyAuditInParallel(
   const count = Math.max(1, Math.min(threads ?? availableParallelism(), tasks.length));
   const results: LeafRangeResult[] = new Array(tasks.length);
   let nextTask = 0;
-  const workers = Array.from({ length: count }, () => new Worker(new URL('./verify-worker.ts', import.meta.url), { workerData: { storeModule, storeUrl } }));
+  // The worker sits beside this module with its extension: .ts in the workspace, .js in a built package.
+  const workers = Array.from({ length: count }, () => new Worker(new URL(`./verify-worker${extname(import.meta.url)}`, import.meta.url), { workerData: { storeModule, storeUrl } }));
   try {
     await Promise.all(
       workers.map(

@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { extname } from 'node:path';
 
 /** How often the worker checkpoints: about what SQLite's 1,000-page threshold gives at a few hundred signatures/s. */
 export const CHECKPOINT_INTERVAL_MS = 200;
@@ -27,7 +28,8 @@ export class WalCheckpointer {
   private stopped = false;
 
   constructor(path: string, setWriterThreshold: (pages: number) => void, intervalMs = CHECKPOINT_INTERVAL_MS) {
-    this.worker = new Worker(new URL('./wal-checkpoint-worker.ts', import.meta.url), { workerData: { path, intervalMs } });
+    // The worker sits beside this module with its extension: .ts in the workspace, .js in a built package.
+    this.worker = new Worker(new URL(`./wal-checkpoint-worker${extname(import.meta.url)}`, import.meta.url), { workerData: { path, intervalMs } });
     // A store that is never closed must not keep its process alive.
     this.worker.unref();
     setWriterThreshold(BACKSTOP_CHECKPOINT_PAGES);

@@ -1,0 +1,45 @@
+// x402 over axios for agents whose keys live in Airlock: the official `@x402/axios` interceptor with Airlock
+// as the signer. A subpath (`@airlock/sdk/axios`) so that only agents using axios need axios and @x402/axios.
+import type { AxiosInstance, AxiosResponse } from 'axios';
+import { wrapAxiosWithPayment } from '@x402/axios';
+import { airlockPayments, type AirlockPaymentOptions } from './x402.ts';
+
+/** Methods whose calls go through the payment context: every request method of an axios instance. */
+const REQUEST_METHODS = new Set(['request', 'get', 'delete', 'head', 'options', 'post', 'put', 'patch', 'postForm', 'putForm', 'patchForm']);
+
+/**
+ * `axios` that pays x402 resources through Airlock, the counterpart of `fetchWithAirlock`: the instance gets
+ * the official `@x402/axios` interceptor, and the returned instance runs every request in its own payment
+ * context, so Airlock sees the URL being paid for (its resource rules), a refusal throws AirlockPolicyError
+ * with its violations (not the interceptor's plain Error), and a settlement is reported back to Airlock.
+ * Use the returned instance; the one passed in pays too but without those three.
+ */
+export async function axiosWithAirlock(instance: AxiosInstance, options: AirlockPaymentOptions): Promise<AxiosInstance> {
+  const payments = airlockPayments(options);
+  // @x402/axios is built against its own copy of @x402/core (~2.11); the client it receives is used through
+  // its public methods only (createPaymentPayload, the hooks), which both versions share.
+  wrapAxiosWithPayment(instance, (await payments.client()) as unknown as Parameters<typeof wrapAxiosWithPayment>[1]);
+  const paid = <R>(resource: string, call: () => Promise<R>) =>
+    payments.paidCall(resource, call, (response) => paymentResponseOf(response as AxiosResponse));
+  // A Proxy, because axios runs its interceptors in the caller's async context: the context has to be entered
+  // around the call itself, and an axios instance is both a function and an object of methods.
+  return new Proxy(instance, {
+    apply(target, thisArg, args: unknown[]) {
+      const config = (typeof args[0] === 'string' ? { ...(args[1] as object), url: args[0] } : args[0]) as Parameters<AxiosInstance['getUri']>[0];
+      return paid(target.getUri(config), () => Reflect.apply(target, thisArg, args) as Promise<unknown>);
+    },
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver) as unknown;
+      if (typeof property !== 'string' || !REQUEST_METHODS.has(property) || typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const config = property === 'request' ? (args[0] as object) : { ...(args[property.startsWith('post') || property.startsWith('put') || property.startsWith('patch') ? 2 : 1] as object), url: args[0] as string };
+        return paid(target.getUri(config), () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+      };
+    },
+  });
+}
+
+function paymentResponseOf(response: AxiosResponse | undefined): string | undefined {
+  const value = response?.headers?.['payment-response'] ?? response?.headers?.['x-payment-response'];
+  return typeof value === 'string' ? value : undefined;
+}
