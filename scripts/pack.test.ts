@@ -61,12 +61,12 @@ describe('the packed SDK and CLI installed into a project outside the workspace'
 
   test('one tarball per published package; each ships dist/ with declarations and no tests', () => {
     const names = publishedPackages(workspacePackages()).map((p) => p.json.name);
-    assert.deepEqual(names.toSorted(), ['@airlock/chains', '@airlock/cli', '@airlock/core', '@airlock/keys', '@airlock/sdk', '@airlock/server', '@airlock/store']);
+    assert.deepEqual(names.toSorted(), ['@airlock/chains', '@airlock/cli', '@airlock/core', '@airlock/keys', '@airlock/mcp', '@airlock/sdk', '@airlock/server', '@airlock/store']);
     assert.equal(tarballs.length, names.length);
     for (const tarball of tarballs) {
       const files = run('tar', ['tzf', tarball], work).trim().split('\n');
       assert.ok(files.includes('package/dist/index.js') && files.includes('package/dist/index.d.ts'), `${tarball}: ${files.join(' ')}`);
-      assert.deepEqual(files.filter((f) => /\.test\.|\/testing\/|\.ts$/.test(f) && !f.endsWith('.d.ts')), [], `${tarball} ships sources or tests`);
+      assert.deepEqual(files.filter((f) => /\.test[.-]|\/testing\/|\.ts$/.test(f) && !f.endsWith('.d.ts')), [], `${tarball} ships sources or tests`);
     }
     const sdk = JSON.parse(readFileSync(join(scratch, 'node_modules/@airlock/sdk/package.json'), 'utf8'));
     assert.deepEqual(sdk.exports['./ethers'], { types: './dist/ethers.d.ts', default: './dist/ethers.js' });
@@ -74,10 +74,12 @@ describe('the packed SDK and CLI installed into a project outside the workspace'
     assert.equal(sdk.devDependencies, undefined);
   });
 
-  test('the packed CLI: `airlock --help`, `airlock init`, and `airlock start` serves on a free port', async () => {
+  test('the packed CLI: `airlock --help`, `airlock mcp --help`, `airlock init`, and `airlock start` serves on a free port', async () => {
     const airlock = join(scratch, 'node_modules/.bin/airlock');
     const help = run(airlock, ['--help'], scratch, env24());
     assert.match(help, /run `airlock <command> --help` for its usage/);
+    // `airlock mcp` loads @airlock/mcp lazily: the packed CLI must bring it.
+    assert.match(run(airlock, ['mcp', '--help'], scratch, env24()), /airlock mcp/);
 
     const dataDir = join(work, 'data');
     const secrets = { AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: 'correct horse battery staple, packed' };

@@ -100,8 +100,8 @@ function compile(packages: WorkspacePackage[], buildDir: string): void {
         typeRoots: [join(ROOT, 'node_modules/@types')],
       },
       include: packages.map((p) => join(p.dir, 'src/**/*.ts')),
-      // Tests and test helpers (any testing/ folder under src/) never ship.
-      exclude: packages.flatMap((p) => [join(p.dir, 'src/**/*.test.ts'), join(p.dir, 'src/**/testing/**')]),
+      // Tests, shared test suites (*.test-suite.ts) and test helpers (any testing/ folder under src/) never ship.
+      exclude: packages.flatMap((p) => [join(p.dir, 'src/**/*.test.ts'), join(p.dir, 'src/**/*.test-suite.ts'), join(p.dir, 'src/**/testing/**')]),
     }),
   );
   execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', tsconfig], { stdio: 'inherit' });
