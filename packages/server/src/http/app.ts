@@ -9,6 +9,7 @@ import type { AirlockHolder } from './holder.ts';
 import { buildOpenApi } from './openapi.ts';
 import { RefusalTally } from './refusal-tally.ts';
 import { readBodyBytes } from './request-body.ts';
+import { requestObserver, type RequestObserverOptions } from './request-log.ts';
 import { buildRoutes } from './routes.ts';
 import { SessionRateLimiter } from './session-rate-limiter.ts';
 
@@ -24,6 +25,10 @@ export interface AppOptions {
   sessionRate?: { perSecond: number; burst: number };
   /** Aggregated refusal counts; the daemon passes its own to flush on a timer and at shutdown. */
   refusals?: RefusalTally;
+  /** Request log and metrics (request-log.ts); none by default (in-process tests). */
+  observer?: RequestObserverOptions;
+  /** True once the daemon is shutting down: new requests are refused with `503 shutting_down` (serve.ts). */
+  draining?: () => boolean;
 }
 
 /** Authentication failures allowed per (remote address, credential id) per minute before `429`. */
@@ -70,6 +75,17 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
     return res;
   });
   app.notFound((c) => errorResponse(c, new AirlockError('not_found', 'No such endpoint.')));
+
+  if (options.observer) app.use('*', requestObserver(options.observer));
+  if (options.draining) {
+    const draining = options.draining;
+    app.use('*', async (c, next) => {
+      // Health stays answerable so a load balancer sees `ready` turn 503 rather than a refused connection.
+      if (!draining() || c.req.path.startsWith('/v1/health')) return next();
+      c.header('connection', 'close');
+      throw new AirlockError('shutting_down', 'The daemon is shutting down; retry on another instance or after restart.');
+    });
+  }
 
   app.use(
     '*',
