@@ -8,7 +8,7 @@ export interface BudgetUtilisation {
   scope: 'fleet' | 'agent';
   /** Agent name for agent-scope budgets. */
   agent?: string;
-  /** The budget rule's name in its policy. */
+  /** `<layer>/<rule name>` as violations name it: `fleet/daily-usdc`, `agent/usdc-daily`. */
   rule: string;
   asset: string;
   /** used / max over the rule's window (approval and payment holds included, as policy counts them). */
@@ -32,14 +32,14 @@ interface BudgetRule {
 export async function budgetUtilisation(airlock: Airlock, options: { topAgents: number }): Promise<BudgetUtilisation[]> {
   const { store, clock } = airlock.deps;
   const now = clock.now();
-  const fleetRules = budgetRulesOf((await store.getPolicy('fleet'))?.document);
+  const fleetRules = budgetRulesOf((await store.getPolicy('fleet'))?.document, 'fleet');
   const agents = options.topAgents > 0 ? await store.listAgents({ status: 'active', limit: BUDGET_AGENTS_SCANNED }) : [];
   const questions: { query: WindowQuery; rule: BudgetRule; agent?: string }[] = [];
   for (const rule of fleetRules.filter((r) => r.scope === 'fleet')) {
     questions.push({ query: { series: seriesFor.fleet(), asset: rule.asset, sinceMs: now - rule.windowMs }, rule });
   }
   for (const agent of agents) {
-    const own = budgetRulesOf((await store.getPolicy(`agent:${agent.id}`))?.document);
+    const own = budgetRulesOf((await store.getPolicy(`agent:${agent.id}`))?.document, 'agent');
     for (const rule of [...fleetRules, ...own].filter((r) => r.scope === 'agent')) {
       questions.push({ query: { series: seriesFor.agent(agent.id), asset: rule.asset, sinceMs: now - rule.windowMs }, rule, agent: agent.name });
     }
@@ -61,7 +61,7 @@ export async function budgetUtilisation(airlock: Airlock, options: { topAgents: 
 }
 
 /** Plain budget rules of a stored (already validated) policy document. */
-function budgetRulesOf(document: unknown): BudgetRule[] {
+function budgetRulesOf(document: unknown, layer: 'fleet' | 'agent'): BudgetRule[] {
   const rules = (document as { rules?: unknown[] } | undefined)?.rules ?? [];
   const out: BudgetRule[] = [];
   for (const raw of rules) {
@@ -69,7 +69,13 @@ function budgetRulesOf(document: unknown): BudgetRule[] {
     if (r.type !== 'budget' || r.per_destination === true || r.per_origin === true) continue;
     const scope = (r.scope ?? 'agent') as string;
     if (scope !== 'fleet' && scope !== 'agent') continue;
-    out.push({ name: String(r.name ?? 'budget'), asset: String(r.asset).toLowerCase(), max: BigInt(r.max as string | number), windowMs: parseDuration(String(r.window)), scope });
+    let max: bigint;
+    try {
+      max = BigInt(r.max as string | number);
+    } catch {
+      continue; // validated when stored; a document from an older version that does not parse is left out
+    }
+    out.push({ name: `${layer}/${String(r.name ?? 'budget')}`, asset: String(r.asset).toLowerCase(), max, windowMs: parseDuration(String(r.window)), scope });
   }
   return out;
 }

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { AirlockError } from '@airlock/core';
+import { AirlockError, type SignedTreeHead, type StoredAuditHead } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import { budgetUtilisation, type BudgetUtilisation } from './budget-utilisation.ts';
 
@@ -42,26 +42,36 @@ export class AirlockMetrics {
       labelNames: ['outcome', 'rule', 'code'],
       registers,
     });
-    this.storeErrors = new Counter({
-      name: 'airlock_store_errors_total',
-      help: 'Store failures: requests answered 503 store_unavailable, and failed store reads while scraping.',
-      labelNames: ['source'],
-      registers,
-    });
     this.inFlight = new Gauge({ name: 'airlock_http_requests_in_flight', help: 'HTTP requests being served.', registers });
-    const storeErrors = this.storeErrors;
-    /** A gauge read from the unsealed runtime at scrape time; absent while sealed, counted when the store fails. */
-    const scraped = (name: string, help: string, read: (gauge: Gauge<string>) => Promise<void>, labelNames: string[] = []) =>
+    const topAgents = options.budgetTopAgents ?? 10;
+    // One set of store reads per scrape, shared by every gauge below (prom-client collects all metrics at once).
+    let reading: Promise<StoreSnapshot | undefined> | undefined;
+    const snapshot = () => (reading ??= readSnapshot().finally(() => (reading = undefined)));
+    const readSnapshot = async (): Promise<StoreSnapshot | undefined> => {
+      if (holder.sealed) return undefined;
+      const airlock = holder.get();
+      const { store, clock } = airlock.deps;
+      try {
+        const [head, sth, pending, budgets] = await Promise.all([
+          store.auditHead(),
+          store.lastTreeHead(),
+          store.listApprovals({ state: 'pending', limit: PENDING_APPROVALS_CAP }),
+          budgetUtilisation(airlock, { topAgents }),
+        ]);
+        return { head, sth, now: clock.now(), pendingApprovals: pending.length, budgets };
+      } catch {
+        this.storeErrors.inc({ source: 'scrape' });
+        return undefined;
+      }
+    };
+    /** A gauge read from the store at scrape time; no sample while sealed or when the store read failed. */
+    const scraped = (name: string, help: string, set: (gauge: Gauge<string>, s: StoreSnapshot) => void, labelNames: string[] = []) =>
       new Gauge({
         name, help, labelNames, registers,
         async collect() {
           this.reset();
-          if (holder.sealed) return;
-          try {
-            await read(this);
-          } catch {
-            storeErrors.inc({ source: 'scrape' });
-          }
+          const s = await snapshot();
+          if (s) set(this, s);
         },
       });
     new Gauge({
@@ -70,31 +80,33 @@ export class AirlockMetrics {
         this.set(holder.sealed ? 1 : 0);
       },
     });
-    scraped('airlock_audit_head_seq', 'Sequence number of the newest audit entry.', async (g) => g.set((await holder.get().store.auditHead()).seq));
-    scraped('airlock_audit_entries_unsigned', 'Audit leaves not yet covered by a signed tree head (drops to 0 at each checkpoint).', async (g) => {
-      const store = holder.get().store;
-      const [head, sth] = await Promise.all([store.auditHead(), store.lastTreeHead()]);
-      g.set(head.treeSize - (sth?.treeSize ?? 0));
-    });
-    scraped('airlock_audit_checkpoint_age_seconds', 'Seconds since the newest signed tree head (a head is written only when the log grew, so alert on age together with unsigned entries).', async (g) => {
-      const deps = holder.get().deps;
-      const sth = await deps.store.lastTreeHead();
-      // NaN until the first signed tree head: no age to report, and no alert rule fires on NaN by accident.
-      g.set(sth ? (deps.clock.now() - sth.at) / 1000 : Number.NaN);
-    });
-    scraped('airlock_approvals_pending', `Pending approvals (counted up to ${PENDING_APPROVALS_CAP}).`, async (g) => {
-      g.set((await holder.get().store.listApprovals({ state: 'pending', limit: PENDING_APPROVALS_CAP })).length);
-    });
-    const topAgents = options.budgetTopAgents ?? 10;
+    scraped('airlock_audit_head_seq', 'Sequence number of the newest audit entry.', (g, s) => g.set(s.head.seq));
+    scraped('airlock_audit_entries_unsigned', 'Audit leaves not yet covered by a signed tree head (drops to 0 at each checkpoint).', (g, s) => g.set(s.head.treeSize - (s.sth?.treeSize ?? 0)));
+    scraped(
+      'airlock_audit_checkpoint_age_seconds',
+      'Seconds since the newest signed tree head (a head is written only when the log grew, so alert on age together with unsigned entries).',
+      // NaN until the first signed tree head: there is no age, and no alert rule fires on NaN by accident.
+      (g, s) => g.set(s.sth ? (s.now - s.sth.at) / 1000 : Number.NaN),
+    );
+    scraped('airlock_approvals_pending', `Pending approvals (counted up to ${PENDING_APPROVALS_CAP}).`, (g, s) => g.set(s.pendingApprovals));
     scraped(
       'airlock_budget_utilisation_ratio',
       `Used / max of each budget rule over its window: every fleet-scope budget, and agent-scope budgets of the ${topAgents} most used agents only (bounded cardinality).`,
-      async (g) => {
-        const rows: BudgetUtilisation[] = await budgetUtilisation(holder.get(), { topAgents });
-        for (const r of rows) g.set({ scope: r.scope, agent: r.agent ?? '', rule: r.rule, asset: r.asset }, r.ratio);
+      (g, s) => {
+        for (const r of s.budgets) g.set({ scope: r.scope, agent: r.agent ?? '', rule: r.rule, asset: r.asset }, r.ratio);
       },
       ['scope', 'agent', 'rule', 'asset'],
     );
+    this.storeErrors = new Counter({
+      name: 'airlock_store_errors_total',
+      help: 'Store failures: requests answered 503 store_unavailable, and scrapes whose store reads failed.',
+      labelNames: ['source'],
+      registers,
+      // Waits for this scrape's store reads, so a failure shows in the same scrape.
+      async collect() {
+        await snapshot();
+      },
+    });
   }
 
   /** One answered request. `decision` only for signing outcomes. */
@@ -103,6 +115,14 @@ export class AirlockMetrics {
     if (decision) this.decisions.inc({ outcome: decision.outcome, rule: decision.rule, code: decision.code });
     if (errorCode === 'store_unavailable') this.storeErrors.inc({ source: 'request' });
   }
+}
+
+interface StoreSnapshot {
+  head: StoredAuditHead;
+  sth: SignedTreeHead | undefined;
+  now: number;
+  pendingApprovals: number;
+  budgets: BudgetUtilisation[];
 }
 
 export interface DecisionLabels {

@@ -92,7 +92,9 @@ function parseSample(line: string, where: string): Sample {
   const m = /^ (\S+)(?: (-?\d+))?$/.exec(rest);
   if (!m) throw new Error(`bad value part, ${where}`);
   const text = m[1]!;
-  if (!/^(?:[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|NaN|[+-]Inf)$/.test(text)) throw new Error(`bad value, ${where}`);
-  const value = text === '+Inf' ? Infinity : text === '-Inf' ? -Infinity : Number(text);
+  // "as required by Go's ParseFloat()": decimal or exponent floats, and NaN / Inf in any letter case (prom-client
+  // writes `Nan`, which Prometheus accepts; OpenMetrics would not).
+  if (!/^(?:[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|nan|[+-]?inf(?:inity)?)$/i.test(text)) throw new Error(`bad value, ${where}`);
+  const value = /nan/i.test(text) ? Number.NaN : /inf/i.test(text) ? (text.startsWith('-') ? -Infinity : Infinity) : Number(text);
   return { name, labels, value };
 }
