@@ -128,29 +128,33 @@ export async function serveAirlock(config: AirlockConfig, passphrase: string | u
   return running;
 }
 
+/** Quiet time after the last request arrived before a draining daemon closes its listener. */
+const DRAIN_QUIET_MS = 300;
+
 /**
- * Counts requests between arrival and the end of their response. `settled(ms)` resolves when none is left
- * or after `ms`, with the number still running then (their connections are closed next).
+ * Counts requests between arrival and the end of their response. `settled(ms)` resolves once none is
+ * running and none has arrived for DRAIN_QUIET_MS (connections the kernel already queued get their
+ * `503 shutting_down` instead of a reset), or after `ms`, with the number still running then.
  */
 function trackInFlight(server: Server) {
   let count = 0;
-  let onIdle: (() => void) | undefined;
+  let lastArrival = 0;
   server.on('request', (_req, res) => {
     count++;
-    res.once('close', () => {
-      count--;
-      if (count === 0) onIdle?.();
-    });
+    lastArrival = performance.now();
+    res.once('close', () => void count--);
   });
   return {
     settled(timeoutMs: number): Promise<number> {
-      if (count === 0) return Promise.resolve(0);
+      const deadline = performance.now() + timeoutMs;
       return new Promise<number>((resolve) => {
-        const timer = setTimeout(() => resolve(count), timeoutMs);
-        onIdle = () => {
-          clearTimeout(timer);
-          resolve(0);
+        const check = () => {
+          const now = performance.now();
+          if (count === 0 && now - lastArrival >= DRAIN_QUIET_MS) return resolve(0);
+          if (now >= deadline) return resolve(count);
+          setTimeout(check, 50);
         };
+        check();
       });
     },
   };

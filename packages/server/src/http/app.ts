@@ -81,7 +81,18 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
     const draining = options.draining;
     app.use('*', async (c, next) => {
       // Health stays answerable so a load balancer sees `ready` turn 503 rather than a refused connection.
-      if (!draining() || c.req.path.startsWith('/v1/health')) return next();
+      if (!draining()) {
+        await next();
+        // A request that was running when the drain began: its answer closes the connection, so the client
+        // does not send another request down it while the daemon is about to close it.
+        if (draining()) c.res.headers.set('connection', 'close');
+        return;
+      }
+      if (c.req.path.startsWith('/v1/health')) {
+        await next();
+        c.res.headers.set('connection', 'close');
+        return;
+      }
       c.header('connection', 'close');
       throw new AirlockError('shutting_down', 'The daemon is shutting down; retry on another instance or after restart.');
     });
