@@ -28,7 +28,11 @@ export interface RunningServer {
 }
 
 export interface ServeOptions extends OpenOptions {
-  /** Where log lines go (default: stdout). */
+  /**
+   * The daemon's JSON log (`airlock start` passes one at AIRLOCK_LOG_LEVEL). Without one, start-up and
+   * internal errors still go to stdout at the configured level, but requests are not logged: an embedding
+   * (the SDK's and the testbed's tests) is not flooded with a line per request.
+   */
   logger?: Logger;
 }
 
@@ -60,7 +64,7 @@ export async function serveAirlock(config: AirlockConfig, passphrase: string | u
     allowedHosts: config.socketPath ? 'any' : [...(isIP(config.host) ? [] : [config.host]), ...config.allowedHosts],
     sessionRate: config.sessionRate,
     refusals,
-    observer: { logger, ...(metrics ? { metrics } : {}) },
+    observer: { ...(options.logger ? { logger } : {}), ...(metrics ? { metrics } : {}) },
     draining: () => draining,
     logInternalError: (err) => {
       const cause = err.cause instanceof Error ? (err.cause.stack ?? err.cause.message) : String(err.cause);

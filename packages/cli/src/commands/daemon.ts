@@ -96,8 +96,8 @@ export const startCommand: Command = {
       if (passphrase === undefined) console.log('No passphrase available: starting sealed. POST /v1/unseal to unseal.');
     }
     warnFirstRunSecrets(config);
-    const { serveAirlock, redactUrl } = await serverModule();
-    const server = await serveAirlock(config, passphrase);
+    const { serveAirlock, redactUrl, createLogger } = await serverModule();
+    const server = await serveAirlock(config, passphrase, { logger: createLogger(config.logLevel) });
     let stopping = false;
     const stop = async (signal: string) => {
       // Ctrl-C under the bin/ launcher arrives twice (the terminal and the launcher forward it): shut down once.
