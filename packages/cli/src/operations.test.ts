@@ -37,89 +37,91 @@ async function started(env: NodeJS.ProcessEnv, args: string[] = []): Promise<Dae
 }
 
 describe('metrics and request logs', () => {
-  test('a scrape after real requests counts them by route pattern and decision; every log line is JSON with the request fields and no token', async () => {
-    const data = await daemonData();
-    const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0' }));
-    const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
-    assert.ok(metricsUrl, daemon.output());
+  for (const store of ['sqlite', 'postgres'] as const) {
+    test(`${store}: a scrape after real requests counts them by route pattern and decision; every log line is JSON with the request fields and no token`, async () => {
+      const data = await daemonData(store);
+      const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0' }));
+      const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
+      assert.ok(metricsUrl, daemon.output());
 
-    const { agent, token } = await provisionRemoteAgent(daemon.url, data.adminToken, { policy: usdcPolicy({ daily: '10000000', approvalAbove: '5000000' }) });
-    const sign = (to: string, amount: bigint, nonce: number) =>
-      fetch(`${daemon.url}/v1/sign/transaction`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(usdcTransfer(to, amount, nonce)) });
-    const allowed = [await sign(ALICE, 1_000_000n, 1), await sign(ALICE, 2_000_000n, 2), await sign(ALICE, 1_000_000n, 3)];
-    for (const r of allowed) assert.equal(r.status, 200);
-    const denied = await sign(MALLORY, 1_000_000n, 4);
-    assert.equal(denied.status, 403);
-    const deniedBody = (await denied.json()) as { error: { violations: { rule: string; code: string }[] } };
-    const pending = await sign(ALICE, 6_000_000n, 5);
-    assert.equal(pending.status, 202);
-    const requestId = allowed[0]!.headers.get('x-request-id');
-    assert.match(requestId ?? '', /^[0-9a-f]{16}$/);
-    // A client's own request id is kept (and a hostile one replaced).
-    const own = await fetch(`${daemon.url}/v1/health/live`, { headers: { 'x-request-id': 'trace-42' } });
-    assert.equal(own.headers.get('x-request-id'), 'trace-42');
-    const hostile = await fetch(`${daemon.url}/v1/health/live`, { headers: { 'x-request-id': 'a"} {"level":"error' } });
-    assert.match(hostile.headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
-    const unauth = await fetch(`${daemon.url}/v1/agents`, { headers: { authorization: 'Bearer adm_not-the-token-at-all-0123456789abcdef' } });
-    assert.equal(unauth.status, 401);
+      const { agent, token } = await provisionRemoteAgent(daemon.url, data.adminToken, { policy: usdcPolicy({ daily: '10000000', approvalAbove: '5000000' }) });
+      const sign = (to: string, amount: bigint, nonce: number) =>
+        fetch(`${daemon.url}/v1/sign/transaction`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(usdcTransfer(to, amount, nonce)) });
+      const allowed = [await sign(ALICE, 1_000_000n, 1), await sign(ALICE, 2_000_000n, 2), await sign(ALICE, 1_000_000n, 3)];
+      for (const r of allowed) assert.equal(r.status, 200);
+      const denied = await sign(MALLORY, 1_000_000n, 4);
+      assert.equal(denied.status, 403);
+      const deniedBody = (await denied.json()) as { error: { violations: { rule: string; code: string }[] } };
+      const pending = await sign(ALICE, 6_000_000n, 5);
+      assert.equal(pending.status, 202);
+      const requestId = allowed[0]!.headers.get('x-request-id');
+      assert.match(requestId ?? '', /^[0-9a-f]{16}$/);
+      // A client's own request id is kept (and a hostile one replaced).
+      const own = await fetch(`${daemon.url}/v1/health/live`, { headers: { 'x-request-id': 'trace-42' } });
+      assert.equal(own.headers.get('x-request-id'), 'trace-42');
+      const hostile = await fetch(`${daemon.url}/v1/health/live`, { headers: { 'x-request-id': 'a"} {"level":"error' } });
+      assert.match(hostile.headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
+      const unauth = await fetch(`${daemon.url}/v1/agents`, { headers: { authorization: 'Bearer adm_not-the-token-at-all-0123456789abcdef' } });
+      assert.equal(unauth.status, 401);
 
-    const res = await fetch(metricsUrl);
-    assert.equal(res.status, 200);
-    assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-    const m = parseExposition(await res.text());
-    assert.equal(m.types.get('airlock_decisions_total'), 'counter');
-    assert.equal(m.value('airlock_decisions_total', { outcome: 'allow', rule: '', code: '' }), 3);
-    const v = deniedBody.error.violations[0]!;
-    assert.equal(m.value('airlock_decisions_total', { outcome: 'deny', rule: v.rule, code: v.code }), 1);
-    assert.equal(m.find('airlock_decisions_total', { outcome: 'require_approval' }).reduce((n, s) => n + s.value, 0), 1);
-    const signRoute = { method: 'POST', route: '/v1/sign/transaction' };
-    assert.equal(m.value('airlock_http_request_duration_seconds_count', { ...signRoute, status: '200' }), 3);
-    assert.equal(m.value('airlock_http_request_duration_seconds_count', { ...signRoute, status: '403' }), 1);
-    assert.equal(m.value('airlock_http_request_duration_seconds_bucket', { ...signRoute, status: '200', le: '+Inf' }), 3);
-    // Route patterns only: the agent's name in `/v1/policies/<name>` never becomes a label value.
-    assert.ok(m.find('airlock_http_request_duration_seconds_count', { route: '/v1/policies/:scope' }).length > 0);
-    assert.ok(!m.samples.some((s) => s.labels.route?.includes(agent.name)), 'no raw path in route labels');
-    assert.equal(m.value('airlock_approvals_pending'), 1);
-    const head = await httpJson(daemon.url, 'GET', '/v1/audit/head', { token: data.adminToken });
-    assert.equal(m.value('airlock_audit_head_seq'), head.body.seq);
-    assert.equal(m.value('airlock_sealed'), 0);
-    assert.equal(m.find('airlock_store_errors_total').reduce((n, s) => n + s.value, 0), 0);
-    // 4 USDC spent + 6 held for the approval, of a 10 USDC daily budget.
-    assert.equal(m.value('airlock_budget_utilisation_ratio', { scope: 'agent', agent: agent.name, rule: 'agent/usdc-daily' }), 1);
+      const res = await fetch(metricsUrl);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+      const m = parseExposition(await res.text());
+      assert.equal(m.types.get('airlock_decisions_total'), 'counter');
+      assert.equal(m.value('airlock_decisions_total', { outcome: 'allow', rule: '', code: '' }), 3);
+      const v = deniedBody.error.violations[0]!;
+      assert.equal(m.value('airlock_decisions_total', { outcome: 'deny', rule: v.rule, code: v.code }), 1);
+      assert.equal(m.find('airlock_decisions_total', { outcome: 'require_approval' }).reduce((n, s) => n + s.value, 0), 1);
+      const signRoute = { method: 'POST', route: '/v1/sign/transaction' };
+      assert.equal(m.value('airlock_http_request_duration_seconds_count', { ...signRoute, status: '200' }), 3);
+      assert.equal(m.value('airlock_http_request_duration_seconds_count', { ...signRoute, status: '403' }), 1);
+      assert.equal(m.value('airlock_http_request_duration_seconds_bucket', { ...signRoute, status: '200', le: '+Inf' }), 3);
+      // Route patterns only: the agent's name in `/v1/policies/<name>` never becomes a label value.
+      assert.ok(m.find('airlock_http_request_duration_seconds_count', { route: '/v1/policies/:scope' }).length > 0);
+      assert.ok(!m.samples.some((s) => s.labels.route?.includes(agent.name)), 'no raw path in route labels');
+      assert.equal(m.value('airlock_approvals_pending'), 1);
+      const head = await httpJson(daemon.url, 'GET', '/v1/audit/head', { token: data.adminToken });
+      assert.equal(m.value('airlock_audit_head_seq'), head.body.seq);
+      assert.equal(m.value('airlock_sealed'), 0);
+      assert.equal(m.find('airlock_store_errors_total').reduce((n, s) => n + s.value, 0), 0);
+      // 4 USDC spent + 6 held for the approval, of a 10 USDC daily budget.
+      assert.equal(m.value('airlock_budget_utilisation_ratio', { scope: 'agent', agent: agent.name, rule: 'agent/usdc-daily' }), 1);
 
-    // Not on the API port, and the metrics port serves nothing else.
-    assert.equal((await fetch(`${daemon.url}/metrics`)).status, 404);
-    assert.equal((await fetch(metricsUrl.replace('/metrics', '/v1/agents'))).status, 404);
+      // Not on the API port, and the metrics port serves nothing else.
+      assert.equal((await fetch(`${daemon.url}/metrics`)).status, 404);
+      assert.equal((await fetch(metricsUrl.replace('/metrics', '/v1/agents'))).status, 404);
 
-    // Counters move with further requests.
-    assert.equal((await sign(ALICE, 1_000_000n, 6)).status, 403); // over the budget now: denied by usdc-daily
-    const again = parseExposition(await (await fetch(metricsUrl)).text());
-    assert.equal(again.value('airlock_decisions_total', { outcome: 'deny', rule: 'agent/usdc-daily', code: 'budget_exceeded' }), 1);
-    assert.equal(again.value('airlock_http_request_duration_seconds_count', { ...signRoute, status: '403' }), 2);
+      // Counters move with further requests.
+      assert.equal((await sign(ALICE, 1_000_000n, 6)).status, 403); // over the budget now: denied by usdc-daily
+      const again = parseExposition(await (await fetch(metricsUrl)).text());
+      assert.equal(again.value('airlock_decisions_total', { outcome: 'deny', rule: 'agent/usdc-daily', code: 'budget_exceeded' }), 1);
+      assert.equal(again.value('airlock_http_request_duration_seconds_count', { ...signRoute, status: '403' }), 2);
 
-    assert.equal(await daemon.stop(), 0);
-    const lines = daemon.output().split('\n').filter((l) => l.startsWith('{'));
-    const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    const requests = entries.filter((e) => e.msg === 'request');
-    assert.ok(requests.length >= 12, `request lines: ${requests.length}`);
-    for (const r of requests) {
-      assert.equal(typeof r.requestId, 'string');
-      assert.equal(typeof r.route, 'string');
-      assert.equal(typeof r.status, 'number');
-      assert.equal(typeof r.latencyMs, 'number');
-      assert.equal(r.level, r.status as number >= 500 ? 'error' : 'info');
-    }
-    const first = requests.find((r) => r.requestId === requestId);
-    assert.deepEqual({ route: first?.route, status: first?.status, agent: first?.agent, decision: first?.decision }, { route: '/v1/sign/transaction', status: 200, agent: agent.name, decision: 'allow' });
-    const deniedLine = requests.find((r) => r.status === 403 && r.route === '/v1/sign/transaction');
-    assert.deepEqual({ decision: deniedLine?.decision, rule: deniedLine?.rule, code: deniedLine?.code }, { decision: 'deny', rule: v.rule, code: v.code });
-    assert.ok(requests.some((r) => r.status === 401 && r.error === 'unauthenticated'));
-    // Every line on stdout that is not the start banner is JSON, and no credential is anywhere in the output.
-    const text = daemon.output();
-    for (const secret of [token, token.split('.').at(-1)!, data.adminToken, data.adminToken.slice(4), 'adm_not-the-token-at-all', data.passphrase]) {
-      assert.ok(!text.includes(secret), 'a secret reached the log');
-    }
-  });
+      assert.equal(await daemon.stop(), 0);
+      const lines = daemon.output().split('\n').filter((l) => l.startsWith('{'));
+      const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      const requests = entries.filter((e) => e.msg === 'request');
+      assert.ok(requests.length >= 12, `request lines: ${requests.length}`);
+      for (const r of requests) {
+        assert.equal(typeof r.requestId, 'string');
+        assert.equal(typeof r.route, 'string');
+        assert.equal(typeof r.status, 'number');
+        assert.equal(typeof r.latencyMs, 'number');
+        assert.equal(r.level, r.status as number >= 500 ? 'error' : 'info');
+      }
+      const first = requests.find((r) => r.requestId === requestId);
+      assert.deepEqual({ route: first?.route, status: first?.status, agent: first?.agent, decision: first?.decision }, { route: '/v1/sign/transaction', status: 200, agent: agent.name, decision: 'allow' });
+      const deniedLine = requests.find((r) => r.status === 403 && r.route === '/v1/sign/transaction');
+      assert.deepEqual({ decision: deniedLine?.decision, rule: deniedLine?.rule, code: deniedLine?.code }, { decision: 'deny', rule: v.rule, code: v.code });
+      assert.ok(requests.some((r) => r.status === 401 && r.error === 'unauthenticated'));
+      // Every line on stdout that is not the start banner is JSON, and no credential is anywhere in the output.
+      const text = daemon.output();
+      for (const secret of [token, token.split('.').at(-1)!, data.adminToken, data.adminToken.slice(4), 'adm_not-the-token-at-all', data.passphrase]) {
+        assert.ok(!text.includes(secret), 'a secret reached the log');
+      }
+    });
+  }
 
   test('AIRLOCK_LOG_LEVEL=warn keeps ordinary request lines out; a bad level is refused with its name', async () => {
     const data = await daemonData();
