@@ -97,7 +97,7 @@ function routePattern(c: Context): string {
 
 type Answer = { decision?: unknown; violations?: { rule?: string; code?: string }[]; error?: { code?: unknown; violations?: { rule?: string; code?: string }[] } };
 
-/** A signing outcome, from the body of a sign, x402 pay or approval answer (deny bodies name their violations). */
+/** A signing outcome, from the body of a sign or x402 pay answer (deny bodies name their violations). */
 function decisionOf(answered: unknown): DecisionLabels | undefined {
   if (typeof answered !== 'object' || answered === null) return undefined;
   const a = answered as Answer;
