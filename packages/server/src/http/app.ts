@@ -4,6 +4,7 @@ import { AttemptLimiter } from './attempt-limiter.ts';
 import { accessPrincipal, authenticate, type AuthEdge, type Principal } from './auth.ts';
 import { browserGuard } from './browser-guard.ts';
 import { clientAddress } from './client-address.ts';
+import { drainGuard } from './drain-guard.ts';
 import { errorResponse, toAirlockError } from './errors.ts';
 import type { AirlockHolder } from './holder.ts';
 import { buildOpenApi } from './openapi.ts';
@@ -77,26 +78,7 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
   app.notFound((c) => errorResponse(c, new AirlockError('not_found', 'No such endpoint.')));
 
   if (options.observer) app.use('*', requestObserver(options.observer));
-  if (options.draining) {
-    const draining = options.draining;
-    app.use('*', async (c, next) => {
-      // Health stays answerable so a load balancer sees `ready` turn 503 rather than a refused connection.
-      if (!draining()) {
-        await next();
-        // A request that was running when the drain began: its answer closes the connection, so the client
-        // does not send another request down it while the daemon is about to close it.
-        if (draining()) c.res.headers.set('connection', 'close');
-        return;
-      }
-      if (c.req.path.startsWith('/v1/health')) {
-        await next();
-        c.res.headers.set('connection', 'close');
-        return;
-      }
-      c.header('connection', 'close');
-      throw new AirlockError('shutting_down', 'The daemon is shutting down; retry on another instance or after restart.');
-    });
-  }
+  if (options.draining) app.use('*', drainGuard(options.draining));
 
   app.use(
     '*',
