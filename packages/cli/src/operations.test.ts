@@ -186,6 +186,16 @@ describe('SIGTERM', () => {
     let answered = 0;
     let signalled: () => void;
     const signalSent = new Promise<void>((r) => (signalled = r));
+    // While the daemon drains, readiness says so (hundreds of signing requests are still running then). The
+    // signal is handled asynchronously: readiness is polled until it changes.
+    const readyWhileDraining = signalSent.then(async () => {
+      for (let i = 0; i < 100; i++) {
+        const ready = await httpJson(daemon.url, 'GET', '/v1/health/ready');
+        if (ready.status !== 200) return ready;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return { status: 200, body: 'still ready 1 s after SIGTERM' };
+    });
     const outcomes = await Promise.all(
       Array.from({ length: REQUESTS }, async (_, i) => {
         try {
@@ -205,7 +215,6 @@ describe('SIGTERM', () => {
         }
       }),
     );
-    await signalSent;
     assert.equal(await daemon.stop(), 0, daemon.output());
     const signed = outcomes.filter((o) => o.kind === 'answered' && o.status === 200);
     const refused = outcomes.filter((o) => o.kind === 'answered' && o.status === 503);
@@ -217,6 +226,8 @@ describe('SIGTERM', () => {
     // Only a connection the daemon never accepted may fail, and only by being refused.
     for (const f of failed) assert.equal(f.code, 'ECONNREFUSED', `a request failed with ${f.code}`);
     assert.ok(signed.length >= 50, `${signed.length} signed`);
+
+    assert.deepEqual(await readyWhileDraining, { status: 503, body: { status: 'shutting_down' } });
 
     const restarted = await started(envFor(data));
     const entries = await readWholeAudit(restarted.url, data.adminToken);
