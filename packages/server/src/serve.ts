@@ -137,15 +137,16 @@ const DRAIN_QUIET_MS = 300;
 
 /**
  * Counts requests between arrival and the end of their response. `settled(ms)` resolves once none is
- * running and none has arrived for DRAIN_QUIET_MS (connections the kernel already queued get their
- * `503 shutting_down` instead of a reset), or after `ms`, with the number still running then.
+ * running and none but health checks has arrived for DRAIN_QUIET_MS (connections the kernel already queued
+ * get their `503 shutting_down` instead of a reset), or after `ms`, with the number still running then.
  */
 function trackInFlight(server: Server) {
   let count = 0;
   let lastArrival = 0;
-  server.on('request', (_req, res) => {
+  server.on('request', (req, res) => {
     count++;
-    lastArrival = performance.now();
+    // A load balancer polling readiness must not hold the drain open until the deadline.
+    if (!req.url?.startsWith('/v1/health')) lastArrival = performance.now();
     res.once('close', () => void count--);
   });
   return {
