@@ -40,7 +40,11 @@ export const ERROR_CODES = {
   // availability
   sealed: { status: 503, summary: 'The vault is sealed.' },
   store_unavailable: { status: 503, summary: 'The store is unavailable; nothing was signed.' },
+  shutting_down: { status: 503, summary: 'The daemon is shutting down and accepts no new request; nothing was done.' },
   audit_integrity_failed: { status: 503, summary: 'The audit log does not extend its last signed checkpoint; nothing is signed until an operator acts.' },
+  // operations (the CLI and the daemon's start-up, never an HTTP answer)
+  address_in_use: { status: 500, summary: 'The listen address is already in use.' },
+  config_invalid: { status: 400, summary: 'The configuration file cannot be read or holds an unknown or invalid setting.' },
   // vault
   vault_wrong_passphrase: { status: 400, summary: 'The passphrase does not open this vault.' },
   vault_corrupt: { status: 400, summary: 'The vault file is truncated, tampered with or not a vault.' },

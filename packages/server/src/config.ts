@@ -1,5 +1,6 @@
 import { resolve, join } from 'node:path';
 import { AirlockError, parseDuration } from '@airlock/core';
+import { parseLogLevel, type LogLevel } from './http/request-log.ts';
 
 export interface AirlockConfig {
   /** Holds vault.json and (by default) airlock.db. */
@@ -26,6 +27,14 @@ export interface AirlockConfig {
   sessionRate: { perSecond: number; burst: number };
   /** When the reconciler may trust the chain enough to release a hold (docs/x402.md, docs/operations.md). */
   reconcile: ReconcileConfig;
+  /** JSON log lines at this level and above (AIRLOCK_LOG_LEVEL: debug, info (default), warn, error, silent). */
+  logLevel: LogLevel;
+  /** Prometheus `/metrics` listener (AIRLOCK_METRICS_LISTEN=host:port); unset: no metrics endpoint. */
+  metricsListen?: { host: string; port: number };
+  /** Agents whose budget utilisation is exported, the most used first (AIRLOCK_METRICS_BUDGET_AGENTS, default 10). */
+  metricsBudgetAgents: number;
+  /** How long SIGTERM waits for in-flight requests before closing their connections (AIRLOCK_SHUTDOWN_TIMEOUT, default 10s). */
+  shutdownTimeoutMs: number;
 }
 
 export interface ReconcileConfig {
@@ -66,7 +75,12 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
       perSecond: intFrom(env.AIRLOCK_SESSION_RATE, 50, 'AIRLOCK_SESSION_RATE'),
       burst: intFrom(env.AIRLOCK_SESSION_BURST, 100, 'AIRLOCK_SESSION_BURST'),
     },
+    logLevel: overrides.logLevel ?? parseLogLevel(env.AIRLOCK_LOG_LEVEL),
+    metricsBudgetAgents: overrides.metricsBudgetAgents ?? intFrom(env.AIRLOCK_METRICS_BUDGET_AGENTS, 10, 'AIRLOCK_METRICS_BUDGET_AGENTS'),
+    shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? secondsFrom(env.AIRLOCK_SHUTDOWN_TIMEOUT, '10s', 'AIRLOCK_SHUTDOWN_TIMEOUT') * 1000,
   };
+  const metricsListen = overrides.metricsListen ?? parseListen(env.AIRLOCK_METRICS_LISTEN, 'AIRLOCK_METRICS_LISTEN');
+  if (metricsListen) config.metricsListen = metricsListen;
   if (config.sessionRate.perSecond > 0 && config.sessionRate.burst < 1) throw new AirlockError('invalid_request', 'AIRLOCK_SESSION_BURST must be at least 1.');
   const socketPath = overrides.socketPath ?? env.AIRLOCK_SOCKET;
   if (socketPath) config.socketPath = socketPath;
@@ -146,6 +160,15 @@ export function parseAllowedHosts(value: string | undefined): string[] {
     if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(entry)) throw new AirlockError('invalid_request', `AIRLOCK_ALLOWED_HOSTS entry ${i + 1} must be a host name without port or scheme.`);
     return entry.toLowerCase();
   });
+}
+
+/** `127.0.0.1:9464`, `[::1]:9464` or `:9464` (all interfaces: say so explicitly with 0.0.0.0). */
+export function parseListen(value: string | undefined, name: string): { host: string; port: number } | undefined {
+  if (value === undefined || value.trim() === '' || value.trim() === 'off') return undefined;
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value.trim());
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) throw new AirlockError('invalid_request', `${name} must be host:port (e.g. 127.0.0.1:9464; port 0 picks a free one) or off.`);
+  return { host: match[1] ?? match[2]!, port };
 }
 
 function listFrom(value: string | undefined): string[] {

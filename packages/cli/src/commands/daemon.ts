@@ -113,19 +113,26 @@ export const startCommand: Command = {
       if (passphrase === undefined) console.log('No passphrase available: starting sealed. POST /v1/unseal to unseal.');
     }
     warnFirstRunSecrets(config);
-    const { serveAirlock, redactUrl } = await serverModule();
-    const server = await serveAirlock(config, passphrase);
+    const { serveAirlock, redactUrl, createLogger } = await serverModule();
+    const server = await serveAirlock(config, passphrase, { logger: createLogger(config.logLevel) });
     let stopping = false;
     const stop = async (signal: string) => {
       // Ctrl-C under the bin/ launcher arrives twice (the terminal and the launcher forward it): shut down once.
       if (stopping) return;
       stopping = true;
-      console.log(`${signal}: shutting down (final audit checkpoint)…`);
-      await server.close();
-      process.exit(0);
+      console.log(`${signal}: shutting down (draining requests for up to ${config.shutdownTimeoutMs / 1000}s, then the final audit checkpoint)…`);
+      try {
+        const { cut } = await server.drainAndClose();
+        if (cut > 0) console.error(`${cut} request(s) still running at the shutdown deadline were cut (AIRLOCK_SHUTDOWN_TIMEOUT).`);
+        console.log('stopped');
+        process.exit(0);
+      } catch (e) {
+        console.error(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);
+        process.exit(1);
+      }
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));
-    // Only now: a supervisor may signal the moment it reads this line, and must get a clean shutdown.
+    if (server.metricsUrl) console.log(`Metrics on ${server.metricsUrl}`);
     console.log(`Airlock listening on ${server.url} (store: ${redactUrl(config.storeUrl)}, ${server.holder.sealed ? 'sealed' : 'unsealed'})`);
   },
 };

@@ -4,12 +4,14 @@ import { AttemptLimiter } from './attempt-limiter.ts';
 import { accessPrincipal, authenticate, type AuthEdge, type Principal } from './auth.ts';
 import { browserGuard } from './browser-guard.ts';
 import { clientAddress } from './client-address.ts';
+import { drainGuard } from './drain-guard.ts';
 import { errorResponse, toAirlockError } from './errors.ts';
 import type { AirlockHolder } from './holder.ts';
 import { JSON_RPC_PATH, jsonRpcEndpoint } from './json-rpc.ts';
 import { buildOpenApi } from './openapi.ts';
 import { RefusalTally } from './refusal-tally.ts';
 import { readBodyBytes } from './request-body.ts';
+import { requestObserver, type RequestObserverOptions } from './request-log.ts';
 import { buildRoutes } from './routes.ts';
 import { SessionRateLimiter } from './session-rate-limiter.ts';
 
@@ -25,6 +27,10 @@ export interface AppOptions {
   sessionRate?: { perSecond: number; burst: number };
   /** Aggregated refusal counts; the daemon passes its own to flush on a timer and at shutdown. */
   refusals?: RefusalTally;
+  /** Request log and metrics (request-log.ts); none by default (in-process tests). */
+  observer?: RequestObserverOptions;
+  /** True once the daemon is shutting down: new requests are refused with `503 shutting_down` (serve.ts). */
+  draining?: () => boolean;
 }
 
 /** Authentication failures allowed per (remote address, credential id) per minute before `429`. */
@@ -71,6 +77,9 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
     return res;
   });
   app.notFound((c) => errorResponse(c, new AirlockError('not_found', 'No such endpoint.')));
+
+  if (options.observer) app.use('*', requestObserver(options.observer));
+  if (options.draining) app.use('*', drainGuard(options.draining));
 
   app.use(
     '*',

@@ -8,6 +8,8 @@ export const UNSEAL_ATTEMPTS_PER_MINUTE = 10;
 /** Holds the unsealed runtime. While sealed, everything but health, OpenAPI and unseal answers 503. */
 export class AirlockHolder {
   private airlock?: Airlock;
+  /** Set when the daemon starts shutting down: readiness turns 503 while in-flight requests finish. */
+  draining = false;
   private readonly unsealer?: (passphrase: string) => Promise<Airlock>;
 
   constructor(airlock?: Airlock, unsealer?: (passphrase: string) => Promise<Airlock>) {

@@ -62,6 +62,22 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ status: 'ok', store: A().store.dialect });
       },
     },
+    {
+      method: 'get', path: '/v1/health/live', summary: 'Liveness: the process answers HTTP (sealed, store down or shutting down included)', tag: 'system', auth: 'none',
+      responses: { 200: 'alive' },
+      handler: async (c) => c.json({ status: 'alive' }),
+    },
+    {
+      method: 'get', path: '/v1/health/ready', summary: 'Readiness: unsealed, store reachable and not shutting down', tag: 'system', auth: 'none',
+      responses: { 200: 'ready', 503: 'sealed, shutting down or store unavailable' },
+      handler: async (c) => {
+        if (holder.sealed) return c.json({ status: 'sealed' }, 503);
+        if (holder.draining) return c.json({ status: 'shutting_down' }, 503);
+        // One index read: the same proof of a working store as /v1/health (503 store_unavailable otherwise).
+        await A().store.auditHead();
+        return c.json({ status: 'ready', store: A().store.dialect });
+      },
+    },
     { method: 'get', path: '/v1/openapi.json', summary: 'This API as OpenAPI 3.1', tag: 'system', auth: 'none', responses: { 200: 'OpenAPI document' }, handler: async (c) => c.json(openapi()) },
     {
       method: 'post', path: '/v1/unseal', summary: 'Unseal a server started sealed', tag: 'system', auth: 'none', body: S.UnsealRequest,

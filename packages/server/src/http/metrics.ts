@@ -1,0 +1,181 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AirlockError, type SignedTreeHead, type StoredAuditHead } from '@airlock/core';
+import type { AirlockHolder } from './holder.ts';
+import { budgetUtilisation, type BudgetUtilisation } from './budget-utilisation.ts';
+
+/** Upper bound the pending-approvals gauge counts to (one list page of the store). */
+export const PENDING_APPROVALS_CAP = 1000;
+
+export interface MetricsOptions {
+  /** Agents whose budget utilisation is exported: the N most used (default 10; 0 turns per-agent series off). */
+  budgetTopAgents?: number;
+}
+
+/**
+ * The daemon's Prometheus metrics. Request counters and histograms are updated in memory by the request
+ * observer (no I/O on the signing path); everything read from the store (audit head, checkpoint age,
+ * pending approvals, budget utilisation) is read when Prometheus scrapes, never per request.
+ */
+export class AirlockMetrics {
+  readonly registry = new Registry();
+  private readonly requestDuration: Histogram<'method' | 'route' | 'status'>;
+  private readonly decisions: Counter<'outcome' | 'rule' | 'code'>;
+  private readonly storeErrors: Counter<'source'>;
+  readonly inFlight: Gauge;
+
+  constructor(holder: AirlockHolder, options: MetricsOptions = {}) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'airlock_' });
+    this.requestDuration = new Histogram({
+      name: 'airlock_http_request_duration_seconds',
+      help: 'HTTP request latency by route pattern (e.g. /v1/agents/:id, never the raw path), method and status.',
+      labelNames: ['method', 'route', 'status'],
+      // Signing answers in a few ms; an unseal (argon2id) takes about a second.
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.decisions = new Counter({
+      name: 'airlock_decisions_total',
+      help: 'Signing decisions by outcome (allow, deny, require_approval) and the first violation\'s rule and code (empty for allow).',
+      labelNames: ['outcome', 'rule', 'code'],
+      registers,
+    });
+    this.inFlight = new Gauge({ name: 'airlock_http_requests_in_flight', help: 'HTTP requests being served.', registers });
+    const topAgents = options.budgetTopAgents ?? 10;
+    // One set of store reads per scrape, shared by every gauge below (prom-client collects all metrics at once).
+    let reading: Promise<StoreSnapshot | undefined> | undefined;
+    const snapshot = () => (reading ??= readSnapshot().finally(() => (reading = undefined)));
+    const readSnapshot = async (): Promise<StoreSnapshot | undefined> => {
+      if (holder.sealed) return undefined;
+      const airlock = holder.get();
+      const { store, clock } = airlock.deps;
+      try {
+        const [head, sth, pending, budgets] = await Promise.all([
+          store.auditHead(),
+          store.lastTreeHead(),
+          store.listApprovals({ state: 'pending', limit: PENDING_APPROVALS_CAP }),
+          budgetUtilisation(airlock, { topAgents }),
+        ]);
+        return { head, sth, now: clock.now(), pendingApprovals: pending.length, budgets };
+      } catch {
+        this.storeErrors.inc({ source: 'scrape' });
+        return undefined;
+      }
+    };
+    /** A gauge read from the store at scrape time; no sample while sealed or when the store read failed. */
+    const scraped = (name: string, help: string, set: (gauge: Gauge<string>, s: StoreSnapshot) => void, labelNames: string[] = []) =>
+      new Gauge({
+        name, help, labelNames, registers,
+        async collect() {
+          this.reset();
+          const s = await snapshot();
+          if (s) set(this, s);
+        },
+      });
+    new Gauge({
+      name: 'airlock_sealed', help: '1 while the vault is sealed (nothing can be signed), 0 once unsealed.', registers,
+      collect() {
+        this.set(holder.sealed ? 1 : 0);
+      },
+    });
+    scraped('airlock_audit_head_seq', 'Sequence number of the newest audit entry.', (g, s) => g.set(s.head.seq));
+    scraped('airlock_audit_entries_unsigned', 'Audit leaves not yet covered by a signed tree head (drops to 0 at each checkpoint).', (g, s) => g.set(s.head.treeSize - (s.sth?.treeSize ?? 0)));
+    scraped(
+      'airlock_audit_checkpoint_age_seconds',
+      'Seconds since the newest signed tree head (a head is written only when the log grew, so alert on age together with unsigned entries).',
+      // NaN until the first signed tree head: there is no age, and no alert rule fires on NaN by accident.
+      (g, s) => g.set(s.sth ? (s.now - s.sth.at) / 1000 : Number.NaN),
+    );
+    scraped('airlock_approvals_pending', `Pending approvals (counted up to ${PENDING_APPROVALS_CAP}).`, (g, s) => g.set(s.pendingApprovals));
+    scraped(
+      'airlock_budget_utilisation_ratio',
+      `Used / max of each budget rule over its window: every fleet-scope budget, and agent-scope budgets of the ${topAgents} most used agents only (bounded cardinality).`,
+      (g, s) => {
+        for (const r of s.budgets) g.set({ scope: r.scope, agent: r.agent ?? '', rule: r.rule, asset: r.asset }, r.ratio);
+      },
+      ['scope', 'agent', 'rule', 'asset'],
+    );
+    this.storeErrors = new Counter({
+      name: 'airlock_store_errors_total',
+      help: 'Store failures: requests answered 503 store_unavailable, and scrapes whose store reads failed.',
+      labelNames: ['source'],
+      registers,
+      // Waits for this scrape's store reads, so a failure shows in the same scrape.
+      async collect() {
+        await snapshot();
+      },
+    });
+  }
+
+  /** One answered request. `decision` only for signing outcomes. */
+  observeRequest(method: string, route: string, status: number, seconds: number, decision?: DecisionLabels, errorCode?: string): void {
+    this.requestDuration.observe({ method, route, status: String(status) }, seconds);
+    if (decision) this.decisions.inc({ outcome: decision.outcome, rule: decision.rule, code: decision.code });
+    if (errorCode === 'store_unavailable') this.storeErrors.inc({ source: 'request' });
+  }
+}
+
+interface StoreSnapshot {
+  head: StoredAuditHead;
+  sth: SignedTreeHead | undefined;
+  now: number;
+  pendingApprovals: number;
+  budgets: BudgetUtilisation[];
+}
+
+export interface DecisionLabels {
+  outcome: 'allow' | 'deny' | 'require_approval';
+  rule: string;
+  code: string;
+}
+
+export interface MetricsServer {
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * `/metrics` on its own listener (AIRLOCK_METRICS_LISTEN), never on the API port: Prometheus needs no
+ * admin token (which could freeze agents and approve payments), and the operator decides who can reach it
+ * by the address it binds. It answers GET /metrics and nothing else.
+ */
+export async function serveMetrics(metrics: AirlockMetrics, listen: { host: string; port: number }): Promise<MetricsServer> {
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (req.method !== 'GET' || path !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n'),
+    );
+  });
+  await listenOrExplain(server, listen.port, listen.host, 'AIRLOCK_METRICS_LISTEN');
+  const addr = server.address() as AddressInfo;
+  return {
+    url: `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}/metrics`,
+    close: () => new Promise<void>((done) => {
+      server.close(() => done());
+      server.closeAllConnections();
+    }),
+  };
+}
+
+/** listen(), with a port already taken turned into `address_in_use` and a hint instead of a stack trace. */
+export function listenOrExplain(server: Server, port: number | string, host: string | undefined, setting: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EADDRINUSE') {
+        const where = typeof port === 'string' ? port : `${host}:${port}`;
+        reject(new AirlockError('address_in_use', `${where} is already in use.`, {
+          hints: [`Another process listens there (another Airlock?): stop it, or choose another address with ${setting}.`, typeof port === 'number' ? `Find it: ss -ltnp 'sport = :${port}'` : 'A stale socket file is removed at start; a live one belongs to a running process.'],
+        }));
+      } else reject(e);
+    });
+    if (typeof port === 'string') server.listen(port, resolve);
+    else server.listen(port, host, resolve);
+  });
+}
