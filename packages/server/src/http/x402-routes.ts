@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import type { z } from 'zod';
 import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from '@x402/core/http';
 import { AirlockError, checkJsonShape, readPaymentRequired, type PaymentRecord, type PaymentRequired, type PaymentState } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
@@ -8,7 +9,7 @@ import * as S from './schemas.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function paymentJson(p: PaymentRecord) {
+export function paymentJson(p: PaymentRecord): z.output<typeof S.PaymentSchema> {
   const { value, createdAt, updatedAt, asset, settledValue, ...rest } = p;
   return {
     ...rest, asset: `${p.network}/erc20:${asset}`, token: asset, value: value.toString(), createdAt: iso(createdAt), updatedAt: iso(updatedAt),
