@@ -9,6 +9,8 @@ import type { ValidateFunction } from 'ajv';
 const Ajv2020 = ((Ajv2020Module as unknown as { default?: typeof Ajv2020Module }).default ?? Ajv2020Module) as typeof Ajv2020Module;
 const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as typeof addFormatsModule;
 
+const COMPONENTS = '#/components/schemas/';
+
 type OpenApi = { paths: Record<string, Record<string, Operation>>; components: Record<string, unknown> };
 type Operation = { operationId: string; responses: Record<string, { content?: { 'application/json'?: { schema: unknown } } }> };
 
@@ -48,20 +50,27 @@ export class OpenApiResponses {
   check(method: string, url: string, status: number, body: unknown): ResponseCheck {
     const path = new URL(url, 'http://x').pathname;
     const found = this.operationFor(method, path);
-    if (!found) return { operationId: '?', status, problems: [`${method} ${path}: no operation in the document`] };
+    // A path no route serves is the app's 404 `not_found`, in the shared error body.
+    if (!found) {
+      if (status !== 404) return { operationId: '(no route)', status, problems: [`${method} ${path}: no operation in the document`] };
+      return this.validate('(no route)', 'no route 404', { $ref: `${COMPONENTS}Error` }, status, body);
+    }
     const declared = found.operation.responses[String(status)];
     if (!declared) return { operationId: found.operationId, status, problems: [`${found.operationId}: status ${status} is not declared (body ${JSON.stringify(body).slice(0, 200)})`] };
     const schema = declared.content?.['application/json']?.schema;
     if (!schema) return { operationId: found.operationId, status, problems: body === undefined ? [] : [`${found.operationId} ${status}: a body the document does not describe`] };
-    const key = `${found.template} ${method} ${status}`;
+    return this.validate(found.operationId, `${found.template} ${method} ${status}`, schema, status, body);
+  }
+
+  private validate(operationId: string, key: string, schema: unknown, status: number, body: unknown): ResponseCheck {
     let validate = this.compiled.get(key);
     if (!validate) {
-      // The document's refs (`#/components/schemas/X`) resolve against the schema added above.
-      validate = this.ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll('"#/components/', '"airlock-openapi#/components/')));
+      // The document's refs (`#/components/schemas/X`) resolve against the schema added in the constructor.
+      validate = this.ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll(`"${COMPONENTS}`, `"airlock-openapi${COMPONENTS}`)));
       this.compiled.set(key, validate);
     }
-    if (validate(body)) return { operationId: found.operationId, status, problems: [] };
-    const problems = (validate.errors ?? []).map((e) => `${found.operationId} ${status}: ${e.instancePath || '(body)'} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`);
-    return { operationId: found.operationId, status, problems };
+    if (validate(body)) return { operationId, status, problems: [] };
+    const problems = (validate.errors ?? []).map((e) => `${operationId} ${status}: ${e.instancePath || '(body)'} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`);
+    return { operationId, status, problems };
   }
 }
