@@ -82,9 +82,16 @@ function responsesOf(r: RouteSpec): Record<string, unknown> {
     statuses.map((status) => {
       const schemas = [own[status], errors.has(status as ErrorStatus) ? ErrorSchema : undefined].filter((s): s is ApiSchema => s !== undefined);
       const schema = schemas.length === 1 ? ref(schemas[0]!) : { anyOf: schemas.map(ref) };
-      return [String(status), { description: DESCRIPTIONS[status] ?? 'Response', ...(status === 429 ? { headers: RETRY_AFTER } : {}), content: json(schema) }];
+      return [String(status), { description: describeStatus(r, status, own[status] !== undefined), ...(status === 429 ? { headers: RETRY_AFTER } : {}), content: json(schema) }];
     }),
   );
+}
+
+function describeStatus(r: RouteSpec, status: number, own: boolean): string {
+  if (status === 403 && own) return 'Denied by policy (`PolicyDenied`: every violation names its rule), or refused before policy (`Error`: wrong kind of token, agent frozen or retired, browser Origin)';
+  if (status === 403) return r.auth === 'none' ? 'A browser Origin that is not allowed (`origin_not_allowed`)' : 'Wrong kind of token, agent frozen or retired, or a browser Origin that is not allowed';
+  if (status === 503 && own) return 'Sealed, or (`Error`) the store is unavailable';
+  return DESCRIPTIONS[status] ?? 'Response';
 }
 
 const DESCRIPTIONS: Record<number, string> = {
@@ -93,7 +100,6 @@ const DESCRIPTIONS: Record<number, string> = {
   202: 'Pending human approval',
   400: 'Bad input (`invalid_request`, `invalid_json`, decoding errors…)',
   401: 'Not authenticated (missing, unknown, expired or revoked token)',
-  403: 'Forbidden, agent frozen or retired, browser origin refused, or denied by policy',
   404: 'Not found',
   409: 'Conflict (`idempotency_conflict`, `nonce_reused`, `approval_not_pending`, `conflict`)',
   413: 'Body too large',
