@@ -5,9 +5,10 @@ import Ajv2020Module from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { ValidateFunction } from 'ajv';
 
-// ajv and ajv-formats are CommonJS with `exports.default`: under Node's ESM interop the class is on `.default`.
-const Ajv2020 = ((Ajv2020Module as unknown as { default?: typeof Ajv2020Module }).default ?? Ajv2020Module) as typeof Ajv2020Module;
-const addFormats = ((addFormatsModule as unknown as { default?: typeof addFormatsModule }).default ?? addFormatsModule) as typeof addFormatsModule;
+// ajv and ajv-formats are CommonJS: a default import is their module.exports, typed (nodenext) as the whole
+// module; both also set `exports.default` to the class or plugin itself, which is what both runtime and types agree on.
+const Ajv2020 = Ajv2020Module.default;
+const addFormats = addFormatsModule.default;
 
 const COMPONENTS = '#/components/schemas/';
 
@@ -63,7 +64,7 @@ export class OpenApiResponses {
   }
 
   private validate(operationId: string, key: string, schema: unknown, status: number, body: unknown): ResponseCheck {
-    let validate = this.compiled.get(key);
+    let validate: ValidateFunction | undefined = this.compiled.get(key);
     if (!validate) {
       // The document's refs (`#/components/schemas/X`) resolve against the schema added in the constructor.
       validate = this.ajv.compile(JSON.parse(JSON.stringify(schema).replaceAll(`"${COMPONENTS}`, `"airlock-openapi${COMPONENTS}`)));
