@@ -227,4 +227,27 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     const seen = new Set(checks.map((c) => c.operationId));
     assert.deepEqual(operations.filter((id) => !seen.has(id)), [], 'every operation was exercised');
   });
+
+  test('a daemon started sealed answers as the document says until it is unsealed', async () => {
+    const config = loadConfig({ dataDir: join(dir, 'sealed'), host: '127.0.0.1', port: 0 }, {});
+    const { adminToken: sealedAdmin } = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
+    const sealed = await serveAirlock(config, undefined, { vault: TEST_VAULT, timers: false });
+    const seen: ResponseCheck[] = [];
+    const at = async (method: string, path: string, body?: unknown, token?: string) => {
+      const res = await fetch(`${sealed.url}${path}`, { method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const parsed = await res.json();
+      seen.push(responses.check(method, path, res.status, parsed));
+      return { status: res.status, body: parsed };
+    };
+    try {
+      assert.deepEqual(await at('GET', '/v1/health'), { status: 503, body: { status: 'sealed' } });
+      assert.equal((await at('GET', '/v1/agents', undefined, sealedAdmin)).body.error.code, 'sealed');
+      assert.equal((await at('POST', '/v1/unseal', { passphrase: 'not the passphrase' })).body.error.code, 'vault_wrong_passphrase');
+      assert.deepEqual(await at('POST', '/v1/unseal', { passphrase: TEST_PASSPHRASE }), { status: 200, body: { status: 'ok' } });
+      assert.equal((await at('GET', '/v1/agents', undefined, sealedAdmin)).status, 200);
+      assert.deepEqual(seen.flatMap((c) => c.problems), []);
+    } finally {
+      await sealed.close();
+    }
+  });
 });
