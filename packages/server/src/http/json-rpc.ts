@@ -17,7 +17,7 @@ import { JsonRpcError, RPC_ERROR, rpcErrorFromAirlock, rpcErrorFromOutcome } fro
 import { invalidParams, notTheAgent, transactionPayload } from './json-rpc-transaction.ts';
 import { upstreamNode, type UpstreamNode } from './json-rpc-upstream.ts';
 import { readBodyBytes } from './request-body.ts';
-import { idempotencyKeyOf } from './routes.ts';
+import { idempotencyKeyOf } from './request-context.ts';
 
 export const JSON_RPC_PATH = '/v1/rpc/:chainId';
 const ROUTE = `POST ${JSON_RPC_PATH}`;

@@ -1,26 +1,15 @@
 import type { Context } from 'hono';
-import { AirlockError, type AgentAuth, type ApprovalRecord, type AuditQuery, type Session } from '@airlock/core';
+import { AirlockError, type ApprovalRecord, type AuditQuery, type Session } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { Principal } from './auth.ts';
 import { clientAddress } from './client-address.ts';
+import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-context.ts';
 import type { RouteSpec } from './route-table.ts';
 import * as S from './schemas.ts';
 import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts';
 import { buildX402Routes } from './x402-routes.ts';
 
 const OPERATOR = 'admin';
-
-export function agentOf(c: Context): AgentAuth {
-  const p = c.get('principal') as Principal;
-  if (p.kind !== 'agent') throw new AirlockError('forbidden', 'This endpoint takes a session token.');
-  return p.auth;
-}
-
-export function idempotencyKeyOf(c: Context): string | undefined {
-  const idem = c.req.header('idempotency-key');
-  if (idem !== undefined && !/^[A-Za-z0-9_.:-]{1,128}$/.test(idem)) throw new AirlockError('invalid_request', 'Idempotency-Key: 1-128 chars of A-Z a-z 0-9 _ . : -');
-  return idem;
-}
 
 function timeParam(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
@@ -50,12 +39,13 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     const x402 = approval.result !== undefined ? A().x402.approvedPayment(approval.summary, approval.result) : undefined;
     return x402 ? { ...json, result: { ...(approval.result as Record<string, unknown>), x402 } } : json;
   };
-  const signResponses = { 200: S.SignResponse, 202: S.PendingApprovalResponse, 400: S.ErrorSchema, 401: S.ErrorSchema, 403: S.ErrorSchema, 409: S.ErrorSchema, 413: S.ErrorSchema, 503: S.ErrorSchema };
+  // 403 is a policy denial (or, from the edge, the error body); 409 an Idempotency-Key or nonce conflict.
+  const signing = { auth: 'agent', headers: [IDEMPOTENCY_KEY_HEADER], responses: { 200: S.SignResponse, 202: S.PendingApprovalResponse, 403: S.PolicyDeniedResponse }, errors: [409], rechecksCredentials: true } as const;
 
   return [
     {
-      method: 'get', path: '/v1/health', summary: 'Liveness, seal state and store reachability', tag: 'system', auth: 'none',
-      responses: { 200: 'ok', 503: 'sealed or store unavailable' },
+      method: 'get', path: '/v1/health', operationId: 'getHealth', summary: 'Liveness, seal state and store reachability', tag: 'system', auth: 'none',
+      responses: { 200: S.HealthResponse, 503: S.SealedHealthResponse }, errors: [503],
       handler: async (c) => {
         if (holder.sealed) return c.json({ status: 'sealed' }, 503);
         await A().store.auditHead();
@@ -63,13 +53,13 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       },
     },
     {
-      method: 'get', path: '/v1/health/live', summary: 'Liveness: the process answers HTTP (sealed, store down or shutting down included)', tag: 'system', auth: 'none',
-      responses: { 200: 'alive' },
+      method: 'get', path: '/v1/health/live', operationId: 'getLiveness', summary: 'Liveness: the process answers HTTP (sealed, store down or shutting down included)', tag: 'system', auth: 'none',
+      responses: { 200: S.LiveHealthResponse },
       handler: async (c) => c.json({ status: 'alive' }),
     },
     {
-      method: 'get', path: '/v1/health/ready', summary: 'Readiness: unsealed, store reachable and not shutting down', tag: 'system', auth: 'none',
-      responses: { 200: 'ready', 503: 'sealed, shutting down or store unavailable' },
+      method: 'get', path: '/v1/health/ready', operationId: 'getReadiness', summary: 'Readiness: unsealed, store reachable and not shutting down', tag: 'system', auth: 'none',
+      responses: { 200: S.ReadyHealthResponse, 503: S.NotReadyHealthResponse }, errors: [503],
       handler: async (c) => {
         if (holder.sealed) return c.json({ status: 'sealed' }, 503);
         if (holder.draining) return c.json({ status: 'shutting_down' }, 503);
@@ -78,10 +68,10 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ status: 'ready', store: A().store.dialect });
       },
     },
-    { method: 'get', path: '/v1/openapi.json', summary: 'This API as OpenAPI 3.1', tag: 'system', auth: 'none', responses: { 200: 'OpenAPI document' }, handler: async (c) => c.json(openapi()) },
+    { method: 'get', path: '/v1/openapi.json', operationId: 'getOpenApi', summary: 'This API as OpenAPI 3.1', tag: 'system', auth: 'none', responses: { 200: S.OpenApiDocument }, handler: async (c) => c.json(openapi()) },
     {
-      method: 'post', path: '/v1/unseal', summary: 'Unseal a server started sealed', tag: 'system', auth: 'none', body: S.UnsealRequest,
-      responses: { 200: 'unsealed', 400: S.ErrorSchema, 429: S.ErrorSchema },
+      method: 'post', path: '/v1/unseal', operationId: 'unseal', summary: 'Unseal a server started sealed', tag: 'system', auth: 'none', body: S.UnsealRequest,
+      responses: { 200: S.UnsealResponse }, errors: [429, 503],
       handler: async (c, { body }) => {
         if (!holder.sealed) return c.json({ status: 'ok', alreadyUnsealed: true });
         await holder.unseal((body as { passphrase: string }).passphrase, clientAddress(c));
@@ -91,27 +81,27 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
 
     // ---- agents (session token) ----
     {
-      method: 'get', path: '/v1/session', summary: 'Who am I: the agent and session behind this token', tag: 'agent', auth: 'agent',
-      responses: { 200: 'agent and session', 401: S.ErrorSchema },
+      method: 'get', path: '/v1/session', operationId: 'getSession', summary: 'Who am I: the agent and session behind this token', tag: 'agent', auth: 'agent',
+      responses: { 200: S.WhoAmIResponse },
       handler: async (c) => {
         const { agent, session } = agentOf(c);
         return c.json({ agent: { id: agent.id, name: agent.name, address: agent.address, status: agent.status }, session: sessionJson(session) });
       },
     },
-    { method: 'post', path: '/v1/sign/transaction', summary: 'Sign an EVM transaction', tag: 'agent', auth: 'agent', body: S.SignTransactionRequest, responses: signResponses, rechecksCredentials: true, handler: sign('evm.transaction') },
-    { method: 'post', path: '/v1/sign/typed-data', summary: 'Sign EIP-712 typed data', tag: 'agent', auth: 'agent', body: S.SignTypedDataRequest, responses: signResponses, rechecksCredentials: true, handler: sign('evm.typed_data') },
-    { method: 'post', path: '/v1/sign/message', summary: 'Sign an EIP-191 personal message (denied unless a rule names it)', tag: 'agent', auth: 'agent', body: S.SignMessageRequest, responses: signResponses, rechecksCredentials: true, handler: sign('evm.message') },
+    { method: 'post', path: '/v1/sign/transaction', operationId: 'signTransaction', summary: 'Sign an EVM transaction', tag: 'agent', ...signing, body: S.SignTransactionRequest, handler: sign('evm.transaction') },
+    { method: 'post', path: '/v1/sign/typed-data', operationId: 'signTypedData', summary: 'Sign EIP-712 typed data', tag: 'agent', ...signing, body: S.SignTypedDataRequest, handler: sign('evm.typed_data') },
+    { method: 'post', path: '/v1/sign/message', operationId: 'signMessage', summary: 'Sign an EIP-191 personal message (denied unless a rule names it)', tag: 'agent', ...signing, body: S.SignMessageRequest, handler: sign('evm.message') },
     {
-      method: 'post', path: '/v1/dry-run', summary: 'Evaluate a request without reserving or signing', tag: 'agent', auth: 'agent', body: S.DryRunRequest,
-      responses: { 200: S.DryRunResponse, 400: S.ErrorSchema },
+      method: 'post', path: '/v1/dry-run', operationId: 'dryRun', summary: 'Evaluate a request without reserving or signing', tag: 'agent', auth: 'agent', body: S.DryRunRequest,
+      responses: { 200: S.DryRunResponse },
       handler: async (c, { body }) => {
         const b = body as { action: string; payload: unknown };
         return c.json(await A().signing.dryRun(agentOf(c), b.action, b.payload));
       },
     },
     {
-      method: 'get', path: '/v1/approvals/:id', summary: 'An approval and, once approved, its signing result', tag: 'approvals', auth: 'admin_or_agent',
-      responses: { 200: S.ApprovalSchema, 404: S.ErrorSchema },
+      method: 'get', path: '/v1/approvals/:id', operationId: 'getApproval', summary: 'An approval and, once approved, its signing result', tag: 'approvals', auth: 'admin_or_agent',
+      responses: { 200: S.ApprovalSchema }, errors: [404],
       handler: async (c) => {
         await A().operator.expireOverdue();
         const approval = await A().store.getApproval(c.req.param('id')!);
@@ -124,49 +114,49 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
 
     // ---- operators (admin token) ----
     {
-      method: 'post', path: '/v1/agents', summary: 'Create one agent, named agents, or `count` agents at once', tag: 'agents', auth: 'admin', body: S.CreateAgentsRequest,
-      responses: { 201: 'created agents', 400: S.ErrorSchema, 409: S.ErrorSchema },
+      method: 'post', path: '/v1/agents', operationId: 'createAgents', summary: 'Create one agent, named agents, or `count` agents at once', tag: 'agents', auth: 'admin', body: S.CreateAgentsRequest,
+      responses: { 201: S.AgentListResponse }, errors: [409],
       handler: async (c, { body }) => {
         const agents = await A().operator.createAgents(body as S.CreateAgentsInput, OPERATOR);
         return c.json({ agents: agents.map(agentJson) }, 201);
       },
     },
     {
-      method: 'get', path: '/v1/agents', summary: 'List agents', tag: 'agents', auth: 'admin',
-      query: S.ListAgentsParams, responses: { 200: 'agents' },
+      method: 'get', path: '/v1/agents', operationId: 'listAgents', summary: 'List agents', tag: 'agents', auth: 'admin',
+      query: S.ListAgentsParams, responses: { 200: S.AgentListResponse },
       handler: async (c, { query }) => {
         const q = query as { status?: 'active' | 'frozen' | 'retired'; limit?: number; after?: string };
         const agents = await A().store.listAgents({ ...(q.status ? { status: q.status } : {}), limit: q.limit ?? 100, ...(q.after ? { after: q.after } : {}) });
         return c.json({ agents: agents.map(agentJson) });
       },
     },
-    { method: 'get', path: '/v1/agents/:id', summary: 'One agent (by id or name)', tag: 'agents', auth: 'admin', responses: { 200: S.AgentSchema, 404: S.ErrorSchema }, handler: async (c) => c.json(agentJson(await A().operator.getAgent(c.req.param('id')!))) },
+    { method: 'get', path: '/v1/agents/:id', operationId: 'getAgent', summary: 'One agent (by id or name)', tag: 'agents', auth: 'admin', responses: { 200: S.AgentSchema }, errors: [404], handler: async (c) => c.json(agentJson(await A().operator.getAgent(c.req.param('id')!))) },
     ...(['freeze', 'unfreeze', 'retire'] as const).map((verb): RouteSpec => ({
-      method: 'post', path: `/v1/agents/:id/${verb}`, summary: verb === 'freeze' ? 'Freeze: the very next request is refused' : verb === 'unfreeze' ? 'Unfreeze' : 'Retire for good (revokes its sessions; the account index is never reused)', tag: 'agents', auth: 'admin',
-      responses: { 200: S.AgentSchema, 404: S.ErrorSchema },
+      method: 'post', path: `/v1/agents/:id/${verb}`, operationId: `${verb}Agent`, summary: verb === 'freeze' ? 'Freeze: the very next request is refused' : verb === 'unfreeze' ? 'Unfreeze' : 'Retire for good (revokes its sessions; the account index is never reused)', tag: 'agents', auth: 'admin',
+      responses: { 200: S.AgentSchema }, errors: [404],
       handler: async (c) => c.json(agentJson(await A().operator.setAgentStatus(c.req.param('id')!, verb === 'freeze' ? 'frozen' : verb === 'unfreeze' ? 'active' : 'retired', OPERATOR))),
     })),
     {
-      method: 'post', path: '/v1/agents/:id/sessions', summary: 'Issue a session credential (the token is shown once)', tag: 'sessions', auth: 'admin', body: S.IssueSessionRequest,
-      responses: { 201: S.IssuedSessionResponse, 400: S.ErrorSchema, 403: S.ErrorSchema },
+      method: 'post', path: '/v1/agents/:id/sessions', operationId: 'issueSession', summary: 'Issue a session credential (the token is shown once)', tag: 'sessions', auth: 'admin', body: S.IssueSessionRequest,
+      responses: { 201: S.IssuedSessionResponse }, errors: [404],
       handler: async (c, { body }) => {
         const { session, token } = await A().operator.issueSession(c.req.param('id')!, body as S.IssueSessionInput, OPERATOR);
         return c.json({ session: sessionJson(session), token }, 201);
       },
     },
     {
-      method: 'get', path: '/v1/sessions', summary: 'List sessions (active only unless all=true)', tag: 'sessions', auth: 'admin', query: S.ListSessionsParams,
-      responses: { 200: 'sessions' },
+      method: 'get', path: '/v1/sessions', operationId: 'listSessions', summary: 'List sessions (active only unless all=true)', tag: 'sessions', auth: 'admin', query: S.ListSessionsParams,
+      responses: { 200: S.SessionListResponse }, errors: [404],
       handler: async (c, { query }) => {
         const q = query as { agent?: string; all?: string };
         return c.json({ sessions: (await A().operator.listSessions(q.agent, q.all === 'true')).map(sessionJson) });
       },
     },
-    { method: 'post', path: '/v1/sessions/:id/revoke', summary: 'Revoke a session (takes effect on the next request)', tag: 'sessions', auth: 'admin', responses: { 200: S.SessionSchema, 404: S.ErrorSchema }, handler: async (c) => c.json(sessionJson(await A().operator.revokeSession(c.req.param('id')!, OPERATOR))) },
+    { method: 'post', path: '/v1/sessions/:id/revoke', operationId: 'revokeSession', summary: 'Revoke a session (takes effect on the next request)', tag: 'sessions', auth: 'admin', responses: { 200: S.SessionSchema }, errors: [404], handler: async (c) => c.json(sessionJson(await A().operator.revokeSession(c.req.param('id')!, OPERATOR))) },
 
     {
-      method: 'post', path: '/v1/policies/validate', summary: 'Validate a policy document without storing it', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
-      responses: { 200: 'valid or the issues' },
+      method: 'post', path: '/v1/policies/validate', operationId: 'validatePolicy', summary: 'Validate a policy document without storing it', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
+      responses: { 200: S.PolicyValidationResponse },
       handler: async (c, { body }) => {
         const b = body as { source?: string; document?: unknown };
         try {
@@ -179,22 +169,22 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       },
     },
     {
-      method: 'put', path: '/v1/policies/:scope', summary: 'Set the policy of `fleet` or of an agent (new version unless unchanged)', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
-      responses: { 200: 'the stored version', 400: S.ErrorSchema },
+      method: 'put', path: '/v1/policies/:scope', operationId: 'setPolicy', summary: 'Set the policy of `fleet` or of an agent (new version unless unchanged)', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
+      responses: { 200: S.SetPolicyResponse }, errors: [404],
       handler: async (c, { body }) => {
         const b = body as { source?: string; document?: unknown };
         return c.json(await A().operator.setPolicy(c.req.param('scope')!, b.source ?? b.document, OPERATOR));
       },
     },
     {
-      method: 'get', path: '/v1/policies/:scope', summary: 'The current (or ?version=N) policy of `fleet` or an agent', tag: 'policies', auth: 'admin', query: S.PolicyVersionParams,
-      responses: { 200: 'policy record', 404: S.ErrorSchema },
+      method: 'get', path: '/v1/policies/:scope', operationId: 'getPolicy', summary: 'The current (or ?version=N) policy of `fleet` or an agent', tag: 'policies', auth: 'admin', query: S.PolicyVersionParams,
+      responses: { 200: S.PolicyRecordSchema }, errors: [404],
       handler: async (c, { query }) => c.json(await A().operator.getPolicy(c.req.param('scope')!, (query as { version?: number }).version)),
     },
-    { method: 'get', path: '/v1/policies/:scope/versions', summary: 'Version history (hash, author, time)', tag: 'policies', auth: 'admin', responses: { 200: 'versions' }, handler: async (c) => c.json({ versions: await A().operator.listPolicyVersions(c.req.param('scope')!) }) },
+    { method: 'get', path: '/v1/policies/:scope/versions', operationId: 'listPolicyVersions', summary: 'Version history (hash, author, time)', tag: 'policies', auth: 'admin', responses: { 200: S.PolicyVersionsResponse }, errors: [404], handler: async (c) => c.json({ versions: await A().operator.listPolicyVersions(c.req.param('scope')!) }) },
     {
-      method: 'get', path: '/v1/policies/:scope/diff', summary: 'Diff two versions (default: from the previous to the current)', tag: 'policies', auth: 'admin', query: S.PolicyDiffParams,
-      responses: { 200: 'diff text' },
+      method: 'get', path: '/v1/policies/:scope/diff', operationId: 'diffPolicy', summary: 'Diff two versions (default: from the previous to the current)', tag: 'policies', auth: 'admin', query: S.PolicyDiffParams,
+      responses: { 200: S.PolicyDiffResponse }, errors: [404],
       handler: async (c, { query }) => {
         const q = query as { from?: number; to?: number };
         const versions = await A().operator.listPolicyVersions(c.req.param('scope')!);
@@ -205,8 +195,8 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       },
     },
     {
-      method: 'post', path: '/v1/policies/dry-run', summary: 'Evaluate a request for an agent against current policy and ledger', tag: 'policies', auth: 'admin', body: S.AdminDryRunRequest,
-      responses: { 200: S.DryRunResponse },
+      method: 'post', path: '/v1/policies/dry-run', operationId: 'dryRunForAgent', summary: 'Evaluate a request for an agent against current policy and ledger', tag: 'policies', auth: 'admin', body: S.AdminDryRunRequest,
+      responses: { 200: S.DryRunResponse }, errors: [404],
       handler: async (c, { body }) => {
         const b = body as { agent: string; action: string; payload: unknown };
         const agent = await A().operator.getAgent(b.agent);
@@ -215,8 +205,8 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     },
 
     {
-      method: 'get', path: '/v1/audit', summary: 'Query the audit log (agent, time range, decision, type)', tag: 'audit', auth: 'admin', query: S.AuditQueryParams,
-      responses: { 200: 'entries' },
+      method: 'get', path: '/v1/audit', operationId: 'queryAudit', summary: 'Query the audit log (agent, time range, decision, type)', tag: 'audit', auth: 'admin', query: S.AuditQueryParams,
+      responses: { 200: S.AuditEntriesResponse }, errors: [404],
       handler: async (c, { query }) => {
         const q = query as { agent?: string; decision?: AuditQuery['decision']; type?: string; from?: string; to?: string; after?: number; limit?: number };
         const agentId = q.agent ? (await A().operator.getAgent(q.agent)).id : undefined;
@@ -230,18 +220,18 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       },
     },
     {
-      method: 'post', path: '/v1/audit/verify', summary: 'Verify every entry, the Merkle tree and every signed tree head (and legacy checkpoint)', tag: 'audit', auth: 'admin',
-      responses: { 200: 'verification result' },
+      method: 'post', path: '/v1/audit/verify', operationId: 'verifyAudit', summary: 'Verify every entry, the Merkle tree and every signed tree head (and legacy checkpoint)', tag: 'audit', auth: 'admin',
+      responses: { 200: S.AuditVerifyResponse },
       handler: async (c) => c.json(await A().audit.verify()),
     },
-    { method: 'get', path: '/v1/audit/head', summary: 'Sequence number and hash of the newest entry, and the tree size', tag: 'audit', auth: 'admin', responses: { 200: S.AuditHeadResponse }, handler: async (c) => c.json(await A().store.auditHead()) },
+    { method: 'get', path: '/v1/audit/head', operationId: 'getAuditHead', summary: 'Sequence number and hash of the newest entry, and the tree size', tag: 'audit', auth: 'admin', responses: { 200: S.AuditHeadResponse }, handler: async (c) => c.json(await A().store.auditHead()) },
     {
-      method: 'get', path: '/v1/audit/checkpoints', summary: 'Signed tree heads, legacy signed checkpoints, and the audit public key', tag: 'audit', auth: 'admin', responses: { 200: S.AuditSignedHeadsResponse },
+      method: 'get', path: '/v1/audit/checkpoints', operationId: 'listAuditCheckpoints', summary: 'Signed tree heads, legacy signed checkpoints, and the audit public key', tag: 'audit', auth: 'admin', responses: { 200: S.AuditSignedHeadsResponse },
       handler: async (c) => c.json({ publicKey: await A().audit.auditPublicKey(), treeHeads: await A().store.listTreeHeads(), checkpoints: await A().store.listCheckpoints() }),
     },
     {
-      method: 'get', path: '/v1/audit/receipts/:seq', summary: 'Inclusion proof of an audit entry against the latest signed tree head (an agent: its own entries only)', tag: 'audit', auth: 'admin_or_agent',
-      responses: { 200: S.AuditReceiptResponse, 404: S.ErrorSchema, 409: S.ErrorSchema },
+      method: 'get', path: '/v1/audit/receipts/:seq', operationId: 'getAuditReceipt', summary: 'Inclusion proof of an audit entry against the latest signed tree head (an agent: its own entries only)', tag: 'audit', auth: 'admin_or_agent',
+      responses: { 200: S.AuditReceiptResponse }, errors: [400, 404, 409],
       handler: async (c) => {
         const seq = Number(c.req.param('seq'));
         if (!Number.isSafeInteger(seq) || seq < 1) throw new AirlockError('invalid_request', 'seq: a positive integer.');
@@ -251,22 +241,22 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       },
     },
     {
-      method: 'get', path: '/v1/audit/consistency', summary: 'Consistency proof between two signed tree heads (RFC 9162): the log only grew', tag: 'audit', auth: 'admin_or_agent', query: S.AuditConsistencyParams,
-      responses: { 200: S.AuditConsistencyResponse, 400: S.ErrorSchema, 404: S.ErrorSchema },
+      method: 'get', path: '/v1/audit/consistency', operationId: 'getAuditConsistency', summary: 'Consistency proof between two signed tree heads (RFC 9162): the log only grew', tag: 'audit', auth: 'admin_or_agent', query: S.AuditConsistencyParams,
+      responses: { 200: S.AuditConsistencyResponse }, errors: [404],
       handler: async (c, { query }) => {
         const q = query as { from: number; to?: number };
         return c.json(await A().audit.consistency(q.from, q.to));
       },
     },
     {
-      method: 'post', path: '/v1/audit/acknowledge', summary: 'After an audit integrity alert: accept the log as it is, re-anchor at its head (audited) and resume signing', tag: 'audit', auth: 'admin',
-      responses: { 200: 'the new anchor, the previous one and the failure acknowledged', 409: S.ErrorSchema },
+      method: 'post', path: '/v1/audit/acknowledge', operationId: 'acknowledgeAudit', summary: 'After an audit integrity alert: accept the log as it is, re-anchor at its head (audited) and resume signing', tag: 'audit', auth: 'admin',
+      responses: { 200: S.AuditAcknowledgeResponse }, errors: [409],
       handler: async (c) => c.json(await A().audit.acknowledge(OPERATOR)),
     },
 
     {
-      method: 'get', path: '/v1/approvals', summary: 'List approvals (default: pending)', tag: 'approvals', auth: 'admin', query: S.ListApprovalsParams,
-      responses: { 200: 'approvals' },
+      method: 'get', path: '/v1/approvals', operationId: 'listApprovals', summary: 'List approvals (default: pending)', tag: 'approvals', auth: 'admin', query: S.ListApprovalsParams,
+      responses: { 200: S.ApprovalListResponse }, errors: [404],
       handler: async (c, { query }) => {
         await A().operator.expireOverdue();
         const q = query as { state?: 'pending' | 'approved' | 'denied' | 'expired' | 'all'; agent?: string };
@@ -276,12 +266,12 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ approvals: list.map(approvalJson) });
       },
     },
-    { method: 'post', path: '/v1/approvals/:id/approve', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema, 409: S.ErrorSchema }, handler: async (c) => c.json(withX402(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
+    { method: 'post', path: '/v1/approvals/:id/approve', operationId: 'approveApproval', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema }, errors: [404, 409], handler: async (c) => c.json(withX402(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
     ...buildX402Routes(holder),
 
     {
-      method: 'post', path: '/v1/approvals/:id/deny', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,
-      responses: { 200: S.ApprovalSchema, 409: S.ErrorSchema },
+      method: 'post', path: '/v1/approvals/:id/deny', operationId: 'denyApproval', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,
+      responses: { 200: S.ApprovalSchema }, errors: [404, 409],
       handler: async (c, { body }) => c.json(approvalJson(await A().operator.deny(c.req.param('id')!, OPERATOR, (body as { reason?: string } | undefined)?.reason))),
     },
   ];

@@ -1,142 +1,321 @@
 import { z } from 'zod';
+import { ERROR_CODES, POLICY_WARNING_CODES, VIOLATION_CODES } from '@airlock/core';
+import { apiSchema } from './api-schemas.ts';
 
-// Request and response schemas. The route table in routes.ts pairs them with paths; openapi.ts
-// turns the table into the OpenAPI document, so docs and validation cannot drift apart.
+// Request and response schemas. The route table in routes.ts pairs them with paths; openapi.ts turns the
+// table into the OpenAPI document, so docs and validation cannot drift apart. Every body is a named
+// component (`apiSchema`). Response objects are plain `z.object`s: in the document they allow no other
+// keys, so the live-response test (openapi-client.http.test.ts) fails when a handler returns a field the
+// document does not name.
 
 const amountString = z.string().regex(/^\d{1,78}$/, 'a non-negative integer string (base units)');
 const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 90s, 15m, 1h, 7d');
+const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message'] as const;
+const keys = <T extends Record<string, unknown>>(o: T) => Object.keys(o) as [keyof T & string, ...(keyof T & string)[]];
+const iso = z.string().describe('ISO 8601 time');
+/** JSON as stored or decoded (an intent, a policy document, an audit entry's data): described elsewhere. */
+const jsonObject = z.record(z.string(), z.unknown());
+const partial = <T extends Record<string, z.ZodType>>(shape: T) => Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v.optional()])) as { [K in keyof T]: z.ZodOptional<T[K]> };
 
-export const ErrorSchema = z.object({
-  error: z.object({
-    code: z.string(),
-    message: z.string(),
-    hints: z.array(z.string()).optional(),
-    violations: z.array(z.object({ rule: z.string(), code: z.string(), message: z.string(), limit: z.string().optional(), used: z.string().optional(), requested: z.string().optional(), asset: z.string().optional() })).optional(),
-  }),
-}).meta({ id: 'Error' });
+/** Sent on the signing routes (and x402 pay) to make retries safe; checked by `idempotencyKeyOf`. */
+export const IdempotencyKey = z
+  .string()
+  .regex(/^[A-Za-z0-9_.:-]{1,128}$/, '1-128 chars of A-Z a-z 0-9 _ . : -')
+  .describe('Makes a retry safe: the same key and payload return the original result (`replayed: true`); the same key with another payload is 409 `idempotency_conflict`.');
+
+export const ViolationSchema = apiSchema(
+  'Violation',
+  z
+    .object({
+      rule: z.string().describe('`<layer>/<rule name>`, e.g. `agent/usdc-daily`'),
+      code: z.enum(keys(VIOLATION_CODES)),
+      message: z.string(),
+      limit: z.string().optional(),
+      used: z.string().optional(),
+      requested: z.string().optional(),
+      asset: z.string().optional().describe('CAIP-19 asset the amounts are in'),
+    })
+    .describe('Why a rule refused (or, for require_approval, which threshold was crossed).'),
+);
+
+export const ErrorSchema = apiSchema(
+  'Error',
+  z
+    .object({
+      error: z.object({
+        code: z.enum(keys(ERROR_CODES)),
+        message: z.string(),
+        hints: z.array(z.string()).optional(),
+        violations: z.array(ViolationSchema).optional(),
+        details: jsonObject.optional().describe('e.g. `issues` of a schema failure, `retryAfterSeconds` of a 429 (also sent as Retry-After)'),
+      }),
+    })
+    .describe('Every error: a stable `code` (components.x-error-codes), a short message, and for policy refusals the violations.'),
+);
 
 // Strict: an unknown key is refused here, never silently dropped before the decoder could refuse it (fail closed).
-export const SignTransactionRequest = z
-  .strictObject({
-    chainId: z.union([z.number().int(), z.string()]).optional(),
-    transaction: z.record(z.string(), z.unknown()).optional(),
-    serializedTransaction: z.string().optional(),
-  })
-  .meta({ id: 'SignTransactionRequest', description: 'An unsigned EVM transaction (EIP-1559 or legacy) as fields or serialized.' });
+export const SignTransactionRequest = apiSchema(
+  'SignTransactionRequest',
+  z
+    .strictObject({
+      chainId: z.union([z.number().int(), z.string()]).optional(),
+      transaction: z.record(z.string(), z.unknown()).optional(),
+      serializedTransaction: z.string().optional(),
+    })
+    .describe('An unsigned EVM transaction (EIP-1559 or legacy) as fields or serialized.'),
+);
 
-export const SignTypedDataRequest = z
-  .strictObject({
+export const SignTypedDataRequest = apiSchema(
+  'SignTypedDataRequest',
+  z.strictObject({
     chainId: z.union([z.number().int(), z.string()]).optional(),
     typedData: z.strictObject({ domain: z.record(z.string(), z.unknown()), types: z.record(z.string(), z.unknown()), primaryType: z.string(), message: z.record(z.string(), z.unknown()) }),
     x402: z
       .strictObject({ resource: z.string().min(1).max(2048).describe('The paid resource URL (the one that answered 402).') })
       .optional()
       .describe('x402 context: the SDK signer sends it so resource rules apply on this path too. Only valid for payment authorizations.'),
-  })
-  .meta({ id: 'SignTypedDataRequest' });
+  }),
+);
 
-export const SignMessageRequest = z
-  .strictObject({ chainId: z.union([z.number().int(), z.string()]), message: z.union([z.string(), z.strictObject({ raw: z.string() })]) })
-  .meta({ id: 'SignMessageRequest', description: 'EIP-191 personal message: utf8 text or {raw: hex}.' });
+export const SignMessageRequest = apiSchema(
+  'SignMessageRequest',
+  z
+    .strictObject({ chainId: z.union([z.number().int(), z.string()]), message: z.union([z.string(), z.strictObject({ raw: z.string() })]) })
+    .describe('EIP-191 personal message: utf8 text or {raw: hex}.'),
+);
 
-export const SignResponse = z
-  .object({
+export const AuditReceiptSchema = apiSchema(
+  'AuditReceipt',
+  z
+    .object({ auditSeq: z.number(), leafIndex: z.number(), leafHash: z.string().describe('RFC 9162 leaf hash (hex)') })
+    .describe("Where a signature's audit entry sits in the audit Merkle tree; fetch its inclusion proof from GET /v1/audit/receipts/{seq}."),
+);
+
+const replay = {
+  replayed: z.literal(true).optional().describe('This answer is a replay of an earlier request (same Idempotency-Key or the same authorization nonce).'),
+  replayAuditSeq: z.number().optional().describe("The replay's own audit entry."),
+};
+
+export const SignResponse = apiSchema(
+  'SignResponse',
+  z.object({
     decision: z.literal('allow'),
-    signature: z.string(),
-    signedTransaction: z.string().optional(),
+    signature: z.string().describe('65-byte r||s||v (0x-hex); v = 27/28 for messages and typed data, yParity for transactions'),
+    signedTransaction: z.string().optional().describe('evm.transaction: the serialized signed transaction'),
     transactionHash: z.string().optional(),
     auditSeq: z.number(),
-    receipt: z.lazy(() => AuditReceiptSchema),
+    paymentId: z.string().optional().describe('A held EIP-3009 payment: the payment record it reserved'),
+    receipt: AuditReceiptSchema,
     policyVersion: z.string().optional(),
     allowedBy: z.array(z.string()).optional(),
-    intent: z.unknown(),
-    replayed: z.boolean().optional(),
-  })
-  .meta({ id: 'SignResponse' });
+    intent: jsonObject.describe('What the request decoded to (the thing policy judged)'),
+    ...replay,
+  }),
+);
 
-export const PendingApprovalResponse = z
-  .object({ decision: z.literal('require_approval'), approvalId: z.string(), expiresAt: z.string(), violations: z.array(z.unknown()), auditSeq: z.number() })
-  .meta({ id: 'PendingApproval' });
+export const PendingApprovalResponse = apiSchema(
+  'PendingApproval',
+  z
+    .object({
+      decision: z.literal('require_approval'),
+      approvalId: z.string(),
+      expiresAt: iso.optional().describe('Absent on a replay: read it from GET /v1/approvals/{id}'),
+      violations: z.array(ViolationSchema).optional(),
+      policyVersion: z.string().optional(),
+      auditSeq: z.number(),
+      intent: jsonObject,
+      ...replay,
+    })
+    .describe('Held for a human: poll GET /v1/approvals/{id} for the result.'),
+);
 
-export const DryRunRequest = z.object({ action: z.enum(['evm.transaction', 'evm.typed_data', 'evm.message']), payload: z.unknown() }).meta({ id: 'DryRunRequest' });
-export const AdminDryRunRequest = DryRunRequest.extend({ agent: z.string() }).meta({ id: 'AdminDryRunRequest' });
-export const DryRunResponse = z
-  .object({ decision: z.object({ decision: z.string(), violations: z.array(z.unknown()), allowedBy: z.array(z.string()), policyVersion: z.string() }), intent: z.unknown(), digest: z.string() })
-  .meta({ id: 'DryRunResponse' });
+export const PolicyDeniedResponse = apiSchema(
+  'PolicyDenied',
+  z
+    .object({
+      decision: z.literal('deny'),
+      error: z.object({ code: z.literal('policy_denied'), message: z.string(), violations: z.array(ViolationSchema) }),
+      policyVersion: z.string(),
+      auditSeq: z.number(),
+      ...replay,
+    })
+    .describe('Policy refused the request: every violation names its rule. The shape of Error, with the decision and its audit entry.'),
+);
 
-export const CreateAgentsRequest = z
-  .object({
-    names: z.array(z.string()).max(10_000).optional(),
-    count: z.number().int().min(1).max(10_000).optional(),
-    prefix: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,40}$/).optional(),
-    labels: z.record(z.string(), z.string()).optional(),
-  })
-  .strict()
-  .meta({ id: 'CreateAgentsRequest' });
+export const DryRunRequest = apiSchema('DryRunRequest', z.object({ action: z.enum(ACTIONS), payload: z.unknown() }));
+export const AdminDryRunRequest = apiSchema('AdminDryRunRequest', DryRunRequest.extend({ agent: z.string().describe('agent id or name') }));
+export const DecisionSchema = apiSchema(
+  'Decision',
+  z.object({ decision: z.enum(['allow', 'deny', 'require_approval']), violations: z.array(ViolationSchema), allowedBy: z.array(z.string()), policyVersion: z.string() }),
+);
+export const DryRunResponse = apiSchema('DryRunResponse', z.object({ decision: DecisionSchema, intent: jsonObject, digest: z.string().describe('hex digest that would be signed') }));
 
-export const AgentSchema = z
-  .object({ id: z.string(), name: z.string(), accountIndex: z.number(), keyIndex: z.number(), address: z.string(), status: z.enum(['active', 'frozen', 'retired']), labels: z.record(z.string(), z.string()), createdAt: z.string(), updatedAt: z.string() })
-  .meta({ id: 'Agent' });
+export const CreateAgentsRequest = apiSchema(
+  'CreateAgentsRequest',
+  z
+    .object({
+      names: z.array(z.string()).max(10_000).optional(),
+      count: z.number().int().min(1).max(10_000).optional(),
+      prefix: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,40}$/).optional(),
+      labels: z.record(z.string(), z.string()).optional(),
+    })
+    .strict(),
+);
 
-export const SetPolicyRequest = z
-  .object({ source: z.string().max(2_000_000).optional(), document: z.unknown().optional() })
-  .strict()
-  .refine((b) => (b.source === undefined) !== (b.document === undefined), 'give exactly one of source (YAML/JSON text) or document')
-  .meta({ id: 'SetPolicyRequest' });
+const agentStatus = z.enum(['active', 'frozen', 'retired']);
+export const AgentSchema = apiSchema(
+  'Agent',
+  z.object({ id: z.string(), name: z.string(), accountIndex: z.number(), keyIndex: z.number(), address: z.string(), status: agentStatus, labels: z.record(z.string(), z.string()), createdAt: iso, updatedAt: iso }),
+);
+export const AgentListResponse = apiSchema('AgentList', z.object({ agents: z.array(AgentSchema) }));
 
-export const IssueSessionRequest = z
-  .object({
-    ttl: duration,
-    actions: z.array(z.enum(['evm.transaction', 'evm.typed_data', 'evm.message'])).min(1),
-    chains: z.array(z.string().regex(/^eip155:\d{1,12}$/, 'a CAIP-2 chain id like eip155:8453')).optional(),
-    budgets: z.array(z.object({ asset: z.string().min(3), max: amountString, window: duration }).strict()).optional(),
-    label: z.string().max(200).optional(),
-  })
-  .strict()
-  .meta({ id: 'IssueSessionRequest' });
+export const SetPolicyRequest = apiSchema(
+  'SetPolicyRequest',
+  z
+    .object({ source: z.string().max(2_000_000).optional(), document: z.unknown().optional() })
+    .strict()
+    .refine((b) => (b.source === undefined) !== (b.document === undefined), 'give exactly one of source (YAML/JSON text) or document')
+    .describe('Exactly one of `source` (YAML/JSON text) or `document` (parsed JSON).'),
+);
 
-export const SessionSchema = z
-  .object({ id: z.string(), agentId: z.string(), scope: z.unknown(), label: z.string().optional(), createdAt: z.string(), expiresAt: z.string(), revokedAt: z.string().optional() })
-  .meta({ id: 'Session' });
+export const PolicyWarningSchema = apiSchema(
+  'PolicyWarning',
+  z.object({ code: z.enum(keys(POLICY_WARNING_CODES)), rule: z.string(), path: z.string().describe('e.g. `rules[0].match.assets[1]`'), message: z.string() }),
+);
 
-export const IssuedSessionResponse = z.object({ session: SessionSchema, token: z.string().describe('Shown once. Only its hash is stored.') }).meta({ id: 'IssuedSession' });
+export const PolicyValidationResponse = apiSchema(
+  'PolicyValidation',
+  z.union([
+    z.object({ valid: z.literal(true), warnings: z.array(PolicyWarningSchema) }),
+    z.object({ valid: z.literal(false), error: z.object({ code: z.literal('invalid_policy'), message: z.string(), details: jsonObject.optional() }) }),
+  ]),
+);
 
-export const AuditEntrySchema = z
-  .object({
-    seq: z.number(), leafIndex: z.number().int().optional().describe('Position in the Merkle tree (0-based)'), at: z.string(), type: z.string(), actor: z.string(), agentId: z.string().optional(), sessionId: z.string().optional(), action: z.string().optional(), decision: z.string().optional(), data: z.unknown(),
-    prevHash: z.string().optional().describe('Hash versions 1 and 2 only: the previous entry\'s chain hash'),
+const policyVersionFields = {
+  scope: z.string().describe('`fleet` or `agent:<agentId>`'),
+  version: z.number(),
+  hash: z.string().describe('sha256 of the canonical JSON of the document'),
+  author: z.string(),
+  createdAt: z.number().describe('ms since epoch'),
+};
+export const PolicyVersionSchema = apiSchema('PolicyVersion', z.object(policyVersionFields));
+export const PolicyRecordSchema = apiSchema('PolicyRecord', z.object({ ...policyVersionFields, document: z.unknown().describe('The policy document (docs/policy.schema.json)') }));
+export const SetPolicyResponse = apiSchema(
+  'PolicySet',
+  z.object({ record: PolicyVersionSchema, changed: z.boolean().describe('false: identical to the current version, nothing stored'), warnings: z.array(PolicyWarningSchema) }),
+);
+export const PolicyVersionsResponse = apiSchema('PolicyVersions', z.object({ versions: z.array(PolicyVersionSchema) }));
+export const PolicyDiffResponse = apiSchema('PolicyDiff', z.object({ from: z.number(), to: z.number(), diff: z.string() }));
+
+export const IssueSessionRequest = apiSchema(
+  'IssueSessionRequest',
+  z
+    .object({
+      ttl: duration,
+      actions: z.array(z.enum(ACTIONS)).min(1),
+      chains: z.array(z.string().regex(/^eip155:\d{1,12}$/, 'a CAIP-2 chain id like eip155:8453')).optional(),
+      budgets: z.array(z.object({ asset: z.string().min(3), max: amountString, window: duration }).strict()).optional(),
+      label: z.string().max(200).optional(),
+    })
+    .strict(),
+);
+
+export const SessionSchema = apiSchema(
+  'Session',
+  z.object({
+    id: z.string(),
+    agentId: z.string(),
+    scope: z.object({
+      actions: z.array(z.string()),
+      chains: z.array(z.string()).describe('empty: the agent\'s policy decides'),
+      budgets: z.array(z.object({ asset: z.string(), max: z.string(), window: z.string() })),
+    }),
+    label: z.string().optional(),
+    createdAt: iso,
+    expiresAt: iso,
+    revokedAt: iso.optional(),
+  }),
+);
+export const SessionListResponse = apiSchema('SessionList', z.object({ sessions: z.array(SessionSchema) }));
+export const IssuedSessionResponse = apiSchema('IssuedSession', z.object({ session: SessionSchema, token: z.string().describe('Shown once. Only its hash is stored.') }));
+export const WhoAmIResponse = apiSchema(
+  'WhoAmI',
+  z.object({ agent: z.object({ id: z.string(), name: z.string(), address: z.string(), status: agentStatus }), session: SessionSchema }),
+);
+
+export const AuditEntrySchema = apiSchema(
+  'AuditEntry',
+  z.object({
+    seq: z.number(),
+    leafIndex: z.number().int().optional().describe('Position in the Merkle tree (0-based)'),
+    at: iso,
+    type: z.string(),
+    actor: z.enum(['agent', 'operator', 'system']),
+    agentId: z.string().optional(),
+    sessionId: z.string().optional(),
+    action: z.string().optional(),
+    decision: z.enum(['allow', 'deny', 'require_approval', 'error']).optional(),
+    data: jsonObject,
+    prevHash: z.string().optional().describe("Hash versions 1 and 2 only: the previous entry's chain hash"),
     hash: z.string().describe('Version 3: the RFC 9162 leaf hash of `leaf`; versions 1 and 2: the chain hash'),
     hashVersion: z.number().int().optional().describe('3 = Merkle leaf over the stored canonical bytes (every new entry); 2 = RFC 8785 hash chain; 1 or absent = the chain form before it (docs/audit-format.md)'),
     leaf: z.string().optional().describe('Version 3: the exact canonical JSON that was hashed'),
-  })
-  .meta({ id: 'AuditEntry' });
+  }),
+);
+export const AuditEntriesResponse = apiSchema('AuditEntries', z.object({ entries: z.array(AuditEntrySchema) }));
 
-export const AuditReceiptSchema = z
-  .object({ auditSeq: z.number(), leafIndex: z.number(), leafHash: z.string().describe('RFC 9162 leaf hash (hex)') })
-  .meta({ id: 'AuditReceipt', description: 'Where a signature\'s audit entry sits in the audit Merkle tree; fetch its inclusion proof from GET /v1/audit/receipts/{seq}.' });
+export const SignedTreeHeadSchema = apiSchema(
+  'SignedTreeHead',
+  z.object({ treeSize: z.number(), rootHash: z.string(), at: z.number().describe('ms since epoch'), publicKey: z.string().describe('x-only BIP-340 key (hex)'), signature: z.string().describe('BIP-340 over the tree head digest (docs/audit-format.md)') }),
+);
 
-export const SignedTreeHeadSchema = z
-  .object({ treeSize: z.number(), rootHash: z.string(), at: z.number().describe('ms since epoch'), publicKey: z.string().describe('x-only BIP-340 key (hex)'), signature: z.string().describe('BIP-340 over the tree head digest (docs/audit-format.md)') })
-  .meta({ id: 'SignedTreeHead' });
+export const AuditHeadResponse = apiSchema('AuditHead', z.object({ seq: z.number(), hash: z.string(), treeSize: z.number() }));
 
-export const AuditHeadResponse = z.object({ seq: z.number(), hash: z.string(), treeSize: z.number() }).meta({ id: 'AuditHead' });
+export const AuditSignedHeadsResponse = apiSchema(
+  'AuditSignedHeads',
+  z.object({
+    publicKey: z.string(),
+    treeHeads: z.array(SignedTreeHeadSchema),
+    checkpoints: z.array(z.object({ seq: z.number(), headHash: z.string(), at: z.number(), publicKey: z.string(), signature: z.string() })).describe('Signed hash-chain heads written before tree heads (still verified)'),
+  }),
+);
 
-export const AuditSignedHeadsResponse = z
-  .object({ publicKey: z.string(), treeHeads: z.array(SignedTreeHeadSchema), checkpoints: z.array(z.object({ seq: z.number(), headHash: z.string(), at: z.number(), publicKey: z.string(), signature: z.string() })).describe('Signed hash-chain heads written before tree heads (still verified)') })
-  .meta({ id: 'AuditSignedHeads' });
-
-export const AuditReceiptResponse = z
-  .object({ receipt: AuditReceiptSchema, entry: AuditEntrySchema, treeHead: SignedTreeHeadSchema, proof: z.array(z.string()).describe('RFC 9162 inclusion proof (hex node hashes, leaf to root)') })
-  .meta({ id: 'AuditInclusion' });
+export const AuditReceiptResponse = apiSchema(
+  'AuditInclusion',
+  z.object({ receipt: AuditReceiptSchema, entry: AuditEntrySchema, treeHead: SignedTreeHeadSchema, proof: z.array(z.string()).describe('RFC 9162 inclusion proof (hex node hashes, leaf to root)') }),
+);
 
 export const AuditConsistencyParams = z.object({
   from: z.coerce.number().int().min(0).describe('tree size of a signed head'),
   to: z.coerce.number().int().min(0).optional().describe('tree size of a later signed head (default: the latest)'),
 });
 
-export const AuditConsistencyResponse = z
-  .object({ from: SignedTreeHeadSchema, to: SignedTreeHeadSchema, proof: z.array(z.string()).describe('RFC 9162 consistency proof (hex)') })
-  .meta({ id: 'AuditConsistency' });
+export const AuditConsistencyResponse = apiSchema(
+  'AuditConsistency',
+  z.object({ from: SignedTreeHeadSchema, to: SignedTreeHeadSchema, proof: z.array(z.string()).describe('RFC 9162 consistency proof (hex)') }),
+);
+
+export const AuditVerifyResponse = apiSchema(
+  'AuditVerification',
+  z.object({
+    ok: z.boolean(),
+    entries: z.number().describe('leaves verified (the tree size)'),
+    checkpoints: z.number().describe('legacy signed checkpoints checked'),
+    treeHeads: z.number().describe('signed tree heads checked'),
+    rootHash: z.string(),
+    firstBad: z.object({ seq: z.number(), reason: z.string() }).optional().describe('the first problem found'),
+    unanchored: z.number().describe('entries after the last signed head'),
+  }),
+);
+
+export const AuditAcknowledgeResponse = apiSchema(
+  'AuditAcknowledgement',
+  z.object({
+    anchor: z.object({ generation: z.number(), treeSize: z.number(), rootHash: z.string() }),
+    previous: z.object({ generation: z.number(), treeSize: z.number(), rootHash: z.string().optional() }).optional(),
+    failure: z.object({ seq: z.number(), reason: z.string() }).optional(),
+  }),
+);
 
 export const AuditQueryParams = z.object({
   agent: z.string().optional(),
@@ -148,12 +327,36 @@ export const AuditQueryParams = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 
-export const ApprovalSchema = z
-  .object({ id: z.string(), agentId: z.string(), sessionId: z.string(), action: z.string(), state: z.string(), digest: z.string(), summary: z.unknown(), createdAt: z.string(), expiresAt: z.string(), decidedAt: z.string().optional(), decidedBy: z.string().optional(), result: z.unknown().optional() })
-  .meta({ id: 'Approval' });
+export const ApprovalSchema = apiSchema(
+  'Approval',
+  z.object({
+    id: z.string(),
+    agentId: z.string(),
+    sessionId: z.string(),
+    action: z.string(),
+    state: z.enum(['pending', 'approved', 'denied', 'expired']),
+    digest: z.string(),
+    summary: jsonObject.describe('intent, violations and policyVersion of the held request'),
+    auditSeq: z.number(),
+    createdAt: iso,
+    expiresAt: iso,
+    decidedAt: iso.optional(),
+    decidedBy: z.string().optional(),
+    result: jsonObject.optional().describe('Once approved: the signing result (and `x402` for a payment: the header to send)'),
+  }),
+);
+export const ApprovalListResponse = apiSchema('ApprovalList', z.object({ approvals: z.array(ApprovalSchema) }));
 
-export const DenyApprovalRequest = z.object({ reason: z.string().max(500).optional() }).strict();
-export const UnsealRequest = z.object({ passphrase: z.string().min(1) }).strict();
+export const DenyApprovalRequest = apiSchema('DenyApprovalRequest', z.object({ reason: z.string().max(500).optional() }).strict());
+export const UnsealRequest = apiSchema('UnsealRequest', z.object({ passphrase: z.string().min(1) }).strict());
+export const UnsealResponse = apiSchema('Unsealed', z.object({ status: z.literal('ok'), alreadyUnsealed: z.literal(true).optional() }));
+export const HealthResponse = apiSchema('Health', z.object({ status: z.literal('ok'), store: z.enum(['sqlite', 'postgres']) }));
+export const SealedHealthResponse = apiSchema('HealthSealed', z.object({ status: z.literal('sealed') }));
+export const LiveHealthResponse = apiSchema('HealthLive', z.object({ status: z.literal('alive') }));
+export const ReadyHealthResponse = apiSchema('HealthReady', z.object({ status: z.literal('ready'), store: z.enum(['sqlite', 'postgres']) }));
+/** Not ready: sealed or draining (a store that does not answer is the `Error` body, `store_unavailable`). */
+export const NotReadyHealthResponse = apiSchema('HealthNotReady', z.object({ status: z.enum(['sealed', 'shutting_down']) }));
+export const OpenApiDocument = apiSchema('OpenApiDocument', jsonObject.describe('This document.'));
 
 export const ListAgentsParams = z.object({ status: z.enum(['active', 'frozen', 'retired']).optional(), limit: z.coerce.number().int().min(1).max(10_000).optional(), after: z.string().optional() });
 export const ListSessionsParams = z.object({ agent: z.string().optional(), all: z.enum(['true', 'false']).optional() });
@@ -168,7 +371,9 @@ export type IssueSessionInput = z.infer<typeof IssueSessionRequest>;
 
 const requirementObject = z.record(z.string(), z.unknown());
 
-export const X402PayRequest = z
+export const X402PayRequest = apiSchema(
+  'X402PayRequest',
+  z
   .object({
     resource: z.string().min(1).max(2048).describe('The URL that answered 402.'),
     paymentRequired: z.string().min(1).max(64 * 1024).optional().describe('v2: the PAYMENT-REQUIRED header value (base64 JSON).'),
@@ -180,56 +385,83 @@ export const X402PayRequest = z
   })
   .strict()
   .refine((b) => [b.paymentRequired, b.body, b.accepts].filter((v) => v !== undefined).length === 1, 'give exactly one of paymentRequired, body or accepts')
-  .refine((b) => b.accepts === undefined || b.x402Version !== undefined, 'accepts needs x402Version')
-  .meta({ id: 'X402PayRequest' });
+  .refine((b) => b.accepts === undefined || b.x402Version !== undefined, 'accepts needs x402Version'),
+);
 
-export const X402PayResponse = z
-  .object({
+const chosenRequirement = {
+  x402Version: z.union([z.literal(1), z.literal(2)]),
+  requirementIndex: z.number().describe('which of the offered requirements was chosen'),
+  requirement: jsonObject,
+};
+
+export const X402PayResponse = apiSchema(
+  'X402PayResponse',
+  z.object({
     decision: z.literal('allow'),
     paymentId: z.string().optional().describe('Absent for Permit2 payments (charged to the ledger at once).'),
-    x402Version: z.union([z.literal(1), z.literal(2)]),
+    ...chosenRequirement,
     header: z.object({ name: z.enum(['PAYMENT-SIGNATURE', 'X-PAYMENT']), value: z.string() }),
-    payload: z.record(z.string(), z.unknown()).describe('The PaymentPayload the header encodes.'),
-    requirementIndex: z.number(),
-    requirement: z.record(z.string(), z.unknown()),
-    authorization: z.record(z.string(), z.unknown()).optional(),
-    permit2Authorization: z.record(z.string(), z.unknown()).optional(),
+    payload: jsonObject.describe('The PaymentPayload the header encodes.'),
+    authorization: jsonObject.optional(),
+    permit2Authorization: jsonObject.optional(),
     signature: z.string(),
     auditSeq: z.number(),
-    receipt: z.lazy(() => AuditReceiptSchema),
-    intent: z.unknown(),
-    replayed: z.boolean().optional(),
-  })
-  .meta({ id: 'X402PayResponse' });
+    receipt: AuditReceiptSchema.optional(),
+    policyVersion: z.string().optional(),
+    allowedBy: z.array(z.string()).optional(),
+    intent: jsonObject,
+    replayed: replay.replayed,
+  }),
+);
 
-export const X402DeniedResponse = z
-  .object({
-    decision: z.literal('deny'),
-    error: z.object({
-      code: z.literal('policy_denied'),
-      message: z.string(),
-      violations: z.array(z.unknown()),
-      requirements: z.array(z.object({ index: z.number(), scheme: z.unknown(), network: z.unknown(), asset: z.unknown(), amount: z.unknown(), payTo: z.unknown(), violations: z.array(z.unknown()).optional(), skipped: z.string().optional() })).optional(),
-    }),
-    auditSeq: z.number(),
-  })
-  .meta({ id: 'X402Denied' });
+export const X402PendingApprovalResponse = apiSchema(
+  'X402PendingApproval',
+  PendingApprovalResponse.extend(chosenRequirement).describe('The chosen requirement is held for a human: poll GET /v1/approvals/{id}; once approved its `result.x402` carries the header to send.'),
+);
 
-export const X402SettlementRequest = z
+export const X402DeniedResponse = apiSchema(
+  'X402Denied',
+  z
+    .object({
+      decision: z.literal('deny'),
+      error: z.object({
+        code: z.literal('policy_denied'),
+        message: z.string(),
+        violations: z.array(ViolationSchema),
+        requirements: z
+          .array(z.object({ index: z.number(), scheme: z.unknown(), network: z.unknown(), asset: z.unknown(), amount: z.unknown(), payTo: z.unknown(), violations: z.array(ViolationSchema).optional(), skipped: z.enum(keys(VIOLATION_CODES)).optional() }))
+          .optional()
+          .describe('Every offered requirement and why it was refused (absent when the chosen one was refused at signing)'),
+      }),
+      policyVersion: z.string().optional(),
+      auditSeq: z.number(),
+      ...replay,
+      ...partial(chosenRequirement),
+    })
+    .describe('No offered requirement is allowed (or the chosen one was refused at signing: then the chosen requirement is named).'),
+);
+
+export const X402SettlementRequest = apiSchema(
+  'X402SettlementRequest',
+  z
   .object({
     paymentId: z.string().max(64).optional(),
     nonce: z.string().regex(/^0x[0-9a-fA-F]{64}$/, 'a bytes32 hex nonce').optional(),
     paymentResponse: z.string().min(1).max(16 * 1024).describe('The PAYMENT-RESPONSE (v2) or X-PAYMENT-RESPONSE (v1) header value (base64 JSON).'),
   })
   .strict()
-  .refine((b) => b.paymentId !== undefined || b.nonce !== undefined, 'give paymentId or nonce')
-  .meta({ id: 'X402SettlementRequest' });
+  .refine((b) => b.paymentId !== undefined || b.nonce !== undefined, 'give paymentId or nonce'),
+);
 
-export const X402SettlementResponse = z
-  .object({ paymentId: z.string(), state: z.enum(['reserved', 'settled', 'expired']), transaction: z.string().nullable() })
-  .meta({ id: 'X402SettlementResponse' });
+export const X402SettlementResponse = apiSchema(
+  'X402SettlementResponse',
+  z
+  .object({ paymentId: z.string(), state: z.enum(['reserved', 'settled', 'expired']), transaction: z.string().nullable() }),
+);
 
-export const PaymentSchema = z
+export const PaymentSchema = apiSchema(
+  'Payment',
+  z
   .object({
     id: z.string(), agentId: z.string(), sessionId: z.string(), auditSeq: z.number(), protocol: z.literal('x402'), x402Version: z.number().optional(),
     network: z.string(), asset: z.string().describe('CAIP-19'), token: z.string(), from: z.string(), to: z.string(), value: z.string(), nonce: z.string(),
@@ -237,8 +469,10 @@ export const PaymentSchema = z
     state: z.enum(['reserved', 'settled', 'expired']), settlementTx: z.string().optional(), reportedTx: z.string().optional(), createdAt: z.string(), updatedAt: z.string(),
     settledValue: z.string().optional().describe('what the Transfer that used the nonce moved; the ledger is charged max(value, settledValue)'),
     settledTo: z.string().optional().describe('recipient of that Transfer'),
-  })
-  .meta({ id: 'Payment' });
+  }),
+);
+
+export const PaymentListResponse = apiSchema('PaymentList', z.object({ payments: z.array(PaymentSchema) }));
 
 export const ListPaymentsParams = z.object({
   agent: z.string().optional(),
@@ -248,15 +482,19 @@ export const ListPaymentsParams = z.object({
 
 export const PaymentSummaryParams = z.object({ agent: z.string().optional() });
 
-export const PaymentSummaryResponse = z
+export const PaymentSummaryResponse = apiSchema(
+  'PaymentSummary',
+  z
   .object({
     rows: z.array(z.object({ agentId: z.string(), agentName: z.string().optional(), origin: z.string().describe('"" when the payment named no resource'), asset: z.string(), reserved: z.string(), settled: z.string(), released: z.string(), count: z.number() })),
     agents: z.array(z.object({ agentId: z.string(), agentName: z.string().optional(), asset: z.string(), reserved: z.string(), settled: z.string(), released: z.string(), count: z.number() })),
-  })
-  .meta({ id: 'PaymentSummary' });
+  }),
+);
 
-export const ReconcileResponse = z
-  .object({ checked: z.number(), settled: z.number(), expired: z.number(), assumedSettled: z.number(), errors: z.number(), alerts: z.number().describe('alert.reconciler / alert.settlement_mismatch entries written') })
-  .meta({ id: 'ReconcileResult' });
+export const ReconcileResponse = apiSchema(
+  'ReconcileResult',
+  z
+  .object({ checked: z.number(), settled: z.number(), expired: z.number(), assumedSettled: z.number(), errors: z.number(), alerts: z.number().describe('alert.reconciler / alert.settlement_mismatch entries written') }),
+);
 
 export type X402PayInput = z.infer<typeof X402PayRequest>;

@@ -1,13 +1,18 @@
+import type { z } from 'zod';
 import type { Agent, ApprovalRecord, AuditEntry, Session } from '@airlock/core';
+import type { AgentSchema, ApprovalSchema, AuditEntrySchema, SessionSchema } from './schemas.ts';
+
+// The JSON bodies of the stored records. Each returns its schema's output type, so a field the document
+// does not name (or names differently) is a type error here; the live-response test catches the rest.
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function agentJson(a: Agent) {
+export function agentJson(a: Agent): z.output<typeof AgentSchema> {
   return { ...a, createdAt: iso(a.createdAt), updatedAt: iso(a.updatedAt) };
 }
 
 /** Never includes the token hash. */
-export function sessionJson(s: Session) {
+export function sessionJson(s: Session): z.output<typeof SessionSchema> {
   return {
     id: s.id,
     agentId: s.agentId,
@@ -19,7 +24,7 @@ export function sessionJson(s: Session) {
   };
 }
 
-export function approvalJson(a: ApprovalRecord) {
+export function approvalJson(a: ApprovalRecord): z.output<typeof ApprovalSchema> {
   return {
     id: a.id,
     agentId: a.agentId,
@@ -27,16 +32,16 @@ export function approvalJson(a: ApprovalRecord) {
     action: a.action,
     state: a.state,
     digest: a.digest,
-    summary: a.summary,
+    summary: a.summary as Record<string, unknown>,
     auditSeq: a.auditSeq,
     createdAt: iso(a.createdAt),
     expiresAt: iso(a.expiresAt),
     ...(a.decidedAt !== undefined ? { decidedAt: iso(a.decidedAt) } : {}),
     ...(a.decidedBy ? { decidedBy: a.decidedBy } : {}),
-    ...(a.result !== undefined ? { result: a.result } : {}),
+    ...(a.result !== undefined ? { result: a.result as Record<string, unknown> } : {}),
   };
 }
 
-export function auditJson(e: AuditEntry) {
+export function auditJson(e: AuditEntry): z.output<typeof AuditEntrySchema> {
   return { ...e, at: iso(e.at) };
 }

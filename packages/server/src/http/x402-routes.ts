@@ -1,14 +1,15 @@
 import type { Context } from 'hono';
+import type { z } from 'zod';
 import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from '@x402/core/http';
 import { AirlockError, checkJsonShape, readPaymentRequired, type PaymentRecord, type PaymentRequired, type PaymentState } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { RouteSpec } from './route-table.ts';
-import { agentOf, idempotencyKeyOf } from './routes.ts';
+import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-context.ts';
 import * as S from './schemas.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function paymentJson(p: PaymentRecord) {
+export function paymentJson(p: PaymentRecord): z.output<typeof S.PaymentSchema> {
   const { value, createdAt, updatedAt, asset, settledValue, ...rest } = p;
   return {
     ...rest, asset: `${p.network}/erc20:${asset}`, token: asset, value: value.toString(), createdAt: iso(createdAt), updatedAt: iso(updatedAt),
@@ -42,8 +43,8 @@ export function buildX402Routes(holder: AirlockHolder): RouteSpec[] {
   const agentIdOf = async (nameOrId: string | undefined) => (nameOrId ? (await A().operator.getAgent(nameOrId)).id : undefined);
   return [
     {
-      method: 'post', path: '/v1/x402/pay', summary: 'Pay for an x402 resource: pick the first requirement policy allows, sign it, return the header to send', tag: 'x402', auth: 'agent', body: S.X402PayRequest,
-      responses: { 200: S.X402PayResponse, 202: S.PendingApprovalResponse, 400: S.ErrorSchema, 401: S.ErrorSchema, 403: S.X402DeniedResponse, 409: S.ErrorSchema },
+      method: 'post', path: '/v1/x402/pay', operationId: 'payX402', summary: 'Pay for an x402 resource: pick the first requirement policy allows, sign it, return the header to send', tag: 'x402', auth: 'agent', body: S.X402PayRequest,
+      headers: [IDEMPOTENCY_KEY_HEADER], responses: { 200: S.X402PayResponse, 202: S.X402PendingApprovalResponse, 403: S.X402DeniedResponse }, errors: [409],
       handler: async (c: Context, { body }) => {
         const b = body as S.X402PayInput;
         const out = await A().x402.pay(agentOf(c), b.resource, paymentRequiredOf(b), idempotencyKeyOf(c));
@@ -51,8 +52,8 @@ export function buildX402Routes(holder: AirlockHolder): RouteSpec[] {
       },
     },
     {
-      method: 'post', path: '/v1/x402/settlement', summary: "Report the server's PAYMENT-RESPONSE: links the settlement transaction to the payment (audited)", tag: 'x402', auth: 'agent', body: S.X402SettlementRequest,
-      responses: { 200: S.X402SettlementResponse, 400: S.ErrorSchema, 404: S.ErrorSchema },
+      method: 'post', path: '/v1/x402/settlement', operationId: 'reportX402Settlement', summary: "Report the server's PAYMENT-RESPONSE: links the settlement transaction to the payment (audited)", tag: 'x402', auth: 'agent', body: S.X402SettlementRequest,
+      responses: { 200: S.X402SettlementResponse }, errors: [404],
       handler: async (c, { body }) => {
         const b = body as { paymentId?: string; nonce?: string; paymentResponse: string };
         const response = decodeHeader(decodePaymentResponseHeader, b.paymentResponse, 'paymentResponse') as unknown;
@@ -61,8 +62,8 @@ export function buildX402Routes(holder: AirlockHolder): RouteSpec[] {
       },
     },
     {
-      method: 'get', path: '/v1/x402/payments', summary: 'Payment records (newest first)', tag: 'x402', auth: 'admin', query: S.ListPaymentsParams,
-      responses: { 200: 'payments' },
+      method: 'get', path: '/v1/x402/payments', operationId: 'listX402Payments', summary: 'Payment records (newest first)', tag: 'x402', auth: 'admin', query: S.ListPaymentsParams,
+      responses: { 200: S.PaymentListResponse }, errors: [404],
       handler: async (c, { query }) => {
         const q = query as { agent?: string; state?: PaymentState; limit?: number };
         const agentId = await agentIdOf(q.agent);
@@ -71,8 +72,8 @@ export function buildX402Routes(holder: AirlockHolder): RouteSpec[] {
       },
     },
     {
-      method: 'get', path: '/v1/x402/summary', summary: 'Reserved / settled / released totals per agent, per resource origin and asset', tag: 'x402', auth: 'admin', query: S.PaymentSummaryParams,
-      responses: { 200: S.PaymentSummaryResponse },
+      method: 'get', path: '/v1/x402/summary', operationId: 'getX402Summary', summary: 'Reserved / settled / released totals per agent, per resource origin and asset', tag: 'x402', auth: 'admin', query: S.PaymentSummaryParams,
+      responses: { 200: S.PaymentSummaryResponse }, errors: [404],
       handler: async (c, { query }) => {
         const agentId = await agentIdOf((query as { agent?: string }).agent);
         const rows = await A().store.paymentSummary(agentId ? { agentId } : {});
@@ -103,7 +104,7 @@ export function buildX402Routes(holder: AirlockHolder): RouteSpec[] {
       },
     },
     {
-      method: 'post', path: '/v1/x402/reconcile', summary: 'Run the payment reconciler now (settled on chain / expired unused / assumed settled without RPC)', tag: 'x402', auth: 'admin',
+      method: 'post', path: '/v1/x402/reconcile', operationId: 'reconcileX402Payments', summary: 'Run the payment reconciler now (settled on chain / expired unused / assumed settled without RPC)', tag: 'x402', auth: 'admin',
       responses: { 200: S.ReconcileResponse },
       handler: async (c) => c.json(await A().x402.reconcile()),
     },

@@ -1,6 +1,6 @@
 // Test harness: a real Airlock (vault, store, services, HTTP app) on a temp data directory,
 // driven in-process through `app.request()` exactly as a client would over HTTP.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -9,6 +9,7 @@ import { loadConfig, type AirlockConfig } from '../config.ts';
 import { initAirlock, openAirlock, type Airlock, type VaultOptions } from '../runtime.ts';
 import { createApp, type AppOptions } from '../http/app.ts';
 import { AirlockHolder } from '../http/holder.ts';
+import { OpenApiResponses, type ResponseCheck } from './openapi-responses.ts';
 
 /** Fast KDF for tests only; production vaults refuse parameters this weak. */
 export const TEST_VAULT: VaultOptions = { kdf: { memoryKiB: 1024, passes: 1, parallelism: 1 }, allowWeakKdf: true };
@@ -46,6 +47,17 @@ export async function pgSchemaUrl(prefix = 'airlock_t'): Promise<{ url: string; 
 }
 
 /**
+ * AIRLOCK_CHECK_OPENAPI=1: every response of every harness call is checked against docs/openapi.json (its
+ * status declared, its body valid), so any http test doubles as a check of the document. Off by default:
+ * openapi-client.http.test.ts checks a tour of every operation on each run.
+ */
+const openApiResponses = process.env.AIRLOCK_CHECK_OPENAPI === '1' ? new OpenApiResponses(JSON.parse(readFileSync(new URL('../../../../docs/openapi.json', import.meta.url), 'utf8'))) : undefined;
+
+function assertMatchesOpenApi(check: ResponseCheck): void {
+  if (check.problems.length) throw new Error(`response does not match docs/openapi.json:\n${check.problems.join('\n')}`);
+}
+
+/**
  * `app` options go to createApp. The per-session rate limit is off unless `app.sessionRate` is given: race
  * tests fire hundreds of requests on one session at once, and the limit has tests of its own.
  */
@@ -70,7 +82,9 @@ export async function startHarness(opts: { store?: StoreKind; manualClock?: bool
     const env = o.remoteAddress !== undefined ? { incoming: { socket: { remoteAddress: o.remoteAddress } } } : undefined;
     const res = await app.request(path, { method, headers, ...(body !== undefined ? { body } : {}) }, env);
     const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+    const parsed = text ? JSON.parse(text) : undefined;
+    if (openApiResponses) assertMatchesOpenApi(openApiResponses.check(method, path, res.status, parsed));
+    return { status: res.status, body: parsed, headers: res.headers };
   };
   const h: Harness = {
     get airlock() {

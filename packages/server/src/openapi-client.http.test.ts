@@ -1,0 +1,253 @@
+// The OpenAPI document as a client author meets it: an independent validator accepts it, openapi-typescript
+// generates types from it that compile (with openapi-fetch) and drive a live daemon, and every response the
+// daemon gives along the way validates against the schema the document declares for its status.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import SwaggerParser from '@apidevtools/swagger-parser';
+import { encodePaymentRequiredHeader, encodePaymentResponseHeader } from '@x402/core/http';
+import { loadConfig } from './config.ts';
+import { initAirlock } from './runtime.ts';
+import { serveAirlock, type RunningServer } from './serve.ts';
+import { ALICE, BASE, MALLORY, TEST_PASSPHRASE, TEST_VAULT, USDC, USDC_ASSET, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
+import { OpenApiResponses, type ResponseCheck } from './testing/openapi-responses.ts';
+
+const run = promisify(execFile);
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const FLOW = join(ROOT, 'packages/server/examples/openapi-client/flow.ts');
+
+describe('the OpenAPI document, through a generated client and a live daemon', () => {
+  let dir: string;
+  let server: RunningServer;
+  let adminToken: string;
+  let doc: any;
+  let responses: OpenApiResponses;
+  const checks: ResponseCheck[] = [];
+
+  /** fetch, recording how each response compares with the document. */
+  const checkedFetch = async (request: Request): Promise<Response> => {
+    const method = request.method;
+    const res = await fetch(request);
+    const text = await res.clone().text();
+    checks.push(responses.check(method, request.url, res.status, text ? JSON.parse(text) : undefined));
+    return res;
+  };
+  const call = async (token: string | undefined, method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const init: RequestInit = { method, headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) } };
+    if (body !== undefined) init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    const res = await checkedFetch(new Request(`${server.url}${path}`, init));
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+  const admin = (method: string, path: string, body?: unknown) => call(adminToken, method, path, body);
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'airlock-openapi-client-'));
+    const config = loadConfig({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0 }, {});
+    adminToken = (await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT)).adminToken;
+    server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
+    doc = await (await fetch(`${server.url}/v1/openapi.json`)).json();
+    responses = new OpenApiResponses(doc);
+  });
+  after(async () => {
+    await server?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the served document passes an independent OpenAPI 3.1 validator (swagger-parser, every $ref resolved)', async () => {
+    // swagger-parser dereferences in place: hand it a copy.
+    const api = (await SwaggerParser.validate(structuredClone(doc))) as any;
+    assert.equal(api.openapi, '3.1.0');
+    const operations = Object.values(doc.paths).flatMap((methods: any) => Object.values(methods)) as any[];
+    assert.ok(operations.length >= 36);
+    for (const op of operations) {
+      assert.match(op.operationId, /^[a-z][A-Za-z0-9]+$/);
+      const success = Object.entries(op.responses).filter(([status]) => status.startsWith('2'));
+      assert.ok(success.length > 0 && success.every(([, r]: [string, any]) => r.content['application/json'].schema), `${op.operationId}: a success response with a schema`);
+    }
+    const sign = doc.paths['/v1/sign/transaction'].post;
+    assert.deepEqual(sign.parameters.map((p: any) => [p.in, p.name, p.schema.pattern]), [['header', 'Idempotency-Key', '^[A-Za-z0-9_.:-]{1,128}$']]);
+    assert.deepEqual(Object.keys(sign.responses), ['200', '202', '400', '401', '403', '409', '413', '421', '429', '500', '503']);
+    assert.ok(sign.responses['429'].headers['Retry-After']);
+    assert.deepEqual(Object.keys(doc.components.schemas.Error.properties.error.properties), ['code', 'message', 'hints', 'violations', 'details']);
+  });
+
+  test('openapi-typescript types + openapi-fetch compile (tsc --strict) and drive the daemon: agent, policy, session, sign, retry, deny, dry-run', async () => {
+    const client = join(dir, 'client');
+    await run(process.execPath, ['-e', `require('node:fs').mkdirSync(${JSON.stringify(client)})`]);
+    writeFileSync(join(client, 'openapi.json'), JSON.stringify(doc));
+    symlinkSync(join(ROOT, 'node_modules'), join(client, 'node_modules'), 'dir');
+    // The command docs/api.md gives to client authors.
+    await run(process.execPath, [join(ROOT, 'node_modules/openapi-typescript/bin/cli.js'), 'openapi.json', '-o', 'airlock.ts'], { cwd: client });
+    copyFileSync(FLOW, join(client, 'flow.ts'));
+    writeFileSync(
+      join(client, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { target: 'es2024', module: 'nodenext', moduleResolution: 'nodenext', lib: ['es2024'], types: ['node'], strict: true, noEmit: true, allowImportingTsExtensions: true, skipLibCheck: true, noUncheckedIndexedAccess: true }, files: ['flow.ts', 'airlock.ts'] }),
+    );
+    try {
+      await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', client]);
+    } catch (e) {
+      assert.fail(`the generated client does not compile:\n${(e as { stdout?: string }).stdout ?? e}`);
+    }
+
+    const { runFlow } = await import(pathToFileURL(join(client, 'flow.ts')).href);
+    const flow = await runFlow(server.url, adminToken, checkedFetch);
+    assert.equal(flow.agent.name, 'typed-client-bot');
+    assert.equal(flow.policyVersion, 1);
+    assert.deepEqual(flow.session.scope.actions, ['evm.transaction']);
+    assert.equal(flow.signed.decision, 'allow');
+    assert.match(flow.signed.signature, /^0x[0-9a-f]{130}$/);
+    assert.match(flow.signed.signedTransaction, /^0x02/);
+    assert.equal(flow.signed.receipt.auditSeq, flow.signed.auditSeq);
+    assert.equal(flow.replayed.replayed, true, 'the same Idempotency-Key is a replay');
+    assert.equal(flow.replayed.signature, flow.signed.signature);
+    assert.equal(flow.denied.status, 403);
+    assert.equal(flow.denied.code, 'policy_denied');
+    assert.deepEqual(flow.denied.violations.map((v: any) => [v.rule, v.code]), [['agent/default', 'no_matching_allow_rule']]);
+    assert.equal(flow.dryRun.decision.decision, 'allow');
+    assert.deepEqual(flow.dryRun.decision.allowedBy, ['agent/usdc-to-alice']);
+    assert.equal(flow.deniedDryRun.decision.decision, 'deny');
+    assert.deepEqual(
+      checks.map((c) => c.problems).flat(),
+      [],
+      'every response of the flow matches the document',
+    );
+    assert.deepEqual(checks.map((c) => `${c.operationId} ${c.status}`), ['createAgents 201', 'setPolicy 200', 'issueSession 201', 'signTransaction 200', 'signTransaction 200', 'signTransaction 403', 'dryRun 200', 'dryRun 200']);
+  });
+
+  test('every operation, on its success and error paths, answers what the document declares', async () => {
+    assert.equal((await call(undefined, 'GET', '/v1/health')).status, 200);
+    assert.equal((await call(undefined, 'GET', '/v1/openapi.json')).status, 200);
+    assert.deepEqual((await call(undefined, 'POST', '/v1/unseal', { passphrase: 'not checked once unsealed' })).body, { status: 'ok', alreadyUnsealed: true });
+
+    // An agent with approvals above 50 USDC, signing all three kinds.
+    const [agent] = (await admin('POST', '/v1/agents', { names: ['tour-bot'] })).body.agents;
+    assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ approvalAbove: '50000000' }) })).status, 200);
+    const issued = await admin('POST', `/v1/agents/${agent.id}/sessions`, { ttl: '1h', actions: ['evm.transaction', 'evm.typed_data', 'evm.message'], label: 'tour' });
+    const token = issued.body.token as string;
+    assert.equal((await call(token, 'GET', '/v1/session')).body.agent.id, agent.id);
+
+    const authorization = usdcAuthorization(agent.address, ALICE, 1_000_000n, Math.floor(Date.now() / 1000) + 3600);
+    const typed = await call(token, 'POST', '/v1/sign/typed-data', authorization);
+    assert.equal(typed.status, 200, JSON.stringify(typed.body));
+    assert.match(typed.body.paymentId, /^pay_/);
+    assert.equal((await call(token, 'POST', '/v1/sign/typed-data', authorization)).body.replayed, true, 'the identical authorization is a replay');
+    const message = await call(token, 'POST', '/v1/sign/message', { chainId: 8453, message: 'hello' });
+    assert.equal(message.status, 403);
+    assert.equal(message.body.error.violations[0].code, 'message_not_allowed');
+
+    const held = await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 60_000_000n, 3), { 'idempotency-key': 'tour-held' });
+    assert.equal(held.status, 202);
+    assert.equal((await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 60_000_000n, 3), { 'idempotency-key': 'tour-held' })).body.replayed, true);
+    assert.equal((await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 1n, 3), { 'idempotency-key': 'tour-held' })).status, 409, 'same key, another payload');
+    assert.equal((await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 1n, 3), { 'idempotency-key': 'not a valid key!' })).status, 400);
+    assert.equal((await call(token, 'GET', `/v1/approvals/${held.body.approvalId}`)).body.state, 'pending');
+    assert.equal((await admin('GET', '/v1/approvals')).body.approvals.length, 1);
+    const approved = await admin('POST', `/v1/approvals/${held.body.approvalId}/approve`);
+    assert.equal(approved.body.state, 'approved');
+    assert.match(approved.body.result.signature, /^0x/);
+    assert.equal((await admin('POST', `/v1/approvals/${held.body.approvalId}/approve`)).status, 409, 'an approval is single use');
+    const second = await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 70_000_000n, 4));
+    assert.equal((await admin('POST', `/v1/approvals/${second.body.approvalId}/deny`, { reason: 'not today' })).body.state, 'denied');
+    assert.equal((await admin('GET', '/v1/approvals?state=all')).body.approvals.length, 2);
+
+    assert.equal((await admin('GET', '/v1/agents?status=active')).status, 200);
+    assert.equal((await admin('GET', `/v1/agents/${agent.name}`)).body.id, agent.id);
+    assert.equal((await admin('GET', '/v1/agents/no-such-agent')).status, 404);
+    assert.equal((await admin('POST', `/v1/agents/${agent.id}/freeze`)).body.status, 'frozen');
+    const frozen = await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 1n, 5));
+    assert.deepEqual([frozen.status, frozen.body.error.code], [403, 'agent_frozen']);
+    assert.equal((await admin('POST', `/v1/agents/${agent.id}/unfreeze`)).body.status, 'active');
+    assert.equal((await admin('POST', '/v1/agents', { names: ['tour-bot'] })).status, 409, 'names are unique');
+
+    const spare = await admin('POST', `/v1/agents/${agent.id}/sessions`, { ttl: '5m', actions: ['evm.message'] });
+    assert.equal((await admin('GET', `/v1/sessions?agent=${agent.name}`)).body.sessions.length, 2);
+    assert.ok((await admin('POST', `/v1/sessions/${spare.body.session.id}/revoke`)).body.revokedAt);
+    assert.equal((await call(spare.body.token, 'GET', '/v1/session')).status, 401);
+    assert.equal((await call(undefined, 'GET', '/v1/agents')).status, 401);
+    assert.equal((await call(token, 'GET', '/v1/agents')).status, 403, 'a session token on an admin route');
+    assert.equal((await call(token, 'POST', '/v1/dry-run', 'x'.repeat(300_000))).status, 413);
+    assert.equal((await call(token, 'POST', '/v1/dry-run', '{"action":')).status, 400);
+
+    assert.equal((await admin('POST', '/v1/policies/validate', { document: usdcPolicy() })).body.valid, true);
+    assert.equal((await admin('POST', '/v1/policies/validate', { document: { version: 1, rules: [{ type: 'nope' }] } })).body.valid, false);
+    assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ approvalAbove: '40000000' }) })).body.record.version, 2);
+    assert.equal((await admin('GET', `/v1/policies/${agent.name}?version=1`)).body.version, 1);
+    assert.equal((await admin('GET', `/v1/policies/${agent.name}`)).body.version, 2);
+    assert.equal((await admin('GET', `/v1/policies/${agent.name}/versions`)).body.versions.length, 2);
+    assert.match((await admin('GET', `/v1/policies/${agent.name}/diff`)).body.diff, /40000000/);
+    assert.equal((await admin('GET', '/v1/policies/fleet')).status, 404);
+    const adminDryRun = await admin('POST', '/v1/policies/dry-run', { agent: agent.name, action: 'evm.transaction', payload: usdcTransfer(MALLORY, 1n, 6) });
+    assert.equal(adminDryRun.body.decision.decision, 'deny');
+
+    // x402: an agent that pays for one API.
+    const [payer] = (await admin('POST', '/v1/agents', { names: ['tour-payer'] })).body.agents;
+    const x402Policy = { version: 1, rules: [{ name: 'paid-api', type: 'allow', match: { chains: [BASE], kinds: ['eip3009.transfer_with_authorization'], to: [ALICE], resources: ['https://api.example.com/**'] } }, { name: 'max-price', type: 'max_amount', asset: USDC_ASSET, max: '5000' }] };
+    await admin('PUT', `/v1/policies/${payer.name}`, { document: x402Policy });
+    const payerToken = (await admin('POST', `/v1/agents/${payer.id}/sessions`, { ttl: '1h', actions: ['evm.typed_data'] })).body.token;
+    const requirement = { scheme: 'exact', network: BASE, amount: '1000', asset: USDC, payTo: ALICE, maxTimeoutSeconds: 60, extra: { name: 'USD Coin', version: '2' } };
+    const paymentRequired = (url: string, amount: string) => encodePaymentRequiredHeader({ x402Version: 2, error: 'Payment required', resource: { url, description: 'data', mimeType: 'application/json' }, accepts: [{ ...requirement, amount }] } as never);
+    const paid = await call(payerToken, 'POST', '/v1/x402/pay', { resource: 'https://api.example.com/data', paymentRequired: paymentRequired('https://api.example.com/data', '1000') });
+    assert.equal(paid.status, 200, JSON.stringify(paid.body));
+    assert.equal(paid.body.header.name, 'PAYMENT-SIGNATURE');
+    const refused = await call(payerToken, 'POST', '/v1/x402/pay', { resource: 'https://api.example.com/data', paymentRequired: paymentRequired('https://api.example.com/data', '9000') });
+    assert.equal(refused.status, 403);
+    assert.equal(refused.body.error.requirements[0].violations[0].code, 'amount_exceeds_max');
+    const paymentResponse = encodePaymentResponseHeader({ success: true, transaction: `0x${'ab'.repeat(32)}`, network: BASE, payer: payer.address } as never);
+    assert.equal((await call(payerToken, 'POST', '/v1/x402/settlement', { paymentId: paid.body.paymentId, paymentResponse })).body.state, 'reserved');
+    assert.equal((await call(payerToken, 'POST', '/v1/x402/settlement', { paymentId: 'pay_0000000000000000', paymentResponse })).status, 404);
+    assert.equal((await admin('GET', '/v1/x402/payments')).body.payments.length, 2, 'the typed-data payment and the x402 one');
+    assert.ok((await admin('GET', `/v1/x402/summary?agent=${payer.name}`)).body.agents.length >= 1);
+    assert.equal((await admin('POST', '/v1/x402/reconcile')).status, 200);
+    assert.equal((await admin('POST', `/v1/agents/${payer.id}/retire`)).body.status, 'retired');
+    assert.equal((await call(payerToken, 'GET', '/v1/session')).status, 401, 'retiring revokes its sessions');
+
+    // Audit: entries, head, signed tree heads, an inclusion proof, a consistency proof, whole-log verification.
+    assert.ok((await admin('GET', `/v1/audit?agent=${agent.name}&limit=5`)).body.entries.length > 0);
+    assert.equal((await call(token, 'GET', `/v1/audit/receipts/${typed.body.auditSeq}`)).status, 409, 'not yet under a signed head');
+    await server.holder.get().audit.checkpoint();
+    const first = (await admin('GET', '/v1/audit/head')).body.treeSize;
+    await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 1n, 7));
+    await server.holder.get().audit.checkpoint();
+    assert.equal((await admin('GET', '/v1/audit/checkpoints')).body.treeHeads.length, 2);
+    assert.equal((await call(token, 'GET', `/v1/audit/receipts/${typed.body.auditSeq}`)).body.receipt.auditSeq, typed.body.auditSeq);
+    assert.equal((await call(token, 'GET', '/v1/audit/receipts/0')).status, 400);
+    assert.equal((await call(token, 'GET', `/v1/audit/consistency?from=${first}`)).body.from.treeSize, first);
+    assert.equal((await admin('POST', '/v1/audit/verify')).body.ok, true);
+    assert.equal((await admin('POST', '/v1/audit/acknowledge')).status, 409, 'nothing to acknowledge');
+
+    assert.deepEqual(checks.flatMap((c) => c.problems), [], 'every response matches the document');
+    // A route added without being exercised here fails this list: add it to the tour above.
+    const operations = Object.values(doc.paths).flatMap((methods: any) => Object.values(methods).map((op: any) => op.operationId as string));
+    const seen = new Set(checks.map((c) => c.operationId));
+    assert.deepEqual(operations.filter((id) => !seen.has(id)), [], 'every operation was exercised');
+  });
+
+  test('a daemon started sealed answers as the document says until it is unsealed', async () => {
+    const config = loadConfig({ dataDir: join(dir, 'sealed'), host: '127.0.0.1', port: 0 }, {});
+    const { adminToken: sealedAdmin } = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
+    const sealed = await serveAirlock(config, undefined, { vault: TEST_VAULT, timers: false });
+    const seen: ResponseCheck[] = [];
+    const at = async (method: string, path: string, body?: unknown, token?: string) => {
+      const res = await fetch(`${sealed.url}${path}`, { method, headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const parsed: any = await res.json();
+      seen.push(responses.check(method, path, res.status, parsed));
+      return { status: res.status, body: parsed };
+    };
+    try {
+      assert.deepEqual(await at('GET', '/v1/health'), { status: 503, body: { status: 'sealed' } });
+      assert.equal((await at('GET', '/v1/agents', undefined, sealedAdmin)).body.error.code, 'sealed');
+      assert.equal((await at('POST', '/v1/unseal', { passphrase: 'not the passphrase' })).body.error.code, 'vault_wrong_passphrase');
+      assert.deepEqual(await at('POST', '/v1/unseal', { passphrase: TEST_PASSPHRASE }), { status: 200, body: { status: 'ok' } });
+      assert.equal((await at('GET', '/v1/agents', undefined, sealedAdmin)).status, 200);
+      assert.deepEqual(seen.flatMap((c) => c.problems), []);
+    } finally {
+      await sealed.close();
+    }
+  });
+});
