@@ -122,6 +122,8 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
 
   test('every operation, on its success and error paths, answers what the document declares', async () => {
     assert.equal((await call(undefined, 'GET', '/v1/health')).status, 200);
+    assert.deepEqual((await call(undefined, 'GET', '/v1/health/live')).body, { status: 'alive' });
+    assert.equal((await call(undefined, 'GET', '/v1/health/ready')).body.status, 'ready');
     assert.equal((await call(undefined, 'GET', '/v1/openapi.json')).status, 200);
     assert.deepEqual((await call(undefined, 'POST', '/v1/unseal', { passphrase: 'not checked once unsealed' })).body, { status: 'ok', alreadyUnsealed: true });
 
@@ -241,6 +243,8 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     };
     try {
       assert.deepEqual(await at('GET', '/v1/health'), { status: 503, body: { status: 'sealed' } });
+      assert.deepEqual(await at('GET', '/v1/health/live'), { status: 200, body: { status: 'alive' } });
+      assert.deepEqual(await at('GET', '/v1/health/ready'), { status: 503, body: { status: 'sealed' } });
       assert.equal((await at('GET', '/v1/agents', undefined, sealedAdmin)).body.error.code, 'sealed');
       assert.equal((await at('POST', '/v1/unseal', { passphrase: 'not the passphrase' })).body.error.code, 'vault_wrong_passphrase');
       assert.deepEqual(await at('POST', '/v1/unseal', { passphrase: TEST_PASSPHRASE }), { status: 200, body: { status: 'ok' } });
