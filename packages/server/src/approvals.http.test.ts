@@ -32,6 +32,26 @@ describe('human approval', () => {
     assert.equal(fits.body.decision.decision, 'allow', '60 held + 10 <= 100');
   });
 
+  test('an agent lists its own approvals and nobody else\'s; naming another agent is refused', async () => {
+    const mine = await provisionAgent(h, { policy });
+    const theirs = await provisionAgent(h, { policy });
+    const own = (await h.call('POST', '/v1/sign/transaction', { token: mine.token, body: usdcTransfer(ALICE, 20_000_000n) })).body.approvalId;
+    const other = (await h.call('POST', '/v1/sign/transaction', { token: theirs.token, body: usdcTransfer(ALICE, 30_000_000n) })).body.approvalId;
+    const listed = await h.call('GET', '/v1/approvals', { token: mine.token });
+    assert.equal(listed.status, 200);
+    assert.deepEqual(listed.body.approvals.map((a: any) => [a.id, a.state]), [[own, 'pending']]);
+    // The agent filter cannot widen an agent's view, by id or by name.
+    for (const q of [theirs.agent.id, theirs.agent.name]) {
+      const peek = await h.call('GET', `/v1/approvals?agent=${encodeURIComponent(q)}`, { token: mine.token });
+      assert.equal(peek.status, 403);
+      assert.equal(peek.body.error.code, 'forbidden');
+    }
+    assert.deepEqual((await h.call('GET', `/v1/approvals?agent=${mine.agent.name}&state=all`, { token: mine.token })).body.approvals.map((a: any) => a.id), [own]);
+    // The operator still sees both.
+    const all = (await h.admin('GET', '/v1/approvals')).body.approvals.map((a: any) => a.id);
+    assert.ok(all.includes(own) && all.includes(other));
+  });
+
   test('approve: signs once, the agent fetches the result; a second approval is refused', async () => {
     const { agent, token } = await provisionAgent(h, { policy });
     const pending = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 20_000_000n) });

@@ -255,12 +255,17 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     },
 
     {
-      method: 'get', path: '/v1/approvals', operationId: 'listApprovals', summary: 'List approvals (default: pending)', tag: 'approvals', auth: 'admin', query: S.ListApprovalsParams,
+      method: 'get', path: '/v1/approvals', operationId: 'listApprovals', summary: 'List approvals (default: pending); an agent lists its own', tag: 'approvals', auth: 'admin_or_agent', query: S.ListApprovalsParams,
       responses: { 200: S.ApprovalListResponse }, errors: [404],
       handler: async (c, { query }) => {
         await A().operator.expireOverdue();
         const q = query as { state?: 'pending' | 'approved' | 'denied' | 'expired' | 'all'; agent?: string };
-        const agentId = q.agent ? (await A().operator.getAgent(q.agent)).id : undefined;
+        const p = c.get('principal') as Principal;
+        // An agent sees only its own approvals (as with GET /v1/approvals/:id); naming another agent is refused.
+        if (p.kind === 'agent' && q.agent !== undefined && q.agent !== p.auth.agent.id && q.agent !== p.auth.agent.name) {
+          throw new AirlockError('forbidden', 'An agent lists only its own approvals.');
+        }
+        const agentId = p.kind === 'agent' ? p.auth.agent.id : q.agent ? (await A().operator.getAgent(q.agent)).id : undefined;
         const state = q.state ?? 'pending';
         const list = await A().store.listApprovals({ ...(state !== 'all' ? { state } : {}), ...(agentId ? { agentId } : {}), limit: 500 });
         return c.json({ approvals: list.map(approvalJson) });
