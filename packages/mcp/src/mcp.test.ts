@@ -8,7 +8,7 @@ import { request } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { Address } from 'viem';
+import { verifyTypedData, type Address } from 'viem';
 import { mint, publicClientFor, rpc, startTestbed, type Testbed } from '@airlock/x402-testbed';
 import { cliEnv, NODE, REPO_ROOT, RUN_TS, runCli } from '../../cli/src/testing/cli-process.ts';
 
@@ -49,6 +49,7 @@ describe('airlock mcp through the official MCP client', () => {
     sets: { apis: [API_OWNER], friends: [FRIEND] },
     rules: [
       { name: 'pay-known-apis', type: 'allow', match: { actions: ['evm.typed_data'], chains: [tb.caip2], kinds: ['eip3009.transfer_with_authorization'], assets: [tb.asset], to: '$apis', resources: [`${tb.api.url}/data/*`, `${tb.api.url}/injected/*`] } },
+      { name: 'authorizations-to-friends', type: 'allow', match: { actions: ['evm.typed_data'], chains: [tb.caip2], kinds: ['eip3009.transfer_with_authorization'], assets: [tb.asset], to: '$friends' } },
       { name: 'eth-to-friends', type: 'allow', match: { actions: ['evm.transaction'], chains: [tb.caip2], kinds: ['native.transfer'], to: '$friends' } },
       { name: 'token-to-friends', type: 'allow', match: { actions: ['evm.transaction'], chains: [tb.caip2], kinds: ['erc20.transfer'], assets: [tb.asset], to: '$friends' } },
       { name: 'payees', type: 'destinations', allow: ['$apis', '$friends'] },
@@ -201,6 +202,27 @@ describe('airlock mcp through the official MCP client', () => {
     assert.equal(r.structuredContent.error.code, 'policy_denied');
     assert.ok(r.structuredContent.error.violations.some((v: any) => v.rule === 'agent/payees' && v.code === 'destination_not_allowed'), JSON.stringify(r.structuredContent));
     assert.equal(await tb.balanceOf(STRANGER), 0n);
+  });
+
+  test('sign_typed_data: an EIP-3009 authorization the policy allows is signed by the agent\'s key and charged', async () => {
+    const before = (await call('remaining_budget', { chainId: tb.anvil.chainId, token: tb.token, to: FRIEND })).structuredContent;
+    const typedData = {
+      domain: { name: 'Test Token', version: '1', chainId: tb.anvil.chainId, verifyingContract: tb.token },
+      types: { TransferWithAuthorization: [
+        { name: 'from', type: 'address' }, { name: 'to', type: 'address' }, { name: 'value', type: 'uint256' },
+        { name: 'validAfter', type: 'uint256' }, { name: 'validBefore', type: 'uint256' }, { name: 'nonce', type: 'bytes32' },
+      ] },
+      primaryType: 'TransferWithAuthorization',
+      message: { from: agent.address, to: FRIEND, value: '1234', validAfter: '0', validBefore: String(Math.floor(Date.now() / 1000) + 300), nonce: `0x${'5a'.repeat(32)}` },
+    };
+    const r = await call('sign_typed_data', { typedData });
+    assert.ok(!r.isError, JSON.stringify(r));
+    assert.equal(r.structuredContent.signer, agent.address);
+    // Checked by viem on its own, from the typed data the model sent.
+    assert.equal(await verifyTypedData({ address: agent.address, ...typedData, signature: r.structuredContent.signature } as never), true);
+    const after = (await call('remaining_budget', { chainId: tb.anvil.chainId, token: tb.token, to: FRIEND })).structuredContent;
+    const remaining = (b: any) => BigInt(b.budgets.find((x: any) => x.rule === 'agent/token-daily').remaining);
+    assert.equal(remaining(before) - remaining(after), 1234n, 'the authorization was charged to the daily budget');
   });
 
   test('sign_typed_data: unknown typed data is refused by default deny, naming the code', async () => {
