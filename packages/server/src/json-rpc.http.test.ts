@@ -246,6 +246,28 @@ describe('JSON-RPC signer endpoint with ethers, viem and cast against anvil', ()
     assert.deepEqual(await auditEntries(agent.name), []);
   });
 
+  test('the node\'s administration and dev-node state changes are out of reach: anvil_setBalance, evm_mine, admin_, debug_ are refused and change nothing', async () => {
+    const agent = await provision();
+    const blockBefore = await chainView.getBlockNumber({ cacheTime: 0 });
+    const attempts: [string, unknown[]][] = [
+      ['anvil_setBalance', [agent.address, '0xffffffffffffffffffffffff']],
+      ['anvil_impersonateAccount', ['0x70997970c51812dc3a010c7d01b50e0d17dc79c8']],
+      ['hardhat_setBalance', [agent.address, '0xffffffffffffffffffffffff']],
+      ['evm_mine', []],
+      ['admin_peers', []],
+      ['debug_traceTransaction', ['0x' + '00'.repeat(32)]],
+      ['miner_start', []],
+      ['txpool_content', []],
+    ];
+    for (const [method, params] of attempts) {
+      const res = await rpc({ jsonrpc: '2.0', id: 7, method, params }, { token: agent.token });
+      assert.equal(res.body.error?.code, -32601, `${method}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.data.code, 'method_refused', method);
+    }
+    assert.equal(await chainView.getBalance({ address: agent.address }), parseEther('10'), 'the balance did not change');
+    assert.equal(await chainView.getBlockNumber({ cacheTime: 0 }), blockBefore, 'no block was mined');
+  });
+
   test('reads are forwarded to the node: block number and balances match anvil, through ethers and viem', async () => {
     const agent = await provision();
     const viaAirlock = createPublicClient({ chain, transport: http(rpcUrl, { fetchOptions: { headers: { authorization: `Bearer ${agent.token}` } } }) });

@@ -25,18 +25,36 @@ const ROUTE = `POST ${JSON_RPC_PATH}`;
 export const MAX_BATCH = 100;
 
 /**
- * Methods refused outright. `eth_sign` signs a bare 32-byte hash no policy can read (it may be a
- * transaction); the others sign formats Airlock does not decode, or act on the upstream node's own
- * accounts (`personal_sendTransaction`, anvil's `wallet_sendTransaction`), which must not be reachable
- * through an agent's credential.
+ * Methods forwarded to the node: the standard reads, filters and `eth_sendRawTransaction` (bytes someone already
+ * signed). An agent's credential must not reach anything else the node serves: node administration and debug
+ * namespaces (`admin_`, `debug_`, `miner_`, `txpool_`), a dev node's state changes (`anvil_`, `hardhat_`, `evm_`),
+ * or the node's own accounts (`personal_sendTransaction`, `wallet_sendTransaction`, `eth_sendTransaction`
+ * without Airlock), so forwarding is an allowlist, not a denylist.
+ */
+const FORWARDED = new Set([
+  'eth_blockNumber', 'eth_getBalance', 'eth_getTransactionCount', 'eth_getCode', 'eth_getStorageAt', 'eth_getProof',
+  'eth_call', 'eth_estimateGas', 'eth_createAccessList', 'eth_gasPrice', 'eth_maxPriorityFeePerGas', 'eth_feeHistory', 'eth_blobBaseFee',
+  'eth_getBlockByNumber', 'eth_getBlockByHash', 'eth_getBlockReceipts', 'eth_getBlockTransactionCountByNumber', 'eth_getBlockTransactionCountByHash',
+  'eth_getTransactionByHash', 'eth_getTransactionByBlockNumberAndIndex', 'eth_getTransactionByBlockHashAndIndex', 'eth_getTransactionReceipt',
+  'eth_getUncleCountByBlockNumber', 'eth_getUncleCountByBlockHash', 'eth_getLogs', 'eth_syncing', 'eth_protocolVersion',
+  'eth_newFilter', 'eth_newBlockFilter', 'eth_newPendingTransactionFilter', 'eth_getFilterChanges', 'eth_getFilterLogs', 'eth_uninstallFilter',
+  'eth_sendRawTransaction', 'net_version', 'net_listening', 'web3_clientVersion',
+]);
+
+/**
+ * Why a method is refused, if it is. `eth_sign` signs a bare 32-byte hash no policy can read (it may be a
+ * transaction); the older typed-data versions are formats Airlock does not decode; anything else not answered
+ * here nor forwarded (FORWARDED) is not available through an agent's credential.
  */
 function refusal(method: string): string | undefined {
   if (method === 'eth_sign') return 'eth_sign signs a raw hash that no policy can read; use personal_sign or eth_signTypedData_v4.';
   if (/^eth_signTypedData(_v1|_v3)?$/.test(method)) return `${method} is not supported; use eth_signTypedData_v4.`;
-  if (method.startsWith('personal_') && method !== 'personal_sign') return `${method} is not available through Airlock.`;
-  if (method.startsWith('wallet_')) return `${method} is not available through Airlock.`;
-  return undefined;
+  if (ANSWERED.has(method) || FORWARDED.has(method)) return undefined;
+  return `${method} is not available through Airlock (it answers the signing methods and forwards standard reads and eth_sendRawTransaction).`;
 }
+
+/** Methods Airlock answers itself (dispatch). */
+const ANSWERED = new Set(['eth_accounts', 'eth_requestAccounts', 'eth_chainId', 'eth_signTransaction', 'eth_sendTransaction', 'personal_sign', 'eth_signTypedData_v4']);
 
 interface RpcCall {
   id: string | number | null;
