@@ -70,26 +70,26 @@ export async function encryptNcryptsec(secretKey: Uint8Array, password: string, 
   if (salt.length !== SALT_BYTES || nonce.length !== NONCE_BYTES) throw new AirlockError('invalid_request', 'salt is 16 bytes and nonce 24 bytes');
 
   const key = await passwordKey(password, salt, logN);
-  let ciphertext: Uint8Array;
   try {
-    ciphertext = xchacha20poly1305(key, nonce, Uint8Array.of(keySecurity)).encrypt(secretKey);
+    const ciphertext = xchacha20poly1305(key, nonce, Uint8Array.of(keySecurity)).encrypt(secretKey);
+    const payload = new Uint8Array(PAYLOAD_BYTES);
+    payload.set([VERSION, logN], 0);
+    payload.set(salt, 2);
+    payload.set(nonce, 2 + SALT_BYTES);
+    payload[2 + SALT_BYTES + NONCE_BYTES] = keySecurity;
+    payload.set(ciphertext, 3 + SALT_BYTES + NONCE_BYTES);
+    const ncryptsec = bech32.encode(PREFIX, bech32.toWords(payload), BECH32_LIMIT);
+
+    // A backup that does not open back to the key is worse than none: the operator would trust it. Parse
+    // the string as a reader would and open it with the same scrypt key (scrypt itself is deterministic).
+    const check = openPayload(decodePayload(ncryptsec), key);
+    const same = check.length === secretKey.length && check.every((b, i) => b === secretKey[i]);
+    check.fill(0);
+    if (!same) throw new AirlockError('internal', 'the ncryptsec did not decrypt back to the key; nothing was exported');
+    return ncryptsec;
   } finally {
     key.fill(0);
   }
-  const payload = new Uint8Array(PAYLOAD_BYTES);
-  payload.set([VERSION, logN], 0);
-  payload.set(salt, 2);
-  payload.set(nonce, 2 + SALT_BYTES);
-  payload[2 + SALT_BYTES + NONCE_BYTES] = keySecurity;
-  payload.set(ciphertext, 3 + SALT_BYTES + NONCE_BYTES);
-  const ncryptsec = bech32.encode(PREFIX, bech32.toWords(payload), BECH32_LIMIT);
-
-  // A backup that does not decrypt back to the key is worse than none: the operator would trust it.
-  const check = await decryptNcryptsec(ncryptsec, password);
-  const same = check.secretKey.length === secretKey.length && check.secretKey.every((b, i) => b === secretKey[i]);
-  check.secretKey.fill(0);
-  if (!same) throw new AirlockError('internal', 'the ncryptsec did not decrypt back to the key; nothing was exported');
-  return ncryptsec;
 }
 
 export interface DecryptedNcryptsec {
@@ -104,22 +104,25 @@ export async function decryptNcryptsec(ncryptsec: string, password: string): Pro
   const payload = decodePayload(ncryptsec);
   const logN = payload[1]!;
   if (logN > MAX_LOG_N) throw new AirlockError('invalid_request', `the ncryptsec asks for log_n ${logN}; at most ${MAX_LOG_N} is accepted`);
-  const salt = payload.subarray(2, 2 + SALT_BYTES);
-  const nonce = payload.subarray(2 + SALT_BYTES, 2 + SALT_BYTES + NONCE_BYTES);
   const keySecurity = payload[2 + SALT_BYTES + NONCE_BYTES]!;
   if (keySecurity > KeySecurity.unknown) throw new AirlockError('invalid_request', 'the ncryptsec has an unknown key-security byte');
-  const ciphertext = payload.subarray(3 + SALT_BYTES + NONCE_BYTES);
-
-  const key = await passwordKey(password, salt, logN);
-  let secretKey: Uint8Array;
+  const key = await passwordKey(password, payload.subarray(2, 2 + SALT_BYTES), logN);
   try {
-    secretKey = xchacha20poly1305(key, nonce, Uint8Array.of(keySecurity)).decrypt(ciphertext);
-  } catch {
-    throw new AirlockError('invalid_request', 'the password does not decrypt this ncryptsec (or the string was altered)');
+    return { secretKey: openPayload(payload, key), logN, keySecurity: keySecurity as KeySecurityByte };
   } finally {
     key.fill(0);
   }
-  return { secretKey, logN, keySecurity: keySecurity as KeySecurityByte };
+}
+
+/** XChaCha20-Poly1305 open of a decoded payload, the key-security byte as associated data. */
+function openPayload(payload: Uint8Array, key: Uint8Array): Uint8Array {
+  const nonce = payload.subarray(2 + SALT_BYTES, 2 + SALT_BYTES + NONCE_BYTES);
+  const keySecurity = payload.subarray(2 + SALT_BYTES + NONCE_BYTES, 3 + SALT_BYTES + NONCE_BYTES);
+  try {
+    return xchacha20poly1305(key, nonce, keySecurity).decrypt(payload.subarray(3 + SALT_BYTES + NONCE_BYTES));
+  } catch {
+    throw new AirlockError('invalid_request', 'the password does not decrypt this ncryptsec (or the string was altered)');
+  }
 }
 
 function decodePayload(ncryptsec: string): Uint8Array {
