@@ -25,7 +25,7 @@ export async function readPassphrase(opts: { file?: string; confirm?: boolean; p
   return first;
 }
 
-function hiddenPrompt(question: string): Promise<string> {
+export function hiddenPrompt(question: string): Promise<string> {
   return new Promise((resolve) => {
     const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: true });
     const out = rl as unknown as { _writeToOutput: (s: string) => void; output: NodeJS.WriteStream };

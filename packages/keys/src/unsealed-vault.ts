@@ -3,6 +3,7 @@ import { AirlockError, type KeyBackend } from '@airlock/core';
 import type { HDKey } from '@scure/bip32';
 import { HdKeyBackend } from './hd-backend.ts';
 import { NativeKeyBackend } from './native-backend.ts';
+import { nostrSecretKeyFromRoot } from './nostr-identity.ts';
 import { deriveRootFromEntropy } from './seed.ts';
 
 /**
@@ -42,6 +43,21 @@ export class UnsealedVault {
       this.#backends.set(kind, backend);
     }
     return backend;
+  }
+
+  /**
+   * Lends the NIP-06 Nostr private key of `account` (m/44'/1237'/account'/0/0) to `use`, then zeroes it.
+   * Only the operator's offline export ceremony (`airlock agent nostr-export`) calls this: signing goes
+   * through the key backend, which never hands a key out.
+   */
+  async withNostrSecretKey<T>(account: number, use: (secretKey: Uint8Array) => Promise<T>): Promise<T> {
+    if (this.#wiped) throw new AirlockError('sealed', 'the vault was wiped; unseal it again');
+    const secretKey = nostrSecretKeyFromRoot(this.#root, account);
+    try {
+      return await use(secretKey);
+    } finally {
+      secretKey.fill(0);
+    }
   }
 
   get wiped(): boolean {
