@@ -1,1 +1,2 @@
 export * from './evm/index.ts';
+export * from './nostr/index.ts';

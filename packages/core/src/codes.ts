@@ -91,6 +91,14 @@ export const VIOLATION_CODES = {
   x402_invalid_spender: 'The Permit2 spender is not the canonical x402 Permit2 proxy.',
   x402_missing_domain: 'The x402 requirement lacks extra.name / extra.version (the token EIP-712 domain).',
   x402_invalid_requirement: 'The x402 requirement is malformed (amount, asset or payTo).',
+  nostr_kind_not_allowed: 'No allow rule grants this Nostr event kind (Nostr events are granted only by a rule naming a nostr action or nostr_kinds).',
+  nostr_peer_not_allowed: 'The NIP-44 peer is not among the allowed pubkeys (or no allow rule grants nostr.nip44).',
+  nostr_content_too_large: 'The Nostr event content is larger than the rule allows.',
+  nostr_content_not_allowed: 'The Nostr event content does not match the required pattern, or matches a forbidden one.',
+  nostr_created_at_out_of_window: 'The event created_at is further in the past or future than the rule allows.',
+  nostr_tag_not_allowed: 'A tag of the Nostr event is not allowed (a p tag naming an unlisted pubkey, too many tags).',
+  nostr_http_url_not_allowed: 'The NIP-98 u tag names a URL outside the allowed patterns.',
+  nostr_http_method_not_allowed: 'The NIP-98 method tag names a method that is not allowed.',
   abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
 } as const;
 

@@ -30,3 +30,4 @@ export * from './service/signing-service.ts';
 export * from './service/operator-service.ts';
 export * from './service/audit-service.ts';
 export * from './service/audit-integrity.ts';
+export * from './service/nostr-service.ts';

@@ -4,7 +4,7 @@
  * Addresses are lowercase 0x-hex. Amounts are bigint base units.
  */
 
-export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message'] as const;
+export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export const INTENT_KINDS = [
@@ -24,6 +24,9 @@ export const INTENT_KINDS = [
   'permit2.permit_witness_transfer_from',
   'typed_data.unknown',
   'message.personal',
+  'nostr.event', // a NIP-01 event other than NIP-98 HTTP auth
+  'nostr.http_auth', // a NIP-98 HTTP auth event (kind 27235)
+  'nostr.nip44', // NIP-44 encryption or decryption with a peer (no signature)
 ] as const;
 export type IntentKind = (typeof INTENT_KINDS)[number];
 
@@ -109,8 +112,36 @@ export interface Intent {
    * Each key names chain, contract, signer and nonce: see `nonceKey`.
    */
   nonceKeys?: string[];
+  /** Nostr requests (`nostr.*` actions): what the event or the NIP-44 operation says. */
+  nostr?: NostrInfo;
   /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
   summary: string;
+}
+
+/** The CAIP-2-shaped chain id every Nostr intent names (Nostr has no chains; one id keeps `chains` rules meaningful). */
+export const NOSTR_CHAIN = 'nostr:mainnet';
+
+/**
+ * A Nostr request as policy sees it. Pubkeys are x-only lowercase hex. The event content itself is kept
+ * off the JSON view (`content` is not enumerable): rules read it, audit entries carry its size and the
+ * event id, which commits to it.
+ */
+export interface NostrInfo {
+  /** The NIP-01 event kind (27235 for NIP-98); absent for NIP-44 operations. */
+  eventKind?: number;
+  /** The event id (sha256 of the NIP-01 serialisation, hex): what is signed. */
+  eventId?: string;
+  createdAt?: number;
+  /** UTF-8 bytes of the content (the plaintext for NIP-44 encryption, the payload for decryption). */
+  contentBytes: number;
+  /** Tag values that matter to policy: `p` pubkeys, `e` event ids, `t` hashtags, relay URLs (`r`, `relay`). */
+  tags?: { p: string[]; e: string[]; t: string[]; relays: string[]; count: number };
+  /** NIP-98: the URL (`u` tag) and method the auth event is for. */
+  http?: { url: string; method: string };
+  /** NIP-44: the peer and the direction. */
+  nip44?: { peer: string; op: 'encrypt' | 'decrypt' };
+  /** The content as sent (not enumerable: not in audit entries or responses). */
+  readonly content?: string;
 }
 
 /**

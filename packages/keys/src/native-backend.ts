@@ -16,6 +16,7 @@ import type { HDKey } from '@scure/bip32';
 import { HARDENED_OFFSET } from '@scure/bip32';
 import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
 import type { EcdsaSignPrimitive, HdKeyBackendOptions } from './hd-backend.ts';
+import { nip44ConversationKeyFrom } from './nip44-conversation.ts';
 
 /** The part of the `secp256k1` package API used here (the package ships no types). */
 interface Libsecp256k1 {
@@ -150,6 +151,11 @@ export class NativeKeyBackend implements KeyBackend {
     const signature = schnorr.sign(digest, node.privateKey, randomBytes(32));
     if (!schnorr.verify(signature, digest, node.publicKey.slice(1))) throw new AirlockError('signature_check_failed');
     return signature;
+  }
+
+  /** NIP-44 ECDH stays on noble too (the addon's ECDH hashes the shared point; NIP-44 needs the raw x). */
+  async nip44ConversationKey(path: string, peerXOnly: Uint8Array): Promise<Uint8Array> {
+    return nip44ConversationKeyFrom(this.#derive(path).privateKey, peerXOnly);
   }
 
   /** Zeroes the root copy and every cached private key; the backend refuses to work afterwards. */

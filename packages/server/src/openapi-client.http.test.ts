@@ -209,6 +209,24 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await admin('POST', `/v1/agents/${payer.id}/retire`)).body.status, 'retired');
     assert.equal((await call(payerToken, 'GET', '/v1/session')).status, 401, 'retiring revokes its sessions');
 
+    // Nostr: identity, an event, a NIP-98 auth event, NIP-44 both ways (docs/nostr.md).
+    const [poster] = (await admin('POST', '/v1/agents', { names: ['tour-nostr'] })).body.agents;
+    const peer = 'f'.repeat(63) + '0';
+    const nostrPolicy = { version: 1, rules: [{ name: 'notes', type: 'allow', match: { actions: ['nostr.event', 'nostr.http_auth', 'nostr.nip44'] } }, { name: 'api', type: 'nostr_http_auth', urls: ['https://api.example.com/**'] }] };
+    assert.equal((await admin('PUT', `/v1/policies/${poster.name}`, { document: nostrPolicy })).status, 200);
+    const nostrToken = (await admin('POST', `/v1/agents/${poster.id}/sessions`, { ttl: '1h', actions: ['nostr.event', 'nostr.http_auth', 'nostr.nip44'] })).body.token;
+    const nostrId = await call(nostrToken, 'GET', '/v1/nostr/identity');
+    assert.match(nostrId.body.npub, /^npub1/);
+    const nowSeconds = Math.floor(Date.now() / 1000);
+    assert.equal((await call(nostrToken, 'POST', '/v1/sign/nostr-event', { kind: 1, tags: [], content: 'hi', created_at: nowSeconds })).body.event.pubkey, nostrId.body.pubkey);
+    assert.equal((await call(nostrToken, 'POST', '/v1/sign/nostr-http-auth', { kind: 27235, tags: [['u', 'https://evil.example.net/'], ['method', 'GET']], content: '', created_at: nowSeconds })).status, 403);
+    // The peer: the x-only key of secret 1 (the generator's x), a valid point.
+    const generatorX = '79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798';
+    const sealed = await call(nostrToken, 'POST', '/v1/nostr/nip44/encrypt', { peer: generatorX, plaintext: 'tour' });
+    assert.equal(sealed.status, 200, JSON.stringify(sealed.body));
+    assert.equal((await call(nostrToken, 'POST', '/v1/nostr/nip44/decrypt', { peer: generatorX, ciphertext: sealed.body.ciphertext })).body.plaintext, 'tour');
+    assert.equal((await call(nostrToken, 'POST', '/v1/nostr/nip44/decrypt', { peer, ciphertext: 'not base64' })).status, 400);
+
     // Audit: entries, head, signed tree heads, an inclusion proof, a consistency proof, whole-log verification.
     assert.ok((await admin('GET', `/v1/audit?agent=${agent.name}&limit=5`)).body.entries.length > 0);
     assert.equal((await call(token, 'GET', `/v1/audit/receipts/${typed.body.auditSeq}`)).status, 409, 'not yet under a signed head');

@@ -9,6 +9,8 @@ import {
   OperatorService,
   SigningService,
   X402Service,
+  NostrService,
+  type NostrServicePort,
   hashSecret,
   systemClock,
   type ChainReader,
@@ -20,7 +22,7 @@ import { AUDIT_KEY_PATH, NativeKeyBackend, createVault, nativeRecoverPublicKey, 
 
 /** Vault options (KDF parameters; `allowWeakKdf` is for tests only). */
 export type VaultOptions = CreateVaultOptions;
-import { createEvmAdapter } from '@airlock/chains';
+import { createEvmAdapter, createNostrAdapter, eventId, nip44Decrypt, nip44Encrypt, nostrTransportPath, npubEncode, parseUnsignedEvent } from '@airlock/chains';
 import { openStore } from '@airlock/store';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
@@ -114,6 +116,8 @@ export interface Airlock {
   operator: OperatorService;
   audit: AuditService;
   x402: X402Service;
+  /** Nostr identities, events, NIP-44 and the NIP-46 transport key (docs/nostr.md). */
+  nostr: NostrServicePort;
   adminTokenHash: string;
   /** Which secp256k1 implementation signs and checks signatures, and why. */
   keyBackend: { kind: KeyBackendChoice; reason: string };
@@ -177,7 +181,10 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const deps: ServiceDeps = {
       store,
       keys: vault.keyBackend(native ? 'native' : 'hd'),
-      adapters: new Map([['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})]]),
+      adapters: new Map([
+        ['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})],
+        ['nostr', createNostrAdapter()],
+      ]),
       clock: options.clock ?? systemClock,
       randomId,
       randomSecret,
@@ -191,6 +198,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const signing = new SigningService(deps);
     const operator = new OperatorService(deps, signing);
     const audit = new AuditService(deps);
+    const nostr = new NostrService(deps, signing, { transportPath: nostrTransportPath, npub: npubEncode, parseUnsignedEvent, eventId, nip44Encrypt: (text, key) => nip44Encrypt(text, key), nip44Decrypt });
     // A chain that no longer extends the anchor halts signing from the start; the daemon still serves
     // verify and acknowledge so the operator can act.
     await audit.checkIntegrity().catch((e: unknown) => console.error(`[airlock] audit integrity: ${e instanceof Error ? e.message : String(e)}`));
@@ -224,6 +232,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       operator,
       audit,
       x402,
+      nostr,
       adminTokenHash,
       keyBackend,
       async close() {

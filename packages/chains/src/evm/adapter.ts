@@ -1,6 +1,6 @@
 // The eip155 ChainAdapter: decode requests into intents, then assemble and verify signatures.
 import { AirlockError } from '@airlock/core';
-import type { Action, ChainAdapter, DecodedRequest, EcdsaSignature, SignResult, SignerContext } from '@airlock/core';
+import type { Action, ChainAdapter, DecodedRequest, ProducedSignature, SignResult, SignerContext } from '@airlock/core';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, concatBytes, keccak256 } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
@@ -44,6 +44,7 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
   return {
     namespace: 'eip155',
     actions: EVM_ACTIONS,
+    signerIsAgentAddress: true,
 
     derivationPath(accountIndex: number, keyIndex: number): string {
       for (const [name, n] of [['accountIndex', accountIndex], ['keyIndex', keyIndex]] as const) {
@@ -64,7 +65,10 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
     enrich: enrichCall,
     checkAbis: checkAbiDeclarations,
 
-    finalize(action: Action, decoded: DecodedRequest, signature: EcdsaSignature, signer: SignerContext): SignResult {
+    finalize(action: Action, decoded: DecodedRequest, produced: ProducedSignature, signer: SignerContext): SignResult {
+      // Every eip155 action is ECDSA (no signatureScheme hook): anything else is a wiring error, never released.
+      if (!('compact' in produced)) throw new AirlockError('signature_check_failed', 'eip155 signatures are ECDSA');
+      const signature = produced;
       // The one recovery: the signature must be a well-formed low-S signature over this request's digest that
       // recovers to the agent's address. A signature over any other digest recovers to another key and fails here.
       assertSignedBy(decoded.digest, signature, signer.address, recover);

@@ -47,6 +47,11 @@ function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
       return 'contract_call_not_allowed';
     case 'contract.deploy':
       return 'contract_deploy_not_allowed';
+    case 'nostr.event':
+    case 'nostr.http_auth':
+      return 'nostr_kind_not_allowed';
+    case 'nostr.nip44':
+      return 'nostr_peer_not_allowed';
     default:
       return 'no_matching_allow_rule';
   }
@@ -57,6 +62,8 @@ const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
   message_not_allowed: '; personal messages are granted only by an allow rule naming message',
   contract_call_not_allowed: '; contract calls are granted only by an allow rule naming contracts',
   contract_deploy_not_allowed: '; deploys are granted only by an allow rule with kinds: [contract.deploy]',
+  nostr_kind_not_allowed: '; Nostr events are granted only by an allow rule naming a nostr action or nostr_kinds',
+  nostr_peer_not_allowed: '; NIP-44 is granted only by an allow rule naming the nostr.nip44 action',
   chainless_domain: '; the EIP-712 domain has no chainId, so the signature is valid on every chain: granted only by an allow rule with allow_chainless_domains: true',
 };
 

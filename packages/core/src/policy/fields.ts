@@ -63,6 +63,11 @@ export const assetField = z
   .string({ error: 'expected a CAIP-19 asset id' })
   .regex(/^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}\/[-a-z0-9]{3,8}:[-.%a-zA-Z0-9]{1,128}$/, 'expected a CAIP-19 asset id (e.g. eip155:8453/erc20:0x833589fc…)');
 
+export const nostrKindField = z.number({ error: 'expected a Nostr event kind (an integer 0..65535)' }).int('expected an integer kind').min(0).max(65535, 'a Nostr kind is at most 65535');
+
+/** A Nostr public key: 64 lowercase or uppercase hex digits (x-only, as in `p` tags). Compared lowercase. */
+export const nostrPubkeyField = z.string({ error: 'expected a Nostr pubkey (64 hex digits)' }).regex(/^[0-9a-fA-F]{64}$/, 'expected a Nostr pubkey: 64 hex digits (x-only, as in p tags)');
+
 export const scopeField = z.enum(['agent', 'session', 'fleet'], { error: 'expected one of: agent, session, fleet' });
 
 const nonEmpty = <T extends z.ZodType>(item: T) => z.array(item).min(1, 'expected a non-empty list');
@@ -119,6 +124,9 @@ export const matchField = z
     resources: nonEmpty(z.string().min(1).max(2048))
       .optional()
       .describe('x402 paid-resource URL patterns (`*` one host label or path segment, `**` anything). Only payments that name a matching resource match.'),
+    nostr_kinds: nonEmpty(nostrKindField)
+      .optional()
+      .describe('Nostr event kinds (NIP-01). Only Nostr events of a listed kind match; a NIP-98 auth event is kind 27235.'),
   })
   .describe('All given fields must match; omitted fields match anything.');
 

@@ -42,6 +42,11 @@ export function ledgerWritesFor(input: EvaluationInput): LedgerWrite[] {
     }
   }
   if (payment?.resource !== undefined) charge(seriesFor.withResource(agent, payment.resource), COUNT_ASSET, 0n);
+  // Nostr events also count per kind (rate_limit per_nostr_kind reads these).
+  const eventKind = input.intent.nostr?.eventKind;
+  if (eventKind !== undefined) {
+    for (const series of [seriesFor.withNostrKind(seriesFor.fleet(), eventKind), seriesFor.withNostrKind(agent, eventKind)]) charge(series, COUNT_ASSET, 0n);
+  }
   return [...writes.values()];
 }
 

@@ -44,6 +44,9 @@ export class CompiledMatch {
   readonly namesMessage: boolean;
   readonly namesContracts: boolean;
   readonly namesDeploy: boolean;
+  /** Nostr requests are granted only by a rule that names a `nostr.*` action or `nostr_kinds`. */
+  readonly namesNostr: boolean;
+  private readonly nostrKinds?: ReadonlySet<number>;
 
   private readonly actions?: ReadonlySet<string>;
   private readonly chains?: ReadonlySet<string>;
@@ -73,6 +76,7 @@ export class CompiledMatch {
     if (options.selectors) this.selectors = new Set(options.selectors.map((s) => s.toLowerCase()));
     if (options.args) this.args = Object.entries(options.args).map(([name, c]) => compileArg(name, c, sets, [...path, 'args', name]));
     if (options.primary_types) this.primaryTypes = new Set(options.primary_types);
+    if (options.nostr_kinds) this.nostrKinds = new Set(options.nostr_kinds);
     if (options.domains) {
       this.domains = options.domains.map((d) => ({
         ...(d.chain_id !== undefined && { chainId: d.chain_id }),
@@ -97,6 +101,7 @@ export class CompiledMatch {
     this.namesMessage = options.message !== undefined;
     this.namesContracts = this.contracts !== undefined;
     this.namesDeploy = this.kinds?.has('contract.deploy') ?? false;
+    this.namesNostr = this.nostrKinds !== undefined || (options.actions?.some((a) => a.startsWith('nostr.')) ?? false);
   }
 
   /**
@@ -162,6 +167,7 @@ export class CompiledMatch {
   private matchesSingleValued(intent: Intent): boolean {
     if (this.actions && !this.actions.has(intent.action)) return false;
     if (this.kinds && !this.kinds.has(intent.kind)) return false;
+    if (this.nostrKinds && (intent.nostr?.eventKind === undefined || !this.nostrKinds.has(intent.nostr.eventKind))) return false;
     if (this.contracts && (intent.call === undefined || !this.contracts.has(intent.call.contract.toLowerCase()))) return false;
     if (this.selectors && (intent.call === undefined || !this.selectors.has(intent.call.selector.toLowerCase()))) return false;
     if (this.primaryTypes && (intent.typedData === undefined || !this.primaryTypes.has(intent.typedData.primaryType))) return false;

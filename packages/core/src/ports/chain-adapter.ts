@@ -1,5 +1,5 @@
 import type { Action, Intent } from '../intent.ts';
-import type { EcdsaSignature } from './key-backend.ts';
+import type { ProducedSignature, SignatureScheme } from './key-backend.ts';
 import type { PolicyIssue } from '../policy/path.ts';
 
 /** One spend a call makes, as the policy declares it: argument names (dotted) or a fixed CAIP-19 asset. */
@@ -29,7 +29,10 @@ export interface AbiDeclaration {
 
 /** What an adapter needs to know about the signer to decode a request. */
 export interface SignerContext {
-  /** The agent's address (lowercase) for the key that will sign. */
+  /**
+   * The agent's address for the key that will sign, in the adapter's own form: a lowercase 0x address
+   * (eip155), the x-only public key as lowercase hex (nostr: the agent's Nostr pubkey).
+   */
   address: string;
 }
 
@@ -53,6 +56,8 @@ export interface SignResult {
   signedTransaction?: string;
   /** Transaction hash, for `evm.transaction`. */
   transactionHash?: string;
+  /** `nostr.event` / `nostr.http_auth`: the signed NIP-01 event (`sig` is `signature` without 0x). */
+  event?: { id: string; pubkey: string; created_at: number; kind: number; tags: string[][]; content: string; sig: string };
 }
 
 /**
@@ -68,13 +73,20 @@ export interface ChainAdapter {
   /** Address for a compressed public key. */
   addressFromPublicKey(publicKey: Uint8Array): string;
   decode(action: Action, payload: unknown, signer: SignerContext): DecodedRequest;
+  /** The scheme the key backend signs `action`'s digest with. Absent: ECDSA for every action. */
+  signatureScheme?(action: Action): SignatureScheme;
+  /**
+   * Whether the agent record's `address` is this adapter's signer address (eip155). Otherwise the signing
+   * service derives it from the key backend: `addressFromPublicKey(getPublicKey(derivationPath(...)))`.
+   */
+  readonly signerIsAgentAddress?: boolean;
   /**
    * Assembles the result from a signature over `decoded.digest` and verifies it independently
    * (recovers the address and compares with the signer) before returning. Works from `decoded` alone
    * (the one decode of the request): nothing is read from the payload again.
    * Throws AirlockError('signature_check_failed') if it does not verify.
    */
-  finalize(action: Action, decoded: DecodedRequest, signature: EcdsaSignature, signer: SignerContext): SignResult;
+  finalize(action: Action, decoded: DecodedRequest, signature: ProducedSignature, signer: SignerContext): SignResult;
   /**
    * Decodes a call the adapter could not (`contract.call` without arguments) against the ABIs the policy
    * layers register, in order (the first declaration naming the contract and selector wins), and adds the

@@ -11,11 +11,26 @@ export interface EcdsaSignature {
   recovery: number;
 }
 
+/** A BIP-340 signature as produced for an action whose adapter signs with Schnorr (Nostr). */
+export interface SchnorrSignature {
+  /** 64 bytes. */
+  schnorr: Uint8Array;
+}
+
+/** What the key backend hands a chain adapter to finalize: the scheme follows from the action. */
+export type ProducedSignature = EcdsaSignature | SchnorrSignature;
+
 export interface KeyBackend {
   readonly kind: string;
   /** 33-byte compressed secp256k1 public key at a BIP-32 path such as `m/44'/60'/7'/0/0`. */
   getPublicKey(path: string): Promise<Uint8Array>;
   /** Signs a 32-byte digest exactly as given (no prehash). Deterministic (RFC 6979 / BIP-340 aux=0 not required). */
   signDigest(path: string, digest: Uint8Array, scheme: 'ecdsa-secp256k1'): Promise<EcdsaSignature>;
+  /** BIP-340 over a 32-byte digest (the audit key; agents' Nostr keys). Verified against the x-only key before it returns. */
   signSchnorr(path: string, digest: Uint8Array): Promise<Uint8Array>;
+  /**
+   * NIP-44 v2 conversation key between the key at `path` and a peer's x-only public key (32 bytes):
+   * HKDF-extract(salt `nip44-v2`, ECDH shared x). The ECDH runs here: the private key never leaves the backend.
+   */
+  nip44ConversationKey(path: string, peerXOnly: Uint8Array): Promise<Uint8Array>;
 }

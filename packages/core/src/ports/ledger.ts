@@ -72,4 +72,6 @@ export const seriesFor = {
   withOrigin: (series: string, origin: string) => `${series}|origin:${origin}`,
   /** Per paid resource (x402; URL without query): `agent:<id>|resource:<url>`. */
   withResource: (series: string, resource: string) => `${series}|resource:${resource}`,
+  /** Per Nostr event kind: `agent:<id>|nostr-kind:1`, `fleet|nostr-kind:1` (rate_limit per_nostr_kind). */
+  withNostrKind: (series: string, kind: number) => `${series}|nostr-kind:${kind}`,
 };

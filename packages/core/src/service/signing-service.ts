@@ -5,7 +5,8 @@ import { normaliseResource } from '../policy/resource-pattern.ts';
 import type { PaymentRecord } from '../ports/payments.ts';
 import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ErrorCode } from '../codes.ts';
-import type { DecodedRequest, SignResult, ChainAdapter } from '../ports/chain-adapter.ts';
+import type { DecodedRequest, SignResult, ChainAdapter, SignerContext } from '../ports/chain-adapter.ts';
+import type { ProducedSignature } from '../ports/key-backend.ts';
 import { ledgerViewFrom } from '../ports/ledger.ts';
 import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
 import type { Decision, Violation } from '../policy/decision.ts';
@@ -72,6 +73,8 @@ export class SigningService {
   private readonly deps: ServiceDeps;
   /** Credentials of the signing routes, re-read by every signing transaction (credential-cache.ts). */
   readonly credentials = new CredentialCache();
+  /** Signer addresses derived from the key backend (adapters whose address is not the agent record's), by namespace and path. */
+  private readonly derivedSigners = new Map<string, string>();
 
   constructor(deps: ServiceDeps) {
     this.deps = deps;
@@ -135,9 +138,11 @@ export class SigningService {
     const reqHash = requestHash(action, context.x402 ? { payload, x402: context.x402 } : payload, canonicalJson);
     let adapter: ChainAdapter;
     let decoded: DecodedRequest;
+    let signer: SignerContext;
     try {
       adapter = this.adapterFor(action);
-      decoded = adapter.decode(action as Action, payload, { address: auth.agent.address });
+      signer = await this.signerFor(adapter, auth.agent);
+      decoded = adapter.decode(action as Action, payload, signer);
       attachPaymentContext(decoded.intent, context);
     } catch (e) {
       // Bad input that reached the signer is recorded, then refused. Nothing is reserved.
@@ -179,7 +184,7 @@ export class SigningService {
       const { auditSeq, replayed, decision, extra, entry } = outcome.release;
       // The receipt is read off the entry now, after commit: a store may give an entry its leaf index only
       // when its batch commits (PostgreSQL).
-      return this.release(auth, action, adapter, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra);
+      return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra);
     }
     return outcome;
   }
@@ -431,7 +436,8 @@ export class SigningService {
   async dryRun(auth: AgentAuth, action: string, payload: unknown, context: SignContext = {}): Promise<DryRunOutcome> {
     assertAuditIntact(this.deps.auditIntegrity);
     const now = this.deps.clock.now();
-    const decoded = this.adapterFor(action).decode(action as Action, payload, { address: auth.agent.address });
+    const adapter = this.adapterFor(action);
+    const decoded = adapter.decode(action as Action, payload, await this.signerFor(adapter, auth.agent));
     attachPaymentContext(decoded.intent, context);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
@@ -461,23 +467,86 @@ export class SigningService {
   async signCommitted(agent: Agent, action: string, payload: unknown, expectedDigest?: string): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
     assertAuditIntact(this.deps.auditIntegrity); // approvals sign here, not through sign()
     const adapter = this.adapterFor(action);
-    const decoded = adapter.decode(action as Action, payload, { address: agent.address });
+    const signer = await this.signerFor(adapter, agent);
+    const decoded = adapter.decode(action as Action, payload, signer);
     if (expectedDigest !== undefined && bytesToHex(decoded.digest) !== expectedDigest) {
       throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved digest.');
     }
     const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
-    const signature = await this.deps.keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1');
-    const result = adapter.finalize(action as Action, decoded, signature, { address: agent.address });
+    const signature = await this.produceSignature(adapter, action, path, decoded.digest);
+    const result = adapter.finalize(action as Action, decoded, signature, signer);
     return { adapter, decoded, result };
   }
 
-  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
+  /**
+   * Who signs for `agent` through `adapter`: the agent record's address (eip155), or the address of the key the
+   * adapter's path names, read once from the key backend (a Nostr x-only pubkey) and kept: a path's key never changes.
+   */
+  async signerFor(adapter: ChainAdapter, agent: Agent): Promise<SignerContext> {
+    if (adapter.signerIsAgentAddress) return { address: agent.address };
+    const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
+    const key = `${adapter.namespace}|${path}`;
+    let address = this.derivedSigners.get(key);
+    if (address === undefined) {
+      address = adapter.addressFromPublicKey(await this.deps.keys.getPublicKey(path));
+      this.derivedSigners.set(key, address);
+    }
+    return { address };
+  }
+
+  /** The key backend signs with the scheme the adapter names for this action (ECDSA unless it says otherwise). */
+  private async produceSignature(adapter: ChainAdapter, action: string, path: string, digest: Uint8Array): Promise<ProducedSignature> {
+    if (adapter.signatureScheme?.(action as Action) === 'schnorr-secp256k1') return { schnorr: await this.deps.keys.signSchnorr(path, digest) };
+    return this.deps.keys.signDigest(path, digest, 'ecdsa-secp256k1');
+  }
+
+  /**
+   * A request under policy that produces no signature (NIP-44 encryption): decode -> (transaction: re-check
+   * credentials, evaluate, append the audit entry, charge the request counts) -> commit. The caller acts only
+   * once this returns. A denial throws `policy_denied` with the violations; so does a tier asking for a human
+   * (these operations are not held for approval). The audit entry is `auditType` and carries the intent only.
+   */
+  async authorize(auth: AgentAuth, action: string, payload: unknown, auditType: string): Promise<{ auditSeq: number; decoded: DecodedRequest; signer: SignerContext; path: string }> {
+    assertAuditIntact(this.deps.auditIntegrity);
+    const now = this.deps.clock.now();
+    const adapter = this.adapterFor(action);
+    const signer = await this.signerFor(adapter, auth.agent);
+    const decoded = adapter.decode(action as Action, payload, signer);
+    const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
+    const digest = bytesToHex(decoded.digest);
+    const outcome = await this.deps.store.transaction(async (tx): Promise<{ refused: AirlockError } | { decision: Decision; auditSeq: number }> => {
+      const fresh = await this.recheck(tx, auth, now);
+      if (fresh.error) {
+        this.credentials.forgetSession(auth.session.id);
+        await this.appendErrorEntry(tx, auth, action, digest, fresh.error, now);
+        return { refused: fresh.error };
+      }
+      const writes = ledgerWritesFor(input);
+      const decision = await this.evaluateIn(tx, fresh.session!, input, writes.map((w) => w.series));
+      const allowed = decision.decision === 'allow';
+      const entry = await tx.appendAudit({
+        at: now, type: auditType, actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action, decision: allowed ? 'allow' : 'deny',
+        data: { intent: intentToJson(decoded.intent), violations: decision.violations, allowedBy: decision.allowedBy, policyVersion: decision.policyVersion, digest },
+      });
+      if (allowed) await tx.appendLedger(writes, now, entry.seq);
+      return { decision, auditSeq: entry.seq };
+    }, { affinity: auth.agent.id });
+    if ('refused' in outcome) throw outcome.refused;
+    const { decision, auditSeq } = outcome;
+    if (decision.decision !== 'allow') {
+      const first = decision.violations[0];
+      throw new AirlockError('policy_denied', first ? `Denied by ${first.rule}: ${first.message}` : 'Denied by policy.', { violations: decision.violations, details: { auditSeq, policyVersion: decision.policyVersion } });
+    }
+    return { auditSeq, decoded, signer, path: adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex) };
+  }
+
+  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
     let result: SignResult;
     try {
       const path = adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex);
-      const signature = await this.deps.keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1');
+      const signature = await this.produceSignature(adapter, action, path, decoded.digest);
       // Finalised from the one decode made before the transaction: no second decode, no re-serialisation.
-      result = adapter.finalize(action as Action, decoded, signature, { address: auth.agent.address });
+      result = adapter.finalize(action as Action, decoded, signature, signer);
     } catch (e) {
       // The reservation stays (conservative: budget counted, nothing signed); the failure is audited.
       const now = this.deps.clock.now();

@@ -8,6 +8,7 @@ import type { RouteSpec } from './route-table.ts';
 import * as S from './schemas.ts';
 import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts';
 import { buildX402Routes } from './x402-routes.ts';
+import { buildNostrRoutes } from './nostr-routes.ts';
 
 const OPERATOR = 'admin';
 
@@ -21,7 +22,7 @@ function timeParam(v: unknown, name: string): number | undefined {
 
 /** Operator dry-runs evaluate as a session that may use every action (the agent's policy still decides). */
 function operatorSession(agentId: string): Session {
-  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: ['evm.transaction', 'evm.typed_data', 'evm.message'], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
+  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44'], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
 }
 
 export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): RouteSpec[] {
@@ -273,6 +274,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     },
     { method: 'post', path: '/v1/approvals/:id/approve', operationId: 'approveApproval', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema }, errors: [404, 409], handler: async (c) => c.json(withX402(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
     ...buildX402Routes(holder),
+    ...buildNostrRoutes(holder),
 
     {
       method: 'post', path: '/v1/approvals/:id/deny', operationId: 'denyApproval', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,

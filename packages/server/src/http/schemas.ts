@@ -10,7 +10,7 @@ import { apiSchema } from './api-schemas.ts';
 
 const amountString = z.string().regex(/^\d{1,78}$/, 'a non-negative integer string (base units)');
 const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 90s, 15m, 1h, 7d');
-const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message'] as const;
+const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44'] as const;
 const keys = <T extends Record<string, unknown>>(o: T) => Object.keys(o) as [keyof T & string, ...(keyof T & string)[]];
 const iso = z.string().describe('ISO 8601 time');
 /** JSON as stored or decoded (an intent, a policy document, an audit entry's data): described elsewhere. */
@@ -96,13 +96,20 @@ const replay = {
   replayAuditSeq: z.number().optional().describe("The replay's own audit entry."),
 };
 
+const hex32 = z.string().regex(/^[0-9a-f]{64}$/, '32 bytes as 64 lowercase hex digits');
+export const SignedNostrEventSchema = apiSchema(
+  'SignedNostrEvent',
+  z.object({ id: hex32, pubkey: hex32, created_at: z.number(), kind: z.number(), tags: z.array(z.array(z.string())), content: z.string(), sig: z.string().regex(/^[0-9a-f]{128}$/) }),
+);
+
 export const SignResponse = apiSchema(
   'SignResponse',
   z.object({
     decision: z.literal('allow'),
-    signature: z.string().describe('65-byte r||s||v (0x-hex); v = 27/28 for messages and typed data, yParity for transactions'),
+    signature: z.string().describe('EVM: 65-byte r||s||v (0x-hex); v = 27/28 for messages and typed data, yParity for transactions. Nostr: the 64-byte BIP-340 signature (hex, no 0x)'),
     signedTransaction: z.string().optional().describe('evm.transaction: the serialized signed transaction'),
     transactionHash: z.string().optional(),
+    event: SignedNostrEventSchema.optional().describe('nostr.event / nostr.http_auth: the signed event, ready to publish'),
     auditSeq: z.number(),
     paymentId: z.string().optional().describe('A held EIP-3009 payment: the payment record it reserved'),
     receipt: AuditReceiptSchema,
@@ -213,7 +220,7 @@ export const IssueSessionRequest = apiSchema(
     .object({
       ttl: duration,
       actions: z.array(z.enum(ACTIONS)).min(1),
-      chains: z.array(z.string().regex(/^eip155:\d{1,12}$/, 'a CAIP-2 chain id like eip155:8453')).optional(),
+      chains: z.array(z.string().regex(/^(eip155:\d{1,12}|nostr:mainnet)$/, 'a CAIP-2 chain id like eip155:8453 (Nostr requests: nostr:mainnet)')).optional(),
       budgets: z.array(z.object({ asset: z.string().min(3), max: amountString, window: duration }).strict()).optional(),
       label: z.string().max(200).optional(),
     })
@@ -498,3 +505,30 @@ export const ReconcileResponse = apiSchema(
 );
 
 export type X402PayInput = z.infer<typeof X402PayRequest>;
+
+// ---- Nostr (nostr-routes.ts) ----
+const nostrTags = z.array(z.array(z.string()).min(1)).max(2000);
+
+export const UnsignedNostrEventRequest = apiSchema(
+  'UnsignedNostrEvent',
+  z
+    .strictObject({
+      kind: z.number().int().min(0).max(65535),
+      tags: nostrTags,
+      content: z.string(),
+      created_at: z.number().int().min(0).describe('unix seconds'),
+      pubkey: hex32.optional().describe("When given, must be the agent's Nostr pubkey"),
+    })
+    .describe('A NIP-01 event without id and sig. NIP-98 auth events (kind 27235) go to /v1/sign/nostr-http-auth.'),
+);
+
+
+export const NostrIdentityResponse = apiSchema(
+  'NostrIdentity',
+  z.object({ agentId: z.string(), pubkey: hex32.describe('x-only public key (NIP-01), key at m/44\'/1237\'/{account}\'/0/0 (NIP-06)'), npub: z.string().describe('NIP-19 bech32 encoding of pubkey') }),
+);
+
+export const Nip44EncryptRequest = apiSchema('Nip44EncryptRequest', z.strictObject({ peer: hex32.describe('the peer pubkey (x-only hex)'), plaintext: z.string().min(1).max(65535) }));
+export const Nip44DecryptRequest = apiSchema('Nip44DecryptRequest', z.strictObject({ peer: hex32, ciphertext: z.string().min(1).max(87472).describe('NIP-44 v2 payload (base64)') }));
+export const Nip44EncryptResponse = apiSchema('Nip44EncryptResponse', z.object({ ciphertext: z.string(), auditSeq: z.number() }));
+export const Nip44DecryptResponse = apiSchema('Nip44DecryptResponse', z.object({ plaintext: z.string(), auditSeq: z.number() }));

@@ -37,6 +37,10 @@ export const allowRule = defineRule({
           return match.namesContracts;
         case 'contract.deploy':
           return match.namesDeploy;
+        case 'nostr.event':
+        case 'nostr.http_auth':
+        case 'nostr.nip44':
+          return match.namesNostr;
         default:
           return true;
       }

@@ -13,6 +13,9 @@ import { destinationsRule } from './destinations.ts';
 import { feeCapRule } from './fee-cap.ts';
 import { loopGuardRule } from './loop-guard.ts';
 import { maxAmountRule } from './max-amount.ts';
+import { nostrEventRule } from './nostr-event.ts';
+import { nostrHttpAuthRule } from './nostr-http-auth.ts';
+import { nostrPeersRule } from './nostr-peers.ts';
 import { rateLimitRule } from './rate-limit.ts';
 import { validityWindowRule } from './validity-window.ts';
 
@@ -30,6 +33,9 @@ export const RULES = {
   chains: chainsRule,
   actions: actionsRule,
   loop_guard: loopGuardRule,
+  nostr_event: nostrEventRule,
+  nostr_http_auth: nostrHttpAuthRule,
+  nostr_peers: nostrPeersRule,
 } as const;
 
 export type RuleType = keyof typeof RULES;

@@ -20,6 +20,7 @@ export const rateLimitRule = defineRule({
     per_destination: z.boolean().default(false),
     per_origin: z.boolean().default(false).describe('x402: one count per paid-resource origin (payments naming a resource only).'),
     per_resource: z.boolean().default(false).describe('x402: one count per paid resource URL (scope agent only).'),
+    per_nostr_kind: z.boolean().default(false).describe('Nostr: one count per event kind (Nostr events only; scope agent or fleet).'),
     match: matchField.optional(),
   }),
   build(options, env) {
@@ -33,12 +34,20 @@ export const rateLimitRule = defineRule({
       // The ledger keeps per-resource series for the agent only (ports/ledger.ts).
       throw invalidPolicyAt([...env.path, 'per_resource'], 'per-resource rate limits exist for scope agent only');
     }
-    if ([options.per_destination, options.per_origin, options.per_resource].filter(Boolean).length > 1) {
+    if (options.per_nostr_kind && options.scope === 'session') {
+      throw invalidPolicyAt([...env.path, 'per_nostr_kind'], 'per-kind rate limits exist for scope agent and fleet, not session');
+    }
+    if ([options.per_destination, options.per_origin, options.per_resource, options.per_nostr_kind].filter(Boolean).length > 1) {
       throw invalidPolicyAt([...env.path, 'per_origin'], 'a rate limit is per destination, per origin or per resource: pick one');
     }
     const { max, scope, per_destination: perDestination, per_origin: perOrigin, per_resource: perResource } = options;
     /** The one payment series this rule counts, or undefined when the rule is not per origin/resource. */
     const paymentSeries = (ctx: WindowContext): string | null | undefined => {
+      if (options.per_nostr_kind) {
+        // Only Nostr events are counted per kind; anything else is outside this rule (null: nothing to count).
+        const kind = ctx.input.intent.nostr?.eventKind;
+        return kind === undefined ? null : seriesFor.withNostrKind(ctx.series[scope], kind);
+      }
       if (!perOrigin && !perResource) return undefined;
       const payment = ctx.input.intent.payment;
       const key = perOrigin ? payment?.origin : payment?.resource;

@@ -1,0 +1,133 @@
+// The nostr ChainAdapter: unsigned NIP-01 events (and NIP-98 HTTP auth events) into intents, BIP-340 signatures
+// checked before release. NIP-44 operations decode into intents too (policy judges them) but are never signed here.
+import { AirlockError, NOSTR_CHAIN, type Action, type ChainAdapter, type DecodedRequest, type Intent, type NostrInfo, type ProducedSignature, type SignResult, type SignerContext } from '@airlock/core';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { eventIdBytes, HEX32, parseUnsignedEvent, type UnsignedEvent } from './event.ts';
+import { nostrIdentityPath, xOnlyHex } from './keys.ts';
+
+const NOSTR_ACTIONS = ['nostr.event', 'nostr.http_auth', 'nostr.nip44'] as const satisfies readonly Action[];
+/** NIP-98 HTTP auth. */
+export const HTTP_AUTH_KIND = 27235;
+const HTTP_METHODS = /^[A-Z]{1,16}$/;
+
+/** What a NIP-44 request carries into decode (the service builds it; agents never send this shape). */
+export interface Nip44Request {
+  op: 'encrypt' | 'decrypt';
+  peer: string;
+  /** The plaintext (encrypt) or the payload (decrypt). */
+  text: string;
+}
+
+export function createNostrAdapter(): ChainAdapter {
+  return {
+    namespace: 'nostr',
+    actions: NOSTR_ACTIONS,
+    signatureScheme: () => 'schnorr-secp256k1',
+    // keyIndex is not part of a Nostr identity: rotating an agent's EVM key must not change who it is on Nostr.
+    derivationPath: (accountIndex: number) => nostrIdentityPath(accountIndex),
+    addressFromPublicKey: xOnlyHex,
+
+    decode(action: Action, payload: unknown, signer: SignerContext): DecodedRequest {
+      switch (action) {
+        case 'nostr.event':
+        case 'nostr.http_auth':
+          return decodeEvent(action, payload, signer.address);
+        case 'nostr.nip44':
+          return decodeNip44(payload as Nip44Request, signer.address);
+        default:
+          throw new AirlockError('unsupported_action', 'the nostr adapter does not handle this action');
+      }
+    },
+
+    finalize(action: Action, decoded: DecodedRequest, produced: ProducedSignature, signer: SignerContext): SignResult {
+      if (action === 'nostr.nip44') throw new AirlockError('signature_check_failed', 'NIP-44 operations are not signed');
+      if (!('schnorr' in produced)) throw new AirlockError('signature_check_failed', 'Nostr events are signed with BIP-340 Schnorr');
+      const event = decoded.prepared as UnsignedEvent;
+      // Our own BIP-340 verification against the agent's x-only key, over this request's event id: nothing else is released.
+      if (event.pubkey !== signer.address || !schnorr.verify(produced.schnorr, decoded.digest, hexToBytes(event.pubkey))) {
+        throw new AirlockError('signature_check_failed');
+      }
+      const sig = bytesToHex(produced.schnorr);
+      return { signature: sig, event: { id: bytesToHex(decoded.digest), pubkey: event.pubkey, created_at: event.created_at, kind: event.kind, tags: event.tags, content: event.content, sig } };
+    },
+  };
+}
+
+function tagValues(tags: string[][], names: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const t of tags) if (names.includes(t[0]!) && t[1] !== undefined) out.add(names[0] === 'p' || names[0] === 'e' ? t[1].toLowerCase() : t[1]);
+  return [...out];
+}
+
+/** The content stays on the intent for rules, off its JSON view (audit entries, responses). */
+function withContent(info: Omit<NostrInfo, 'content'>, content: string): NostrInfo {
+  return Object.defineProperty(info, 'content', { value: content, enumerable: false }) as NostrInfo;
+}
+
+function decodeEvent(action: 'nostr.event' | 'nostr.http_auth', payload: unknown, pubkey: string): DecodedRequest {
+  const event = parseUnsignedEvent(payload, pubkey);
+  const isHttpAuth = event.kind === HTTP_AUTH_KIND;
+  if (action === 'nostr.event' && isHttpAuth) throw new AirlockError('invalid_request', 'kind 27235 (NIP-98 HTTP auth) is signed through POST /v1/sign/nostr-http-auth');
+  if (action === 'nostr.http_auth' && !isHttpAuth) throw new AirlockError('invalid_request', 'nostr.http_auth signs kind 27235 events only');
+  const digest = eventIdBytes(event);
+  const id = bytesToHex(digest);
+  const { tags } = event;
+  const info: Omit<NostrInfo, 'content'> = {
+    eventKind: event.kind,
+    eventId: id,
+    createdAt: event.created_at,
+    contentBytes: utf8ToBytes(event.content).length,
+    tags: { p: tagValues(tags, ['p']), e: tagValues(tags, ['e']), t: tagValues(tags, ['t']), relays: tagValues(tags, ['relay', 'r']), count: tags.length },
+  };
+  if (isHttpAuth) info.http = httpAuthTarget(tags);
+  const intent: Intent = {
+    action,
+    chain: NOSTR_CHAIN,
+    kind: isHttpAuth ? 'nostr.http_auth' : 'nostr.event',
+    from: pubkey,
+    spends: [],
+    approvals: [],
+    nostr: withContent(info, event.content),
+    summary: isHttpAuth ? `NIP-98 auth for ${info.http!.method} ${info.http!.url}` : `nostr kind ${event.kind} event ${id.slice(0, 12)}… (${info.contentBytes} bytes, ${tags.length} tags)`,
+  };
+  return { intent, digest, prepared: event };
+}
+
+/** NIP-98: exactly one absolute `u` URL and one `method` tag; anything less says nothing policy can check. */
+function httpAuthTarget(tags: string[][]): { url: string; method: string } {
+  const us = tags.filter((t) => t[0] === 'u');
+  const methods = tags.filter((t) => t[0] === 'method');
+  if (us.length !== 1 || methods.length !== 1) throw new AirlockError('invalid_request', 'a NIP-98 event has exactly one u tag and one method tag');
+  let url: URL;
+  try {
+    url = new URL(us[0]![1] ?? '');
+  } catch {
+    throw new AirlockError('invalid_request', 'the u tag must be an absolute URL');
+  }
+  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) throw new AirlockError('invalid_request', 'the u tag must be an http(s) URL without credentials');
+  const method = methods[0]![1] ?? '';
+  if (!HTTP_METHODS.test(method)) throw new AirlockError('invalid_request', 'the method tag must be an upper-case HTTP method');
+  return { url: url.href, method };
+}
+
+function decodeNip44(request: Nip44Request, pubkey: string): DecodedRequest {
+  if (!request || (request.op !== 'encrypt' && request.op !== 'decrypt') || typeof request.text !== 'string') throw new AirlockError('invalid_request', 'a NIP-44 request names op, peer and text');
+  const peer = typeof request.peer === 'string' ? request.peer.toLowerCase() : '';
+  if (!HEX32.test(peer)) throw new AirlockError('invalid_request', 'peer: a 32-byte x-only public key as 64 hex characters');
+  const bytes = utf8ToBytes(request.text);
+  // The audit digest binds op, peer and the text's hash: enough to recognise the request, nothing of the plaintext.
+  const digest = sha256(utf8ToBytes(`nip44-v2|${request.op}|${pubkey}|${peer}|${bytesToHex(sha256(bytes))}`));
+  const intent: Intent = {
+    action: 'nostr.nip44',
+    chain: NOSTR_CHAIN,
+    kind: 'nostr.nip44',
+    from: pubkey,
+    spends: [],
+    approvals: [],
+    nostr: withContent({ contentBytes: bytes.length, nip44: { peer, op: request.op } }, request.op === 'encrypt' ? request.text : ''),
+    summary: `NIP-44 ${request.op} with ${peer.slice(0, 12)}… (${bytes.length} bytes)`,
+  };
+  return { intent, digest };
+}

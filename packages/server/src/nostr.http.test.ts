@@ -1,0 +1,174 @@
+// Nostr over the real HTTP app: the agent's NIP-06 identity, events signed under policy and verified by
+// nostr-tools (an independent implementation), each control attacked and refused with its code, NIP-44 with a peer.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { finalizeEvent, generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools/pure';
+import * as nip19 from 'nostr-tools/nip19';
+import { privateKeyFromSeedWords } from 'nostr-tools/nip06';
+import * as nip44 from 'nostr-tools/nip44';
+import { privateKeyToAddress } from 'viem/accounts';
+import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
+
+const NOSTR_ACTIONS = ['nostr.event', 'nostr.http_auth', 'nostr.nip44'];
+const FRIEND_SECRET = generateSecretKey();
+const FRIEND = getPublicKey(FRIEND_SECRET);
+const STRANGER = getPublicKey(generateSecretKey());
+
+function policy(extra: unknown[] = []) {
+  return {
+    version: 1,
+    rules: [
+      { type: 'allow', name: 'notes-and-dms', match: { actions: ['nostr.event'], nostr_kinds: [0, 1, 4, 7] } },
+      { type: 'allow', name: 'api-auth', match: { actions: ['nostr.http_auth'] } },
+      { type: 'allow', name: 'nip44', match: { actions: ['nostr.nip44'] } },
+      { type: 'nostr_event', name: 'dm-friends', match: { nostr_kinds: [4] }, p_tags: [FRIEND] },
+      { type: 'nostr_event', name: 'fresh', max_past_seconds: 600, max_future_seconds: 60, max_content_bytes: 280 },
+      { type: 'rate_limit', name: 'notes-per-minute', max: 3, window: '1m', per_nostr_kind: true, match: { nostr_kinds: [1] } },
+      { type: 'approval_tier', name: 'metadata-by-hand', match: { nostr_kinds: [0] } },
+      { type: 'nostr_http_auth', name: 'api-only', urls: ['https://api.example.com/**'], methods: ['GET', 'POST'], max_age_seconds: 60 },
+      { type: 'nostr_peers', name: 'friends', allow: [FRIEND] },
+      ...extra,
+    ],
+  };
+}
+
+const now = () => Math.floor(Date.now() / 1000);
+const note = (content: string, over: Record<string, unknown> = {}) => ({ kind: 1, tags: [['t', 'airlock']], content, created_at: now(), ...over });
+
+describe('nostr over HTTP', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness();
+  });
+  after(async () => h.close());
+
+  test('the identity is the NIP-06 key of the vault mnemonic at the agent account, shown as hex and npub', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const res = await h.call('GET', '/v1/nostr/identity', { token });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const expected = getPublicKey(privateKeyFromSeedWords(h.mnemonic, undefined, agent.accountIndex));
+    assert.equal(res.body.pubkey, expected);
+    assert.equal(res.body.npub, nip19.npubEncode(expected));
+    assert.equal(res.body.agentId, agent.id);
+  });
+
+  test('an allowed note is signed, verifies with nostr-tools, and its audit entry carries the event id', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const res = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('hello from an agent') });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const event = res.body.event;
+    assert.ok(verifyEvent(event), 'nostr-tools verifies the event');
+    assert.equal(event.content, 'hello from an agent');
+    assert.equal(event.sig, res.body.signature);
+    assert.equal(event.pubkey, (await h.call('GET', '/v1/nostr/identity', { token })).body.pubkey);
+    const audit = await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.request`);
+    const entry = audit.body.entries.at(-1);
+    assert.equal(entry.seq, res.body.auditSeq);
+    assert.equal(entry.data.digest, event.id);
+    assert.equal(entry.data.intent.nostr.eventId, event.id);
+  });
+
+  test('attacks on each control are refused with their code and nothing is signed', async () => {
+    const { token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const refused = async (path: string, body: unknown) => {
+      const res = await h.call('POST', path, { token, body });
+      assert.equal(res.status, 403, JSON.stringify(res.body));
+      assert.equal(res.body.event, undefined);
+      return res.body.error.violations.map((v: any) => `${v.rule}:${v.code}`);
+    };
+    // A kind outside policy (a deletion).
+    assert.deepEqual(await refused('/v1/sign/nostr-event', note('', { kind: 5, tags: [['e', 'a'.repeat(64)]] })), ['agent/default:nostr_kind_not_allowed']);
+    // A DM to a pubkey not listed.
+    assert.deepEqual(await refused('/v1/sign/nostr-event', note('secret', { kind: 4, tags: [['p', STRANGER]] })), ['agent/dm-friends:nostr_tag_not_allowed']);
+    // created_at far in the past, and in the future.
+    assert.deepEqual(await refused('/v1/sign/nostr-event', note('old', { created_at: now() - 86_400 })), ['agent/fresh:nostr_created_at_out_of_window']);
+    assert.deepEqual(await refused('/v1/sign/nostr-event', note('future', { created_at: now() + 3_600 })), ['agent/fresh:nostr_created_at_out_of_window']);
+    // Content over the size limit.
+    assert.deepEqual(await refused('/v1/sign/nostr-event', note('x'.repeat(281))), ['agent/fresh:nostr_content_too_large']);
+    // NIP-98 auth for another URL, and with a method not listed.
+    const auth = (u: string, method = 'GET') => ({ kind: 27235, tags: [['u', u], ['method', method]], content: '', created_at: now() });
+    assert.deepEqual(await refused('/v1/sign/nostr-http-auth', auth('https://evil.example.net/login')), ['agent/api-only:nostr_http_url_not_allowed']);
+    assert.deepEqual(await refused('/v1/sign/nostr-http-auth', auth('https://api.example.com/v1/x', 'DELETE')), ['agent/api-only:nostr_http_method_not_allowed']);
+    // NIP-98 through the event route is refused outright (its own action, its own rules).
+    const viaEvent = await h.call('POST', '/v1/sign/nostr-event', { token, body: auth('https://api.example.com/v1/x') });
+    assert.equal(viaEvent.status, 400);
+    assert.equal(viaEvent.body.error.code, 'invalid_request');
+    // A DM to a listed friend is fine.
+    const dm = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('hi', { kind: 4, tags: [['p', FRIEND]] }) });
+    assert.equal(dm.status, 200, JSON.stringify(dm.body));
+    assert.ok(verifyEvent(dm.body.event));
+    // An allowed NIP-98 event verifies and names the URL.
+    const ok = await h.call('POST', '/v1/sign/nostr-http-auth', { token, body: auth('https://api.example.com/v1/items?page=2', 'POST') });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.ok(verifyEvent(ok.body.event));
+    assert.equal(ok.body.intent.nostr.http.url, 'https://api.example.com/v1/items?page=2');
+  });
+
+  test('a flood of notes stops at the per-kind rate limit; other kinds are not counted', async () => {
+    const { token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    for (let i = 0; i < 3; i++) assert.equal((await h.call('POST', '/v1/sign/nostr-event', { token, body: note(`n${i}`) })).status, 200);
+    const fourth = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('n3') });
+    assert.equal(fourth.status, 403);
+    const v = fourth.body.error.violations[0];
+    assert.deepEqual([v.rule, v.code, v.limit, v.used], ['agent/notes-per-minute', 'rate_limit_exceeded', '3', '3']);
+    const reaction = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('+', { kind: 7, tags: [['e', 'b'.repeat(64)], ['p', FRIEND]] }) });
+    assert.equal(reaction.status, 200, JSON.stringify(reaction.body));
+  });
+
+  test('metadata (kind 0) waits for a human; once approved the signed event verifies', async () => {
+    const { token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const res = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('{"name":"bot"}', { kind: 0, tags: [] }) });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal(res.body.violations[0].code, 'approval_required');
+    const approved = await h.admin('POST', `/v1/approvals/${res.body.approvalId}/approve`);
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.ok(verifyEvent(approved.body.result.event));
+  });
+
+  test('idempotency and dry-run work as for EVM', async () => {
+    const { token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const body = note('once');
+    const first = await h.call('POST', '/v1/sign/nostr-event', { token, body, headers: { 'idempotency-key': 'note-1' } });
+    const again = await h.call('POST', '/v1/sign/nostr-event', { token, body, headers: { 'idempotency-key': 'note-1' } });
+    assert.equal(again.status, 200);
+    assert.equal(again.body.replayed, true);
+    assert.equal(again.body.event.id, first.body.event.id);
+    const dry = await h.call('POST', '/v1/dry-run', { token, body: { action: 'nostr.event', payload: note('', { kind: 5 }) } });
+    assert.equal(dry.status, 200);
+    assert.equal(dry.body.decision.violations[0].code, 'nostr_kind_not_allowed');
+  });
+
+  test('a session not scoped to nostr.event cannot sign events', async () => {
+    const { token } = await provisionAgent(h, { policy: policy(), actions: ['nostr.nip44'] });
+    const res = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('hi') });
+    assert.equal(res.status, 403);
+    assert.ok(res.body.error.violations.some((v: any) => v.code === 'action_not_allowed'));
+  });
+
+  test('NIP-44: round trip with a listed peer (nostr-tools on the other side), unlisted peers refused, plaintext never audited', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const me = (await h.call('GET', '/v1/nostr/identity', { token })).body.pubkey;
+    const enc = await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: FRIEND, plaintext: 'meet at noon' } });
+    assert.equal(enc.status, 200, JSON.stringify(enc.body));
+    const friendKey = nip44.getConversationKey(FRIEND_SECRET, me);
+    assert.equal(nip44.decrypt(enc.body.ciphertext, friendKey), 'meet at noon');
+    const reply = nip44.encrypt('see you there', friendKey);
+    const dec = await h.call('POST', '/v1/nostr/nip44/decrypt', { token, body: { peer: FRIEND, ciphertext: reply } });
+    assert.equal(dec.status, 200, JSON.stringify(dec.body));
+    assert.equal(dec.body.plaintext, 'see you there');
+    const stranger = await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: STRANGER, plaintext: 'leak' } });
+    assert.equal(stranger.status, 403);
+    assert.deepEqual(stranger.body.error.violations.map((v: any) => `${v.rule}:${v.code}`), ['agent/friends:nostr_peer_not_allowed']);
+    const audit = await h.admin('GET', `/v1/audit?agent=${agent.name}&type=nostr.nip44`);
+    assert.deepEqual(audit.body.entries.map((e: any) => e.decision), ['allow', 'allow', 'deny']);
+    const text = JSON.stringify(audit.body);
+    for (const secret of ['meet at noon', 'see you there', 'leak']) assert.ok(!text.includes(secret), `no plaintext in the audit log: ${secret}`);
+  });
+
+  test('the Nostr key is not the funds key: its EVM address is not the agent address', async () => {
+    const { agent } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const nostrSecret = privateKeyFromSeedWords(h.mnemonic, undefined, agent.accountIndex);
+    assert.notEqual(privateKeyToAddress(`0x${Buffer.from(nostrSecret).toString('hex')}`).toLowerCase(), agent.address);
+    assert.ok(verifyEvent(finalizeEvent({ kind: 1, tags: [], content: '', created_at: 0 }, nostrSecret)));
+  });
+});
