@@ -31,3 +31,4 @@ export * from './service/operator-service.ts';
 export * from './service/audit-service.ts';
 export * from './service/audit-integrity.ts';
 export * from './service/nostr-service.ts';
+export * from './nostr-paths.ts';

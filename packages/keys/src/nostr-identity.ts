@@ -8,22 +8,15 @@
  * NIP-19: `npub` / `nsec` are bech32 (not bech32m) of the raw 32 bytes under those prefixes. They are for
  * display and backup only; the protocol itself uses hex.
  */
-import { AirlockError } from '@airlock/core';
+import { AirlockError, nostrIdentityPath } from '@airlock/core';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { bech32 } from '@scure/base';
 import type { HDKey } from '@scure/bip32';
 import { deriveRootFromEntropy, entropyFromMnemonic } from './seed.ts';
 
-/** SLIP-44 coin type registered for Nostr. */
-export const NOSTR_COIN_TYPE = 1237;
-
-/** NIP-06 path of an account: `m/44'/1237'/account'/0/0`. */
-export function nostrPath(account: number): string {
-  if (!Number.isSafeInteger(account) || account < 0 || account >= 2 ** 31) {
-    throw new AirlockError('invalid_request', 'a Nostr account index must be an integer 0..2^31-1');
-  }
-  return `m/44'/${NOSTR_COIN_TYPE}'/${account}'/0/0`;
-}
+export { NOSTR_COIN_TYPE } from '@airlock/core';
+/** NIP-06 path of an account: `m/44'/1237'/account'/0/0` (core's nostrIdentityPath, shared with the adapter). */
+export const nostrPath = nostrIdentityPath;
 
 /**
  * The private key of `account` below a BIP-32 root. Secret: the caller must zero the returned bytes.

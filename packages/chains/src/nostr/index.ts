@@ -1,4 +1,4 @@
 export { createNostrAdapter, HTTP_AUTH_KIND, type Nip44Request } from './adapter.ts';
 export { eventId, parseUnsignedEvent, serializeEvent, type UnsignedEvent } from './event.ts';
-export { npubDecode, npubEncode, nostrIdentityPath, nostrTransportPath, xOnlyHex } from './keys.ts';
+export { nostrIdentityPath, nostrTransportPath, xOnlyHex } from './keys.ts';
 export { nip44Decrypt, nip44Encrypt, paddedLength } from './nip44.ts';
