@@ -47,6 +47,11 @@ export interface TestRelay {
   accepted: NostrEvent[];
   /** How many EVENT messages were refused as invalid. */
   rejected(): number;
+  /**
+   * A careless (or hostile) relay: when true, events are forwarded without checking id or signature and
+   * without de-duplication. Lets a test prove the bunker does its own checks instead of trusting the relay.
+   */
+  careless: boolean;
   close(): Promise<void>;
 }
 
@@ -118,6 +123,14 @@ export async function startTestRelay(opts: { maxMessageBytes?: number } = {}): P
 
   const onEvent = (ws: WebSocket, event: unknown) => {
     const id = typeof (event as NostrEvent | null)?.id === 'string' ? (event as NostrEvent).id : '';
+    if (relay.careless) {
+      accepted.push(event as NostrEvent);
+      send(ws, ['OK', id, true, '']);
+      for (const [client, subs] of subscriptions) {
+        for (const [subId, filters] of subs) if (filters.some((f) => matchesFilter(f, event as NostrEvent))) send(client, ['EVENT', subId, event]);
+      }
+      return;
+    }
     const why = invalidReason(event);
     if (why) {
       rejected++;
@@ -175,14 +188,16 @@ export async function startTestRelay(opts: { maxMessageBytes?: number } = {}): P
   });
 
   const port = (wss.address() as AddressInfo).port;
-  return {
+  const relay: TestRelay = {
     url: `ws://127.0.0.1:${port}`,
     accepted,
     rejected: () => rejected,
+    careless: false,
     close: () =>
       new Promise<void>((resolve) => {
         for (const client of wss.clients) client.terminate();
         wss.close(() => resolve());
       }),
   };
+  return relay;
 }

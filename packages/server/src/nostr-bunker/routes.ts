@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AirlockError } from '@airlock/core';
+import { AirlockError, isAirlockError, type ErrorCode } from '@airlock/core';
 import { apiSchema } from '../http/api-schemas.ts';
 import type { AirlockHolder } from '../http/holder.ts';
 import type { RouteSpec } from '../http/route-table.ts';
@@ -24,6 +24,8 @@ export const NostrConnectResponse = apiSchema(
     clientPubkey: z.string().optional().describe('nostrconnect flow: the client key now connected to this session.'),
   }),
 );
+
+const DEAD_SESSION: ReadonlySet<ErrorCode> = new Set(['session_expired', 'session_revoked', 'agent_frozen', 'agent_retired']);
 
 function bunkerOf(holder: AirlockHolder): NostrBunker {
   const bunker = holder.get().bunker;
@@ -54,6 +56,8 @@ export function buildNostrBunkerRoutes(holder: AirlockHolder): RouteSpec[] {
           return c.json({ sessionId, ...accepted }, 201);
         } catch (e) {
           if (e instanceof BunkerInputError) throw new AirlockError('invalid_request', e.message);
+          // The admin token is fine: say why the session cannot be connected without a 401 that suggests otherwise.
+          if (isAirlockError(e) && DEAD_SESSION.has(e.code)) throw new AirlockError('conflict', `This session cannot be connected: ${e.code}.`);
           throw e;
         }
       },

@@ -9,6 +9,7 @@ import { loadConfig, type AirlockConfig } from '../config.ts';
 import { initAirlock, openAirlock, type Airlock, type VaultOptions } from '../runtime.ts';
 import { createApp, type AppOptions } from '../http/app.ts';
 import { AirlockHolder } from '../http/holder.ts';
+import type { NostrServicePort } from '../nostr-bunker/port.ts';
 import { OpenApiResponses, type ResponseCheck } from './openapi-responses.ts';
 
 /** Fast KDF for tests only; production vaults refuse parameters this weak. */
@@ -61,13 +62,13 @@ function assertMatchesOpenApi(check: ResponseCheck): void {
  * `app` options go to createApp. The per-session rate limit is off unless `app.sessionRate` is given: race
  * tests fire hundreds of requests on one session at once, and the limit has tests of its own.
  */
-export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions } = {}): Promise<Harness> {
+export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions; config?: Partial<AirlockConfig>; nostrPort?: NostrServicePort } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'airlock-test-'));
   const pgSchema = opts.store === 'postgres' ? await pgSchemaUrl() : undefined;
-  const config = loadConfig({ dataDir, ...(pgSchema ? { storeUrl: pgSchema.url } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
+  const config = loadConfig({ dataDir, ...opts.config, ...(pgSchema ? { storeUrl: pgSchema.url } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
   const init = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
   const clock = opts.manualClock ? new ManualClock(Date.now()) : undefined;
-  const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}) });
+  const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}), ...(opts.nostrPort ? { nostrPort: opts.nostrPort } : {}) });
   let airlock = await open();
   const appOptions: AppOptions = { bodyLimitBytes: config.bodyLimitBytes, sessionRate: { perSecond: 0, burst: 0 }, ...opts.app };
   let app = createApp(new AirlockHolder(airlock), appOptions);

@@ -75,5 +75,6 @@ export class FakeNostrPort implements NostrServicePort {
 }
 
 function requireAction(auth: AgentAuth, action: string): void {
-  if (!(auth.session.scope.actions as readonly string[]).includes(action)) throw new AirlockError('forbidden', `This session may not use ${action}.`);
+  if ((auth.session.scope.actions as readonly string[]).includes(action)) return;
+  throw new AirlockError('policy_denied', `This session may not use ${action}.`, { violations: [{ rule: 'session/scope', code: 'action_not_allowed', message: `${action} is not in the session scope` }] });
 }
