@@ -11,8 +11,9 @@ import { auditCommand } from './commands/audit.ts';
 import { approvalsCommand } from './commands/approvals.ts';
 import { mcpCommand } from './commands/mcp.ts';
 import { storeCommand } from './commands/store.ts';
+import { nostrCommand } from './commands/nostr.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, storeCommand, mcpCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, storeCommand, mcpCommand, nostrCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {

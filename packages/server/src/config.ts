@@ -35,6 +35,10 @@ export interface AirlockConfig {
   metricsBudgetAgents: number;
   /** How long SIGTERM waits for in-flight requests before closing their connections (AIRLOCK_SHUTDOWN_TIMEOUT, default 10s). */
   shutdownTimeoutMs: number;
+  /** Relays the NIP-46 bunker listens on (AIRLOCK_NOSTR_RELAYS, comma-separated ws:// or wss:// URLs); none: no bunker. */
+  nostrRelays: string[];
+  /** Token bucket per NIP-46 client key (AIRLOCK_NOSTR_BUNKER_RATE req/s, default 5; AIRLOCK_NOSTR_BUNKER_BURST, default 20). */
+  nostrBunkerRate: { perSecond: number; burst: number };
 }
 
 export interface ReconcileConfig {
@@ -78,7 +82,13 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     logLevel: overrides.logLevel ?? parseLogLevel(env.AIRLOCK_LOG_LEVEL),
     metricsBudgetAgents: overrides.metricsBudgetAgents ?? intFrom(env.AIRLOCK_METRICS_BUDGET_AGENTS, 10, 'AIRLOCK_METRICS_BUDGET_AGENTS'),
     shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? secondsFrom(env.AIRLOCK_SHUTDOWN_TIMEOUT, '10s', 'AIRLOCK_SHUTDOWN_TIMEOUT') * 1000,
+    nostrRelays: overrides.nostrRelays ?? parseNostrRelays(env.AIRLOCK_NOSTR_RELAYS),
+    nostrBunkerRate: overrides.nostrBunkerRate ?? {
+      perSecond: intFrom(env.AIRLOCK_NOSTR_BUNKER_RATE, 5, 'AIRLOCK_NOSTR_BUNKER_RATE'),
+      burst: intFrom(env.AIRLOCK_NOSTR_BUNKER_BURST, 20, 'AIRLOCK_NOSTR_BUNKER_BURST'),
+    },
   };
+  if (config.nostrBunkerRate.perSecond > 0 && config.nostrBunkerRate.burst < 1) throw new AirlockError('invalid_request', 'AIRLOCK_NOSTR_BUNKER_BURST must be at least 1.');
   const metricsListen = overrides.metricsListen ?? parseListen(env.AIRLOCK_METRICS_LISTEN, 'AIRLOCK_METRICS_LISTEN');
   if (metricsListen) config.metricsListen = metricsListen;
   if (config.sessionRate.perSecond > 0 && config.sessionRate.burst < 1) throw new AirlockError('invalid_request', 'AIRLOCK_SESSION_BURST must be at least 1.');
@@ -111,6 +121,18 @@ export function parseEvmRpc(value: string | undefined): Record<string, string> {
     out[network] = url;
   }
   return out;
+}
+
+/**
+ * `wss://relay.example,ws://127.0.0.1:7777` -> relay URLs. Plain ws:// is accepted anywhere: NIP-46 content is
+ * NIP-44 encrypted end to end and every envelope is signed, so the relay (and the path to it) sees only metadata.
+ * Errors never echo the URL (it may carry a token).
+ */
+export function parseNostrRelays(value: string | undefined): string[] {
+  return listFrom(value).map((entry, i) => {
+    if (!/^wss?:\/\//.test(entry) || !URL.canParse(entry)) throw new AirlockError('invalid_request', `AIRLOCK_NOSTR_RELAYS entry ${i + 1} must be a ws:// or wss:// URL.`);
+    return entry;
+  });
 }
 
 /** 127.0.0.0/8, ::1 and localhost (WHATWG URL parsing has already normalised `127.1`, `0x7f.1` and the like). */

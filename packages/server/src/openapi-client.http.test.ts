@@ -169,6 +169,8 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
 
     const spare = await admin('POST', `/v1/agents/${agent.id}/sessions`, { ttl: '5m', actions: ['evm.message'] });
     assert.equal((await admin('GET', `/v1/sessions?agent=${agent.name}`)).body.sessions.length, 2);
+    const noBunker = await admin('POST', `/v1/sessions/${spare.body.session.id}/nostr-connect`);
+    assert.deepEqual([noBunker.status, noBunker.body.error.code], [409, 'conflict'], 'no AIRLOCK_NOSTR_RELAYS: no bunker (the bunker tests drive the 201)');
     assert.ok((await admin('POST', `/v1/sessions/${spare.body.session.id}/revoke`)).body.revokedAt);
     assert.equal((await call(spare.body.token, 'GET', '/v1/session')).status, 401);
     assert.equal((await call(undefined, 'GET', '/v1/agents')).status, 401);

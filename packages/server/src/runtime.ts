@@ -28,6 +28,8 @@ import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
 import { rpcChainReader } from './evm-chain-reader.ts';
 import { auditAnchorPath, fileAuditAnchorStore } from './audit-anchor-file.ts';
+import { NostrBunker } from './nostr-bunker/bunker.ts';
+import { storeSessionSource } from './nostr-bunker/session-source.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -121,6 +123,8 @@ export interface Airlock {
   adminTokenHash: string;
   /** Which secp256k1 implementation signs and checks signatures, and why. */
   keyBackend: { kind: KeyBackendChoice; reason: string };
+  /** The NIP-46 remote signer, when relays are configured (AIRLOCK_NOSTR_RELAYS) and a Nostr port is wired. */
+  bunker?: NostrBunker;
   /** Stops timers, writes a last checkpoint, wipes key material and closes the store. */
   close(): Promise<void>;
 }
@@ -222,6 +226,12 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       background(() => operator.expireOverdue(), 30_000);
       background(() => x402.reconcile(), config.reconcileIntervalMs);
     }
+    // NIP-46 bunker: listens on the configured relays; no relays, no bunker (and no outbound connection).
+    const clock = deps.clock;
+    const bunker = config.nostrRelays.length > 0
+      ? new NostrBunker({ port: nostr, relays: config.nostrRelays, sessions: storeSessionSource(store, clock), clock, clientRate: config.nostrBunkerRate, log: (m) => console.error(`[airlock] ${m}`) })
+      : undefined;
+    await bunker?.start();
     const openedVault = vault;
     let closed = false;
     return {
@@ -235,9 +245,11 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       nostr,
       adminTokenHash,
       keyBackend,
+      ...(bunker ? { bunker } : {}),
       async close() {
         if (closed) return;
         closed = true;
+        bunker?.close();
         for (const t of timers) clearInterval(t);
         await audit.checkpoint().catch(() => undefined);
         openedVault.wipe();

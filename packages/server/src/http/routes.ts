@@ -9,6 +9,7 @@ import * as S from './schemas.ts';
 import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts';
 import { buildX402Routes } from './x402-routes.ts';
 import { buildNostrRoutes } from './nostr-routes.ts';
+import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
 
 const OPERATOR = 'admin';
 
@@ -275,6 +276,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     { method: 'post', path: '/v1/approvals/:id/approve', operationId: 'approveApproval', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema }, errors: [404, 409], handler: async (c) => c.json(withX402(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
     ...buildX402Routes(holder),
     ...buildNostrRoutes(holder),
+    ...buildNostrBunkerRoutes(holder),
 
     {
       method: 'post', path: '/v1/approvals/:id/deny', operationId: 'denyApproval', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,

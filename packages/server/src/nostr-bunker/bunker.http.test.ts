@@ -1,0 +1,244 @@
+// The NIP-46 bunker as apps meet it: nostr-tools' BunkerSigner (and, for the attacks, hand-built envelopes)
+// over a NIP-01 relay on loopback, against a real Airlock runtime whose admin API issues the connection strings.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { finalizeEvent, generateSecretKey, getPublicKey, nip44, verifyEvent, SimplePool, type Event } from 'nostr-tools';
+import { BunkerSigner, createNostrConnectURI, parseBunkerInput } from 'nostr-tools/nip46';
+import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
+import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
+
+const BURST = 8;
+
+/** The agent's policy: notes and reactions (kinds 1 and 7) and NIP-44 with anyone; every other kind is refused. */
+const POLICY = {
+  version: 1,
+  rules: [
+    { type: 'allow', name: 'notes-and-reactions', match: { actions: ['nostr.event'], nostr_kinds: [1, 7] } },
+    { type: 'allow', name: 'nip44', match: { actions: ['nostr.nip44'] } },
+  ],
+};
+
+/** An agent and a session allowed `nostr.event` and `nostr.nip44`, issued through the admin API. */
+async function nostrSession(h: Harness, ttl = '1h'): Promise<{ sessionId: string; agentId: string; agentName: string }> {
+  const { agent, session } = await provisionAgent(h, { policy: POLICY, actions: ['nostr.event', 'nostr.nip44'], ttl });
+  return { sessionId: session.id, agentId: agent.id, agentName: agent.name };
+}
+
+/** Nostr signatures released for an agent, as the audit log records them (allowed sign.request entries). */
+async function signedCount(h: Harness, agentName: string): Promise<number> {
+  const res = await h.admin('GET', `/v1/audit?agent=${agentName}&type=sign.request`);
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return (res.body.entries as { decision?: string; data: { action?: string } }[]).filter((e) => e.decision === 'allow').length;
+}
+
+async function bunkerUri(h: Harness, sessionId: string): Promise<string> {
+  const res = await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`);
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return res.body.bunker as string;
+}
+
+const note = (content: string, kind = 1) => ({ kind, content, tags: [['t', 'airlock']], created_at: Math.floor(Date.now() / 1000) });
+
+/** A NIP-46 client that builds its own envelopes: for requests BunkerSigner would never send. */
+function rawClient(relayUrl: string, bunkerPubkey: string, pool: SimplePool) {
+  const sk = generateSecretKey();
+  const pubkey = getPublicKey(sk);
+  const key = nip44.getConversationKey(sk, bunkerPubkey);
+  const waiting = new Map<string, (r: { id: string; result: string; error?: string }) => void>();
+  const sub = pool.subscribe([relayUrl], { kinds: [24133], authors: [bunkerPubkey], '#p': [pubkey], limit: 0 }, {
+    onevent: (e: Event) => {
+      const r = JSON.parse(nip44.decrypt(e.content, key));
+      waiting.get(r.id)?.(r);
+      waiting.delete(r.id);
+    },
+  });
+  const envelope = (id: string, method: string, params: string[], signer = sk) =>
+    finalizeEvent({ kind: 24133, tags: [['p', bunkerPubkey]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: Math.floor(Date.now() / 1000) }, signer);
+  return {
+    pubkey,
+    envelope,
+    async send(event: Event): Promise<void> {
+      await Promise.any(pool.publish([relayUrl], event));
+    },
+    request(id: string, method: string, params: string[] = []): Promise<{ id: string; result: string; error?: string }> {
+      const answered = new Promise<{ id: string; result: string; error?: string }>((resolve) => waiting.set(id, resolve));
+      return this.send(envelope(id, method, params)).then(() => answered);
+    },
+    close: () => sub.close(),
+  };
+}
+
+describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { timeout: 60_000 }, () => {
+  let relay: TestRelay;
+  let h: Harness;
+  const pool = new SimplePool();
+  const signers: BunkerSigner[] = [];
+  const signerFor = async (uri: string) => {
+    const bp = await parseBunkerInput(uri);
+    assert.ok(bp);
+    const signer = BunkerSigner.fromBunker(generateSecretKey(), bp, { pool });
+    signers.push(signer);
+    return signer;
+  };
+
+  before(async () => {
+    relay = await startTestRelay();
+    // A manual clock: sessions expire when the test says so, and the per-client bucket never refills mid-test.
+    h = await startHarness({ manualClock: true, config: { nostrRelays: [relay.url], nostrBunkerRate: { perSecond: 1, burst: BURST } } });
+  });
+  after(async () => {
+    for (const s of signers) await s.close();
+    pool.destroy();
+    await h?.close();
+    await relay?.close();
+  });
+
+  test('connect, get_public_key, sign_event (verified by nostr-tools), nip44 both ways, ping', async () => {
+    const { sessionId, agentId } = await nostrSession(h);
+    const uri = await bunkerUri(h, sessionId);
+    const transport = await h.airlock.nostr.transport(agentId);
+    assert.match(uri, new RegExp(`^bunker://${transport.pubkey}\\?relay=`));
+    const signer = await signerFor(uri);
+    await signer.connect();
+    const pubkey = await signer.getPublicKey();
+    assert.equal(pubkey, (await h.airlock.nostr.identity(agentId)).pubkey);
+    assert.notEqual(pubkey, transport.pubkey, 'the identity key is not the transport key');
+
+    const signed = await signer.signEvent(note('hello from an agent'));
+    assert.equal(verifyEvent(signed), true);
+    assert.equal(signed.pubkey, pubkey);
+    assert.equal(signed.content, 'hello from an agent');
+
+    const peer = generateSecretKey();
+    const peerPub = getPublicKey(peer);
+    const ciphertext = await signer.nip44Encrypt(peerPub, 'for your eyes');
+    assert.equal(nip44.decrypt(ciphertext, nip44.getConversationKey(peer, pubkey)), 'for your eyes');
+    const fromPeer = nip44.encrypt('and back', nip44.getConversationKey(peer, pubkey));
+    assert.equal(await signer.nip44Decrypt(peerPub, fromPeer), 'and back');
+    await signer.ping();
+    await assert.rejects(signer.nip04Encrypt(peerPub, 'old'), (e: unknown) => String(e).startsWith('unsupported_method: NIP-04'));
+  });
+
+  test('nostrconnect://: the operator hands the client URI to Airlock, the client gets its secret back and signs', async () => {
+    const { sessionId, agentId } = await nostrSession(h);
+    const sk = generateSecretKey();
+    const secret = Math.random().toString(36).slice(2);
+    const uri = createNostrConnectURI({ clientPubkey: getPublicKey(sk), relays: [relay.url], secret, name: 'test app' });
+    const connecting = BunkerSigner.fromURI(sk, uri, { pool }, 20_000);
+    // fromURI subscribes before it resolves; the relay has no stored copy of an ephemeral reply, so wait for the REQ.
+    await new Promise((r) => setTimeout(r, 200));
+    const accepted = await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`, { nostrconnect: uri });
+    assert.equal(accepted.status, 201, JSON.stringify(accepted.body));
+    assert.equal(accepted.body.clientPubkey, getPublicKey(sk));
+    const signer = await connecting;
+    signers.push(signer);
+    assert.equal(signer.bp.pubkey, (await h.airlock.nostr.transport(agentId)).pubkey);
+    const signed = await signer.signEvent(note('via nostrconnect'));
+    assert.equal(verifyEvent(signed), true);
+    assert.equal(signed.pubkey, (await h.airlock.nostr.identity(agentId)).pubkey);
+    const bad = await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`, { nostrconnect: `nostrconnect://${getPublicKey(sk)}?relay=${encodeURIComponent('ws://127.0.0.1:1')}&secret=x` });
+    assert.deepEqual([bad.status, bad.body.error.code], [400, 'invalid_request'], 'a relay the bunker does not use');
+  });
+
+  test('a client that never redeemed a secret, or presents a used one, is refused and gets nothing signed', async () => {
+    const { sessionId, agentName } = await nostrSession(h);
+    const uri = await bunkerUri(h, sessionId);
+    const bp = (await parseBunkerInput(uri))!;
+    const before = await signedCount(h, agentName);
+
+    const stranger = rawClient(relay.url, bp.pubkey, pool);
+    assert.match((await stranger.request('s1', 'sign_event', [JSON.stringify(note('not yours'))])).error!, /^unauthorized: /);
+    assert.match((await stranger.request('s2', 'connect', [bp.pubkey, 'guessed-secret'])).error!, /^unauthorized: /);
+    assert.match((await stranger.request('s3', 'get_public_key')).error!, /^unauthorized: /);
+
+    const first = await signerFor(uri);
+    await first.connect();
+    const second = await signerFor(uri);
+    await assert.rejects(second.connect(), (e: unknown) => /^unauthorized: connect: unknown or already used secret/.test(String(e)));
+    await assert.rejects(second.signEvent(note('nope')), (e: unknown) => String(e).startsWith('unauthorized'));
+    assert.equal(await signedCount(h, agentName), before, 'nothing was signed for either');
+    stranger.close();
+  });
+
+  test('a kind outside policy: the error reply names the rule and the code', async () => {
+    const { sessionId } = await nostrSession(h);
+    const signer = await signerFor(await bunkerUri(h, sessionId));
+    await signer.connect();
+    await assert.rejects(signer.signEvent(note('a DM in the clear', 4)), (e: unknown) => {
+      assert.match(String(e), /^policy_denied: .*\[agent\/default: nostr_kind_not_allowed\]$/);
+      return true;
+    });
+  });
+
+  test('a revoked session stops at the next request; so does an expired one', async () => {
+    const revokedOne = await nostrSession(h);
+    const signer = await signerFor(await bunkerUri(h, revokedOne.sessionId));
+    await signer.connect();
+    await signer.signEvent(note('before the revoke'));
+    assert.equal((await h.admin('POST', `/v1/sessions/${revokedOne.sessionId}/revoke`)).status, 200);
+    await assert.rejects(signer.signEvent(note('after the revoke')), (e: unknown) => String(e).startsWith('session_revoked'));
+    const again = await h.admin('POST', `/v1/sessions/${revokedOne.sessionId}/nostr-connect`);
+    assert.deepEqual([again.status, again.body.error.code], [409, 'conflict']);
+
+    const expiring = await nostrSession(h, '1m');
+    const other = await signerFor(await bunkerUri(h, expiring.sessionId));
+    await other.connect();
+    await other.signEvent(note('while it lasts'));
+    h.clock!.advance(61_000);
+    await assert.rejects(other.signEvent(note('too late')), (e: unknown) => String(e).startsWith('session_expired'));
+  });
+
+  test(`a flood past the per-client rate (burst ${BURST}) gets error replies, not signatures`, async () => {
+    const { sessionId, agentName } = await nostrSession(h);
+    const signer = await signerFor(await bunkerUri(h, sessionId));
+    await signer.connect(); // one token
+    const before = await signedCount(h, agentName);
+    const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => signer.signEvent(note(`flood ${i}`))));
+    const signed = results.filter((r) => r.status === 'fulfilled');
+    const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    assert.equal(signed.length, BURST - 1);
+    assert.equal(refused.length, 20 - (BURST - 1));
+    assert.ok(refused.every((r) => String(r.reason).startsWith('rate_limited')));
+    assert.equal(await signedCount(h, agentName), before + BURST - 1);
+  });
+
+  test('forged envelopes (signed by another key, or with a wrong id) are dropped even when a relay forwards them', async () => {
+    const { sessionId, agentName } = await nostrSession(h);
+    const bp = (await parseBunkerInput(await bunkerUri(h, sessionId)))!;
+    const victim = rawClient(relay.url, bp.pubkey, pool);
+    assert.equal((await victim.request('c1', 'connect', [bp.pubkey, bp.secret!])).result, 'ack');
+    const before = { signed: await signedCount(h, agentName), dropped: h.airlock.bunker!.stats.droppedInvalid };
+
+    relay.careless = true;
+    try {
+      // The request content is the victim's (encrypted with its conversation key); the signature is Mallory's.
+      const genuine = victim.envelope('f1', 'sign_event', [JSON.stringify(note('forged'))]);
+      const byMallory = finalizeEvent({ kind: genuine.kind, tags: genuine.tags, content: genuine.content, created_at: genuine.created_at }, generateSecretKey());
+      await victim.send({ ...byMallory, pubkey: victim.pubkey } as Event);
+      const wrongId = victim.envelope('f2', 'sign_event', [JSON.stringify(note('forged'))]);
+      await victim.send({ ...wrongId, id: 'ab'.repeat(32) } as Event);
+      // Envelopes are judged in arrival order: once this answer is back, the forged ones have been seen.
+      assert.equal((await victim.request('p1', 'ping')).result, 'pong');
+    } finally {
+      relay.careless = false;
+    }
+    assert.equal(h.airlock.bunker!.stats.droppedInvalid, before.dropped + 2);
+    assert.equal(await signedCount(h, agentName), before.signed);
+    victim.close();
+  });
+
+  test('a replayed request id is refused and not executed twice', async () => {
+    const { sessionId, agentName } = await nostrSession(h);
+    const bp = (await parseBunkerInput(await bunkerUri(h, sessionId)))!;
+    const client = rawClient(relay.url, bp.pubkey, pool);
+    assert.equal((await client.request('c1', 'connect', [bp.pubkey, bp.secret!])).result, 'ack');
+    const before = await signedCount(h, agentName);
+    const first = await client.request('r1', 'sign_event', [JSON.stringify(note('once'))]);
+    assert.equal(verifyEvent(JSON.parse(first.result)), true);
+    // A new envelope (new event id) carrying a request id already used.
+    const replay = await client.request('r1', 'sign_event', [JSON.stringify(note('twice?'))]);
+    assert.match(replay.error!, /^replayed_request: /);
+    assert.equal(await signedCount(h, agentName), before + 1);
+    client.close();
+  });
+});

@@ -1,0 +1,375 @@
+/**
+ * The NIP-46 remote signer ("bunker"). Clients talk to an agent's *transport* key (never its identity key)
+ * over relays; every request is a kind-24133 event, NIP-44 encrypted, answered the same way. What a client may
+ * do is what the Airlock session its connection string was issued for may do: the bunker holds no signing
+ * path of its own, it calls the Nostr service port with that session (policy -> rate/budget -> audit -> sign).
+ *
+ * Per request, in order (each step refuses before the next runs):
+ *  1. the envelope: kind 24133, id and signature checked here (relays are not trusted); anything else is dropped
+ *     without an answer, as is an envelope already seen (the same event comes once per relay);
+ *  2. the p-tag names a transport key the bunker serves (an outstanding secret or a connected client);
+ *  3. a token bucket per client key: over it, an error reply (`rate_limited`), nothing decrypted or signed;
+ *  4. decrypt (NIP-44 with the transport key) and parse `{id, method, params}`; a request id the client used
+ *     before is refused (`replayed_request`), never executed twice;
+ *  5. `connect` redeems a single-use secret; every other method needs a connected client, and its session is
+ *     re-read from the store (revoked / expired / frozen: error reply, and the client is dropped);
+ *  6. the method runs through the port with the session's AgentAuth.
+ */
+import { randomBytes } from 'node:crypto';
+import { isAirlockError, type AgentAuth, type Clock } from '@airlock/core';
+import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
+import { BunkerConnections, type SessionGrant } from './connections.ts';
+import { isHexPubkey, isValidSignedEvent } from './nip01.ts';
+import type { NostrServicePort, NostrTransport, SignedNostrEvent, UnsignedNostrEvent } from './port.ts';
+import { RelayConnection } from './relay-connection.ts';
+import type { SessionSource } from './session-source.ts';
+
+/** NIP-46 request and response events. */
+export const NOSTR_CONNECT_KIND = 24133;
+const SUBSCRIPTION_ID = 'airlock-bunker';
+/** Larger requests are refused before decryption (NIP-44 caps plaintext at 64 KiB; base64 grows it by 4/3). */
+const MAX_CONTENT_CHARS = 100_000;
+
+export interface BunkerOptions {
+  port: NostrServicePort;
+  /** ws:// or wss:// URLs (AIRLOCK_NOSTR_RELAYS). */
+  relays: readonly string[];
+  sessions: SessionSource;
+  clock: Clock;
+  /** Token bucket per client key (AIRLOCK_NOSTR_BUNKER_RATE / _BURST). */
+  clientRate: { perSecond: number; burst: number };
+  /** Connection trouble and dropped envelopes (no contents, no secrets). */
+  log?: (message: string) => void;
+}
+
+/** What happened to the envelopes received so far: operators and tests read it. */
+export interface BunkerStats {
+  /** Malformed, wrong kind, bad id or bad signature: dropped without an answer. */
+  droppedInvalid: number;
+  /** Addressed to no transport key this bunker serves, or undecryptable: dropped without an answer. */
+  droppedUnaddressed: number;
+  rateLimited: number;
+  replayed: number;
+  /** Answered with an error (refusals of every kind, rate limits and replays included). */
+  refused: number;
+  answered: number;
+}
+
+export interface IssuedConnection {
+  /** `bunker://<transport pubkey>?relay=…&secret=…`: shown once, the secret is single use. */
+  uri: string;
+  transportPubkey: string;
+  relays: string[];
+}
+
+interface Nip46Request {
+  id: string;
+  method: string;
+  params: string[];
+}
+
+export class NostrBunker {
+  readonly stats: BunkerStats = { droppedInvalid: 0, droppedUnaddressed: 0, rateLimited: 0, replayed: 0, refused: 0, answered: 0 };
+  private readonly options: BunkerOptions;
+  private readonly connections = new BunkerConnections();
+  private readonly limiter: SessionRateLimiter;
+  private readonly relays: RelayConnection[];
+  private readonly transports = new Map<string, Promise<NostrTransport>>();
+  /** Transport pubkey -> agent id, for every key the subscription listens on. */
+  private listening = new Map<string, string>();
+
+  constructor(options: BunkerOptions) {
+    if (options.relays.length === 0) throw new RangeError('NostrBunker: at least one relay');
+    this.options = options;
+    this.limiter = new SessionRateLimiter(options.clientRate);
+    this.relays = options.relays.map((url) => new RelayConnection(url, { onEvent: (_sub, e) => void this.receive(e), ...(options.log ? { onProblem: options.log } : {}) }));
+  }
+
+  /** Connects to every relay; a relay that is down is retried in the background (the others serve meanwhile). */
+  async start(): Promise<void> {
+    await Promise.all(this.relays.map((r) => r.connect().catch(() => this.options.log?.(`relay ${r.url} unreachable at start; retrying`))));
+  }
+
+  close(): void {
+    for (const r of this.relays) r.close();
+  }
+
+  /**
+   * A new single-use `bunker://` string for a session (POST /v1/sessions/:id/nostr-connect). The session must
+   * be usable now; the secret stays valid until used or until the session ends (re-checked at `connect`).
+   */
+  async issueConnection(sessionId: string): Promise<IssuedConnection> {
+    const auth = await this.options.sessions(sessionId);
+    const transport = await this.transportOf(auth.agent.id);
+    const secret = randomBytes(24).toString('base64url');
+    this.connections.addSecret(secret, { sessionId, agentId: auth.agent.id, transportPubkey: transport.pubkey });
+    this.refreshSubscription();
+    const query = new URLSearchParams();
+    for (const relay of this.options.relays) query.append('relay', relay);
+    query.set('secret', secret);
+    return { uri: `bunker://${transport.pubkey}?${query.toString()}`, transportPubkey: transport.pubkey, relays: [...this.options.relays] };
+  }
+
+  /**
+   * The client-initiated flow: the operator hands over a client's `nostrconnect://` URI for a session. The
+   * client key is connected to the session at once and the `connect` response carrying the client's secret
+   * is sent to it (NIP-46: the client checks that secret). Only the relays this bunker uses are answered on.
+   */
+  async acceptNostrConnect(sessionId: string, uri: string): Promise<{ clientPubkey: string; transportPubkey: string; relays: string[] }> {
+    const parsed = parseNostrConnectUri(uri);
+    const relays = this.options.relays.filter((r) => parsed.relays.some((theirs) => normalizeRelayUrl(theirs) === normalizeRelayUrl(r)));
+    if (relays.length === 0) throw new BunkerInputError('The nostrconnect:// URI names none of the relays this bunker uses (AIRLOCK_NOSTR_RELAYS).');
+    const auth = await this.options.sessions(sessionId);
+    const transport = await this.transportOf(auth.agent.id);
+    this.connections.connect(parsed.clientPubkey, { sessionId, agentId: auth.agent.id, transportPubkey: transport.pubkey });
+    this.refreshSubscription();
+    await this.reply(transport, parsed.clientPubkey, { id: randomBytes(8).toString('hex'), result: parsed.secret }, relays);
+    return { clientPubkey: parsed.clientPubkey, transportPubkey: transport.pubkey, relays };
+  }
+
+  private transportOf(agentId: string): Promise<NostrTransport> {
+    let t = this.transports.get(agentId);
+    if (!t) {
+      t = this.options.port.transport(agentId);
+      t.catch(() => this.transports.delete(agentId));
+      this.transports.set(agentId, t);
+    }
+    return t;
+  }
+
+  /** One subscription per relay for every transport key in use (a REQ with the same id replaces it: NIP-01). */
+  private refreshSubscription(): void {
+    this.listening = this.connections.transportKeys();
+    if (this.listening.size === 0) return;
+    // limit 0: no stored events, only new ones (NIP-46 envelopes are ephemeral anyway).
+    const filter = { kinds: [NOSTR_CONNECT_KIND], '#p': [...this.listening.keys()], limit: 0 };
+    for (const r of this.relays) r.subscribe(SUBSCRIPTION_ID, [filter]);
+  }
+
+  /** Step 1-2 run synchronously on receipt, so an envelope is judged in the order relays delivered it. */
+  private async receive(raw: unknown): Promise<void> {
+    if (!isValidSignedEvent(raw) || raw.kind !== NOSTR_CONNECT_KIND) {
+      this.stats.droppedInvalid++;
+      return;
+    }
+    if (!this.connections.firstSightOfEvent(raw.id)) return;
+    const transportPubkey = raw.tags.find((t) => t[0] === 'p' && this.listening.has(t[1] ?? ''))?.[1];
+    if (!transportPubkey || raw.content.length > MAX_CONTENT_CHARS) {
+      this.stats.droppedUnaddressed++;
+      return;
+    }
+    const agentId = this.listening.get(transportPubkey)!;
+    try {
+      await this.handle(raw, agentId);
+    } catch (e) {
+      this.options.log?.(`nostr bunker: request failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+
+  private async handle(envelope: SignedNostrEvent, agentId: string): Promise<void> {
+    const client = envelope.pubkey;
+    const transport = await this.transportOf(agentId);
+    if (this.limiter.take(`${transport.pubkey}:${client}`, this.options.clock.now()) > 0) {
+      this.stats.rateLimited++;
+      // The request id is inside the encrypted content: decrypting it is what lets the client match the refusal.
+      const request = await this.decryptRequest(transport, envelope);
+      if (request) await this.refuse(transport, client, request.id, 'rate_limited', 'Too many requests from this client; slow down.');
+      return;
+    }
+    const request = await this.decryptRequest(transport, envelope);
+    if (!request) {
+      this.stats.droppedUnaddressed++;
+      return;
+    }
+    if (!this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) {
+      this.stats.replayed++;
+      return this.refuse(transport, client, request.id, 'replayed_request', 'This request id was already used by this client; nothing was done again.');
+    }
+    if (request.method === 'connect') return this.connect(transport, client, request);
+
+    const grant = this.connections.clientGrant(transport.pubkey, client);
+    if (!grant) return this.refuse(transport, client, request.id, 'unauthorized', 'This client is not connected: send `connect` with a valid secret from a bunker:// string.');
+    let auth: AgentAuth;
+    try {
+      auth = await this.options.sessions(grant.sessionId);
+    } catch (e) {
+      // A dead session never comes back: forget its clients and secrets (they must get a new connection string).
+      if (isAirlockError(e) && e.code !== 'agent_frozen') this.forgetSession(grant.sessionId);
+      return this.refuseWith(transport, client, request.id, e);
+    }
+    try {
+      const result = await this.run(auth, grant, client, request);
+      if (request.method === 'logout') this.connections.disconnect(transport.pubkey, client);
+      this.stats.answered++;
+      await this.reply(transport, client, { id: request.id, result });
+    } catch (e) {
+      await this.refuseWith(transport, client, request.id, e);
+    }
+  }
+
+  private forgetSession(sessionId: string): void {
+    this.connections.forgetSession(sessionId);
+    this.refreshSubscription();
+  }
+
+  private async connect(transport: NostrTransport, client: string, request: Nip46Request): Promise<void> {
+    const [remotePubkey, secret] = request.params;
+    if (remotePubkey !== transport.pubkey) return this.refuse(transport, client, request.id, 'invalid_request', 'connect: the first parameter must be this remote signer\'s pubkey.');
+    // A client that is already connected (it restarted and says connect again) is acknowledged; anyone else
+    // needs an unused secret issued for this transport key.
+    const existing = this.connections.clientGrant(transport.pubkey, client);
+    const grant = existing ?? (secret ? this.connections.redeemSecret(transport.pubkey, secret) : undefined);
+    if (!grant) return this.refuse(transport, client, request.id, 'unauthorized', 'connect: unknown or already used secret; ask the operator for a new bunker:// string.');
+    try {
+      await this.options.sessions(grant.sessionId);
+    } catch (e) {
+      this.forgetSession(grant.sessionId);
+      return this.refuseWith(transport, client, request.id, e);
+    }
+    this.connections.connect(client, grant);
+    this.stats.answered++;
+    await this.reply(transport, client, { id: request.id, result: 'ack' });
+  }
+
+  /** The methods a connected client may call; each one through the port with the session's credentials. */
+  private async run(auth: AgentAuth, grant: SessionGrant, client: string, request: Nip46Request): Promise<string> {
+    const { method, params } = request;
+    switch (method) {
+      case 'ping':
+        return 'pong';
+      case 'get_public_key':
+        return (await this.options.port.identity(grant.agentId)).pubkey;
+      case 'switch_relays':
+        return JSON.stringify(this.options.relays);
+      case 'logout':
+        return 'ack';
+      case 'sign_event':
+        return JSON.stringify(await this.signEvent(auth, params[0]));
+      case 'nip44_encrypt': {
+        const [peer, plaintext] = peerAndText(params);
+        return (await this.options.port.nip44Encrypt(auth, peer, plaintext)).ciphertext;
+      }
+      case 'nip44_decrypt': {
+        const [peer, ciphertext] = peerAndText(params);
+        return (await this.options.port.nip44Decrypt(auth, peer, ciphertext)).plaintext;
+      }
+      case 'nip04_encrypt':
+      case 'nip04_decrypt':
+        throw new BunkerRefusal('unsupported_method', 'NIP-04 encryption is not offered (it leaks metadata and is deprecated): use nip44_encrypt / nip44_decrypt.');
+      default:
+        void client;
+        throw new BunkerRefusal('unsupported_method', `Unknown method ${JSON.stringify(method).slice(0, 40)}.`);
+    }
+  }
+
+  private async signEvent(auth: AgentAuth, param: string | undefined): Promise<SignedNostrEvent> {
+    const event = parseEventTemplate(param);
+    const outcome = await this.options.port.signEvent(auth, event);
+    if (outcome.status === 200) return outcome.body.event as SignedNostrEvent;
+    if (outcome.status === 202) {
+      throw new BunkerRefusal('approval_required', `Held for operator approval (approval ${String(outcome.body.approvalId)}); nothing was signed yet. Ask again once it is approved.`);
+    }
+    const error = outcome.body.error as { code?: string; message?: string; violations?: { rule: string; code: string }[] } | undefined;
+    throw new BunkerRefusal(error?.code ?? 'policy_denied', withViolations(error?.message ?? 'Denied by policy.', error?.violations));
+  }
+
+  private async decryptRequest(transport: NostrTransport, envelope: SignedNostrEvent): Promise<Nip46Request | undefined> {
+    let text: string;
+    try {
+      text = await transport.nip44Decrypt(envelope.pubkey, envelope.content);
+    } catch {
+      return undefined;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return undefined;
+    }
+    const r = parsed as Partial<Nip46Request> | null;
+    if (!r || typeof r.id !== 'string' || r.id === '' || r.id.length > 128 || typeof r.method !== 'string') return undefined;
+    const params = Array.isArray(r.params) ? r.params : [];
+    if (!params.every((p) => typeof p === 'string')) return undefined;
+    return { id: r.id, method: r.method, params };
+  }
+
+  private refuseWith(transport: NostrTransport, client: string, requestId: string, e: unknown): Promise<void> {
+    if (e instanceof BunkerRefusal) return this.refuse(transport, client, requestId, e.code, e.message);
+    if (isAirlockError(e)) return this.refuse(transport, client, requestId, e.code, withViolations(e.message, e.violations));
+    this.options.log?.(`nostr bunker: internal error: ${e instanceof Error ? e.message : String(e)}`);
+    return this.refuse(transport, client, requestId, 'internal', 'Internal error; nothing was signed.');
+  }
+
+  /** NIP-46 error reply: the `error` string starts with Airlock's stable code, so clients can branch on it. */
+  private async refuse(transport: NostrTransport, client: string, requestId: string, code: string, message: string): Promise<void> {
+    this.stats.refused++;
+    await this.reply(transport, client, { id: requestId, result: '', error: `${code}: ${message}` });
+  }
+
+  private async reply(transport: NostrTransport, client: string, body: { id: string; result: string; error?: string }, relays?: readonly string[]): Promise<void> {
+    const content = await transport.nip44Encrypt(client, JSON.stringify(body));
+    const template: UnsignedNostrEvent = { kind: NOSTR_CONNECT_KIND, tags: [['p', client]], content, created_at: Math.floor(Date.now() / 1000) };
+    const event = await transport.signEnvelope(template);
+    const targets = relays ? this.relays.filter((r) => relays.includes(r.url)) : this.relays;
+    const results = await Promise.all(targets.map((r) => r.publish(event)));
+    if (!results.some((r) => r.accepted)) this.options.log?.(`nostr bunker: no relay accepted a reply (${results.map((r) => r.message).join('; ')})`);
+  }
+}
+
+/** A refusal with a stable code that is not an AirlockError code (NIP-46 specific). */
+class BunkerRefusal extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/** Bad operator input (the nostrconnect:// URI): the route answers it as 400 invalid_request. */
+export class BunkerInputError extends Error {}
+
+function withViolations(message: string, violations: readonly { rule: string; code: string }[] | undefined): string {
+  if (!violations?.length) return message;
+  return `${message} [${violations.map((v) => `${v.rule}: ${v.code}`).join('; ')}]`;
+}
+
+function peerAndText(params: string[]): [string, string] {
+  const [peer, text] = params;
+  if (!isHexPubkey(peer)) throw new BunkerRefusal('invalid_request', 'The first parameter must be a 32-byte hex pubkey.');
+  if (typeof text !== 'string') throw new BunkerRefusal('invalid_request', 'The second parameter (the text) is missing.');
+  return [peer, text];
+}
+
+/** NIP-46 sign_event: `[json({kind, content, tags, created_at})]`; the pubkey is the agent's, never the client's. */
+function parseEventTemplate(param: string | undefined): UnsignedNostrEvent {
+  let value: unknown;
+  try {
+    value = JSON.parse(param ?? '');
+  } catch {
+    throw new BunkerRefusal('invalid_request', 'sign_event: the parameter must be a JSON event template.');
+  }
+  const e = value as Partial<UnsignedNostrEvent> | null;
+  if (!e || !Number.isInteger(e.kind) || e.kind! < 0 || e.kind! > 65535) throw new BunkerRefusal('invalid_request', 'sign_event: kind must be an integer 0-65535.');
+  if (typeof e.content !== 'string') throw new BunkerRefusal('invalid_request', 'sign_event: content must be a string.');
+  if (!Number.isInteger(e.created_at) || e.created_at! < 0) throw new BunkerRefusal('invalid_request', 'sign_event: created_at must be a unix time in seconds.');
+  const tags = e.tags ?? [];
+  if (!Array.isArray(tags) || !tags.every((t) => Array.isArray(t) && t.every((x) => typeof x === 'string'))) throw new BunkerRefusal('invalid_request', 'sign_event: tags must be an array of string arrays.');
+  return { kind: e.kind!, content: e.content, tags, created_at: e.created_at! };
+}
+
+/** Relay URLs compare after WHATWG normalisation (clients add the trailing slash: `ws://host:1/`). */
+function normalizeRelayUrl(url: string): string {
+  return URL.canParse(url) ? new URL(url).href : url;
+}
+
+/** `nostrconnect://<client pubkey>?relay=…&secret=…[&perms=…&name=…]` (NIP-46). */
+export function parseNostrConnectUri(uri: string): { clientPubkey: string; relays: string[]; secret: string } {
+  const match = /^nostrconnect:\/\/([0-9a-f]{64})\?(.*)$/.exec(uri.trim());
+  if (!match) throw new BunkerInputError('Expected nostrconnect://<64 hex client pubkey>?relay=…&secret=….');
+  const query = new URLSearchParams(match[2]);
+  const secret = query.get('secret');
+  const relays = query.getAll('relay');
+  if (!secret) throw new BunkerInputError('The nostrconnect:// URI has no secret (NIP-46 requires one).');
+  if (relays.length === 0) throw new BunkerInputError('The nostrconnect:// URI names no relay.');
+  return { clientPubkey: match[1]!, relays, secret };
+}

@@ -1,0 +1,94 @@
+/**
+ * Who may talk to the bunker, in memory: single-use connection secrets (only their sha256 is kept) and the
+ * client keys that redeemed one, each bound to the Airlock session it was issued for. Nothing here is
+ * persisted: a restart forgets every secret and every connected client, so the operator issues new
+ * connection strings after a restart (docs/nostr.md, Bunker).
+ */
+import { createHash } from 'node:crypto';
+
+export interface SessionGrant {
+  sessionId: string;
+  agentId: string;
+  /** The agent's transport pubkey the grant is for: a secret only opens the bunker it was issued by. */
+  transportPubkey: string;
+}
+
+/** Request ids remembered per client for replay detection (the newest ones; older ids fall out). */
+const REMEMBERED_REQUEST_IDS = 4096;
+/** Envelope ids remembered across clients: the same event arrives once per relay. */
+const REMEMBERED_EVENT_IDS = 65_536;
+
+function sha256Hex(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export class BunkerConnections {
+  private readonly secrets = new Map<string, SessionGrant>();
+  private readonly clients = new Map<string, SessionGrant>();
+  private readonly requestIds = new Map<string, Set<string>>();
+  private readonly eventIds = new Set<string>();
+
+  /** Remembers the hash of a new single-use secret. */
+  addSecret(secret: string, grant: SessionGrant): void {
+    this.secrets.set(sha256Hex(secret), grant);
+  }
+
+  /** Consumes a secret issued for this transport key: the grant, or undefined (unknown, used, other bunker). */
+  redeemSecret(transportPubkey: string, secret: string): SessionGrant | undefined {
+    const key = sha256Hex(secret);
+    const grant = this.secrets.get(key);
+    // Looked up by the secret's hash: no comparison of the secret itself that could leak by timing.
+    if (!grant || grant.transportPubkey !== transportPubkey) return undefined;
+    this.secrets.delete(key);
+    return grant;
+  }
+
+  connect(clientPubkey: string, grant: SessionGrant): void {
+    this.clients.set(clientKey(grant.transportPubkey, clientPubkey), grant);
+  }
+
+  clientGrant(transportPubkey: string, clientPubkey: string): SessionGrant | undefined {
+    return this.clients.get(clientKey(transportPubkey, clientPubkey));
+  }
+
+  disconnect(transportPubkey: string, clientPubkey: string): void {
+    this.clients.delete(clientKey(transportPubkey, clientPubkey));
+    this.requestIds.delete(clientKey(transportPubkey, clientPubkey));
+  }
+
+  /** Drops every secret and client of a session (it was revoked or expired). */
+  forgetSession(sessionId: string): void {
+    for (const [k, g] of this.secrets) if (g.sessionId === sessionId) this.secrets.delete(k);
+    for (const [k, g] of this.clients) if (g.sessionId === sessionId) this.clients.delete(k);
+  }
+
+  /** The transport keys anyone may currently be talking to (an outstanding secret or a connected client). */
+  transportKeys(): Map<string, string> {
+    const keys = new Map<string, string>();
+    for (const g of [...this.secrets.values(), ...this.clients.values()]) keys.set(g.transportPubkey, g.agentId);
+    return keys;
+  }
+
+  /** True the first time an envelope id is seen. */
+  firstSightOfEvent(eventId: string): boolean {
+    if (this.eventIds.has(eventId)) return false;
+    if (this.eventIds.size >= REMEMBERED_EVENT_IDS) this.eventIds.delete(this.eventIds.values().next().value!);
+    this.eventIds.add(eventId);
+    return true;
+  }
+
+  /** True the first time this client uses this request id (NIP-46 ids are the client's; a repeat is a replay). */
+  firstUseOfRequestId(transportPubkey: string, clientPubkey: string, requestId: string): boolean {
+    const key = clientKey(transportPubkey, clientPubkey);
+    let ids = this.requestIds.get(key);
+    if (!ids) this.requestIds.set(key, (ids = new Set()));
+    if (ids.has(requestId)) return false;
+    if (ids.size >= REMEMBERED_REQUEST_IDS) ids.delete(ids.values().next().value!);
+    ids.add(requestId);
+    return true;
+  }
+}
+
+function clientKey(transportPubkey: string, clientPubkey: string): string {
+  return `${transportPubkey}:${clientPubkey}`;
+}
