@@ -188,6 +188,20 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     await assert.rejects(other.signEvent(note('too late')), (e: unknown) => String(e).startsWith('session_expired'));
   });
 
+  test('a frozen agent\'s connected client is refused at the next request, and signs again once unfrozen', async () => {
+    const { sessionId, agentId, agentName } = await nostrSession(h);
+    const signer = await signerFor(await bunkerUri(h, sessionId));
+    await signer.connect();
+    await signer.signEvent(note('before the freeze'));
+    const before = await signedCount(h, agentName);
+    assert.equal((await h.admin('POST', `/v1/agents/${agentId}/freeze`)).status, 200);
+    await assert.rejects(signer.signEvent(note('while frozen')), (e: unknown) => String(e).startsWith('agent_frozen'));
+    await assert.rejects(signer.nip44Encrypt(getPublicKey(generateSecretKey()), 'while frozen'), (e: unknown) => String(e).startsWith('agent_frozen'));
+    assert.equal(await signedCount(h, agentName), before, 'nothing signed while frozen');
+    assert.equal((await h.admin('POST', `/v1/agents/${agentId}/unfreeze`)).status, 200);
+    assert.equal(verifyEvent(await signer.signEvent(note('after the thaw'))), true);
+  });
+
   test(`a flood past the per-client rate (burst ${BURST}) gets error replies, not signatures`, async () => {
     const { sessionId, agentName } = await nostrSession(h);
     const signer = await signerFor(await bunkerUri(h, sessionId));
