@@ -4,7 +4,7 @@
  * Addresses are lowercase 0x-hex. Amounts are bigint base units.
  */
 
-export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44'] as const;
+export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export const INTENT_KINDS = [
@@ -27,6 +27,7 @@ export const INTENT_KINDS = [
   'nostr.event', // a NIP-01 event other than NIP-98 HTTP auth
   'nostr.http_auth', // a NIP-98 HTTP auth event (kind 27235)
   'nostr.nip44', // NIP-44 encryption or decryption with a peer (no signature)
+  'nostr.nip04', // NIP-04 (deprecated) encryption or decryption with a peer: only where a rule names the action
 ] as const;
 export type IntentKind = (typeof INTENT_KINDS)[number];
 
@@ -140,6 +141,8 @@ export interface NostrInfo {
   http?: { url: string; method: string };
   /** NIP-44: the peer and the direction. */
   nip44?: { peer: string; op: 'encrypt' | 'decrypt' };
+  /** NIP-04: the peer and the direction. */
+  nip04?: { peer: string; op: 'encrypt' | 'decrypt' };
   /** The content as sent (not enumerable: not in audit entries or responses). */
   readonly content?: string;
 }

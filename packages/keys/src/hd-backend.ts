@@ -7,7 +7,7 @@ import { AirlockError, type EcdsaSignature, type KeyBackend } from '@airlock/cor
 import { secp256k1, schnorr } from '@noble/curves/secp256k1.js';
 import type { HDKey } from '@scure/bip32';
 import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
-import { nip44ConversationKeyFrom } from './nip44-conversation.ts';
+import { nip04SharedSecretFrom, nip44ConversationKeyFrom } from './nip44-conversation.ts';
 
 export interface HdKeyBackendOptions {
   /** Derived nodes kept in memory (parents and leaves). Default 4096. */
@@ -92,6 +92,15 @@ export class HdKeyBackend implements KeyBackend {
     const privateKey = privateKeyOf(this.#derive(path));
     try {
       return nip44ConversationKeyFrom(privateKey, peerXOnly);
+    } finally {
+      privateKey.fill(0);
+    }
+  }
+
+  async nip04SharedSecret(path: string, peerXOnly: Uint8Array): Promise<Uint8Array> {
+    const privateKey = privateKeyOf(this.#derive(path));
+    try {
+      return nip04SharedSecretFrom(privateKey, peerXOnly);
     } finally {
       privateKey.fill(0);
     }

@@ -16,7 +16,7 @@ import type { HDKey } from '@scure/bip32';
 import { HARDENED_OFFSET } from '@scure/bip32';
 import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
 import type { EcdsaSignPrimitive, HdKeyBackendOptions } from './hd-backend.ts';
-import { nip44ConversationKeyFrom } from './nip44-conversation.ts';
+import { nip04SharedSecretFrom, nip44ConversationKeyFrom } from './nip44-conversation.ts';
 
 /** The part of the `secp256k1` package API used here (the package ships no types). */
 interface Libsecp256k1 {
@@ -156,6 +156,10 @@ export class NativeKeyBackend implements KeyBackend {
   /** NIP-44 ECDH stays on noble too (the addon's ECDH hashes the shared point; NIP-44 needs the raw x). */
   async nip44ConversationKey(path: string, peerXOnly: Uint8Array): Promise<Uint8Array> {
     return nip44ConversationKeyFrom(this.#derive(path).privateKey, peerXOnly);
+  }
+
+  async nip04SharedSecret(path: string, peerXOnly: Uint8Array): Promise<Uint8Array> {
+    return nip04SharedSecretFrom(this.#derive(path).privateKey, peerXOnly);
   }
 
   /** Zeroes the root copy and every cached private key; the backend refuses to work afterwards. */

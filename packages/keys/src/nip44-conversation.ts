@@ -11,6 +11,19 @@ import { sha256 } from '@noble/hashes/sha2.js';
 const SALT = new TextEncoder().encode('nip44-v2');
 
 export function nip44ConversationKeyFrom(privateKey: Uint8Array, peerXOnly: Uint8Array): Uint8Array {
+  const shared = nip04SharedSecretFrom(privateKey, peerXOnly);
+  try {
+    return extract(sha256, shared, SALT);
+  } finally {
+    shared.fill(0);
+  }
+}
+
+/**
+ * The unhashed 32-byte x coordinate of the ECDH shared point: NIP-04's AES-256-CBC key as is, and the input
+ * of NIP-44's HKDF. Secret: the caller zeroes it.
+ */
+export function nip04SharedSecretFrom(privateKey: Uint8Array, peerXOnly: Uint8Array): Uint8Array {
   if (!(peerXOnly instanceof Uint8Array) || peerXOnly.length !== 32) throw new AirlockError('invalid_request', 'a peer public key must be 32 bytes (x-only)');
   let shared: Uint8Array;
   try {
@@ -20,7 +33,7 @@ export function nip44ConversationKeyFrom(privateKey: Uint8Array, peerXOnly: Uint
     throw new AirlockError('invalid_request', 'the peer public key is not a point on secp256k1');
   }
   try {
-    return extract(sha256, shared.subarray(1, 33), SALT);
+    return shared.slice(1, 33);
   } finally {
     shared.fill(0);
   }

@@ -22,7 +22,7 @@ import { AUDIT_KEY_PATH, NativeKeyBackend, createVault, encodeNpub, nativeRecove
 
 /** Vault options (KDF parameters; `allowWeakKdf` is for tests only). */
 export type VaultOptions = CreateVaultOptions;
-import { createEvmAdapter, createNostrAdapter, eventId, nip44Decrypt, nip44Encrypt, nostrTransportPath, parseUnsignedEvent } from '@airlock/chains';
+import { createEvmAdapter, createNostrAdapter, eventId, nip04Decrypt, nip04Encrypt, nip44Decrypt, nip44Encrypt, nostrTransportPath, parseUnsignedEvent } from '@airlock/chains';
 import { openStore } from '@airlock/store';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
@@ -202,7 +202,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const signing = new SigningService(deps);
     const operator = new OperatorService(deps, signing);
     const audit = new AuditService(deps);
-    const nostr = new NostrService(deps, signing, { transportPath: nostrTransportPath, npub: (pubkeyHex: string) => encodeNpub(hexToBytes(pubkeyHex)), parseUnsignedEvent, eventId, nip44Encrypt: (text, key) => nip44Encrypt(text, key), nip44Decrypt });
+    const nostr = new NostrService(deps, signing, { transportPath: nostrTransportPath, npub: (pubkeyHex: string) => encodeNpub(hexToBytes(pubkeyHex)), parseUnsignedEvent, eventId, nip44Encrypt: (text, key) => nip44Encrypt(text, key), nip44Decrypt, nip04Encrypt: (text, key) => nip04Encrypt(text, key), nip04Decrypt });
     // A chain that no longer extends the anchor halts signing from the start; the daemon still serves
     // verify and acknowledge so the operator can act.
     await audit.checkIntegrity().catch((e: unknown) => console.error(`[airlock] audit integrity: ${e instanceof Error ? e.message : String(e)}`));

@@ -7,7 +7,7 @@ import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { eventIdBytes, HEX32, parseUnsignedEvent, type UnsignedEvent } from './event.ts';
 import { nostrIdentityPath, xOnlyHex } from './keys.ts';
 
-const NOSTR_ACTIONS = ['nostr.event', 'nostr.http_auth', 'nostr.nip44'] as const satisfies readonly Action[];
+const NOSTR_ACTIONS = ['nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04'] as const satisfies readonly Action[];
 /** NIP-98 HTTP auth. */
 export const HTTP_AUTH_KIND = 27235;
 const HTTP_METHODS = /^[A-Z]{1,16}$/;
@@ -35,14 +35,16 @@ export function createNostrAdapter(): ChainAdapter {
         case 'nostr.http_auth':
           return decodeEvent(action, payload, signer.address);
         case 'nostr.nip44':
-          return decodeNip44(payload as Nip44Request, signer.address);
+          return decodeEncryption('nip44', payload as Nip44Request, signer.address);
+        case 'nostr.nip04':
+          return decodeEncryption('nip04', payload as Nip44Request, signer.address);
         default:
           throw new AirlockError('unsupported_action', 'the nostr adapter does not handle this action');
       }
     },
 
     finalize(action: Action, decoded: DecodedRequest, produced: ProducedSignature, signer: SignerContext): SignResult {
-      if (action === 'nostr.nip44') throw new AirlockError('signature_check_failed', 'NIP-44 operations are not signed');
+      if (action === 'nostr.nip44' || action === 'nostr.nip04') throw new AirlockError('signature_check_failed', 'NIP-44 and NIP-04 operations are not signed');
       if (!('schnorr' in produced)) throw new AirlockError('signature_check_failed', 'Nostr events are signed with BIP-340 Schnorr');
       const event = decoded.prepared as UnsignedEvent;
       // Our own BIP-340 verification against the agent's x-only key, over this request's event id: nothing else is released.
@@ -112,22 +114,24 @@ function httpAuthTarget(tags: string[][]): { url: string; method: string } {
   return { url: url.href, method };
 }
 
-function decodeNip44(request: Nip44Request, pubkey: string): DecodedRequest {
-  if (!request || (request.op !== 'encrypt' && request.op !== 'decrypt') || typeof request.text !== 'string') throw new AirlockError('invalid_request', 'a NIP-44 request names op, peer and text');
+/** NIP-44 and (where a rule allows it) NIP-04: the peer and the direction, judged by policy; nothing is signed. */
+function decodeEncryption(scheme: 'nip44' | 'nip04', request: Nip44Request, pubkey: string): DecodedRequest {
+  const NAME = scheme === 'nip44' ? 'NIP-44' : 'NIP-04';
+  if (!request || (request.op !== 'encrypt' && request.op !== 'decrypt') || typeof request.text !== 'string') throw new AirlockError('invalid_request', `a ${NAME} request names op, peer and text`);
   const peer = typeof request.peer === 'string' ? request.peer.toLowerCase() : '';
   if (!HEX32.test(peer)) throw new AirlockError('invalid_request', 'peer: a 32-byte x-only public key as 64 hex characters');
   const bytes = utf8ToBytes(request.text);
   // The audit digest binds op, peer and the text's hash: enough to recognise the request, nothing of the plaintext.
-  const digest = sha256(utf8ToBytes(`nip44-v2|${request.op}|${pubkey}|${peer}|${bytesToHex(sha256(bytes))}`));
+  const digest = sha256(utf8ToBytes(`${scheme === 'nip44' ? 'nip44-v2' : 'nip04'}|${request.op}|${pubkey}|${peer}|${bytesToHex(sha256(bytes))}`));
   const intent: Intent = {
-    action: 'nostr.nip44',
+    action: `nostr.${scheme}`,
     chain: NOSTR_CHAIN,
-    kind: 'nostr.nip44',
+    kind: `nostr.${scheme}`,
     from: pubkey,
     spends: [],
     approvals: [],
-    nostr: withContent({ contentBytes: bytes.length, nip44: { peer, op: request.op } }, request.op === 'encrypt' ? request.text : ''),
-    summary: `NIP-44 ${request.op} with ${peer.slice(0, 12)}… (${bytes.length} bytes)`,
+    nostr: withContent({ contentBytes: bytes.length, [scheme]: { peer, op: request.op } }, request.op === 'encrypt' ? request.text : ''),
+    summary: `${NAME} ${request.op} with ${peer.slice(0, 12)}… (${bytes.length} bytes)`,
   };
   return { intent, digest };
 }

@@ -51,6 +51,7 @@ function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
     case 'nostr.http_auth':
       return 'nostr_kind_not_allowed';
     case 'nostr.nip44':
+    case 'nostr.nip04':
       return 'nostr_peer_not_allowed';
     default:
       return 'no_matching_allow_rule';
@@ -63,7 +64,7 @@ const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
   contract_call_not_allowed: '; contract calls are granted only by an allow rule naming contracts',
   contract_deploy_not_allowed: '; deploys are granted only by an allow rule with kinds: [contract.deploy]',
   nostr_kind_not_allowed: '; Nostr events are granted only by an allow rule naming a nostr action or nostr_kinds',
-  nostr_peer_not_allowed: '; NIP-44 is granted only by an allow rule naming the nostr.nip44 action',
+  nostr_peer_not_allowed: '; NIP-44 and NIP-04 are granted only by an allow rule naming the nostr.nip44 or nostr.nip04 action',
   chainless_domain: '; the EIP-712 domain has no chainId, so the signature is valid on every chain: granted only by an allow rule with allow_chainless_domains: true',
 };
 

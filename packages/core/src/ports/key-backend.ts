@@ -33,4 +33,6 @@ export interface KeyBackend {
    * HKDF-extract(salt `nip44-v2`, ECDH shared x). The ECDH runs here: the private key never leaves the backend.
    */
   nip44ConversationKey(path: string, peerXOnly: Uint8Array): Promise<Uint8Array>;
+  /** NIP-04's AES key with a peer: the unhashed ECDH shared x (32 bytes), computed here like the NIP-44 key. */
+  nip04SharedSecret(path: string, peerXOnly: Uint8Array): Promise<Uint8Array>;
 }

@@ -25,6 +25,9 @@ export interface NostrServicePort {
   /** Under policy (which counterparties), audited. Throw AirlockError('policy_denied') with violations when refused. */
   nip44Encrypt(auth: AgentAuth, peerPubkey: string, plaintext: string): Promise<{ ciphertext: string; auditSeq: number }>;
   nip44Decrypt(auth: AgentAuth, peerPubkey: string, ciphertext: string): Promise<{ plaintext: string; auditSeq: number }>;
+  /** NIP-04 (deprecated): only where a rule names the `nostr.nip04` action (default deny), audited like NIP-44. */
+  nip04Encrypt(auth: AgentAuth, peerPubkey: string, plaintext: string): Promise<{ ciphertext: string; auditSeq: number }>;
+  nip04Decrypt(auth: AgentAuth, peerPubkey: string, ciphertext: string): Promise<{ plaintext: string; auditSeq: number }>;
 }
 
 /**
@@ -42,6 +45,8 @@ export interface NostrPrimitives {
   eventId(event: Required<UnsignedNostrEvent>): string;
   nip44Encrypt(plaintext: string, conversationKey: Uint8Array): string;
   nip44Decrypt(payload: string, conversationKey: Uint8Array): string;
+  nip04Encrypt(plaintext: string, sharedX: Uint8Array): string;
+  nip04Decrypt(payload: string, sharedX: Uint8Array): string;
 }
 
 /** NIP-46 remote-signing envelopes. */
@@ -136,6 +141,26 @@ export class NostrService implements NostrServicePort {
     const key = await this.deps.keys.nip44ConversationKey(path, peerBytes(peerPubkey));
     try {
       return { plaintext: this.nostr.nip44Decrypt(ciphertext, key), auditSeq };
+    } finally {
+      key.fill(0);
+    }
+  }
+
+  async nip04Encrypt(auth: AgentAuth, peerPubkey: string, plaintext: string): Promise<{ ciphertext: string; auditSeq: number }> {
+    const { auditSeq, path } = await this.signing.authorize(auth, 'nostr.nip04', { op: 'encrypt', peer: peerPubkey, text: plaintext }, 'nostr.nip04');
+    const key = await this.deps.keys.nip04SharedSecret(path, peerBytes(peerPubkey));
+    try {
+      return { ciphertext: this.nostr.nip04Encrypt(plaintext, key), auditSeq };
+    } finally {
+      key.fill(0);
+    }
+  }
+
+  async nip04Decrypt(auth: AgentAuth, peerPubkey: string, ciphertext: string): Promise<{ plaintext: string; auditSeq: number }> {
+    const { auditSeq, path } = await this.signing.authorize(auth, 'nostr.nip04', { op: 'decrypt', peer: peerPubkey, text: ciphertext }, 'nostr.nip04');
+    const key = await this.deps.keys.nip04SharedSecret(path, peerBytes(peerPubkey));
+    try {
+      return { plaintext: this.nostr.nip04Decrypt(ciphertext, key), auditSeq };
     } finally {
       key.fill(0);
     }

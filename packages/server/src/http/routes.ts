@@ -23,7 +23,7 @@ function timeParam(v: unknown, name: string): number | undefined {
 
 /** Operator dry-runs evaluate as a session that may use every action (the agent's policy still decides). */
 function operatorSession(agentId: string): Session {
-  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44'], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
+  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04'], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
 }
 
 export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): RouteSpec[] {

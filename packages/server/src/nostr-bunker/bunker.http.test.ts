@@ -2,7 +2,7 @@
 // over a NIP-01 relay on loopback, against a real Airlock runtime whose admin API issues the connection strings.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { finalizeEvent, generateSecretKey, getPublicKey, nip44, verifyEvent, SimplePool, type Event } from 'nostr-tools';
+import { finalizeEvent, generateSecretKey, getPublicKey, nip04, nip44, verifyEvent, SimplePool, type Event } from 'nostr-tools';
 import { BunkerSigner, createNostrConnectURI, parseBunkerInput } from 'nostr-tools/nip46';
 import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
 import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
@@ -116,7 +116,33 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     const fromPeer = nip44.encrypt('and back', nip44.getConversationKey(peer, pubkey));
     assert.equal(await signer.nip44Decrypt(peerPub, fromPeer), 'and back');
     await signer.ping();
-    await assert.rejects(signer.nip04Encrypt(peerPub, 'old'), (e: unknown) => String(e).startsWith('unsupported_method: NIP-04'));
+    // NIP-04 is not in this session's scope (nor named by its policy): refused, nothing encrypted.
+    await assert.rejects(signer.nip04Encrypt(peerPub, 'old'), (e: unknown) => /^policy_denied: .*session\/actions: action_not_allowed\]$/.test(String(e)));
+  });
+
+  test('NIP-04 only where the session and a rule name nostr.nip04, with the listed peers; nostr-tools reads what it writes', async () => {
+    const friend = generateSecretKey();
+    const friendPub = getPublicKey(friend);
+    const stranger = getPublicKey(generateSecretKey());
+    const { agent, session } = await provisionAgent(h, {
+      policy: { version: 1, rules: [
+        { type: 'allow', name: 'legacy-dms', match: { actions: ['nostr.nip04'] } },
+        { type: 'nostr_peers', name: 'friends-only', allow: [friendPub] },
+      ] },
+      actions: ['nostr.event', 'nostr.nip04'],
+    });
+    const signer = await signerFor(await bunkerUri(h, session.id));
+    await signer.connect();
+    const agentPub = (await h.airlock.nostr.identity(agent.id)).pubkey;
+    const ciphertext = await signer.nip04Encrypt(friendPub, 'old-style hello');
+    assert.equal(await nip04.decrypt(friend, agentPub, ciphertext), 'old-style hello');
+    assert.equal(await signer.nip04Decrypt(friendPub, await nip04.encrypt(friend, agentPub, 'and back')), 'and back');
+    await assert.rejects(signer.nip04Encrypt(stranger, 'to a stranger'), (e: unknown) => /^policy_denied: .*\[agent\/friends-only: nostr_peer_not_allowed\]$/.test(String(e)));
+    // NIP-44 is a different action: this session may not use it.
+    await assert.rejects(signer.nip44Encrypt(friendPub, 'x'), (e: unknown) => /^policy_denied: .*session\/actions: action_not_allowed\]$/.test(String(e)));
+    const audit = await h.admin('GET', `/v1/audit?agent=${agent.name}&type=nostr.nip04`);
+    assert.deepEqual(audit.body.entries.map((e: any) => e.decision), ['allow', 'allow', 'deny']);
+    assert.ok(!JSON.stringify(audit.body).includes('old-style hello'), 'no plaintext in the audit log');
   });
 
   test('nostrconnect://: the operator hands the client URI to Airlock, the client gets its secret back and signs', async () => {

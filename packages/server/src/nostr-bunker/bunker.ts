@@ -253,9 +253,15 @@ export class NostrBunker {
         const [peer, ciphertext] = peerAndText(params);
         return (await this.options.port.nip44Decrypt(auth, peer, ciphertext)).plaintext;
       }
-      case 'nip04_encrypt':
-      case 'nip04_decrypt':
-        throw new BunkerRefusal('unsupported_method', 'NIP-04 encryption is not offered (it leaks metadata and is deprecated): use nip44_encrypt / nip44_decrypt.');
+      // NIP-04 leaks metadata and is deprecated: refused unless the session and a policy rule name `nostr.nip04`.
+      case 'nip04_encrypt': {
+        const [peer, plaintext] = peerAndText(params);
+        return (await this.options.port.nip04Encrypt(auth, peer, plaintext)).ciphertext;
+      }
+      case 'nip04_decrypt': {
+        const [peer, ciphertext] = peerAndText(params);
+        return (await this.options.port.nip04Decrypt(auth, peer, ciphertext)).plaintext;
+      }
       default:
         void client;
         throw new BunkerRefusal('unsupported_method', `Unknown method ${JSON.stringify(method).slice(0, 40)}.`);

@@ -40,6 +40,7 @@ export const allowRule = defineRule({
         case 'nostr.event':
         case 'nostr.http_auth':
         case 'nostr.nip44':
+        case 'nostr.nip04':
           return match.namesNostr;
         default:
           return true;
