@@ -50,6 +50,11 @@ describe('nostr over HTTP', () => {
     assert.equal(res.body.pubkey, expected);
     assert.equal(res.body.npub, nip19.npubEncode(expected));
     assert.equal(res.body.agentId, agent.id);
+    // The same key beside the agent: GET /v1/session (the agent) and GET /v1/agents/:id (the operator).
+    const session = await h.call('GET', '/v1/session', { token });
+    assert.deepEqual(session.body.agent.nostr, { pubkey: expected, npub: nip19.npubEncode(expected) });
+    const shown = await h.admin('GET', `/v1/agents/${agent.name}`);
+    assert.deepEqual(shown.body.nostr, { pubkey: expected, npub: nip19.npubEncode(expected) });
   });
 
   test('an allowed note is signed, verifies with nostr-tools, and its audit entry carries the event id', async () => {
