@@ -7,7 +7,7 @@ import * as nip19 from 'nostr-tools/nip19';
 import { privateKeyFromSeedWords } from 'nostr-tools/nip06';
 import * as nip44 from 'nostr-tools/nip44';
 import { privateKeyToAddress } from 'viem/accounts';
-import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
+import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
 
 const NOSTR_ACTIONS = ['nostr.event', 'nostr.http_auth', 'nostr.nip44'];
 const FRIEND_SECRET = generateSecretKey();
@@ -35,10 +35,11 @@ function policy(extra: unknown[] = []) {
 const now = () => Math.floor(Date.now() / 1000);
 const note = (content: string, over: Record<string, unknown> = {}) => ({ kind: 1, tags: [['t', 'airlock']], content, created_at: now(), ...over });
 
-describe('nostr over HTTP', () => {
+// Both stores: the per-kind rate limit and the audit entries live in the store.
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over HTTP (${store})`, () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness();
+    h = await startHarness({ store });
   });
   after(async () => h.close());
 
