@@ -411,6 +411,47 @@ rules: []
     });
   });
 
+  describe('nostr', () => {
+    const NOSTR_POLICY = { version: 1, rules: [{ type: 'allow', name: 'notes', match: { actions: ['nostr.event'], nostr_kinds: [1] } }] };
+    const signNostr = async (token: string, kind: number, content: string) => {
+      const res = await fetch(`${daemon!.url}/v1/sign/nostr-event`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ kind, tags: [], content, created_at: Math.floor(Date.now() / 1000) }),
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+
+    test('agent show prints the npub; audit tail --action nostr.event lists the signatures with event id, kind and decision', async () => {
+      ok(await airlock('agent', 'create', '--name', 'poster'));
+      ok(await airlock('policy', 'set', 'poster', file('nostr.yaml', toYaml(NOSTR_POLICY))));
+      const { token } = JSON.parse(ok(await airlock('session', 'issue', 'poster', '--actions', 'nostr.event', '--json')));
+      const identity = (await (await fetch(`${daemon!.url}/v1/nostr/identity`, { headers: { authorization: `Bearer ${token}` } })).json()) as { pubkey: string; npub: string };
+
+      const shown = ok(await airlock('agent', 'show', 'poster'));
+      assert.match(shown.split('\n')[0]!, /\sNPUB$/);
+      assert.match(shown, new RegExp(`^ag_[0-9a-f]+\\s+poster\\s+active\\s+\\d+\\s+0x[0-9a-f]{40}\\s+\\S+\\s+${identity.npub}$`, 'm'));
+      assert.deepEqual(JSON.parse(ok(await airlock('agent', 'show', 'poster', '--json'))).nostr, { pubkey: identity.pubkey, npub: identity.npub });
+
+      const note = await signNostr(token, 1, 'hello relays');
+      assert.equal(note.status, 200, JSON.stringify(note.body));
+      const deletion = await signNostr(token, 5, '');
+      assert.equal(deletion.status, 403);
+      // An EVM request by the same agent is not a Nostr signature and must not be listed.
+      assert.equal((await sign(token, usdcTransfer(ALICE, 1n, 1))).status, 403);
+
+      const lines = ok(await airlock('audit', 'tail', '--agent', 'poster', '--action', 'nostr.event')).trim().split('\n');
+      assert.match(lines[0]!, /^SEQ\s+AT\s+ACTION\s+KIND\s+EVENTID\s+DECISION\s+DETAIL$/);
+      assert.equal(lines.length, 3, lines.join('\n'));
+      assert.match(lines[1]!, new RegExp(`^${note.body.auditSeq}\\s+\\d{4}-\\S+\\s+nostr\\.event\\s+1\\s+${note.body.event.id}\\s+allow$`));
+      assert.match(lines[2]!, new RegExp(`^${deletion.body.auditSeq}\\s+\\S+\\s+nostr\\.event\\s+5\\s+[0-9a-f]{64}\\s+deny\\s+agent/default:nostr_kind_not_allowed$`));
+
+      const json = ok(await airlock('audit', 'tail', '--agent', 'poster', '--type', 'sign.request', '--action', 'nostr.event', '--limit', '1', '--json')).trim().split('\n').map((l) => JSON.parse(l));
+      assert.deepEqual(json.map((e) => [e.seq, e.decision, e.data.intent.nostr.eventKind]), [[deletion.body.auditSeq, 'deny', 5]]);
+      assert.match(ok(await airlock('audit', 'tail', '--agent', 'poster', '--action', 'nostr.http_auth')), /^\(no matching entries\)$/m);
+    });
+  });
+
   describe('help and errors', () => {
     test('an unknown command exits 2 with the help; no command at all also exits 2', async () => {
       const [r, bare, help] = await Promise.all([airlock('frobnicate'), airlock(), airlock('--help')]);

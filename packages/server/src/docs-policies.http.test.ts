@@ -3,6 +3,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeFunctionData, parseAbiItem } from 'viem';
+import { generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools/pure';
+import * as nip44 from 'nostr-tools/nip44';
 import { docPolicies, docPolicy } from './testing/doc-policies.ts';
 import { ALICE, USDC, provisionAgent, startHarness, usdcAuthorization, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
@@ -21,6 +23,7 @@ const EXPECTED = [
   'docs/policy.md#Fleet ceilings (restrict-only)',
   'docs/policy.md#A trading agent',
   'docs/policy.md#An x402 paying agent',
+  'docs/policy.md#A Nostr agent',
   'docs/x402.md#Operator policy',
 ];
 
@@ -46,6 +49,13 @@ function authorization(token: string, name: string, from: string, to: string, va
   const req = usdcAuthorization(from, to, value, 0, nonce);
   return { typedData: { ...req.typedData, domain: { name, version: '2', chainId: 8453, verifyingContract: token }, message: { ...req.typedData.message, validBefore: String(validBefore) } } };
 }
+
+/** The friend the Nostr example lists: the pubkey of secret key 1, so this test can play the friend's side. */
+const NOSTR_FRIEND_SECRET = Uint8Array.from({ length: 32 }, (_, i) => (i === 31 ? 1 : 0));
+const NOSTR_FRIEND = getPublicKey(NOSTR_FRIEND_SECRET);
+const NOSTR_STRANGER = getPublicKey(generateSecretKey());
+const unixNow = () => Math.floor(Date.now() / 1000);
+const nostrEvent = (kind: number, content: string, tags: string[][] = [], createdAt = unixNow()) => ({ kind, tags, content, created_at: createdAt });
 
 const codesOf = (res: { body: any }) => (res.body.error?.violations ?? []).map((v: any) => `${v.rule} ${v.code}`);
 
@@ -192,6 +202,36 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
 
     // Last: a fleet policy applies to every agent of this harness.
+    test('Nostr agent (docs/policy.md): notes, DMs to the friend, NIP-98 to the API, NIP-44 with the friend; every attack refused', async () => {
+      const { token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#A Nostr agent').document, actions: ['nostr.event', 'nostr.http_auth', 'nostr.nip44'] });
+      const event = (body: unknown) => h.call('POST', '/v1/sign/nostr-event', { token, body });
+      const httpAuth = (url: string, method: string) => h.call('POST', '/v1/sign/nostr-http-auth', { token, body: nostrEvent(27235, '', [['u', url], ['method', method]]) });
+      const signed = await event(nostrEvent(1, 'gm'));
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
+      assert.ok(verifyEvent(signed.body.event));
+      assert.equal((await event(nostrEvent(4, 'hi', [['p', NOSTR_FRIEND]]))).status, 200);
+      assert.deepEqual(codesOf(await event(nostrEvent(5, '', [['e', 'a'.repeat(64)]]))), ['agent/default nostr_kind_not_allowed']);
+      assert.deepEqual(codesOf(await event(nostrEvent(4, 'psst', [['p', NOSTR_STRANGER]]))), ['agent/dm-friends nostr_tag_not_allowed']);
+      assert.deepEqual(codesOf(await event(nostrEvent(1, 'yesterday', [], unixNow() - 86_400))), ['agent/fresh-and-short nostr_created_at_out_of_window']);
+      assert.deepEqual(codesOf(await event(nostrEvent(1, 'my key is nsec1qqqq'))), ['agent/fresh-and-short nostr_content_not_allowed']);
+      assert.deepEqual(codesOf(await event(nostrEvent(1, 'x'.repeat(2001)))), ['agent/fresh-and-short nostr_content_too_large']);
+      // Notes: gm above was the first of three a minute; the refused ones were never counted.
+      for (const n of ['two', 'three']) assert.equal((await event(nostrEvent(1, n))).status, 200);
+      assert.deepEqual(codesOf(await event(nostrEvent(1, 'four'))), ['agent/notes-per-minute rate_limit_exceeded']);
+      assert.equal((await event(nostrEvent(7, '+', [['e', 'b'.repeat(64)]]))).status, 200, 'reactions have their own count');
+      const profile = await event(nostrEvent(0, '{"name":"bot"}'));
+      assert.equal(profile.status, 202, JSON.stringify(profile.body));
+      assert.equal(profile.body.violations[0].rule, 'agent/profile-by-hand');
+      assert.equal((await httpAuth('https://api.example.com/v1/me', 'GET')).status, 200);
+      assert.deepEqual(codesOf(await httpAuth('https://evil.example.net/v1/me', 'GET')), ['agent/api-only nostr_http_url_not_allowed']);
+      assert.deepEqual(codesOf(await httpAuth('https://api.example.com/v1/me', 'DELETE')), ['agent/api-only nostr_http_method_not_allowed']);
+      const me = (await h.call('GET', '/v1/nostr/identity', { token })).body.pubkey;
+      const enc = await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: NOSTR_FRIEND, plaintext: 'hello friend' } });
+      assert.equal(enc.status, 200, JSON.stringify(enc.body));
+      assert.equal(nip44.decrypt(enc.body.ciphertext, nip44.getConversationKey(NOSTR_FRIEND_SECRET, me)), 'hello friend');
+      assert.deepEqual(codesOf(await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: NOSTR_STRANGER, plaintext: 'leak' } })), ['agent/nip44-friends nostr_peer_not_allowed']);
+    });
+
     test('fleet ceilings: mixers, other chains, big transfers and unlimited approvals are refused whatever the agent policy allows', async () => {
       const loose = { version: 1, rules: [{ name: 'anything', type: 'allow', match: { kinds: ['erc20.transfer', 'erc20.approve'] } }] };
       const { token } = await provisionAgent(h, { policy: loose });

@@ -7,7 +7,7 @@ import * as nip19 from 'nostr-tools/nip19';
 import { privateKeyFromSeedWords } from 'nostr-tools/nip06';
 import * as nip44 from 'nostr-tools/nip44';
 import { privateKeyToAddress } from 'viem/accounts';
-import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
+import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
 
 const NOSTR_ACTIONS = ['nostr.event', 'nostr.http_auth', 'nostr.nip44'];
 const FRIEND_SECRET = generateSecretKey();
@@ -35,10 +35,11 @@ function policy(extra: unknown[] = []) {
 const now = () => Math.floor(Date.now() / 1000);
 const note = (content: string, over: Record<string, unknown> = {}) => ({ kind: 1, tags: [['t', 'airlock']], content, created_at: now(), ...over });
 
-describe('nostr over HTTP', () => {
+// Both stores: the per-kind rate limit and the audit entries live in the store.
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over HTTP (${store})`, () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness();
+    h = await startHarness({ store });
   });
   after(async () => h.close());
 
@@ -50,6 +51,11 @@ describe('nostr over HTTP', () => {
     assert.equal(res.body.pubkey, expected);
     assert.equal(res.body.npub, nip19.npubEncode(expected));
     assert.equal(res.body.agentId, agent.id);
+    // The same key beside the agent: GET /v1/session (the agent) and GET /v1/agents/:id (the operator).
+    const session = await h.call('GET', '/v1/session', { token });
+    assert.deepEqual(session.body.agent.nostr, { pubkey: expected, npub: nip19.npubEncode(expected) });
+    const shown = await h.admin('GET', `/v1/agents/${agent.name}`);
+    assert.deepEqual(shown.body.nostr, { pubkey: expected, npub: nip19.npubEncode(expected) });
   });
 
   test('an allowed note is signed, verifies with nostr-tools, and its audit entry carries the event id', async () => {

@@ -44,8 +44,8 @@ export const agentCommand: Command = {
         return ctx.json ? printJson({ agents }) : console.log(table(agents as never, COLUMNS));
       }
       case 'show': {
-        const { body } = await http.request<AgentJson>('GET', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}`);
-        return ctx.json ? printJson(body) : console.log(table([body as never], [...COLUMNS, 'createdAt']));
+        const { body } = await http.request<AgentJson & { nostr: { pubkey: string; npub: string } }>('GET', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}`);
+        return ctx.json ? printJson(body) : console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'createdAt', 'npub']));
       }
       case 'freeze':
       case 'unfreeze':

@@ -5,7 +5,15 @@ import type { Command, CliContext } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { positiveInt, usage } from '../args.ts';
 
-interface EntryJson { seq: number; at: string; type: string; agentId?: string; action?: string; decision?: string; data: { violations?: { rule: string; code: string }[]; errorCode?: string; intent?: { summary?: string } } }
+interface EntryJson {
+  seq: number;
+  at: string;
+  type: string;
+  agentId?: string;
+  action?: string;
+  decision?: string;
+  data: { violations?: { rule: string; code: string }[]; errorCode?: string; intent?: { summary?: string; nostr?: { eventKind?: number; eventId?: string; nip44?: { peer: string; op: string } } } };
+}
 
 /** v2: the header carries signed tree heads too, entries their leaf index and (version 3) stored leaf. v1 files still verify. */
 export const EXPORT_FORMAT = 'airlock-audit-export/v2';
@@ -15,7 +23,8 @@ export const auditCommand: Command = {
   name: 'audit',
   summary: 'tail | verify | export | pubkey | acknowledge: the Merkle-tree audit log',
   usage: [
-    'airlock audit tail [--agent A] [--decision allow|deny|require_approval|error] [--from T] [--to T] [--limit N] [--follow]',
+    'airlock audit tail [--agent A] [--type T] [--action A] [--decision allow|deny|require_approval|error] [--from T] [--to T] [--limit N] [--follow]',
+    '                    (--action nostr.event|nostr.http_auth|nostr.nip44 lists Nostr signatures: event id, kind, decision)',
     'airlock audit verify                       (asks the daemon)',
     'airlock audit verify --offline [--data-dir DIR | --store URL] [--public-key HEX]   (reads the store and the anchor beside the vault; no passphrase)',
     'airlock audit verify --file export.jsonl [--public-key HEX]      (an export, anywhere)',
@@ -23,7 +32,7 @@ export const auditCommand: Command = {
     'airlock audit pubkey                        (the audit public key, derived from the vault: publish it)',
     'airlock audit acknowledge                   (accept the log as it is after an integrity alert; resumes signing)',
   ].join('\n'),
-  options: { agent: { type: 'string' }, decision: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, follow: { type: 'boolean' }, offline: { type: 'boolean' }, 'data-dir': { type: 'string' }, store: { type: 'string' }, file: { type: 'string' }, 'public-key': { type: 'string' }, out: { type: 'string' } },
+  options: { agent: { type: 'string' }, type: { type: 'string' }, action: { type: 'string' }, decision: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, follow: { type: 'boolean' }, offline: { type: 'boolean' }, 'data-dir': { type: 'string' }, store: { type: 'string' }, file: { type: 'string' }, 'public-key': { type: 'string' }, out: { type: 'string' } },
   async run(ctx, { values, positionals }) {
     switch (positionals[0]) {
       case 'tail':
@@ -88,7 +97,11 @@ const PAGE = 1000;
 async function tail(ctx: CliContext, values: Record<string, unknown>): Promise<void> {
   const http = ctx.admin();
   const filter: Record<string, string> = {};
-  for (const k of ['agent', 'decision', 'from', 'to'] as const) if (values[k]) filter[k] = String(values[k]);
+  for (const k of ['agent', 'type', 'decision', 'from', 'to'] as const) if (values[k]) filter[k] = String(values[k]);
+  // The API filters by type, not by action: the action is matched here, before entries are counted.
+  const action = values.action !== undefined ? String(values.action) : undefined;
+  const wanted = (e: EntryJson) => action === undefined || e.action === action;
+  const nostr = action?.startsWith('nostr.') ?? false;
   const limit = values.limit !== undefined ? positiveInt(values.limit, 'limit') : 20;
   /** Up to `max` matching entries with seq > after, oldest first, following pages. */
   const forward = async (after: number | undefined, max: number, upTo = Infinity): Promise<EntryJson[]> => {
@@ -98,13 +111,14 @@ async function tail(ctx: CliContext, values: Record<string, unknown>): Promise<v
       const q = new URLSearchParams({ ...filter, limit: String(want), ...(after !== undefined ? { after: String(after) } : {}) });
       const { body } = await http.request<{ entries: EntryJson[] }>('GET', `/v1/audit?${q}`);
       const inRange = body.entries.filter((e) => e.seq <= upTo);
-      out.push(...inRange);
+      out.push(...inRange.filter(wanted));
       if (body.entries.length < want || inRange.length < body.entries.length || out.length >= max) return out;
       after = body.entries.at(-1)!.seq;
     }
   };
   const show = (entries: EntryJson[]) => {
     if (ctx.json) for (const e of entries) console.log(JSON.stringify(e));
+    else if (entries.length && nostr) console.log(table(entries.map(nostrRow), ['seq', 'at', 'action', 'kind', 'eventId', 'decision', 'detail']));
     else if (entries.length) console.log(table(entries.map(row), ['seq', 'at', 'type', 'agentId', 'decision', 'detail']));
   };
 
@@ -140,6 +154,14 @@ async function tail(ctx: CliContext, values: Record<string, unknown>): Promise<v
 function row(e: EntryJson) {
   const v = e.data.violations?.map((x) => `${x.rule}:${x.code}`).join(' ');
   return { ...e, detail: e.data.errorCode ?? (v || e.data.intent?.summary || e.action || '') };
+}
+
+/** A Nostr entry: the full event id (what a relay shows), its kind, and for NIP-44 the peer and direction. */
+function nostrRow(e: EntryJson) {
+  const n = e.data.intent?.nostr;
+  const v = e.data.violations?.map((x) => `${x.rule}:${x.code}`).join(' ');
+  const nip44 = n?.nip44 ? `${n.nip44.op} with ${n.nip44.peer}` : '';
+  return { ...e, kind: n?.eventKind ?? '-', eventId: n?.eventId ?? '-', detail: e.data.errorCode ?? (v || nip44) };
 }
 
 async function exportLog(ctx: CliContext, out: string | undefined): Promise<void> {

@@ -87,7 +87,8 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       responses: { 200: S.WhoAmIResponse },
       handler: async (c) => {
         const { agent, session } = agentOf(c);
-        return c.json({ agent: { id: agent.id, name: agent.name, address: agent.address, status: agent.status }, session: sessionJson(session) });
+        const { pubkey, npub } = await A().nostr.identity(agent.id);
+        return c.json({ agent: { id: agent.id, name: agent.name, address: agent.address, status: agent.status, nostr: { pubkey, npub } }, session: sessionJson(session) });
       },
     },
     { method: 'post', path: '/v1/sign/transaction', operationId: 'signTransaction', summary: 'Sign an EVM transaction', tag: 'agent', ...signing, body: S.SignTransactionRequest, handler: sign('evm.transaction') },
@@ -132,7 +133,13 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ agents: agents.map(agentJson) });
       },
     },
-    { method: 'get', path: '/v1/agents/:id', operationId: 'getAgent', summary: 'One agent (by id or name)', tag: 'agents', auth: 'admin', responses: { 200: S.AgentSchema }, errors: [404], handler: async (c) => c.json(agentJson(await A().operator.getAgent(c.req.param('id')!))) },
+    { method: 'get', path: '/v1/agents/:id', operationId: 'getAgent', summary: 'One agent (by id or name)', tag: 'agents', auth: 'admin', responses: { 200: S.AgentDetailSchema }, errors: [404],
+      handler: async (c) => {
+        const agent = await A().operator.getAgent(c.req.param('id')!);
+        const { pubkey, npub } = await A().nostr.identity(agent.id);
+        return c.json({ ...agentJson(agent), nostr: { pubkey, npub } });
+      },
+    },
     ...(['freeze', 'unfreeze', 'retire'] as const).map((verb): RouteSpec => ({
       method: 'post', path: `/v1/agents/:id/${verb}`, operationId: `${verb}Agent`, summary: verb === 'freeze' ? 'Freeze: the very next request is refused' : verb === 'unfreeze' ? 'Unfreeze' : 'Retire for good (revokes its sessions; the account index is never reused)', tag: 'agents', auth: 'admin',
       responses: { 200: S.AgentSchema }, errors: [404],

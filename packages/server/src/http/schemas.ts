@@ -176,6 +176,13 @@ export const AgentSchema = apiSchema(
 );
 export const AgentListResponse = apiSchema('AgentList', z.object({ agents: z.array(AgentSchema) }));
 
+/** An agent's Nostr identity as shown beside the agent (the same key as GET /v1/nostr/identity). */
+const AgentNostrSchema = apiSchema(
+  'AgentNostr',
+  z.object({ pubkey: hex32.describe("x-only public key (NIP-01) of the agent's NIP-06 key"), npub: z.string().describe('NIP-19 bech32 encoding of pubkey') }),
+);
+export const AgentDetailSchema = apiSchema('AgentDetail', AgentSchema.extend({ nostr: AgentNostrSchema }));
+
 export const SetPolicyRequest = apiSchema(
   'SetPolicyRequest',
   z
@@ -247,7 +254,7 @@ export const SessionListResponse = apiSchema('SessionList', z.object({ sessions:
 export const IssuedSessionResponse = apiSchema('IssuedSession', z.object({ session: SessionSchema, token: z.string().describe('Shown once. Only its hash is stored.') }));
 export const WhoAmIResponse = apiSchema(
   'WhoAmI',
-  z.object({ agent: z.object({ id: z.string(), name: z.string(), address: z.string(), status: agentStatus }), session: SessionSchema }),
+  z.object({ agent: z.object({ id: z.string(), name: z.string(), address: z.string(), status: agentStatus, nostr: AgentNostrSchema }), session: SessionSchema }),
 );
 
 export const AuditEntrySchema = apiSchema(
