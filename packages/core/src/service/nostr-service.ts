@@ -127,40 +127,37 @@ export class NostrService implements NostrServicePort {
   }
 
   async nip44Encrypt(auth: AgentAuth, peerPubkey: string, plaintext: string): Promise<{ ciphertext: string; auditSeq: number }> {
-    const { auditSeq, path } = await this.signing.authorize(auth, 'nostr.nip44', { op: 'encrypt', peer: peerPubkey, text: plaintext }, 'nostr.nip44');
-    const key = await this.deps.keys.nip44ConversationKey(path, peerBytes(peerPubkey));
-    try {
-      return { ciphertext: this.nostr.nip44Encrypt(plaintext, key), auditSeq };
-    } finally {
-      key.fill(0);
-    }
+    const { out, auditSeq } = await this.withPeer(auth, 'nip44', 'encrypt', peerPubkey, plaintext);
+    return { ciphertext: out, auditSeq };
   }
 
   async nip44Decrypt(auth: AgentAuth, peerPubkey: string, ciphertext: string): Promise<{ plaintext: string; auditSeq: number }> {
-    const { auditSeq, path } = await this.signing.authorize(auth, 'nostr.nip44', { op: 'decrypt', peer: peerPubkey, text: ciphertext }, 'nostr.nip44');
-    const key = await this.deps.keys.nip44ConversationKey(path, peerBytes(peerPubkey));
-    try {
-      return { plaintext: this.nostr.nip44Decrypt(ciphertext, key), auditSeq };
-    } finally {
-      key.fill(0);
-    }
+    const { out, auditSeq } = await this.withPeer(auth, 'nip44', 'decrypt', peerPubkey, ciphertext);
+    return { plaintext: out, auditSeq };
   }
 
   async nip04Encrypt(auth: AgentAuth, peerPubkey: string, plaintext: string): Promise<{ ciphertext: string; auditSeq: number }> {
-    const { auditSeq, path } = await this.signing.authorize(auth, 'nostr.nip04', { op: 'encrypt', peer: peerPubkey, text: plaintext }, 'nostr.nip04');
-    const key = await this.deps.keys.nip04SharedSecret(path, peerBytes(peerPubkey));
-    try {
-      return { ciphertext: this.nostr.nip04Encrypt(plaintext, key), auditSeq };
-    } finally {
-      key.fill(0);
-    }
+    const { out, auditSeq } = await this.withPeer(auth, 'nip04', 'encrypt', peerPubkey, plaintext);
+    return { ciphertext: out, auditSeq };
   }
 
   async nip04Decrypt(auth: AgentAuth, peerPubkey: string, ciphertext: string): Promise<{ plaintext: string; auditSeq: number }> {
-    const { auditSeq, path } = await this.signing.authorize(auth, 'nostr.nip04', { op: 'decrypt', peer: peerPubkey, text: ciphertext }, 'nostr.nip04');
-    const key = await this.deps.keys.nip04SharedSecret(path, peerBytes(peerPubkey));
+    const { out, auditSeq } = await this.withPeer(auth, 'nip04', 'decrypt', peerPubkey, ciphertext);
+    return { plaintext: out, auditSeq };
+  }
+
+  /**
+   * NIP-44 or NIP-04 with a peer: authorized like a signature (session scope, policy, audit entry), then the
+   * key is computed inside the key backend and zeroed once used.
+   */
+  private async withPeer(auth: AgentAuth, scheme: 'nip44' | 'nip04', op: 'encrypt' | 'decrypt', peer: string, text: string): Promise<{ out: string; auditSeq: number }> {
+    const action = `nostr.${scheme}`;
+    const { auditSeq, path } = await this.signing.authorize(auth, action, { op, peer, text }, action);
+    const { keys } = this.deps;
+    const key = scheme === 'nip44' ? await keys.nip44ConversationKey(path, peerBytes(peer)) : await keys.nip04SharedSecret(path, peerBytes(peer));
     try {
-      return { plaintext: this.nostr.nip04Decrypt(ciphertext, key), auditSeq };
+      const cipher = scheme === 'nip44' ? { encrypt: this.nostr.nip44Encrypt, decrypt: this.nostr.nip44Decrypt } : { encrypt: this.nostr.nip04Encrypt, decrypt: this.nostr.nip04Decrypt };
+      return { out: op === 'encrypt' ? cipher.encrypt(text, key) : cipher.decrypt(text, key), auditSeq };
     } finally {
       key.fill(0);
     }
