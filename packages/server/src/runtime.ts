@@ -30,6 +30,7 @@ import { rpcChainReader } from './evm-chain-reader.ts';
 import { auditAnchorPath, fileAuditAnchorStore } from './audit-anchor-file.ts';
 import { NostrBunker } from './nostr-bunker/bunker.ts';
 import { storeSessionSource } from './nostr-bunker/session-source.ts';
+import { RefusalTally } from './http/refusal-tally.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -229,9 +230,19 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     // NIP-46 bunker: listens on the configured relays; no relays, no bunker (and no outbound connection).
     const clock = deps.clock;
     const bunker = config.nostrRelays.length > 0
-      ? new NostrBunker({ port: nostr, relays: config.nostrRelays, sessions: storeSessionSource(store, clock), clock, clientRate: config.nostrBunkerRate, log: (m) => console.error(`[airlock] ${m}`) })
+      ? new NostrBunker({
+          port: nostr, relays: config.nostrRelays, sessions: storeSessionSource(store, clock), clock, clientRate: config.nostrBunkerRate,
+          log: (m) => console.error(`[airlock] ${m}`),
+          // A failed write is reported, not thrown: it must not stop the bunker answering.
+          refusals: new RefusalTally((entry) => audit.append(entry).catch((e: unknown) => console.error(`[airlock] could not write a ${entry.type} audit entry: ${e instanceof Error ? e.message : String(e)}`))),
+        })
       : undefined;
     await bunker?.start();
+    if (bunker && options.timers !== false) {
+      const t = setInterval(() => void bunker.flushRefusals(), 10_000);
+      t.unref();
+      timers.push(t);
+    }
     const openedVault = vault;
     let closed = false;
     return {
@@ -250,6 +261,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
         if (closed) return;
         closed = true;
         bunker?.close();
+        await bunker?.flushRefusals(true);
         for (const t of timers) clearInterval(t);
         await audit.checkpoint().catch(() => undefined);
         openedVault.wipe();

@@ -183,6 +183,10 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     await assert.rejects(second.connect(), (e: unknown) => /^unauthorized: connect: unknown or already used secret/.test(String(e)));
     await assert.rejects(second.signEvent(note('nope')), (e: unknown) => String(e).startsWith('unauthorized'));
     assert.equal(await signedCount(h, agentName), before, 'nothing was signed for either');
+    // The refusals made before the Nostr service was reached are in the audit log, counted per client key.
+    await h.airlock.bunker!.flushRefusals(true);
+    const failures = (await h.admin('GET', '/v1/audit?type=auth.failures')).body.entries.filter((e: any) => e.data.source === `nostr:${stranger.pubkey}`);
+    assert.deepEqual(failures.map((e: any) => e.data.codes), [{ unauthorized: 3 }]);
     stranger.close();
   });
 
@@ -278,6 +282,9 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     // A new envelope (new event id) carrying a request id already used.
     const replay = await client.request('r1', 'sign_event', [JSON.stringify(note('twice?'))]);
     assert.match(replay.error!, /^replayed_request: /);
+    await h.airlock.bunker!.flushRefusals(true);
+    const replays = (await h.admin('GET', '/v1/audit?type=auth.failures')).body.entries.filter((e: any) => e.data.source === `nostr:${client.pubkey}`);
+    assert.deepEqual(replays.map((e: any) => e.data.codes), [{ replayed_request: 1 }], 'the replay is audited');
     assert.equal(await signedCount(h, agentName), before + 1);
     client.close();
   });

@@ -23,6 +23,7 @@ import { isHexPubkey, isValidSignedEvent } from './nip01.ts';
 import type { NostrServicePort, NostrTransport, SignedNostrEvent, UnsignedNostrEvent } from './port.ts';
 import { RelayConnection } from './relay-connection.ts';
 import type { SessionSource } from './session-source.ts';
+import type { RefusalTally } from '../http/refusal-tally.ts';
 
 /** NIP-46 request and response events. */
 export const NOSTR_CONNECT_KIND = 24133;
@@ -40,6 +41,12 @@ export interface BunkerOptions {
   clientRate: { perSecond: number; burst: number };
   /** Connection trouble and dropped envelopes (no contents, no secrets). */
   log?: (message: string) => void;
+  /**
+   * Refusals made before the Nostr service is reached (a client that never connected, a used secret, a replayed
+   * request id, a flood): counted per client key and written to the audit log as one entry per window, as the
+   * HTTP edge does for bad tokens. Refusals by the service itself are audited there, one entry each.
+   */
+  refusals?: RefusalTally;
 }
 
 /** What happened to the envelopes received so far: operators and tests read it. */
@@ -88,6 +95,16 @@ export class NostrBunker {
   /** Connects to every relay; a relay that is down is retried in the background (the others serve meanwhile). */
   async start(): Promise<void> {
     await Promise.all(this.relays.map((r) => r.connect().catch(() => this.options.log?.(`relay ${r.url} unreachable at start; retrying`))));
+  }
+
+  /** Writes the refusal counts of windows that have ended (a timer calls it; `close` writes all). */
+  flushRefusals(all = false): Promise<void> {
+    const now = this.options.clock.now();
+    return (all ? this.options.refusals?.flushAll(now) : this.options.refusals?.flushDue(now)) ?? Promise.resolve();
+  }
+
+  private countRefusal(type: 'auth.failures' | 'session.rate_limited', client: string, code: string): void {
+    this.options.refusals?.count(type, `nostr:${client}`, code, this.options.clock.now());
   }
 
   close(): void {
@@ -173,6 +190,7 @@ export class NostrBunker {
       this.stats.rateLimited++;
       // The request id is inside the encrypted content: decrypting it is what lets the client match the refusal.
       const request = await this.decryptRequest(transport, envelope);
+      this.countRefusal('session.rate_limited', client, 'rate_limited');
       if (request) await this.refuse(transport, client, request.id, 'rate_limited', 'Too many requests from this client; slow down.');
       return;
     }
@@ -183,12 +201,16 @@ export class NostrBunker {
     }
     if (!this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) {
       this.stats.replayed++;
+      this.countRefusal('auth.failures', client, 'replayed_request');
       return this.refuse(transport, client, request.id, 'replayed_request', 'This request id was already used by this client; nothing was done again.');
     }
     if (request.method === 'connect') return this.connect(transport, client, request);
 
     const grant = this.connections.clientGrant(transport.pubkey, client);
-    if (!grant) return this.refuse(transport, client, request.id, 'unauthorized', 'This client is not connected: send `connect` with a valid secret from a bunker:// string.');
+    if (!grant) {
+      this.countRefusal('auth.failures', client, 'unauthorized');
+      return this.refuse(transport, client, request.id, 'unauthorized', 'This client is not connected: send `connect` with a valid secret from a bunker:// string.');
+    }
     let auth: AgentAuth;
     try {
       auth = await this.options.sessions(grant.sessionId);
@@ -219,7 +241,10 @@ export class NostrBunker {
     // needs an unused secret issued for this transport key.
     const existing = this.connections.clientGrant(transport.pubkey, client);
     const grant = existing ?? (secret ? this.connections.redeemSecret(transport.pubkey, secret) : undefined);
-    if (!grant) return this.refuse(transport, client, request.id, 'unauthorized', 'connect: unknown or already used secret; ask the operator for a new bunker:// string.');
+    if (!grant) {
+      this.countRefusal('auth.failures', client, 'unauthorized');
+      return this.refuse(transport, client, request.id, 'unauthorized', 'connect: unknown or already used secret; ask the operator for a new bunker:// string.');
+    }
     try {
       await this.options.sessions(grant.sessionId);
     } catch (e) {
