@@ -1,6 +1,7 @@
 import { hexToBytes, bytesToHex } from '@noble/hashes/utils.js';
 import { AirlockError } from '../errors.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
+import type { Agent } from '../ports/store.ts';
 import type { ServiceDeps } from './deps.ts';
 import type { AgentAuth, SignOutcome, SigningService } from './signing-service.ts';
 
@@ -16,7 +17,8 @@ export interface NostrTransport {
   nip44Decrypt(peerPubkey: string, payload: string): Promise<string>;
 }
 export interface NostrServicePort {
-  identity(agentId: string): Promise<NostrIdentity>;
+  /** By id, or from the agent record a caller already holds (no store read). */
+  identity(agent: string | Agent): Promise<NostrIdentity>;
   transport(agentId: string): Promise<NostrTransport>;
   /** Policy -> rate/budget -> audit (event id in the entry) -> Schnorr signature, verified before release.
    *  200 body: { decision: 'allow', event: SignedNostrEvent, auditSeq, receipt? }; 202: approval pending (approvalId);
@@ -76,8 +78,8 @@ export class NostrService implements NostrServicePort {
     return adapter;
   }
 
-  async identity(agentId: string): Promise<NostrIdentity> {
-    const agent = await this.deps.store.getAgent(agentId);
+  async identity(agentOrId: string | Agent): Promise<NostrIdentity> {
+    const agent = typeof agentOrId === 'string' ? await this.deps.store.getAgent(agentOrId) : agentOrId;
     if (!agent) throw new AirlockError('not_found', 'No such agent.');
     const { address: pubkey } = await this.signing.signerFor(this.adapter(), agent);
     return { agentId: agent.id, pubkey, npub: this.nostr.npub(pubkey) };

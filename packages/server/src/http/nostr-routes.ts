@@ -12,7 +12,7 @@ export function buildNostrRoutes(holder: AirlockHolder): RouteSpec[] {
     {
       method: 'get', path: '/v1/nostr/identity', operationId: 'getNostrIdentity', summary: "The agent's Nostr identity (NIP-06 key, x-only pubkey and npub)", tag: 'nostr', auth: 'agent',
       responses: { 200: S.NostrIdentityResponse },
-      handler: async (c) => c.json(await A().nostr.identity(agentOf(c).agent.id)),
+      handler: async (c) => c.json(await A().nostr.identity(agentOf(c).agent)),
     },
     {
       method: 'post', path: '/v1/sign/nostr-event', operationId: 'signNostrEvent', summary: 'Sign a Nostr event (NIP-01) under policy', tag: 'nostr', ...signing, body: S.UnsignedNostrEventRequest,

@@ -87,7 +87,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       responses: { 200: S.WhoAmIResponse },
       handler: async (c) => {
         const { agent, session } = agentOf(c);
-        const { pubkey, npub } = await A().nostr.identity(agent.id);
+        const { pubkey, npub } = await A().nostr.identity(agent);
         return c.json({ agent: { id: agent.id, name: agent.name, address: agent.address, status: agent.status, nostr: { pubkey, npub } }, session: sessionJson(session) });
       },
     },
@@ -136,7 +136,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     { method: 'get', path: '/v1/agents/:id', operationId: 'getAgent', summary: 'One agent (by id or name)', tag: 'agents', auth: 'admin', responses: { 200: S.AgentDetailSchema }, errors: [404],
       handler: async (c) => {
         const agent = await A().operator.getAgent(c.req.param('id')!);
-        const { pubkey, npub } = await A().nostr.identity(agent.id);
+        const { pubkey, npub } = await A().nostr.identity(agent);
         return c.json({ ...agentJson(agent), nostr: { pubkey, npub } });
       },
     },
