@@ -115,7 +115,9 @@ export async function startBenchDaemon(store: 'sqlite' | 'postgres', backend: Ba
   process.env.AIRLOCK_KEY_BACKEND = backend; // startDaemon hands process.env to the child
   try {
     const daemon = await startDaemon(own);
-    if (!daemon.output().includes(`key backend: ${backend}`)) throw new Error(`daemon did not report the ${backend} backend:\n${daemon.output()}`);
+    // `airlock start` logs JSON lines (`"msg":"key backend","backend":"native (libsecp256k1)"`); older builds wrote text.
+    const out = daemon.output();
+    if (!out.includes(`"backend":"${backend}`) && !out.includes(`key backend: ${backend}`)) throw new Error(`daemon did not report the ${backend} backend:\n${out}`);
     return { daemon, data: own };
   } finally {
     if (before === undefined) delete process.env.AIRLOCK_KEY_BACKEND;
