@@ -12,6 +12,7 @@ export const CONFIG_FILE_KEYS = [
   'passphrase_file', 'key_backend', 'evm_rpc', 'reconcile_interval', 'reconcile_margin', 'reconcile_block_tag',
   'reconcile_max_skew', 'reconcile_max_pinned_lag', 'reconcile_log_lookback', 'allowed_origins', 'allowed_hosts',
   'session_rate', 'session_burst', 'log_level', 'metrics_listen', 'metrics_budget_agents', 'shutdown_timeout', 'url',
+  'nostr_relays', 'nostr_bunker_rate', 'nostr_bunker_burst',
 ] as const;
 
 const SECRET_KEYS = new Set(['passphrase', 'admin_token']);
