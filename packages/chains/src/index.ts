@@ -1,2 +1,3 @@
 export * from './evm/index.ts';
 export * from './nostr/index.ts';
+export * from './lightning/index.ts';

@@ -51,6 +51,11 @@ export const ERROR_CODES = {
   vault_exists: { status: 409, summary: 'A vault already exists at this path.' },
   vault_missing: { status: 400, summary: 'No vault file at this path; run `airlock init`.' },
   vault_mismatch: { status: 400, summary: 'The vault does not belong to this store.' },
+  // lightning invoices (BOLT 11)
+  invoice_malformed: { status: 400, summary: 'The Lightning invoice is not a well-formed BOLT 11 invoice (bech32, amount or a field).' },
+  invoice_bad_signature: { status: 400, summary: 'The Lightning invoice signature does not verify (or does not match its payee node id).' },
+  invoice_wrong_network: { status: 400, summary: 'The Lightning invoice is for another network than the one expected.' },
+  invoice_expired: { status: 400, summary: 'The Lightning invoice has expired.' },
   // signing
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
   internal: { status: 500, summary: 'Internal error.' },

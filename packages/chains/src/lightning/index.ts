@@ -1,0 +1,1 @@
+export { decodeBolt11, type DecodeBolt11Options, type DecodedInvoice, type LightningNetwork, type RouteHintHop } from './bolt11.ts';
