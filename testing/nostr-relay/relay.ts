@@ -47,6 +47,8 @@ export interface TestRelay {
   accepted: NostrEvent[];
   /** How many EVENT messages were refused as invalid. */
   rejected(): number;
+  /** Whether an open subscription has a filter naming this pubkey in `#p` (a client waiting for its replies). */
+  listensFor(pubkey: string): boolean;
   /**
    * A careless (or hostile) relay: when true, events are forwarded without checking id or signature and
    * without de-duplication. Lets a test prove the bunker does its own checks instead of trusting the relay.
@@ -192,6 +194,7 @@ export async function startTestRelay(opts: { maxMessageBytes?: number } = {}): P
     url: `ws://127.0.0.1:${port}`,
     accepted,
     rejected: () => rejected,
+    listensFor: (pubkey) => [...subscriptions.values()].some((subs) => [...subs.values()].some((fs) => fs.some((f) => (f['#p'] as string[] | undefined)?.includes(pubkey)))),
     careless: false,
     close: () =>
       new Promise<void>((resolve) => {

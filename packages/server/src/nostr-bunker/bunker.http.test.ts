@@ -151,8 +151,9 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     const secret = Math.random().toString(36).slice(2);
     const uri = createNostrConnectURI({ clientPubkey: getPublicKey(sk), relays: [relay.url], secret, name: 'test app' });
     const connecting = BunkerSigner.fromURI(sk, uri, { pool }, 20_000);
-    // fromURI subscribes before it resolves; the relay has no stored copy of an ephemeral reply, so wait for the REQ.
-    await new Promise((r) => setTimeout(r, 200));
+    // fromURI subscribes before it resolves; the relay keeps no copy of an ephemeral reply, so the bunker must
+    // answer only once the client's REQ is open: wait for the relay to hold it (no fixed sleep).
+    while (!relay.listensFor(getPublicKey(sk))) await new Promise((r) => setTimeout(r, 5));
     const accepted = await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`, { nostrconnect: uri });
     assert.equal(accepted.status, 201, JSON.stringify(accepted.body));
     assert.equal(accepted.body.clientPubkey, getPublicKey(sk));
