@@ -14,6 +14,7 @@ import { airlockNostrSigner, type AirlockNostrSignerOptions } from './nostr.ts';
 import { AirlockApiError, AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, type AirlockHttp } from './http.ts';
 // The harness's fast-KDF vault options: test-only, so imported by path rather than from the package.
 import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
+import { waitForNewApprovals } from './testing/approvals.ts';
 
 const FRIEND_SECRET = generateSecretKey();
 const FRIEND = getPublicKey(FRIEND_SECRET);
@@ -134,14 +135,7 @@ describe('airlockNostrSigner against a real Airlock over HTTP, checked with nost
 
     const patient = await airlockNostrSigner({ ...options, approvalWaitMs: 10_000 });
     const operator = (async () => {
-      // The operator waits for the patient request's approval to appear (polling, not a fixed sleep: a loaded
-      // machine may take longer than any guess).
-      let fresh: { id: string }[] = [];
-      for (let i = 0; i < 400 && fresh.length === 0; i++) {
-        if (i > 0) await new Promise((r) => setTimeout(r, 25));
-        const { body } = await admin.request<{ approvals: { id: string }[] }>('GET', `/v1/approvals?agent=${agent.name}`);
-        fresh = body.approvals.filter((a) => a.id !== held.approvalId);
-      }
+      const fresh = await waitForNewApprovals(admin, agent.name, [held.approvalId]);
       assert.equal(fresh.length, 1, 'exactly one new pending approval');
       await admin.request('POST', `/v1/approvals/${fresh[0]!.id}/approve`);
     })();
