@@ -8,6 +8,7 @@ export * from './policy/index.ts';
 export * from './ports/ledger.ts';
 export * from './ports/store.ts';
 export * from './ports/payments.ts';
+export * from './ports/lightning-backend.ts';
 export * from './ports/chain-reader.ts';
 export * from './x402/index.ts';
 export * from './ports/key-backend.ts';

@@ -5,13 +5,13 @@
 // native `secp256k1`, bitcoinjs-lib, bn.js and lodash into a custody service. So the bech32 layer comes from
 // @scure/base and the signature from @noble/curves (both already used here); only the tag layout of
 // BOLT 11 (a few fixed-width fields) is read below, following the spec's "Requirements" step by step.
-import { AirlockError } from '@airlock/core';
+import { AirlockError, type LightningNetwork } from '@airlock/core';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { bech32 } from '@scure/base';
 
-export type LightningNetwork = 'bitcoin' | 'testnet' | 'signet' | 'regtest';
+export type { LightningNetwork };
 
 /** BOLT 11 currency prefixes (the part of the human-readable part after `ln`). */
 const NETWORK_BY_PREFIX: Record<string, LightningNetwork> = { bc: 'bitcoin', tb: 'testnet', tbs: 'signet', bcrt: 'regtest' };

@@ -1,0 +1,58 @@
+/**
+ * How Airlock pays Lightning invoices: through a node or wallet it holds a (pay-only) credential for. The
+ * agent never sees that credential. Implementations live outside the core (server/src/lightning/): LND's
+ * REST API and Nostr Wallet Connect (NIP-47).
+ *
+ * The one rule every implementation follows: an answer is DEFINITE only when the payment can no longer
+ * change state. Airlock releases a budget hold on a definite failure and on nothing else; anything the
+ * backend cannot vouch for (a timeout, a dropped connection, a 5xx, a payment still in flight) is reported as
+ * `in_flight` or thrown, and the hold stays until a later `lookup` answers.
+ */
+
+export type LightningNetwork = 'bitcoin' | 'testnet' | 'signet' | 'regtest';
+
+export interface LightningPayRequest {
+  /** The BOLT 11 invoice, as the payee issued it. */
+  invoice: string;
+  /** Lowercase hex of the invoice's payment hash (already decoded and checked by Airlock). */
+  paymentHash: string;
+  /** Only for an amountless invoice: the amount to pay. */
+  amountMsat?: bigint;
+  /** The most the route may cost; a backend that cannot enforce it must refuse to pay. */
+  maxFeeMsat: bigint;
+  /** How long the backend may try before giving up (it reports `in_flight` or throws past it, never `failed` on its own timer). */
+  timeoutSeconds: number;
+}
+
+/**
+ * What the backend says about one payment hash.
+ * - `succeeded`: paid. `preimage` is lowercase hex; Airlock checks sha256(preimage) = payment hash before believing it.
+ *   `feeMsat` is the routing fee actually paid; `amountMsat` what reached the payee, when the backend says.
+ * - `failed`: definitely not paid and never will be by this attempt (no route, payee refused, expired,
+ *   insufficient balance, the backend refused before trying). `reason` is a short machine word from the backend.
+ * - `in_flight`: the backend knows the payment and it is not finished.
+ * - `not_found`: the backend has no record of this payment hash. Definite only for a payment that was never
+ *   handed to it; Airlock treats it as definite only once the pay call cannot still be arriving (see docs/lightning.md).
+ */
+export type LightningPaymentStatus =
+  | { status: 'succeeded'; preimage: string; feeMsat: bigint; amountMsat?: bigint }
+  | { status: 'failed'; reason: string }
+  | { status: 'in_flight' }
+  | { status: 'not_found' };
+
+export interface LightningBackend {
+  /** `lnd`, `nwc`, ...: recorded on each payment, shown to operators. */
+  readonly kind: string;
+  /** The network the backend's node or wallet is on; invoices for another network are refused before paying. */
+  readonly network: LightningNetwork;
+  /**
+   * Pays and waits (up to `timeoutSeconds` and a little more) for the outcome. Throws on transport trouble
+   * (the outcome is then unknown and the hold is kept); never answers `not_found`.
+   */
+  pay(request: LightningPayRequest): Promise<LightningPaymentStatus>;
+  /** Looks a payment up by its hash (lowercase hex). Throws when the backend cannot answer. */
+  lookup(paymentHash: string): Promise<LightningPaymentStatus>;
+  /** Spendable balance, when the backend can tell. */
+  balance?(): Promise<{ msat: bigint }>;
+  close?(): Promise<void>;
+}
