@@ -119,6 +119,11 @@ export class LightningNetwork {
     return this.feeBaseMsat + (amountMsat * this.feePpm) / 1_000_000n;
   }
 
+  /** The amount an invoice of this network asks for (undefined: unknown or amountless). */
+  invoiceAmount(paymentHash: string): bigint | undefined {
+    return this.invoices.get(paymentHash)?.amountMsat;
+  }
+
   /** Whether the payee has been paid (its preimage revealed to a payer). */
   isPaid(paymentHash: string): boolean {
     return this.results.get(paymentHash)?.status === 'succeeded';
@@ -208,4 +213,49 @@ function wordsToPaddedBytes(words: number[]): Uint8Array {
   }
   if (bits > 0) out.push((acc << (8 - bits)) & 0xff);
   return Uint8Array.from(out);
+}
+
+/**
+ * The LightningBackend port straight onto the simulated network, for tests of the payment service (holds,
+ * policy, crashes) that are not about a backend's wire protocol. The LND REST and NWC backends have their own
+ * tests against doubles of their real APIs. `unreachable` makes every call throw (a backend that is down);
+ * `payments` is what the "node" remembers (lookup answers from it, as a node's payment database does).
+ */
+export class SimulatedBackend {
+  readonly kind = 'simulated';
+  readonly network: Network;
+  unreachable = false;
+  /** Set: the pay call throws after handing the payment to the network (the answer is lost on the way back). */
+  loseAnswers = false;
+  readonly payments = new Map<string, { status: 'in_flight' } | Settlement>();
+  readonly calls: { method: 'pay' | 'lookup'; paymentHash: string }[] = [];
+  private readonly ln: LightningNetwork;
+
+  constructor(ln: LightningNetwork, network: Network = 'regtest') {
+    this.ln = ln;
+    this.network = network;
+  }
+
+  async pay(request: { invoice: string; paymentHash: string; amountMsat?: bigint; maxFeeMsat: bigint; timeoutSeconds: number }): Promise<{ status: 'succeeded'; preimage: string; feeMsat: bigint } | { status: 'failed'; reason: string } | { status: 'in_flight' }> {
+    this.calls.push({ method: 'pay', paymentHash: request.paymentHash });
+    if (this.unreachable) throw new Error('connect ECONNREFUSED');
+    const previous = this.payments.get(request.paymentHash);
+    if (previous?.status === 'in_flight' || previous?.status === 'succeeded') throw new Error('payment is in transition or already paid');
+    this.payments.set(request.paymentHash, { status: 'in_flight' });
+    const amount = request.amountMsat ?? this.ln.invoiceAmount(request.paymentHash) ?? 0n;
+    const settling = this.ln.settle(request.paymentHash, amount, request.maxFeeMsat).then((s) => {
+      this.payments.set(request.paymentHash, s);
+      return s;
+    });
+    const timeout = new Promise<{ status: 'in_flight' }>((resolve) => setTimeout(() => resolve({ status: 'in_flight' }), request.timeoutSeconds * 1000).unref());
+    const answer = await Promise.race([settling, timeout]);
+    if (this.loseAnswers) throw new Error('socket hang up');
+    return answer;
+  }
+
+  async lookup(paymentHash: string): Promise<{ status: 'succeeded'; preimage: string; feeMsat: bigint } | { status: 'failed'; reason: string } | { status: 'in_flight' } | { status: 'not_found' }> {
+    this.calls.push({ method: 'lookup', paymentHash });
+    if (this.unreachable) throw new Error('connect ECONNREFUSED');
+    return this.payments.get(paymentHash) ?? { status: 'not_found' };
+  }
 }

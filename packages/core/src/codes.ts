@@ -56,6 +56,13 @@ export const ERROR_CODES = {
   invoice_bad_signature: { status: 400, summary: 'The Lightning invoice signature does not verify (or does not match its payee node id).' },
   invoice_wrong_network: { status: 400, summary: 'The Lightning invoice is for another network than the one expected.' },
   invoice_expired: { status: 400, summary: 'The Lightning invoice has expired.' },
+  invoice_amount_mismatch: { status: 400, summary: 'An amount was given for an invoice that names its own, or none for an amountless invoice.' },
+  // lightning payments
+  lightning_not_configured: { status: 503, summary: 'No Lightning backend is configured; nothing was paid.' },
+  lightning_payment_failed: { status: 502, summary: 'The Lightning backend reported a definite failure; the hold was released and nothing was paid.' },
+  lightning_payment_in_flight: { status: 409, summary: 'A payment of this invoice is already in flight or paid (by this agent: see its payment; by another agent: refused).' },
+  l402_payment_hash_mismatch: { status: 400, summary: "The L402 challenge's macaroon names another payment hash than its invoice; nothing was paid." },
+  lightning_backend_unavailable: { status: 503, summary: 'The Lightning backend could not be reached or gave no usable answer; a hold stays until it answers.' },
   // signing
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
   internal: { status: 500, summary: 'Internal error.' },
@@ -104,6 +111,9 @@ export const VIOLATION_CODES = {
   nostr_tag_not_allowed: 'A tag of the Nostr event is not allowed (a p tag naming an unlisted pubkey, too many tags).',
   nostr_http_url_not_allowed: 'The NIP-98 u tag names a URL outside the allowed patterns.',
   nostr_http_method_not_allowed: 'The NIP-98 method tag names a method that is not allowed.',
+  amountless_invoice_not_allowed: 'The invoice names no amount; amountless invoices are paid only where an allow rule names kinds: [lightning.amountless_payment].',
+  routing_fee_exceeds_cap: 'The routing fee limit is above the cap (absolute, or as a share of the amount).',
+  invoice_expiry_out_of_bounds: 'The invoice expires too soon to be paid safely, or is valid for longer than allowed.',
   abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
 } as const;
 

@@ -4,7 +4,7 @@
  * Addresses are lowercase 0x-hex. Amounts are bigint base units.
  */
 
-export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04'] as const;
+export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export const INTENT_KINDS = [
@@ -28,6 +28,8 @@ export const INTENT_KINDS = [
   'nostr.http_auth', // a NIP-98 HTTP auth event (kind 27235)
   'nostr.nip44', // NIP-44 encryption or decryption with a peer (no signature)
   'nostr.nip04', // NIP-04 (deprecated) encryption or decryption with a peer: only where a rule names the action
+  'lightning.payment', // a BOLT 11 invoice paid through the Lightning backend
+  'lightning.amountless_payment', // an invoice without an amount, paid for the amount the request names: only where an allow rule names this kind
 ] as const;
 export type IntentKind = (typeof INTENT_KINDS)[number];
 
@@ -115,6 +117,8 @@ export interface Intent {
   nonceKeys?: string[];
   /** Nostr requests (`nostr.*` actions): what the event or the NIP-44 operation says. */
   nostr?: NostrInfo;
+  /** Lightning payments (`lightning.pay`): what the invoice says and what the payment may cost. */
+  lightning?: LightningInfo;
   /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
   summary: string;
 }
@@ -148,11 +152,52 @@ export interface NostrInfo {
 }
 
 /**
+ * A Lightning payment as policy sees it. Amounts are millisatoshis; node ids are 33-byte compressed keys as
+ * lowercase hex. The spends carry the same figures (the amount to the payee, the routing fee limit as a fee).
+ */
+export interface LightningInfo {
+  network: 'bitcoin' | 'testnet' | 'signet' | 'regtest';
+  paymentHash: string;
+  /** The payee node id (verified against the invoice signature). */
+  payee: string;
+  amountMsat: bigint;
+  /** The invoice named no amount: `amountMsat` is what the request asked to pay. */
+  amountless: boolean;
+  /** The most the route may cost (the fee limit handed to the backend). */
+  maxFeeMsat: bigint;
+  /** Unix seconds. */
+  createdAt: number;
+  expiresAt: number;
+  description?: string;
+  descriptionHash?: string;
+  /** Route hints the invoice carries (paths), for operators reading the intent. */
+  routeHints: number;
+}
+
+/** CAIP-2 ids of the Bitcoin networks (BIP-122: the genesis block hash, first 32 hex digits). */
+export const BITCOIN_CHAINS = {
+  bitcoin: 'bip122:000000000019d6689c085ae165831e93',
+  testnet: 'bip122:000000000933ea01ad0ee984209779ba',
+  signet: 'bip122:00000008819873e925422c1ff0f99f7c',
+  regtest: 'bip122:0f9188f13cb7b2c71f2a335e3a4fc328',
+} as const;
+
+/**
+ * The bitcoin asset of a network (CAIP-19, SLIP-44 coin type 0), counted in MILLISATOSHIS everywhere in
+ * Airlock: Lightning amounts are msat, and on-chain amounts are charged as sat x 1000, so that one budget
+ * on this asset covers both.
+ */
+export function bitcoinAsset(chain: string): string {
+  return `${chain}/slip44:0`;
+}
+
+/**
  * An x402-capable payment. `resource`/`origin` are known only when the request says which paid
  * resource it is for (POST /v1/x402/pay, or `x402.resource` on the generic typed-data path).
  */
 export interface PaymentInfo {
-  protocol: 'x402';
+  /** `x402` (EIP-3009 / Permit2), `l402` (a Lightning invoice paid for an L402 resource), `lightning` (a plain invoice). */
+  protocol: 'x402' | 'l402' | 'lightning';
   /** The paid resource URL without its query string and fragment. */
   resource?: string;
   /** `scheme://host[:port]` of the resource. */

@@ -13,6 +13,8 @@ export const CONFIG_FILE_KEYS = [
   'reconcile_max_skew', 'reconcile_max_pinned_lag', 'reconcile_log_lookback', 'allowed_origins', 'allowed_hosts',
   'session_rate', 'session_burst', 'log_level', 'metrics_listen', 'metrics_budget_agents', 'shutdown_timeout', 'url',
   'nostr_relays', 'nostr_bunker_rate', 'nostr_bunker_burst',
+  'lightning_backend', 'lightning_network', 'lnd_url', 'lnd_macaroon', 'lnd_tls_cert', 'nwc_url_file', 'lightning_pay_timeout',
+  'lightning_not_found_grace', 'lightning_default_fee_percent',
 ] as const;
 
 const SECRET_KEYS = new Set(['passphrase', 'admin_token']);

@@ -39,6 +39,25 @@ export interface AirlockConfig {
   nostrRelays: string[];
   /** Token bucket per NIP-46 client key (AIRLOCK_NOSTR_BUNKER_RATE req/s, default 5; AIRLOCK_NOSTR_BUNKER_BURST, default 20). */
   nostrBunkerRate: { perSecond: number; burst: number };
+  /** The Lightning backend Airlock pays through (AIRLOCK_LIGHTNING_BACKEND=lnd|nwc); unset: Lightning is off. */
+  lightning?: LightningConfig;
+}
+
+/** docs/lightning.md. Credentials are read from files (never from the environment or the config file). */
+export interface LightningConfig {
+  backend: 'lnd' | 'nwc';
+  /** AIRLOCK_LIGHTNING_NETWORK: bitcoin (default), testnet, signet or regtest. */
+  network: 'bitcoin' | 'testnet' | 'signet' | 'regtest';
+  /** AIRLOCK_LND_URL (https://host:8080), AIRLOCK_LND_MACAROON (path of a pay-only macaroon), AIRLOCK_LND_TLS_CERT (path of tls.cert). */
+  lnd?: { url: string; macaroonPath: string; tlsCertPath?: string };
+  /** AIRLOCK_NWC_URL_FILE: path of a file holding the nostr+walletconnect:// connection string. */
+  nwcUrlFile?: string;
+  /** AIRLOCK_LIGHTNING_PAY_TIMEOUT (default 60s): how long an agent waits before its payment is answered in flight. */
+  payTimeoutSeconds: number;
+  /** AIRLOCK_LIGHTNING_NOT_FOUND_GRACE (default 5m): how long after a pay call's timeout a backend's "no such payment" is believed. */
+  notFoundGraceSeconds: number;
+  /** AIRLOCK_LIGHTNING_DEFAULT_FEE_PERCENT (default 1): the routing fee limit when a request names none. */
+  defaultFeePercent: number;
 }
 
 export interface ReconcileConfig {
@@ -92,6 +111,8 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
   const metricsListen = overrides.metricsListen ?? parseListen(env.AIRLOCK_METRICS_LISTEN, 'AIRLOCK_METRICS_LISTEN');
   if (metricsListen) config.metricsListen = metricsListen;
   if (config.sessionRate.perSecond > 0 && config.sessionRate.burst < 1) throw new AirlockError('invalid_request', 'AIRLOCK_SESSION_BURST must be at least 1.');
+  const lightning = overrides.lightning ?? parseLightningConfig(env);
+  if (lightning) config.lightning = lightning;
   const socketPath = overrides.socketPath ?? env.AIRLOCK_SOCKET;
   if (socketPath) config.socketPath = socketPath;
   return config;
@@ -207,4 +228,37 @@ function intFrom(value: string | undefined, fallback: number, name: string): num
 /** Strips credentials from a store URL before it reaches a log line or an error. */
 export function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+const LIGHTNING_NETWORKS = ['bitcoin', 'testnet', 'signet', 'regtest'] as const;
+
+function parseLightningConfig(env: NodeJS.ProcessEnv): LightningConfig | undefined {
+  const backend = env.AIRLOCK_LIGHTNING_BACKEND?.trim();
+  if (backend === undefined || backend === '') return undefined;
+  if (backend !== 'lnd' && backend !== 'nwc') throw new AirlockError('invalid_request', 'AIRLOCK_LIGHTNING_BACKEND must be `lnd` or `nwc`.');
+  const network = (env.AIRLOCK_LIGHTNING_NETWORK?.trim() || 'bitcoin') as LightningConfig['network'];
+  if (!(LIGHTNING_NETWORKS as readonly string[]).includes(network)) throw new AirlockError('invalid_request', 'AIRLOCK_LIGHTNING_NETWORK must be bitcoin, testnet, signet or regtest.');
+  const feePercentText = env.AIRLOCK_LIGHTNING_DEFAULT_FEE_PERCENT?.trim() || '1';
+  const defaultFeePercent = Number(feePercentText);
+  if (!/^\d+(\.\d{1,4})?$/.test(feePercentText) || defaultFeePercent > 100) throw new AirlockError('invalid_request', 'AIRLOCK_LIGHTNING_DEFAULT_FEE_PERCENT must be a percentage between 0 and 100 (at most four decimals).');
+  const config: LightningConfig = {
+    backend,
+    network,
+    payTimeoutSeconds: secondsFrom(env.AIRLOCK_LIGHTNING_PAY_TIMEOUT, '60s', 'AIRLOCK_LIGHTNING_PAY_TIMEOUT'),
+    notFoundGraceSeconds: secondsFrom(env.AIRLOCK_LIGHTNING_NOT_FOUND_GRACE, '5m', 'AIRLOCK_LIGHTNING_NOT_FOUND_GRACE'),
+    defaultFeePercent,
+  };
+  if (backend === 'lnd') {
+    const url = env.AIRLOCK_LND_URL?.trim();
+    const macaroonPath = env.AIRLOCK_LND_MACAROON?.trim();
+    if (!url || !URL.canParse(url) || new URL(url).protocol !== 'https:') throw new AirlockError('invalid_request', 'AIRLOCK_LND_URL must be the https:// URL of LND\'s REST API (e.g. https://127.0.0.1:8080).');
+    if (!macaroonPath) throw new AirlockError('invalid_request', 'AIRLOCK_LND_MACAROON must be the path of a pay-only macaroon file (docs/lightning.md).');
+    const tlsCertPath = env.AIRLOCK_LND_TLS_CERT?.trim();
+    config.lnd = { url, macaroonPath: resolve(macaroonPath), ...(tlsCertPath ? { tlsCertPath: resolve(tlsCertPath) } : {}) };
+  } else {
+    const file = env.AIRLOCK_NWC_URL_FILE?.trim();
+    if (!file) throw new AirlockError('invalid_request', 'AIRLOCK_NWC_URL_FILE must be the path of a file holding the nostr+walletconnect:// connection string.');
+    config.nwcUrlFile = resolve(file);
+  }
+  return config;
 }

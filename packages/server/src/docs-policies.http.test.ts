@@ -6,6 +6,7 @@ import { encodeFunctionData, parseAbiItem } from 'viem';
 import { generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools/pure';
 import * as nip44 from 'nostr-tools/nip44';
 import { docPolicies, docPolicy } from './testing/doc-policies.ts';
+import { LightningNetwork, SimulatedBackend, TestNode } from '../../../testing/lightning-network.ts';
 import { ALICE, USDC, provisionAgent, startHarness, usdcAuthorization, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 const WETH = '0x4200000000000000000000000000000000000006';
@@ -24,6 +25,7 @@ const EXPECTED = [
   'docs/policy.md#A trading agent',
   'docs/policy.md#An x402 paying agent',
   'docs/policy.md#A Nostr agent',
+  'docs/policy.md#A Lightning paying agent',
   'docs/x402.md#Operator policy',
 ];
 
@@ -66,8 +68,15 @@ test('the docs hold exactly the example policies this file attacks', () => {
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`example policies as written (${store})`, () => {
     let h: Harness;
+    // The Lightning example's payees are the nodes of secrets 1 and 2; the backend pays on mainnet, as the example's asset says.
+    const ln = new LightningNetwork();
+    ln.feeBaseMsat = 100n;
+    const secret = (n: number) => Uint8Array.from({ length: 32 }, (_, i) => (i === 31 ? n : 0));
+    const knownNode = ln.payee(new TestNode(secret(1)));
+    const otherKnownNode = ln.payee(new TestNode(secret(2)));
+    const strangerNode = ln.payee();
     before(async () => {
-      h = await startHarness({ store });
+      h = await startHarness({ store, lightningBackend: new SimulatedBackend(ln, 'bitcoin') });
     });
     after(async () => h.close());
 
@@ -202,6 +211,24 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
 
     // Last: a fleet policy applies to every agent of this harness.
+    test('Lightning paying agent (docs/policy.md): known nodes paid, strangers, big payments, fee and expiry games and a drained origin refused', async () => {
+      const { token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#A Lightning paying agent').document, actions: ['lightning.pay'] });
+      const pay = (body: unknown) => h.call('POST', '/v1/lightning/pay', { token, body });
+      const invoice = (node: typeof knownNode, amountMsat: bigint, over: Record<string, unknown> = {}) => node.invoice({ amountMsat, network: 'bitcoin', ...over }).invoice;
+      const paid = await pay({ invoice: invoice(knownNode, 20_000n) });
+      assert.equal(paid.status, 200, JSON.stringify(paid.body));
+      assert.equal((await pay({ invoice: invoice(otherKnownNode, 20_000n) })).status, 200);
+      assert.deepEqual(codesOf(await pay({ invoice: invoice(strangerNode, 20_000n) })), ['agent/default no_matching_allow_rule']);
+      assert.deepEqual(codesOf(await pay({ invoice: invoice(knownNode, 150_000n) })), ['agent/per-payment amount_exceeds_max']);
+      assert.deepEqual(codesOf(await pay({ invoice: invoice(knownNode, 30_000n), maxFeeMsat: '1600' })), ['agent/routing routing_fee_exceeds_cap']);
+      assert.deepEqual(codesOf(await pay({ invoice: invoice(knownNode, 20_000n, { expirySeconds: 20 }) })), ['agent/routing invoice_expiry_out_of_bounds']);
+      assert.deepEqual(codesOf(await pay({ invoice: invoice(knownNode, 20_000n, { expirySeconds: 7 * 86_400 }) })), ['agent/routing invoice_expiry_out_of_bounds']);
+      assert.deepEqual(codesOf(await pay({ invoice: knownNode.invoice({ network: 'bitcoin' }).invoice, amountMsat: '20000' })), ['agent/default amountless_invoice_not_allowed']);
+      const big = await pay({ invoice: invoice(knownNode, 60_000n) });
+      assert.equal(big.status, 202, JSON.stringify(big.body));
+      assert.equal(big.body.violations[0].rule, 'agent/big-by-hand');
+    });
+
     test('Nostr agent (docs/policy.md): notes, DMs to the friend, NIP-98 to the API, NIP-44 with the friend; every attack refused', async () => {
       const { token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#A Nostr agent').document, actions: ['nostr.event', 'nostr.http_auth', 'nostr.nip44'] });
       const event = (body: unknown) => h.call('POST', '/v1/sign/nostr-event', { token, body });

@@ -16,6 +16,7 @@ import { initAirlock } from './runtime.ts';
 import { serveAirlock, type RunningServer } from './serve.ts';
 import { ALICE, BASE, MALLORY, TEST_PASSPHRASE, TEST_VAULT, USDC, USDC_ASSET, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
 import { OpenApiResponses, type ResponseCheck } from './testing/openapi-responses.ts';
+import { LightningNetwork, SimulatedBackend } from '../../../testing/lightning-network.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -24,6 +25,9 @@ const FLOW = join(ROOT, 'packages/server/examples/openapi-client/flow.ts');
 describe('the OpenAPI document, through a generated client and a live daemon', () => {
   let dir: string;
   let server: RunningServer;
+  const lightning = new LightningNetwork();
+  lightning.feeBaseMsat = 0n; // within the default fee limit of a 5000 msat payment
+  const shop = lightning.payee();
   let adminToken: string;
   let doc: any;
   let responses: OpenApiResponses;
@@ -50,7 +54,7 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     dir = mkdtempSync(join(tmpdir(), 'airlock-openapi-client-'));
     const config = loadConfig({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0 }, {});
     adminToken = (await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT)).adminToken;
-    server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
+    server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, lightningBackend: new SimulatedBackend(lightning) });
     doc = await (await fetch(`${server.url}/v1/openapi.json`)).json();
     responses = new OpenApiResponses(doc);
   });
@@ -228,6 +232,19 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal(sealed.status, 200, JSON.stringify(sealed.body));
     assert.equal((await call(nostrToken, 'POST', '/v1/nostr/nip44/decrypt', { peer: generatorX, ciphertext: sealed.body.ciphertext })).body.plaintext, 'tour');
     assert.equal((await call(nostrToken, 'POST', '/v1/nostr/nip44/decrypt', { peer, ciphertext: 'not base64' })).status, 400);
+
+    // Lightning: a paid invoice, one that fails (502), the record, the operator's list and a reconcile round (docs/lightning.md).
+    const [zapper] = (await admin('POST', '/v1/agents', { names: ['tour-lightning'] })).body.agents;
+    await admin('PUT', `/v1/policies/${zapper.name}`, { document: { version: 1, rules: [{ name: 'shop', type: 'allow', match: { actions: ['lightning.pay'], to: [shop.node.nodeId] } }] } });
+    const zapToken = (await admin('POST', `/v1/agents/${zapper.id}/sessions`, { ttl: '1h', actions: ['lightning.pay'] })).body.token;
+    const ln = await call(zapToken, 'POST', '/v1/lightning/pay', { invoice: shop.invoice({ amountMsat: 5_000n }).invoice });
+    assert.equal(ln.status, 200, JSON.stringify(ln.body));
+    const doomed = shop.invoice({ amountMsat: 5_000n });
+    lightning.script(doomed.paymentHash, { kind: 'fail', reason: 'no_route' });
+    assert.equal((await call(zapToken, 'POST', '/v1/lightning/pay', { invoice: doomed.invoice })).status, 502);
+    assert.equal((await call(zapToken, 'GET', `/v1/lightning/payments/${ln.body.paymentId}`)).body.status, 'succeeded');
+    assert.equal((await admin('GET', `/v1/lightning/payments?agent=${zapper.name}`)).body.payments.length, 2);
+    assert.equal((await admin('POST', '/v1/lightning/reconcile')).status, 200);
 
     // Audit: entries, head, signed tree heads, an inclusion proof, a consistency proof, whole-log verification.
     assert.ok((await admin('GET', `/v1/audit?agent=${agent.name}&limit=5`)).body.entries.length > 0);

@@ -10,6 +10,8 @@ import {
   SigningService,
   X402Service,
   NostrService,
+  LightningService,
+  type LightningBackend,
   type NostrServicePort,
   hashSecret,
   systemClock,
@@ -22,7 +24,7 @@ import { AUDIT_KEY_PATH, NativeKeyBackend, createVault, encodeNpub, nativeRecove
 
 /** Vault options (KDF parameters; `allowWeakKdf` is for tests only). */
 export type VaultOptions = CreateVaultOptions;
-import { createEvmAdapter, createNostrAdapter, eventId, nip04Decrypt, nip04Encrypt, nip44Decrypt, nip44Encrypt, nostrTransportPath, parseUnsignedEvent } from '@airlock/chains';
+import { createEvmAdapter, createLightningAdapter, createNostrAdapter, eventId, nip04Decrypt, nip04Encrypt, nip44Decrypt, nip44Encrypt, nostrTransportPath, parseUnsignedEvent } from '@airlock/chains';
 import { openStore } from '@airlock/store';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
@@ -31,6 +33,7 @@ import { auditAnchorPath, fileAuditAnchorStore } from './audit-anchor-file.ts';
 import { NostrBunker } from './nostr-bunker/bunker.ts';
 import { storeSessionSource } from './nostr-bunker/session-source.ts';
 import { RefusalTally } from './http/refusal-tally.ts';
+import { lightningBackendFrom } from './lightning/backend-from-config.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -121,6 +124,8 @@ export interface Airlock {
   x402: X402Service;
   /** Nostr identities, events, NIP-44 and the NIP-46 transport key (docs/nostr.md). */
   nostr: NostrServicePort;
+  /** Lightning payments and L402 (docs/lightning.md); refuses with lightning_not_configured without a backend. */
+  lightning: LightningService;
   adminTokenHash: string;
   /** Which secp256k1 implementation signs and checks signatures, and why. */
   keyBackend: { kind: KeyBackendChoice; reason: string };
@@ -155,6 +160,8 @@ export interface OpenOptions {
   vault?: VaultOptions;
   /** Chain access for the x402 reconciler. Default: JSON-RPC per config.evmRpc (none configured: no reader). */
   chainReader?: ChainReader;
+  /** The Lightning backend. Default: the one config.lightning names (none: Lightning is off). */
+  lightningBackend?: LightningBackend;
   /** Start background timers (checkpoints, approval expiry, x402 reconciliation). Default true. */
   timers?: boolean;
 }
@@ -189,6 +196,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       adapters: new Map([
         ['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})],
         ['nostr', createNostrAdapter()],
+        ['lightning', createLightningAdapter()],
       ]),
       clock: options.clock ?? systemClock,
       randomId,
@@ -201,7 +209,12 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       auditVerify: auditVerifyOptions(config.storeUrl),
     };
     const signing = new SigningService(deps);
-    const operator = new OperatorService(deps, signing);
+    const lightningBackend = options.lightningBackend ?? (config.lightning ? await lightningBackendFrom(config.lightning) : undefined);
+    const lightning = new LightningService(deps, signing, {
+      ...(lightningBackend ? { backend: lightningBackend } : {}),
+      ...(config.lightning ? { payTimeoutSeconds: config.lightning.payTimeoutSeconds, notFoundGraceSeconds: config.lightning.notFoundGraceSeconds, defaultFeePercent: config.lightning.defaultFeePercent } : {}),
+    });
+    const operator = new OperatorService(deps, signing, lightning);
     const audit = new AuditService(deps);
     const nostr = new NostrService(deps, signing, { transportPath: nostrTransportPath, npub: (pubkeyHex: string) => encodeNpub(hexToBytes(pubkeyHex)), parseUnsignedEvent, eventId, nip44Encrypt: (text, key) => nip44Encrypt(text, key), nip44Decrypt, nip04Encrypt: (text, key) => nip04Encrypt(text, key), nip04Decrypt });
     // A chain that no longer extends the anchor halts signing from the start; the daemon still serves
@@ -226,6 +239,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       background(() => audit.checkpoint(), config.checkpointIntervalMs);
       background(() => operator.expireOverdue(), 30_000);
       background(() => x402.reconcile(), config.reconcileIntervalMs);
+      if (lightningBackend) background(() => lightning.reconcile(), config.reconcileIntervalMs);
     }
     // NIP-46 bunker: listens on the configured relays; no relays, no bunker (and no outbound connection).
     const clock = deps.clock;
@@ -254,6 +268,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       audit,
       x402,
       nostr,
+      lightning,
       adminTokenHash,
       keyBackend,
       ...(bunker ? { bunker } : {}),
@@ -263,6 +278,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
         bunker?.close();
         await bunker?.flushRefusals(true);
         for (const t of timers) clearInterval(t);
+        await lightningBackend?.close?.().catch(() => undefined);
         await audit.checkpoint().catch(() => undefined);
         openedVault.wipe();
         await store.close();

@@ -53,6 +53,8 @@ function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
     case 'nostr.nip44':
     case 'nostr.nip04':
       return 'nostr_peer_not_allowed';
+    case 'lightning.amountless_payment':
+      return 'amountless_invoice_not_allowed';
     default:
       return 'no_matching_allow_rule';
   }
@@ -65,6 +67,7 @@ const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
   contract_deploy_not_allowed: '; deploys are granted only by an allow rule with kinds: [contract.deploy]',
   nostr_kind_not_allowed: '; Nostr events are granted only by an allow rule naming a nostr action or nostr_kinds',
   nostr_peer_not_allowed: '; NIP-44 and NIP-04 are granted only by an allow rule naming the nostr.nip44 or nostr.nip04 action',
+  amountless_invoice_not_allowed: '; an invoice without an amount is paid only where an allow rule names kinds: [lightning.amountless_payment]',
   chainless_domain: '; the EIP-712 domain has no chainId, so the signature is valid on every chain: granted only by an allow rule with allow_chainless_domains: true',
 };
 

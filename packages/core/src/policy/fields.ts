@@ -39,6 +39,14 @@ export const addressPattern = /^0x[0-9a-fA-F]{40}$/;
 
 export const addressField = z.string({ error: 'expected a 0x address' }).regex(addressPattern, 'expected a 0x address (20 bytes, hex)');
 
+/** A Lightning node id: a compressed secp256k1 public key (33 bytes), hex. */
+export const nodeIdPattern = /^0[23][0-9a-fA-F]{64}$/;
+
+/** What a set or a destination list holds: a 0x address, or a Lightning node id (payee allowlists). */
+export const partyField = z
+  .string({ error: 'expected a 0x address or a Lightning node id' })
+  .regex(/^(0x[0-9a-fA-F]{40}|0[23][0-9a-fA-F]{64})$/, 'expected a 0x address (20 bytes, hex) or a Lightning node id (33 bytes, hex, starting 02 or 03)');
+
 const setRefField = z
   .string({ error: 'expected a $set reference or a list' })
   .regex(/^\$[A-Za-z0-9_-]{1,64}$/, 'expected a $set reference (e.g. $partners) or a list of addresses');
@@ -49,11 +57,11 @@ export const addressListField = z
     setRefField,
     z.array(
       z
-        .string({ error: 'expected a 0x address or a $set reference' })
-        .regex(/^(0x[0-9a-fA-F]{40}|\$[A-Za-z0-9_-]{1,64})$/, 'expected a 0x address (20 bytes, hex) or a $set reference'),
+        .string({ error: 'expected a 0x address, a Lightning node id or a $set reference' })
+        .regex(/^(0x[0-9a-fA-F]{40}|0[23][0-9a-fA-F]{64}|\$[A-Za-z0-9_-]{1,64})$/, 'expected a 0x address (20 bytes, hex), a Lightning node id (33 bytes, hex) or a $set reference'),
     ),
   ])
-  .describe('Addresses: a `$set` reference, or a list of addresses and `$set` references.');
+  .describe('Addresses (or Lightning node ids): a `$set` reference, or a list of addresses, node ids and `$set` references.');
 
 export const chainField = z
   .string({ error: 'expected a CAIP-2 chain id' })

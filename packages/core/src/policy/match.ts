@@ -44,6 +44,8 @@ export class CompiledMatch {
   readonly namesMessage: boolean;
   readonly namesContracts: boolean;
   readonly namesDeploy: boolean;
+  /** Amountless Lightning invoices are granted only by a rule naming `kinds: [lightning.amountless_payment]`. */
+  readonly namesAmountless: boolean;
   /** Nostr requests are granted only by a rule that names a `nostr.*` action or `nostr_kinds`. */
   readonly namesNostr: boolean;
   private readonly nostrKinds?: ReadonlySet<number>;
@@ -101,6 +103,7 @@ export class CompiledMatch {
     this.namesMessage = options.message !== undefined;
     this.namesContracts = this.contracts !== undefined;
     this.namesDeploy = this.kinds?.has('contract.deploy') ?? false;
+    this.namesAmountless = this.kinds?.has('lightning.amountless_payment') ?? false;
     this.namesNostr = this.nostrKinds !== undefined || (options.actions?.some((a) => a.startsWith('nostr.')) ?? false);
   }
 

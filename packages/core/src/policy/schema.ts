@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { abiField, addressField, setNamePattern } from './fields.ts';
+import { abiField, partyField, setNamePattern } from './fields.ts';
 import { RULES } from './rules/index.ts';
 
 const ruleSchemas = Object.values(RULES).map((r) => r.schema) as unknown as [
@@ -13,10 +13,10 @@ export const policySchema = z.strictObject({
   sets: z
     .record(
       z.string().regex(setNamePattern, 'a set name is 1-64 characters of A-Z, a-z, 0-9, _ and -').refine((n) => n !== 'self', 'the set name self is reserved: $self is the signing agent'),
-      z.array(addressField, { error: 'expected a list of addresses' }),
+      z.array(partyField, { error: 'expected a list of addresses' }),
     )
     .optional()
-    .describe('Named address sets, referenced as `$name`.'),
+    .describe('Named address sets (0x addresses, or Lightning node ids for payee allowlists), referenced as `$name`.'),
   abis: z
     .record(z.string().regex(setNamePattern, 'an ABI name is 1-64 characters of A-Z, a-z, 0-9, _ and -'), abiField)
     .optional()

@@ -15,6 +15,7 @@ export interface TreeNode extends NodeId {
   hash: Uint8Array;
 }
 import type { PaymentFilter, PaymentRecord, PaymentSummaryRow, SettledTransfer } from './payments.ts';
+import type { LightningFinish, LightningPaymentFilter, LightningPaymentRecord } from './lightning-payments.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -186,6 +187,15 @@ export interface Store {
   /** Reserved / settled / released totals per agent, origin and asset (all payments, or one agent's). */
   paymentSummary(filter: { agentId?: string }): Promise<PaymentSummaryRow[]>;
 
+  getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined>;
+  /** Newest first. */
+  listLightningPayments(filter: LightningPaymentFilter): Promise<LightningPaymentRecord[]>;
+  /**
+   * The agent's newest succeeded L402 payment for `origin` whose credential has not expired at `nowSeconds`
+   * (a credential without an expiry caveat does not expire here): the token cache.
+   */
+  findL402Token(agentId: string, origin: string, nowSeconds: number): Promise<LightningPaymentRecord | undefined>;
+
   queryAudit(query: AuditQuery): Promise<AuditEntry[]>;
   /** Streams every entry in seq order (for verify/export) in pages. */
   readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
@@ -295,6 +305,22 @@ export interface StoreTx {
   reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord>;
   /** Reserved payments, oldest validBefore first. */
   reservedPayments(limit: number): Promise<PaymentRecord[]>;
+
+  /**
+   * Records an in-flight Lightning payment and holds its worst case (counted by windowTotals while held).
+   * A payment hash already in flight or succeeded fails with `conflict`.
+   */
+  holdLightningPayment(payment: LightningPaymentRecord, writes: LedgerWrite[]): Promise<void>;
+  getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined>;
+  /** The payment of this hash that is in flight or succeeded, if any. */
+  activeLightningPayment(paymentHash: string): Promise<LightningPaymentRecord | undefined>;
+  /**
+   * in_flight -> succeeded | failed: every hold is released and `charges` are appended to the ledger at `now`
+   * (what it really cost, or the request counts alone). Anything but `in_flight` fails with `conflict`.
+   */
+  finishLightningPayment(id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord>;
+  /** In-flight payments, oldest first. */
+  inFlightLightningPayments(limit: number): Promise<LightningPaymentRecord[]>;
 
   /** Appends a version-3 entry (seq, leaf index, leaf and leaf hash computed by the store; no previous entry is read but the head). */
   appendAudit(entry: AuditEntryInput): Promise<AuditEntry>;

@@ -9,6 +9,8 @@ import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
 import { attachPaymentContext, isHeldPayment, type SigningService } from './signing-service.ts';
 import type { EvaluationInput } from '../policy/index.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
+import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
+import type { LightningService } from '../lightning/lightning-service.ts';
 
 export interface CreateAgentsInput {
   /** Explicit names, or `count` agents named `<prefix>-<id suffix>`. */
@@ -35,10 +37,13 @@ const MAX_SESSION_MS = 30 * 24 * 3600_000;
 export class OperatorService {
   private readonly deps: ServiceDeps;
   private readonly signing: SigningService;
+  /** Approved Lightning payments are paid through it (wired by the composition root). */
+  private lightning: LightningService | undefined;
 
-  constructor(deps: ServiceDeps, signing: SigningService) {
+  constructor(deps: ServiceDeps, signing: SigningService, lightning?: LightningService) {
     this.deps = deps;
     this.signing = signing;
+    this.lightning = lightning;
   }
 
   async createAgents(input: CreateAgentsInput, actor: string): Promise<Agent[]> {
@@ -189,7 +194,7 @@ export class OperatorService {
   async approve(id: string, actor: string): Promise<ApprovalRecord> {
     await this.expireOverdue();
     const now = this.deps.clock.now();
-    const decided: { approval: ApprovalRecord; paymentId?: string | undefined } = await this.deps.store.transaction(async (tx) => {
+    const decided: { approval: ApprovalRecord; paymentId?: string | undefined; lightning?: LightningPaymentRecord } = await this.deps.store.transaction(async (tx) => {
       const pending = await tx.getApproval(id);
       if (!pending) throw new AirlockError('not_found', 'No such approval.');
       if (pending.state !== 'pending') throw new AirlockError('approval_not_pending');
@@ -199,6 +204,12 @@ export class OperatorService {
       const session = await tx.getSession(pending.sessionId);
       if (!session || session.revokedAt !== undefined) throw new AirlockError('session_revoked', 'The session that made this request was revoked; deny the approval.');
       const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: actor } });
+      if (pending.action === 'lightning.pay') {
+        // An approved Lightning payment is held as a payment in flight (the approval's holds move to it), then paid.
+        if (!this.lightning) throw new AirlockError('lightning_not_configured', 'No Lightning backend is configured; deny the approval or configure one.');
+        const approval = await tx.decideApproval(id, 'approved', actor, now, entry.seq, { convertHolds: false });
+        return { approval, lightning: await this.lightning.holdApproved(tx, pending, entry.seq) };
+      }
       // An approved payment keeps its payment lifecycle: the approval's holds move to a payment record
       // (held until the chain settles or expires it) instead of becoming final spend now.
       const payment = this.approvedPayment(pending, agent);
@@ -208,6 +219,11 @@ export class OperatorService {
       return { approval: decided, paymentId };
     });
     const { approval, paymentId } = decided;
+    if (decided.lightning) {
+      const stored = await this.lightning!.afterApproval(decided.lightning);
+      await this.deps.store.transaction((tx) => tx.setApprovalResult(id, stored));
+      return { ...approval, result: stored };
+    }
     const agent = await this.getAgent(approval.agentId);
     let signed: Awaited<ReturnType<SigningService['signCommitted']>>;
     try {

@@ -454,7 +454,8 @@ export class SigningService {
   }
 
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
-  private async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<Decision> {
+  /** Public for the sibling services (Lightning) that decide under the same policy inside their own transaction. */
+  async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<Decision> {
     const layers = await this.layers.load(tx, input.agentId, session);
     const undecodable = enrichFromLayers(this.adapterFor(input.intent.action), layers, input);
     if (undecodable) return undecodable;
@@ -584,7 +585,7 @@ export class SigningService {
    * Credentials are read inside the transaction, once: a freeze or revoke wins over an in-flight request, and
    * over a credential the signing routes took from their cache.
    */
-  private async recheck(tx: StoreTx, auth: AgentAuth, now: number): Promise<{ session?: Session; error?: AirlockError }> {
+  async recheck(tx: StoreTx, auth: AgentAuth, now: number): Promise<{ session?: Session; error?: AirlockError }> {
     const [agent, session] = await Promise.all([tx.getAgent(auth.agent.id), tx.getSession(auth.session.id)]);
     if (!agent || !session) return { error: new AirlockError('unauthenticated', 'Unknown session token.') };
     // The request was decoded for the key it authenticated with; a key that changed since must not sign it.
@@ -599,12 +600,12 @@ export class SigningService {
     return { session };
   }
 
-  private async auditRefusal(auth: AgentAuth, action: string, reqHash: string, e: unknown, now: number): Promise<void> {
+  async auditRefusal(auth: AgentAuth, action: string, reqHash: string, e: unknown, now: number): Promise<void> {
     if (!isAirlockError(e)) return;
     await this.deps.store.transaction((tx) => this.appendErrorEntry(tx, auth, action, reqHash, e, now));
   }
 
-  private appendErrorEntry(tx: StoreTx, auth: AgentAuth, action: string, reqHash: string, e: AirlockError, now: number, extra: Record<string, unknown> = {}) {
+  appendErrorEntry(tx: StoreTx, auth: AgentAuth, action: string, reqHash: string, e: AirlockError, now: number, extra: Record<string, unknown> = {}) {
     return tx.appendAudit({
       at: now,
       type: 'sign.request',

@@ -107,6 +107,7 @@ const DESCRIPTIONS: Record<number, string> = {
   421: 'Host name not served (`host_not_allowed`)',
   429: 'Too many requests or failed attempts (see Retry-After)',
   500: 'Internal error (nothing was signed or returned)',
+  502: 'The Lightning backend reported a definite failure (`lightning_payment_failed`): the hold was released, nothing was paid',
   503: 'Sealed, store unavailable, audit integrity alert, or shutting down (`shutting_down`, after SIGTERM)',
 };
 

@@ -5,7 +5,7 @@ import type { ApiSchema } from './api-schemas.ts';
 export type AuthKind = 'none' | 'admin' | 'agent' | 'admin_or_agent';
 
 /** Statuses answered with the shared error body (`{error:{code,message,violations?}}`, errors.ts). */
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 421 | 429 | 500 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 421 | 429 | 500 | 502 | 503;
 
 /** A request header a route reads besides `Authorization`. */
 export interface HeaderSpec {

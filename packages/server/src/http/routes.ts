@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { AirlockError, type ApprovalRecord, type AuditQuery, type Session } from '@airlock/core';
+import { AirlockError, type AgentAuth, type ApprovalRecord, type AuditQuery, type LightningPayInput, type Session } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { Principal } from './auth.ts';
 import { clientAddress } from './client-address.ts';
@@ -9,6 +9,8 @@ import * as S from './schemas.ts';
 import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts';
 import { buildX402Routes } from './x402-routes.ts';
 import { buildNostrRoutes } from './nostr-routes.ts';
+import { buildLightningRoutes } from './lightning-routes.ts';
+import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
 
 const OPERATOR = 'admin';
@@ -23,11 +25,14 @@ function timeParam(v: unknown, name: string): number | undefined {
 
 /** Operator dry-runs evaluate as a session that may use every action (the agent's policy still decides). */
 function operatorSession(agentId: string): Session {
-  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04'], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
+  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay'], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
 }
 
 export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): RouteSpec[] {
   const A = () => holder.get();
+  // A Lightning payment is decoded with the backend's network and the time (what the payment would see), by its service.
+  const dryRun = (auth: AgentAuth, action: string, payload: unknown) =>
+    action === 'lightning.pay' ? A().lightning.dryRun(auth, lightningDryRunPayload(payload)) : A().signing.dryRun(auth, action, payload);
   const sign = (action: string) => async (c: Context, { body }: { body: unknown }) => {
     const idem = idempotencyKeyOf(c);
     // `x402` is request context, not part of what is signed: the adapter sees the payload without it.
@@ -99,7 +104,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       responses: { 200: S.DryRunResponse },
       handler: async (c, { body }) => {
         const b = body as { action: string; payload: unknown };
-        return c.json(await A().signing.dryRun(agentOf(c), b.action, b.payload));
+        return c.json(await dryRun(agentOf(c), b.action, b.payload));
       },
     },
     {
@@ -209,7 +214,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       handler: async (c, { body }) => {
         const b = body as { agent: string; action: string; payload: unknown };
         const agent = await A().operator.getAgent(b.agent);
-        return c.json(await A().signing.dryRun({ agent, session: operatorSession(agent.id) }, b.action, b.payload));
+        return c.json(await dryRun({ agent, session: operatorSession(agent.id) }, b.action, b.payload));
       },
     },
 
@@ -283,6 +288,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     { method: 'post', path: '/v1/approvals/:id/approve', operationId: 'approveApproval', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema }, errors: [404, 409], handler: async (c) => c.json(withX402(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
     ...buildX402Routes(holder),
     ...buildNostrRoutes(holder),
+    ...buildLightningRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
 
     {
@@ -291,4 +297,11 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       handler: async (c, { body }) => c.json(approvalJson(await A().operator.deny(c.req.param('id')!, OPERATOR, (body as { reason?: string } | undefined)?.reason))),
     },
   ];
+}
+
+/** A dry-run's `lightning.pay` payload is what POST /v1/lightning/pay takes, checked by the same schema. */
+function lightningDryRunPayload(payload: unknown): LightningPayInput {
+  const parsed = LightningPayRequest.safeParse(payload);
+  if (!parsed.success) throw new AirlockError('invalid_request', `payload: ${parsed.error.issues[0]?.message ?? 'not a Lightning payment request'}`);
+  return parsed.data;
 }

@@ -10,7 +10,7 @@ import { apiSchema } from './api-schemas.ts';
 
 const amountString = z.string().regex(/^\d{1,78}$/, 'a non-negative integer string (base units)');
 const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 90s, 15m, 1h, 7d');
-const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04'] as const;
+const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay'] as const;
 const keys = <T extends Record<string, unknown>>(o: T) => Object.keys(o) as [keyof T & string, ...(keyof T & string)[]];
 const iso = z.string().describe('ISO 8601 time');
 /** JSON as stored or decoded (an intent, a policy document, an audit entry's data): described elsewhere. */

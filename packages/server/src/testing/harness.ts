@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ManualClock, type ChainReader, type Clock } from '@airlock/core';
+import { ManualClock, type ChainReader, type Clock, type LightningBackend } from '@airlock/core';
 import { loadConfig, type AirlockConfig } from '../config.ts';
 import { initAirlock, openAirlock, type Airlock, type VaultOptions } from '../runtime.ts';
 import { createApp, type AppOptions } from '../http/app.ts';
@@ -61,13 +61,13 @@ function assertMatchesOpenApi(check: ResponseCheck): void {
  * `app` options go to createApp. The per-session rate limit is off unless `app.sessionRate` is given: race
  * tests fire hundreds of requests on one session at once, and the limit has tests of its own.
  */
-export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions; config?: Partial<AirlockConfig> } = {}): Promise<Harness> {
+export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions; config?: Partial<AirlockConfig>; lightningBackend?: LightningBackend } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'airlock-test-'));
   const pgSchema = opts.store === 'postgres' ? await pgSchemaUrl() : undefined;
   const config = loadConfig({ dataDir, ...opts.config, ...(pgSchema ? { storeUrl: pgSchema.url } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
   const init = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
   const clock = opts.manualClock ? new ManualClock(Date.now()) : undefined;
-  const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}) });
+  const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}), ...(opts.lightningBackend ? { lightningBackend: opts.lightningBackend } : {}) });
   let airlock = await open();
   const appOptions: AppOptions = { bodyLimitBytes: config.bodyLimitBytes, sessionRate: { perSecond: 0, burst: 0 }, ...opts.app };
   let app = createApp(new AirlockHolder(airlock), appOptions);

@@ -38,6 +38,9 @@ const WINDOW_TOTALS = `
       UNION ALL
       SELECT ph.amount, ph.count FROM payment_holds ph
       WHERE ph.series = q.series AND ph.asset = q.asset AND ph.state = 'held' -- reserved x402 payments, likewise
+      UNION ALL
+      SELECT lh.amount, lh.count FROM lightning_holds lh
+      WHERE lh.series = q.series AND lh.asset = q.asset AND lh.state = 'held' -- Lightning payments in flight, likewise
     ) x
   ) held ON true
   ORDER BY q.ord`;

@@ -3,12 +3,13 @@ import pg from 'pg';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
-  PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
+  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
 import * as payments from './payments.ts';
+import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
 import { postgresMigrations } from './migrations/index.ts';
 import { isConnectionError, mapPgError } from './pg-errors.ts';
@@ -233,6 +234,15 @@ export class PostgresStore implements Store {
     return approvals.listApprovals(this.q, filter);
   }
 
+  getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined> {
+    return lightning.getLightningPayment(this.q, id);
+  }
+  listLightningPayments(filter: LightningPaymentFilter): Promise<LightningPaymentRecord[]> {
+    return lightning.listLightningPayments(this.q, filter);
+  }
+  findL402Token(agentId: string, origin: string, nowSeconds: number): Promise<LightningPaymentRecord | undefined> {
+    return lightning.findL402Token(this.q, agentId, origin, nowSeconds);
+  }
   getPayment(id: string): Promise<PaymentRecord | undefined> {
     return payments.getPayment(this.q, id);
   }

@@ -1,10 +1,11 @@
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
+  Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
   SettledTransfer, WindowQuery, WindowTotal,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as payments from './payments.ts';
+import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
 import * as ledger from './ledger.ts';
 import * as nonces from './nonces.ts';
@@ -133,6 +134,21 @@ export class PostgresStoreTx implements StoreTx {
   }
   async reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord> {
     return payments.reportPaymentSettlement(this.live(), id, txHash, now);
+  }
+  async holdLightningPayment(payment: LightningPaymentRecord, writes: LedgerWrite[]): Promise<void> {
+    return lightning.holdLightningPayment(this.live(), this.locks, payment, writes);
+  }
+  async getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined> {
+    return lightning.getLightningPayment(this.live(), id);
+  }
+  async activeLightningPayment(paymentHash: string): Promise<LightningPaymentRecord | undefined> {
+    return lightning.activeLightningPayment(this.live(), paymentHash);
+  }
+  async finishLightningPayment(id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
+    return lightning.finishLightningPayment(this.live(), this.locks, id, finish, charges, now, auditSeq);
+  }
+  async inFlightLightningPayments(limit: number): Promise<LightningPaymentRecord[]> {
+    return lightning.inFlightLightningPayments(this.live(), limit);
   }
   async reservedPayments(limit: number): Promise<PaymentRecord[]> {
     return payments.reservedPayments(this.live(), limit);

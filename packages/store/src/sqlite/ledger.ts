@@ -10,7 +10,8 @@ import type { SqliteDb } from './sqlite-db.ts';
 const HEAD = 'SELECT at, seq, totals FROM ledger WHERE series = ? ORDER BY at DESC, seq DESC LIMIT 1';
 // A pending approval's hold counts in every window while it is held, whatever its age: it can still become
 // spend (converted at approval time), so letting it age out of a window would let that window overfill.
-// Reserved x402 payments hold the same way until they settle (converted) or expire unused (released).
+// Reserved x402 payments hold the same way until they settle (converted) or expire unused (released), and
+// Lightning payments in flight until the backend gives a definite answer.
 // One statement per query: the asset's running total in the head (kind 'head') and in the last entry before
 // the window ('before'), picked out by SQLite's json_each (an exact key match: no JSON path to quote), and
 // the holds. An entry without the asset gives no row (zero).
@@ -20,7 +21,8 @@ const WINDOW = `
   UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1 FROM
     (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'held', amount, count FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
-  UNION ALL SELECT 'held', amount, count FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
+  UNION ALL SELECT 'held', amount, count FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
+  UNION ALL SELECT 'held', amount, count FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
 
 /** Window total = the asset's total at the head - its total at the last entry before the window + pending holds. */
 export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[] {

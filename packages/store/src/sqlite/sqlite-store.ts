@@ -2,13 +2,14 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
-  PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
+  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
 import * as payments from './payments.ts';
+import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
 import { sqliteMigrations } from './migrations/index.ts';
 import * as records from './records.ts';
@@ -155,6 +156,15 @@ export class SqliteStore implements Store {
     return this.read(() => approvals.listApprovals(this.db, filter));
   }
 
+  getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined> {
+    return this.read(() => lightning.getLightningPayment(this.db, id));
+  }
+  listLightningPayments(filter: LightningPaymentFilter): Promise<LightningPaymentRecord[]> {
+    return this.read(() => lightning.listLightningPayments(this.db, filter));
+  }
+  findL402Token(agentId: string, origin: string, nowSeconds: number): Promise<LightningPaymentRecord | undefined> {
+    return this.read(() => lightning.findL402Token(this.db, agentId, origin, nowSeconds));
+  }
   getPayment(id: string): Promise<PaymentRecord | undefined> {
     return this.read(() => payments.getPayment(this.db, id));
   }

@@ -42,6 +42,8 @@ export const allowRule = defineRule({
         case 'nostr.nip44':
         case 'nostr.nip04':
           return match.namesNostr;
+        case 'lightning.amountless_payment':
+          return match.namesAmountless;
         default:
           return true;
       }

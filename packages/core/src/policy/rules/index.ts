@@ -11,6 +11,7 @@ import { chainsRule } from './chains.ts';
 import { denyRule } from './deny.ts';
 import { destinationsRule } from './destinations.ts';
 import { feeCapRule } from './fee-cap.ts';
+import { lightningRule } from './lightning.ts';
 import { loopGuardRule } from './loop-guard.ts';
 import { maxAmountRule } from './max-amount.ts';
 import { nostrEventRule } from './nostr-event.ts';
@@ -36,6 +37,7 @@ export const RULES = {
   nostr_event: nostrEventRule,
   nostr_http_auth: nostrHttpAuthRule,
   nostr_peers: nostrPeersRule,
+  lightning: lightningRule,
 } as const;
 
 export type RuleType = keyof typeof RULES;

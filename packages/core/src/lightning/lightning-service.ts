@@ -1,0 +1,536 @@
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
+import { canonicalJson } from '../canonical-json.ts';
+import { AirlockError, isAirlockError } from '../errors.ts';
+import { intentToJson, type Intent } from '../intent.ts';
+import { countWritesFor, ledgerWritesFor, type EvaluationInput } from '../policy/index.ts';
+import type { Decision } from '../policy/decision.ts';
+import { normaliseResource } from '../policy/resource-pattern.ts';
+import type { DecodedRequest } from '../ports/chain-adapter.ts';
+import type { LightningBackend, LightningPaymentStatus } from '../ports/lightning-backend.ts';
+import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
+import type { ApprovalRecord, Session, StoreTx } from '../ports/store.ts';
+import { receiptForSeq } from '../audit/stored-tree.ts';
+import { assertAuditIntact } from '../service/audit-integrity.ts';
+import type { ServiceDeps } from '../service/deps.ts';
+import { denialBody, type AgentAuth, type SignOutcome, type SigningService } from '../service/signing-service.ts';
+import { requestHash } from '../service/tokens.ts';
+
+export const LIGHTNING_ACTION = 'lightning.pay';
+
+/** What an agent asks for. Amounts are decimal strings of millisatoshis (or bigint from in-process callers). */
+export interface LightningPayInput {
+  invoice: string;
+  /** Only for an amountless invoice. */
+  amountMsat?: string | bigint;
+  /** The routing fee limit; default: `defaultFeePercent` of the amount, at least `minDefaultFeeMsat`. */
+  maxFeeMsat?: string | bigint;
+  /** L402: the resource paid for and the challenge's macaroon (its payment hash must be the invoice's). */
+  l402?: L402Context;
+}
+
+export interface L402Context {
+  resource: string;
+  scheme: 'L402' | 'LSAT';
+  macaroon: string;
+  /** The payment hash the macaroon's identifier names (lowercase hex). */
+  macaroonPaymentHash: string;
+  /** The earliest expiry its caveats name (unix seconds), when any. */
+  expiresAt?: number;
+}
+
+export interface LightningOptions {
+  /** Undefined: Lightning is not configured and every payment is refused with `lightning_not_configured`. */
+  backend?: LightningBackend;
+  /** How long a pay call may take before the agent is answered `in_flight` (the hold stays). Default 60. */
+  payTimeoutSeconds?: number;
+  /**
+   * A backend with no record of a payment is believed only once this long has passed after the pay call's
+   * timeout (a request still travelling, a backend restarting). Default 300.
+   */
+  notFoundGraceSeconds?: number;
+  /** Default routing fee limit as a percentage of the amount (default 1), and its floor (default 1000 msat). */
+  defaultFeePercent?: number;
+  minDefaultFeeMsat?: bigint;
+}
+
+/** Turns the internal payload the lightning adapter decodes (the service supplies network and time). */
+interface AdapterPayload {
+  invoice: string;
+  amountMsat?: bigint;
+  maxFeeMsat: bigint;
+  network: LightningBackend['network'];
+  now: number;
+}
+
+export interface ReconcileLightningResult {
+  checked: number;
+  succeeded: number;
+  failed: number;
+  /** Lookups that failed (the holds stay). */
+  errors: number;
+}
+
+const MSAT_PATTERN = /^(0|[1-9][0-9]{0,20})$/;
+const HEX32 = /^[0-9a-f]{64}$/;
+
+/**
+ * Lightning payments for agents (`airlock.lightning`): decode the invoice -> (transaction: re-check the
+ * credential, evaluate policy against fresh totals, append the audit entry, HOLD amount + fee limit) -> commit
+ * -> pay through the backend -> (transaction: convert to amount + actual fee, or release on a definite
+ * failure, with its audit entry). An unknown outcome leaves the hold in place; `reconcile` asks the backend
+ * again later. Nothing is paid unless its hold and audit entry are durable.
+ */
+export class LightningService {
+  private readonly deps: ServiceDeps;
+  private readonly signing: SigningService;
+  private readonly options: Required<Omit<LightningOptions, 'backend'>> & { backend?: LightningBackend };
+  /** Payments whose pay call is running in this process (the reconciler leaves them to it). */
+  private readonly executing = new Map<string, Promise<LightningPaymentRecord>>();
+
+  constructor(deps: ServiceDeps, signing: SigningService, options: LightningOptions = {}) {
+    this.deps = deps;
+    this.signing = signing;
+    this.options = {
+      payTimeoutSeconds: options.payTimeoutSeconds ?? 60,
+      notFoundGraceSeconds: options.notFoundGraceSeconds ?? 300,
+      defaultFeePercent: options.defaultFeePercent ?? 1,
+      minDefaultFeeMsat: options.minDefaultFeeMsat ?? 1000n,
+      ...(options.backend ? { backend: options.backend } : {}),
+    };
+  }
+
+  get backend(): LightningBackend | undefined {
+    return this.options.backend;
+  }
+
+  /** Pays an invoice for an agent, under its policy. 200 paid, 202 in flight or waiting for approval, 403 denied. */
+  async pay(auth: AgentAuth, input: LightningPayInput, idempotencyKey?: string): Promise<SignOutcome> {
+    assertAuditIntact(this.deps.auditIntegrity);
+    const backend = this.requireBackend();
+    const now = this.deps.clock.now();
+    const reqHash = requestHash(LIGHTNING_ACTION, jsonInput(input), canonicalJson);
+    let decoded: DecodedRequest;
+    let payload: AdapterPayload;
+    try {
+      payload = this.adapterPayload(input, backend, now);
+      decoded = this.decode(payload, auth, input.l402);
+    } catch (e) {
+      await this.signing.auditRefusal(auth, LIGHTNING_ACTION, reqHash, e, now);
+      throw e;
+    }
+    const input0: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
+
+    type Outcome = { refused: AirlockError } | { execute: LightningPaymentRecord; auditSeq: number; allowedBy: string[]; policyVersion: string } | { answer: LightningPaymentRecord; auditSeq: number } | SignOutcome;
+    const outcome = await this.deps.store.transaction(async (tx): Promise<Outcome> => {
+      const fresh = await this.signing.recheck(tx, auth, now);
+      if (fresh.error) {
+        this.signing.credentials.forgetSession(auth.session.id);
+        await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, fresh.error, now);
+        return { refused: fresh.error };
+      }
+      if (idempotencyKey !== undefined) {
+        const prior = await tx.getIdempotency(`agent:${auth.agent.id}`, idempotencyKey);
+        if (prior) {
+          if (prior.requestHash !== reqHash) {
+            const error = new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
+            await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, error, now, { idempotencyKey, originalSeq: prior.auditSeq });
+            return { refused: error };
+          }
+          const body = prior.response.body as Record<string, unknown>;
+          const paymentId = typeof body.paymentId === 'string' ? body.paymentId : undefined;
+          const payment = paymentId ? await tx.getLightningPayment(paymentId) : undefined;
+          const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: { originalSeq: prior.auditSeq, requestHash: reqHash, idempotencyKey, ...(paymentId ? { paymentId } : {}) } });
+          if (payment) return { answer: payment, auditSeq: entry.seq };
+          return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
+        }
+      }
+      // One payment per invoice: the same agent asking again gets that payment (never a second one); another agent is refused.
+      const active = await tx.activeLightningPayment(decoded.intent.lightning!.paymentHash);
+      if (active) {
+        if (active.agentId !== auth.agent.id) {
+          const error = new AirlockError('lightning_payment_in_flight', 'This invoice is already being paid or was paid by another agent.');
+          await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, error, now, { paymentHash: active.paymentHash });
+          return { refused: error };
+        }
+        const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: { originalSeq: active.auditSeq, requestHash: reqHash, paymentId: active.id } });
+        return { answer: active, auditSeq: entry.seq };
+      }
+      return this.decide(tx, auth, fresh.session!, input0, decoded, reqHash, idempotencyKey, backend, input, now);
+    }, { affinity: auth.agent.id });
+
+    if ('refused' in outcome) throw outcome.refused;
+    if ('answer' in outcome) return this.describe(await this.settleIfRunning(outcome.answer), { replayed: true, replayAuditSeq: outcome.auditSeq });
+    if ('execute' in outcome) {
+      const finished = await this.execute(outcome.execute);
+      return this.describe(finished, { policyVersion: outcome.policyVersion, allowedBy: outcome.allowedBy, intent: intentToJson(decoded.intent) });
+    }
+    return outcome;
+  }
+
+  /** What policy would decide for this payment now, without holding or paying anything. */
+  async dryRun(auth: AgentAuth, input: LightningPayInput): Promise<{ decision: Decision; intent: unknown; digest: string }> {
+    assertAuditIntact(this.deps.auditIntegrity);
+    const backend = this.requireBackend();
+    const now = this.deps.clock.now();
+    const decoded = this.decode(this.adapterPayload(input, backend, now), auth, input.l402);
+    const evaluation: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
+    const decision = await this.deps.store.transaction((tx) => this.signing.evaluateIn(tx, auth.session, evaluation));
+    return { decision, intent: intentToJson(decoded.intent), digest: bytesToHex(decoded.digest) };
+  }
+
+  /** A payment by id, for the agent that made it (or an operator: pass no agent). */
+  async getPayment(id: string, agentId?: string): Promise<SignOutcome> {
+    const payment = await this.deps.store.getLightningPayment(id);
+    if (!payment || (agentId !== undefined && payment.agentId !== agentId)) throw new AirlockError('not_found', 'No such Lightning payment.');
+    return this.describe(payment, {}, { forAgent: agentId !== undefined, failureAsError: false });
+  }
+
+  /**
+   * Asks the backend about every payment still in flight and finishes those it has a definite answer for.
+   * Payments whose pay call is still running in this process are left to it.
+   */
+  async reconcile(limit = 200): Promise<ReconcileLightningResult> {
+    const backend = this.options.backend;
+    const result: ReconcileLightningResult = { checked: 0, succeeded: 0, failed: 0, errors: 0 };
+    if (!backend) return result;
+    const inFlight = await this.deps.store.transaction((tx) => tx.inFlightLightningPayments(limit));
+    let dueErrors = 0;
+    for (const p of inFlight) {
+      if (this.executing.has(p.id)) continue;
+      result.checked += 1;
+      let status: LightningPaymentStatus;
+      try {
+        status = await backend.lookup(p.paymentHash);
+      } catch {
+        result.errors += 1;
+        if (this.deps.clock.now() >= p.createdAt + p.timeoutSeconds * 1000) dueErrors += 1;
+        continue;
+      }
+      const finished = await this.conclude(p, status, 'lookup');
+      if (finished.state === 'succeeded') result.succeeded += 1;
+      if (finished.state === 'failed') result.failed += 1;
+    }
+    // One alert per round, and only when the backend keeps a payment past its timeout unanswered.
+    if (dueErrors > 0) {
+      await this.deps.store.transaction((tx) => tx.appendAudit({ at: this.deps.clock.now(), type: 'alert.lightning', actor: 'system', data: { reason: 'backend_unavailable', backend: backend.kind, payments: dueErrors } }));
+    }
+    return result;
+  }
+
+  /**
+   * Inside an approval's transaction: the approval's holds were released (`convertHolds: false`) and the
+   * payment is held here instead, in flight from now. `afterApproval` then pays it.
+   */
+  async holdApproved(tx: StoreTx, approval: ApprovalRecord, auditSeq: number): Promise<LightningPaymentRecord> {
+    const backend = this.requireBackend();
+    const request = approval.request as { payload: AdapterPayload & { amountMsat?: string; maxFeeMsat: string }; l402?: L402Context };
+    const payload: AdapterPayload = { ...request.payload, maxFeeMsat: BigInt(request.payload.maxFeeMsat), ...(request.payload.amountMsat !== undefined ? { amountMsat: BigInt(request.payload.amountMsat) } : {}) };
+    const agent = await tx.getAgent(approval.agentId);
+    if (!agent) throw new AirlockError('not_found', 'No such agent.');
+    // Decoded as it was when asked (the invoice may have aged since: its expiry is the backend's to judge now).
+    const decoded = this.decode(payload, { agent, session: { id: approval.sessionId } as Session }, request.l402);
+    if (bytesToHex(decoded.digest) !== approval.digest) throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved payment hash.');
+    if (await tx.activeLightningPayment(decoded.intent.lightning!.paymentHash)) throw new AirlockError('lightning_payment_in_flight', 'This invoice is already being paid or was paid.');
+    const input: EvaluationInput = { intent: decoded.intent, agentId: approval.agentId, sessionId: approval.sessionId, nowMs: this.deps.clock.now() };
+    const record = this.newRecord(input, payload.invoice, backend, auditSeq, request.l402);
+    await tx.holdLightningPayment(record, ledgerWritesFor(input));
+    return record;
+  }
+
+  /** After an approval committed: pays, and answers what an approval's result records. */
+  async afterApproval(record: LightningPaymentRecord): Promise<Record<string, unknown>> {
+    const finished = await this.execute(record);
+    return (await this.describe(finished, {}, { forAgent: true, failureAsError: false })).body;
+  }
+
+  /** Runs the pay call for a committed in-flight payment and finishes it on a definite answer. */
+  private execute(record: LightningPaymentRecord): Promise<LightningPaymentRecord> {
+    const backend = this.requireBackend();
+    const running = (async () => {
+      let status: LightningPaymentStatus;
+      try {
+        status = await backend.pay({
+          invoice: record.invoice,
+          paymentHash: record.paymentHash,
+          ...(record.amountMsat !== undefined && this.amountless(record) ? { amountMsat: record.amountMsat } : {}),
+          maxFeeMsat: record.maxFeeMsat,
+          timeoutSeconds: record.timeoutSeconds,
+        });
+      } catch (e) {
+        // The outcome is unknown: the hold stays; the reconciler asks the backend later.
+        await this.alert(record, { reason: 'pay_call_failed', errorCode: isAirlockError(e) ? e.code : 'transport' });
+        return record;
+      }
+      return this.conclude(record, status, 'pay');
+    })().finally(() => this.executing.delete(record.id));
+    this.executing.set(record.id, running);
+    // The agent waits at most the pay timeout (plus a margin); the call itself runs on and finishes the payment.
+    return withTimeout(running, (record.timeoutSeconds + 5) * 1000, record);
+  }
+
+  private async settleIfRunning(record: LightningPaymentRecord): Promise<LightningPaymentRecord> {
+    const running = this.executing.get(record.id);
+    return running ? withTimeout(running, (record.timeoutSeconds + 5) * 1000, record) : record;
+  }
+
+  /** Applies a backend answer: definite ones finish the payment (one transaction, with its audit entry). */
+  private async conclude(record: LightningPaymentRecord, status: LightningPaymentStatus, source: 'pay' | 'lookup'): Promise<LightningPaymentRecord> {
+    const now = this.deps.clock.now();
+    switch (status.status) {
+      case 'in_flight':
+        return record;
+      case 'not_found': {
+        // Believed only once the pay call cannot still be on its way to the backend.
+        const graceOver = now >= record.createdAt + (record.timeoutSeconds + this.options.notFoundGraceSeconds) * 1000;
+        if (source !== 'lookup' || !graceOver) return record;
+        return this.finish(record, { state: 'failed', failureReason: 'not_found_after_grace' }, source);
+      }
+      case 'failed':
+        return this.finish(record, { state: 'failed', failureReason: sanitiseReason(status.reason) }, source);
+      case 'succeeded': {
+        const preimage = status.preimage.toLowerCase();
+        if (!HEX32.test(preimage) || bytesToHex(sha256(hexToBytes(preimage))) !== record.paymentHash) {
+          // A success Airlock cannot verify is no definite answer: the hold stays, an operator is told.
+          await this.alert(record, { reason: 'preimage_mismatch', source });
+          return record;
+        }
+        return this.finish(record, { state: 'succeeded', preimage, feeMsat: status.feeMsat }, source);
+      }
+    }
+  }
+
+  private async finish(record: LightningPaymentRecord, finish: { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string }, source: 'pay' | 'lookup'): Promise<LightningPaymentRecord> {
+    const now = this.deps.clock.now();
+    const input = this.inputOf(record);
+    const charges = finish.state === 'succeeded' ? ledgerWritesFor(withFee(input, finish.feeMsat!)) : countWritesFor(input);
+    return this.deps.store.transaction(async (tx) => {
+      const fresh = await tx.getLightningPayment(record.id);
+      if (!fresh || fresh.state !== 'in_flight') return fresh ?? record;
+      const entry = await tx.appendAudit({
+        at: now,
+        type: finish.state === 'succeeded' ? 'lightning.succeeded' : 'lightning.failed',
+        actor: 'system',
+        agentId: record.agentId,
+        sessionId: record.sessionId,
+        action: LIGHTNING_ACTION,
+        data: {
+          paymentId: record.id,
+          paymentHash: record.paymentHash,
+          requestSeq: record.auditSeq,
+          amountMsat: record.amountMsat.toString(),
+          maxFeeMsat: record.maxFeeMsat.toString(),
+          evidence: source,
+          backend: record.backend,
+          // The preimage is half of an L402 credential: the log records only that it matched the hash.
+          ...(finish.state === 'succeeded' ? { feeMsat: finish.feeMsat!.toString(), preimageVerified: true } : { reason: finish.failureReason }),
+        },
+      });
+      const done = await tx.finishLightningPayment(record.id, finish, charges, now, entry.seq);
+      if (finish.state === 'succeeded' && finish.feeMsat! > record.maxFeeMsat) {
+        // Charged what it cost, which is more than policy allowed: the backend did not hold the fee limit.
+        await tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: record.agentId, sessionId: record.sessionId, data: { reason: 'fee_above_limit', paymentId: record.id, feeMsat: finish.feeMsat!.toString(), maxFeeMsat: record.maxFeeMsat.toString(), backend: record.backend } });
+      }
+      return done;
+    });
+  }
+
+  /** A new request: evaluate, append the decision, then hold (allow) or hold for a human (approval). */
+  private async decide(tx: StoreTx, auth: AgentAuth, session: Session, input: EvaluationInput, decoded: DecodedRequest, reqHash: string, idempotencyKey: string | undefined, backend: LightningBackend, request: LightningPayInput, now: number) {
+    const { intent } = input;
+    const decision = await this.signing.evaluateIn(tx, session, input, ledgerWritesFor(input).map((w) => w.series));
+    const digest = bytesToHex(decoded.digest);
+    const entry = await tx.appendAudit({
+      at: now, type: 'sign.request', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: decision.decision,
+      data: { intent: intentToJson(intent), violations: decision.violations, allowedBy: decision.allowedBy, policyVersion: decision.policyVersion, digest, requestHash: reqHash, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) },
+    });
+    let stored: { status: SignOutcome['status']; body: Record<string, unknown> };
+    let result: { execute: LightningPaymentRecord; auditSeq: number; allowedBy: string[]; policyVersion: string } | SignOutcome;
+    if (decision.decision === 'allow') {
+      const record = this.newRecord(input, request.invoice.trim(), backend, entry.seq, request.l402);
+      await tx.holdLightningPayment(record, ledgerWritesFor(input));
+      stored = { status: 200, body: { decision: 'allow', paymentId: record.id, auditSeq: entry.seq } };
+      result = { execute: record, auditSeq: entry.seq, allowedBy: decision.allowedBy, policyVersion: decision.policyVersion };
+    } else if (decision.decision === 'require_approval') {
+      const lightning = intent.lightning!;
+      const approval: ApprovalRecord = {
+        id: this.deps.randomId('apr'),
+        agentId: auth.agent.id,
+        sessionId: auth.session.id,
+        auditSeq: entry.seq,
+        action: LIGHTNING_ACTION,
+        // What paying later needs: the invoice and the figures it was judged with (no secret: an invoice is public).
+        request: { payload: { invoice: request.invoice, maxFeeMsat: lightning.maxFeeMsat.toString(), network: lightning.network, now, ...(lightning.amountless ? { amountMsat: lightning.amountMsat.toString() } : {}) }, ...(request.l402 ? { l402: request.l402 } : {}) },
+        digest,
+        summary: { intent: intentToJson(intent), violations: decision.violations, policyVersion: decision.policyVersion },
+        state: 'pending',
+        createdAt: now,
+        expiresAt: now + this.deps.approvalTtlMs,
+      };
+      await tx.holdForApproval(approval, ledgerWritesFor(input));
+      stored = {
+        status: 202,
+        body: { decision: 'require_approval', approvalId: approval.id, expiresAt: new Date(approval.expiresAt).toISOString(), violations: decision.violations, policyVersion: decision.policyVersion, auditSeq: entry.seq, intent: intentToJson(intent) },
+      };
+      result = stored;
+    } else {
+      stored = { status: 403, body: denialBody(decision, entry.seq) };
+      result = stored;
+    }
+    if (idempotencyKey !== undefined) {
+      await tx.putIdempotency({ scope: `agent:${auth.agent.id}`, key: idempotencyKey, requestHash: reqHash, digest, auditSeq: entry.seq, response: stored, createdAt: now });
+    }
+    return result;
+  }
+
+  /** The answer about a payment, as the agent (or an operator) sees it. */
+  private async describe(p: LightningPaymentRecord, extra: Record<string, unknown>, view: { forAgent: boolean; failureAsError: boolean } = { forAgent: true, failureAsError: true }): Promise<SignOutcome> {
+    const { forAgent } = view;
+    const base: Record<string, unknown> = {
+      decision: 'allow',
+      paymentId: p.id,
+      status: p.state,
+      paymentHash: p.paymentHash,
+      amountMsat: p.amountMsat.toString(),
+      maxFeeMsat: p.maxFeeMsat.toString(),
+      auditSeq: p.auditSeq,
+      ...(p.finishedSeq !== undefined ? { finishedSeq: p.finishedSeq } : {}),
+      ...extra,
+    };
+    if (p.state === 'succeeded') {
+      const receipt = await receiptForSeq(this.deps.store, p.auditSeq);
+      Object.assign(base, { feeMsat: p.feeMsat!.toString(), ...(forAgent ? { preimage: p.preimage } : {}), receipt });
+      if (p.l402 && forAgent) base.l402 = { authorization: `${p.l402.scheme} ${p.l402.macaroon}:${p.preimage}`, ...(p.l402.expiresAt !== undefined ? { expiresAt: p.l402.expiresAt } : {}) };
+      return { status: 200, body: base };
+    }
+    if (p.state === 'failed') {
+      if (!view.failureAsError) return { status: 200, body: { ...base, reason: p.failureReason ?? 'unknown' } };
+      throw new AirlockError('lightning_payment_failed', `The payment failed (${p.failureReason ?? 'unknown'}); its hold was released and nothing was paid.`, { details: { paymentId: p.id, reason: p.failureReason ?? 'unknown', auditSeq: p.auditSeq, ...(p.finishedSeq !== undefined ? { finishedSeq: p.finishedSeq } : {}) } });
+    }
+    return { status: 202, body: base };
+  }
+
+  private newRecord(input: EvaluationInput, invoice: string, backend: LightningBackend, auditSeq: number, l402: L402Context | undefined): LightningPaymentRecord {
+    const ln = input.intent.lightning!;
+    const now = this.deps.clock.now();
+    return {
+      id: this.deps.randomId('lnp'),
+      agentId: input.agentId,
+      sessionId: input.sessionId,
+      auditSeq,
+      backend: backend.kind,
+      network: input.intent.chain,
+      paymentHash: ln.paymentHash,
+      payee: ln.payee,
+      invoice,
+      amountMsat: ln.amountMsat,
+      maxFeeMsat: ln.maxFeeMsat,
+      state: 'in_flight',
+      expiresAt: ln.expiresAt,
+      timeoutSeconds: this.options.payTimeoutSeconds,
+      ...(input.intent.payment?.resource !== undefined ? { resource: input.intent.payment.resource, origin: input.intent.payment.origin! } : {}),
+      ...(l402 ? { l402: { scheme: l402.scheme, macaroon: l402.macaroon, ...(l402.expiresAt !== undefined ? { expiresAt: l402.expiresAt } : {}) } } : {}),
+      createdAt: now,
+      updatedAt: now,
+    };
+  }
+
+  /** The evaluation input a stored payment was charged with (decoded again from its invoice, as of its creation). */
+  private inputOf(p: LightningPaymentRecord): EvaluationInput {
+    const network = this.requireBackend().network;
+    const payload: AdapterPayload = { invoice: p.invoice, maxFeeMsat: p.maxFeeMsat, network, now: p.createdAt, ...(this.amountless(p) ? { amountMsat: p.amountMsat } : {}) };
+    const decoded = this.adapter().decode(LIGHTNING_ACTION, payload, { address: '' });
+    if (p.resource !== undefined) attachResource(decoded.intent, p.resource, p.l402 ? 'l402' : 'lightning');
+    return { intent: decoded.intent, agentId: p.agentId, sessionId: p.sessionId, nowMs: p.createdAt };
+  }
+
+  private amountless(p: LightningPaymentRecord): boolean {
+    // The human-readable part (before bech32's last `1`) carries the amount; without one it is only `ln` + currency.
+    const invoice = p.invoice.toLowerCase();
+    return /^ln(bc|tb|tbs|bcrt)$/.test(invoice.slice(0, invoice.lastIndexOf('1')));
+  }
+
+  private decode(payload: AdapterPayload, auth: Pick<AgentAuth, 'agent'> & { session: Pick<Session, 'id'> }, l402: L402Context | undefined): DecodedRequest {
+    const decoded = this.adapter().decode(LIGHTNING_ACTION, payload, { address: auth.agent.address });
+    if (l402) {
+      if (!HEX32.test(l402.macaroonPaymentHash) || l402.macaroonPaymentHash !== decoded.intent.lightning!.paymentHash) {
+        throw new AirlockError('l402_payment_hash_mismatch', "The challenge's macaroon names another payment hash than its invoice: paying it would not buy this credential.");
+      }
+      attachResource(decoded.intent, l402.resource, 'l402');
+    }
+    return decoded;
+  }
+
+  private adapterPayload(input: LightningPayInput, backend: LightningBackend, now: number): AdapterPayload {
+    if (typeof input.invoice !== 'string' || input.invoice.length === 0) throw new AirlockError('invalid_request', 'invoice must be a BOLT 11 invoice string.');
+    const amountMsat = input.amountMsat === undefined ? undefined : msat(input.amountMsat, 'amountMsat');
+    const explicitFee = input.maxFeeMsat === undefined ? undefined : msat(input.maxFeeMsat, 'maxFeeMsat');
+    const payload: AdapterPayload = { invoice: input.invoice.trim(), maxFeeMsat: explicitFee ?? 0n, network: backend.network, now, ...(amountMsat !== undefined ? { amountMsat } : {}) };
+    if (explicitFee === undefined) {
+      // The default limit is a share of the amount, which only decoding tells: decode once for it.
+      const amount = this.adapter().decode(LIGHTNING_ACTION, payload, { address: '' }).intent.lightning!.amountMsat;
+      const percentPpm = BigInt(Math.round(this.options.defaultFeePercent * 10_000));
+      const share = (amount * percentPpm + 999_999n) / 1_000_000n;
+      payload.maxFeeMsat = share > this.options.minDefaultFeeMsat ? share : this.options.minDefaultFeeMsat;
+    }
+    return payload;
+  }
+
+  private adapter() {
+    const adapter = this.deps.adapters.get('lightning');
+    if (!adapter) throw new AirlockError('lightning_not_configured', 'No lightning adapter is configured.');
+    return adapter;
+  }
+
+  private requireBackend(): LightningBackend {
+    if (!this.options.backend) throw new AirlockError('lightning_not_configured', 'No Lightning backend is configured (AIRLOCK_LIGHTNING_BACKEND); nothing was paid.');
+    return this.options.backend;
+  }
+
+  private async alert(p: LightningPaymentRecord, data: Record<string, unknown>): Promise<void> {
+    const now = this.deps.clock.now();
+    await this.deps.store.transaction((tx) => tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: p.agentId, sessionId: p.sessionId, data: { paymentId: p.id, paymentHash: p.paymentHash, backend: p.backend, ...data } }));
+  }
+}
+
+function msat(value: string | bigint, name: string): bigint {
+  if (typeof value === 'bigint') {
+    if (value < 0n) throw new AirlockError('invalid_amount', `${name} must not be negative.`);
+    return value;
+  }
+  if (typeof value !== 'string' || !MSAT_PATTERN.test(value)) throw new AirlockError('invalid_amount', `${name} must be a decimal string of millisatoshis.`);
+  return BigInt(value);
+}
+
+/** The L402 resource: the payment rules (resource patterns, per-origin budgets, the loop guard) read it. */
+function attachResource(intent: Intent, url: string, protocol: 'l402' | 'lightning'): void {
+  const normalised = normaliseResource(url);
+  if (!normalised) throw new AirlockError('invalid_request', 'The L402 resource must be an absolute http(s) URL without credentials.');
+  intent.payment = { ...intent.payment!, protocol, resource: normalised.resource, origin: normalised.origin };
+}
+
+/** The same intent with the routing fee it really cost (what the ledger is charged when it succeeds). */
+function withFee(input: EvaluationInput, feeMsat: bigint): EvaluationInput {
+  const spends = input.intent.spends.map((s) => (s.kind === 'fee' ? { ...s, amount: feeMsat } : s));
+  return { ...input, intent: { ...input.intent, spends } };
+}
+
+function jsonInput(input: LightningPayInput): unknown {
+  return {
+    invoice: input.invoice,
+    ...(input.amountMsat !== undefined ? { amountMsat: String(input.amountMsat) } : {}),
+    ...(input.maxFeeMsat !== undefined ? { maxFeeMsat: String(input.maxFeeMsat) } : {}),
+    ...(input.l402 ? { l402: { resource: input.l402.resource, scheme: input.l402.scheme, macaroon: input.l402.macaroon } } : {}),
+  };
+}
+
+/** A backend's failure word, kept short and plain (it lands in audit entries and answers). */
+function sanitiseReason(reason: string): string {
+  const clean = String(reason).toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 64);
+  return clean.length > 0 ? clean : 'unknown';
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([promise, new Promise<T>((resolve) => { timer = setTimeout(() => resolve(fallback), ms); timer.unref?.(); })]).finally(() => clearTimeout(timer));
+}

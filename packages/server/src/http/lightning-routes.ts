@@ -1,0 +1,61 @@
+// Lightning payments for agents, and their records for operators (docs/lightning.md).
+import type { z } from 'zod';
+import type { LightningPaymentRecord, LightningPaymentState } from '@airlock/core';
+import type { AirlockHolder } from './holder.ts';
+import type { RouteSpec } from './route-table.ts';
+import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-context.ts';
+import * as L from './lightning-schemas.ts';
+import * as S from './schemas.ts';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A payment as operators see it: no preimage and no macaroon (together they are an L402 credential). */
+export function lightningPaymentJson(p: LightningPaymentRecord): z.output<typeof L.LightningPaymentRecordSchema> {
+  return {
+    id: p.id, agentId: p.agentId, sessionId: p.sessionId, auditSeq: p.auditSeq, backend: p.backend, network: p.network, paymentHash: p.paymentHash, payee: p.payee,
+    amountMsat: p.amountMsat.toString(), maxFeeMsat: p.maxFeeMsat.toString(), state: p.state, expiresAt: iso(p.expiresAt * 1000), createdAt: iso(p.createdAt), updatedAt: iso(p.updatedAt),
+    ...(p.feeMsat !== undefined ? { feeMsat: p.feeMsat.toString() } : {}),
+    ...(p.failureReason !== undefined ? { failureReason: p.failureReason } : {}),
+    ...(p.resource !== undefined ? { resource: p.resource } : {}),
+    ...(p.origin !== undefined ? { origin: p.origin } : {}),
+    ...(p.l402 ? { l402: { scheme: p.l402.scheme, ...(p.l402.expiresAt !== undefined ? { expiresAt: p.l402.expiresAt } : {}) } } : {}),
+    ...(p.finishedSeq !== undefined ? { finishedSeq: p.finishedSeq } : {}),
+  };
+}
+
+export function buildLightningRoutes(holder: AirlockHolder): RouteSpec[] {
+  const A = () => holder.get();
+  return [
+    {
+      method: 'post', path: '/v1/lightning/pay', operationId: 'payLightningInvoice', summary: 'Pay a BOLT 11 invoice under policy: held, paid through the backend, charged what it cost', tag: 'lightning', auth: 'agent', rechecksCredentials: true,
+      body: L.LightningPayRequest, headers: [IDEMPOTENCY_KEY_HEADER], responses: { 200: L.LightningPaymentResponse, 202: L.LightningAcceptedResponse, 403: S.PolicyDeniedResponse }, errors: [409, 502],
+      handler: async (c, { body }) => {
+        const out = await A().lightning.pay(agentOf(c), body as z.output<typeof L.LightningPayRequest>, idempotencyKeyOf(c));
+        return c.json(out.body, out.status);
+      },
+    },
+    {
+      method: 'get', path: '/v1/lightning/payments/:id', operationId: 'getLightningPayment', summary: "One of the agent's Lightning payments (poll an in-flight one here)", tag: 'lightning', auth: 'agent',
+      responses: { 200: L.LightningPaymentResponse, 202: L.LightningPaymentResponse }, errors: [404],
+      handler: async (c) => {
+        const out = await A().lightning.getPayment(c.req.param('id')!, agentOf(c).agent.id);
+        return c.json(out.body, out.status);
+      },
+    },
+    {
+      method: 'get', path: '/v1/lightning/payments', operationId: 'listLightningPayments', summary: 'Lightning payments (newest first): in flight (held), succeeded, failed', tag: 'lightning', auth: 'admin', query: L.ListLightningPaymentsParams,
+      responses: { 200: L.LightningPaymentListResponse }, errors: [404],
+      handler: async (c, { query }) => {
+        const q = query as { agent?: string; state?: LightningPaymentState; limit?: number };
+        const agentId = q.agent ? (await A().operator.getAgent(q.agent)).id : undefined;
+        const payments = await A().store.listLightningPayments({ ...(agentId ? { agentId } : {}), ...(q.state ? { state: q.state } : {}), limit: q.limit ?? 100 });
+        return c.json({ payments: payments.map(lightningPaymentJson) });
+      },
+    },
+    {
+      method: 'post', path: '/v1/lightning/reconcile', operationId: 'reconcileLightningPayments', summary: 'Ask the backend about every payment in flight now; definite answers finish them', tag: 'lightning', auth: 'admin',
+      responses: { 200: L.LightningReconcileResponse },
+      handler: async (c) => c.json(await A().lightning.reconcile()),
+    },
+  ];
+}

@@ -1,0 +1,73 @@
+import { AirlockError, type LedgerWrite, type LightningFinish, type LightningPaymentFilter, type LightningPaymentRecord } from '@airlock/core';
+import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
+import { LIGHTNING_COLUMNS, lightningFromRow, lightningInsertValues } from '../shared/lightning-rows.ts';
+import { clampLimit } from '../shared/values.ts';
+import { appendLedger, lockForWrites } from './ledger.ts';
+import type { TxLocks } from './tx-locks.ts';
+import type { Q } from './pg-query.ts';
+
+// Amounts come back as text: `pg` would hand numeric over as strings anyway, and never as JS numbers.
+const COLUMNS = LIGHTNING_COLUMNS.map((c) => (c.endsWith('_msat') ? `${c}::text AS ${c}` : c)).join(', ');
+
+export async function getLightningPayment(q: Q, id: string, forUpdate = false): Promise<LightningPaymentRecord | undefined> {
+  const [row] = await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
+  return row && lightningFromRow(row);
+}
+
+export async function activeLightningPayment(q: Q, paymentHash: string): Promise<LightningPaymentRecord | undefined> {
+  const [row] = await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE payment_hash = $1 AND state IN ('in_flight', 'succeeded')`, [paymentHash.toLowerCase()]);
+  return row && lightningFromRow(row);
+}
+
+export async function listLightningPayments(q: Q, filter: LightningPaymentFilter): Promise<LightningPaymentRecord[]> {
+  const rows = await q(
+    `SELECT ${COLUMNS} FROM lightning_payments WHERE ($1::text IS NULL OR agent_id = $1) AND ($2::text IS NULL OR state = $2) AND ($4::text IS NULL OR payment_hash = $4)
+     ORDER BY created_at DESC, id LIMIT $3`,
+    [filter.agentId ?? null, filter.state ?? null, clampLimit(filter.limit), filter.paymentHash?.toLowerCase() ?? null],
+  );
+  return rows.map(lightningFromRow);
+}
+
+export async function findL402Token(q: Q, agentId: string, origin: string, nowSeconds: number): Promise<LightningPaymentRecord | undefined> {
+  const [row] = await q(
+    `SELECT ${COLUMNS} FROM lightning_payments WHERE agent_id = $1 AND origin = $2 AND state = 'succeeded' AND l402_macaroon IS NOT NULL
+       AND (l402_expires_at IS NULL OR l402_expires_at > $3) ORDER BY created_at DESC, id DESC LIMIT 1`,
+    [agentId, origin, nowSeconds],
+  );
+  return row && lightningFromRow(row);
+}
+
+export async function holdLightningPayment(q: Q, locks: TxLocks, p: LightningPaymentRecord, writes: LedgerWrite[]): Promise<void> {
+  if (p.state !== 'in_flight') throw new AirlockError('invalid_request', 'a new Lightning payment must be in flight');
+  const merged = mergeLedgerWrites(writes);
+  await lockForWrites(locks, merged);
+  // The partial UNIQUE index on payment_hash (in flight or succeeded) turns a second payment of one invoice into `conflict`.
+  const n = LIGHTNING_COLUMNS.length;
+  await q(
+    `WITH p AS (
+       INSERT INTO lightning_payments (${LIGHTNING_COLUMNS.join(', ')}) VALUES (${LIGHTNING_COLUMNS.map((_, i) => `$${i + 1}`).join(', ')}) RETURNING id, created_at
+     )
+     INSERT INTO lightning_holds (payment_id, series, asset, amount, count, at, state)
+     SELECT p.id, w.series, w.asset, w.amount, w.count, p.created_at, 'held'
+     FROM p, unnest($${n + 1}::text[], $${n + 2}::text[], $${n + 3}::numeric[], $${n + 4}::bigint[]) AS w(series, asset, amount, count)`,
+    [...lightningInsertValues(p), merged.map((w) => w.series), merged.map((w) => w.asset), merged.map((w) => w.amount.toString()), merged.map((w) => w.count)],
+  );
+}
+
+export async function finishLightningPayment(q: Q, locks: TxLocks, id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
+  const current = await getLightningPayment(q, id, true);
+  if (!current) throw new AirlockError('not_found', 'no such Lightning payment');
+  if (current.state !== 'in_flight') throw new AirlockError('conflict', `the Lightning payment is already ${current.state}`);
+  await q(`UPDATE lightning_holds SET state = $2 WHERE payment_id = $1 AND state = 'held'`, [id, finish.state === 'succeeded' ? 'converted' : 'released']);
+  await appendLedger(q, locks, mergeLedgerWrites(charges), now, auditSeq);
+  await q(
+    'UPDATE lightning_payments SET state = $2, fee_msat = $3, preimage = $4, failure_reason = $5, finished_seq = $6, updated_at = $7 WHERE id = $1',
+    [id, finish.state, finish.feeMsat?.toString() ?? null, finish.preimage ?? null, finish.failureReason ?? null, auditSeq, now],
+  );
+  return (await getLightningPayment(q, id))!;
+}
+
+export async function inFlightLightningPayments(q: Q, limit: number): Promise<LightningPaymentRecord[]> {
+  const rows = await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE state = 'in_flight' ORDER BY created_at, id LIMIT $1`, [clampLimit(limit)]);
+  return rows.map(lightningFromRow);
+}

@@ -1,0 +1,62 @@
+import { AirlockError, type LedgerWrite, type LightningFinish, type LightningPaymentFilter, type LightningPaymentRecord } from '@airlock/core';
+import type { SQLInputValue } from 'node:sqlite';
+import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
+import { LIGHTNING_COLUMNS, lightningFromRow, lightningInsertValues } from '../shared/lightning-rows.ts';
+import { clampLimit } from '../shared/values.ts';
+import { appendLedger } from './ledger.ts';
+import type { SqliteDb } from './sqlite-db.ts';
+
+export function getLightningPayment(db: SqliteDb, id: string): LightningPaymentRecord | undefined {
+  const row = db.get('SELECT * FROM lightning_payments WHERE id = ?', id);
+  return row && lightningFromRow(row);
+}
+
+export function activeLightningPayment(db: SqliteDb, paymentHash: string): LightningPaymentRecord | undefined {
+  const row = db.get("SELECT * FROM lightning_payments WHERE payment_hash = ? AND state IN ('in_flight', 'succeeded')", paymentHash.toLowerCase());
+  return row && lightningFromRow(row);
+}
+
+export function listLightningPayments(db: SqliteDb, filter: LightningPaymentFilter): LightningPaymentRecord[] {
+  const where: string[] = [];
+  const params: SQLInputValue[] = [];
+  if (filter.agentId !== undefined) (where.push('agent_id = ?'), params.push(filter.agentId));
+  if (filter.state !== undefined) (where.push('state = ?'), params.push(filter.state));
+  if (filter.paymentHash !== undefined) (where.push('payment_hash = ?'), params.push(filter.paymentHash.toLowerCase()));
+  params.push(clampLimit(filter.limit));
+  return db.all(`SELECT * FROM lightning_payments ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`, ...params).map(lightningFromRow);
+}
+
+export function findL402Token(db: SqliteDb, agentId: string, origin: string, nowSeconds: number): LightningPaymentRecord | undefined {
+  const row = db.get(
+    `SELECT * FROM lightning_payments WHERE agent_id = ? AND origin = ? AND state = 'succeeded' AND l402_macaroon IS NOT NULL
+       AND (l402_expires_at IS NULL OR l402_expires_at > ?) ORDER BY created_at DESC, id DESC LIMIT 1`,
+    agentId, origin, nowSeconds,
+  );
+  return row && lightningFromRow(row);
+}
+
+export function holdLightningPayment(db: SqliteDb, p: LightningPaymentRecord, writes: LedgerWrite[]): void {
+  if (p.state !== 'in_flight') throw new AirlockError('invalid_request', 'a new Lightning payment must be in flight');
+  if (activeLightningPayment(db, p.paymentHash)) throw new AirlockError('conflict', 'a payment of this invoice is already in flight or succeeded');
+  db.run(`INSERT INTO lightning_payments (${LIGHTNING_COLUMNS.join(', ')}) VALUES (${LIGHTNING_COLUMNS.map(() => '?').join(', ')})`, ...lightningInsertValues(p));
+  for (const w of mergeLedgerWrites(writes)) {
+    db.run(`INSERT INTO lightning_holds (payment_id, series, asset, amount, count, at, state) VALUES (?, ?, ?, ?, ?, ?, 'held')`, p.id, w.series, w.asset, w.amount.toString(), w.count, p.createdAt);
+  }
+}
+
+export function finishLightningPayment(db: SqliteDb, id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): LightningPaymentRecord {
+  const current = getLightningPayment(db, id);
+  if (!current) throw new AirlockError('not_found', 'no such Lightning payment');
+  if (current.state !== 'in_flight') throw new AirlockError('conflict', `the Lightning payment is already ${current.state}`);
+  db.run("UPDATE lightning_holds SET state = ? WHERE payment_id = ? AND state = 'held'", finish.state === 'succeeded' ? 'converted' : 'released', id);
+  appendLedger(db, mergeLedgerWrites(charges), now, auditSeq);
+  db.run(
+    'UPDATE lightning_payments SET state = ?, fee_msat = ?, preimage = ?, failure_reason = ?, finished_seq = ?, updated_at = ? WHERE id = ?',
+    finish.state, finish.feeMsat?.toString() ?? null, finish.preimage ?? null, finish.failureReason ?? null, auditSeq, now, id,
+  );
+  return getLightningPayment(db, id)!;
+}
+
+export function inFlightLightningPayments(db: SqliteDb, limit: number): LightningPaymentRecord[] {
+  return db.all("SELECT * FROM lightning_payments WHERE state = 'in_flight' ORDER BY created_at, id LIMIT ?", clampLimit(limit)).map(lightningFromRow);
+}
