@@ -56,6 +56,9 @@ export const ERROR_CODES = {
   invoice_bad_signature: { status: 400, summary: 'The Lightning invoice signature does not verify (or does not match its payee node id).' },
   invoice_wrong_network: { status: 400, summary: 'The Lightning invoice is for another network than the one expected.' },
   invoice_expired: { status: 400, summary: 'The Lightning invoice has expired.' },
+  // L402 (formerly LSAT) paid APIs
+  l402_challenge_malformed: { status: 400, summary: 'The WWW-Authenticate value holds no usable L402/LSAT challenge (syntax, a missing or repeated parameter, an unknown version, or several different offers).' },
+  l402_macaroon_malformed: { status: 400, summary: 'The L402 macaroon is not a well-formed V2 binary macaroon with a version 0 L402 identifier (encoding, layout, size or a third-party caveat).' },
   // signing
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
   internal: { status: 500, summary: 'Internal error.' },
