@@ -63,6 +63,9 @@ export const ERROR_CODES = {
   lightning_payment_in_flight: { status: 409, summary: 'A payment of this invoice is already in flight or paid (by this agent: see its payment; by another agent: refused).' },
   l402_payment_hash_mismatch: { status: 400, summary: "The L402 challenge's macaroon names another payment hash than its invoice; nothing was paid." },
   lightning_backend_unavailable: { status: 503, summary: 'The Lightning backend could not be reached or gave no usable answer; a hold stays until it answers.' },
+  // L402 (formerly LSAT) paid APIs
+  l402_challenge_malformed: { status: 400, summary: 'The WWW-Authenticate value holds no usable L402/LSAT challenge (syntax, a missing or repeated parameter, an unknown version, or several different offers).' },
+  l402_macaroon_malformed: { status: 400, summary: 'The L402 macaroon is not a well-formed V2 binary macaroon with a version 0 L402 identifier (encoding, layout, size or a third-party caveat).' },
   // signing
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
   internal: { status: 500, summary: 'Internal error.' },
