@@ -49,7 +49,7 @@ export interface LightningConfig {
   /** AIRLOCK_LIGHTNING_NETWORK: bitcoin (default), testnet, signet or regtest. */
   network: 'bitcoin' | 'testnet' | 'signet' | 'regtest';
   /** AIRLOCK_LND_URL (https://host:8080), AIRLOCK_LND_MACAROON (path of a pay-only macaroon), AIRLOCK_LND_TLS_CERT (path of tls.cert). */
-  lnd?: { url: string; macaroonPath: string; tlsCertPath?: string };
+  lnd?: { url: string; macaroonPath: string; tlsCertPath: string };
   /** AIRLOCK_NWC_URL_FILE: path of a file holding the nostr+walletconnect:// connection string. */
   nwcUrlFile?: string;
   /** AIRLOCK_LIGHTNING_PAY_TIMEOUT (default 60s): how long an agent waits before its payment is answered in flight. */
@@ -254,7 +254,9 @@ function parseLightningConfig(env: NodeJS.ProcessEnv): LightningConfig | undefin
     if (!url || !URL.canParse(url) || new URL(url).protocol !== 'https:') throw new AirlockError('invalid_request', 'AIRLOCK_LND_URL must be the https:// URL of LND\'s REST API (e.g. https://127.0.0.1:8080).');
     if (!macaroonPath) throw new AirlockError('invalid_request', 'AIRLOCK_LND_MACAROON must be the path of a pay-only macaroon file (docs/lightning.md).');
     const tlsCertPath = env.AIRLOCK_LND_TLS_CERT?.trim();
-    config.lnd = { url, macaroonPath: resolve(macaroonPath), ...(tlsCertPath ? { tlsCertPath: resolve(tlsCertPath) } : {}) };
+    // LND's REST listener serves its own self-signed certificate: it is pinned, never the system CAs.
+    if (!tlsCertPath) throw new AirlockError('invalid_request', "AIRLOCK_LND_TLS_CERT must be the path of LND's tls.cert (docs/lightning.md).");
+    config.lnd = { url, macaroonPath: resolve(macaroonPath), tlsCertPath: resolve(tlsCertPath) };
   } else {
     const file = env.AIRLOCK_NWC_URL_FILE?.trim();
     if (!file) throw new AirlockError('invalid_request', 'AIRLOCK_NWC_URL_FILE must be the path of a file holding the nostr+walletconnect:// connection string.');

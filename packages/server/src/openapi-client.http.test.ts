@@ -17,6 +17,7 @@ import { serveAirlock, type RunningServer } from './serve.ts';
 import { ALICE, BASE, MALLORY, TEST_PASSPHRASE, TEST_VAULT, USDC, USDC_ASSET, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
 import { OpenApiResponses, type ResponseCheck } from './testing/openapi-responses.ts';
 import { LightningNetwork, SimulatedBackend } from '../../../testing/lightning-network.ts';
+import { startL402Server } from '../../../testing/l402-server/server.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -245,6 +246,20 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await call(zapToken, 'GET', `/v1/lightning/payments/${ln.body.paymentId}`)).body.status, 'succeeded');
     assert.equal((await admin('GET', `/v1/lightning/payments?agent=${zapper.name}`)).body.payments.length, 2);
     assert.equal((await admin('POST', '/v1/lightning/reconcile')).status, 200);
+    // L402: a paid API's challenge paid for its credential, which the API accepts; the token cache answers it again.
+    const api = await startL402Server({ network: lightning, routes: { '/data': { priceSat: 5n } }, scheme: 'L402' });
+    try {
+      await admin('PUT', `/v1/policies/${zapper.name}`, { document: { version: 1, rules: [{ name: 'api', type: 'allow', match: { actions: ['lightning.pay'] } }] } });
+      const challenge = (await fetch(`${api.url}/data`)).headers.get('www-authenticate')!;
+      const l402 = await call(zapToken, 'POST', '/v1/l402/pay', { url: `${api.url}/data`, challenge });
+      assert.equal(l402.status, 200, JSON.stringify(l402.body));
+      assert.equal((await fetch(`${api.url}/data`, { headers: { authorization: l402.body.l402.authorization } })).status, 200);
+      assert.equal((await call(zapToken, 'GET', `/v1/l402/token?url=${encodeURIComponent(`${api.url}/other`)}`)).body.authorization, l402.body.l402.authorization);
+      assert.equal((await call(zapToken, 'GET', `/v1/l402/token?url=${encodeURIComponent('https://elsewhere.example/')}`)).status, 404);
+      assert.equal((await call(zapToken, 'POST', '/v1/l402/pay', { url: `${api.url}/data`, challenge: 'L402 nonsense' })).status, 400);
+    } finally {
+      await api.close();
+    }
 
     // Audit: entries, head, signed tree heads, an inclusion proof, a consistency proof, whole-log verification.
     assert.ok((await admin('GET', `/v1/audit?agent=${agent.name}&limit=5`)).body.entries.length > 0);

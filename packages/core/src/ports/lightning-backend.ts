@@ -18,7 +18,11 @@ export interface LightningPayRequest {
   paymentHash: string;
   /** Only for an amountless invoice: the amount to pay. */
   amountMsat?: bigint;
-  /** The most the route may cost; a backend that cannot enforce it must refuse to pay. */
+  /**
+   * The most the route may cost. A backend that cannot hand a fee limit to its node (NWC has no such
+   * parameter) says so with `enforcesMaxFee: false`; the service then charges the fee reported and alerts when
+   * it is above this.
+   */
   maxFeeMsat: bigint;
   /** How long the backend may try before giving up (it reports `in_flight` or throws past it, never `failed` on its own timer). */
   timeoutSeconds: number;
@@ -45,6 +49,8 @@ export interface LightningBackend {
   readonly kind: string;
   /** The network the backend's node or wallet is on; invoices for another network are refused before paying. */
   readonly network: LightningNetwork;
+  /** False when the fee limit is only the wallet's own budget (NWC). Default: true. */
+  readonly enforcesMaxFee?: boolean;
   /**
    * Pays and waits (up to `timeoutSeconds` and a little more) for the outcome. Throws on transport trouble
    * (the outcome is then unknown and the hold is kept); never answers `not_found`.
