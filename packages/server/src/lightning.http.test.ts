@@ -229,6 +229,21 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning p
     assert.equal(listed.body.payments[0].state, 'succeeded');
   });
 
+  test('an approval granted after the invoice expired ends as a definite failure and releases the hold', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: { version: 1, rules: [{ type: 'allow', name: 'all', match: { actions: ['lightning.pay'] } }, { type: 'approval_tier', name: 'by-hand', match: { actions: ['lightning.pay'] } }] }, actions: ACTIONS });
+    const shortLived = shop.invoice({ amountMsat: 7_000n, expirySeconds: 1 });
+    const res = await pay(token, { invoice: shortLived.invoice });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    await new Promise((r) => setTimeout(r, 1100));
+    syncClock();
+    const approved = await h.admin('POST', `/v1/approvals/${res.body.approvalId}/approve`);
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.equal(approved.body.result.status, 'failed');
+    const listed = await h.admin('GET', `/v1/lightning/payments?agent=${agent.name}`);
+    assert.equal(listed.body.payments[0].state, 'failed');
+    assert.ok(!ln.isPaid(shortLived.paymentHash));
+  });
+
   test('an Idempotency-Key retry answers the same payment; the key with another invoice is a conflict', async () => {
     const { token } = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ACTIONS });
     const invoice = shop.invoice({ amountMsat: 20_000n });

@@ -438,7 +438,10 @@ export class LightningService {
   /** The evaluation input a stored payment was charged with (decoded again from its invoice, as of its creation). */
   private inputOf(p: LightningPaymentRecord): EvaluationInput {
     const network = this.requireBackend().network;
-    const payload: AdapterPayload = { invoice: p.invoice, maxFeeMsat: p.maxFeeMsat, network, now: p.createdAt, ...(this.amountless(p) ? { amountMsat: p.amountMsat } : {}) };
+    // Decoded as of a moment it was valid: an approved payment may be recorded after its invoice expired (the
+    // backend then refuses it, a definite failure), and its outcome must still be chargeable.
+    const asOf = Math.min(p.createdAt, p.expiresAt * 1000 - 1);
+    const payload: AdapterPayload = { invoice: p.invoice, maxFeeMsat: p.maxFeeMsat, network, now: asOf, ...(this.amountless(p) ? { amountMsat: p.amountMsat } : {}) };
     const decoded = this.adapter().decode(LIGHTNING_ACTION, payload, { address: '' });
     if (p.resource !== undefined) attachResource(decoded.intent, p.resource, p.l402 ? 'l402' : 'lightning');
     return { intent: decoded.intent, agentId: p.agentId, sessionId: p.sessionId, nowMs: p.createdAt };
