@@ -156,8 +156,14 @@ export class LightningNetwork {
     return this.finish(paymentHash, { status: 'succeeded', preimage: issued.preimage, feeMsat });
   }
 
-  /** Ends a hanging payment (the test decides how). */
+  /** Whether a payment of this hash is hanging (waiting for `release`). */
+  isHanging(paymentHash: string): boolean {
+    return (this.waiting.get(paymentHash)?.length ?? 0) > 0;
+  }
+
+  /** Ends a hanging payment (the test decides how); a hash that is not hanging is left as it is. */
   release(paymentHash: string, outcome: { succeed: true; feeMsat?: bigint } | { succeed: false; reason: string }): void {
+    if (!this.isHanging(paymentHash)) return;
     const issued = this.invoices.get(paymentHash);
     const settlement: Settlement = outcome.succeed && issued
       ? { status: 'succeeded', preimage: issued.preimage, feeMsat: outcome.feeMsat ?? this.feeFor(issued.amountMsat ?? 0n) }
@@ -225,6 +231,8 @@ export class SimulatedBackend {
   readonly kind = 'simulated';
   readonly network: Network;
   unreachable = false;
+  /** The longest a pay call waits before answering in flight (tests that hang many payments shorten it). */
+  maxWaitMs = Number.POSITIVE_INFINITY;
   /** Set: the pay call throws after handing the payment to the network (the answer is lost on the way back). */
   loseAnswers = false;
   readonly payments = new Map<string, { status: 'in_flight' } | Settlement>();
@@ -247,7 +255,8 @@ export class SimulatedBackend {
       this.payments.set(request.paymentHash, s);
       return s;
     });
-    const timeout = new Promise<{ status: 'in_flight' }>((resolve) => setTimeout(() => resolve({ status: 'in_flight' }), request.timeoutSeconds * 1000).unref());
+    const waitMs = Math.min(request.timeoutSeconds * 1000, this.maxWaitMs);
+    const timeout = new Promise<{ status: 'in_flight' }>((resolve) => setTimeout(() => resolve({ status: 'in_flight' }), waitMs).unref());
     const answer = await Promise.race([settling, timeout]);
     if (this.loseAnswers) throw new Error('socket hang up');
     return answer;
