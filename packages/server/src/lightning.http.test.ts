@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
 import { LightningNetwork, SimulatedBackend, TestNode } from '../../../testing/lightning-network.ts';
-import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+import { provisionAgent, startHarness, TEST_PASSPHRASE, TEST_VAULT, type Harness, type StoreKind } from './testing/harness.ts';
+import { openAirlock } from './runtime.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 const ACTIONS = ['lightning.pay'];
@@ -212,6 +213,27 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning p
     assert.equal(listed.body.payments[0].state, 'failed');
     assert.equal(listed.body.payments[0].failureReason, 'not_found_after_grace');
     assert.ok(!ln.isPaid(invoice.paymentHash));
+  });
+
+  test('two instances finishing the same payment at once: one outcome entry, one charge, no error on either', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ACTIONS });
+    const slow = shop.invoice({ amountMsat: 19_000n });
+    ln.script(slow.paymentHash, { kind: 'hang' });
+    const res = await pay(token, { invoice: slow.invoice });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    ln.release(slow.paymentHash, { succeed: true, feeMsat: 5n });
+    await waitFor(async () => backend.payments.get(slow.paymentHash)?.status === 'succeeded');
+    const second = await openAirlock(h.config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, clock: h.clock!, lightningBackend: backend });
+    try {
+      const rounds = await Promise.all([h.airlock.lightning.reconcile(), second.lightning.reconcile(), h.airlock.lightning.reconcile()]);
+      assert.equal(rounds.reduce((n, r) => n + r.succeeded, 0) >= 1, true, JSON.stringify(rounds));
+    } finally {
+      await second.close();
+    }
+    const audit = await h.admin('GET', `/v1/audit?agent=${agent.name}&type=lightning.succeeded`);
+    assert.equal(audit.body.entries.filter((e: { data: { paymentId: string } }) => e.data.paymentId === res.body.paymentId).length, 1);
+    const totals = await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: BTC, sinceMs: 0 }]));
+    assert.equal(totals[0]!.amount, 19_005n, 'charged once: amount + real fee');
   });
 
   test('an approval tier holds a large payment for a human; approving pays it', async () => {

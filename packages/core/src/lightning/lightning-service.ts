@@ -304,6 +304,17 @@ export class LightningService {
     const now = this.deps.clock.now();
     const input = this.inputOf(record);
     const charges = finish.state === 'succeeded' ? ledgerWritesFor(withFee(input, finish.feeMsat!)) : countWritesFor(input);
+    try {
+      return await this.finishIn(record, finish, source, charges, now);
+    } catch (e) {
+      // Another instance (its reconciler, or the pay call's own answer) finished it between our read and our
+      // write: its transaction won, ours rolled back whole. The payment is what that one recorded.
+      if (!isAirlockError(e) || e.code !== 'conflict') throw e;
+      return (await this.deps.store.getLightningPayment(record.id)) ?? record;
+    }
+  }
+
+  private finishIn(record: LightningPaymentRecord, finish: { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string }, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, now: number): Promise<LightningPaymentRecord> {
     return this.deps.store.transaction(async (tx) => {
       const fresh = await tx.getLightningPayment(record.id);
       if (!fresh || fresh.state !== 'in_flight') return fresh ?? record;
