@@ -1,57 +1,54 @@
-// `npm run demo`: an AI agent pays for an HTTP API with x402, Airlock holding its key and its policy.
-// Everything runs on loopback and is torn down at the end: a local chain (anvil), an EIP-3009 token, the
-// official x402 facilitator, a paid API (@x402/express) and Airlock on a temporary data directory.
+// `npm run demo`: an AI agent pays for HTTP APIs, Airlock holding its keys and its policy: with x402 on a local
+// chain, then with L402 over Lightning. Everything runs on loopback and is torn down at the end: a local chain
+// (anvil), an EIP-3009 token, the official x402 facilitator, a paid API (@x402/express), Airlock on a temporary
+// data directory, and for L402 an LND REST test double (no Lightning node runs here) and an Aperture-like paid
+// API (scripts/demo-l402.ts).
 import type { Address } from 'viem';
-import { AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, fetchWithAirlock, type Violation } from '@airlock/sdk';
+import { AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, fetchWithAirlock } from '@airlock/sdk';
 import { startTestbed, type Testbed } from '../packages/x402-testbed/src/index.ts';
-
-const tty = process.stdout.isTTY && !process.env.NO_COLOR;
-const paint = (code: string) => (s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
-const bold = paint('1');
-const dim = paint('2');
-const green = paint('32');
-const red = paint('31');
-const yellow = paint('33');
-const cyan = paint('36');
-
-const say = (s = '') => console.log(s);
-const step = (n: number, title: string) => say(`\n${bold(cyan(`${n}. ${title}`))}`);
-const ok = (s: string) => say(`   ${green('✔')} ${s}`);
-const refused = (s: string) => say(`   ${red('✘')} ${s}`);
-const note = (s: string) => say(`   ${dim(s)}`);
+import { l402Chapter, startLightningSide, type LightningSide } from './demo-l402.ts';
+import { bold, describeViolations, dim, green, note, ok, red, refused, say, step, waitForPendingApproval } from './demo-print.ts';
 
 const USDC = (units: bigint) => `${(Number(units) / 1e6).toFixed(2)} USDC`;
 const API_OWNER = '0xa11ce00000000000000000000000000000000a11' as Address;
 const ATTACKER = '0xbad0000000000000000000000000000000000bad' as Address;
 
-function describeViolations(violations: Violation[]): string {
-  return violations.map((v) => `${bold(v.rule)} ${yellow(v.code)}: ${v.message}`).join('\n     ');
-}
-
 async function main(): Promise<void> {
   const started = Date.now();
-  say(bold('Airlock x402 demo: an agent pays for data, only within policy'));
-  note('Starting a local chain, a USDC-like token, the x402 facilitator, a paid API and Airlock (all on 127.0.0.1)…');
-  const tb: Testbed = await startTestbed({
-    routes: {
-      '/data/quote': { price: 10_000n, payTo: API_OWNER, description: 'A stock quote' },
-      '/data/tip-jar': { price: 10_000n, payTo: ATTACKER, description: 'Looks like data, pays a stranger' },
-      '/premium/report': { price: 500_000n, payTo: API_OWNER, description: 'An analyst report' },
-    },
-  });
+  say(bold('Airlock demo: an agent pays for data with x402 and L402, only within policy'));
+  note('Starting a local chain, a USDC-like token, the x402 facilitator, a paid API, an LND REST test double,');
+  note('an L402 paid API and Airlock (all on 127.0.0.1)…');
+  const cleanup: (() => Promise<void>)[] = [];
+  const close = async () => {
+    for (const part of cleanup.reverse()) await part().catch(() => {});
+    cleanup.length = 0;
+  };
+  // Ctrl-C still tears everything down (anvil, servers, the temporary directories).
+  process.once('SIGINT', () => void close().finally(() => process.exit(130)));
   let failed = false;
-  // Ctrl-C still tears everything down (anvil, servers, the temporary data directory).
-  process.once('SIGINT', () => void tb.close().finally(() => process.exit(130)));
   try {
+    // Lightning first: Airlock's configuration names the LND it pays through.
+    const lightning: LightningSide = await startLightningSide();
+    cleanup.push(() => lightning.close());
+    const tb: Testbed = await startTestbed({
+      routes: {
+        '/data/quote': { price: 10_000n, payTo: API_OWNER, description: 'A stock quote' },
+        '/data/tip-jar': { price: 10_000n, payTo: ATTACKER, description: 'Looks like data, pays a stranger' },
+        '/premium/report': { price: 500_000n, payTo: API_OWNER, description: 'An analyst report' },
+      },
+      airlockEnv: lightning.airlockEnv,
+    });
+    cleanup.push(() => tb.close());
     note(`chain ${tb.caip2} at ${tb.anvil.rpcUrl}, token ${tb.token}`);
     note(`facilitator ${tb.facilitator.url}, paid API ${tb.api.url}, Airlock ${tb.airlock.url}`);
     await story(tb);
+    await l402Chapter(lightning, { url: tb.airlock.url, adminToken: tb.adminToken }, 7);
     say(`\n${green(bold('Demo complete'))} ${dim(`in ${((Date.now() - started) / 1000).toFixed(1)} s; cleaning up.`)}`);
   } catch (e) {
     failed = true;
     say(`\n${red(bold('Demo failed:'))} ${e instanceof Error ? e.stack ?? e.message : String(e)}`);
   } finally {
-    await tb.close();
+    await close();
   }
   if (failed) process.exitCode = 1;
 }
@@ -117,7 +114,7 @@ async function story(tb: Testbed): Promise<void> {
   const paying = pay(`${api}/premium/report`);
   // If Airlock refuses outright, report that instead of waiting for an approval that will never come.
   const approval = await Promise.race([waitForPendingApproval(admin), paying.then(() => Promise.reject(new Error('paid without approval')))]);
-  note(`Airlock holds the payment: approval ${approval.id}${approval.summary ? ` (${approval.summary})` : ''}; the agent waits`);
+  note(`Airlock holds the payment: approval ${approval.id}${typeof approval.summary === 'string' ? ` (${approval.summary})` : ''}; the agent waits`);
   await admin.request('POST', `/v1/approvals/${approval.id}/approve`, {});
   ok('the operator approves it');
   try {
@@ -137,17 +134,6 @@ async function story(tb: Testbed): Promise<void> {
   const summary = await admin.request<{ rows?: SummaryRow[]; agents?: SummaryRow[] }>('GET', `/v1/x402/summary?agent=${agent.name}`);
   printSummary(summary.body);
   note(`on chain: agent ${USDC(await tb.balanceOf(agent.address))}, API owner ${USDC(await tb.balanceOf(API_OWNER))}, ${(await tb.settledAuthorizations(agent.address)).length} payments settled`);
-}
-
-async function waitForPendingApproval(admin: ReturnType<typeof createAirlockHttp>): Promise<{ id: string; summary?: string }> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const { body } = await admin.request<{ approvals: { id: string; summary?: unknown }[] }>('GET', '/v1/approvals');
-    const first = body.approvals[0];
-    if (first) return { id: first.id, ...(typeof first.summary === 'string' ? { summary: first.summary } : {}) };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('no approval request arrived');
 }
 
 interface SummaryRow {
