@@ -9,6 +9,7 @@ import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
 import { LightningNetwork, SimulatedBackend, TestNode } from '../../../testing/lightning-network.ts';
 import { provisionAgent, startHarness, TEST_PASSPHRASE, TEST_VAULT, type Harness, type StoreKind } from './testing/harness.ts';
 import { openAirlock } from './runtime.ts';
+import { startL402Server } from '../../../testing/l402-server/server.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 const ACTIONS = ['lightning.pay'];
@@ -247,6 +248,11 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning p
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     assert.ok(ln.isPaid(big.paymentHash));
     assert.equal(approved.body.result.status, 'succeeded');
+    // The operator's view: the preimage (half of an L402 credential) is the agent's alone.
+    assert.equal(approved.body.result.preimage, undefined);
+    assert.ok(!JSON.stringify(approved.body).includes(big.preimage));
+    const mine = await h.call('GET', `/v1/lightning/payments/${approved.body.result.paymentId}`, { token });
+    assert.equal(sha256hex(mine.body.preimage), big.paymentHash);
     const listed = await h.admin('GET', `/v1/lightning/payments?agent=${agent.name}`);
     assert.equal(listed.body.payments[0].state, 'succeeded');
   });
@@ -285,6 +291,36 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning p
     const res = await pay(token, { invoice: shop.invoice({ amountMsat: 1_000n }).invoice });
     assert.equal(res.status, 403, JSON.stringify(res.body));
     assert.ok(res.body.error.violations.some((v: { code: string }) => v.code === 'action_not_allowed'));
+  });
+});
+
+describe('L402 token cache (sqlite)', () => {
+  test('a URL gets the credential bought for it first, then any of its origin; other agents get none', async () => {
+    const ln = new LightningNetwork();
+    ln.feeBaseMsat = 0n;
+    const api = await startL402Server({ network: ln, routes: { '/news': { priceSat: 10n, service: 'news' }, '/weather': { priceSat: 10n, service: 'weather' } } });
+    const h = await startHarness({ lightningBackend: new SimulatedBackend(ln) });
+    try {
+      const { token } = await provisionAgent(h, { policy: { version: 1, rules: [{ type: 'allow', name: 'api', match: { actions: ['lightning.pay'] } }] }, actions: ACTIONS });
+      const buy = async (path: string) => {
+        const challenge = (await fetch(`${api.url}${path}`)).headers.get('www-authenticate')!;
+        const res = await h.call('POST', '/v1/l402/pay', { token, body: { url: `${api.url}${path}`, challenge } });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        return res.body.l402.authorization as string;
+      };
+      const news = await buy('/news');
+      const weather = await buy('/weather');
+      const cached = async (path: string, as = token) => (await h.call('GET', `/v1/l402/token?url=${encodeURIComponent(`${api.url}${path}`)}`, { token: as })).body.authorization;
+      assert.equal(await cached('/news'), news);
+      assert.equal(await cached('/weather'), weather);
+      assert.equal(await cached('/elsewhere'), weather, 'the newest for the origin');
+      assert.equal((await fetch(`${api.url}/news`, { headers: { authorization: await cached('/news') } })).status, 200);
+      const other = await provisionAgent(h, { policy: { version: 1, rules: [{ type: 'allow', name: 'api', match: { actions: ['lightning.pay'] } }] }, actions: ACTIONS });
+      assert.equal((await h.call('GET', `/v1/l402/token?url=${encodeURIComponent(`${api.url}/news`)}`, { token: other.token })).status, 404, 'per agent');
+    } finally {
+      await h.close();
+      await api.close();
+    }
   });
 });
 

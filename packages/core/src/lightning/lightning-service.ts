@@ -238,10 +238,14 @@ export class LightningService {
     return record;
   }
 
-  /** After an approval committed: pays, and answers what an approval's result records. */
+  /**
+   * After an approval committed: pays, and answers what an approval's result records. That result is the
+   * operator's view (operators read approvals): no preimage, no L402 credential. The agent reads those from its
+   * payment (`paymentId`) or the token cache.
+   */
   async afterApproval(record: LightningPaymentRecord): Promise<Record<string, unknown>> {
     const finished = await this.execute(record);
-    return (await this.describe(finished, {}, { forAgent: true, failureAsError: false })).body;
+    return (await this.describe(finished, {}, { forAgent: false, failureAsError: false })).body;
   }
 
   /** Runs the pay call for a committed in-flight payment and finishes it on a definite answer. */

@@ -192,9 +192,10 @@ export interface Store {
   listLightningPayments(filter: LightningPaymentFilter): Promise<LightningPaymentRecord[]>;
   /**
    * The agent's newest succeeded L402 payment for `origin` whose credential has not expired at `nowSeconds`
-   * (a credential without an expiry caveat does not expire here): the token cache.
+   * (a credential without an expiry caveat does not expire here): the token cache. One bought for `resource`
+   * itself comes first (servers such as Aperture sell one token per service, not per origin).
    */
-  findL402Token(agentId: string, origin: string, nowSeconds: number): Promise<LightningPaymentRecord | undefined>;
+  findL402Token(agentId: string, origin: string, nowSeconds: number, resource?: string): Promise<LightningPaymentRecord | undefined>;
 
   queryAudit(query: AuditQuery): Promise<AuditEntry[]>;
   /** Streams every entry in seq order (for verify/export) in pages. */

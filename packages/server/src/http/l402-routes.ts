@@ -41,14 +41,14 @@ export function buildL402Routes(holder: AirlockHolder): RouteSpec[] {
       },
     },
     {
-      method: 'get', path: '/v1/l402/token', operationId: 'getL402Token', summary: 'The credential this agent already bought for the origin of `url`, while its caveats are valid (the token cache)', tag: 'lightning', auth: 'agent',
+      method: 'get', path: '/v1/l402/token', operationId: 'getL402Token', summary: 'The credential this agent already bought for `url` (else for its origin), while its caveats are valid (the token cache)', tag: 'lightning', auth: 'agent',
       query: L.L402TokenParams, responses: { 200: L.L402TokenResponse }, errors: [404],
       handler: async (c, { query }) => {
         const url = (query as { url: string }).url;
         const resource = normaliseResource(url);
         if (!resource) throw new AirlockError('invalid_request', 'url must be an absolute http(s) URL without credentials.');
         const airlock = A();
-        const token = await airlock.store.findL402Token(agentOf(c).agent.id, resource.origin, Math.floor(airlock.deps.clock.now() / 1000));
+        const token = await airlock.store.findL402Token(agentOf(c).agent.id, resource.origin, Math.floor(airlock.deps.clock.now() / 1000), resource.resource);
         if (!token || !token.l402 || token.preimage === undefined) throw new AirlockError('not_found', 'No valid L402 credential for this origin.');
         return c.json({
           authorization: `${token.l402.scheme} ${token.l402.macaroon}:${token.preimage}`,

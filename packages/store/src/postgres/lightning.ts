@@ -28,11 +28,11 @@ export async function listLightningPayments(q: Q, filter: LightningPaymentFilter
   return rows.map(lightningFromRow);
 }
 
-export async function findL402Token(q: Q, agentId: string, origin: string, nowSeconds: number): Promise<LightningPaymentRecord | undefined> {
+export async function findL402Token(q: Q, agentId: string, origin: string, nowSeconds: number, resource?: string): Promise<LightningPaymentRecord | undefined> {
   const [row] = await q(
     `SELECT ${COLUMNS} FROM lightning_payments WHERE agent_id = $1 AND origin = $2 AND state = 'succeeded' AND l402_macaroon IS NOT NULL
-       AND (l402_expires_at IS NULL OR l402_expires_at > $3) ORDER BY created_at DESC, id DESC LIMIT 1`,
-    [agentId, origin, nowSeconds],
+       AND (l402_expires_at IS NULL OR l402_expires_at > $3) ORDER BY COALESCE(resource = $4::text, false) DESC, created_at DESC, id DESC LIMIT 1`,
+    [agentId, origin, nowSeconds, resource ?? null],
   );
   return row && lightningFromRow(row);
 }

@@ -240,8 +240,8 @@ export class PostgresStore implements Store {
   listLightningPayments(filter: LightningPaymentFilter): Promise<LightningPaymentRecord[]> {
     return lightning.listLightningPayments(this.q, filter);
   }
-  findL402Token(agentId: string, origin: string, nowSeconds: number): Promise<LightningPaymentRecord | undefined> {
-    return lightning.findL402Token(this.q, agentId, origin, nowSeconds);
+  findL402Token(agentId: string, origin: string, nowSeconds: number, resource?: string): Promise<LightningPaymentRecord | undefined> {
+    return lightning.findL402Token(this.q, agentId, origin, nowSeconds, resource);
   }
   getPayment(id: string): Promise<PaymentRecord | undefined> {
     return payments.getPayment(this.q, id);

@@ -26,11 +26,11 @@ export function listLightningPayments(db: SqliteDb, filter: LightningPaymentFilt
   return db.all(`SELECT * FROM lightning_payments ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id LIMIT ?`, ...params).map(lightningFromRow);
 }
 
-export function findL402Token(db: SqliteDb, agentId: string, origin: string, nowSeconds: number): LightningPaymentRecord | undefined {
+export function findL402Token(db: SqliteDb, agentId: string, origin: string, nowSeconds: number, resource?: string): LightningPaymentRecord | undefined {
   const row = db.get(
     `SELECT * FROM lightning_payments WHERE agent_id = ? AND origin = ? AND state = 'succeeded' AND l402_macaroon IS NOT NULL
-       AND (l402_expires_at IS NULL OR l402_expires_at > ?) ORDER BY created_at DESC, id DESC LIMIT 1`,
-    agentId, origin, nowSeconds,
+       AND (l402_expires_at IS NULL OR l402_expires_at > ?) ORDER BY COALESCE(resource = ?, 0) DESC, created_at DESC, id DESC LIMIT 1`,
+    agentId, origin, nowSeconds, resource ?? null,
   );
   return row && lightningFromRow(row);
 }

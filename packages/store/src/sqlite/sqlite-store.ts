@@ -162,8 +162,8 @@ export class SqliteStore implements Store {
   listLightningPayments(filter: LightningPaymentFilter): Promise<LightningPaymentRecord[]> {
     return this.read(() => lightning.listLightningPayments(this.db, filter));
   }
-  findL402Token(agentId: string, origin: string, nowSeconds: number): Promise<LightningPaymentRecord | undefined> {
-    return this.read(() => lightning.findL402Token(this.db, agentId, origin, nowSeconds));
+  findL402Token(agentId: string, origin: string, nowSeconds: number, resource?: string): Promise<LightningPaymentRecord | undefined> {
+    return this.read(() => lightning.findL402Token(this.db, agentId, origin, nowSeconds, resource));
   }
   getPayment(id: string): Promise<PaymentRecord | undefined> {
     return this.read(() => payments.getPayment(this.db, id));
