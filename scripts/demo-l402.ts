@@ -151,12 +151,13 @@ async function l402Fetch(agent: AirlockHttp, url: string): Promise<L402Call> {
   return { res, reusedToken: false, challenge: challengeOf(first), payment };
 }
 
-/** The agent waits for the operator: the approval's result is the payment Airlock made once it was approved. */
+/** The agent waits for the operator, then reads the payment Airlock made once it was approved (with its credential). */
 async function approvedPayment(agent: AirlockHttp, approvalId: string): Promise<L402Payment> {
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     const { body } = await agent.request<{ state: string; result?: L402Payment }>('GET', `/v1/approvals/${approvalId}`);
-    if (body.state === 'approved' && body.result) return body.result;
+    // The approval's result is the operator's view (no credential): the agent reads its own payment.
+    if (body.state === 'approved' && body.result) return (await agent.request<L402Payment>('GET', `/v1/lightning/payments/${body.result.paymentId}`)).body;
     if (body.state !== 'pending' && body.state !== 'approved') throw new Error(`approval ${approvalId} was ${body.state}`);
     await new Promise((r) => setTimeout(r, 50));
   }
