@@ -9,6 +9,8 @@ import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
 import { LightningNetwork, SimulatedBackend, TestNode } from '../../../testing/lightning-network.ts';
 import { provisionAgent, startHarness, TEST_PASSPHRASE, TEST_VAULT, type Harness, type StoreKind } from './testing/harness.ts';
 import { openAirlock } from './runtime.ts';
+import { AirlockMetrics } from './http/metrics.ts';
+import { AirlockHolder } from './http/holder.ts';
 import { startL402Server } from '../../../testing/l402-server/server.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
@@ -175,6 +177,12 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning p
     const blocked = await pay(token, { invoice: shop.invoice({ amountMsat: 5_000n }).invoice });
     assert.equal(blocked.status, 403);
     assert.ok(blocked.body.error.violations.some((v: { code: string }) => v.code === 'budget_exceeded'));
+    // Operators see it: one payment in flight, its age growing.
+    h.clock!.advance(30_000);
+    const metrics = await new AirlockMetrics(new AirlockHolder(h.airlock)).registry.getMetricsAsJSON();
+    const gauge = (name: string) => metrics.find((m) => m.name === name)?.values[0]?.value;
+    assert.ok(gauge('airlock_lightning_payments_in_flight')! >= 1);
+    assert.ok(gauge('airlock_lightning_oldest_in_flight_seconds')! >= 30);
     // The pay call gave up (in flight at its timeout); the reconciler asks, the backend says in flight: nothing changes.
     syncClock();
     assert.deepEqual(await h.admin('POST', '/v1/lightning/reconcile').then((r) => r.body), { checked: 1, succeeded: 0, failed: 0, errors: 0 });

@@ -52,13 +52,15 @@ export class AirlockMetrics {
       const airlock = holder.get();
       const { store, clock } = airlock.deps;
       try {
-        const [head, sth, pending, budgets] = await Promise.all([
+        const [head, sth, pending, budgets, lightning] = await Promise.all([
           store.auditHead(),
           store.lastTreeHead(),
           store.listApprovals({ state: 'pending', limit: PENDING_APPROVALS_CAP }),
           budgetUtilisation(airlock, { topAgents }),
+          store.listLightningPayments({ state: 'in_flight', limit: PENDING_APPROVALS_CAP }),
         ]);
-        return { head, sth, now: clock.now(), pendingApprovals: pending.length, budgets };
+        const oldest = lightning.reduce((min, p) => Math.min(min, p.createdAt), Number.POSITIVE_INFINITY);
+        return { head, sth, now: clock.now(), pendingApprovals: pending.length, budgets, lightningInFlight: lightning.length, lightningOldestInFlight: Number.isFinite(oldest) ? oldest : undefined };
       } catch {
         this.storeErrors.inc({ source: 'scrape' });
         return undefined;
@@ -87,6 +89,12 @@ export class AirlockMetrics {
       'Seconds since the newest signed tree head (a head is written only when the log grew, so alert on age together with unsigned entries).',
       // NaN until the first signed tree head: there is no age, and no alert rule fires on NaN by accident.
       (g, s) => g.set(s.sth ? (s.now - s.sth.at) / 1000 : Number.NaN),
+    );
+    scraped('airlock_lightning_payments_in_flight', `Lightning payments in flight, their budget held until the backend answers (counted up to ${PENDING_APPROVALS_CAP}).`, (g, s) => g.set(s.lightningInFlight));
+    scraped(
+      'airlock_lightning_oldest_in_flight_seconds',
+      'Age of the oldest Lightning payment in flight (0 when none): a hold the backend never answers for grows here.',
+      (g, s) => g.set(s.lightningOldestInFlight === undefined ? 0 : (s.now - s.lightningOldestInFlight) / 1000),
     );
     scraped('airlock_approvals_pending', `Pending approvals (counted up to ${PENDING_APPROVALS_CAP}).`, (g, s) => g.set(s.pendingApprovals));
     scraped(
@@ -123,6 +131,9 @@ interface StoreSnapshot {
   now: number;
   pendingApprovals: number;
   budgets: BudgetUtilisation[];
+  lightningInFlight: number;
+  /** ms; undefined when nothing is in flight. */
+  lightningOldestInFlight: number | undefined;
 }
 
 export interface DecisionLabels {
