@@ -88,10 +88,10 @@ describe('L402 through the SDK, with a real Airlock over HTTP', () => {
 
   test('one line: the fetch pays the challenge through Airlock and gets 200; the next request reuses the token', async () => {
     const { api, payee } = await startApi();
-    const { options } = await provision(policy(payee));
+    const { name, options } = await provision(policy(payee));
     const attempts = ln.attempts.length;
 
-    const l402Fetch = createL402Fetch(options);
+    const l402Fetch = createL402Fetch(options, { maxFeeMsat: 500n });
     const res = await l402Fetch(`${api.url}/weather?city=lisbon`);
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { forecast: 'sunny' });
@@ -104,6 +104,8 @@ describe('L402 through the SDK, with a real Airlock over HTTP', () => {
     assert.equal(ln.attempts.length, attempts + 1, 'the network saw one payment');
     assert.equal(paidAt(api), 1);
     assert.deepEqual(api.refusals, []);
+    const { body: listed } = await admin.request<{ payments: { maxFeeMsat: string; resource: string }[] }>('GET', `/v1/lightning/payments?agent=${name}`);
+    assert.deepEqual(listed.payments.map((p) => [p.maxFeeMsat, p.resource]), [['500', `${api.url}/weather`]], 'the fee limit asked for, and the URL as the paid resource');
   });
 
   test('a new agent process (a fresh SDK, the same session) reuses the token Airlock holds, and pays nothing', async () => {
@@ -186,6 +188,17 @@ describe('L402 through the SDK, with a real Airlock over HTTP', () => {
     ]);
   });
 
+  test('an API that refuses the credential just bought: a typed error after one payment and two sendings, no loop', async () => {
+    const { api, payee } = await startApi();
+    const { options } = await provision(policy(payee));
+    const proxy = await recordingProxy(api.url, true);
+    const attempts = ln.attempts.length;
+    const err = await createL402Fetch(options)(`${proxy.url}/weather`).then(() => assert.fail('expected a refusal'), (e: unknown) => e);
+    assert.ok(err instanceof AirlockApiError && err.code === 'l402_credential_refused' && err.status === 402, String(err));
+    assert.deepEqual(proxy.seen.map((r) => r.authorized), [false, true]);
+    assert.equal(ln.attempts.length, attempts + 1, 'paid once, not again for the second challenge');
+  });
+
   test('concurrent requests to one origin share one payment', async () => {
     const { api, payee } = await startApi();
     const { options } = await provision(policy(payee));
@@ -263,14 +276,17 @@ describe('L402 through the SDK, with a real Airlock over HTTP', () => {
     assert.ok(failed instanceof AirlockApiError && failed.code === 'invoice_expired', String(failed));
   });
 
-  /** An origin in front of the paid API that records what each request carried, then forwards it. */
-  async function recordingProxy(target: string): Promise<{ url: string; seen: { authorized: boolean; body: string }[] }> {
+  /**
+   * An origin in front of the paid API that records what each request carried, then forwards it (without its
+   * Authorization header when `dropCredentials`: an API that refuses every credential).
+   */
+  async function recordingProxy(target: string, dropCredentials = false): Promise<{ url: string; seen: { authorized: boolean; body: string }[] }> {
     const seen: { authorized: boolean; body: string }[] = [];
     const proxy = createServer(async (req, res) => {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
       seen.push({ authorized: req.headers.authorization !== undefined, body: Buffer.concat(chunks).toString('utf8') });
-      const upstream = await fetch(`${target}${req.url}`, { method: 'GET', headers: req.headers.authorization ? { authorization: req.headers.authorization } : {} });
+      const upstream = await fetch(`${target}${req.url}`, { method: 'GET', headers: req.headers.authorization && !dropCredentials ? { authorization: req.headers.authorization } : {} });
       const challenge = upstream.headers.get('www-authenticate');
       res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'text/plain', ...(challenge ? { 'www-authenticate': challenge } : {}) });
       res.end(Buffer.from(await upstream.arrayBuffer()));
