@@ -273,9 +273,23 @@ export class LightningService {
     return withTimeout(running, (record.timeoutSeconds + 5) * 1000, record);
   }
 
+  /**
+   * A replay waits for the payment as long as its first caller does (until the pay timeout after it was made).
+   * The pay call may not be registered here yet: the first request's hold committed just before the replay read
+   * it and its pay call starts a moment later (seen on PostgreSQL), or it runs in another Airlock instance. Then
+   * the store is read until the payment finishes or that deadline passes.
+   */
   private async settleIfRunning(record: LightningPaymentRecord): Promise<LightningPaymentRecord> {
-    const running = this.executing.get(record.id);
-    return running ? withTimeout(running, (record.timeoutSeconds + 5) * 1000, record) : record;
+    const waitMs = record.createdAt + (record.timeoutSeconds + 5) * 1000 - this.deps.clock.now();
+    const until = Date.now() + Math.max(0, waitMs);
+    let current = record;
+    while (current.state === 'in_flight' && Date.now() < until) {
+      const running = this.executing.get(record.id);
+      if (running) return withTimeout(running, until - Date.now(), current);
+      await new Promise((r) => setTimeout(r, 50));
+      current = (await this.deps.store.getLightningPayment(record.id)) ?? current;
+    }
+    return current;
   }
 
   /** Applies a backend answer: definite ones finish the payment (one transaction, with its audit entry). */
