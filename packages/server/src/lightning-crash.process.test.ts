@@ -66,7 +66,15 @@ async function lndCable(targetPort: number) {
       await closed;
     },
     async plug() {
-      await listen(port);
+      // The port was free a moment ago; an outgoing connection may briefly hold it as its local port.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return void (await listen(port));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt === 50) throw e;
+          await sleep(100);
+        }
+      }
     },
   };
 }
@@ -211,6 +219,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const [held] = await a.payments();
       assert.equal(held.state, 'in_flight');
       assert.equal(await a.budgetUsed(), AMOUNT + FEE_LIMIT);
+      // The agent, whose answer was lost, sends the same invoice again: that payment, still in flight, not a second one.
+      const retry = await a.pay(invoice.invoice);
+      assert.equal(retry.status, 202, JSON.stringify(retry.body));
+      assert.deepEqual([retry.body.paymentId, retry.body.status, retry.body.replayed], [held.id, 'in_flight', true]);
 
       assert.deepEqual(await reconcile(), { checked: 1, succeeded: 1, failed: 0, errors: 0 });
       assert.deepEqual(await reconcile(), { checked: 0, succeeded: 0, failed: 0, errors: 0 }, 'finished once');
