@@ -12,7 +12,7 @@ import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { cliEnv, runCli, startDaemon, systemNodeLauncher, transcript, waitUnreachable, type CliResult, type Daemon } from './testing/cli-process.ts';
 
 const PASSPHRASE = 'cli e2e passphrase 7f3a9c';
-const COMMANDS = ['init', 'start', 'status', 'agent', 'policy', 'session', 'audit', 'approvals', 'store'];
+const COMMANDS = ['init', 'start', 'status', 'agent', 'policy', 'session', 'audit', 'approvals', 'store', 'lightning'];
 
 describe('airlock CLI, end to end', () => {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-'));

@@ -12,8 +12,9 @@ import { approvalsCommand } from './commands/approvals.ts';
 import { mcpCommand } from './commands/mcp.ts';
 import { storeCommand } from './commands/store.ts';
 import { nostrCommand } from './commands/nostr.ts';
+import { lightningCommand } from './commands/lightning.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, storeCommand, mcpCommand, nostrCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {

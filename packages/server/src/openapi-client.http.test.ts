@@ -246,6 +246,7 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await call(zapToken, 'GET', `/v1/lightning/payments/${ln.body.paymentId}`)).body.status, 'succeeded');
     assert.equal((await admin('GET', `/v1/lightning/payments?agent=${zapper.name}`)).body.payments.length, 2);
     assert.equal((await admin('POST', '/v1/lightning/reconcile')).status, 200);
+    assert.deepEqual((await admin('GET', '/v1/lightning/status')).body, { configured: true, backend: 'simulated', network: 'regtest', enforcesMaxFee: true, reachable: true });
     // L402: a paid API's challenge paid for its credential, which the API accepts; the token cache answers it again.
     const api = await startL402Server({ network: lightning, routes: { '/data': { priceSat: 5n } }, scheme: 'L402' });
     try {

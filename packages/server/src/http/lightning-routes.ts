@@ -1,6 +1,6 @@
 // Lightning payments for agents, and their records for operators (docs/lightning.md).
 import type { z } from 'zod';
-import type { LightningPaymentRecord, LightningPaymentState } from '@airlock/core';
+import type { LightningBackend, LightningPaymentRecord, LightningPaymentState } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { RouteSpec } from './route-table.ts';
 import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-context.ts';
@@ -8,6 +8,12 @@ import * as L from './lightning-schemas.ts';
 import * as S from './schemas.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
+/** How long `GET /v1/lightning/status` waits for the backend: an operator's command, not a payment (LND's own deadline is 15 s). */
+const STATUS_PROBE_MS = 10_000;
+// No preimage of it is known, so no node or wallet can hold a payment of this hash: a lookup answers "not found".
+const UNPAYABLE_HASH = '0'.repeat(64);
+// The code LightningBackendError carries (lnd-rest.ts): the backend gave no answer it can vouch for.
+const UNAVAILABLE = 'lightning_backend_unavailable';
 
 /** A payment as operators see it: no preimage and no macaroon (together they are an L402 credential). */
 export function lightningPaymentJson(p: LightningPaymentRecord): z.output<typeof L.LightningPaymentRecordSchema> {
@@ -21,6 +27,40 @@ export function lightningPaymentJson(p: LightningPaymentRecord): z.output<typeof
     ...(p.l402 ? { l402: { scheme: p.l402.scheme, ...(p.l402.expiresAt !== undefined ? { expiresAt: p.l402.expiresAt } : {}) } } : {}),
     ...(p.finishedSeq !== undefined ? { finishedSeq: p.finishedSeq } : {}),
   };
+}
+
+/**
+ * Which backend is configured and whether it answers now. Its balance and a lookup of a hash nobody can have
+ * paid are asked together: either answer shows the backend is there with a working credential (an NWC wallet
+ * need not offer get_balance); when neither comes, the balance call's error says why (the backends' errors
+ * carry no credential: lnd-rest.ts redacts the macaroon, NWC's never quote the connection string).
+ */
+export async function lightningStatus(backend: LightningBackend | undefined): Promise<z.output<typeof L.LightningStatusResponse>> {
+  if (!backend) return { configured: false };
+  const base = { configured: true, backend: backend.kind, network: backend.network, enforcesMaxFee: backend.enforcesMaxFee !== false };
+  const [balance, lookup] = await Promise.allSettled([
+    withDeadline(backend.balance ? backend.balance() : Promise.reject(new Error('no balance call')), STATUS_PROBE_MS),
+    withDeadline(backend.lookup(UNPAYABLE_HASH), STATUS_PROBE_MS),
+  ]);
+  if (balance.status === 'fulfilled') return { ...base, reachable: true, balanceMsat: balance.value.msat.toString() };
+  if (lookup.status === 'fulfilled') return { ...base, reachable: true };
+  return { ...base, reachable: false, error: probeError(backend.balance ? balance.reason : lookup.reason) };
+}
+
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(Object.assign(new Error(`The backend did not answer within ${ms / 1000} s.`), { code: UNAVAILABLE })), ms);
+  });
+  promise.catch(() => undefined); // answered after the deadline: nobody is waiting
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
+
+/** A backend's error as the operator sees it: its stable code and message; anything else only as a code. */
+function probeError(e: unknown): { code: string; message: string } {
+  const code = (e as { code?: unknown })?.code;
+  if (e instanceof Error && typeof code === 'string') return { code, message: e.message };
+  return { code: UNAVAILABLE, message: 'The backend call failed.' };
 }
 
 export function buildLightningRoutes(holder: AirlockHolder): RouteSpec[] {
@@ -56,6 +96,11 @@ export function buildLightningRoutes(holder: AirlockHolder): RouteSpec[] {
       method: 'post', path: '/v1/lightning/reconcile', operationId: 'reconcileLightningPayments', summary: 'Ask the backend about every payment in flight now; definite answers finish them', tag: 'lightning', auth: 'admin',
       responses: { 200: L.LightningReconcileResponse },
       handler: async (c) => c.json(await A().lightning.reconcile()),
+    },
+    {
+      method: 'get', path: '/v1/lightning/status', operationId: 'getLightningStatus', summary: 'The configured Lightning backend, and whether it answers now (with its balance)', tag: 'lightning', auth: 'admin',
+      responses: { 200: L.LightningStatusResponse },
+      handler: async (c) => c.json(await lightningStatus(A().lightning.backend)),
     },
   ];
 }

@@ -84,6 +84,19 @@ export const LightningReconcileResponse = apiSchema(
   z.object({ checked: z.number(), succeeded: z.number(), failed: z.number(), errors: z.number().describe('Lookups the backend could not answer (their holds stay)') }),
 );
 
+export const LightningStatusResponse = apiSchema(
+  'LightningStatus',
+  z.object({
+    configured: z.boolean().describe('False: AIRLOCK_LIGHTNING_BACKEND is unset and every payment is refused with lightning_not_configured.'),
+    backend: z.string().optional().describe('lnd or nwc'),
+    network: z.enum(['bitcoin', 'testnet', 'signet', 'regtest']).optional().describe('The network the backend pays on (AIRLOCK_LIGHTNING_NETWORK)'),
+    enforcesMaxFee: z.boolean().optional().describe("False for NWC: the fee limit is the wallet's own budget, and Airlock charges the fee the wallet reports."),
+    reachable: z.boolean().optional().describe('The backend answered just now (its balance, or a lookup of a payment hash nobody can have paid).'),
+    balanceMsat: msat.optional().describe('What the backend reports as spendable (LND: our side of the open channels, reserves included).'),
+    error: z.object({ code: z.string(), message: z.string() }).optional().describe('Why the backend did not answer (reachable: false).'),
+  }),
+);
+
 export const L402PayRequest = apiSchema(
   'L402PayRequest',
   z.strictObject({
