@@ -104,23 +104,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     let lightningEnv: Record<string, string>;
     const daemons: Daemon[] = [];
 
-    /**
-     * `airlock start` with the Lightning settings. startDaemon (testing/processes.ts) passes this process's
-     * environment to the child when it spawns it, synchronously: the settings are set around that call only.
-     */
+    /** `airlock start` with the Lightning settings. */
     const start = async () => {
-      const saved = Object.fromEntries(Object.keys(lightningEnv).map((k) => [k, process.env[k]]));
-      let started: Promise<Daemon>;
-      Object.assign(process.env, lightningEnv);
-      try {
-        started = startDaemon(data);
-      } finally {
-        for (const [k, v] of Object.entries(saved)) {
-          if (v === undefined) delete process.env[k];
-          else process.env[k] = v;
-        }
-      }
-      daemon = await started;
+      daemon = await startDaemon(data, lightningEnv);
       daemons.push(daemon);
       return daemon;
     };

@@ -72,11 +72,13 @@ function waitForExit(child: ChildProcess): Promise<void> {
 }
 
 /** Spawns `airlock start` on a data directory; resolves once it prints the URL it listens on. */
-export async function startDaemon(data: DaemonData): Promise<Daemon> {
+/** `env`: settings for this daemon only (e.g. a Lightning backend), on top of this process's environment. */
+export async function startDaemon(data: DaemonData, env: Record<string, string> = {}): Promise<Daemon> {
   const child = spawn(NODE, [CLI, 'start'], {
     cwd: REPO_ROOT,
     env: {
       ...process.env,
+      ...env,
       AIRLOCK_DATA_DIR: data.dataDir,
       AIRLOCK_STORE: data.storeUrl,
       AIRLOCK_PASSPHRASE: data.passphrase,
