@@ -111,7 +111,11 @@ export function payInvoiceResult(outcome: SignOutcome): { preimage: string; fees
   }
 }
 
-/** One of the agent's payments as a NIP-47 transaction. `description` comes from the invoice when it has one. */
+/**
+ * One of the agent's payments as a NIP-47 transaction. `description` comes from the invoice when it has one. The
+ * invoice is always there: the spec makes it optional, but clients check for it (@getalby/sdk's lookupInvoice
+ * rejects an answer without one).
+ */
 export function transactionOf(p: LightningPaymentRecord, description?: string): Nip47Transaction {
   const settled = p.state === 'succeeded';
   return {

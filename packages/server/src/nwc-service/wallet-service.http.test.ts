@@ -3,6 +3,11 @@
 // and waits for the kind-23195 answer naming its request) over a NIP-01 relay on loopback, against a real Airlock
 // runtime whose admin API issues the connection strings and whose Lightning payments go through the simulated
 // network (testing/lightning-network.ts). Forged requests are built by hand with nostr-tools.
+// Observed library behaviour the service is built to: it reads the info event once (REQ with limit 1, so the
+// event must already be on the relay: issuing publishes it before answering); it takes any answer with a truthy
+// `result` as success (errors carry `result: null`); lookupInvoice rejects an answer without `invoice`; its reply
+// timeout is 60 s (10 s for get_info and get_balance); it logs every error answer with console.error (the noise
+// in this file's output).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
