@@ -176,6 +176,8 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await admin('GET', `/v1/sessions?agent=${agent.name}`)).body.sessions.length, 2);
     const noBunker = await admin('POST', `/v1/sessions/${spare.body.session.id}/nostr-connect`);
     assert.deepEqual([noBunker.status, noBunker.body.error.code], [409, 'conflict'], 'no AIRLOCK_NOSTR_RELAYS: no bunker (the bunker tests drive the 201)');
+    const noNwc = await admin('POST', `/v1/sessions/${spare.body.session.id}/nwc-connect`);
+    assert.deepEqual([noNwc.status, noNwc.body.error.code], [409, 'conflict'], 'no AIRLOCK_NOSTR_RELAYS: no NWC wallet service (nwc-service/wallet-service.http.test.ts drives the 201)');
     assert.ok((await admin('POST', `/v1/sessions/${spare.body.session.id}/revoke`)).body.revokedAt);
     assert.equal((await call(spare.body.token, 'GET', '/v1/session')).status, 401);
     assert.equal((await call(undefined, 'GET', '/v1/agents')).status, 401);

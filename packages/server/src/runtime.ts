@@ -31,6 +31,7 @@ import type { AirlockConfig } from './config.ts';
 import { rpcChainReader } from './evm-chain-reader.ts';
 import { auditAnchorPath, fileAuditAnchorStore } from './audit-anchor-file.ts';
 import { NostrBunker } from './nostr-bunker/bunker.ts';
+import { NwcWalletService } from './nwc-service/wallet-service.ts';
 import { storeSessionSource } from './nostr-bunker/session-source.ts';
 import { RefusalTally } from './http/refusal-tally.ts';
 import { lightningBackendFrom } from './lightning/backend-from-config.ts';
@@ -131,6 +132,8 @@ export interface Airlock {
   keyBackend: { kind: KeyBackendChoice; reason: string };
   /** The NIP-46 remote signer, when relays are configured (AIRLOCK_NOSTR_RELAYS) and a Nostr port is wired. */
   bunker?: NostrBunker;
+  /** The NIP-47 wallet service for agents, when relays and a Lightning backend are configured (nwc-service/wallet-service.ts). */
+  nwc?: NwcWalletService;
   /** Stops timers, writes a last checkpoint, wipes key material and closes the store. */
   close(): Promise<void>;
 }
@@ -257,6 +260,23 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       t.unref();
       timers.push(t);
     }
+    // NIP-47 wallet service: on the same relays, only with a Lightning backend to pay through.
+    const nwc = config.nostrRelays.length > 0 && lightningBackend
+      ? new NwcWalletService({
+          relays: config.nostrRelays, store, keys: deps.keys, lightning, sessions: storeSessionSource(store, clock), clock, clientRate: config.nostrBunkerRate,
+          log: (m) => console.error(`[airlock] ${m}`),
+          refusals: new RefusalTally((entry) => audit.append(entry).catch((e: unknown) => console.error(`[airlock] could not write a ${entry.type} audit entry: ${e instanceof Error ? e.message : String(e)}`))),
+        })
+      : undefined;
+    await nwc?.start();
+    if (nwc && options.timers !== false) {
+      const flush = setInterval(() => void nwc.flushRefusals(), 10_000);
+      // Connections another instance issued are read from the audit log.
+      const sync = setInterval(() => void nwc.sync().catch((e: unknown) => console.error(`[airlock] nwc sync failed: ${e instanceof Error ? e.message : String(e)}`)), 30_000);
+      flush.unref();
+      sync.unref();
+      timers.push(flush, sync);
+    }
     const openedVault = vault;
     let closed = false;
     return {
@@ -272,11 +292,14 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       adminTokenHash,
       keyBackend,
       ...(bunker ? { bunker } : {}),
+      ...(nwc ? { nwc } : {}),
       async close() {
         if (closed) return;
         closed = true;
         bunker?.close();
         await bunker?.flushRefusals(true);
+        nwc?.close();
+        await nwc?.flushRefusals(true);
         for (const t of timers) clearInterval(t);
         await lightningBackend?.close?.().catch(() => undefined);
         await audit.checkpoint().catch(() => undefined);

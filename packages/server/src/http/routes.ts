@@ -13,6 +13,7 @@ import { buildLightningRoutes } from './lightning-routes.ts';
 import { buildL402Routes } from './l402-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
+import { buildNwcRoutes } from '../nwc-service/routes.ts';
 
 const OPERATOR = 'admin';
 
@@ -292,6 +293,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     ...buildLightningRoutes(holder),
     ...buildL402Routes(holder),
     ...buildNostrBunkerRoutes(holder),
+    ...buildNwcRoutes(holder),
 
     {
       method: 'post', path: '/v1/approvals/:id/deny', operationId: 'denyApproval', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,
