@@ -20,24 +20,14 @@ import { startL402Server, type L402TestServer } from '../../../testing/l402-serv
 import { AirlockApiError, AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, type AirlockHttp } from './http.ts';
 import { findAirlockError } from './find-airlock-error.ts';
 import { airlockLightningWallet, AirlockPaymentPendingError, createL402Fetch, payLightningInvoice } from './l402.ts';
+import { payeeOnlyPolicy } from '../../../testing/lightning-policies.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 const PRICE_SAT = 21n;
 const LIGHTNING = { backend: 'lnd' as const, network: 'regtest' as const, payTimeoutSeconds: 5, notFoundGraceSeconds: 60, defaultFeePercent: 1 };
 
 /** Pays the API's node, at most 100 sat a payment; `extra` rules after those. */
-function policy(payee: string, extra: unknown[] = []) {
-  return {
-    version: 1,
-    sets: { apis: [payee] },
-    rules: [
-      { type: 'allow', name: 'pay-apis', match: { actions: ['lightning.pay'] } },
-      { type: 'destinations', name: 'only-apis', allow: '$apis', match: { actions: ['lightning.pay'] } },
-      { type: 'max_amount', name: 'per-payment', asset: BTC, max: '100000' },
-      ...extra,
-    ],
-  };
-}
+const policy = payeeOnlyPolicy;
 
 describe('L402 through the SDK, with a real Airlock over HTTP', () => {
   let ln: LightningNetwork;

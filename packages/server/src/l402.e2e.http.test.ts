@@ -24,6 +24,7 @@ import { startTestRelay } from '../../../testing/nostr-relay/relay.ts';
 import { TestWalletService } from '../../../testing/nwc-wallet-service/wallet-service.ts';
 import type { LightningConfig } from './config.ts';
 import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+import { payeeOnlyPolicy } from '../../../testing/lightning-policies.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 const PRICE_SAT = 21n;
@@ -101,20 +102,9 @@ async function startApi(ln: LightningNetwork, options: Partial<L402ServerOptions
   return { api, payee, challenge };
 }
 
-/** Lightning to the API's node only, at most 100 sat a payment (plus `extra` rules). */
-function policy(payee: string, extra: unknown[] = []) {
-  return {
-    version: 1,
-    sets: { apis: [payee] },
-    rules: [
-      { type: 'allow', name: 'pay-apis', match: { actions: ['lightning.pay'] } },
-      { type: 'destinations', name: 'only-apis', allow: '$apis', match: { actions: ['lightning.pay'] } },
-      { type: 'max_amount', name: 'per-payment', asset: BTC, max: '100000' },
-      { type: 'lightning', name: 'routing', max_routing_fee: '10000', min_expiry_remaining: '30s', max_expiry: '24h' },
-      ...extra,
-    ],
-  };
-}
+/** Lightning to the API's node only, at most 100 sat a payment, with routing and expiry bounds (plus `extra` rules). */
+const policy = (payee: string, extra: unknown[] = []) =>
+  payeeOnlyPolicy(payee, [{ type: 'lightning', name: 'routing', max_routing_fee: '10000', min_expiry_remaining: '30s', max_expiry: '24h' }, ...extra]);
 
 const payL402 = (rig: Rig, token: string, body: Record<string, unknown>) => rig.h.call('POST', '/v1/l402/pay', { token, body });
 

@@ -189,8 +189,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
-    test('kill -9 while LND routes a payment that then succeeds: held across the restart, charged once (amount + real fee) by the reconciler', async () => {
-      const a = await payingAgent('crash-success');
+    /** Pays a fresh invoice that hangs in the network and kill -9s the daemon once LND is routing it (the agent gets no answer). */
+    const killWhileRouting = async (a: Awaited<ReturnType<typeof payingAgent>>) => {
       const invoice = shop.invoice({ amountMsat: AMOUNT });
       ln.script(invoice.paymentHash, { kind: 'hang' });
       const paying = a.pay(invoice.invoice).then((r) => ({ answered: r }), (e: unknown) => ({ lost: e }));
@@ -198,6 +198,12 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       await until('LND to route the payment', () => lnd.paymentStatus(invoice.paymentHash) === 'IN_FLIGHT');
       await restartAfterKill9();
       assert.ok('lost' in (await paying), 'the agent got no answer from the killed daemon');
+      return invoice;
+    };
+
+    test('kill -9 while LND routes a payment that then succeeds: held across the restart, charged once (amount + real fee) by the reconciler', async () => {
+      const a = await payingAgent('crash-success');
+      const invoice = await killWhileRouting(a);
 
       ln.release(invoice.paymentHash, { succeed: true, feeMsat: REAL_FEE });
       await until('LND to record the success', () => lnd.paymentStatus(invoice.paymentHash) === 'SUCCEEDED');
@@ -231,12 +237,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
 
     test('kill -9 while LND routes a payment that then fails: the reconciler releases the hold, and a payment needing the whole budget fits', async () => {
       const a = await payingAgent('crash-failure');
-      const invoice = shop.invoice({ amountMsat: AMOUNT });
-      ln.script(invoice.paymentHash, { kind: 'hang' });
-      const paying = a.pay(invoice.invoice).then((r) => ({ answered: r }), (e: unknown) => ({ lost: e }));
-      await until('LND to route the payment', () => lnd.paymentStatus(invoice.paymentHash) === 'IN_FLIGHT');
-      await restartAfterKill9();
-      assert.ok('lost' in (await paying), 'the agent got no answer from the killed daemon');
+      const invoice = await killWhileRouting(a);
 
       ln.release(invoice.paymentHash, { succeed: false, reason: 'no_route' });
       await until('LND to record the failure', () => lnd.paymentStatus(invoice.paymentHash) === 'FAILED');
