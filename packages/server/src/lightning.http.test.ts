@@ -332,6 +332,35 @@ describe('L402 token cache (sqlite)', () => {
   });
 });
 
+describe('L402 resource rules (sqlite)', () => {
+  test('an allow rule with resources pays only those paths; another path of the same API is resource_not_allowed, nothing paid', async () => {
+    const ln = new LightningNetwork();
+    ln.feeBaseMsat = 0n;
+    const api = await startL402Server({ network: ln, routes: { '/news/today': { priceSat: 10n, service: 'news' }, '/admin/export': { priceSat: 10n, service: 'admin' } } });
+    const h = await startHarness({ lightningBackend: new SimulatedBackend(ln) });
+    try {
+      const policy = { version: 1, rules: [{ type: 'allow', name: 'news-only', match: { actions: ['lightning.pay'], resources: [`${api.url}/news/**`] } }, { type: 'loop_guard', name: 'no-loops', max: 1, window: '1m' }] };
+      const { token } = await provisionAgent(h, { policy, actions: ACTIONS });
+      const payFor = async (path: string) => {
+        const challenge = (await fetch(`${api.url}${path}`)).headers.get('www-authenticate')!;
+        return h.call('POST', '/v1/l402/pay', { token, body: { url: `${api.url}${path}`, challenge } });
+      };
+      assert.equal((await payFor('/news/today')).status, 200);
+      const injected = await payFor('/admin/export');
+      assert.equal(injected.status, 403, JSON.stringify(injected.body));
+      assert.deepEqual(injected.body.error.violations.map((v: { rule: string; code: string }) => `${v.rule} ${v.code}`), ['agent/news-only resource_not_allowed']);
+      // A loop buying the same resource again and again is stopped by the loop guard (one per minute here).
+      const again = await payFor('/news/today');
+      assert.equal(again.status, 403, JSON.stringify(again.body));
+      assert.ok(again.body.error.violations.some((v: { code: string }) => v.code === 'loop_guard_tripped'));
+      assert.equal(ln.attempts.length, 1, 'only the allowed path was paid');
+    } finally {
+      await h.close();
+      await api.close();
+    }
+  });
+});
+
 describe('Lightning without a backend', () => {
   let h: Harness;
   before(async () => {
