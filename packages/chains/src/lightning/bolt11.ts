@@ -223,6 +223,9 @@ function verifyPayee(messageHash: Uint8Array, signature: Uint8Array, claimedPaye
 /** BOLT 11 amount: digits, then an optional multiplier; `p` amounts must be whole millisatoshis. */
 function amountToMsat(digits: string, multiplier: string): bigint {
   const value = BigInt(digits);
+  // BOLT 11: the amount is "a positive decimal integer". A zero one is neither an amount policy could judge (it
+  // would pass any cap as 0 msat) nor amountless (which needs an allow rule): wallets read it either way.
+  if (value === 0n) throw malformed('the amount is zero');
   const divisor = MSAT_DIVISOR[multiplier];
   let msat: bigint;
   if (divisor === undefined) {

@@ -122,7 +122,7 @@ export class LightningService {
     const input0: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
 
     type Outcome = { refused: AirlockError } | { execute: LightningPaymentRecord; auditSeq: number; allowedBy: string[]; policyVersion: string } | { answer: LightningPaymentRecord; auditSeq: number } | SignOutcome;
-    const outcome = await this.deps.store.transaction(async (tx): Promise<Outcome> => {
+    const attempt = () => this.deps.store.transaction(async (tx): Promise<Outcome> => {
       const fresh = await this.signing.recheck(tx, auth, now);
       if (fresh.error) {
         this.signing.credentials.forgetSession(auth.session.id);
@@ -158,6 +158,16 @@ export class LightningService {
       }
       return this.decide(tx, auth, fresh.session!, input0, decoded, reqHash, idempotencyKey, backend, input, now);
     }, { affinity: auth.agent.id });
+    let outcome: Outcome;
+    try {
+      outcome = await attempt();
+    } catch (e) {
+      // Another agent's payment of this invoice committed between our read and our hold (PostgreSQL: the unique
+      // index on active payment hashes). Nothing of ours was written or paid; asked again, the answer is that
+      // payment: refused with its code and audited for another agent, the payment itself for the same agent.
+      if (!isAirlockError(e) || e.code !== 'conflict') throw e;
+      outcome = await attempt();
+    }
 
     if ('refused' in outcome) throw outcome.refused;
     if ('answer' in outcome) return this.describe(await this.settleIfRunning(outcome.answer), { replayed: true, replayAuditSeq: outcome.auditSeq });
@@ -225,7 +235,8 @@ export class LightningService {
   async holdApproved(tx: StoreTx, approval: ApprovalRecord, auditSeq: number): Promise<LightningPaymentRecord> {
     const backend = this.requireBackend();
     const request = approval.request as { payload: AdapterPayload & { amountMsat?: string; maxFeeMsat: string }; l402?: L402Context };
-    const payload: AdapterPayload = { ...request.payload, maxFeeMsat: BigInt(request.payload.maxFeeMsat), ...(request.payload.amountMsat !== undefined ? { amountMsat: BigInt(request.payload.amountMsat) } : {}) };
+    // Trimmed: approvals stored before requests were trimmed hold the invoice as the agent sent it.
+    const payload: AdapterPayload = { ...request.payload, invoice: request.payload.invoice.trim(), maxFeeMsat: BigInt(request.payload.maxFeeMsat), ...(request.payload.amountMsat !== undefined ? { amountMsat: BigInt(request.payload.amountMsat) } : {}) };
     const agent = await tx.getAgent(approval.agentId);
     if (!agent) throw new AirlockError('not_found', 'No such agent.');
     // Decoded as it was when asked (the invoice may have aged since: its expiry is the backend's to judge now).
@@ -389,7 +400,7 @@ export class LightningService {
         auditSeq: entry.seq,
         action: LIGHTNING_ACTION,
         // What paying later needs: the invoice and the figures it was judged with (no secret: an invoice is public).
-        request: { payload: { invoice: request.invoice, maxFeeMsat: lightning.maxFeeMsat.toString(), network: lightning.network, now, ...(lightning.amountless ? { amountMsat: lightning.amountMsat.toString() } : {}) }, ...(request.l402 ? { l402: request.l402 } : {}) },
+        request: { payload: { invoice: request.invoice.trim(), maxFeeMsat: lightning.maxFeeMsat.toString(), network: lightning.network, now, ...(lightning.amountless ? { amountMsat: lightning.amountMsat.toString() } : {}) }, ...(request.l402 ? { l402: request.l402 } : {}) },
         digest,
         summary: { intent: intentToJson(intent), violations: decision.violations, policyVersion: decision.policyVersion },
         state: 'pending',
