@@ -123,6 +123,15 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning a
   /** What the agent has been charged or holds (the budget window counts both). */
   const spent = async (agentId: string) => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agentId}`, asset: BTC, sinceMs: 0 }])))[0]!.amount;
 
+  test('a NUL byte in a path or query parameter is bad input (400 or 404), never a 500', async () => {
+    const { token } = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ACTIONS });
+    for (const [who, path] of [[token, '/v1/lightning/payments/lnp_%00'], [undefined, '/v1/lightning/payments?agent=%00'], [undefined, '/v1/agents/%00'], [undefined, '/v1/approvals/apr_%00']] as const) {
+      const res = who ? await h.call('GET', path, { token: who }) : await h.admin('GET', path);
+      assert.ok([400, 404].includes(res.status), `${path}: ${res.status} ${JSON.stringify(res.body)}`);
+      assert.ok(['invalid_request', 'not_found'].includes(res.body.error.code), `${path}: ${res.body.error.code}`);
+    }
+  });
+
   test('two agents racing for one invoice: one payment, the other 409 lightning_payment_in_flight, nothing held for it', async () => {
     const a = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ACTIONS });
     const b = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ACTIONS });

@@ -12,6 +12,9 @@ export function mapPgError(e: unknown): AirlockError {
   const code = (e as { code?: unknown } | null)?.code;
   if (code === '23505') return new AirlockError('conflict', 'a record with this key already exists', { cause: e });
   if (code === '40001' || code === '40P01') return new AirlockError('conflict', 'the store reported a concurrent update; retry', { cause: e });
+  // Text PostgreSQL cannot hold (a NUL byte, invalid UTF-8) can only have come from the request: bad input, not
+  // an internal error (SQLite stores it, so there the lookup simply finds nothing).
+  if (code === '22021' || code === '22P05') return new AirlockError('invalid_request', 'a value holds a character the store cannot hold (a NUL byte or invalid UTF-8)', { cause: e });
   const unavailable =
     (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) ||
     (e instanceof Error && PG_MESSAGES.test(e.message));
