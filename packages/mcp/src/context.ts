@@ -1,7 +1,8 @@
 // What every tool shares: one Airlock HTTP client and one viem account for the configured session, the
-// x402 fetch, a wallet per configured chain, and the approvals this server has seen requested.
+// x402 and L402 fetches, a wallet per configured chain, and the approvals this server has seen requested.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createPublicClient, createWalletClient, defineChain, http as rpcTransport, type Chain, type LocalAccount, type PublicClient, type WalletClient } from 'viem';
-import { airlockAccount, createAirlockHttp, fetchWithAirlock, type AirlockHttp, type AirlockPaidFetch } from '@airlock/sdk';
+import { airlockAccount, createAirlockHttp, createL402Fetch, fetchWithAirlock, type AirlockHttp, type AirlockPaidFetch } from '@airlock/sdk';
 import type { McpConfig } from './config.ts';
 import { ToolError } from './results.ts';
 
@@ -12,12 +13,31 @@ export interface TrackedApproval {
   requestedAt: string;
 }
 
+/** A Lightning payment an L402 fetch made (or finished) during one call: amounts in millisatoshis. */
+export interface L402PaymentMade {
+  paymentId: string;
+  amountMsat: string;
+  feeMsat: string;
+  /** Airlock had paid this invoice already: no second payment was made. */
+  replayed: boolean;
+}
+
+export interface L402FetchResult {
+  response: Response;
+  /** Payments that bought the credential this call used; empty when a held credential sufficed. */
+  payments: L402PaymentMade[];
+}
+
 export interface ToolContext {
   config: McpConfig;
   http: AirlockHttp;
   /** The agent as a viem account; its signatures go through Airlock's policy (GET /v1/session once). */
   account(): Promise<LocalAccount>;
   payFetch: AirlockPaidFetch;
+  /** The SDK's createL402Fetch (one per process, so credentials are reused across calls), and what it paid. */
+  l402Fetch(url: string, init?: RequestInit): Promise<L402FetchResult>;
+  /** `text` with every L402 preimage this process has seen cut out (an API that echoes the Authorization header). */
+  withoutL402Secrets(text: string): string;
   /** Clients for a chain with a configured RPC URL; a `no_rpc_for_chain` ToolError otherwise. */
   chain(chainId: number): { publicClient: PublicClient; wallet(account: LocalAccount): WalletClient };
   /** Approval ids seen in 202 answers, oldest first. Airlock has no agent-side list, so this server keeps one. */
@@ -43,9 +63,11 @@ export function createToolContext(config: McpConfig): ToolContext {
     }
     return { chain, rpcUrl };
   };
+  const http = createAirlockHttp(options);
+  const l402 = observedL402Fetch(http);
   return {
     config,
-    http: createAirlockHttp(options),
+    http,
     account() {
       // A failed first call (daemon down) must not stick: the next tool call tries again.
       account ??= airlockAccount(options).catch((e: unknown) => {
@@ -55,6 +77,8 @@ export function createToolContext(config: McpConfig): ToolContext {
       return account;
     },
     payFetch: fetchWithAirlock(fetch, options),
+    l402Fetch: l402.fetch,
+    withoutL402Secrets: l402.withoutSecrets,
     chain(chainId) {
       const { chain, rpcUrl } = chainOf(chainId);
       return {
@@ -64,4 +88,51 @@ export function createToolContext(config: McpConfig): ToolContext {
     },
     approvals: new Map(),
   };
+}
+
+/**
+ * createL402Fetch answers with the API's response only; what it paid is in Airlock's answers to it. So it gets
+ * an Airlock client that reads those answers on their way past (the pay route, an approval's result, a payment
+ * read back) and files each succeeded payment under the tool call it serves (AsyncLocalStorage: calls may run
+ * at once, and a purchase belongs to the call whose request started it). Preimages are kept only to be cut out
+ * of responses; a preimage is the credential's secret half.
+ */
+function observedL402Fetch(http: AirlockHttp): { fetch: ToolContext['l402Fetch']; withoutSecrets(text: string): string } {
+  const call = new AsyncLocalStorage<Map<string, L402PaymentMade>>();
+  const preimages = new Set<string>();
+  const observing: AirlockHttp = {
+    async request<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) {
+      const answer = await http.request<T>(method, path, body, headers);
+      // A credential bought by an earlier process (GET /v1/l402/token) ends in its preimage too.
+      const held = path.startsWith('/v1/l402/token') ? /:([0-9a-f]{64})$/.exec(String((answer.body as { authorization?: unknown }).authorization))?.[1] : undefined;
+      if (held) preimages.add(held);
+      const paid = paymentIn(path, answer.body);
+      if (paid) {
+        preimages.add(paid.preimage);
+        const { preimage: _secret, ...made } = paid;
+        call.getStore()?.set(made.paymentId, made);
+      }
+      return answer;
+    },
+  };
+  const l402Fetch = createL402Fetch(observing);
+  return {
+    fetch: (url, init) => {
+      const payments = new Map<string, L402PaymentMade>();
+      return call.run(payments, async () => ({ response: await l402Fetch(url, init), payments: [...payments.values()] }));
+    },
+    withoutSecrets(text) {
+      let out = text;
+      for (const preimage of preimages) out = out.split(preimage).join('[l402 preimage]');
+      return out;
+    },
+  };
+}
+
+/** A succeeded payment in an Airlock answer to the L402 fetch, if there is one. */
+function paymentIn(path: string, answer: unknown): (L402PaymentMade & { preimage: string }) | undefined {
+  const body = answer as Record<string, unknown> | undefined;
+  const payment = (path.startsWith('/v1/approvals/') ? body?.['result'] : path === '/v1/l402/pay' || path.startsWith('/v1/lightning/payments/') ? body : undefined) as Record<string, unknown> | undefined;
+  if (payment?.['status'] !== 'succeeded' || typeof payment['paymentId'] !== 'string' || typeof payment['preimage'] !== 'string') return undefined;
+  return { paymentId: payment['paymentId'], amountMsat: String(payment['amountMsat']), feeMsat: String(payment['feeMsat'] ?? '0'), replayed: payment['replayed'] === true, preimage: payment['preimage'] };
 }

@@ -96,7 +96,7 @@ describe('airlock mcp through the official MCP client', () => {
   test('lists its tools, each with a description and a JSON input schema', async () => {
     const { tools } = await client.listTools();
     seen.push(JSON.stringify(tools));
-    assert.deepEqual(tools.map((t) => t.name).sort(), ['dry_run_transfer', 'list_pending_approvals', 'pay_x402', 'remaining_budget', 'send_transfer', 'sign_typed_data', 'whoami']);
+    assert.deepEqual(tools.map((t) => t.name).sort(), ['dry_run_transfer', 'list_pending_approvals', 'pay_l402', 'pay_x402', 'remaining_budget', 'send_transfer', 'sign_typed_data', 'whoami']);
     for (const t of tools) {
       assert.ok((t.description ?? '').length > 80, `${t.name} explains itself`);
       assert.equal(t.inputSchema.type, 'object');
@@ -267,7 +267,7 @@ describe('airlock mcp through the official MCP client', () => {
       const httpClient = new Client({ name: 'airlock-mcp-http-test', version: '1.0.0' });
       await httpClient.connect(new StreamableHTTPClientTransport(new URL(url)));
       const { tools } = await httpClient.listTools();
-      assert.equal(tools.length, 7);
+      assert.equal(tools.length, 8);
       const me = await call('whoami', {}, httpClient);
       assert.equal(me.structuredContent.address, agent.address);
       const dry = await call('dry_run_transfer', { chainId: tb.anvil.chainId, to: FRIEND, amount: '1000', token: tb.token }, httpClient);

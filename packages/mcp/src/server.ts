@@ -12,9 +12,10 @@ import { dryRunTransferTool } from './tools/dry-run-transfer.ts';
 import { sendTransferTool } from './tools/send-transfer.ts';
 import { signTypedDataTool } from './tools/sign-typed-data.ts';
 import { payX402Tool } from './tools/pay-x402.ts';
+import { payL402Tool } from './tools/pay-l402.ts';
 import { pendingApprovalsTool } from './tools/pending-approvals.ts';
 
-export const AIRLOCK_TOOLS = [whoamiTool, remainingBudgetTool, dryRunTransferTool, sendTransferTool, signTypedDataTool, payX402Tool, pendingApprovalsTool] as unknown as AirlockTool[];
+export const AIRLOCK_TOOLS = [whoamiTool, remainingBudgetTool, dryRunTransferTool, sendTransferTool, signTypedDataTool, payX402Tool, payL402Tool, pendingApprovalsTool] as unknown as AirlockTool[];
 
 export const SERVER_INFO = { name: 'airlock', version: '0.1.0' };
 
