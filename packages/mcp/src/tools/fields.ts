@@ -15,3 +15,21 @@ export const transferShape = {
   amount: amountField,
   token: tokenField,
 };
+
+export const DEFAULT_MAX_BODY_CHARS = 20_000;
+
+/** The request a paying fetch tool (pay_x402, pay_l402) sends; `headersNote` adds what that tool does with headers. */
+export function paidFetchShape(headersNote = '') {
+  return {
+    url: z.url({ protocol: /^https?$/ }).describe('The resource URL (http or https).'),
+    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET').describe('HTTP method. Default GET.'),
+    headers: z.record(z.string(), z.string()).optional().describe(`Extra request headers, e.g. {"accept":"application/json"}.${headersNote}`),
+    body: z.string().optional().describe('Request body (for POST/PUT/PATCH), sent as is.'),
+    maxBodyChars: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_BODY_CHARS).describe(`Longest response body returned, in characters; longer ones are cut. Default ${DEFAULT_MAX_BODY_CHARS}.`),
+  };
+}
+
+/** The response body as a tool returns it: cut at `maxBodyChars`, saying so. */
+export function returnedBody(text: string, maxBodyChars: number): { body: string; truncated?: true; bodyLength?: number } {
+  return text.length > maxBodyChars ? { body: text.slice(0, maxBodyChars), truncated: true, bodyLength: text.length } : { body: text };
+}

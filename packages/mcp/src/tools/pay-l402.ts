@@ -2,23 +2,15 @@
 // macaroon against its invoice and applies the payee, resource, amount, routing and budget rules before it pays,
 // and keeps the credential, which later calls to the same origin reuse. The credential and its preimage are a
 // bearer secret: the result carries neither, only what was paid.
-import { z } from 'zod';
+import { paidFetchShape, returnedBody } from './fields.ts';
 import { defineTool } from './tool.ts';
-
-const DEFAULT_MAX_BODY_CHARS = 20_000;
 
 export const payL402Tool = defineTool({
   name: 'pay_l402',
   title: 'Pay for an L402 resource (Lightning)',
   description:
     'Fetch an HTTP resource that may ask for payment over Lightning (HTTP 402 with an L402 or LSAT challenge). When it does, Airlock checks the invoice amount, payee, resource and budgets against your policy and pays it; the request is then repeated with the credential and the resource returned. The credential is kept, so later requests to the same origin pay nothing while it is valid. Amounts are in millisatoshis. A refusal returns an error naming the rule; nothing is paid then.',
-  input: {
-    url: z.url({ protocol: /^https?$/ }).describe('The resource URL (http or https).'),
-    method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET').describe('HTTP method. Default GET.'),
-    headers: z.record(z.string(), z.string()).optional().describe('Extra request headers, e.g. {"accept":"application/json"}. An Authorization header is sent as is and nothing is paid.'),
-    body: z.string().optional().describe('Request body (for POST/PUT/PATCH), sent as is.'),
-    maxBodyChars: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_BODY_CHARS).describe(`Longest response body returned, in characters; longer ones are cut. Default ${DEFAULT_MAX_BODY_CHARS}.`),
-  },
+  input: paidFetchShape(' An Authorization header is sent as is and nothing is paid.'),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
     const { response, payments } = await ctx.l402Fetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}) });
@@ -30,8 +22,7 @@ export const payL402Tool = defineTool({
       status: response.status,
       ok: response.ok,
       contentType: response.headers.get('content-type'),
-      body: text.length > args.maxBodyChars ? text.slice(0, args.maxBodyChars) : text,
-      ...(text.length > args.maxBodyChars ? { truncated: true, bodyLength: text.length } : {}),
+      ...returnedBody(text, args.maxBodyChars),
       paid: made !== undefined,
       payment: made ? { paymentId: made.paymentId, amountMsat: made.amountMsat, feeMsat: made.feeMsat, ...(made.replayed ? { replayed: true } : {}) } : null,
     };
