@@ -26,6 +26,29 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constantFrom('approve' as const, 'deny' as const), pick: fc.nat() }) },
 );
 
+const REGRESSION_DUPLICATE_APPROVALS: Op[] = [
+  { kind: 'pay', invoice: 4, outcome: 'hang', fee: 215 },
+  { kind: 'pay', invoice: 1, outcome: 'succeed', fee: 237 },
+  { kind: 'pay', invoice: 5, outcome: 'succeed', fee: 725 },
+  { kind: 'pay', invoice: 2, outcome: 'hang', fee: 242 },
+  { kind: 'reconcile' },
+  { kind: 'pay', invoice: 3, outcome: 'succeed', fee: 700 },
+  { kind: 'land', pick: 70464654, succeed: false, fee: 167 },
+  { kind: 'pay', invoice: 5, outcome: 'succeed', fee: 665 },
+  { kind: 'land', pick: 789684574, succeed: false, fee: 314 },
+  { kind: 'land', pick: 763235579, succeed: true, fee: 838 },
+  { kind: 'pay', invoice: 5, outcome: 'succeed', fee: 816 },
+  { kind: 'pay', invoice: 1, outcome: 'succeed', fee: 551 },
+  { kind: 'approve', pick: 1362960989 },
+  { kind: 'pay', invoice: 3, outcome: 'hang', fee: 77 },
+  { kind: 'approve', pick: 1762254454 },
+  { kind: 'pay', invoice: 0, outcome: 'fail', fee: 146 },
+  { kind: 'pay', invoice: 2, outcome: 'hang', fee: 142 },
+  { kind: 'pay', invoice: 2, outcome: 'succeed', fee: 542 },
+  { kind: 'approve', pick: 939197355 },
+  { kind: 'pay', invoice: 0, outcome: 'succeed', fee: 786 },
+];
+
 const sha256hex = (hex: string) => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex');
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
@@ -129,7 +152,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
           }
           assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true);
         }),
-        { numRuns: store === 'sqlite' ? 20 : 10, endOnFailure: true },
+        // Regression: one invoice above the approval tier asked for three times, two of its approvals approved after
+        // the first paid (found by CI: those approvals stayed pending and held until they expired).
+        { numRuns: store === 'sqlite' ? 20 : 10, endOnFailure: true, examples: [[REGRESSION_DUPLICATE_APPROVALS]] },
       );
     });
   });

@@ -265,6 +265,23 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning p
     assert.equal(listed.body.payments[0].state, 'succeeded');
   });
 
+  test('one invoice asked for twice while waiting for approval: approving the second after the first paid closes it and releases its hold', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy([shop.node.nodeId], [{ type: 'approval_tier', name: 'big-by-hand', asset: BTC, above: '60000' }]), actions: ACTIONS });
+    const big = shop.invoice({ amountMsat: 90_000n });
+    const first = await pay(token, { invoice: big.invoice });
+    const second = await pay(token, { invoice: big.invoice });
+    assert.equal(first.status, 202);
+    assert.equal(second.status, 202);
+    assert.equal((await h.admin('POST', `/v1/approvals/${first.body.approvalId}/approve`)).status, 200);
+    const late = await h.admin('POST', `/v1/approvals/${second.body.approvalId}/approve`);
+    assert.equal(late.status, 409, JSON.stringify(late.body));
+    assert.equal(late.body.error.code, 'lightning_payment_in_flight');
+    assert.equal((await h.admin('GET', `/v1/approvals/${second.body.approvalId}`)).body.state, 'denied');
+    assert.equal(ln.attempts.filter((hash) => hash === big.paymentHash).length, 1);
+    const totals = await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: BTC, sinceMs: 0 }]));
+    assert.equal(totals[0]!.amount, 90_000n + ln.feeFor(90_000n), 'only the paid one is charged; the closed approval holds nothing');
+  });
+
   test('an approval granted after the invoice expired ends as a definite failure and releases the hold', async () => {
     const { agent, token } = await provisionAgent(h, { policy: { version: 1, rules: [{ type: 'allow', name: 'all', match: { actions: ['lightning.pay'] } }, { type: 'approval_tier', name: 'by-hand', match: { actions: ['lightning.pay'] } }] }, actions: ACTIONS });
     const shortLived = shop.invoice({ amountMsat: 7_000n, expirySeconds: 1 });

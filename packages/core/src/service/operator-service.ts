@@ -194,7 +194,7 @@ export class OperatorService {
   async approve(id: string, actor: string): Promise<ApprovalRecord> {
     await this.expireOverdue();
     const now = this.deps.clock.now();
-    const decided: { approval: ApprovalRecord; paymentId?: string | undefined; lightning?: LightningPaymentRecord } = await this.deps.store.transaction(async (tx) => {
+    const decided: { approval: ApprovalRecord; paymentId?: string | undefined; lightning?: LightningPaymentRecord; closed?: AirlockError } = await this.deps.store.transaction(async (tx) => {
       const pending = await tx.getApproval(id);
       if (!pending) throw new AirlockError('not_found', 'No such approval.');
       if (pending.state !== 'pending') throw new AirlockError('approval_not_pending');
@@ -203,6 +203,15 @@ export class OperatorService {
       // Revoking a session revokes what it asked for: its pending requests cannot be approved any more.
       const session = await tx.getSession(pending.sessionId);
       if (!session || session.revokedAt !== undefined) throw new AirlockError('session_revoked', 'The session that made this request was revoked; deny the approval.');
+      // A Lightning payment asked for twice while waiting: once one of its approvals is paid (or paying), the others
+      // can buy nothing. They are closed here, their holds released, instead of staying pending (and held) until
+      // they expire.
+      const superseded = pending.action === 'lightning.pay' ? await tx.activeLightningPayment(pending.digest) : undefined;
+      if (superseded) {
+        const closing = await tx.appendAudit({ at: now, type: 'approval.denied', actor: 'system', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'deny', data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason: 'invoice_already_paid', paymentId: superseded.id, approvedBy: actor } });
+        const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
+        return { approval, closed: new AirlockError('lightning_payment_in_flight', `This invoice is already paid or being paid (payment ${superseded.id}); the approval was closed and its hold released.`, { details: { approvalId: id, paymentId: superseded.id } }) };
+      }
       const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: actor } });
       if (pending.action === 'lightning.pay') {
         // An approved Lightning payment is held as a payment in flight (the approval's holds move to it), then paid.
@@ -219,6 +228,7 @@ export class OperatorService {
       return { approval: decided, paymentId };
     });
     const { approval, paymentId } = decided;
+    if (decided.closed) throw decided.closed;
     if (decided.lightning) {
       const stored = await this.lightning!.afterApproval(decided.lightning);
       await this.deps.store.transaction((tx) => tx.setApprovalResult(id, stored));
