@@ -187,7 +187,8 @@ function encodeAmount(msat: bigint): string {
   return `${msat * 10n}p`;
 }
 
-function integerWords(value: number, width?: number): number[] {
+/** A BOLT 11 integer as 5-bit words, big-endian (`width`: zero-padded to that many words). */
+export function integerWords(value: number, width?: number): number[] {
   const words: number[] = [];
   let v = value;
   do {
@@ -205,7 +206,8 @@ function featureWords(bits: number[]): number[] {
   return words;
 }
 
-function wordsToPaddedBytes(words: number[]): Uint8Array {
+/** 5-bit words as bytes, the last one zero-padded: the form the invoice signature covers. */
+export function wordsToPaddedBytes(words: number[]): Uint8Array {
   const out: number[] = [];
   let acc = 0;
   let bits = 0;
@@ -233,6 +235,8 @@ export class SimulatedBackend {
   unreachable = false;
   /** The longest a pay call waits before answering in flight (tests that hang many payments shorten it). */
   maxWaitMs = Number.POSITIVE_INFINITY;
+  /** Set: a success is reported with a made-up preimage (a compromised proxy or wallet lying about a payment). */
+  forgePreimage = false;
   /** Set: the pay call throws after handing the payment to the network (the answer is lost on the way back). */
   loseAnswers = false;
   readonly payments = new Map<string, { status: 'in_flight' } | Settlement>();
@@ -259,12 +263,17 @@ export class SimulatedBackend {
     const timeout = new Promise<{ status: 'in_flight' }>((resolve) => setTimeout(() => resolve({ status: 'in_flight' }), waitMs).unref());
     const answer = await Promise.race([settling, timeout]);
     if (this.loseAnswers) throw new Error('socket hang up');
-    return answer;
+    return this.forgePreimage ? this.forged(answer) : answer;
   }
 
   async lookup(paymentHash: string): Promise<{ status: 'succeeded'; preimage: string; feeMsat: bigint } | { status: 'failed'; reason: string } | { status: 'in_flight' } | { status: 'not_found' }> {
     this.calls.push({ method: 'lookup', paymentHash });
     if (this.unreachable) throw new Error('connect ECONNREFUSED');
-    return this.payments.get(paymentHash) ?? { status: 'not_found' };
+    const known = this.payments.get(paymentHash) ?? { status: 'not_found' as const };
+    return this.forgePreimage ? this.forged(known) : known;
+  }
+
+  private forged<T extends { status: string }>(answer: T): T | { status: 'succeeded'; preimage: string; feeMsat: bigint } {
+    return answer.status === 'succeeded' || answer.status === 'in_flight' ? { status: 'succeeded', preimage: bytesToHex(randomBytes(32)), feeMsat: 0n } : answer;
   }
 }

@@ -11,7 +11,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes, randomBytes } from '@noble/hashes/utils.js';
 import { bech32 } from '@scure/base';
-import { LightningNetwork, SimulatedBackend, type TestNode } from '../../../testing/lightning-network.ts';
+import { integerWords, LightningNetwork, SimulatedBackend, wordsToPaddedBytes, type TestNode } from '../../../testing/lightning-network.ts';
 import { startL402Server } from '../../../testing/l402-server/server.ts';
 import { exportMacaroonV2, jsMacaroon } from '../../../testing/l402-server/js-macaroon.ts';
 import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
@@ -41,32 +41,6 @@ function policy(payees: string[], extra: unknown[] = []) {
 type Field = [tag: number, words: number[]];
 const TAG = { p: 1, s: 16, d: 13, x: 6, c: 24, n: 19 } as const;
 
-function integerWords(value: number): number[] {
-  const words: number[] = [];
-  let v = value;
-  do {
-    words.unshift(v % 32);
-    v = Math.floor(v / 32);
-  } while (v > 0);
-  return words;
-}
-
-function paddedBytes(words: number[]): Uint8Array {
-  const out: number[] = [];
-  let acc = 0;
-  let bits = 0;
-  for (const w of words) {
-    acc = ((acc << 5) | w) & 0xfff;
-    bits += 5;
-    while (bits >= 8) {
-      bits -= 8;
-      out.push((acc >> bits) & 0xff);
-    }
-  }
-  if (bits > 0) out.push((acc << (8 - bits)) & 0xff);
-  return Uint8Array.from(out);
-}
-
 /** The usual fields of an invoice for `paymentHash`, to which a test adds or from which it removes. */
 function usualFields(paymentHash: string): Field[] {
   return [
@@ -86,7 +60,7 @@ function craftInvoice(node: TestNode, hrp: string, fields: Field[]): string {
   for (let i = 0; i < 7; i++, t = Math.floor(t / 32)) ts.unshift(t % 32);
   words.push(...ts);
   for (const [tag, data] of fields) words.push(tag, data.length >> 5, data.length & 31, ...data);
-  const signed = new Uint8Array([...new TextEncoder().encode(hrp), ...paddedBytes(words)]);
+  const signed = new Uint8Array([...new TextEncoder().encode(hrp), ...wordsToPaddedBytes(words)]);
   const sig = secp256k1.sign(sha256(signed), node.privateKey, { prehash: false, format: 'recovered' });
   const signature = new Uint8Array([...sig.subarray(1), sig[0]!]);
   return bech32.encode(hrp, [...words, ...bech32.toWords(signature)], 10_000);
@@ -122,6 +96,29 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning a
   const codes = (res: { body: any }) => (res.body.error?.violations ?? []).map((v: { code: string }) => v.code);
   /** What the agent has been charged or holds (the budget window counts both). */
   const spent = async (agentId: string) => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agentId}`, asset: BTC, sinceMs: 0 }])))[0]!.amount;
+
+  test('a lying backend reports success with a made-up preimage: not believed, the hold stays, an alert names it, nothing charged as paid', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ACTIONS });
+    const invoice = shop.invoice({ amountMsat: 30_000n });
+    backend.forgePreimage = true;
+    try {
+      const res = await pay(token, { invoice: invoice.invoice, maxFeeMsat: '300' });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'in_flight');
+      assert.equal(res.body.preimage, undefined);
+      // The reconciler asks again and is lied to again: still not believed.
+      await h.admin('POST', '/v1/lightning/reconcile');
+      assert.equal(await spent(agent.id), 30_300n, 'the worst case stays held, not charged as a success');
+      const alerts = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=alert.lightning`)).body.entries;
+      assert.ok(alerts.some((e: { data: { reason: string } }) => e.data.reason === 'preimage_mismatch'), JSON.stringify(alerts));
+      assert.equal((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=lightning.succeeded`)).body.entries.length, 0);
+    } finally {
+      backend.forgePreimage = false;
+    }
+    // Told the truth, the next round charges it once: amount + the real fee.
+    await h.admin('POST', '/v1/lightning/reconcile');
+    assert.equal(await spent(agent.id), 30_000n + ln.feeFor(30_000n));
+  });
 
   test('a NUL byte in a path or query parameter is bad input (400 or 404), never a 500', async () => {
     const { token } = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ACTIONS });
