@@ -1,12 +1,9 @@
 // Request and response schemas of the Lightning and L402 routes (docs/lightning.md).
 import { z } from 'zod';
 import { apiSchema } from './api-schemas.ts';
-import { AuditReceiptSchema, PendingApprovalResponse } from './schemas.ts';
+import { AuditReceiptSchema, hex32, iso, jsonObject, PendingApprovalResponse } from './schemas.ts';
 
 const msat = z.string().regex(/^(0|[1-9][0-9]{0,20})$/, 'a decimal string of millisatoshis');
-const hex32 = z.string().regex(/^[0-9a-f]{64}$/, '32 bytes as 64 lowercase hex digits');
-const iso = z.string().describe('ISO 8601 time');
-const jsonObject = z.record(z.string(), z.unknown());
 
 export const LightningPayRequest = apiSchema(
   'LightningPayRequest',

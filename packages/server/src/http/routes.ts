@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import { AirlockError, type AgentAuth, type ApprovalRecord, type AuditQuery, type LightningPayInput, type Session } from '@airlock/core';
+import { ACTIONS, AirlockError, type AgentAuth, type ApprovalRecord, type AuditQuery, type LightningPayInput, type Session } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { Principal } from './auth.ts';
 import { clientAddress } from './client-address.ts';
@@ -27,7 +27,7 @@ function timeParam(v: unknown, name: string): number | undefined {
 
 /** Operator dry-runs evaluate as a session that may use every action (the agent's policy still decides). */
 function operatorSession(agentId: string): Session {
-  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay'], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
+  return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: [...ACTIONS], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
 }
 
 export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): RouteSpec[] {

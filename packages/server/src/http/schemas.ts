@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CODES, POLICY_WARNING_CODES, VIOLATION_CODES } from '@airlock/core';
+import { ACTIONS, ERROR_CODES, POLICY_WARNING_CODES, VIOLATION_CODES } from '@airlock/core';
 import { apiSchema } from './api-schemas.ts';
 
 // Request and response schemas. The route table in routes.ts pairs them with paths; openapi.ts turns the
@@ -10,11 +10,10 @@ import { apiSchema } from './api-schemas.ts';
 
 const amountString = z.string().regex(/^\d{1,78}$/, 'a non-negative integer string (base units)');
 const duration = z.string().regex(/^\d+(s|m|h|d)$/, 'a duration like 90s, 15m, 1h, 7d');
-const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay'] as const;
 const keys = <T extends Record<string, unknown>>(o: T) => Object.keys(o) as [keyof T & string, ...(keyof T & string)[]];
-const iso = z.string().describe('ISO 8601 time');
+export const iso = z.string().describe('ISO 8601 time');
 /** JSON as stored or decoded (an intent, a policy document, an audit entry's data): described elsewhere. */
-const jsonObject = z.record(z.string(), z.unknown());
+export const jsonObject = z.record(z.string(), z.unknown());
 const partial = <T extends Record<string, z.ZodType>>(shape: T) => Object.fromEntries(Object.entries(shape).map(([k, v]) => [k, v.optional()])) as { [K in keyof T]: z.ZodOptional<T[K]> };
 
 /** Sent on the signing routes (and x402 pay) to make retries safe; checked by `idempotencyKeyOf`. */
@@ -96,7 +95,7 @@ const replay = {
   replayAuditSeq: z.number().optional().describe("The replay's own audit entry."),
 };
 
-const hex32 = z.string().regex(/^[0-9a-f]{64}$/, '32 bytes as 64 lowercase hex digits');
+export const hex32 = z.string().regex(/^[0-9a-f]{64}$/, '32 bytes as 64 lowercase hex digits');
 export const SignedNostrEventSchema = apiSchema(
   'SignedNostrEvent',
   z.object({ id: hex32, pubkey: hex32, created_at: z.number(), kind: z.number(), tags: z.array(z.array(z.string())), content: z.string(), sig: z.string().regex(/^[0-9a-f]{128}$/) }),
