@@ -67,6 +67,16 @@ export const ERROR_CODES = {
   // L402 (formerly LSAT) paid APIs
   l402_challenge_malformed: { status: 400, summary: 'The WWW-Authenticate value holds no usable L402/LSAT challenge (syntax, a missing or repeated parameter, an unknown version, or several different offers).' },
   l402_macaroon_malformed: { status: 400, summary: 'The L402 macaroon is not a well-formed V2 binary macaroon with a version 0 L402 identifier (encoding, layout, size or a third-party caveat).' },
+  // bitcoin (PSBT, BIP-322)
+  psbt_malformed: { status: 400, summary: 'The PSBT does not parse (base64, BIP-174/370 layout, a field, or an unsigned transaction with scripts or witnesses).' },
+  psbt_missing_utxo: { status: 400, summary: 'An input lacks its previous output (witness UTXO), or an input the agent signs with segwit v0 lacks the full previous transaction.' },
+  psbt_utxo_mismatch: { status: 400, summary: "An input's previous transaction does not hash to the outpoint it spends, or disagrees with its witness UTXO (amount or script)." },
+  psbt_input_mismatch: { status: 400, summary: "An input names one of the agent's keys whose derived script is not the script it spends." },
+  psbt_network_mismatch: { status: 400, summary: "The PSBT names keys or addresses of another network than the request's." },
+  psbt_nothing_to_sign: { status: 400, summary: "No input of the PSBT is the agent's (by its derivation fields and keys): nothing would be signed." },
+  psbt_unsupported_input: { status: 400, summary: 'An input of the agent is of a kind Airlock does not sign (only P2WPKH and P2TR key path).' },
+  psbt_sighash_single_without_output: { status: 400, summary: 'An input asks for SIGHASH_SINGLE but the transaction has no output at its index: the signature would commit to no output.' },
+  psbt_value_out_of_range: { status: 400, summary: 'Amounts do not add up: outputs exceed inputs, or a value is beyond 21 million bitcoin.' },
   // signing
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
   internal: { status: 500, summary: 'Internal error.' },
@@ -118,6 +128,9 @@ export const VIOLATION_CODES = {
   amountless_invoice_not_allowed: 'The invoice names no amount; amountless invoices are paid only where an allow rule names kinds: [lightning.amountless_payment].',
   routing_fee_exceeds_cap: 'The routing fee limit is above the cap (absolute, or as a share of the amount).',
   invoice_expiry_out_of_bounds: 'The invoice expires too soon to be paid safely, or is valid for longer than allowed.',
+  sighash_not_allowed: 'A PSBT input asks for a sighash type other than ALL/DEFAULT (SINGLE, NONE and ANYONECANPAY can give value away) and no allow rule names it in bitcoin_sighash.',
+  fee_rate_exceeds_cap: 'The transaction fee rate (sat/vB) is above the cap.',
+  too_many_inputs: 'The transaction spends more inputs than the rule allows.',
   abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
 } as const;
 

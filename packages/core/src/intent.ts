@@ -4,7 +4,7 @@
  * Addresses are lowercase 0x-hex. Amounts are bigint base units.
  */
 
-export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay'] as const;
+export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay', 'bitcoin.psbt', 'bitcoin.message'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export const INTENT_KINDS = [
@@ -30,6 +30,8 @@ export const INTENT_KINDS = [
   'nostr.nip04', // NIP-04 (deprecated) encryption or decryption with a peer: only where a rule names the action
   'lightning.payment', // a BOLT 11 invoice paid through the Lightning backend
   'lightning.amountless_payment', // an invoice without an amount, paid for the amount the request names: only where an allow rule names this kind
+  'bitcoin.transaction', // a PSBT: the agent's inputs signed, every output classified (change proven by derivation, the rest spends)
+  'message.bip322', // a BIP-322 signed message (proof of address ownership): only where an allow rule names `message`
 ] as const;
 export type IntentKind = (typeof INTENT_KINDS)[number];
 
@@ -119,6 +121,8 @@ export interface Intent {
   nostr?: NostrInfo;
   /** Lightning payments (`lightning.pay`): what the invoice says and what the payment may cost. */
   lightning?: LightningInfo;
+  /** Bitcoin requests (`bitcoin.*` actions): the decoded PSBT (or the BIP-322 message's address). */
+  bitcoin?: BitcoinInfo;
   /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
   summary: string;
 }
@@ -180,7 +184,74 @@ export const BITCOIN_CHAINS = {
   testnet: 'bip122:000000000933ea01ad0ee984209779ba',
   signet: 'bip122:00000008819873e925422c1ff0f99f7c',
   regtest: 'bip122:0f9188f13cb7b2c71f2a335e3a4fc328',
+  testnet4: 'bip122:00000000da84f2bafbbc53dee25a72ae',
 } as const;
+
+/** The Bitcoin networks Airlock signs for. `testnet` is testnet3; testnet4, signet and testnet3 share the `tb` address prefix. */
+export type BitcoinNetwork = keyof typeof BITCOIN_CHAINS;
+export const BITCOIN_NETWORKS = Object.keys(BITCOIN_CHAINS) as BitcoinNetwork[];
+
+/** The sighash types a PSBT input may ask for, by name (BIP-341 `default` is taproot-only). */
+export const SIGHASH_NAMES = ['default', 'all', 'none', 'single', 'all_anyonecanpay', 'none_anyonecanpay', 'single_anyonecanpay'] as const;
+export type SighashName = (typeof SIGHASH_NAMES)[number];
+
+/** One input of a PSBT as policy sees it. Amounts are satoshis (the spends carry msat). */
+export interface BitcoinInput {
+  index: number;
+  /** The previous output spent: txid (display order, hex) and output index. */
+  txid: string;
+  vout: number;
+  amountSat: bigint;
+  /** The address of the previous output's script, when it has one. */
+  address?: string;
+  /** `p2wpkh`, `p2tr`, or the script type of an input that is not the agent's (`p2pkh`, `p2sh`, `p2wsh`, `unknown`). */
+  scriptType: string;
+  /** True when the derivation fields name one of the agent's own keys and deriving it reproduces the input's script: only these are signed. */
+  ours: boolean;
+  /** The agent's key path for an input that is ours, e.g. m/84'/1'/3'/0/7. */
+  path?: string;
+  /** The sighash the signature of this input commits with (inputs that are ours). */
+  sighash?: SighashName;
+  sequence: number;
+}
+
+/** One output of a PSBT. */
+export interface BitcoinOutput {
+  index: number;
+  amountSat: bigint;
+  /** The address of the output script; absent for scripts without one (OP_RETURN, bare scripts). */
+  address?: string;
+  /** The output script, hex. */
+  script: string;
+  /** True only when the script was derived from the agent's own change path (m/.../1/i) and matched. */
+  change: boolean;
+  /** The change path, when `change`. */
+  path?: string;
+}
+
+/** A Bitcoin request as policy sees it. */
+export interface BitcoinInfo {
+  network: BitcoinNetwork;
+  /** `bitcoin.psbt`: 0 (BIP-174) or 2 (BIP-370). */
+  psbtVersion?: 0 | 2;
+  /** The unsigned transaction id (display order). */
+  txid?: string;
+  inputs: BitcoinInput[];
+  outputs: BitcoinOutput[];
+  /** Inputs minus outputs. */
+  feeSat: bigint;
+  /** Virtual size of the signed transaction (estimated from the input types before it is signed). */
+  vsize: number;
+  /** feeSat / vsize, sat/vB, rounded up to three decimals. */
+  feeRate: number;
+  locktime: number;
+  /** Some input signals replace-by-fee (sequence < 0xfffffffe). */
+  rbf: boolean;
+  /** The sighash types the agent's signatures commit with, deduplicated. */
+  sighashes: SighashName[];
+  /** `bitcoin.message`: the address that signs (BIP-322). */
+  messageAddress?: string;
+}
 
 /**
  * The bitcoin asset of a network (CAIP-19, SLIP-44 coin type 0), counted in MILLISATOSHIS everywhere in

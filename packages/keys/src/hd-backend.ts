@@ -3,7 +3,8 @@
  * Every signature is verified against the public key before it leaves this class.
  */
 import { randomBytes } from 'node:crypto';
-import { AirlockError, type EcdsaSignature, type KeyBackend } from '@airlock/core';
+import { AirlockError, type EcdsaSignature, type ExtendedPublicKey, type KeyBackend } from '@airlock/core';
+import { extendedPublicKey, signTaprootKeyPathWith } from './bitcoin-keys.ts';
 import { secp256k1, schnorr } from '@noble/curves/secp256k1.js';
 import type { HDKey } from '@scure/bip32';
 import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
@@ -68,6 +69,24 @@ export class HdKeyBackend implements KeyBackend {
     const { compact, recovery } = signature;
     assertEcdsaSignature(compact, recovery);
     return { compact, recovery };
+  }
+
+  async getExtendedPublicKey(path: string): Promise<ExtendedPublicKey> {
+    const indexes = parseDerivationPath(path);
+    const node = this.#derive(path);
+    if (!node.chainCode) throw new AirlockError('internal', 'derived key has no chain code');
+    const parent = indexes.length > 0 ? publicKeyOf(this.#derive(formatDerivationPath(indexes.slice(0, -1)))) : undefined;
+    return extendedPublicKey(indexes, publicKeyOf(node), node.chainCode, parent);
+  }
+
+  async signTaprootKeyPath(path: string, digest: Uint8Array): Promise<Uint8Array> {
+    assertDigest(digest);
+    const privateKey = privateKeyOf(this.#derive(path));
+    try {
+      return signTaprootKeyPathWith(privateKey, digest);
+    } finally {
+      privateKey.fill(0);
+    }
   }
 
   async signSchnorr(path: string, digest: Uint8Array): Promise<Uint8Array> {

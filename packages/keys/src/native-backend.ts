@@ -10,7 +10,8 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { AirlockError, type EcdsaSignature, type KeyBackend } from '@airlock/core';
+import { AirlockError, type EcdsaSignature, type ExtendedPublicKey, type KeyBackend } from '@airlock/core';
+import { extendedPublicKey, signTaprootKeyPathWith } from './bitcoin-keys.ts';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import type { HDKey } from '@scure/bip32';
 import { HARDENED_OFFSET } from '@scure/bip32';
@@ -142,6 +143,18 @@ export class NativeKeyBackend implements KeyBackend {
     // libsecp256k1 always returns low-S; the adapter recovers the signer before anything is released.
     if (signature.length !== 64 || (recid !== 0 && recid !== 1)) throw new AirlockError('signature_check_failed');
     return { compact: signature, recovery: recid };
+  }
+
+  async getExtendedPublicKey(path: string): Promise<ExtendedPublicKey> {
+    const indexes = parseDerivationPath(path);
+    const node = this.#derive(path);
+    const parent = indexes.length > 0 ? this.#derive(formatDerivationPath(indexes.slice(0, -1))).publicKey : undefined;
+    return extendedPublicKey(indexes, node.publicKey, node.chainCode, parent);
+  }
+
+  /** Taproot signing stays on noble too (see signSchnorr). */
+  async signTaprootKeyPath(path: string, digest: Uint8Array): Promise<Uint8Array> {
+    return signTaprootKeyPathWith(this.#derive(path).privateKey, digest);
   }
 
   /** BIP-340 stays on noble (the package has no Schnorr); only checkpoints use it. */

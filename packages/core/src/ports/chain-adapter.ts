@@ -34,6 +34,39 @@ export interface SignerContext {
    * (eip155), the x-only public key as lowercase hex (nostr: the agent's Nostr pubkey).
    */
   address: string;
+  /**
+   * Extended public keys at the paths the adapter asked for (`signerKeyPaths`), keyed by path: a Bitcoin
+   * account's keys, from which the adapter derives (and so proves) the agent's input and change scripts.
+   */
+  extendedKeys?: Readonly<Record<string, ExtendedPublicKey>>;
+  /** BIP-32 fingerprint of the vault's master key (first 4 bytes of hash160 of its public key), as PSBTs and descriptors name it. */
+  masterFingerprint?: number;
+}
+
+/** A BIP-32 node without its private key: enough to derive its non-hardened children. */
+export interface ExtendedPublicKey {
+  /** 33-byte compressed public key. */
+  publicKey: Uint8Array;
+  /** 32-byte chain code. */
+  chainCode: Uint8Array;
+  /** The parent's fingerprint (an xpub serialisation carries it). */
+  parentFingerprint: number;
+  depth: number;
+  /** The node's own index (hardened indexes include 2^31). */
+  index: number;
+}
+
+/**
+ * One signature a request needs when it needs several, or keys other than the agent's one signing key (a PSBT:
+ * one per input of the agent, each at its own address's path).
+ */
+export interface SignatureTask {
+  /** Full BIP-32 path of the key, e.g. m/84'/1'/3'/0/7. */
+  path: string;
+  /** 32-byte digest to sign (the input's sighash). */
+  digest: Uint8Array;
+  /** `taproot-key-path`: BIP-340 with the key tweaked as BIP-341/86 say for a key-path spend without scripts. */
+  scheme: SignatureScheme | 'taproot-key-path';
 }
 
 /** A request decoded into an intent plus the exact digest that will be signed. */
@@ -46,18 +79,35 @@ export interface DecodedRequest {
    * digest hashes, so the signed transaction is built from exactly those bytes). The core carries it as is.
    */
   prepared?: unknown;
+  /**
+   * Signatures the request needs, in the order `finalize` receives them. Absent: one signature over `digest`
+   * with the agent's key at `derivationPath`. Present, `digest` is a commitment to all of them (what idempotency
+   * and replays compare: the same tasks give the same digest).
+   */
+  tasks?: readonly SignatureTask[];
 }
 
 /** What goes back to the agent. */
 export interface SignResult {
-  /** 65-byte r||s||v signature as 0x-hex (v = 27/28 for messages and typed data, yParity for txs). */
-  signature: string;
+  /**
+   * 65-byte r||s||v signature as 0x-hex (v = 27/28 for messages and typed data, yParity for txs); a BIP-322
+   * signature (base64); absent for a PSBT (its signatures are in `psbt`).
+   */
+  signature?: string;
   /** Serialized signed transaction (0x-hex), for `evm.transaction`. */
   signedTransaction?: string;
   /** Transaction hash, for `evm.transaction`. */
   transactionHash?: string;
   /** `nostr.event` / `nostr.http_auth`: the signed NIP-01 event (`sig` is `signature` without 0x). */
   event?: { id: string; pubkey: string; created_at: number; kind: number; tags: string[][]; content: string; sig: string };
+  /** `bitcoin.psbt`: the PSBT (base64) with the agent's signatures added, finalized when asked. */
+  psbt?: string;
+  /** `bitcoin.psbt` finalized: the network-serialised transaction (hex) and its txid. */
+  transaction?: string;
+  txid?: string;
+  /** `bitcoin.psbt`: which inputs were signed. `bitcoin.message`: the address that signed. */
+  signedInputs?: number[];
+  address?: string;
 }
 
 /**
@@ -73,6 +123,11 @@ export interface ChainAdapter {
   /** Address for a compressed public key. */
   addressFromPublicKey(publicKey: Uint8Array): string;
   decode(action: Action, payload: unknown, signer: SignerContext): DecodedRequest;
+  /**
+   * Paths whose extended public keys the adapter needs to decode for this agent (`SignerContext.extendedKeys`):
+   * a Bitcoin account's m/84'/c'/a' and m/86'/c'/a'. Read once from the key backend and kept.
+   */
+  signerKeyPaths?(accountIndex: number): string[];
   /** The scheme the key backend signs `action`'s digest with. Absent: ECDSA for every action. */
   signatureScheme?(action: Action): SignatureScheme;
   /**
@@ -84,9 +139,10 @@ export interface ChainAdapter {
    * Assembles the result from a signature over `decoded.digest` and verifies it independently
    * (recovers the address and compares with the signer) before returning. Works from `decoded` alone
    * (the one decode of the request): nothing is read from the payload again.
-   * Throws AirlockError('signature_check_failed') if it does not verify.
+   * Throws AirlockError('signature_check_failed') if it does not verify. With `decoded.tasks`, `all` holds one
+   * signature per task in task order (`signature` is the first).
    */
-  finalize(action: Action, decoded: DecodedRequest, signature: ProducedSignature, signer: SignerContext): SignResult;
+  finalize(action: Action, decoded: DecodedRequest, signature: ProducedSignature, signer: SignerContext, all?: readonly ProducedSignature[]): SignResult;
   /**
    * Decodes a call the adapter could not (`contract.call` without arguments) against the ABIs the policy
    * layers register, in order (the first declaration naming the contract and selector wins), and adds the

@@ -1,3 +1,5 @@
+import type { ExtendedPublicKey } from './chain-adapter.ts';
+
 /**
  * Where private keys live. The core only ever sees public keys and signatures.
  * Implementations: HD software backend (keys/), later PKCS#11 and threshold backends.
@@ -26,6 +28,18 @@ export interface KeyBackend {
   getPublicKey(path: string): Promise<Uint8Array>;
   /** Signs a 32-byte digest exactly as given (no prehash). Deterministic (RFC 6979 / BIP-340 aux=0 not required). */
   signDigest(path: string, digest: Uint8Array, scheme: 'ecdsa-secp256k1'): Promise<EcdsaSignature>;
+  /**
+   * The BIP-32 node at `path` without its private key (public key, chain code, parent fingerprint): what a
+   * Bitcoin account's xpub and descriptors are made of. Paths are hardened down to the account.
+   */
+  getExtendedPublicKey(path: string): Promise<ExtendedPublicKey>;
+  /**
+   * BIP-340 over a 32-byte digest with the key at `path` tweaked for a BIP-341 key-path spend without a script
+   * tree (BIP-86: t = hash_TapTweak(x(P)), d' = d + t with d negated when P has an odd y). Deterministic (the
+   * auxiliary randomness is derived from the digest): a replay returns the same bytes. Verified against the
+   * tweaked output key before it returns.
+   */
+  signTaprootKeyPath(path: string, digest: Uint8Array): Promise<Uint8Array>;
   /** BIP-340 over a 32-byte digest (the audit key; agents' Nostr keys). Verified against the x-only key before it returns. */
   signSchnorr(path: string, digest: Uint8Array): Promise<Uint8Array>;
   /**

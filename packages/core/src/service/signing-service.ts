@@ -7,6 +7,9 @@ import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ErrorCode } from '../codes.ts';
 import type { DecodedRequest, SignResult, ChainAdapter, SignerContext } from '../ports/chain-adapter.ts';
 import type { ProducedSignature } from '../ports/key-backend.ts';
+import type { ExtendedPublicKey } from '../ports/chain-adapter.ts';
+import { ripemd160 } from '@noble/hashes/legacy.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { ledgerViewFrom } from '../ports/ledger.ts';
 import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
 import type { Decision, Violation } from '../policy/decision.ts';
@@ -75,6 +78,8 @@ export class SigningService {
   readonly credentials = new CredentialCache();
   /** Signer addresses derived from the key backend (adapters whose address is not the agent record's), by namespace and path. */
   private readonly derivedSigners = new Map<string, string>();
+  /** Signer contexts of adapters that derive the agent's keys themselves (`signerKeyPaths`), by namespace and account. */
+  private readonly accountSigners = new Map<string, SignerContext>();
 
   constructor(deps: ServiceDeps) {
     this.deps = deps;
@@ -473,9 +478,8 @@ export class SigningService {
     if (expectedDigest !== undefined && bytesToHex(decoded.digest) !== expectedDigest) {
       throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved digest.');
     }
-    const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
-    const signature = await this.produceSignature(adapter, action, path, decoded.digest);
-    const result = adapter.finalize(action as Action, decoded, signature, signer);
+    const signatures = await this.produceSignatures(adapter, action, agent, decoded);
+    const result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     return { adapter, decoded, result };
   }
 
@@ -484,6 +488,7 @@ export class SigningService {
    * adapter's path names, read once from the key backend (a Nostr x-only pubkey) and kept: a path's key never changes.
    */
   async signerFor(adapter: ChainAdapter, agent: Agent): Promise<SignerContext> {
+    if (adapter.signerKeyPaths) return this.accountSigner(adapter, agent);
     if (adapter.signerIsAgentAddress) return { address: agent.address };
     const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
     const key = `${adapter.namespace}|${path}`;
@@ -493,6 +498,43 @@ export class SigningService {
       this.derivedSigners.set(key, address);
     }
     return { address };
+  }
+
+  /**
+   * An adapter that derives the agent's keys itself (Bitcoin: every input and change output has its own key
+   * under the agent's account) gets the account's extended public keys and the master fingerprint, read once
+   * from the key backend and kept (a path's key never changes).
+   */
+  private async accountSigner(adapter: ChainAdapter, agent: Agent): Promise<SignerContext> {
+    const cacheKey = `${adapter.namespace}|account|${agent.accountIndex}`;
+    const cached = this.accountSigners.get(cacheKey);
+    if (cached) return cached;
+    const paths = adapter.signerKeyPaths!(agent.accountIndex);
+    const extendedKeys: Record<string, ExtendedPublicKey> = {};
+    for (const path of paths) extendedKeys[path] = await this.deps.keys.getExtendedPublicKey(path);
+    const master = await this.deps.keys.getExtendedPublicKey('m');
+    const signer: SignerContext = {
+      address: adapter.addressFromPublicKey(extendedKeys[paths[0]!]!.publicKey),
+      extendedKeys,
+      masterFingerprint: fingerprint(master.publicKey),
+    };
+    this.accountSigners.set(cacheKey, signer);
+    return signer;
+  }
+
+  /**
+   * Every signature a decoded request needs: one per task (a PSBT's inputs, each at its own path), or the one
+   * signature over `digest` with the agent's key. In task order; `finalize` gets the first and the list.
+   */
+  private async produceSignatures(adapter: ChainAdapter, action: string, agent: Agent, decoded: DecodedRequest): Promise<ProducedSignature[]> {
+    if (!decoded.tasks) return [await this.produceSignature(adapter, action, adapter.derivationPath(agent.accountIndex, agent.keyIndex), decoded.digest)];
+    const out: ProducedSignature[] = [];
+    for (const task of decoded.tasks) {
+      if (task.scheme === 'taproot-key-path') out.push({ schnorr: await this.deps.keys.signTaprootKeyPath(task.path, task.digest) });
+      else if (task.scheme === 'schnorr-secp256k1') out.push({ schnorr: await this.deps.keys.signSchnorr(task.path, task.digest) });
+      else out.push(await this.deps.keys.signDigest(task.path, task.digest, 'ecdsa-secp256k1'));
+    }
+    return out;
   }
 
   /** The key backend signs with the scheme the adapter names for this action (ECDSA unless it says otherwise). */
@@ -544,10 +586,9 @@ export class SigningService {
   private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
     let result: SignResult;
     try {
-      const path = adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex);
-      const signature = await this.produceSignature(adapter, action, path, decoded.digest);
+      const signatures = await this.produceSignatures(adapter, action, auth.agent, decoded);
       // Finalised from the one decode made before the transaction: no second decode, no re-serialisation.
-      result = adapter.finalize(action as Action, decoded, signature, signer);
+      result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     } catch (e) {
       // The reservation stays (conservative: budget counted, nothing signed); the failure is audited.
       const now = this.deps.clock.now();
@@ -672,6 +713,12 @@ export function attachPaymentContext(intent: Intent, context: SignContext): void
   if (!intent.payment) throw new AirlockError('invalid_request', 'x402.resource was given but the typed data is not an x402 payment authorization.');
   intent.payment.resource = normalised.resource;
   intent.payment.origin = normalised.origin;
+}
+
+/** BIP-32 fingerprint of a public key: the first 4 bytes of hash160, big-endian. */
+function fingerprint(publicKey: Uint8Array): number {
+  const h = ripemd160(sha256(publicKey));
+  return ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
 }
 
 function isUsable(agent: Agent, session: Session, now: number): boolean {

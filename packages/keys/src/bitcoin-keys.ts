@@ -1,0 +1,64 @@
+/**
+ * What both key backends need for Bitcoin: the BIP-86 key-path tweak (signing with the tweaked key that a
+ * taproot output commits to) and an extended public key's fields. The private key stays in the caller's hands.
+ */
+import { AirlockError, type ExtendedPublicKey } from '@airlock/core';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { ripemd160 } from '@noble/hashes/legacy.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToNumberBE, numberToBytesBE } from '@noble/curves/utils.js';
+import { utf8ToBytes } from '@noble/hashes/utils.js';
+
+const { Fn } = secp256k1.Point;
+
+/** The BIP-86 output key of an internal key: x-only Q = P + hash_TapTweak(x(P))·G. */
+export function taprootOutputKey(publicKey: Uint8Array): Uint8Array {
+  const internal = publicKey.length === 33 ? publicKey.slice(1) : publicKey;
+  const tweak = Fn.fromBytes(schnorr.utils.taggedHash('TapTweak', internal));
+  const p = schnorr.utils.lift_x(bytesToNumberBE(internal));
+  return p.add(secp256k1.Point.BASE.multiply(tweak)).toBytes(true).slice(1);
+}
+
+const AUX_TAG = utf8ToBytes('airlock/taproot-aux/v1');
+
+/**
+ * Signs `digest` for a taproot key-path spend of the BIP-86 output of `privateKey`'s public key.
+ * BIP-340 asks for auxiliary randomness only as a defence against fault and side-channel attacks on the
+ * signer; it is derived from the digest here so that a replay of a charged PSBT is byte-identical (Airlock's
+ * invariant: a second release of one request is the same signature, never a new one).
+ */
+export function signTaprootKeyPathWith(privateKey: Uint8Array, digest: Uint8Array): Uint8Array {
+  if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new AirlockError('invalid_request', 'a digest to sign must be exactly 32 bytes');
+  const point = secp256k1.Point.BASE.multiply(Fn.fromBytes(privateKey));
+  const internal = point.toBytes(true).slice(1);
+  // BIP-340 keys are x-only with an even y: an odd-y internal key is the negation of d.
+  const d = point.y % 2n === 0n ? Fn.fromBytes(privateKey) : Fn.neg(Fn.fromBytes(privateKey));
+  const tweaked = Fn.add(d, Fn.fromBytes(schnorr.utils.taggedHash('TapTweak', internal)));
+  if (tweaked === 0n) throw new AirlockError('signature_check_failed');
+  const tweakedKey = numberToBytesBE(tweaked, 32);
+  try {
+    const aux = sha256(new Uint8Array([...AUX_TAG, ...digest]));
+    const signature = schnorr.sign(digest, tweakedKey, aux);
+    if (!schnorr.verify(signature, digest, taprootOutputKey(point.toBytes(true)))) throw new AirlockError('signature_check_failed');
+    return signature;
+  } finally {
+    tweakedKey.fill(0);
+  }
+}
+
+/** BIP-32 fingerprint: the first 4 bytes of hash160(public key), big-endian. */
+export function fingerprintOf(publicKey: Uint8Array): number {
+  const h = ripemd160(sha256(publicKey));
+  return ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
+}
+
+/** The extended public key at `indexes` (already parsed), given the node's public key and chain code and its parent's public key. */
+export function extendedPublicKey(indexes: readonly number[], publicKey: Uint8Array, chainCode: Uint8Array, parentPublicKey: Uint8Array | undefined): ExtendedPublicKey {
+  return {
+    publicKey: Uint8Array.from(publicKey),
+    chainCode: Uint8Array.from(chainCode),
+    parentFingerprint: parentPublicKey ? fingerprintOf(parentPublicKey) : 0,
+    depth: indexes.length,
+    index: indexes.length > 0 ? indexes[indexes.length - 1]! : 0,
+  };
+}
