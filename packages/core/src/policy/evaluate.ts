@@ -6,6 +6,7 @@ import type { Decision, Layer, Violation } from './decision.ts';
 import { intentFacts, type IntentFacts } from './facts.ts';
 import type { PolicyLayer } from './layers.ts';
 import { scopeSeries, type CompiledAllowRule, type EvaluationInput, type RuleContext } from './rules/index.ts';
+import { isStandardSighash } from './match.ts';
 
 export type { EvaluationInput } from './rules/index.ts';
 
@@ -42,7 +43,10 @@ function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
     case 'typed_data.unknown':
       return 'unknown_typed_data';
     case 'message.personal':
+    case 'message.bip322':
       return 'message_not_allowed';
+    case 'bitcoin.transaction':
+      return intent.bitcoin?.sighashes.every(isStandardSighash) === false ? 'sighash_not_allowed' : 'no_matching_allow_rule';
     case 'contract.call':
       return 'contract_call_not_allowed';
     case 'contract.deploy':
@@ -67,6 +71,7 @@ const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
   contract_deploy_not_allowed: '; deploys are granted only by an allow rule with kinds: [contract.deploy]',
   nostr_kind_not_allowed: '; Nostr events are granted only by an allow rule naming a nostr action or nostr_kinds',
   nostr_peer_not_allowed: '; NIP-44 and NIP-04 are granted only by an allow rule naming the nostr.nip44 or nostr.nip04 action',
+  sighash_not_allowed: '; SINGLE, NONE and ANYONECANPAY are granted only by an allow rule listing them in bitcoin_sighash',
   amountless_invoice_not_allowed: '; an invoice without an amount is paid only where an allow rule names kinds: [lightning.amountless_payment]',
   chainless_domain: '; the EIP-712 domain has no chainId, so the signature is valid on every chain: granted only by an allow rule with allow_chainless_domains: true',
 };

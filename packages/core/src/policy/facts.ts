@@ -1,4 +1,5 @@
 import { INTENT_KINDS, type Intent, type IntentKind } from '../intent.ts';
+import { normaliseParty } from './party.ts';
 
 /**
  * Typed-data kinds that move or expose tokens. Signed over a domain without `chainId`, such a
@@ -60,22 +61,22 @@ export function intentFacts(intent: Intent): IntentFacts {
   for (const s of intent.spends) {
     add(requestedByAsset, s.asset, s.amount);
     if (s.kind !== 'fee') moved.add(s.asset);
-    if (s.to !== undefined) add(destinationMap(s.to.toLowerCase()), s.asset, s.amount);
+    if (s.to !== undefined) add(destinationMap(normaliseParty(s.to)), s.asset, s.amount);
   }
   for (const a of intent.approvals) {
     moved.add(a.asset);
-    const perAsset = destinationMap(a.spender.toLowerCase());
+    const perAsset = destinationMap(normaliseParty(a.spender));
     if (a.unlimited) continue;
     add(requestedByAsset, a.asset, a.amount);
     add(perAsset, a.asset, a.amount);
   }
-  const to = intent.to?.toLowerCase();
+  const to = intent.to === undefined ? undefined : normaliseParty(intent.to);
   const contract = intent.call?.contract.toLowerCase();
   const destinations = [...requestedByDestination.keys()];
   const counterparties = to === undefined || requestedByDestination.has(to) ? destinations : [to, ...destinations];
   const parties = new Set(counterparties);
   if (contract !== undefined) parties.add(contract);
-  if (intent.payment) parties.add(intent.payment.payTo.toLowerCase());
+  if (intent.payment) parties.add(normaliseParty(intent.payment.payTo));
 
   const chains = new Set([intent.chain]);
   const domainChainId = intent.typedData?.domain.chainId;

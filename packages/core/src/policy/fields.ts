@@ -4,7 +4,8 @@
  * when a rule is built, so the same schemas also produce the published JSON Schema.
  */
 import { z } from 'zod';
-import { ACTIONS, INTENT_KINDS } from '../intent.ts';
+import { ACTIONS, INTENT_KINDS, SIGHASH_NAMES } from '../intent.ts';
+import { isBitcoinAddress } from './party.ts';
 import { MAX_UINT256 } from './amount.ts';
 import { isDuration } from './duration.ts';
 
@@ -42,10 +43,15 @@ export const addressField = z.string({ error: 'expected a 0x address' }).regex(a
 /** A Lightning node id: a compressed secp256k1 public key (33 bytes), hex. */
 export const nodeIdPattern = /^0[23][0-9a-fA-F]{64}$/;
 
-/** What a set or a destination list holds: a 0x address, or a Lightning node id (payee allowlists). */
-export const partyField = z
-  .string({ error: 'expected a 0x address or a Lightning node id' })
-  .regex(/^(0x[0-9a-fA-F]{40}|0[23][0-9a-fA-F]{64})$/, 'expected a 0x address (20 bytes, hex) or a Lightning node id (33 bytes, hex, starting 02 or 03)');
+const PARTY_MESSAGE = 'expected a 0x address (20 bytes, hex), a Lightning node id (33 bytes, hex, starting 02 or 03) or a Bitcoin address (bech32/bech32m or base58, checksum checked)';
+
+/** A 0x address, a Lightning node id, or a Bitcoin address with a valid checksum. */
+function isParty(s: string): boolean {
+  return /^(0x[0-9a-fA-F]{40}|0[23][0-9a-fA-F]{64})$/.test(s) || isBitcoinAddress(s);
+}
+
+/** What a set or a destination list holds: a 0x address, a Lightning node id (payee allowlists) or a Bitcoin address. */
+export const partyField = z.string({ error: PARTY_MESSAGE }).refine(isParty, PARTY_MESSAGE);
 
 const setRefField = z
   .string({ error: 'expected a $set reference or a list' })
@@ -57,11 +63,11 @@ export const addressListField = z
     setRefField,
     z.array(
       z
-        .string({ error: 'expected a 0x address, a Lightning node id or a $set reference' })
-        .regex(/^(0x[0-9a-fA-F]{40}|0[23][0-9a-fA-F]{64}|\$[A-Za-z0-9_-]{1,64})$/, 'expected a 0x address (20 bytes, hex), a Lightning node id (33 bytes, hex) or a $set reference'),
+        .string({ error: 'expected a 0x address, a Lightning node id, a Bitcoin address or a $set reference' })
+        .refine((s) => /^\$[A-Za-z0-9_-]{1,64}$/.test(s) || isParty(s), `${PARTY_MESSAGE}, or a $set reference`),
     ),
   ])
-  .describe('Addresses (or Lightning node ids): a `$set` reference, or a list of addresses, node ids and `$set` references.');
+  .describe('Addresses (0x addresses, Lightning node ids, Bitcoin addresses): a `$set` reference, or a list of addresses and `$set` references.');
 
 export const chainField = z
   .string({ error: 'expected a CAIP-2 chain id' })
@@ -132,6 +138,9 @@ export const matchField = z
     resources: nonEmpty(z.string().min(1).max(2048))
       .optional()
       .describe('x402 paid-resource URL patterns (`*` one host label or path segment, `**` anything). Only payments that name a matching resource match.'),
+    bitcoin_sighash: nonEmpty(z.enum(SIGHASH_NAMES, { error: `expected a sighash name (${SIGHASH_NAMES.join(', ')})` }))
+      .optional()
+      .describe('Bitcoin sighash types a PSBT input may sign with beyond ALL/DEFAULT. SINGLE, NONE and ANYONECANPAY let others change the transaction after the agent signed: a PSBT asking for one is granted only by an allow rule listing it here.'),
     nostr_kinds: nonEmpty(nostrKindField)
       .optional()
       .describe('Nostr event kinds (NIP-01). Only Nostr events of a listed kind match; a NIP-98 auth event is kind 27235.'),

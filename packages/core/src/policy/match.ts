@@ -28,6 +28,11 @@ interface DomainCheck {
 
 const INTEGER = /^(0|[1-9][0-9]*)$/;
 
+/** ALL (and taproot's DEFAULT, which means ALL): the signature commits to every input and output. */
+export function isStandardSighash(name: string): boolean {
+  return name === 'all' || name === 'default';
+}
+
 /**
  * A `match` block compiled once: every list becomes a Set, every pattern a RegExp, every amount a
  * bigint. It has two readings (semantics §2):
@@ -49,6 +54,8 @@ export class CompiledMatch {
   /** Nostr requests are granted only by a rule that names a `nostr.*` action or `nostr_kinds`. */
   readonly namesNostr: boolean;
   private readonly nostrKinds?: ReadonlySet<number>;
+  /** Sighash types beyond ALL/DEFAULT this block lists (`bitcoin_sighash`). */
+  private readonly sighashes?: ReadonlySet<string>;
 
   private readonly actions?: ReadonlySet<string>;
   private readonly chains?: ReadonlySet<string>;
@@ -79,6 +86,7 @@ export class CompiledMatch {
     if (options.args) this.args = Object.entries(options.args).map(([name, c]) => compileArg(name, c, sets, [...path, 'args', name]));
     if (options.primary_types) this.primaryTypes = new Set(options.primary_types);
     if (options.nostr_kinds) this.nostrKinds = new Set(options.nostr_kinds);
+    if (options.bitcoin_sighash) this.sighashes = new Set(options.bitcoin_sighash);
     if (options.domains) {
       this.domains = options.domains.map((d) => ({
         ...(d.chain_id !== undefined && { chainId: d.chain_id }),
@@ -108,6 +116,14 @@ export class CompiledMatch {
   }
 
   /**
+   * A PSBT signing with SINGLE, NONE or ANYONECANPAY is granted only by a rule whose `bitcoin_sighash` lists
+   * every such type it uses (semantics §4): these let others change the transaction after the agent signed.
+   */
+  grantsSighashes(intent: Intent): boolean {
+    return intent.bitcoin?.sighashes.every((h) => isStandardSighash(h) || (this.sighashes?.has(h) ?? false)) ?? true;
+  }
+
+  /**
    * Covers (allow): every given field holds for the whole intent. `ignoreResources`: whether
    * everything but the resource matches (to name `resource_not_allowed`); `ignoreArgs`: whether
    * everything but the arguments matches (to name `argument_constraint_failed`).
@@ -121,7 +137,12 @@ export class CompiledMatch {
     if (!this.matchesSingleValued(intent)) return false;
     // Every chain the intent names must be listed.
     if (this.chains && !facts.chains.every((c) => this.chains!.has(c))) return false;
-    if (this.to && (facts.to === undefined || !this.to.has(facts.to))) return false;
+    if (this.to) {
+      // A Bitcoin transaction has no single main counterparty: every output it pays must be listed.
+      const covered = intent.bitcoin ? facts.counterparties : facts.to === undefined ? [] : [facts.to];
+      if (covered.length === 0 || !covered.every((p) => this.to!.has(p))) return false;
+    }
+    if (this.sighashes && !(intent.bitcoin?.sighashes.every((h) => isStandardSighash(h) || this.sighashes!.has(h)) ?? false)) return false;
     if (this.assets) {
       // Everything the intent moves must be listed, and it must move something.
       if (facts.movedAssets.length === 0) return false;
@@ -153,6 +174,7 @@ export class CompiledMatch {
     if (this.chains && !facts.chainlessValueMoving && !facts.chains.some((c) => this.chains!.has(c))) return false;
     if (this.to && !facts.parties.some((p) => this.to!.has(p))) return false;
     if (this.assets && !facts.movedAssets.some((a) => this.assets!.has(a))) return false;
+    if (this.sighashes && !(intent.bitcoin?.sighashes.some((h) => this.sighashes!.has(h)) ?? false)) return false;
     if (this.args) {
       const call = intent.call;
       if (!call) return false;

@@ -1,11 +1,12 @@
 import { invalidPolicyAt, type PolicyPath } from './path.ts';
+import { normaliseParty } from './party.ts';
 
-/** Named address sets of one document, lowercased; `$name` references resolve against them. */
+/** Named address sets of one document, normalised (`normaliseParty`: lowercase but for base58 Bitcoin addresses); `$name` references resolve against them. */
 export type AddressSets = ReadonlyMap<string, ReadonlySet<string>>;
 
 export function buildSets(raw: Record<string, string[]> | undefined): AddressSets {
   const sets = new Map<string, Set<string>>();
-  for (const [name, list] of Object.entries(raw ?? {})) sets.set(name, new Set(list.map((a) => a.toLowerCase())));
+  for (const [name, list] of Object.entries(raw ?? {})) sets.set(name, new Set(list.map(normaliseParty)));
   return sets;
 }
 
@@ -25,7 +26,7 @@ export function resolveAddressList(raw: string | readonly string[], sets: Addres
   const out = new Set<string>();
   raw.forEach((item, i) => {
     if (item.startsWith('$')) for (const a of lookup(sets, item, [...path, i])) out.add(a);
-    else out.add(item.toLowerCase());
+    else out.add(normaliseParty(item));
   });
   return out;
 }

@@ -10,6 +10,7 @@ import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts'
 import { buildX402Routes } from './x402-routes.ts';
 import { buildNostrRoutes } from './nostr-routes.ts';
 import { buildLightningRoutes } from './lightning-routes.ts';
+import { buildBitcoinRoutes } from './bitcoin-routes.ts';
 import { buildL402Routes } from './l402-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
@@ -291,6 +292,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     ...buildX402Routes(holder),
     ...buildNostrRoutes(holder),
     ...buildLightningRoutes(holder),
+    ...buildBitcoinRoutes(holder),
     ...buildL402Routes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),

@@ -10,7 +10,8 @@ import { defineRule, type CompiledAllowRule } from './types.ts';
  * names them (§4): unknown typed data needs `primary_types` and `domains`, personal messages need
  * `message`, calls to contracts need `contracts`, deploys need `kinds: [contract.deploy]`; typed data
  * that moves tokens over a domain without chainId (replayable on every chain) needs
- * `allow_chainless_domains: true`.
+ * `allow_chainless_domains: true`; Bitcoin transactions signing with SINGLE, NONE or ANYONECANPAY need
+ * `bitcoin_sighash` listing them.
  */
 export const allowRule = defineRule({
   type: 'allow',
@@ -32,7 +33,10 @@ export const allowRule = defineRule({
         case 'typed_data.unknown':
           return match.namesTypedData;
         case 'message.personal':
+        case 'message.bip322':
           return match.namesMessage;
+        case 'bitcoin.transaction':
+          return match.grantsSighashes(intent);
         case 'contract.call':
           return match.namesContracts;
         case 'contract.deploy':

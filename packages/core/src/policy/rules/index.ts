@@ -6,6 +6,7 @@ import { actionsRule } from './actions.ts';
 import { allowRule } from './allow.ts';
 import { approvalTierRule } from './approval-tier.ts';
 import { approvalsRule } from './approvals.ts';
+import { bitcoinRule } from './bitcoin.ts';
 import { budgetRule } from './budget.ts';
 import { chainsRule } from './chains.ts';
 import { denyRule } from './deny.ts';
@@ -38,6 +39,7 @@ export const RULES = {
   nostr_http_auth: nostrHttpAuthRule,
   nostr_peers: nostrPeersRule,
   lightning: lightningRule,
+  bitcoin: bitcoinRule,
 } as const;
 
 export type RuleType = keyof typeof RULES;
