@@ -65,3 +65,37 @@ export const SignBitcoinMessageResponse = apiSchema(
     ...replayFields,
   }),
 );
+
+const accountKeys = z.object({
+  path: z.string().describe("The account's path, e.g. m/84'/1'/3'"),
+  xpub: z.string().describe('The account extended public key (xpub on mainnet, tpub elsewhere).'),
+  descriptor: z.string().describe('Output descriptor with key origin and checksum, receive and change in one (`<0;1>/*`, BIP-389).'),
+  receiveDescriptor: z.string().describe('The receive chain alone (`/0/*`), for wallets without multipath descriptors.'),
+  changeDescriptor: z.string().describe('The change chain alone (`/1/*`).'),
+});
+
+export const BitcoinAccountResponse = apiSchema(
+  'BitcoinAccount',
+  z
+    .object({
+      network,
+      fingerprint: z.string().regex(/^[0-9a-f]{8}$/).describe("The vault master key's BIP-32 fingerprint, as PSBT derivation fields and descriptors name it."),
+      accountIndex: z.number().describe("The agent's account index (allocated once, never reused)."),
+      accounts: z.object({ p2wpkh: accountKeys, p2tr: accountKeys }),
+    })
+    .describe('Watch-only view of an agent\'s Bitcoin accounts: import a descriptor into Bitcoin Core (importdescriptors) or Sparrow to watch balances.'),
+);
+
+export const BitcoinAddressQuery = z.object({
+  network,
+  type: addressType.default('p2wpkh'),
+  change: z.enum(['0', '1']).default('0').describe('0: receive, 1: change.'),
+  index: z.string().regex(/^(0|[1-9][0-9]{0,9})$/, 'an index 0..2^31-1').default('0'),
+});
+
+export const BitcoinAddressResponse = apiSchema(
+  'BitcoinAddress',
+  z.object({ network, type: addressType, change: z.number(), index: z.number(), path: z.string(), address: z.string() }),
+);
+
+export const BitcoinNetworkQuery = z.object({ network });
