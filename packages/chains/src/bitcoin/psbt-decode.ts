@@ -59,7 +59,13 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
   const coin = coinType(network);
   const inputs = Array.from({ length: tx.inputsLength }, (_, i) => tx.getInput(i));
   const outputs = Array.from({ length: tx.outputsLength }, (_, i) => tx.getOutput(i));
-  if (outputs.length === 0) throw new AirlockError('psbt_malformed', 'the transaction has no outputs');
+  const spent = new Set<string>();
+  inputs.forEach((input, i) => {
+    // Consensus refuses a transaction spending one output twice; its amount would also count twice in the fee.
+    const outpoint = `${bytesToHex(input.txid!)}:${input.index}`;
+    if (spent.has(outpoint)) throw new AirlockError('psbt_malformed', `input ${i} spends the same output as an earlier input`);
+    spent.add(outpoint);
+  });
   const prevouts = inputs.map(previousOutput);
   const feeSat = checkAmounts(prevouts, outputs);
 
@@ -70,6 +76,8 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
   });
   const changePaths = outputs.map((output, i) => changePath(output, i, account, coin));
   if (own.length === 0) throw new AirlockError('psbt_nothing_to_sign', "no input names one of the agent's keys with a script derivation reproduces");
+  // A valid PSBT (BIP-174 has one as a test vector), but not a transaction consensus accepts: nothing to sign for.
+  if (outputs.length === 0) throw new AirlockError('invalid_request', 'the transaction has no outputs');
   for (const mine of own) {
     if (isSighashSingle(mine.sighash) && mine.index >= outputs.length) {
       throw new AirlockError('psbt_sighash_single_without_output', `input ${mine.index} asks for SIGHASH_SINGLE but the transaction has no output ${mine.index}`);

@@ -340,7 +340,7 @@ test('a PSBT for another network: the vault\'s keys on the other coin type, or a
   assertRefused(() => decode(vault, withXpub), 'psbt_network_mismatch', 'PSBT_GLOBAL_XPUB with xpub version bytes');
 });
 
-test('malformed input: not base64, not a PSBT, already final input of the agent, a transaction without outputs', async () => {
+test('refused: not base64, not a PSBT, a key off the curve, an output spent twice, the agent\'s input already final, no outputs', async () => {
   const vault = await openTestVault();
   assertRefused(() => decode(vault, 'not base64!'), 'psbt_malformed', 'not base64');
   assertRefused(() => decode(vault, base64.encode(new TextEncoder().encode('psbt\xff garbage'))), 'psbt_malformed', 'garbage');
@@ -354,13 +354,18 @@ test('malformed input: not base64, not a PSBT, already final input of the agent,
   const withSig = tamper(b.base64(), (raw) => (raw.inputs[0]!.partialSig = [[Uint8Array.from(stray), new Uint8Array(3)]]));
   const badKey = base64.encode(Buffer.from(Buffer.from(base64.decode(withSig)).toString('hex').replace(bytesToHex(stray), '09'.repeat(33)), 'hex'));
   assertRefused(() => decode(vault, badKey), 'psbt_malformed', 'a partial signature key off the curve');
+  const twice = tamper(b.base64(), (raw) => {
+    raw.global.unsignedTx!.inputs.push({ ...raw.global.unsignedTx!.inputs[0]! });
+    raw.inputs.push({ ...raw.inputs[0]! });
+  });
+  assertRefused(() => decode(vault, twice), 'psbt_malformed', 'one output spent by two inputs');
   const final = tamper(b.base64(), (raw) => (raw.inputs[0]!.finalScriptWitness = [new Uint8Array(72), new Uint8Array(33)]));
   assertRefused(() => decode(vault, final), 'invalid_request', "the agent's input already final");
   const noOutputs = tamper(b.base64(), (raw) => {
     raw.global.unsignedTx!.outputs = [];
     raw.outputs = [];
   });
-  assertRefused(() => decode(vault, noOutputs), 'psbt_malformed', 'no outputs');
+  assertRefused(() => decode(vault, noOutputs), 'invalid_request', 'no outputs');
 });
 
 test('PSBT v2 (BIP-370): decoded, signed and returned as v2', async () => {
