@@ -59,13 +59,7 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
   const coin = coinType(network);
   const inputs = Array.from({ length: tx.inputsLength }, (_, i) => tx.getInput(i));
   const outputs = Array.from({ length: tx.outputsLength }, (_, i) => tx.getOutput(i));
-  const spent = new Set<string>();
-  inputs.forEach((input, i) => {
-    // Consensus refuses a transaction spending one output twice; its amount would also count twice in the fee.
-    const outpoint = `${bytesToHex(input.txid!)}:${input.index}`;
-    if (spent.has(outpoint)) throw new AirlockError('psbt_malformed', `input ${i} spends the same output as an earlier input`);
-    spent.add(outpoint);
-  });
+  assertDistinctOutpoints(inputs);
   const prevouts = inputs.map(previousOutput);
   const feeSat = checkAmounts(prevouts, outputs);
 
@@ -84,11 +78,7 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
     }
   }
   const finalize = request.finalize === true;
-  if (finalize) {
-    const ownIndexes = new Set(own.map((o) => o.index));
-    const open = inputs.findIndex((input, i) => !ownIndexes.has(i) && !isFinal(input));
-    if (open >= 0) throw new AirlockError('invalid_request', `finalize: input ${open} is not the agent's and not final; it cannot be finalized here`);
-  }
+  if (finalize) assertOthersFinal(inputs, own);
 
   const tasks: CommittedTask[] = own.map((mine) => ({
     input: mine.index,
@@ -109,6 +99,23 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
     tasks: tasks.map(({ path, digest, scheme }) => ({ path, digest, scheme })),
     prepared,
   };
+}
+
+/** Consensus refuses a transaction spending one output twice; its amount would also count twice in the fee. */
+function assertDistinctOutpoints(inputs: readonly TransactionInput[]): void {
+  const spent = new Set<string>();
+  inputs.forEach((input, i) => {
+    const outpoint = `${bytesToHex(input.txid!)}:${input.index}`;
+    if (spent.has(outpoint)) throw new AirlockError('psbt_malformed', `input ${i} spends the same output as an earlier input`);
+    spent.add(outpoint);
+  });
+}
+
+/** Finalizing needs every other signer's input final already: we can only complete the agent's own. */
+function assertOthersFinal(inputs: readonly TransactionInput[], own: readonly OwnInput[]): void {
+  const ownIndexes = new Set(own.map((o) => o.index));
+  const open = inputs.findIndex((input, i) => !ownIndexes.has(i) && !isFinal(input));
+  if (open >= 0) throw new AirlockError('invalid_request', `finalize: input ${open} is not the agent's and not final; it cannot be finalized here`);
 }
 
 function readPsbtRequest(payload: unknown): PsbtRequest {
@@ -340,7 +347,11 @@ function psbtIntent(info: BitcoinInfo, from: string): Intent {
   const chain = BITCOIN_CHAINS[info.network];
   const asset = bitcoinAsset(chain);
   const external = info.outputs.filter((o) => !o.change);
-  // On-chain amounts are charged in millisatoshis (sat x 1000): one budget covers Lightning and on-chain.
+  // What the agent can lose is its inputs minus its change. The spends (every non-change output plus the fee)
+  // are that plus the other signers' inputs, so never less: the agent's own amounts are proven (full previous
+  // transaction for P2WPKH; for P2TR the signature commits to every amount and is worthless if one lies), and
+  // another signer's claimed amount only adds. On-chain amounts are charged in millisatoshis (sat x 1000): one
+  // budget covers Lightning and on-chain.
   const spends: Spend[] = external.map((o) => ({ asset, amount: o.amountSat * 1000n, decimals: 11, to: o.address ?? `script:${o.script}`, kind: 'transfer' }));
   spends.push({ asset, amount: info.feeSat * 1000n, decimals: 11, kind: 'fee' });
   const destinations = [...new Set(spends.flatMap((s) => (s.to === undefined ? [] : [s.to])))];
