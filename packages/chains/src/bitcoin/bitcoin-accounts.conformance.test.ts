@@ -10,7 +10,7 @@ import { mnemonicToSeedSync } from '@scure/bip39';
 import { readVector, vectorsSkipReason } from '../../../../testing/vectors.ts';
 import { bitcoinAccountView, deriveBitcoinAddress, encodeExtendedPublicKey } from './account-view.ts';
 import { hasValidDescriptorChecksum } from './descriptor-checksum.ts';
-import { openTestVault } from './test-vault.ts';
+import { openTestVault } from './testing/test-vault.ts';
 
 const skip = vectorsSkipReason;
 const b58 = base58check(sha256);

@@ -13,7 +13,7 @@ import { deriveBitcoinAddress } from './account-view.ts';
 import { createBitcoinAdapter } from './adapter.ts';
 import { bip322MessageHash, bip322Transactions } from './message.ts';
 import { segwitV0Sighash } from './sighash.ts';
-import { openTestVault, produceSignatures, signRequest } from './test-vault.ts';
+import { openTestVault, produceSignatures, signRequest } from './testing/test-vault.ts';
 
 const adapter = createBitcoinAdapter();
 

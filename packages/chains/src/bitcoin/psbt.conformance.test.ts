@@ -9,7 +9,7 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { readVector, vectorsSkipReason } from '../../../../testing/vectors.ts';
 import { createBitcoinAdapter } from './adapter.ts';
 import { decodePsbtBase64, parsePsbt } from './psbt-parse.ts';
-import { openTestVault } from './test-vault.ts';
+import { openTestVault } from './testing/test-vault.ts';
 
 const skip = vectorsSkipReason;
 const adapter = createBitcoinAdapter();

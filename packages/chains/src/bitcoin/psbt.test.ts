@@ -11,9 +11,9 @@ import { Transaction } from '@scure/btc-signer';
 import { RawPSBTV0, RawPSBTV2 } from '@scure/btc-signer/psbt.js';
 import { addressOf } from './account.ts';
 import { createBitcoinAdapter } from './adapter.ts';
-import { assertPsbtSignaturesValid, assertTransactionSignaturesValid } from './independent-check.ts';
+import { assertPsbtSignaturesValid, assertTransactionSignaturesValid } from './testing/independent-check.ts';
 import { PSBT_OPTIONS } from './psbt-parse.ts';
-import { openTestVault, produceSignatures, PsbtBuilder, signRequest, strangerScript, vaultKey, type TestVault } from './test-vault.ts';
+import { openTestVault, produceSignatures, PsbtBuilder, signRequest, strangerScript, vaultKey, type TestVault } from './testing/test-vault.ts';
 
 const adapter = createBitcoinAdapter();
 const REGTEST = BITCOIN_CHAINS.regtest;

@@ -7,7 +7,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { p2ms, p2pkh, p2sh, p2tr, p2wpkh, p2wsh, Transaction } from '@scure/btc-signer';
-import { fundingTransaction } from './test-vault.ts';
+import { fundingTransaction } from './testing/test-vault.ts';
 import { otherInputSize, virtualSize } from './vsize.ts';
 
 const privateKeys = ['a', 'b', 'c'].map((label) => sha256(utf8ToBytes(`vsize/${label}`)));

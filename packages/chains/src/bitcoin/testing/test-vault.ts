@@ -1,4 +1,4 @@
-// Test helpers (not exported from the package): a vault with an HD key backend, the signer context the signing
+// Test helpers (under testing/: never packed or exported): a vault with an HD key backend, the signer context the signing
 // service builds for an agent, the service's signing loop over a request's tasks, and a PSBT builder with
 // previous transactions funding the agent's (and strangers') scripts.
 import type { Action, BitcoinNetwork, DecodedRequest, ProducedSignature, SignerContext, SignResult } from '@airlock/core';
@@ -9,10 +9,10 @@ import { hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { base64 } from '@scure/base';
 import { HDKey } from '@scure/bip32';
 import { p2wpkh, RawTx, Transaction } from '@scure/btc-signer';
-import { bitcoinAccountPaths, HARDENED, scriptOf, type BitcoinAddressType } from './account.ts';
-import { createBitcoinAdapter } from './adapter.ts';
-import { coinType } from './networks.ts';
-import { txidOf } from './psbt-parse.ts';
+import { bitcoinAccountPaths, HARDENED, scriptOf, type BitcoinAddressType } from '../account.ts';
+import { createBitcoinAdapter } from '../adapter.ts';
+import { coinType } from '../networks.ts';
+import { txidOf } from '../psbt-parse.ts';
 
 export const TEST_SEED = hexToBytes('5eb00bbddcf069084889a8ab9155568165f5c453ccb85e70811aaed6f6da5fc19a5ac40b389cd370d086206dec8aa6c43daea6690f20ad3d8d48b2d2ce9e38e4');
 
