@@ -9,6 +9,7 @@
  */
 import { HDKey } from '@scure/bip32';
 import { mnemonicToSeedSync } from '@scure/bip39';
+import { base58check } from '@scure/base';
 import * as bitcoin from 'bitcoinjs-lib';
 import { ECPairFactory, type ECPairInterface } from 'ecpair';
 import * as ecc from 'tiny-secp256k1';
@@ -64,6 +65,11 @@ export function fingerprintBytes(fingerprint: number): Uint8Array {
   const out = new Uint8Array(4);
   new DataView(out.buffer).setUint32(0, fingerprint >>> 0);
   return out;
+}
+
+/** The 78-byte BIP-32 serialisation of an extended key (what PSBT_GLOBAL_XPUB carries in its key). */
+export function extendedKeyBytes(xpub: string): Uint8Array {
+  return base58check(bitcoin.crypto.sha256).decode(xpub);
 }
 
 /** The account as GET /v1/bitcoin/account returns it (the fields this side uses). */
