@@ -500,6 +500,13 @@ export class SigningService {
     return { address };
   }
 
+  /** The signer context of `agent` for the adapter of `namespace` (the Bitcoin account routes read its extended keys). */
+  async signerOf(namespace: string, agent: Agent): Promise<SignerContext> {
+    const adapter = this.deps.adapters.get(namespace);
+    if (!adapter) throw new AirlockError('unsupported_action', `No ${namespace} adapter is configured.`);
+    return this.signerFor(adapter, agent);
+  }
+
   /**
    * An adapter that derives the agent's keys itself (Bitcoin: every input and change output has its own key
    * under the agent's account) gets the account's extended public keys and the master fingerprint, read once

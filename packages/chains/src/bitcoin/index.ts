@@ -1,0 +1,7 @@
+export { createBitcoinAdapter } from './adapter.ts';
+export { bitcoinAccountPaths, type BitcoinAddressType } from './account.ts';
+export { bitcoinAccountView, deriveBitcoinAddress, encodeExtendedPublicKey, type BitcoinAccountView, type DerivedBitcoinAddress } from './account-view.ts';
+export { descriptorChecksum, hasValidDescriptorChecksum, withDescriptorChecksum } from './descriptor-checksum.ts';
+export { coinType } from './networks.ts';
+export { bip322MessageHash, type Bip322Request } from './message.ts';
+export { formatBtc, type PsbtRequest } from './psbt-decode.ts';

@@ -1,0 +1,95 @@
+// The virtual size of a PSBT's transaction once signed, estimated before it is (the fee rate policy sees).
+// BIP-141: weight = 4 x (size without witness data) + witness data (with the 2-byte marker and flag);
+// vsize = ceil(weight / 4). Each input counts:
+// - the agent's own, as we will sign it: P2WPKH witness 1 + (1+72) + (1+33) bytes (a DER signature is at most
+//   72 bytes with its sighash byte); P2TR key path 1 + (1+64), +1 when the sighash is not DEFAULT;
+// - another signer's input that is already final, as it is (its final scriptSig and witness);
+// - another signer's input not yet final, by its script type with the largest signatures that type takes
+//   (P2PKH and P2SH-P2WPKH with a compressed key, m-of-n multisig in P2SH or P2WSH, P2TR key path with a
+//   sighash byte). A script we cannot size (a taproot script path, a non-standard script) counts its scripts
+//   and one signature: the estimate is then a floor, not a ceiling, and the true fee rate may be lower.
+import type { TransactionInput } from '@scure/btc-signer/psbt.js';
+import { OutScript, RawWitness } from '@scure/btc-signer';
+
+const ECDSA_PUSH = 1 + 72;
+const KEY_PUSH = 1 + 33;
+const P2WPKH_WITNESS = 1 + ECDSA_PUSH + KEY_PUSH;
+const P2TR_KEY_PATH_WITNESS = 1 + 1 + 64;
+
+export interface InputSize {
+  scriptSig: number;
+  /** Serialised witness stack (with its item count); 0 for an input without one. */
+  witness: number;
+}
+
+export function compactSizeLength(n: number): number {
+  return n < 0xfd ? 1 : n <= 0xffff ? 3 : n <= 0xffffffff ? 5 : 9;
+}
+
+const pushLength = (n: number) => (n < 0x4c ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : 5) + n;
+const witnessItem = (n: number) => compactSizeLength(n) + n;
+
+/** An input the agent signs. */
+export function ownInputSize(type: 'p2wpkh' | 'p2tr', sighash: number): InputSize {
+  return { scriptSig: 0, witness: type === 'p2wpkh' ? P2WPKH_WITNESS : P2TR_KEY_PATH_WITNESS + (sighash === 0 ? 0 : 1) };
+}
+
+/** Another signer's input: final as it is, otherwise the estimate for its type (see the top of this file). */
+export function otherInputSize(input: TransactionInput, prevoutScript: Uint8Array): InputSize {
+  if (input.finalScriptSig?.length || input.finalScriptWitness?.length) {
+    return { scriptSig: input.finalScriptSig?.length ?? 0, witness: input.finalScriptWitness?.length ? RawWitness.encode(input.finalScriptWitness).length : 0 };
+  }
+  const outer = decode(prevoutScript);
+  switch (outer?.type) {
+    case 'wpkh':
+      return { scriptSig: 0, witness: P2WPKH_WITNESS };
+    case 'tr':
+      return { scriptSig: 0, witness: P2TR_KEY_PATH_WITNESS + 1 };
+    case 'pkh':
+      return { scriptSig: ECDSA_PUSH + KEY_PUSH, witness: 0 };
+    case 'pk':
+      return { scriptSig: ECDSA_PUSH, witness: 0 };
+    case 'ms':
+      return { scriptSig: 1 + outer.m * ECDSA_PUSH, witness: 0 };
+    case 'wsh':
+      return { scriptSig: 0, witness: witnessScriptSize(input.witnessScript) };
+    case 'sh': {
+      const redeem = input.redeemScript;
+      if (!redeem) return { scriptSig: ECDSA_PUSH, witness: 0 };
+      const inner = decode(redeem);
+      if (inner?.type === 'wpkh') return { scriptSig: pushLength(redeem.length), witness: P2WPKH_WITNESS };
+      if (inner?.type === 'wsh') return { scriptSig: pushLength(redeem.length), witness: witnessScriptSize(input.witnessScript) };
+      const signatures = inner?.type === 'ms' ? 1 + inner.m * ECDSA_PUSH : ECDSA_PUSH;
+      return { scriptSig: signatures + pushLength(redeem.length), witness: 0 };
+    }
+    default:
+      return { scriptSig: 0, witness: 0 };
+  }
+}
+
+/** P2WSH: the witness script and what satisfies it (m signatures after CHECKMULTISIG's empty item, or one). */
+function witnessScriptSize(script: Uint8Array | undefined): number {
+  if (!script) return 1 + witnessItem(72);
+  const inner = decode(script);
+  const items = inner?.type === 'ms' ? 1 + inner.m * ECDSA_PUSH : ECDSA_PUSH;
+  return compactSizeLength(inner?.type === 'ms' ? inner.m + 2 : 2) + items + witnessItem(script.length);
+}
+
+function decode(script: Uint8Array) {
+  try {
+    return OutScript.decode(script);
+  } catch {
+    return undefined;
+  }
+}
+
+/** vsize of a transaction with these inputs and output scripts. */
+export function virtualSize(inputs: readonly InputSize[], outputScripts: readonly Uint8Array[]): number {
+  let base = 4 + compactSizeLength(inputs.length) + compactSizeLength(outputScripts.length) + 4;
+  for (const i of inputs) base += 36 + compactSizeLength(i.scriptSig) + i.scriptSig + 4;
+  for (const s of outputScripts) base += 8 + compactSizeLength(s.length) + s.length;
+  const segwit = inputs.some((i) => i.witness > 0);
+  // With the marker and flag, every input has a witness field: an empty one is a single zero count byte.
+  const witness = segwit ? 2 + inputs.reduce((sum, i) => sum + (i.witness > 0 ? i.witness : 1), 0) : 0;
+  return Math.ceil((base * 4 + witness) / 4);
+}
