@@ -1,0 +1,269 @@
+// Bitcoin PSBT signing over the real HTTP app, on both stores, checked by a second implementation: the PSBTs
+// are built by bitcoinjs-lib from keys the test derives itself from the vault's mnemonic (@scure/bip32), the
+// signatures Airlock adds are verified with tiny-secp256k1, bitcoinjs finalizes and extracts the transaction,
+// and the chain double (packages/testing/src/bitcoin/chain.ts: no Bitcoin node runs here) accepts it only if
+// every witness verifies against the coin it spends. A stranger (another party of a collaborative
+// transaction) signs its own inputs with bitcoinjs; Airlock must sign exactly the agent's.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import * as bitcoin from 'bitcoinjs-lib';
+import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
+import {
+  asPsbtV2,
+  BitcoinTestChain,
+  buildPsbt,
+  decodePsbtMaps,
+  fundedInput,
+  IN,
+  payTo,
+  psbtVersion,
+  signOwnInputs,
+  TestWallet,
+  toPsbtV0,
+  verifyAirlockPsbt,
+  walletOutput,
+  extendedKeyBytes,
+  type AccountResponse,
+} from '../../testing/src/bitcoin/index.ts';
+import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+
+const CHAIN = BITCOIN_CHAINS.regtest;
+const BTC = bitcoinAsset(CHAIN);
+const MSAT = 1000n;
+const payee = TestWallet.stranger('payee', 'regtest');
+const stranger = TestWallet.stranger('coinjoin partner', 'regtest');
+const PAYEE = payee.receive('p2wpkh').address;
+const PAYEE_TR = payee.receive('p2tr').address;
+
+/** Bitcoin on regtest to the payees only, fees capped, a daily budget in msat. */
+function policy(budgetMsat = 1_000_000_000n, extra: unknown[] = []) {
+  return {
+    version: 1,
+    sets: { payees: [PAYEE, PAYEE_TR] },
+    rules: [
+      { type: 'allow', name: 'pay-payees', match: { actions: ['bitcoin.psbt'], chains: [CHAIN] } },
+      { type: 'destinations', name: 'only-payees', allow: '$payees', match: { actions: ['bitcoin.psbt'] } },
+      { type: 'bitcoin', name: 'fees', max_fee_sat: '20000', max_fee_rate: 100 },
+      { type: 'budget', name: 'daily', asset: BTC, max: budgetMsat.toString(), window: '24h', scope: 'agent' },
+      ...extra,
+    ],
+  };
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSBT signing over HTTP (${store})`, () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ store });
+  });
+  after(async () => h.close());
+
+  /** An agent allowed bitcoin.psbt, and its wallet as the test derives it from the vault's mnemonic. */
+  async function agentWith(doc: unknown = policy()) {
+    const { agent, token } = await provisionAgent(h, { policy: doc, actions: ['bitcoin.psbt'] });
+    return { agent, token, wallet: TestWallet.fromMnemonic(h.mnemonic, 'regtest', agent.accountIndex) };
+  }
+  const sign = (token: string, body: unknown, headers: Record<string, string> = {}) => h.call('POST', '/v1/sign/psbt', { token, body, headers });
+  /** What the agent has been charged in the bitcoin asset (the budget window's total), msat. */
+  const charged = async (agentId: string) => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agentId}`, asset: BTC, sinceMs: 0 }])))[0]!.amount;
+  const spendsOf = (intent: any) => intent.spends.map((s: any) => ({ kind: s.kind, amount: BigInt(s.amount), ...(s.to ? { to: s.to } : {}) }));
+
+  test("GET /v1/bitcoin/account: the xpubs and fingerprint are those the vault's mnemonic derives (BIP-84 and BIP-86, coin 1 on regtest)", async () => {
+    const { token, agent, wallet } = await agentWith();
+    const res = await h.call('GET', '/v1/bitcoin/account?network=regtest', { token });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const body = res.body as AccountResponse & { accountIndex: number };
+    assert.equal(body.fingerprint, wallet.fingerprint.toString(16).padStart(8, '0'));
+    assert.equal(body.accountIndex, agent.accountIndex);
+    assert.equal(body.accounts.p2wpkh.path, `m/84'/1'/${agent.accountIndex}'`);
+    assert.equal(body.accounts.p2tr.path, `m/86'/1'/${agent.accountIndex}'`);
+    assert.equal(body.accounts.p2wpkh.xpub, wallet.accountXpub('p2wpkh'));
+    assert.equal(body.accounts.p2tr.xpub, wallet.accountXpub('p2tr'));
+    // The watch-only wallet built from the response derives the same addresses.
+    const watch = TestWallet.fromAccountResponse(body, 'regtest');
+    assert.equal(watch.change('p2tr', 7).address, wallet.change('p2tr', 7).address);
+    assert.equal(watch.receive('p2wpkh', 3).address, wallet.receive('p2wpkh', 3).address);
+  });
+
+  test("P2WPKH, v0, three inputs of which one is a stranger's: only the agent's are signed, the signatures verify independently, the transaction is accepted, change is recognised, the budget is charged outputs + fee", async () => {
+    const { agent, token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const psbt = buildPsbt(
+      chain,
+      [fundedInput(chain, wallet.receive('p2wpkh', 0), 100_000n), fundedInput(chain, stranger.receive('p2wpkh', 0), 50_000n), fundedInput(chain, wallet.change('p2wpkh', 2), 30_000n)],
+      [payTo(chain, PAYEE, 120_000n), walletOutput(wallet.change('p2wpkh', 3), 58_000n)],
+    );
+    assert.deepEqual(signOwnInputs(psbt, stranger), [1]);
+    const sent = psbt.toBase64();
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.decision, 'allow');
+    assert.deepEqual(res.body.signedInputs, [0, 2]);
+    const verified = verifyAirlockPsbt(res.body.psbt, { chain, sent });
+    assert.deepEqual(verified.signedInputs, [0, 2], 'the signatures found in the PSBT are on the agent inputs only');
+    assert.deepEqual(
+      verified.signatures.map((s) => [s.input, s.publicKey]),
+      [
+        [0, Buffer.from(wallet.receive('p2wpkh', 0).publicKey).toString('hex')],
+        [1, Buffer.from(stranger.receive('p2wpkh', 0).publicKey).toString('hex')],
+        [2, Buffer.from(wallet.change('p2wpkh', 2).publicKey).toString('hex')],
+      ],
+    );
+    assert.equal(verified.accepted?.feeSat, 2_000n);
+    assert.equal(chain.unspentTo(PAYEE)[0]?.valueSat, 120_000n);
+
+    const btc = res.body.intent.bitcoin;
+    assert.equal(btc.network, 'regtest');
+    assert.equal(btc.psbtVersion, 0);
+    assert.equal(btc.txid, verified.txid, 'segwit: the unsigned txid is the txid');
+    assert.deepEqual(
+      btc.inputs.map((i: any) => [i.ours, i.path, i.scriptType, BigInt(i.amountSat)]),
+      [
+        [true, `m/84'/1'/${agent.accountIndex}'/0/0`, 'p2wpkh', 100_000n],
+        [false, undefined, 'p2wpkh', 50_000n],
+        [true, `m/84'/1'/${agent.accountIndex}'/1/2`, 'p2wpkh', 30_000n],
+      ],
+    );
+    assert.deepEqual(
+      btc.outputs.map((o: any) => [o.change, o.address, o.path, BigInt(o.amountSat)]),
+      [
+        [false, PAYEE, undefined, 120_000n],
+        [true, wallet.change('p2wpkh', 3).address, `m/84'/1'/${agent.accountIndex}'/1/3`, 58_000n],
+      ],
+    );
+    assert.equal(BigInt(btc.feeSat), 2_000n);
+    // 3 P2WPKH inputs, 2 outputs: about 68 vB an input, 31 an output, 11 overhead.
+    assert.ok(btc.vsize >= 240 && btc.vsize <= 260, `vsize ${btc.vsize}`);
+    assert.deepEqual(btc.sighashes, ['all']);
+    const spends = spendsOf(res.body.intent);
+    assert.deepEqual(spends.filter((x: any) => x.kind === 'fee').map((x: any) => x.amount), [2_000n * MSAT]);
+    assert.deepEqual(spends.filter((x: any) => x.kind !== 'fee').map((x: any) => [x.to, x.amount]), [[PAYEE, 120_000n * MSAT]], 'the change output is not a spend');
+    assert.equal(await charged(agent.id), (120_000n + 2_000n) * MSAT);
+  });
+
+  test('P2TR key path, v2 (BIP-370): the PSBT comes back as v2 with a 64-byte BIP-340 signature, the stranger signs after Airlock, the transaction is accepted', async () => {
+    const { agent, token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const v0 = buildPsbt(
+      chain,
+      [fundedInput(chain, wallet.receive('p2tr', 1), 80_000n), fundedInput(chain, stranger.receive('p2tr', 0), 40_000n), fundedInput(chain, wallet.receive('p2tr', 4), 5_000n)],
+      [payTo(chain, PAYEE, 100_000n), walletOutput(wallet.change('p2tr', 0), 24_000n)],
+    );
+    const sent = asPsbtV2(v0);
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.signedInputs, [0, 2]);
+    assert.equal(psbtVersion(res.body.psbt), 2);
+    assert.equal(res.body.intent.bitcoin.psbtVersion, 2);
+    assert.deepEqual(
+      res.body.intent.bitcoin.outputs.map((o: any) => o.change),
+      [false, true],
+    );
+    assert.equal(res.body.intent.bitcoin.outputs[1].path, `m/86'/1'/${agent.accountIndex}'/1/0`);
+    // Only signatures were added (checked on the v2 maps), each verifies; not finalizable yet: input 1 is open.
+    const checked = verifyAirlockPsbt(res.body.psbt, { chain, sent, finalize: false });
+    assert.deepEqual(checked.signedInputs, [0, 2]);
+    assert.deepEqual(
+      checked.signatures.map((s) => [s.input, s.scheme, s.hashType, s.signature.length / 2]),
+      [
+        [0, 'schnorr', 0, 64],
+        [2, 'schnorr', 0, 64],
+      ],
+    );
+    const tapSig = decodePsbtMaps(res.body.psbt).inputs[0]!.find((kv) => kv.key[0] === IN.TAP_KEY_SIG);
+    assert.ok(tapSig, 'PSBT_IN_TAP_KEY_SIG on the agent input');
+    // The stranger co-signs what Airlock returned, then everyone's signatures go on chain.
+    const withStranger = bitcoin.Psbt.fromBase64(toPsbtV0(res.body.psbt), { network: chain.bitcoinjsNetwork });
+    assert.deepEqual(signOwnInputs(withStranger, stranger), [1]);
+    const final = verifyAirlockPsbt(withStranger.toBase64(), { chain });
+    assert.equal(final.accepted?.feeSat, 1_000n);
+    assert.equal(await charged(agent.id), 101_000n * MSAT);
+  });
+
+  for (const version of [0, 2] as const) {
+    test(`finalize: true (v${version}) returns the network transaction: the chain double accepts it as is, and bitcoinjs extracts the same bytes from the returned PSBT`, async () => {
+      const { token, wallet } = await agentWith();
+      const chain = new BitcoinTestChain('regtest');
+      const psbt = buildPsbt(
+        chain,
+        [fundedInput(chain, wallet.receive('p2wpkh', 5), 60_000n), fundedInput(chain, stranger.receive('p2wpkh', 1), 20_000n), fundedInput(chain, wallet.receive('p2tr', 5), 30_000n)],
+        [payTo(chain, PAYEE_TR, 70_000n), walletOutput(wallet.change('p2wpkh', 9), 38_500n)],
+      );
+      signOwnInputs(psbt, stranger, { finalize: true });
+      const sent = version === 2 ? asPsbtV2(psbt) : psbt.toBase64();
+      const res = await sign(token, { psbt: sent, network: 'regtest', finalize: true });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.deepEqual(res.body.signedInputs, [0, 2]);
+      assert.match(res.body.transaction, /^[0-9a-f]+$/);
+      const fromPsbt = verifyAirlockPsbt(res.body.psbt, { chain, sent, broadcast: false });
+      assert.equal(fromPsbt.transaction, res.body.transaction);
+      assert.equal(bitcoin.Transaction.fromHex(res.body.transaction).getId(), res.body.txid);
+      const accepted = chain.broadcast(res.body.transaction);
+      assert.equal(accepted.txid, res.body.txid);
+      assert.equal(accepted.feeSat, 1_500n);
+    });
+  }
+
+  test('the budget is charged exactly external outputs + fee: a second PSBT that would pass it is denied, unsigned and not charged', async () => {
+    const { agent, token, wallet } = await agentWith(policy(150_000_000n));
+    const chain = new BitcoinTestChain('regtest');
+    const first = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 200_000n)], [payTo(chain, PAYEE, 100_000n), walletOutput(wallet.change('p2wpkh', 0), 99_000n)]);
+    const ok = await sign(token, { psbt: first.toBase64(), network: 'regtest' });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.equal(await charged(agent.id), 101_000_000n);
+    verifyAirlockPsbt(ok.body.psbt, { chain, sent: first.toBase64() });
+
+    // 49,000 sat left. 48,000 + a 1,000 fee fits exactly; one more satoshi does not.
+    const tooMuch = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 1), 60_000n)], [payTo(chain, PAYEE, 48_001n), walletOutput(wallet.change('p2wpkh', 1), 10_999n)]);
+    const denied = await sign(token, { psbt: tooMuch.toBase64(), network: 'regtest' });
+    assert.equal(denied.status, 403, JSON.stringify(denied.body));
+    assert.deepEqual(
+      denied.body.error.violations.map((v: any) => [v.rule, v.code]),
+      [['daily', 'budget_exceeded']],
+    );
+    assert.equal(denied.body.psbt, undefined);
+    assert.equal(await charged(agent.id), 101_000_000n);
+
+    const exact = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 2), 60_000n)], [payTo(chain, PAYEE, 48_000n), walletOutput(wallet.change('p2wpkh', 2), 11_000n)]);
+    const fits = await sign(token, { psbt: exact.toBase64(), network: 'regtest' });
+    assert.equal(fits.status, 200, JSON.stringify(fits.body));
+    assert.equal(await charged(agent.id), 150_000_000n);
+  });
+
+  test('a replay under an Idempotency-Key returns byte-identical signatures and is not charged again; the key with another PSBT is a conflict', async () => {
+    const { agent, token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 50_000n), fundedInput(chain, wallet.receive('p2tr', 0), 50_000n)], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2tr', 0), 9_000n)]);
+    const body = { psbt: psbt.toBase64(), network: 'regtest' };
+    const headers = { 'idempotency-key': 'btc-replay-1' };
+    const a = await sign(token, body, headers);
+    assert.equal(a.status, 200, JSON.stringify(a.body));
+    const b = await sign(token, body, headers);
+    assert.equal(b.status, 200, JSON.stringify(b.body));
+    assert.equal(b.body.replayed, true);
+    assert.equal(b.body.psbt, a.body.psbt);
+    const sigs = (r: any) => verifyAirlockPsbt(r.body.psbt, { chain, sent: body.psbt, finalize: false }).signatures.map((s) => s.signature);
+    assert.deepEqual(sigs(b), sigs(a));
+    assert.equal(await charged(agent.id), 91_000n * MSAT);
+
+    const other = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 1), 50_000n)], [payTo(chain, PAYEE, 40_000n), walletOutput(wallet.change('p2tr', 1), 9_000n)]);
+    const conflict = await sign(token, { psbt: other.toBase64(), network: 'regtest' }, headers);
+    assert.equal(conflict.status, 409, JSON.stringify(conflict.body));
+    assert.equal(await charged(agent.id), 91_000n * MSAT);
+    verifyAirlockPsbt(a.body.psbt, { chain, sent: body.psbt });
+  });
+
+  test('fields Airlock does not use are kept (BIP-174: unknown and proprietary keys are preserved, the global xpub stays)', async () => {
+    const { agent, token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 50_000n)], [payTo(chain, PAYEE, 40_000n), walletOutput(wallet.change('p2wpkh', 0), 9_000n)]);
+    const proprietary = (sub: number) => ({ key: Uint8Array.of(0xfc, 4, ...Buffer.from('test'), sub), value: Uint8Array.of(1, 2, 3) });
+    psbt.updateGlobal({ globalXpub: [{ extendedPubkey: extendedKeyBytes(wallet.accountXpub('p2wpkh')), masterFingerprint: wallet.receive('p2wpkh').masterFingerprint, path: `m/84'/1'/${agent.accountIndex}'` }] });
+    psbt.addUnknownKeyValToGlobal(proprietary(0));
+    psbt.addUnknownKeyValToInput(0, proprietary(1));
+    psbt.addUnknownKeyValToOutput(0, proprietary(2));
+    const sent = psbt.toBase64();
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    verifyAirlockPsbt(res.body.psbt, { chain, sent });
+  });
+});
