@@ -154,7 +154,8 @@ function verifyInputSignature(tx: Transaction, i: number, sig: FoundSignature): 
       const hashType = sig.signature.length === 65 ? sig.signature[64]! : SIGHASH_DEFAULT;
       // BIP-341: a 65-byte signature never carries 0x00; DEFAULT is the 64-byte form.
       if (sig.signature.length === 65 && hashType === SIGHASH_DEFAULT) return false;
-      if (asked !== undefined && hashType !== asked) return false;
+      // Not asked for a sighash, a signer commits to everything (DEFAULT, or ALL): never NONE or SINGLE on its own.
+      if (asked === undefined ? hashType !== SIGHASH_DEFAULT && hashType !== SIGHASH_ALL : hashType !== asked) return false;
       const prevouts = Array.from({ length: tx.inputsLength }, (_, j) => prevoutOf(tx, j));
       if (prevouts.some((p) => p === undefined)) return false;
       const digest = tx.preimageWitnessV1(i, prevouts.map((p) => p!.script), hashType, prevouts.map((p) => p!.amount));

@@ -216,7 +216,7 @@ export function airlockBitcoinWallet(options: AirlockBitcoinWalletOptions): Airl
     },
     async signPsbt(psbtBase64, { network, finalize, idempotencyKey }) {
       const request = { psbt: psbtBase64, network, ...(finalize !== undefined ? { finalize } : {}) };
-      const out = await signWithRetry<SignPsbtBody & SignAnswer>(http, '/v1/sign/psbt', request, approvalWaitMs, ...(idempotencyKey !== undefined ? [idempotencyKey] : []));
+      const out = await signWithRetry<SignPsbtBody & SignAnswer>(http, '/v1/sign/psbt', request, approvalWaitMs, idempotencyKey);
       if (typeof out.psbt !== 'string' || !Array.isArray(out.signedInputs)) throw new AirlockApiError(200, 'invalid_response', 'Airlock answered a PSBT signing without a PSBT.');
       checkSignedPsbt(psbtBase64, out, finalize === true);
       return {
