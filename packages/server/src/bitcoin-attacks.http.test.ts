@@ -77,7 +77,7 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
   /** Denied by the destinations rule naming `address`, and by nothing else. */
   async function deniedFor(res: { status: number; body: any }, agentId: string, address: string): Promise<void> {
     await refused(res, agentId, 403, 'policy_denied');
-    assert.deepEqual(violations(res), [['only-payees', 'destination_not_allowed']]);
+    assert.deepEqual(violations(res), [['agent/only-payees', 'destination_not_allowed']]);
     assert.match(res.body.error.violations[0].message, new RegExp(address));
     for (const ok of PAYEES) assert.doesNotMatch(res.body.error.violations[0].message, new RegExp(ok));
   }
@@ -93,7 +93,9 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
       const chain = new BitcoinTestChain('regtest');
       for (const type of ['p2wpkh', 'p2tr'] as const) {
         const ours = walletOutput(wallet.change(type, 0), 39_000n);
-        const fake = { ...ours, script: mallory.receive(type, 0).script };
+        // bitcoinjs refuses a tapInternalKey that does not make the script: the claim rides on the derivation alone.
+        const { tapInternalKey: _internal, ...claim } = ours;
+        const fake = { ...claim, script: mallory.receive(type, 0).script };
         const psbt = spendWith(chain, wallet, fake);
         const dry = await dryRun(token, psbt);
         assert.equal(dry.status, 200, JSON.stringify(dry.body));
@@ -134,8 +136,8 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
     const res = await sign(token, psbt);
     await refused(res, agent.id, 403, 'policy_denied');
     assert.deepEqual(violations(res).sort(), [
-      ['fees', 'fee_exceeds_cap'],
-      ['fees', 'fee_rate_exceeds_cap'],
+      ['agent/fees', 'fee_exceeds_cap'],
+      ['agent/fees', 'fee_rate_exceeds_cap'],
     ]);
     const fee = res.body.error.violations.find((v: any) => v.code === 'fee_exceeds_cap');
     assert.equal(fee.requested, '90000');
