@@ -418,7 +418,7 @@ describe('Bitcoin signing reviewed as an attacker over HTTP', () => {
       }
     }
 
-    test('a thousand derivation entries with the vault fingerprint (other accounts, paths up to 12 deep) on one input cost little', async () => {
+    test('a thousand derivation entries with the vault fingerprint (other accounts, paths up to 12 deep) on one input are refused before any is decoded (psbt_too_large); sixteen still sign', async () => {
       const { agent, token, wallet } = await agentWith();
       const chain = new BitcoinTestChain('regtest');
       const maps = decodePsbtMaps(buildPsbt(chain, [fundedInput(chain, wallet.receive('p2tr', 0), 100_000n)], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2tr', 0), 9_000n)]).toBase64());
@@ -427,40 +427,57 @@ describe('Bitcoin signing reviewed as an attacker over HTTP', () => {
       const u32 = (n: number) => [...u32le(n)];
       // Valid x-only keys (btc-signer refuses a key off the curve), our fingerprint, purpose 86, coin 1,
       // accounts that are not ours, 5 to 12 levels deep.
-      for (let i = 0; i < 1_000; i++) {
+      const claims = (count: number) => {
+        const input = [...maps.inputs[0]!];
+        for (let i = 0; i < count; i++) {
         const depth = 5 + (i % 8);
         const path = [86 + H, 1 + H, agent.accountIndex + 1 + (i % 7) + H, ...Array.from({ length: depth - 3 }, (_, j) => (i + j) % 100)];
         const scalar = Buffer.alloc(32);
         scalar.writeUInt32BE(i + 1, 28);
         const key = ecc.xOnlyPointFromScalar(scalar);
-        maps.inputs[0]!.push(kv(IN.TAP_BIP32_DERIVATION, Uint8Array.of(0, ...fp, ...path.flatMap(u32)), key));
-      }
-      const psbt = encodePsbtMaps(maps);
+          input.push(kv(IN.TAP_BIP32_DERIVATION, Uint8Array.of(0, ...fp, ...path.flatMap(u32)), key));
+        }
+        return encodePsbtMaps({ ...maps, inputs: [input, ...maps.inputs.slice(1)] });
+      };
+      const psbt = claims(1_000);
       console.log(`# dos-timing derivation-claims PSBT base64 ${psbt.length} bytes`);
       const { stallMs, result } = await timed('1000 foreign-account derivation claims on one input', () => sign(token, { psbt }));
-      assert.equal(result.status, 200, JSON.stringify(result.body).slice(0, 300));
-      assert.deepEqual(result.body.signedInputs, [0]);
-      assert.equal(await charged(agent.id), 91_000n * MSAT);
+      await refused(result, agent, 400, 'psbt_too_large');
+      assert.match(result.body.error.message, /a map holds more than 64 entries/);
       assert.ok(stallMs < 1_000, `event loop blocked ${stallMs} ms`);
+      const twenty = await sign(token, { psbt: claims(20) });
+      await refused(twenty, agent, 400, 'psbt_too_large');
+      assert.match(twenty.body.error.message, /input 0 carries 21 derivation entries, at most 16/);
+      // At the limit: our own entry and fifteen claims for other accounts; only ours is believed.
+      const atLimit = await sign(token, { psbt: claims(15) });
+      assert.equal(atLimit.status, 200, JSON.stringify(atLimit.body).slice(0, 300));
+      assert.deepEqual(atLimit.body.signedInputs, [0]);
+      assert.equal(await charged(agent.id), 91_000n * MSAT);
     });
 
-    test("600 of the agent's own taproot inputs (about 120 kB of base64, under the 256 kB body limit): decode alone must not stall the server", async () => {
+    test("600 of the agent's own taproot inputs (about 120 kB of base64, under the 256 kB body limit): refused before decoding (psbt_too_large); at the limit of 50, decode and policy run", async () => {
       const chain = new BitcoinTestChain('regtest');
-      const count = 600;
       // The fee cap denies it: what is measured is decode (and policy), nothing is signed.
       const { agent, token, wallet } = await agentWith(policy([{ type: 'bitcoin', name: 'tiny-fee', max_fee_sat: '1' }]));
-      const keys = Array.from({ length: count }, (_, i) => wallet.receive('p2tr', i));
-      const coins = chain.fund(keys.map((k) => ({ to: k.script, valueSat: 1_000n })));
-      const inputs = coins.map((c, i) => {
-        const { tapInternalKey: _k, ...rest } = walletInput(c, keys[i]!);
-        return rest;
-      });
-      const psbt = buildPsbt(chain, inputs, [payTo(chain, PAYEE, BigInt(count) * 1_000n - 15_000n)]).toBase64();
-      console.log(`# dos-timing own-inputs PSBT base64 ${psbt.length} bytes, ${count} inputs`);
-      const { stallMs, result } = await timed(`${count} own P2TR inputs, denied by the fee cap (decode only)`, () => sign(token, { psbt }));
-      await refused(result, agent, 403, 'policy_denied');
+      const ownInputs = (count: number) => {
+        const keys = Array.from({ length: count }, (_, i) => wallet.receive('p2tr', i));
+        const coins = chain.fund(keys.map((k) => ({ to: k.script, valueSat: 1_000n })));
+        const inputs = coins.map((c, i) => {
+          const { tapInternalKey: _k, ...rest } = walletInput(c, keys[i]!);
+          return rest;
+        });
+        return buildPsbt(chain, inputs, [payTo(chain, PAYEE, BigInt(count) * 1_000n - 15_000n)]).toBase64();
+      };
+      const psbt = ownInputs(600);
+      console.log(`# dos-timing own-inputs PSBT base64 ${psbt.length} bytes, 600 inputs`);
+      const { stallMs, result } = await timed('600 own P2TR inputs', () => sign(token, { psbt }));
+      await refused(result, agent, 400, 'psbt_too_large');
+      assert.match(result.body.error.message, /600 inputs, at most 50/);
       // SAFE behaviour: one agent's request does not hold every other agent's requests for seconds.
-      assert.ok(stallMs < 2_000, `one ${psbt.length}-byte request blocked the event loop for ${stallMs.toFixed(0)} ms`);
+      assert.ok(stallMs < 1_000, `one ${psbt.length}-byte request blocked the event loop for ${stallMs.toFixed(0)} ms`);
+      // At the limit the fee cap denies it: what is measured is decode and policy, nothing is signed.
+      const limit = await timed('50 own P2TR inputs (the limit), denied by the fee cap (decode only)', () => sign(token, { psbt: ownInputs(50) }));
+      await refused(limit.result, agent, 403, 'policy_denied');
     });
   });
 

@@ -8,6 +8,7 @@ import { base64 } from '@scure/base';
 import { Transaction, type TxOpts } from '@scure/btc-signer';
 import { RawPSBTV0, RawPSBTV2 } from '@scure/btc-signer/psbt.js';
 import { RawOldTx } from '@scure/btc-signer/script.js';
+import { assertPsbtWithinLimits } from './psbt-limits.ts';
 
 /**
  * How PSBTs are read: fields of other roles and other programs (unknown, proprietary) are kept, so the PSBT the
@@ -46,6 +47,7 @@ export function decodePsbtBase64(text: string): Uint8Array {
 }
 
 export function parsePsbt(bytes: Uint8Array): ParsedPsbt {
+  assertPsbtWithinLimits(bytes);
   let raw: RawPsbt;
   try {
     raw = RawPSBTV0.decode(bytes);
