@@ -8,7 +8,7 @@ import { AirlockApiError, createAirlockHttp, type AirlockHttpOptions } from './h
 import { signWithRetry, type SignAnswer } from './sign-request.ts';
 import { btcNetwork, checkSignedPsbt, verifyBip322Simple, type BitcoinNetworkName } from './bitcoin-verify.ts';
 
-export { decodePsbt, verifyBip322Simple } from './bitcoin-verify.ts';
+export { verifyBip322Simple } from './bitcoin-verify.ts';
 
 /** bitcoin (mainnet), testnet (testnet3), testnet4, signet or regtest. */
 export type BitcoinNetwork = BitcoinNetworkName;
