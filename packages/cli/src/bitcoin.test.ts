@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BitcoinAccount } from '@airlock/sdk/bitcoin';
 import { adminClient, httpJson, prepareDaemonData, type DaemonData } from '../../server/src/testing/processes.ts';
-import { buildPsbt, strangerKey } from '../../sdk/src/testing/bitcoin-psbt.ts';
+import { BitcoinTestChain, buildPsbt, fundedInput, payTo, TestWallet, walletOutput } from '../../testing/src/bitcoin/index.ts';
 import { cliEnv, runCli, startDaemon, type CliResult, type Daemon } from './testing/cli-process.ts';
 
 // BIP-380 descriptor checksum, as the BIP's reference code computes it (a BCH code over 5-bit symbols).
@@ -57,7 +57,8 @@ describe('airlock bitcoin, end to end', () => {
   let data: DaemonData;
   let daemon: Daemon;
   let dir: string;
-  const SHOP = strangerKey('p2wpkh').address;
+  const SHOP = TestWallet.stranger('cli shop', 'regtest').receive('p2wpkh').address;
+  const chain = new BitcoinTestChain('regtest');
 
   /** Runs the CLI as an operator's shell would: daemon URL and admin token in the environment. */
   const airlock = (...args: string[]) => runCli(['bitcoin', ...args], cliEnv({ AIRLOCK_URL: daemon.url, AIRLOCK_ADMIN_TOKEN: data.adminToken }));
@@ -74,7 +75,7 @@ describe('airlock bitcoin, end to end', () => {
     assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: policy })).status, 200);
     const token = (await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['bitcoin.psbt'] })).body.token as string;
     const account = (await admin('GET', `/v1/agents/${agent.name}/bitcoin?network=regtest`)).body as BitcoinAccount;
-    return { agent, token, account };
+    return { agent, token, account, watchOnly: TestWallet.fromAccountResponse(account, 'regtest') };
   };
 
   let alice: Awaited<ReturnType<typeof bitcoinAgent>>;
@@ -126,18 +127,21 @@ describe('airlock bitcoin, end to end', () => {
   });
 
   test('decode: inputs (ours and not), outputs (external with address, change with path), fee and decision; nothing signed', async () => {
-    const psbt = buildPsbt(alice.account, {
-      inputs: [{ type: 'p2wpkh', index: 2, amountSat: 100_000n }],
-      foreign: { amountSat: 5_000n },
-      outputs: [{ address: SHOP, amountSat: 60_000n }, { change: { type: 'p2wpkh', index: 0 }, amountSat: 43_800n }],
-    });
+    const stranger = TestWallet.stranger('cli co-signer', 'regtest');
+    const { watchOnly } = alice;
+    const built = buildPsbt(
+      chain,
+      [fundedInput(chain, watchOnly.receive('p2wpkh', 2), 100_000n), fundedInput(chain, stranger.receive('p2wpkh'), 5_000n)],
+      [payTo(chain, SHOP, 60_000n), walletOutput(watchOnly.change('p2wpkh', 0), 43_800n)],
+    );
+    const psbt = built.toBase64();
     const file = join(dir, 'pay.psbt');
-    writeFileSync(file, Buffer.from(psbt, 'base64')); // binary, as wallets save them
+    writeFileSync(file, built.toBuffer()); // binary, as wallets save them
     const audited = (await admin('GET', '/v1/audit/head')).body;
     const out = ok(await airlock('decode', 'alice', file, '--network', 'regtest'));
     assert.match(out, /^fee {10}1200 sat {2}\(\d+(\.\d+)? sat\/vB over \d+ vB\)$/m);
     const { p2wpkh } = alice.account.accounts;
-    assert.match(out, new RegExp(`^0 +[0-9a-f]{64}:1 +100000 +p2wpkh +yes +${escape(p2wpkh.path)}/0/2 +all$`, 'm'));
+    assert.match(out, new RegExp(`^0 +[0-9a-f]{64}:0 +100000 +p2wpkh +yes +${escape(p2wpkh.path)}/0/2 +all$`, 'm'));
     assert.match(out, /^1 +[0-9a-f]{64}:0 +5000 +p2wpkh +no +- +-$/m);
     assert.match(out, new RegExp(`^0 +60000 +external +${SHOP} +-$`, 'm'));
     assert.match(out, new RegExp(`^1 +43800 +change +bcrt1q\\S+ +${escape(p2wpkh.path)}/1/0$`, 'm'));
@@ -151,10 +155,10 @@ describe('airlock bitcoin, end to end', () => {
   });
 
   test('decode of a PSBT policy refuses: still exit 0 (it decoded), the decision and its violations printed', async () => {
-    const psbt = buildPsbt(alice.account, { inputs: [{ type: 'p2wpkh', amountSat: 100_000n }], outputs: [{ address: SHOP, amountSat: 90_000n }] });
+    const psbt = buildPsbt(chain, [fundedInput(chain, alice.watchOnly.receive('p2wpkh'), 100_000n)], [payTo(chain, SHOP, 90_000n)]).toBase64();
     const out = ok(await airlock('decode', 'alice', psbt, '--network', 'regtest'));
     assert.match(out, /^fee {10}10000 sat/m);
-    assert.match(out, /^decision {5}DENY {2}\(policy /m);
+    assert.match(out, /^decision {5}DENY {2}\(policy [^;]*\)$/m);
     assert.match(out, /^ {2}agent\/fees {2}fee_exceeds_cap: /m);
   });
 

@@ -8,7 +8,7 @@ import { AirlockApiError, createAirlockHttp, type AirlockHttpOptions } from './h
 import { signWithRetry, type SignAnswer } from './sign-request.ts';
 import { btcNetwork, checkSignedPsbt, verifyBip322Simple, type BitcoinNetworkName } from './bitcoin-verify.ts';
 
-export { decodePsbt, verifyBip322Simple } from './bitcoin-verify.ts';
+export { verifyBip322Simple } from './bitcoin-verify.ts';
 
 /** bitcoin (mainnet), testnet (testnet3), testnet4, signet or regtest. */
 export type BitcoinNetwork = BitcoinNetworkName;
@@ -125,7 +125,8 @@ export interface SignedPsbt {
   transaction?: string;
   /** finalize: its id. */
   txid?: string;
-  intent: BitcoinIntent;
+  /** What Airlock decoded the PSBT to: every input and output, change, the fee and fee rate. */
+  intent: BitcoinIntent & { bitcoin: BitcoinIntentInfo };
   auditSeq: number;
   /** The Idempotency-Key had been used for this PSBT: the same signatures again, not charged again. */
   replayed: boolean;
@@ -175,7 +176,7 @@ interface SignPsbtBody extends Omit<SignAnswer, 'signature'> {
   signedInputs: number[];
   transaction?: string;
   txid?: string;
-  intent: BitcoinIntent;
+  intent: BitcoinIntent & { bitcoin: BitcoinIntentInfo };
   auditSeq: number;
   replayed?: true;
 }

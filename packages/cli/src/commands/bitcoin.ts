@@ -117,7 +117,8 @@ function describeDecoded({ decision, intent }: DryRunJson): string {
       ['#', 'amount_sat', 'kind', 'address', 'path'],
     ),
     '',
-    `decision     ${decision.decision.toUpperCase()}  (policy ${decision.policyVersion}${decision.allowedBy.length > 0 ? `; allowed by ${decision.allowedBy.join(', ')}` : ''})`,
+    // A refusal can come with allow rules that matched: naming them beside DENY would read as a contradiction.
+    `decision     ${decision.decision.toUpperCase()}  (policy ${decision.policyVersion}${decision.decision === 'allow' && decision.allowedBy.length > 0 ? `; allowed by ${decision.allowedBy.join(', ')}` : ''})`,
     ...decision.violations.map((v) => `  ${v.rule}  ${v.code}: ${v.message}`),
     '(nothing was signed)',
   ];
