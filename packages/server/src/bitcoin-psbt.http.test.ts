@@ -13,6 +13,7 @@ import {
   BitcoinTestChain,
   buildPsbt,
   decodePsbtMaps,
+  encodePsbtMaps,
   fundedInput,
   IN,
   payTo,
@@ -131,8 +132,11 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
       ],
     );
     assert.equal(BigInt(btc.feeSat), 2_000n);
-    // 3 P2WPKH inputs, 2 outputs: about 68 vB an input, 31 an output, 11 overhead.
-    assert.ok(btc.vsize >= 240 && btc.vsize <= 260, `vsize ${btc.vsize}`);
+    // The size is estimated before signing: never below the real one (else the fee rate cap could be beaten),
+    // and at most a vbyte above per input (a DER signature is 71 or 72 bytes, the estimate assumes 72).
+    const actual = bitcoin.Transaction.fromHex(verified.transaction!).virtualSize();
+    assert.ok(btc.vsize >= actual && btc.vsize <= actual + 3, `estimated ${btc.vsize} vB, signed ${actual} vB`);
+    assert.equal(btc.feeRate, Math.ceil((2_000 / btc.vsize) * 1000) / 1000);
     assert.deepEqual(btc.sighashes, ['all']);
     const spends = spendsOf(res.body.intent);
     assert.deepEqual(spends.filter((x: any) => x.kind === 'fee').map((x: any) => x.amount), [2_000n * MSAT]);
@@ -179,6 +183,42 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     assert.equal(await charged(agent.id), 101_000n * MSAT);
   });
 
+  test("beside a stranger's legacy P2PKH input (only its full previous transaction): the taproot signature commits to that coin's amount and script too (BIP-341)", async () => {
+    const { token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const legacyKey = stranger.receive('p2wpkh', 4);
+    const p2pkh = bitcoin.payments.p2pkh({ pubkey: legacyKey.publicKey, network: chain.bitcoinjsNetwork });
+    const legacyCoin = chain.fundOne(p2pkh.output!, 25_000n);
+    const sent = buildPsbt(
+      chain,
+      [{ hash: legacyCoin.txid, index: legacyCoin.vout, nonWitnessUtxo: legacyCoin.transaction.toBuffer() }, fundedInput(chain, wallet.receive('p2tr', 2), 75_000n)],
+      [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2tr', 2), 9_000n)],
+    ).toBase64();
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.signedInputs, [1]);
+    assert.equal(res.body.intent.bitcoin.inputs[0].scriptType, 'p2pkh');
+    assert.equal(BigInt(res.body.intent.bitcoin.feeSat), 1_000n);
+    // The chain double has no P2PKH interpreter: the taproot signature is checked here, with the P2PKH coin among the prevouts.
+    const checked = verifyAirlockPsbt(res.body.psbt, { chain, sent, finalize: false });
+    assert.deepEqual(checked.signatures.map((s) => [s.input, s.scheme]), [[1, 'schnorr']]);
+  });
+
+  test('v2 with a required height lock time on one input: the signature commits to the lock time BIP-370 determines, not the fallback', async () => {
+    const { token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const v0 = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 6), 50_000n), fundedInput(chain, wallet.receive('p2tr', 6), 50_000n)], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2wpkh', 6), 9_000n)], { locktime: 100 });
+    const maps = decodePsbtMaps(asPsbtV2(v0));
+    maps.inputs[1]!.push({ key: Uint8Array.of(IN.REQUIRED_HEIGHT_LOCKTIME), value: Uint8Array.of(0x20, 0x03, 0, 0) }); // 800
+    const sent = encodePsbtMaps(maps);
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.intent.bitcoin.locktime, 800);
+    const verified = verifyAirlockPsbt(res.body.psbt, { chain, sent });
+    assert.equal(bitcoin.Transaction.fromHex(verified.transaction!).locktime, 800);
+    assert.deepEqual(verified.signedInputs, [0, 1]);
+  });
+
   for (const version of [0, 2] as const) {
     test(`finalize: true (v${version}) returns the network transaction: the chain double accepts it as is, and bitcoinjs extracts the same bytes from the returned PSBT`, async () => {
       const { token, wallet } = await agentWith();
@@ -218,7 +258,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     assert.equal(denied.status, 403, JSON.stringify(denied.body));
     assert.deepEqual(
       denied.body.error.violations.map((v: any) => [v.rule, v.code]),
-      [['daily', 'budget_exceeded']],
+      [['agent/daily', 'budget_exceeded']],
     );
     assert.equal(denied.body.psbt, undefined);
     assert.equal(await charged(agent.id), 101_000_000n);
@@ -250,6 +290,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     assert.equal(conflict.status, 409, JSON.stringify(conflict.body));
     assert.equal(await charged(agent.id), 91_000n * MSAT);
     verifyAirlockPsbt(a.body.psbt, { chain, sent: body.psbt });
+  });
+
+  test('above the approval tier: 202 and held; approved by an operator, the stored PSBT is signed, verifies and is accepted on chain, charged once', async () => {
+    const { agent, token, wallet } = await agentWith(policy(1_000_000_000n, [{ type: 'approval_tier', name: 'big-needs-human', asset: BTC, above: (50_000n * MSAT).toString() }]));
+    const chain = new BitcoinTestChain('regtest');
+    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 7), 70_000n), fundedInput(chain, wallet.receive('p2tr', 7), 30_000n)], [payTo(chain, PAYEE_TR, 60_000n), walletOutput(wallet.change('p2tr', 7), 39_000n)]);
+    const sent = asPsbtV2(psbt);
+    const pending = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(pending.status, 202, JSON.stringify(pending.body));
+    assert.equal(pending.body.psbt, undefined);
+    assert.equal(await charged(agent.id), 61_000n * MSAT, 'held while pending');
+    const approved = await h.admin('POST', `/v1/approvals/${pending.body.approvalId}/approve`);
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    const fetched = await h.call('GET', `/v1/approvals/${pending.body.approvalId}`, { token });
+    assert.equal(fetched.status, 200, JSON.stringify(fetched.body));
+    const result = fetched.body.result;
+    assert.deepEqual(result.signedInputs, [0, 1]);
+    const verified = verifyAirlockPsbt(result.psbt, { chain, sent });
+    assert.equal(verified.accepted?.feeSat, 1_000n);
+    assert.equal(await charged(agent.id), 61_000n * MSAT);
   });
 
   test('fields Airlock does not use are kept (BIP-174: unknown and proprietary keys are preserved, the global xpub stays)', async () => {
