@@ -13,9 +13,9 @@ export interface SignAnswer {
  * Sends one signing request with one idempotency key, reused on transport retries, so a retry is never a
  * second spend. Only transport failures are retried: every answer from Airlock, refusals included, is final.
  * A 202 waits up to `approvalWaitMs` for a human, then throws AirlockApprovalRequiredError.
+ * `key`: the caller's own Idempotency-Key, to make a request it sends again later (another process) the same one.
  */
-export async function signWithRetry<T extends SignAnswer>(http: AirlockHttp, path: string, payload: unknown, approvalWaitMs: number): Promise<T> {
-  const key = randomUUID();
+export async function signWithRetry<T extends SignAnswer>(http: AirlockHttp, path: string, payload: unknown, approvalWaitMs: number, key: string = randomUUID()): Promise<T> {
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {

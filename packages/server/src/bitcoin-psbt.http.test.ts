@@ -135,7 +135,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     // The size is estimated before signing: never below the real one (else the fee rate cap could be beaten),
     // and at most a vbyte above per input (a DER signature is 71 or 72 bytes, the estimate assumes 72).
     const actual = bitcoin.Transaction.fromHex(verified.transaction!).virtualSize();
-    assert.ok(btc.vsize >= actual && btc.vsize <= actual + 3, `estimated ${btc.vsize} vB, signed ${actual} vB`);
+    assert.ok(btc.vsize >= actual && btc.vsize <= actual + 2, `estimated ${btc.vsize} vB, signed ${actual} vB`);
     assert.equal(btc.feeRate, Math.ceil((2_000 / btc.vsize) * 1000) / 1000);
     assert.deepEqual(btc.sighashes, ['all']);
     const spends = spendsOf(res.body.intent);

@@ -6,6 +6,7 @@ import { encodeFunctionData, parseAbiItem } from 'viem';
 import { generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools/pure';
 import * as nip44 from 'nostr-tools/nip44';
 import { docPolicies, docPolicy } from './testing/doc-policies.ts';
+import { BitcoinTestChain, buildPsbt, fundedInput, payTo, TestWallet, verifyAirlockPsbt, walletOutput } from '../../testing/src/bitcoin/index.ts';
 import { LightningNetwork, SimulatedBackend, TestNode } from '../../../testing/lightning-network.ts';
 import { ALICE, USDC, provisionAgent, startHarness, usdcAuthorization, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
@@ -26,6 +27,7 @@ const EXPECTED = [
   'docs/policy.md#An x402 paying agent',
   'docs/policy.md#A Nostr agent',
   'docs/policy.md#A Lightning paying agent',
+  'docs/policy.md#A Bitcoin paying agent',
   'docs/x402.md#Operator policy',
 ];
 
@@ -225,6 +227,35 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(codesOf(await pay({ invoice: invoice(knownNode, 20_000n, { expirySeconds: 7 * 86_400 }) })), ['agent/routing invoice_expiry_out_of_bounds']);
       assert.deepEqual(codesOf(await pay({ invoice: knownNode.invoice({ network: 'bitcoin' }).invoice, amountMsat: '20000' })), ['agent/default amountless_invoice_not_allowed']);
       const big = await pay({ invoice: invoice(knownNode, 60_000n) });
+      assert.equal(big.status, 202, JSON.stringify(big.body));
+      assert.equal(big.body.violations[0].rule, 'agent/big-by-hand');
+    });
+
+    test('Bitcoin paying agent (docs/policy.md): suppliers paid (signatures checked by bitcoinjs), a hidden stranger, big amounts, greedy fees, SIGHASH_SINGLE refused, a big one held', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#A Bitcoin paying agent').document, actions: ['bitcoin.psbt'] });
+      const wallet = TestWallet.fromMnemonic(h.mnemonic, 'bitcoin', agent.accountIndex);
+      const chain = new BitcoinTestChain('bitcoin');
+      const [supplier, taprootSupplier] = ['bc1qcr8te4kr609gcawutmrza0j4xv80jy8z306fyu', 'bc1p5cyxnuxmeuwuvkwfem96lqzszd02n6xdcjrs20cac6yqjjwudpxqkedrcr'];
+      const stranger = TestWallet.stranger('not a supplier', 'bitcoin').receive('p2wpkh').address;
+      let index = 0;
+      /** One coin of the agent (value = outputs + fee) paying `outs`, with its change back to the agent. */
+      const psbt = (outs: [string, bigint][], fee = 500n, opts: { sighashType?: number } = {}) => {
+        const sent = outs.reduce((s, [, v]) => s + v, 0n);
+        const change = 10_000n;
+        const input = fundedInput(chain, wallet.receive('p2wpkh', index++), sent + change + fee, opts);
+        return buildPsbt(chain, [input], [...outs.map(([to, v]) => payTo(chain, to, v)), walletOutput(wallet.change('p2wpkh', index), change)]).toBase64();
+      };
+      const sign = (body: unknown) => h.call('POST', '/v1/sign/psbt', { token, body });
+      const sent = psbt([[supplier, 20_000n], [taprootSupplier, 5_000n]]);
+      const paid = await sign({ psbt: sent, network: 'bitcoin' });
+      assert.equal(paid.status, 200, JSON.stringify(paid.body));
+      assert.deepEqual(verifyAirlockPsbt(paid.body.psbt, { chain, sent }).signedInputs, [0]);
+      assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 20_000n], [stranger, 1_000n]]), network: 'bitcoin' })), ['agent/default no_matching_allow_rule']);
+      assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 60_000n]]), network: 'bitcoin' })), ['agent/per-transaction amount_exceeds_max']);
+      assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 1_000n]], 9_000n), network: 'bitcoin' })), ['agent/fees fee_exceeds_cap', 'agent/fees fee_rate_exceeds_cap']);
+      assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 1_000n]], 500n, { sighashType: 0x03 }), network: 'bitcoin' })), ['agent/default sighash_not_allowed']);
+      assert.equal((await sign({ psbt: psbt([[supplier, 1_000n]]), network: 'regtest' })).body.error.code, 'psbt_network_mismatch', 'a mainnet account asked to sign on regtest');
+      const big = await sign({ psbt: psbt([[supplier, 35_000n]]), network: 'bitcoin' });
       assert.equal(big.status, 202, JSON.stringify(big.body));
       assert.equal(big.body.violations[0].rule, 'agent/big-by-hand');
     });

@@ -18,6 +18,7 @@ import { ALICE, BASE, MALLORY, TEST_PASSPHRASE, TEST_VAULT, USDC, USDC_ASSET, us
 import { OpenApiResponses, type ResponseCheck } from './testing/openapi-responses.ts';
 import { LightningNetwork, SimulatedBackend } from '../../../testing/lightning-network.ts';
 import { startL402Server } from '../../../testing/l402-server/server.ts';
+import { BitcoinTestChain, buildPsbt, fundedInput, payTo, TestWallet, walletOutput } from '../../testing/src/bitcoin/index.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -263,6 +264,26 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     } finally {
       await api.close();
     }
+
+    // Bitcoin: the account's descriptors (agent and operator), an address, a PSBT signed, a malformed one, a BIP-322 message (docs/bitcoin.md).
+    const [saver] = (await admin('POST', '/v1/agents', { names: ['tour-bitcoin'] })).body.agents;
+    await admin('PUT', `/v1/policies/${saver.name}`, {
+      document: { version: 1, rules: [{ name: 'btc', type: 'allow', match: { actions: ['bitcoin.psbt'] } }, { name: 'proofs', type: 'allow', match: { actions: ['bitcoin.message'], message: { prefix: 'tour ' } } }] },
+    });
+    const btcToken = (await admin('POST', `/v1/agents/${saver.id}/sessions`, { ttl: '1h', actions: ['bitcoin.psbt', 'bitcoin.message'] })).body.token;
+    const btcAccount = (await call(btcToken, 'GET', '/v1/bitcoin/account?network=regtest')).body;
+    assert.deepEqual((await admin('GET', `/v1/agents/${saver.name}/bitcoin?network=regtest`)).body, btcAccount);
+    const btcWallet = TestWallet.fromAccountResponse(btcAccount, 'regtest');
+    assert.equal((await call(btcToken, 'GET', '/v1/bitcoin/address?network=regtest&type=p2tr&change=1&index=2')).body.address, btcWallet.change('p2tr', 2).address);
+    assert.equal((await call(btcToken, 'GET', '/v1/bitcoin/address?network=regtest&index=-1')).status, 400);
+    const btcChain = new BitcoinTestChain('regtest');
+    const unsignedPsbt = buildPsbt(btcChain, [fundedInput(btcChain, btcWallet.receive('p2wpkh', 0), 50_000n)], [payTo(btcChain, TestWallet.stranger('tour shop', 'regtest').receive('p2wpkh').address, 30_000n), walletOutput(btcWallet.change('p2wpkh', 0), 19_000n)]).toBase64();
+    const signedPsbt = await call(btcToken, 'POST', '/v1/sign/psbt', { psbt: unsignedPsbt, network: 'regtest', finalize: true });
+    assert.equal(signedPsbt.status, 200, JSON.stringify(signedPsbt.body));
+    assert.deepEqual(signedPsbt.body.signedInputs, [0]);
+    assert.equal((await call(btcToken, 'POST', '/v1/sign/psbt', { psbt: 'cHNidP8BAA==', network: 'regtest' })).body.error.code, 'psbt_malformed');
+    assert.equal((await call(btcToken, 'POST', '/v1/sign/bitcoin-message', { message: 'tour proof', network: 'regtest', addressType: 'p2wpkh' })).body.address, btcWallet.receive('p2wpkh', 0).address);
+    assert.equal((await call(btcToken, 'POST', '/v1/sign/bitcoin-message', { message: 'anything else', network: 'regtest', addressType: 'p2tr' })).status, 403);
 
     // Audit: entries, head, signed tree heads, an inclusion proof, a consistency proof, whole-log verification.
     assert.ok((await admin('GET', `/v1/audit?agent=${agent.name}&limit=5`)).body.entries.length > 0);

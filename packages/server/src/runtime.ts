@@ -24,7 +24,7 @@ import { AUDIT_KEY_PATH, NativeKeyBackend, createVault, encodeNpub, nativeRecove
 
 /** Vault options (KDF parameters; `allowWeakKdf` is for tests only). */
 export type VaultOptions = CreateVaultOptions;
-import { createEvmAdapter, createLightningAdapter, createNostrAdapter, eventId, nip04Decrypt, nip04Encrypt, nip44Decrypt, nip44Encrypt, nostrTransportPath, parseUnsignedEvent } from '@airlock/chains';
+import { createBitcoinAdapter, createEvmAdapter, createLightningAdapter, createNostrAdapter, eventId, nip04Decrypt, nip04Encrypt, nip44Decrypt, nip44Encrypt, nostrTransportPath, parseUnsignedEvent } from '@airlock/chains';
 import { openStore } from '@airlock/store';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
@@ -200,6 +200,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
         ['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})],
         ['nostr', createNostrAdapter()],
         ['lightning', createLightningAdapter()],
+        ['bitcoin', createBitcoinAdapter()],
       ]),
       clock: options.clock ?? systemClock,
       randomId,

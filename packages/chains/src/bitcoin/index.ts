@@ -4,4 +4,5 @@ export { bitcoinAccountView, deriveBitcoinAddress, encodeExtendedPublicKey, type
 export { descriptorChecksum, hasValidDescriptorChecksum, withDescriptorChecksum } from './descriptor-checksum.ts';
 export { coinType } from './networks.ts';
 export { bip322MessageHash, type Bip322Request } from './message.ts';
-export { formatBtc, type PsbtRequest } from './psbt-decode.ts';
+export { type PsbtRequest } from './psbt-decode.ts';
+export { formatBtc } from './psbt-intent.ts';
