@@ -8,6 +8,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as bitcoin from 'bitcoinjs-lib';
 import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
+import { Verifier } from 'bip322-js';
 import {
   asPsbtV2,
   BitcoinTestChain,
@@ -83,6 +84,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     const watch = TestWallet.fromAccountResponse(body, 'regtest');
     assert.equal(watch.change('p2tr', 7).address, wallet.change('p2tr', 7).address);
     assert.equal(watch.receive('p2wpkh', 3).address, wallet.receive('p2wpkh', 3).address);
+    // Descriptors name the key origin (fingerprint and hardened path) and the account xpub.
+    const origin = (purpose: number) => `[${body.fingerprint}/${purpose}h/1h/${agent.accountIndex}h]`;
+    assert.ok(res.body.accounts.p2wpkh.descriptor.startsWith(`wpkh(${origin(84)}${wallet.accountXpub('p2wpkh')}/<0;1>/*)#`), res.body.accounts.p2wpkh.descriptor);
+    assert.ok(res.body.accounts.p2tr.descriptor.startsWith(`tr(${origin(86)}${wallet.accountXpub('p2tr')}/<0;1>/*)#`), res.body.accounts.p2tr.descriptor);
+
+    // The address helper: the same addresses as bitcoinjs makes from the test's own derivation.
+    for (const [type, change, index] of [['p2wpkh', 0, 0], ['p2wpkh', 1, 17], ['p2tr', 0, 5], ['p2tr', 1, 2147483647]] as const) {
+      const one = await h.call('GET', `/v1/bitcoin/address?network=regtest&type=${type}&change=${change}&index=${index}`, { token });
+      assert.equal(one.status, 200, JSON.stringify(one.body));
+      assert.equal(one.body.address, wallet.key(type, change, index).address);
+      assert.equal(one.body.path, wallet.key(type, change, index).path);
+    }
+
+    // Mainnet: coin type 0, an xpub (not a tpub), other keys.
+    const main = await h.call('GET', '/v1/bitcoin/account?network=bitcoin', { token });
+    assert.equal(main.status, 200, JSON.stringify(main.body));
+    const mainnet = TestWallet.fromMnemonic(h.mnemonic, 'bitcoin', agent.accountIndex);
+    assert.equal(main.body.accounts.p2tr.path, `m/86'/0'/${agent.accountIndex}'`);
+    assert.equal(main.body.accounts.p2tr.xpub, mainnet.accountXpub('p2tr'));
+    assert.match(main.body.accounts.p2tr.xpub, /^xpub/);
   });
 
   test("P2WPKH, v0, three inputs of which one is a stranger's: only the agent's are signed, the signatures verify independently, the transaction is accepted, change is recognised, the budget is charged outputs + fee", async () => {
@@ -325,5 +346,21 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     const res = await sign(token, { psbt: sent, network: 'regtest' });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     verifyAirlockPsbt(res.body.psbt, { chain, sent });
+  });
+
+  test('BIP-322 over HTTP: the signature verifies with bip322-js for the address Airlock names, and not for another message', async () => {
+    const doc = { version: 1, rules: [{ type: 'allow', name: 'proofs', match: { actions: ['bitcoin.message'], message: { prefix: 'proof-of-reserves ' } } }] };
+    const { agent, token } = await provisionAgent(h, { policy: doc, actions: ['bitcoin.message'] });
+    const wallet = TestWallet.fromMnemonic(h.mnemonic, 'testnet', agent.accountIndex);
+    for (const [addressType, change, index] of [['p2wpkh', 0, 0], ['p2tr', 1, 3]] as const) {
+      const message = `proof-of-reserves ${addressType} ${index}`;
+      const res = await h.call('POST', '/v1/sign/bitcoin-message', { token, body: { message, network: 'testnet', addressType, change, index } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.address, wallet.key(addressType, change, index).address);
+      assert.equal(Verifier.verifySignature(res.body.address, message, res.body.signature), true);
+      assert.equal(Verifier.verifySignature(res.body.address, `${message}!`, res.body.signature), false);
+    }
+    const refusedMessage = await h.call('POST', '/v1/sign/bitcoin-message', { token, body: { message: 'I owe you 1 BTC', network: 'testnet', addressType: 'p2wpkh' } });
+    assert.equal(refusedMessage.status, 403, JSON.stringify(refusedMessage.body));
   });
 });
