@@ -457,6 +457,34 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
     assert.deepEqual(verified.signatures.map((s) => [s.hashType, s.signature.length / 2]), [[SIGHASH_ALL, 65]]);
   });
 
+  test('granted SIGHASH_NONE or SINGLE, change outputs the signature does not cover are charged as money that can leave', async () => {
+    // NONE commits to no output, SINGLE to the output at the input's index only: whoever holds the signed PSBT
+    // can point every other output elsewhere. A change output no agent signature commits to is not the agent's
+    // any more once signed, so the budget must count it (the spends are what the agent can lose).
+    const lost: string[] = [];
+    for (const [type, sighashType, name] of [
+      ['p2wpkh', SIGHASH_NONE, 'none'],
+      ['p2wpkh', SIGHASH_SINGLE, 'single'],
+      ['p2tr', SIGHASH_NONE | SIGHASH_ANYONECANPAY, 'none_anyonecanpay'],
+      ['p2tr', SIGHASH_SINGLE, 'single'],
+    ] as const) {
+      const { agent, token, wallet } = await agentWith(policy([], { bitcoin_sighash: [name] }));
+      const chain = new BitcoinTestChain('regtest');
+      // Input 0 (100,000 sat) pays output 0 (10,000 to the payee); output 1 is 89,000 of change.
+      const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive(type, 0), 100_000n, { sighashType })], [payTo(chain, PAYEE, 10_000n), walletOutput(wallet.change(type, 0), 89_000n)]).toBase64();
+      const res = await sign(token, sent);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const charged_ = await charged(agent.id);
+      // Mallory redirects the change to herself; the agent's signature still holds.
+      const tx = bitcoin.Transaction.fromHex(verifyAirlockPsbt(res.body.psbt, { chain, sent, broadcast: false }).transaction!);
+      tx.outs[1]!.script = mallory.receive('p2wpkh', 3).script;
+      chain.broadcast(tx.toHex());
+      const agentLost = 100_000n - chain.unspentTo(wallet.change(type, 0).address).reduce((sum, u) => sum + u.valueSat, 0n);
+      if (charged_ < agentLost * 1000n) lost.push(`${type} ${name}: charged ${charged_ / 1000n} sat, the chain took ${agentLost} sat from the agent`);
+    }
+    assert.deepEqual(lost, []);
+  });
+
   test("Airlock's signature does not follow a redirected output: the payee swapped after signing, the chain refuses it", async () => {
     const { token, wallet } = await agentWith();
     const chain = new BitcoinTestChain('regtest');

@@ -333,6 +333,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     assert.equal(await charged(agent.id), 61_000n * MSAT);
   });
 
+  test('payees with base58 addresses (P2PKH, P2SH) and a P2WSH address are matched in the allowlist as bitcoinjs writes them', async () => {
+    const key = payee.receive('p2wpkh', 9).publicKey;
+    const network = bitcoin.networks.regtest;
+    const legacy = bitcoin.payments.p2pkh({ pubkey: key, network }).address!;
+    const nested = bitcoin.payments.p2sh({ redeem: bitcoin.payments.p2wpkh({ pubkey: key, network }), network }).address!;
+    const wsh = bitcoin.payments.p2wsh({ redeem: { output: bitcoin.script.compile([key, bitcoin.opcodes.OP_CHECKSIG!]) }, network }).address!;
+    assert.match(legacy, /^[mn]/);
+    assert.match(nested, /^2/);
+    const doc = policy();
+    doc.sets.payees.push(legacy, nested, wsh);
+    const { agent, token, wallet } = await agentWith(doc);
+    const chain = new BitcoinTestChain('regtest');
+    const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 100_000n)], [payTo(chain, legacy, 20_000n), payTo(chain, nested, 30_000n), payTo(chain, wsh, 40_000n), walletOutput(wallet.change('p2tr', 0), 9_000n)]).toBase64();
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.intent.bitcoin.outputs.map((o: any) => o.address), [legacy, nested, wsh, wallet.change('p2tr', 0).address]);
+    verifyAirlockPsbt(res.body.psbt, { chain, sent });
+    assert.equal(await charged(agent.id), 91_000n * MSAT);
+  });
+
   test('fields Airlock does not use are kept (BIP-174: unknown and proprietary keys are preserved, the global xpub stays)', async () => {
     const { agent, token, wallet } = await agentWith();
     const chain = new BitcoinTestChain('regtest');
