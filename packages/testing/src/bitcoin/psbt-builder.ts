@@ -25,6 +25,8 @@ export interface InputOptions {
   sighashType?: number;
   /** Leave out the full previous transaction (P2WPKH). */
   withoutPreviousTransaction?: boolean;
+  /** Leave out the derivation fields (an input the signer cannot recognise as its own). */
+  withoutDerivation?: boolean;
 }
 
 /** The derivation fields of a key: what a signer matches against its master fingerprint and account. */
@@ -42,7 +44,7 @@ export function walletInput(utxo: Utxo, key: WalletKey, opts: InputOptions = {})
     sequence: opts.sequence ?? 0xfffffffd,
     witnessUtxo: { script: utxo.script, value: utxo.valueSat },
     ...(key.type === 'p2wpkh' && !opts.withoutPreviousTransaction ? { nonWitnessUtxo: utxo.transaction.toBuffer() } : {}),
-    ...derivationOf(key),
+    ...(opts.withoutDerivation ? {} : derivationOf(key)),
     ...(opts.sighashType === undefined ? {} : { sighashType: opts.sighashType }),
   };
 }
