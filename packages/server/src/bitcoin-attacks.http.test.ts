@@ -18,6 +18,7 @@ import {
   fundedInput,
   IN,
   payTo,
+  signOwnInputs,
   TestWallet,
   verifyAirlockPsbt,
   walletInput,
@@ -87,16 +88,23 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
     return buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 100_000n)], [payTo(chain, PAYEE, 60_000n), other]).toBase64();
   }
 
+  /** The PSBT with output `index` paying `script` instead, every other field as it was. */
+  function withOutputScript(psbt: string, index: number, script: Uint8Array): string {
+    const maps = decodePsbtMaps(psbt);
+    const tx = bitcoin.Transaction.fromBuffer(maps.global[0]!.value);
+    tx.outs[index]!.script = script;
+    maps.global[0]!.value = tx.toBuffer();
+    return encodePsbtMaps(maps);
+  }
+
   describe('change that only looks like ours is money leaving, denied by the destinations allowlist', () => {
     test("a derivation claiming our fingerprint and change path, on a stranger's script (P2WPKH and P2TR)", async () => {
       const { agent, token, wallet } = await agentWith();
       const chain = new BitcoinTestChain('regtest');
       for (const type of ['p2wpkh', 'p2tr'] as const) {
-        const ours = walletOutput(wallet.change(type, 0), 39_000n);
-        // bitcoinjs refuses a tapInternalKey that does not make the script: the claim rides on the derivation alone.
-        const { tapInternalKey: _internal, ...claim } = ours;
-        const fake = { ...claim, script: mallory.receive(type, 0).script };
-        const psbt = spendWith(chain, wallet, fake);
+        // Our change output with its true derivation fields, then its script swapped for Mallory's (bitcoinjs
+        // refuses to build a taproot output that contradicts its internal key: the swap is done in the maps).
+        const psbt = withOutputScript(spendWith(chain, wallet, walletOutput(wallet.change(type, 0), 39_000n)), 1, mallory.receive(type, 0).script);
         const dry = await dryRun(token, psbt);
         assert.equal(dry.status, 200, JSON.stringify(dry.body));
         assert.deepEqual(dry.body.intent.bitcoin.outputs[1].change, false);
@@ -329,6 +337,152 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
     const res = await sign(token, encodePsbtMaps(maps));
     assert.equal(res.status, 400, JSON.stringify(res.body));
     await refused(res, agent.id, 400, res.body.error.code);
+  });
+
+  describe('the fee rate cap against sizes another signer claims', () => {
+    // The fee rate policy sees is fee / the estimated vsize of the signed transaction. Another signer's input
+    // is sized from what the PSBT says about it; if what it says is not bound to the coin, it can make the
+    // transaction look larger than it will be, and the rate look lower. Policy here: at most 10 sat/vB, no
+    // absolute fee cap. 120,000 sat in, 85,000 out: a 35,000 sat fee on a ~210 vB transaction, denied.
+    const ratePolicy = () => ({
+      version: 1,
+      sets: { payees: PAYEES },
+      rules: [
+        { type: 'allow', name: 'bitcoin', match: { actions: ['bitcoin.psbt'], chains: [CHAIN] } },
+        { type: 'destinations', name: 'only-payees', allow: [...PAYEES, mallory.receive('p2wpkh', 8).address], match: { actions: ['bitcoin.psbt'] } },
+        { type: 'bitcoin', name: 'fee-rate', max_fee_rate: 10 },
+      ],
+    });
+    /** Agent coin 100,000 + Mallory's coin 20,000 (input 1); 80,000 to the payee, 5,000 back to Mallory. */
+    function coinjoin(chain: BitcoinTestChain, wallet: TestWallet, strangerInput: ReturnType<typeof walletInput>) {
+      return buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 100_000n), strangerInput], [payTo(chain, PAYEE, 80_000n), payTo(chain, mallory.receive('p2wpkh', 8).address, 5_000n)]);
+    }
+    const witnessStack = (items: Uint8Array[]) => Buffer.concat([Buffer.from([items.length]), ...items.flatMap((i) => [Buffer.from(i.length < 0xfd ? [i.length] : [0xfd, i.length & 0xff, i.length >> 8]), Buffer.from(i)])]);
+
+    test('control: the honest coinjoin is denied by the fee rate cap', async () => {
+      const { agent, token, wallet } = await agentWith(ratePolicy());
+      const chain = new BitcoinTestChain('regtest');
+      const psbt = coinjoin(chain, wallet, fundedInput(chain, mallory.receive('p2wpkh', 0), 20_000n));
+      const res = await sign(token, psbt.toBase64());
+      await refused(res, agent.id, 403, 'policy_denied');
+      assert.deepEqual(violations(res), [['agent/fee-rate', 'fee_rate_exceeds_cap']]);
+    });
+
+    test("a stranger's P2WPKH input \"finalized\" with padding no P2WPKH spend can have (a 20 kB witness, a 4 kB scriptSig) does not lower the fee rate", async () => {
+      const pads = {
+        witness: { finalScriptWitness: witnessStack([new Uint8Array(10_000), new Uint8Array(10_000)]) },
+        scriptSig: { finalScriptSig: bitcoin.script.compile([new Uint8Array(4_000)]), finalScriptWitness: witnessStack([new Uint8Array(72), mallory.receive('p2wpkh', 0).publicKey]) },
+      };
+      const bypassed: string[] = [];
+      for (const [name, pad] of Object.entries(pads)) {
+        const { agent, token, wallet } = await agentWith(ratePolicy());
+        const chain = new BitcoinTestChain('regtest');
+        const psbt = coinjoin(chain, wallet, fundedInput(chain, mallory.receive('p2wpkh', 0), 20_000n));
+        // Junk as Mallory's "final" input: she swaps in her real witness later (no signature commits to it).
+        psbt.updateInput(1, pad);
+        const res = await sign(token, psbt.toBase64());
+        if (res.status !== 200) {
+          await refused(res, agent.id, 403, 'policy_denied');
+          assert.deepEqual(violations(res), [['agent/fee-rate', 'fee_rate_exceeds_cap']]);
+          continue;
+        }
+        // The attack completes: Mallory replaces the padding with her signature, and the chain takes it.
+        const maps = decodePsbtMaps(res.body.psbt);
+        maps.inputs[1] = maps.inputs[1]!.filter((kv) => kv.key[0] !== IN.FINAL_SCRIPTWITNESS && kv.key[0] !== IN.FINAL_SCRIPTSIG);
+        const taken = bitcoin.Psbt.fromBase64(encodePsbtMaps(maps), { network: chain.bitcoinjsNetwork });
+        assert.deepEqual(signOwnInputs(taken, mallory), [1]);
+        const onChain = verifyAirlockPsbt(taken.toBase64(), { chain });
+        const vsize = bitcoin.Transaction.fromHex(onChain.transaction!).virtualSize();
+        bypassed.push(
+          `${name}: signed at an estimated ${res.body.intent.bitcoin.feeRate} sat/vB (${res.body.intent.bitcoin.vsize} vB); ` +
+            `the transaction the chain accepted is ${vsize} vB, ${(Number(onChain.accepted!.feeSat) / vsize).toFixed(1)} sat/vB (cap 10)`,
+        );
+      }
+      assert.deepEqual(bypassed, []);
+    });
+
+    test("a stranger's P2WSH input whose witness script does not hash to its program does not lower the fee rate", async () => {
+      const { agent, token, wallet } = await agentWith(ratePolicy());
+      const chain = new BitcoinTestChain('regtest');
+      const key = mallory.receive('p2wpkh', 1);
+      const real = bitcoin.script.compile([key.publicKey, bitcoin.opcodes.OP_CHECKSIG!]);
+      const p2wsh = bitcoin.payments.p2wsh({ redeem: { output: real }, network: chain.bitcoinjsNetwork });
+      const coin = chain.fundOne(p2wsh.output!, 20_000n);
+      // 15 pushes of 520 bytes: an ~8 kB "witness script" that is not the one the coin commits to.
+      const bogus = bitcoin.script.compile([...Array.from({ length: 15 }, () => [new Uint8Array(520).fill(7), bitcoin.opcodes.OP_DROP!]).flat(), key.publicKey, bitcoin.opcodes.OP_CHECKSIG!]);
+      const psbt = coinjoin(chain, wallet, { hash: coin.txid, index: coin.vout, witnessUtxo: { script: coin.script, value: coin.valueSat } });
+      const maps = decodePsbtMaps(psbt.toBase64());
+      maps.inputs[1]!.push({ key: Uint8Array.of(0x05), value: bogus });
+      const res = await sign(token, encodePsbtMaps(maps));
+      assert.notEqual(res.status, 200, `signed at an estimated ${res.body.intent?.bitcoin?.feeRate} sat/vB (vsize ${res.body.intent?.bitcoin?.vsize})`);
+      // The witness script is checked against the P2WSH program when the PSBT is read.
+      await refused(res, agent.id, 400, 'psbt_malformed');
+    });
+  });
+
+  test('sighash values that are not defined (0x00 on segwit v0, 0x04, 0x84, 0x20, 0xffffffff) are refused, never signed', async () => {
+    const { agent, token, wallet } = await agentWith(policy([], { bitcoin_sighash: ['none', 'single', 'all_anyonecanpay', 'none_anyonecanpay', 'single_anyonecanpay'] }));
+    const chain = new BitcoinTestChain('regtest');
+    let index = 0;
+    for (const [type, sighashType] of [
+      ['p2wpkh', 0x00],
+      ['p2wpkh', 0x04],
+      ['p2wpkh', 0x84],
+      ['p2wpkh', 0x20],
+      ['p2wpkh', 0xffffffff],
+      ['p2tr', 0x04],
+      ['p2tr', 0x80],
+    ] as const) {
+      const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive(type, index++), 100_000n)], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change(type, index), 9_000n)]);
+      const maps = decodePsbtMaps(sent.toBase64());
+      const field = new Uint8Array(4);
+      new DataView(field.buffer).setUint32(0, sighashType >>> 0, true);
+      maps.inputs[0]!.push({ key: Uint8Array.of(IN.SIGHASH_TYPE), value: field });
+      const res = await sign(token, encodePsbtMaps(maps));
+      assert.notEqual(res.status, 200, `${type} sighash 0x${sighashType.toString(16)} was signed: ${JSON.stringify(res.body.intent?.bitcoin?.sighashes)}`);
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'psbt_malformed');
+      assert.equal(res.body.psbt, undefined);
+    }
+    assert.equal(await charged(agent.id), 0n);
+  });
+
+  test('a taproot input asking for SIGHASH_ALL explicitly gets a 65-byte signature ending in 0x01 (BIP-341), which verifies', async () => {
+    const { token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2tr', 0), 100_000n, { sighashType: SIGHASH_ALL })], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2tr', 0), 9_000n)]).toBase64();
+    const res = await sign(token, sent);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const verified = verifyAirlockPsbt(res.body.psbt, { chain, sent });
+    assert.deepEqual(verified.signatures.map((s) => [s.hashType, s.signature.length / 2]), [[SIGHASH_ALL, 65]]);
+  });
+
+  test('granted SIGHASH_NONE or SINGLE, change outputs the signature does not cover are charged as money that can leave', async () => {
+    // NONE commits to no output, SINGLE to the output at the input's index only: whoever holds the signed PSBT
+    // can point every other output elsewhere. A change output no agent signature commits to is not the agent's
+    // any more once signed, so the budget must count it (the spends are what the agent can lose).
+    const lost: string[] = [];
+    for (const [type, sighashType, name] of [
+      ['p2wpkh', SIGHASH_NONE, 'none'],
+      ['p2wpkh', SIGHASH_SINGLE, 'single'],
+      ['p2tr', SIGHASH_NONE | SIGHASH_ANYONECANPAY, 'none_anyonecanpay'],
+      ['p2tr', SIGHASH_SINGLE, 'single'],
+    ] as const) {
+      const { agent, token, wallet } = await agentWith(policy([], { bitcoin_sighash: [name] }));
+      const chain = new BitcoinTestChain('regtest');
+      // Input 0 (100,000 sat) pays output 0 (10,000 to the payee); output 1 is 89,000 of change.
+      const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive(type, 0), 100_000n, { sighashType })], [payTo(chain, PAYEE, 10_000n), walletOutput(wallet.change(type, 0), 89_000n)]).toBase64();
+      const res = await sign(token, sent);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const charged_ = await charged(agent.id);
+      // Mallory redirects the change to herself; the agent's signature still holds.
+      const tx = bitcoin.Transaction.fromHex(verifyAirlockPsbt(res.body.psbt, { chain, sent, broadcast: false }).transaction!);
+      tx.outs[1]!.script = mallory.receive('p2wpkh', 3).script;
+      chain.broadcast(tx.toHex());
+      const agentLost = 100_000n - chain.unspentTo(wallet.change(type, 0).address).reduce((sum, u) => sum + u.valueSat, 0n);
+      if (charged_ < agentLost * 1000n) lost.push(`${type} ${name}: charged ${charged_ / 1000n} sat, the chain took ${agentLost} sat from the agent`);
+    }
+    assert.deepEqual(lost, []);
   });
 
   test("Airlock's signature does not follow a redirected output: the payee swapped after signing, the chain refuses it", async () => {

@@ -8,11 +8,13 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as bitcoin from 'bitcoinjs-lib';
 import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
+import { Verifier } from 'bip322-js';
 import {
   asPsbtV2,
   BitcoinTestChain,
   buildPsbt,
   decodePsbtMaps,
+  encodePsbtMaps,
   fundedInput,
   IN,
   payTo,
@@ -82,6 +84,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     const watch = TestWallet.fromAccountResponse(body, 'regtest');
     assert.equal(watch.change('p2tr', 7).address, wallet.change('p2tr', 7).address);
     assert.equal(watch.receive('p2wpkh', 3).address, wallet.receive('p2wpkh', 3).address);
+    // Descriptors name the key origin (fingerprint and hardened path) and the account xpub.
+    const origin = (purpose: number) => `[${body.fingerprint}/${purpose}h/1h/${agent.accountIndex}h]`;
+    assert.ok(res.body.accounts.p2wpkh.descriptor.startsWith(`wpkh(${origin(84)}${wallet.accountXpub('p2wpkh')}/<0;1>/*)#`), res.body.accounts.p2wpkh.descriptor);
+    assert.ok(res.body.accounts.p2tr.descriptor.startsWith(`tr(${origin(86)}${wallet.accountXpub('p2tr')}/<0;1>/*)#`), res.body.accounts.p2tr.descriptor);
+
+    // The address helper: the same addresses as bitcoinjs makes from the test's own derivation.
+    for (const [type, change, index] of [['p2wpkh', 0, 0], ['p2wpkh', 1, 17], ['p2tr', 0, 5], ['p2tr', 1, 2147483647]] as const) {
+      const one = await h.call('GET', `/v1/bitcoin/address?network=regtest&type=${type}&change=${change}&index=${index}`, { token });
+      assert.equal(one.status, 200, JSON.stringify(one.body));
+      assert.equal(one.body.address, wallet.key(type, change, index).address);
+      assert.equal(one.body.path, wallet.key(type, change, index).path);
+    }
+
+    // Mainnet: coin type 0, an xpub (not a tpub), other keys.
+    const main = await h.call('GET', '/v1/bitcoin/account?network=bitcoin', { token });
+    assert.equal(main.status, 200, JSON.stringify(main.body));
+    const mainnet = TestWallet.fromMnemonic(h.mnemonic, 'bitcoin', agent.accountIndex);
+    assert.equal(main.body.accounts.p2tr.path, `m/86'/0'/${agent.accountIndex}'`);
+    assert.equal(main.body.accounts.p2tr.xpub, mainnet.accountXpub('p2tr'));
+    assert.match(main.body.accounts.p2tr.xpub, /^xpub/);
   });
 
   test("P2WPKH, v0, three inputs of which one is a stranger's: only the agent's are signed, the signatures verify independently, the transaction is accepted, change is recognised, the budget is charged outputs + fee", async () => {
@@ -131,10 +153,11 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
       ],
     );
     assert.equal(BigInt(btc.feeSat), 2_000n);
-    // The estimate (72-byte ECDSA signatures, the longest) is the signed transaction's size or a little more:
-    // a fee rate from it is never above the real one by more than a signature's spare byte per input.
-    const real = bitcoin.Transaction.fromHex(verified.transaction!).virtualSize();
-    assert.ok(btc.vsize >= real && btc.vsize <= real + 2, `estimated vsize ${btc.vsize}, signed ${real}`);
+    // The size is estimated before signing: never below the real one (else the fee rate cap could be beaten),
+    // and at most a vbyte above per input (a DER signature is 71 or 72 bytes, the estimate assumes 72).
+    const actual = bitcoin.Transaction.fromHex(verified.transaction!).virtualSize();
+    assert.ok(btc.vsize >= actual && btc.vsize <= actual + 2, `estimated ${btc.vsize} vB, signed ${actual} vB`);
+    assert.equal(btc.feeRate, Math.ceil((2_000 / btc.vsize) * 1000) / 1000);
     assert.deepEqual(btc.sighashes, ['all']);
     const spends = spendsOf(res.body.intent);
     assert.deepEqual(spends.filter((x: any) => x.kind === 'fee').map((x: any) => x.amount), [2_000n * MSAT]);
@@ -179,6 +202,42 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     const final = verifyAirlockPsbt(withStranger.toBase64(), { chain });
     assert.equal(final.accepted?.feeSat, 1_000n);
     assert.equal(await charged(agent.id), 101_000n * MSAT);
+  });
+
+  test("beside a stranger's legacy P2PKH input (only its full previous transaction): the taproot signature commits to that coin's amount and script too (BIP-341)", async () => {
+    const { token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const legacyKey = stranger.receive('p2wpkh', 4);
+    const p2pkh = bitcoin.payments.p2pkh({ pubkey: legacyKey.publicKey, network: chain.bitcoinjsNetwork });
+    const legacyCoin = chain.fundOne(p2pkh.output!, 25_000n);
+    const sent = buildPsbt(
+      chain,
+      [{ hash: legacyCoin.txid, index: legacyCoin.vout, nonWitnessUtxo: legacyCoin.transaction.toBuffer() }, fundedInput(chain, wallet.receive('p2tr', 2), 75_000n)],
+      [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2tr', 2), 9_000n)],
+    ).toBase64();
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.signedInputs, [1]);
+    assert.equal(res.body.intent.bitcoin.inputs[0].scriptType, 'p2pkh');
+    assert.equal(BigInt(res.body.intent.bitcoin.feeSat), 1_000n);
+    // The chain double has no P2PKH interpreter: the taproot signature is checked here, with the P2PKH coin among the prevouts.
+    const checked = verifyAirlockPsbt(res.body.psbt, { chain, sent, finalize: false });
+    assert.deepEqual(checked.signatures.map((s) => [s.input, s.scheme]), [[1, 'schnorr']]);
+  });
+
+  test('v2 with a required height lock time on one input: the signature commits to the lock time BIP-370 determines, not the fallback', async () => {
+    const { token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const v0 = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 6), 50_000n), fundedInput(chain, wallet.receive('p2tr', 6), 50_000n)], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2wpkh', 6), 9_000n)], { locktime: 100 });
+    const maps = decodePsbtMaps(asPsbtV2(v0));
+    maps.inputs[1]!.push({ key: Uint8Array.of(IN.REQUIRED_HEIGHT_LOCKTIME), value: Uint8Array.of(0x20, 0x03, 0, 0) }); // 800
+    const sent = encodePsbtMaps(maps);
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.intent.bitcoin.locktime, 800);
+    const verified = verifyAirlockPsbt(res.body.psbt, { chain, sent });
+    assert.equal(bitcoin.Transaction.fromHex(verified.transaction!).locktime, 800);
+    assert.deepEqual(verified.signedInputs, [0, 1]);
   });
 
   for (const version of [0, 2] as const) {
@@ -254,6 +313,46 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     verifyAirlockPsbt(a.body.psbt, { chain, sent: body.psbt });
   });
 
+  test('above the approval tier: 202 and held; approved by an operator, the stored PSBT is signed, verifies and is accepted on chain, charged once', async () => {
+    const { agent, token, wallet } = await agentWith(policy(1_000_000_000n, [{ type: 'approval_tier', name: 'big-needs-human', asset: BTC, above: (50_000n * MSAT).toString() }]));
+    const chain = new BitcoinTestChain('regtest');
+    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 7), 70_000n), fundedInput(chain, wallet.receive('p2tr', 7), 30_000n)], [payTo(chain, PAYEE_TR, 60_000n), walletOutput(wallet.change('p2tr', 7), 39_000n)]);
+    const sent = asPsbtV2(psbt);
+    const pending = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(pending.status, 202, JSON.stringify(pending.body));
+    assert.equal(pending.body.psbt, undefined);
+    assert.equal(await charged(agent.id), 61_000n * MSAT, 'held while pending');
+    const approved = await h.admin('POST', `/v1/approvals/${pending.body.approvalId}/approve`);
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    const fetched = await h.call('GET', `/v1/approvals/${pending.body.approvalId}`, { token });
+    assert.equal(fetched.status, 200, JSON.stringify(fetched.body));
+    const result = fetched.body.result;
+    assert.deepEqual(result.signedInputs, [0, 1]);
+    const verified = verifyAirlockPsbt(result.psbt, { chain, sent });
+    assert.equal(verified.accepted?.feeSat, 1_000n);
+    assert.equal(await charged(agent.id), 61_000n * MSAT);
+  });
+
+  test('payees with base58 addresses (P2PKH, P2SH) and a P2WSH address are matched in the allowlist as bitcoinjs writes them', async () => {
+    const key = payee.receive('p2wpkh', 9).publicKey;
+    const network = bitcoin.networks.regtest;
+    const legacy = bitcoin.payments.p2pkh({ pubkey: key, network }).address!;
+    const nested = bitcoin.payments.p2sh({ redeem: bitcoin.payments.p2wpkh({ pubkey: key, network }), network }).address!;
+    const wsh = bitcoin.payments.p2wsh({ redeem: { output: bitcoin.script.compile([key, bitcoin.opcodes.OP_CHECKSIG!]) }, network }).address!;
+    assert.match(legacy, /^[mn]/);
+    assert.match(nested, /^2/);
+    const doc = policy();
+    doc.sets.payees.push(legacy, nested, wsh);
+    const { agent, token, wallet } = await agentWith(doc);
+    const chain = new BitcoinTestChain('regtest');
+    const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 100_000n)], [payTo(chain, legacy, 20_000n), payTo(chain, nested, 30_000n), payTo(chain, wsh, 40_000n), walletOutput(wallet.change('p2tr', 0), 9_000n)]).toBase64();
+    const res = await sign(token, { psbt: sent, network: 'regtest' });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.intent.bitcoin.outputs.map((o: any) => o.address), [legacy, nested, wsh, wallet.change('p2tr', 0).address]);
+    verifyAirlockPsbt(res.body.psbt, { chain, sent });
+    assert.equal(await charged(agent.id), 91_000n * MSAT);
+  });
+
   test('fields Airlock does not use are kept (BIP-174: unknown and proprietary keys are preserved, the global xpub stays)', async () => {
     const { agent, token, wallet } = await agentWith();
     const chain = new BitcoinTestChain('regtest');
@@ -267,5 +366,21 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     const res = await sign(token, { psbt: sent, network: 'regtest' });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     verifyAirlockPsbt(res.body.psbt, { chain, sent });
+  });
+
+  test('BIP-322 over HTTP: the signature verifies with bip322-js for the address Airlock names, and not for another message', async () => {
+    const doc = { version: 1, rules: [{ type: 'allow', name: 'proofs', match: { actions: ['bitcoin.message'], message: { prefix: 'proof-of-reserves ' } } }] };
+    const { agent, token } = await provisionAgent(h, { policy: doc, actions: ['bitcoin.message'] });
+    const wallet = TestWallet.fromMnemonic(h.mnemonic, 'testnet', agent.accountIndex);
+    for (const [addressType, change, index] of [['p2wpkh', 0, 0], ['p2tr', 1, 3]] as const) {
+      const message = `proof-of-reserves ${addressType} ${index}`;
+      const res = await h.call('POST', '/v1/sign/bitcoin-message', { token, body: { message, network: 'testnet', addressType, change, index } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.address, wallet.key(addressType, change, index).address);
+      assert.equal(Verifier.verifySignature(res.body.address, message, res.body.signature), true);
+      assert.equal(Verifier.verifySignature(res.body.address, `${message}!`, res.body.signature), false);
+    }
+    const refusedMessage = await h.call('POST', '/v1/sign/bitcoin-message', { token, body: { message: 'I owe you 1 BTC', network: 'testnet', addressType: 'p2wpkh' } });
+    assert.equal(refusedMessage.status, 403, JSON.stringify(refusedMessage.body));
   });
 });

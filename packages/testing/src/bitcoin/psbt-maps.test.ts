@@ -73,3 +73,19 @@ test('a v2 PSBT missing a required field is refused by the converter', () => {
   maps.inputs[1] = maps.inputs[1]!.filter((kv) => kv.key[0] !== IN.OUTPUT_INDEX);
   assert.throws(() => toPsbtV0(encodePsbtMaps(maps)), /PSBT_IN_OUTPUT_INDEX on input 1/);
 });
+
+test('BIP-370 lock time: the fallback without requirements, else the largest height every requiring input supports', () => {
+  const chain = new BitcoinTestChain('regtest');
+  const maps = decodePsbtMaps(toPsbtV2(samplePsbt(chain).toBase64()));
+  const locktimeOf = () => bitcoin.Transaction.fromBuffer(find(decodePsbtMaps(toPsbtV0(encodePsbtMaps(maps))).global, GLOBAL.UNSIGNED_TX)!.value).locktime;
+  assert.equal(locktimeOf(), 1234, 'the fallback');
+  const u32 = (n: number) => Uint8Array.of(n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >>> 24);
+  maps.inputs[0]!.push({ key: Uint8Array.of(IN.REQUIRED_HEIGHT_LOCKTIME), value: u32(500) });
+  maps.inputs[1]!.push({ key: Uint8Array.of(IN.REQUIRED_HEIGHT_LOCKTIME), value: u32(700) }, { key: Uint8Array.of(IN.REQUIRED_TIME_LOCKTIME), value: u32(1_600_000_000) });
+  assert.equal(locktimeOf(), 700, 'height, supported by both');
+  maps.inputs[0] = maps.inputs[0]!.filter((kv) => kv.key[0] !== IN.REQUIRED_HEIGHT_LOCKTIME);
+  maps.inputs[0]!.push({ key: Uint8Array.of(IN.REQUIRED_TIME_LOCKTIME), value: u32(1_700_000_000) });
+  assert.equal(locktimeOf(), 1_700_000_000, 'time, the only kind both support');
+  // And @scure/btc-signer agrees.
+  assert.equal(btc.Transaction.fromPSBT(Buffer.from(encodePsbtMaps(maps), 'base64')).lockTime, 1_700_000_000);
+});

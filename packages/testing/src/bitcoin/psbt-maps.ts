@@ -179,9 +179,21 @@ export function toPsbtV2(v0: string): string {
 }
 
 /**
- * v2 -> v0: rebuilds the unsigned transaction from the v2 fields and drops them. A PSBT whose inputs require
- * a lock time (PSBT_IN_REQUIRED_*_LOCKTIME) is refused: the BIP-370 lock time choice is not implemented here.
+ * BIP-370 "Determining Lock Time": without any PSBT_IN_REQUIRED_*_LOCKTIME, the fallback (or 0); otherwise the
+ * kind (height or time) every input that names one supports, height when both are, and the largest value of it.
  */
+export function lockTimeOf(maps: PsbtMaps): number {
+  const fallback = find(maps.global, GLOBAL.FALLBACK_LOCKTIME);
+  const named = maps.inputs.filter((m) => find(m, IN.REQUIRED_TIME_LOCKTIME) || find(m, IN.REQUIRED_HEIGHT_LOCKTIME));
+  if (named.length === 0) return fallback ? readU32le(fallback.value) : 0;
+  const allHeight = named.every((m) => find(m, IN.REQUIRED_HEIGHT_LOCKTIME));
+  const allTime = named.every((m) => find(m, IN.REQUIRED_TIME_LOCKTIME));
+  if (!allHeight && !allTime) throw new Error('BIP-370: the inputs require incompatible lock times (height and time)');
+  const type = allHeight ? IN.REQUIRED_HEIGHT_LOCKTIME : IN.REQUIRED_TIME_LOCKTIME;
+  return Math.max(...named.map((m) => readU32le(find(m, type)!.value)));
+}
+
+/** v2 -> v0: rebuilds the unsigned transaction from the v2 fields (lock time as BIP-370 determines it) and drops them. */
 export function toPsbtV0(v2: string): string {
   const maps = decodePsbtMaps(v2);
   if (psbtVersion(maps) !== 2) throw new Error('not a version 2 PSBT');
@@ -192,10 +204,8 @@ export function toPsbtV0(v2: string): string {
   };
   const tx = new bitcoin.Transaction();
   tx.version = readU32le(need(maps.global, GLOBAL.TX_VERSION, 'PSBT_GLOBAL_TX_VERSION'));
-  const fallback = find(maps.global, GLOBAL.FALLBACK_LOCKTIME);
-  tx.locktime = fallback ? readU32le(fallback.value) : 0;
+  tx.locktime = lockTimeOf(maps);
   maps.inputs.forEach((m, i) => {
-    if (find(m, IN.REQUIRED_TIME_LOCKTIME) || find(m, IN.REQUIRED_HEIGHT_LOCKTIME)) throw new Error(`input ${i} requires a lock time: not converted`);
     const sequence = find(m, IN.SEQUENCE);
     tx.addInput(need(m, IN.PREVIOUS_TXID, `PSBT_IN_PREVIOUS_TXID on input ${i}`), readU32le(need(m, IN.OUTPUT_INDEX, `PSBT_IN_OUTPUT_INDEX on input ${i}`)), sequence ? readU32le(sequence.value) : 0xffffffff);
   });
@@ -205,7 +215,7 @@ export function toPsbtV0(v2: string): string {
   });
   return encodePsbtMaps({
     global: [kv(GLOBAL.UNSIGNED_TX, tx.toBuffer()), ...without(maps.global, GLOBAL.TX_VERSION, GLOBAL.FALLBACK_LOCKTIME, GLOBAL.INPUT_COUNT, GLOBAL.OUTPUT_COUNT, GLOBAL.TX_MODIFIABLE, GLOBAL.VERSION)],
-    inputs: maps.inputs.map((m) => without(m, IN.PREVIOUS_TXID, IN.OUTPUT_INDEX, IN.SEQUENCE)),
+    inputs: maps.inputs.map((m) => without(m, IN.PREVIOUS_TXID, IN.OUTPUT_INDEX, IN.SEQUENCE, IN.REQUIRED_TIME_LOCKTIME, IN.REQUIRED_HEIGHT_LOCKTIME)),
     outputs: maps.outputs.map((m) => without(m, OUT.AMOUNT, OUT.SCRIPT)),
   });
 }

@@ -66,7 +66,12 @@ export function verifyAirlockPsbt(returned: string, opts: VerifyOptions): Verifi
 
   const psbt = bitcoin.Psbt.fromBase64(version === 2 ? toPsbtV0(returned) : returned, { network: opts.chain.bitcoinjsNetwork });
   const unsigned = bitcoin.Transaction.fromBuffer(psbt.data.getTransaction());
-  const prevouts = psbt.data.inputs.map((input, i) => input.witnessUtxo ?? fail(`input ${i} has no witness UTXO: cannot check its signature`));
+  // The coin each input spends: its witness UTXO, or the output of its full previous transaction (legacy inputs).
+  const prevouts = psbt.data.inputs.map((input, i) => {
+    if (input.witnessUtxo) return input.witnessUtxo;
+    const out = input.nonWitnessUtxo && bitcoin.Transaction.fromBuffer(input.nonWitnessUtxo).outs[unsigned.ins[i]!.index];
+    return out ? { script: out.script, value: out.value } : fail(`input ${i} names no previous output: cannot check the signatures`);
+  });
   const scripts = prevouts.map((p) => p.script);
   const values = prevouts.map((p) => p.value);
 
