@@ -241,9 +241,11 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
     ] as const) {
       const res = await sign(token, psbtWith(type, sighashType, sighashType));
       await refused(res, agent.id, 403, 'policy_denied');
+      // Under NONE the change is no longer the agent's (no signature commits to it): a destination too.
+      const none = (sighashType & 0x1f) === SIGHASH_NONE;
       assert.deepEqual(
         res.body.error.violations.map((v: any) => v.code),
-        ['sighash_not_allowed'],
+        none ? ['destination_not_allowed', 'sighash_not_allowed'] : ['sighash_not_allowed'],
         `${type} 0x${sighashType.toString(16)}`,
       );
     }
@@ -468,12 +470,23 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
       ['p2tr', SIGHASH_NONE | SIGHASH_ANYONECANPAY, 'none_anyonecanpay'],
       ['p2tr', SIGHASH_SINGLE, 'single'],
     ] as const) {
-      const { agent, token, wallet } = await agentWith(policy([], { bitcoin_sighash: [name] }));
+      // With the payees' allowlist, the uncovered change is a destination nobody listed: refused, nothing charged.
+      const listed = await agentWith(policy([], { bitcoin_sighash: [name] }));
+      const listedChain = new BitcoinTestChain('regtest');
+      const refusedPsbt = buildPsbt(listedChain, [fundedInput(listedChain, listed.wallet.receive(type, 0), 100_000n, { sighashType })], [payTo(listedChain, PAYEE, 10_000n), walletOutput(listed.wallet.change(type, 0), 89_000n)]).toBase64();
+      const refusedRes = await sign(listed.token, refusedPsbt);
+      await refused(refusedRes, listed.agent.id, 403, 'policy_denied');
+      assert.deepEqual(refusedRes.body.error.violations.map((v: any) => [v.code, v.message]), [['destination_not_allowed', `${listed.wallet.change(type, 0).address} is not in the destination allowlist`]]);
+
+      // Without one, it is signed and the budget counts the change as money that can leave.
+      const open = { version: 1, rules: [{ type: 'allow', name: 'any', match: { actions: ['bitcoin.psbt'], bitcoin_sighash: [name] } }, { type: 'budget', name: 'daily', asset: BTC, max: '1000000000', window: '24h' }] };
+      const { agent, token, wallet } = await agentWith(open);
       const chain = new BitcoinTestChain('regtest');
       // Input 0 (100,000 sat) pays output 0 (10,000 to the payee); output 1 is 89,000 of change.
       const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive(type, 0), 100_000n, { sighashType })], [payTo(chain, PAYEE, 10_000n), walletOutput(wallet.change(type, 0), 89_000n)]).toBase64();
       const res = await sign(token, sent);
       assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.deepEqual(res.body.intent.bitcoin.outputs.map((o: any) => o.change), [false, false], 'no agent signature commits to output 1');
       const charged_ = await charged(agent.id);
       // Mallory redirects the change to herself; the agent's signature still holds.
       const tx = bitcoin.Transaction.fromHex(verifyAirlockPsbt(res.body.psbt, { chain, sent, broadcast: false }).transaction!);

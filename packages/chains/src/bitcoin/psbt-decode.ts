@@ -47,7 +47,10 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
     const mine = ownInput(input, prevouts[i]!, i, account, coin);
     if (mine) own.push(mine);
   });
-  const changePaths = outputs.map((output, i) => changePath(output, i, account, coin));
+  // Change is the agent's only while every one of its signatures commits to it: under SIGHASH_NONE, or SINGLE at
+  // another index, a co-signer can point that output elsewhere after the agent signed (an attack review moved
+  // 89,000 sat of "change" to itself with 11,000 charged). Such an output is charged like any other.
+  const changePaths = outputs.map((output, i) => (own.every((mine) => commitsToOutput(mine, i)) ? changePath(output, i, account, coin) : undefined));
   if (own.length === 0) throw new AirlockError('psbt_nothing_to_sign', "no input names one of the agent's keys with a script that derivation reproduces");
   // A valid PSBT (BIP-174 has one as a test vector), but not a transaction consensus accepts: nothing to sign for.
   if (outputs.length === 0) throw new AirlockError('invalid_request', 'the transaction has no outputs');
@@ -78,6 +81,13 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
     tasks: tasks.map(({ path, digest, scheme }) => ({ path, digest, scheme })),
     prepared,
   };
+}
+
+/** Whether the signature of an input of the agent covers output `index`: ALL (and taproot's DEFAULT) covers every output, SINGLE the one at its own index, NONE none. */
+function commitsToOutput(mine: OwnInput, index: number): boolean {
+  const base = mine.sighash & 0x1f;
+  if (base === 0 || base === 1) return true;
+  return isSighashSingle(mine.sighash) && mine.index === index;
 }
 
 /** Consensus refuses a transaction spending one output twice; its amount would also count twice in the fee. */

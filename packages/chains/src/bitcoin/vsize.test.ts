@@ -9,6 +9,7 @@ import { utf8ToBytes } from '@noble/hashes/utils.js';
 import { p2ms, p2pkh, p2sh, p2tr, p2wpkh, p2wsh, Transaction } from '@scure/btc-signer';
 import { fundingTransaction } from './testing/test-vault.ts';
 import { otherInputSize, virtualSize } from './vsize.ts';
+import { RawWitness } from '@scure/btc-signer';
 
 const privateKeys = ['a', 'b', 'c'].map((label) => sha256(utf8ToBytes(`vsize/${label}`)));
 const [k1, k2, k3] = privateKeys.map((k) => secp256k1.getPublicKey(k, true)) as [Uint8Array, Uint8Array, Uint8Array];
@@ -39,7 +40,17 @@ test('estimated vsize of a transaction whose inputs other signers complete: at l
   for (const k of privateKeys) tx.sign(k);
   tx.finalize();
   assert.ok(estimate >= tx.vsize && estimate - tx.vsize <= 8, `estimate ${estimate}, signed ${tx.vsize}`);
-  // Once final, an input counts as it is: the estimate is the size.
-  const final = Array.from({ length: tx.inputsLength }, (_, i) => otherInputSize(tx.getInput(i), new Uint8Array()));
-  assert.equal(virtualSize(final, [p2wpkh(k2).script]), tx.vsize);
+  // Once final, an input counts as it is, never above its template; a final P2SH or P2WSH input (its scripts
+  // now inside the final fields, not beside them) counts as the floor of its type: the estimate is at most the size.
+  const prevout = (i: number) => spends[i]!.script;
+  const final = Array.from({ length: tx.inputsLength }, (_, i) => otherInputSize(tx.getInput(i), prevout(i)));
+  assert.ok(virtualSize(final, [p2wpkh(k2).script]) <= tx.vsize);
+  const simple = [0, 1, 5].map((i) => otherInputSize(tx.getInput(i), prevout(i)));
+  assert.deepEqual(simple.map((x) => x.scriptSig * 4 + x.witness), [0, 1, 5].map((i) => { const inp = tx.getInput(i); return (inp.finalScriptSig?.length ?? 0) * 4 + (inp.finalScriptWitness ? RawWitness.encode(inp.finalScriptWitness).length : 0); }), 'P2WPKH, P2PKH and P2TR count as signed');
+  // A final witness or scriptSig padded past what its script type needs counts as the template: the co-signer
+  // could swap in the small one after the agent signed (and pay a higher fee rate than policy saw).
+  const padded = { ...tx.getInput(0), finalScriptWitness: [new Uint8Array(20_000), new Uint8Array(33)] };
+  assert.deepEqual(otherInputSize(padded, prevout(0)), otherInputSize({ ...tx.getInput(0), finalScriptWitness: undefined }, prevout(0)));
+  const paddedSig = { ...tx.getInput(1), finalScriptSig: new Uint8Array(4_000) };
+  assert.equal(otherInputSize(paddedSig, prevout(1)).scriptSig, 1 + 72 + 1 + 33);
 });

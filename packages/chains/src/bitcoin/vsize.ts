@@ -3,11 +3,13 @@
 // vsize = ceil(weight / 4). Each input counts:
 // - the agent's own, as we will sign it: P2WPKH witness 1 + (1+72) + (1+33) bytes (a DER signature is at most
 //   72 bytes with its sighash byte); P2TR key path 1 + (1+64), +1 when the sighash is not DEFAULT;
-// - another signer's input that is already final, as it is (its final scriptSig and witness);
-// - another signer's input not yet final, by its script type with the largest signatures that type takes
-//   (P2PKH and P2SH-P2WPKH with a compressed key, m-of-n multisig in P2SH or P2WSH, P2TR key path with a
-//   sighash byte). A script we cannot size (a taproot script path, a non-standard script) counts its scripts
-//   and one signature: the estimate is then a floor, not a ceiling, and the true fee rate may be lower.
+// - another signer's input by its script type (P2PKH and P2SH-P2WPKH with a compressed key, m-of-n multisig in
+//   P2SH or P2WSH, P2TR key path without a sighash byte), or its final scriptSig and witness when those are
+//   smaller. Never larger: the agent's signatures do not commit to other inputs' scriptSigs and witnesses, so a
+//   co-signer could pad them while Airlock judges the PSBT (a large size, a low fee rate) and broadcast small
+//   ones (an attack review paid 168 sat/vB past a 10 sat/vB cap that way). A script we cannot size (a taproot
+//   script path, a non-standard script) counts its scripts and one signature. Other signers' inputs are thus
+//   counted at their smallest plausible size: the fee rate policy sees is at least the real one for them.
 import type { TransactionInput } from '@scure/btc-signer/psbt.js';
 import { OutScript, RawWitness } from '@scure/btc-signer';
 
@@ -34,17 +36,26 @@ export function ownInputSize(type: 'p2wpkh' | 'p2tr', sighash: number): InputSiz
   return { scriptSig: 0, witness: type === 'p2wpkh' ? P2WPKH_WITNESS : P2TR_KEY_PATH_WITNESS + (sighash === 0 ? 0 : 1) };
 }
 
-/** Another signer's input: final as it is, otherwise the estimate for its type (see the top of this file). */
+/** Another signer's input: the estimate for its type, or its final fields when smaller (see the top of this file). */
 export function otherInputSize(input: TransactionInput, prevoutScript: Uint8Array): InputSize {
-  if (input.finalScriptSig?.length || input.finalScriptWitness?.length) {
-    return { scriptSig: input.finalScriptSig?.length ?? 0, witness: input.finalScriptWitness?.length ? RawWitness.encode(input.finalScriptWitness).length : 0 };
-  }
+  const template = templateSize(input, prevoutScript);
+  if (!input.finalScriptSig?.length && !input.finalScriptWitness?.length) return template;
+  const final = { scriptSig: input.finalScriptSig?.length ?? 0, witness: input.finalScriptWitness?.length ? RawWitness.encode(input.finalScriptWitness).length : 0 };
+  return weightOf(final) < weightOf(template) ? final : template;
+}
+
+/** Weight units an input's scriptSig and witness add (the scriptSig counts four times). */
+function weightOf(size: InputSize): number {
+  return 4 * (compactSizeLength(size.scriptSig) + size.scriptSig) + size.witness;
+}
+
+function templateSize(input: TransactionInput, prevoutScript: Uint8Array): InputSize {
   const outer = decode(prevoutScript);
   switch (outer?.type) {
     case 'wpkh':
       return { scriptSig: 0, witness: P2WPKH_WITNESS };
     case 'tr':
-      return { scriptSig: 0, witness: P2TR_KEY_PATH_WITNESS + 1 };
+      return { scriptSig: 0, witness: P2TR_KEY_PATH_WITNESS };
     case 'pkh':
       return { scriptSig: ECDSA_PUSH + KEY_PUSH, witness: 0 };
     case 'pk':
