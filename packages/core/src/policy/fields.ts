@@ -31,6 +31,18 @@ export const durationField = z
   .refine(isDuration, 'expected a duration: a positive integer followed by s, m, h or d (e.g. 90s, 15m, 24h, 7d)')
   .describe('Rolling window: a positive integer followed by s, m, h or d.');
 
+/** A percentage 0..100 with at most four decimals (compared exactly as parts per million: `percentToPpm`). */
+export const percentField = z
+  .number({ error: 'expected a percentage (0 to 100)' })
+  .min(0, 'a percentage is at least 0')
+  .max(100, 'a percentage is at most 100')
+  .refine((p) => Math.abs(p * 10_000 - Math.round(p * 10_000)) < 1e-6, 'at most four decimal places');
+
+/** A `percentField` value as integer parts per million, so that comparisons stay exact in bigint. */
+export function percentToPpm(percent: number): bigint {
+  return BigInt(Math.round(percent * 10_000));
+}
+
 export const ruleNameField = z
   .string({ error: 'expected a rule name' })
   .regex(/^[a-z0-9_-]{1,64}$/, 'a rule name is 1-64 characters of a-z, 0-9, _ and -');

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { toAmount } from '../amount.ts';
-import { amountField, matchField, ruleBase } from '../fields.ts';
+import { amountField, matchField, percentField, percentToPpm, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { applies, defineRule, type Finding } from './types.ts';
 
@@ -29,11 +29,7 @@ export const bitcoinRule = defineRule({
         .refine((r) => Math.abs(r * MILLI - Math.round(r * MILLI)) < 1e-6, 'at most three decimal places')
         .optional()
         .describe('Most the fee rate may be, in sat/vB (fee over the estimated virtual size of the signed transaction).'),
-      max_fee_percent: z
-        .number({ error: 'expected a percentage (0 to 100)' })
-        .min(0, 'a percentage is at least 0')
-        .max(100, 'a percentage is at most 100')
-        .refine((p) => Math.abs(p * 10_000 - Math.round(p * 10_000)) < 1e-6, 'at most four decimal places')
+      max_fee_percent: percentField
         .optional()
         .describe('Most the fee may be as a share of what the transaction sends to others (external outputs), in percent.'),
       max_inputs: z.number({ error: 'expected a number of inputs' }).int('expected an integer').min(1, 'at least 1').optional().describe('Most inputs one transaction may spend.'),
@@ -46,7 +42,7 @@ export const bitcoinRule = defineRule({
   build(options, env) {
     const maxFee = options.max_fee_sat === undefined ? undefined : toAmount(options.max_fee_sat);
     const maxRateMilli = options.max_fee_rate === undefined ? undefined : Math.round(options.max_fee_rate * MILLI);
-    const maxPpm = options.max_fee_percent === undefined ? undefined : BigInt(Math.round(options.max_fee_percent * 10_000));
+    const maxPpm = options.max_fee_percent === undefined ? undefined : percentToPpm(options.max_fee_percent);
     const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
     return {
       name: options.name,

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { toAmount } from '../amount.ts';
 import { parseDuration } from '../duration.ts';
-import { amountField, durationField, matchField, ruleBase } from '../fields.ts';
+import { amountField, durationField, matchField, percentField, percentToPpm, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { applies, defineRule, type Finding } from './types.ts';
 
@@ -20,11 +20,7 @@ export const lightningRule = defineRule({
       ...ruleBase,
       type: z.literal('lightning'),
       max_routing_fee: amountField.optional().describe('Most the route may cost, in millisatoshis (the fee limit Airlock hands the backend is checked against it).'),
-      max_routing_fee_percent: z
-        .number({ error: 'expected a percentage (0 to 100)' })
-        .min(0, 'a percentage is at least 0')
-        .max(100, 'a percentage is at most 100')
-        .refine((p) => Number.isInteger(Math.round(p * 10_000)) && Math.abs(p * 10_000 - Math.round(p * 10_000)) < 1e-6, 'at most four decimal places')
+      max_routing_fee_percent: percentField
         .optional()
         .describe('Most the route may cost as a share of the amount, in percent (0.5 = 0.5 %).'),
       min_expiry_remaining: durationField.optional().describe('Refuse invoices that expire sooner than this from now.'),
@@ -38,7 +34,7 @@ export const lightningRule = defineRule({
   build(options, env) {
     const maxFee = options.max_routing_fee === undefined ? undefined : toAmount(options.max_routing_fee);
     // Parts per million, integer: the comparison below stays exact in bigint.
-    const maxPpm = options.max_routing_fee_percent === undefined ? undefined : BigInt(Math.round(options.max_routing_fee_percent * 10_000));
+    const maxPpm = options.max_routing_fee_percent === undefined ? undefined : percentToPpm(options.max_routing_fee_percent);
     const minRemainingMs = options.min_expiry_remaining === undefined ? undefined : parseDuration(options.min_expiry_remaining);
     const maxExpiryMs = options.max_expiry === undefined ? undefined : parseDuration(options.max_expiry);
     const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
