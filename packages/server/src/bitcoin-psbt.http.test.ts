@@ -264,6 +264,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     });
   }
 
+  test('twenty PSBTs at once against a budget for exactly five: five signed and charged, fifteen refused, every signature audited', async () => {
+    // Each pays 10,000 sat + 1,000 fee = 11,000,000 msat; the budget holds five.
+    const { agent, token, wallet } = await agentWith(policy(55_000_000n));
+    const chain = new BitcoinTestChain('regtest');
+    const psbts = Array.from({ length: 20 }, (_, i) =>
+      buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 40 + i), 20_000n)], [payTo(chain, PAYEE, 10_000n), walletOutput(wallet.change('p2wpkh', 40 + i), 9_000n)]).toBase64(),
+    );
+    const answers = await Promise.all(psbts.map((psbt) => sign(token, { psbt, network: 'regtest' })));
+    const signed = answers.filter((a) => a.status === 200);
+    assert.equal(signed.length, 5, answers.map((a) => a.status).join(','));
+    assert.ok(answers.every((a) => a.status === 200 || (a.status === 403 && a.body.error.violations[0].code === 'budget_exceeded')));
+    assert.equal(await charged(agent.id), 55_000_000n);
+    const entries = await h.airlock.store.readAudit(1, 100_000);
+    for (const a of signed) {
+      const entry = entries.find((e) => e.seq === a.body.auditSeq);
+      assert.equal(entry?.decision, 'allow', `signature at ${a.body.auditSeq} has its allow entry`);
+      verifyAirlockPsbt(a.body.psbt, { chain, sent: psbts[answers.indexOf(a)]! });
+    }
+  });
+
   test('the budget is charged exactly external outputs + fee: a second PSBT that would pass it is denied, unsigned and not charged', async () => {
     const { agent, token, wallet } = await agentWith(policy(150_000_000n));
     const chain = new BitcoinTestChain('regtest');
