@@ -2,9 +2,8 @@
  * What both key backends need for Bitcoin: the BIP-86 key-path tweak (signing with the tweaked key that a
  * taproot output commits to) and an extended public key's fields. The private key stays in the caller's hands.
  */
-import { AirlockError, type ExtendedPublicKey } from '@airlock/core';
+import { AirlockError, bip32Fingerprint, type ExtendedPublicKey } from '@airlock/core';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
-import { ripemd160 } from '@noble/hashes/legacy.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToNumberBE, numberToBytesBE } from '@noble/curves/utils.js';
 import { utf8ToBytes } from '@noble/hashes/utils.js';
@@ -46,18 +45,12 @@ export function signTaprootKeyPathWith(privateKey: Uint8Array, digest: Uint8Arra
   }
 }
 
-/** BIP-32 fingerprint: the first 4 bytes of hash160(public key), big-endian. */
-export function fingerprintOf(publicKey: Uint8Array): number {
-  const h = ripemd160(sha256(publicKey));
-  return ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
-}
-
 /** The extended public key at `indexes` (already parsed), given the node's public key and chain code and its parent's public key. */
 export function extendedPublicKey(indexes: readonly number[], publicKey: Uint8Array, chainCode: Uint8Array, parentPublicKey: Uint8Array | undefined): ExtendedPublicKey {
   return {
     publicKey: Uint8Array.from(publicKey),
     chainCode: Uint8Array.from(chainCode),
-    parentFingerprint: parentPublicKey ? fingerprintOf(parentPublicKey) : 0,
+    parentFingerprint: parentPublicKey ? bip32Fingerprint(parentPublicKey) : 0,
     depth: indexes.length,
     index: indexes.length > 0 ? indexes[indexes.length - 1]! : 0,
   };

@@ -171,22 +171,13 @@ export interface AirlockBitcoinWallet {
   signMessage(input: SignBitcoinMessageInput): Promise<SignedBitcoinMessage>;
 }
 
-interface SignPsbtBody extends Omit<SignAnswer, 'signature'> {
-  psbt: string;
-  signedInputs: number[];
-  transaction?: string;
-  txid?: string;
-  intent: BitcoinIntent & { bitcoin: BitcoinIntentInfo };
-  auditSeq: number;
+/** The answer of POST /v1/sign/psbt: what SignedPsbt holds, with `replayed` only when true. */
+interface SignPsbtBody extends Omit<SignAnswer, 'signature'>, Omit<SignedPsbt, 'replayed'> {
   replayed?: true;
 }
 
-interface SignMessageBody extends Omit<SignAnswer, 'signature'> {
-  signature: string;
-  address: string;
-  intent: BitcoinIntent;
-  auditSeq: number;
-}
+/** The answer of POST /v1/sign/bitcoin-message: what SignedBitcoinMessage holds. */
+interface SignMessageBody extends Omit<SignAnswer, 'signature'>, SignedBitcoinMessage {}
 
 /** A Bitcoin wallet for the agent whose session token `options.token` is. */
 export function airlockBitcoinWallet(options: AirlockBitcoinWalletOptions): AirlockBitcoinWallet {

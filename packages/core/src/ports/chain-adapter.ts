@@ -1,3 +1,5 @@
+import { ripemd160 } from '@noble/hashes/legacy.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import type { Action, Intent } from '../intent.ts';
 import type { ProducedSignature, SignatureScheme } from './key-backend.ts';
 import type { PolicyIssue } from '../policy/path.ts';
@@ -41,6 +43,12 @@ export interface SignerContext {
   extendedKeys?: Readonly<Record<string, ExtendedPublicKey>>;
   /** BIP-32 fingerprint of the vault's master key (first 4 bytes of hash160 of its public key), as PSBTs and descriptors name it. */
   masterFingerprint?: number;
+}
+
+/** BIP-32 fingerprint of a public key: the first 4 bytes of hash160 (RIPEMD-160 of SHA-256), big-endian. */
+export function bip32Fingerprint(publicKey: Uint8Array): number {
+  const h = ripemd160(sha256(publicKey));
+  return ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
 }
 
 /** A BIP-32 node without its private key: enough to derive its non-hardened children. */

@@ -7,9 +7,7 @@ import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ErrorCode } from '../codes.ts';
 import type { DecodedRequest, SignResult, ChainAdapter, SignerContext } from '../ports/chain-adapter.ts';
 import type { ProducedSignature } from '../ports/key-backend.ts';
-import type { ExtendedPublicKey } from '../ports/chain-adapter.ts';
-import { ripemd160 } from '@noble/hashes/legacy.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { bip32Fingerprint, type ExtendedPublicKey } from '../ports/chain-adapter.ts';
 import { ledgerViewFrom } from '../ports/ledger.ts';
 import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
 import type { Decision, Violation } from '../policy/decision.ts';
@@ -523,7 +521,7 @@ export class SigningService {
     const signer: SignerContext = {
       address: adapter.addressFromPublicKey(extendedKeys[paths[0]!]!.publicKey),
       extendedKeys,
-      masterFingerprint: fingerprint(master.publicKey),
+      masterFingerprint: bip32Fingerprint(master.publicKey),
     };
     this.accountSigners.set(cacheKey, signer);
     return signer;
@@ -720,12 +718,6 @@ export function attachPaymentContext(intent: Intent, context: SignContext): void
   if (!intent.payment) throw new AirlockError('invalid_request', 'x402.resource was given but the typed data is not an x402 payment authorization.');
   intent.payment.resource = normalised.resource;
   intent.payment.origin = normalised.origin;
-}
-
-/** BIP-32 fingerprint of a public key: the first 4 bytes of hash160, big-endian. */
-function fingerprint(publicKey: Uint8Array): number {
-  const h = ripemd160(sha256(publicKey));
-  return ((h[0]! << 24) | (h[1]! << 16) | (h[2]! << 8) | h[3]!) >>> 0;
 }
 
 function isUsable(agent: Agent, session: Session, now: number): boolean {
