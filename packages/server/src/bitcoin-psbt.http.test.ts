@@ -333,6 +333,33 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
     verifyAirlockPsbt(a.body.psbt, { chain, sent: body.psbt });
   });
 
+  test('the key backend failing after the charge committed (a crash between commit and signing): nothing returned, sign.failed audited; the retry under the same Idempotency-Key gets the signatures, charged once', async () => {
+    const { agent, token, wallet } = await agentWith();
+    const chain = new BitcoinTestChain('regtest');
+    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2tr', 30), 50_000n)], [payTo(chain, PAYEE, 40_000n), walletOutput(wallet.change('p2tr', 30), 9_000n)]);
+    const body = { psbt: psbt.toBase64(), network: 'regtest' };
+    const headers = { 'idempotency-key': 'btc-crash-1' };
+    // The signing service's key backend (the vault's) fails once, after the transaction that charged committed.
+    const keys = (h.airlock.signing as unknown as { deps: { keys: { signTaprootKeyPath: (path: string, digest: Uint8Array) => Promise<Uint8Array> } } }).deps.keys;
+    const real = keys.signTaprootKeyPath;
+    keys.signTaprootKeyPath = async () => {
+      keys.signTaprootKeyPath = real;
+      throw new Error('the key process died');
+    };
+    const failed = await sign(token, body, headers);
+    assert.equal(failed.status, 500, JSON.stringify(failed.body));
+    assert.equal(failed.body.psbt, undefined, 'no signature left Airlock');
+    assert.equal(await charged(agent.id), 41_000n * MSAT, 'the reservation stays: charged, conservatively');
+    const retry = await sign(token, body, headers);
+    assert.equal(retry.status, 200, JSON.stringify(retry.body));
+    assert.equal(retry.body.replayed, true);
+    assert.equal(await charged(agent.id), 41_000n * MSAT, 'charged once');
+    verifyAirlockPsbt(retry.body.psbt, { chain, sent: body.psbt });
+    const entries = (await h.airlock.store.readAudit(1, 100_000)).filter((e) => e.agentId === agent.id);
+    assert.deepEqual(entries.map((e) => `${e.type} ${e.decision}`).slice(-3), ['sign.request allow', 'sign.failed error', 'sign.replay allow']);
+    assert.equal(entries.at(-1)!.data.originalSeq, entries.at(-3)!.seq, 'the replay points at the charged request');
+  });
+
   test('above the approval tier: 202 and held; approved by an operator, the stored PSBT is signed, verifies and is accepted on chain, charged once', async () => {
     const { agent, token, wallet } = await agentWith(policy(1_000_000_000n, [{ type: 'approval_tier', name: 'big-needs-human', asset: BTC, above: (50_000n * MSAT).toString() }]));
     const chain = new BitcoinTestChain('regtest');
