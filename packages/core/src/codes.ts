@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   nonce_reused: { status: 409, summary: 'The authorization nonce was already signed over different content; only a byte-identical replay is released.' },
   approval_not_pending: { status: 409, summary: 'The approval was already decided, consumed or expired.' },
   conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
+  breaker_not_tripped: { status: 409, summary: 'The circuit breaker was already reset (only a tripped breaker can be reset).' },
   rate_limited: { status: 429, summary: 'Too many requests.' },
   session_rate_limited: { status: 429, summary: 'This session sent more requests than its rate allows; see Retry-After.' },
   // availability
@@ -132,6 +133,9 @@ export const VIOLATION_CODES = {
   sighash_not_allowed: 'A PSBT input asks for a sighash type other than ALL/DEFAULT (SINGLE, NONE and ANYONECANPAY can give value away) and no allow rule names it in bitcoin_sighash.',
   fee_rate_exceeds_cap: 'The transaction fee rate (sat/vB) is above the cap.',
   too_many_inputs: 'The transaction spends more inputs than the rule allows.',
+  breaker_tripped: 'A detector (policy `detectors`) found this request far outside the agent\'s or the fleet\'s baseline and tripped its circuit breaker: the request is refused (freeze) or held for approval (require_approval), and so are the next ones until an operator resets the breaker.',
+  breaker_open: 'A circuit breaker that binds this agent is tripped: its requests are held for approval (or refused, for a freeze) until an operator resets it (POST /v1/breakers/{id}/reset).',
+  anomaly_detected: 'A detector configured to alert only found this request outside the baseline; the decision is unchanged and an `alert.<type>` audit entry is appended.',
   abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
 } as const;
 

@@ -5,6 +5,7 @@ import { RULES, RULE_TYPES, type BuildEnv, type CompiledAllowRule, type Compiled
 import { policySchema } from './schema.ts';
 import { buildSets, resolveAddressList } from './sets.ts';
 import type { AbiDeclaration } from '../ports/chain-adapter.ts';
+import { compileDetectors, DETECTOR_TYPES, type CompiledDetector } from './detectors/index.ts';
 
 /** A validated document, ready to evaluate: sets resolved, every rule built. */
 export interface CompiledPolicy {
@@ -16,6 +17,8 @@ export interface CompiledPolicy {
   readonly allowRules: readonly CompiledAllowRule[];
   /** ABIs the document registers (`abis`), contracts resolved; the chain adapter parses and applies them. */
   readonly abis: readonly AbiDeclaration[];
+  /** Anomaly detectors, in document order (none: the circuit breakers cost nothing). */
+  readonly detectors: readonly CompiledDetector[];
 }
 
 /** Zod issues -> `{path, message}` with paths written the way the document is (`rules[2].max`). */
@@ -28,7 +31,8 @@ export function toPolicyIssues(issues: readonly z.core.$ZodIssue[], prefix: Poli
     } else if (iss.code === 'invalid_key') {
       out.push({ path: formatPath(path), message: iss.issues[0]?.message ?? iss.message });
     } else if (iss.code === 'invalid_union' && 'discriminator' in iss && iss.discriminator === 'type') {
-      out.push({ path: formatPath(path), message: `unknown rule type; expected one of: ${RULE_TYPES.join(', ')}` });
+      const detector = path[0] === 'detectors';
+      out.push({ path: formatPath(path), message: detector ? `unknown detector type; expected one of: ${DETECTOR_TYPES.join(', ')}` : `unknown rule type; expected one of: ${RULE_TYPES.join(', ')}` });
     } else {
       out.push({ path: formatPath(path), message: iss.message });
     }
@@ -73,10 +77,12 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
     functions: a.functions,
     moves: a.moves ?? {},
   }));
+  const detectors = compileDetectors((doc as { detectors?: ({ type: string; name: string } & Record<string, unknown>)[] }).detectors, toPolicyIssues);
   return {
     hash: hashPolicy(doc),
     rules,
     allowRules: rules.filter((r): r is CompiledAllowRule => r.type === 'allow'),
     abis,
+    detectors,
   };
 }

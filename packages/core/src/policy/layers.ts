@@ -24,7 +24,7 @@ export function sessionScopeLayer(scope: SessionScope, sessionId: string): Polic
   scope.budgets.forEach((b, i) => {
     rules.push(createRule({ type: 'budget', name: `budget-${i}`, asset: b.asset, max: b.max, window: b.window, scope: 'session' }, { sets, path: ['budgets', i] }));
   });
-  return { layer: 'session', label: `session:${sessionId}`, policy: { hash: '', rules, allowRules: [], abis: [] } };
+  return { layer: 'session', label: `session:${sessionId}`, policy: { hash: '', rules, allowRules: [], abis: [], detectors: [] } };
 }
 
 /**

@@ -1,10 +1,16 @@
 import { z } from 'zod';
 import { abiField, partyField, setNamePattern } from './fields.ts';
 import { RULES } from './rules/index.ts';
+import { DETECTORS } from './detectors/index.ts';
 
 const ruleSchemas = Object.values(RULES).map((r) => r.schema) as unknown as [
   (typeof RULES)[keyof typeof RULES]['schema'],
   ...(typeof RULES)[keyof typeof RULES]['schema'][],
+];
+
+const detectorSchemas = Object.values(DETECTORS).map((d) => d.schema) as unknown as [
+  (typeof DETECTORS)[keyof typeof DETECTORS]['schema'],
+  ...(typeof DETECTORS)[keyof typeof DETECTORS]['schema'][],
 ];
 
 /** The policy document (format version 1). See docs/policy.md. */
@@ -22,6 +28,10 @@ export const policySchema = z.strictObject({
     .optional()
     .describe('Contract ABIs (human-readable fragments), so calls decode into named arguments and declared spends. See docs/policy.md#abis.'),
   rules: z.array(z.discriminatedUnion('type', ruleSchemas), { error: 'expected a list of rules' }),
+  detectors: z
+    .array(z.discriminatedUnion('type', detectorSchemas), { error: 'expected a list of detectors' })
+    .optional()
+    .describe('Anomaly detectors and their circuit breakers: each compares the request with a baseline learned from the ledger and, when it trips, alerts, holds the agent\'s requests for approval or freezes. See docs/policy.md#detectors-and-circuit-breakers.'),
 });
 
 export type PolicyDocument = z.input<typeof policySchema>;

@@ -7,6 +7,7 @@
  *   fleet|to:<addr> | agent:<agentId>|to:<addr>      (per-destination)
  *   fleet|origin:<origin> | agent:<agentId>|origin:<origin>   (x402 payments naming a resource)
  *   agent:<agentId>|resource:<url>                    (x402 payments naming a resource)
+ *   agent:<agentId>|refused, agent:<agentId>|hour:<h>  (detectors that read them; see policy/detectors)
  * Asset is a CAIP-19 id, or `*` for the request-count series (amount 0, count 1).
  */
 /** The asset of request-count series: amount 0, count 1 per signature. */
@@ -74,4 +75,9 @@ export const seriesFor = {
   withResource: (series: string, resource: string) => `${series}|resource:${resource}`,
   /** Per Nostr event kind: `agent:<id>|nostr-kind:1`, `fleet|nostr-kind:1` (rate_limit per_nostr_kind). */
   withNostrKind: (series: string, kind: number) => `${series}|nostr-kind:${kind}`,
+  /** The agent's policy refusals (refusal_run detectors; written only where one is configured). */
+  refusals: (agentId: string) => `agent:${agentId}|refused`,
+  /** The agent's requests per UTC hour of day, and all of them (off_hours detectors; likewise). */
+  hourOfDay: (agentId: string, hour: number) => `agent:${agentId}|hour:${hour}`,
+  allHours: (agentId: string) => `agent:${agentId}|hour:*`,
 };

@@ -16,6 +16,7 @@ export interface TreeNode extends NodeId {
 }
 import type { PaymentFilter, PaymentRecord, PaymentSummaryRow, SettledTransfer } from './payments.ts';
 import type { LightningFinish, LightningPaymentFilter, LightningPaymentRecord } from './lightning-payments.ts';
+import type { BreakerRecord, BreakerState, BreakerTargets } from './breakers.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -197,6 +198,10 @@ export interface Store {
    */
   findL402Token(agentId: string, origin: string, nowSeconds: number, resource?: string): Promise<LightningPaymentRecord | undefined>;
 
+  /** Circuit breakers, newest first (ports/breakers.ts). */
+  listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]>;
+  getBreaker(id: string): Promise<BreakerRecord | undefined>;
+
   queryAudit(query: AuditQuery): Promise<AuditEntry[]>;
   /** Streams every entry in seq order (for verify/export) in pages. */
   readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
@@ -322,6 +327,30 @@ export interface StoreTx {
   finishLightningPayment(id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord>;
   /** In-flight payments, oldest first. */
   inFlightLightningPayments(limit: number): Promise<LightningPaymentRecord[]>;
+
+  // Detectors and circuit breakers (ports/breakers.ts, core/service/circuit-breakers.ts).
+  /**
+   * The same sums as `windowTotals`, for detectors: read without the locks a budget takes, so a fleet-wide
+   * figure never makes fleet writers wait. It may miss what a concurrent transaction has not committed; the
+   * agent's own series are exact (only written under the agent's lock, which the transaction holds).
+   */
+  detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]>;
+  /** Per destination: the agents whose first recorded payment to it is at or after `sinceMs` (at most `limit` each). */
+  destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, string[]>>;
+  /** Records the agent's first payment to each destination; one it paid before keeps its first time. */
+  recordDestinationPayers(agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void>;
+  /** The tripped breakers that bind this agent. */
+  trippedBreakersFor(agentId: string): Promise<BreakerRecord[]>;
+  /** The active agents a new breaker would bind (explicit ones that are active, a label group, or the fleet). */
+  breakerTargets(targets: BreakerTargets): Promise<string[]>;
+  /** Stores a tripped breaker binding `record.agents`; with `freeze`, those agents are frozen in the same transaction. */
+  tripBreaker(record: BreakerRecord, options: { freeze: boolean; now: number }): Promise<void>;
+  getBreaker(id: string): Promise<BreakerRecord | undefined>;
+  /**
+   * tripped -> reset (anything else fails with `breaker_not_tripped`). A freeze breaker unfreezes the agents it
+   * froze that are still frozen and bound by no other tripped freeze breaker; returns those.
+   */
+  resetBreaker(id: string, by: string, now: number, auditSeq: number): Promise<{ breaker: BreakerRecord; unfrozen: string[] }>;
 
   /** Appends a version-3 entry (seq, leaf index, leaf and leaf hash computed by the store; no previous entry is read but the head). */
   appendAudit(entry: AuditEntryInput): Promise<AuditEntry>;

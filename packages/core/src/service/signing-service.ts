@@ -20,6 +20,8 @@ import { receiptForSeq, receiptOf } from '../audit/stored-tree.ts';
 import type { AuditEntry } from '../audit/types.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
 import { CredentialCache } from './credential-cache.ts';
+import { CircuitBreakers } from './circuit-breakers.ts';
+import type { PolicyLayer } from '../policy/layers.ts';
 
 export interface AgentAuth {
   agent: Agent;
@@ -74,6 +76,8 @@ export class SigningService {
   private readonly deps: ServiceDeps;
   /** Credentials of the signing routes, re-read by every signing transaction (credential-cache.ts). */
   readonly credentials = new CredentialCache();
+  /** Anomaly detectors and circuit breakers, run in the signing transaction after policy (circuit-breakers.ts). */
+  readonly breakers: CircuitBreakers;
   /** Signer addresses derived from the key backend (adapters whose address is not the agent record's), by namespace and path. */
   private readonly derivedSigners = new Map<string, string>();
   /** Signer contexts of adapters that derive the agent's keys themselves (`signerKeyPaths`), by namespace and account. */
@@ -81,6 +85,7 @@ export class SigningService {
 
   constructor(deps: ServiceDeps) {
     this.deps = deps;
+    this.breakers = new CircuitBreakers(deps, this.credentials);
   }
 
   /**
@@ -196,7 +201,10 @@ export class SigningService {
   private async decide(tx: StoreTx, req: SignRequest, session: Session): Promise<TxOutcome> {
     const { auth, action, input, digest, reqHash, idempotencyKey, context, now } = req;
     const { intent } = input;
-    const decision = await this.evaluateIn(tx, session, input, ledgerWritesFor(input).map((w) => w.series));
+    const evaluated = await this.evaluateWithLayers(tx, session, input, ledgerWritesFor(input).map((w) => w.series));
+    // Detectors run on what policy decided; a tripped breaker refuses or holds this very request.
+    const screening = await this.breakers.screen(tx, evaluated.layers, input, auth.agent, evaluated.decision);
+    const decision = screening?.decision ?? evaluated.decision;
     const entry = await tx.appendAudit({
       at: now,
       type: 'sign.request',
@@ -217,6 +225,7 @@ export class SigningService {
     });
 
     if (decision.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, auth, intent.payment?.resource, decision, entry.seq, now);
+    if (screening) await this.breakers.record(tx, screening, entry.seq, auth.session.id);
 
     let outcome: TxOutcome;
     let stored: { status: number; body: Record<string, unknown> };
@@ -445,7 +454,9 @@ export class SigningService {
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
     const decision = await this.deps.store.transaction(async (tx) => {
-      const evaluated = await this.evaluateIn(tx, auth.session, input);
+      const withLayers = await this.evaluateWithLayers(tx, auth.session, input);
+      // What the detectors would do, without tripping anything (screen writes nothing).
+      const evaluated = (await this.breakers.screen(tx, withLayers.layers, input, auth.agent, withLayers.decision))?.decision ?? withLayers.decision;
       const keys = decoded.intent.nonceKeys ?? [];
       const conflicting = keys.length > 0 ? (await tx.getNonceClaims(keys)).find((c) => c.digest !== digest && !claimLapsed(c, digest, now)) : undefined;
       if (!conflicting) return evaluated;
@@ -459,12 +470,17 @@ export class SigningService {
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
   /** Public for the sibling services (Lightning) that decide under the same policy inside their own transaction. */
   async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<Decision> {
+    return (await this.evaluateWithLayers(tx, session, input, charging)).decision;
+  }
+
+  /** `evaluateIn`, with the layers it loaded (the detectors are in them). */
+  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
     const layers = await this.layers.load(tx, input.agentId, session);
     const undecodable = enrichFromLayers(this.adapterFor(input.intent.action), layers, input);
-    if (undecodable) return undecodable;
+    if (undecodable) return { decision: undecodable, layers };
     const queries = requiredWindows(layers, input);
     const totals = queries.length ? await tx.windowTotals(queries, charging ? { charging } : {}) : [];
-    return evaluatePolicy(layers, input, ledgerViewFrom(queries, totals));
+    return { decision: evaluatePolicy(layers, input, ledgerViewFrom(queries, totals)), layers };
   }
 
   /** Signs a decoded request whose reservation is committed, verifies, and returns the result. */

@@ -60,6 +60,15 @@ export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[],
   const readKeys = locks.seriesKeys(queries.map((x) => x.series), { allSlots: true });
   const chargeKeys = locks.seriesKeys(charging, { allSlots: false });
   await locks.acquire({ keys: [...readKeys, ...chargeKeys], slot: charging.some(isFleetSeries) });
+  return readWindowTotals(q, queries);
+}
+
+/**
+ * The window sums alone, without locks: what detectors read (StoreTx.detectorTotals). A fleet figure may miss
+ * a concurrent batch's uncommitted charges; an agent's own series are exact under the agent's lock.
+ */
+export async function readWindowTotals(q: Q, queries: WindowQuery[]): Promise<WindowTotal[]> {
+  if (queries.length === 0) return [];
   const ords: number[] = [];
   const physical: string[] = [];
   queries.forEach((x, i) => {

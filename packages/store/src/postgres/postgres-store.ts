@@ -3,11 +3,12 @@ import pg from 'pg';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
-  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
+  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState,
 } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
+import * as breakers from './breakers.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
@@ -225,6 +226,13 @@ export class PostgresStore implements Store {
   /** Under the signing lock, like setAgentStatus: revocation is final once this returns. */
   revokeSession(id: string, now: number): Promise<Session> {
     return this.run({ signingLock: true }, (q) => records.revokeSession(q, id, now));
+  }
+
+  listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {
+    return breakers.listBreakers(this.q, filter);
+  }
+  getBreaker(id: string): Promise<BreakerRecord | undefined> {
+    return breakers.getBreaker(this.q, id);
   }
 
   getApproval(id: string): Promise<ApprovalRecord | undefined> {

@@ -2,12 +2,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
-  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
+  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
+import * as breakers from './breakers.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
@@ -147,6 +148,13 @@ export class SqliteStore implements Store {
   }
   revokeSession(id: string, now: number): Promise<Session> {
     return this.write(() => records.revokeSession(this.db, id, now));
+  }
+
+  listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {
+    return this.read(() => breakers.listBreakers(this.db, filter));
+  }
+  getBreaker(id: string): Promise<BreakerRecord | undefined> {
+    return this.read(() => breakers.getBreaker(this.db, id));
   }
 
   getApproval(id: string): Promise<ApprovalRecord | undefined> {

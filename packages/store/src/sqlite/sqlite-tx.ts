@@ -1,9 +1,10 @@
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
-  SettledTransfer, WindowQuery, WindowTotal,
+  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
+import * as breakers from './breakers.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
@@ -119,6 +120,31 @@ export class SqliteStoreTx implements StoreTx {
   }
   async reservedPayments(limit: number): Promise<PaymentRecord[]> {
     return payments.reservedPayments(this.live(), limit);
+  }
+  // One writer: a detector's figures are as exact as a budget's.
+  async detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
+    return ledger.windowTotals(this.live(), queries);
+  }
+  async destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, string[]>> {
+    return breakers.destinationPayers(this.live(), destinations, sinceMs, limit);
+  }
+  async recordDestinationPayers(agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void> {
+    breakers.recordDestinationPayers(this.live(), agentId, destinations, at, auditSeq);
+  }
+  async trippedBreakersFor(agentId: string): Promise<BreakerRecord[]> {
+    return breakers.trippedBreakersFor(this.live(), agentId);
+  }
+  async breakerTargets(targets: BreakerTargets): Promise<string[]> {
+    return breakers.breakerTargets(this.live(), targets);
+  }
+  async tripBreaker(record: BreakerRecord, options: { freeze: boolean; now: number }): Promise<void> {
+    breakers.tripBreaker(this.live(), record, options.freeze, options.now);
+  }
+  async getBreaker(id: string): Promise<BreakerRecord | undefined> {
+    return breakers.getBreaker(this.live(), id);
+  }
+  async resetBreaker(id: string, by: string, now: number, auditSeq: number): Promise<{ breaker: BreakerRecord; unfrozen: string[] }> {
+    return breakers.resetBreaker(this.live(), id, by, now, auditSeq);
   }
   async appendAudit(entry: AuditEntryInput): Promise<AuditEntry> {
     return audit.appendAudit(this.live(), entry);

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { COUNT_ASSET, seriesFor } from '../../ports/ledger.ts';
+import { parseDuration } from '../duration.ts';
+import { durationField } from '../fields.ts';
+import { invalidPolicyAt } from '../path.ts';
+import { baseOptions, defineDetector, detectorBase } from './types.ts';
+
+/**
+ * Lateral movement: at least `agents` distinct agents paying one destination that the fleet first paid within
+ * `window`. No single agent looks odd (each pays once); together they are a wave. The destination is new to
+ * the fleet when its fleet series holds nothing older than the window; its payers are the agents whose first
+ * payment to it was recorded within the window (StoreTx.destinationPayers, written for signed requests where
+ * a destination_wave detector is configured). A breaker of scope agent binds every agent of the wave.
+ */
+export const destinationWaveDetector = defineDetector({
+  type: 'destination_wave',
+  schema: z.strictObject({
+    ...detectorBase,
+    type: z.literal('destination_wave'),
+    agents: z.number({ error: 'expected an integer of at least 2' }).int('expected an integer of at least 2').min(2, 'expected an integer of at least 2')
+      .describe('The detector trips when this many distinct agents (the requester included) have paid the destination.'),
+    window: durationField.default('1h'),
+  }),
+  build(options, env) {
+    const windowMs = parseDuration(options.window);
+    const fleetTo = (to: string) => seriesFor.withDestination(seriesFor.fleet(), to);
+    return {
+      ...baseOptions(options, env.path, invalidPolicyAt),
+      type: 'destination_wave',
+      records: { payers: true },
+      reads(ctx, out) {
+        if (ctx.decision === 'deny') return;
+        const sinceMs = ctx.input.nowMs - windowMs;
+        for (const to of ctx.facts.requestedByDestination.keys()) {
+          out.windows.push({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs: 0 }, { series: fleetTo(to), asset: COUNT_ASSET, sinceMs });
+          out.payers.push({ destination: to, sinceMs });
+        }
+      },
+      evaluate(ctx, view) {
+        if (ctx.decision === 'deny') return undefined;
+        const sinceMs = ctx.input.nowMs - windowMs;
+        for (const to of ctx.facts.requestedByDestination.keys()) {
+          const ever = view.total({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs: 0 }).count;
+          const recent = view.total({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs }).count;
+          // Paid before the window: a destination the fleet already knew, not a wave.
+          if (ever > recent) continue;
+          const wave = new Set([...view.payers(to, sinceMs), ctx.input.agentId]);
+          if (wave.size < options.agents) continue;
+          return {
+            message: `${wave.size} agents paid ${to}, first paid by the fleet within the last ${options.window}; the detector trips at ${options.agents}`,
+            figures: { observed: String(wave.size), baseline: '0', threshold: String(options.agents), window: options.window, destination: to },
+            agents: [...wave].filter((a) => a !== ctx.input.agentId),
+          };
+        }
+        return undefined;
+      },
+    };
+  },
+});

@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { COUNT_ASSET, seriesFor } from '../../ports/ledger.ts';
+import { invalidPolicyAt } from '../path.ts';
+import { baseOptions, defineDetector, detectorBase } from './types.ts';
+
+/**
+ * A first payment to a destination no agent of the fleet has ever paid: the ledger's per-destination fleet
+ * series (`fleet|to:<addr>`, written by every signature since the first) has nothing charged to it. Looks only
+ * at requests policy would sign or hold: a refused one pays nobody.
+ */
+export const newDestinationDetector = defineDetector({
+  type: 'new_destination',
+  schema: z.strictObject({
+    ...detectorBase,
+    type: z.literal('new_destination'),
+  }),
+  build(options, env) {
+    return {
+      ...baseOptions(options, env.path, invalidPolicyAt),
+      type: 'new_destination',
+      records: {},
+      reads(ctx, out) {
+        if (ctx.decision === 'deny') return;
+        for (const to of ctx.facts.requestedByDestination.keys()) out.windows.push({ series: seriesFor.withDestination(seriesFor.fleet(), to), asset: COUNT_ASSET, sinceMs: 0 });
+      },
+      evaluate(ctx, view) {
+        if (ctx.decision === 'deny') return undefined;
+        for (const to of ctx.facts.requestedByDestination.keys()) {
+          const ever = view.total({ series: seriesFor.withDestination(seriesFor.fleet(), to), asset: COUNT_ASSET, sinceMs: 0 }).count;
+          if (ever > 0) continue;
+          return {
+            message: `${to}: no agent of the fleet has paid this destination before`,
+            figures: { observed: '0', baseline: '0', threshold: '1', destination: to },
+          };
+        }
+        return undefined;
+      },
+    };
+  },
+});

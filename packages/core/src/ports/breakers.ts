@@ -1,0 +1,54 @@
+/**
+ * Circuit breakers (docs/policy.md, "Detectors and circuit breakers"): what a detector that tripped left
+ * behind. A tripped breaker binds its agents until an operator resets it: `freeze` froze them (the agent
+ * status), `require_approval` holds each of their requests for a human. The signing transaction of every
+ * agent whose policy declares detectors reads the breakers that bind it (`StoreTx.trippedBreakersFor`).
+ */
+export type BreakerAction = 'require_approval' | 'freeze';
+export type BreakerScope = 'agent' | 'group' | 'fleet';
+export type BreakerState = 'tripped' | 'reset';
+
+/** A detector's figures, as decimal strings (amounts in base units of `asset`). */
+export interface DetectorFigures {
+  observed: string;
+  threshold: string;
+  /** What the detector expected from history (absent where no baseline applies: a refusal run). */
+  baseline?: string;
+  window?: string;
+  asset?: string;
+  destination?: string;
+}
+
+export interface BreakerRecord {
+  id: string; // `brk_` + 16 hex
+  /** `detector/<layer>/<name>`: the detector that tripped it. */
+  detector: string;
+  /** The detector type (`request_burst`, ...). */
+  type: string;
+  action: BreakerAction;
+  scope: BreakerScope;
+  /** scope `group`: the label and the value the group shares. */
+  group?: { label: string; value: string };
+  /** The agent whose request tripped it. */
+  agentId: string;
+  policyVersion: string;
+  figures: DetectorFigures;
+  message: string;
+  /** The agents it binds (for `freeze`: the agents it froze; agents frozen already are not among them). */
+  agents: string[];
+  state: BreakerState;
+  trippedAt: number;
+  /** The `breaker.tripped` audit entry. */
+  trippedSeq: number;
+  resetAt?: number;
+  resetBy?: string;
+  resetSeq?: number;
+}
+
+/** Which agents a new breaker binds: explicit ones, the active agents sharing a label value, or every active agent. */
+export type BreakerTargets =
+  | { agents: readonly string[] }
+  | { group: { label: string; value: string } }
+  | { fleet: true };
+
+export type NewBreaker = Omit<BreakerRecord, 'agents' | 'state' | 'resetAt' | 'resetBy' | 'resetSeq'>;

@@ -1,0 +1,92 @@
+import { AirlockError, canonicalJson, type BreakerRecord, type BreakerState, type BreakerTargets } from '@airlock/core';
+import { BREAKER_INSERT_COLUMNS, breakerFromRow, breakerInsertValues } from '../shared/breaker-rows.ts';
+import { clampLimit } from '../shared/values.ts';
+import type { Q } from './pg-query.ts';
+
+// Circuit breakers and destination first payers (schema 016; core/service/circuit-breakers.ts). Agent rows are
+// frozen and unfrozen here inside batch transactions: rows are locked in id order, so two trips never deadlock.
+
+export async function trippedBreakersFor(q: Q, agentId: string): Promise<BreakerRecord[]> {
+  const rows = await q(
+    "SELECT b.* FROM breaker_agents ba JOIN breakers b ON b.id = ba.breaker_id WHERE ba.agent_id = $1 AND b.state = 'tripped' ORDER BY b.tripped_at",
+    [agentId],
+  );
+  return rows.map(breakerFromRow);
+}
+
+export async function breakerTargets(q: Q, targets: BreakerTargets): Promise<string[]> {
+  let rows;
+  if ('fleet' in targets) rows = await q("SELECT id FROM agents WHERE status = 'active' ORDER BY id");
+  else if ('group' in targets) rows = await q("SELECT id FROM agents WHERE status = 'active' AND labels ->> $1 = $2 ORDER BY id", [targets.group.label, targets.group.value]);
+  else {
+    if (targets.agents.length === 0) return [];
+    rows = await q("SELECT id FROM agents WHERE status = 'active' AND id = ANY($1::text[]) ORDER BY id", [[...targets.agents]]);
+  }
+  return rows.map((r) => String(r.id));
+}
+
+export async function tripBreaker(q: Q, record: BreakerRecord, freeze: boolean, now: number): Promise<void> {
+  const values = breakerInsertValues(record, canonicalJson);
+  await q(`INSERT INTO breakers (${BREAKER_INSERT_COLUMNS}) VALUES (${values.map((_, i) => `$${i + 1}`).join(', ')})`, values);
+  await q('INSERT INTO breaker_agents (agent_id, breaker_id) SELECT a, $2 FROM unnest($1::text[]) AS a', [record.agents, record.id]);
+  if (freeze) {
+    await q(
+      `UPDATE agents SET status = 'frozen', updated_at = $2
+       WHERE id IN (SELECT id FROM agents WHERE id = ANY($1::text[]) AND status = 'active' ORDER BY id FOR UPDATE)`,
+      [record.agents, now],
+    );
+  }
+}
+
+export async function getBreaker(q: Q, id: string): Promise<BreakerRecord | undefined> {
+  const [row] = await q('SELECT * FROM breakers WHERE id = $1', [id]);
+  return row ? breakerFromRow(row) : undefined;
+}
+
+export async function listBreakers(q: Q, filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {
+  const rows = await q('SELECT * FROM breakers WHERE ($1::text IS NULL OR state = $1) ORDER BY tripped_at DESC, id DESC LIMIT $2', [filter.state ?? null, clampLimit(filter.limit)]);
+  return rows.map(breakerFromRow);
+}
+
+export async function resetBreaker(q: Q, id: string, by: string, now: number, auditSeq: number): Promise<{ breaker: BreakerRecord; unfrozen: string[] }> {
+  // The row lock of this UPDATE decides between two operators resetting at once.
+  const [row] = await q("UPDATE breakers SET state = 'reset', reset_at = $2, reset_by = $3, reset_seq = $4 WHERE id = $1 AND state = 'tripped' RETURNING *", [id, now, by, auditSeq]);
+  if (!row) {
+    if (await getBreaker(q, id)) throw new AirlockError('breaker_not_tripped', `Breaker ${id} was already reset.`);
+    throw new AirlockError('not_found', 'No such breaker.');
+  }
+  const breaker = breakerFromRow(row);
+  await q('DELETE FROM breaker_agents WHERE breaker_id = $1', [id]);
+  if (breaker.action !== 'freeze' || breaker.agents.length === 0) return { breaker, unfrozen: [] };
+  // Still frozen, and held by no other tripped freeze breaker.
+  const unfrozen = await q(
+    `UPDATE agents SET status = 'active', updated_at = $2
+     WHERE id IN (
+       SELECT a.id FROM agents a WHERE a.id = ANY($1::text[]) AND a.status = 'frozen'
+         AND NOT EXISTS (SELECT 1 FROM breaker_agents ba JOIN breakers b ON b.id = ba.breaker_id WHERE ba.agent_id = a.id AND b.state = 'tripped' AND b.action = 'freeze')
+       ORDER BY a.id FOR UPDATE OF a)
+     RETURNING id`,
+    [breaker.agents, now],
+  );
+  return { breaker, unfrozen: unfrozen.map((r) => String(r.id)).sort() };
+}
+
+export async function destinationPayers(q: Q, destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>(destinations.map((d) => [d, []]));
+  if (destinations.length === 0) return out;
+  const rows = await q(
+    `SELECT d AS destination, p.agent_id FROM unnest($1::text[]) AS d
+     CROSS JOIN LATERAL (SELECT agent_id FROM destination_payers WHERE destination = d AND first_at >= $2 ORDER BY first_at LIMIT $3) AS p`,
+    [[...destinations], sinceMs, limit],
+  );
+  for (const r of rows) out.get(String(r.destination))!.push(String(r.agent_id));
+  return out;
+}
+
+export async function recordDestinationPayers(q: Q, agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void> {
+  if (destinations.length === 0) return;
+  await q(
+    'INSERT INTO destination_payers (destination, agent_id, first_at, audit_seq) SELECT d, $2, $3, $4 FROM unnest($1::text[]) AS d ON CONFLICT (destination, agent_id) DO NOTHING',
+    [[...destinations], agentId, at, auditSeq],
+  );
+}
