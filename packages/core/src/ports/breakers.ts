@@ -52,3 +52,10 @@ export type BreakerTargets =
   | { fleet: true };
 
 export type NewBreaker = Omit<BreakerRecord, 'agents' | 'state' | 'resetAt' | 'resetBy' | 'resetSeq'>;
+
+/** A destination's recorded payers (destination_wave): the agents first paying it since a time, and every recorded payment to it. */
+export interface DestinationPayers {
+  agents: string[];
+  /** Payments recorded for the destination, by any agent, ever (to tell whether the ledger knows payments the record does not). */
+  payments: number;
+}

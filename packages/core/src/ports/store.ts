@@ -16,7 +16,7 @@ export interface TreeNode extends NodeId {
 }
 import type { PaymentFilter, PaymentRecord, PaymentSummaryRow, SettledTransfer } from './payments.ts';
 import type { LightningFinish, LightningPaymentFilter, LightningPaymentRecord } from './lightning-payments.ts';
-import type { BreakerRecord, BreakerState, BreakerTargets } from './breakers.ts';
+import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } from './breakers.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -335,9 +335,12 @@ export interface StoreTx {
    * agent's own series are exact (only written under the agent's lock, which the transaction holds).
    */
   detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]>;
-  /** Per destination: the agents whose first recorded payment to it is at or after `sinceMs` (at most `limit` each). */
-  destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, string[]>>;
-  /** Records the agent's first payment to each destination; one it paid before keeps its first time. */
+  /**
+   * Per destination: the agents whose first recorded payment to it is at or after `sinceMs` (at most `limit`), and
+   * the number of payments recorded to it by any agent, ever.
+   */
+  destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>>;
+  /** Records a payment of the agent to each destination (its first time is kept, its count grows). */
   recordDestinationPayers(agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void>;
   /** The tripped breakers that bind this agent. */
   trippedBreakersFor(agentId: string): Promise<BreakerRecord[]>;

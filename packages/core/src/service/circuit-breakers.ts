@@ -1,6 +1,6 @@
 import { AirlockError } from '../errors.ts';
 import { COUNT_ASSET, ledgerViewFrom, seriesFor, windowKey, type LedgerWrite, type WindowQuery } from '../ports/ledger.ts';
-import type { BreakerRecord, BreakerState, BreakerTargets } from '../ports/breakers.ts';
+import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } from '../ports/breakers.ts';
 import type { Agent, StoreTx } from '../ports/store.ts';
 import type { Decision, Violation } from '../policy/decision.ts';
 import { intentFacts } from '../policy/facts.ts';
@@ -63,7 +63,9 @@ export class CircuitBreakers {
     const ctx: DetectorContext = { input, facts: intentFacts(input.intent), decision: decision.decision };
     const reads: DetectorReads = { windows: [], payers: [] };
     for (const { detector } of detectors) detector.reads(ctx, reads);
-    const [open, view] = await Promise.all([tx.trippedBreakersFor(agent.id), this.read(tx, reads)]);
+    // One after the other: a PostgreSQL transaction is one connection.
+    const open = await tx.trippedBreakersFor(agent.id);
+    const view = await this.read(tx, reads);
 
     const denials = decision.decision === 'deny' ? [...decision.violations] : [];
     const approvals = decision.decision === 'require_approval' ? [...decision.violations] : [];
@@ -175,15 +177,13 @@ export class CircuitBreakers {
       if (!set) bySince.set(p.sinceMs, (set = new Set()));
       set.add(p.destination);
     }
-    const [totals, payers] = await Promise.all([
-      windows.length > 0 ? tx.detectorTotals(windows) : Promise.resolve([]),
-      Promise.all([...bySince].map(async ([sinceMs, destinations]) => [sinceMs, await tx.destinationPayers([...destinations], sinceMs, MAX_WAVE)] as const)),
-    ]);
+    const totals = windows.length > 0 ? await tx.detectorTotals(windows) : [];
+    const payersBySince = new Map<number, Map<string, DestinationPayers>>();
+    for (const [sinceMs, destinations] of bySince) payersBySince.set(sinceMs, await tx.destinationPayers([...destinations], sinceMs, MAX_WAVE));
     const ledger = ledgerViewFrom(windows, totals);
-    const payersBySince = new Map(payers);
     return {
       total: (q) => ledger.total(q),
-      payers: (destination, sinceMs) => payersBySince.get(sinceMs)?.get(destination) ?? [],
+      payers: (destination, sinceMs) => payersBySince.get(sinceMs)?.get(destination) ?? { agents: [], payments: 0 },
     };
   }
 

@@ -1,6 +1,6 @@
-import { AirlockError, canonicalJson, type BreakerRecord, type BreakerState, type BreakerTargets } from '@airlock/core';
+import { AirlockError, canonicalJson, type BreakerRecord, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
 import { BREAKER_INSERT_COLUMNS, breakerFromRow, breakerInsertValues } from '../shared/breaker-rows.ts';
-import { clampLimit } from '../shared/values.ts';
+import { clampLimit, toInt } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
 
 // Circuit breakers and destination first payers (schema 016; core/service/circuit-breakers.ts). Agent rows are
@@ -71,22 +71,24 @@ export async function resetBreaker(q: Q, id: string, by: string, now: number, au
   return { breaker, unfrozen: unfrozen.map((r) => String(r.id)).sort() };
 }
 
-export async function destinationPayers(q: Q, destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>(destinations.map((d) => [d, []]));
+export async function destinationPayers(q: Q, destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>> {
+  const out = new Map<string, DestinationPayers>(destinations.map((d) => [d, { agents: [], payments: 0 }]));
   if (destinations.length === 0) return out;
   const rows = await q(
-    `SELECT d AS destination, p.agent_id FROM unnest($1::text[]) AS d
-     CROSS JOIN LATERAL (SELECT agent_id FROM destination_payers WHERE destination = d AND first_at >= $2 ORDER BY first_at LIMIT $3) AS p`,
+    `SELECT d AS destination, p.agents, t.payments::text AS payments FROM unnest($1::text[]) AS d
+     CROSS JOIN LATERAL (SELECT array_agg(agent_id) AS agents FROM (SELECT agent_id FROM destination_payers WHERE destination = d AND first_at >= $2 ORDER BY first_at LIMIT $3) AS x) AS p
+     CROSS JOIN LATERAL (SELECT coalesce(sum(payments), 0) AS payments FROM destination_payers WHERE destination = d) AS t`,
     [[...destinations], sinceMs, limit],
   );
-  for (const r of rows) out.get(String(r.destination))!.push(String(r.agent_id));
+  for (const r of rows) out.set(String(r.destination), { agents: ((r.agents as string[] | null) ?? []).map(String), payments: toInt(r.payments) });
   return out;
 }
 
 export async function recordDestinationPayers(q: Q, agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void> {
   if (destinations.length === 0) return;
   await q(
-    'INSERT INTO destination_payers (destination, agent_id, first_at, audit_seq) SELECT d, $2, $3, $4 FROM unnest($1::text[]) AS d ON CONFLICT (destination, agent_id) DO NOTHING',
+    `INSERT INTO destination_payers (destination, agent_id, first_at, audit_seq, payments) SELECT d, $2, $3, $4, 1 FROM unnest($1::text[]) AS d
+     ON CONFLICT (destination, agent_id) DO UPDATE SET payments = destination_payers.payments + 1`,
     [[...destinations], agentId, at, auditSeq],
   );
 }

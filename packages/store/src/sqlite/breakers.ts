@@ -1,7 +1,7 @@
-import { AirlockError, canonicalJson, type BreakerRecord, type BreakerState, type BreakerTargets } from '@airlock/core';
+import { AirlockError, canonicalJson, type BreakerRecord, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
 import type { SQLInputValue } from 'node:sqlite';
 import { BREAKER_INSERT_COLUMNS, breakerFromRow, breakerInsertValues } from '../shared/breaker-rows.ts';
-import { clampLimit } from '../shared/values.ts';
+import { clampLimit, toInt } from '../shared/values.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
 // Circuit breakers and destination first payers (schema 015; core/service/circuit-breakers.ts).
@@ -68,17 +68,21 @@ export function resetBreaker(db: SqliteDb, id: string, by: string, now: number, 
   return { breaker, unfrozen };
 }
 
-export function destinationPayers(db: SqliteDb, destinations: readonly string[], sinceMs: number, limit: number): Map<string, string[]> {
-  const out = new Map<string, string[]>();
+export function destinationPayers(db: SqliteDb, destinations: readonly string[], sinceMs: number, limit: number): Map<string, DestinationPayers> {
+  const out = new Map<string, DestinationPayers>();
   for (const destination of destinations) {
-    out.set(destination, db.all('SELECT agent_id FROM destination_payers WHERE destination = ? AND first_at >= ? ORDER BY first_at LIMIT ?', destination, sinceMs, limit).map((r) => String(r.agent_id)));
+    const agents = db.all('SELECT agent_id FROM destination_payers WHERE destination = ? AND first_at >= ? ORDER BY first_at LIMIT ?', destination, sinceMs, limit).map((r) => String(r.agent_id));
+    const payments = toInt(db.get('SELECT coalesce(sum(payments), 0) AS n FROM destination_payers WHERE destination = ?', destination)?.n ?? 0);
+    out.set(destination, { agents, payments });
   }
   return out;
 }
 
 export function recordDestinationPayers(db: SqliteDb, agentId: string, destinations: readonly string[], at: number, auditSeq: number): void {
   for (const destination of destinations) {
-    db.run('INSERT INTO destination_payers (destination, agent_id, first_at, audit_seq) VALUES (?, ?, ?, ?) ON CONFLICT (destination, agent_id) DO NOTHING', destination, agentId, at, auditSeq);
+    db.run(
+      'INSERT INTO destination_payers (destination, agent_id, first_at, audit_seq, payments) VALUES (?, ?, ?, ?, 1) ON CONFLICT (destination, agent_id) DO UPDATE SET payments = payments + 1',
+      destination, agentId, at, auditSeq,
+    );
   }
 }
-

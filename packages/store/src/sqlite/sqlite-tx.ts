@@ -1,7 +1,7 @@
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
-  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets,
+  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
@@ -125,7 +125,7 @@ export class SqliteStoreTx implements StoreTx {
   async detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
     return ledger.windowTotals(this.live(), queries);
   }
-  async destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, string[]>> {
+  async destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>> {
     return breakers.destinationPayers(this.live(), destinations, sinceMs, limit);
   }
   async recordDestinationPayers(agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void> {

@@ -10,7 +10,9 @@ import { baseOptions, defineDetector, detectorBase } from './types.ts';
  * `window`. No single agent looks odd (each pays once); together they are a wave. The destination is new to
  * the fleet when its fleet series holds nothing older than the window; its payers are the agents whose first
  * payment to it was recorded within the window (StoreTx.destinationPayers, written for signed requests where
- * a destination_wave detector is configured). A breaker of scope agent binds every agent of the wave.
+ * a destination_wave detector is configured). Payers are recorded only from when such a detector is in the
+ * policy: a destination whose ledger holds payments the record does not (paid before the detector was
+ * configured) is not counted as a wave. A breaker of scope agent binds every agent of the wave.
  */
 export const destinationWaveDetector = defineDetector({
   type: 'destination_wave',
@@ -42,9 +44,11 @@ export const destinationWaveDetector = defineDetector({
         for (const to of ctx.facts.requestedByDestination.keys()) {
           const ever = view.total({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs: 0 }).count;
           const recent = view.total({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs }).count;
-          // Paid before the window: a destination the fleet already knew, not a wave.
-          if (ever > recent) continue;
-          const wave = new Set([...view.payers(to, sinceMs), ctx.input.agentId]);
+          // Paid before the window: a destination the fleet already knew, not a wave. Paid where no payer was
+          // recorded (before the detector was configured): who paid it is unknown, so it is not counted either.
+          const payers = view.payers(to, sinceMs);
+          if (ever > recent || payers.payments < ever) continue;
+          const wave = new Set([...payers.agents, ctx.input.agentId]);
           if (wave.size < options.agents) continue;
           return {
             message: `${wave.size} agents paid ${to}, first paid by the fleet within the last ${options.window}; the detector trips at ${options.agents}`,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { LedgerView, WindowQuery } from '../../ports/ledger.ts';
-import type { DetectorFigures } from '../../ports/breakers.ts';
+import type { DestinationPayers, DetectorFigures } from '../../ports/breakers.ts';
 import type { DecisionKind } from '../decision.ts';
 import type { IntentFacts } from '../facts.ts';
 import type { PolicyPath } from '../path.ts';
@@ -24,8 +24,8 @@ export interface DetectorReads {
 
 /** The figures the reads returned. */
 export interface DetectorView extends LedgerView {
-  /** The agents whose first payment to `destination` is at or after `sinceMs` (declared in `reads`). */
-  payers(destination: string, sinceMs: number): readonly string[];
+  /** The recorded payers of `destination` (first payment at or after `sinceMs`, declared in `reads`). */
+  payers(destination: string, sinceMs: number): DestinationPayers;
 }
 
 /** A detector that found the request outside its baseline. */

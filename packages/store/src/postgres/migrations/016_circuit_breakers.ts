@@ -36,6 +36,7 @@ export const statements: string[] = [
      agent_id    text NOT NULL,
      first_at    bigint NOT NULL,
      audit_seq   bigint NOT NULL,
+     payments    bigint NOT NULL,
      PRIMARY KEY (destination, agent_id)
    )`,
   `CREATE INDEX destination_payers_by_time ON destination_payers (destination, first_at)`,

@@ -2,7 +2,7 @@
  * SQLite schema, version 15: circuit breakers (core/ports/breakers.ts) and the first payers of each destination
  * (destination_wave detectors). A tripped breaker binds its agents through breaker_agents (one index lookup per
  * signing request whose policy declares detectors); the rows go when the breaker is reset, the breaker row and
- * its `agents` list stay as the record. destination_payers keeps each agent's first payment to a destination.
+ * its `agents` list stay as the record. destination_payers keeps each agent's first payment to a destination and its count of payments to it.
  */
 export const statements: string[] = [
   `CREATE TABLE breakers (
@@ -36,6 +36,7 @@ export const statements: string[] = [
      agent_id    TEXT NOT NULL,
      first_at    INTEGER NOT NULL,
      audit_seq   INTEGER NOT NULL,
+     payments    INTEGER NOT NULL,
      PRIMARY KEY (destination, agent_id)
    ) STRICT`,
   `CREATE INDEX destination_payers_by_time ON destination_payers (destination, first_at)`,
