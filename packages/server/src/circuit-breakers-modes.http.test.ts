@@ -61,6 +61,25 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await pay(a!.token)).status, 200);
     });
 
+    test('a concurrent burst of one agent: exactly min_count requests are signed, every later one is refused', async () => {
+      const [a] = await provisionFleet(h, 1);
+      h.clock!.advance(2 * 3_600_000);
+      const doc = policy([{ name: 'burst', type: 'request_burst', window: '1m', baseline: '1h', min_count: 6, action: 'freeze' }]);
+      assert.equal((await h.admin('PUT', `/v1/policies/${a!.name}`, { document: doc })).status, 200);
+      const replies = await Promise.all(Array.from({ length: 25 }, () => h.call('POST', '/v1/sign/transaction', { token: a!.token, body: transfer(VENDOR, 1_000_000n) })));
+      const signed = replies.filter((r) => r.status === 200 && typeof r.body.signature === 'string');
+      assert.equal(signed.length, 6);
+      const tripped = replies.filter((r) => r.body?.error?.violations?.some((v: any) => v.code === 'breaker_tripped'));
+      assert.equal(tripped.length, 1);
+      // Every other one is refused: frozen (or, if it was already in its transaction, by the open breaker).
+      for (const r of replies.filter((x) => x.status !== 200 && !tripped.includes(x))) {
+        assert.equal(r.status, 403);
+        assert.ok(r.body.error.code === 'agent_frozen' || r.body.error.violations?.some((v: any) => v.code === 'breaker_open'), JSON.stringify(r.body));
+      }
+      const allows = (await h.admin('GET', `/v1/audit?agent=${a!.name}&type=sign.request&decision=allow`)).body.entries;
+      assert.equal(allows.length, 6);
+    });
+
     test('a group freeze freezes the agents sharing the label value and no other; the reset unfreezes them', async () => {
       const fleet = await provisionFleet(h, 4, (i) => ({ team: i < 3 ? 'red' : 'blue' }));
       const doc = policy([{ name: 'probing', type: 'refusal_run', max: 2, window: '10m', action: 'freeze', scope: 'group', group_label: 'team' }]);
