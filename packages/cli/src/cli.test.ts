@@ -12,7 +12,7 @@ import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { cliEnv, runCli, startDaemon, systemNodeLauncher, transcript, waitUnreachable, type CliResult, type Daemon } from './testing/cli-process.ts';
 
 const PASSPHRASE = 'cli e2e passphrase 7f3a9c';
-const COMMANDS = ['init', 'start', 'status', 'agent', 'policy', 'session', 'audit', 'approvals', 'store', 'lightning'];
+const COMMANDS = ['init', 'start', 'status', 'agent', 'policy', 'session', 'audit', 'approvals', 'breaker', 'store', 'lightning'];
 
 describe('airlock CLI, end to end', () => {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-'));
@@ -357,6 +357,26 @@ rules: []
       assert.equal(ok(pending).trim(), '(none)');
       const all = JSON.parse(ok(allJson));
       assert.deepEqual(Object.fromEntries(all.approvals.map((a: { id: string; state: string }) => [a.id, a.state])), { [a1]: 'approved', [a2]: 'denied' });
+    });
+    test('breaker: a run of refusals freezes the agent; breaker list shows it, breaker reset re-opens it (audited) and signing resumes', async () => {
+      ok(await airlock('agent', 'create', '--name', 'carol'));
+      const policy = { ...usdcPolicy(), detectors: [{ name: 'probing', type: 'refusal_run', max: 2, window: '10m', action: 'freeze' }] };
+      ok(await airlock('policy', 'set', 'carol', file('carol.yaml', toYaml(policy))));
+      const { token } = JSON.parse(ok(await airlock('session', 'issue', 'carol', '--actions', 'evm.transaction', '--json')));
+      assert.equal((await sign(token, usdcTransfer(MALLORY, 1n))).status, 403);
+      const trip = await sign(token, usdcTransfer(MALLORY, 1n, 1));
+      assert.equal(trip.body.error.violations.at(-1).code, 'breaker_tripped');
+      assert.equal((await sign(token, usdcTransfer(ALICE, 1n, 2))).body.error.code, 'agent_frozen');
+      const list = ok(await airlock('breaker', 'list'));
+      assert.match(list, /^ID\s+DETECTOR\s+ACTION\s+SCOPE\s+STATE\s+AGENTS\s+FIGURES\s+TRIPPEDAT$/m);
+      const id = new RegExp('^(brk_[0-9a-f]+)\\s+detector/agent/probing\\s+freeze\\s+agent\\s+tripped\\s+1\\s+2 > 1', 'm').exec(list)?.[1];
+      assert.ok(id, list);
+      assert.match(ok(await airlock('breaker', 'reset', id)), new RegExp(`^${id}: reset; unfrozen: ag_[0-9a-f]+$`, 'm'));
+      const again = await airlock('breaker', 'reset', id);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, /error \[breaker_not_tripped\]/);
+      assert.equal((await sign(token, usdcTransfer(ALICE, 1n, 3))).status, 200);
+      assert.equal(ok(await airlock('breaker', 'list')).trim(), '(none)');
     });
   });
 

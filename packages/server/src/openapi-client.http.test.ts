@@ -197,6 +197,19 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     const adminDryRun = await admin('POST', '/v1/policies/dry-run', { agent: agent.name, action: 'evm.transaction', payload: usdcTransfer(MALLORY, 1n, 6) });
     assert.equal(adminDryRun.body.decision.decision, 'deny');
 
+    // A detector trips a circuit breaker; the operator reads it and re-opens it.
+    const [prober] = (await admin('POST', '/v1/agents', { names: ['tour-breaker'] })).body.agents;
+    assert.equal((await admin('PUT', `/v1/policies/${prober.name}`, { document: { ...usdcPolicy(), detectors: [{ name: 'probing', type: 'refusal_run', max: 2, action: 'freeze' }] } })).status, 200);
+    const proberToken = (await admin('POST', `/v1/agents/${prober.id}/sessions`, { ttl: '1h', actions: ['evm.transaction'] })).body.token as string;
+    assert.equal((await call(proberToken, 'POST', '/v1/sign/transaction', usdcTransfer(MALLORY, 1n, 7))).status, 403);
+    const probed = await call(proberToken, 'POST', '/v1/sign/transaction', usdcTransfer(MALLORY, 1n, 8));
+    assert.equal(probed.body.error.violations.at(-1).code, 'breaker_tripped');
+    const [breaker] = (await admin('GET', '/v1/breakers')).body.breakers;
+    assert.equal((await admin('GET', `/v1/breakers/${breaker.id}`)).body.detector, 'detector/agent/probing');
+    assert.deepEqual((await admin('POST', `/v1/breakers/${breaker.id}/reset`)).body.unfrozen, [prober.id]);
+    assert.equal((await admin('GET', '/v1/breakers?state=all')).body.breakers[0].state, 'reset');
+    assert.equal((await admin('GET', '/v1/breakers/brk_missing')).status, 404);
+
     // x402: an agent that pays for one API.
     const [payer] = (await admin('POST', '/v1/agents', { names: ['tour-payer'] })).body.agents;
     const x402Policy = { version: 1, rules: [{ name: 'paid-api', type: 'allow', match: { chains: [BASE], kinds: ['eip3009.transfer_with_authorization'], to: [ALICE], resources: ['https://api.example.com/**'] } }, { name: 'max-price', type: 'max_amount', asset: USDC_ASSET, max: '5000' }] };

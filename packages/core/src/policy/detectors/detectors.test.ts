@@ -18,7 +18,7 @@ function detector(raw: Record<string, unknown>): CompiledDetector {
 
 /** Runs one detector on a payment of `amount` USDC base units to ALICE, with totals by `series|asset|sinceMs`. */
 function run(d: CompiledDetector, totals: Record<string, { amount?: bigint; count?: number }>, opts: { decision?: DecisionKind; nowMs?: number; amount?: bigint; payers?: { agents: string[]; payments: number } } = {}) {
-  const i = intent({ kind: 'erc20.transfer', to: ALICE, spends: [{ asset: USDC, amount: opts.amount ?? 1_000_000n, to: ALICE }] });
+  const i = intent({ kind: 'erc20.transfer', to: ALICE, spends: [{ asset: USDC, amount: opts.amount ?? 1_000_000n, to: ALICE, kind: 'transfer' }] });
   const ctx: DetectorContext = { input: input(i, { nowMs: opts.nowMs ?? NOW_MS }), facts: intentFacts(i), decision: opts.decision ?? 'allow' };
   const reads: DetectorReads = { windows: [], payers: [] };
   d.reads(ctx, reads);
