@@ -368,8 +368,8 @@ rules: []
       assert.equal(trip.body.error.violations.at(-1).code, 'breaker_tripped');
       assert.equal((await sign(token, usdcTransfer(ALICE, 1n, 2))).body.error.code, 'agent_frozen');
       const list = ok(await airlock('breaker', 'list'));
-      assert.match(list, /^ID\s+DETECTOR\s+ACTION\s+SCOPE\s+STATE\s+AGENTS\s+FIGURES\s+TRIPPEDAT$/m);
-      const id = new RegExp('^(brk_[0-9a-f]+)\\s+detector/agent/probing\\s+freeze\\s+agent\\s+tripped\\s+1\\s+2 > 1', 'm').exec(list)?.[1];
+      assert.match(list, /^ID\s+DETECTOR\s+ACTION\s+SCOPE\s+STATE\s+AGENTS\s+OBSERVED\s+THRESHOLD\s+TRIPPEDAT$/m);
+      const id = new RegExp('^(brk_[0-9a-f]+)\\s+detector/agent/probing\\s+freeze\\s+agent\\s+tripped\\s+1\\s+2\\s+2\\s', 'm').exec(list)?.[1];
       assert.ok(id, list);
       assert.match(ok(await airlock('breaker', 'reset', id)), new RegExp(`^${id}: reset; unfrozen: ag_[0-9a-f]+$`, 'm'));
       const again = await airlock('breaker', 'reset', id);

@@ -8,7 +8,7 @@ import * as nip44 from 'nostr-tools/nip44';
 import { docPolicies, docPolicy } from './testing/doc-policies.ts';
 import { BitcoinTestChain, buildPsbt, fundedInput, payTo, TestWallet, verifyAirlockPsbt, walletOutput } from '../../testing/src/bitcoin/index.ts';
 import { LightningNetwork, SimulatedBackend, TestNode } from '../../../testing/lightning-network.ts';
-import { ALICE, USDC, provisionAgent, startHarness, usdcAuthorization, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { ALICE, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 const WETH = '0x4200000000000000000000000000000000000006';
 const DAI = '0x50c5725949a6f0c72e6c4a641f24049a917db0cb';
@@ -28,6 +28,7 @@ const EXPECTED = [
   'docs/policy.md#A Nostr agent',
   'docs/policy.md#A Lightning paying agent',
   'docs/policy.md#A Bitcoin paying agent',
+  'docs/policy.md#A fleet with circuit breakers',
   'docs/x402.md#Operator policy',
 ];
 
@@ -300,6 +301,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(codesOf(await sign(token, transfer(USDC, ALICE, 1n, 10))), ['fleet/mainnets chain_not_allowed']);
       assert.deepEqual(codesOf(await sign(token, usdcTransfer(ALICE, 1_000_000_001n))), ['fleet/usdc-per-request amount_exceeds_max']);
       assert.deepEqual(codesOf(await sign(token, approve(USDC, ROUTER, MAX_UINT256))), ['fleet/no-unlimited unlimited_approval']);
+    });
+
+    test('a fleet with circuit breakers: a first payee is an alert, a run of five refusals freezes the agent, the reset re-opens it', async () => {
+      const loose = { version: 1, rules: [{ name: 'usdc', type: 'allow', match: { kinds: ['erc20.transfer'], assets: [USDC_ASSET] } }] };
+      const { agent, token } = await provisionAgent(h, { policy: loose });
+      const set = await h.admin('PUT', '/v1/policies/fleet', { source: docPolicy('docs/policy.md#A fleet with circuit breakers').source });
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      try {
+        const payee = '0x7777777777777777777777777777777777777777';
+        assert.equal((await sign(token, usdcTransfer(payee, 1_000_000n))).status, 200, 'alert only');
+        assert.equal((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=alert.new_destination`)).body.entries[0].data.figures.destination, payee);
+        for (let i = 0; i < 4; i++) assert.deepEqual(codesOf(await sign(token, usdcTransfer(ALICE, 30_000_000n, i))), ['fleet/usdc-per-request amount_exceeds_max']);
+        assert.deepEqual(codesOf(await sign(token, usdcTransfer(ALICE, 30_000_000n, 5))), ['fleet/usdc-per-request amount_exceeds_max', 'detector/fleet/probing breaker_tripped']);
+        assert.equal((await sign(token, usdcTransfer(ALICE, 1n, 6))).body.error.code, 'agent_frozen');
+        const [breaker] = (await h.admin('GET', '/v1/breakers')).body.breakers;
+        assert.equal((await h.admin('POST', `/v1/breakers/${breaker.id}/reset`)).status, 200);
+        assert.equal((await sign(token, usdcTransfer(ALICE, 1n, 7))).status, 200);
+      } finally {
+        await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } });
+      }
     });
   });
 }

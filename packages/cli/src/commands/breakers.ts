@@ -20,7 +20,7 @@ export const breakerCommand: Command = {
         const q = new URLSearchParams(values.state ? { state: String(values.state) } : {});
         const { body } = await http.request<{ breakers: BreakerJson[] }>('GET', `/v1/breakers?${q}`);
         if (ctx.json) return printJson(body);
-        return console.log(table(body.breakers.map((b) => ({ ...b, agents: b.agents.length, figures: `${b.figures.observed} > ${b.figures.threshold}` })), ['id', 'detector', 'action', 'scope', 'state', 'agents', 'figures', 'trippedAt']));
+        return console.log(table(body.breakers.map((b) => ({ ...b, agents: b.agents.length, observed: b.figures.observed, threshold: b.figures.threshold })), ['id', 'detector', 'action', 'scope', 'state', 'agents', 'observed', 'threshold', 'trippedAt']));
       }
       case 'show': {
         const { body } = await http.request<BreakerJson>('GET', `/v1/breakers/${encodeURIComponent(need(id, 'id'))}`);
