@@ -374,6 +374,57 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(later, { amount: 3n, count: 2 });
     });
 
+    test('circuit breakers: targets by agents, label group and fleet; a freeze trip freezes the bound agents; reset unfreezes those no other breaker holds, once', async () => {
+      const store = await fresh();
+      const agents = await store.createAgents([
+        { id: 'ag_brk0000000000001', name: 'brk-red-1', labels: { team: 'red' } },
+        { id: 'ag_brk0000000000002', name: 'brk-red-2', labels: { team: 'red' } },
+        { id: 'ag_brk0000000000003', name: 'brk-blue', labels: { team: 'blue' } },
+      ], fakeAddress, 1_000);
+      const [red1, red2, blue] = agents.map((a) => a.id) as [string, string, string];
+      await store.setAgentStatus(red2, 'frozen', 1_001);
+      assert.deepEqual(await store.transaction((tx) => tx.breakerTargets({ group: { label: 'team', value: 'red' } })), [red1], 'active agents only');
+      await store.setAgentStatus(red2, 'active', 1_002);
+      assert.deepEqual(await store.transaction((tx) => tx.breakerTargets({ group: { label: 'team', value: 'red' } })), [red1, red2].sort());
+      assert.deepEqual(await store.transaction((tx) => tx.breakerTargets({ fleet: true })), [red1, red2, blue].sort());
+      assert.deepEqual(await store.transaction((tx) => tx.breakerTargets({ agents: [blue, 'ag_nobody'] })), [blue]);
+
+      const base = { detector: 'detector/fleet/burst', type: 'request_burst', scope: 'group' as const, group: { label: 'team', value: 'red' }, agentId: red1, policyVersion: 'fleet@1:x', figures: { observed: '13', threshold: '12', baseline: '1.5', window: '5m' }, message: 'burst', state: 'tripped' as const, trippedAt: 2_000, trippedSeq: 1 };
+      await store.transaction((tx) => tx.tripBreaker({ ...base, id: 'brk_a', action: 'freeze', agents: [red1, red2] }, { freeze: true, now: 2_000 }));
+      await store.transaction((tx) => tx.tripBreaker({ ...base, id: 'brk_b', action: 'freeze', scope: 'agent', agents: [red2] }, { freeze: true, now: 2_001 }));
+      await store.transaction((tx) => tx.tripBreaker({ ...base, id: 'brk_c', action: 'require_approval', scope: 'agent', agents: [blue] }, { freeze: false, now: 2_002 }));
+      assert.equal((await store.getAgent(red1))!.status, 'frozen');
+      assert.equal((await store.getAgent(blue))!.status, 'active', 'require_approval freezes no one');
+      assert.deepEqual((await store.transaction((tx) => tx.trippedBreakersFor(red2))).map((b) => b.id).sort(), ['brk_a', 'brk_b']);
+      assert.deepEqual(await store.getBreaker('brk_a'), { ...base, id: 'brk_a', action: 'freeze', agents: [red1, red2] });
+      assert.deepEqual((await store.listBreakers({ state: 'tripped' })).map((b) => b.id), ['brk_c', 'brk_b', 'brk_a']);
+
+      // brk_b still holds red2: only red1 is unfrozen.
+      const reset = await store.transaction((tx) => tx.resetBreaker('brk_a', 'admin', 3_000, 7));
+      assert.deepEqual(reset.unfrozen, [red1]);
+      assert.deepEqual({ state: reset.breaker.state, resetAt: reset.breaker.resetAt, resetBy: reset.breaker.resetBy, resetSeq: reset.breaker.resetSeq }, { state: 'reset', resetAt: 3_000, resetBy: 'admin', resetSeq: 7 });
+      assert.equal((await store.getAgent(red2))!.status, 'frozen');
+      assert.deepEqual((await store.transaction((tx) => tx.trippedBreakersFor(red2))).map((b) => b.id), ['brk_b']);
+      await rejectsWithCode(store.transaction((tx) => tx.resetBreaker('brk_a', 'admin', 3_001, 8)), 'breaker_not_tripped');
+      await rejectsWithCode(store.transaction((tx) => tx.resetBreaker('brk_none', 'admin', 3_001, 8)), 'not_found');
+      assert.deepEqual((await store.transaction((tx) => tx.resetBreaker('brk_b', 'admin', 3_002, 9))).unfrozen, [red2]);
+      assert.deepEqual((await store.listBreakers({ state: 'reset' })).map((b) => b.id), ['brk_b', 'brk_a']);
+    });
+
+    test('destination payers: first time kept, payments counted, agents listed from a time', async () => {
+      const store = await fresh();
+      await store.transaction((tx) => tx.recordDestinationPayers('ag_1', ['0xaa', '0xbb'], 1_000, 1));
+      await store.transaction((tx) => tx.recordDestinationPayers('ag_1', ['0xaa'], 5_000, 2));
+      await store.transaction((tx) => tx.recordDestinationPayers('ag_2', ['0xaa'], 4_000, 3));
+      const payers = await store.transaction((tx) => tx.destinationPayers(['0xaa', '0xbb', '0xcc'], 2_000, 10));
+      assert.deepEqual(payers.get('0xaa'), { agents: ['ag_2'], payments: 3 }, 'ag_1 first paid before 2000');
+      assert.deepEqual(payers.get('0xbb'), { agents: [], payments: 1 });
+      assert.deepEqual(payers.get('0xcc'), { agents: [], payments: 0 });
+      // Detector totals are the window sums (without the budget locks).
+      await store.transaction((tx) => tx.appendLedger([{ series: 'fleet|to:0xaa', asset: COUNT_ASSET, amount: 0n, count: 1 }], 1_000, 1));
+      assert.deepEqual(await store.transaction((tx) => tx.detectorTotals([{ series: 'fleet|to:0xaa', asset: COUNT_ASSET, sinceMs: 0 }])), [{ amount: 0n, count: 1 }]);
+    });
+
     test('window totals equal a brute-force replay at every boundary, over many series, assets and skewed clocks', async () => {
       const store = await fresh();
       const model = new LedgerModel();
