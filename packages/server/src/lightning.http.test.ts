@@ -48,6 +48,19 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning p
   const syncClock = () => h.clock!.set(Date.now());
   const pay = (token: string, body: Record<string, unknown>, headers: Record<string, string> = {}) => (syncClock(), h.call('POST', '/v1/lightning/pay', { token, body, headers }));
 
+  test('a detector runs on Lightning payments too: a run of refused invoices freezes the agent (breaker_tripped), and it pays nothing after', async () => {
+    const stranger = ln.payee();
+    const { token } = await provisionAgent(h, { policy: { ...policy([shop.node.nodeId]), detectors: [{ name: 'probing', type: 'refusal_run', max: 2, action: 'freeze' }] }, actions: ACTIONS });
+    assert.equal((await pay(token, { invoice: stranger.invoice({ amountMsat: 50_000n }).invoice })).status, 403);
+    const trip = await pay(token, { invoice: stranger.invoice({ amountMsat: 50_000n }).invoice });
+    assert.deepEqual(trip.body.error.violations.map((v: any) => v.code), ['destination_not_allowed', 'breaker_tripped']);
+    const paid = backend.payments.size;
+    const after = await pay(token, { invoice: shop.invoice({ amountMsat: 50_000n }).invoice });
+    assert.equal(after.status, 403);
+    assert.equal(after.body.error.code, 'agent_frozen');
+    assert.equal(backend.payments.size, paid, 'the backend was asked to pay nothing');
+  });
+
   test('an allowed invoice is paid: the preimage proves it, the ledger is charged amount plus the real fee, the audit log never holds the preimage', async () => {
     const { agent, token } = await provisionAgent(h, { policy: policy([shop.node.nodeId], [{ type: 'budget', name: 'daily', asset: BTC, max: '100000', window: '24h' }]), actions: ACTIONS });
     const invoice = shop.invoice({ amountMsat: 50_000n, description: 'one API call' });

@@ -378,12 +378,14 @@ export class LightningService {
   /** A new request: evaluate, append the decision, then hold (allow) or hold for a human (approval). */
   private async decide(tx: StoreTx, auth: AgentAuth, session: Session, input: EvaluationInput, decoded: DecodedRequest, reqHash: string, idempotencyKey: string | undefined, backend: LightningBackend, request: LightningPayInput, now: number) {
     const { intent } = input;
-    const decision = await this.signing.evaluateIn(tx, session, input, ledgerWritesFor(input).map((w) => w.series));
+    // Policy, then the detectors (a tripped circuit breaker refuses or holds this payment).
+    const { decision, screening } = await this.signing.evaluateScreened(tx, session, input, auth.agent, ledgerWritesFor(input).map((w) => w.series));
     const digest = bytesToHex(decoded.digest);
     const entry = await tx.appendAudit({
       at: now, type: 'sign.request', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: decision.decision,
       data: { intent: intentToJson(intent), violations: decision.violations, allowedBy: decision.allowedBy, policyVersion: decision.policyVersion, digest, requestHash: reqHash, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) },
     });
+    if (screening) await this.signing.breakers.record(tx, screening, entry.seq, auth.session.id);
     let stored: { status: SignOutcome['status']; body: Record<string, unknown> };
     let result: { execute: LightningPaymentRecord; auditSeq: number; allowedBy: string[]; policyVersion: string } | SignOutcome;
     if (decision.decision === 'allow') {

@@ -20,7 +20,7 @@ import { receiptForSeq, receiptOf } from '../audit/stored-tree.ts';
 import type { AuditEntry } from '../audit/types.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
 import { CredentialCache } from './credential-cache.ts';
-import { CircuitBreakers } from './circuit-breakers.ts';
+import { CircuitBreakers, type Screening } from './circuit-breakers.ts';
 import type { PolicyLayer } from '../policy/layers.ts';
 
 export interface AgentAuth {
@@ -201,10 +201,7 @@ export class SigningService {
   private async decide(tx: StoreTx, req: SignRequest, session: Session): Promise<TxOutcome> {
     const { auth, action, input, digest, reqHash, idempotencyKey, context, now } = req;
     const { intent } = input;
-    const evaluated = await this.evaluateWithLayers(tx, session, input, ledgerWritesFor(input).map((w) => w.series));
-    // Detectors run on what policy decided; a tripped breaker refuses or holds this very request.
-    const screening = await this.breakers.screen(tx, evaluated.layers, input, auth.agent, evaluated.decision);
-    const decision = screening?.decision ?? evaluated.decision;
+    const { decision, screening } = await this.evaluateScreened(tx, session, input, auth.agent, ledgerWritesFor(input).map((w) => w.series));
     const entry = await tx.appendAudit({
       at: now,
       type: 'sign.request',
@@ -471,6 +468,17 @@ export class SigningService {
   /** Public for the sibling services (Lightning) that decide under the same policy inside their own transaction. */
   async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<Decision> {
     return (await this.evaluateWithLayers(tx, session, input, charging)).decision;
+  }
+
+  /**
+   * `evaluateIn`, then the detectors on what policy decided (circuit-breakers.ts): a tripped breaker refuses or
+   * holds this very request. The caller appends the decision's entry, then `breakers.record(screening)`. Public for
+   * the sibling services (Lightning) that decide inside their own transaction.
+   */
+  async evaluateScreened(tx: StoreTx, session: Session, input: EvaluationInput, agent: Agent, charging?: string[]): Promise<{ decision: Decision; screening?: Screening }> {
+    const evaluated = await this.evaluateWithLayers(tx, session, input, charging);
+    const screening = await this.breakers.screen(tx, evaluated.layers, input, agent, evaluated.decision);
+    return screening ? { decision: screening.decision, screening } : { decision: evaluated.decision };
   }
 
   /** `evaluateIn`, with the layers it loaded (the detectors are in them). */
