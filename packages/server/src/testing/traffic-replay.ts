@@ -2,7 +2,7 @@
 // driven through the real HTTP API under a manual clock, and the figures a reader of a trip wants: how many
 // requests were signed, refused or held, and which anomalies the detectors reported.
 import { prng } from '../../../../testing/prng.ts';
-import { BASE, USDC, type Harness } from './harness.ts';
+import { USDC, type Harness } from './harness.ts';
 
 export interface FleetAgent {
   id: string;
@@ -84,5 +84,3 @@ export async function replay(h: Harness, fleet: readonly FleetAgent[], events: r
 export function findings(sent: readonly SentRequest[], codes: readonly string[]): SentRequest[] {
   return sent.filter((s) => (s.body?.error?.violations ?? s.body?.violations ?? []).some((v: { code: string }) => codes.includes(v.code)));
 }
-
-export const CHAIN = BASE;
