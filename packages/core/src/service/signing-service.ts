@@ -451,9 +451,8 @@ export class SigningService {
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
     const decision = await this.deps.store.transaction(async (tx) => {
-      const withLayers = await this.evaluateWithLayers(tx, auth.session, input);
-      // What the detectors would do, without tripping anything (screen writes nothing).
-      const evaluated = (await this.breakers.screen(tx, withLayers.layers, input, auth.agent, withLayers.decision))?.decision ?? withLayers.decision;
+      // What the detectors would do, without tripping anything: screening writes nothing, only `record` does.
+      const { decision: evaluated } = await this.evaluateScreened(tx, auth.session, input, auth.agent);
       const keys = decoded.intent.nonceKeys ?? [];
       const conflicting = keys.length > 0 ? (await tx.getNonceClaims(keys)).find((c) => c.digest !== digest && !claimLapsed(c, digest, now)) : undefined;
       if (!conflicting) return evaluated;
