@@ -32,6 +32,7 @@ export * from './service/policy-layers.ts';
 export * from './service/shadow-evaluation.ts';
 export * from './service/signing-service.ts';
 export * from './service/operator-service.ts';
+export * from './service/shadow-policy-service.ts';
 export * from './service/audit-service.ts';
 export * from './service/audit-integrity.ts';
 export * from './service/nostr-service.ts';
