@@ -191,6 +191,22 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       await h.admin('DELETE', `/v1/policies/${agent.name}/shadow`);
     });
 
+    test('a candidate that fails to evaluate never fails or changes the request: the outcome is an error in the summary', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: usdcPolicy() });
+      // A stored candidate this version no longer accepts (as after an upgrade): written past the validation on purpose.
+      await h.airlock.store.transaction((tx) => tx.putShadowPolicy({ id: 'shd_00000000000000bd', scope: `agent:${agent.id}`, hash: 'f'.repeat(64), document: { version: 1, rules: [{ name: 'x', type: 'no_such_rule' }] }, author: 'admin', createdAt: 0 }));
+      h.airlock.signing.shadows.invalidate();
+      const res = await send(token, ALICE, 5);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.match(res.body.signature, /^0x/);
+      const shown = (await h.admin('GET', `/v1/policies/${agent.name}/shadow`)).body;
+      assert.deepEqual(shown.summary, { evaluated: 1, outcomes: { same: 0, rules_differ: 0, would_allow: 0, would_deny: 0, would_require_approval: 0, error: 1 } });
+      const [d] = (await h.admin('GET', `/v1/policies/${agent.name}/shadow/differences`)).body.differences;
+      assert.deepEqual([d.auditSeq, d.kind, d.active.decision, d.candidate], [res.body.auditSeq, 'error', 'allow', undefined]);
+      assert.match(d.error, /no_such_rule|type/);
+      assert.equal((await h.admin('DELETE', `/v1/policies/${agent.name}/shadow`)).status, 200);
+    });
+
     test('an invalid candidate is refused with invalid_policy and nothing is staged', async () => {
       const { agent } = await provisionAgent(h, { policy: usdcPolicy() });
       const bad = await h.admin('PUT', `/v1/policies/${agent.name}/shadow`, { document: { version: 1, rules: [{ name: 'cap', type: 'max_amount', asset: USDC_ASSET, max: '-5' }] } });
