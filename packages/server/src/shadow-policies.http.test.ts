@@ -4,9 +4,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { COUNT_ASSET, seriesFor } from '@airlock/core';
-import { ALICE, BASE, MALLORY, USDC_ASSET, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { encodePaymentRequiredHeader } from '@x402/core/http';
+import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
+import { ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
-const USDC = (n: number) => BigInt(n) * 1_000_000n;
+const usdc = (n: number) => BigInt(n) * 1_000_000n;
 
 /** The harness's USDC policy with both partners allowed, a 30 USDC cap and a human above 10 USDC. */
 const candidatePolicy = {
@@ -26,7 +28,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
     after(async () => h.close());
 
-    const send = (token: string, to: string, usdc: number) => h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(to, USDC(usdc)) });
+    const send = (token: string, to: string, amount: number) => h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(to, usdc(amount)) });
     const audit = async (type: string) => (await h.admin('GET', `/v1/audit?type=${type}&limit=1000`)).body.entries as any[];
 
     test('a stricter candidate decides nothing: requests are signed under the active policy, the refusals it would make are recorded with its rule', async () => {
@@ -113,7 +115,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual([...page1.differences, ...page2.differences].map((d: any) => d.auditSeq), all.differences.map((d: any) => d.auditSeq));
 
       // A dry-run shows both decisions, and records nothing.
-      const dry = await h.admin('POST', '/v1/policies/dry-run', { agent: agent.name, action: 'evm.transaction', payload: usdcTransfer(ALICE, USDC(50)) });
+      const dry = await h.admin('POST', '/v1/policies/dry-run', { agent: agent.name, action: 'evm.transaction', payload: usdcTransfer(ALICE, usdc(50)) });
       assert.equal(dry.body.decision.decision, 'allow');
       assert.deepEqual(dry.body.shadow.map((s: any) => [s.scope, s.kind, s.candidate.decision]), [[`agent:${agent.id}`, 'would_deny', 'deny']]);
       assert.equal((await h.admin('GET', `/v1/policies/${agent.name}/shadow`)).body.summary.evaluated, 6);
@@ -136,7 +138,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const totals = (agentId: string) =>
         h.airlock.store.transaction((tx) => tx.windowTotals([{ series: seriesFor.agent(agentId), asset: USDC_ASSET, sinceMs: 0 }, { series: seriesFor.agent(agentId), asset: COUNT_ASSET, sinceMs: 0 }]));
       assert.deepEqual(await totals(shadowed.agent.id), await totals(plain.agent.id));
-      assert.deepEqual((await totals(shadowed.agent.id)).map((t) => [t.amount, t.count]), [[USDC(90), 3], [0n, 3]]);
+      assert.deepEqual((await totals(shadowed.agent.id)).map((t) => [t.amount, t.count]), [[usdc(90), 3], [0n, 3]]);
       const pending = (await h.admin('GET', `/v1/approvals?agent=${shadowed.agent.name}&state=pending`)).body.approvals;
       assert.deepEqual(pending, []);
       const summary = (await h.admin('GET', `/v1/policies/${shadowed.agent.name}/shadow`)).body.summary;
@@ -237,6 +239,41 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
       assert.equal((await h.admin('GET', `/v1/policies/${agent.name}/shadow`)).status, 404, 'nothing staged');
       assert.equal((await send(token, ALICE, 50)).status, 403, 'the active policy still decides');
+    });
+
+    test('Nostr events, NIP-44 and x402 payments are shadowed too (each with its own audit entry)', async () => {
+      const nostrPolicy = (kinds: number[], nip44: boolean) => ({
+        version: 1,
+        rules: [{ type: 'allow', name: 'notes', match: { actions: ['nostr.event'], nostr_kinds: kinds } }, ...(nip44 ? [{ type: 'allow', name: 'dms', match: { actions: ['nostr.nip44'] } }] : [])],
+      });
+      const poster = await provisionAgent(h, { policy: nostrPolicy([1], true), actions: ['nostr.event', 'nostr.nip44'] });
+      assert.equal((await h.admin('PUT', `/v1/policies/${poster.agent.name}/shadow`, { document: nostrPolicy([7], false) })).status, 200);
+      const event = await h.call('POST', '/v1/sign/nostr-event', { token: poster.token, body: { kind: 1, tags: [], content: 'hello', created_at: Math.floor(Date.now() / 1000) } });
+      assert.equal(event.status, 200, JSON.stringify(event.body));
+      const encrypted = await h.call('POST', '/v1/nostr/nip44/encrypt', { token: poster.token, body: { peer: getPublicKey(generateSecretKey()), plaintext: 'meet at noon' } });
+      assert.equal(encrypted.status, 200, JSON.stringify(encrypted.body));
+      const nostrDiffs = (await h.admin('GET', `/v1/policies/${poster.agent.name}/shadow/differences`)).body.differences;
+      assert.deepEqual(nostrDiffs.map((d: any) => [d.action, d.kind, d.candidate.violations[0].code]), [['nostr.event', 'would_deny', 'nostr_kind_not_allowed'], ['nostr.nip44', 'would_deny', 'nostr_peer_not_allowed']]);
+      assert.equal(nostrDiffs[0].auditSeq, event.body.auditSeq);
+      assert.ok(!JSON.stringify(nostrDiffs).includes('meet at noon'), 'no plaintext in a difference');
+
+      // x402: every requirement refused by the active price cap, the candidate's would pay the first.
+      const x402 = (max: string) => ({
+        version: 1,
+        rules: [
+          { name: 'paid-api', type: 'allow', match: { chains: [BASE], kinds: ['eip3009.transfer_with_authorization'], to: [ALICE], resources: ['https://api.example.com/**'] } },
+          { name: 'max-price', type: 'max_amount', asset: USDC_ASSET, max },
+        ],
+      });
+      const payer = await provisionAgent(h, { policy: x402('500') });
+      assert.equal((await h.admin('PUT', `/v1/policies/${payer.agent.name}/shadow`, { document: x402('5000') })).status, 200);
+      const url = 'https://api.example.com/data';
+      const accepts = [{ scheme: 'exact', network: BASE, amount: '1000', asset: USDC, payTo: ALICE, maxTimeoutSeconds: 60, extra: { name: 'USD Coin', version: '2' } }];
+      const paymentRequired = encodePaymentRequiredHeader({ x402Version: 2, error: 'Payment required', resource: { url, description: 'data', mimeType: 'application/json' }, accepts } as never);
+      const paid = await h.call('POST', '/v1/x402/pay', { token: payer.token, body: { resource: url, paymentRequired } });
+      assert.equal(paid.status, 403, JSON.stringify(paid.body));
+      const [d] = (await h.admin('GET', `/v1/policies/${payer.agent.name}/shadow/differences`)).body.differences;
+      assert.deepEqual([d.auditSeq, d.action, d.kind, d.active.violations[0].rule, d.candidate.decision], [paid.body.auditSeq, 'x402.pay', 'would_allow', 'agent/max-price', 'allow']);
     });
 
     test('a fleet candidate is evaluated for every agent, with the fleet layer replaced', async () => {
