@@ -3,7 +3,8 @@
 // it makes it decide; it never charges or holds anything; only the admin can stage or read it.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { COUNT_ASSET, seriesFor } from '@airlock/core';
+import { BITCOIN_CHAINS, COUNT_ASSET, bitcoinAsset, seriesFor } from '@airlock/core';
+import { LightningNetwork, SimulatedBackend } from '../../../testing/lightning-network.ts';
 import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { generateSecretKey, getPublicKey } from 'nostr-tools/pure';
 import { ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
@@ -291,6 +292,32 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       } finally {
         assert.equal((await h.admin('DELETE', '/v1/policies/fleet/shadow')).status, 200);
       }
+    });
+  });
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`shadow policies on Lightning payments (${store})`, () => {
+    let h: Harness;
+    const ln = new LightningNetwork();
+    ln.feeBaseMsat = 10n; // within the default fee limit
+    const shop = ln.payee();
+    before(async () => {
+      h = await startHarness({ store, manualClock: true, lightningBackend: new SimulatedBackend(ln), config: { lightning: { backend: 'lnd', network: 'regtest', payTimeoutSeconds: 2, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+    });
+    after(async () => h.close());
+
+    test('a payment is made under the active policy while the candidate records that it would refuse it', async () => {
+      const btc = bitcoinAsset(BITCOIN_CHAINS.regtest);
+      const lightningPolicy = (max: string) => ({ version: 1, rules: [{ type: 'allow', name: 'pay-shop', match: { actions: ['lightning.pay'] } }, { type: 'max_amount', name: 'per-payment', asset: btc, max }] });
+      const { agent, token } = await provisionAgent(h, { policy: lightningPolicy('120000'), actions: ['lightning.pay'] });
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}/shadow`, { document: lightningPolicy('10000') })).status, 200);
+      h.clock!.set(Date.now());
+      const paid = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: shop.invoice({ amountMsat: 50_000n, description: 'one call' }).invoice } });
+      assert.equal(paid.status, 200, JSON.stringify(paid.body));
+      assert.equal(paid.body.status, 'succeeded');
+      const [d] = (await h.admin('GET', `/v1/policies/${agent.name}/shadow/differences`)).body.differences;
+      assert.deepEqual([d.auditSeq, d.action, d.kind, d.candidate.violations.map((v: any) => v.rule)], [paid.body.auditSeq, 'lightning.pay', 'would_deny', ['agent/per-payment']]);
     });
   });
 }
