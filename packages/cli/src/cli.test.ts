@@ -254,6 +254,49 @@ describe('airlock CLI, end to end', () => {
     });
   });
 
+  describe('shadow policies', () => {
+    test('shadow set, dry-run, show, diff, promote: a looser candidate tried on real traffic, then made the policy', async () => {
+      ok(await airlock('agent', 'create', '--name', 'shady'));
+      ok(await airlock('policy', 'set', 'shady', file('shady.yaml', toYaml(usdcPolicy({ perRequest: '50000000' })))));
+      const looser = file('looser.yaml', `# looser: 100 USDC per request\n${toYaml(usdcPolicy())}`);
+      assert.match(ok(await airlock('policy', 'shadow', 'set', 'shady', looser)), /^shady: candidate shd_[0-9a-f]{16} staged \([0-9a-f]{12}\)/m);
+      assert.match(ok(await airlock('policy', 'shadow', 'set', 'shady', looser)), /already staged/);
+
+      const big = file('big.json', JSON.stringify(usdcTransfer(ALICE, 60_000_000n)));
+      const dry = await airlock('policy', 'dry-run', '--agent', 'shady', '--action', 'evm.transaction', big);
+      assert.equal(dry.code, 3, 'the active policy decides the exit code');
+      assert.match(dry.stdout, /^shadow agent:ag_[0-9a-f]{16}: ALLOW  \(would_allow\)$/m);
+
+      const { token } = JSON.parse(ok(await airlock('session', 'issue', 'shady', '--actions', 'evm.transaction', '--json')));
+      const refused = await sign(token, usdcTransfer(ALICE, 60_000_000n, 1));
+      assert.equal(refused.status, 403);
+      assert.equal((await sign(token, usdcTransfer(ALICE, 1_000_000n, 2))).status, 200);
+
+      const shown = ok(await airlock('policy', 'shadow', 'show', 'shady'));
+      assert.match(shown, /^# would replace version 1 \([0-9a-f]{12}\)$/m);
+      assert.match(shown, /^# 2 evaluated: 1 same, 1 would allow, 0 would deny, 0 would require approval, 0 other rules, 0 errors$/m);
+      assert.match(shown, /^# looser: 100 USDC per request$/m);
+      const diff = ok(await airlock('policy', 'shadow', 'diff', 'shady'));
+      assert.match(diff, new RegExp(`^#${refused.body.auditSeq}  ag_[0-9a-f]{16}  would_allow  `, 'm'));
+      assert.match(diff, /^  active     DENY  agent\/usdc-per-request amount_exceeds_max$/m);
+      assert.match(diff, /^  candidate  ALLOW  agent\/usdc-to-partners$/m);
+      assert.equal(JSON.parse(ok(await airlock('policy', 'shadow', 'diff', 'shady', '--json'))).differences.length, 1);
+
+      assert.match(ok(await airlock('policy', 'shadow', 'promote', 'shady')), /^shady: candidate promoted, now version 2 \([0-9a-f]{12}\)$/m);
+      assert.equal((await sign(token, usdcTransfer(ALICE, 60_000_000n, 3))).status, 200, 'the promoted candidate decides');
+      const gone = await airlock('policy', 'shadow', 'show', 'shady');
+      assert.equal(gone.code, 1);
+      assert.match(gone.stderr, /error \[not_found\]/);
+
+      const bad = await airlock('policy', 'shadow', 'set', 'shady', file('bad-shadow.yaml', toYaml({ version: 1, rules: [{ name: 'cap', type: 'max_amount', asset: USDC_ASSET, max: '-5' }] })));
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /error \[invalid_policy\]/);
+      assert.equal((await airlock('policy', 'shadow', 'frobnicate', 'shady')).code, 2);
+      ok(await airlock('policy', 'shadow', 'set', 'shady', looser));
+      assert.match(ok(await airlock('policy', 'shadow', 'clear', 'shady')), /^shady: candidate shd_[0-9a-f]{16} unstaged \(0 evaluated/m);
+    });
+  });
+
   describe('policy warnings', () => {
     // The README walkthrough policy before issue 7: any token to the partners, authorizations valid forever.
     const unsafe = `version: 1

@@ -196,6 +196,16 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await admin('GET', '/v1/policies/fleet')).status, 404);
     const adminDryRun = await admin('POST', '/v1/policies/dry-run', { agent: agent.name, action: 'evm.transaction', payload: usdcTransfer(MALLORY, 1n, 6) });
     assert.equal(adminDryRun.body.decision.decision, 'deny');
+    // Shadow policies: a candidate staged beside the active policy, read, cleared; the active one promoted back unchanged.
+    assert.equal((await admin('PUT', `/v1/policies/${agent.name}/shadow`, { document: usdcPolicy({ perRequest: '1' }) })).body.changed, true);
+    assert.equal((await admin('GET', `/v1/policies/${agent.name}/shadow`)).body.summary.evaluated, 0);
+    const shadowDryRun = await admin('POST', '/v1/policies/dry-run', { agent: agent.name, action: 'evm.transaction', payload: usdcTransfer(ALICE, 5n, 6) });
+    assert.equal(shadowDryRun.body.shadow[0].kind, 'would_deny');
+    assert.deepEqual((await admin('GET', `/v1/policies/${agent.name}/shadow/differences?limit=10`)).body.differences, []);
+    assert.equal((await admin('DELETE', `/v1/policies/${agent.name}/shadow`)).body.summary.evaluated, 0);
+    assert.equal((await admin('GET', `/v1/policies/${agent.name}/shadow`)).status, 404);
+    await admin('PUT', `/v1/policies/${agent.name}/shadow`, { document: usdcPolicy({ approvalAbove: '40000000' }) });
+    assert.deepEqual((await admin('POST', `/v1/policies/${agent.name}/shadow/promote`)).body.record.version, 2, 'identical to the active version: nothing new');
 
     // A detector trips a circuit breaker; the operator reads it and re-opens it.
     const [prober] = (await admin('POST', '/v1/agents', { names: ['tour-breaker'] })).body.agents;

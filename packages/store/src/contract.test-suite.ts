@@ -5,7 +5,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, leafHash, MerkleFrontier, rangeNodes, rootAt, inclusionProof, verifyInclusion } from '@airlock/core';
-import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, Store, WindowQuery } from '@airlock/core';
+import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, ShadowOutcome, ShadowPolicyRecord, Store, WindowQuery } from '@airlock/core';
 import { DAI, generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
@@ -157,6 +157,41 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         { scope: 'fleet', version: 1, hash: 'h1', author: 'op', createdAt: 1 },
       ]);
       assert.equal((await store.transaction((tx) => tx.getPolicy('fleet')))?.version, 2);
+    });
+
+    test('shadow policies: one candidate per scope; outcomes counted, differences paged, dropped with their candidate or when it is gone', async () => {
+      const store = await fresh();
+      const candidate = (id: string, scope: string): ShadowPolicyRecord => ({ id, scope, hash: `h-${id}`, document: { version: 1, rules: [] }, source: 'version: 1 # text\n', author: 'op', createdAt: 5 });
+      const outcome = (shadowId: string, auditSeq: number, kind: ShadowOutcome['kind']): ShadowOutcome => ({
+        shadowId, auditSeq, agentId: 'ag_1', at: 10 + auditSeq, kind, action: 'evm.transaction', activeDecision: 'allow',
+        ...(kind === 'error' ? {} : { candidateDecision: kind === 'same' ? 'allow' : 'deny' }),
+        ...(kind === 'same' ? {} : { detail: { summary: 'transfer', active: { decision: 'allow', violations: [], allowedBy: ['agent/a'], policyVersion: 'agent@1:x' }, ...(kind === 'error' ? { error: 'boom' } : { candidate: { decision: 'deny', violations: [{ rule: 'agent/cap', code: 'amount_exceeds_max', message: 'm', limit: '1' }], allowedBy: [], policyVersion: 'agent@shadow:y' } }) } }),
+      });
+      await store.transaction((tx) => tx.putShadowPolicy(candidate('shd_a', 'fleet')));
+      await store.transaction((tx) => tx.putShadowPolicy(candidate('shd_b', 'agent:ag_1')));
+      assert.deepEqual(await store.getShadowPolicy('fleet'), candidate('shd_a', 'fleet'));
+      assert.deepEqual((await store.transaction((tx) => tx.listShadowPolicies())).map((r) => r.id), ['shd_b', 'shd_a']);
+      await store.transaction((tx) => tx.appendShadowOutcomes([outcome('shd_a', 1, 'same'), outcome('shd_a', 2, 'would_deny'), outcome('shd_b', 2, 'same'), outcome('shd_a', 3, 'error'), outcome('shd_a', 4, 'same')]));
+      // A candidate unstaged meanwhile (another instance's cache): its outcome is dropped, the rest commit.
+      await store.transaction((tx) => tx.appendShadowOutcomes([outcome('shd_gone', 5, 'would_allow'), outcome('shd_a', 6, 'would_deny')]));
+      // A rolled-back request records nothing.
+      await assert.rejects(store.transaction(async (tx) => {
+        await tx.appendShadowOutcomes([outcome('shd_a', 7, 'would_allow')]);
+        throw new Error('rolled back');
+      }));
+      assert.deepEqual(await store.shadowOutcomeCounts('shd_a'), { same: 2, rules_differ: 0, would_allow: 0, would_deny: 2, would_require_approval: 0, error: 1 });
+      assert.deepEqual(await store.transaction((tx) => tx.shadowOutcomeCounts('shd_b')), { same: 1, rules_differ: 0, would_allow: 0, would_deny: 0, would_require_approval: 0, error: 0 });
+      const differences = await store.listShadowDifferences('shd_a', { limit: 10 });
+      assert.deepEqual(differences, [outcome('shd_a', 2, 'would_deny'), outcome('shd_a', 3, 'error'), outcome('shd_a', 6, 'would_deny')]);
+      assert.deepEqual((await store.listShadowDifferences('shd_a', { afterSeq: 2, limit: 1 })).map((o) => o.auditSeq), [3]);
+      // Restaging a scope replaces its candidate and forgets the old one's outcomes; unstaging likewise.
+      await store.transaction((tx) => tx.putShadowPolicy(candidate('shd_c', 'fleet')));
+      assert.equal((await store.getShadowPolicy('fleet'))?.id, 'shd_c');
+      assert.deepEqual(await store.listShadowDifferences('shd_a', { limit: 10 }), []);
+      assert.equal((await store.transaction((tx) => tx.deleteShadowPolicy('agent:ag_1')))?.id, 'shd_b');
+      assert.equal((await store.shadowOutcomeCounts('shd_b')).same, 0);
+      assert.equal(await store.transaction((tx) => tx.deleteShadowPolicy('agent:ag_1')), undefined);
+      assert.equal(await store.getShadowPolicy('agent:ag_1'), undefined);
     });
 
     test('sessions: revoke once, list only active sessions by default', async () => {

@@ -13,7 +13,7 @@ import type { ApprovalRecord, Session, StoreTx } from '../ports/store.ts';
 import { receiptForSeq } from '../audit/stored-tree.ts';
 import { assertAuditIntact } from '../service/audit-integrity.ts';
 import type { ServiceDeps } from '../service/deps.ts';
-import { denialBody, type AgentAuth, type SignOutcome, type SigningService } from '../service/signing-service.ts';
+import { denialBody, type AgentAuth, type DryRunOutcome, type SignOutcome, type SigningService } from '../service/signing-service.ts';
 import { requestHash } from '../service/tokens.ts';
 
 export const LIGHTNING_ACTION = 'lightning.pay';
@@ -179,14 +179,15 @@ export class LightningService {
   }
 
   /** What policy would decide for this payment now, without holding or paying anything. */
-  async dryRun(auth: AgentAuth, input: LightningPayInput): Promise<{ decision: Decision; intent: unknown; digest: string }> {
+  async dryRun(auth: AgentAuth, input: LightningPayInput): Promise<DryRunOutcome> {
     assertAuditIntact(this.deps.auditIntegrity);
     const backend = this.requireBackend();
     const now = this.deps.clock.now();
     const decoded = this.decode(this.adapterPayload(input, backend, now), auth, input.l402);
     const evaluation: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const decision = await this.deps.store.transaction((tx) => this.signing.evaluateIn(tx, auth.session, evaluation));
-    return { decision, intent: intentToJson(decoded.intent), digest: bytesToHex(decoded.digest) };
+    const shadow = this.signing.shadows.comparisonsOf(decision);
+    return { decision, intent: intentToJson(decoded.intent), digest: bytesToHex(decoded.digest), ...(shadow.length ? { shadow: [...shadow] } : {}) };
   }
 
   /** A payment by id, for the agent that made it (or an operator: pass no agent). */
@@ -386,6 +387,7 @@ export class LightningService {
       data: { intent: intentToJson(intent), violations: decision.violations, allowedBy: decision.allowedBy, policyVersion: decision.policyVersion, digest, requestHash: reqHash, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) },
     });
     if (screening) await this.signing.breakers.record(tx, screening, entry.seq, auth.session.id);
+    await this.signing.recordShadow(tx, decision, { seq: entry.seq, agentId: auth.agent.id, at: now, action: LIGHTNING_ACTION }, intent.summary);
     let stored: { status: SignOutcome['status']; body: Record<string, unknown> };
     let result: { execute: LightningPaymentRecord; auditSeq: number; allowedBy: string[]; policyVersion: string } | SignOutcome;
     if (decision.decision === 'allow') {

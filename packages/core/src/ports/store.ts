@@ -17,6 +17,7 @@ export interface TreeNode extends NodeId {
 import type { PaymentFilter, PaymentRecord, PaymentSummaryRow, SettledTransfer } from './payments.ts';
 import type { LightningFinish, LightningPaymentFilter, LightningPaymentRecord } from './lightning-payments.ts';
 import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } from './breakers.ts';
+import type { ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord } from './shadow-policies.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -174,6 +175,13 @@ export interface Store {
   getPolicy(scope: string, version?: number): Promise<PolicyRecord | undefined>;
   listPolicyVersions(scope: string): Promise<Omit<PolicyRecord, 'document'>[]>;
 
+  /** The candidate staged at `scope`, if any (shadow-policies.ts). */
+  getShadowPolicy(scope: string): Promise<ShadowPolicyRecord | undefined>;
+  /** How many evaluations of the candidate `shadowId` came out each way. */
+  shadowOutcomeCounts(shadowId: string): Promise<ShadowOutcomeCounts>;
+  /** The candidate's differences (every outcome but `same`), oldest request first, after `afterSeq`. */
+  listShadowDifferences(shadowId: string, filter: { afterSeq?: number; limit: number }): Promise<ShadowOutcome[]>;
+
   createSession(session: Session): Promise<void>;
   getSession(id: string): Promise<Session | undefined>;
   listSessions(filter: { agentId?: string; includeInactive?: boolean; now: number }): Promise<Session[]>;
@@ -255,6 +263,19 @@ export interface StoreTx {
   putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord>;
   createSession(session: Session): Promise<void>;
   revokeSession(id: string, now: number): Promise<Session>;
+
+  /** Every staged candidate (the signing path caches these; shadow-policies.ts). */
+  listShadowPolicies(): Promise<ShadowPolicyRecord[]>;
+  /** Stages `record` at its scope, replacing (and forgetting the outcomes of) the candidate staged there. */
+  putShadowPolicy(record: ShadowPolicyRecord): Promise<void>;
+  /** Unstages the candidate at `scope` and drops its outcomes; returns what was staged. */
+  deleteShadowPolicy(scope: string): Promise<ShadowPolicyRecord | undefined>;
+  shadowOutcomeCounts(shadowId: string): Promise<ShadowOutcomeCounts>;
+  /**
+   * Records evaluations of candidates. An outcome whose candidate is no longer staged (unstaged by another
+   * instance since this one cached it) is dropped, never an error: a shadow must not fail a request.
+   */
+  appendShadowOutcomes(outcomes: readonly ShadowOutcome[]): Promise<void>;
 
   getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined>;
   putIdempotency(record: IdempotencyRecord): Promise<void>;

@@ -115,8 +115,11 @@ export class OperatorService {
     return { document, warnings };
   }
 
-  /** Validates, stores a new version (unless identical to the current one) and audits it. */
-  async setPolicy(scope: string, source: string | unknown, actor: string): Promise<{ record: Omit<PolicyRecord, 'document'>; changed: boolean; warnings: PolicyWarning[] }> {
+  /**
+   * Validates, stores a new version (unless identical to the current one) and audits it. `alsoInTransaction`
+   * runs in the transaction that stores it (promoting a shadow policy unstages it there).
+   */
+  async setPolicy(scope: string, source: string | unknown, actor: string, options: { alsoInTransaction?: (tx: StoreTx, now: number, stored: PolicyRecord) => Promise<void> } = {}): Promise<{ record: Omit<PolicyRecord, 'document'>; changed: boolean; warnings: PolicyWarning[] }> {
     const resolved = await this.resolveScope(scope);
     const { document, warnings } = this.validatePolicy(source);
     const hash = hashPolicy(document);
@@ -124,6 +127,7 @@ export class OperatorService {
     if (current && current.hash === hash) return { record: strip(current), changed: false, warnings };
     const record = await this.audited('policy.set', actor, resolved.startsWith('agent:') ? resolved.slice(6) : undefined, async (tx, now) => {
       const stored = await tx.putPolicy({ scope: resolved, hash, document: JSON.parse(canonicalJson(document)), ...(typeof source === 'string' ? { source } : {}), author: actor, createdAt: now });
+      await options.alsoInTransaction?.(tx, now, stored);
       return { result: stored, data: { scope: resolved, version: stored.version, hash, label: labelOf(stored), previousVersion: current?.version ?? null } };
     });
     return { record: strip(record), changed: true, warnings };
@@ -289,7 +293,8 @@ export class OperatorService {
     return { input: { intent, agentId: pending.agentId, sessionId: pending.sessionId, nowMs: this.deps.clock.now() }, ...(x402Version !== undefined ? { x402Version } : {}) };
   }
 
-  private async resolveScope(scope: string): Promise<string> {
+  /** `fleet`, or `agent:<id>` of an agent named by id, name or `agent:<id or name>` (not_found otherwise). */
+  async resolveScope(scope: string): Promise<string> {
     if (scope === FLEET_SCOPE) return FLEET_SCOPE;
     const name = scope.startsWith('agent:') ? scope.slice(6) : scope;
     return agentScope((await this.getAgent(name)).id);

@@ -14,6 +14,7 @@ import type { Decision, Violation } from '../policy/decision.ts';
 import { countWritesFor, evaluatePolicy, ledgerWritesFor, requiredWindows, sessionScopeViolations, type EvaluationInput } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
 import { PolicyLayerLoader } from './policy-layers.ts';
+import { ShadowPolicies, type ShadowComparison } from './shadow-evaluation.ts';
 import { enrichFromLayers } from './intent-enrichment.ts';
 import { assertAuditIntact } from './audit-integrity.ts';
 import { receiptForSeq, receiptOf } from '../audit/stored-tree.ts';
@@ -64,6 +65,8 @@ export interface DryRunOutcome {
   decision: Decision;
   intent: unknown;
   digest: string;
+  /** What each staged candidate policy would decide (only when one is staged for the agent). */
+  shadow?: ShadowComparison[];
 }
 
 /**
@@ -73,6 +76,8 @@ export interface DryRunOutcome {
  */
 export class SigningService {
   private readonly layers = new PolicyLayerLoader();
+  /** Staged candidate policies, evaluated beside the active ones (shadow-evaluation.ts). */
+  readonly shadows = new ShadowPolicies();
   private readonly deps: ServiceDeps;
   /** Credentials of the signing routes, re-read by every signing transaction (credential-cache.ts). */
   readonly credentials = new CredentialCache();
@@ -223,6 +228,7 @@ export class SigningService {
 
     if (decision.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, auth, intent.payment?.resource, decision, entry.seq, now);
     if (screening) await this.breakers.record(tx, screening, entry.seq, auth.session.id);
+    await this.shadows.record(tx, decision, { seq: entry.seq, agentId: auth.agent.id, at: now, action }, intent.summary);
 
     let outcome: TxOutcome;
     let stored: { status: number; body: Record<string, unknown> };
@@ -420,11 +426,13 @@ export class SigningService {
    * Records a refusal decided outside `sign` (x402: no requirement was allowed, so nothing was signed),
    * with the loop-guard alert when one tripped. Returns the audit entry's seq.
    */
-  async recordRefusal(auth: AgentAuth, type: string, decision: Decision, data: Record<string, unknown>, resource?: string): Promise<number> {
+  async recordRefusal(auth: AgentAuth, type: string, decision: Decision, data: Record<string, unknown>, resource?: string, evaluated: readonly Decision[] = []): Promise<number> {
     const now = this.deps.clock.now();
     return this.deps.store.transaction(async (tx) => {
       const entry = await tx.appendAudit({ at: now, type, actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, decision: 'deny', data: { ...data, violations: decision.violations, policyVersion: decision.policyVersion } });
       if (decision.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, auth, resource, decision, entry.seq, now);
+      // The refusal sums up the evaluations of each requirement: so does what the candidates said about them.
+      await this.shadows.recordAcross(tx, evaluated, decision, { seq: entry.seq, agentId: auth.agent.id, at: now, action: type });
       return entry.seq;
     });
   }
@@ -450,21 +458,28 @@ export class SigningService {
     attachPaymentContext(decoded.intent, context);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
-    const decision = await this.deps.store.transaction(async (tx) => {
+    const { decision, evaluated } = await this.deps.store.transaction(async (tx) => {
       // What the detectors would do, without tripping anything: screening writes nothing, only `record` does.
       const { decision: evaluated } = await this.evaluateScreened(tx, auth.session, input, auth.agent);
       const keys = decoded.intent.nonceKeys ?? [];
       const conflicting = keys.length > 0 ? (await tx.getNonceClaims(keys)).find((c) => c.digest !== digest && !claimLapsed(c, digest, now)) : undefined;
-      if (!conflicting) return evaluated;
+      if (!conflicting) return { decision: evaluated, evaluated };
       // Signing would be refused with the `nonce_reused` error: the dry-run names it as a violation.
       const violation: Violation = { rule: 'ledger/nonces', code: 'nonce_reused', message: `the nonce is already claimed by the signature recorded at audit entry ${conflicting.auditSeq}` };
-      return { ...evaluated, decision: 'deny' as const, violations: [...(evaluated.decision === 'deny' ? evaluated.violations : []), violation] };
+      return { decision: { ...evaluated, decision: 'deny' as const, violations: [...(evaluated.decision === 'deny' ? evaluated.violations : []), violation] }, evaluated };
     });
-    return { decision, intent: intentToJson(decoded.intent), digest };
+    // What the candidates said about the policy decision (a nonce conflict is no policy's doing).
+    const shadow = this.shadows.comparisonsOf(evaluated);
+    return { decision, intent: intentToJson(decoded.intent), digest, ...(shadow.length ? { shadow: [...shadow] } : {}) };
   }
 
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
   /** Public for the sibling services (Lightning) that decide under the same policy inside their own transaction. */
+  /**
+   * Staged candidate policies (shadow-evaluation.ts) are evaluated here too, against the same totals (their
+   * extra windows are read in the same call): what they say is kept for `recordShadow`, and never changes
+   * the decision returned.
+   */
   async evaluateIn(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<Decision> {
     return (await this.evaluateWithLayers(tx, session, input, charging)).decision;
   }
@@ -477,17 +492,31 @@ export class SigningService {
   async evaluateScreened(tx: StoreTx, session: Session, input: EvaluationInput, agent: Agent, charging?: string[]): Promise<{ decision: Decision; screening?: Screening }> {
     const evaluated = await this.evaluateWithLayers(tx, session, input, charging);
     const screening = await this.breakers.screen(tx, evaluated.layers, input, agent, evaluated.decision);
-    return screening ? { decision: screening.decision, screening } : { decision: evaluated.decision };
+    if (!screening) return { decision: evaluated.decision };
+    this.shadows.carry(evaluated.decision, screening.decision);
+    return { decision: screening.decision, screening };
   }
 
   /** `evaluateIn`, with the layers it loaded (the detectors are in them). */
   private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
     const layers = await this.layers.load(tx, input.agentId, session);
-    const undecodable = enrichFromLayers(this.adapterFor(input.intent.action), layers, input);
-    if (undecodable) return { decision: undecodable, layers };
-    const queries = requiredWindows(layers, input);
-    const totals = queries.length ? await tx.windowTotals(queries, charging ? { charging } : {}) : [];
-    return { decision: evaluatePolicy(layers, input, ledgerViewFrom(queries, totals)), layers };
+    const candidates = await this.shadows.candidatesFor(tx, input.agentId);
+    const shadow = candidates.length ? this.shadows.begin(candidates, layers, input) : undefined;
+    const adapter = this.adapterFor(input.intent.action);
+    const undecodable = enrichFromLayers(adapter, layers, input);
+    if (undecodable && !shadow) return { decision: undecodable, layers };
+    const queries = undecodable ? [] : requiredWindows(layers, input);
+    const all = shadow ? [...queries, ...shadow.windows(adapter, queries)] : queries;
+    const totals = all.length ? await tx.windowTotals(all, charging && !undecodable ? { charging } : {}) : [];
+    const ledger = ledgerViewFrom(all, totals);
+    const decision = undecodable ?? evaluatePolicy(layers, input, ledger);
+    shadow?.finish(decision, ledger);
+    return { decision, layers };
+  }
+
+  /** Records what the staged candidates said about `decision` with its request's audit entry (sibling services). */
+  recordShadow(tx: StoreTx, decision: Decision, entry: { seq: number; agentId: string; at: number; action?: string }, summary?: string): Promise<void> {
+    return this.shadows.record(tx, decision, entry, summary);
   }
 
   /** Signs a decoded request whose reservation is committed, verifies, and returns the result. */
@@ -599,6 +628,7 @@ export class SigningService {
         at: now, type: auditType, actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action, decision: allowed ? 'allow' : 'deny',
         data: { intent: intentToJson(decoded.intent), violations: decision.violations, allowedBy: decision.allowedBy, policyVersion: decision.policyVersion, digest },
       });
+      await this.shadows.record(tx, decision, { seq: entry.seq, agentId: auth.agent.id, at: now, action }, decoded.intent.summary);
       if (allowed) await tx.appendLedger(writes, now, entry.seq);
       return { decision, auditSeq: entry.seq };
     }, { affinity: auth.agent.id });

@@ -145,6 +145,7 @@ export class X402Service {
     const listing: (RequirementSummary & { violations?: Violation[]; skipped?: string })[] = [];
     const violations: Violation[] = [];
     let policyVersion = '';
+    const evaluated: Decision[] = [];
     for (const [index, raw] of required.accepts.entries()) {
       const classified = classifyRequirement(raw, index, required.x402Version);
       if ('skipped' in classified) {
@@ -155,12 +156,13 @@ export class X402Service {
       const { decision } = await this.signing.dryRun(auth, 'evm.typed_data', built.request, context);
       policyVersion = decision.policyVersion;
       if (decision.decision !== 'deny') return { plan: { requirementIndex: index, built } };
+      evaluated.push(decision);
       listing.push({ ...classified.summary, violations: decision.violations });
       violations.push(...decision.violations);
     }
     const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion };
     const normalised = normaliseResource(resourceUrl)!;
-    const auditSeq = await this.signing.recordRefusal(auth, 'x402.pay', decision, { resource: normalised.resource, x402Version: required.x402Version, requirements: listing }, normalised.resource);
+    const auditSeq = await this.signing.recordRefusal(auth, 'x402.pay', decision, { resource: normalised.resource, x402Version: required.x402Version, requirements: listing }, normalised.resource, evaluated);
     const reasons = listing.map((r) => (r.skipped ? `#${r.index} skipped (${r.skipped})` : `#${r.index} denied by ${r.violations?.[0]?.rule}: ${r.violations?.[0]?.message}`));
     return {
       denied: {

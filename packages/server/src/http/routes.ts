@@ -6,7 +6,7 @@ import { clientAddress } from './client-address.ts';
 import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-context.ts';
 import type { RouteSpec } from './route-table.ts';
 import * as S from './schemas.ts';
-import { agentJson, approvalJson, auditJson, sessionJson } from './serialize.ts';
+import { agentJson, approvalJson, auditJson, sessionJson, shadowDifferenceJson } from './serialize.ts';
 import { buildX402Routes } from './x402-routes.ts';
 import { buildNostrRoutes } from './nostr-routes.ts';
 import { buildLightningRoutes } from './lightning-routes.ts';
@@ -211,6 +211,38 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         if (to === undefined || from === undefined || from < 1) throw new AirlockError('not_found', 'Need two versions to diff.');
         return c.json({ from, to, diff: await A().operator.diffPolicy(c.req.param('scope')!, from, to) });
       },
+    },
+    {
+      method: 'put', path: '/v1/policies/:scope/shadow', operationId: 'stageShadowPolicy', summary: 'Stage a candidate policy beside the active one: evaluated on every request, decides nothing', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
+      responses: { 200: S.ShadowStagedResponse }, errors: [404],
+      handler: async (c, { body }) => {
+        const b = body as { source?: string; document?: unknown };
+        return c.json(await A().shadows.stage(c.req.param('scope')!, b.source ?? b.document, OPERATOR));
+      },
+    },
+    {
+      method: 'get', path: '/v1/policies/:scope/shadow', operationId: 'getShadowPolicy', summary: 'The staged candidate policy and how it compares with the active one so far', tag: 'policies', auth: 'admin',
+      responses: { 200: S.ShadowPolicyResponse }, errors: [404],
+      handler: async (c) => c.json(await A().shadows.get(c.req.param('scope')!)),
+    },
+    {
+      method: 'delete', path: '/v1/policies/:scope/shadow', operationId: 'clearShadowPolicy', summary: 'Unstage the candidate policy (its summary is kept in the audit entry)', tag: 'policies', auth: 'admin',
+      responses: { 200: S.ShadowClearedResponse }, errors: [404],
+      handler: async (c) => c.json(await A().shadows.clear(c.req.param('scope')!, OPERATOR)),
+    },
+    {
+      method: 'get', path: '/v1/policies/:scope/shadow/differences', operationId: 'listShadowDifferences', summary: 'Requests the candidate would have decided differently, oldest first (paged by audit seq)', tag: 'policies', auth: 'admin', query: S.ShadowDifferencesParams,
+      responses: { 200: S.ShadowDifferencesResponse }, errors: [404],
+      handler: async (c, { query }) => {
+        const q = query as { after?: number; limit?: number };
+        const page = await A().shadows.differences(c.req.param('scope')!, { ...(q.after !== undefined ? { afterSeq: q.after } : {}), ...(q.limit !== undefined ? { limit: q.limit } : {}) });
+        return c.json({ ...page, differences: page.differences.map(shadowDifferenceJson) });
+      },
+    },
+    {
+      method: 'post', path: '/v1/policies/:scope/shadow/promote', operationId: 'promoteShadowPolicy', summary: 'Make the candidate the active policy (a new version, audited) and unstage it', tag: 'policies', auth: 'admin',
+      responses: { 200: S.ShadowPromotedResponse }, errors: [404, 409],
+      handler: async (c) => c.json(await A().shadows.promote(c.req.param('scope')!, OPERATOR)),
     },
     {
       method: 'post', path: '/v1/policies/dry-run', operationId: 'dryRunForAgent', summary: 'Evaluate a request for an agent against current policy and ledger', tag: 'policies', auth: 'admin', body: S.AdminDryRunRequest,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ACTIONS, ERROR_CODES, POLICY_WARNING_CODES, VIOLATION_CODES } from '@airlock/core';
+import { ACTIONS, ERROR_CODES, POLICY_WARNING_CODES, SHADOW_OUTCOMES, VIOLATION_CODES } from '@airlock/core';
 import { apiSchema } from './api-schemas.ts';
 
 // Request and response schemas. The route table in routes.ts pairs them with paths; openapi.ts turns the
@@ -154,7 +154,20 @@ export const DecisionSchema = apiSchema(
   'Decision',
   z.object({ decision: z.enum(['allow', 'deny', 'require_approval']), violations: z.array(ViolationSchema), allowedBy: z.array(z.string()), policyVersion: z.string() }),
 );
-export const DryRunResponse = apiSchema('DryRunResponse', z.object({ decision: DecisionSchema, intent: jsonObject, digest: z.string().describe('hex digest that would be signed') }));
+const shadowOutcomeKind = z.enum(SHADOW_OUTCOMES).describe('same; rules_differ (same decision, other rules); would_allow; would_deny; would_require_approval; error (the candidate could not be evaluated)');
+export const ShadowComparisonSchema = apiSchema(
+  'ShadowComparison',
+  z.object({ shadowId: z.string(), scope: z.string(), kind: shadowOutcomeKind, candidate: DecisionSchema.optional(), error: z.string().optional() }).describe('What a staged candidate policy would decide (it decides nothing).'),
+);
+export const DryRunResponse = apiSchema(
+  'DryRunResponse',
+  z.object({
+    decision: DecisionSchema,
+    intent: jsonObject,
+    digest: z.string().describe('hex digest that would be signed'),
+    shadow: z.array(ShadowComparisonSchema).optional().describe('Only when a candidate policy is staged for the agent or the fleet (docs/policy.md, shadow policies)'),
+  }),
+);
 
 export const CreateAgentsRequest = apiSchema(
   'CreateAgentsRequest',
@@ -219,6 +232,65 @@ export const SetPolicyResponse = apiSchema(
 );
 export const PolicyVersionsResponse = apiSchema('PolicyVersions', z.object({ versions: z.array(PolicyVersionSchema) }));
 export const PolicyDiffResponse = apiSchema('PolicyDiff', z.object({ from: z.number(), to: z.number(), diff: z.string() }));
+
+const shadowCandidate = z.object({
+  id: z.string().describe('`shd_` + 16 hex: new each time a candidate is staged'),
+  scope: z.string().describe('`fleet` or `agent:<agentId>`'),
+  hash: z.string().describe('sha256 of the canonical JSON of the document'),
+  author: z.string(),
+  createdAt: z.number().describe('ms since epoch'),
+});
+export const ShadowCandidateSchema = apiSchema('ShadowCandidate', shadowCandidate);
+export const ShadowSummarySchema = apiSchema(
+  'ShadowSummary',
+  z.object({
+    evaluated: z.number().describe('requests evaluated under the candidate since it was staged'),
+    outcomes: z.object(Object.fromEntries(SHADOW_OUTCOMES.map((k) => [k, z.number()])) as Record<(typeof SHADOW_OUTCOMES)[number], z.ZodNumber>),
+  }),
+);
+export const ShadowStagedResponse = apiSchema(
+  'ShadowStaged',
+  z.object({ candidate: ShadowCandidateSchema, changed: z.boolean().describe('false: this candidate was already staged, nothing changed'), warnings: z.array(PolicyWarningSchema) }),
+);
+export const ShadowPolicyResponse = apiSchema(
+  'ShadowPolicy',
+  z.object({
+    candidate: ShadowCandidateSchema,
+    document: z.unknown().describe('The candidate document (docs/policy.schema.json)'),
+    source: z.string().optional().describe('The text as staged (YAML or JSON)'),
+    active: z.object({ version: z.number(), hash: z.string() }).optional().describe('The active policy it would replace; absent when the scope has none'),
+    summary: ShadowSummarySchema,
+  }),
+);
+const shadowSide = z.object({ decision: z.enum(['allow', 'deny', 'require_approval']), violations: z.array(ViolationSchema), allowedBy: z.array(z.string()), policyVersion: z.string() });
+export const ShadowDifferenceSchema = apiSchema(
+  'ShadowDifference',
+  z.object({
+    auditSeq: z.number().describe('the audit entry of the request (and of the active decision)'),
+    agentId: z.string(),
+    at: z.number().describe('ms since epoch'),
+    kind: shadowOutcomeKind,
+    action: z.string().optional(),
+    summary: z.string().optional().describe("the request's intent in one line"),
+    active: shadowSide,
+    candidate: shadowSide.optional().describe('absent when the candidate could not be evaluated (kind error)'),
+    error: z.string().optional(),
+  }),
+);
+export const ShadowDifferencesResponse = apiSchema(
+  'ShadowDifferences',
+  z.object({ shadowId: z.string(), differences: z.array(ShadowDifferenceSchema), next: z.number().optional().describe('pass as `after` for the next page') }),
+);
+export const ShadowClearedResponse = apiSchema('ShadowCleared', z.object({ candidate: ShadowCandidateSchema, summary: ShadowSummarySchema }));
+export const ShadowPromotedResponse = apiSchema(
+  'ShadowPromoted',
+  z.object({
+    record: z.object({ scope: z.string(), version: z.number(), hash: z.string() }).describe('the active policy now'),
+    changed: z.boolean().describe('false: the candidate was identical to the active version (no new version; the candidate is unstaged)'),
+    warnings: z.array(PolicyWarningSchema),
+    summary: ShadowSummarySchema.describe('how the candidate fared until promoted'),
+  }),
+);
 
 export const IssueSessionRequest = apiSchema(
   'IssueSessionRequest',
@@ -375,6 +447,7 @@ export const ListAgentsParams = z.object({ status: z.enum(['active', 'frozen', '
 export const ListSessionsParams = z.object({ agent: z.string().optional(), all: z.enum(['true', 'false']).optional() });
 export const ListApprovalsParams = z.object({ state: z.enum(['pending', 'approved', 'denied', 'expired', 'all']).optional(), agent: z.string().optional() });
 export const PolicyVersionParams = z.object({ version: z.coerce.number().int().min(1).optional() });
+export const ShadowDifferencesParams = z.object({ after: z.coerce.number().int().min(0).optional(), limit: z.coerce.number().int().min(1).max(1000).optional() });
 export const PolicyDiffParams = z.object({ from: z.coerce.number().int().min(1).optional(), to: z.coerce.number().int().min(1).optional() });
 
 export type CreateAgentsInput = z.infer<typeof CreateAgentsRequest>;

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import type { Agent, ApprovalRecord, AuditEntry, Session } from '@airlock/core';
-import type { AgentSchema, ApprovalSchema, AuditEntrySchema, SessionSchema } from './schemas.ts';
+import type { Agent, ApprovalRecord, AuditEntry, Session, ShadowOutcome } from '@airlock/core';
+import type { AgentSchema, ApprovalSchema, AuditEntrySchema, SessionSchema, ShadowDifferenceSchema } from './schemas.ts';
 
 // The JSON bodies of the stored records. Each returns its schema's output type, so a field the document
 // does not name (or names differently) is a type error here; the live-response test catches the rest.
@@ -44,4 +44,20 @@ export function approvalJson(a: ApprovalRecord): z.output<typeof ApprovalSchema>
 
 export function auditJson(e: AuditEntry): z.output<typeof AuditEntrySchema> {
   return { ...e, at: iso(e.at) };
+}
+
+/** A recorded difference of a shadow policy, flattened: the request, then what each side decided. */
+export function shadowDifferenceJson(o: ShadowOutcome): z.output<typeof ShadowDifferenceSchema> {
+  const d = o.detail;
+  return {
+    auditSeq: o.auditSeq,
+    agentId: o.agentId,
+    at: o.at,
+    kind: o.kind,
+    ...(o.action !== undefined ? { action: o.action } : {}),
+    ...(d?.summary !== undefined ? { summary: d.summary } : {}),
+    active: d?.active ?? { decision: o.activeDecision, violations: [], allowedBy: [], policyVersion: '' },
+    ...(d?.candidate ? { candidate: d.candidate } : {}),
+    ...(d?.error !== undefined ? { error: d.error } : {}),
+  };
 }

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
-  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState,
+  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
 } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
@@ -11,6 +11,7 @@ import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
+import * as shadow from './shadow.ts';
 import * as audit from './audit.ts';
 import { postgresMigrations } from './migrations/index.ts';
 import { isConnectionError, mapPgError } from './pg-errors.ts';
@@ -212,6 +213,16 @@ export class PostgresStore implements Store {
   }
   listPolicyVersions(scope: string): Promise<Omit<PolicyRecord, 'document'>[]> {
     return records.listPolicyVersions(this.q, scope);
+  }
+
+  getShadowPolicy(scope: string): Promise<ShadowPolicyRecord | undefined> {
+    return shadow.getShadowPolicy(this.q, scope);
+  }
+  shadowOutcomeCounts(shadowId: string): Promise<ShadowOutcomeCounts> {
+    return shadow.shadowOutcomeCounts(this.q, shadowId);
+  }
+  listShadowDifferences(shadowId: string, filter: { afterSeq?: number; limit: number }): Promise<ShadowOutcome[]> {
+    return shadow.listShadowDifferences(this.q, shadowId, filter);
   }
 
   createSession(session: Session): Promise<void> {

@@ -1,7 +1,7 @@
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
-  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers,
+  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
@@ -12,6 +12,7 @@ import * as ledger from './ledger.ts';
 import * as nonces from './nonces.ts';
 import type { Q } from './pg-query.ts';
 import * as records from './records.ts';
+import * as shadow from './shadow.ts';
 import { agentLockKey, type TxLocks } from './tx-locks.ts';
 import { agentFromRow, policyFromRow } from '../shared/rows.ts';
 
@@ -84,6 +85,21 @@ export class PostgresStoreTx implements StoreTx {
   }
   async revokeSession(id: string, now: number): Promise<Session> {
     return records.revokeSession(this.live(), id, now);
+  }
+  async listShadowPolicies(): Promise<ShadowPolicyRecord[]> {
+    return shadow.listShadowPolicies(this.live());
+  }
+  async putShadowPolicy(record: ShadowPolicyRecord): Promise<void> {
+    return shadow.putShadowPolicy(this.live(), record);
+  }
+  async deleteShadowPolicy(scope: string): Promise<ShadowPolicyRecord | undefined> {
+    return shadow.deleteShadowPolicy(this.live(), scope);
+  }
+  async shadowOutcomeCounts(shadowId: string): Promise<ShadowOutcomeCounts> {
+    return shadow.shadowOutcomeCounts(this.live(), shadowId);
+  }
+  async appendShadowOutcomes(outcomes: readonly ShadowOutcome[]): Promise<void> {
+    return shadow.appendShadowOutcomes(this.live(), outcomes);
   }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);

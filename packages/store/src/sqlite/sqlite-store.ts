@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
-  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState,
+  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
 import { GroupCommitter } from '../shared/group-commit.ts';
@@ -14,6 +14,7 @@ import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
 import { sqliteMigrations } from './migrations/index.ts';
 import * as records from './records.ts';
+import * as shadow from './shadow.ts';
 import { SqliteDb } from './sqlite-db.ts';
 import { mapSqliteError } from './sqlite-errors.ts';
 import { SqliteStoreTx } from './sqlite-tx.ts';
@@ -135,6 +136,16 @@ export class SqliteStore implements Store {
   }
   listPolicyVersions(scope: string): Promise<Omit<PolicyRecord, 'document'>[]> {
     return this.read(() => records.listPolicyVersions(this.db, scope));
+  }
+
+  getShadowPolicy(scope: string): Promise<ShadowPolicyRecord | undefined> {
+    return this.read(() => shadow.getShadowPolicy(this.db, scope));
+  }
+  shadowOutcomeCounts(shadowId: string): Promise<ShadowOutcomeCounts> {
+    return this.read(() => shadow.shadowOutcomeCounts(this.db, shadowId));
+  }
+  listShadowDifferences(shadowId: string, filter: { afterSeq?: number; limit: number }): Promise<ShadowOutcome[]> {
+    return this.read(() => shadow.listShadowDifferences(this.db, shadowId, filter));
   }
 
   createSession(session: Session): Promise<void> {

@@ -1,7 +1,7 @@
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
-  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers,
+  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
@@ -11,6 +11,7 @@ import * as audit from './audit.ts';
 import * as ledger from './ledger.ts';
 import * as nonces from './nonces.ts';
 import * as records from './records.ts';
+import * as shadow from './shadow.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
 /** The handle `SqliteStore.transaction` passes to its callback; dead once the transaction ends. */
@@ -51,6 +52,21 @@ export class SqliteStoreTx implements StoreTx {
   }
   async revokeSession(id: string, now: number): Promise<Session> {
     return records.revokeSession(this.live(), id, now);
+  }
+  async listShadowPolicies(): Promise<ShadowPolicyRecord[]> {
+    return shadow.listShadowPolicies(this.live());
+  }
+  async putShadowPolicy(record: ShadowPolicyRecord): Promise<void> {
+    shadow.putShadowPolicy(this.live(), record);
+  }
+  async deleteShadowPolicy(scope: string): Promise<ShadowPolicyRecord | undefined> {
+    return shadow.deleteShadowPolicy(this.live(), scope);
+  }
+  async shadowOutcomeCounts(shadowId: string): Promise<ShadowOutcomeCounts> {
+    return shadow.shadowOutcomeCounts(this.live(), shadowId);
+  }
+  async appendShadowOutcomes(outcomes: readonly ShadowOutcome[]): Promise<void> {
+    shadow.appendShadowOutcomes(this.live(), outcomes);
   }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);

@@ -10,6 +10,7 @@ import { statements as ledgerEntryPerSeries } from './009_ledger_entry_per_serie
 import { statements as policySource } from './010_policy_source.ts';
 import { statements as lightningPayments } from './011_lightning_payments.ts';
 import { statements as circuitBreakers } from './016_circuit_breakers.ts';
+import { statements as shadowPolicies } from './014_shadow_policies.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -25,4 +26,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [10, { name: '010_policy_source', statements: policySource }],
   [11, { name: '011_lightning_payments', statements: lightningPayments }],
   [16, { name: '016_circuit_breakers', statements: circuitBreakers }],
+  [14, { name: '014_shadow_policies', statements: shadowPolicies }],
 ]);

@@ -9,6 +9,7 @@ import { statements as ledgerEntryPerSeries } from './008_ledger_entry_per_serie
 import { statements as policySource } from './009_policy_source.ts';
 import { statements as lightningPayments } from './010_lightning_payments.ts';
 import { statements as circuitBreakers } from './015_circuit_breakers.ts';
+import { statements as shadowPolicies } from './013_shadow_policies.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -23,4 +24,5 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [9, { name: '009_policy_source', statements: policySource }],
   [10, { name: '010_lightning_payments', statements: lightningPayments }],
   [15, { name: '015_circuit_breakers', statements: circuitBreakers }],
+  [13, { name: '013_shadow_policies', statements: shadowPolicies }],
 ]);
