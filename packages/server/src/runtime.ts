@@ -7,6 +7,7 @@ import {
   AuditService,
   type ParallelVerifyOptions,
   OperatorService,
+  ChildSessionService,
   SigningService,
   X402Service,
   NostrService,
@@ -121,6 +122,8 @@ export interface Airlock {
   deps: ServiceDeps;
   signing: SigningService;
   operator: OperatorService;
+  /** Child sessions agents derive for their sub-agents (docs/api.md, "Child sessions"). */
+  childSessions: ChildSessionService;
   audit: AuditService;
   x402: X402Service;
   /** Nostr identities, events, NIP-44 and the NIP-46 transport key (docs/nostr.md). */
@@ -219,6 +222,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       ...(config.lightning ? { payTimeoutSeconds: config.lightning.payTimeoutSeconds, notFoundGraceSeconds: config.lightning.notFoundGraceSeconds, defaultFeePercent: config.lightning.defaultFeePercent } : {}),
     });
     const operator = new OperatorService(deps, signing, lightning);
+    const childSessions = new ChildSessionService(deps, signing);
     const audit = new AuditService(deps);
     const nostr = new NostrService(deps, signing, { transportPath: nostrTransportPath, npub: (pubkeyHex: string) => encodeNpub(hexToBytes(pubkeyHex)), parseUnsignedEvent, eventId, nip44Encrypt: (text, key) => nip44Encrypt(text, key), nip44Decrypt, nip04Encrypt: (text, key) => nip04Encrypt(text, key), nip04Decrypt });
     // A chain that no longer extends the anchor halts signing from the start; the daemon still serves
@@ -286,6 +290,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       deps,
       signing,
       operator,
+      childSessions,
       audit,
       x402,
       nostr,

@@ -12,6 +12,7 @@ import { buildNostrRoutes } from './nostr-routes.ts';
 import { buildLightningRoutes } from './lightning-routes.ts';
 import { buildBitcoinRoutes } from './bitcoin-routes.ts';
 import { buildL402Routes } from './l402-routes.ts';
+import { buildChildSessionRoutes } from './child-session-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
 import { buildNwcRoutes } from '../nwc-service/routes.ts';
@@ -294,6 +295,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     ...buildLightningRoutes(holder),
     ...buildBitcoinRoutes(holder),
     ...buildL402Routes(holder),
+    ...buildChildSessionRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),
 

@@ -226,6 +226,9 @@ export class PostgresStore implements Store {
   revokeSession(id: string, now: number): Promise<Session> {
     return this.run({ signingLock: true }, (q) => records.revokeSession(q, id, now));
   }
+  sessionDescendants(id: string): Promise<Session[]> {
+    return records.sessionDescendants(this.q, id);
+  }
 
   getApproval(id: string): Promise<ApprovalRecord | undefined> {
     return approvals.getApproval(this.q, id);

@@ -148,6 +148,9 @@ export class SqliteStore implements Store {
   revokeSession(id: string, now: number): Promise<Session> {
     return this.write(() => records.revokeSession(this.db, id, now));
   }
+  sessionDescendants(id: string): Promise<Session[]> {
+    return this.read(() => records.sessionDescendants(this.db, id));
+  }
 
   getApproval(id: string): Promise<ApprovalRecord | undefined> {
     return this.read(() => approvals.getApproval(this.db, id));

@@ -51,6 +51,9 @@ export class SqliteStoreTx implements StoreTx {
   async revokeSession(id: string, now: number): Promise<Session> {
     return records.revokeSession(this.live(), id, now);
   }
+  async sessionDescendants(id: string): Promise<Session[]> {
+    return records.sessionDescendants(this.live(), id);
+  }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);
   }
