@@ -170,7 +170,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ sessions: (await A().operator.listSessions(q.agent, q.all === 'true')).map(sessionJson) });
       },
     },
-    { method: 'post', path: '/v1/sessions/:id/revoke', operationId: 'revokeSession', summary: 'Revoke a session (takes effect on the next request)', tag: 'sessions', auth: 'admin', responses: { 200: S.SessionSchema }, errors: [404], handler: async (c) => c.json(sessionJson(await A().operator.revokeSession(c.req.param('id')!, OPERATOR))) },
+    { method: 'post', path: '/v1/sessions/:id/revoke', operationId: 'revokeSession', summary: 'Revoke a session and every session derived from it (takes effect on the next request)', tag: 'sessions', auth: 'admin', responses: { 200: S.SessionSchema }, errors: [404], handler: async (c) => c.json(sessionJson(await A().operator.revokeSession(c.req.param('id')!, OPERATOR))) },
 
     {
       method: 'post', path: '/v1/policies/validate', operationId: 'validatePolicy', summary: 'Validate a policy document without storing it', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
