@@ -3,6 +3,8 @@
 // concurrently included; revoking a parent stops every descendant at the very next request.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
+import { LightningNetwork, SimulatedBackend } from '../../../testing/lightning-network.ts';
 import { ALICE, BASE, USDC_ASSET, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 const USDC = (units: number) => String(units * 1_000_000);
@@ -277,5 +279,30 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         await h.close();
       }
     });
+  });
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  test(`a child's Lightning payment is charged to its parent what it really cost (${store})`, async () => {
+    const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
+    const ln = new LightningNetwork();
+    ln.feeBaseMsat = 10n;
+    const shop = ln.payee();
+    const h = await startHarness({ store, lightningBackend: new SimulatedBackend(ln), config: { lightning: { backend: 'lnd', network: 'regtest', payTimeoutSeconds: 2, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+    try {
+      const policy = { version: 1, rules: [{ type: 'allow', name: 'pay', match: { actions: ['lightning.pay'] } }, { type: 'lightning', name: 'fees', max_routing_fee_percent: 10, min_expiry_remaining: '30s', max_expiry: '2h' }] };
+      const parent = await provisionAgent(h, { policy, actions: ['lightning.pay'], budgets: [{ asset: BTC, max: '60000', window: '24h' }] });
+      const child = await deriveOk(h, parent.token);
+      const paid = await h.call('POST', '/v1/lightning/pay', { token: child.token, body: { invoice: shop.invoice({ amountMsat: 50_000n }).invoice } });
+      assert.equal(paid.status, 200, JSON.stringify(paid.body));
+      const cost = 50_000n + ln.feeFor(50_000n);
+      // The hold is gone; what stays on the parent's series is the final charge, amount plus the real fee.
+      assert.deepEqual((await budgetsOf(h, parent.token)).map((b) => [b.used, b.remaining]), [[cost.toString(), (60_000n - cost).toString()]]);
+      const refused = await h.call('POST', '/v1/lightning/pay', { token: parent.token, body: { invoice: shop.invoice({ amountMsat: 20_000n }).invoice } });
+      assert.equal(refused.status, 403);
+      assert.deepEqual(refused.body.error.violations.map((v: any) => [v.rule, v.code]), [['session/budget-0', 'budget_exceeded']]);
+    } finally {
+      await h.close();
+    }
   });
 }
