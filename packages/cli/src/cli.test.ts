@@ -374,6 +374,33 @@ rules: []
       assert.match(malformed.stderr, /--budget: expected <asset>:<max base units>:<window>/);
     });
 
+    test('session tree shows the child sessions an agent derived; revoking the root revokes them all', async () => {
+      const { token, session } = JSON.parse(ok(await airlock('session', 'issue', 'alice', '--actions', 'evm.transaction', '--label', 'root', '--json')));
+      const derive = async (parentToken: string, body: unknown) => {
+        const res = await fetch(`${daemon!.url}/v1/session/children`, { method: 'POST', headers: { authorization: `Bearer ${parentToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+        assert.equal(res.status, 201);
+        return (await res.json()) as { token: string; session: { id: string } };
+      };
+      const child = await derive(token, { label: 'worker' });
+      const grandchild = await derive(child.token, { ttlSeconds: 60 });
+      const sibling = await derive(token, {});
+      const tree = ok(await airlock('session', 'tree', 'alice'));
+      const lines = tree.split('\n');
+      const at = lines.findIndex((l) => l.startsWith(`${session.id}  evm.transaction  *  expires `));
+      assert.ok(at >= 0 && lines[at]!.endsWith('"root"'), tree);
+      assert.match(lines[at + 1]!, new RegExp(`^├─ ${child.session.id}  evm\\.transaction  \\*  expires \\S+  "worker"$`));
+      assert.match(lines[at + 2]!, new RegExp(`^│  └─ ${grandchild.session.id}  `));
+      assert.match(lines[at + 3]!, new RegExp(`^└─ ${sibling.session.id}  `));
+      assert.ok(!tree.includes(child.token.split('.')[1]!), 'no token is shown');
+
+      ok(await airlock('session', 'revoke', session.id));
+      assert.equal((await sign(grandchild.token, usdcTransfer(ALICE, 1n, 9))).body.error.code, 'session_revoked');
+      assert.doesNotMatch(ok(await airlock('session', 'tree', 'alice')), new RegExp(child.session.id));
+      const all = ok(await airlock('session', 'tree', 'alice', '--all'));
+      for (const id of [child.session.id, grandchild.session.id, sibling.session.id]) assert.match(all, new RegExp(`${id} .*revoked \\d{4}-`));
+      assert.equal((await airlock('session', 'tree')).code, 2, 'the agent is required');
+    });
+
     test('approvals: a request above the approval tier waits (202); list, approve, deny', async () => {
       ok(await airlock('policy', 'set', 'alice', file('approvals.yaml', toYaml(usdcPolicy({ perRequest: '50000000', approvalAbove: '1000000' })))));
       const waits = await airlock('policy', 'dry-run', '--agent', 'alice', '--action', 'evm.transaction', file('waits.json', JSON.stringify(usdcTransfer(ALICE, 5_000_000n, 50))));

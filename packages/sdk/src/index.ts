@@ -4,3 +4,4 @@ export * from './account.ts';
 export * from './x402.ts';
 export * from './receipts.ts';
 export * from './l402.ts';
+export * from './sessions.ts';

@@ -179,8 +179,18 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.deepEqual([noBunker.status, noBunker.body.error.code], [409, 'conflict'], 'no AIRLOCK_NOSTR_RELAYS: no bunker (the bunker tests drive the 201)');
     const noNwc = await admin('POST', `/v1/sessions/${spare.body.session.id}/nwc-connect`);
     assert.deepEqual([noNwc.status, noNwc.body.error.code], [409, 'conflict'], 'no AIRLOCK_NOSTR_RELAYS: no NWC wallet service (nwc-service/wallet-service.http.test.ts drives the 201)');
+    // Child sessions: the spare session derives one for a sub-agent (never wider); revoking the spare takes it too.
+    const child = await call(spare.body.token, 'POST', '/v1/session/children', { ttlSeconds: 60, label: 'sub-agent' });
+    assert.equal(child.status, 201);
+    assert.equal((await call(spare.body.token, 'POST', '/v1/session/children', { actions: ['evm.transaction'] })).body.error.details.axis, 'actions');
+    assert.equal((await call(spare.body.token, 'GET', '/v1/session/children')).body.sessions[0].parentId, spare.body.session.id);
+    assert.deepEqual((await call(child.body.token, 'GET', '/v1/session/budgets')).body.budgets, []);
+    const grandchild = await call(child.body.token, 'POST', '/v1/session/children', {});
+    assert.ok((await call(child.body.token, 'POST', `/v1/session/children/${grandchild.body.session.id}/revoke`)).body.revokedAt);
+    assert.equal((await call(child.body.token, 'POST', `/v1/session/children/${spare.body.session.id}/revoke`)).status, 404, 'a child cannot revoke its parent');
     assert.ok((await admin('POST', `/v1/sessions/${spare.body.session.id}/revoke`)).body.revokedAt);
     assert.equal((await call(spare.body.token, 'GET', '/v1/session')).status, 401);
+    assert.equal((await call(child.body.token, 'GET', '/v1/session')).status, 401, 'revoked with its parent');
     assert.equal((await call(undefined, 'GET', '/v1/agents')).status, 401);
     assert.equal((await call(token, 'GET', '/v1/agents')).status, 403, 'a session token on an admin route');
     assert.equal((await call(token, 'POST', '/v1/dry-run', 'x'.repeat(300_000))).status, 413);

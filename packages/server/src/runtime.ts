@@ -7,7 +7,7 @@ import {
   AuditService,
   type ParallelVerifyOptions,
   OperatorService,
-  ShadowPolicyService,
+  ShadowPolicyService, ChildSessionService,
   SigningService,
   X402Service,
   NostrService,
@@ -124,6 +124,8 @@ export interface Airlock {
   operator: OperatorService;
   /** Shadow policies: candidates evaluated beside the active ones (docs/policy.md). */
   shadows: ShadowPolicyService;
+  /** Child sessions agents derive for their sub-agents (docs/api.md, "Child sessions"). */
+  childSessions: ChildSessionService;
   audit: AuditService;
   x402: X402Service;
   /** Nostr identities, events, NIP-44 and the NIP-46 transport key (docs/nostr.md). */
@@ -223,6 +225,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     });
     const operator = new OperatorService(deps, signing, lightning);
     const shadows = new ShadowPolicyService(deps, operator, signing);
+    const childSessions = new ChildSessionService(deps, signing);
     const audit = new AuditService(deps);
     const nostr = new NostrService(deps, signing, { transportPath: nostrTransportPath, npub: (pubkeyHex: string) => encodeNpub(hexToBytes(pubkeyHex)), parseUnsignedEvent, eventId, nip44Encrypt: (text, key) => nip44Encrypt(text, key), nip44Decrypt, nip04Encrypt: (text, key) => nip04Encrypt(text, key), nip04Decrypt });
     // A chain that no longer extends the anchor halts signing from the start; the daemon still serves
@@ -290,7 +293,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       deps,
       signing,
       operator,
-      shadows,
+      shadows, childSessions,
       audit,
       x402,
       nostr,

@@ -214,6 +214,32 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(await store.transaction((tx) => tx.getSession('ses_live')), live);
     });
 
+    test('sessions: a derived session keeps its parent; revoking a session revokes every descendant, once', async () => {
+      const store = await fresh();
+      const [agent] = await store.createAgents(agentsNamed('tree'), fakeAddress, 0);
+      const base = { agentId: agent!.id, tokenHash: 'ab'.repeat(32), scope: { actions: ['evm.transaction'], chains: [], budgets: [] }, expiresAt: 10_000 };
+      const root: Session = { ...base, id: 'ses_root', createdAt: 1 };
+      const child: Session = { ...base, id: 'ses_child', parentId: 'ses_root', createdAt: 2 };
+      const sibling: Session = { ...base, id: 'ses_sibling', parentId: 'ses_root', createdAt: 3 };
+      const grandchild: Session = { ...base, id: 'ses_grand', parentId: 'ses_child', createdAt: 4, revokedAt: 50 };
+      const other: Session = { ...base, id: 'ses_other', createdAt: 5 };
+      for (const s of [root, child, sibling, other]) await store.createSession(s);
+      await store.transaction((tx) => tx.createSession(grandchild));
+      assert.deepEqual(await store.getSession('ses_child'), child);
+      assert.deepEqual((await store.sessionDescendants('ses_root')).map((s) => s.id), ['ses_child', 'ses_sibling', 'ses_grand']);
+      assert.deepEqual((await store.transaction((tx) => tx.sessionDescendants('ses_child'))).map((s) => s.id), ['ses_grand']);
+      assert.deepEqual(await store.sessionDescendants('ses_other'), []);
+
+      await store.transaction((tx) => tx.revokeSession('ses_child', 100));
+      assert.equal((await store.getSession('ses_child'))?.revokedAt, 100);
+      assert.equal((await store.getSession('ses_grand'))?.revokedAt, 50, 'a descendant revoked before keeps its time');
+      assert.equal((await store.getSession('ses_sibling'))?.revokedAt, undefined);
+      await store.revokeSession('ses_root', 200);
+      assert.deepEqual((await store.sessionDescendants('ses_root')).map((s) => [s.id, s.revokedAt]), [['ses_child', 100], ['ses_sibling', 200], ['ses_grand', 50]]);
+      assert.equal((await store.getSession('ses_root'))?.revokedAt, 200);
+      assert.equal((await store.getSession('ses_other'))?.revokedAt, undefined, 'another tree is untouched');
+    });
+
     test('idempotency records round-trip and a second put for the same key conflicts', async () => {
       const store = await fresh();
       const record = { scope: 'session:ses_1', key: 'k1', requestHash: 'cd'.repeat(32), auditSeq: 3, response: { status: 200, body: { signature: '0x01', n: 1 } }, createdAt: 5 };

@@ -15,6 +15,7 @@ import { assertAuditIntact } from '../service/audit-integrity.ts';
 import type { ServiceDeps } from '../service/deps.ts';
 import { denialBody, type AgentAuth, type DryRunOutcome, type SignOutcome, type SigningService } from '../service/signing-service.ts';
 import { requestHash } from '../service/tokens.ts';
+import { ancestorIdsOf } from '../service/session-chain.ts';
 
 export const LIGHTNING_ACTION = 'lightning.pay';
 
@@ -123,7 +124,7 @@ export class LightningService {
 
     type Outcome = { refused: AirlockError } | { execute: LightningPaymentRecord; auditSeq: number; allowedBy: string[]; policyVersion: string } | { answer: LightningPaymentRecord; auditSeq: number } | SignOutcome;
     const attempt = () => this.deps.store.transaction(async (tx): Promise<Outcome> => {
-      const fresh = await this.signing.recheck(tx, auth, now);
+      const fresh = await this.signing.recheck(tx, auth, now, input0);
       if (fresh.error) {
         this.signing.credentials.forgetSession(auth.session.id);
         await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, fresh.error, now);
@@ -244,7 +245,7 @@ export class LightningService {
     const decoded = this.decode(payload, { agent, session: { id: approval.sessionId } as Session }, request.l402);
     if (bytesToHex(decoded.digest) !== approval.digest) throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved payment hash.');
     if (await tx.activeLightningPayment(decoded.intent.lightning!.paymentHash)) throw new AirlockError('lightning_payment_in_flight', 'This invoice is already being paid or was paid.');
-    const input: EvaluationInput = { intent: decoded.intent, agentId: approval.agentId, sessionId: approval.sessionId, nowMs: this.deps.clock.now() };
+    const input: EvaluationInput = { intent: decoded.intent, agentId: approval.agentId, sessionId: approval.sessionId, sessionAncestors: await ancestorIdsOf(tx, approval.sessionId), nowMs: this.deps.clock.now() };
     const record = this.newRecord(input, payload.invoice, backend, auditSeq, request.l402);
     await tx.holdLightningPayment(record, ledgerWritesFor(input));
     return record;
@@ -332,7 +333,8 @@ export class LightningService {
 
   private async finish(record: LightningPaymentRecord, finish: { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string }, source: 'pay' | 'lookup'): Promise<LightningPaymentRecord> {
     const now = this.deps.clock.now();
-    const input = this.inputOf(record);
+    // A derived session's payment is charged to its ancestors too (ancestry never changes: read outside the transaction).
+    const input = { ...this.inputOf(record), sessionAncestors: await ancestorIdsOf(this.deps.store, record.sessionId) };
     const charges = finish.state === 'succeeded' ? ledgerWritesFor(withFee(input, finish.feeMsat!)) : countWritesFor(input);
     try {
       return await this.finishIn(record, finish, source, charges, now);

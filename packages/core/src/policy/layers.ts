@@ -4,7 +4,8 @@ import { intentFacts } from './facts.ts';
 import type { CompiledPolicy } from './compile.ts';
 import { createRule } from './compile.ts';
 import { buildSets } from './sets.ts';
-import { scopeSeries, type CompiledRule, type EvaluationInput, type RuleContext } from './rules/index.ts';
+import { scopeSeries, type CompiledRule, type EvaluationInput, type RuleContext, type WindowContext } from './rules/index.ts';
+import { seriesFor } from '../ports/ledger.ts';
 
 export interface PolicyLayer {
   layer: Layer;
@@ -28,12 +29,36 @@ export function sessionScopeLayer(scope: SessionScope, sessionId: string): Polic
 }
 
 /**
+ * The scope of an ancestor of the requesting session (a child session's parent, grandparent, ...) as a policy
+ * layer: the same restrictions, each rule named `<ancestorId>/<rule>`, and its budgets read the ancestor's own
+ * session series, which every descendant's charges also go to (ledger-writes.ts). So the children of a
+ * session share its budget and together can never spend more than it allows.
+ */
+export function ancestorScopeLayer(scope: SessionScope, ancestorId: string): PolicyLayer {
+  const own = sessionScopeLayer(scope, ancestorId);
+  const series = seriesFor.session(ancestorId);
+  const onAncestor = <C extends WindowContext>(ctx: C): C => ({ ...ctx, series: { ...ctx.series, session: series } });
+  const rules: CompiledRule[] = own.policy.rules.map((rule) => ({
+    name: `${ancestorId}/${rule.name}`,
+    type: rule.type,
+    windows: (ctx, out) => rule.windows(onAncestor(ctx), out),
+    evaluate: (ctx) => rule.evaluate(onAncestor(ctx)),
+  }));
+  return { ...own, policy: { ...own.policy, rules } };
+}
+
+/** The session layers of a request: its own scope, then each ancestor's (nearest first). */
+export function sessionScopeLayers(session: { id: string; scope: SessionScope }, ancestors: readonly { id: string; scope: SessionScope }[] = []): PolicyLayer[] {
+  return [sessionScopeLayer(session.scope, session.id), ...ancestors.map((a) => ancestorScopeLayer(a.scope, a.id))];
+}
+
+/**
  * What a session's scope alone says about an intent (actions and chains; budgets aside): the check a
  * replay must pass, since a replay re-releases a signature without a new charge. Same rules, same codes
- * as the session layer of a full evaluation.
+ * as the session layers of a full evaluation, the ancestors' scopes included.
  */
-export function sessionScopeViolations(scope: SessionScope, sessionId: string, input: EvaluationInput): Violation[] {
-  const { policy, layer } = sessionScopeLayer({ ...scope, budgets: [] }, sessionId);
+export function sessionScopeViolations(scope: SessionScope, sessionId: string, input: EvaluationInput, ancestors: readonly { id: string; scope: SessionScope }[] = []): Violation[] {
+  const layers = [sessionScopeLayer({ ...scope, budgets: [] }, sessionId), ...ancestors.map((a) => ancestorScopeLayer({ ...a.scope, budgets: [] }, a.id))];
   const ctx: RuleContext = {
     input,
     facts: intentFacts(input.intent),
@@ -41,9 +66,11 @@ export function sessionScopeViolations(scope: SessionScope, sessionId: string, i
     ledger: { total: () => { throw new Error('scope rules read no ledger window'); } },
   };
   const violations: Violation[] = [];
-  for (const rule of policy.rules) {
-    const verdict = rule.evaluate(ctx);
-    if (Array.isArray(verdict)) for (const finding of verdict) violations.push({ rule: `${layer}/${rule.name}`, ...finding });
+  for (const { policy, layer } of layers) {
+    for (const rule of policy.rules) {
+      const verdict = rule.evaluate(ctx);
+      if (Array.isArray(verdict)) for (const finding of verdict) violations.push({ rule: `${layer}/${rule.name}`, ...finding });
+    }
   }
   return violations;
 }

@@ -7,7 +7,8 @@ import type { EvaluationInput } from './rules/index.ts';
 /**
  * The standard series an allowed (or held) request charges, so that any budget or rate limit,
  * including one added later, can be answered from history (ports/ledger.ts):
- * fleet, agent and session get one write per asset plus a count; fleet|to and agent|to get the
+ * fleet, agent and session (and each ancestor of a child session) get one write per asset plus a count;
+ * fleet|to and agent|to get the
  * same per destination. Amounts: spends (fees included) plus bounded approvals.
  */
 export function ledgerWritesFor(input: EvaluationInput): LedgerWrite[] {
@@ -22,7 +23,8 @@ export function ledgerWritesFor(input: EvaluationInput): LedgerWrite[] {
   };
 
   const agent = seriesFor.agent(input.agentId);
-  for (const series of [seriesFor.fleet(), agent, seriesFor.session(input.sessionId)]) {
+  const sessions = [input.sessionId, ...(input.sessionAncestors ?? [])].map(seriesFor.session);
+  for (const series of [seriesFor.fleet(), agent, ...sessions]) {
     for (const [asset, amount] of facts.requestedByAsset) charge(series, asset, amount);
     charge(series, COUNT_ASSET, 0n);
   }

@@ -59,6 +59,11 @@ export interface Session {
   tokenHash: string;
   scope: SessionScope;
   label?: string;
+  /**
+   * The session this one was derived from (POST /v1/session/children): its scope is a subset of the parent's,
+   * it expires no later, and its charges are charged to every ancestor too. Absent for operator-issued sessions.
+   */
+  parentId?: string;
   createdAt: number;
   expiresAt: number;
   revokedAt?: number;
@@ -185,7 +190,10 @@ export interface Store {
   createSession(session: Session): Promise<void>;
   getSession(id: string): Promise<Session | undefined>;
   listSessions(filter: { agentId?: string; includeInactive?: boolean; now: number }): Promise<Session[]>;
+  /** Revokes the session and every session derived from it, at any depth (those not revoked yet), at once. */
   revokeSession(id: string, now: number): Promise<Session>;
+  /** Every session derived from this one, at any depth, revoked and expired ones included (oldest first). */
+  sessionDescendants(id: string): Promise<Session[]>;
 
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]>;
@@ -262,7 +270,9 @@ export interface StoreTx {
   setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent>;
   putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord>;
   createSession(session: Session): Promise<void>;
+  /** Revokes the session and every session derived from it (Store.revokeSession). */
   revokeSession(id: string, now: number): Promise<Session>;
+  sessionDescendants(id: string): Promise<Session[]>;
 
   /** Every staged candidate (the signing path caches these; shadow-policies.ts). */
   listShadowPolicies(): Promise<ShadowPolicyRecord[]>;

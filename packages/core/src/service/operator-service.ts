@@ -9,6 +9,7 @@ import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
 import { attachPaymentContext, isHeldPayment, type SigningService } from './signing-service.ts';
 import type { EvaluationInput } from '../policy/index.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
+import { ancestorIdsOf, readAncestors } from './session-chain.ts';
 import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
 import type { LightningService } from '../lightning/lightning-service.ts';
 
@@ -180,12 +181,17 @@ export class OperatorService {
     return { session, token: formatSessionToken(session.id, secret) };
   }
 
+  /** Revokes the session and, in the same transaction, every session derived from it (named in the audit entry). */
   async revokeSession(id: string, actor: string): Promise<Session> {
     const existing = await this.deps.store.getSession(id);
     if (!existing) throw new AirlockError('not_found', 'No such session.');
     if (existing.revokedAt !== undefined) return existing; // revoking twice changes nothing and records nothing
-    const revoked = await this.audited('session.revoked', actor, existing.agentId, async (tx, now) => ({ result: await tx.revokeSession(id, now), data: { sessionId: id } }));
-    this.signing.credentials.forgetSession(id);
+    let descendants: string[] = [];
+    const revoked = await this.audited('session.revoked', actor, existing.agentId, async (tx, now) => {
+      descendants = (await tx.sessionDescendants(id)).filter((s) => s.revokedAt === undefined).map((s) => s.id);
+      return { result: await tx.revokeSession(id, now), data: { sessionId: id, ...(descendants.length ? { descendants } : {}) } };
+    });
+    for (const sessionId of [id, ...descendants]) this.signing.credentials.forgetSession(sessionId);
     return revoked;
   }
 
@@ -206,7 +212,9 @@ export class OperatorService {
       if (!agent || agent.status !== 'active') throw new AirlockError(agent?.status === 'retired' ? 'agent_retired' : 'agent_frozen', 'The agent is not active; deny the approval or unfreeze the agent first.');
       // Revoking a session revokes what it asked for: its pending requests cannot be approved any more.
       const session = await tx.getSession(pending.sessionId);
-      if (!session || session.revokedAt !== undefined) throw new AirlockError('session_revoked', 'The session that made this request was revoked; deny the approval.');
+      if (!session || session.revokedAt !== undefined || (await readAncestors(tx, session)).some((a) => a.revokedAt !== undefined)) {
+        throw new AirlockError('session_revoked', 'The session that made this request (or one it derives from) was revoked; deny the approval.');
+      }
       // A Lightning payment asked for twice while waiting: once one of its approvals is paid (or paying), the others
       // can buy nothing. They are closed here, their holds released, instead of staying pending (and held) until
       // they expire.
@@ -228,6 +236,7 @@ export class OperatorService {
       const payment = this.approvedPayment(pending, agent);
       if (!payment) return { approval: await tx.decideApproval(id, 'approved', actor, now, entry.seq) };
       const decided = await tx.decideApproval(id, 'approved', actor, now, entry.seq, { convertHolds: false });
+      payment.input.sessionAncestors = await ancestorIdsOf(tx, pending.sessionId);
       const paymentId = await this.signing.reserveSpend(tx, { agentId: pending.agentId, sessionId: pending.sessionId }, payment.input, entry.seq, now, payment.x402Version);
       return { approval: decided, paymentId };
     });

@@ -1,23 +1,25 @@
-import { compilePolicy, sessionScopeLayer, type CompiledPolicy, type PolicyLayer } from '../policy/index.ts';
+import { compilePolicy, sessionScopeLayers, type CompiledPolicy, type PolicyLayer } from '../policy/index.ts';
 import type { PolicyRecord, Session, StoreTx } from '../ports/store.ts';
 
 export const FLEET_SCOPE = 'fleet';
 export const agentScope = (agentId: string) => `agent:${agentId}`;
 
 /**
- * Loads the layers that apply to a request (fleet, agent, session) inside the signing transaction,
+ * Loads the layers that apply to a request (fleet, agent, session and, for a derived session, each of its
+ * ancestors' scopes) inside the signing transaction,
  * so a policy change is seen by the very next request on every instance. Compiled policies are cached
  * by content hash: documents are immutable once stored, so the cache can never be stale.
  */
 export class PolicyLayerLoader {
   private readonly compiled = new Map<string, CompiledPolicy>();
 
-  async load(tx: StoreTx, agentId: string, session: Session): Promise<PolicyLayer[]> {
+  /** `ancestors`: the session's ancestors read inside `tx` (session-chain.ts), nearest first. */
+  async load(tx: StoreTx, agentId: string, session: Session, ancestors: readonly Session[] = []): Promise<PolicyLayer[]> {
     const [fleet, agent] = await Promise.all([tx.getPolicy(FLEET_SCOPE), tx.getPolicy(agentScope(agentId))]);
     const layers: PolicyLayer[] = [];
     if (fleet) layers.push({ layer: 'fleet', label: labelOf(fleet), policy: this.compile(fleet) });
     if (agent) layers.push({ layer: 'agent', label: labelOf(agent), policy: this.compile(agent) });
-    layers.push(sessionScopeLayer(session.scope, session.id));
+    layers.push(...sessionScopeLayers(session, ancestors));
     return layers;
   }
 

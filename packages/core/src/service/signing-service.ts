@@ -23,6 +23,8 @@ import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from '.
 import { CredentialCache } from './credential-cache.ts';
 import { CircuitBreakers, type Screening } from './circuit-breakers.ts';
 import type { PolicyLayer } from '../policy/layers.ts';
+import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
+import { seriesFor } from '../ports/ledger.ts';
 
 export interface AgentAuth {
   agent: Agent;
@@ -53,6 +55,8 @@ interface SignRequest {
   /** Hex of the digest the payload decodes to: what would be signed. */
   digest: string;
   input: EvaluationInput;
+  /** The session's ancestors as the transaction read them (a derived session), nearest first. */
+  ancestors?: Session[];
 }
 
 /** What the signing transaction decided: refuse, release a signature after commit, or answer as is. */
@@ -111,6 +115,8 @@ export class SigningService {
     const now = this.deps.clock.now();
     try {
       checkUsable(agent, session, now);
+      // A derived session dies with any session above it (usually revoked with it already: this is the backstop).
+      if (session.parentId !== undefined) checkAncestorsUsable(await readAncestors(this.deps.store, session), now);
     } catch (e) {
       // A genuine credential of a frozen/retired agent or a dead session: record the attempt (incident evidence).
       const code = (e as AirlockError).code;
@@ -169,7 +175,7 @@ export class SigningService {
     };
 
     const outcome = await this.deps.store.transaction(async (tx): Promise<TxOutcome> => {
-      const fresh = await this.recheck(tx, auth, now);
+      const fresh = await this.recheck(tx, auth, now, request.input);
       if (fresh.error) {
         // A credential cached by the signing routes went stale (another instance froze or revoked it).
         this.credentials.forgetSession(auth.session.id);
@@ -177,6 +183,7 @@ export class SigningService {
         return { refused: fresh.error };
       }
       const session = fresh.session!;
+      request.ancestors = fresh.ancestors;
       if (idempotencyKey !== undefined) {
         const prior = await tx.getIdempotency(idempotencyScope(auth), idempotencyKey);
         if (prior) return this.retry(tx, request, session, prior);
@@ -339,14 +346,14 @@ export class SigningService {
    * guard count signatures), and the replay has its own audit entry pointing at the original.
    */
   private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>): Promise<TxOutcome> {
-    const violations = sessionScopeViolations(session.scope, session.id, req.input);
+    const violations = sessionScopeViolations(session.scope, session.id, req.input, req.ancestors);
     if (violations.length > 0) {
       const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion: `session:${session.id}` };
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', violations);
       return { status: 403, body: denialBody(decision, entry.seq) };
     }
     // Decode calls against the registered ABIs as the original was, so the counts land in the same series.
-    enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session), req.input);
+    enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session, req.ancestors), req.input);
     const entry = await this.appendReplayEntry(tx, req, originalSeq, 'allow');
     await tx.appendLedger(countWritesFor(req.input), req.now, entry.seq);
     return { release: { auditSeq: originalSeq, replayed: true, extra: { ...extra, replayAuditSeq: entry.seq } } };
@@ -476,6 +483,8 @@ export class SigningService {
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
   /** Public for the sibling services (Lightning) that decide under the same policy inside their own transaction. */
   /**
+   * A derived session is judged by its own scope and each ancestor's (their budgets on their own session
+   * series), and `input` names the ancestors so that what it charges is charged to each of them too.
    * Staged candidate policies (shadow-evaluation.ts) are evaluated here too, against the same totals (their
    * extra windows are read in the same call): what they say is kept for `recordShadow`, and never changes
    * the decision returned.
@@ -499,7 +508,9 @@ export class SigningService {
 
   /** `evaluateIn`, with the layers it loaded (the detectors are in them). */
   private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
-    const layers = await this.layers.load(tx, input.agentId, session);
+    const ancestors = await readAncestors(tx, session);
+    input.sessionAncestors = ancestors.map((a) => a.id);
+    const layers = await this.layers.load(tx, input.agentId, session, ancestors);
     const candidates = await this.shadows.candidatesFor(tx, input.agentId);
     const shadow = candidates.length ? this.shadows.begin(candidates, layers, input) : undefined;
     const adapter = this.adapterFor(input.intent.action);
@@ -507,7 +518,9 @@ export class SigningService {
     if (undecodable && !shadow) return { decision: undecodable, layers };
     const queries = undecodable ? [] : requiredWindows(layers, input);
     const all = shadow ? [...queries, ...shadow.windows(adapter, queries)] : queries;
-    const totals = all.length ? await tx.windowTotals(all, charging && !undecodable ? { charging } : {}) : [];
+    // Locked with the reads (PostgreSQL): the ancestors' series are charged too.
+    const locking = charging && !undecodable ? [...charging, ...input.sessionAncestors.map(seriesFor.session)] : undefined;
+    const totals = all.length ? await tx.windowTotals(all, locking ? { charging: locking } : {}) : [];
     const ledger = ledgerViewFrom(all, totals);
     const decision = undecodable ?? evaluatePolicy(layers, input, ledger);
     shadow?.finish(decision, ledger);
@@ -615,7 +628,7 @@ export class SigningService {
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
     const outcome = await this.deps.store.transaction(async (tx): Promise<{ refused: AirlockError } | { decision: Decision; auditSeq: number }> => {
-      const fresh = await this.recheck(tx, auth, now);
+      const fresh = await this.recheck(tx, auth, now, input);
       if (fresh.error) {
         this.credentials.forgetSession(auth.session.id);
         await this.appendErrorEntry(tx, auth, action, digest, fresh.error, now);
@@ -684,19 +697,28 @@ export class SigningService {
    * Credentials are read inside the transaction, once: a freeze or revoke wins over an in-flight request, and
    * over a credential the signing routes took from their cache.
    */
-  async recheck(tx: StoreTx, auth: AgentAuth, now: number): Promise<{ session?: Session; error?: AirlockError }> {
+  /**
+   * A derived session is usable only while each of its ancestors is (read here too). Given the request's
+   * evaluation `input`, names those ancestors in it: its charges go to each of them.
+   */
+  async recheck(tx: StoreTx, auth: AgentAuth, now: number, input?: EvaluationInput): Promise<{ session?: Session; ancestors?: Session[]; error?: AirlockError }> {
     const [agent, session] = await Promise.all([tx.getAgent(auth.agent.id), tx.getSession(auth.session.id)]);
     if (!agent || !session) return { error: new AirlockError('unauthenticated', 'Unknown session token.') };
     // The request was decoded for the key it authenticated with; a key that changed since must not sign it.
     if (agent.address !== auth.agent.address || agent.accountIndex !== auth.agent.accountIndex || agent.keyIndex !== auth.agent.keyIndex) {
       return { error: new AirlockError('conflict', "The agent's key changed while this request was in flight; send it again.") };
     }
+    let ancestors: Session[];
     try {
       checkUsable(agent, session, now);
+      ancestors = await readAncestors(tx, session);
+      checkAncestorsUsable(ancestors, now);
     } catch (e) {
-      return { error: e as AirlockError };
+      if (!isAirlockError(e)) throw e;
+      return { error: e };
     }
-    return { session };
+    if (input) input.sessionAncestors = ancestors.map((a) => a.id);
+    return { session, ancestors };
   }
 
   async auditRefusal(auth: AgentAuth, action: string, reqHash: string, e: unknown, now: number): Promise<void> {

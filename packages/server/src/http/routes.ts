@@ -13,6 +13,7 @@ import { buildLightningRoutes } from './lightning-routes.ts';
 import { buildBitcoinRoutes } from './bitcoin-routes.ts';
 import { buildL402Routes } from './l402-routes.ts';
 import { buildBreakerRoutes } from './breaker-routes.ts';
+import { buildChildSessionRoutes } from './child-session-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
 import { buildNwcRoutes } from '../nwc-service/routes.ts';
@@ -170,7 +171,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ sessions: (await A().operator.listSessions(q.agent, q.all === 'true')).map(sessionJson) });
       },
     },
-    { method: 'post', path: '/v1/sessions/:id/revoke', operationId: 'revokeSession', summary: 'Revoke a session (takes effect on the next request)', tag: 'sessions', auth: 'admin', responses: { 200: S.SessionSchema }, errors: [404], handler: async (c) => c.json(sessionJson(await A().operator.revokeSession(c.req.param('id')!, OPERATOR))) },
+    { method: 'post', path: '/v1/sessions/:id/revoke', operationId: 'revokeSession', summary: 'Revoke a session and every session derived from it (takes effect on the next request)', tag: 'sessions', auth: 'admin', responses: { 200: S.SessionSchema }, errors: [404], handler: async (c) => c.json(sessionJson(await A().operator.revokeSession(c.req.param('id')!, OPERATOR))) },
 
     {
       method: 'post', path: '/v1/policies/validate', operationId: 'validatePolicy', summary: 'Validate a policy document without storing it', tag: 'policies', auth: 'admin', body: S.SetPolicyRequest,
@@ -328,6 +329,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     ...buildBitcoinRoutes(holder),
     ...buildL402Routes(holder),
     ...buildBreakerRoutes(holder),
+    ...buildChildSessionRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),
 

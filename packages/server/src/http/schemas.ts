@@ -291,6 +291,8 @@ export const ShadowPromotedResponse = apiSchema(
     summary: ShadowSummarySchema.describe('how the candidate fared until promoted'),
   }),
 );
+export const sessionChainId = z.string().regex(/^(eip155:\d{1,12}|nostr:mainnet)$/, 'a CAIP-2 chain id like eip155:8453 (Nostr requests: nostr:mainnet)');
+export const sessionBudget = z.object({ asset: z.string().min(3), max: amountString, window: duration }).strict();
 
 export const IssueSessionRequest = apiSchema(
   'IssueSessionRequest',
@@ -298,8 +300,8 @@ export const IssueSessionRequest = apiSchema(
     .object({
       ttl: duration,
       actions: z.array(z.enum(ACTIONS)).min(1),
-      chains: z.array(z.string().regex(/^(eip155:\d{1,12}|nostr:mainnet)$/, 'a CAIP-2 chain id like eip155:8453 (Nostr requests: nostr:mainnet)')).optional(),
-      budgets: z.array(z.object({ asset: z.string().min(3), max: amountString, window: duration }).strict()).optional(),
+      chains: z.array(sessionChainId).optional(),
+      budgets: z.array(sessionBudget).optional(),
       label: z.string().max(200).optional(),
     })
     .strict(),
@@ -316,6 +318,7 @@ export const SessionSchema = apiSchema(
       budgets: z.array(z.object({ asset: z.string(), max: z.string(), window: z.string() })),
     }),
     label: z.string().optional(),
+    parentId: z.string().optional().describe('The session this one was derived from (POST /v1/session/children); absent for operator-issued sessions'),
     createdAt: iso,
     expiresAt: iso,
     revokedAt: iso.optional(),

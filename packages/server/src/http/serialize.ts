@@ -18,6 +18,7 @@ export function sessionJson(s: Session): z.output<typeof SessionSchema> {
     agentId: s.agentId,
     scope: s.scope,
     ...(s.label ? { label: s.label } : {}),
+    ...(s.parentId !== undefined ? { parentId: s.parentId } : {}),
     createdAt: iso(s.createdAt),
     expiresAt: iso(s.expiresAt),
     ...(s.revokedAt !== undefined ? { revokedAt: iso(s.revokedAt) } : {}),

@@ -1,4 +1,4 @@
-import { AirlockError, checkUsable, type AgentAuth, type Clock, type Store } from '@airlock/core';
+import { AirlockError, checkAncestorsUsable, checkUsable, readAncestors, type AgentAuth, type Clock, type Store } from '@airlock/core';
 
 /** Loads a session and its agent and throws why it is not usable (revoked, expired, frozen, retired). */
 export type SessionSource = (sessionId: string) => Promise<AgentAuth>;
@@ -13,7 +13,10 @@ export function storeSessionSource(store: Store, clock: Clock): SessionSource {
     const session = await store.getSession(sessionId);
     const agent = session ? await store.getAgent(session.agentId) : undefined;
     if (!session || !agent) throw new AirlockError('not_found', 'No such session.');
-    checkUsable(agent, session, clock.now());
+    const now = clock.now();
+    checkUsable(agent, session, now);
+    // A derived session stops with any session above it.
+    checkAncestorsUsable(await readAncestors(store, session), now);
     return { agent, session };
   };
 }

@@ -238,6 +238,9 @@ export class PostgresStore implements Store {
   revokeSession(id: string, now: number): Promise<Session> {
     return this.run({ signingLock: true }, (q) => records.revokeSession(q, id, now));
   }
+  sessionDescendants(id: string): Promise<Session[]> {
+    return records.sessionDescendants(this.q, id);
+  }
 
   listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {
     return breakers.listBreakers(this.q, filter);

@@ -101,6 +101,9 @@ export class PostgresStoreTx implements StoreTx {
   async appendShadowOutcomes(outcomes: readonly ShadowOutcome[]): Promise<void> {
     return shadow.appendShadowOutcomes(this.live(), outcomes);
   }
+  async sessionDescendants(id: string): Promise<Session[]> {
+    return records.sessionDescendants(this.live(), id);
+  }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);
   }

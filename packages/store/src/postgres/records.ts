@@ -128,9 +128,9 @@ export async function listPolicyVersions(q: Q, scope: string): Promise<Omit<Poli
 
 export async function createSession(q: Q, s: Session): Promise<void> {
   await q(
-    `INSERT INTO sessions (id, agent_id, token_hash, scope, label, created_at, expires_at, revoked_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-    [s.id, s.agentId, s.tokenHash, canonicalJson(s.scope), s.label ?? null, s.createdAt, s.expiresAt, s.revokedAt ?? null],
+    `INSERT INTO sessions (id, agent_id, token_hash, scope, label, created_at, expires_at, revoked_at, parent_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+    [s.id, s.agentId, s.tokenHash, canonicalJson(s.scope), s.label ?? null, s.createdAt, s.expiresAt, s.revokedAt ?? null, s.parentId ?? null],
   );
 }
 
@@ -150,12 +150,20 @@ export async function listSessions(q: Q, filter: { agentId?: string; includeInac
   return rows.map(sessionFromRow);
 }
 
-/** Revocation happens once: revoking again returns the session unchanged. */
+/** Revocation happens once, and takes every descendant with it (see sqlite/records.ts). */
 export async function revokeSession(q: Q, id: string, now: number): Promise<Session> {
-  await q('UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL', [id, now]);
+  await q(`WITH RECURSIVE tree(id) AS (SELECT $1::text UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id)
+           UPDATE sessions SET revoked_at = $2 WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL`, [id, now]);
   const session = await getSession(q, id);
   if (!session) throw new AirlockError('not_found', 'no such session');
   return session;
+}
+
+/** Every session derived from `id`, at any depth, oldest first. */
+export async function sessionDescendants(q: Q, id: string): Promise<Session[]> {
+  const rows = await q(`WITH RECURSIVE tree(id) AS (SELECT s.id FROM sessions s WHERE s.parent_id = $1 UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id)
+                        SELECT * FROM sessions WHERE id IN (SELECT id FROM tree) ORDER BY created_at, id`, [id]);
+  return rows.map(sessionFromRow);
 }
 
 // ---- idempotency ----

@@ -47,6 +47,8 @@ export function sessionFromRow(r: Row): Session {
   };
   const label = toOptionalString(r.label);
   if (label !== undefined) s.label = label;
+  const parentId = toOptionalString(r.parent_id);
+  if (parentId !== undefined) s.parentId = parentId;
   const revokedAt = toOptionalInt(r.revoked_at);
   if (revokedAt !== undefined) s.revokedAt = revokedAt;
   return s;

@@ -131,9 +131,9 @@ export function listPolicyVersions(db: SqliteDb, scope: string): Omit<PolicyReco
 
 export function createSession(db: SqliteDb, s: Session): void {
   db.run(
-    `INSERT INTO sessions (id, agent_id, token_hash, scope, label, created_at, expires_at, revoked_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    s.id, s.agentId, s.tokenHash, canonicalJson(s.scope), s.label ?? null, s.createdAt, s.expiresAt, s.revokedAt ?? null,
+    `INSERT INTO sessions (id, agent_id, token_hash, scope, label, created_at, expires_at, revoked_at, parent_id)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    s.id, s.agentId, s.tokenHash, canonicalJson(s.scope), s.label ?? null, s.createdAt, s.expiresAt, s.revokedAt ?? null, s.parentId ?? null,
   );
 }
 
@@ -152,12 +152,22 @@ export function listSessions(db: SqliteDb, filter: { agentId?: string; includeIn
   return db.all(sql, ...params).map(sessionFromRow);
 }
 
-/** Revocation happens once: revoking again returns the session unchanged. */
+/**
+ * Revocation happens once: revoking again returns the session unchanged. It takes every session derived from
+ * this one with it, in the same statement (a descendant already revoked keeps its first revocation time).
+ */
 export function revokeSession(db: SqliteDb, id: string, now: number): Session {
-  db.run('UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', now, id);
+  db.run(`WITH RECURSIVE tree(id) AS (SELECT ? UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id)
+          UPDATE sessions SET revoked_at = ? WHERE id IN (SELECT id FROM tree) AND revoked_at IS NULL`, id, now);
   const session = getSession(db, id);
   if (!session) throw new AirlockError('not_found', 'no such session');
   return session;
+}
+
+/** Every session derived from `id`, at any depth, oldest first. */
+export function sessionDescendants(db: SqliteDb, id: string): Session[] {
+  return db.all(`WITH RECURSIVE tree(id) AS (SELECT s.id FROM sessions s WHERE s.parent_id = ? UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id)
+                 SELECT * FROM sessions WHERE id IN (SELECT id FROM tree) ORDER BY created_at, id`, id).map(sessionFromRow);
 }
 
 // ---- idempotency ----

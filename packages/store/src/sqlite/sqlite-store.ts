@@ -160,6 +160,9 @@ export class SqliteStore implements Store {
   revokeSession(id: string, now: number): Promise<Session> {
     return this.write(() => records.revokeSession(this.db, id, now));
   }
+  sessionDescendants(id: string): Promise<Session[]> {
+    return this.read(() => records.sessionDescendants(this.db, id));
+  }
 
   listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {
     return this.read(() => breakers.listBreakers(this.db, filter));

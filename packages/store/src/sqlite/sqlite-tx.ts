@@ -68,6 +68,9 @@ export class SqliteStoreTx implements StoreTx {
   async appendShadowOutcomes(outcomes: readonly ShadowOutcome[]): Promise<void> {
     shadow.appendShadowOutcomes(this.live(), outcomes);
   }
+  async sessionDescendants(id: string): Promise<Session[]> {
+    return records.sessionDescendants(this.live(), id);
+  }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);
   }

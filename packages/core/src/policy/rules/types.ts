@@ -11,6 +11,12 @@ export interface EvaluationInput {
   intent: Intent;
   agentId: string;
   sessionId: string;
+  /**
+   * The session's ancestors (a child session's parent, its parent, ...), nearest first; absent or empty for a
+   * session issued by an operator. Each one's session series is charged with the session's own (ledger-writes.ts),
+   * so a parent's budget is shared by every session derived from it.
+   */
+  sessionAncestors?: readonly string[];
   /** Evaluation time (ms since epoch); the core never reads a clock. */
   nowMs: number;
 }

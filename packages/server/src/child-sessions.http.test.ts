@@ -1,0 +1,308 @@
+// Child sessions through HTTP, on both stores: an agent derives narrower sessions for its sub-agents. A child can
+// never exceed its parent on any axis (actions, chains, budgets, expiry), not when created and not when used,
+// concurrently included; revoking a parent stops every descendant at the very next request.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
+import { LightningNetwork, SimulatedBackend } from '../../../testing/lightning-network.ts';
+import { ALICE, BASE, USDC_ASSET, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+
+const USDC = (units: number) => String(units * 1_000_000);
+
+async function derive(h: Harness, token: string, body: Record<string, unknown>) {
+  return h.call('POST', '/v1/session/children', { token, body });
+}
+
+async function deriveOk(h: Harness, token: string, body: Record<string, unknown> = {}): Promise<{ token: string; session: any }> {
+  const r = await derive(h, token, body);
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  return r.body;
+}
+
+async function budgetsOf(h: Harness, token: string): Promise<any[]> {
+  const r = await h.call('GET', '/v1/session/budgets', { token });
+  assert.equal(r.status, 200, JSON.stringify(r.body));
+  return r.body.budgets;
+}
+
+const sign = (h: Harness, token: string, units: number, nonce: number) => h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, BigInt(units) * 1_000_000n, nonce) });
+
+async function auditOf(h: Harness, type: string): Promise<any[]> {
+  const r = await h.admin('GET', `/v1/audit?type=${type}&limit=1000`);
+  assert.equal(r.status, 200);
+  return r.body.entries;
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`child sessions (${store})`, () => {
+    test('a child derives with the parent as default, is audited, and operators see the tree', async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction', 'evm.typed_data'], chains: [BASE], budgets: [{ asset: USDC_ASSET, max: USDC(10), window: '24h' }] });
+        const child = await deriveOk(h, parent.token, { actions: ['evm.transaction'], budgets: [{ asset: USDC_ASSET, max: USDC(4), window: '1h' }], label: 'sub-agent 1' });
+        assert.equal(child.session.parentId, parent.session.id);
+        assert.deepEqual(child.session.scope, { actions: ['evm.transaction'], chains: [BASE], budgets: [{ asset: USDC_ASSET, max: USDC(4), window: '1h' }] });
+        assert.equal(child.session.expiresAt, parent.session.expiresAt, 'no expiry asked: the parent\'s');
+        const me = await h.call('GET', '/v1/session', { token: child.token });
+        assert.equal(me.status, 200);
+        assert.equal(me.body.session.parentId, parent.session.id);
+        assert.equal(me.body.agent.id, parent.agent.id, 'the same agent, the same key');
+
+        const listed = await h.admin('GET', `/v1/sessions?agent=${parent.agent.name}`);
+        assert.deepEqual(listed.body.sessions.map((s: any) => [s.id, s.parentId ?? null]).sort(), [[parent.session.id, null], [child.session.id, parent.session.id]].sort());
+        const children = await h.call('GET', '/v1/session/children', { token: parent.token });
+        assert.deepEqual(children.body.sessions.map((s: any) => s.id), [child.session.id]);
+
+        const [derived] = await auditOf(h, 'session.derived');
+        assert.equal(derived.actor, 'agent');
+        assert.equal(derived.sessionId, parent.session.id);
+        assert.equal(derived.decision, 'allow');
+        assert.equal(derived.data.childId, child.session.id);
+        assert.equal(derived.data.depth, 1);
+        assert.ok(!JSON.stringify(derived).includes(child.token.split('.').pop()!), 'the token is never in the audit log');
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('a child wider than its parent on any axis is refused with session_not_narrower naming the axis; nothing is created', async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'], chains: [BASE], budgets: [{ asset: USDC_ASSET, max: USDC(10), window: '24h' }], ttl: '1h' });
+        // The parent spends 4 of its 10: 6 are left for any child.
+        assert.equal((await sign(h, parent.token, 4, 0)).status, 200);
+        const attempts: [string, Record<string, unknown>][] = [
+          ['actions', { actions: ['evm.transaction', 'evm.typed_data'] }],
+          ['chains', { chains: ['eip155:1'] }],
+          ['chains', { chains: [] }],
+          ['budgets', { budgets: [{ asset: USDC_ASSET, max: USDC(7), window: '1h' }] }],
+          ['budgets', { budgets: [{ asset: USDC_ASSET.toUpperCase(), max: USDC(7), window: '30d' }] }],
+          ['expiry', { ttlSeconds: 2 * 3600 }],
+          ['expiry', { expiresAt: new Date(Date.now() + 2 * 3600_000).toISOString() }],
+        ];
+        for (const [axis, body] of attempts) {
+          const r = await derive(h, parent.token, body);
+          assert.equal(r.status, 403, `${axis}: ${JSON.stringify(r.body)}`);
+          assert.equal(r.body.error.code, 'session_not_narrower');
+          assert.equal(r.body.error.details.axis, axis, JSON.stringify(r.body));
+        }
+        const over = await derive(h, parent.token, { budgets: [{ asset: USDC_ASSET, max: USDC(7), window: '1h' }] });
+        assert.deepEqual({ limit: over.body.error.details.limit, used: over.body.error.details.used, requested: over.body.error.details.requested }, { limit: USDC(10), used: USDC(4), requested: USDC(7) });
+        // Exactly what is left is allowed.
+        await deriveOk(h, parent.token, { budgets: [{ asset: USDC_ASSET, max: USDC(6), window: '1h' }] });
+
+        const sessions = await h.admin('GET', `/v1/sessions?agent=${parent.agent.name}&all=true`);
+        assert.equal(sessions.body.sessions.length, 2, 'no refused child was created');
+        const refusals = (await auditOf(h, 'session.derived')).filter((e) => e.decision === 'deny');
+        assert.equal(refusals.length, attempts.length + 1);
+        assert.ok(refusals.every((e) => e.data.errorCode === 'session_not_narrower'));
+
+        // Bad input: a clear code, nothing created.
+        for (const body of [{ ttlSeconds: 60, expiresAt: new Date(Date.now() + 60_000).toISOString() }, { ttlSeconds: 0 }, { expiresAt: 'yesterday' }, { actions: ['evm.launch_missiles'] }, { budgets: [{ asset: USDC_ASSET, max: '-1', window: '1h' }] }, { scope: {} }]) {
+          const r = await derive(h, parent.token, body);
+          assert.equal(r.status, 400, JSON.stringify(body));
+          assert.equal(r.body.error.code, 'invalid_request', JSON.stringify(r.body));
+        }
+        assert.equal((await h.admin('GET', `/v1/sessions?agent=${parent.agent.name}&all=true`)).body.sessions.length, 2);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test("a child's spending is charged to its parent: the parent's remaining goes down and its budget refuses both", async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'], budgets: [{ asset: USDC_ASSET, max: USDC(5), window: '24h' }] });
+        const child = await deriveOk(h, parent.token);
+        for (let i = 0; i < 3; i++) assert.equal((await sign(h, child.token, 1, i)).status, 200);
+        assert.deepEqual((await budgetsOf(h, parent.token)).map((b) => [b.sessionId, b.used, b.remaining]), [[parent.session.id, USDC(3), USDC(2)]]);
+        // The child sees its parent's budget as its own ceiling.
+        assert.deepEqual((await budgetsOf(h, child.token)).map((b) => [b.sessionId, b.remaining]), [[parent.session.id, USDC(2)]]);
+        assert.equal((await sign(h, parent.token, 2, 3)).status, 200);
+        const parentRefused = await sign(h, parent.token, 1, 4);
+        assert.equal(parentRefused.status, 403);
+        assert.deepEqual(parentRefused.body.error.violations.map((v: any) => [v.rule, v.code, v.used]), [['session/budget-0', 'budget_exceeded', USDC(5)]]);
+        const childRefused = await sign(h, child.token, 1, 5);
+        assert.equal(childRefused.status, 403);
+        assert.deepEqual(childRefused.body.error.violations.map((v: any) => [v.rule, v.code]), [[`session/${parent.session.id}/budget-0`, 'budget_exceeded']]);
+        // And a child derived now can have no budget above the nothing that is left.
+        const late = await derive(h, parent.token, { budgets: [{ asset: USDC_ASSET, max: '1', window: '1h' }] });
+        assert.equal(late.body.error.code, 'session_not_narrower');
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('two children spending at once (2 x 20 requests) never exceed the parent: exactly its budget is signed and charged', async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'], budgets: [{ asset: USDC_ASSET, max: USDC(15), window: '24h' }] });
+        // Each child may spend up to 12 on its own; together they share the parent's 15.
+        const a = await deriveOk(h, parent.token, { budgets: [{ asset: USDC_ASSET, max: USDC(12), window: '24h' }] });
+        const b = await deriveOk(h, parent.token, { budgets: [{ asset: USDC_ASSET, max: USDC(12), window: '24h' }] });
+        const results = await Promise.all(Array.from({ length: 40 }, (_, i) => sign(h, i % 2 ? b.token : a.token, 1, i)));
+        const signed = results.filter((r) => r.status === 200);
+        assert.equal(signed.length, 15, 'the parent budget, to the unit');
+        for (const r of results.filter((x) => x.status !== 200)) {
+          assert.equal(r.status, 403);
+          assert.ok(r.body.error.violations.every((v: any) => v.code === 'budget_exceeded'), JSON.stringify(r.body));
+        }
+        const [parentBudget] = await budgetsOf(h, parent.token);
+        assert.deepEqual([parentBudget.used, parentBudget.remaining], [USDC(15), '0']);
+        const usedA = BigInt((await budgetsOf(h, a.token)).find((x) => x.sessionId === a.session.id).used);
+        const usedB = BigInt((await budgetsOf(h, b.token)).find((x) => x.sessionId === b.session.id).used);
+        assert.equal(usedA + usedB, 15_000_000n, 'what the children were charged adds up to what the parent was charged');
+        assert.ok(usedA <= 12_000_000n && usedB <= 12_000_000n);
+        const allowed = (await h.admin('GET', '/v1/audit?decision=allow&type=sign.request&limit=1000')).body.entries;
+        assert.equal(allowed.length, 15, 'one allow entry per signature');
+        assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test("revoking a parent refuses its child's and grandchild's very next request, in one audited cascade", async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
+        const child = await deriveOk(h, parent.token);
+        const grandchild = await deriveOk(h, child.token);
+        assert.equal(grandchild.session.parentId, child.session.id);
+        // Both credentials are warm in the signing routes' cache.
+        assert.equal((await sign(h, child.token, 1, 0)).status, 200);
+        assert.equal((await sign(h, grandchild.token, 1, 1)).status, 200);
+
+        const revoked = await h.admin('POST', `/v1/sessions/${parent.session.id}/revoke`);
+        assert.equal(revoked.status, 200);
+        for (const token of [child.token, grandchild.token]) {
+          const r = await sign(h, token, 1, 2);
+          assert.equal(r.status, 401);
+          assert.equal(r.body.error.code, 'session_revoked');
+          assert.equal((await h.call('GET', '/v1/session', { token })).body.error.code, 'session_revoked');
+        }
+        const entry = (await auditOf(h, 'session.revoked')).at(-1);
+        assert.equal(entry.data.sessionId, parent.session.id);
+        assert.deepEqual([...entry.data.descendants].sort(), [child.session.id, grandchild.session.id].sort());
+        const all = (await h.admin('GET', `/v1/sessions?agent=${parent.agent.name}&all=true`)).body.sessions;
+        assert.ok(all.every((s: any) => s.revokedAt === revoked.body.revokedAt), 'the whole tree revoked at one time');
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('a child that escaped a cascade (derived while its parent was being revoked) is still refused: every ancestor is re-read', async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
+        const child = await deriveOk(h, parent.token);
+        assert.equal((await sign(h, child.token, 1, 0)).status, 200);
+        // Revoked by another instance (this one's credential cache is not told; the child's entry stays warm).
+        await h.airlock.store.revokeSession(parent.session.id, Date.now());
+        // What a derivation committing after the revocation's cascade would leave: a live child of a revoked parent.
+        await (h.airlock.store as unknown as { rawExec(sql: string): Promise<void> }).rawExec(`UPDATE sessions SET revoked_at = NULL WHERE id = '${child.session.id}'`);
+        const r = await sign(h, child.token, 1, 1);
+        assert.equal(r.status, 401);
+        assert.equal(r.body.error.code, 'session_revoked');
+        assert.equal((await h.call('GET', '/v1/session', { token: child.token })).body.error.code, 'session_revoked');
+        assert.equal((await derive(h, child.token, {})).body.error.code, 'session_revoked');
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('an expired parent takes its children with it; a child cannot derive a wider grandchild; depth is limited', async () => {
+      const h = await startHarness({ store, manualClock: true });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction', 'evm.typed_data'], budgets: [{ asset: USDC_ASSET, max: USDC(10), window: '24h' }], ttl: '1h' });
+        const child = await deriveOk(h, parent.token, { actions: ['evm.transaction'], budgets: [{ asset: USDC_ASSET, max: USDC(3), window: '24h' }] });
+        const wider = [
+          ['actions', { actions: ['evm.typed_data'] }],
+          ['budgets', { budgets: [{ asset: USDC_ASSET, max: USDC(4), window: '24h' }] }],
+        ] as const;
+        for (const [axis, body] of wider) {
+          const r = await derive(h, child.token, body);
+          assert.equal(r.body.error.code, 'session_not_narrower');
+          assert.equal(r.body.error.details.axis, axis);
+        }
+        // Depth: parent (0) -> 1 -> 2 -> 3 -> 4, and no fifth level.
+        let token = child.token;
+        for (let depth = 2; depth <= 4; depth++) token = (await deriveOk(h, token)).token;
+        const deep = await derive(h, token, {});
+        assert.equal(deep.status, 403);
+        assert.equal(deep.body.error.code, 'session_depth_exceeded');
+
+        assert.equal((await sign(h, child.token, 1, 0)).status, 200);
+        h.clock!.advance(3600_000);
+        const r = await sign(h, child.token, 1, 1);
+        assert.equal(r.status, 401);
+        assert.equal(r.body.error.code, 'session_expired');
+      } finally {
+        await h.close();
+      }
+    });
+
+    test("attacks: an agent cannot list or revoke another agent's sessions, nor a child its parent or sibling", async () => {
+      const h = await startHarness({ store });
+      try {
+        const alice = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
+        const mallory = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
+        const child1 = await deriveOk(h, alice.token);
+        const child2 = await deriveOk(h, alice.token);
+        const attempts: [string, string][] = [
+          [mallory.token, child1.session.id],
+          [mallory.token, alice.session.id],
+          [child1.token, alice.session.id],
+          [child1.token, child2.session.id],
+          [child1.token, child1.session.id],
+        ];
+        for (const [token, id] of attempts) {
+          const r = await h.call('POST', `/v1/session/children/${id}/revoke`, { token });
+          assert.equal(r.status, 404, JSON.stringify(r.body));
+          assert.equal(r.body.error.code, 'not_found');
+        }
+        assert.deepEqual((await h.call('GET', '/v1/session/children', { token: mallory.token })).body.sessions, []);
+        assert.deepEqual((await h.call('GET', '/v1/session/children', { token: child1.token })).body.sessions, []);
+        // Nothing was revoked by any of it.
+        for (const token of [alice.token, child1.token, child2.token]) assert.equal((await sign(h, token, 1, 0)).status, 200);
+        // An admin token is not a session: it cannot derive.
+        assert.equal((await h.admin('POST', '/v1/session/children', {})).status, 403);
+
+        // The parent revokes its own child: audited as the agent, the sibling untouched.
+        const revoked = await h.call('POST', `/v1/session/children/${child1.session.id}/revoke`, { token: alice.token });
+        assert.equal(revoked.status, 200);
+        assert.ok(revoked.body.revokedAt);
+        assert.equal((await sign(h, child1.token, 1, 1)).body.error.code, 'session_revoked');
+        assert.equal((await sign(h, child2.token, 1, 1)).status, 200);
+        const entry = (await auditOf(h, 'session.revoked')).at(-1);
+        assert.deepEqual([entry.actor, entry.sessionId, entry.data.sessionId], ['agent', alice.session.id, child1.session.id]);
+      } finally {
+        await h.close();
+      }
+    });
+  });
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  test(`a child's Lightning payment is charged to its parent what it really cost (${store})`, async () => {
+    const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
+    const ln = new LightningNetwork();
+    ln.feeBaseMsat = 10n;
+    const shop = ln.payee();
+    const h = await startHarness({ store, lightningBackend: new SimulatedBackend(ln), config: { lightning: { backend: 'lnd', network: 'regtest', payTimeoutSeconds: 2, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+    try {
+      const policy = { version: 1, rules: [{ type: 'allow', name: 'pay', match: { actions: ['lightning.pay'] } }, { type: 'lightning', name: 'fees', max_routing_fee_percent: 10, min_expiry_remaining: '30s', max_expiry: '2h' }] };
+      const parent = await provisionAgent(h, { policy, actions: ['lightning.pay'], budgets: [{ asset: BTC, max: '60000', window: '24h' }] });
+      const child = await deriveOk(h, parent.token);
+      const paid = await h.call('POST', '/v1/lightning/pay', { token: child.token, body: { invoice: shop.invoice({ amountMsat: 50_000n }).invoice } });
+      assert.equal(paid.status, 200, JSON.stringify(paid.body));
+      const cost = 50_000n + ln.feeFor(50_000n);
+      // The hold is gone; what stays on the parent's series is the final charge, amount plus the real fee.
+      assert.deepEqual((await budgetsOf(h, parent.token)).map((b) => [b.used, b.remaining]), [[cost.toString(), (60_000n - cost).toString()]]);
+      const refused = await h.call('POST', '/v1/lightning/pay', { token: parent.token, body: { invoice: shop.invoice({ amountMsat: 20_000n }).invoice } });
+      assert.equal(refused.status, 403);
+      assert.deepEqual(refused.body.error.violations.map((v: any) => [v.rule, v.code]), [['session/budget-0', 'budget_exceeded']]);
+    } finally {
+      await h.close();
+    }
+  });
+}
