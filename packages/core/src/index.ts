@@ -7,6 +7,7 @@ export * from './policy/decision.ts';
 export * from './policy/index.ts';
 export * from './ports/ledger.ts';
 export * from './ports/store.ts';
+export * from './ports/webhooks.ts';
 export * from './ports/payments.ts';
 export * from './ports/lightning-backend.ts';
 export * from './ports/lightning-payments.ts';
