@@ -15,6 +15,7 @@ import { buildL402Routes } from './l402-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
 import { buildNwcRoutes } from '../nwc-service/routes.ts';
+import { buildWebhookRoutes } from '../webhooks/routes.ts';
 
 const OPERATOR = 'admin';
 
@@ -296,6 +297,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     ...buildL402Routes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),
+    ...buildWebhookRoutes(holder),
 
     {
       method: 'post', path: '/v1/approvals/:id/deny', operationId: 'denyApproval', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,
