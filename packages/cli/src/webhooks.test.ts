@@ -40,7 +40,7 @@ describe('airlock webhook', () => {
     assert.equal(held.status, 202);
     const { approvalId } = (await held.json()) as { approvalId: string };
     ok(await airlock('approvals', 'deny', approvalId, '--reason', 'not today'));
-    const got = await receiver.waitFor(2);
+    const got = [...(await receiver.waitFor(2))].sort((a, b) => a.event.leafIndex - b.event.leafIndex);
     assert.deepEqual(got.map((d) => [d.event.type, d.verified]), [['approval.requested', true], ['approval.denied', true]]);
 
     const list = ok(await airlock('webhook', 'list'));
