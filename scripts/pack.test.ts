@@ -70,6 +70,7 @@ describe('the packed SDK and CLI installed into a project outside the workspace'
     }
     const sdk = JSON.parse(readFileSync(join(scratch, 'node_modules/@airlock/sdk/package.json'), 'utf8'));
     assert.deepEqual(sdk.exports['./ethers'], { types: './dist/ethers.d.ts', default: './dist/ethers.js' });
+    assert.deepEqual(sdk.exports['./webhooks'], { types: './dist/webhooks.d.ts', default: './dist/webhooks.js' });
     assert.equal(sdk.private, undefined);
     assert.equal(sdk.devDependencies, undefined);
   });
@@ -127,6 +128,8 @@ describe('the packed SDK and CLI installed into a project outside the workspace'
   const AGENT_SCRIPT = `
 import { airlockAccount, findAirlockError, AirlockPolicyError } from '@airlock/sdk';
 import { airlockEthersSigner } from '@airlock/sdk/ethers';
+import { verifyWebhook } from '@airlock/sdk/webhooks';
+import { createHmac } from 'node:crypto';
 import { verifyMessage, parseTransaction, recoverTransactionAddress } from 'viem';
 import { verifyMessage as ethersVerifyMessage } from 'ethers';
 
@@ -144,6 +147,9 @@ try {
 }
 const ethersSigner = await airlockEthersSigner(options);
 const ethersSignature = await ethersSigner.signMessage(message);
+const hookBody = JSON.stringify({ id: 'evt_1', type: 'alert.loop_guard' });
+const hookT = Math.floor(Date.now() / 1000);
+const hookHeader = 't=' + hookT + ',v1=' + createHmac('sha256', 'whsec_x').update(hookT + '.' + hookBody).digest('hex');
 console.log(JSON.stringify({
   node: process.version,
   address: account.address,
@@ -152,6 +158,7 @@ console.log(JSON.stringify({
   transactionFrom: await recoverTransactionAddress({ serializedTransaction: signed }),
   refusal,
   ethersRecovers: ethersVerifyMessage(message, ethersSignature),
+  webhook: [verifyWebhook({ secret: 'whsec_x', signatureHeader: hookHeader, body: hookBody }).ok, verifyWebhook({ secret: 'whsec_y', signatureHeader: hookHeader, body: hookBody }).ok],
 }));
 `;
 
@@ -173,6 +180,7 @@ console.log(JSON.stringify({
       assert.equal(out.transactionFrom.toLowerCase(), agent.address.toLowerCase());
       assert.deepEqual(out.refusal, { name: 'AirlockPolicyError', violations: ['agent/default:message_not_allowed'] });
       assert.equal(out.ethersRecovers.toLowerCase(), agent.address.toLowerCase());
+      assert.deepEqual(out.webhook, [true, false], 'the webhook verifier accepts the right secret only');
     });
   }
 
@@ -181,10 +189,13 @@ console.log(JSON.stringify({
       join(scratch, 'consumer.ts'),
       `import { airlockAccount, findAirlockError, AirlockPolicyError, type Violation } from '@airlock/sdk';
 import { airlockEthersSigner, AirlockEthersSigner } from '@airlock/sdk/ethers';
+import { verifyWebhook, type VerifyWebhookResult } from '@airlock/sdk/webhooks';
+const hook: VerifyWebhookResult = verifyWebhook({ secret: 'whsec_x', signatureHeader: 't=1,v1=00', body: '{}', toleranceSeconds: 300, now: Date.now() });
+const hookType: string | undefined = hook.ok ? hook.event.type : undefined;
 const account = await airlockAccount({ url: 'http://127.0.0.1:8420', token: 't', nonceManager: true });
 const signer: AirlockEthersSigner = await airlockEthersSigner({ url: 'http://127.0.0.1:8420', token: 't' });
 const violations: Violation[] | undefined = findAirlockError(new Error('x'), AirlockPolicyError)?.violations;
-export { account, signer, violations };
+export { account, signer, violations, hookType };
 // @ts-expect-error: the published types reject an unknown option
 await airlockAccount({ url: 'u', token: 't', nonceManagr: true });
 `,

@@ -15,8 +15,9 @@ import { storeCommand } from './commands/store.ts';
 import { nostrCommand } from './commands/nostr.ts';
 import { lightningCommand } from './commands/lightning.ts';
 import { bitcoinCommand } from './commands/bitcoin.ts';
+import { webhookCommand } from './commands/webhooks.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, breakerCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, breakerCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {

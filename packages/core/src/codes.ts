@@ -82,6 +82,10 @@ export const ERROR_CODES = {
   psbt_sighash_single_without_output: { status: 400, summary: 'An input asks for SIGHASH_SINGLE but the transaction has no output at its index: the signature would commit to no output.' },
   psbt_too_large: { status: 400, summary: 'The PSBT has more inputs (50), outputs (100), entries in one map (64) or derivation entries in one map (16) than Airlock decodes.' },
   psbt_value_out_of_range: { status: 400, summary: 'Amounts do not add up: outputs exceed inputs, or a value is beyond 21 million bitcoin.' },
+  // webhooks (operator-configured receivers of alerts, approvals and breaker trips)
+  webhook_url_invalid: { status: 400, summary: 'The webhook URL is not an absolute http(s) URL (or is longer than 2048 characters, or has a fragment).' },
+  webhook_url_credentials: { status: 400, summary: 'The webhook URL carries a user name or password; receivers authenticate deliveries by their signature instead.' },
+  webhook_event_unknown: { status: 400, summary: 'An event pattern names no known event family (alert, approval, breaker, agent, audit, webhook) or is not `family.*` / `family.name`.' },
   // signing
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
   internal: { status: 500, summary: 'Internal error.' },

@@ -9,6 +9,7 @@ export * from './ports/ledger.ts';
 export * from './ports/store.ts';
 export * from './ports/breakers.ts';
 export * from './ports/shadow-policies.ts';
+export * from './ports/webhooks.ts';
 export * from './ports/payments.ts';
 export * from './ports/lightning-backend.ts';
 export * from './ports/lightning-payments.ts';

@@ -46,6 +46,12 @@ export function evmPath(account: number, index: number): string {
  */
 export const AUDIT_KEY_PATH = "m/7447'/0'/0'";
 
+/**
+ * Key whose HMAC derives the webhook signing secrets (KeyBackend.deriveSecret): under Airlock's own purpose like
+ * the audit key, hardened, and used for nothing else, so no public key or agent key reveals anything about it.
+ */
+export const WEBHOOK_SECRET_KEY_PATH = "m/7447'/1'/0'";
+
 function assertIndex(value: number, name: string): void {
   if (!Number.isSafeInteger(value) || value < 0 || value >= HARDENED_OFFSET) {
     throw new AirlockError('invalid_request', `${name} must be an integer 0..2^31-1`);

@@ -9,6 +9,7 @@ import { secp256k1, schnorr } from '@noble/curves/secp256k1.js';
 import type { HDKey } from '@scure/bip32';
 import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
 import { nip04SharedSecretFrom, nip44ConversationKeyFrom } from './nip44-conversation.ts';
+import { deriveSecretFrom } from './derived-secret.ts';
 
 export interface HdKeyBackendOptions {
   /** Derived nodes kept in memory (parents and leaves). Default 4096. */
@@ -120,6 +121,15 @@ export class HdKeyBackend implements KeyBackend {
     const privateKey = privateKeyOf(this.#derive(path));
     try {
       return nip04SharedSecretFrom(privateKey, peerXOnly);
+    } finally {
+      privateKey.fill(0);
+    }
+  }
+
+  async deriveSecret(path: string, label: string): Promise<Uint8Array> {
+    const privateKey = privateKeyOf(this.#derive(path));
+    try {
+      return deriveSecretFrom(privateKey, label);
     } finally {
       privateKey.fill(0);
     }

@@ -7,7 +7,7 @@ export { HdKeyBackend } from './hd-backend.ts';
 export type { HdKeyBackendOptions, EcdsaSignPrimitive } from './hd-backend.ts';
 export { nobleEcdsaSign } from './hd-backend.ts';
 export { NativeKeyBackend, nativeEcdsaSign, nativeRecoverPublicKey, nativeUncompressPublicKey, libsecp256k1 } from './native-backend.ts';
-export { AUDIT_KEY_PATH, evmPath, parseDerivationPath } from './derivation-path.ts';
+export { AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH, evmPath, parseDerivationPath } from './derivation-path.ts';
 export { verifyEcdsaDer } from './verify-ecdsa-der.ts';
 export { replaceFileAtomically } from './atomic-write.ts';
 export { NOSTR_COIN_TYPE, nostrPath, nostrPublicKey, nostrSecretKeyFromMnemonic, nostrSecretKeyFromRoot, encodeNpub, encodeNsec, decodeNpub, decodeNsec } from './nostr-identity.ts';

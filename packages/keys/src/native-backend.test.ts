@@ -119,3 +119,19 @@ test('Wycheproof ECDSA secp256k1 SHA-256: native ecdsaVerify agrees with every e
   assert.ok(checked > 300);
   assert.deepEqual(disagreements, []);
 });
+
+test('deriveSecret: the same 32 bytes from both backends, HMAC-SHA256 keyed with the key at the path; labels and paths separate them', { skip }, async () => {
+  const js = new HdKeyBackend(root());
+  const native = new NativeKeyBackend(root());
+  const path = "m/7447'/1'/0'";
+  const a = await js.deriveSecret(path, 'webhook/whk_1/1');
+  assert.equal(a.length, 32);
+  assert.deepEqual(await native.deriveSecret(path, 'webhook/whk_1/1'), a);
+  // Independently: HMAC-SHA256(private key at the path, "airlock/derived-secret/v1\0" || label).
+  const privateKey = root().derive(path).privateKey!;
+  const { createHmac } = await import('node:crypto');
+  assert.equal(Buffer.from(a).toString('hex'), createHmac('sha256', privateKey).update('airlock/derived-secret/v1\0webhook/whk_1/1').digest('hex'));
+  assert.notDeepEqual(await js.deriveSecret(path, 'webhook/whk_1/2'), a, 'another label (a rotation): another secret');
+  assert.notDeepEqual(await js.deriveSecret("m/7447'/0'/0'", 'webhook/whk_1/1'), a, 'another key: another secret');
+  await assert.rejects(js.deriveSecret(path, ''), /label/);
+});

@@ -18,6 +18,7 @@ import { HARDENED_OFFSET } from '@scure/bip32';
 import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
 import type { EcdsaSignPrimitive, HdKeyBackendOptions } from './hd-backend.ts';
 import { nip04SharedSecretFrom, nip44ConversationKeyFrom } from './nip44-conversation.ts';
+import { deriveSecretFrom } from './derived-secret.ts';
 
 /** The part of the `secp256k1` package API used here (the package ships no types). */
 interface Libsecp256k1 {
@@ -173,6 +174,10 @@ export class NativeKeyBackend implements KeyBackend {
 
   async nip04SharedSecret(path: string, peerXOnly: Uint8Array): Promise<Uint8Array> {
     return nip04SharedSecretFrom(this.#derive(path).privateKey, peerXOnly);
+  }
+
+  async deriveSecret(path: string, label: string): Promise<Uint8Array> {
+    return deriveSecretFrom(this.#derive(path).privateKey, label);
   }
 
   /** Zeroes the root copy and every cached private key; the backend refuses to work afterwards. */

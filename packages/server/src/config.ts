@@ -41,6 +41,21 @@ export interface AirlockConfig {
   nostrBunkerRate: { perSecond: number; burst: number };
   /** The Lightning backend Airlock pays through (AIRLOCK_LIGHTNING_BACKEND=lnd|nwc); unset: Lightning is off. */
   lightning?: LightningConfig;
+  /** Webhook delivery: polling, timeout and retries (AIRLOCK_WEBHOOK_*, docs/operations.md "Alerts and webhooks"). */
+  webhooks: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  /** AIRLOCK_WEBHOOK_POLL_INTERVAL (default 1s): how often the audit log is read and due deliveries are sent. */
+  pollIntervalMs: number;
+  /** AIRLOCK_WEBHOOK_TIMEOUT (default 5s): how long a receiver may take to answer an attempt. */
+  timeoutMs: number;
+  /** AIRLOCK_WEBHOOK_MAX_ATTEMPTS (default 15): attempts in all before a delivery is `failed`. */
+  maxAttempts: number;
+  /** AIRLOCK_WEBHOOK_RETRY_BASE (default 1s): the wait after the first failed attempt, doubled after each further one. */
+  retryBaseMs: number;
+  /** AIRLOCK_WEBHOOK_RETRY_MAX (default 10m): the longest wait between two attempts (before jitter). */
+  retryMaxMs: number;
 }
 
 /** docs/lightning.md. Credentials are read from files (never from the environment or the config file). */
@@ -106,6 +121,7 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
       perSecond: intFrom(env.AIRLOCK_NOSTR_BUNKER_RATE, 5, 'AIRLOCK_NOSTR_BUNKER_RATE'),
       burst: intFrom(env.AIRLOCK_NOSTR_BUNKER_BURST, 20, 'AIRLOCK_NOSTR_BUNKER_BURST'),
     },
+    webhooks: overrides.webhooks ?? parseWebhookConfig(env),
   };
   if (config.nostrBunkerRate.perSecond > 0 && config.nostrBunkerRate.burst < 1) throw new AirlockError('invalid_request', 'AIRLOCK_NOSTR_BUNKER_BURST must be at least 1.');
   const metricsListen = overrides.metricsListen ?? parseListen(env.AIRLOCK_METRICS_LISTEN, 'AIRLOCK_METRICS_LISTEN');
@@ -163,6 +179,22 @@ export function isLoopbackHost(hostname: string): boolean {
   if (host === 'localhost') return true;
   if (host === '[::1]') return true;
   return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+function parseWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
+  const config: WebhookConfig = {
+    pollIntervalMs: secondsFrom(env.AIRLOCK_WEBHOOK_POLL_INTERVAL, '1s', 'AIRLOCK_WEBHOOK_POLL_INTERVAL') * 1000,
+    timeoutMs: secondsFrom(env.AIRLOCK_WEBHOOK_TIMEOUT, '5s', 'AIRLOCK_WEBHOOK_TIMEOUT') * 1000,
+    maxAttempts: intFrom(env.AIRLOCK_WEBHOOK_MAX_ATTEMPTS, 15, 'AIRLOCK_WEBHOOK_MAX_ATTEMPTS'),
+    retryBaseMs: secondsFrom(env.AIRLOCK_WEBHOOK_RETRY_BASE, '1s', 'AIRLOCK_WEBHOOK_RETRY_BASE') * 1000,
+    retryMaxMs: secondsFrom(env.AIRLOCK_WEBHOOK_RETRY_MAX, '10m', 'AIRLOCK_WEBHOOK_RETRY_MAX') * 1000,
+  };
+  if (config.maxAttempts < 1 || config.maxAttempts > 100) throw new AirlockError('invalid_request', 'AIRLOCK_WEBHOOK_MAX_ATTEMPTS must be between 1 and 100.');
+  if (config.timeoutMs < 1000 || config.pollIntervalMs < 1000 || config.retryBaseMs < 1000) {
+    throw new AirlockError('invalid_request', 'AIRLOCK_WEBHOOK_TIMEOUT, AIRLOCK_WEBHOOK_POLL_INTERVAL and AIRLOCK_WEBHOOK_RETRY_BASE must be at least 1s.');
+  }
+  if (config.retryMaxMs < config.retryBaseMs) throw new AirlockError('invalid_request', 'AIRLOCK_WEBHOOK_RETRY_MAX must be at least AIRLOCK_WEBHOOK_RETRY_BASE.');
+  return config;
 }
 
 function parseReconcileConfig(env: NodeJS.ProcessEnv): ReconcileConfig {

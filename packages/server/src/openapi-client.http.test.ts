@@ -318,6 +318,17 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await call(btcToken, 'POST', '/v1/sign/bitcoin-message', { message: 'tour proof', network: 'regtest', addressType: 'p2wpkh' })).body.address, btcWallet.receive('p2wpkh', 0).address);
     assert.equal((await call(btcToken, 'POST', '/v1/sign/bitcoin-message', { message: 'anything else', network: 'regtest', addressType: 'p2tr' })).status, 403);
 
+    // Webhooks: an endpoint (its secret once), the listing, a rotation, its delivery log, a refusal, the removal (docs/operations.md).
+    const hook = await admin('POST', '/v1/webhooks', { url: 'http://127.0.0.1:9/tour-hook', events: ['alert.*'], description: 'tour' });
+    assert.equal(hook.status, 201, JSON.stringify(hook.body));
+    assert.match(hook.body.secret, /^whsec_/);
+    assert.deepEqual((await admin('GET', '/v1/webhooks')).body.endpoints.map((e: any) => e.id), [hook.body.endpoint.id]);
+    assert.notEqual((await admin('POST', `/v1/webhooks/${hook.body.endpoint.id}/rotate-secret`)).body.secret, hook.body.secret);
+    assert.deepEqual((await admin('GET', `/v1/webhooks/${hook.body.endpoint.id}/deliveries?state=pending`)).body, { deliveries: [] });
+    assert.equal((await admin('POST', '/v1/webhooks', { url: 'https://user:pw@hooks.example/' })).body.error.code, 'webhook_url_credentials');
+    assert.ok((await admin('DELETE', `/v1/webhooks/${hook.body.endpoint.id}`)).body.endpoint.removedAt);
+    assert.equal((await admin('DELETE', `/v1/webhooks/${hook.body.endpoint.id}`)).status, 404);
+
     // Audit: entries, head, signed tree heads, an inclusion proof, a consistency proof, whole-log verification.
     assert.ok((await admin('GET', `/v1/audit?agent=${agent.name}&limit=5`)).body.entries.length > 0);
     assert.equal((await call(token, 'GET', `/v1/audit/receipts/${typed.body.auditSeq}`)).status, 409, 'not yet under a signed head');

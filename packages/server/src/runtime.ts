@@ -36,6 +36,8 @@ import { NwcWalletService } from './nwc-service/wallet-service.ts';
 import { storeSessionSource } from './nostr-bunker/session-source.ts';
 import { RefusalTally } from './http/refusal-tally.ts';
 import { lightningBackendFrom } from './lightning/backend-from-config.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
+import { WebhookService } from './webhooks/webhook-service.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -139,6 +141,9 @@ export interface Airlock {
   bunker?: NostrBunker;
   /** The NIP-47 wallet service for agents, when relays and a Lightning backend are configured (nwc-service/wallet-service.ts). */
   nwc?: NwcWalletService;
+  /** Webhook endpoints (the operator's API) and, with timers, the dispatcher that delivers to them (webhooks/). */
+  webhooks: WebhookService;
+  webhookDispatcher?: WebhookDispatcher;
   /** Stops timers, writes a last checkpoint, wipes key material and closes the store. */
   close(): Promise<void>;
 }
@@ -172,6 +177,8 @@ export interface OpenOptions {
   lightningBackend?: LightningBackend;
   /** Start background timers (checkpoints, approval expiry, x402 reconciliation). Default true. */
   timers?: boolean;
+  /** Run the webhook dispatcher (timers of its own). Default: as `timers`. */
+  webhookDispatcher?: boolean;
 }
 
 /**
@@ -285,6 +292,11 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       sync.unref();
       timers.push(flush, sync);
     }
+    const webhooks = new WebhookService({ store, keys: deps.keys, clock: deps.clock, randomId });
+    const webhookDispatcher = (options.webhookDispatcher ?? options.timers !== false)
+      ? new WebhookDispatcher({ store, keys: deps.keys, clock: deps.clock, log: (m) => console.error(`[airlock] ${m}`) }, config.webhooks)
+      : undefined;
+    webhookDispatcher?.start();
     const openedVault = vault;
     let closed = false;
     return {
@@ -302,9 +314,13 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       keyBackend,
       ...(bunker ? { bunker } : {}),
       ...(nwc ? { nwc } : {}),
+      webhooks,
+      ...(webhookDispatcher ? { webhookDispatcher } : {}),
       async close() {
         if (closed) return;
         closed = true;
+        // First: its requests are aborted and recorded (sent again on the next start) while the store is open.
+        await webhookDispatcher?.stop();
         bunker?.close();
         await bunker?.flushRefusals(true);
         nwc?.close();

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, leafHash, MerkleFrontier, rangeNodes, rootAt, inclusionProof, verifyInclusion } from '@airlock/core';
 import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, ShadowOutcome, ShadowPolicyRecord, Store, WindowQuery } from '@airlock/core';
 import { DAI, generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
+import { runWebhookStoreContract } from './webhooks.contract.test-suite.ts';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
 interface RawExec {
@@ -66,6 +67,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
     after(async () => {
       for (const s of opened) await s.close().catch(() => undefined);
     });
+
+    runWebhookStoreContract(fresh);
 
     test('migrate is idempotent and meta keeps the first value written by initMeta', async () => {
       const store = await fresh();

@@ -49,4 +49,10 @@ export interface KeyBackend {
   nip44ConversationKey(path: string, peerXOnly: Uint8Array): Promise<Uint8Array>;
   /** NIP-04's AES key with a peer: the unhashed ECDH shared x (32 bytes), computed here like the NIP-44 key. */
   nip04SharedSecret(path: string, peerXOnly: Uint8Array): Promise<Uint8Array>;
+  /**
+   * A 32-byte symmetric secret bound to the key at `path` and a label (HMAC-SHA256 keyed with that private key,
+   * keys/src/derived-secret.ts): webhook signing secrets, which the daemon needs in clear to sign and so are
+   * derived again when needed instead of being stored. The private key never leaves the backend.
+   */
+  deriveSecret(path: string, label: string): Promise<Uint8Array>;
 }

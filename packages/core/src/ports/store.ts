@@ -18,6 +18,7 @@ import type { PaymentFilter, PaymentRecord, PaymentSummaryRow, SettledTransfer }
 import type { LightningFinish, LightningPaymentFilter, LightningPaymentRecord } from './lightning-payments.ts';
 import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } from './breakers.ts';
 import type { ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord } from './shadow-policies.ts';
+import type { WebhookStore, WebhookStoreTx } from './webhooks.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -154,7 +155,7 @@ export interface NonceClaim {
  * Amounts cross this boundary as bigint; they are stored as TEXT (SQLite) / NUMERIC(78,0) (PostgreSQL).
  * Any I/O failure surfaces as AirlockError('store_unavailable') so the service fails closed.
  */
-export interface Store {
+export interface Store extends WebhookStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending numbered migrations. Safe to call from several instances at once. */
   migrate(): Promise<void>;
@@ -260,7 +261,7 @@ export interface Store {
 }
 
 /** Handle bound to the open transaction. Only valid inside `Store.transaction`. */
-export interface StoreTx {
+export interface StoreTx extends WebhookStoreTx {
   getAgent(id: string): Promise<Agent | undefined>;
   getSession(id: string): Promise<Session | undefined>;
   /** Latest policy for each scope (fleet, agent:<id>), read inside the transaction. */

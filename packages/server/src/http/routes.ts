@@ -17,6 +17,7 @@ import { buildChildSessionRoutes } from './child-session-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
 import { buildNwcRoutes } from '../nwc-service/routes.ts';
+import { buildWebhookRoutes } from '../webhooks/routes.ts';
 
 const OPERATOR = 'admin';
 
@@ -332,6 +333,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     ...buildChildSessionRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),
+    ...buildWebhookRoutes(holder),
 
     {
       method: 'post', path: '/v1/approvals/:id/deny', operationId: 'denyApproval', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,

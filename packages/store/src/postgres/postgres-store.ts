@@ -4,6 +4,7 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
+  AuditMatch, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
 } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
@@ -19,6 +20,7 @@ import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, type Q } from './pg-quer
 import { PostgresStoreTx } from './postgres-tx.ts';
 import { TxLocks } from './tx-locks.ts';
 import * as records from './records.ts';
+import * as webhooks from './webhooks.ts';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -316,6 +318,32 @@ export class PostgresStore implements Store {
   }
   appendTreeNodes(nodes: readonly TreeNode[], options: { replace?: boolean } = {}): Promise<void> {
     return audit.appendTreeNodes(this.q, nodes, options.replace);
+  }
+
+  getWebhookEndpoint(id: string): Promise<WebhookEndpoint | undefined> {
+    return webhooks.getWebhookEndpoint(this.q, id);
+  }
+  listWebhookEndpoints(filter: { includeRemoved?: boolean } = {}): Promise<WebhookEndpoint[]> {
+    return webhooks.listWebhookEndpoints(this.q, filter);
+  }
+  scanAuditForWebhooks(fromLeaf: number, toLeaf: number, match: AuditMatch, limit: number): Promise<AuditEntry[]> {
+    return webhooks.scanAuditForWebhooks(this.q, fromLeaf, toLeaf, match, limit);
+  }
+  auditEntryAt(leafIndex: number): Promise<AuditEntry | undefined> {
+    return webhooks.auditEntryAt(this.q, leafIndex);
+  }
+  /** Not under the signing lock: webhook state is nothing a signing transaction reads. */
+  enqueueWebhookDeliveries(deliveries: readonly NewWebhookDelivery[], cursors: readonly { endpointId: string; cursor: number }[], now: number): Promise<void> {
+    return this.run({ signingLock: false }, (q) => webhooks.enqueueWebhookDeliveries(q, deliveries, cursors, now));
+  }
+  claimWebhookDeliveries(now: number, leaseUntil: number, limit: number): Promise<WebhookDelivery[]> {
+    return webhooks.claimWebhookDeliveries(this.q, now, leaseUntil, limit);
+  }
+  recordWebhookAttempt(attempt: WebhookAttempt, next: { state: 'pending' | 'delivered' | 'failed'; nextAttemptAt: number }, now: number): Promise<void> {
+    return webhooks.recordWebhookAttempt(this.q, attempt, next, now);
+  }
+  listWebhookDeliveries(endpointId: string, filter: { state?: WebhookDeliveryState; limit?: number } = {}): Promise<(WebhookDelivery & { log: WebhookAttempt[] })[]> {
+    return webhooks.listWebhookDeliveries(this.q, endpointId, filter);
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>, options: { affinity?: string } = {}): Promise<T> {

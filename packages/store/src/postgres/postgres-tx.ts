@@ -1,7 +1,7 @@
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
-  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
+  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
@@ -13,6 +13,7 @@ import * as nonces from './nonces.ts';
 import type { Q } from './pg-query.ts';
 import * as records from './records.ts';
 import * as shadow from './shadow.ts';
+import * as webhooks from './webhooks.ts';
 import { agentLockKey, type TxLocks } from './tx-locks.ts';
 import { agentFromRow, policyFromRow } from '../shared/rows.ts';
 
@@ -202,5 +203,17 @@ export class PostgresStoreTx implements StoreTx {
     const entry = await audit.prepareAuditEntry(this.live(), input);
     this.auditEntries.push(entry);
     return entry;
+  }
+  async createWebhookEndpoint(endpoint: Omit<WebhookEndpoint, 'cursor'>): Promise<WebhookEndpoint> {
+    return webhooks.createWebhookEndpoint(this.live(), endpoint);
+  }
+  async getWebhookEndpoint(id: string): Promise<WebhookEndpoint | undefined> {
+    return webhooks.getWebhookEndpoint(this.live(), id);
+  }
+  async rotateWebhookSecret(id: string, now: number): Promise<WebhookEndpoint> {
+    return webhooks.rotateWebhookSecret(this.live(), id, now);
+  }
+  async removeWebhookEndpoint(id: string, now: number): Promise<WebhookEndpoint> {
+    return webhooks.removeWebhookEndpoint(this.live(), id, now);
   }
 }

@@ -3,6 +3,7 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
+  AuditMatch, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
 import { GroupCommitter } from '../shared/group-commit.ts';
@@ -15,6 +16,7 @@ import * as audit from './audit.ts';
 import { sqliteMigrations } from './migrations/index.ts';
 import * as records from './records.ts';
 import * as shadow from './shadow.ts';
+import * as webhooks from './webhooks.ts';
 import { SqliteDb } from './sqlite-db.ts';
 import { mapSqliteError } from './sqlite-errors.ts';
 import { SqliteStoreTx } from './sqlite-tx.ts';
@@ -238,6 +240,32 @@ export class SqliteStore implements Store {
   }
   appendTreeNodes(nodes: readonly TreeNode[], options: { replace?: boolean } = {}): Promise<void> {
     return this.write(() => audit.appendTreeNodes(this.db, nodes, options.replace));
+  }
+
+  getWebhookEndpoint(id: string): Promise<WebhookEndpoint | undefined> {
+    return this.read(() => webhooks.getWebhookEndpoint(this.db, id));
+  }
+  listWebhookEndpoints(filter: { includeRemoved?: boolean } = {}): Promise<WebhookEndpoint[]> {
+    return this.read(() => webhooks.listWebhookEndpoints(this.db, filter));
+  }
+  scanAuditForWebhooks(fromLeaf: number, toLeaf: number, match: AuditMatch, limit: number): Promise<AuditEntry[]> {
+    return this.read(() => webhooks.scanAuditForWebhooks(this.db, fromLeaf, toLeaf, match, limit));
+  }
+  auditEntryAt(leafIndex: number): Promise<AuditEntry | undefined> {
+    return this.read(() => webhooks.auditEntryAt(this.db, leafIndex));
+  }
+  enqueueWebhookDeliveries(deliveries: readonly NewWebhookDelivery[], cursors: readonly { endpointId: string; cursor: number }[], now: number): Promise<void> {
+    return this.write(() => webhooks.enqueueWebhookDeliveries(this.db, deliveries, cursors, now));
+  }
+  async claimWebhookDeliveries(now: number, leaseUntil: number, limit: number): Promise<WebhookDelivery[]> {
+    if (!(await this.read(() => webhooks.anyDueWebhookDelivery(this.db, now)))) return [];
+    return this.write(() => webhooks.claimWebhookDeliveries(this.db, now, leaseUntil, limit));
+  }
+  recordWebhookAttempt(attempt: WebhookAttempt, next: { state: 'pending' | 'delivered' | 'failed'; nextAttemptAt: number }, now: number): Promise<void> {
+    return this.write(() => webhooks.recordWebhookAttempt(this.db, attempt, next, now));
+  }
+  listWebhookDeliveries(endpointId: string, filter: { state?: WebhookDeliveryState; limit?: number } = {}): Promise<(WebhookDelivery & { log: WebhookAttempt[] })[]> {
+    return this.read(() => webhooks.listWebhookDeliveries(this.db, endpointId, filter));
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

@@ -1,7 +1,7 @@
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
-  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
+  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
@@ -12,6 +12,7 @@ import * as ledger from './ledger.ts';
 import * as nonces from './nonces.ts';
 import * as records from './records.ts';
 import * as shadow from './shadow.ts';
+import * as webhooks from './webhooks.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
 /** The handle `SqliteStore.transaction` passes to its callback; dead once the transaction ends. */
@@ -167,5 +168,17 @@ export class SqliteStoreTx implements StoreTx {
   }
   async appendAudit(entry: AuditEntryInput): Promise<AuditEntry> {
     return audit.appendAudit(this.live(), entry);
+  }
+  async createWebhookEndpoint(endpoint: Omit<WebhookEndpoint, 'cursor'>): Promise<WebhookEndpoint> {
+    return webhooks.createWebhookEndpoint(this.live(), endpoint);
+  }
+  async getWebhookEndpoint(id: string): Promise<WebhookEndpoint | undefined> {
+    return webhooks.getWebhookEndpoint(this.live(), id);
+  }
+  async rotateWebhookSecret(id: string, now: number): Promise<WebhookEndpoint> {
+    return webhooks.rotateWebhookSecret(this.live(), id, now);
+  }
+  async removeWebhookEndpoint(id: string, now: number): Promise<WebhookEndpoint> {
+    return webhooks.removeWebhookEndpoint(this.live(), id, now);
   }
 }

@@ -12,6 +12,7 @@ import { statements as lightningPayments } from './011_lightning_payments.ts';
 import { statements as circuitBreakers } from './016_circuit_breakers.ts';
 import { statements as shadowPolicies } from './014_shadow_policies.ts';
 import { statements as sessionParent } from './013_session_parent.ts';
+import { statements as webhooks } from './015_webhooks.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -29,4 +30,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [16, { name: '016_circuit_breakers', statements: circuitBreakers }],
   [14, { name: '014_shadow_policies', statements: shadowPolicies }],
   [13, { name: '013_session_parent', statements: sessionParent }],
+  [15, { name: '015_webhooks', statements: webhooks }],
 ]);

@@ -11,6 +11,7 @@ import { statements as lightningPayments } from './010_lightning_payments.ts';
 import { statements as circuitBreakers } from './015_circuit_breakers.ts';
 import { statements as shadowPolicies } from './013_shadow_policies.ts';
 import { statements as sessionParent } from './012_session_parent.ts';
+import { statements as webhooks } from './014_webhooks.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -27,4 +28,5 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [15, { name: '015_circuit_breakers', statements: circuitBreakers }],
   [13, { name: '013_shadow_policies', statements: shadowPolicies }],
   [12, { name: '012_session_parent', statements: sessionParent }],
+  [14, { name: '014_webhooks', statements: webhooks }],
 ]);

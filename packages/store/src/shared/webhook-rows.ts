@@ -1,0 +1,58 @@
+import type { WebhookAttempt, WebhookDelivery, WebhookEndpoint } from '@airlock/core';
+import type { Row } from './rows.ts';
+import { fromJson, toInt, toOptionalInt, toOptionalString } from './values.ts';
+
+export function webhookEndpointFromRow(r: Row): WebhookEndpoint {
+  const e: WebhookEndpoint = {
+    id: String(r.id),
+    url: String(r.url),
+    events: fromJson(r.events) as string[],
+    secretVersion: toInt(r.secret_version),
+    cursor: toInt(r.cursor),
+    createdAt: toInt(r.created_at),
+    updatedAt: toInt(r.updated_at),
+  };
+  const description = toOptionalString(r.description);
+  if (description !== undefined) e.description = description;
+  const removedAt = toOptionalInt(r.removed_at);
+  if (removedAt !== undefined) e.removedAt = removedAt;
+  return e;
+}
+
+export function webhookDeliveryFromRow(r: Row): WebhookDelivery {
+  return {
+    eventId: String(r.event_id),
+    endpointId: String(r.endpoint_id),
+    auditSeq: toInt(r.audit_seq),
+    leafIndex: toInt(r.leaf_index),
+    eventType: String(r.event_type),
+    state: String(r.state) as WebhookDelivery['state'],
+    attempts: toInt(r.attempts),
+    nextAttemptAt: toInt(r.next_attempt_at),
+    leaseUntil: toInt(r.lease_until),
+    createdAt: toInt(r.created_at),
+    updatedAt: toInt(r.updated_at),
+  };
+}
+
+export function webhookAttemptFromRow(r: Row): WebhookAttempt {
+  const a: WebhookAttempt = {
+    eventId: String(r.event_id),
+    attempt: toInt(r.attempt),
+    outcome: String(r.outcome) as WebhookAttempt['outcome'],
+    startedAt: toInt(r.started_at),
+    finishedAt: toInt(r.finished_at),
+  };
+  const httpStatus = toOptionalInt(r.http_status);
+  if (httpStatus !== undefined) a.httpStatus = httpStatus;
+  const errorClass = toOptionalString(r.error_class);
+  if (errorClass !== undefined) a.errorClass = errorClass;
+  return a;
+}
+
+/** Deliveries with their attempts, in the deliveries' order (attempts oldest first). */
+export function withAttemptLogs(deliveries: WebhookDelivery[], attempts: WebhookAttempt[]): (WebhookDelivery & { log: WebhookAttempt[] })[] {
+  const byEvent = new Map<string, WebhookAttempt[]>();
+  for (const a of attempts) byEvent.set(a.eventId, [...(byEvent.get(a.eventId) ?? []), a]);
+  return deliveries.map((d) => ({ ...d, log: (byEvent.get(d.eventId) ?? []).sort((x, y) => x.attempt - y.attempt) }));
+}
