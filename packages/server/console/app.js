@@ -34,7 +34,7 @@ function App() {
   const [session, setSession] = useState(undefined);
   const hash = useHash();
   useEffect(() => {
-    get('/v1/console/session').then(() => setSession(true), () => setSession(false));
+    get('/v1/console/session').then((s) => setSession(s.active === true), () => setSession(false));
     return onLoggedOut(() => setSession(false));
   }, []);
   const current = route(hash);

@@ -9,9 +9,10 @@ export const COLORS = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#7F6000', '#
 /**
  * A time chart (uPlot on a canvas) with what a screen reader needs: the figure is labelled by its caption,
  * the canvas is described by a summary, and the numbers are in a table under "Show the data".
- * `x`: ms since epoch; each series: { label, values (numbers or null), color, dash?, bars? }.
+ * `x`: ms since epoch; each series: { label, values (numbers or null), color, dash?, bars? }. `tableX` and
+ * `tableXLabel` name the rows of the data table when they differ from the plotted x (bars at bucket middles).
  */
-export function TimeChart({ id, caption, summary, x, series, yLabel, height = 220 }) {
+export function TimeChart({ id, caption, summary, x, series, height = 200, padMs = 0, tableX = x, tableXLabel = 'Time' }) {
   const box = useRef(null);
   const plot = useRef(null);
   useEffect(() => {
@@ -21,12 +22,15 @@ export function TimeChart({ id, caption, summary, x, series, yLabel, height = 22
     const opts = {
       width,
       height,
-      legend: { show: true },
+      // Labels only: values appear in the table below, not as the cursor moves.
+      legend: { show: true, live: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true } },
+      // Bars are drawn centred on their bucket's start: pad the range so the first and last are whole.
+      scales: { x: { time: true, range: (_u, min, max) => [min - padMs / 1000, max + padMs / 1000] } },
       axes: [
-        { stroke: '#333', grid: { stroke: '#e5e7eb' }, values: (_u, ticks) => ticks.map((t) => formatClock(t * 1000)) },
-        { stroke: '#333', grid: { stroke: '#e5e7eb' }, size: 80, label: yLabel, values: (_u, ticks) => ticks.map((t) => groupDigits(Math.round(t))) },
+        { stroke: '#333', grid: { stroke: '#e5e7eb' }, space: 60, values: (_u, ticks) => ticks.map((t) => formatClock(t * 1000)) },
+        // The unit is in the caption; a rotated axis label would crowd the tick values.
+        { stroke: '#333', grid: { stroke: '#e5e7eb' }, size: 90, values: (_u, ticks) => ticks.map((t) => groupDigits(Math.round(t))) },
       ],
       series: [
         { label: 'time', value: (_u, v) => (v == null ? '' : new Date(v * 1000).toLocaleString()) },
@@ -60,9 +64,9 @@ export function TimeChart({ id, caption, summary, x, series, yLabel, height = 22
       <div class="table-wrap">
         <table>
           <caption class="visually-hidden">${caption}</caption>
-          <thead><tr><th scope="col">Time</th>${series.map((s) => html`<th scope="col">${s.label}</th>`)}</tr></thead>
+          <thead><tr><th scope="col">${tableXLabel}</th>${series.map((s) => html`<th scope="col">${s.label}</th>`)}</tr></thead>
           <tbody>
-            ${x.map((t, i) => html`<tr><th scope="row">${new Date(t).toLocaleString()}</th>${series.map((s) => html`<td class="num">${s.values[i] == null ? '—' : groupDigits(Math.round(s.values[i]))}</td>`)}</tr>`)}
+            ${tableX.map((t, i) => html`<tr><th scope="row">${new Date(t).toLocaleString()}</th>${series.map((s) => html`<td class="num">${s.values[i] == null ? '—' : groupDigits(Math.round(s.values[i]))}</td>`)}</tr>`)}
           </tbody>
         </table>
       </div>

@@ -24,8 +24,10 @@ export function SpendCharts({ agent, idPrefix }) {
           id=${`${idPrefix}-spend`}
           caption=${`Spend per hour, last 24 hours (${who}, base units)`}
           summary=${`Bar chart of spend per hour for ${who}. ${data.assets.map((a) => `${shortAsset(a.asset)}: ${groupDigits(total(a).toString())} in total`).join('; ')}.`}
-          x=${starts}
-          yLabel="base units"
+          x=${starts.map((t) => t + data.bucketMs / 2)}
+          padMs=${data.bucketMs / 2}
+          tableX=${starts}
+          tableXLabel="Hour from"
           series=${data.assets.map((a, i) => ({ label: shortAsset(a.asset), values: a.amounts.map(Number), color: COLORS[i % COLORS.length], bars: true }))}
         />`}
     ${data.budgets.length === 0
@@ -35,7 +37,7 @@ export function SpendCharts({ agent, idPrefix }) {
           caption=${`Budget use over each rule's window, against its limit (${who})`}
           summary=${`Line chart of budget use for ${who}. ${data.budgets.map((b) => `${b.rule}: ${groupDigits(b.used)} of ${groupDigits(b.max)} used now over ${b.window}`).join('; ')}.`}
           x=${ends}
-          yLabel="base units"
+          tableXLabel="At"
           series=${data.budgets.flatMap((b, i) => [
             { label: `${b.rule} used (${b.window})`, values: b.usedAt.map(Number), color: COLORS[i % COLORS.length] },
             { label: `${b.rule} limit`, values: ends.map(() => Number(b.max)), color: COLORS[i % COLORS.length], dash: true },

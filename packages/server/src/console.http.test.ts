@@ -66,12 +66,13 @@ describe('operator console: files, login and the cookie', () => {
     const setCookie = res.headers.get('set-cookie') ?? '';
     assert.match(setCookie, /^airlock_console=cs_[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=28800$/);
     assert.equal(res.headers.get('cache-control'), 'no-store');
-    assert.deepEqual(Object.keys(res.body).sort(), ['expiresAt', 'operator', 'via']);
+    assert.deepEqual(Object.keys(res.body).sort(), ['active', 'expiresAt']);
     assert.ok(!JSON.stringify(res.body).includes(h.adminToken) && !setCookie.includes(h.adminToken.slice(4)));
     const cookie = cookieOf(setCookie);
     const who = await asConsole(cookie, 'GET', '/v1/console/session');
     assert.equal(who.status, 200);
-    assert.equal(who.body.via, 'console');
+    assert.equal(who.body.active, true);
+    assert.equal((await asConsole(`cs_${'A'.repeat(43)}`, 'GET', '/v1/console/session')).body.active, false, 'an unknown cookie: no session, no error');
     // Recorded, naming the session by a fingerprint: neither the token nor the cookie value is in the log.
     const entries = (await h.admin('GET', '/v1/audit?type=console.session.opened')).body.entries;
     assert.ok(entries.length >= 1);
@@ -176,10 +177,11 @@ describe('operator console: files, login and the cookie', () => {
     const busy = await loggedIn();
     for (let i = 0; i < 16; i++) {
       h.clock!.advance(29 * 60_000);
-      assert.equal((await asConsole(busy, 'GET', '/v1/console/session')).status, 200);
+      assert.equal((await asConsole(busy, 'GET', '/v1/agents')).status, 200);
     }
     h.clock!.advance(29 * 60_000);
-    assert.equal((await asConsole(busy, 'GET', '/v1/console/session')).status, 401, 'past 8 hours, however busy');
+    assert.equal((await asConsole(busy, 'GET', '/v1/agents')).status, 401, 'past 8 hours, however busy');
+    assert.equal((await asConsole(busy, 'GET', '/v1/console/session')).body.active, false);
   });
 });
 

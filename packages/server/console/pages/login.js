@@ -31,7 +31,7 @@ export function LoginPage({ onLoggedIn }) {
     <p>Log in with the admin token <code>airlock init</code> printed. It is exchanged for a session that ends after 30 minutes unused or 8 hours at most; the page never keeps the token.</p>
     <form onSubmit=${submit} aria-describedby="login-help">
       <label for="token">Admin token</label>
-      <input id="token" name="token" type="password" autocomplete="off" spellcheck="false" required value=${token} onInput=${(e) => setToken(e.currentTarget.value)} />
+      <input id="token" name="token" type="password" autocomplete="off" spellcheck=${false} required value=${token} onInput=${(e) => setToken(e.currentTarget.value)} />
       <p id="login-help" class="muted">Starts with <code>adm_</code>.</p>
       <button type="submit" class="btn btn-primary" disabled=${busy}>${busy ? 'Logging in…' : 'Log in'}</button>
     </form>

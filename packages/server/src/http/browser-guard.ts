@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
 import { AirlockError, type ErrorCode } from '@airlock/core';
+import { CONSOLE_PATH } from './console-assets.ts';
 import { ownOrigin } from './console-auth.ts';
 import { CONSOLE_HEADER } from './console-sessions.ts';
 
@@ -19,8 +20,9 @@ export interface BrowserGuardOptions {
  *
  * The one exception is the operator console this daemon serves itself (/console/): a request from the
  * daemon's own origin passes if it is a console request, the `X-Airlock-Console` header and no
- * `Authorization` header; it then authenticates with the console cookie (auth.ts). A same-origin request
- * carrying a token, or without the header, is refused: the console never sends either, so nothing else does.
+ * `Authorization` header; it then authenticates with the console cookie (auth.ts). The console's own files
+ * pass too (browsers send `Origin` when they load module scripts; the files are public). A same-origin
+ * request carrying a token, or an API request without the header, is refused: the console never sends them.
  */
 export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, code: ErrorCode) => void): MiddlewareHandler {
   const origins = new Set(opts.allowedOrigins);
@@ -30,7 +32,7 @@ export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, 
     if (origin !== undefined && !origins.has(origin)) {
       // The own origin counts only under a host this daemon serves: a rebound name is its attacker's origin too.
       const own = origin === ownOrigin(c) && (hosts === undefined || !hostRefused(c, hosts));
-      if (own && c.req.header(CONSOLE_HEADER) === '1' && c.req.header('authorization') === undefined) return next();
+      if (own && c.req.header('authorization') === undefined && (c.req.header(CONSOLE_HEADER) === '1' || isConsoleFile(c))) return next();
       if (own) {
         onRefused(c, 'csrf_refused');
         throw new AirlockError('csrf_refused', 'A request from the console\'s own origin must be a console request.', { hints: [`The console sends ${CONSOLE_HEADER}: 1 and its session cookie, never a bearer token.`] });
@@ -44,6 +46,11 @@ export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, 
     }
     return next();
   };
+}
+
+/** GET of a console file: public static content, fetched by the page's own module loader. */
+function isConsoleFile(c: Context): boolean {
+  return (c.req.method === 'GET' || c.req.method === 'HEAD') && (c.req.path === CONSOLE_PATH || c.req.path.startsWith(`${CONSOLE_PATH}/`));
 }
 
 /** The URL's host comes from the Host header or from an absolute request target: both must be served. */

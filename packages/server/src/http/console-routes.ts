@@ -32,16 +32,19 @@ export function buildConsoleRoutes(edge: AuthEdge | undefined): RouteSpec[] {
         await e.holder.get().audit.append(consoleSessionEntry(now, 'opened', session.ref, source));
         c.header('set-cookie', consoleCookieHeader(c, id, session.expiresAt - now));
         c.header('cache-control', 'no-store');
-        return c.json({ operator: 'admin' as const, via: 'console' as const, expiresAt: new Date(session.expiresAt).toISOString() }, 201);
+        return c.json({ active: true, expiresAt: new Date(session.expiresAt).toISOString() }, 201);
       },
     },
     {
-      method: 'get', path: '/v1/console/session', operationId: 'getConsoleSession', summary: 'Who is logged in: the console session behind the cookie (or the admin token)', tag: 'console', auth: 'admin',
+      method: 'get', path: '/v1/console/session', operationId: 'getConsoleSession', summary: 'Whether this browser has a live console session (console requests only; answers, never refuses, a missing or ended one)', tag: 'console', auth: 'none',
       responses: { 200: ConsoleSessionResponse },
       handler: async (c) => {
-        const cookie = c.req.header('authorization') ? undefined : readConsoleCookie(c);
-        const session = cookie !== undefined ? need().console.check(cookie, need().now()) : undefined;
-        return c.json({ operator: 'admin' as const, ...(session ? { via: 'console' as const, expiresAt: new Date(session.expiresAt).toISOString() } : { via: 'token' as const }) });
+        const e = need();
+        const now = e.now();
+        refuseWithoutProof(e, c, clientAddress(c), now);
+        const cookie = readConsoleCookie(c);
+        const session = cookie !== undefined ? e.console.check(cookie, now) : undefined;
+        return c.json(session ? { active: true, expiresAt: new Date(session.expiresAt).toISOString() } : { active: false });
       },
     },
     {

@@ -15,9 +15,8 @@ export const ConsoleLoginRequest = apiSchema(
 export const ConsoleSessionResponse = apiSchema(
   'ConsoleSession',
   z.object({
-    operator: z.literal('admin'),
-    via: z.enum(['console', 'token']).describe('`console`: the session cookie; `token`: the admin bearer token (no console session)'),
-    expiresAt: iso.optional().describe('when the console session ends at the latest (it also ends after 30 minutes unused)'),
+    active: z.boolean().describe('the request carries a live console session cookie'),
+    expiresAt: iso.optional().describe('when the session ends at the latest (it also ends after 30 minutes unused)'),
   }),
 );
 
