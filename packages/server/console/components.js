@@ -77,3 +77,13 @@ export function ConfirmButton({ label, confirmLabel, question, onConfirm, kind =
     <button type="button" class="btn btn-secondary" disabled=${busy} onClick=${() => setAsking(false)}>Cancel</button>
   </span>`;
 }
+
+/** The rules behind a decision: each violation (rule, code, limit, used, requested), else the allow rule or the error code. */
+export function Rules({ violations, allowedBy, code }) {
+  if (Array.isArray(violations) && violations.length) {
+    return html`<ul class="rules">${violations.map((v) => html`<li><code>${v.rule}</code> <span class="code">${v.code}</span>${v.limit !== undefined ? html` <span class="muted">limit ${v.limit}${v.used !== undefined ? `, used ${v.used}` : ''}${v.requested !== undefined ? `, requested ${v.requested}` : ''}</span>` : null}</li>`)}</ul>`;
+  }
+  if (Array.isArray(allowedBy) && allowedBy.length) return html`<span>allowed by ${allowedBy.map((r) => html`<code>${r}</code> `)}</span>`;
+  if (code) return html`<span class="code">${code}</span>`;
+  return html`<span class="muted">—</span>`;
+}

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import { get, post, qs } from '../api.js';
-import { ConfirmButton, DecisionBadge, ErrorNote, Loading, StatusBadge, useLoad } from '../components.js';
+import { ConfirmButton, DecisionBadge, ErrorNote, Loading, Rules, StatusBadge, useLoad } from '../components.js';
 import { formatTime, pretty, relativeTime } from '../format.js';
 import { html } from '../html.js';
 import { SpendCharts } from '../spend-charts.js';
@@ -67,16 +67,6 @@ function RecentDecisions({ agentId }) {
       <td><${Rules} violations=${e.data?.violations} allowedBy=${e.data?.allowedBy} code=${e.data?.errorCode} /></td>
     </tr>`)}</tbody>
   </table></div>`;
-}
-
-/** The rules behind a decision: each violation (rule, code, limit, used, requested), else the allow rule or the error code. */
-export function Rules({ violations, allowedBy, code }) {
-  if (Array.isArray(violations) && violations.length) {
-    return html`<ul class="rules">${violations.map((v) => html`<li><code>${v.rule}</code> <span class="code">${v.code}</span>${v.limit !== undefined ? html` <span class="muted">limit ${v.limit}${v.used !== undefined ? `, used ${v.used}` : ''}${v.requested !== undefined ? `, requested ${v.requested}` : ''}</span>` : null}</li>`)}</ul>`;
-  }
-  if (Array.isArray(allowedBy) && allowedBy.length) return html`<span>allowed by ${allowedBy.map((r) => html`<code>${r}</code> `)}</span>`;
-  if (code) return html`<span class="code">${code}</span>`;
-  return html`<span class="muted">—</span>`;
 }
 
 function AgentPolicy({ name }) {

@@ -1,9 +1,8 @@
 import { useState } from 'preact/hooks';
 import { get, post } from '../api.js';
-import { ConfirmButton, ErrorNote, Loading, StatusBadge, useLoad } from '../components.js';
+import { ConfirmButton, ErrorNote, Loading, Rules, StatusBadge, useLoad } from '../components.js';
 import { formatTime, groupDigits, relativeTime, shortAsset } from '../format.js';
 import { html } from '../html.js';
-import { Rules } from './agent.js';
 
 /** Requests held for a human: what each would sign and which rule asked, approve (signs) or reject (releases). */
 export function ApprovalsPage() {

@@ -1,9 +1,8 @@
 import { useState } from 'preact/hooks';
 import { get, post, qs } from '../api.js';
-import { DecisionBadge, ErrorNote, Loading, useLoad } from '../components.js';
+import { DecisionBadge, ErrorNote, Loading, Rules, useLoad } from '../components.js';
 import { formatTime, pretty, shortHex } from '../format.js';
 import { html } from '../html.js';
-import { Rules } from './agent.js';
 
 const EMPTY = { agent: '', decision: '', type: '', from: '', to: '', limit: '100' };
 
