@@ -101,6 +101,8 @@ describe('the packed SDK and CLI installed into a project outside the workspace'
       daemon!.once('exit', (code) => (clearTimeout(timer), reject(new Error(`daemon exited with ${code}:\n${out}`))));
     });
     assert.equal((await fetch(`${daemonUrl}/v1/health`)).status, 200);
+    // The operator console ships with the server package, its front-end libraries come from the installed dependencies.
+    for (const path of ['/console/', '/console/app.js', '/console/vendor/preact.mjs', '/console/vendor/uplot.mjs']) assert.equal((await fetch(`${daemonUrl}${path}`)).status, 200, path);
   });
 
   /** Operator steps over HTTP with the admin token: an agent, a policy, a session token. */

@@ -7,6 +7,9 @@ import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, write
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '..');
+/** Static files a package serves as they are, beside its src/ (the server's operator console): shipped unchanged. */
+const STATIC_DIR = 'console';
+
 /** What is published; every workspace package these depend on is published with them. */
 const PUBLISHED_ROOTS = ['@airlock/sdk', '@airlock/cli'];
 
@@ -70,7 +73,7 @@ function builtExport(source: string): { types: string; default: string } {
 
 /**
  * The package.json as published: exports and bin point at dist/, workspace dependencies ("*") become the
- * exact version packed beside them (they are released together), and only dist/ and bin/ ship.
+ * exact version packed beside them (they are released together), and only dist/, bin/ and console/ ship.
  */
 export function publishedManifest(pkg: WorkspacePackage, all: Map<string, WorkspacePackage>): PublishedManifest {
   const { private: _private, exports, dependencies, devDependencies: _dev, scripts: _scripts, ...rest } = pkg.json;
@@ -79,7 +82,7 @@ export function publishedManifest(pkg: WorkspacePackage, all: Map<string, Worksp
     ...rest,
     exports: Object.fromEntries(Object.entries(exports).map(([path, source]) => [path, builtExport(source)])),
     ...(Object.keys(pinned).length ? { dependencies: pinned } : {}),
-    files: ['dist', ...(pkg.json.bin ? ['bin'] : [])],
+    files: ['dist', ...(pkg.json.bin ? ['bin'] : []), ...(existsSync(join(pkg.dir, STATIC_DIR)) ? [STATIC_DIR] : [])],
   };
 }
 
@@ -137,6 +140,7 @@ export function pack(outDir = join(ROOT, '.pack')): string[] {
     const stage = join(outDir, 'stage', pkg.folder);
     cpSync(join(buildDir, 'out', pkg.folder, 'src'), join(stage, 'dist'), { recursive: true });
     if (pkg.json.bin) cpSync(join(pkg.dir, 'bin'), join(stage, 'bin'), { recursive: true });
+    if (existsSync(join(pkg.dir, STATIC_DIR))) cpSync(join(pkg.dir, STATIC_DIR), join(stage, STATIC_DIR), { recursive: true });
     writeFileSync(join(stage, 'package.json'), `${JSON.stringify(publishedManifest(pkg, all), null, 2)}\n`);
     if (existsSync(join(pkg.dir, 'README.md'))) cpSync(join(pkg.dir, 'README.md'), join(stage, 'README.md'));
     const answer = execFileSync('npm', ['pack', '--json', '--pack-destination', outDir], { cwd: stage, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });

@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   agent_frozen: { status: 403, summary: 'The agent is frozen; nothing is signed until it is unfrozen.' },
   agent_retired: { status: 403, summary: 'The agent is retired.' },
   origin_not_allowed: { status: 403, summary: 'The request carries a browser Origin that is not in AIRLOCK_ALLOWED_ORIGINS.' },
+  csrf_refused: { status: 403, summary: 'A console request without the same-origin proof: the X-Airlock-Console header and the console\'s own Origin (or Sec-Fetch-Site: same-origin), and no Authorization header.' },
   host_not_allowed: { status: 421, summary: 'The Host is not a name this daemon answers to (AIRLOCK_ALLOWED_HOSTS).' },
   // policy
   policy_denied: { status: 403, summary: 'Policy denied the request; see violations.' },

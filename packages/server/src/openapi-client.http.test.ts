@@ -328,6 +328,20 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await admin('POST', '/v1/webhooks', { url: 'https://user:pw@hooks.example/' })).body.error.code, 'webhook_url_credentials');
     assert.ok((await admin('DELETE', `/v1/webhooks/${hook.body.endpoint.id}`)).body.endpoint.removedAt);
     assert.equal((await admin('DELETE', `/v1/webhooks/${hook.body.endpoint.id}`)).status, 404);
+    // The console (docs/console.md): its session, as a console request (the header and the daemon's own origin), and
+    // the spend history its charts read; the newest audit entries first.
+    const consoleHeaders = { 'x-airlock-console': '1', origin: server.url };
+    const opened = await checkedFetch(new Request(`${server.url}/v1/console/session`, { method: 'POST', headers: { ...consoleHeaders, 'content-type': 'application/json' }, body: JSON.stringify({ token: adminToken }) }));
+    assert.equal(opened.status, 201);
+    const cookie = /^airlock_console=[^;]+/.exec(opened.headers.get('set-cookie') ?? '')![0];
+    assert.equal((await call(undefined, 'GET', '/v1/console/session', undefined, { ...consoleHeaders, cookie })).body.active, true);
+    const spend = await call(undefined, 'GET', `/v1/spend?agent=${agent.name}&bucket=1h`, undefined, { ...consoleHeaders, cookie });
+    assert.equal(spend.status, 200, JSON.stringify(spend.body));
+    assert.ok(spend.body.budgets.some((b: any) => b.rule === 'agent/usdc-daily'));
+    assert.equal((await admin('GET', '/v1/spend?bucket=30s')).status, 400);
+    assert.equal((await call(undefined, 'POST', '/v1/console/session', { token: adminToken })).status, 403, 'not a console request');
+    assert.equal((await call(undefined, 'DELETE', '/v1/console/session', undefined, { ...consoleHeaders, cookie })).body.closed, true);
+    assert.equal((await admin('GET', `/v1/audit?agent=${agent.name}&order=newest&limit=1`)).body.entries.length, 1);
 
     // Audit: entries, head, signed tree heads, an inclusion proof, a consistency proof, whole-log verification.
     assert.ok((await admin('GET', `/v1/audit?agent=${agent.name}&limit=5`)).body.entries.length > 0);

@@ -334,6 +334,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual((await store.queryAudit({ type: 'policy.set' })).map((e) => e.seq), [3]);
       assert.deepEqual((await store.queryAudit({ fromMs: 20, toMs: 30 })).map((e) => e.seq), [2, 3]);
       assert.deepEqual((await store.queryAudit({ afterSeq: 2, limit: 1 })).map((e) => e.seq), [3]);
+      // Newest first: the newest `limit` matching entries (the console's recent decisions).
+      assert.deepEqual((await store.queryAudit({ agentId: 'ag_1', newestFirst: true })).map((e) => e.seq), [4, 1]);
+      assert.deepEqual((await store.queryAudit({ newestFirst: true, limit: 2 })).map((e) => e.seq), [4, 3]);
       assert.equal(appended[2]!.agentId, undefined);
       assert.equal('agentId' in (await store.readAudit(3, 1))[0]!, false, 'absent fields stay absent');
     });

@@ -19,6 +19,14 @@ export function rejectedRequestEntry(at: number, principal: AccessPrincipal, rou
   return { at, type: 'request.rejected', ...principalFields(principal), decision: 'error', data: { errorCode, principal: principal.kind, route } };
 }
 
+/**
+ * An operator console session opened (login with the admin token) or closed (logout). `session` is a
+ * fingerprint of the session id (a prefix of its SHA-256), never the cookie value.
+ */
+export function consoleSessionEntry(at: number, event: 'opened' | 'closed', session: string, source: string): AuditEntryInput {
+  return { at, type: `console.session.${event}`, actor: 'operator', data: { session, source } };
+}
+
 export interface RefusalCount {
   /** `auth.failures` (per source address) or `session.rate_limited` (per session). */
   type: 'auth.failures' | 'session.rate_limited';

@@ -74,4 +74,6 @@ export interface AuditQuery {
   toMs?: number;
   afterSeq?: number;
   limit?: number;
+  /** The newest `limit` matching entries, newest first (default: oldest first, which `afterSeq` pages). */
+  newestFirst?: boolean;
 }

@@ -3,6 +3,8 @@ import { AirlockError, parseUntrustedJson, rejectedRequestEntry, type AuditEntry
 import { AttemptLimiter } from './attempt-limiter.ts';
 import { accessPrincipal, authenticate, type AuthEdge, type Principal } from './auth.ts';
 import { browserGuard } from './browser-guard.ts';
+import { CONSOLE_PATH, consoleAssets, serveConsole } from './console-assets.ts';
+import { ConsoleSessions, type ConsoleSessionOptions } from './console-sessions.ts';
 import { clientAddress } from './client-address.ts';
 import { drainGuard } from './drain-guard.ts';
 import { errorResponse, toAirlockError } from './errors.ts';
@@ -29,6 +31,8 @@ export interface AppOptions {
   refusals?: RefusalTally;
   /** Request log and metrics (request-log.ts); none by default (in-process tests). */
   observer?: RequestObserverOptions;
+  /** Operator console session lifetimes (console-sessions.ts); defaults otherwise. */
+  consoleSessions?: ConsoleSessionOptions;
   /** True once the daemon is shutting down: new requests are refused with `503 shutting_down` (serve.ts). */
   draining?: () => boolean;
 }
@@ -65,11 +69,12 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
     failures: new AttemptLimiter(AUTH_FAILURES_PER_MINUTE),
     sessions: new SessionRateLimiter(options.sessionRate ?? { perSecond: 50, burst: 100 }),
     refusals: options.refusals ?? refusalTallyFor(holder),
+    console: new ConsoleSessions(options.consoleSessions),
     // The runtime's clock once unsealed, so tests with a manual clock control every window.
     now: () => (holder.sealed ? Date.now() : holder.get().deps.clock.now()),
   };
   let openapi: Record<string, unknown> | undefined;
-  const routes = buildRoutes(holder, () => (openapi ??= buildOpenApi(routes)));
+  const routes = buildRoutes(holder, () => (openapi ??= buildOpenApi(routes)), edge);
 
   const log = options.logInternalError ?? defaultLog;
   app.onError((err, c) => {
@@ -104,6 +109,10 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
       return r.handler(c, { body, query });
     });
   }
+  // The operator console (docs/console.md): static files with a strict CSP; it speaks to the routes above.
+  consoleAssets();
+  app.get(CONSOLE_PATH, serveConsole);
+  app.get(`${CONSOLE_PATH}/*`, serveConsole);
   // The Ethereum JSON-RPC signer (json-rpc.ts): one POST whose body names the method, so not in the REST route table.
   app.post(JSON_RPC_PATH, jsonRpcEndpoint({ holder, edge, bodyLimitBytes: limit, logInternalError: log }));
   return app;

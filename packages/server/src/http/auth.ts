@@ -13,6 +13,8 @@ import {
 } from '@airlock/core';
 import type { AttemptLimiter } from './attempt-limiter.ts';
 import { clientAddress } from './client-address.ts';
+import { consoleProofProblem, readConsoleCookie } from './console-auth.ts';
+import type { ConsoleSessions } from './console-sessions.ts';
 import type { AirlockHolder } from './holder.ts';
 import type { RefusalTally } from './refusal-tally.ts';
 import type { AuthKind } from './route-table.ts';
@@ -27,6 +29,8 @@ export interface AuthEdge {
   failures: AttemptLimiter;
   sessions: SessionRateLimiter;
   refusals: RefusalTally;
+  /** Operator console sessions (cookie authentication, console-auth.ts). */
+  console: ConsoleSessions;
   now(): number;
 }
 
@@ -54,6 +58,17 @@ export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, ro
     await edge.refusals.flushDue(now);
     const source = clientAddress(c);
     const token = bearerToken(c);
+    // The console's cookie stands for the admin token, only on a request without a bearer token.
+    const cookie = token ? undefined : readConsoleCookie(c);
+    if (cookie !== undefined) {
+      const principal = consolePrincipal(edge, c, cookie, source, now);
+      if (kind === 'agent') {
+        await airlock.audit.append(forbiddenAccessEntry(now, accessPrincipal(principal), route));
+        throw new AirlockError('forbidden', 'This endpoint takes a session token, not the admin token.');
+      }
+      c.set('principal', principal);
+      return next();
+    }
     const credential = isAdminTokenShape(token) ? 'admin' : parseSessionToken(token)?.sessionId;
     if (credential === undefined) {
       edge.refusals.count('auth.failures', source, 'unauthenticated', now);
@@ -99,7 +114,27 @@ function bearerToken(c: Context): string {
   return header.startsWith('Bearer ') ? header.slice(7).trim() : '';
 }
 
-function verifyAdmin(adminTokenHash: string, token: string): Principal {
+/**
+ * The operator behind a console cookie. The same-origin proof is checked first (console-auth.ts): a request
+ * a foreign page made the browser send is refused without looking at the session. An unknown or expired id
+ * counts as a failed attempt, like a wrong token.
+ */
+function consolePrincipal(edge: AuthEdge, c: Context, cookie: string, source: string, now: number): Principal {
+  const problem = consoleProofProblem(c);
+  if (problem) {
+    edge.refusals.count('auth.failures', source, 'csrf_refused', now);
+    throw new AirlockError('csrf_refused', problem, { hints: ['Use the console at /console/, or send the admin token as a bearer token.'] });
+  }
+  if (edge.console.check(cookie, now)) return { kind: 'admin' };
+  edge.refusals.count('auth.failures', source, 'unauthenticated', now);
+  const key = `${source} console`;
+  const wait = edge.failures.retryAfterMs(key, now);
+  if (wait > 0) throw new AirlockError('rate_limited', 'Too many failed attempts with this credential; wait.', { details: { retryAfterSeconds: Math.ceil(wait / 1000) } });
+  edge.failures.record(key, now);
+  throw new AirlockError('unauthenticated', 'The console session ended; log in again.');
+}
+
+export function verifyAdmin(adminTokenHash: string, token: string): Principal {
   if (!constantTimeEqual(hashSecret(token.slice(4)), adminTokenHash)) throw new AirlockError('unauthenticated', 'Unknown admin token.');
   return { kind: 'admin' };
 }

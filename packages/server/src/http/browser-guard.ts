@@ -1,6 +1,9 @@
 import { isIP } from 'node:net';
 import type { Context, MiddlewareHandler } from 'hono';
 import { AirlockError, type ErrorCode } from '@airlock/core';
+import { CONSOLE_PATH } from './console-assets.ts';
+import { ownOrigin } from './console-auth.ts';
+import { CONSOLE_HEADER } from './console-sessions.ts';
 
 export interface BrowserGuardOptions {
   /** Exact origins (`https://console.example`) whose browser requests are served; every other `Origin` is refused. */
@@ -14,6 +17,12 @@ export interface BrowserGuardOptions {
  * requests that matter (POST, and anything with an `Authorization` header), so any `Origin` not allowed
  * is refused. DNS rebinding points an attacker's name at 127.0.0.1: the browser then sends that name as
  * `Host`, so a name must be one the operator listed. An IP literal cannot be rebound, so it passes.
+ *
+ * The one exception is the operator console this daemon serves itself (/console/): a request from the
+ * daemon's own origin passes if it is a console request, the `X-Airlock-Console` header and no
+ * `Authorization` header; it then authenticates with the console cookie (auth.ts). The console's own files
+ * pass too (browsers send `Origin` when they load module scripts; the files are public). A same-origin
+ * request carrying a token, or an API request without the header, is refused: the console never sends them.
  */
 export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, code: ErrorCode) => void): MiddlewareHandler {
   const origins = new Set(opts.allowedOrigins);
@@ -21,19 +30,33 @@ export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, 
   return async (c, next) => {
     const origin = c.req.header('origin');
     if (origin !== undefined && !origins.has(origin)) {
+      // The own origin counts only under a host this daemon serves: a rebound name is its attacker's origin too.
+      const own = origin === ownOrigin(c) && (hosts === undefined || !hostRefused(c, hosts));
+      if (own && c.req.header('authorization') === undefined && (c.req.header(CONSOLE_HEADER) === '1' || isConsoleFile(c))) return next();
+      if (own) {
+        onRefused(c, 'csrf_refused');
+        throw new AirlockError('csrf_refused', 'A request from the console\'s own origin must be a console request.', { hints: [`The console sends ${CONSOLE_HEADER}: 1 and its session cookie, never a bearer token.`] });
+      }
       onRefused(c, 'origin_not_allowed');
       throw new AirlockError('origin_not_allowed', 'Requests from web pages are refused.', { hints: ['Set AIRLOCK_ALLOWED_ORIGINS to serve a browser origin.'] });
     }
-    if (hosts) {
-      const header = c.req.header('host');
-      // The URL's host comes from the Host header or from an absolute request target: both must pass.
-      if (!hostAllowed(new URL(c.req.url).host, hosts) || (header !== undefined && !hostAllowed(header, hosts))) {
-        onRefused(c, 'host_not_allowed');
-        throw new AirlockError('host_not_allowed', 'This daemon does not answer to that host name.', { hints: ['Use 127.0.0.1, localhost, or a name listed in AIRLOCK_ALLOWED_HOSTS.'] });
-      }
+    if (hosts && hostRefused(c, hosts)) {
+      onRefused(c, 'host_not_allowed');
+      throw new AirlockError('host_not_allowed', 'This daemon does not answer to that host name.', { hints: ['Use 127.0.0.1, localhost, or a name listed in AIRLOCK_ALLOWED_HOSTS.'] });
     }
     return next();
   };
+}
+
+/** GET of a console file: public static content, fetched by the page's own module loader. */
+function isConsoleFile(c: Context): boolean {
+  return (c.req.method === 'GET' || c.req.method === 'HEAD') && (c.req.path === CONSOLE_PATH || c.req.path.startsWith(`${CONSOLE_PATH}/`));
+}
+
+/** The URL's host comes from the Host header or from an absolute request target: both must be served. */
+function hostRefused(c: Context, hosts: ReadonlySet<string>): boolean {
+  const header = c.req.header('host');
+  return !hostAllowed(new URL(c.req.url).host, hosts) || (header !== undefined && !hostAllowed(header, hosts));
 }
 
 function hostAllowed(host: string, names: ReadonlySet<string>): boolean {

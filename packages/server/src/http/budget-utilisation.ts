@@ -15,11 +15,13 @@ export interface BudgetUtilisation {
   ratio: number;
 }
 
-interface BudgetRule {
+export interface BudgetRule {
   name: string;
   asset: string;
   max: bigint;
   windowMs: number;
+  /** The window as written in the policy (`24h`). */
+  window: string;
   scope: 'fleet' | 'agent';
 }
 
@@ -61,7 +63,7 @@ export async function budgetUtilisation(airlock: Airlock, options: { topAgents: 
 }
 
 /** Plain budget rules of a stored (already validated) policy document. */
-function budgetRulesOf(document: unknown, layer: 'fleet' | 'agent'): BudgetRule[] {
+export function budgetRulesOf(document: unknown, layer: 'fleet' | 'agent'): BudgetRule[] {
   const rules = (document as { rules?: unknown[] } | undefined)?.rules ?? [];
   const out: BudgetRule[] = [];
   for (const raw of rules) {
@@ -75,7 +77,7 @@ function budgetRulesOf(document: unknown, layer: 'fleet' | 'agent'): BudgetRule[
     } catch {
       continue; // validated when stored; a document from an older version that does not parse is left out
     }
-    out.push({ name: `${layer}/${String(r.name ?? 'budget')}`, asset: String(r.asset).toLowerCase(), max, windowMs: parseDuration(String(r.window)), scope });
+    out.push({ name: `${layer}/${String(r.name ?? 'budget')}`, asset: String(r.asset).toLowerCase(), max, windowMs: parseDuration(String(r.window)), window: String(r.window), scope });
   }
   return out;
 }

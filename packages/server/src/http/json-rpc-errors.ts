@@ -56,6 +56,7 @@ const CODE_FOR: Partial<Record<keyof typeof ERROR_CODES, number>> = {
   agent_frozen: RPC_ERROR.unauthorized,
   agent_retired: RPC_ERROR.unauthorized,
   origin_not_allowed: RPC_ERROR.unauthorized,
+  csrf_refused: RPC_ERROR.unauthorized,
   host_not_allowed: RPC_ERROR.unauthorized,
   policy_denied: RPC_ERROR.policyDenied,
   rate_limited: RPC_ERROR.limitExceeded,

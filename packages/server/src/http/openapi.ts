@@ -50,6 +50,12 @@ export function buildOpenApi(routes: RouteSpec[]): Record<string, unknown> {
       securitySchemes: {
         admin: { type: 'http', scheme: 'bearer', description: 'Operator token `adm_…`, created by `airlock init` and shown once.' },
         session: { type: 'http', scheme: 'bearer', description: 'Agent session token `ses_….…`, issued per agent and shown once.' },
+        console: {
+          type: 'apiKey',
+          in: 'cookie',
+          name: 'airlock_console',
+          description: 'Operator console session (POST /v1/console/session), for the console this daemon serves at /console/ only: accepted with the `X-Airlock-Console: 1` header from the daemon\'s own origin, never with an Authorization header (docs/console.md).',
+        },
       },
       'x-error-codes': ERROR_CODES,
       'x-violation-codes': VIOLATION_CODES,
@@ -90,7 +96,7 @@ function responsesOf(r: RouteSpec): Record<string, unknown> {
 
 function describeStatus(r: RouteSpec, status: number, own: boolean): string {
   if (status === 403 && own) return 'Denied by policy (`PolicyDenied`: every violation names its rule), or refused before policy (`Error`: wrong kind of token, agent frozen or retired, browser Origin)';
-  if (status === 403) return r.auth === 'none' ? 'A browser Origin that is not allowed (`origin_not_allowed`)' : 'Wrong kind of token, agent frozen or retired, or a browser Origin that is not allowed';
+  if (status === 403) return r.auth === 'none' ? 'A browser Origin that is not allowed (`origin_not_allowed`, `csrf_refused`)' : 'Wrong kind of token, agent frozen or retired, or a browser Origin that is not allowed (`origin_not_allowed`, `csrf_refused`)';
   if (status === 503 && own) return 'Sealed or draining, or (`Error`) the store is unavailable or the daemon is shutting down';
   return DESCRIPTIONS[status] ?? 'Response';
 }
@@ -115,9 +121,9 @@ const RETRY_AFTER = { 'Retry-After': { description: 'Seconds to wait before retr
 
 function securityOf(r: RouteSpec): unknown[] {
   if (r.auth === 'none') return [];
-  if (r.auth === 'admin') return [{ admin: [] }];
+  if (r.auth === 'admin') return [{ admin: [] }, { console: [] }];
   if (r.auth === 'agent') return [{ session: [] }];
-  return [{ admin: [] }, { session: [] }];
+  return [{ admin: [] }, { console: [] }, { session: [] }];
 }
 
 function openApiPath(path: string): string {

@@ -1,7 +1,10 @@
 import type { Context } from 'hono';
-import { ACTIONS, AirlockError, type AgentAuth, type ApprovalRecord, type AuditQuery, type LightningPayInput, type Session } from '@airlock/core';
+import { ACTIONS, AirlockError, parseDuration, type AgentAuth, type ApprovalRecord, type AuditQuery, type LightningPayInput, type Session } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
-import type { Principal } from './auth.ts';
+import type { AuthEdge, Principal } from './auth.ts';
+import { buildConsoleRoutes } from './console-routes.ts';
+import { SpendHistoryResponse, SpendParams } from './console-schemas.ts';
+import { spendHistory } from './spend-history.ts';
 import { clientAddress } from './client-address.ts';
 import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-context.ts';
 import type { RouteSpec } from './route-table.ts';
@@ -34,7 +37,8 @@ function operatorSession(agentId: string): Session {
   return { id: 'ses_dryrun', agentId, tokenHash: '', scope: { actions: [...ACTIONS], chains: [], budgets: [] }, createdAt: 0, expiresAt: Number.MAX_SAFE_INTEGER };
 }
 
-export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): RouteSpec[] {
+/** `edge`: the app's authentication edge, which the console login shares (absent when only the OpenAPI document is built). */
+export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?: AuthEdge): RouteSpec[] {
   const A = () => holder.get();
   // A Lightning payment is decoded with the backend's network and the time (what the payment would see), by its service.
   const dryRun = (auth: AgentAuth, action: string, payload: unknown) =>
@@ -151,6 +155,29 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
         return c.json({ ...agentJson(agent), nostr: { pubkey, npub } });
       },
     },
+    {
+      method: 'get', path: '/v1/spend', operationId: 'getSpendHistory', summary: 'Spend per bucket and budget use over time, for the fleet or one agent (bounded range)', tag: 'agents', auth: 'admin',
+      query: SpendParams, responses: { 200: SpendHistoryResponse }, errors: [404],
+      handler: async (c, { query }) => {
+        const q = query as { agent?: string; bucket?: string; since?: string; until?: string; asset?: string };
+        const now = A().deps.clock.now();
+        const bucketMs = parseDuration(q.bucket ?? '1h');
+        if (bucketMs < 60_000) throw new AirlockError('invalid_request', 'bucket: at least 1m.');
+        const untilMs = Math.min(timeParam(q.until, 'until') ?? now, now);
+        const sinceMs = timeParam(q.since, 'since') ?? untilMs - 24 * bucketMs;
+        if (!(sinceMs < untilMs)) throw new AirlockError('invalid_request', 'since: must be before until (and until no later than now).');
+        const agent = q.agent !== undefined ? await A().operator.getAgent(q.agent) : undefined;
+        const h = await spendHistory(A(), { ...(agent ? { agent } : {}), sinceMs, untilMs, bucketMs, assets: q.asset ? [q.asset] : [] });
+        return c.json({
+          scope: agent ? ('agent' as const) : ('fleet' as const),
+          ...(agent ? { agent: { id: agent.id, name: agent.name } } : {}),
+          bucketMs,
+          edges: h.edges.map((t) => new Date(t).toISOString()),
+          assets: h.assets.map((a) => ({ asset: a.asset, amounts: a.amounts.map(String), counts: a.counts })),
+          budgets: h.budgets.map((b) => ({ rule: b.rule, asset: b.asset, max: String(b.max), window: b.window, used: String(b.used), usedAt: b.usedAt.map(String) })),
+        });
+      },
+    },
     ...(['freeze', 'unfreeze', 'retire'] as const).map((verb): RouteSpec => ({
       method: 'post', path: `/v1/agents/:id/${verb}`, operationId: `${verb}Agent`, summary: verb === 'freeze' ? 'Freeze: the very next request is refused' : verb === 'unfreeze' ? 'Unfreeze' : 'Retire for good (revokes its sessions; the account index is never reused)', tag: 'agents', auth: 'admin',
       responses: { 200: S.AgentSchema }, errors: [404],
@@ -260,13 +287,14 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
       method: 'get', path: '/v1/audit', operationId: 'queryAudit', summary: 'Query the audit log (agent, time range, decision, type)', tag: 'audit', auth: 'admin', query: S.AuditQueryParams,
       responses: { 200: S.AuditEntriesResponse }, errors: [404],
       handler: async (c, { query }) => {
-        const q = query as { agent?: string; decision?: AuditQuery['decision']; type?: string; from?: string; to?: string; after?: number; limit?: number };
+        const q = query as { agent?: string; decision?: AuditQuery['decision']; type?: string; from?: string; to?: string; after?: number; limit?: number; order?: 'oldest' | 'newest' };
         const agentId = q.agent ? (await A().operator.getAgent(q.agent)).id : undefined;
         const fromMs = timeParam(q.from, 'from');
         const toMs = timeParam(q.to, 'to');
         const entries = await A().store.queryAudit({
           ...(agentId ? { agentId } : {}), ...(q.decision ? { decision: q.decision } : {}), ...(q.type ? { type: q.type } : {}),
           ...(fromMs !== undefined ? { fromMs } : {}), ...(toMs !== undefined ? { toMs } : {}), ...(q.after !== undefined ? { afterSeq: q.after } : {}), limit: q.limit ?? 100,
+          ...(q.order === 'newest' ? { newestFirst: true } : {}),
         });
         return c.json({ entries: entries.map(auditJson) });
       },
@@ -334,6 +362,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown): Rout
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),
     ...buildWebhookRoutes(holder),
+    ...buildConsoleRoutes(edge),
 
     {
       method: 'post', path: '/v1/approvals/:id/deny', operationId: 'denyApproval', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,

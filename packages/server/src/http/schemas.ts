@@ -413,6 +413,7 @@ export const AuditQueryParams = z.object({
   to: z.string().optional(),
   after: z.coerce.number().int().min(0).optional().describe('only entries with seq greater than this'),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
+  order: z.enum(['oldest', 'newest']).optional().describe('`newest`: the newest `limit` matching entries, newest first (default `oldest`: oldest first, paged with `after`)'),
 });
 
 export const ApprovalSchema = apiSchema(

@@ -74,7 +74,7 @@ export async function queryAudit(q: Q, query: AuditQuery): Promise<AuditEntry[]>
     where.push(`leaf_index > COALESCE((SELECT a.leaf_index FROM audit_entries a WHERE a.seq = ${n}), (SELECT max(a.leaf_index) FROM audit_entries a WHERE a.seq < ${n}), -1)`);
   }
   params.push(clampLimit(query.limit));
-  const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY leaf_index LIMIT $${params.length}`;
+  const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY leaf_index ${query.newestFirst ? 'DESC' : 'ASC'} LIMIT $${params.length}`;
   return (await q(sql, params)).map(auditEntryFromRow);
 }
 

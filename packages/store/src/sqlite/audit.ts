@@ -35,7 +35,7 @@ export function queryAudit(db: SqliteDb, query: AuditQuery): AuditEntry[] {
   if (query.toMs !== undefined) (where.push('at <= ?'), params.push(query.toMs));
   if (query.afterSeq !== undefined) (where.push('seq > ?'), params.push(query.afterSeq));
   params.push(clampLimit(query.limit));
-  const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq LIMIT ?`;
+  const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${query.newestFirst ? 'DESC' : 'ASC'} LIMIT ?`;
   return db.all(sql, ...params).map(auditEntryFromRow);
 }
 
