@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { ed25519 } from './ed25519.ts';
 import { existsSync, mkdirSync } from 'node:fs';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
@@ -208,6 +209,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       auditKeyPath: AUDIT_KEY_PATH,
       approvalTtlMs: config.approvalTtlMs,
       verifySchnorr,
+      ed25519,
       auditAnchor: fileAuditAnchorStore(auditAnchorPath(config.vaultPath)),
       auditIntegrity: {},
       auditVerify: auditVerifyOptions(config.storeUrl),

@@ -20,6 +20,7 @@ import { receiptForSeq, receiptOf } from '../audit/stored-tree.ts';
 import type { AuditEntry } from '../audit/types.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
 import { CredentialCache } from './credential-cache.ts';
+import { requiredQuorum } from '../approvals/quorum.ts';
 
 export interface AgentAuth {
   agent: Agent;
@@ -241,6 +242,9 @@ export class SigningService {
         createdAt: now,
         expiresAt: now + this.deps.approvalTtlMs,
       };
+      // Fixed now: a later policy change does not move the quorum a pending request waits for.
+      const quorum = requiredQuorum(decision.violations);
+      if (quorum) approval.quorum = quorum;
       await tx.holdForApproval(approval, ledgerWritesFor(input));
       // The nonce is held while a human decides: a different authorization over it is refused meanwhile.
       await tx.claimNonces(nonceClaims(req, entry.seq, 'pending', approval.id));

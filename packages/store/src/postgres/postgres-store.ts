@@ -2,7 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
+  Agent, AgentStatus, ApprovalRecord, ApprovalState, Approver, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
@@ -232,6 +232,12 @@ export class PostgresStore implements Store {
   }
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
     return approvals.listApprovals(this.q, filter);
+  }
+  getApprover(idOrName: string): Promise<Approver | undefined> {
+    return approvals.getApprover(this.q, idOrName);
+  }
+  listApprovers(): Promise<Approver[]> {
+    return approvals.listApprovers(this.q);
   }
 
   getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined> {

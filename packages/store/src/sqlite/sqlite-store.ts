@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
+  Agent, AgentStatus, ApprovalRecord, ApprovalState, Approver, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
@@ -154,6 +154,12 @@ export class SqliteStore implements Store {
   }
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
     return this.read(() => approvals.listApprovals(this.db, filter));
+  }
+  getApprover(idOrName: string): Promise<Approver | undefined> {
+    return this.read(() => approvals.getApprover(this.db, idOrName));
+  }
+  listApprovers(): Promise<Approver[]> {
+    return this.read(() => approvals.listApprovers(this.db));
   }
 
   getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined> {

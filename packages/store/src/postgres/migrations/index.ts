@@ -9,6 +9,7 @@ import { statements as auditSequencing } from './008_audit_sequencing.ts';
 import { statements as ledgerEntryPerSeries } from './009_ledger_entry_per_series.ts';
 import { statements as policySource } from './010_policy_source.ts';
 import { statements as lightningPayments } from './011_lightning_payments.ts';
+import { statements as approvers } from './012_approvers.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -23,4 +24,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [9, { name: '009_ledger_entry_per_series', statements: ledgerEntryPerSeries }],
   [10, { name: '010_policy_source', statements: policySource }],
   [11, { name: '011_lightning_payments', statements: lightningPayments }],
+  [12, { name: '012_approvers', statements: approvers }],
 ]);

@@ -8,6 +8,7 @@ import { statements as auditMerkleTree } from './007_audit_merkle_tree.ts';
 import { statements as ledgerEntryPerSeries } from './008_ledger_entry_per_series.ts';
 import { statements as policySource } from './009_policy_source.ts';
 import { statements as lightningPayments } from './010_lightning_payments.ts';
+import { statements as approvers } from './011_approvers.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -21,4 +22,5 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [8, { name: '008_ledger_entry_per_series', statements: ledgerEntryPerSeries }],
   [9, { name: '009_policy_source', statements: policySource }],
   [10, { name: '010_lightning_payments', statements: lightningPayments }],
+  [11, { name: '011_approvers', statements: approvers }],
 ]);
