@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { ed25519 } from './ed25519.ts';
 import { existsSync, mkdirSync } from 'node:fs';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { hexToBytes } from '@noble/hashes/utils.js';
@@ -8,6 +7,7 @@ import {
   AuditService,
   type ParallelVerifyOptions,
   OperatorService,
+  ApproverService,
   SigningService,
   X402Service,
   NostrService,
@@ -36,6 +36,7 @@ import { NwcWalletService } from './nwc-service/wallet-service.ts';
 import { storeSessionSource } from './nostr-bunker/session-source.ts';
 import { RefusalTally } from './http/refusal-tally.ts';
 import { lightningBackendFrom } from './lightning/backend-from-config.ts';
+import { ed25519 } from './ed25519.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -122,6 +123,8 @@ export interface Airlock {
   deps: ServiceDeps;
   signing: SigningService;
   operator: OperatorService;
+  /** Approvers and their signed votes on quorum approvals. */
+  approvers: ApproverService;
   audit: AuditService;
   x402: X402Service;
   /** Nostr identities, events, NIP-44 and the NIP-46 transport key (docs/nostr.md). */
@@ -221,6 +224,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       ...(config.lightning ? { payTimeoutSeconds: config.lightning.payTimeoutSeconds, notFoundGraceSeconds: config.lightning.notFoundGraceSeconds, defaultFeePercent: config.lightning.defaultFeePercent } : {}),
     });
     const operator = new OperatorService(deps, signing, lightning);
+    const approvers = new ApproverService(deps, operator);
     const audit = new AuditService(deps);
     const nostr = new NostrService(deps, signing, { transportPath: nostrTransportPath, npub: (pubkeyHex: string) => encodeNpub(hexToBytes(pubkeyHex)), parseUnsignedEvent, eventId, nip44Encrypt: (text, key) => nip44Encrypt(text, key), nip44Decrypt, nip04Encrypt: (text, key) => nip04Encrypt(text, key), nip04Decrypt });
     // A chain that no longer extends the anchor halts signing from the start; the daemon still serves
@@ -288,6 +292,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       deps,
       signing,
       operator,
+      approvers,
       audit,
       x402,
       nostr,

@@ -21,7 +21,7 @@ export interface ApprovalVoteMessage {
   decision: VoteDecision;
   /** The approver's name. */
   approver: string;
-  /** ISO 8601 time (UTC, `Z`), as the approver wrote it. */
+  /** `new Date().toISOString()` form (UTC, milliseconds, `Z`). */
   at: string;
   comment?: string;
 }
@@ -42,11 +42,11 @@ export function approvalViewBytes(m: ApprovalViewMessage): Uint8Array {
   return new TextEncoder().encode(canonicalJson({ type: APPROVAL_VIEW_TYPE, approvalId, approver, at }));
 }
 
-const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
-
-/** ms since epoch of a signed `at`, or undefined when it is not an ISO 8601 UTC time. */
+/**
+ * ms since epoch of a signed `at`, or undefined unless it is exactly `Date.prototype.toISOString` form
+ * (`2025-01-31T12:00:00.000Z`): the one spelling, so the time stored and shown with a vote re-verifies.
+ */
 export function parseVoteTime(at: string): number | undefined {
-  if (!ISO_UTC.test(at)) return undefined;
   const ms = Date.parse(at);
-  return Number.isFinite(ms) ? ms : undefined;
+  return Number.isFinite(ms) && new Date(ms).toISOString() === at ? ms : undefined;
 }
