@@ -9,13 +9,14 @@ import { policyCommand } from './commands/policy.ts';
 import { sessionCommand } from './commands/sessions.ts';
 import { auditCommand } from './commands/audit.ts';
 import { approvalsCommand } from './commands/approvals.ts';
+import { approverCommand } from './commands/approvers.ts';
 import { mcpCommand } from './commands/mcp.ts';
 import { storeCommand } from './commands/store.ts';
 import { nostrCommand } from './commands/nostr.ts';
 import { lightningCommand } from './commands/lightning.ts';
 import { bitcoinCommand } from './commands/bitcoin.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {
