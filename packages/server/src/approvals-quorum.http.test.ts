@@ -119,6 +119,21 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual([late.status, late.body.error.code], [409, 'approval_not_pending']);
     });
 
+    test('the two last votes landing at once grant once: one approval.granted, one signature, charged once', async () => {
+      const [t1, t2] = [await addApprover(['treasury']), await addApprover(['treasury'])];
+      const { agent, token } = await provisionAgent(h, { policy: stakesPolicy(5_000n) });
+      const { id, digest } = await held(token, 5_000n, 0);
+      const answers = await Promise.all([post(id, signed(t1, id, digest)), post(id, signed(t2, id, digest))]);
+      assert.deepEqual(answers.map((a) => a.status), [200, 200], JSON.stringify(answers.map((a) => a.body)));
+      const final = (await h.admin('GET', `/v1/approvals/${id}`)).body;
+      assert.equal(final.state, 'approved');
+      assert.deepEqual([...final.approvers].sort(), [t1.name, t2.name].sort());
+      assert.ok(final.result.signedTransaction);
+      assert.equal((await auditOf(agent.name, 'approval.granted')).length, 1);
+      const over = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1n, 1) });
+      assert.deepEqual([over.status, over.body.error.violations[0].used], [403, (5_000n * USDC_UNITS).toString()], 'charged 5,000 once');
+    });
+
     test('forged, misdirected, stale and unknown votes are refused with their codes and change nothing; the admin token cannot approve', async () => {
       const [t1, t2] = [await addApprover(['treasury']), await addApprover(['treasury'])];
       const { agent, token } = await provisionAgent(h, { policy: stakesPolicy() });
