@@ -71,6 +71,7 @@ describe('the packed SDK and CLI installed into a project outside the workspace'
     const sdk = JSON.parse(readFileSync(join(scratch, 'node_modules/@airlock/sdk/package.json'), 'utf8'));
     assert.deepEqual(sdk.exports['./ethers'], { types: './dist/ethers.d.ts', default: './dist/ethers.js' });
     assert.deepEqual(sdk.exports['./webhooks'], { types: './dist/webhooks.d.ts', default: './dist/webhooks.js' });
+    assert.deepEqual(sdk.exports['./approvals'], { types: './dist/approvals.d.ts', default: './dist/approvals.js' });
     assert.equal(sdk.private, undefined);
     assert.equal(sdk.devDependencies, undefined);
   });

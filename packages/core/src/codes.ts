@@ -40,6 +40,17 @@ export const ERROR_CODES = {
   approval_not_pending: { status: 409, summary: 'The approval was already decided, consumed or expired.' },
   conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
   breaker_not_tripped: { status: 409, summary: 'The circuit breaker was already reset (only a tripped breaker can be reset).' },
+  // approvals by quorum (signed approver votes)
+  quorum_required: { status: 409, summary: 'The approval needs a quorum of signed approver votes (POST /v1/approvals/{id}/votes); the admin token cannot approve it.' },
+  approver_unknown: { status: 401, summary: 'No approver by that name; nothing was recorded.' },
+  approver_disabled: { status: 403, summary: 'The approver is disabled; the vote was audited and not counted.' },
+  vote_signature_invalid: { status: 401, summary: "The vote's signature does not verify under the approver's public key; nothing was recorded." },
+  vote_digest_mismatch: { status: 409, summary: 'The vote is for another digest than the one the approval will sign; the vote was audited and not counted.' },
+  vote_stale: { status: 400, summary: "The vote's `at` is more than 5 minutes from the server's time; sign a fresh vote." },
+  vote_replayed: { status: 409, summary: 'This exact signed vote was already counted; a replay counts nothing.' },
+  approver_already_voted: { status: 409, summary: 'The approver already voted on this approval; a vote is final and counts once.' },
+  approver_not_eligible: { status: 403, summary: "The approver is in none of the groups the approval's quorum names (or the approval has no quorum)." },
+  self_approval: { status: 403, summary: 'The approver is linked to the agent that made the request and cannot vote on it.' },
   rate_limited: { status: 429, summary: 'Too many requests.' },
   session_rate_limited: { status: 429, summary: 'This session sent more requests than its rate allows; see Retry-After.' },
   // availability

@@ -52,8 +52,8 @@ export class AirlockApprovalRequiredError extends AirlockApiError {
 export interface AirlockHttpOptions {
   /** Base URL, e.g. http://127.0.0.1:8420 */
   url: string;
-  /** Session token (agents) or admin token (operators). */
-  token: string;
+  /** Session token (agents) or admin token (operators). Absent: no Authorization header (approver votes carry their own signature). */
+  token?: string;
   fetch?: typeof globalThis.fetch;
 }
 
@@ -69,7 +69,7 @@ export function createAirlockHttp(options: AirlockHttpOptions): AirlockHttp {
     async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
       const res = await doFetch(`${base}${path}`, {
         method,
-        headers: { authorization: `Bearer ${options.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        headers: { ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
         ...(body !== undefined ? { body: JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) } : {}),
       });
       const text = await res.text();

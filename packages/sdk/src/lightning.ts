@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { AirlockApiError, AirlockApprovalRequiredError, createAirlockHttp, type AirlockHttp, type AirlockHttpOptions, type Violation } from './http.ts';
+import { approvalWaitQuery } from './sign-request.ts';
 
 /** An Airlock connection (`createAirlockHttp(...)`) or the options to make one. */
 export type AirlockClient = AirlockHttp | AirlockHttpOptions;
@@ -188,19 +189,17 @@ export function paymentFrom(body: Partial<LightningPaymentBody>): LightningPayme
 export async function waitForApproval(http: AirlockHttp, pending: PendingBody, waitMs: number): Promise<PendingBody> {
   const id = pending.approvalId!;
   const deadline = Date.now() + waitMs;
-  for (;;) {
-    if (waitMs > 0) {
-      const decided = await approvalOutcome(http, id);
-      if (decided !== undefined) return decided;
-    }
-    if (Date.now() >= deadline) throw new AirlockApprovalRequiredError(id, pending.expiresAt ?? '', pending.violations ?? []);
-    await new Promise((r) => setTimeout(r, 250));
+  while (waitMs > 0 && Date.now() < deadline) {
+    // Long poll: Airlock answers as soon as a decision lands, or when `wait` runs out.
+    const decided = await approvalOutcome(http, id, deadline);
+    if (decided !== undefined) return decided;
   }
+  throw new AirlockApprovalRequiredError(id, pending.expiresAt ?? '', pending.violations ?? []);
 }
 
-/** An approval's result once approved, undefined while pending; a denial or expiry throws. */
-export async function approvalOutcome(http: AirlockHttp, approvalId: string): Promise<PendingBody | undefined> {
-  const { body } = await http.request<{ state: string; result?: PendingBody }>('GET', `/v1/approvals/${encodeURIComponent(approvalId)}`);
+/** An approval's result once approved, undefined while pending; a denial or expiry throws. `deadline` (ms): long-poll until then. */
+export async function approvalOutcome(http: AirlockHttp, approvalId: string, deadline?: number): Promise<PendingBody | undefined> {
+  const { body } = await http.request<{ state: string; result?: PendingBody }>('GET', `/v1/approvals/${encodeURIComponent(approvalId)}${deadline !== undefined ? approvalWaitQuery(deadline) : ''}`);
   if (body.state === 'pending' || (body.state === 'approved' && body.result === undefined)) return undefined;
   if (body.state === 'approved') return body.result!;
   throw new AirlockApiError(403, `approval_${body.state}`, `The payment waiting for approval ${approvalId} was ${body.state}; nothing was paid.`);

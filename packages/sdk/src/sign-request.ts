@@ -35,10 +35,15 @@ async function waitForApproval<T extends SignAnswer>(http: AirlockHttp, pending:
   const id = pending.approvalId!;
   const deadline = Date.now() + waitMs;
   while (Date.now() < deadline) {
-    const { body } = await http.request<{ state: string; result?: T }>('GET', `/v1/approvals/${id}`);
+    // Long poll: Airlock answers as soon as the approval is decided (and signed), or when `wait` runs out.
+    const { body } = await http.request<{ state: string; result?: T }>('GET', `/v1/approvals/${encodeURIComponent(id)}${approvalWaitQuery(deadline)}`);
     if (body.state === 'approved' && body.result) return body.result;
     if (body.state !== 'pending' && body.state !== 'approved') break;
-    await new Promise((r) => setTimeout(r, 250));
   }
   throw new AirlockApprovalRequiredError(id, pending.expiresAt ?? '', pending.violations ?? []);
+}
+
+/** `?wait=<seconds>` for GET /v1/approvals/{id}: what is left until `deadline` (ms), 1 to 60 seconds. */
+export function approvalWaitQuery(deadline: number): string {
+  return `?wait=${Math.min(60, Math.max(1, Math.ceil((deadline - Date.now()) / 1000)))}`;
 }

@@ -27,6 +27,7 @@ const EXPECTED = [
   'docs/policy.md#An x402 paying agent',
   'docs/policy.md#A Nostr agent',
   'docs/policy.md#A Lightning paying agent',
+  'docs/policy.md#Approvals by stakes',
   'docs/policy.md#A Bitcoin paying agent',
   'docs/policy.md#A fleet with circuit breakers',
   'docs/x402.md#Operator policy',
@@ -289,6 +290,23 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(enc.status, 200, JSON.stringify(enc.body));
       assert.equal(nip44.decrypt(enc.body.ciphertext, nip44.getConversationKey(NOSTR_FRIEND_SECRET, me)), 'hello friend');
       assert.deepEqual(codesOf(await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: NOSTR_STRANGER, plaintext: 'leak' } })), ['agent/nip44-friends nostr_peer_not_allowed']);
+    });
+
+    test('approvals by stakes: small payments signed, up to 1,000 USDC held for 1 of ops, above for 2 of treasury; the admin token cannot approve', async () => {
+      const { token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#Approvals by stakes').document });
+      assert.equal((await sign(token, usdcTransfer(ALICE, 100_000_000n))).status, 200);
+      const ops = await sign(token, usdcTransfer(ALICE, 500_000_000n, 1));
+      assert.equal(ops.status, 202, JSON.stringify(ops.body));
+      assert.deepEqual(ops.body.violations.map((v: any) => [v.rule, v.quorum]), [['agent/ops-approves', { min: 1, groups: ['ops'] }]]);
+      assert.deepEqual((await h.admin('GET', `/v1/approvals/${ops.body.approvalId}`)).body.quorum, [{ rule: 'agent/ops-approves', min: 1, groups: ['ops'] }]);
+      const treasury = await sign(token, usdcTransfer(ALICE, 5_000_000_000n, 2));
+      assert.equal(treasury.status, 202);
+      assert.deepEqual((await h.admin('GET', `/v1/approvals/${treasury.body.approvalId}`)).body.quorum, [{ rule: 'agent/treasury-approves', min: 2, groups: ['treasury'] }]);
+      const bypass = await h.admin('POST', `/v1/approvals/${treasury.body.approvalId}/approve`);
+      assert.equal(bypass.status, 409);
+      assert.equal(bypass.body.error.code, 'quorum_required');
+      assert.deepEqual(codesOf(await sign(token, transfer(USDC, STRANGER, 1n))), ['agent/default no_matching_allow_rule']);
+      assert.deepEqual(codesOf(await sign(token, usdcTransfer(ALICE, 10_000_000_001n, 3))), ['agent/per-payment amount_exceeds_max']);
     });
 
     test('fleet ceilings: mixers, other chains, big transfers and unlimited approvals are refused whatever the agent policy allows', async () => {

@@ -19,6 +19,8 @@ import { OpenApiResponses, type ResponseCheck } from './testing/openapi-response
 import { LightningNetwork, SimulatedBackend } from '../../../testing/lightning-network.ts';
 import { startL402Server } from '../../../testing/l402-server/server.ts';
 import { BitcoinTestChain, buildPsbt, fundedInput, payTo, TestWallet, walletOutput } from '../../testing/src/bitcoin/index.ts';
+import { generateApproverKey, signApprovalView, signApprovalVote } from '@airlock/sdk/approvals';
+import { docPolicy } from './testing/doc-policies.ts';
 
 const run = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -163,6 +165,33 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     const second = await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 70_000_000n, 4));
     assert.equal((await admin('POST', `/v1/approvals/${second.body.approvalId}/deny`, { reason: 'not today' })).body.state, 'denied');
     assert.equal((await admin('GET', '/v1/approvals?state=all')).body.approvals.length, 2);
+
+    // A quorum approval: approvers register a public key, read with a signed view and vote without a bearer token.
+    const approverKey = generateApproverKey();
+    const approver = await admin('POST', '/v1/approvers', { name: 'tour-ops', publicKey: approverKey.publicKey, groups: ['ops'] });
+    assert.equal(approver.status, 201);
+    assert.equal((await admin('POST', '/v1/approvers', { name: 'tour-ops', publicKey: approverKey.publicKey, groups: ['ops'] })).status, 409, 'names and keys are unique');
+    const [quorumAgent] = (await admin('POST', '/v1/agents', { names: ['tour-quorum'] })).body.agents;
+    assert.equal((await admin('PUT', `/v1/policies/${quorumAgent.name}`, { source: docPolicy('docs/policy.md#Approvals by stakes').source })).status, 200);
+    const quorumToken = (await admin('POST', `/v1/agents/${quorumAgent.id}/sessions`, { ttl: '1h', actions: ['evm.transaction'] })).body.token;
+    const quorumHeld = (await call(quorumToken, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 500_000_000n, 0))).body;
+    assert.equal((await admin('POST', `/v1/approvals/${quorumHeld.approvalId}/approve`)).status, 409, 'quorum_required');
+    const approverView = await call(undefined, 'POST', `/v1/approvals/${quorumHeld.approvalId}/view`, signApprovalView({ secretKey: approverKey.secretKey, approvalId: quorumHeld.approvalId, approver: 'tour-ops' }));
+    assert.equal(approverView.body.state, 'pending');
+    assert.equal((await call(undefined, 'POST', `/v1/approvals/${quorumHeld.approvalId}/view`, { approver: 'tour-ops', at: new Date().toISOString(), signature: '00'.repeat(64) })).status, 401);
+    const forged = signApprovalVote({ secretKey: generateApproverKey().secretKey, approvalId: quorumHeld.approvalId, digest: approverView.body.digest, decision: 'approve', approver: 'tour-ops' });
+    assert.equal((await call(undefined, 'POST', `/v1/approvals/${quorumHeld.approvalId}/votes`, forged)).status, 401);
+    const voted = await call(undefined, 'POST', `/v1/approvals/${quorumHeld.approvalId}/votes`, signApprovalVote({ secretKey: approverKey.secretKey, approvalId: quorumHeld.approvalId, digest: approverView.body.digest, decision: 'approve', approver: 'tour-ops' }));
+    assert.deepEqual(voted.body.approvers, ['tour-ops']);
+    assert.equal((await call(quorumToken, 'GET', `/v1/approvals/${quorumHeld.approvalId}?wait=5`)).body.state, 'approved');
+    assert.equal((await call(undefined, 'POST', `/v1/approvals/${quorumHeld.approvalId}/votes`, signApprovalVote({ secretKey: approverKey.secretKey, approvalId: quorumHeld.approvalId, digest: approverView.body.digest, decision: 'approve', approver: 'tour-ops' }))).status, 409);
+    assert.equal((await call(undefined, 'POST', `/v1/approvals/apr_0000000000000000/votes`, forged)).status, 404);
+    assert.equal((await call(undefined, 'POST', `/v1/approvals/${quorumHeld.approvalId}/votes`, { ...forged, at: 'yesterday' })).status, 401);
+    assert.deepEqual((await admin('GET', '/v1/approvers')).body.approvers.map((a: any) => a.name), ['tour-ops']);
+    assert.equal((await admin('POST', '/v1/approvers/tour-ops/disable')).body.status, 'disabled');
+    assert.equal((await admin('POST', '/v1/approvers/nobody/disable')).status, 404);
+    const disabledView = await call(undefined, 'POST', `/v1/approvals/${quorumHeld.approvalId}/view`, signApprovalView({ secretKey: approverKey.secretKey, approvalId: quorumHeld.approvalId, approver: 'tour-ops' }));
+    assert.equal(disabledView.status, 403);
 
     assert.equal((await admin('GET', '/v1/agents?status=active')).status, 200);
     assert.equal((await admin('GET', `/v1/agents/${agent.name}`)).body.id, agent.id);

@@ -8,6 +8,7 @@ import {
   type ParallelVerifyOptions,
   OperatorService,
   ShadowPolicyService, ChildSessionService,
+  ApproverService,
   SigningService,
   X402Service,
   NostrService,
@@ -38,6 +39,7 @@ import { RefusalTally } from './http/refusal-tally.ts';
 import { lightningBackendFrom } from './lightning/backend-from-config.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { WebhookService } from './webhooks/webhook-service.ts';
+import { ed25519 } from './ed25519.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -128,6 +130,8 @@ export interface Airlock {
   shadows: ShadowPolicyService;
   /** Child sessions agents derive for their sub-agents (docs/api.md, "Child sessions"). */
   childSessions: ChildSessionService;
+  /** Approvers and their signed votes on quorum approvals. */
+  approvers: ApproverService;
   audit: AuditService;
   x402: X402Service;
   /** Nostr identities, events, NIP-44 and the NIP-46 transport key (docs/nostr.md). */
@@ -220,6 +224,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       auditKeyPath: AUDIT_KEY_PATH,
       approvalTtlMs: config.approvalTtlMs,
       verifySchnorr,
+      ed25519,
       auditAnchor: fileAuditAnchorStore(auditAnchorPath(config.vaultPath)),
       auditIntegrity: {},
       auditVerify: auditVerifyOptions(config.storeUrl),
@@ -233,6 +238,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const operator = new OperatorService(deps, signing, lightning);
     const shadows = new ShadowPolicyService(deps, operator, signing);
     const childSessions = new ChildSessionService(deps, signing);
+    const approvers = new ApproverService(deps, operator);
     const audit = new AuditService(deps);
     const nostr = new NostrService(deps, signing, { transportPath: nostrTransportPath, npub: (pubkeyHex: string) => encodeNpub(hexToBytes(pubkeyHex)), parseUnsignedEvent, eventId, nip44Encrypt: (text, key) => nip44Encrypt(text, key), nip44Decrypt, nip04Encrypt: (text, key) => nip04Encrypt(text, key), nip04Decrypt });
     // A chain that no longer extends the anchor halts signing from the start; the daemon still serves
@@ -306,6 +312,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       signing,
       operator,
       shadows, childSessions,
+      approvers,
       audit,
       x402,
       nostr,

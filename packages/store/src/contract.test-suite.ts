@@ -5,7 +5,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, leafHash, MerkleFrontier, rangeNodes, rootAt, inclusionProof, verifyInclusion } from '@airlock/core';
-import type { ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, ShadowOutcome, ShadowPolicyRecord, Store, WindowQuery } from '@airlock/core';
+import type { ApprovalVote, Approver, ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, ShadowOutcome, ShadowPolicyRecord, Store, WindowQuery } from '@airlock/core';
 import { DAI, generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
 import { runWebhookStoreContract } from './webhooks.contract.test-suite.ts';
 
@@ -662,6 +662,40 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.deepEqual((await store.getApproval('apr_new'))?.result, { signature: '0xsig' });
         assert.equal((await store.transaction((tx) => tx.getApproval('apr_new')))?.state, 'approved');
         await rejectsWithCode(store.transaction((tx) => tx.setApprovalResult('apr_none', {})), 'not_found');
+      });
+      test('approvers: unique name and key, disabled in place; quorum approvals keep their requirement and votes, one per approver', async () => {
+        const store = await fresh();
+        const approver = (id: string, name: string, publicKey: string): Approver => ({ id, name, publicKey, groups: ['ops', 'treasury'], agents: ['ag_1'], status: 'active', createdAt: 1, updatedAt: 1 });
+        await store.transaction(async (tx) => {
+          await tx.createApprover(approver('apv_a', 'alice', 'aa'.repeat(32)));
+          await tx.createApprover(approver('apv_b', 'bob', 'bb'.repeat(32)));
+        });
+        await rejectsWithCode(store.transaction((tx) => tx.createApprover(approver('apv_c', 'alice', 'cc'.repeat(32)))), 'conflict');
+        await rejectsWithCode(store.transaction((tx) => tx.createApprover(approver('apv_c', 'carol', 'aa'.repeat(32)))), 'conflict');
+        assert.deepEqual(await store.getApprover('alice'), approver('apv_a', 'alice', 'aa'.repeat(32)));
+        assert.deepEqual((await store.getApprover('apv_b'))?.name, 'bob');
+        assert.equal(await store.getApprover('carol'), undefined);
+        const disabled = await store.transaction((tx) => tx.setApproverStatus('apv_b', 'disabled', 5));
+        assert.deepEqual([disabled.status, disabled.updatedAt], ['disabled', 5]);
+        assert.deepEqual((await store.listApprovers()).map((a) => [a.name, a.status]), [['alice', 'active'], ['bob', 'disabled']]);
+
+        const quorum = [{ rule: 'agent/big', min: 2, groups: ['treasury'] }];
+        await store.transaction((tx) => tx.holdForApproval({ ...approval('apr_q', 1_000), quorum }, writes));
+        await store.transaction((tx) => tx.holdForApproval(approval('apr_plain', 1_000), writes));
+        const vote = (approverId: string, approver: string, auditSeq: number): ApprovalVote => ({ approvalId: 'apr_q', approverId, approver, groups: ['treasury'], decision: 'approve', at: 1_100, signature: 'ab'.repeat(64), comment: 'ok', auditSeq, createdAt: 1_200 });
+        await store.transaction((tx) => tx.recordApprovalVote(vote('apv_a', 'alice', 7)));
+        await rejectsWithCode(store.transaction((tx) => tx.recordApprovalVote({ ...vote('apv_a', 'alice', 8), decision: 'reject' })), 'conflict');
+        await store.transaction((tx) => tx.recordApprovalVote(vote('apv_b', 'bob', 9)));
+        const read = await store.transaction((tx) => tx.getApproval('apr_q', { lock: true }));
+        assert.deepEqual(read?.quorum, quorum);
+        assert.deepEqual(read?.votes, [vote('apv_a', 'alice', 7), vote('apv_b', 'bob', 9)]);
+        const listed = await store.listApprovals({});
+        assert.deepEqual(listed.find((a) => a.id === 'apr_q')?.votes?.map((v) => v.approver), ['alice', 'bob']);
+        const plain = listed.find((a) => a.id === 'apr_plain');
+        assert.equal(plain?.quorum, undefined);
+        assert.equal(plain?.votes, undefined);
+        const decided = await store.transaction((tx) => tx.decideApproval('apr_q', 'approved', 'approvers:alice,bob', 2_000, 10));
+        assert.deepEqual([decided.state, decided.decidedBy, decided.votes?.length], ['approved', 'approvers:alice,bob', 2]);
       });
     });
 

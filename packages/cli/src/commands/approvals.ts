@@ -1,18 +1,39 @@
+import { approverClient, type ApprovalView } from '@airlock/sdk/approvals';
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
-import { need, usage } from '../args.ts';
+import { need, usage, UsageError } from '../args.ts';
+import { readApproverKey } from './approvers.ts';
 
 interface ApprovalJson { id: string; agentId: string; action: string; state: string; expiresAt: string; summary: { intent?: { summary?: string }; violations?: { rule: string }[] } }
 
 export const approvalsCommand: Command = {
   name: 'approvals',
-  summary: 'list | approve | deny requests waiting for a human',
-  usage: ['airlock approvals list [--state pending|approved|denied|expired|all] [--agent A]', 'airlock approvals approve <id>', 'airlock approvals deny <id> [--reason TEXT]'].join('\n'),
-  options: { state: { type: 'string' }, agent: { type: 'string' }, reason: { type: 'string' } },
+  summary: 'list | approve | deny requests waiting for a human; view | vote as an approver',
+  usage: [
+    'airlock approvals list [--state pending|approved|denied|expired|all] [--agent A]',
+    'airlock approvals approve <id>',
+    'airlock approvals deny <id> [--reason TEXT]',
+    'airlock approvals view <id> --key FILE                      (an approver: what the request asks, the quorum, the votes)',
+    'airlock approvals vote <id> approve|reject --key FILE [--digest HEX] [--comment TEXT]',
+    '    signs the vote with the approver key file (no admin token); --digest: vote on exactly the digest you reviewed',
+  ].join('\n'),
+  options: { state: { type: 'string' }, agent: { type: 'string' }, reason: { type: 'string' }, key: { type: 'string' }, digest: { type: 'string' }, comment: { type: 'string' } },
   async run(ctx, { values, positionals }) {
-    const [sub, id] = positionals;
+    const [sub, id, decision] = positionals;
     // Usage before credentials: a typo should print usage, not ask for a token.
-    if (!['list', 'approve', 'deny'].includes(sub ?? '')) throw usage(this.usage);
+    if (!['list', 'approve', 'deny', 'view', 'vote'].includes(sub ?? '')) throw usage(this.usage);
+    if (sub === 'view' || sub === 'vote') {
+      // An approver acts with their own key, never the admin token.
+      const approvalId = need(id, 'id');
+      if (sub === 'vote' && decision !== 'approve' && decision !== 'reject') throw new UsageError('vote: approve or reject');
+      if (!values.key) throw new UsageError('--key: the approver key file `airlock approver add` wrote');
+      const key = readApproverKey(String(values.key));
+      const client = approverClient({ url: ctx.url, approver: key.approver, secretKey: key.secretKey });
+      const answer = sub === 'view'
+        ? await client.view(approvalId)
+        : await client.vote(approvalId, decision as 'approve' | 'reject', { ...(values.digest ? { digest: String(values.digest).toLowerCase() } : {}), ...(values.comment ? { comment: String(values.comment) } : {}) });
+      return ctx.json ? printJson(answer) : console.log(describeApproval(answer));
+    }
     const http = ctx.admin();
     switch (sub) {
       case 'list': {
@@ -31,3 +52,17 @@ export const approvalsCommand: Command = {
     }
   },
 };
+
+/** One approval as an approver reads it: what it asks, where it stands, who voted. */
+function describeApproval(a: ApprovalView): string {
+  const needs = (a.quorum ?? []).map((q) => `${q.min} of ${q.groups.join('/')}`).join(' and ');
+  const votes = (a.votes ?? []).map((v) => `${v.approver} ${v.decision}${v.comment ? ` (${v.comment})` : ''}`).join(', ');
+  return [
+    `${a.id}: ${a.state}${a.approvers?.length ? ` by ${a.approvers.join(', ')}` : ''}`,
+    `  request: ${a.summary.intent?.summary ?? a.action} (agent ${a.agentId})`,
+    `  digest:  ${a.digest}`,
+    ...(needs ? [`  needs:   ${needs}`] : []),
+    `  votes:   ${votes || '(none)'}`,
+    ...(a.state === 'pending' ? [`  expires: ${a.expiresAt}`] : []),
+  ].join('\n');
+}

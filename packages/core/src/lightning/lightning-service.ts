@@ -16,6 +16,7 @@ import type { ServiceDeps } from '../service/deps.ts';
 import { denialBody, type AgentAuth, type DryRunOutcome, type SignOutcome, type SigningService } from '../service/signing-service.ts';
 import { requestHash } from '../service/tokens.ts';
 import { ancestorIdsOf } from '../service/session-chain.ts';
+import { requiredQuorum } from '../approvals/quorum.ts';
 
 export const LIGHTNING_ACTION = 'lightning.pay';
 
@@ -413,6 +414,9 @@ export class LightningService {
         createdAt: now,
         expiresAt: now + this.deps.approvalTtlMs,
       };
+      // Fixed now: a later policy change does not move the quorum a pending request waits for.
+      const quorum = requiredQuorum(decision.violations);
+      if (quorum) approval.quorum = quorum;
       await tx.holdForApproval(approval, ledgerWritesFor(input));
       stored = {
         status: 202,

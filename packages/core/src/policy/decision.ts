@@ -14,6 +14,14 @@ export interface Violation {
   requested?: string;
   /** Asset the amounts are in (CAIP-19), when the rule is about an amount. */
   asset?: string;
+  /** `approval_required` from a tier with a quorum: `min` distinct approvers of these groups must approve. */
+  quorum?: ApprovalQuorum;
+}
+
+/** M of the approvers who belong to any of the named groups (approval_tier `quorum`). */
+export interface ApprovalQuorum {
+  min: number;
+  groups: string[];
 }
 
 export interface Decision {

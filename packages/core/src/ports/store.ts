@@ -2,6 +2,7 @@ import type { LedgerWrite, WindowQuery, WindowTotal } from './ledger.ts';
 import type { AuditEntry, AuditEntryInput, AuditCheckpoint, AuditQuery, SignedTreeHead } from '../audit/types.ts';
 import type { VerifiableEntry } from '../audit/log-verifier.ts';
 import type { NodeId } from '../audit/merkle.ts';
+import type { QuorumRequirement } from '../approvals/quorum.ts';
 
 /** The newest entry (seq, hash) and the number of leaves in the log's Merkle tree. */
 export interface StoredAuditHead {
@@ -105,6 +106,48 @@ export interface ApprovalRecord {
   decidedBy?: string;
   /** The signing result once approved (signatures are public; no secrets). */
   result?: unknown;
+  /**
+   * Set when an approval tier with a quorum held the request: the quorums to meet, fixed when the request was
+   * held (a later policy change does not move them). Absent: an operator approves with the admin token.
+   */
+  quorum?: QuorumRequirement[];
+  /** The votes counted so far (quorum approvals only), in the order they were cast. */
+  votes?: ApprovalVote[];
+}
+
+export type ApproverStatus = 'active' | 'disabled';
+
+/** A person (or their system) who votes on quorum approvals with their own Ed25519 key. */
+export interface Approver {
+  id: string; // `apv_` + 16 hex
+  name: string; // unique
+  /** Hex of the 32-byte Ed25519 public key; the private key never reaches Airlock. */
+  publicKey: string;
+  groups: string[];
+  /** Agent ids this approver is linked to (their own agents): they cannot vote on those agents' requests. */
+  agents: string[];
+  status: ApproverStatus;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One counted vote: signed by the approver over the approval id and digest (approvals/vote.ts). */
+export interface ApprovalVote {
+  approvalId: string;
+  approverId: string;
+  /** The approver's name, as signed. */
+  approver: string;
+  /** The approver's groups when the vote was cast (what the quorum counts). */
+  groups: string[];
+  decision: 'approve' | 'reject';
+  /** The signed time (ms). */
+  at: number;
+  /** Hex of the 64-byte Ed25519 signature. */
+  signature: string;
+  comment?: string;
+  /** The `approval.vote` audit entry. */
+  auditSeq: number;
+  createdAt: number;
 }
 
 export interface IdempotencyRecord {
@@ -198,6 +241,10 @@ export interface Store extends WebhookStore {
 
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]>;
+
+  getApprover(idOrName: string): Promise<Approver | undefined>;
+  /** By name. */
+  listApprovers(): Promise<Approver[]>;
 
   getPayment(id: string): Promise<PaymentRecord | undefined>;
   /** Newest first. */
@@ -311,7 +358,8 @@ export interface StoreTx extends WebhookStoreTx {
 
   /** Holds reservations for a pending approval (counted by windowTotals while held). */
   holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void>;
-  getApproval(id: string): Promise<ApprovalRecord | undefined>;
+  /** `lock`: votes on one approval serialize behind this read (PostgreSQL: FOR UPDATE; SQLite has one writer). */
+  getApproval(id: string, options?: { lock?: boolean }): Promise<ApprovalRecord | undefined>;
   /**
    * Moves a pending approval to its final state. `approved` converts the holds into ledger entries
    * at `now` (never earlier, so windows can only over-count); `denied`/`expired` release them.
@@ -323,6 +371,13 @@ export interface StoreTx extends WebhookStoreTx {
   setApprovalResult(id: string, result: unknown): Promise<void>;
   /** Pending approvals whose expiresAt <= now. */
   overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]>;
+  /** Counts a vote. A second vote of the same approver on the same approval fails with `conflict`. */
+  recordApprovalVote(vote: ApprovalVote): Promise<void>;
+
+  getApprover(idOrName: string): Promise<Approver | undefined>;
+  /** A name or public key already registered fails with `conflict`. */
+  createApprover(approver: Approver): Promise<void>;
+  setApproverStatus(id: string, status: ApproverStatus, now: number): Promise<Approver>;
 
   /**
    * Records a reserved payment and holds its spend (counted by windowTotals while held, like approval

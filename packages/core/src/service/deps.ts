@@ -23,6 +23,11 @@ export interface ServiceDeps {
   approvalTtlMs: number;
   /** Verifies a BIP-340 signature (x-only pubkey hex, 32-byte digest, sig hex). */
   verifySchnorr: (publicKeyHex: string, digest: Uint8Array, signatureHex: string) => boolean;
+  /**
+   * Ed25519 (RFC 8032, strict encodings) for approver votes: `verify` never throws; `isPublicKey` checks a
+   * 32-byte hex key is a curve point.
+   */
+  ed25519: { verify: (publicKeyHex: string, message: Uint8Array, signatureHex: string) => boolean; isPublicKey: (hex: string) => boolean };
   /** The last signed checkpoint outside the database (beside the vault). */
   auditAnchor: AuditAnchorStore;
   /** Set by the audit service when the chain does not extend its anchor; every signing path checks it first. */

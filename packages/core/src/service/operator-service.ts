@@ -31,6 +31,15 @@ export interface IssueSessionInput {
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+/** A grant decided inside a transaction, before the signature: what `completeGrant` finishes after commit. */
+export interface GrantedApproval {
+  approval: ApprovalRecord;
+  paymentId?: string | undefined;
+  lightning?: LightningPaymentRecord;
+  /** The approval was closed instead (its invoice is already paid): thrown after commit. */
+  closed?: AirlockError;
+}
 const MAX_BATCH = 10_000;
 const MAX_SESSION_MS = 30 * 24 * 3600_000;
 
@@ -200,50 +209,83 @@ export class OperatorService {
     return this.deps.store.listSessions({ ...(agentId ? { agentId } : {}), includeInactive, now: this.deps.clock.now() });
   }
 
-  /** Approves a pending request: the held reservation becomes spend, then the request is signed. */
+  /**
+   * Approves a pending request with the admin token: the held reservation becomes spend, then the request is
+   * signed. A request held by a tier with a quorum is refused (`quorum_required`): only the approvers' signed
+   * votes grant it (ApproverService), so the admin token cannot stand in for them.
+   */
   async approve(id: string, actor: string): Promise<ApprovalRecord> {
     await this.expireOverdue();
     const now = this.deps.clock.now();
-    const decided: { approval: ApprovalRecord; paymentId?: string | undefined; lightning?: LightningPaymentRecord; closed?: AirlockError } = await this.deps.store.transaction(async (tx) => {
+    const granted = await this.deps.store.transaction(async (tx) => {
       const pending = await tx.getApproval(id);
       if (!pending) throw new AirlockError('not_found', 'No such approval.');
       if (pending.state !== 'pending') throw new AirlockError('approval_not_pending');
-      const agent = await tx.getAgent(pending.agentId);
-      if (!agent || agent.status !== 'active') throw new AirlockError(agent?.status === 'retired' ? 'agent_retired' : 'agent_frozen', 'The agent is not active; deny the approval or unfreeze the agent first.');
-      // Revoking a session revokes what it asked for: its pending requests cannot be approved any more.
-      const session = await tx.getSession(pending.sessionId);
-      if (!session || session.revokedAt !== undefined || (await readAncestors(tx, session)).some((a) => a.revokedAt !== undefined)) {
-        throw new AirlockError('session_revoked', 'The session that made this request (or one it derives from) was revoked; deny the approval.');
+      if (pending.quorum) {
+        const needs = pending.quorum.map((q) => `${q.min} of ${q.groups.join('/')}`).join(' and ');
+        throw new AirlockError('quorum_required', `This approval needs signed approver votes (${needs}); the admin token cannot approve it.`, { hints: ['Approvers vote with `airlock approvals vote <id> approve --key <file>`; the admin token may still deny.'] });
       }
-      // A Lightning payment asked for twice while waiting: once one of its approvals is paid (or paying), the others
-      // can buy nothing. They are closed here, their holds released, instead of staying pending (and held) until
-      // they expire.
-      const superseded = pending.action === 'lightning.pay' ? await tx.activeLightningPayment(pending.digest) : undefined;
-      if (superseded) {
-        const closing = await tx.appendAudit({ at: now, type: 'approval.denied', actor: 'system', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'deny', data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason: 'invoice_already_paid', paymentId: superseded.id, approvedBy: actor } });
-        const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
-        return { approval, closed: new AirlockError('lightning_payment_in_flight', `This invoice is already paid or being paid (payment ${superseded.id}); the approval was closed and its hold released.`, { details: { approvalId: id, paymentId: superseded.id } }) };
-      }
-      const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: actor } });
-      if (pending.action === 'lightning.pay') {
-        // An approved Lightning payment is held as a payment in flight (the approval's holds move to it), then paid.
-        if (!this.lightning) throw new AirlockError('lightning_not_configured', 'No Lightning backend is configured; deny the approval or configure one.');
-        const approval = await tx.decideApproval(id, 'approved', actor, now, entry.seq, { convertHolds: false });
-        return { approval, lightning: await this.lightning.holdApproved(tx, pending, entry.seq) };
-      }
-      // An approved payment keeps its payment lifecycle: the approval's holds move to a payment record
-      // (held until the chain settles or expires it) instead of becoming final spend now.
-      const payment = this.approvedPayment(pending, agent);
-      if (!payment) return { approval: await tx.decideApproval(id, 'approved', actor, now, entry.seq) };
-      const decided = await tx.decideApproval(id, 'approved', actor, now, entry.seq, { convertHolds: false });
-      payment.input.sessionAncestors = await ancestorIdsOf(tx, pending.sessionId);
-      const paymentId = await this.signing.reserveSpend(tx, { agentId: pending.agentId, sessionId: pending.sessionId }, payment.input, entry.seq, now, payment.x402Version);
-      return { approval: decided, paymentId };
+      const blocked = await this.grantBlocker(tx, pending);
+      if (blocked) throw blocked;
+      return this.grantIn(tx, pending, now, { by: actor });
     });
-    const { approval, paymentId } = decided;
-    if (decided.closed) throw decided.closed;
-    if (decided.lightning) {
-      const stored = await this.lightning!.afterApproval(decided.lightning);
+    return this.completeGrant(granted);
+  }
+
+  /** Why a pending approval cannot be granted now (an inactive agent, a revoked session), or undefined. */
+  async grantBlocker(tx: StoreTx, pending: ApprovalRecord): Promise<AirlockError | undefined> {
+    const agent = await tx.getAgent(pending.agentId);
+    if (!agent || agent.status !== 'active') return new AirlockError(agent?.status === 'retired' ? 'agent_retired' : 'agent_frozen', 'The agent is not active; deny the approval or unfreeze the agent first.');
+    // Revoking a session revokes what it asked for: its pending requests cannot be approved any more.
+    const session = await tx.getSession(pending.sessionId);
+    if (!session || session.revokedAt !== undefined || (await readAncestors(tx, session)).some((a) => a.revokedAt !== undefined)) {
+      return new AirlockError('session_revoked', 'The session that made this request (or one it derives from) was revoked; deny the approval.');
+    }
+    return undefined;
+  }
+
+  /**
+   * Grants a pending approval inside the caller's transaction (after `grantBlocker` found nothing): the
+   * `approval.granted` entry, the decision, and the spend reserved as a payment where the request is one. The
+   * caller commits, then hands the answer to `completeGrant`, which signs. `grantor.approvers`: the approvers
+   * whose votes met the quorum (named in the entry).
+   */
+  async grantIn(tx: StoreTx, pending: ApprovalRecord, now: number, grantor: { by: string; approvers?: string[] }): Promise<GrantedApproval> {
+    const id = pending.id;
+    const agent = (await tx.getAgent(pending.agentId))!;
+    // A Lightning payment asked for twice while waiting: once one of its approvals is paid (or paying), the others
+    // can buy nothing. They are closed here, their holds released, instead of staying pending (and held) until
+    // they expire.
+    const superseded = pending.action === 'lightning.pay' ? await tx.activeLightningPayment(pending.digest) : undefined;
+    if (superseded) {
+      const closing = await tx.appendAudit({ at: now, type: 'approval.denied', actor: 'system', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'deny', data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason: 'invoice_already_paid', paymentId: superseded.id, approvedBy: grantor.by } });
+      const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
+      return { approval, closed: new AirlockError('lightning_payment_in_flight', `This invoice is already paid or being paid (payment ${superseded.id}); the approval was closed and its hold released.`, { details: { approvalId: id, paymentId: superseded.id } }) };
+    }
+    const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) } });
+    if (pending.action === 'lightning.pay') {
+      // An approved Lightning payment is held as a payment in flight (the approval's holds move to it), then paid.
+      if (!this.lightning) throw new AirlockError('lightning_not_configured', 'No Lightning backend is configured; deny the approval or configure one.');
+      const approval = await tx.decideApproval(id, 'approved', grantor.by, now, entry.seq, { convertHolds: false });
+      return { approval, lightning: await this.lightning.holdApproved(tx, pending, entry.seq) };
+    }
+    // An approved payment keeps its payment lifecycle: the approval's holds move to a payment record
+    // (held until the chain settles or expires it) instead of becoming final spend now.
+    const payment = this.approvedPayment(pending, agent);
+    if (!payment) return { approval: await tx.decideApproval(id, 'approved', grantor.by, now, entry.seq) };
+    const decided = await tx.decideApproval(id, 'approved', grantor.by, now, entry.seq, { convertHolds: false });
+    payment.input.sessionAncestors = await ancestorIdsOf(tx, pending.sessionId);
+    const paymentId = await this.signing.reserveSpend(tx, { agentId: pending.agentId, sessionId: pending.sessionId }, payment.input, entry.seq, now, payment.x402Version);
+    return { approval: decided, paymentId };
+  }
+
+  /** After the grant committed: signs (or pays) and stores the result on the approval. */
+  async completeGrant(granted: GrantedApproval): Promise<ApprovalRecord> {
+    const { approval, paymentId } = granted;
+    const id = approval.id;
+    if (granted.closed) throw granted.closed;
+    if (granted.lightning) {
+      const stored = await this.lightning!.afterApproval(granted.lightning);
       await this.deps.store.transaction((tx) => tx.setApprovalResult(id, stored));
       return { ...approval, result: stored };
     }

@@ -25,6 +25,7 @@ import { CircuitBreakers, type Screening } from './circuit-breakers.ts';
 import type { PolicyLayer } from '../policy/layers.ts';
 import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
 import { seriesFor } from '../ports/ledger.ts';
+import { requiredQuorum } from '../approvals/quorum.ts';
 
 export interface AgentAuth {
   agent: Agent;
@@ -260,6 +261,9 @@ export class SigningService {
         createdAt: now,
         expiresAt: now + this.deps.approvalTtlMs,
       };
+      // Fixed now: a later policy change does not move the quorum a pending request waits for.
+      const quorum = requiredQuorum(decision.violations);
+      if (quorum) approval.quorum = quorum;
       await tx.holdForApproval(approval, ledgerWritesFor(input));
       // The nonce is held while a human decides: a different authorization over it is refused meanwhile.
       await tx.claimNonces(nonceClaims(req, entry.seq, 'pending', approval.id));

@@ -11,6 +11,8 @@ import type { RouteSpec } from './route-table.ts';
 import * as S from './schemas.ts';
 import { agentJson, approvalJson, auditJson, sessionJson, shadowDifferenceJson } from './serialize.ts';
 import { buildX402Routes } from './x402-routes.ts';
+import { buildApproverRoutes } from './approver-routes.ts';
+import { ApprovalWaiters } from './approval-waiters.ts';
 import { buildNostrRoutes } from './nostr-routes.ts';
 import { buildLightningRoutes } from './lightning-routes.ts';
 import { buildBitcoinRoutes } from './bitcoin-routes.ts';
@@ -40,6 +42,7 @@ function operatorSession(agentId: string): Session {
 /** `edge`: the app's authentication edge, which the console login shares (absent when only the OpenAPI document is built). */
 export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?: AuthEdge): RouteSpec[] {
   const A = () => holder.get();
+  const waiters = new ApprovalWaiters();
   // A Lightning payment is decoded with the backend's network and the time (what the payment would see), by its service.
   const dryRun = (auth: AgentAuth, action: string, payload: unknown) =>
     action === 'lightning.pay' ? A().lightning.dryRun(auth, lightningDryRunPayload(payload)) : A().signing.dryRun(auth, action, payload);
@@ -118,15 +121,24 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
       },
     },
     {
-      method: 'get', path: '/v1/approvals/:id', operationId: 'getApproval', summary: 'An approval and, once approved, its signing result', tag: 'approvals', auth: 'admin_or_agent',
-      responses: { 200: S.ApprovalSchema }, errors: [404],
-      handler: async (c) => {
-        await A().operator.expireOverdue();
-        const approval = await A().store.getApproval(c.req.param('id')!);
+      method: 'get', path: '/v1/approvals/:id', operationId: 'getApproval', summary: 'An approval and, once approved, its signing result; `wait` long-polls for the decision', tag: 'approvals', auth: 'admin_or_agent',
+      query: S.GetApprovalParams, responses: { 200: S.ApprovalSchema }, errors: [404],
+      handler: async (c, { query }) => {
+        const id = c.req.param('id')!;
         const p = c.get('principal') as Principal;
-        // An agent sees only its own approvals; others look like they do not exist.
-        if (!approval || (p.kind === 'agent' && approval.agentId !== p.auth.agent.id)) throw new AirlockError('not_found', 'No such approval.');
-        return c.json(withX402(approval));
+        const deadline = Date.now() + ((query as { wait?: number }).wait ?? 0) * 1000;
+        await A().operator.expireOverdue();
+        for (;;) {
+          const approval = await A().store.getApproval(id);
+          // An agent sees only its own approvals; others look like they do not exist.
+          if (!approval || (p.kind === 'agent' && approval.agentId !== p.auth.agent.id)) throw new AirlockError('not_found', 'No such approval.');
+          // Decided means final: approved and signed (the result is stored just after the grant commits), denied or expired.
+          const settled = approval.state !== 'pending' && !(approval.state === 'approved' && approval.result === undefined);
+          if (settled || Date.now() >= deadline || holder.draining || c.req.raw.signal.aborted) return c.json(withX402(approval));
+          // Woken by a vote or decision on this instance; re-read at least once a second for other instances.
+          await waiters.sleep(id, Math.min(1000, deadline - Date.now()), c.req.raw.signal);
+          if (approval.state === 'pending' && approval.expiresAt <= A().deps.clock.now()) await A().operator.expireOverdue();
+        }
       },
     },
 
@@ -351,7 +363,19 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
         return c.json({ approvals: list.map(approvalJson) });
       },
     },
-    { method: 'post', path: '/v1/approvals/:id/approve', operationId: 'approveApproval', summary: 'Approve (single use): reserves for good and signs', tag: 'approvals', auth: 'admin', responses: { 200: S.ApprovalSchema }, errors: [404, 409], handler: async (c) => c.json(withX402(await A().operator.approve(c.req.param('id')!, OPERATOR))) },
+    {
+      method: 'post', path: '/v1/approvals/:id/approve', operationId: 'approveApproval', summary: 'Approve (single use): reserves for good and signs; refused (quorum_required) where a quorum of approvers decides', tag: 'approvals', auth: 'admin',
+      responses: { 200: S.ApprovalSchema }, errors: [404, 409],
+      handler: async (c) => {
+        const id = c.req.param('id')!;
+        try {
+          return c.json(withX402(await A().operator.approve(id, OPERATOR)));
+        } finally {
+          waiters.notify(id);
+        }
+      },
+    },
+    ...buildApproverRoutes(holder, waiters),
     ...buildX402Routes(holder),
     ...buildNostrRoutes(holder),
     ...buildLightningRoutes(holder),
@@ -367,7 +391,14 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
     {
       method: 'post', path: '/v1/approvals/:id/deny', operationId: 'denyApproval', summary: 'Deny: releases the reservation', tag: 'approvals', auth: 'admin', body: S.DenyApprovalRequest,
       responses: { 200: S.ApprovalSchema }, errors: [404, 409],
-      handler: async (c, { body }) => c.json(approvalJson(await A().operator.deny(c.req.param('id')!, OPERATOR, (body as { reason?: string } | undefined)?.reason))),
+      handler: async (c, { body }) => {
+        const id = c.req.param('id')!;
+        try {
+          return c.json(approvalJson(await A().operator.deny(id, OPERATOR, (body as { reason?: string } | undefined)?.reason)));
+        } finally {
+          waiters.notify(id);
+        }
+      },
     },
   ];
 }

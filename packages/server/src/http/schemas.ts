@@ -33,6 +33,7 @@ export const ViolationSchema = apiSchema(
       used: z.string().optional(),
       requested: z.string().optional(),
       asset: z.string().optional().describe('CAIP-19 asset the amounts are in'),
+      quorum: z.object({ min: z.number(), groups: z.array(z.string()) }).optional().describe('approval_required from a tier with a quorum: `min` approvers of these groups must sign'),
     })
     .describe('Why a rule refused (or, for require_approval, which threshold was crossed).'),
 );
@@ -416,6 +417,21 @@ export const AuditQueryParams = z.object({
   order: z.enum(['oldest', 'newest']).optional().describe('`newest`: the newest `limit` matching entries, newest first (default `oldest`: oldest first, paged with `after`)'),
 });
 
+export const QuorumRequirementSchema = apiSchema(
+  'QuorumRequirement',
+  z.object({ rule: z.string().describe('the approval tier that asked, `<layer>/<name>`'), min: z.number(), groups: z.array(z.string()) }).describe('`min` distinct approvers who belong to any of `groups`'),
+);
+export const ApprovalVoteSchema = apiSchema(
+  'ApprovalVote',
+  z.object({
+    approver: z.string(),
+    decision: z.enum(['approve', 'reject']),
+    at: iso.describe('the signed time'),
+    signature: z.string().describe('hex Ed25519 signature over the canonical vote (docs/api.md)'),
+    comment: z.string().optional(),
+    auditSeq: z.number().describe('the approval.vote audit entry'),
+  }),
+);
 export const ApprovalSchema = apiSchema(
   'Approval',
   z.object({
@@ -432,9 +448,58 @@ export const ApprovalSchema = apiSchema(
     decidedAt: iso.optional(),
     decidedBy: z.string().optional(),
     result: jsonObject.optional().describe('Once approved: the signing result (and `x402` for a payment: the header to send)'),
+    quorum: z.array(QuorumRequirementSchema).optional().describe('Set when a tier with a quorum held the request (fixed then): every requirement must be met by signed approver votes; the admin token cannot approve it'),
+    votes: z.array(ApprovalVoteSchema).optional().describe('The counted votes, in the order cast (quorum approvals only)'),
+    approvers: z.array(z.string()).optional().describe('Once a quorum approval is decided: the names of the approvers whose votes decided it'),
   }),
 );
 export const ApprovalListResponse = apiSchema('ApprovalList', z.object({ approvals: z.array(ApprovalSchema) }));
+
+export const GetApprovalParams = z.object({
+  wait: z.coerce.number().int().min(0).max(60).optional().describe('Long poll: answer when the approval is decided (and signed), or after this many seconds (at most 60)'),
+});
+const hex = (bytes: number) => z.string().regex(new RegExp(`^[0-9a-f]{${bytes * 2}}$`), `${bytes} bytes of lowercase hex`);
+const approverName = z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,63}$/, '1-64 chars of a-z, 0-9, _ . - starting with a letter or digit');
+const signedAt = z.string().max(40).describe('ISO 8601 UTC time of signing; within 5 minutes of the server\'s clock');
+export const VoteRequest = apiSchema(
+  'VoteRequest',
+  z
+    .object({
+      approver: approverName,
+      digest: hex(32).describe('the approval\'s digest, as signed'),
+      decision: z.enum(['approve', 'reject']),
+      at: signedAt,
+      signature: hex(64).describe('Ed25519 over the canonical JSON of {type: "airlock.approval.vote", approvalId, digest, decision, approver, at, comment?}'),
+      comment: z.string().max(500).optional().describe('signed with the vote'),
+    })
+    .strict(),
+);
+export const ViewApprovalRequest = apiSchema(
+  'ViewApprovalRequest',
+  z
+    .object({
+      approver: approverName,
+      at: signedAt,
+      signature: hex(64).describe('Ed25519 over the canonical JSON of {type: "airlock.approval.view", approvalId, approver, at}'),
+    })
+    .strict(),
+);
+export const CreateApproverRequest = apiSchema(
+  'CreateApproverRequest',
+  z
+    .object({
+      name: approverName,
+      publicKey: hex(32).describe('the approver\'s Ed25519 public key; the private key stays with the approver'),
+      groups: z.array(z.string()).min(1).max(20),
+      agents: z.array(z.string()).max(1000).optional().describe('agents (ids or names) the approver is linked to: they cannot vote on those agents\' requests'),
+    })
+    .strict(),
+);
+export const ApproverSchema = apiSchema(
+  'Approver',
+  z.object({ id: z.string(), name: z.string(), publicKey: z.string(), groups: z.array(z.string()), agents: z.array(z.string()).describe('linked agent ids'), status: z.enum(['active', 'disabled']), createdAt: iso, updatedAt: iso }),
+);
+export const ApproverListResponse = apiSchema('ApproverList', z.object({ approvers: z.array(ApproverSchema) }));
 
 export const DenyApprovalRequest = apiSchema('DenyApprovalRequest', z.object({ reason: z.string().max(500).optional() }).strict());
 export const UnsealRequest = apiSchema('UnsealRequest', z.object({ passphrase: z.string().min(1) }).strict());

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
-import type { Agent, ApprovalRecord, AuditEntry, Session, ShadowOutcome } from '@airlock/core';
-import type { AgentSchema, ApprovalSchema, AuditEntrySchema, SessionSchema, ShadowDifferenceSchema } from './schemas.ts';
+import type { Agent, ApprovalRecord, Approver, AuditEntry, Session, ShadowOutcome } from '@airlock/core';
+import type { AgentSchema, ApprovalSchema, ApproverSchema, AuditEntrySchema, SessionSchema, ShadowDifferenceSchema } from './schemas.ts';
 
 // The JSON bodies of the stored records. Each returns its schema's output type, so a field the document
 // does not name (or names differently) is a type error here; the live-response test catches the rest.
@@ -40,7 +40,14 @@ export function approvalJson(a: ApprovalRecord): z.output<typeof ApprovalSchema>
     ...(a.decidedAt !== undefined ? { decidedAt: iso(a.decidedAt) } : {}),
     ...(a.decidedBy ? { decidedBy: a.decidedBy } : {}),
     ...(a.result !== undefined ? { result: a.result as Record<string, unknown> } : {}),
+    ...(a.quorum ? { quorum: a.quorum, votes: (a.votes ?? []).map((v) => ({ approver: v.approver, decision: v.decision, at: iso(v.at), signature: v.signature, ...(v.comment !== undefined ? { comment: v.comment } : {}), auditSeq: v.auditSeq })) } : {}),
+    ...(a.quorum && a.decidedBy?.startsWith('approvers:') ? { approvers: a.decidedBy.slice('approvers:'.length).split(',') } : {}),
   };
+}
+
+/** Only the public key: the private key never reached Airlock. */
+export function approverJson(a: Approver): z.output<typeof ApproverSchema> {
+  return { ...a, createdAt: iso(a.createdAt), updatedAt: iso(a.updatedAt) };
 }
 
 export function auditJson(e: AuditEntry): z.output<typeof AuditEntrySchema> {

@@ -28,6 +28,8 @@ export interface Harness {
   /** `remoteAddress` stands in for the client's address (default: none, which the server calls `local`). */
   call(method: string, path: string, opts?: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string>; remoteAddress?: string }): Promise<{ status: number; body: any; headers: Headers }>;
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** A `fetch` into the app (in process), for SDK clients: pass it with any base URL. */
+  fetch: typeof globalThis.fetch;
   /** Reopens the runtime on the same data (a restart). */
   restart(): Promise<void>;
   close(): Promise<void>;
@@ -97,6 +99,7 @@ export async function startHarness(opts: { store?: StoreKind; manualClock?: bool
     mnemonic: init.mnemonic,
     call,
     admin: (method, path, body) => call(method, path, { token: init.adminToken, ...(body !== undefined ? { body } : {}) }),
+    fetch: (async (input: string | URL | Request, requestInit?: RequestInit) => app.request(input instanceof Request ? input : String(input), requestInit)) as typeof globalThis.fetch,
     async restart() {
       await airlock.close();
       airlock = await open();

@@ -1,7 +1,7 @@
 import { settleApprovalNonces } from './nonces.ts';
-import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type LedgerWrite } from '@airlock/core';
+import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type ApprovalVote, type Approver, type ApproverStatus, type LedgerWrite } from '@airlock/core';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
-import { approvalFromRow } from '../shared/rows.ts';
+import { approvalFromRow, approverFromRow, withVotes } from '../shared/rows.ts';
 import { clampLimit, toAmount, toInt } from '../shared/values.ts';
 import { appendLedger, lockForWrites } from './ledger.ts';
 import type { TxLocks } from './tx-locks.ts';
@@ -9,7 +9,14 @@ import type { Q } from './pg-query.ts';
 
 export async function getApproval(q: Q, id: string, forUpdate = false): Promise<ApprovalRecord | undefined> {
   const [row] = await q(`SELECT * FROM approvals WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [id]);
-  return row && approvalFromRow(row);
+  return row && (await attachVotes(q, [approvalFromRow(row)]))[0];
+}
+
+/** One query for the votes of every quorum approval listed. */
+async function attachVotes(q: Q, approvals: ApprovalRecord[]): Promise<ApprovalRecord[]> {
+  const ids = approvals.filter((a) => a.quorum).map((a) => a.id);
+  if (ids.length === 0) return approvals;
+  return withVotes(approvals, await q('SELECT * FROM approval_votes WHERE approval_id = ANY($1::text[]) ORDER BY audit_seq', [ids]));
 }
 
 export async function listApprovals(q: Q, filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
@@ -18,7 +25,7 @@ export async function listApprovals(q: Q, filter: { state?: ApprovalState; agent
      ORDER BY created_at DESC, id LIMIT $3`,
     [filter.state ?? null, filter.agentId ?? null, clampLimit(filter.limit)],
   );
-  return rows.map(approvalFromRow);
+  return attachVotes(q, rows.map(approvalFromRow));
 }
 
 /** Records a pending approval and holds its budget (counted by windowTotals until decided). */
@@ -28,8 +35,8 @@ export async function holdForApproval(q: Q, locks: TxLocks, approval: ApprovalRe
   await lockForWrites(locks, merged);
   await q(
     `WITH a AS (
-       INSERT INTO approvals (id, agent_id, session_id, audit_seq, action, request, digest, summary, state, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10) RETURNING id
+       INSERT INTO approvals (id, agent_id, session_id, audit_seq, action, request, digest, summary, state, created_at, expires_at, quorum)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10, $15) RETURNING id
      )
      INSERT INTO approval_holds (approval_id, series, asset, amount, count, at, state)
      SELECT a.id, w.series, w.asset, w.amount, w.count, $9, 'held'
@@ -37,7 +44,8 @@ export async function holdForApproval(q: Q, locks: TxLocks, approval: ApprovalRe
     [approval.id, approval.agentId, approval.sessionId, approval.auditSeq, approval.action,
       canonicalJson(approval.request ?? null), approval.digest, canonicalJson(approval.summary ?? null),
       approval.createdAt, approval.expiresAt,
-      merged.map((w) => w.series), merged.map((w) => w.asset), merged.map((w) => w.amount.toString()), merged.map((w) => w.count)],
+      merged.map((w) => w.series), merged.map((w) => w.asset), merged.map((w) => w.amount.toString()), merged.map((w) => w.count),
+      approval.quorum ? canonicalJson(approval.quorum) : null],
   );
 }
 
@@ -60,7 +68,7 @@ export async function decideApproval(q: Q, locks: TxLocks, id: string, state: 'a
   }
   const [row] = await q('UPDATE approvals SET state = $2, decided_at = $3, decided_by = $4 WHERE id = $1 RETURNING *', [id, state, now, by]);
   await settleApprovalNonces(q, id, state === 'approved');
-  return approvalFromRow(row!);
+  return (await attachVotes(q, [approvalFromRow(row!)]))[0]!;
 }
 
 export async function setApprovalResult(q: Q, id: string, result: unknown): Promise<void> {
@@ -71,4 +79,34 @@ export async function setApprovalResult(q: Q, id: string, result: unknown): Prom
 export async function overdueApprovals(q: Q, now: number, limit: number): Promise<ApprovalRecord[]> {
   const rows = await q(`SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2`, [now, clampLimit(limit)]);
   return rows.map(approvalFromRow);
+}
+
+export async function recordApprovalVote(q: Q, v: ApprovalVote): Promise<void> {
+  await q(
+    `INSERT INTO approval_votes (approval_id, approver_id, approver_name, group_names, decision, at, signature, comment, audit_seq, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+    [v.approvalId, v.approverId, v.approver, canonicalJson(v.groups), v.decision, v.at, v.signature, v.comment ?? null, v.auditSeq, v.createdAt],
+  );
+}
+
+export async function getApprover(q: Q, idOrName: string): Promise<Approver | undefined> {
+  const [row] = await q('SELECT * FROM approvers WHERE id = $1 OR name = $1', [idOrName]);
+  return row && approverFromRow(row);
+}
+
+export async function listApprovers(q: Q): Promise<Approver[]> {
+  return (await q('SELECT * FROM approvers ORDER BY name')).map(approverFromRow);
+}
+
+export async function createApprover(q: Q, a: Approver): Promise<void> {
+  await q(
+    'INSERT INTO approvers (id, name, public_key, group_names, agent_ids, status, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+    [a.id, a.name, a.publicKey, canonicalJson(a.groups), canonicalJson(a.agents), a.status, a.createdAt, a.updatedAt],
+  );
+}
+
+export async function setApproverStatus(q: Q, id: string, status: ApproverStatus, now: number): Promise<Approver> {
+  const [row] = await q('UPDATE approvers SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *', [id, status, now]);
+  if (!row) throw new AirlockError('not_found', 'no such approver');
+  return approverFromRow(row);
 }

@@ -5,6 +5,7 @@ import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
   AuditMatch, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
+  Approver,
 } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
@@ -256,6 +257,12 @@ export class PostgresStore implements Store {
   }
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
     return approvals.listApprovals(this.q, filter);
+  }
+  getApprover(idOrName: string): Promise<Approver | undefined> {
+    return approvals.getApprover(this.q, idOrName);
+  }
+  listApprovers(): Promise<Approver[]> {
+    return approvals.listApprovers(this.q);
   }
 
   getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined> {

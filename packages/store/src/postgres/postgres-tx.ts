@@ -2,6 +2,7 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
   SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
+  ApprovalVote, Approver, ApproverStatus,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
@@ -129,8 +130,9 @@ export class PostgresStoreTx implements StoreTx {
   async holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
     return approvals.holdForApproval(this.live(), this.locks, approval, writes);
   }
-  async getApproval(id: string): Promise<ApprovalRecord | undefined> {
-    return approvals.getApproval(this.live(), id);
+  /** `lock`: FOR UPDATE, so votes on one approval (from any instance) serialize here. */
+  async getApproval(id: string, options: { lock?: boolean } = {}): Promise<ApprovalRecord | undefined> {
+    return approvals.getApproval(this.live(), id, options.lock ?? false);
   }
   async decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, options: { convertHolds?: boolean } = {}): Promise<ApprovalRecord> {
     return approvals.decideApproval(this.live(), this.locks, id, state, by, now, auditSeq, options.convertHolds ?? true);
@@ -140,6 +142,18 @@ export class PostgresStoreTx implements StoreTx {
   }
   async overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]> {
     return approvals.overdueApprovals(this.live(), now, limit);
+  }
+  async recordApprovalVote(vote: ApprovalVote): Promise<void> {
+    return approvals.recordApprovalVote(this.live(), vote);
+  }
+  async getApprover(idOrName: string): Promise<Approver | undefined> {
+    return approvals.getApprover(this.live(), idOrName);
+  }
+  async createApprover(approver: Approver): Promise<void> {
+    return approvals.createApprover(this.live(), approver);
+  }
+  async setApproverStatus(id: string, status: ApproverStatus, now: number): Promise<Approver> {
+    return approvals.setApproverStatus(this.live(), id, status, now);
   }
   async holdPayment(payment: PaymentRecord, writes: LedgerWrite[]): Promise<void> {
     return payments.holdPayment(this.live(), this.locks, payment, writes);

@@ -1,5 +1,5 @@
 import { auditLeafData, COUNT_ASSET, settlementCharges, type LedgerWrite, type SettledTransfer, type SignedTreeHead, type VerifiableEntry } from '@airlock/core';
-import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditDecision, AuditEntry, AuditHashVersion, IdempotencyRecord, NonceClaim, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
+import type { Agent, AgentStatus, ApprovalRecord, ApprovalState, ApprovalVote, Approver, ApproverStatus, QuorumRequirement, AuditCheckpoint, AuditDecision, AuditEntry, AuditHashVersion, IdempotencyRecord, NonceClaim, PaymentRecord, PaymentState, PaymentSummaryRow, PolicyRecord, Session, SessionScope } from '@airlock/core';
 import { fromJson, toAmount, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
 /**
@@ -74,7 +74,50 @@ export function approvalFromRow(r: Row): ApprovalRecord {
   if (decidedBy !== undefined) a.decidedBy = decidedBy;
   const result = fromJson(r.result);
   if (result !== undefined) a.result = result;
+  const quorum = fromJson(r.quorum);
+  if (quorum !== undefined) a.quorum = quorum as QuorumRequirement[];
   return a;
+}
+
+/** Attaches each quorum approval's votes (rows of approval_votes in cast order); others get none. */
+export function withVotes(approvals: ApprovalRecord[], voteRows: Row[]): ApprovalRecord[] {
+  const byApproval = new Map<string, ApprovalVote[]>();
+  for (const row of voteRows) {
+    const v = voteFromRow(row);
+    (byApproval.get(v.approvalId) ?? byApproval.set(v.approvalId, []).get(v.approvalId)!).push(v);
+  }
+  for (const a of approvals) if (a.quorum) a.votes = byApproval.get(a.id) ?? [];
+  return approvals;
+}
+
+export function voteFromRow(r: Row): ApprovalVote {
+  const v: ApprovalVote = {
+    approvalId: String(r.approval_id),
+    approverId: String(r.approver_id),
+    approver: String(r.approver_name),
+    groups: fromJson(r.group_names) as string[],
+    decision: String(r.decision) as ApprovalVote['decision'],
+    at: toInt(r.at),
+    signature: String(r.signature),
+    auditSeq: toInt(r.audit_seq),
+    createdAt: toInt(r.created_at),
+  };
+  const comment = toOptionalString(r.comment);
+  if (comment !== undefined) v.comment = comment;
+  return v;
+}
+
+export function approverFromRow(r: Row): Approver {
+  return {
+    id: String(r.id),
+    name: String(r.name),
+    publicKey: String(r.public_key),
+    groups: fromJson(r.group_names) as string[],
+    agents: fromJson(r.agent_ids) as string[],
+    status: String(r.status) as ApproverStatus,
+    createdAt: toInt(r.created_at),
+    updatedAt: toInt(r.updated_at),
+  };
 }
 
 export function idempotencyFromRow(r: Row): IdempotencyRecord {

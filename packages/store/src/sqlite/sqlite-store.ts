@@ -4,6 +4,7 @@ import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
   AuditMatch, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
+  Approver,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
 import { GroupCommitter } from '../shared/group-commit.ts';
@@ -178,6 +179,12 @@ export class SqliteStore implements Store {
   }
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
     return this.read(() => approvals.listApprovals(this.db, filter));
+  }
+  getApprover(idOrName: string): Promise<Approver | undefined> {
+    return this.read(() => approvals.getApprover(this.db, idOrName));
+  }
+  listApprovers(): Promise<Approver[]> {
+    return this.read(() => approvals.listApprovers(this.db));
   }
 
   getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined> {

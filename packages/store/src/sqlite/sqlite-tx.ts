@@ -2,6 +2,7 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
   SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
+  ApprovalVote, Approver, ApproverStatus,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
@@ -96,7 +97,8 @@ export class SqliteStoreTx implements StoreTx {
   async holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
     approvals.holdForApproval(this.live(), approval, writes);
   }
-  async getApproval(id: string): Promise<ApprovalRecord | undefined> {
+  /** `lock` needs nothing here: BEGIN IMMEDIATE already made this the only writer. */
+  async getApproval(id: string, _options?: { lock?: boolean }): Promise<ApprovalRecord | undefined> {
     return approvals.getApproval(this.live(), id);
   }
   async decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, options: { convertHolds?: boolean } = {}): Promise<ApprovalRecord> {
@@ -107,6 +109,18 @@ export class SqliteStoreTx implements StoreTx {
   }
   async overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]> {
     return approvals.overdueApprovals(this.live(), now, limit);
+  }
+  async recordApprovalVote(vote: ApprovalVote): Promise<void> {
+    approvals.recordApprovalVote(this.live(), vote);
+  }
+  async getApprover(idOrName: string): Promise<Approver | undefined> {
+    return approvals.getApprover(this.live(), idOrName);
+  }
+  async createApprover(approver: Approver): Promise<void> {
+    approvals.createApprover(this.live(), approver);
+  }
+  async setApproverStatus(id: string, status: ApproverStatus, now: number): Promise<Approver> {
+    return approvals.setApproverStatus(this.live(), id, status, now);
   }
   async holdPayment(payment: PaymentRecord, writes: LedgerWrite[]): Promise<void> {
     payments.holdPayment(this.live(), payment, writes);

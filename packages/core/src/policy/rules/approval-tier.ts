@@ -3,21 +3,32 @@ import { toAmount } from '../amount.ts';
 import { amountField, assetField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { invalidPolicyAt } from '../path.ts';
-import { applies, defineRule } from './types.ts';
+import { applies, defineRule, type Finding } from './types.ts';
+
+/** Approver group names, as `airlock approver add --groups` takes them. */
+export const APPROVER_GROUP_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+const quorumField = z.strictObject({
+  min: z.number().int().min(1).max(20),
+  groups: z.array(z.string().regex(APPROVER_GROUP_RE, 'a group name is 1-64 chars of a-z, 0-9, _ . - starting with a letter or digit')).min(1).max(20),
+});
 
 /**
  * Above the threshold a human must approve (semantics §11): not a deny. Without `asset` and `above`, every
  * request its (then required) `match` touches needs a human: sensitive Nostr kinds (metadata, contacts,
  * deletions, zap requests) are held this way. The finding's code is
  * `approval_required`; the evaluator turns it into a `require_approval` decision when nothing denies.
+ * With `quorum`, the finding carries it: `min` distinct approvers of the named groups must sign their votes
+ * (approvals/quorum.ts decides which of several matched tiers apply); without it, an operator approves.
  */
 export const approvalTierRule = defineRule({
   type: 'approval_tier',
-  schema: z.strictObject({ ...ruleBase, type: z.literal('approval_tier'), asset: assetField.optional(), above: amountField.optional(), match: matchField.optional() }),
+  schema: z.strictObject({ ...ruleBase, type: z.literal('approval_tier'), asset: assetField.optional(), above: amountField.optional(), match: matchField.optional(), quorum: quorumField.optional() }),
   build(options, env) {
     if ((options.asset === undefined) !== (options.above === undefined)) throw invalidPolicyAt([...env.path, options.asset === undefined ? 'asset' : 'above'], 'asset and above go together');
     if (options.asset === undefined && options.match === undefined) throw invalidPolicyAt([...env.path, 'match'], 'an approval tier without asset and above needs a match (it holds every request the match touches)');
     const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
+    const quorum = options.quorum && { min: options.quorum.min, groups: [...new Set(options.quorum.groups)].sort() };
+    const withQuorum = (finding: Finding): Finding => (quorum ? { ...finding, quorum } : finding);
     if (options.asset === undefined || options.above === undefined) {
       return {
         name: options.name,
@@ -25,7 +36,7 @@ export const approvalTierRule = defineRule({
         windows() {},
         evaluate(ctx) {
           if (!applies(match, ctx)) return 'pass';
-          return [{ code: 'approval_required', message: `${ctx.input.intent.summary}: a human must approve requests like this` }];
+          return [withQuorum({ code: 'approval_required', message: `${ctx.input.intent.summary}: ${quorum ? `${quorum.min} of ${quorum.groups.join(', ')} must approve` : 'a human must approve'} requests like this` })];
         },
       };
     }
@@ -40,13 +51,13 @@ export const approvalTierRule = defineRule({
         const requested = ctx.facts.requestedByAsset.get(asset) ?? 0n;
         if (requested <= above) return 'pass';
         return [
-          {
+          withQuorum({
             code: 'approval_required',
-            message: `requests ${requested} base units of ${asset}; above ${above} a human must approve`,
+            message: `requests ${requested} base units of ${asset}; above ${above} ${quorum ? `${quorum.min} of ${quorum.groups.join(', ')} must approve` : 'a human must approve'}`,
             limit: above.toString(),
             requested: requested.toString(),
             asset,
-          },
+          }),
         ];
       },
     };
