@@ -4,6 +4,7 @@ import { ConfirmButton, DecisionBadge, ErrorNote, Loading, Rules, StatusBadge, u
 import { formatTime, pretty, relativeTime } from '../format.js';
 import { html } from '../html.js';
 import { SpendCharts } from '../spend-charts.js';
+import { AgentAnomalies } from '../anomalies.js';
 
 /** One agent: its state (freeze, unfreeze), spend, policy, sessions and its recent decisions with their rules. */
 export function AgentPage({ params }) {
@@ -37,6 +38,8 @@ export function AgentPage({ params }) {
           ? html`<${ConfirmButton} label="Unfreeze agent" confirmLabel="Confirm unfreeze" question=${`Unfreeze ${a.name}? It may sign again within its policy.`} onConfirm=${() => setStatus('unfreeze')} />`
           : html`<p class="muted">Retired agents cannot be unfrozen.</p>`}
     </div>
+    <h2>Anomaly signals</h2>
+    <${AgentAnomalies} agentId=${a.id} name=${a.name} onChanged=${agent.reload} />
     <h2>Spend and budgets</h2>
     <${SpendCharts} agent=${a.id} idPrefix="agent" />
     <h2>Recent decisions</h2>
