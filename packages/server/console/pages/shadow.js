@@ -29,7 +29,8 @@ export function ShadowPage() {
   const agents = useLoad(() => get('/v1/agents?limit=500'));
   const [notice, setNotice] = useState(undefined);
   const names = new Map((agents.data?.agents ?? []).map((a) => [a.id, a.name]));
-  const label = (scope) => (scope === 'fleet' ? 'Fleet policy' : `Agent ${names.get(scope) ?? scope}`);
+  // Scopes are `fleet` or `agent:<id>`, as the shadow routes and their audit entries name them.
+  const label = (scope) => (scope === 'fleet' ? 'Fleet policy' : `Agent ${names.get(scope.replace(/^agent:/, '')) ?? scope}`);
   const unstage = async (scope) => {
     await api('DELETE', `/v1/policies/${encodeURIComponent(scope)}/shadow`);
     setNotice(`Unstaged the candidate of ${label(scope)}.`);
