@@ -25,7 +25,7 @@ export function Figures({ figures }) {
   return html`<span class="figures">observed <strong>${groupDigits(f.observed)}</strong>, threshold ${groupDigits(f.threshold)}${f.baseline !== undefined ? `, baseline ${groupDigits(f.baseline)}` : ''}${f.window ? `, window ${f.window}` : ''}${f.destination ? html`, to <code>${f.destination}</code>` : ''}</span>`;
 }
 
-/** Tripped (or all) breakers as a table, each with a confirmed Re-open. `agentId` limits it to breakers binding that agent. */
+/** Breakers as a table; a tripped one offers a confirmed Re-open (POST /v1/breakers/{id}/reset). */
 export function BreakersTable({ breakers, names, onReset, caption }) {
   const name = (id) => names?.get(id) ?? id;
   return html`<div class="table-wrap"><table class="breakers">

@@ -115,6 +115,7 @@ describe('the console: alerts, breakers, quorum votes and shadow policies in Chr
     assert.equal(trip.status, 403);
     assert.equal(trip.body.error.violations.at(-1).rule, 'detector/agent/probing');
     assert.equal((await pay('probe-bot', 5)).body.error.code, 'agent_frozen');
+    assert.equal((await pay('payee-bot', 10, MALLORY)).status, 200, 'a first payee: alert only, signed');
 
     await nav('Alerts', 'Alerts and breakers');
     const row = page.locator('table.breakers tr').filter({ hasText: 'detector/agent/probing' });
@@ -123,6 +124,7 @@ describe('the console: alerts, breakers, quorum votes and shadow policies in Chr
     await row.getByText('observed 2').waitFor();
     await page.locator('table.alerts').getByText('breaker.tripped').waitFor();
     await checkAccessible('alerts');
+    await shoot('alerts');
     await row.getByRole('button', { name: 'Re-open' }).click();
     assert.equal(await page.evaluate('document.activeElement?.textContent'), 'Confirm re-open', 'the confirmation takes the focus');
     await page.keyboard.press('Enter');
@@ -135,13 +137,11 @@ describe('the console: alerts, breakers, quorum votes and shadow policies in Chr
   });
 
   test('an alert-only detector\'s alert is listed; "Freeze agent" from it refuses the agent\'s next request', async () => {
-    assert.equal((await pay('payee-bot', 10, MALLORY)).status, 200, 'alert only: signed');
     await page.reload();
     await page.getByRole('heading', { level: 1, name: 'Alerts and breakers' }).waitFor();
     const alert = page.locator('table.alerts tr').filter({ hasText: 'alert.new_destination' });
     await alert.getByText('detector/agent/first-payee').waitFor();
     await alert.getByRole('link', { name: 'payee-bot' }).waitFor();
-    await shoot('alerts');
     await alert.getByRole('button', { name: 'Freeze agent' }).click();
     await alert.getByRole('button', { name: 'Confirm freeze' }).click();
     await page.getByRole('status').filter({ hasText: 'payee-bot is now frozen' }).waitFor();
