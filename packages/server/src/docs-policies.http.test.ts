@@ -322,6 +322,18 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
 
     test('a fleet with circuit breakers: a first payee is an alert, a run of five refusals freezes the agent, the reset re-opens it', async () => {
+      // A daemon of its own: the example's fleet-wide daily budget would count what the earlier examples spent.
+      const shared = h;
+      h = await startHarness({ store });
+      try {
+        await fleetWithBreakers();
+      } finally {
+        await h.close();
+        h = shared;
+      }
+    });
+
+    async function fleetWithBreakers(): Promise<void> {
       const loose = { version: 1, rules: [{ name: 'usdc', type: 'allow', match: { kinds: ['erc20.transfer'], assets: [USDC_ASSET] } }] };
       const { agent, token } = await provisionAgent(h, { policy: loose });
       const set = await h.admin('PUT', '/v1/policies/fleet', { source: docPolicy('docs/policy.md#A fleet with circuit breakers').source });
@@ -339,6 +351,6 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       } finally {
         await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } });
       }
-    });
+    }
   });
 }
