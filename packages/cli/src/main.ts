@@ -17,8 +17,10 @@ import { nostrCommand } from './commands/nostr.ts';
 import { lightningCommand } from './commands/lightning.ts';
 import { bitcoinCommand } from './commands/bitcoin.ts';
 import { webhookCommand } from './commands/webhooks.ts';
+import { restoreCommand } from './commands/restore.ts';
+import { adminCommand } from './commands/admin.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, breakerCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, restoreCommand, adminCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, breakerCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {

@@ -67,6 +67,7 @@ export const ERROR_CODES = {
   vault_exists: { status: 409, summary: 'A vault already exists at this path.' },
   vault_missing: { status: 400, summary: 'No vault file at this path; run `airlock init`.' },
   vault_mismatch: { status: 400, summary: 'The vault does not belong to this store.' },
+  restore_key_mismatch: { status: 400, summary: 'The recovery phrase does not derive the address the store records for an agent (details name the first one); nothing was written.' },
   // lightning invoices (BOLT 11)
   invoice_malformed: { status: 400, summary: 'The Lightning invoice is not a well-formed BOLT 11 invoice (bech32, amount or a field).' },
   invoice_bad_signature: { status: 400, summary: 'The Lightning invoice signature does not verify (or does not match its payee node id).' },

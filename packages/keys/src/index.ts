@@ -1,4 +1,4 @@
-export { createVault, importVault, openVault, readVaultHeader, MIN_PASSPHRASE_LENGTH } from './vault.ts';
+export { createVault, importVault, restoreVault, unsealRecoveryPhrase, checkPassphrase, openVault, readVaultHeader, MIN_PASSPHRASE_LENGTH } from './vault.ts';
 export type { CreateVaultOptions, OpenVaultOptions } from './vault.ts';
 export type { UnsealedVault } from './unsealed-vault.ts';
 export { DEFAULT_KDF_PARAMS, MIN_KDF_PARAMS, MAX_KDF_PARAMS } from './vault-format.ts';

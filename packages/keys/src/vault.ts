@@ -7,7 +7,7 @@ import { argon2, randomBytes } from 'node:crypto';
 import { readFile, stat, unlink } from 'node:fs/promises';
 import { AirlockError } from '@airlock/core';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { exists, writeNewFileAtomically } from './atomic-write.ts';
+import { exists, replaceFileAtomically, writeNewFileAtomically } from './atomic-write.ts';
 import { entropyFromMnemonic, mnemonicFromEntropy } from './seed.ts';
 import { UnsealedVault } from './unsealed-vault.ts';
 import {
@@ -75,6 +75,42 @@ export async function importVault(
   }
 }
 
+/**
+ * `airlock restore`: seals a recovery phrase under a new passphrase at `path`. Unlike importVault it may
+ * replace an existing file, but only when asked (`replace`), and then atomically (rename over it): a crash
+ * leaves the old vault or the new one. The caller checks the phrase against the store first (restore.ts).
+ */
+export async function restoreVault(
+  path: string,
+  passphrase: string,
+  mnemonic: string,
+  options: CreateVaultOptions & { replace?: boolean } = {},
+): Promise<{ fingerprint: string; replaced: boolean }> {
+  const { replace = false, ...vaultOptions } = options;
+  checkPassphrase(passphrase);
+  const entropy = entropyFromMnemonic(mnemonic);
+  try {
+    const replaced = replace && (await exists(path));
+    return { fingerprint: await sealNewVault(path, passphrase, entropy, vaultOptions, replace), replaced };
+  } finally {
+    entropy.fill(0);
+  }
+}
+
+/**
+ * The keys a recovery phrase derives, in memory only (no file is read or written): for checking a phrase
+ * against what a store recorded before anything is sealed. The caller wipes it.
+ */
+export function unsealRecoveryPhrase(mnemonic: string): UnsealedVault {
+  const entropy = entropyFromMnemonic(mnemonic);
+  try {
+    return new UnsealedVault(entropy);
+  } catch (error) {
+    entropy.fill(0);
+    throw error;
+  }
+}
+
 /** Decrypts the vault. On any failure nothing stays in memory and nothing is returned. */
 export async function openVault(path: string, passphrase: string, options: OpenVaultOptions = {}): Promise<UnsealedVault> {
   const file = parseVaultFile(await readVaultText(path));
@@ -102,12 +138,12 @@ export async function readVaultHeader(path: string): Promise<VaultHeader> {
   return { format, version, kdf, cipher };
 }
 
-async function sealNewVault(path: string, passphrase: string, entropy: Uint8Array, options: CreateVaultOptions): Promise<string> {
+async function sealNewVault(path: string, passphrase: string, entropy: Uint8Array, options: CreateVaultOptions, replace = false): Promise<string> {
   checkPassphrase(passphrase);
   const params: KdfParams = { ...DEFAULT_KDF_PARAMS, ...options.kdf };
   checkKdfParams(params, options.allowWeakKdf === true, (message) => new AirlockError('invalid_request', message));
   // Fail before the slow KDF; the exclusive publish in writeNewFileAtomically closes the race.
-  if (await exists(path)) throw vaultExists();
+  if (!replace && (await exists(path))) throw vaultExists();
 
   const header: VaultHeader = {
     format: VAULT_FORMAT,
@@ -119,7 +155,8 @@ async function sealNewVault(path: string, passphrase: string, entropy: Uint8Arra
   try {
     const ciphertext = xchacha20poly1305(key, bytes(header.cipher.nonce), headerAad(header)).encrypt(entropy);
     try {
-      await writeNewFileAtomically(path, serializeVaultFile({ ...header, ciphertext: hex(ciphertext) }));
+      const text = serializeVaultFile({ ...header, ciphertext: hex(ciphertext) });
+      await (replace ? replaceFileAtomically(path, text) : writeNewFileAtomically(path, text));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw vaultExists();
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -191,7 +228,8 @@ function deriveKey(passphrase: string, kdf: VaultHeader['kdf']): Promise<Uint8Ar
   });
 }
 
-function checkPassphrase(passphrase: string): void {
+/** A new vault passphrase must be long enough; checked before anything slow or anything written. */
+export function checkPassphrase(passphrase: string): void {
   if (typeof passphrase !== 'string' || [...passphrase.normalize('NFKC')].length < MIN_PASSPHRASE_LENGTH) {
     throw new AirlockError('invalid_request', `the passphrase must have at least ${MIN_PASSPHRASE_LENGTH} characters`, {
       hints: ['a few random words are long enough and easier to type than symbols'],

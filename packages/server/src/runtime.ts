@@ -15,7 +15,6 @@ import {
   LightningService,
   type LightningBackend,
   type NostrServicePort,
-  hashSecret,
   systemClock,
   type ChainReader,
   type Clock,
@@ -40,6 +39,7 @@ import { lightningBackendFrom } from './lightning/backend-from-config.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { WebhookService } from './webhooks/webhook-service.ts';
 import { ed25519 } from './ed25519.ts';
+import { AdminCredential, newAdminToken } from './admin-credential.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -90,10 +90,10 @@ export async function initAirlock(config: AirlockConfig, passphrase: string, vau
       const fingerprint = vault.fingerprint();
       const keys = vault.keyBackend();
       const auditPublicKey = Buffer.from((await keys.getPublicKey(AUDIT_KEY_PATH)).slice(1)).toString('hex');
-      const adminToken = `adm_${randomSecret()}`;
+      const { token: adminToken, hash: adminTokenHash } = newAdminToken();
       await store.initMeta('vault_fingerprint', fingerprint);
       await store.initMeta('audit_public_key', auditPublicKey);
-      await store.setMeta('admin_token_hash', hashSecret(adminToken.slice(4)));
+      await store.setMeta('admin_token_hash', adminTokenHash);
       const now = Date.now();
       await store.transaction((tx) => tx.appendAudit({ at: now, type: 'vault.initialized', actor: 'operator', data: { fingerprint, auditPublicKey } }));
       return { mnemonic, adminToken, fingerprint, auditPublicKey };
@@ -138,7 +138,8 @@ export interface Airlock {
   nostr: NostrServicePort;
   /** Lightning payments and L402 (docs/lightning.md); refuses with lightning_not_configured without a backend. */
   lightning: LightningService;
-  adminTokenHash: string;
+  /** The admin token's hash, re-read from the store within a bound so a rotation elsewhere takes effect (admin-credential.ts). */
+  admin: AdminCredential;
   /** Which secp256k1 implementation signs and checks signatures, and why. */
   keyBackend: { kind: KeyBackendChoice; reason: string };
   /** The NIP-46 remote signer, when relays are configured (AIRLOCK_NOSTR_RELAYS) and a Nostr port is wired. */
@@ -205,6 +206,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     }
     vault = await openVault(config.vaultPath, passphrase, options.vault ?? {});
     if (vault.fingerprint() !== bound) throw new AirlockError('vault_mismatch', 'The vault file does not belong to this store.');
+    const adminTokenReadAt = performance.now();
     const adminTokenHash = await store.getMeta('admin_token_hash');
     if (!adminTokenHash) throw new AirlockError('vault_missing', 'This store has no admin credential.');
     const keyBackend = options.keyBackend ? { kind: options.keyBackend, reason: 'chosen by the caller' } : chooseKeyBackend();
@@ -317,7 +319,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       x402,
       nostr,
       lightning,
-      adminTokenHash,
+      admin: new AdminCredential(store, adminTokenHash, { readAt: adminTokenReadAt }),
       keyBackend,
       ...(bunker ? { bunker } : {}),
       ...(nwc ? { nwc } : {}),

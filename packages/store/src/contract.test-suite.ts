@@ -80,6 +80,24 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.equal(await store.getMeta('vault_id'), 'v3');
     });
 
+    test('compareAndSetMeta replaces a meta value only while it holds the expected one, and rolls back with its transaction', async () => {
+      const store = await fresh();
+      await store.setMeta('admin_token_hash', 'h1');
+      assert.equal(await store.transaction((tx) => tx.compareAndSetMeta('admin_token_hash', 'h0', 'hx')), false);
+      assert.equal(await store.getMeta('admin_token_hash'), 'h1');
+      assert.equal(await store.transaction((tx) => tx.compareAndSetMeta('admin_token_hash', 'h1', 'h2')), true);
+      assert.equal(await store.getMeta('admin_token_hash'), 'h2');
+      // The second of two rotations that both read h2 loses.
+      assert.equal(await store.transaction((tx) => tx.compareAndSetMeta('admin_token_hash', 'h1', 'h3')), false);
+      await assert.rejects(store.transaction(async (tx) => {
+        assert.equal(await tx.compareAndSetMeta('admin_token_hash', 'h2', 'h4'), true);
+        throw new Error('abort');
+      }), /abort/);
+      assert.equal(await store.getMeta('admin_token_hash'), 'h2');
+      assert.equal(await store.transaction((tx) => tx.compareAndSetMeta('no_such_key', 'h2', 'h5')), false);
+      assert.equal(await store.getMeta('no_such_key'), undefined);
+    });
+
     test('createAgents allocates consecutive account indexes and records the derived address', async () => {
       const store = await fresh();
       const created = await store.createAgents(agentsNamed('alpha', 'beta', 'gamma'), fakeAddress, 1000);

@@ -315,6 +315,12 @@ export interface StoreTx extends WebhookStoreTx {
   getPolicy(scope: string): Promise<PolicyRecord | undefined>;
 
   // Operator changes inside a transaction, so each commits together with its audit entry.
+  /**
+   * Sets meta `key` to `value` only if it holds `expected` now (compare-and-set); false if it held something
+   * else. The admin token rotation uses it so two rotations, or a rotation with a token another instance
+   * already replaced, cannot both win.
+   */
+  compareAndSetMeta(key: string, expected: string, value: string): Promise<boolean>;
   setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent>;
   putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord>;
   createSession(session: Session): Promise<void>;

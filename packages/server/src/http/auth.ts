@@ -1,9 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import {
   AirlockError,
-  constantTimeEqual,
   forbiddenAccessEntry,
-  hashSecret,
   isAdminTokenShape,
   isAirlockError,
   parseSessionToken,
@@ -11,6 +9,7 @@ import {
   type AgentAuth,
   type ErrorCode,
 } from '@airlock/core';
+import type { AdminCredential } from '../admin-credential.ts';
 import type { AttemptLimiter } from './attempt-limiter.ts';
 import { clientAddress } from './client-address.ts';
 import { consoleProofProblem, readConsoleCookie } from './console-auth.ts';
@@ -61,7 +60,7 @@ export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, ro
     // The console's cookie stands for the admin token, only on a request without a bearer token.
     const cookie = token ? undefined : readConsoleCookie(c);
     if (cookie !== undefined) {
-      const principal = consolePrincipal(edge, c, cookie, source, now);
+      const principal = await consolePrincipal(edge, c, cookie, source, now);
       if (kind === 'agent') {
         await airlock.audit.append(forbiddenAccessEntry(now, accessPrincipal(principal), route));
         throw new AirlockError('forbidden', 'This endpoint takes a session token, not the admin token.');
@@ -81,7 +80,7 @@ export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, ro
       const admit = (auth: AgentAuth) => admitSession(edge, auth, source, now);
       // A route that re-reads the credential in its own transaction (signing) may take it from the cache.
       const agentAuth = () => (rechecked ? airlock.signing.authenticateForSigning(token, admit) : airlock.signing.authenticate(token, admit));
-      principal = credential === 'admin' ? verifyAdmin(airlock.adminTokenHash, token) : { kind: 'agent', auth: await agentAuth() };
+      principal = credential === 'admin' ? await verifyAdmin(airlock.admin, token) : { kind: 'agent', auth: await agentAuth() };
     } catch (e) {
       if (!isAirlockError(e)) throw e;
       if (e.code === 'unauthenticated') {
@@ -119,13 +118,14 @@ function bearerToken(c: Context): string {
  * a foreign page made the browser send is refused without looking at the session. An unknown or expired id
  * counts as a failed attempt, like a wrong token.
  */
-function consolePrincipal(edge: AuthEdge, c: Context, cookie: string, source: string, now: number): Principal {
+async function consolePrincipal(edge: AuthEdge, c: Context, cookie: string, source: string, now: number): Promise<Principal> {
   const problem = consoleProofProblem(c);
   if (problem) {
     edge.refusals.count('auth.failures', source, 'csrf_refused', now);
     throw new AirlockError('csrf_refused', problem, { hints: ['Use the console at /console/, or send the admin token as a bearer token.'] });
   }
-  if (edge.console.check(cookie, now)) return { kind: 'admin' };
+  // A session opened with an admin token that was rotated since ends with it (admin-credential.ts bounds when).
+  if (edge.console.check(cookie, now, await edge.holder.get().admin.currentHash())) return { kind: 'admin' };
   edge.refusals.count('auth.failures', source, 'unauthenticated', now);
   const key = `${source} console`;
   const wait = edge.failures.retryAfterMs(key, now);
@@ -134,8 +134,9 @@ function consolePrincipal(edge: AuthEdge, c: Context, cookie: string, source: st
   throw new AirlockError('unauthenticated', 'The console session ended; log in again.');
 }
 
-export function verifyAdmin(adminTokenHash: string, token: string): Principal {
-  if (!constantTimeEqual(hashSecret(token.slice(4)), adminTokenHash)) throw new AirlockError('unauthenticated', 'Unknown admin token.');
+/** The admin token, checked against a hash no staler than the documented bound (admin-credential.ts). */
+export async function verifyAdmin(admin: AdminCredential, token: string): Promise<Principal> {
+  await admin.verify(token);
   return { kind: 'admin' };
 }
 

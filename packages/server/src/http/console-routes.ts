@@ -1,5 +1,6 @@
 import type { Context } from 'hono';
 import { AirlockError, consoleSessionEntry, isAdminTokenShape, isAirlockError } from '@airlock/core';
+import { adminTokenHash } from '../admin-credential.ts';
 import { verifyAdmin, type AuthEdge } from './auth.ts';
 import { clientAddress } from './client-address.ts';
 import { clearedConsoleCookieHeader, consoleCookieHeader, consoleProofProblem, readConsoleCookie } from './console-auth.ts';
@@ -27,8 +28,10 @@ export function buildConsoleRoutes(edge: AuthEdge | undefined): RouteSpec[] {
         const source = clientAddress(c);
         await e.refusals.flushDue(now);
         refuseWithoutProof(e, c, source, now);
-        checkAdminToken(e, (body as { token: string }).token, source, now);
-        const { id, session } = e.console.open(now);
+        const token = (body as { token: string }).token;
+        await checkAdminToken(e, token, source, now);
+        // The session is bound to this admin token: rotating the token ends it (auth.ts, consolePrincipal).
+        const { id, session } = e.console.open(now, adminTokenHash(token));
         await e.holder.get().audit.append(consoleSessionEntry(now, 'opened', session.ref, source));
         c.header('set-cookie', consoleCookieHeader(c, id, session.expiresAt - now));
         c.header('cache-control', 'no-store');
@@ -43,7 +46,7 @@ export function buildConsoleRoutes(edge: AuthEdge | undefined): RouteSpec[] {
         const now = e.now();
         refuseWithoutProof(e, c, clientAddress(c), now);
         const cookie = readConsoleCookie(c);
-        const session = cookie !== undefined ? e.console.check(cookie, now) : undefined;
+        const session = cookie !== undefined ? e.console.check(cookie, now, await e.holder.get().admin.currentHash()) : undefined;
         return c.json(session ? { active: true, expiresAt: new Date(session.expiresAt).toISOString() } : { active: false });
       },
     },
@@ -75,13 +78,13 @@ function refuseWithoutProof(edge: AuthEdge, c: Context, source: string, now: num
  * The admin token check of bearer authentication (auth.ts), with the same failure limiter key: logging in is
  * no cheaper a way to guess. As there, a token of no admin shape can never succeed and skips the limiter.
  */
-function checkAdminToken(edge: AuthEdge, token: string, source: string, now: number): void {
+async function checkAdminToken(edge: AuthEdge, token: string, source: string, now: number): Promise<void> {
   if (!isAdminTokenShape(token)) {
     edge.refusals.count('auth.failures', source, 'unauthenticated', now);
     throw new AirlockError('unauthenticated', 'Unknown admin token.');
   }
   try {
-    verifyAdmin(edge.holder.get().adminTokenHash, token);
+    await verifyAdmin(edge.holder.get().admin, token);
   } catch (err) {
     if (!isAirlockError(err) || err.code !== 'unauthenticated') throw err;
     edge.refusals.count('auth.failures', source, 'unauthenticated', now);

@@ -23,6 +23,8 @@ export interface ConsoleSession {
 
 interface Held extends ConsoleSession {
   lastUsedAt: number;
+  /** The hash of the admin token the session was opened with: a rotated token ends its sessions. */
+  credential: string;
 }
 
 /**
@@ -43,23 +45,26 @@ export class ConsoleSessions {
     if (!(this.ttlMs > 0 && this.idleMs > 0 && this.max >= 1)) throw new RangeError('ConsoleSessions: ttlMs, idleMs and max must be positive');
   }
 
-  /** A new session; the returned id goes into the cookie and nowhere else. */
-  open(now: number): { id: string; session: ConsoleSession } {
+  /** A new session, bound to the admin token it was opened with (`credential`, its hash); the returned id goes into the cookie and nowhere else. */
+  open(now: number, credential = ''): { id: string; session: ConsoleSession } {
     const id = `cs_${randomBytes(32).toString('base64url')}`;
     const hash = digest(id);
-    const held: Held = { ref: hash.slice(0, 12), createdAt: now, expiresAt: now + this.ttlMs, lastUsedAt: now };
+    const held: Held = { ref: hash.slice(0, 12), createdAt: now, expiresAt: now + this.ttlMs, lastUsedAt: now, credential };
     this.prune(now);
     while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value!);
     this.sessions.set(hash, held);
     return { id, session: publicView(held) };
   }
 
-  /** The live session behind a cookie value (and marks it used), or undefined. */
-  check(id: string, now: number): ConsoleSession | undefined {
+  /**
+   * The live session behind a cookie value (and marks it used), or undefined. With `credential` (the current
+   * admin token hash), a session opened with another admin token has ended.
+   */
+  check(id: string, now: number, credential?: string): ConsoleSession | undefined {
     const hash = digest(id);
     const held = this.sessions.get(hash);
     if (!held) return undefined;
-    if (!this.live(held, now)) {
+    if (!this.live(held, now) || (credential !== undefined && held.credential !== credential)) {
       this.sessions.delete(hash);
       return undefined;
     }

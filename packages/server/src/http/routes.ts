@@ -18,6 +18,7 @@ import { buildLightningRoutes } from './lightning-routes.ts';
 import { buildBitcoinRoutes } from './bitcoin-routes.ts';
 import { buildL402Routes } from './l402-routes.ts';
 import { buildBreakerRoutes } from './breaker-routes.ts';
+import { buildAdminRoutes } from './admin-routes.ts';
 import { buildChildSessionRoutes } from './child-session-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
@@ -382,6 +383,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
     ...buildBitcoinRoutes(holder),
     ...buildL402Routes(holder),
     ...buildBreakerRoutes(holder),
+    ...buildAdminRoutes(holder),
     ...buildChildSessionRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),

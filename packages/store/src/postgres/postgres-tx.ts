@@ -213,6 +213,9 @@ export class PostgresStoreTx implements StoreTx {
   async resetBreaker(id: string, by: string, now: number, auditSeq: number): Promise<{ breaker: BreakerRecord; unfrozen: string[] }> {
     return breakers.resetBreaker(this.live(), id, by, now, auditSeq);
   }
+  async compareAndSetMeta(key: string, expected: string, value: string): Promise<boolean> {
+    return records.compareAndSetMeta(this.live(), key, expected, value);
+  }
   async appendAudit(input: AuditEntryInput): Promise<AuditEntry> {
     const entry = await audit.prepareAuditEntry(this.live(), input);
     this.auditEntries.push(entry);

@@ -26,6 +26,11 @@ export async function setMeta(q: Q, key: string, value: string): Promise<void> {
   await q('INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value', [key, value]);
 }
 
+export async function compareAndSetMeta(q: Q, key: string, expected: string, value: string): Promise<boolean> {
+  // READ COMMITTED: a concurrent update of the row makes this one wait, then re-check `value = $2` on the new row.
+  return (await q('UPDATE meta SET value = $3 WHERE key = $1 AND value = $2 RETURNING key', [key, expected, value])).length === 1;
+}
+
 // ---- agents ----
 
 /** Must run inside a transaction: the counter row stays locked until the inserts commit or roll back. */

@@ -26,6 +26,10 @@ export function setMeta(db: SqliteDb, key: string, value: string): void {
   db.run('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', key, value);
 }
 
+export function compareAndSetMeta(db: SqliteDb, key: string, expected: string, value: string): boolean {
+  return db.get('UPDATE meta SET value = ? WHERE key = ? AND value = ? RETURNING key', value, key, expected) !== undefined;
+}
+
 // ---- agents ----
 
 /** Must run inside a write transaction: the counter update and the inserts commit or vanish together. */

@@ -180,6 +180,9 @@ export class SqliteStoreTx implements StoreTx {
   async resetBreaker(id: string, by: string, now: number, auditSeq: number): Promise<{ breaker: BreakerRecord; unfrozen: string[] }> {
     return breakers.resetBreaker(this.live(), id, by, now, auditSeq);
   }
+  async compareAndSetMeta(key: string, expected: string, value: string): Promise<boolean> {
+    return records.compareAndSetMeta(this.live(), key, expected, value);
+  }
   async appendAudit(entry: AuditEntryInput): Promise<AuditEntry> {
     return audit.appendAudit(this.live(), entry);
   }

@@ -1,0 +1,141 @@
+/**
+ * `airlock restore`: a vault rebuilt from the recovery phrase, under a new passphrase, but only once the
+ * phrase is proven to be this store's: the store's vault fingerprint, and every key the store says the vault
+ * derives (recordedKeys), must come out of the phrase. Until then nothing is written and no vault is opened.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { AirlockError, type Store } from '@airlock/core';
+import { createEvmAdapter } from '@airlock/chains';
+import { checkPassphrase, restoreVault, unsealRecoveryPhrase, type UnsealedVault } from '@airlock/keys';
+import { openStore, storeTarget } from '@airlock/store';
+import type { AirlockConfig } from './config.ts';
+import type { VaultOptions } from './runtime.ts';
+
+/** One key the store says the vault derives: m/44'/60'/{accountIndex}'/0/{keyIndex} must be `address`. */
+export interface RecordedKey {
+  agentId: string;
+  agentName: string;
+  accountIndex: number;
+  keyIndex: number;
+  /** Lowercase EVM address, as the store recorded it. */
+  address: string;
+}
+
+const PAGE = 1000;
+
+/**
+ * Every (account index, key index, address) the store recorded, with the agent it belongs to: each agent's
+ * current key (retired agents included). This is the one place a restore learns what to check: a key
+ * registry (rotated, retired keys) adds its rows here, and restoreAirlock checks them with the rest.
+ */
+export async function* recordedKeys(store: Store): AsyncGenerator<RecordedKey> {
+  let after: string | undefined;
+  for (;;) {
+    const agents = await store.listAgents({ limit: PAGE, ...(after ? { after } : {}) });
+    for (const a of agents) yield { agentId: a.id, agentName: a.name, accountIndex: a.accountIndex, keyIndex: a.keyIndex, address: a.address };
+    if (agents.length < PAGE) return;
+    after = agents.at(-1)!.id;
+  }
+}
+
+export interface PhraseCheck {
+  fingerprint: string;
+  /** Distinct agents whose keys were checked. */
+  agentsChecked: number;
+  /** Keys checked (one per agent today; more once a key registry feeds recordedKeys). */
+  keysChecked: number;
+}
+
+/**
+ * Checks the keys a recovery phrase derives against the store, reading only: `vault_mismatch` if the store
+ * is bound to another root, `restore_key_mismatch` naming the first agent whose recorded address the phrase
+ * does not derive.
+ */
+export async function checkPhraseAgainstStore(store: Store, vault: UnsealedVault): Promise<PhraseCheck> {
+  const bound = await store.getMeta('vault_fingerprint');
+  if (!bound) {
+    throw new AirlockError('vault_missing', 'This store is bound to no vault: there is nothing to check the recovery phrase against.', {
+      hints: ['Restore the store first (docs/operations.md, Restore), or point --store / AIRLOCK_STORE at it.'],
+    });
+  }
+  const fingerprint = vault.fingerprint();
+  if (fingerprint !== bound) {
+    throw new AirlockError('vault_mismatch', 'The recovery phrase is not the one this store was created with (its vault fingerprint differs); nothing was written.', {
+      hints: ['Check the words and their order; a phrase with a valid checksum can still be another vault\'s.'],
+    });
+  }
+  const evm = createEvmAdapter();
+  const keys = vault.keyBackend();
+  const agents = new Set<string>();
+  let keysChecked = 0;
+  for await (const key of recordedKeys(store)) {
+    const derived = evm.addressFromPublicKey(await keys.getPublicKey(evm.derivationPath(key.accountIndex, key.keyIndex)));
+    if (derived.toLowerCase() !== key.address.toLowerCase()) {
+      throw new AirlockError('restore_key_mismatch', `The recovery phrase does not derive the address the store records for agent ${key.agentName} (account ${key.accountIndex}, key ${key.keyIndex}); nothing was written.`, {
+        details: { agent: key.agentName, agentId: key.agentId, accountIndex: key.accountIndex, keyIndex: key.keyIndex },
+        hints: ['The store may have been altered, or restored from another deployment: compare it with your backups before going on.'],
+      });
+    }
+    agents.add(key.agentId);
+    keysChecked++;
+  }
+  return { fingerprint, agentsChecked: agents.size, keysChecked };
+}
+
+export interface RestoreOptions {
+  /** Replace an existing vault file (atomically). Without it an existing file is refused (`vault_exists`). */
+  force?: boolean;
+  vault?: VaultOptions;
+}
+
+export interface RestoreResult extends PhraseCheck {
+  vaultPath: string;
+  /** An existing vault file was replaced (only with `force`). */
+  replaced: boolean;
+  /** The `vault.restored` audit entry. */
+  auditSeq: number;
+}
+
+/**
+ * Rebuilds config.vaultPath from `mnemonic`, sealed with `passphrase`. In order: the new passphrase is long
+ * enough, the vault file is absent (or `force`), the phrase parses, and checkPhraseAgainstStore passes; only
+ * then is the store migrated, the vault written and `vault.restored` appended (fingerprint and counts, no
+ * secret). A crash between writing the vault and the audit entry leaves a correct vault without its entry.
+ */
+export async function restoreAirlock(config: AirlockConfig, mnemonic: string, passphrase: string, options: RestoreOptions = {}): Promise<RestoreResult> {
+  checkPassphrase(passphrase);
+  if (!options.force && existsSync(config.vaultPath)) {
+    throw new AirlockError('vault_exists', `A vault already exists at ${config.vaultPath}; nothing was written.`, {
+      hints: ['Start with it and its passphrase, or move it away; `airlock restore --force` replaces it (atomically) once the phrase checks out.'],
+    });
+  }
+  refuseMissingSqliteFile(config.storeUrl);
+  const vault = unsealRecoveryPhrase(mnemonic);
+  const store = await openStore(config.storeUrl);
+  try {
+    let check: PhraseCheck;
+    try {
+      check = await checkPhraseAgainstStore(store, vault);
+    } finally {
+      vault.wipe();
+    }
+    await store.migrate();
+    mkdirSync(dirname(config.vaultPath), { recursive: true, mode: 0o700 });
+    const { replaced } = await restoreVault(config.vaultPath, passphrase, mnemonic, { ...options.vault, replace: options.force === true });
+    const entry = await store.transaction((tx) =>
+      tx.appendAudit({ at: Date.now(), type: 'vault.restored', actor: 'operator', data: { fingerprint: check.fingerprint, agentsChecked: check.agentsChecked, keysChecked: check.keysChecked, replaced } }),
+    );
+    return { ...check, vaultPath: config.vaultPath, replaced, auditSeq: entry.seq };
+  } finally {
+    await store.close();
+  }
+}
+
+/** Opening a SQLite store creates its file: a mistyped path must not become an empty store (nor pass as one). */
+export function refuseMissingSqliteFile(storeUrl: string): void {
+  const target = storeTarget(storeUrl);
+  if ('sqlite' in target && target.sqlite !== ':memory:' && !existsSync(target.sqlite)) {
+    throw new AirlockError('not_found', 'No SQLite store at that path; nothing was written.', { hints: ['Restore the store first (docs/operations.md, Restore), or pass --store / --data-dir.'] });
+  }
+}
