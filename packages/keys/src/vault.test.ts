@@ -7,7 +7,7 @@ import { inspect } from 'node:util';
 import { validateMnemonic } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { evmPath } from './derivation-path.ts';
-import { createVault, importVault, openVault, readVaultHeader } from './vault.ts';
+import { createVault, importVault, openVault, readVaultHeader, restoreVault, unsealRecoveryPhrase } from './vault.ts';
 
 const PASSPHRASE = 'correct horse battery staple';
 // Small argon2 parameters so the suite runs fast; one test below uses the real defaults.
@@ -209,4 +209,26 @@ test('import seals a given mnemonic: same keys as the mnemonic, bad checksum ref
   const typo = 'test test test test test test test test test test test junkk';
   await rejectsWith(importVault(other, PASSPHRASE, typo, FAST), ['invalid_request'], [PASSPHRASE, 'junkk', 'test test']);
   assert.deepEqual(await readdir(join(other, '..')), []);
+});
+
+test('restoreVault: never replaces a file unless asked, then replaces it whole; unsealRecoveryPhrase derives the same keys without a file', async () => {
+  const { path, mnemonic, fingerprint } = await fastVault();
+  const before = await readFile(path);
+  await assert.rejects(restoreVault(path, 'another passphrase 42', mnemonic, FAST), { code: 'vault_exists' });
+  assert.deepEqual(await readFile(path), before);
+  await assert.rejects(restoreVault(path, 'short', mnemonic, { ...FAST, replace: true }), { code: 'invalid_request' });
+  assert.deepEqual(await readFile(path), before);
+  const restored = await restoreVault(path, 'another passphrase 42', mnemonic, { ...FAST, replace: true });
+  assert.deepEqual(restored, { fingerprint, replaced: true });
+  assert.equal((await stat(path)).mode & 0o777, 0o600);
+  assert.deepEqual((await readdir(join(path, '..'))).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+  await assert.rejects(openVault(path, PASSPHRASE, OPEN_FAST), { code: 'vault_wrong_passphrase' });
+  const reopened = await openVault(path, 'another passphrase 42', OPEN_FAST);
+  const inMemory = unsealRecoveryPhrase(mnemonic);
+  assert.equal(inMemory.fingerprint(), fingerprint);
+  assert.deepEqual(await inMemory.keyBackend().getPublicKey(evmPath(3, 1)), await reopened.keyBackend().getPublicKey(evmPath(3, 1)));
+  inMemory.wipe();
+  reopened.wipe();
+  const fresh = join(await freshDir(), 'vault.json');
+  assert.deepEqual(await restoreVault(fresh, PASSPHRASE, mnemonic, { ...FAST, replace: true }), { fingerprint, replaced: false });
 });

@@ -386,6 +386,15 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await admin('POST', '/v1/audit/verify')).body.ok, true);
     assert.equal((await admin('POST', '/v1/audit/acknowledge')).status, 409, 'nothing to acknowledge');
 
+    // Last, as it replaces the token every call above used: the admin token rotated, the old one refused (docs/operations.md).
+    const rotated = await admin('POST', '/v1/admin/token/rotate');
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+    assert.equal((await call(token, 'POST', '/v1/admin/token/rotate')).status, 403, 'a session token cannot rotate it');
+    const previous = adminToken;
+    adminToken = rotated.body.token;
+    assert.equal((await call(previous, 'GET', '/v1/agents')).status, 401);
+    assert.equal((await admin('GET', '/v1/agents')).status, 200);
+
     assert.deepEqual(checks.flatMap((c) => c.problems), [], 'every response matches the document');
     // A route added without being exercised here fails this list: add it to the tour above.
     const operations = Object.values(doc.paths).flatMap((methods: any) => Object.values(methods).map((op: any) => op.operationId as string));
