@@ -201,7 +201,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     if (!existsSync(config.vaultPath)) {
       // `init` would refuse here (the store is bound): the vault file is what is missing, not a new vault.
       throw new AirlockError('vault_missing', `This store belongs to a vault, but there is no vault file at ${config.vaultPath}.`, {
-        hints: ['Point --data-dir / AIRLOCK_DATA_DIR (or AIRLOCK_VAULT) at the vault this store was created with, or restore it from its backup (docs/operations.md, Restore).'],
+        hints: ['Point --data-dir / AIRLOCK_DATA_DIR (or AIRLOCK_VAULT) at the vault this store was created with, restore it from its backup, or rebuild it from the recovery phrase with `airlock restore` (docs/operations.md, Restore).'],
       });
     }
     vault = await openVault(config.vaultPath, passphrase, options.vault ?? {});

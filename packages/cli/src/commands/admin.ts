@@ -28,7 +28,7 @@ export const adminCommand: Command = {
     console.log(values.offline
       ? `Every instance running on this store refuses the old token within ${rotation.otherInstancesWithinSeconds} s.`
       : `The old token is refused from now on by this daemon, and by every other instance on the same store within ${rotation.otherInstancesWithinSeconds} s.`);
-    console.log(`Console sessions opened with the old token have ended. Audit entry ${rotation.auditSeq}: admin.token_rotated.`);
+    console.log(`Console sessions opened with the old token end with it. Audit entry ${rotation.auditSeq}: admin.token_rotated.`);
   },
 };
 
