@@ -205,3 +205,16 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     });
   });
 }
+
+test('a store that is not there is refused, not created: a mistyped SQLite path, an empty PostgreSQL schema', async () => {
+  const d = await deploymentWithLostVault('sqlite');
+  const phrase = secretFile(d, 'phrase.txt', d.mnemonic);
+  const pass = secretFile(d, 'pass.txt', NEW_PASSPHRASE);
+  const missing = join(d.dir, 'typo', 'airlock.db');
+  refused(await runCli(['restore', '--phrase-file', phrase, '--passphrase-file', pass, '--store', `sqlite:${missing}`], envOf(d)), 'not_found');
+  assert.ok(!existsSync(missing));
+  const empty = await pgSchemaUrl('airlock_restore_empty');
+  cleanups.push(() => empty.drop());
+  refused(await runCli(['restore', '--phrase-file', phrase, '--passphrase-file', pass, '--store', empty.url], envOf(d)), 'vault_missing');
+  assert.ok(!existsSync(d.vaultPath));
+});

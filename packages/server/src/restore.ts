@@ -5,7 +5,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AirlockError, type Store } from '@airlock/core';
+import { AirlockError, isAirlockError, type Store } from '@airlock/core';
 import { createEvmAdapter } from '@airlock/chains';
 import { checkPassphrase, restoreVault, unsealRecoveryPhrase, type UnsealedVault } from '@airlock/keys';
 import { openStore, storeTarget } from '@airlock/store';
@@ -53,7 +53,7 @@ export interface PhraseCheck {
  * does not derive.
  */
 export async function checkPhraseAgainstStore(store: Store, vault: UnsealedVault): Promise<PhraseCheck> {
-  const bound = await store.getMeta('vault_fingerprint');
+  const bound = await boundFingerprint(store);
   if (!bound) {
     throw new AirlockError('vault_missing', 'This store is bound to no vault: there is nothing to check the recovery phrase against.', {
       hints: ['Restore the store first (docs/operations.md, Restore), or point --store / AIRLOCK_STORE at it.'],
@@ -81,6 +81,17 @@ export async function checkPhraseAgainstStore(store: Store, vault: UnsealedVault
     keysChecked++;
   }
   return { fingerprint, agentsChecked: agents.size, keysChecked };
+}
+
+/** The store's vault fingerprint; undefined for a store that holds no Airlock data yet (not even its tables). */
+async function boundFingerprint(store: Store): Promise<string | undefined> {
+  try {
+    return await store.getMeta('vault_fingerprint');
+  } catch (e) {
+    // An outage stays an outage; anything else here is a database without Airlock's tables (restore never migrates first).
+    if (isAirlockError(e) && e.code === 'store_unavailable') throw e;
+    return undefined;
+  }
 }
 
 export interface RestoreOptions {

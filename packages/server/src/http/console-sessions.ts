@@ -46,7 +46,7 @@ export class ConsoleSessions {
   }
 
   /** A new session, bound to the admin token it was opened with (`credential`, its hash); the returned id goes into the cookie and nowhere else. */
-  open(now: number, credential = ''): { id: string; session: ConsoleSession } {
+  open(now: number, credential: string): { id: string; session: ConsoleSession } {
     const id = `cs_${randomBytes(32).toString('base64url')}`;
     const hash = digest(id);
     const held: Held = { ref: hash.slice(0, 12), createdAt: now, expiresAt: now + this.ttlMs, lastUsedAt: now, credential };
