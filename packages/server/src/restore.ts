@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { AirlockError, isAirlockError, type Store } from '@airlock/core';
 import { createEvmAdapter } from '@airlock/chains';
-import { checkPassphrase, restoreVault, unsealRecoveryPhrase, type UnsealedVault } from '@airlock/keys';
+import { NativeKeyBackend, checkPassphrase, restoreVault, unsealRecoveryPhrase, type UnsealedVault } from '@airlock/keys';
 import { openStore, storeTarget } from '@airlock/store';
 import type { AirlockConfig } from './config.ts';
 import type { VaultOptions } from './runtime.ts';
@@ -66,7 +66,8 @@ export async function checkPhraseAgainstStore(store: Store, vault: UnsealedVault
     });
   }
   const evm = createEvmAdapter();
-  const keys = vault.keyBackend();
+  // Same keys either way; libsecp256k1 derives a large fleet several times faster.
+  const keys = vault.keyBackend(NativeKeyBackend.available() ? 'native' : 'hd');
   const agents = new Set<string>();
   let keysChecked = 0;
   for await (const key of recordedKeys(store)) {
@@ -116,11 +117,7 @@ export interface RestoreResult extends PhraseCheck {
  */
 export async function restoreAirlock(config: AirlockConfig, mnemonic: string, passphrase: string, options: RestoreOptions = {}): Promise<RestoreResult> {
   checkPassphrase(passphrase);
-  if (!options.force && existsSync(config.vaultPath)) {
-    throw new AirlockError('vault_exists', `A vault already exists at ${config.vaultPath}; nothing was written.`, {
-      hints: ['Start with it and its passphrase, or move it away; `airlock restore --force` replaces it (atomically) once the phrase checks out.'],
-    });
-  }
+  refuseExistingVault(config, options);
   refuseMissingSqliteFile(config.storeUrl);
   const vault = unsealRecoveryPhrase(mnemonic);
   const store = await openStore(config.storeUrl);
@@ -141,6 +138,14 @@ export async function restoreAirlock(config: AirlockConfig, mnemonic: string, pa
   } finally {
     await store.close();
   }
+}
+
+/** `vault_exists` unless `force`: checked again by the CLI before it asks for the phrase at a terminal. */
+export function refuseExistingVault(config: AirlockConfig, options: RestoreOptions = {}): void {
+  if (options.force || !existsSync(config.vaultPath)) return;
+  throw new AirlockError('vault_exists', `A vault already exists at ${config.vaultPath}; nothing was written.`, {
+    hints: ['Start with it and its passphrase, or move it away; `airlock restore --force` replaces it (atomically) once the phrase checks out.'],
+  });
 }
 
 /** Opening a SQLite store creates its file: a mistyped path must not become an empty store (nor pass as one). */

@@ -16,8 +16,10 @@ export const restoreCommand: Command = {
   options: { 'phrase-file': { type: 'string' }, 'passphrase-file': { type: 'string' }, 'data-dir': { type: 'string' }, store: { type: 'string' }, force: { type: 'boolean' } },
   async run(ctx, { values, positionals }) {
     if (positionals.length > 0) throw new AirlockError('invalid_request', 'airlock restore takes no arguments: the recovery phrase is read from --phrase-file or a hidden prompt, never from the command line.');
-    const { loadConfig, restoreAirlock, redactUrl } = await import('@airlock/server');
+    const { loadConfig, restoreAirlock, refuseExistingVault, redactUrl } = await import('@airlock/server');
     const config = loadConfig({ ...(values['data-dir'] ? { dataDir: String(values['data-dir']) } : {}), ...(values.store ? { storeUrl: String(values.store) } : {}) });
+    // Before anyone types 24 words at a prompt.
+    refuseExistingVault(config, { force: values.force === true });
     const phrase = await readRecoveryPhrase(values['phrase-file'] as string | undefined);
     const passphrase = await readPassphrase({ ...(values['passphrase-file'] ? { file: String(values['passphrase-file']) } : {}), confirm: true, prompt: 'New vault passphrase (12+ chars): ' });
     if (passphrase === undefined) {
