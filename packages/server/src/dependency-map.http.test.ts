@@ -257,7 +257,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
 }
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
-  test(`an approve held for a human joins the map when it is granted, with the approval's entry (${store})`, async () => {
+  test(`an approve held for a human joins the map when it is granted (with the approval's entry); one through JSON-RPC at once (${store})`, async () => {
     const h = await startHarness({ store });
     try {
       const token = '0x00000000000000000000000000000000000000aa';
@@ -280,6 +280,14 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const [entry] = await h.airlock.store.readAudit(grant.auditSeq, 1);
       assert.equal(entry!.type, 'approval.granted');
       assert.equal((entry!.data as { approvalId: string }).approvalId, res.body.approvalId);
+
+      // The Ethereum JSON-RPC endpoint signs through the same path: its approve is recorded too.
+      const { agent: rpcAgent, token: rpcSession } = await provisionAgent(h, { policy: POLICY });
+      const rpc = await h.call('POST', '/v1/rpc/31337', { token: rpcSession, body: { jsonrpc: '2.0', id: 1, method: 'eth_signTransaction', params: [{ from: rpcAgent.address, to: token, data: encode('approve', spender, 77n), value: '0x0', nonce: '0x0', gas: '0x186a0', maxFeePerGas: '0x12a05f200', maxPriorityFeePerGas: '0xf4240', type: '0x2' }] } });
+      assert.equal(rpc.status, 200, JSON.stringify(rpc.body));
+      assert.match(rpc.body.result, /^0x02/);
+      const rpcMap = await h.admin('GET', `/v1/agents/${rpcAgent.id}/dependencies`);
+      assert.deepEqual(rpcMap.body.grants.map((g: { kind: string; spender: string; amount: string }) => [g.kind, g.spender, g.amount]), [['erc20.approve', spender, '77']]);
     } finally {
       await h.close();
     }
