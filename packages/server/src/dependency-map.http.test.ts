@@ -152,6 +152,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         `eip2612.permit|${s4}|${permit.auditSeq}|700`,
         `permit2.permit|${s2}|${permit2.auditSeq}|900`,
       ]);
+      // The store pages by (audit entry, index): two, then the rest, is the whole list.
+      const firstTwo = await h.airlock.store.listGrants(agent.id, { limit: 2 });
+      const rest = await h.airlock.store.listGrants(agent.id, { after: { auditSeq: firstTwo[1]!.auditSeq, index: firstTwo[1]!.index } });
+      assert.deepEqual([...firstTwo, ...rest].map((g) => g.auditSeq), map.body.grants.map((g: { auditSeq: number }) => g.auditSeq));
       assert.equal(map.body.grants[4].nonce, '0');
       assert.equal(map.body.grants[5].contract, PERMIT2_ADDRESS);
       assert.deepEqual(map.body.authorizations.map((a: { auditSeq: number; to: string; nonce: string; paymentId: string }) => [a.auditSeq, a.to, a.nonce, a.paymentId]), [[authorization.auditSeq, s5, authNonce, authorization.paymentId]]);
@@ -175,7 +179,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         // Never submitted, nonce unused, deadline ahead: an outstanding signature, live with a 0 allowance.
         ['eip2612.permit', s4, true, 'permit_unused'],
         // No Permit2 contract on anvil: the read fails and the grant stays unknown, never "not live".
-        ['permit2.permit', s2, 'unknown', 'rpc_failed'],
+        ['permit2.permit', s2, 'unknown', 'read_failed'],
       ]);
       assert.equal(live.body.grants[0].evidence.allowance, '1000');
       assert.equal(live.body.grants[4].evidence.allowance, '0');

@@ -13,7 +13,7 @@ export type Liveness = true | false | 'unknown';
 
 /** What the chain said about a grant, and why that makes it live or not. */
 export interface LiveEvidence {
-  /** Stable reason: `allowance_nonzero`, `allowance_zero`, `allowance_expired`, `permit_unused`, `permit_used`, `permit_expired`, `authorization_unused`, `authorization_used`, `authorization_expired`, `no_rpc`, `rpc_failed`, `unsupported_reader`. */
+  /** Stable reason: `allowance_nonzero`, `allowance_zero`, `allowance_expired`, `permit_unused`, `permit_used`, `permit_expired`, `authorization_unused`, `authorization_used`, `authorization_expired`, `no_rpc`, `rpc_failed`, `read_failed`, `unsupported_reader`. */
   reason: string;
   /** Human sentence (no RPC URLs, no error text from the transport). */
   message: string;
@@ -120,7 +120,7 @@ export async function buildDependencyMap(store: Store, agentIdOrName: string, no
   const agent = await store.getAgent(agentIdOrName);
   if (!agent) throw new AirlockError('not_found', 'No such agent.');
   const [grants, sessions, approvals, payments, lightning] = await Promise.all([
-    store.listGrants(agent.id),
+    allGrants(store, agent.id),
     store.listSessions({ agentId: agent.id, now: nowMs }),
     store.listApprovals({ state: 'pending', agentId: agent.id, limit: LIST_LIMIT }),
     store.listPayments({ agentId: agent.id, state: 'reserved', limit: LIST_LIMIT }),
@@ -152,8 +152,27 @@ export async function buildDependencyMap(store: Store, agentIdOrName: string, no
     })),
     lightningPayments: lightning.map((l) => ({ id: l.id, sessionId: l.sessionId, auditSeq: l.auditSeq, paymentHash: l.paymentHash, amountMsat: l.amountMsat, createdAt: l.createdAt })),
     nwcConnections: (await nwcConnections(store, agent.id, nowMs)).map((c) => ({ ...c, open: openIds.has(c.sessionId) })),
-    notes: ['NIP-46 bunker connections are held in memory by the bunker and end with their session; they are not listed here.'],
+    notes: [
+      'NIP-46 bunker connections are held in memory by the bunker and end with their session; they are not listed here.',
+      ...truncationNotes({ 'pending approvals': approvals, 'outstanding EIP-3009 authorizations': payments, 'Lightning payments in flight': lightning }),
+    ],
   };
+}
+
+/** Every grant of the agent, page by page: a map that silently stopped at a page size would hide a live grant. */
+async function allGrants(store: Store, agentId: string): Promise<GrantRecord[]> {
+  const out: GrantRecord[] = [];
+  for (;;) {
+    const last = out.at(-1);
+    const page = await store.listGrants(agentId, { limit: LIST_LIMIT, ...(last ? { after: { auditSeq: last.auditSeq, index: last.index } } : {}) });
+    out.push(...page);
+    if (page.length < LIST_LIMIT) return out;
+  }
+}
+
+/** The lists read in one page: a full page says there may be more (never a silent cut). */
+function truncationNotes(lists: Record<string, readonly unknown[]>): string[] {
+  return Object.entries(lists).filter(([, list]) => list.length >= LIST_LIMIT).map(([name]) => `Only the first ${LIST_LIMIT} ${name} are listed; there may be more.`);
 }
 
 function agentView(agent: Agent): DependencyMap['agent'] {
@@ -233,8 +252,15 @@ class ChainReads {
   }
 }
 
-function unknown(reason: 'no_rpc' | 'rpc_failed' | 'unsupported_reader', chain: string): Verdict {
-  const message = reason === 'no_rpc' ? `No RPC is configured for ${chain}.` : reason === 'rpc_failed' ? `The RPC for ${chain} did not answer; the grant may still be live.` : 'The chain reader cannot read this kind of grant.';
+const UNKNOWN_MESSAGES = {
+  no_rpc: (chain: string) => `No RPC is configured for ${chain}.`,
+  rpc_failed: (chain: string) => `The RPC for ${chain} did not answer; the grant may still be live.`,
+  read_failed: () => 'The chain answered but this read failed (no such contract, or it lacks the function); the grant may still be live.',
+  unsupported_reader: () => 'The chain reader cannot read this kind of grant.',
+};
+
+function unknown(reason: keyof typeof UNKNOWN_MESSAGES, chain: string): Verdict {
+  const message = UNKNOWN_MESSAGES[reason](chain);
   return { live: 'unknown', evidence: { reason, message } };
 }
 
@@ -243,10 +269,19 @@ async function withReader(reads: ChainReads, chain: string, needs: (keyof ChainR
   const reader = reads.reader;
   if (!reader || !reader.supports(chain)) return unknown('no_rpc', chain);
   if (needs.some((n) => typeof reader[n] !== 'function')) return unknown('unsupported_reader', chain);
+  // The chain's latest block first (one read per chain, shared): an RPC that is down fails here once, and every
+  // other grant on that chain is `unknown` at once instead of waiting for its own timeout.
+  try {
+    await reads.chainTime(chain);
+  } catch {
+    return unknown('rpc_failed', chain);
+  }
   try {
     return await fn(reader);
   } catch {
-    return unknown('rpc_failed', chain);
+    // The node answers but this read failed: no contract there, or one without this function (a token without
+    // EIP-2612, no Permit2 deployed). Still never "not live".
+    return unknown('read_failed', chain);
   }
 }
 

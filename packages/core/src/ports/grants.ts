@@ -50,8 +50,8 @@ export interface GrantRecord {
 }
 
 export interface GrantStore {
-  /** The agent's grants, oldest first. */
-  listGrants(agentId: string, filter?: { limit?: number }): Promise<GrantRecord[]>;
+  /** The agent's grants, oldest first (by audit entry, then index); `after` pages past the last row read. */
+  listGrants(agentId: string, filter?: { after?: { auditSeq: number; index: number }; limit?: number }): Promise<GrantRecord[]>;
 }
 
 export interface GrantStoreTx {

@@ -12,7 +12,7 @@ const Liveness = z.union([z.boolean(), z.literal('unknown')]).describe('`true` l
 export const LiveEvidenceSchema = apiSchema(
   'LiveEvidence',
   z.object({
-    reason: z.string().describe('allowance_nonzero, allowance_zero, allowance_expired, permit_unused, permit_used, permit_expired, authorization_unused, authorization_used, authorization_expired, no_rpc, rpc_failed, unsupported_reader'),
+    reason: z.string().describe('allowance_nonzero, allowance_zero, allowance_expired, permit_unused, permit_used, permit_expired, authorization_unused, authorization_used, authorization_expired, no_rpc, rpc_failed, read_failed, unsupported_reader'),
     message: z.string(),
     allowance: z.string().optional().describe('The allowance read (ERC-20, or Permit2 amount), base units'),
     expiration: z.number().optional().describe('Permit2 allowance expiration (unix s)'),

@@ -12,7 +12,10 @@ export async function recordGrants(q: Q, grants: readonly GrantRecord[]): Promis
   for (const g of grants) await q(`INSERT INTO grants (${GRANT_COLUMNS}) VALUES (${placeholders})`, grantValues(g, canonicalJson, (b) => (b ? 1 : 0)));
 }
 
-export async function listGrants(q: Q, agentId: string, filter: { limit?: number }): Promise<GrantRecord[]> {
-  const rows = await q(`SELECT ${SELECT_COLUMNS} FROM grants WHERE agent_id = $1 ORDER BY audit_seq, idx LIMIT $2`, [agentId, clampLimit(filter.limit ?? 1000)]);
+export async function listGrants(q: Q, agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number }): Promise<GrantRecord[]> {
+  const rows = await q(
+    `SELECT ${SELECT_COLUMNS} FROM grants WHERE agent_id = $1 AND (audit_seq, idx) > ($2, $3) ORDER BY audit_seq, idx LIMIT $4`,
+    [agentId, filter.after?.auditSeq ?? -1, filter.after?.index ?? -1, clampLimit(filter.limit ?? 1000)],
+  );
   return rows.map(grantFromRow);
 }

@@ -247,7 +247,7 @@ export class PostgresStore implements Store {
     return records.sessionDescendants(this.q, id);
   }
 
-  listGrants(agentId: string, filter: { limit?: number } = {}): Promise<GrantRecord[]> {
+  listGrants(agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number } = {}): Promise<GrantRecord[]> {
     return grants.listGrants(this.q, agentId, filter);
   }
   listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {

@@ -11,6 +11,11 @@ export function recordGrants(db: SqliteDb, grants: readonly GrantRecord[]): void
   for (const g of grants) db.run(`INSERT INTO grants (${GRANT_COLUMNS}) VALUES (${placeholders})`, ...(grantValues(g, canonicalJson, (b) => (b ? 1 : 0)) as SQLInputValue[]));
 }
 
-export function listGrants(db: SqliteDb, agentId: string, filter: { limit?: number }): GrantRecord[] {
-  return db.all(`SELECT ${GRANT_COLUMNS} FROM grants WHERE agent_id = ? ORDER BY audit_seq, idx LIMIT ?`, agentId, clampLimit(filter.limit ?? 1000)).map(grantFromRow);
+export function listGrants(db: SqliteDb, agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number }): GrantRecord[] {
+  const seq = filter.after?.auditSeq ?? -1;
+  const idx = filter.after?.index ?? -1;
+  return db.all(
+    `SELECT ${GRANT_COLUMNS} FROM grants WHERE agent_id = ? AND (audit_seq > ? OR (audit_seq = ? AND idx > ?)) ORDER BY audit_seq, idx LIMIT ?`,
+    agentId, seq, seq, idx, clampLimit(filter.limit ?? 1000),
+  ).map(grantFromRow);
 }

@@ -169,7 +169,7 @@ export class SqliteStore implements Store {
     return this.read(() => records.sessionDescendants(this.db, id));
   }
 
-  listGrants(agentId: string, filter: { limit?: number } = {}): Promise<GrantRecord[]> {
+  listGrants(agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number } = {}): Promise<GrantRecord[]> {
     return this.read(() => grants.listGrants(this.db, agentId, filter));
   }
   listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {
