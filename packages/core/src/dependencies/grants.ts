@@ -16,9 +16,17 @@ export interface GrantOrigin {
   nowMs: number;
 }
 
-/** The grants `intent` makes, or an empty list (most requests). */
+/**
+ * The grants `intent` makes, or an empty list (most requests). A grant of 0 grants nothing (approve(spender, 0)
+ * and a permit of 0 are how a grant is revoked) and is left out.
+ */
 export function grantsOf(intent: Intent, origin: GrantOrigin): readonly GrantRecord[] {
   if (intent.approvals.length === 0 && !mayGrantWithoutApprovals(intent)) return NONE;
+  const rows = grantRows(intent, origin);
+  return rows.some((g) => g.amount === 0n) ? rows.filter((g) => g.amount !== 0n) : rows;
+}
+
+function grantRows(intent: Intent, origin: GrantOrigin): readonly GrantRecord[] {
   switch (intent.kind) {
     case 'erc20.approve':
     case 'erc20.increase_allowance':

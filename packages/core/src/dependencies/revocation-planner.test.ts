@@ -112,6 +112,10 @@ function intent(over: Partial<Intent>): Intent {
 test('grantsOf: a transfer grants nothing; a Permit2 approve transaction is recognised from its calldata', () => {
   const origin = { agentId: 'ag_1', auditSeq: 3, nowMs: 7 };
   assert.equal(grantsOf(intent({}), origin).length, 0);
+  // approve(spender, 0) revokes: it grants nothing and is not a row.
+  const asset = `${CHAIN}/erc20:${TOKEN}`;
+  assert.equal(grantsOf(intent({ kind: 'erc20.approve', to: SPENDER, approvals: [{ asset, amount: 0n, spender: SPENDER, unlimited: false }] }), origin).length, 0);
+  assert.equal(grantsOf(intent({ kind: 'erc20.approve', to: SPENDER, approvals: [{ asset, amount: 1n, spender: SPENDER, unlimited: false }] }), origin).length, 1);
   const data = `0x87517c45${TOKEN.slice(2).padStart(64, '0')}${SPENDER.slice(2).padStart(64, '0')}${(500n).toString(16).padStart(64, '0')}${(9999n).toString(16).padStart(64, '0')}`;
   const [g] = grantsOf(intent({ kind: 'contract.call', to: PERMIT2_ADDRESS, call: { contract: PERMIT2_ADDRESS, selector: '0x87517c45', data } }), origin);
   assert.deepEqual({ kind: g!.kind, token: g!.token, spender: g!.spender, amount: g!.amount, expiresAt: g!.expiresAt, contract: g!.contract }, { kind: 'permit2.approve', token: TOKEN, spender: SPENDER, amount: 500n, expiresAt: 9999, contract: PERMIT2_ADDRESS });
