@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { stringify as toYaml } from 'yaml';
-import { ALICE, MALLORY, USDC_ASSET, usdcPolicy, usdcTransfer } from '../../server/src/testing/harness.ts';
+import { ALICE, MALLORY, USDC, USDC_ASSET, usdcPolicy, usdcTransfer } from '../../server/src/testing/harness.ts';
 import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { cliEnv, runCli, startDaemon, systemNodeLauncher, transcript, waitUnreachable, type CliResult, type Daemon } from './testing/cli-process.ts';
 
@@ -294,6 +294,32 @@ describe('airlock CLI, end to end', () => {
       assert.equal((await airlock('policy', 'shadow', 'frobnicate', 'shady')).code, 2);
       ok(await airlock('policy', 'shadow', 'set', 'shady', looser));
       assert.match(ok(await airlock('policy', 'shadow', 'clear', 'shady')), /^shady: candidate shd_[0-9a-f]{16} unstaged \(0 evaluated/m);
+    });
+  });
+
+  describe('dependency map', () => {
+    test('agent deps lists what the key granted with its audit entry; --reconcile without an RPC says unknown, never "not live"', async () => {
+      ok(await airlock('agent', 'create', '--name', 'granter'));
+      const policy = { version: 1, rules: [{ name: 'approvals', type: 'allow', match: { chains: ['eip155:8453'], kinds: ['erc20.approve'] } }] };
+      ok(await airlock('policy', 'set', 'granter', file('granter.yaml', toYaml(policy))));
+      const { token } = JSON.parse(ok(await airlock('session', 'issue', 'granter', '--actions', 'evm.transaction', '--json')));
+      const transfer = usdcTransfer(ALICE, 250n);
+      const approve = { ...transfer, transaction: { ...transfer.transaction, data: `0x095ea7b3${transfer.transaction.data.slice(10)}` } };
+      const signed = await sign(token, approve);
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
+      const out = ok(await airlock('agent', 'deps', 'granter'));
+      assert.match(out, /^grants: 1$/m);
+      assert.match(out, new RegExp(`^${signed.body.auditSeq}\\s+erc20\\.approve\\s+eip155:8453\\s+${USDC}\\s+${ALICE}\\s+250\\s+-$`, 'm'));
+      assert.match(out, /^open sessions: 1$/m);
+      const reconciled = ok(await airlock('agent', 'deps', 'granter', '--reconcile'));
+      assert.match(reconciled, /reconciled against the chain/);
+      assert.match(reconciled, /unknown \(no_rpc\)$/m);
+      const json = JSON.parse(ok(await airlock('agent', 'deps', 'granter', '--reconcile', '--json')));
+      assert.deepEqual([json.grants[0].auditSeq, json.grants[0].live, json.grants[0].evidence.reason], [signed.body.auditSeq, 'unknown', 'no_rpc']);
+      assert.equal((await airlock('agent', 'deps')).code, 2);
+      const missing = await airlock('agent', 'deps', 'nobody');
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /error \[not_found\]/);
     });
   });
 

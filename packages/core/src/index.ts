@@ -10,6 +10,8 @@ export * from './ports/store.ts';
 export * from './ports/breakers.ts';
 export * from './ports/shadow-policies.ts';
 export * from './ports/webhooks.ts';
+export * from './ports/grants.ts';
+export * from './dependencies/index.ts';
 export * from './ports/payments.ts';
 export * from './ports/lightning-backend.ts';
 export * from './ports/lightning-payments.ts';

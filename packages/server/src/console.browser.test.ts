@@ -209,6 +209,30 @@ describe('the operator console in Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Unfreeze agent' }).waitFor();
   });
 
+  test('dependency map: an allowance the agent signed is listed with its audit entry; reading the chain without an RPC says unknown', async () => {
+    const grantPolicy = { version: 1, rules: [{ name: 'approvals', type: 'allow', match: { chains: ['eip155:8453'], kinds: ['erc20.approve'] } }] };
+    assert.equal((await admin('PUT', '/v1/policies/ops-bot', { document: grantPolicy })).status, 200);
+    const opsToken = (await admin('POST', '/v1/agents/ops-bot/sessions', { ttl: '1h', actions: ['evm.transaction'] })).body.token;
+    const transfer = usdcTransfer(ALICE, 5_000_000n, 0);
+    const approve = { ...transfer, transaction: { ...transfer.transaction, data: `0x095ea7b3${transfer.transaction.data.slice(10)}` } };
+    const signed = await api('POST', '/v1/sign/transaction', { token: opsToken, body: approve });
+    assert.equal(signed.status, 200, JSON.stringify(signed.body));
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Fleet' }).click();
+    await page.getByRole('link', { name: 'ops-bot' }).click();
+    await page.getByRole('link', { name: 'Dependency map' }).click();
+    await page.getByRole('heading', { level: 1, name: /Dependencies of ops-bot/ }).waitFor();
+    const row = page.getByRole('row').filter({ hasText: 'erc20.approve' });
+    await row.getByRole('link', { name: String(signed.body.auditSeq) }).waitFor();
+    await row.getByText('5,000,000').waitFor();
+    await row.getByText('not read').waitFor();
+    await page.getByRole('button', { name: 'Read the chain' }).click();
+    await row.getByText('unknown', { exact: true }).waitFor();
+    await row.getByText('No RPC is configured for eip155:8453.').waitFor();
+    await page.getByRole('status').filter({ hasText: 'Read from the chain' }).waitFor();
+    await checkAccessible('dependencies');
+    await shoot('dependencies');
+  });
+
   test('audit log: search by agent and decision, then verify the whole log', async () => {
     await page.getByRole('link', { name: 'Audit log' }).click();
     await page.getByRole('heading', { level: 1, name: 'Audit log' }).waitFor();

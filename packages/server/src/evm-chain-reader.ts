@@ -1,4 +1,4 @@
-import { createPublicClient, http, parseAbiItem, type PublicClient } from 'viem';
+import { createPublicClient, http, parseAbi, parseAbiItem, type PublicClient } from 'viem';
 import type { ChainReader } from '@airlock/core';
 
 const AUTHORIZATION_STATE_ABI = [
@@ -10,6 +10,16 @@ const AUTHORIZATION_STATE_ABI = [
     outputs: [{ name: '', type: 'bool' }],
   },
 ] as const;
+
+// What the dependency map reads (issue 14): ERC-20 allowances, EIP-2612 nonces, Permit2 allowances and nonce bitmaps.
+const GRANT_STATE_ABI = parseAbi([
+  'function allowance(address owner, address spender) view returns (uint256)',
+  'function nonces(address owner) view returns (uint256)',
+]);
+const PERMIT2_STATE_ABI = parseAbi([
+  'function allowance(address owner, address token, address spender) view returns (uint160 amount, uint48 expiration, uint48 nonce)',
+  'function nonceBitmap(address owner, uint256 wordPos) view returns (uint256)',
+]);
 
 const AUTHORIZATION_USED = parseAbiItem('event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce)');
 const TRANSFER = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)');
@@ -42,6 +52,19 @@ export function rpcChainReader(rpc: Record<string, string>, options: RpcChainRea
         args: [from as `0x${string}`, nonce as `0x${string}`],
         ...(blockNumber !== undefined ? { blockNumber } : {}),
       });
+    },
+    async erc20Allowance(network, token, owner, spender) {
+      return clientFor(network).readContract({ address: token as `0x${string}`, abi: GRANT_STATE_ABI, functionName: 'allowance', args: [owner as `0x${string}`, spender as `0x${string}`] });
+    },
+    async eip2612Nonce(network, token, owner) {
+      return clientFor(network).readContract({ address: token as `0x${string}`, abi: GRANT_STATE_ABI, functionName: 'nonces', args: [owner as `0x${string}`] });
+    },
+    async permit2Allowance(network, permit2, owner, token, spender) {
+      const [amount, expiration, nonce] = await clientFor(network).readContract({ address: permit2 as `0x${string}`, abi: PERMIT2_STATE_ABI, functionName: 'allowance', args: [owner as `0x${string}`, token as `0x${string}`, spender as `0x${string}`] });
+      return { amount, expiration: Number(expiration), nonce: BigInt(nonce) };
+    },
+    async permit2NonceBitmap(network, permit2, owner, wordPos) {
+      return clientFor(network).readContract({ address: permit2 as `0x${string}`, abi: PERMIT2_STATE_ABI, functionName: 'nonceBitmap', args: [owner as `0x${string}`, wordPos] });
     },
     async latestBlockTimestamp(network) {
       return Number((await clientFor(network).getBlock({ blockTag: 'latest' })).timestamp);

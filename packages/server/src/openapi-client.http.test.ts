@@ -196,6 +196,10 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await admin('GET', '/v1/agents?status=active')).status, 200);
     assert.equal((await admin('GET', `/v1/agents/${agent.name}`)).body.id, agent.id);
     assert.equal((await admin('GET', '/v1/agents/no-such-agent')).status, 404);
+    // The dependency map: the authorization signed above is outstanding; without an RPC it reconciles to unknown.
+    assert.equal((await admin('GET', `/v1/agents/${agent.name}/dependencies`)).body.authorizations.length, 1);
+    assert.equal((await admin('GET', `/v1/agents/${agent.id}/dependencies?reconcile=true`)).body.reconciled, true);
+    assert.equal((await admin('GET', '/v1/agents/no-such-agent/dependencies')).status, 404);
     assert.equal((await admin('POST', `/v1/agents/${agent.id}/freeze`)).body.status, 'frozen');
     const frozen = await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 1n, 5));
     assert.deepEqual([frozen.status, frozen.body.error.code], [403, 'agent_frozen']);

@@ -149,6 +149,8 @@ export interface Airlock {
   /** Webhook endpoints (the operator's API) and, with timers, the dispatcher that delivers to them (webhooks/). */
   webhooks: WebhookService;
   webhookDispatcher?: WebhookDispatcher;
+  /** Reads chain state over the configured EVM RPCs (x402 reconciler, dependency map); absent without RPCs. */
+  chainReader?: ChainReader;
   /** Stops timers, writes a last checkpoint, wipes key material and closes the store. */
   close(): Promise<void>;
 }
@@ -325,6 +327,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       ...(nwc ? { nwc } : {}),
       webhooks,
       ...(webhookDispatcher ? { webhookDispatcher } : {}),
+      ...(chain ? { chainReader: chain } : {}),
       async close() {
         if (closed) return;
         closed = true;

@@ -1,4 +1,4 @@
-// The EIP-3009 test token on a local chain: deploy, mint, read balances and authorization state.
+// The EIP-3009 (and EIP-2612) test token on a local chain: deploy, mint, read balances and authorization state.
 import { createPublicClient, createWalletClient, defineChain, http, nonceManager, parseAbiItem, type Address, type Chain, type Hex, type PublicClient } from 'viem';
 import { privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { compiledContracts } from './compile.ts';

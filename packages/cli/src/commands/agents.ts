@@ -2,6 +2,7 @@ import type { Command } from '../context.ts';
 import type { AirlockHttp } from '@airlock/sdk';
 import { keyValue, need, positiveInt, usage } from '../args.ts';
 import { printJson, table } from '../format.ts';
+import { AGENT_DEPS_USAGE, agentDeps } from './agent-deps.ts';
 import { NOSTR_EXPORT_USAGE, nostrExport, nostrExportOptions } from './nostr-export.ts';
 
 interface AgentJson { id: string; name: string; accountIndex: number; address: string; status: string; createdAt: string }
@@ -9,22 +10,24 @@ const COLUMNS = ['id', 'name', 'status', 'accountIndex', 'address'];
 
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'create | list | show | freeze | unfreeze | retire agents; nostr-export (offline key backup)',
+  summary: 'create | list | show | freeze | unfreeze | retire agents; deps (what a key granted); nostr-export (offline key backup)',
   usage: [
     'airlock agent create [--name NAME]... [--count N] [--prefix P] [--label k=v]...',
     'airlock agent list [--status active|frozen|retired] [--limit N]',
     'airlock agent show <id|name>',
     'airlock agent freeze|unfreeze|retire <id|name>',
+    AGENT_DEPS_USAGE,
     NOSTR_EXPORT_USAGE,
   ].join('\n'),
-  options: { name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, status: { type: 'string' }, limit: { type: 'string' }, ...nostrExportOptions },
+  options: { name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, reconcile: { type: 'boolean' }, status: { type: 'string' }, limit: { type: 'string' }, ...nostrExportOptions },
   async run(ctx, { values, positionals }) {
     const [sub, target] = positionals;
     // Offline, with the vault passphrase: never through the daemon, so it needs no admin token.
     if (sub === 'nostr-export') return nostrExport(ctx, values, target);
     // Usage before credentials: a typo should print usage, not ask for a token.
-    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire'].includes(sub ?? '')) throw usage(this.usage);
+    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire', 'deps'].includes(sub ?? '')) throw usage(this.usage);
     const http = ctx.admin();
+    if (sub === 'deps') return agentDeps(http, need(target, 'agent'), values.reconcile === true, ctx.json);
     switch (sub) {
       case 'create': {
         const labels = Object.fromEntries(((values.label as string[]) ?? []).map((kv) => keyValue(kv, 'label')));

@@ -1,3 +1,4 @@
+import { grantsOf } from '../dependencies/grants.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import { receiptForSeq } from '../audit/stored-tree.ts';
 import { AirlockError } from '../errors.ts';
@@ -269,6 +270,8 @@ export class OperatorService {
       const approval = await tx.decideApproval(id, 'approved', grantor.by, now, entry.seq, { convertHolds: false });
       return { approval, lightning: await this.lightning.holdApproved(tx, pending, entry.seq) };
     }
+    // What the approved request grants to others (allowances, permits) joins the dependency map now.
+    await this.recordApprovedGrants(tx, pending, agent, entry.seq, now);
     // An approved payment keeps its payment lifecycle: the approval's holds move to a payment record
     // (held until the chain settles or expires it) instead of becoming final spend now.
     const payment = this.approvedPayment(pending, agent);
@@ -332,6 +335,14 @@ export class OperatorService {
   }
 
   /** The evaluation input of an approval whose request is an EIP-3009 payment, or undefined. */
+  private async recordApprovedGrants(tx: StoreTx, pending: ApprovalRecord, agent: Agent, auditSeq: number, now: number): Promise<void> {
+    const adapter = this.deps.adapters.get('eip155');
+    if (!adapter || (pending.action !== 'evm.transaction' && pending.action !== 'evm.typed_data')) return;
+    const { intent } = adapter.decode(pending.action, pending.request, { address: agent.address });
+    const grants = grantsOf(intent, { agentId: pending.agentId, auditSeq, nowMs: now });
+    if (grants.length > 0) await tx.recordGrants(grants);
+  }
+
   private approvedPayment(pending: ApprovalRecord, agent: Agent): { input: EvaluationInput; x402Version?: number } | undefined {
     const adapter = this.deps.adapters.get('eip155');
     if (!adapter || pending.action !== 'evm.typed_data') return undefined;

@@ -26,6 +26,7 @@ import type { PolicyLayer } from '../policy/layers.ts';
 import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
 import { seriesFor } from '../ports/ledger.ts';
 import { requiredQuorum } from '../approvals/quorum.ts';
+import { grantsOf } from '../dependencies/grants.ts';
 
 export interface AgentAuth {
   agent: Agent;
@@ -243,6 +244,9 @@ export class SigningService {
     if (decision.decision === 'allow') {
       const paymentId = await this.reserveSpend(tx, { agentId: auth.agent.id, sessionId: auth.session.id }, input, entry.seq, now, context.x402?.x402Version);
       await tx.claimNonces(nonceClaims(req, entry.seq, 'signed'));
+      // What the key hands to others (allowances, permits): the dependency map's rows. Most intents grant nothing.
+      const grants = grantsOf(intent, { agentId: auth.agent.id, auditSeq: entry.seq, nowMs: now });
+      if (grants.length > 0) await tx.recordGrants(grants);
       const extra = paymentId !== undefined ? { paymentId } : {};
       // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
       stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, ...extra } };

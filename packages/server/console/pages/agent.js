@@ -38,6 +38,7 @@ export function AgentPage({ params }) {
           ? html`<${ConfirmButton} label="Unfreeze agent" confirmLabel="Confirm unfreeze" question=${`Unfreeze ${a.name}? It may sign again within its policy.`} onConfirm=${() => setStatus('unfreeze')} />`
           : html`<p class="muted">Retired agents cannot be unfrozen.</p>`}
     </div>
+    <p><a href=${`#/agents/${encodeURIComponent(a.id)}/dependencies`}>Dependency map</a>: what this key granted (allowances, permits, authorizations) and whether it is still live on chain.</p>
     <h2>Anomaly signals</h2>
     <${AgentAnomalies} agentId=${a.id} name=${a.name} onChanged=${agent.reload} />
     <h2>Spend and budgets</h2>

@@ -4,12 +4,14 @@ import { AgentPage } from './agent.js';
 import { AlertsPage } from './alerts.js';
 import { ApprovalsPage } from './approvals.js';
 import { AuditPage } from './audit.js';
+import { DependenciesPage } from './dependencies.js';
 import { FleetPage } from './fleet.js';
 import { ShadowPage } from './shadow.js';
 
 export const PAGES = [
   { path: '/fleet', title: 'Fleet', nav: true, component: FleetPage },
   { path: '/agents/:id', title: 'Agent', component: AgentPage },
+  { path: '/agents/:id/dependencies', title: 'Dependencies', component: DependenciesPage },
   { path: '/approvals', title: 'Approvals', nav: true, component: ApprovalsPage },
   { path: '/alerts', title: 'Alerts', nav: true, component: AlertsPage },
   { path: '/shadow', title: 'Shadow policies', nav: true, component: ShadowPage },

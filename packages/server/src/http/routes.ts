@@ -1,3 +1,4 @@
+import { buildDependencyRoutes } from './dependency-routes.ts';
 import type { Context } from 'hono';
 import { ACTIONS, AirlockError, parseDuration, type AgentAuth, type ApprovalRecord, type AuditQuery, type LightningPayInput, type Session } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
@@ -384,6 +385,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
     ...buildL402Routes(holder),
     ...buildBreakerRoutes(holder),
     ...buildAdminRoutes(holder),
+    ...buildDependencyRoutes(holder),
     ...buildChildSessionRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),

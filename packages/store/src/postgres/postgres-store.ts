@@ -1,3 +1,4 @@
+import type { GrantRecord } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { AirlockError } from '@airlock/core';
@@ -11,6 +12,7 @@ import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
+import * as grants from './grants.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as shadow from './shadow.ts';
@@ -245,6 +247,9 @@ export class PostgresStore implements Store {
     return records.sessionDescendants(this.q, id);
   }
 
+  listGrants(agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number } = {}): Promise<GrantRecord[]> {
+    return grants.listGrants(this.q, agentId, filter);
+  }
   listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {
     return breakers.listBreakers(this.q, filter);
   }

@@ -1,3 +1,4 @@
+import type { GrantRecord } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
@@ -11,6 +12,7 @@ import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
+import * as grants from './grants.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
@@ -167,6 +169,9 @@ export class SqliteStore implements Store {
     return this.read(() => records.sessionDescendants(this.db, id));
   }
 
+  listGrants(agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number } = {}): Promise<GrantRecord[]> {
+    return this.read(() => grants.listGrants(this.db, agentId, filter));
+  }
   listBreakers(filter: { state?: BreakerState; limit?: number }): Promise<BreakerRecord[]> {
     return this.read(() => breakers.listBreakers(this.db, filter));
   }

@@ -1,3 +1,4 @@
+import type { GrantRecord } from '@airlock/core';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
@@ -6,6 +7,7 @@ import type {
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
+import * as grants from './grants.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
@@ -161,6 +163,9 @@ export class SqliteStoreTx implements StoreTx {
   }
   async destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>> {
     return breakers.destinationPayers(this.live(), destinations, sinceMs, limit);
+  }
+  async recordGrants(list: readonly GrantRecord[]): Promise<void> {
+    grants.recordGrants(this.live(), list);
   }
   async recordDestinationPayers(agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void> {
     breakers.recordDestinationPayers(this.live(), agentId, destinations, at, auditSeq);

@@ -13,6 +13,7 @@ import { statements as shadowPolicies } from './013_shadow_policies.ts';
 import { statements as sessionParent } from './012_session_parent.ts';
 import { statements as webhooks } from './014_webhooks.ts';
 import { statements as approvers } from './011_approvers.ts';
+import { statements as grants } from './018_grants.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -31,4 +32,5 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [12, { name: '012_session_parent', statements: sessionParent }],
   [14, { name: '014_webhooks', statements: webhooks }],
   [11, { name: '011_approvers', statements: approvers }],
+  [18, { name: '018_grants', statements: grants }],
 ]);
