@@ -20,6 +20,7 @@ import type { LightningFinish, LightningPaymentFilter, LightningPaymentRecord } 
 import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } from './breakers.ts';
 import type { ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord } from './shadow-policies.ts';
 import type { WebhookStore, WebhookStoreTx } from './webhooks.ts';
+import type { LifecycleStore, LifecycleStoreTx } from './lifecycle.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -198,7 +199,7 @@ export interface NonceClaim {
  * Amounts cross this boundary as bigint; they are stored as TEXT (SQLite) / NUMERIC(78,0) (PostgreSQL).
  * Any I/O failure surfaces as AirlockError('store_unavailable') so the service fails closed.
  */
-export interface Store extends WebhookStore {
+export interface Store extends WebhookStore, LifecycleStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending numbered migrations. Safe to call from several instances at once. */
   migrate(): Promise<void>;
@@ -308,7 +309,7 @@ export interface Store extends WebhookStore {
 }
 
 /** Handle bound to the open transaction. Only valid inside `Store.transaction`. */
-export interface StoreTx extends WebhookStoreTx {
+export interface StoreTx extends WebhookStoreTx, LifecycleStoreTx {
   getAgent(id: string): Promise<Agent | undefined>;
   getSession(id: string): Promise<Session | undefined>;
   /** Latest policy for each scope (fleet, agent:<id>), read inside the transaction. */
