@@ -479,16 +479,22 @@ export class LifecycleService {
     return submitter.tokenBalance(chain, asset.slice(`${chain}/erc20:`.length), address);
   }
 
-  /** Non-zero balances of every key index of the agent, on every chain with an RPC. */
+  /**
+   * Balances worth sweeping of every key index of the agent, on every chain with an RPC. A native balance that
+   * cannot pay for its own transfer (at most 21000 x the gas price: what a token sweep's unused gas leaves) is
+   * dust: no sweep can move it, so it makes no orphan.
+   */
   private async balancesOf(agent: Agent, fleet: LifecyclePolicy): Promise<Orphan['balances']> {
     const out: Orphan['balances'] = [];
     if (!this.submitter) return out;
-    for (let k = 0; k <= agent.keyIndex; k++) {
-      const key = await this.keyRef(agent.id, k);
-      for (const chain of this.submitter.chains()) {
+    for (const chain of this.submitter.chains()) {
+      const gasPrice = await this.submitter.gasPrice(chain).catch(() => undefined);
+      for (let k = 0; k <= agent.keyIndex; k++) {
+        const key = await this.keyRef(agent.id, k);
         for (const asset of [nativeAsset(chain), ...(fleet.sweepAssets.get(chain) ?? [])]) {
           const amount = await this.balanceOf(chain, asset, key.address).catch(() => 0n);
-          if (amount > 0n) out.push({ keyIndex: k, address: key.address, chain, asset, amount: amount.toString() });
+          const dust = asset === nativeAsset(chain) ? NATIVE_TRANSFER_GAS * (gasPrice ?? 0n) : 0n;
+          if (amount > dust) out.push({ keyIndex: k, address: key.address, chain, asset, amount: amount.toString() });
         }
       }
     }
