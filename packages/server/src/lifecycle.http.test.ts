@@ -283,6 +283,76 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
+    test('an old key index is signed by its own key: its funds go to the agent\'s current address', async () => {
+      const { agent } = await provisionAgent(h);
+      const old = agent.address as string;
+      await setBalance(old, ETH / 10n);
+      // Stands in for a rotation (another helper's work): the agent's current key becomes index 1.
+      const adapter = h.airlock.deps.adapters.get('eip155')!;
+      const current = adapter.addressFromPublicKey(await h.airlock.deps.keys.getPublicKey(adapter.derivationPath(agent.accountIndex, 1))).toLowerCase();
+      await (h.airlock.store as unknown as { rawExec(sql: string): Promise<void> }).rawExec(`UPDATE agents SET key_index = 1, address = '${current}' WHERE id = '${agent.id}'`);
+      const res = await h.admin('POST', `/v1/agents/${agent.id}/sweep`, { keyIndex: 0, to: 'current', reason: 'rotation' });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      const [job] = res.body.jobs;
+      assert.deepEqual([job.keyIndex, job.from, job.recipient, job.purpose], [0, old, current, 'rotation']);
+      await settle();
+      const receipt = await client.getTransactionReceipt({ hash: job.transactionHash });
+      assert.equal(receipt.from.toLowerCase(), old, 'signed by the old key');
+      assert.equal(await nativeOf(old), 0n);
+      assert.equal(await nativeOf(current), BigInt(job.amount));
+      // The current key is not an old key: it cannot be swept "to itself", and no index beyond it exists.
+      assert.equal((await h.admin('POST', `/v1/agents/${agent.id}/sweep`, { keyIndex: 1, to: 'current' })).body.error.code, 'invalid_request');
+      assert.equal((await h.admin('POST', `/v1/agents/${agent.id}/sweep`, { keyIndex: 2 })).body.error.code, 'lifecycle_key_index_invalid');
+    });
+
+    test('a job whose nonce another transaction of the key took fails, audited with its reason, and frees the asset for a new sweep', async () => {
+      const { agent } = await provisionAgent(h);
+      await setBalance(agent.address, ETH / 10n);
+      await rpc(anvil.rpcUrl, 'evm_setAutomine', [false]);
+      let job: any;
+      try {
+        job = (await h.admin('POST', `/v1/agents/${agent.id}/sweep`, {})).body.jobs[0];
+        assert.equal(job.state, 'signed');
+        // Someone else with the key (the attacker of a compromised key) gets another transaction in at that nonce.
+        await rpc(anvil.rpcUrl, 'anvil_dropTransaction', [job.transactionHash]);
+        await rpc(anvil.rpcUrl, 'anvil_impersonateAccount', [agent.address]);
+        await rpc(anvil.rpcUrl, 'eth_sendTransaction', [{ from: agent.address, to: MALLORY, value: '0x1', nonce: `0x${job.nonce.toString(16)}` }]);
+        await rpc(anvil.rpcUrl, 'anvil_stopImpersonatingAccount', [agent.address]);
+        await rpc(anvil.rpcUrl, 'evm_mine', []);
+      } finally {
+        await rpc(anvil.rpcUrl, 'evm_setAutomine', [true]);
+      }
+      await settle();
+      const failed = (await h.admin('GET', `/v1/lifecycle/jobs/${job.id}`)).body;
+      assert.equal(failed.state, 'failed');
+      assert.match(failed.failure, /^nonce_used_elsewhere/);
+      const [entry] = await audit('lifecycle.failed', agent.id);
+      assert.equal(entry.data.jobId, job.id);
+      assert.match(entry.data.reason, /^nonce_used_elsewhere/);
+      assert.equal((await h.admin('GET', `/v1/agents/${agent.id}`)).body.lifecycle.failedJobs[0], job.id);
+      const again = await h.admin('POST', `/v1/agents/${agent.id}/sweep`, {});
+      assert.equal(again.body.jobs.length, 1, JSON.stringify(again.body));
+      await settle();
+      assert.equal(await nativeOf(agent.address), 0n);
+    });
+
+    test('an agent without session activity for orphan_after is an orphan (inactive); one that just signed is not', async () => {
+      const signer = { version: 1, rules: [{ name: 'hello', type: 'allow', match: { kinds: ['message.personal'], message: { prefix: 'still' } } }] };
+      const idle = (await provisionAgent(h)).agent;
+      const busy = await provisionAgent(h, { policy: signer });
+      assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: fleetPolicy(token, { orphan_after: '2s' }) })).status, 200);
+      try {
+        await new Promise((done) => setTimeout(done, 2_100));
+        const signed = await h.call('POST', '/v1/sign/message', { token: busy.token, body: { chainId: 31337, message: 'still here' } });
+        assert.equal(signed.status, 200, JSON.stringify(signed.body));
+        const orphans = (await h.admin('GET', '/v1/lifecycle/orphans')).body.orphans as any[];
+        assert.equal(orphans.find((o) => o.agentId === idle.id)?.reason, 'inactive');
+        assert.equal(orphans.some((o) => o.agentId === busy.agent.id), false);
+      } finally {
+        assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: fleetPolicy(token) })).status, 200);
+      }
+    });
+
     test('the lifecycle section is validated at its exact path; an agent policy may set only hot_balance_caps', async () => {
       const bad = fleetPolicy(token);
       (bad.lifecycle.caps[0] as Record<string, unknown>).max = '-1';

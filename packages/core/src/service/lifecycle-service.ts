@@ -201,7 +201,7 @@ export class LifecycleService {
     for (const chain of chains) reads.set(chain, await this.rpc(async (s) => ({ gasPrice: await s.gasPrice(chain), nonce: await s.pendingNonce(chain, key.address) })));
     const jobs: LifecycleJob[] = [];
     for (const { chain, call } of normalised) {
-      const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: call.to!, data: call.data, value: call.value }));
+      const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: call.to!, data: call.data, value: call.value }), 'The gas estimate failed (the call would revert, or the RPC did not answer); nothing was signed.');
       const read = reads.get(chain)!;
       const job = await this.signAndRecord(key, chain, read.gasPrice, read.nonce, fleet, 'call', purpose, { call, gas: withMargin(estimate) });
       if (job === 'dust') throw new AirlockError('internal', 'a call was priced as a sweep');
@@ -452,13 +452,13 @@ export class LifecycleService {
     return this.submitter;
   }
 
-  private async rpc<T>(read: (s: EvmSubmitter) => Promise<T>): Promise<T> {
+  private async rpc<T>(read: (s: EvmSubmitter) => Promise<T>, message = 'The RPC did not answer a lifecycle read; nothing was signed.'): Promise<T> {
     if (!this.submitter) throw new AirlockError('lifecycle_no_rpc', 'No RPC is configured (AIRLOCK_EVM_RPC).');
     try {
       return await read(this.submitter);
     } catch (cause) {
       if (cause instanceof AirlockError) throw cause;
-      throw new AirlockError('lifecycle_rpc_unavailable', 'The RPC did not answer a lifecycle read; nothing was signed.', { cause });
+      throw new AirlockError('lifecycle_rpc_unavailable', message, { cause });
     }
   }
 
@@ -509,15 +509,19 @@ export class LifecycleService {
     return Math.max(agent.createdAt, ...sessions.map((s) => s.createdAt));
   }
 
+  /** Active and frozen agents: a frozen agent's key may be the compromised one, its wallet is capped all the more. */
   private async activeAgents(): Promise<Agent[]> {
     const out: Agent[] = [];
-    let after: string | undefined;
-    for (;;) {
-      const page = await this.deps.store.listAgents({ status: 'active', limit: 500, ...(after ? { after } : {}) });
-      out.push(...page);
-      if (page.length < 500) return out;
-      after = page[page.length - 1]!.id;
+    for (const status of ['active', 'frozen'] as const) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.deps.store.listAgents({ status, limit: 500, ...(after ? { after } : {}) });
+        out.push(...page);
+        if (page.length < 500) break;
+        after = page[page.length - 1]!.id;
+      }
     }
+    return out;
   }
 
   /** Reads what a sweep needs and checks every chain before anything is signed. */
