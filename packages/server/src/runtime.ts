@@ -286,11 +286,19 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
         // Open jobs first (re-broadcast the committed bytes, read receipts), right away after a restart.
         void lifecycle.track().catch((e: unknown) => console.error(`[airlock] lifecycle tracker failed: ${e instanceof Error ? e.message : String(e)}`));
         let pass = 0;
+        let running = false;
         background(async () => {
-          await lifecycle.track();
-          const full = pass++ % 20 === 0;
-          await lifecycle.hotBalancePass({ full });
-          if (full) await lifecycle.orphanPass();
+          // A slow RPC must not stack passes: the next tick waits for this one.
+          if (running) return;
+          running = true;
+          try {
+            await lifecycle.track();
+            const full = pass++ % 20 === 0;
+            await lifecycle.hotBalancePass({ full });
+            if (full) await lifecycle.orphanPass();
+          } finally {
+            running = false;
+          }
         }, config.lifecycleIntervalMs);
       }
     }

@@ -281,12 +281,18 @@ export class LifecycleService {
         await this.deps.store.recordLifecycleBroadcast(job.id, this.deps.clock.now());
         out.rebroadcast++;
       } catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        if (/nonce too low|nonce has already been used/i.test(message)) {
+        const message = e instanceof Error ? `${e.message} ${(e as { details?: string }).details ?? ''}` : String(e);
+        // Two answers are final: the nonce went to another transaction, or the address can no longer pay for this
+        // one (its balance fell since the sweep was built). Either way these bytes can never be mined at a profit,
+        // and a new sweep built later takes the same nonce unless another transaction did: the chain accepts at
+        // most one of them. Anything else (a timeout, a node that is behind) is retried with the same bytes.
+        const final = /nonce too low|nonce has already been used/i.test(message) ? 'nonce_used_elsewhere: another transaction of this key took the nonce'
+          : /insufficient funds/i.test(message) ? 'insufficient_funds: the address cannot pay for this transaction any more' : undefined;
+        if (final) {
           // Checked once more: the receipt may have appeared between the two reads.
           const late = await this.submitter.receipt(job.chain, job.transactionHash).catch(() => undefined);
           if (!late) {
-            await this.finish(job, { state: 'failed', failure: 'nonce_used_elsewhere: another transaction of this key took the nonce' });
+            await this.finish(job, { state: 'failed', failure: final });
             out.failed++;
           }
         }
