@@ -3,7 +3,7 @@ import { nativeAsset } from '../intent.ts';
 import { compilePolicy } from '../policy/compile.ts';
 import { EMPTY_LIFECYCLE, effectiveHotBalanceCap, type LifecyclePolicy } from '../policy/lifecycle.ts';
 import { COUNT_ASSET, type LedgerWrite } from '../ports/ledger.ts';
-import type { Agent, StoreTx } from '../ports/store.ts';
+import type { Agent, PolicyRecord, StoreTx } from '../ports/store.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { EvmSubmitter, LifecycleJob, LifecycleJobFilter, LifecycleJobOrigin } from '../ports/lifecycle.ts';
 import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
@@ -135,7 +135,10 @@ export class LifecycleService {
   }
 
   private async lifecycleAt(scope: string): Promise<LifecyclePolicy> {
-    const record = await this.deps.store.getPolicy(scope);
+    return this.compiledOf(await this.deps.store.getPolicy(scope));
+  }
+
+  private compiledOf(record: PolicyRecord | undefined): LifecyclePolicy {
     if (!record) return EMPTY_LIFECYCLE;
     let compiled = this.compiled.get(record.hash);
     if (!compiled) {
@@ -162,7 +165,7 @@ export class LifecycleService {
     for (const plan of plans) {
       report.skipped.push(...plan.skipped);
       for (const tx of plan.transactions) {
-        const job = await this.signAndRecord(key, plan.chain, plan.gasPrice, plan.rpcNonce, fleet, 'sweep', reason, tx, plan.nativeBalance);
+        const job = await this.signAndRecord(key, plan.chain, plan.gasPrice, plan.rpcNonce, 'sweep', reason, tx, plan.nativeBalance);
         if (job === 'dust') {
           report.skipped.push({ chain: plan.chain, asset: nativeAsset(plan.chain), reason: 'dust' });
           continue;
@@ -203,7 +206,7 @@ export class LifecycleService {
     for (const { chain, call } of normalised) {
       const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: call.to!, data: call.data, value: call.value }), 'The gas estimate failed (the call would revert, or the RPC did not answer); nothing was signed.');
       const read = reads.get(chain)!;
-      const job = await this.signAndRecord(key, chain, read.gasPrice, read.nonce, fleet, 'call', purpose, { call, gas: withMargin(estimate) });
+      const job = await this.signAndRecord(key, chain, read.gasPrice, read.nonce, 'call', purpose, { call, gas: withMargin(estimate) });
       if (job === 'dust') throw new AirlockError('internal', 'a call was priced as a sweep');
       jobs.push(job);
     }
@@ -599,12 +602,15 @@ export class LifecycleService {
    * address holds minus what must stay; the value becomes that minus the fees of every open job of the address
    * and this transaction's own fee ('dust' when nothing would be left to move).
    */
-  private async signAndRecord(key: KeyRef, chain: string, gasPrice: bigint, rpcNonce: number, fleet: LifecyclePolicy, origin: LifecycleJobOrigin, purpose: string, built: BuiltTransaction, nativeBalance?: bigint): Promise<LifecycleJob | 'dust'> {
+  private async signAndRecord(key: KeyRef, chain: string, gasPrice: bigint, rpcNonce: number, origin: LifecycleJobOrigin, purpose: string, built: BuiltTransaction, nativeBalance?: bigint): Promise<LifecycleJob | 'dust'> {
     const adapter = this.evm();
     const now = this.deps.clock.now();
     const id = this.deps.randomId('lcj');
     const result = await this.deps.store.transaction(async (tx): Promise<LifecycleJob | 'dust'> => {
       await tx.getAgent(key.agent.id); // the agent's lock: its lifecycle jobs and nonces serialize here
+      // The treasury and caps as they are now, read in this transaction: the fleet policy may have changed since
+      // the sweep was planned, and a transfer to a treasury that is no longer one is refused like any other.
+      const policy = this.compiledOf(await tx.getPolicy(FLEET_SCOPE));
       const open = (await tx.openLifecycleJobs(key.agent.id)).filter((j) => j.chain === chain && j.from === key.address);
       const nonce = Math.max(rpcNonce, ...open.map((j) => j.nonce + 1));
       let call = built.call;
@@ -614,9 +620,9 @@ export class LifecycleService {
         if (value <= 0n) return 'dust';
         call = { ...call, value };
       }
-      const { decoded, classified } = this.classify(adapter, key, chain, fleet, call, { nonce, gas: built.gas, gasPrice });
+      const { decoded, classified } = this.classify(adapter, key, chain, policy, call, { nonce, gas: built.gas, gasPrice });
       if (origin === 'sweep' && (classified.kind === 'revocation' || classified.asset !== built.sweepAsset)) throw new AirlockError('internal', 'a sweep built something other than its transfer');
-      await this.checkCaps(tx, key.agent.id, classified, fleet, now);
+      await this.checkCaps(tx, key.agent.id, classified, policy, now);
       // Signed inside the transaction, after every check: a refusal signs nothing, and the bytes exist only
       // together with their job, audit entry and charge.
       const signature = await this.deps.keys.signDigest(key.path, decoded.digest, 'ecdsa-secp256k1');
