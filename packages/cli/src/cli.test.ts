@@ -158,8 +158,14 @@ describe('airlock CLI, end to end', () => {
         })(),
         (async () => {
           ok(await airlock('agent', 'create', '--name', 'short-lived'));
-          assert.equal(ok(await airlock('agent', 'retire', 'short-lived')).trim(), 'short-lived: retired');
+          // No RPC on this daemon: nothing to read, nothing to sweep, and the key is retired at once.
+          assert.equal(ok(await airlock('agent', 'retire', 'short-lived')).trim(), 'short-lived: retired; key retired');
           assert.match(ok(await airlock('agent', 'list', '--status', 'retired')), /short-lived\s+retired/);
+          ok(await airlock('agent', 'create', '--name', 'kept-funds'));
+          assert.equal(JSON.parse(ok(await airlock('agent', 'retire', 'kept-funds', '--no-sweep', '--json'))).sweep.jobs.length, 0);
+          assert.equal(ok(await airlock('agent', 'sweep', 'short-lived')).trim(), 'nothing to sweep');
+          assert.equal(ok(await airlock('lifecycle', 'jobs')).trim(), '(none)');
+          assert.equal((await airlock('agent', 'sweep', 'short-lived', '--to', 'elsewhere')).code, 2);
         })(),
         (async () => {
           const missing = await airlock('agent', 'show', 'nobody');

@@ -10,6 +10,7 @@ import { sessionCommand } from './commands/sessions.ts';
 import { auditCommand } from './commands/audit.ts';
 import { approvalsCommand } from './commands/approvals.ts';
 import { breakerCommand } from './commands/breakers.ts';
+import { lifecycleCommand } from './commands/lifecycle.ts';
 import { approverCommand } from './commands/approvers.ts';
 import { mcpCommand } from './commands/mcp.ts';
 import { storeCommand } from './commands/store.ts';
@@ -20,7 +21,7 @@ import { webhookCommand } from './commands/webhooks.ts';
 import { restoreCommand } from './commands/restore.ts';
 import { adminCommand } from './commands/admin.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, restoreCommand, adminCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, breakerCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, restoreCommand, adminCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, breakerCommand, lifecycleCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {

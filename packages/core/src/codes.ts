@@ -99,6 +99,14 @@ export const ERROR_CODES = {
   webhook_url_invalid: { status: 400, summary: 'The webhook URL is not an absolute http(s) URL (or is longer than 2048 characters, or has a fragment).' },
   webhook_url_credentials: { status: 400, summary: 'The webhook URL carries a user name or password; receivers authenticate deliveries by their signature instead.' },
   webhook_event_unknown: { status: 400, summary: 'An event pattern names no known event family (alert, approval, breaker, agent, audit, webhook) or is not `family.*` / `family.name`.' },
+  // the lifecycle path (operator-only sweeps and revocations with an agent's key at any key index)
+  lifecycle_kind_refused: { status: 403, summary: 'The transaction is not a lifecycle kind (a native or ERC-20 transfer to the fleet treasury or the agent\'s current address, or a revocation that grants nothing and moves no value); nothing was signed.' },
+  lifecycle_cap_exceeded: { status: 403, summary: 'The lifecycle path would move more of the asset in the window than the fleet policy\'s lifecycle cap allows; nothing was signed.' },
+  lifecycle_no_treasury: { status: 409, summary: 'The agent holds a balance on a chain for which the fleet policy names no treasury (lifecycle.treasury); nothing was swept or retired (retire with --no-sweep to leave the funds).' },
+  lifecycle_no_rpc: { status: 409, summary: 'No RPC is configured (AIRLOCK_EVM_RPC) for a chain the lifecycle path must read or submit to; nothing was swept or retired.' },
+  lifecycle_rpc_unavailable: { status: 502, summary: 'The chain\'s RPC did not answer (balance, nonce, fee or gas read); nothing was signed.' },
+  lifecycle_sweep_open: { status: 409, summary: 'A sweep of this agent, key index and asset is already signed and not yet mined or failed; it is tracked to the end, and no second one is built.' },
+  lifecycle_key_index_invalid: { status: 400, summary: 'The key index is not one the agent has had (0 to its current key index).' },
   // signing
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
   internal: { status: 500, summary: 'Internal error.' },

@@ -19,6 +19,11 @@ export interface AirlockConfig {
   evmRpc: Record<string, string>;
   /** How often the x402 reconciler runs (AIRLOCK_RECONCILE_INTERVAL, default 30s). */
   reconcileIntervalMs: number;
+  /**
+   * How often the lifecycle tracker re-broadcasts and polls open jobs, and the hot-balance pass reads new
+   * Transfer logs (AIRLOCK_LIFECYCLE_INTERVAL, default 15s). Orphans and full hot-balance reads run every 20 passes.
+   */
+  lifecycleIntervalMs: number;
   /** Browser origins allowed to call the API (AIRLOCK_ALLOWED_ORIGINS); any other `Origin` header is refused. */
   allowedOrigins: string[];
   /** Host names this daemon answers to besides IP literals and `localhost` (AIRLOCK_ALLOWED_HOSTS). */
@@ -106,6 +111,7 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     checkpointIntervalMs: overrides.checkpointIntervalMs ?? parseDuration(env.AIRLOCK_CHECKPOINT_INTERVAL ?? '10s'),
     evmRpc: overrides.evmRpc ?? parseEvmRpc(env.AIRLOCK_EVM_RPC),
     reconcileIntervalMs: overrides.reconcileIntervalMs ?? parseDuration(env.AIRLOCK_RECONCILE_INTERVAL ?? '30s'),
+    lifecycleIntervalMs: overrides.lifecycleIntervalMs ?? parseDuration(env.AIRLOCK_LIFECYCLE_INTERVAL ?? '15s'),
     reconcile: overrides.reconcile ?? parseReconcileConfig(env),
     allowedOrigins: overrides.allowedOrigins ?? parseAllowedOrigins(env.AIRLOCK_ALLOWED_ORIGINS),
     allowedHosts: overrides.allowedHosts ?? parseAllowedHosts(env.AIRLOCK_ALLOWED_HOSTS),

@@ -30,6 +30,7 @@ const EXPECTED = [
   'docs/policy.md#Approvals by stakes',
   'docs/policy.md#A Bitcoin paying agent',
   'docs/policy.md#A fleet with circuit breakers',
+  'docs/policy.md#A fleet lifecycle: treasury, sweeps, caps and orphans',
   'docs/x402.md#Operator policy',
 ];
 
@@ -330,6 +331,30 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       } finally {
         await h.close();
         h = shared;
+      }
+    });
+
+    test('a fleet lifecycle: sweeps go only to its treasury, an agent policy cannot name another, no RPC is said plainly', async () => {
+      const { agent } = await provisionAgent(h);
+      const set = await h.admin('PUT', '/v1/policies/fleet', { source: docPolicy('docs/policy.md#A fleet lifecycle: treasury, sweeps, caps and orphans').source });
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      try {
+        // The lifecycle path abused to move funds elsewhere: refused before anything is read or signed.
+        await assert.rejects(h.airlock.lifecycle.submitCalls(agent.id, 0, [{ chain: 'eip155:8453', to: STRANGER, data: '0x', value: 1n }], 'test'), (e: any) => e.code === 'lifecycle_kind_refused');
+        await assert.rejects(h.airlock.lifecycle.submitCalls(agent.id, 0, [{ chain: 'eip155:8453', ...transfer(USDC, STRANGER, 1n).transaction, value: 0n }], 'test'), (e: any) => e.code === 'lifecycle_kind_refused');
+        await assert.rejects(h.airlock.lifecycle.submitCalls(agent.id, 0, [{ chain: 'eip155:8453', ...approve(USDC, STRANGER, 1n).transaction, value: 0n }], 'test'), (e: any) => e.code === 'lifecycle_kind_refused');
+        // An agent policy cannot redirect its own sweeps.
+        const own = await h.admin('PUT', `/v1/policies/${agent.name}`, { document: { version: 1, rules: [], lifecycle: { treasury: { 'eip155:8453': STRANGER } } } });
+        assert.equal(own.body.error.code, 'invalid_policy');
+        // This daemon has no RPC for Base: a sweep (and a retirement with sweep) says so, and changes nothing.
+        const sweep = await h.admin('POST', `/v1/agents/${agent.name}/sweep`, {});
+        assert.equal(sweep.body.error.code, 'lifecycle_no_rpc');
+        const retire = await h.admin('POST', `/v1/agents/${agent.name}/retire`);
+        assert.equal(retire.body.error.code, 'lifecycle_no_rpc');
+        assert.equal((await h.admin('GET', `/v1/agents/${agent.name}`)).body.status, 'active');
+        assert.deepEqual((await h.admin('GET', `/v1/lifecycle/jobs?agent=${agent.name}`)).body.jobs, []);
+      } finally {
+        await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } });
       }
     });
 

@@ -285,6 +285,14 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await admin('POST', `/v1/agents/${payer.id}/retire`)).body.status, 'retired');
     assert.equal((await call(payerToken, 'GET', '/v1/session')).status, 401, 'retiring revokes its sessions');
 
+    // The lifecycle path (no RPC here: nothing to read, so nothing to sweep; the anvil tests sweep for real).
+    assert.deepEqual((await admin('POST', `/v1/agents/${payer.id}/sweep`, {})).body, { jobs: [], skipped: [] });
+    assert.equal((await admin('POST', '/v1/agents/ag_missing/sweep', {})).status, 404);
+    assert.deepEqual((await admin('GET', `/v1/lifecycle/jobs?agent=${payer.id}`)).body.jobs, []);
+    assert.equal((await admin('GET', '/v1/lifecycle/jobs/lcj_missing')).status, 404);
+    assert.ok(Array.isArray((await admin('GET', '/v1/lifecycle/orphans')).body.orphans));
+    assert.equal((await admin('POST', '/v1/lifecycle/orphans/sweep', {})).status, 200);
+
     // Nostr: identity, an event, a NIP-98 auth event, NIP-44 both ways (docs/nostr.md).
     const [poster] = (await admin('POST', '/v1/agents', { names: ['tour-nostr'] })).body.agents;
     const peer = 'f'.repeat(63) + '0';

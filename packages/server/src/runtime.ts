@@ -7,6 +7,8 @@ import {
   AuditService,
   type ParallelVerifyOptions,
   OperatorService,
+  LifecycleService,
+  type EvmSubmitter,
   ShadowPolicyService, ChildSessionService,
   ApproverService,
   SigningService,
@@ -30,6 +32,7 @@ import { openStore } from '@airlock/store';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
 import { rpcChainReader } from './evm-chain-reader.ts';
+import { rpcEvmSubmitter } from './evm-submitter.ts';
 import { auditAnchorPath, fileAuditAnchorStore } from './audit-anchor-file.ts';
 import { NostrBunker } from './nostr-bunker/bunker.ts';
 import { NwcWalletService } from './nwc-service/wallet-service.ts';
@@ -140,6 +143,8 @@ export interface Airlock {
   lightning: LightningService;
   /** The admin token's hash, re-read from the store within a bound so a rotation elsewhere takes effect (admin-credential.ts). */
   admin: AdminCredential;
+  /** The operator-only lifecycle path: sweeps, revocation calls, retire with sweep, orphans, hot-balance caps. */
+  lifecycle: LifecycleService;
   /** Which secp256k1 implementation signs and checks signatures, and why. */
   keyBackend: { kind: KeyBackendChoice; reason: string };
   /** The NIP-46 remote signer, when relays are configured (AIRLOCK_NOSTR_RELAYS) and a Nostr port is wired. */
@@ -156,6 +161,15 @@ export interface Airlock {
 }
 
 export type KeyBackendChoice = 'native' | 'js';
+
+/**
+ * AIRLOCK_FAULT=lifecycle_before_broadcast (crash tests only): the process kills itself with SIGKILL after a
+ * lifecycle job committed and before its first broadcast, the window in which a crash must not lose or repeat a sweep.
+ */
+function lifecycleFaultPoint(fault: string | undefined): (() => void) | undefined {
+  if (fault !== 'lifecycle_before_broadcast') return undefined;
+  return () => process.kill(process.pid, 'SIGKILL');
+}
 
 /**
  * libsecp256k1 (native) when its addon loads, unless AIRLOCK_KEY_BACKEND=js; pure JS (noble) otherwise.
@@ -182,6 +196,8 @@ export interface OpenOptions {
   chainReader?: ChainReader;
   /** The Lightning backend. Default: the one config.lightning names (none: Lightning is off). */
   lightningBackend?: LightningBackend;
+  /** Chain access of the lifecycle path. Default: JSON-RPC per config.evmRpc (none configured: sweeps refuse with lifecycle_no_rpc). */
+  evmSubmitter?: EvmSubmitter;
   /** Start background timers (checkpoints, approval expiry, x402 reconciliation). Default true. */
   timers?: boolean;
   /** Run the webhook dispatcher (timers of its own). Default: as `timers`. */
@@ -256,6 +272,8 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       ...(chain ? { chain } : {}),
       reconcile,
     });
+    const submitter = options.evmSubmitter ?? (Object.keys(config.evmRpc).length > 0 ? rpcEvmSubmitter(config.evmRpc) : undefined);
+    const lifecycle = new LifecycleService(deps, operator, submitter, { beforeBroadcast: lifecycleFaultPoint(process.env.AIRLOCK_FAULT) });
     const timers: NodeJS.Timeout[] = [];
     if (options.timers !== false) {
       const background = (fn: () => Promise<unknown>, ms: number) => {
@@ -268,6 +286,25 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       background(() => operator.expireOverdue(), 30_000);
       background(() => x402.reconcile(), config.reconcileIntervalMs);
       if (lightningBackend) background(() => lightning.reconcile(), config.reconcileIntervalMs);
+      if (submitter) {
+        // Open jobs first (re-broadcast the committed bytes, read receipts), right away after a restart.
+        void lifecycle.track().catch((e: unknown) => console.error(`[airlock] lifecycle tracker failed: ${e instanceof Error ? e.message : String(e)}`));
+        let pass = 0;
+        let running = false;
+        background(async () => {
+          // A slow RPC must not stack passes: the next tick waits for this one.
+          if (running) return;
+          running = true;
+          try {
+            await lifecycle.track();
+            const full = pass++ % 20 === 0;
+            await lifecycle.hotBalancePass({ full });
+            if (full) await lifecycle.orphanPass();
+          } finally {
+            running = false;
+          }
+        }, config.lifecycleIntervalMs);
+      }
     }
     // NIP-46 bunker: listens on the configured relays; no relays, no bunker (and no outbound connection).
     const clock = deps.clock;
@@ -322,6 +359,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       nostr,
       lightning,
       admin: new AdminCredential(store, adminTokenHash, { readAt: adminTokenReadAt }),
+      lifecycle,
       keyBackend,
       ...(bunker ? { bunker } : {}),
       ...(nwc ? { nwc } : {}),

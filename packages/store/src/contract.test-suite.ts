@@ -461,6 +461,36 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(later, { amount: 3n, count: 2 });
     });
 
+    test('lifecycle jobs: amounts round-trip exactly; one open sweep per agent, key index and asset; signed -> submitted -> mined once', async () => {
+      const store = await fresh();
+      const [agent] = await store.createAgents([{ id: 'ag_lcj0000000000001', name: 'lcj-agent', labels: {} }], fakeAddress, 1_000);
+      const big = (1n << 255n) + 7n;
+      const job = {
+        id: 'lcj_0000000000000001', agentId: agent!.id, keyIndex: 0, chain: 'eip155:8453', from: agent!.address, nonce: 3, origin: 'sweep' as const,
+        kind: 'erc20_transfer' as const, purpose: 'retire', asset: 'eip155:8453/erc20:0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', amount: big,
+        recipient: '0x7ea5000000000000000000000000000000000001', to: '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', maxFee: 123_456_789_000n,
+        rawTransaction: '0xf86b', transactionHash: `0x${'ab'.repeat(32)}`, summary: 'sweep', state: 'signed' as const, auditSeq: 9, broadcasts: 0, createdAt: 2_000, updatedAt: 2_000,
+      };
+      await store.transaction((tx) => tx.insertLifecycleJob(job));
+      assert.deepEqual(await store.getLifecycleJob(job.id), job);
+      // A second open sweep of the same asset is refused; another asset, another key index or a call is not.
+      await assert.rejects(store.transaction((tx) => tx.insertLifecycleJob({ ...job, id: 'lcj_0000000000000002', nonce: 4 })), (e: any) => e.code === 'lifecycle_sweep_open');
+      await store.transaction((tx) => tx.insertLifecycleJob({ ...job, id: 'lcj_0000000000000003', keyIndex: 1, nonce: 0 }));
+      await store.transaction((tx) => tx.insertLifecycleJob({ ...job, id: 'lcj_0000000000000004', origin: 'call', kind: 'revocation', nonce: 4, amount: 0n, createdAt: 2_001 }));
+      assert.deepEqual((await store.transaction((tx) => tx.openLifecycleJobs(agent!.id))).map((j) => j.id), ['lcj_0000000000000001', 'lcj_0000000000000003', 'lcj_0000000000000004']);
+      const sent = await store.recordLifecycleBroadcast(job.id, 2_500);
+      assert.deepEqual([sent?.state, sent?.broadcasts, sent?.submittedAt], ['submitted', 1, 2_500]);
+      assert.equal((await store.recordLifecycleBroadcast(job.id, 2_600))?.submittedAt, 2_500, 'the first broadcast is kept');
+      const mined = await store.transaction((tx) => tx.finishLifecycleJob(job.id, { state: 'mined', blockNumber: 77n, gasUsed: 51_234n }, 3_000, 10));
+      assert.deepEqual([mined.state, mined.blockNumber, mined.gasUsed, mined.finishAuditSeq, mined.amount], ['mined', 77n, 51_234n, 10, big]);
+      await assert.rejects(store.transaction((tx) => tx.finishLifecycleJob(job.id, { state: 'failed', failure: 'x' }, 3_001, 11)), (e: any) => e.code === 'conflict');
+      assert.equal(await store.recordLifecycleBroadcast(job.id, 3_002), undefined, 'a finished job is left as it is');
+      // Once mined, the asset can be swept again.
+      await store.transaction((tx) => tx.insertLifecycleJob({ ...job, id: 'lcj_0000000000000005', nonce: 5, createdAt: 3_100 }));
+      assert.deepEqual((await store.listLifecycleJobs({ agentId: agent!.id, open: true })).map((j) => j.id), ['lcj_0000000000000005', 'lcj_0000000000000004', 'lcj_0000000000000003']);
+      assert.deepEqual((await store.listLifecycleJobs({ state: 'mined' })).map((j) => j.id), [job.id]);
+    });
+
     test('circuit breakers: targets by agents, label group and fleet; a freeze trip freezes the bound agents; reset unfreezes those no other breaker holds, once', async () => {
       const store = await fresh();
       const agents = await store.createAgents([

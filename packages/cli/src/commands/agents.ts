@@ -1,31 +1,40 @@
 import type { Command } from '../context.ts';
 import type { AirlockHttp } from '@airlock/sdk';
-import { keyValue, need, positiveInt, usage } from '../args.ts';
+import { keyValue, need, positiveInt, usage, UsageError } from '../args.ts';
 import { printJson, table } from '../format.ts';
 import { AGENT_DEPS_USAGE, agentDeps } from './agent-deps.ts';
 import { NOSTR_EXPORT_USAGE, nostrExport, nostrExportOptions } from './nostr-export.ts';
 
 interface AgentJson { id: string; name: string; accountIndex: number; address: string; status: string; createdAt: string }
 const COLUMNS = ['id', 'name', 'status', 'accountIndex', 'address'];
+interface SweepJobJson { id: string; kind: string; asset?: string; amount: string; recipient?: string; state: string; transactionHash: string }
+const SWEEP_COLUMNS = ['id', 'kind', 'asset', 'amount', 'recipient', 'state', 'transactionHash'];
+
+function nonNegativeInt(text: string): number {
+  if (!/^\d{1,9}$/.test(text)) throw new UsageError('--key-index must be a non-negative integer');
+  return Number(text);
+}
 
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'create | list | show | freeze | unfreeze | retire agents; deps (what a key granted); nostr-export (offline key backup)',
+  summary: 'create | list | show | freeze | unfreeze | retire | sweep agents; deps (what a key granted); nostr-export (offline key backup)',
   usage: [
     'airlock agent create [--name NAME]... [--count N] [--prefix P] [--label k=v]...',
     'airlock agent list [--status active|frozen|retired] [--limit N]',
     'airlock agent show <id|name>',
-    'airlock agent freeze|unfreeze|retire <id|name>',
+    'airlock agent freeze|unfreeze <id|name>',
+    'airlock agent retire <id|name> [--no-sweep]     (sweeps residual balances to the treasury unless --no-sweep)',
+    'airlock agent sweep <id|name> [--key-index N] [--to treasury|current] [--reason R]',
     AGENT_DEPS_USAGE,
     NOSTR_EXPORT_USAGE,
   ].join('\n'),
-  options: { name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, reconcile: { type: 'boolean' }, status: { type: 'string' }, limit: { type: 'string' }, ...nostrExportOptions },
+  options: { 'no-sweep': { type: 'boolean' }, 'key-index': { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' }, name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, reconcile: { type: 'boolean' }, status: { type: 'string' }, limit: { type: 'string' }, ...nostrExportOptions },
   async run(ctx, { values, positionals }) {
     const [sub, target] = positionals;
     // Offline, with the vault passphrase: never through the daemon, so it needs no admin token.
     if (sub === 'nostr-export') return nostrExport(ctx, values, target);
     // Usage before credentials: a typo should print usage, not ask for a token.
-    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire', 'deps'].includes(sub ?? '')) throw usage(this.usage);
+    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire', 'sweep', 'deps'].includes(sub ?? '')) throw usage(this.usage);
     const http = ctx.admin();
     if (sub === 'deps') return agentDeps(http, need(target, 'agent'), values.reconcile === true, ctx.json);
     switch (sub) {
@@ -50,9 +59,31 @@ export const agentCommand: Command = {
         const { body } = await http.request<AgentJson & { nostr: { pubkey: string; npub: string } }>('GET', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}`);
         return ctx.json ? printJson(body) : console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'createdAt', 'npub']));
       }
-      case 'freeze':
-      case 'unfreeze':
       case 'retire': {
+        const sweep = values['no-sweep'] ? '?sweep=false' : '';
+        const { body } = await http.request<AgentJson & { lifecycle: { keyState: string }; sweep: { jobs: SweepJobJson[]; skipped: { chain: string; asset: string; reason: string }[] } }>('POST', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}/retire${sweep}`);
+        if (ctx.json) return printJson(body);
+        console.log(`${body.name}: ${body.status}; key ${body.lifecycle.keyState}`);
+        if (body.sweep.jobs.length) console.log(table(body.sweep.jobs as never, SWEEP_COLUMNS));
+        return;
+      }
+      case 'sweep': {
+        const to = values.to as string | undefined;
+        if (to !== undefined && to !== 'treasury' && to !== 'current') throw usage(this.usage);
+        const body = {
+          ...(values['key-index'] !== undefined ? { keyIndex: nonNegativeInt(values['key-index'] as string) } : {}),
+          ...(to ? { to } : {}),
+          ...(values.reason ? { reason: values.reason } : {}),
+        };
+        const { body: res } = await http.request<{ jobs: SweepJobJson[]; skipped: { chain: string; asset: string; reason: string }[] }>('POST', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}/sweep`, body);
+        if (ctx.json) return printJson(res);
+        if (res.jobs.length) console.log(table(res.jobs as never, SWEEP_COLUMNS));
+        for (const s of res.skipped) console.log(`skipped ${s.asset}: ${s.reason}`);
+        if (!res.jobs.length && !res.skipped.length) console.log('nothing to sweep');
+        return;
+      }
+      case 'freeze':
+      case 'unfreeze': {
         const { body } = await http.request<AgentJson>('POST', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}/${sub}`);
         return ctx.json ? printJson(body) : console.log(`${body.name}: ${body.status}`);
       }

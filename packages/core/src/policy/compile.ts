@@ -5,6 +5,7 @@ import { RULES, RULE_TYPES, type BuildEnv, type CompiledAllowRule, type Compiled
 import { policySchema } from './schema.ts';
 import { buildSets, resolveAddressList } from './sets.ts';
 import type { AbiDeclaration } from '../ports/chain-adapter.ts';
+import { compileLifecycle, type LifecyclePolicy } from './lifecycle.ts';
 import { compileDetectors, DETECTOR_TYPES, type CompiledDetector } from './detectors/index.ts';
 
 /** A validated document, ready to evaluate: sets resolved, every rule built. */
@@ -19,6 +20,8 @@ export interface CompiledPolicy {
   readonly abis: readonly AbiDeclaration[];
   /** Anomaly detectors, in document order (none: the circuit breakers cost nothing). */
   readonly detectors: readonly CompiledDetector[];
+  /** The `lifecycle:` section (treasury, caps, hot-balance caps, orphans); empty when absent. */
+  readonly lifecycle: LifecyclePolicy;
 }
 
 /** Zod issues -> `{path, message}` with paths written the way the document is (`rules[2].max`). */
@@ -84,5 +87,6 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
     allowRules: rules.filter((r): r is CompiledAllowRule => r.type === 'allow'),
     abis,
     detectors,
+    lifecycle: compileLifecycle(parsed.data.lifecycle),
   };
 }

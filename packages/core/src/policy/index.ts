@@ -12,3 +12,4 @@ export { validatePolicy, type AbiChecker } from './validate.ts';
 export type { PolicyIssue } from './path.ts';
 export { policyWarnings, type PolicyWarning } from './warnings.ts';
 export { argumentAt } from './match.ts';
+export { compileLifecycle, agentLifecycleIssues, assertAgentLifecycle, effectiveHotBalanceCap, EMPTY_LIFECYCLE, type LifecyclePolicy } from './lifecycle.ts';

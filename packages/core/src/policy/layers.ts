@@ -4,6 +4,7 @@ import { intentFacts } from './facts.ts';
 import type { CompiledPolicy } from './compile.ts';
 import { createRule } from './compile.ts';
 import { buildSets } from './sets.ts';
+import { EMPTY_LIFECYCLE } from './lifecycle.ts';
 import { scopeSeries, type CompiledRule, type EvaluationInput, type RuleContext, type WindowContext } from './rules/index.ts';
 import { seriesFor } from '../ports/ledger.ts';
 
@@ -25,7 +26,7 @@ export function sessionScopeLayer(scope: SessionScope, sessionId: string): Polic
   scope.budgets.forEach((b, i) => {
     rules.push(createRule({ type: 'budget', name: `budget-${i}`, asset: b.asset, max: b.max, window: b.window, scope: 'session' }, { sets, path: ['budgets', i] }));
   });
-  return { layer: 'session', label: `session:${sessionId}`, policy: { hash: '', rules, allowRules: [], abis: [], detectors: [] } };
+  return { layer: 'session', label: `session:${sessionId}`, policy: { hash: '', rules, allowRules: [], abis: [], detectors: [], lifecycle: EMPTY_LIFECYCLE } };
 }
 
 /**

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { abiField, partyField, setNamePattern } from './fields.ts';
 import { RULES } from './rules/index.ts';
 import { DETECTORS } from './detectors/index.ts';
+import { lifecycleField } from './lifecycle.ts';
 
 const ruleSchemas = Object.values(RULES).map((r) => r.schema) as unknown as [
   (typeof RULES)[keyof typeof RULES]['schema'],
@@ -32,6 +33,7 @@ export const policySchema = z.strictObject({
     .array(z.discriminatedUnion('type', detectorSchemas), { error: 'expected a list of detectors' })
     .optional()
     .describe('Anomaly detectors and their circuit breakers: each compares the request with a baseline learned from the ledger and, when it trips, alerts, holds the agent\'s requests for approval or freezes. See docs/policy.md#detectors-and-circuit-breakers.'),
+  lifecycle: lifecycleField.optional(),
 });
 
 export type PolicyDocument = z.input<typeof policySchema>;

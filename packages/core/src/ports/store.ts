@@ -21,6 +21,7 @@ import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } f
 import type { ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord } from './shadow-policies.ts';
 import type { WebhookStore, WebhookStoreTx } from './webhooks.ts';
 import type { GrantStore, GrantStoreTx } from './grants.ts';
+import type { LifecycleStore, LifecycleStoreTx } from './lifecycle.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -199,7 +200,7 @@ export interface NonceClaim {
  * Amounts cross this boundary as bigint; they are stored as TEXT (SQLite) / NUMERIC(78,0) (PostgreSQL).
  * Any I/O failure surfaces as AirlockError('store_unavailable') so the service fails closed.
  */
-export interface Store extends WebhookStore, GrantStore {
+export interface Store extends WebhookStore, GrantStore, LifecycleStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending numbered migrations. Safe to call from several instances at once. */
   migrate(): Promise<void>;
@@ -309,7 +310,7 @@ export interface Store extends WebhookStore, GrantStore {
 }
 
 /** Handle bound to the open transaction. Only valid inside `Store.transaction`. */
-export interface StoreTx extends WebhookStoreTx, GrantStoreTx {
+export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx {
   getAgent(id: string): Promise<Agent | undefined>;
   getSession(id: string): Promise<Session | undefined>;
   /** Latest policy for each scope (fleet, agent:<id>), read inside the transaction. */

@@ -4,7 +4,7 @@ import { receiptForSeq } from '../audit/stored-tree.ts';
 import { AirlockError } from '../errors.ts';
 import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope, StoreTx } from '../ports/store.ts';
 import { ACTIONS } from '../intent.ts';
-import { diffPolicies, hashPolicy, parseDuration, parsePolicyText, validatePolicy, type PolicyWarning } from '../policy/index.ts';
+import { assertAgentLifecycle, diffPolicies, hashPolicy, parseDuration, parsePolicyText, validatePolicy, type PolicyWarning } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
 import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
 import { attachPaymentContext, isHeldPayment, type SigningService } from './signing-service.ts';
@@ -133,6 +133,7 @@ export class OperatorService {
   async setPolicy(scope: string, source: string | unknown, actor: string, options: { alsoInTransaction?: (tx: StoreTx, now: number, stored: PolicyRecord) => Promise<void> } = {}): Promise<{ record: Omit<PolicyRecord, 'document'>; changed: boolean; warnings: PolicyWarning[] }> {
     const resolved = await this.resolveScope(scope);
     const { document, warnings } = this.validatePolicy(source);
+    if (resolved !== FLEET_SCOPE) assertAgentLifecycle(document);
     const hash = hashPolicy(document);
     const current = await this.deps.store.getPolicy(resolved);
     if (current && current.hash === hash) return { record: strip(current), changed: false, warnings };

@@ -20,6 +20,7 @@ import { buildBitcoinRoutes } from './bitcoin-routes.ts';
 import { buildL402Routes } from './l402-routes.ts';
 import { buildBreakerRoutes } from './breaker-routes.ts';
 import { buildAdminRoutes } from './admin-routes.ts';
+import { buildLifecycleRoutes } from './lifecycle-routes.ts';
 import { buildChildSessionRoutes } from './child-session-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
@@ -166,7 +167,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
       handler: async (c) => {
         const agent = await A().operator.getAgent(c.req.param('id')!);
         const { pubkey, npub } = await A().nostr.identity(agent);
-        return c.json({ ...agentJson(agent), nostr: { pubkey, npub } });
+        return c.json({ ...agentJson(agent), nostr: { pubkey, npub }, lifecycle: await A().lifecycle.keyLifecycle(agent) });
       },
     },
     {
@@ -192,10 +193,10 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
         });
       },
     },
-    ...(['freeze', 'unfreeze', 'retire'] as const).map((verb): RouteSpec => ({
-      method: 'post', path: `/v1/agents/:id/${verb}`, operationId: `${verb}Agent`, summary: verb === 'freeze' ? 'Freeze: the very next request is refused' : verb === 'unfreeze' ? 'Unfreeze' : 'Retire for good (revokes its sessions; the account index is never reused)', tag: 'agents', auth: 'admin',
+    ...(['freeze', 'unfreeze'] as const).map((verb): RouteSpec => ({
+      method: 'post', path: `/v1/agents/:id/${verb}`, operationId: `${verb}Agent`, summary: verb === 'freeze' ? 'Freeze: the very next request is refused' : 'Unfreeze', tag: 'agents', auth: 'admin',
       responses: { 200: S.AgentSchema }, errors: [404],
-      handler: async (c) => c.json(agentJson(await A().operator.setAgentStatus(c.req.param('id')!, verb === 'freeze' ? 'frozen' : verb === 'unfreeze' ? 'active' : 'retired', OPERATOR))),
+      handler: async (c) => c.json(agentJson(await A().operator.setAgentStatus(c.req.param('id')!, verb === 'freeze' ? 'frozen' : 'active', OPERATOR))),
     })),
     {
       method: 'post', path: '/v1/agents/:id/sessions', operationId: 'issueSession', summary: 'Issue a session credential (the token is shown once)', tag: 'sessions', auth: 'admin', body: S.IssueSessionRequest,
@@ -386,6 +387,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
     ...buildBreakerRoutes(holder),
     ...buildAdminRoutes(holder),
     ...buildDependencyRoutes(holder),
+    ...buildLifecycleRoutes(holder),
     ...buildChildSessionRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),

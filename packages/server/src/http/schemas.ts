@@ -194,7 +194,15 @@ const AgentNostrSchema = apiSchema(
   'AgentNostr',
   z.object({ pubkey: hex32.describe("x-only public key (NIP-01) of the agent's NIP-06 key"), npub: z.string().describe('NIP-19 bech32 encoding of pubkey') }),
 );
-export const AgentDetailSchema = apiSchema('AgentDetail', AgentSchema.extend({ nostr: AgentNostrSchema }));
+export const AgentDetailSchema = apiSchema(
+  'AgentDetail',
+  AgentSchema.extend({
+    nostr: AgentNostrSchema,
+    lifecycle: z
+      .object({ keyState: z.enum(['active', 'sweeping', 'sweep_failed', 'retired']), openJobs: z.array(z.string()), failedJobs: z.array(z.string()) })
+      .describe("The key's lifecycle: a retired agent's key is `sweeping` until its sweeps are mined, then `retired` (GET /v1/lifecycle/jobs?agent=)"),
+  }),
+);
 
 export const SetPolicyRequest = apiSchema(
   'SetPolicyRequest',

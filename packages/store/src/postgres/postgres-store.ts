@@ -5,7 +5,7 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
-  AuditMatch, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
+  AuditMatch, LifecycleJob, LifecycleJobFilter, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
   Approver,
 } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
@@ -24,6 +24,7 @@ import { PostgresStoreTx } from './postgres-tx.ts';
 import { TxLocks } from './tx-locks.ts';
 import * as records from './records.ts';
 import * as webhooks from './webhooks.ts';
+import * as lifecycle from './lifecycle.ts';
 
 export interface PostgresStoreOptions {
   connectionString: string;
@@ -356,6 +357,17 @@ export class PostgresStore implements Store {
   }
   listWebhookDeliveries(endpointId: string, filter: { state?: WebhookDeliveryState; limit?: number } = {}): Promise<(WebhookDelivery & { log: WebhookAttempt[] })[]> {
     return webhooks.listWebhookDeliveries(this.q, endpointId, filter);
+  }
+
+  getLifecycleJob(id: string): Promise<LifecycleJob | undefined> {
+    return lifecycle.getLifecycleJob(this.q, id);
+  }
+  listLifecycleJobs(filter: LifecycleJobFilter): Promise<LifecycleJob[]> {
+    return lifecycle.listLifecycleJobs(this.q, filter);
+  }
+  /** Bookkeeping of the broadcast only (no audit entry, no ledger): not under the signing lock. */
+  recordLifecycleBroadcast(id: string, now: number): Promise<LifecycleJob | undefined> {
+    return lifecycle.recordLifecycleBroadcast(this.q, id, now);
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>, options: { affinity?: string } = {}): Promise<T> {

@@ -4,7 +4,7 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
-  AuditMatch, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
+  AuditMatch, LifecycleJob, LifecycleJobFilter, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
   Approver,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
@@ -20,6 +20,7 @@ import { sqliteMigrations } from './migrations/index.ts';
 import * as records from './records.ts';
 import * as shadow from './shadow.ts';
 import * as webhooks from './webhooks.ts';
+import * as lifecycle from './lifecycle.ts';
 import { SqliteDb } from './sqlite-db.ts';
 import { mapSqliteError } from './sqlite-errors.ts';
 import { SqliteStoreTx } from './sqlite-tx.ts';
@@ -278,6 +279,16 @@ export class SqliteStore implements Store {
   }
   listWebhookDeliveries(endpointId: string, filter: { state?: WebhookDeliveryState; limit?: number } = {}): Promise<(WebhookDelivery & { log: WebhookAttempt[] })[]> {
     return this.read(() => webhooks.listWebhookDeliveries(this.db, endpointId, filter));
+  }
+
+  getLifecycleJob(id: string): Promise<LifecycleJob | undefined> {
+    return this.read(() => lifecycle.getLifecycleJob(this.db, id));
+  }
+  listLifecycleJobs(filter: LifecycleJobFilter): Promise<LifecycleJob[]> {
+    return this.read(() => lifecycle.listLifecycleJobs(this.db, filter));
+  }
+  recordLifecycleBroadcast(id: string, now: number): Promise<LifecycleJob | undefined> {
+    return this.write(() => lifecycle.recordLifecycleBroadcast(this.db, id, now));
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {

@@ -3,7 +3,7 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
   SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
-  ApprovalVote, Approver, ApproverStatus,
+  ApprovalVote, Approver, ApproverStatus, LifecycleFinish, LifecycleJob,
 } from '@airlock/core';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
@@ -12,6 +12,7 @@ import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
 import * as ledger from './ledger.ts';
+import * as lifecycle from './lifecycle.ts';
 import * as nonces from './nonces.ts';
 import * as records from './records.ts';
 import * as shadow from './shadow.ts';
@@ -202,5 +203,17 @@ export class SqliteStoreTx implements StoreTx {
   }
   async removeWebhookEndpoint(id: string, now: number): Promise<WebhookEndpoint> {
     return webhooks.removeWebhookEndpoint(this.live(), id, now);
+  }
+  async insertLifecycleJob(job: LifecycleJob): Promise<void> {
+    lifecycle.insertLifecycleJob(this.live(), job);
+  }
+  async getLifecycleJob(id: string): Promise<LifecycleJob | undefined> {
+    return lifecycle.getLifecycleJob(this.live(), id);
+  }
+  async openLifecycleJobs(agentId: string): Promise<LifecycleJob[]> {
+    return lifecycle.openLifecycleJobs(this.live(), agentId);
+  }
+  async finishLifecycleJob(id: string, finish: LifecycleFinish, now: number, auditSeq: number): Promise<LifecycleJob> {
+    return lifecycle.finishLifecycleJob(this.live(), id, finish, now, auditSeq);
   }
 }

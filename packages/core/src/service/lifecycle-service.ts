@@ -1,0 +1,695 @@
+import { AirlockError } from '../errors.ts';
+import { nativeAsset } from '../intent.ts';
+import { compilePolicy } from '../policy/compile.ts';
+import { EMPTY_LIFECYCLE, effectiveHotBalanceCap, type LifecyclePolicy } from '../policy/lifecycle.ts';
+import { COUNT_ASSET, type LedgerWrite } from '../ports/ledger.ts';
+import type { Agent, PolicyRecord, StoreTx } from '../ports/store.ts';
+import type { ChainAdapter } from '../ports/chain-adapter.ts';
+import type { EvmSubmitter, LifecycleJob, LifecycleJobFilter, LifecycleJobOrigin } from '../ports/lifecycle.ts';
+import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
+import type { ServiceDeps } from './deps.ts';
+import type { OperatorService } from './operator-service.ts';
+import { FLEET_SCOPE, agentScope } from './policy-layers.ts';
+
+/** Ledger series the lifecycle path charges: fleet-wide (what `lifecycle.caps` limit) and per agent. */
+export const LIFECYCLE_SERIES = 'lifecycle';
+export const lifecycleAgentSeries = (agentId: string) => `lifecycle|agent:${agentId}`;
+
+/** A plain native transfer costs exactly this much gas (EIP-150 schedule, to an account without code). */
+const NATIVE_TRANSFER_GAS = 21_000n;
+/** ERC-20 transfers and revocations get this much over the node's estimate (a refund can lower what is used). */
+const GAS_MARGIN_PERCENT = 20n;
+const ERC20_TRANSFER_SELECTOR = '0xa9059cbb';
+
+export type SweepDestination = 'treasury' | 'current';
+
+/** One call handed to `submitCalls` (a revocation built from the dependency map). */
+export interface LifecycleCallRequest {
+  /** CAIP-2, e.g. `eip155:8453`. */
+  chain: string;
+  to: string;
+  data: string;
+  value?: bigint;
+}
+
+export interface SweepSkip {
+  chain: string;
+  asset: string;
+  reason: 'empty' | 'dust' | 'sweep_open' | 'at_or_below_cap';
+}
+
+export interface SweepReport {
+  /** The jobs built, tokens first, then the native coin (which pays their gas). */
+  jobIds: string[];
+  jobs: LifecycleJob[];
+  skipped: SweepSkip[];
+}
+
+export interface SweepOptions {
+  /** Chains to sweep (default: every chain with an RPC or a treasury). */
+  chains?: string[];
+  /**
+   * Per asset, what stays on the address (hot-balance caps): only the excess moves. For the native coin the
+   * fee also comes out of the excess, so the address ends at exactly the cap.
+   */
+  keep?: ReadonlyMap<string, bigint>;
+  /** Only these assets (default: the native coin and the chain's `sweep_assets`). */
+  assets?: readonly string[];
+}
+
+/** What the lifecycle path knows about an agent's key lifecycle (shown on the agent route). */
+export interface AgentKeyLifecycle {
+  /** `active`: the agent is not retired. `sweeping`: retired, sweeps still open. `sweep_failed`: retired, a retire sweep failed. `retired`: retired, nothing open. */
+  keyState: 'active' | 'sweeping' | 'sweep_failed' | 'retired';
+  openJobs: string[];
+  failedJobs: string[];
+}
+
+export interface Orphan {
+  agentId: string;
+  name: string;
+  status: Agent['status'];
+  reason: 'inactive' | 'retired_with_balance';
+  /** Newest session activity (ms), or the agent's creation when it never had any. */
+  lastActivityAt: number;
+  /** Non-zero balances per key index and asset (base units, decimal strings). */
+  balances: { keyIndex: number; address: string; chain: string; asset: string; amount: string }[];
+}
+
+export interface LifecycleServiceOptions {
+  /** Called after a job committed and before its first broadcast (crash tests stop the process here). */
+  beforeBroadcast?: (job: LifecycleJob) => void;
+}
+
+interface KeyRef {
+  agent: Agent;
+  keyIndex: number;
+  path: string;
+  address: string;
+}
+
+interface BuiltTransaction {
+  call: LifecycleCall;
+  gas: bigint;
+  sweepAsset?: string;
+}
+
+/**
+ * The lifecycle path: transactions signed with an agent's key at any key index it has had (old or current),
+ * through an operator-only path that allows nothing but lifecycle kinds (lifecycle-calls.ts: transfers to the
+ * fleet treasury or the agent's current address, and revocations). The hot path of one transaction:
+ *
+ *   1. read the chain first (nonce, gas price, balances, gas estimate), outside any store transaction;
+ *   2. in ONE store transaction: take the agent's lock, pick the nonce above every open job of the address,
+ *      build the legacy transaction, decode it with the EVM adapter, classify it (default deny), check the
+ *      fleet's `lifecycle.caps` against the `lifecycle` ledger series, sign it, and write the job (with the
+ *      signed bytes), the `lifecycle.signed` audit entry and the ledger charge together;
+ *   3. only after commit, hand the bytes to the RPC. The tracker (`track`) re-broadcasts the stored bytes and
+ *      polls receipts until each job is mined or failed: a crash anywhere re-sends the same transaction, never a
+ *      new one, and a sweep of (agent, key index, asset) is not built while one is open.
+ *
+ * Fees: legacy (type-0) transactions at the node's gas price. A native sweep then costs exactly
+ * 21000 x gasPrice, so it moves the balance minus that fee and leaves zero (EIP-1559 would leave the
+ * unspent part of maxFeePerGas behind). The fee of token sweeps (and other open jobs of the address) is kept back
+ * at its worst case (gas limit x gas price); what they do not use stays on the address as dust.
+ */
+export class LifecycleService {
+  private readonly deps: ServiceDeps;
+  private readonly operator: OperatorService;
+  private readonly submitter: EvmSubmitter | undefined;
+  private readonly options: LifecycleServiceOptions;
+  private compiled = new Map<string, LifecyclePolicy>();
+
+  constructor(deps: ServiceDeps, operator: OperatorService, submitter?: EvmSubmitter, options: LifecycleServiceOptions = {}) {
+    this.deps = deps;
+    this.operator = operator;
+    this.submitter = submitter;
+    this.options = options;
+  }
+
+  // ---- policy ----
+
+  /** The fleet policy's `lifecycle:` section (empty without a fleet policy). */
+  async fleetLifecycle(): Promise<LifecyclePolicy> {
+    return this.lifecycleAt(FLEET_SCOPE);
+  }
+
+  private async lifecycleAt(scope: string): Promise<LifecyclePolicy> {
+    return this.compiledOf(await this.deps.store.getPolicy(scope));
+  }
+
+  private compiledOf(record: PolicyRecord | undefined): LifecyclePolicy {
+    if (!record) return EMPTY_LIFECYCLE;
+    let compiled = this.compiled.get(record.hash);
+    if (!compiled) {
+      compiled = compilePolicy(record.document).lifecycle;
+      if (this.compiled.size > 1000) this.compiled.clear();
+      this.compiled.set(record.hash, compiled);
+    }
+    return compiled;
+  }
+
+  // ---- what the lead calls ----
+
+  /**
+   * Sweeps the residual balances of the agent's key at `keyIndex` (native coin and the chain's `sweep_assets`)
+   * to the fleet treasury or to the agent's current address. Tokens first, then the native coin. Everything is
+   * checked before anything is signed: a chain with a balance but no treasury is `lifecycle_no_treasury`, a
+   * chain without an RPC `lifecycle_no_rpc`. Returns the jobs built (none when nothing is left to sweep).
+   */
+  async sweep(agentIdOrName: string, keyIndex: number, destination: SweepDestination, reason: string, options: SweepOptions = {}): Promise<SweepReport> {
+    const key = await this.keyRef(agentIdOrName, keyIndex);
+    const fleet = await this.fleetLifecycle();
+    const plans = await this.planSweep(key, destination, fleet, options);
+    const report: SweepReport = { jobIds: [], jobs: [], skipped: [] };
+    for (const plan of plans) {
+      report.skipped.push(...plan.skipped);
+      for (const tx of plan.transactions) {
+        const job = await this.signAndRecord(key, plan.chain, plan.gasPrice, plan.rpcNonce, 'sweep', reason, tx, plan.nativeBalance);
+        if (job === 'dust') {
+          report.skipped.push({ chain: plan.chain, asset: nativeAsset(plan.chain), reason: 'dust' });
+          continue;
+        }
+        report.jobs.push(job);
+        report.jobIds.push(job.id);
+      }
+    }
+    for (const job of report.jobs) await this.firstBroadcast(job);
+    return report;
+  }
+
+  /**
+   * Signs and submits calls with the agent's key at `keyIndex` (revocations built from the dependency map:
+   * approve(spender, 0), Permit2 lockdown, …). Every call is classified before anything is read or signed: one
+   * that is not a lifecycle kind refuses the whole batch with `lifecycle_kind_refused`. Returns the job ids,
+   * in the order of `calls` (consecutive nonces per chain).
+   */
+  async submitCalls(agentIdOrName: string, keyIndex: number, calls: readonly LifecycleCallRequest[], purpose: string): Promise<string[]> {
+    if (calls.length === 0 || calls.length > 100) throw new AirlockError('invalid_request', 'calls: between 1 and 100 calls.');
+    const key = await this.keyRef(agentIdOrName, keyIndex);
+    const fleet = await this.fleetLifecycle();
+    const adapter = this.evm();
+    const normalised = calls.map((c, i) => {
+      if (!/^eip155:[1-9][0-9]{0,15}$/.test(c.chain)) throw new AirlockError('unsupported_chain', `calls[${i}].chain: expected eip155:<chainId>.`);
+      if (!/^0x[0-9a-fA-F]{40}$/.test(c.to)) throw new AirlockError('invalid_address', `calls[${i}].to: expected a 0x address.`);
+      if (!/^0x([0-9a-fA-F]{2})*$/.test(c.data)) throw new AirlockError('invalid_hex', `calls[${i}].data: expected 0x-hex bytes.`);
+      const call: LifecycleCall = { to: c.to.toLowerCase(), data: c.data.toLowerCase(), value: c.value ?? 0n };
+      // Classified on a preview (nonce and fees do not change what a call means) before any chain read.
+      this.classify(adapter, key, c.chain, fleet, call, { nonce: 0, gas: 0n, gasPrice: 0n });
+      return { chain: c.chain, call };
+    });
+    const chains = [...new Set(normalised.map((c) => c.chain))];
+    for (const chain of chains) this.requireRpc(chain);
+    const reads = new Map<string, { gasPrice: bigint; nonce: number }>();
+    for (const chain of chains) reads.set(chain, await this.rpc(async (s) => ({ gasPrice: await s.gasPrice(chain), nonce: await s.pendingNonce(chain, key.address) })));
+    const jobs: LifecycleJob[] = [];
+    for (const { chain, call } of normalised) {
+      const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: call.to!, data: call.data, value: call.value }), 'The gas estimate failed (the call would revert, or the RPC did not answer); nothing was signed.');
+      const read = reads.get(chain)!;
+      const job = await this.signAndRecord(key, chain, read.gasPrice, read.nonce, 'call', purpose, { call, gas: withMargin(estimate) });
+      if (job === 'dust') throw new AirlockError('internal', 'a call was priced as a sweep');
+      jobs.push(job);
+    }
+    for (const job of jobs) await this.firstBroadcast(job);
+    return jobs.map((j) => j.id);
+  }
+
+  /**
+   * `airlock agent retire`: with `sweep` (the default) every key index of the agent is checked first (balances,
+   * treasury, RPC: a problem refuses the retirement and changes nothing), then the agent is retired at once
+   * (its sessions die, nothing else signs) and its balances are swept to the treasury. The key counts as retired
+   * once those sweeps are mined (`keyLifecycle`). Without `sweep`: today's retirement, funds left in place.
+   */
+  async retire(agentIdOrName: string, options: { sweep: boolean }, actor: string): Promise<{ agent: Agent; sweeps: SweepReport[] }> {
+    const agent = await this.operator.getAgent(agentIdOrName);
+    if (!options.sweep || agent.status === 'retired') return { agent: await this.operator.setAgentStatus(agent.id, 'retired', actor), sweeps: [] };
+    const fleet = await this.fleetLifecycle();
+    const keys: KeyRef[] = [];
+    for (let k = 0; k <= agent.keyIndex; k++) keys.push(await this.keyRef(agent.id, k));
+    // Preflight: the same checks `sweep` makes, before the agent is retired.
+    for (const key of keys) await this.planSweep(key, 'treasury', fleet, {});
+    const retired = await this.operator.setAgentStatus(agent.id, 'retired', actor);
+    const sweeps: SweepReport[] = [];
+    for (const key of keys) sweeps.push(await this.sweep(agent.id, key.keyIndex, 'treasury', 'retire'));
+    return { agent: retired, sweeps };
+  }
+
+  // ---- jobs ----
+
+  async getJob(id: string): Promise<LifecycleJob> {
+    const job = await this.deps.store.getLifecycleJob(id);
+    if (!job) throw new AirlockError('not_found', 'No such lifecycle job.');
+    return job;
+  }
+
+  async listJobs(filter: LifecycleJobFilter & { agent?: string }): Promise<LifecycleJob[]> {
+    const { agent, ...rest } = filter;
+    const agentId = agent !== undefined ? (await this.operator.getAgent(agent)).id : rest.agentId;
+    return this.deps.store.listLifecycleJobs({ ...rest, ...(agentId ? { agentId } : {}) });
+  }
+
+  /** Whether the agent's key is retired yet: a retired agent's key is `sweeping` until its sweeps are mined. */
+  async keyLifecycle(agent: Agent): Promise<AgentKeyLifecycle> {
+    const jobs = await this.deps.store.listLifecycleJobs({ agentId: agent.id, limit: 200 });
+    const openJobs = jobs.filter((j) => j.state === 'signed' || j.state === 'submitted').map((j) => j.id);
+    const failedJobs = jobs.filter((j) => j.state === 'failed').map((j) => j.id);
+    if (agent.status !== 'retired') return { keyState: 'active', openJobs, failedJobs };
+    if (openJobs.length > 0) return { keyState: 'sweeping', openJobs, failedJobs };
+    // A failed retire sweep counts until a later sweep of the same asset was mined.
+    const retireFailures = jobs.filter((j) => j.state === 'failed' && j.origin === 'sweep' && !jobs.some((m) => m.state === 'mined' && m.asset === j.asset && m.keyIndex === j.keyIndex && m.createdAt > j.createdAt));
+    return { keyState: retireFailures.length > 0 ? 'sweep_failed' : 'retired', openJobs, failedJobs };
+  }
+
+  /**
+   * One pass of the tracker (runtime.ts runs it in the background): each open job's receipt is read; a mined
+   * one is finished (`lifecycle.mined`, or `lifecycle.failed` when it reverted), the others get their stored
+   * bytes broadcast again. A node that says the nonce is used while no receipt of ours exists fails the job.
+   */
+  async track(): Promise<{ mined: number; failed: number; rebroadcast: number }> {
+    const out = { mined: 0, failed: 0, rebroadcast: 0 };
+    if (!this.submitter) return out;
+    const open = (await this.deps.store.listLifecycleJobs({ open: true, limit: 500 })).reverse();
+    for (const job of open) {
+      if (!this.submitter.supports(job.chain)) continue;
+      const receipt = await this.submitter.receipt(job.chain, job.transactionHash).catch(() => undefined);
+      if (receipt) {
+        const failure = receipt.status === 'reverted' ? 'reverted' : undefined;
+        await this.finish(job, { state: failure ? 'failed' : 'mined', blockNumber: receipt.blockNumber, gasUsed: receipt.gasUsed, ...(failure ? { failure } : {}) });
+        if (failure) out.failed++;
+        else out.mined++;
+        continue;
+      }
+      try {
+        await this.submitter.sendRawTransaction(job.chain, job.rawTransaction);
+        await this.deps.store.recordLifecycleBroadcast(job.id, this.deps.clock.now());
+        out.rebroadcast++;
+      } catch (e) {
+        const message = e instanceof Error ? `${e.message} ${(e as { details?: string }).details ?? ''}` : String(e);
+        // Two answers are final: the nonce went to another transaction, or the address can no longer pay for this
+        // one (its balance fell since the sweep was built). Either way these bytes can never be mined at a profit,
+        // and a new sweep built later takes the same nonce unless another transaction did: the chain accepts at
+        // most one of them. Anything else (a timeout, a node that is behind) is retried with the same bytes.
+        const final = /nonce too low|nonce has already been used/i.test(message) ? 'nonce_used_elsewhere: another transaction of this key took the nonce'
+          : /insufficient funds/i.test(message) ? 'insufficient_funds: the address cannot pay for this transaction any more' : undefined;
+        if (final) {
+          // Checked once more: the receipt may have appeared between the two reads.
+          const late = await this.submitter.receipt(job.chain, job.transactionHash).catch(() => undefined);
+          if (!late) {
+            await this.finish(job, { state: 'failed', failure: final });
+            out.failed++;
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  private async finish(job: LifecycleJob, finish: { state: 'mined' | 'failed'; blockNumber?: bigint; gasUsed?: bigint; failure?: string }): Promise<void> {
+    const now = this.deps.clock.now();
+    await this.deps.store.transaction(async (tx) => {
+      const current = await tx.getLifecycleJob(job.id);
+      if (!current || (current.state !== 'signed' && current.state !== 'submitted')) return; // another instance finished it
+      const entry = await tx.appendAudit({
+        at: now, type: finish.state === 'mined' ? 'lifecycle.mined' : 'lifecycle.failed', actor: 'system', agentId: job.agentId, action: 'evm.transaction', decision: finish.state === 'mined' ? 'allow' : 'error',
+        data: {
+          jobId: job.id, kind: job.kind, keyIndex: job.keyIndex, chain: job.chain, transactionHash: job.transactionHash, purpose: job.purpose,
+          ...(finish.blockNumber !== undefined ? { blockNumber: finish.blockNumber.toString() } : {}),
+          ...(finish.gasUsed !== undefined ? { gasUsed: finish.gasUsed.toString() } : {}),
+          ...(finish.failure ? { reason: finish.failure } : {}),
+        },
+      });
+      await tx.finishLifecycleJob(job.id, finish, now, entry.seq);
+    }, { affinity: job.agentId });
+  }
+
+  // ---- orphans and hot-balance caps ----
+
+  /**
+   * Agents with no session activity for the fleet's `lifecycle.orphan_after`, and retired agents with a
+   * non-zero balance on any key index (read through the RPC; chains without one are not read). A retired agent
+   * whose sweeps are still open is not an orphan: it is being swept.
+   */
+  async orphans(): Promise<Orphan[]> {
+    const fleet = await this.fleetLifecycle();
+    const now = this.deps.clock.now();
+    const out: Orphan[] = [];
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.deps.store.listAgents({ limit: 500, ...(after ? { after } : {}) });
+      if (page.length === 0) break;
+      after = page[page.length - 1]!.id;
+      for (const agent of page) {
+        const lastActivityAt = await this.lastSessionActivity(agent);
+        const inactive = agent.status !== 'retired' && fleet.orphanAfterMs !== undefined && now - lastActivityAt >= fleet.orphanAfterMs;
+        if (agent.status !== 'retired' && !inactive) continue;
+        if (agent.status === 'retired' && (await this.deps.store.listLifecycleJobs({ agentId: agent.id, open: true, limit: 1 })).length > 0) continue;
+        const balances = await this.balancesOf(agent, fleet);
+        if (agent.status === 'retired' && balances.length === 0) continue;
+        out.push({ agentId: agent.id, name: agent.name, status: agent.status, reason: inactive ? 'inactive' : 'retired_with_balance', lastActivityAt, balances });
+      }
+      if (page.length < 500) break;
+    }
+    return out;
+  }
+
+  /**
+   * The periodic orphan pass: each orphan is reported once (`lifecycle.orphan_found`, remembered in the store's
+   * meta table so neither a later tick nor another instance reports it again) and, with `sweep_orphans`,
+   * swept to the treasury. `sweep` forces the sweep (the operator's `lifecycle orphans --sweep`).
+   */
+  async orphanPass(options: { sweep?: boolean } = {}): Promise<{ orphans: Orphan[]; reported: string[]; sweeps: { agentId: string; jobIds: string[]; error?: string }[] }> {
+    const fleet = await this.fleetLifecycle();
+    const orphans = await this.orphans();
+    const reported: string[] = [];
+    const sweeps: { agentId: string; jobIds: string[]; error?: string }[] = [];
+    for (const orphan of orphans) {
+      const marker = this.deps.randomId('orp');
+      if ((await this.deps.store.initMeta(`lifecycle_orphan:${orphan.agentId}:${orphan.reason}`, marker)) === marker) {
+        const now = this.deps.clock.now();
+        await this.deps.store.transaction((tx) => tx.appendAudit({ at: now, type: 'lifecycle.orphan_found', actor: 'system', agentId: orphan.agentId, data: { reason: orphan.reason, status: orphan.status, lastActivityAt: orphan.lastActivityAt, balances: orphan.balances } }));
+        reported.push(orphan.agentId);
+      }
+      if (!(options.sweep ?? fleet.sweepOrphans) || orphan.balances.length === 0) continue;
+      const jobIds: string[] = [];
+      try {
+        for (const keyIndex of [...new Set(orphan.balances.map((b) => b.keyIndex))]) jobIds.push(...(await this.sweep(orphan.agentId, keyIndex, 'treasury', 'orphan')).jobIds);
+        sweeps.push({ agentId: orphan.agentId, jobIds });
+      } catch (e) {
+        sweeps.push({ agentId: orphan.agentId, jobIds, error: e instanceof AirlockError ? e.code : 'internal' });
+      }
+    }
+    return { orphans, reported, sweeps };
+  }
+
+  /**
+   * Hot-balance caps: agents whose current address holds more of a capped asset than the lower of the fleet's
+   * and the agent's cap get the excess swept to the treasury. Which agents are read: those that received a
+   * capped ERC-20 (Transfer logs since the last checked block, remembered per chain), and with `full` every
+   * agent with a cap (native balance increases leave no log: the scheduled full pass finds them).
+   */
+  async hotBalancePass(options: { full?: boolean } = {}): Promise<{ checked: number; jobIds: string[]; errors: { agentId: string; code: string }[] }> {
+    const out = { checked: 0, jobIds: [] as string[], errors: [] as { agentId: string; code: string }[] };
+    if (!this.submitter) return out;
+    const fleet = await this.fleetLifecycle();
+    const agents = await this.activeAgents();
+    const caps = new Map<string, Map<string, bigint>>(); // agentId -> asset -> cap
+    for (const agent of agents) {
+      const own = await this.lifecycleAt(agentScope(agent.id));
+      const assets = new Set([...fleet.hotBalanceCaps.keys(), ...own.hotBalanceCaps.keys()]);
+      const mine = new Map<string, bigint>();
+      for (const asset of assets) {
+        const cap = effectiveHotBalanceCap(asset, fleet, own);
+        if (cap !== undefined) mine.set(asset, cap);
+      }
+      if (mine.size > 0) caps.set(agent.id, mine);
+    }
+    const toCheck = new Set<string>(options.full ? caps.keys() : []);
+    const byAddress = new Map(agents.filter((a) => caps.has(a.id)).map((a) => [a.address, a.id]));
+    for (const chain of this.submitter.chains()) {
+      const tokens = [...new Set([...caps.values()].flatMap((m) => [...m.keys()]))].filter((a) => a.startsWith(`${chain}/erc20:`)).map((a) => a.slice(`${chain}/erc20:`.length));
+      const latest = await this.submitter.blockNumber(chain).catch(() => undefined);
+      if (latest === undefined) continue;
+      const metaKey = `lifecycle_hot_block:${chain}`;
+      const last = await this.deps.store.getMeta(metaKey);
+      if (tokens.length > 0 && byAddress.size > 0 && last !== undefined && BigInt(last) < latest) {
+        const seen = await this.submitter.incomingTransfers(chain, tokens, [...byAddress.keys()], BigInt(last) + 1n, latest).catch(() => undefined);
+        if (seen === undefined) continue; // the block is not moved on: the next pass reads the range again
+        for (const t of seen) {
+          const agentId = byAddress.get(t.to);
+          if (agentId) toCheck.add(agentId);
+        }
+      }
+      await this.deps.store.setMeta(metaKey, latest.toString());
+    }
+    for (const agentId of toCheck) {
+      const agent = agents.find((a) => a.id === agentId)!;
+      const agentCaps = caps.get(agentId)!;
+      out.checked++;
+      const byChain = new Map<string, Map<string, bigint>>();
+      for (const [asset, cap] of agentCaps) {
+        const chain = asset.slice(0, asset.indexOf('/'));
+        if (!this.submitter.supports(chain)) continue;
+        const balance = await this.balanceOf(chain, asset, agent.address).catch(() => undefined);
+        if (balance === undefined || balance <= cap) continue;
+        if (!byChain.has(chain)) byChain.set(chain, new Map());
+        byChain.get(chain)!.set(asset, cap);
+      }
+      for (const [chain, keep] of byChain) {
+        try {
+          const report = await this.sweep(agent.id, agent.keyIndex, 'treasury', 'hot_balance_cap', { chains: [chain], keep, assets: [...keep.keys()] });
+          out.jobIds.push(...report.jobIds);
+        } catch (e) {
+          out.errors.push({ agentId, code: e instanceof AirlockError ? e.code : 'internal' });
+        }
+      }
+    }
+    return out;
+  }
+
+  // ---- internals ----
+
+  private evm(): ChainAdapter {
+    const adapter = this.deps.adapters.get('eip155');
+    if (!adapter) throw new AirlockError('internal', 'EVM adapter not configured.');
+    return adapter;
+  }
+
+  private requireRpc(chain: string): EvmSubmitter {
+    if (!this.submitter || !this.submitter.supports(chain)) {
+      throw new AirlockError('lifecycle_no_rpc', `No RPC is configured for ${chain}; the lifecycle path cannot read or submit there.`, { hints: ['Set AIRLOCK_EVM_RPC (e.g. eip155:8453=https://…) and restart, or retire with --no-sweep.'], details: { chain } });
+    }
+    return this.submitter;
+  }
+
+  private async rpc<T>(read: (s: EvmSubmitter) => Promise<T>, message = 'The RPC did not answer a lifecycle read; nothing was signed.'): Promise<T> {
+    if (!this.submitter) throw new AirlockError('lifecycle_no_rpc', 'No RPC is configured (AIRLOCK_EVM_RPC).');
+    try {
+      return await read(this.submitter);
+    } catch (cause) {
+      if (cause instanceof AirlockError) throw cause;
+      throw new AirlockError('lifecycle_rpc_unavailable', message, { cause });
+    }
+  }
+
+  private async keyRef(agentIdOrName: string, keyIndex: number): Promise<KeyRef> {
+    const agent = await this.operator.getAgent(agentIdOrName);
+    if (!Number.isSafeInteger(keyIndex) || keyIndex < 0 || keyIndex > agent.keyIndex) {
+      throw new AirlockError('lifecycle_key_index_invalid', `The agent's key indexes are 0 to ${agent.keyIndex}.`);
+    }
+    const adapter = this.evm();
+    const path = adapter.derivationPath(agent.accountIndex, keyIndex);
+    const address = keyIndex === agent.keyIndex ? agent.address : adapter.addressFromPublicKey(await this.deps.keys.getPublicKey(path)).toLowerCase();
+    return { agent, keyIndex, path, address };
+  }
+
+  private async balanceOf(chain: string, asset: string, address: string): Promise<bigint> {
+    const submitter = this.requireRpc(chain);
+    if (asset === nativeAsset(chain)) return submitter.nativeBalance(chain, address);
+    return submitter.tokenBalance(chain, asset.slice(`${chain}/erc20:`.length), address);
+  }
+
+  /**
+   * Balances worth sweeping of every key index of the agent, on every chain with an RPC. A native balance that
+   * cannot pay for its own transfer (at most 21000 x the gas price: what a token sweep's unused gas leaves) is
+   * dust: no sweep can move it, so it makes no orphan.
+   */
+  private async balancesOf(agent: Agent, fleet: LifecyclePolicy): Promise<Orphan['balances']> {
+    const out: Orphan['balances'] = [];
+    if (!this.submitter) return out;
+    for (const chain of this.submitter.chains()) {
+      const gasPrice = await this.submitter.gasPrice(chain).catch(() => undefined);
+      for (let k = 0; k <= agent.keyIndex; k++) {
+        const key = await this.keyRef(agent.id, k);
+        for (const asset of [nativeAsset(chain), ...(fleet.sweepAssets.get(chain) ?? [])]) {
+          const amount = await this.balanceOf(chain, asset, key.address).catch(() => 0n);
+          const dust = asset === nativeAsset(chain) ? NATIVE_TRANSFER_GAS * (gasPrice ?? 0n) : 0n;
+          if (amount > dust) out.push({ keyIndex: k, address: key.address, chain, asset, amount: amount.toString() });
+        }
+      }
+    }
+    return out;
+  }
+
+  private async lastSessionActivity(agent: Agent): Promise<number> {
+    const recent = await this.deps.store.queryAudit({ agentId: agent.id, newestFirst: true, limit: 50 });
+    const own = recent.find((e) => e.actor === 'agent' || e.sessionId !== undefined);
+    if (own) return own.at;
+    const sessions = await this.deps.store.listSessions({ agentId: agent.id, includeInactive: true, now: this.deps.clock.now() });
+    return Math.max(agent.createdAt, ...sessions.map((s) => s.createdAt));
+  }
+
+  /** Active and frozen agents: a frozen agent's key may be the compromised one, its wallet is capped all the more. */
+  private async activeAgents(): Promise<Agent[]> {
+    const out: Agent[] = [];
+    for (const status of ['active', 'frozen'] as const) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.deps.store.listAgents({ status, limit: 500, ...(after ? { after } : {}) });
+        out.push(...page);
+        if (page.length < 500) break;
+        after = page[page.length - 1]!.id;
+      }
+    }
+    return out;
+  }
+
+  /** Reads what a sweep needs and checks every chain before anything is signed. */
+  private async planSweep(key: KeyRef, destination: SweepDestination, fleet: LifecyclePolicy, options: SweepOptions) {
+    if (destination === 'current' && key.keyIndex === key.agent.keyIndex) {
+      throw new AirlockError('invalid_request', 'The key index is the agent\'s current key: sweep it to the treasury, or name an older key index.');
+    }
+    const chains = options.chains ?? [...new Set([...(this.submitter?.chains() ?? []), ...fleet.treasury.keys(), ...fleet.sweepAssets.keys()])].sort();
+    const plans: { chain: string; gasPrice: bigint; rpcNonce: number; nativeBalance: bigint; transactions: BuiltTransaction[]; skipped: SweepSkip[] }[] = [];
+    const open = await this.deps.store.listLifecycleJobs({ agentId: key.agent.id, open: true, limit: 500 });
+    for (const chain of chains) {
+      this.requireRpc(chain);
+      const assets = options.assets ?? [nativeAsset(chain), ...(fleet.sweepAssets.get(chain) ?? [])];
+      const tokens = assets.filter((a) => a !== nativeAsset(chain));
+      const reads = await this.rpc(async (s) => ({
+        gasPrice: await s.gasPrice(chain),
+        nonce: await s.pendingNonce(chain, key.address),
+        native: await s.nativeBalance(chain, key.address),
+        tokens: await Promise.all(tokens.map((a) => s.tokenBalance(chain, a.slice(`${chain}/erc20:`.length), key.address))),
+      }));
+      const recipient = destination === 'current' ? key.agent.address : fleet.treasury.get(chain);
+      const hasBalance = reads.native > 0n || reads.tokens.some((b) => b > 0n);
+      if (!recipient) {
+        if (!hasBalance) continue;
+        throw new AirlockError('lifecycle_no_treasury', `The agent holds a balance on ${chain}, and the fleet policy names no treasury there.`, { hints: ['Set lifecycle.treasury in the fleet policy (docs/policy.md#lifecycle), or retire with --no-sweep to leave the funds.'], details: { chain } });
+      }
+      const skipped: SweepSkip[] = [];
+      const transactions: BuiltTransaction[] = [];
+      const openAsset = (asset: string) => open.some((j) => j.origin === 'sweep' && j.keyIndex === key.keyIndex && j.asset === asset);
+      for (const [i, asset] of tokens.entries()) {
+        const keep = options.keep?.get(asset) ?? 0n;
+        const balance = reads.tokens[i]!;
+        if (openAsset(asset)) skipped.push({ chain, asset, reason: 'sweep_open' });
+        else if (balance === 0n) skipped.push({ chain, asset, reason: 'empty' });
+        else if (balance <= keep) skipped.push({ chain, asset, reason: 'at_or_below_cap' });
+        else {
+          const token = asset.slice(`${chain}/erc20:`.length);
+          const data = erc20TransferData(recipient, balance - keep);
+          const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: token, data, value: 0n }));
+          transactions.push({ call: { to: token, data, value: 0n }, gas: withMargin(estimate), sweepAsset: asset });
+        }
+      }
+      if (assets.includes(nativeAsset(chain))) {
+        const asset = nativeAsset(chain);
+        if (openAsset(asset)) skipped.push({ chain, asset, reason: 'sweep_open' });
+        else if (reads.native === 0n) skipped.push({ chain, asset, reason: 'empty' });
+        else if (reads.native <= (options.keep?.get(asset) ?? 0n)) skipped.push({ chain, asset, reason: 'at_or_below_cap' });
+        // The value is settled inside the signing transaction, after the fees of every open job are kept back.
+        else transactions.push({ call: { to: recipient, data: '0x', value: 0n }, gas: NATIVE_TRANSFER_GAS, sweepAsset: asset });
+      }
+      plans.push({ chain, gasPrice: reads.gasPrice, rpcNonce: reads.nonce, nativeBalance: reads.native - (options.keep?.get(nativeAsset(chain)) ?? 0n), transactions, skipped });
+    }
+    return plans;
+  }
+
+  private classify(adapter: ChainAdapter, key: KeyRef, chain: string, fleet: LifecyclePolicy, call: LifecycleCall, fees: { nonce: number; gas: bigint; gasPrice: bigint }) {
+    const payload = {
+      chainId: Number(chain.slice('eip155:'.length)),
+      transaction: { type: 'legacy', to: call.to, value: call.value, data: call.data, nonce: fees.nonce, gas: fees.gas, gasPrice: fees.gasPrice },
+    };
+    const decoded = adapter.decode('evm.transaction', payload, { address: key.address });
+    const treasury = fleet.treasury.get(chain);
+    const classified = classifyLifecycleCall(decoded.intent, call, { from: key.address, current: key.agent.address, ...(treasury ? { treasury } : {}) });
+    return { decoded, classified };
+  }
+
+  /**
+   * Step 2 of the hot path, in one store transaction. `nativeBalance` (sweeps of the native coin): what the
+   * address holds minus what must stay; the value becomes that minus the fees of every open job of the address
+   * and this transaction's own fee ('dust' when nothing would be left to move).
+   */
+  private async signAndRecord(key: KeyRef, chain: string, gasPrice: bigint, rpcNonce: number, origin: LifecycleJobOrigin, purpose: string, built: BuiltTransaction, nativeBalance?: bigint): Promise<LifecycleJob | 'dust'> {
+    const adapter = this.evm();
+    const now = this.deps.clock.now();
+    const id = this.deps.randomId('lcj');
+    const result = await this.deps.store.transaction(async (tx): Promise<LifecycleJob | 'dust'> => {
+      await tx.getAgent(key.agent.id); // the agent's lock: its lifecycle jobs and nonces serialize here
+      // The treasury and caps as they are now, read in this transaction: the fleet policy may have changed since
+      // the sweep was planned, and a transfer to a treasury that is no longer one is refused like any other.
+      const policy = this.compiledOf(await tx.getPolicy(FLEET_SCOPE));
+      const open = (await tx.openLifecycleJobs(key.agent.id)).filter((j) => j.chain === chain && j.from === key.address);
+      const nonce = Math.max(rpcNonce, ...open.map((j) => j.nonce + 1));
+      let call = built.call;
+      if (built.sweepAsset === nativeAsset(chain) && origin === 'sweep') {
+        const reserved = open.reduce((sum, j) => sum + j.maxFee + (j.kind === 'native_transfer' ? j.amount : 0n), 0n);
+        const value = (nativeBalance ?? 0n) - reserved - built.gas * gasPrice;
+        if (value <= 0n) return 'dust';
+        call = { ...call, value };
+      }
+      const { decoded, classified } = this.classify(adapter, key, chain, policy, call, { nonce, gas: built.gas, gasPrice });
+      if (origin === 'sweep' && (classified.kind === 'revocation' || classified.asset !== built.sweepAsset)) throw new AirlockError('internal', 'a sweep built something other than its transfer');
+      await this.checkCaps(tx, key.agent.id, classified, policy, now);
+      // Signed inside the transaction, after every check: a refusal signs nothing, and the bytes exist only
+      // together with their job, audit entry and charge.
+      const signature = await this.deps.keys.signDigest(key.path, decoded.digest, 'ecdsa-secp256k1');
+      const signed = adapter.finalize('evm.transaction', decoded, signature, { address: key.address });
+      if (!signed.signedTransaction || !signed.transactionHash) throw new AirlockError('signature_check_failed', 'The lifecycle transaction was not assembled.');
+      const entry = await tx.appendAudit({
+        at: now, type: 'lifecycle.signed', actor: 'operator', agentId: key.agent.id, action: 'evm.transaction', decision: 'allow',
+        data: {
+          jobId: id, kind: classified.kind, origin, purpose, keyIndex: key.keyIndex, chain, from: key.address, nonce,
+          transactionHash: signed.transactionHash, summary: classified.summary, intent: decoded.intent.summary,
+          ...(classified.asset ? { asset: classified.asset, amount: classified.amount.toString() } : {}),
+          ...(classified.recipient ? { recipient: classified.recipient } : {}),
+        },
+      });
+      const job: LifecycleJob = {
+        id, agentId: key.agent.id, keyIndex: key.keyIndex, chain, from: key.address, nonce, origin, kind: classified.kind, purpose,
+        ...(classified.asset ? { asset: classified.asset } : {}),
+        amount: classified.amount,
+        ...(classified.recipient ? { recipient: classified.recipient } : {}),
+        to: call.to!, maxFee: built.gas * gasPrice, rawTransaction: signed.signedTransaction, transactionHash: signed.transactionHash,
+        summary: classified.summary, state: 'signed', auditSeq: entry.seq, broadcasts: 0, createdAt: now, updatedAt: now,
+      };
+      await tx.appendLedger(lifecycleCharges(key.agent.id, classified), now, entry.seq);
+      await tx.insertLifecycleJob(job);
+      return job;
+    }, { affinity: key.agent.id });
+    return result;
+  }
+
+  private async checkCaps(tx: StoreTx, agentId: string, classified: ClassifiedLifecycleCall, fleet: LifecyclePolicy, now: number): Promise<void> {
+    const caps = fleet.caps.filter((c) => c.asset === classified.asset);
+    if (caps.length === 0) return;
+    const totals = await tx.windowTotals(caps.map((c) => ({ series: LIFECYCLE_SERIES, asset: c.asset, sinceMs: now - c.windowMs })), { charging: [LIFECYCLE_SERIES, lifecycleAgentSeries(agentId)] });
+    caps.forEach((cap, i) => {
+      const used = totals[i]!.amount;
+      if (used + classified.amount > cap.max) {
+        throw new AirlockError('lifecycle_cap_exceeded', `The lifecycle path may move at most ${cap.max} of ${cap.asset} per ${cap.window}; ${used} moved, ${classified.amount} requested.`, {
+          details: { asset: cap.asset, window: cap.window, limit: cap.max.toString(), used: used.toString(), requested: classified.amount.toString() },
+        });
+      }
+    });
+  }
+
+  /** After commit: the first broadcast. A failure is left to the tracker, which sends the same bytes again. */
+  private async firstBroadcast(job: LifecycleJob): Promise<void> {
+    this.options.beforeBroadcast?.(job);
+    if (!this.submitter) return;
+    try {
+      await this.submitter.sendRawTransaction(job.chain, job.rawTransaction);
+      await this.deps.store.recordLifecycleBroadcast(job.id, this.deps.clock.now());
+    } catch {
+      // Committed and tracked: the next tracker pass re-broadcasts the stored bytes.
+    }
+  }
+}
+
+function withMargin(gas: bigint): bigint {
+  return gas + (gas * GAS_MARGIN_PERCENT) / 100n;
+}
+
+/** transfer(to, amount) calldata (ERC-20). */
+function erc20TransferData(to: string, amount: bigint): string {
+  return `${ERC20_TRANSFER_SELECTOR}${to.slice(2).toLowerCase().padStart(64, '0')}${amount.toString(16).padStart(64, '0')}`;
+}
+
+/** The lifecycle ledger charge: the value moved (or one count for a revocation), fleet-wide and per agent. */
+function lifecycleCharges(agentId: string, classified: ClassifiedLifecycleCall): LedgerWrite[] {
+  const asset = classified.asset ?? COUNT_ASSET;
+  return [LIFECYCLE_SERIES, lifecycleAgentSeries(agentId)].map((series) => ({ series, asset, amount: classified.amount, count: 1 }));
+}

@@ -1,0 +1,56 @@
+// The lifecycle path's chain access (core/ports/lifecycle.ts) over viem's public client, one per network of
+// AIRLOCK_EVM_RPC. It holds no keys: it reads nonces, fees, balances and receipts, and broadcasts bytes the
+// core signed and committed before.
+import { createPublicClient, erc20Abi, http, parseAbiItem, type Hex, type PublicClient } from 'viem';
+import type { EvmSubmitter, IncomingTransfer } from '@airlock/core';
+
+const TRANSFER = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)');
+
+/** Messages nodes answer when they already hold (or mined) exactly these bytes: the broadcast did its job. */
+const ALREADY_KNOWN = /already known|already imported|known transaction|transaction already exists/i;
+
+export function rpcEvmSubmitter(rpc: Record<string, string>): EvmSubmitter {
+  const clients = new Map<string, PublicClient>();
+  for (const [network, url] of Object.entries(rpc)) clients.set(network, createPublicClient({ transport: http(url, { timeout: 10_000, retryCount: 1 }) }));
+  const clientFor = (chain: string): PublicClient => {
+    const client = clients.get(chain);
+    if (!client) throw new Error(`no RPC configured for ${chain}`);
+    return client;
+  };
+  const address = (a: string) => a as `0x${string}`;
+  return {
+    supports: (chain) => clients.has(chain),
+    chains: () => [...clients.keys()].sort(),
+    pendingNonce: (chain, a) => clientFor(chain).getTransactionCount({ address: address(a), blockTag: 'pending' }),
+    gasPrice: (chain) => clientFor(chain).getGasPrice(),
+    estimateGas: (chain, call) => clientFor(chain).estimateGas({ account: address(call.from), to: address(call.to), data: call.data as Hex, value: call.value }),
+    nativeBalance: (chain, a) => clientFor(chain).getBalance({ address: address(a) }),
+    tokenBalance: (chain, token, a) => clientFor(chain).readContract({ address: address(token), abi: erc20Abi, functionName: 'balanceOf', args: [address(a)] }),
+    async sendRawTransaction(chain, raw) {
+      try {
+        await clientFor(chain).sendRawTransaction({ serializedTransaction: raw as Hex });
+      } catch (e) {
+        const text = e instanceof Error ? `${e.message} ${(e as { details?: string }).details ?? ''}` : String(e);
+        if (ALREADY_KNOWN.test(text)) return;
+        throw e;
+      }
+    },
+    async receipt(chain, hash) {
+      try {
+        const r = await clientFor(chain).getTransactionReceipt({ hash: hash as Hex });
+        return { status: r.status, blockNumber: r.blockNumber, gasUsed: r.gasUsed };
+      } catch (e) {
+        if ((e as { name?: string }).name === 'TransactionReceiptNotFoundError') return undefined;
+        throw e;
+      }
+    },
+    blockNumber: (chain) => clientFor(chain).getBlockNumber({ cacheTime: 0 }),
+    async incomingTransfers(chain, tokens, addresses, fromBlock, toBlock) {
+      if (tokens.length === 0 || addresses.length === 0) return [];
+      const logs = await clientFor(chain).getLogs({ address: tokens.map(address), event: TRANSFER, args: { to: addresses.map(address) }, fromBlock, toBlock });
+      return logs
+        .filter((l) => !l.removed && l.args.to !== undefined && l.args.value !== undefined && l.blockNumber !== null)
+        .map((l): IncomingTransfer => ({ asset: `${chain}/erc20:${l.address.toLowerCase()}`, to: l.args.to!.toLowerCase(), value: l.args.value!, blockNumber: l.blockNumber! }));
+    },
+  };
+}

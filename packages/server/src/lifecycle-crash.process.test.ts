@@ -1,0 +1,84 @@
+// A sweep interrupted by `kill -9` (issue 14, section 4): the daemon dies after the sweep was signed and
+// committed and before it reached the chain (AIRLOCK_FAULT=lifecycle_before_broadcast). After a restart the
+// stored bytes are broadcast, never a new transaction: exactly one sweep transaction lands, nothing is lost.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createPublicClient, http, type Address } from 'viem';
+import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
+import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.ts';
+import { adminClient, killAllDaemons, prepareDaemonData, sleep, startDaemon, type DaemonData } from './testing/processes.ts';
+
+const CHAIN = 'eip155:31337';
+const TREASURY = '0x7ea5000000000000000000000000000000000002';
+const ETH = 10n ** 18n;
+
+describe('a sweep interrupted by kill -9', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  after(async () => {
+    await killAllDaemons();
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  });
+
+  for (const store of ['sqlite', 'postgres'] as const) {
+    test(`${store}: the committed sweep is re-broadcast after the restart; exactly one sweep transaction per asset, treasury exact`, async () => {
+      const anvil: Anvil = await startAnvil();
+      cleanups.push(() => anvil.stop());
+      const data: DaemonData = await prepareDaemonData(store);
+      cleanups.push(() => data.cleanup());
+      const client = createPublicClient({ transport: http(anvil.rpcUrl) });
+      const token = (await deployToken(anvil.rpcUrl)).toLowerCase() as Address;
+      const env = { AIRLOCK_EVM_RPC: `${CHAIN}=${anvil.rpcUrl}`, AIRLOCK_LIFECYCLE_INTERVAL: '1s' };
+
+      const doomed = await startDaemon(data, { ...env, AIRLOCK_FAULT: 'lifecycle_before_broadcast' });
+      let admin = adminClient(doomed.url, data.adminToken);
+      const set = await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: TREASURY }, sweep_assets: { [CHAIN]: [`${CHAIN}/erc20:${token}`] } } } });
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      const agent = (await admin('POST', '/v1/agents', { names: ['crashy'] })).body.agents[0];
+      await rpc(anvil.rpcUrl, 'anvil_setBalance', [agent.address, `0x${ETH.toString(16)}`]);
+      await mint(anvil.rpcUrl, token, agent.address, 7_000_000n);
+
+      // The token sweep is signed and committed, then the process kills itself before broadcasting it.
+      await assert.rejects(admin('POST', `/v1/agents/${agent.id}/sweep`, {}));
+      await doomed.kill();
+      assert.equal(await client.getTransactionCount({ address: agent.address }), 0, 'nothing reached the chain before the crash');
+      assert.equal(await balanceOf(anvil.rpcUrl, token, TREASURY), 0n);
+
+      const daemon = await startDaemon(data, env);
+      admin = adminClient(daemon.url, data.adminToken);
+      // Both sweeps were committed before the crash (the startup tracker may already have sent their bytes).
+      const survived = (await admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`)).body.jobs;
+      assert.deepEqual(survived.map((j: any) => j.kind).sort(), ['erc20_transfer', 'native_transfer']);
+      // Asked again at once: an open sweep is not built a second time (and a mined one left nothing to sweep).
+      const again = await admin('POST', `/v1/agents/${agent.id}/sweep`, {});
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.deepEqual(again.body.jobs, [], JSON.stringify(again.body));
+
+      let jobs: any[] = [];
+      for (let i = 0; i < 60; i++) {
+        jobs = (await admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`)).body.jobs;
+        if (jobs.length > 0 && jobs.every((j) => j.state === 'mined')) break;
+        await sleep(250);
+      }
+      const tokenJobs = jobs.filter((j) => j.kind === 'erc20_transfer');
+      const nativeJobs = jobs.filter((j) => j.kind === 'native_transfer');
+      assert.equal(tokenJobs.length, 1, JSON.stringify(jobs));
+      for (const job of jobs) {
+        const before = survived.find((j: any) => j.id === job.id);
+        assert.equal(job.rawTransaction, before?.rawTransaction, 'the bytes committed before the crash are the ones mined');
+      }
+      assert.equal(nativeJobs.length, 1, JSON.stringify(jobs));
+      assert.ok(jobs.every((j) => j.state === 'mined'), JSON.stringify(jobs.map((j) => j.state)));
+      assert.equal(tokenJobs[0].broadcasts >= 1, true);
+      // Exactly one transaction per job ever left the agent's key, and the treasury holds exactly what moved.
+      assert.equal(await client.getTransactionCount({ address: agent.address }), 2);
+      assert.equal(await balanceOf(anvil.rpcUrl, token, TREASURY), 7_000_000n);
+      assert.equal(await balanceOf(anvil.rpcUrl, token, agent.address), 0n);
+      assert.equal(await client.getBalance({ address: TREASURY }), BigInt(nativeJobs[0].amount));
+      const receipt = await client.getTransactionReceipt({ hash: tokenJobs[0].transactionHash });
+      assert.equal(receipt.status, 'success');
+      const mined = (await admin('GET', `/v1/audit?type=lifecycle.mined&agent=${agent.id}`)).body.entries;
+      assert.equal(mined.length, 2);
+      await daemon.kill('SIGTERM');
+    });
+  }
+});
