@@ -10,6 +10,7 @@ export * from './ports/store.ts';
 export * from './ports/breakers.ts';
 export * from './ports/shadow-policies.ts';
 export * from './ports/webhooks.ts';
+export * from './ports/agent-keys.ts';
 export * from './ports/payments.ts';
 export * from './ports/lightning-backend.ts';
 export * from './ports/lightning-payments.ts';

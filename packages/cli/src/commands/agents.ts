@@ -4,26 +4,31 @@ import { keyValue, need, positiveInt, usage } from '../args.ts';
 import { printJson, table } from '../format.ts';
 import { NOSTR_EXPORT_USAGE, nostrExport, nostrExportOptions } from './nostr-export.ts';
 
-interface AgentJson { id: string; name: string; accountIndex: number; address: string; status: string; createdAt: string }
+interface AgentJson { id: string; name: string; accountIndex: number; keyIndex: number; address: string; status: string; createdAt: string }
+interface AgentKeyJson { keyIndex: number; address: string; state: string; createdAt: string; rotatedAt?: string; retiredAt?: string }
+interface RotationJson { agent: AgentJson; previous: { keyIndex: number; address: string }; current: { keyIndex: number; address: string }; deniedApprovals: string[] }
 const COLUMNS = ['id', 'name', 'status', 'accountIndex', 'address'];
+const KEY_COLUMNS = ['keyIndex', 'address', 'state', 'createdAt', 'rotatedAt', 'retiredAt'];
 
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'create | list | show | freeze | unfreeze | retire agents; nostr-export (offline key backup)',
+  summary: 'create | list | show | freeze | unfreeze | retire | rotate agents, their keys; nostr-export (offline key backup)',
   usage: [
     'airlock agent create [--name NAME]... [--count N] [--prefix P] [--label k=v]...',
-    'airlock agent list [--status active|frozen|retired] [--limit N]',
+    'airlock agent list [--status active|frozen|retired] [--limit N] [--address 0x...]',
     'airlock agent show <id|name>',
     'airlock agent freeze|unfreeze|retire <id|name>',
+    'airlock agent rotate <id|name>          (a new EVM key; prints the old and new address)',
+    'airlock agent keys <id|name>            (every EVM key it ever had)',
     NOSTR_EXPORT_USAGE,
   ].join('\n'),
-  options: { name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, status: { type: 'string' }, limit: { type: 'string' }, ...nostrExportOptions },
+  options: { name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, status: { type: 'string' }, limit: { type: 'string' }, address: { type: 'string' }, ...nostrExportOptions },
   async run(ctx, { values, positionals }) {
     const [sub, target] = positionals;
     // Offline, with the vault passphrase: never through the daemon, so it needs no admin token.
     if (sub === 'nostr-export') return nostrExport(ctx, values, target);
     // Usage before credentials: a typo should print usage, not ask for a token.
-    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire'].includes(sub ?? '')) throw usage(this.usage);
+    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire', 'rotate', 'keys'].includes(sub ?? '')) throw usage(this.usage);
     const http = ctx.admin();
     switch (sub) {
       case 'create': {
@@ -40,12 +45,36 @@ export const agentCommand: Command = {
         return;
       }
       case 'list': {
+        if (values.address !== undefined) {
+          const { body } = await http.request<{ agents: AgentJson[] }>('GET', `/v1/agents?${new URLSearchParams({ address: values.address as string, ...(values.status ? { status: values.status as string } : {}) })}`);
+          return ctx.json ? printJson(body) : console.log(body.agents.length ? table(body.agents as never, COLUMNS) : 'no agent ever had this address');
+        }
         const agents = await listAgents(http, values.status as string | undefined, values.limit !== undefined ? positiveInt(values.limit, 'limit') : undefined);
         return ctx.json ? printJson({ agents }) : console.log(table(agents as never, COLUMNS));
       }
       case 'show': {
-        const { body } = await http.request<AgentJson & { nostr: { pubkey: string; npub: string } }>('GET', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}`);
-        return ctx.json ? printJson(body) : console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'createdAt', 'npub']));
+        const agentPath = `/v1/agents/${encodeURIComponent(need(target, 'agent'))}`;
+        const { body } = await http.request<AgentJson & { nostr: { pubkey: string; npub: string } }>('GET', agentPath);
+        const { body: keys } = await http.request<{ keys: AgentKeyJson[] }>('GET', `${agentPath}/keys`);
+        if (ctx.json) return printJson({ ...body, keys: keys.keys });
+        console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'keyIndex', 'createdAt', 'npub']));
+        // Addresses it signed with before a rotation stay its own: funds or allowances may still sit there.
+        const earlier = keys.keys.filter((k) => k.state !== 'active');
+        if (earlier.length) console.log(`\nearlier keys:\n${table(earlier as never, KEY_COLUMNS)}`);
+        return;
+      }
+      case 'keys': {
+        const { body } = await http.request<{ agent: { id: string; name: string }; keys: AgentKeyJson[] }>('GET', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}/keys`);
+        return ctx.json ? printJson(body) : console.log(table(body.keys as never, KEY_COLUMNS));
+      }
+      case 'rotate': {
+        const { body } = await http.request<RotationJson>('POST', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}/rotate`);
+        if (ctx.json) return printJson(body);
+        console.log(`${body.agent.name}: key ${body.previous.keyIndex} -> ${body.current.keyIndex}`);
+        console.log(`old address  ${body.previous.address}  (rotated: requests naming it are refused key_rotated)`);
+        console.log(`new address  ${body.current.address}`);
+        if (body.deniedApprovals.length) console.log(`denied pending approvals: ${body.deniedApprovals.join(', ')}`);
+        return;
       }
       case 'freeze':
       case 'unfreeze':

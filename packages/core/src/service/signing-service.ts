@@ -162,6 +162,8 @@ export class SigningService {
     try {
       adapter = this.adapterFor(action);
       signer = await this.signerFor(adapter, auth.agent);
+      const otherSigner = namedOtherSigner(adapter, action, payload, signer);
+      if (otherSigner !== undefined) await this.refuseEarlierKey(auth, otherSigner);
       decoded = adapter.decode(action as Action, payload, signer);
       attachPaymentContext(decoded.intent, context);
     } catch (e) {
@@ -465,7 +467,10 @@ export class SigningService {
     assertAuditIntact(this.deps.auditIntegrity);
     const now = this.deps.clock.now();
     const adapter = this.adapterFor(action);
-    const decoded = adapter.decode(action as Action, payload, await this.signerFor(adapter, auth.agent));
+    const signer = await this.signerFor(adapter, auth.agent);
+    const otherSigner = namedOtherSigner(adapter, action, payload, signer);
+    if (otherSigner !== undefined) await this.refuseEarlierKey(auth, otherSigner);
+    const decoded = adapter.decode(action as Action, payload, signer);
     attachPaymentContext(decoded.intent, context);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
@@ -565,6 +570,34 @@ export class SigningService {
       this.derivedSigners.set(key, address);
     }
     return { address };
+  }
+
+  /**
+   * `address` was named as the signer of a request of `auth` (a transaction's `from`, a permit's `owner`, a
+   * JSON-RPC address parameter) and is not the key the request would be signed with. An earlier key of the same
+   * agent is refused `key_rotated` (rule agent_keys/rotated). The agent's current key as the store has it means
+   * this instance authenticated the session before a rotation elsewhere: refused `conflict` and the cached
+   * credential dropped, so the agent's next request is checked against the new key. Any other address returns:
+   * the caller's own refusal applies. Cold path only (a mismatch): one or two store reads. `audit`: append the
+   * refusal as `sign.request` (callers whose refusals are not audited otherwise: JSON-RPC).
+   */
+  async refuseEarlierKey(auth: AgentAuth, address: string, audit?: { action: string; payload: unknown }): Promise<void> {
+    const key = await this.deps.store.findAgentKey(address);
+    if (!key || key.agentId !== auth.agent.id) return;
+    const current = await this.deps.store.getAgent(auth.agent.id);
+    if (!current) return;
+    let error: AirlockError;
+    if (key.keyIndex === current.keyIndex) {
+      this.credentials.forgetSession(auth.session.id);
+      error = new AirlockError('conflict', "The agent's key changed while this request was in flight; send it again.");
+    } else {
+      error = new AirlockError('key_rotated', `Refused by agent_keys/rotated: ${key.address} is this agent's key ${key.keyIndex}, rotated since; the agent signs with ${current.address} (key ${current.keyIndex}) now.`, {
+        hints: ["Read the agent's address again (GET /v1/session, or recreate the SDK account) and build the request for it."],
+        details: { rule: 'agent_keys/rotated', address: key.address, keyIndex: key.keyIndex, state: key.state, currentAddress: current.address, currentKeyIndex: current.keyIndex },
+      });
+    }
+    if (audit) await this.auditRefusal(auth, audit.action, requestHash(audit.action, audit.payload, canonicalJson), error, this.deps.clock.now());
+    throw error;
   }
 
   /** The signer context of `agent` for the adapter of `namespace` (the Bitcoin account routes read its extended keys). */
@@ -742,6 +775,14 @@ export class SigningService {
       data: { errorCode: e.code as ErrorCode, message: e.message, requestHash: reqHash, ...extra },
     });
   }
+}
+
+/** The first address the payload names as its signer that is not `signer`'s, if any (ChainAdapter.namedSigners). */
+function namedOtherSigner(adapter: ChainAdapter, action: string, payload: unknown, signer: SignerContext): string | undefined {
+  const named = adapter.namedSigners?.(action as Action, payload);
+  if (!named) return undefined;
+  const own = signer.address.toLowerCase();
+  return named.find((address) => address !== own);
 }
 
 /**
