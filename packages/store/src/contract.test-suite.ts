@@ -8,6 +8,7 @@ import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, leafHash, Me
 import type { ApprovalVote, Approver, ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, ShadowOutcome, ShadowPolicyRecord, Store, WindowQuery } from '@airlock/core';
 import { DAI, generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
 import { runWebhookStoreContract } from './webhooks.contract.test-suite.ts';
+import { runAgentKeyStoreContract } from './agent-keys.contract.test-suite.ts';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
 interface RawExec {
@@ -69,6 +70,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
     });
 
     runWebhookStoreContract(fresh);
+    runAgentKeyStoreContract(fresh);
 
     test('migrate is idempotent and meta keeps the first value written by initMeta', async () => {
       const store = await fresh();
