@@ -57,7 +57,7 @@ export const agentCommand: Command = {
         const { body } = await http.request<AgentJson & { nostr: { pubkey: string; npub: string } }>('GET', agentPath);
         const { body: keys } = await http.request<{ keys: AgentKeyJson[] }>('GET', `${agentPath}/keys`);
         if (ctx.json) return printJson({ ...body, keys: keys.keys });
-        console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'keyIndex', 'createdAt', 'npub']));
+        console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'createdAt', 'npub', 'keyIndex']));
         // Addresses it signed with before a rotation stay its own: funds or allowances may still sit there.
         const earlier = keys.keys.filter((k) => k.state !== 'active');
         if (earlier.length) console.log(`\nearlier keys:\n${table(earlier as never, KEY_COLUMNS)}`);
