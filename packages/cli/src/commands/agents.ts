@@ -57,10 +57,9 @@ export const agentCommand: Command = {
         const { body } = await http.request<AgentJson & { nostr: { pubkey: string; npub: string } }>('GET', agentPath);
         const { body: keys } = await http.request<{ keys: AgentKeyJson[] }>('GET', `${agentPath}/keys`);
         if (ctx.json) return printJson({ ...body, keys: keys.keys });
-        console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'createdAt', 'npub', 'keyIndex']));
-        // Addresses it signed with before a rotation stay its own: funds or allowances may still sit there.
-        const earlier = keys.keys.filter((k) => k.state !== 'active');
-        if (earlier.length) console.log(`\nearlier keys:\n${table(earlier as never, KEY_COLUMNS)}`);
+        console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'createdAt', 'npub']));
+        // After a rotation: every key, the earlier addresses too (they stay its own; funds or allowances may sit there).
+        if (keys.keys.length > 1) console.log(`\nkeys:\n${table(keys.keys as never, KEY_COLUMNS)}`);
         return;
       }
       case 'keys': {
