@@ -6,17 +6,33 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { recoverMessageAddress, recoverTransactionAddress, recoverTypedDataAddress, type TransactionSerialized } from 'viem';
 import { mnemonicToAccount } from 'viem/accounts';
+import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { COUNT_ASSET, seriesFor } from '@airlock/core';
 import { createApp } from './http/app.ts';
 import { AirlockHolder } from './http/holder.ts';
 import { openAirlock, type Airlock } from './runtime.ts';
-import { ALICE, MALLORY, TEST_PASSPHRASE, TEST_VAULT, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { ALICE, BASE, MALLORY, TEST_PASSPHRASE, TEST_VAULT, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 const LOGIN = 'Sign in to rotation.test';
 
+const API = 'https://api.example.com';
+
 function policy(opts: { approvalAbove?: string } = {}) {
   const base = usdcPolicy(opts);
-  return { ...base, rules: [...base.rules, { name: 'login', type: 'allow', match: { actions: ['evm.message'], message: { prefix: LOGIN } } }] };
+  return {
+    ...base,
+    rules: [
+      ...base.rules,
+      { name: 'login', type: 'allow', match: { actions: ['evm.message'], message: { prefix: LOGIN } } },
+      { name: 'paid-api', type: 'allow', match: { chains: [BASE], kinds: ['eip3009.transfer_with_authorization'], to: [ALICE], resources: [`${API}/**`] } },
+    ],
+  };
+}
+
+/** An x402 v2 `exact` challenge for 1000 base units of USDC on Base, paid to ALICE. */
+function paymentRequired(url: string) {
+  const accepts = [{ scheme: 'exact', network: BASE, amount: '1000', asset: USDC, payTo: ALICE, maxTimeoutSeconds: 60, extra: { name: 'USD Coin', version: '2' } }];
+  return encodePaymentRequiredHeader({ x402Version: 2, error: 'Payment required', resource: { url, description: 'data', mimeType: 'application/json' }, accepts } as never);
 }
 
 /** An EIP-2612 permit of USDC on Base: `owner` names the signer. */
@@ -87,6 +103,20 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const message = await h.call('POST', '/v1/sign/message', { token: p.token, body: { chainId: 8453, message: `${LOGIN} after rotation` } });
       assert.equal(message.status, 200, JSON.stringify(message.body));
       assert.equal((await recoverMessageAddress({ message: `${LOGIN} after rotation`, signature: message.body.signature })).toLowerCase(), fresh);
+
+      // x402: the authorization Airlock builds is from the new address and signed by it.
+      const paid = await h.call('POST', '/v1/x402/pay', { token: p.token, body: { resource: `${API}/data`, paymentRequired: paymentRequired(`${API}/data`) } });
+      assert.equal(paid.status, 200, JSON.stringify(paid.body));
+      const a = paid.body.payload.payload.authorization;
+      assert.equal(a.from.toLowerCase(), fresh);
+      const paidSigner = await recoverTypedDataAddress({
+        domain: { name: 'USD Coin', version: '2', chainId: 8453, verifyingContract: USDC },
+        types: usdcAuthorization(fresh, ALICE, 0n, 0).typedData.types,
+        primaryType: 'TransferWithAuthorization',
+        message: { from: a.from, to: a.to, value: BigInt(a.value), validAfter: BigInt(a.validAfter), validBefore: BigInt(a.validBefore), nonce: a.nonce },
+        signature: paid.body.payload.payload.signature,
+      });
+      assert.equal(paidSigner.toLowerCase(), fresh);
 
       // JSON-RPC answers with the new account and signs with it.
       const rpc = async (method: string, params: unknown[]) => (await h.call('POST', '/v1/rpc/8453', { token: p.token, body: { jsonrpc: '2.0', id: 1, method, params } })).body;
@@ -187,6 +217,28 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const granted = await h.admin('POST', `/v1/approvals/${again.body.approvalId}/approve`);
       assert.equal(granted.status, 200, JSON.stringify(granted.body));
       assert.equal((await recoverTransactionAddress({ serializedTransaction: granted.body.result.signedTransaction as TransactionSerialized })).toLowerCase(), derivedAddress(h, p.agent.accountIndex, 1));
+    });
+
+    test('a rotation landing between an approval\'s grant and its signature: nothing is signed, the failure is on the record', async () => {
+      const p = await provisionAgent(h, { policy: policy({ approvalAbove: '1000' }) });
+      const held = await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 5000n) });
+      assert.equal(held.status, 202);
+      // The grant commits, then (before completeGrant reads the agent to sign) the operator rotates the key.
+      const store = h.airlock.store;
+      const getAgent = store.getAgent;
+      store.getAgent = (async (idOrName: string) => {
+        if (idOrName !== p.agent.id) return getAgent.call(store, idOrName);
+        store.getAgent = getAgent;
+        await h.airlock.operator.rotateAgentKey(p.agent.id, 'admin');
+        return getAgent.call(store, idOrName);
+      }) as typeof getAgent;
+      const approve = await h.admin('POST', `/v1/approvals/${held.body.approvalId}/approve`);
+      store.getAgent = getAgent;
+      assert.equal(approve.status, 403, JSON.stringify(approve.body));
+      assert.equal(approve.body.error.code, 'key_rotated');
+      assert.equal((await h.admin('GET', `/v1/approvals/${held.body.approvalId}`)).body.result, undefined, 'no signature');
+      const failed = (await audit(p.agent.name)).filter((e) => e.type === 'sign.failed');
+      assert.deepEqual(failed.map((e) => e.data.errorCode), ['key_rotated']);
     });
 
     test('concurrent rotations each take their own index, none is reused, and the registry survives a restart', async () => {

@@ -376,6 +376,12 @@ export class OperatorService {
     const agent = await this.getAgent(approval.agentId);
     let signed: Awaited<ReturnType<SigningService['signCommitted']>>;
     try {
+      // Granted, then the key rotated before this signature: the request was decoded for the old key (a rotation
+      // denies what is still pending, this closes the gap between a grant's commit and its signature).
+      const decodedFor = (approval.summary as { intent?: { from?: unknown } } | undefined)?.intent?.from;
+      if (approval.action.startsWith('evm.') && typeof decodedFor === 'string' && decodedFor !== agent.address) {
+        throw new AirlockError('key_rotated', "Refused by agent_keys/rotated: the agent's key was rotated after this approval was granted; nothing was signed.", { details: { rule: 'agent_keys/rotated', address: decodedFor, currentAddress: agent.address } });
+      }
       signed = await this.signing.signCommitted(agent, approval.action, approval.request, approval.digest);
     } catch (e) {
       // As on the direct path: the spend stays reserved (conservative), the failure is on the record.
