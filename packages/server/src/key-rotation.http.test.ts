@@ -281,6 +281,23 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await h.admin('GET', '/v1/agents/nobody/keys')).status, 404);
     });
 
+    test('OperatorService.retireAgentKey (for the lifecycle sweep): a rotated key becomes retired, audited once; the signing key is refused', async () => {
+      const p = await provisionAgent(h, { policy: policy() });
+      const operator = h.airlock.operator;
+      await assert.rejects(operator.retireAgentKey(p.agent.name, 0, 'admin'), (e: any) => e.code === 'conflict');
+      await h.admin('POST', `/v1/agents/${p.agent.name}/rotate`);
+      const retired = await operator.retireAgentKey(p.agent.name, 0, 'admin');
+      assert.deepEqual([retired.keyIndex, retired.state, retired.address], [0, 'retired', p.agent.address]);
+      assert.deepEqual(await operator.retireAgentKey(p.agent.name, 0, 'admin'), retired, 'idempotent');
+      await assert.rejects(operator.retireAgentKey(p.agent.name, 9, 'admin'), (e: any) => e.code === 'not_found');
+      const keys = (await h.admin('GET', `/v1/agents/${p.agent.name}/keys`)).body.keys;
+      assert.deepEqual(keys.map((k: any) => [k.keyIndex, k.state, typeof k.retiredAt]), [[0, 'retired', 'string'], [1, 'active', 'undefined']]);
+      assert.deepEqual((await audit(p.agent.name)).filter((e) => e.type === 'agent.key_retired').map((e) => e.data), [{ keyIndex: 0, address: p.agent.address, by: 'admin' }]);
+      // Still attributable, still refused as a signer.
+      assert.deepEqual((await h.admin('GET', `/v1/agents?address=${p.agent.address}`)).body.agents.map((a: any) => a.id), [p.agent.id]);
+      assert.equal((await h.call('POST', '/v1/sign/typed-data', { token: p.token, body: authorization(p.agent.address) })).body.error.code, 'key_rotated');
+    });
+
     test('a session token cannot rotate or list keys; a retired agent cannot be rotated; a frozen one can and stays frozen', async () => {
       const p = await provisionAgent(h, { policy: policy() });
       for (const [method, path] of [['POST', `/v1/agents/${p.agent.name}/rotate`], ['GET', `/v1/agents/${p.agent.name}/keys`]] as const) {
