@@ -189,6 +189,29 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(await charged(p.agent.id), spentBefore);
     });
 
+    test('a retry under an Idempotency-Key signed before the rotation is not re-signed with the new key', async () => {
+      const p = await provisionAgent(h, { policy: policy() });
+      const headers = { 'idempotency-key': 'pay-alice-once' };
+      const first = await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 7n), headers });
+      assert.equal(first.status, 200);
+      const replay = await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 7n), headers });
+      assert.equal(replay.body.signedTransaction, first.body.signedTransaction, 'before the rotation: the same signature again');
+      await h.admin('POST', `/v1/agents/${p.agent.name}/rotate`);
+      const spent = await charged(p.agent.id);
+      // The unsigned transaction does not name its sender: re-signing it now would be a second, uncharged transfer from the new address.
+      const retry = await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 7n), headers });
+      assert.equal(retry.status, 403, JSON.stringify(retry.body));
+      assert.equal(retry.body.error.code, 'key_rotated');
+      assert.equal(retry.body.signedTransaction, undefined);
+      assert.deepEqual(await charged(p.agent.id), spent);
+      const [entry] = (await audit(p.agent.name)).filter((e) => e.data.errorCode === 'key_rotated');
+      assert.equal(entry.data.originalSeq, first.body.auditSeq);
+      // Under a new key the agent's request is a new one: charged, and signed by the new key.
+      const fresh = await h.call('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 7n), headers: { 'idempotency-key': 'pay-alice-again' } });
+      assert.equal((await recoverTransactionAddress({ serializedTransaction: fresh.body.signedTransaction as TransactionSerialized })).toLowerCase(), derivedAddress(h, p.agent.accountIndex, 1));
+      assert.equal((await charged(p.agent.id)).usdc, spent.usdc + 7n);
+    });
+
     test("a rotation denies the agent's pending approvals (decoded for the old key) and releases their holds; approving one later is refused", async () => {
       const p = await provisionAgent(h, { policy: policy({ approvalAbove: '1000' }) });
       const idle = await charged(p.agent.id);

@@ -55,6 +55,8 @@ interface SignRequest {
   idempotencyKey: string | undefined;
   /** Hex of the digest the payload decodes to: what would be signed. */
   digest: string;
+  /** The address of the key that would sign it (an EVM rotation changes it; Bitcoin and Nostr keys do not). */
+  signer: string;
   input: EvaluationInput;
   /** The session's ancestors as the transaction read them (a derived session), nearest first. */
   ancestors?: Session[];
@@ -174,6 +176,7 @@ export class SigningService {
     const request: SignRequest = {
       auth, action, payload, context, now, reqHash, idempotencyKey,
       digest: bytesToHex(decoded.digest),
+      signer: signer.address,
       input: { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now },
     };
 
@@ -247,7 +250,8 @@ export class SigningService {
       await tx.claimNonces(nonceClaims(req, entry.seq, 'signed'));
       const extra = paymentId !== undefined ? { paymentId } : {};
       // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
-      stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, ...extra } };
+      // `signer`: a retry is re-signed only by the same key (a rotation in between must not re-sign it with another).
+      stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, signer: req.signer, ...extra } };
       outcome = { release: { auditSeq: entry.seq, replayed: false, decision, extra, entry } };
     } else if (decision.decision === 'require_approval') {
       const approval: ApprovalRecord = {
@@ -308,6 +312,12 @@ export class SigningService {
       return { refused: error };
     }
     const body = prior.response.body as Record<string, unknown>;
+    if (prior.response.status === 200 && !signedBySameKey(body, req)) {
+      // Re-signing would make a second, uncharged signature of the same request with the agent's new key.
+      const error = new AirlockError('key_rotated', "Refused by agent_keys/rotated: this Idempotency-Key was signed with an earlier key of this agent, rotated since; send the request again under a new key.", { details: { rule: 'agent_keys/rotated', originalSeq: prior.auditSeq } });
+      await this.appendErrorEntry(tx, auth, action, reqHash, error, now, { idempotencyKey: req.idempotencyKey, digest, originalSeq: prior.auditSeq });
+      return { refused: error };
+    }
     if (prior.response.status !== 200) {
       const entry = await this.appendReplayEntry(tx, req, prior.auditSeq, prior.response.status === 202 ? 'require_approval' : 'deny');
       return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
@@ -341,7 +351,7 @@ export class SigningService {
     const extra = payment ? { paymentId: payment.id } : {};
     const outcome = await this.replay(tx, req, session, original, extra);
     if (idempotencyKey !== undefined && 'release' in outcome) {
-      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, ...extra } }, createdAt: now });
+      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, signer: req.signer, ...extra } }, createdAt: now });
     }
     return outcome;
   }
@@ -818,6 +828,15 @@ function nonceClaims(req: SignRequest, auditSeq: number, state: NonceClaim['stat
 function claimLapsed(claim: NonceClaim, digest: string, nowMs: number): boolean {
   const sequential = claim.key.startsWith('eip2612|') || claim.key.startsWith('permit2-allowance|');
   return sequential && claim.state === 'signed' && claim.digest !== digest && claim.validBefore !== undefined && claim.validBefore * 1000 < nowMs;
+}
+
+/**
+ * Whether a stored allow was signed by the key that would sign its retry. Records written before they named their
+ * signer were all signed with key index 0 (there was no rotation): EVM ones match only while the agent is on it.
+ */
+function signedBySameKey(body: Record<string, unknown>, req: SignRequest): boolean {
+  if (typeof body.signer === 'string') return body.signer === req.signer;
+  return !req.action.startsWith('evm.') || req.auth.agent.keyIndex === 0;
 }
 
 /** The paymentId a stored allow body carries, to hand back on release and replay. */
