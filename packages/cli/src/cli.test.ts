@@ -175,6 +175,32 @@ describe('airlock CLI, end to end', () => {
       ]);
     });
 
+    test('agent rotate prints the old and new address; keys, show and list --address keep the old one attributable', async () => {
+      const [created] = JSON.parse(ok(await airlock('agent', 'create', '--name', 'rotor', '--json'))).agents;
+      const old = created.address as string;
+      const out = ok(await airlock('agent', 'rotate', 'rotor'));
+      const fresh = /^new address\s+(0x[0-9a-f]{40})$/m.exec(out)?.[1];
+      assert.match(out, /^rotor: key 0 -> 1$/m);
+      assert.match(out, new RegExp(`^old address\\s+${old}\\s`, 'm'));
+      assert.ok(fresh && fresh !== old, out);
+      const keys = ok(await airlock('agent', 'keys', 'rotor')).trim().split('\n');
+      assert.match(keys[0]!, /^KEYINDEX\s+ADDRESS\s+STATE/);
+      assert.match(keys[1]!, new RegExp(`^0\\s+${old}\\s+rotated\\s`));
+      assert.match(keys[2]!, new RegExp(`^1\\s+${fresh}\\s+active\\s`));
+      const shown = ok(await airlock('agent', 'show', 'rotor'));
+      assert.match(shown, new RegExp(`rotor\\s+active\\s+\\d+\\s+${fresh}\\s`));
+      assert.match(shown, /^keys:$/m);
+      assert.match(shown, new RegExp(`1\\s+${fresh}\\s+active`));
+      assert.match(shown, new RegExp(`0\\s+${old}\\s+rotated`));
+      assert.deepEqual(JSON.parse(ok(await airlock('agent', 'show', 'rotor', '--json'))).keys.map((k: any) => k.address), [old, fresh]);
+      assert.match(ok(await airlock('agent', 'list', '--address', old)), new RegExp(`rotor\\s+active\\s+\\d+\\s+${fresh}`));
+      assert.equal(ok(await airlock('agent', 'list', '--address', MALLORY)).trim(), 'no agent ever had this address');
+      // A retired agent keeps its last key.
+      const retired = await airlock('agent', 'rotate', 'short-lived');
+      assert.equal(retired.code, 1);
+      assert.match(retired.stderr, /error \[agent_retired\]/);
+    });
+
     test('bad arguments are usage errors (exit 2), not requests with garbage', async () => {
       const cases = [['agent', 'create', '--count', 'abc'], ['agent', 'create', '--count', '0'], ['agent', 'create', '--name', 'x', '--label', 'novalue'], ['agent', 'list', '--limit', '-1'], ['agent', 'frobnicate'], ['agent', 'list', '--bogus']];
       const results = await Promise.all(cases.map((args) => airlock(...args)));

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   session_children_exceeded: { status: 403, summary: 'The session already has as many live child sessions as it may (100); revoke some first. Nothing was created.' },
   agent_frozen: { status: 403, summary: 'The agent is frozen; nothing is signed until it is unfrozen.' },
   agent_retired: { status: 403, summary: 'The agent is retired.' },
+  key_rotated: { status: 403, summary: "The request names as its signer an earlier key of this agent, rotated since (rule agent_keys/rotated); nothing was signed or charged. Build it for the agent's current address (GET /v1/session)." },
   origin_not_allowed: { status: 403, summary: 'The request carries a browser Origin that is not in AIRLOCK_ALLOWED_ORIGINS.' },
   csrf_refused: { status: 403, summary: 'A console request without the same-origin proof: the X-Airlock-Console header and the console\'s own Origin (or Sec-Fetch-Site: same-origin), and no Authorization header.' },
   host_not_allowed: { status: 421, summary: 'The Host is not a name this daemon answers to (AIRLOCK_ALLOWED_HOSTS).' },

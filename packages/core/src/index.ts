@@ -13,6 +13,7 @@ export * from './ports/webhooks.ts';
 export * from './ports/grants.ts';
 export * from './dependencies/index.ts';
 export * from './ports/lifecycle.ts';
+export * from './ports/agent-keys.ts';
 export * from './ports/payments.ts';
 export * from './ports/lightning-backend.ts';
 export * from './ports/lightning-payments.ts';

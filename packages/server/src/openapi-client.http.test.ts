@@ -205,6 +205,17 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.deepEqual([frozen.status, frozen.body.error.code], [403, 'agent_frozen']);
     assert.equal((await admin('POST', `/v1/agents/${agent.id}/unfreeze`)).body.status, 'active');
     assert.equal((await admin('POST', '/v1/agents', { names: ['tour-bot'] })).status, 409, 'names are unique');
+    // Key rotation and attribution: a spare agent, so the tour's agent keeps its address.
+    const [rotating] = (await admin('POST', '/v1/agents', { names: ['tour-rotate'] })).body.agents;
+    const rotatingToken = (await admin('POST', `/v1/agents/${rotating.id}/sessions`, { ttl: '1h', actions: ['evm.typed_data'] })).body.token as string;
+    const rotation = await admin('POST', `/v1/agents/${rotating.name}/rotate`);
+    assert.deepEqual([rotation.body.previous.address, rotation.body.current.keyIndex], [rotating.address, 1]);
+    assert.equal((await admin('POST', '/v1/agents/no-such-agent/rotate')).status, 404);
+    assert.deepEqual((await admin('GET', `/v1/agents/${rotating.name}/keys`)).body.keys.map((k: any) => k.state), ['rotated', 'active']);
+    assert.equal((await admin('GET', '/v1/agents/no-such-agent/keys')).status, 404);
+    assert.deepEqual((await admin('GET', `/v1/agents?address=${rotating.address}`)).body.agents.map((a: any) => a.id), [rotating.id]);
+    const oldKey = await call(rotatingToken, 'POST', '/v1/sign/typed-data', { chainId: 8453, ...usdcAuthorization(rotating.address, ALICE, 1n, Math.floor(Date.now() / 1000) + 600) });
+    assert.deepEqual([oldKey.status, oldKey.body.error.code], [403, 'key_rotated']);
 
     const spare = await admin('POST', `/v1/agents/${agent.id}/sessions`, { ttl: '5m', actions: ['evm.message'] });
     assert.equal((await admin('GET', `/v1/sessions?agent=${agent.name}`)).body.sessions.length, 2);

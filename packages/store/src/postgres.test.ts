@@ -5,6 +5,7 @@ import pg from 'pg';
 import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './contract.test-suite.ts';
 import { checkConcurrentClaims } from './webhooks.contract.test-suite.ts';
 import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
+import { checkAgentKeyBackfill, checkConcurrentRotations } from './agent-keys.contract.test-suite.ts';
 import { postgresMigrations } from './postgres/migrations/index.ts';
 import { openPostgresStore } from './postgres/postgres-store.ts';
 import { agentLockKey } from './postgres/tx-locks.ts';
@@ -226,3 +227,17 @@ test('postgres: a request that meets a lock it may not wait for is rolled back a
     await store.close();
   }
 });
+
+test('postgres: rotations of one agent from three instances on one schema each take their own key index', { skip }, async () => {
+  const schema = newSchema();
+  const stores = await Promise.all(Array.from({ length: 3 }, () => openPostgresStore({ connectionString: url, schema, poolSize: 4 })));
+  try {
+    await Promise.all(stores.map((s) => s.migrate()));
+    await checkConcurrentRotations(stores);
+  } finally {
+    for (const s of stores) await s.close();
+  }
+});
+
+test('postgres: migration 017 backfills the key registry with the key each agent has', { skip }, () =>
+  storeAtVersion(16, ({ store }) => checkAgentKeyBackfill(store)));

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './contract.test-suite.ts';
 import { DatabaseSync } from 'node:sqlite';
 import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
+import { checkAgentKeyBackfill, checkConcurrentRotations } from './agent-keys.contract.test-suite.ts';
 import { sqliteMigrations } from './sqlite/migrations/index.ts';
 import { openSqliteStore } from './sqlite/sqlite-store.ts';
 import { openStore } from './index.ts';
@@ -161,3 +162,30 @@ async function pageCount(store: Awaited<ReturnType<typeof openSqliteStore>>): Pr
   await store.rawExec("INSERT OR REPLACE INTO meta (key, value) SELECT 'test.page_count', CAST(page_count AS TEXT) FROM pragma_page_count()");
   return Number(await store.getMeta('test.page_count'));
 }
+
+test('sqlite: rotations of one agent from two Store instances on one file each take their own key index', async () => {
+  const path = tempPath();
+  const a = await openSqliteStore(path);
+  const b = await openSqliteStore(path);
+  try {
+    await Promise.all([a.migrate(), b.migrate()]);
+    await checkConcurrentRotations([a, b]);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('sqlite: migration 016 backfills the key registry with the key each agent has', async () => {
+  const store = await openSqliteStore(tempPath());
+  try {
+    await store.rawExec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT');
+    for (const [version, migration] of [...sqliteMigrations].filter(([v]) => v < 16).sort(([x], [y]) => x - y)) {
+      for (const sql of migration.statements) await store.rawExec(sql);
+      await store.rawExec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (${version}, '${migration.name}', 0)`);
+    }
+    await checkAgentKeyBackfill(store);
+  } finally {
+    await store.close();
+  }
+});

@@ -10,6 +10,7 @@ import { addressOfPublicKey, assertSignedBy, nobleRecoverPublicKey, type Recover
 import { isPreparedTransaction, signedTransactionBytes } from './signed-transaction.ts';
 import { decodeTransactionRequest } from './transaction.ts';
 import { decodeTypedDataRequest } from './typed-data.ts';
+import { namedSigners } from './named-signers.ts';
 
 export interface EvmAdapterOptions {
   /** ABIs used to decode the arguments of calls to contracts other than the built-in ERC-20 functions. */
@@ -61,6 +62,7 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
     },
 
     decode,
+    namedSigners,
 
     enrich: enrichCall,
     checkAbis: checkAbiDeclarations,

@@ -5,7 +5,9 @@ import { printJson, table } from '../format.ts';
 import { AGENT_DEPS_USAGE, agentDeps } from './agent-deps.ts';
 import { NOSTR_EXPORT_USAGE, nostrExport, nostrExportOptions } from './nostr-export.ts';
 
-interface AgentJson { id: string; name: string; accountIndex: number; address: string; status: string; createdAt: string }
+interface AgentJson { id: string; name: string; accountIndex: number; keyIndex: number; address: string; status: string; createdAt: string }
+interface AgentKeyJson { keyIndex: number; address: string; state: string; createdAt: string; rotatedAt?: string; retiredAt?: string }
+interface RotationJson { agent: AgentJson; previous: { keyIndex: number; address: string }; current: { keyIndex: number; address: string }; deniedApprovals: string[] }
 const COLUMNS = ['id', 'name', 'status', 'accountIndex', 'address'];
 interface SweepJobJson { id: string; kind: string; asset?: string; amount: string; recipient?: string; state: string; transactionHash: string }
 const SWEEP_COLUMNS = ['id', 'kind', 'asset', 'amount', 'recipient', 'state', 'transactionHash'];
@@ -15,26 +17,30 @@ function nonNegativeInt(text: string): number {
   return Number(text);
 }
 
+const KEY_COLUMNS = ['keyIndex', 'address', 'state', 'createdAt', 'rotatedAt', 'retiredAt'];
+
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'create | list | show | freeze | unfreeze | retire | sweep agents; deps (what a key granted); nostr-export (offline key backup)',
+  summary: 'create | list | show | freeze | unfreeze | retire | sweep | rotate agents, their keys; deps (what a key granted); nostr-export (offline key backup)',
   usage: [
     'airlock agent create [--name NAME]... [--count N] [--prefix P] [--label k=v]...',
-    'airlock agent list [--status active|frozen|retired] [--limit N]',
+    'airlock agent list [--status active|frozen|retired] [--limit N] [--address 0x...]',
     'airlock agent show <id|name>',
     'airlock agent freeze|unfreeze <id|name>',
     'airlock agent retire <id|name> [--no-sweep]     (sweeps residual balances to the treasury unless --no-sweep)',
     'airlock agent sweep <id|name> [--key-index N] [--to treasury|current] [--reason R]',
+    'airlock agent rotate <id|name>          (a new EVM key; prints the old and new address)',
+    'airlock agent keys <id|name>            (every EVM key it ever had)',
     AGENT_DEPS_USAGE,
     NOSTR_EXPORT_USAGE,
   ].join('\n'),
-  options: { 'no-sweep': { type: 'boolean' }, 'key-index': { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' }, name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, reconcile: { type: 'boolean' }, status: { type: 'string' }, limit: { type: 'string' }, ...nostrExportOptions },
+  options: { 'no-sweep': { type: 'boolean' }, 'key-index': { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' }, name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, reconcile: { type: 'boolean' }, status: { type: 'string' }, limit: { type: 'string' }, address: { type: 'string' }, ...nostrExportOptions },
   async run(ctx, { values, positionals }) {
     const [sub, target] = positionals;
     // Offline, with the vault passphrase: never through the daemon, so it needs no admin token.
     if (sub === 'nostr-export') return nostrExport(ctx, values, target);
     // Usage before credentials: a typo should print usage, not ask for a token.
-    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire', 'sweep', 'deps'].includes(sub ?? '')) throw usage(this.usage);
+    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire', 'sweep', 'deps', 'rotate', 'keys'].includes(sub ?? '')) throw usage(this.usage);
     const http = ctx.admin();
     if (sub === 'deps') return agentDeps(http, need(target, 'agent'), values.reconcile === true, ctx.json);
     switch (sub) {
@@ -52,12 +58,35 @@ export const agentCommand: Command = {
         return;
       }
       case 'list': {
+        if (values.address !== undefined) {
+          const { body } = await http.request<{ agents: AgentJson[] }>('GET', `/v1/agents?${new URLSearchParams({ address: values.address as string, ...(values.status ? { status: values.status as string } : {}) })}`);
+          return ctx.json ? printJson(body) : console.log(body.agents.length ? table(body.agents as never, COLUMNS) : 'no agent ever had this address');
+        }
         const agents = await listAgents(http, values.status as string | undefined, values.limit !== undefined ? positiveInt(values.limit, 'limit') : undefined);
         return ctx.json ? printJson({ agents }) : console.log(table(agents as never, COLUMNS));
       }
       case 'show': {
-        const { body } = await http.request<AgentJson & { nostr: { pubkey: string; npub: string } }>('GET', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}`);
-        return ctx.json ? printJson(body) : console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'createdAt', 'npub']));
+        const agentPath = `/v1/agents/${encodeURIComponent(need(target, 'agent'))}`;
+        const { body } = await http.request<AgentJson & { nostr: { pubkey: string; npub: string } }>('GET', agentPath);
+        const { body: keys } = await http.request<{ keys: AgentKeyJson[] }>('GET', `${agentPath}/keys`);
+        if (ctx.json) return printJson({ ...body, keys: keys.keys });
+        console.log(table([{ ...body, npub: body.nostr.npub } as never], [...COLUMNS, 'createdAt', 'npub']));
+        // After a rotation: every key, the earlier addresses too (they stay its own; funds or allowances may sit there).
+        if (keys.keys.length > 1) console.log(`\nkeys:\n${table(keys.keys as never, KEY_COLUMNS)}`);
+        return;
+      }
+      case 'keys': {
+        const { body } = await http.request<{ agent: { id: string; name: string }; keys: AgentKeyJson[] }>('GET', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}/keys`);
+        return ctx.json ? printJson(body) : console.log(table(body.keys as never, KEY_COLUMNS));
+      }
+      case 'rotate': {
+        const { body } = await http.request<RotationJson>('POST', `/v1/agents/${encodeURIComponent(need(target, 'agent'))}/rotate`);
+        if (ctx.json) return printJson(body);
+        console.log(`${body.agent.name}: key ${body.previous.keyIndex} -> ${body.current.keyIndex}`);
+        console.log(`old address  ${body.previous.address}  (rotated: requests naming it are refused key_rotated)`);
+        console.log(`new address  ${body.current.address}`);
+        if (body.deniedApprovals.length) console.log(`denied pending approvals: ${body.deniedApprovals.join(', ')}`);
+        return;
       }
       case 'retire': {
         const sweep = values['no-sweep'] ? '?sweep=false' : '';

@@ -132,6 +132,13 @@ export interface ChainAdapter {
   addressFromPublicKey(publicKey: Uint8Array): string;
   decode(action: Action, payload: unknown, signer: SignerContext): DecodedRequest;
   /**
+   * The addresses (lowercase) `payload` names as its signer, read before decoding and without validating
+   * anything else (eip155: a transaction's `from`, an EIP-3009 authorization's `from`, an EIP-2612 permit's
+   * `owner`). The signing service refuses one that is an earlier key of the agent (`key_rotated`); any other
+   * mismatch is left to `decode`. Absent or empty: the payload names none.
+   */
+  namedSigners?(action: Action, payload: unknown): string[];
+  /**
    * Paths whose extended public keys the adapter needs to decode for this agent (`SignerContext.extendedKeys`):
    * a Bitcoin account's m/84'/c'/a' and m/86'/c'/a'. Read once from the key backend and kept.
    */

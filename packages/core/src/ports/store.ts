@@ -22,6 +22,7 @@ import type { ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord } from './s
 import type { WebhookStore, WebhookStoreTx } from './webhooks.ts';
 import type { GrantStore, GrantStoreTx } from './grants.ts';
 import type { LifecycleStore, LifecycleStoreTx } from './lifecycle.ts';
+import type { AgentKey, DeriveAgentAddress } from './agent-keys.ts';
 
 export type AgentStatus = 'active' | 'frozen' | 'retired';
 
@@ -30,7 +31,7 @@ export interface Agent {
   name: string; // unique
   /** Hardened BIP-44 account index; allocated once, never reused (enforced by the store). */
   accountIndex: number;
-  /** Key rotation bumps this (the last path component). */
+  /** The signing key's index (the last path component): rotation moves it to the next unused one (ports/agent-keys.ts). */
   keyIndex: number;
   /** Lowercase EVM address of m/44'/60'/{accountIndex}'/0/{keyIndex}. */
   address: string;
@@ -221,6 +222,11 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore {
   listAgents(filter: { status?: AgentStatus; limit?: number; after?: string }): Promise<Agent[]>;
   setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent>;
 
+  /** Every key the agent ever had (ports/agent-keys.ts), by key index, oldest first. */
+  listAgentKeys(agentId: string): Promise<AgentKey[]>;
+  /** The key with this address (any case), whichever agent had it and whatever its state; undefined if none ever did. */
+  findAgentKey(address: string): Promise<AgentKey | undefined>;
+
   putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord>;
   /** Latest version for the scope. */
   getPolicy(scope: string, version?: number): Promise<PolicyRecord | undefined>;
@@ -304,9 +310,12 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore {
    * writer of ledger and audit goes through here, so concurrent requests, instances and retries serialize
    * where they meet. Commits when `fn` resolves, rolls back when it throws (and rethrows). `affinity` (an
    * agent id) lets the store run transactions of one agent in the same group-commit lane, where they share
-   * that agent's lock instead of waiting for each other's batches.
+   * that agent's lock instead of waiting for each other's batches. `exclusive` (rare operator changes that every
+   * signing transaction depends on: a key rotation): no signing transaction runs beside it, so none that read
+   * the state before it can commit after it (PostgreSQL: the signing lock taken exclusively, outside the
+   * group-commit batches; SQLite has one writer already).
    */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: { affinity?: string }): Promise<T>;
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: { affinity?: string; exclusive?: boolean }): Promise<T>;
 }
 
 /** Handle bound to the open transaction. Only valid inside `Store.transaction`. */
@@ -324,6 +333,22 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx 
    */
   compareAndSetMeta(key: string, expected: string, value: string): Promise<boolean>;
   setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent>;
+
+  // The key registry (ports/agent-keys.ts).
+  listAgentKeys(agentId: string): Promise<AgentKey[]>;
+  findAgentKey(address: string): Promise<AgentKey | undefined>;
+  /**
+   * Gives the agent its next key: index = the largest it ever had + 1 (never one used before), address from
+   * `deriveAddress` (lowercased); the active key becomes `rotated` at `now`, and `agents.key_index`/`address`
+   * follow. The caller checked the agent (exists, not retired) in the same transaction. `not_found` for no such
+   * agent, `conflict` when no hardened key index is left.
+   */
+  rotateAgentKey(agentId: string, deriveAddress: DeriveAgentAddress, now: number): Promise<{ agent: Agent; previous: AgentKey; current: AgentKey }>;
+  /**
+   * Marks one of the agent's keys `retired` (a retired key is returned as it is). The active key of an agent
+   * that is not retired cannot be (`conflict`: rotate first); `not_found` if the agent never had that index.
+   */
+  retireAgentKey(agentId: string, keyIndex: number, now: number): Promise<AgentKey>;
   putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord>;
   createSession(session: Session): Promise<void>;
   /** Revokes the session and every session derived from it (Store.revokeSession). */
@@ -366,6 +391,8 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx 
 
   /** Holds reservations for a pending approval (counted by windowTotals while held). */
   holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void>;
+  /** As `Store.listApprovals`, inside the transaction (a key rotation denies the agent's pending ones). */
+  listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]>;
   /** `lock`: votes on one approval serialize behind this read (PostgreSQL: FOR UPDATE; SQLite has one writer). */
   getApproval(id: string, options?: { lock?: boolean }): Promise<ApprovalRecord | undefined>;
   /**

@@ -3,6 +3,7 @@ import { canonicalJson } from '../canonical-json.ts';
 import { receiptForSeq } from '../audit/stored-tree.ts';
 import { AirlockError } from '../errors.ts';
 import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope, StoreTx } from '../ports/store.ts';
+import type { AgentKey } from '../ports/agent-keys.ts';
 import { ACTIONS } from '../intent.ts';
 import { assertAgentLifecycle, diffPolicies, hashPolicy, parseDuration, parsePolicyText, validatePolicy, type PolicyWarning } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
@@ -20,6 +21,15 @@ export interface CreateAgentsInput {
   count?: number;
   prefix?: string;
   labels?: Record<string, string>;
+}
+
+/** What `rotateAgentKey` did: the agent as it is now, the key it signed with before and the one it signs with now. */
+export interface AgentKeyRotationResult {
+  agent: Agent;
+  previous: { keyIndex: number; address: string };
+  current: { keyIndex: number; address: string };
+  /** The agent's pending EVM approvals, denied by the rotation (reason `key_rotated`). */
+  deniedApprovals: string[];
 }
 
 export interface IssueSessionInput {
@@ -112,6 +122,80 @@ export class OperatorService {
     // This instance answers the agent's next request from the store (every instance re-reads it in the signing transaction).
     this.signing.credentials.forgetAgent(agent.id);
     return updated;
+  }
+
+  /**
+   * Rotates the agent's EVM key (m/44'/60'/{account}'/0/{keyIndex}): the next key index it never had, in one
+   * exclusive transaction with its `agent.key_rotated` entry. Its pending EVM approvals were decoded for the old
+   * address: they are denied in the same transaction (`approval.denied`, reason `key_rotated`), so no approval
+   * granted later signs with a key its request was not decoded for. A frozen agent can be rotated (the incident
+   * case) and stays frozen; a retired one cannot (`agent_retired`). Bitcoin and Nostr keys are per account and
+   * do not change. Sessions stay valid: from the next request they sign with the new key.
+   */
+  async rotateAgentKey(agentIdOrName: string, actor: string): Promise<AgentKeyRotationResult> {
+    const { id } = await this.getAgent(agentIdOrName);
+    const adapter = this.deps.adapters.get('eip155');
+    if (!adapter) throw new AirlockError('internal', 'EVM adapter not configured.');
+    const derive = async (accountIndex: number, keyIndex: number) => adapter.addressFromPublicKey(await this.deps.keys.getPublicKey(adapter.derivationPath(accountIndex, keyIndex)));
+    const now = this.deps.clock.now();
+    const result = await this.deps.store.transaction(async (tx) => {
+      const agent = await tx.getAgent(id);
+      if (!agent) throw new AirlockError('not_found', 'No such agent.');
+      if (agent.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent keeps its last key; it cannot be rotated.');
+      const { agent: rotated, previous, current } = await tx.rotateAgentKey(agent.id, derive, now);
+      const deniedApprovals = await this.denyPendingEvmApprovals(tx, agent.id, actor, now);
+      await tx.appendAudit({
+        at: now, type: 'agent.key_rotated', actor: 'operator', agentId: agent.id,
+        data: { previous: keyRef(previous), current: keyRef(current), ...(deniedApprovals.length ? { deniedApprovals } : {}), by: actor },
+      });
+      return { agent: rotated, previous: keyRef(previous), current: keyRef(current), deniedApprovals };
+    }, { exclusive: true });
+    // This instance signs the agent's next request with the new key (other instances find out in the signing transaction).
+    this.signing.credentials.forgetAgent(id);
+    return result;
+  }
+
+  /** Every key the agent ever had, oldest first, with its state (ports/agent-keys.ts). */
+  async listAgentKeys(agentIdOrName: string): Promise<{ agent: Agent; keys: AgentKey[] }> {
+    const agent = await this.getAgent(agentIdOrName);
+    return { agent, keys: await this.deps.store.listAgentKeys(agent.id) };
+  }
+
+  /** The agent that has or ever had this EVM address, with that key; undefined when no agent ever did. */
+  async findAgentByAddress(address: string): Promise<{ agent: Agent; key: AgentKey } | undefined> {
+    if (!/^0x[0-9a-fA-F]{40}$/.test(address)) throw new AirlockError('invalid_address', 'address: expected 0x and 40 hex digits.');
+    const key = await this.deps.store.findAgentKey(address);
+    const agent = key && (await this.deps.store.getAgent(key.agentId));
+    return key && agent ? { agent, key } : undefined;
+  }
+
+  /**
+   * Marks one of the agent's keys `retired` (nothing is left at its address: the lifecycle sweep calls this once
+   * it has emptied it), audited `agent.key_retired`. Idempotent; the signing key of an agent that is not retired
+   * is refused (`conflict`: rotate first).
+   */
+  async retireAgentKey(agentIdOrName: string, keyIndex: number, actor: string): Promise<AgentKey> {
+    const agent = await this.getAgent(agentIdOrName);
+    const existing = (await this.deps.store.listAgentKeys(agent.id)).find((k) => k.keyIndex === keyIndex);
+    if (existing?.state === 'retired') return existing;
+    return this.audited('agent.key_retired', actor, agent.id, async (tx, now) => {
+      const key = await tx.retireAgentKey(agent.id, keyIndex, now);
+      return { result: key, data: { keyIndex, address: key.address } };
+    });
+  }
+
+  /** Denies the agent's pending EVM approvals inside a rotation (their requests name the old key). */
+  private async denyPendingEvmApprovals(tx: StoreTx, agentId: string, actor: string, now: number): Promise<string[]> {
+    const denied: string[] = [];
+    for (;;) {
+      const pending = (await tx.listApprovals({ state: 'pending', agentId, limit: 1000 })).filter((a) => a.action.startsWith('evm.') && !denied.includes(a.id));
+      if (pending.length === 0) return denied;
+      for (const a of pending) {
+        const entry = await tx.appendAudit({ at: now, type: 'approval.denied', actor: 'operator', agentId, sessionId: a.sessionId, action: a.action, decision: 'deny', data: { approvalId: a.id, requestSeq: a.auditSeq, by: actor, reason: 'key_rotated' } });
+        await tx.decideApproval(a.id, 'denied', actor, now, entry.seq);
+        denied.push(a.id);
+      }
+    }
   }
 
   /**
@@ -296,6 +380,12 @@ export class OperatorService {
     const agent = await this.getAgent(approval.agentId);
     let signed: Awaited<ReturnType<SigningService['signCommitted']>>;
     try {
+      // Granted, then the key rotated before this signature: the request was decoded for the old key (a rotation
+      // denies what is still pending, this closes the gap between a grant's commit and its signature).
+      const decodedFor = (approval.summary as { intent?: { from?: unknown } } | undefined)?.intent?.from;
+      if (approval.action.startsWith('evm.') && typeof decodedFor === 'string' && decodedFor !== agent.address) {
+        throw new AirlockError('key_rotated', "Refused by agent_keys/rotated: the agent's key was rotated after this approval was granted; nothing was signed.", { details: { rule: 'agent_keys/rotated', address: decodedFor, currentAddress: agent.address } });
+      }
       signed = await this.signing.signCommitted(agent, approval.action, approval.request, approval.digest);
     } catch (e) {
       // As on the direct path: the spend stays reserved (conservative), the failure is on the record.
@@ -377,6 +467,10 @@ export class OperatorService {
       return result;
     });
   }
+}
+
+function keyRef(key: AgentKey): { keyIndex: number; address: string } {
+  return { keyIndex: key.keyIndex, address: key.address };
 }
 
 function strip(record: PolicyRecord): Omit<PolicyRecord, 'document'> {

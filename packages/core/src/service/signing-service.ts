@@ -56,6 +56,8 @@ interface SignRequest {
   idempotencyKey: string | undefined;
   /** Hex of the digest the payload decodes to: what would be signed. */
   digest: string;
+  /** The address of the key that would sign it (an EVM rotation changes it; Bitcoin and Nostr keys do not). */
+  signer: string;
   input: EvaluationInput;
   /** The session's ancestors as the transaction read them (a derived session), nearest first. */
   ancestors?: Session[];
@@ -163,6 +165,8 @@ export class SigningService {
     try {
       adapter = this.adapterFor(action);
       signer = await this.signerFor(adapter, auth.agent);
+      const otherSigner = namedOtherSigner(adapter, action, payload, signer);
+      if (otherSigner !== undefined) await this.refuseEarlierKey(auth, otherSigner);
       decoded = adapter.decode(action as Action, payload, signer);
       attachPaymentContext(decoded.intent, context);
     } catch (e) {
@@ -173,6 +177,7 @@ export class SigningService {
     const request: SignRequest = {
       auth, action, payload, context, now, reqHash, idempotencyKey,
       digest: bytesToHex(decoded.digest),
+      signer: signer.address,
       input: { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now },
     };
 
@@ -249,7 +254,8 @@ export class SigningService {
       if (grants.length > 0) await tx.recordGrants(grants);
       const extra = paymentId !== undefined ? { paymentId } : {};
       // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
-      stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, ...extra } };
+      // `signer`: a retry is re-signed only by the same key (a rotation in between must not re-sign it with another).
+      stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, signer: req.signer, ...extra } };
       outcome = { release: { auditSeq: entry.seq, replayed: false, decision, extra, entry } };
     } else if (decision.decision === 'require_approval') {
       const approval: ApprovalRecord = {
@@ -310,6 +316,12 @@ export class SigningService {
       return { refused: error };
     }
     const body = prior.response.body as Record<string, unknown>;
+    if (prior.response.status === 200 && !signedBySameKey(body, req)) {
+      // Re-signing would make a second, uncharged signature of the same request with the agent's new key.
+      const error = new AirlockError('key_rotated', "Refused by agent_keys/rotated: this Idempotency-Key was signed with an earlier key of this agent, rotated since; send the request again under a new key.", { details: { rule: 'agent_keys/rotated', originalSeq: prior.auditSeq } });
+      await this.appendErrorEntry(tx, auth, action, reqHash, error, now, { idempotencyKey: req.idempotencyKey, digest, originalSeq: prior.auditSeq });
+      return { refused: error };
+    }
     if (prior.response.status !== 200) {
       const entry = await this.appendReplayEntry(tx, req, prior.auditSeq, prior.response.status === 202 ? 'require_approval' : 'deny');
       return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
@@ -343,7 +355,7 @@ export class SigningService {
     const extra = payment ? { paymentId: payment.id } : {};
     const outcome = await this.replay(tx, req, session, original, extra);
     if (idempotencyKey !== undefined && 'release' in outcome) {
-      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, ...extra } }, createdAt: now });
+      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, signer: req.signer, ...extra } }, createdAt: now });
     }
     return outcome;
   }
@@ -469,7 +481,10 @@ export class SigningService {
     assertAuditIntact(this.deps.auditIntegrity);
     const now = this.deps.clock.now();
     const adapter = this.adapterFor(action);
-    const decoded = adapter.decode(action as Action, payload, await this.signerFor(adapter, auth.agent));
+    const signer = await this.signerFor(adapter, auth.agent);
+    const otherSigner = namedOtherSigner(adapter, action, payload, signer);
+    if (otherSigner !== undefined) await this.refuseEarlierKey(auth, otherSigner);
+    const decoded = adapter.decode(action as Action, payload, signer);
     attachPaymentContext(decoded.intent, context);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
@@ -569,6 +584,34 @@ export class SigningService {
       this.derivedSigners.set(key, address);
     }
     return { address };
+  }
+
+  /**
+   * `address` was named as the signer of a request of `auth` (a transaction's `from`, a permit's `owner`, a
+   * JSON-RPC address parameter) and is not the key the request would be signed with. An earlier key of the same
+   * agent is refused `key_rotated` (rule agent_keys/rotated). The agent's current key as the store has it means
+   * this instance authenticated the session before a rotation elsewhere: refused `conflict` and the cached
+   * credential dropped, so the agent's next request is checked against the new key. Any other address returns:
+   * the caller's own refusal applies. Cold path only (a mismatch): one or two store reads. `audit`: append the
+   * refusal as `sign.request` (callers whose refusals are not audited otherwise: JSON-RPC).
+   */
+  async refuseEarlierKey(auth: AgentAuth, address: string, audit?: { action: string; payload: unknown }): Promise<void> {
+    const key = await this.deps.store.findAgentKey(address);
+    if (!key || key.agentId !== auth.agent.id) return;
+    const current = await this.deps.store.getAgent(auth.agent.id);
+    if (!current) return;
+    let error: AirlockError;
+    if (key.keyIndex === current.keyIndex) {
+      this.credentials.forgetSession(auth.session.id);
+      error = new AirlockError('conflict', "The agent's key changed while this request was in flight; send it again.");
+    } else {
+      error = new AirlockError('key_rotated', `Refused by agent_keys/rotated: ${key.address} is this agent's key ${key.keyIndex}, rotated since; the agent signs with ${current.address} (key ${current.keyIndex}) now.`, {
+        hints: ["Read the agent's address again (GET /v1/session, or recreate the SDK account) and build the request for it."],
+        details: { rule: 'agent_keys/rotated', address: key.address, keyIndex: key.keyIndex, state: key.state, currentAddress: current.address, currentKeyIndex: current.keyIndex },
+      });
+    }
+    if (audit) await this.auditRefusal(auth, audit.action, requestHash(audit.action, audit.payload, canonicalJson), error, this.deps.clock.now());
+    throw error;
   }
 
   /** The signer context of `agent` for the adapter of `namespace` (the Bitcoin account routes read its extended keys). */
@@ -748,6 +791,14 @@ export class SigningService {
   }
 }
 
+/** The first address the payload names as its signer that is not `signer`'s, if any (ChainAdapter.namedSigners). */
+function namedOtherSigner(adapter: ChainAdapter, action: string, payload: unknown, signer: SignerContext): string | undefined {
+  const named = adapter.namedSigners?.(action as Action, payload);
+  if (!named) return undefined;
+  const own = signer.address.toLowerCase();
+  return named.find((address) => address !== own);
+}
+
 /**
  * EIP-3009 authorizations are payments whose spend is held until the chain settles or expires them
  * (a single spend: the authorized transfer). Everything else is charged to the ledger when signed.
@@ -781,6 +832,15 @@ function nonceClaims(req: SignRequest, auditSeq: number, state: NonceClaim['stat
 function claimLapsed(claim: NonceClaim, digest: string, nowMs: number): boolean {
   const sequential = claim.key.startsWith('eip2612|') || claim.key.startsWith('permit2-allowance|');
   return sequential && claim.state === 'signed' && claim.digest !== digest && claim.validBefore !== undefined && claim.validBefore * 1000 < nowMs;
+}
+
+/**
+ * Whether a stored allow was signed by the key that would sign its retry. Records written before they named their
+ * signer were all signed with key index 0 (there was no rotation): EVM ones match only while the agent is on it.
+ */
+function signedBySameKey(body: Record<string, unknown>, req: SignRequest): boolean {
+  if (typeof body.signer === 'string') return body.signer === req.signer;
+  return !req.action.startsWith('evm.') || req.auth.agent.keyIndex === 0;
 }
 
 /** The paymentId a stored allow body carries, to hand back on release and replay. */

@@ -55,6 +55,7 @@ const CODE_FOR: Partial<Record<keyof typeof ERROR_CODES, number>> = {
   forbidden: RPC_ERROR.unauthorized,
   agent_frozen: RPC_ERROR.unauthorized,
   agent_retired: RPC_ERROR.unauthorized,
+  key_rotated: RPC_ERROR.unauthorized,
   origin_not_allowed: RPC_ERROR.unauthorized,
   csrf_refused: RPC_ERROR.unauthorized,
   host_not_allowed: RPC_ERROR.unauthorized,

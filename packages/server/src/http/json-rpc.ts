@@ -167,11 +167,13 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
         return `0x${chainId.toString(16)}`;
       case 'eth_signTransaction': {
         const [tx] = positional(call, 1);
+        await requireAgentFrom(ctx, tx);
         const signed = await sign(ctx, 'evm.transaction', await transactionPayload(tx, agentAddress, chainId, upstream));
         return signed.signedTransaction;
       }
       case 'eth_sendTransaction': {
         const [tx] = positional(call, 1);
+        await requireAgentFrom(ctx, tx);
         const node = requireUpstream(upstream, chainId, call.method);
         // One send per agent and chain at a time on this instance, as a node does for an unlocked account: the
         // next one reads its nonce from the pending pool only after the previous transaction is in it.
@@ -182,7 +184,7 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
       }
       case 'personal_sign': {
         const [data, address] = positional(call, 2);
-        if (typeof address !== 'string' || address.toLowerCase() !== agentAddress.toLowerCase()) throw notTheAgent('params[1] (the address)');
+        await requireAgentAddress(ctx, address, 'params[1] (the address)', 'evm.message', call.params);
         if (typeof data !== 'string') throw invalidParams('params[0] must be the message, 0x-hex bytes');
         // geth and MetaMask take hex bytes; text that is not hex is signed as its UTF-8 bytes, as MetaMask does.
         const message = /^0x([0-9a-f]{2})*$/i.test(data) ? { raw: data } : data;
@@ -190,7 +192,7 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
       }
       case 'eth_signTypedData_v4': {
         const [address, typedData] = positional(call, 2);
-        if (typeof address !== 'string' || address.toLowerCase() !== agentAddress.toLowerCase()) throw notTheAgent('params[0] (the address)');
+        await requireAgentAddress(ctx, address, 'params[0] (the address)', 'evm.typed_data', call.params);
         // Clients send the typed data as a JSON string (MetaMask's form) or as an object.
         const parsed = typeof typedData === 'string' ? parseUntrustedJson(typedData, { subject: 'params[1]' }) : typedData;
         // The endpoint's chain: a domain naming another chain is refused (chain_mismatch), as MetaMask does.
@@ -199,6 +201,22 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
       default:
         return requireUpstream(upstream, chainId, call.method).call(call.method, call.params ?? []);
     }
+  }
+
+  /**
+   * An address parameter must be the session's agent. One of the agent's earlier keys is refused `key_rotated`
+   * (audited, as the REST routes do), any other address `not_agent_address`.
+   */
+  async function requireAgentAddress(ctx: CallContext, address: unknown, field: string, action: string, payload: unknown): Promise<void> {
+    if (typeof address === 'string' && address.toLowerCase() === ctx.auth.agent.address.toLowerCase()) return;
+    if (typeof address === 'string' && /^0x[0-9a-fA-F]{40}$/.test(address)) await holder.get().signing.refuseEarlierKey(ctx.auth, address, { action, payload });
+    throw notTheAgent(field);
+  }
+
+  /** A transaction's `from`, when given, is the session's agent (requireAgentAddress). */
+  async function requireAgentFrom(ctx: CallContext, tx: unknown): Promise<void> {
+    const from = typeof tx === 'object' && tx !== null && !Array.isArray(tx) ? (tx as Record<string, unknown>).from : undefined;
+    if (from !== undefined) await requireAgentAddress(ctx, from, 'from', 'evm.transaction', tx);
   }
 
   /** SigningService.sign, exactly as the REST signing routes call it; a refusal or a hold becomes a JSON-RPC error. */

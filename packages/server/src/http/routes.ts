@@ -21,6 +21,7 @@ import { buildL402Routes } from './l402-routes.ts';
 import { buildBreakerRoutes } from './breaker-routes.ts';
 import { buildAdminRoutes } from './admin-routes.ts';
 import { buildLifecycleRoutes } from './lifecycle-routes.ts';
+import { buildAgentKeyRoutes } from './agent-key-routes.ts';
 import { buildChildSessionRoutes } from './child-session-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
@@ -155,10 +156,15 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
       },
     },
     {
-      method: 'get', path: '/v1/agents', operationId: 'listAgents', summary: 'List agents', tag: 'agents', auth: 'admin',
+      method: 'get', path: '/v1/agents', operationId: 'listAgents', summary: 'List agents, or find the agent that has or ever had an EVM `address`', tag: 'agents', auth: 'admin',
       query: S.ListAgentsParams, responses: { 200: S.AgentListResponse },
       handler: async (c, { query }) => {
-        const q = query as { status?: 'active' | 'frozen' | 'retired'; limit?: number; after?: string };
+        const q = query as { status?: 'active' | 'frozen' | 'retired'; limit?: number; after?: string; address?: string };
+        if (q.address !== undefined) {
+          // Attribution: an address rotated away from stays the agent's (GET /v1/agents/{id}/keys says which key).
+          const found = await A().operator.findAgentByAddress(q.address);
+          return c.json({ agents: found && (q.status === undefined || found.agent.status === q.status) ? [agentJson(found.agent)] : [] });
+        }
         const agents = await A().store.listAgents({ ...(q.status ? { status: q.status } : {}), limit: q.limit ?? 100, ...(q.after ? { after: q.after } : {}) });
         return c.json({ agents: agents.map(agentJson) });
       },
@@ -388,6 +394,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
     ...buildAdminRoutes(holder),
     ...buildDependencyRoutes(holder),
     ...buildLifecycleRoutes(holder),
+    ...buildAgentKeyRoutes(holder),
     ...buildChildSessionRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),

@@ -520,7 +520,12 @@ export const ReadyHealthResponse = apiSchema('HealthReady', z.object({ status: z
 export const NotReadyHealthResponse = apiSchema('HealthNotReady', z.object({ status: z.enum(['sealed', 'shutting_down']) }));
 export const OpenApiDocument = apiSchema('OpenApiDocument', jsonObject.describe('This document.'));
 
-export const ListAgentsParams = z.object({ status: z.enum(['active', 'frozen', 'retired']).optional(), limit: z.coerce.number().int().min(1).max(10_000).optional(), after: z.string().optional() });
+export const ListAgentsParams = z.object({
+  status: z.enum(['active', 'frozen', 'retired']).optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  after: z.string().optional(),
+  address: z.string().optional().describe('An EVM address: the agent that has or ever had it (a rotated key included), or none'),
+});
 export const ListSessionsParams = z.object({ agent: z.string().optional(), all: z.enum(['true', 'false']).optional() });
 export const ListApprovalsParams = z.object({ state: z.enum(['pending', 'approved', 'denied', 'expired', 'all']).optional(), agent: z.string().optional() });
 export const PolicyVersionParams = z.object({ version: z.coerce.number().int().min(1).optional() });

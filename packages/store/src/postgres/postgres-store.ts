@@ -6,10 +6,11 @@ import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
   AuditMatch, LifecycleJob, LifecycleJobFilter, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
-  Approver,
+  Approver, AgentKey,
 } from '@airlock/core';
-import { GroupCommitter } from '../shared/group-commit.ts';
+import { GroupCommitter, RetryInNextBatch } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
+import * as agentKeys from './agent-keys.ts';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
 import * as grants from './grants.ts';
@@ -211,6 +212,13 @@ export class PostgresStore implements Store {
     return this.run({ signingLock: true }, (q) => records.setAgentStatus(q, id, status, now));
   }
 
+  listAgentKeys(agentId: string): Promise<AgentKey[]> {
+    return agentKeys.listAgentKeys(this.q, agentId);
+  }
+  findAgentKey(address: string): Promise<AgentKey | undefined> {
+    return agentKeys.findAgentKey(this.q, address);
+  }
+
   putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
     return this.run({ signingLock: true }, (q) => records.putPolicy(q, record));
   }
@@ -370,8 +378,36 @@ export class PostgresStore implements Store {
     return lifecycle.recordLifecycleBroadcast(this.q, id, now);
   }
 
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options: { affinity?: string } = {}): Promise<T> {
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options: { affinity?: string; exclusive?: boolean } = {}): Promise<T> {
+    if (options.exclusive) return this.exclusiveTransaction(fn);
     return this.committer.submit(fn, options.affinity);
+  }
+
+  /**
+   * One transaction on its own, outside the group-commit batches, under the signing lock taken exclusively: it
+   * waits for the batches running now (each holds the lock shared) and batches starting meanwhile wait for it.
+   * So no signing transaction that read the state before it commits after it, and every statement after the
+   * lock reads what committed before (READ COMMITTED). Its audit entries are written before COMMIT, as a batch's.
+   */
+  private async exclusiveTransaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.run({ signingLock: true }, async (q) => {
+          const tx = new PostgresStoreTx(q, new TxLocks(q));
+          try {
+            const result = await fn(tx);
+            await audit.insertAuditEntries(q, tx.auditEntries);
+            return result;
+          } finally {
+            tx.end();
+          }
+        });
+      } catch (e) {
+        // A lock taken out of order was busy (only a writer outside the signing lock could hold it): the
+        // transaction rolled back whole; run it again, a few times at most.
+        if (!(e instanceof RetryInNextBatch) || attempt >= 3) throw e instanceof RetryInNextBatch ? new AirlockError('store_unavailable', 'an exclusive transaction could not take its locks', { cause: e }) : e;
+      }
+    }
   }
 
   /** BEGIN; [advisory lock]; fn; COMMIT — ROLLBACK and rethrow (unchanged) if fn throws. */

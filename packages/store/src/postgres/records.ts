@@ -5,6 +5,7 @@ import {
 import { agentFromRow, idempotencyFromRow, policyFromRow, policyVersionFromRow, sessionFromRow } from '../shared/rows.ts';
 import { clampLimit, toInt } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
+import { insertFirstKeys } from './agent-keys.ts';
 
 const MAX_ACCOUNT_INDEX = 2 ** 31 - 1;
 // Rows per multi-row INSERT when provisioning: arrays keep it to 8 parameters whatever the size.
@@ -68,6 +69,7 @@ export async function createAgents(q: Q, agents: NewAgent[], deriveAddress: (acc
       }
       throw e;
     }
+    await insertFirstKeys(q, chunk, now);
   }
   return created;
 }

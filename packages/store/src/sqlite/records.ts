@@ -6,6 +6,7 @@ import { agentFromRow, idempotencyFromRow, policyFromRow, policyVersionFromRow, 
 import { clampLimit, toInt } from '../shared/values.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { SqliteDb } from './sqlite-db.ts';
+import { insertFirstKeys } from './agent-keys.ts';
 
 // Hardened BIP-32 indexes are below 2^31; the counter never hands out one beyond that.
 const MAX_ACCOUNT_INDEX = 2 ** 31 - 1;
@@ -69,6 +70,7 @@ export async function createAgents(db: SqliteDb, agents: NewAgent[], deriveAddre
     created.push(agent);
     accountIndex++;
   }
+  insertFirstKeys(db, created, now);
   return created;
 }
 

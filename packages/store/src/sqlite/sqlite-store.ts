@@ -5,11 +5,12 @@ import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
   LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
   AuditMatch, LifecycleJob, LifecycleJobFilter, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
-  Approver,
+  Approver, AgentKey,
 } from '@airlock/core';
 import { AsyncMutex } from '../shared/async-mutex.ts';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
+import * as agentKeys from './agent-keys.ts';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
 import * as grants from './grants.ts';
@@ -132,6 +133,13 @@ export class SqliteStore implements Store {
   }
   setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent> {
     return this.write(() => records.setAgentStatus(this.db, id, status, now));
+  }
+
+  listAgentKeys(agentId: string): Promise<AgentKey[]> {
+    return this.read(() => agentKeys.listAgentKeys(this.db, agentId));
+  }
+  findAgentKey(address: string): Promise<AgentKey | undefined> {
+    return this.read(() => agentKeys.findAgentKey(this.db, address));
   }
 
   putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
@@ -291,6 +299,7 @@ export class SqliteStore implements Store {
     return this.write(() => lifecycle.recordLifecycleBroadcast(this.db, id, now));
   }
 
+  /** Every write transaction is exclusive here (one writer, and signing transactions re-read inside theirs). */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
     return this.write((tx) => fn(tx));
   }

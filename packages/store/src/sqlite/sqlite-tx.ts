@@ -3,8 +3,9 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
   SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
-  ApprovalVote, Approver, ApproverStatus, LifecycleFinish, LifecycleJob,
+  ApprovalVote, Approver, ApproverStatus, LifecycleFinish, LifecycleJob, AgentKey, ApprovalState, DeriveAgentAddress,
 } from '@airlock/core';
+import * as agentKeys from './agent-keys.ts';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
 import * as grants from './grants.ts';
@@ -48,6 +49,21 @@ export class SqliteStoreTx implements StoreTx {
   }
   async setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent> {
     return records.setAgentStatus(this.live(), id, status, now);
+  }
+  async listAgentKeys(agentId: string): Promise<AgentKey[]> {
+    return agentKeys.listAgentKeys(this.live(), agentId);
+  }
+  async findAgentKey(address: string): Promise<AgentKey | undefined> {
+    return agentKeys.findAgentKey(this.live(), address);
+  }
+  async rotateAgentKey(agentId: string, deriveAddress: DeriveAgentAddress, now: number): Promise<{ agent: Agent; previous: AgentKey; current: AgentKey }> {
+    return agentKeys.rotateAgentKey(this.live(), agentId, deriveAddress, now);
+  }
+  async retireAgentKey(agentId: string, keyIndex: number, now: number): Promise<AgentKey> {
+    return agentKeys.retireAgentKey(this.live(), agentId, keyIndex, now);
+  }
+  async listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]> {
+    return approvals.listApprovals(this.live(), filter);
   }
   async putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
     return records.putPolicy(this.live(), record);

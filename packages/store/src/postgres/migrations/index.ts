@@ -13,6 +13,7 @@ import { statements as circuitBreakers } from './016_circuit_breakers.ts';
 import { statements as shadowPolicies } from './014_shadow_policies.ts';
 import { statements as sessionParent } from './013_session_parent.ts';
 import { statements as webhooks } from './015_webhooks.ts';
+import { statements as agentKeys } from './017_agent_keys.ts';
 import { statements as lifecycleJobs } from './018_lifecycle_jobs.ts';
 import { statements as approvers } from './012_approvers.ts';
 import { statements as grants } from './019_grants.ts';
@@ -35,6 +36,7 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [13, { name: '013_session_parent', statements: sessionParent }],
   [15, { name: '015_webhooks', statements: webhooks }],
   [12, { name: '012_approvers', statements: approvers }],
+  [17, { name: '017_agent_keys', statements: agentKeys }],
   [18, { name: '018_lifecycle_jobs', statements: lifecycleJobs }],
   [19, { name: '019_grants', statements: grants }],
 ]);

@@ -12,6 +12,7 @@ import { statements as circuitBreakers } from './015_circuit_breakers.ts';
 import { statements as shadowPolicies } from './013_shadow_policies.ts';
 import { statements as sessionParent } from './012_session_parent.ts';
 import { statements as webhooks } from './014_webhooks.ts';
+import { statements as agentKeys } from './016_agent_keys.ts';
 import { statements as lifecycleJobs } from './017_lifecycle_jobs.ts';
 import { statements as approvers } from './011_approvers.ts';
 import { statements as grants } from './018_grants.ts';
@@ -33,6 +34,7 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [12, { name: '012_session_parent', statements: sessionParent }],
   [14, { name: '014_webhooks', statements: webhooks }],
   [11, { name: '011_approvers', statements: approvers }],
+  [16, { name: '016_agent_keys', statements: agentKeys }],
   [17, { name: '017_lifecycle_jobs', statements: lifecycleJobs }],
   [18, { name: '018_grants', statements: grants }],
 ]);

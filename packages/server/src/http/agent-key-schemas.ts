@@ -1,0 +1,41 @@
+// An agent's EVM keys as operators see them: rotation and attribution (docs/api.md, docs/operations.md
+// "Rotating an agent key").
+import { z } from 'zod';
+import { apiSchema } from './api-schemas.ts';
+import { AgentSchema, iso } from './schemas.ts';
+
+const KeyRefSchema = apiSchema(
+  'AgentKeyRef',
+  z.object({
+    keyIndex: z.number().describe("The last component of m/44'/60'/{accountIndex}'/0/{keyIndex}"),
+    address: z.string().describe('Lowercase EVM address of the key'),
+  }),
+);
+
+export const AgentKeySchema = apiSchema(
+  'AgentKey',
+  KeyRefSchema.extend({
+    state: z.enum(['active', 'rotated', 'retired']).describe('`active`: the signing key; `rotated`: replaced, requests naming it are refused `key_rotated`; `retired`: declared empty'),
+    createdAt: iso,
+    rotatedAt: iso.optional(),
+    retiredAt: iso.optional(),
+  }),
+);
+
+export const AgentKeyListResponse = apiSchema(
+  'AgentKeyList',
+  z.object({
+    agent: z.object({ id: z.string(), name: z.string() }),
+    keys: z.array(AgentKeySchema).describe('Every key the agent ever had, oldest first'),
+  }),
+);
+
+export const AgentKeyRotationResponse = apiSchema(
+  'AgentKeyRotation',
+  z.object({
+    agent: AgentSchema,
+    previous: KeyRefSchema.describe('The key it signed with until now (state `rotated`)'),
+    current: KeyRefSchema.describe('The key it signs with from the next request'),
+    deniedApprovals: z.array(z.string()).describe('Its pending EVM approvals, denied by the rotation (reason `key_rotated`)'),
+  }),
+);
