@@ -37,7 +37,7 @@ interface Deployment {
   agents: { id: string; name: string; address: string; status: string }[];
 }
 
-/** A deployment with agents (one retired), whose vault file is then lost: only the phrase and the store remain. */
+/** A deployment with agents (one retired, one rotated), whose vault file is then lost: only the phrase and the store remain. */
 async function deploymentWithLostVault(kind: 'sqlite' | 'postgres'): Promise<Deployment> {
   const dir = mkdtempSync(join(tmpdir(), 'airlock-restore-'));
   const schema = kind === 'postgres' ? await pgSchemaUrl('airlock_restore') : undefined;
@@ -50,11 +50,13 @@ async function deploymentWithLostVault(kind: 'sqlite' | 'postgres'): Promise<Dep
   const airlock = await openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
   const created = await airlock.operator.createAgents({ names: ['payer-1', 'payer-2', 'payer-3', 'old-bot'] }, 'operator');
   await airlock.operator.setAgentStatus('old-bot', 'retired', 'operator');
+  // payer-3 rotated its key: restore checks its earlier key (from the key registry) too, so 4 agents, 5 keys.
+  const rotated = await airlock.operator.rotateAgentKey('payer-3', 'operator');
   await airlock.close();
   rmSync(config.vaultPath);
   return {
     dir, dataDir: config.dataDir, storeUrl: config.storeUrl, vaultPath: config.vaultPath, mnemonic: init.mnemonic, fingerprint: init.fingerprint, adminToken: init.adminToken,
-    agents: created.map((a) => ({ id: a.id, name: a.name, address: a.address, status: a.name === 'old-bot' ? 'retired' : a.status })),
+    agents: created.map((a) => ({ id: a.id, name: a.name, address: a.name === 'payer-3' ? rotated.current.address : a.address, status: a.name === 'old-bot' ? 'retired' : a.status })),
   };
 }
 
@@ -157,7 +159,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const restored = await runCli(['restore', '--phrase-file', phrase, '--passphrase-file', pass], env);
       assert.equal(restored.code, 0, restored.stderr);
       assert.match(restored.stdout, new RegExp(`Vault restored: .*\\(fingerprint ${d.fingerprint}\\)`));
-      assert.match(restored.stdout, /recorded address of all 4 agent\(s\) \(4 key\(s\)\)/);
+      assert.match(restored.stdout, /recorded address of all 4 agent\(s\) \(5 key\(s\)\)/);
       assert.equal(statSync(d.vaultPath).mode & 0o777, 0o600);
       const vault = await openVault(d.vaultPath, NEW_PASSPHRASE);
       assert.equal(vault.fingerprint(), d.fingerprint);
@@ -173,15 +175,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       // With --force and the right phrase: replaced, under another passphrase.
       const forced = await runCli(['restore', '--force', '--json', '--phrase-file', phrase, '--passphrase-file', secretFile(d, 'pass2.txt', `${NEW_PASSPHRASE} again`)], env);
       assert.equal(forced.code, 0, forced.stderr);
-      assert.deepEqual(JSON.parse(forced.stdout), { fingerprint: d.fingerprint, agentsChecked: 4, keysChecked: 4, vaultPath: d.vaultPath, replaced: true, auditSeq: JSON.parse(forced.stdout).auditSeq });
+      assert.deepEqual(JSON.parse(forced.stdout), { fingerprint: d.fingerprint, agentsChecked: 4, keysChecked: 5, vaultPath: d.vaultPath, replaced: true, auditSeq: JSON.parse(forced.stdout).auditSeq });
       assert.notDeepEqual(readFileSync(d.vaultPath), bytes);
       await assert.rejects(openVault(d.vaultPath, NEW_PASSPHRASE), { code: 'vault_wrong_passphrase' });
 
       // Audited: fingerprint and counts, nothing secret.
       const { restored: entries, all } = await auditOf(d);
       assert.deepEqual(entries.map((e) => e.data), [
-        { fingerprint: d.fingerprint, agentsChecked: 4, keysChecked: 4, replaced: false },
-        { fingerprint: d.fingerprint, agentsChecked: 4, keysChecked: 4, replaced: true },
+        { fingerprint: d.fingerprint, agentsChecked: 4, keysChecked: 5, replaced: false },
+        { fingerprint: d.fingerprint, agentsChecked: 4, keysChecked: 5, replaced: true },
       ]);
       assertPhraseAbsent(JSON.stringify(all), d.mnemonic, 'the audit log');
 

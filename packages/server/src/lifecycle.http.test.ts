@@ -203,6 +203,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.status, 'retired');
       assert.equal(res.body.lifecycle.keyState, 'sweeping');
+      assert.deepEqual((await h.admin('GET', `/v1/agents/${agent.id}/keys`)).body.keys.map((k: any) => k.state), ['active'], 'not retired before its sweeps are mined');
       assert.equal(res.body.sweep.jobs.length, 2);
       assert.ok(res.body.sweep.jobs.every((j: any) => j.purpose === 'retire'));
       // Nothing else signs: its session died with it.
@@ -212,6 +213,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const shown = await h.admin('GET', `/v1/agents/${agent.id}`);
       assert.equal(shown.body.lifecycle.keyState, 'retired');
       assert.deepEqual(shown.body.lifecycle.openJobs, []);
+      // The key registry follows: retired once its sweeps were mined, audited.
+      assert.deepEqual((await h.admin('GET', `/v1/agents/${agent.id}/keys`)).body.keys.map((k: any) => k.state), ['retired']);
+      assert.equal((await audit('agent.key_retired', agent.id)).length, 1);
       assert.equal(await balanceOf(anvil.rpcUrl, token, agent.address), 0n);
       assert.equal(await balanceOf(anvil.rpcUrl, token, TREASURY), treasuryToken + 1_000_000n);
       assert.deepEqual((await audit('agent.retired', agent.id)).length, 1);
@@ -283,26 +287,63 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
-    test('an old key index is signed by its own key: its funds go to the agent\'s current address', async () => {
-      const { agent } = await provisionAgent(h);
+    test('rotate sweeps the old address to the new key through the lifecycle path; the old key signs only that', async () => {
+      const { agent, token: session } = await provisionAgent(h);
       const old = agent.address as string;
       await setBalance(old, ETH / 10n);
-      // Stands in for a rotation (another helper's work): the agent's current key becomes index 1.
-      const adapter = h.airlock.deps.adapters.get('eip155')!;
-      const current = adapter.addressFromPublicKey(await h.airlock.deps.keys.getPublicKey(adapter.derivationPath(agent.accountIndex, 1))).toLowerCase();
-      await (h.airlock.store as unknown as { rawExec(sql: string): Promise<void> }).rawExec(`UPDATE agents SET key_index = 1, address = '${current}' WHERE id = '${agent.id}'`);
-      const res = await h.admin('POST', `/v1/agents/${agent.id}/sweep`, { keyIndex: 0, to: 'current', reason: 'rotation' });
+      await mint(anvil.rpcUrl, token, old as Address, 300_000n);
+      const res = await h.admin('POST', `/v1/agents/${agent.name}/rotate`);
       assert.equal(res.status, 200, JSON.stringify(res.body));
-      const [job] = res.body.jobs;
-      assert.deepEqual([job.keyIndex, job.from, job.recipient, job.purpose], [0, old, current, 'rotation']);
+      const current = res.body.current.address as string;
+      assert.deepEqual([res.body.previous.keyIndex, res.body.current.keyIndex], [0, 1]);
+      assert.notEqual(current, old);
+      const jobs = res.body.sweep.jobs as any[];
+      assert.deepEqual(jobs.map((j) => [j.kind, j.keyIndex, j.from, j.recipient, j.purpose]), [
+        ['erc20_transfer', 0, old, current, 'rotation'],
+        ['native_transfer', 0, old, current, 'rotation'],
+      ]);
       await settle();
-      const receipt = await client.getTransactionReceipt({ hash: job.transactionHash });
-      assert.equal(receipt.from.toLowerCase(), old, 'signed by the old key');
-      assert.equal(await nativeOf(old), 0n);
-      assert.equal(await nativeOf(current), BigInt(job.amount));
+      for (const job of jobs) {
+        const receipt = await client.getTransactionReceipt({ hash: job.transactionHash });
+        assert.equal(receipt.from.toLowerCase(), old, 'signed by the old key');
+        assert.equal(receipt.status, 'success');
+      }
+      // What the token sweep's unused gas leaves is dust: less than one native transfer's fee.
+      assert.ok((await nativeOf(old)) < 21_000n * (await client.getGasPrice()), 'only dust left on the old address');
+      assert.equal(await balanceOf(anvil.rpcUrl, token, old as Address), 0n);
+      assert.equal(await balanceOf(anvil.rpcUrl, token, current as Address), 300_000n);
+      assert.equal(await nativeOf(current), BigInt(jobs[1].amount));
+      // The agent's own requests sign with the new key; naming the old one is refused.
+      const refused = await h.call('POST', '/v1/sign/typed-data', { token: session, body: { typedData: { domain: { name: 'USD Coin', version: '2', chainId: 31337, verifyingContract: token }, types: { EIP712Domain: [{ name: 'name', type: 'string' }, { name: 'version', type: 'string' }, { name: 'chainId', type: 'uint256' }, { name: 'verifyingContract', type: 'address' }], Permit: [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] }, primaryType: 'Permit', message: { owner: old, spender: MALLORY, value: '1', nonce: '0', deadline: '9999999999' } } } });
+      assert.equal(refused.body.error?.code, 'key_rotated', JSON.stringify(refused.body));
       // The current key is not an old key: it cannot be swept "to itself", and no index beyond it exists.
       assert.equal((await h.admin('POST', `/v1/agents/${agent.id}/sweep`, { keyIndex: 1, to: 'current' })).body.error.code, 'invalid_request');
       assert.equal((await h.admin('POST', `/v1/agents/${agent.id}/sweep`, { keyIndex: 2 })).body.error.code, 'lifecycle_key_index_invalid');
+    });
+
+    test('scheduled rotation (lifecycle.rotate_every): a key older than the period is rotated once, its address swept; a second pass and a second instance change nothing', async () => {
+      const { agent } = await provisionAgent(h);
+      await setBalance(agent.address, ETH / 20n);
+      const set = await h.admin('PUT', '/v1/policies/fleet', { document: fleetPolicy(token, { rotate_every: '1s' }) });
+      assert.equal(set.status, 200, JSON.stringify(set.body));
+      try {
+        await new Promise((r) => setTimeout(r, 1100));
+        // Two passes at once stand in for two instances running the scheduler on one store.
+        const [a, b] = await Promise.all([h.airlock.lifecycle.rotationPass(), h.airlock.lifecycle.rotationPass()]);
+        assert.deepEqual([...a.errors, ...b.errors], []);
+        const keys = (await h.admin('GET', `/v1/agents/${agent.id}/keys`)).body.keys as any[];
+        assert.deepEqual(keys.map((k) => [k.keyIndex, k.state]), [[0, 'rotated'], [1, 'active']], 'rotated exactly once');
+        const [entry] = await audit('agent.key_rotated', agent.id);
+        assert.equal(entry.data.by, 'system:rotate_every');
+        await settle();
+        assert.equal(await nativeOf(agent.address), 0n);
+        assert.equal(await nativeOf(keys[1].address), BigInt((await jobsOf(agent.id))[0].amount));
+        // The new key is younger than the period only for a second: nothing rotates again at once.
+        const again = await h.airlock.lifecycle.rotationPass();
+        assert.ok(!again.rotated.includes(agent.id));
+      } finally {
+        assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: fleetPolicy(token) })).status, 200);
+      }
     });
 
     test('a job whose nonce another transaction of the key took fails, audited with its reason, and frees the asset for a new sweep', async () => {

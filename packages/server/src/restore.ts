@@ -26,14 +26,20 @@ const PAGE = 1000;
 
 /**
  * Every (account index, key index, address) the store recorded, with the agent it belongs to: each agent's
- * current key (retired agents included). This is the one place a restore learns what to check: a key
- * registry (rotated, retired keys) adds its rows here, and restoreAirlock checks them with the rest.
+ * current key and every earlier one in the key registry (rotated, retired), retired agents included. This is
+ * the one place a restore learns what to check.
  */
 export async function* recordedKeys(store: Store): AsyncGenerator<RecordedKey> {
   let after: string | undefined;
   for (;;) {
     const agents = await store.listAgents({ limit: PAGE, ...(after ? { after } : {}) });
-    for (const a of agents) yield { agentId: a.id, agentName: a.name, accountIndex: a.accountIndex, keyIndex: a.keyIndex, address: a.address };
+    for (const a of agents) {
+      yield { agentId: a.id, agentName: a.name, accountIndex: a.accountIndex, keyIndex: a.keyIndex, address: a.address };
+      // Every earlier key too (rotated, retired): the registry records the address each index derived.
+      for (const k of await store.listAgentKeys(a.id)) {
+        if (k.keyIndex !== a.keyIndex) yield { agentId: a.id, agentName: a.name, accountIndex: a.accountIndex, keyIndex: k.keyIndex, address: k.address };
+      }
+    }
     if (agents.length < PAGE) return;
     after = agents.at(-1)!.id;
   }

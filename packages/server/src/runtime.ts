@@ -305,6 +305,9 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
           }
         }, config.lifecycleIntervalMs);
       }
+      // Scheduled key rotation (`lifecycle.rotate_every`): keys age in days, so a pass every 20 lifecycle
+      // intervals is soon enough; it needs no RPC (without one, the old address is reported unswept).
+      background(() => lifecycle.rotationPass(), config.lifecycleIntervalMs * 20);
     }
     // NIP-46 bunker: listens on the configured relays; no relays, no bunker (and no outbound connection).
     const clock = deps.clock;

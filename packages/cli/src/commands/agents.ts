@@ -7,7 +7,7 @@ import { NOSTR_EXPORT_USAGE, nostrExport, nostrExportOptions } from './nostr-exp
 
 interface AgentJson { id: string; name: string; accountIndex: number; keyIndex: number; address: string; status: string; createdAt: string }
 interface AgentKeyJson { keyIndex: number; address: string; state: string; createdAt: string; rotatedAt?: string; retiredAt?: string }
-interface RotationJson { agent: AgentJson; previous: { keyIndex: number; address: string }; current: { keyIndex: number; address: string }; deniedApprovals: string[] }
+interface RotationJson { agent: AgentJson; previous: { keyIndex: number; address: string }; current: { keyIndex: number; address: string }; deniedApprovals: string[]; sweep: { jobs: SweepJobJson[]; skipped: unknown[] } | { error: { code: string; message: string } } }
 const COLUMNS = ['id', 'name', 'status', 'accountIndex', 'address'];
 interface SweepJobJson { id: string; kind: string; asset?: string; amount: string; recipient?: string; state: string; transactionHash: string }
 const SWEEP_COLUMNS = ['id', 'kind', 'asset', 'amount', 'recipient', 'state', 'transactionHash'];
@@ -86,6 +86,10 @@ export const agentCommand: Command = {
         console.log(`old address  ${body.previous.address}  (rotated: requests naming it are refused key_rotated)`);
         console.log(`new address  ${body.current.address}`);
         if (body.deniedApprovals.length) console.log(`denied pending approvals: ${body.deniedApprovals.join(', ')}`);
+        const sweep = body.sweep;
+        if ('error' in sweep) console.log(`old address not swept [${sweep.error.code}]: ${sweep.error.message} (retry: airlock agent sweep ${body.agent.name} --key-index ${body.previous.keyIndex} --to current)`);
+        else if (sweep.jobs.length) console.log(`sweeping the old address to the new one (tracked until mined: airlock lifecycle jobs --agent ${body.agent.name}):\n${table(sweep.jobs as never, SWEEP_COLUMNS)}`);
+        else console.log('old address: nothing to sweep');
         return;
       }
       case 'retire': {

@@ -8,7 +8,7 @@ import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { EvmSubmitter, LifecycleJob, LifecycleJobFilter, LifecycleJobOrigin } from '../ports/lifecycle.ts';
 import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
 import type { ServiceDeps } from './deps.ts';
-import type { OperatorService } from './operator-service.ts';
+import type { AgentKeyRotationResult, OperatorService } from './operator-service.ts';
 import { FLEET_SCOPE, agentScope } from './policy-layers.ts';
 
 /** Ledger series the lifecycle path charges: fleet-wide (what `lifecycle.caps` limit) and per agent. */
@@ -43,6 +43,12 @@ export interface SweepReport {
   jobIds: string[];
   jobs: LifecycleJob[];
   skipped: SweepSkip[];
+}
+
+/** What `rotate` did: the rotation, and the sweep of the old address to the new one (or why it was not built). */
+export interface RotationReport {
+  rotation: AgentKeyRotationResult;
+  sweep: SweepReport | { error: { code: string; message: string } };
 }
 
 export interface SweepOptions {
@@ -231,7 +237,68 @@ export class LifecycleService {
     const retired = await this.operator.setAgentStatus(agent.id, 'retired', actor);
     const sweeps: SweepReport[] = [];
     for (const key of keys) sweeps.push(await this.sweep(agent.id, key.keyIndex, 'treasury', 'retire'));
+    // A key with nothing to sweep is retired now; the others when their sweeps are mined (`finish`).
+    await this.retireSweptKeys(agent.id, actor);
     return { agent: retired, sweeps };
+  }
+
+  /**
+   * Rotates the agent's EVM key (OperatorService.rotateAgentKey) and sweeps what the old address holds to the new
+   * one through the lifecycle path, on every chain with an RPC. The rotation stands even if the sweep cannot be
+   * built (no RPC, a cap): the report says why, and `airlock agent sweep --key-index N --to current` retries it.
+   */
+  async rotate(agentIdOrName: string, actor: string, options: { expectKeyIndex?: number } = {}): Promise<RotationReport> {
+    const rotation = await this.operator.rotateAgentKey(agentIdOrName, actor, options);
+    if (!this.submitter || this.submitter.chains().length === 0) return { rotation, sweep: { error: { code: 'lifecycle_no_rpc', message: 'No RPC is configured: the old address was not swept.' } } };
+    try {
+      return { rotation, sweep: await this.sweep(rotation.agent.id, rotation.previous.keyIndex, 'current', 'rotation') };
+    } catch (e) {
+      const error = e instanceof AirlockError ? { code: e.code, message: e.message } : { code: 'internal', message: 'The sweep of the old address failed.' };
+      return { rotation, sweep: { error } };
+    }
+  }
+
+  /**
+   * Scheduled rotation (`lifecycle.rotate_every` in the fleet policy): every active agent whose current key is
+   * older than that is rotated and its old address swept. Several instances may run this pass at once: a
+   * rotation only happens if the key is still the one this pass read (`expectKeyIndex`).
+   */
+  async rotationPass(): Promise<{ rotated: string[]; errors: { agentId: string; code: string }[] }> {
+    const out = { rotated: [] as string[], errors: [] as { agentId: string; code: string }[] };
+    const every = (await this.fleetLifecycle()).rotateEveryMs;
+    if (every === undefined) return out;
+    const now = this.deps.clock.now();
+    for (const agent of await this.activeAgents()) {
+      if (agent.status !== 'active') continue;
+      const current = (await this.deps.store.listAgentKeys(agent.id)).find((k) => k.keyIndex === agent.keyIndex);
+      if (!current || current.createdAt + every > now) continue;
+      try {
+        await this.rotate(agent.id, 'system:rotate_every', { expectKeyIndex: agent.keyIndex });
+        out.rotated.push(agent.id);
+      } catch (e) {
+        const code = e instanceof AirlockError ? e.code : 'internal';
+        if (code !== 'conflict') out.errors.push({ agentId: agent.id, code });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Marks the keys of a retired agent `retired` in the key registry once nothing of theirs is left to sweep: no
+   * open job, and no failed sweep that a later mined one did not replace (that key stays `sweep_failed` until
+   * swept). Audited `agent.key_retired` per key.
+   */
+  private async retireSweptKeys(agentId: string, actor: string): Promise<void> {
+    const agent = await this.deps.store.getAgent(agentId);
+    if (!agent || agent.status !== 'retired') return;
+    const jobs = await this.deps.store.listLifecycleJobs({ agentId, limit: 500 });
+    for (const key of await this.deps.store.listAgentKeys(agentId)) {
+      if (key.state === 'retired') continue;
+      const own = jobs.filter((j) => j.keyIndex === key.keyIndex);
+      const open = own.some((j) => j.state === 'signed' || j.state === 'submitted');
+      const unresolved = own.some((j) => j.state === 'failed' && j.origin === 'sweep' && !own.some((m) => m.state === 'mined' && m.asset === j.asset && m.createdAt > j.createdAt));
+      if (!open && !unresolved) await this.operator.retireAgentKey(agentId, key.keyIndex, actor);
+    }
   }
 
   // ---- jobs ----
@@ -320,6 +387,8 @@ export class LifecycleService {
       });
       await tx.finishLifecycleJob(job.id, finish, now, entry.seq);
     }, { affinity: job.agentId });
+    // The last sweep of a retired agent's key mined: the key is retired (a failed one keeps it `sweep_failed`).
+    if (finish.state === 'mined') await this.retireSweptKeys(job.agentId, 'system');
   }
 
   // ---- orphans and hot-balance caps ----

@@ -132,7 +132,11 @@ export class OperatorService {
    * case) and stays frozen; a retired one cannot (`agent_retired`). Bitcoin and Nostr keys are per account and
    * do not change. Sessions stay valid: from the next request they sign with the new key.
    */
-  async rotateAgentKey(agentIdOrName: string, actor: string): Promise<AgentKeyRotationResult> {
+  /**
+   * `expectKeyIndex`: rotate only if the agent still signs with that key index, else `conflict` (the rotation
+   * scheduler runs on every instance: the first one rotates, the others find the key already moved on).
+   */
+  async rotateAgentKey(agentIdOrName: string, actor: string, options: { expectKeyIndex?: number } = {}): Promise<AgentKeyRotationResult> {
     const { id } = await this.getAgent(agentIdOrName);
     const adapter = this.deps.adapters.get('eip155');
     if (!adapter) throw new AirlockError('internal', 'EVM adapter not configured.');
@@ -142,6 +146,9 @@ export class OperatorService {
       const agent = await tx.getAgent(id);
       if (!agent) throw new AirlockError('not_found', 'No such agent.');
       if (agent.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent keeps its last key; it cannot be rotated.');
+      if (options.expectKeyIndex !== undefined && agent.keyIndex !== options.expectKeyIndex) {
+        throw new AirlockError('conflict', `The agent's key was rotated meanwhile (it signs with key index ${agent.keyIndex} now).`);
+      }
       const { agent: rotated, previous, current } = await tx.rotateAgentKey(agent.id, derive, now);
       const deniedApprovals = await this.denyPendingEvmApprovals(tx, agent.id, actor, now);
       await tx.appendAudit({

@@ -5,6 +5,8 @@ import type { AirlockHolder } from './holder.ts';
 import type { RouteSpec } from './route-table.ts';
 import * as K from './agent-key-schemas.ts';
 import { agentJson } from './serialize.ts';
+import { lifecycleJobJson } from './lifecycle-routes.ts';
+import type { RotationReport } from '@airlock/core';
 
 const OPERATOR = 'admin';
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -17,6 +19,10 @@ export function agentKeyJson(k: AgentKey): z.output<typeof K.AgentKeySchema> {
   };
 }
 
+function sweepJson(sweep: RotationReport['sweep']): z.output<typeof K.AgentKeyRotationResponse>['sweep'] {
+  return 'error' in sweep ? { error: sweep.error } : { jobs: sweep.jobs.map(lifecycleJobJson), skipped: sweep.skipped };
+}
+
 export function buildAgentKeyRoutes(holder: AirlockHolder): RouteSpec[] {
   const operator = () => holder.get().operator;
   return [
@@ -24,8 +30,8 @@ export function buildAgentKeyRoutes(holder: AirlockHolder): RouteSpec[] {
       method: 'post', path: '/v1/agents/:id/rotate', operationId: 'rotateAgentKey', summary: "Rotate the agent's EVM key: the next request signs with a new key, the old address stays attributable, pending EVM approvals are denied (audited `agent.key_rotated`)", tag: 'agents', auth: 'admin',
       responses: { 200: K.AgentKeyRotationResponse }, errors: [403, 404],
       handler: async (c) => {
-        const r = await operator().rotateAgentKey(c.req.param('id')!, OPERATOR);
-        return c.json({ agent: agentJson(r.agent), previous: r.previous, current: r.current, deniedApprovals: r.deniedApprovals });
+        const { rotation: r, sweep } = await holder.get().lifecycle.rotate(c.req.param('id')!, OPERATOR);
+        return c.json({ agent: agentJson(r.agent), previous: r.previous, current: r.current, deniedApprovals: r.deniedApprovals, sweep: sweepJson(sweep) });
       },
     },
     {

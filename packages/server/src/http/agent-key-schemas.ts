@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { apiSchema } from './api-schemas.ts';
 import { AgentSchema, iso } from './schemas.ts';
+import { LifecycleJobSchema, SweepSkipSchema } from './lifecycle-schemas.ts';
 
 const KeyRefSchema = apiSchema(
   'AgentKeyRef',
@@ -37,5 +38,11 @@ export const AgentKeyRotationResponse = apiSchema(
     previous: KeyRefSchema.describe('The key it signed with until now (state `rotated`)'),
     current: KeyRefSchema.describe('The key it signs with from the next request'),
     deniedApprovals: z.array(z.string()).describe('Its pending EVM approvals, denied by the rotation (reason `key_rotated`)'),
+    sweep: z
+      .union([
+        z.object({ jobs: z.array(LifecycleJobSchema), skipped: z.array(SweepSkipSchema) }),
+        z.object({ error: z.object({ code: z.string(), message: z.string() }) }),
+      ])
+      .describe("The sweep of the old address's balances to the new one through the lifecycle path (jobs tracked until mined), or why it was not built (the rotation stands; retry with POST /v1/agents/{id}/sweep {keyIndex, to: current})"),
   }),
 );
