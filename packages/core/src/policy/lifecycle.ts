@@ -32,7 +32,7 @@ export const lifecycleField = z
     hot_balance_caps: z.array(hotBalanceCapField).optional().describe('Per asset, the most an agent address may hold (also allowed in an agent policy: the lower cap wins).'),
     orphan_after: durationField.optional().describe('An agent without session activity for this long is an orphan.'),
     sweep_orphans: z.boolean().optional().describe('Sweep orphans to the treasury (default false: report only).'),
-    rotate_every: durationField.optional().describe('Rotate agent keys on this schedule (parsed and validated here; the rotation scheduler reads it).'),
+    rotate_every: durationField.optional().describe('Rotate every active agent whose current key is older than this (its old address is swept to the new one).'),
   })
   .describe('The lifecycle path: treasury, swept assets, caps, hot-balance caps, orphans, rotation. See docs/policy.md#lifecycle.');
 
