@@ -201,7 +201,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
 }
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
-  test(`revoke-all with the RPC down: the off-chain part is done, every on-chain step fails with a code and the report says so (${store})`, async () => {
+  test(`revoke-all with the RPC down: the off-chain part is done, every on-chain step fails with a code and the report says so (${store})`, async (t) => {
     // An RPC nobody listens on: reads and submissions fail.
     const h = await startHarness({ store, config: { evmRpc: { [CHAIN]: 'http://127.0.0.1:9' } } });
     try {
@@ -237,6 +237,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const server = await listen(h);
       try {
         const run = await runCli(['agent', 'revoke-all', agent.name], cliEnv({ AIRLOCK_URL: server.url, AIRLOCK_ADMIN_TOKEN: h.adminToken }));
+        if (store === 'sqlite') t.diagnostic(`airlock agent revoke-all ${agent.name}  (RPC down)\n${run.stdout}${run.stderr}`);
         assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
         assert.match(run.stdout, /was frozen already/);
         assert.match(run.stdout, /on-chain revocations: 1 \(0 submitted, 1 failed\)/);
