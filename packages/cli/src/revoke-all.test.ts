@@ -18,6 +18,8 @@ import { provisionAgent, startHarness, type Harness, type StoreKind } from '../.
 import { cliEnv, runCli, type CliResult } from './testing/cli-process.ts';
 
 const CHAIN = 'eip155:31337';
+/** A chain the daemon has no RPC for: its revocation cannot be sent and must be reported, not dropped. */
+const BASE = 'eip155:8453';
 const ERC20 = parseAbi([
   'function transferFrom(address from, address to, uint256 value) returns (bool)',
   'function allowance(address owner, address spender) view returns (uint256)',
@@ -25,7 +27,7 @@ const ERC20 = parseAbi([
 const POLICY = {
   version: 1,
   rules: [
-    { name: 'grants', type: 'allow', match: { chains: [CHAIN], kinds: ['erc20.approve', 'erc20.transfer', 'eip2612.permit', 'eip3009.transfer_with_authorization'] } },
+    { name: 'grants', type: 'allow', match: { chains: [CHAIN, BASE], kinds: ['erc20.approve', 'erc20.transfer', 'eip2612.permit', 'eip3009.transfer_with_authorization'] } },
     // A transfer waits for a human: the compromised agent leaves one pending.
     { name: 'transfers-by-hand', type: 'approval_tier', match: { kinds: ['erc20.transfer'] } },
   ],
@@ -77,8 +79,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const now = Number((await client.getBlock()).timestamp);
       const domain = { name: 'USD Coin', version: '2', chainId: 31337, verifyingContract: token };
 
-      const signTx = async (nonce: number, data: Hex, expect = 200) => {
-        const res = await h.call('POST', '/v1/sign/transaction', { token: session, body: { chainId: 31337, transaction: { type: 'eip1559', to: token, value: '0', data, nonce, gas: '100000', maxFeePerGas: '5000000000', maxPriorityFeePerGas: '1000000' } } });
+      const signTx = async (nonce: number, data: Hex, expect = 200, chainId = 31337) => {
+        const res = await h.call('POST', '/v1/sign/transaction', { token: session, body: { chainId, transaction: { type: 'eip1559', to: token, value: '0', data, nonce, gas: '100000', maxFeePerGas: '5000000000', maxPriorityFeePerGas: '1000000' } } });
         assert.equal(res.status, expect, JSON.stringify(res.body));
         return res.body as { auditSeq: number; signedTransaction: Hex; approvalId?: string };
       };
@@ -92,6 +94,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       // Key 0: S1 approved on chain, S2 signed but never sent (dead), a permit to S3 held by the attacker.
       await send((await signTx(0, encode('0x095ea7b3', s1, 1000n))).signedTransaction);
       const neverSent = await signTx(1, encode('0x095ea7b3', s2, 2000n));
+      // And an approval on Base, where the daemon has no RPC: it cannot be read or revoked from here.
+      await signTx(0, encode('0x095ea7b3', s2, 3000n), 200, 8453);
       const permitMessage = { owner: oldAddress, spender: s3, value: '700', nonce: '0', deadline: String(now + 3600) };
       const permit = parseSignature((await signTyped({ domain, types: PERMIT_TYPES, primaryType: 'Permit', message: permitMessage })).signature);
       const permitArgs = [oldAddress, s3, 700n, BigInt(permitMessage.deadline), Number(permit.v), permit.r, permit.s] as const;
@@ -138,7 +142,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         clearInterval(tracker);
       }
       if (store === 'sqlite') t.diagnostic(`airlock agent revoke-all ${agent.name} --wait\n${run.stdout}${run.stderr}`);
-      assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+      // Exit 1: one revocation (Base) could not be sent; the others went through.
+      assert.equal(run.code, 1, `${run.stdout}\n${run.stderr}`);
 
       // The report, as the operator's tools read it.
       const jobs = (await h.admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`)).body.jobs as { id: string; keyIndex: number; state: string; purpose: string; from: string }[];
@@ -156,7 +161,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal(report.frozen, true);
         assert.equal(report.revokedSessions.length, 1);
         assert.deepEqual(report.deniedApprovals, [pending.approvalId]);
-        assert.deepEqual(report.steps.map((s: { status: string }) => s.status), ['submitted', 'submitted', 'submitted', 'submitted', 'submitted']);
+        assert.deepEqual(report.steps.map((s: { status: string; chain: string; error?: { code: string } }) => `${s.chain}|${s.status}|${s.error?.code ?? ''}`).sort(), [...Array(5).fill(`${CHAIN}|submitted|`), `${BASE}|failed|lifecycle_no_rpc`].sort());
         assert.deepEqual(report.alreadyDead.map((g: { auditSeq: number }) => g.auditSeq), [neverSent.auditSeq]);
         assert.deepEqual(report.unplanned, []);
         assert.deepEqual(report.jobs.map((j: { state: string }) => j.state), ['mined', 'mined', 'mined', 'mined', 'mined']);
@@ -164,7 +169,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       } else {
         assert.match(run.stdout, /: frozen now; audit entry \d+ \(agent\.revoke_all\)/);
         assert.match(run.stdout, new RegExp(`approvals denied: ${pending.approvalId}`));
-        assert.match(run.stdout, /on-chain revocations: 5 \(5 submitted, 0 failed\)/);
+        assert.match(run.stdout, /on-chain revocations: 6 \(5 submitted, 1 failed\)/);
+        assert.match(run.stdout, /eip155:8453 +failed \[lifecycle_no_rpc\]/);
+        assert.match(run.stdout, /failed \[lifecycle_no_rpc\] on eip155:8453 \(key 0\): No RPC is configured for eip155:8453/);
+        assert.match(run.stdout, /note: 1 grant\(s\) could not be read on chain \(no_rpc\)/);
         assert.equal(run.stdout.match(/revoked \(block \d+\)/g)?.length, 5);
         assert.match(run.stdout, /already dead on chain: 1 grant/);
       }
@@ -189,11 +197,12 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await h.admin('GET', `/v1/agents/${bystander.id}`)).body.status, 'active');
       assert.equal((await h.call('GET', '/v1/session', { token: bystanderSession })).status, 200);
 
-      // Pressed again: nothing left to do, nothing signed.
+      // Pressed again: nothing left to do on anvil, nothing signed; Base is still reported, still failing.
       const again = await h.admin('POST', `/v1/agents/${agent.id}/revoke-all`);
       assert.equal(again.status, 200, JSON.stringify(again.body));
       assert.equal(again.body.frozen, false);
-      assert.deepEqual([again.body.revokedSessions, again.body.deniedApprovals, again.body.steps], [[], [], []]);
+      assert.deepEqual([again.body.revokedSessions, again.body.deniedApprovals], [[], []]);
+      assert.deepEqual(again.body.steps.map((s: { chain: string; keyIndex: number; error?: { code: string } }) => [s.chain, s.keyIndex, s.error?.code]), [[BASE, 0, 'lifecycle_no_rpc']]);
       assert.equal(again.body.alreadyDead.length, 5, JSON.stringify(again.body.alreadyDead));
       assert.equal((await h.admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`)).body.jobs.length, 5);
     });

@@ -44,6 +44,7 @@ export async function agentRevokeAll(http: AirlockHttp, agent: string, options: 
   out.push('', `on-chain revocations: ${report.steps.length} (${submitted} submitted, ${report.steps.length - submitted} failed)`);
   if (report.steps.length) {
     out.push(table(report.steps.map((s) => ({ key: s.keyIndex, chain: s.chain, result: stepResult(s, jobs, options.wait), job: s.jobId ?? '', purpose: s.purpose })) as never, ['key', 'chain', 'result', 'job', 'purpose']));
+    for (const s of report.steps) if (s.error) out.push(`failed [${s.error.code}] on ${s.chain} (key ${s.keyIndex}): ${s.error.message}`);
   }
   if (report.alreadyDead.length) out.push('', `already dead on chain: ${report.alreadyDead.length} grant(s) (${report.alreadyDead.map(grantText).join(', ')})`);
   for (const u of report.unplanned) out.push('', `NOT PLANNED [${u.reason}] ${u.purpose}: ${u.message}`);
@@ -53,7 +54,7 @@ export async function agentRevokeAll(http: AirlockHttp, agent: string, options: 
 }
 
 function stepResult(step: RevokeAllJson['steps'][number], jobs: Map<string, JobJson>, waited: boolean): string {
-  if (step.status === 'failed') return `failed [${step.error!.code}] ${step.error!.message}`;
+  if (step.status === 'failed') return `failed [${step.error!.code}]`;
   if (!waited) return 'submitted';
   const job = jobs.get(step.jobId!);
   if (job?.state === 'mined') return `revoked (block ${job.blockNumber ?? '?'})`;
