@@ -40,6 +40,7 @@ export * from './service/signing-service.ts';
 export * from './service/circuit-breakers.ts';
 export * from './service/operator-service.ts';
 export * from './service/lifecycle-service.ts';
+export * from './service/revoke-all.ts';
 export * from './lifecycle/lifecycle-calls.ts';
 export * from './service/shadow-policy-service.ts';
 export * from './service/child-sessions.ts';

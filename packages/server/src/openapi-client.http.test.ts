@@ -216,6 +216,12 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.deepEqual((await admin('GET', `/v1/agents?address=${rotating.address}`)).body.agents.map((a: any) => a.id), [rotating.id]);
     const oldKey = await call(rotatingToken, 'POST', '/v1/sign/typed-data', { chainId: 8453, ...usdcAuthorization(rotating.address, ALICE, 1n, Math.floor(Date.now() / 1000) + 600) });
     assert.deepEqual([oldKey.status, oldKey.body.error.code], [403, 'key_rotated']);
+    // revoke-all (the incident button) on the spare agent: its own session cannot press it; the operator can.
+    const bySession = await call(rotatingToken, 'POST', `/v1/agents/${rotating.id}/revoke-all`);
+    assert.deepEqual([bySession.status, bySession.body.error.code], [403, 'forbidden']);
+    const revoked = await admin('POST', `/v1/agents/${rotating.name}/revoke-all`);
+    assert.deepEqual([revoked.status, revoked.body.agent.status, revoked.body.frozen, revoked.body.revokedSessions.length, revoked.body.steps.length], [200, 'frozen', true, 1, 0]);
+    assert.equal((await admin('POST', '/v1/agents/no-such-agent/revoke-all')).status, 404);
 
     const spare = await admin('POST', `/v1/agents/${agent.id}/sessions`, { ttl: '5m', actions: ['evm.message'] });
     assert.equal((await admin('GET', `/v1/sessions?agent=${agent.name}`)).body.sessions.length, 2);

@@ -8,6 +8,7 @@ import {
   type ParallelVerifyOptions,
   OperatorService,
   LifecycleService,
+  RevokeAllService,
   type EvmSubmitter,
   ShadowPolicyService, ChildSessionService,
   ApproverService,
@@ -145,6 +146,8 @@ export interface Airlock {
   admin: AdminCredential;
   /** The operator-only lifecycle path: sweeps, revocation calls, retire with sweep, orphans, hot-balance caps. */
   lifecycle: LifecycleService;
+  /** `airlock agent revoke-all`: freeze, sessions, approvals, then the on-chain revocations of everything the agent's keys granted. */
+  revokeAll: RevokeAllService;
   /** Which secp256k1 implementation signs and checks signatures, and why. */
   keyBackend: { kind: KeyBackendChoice; reason: string };
   /** The NIP-46 remote signer, when relays are configured (AIRLOCK_NOSTR_RELAYS) and a Nostr port is wired. */
@@ -274,6 +277,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     });
     const submitter = options.evmSubmitter ?? (Object.keys(config.evmRpc).length > 0 ? rpcEvmSubmitter(config.evmRpc) : undefined);
     const lifecycle = new LifecycleService(deps, operator, submitter, { beforeBroadcast: lifecycleFaultPoint(process.env.AIRLOCK_FAULT) });
+    const revokeAll = new RevokeAllService(deps, lifecycle, { credentials: signing.credentials, ...(chain ? { chainReader: chain } : {}) });
     const timers: NodeJS.Timeout[] = [];
     if (options.timers !== false) {
       const background = (fn: () => Promise<unknown>, ms: number) => {
@@ -363,6 +367,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       lightning,
       admin: new AdminCredential(store, adminTokenHash, { readAt: adminTokenReadAt }),
       lifecycle,
+      revokeAll,
       keyBackend,
       ...(bunker ? { bunker } : {}),
       ...(nwc ? { nwc } : {}),

@@ -5,6 +5,7 @@ import type { AirlockHolder } from './holder.ts';
 import type { RouteSpec } from './route-table.ts';
 import * as D from './dependency-schemas.ts';
 
+const OPERATOR = 'admin';
 const iso = (ms: number) => new Date(ms).toISOString();
 
 export function dependencyMapJson(map: DependencyMap): z.output<typeof D.DependencyMapResponse> {
@@ -33,6 +34,11 @@ export function buildDependencyRoutes(holder: AirlockHolder): RouteSpec[] {
         const reconcile = (query as { reconcile?: 'true' | 'false' }).reconcile === 'true';
         return c.json(dependencyMapJson(reconcile ? await reconcileDependencyMap(map, airlock.chainReader) : map));
       },
+    },
+    {
+      method: 'post', path: '/v1/agents/:id/revoke-all', operationId: 'revokeAllAgent', summary: "The incident button: freeze the agent, revoke its sessions, deny its pending approvals, then sign and submit the on-chain revocations of everything its keys granted (audited `agent.revoke_all`, `lifecycle.signed`)", tag: 'agents', auth: 'admin',
+      responses: { 200: D.RevokeAllResponse }, errors: [403, 404],
+      handler: async (c) => c.json(await holder.get().revokeAll.revokeAll(c.req.param('id')!, OPERATOR)),
     },
   ];
 }

@@ -77,3 +77,36 @@ export const DependencyMapResponse = apiSchema(
     notes: z.array(z.string()),
   }),
 );
+
+export const GrantRefSchema = apiSchema(
+  'GrantRef',
+  z.object({
+    kind: z.string().describe('The grant kind (`erc20.approve`, `eip2612.permit`, …) or `eip3009.authorization`'),
+    auditSeq: z.number().describe('The audit entry that released the signature'),
+    index: z.number().optional().describe('Position among the grants of that entry (grants)'),
+    paymentId: z.string().optional().describe('The payment record (EIP-3009 authorizations)'),
+  }),
+);
+
+export const RevokeAllResponse = apiSchema(
+  'RevokeAllReport',
+  z.object({
+    agent: z.object({ id: z.string(), name: z.string(), status: z.enum(['active', 'frozen', 'retired']) }),
+    frozen: z.boolean().describe('Whether this call froze the agent (false: it was frozen already)'),
+    revokedSessions: z.array(z.string()).describe('Sessions revoked, child sessions included (NWC connections end with them)'),
+    deniedApprovals: z.array(z.string()).describe('Pending approvals denied (reason `revoke_all`), their holds released'),
+    auditSeq: z.number().describe('The `agent.revoke_all` audit entry'),
+    steps: z.array(z.object({
+      purpose: z.string(),
+      keyIndex: z.number().describe('The key that signs it: the one that granted (an old key after a rotation)'),
+      chain: z.string(),
+      grants: z.array(GrantRefSchema),
+      status: z.enum(['submitted', 'failed']),
+      jobId: z.string().optional().describe('The lifecycle job (`GET /v1/lifecycle/jobs/{id}`): mined or failed later'),
+      error: z.object({ code: z.string(), message: z.string() }).optional().describe('Why the step failed (`lifecycle_rpc_unavailable`, `lifecycle_no_rpc`, …); nothing was signed for it'),
+    })).describe('The on-chain revocations, one transaction each'),
+    unplanned: z.array(z.object({ purpose: z.string(), reason: z.string().describe('`not_evm`, `domain_unknown`, `nonce_range_too_large`, `nonce_unknown`, `owner_unknown`'), message: z.string(), grants: z.array(GrantRefSchema), keyIndex: z.number().optional() })).describe('Grants that could not be planned: still possibly live'),
+    alreadyDead: z.array(GrantRefSchema).describe('Grants the chain showed dead already'),
+    notes: z.array(z.string()).describe('What cannot be revoked (Lightning payments in flight), grants read as unknown, failures'),
+  }),
+);
