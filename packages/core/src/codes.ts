@@ -106,6 +106,7 @@ export const ERROR_CODES = {
   lifecycle_no_treasury: { status: 409, summary: 'The agent holds a balance on a chain for which the fleet policy names no treasury (lifecycle.treasury); nothing was swept or retired (retire with --no-sweep to leave the funds).' },
   lifecycle_no_rpc: { status: 409, summary: 'No RPC is configured (AIRLOCK_EVM_RPC) for a chain the lifecycle path must read or submit to; nothing was swept or retired.' },
   lifecycle_rpc_unavailable: { status: 502, summary: 'The chain\'s RPC did not answer (balance, nonce, fee or gas read); nothing was signed.' },
+  lifecycle_insufficient_gas: { status: 409, summary: 'The key has too little of the native coin to pay for its lifecycle transactions (the amount and address are in the message); nothing was signed.' },
   lifecycle_sweep_open: { status: 409, summary: 'A sweep of this agent, key index and asset is already signed and not yet mined or failed; it is tracked to the end, and no second one is built.' },
   lifecycle_key_index_invalid: { status: 400, summary: 'The key index is not one the agent has had (0 to its current key index).' },
   // signing

@@ -181,6 +181,15 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await audit('lifecycle.signed')).length, signedBefore);
       assert.equal(await nonceOf(agent.address), 0);
 
+      // A key without gas for its revocation (an old key whose address was swept): refused before anything is
+      // signed, naming the address and what it needs.
+      const { agent: empty } = await provisionAgent(h);
+      const approveZero = encodeFunctionData({ abi: erc20, functionName: 'approve', args: [MALLORY, 0n] });
+      await assert.rejects(h.airlock.lifecycle.submitCalls(empty.id, 0, [{ chain: CHAIN, to: token, data: approveZero }], 'revoke_all'),
+        (e: any) => e.code === 'lifecycle_insufficient_gas' && e.message.includes(empty.address) && /^Send at least \d+ wei to 0x/.test(e.hints[0]));
+      assert.deepEqual(await jobsOf(empty.id), []);
+      assert.equal((await audit('lifecycle.signed')).length, signedBefore);
+
       // A revocation: approve(spender, 0) after a real allowance, signed by the agent's own key and mined.
       await rpc(anvil.rpcUrl, 'anvil_impersonateAccount', [agent.address]);
       await rpc(anvil.rpcUrl, 'eth_sendTransaction', [{ from: agent.address, to: token, data: encodeFunctionData({ abi: erc20, functionName: 'approve', args: [MALLORY, 500n] }) }]);

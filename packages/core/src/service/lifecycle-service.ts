@@ -208,11 +208,26 @@ export class LifecycleService {
     for (const chain of chains) this.requireRpc(chain);
     const reads = new Map<string, { gasPrice: bigint; nonce: number }>();
     for (const chain of chains) reads.set(chain, await this.rpc(async (s) => ({ gasPrice: await s.gasPrice(chain), nonce: await s.pendingNonce(chain, key.address) })));
-    const jobs: LifecycleJob[] = [];
+    const priced: { chain: string; call: LifecycleCall; gas: bigint }[] = [];
     for (const { chain, call } of normalised) {
       const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: call.to!, data: call.data, value: call.value }), 'The gas estimate failed (the call would revert, or the RPC did not answer); nothing was signed.');
+      priced.push({ chain, call, gas: withMargin(estimate) });
+    }
+    // The key pays for its own revocations. An old key whose address was swept holds only dust: say what it needs
+    // (and where) before anything is signed, instead of a transaction the node refuses for want of funds.
+    for (const chain of chains) {
+      const need = priced.filter((p) => p.chain === chain).reduce((sum, p) => sum + p.gas * reads.get(chain)!.gasPrice + p.call.value, 0n);
+      const balance = await this.rpc((s) => s.nativeBalance(chain, key.address));
+      if (balance < need) {
+        throw new AirlockError('lifecycle_insufficient_gas', `Key ${key.keyIndex} of the agent (${key.address}) holds ${balance} wei on ${chain}; its ${priced.filter((p) => p.chain === chain).length} transaction(s) need up to ${need} wei. Nothing was signed.`, {
+          hints: [`Send at least ${need - balance} wei to ${key.address} on ${chain}, then run the command again.`],
+        });
+      }
+    }
+    const jobs: LifecycleJob[] = [];
+    for (const { chain, call, gas } of priced) {
       const read = reads.get(chain)!;
-      const job = await this.signAndRecord(key, chain, read.gasPrice, read.nonce, 'call', purpose, { call, gas: withMargin(estimate) });
+      const job = await this.signAndRecord(key, chain, read.gasPrice, read.nonce, 'call', purpose, { call, gas });
       if (job === 'dust') throw new AirlockError('internal', 'a call was priced as a sweep');
       jobs.push(job);
     }
