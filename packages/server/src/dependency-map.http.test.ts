@@ -4,8 +4,9 @@
 // submitted, `?reconcile=true` tells live from dead; an RPC that is down gives `unknown`. Then the planner's steps,
 // signed with the agent's key OUTSIDE Airlock (derived from the test vault's mnemonic) and sent to anvil, leave
 // no spender able to move the agent's tokens: transferFrom, the old permit and the old authorization all revert.
-// Permit2 is not deployed on anvil (no npm package ships its bytecode): its steps are decoded with viem against
-// Permit2's published ABI instead.
+// Permit2 is left off this anvil on purpose (a grant whose read fails must stay `unknown`, never "not live"): its
+// steps are decoded here with viem against Permit2's published ABI, and executed against the real contract in
+// cli/src/revoke-all-permit2.test.ts.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPublicClient, createWalletClient, decodeFunctionData, http, parseAbi, parseSignature, type Address, type Hex, type PublicClient } from 'viem';
@@ -178,7 +179,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         ['erc20.increase_allowance', s3, true, 'allowance_nonzero'],
         // Never submitted, nonce unused, deadline ahead: an outstanding signature, live with a 0 allowance.
         ['eip2612.permit', s4, true, 'permit_unused'],
-        // No Permit2 contract on anvil: the read fails and the grant stays unknown, never "not live".
+        // No Permit2 contract on this anvil: the read fails and the grant stays unknown, never "not live".
         ['permit2.permit', s2, 'unknown', 'read_failed'],
       ]);
       assert.equal(live.body.grants[0].evidence.allowance, '1000');
@@ -235,7 +236,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal((await publicClient.waitForTransactionReceipt({ hash })).status, 'success', step.purpose);
       }
 
-      // Permit2 (not on anvil): the calldata decodes against Permit2's published ABI to what revokes the permit.
+      // Permit2 (not on this anvil): the calldata decodes against Permit2's published ABI to what revokes the permit.
       const decoded = permit2Calls.map((c) => decodeFunctionData({ abi: PERMIT2_ABI, data: c.data }));
       assert.deepEqual(decoded.map((d) => d.functionName), ['invalidateNonces', 'lockdown']);
       const lower = (v: unknown): unknown => (typeof v === 'string' ? v.toLowerCase() : Array.isArray(v) ? v.map(lower) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, lower(x)])) : v);

@@ -1,6 +1,6 @@
 // Compiles the testbed's Solidity with solc-js (no committed bytecode). solc-js is slow (seconds), so the
 // output is cached under node_modules/.cache (gitignored), keyed by a hash of every source and the
-// compiler version: editing a contract or upgrading solc or OpenZeppelin recompiles.
+// compiler version: editing a contract or upgrading solc, OpenZeppelin or Permit2 recompiles.
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -34,19 +34,22 @@ export function compiledContracts(): Record<ContractName, CompiledContract> {
   // Versions from package.json: loading solc itself (a large wasm) is what the cache is there to avoid.
   const solcVersion = (require('solc/package.json') as { version: string }).version;
   const ozVersion = (require('@openzeppelin/contracts/package.json') as { version: string }).version;
-  const key = createHash('sha256').update(JSON.stringify({ sources, solcVersion, ozVersion, EVM_VERSION })).digest('hex').slice(0, 24);
-  const cacheFile = join(CACHE_DIR, `contracts-${key}.json`);
-  if (existsSync(cacheFile)) {
-    loaded = JSON.parse(readFileSync(cacheFile, 'utf8')) as Record<ContractName, CompiledContract>;
-    return loaded;
-  }
-  loaded = compile(require('solc') as Solc, sources);
+  loaded = cached('contracts', { sources, solcVersion, ozVersion, EVM_VERSION }, () => compile(require('solc') as Solc, sources));
+  return loaded;
+}
+
+/** `build()`'s result, from the cache file named after `prefix` and a hash of `inputs` when there is one. */
+function cached<T>(prefix: string, inputs: unknown, build: () => T): T {
+  const key = createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 24);
+  const cacheFile = join(CACHE_DIR, `${prefix}-${key}.json`);
+  if (existsSync(cacheFile)) return JSON.parse(readFileSync(cacheFile, 'utf8')) as T;
+  const built = build();
   mkdirSync(CACHE_DIR, { recursive: true });
   // Write then rename: test files run in parallel and may compile at the same time.
   const tmp = `${cacheFile}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(loaded));
+  writeFileSync(tmp, JSON.stringify(built));
   renameSync(tmp, cacheFile);
-  return loaded;
+  return built;
 }
 
 interface Solc {
@@ -86,4 +89,97 @@ function readImport(path: string): { contents: string } | { error: string } {
   } catch {
     return { error: `not found: ${path}` };
   }
+}
+
+/** Permit2 compiled, plus where its runtime code holds the two immutables its EIP-712 domain caches. */
+export interface CompiledPermit2 extends CompiledContract {
+  /** Byte offsets (into `deployedBytecode`) of the 32-byte slots solc fills at construction. */
+  immutables: { cachedDomainSeparator: number[]; cachedChainId: number[] };
+}
+
+// Uniswap's Permit2, from the sources @uniswap/v4-periphery ships under lib/permit2 (MIT), with the settings of
+// its foundry.toml: via-IR, optimizer runs 1,000,000, no metadata hash. Its files pin `pragma solidity 0.8.17`
+// exactly while the repo's solc is newer, so that one pragma is relaxed to `^0.8.17` as the sources are read:
+// the same Solidity, compiled by a newer compiler (the bytecode differs from mainnet's; the behaviour does not).
+const PERMIT2_ROOT = 'lib/permit2/';
+const PINNED_PRAGMA = /pragma solidity 0\.8\.17;/;
+let permit2: CompiledPermit2 | undefined;
+
+/** Permit2 (`lib/permit2/src/Permit2.sol` of @uniswap/v4-periphery), compiled once per source hash. */
+export function compiledPermit2(): CompiledPermit2 {
+  if (permit2) return permit2;
+  const pkgDir = dirname(require.resolve('@uniswap/v4-periphery/package.json'));
+  const peripheryVersion = (require('@uniswap/v4-periphery/package.json') as { version: string }).version;
+  const solcVersion = (require('solc/package.json') as { version: string }).version;
+  // Every file solc may import is read up front, so the cache key covers all of them.
+  const sources: Record<string, string> = {};
+  for (const dir of ['src', 'lib/solmate/src']) collectSolidity(join(pkgDir, PERMIT2_ROOT), dir, sources);
+  permit2 = cached('permit2', { sources, solcVersion, peripheryVersion, EVM_VERSION }, () => compilePermit2(require('solc') as Solc, sources));
+  return permit2;
+}
+
+function collectSolidity(root: string, dir: string, into: Record<string, string>): void {
+  for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
+    const path = `${dir}/${entry.name}`;
+    if (entry.isDirectory()) collectSolidity(root, path, into);
+    else if (entry.name.endsWith('.sol')) into[path] = readFileSync(join(root, path), 'utf8').replace(PINNED_PRAGMA, 'pragma solidity ^0.8.17;');
+  }
+}
+
+function compilePermit2(solc: Solc, sources: Record<string, string>): CompiledPermit2 {
+  const input = {
+    language: 'Solidity',
+    sources: { 'src/Permit2.sol': { content: sources['src/Permit2.sol']! } },
+    settings: {
+      viaIR: true,
+      optimizer: { enabled: true, runs: 1_000_000 },
+      metadata: { bytecodeHash: 'none' },
+      evmVersion: EVM_VERSION,
+      outputSelection: {
+        'src/Permit2.sol': { Permit2: ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object', 'evm.deployedBytecode.immutableReferences'] },
+        'src/EIP712.sol': { '': ['ast'] },
+      },
+    },
+  };
+  // foundry.toml's remapping `solmate/=lib/solmate`; every other import is relative to src/.
+  const readPermit2Import = (path: string) => {
+    const content = sources[path.startsWith('solmate/') ? `lib/${path}` : path];
+    return content === undefined ? { error: `not in Permit2's sources: ${path}` } : { contents: content };
+  };
+  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: readPermit2Import })) as {
+    errors?: { severity: string; formattedMessage: string }[];
+    sources: Record<string, { ast?: unknown }>;
+    contracts: Record<string, Record<string, { abi: Abi; evm: { bytecode: { object: string }; deployedBytecode: { object: string; immutableReferences: Record<string, { start: number; length: number }[]> } } }>>;
+  };
+  const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
+  if (errors.length) throw new Error(`solc failed on Permit2:\n${errors.map((e) => e.formattedMessage).join('\n')}`);
+  const c = output.contracts['src/Permit2.sol']?.Permit2;
+  if (!c) throw new Error('solc produced no Permit2');
+  // immutableReferences are keyed by AST id: EIP712.sol's AST names them.
+  const ids = immutableIds(output.sources['src/EIP712.sol']?.ast);
+  const offsets = (name: string) => {
+    const refs = c.evm.deployedBytecode.immutableReferences[String(ids.get(name))];
+    if (!refs?.length || refs.some((r) => r.length !== 32)) throw new Error(`Permit2's runtime code has no 32-byte slot for ${name}`);
+    return refs.map((r) => r.start);
+  };
+  return {
+    abi: c.abi,
+    bytecode: `0x${c.evm.bytecode.object}`,
+    deployedBytecode: `0x${c.evm.deployedBytecode.object}`,
+    immutables: { cachedDomainSeparator: offsets('_CACHED_DOMAIN_SEPARATOR'), cachedChainId: offsets('_CACHED_CHAIN_ID') },
+  };
+}
+
+/** name -> AST id of every immutable state variable in `ast`. */
+function immutableIds(ast: unknown): Map<string, number> {
+  const out = new Map<string, number>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (!node || typeof node !== 'object') return;
+    const n = node as { nodeType?: string; mutability?: string; name?: string; id?: number };
+    if (n.nodeType === 'VariableDeclaration' && n.mutability === 'immutable' && n.name && n.id !== undefined) out.set(n.name, n.id);
+    Object.values(node).forEach(walk);
+  };
+  walk(ast);
+  return out;
 }
