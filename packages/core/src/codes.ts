@@ -59,6 +59,10 @@ export const ERROR_CODES = {
   store_unavailable: { status: 503, summary: 'The store is unavailable; nothing was signed.' },
   shutting_down: { status: 503, summary: 'The daemon is shutting down and accepts no new request; nothing was done.' },
   audit_integrity_failed: { status: 503, summary: 'The audit log does not extend its last signed checkpoint; nothing is signed until an operator acts.' },
+  hsm_unavailable: { status: 503, summary: 'The PKCS#11 module, token or a mechanism it needs is not available, or the token refused an operation; nothing was signed.' },
+  hsm_login_failed: { status: 503, summary: 'The PIN in AIRLOCK_PKCS11_PIN_FILE does not log in to the PKCS#11 token (or the file cannot be read, or the PIN is locked).' },
+  hsm_key_missing: { status: 503, summary: 'The PKCS#11 token holds no key (or more than one) for an agent key path; restore the token from its own backup. Nothing was signed.' },
+  hsm_unsupported: { status: 400, summary: 'The operation needs a key kind the PKCS#11 token does not provide for this key (EVM agent keys live in the token: ECDSA only).' },
   // operations (the CLI and the daemon's start-up, never an HTTP answer)
   address_in_use: { status: 500, summary: 'The listen address is already in use.' },
   config_invalid: { status: 400, summary: 'The configuration file cannot be read or holds an unknown or invalid setting.' },

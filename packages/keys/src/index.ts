@@ -13,3 +13,5 @@ export { replaceFileAtomically } from './atomic-write.ts';
 export { NOSTR_COIN_TYPE, nostrPath, nostrPublicKey, nostrSecretKeyFromMnemonic, nostrSecretKeyFromRoot, encodeNpub, encodeNsec, decodeNpub, decodeNsec } from './nostr-identity.ts';
 export { KeySecurity, DEFAULT_LOG_N, MIN_ENCRYPT_LOG_N, MAX_LOG_N, encryptNcryptsec, decryptNcryptsec } from './nip49.ts';
 export type { KeySecurityByte, EncryptOptions as NcryptsecOptions, DecryptedNcryptsec } from './nip49.ts';
+export { Pkcs11KeyBackend, isTokenPath, tokenKeyId, tokenKeyLabel, SECP256K1_EC_PARAMS } from './pkcs11-backend.ts';
+export type { Pkcs11Options } from './pkcs11-backend.ts';

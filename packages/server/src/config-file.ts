@@ -9,7 +9,7 @@ import { AirlockError } from '@airlock/core';
  */
 export const CONFIG_FILE_KEYS = [
   'data_dir', 'vault', 'store', 'host', 'port', 'socket', 'approval_ttl', 'body_limit', 'checkpoint_interval',
-  'passphrase_file', 'key_backend', 'evm_rpc', 'reconcile_interval', 'lifecycle_interval', 'reconcile_margin', 'reconcile_block_tag',
+  'passphrase_file', 'key_backend', 'pkcs11_library', 'pkcs11_token_label', 'pkcs11_slot', 'pkcs11_pin_file', 'evm_rpc', 'reconcile_interval', 'lifecycle_interval', 'reconcile_margin', 'reconcile_block_tag',
   'reconcile_max_skew', 'reconcile_max_pinned_lag', 'reconcile_log_lookback', 'allowed_origins', 'allowed_hosts',
   'session_rate', 'session_burst', 'log_level', 'metrics_listen', 'metrics_budget_agents', 'shutdown_timeout', 'url',
   'nostr_relays', 'nostr_bunker_rate', 'nostr_bunker_burst',
@@ -18,7 +18,7 @@ export const CONFIG_FILE_KEYS = [
   'webhook_poll_interval', 'webhook_timeout', 'webhook_max_attempts', 'webhook_retry_base', 'webhook_retry_max',
 ] as const;
 
-const SECRET_KEYS = new Set(['passphrase', 'admin_token']);
+const SECRET_KEYS = new Set(['passphrase', 'admin_token', 'pkcs11_pin']);
 
 /**
  * Reads a YAML (or JSON) config file into the environment variables it stands for. Values are turned into
@@ -46,7 +46,7 @@ export function readConfigFile(path: string): Record<string, string> {
   for (const [key, value] of Object.entries(document)) {
     if (SECRET_KEYS.has(key)) {
       throw new AirlockError('config_invalid', `${path}: \`${key}\` does not belong in a config file.`, {
-        hints: [key === 'passphrase' ? 'Put the passphrase in a 0400 file and name it with passphrase_file.' : 'Keep the admin token in the environment (AIRLOCK_ADMIN_TOKEN) or a secret store.'],
+        hints: [key === 'passphrase' ? 'Put the passphrase in a 0400 file and name it with passphrase_file.' : key === 'pkcs11_pin' ? 'Put the user PIN in a 0400 file and name it with pkcs11_pin_file.' : 'Keep the admin token in the environment (AIRLOCK_ADMIN_TOKEN) or a secret store.'],
       });
     }
     if (!(CONFIG_FILE_KEYS as readonly string[]).includes(key)) {

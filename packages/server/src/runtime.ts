@@ -24,7 +24,7 @@ import {
   type ServiceDeps,
   type Store,
 } from '@airlock/core';
-import { AUDIT_KEY_PATH, NativeKeyBackend, createVault, encodeNpub, nativeRecoverPublicKey, nativeUncompressPublicKey, openVault, type CreateVaultOptions, type UnsealedVault } from '@airlock/keys';
+import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, type Pkcs11Options, createVault, encodeNpub, nativeRecoverPublicKey, nativeUncompressPublicKey, openVault, type CreateVaultOptions, type UnsealedVault } from '@airlock/keys';
 
 /** Vault options (KDF parameters; `allowWeakKdf` is for tests only). */
 export type VaultOptions = CreateVaultOptions;
@@ -163,7 +163,8 @@ export interface Airlock {
   close(): Promise<void>;
 }
 
-export type KeyBackendChoice = 'native' | 'js';
+/** `pkcs11`: EVM agent keys in a PKCS#11 token, everything else on the vault with `native` or `js` (docs/custody.md). */
+export type KeyBackendChoice = 'native' | 'js' | 'pkcs11';
 
 /**
  * AIRLOCK_FAULT=lifecycle_before_broadcast (crash tests only): the process kills itself with SIGKILL after a
@@ -177,17 +178,38 @@ function lifecycleFaultPoint(fault: string | undefined): (() => void) | undefine
 /**
  * libsecp256k1 (native) when its addon loads, unless AIRLOCK_KEY_BACKEND=js; pure JS (noble) otherwise.
  * The same choice covers signing and the public-key recovery that checks each signature before release.
+ * AIRLOCK_KEY_BACKEND=pkcs11 puts the EVM agent keys in a PKCS#11 token (AIRLOCK_PKCS11_*); the vault's keys
+ * (audit, webhook secrets, Nostr, Bitcoin) and the recovery check still use native when it loads, else js.
  */
-export function chooseKeyBackend(env: NodeJS.ProcessEnv = process.env): { kind: KeyBackendChoice; reason: string } {
+export function chooseKeyBackend(env: NodeJS.ProcessEnv = process.env): { kind: KeyBackendChoice; reason: string; pkcs11?: Pkcs11Options } {
   const wanted = env.AIRLOCK_KEY_BACKEND;
-  if (wanted !== undefined && wanted !== 'js' && wanted !== 'native') {
-    throw new AirlockError('invalid_request', 'AIRLOCK_KEY_BACKEND must be `js` or `native`');
+  if (wanted !== undefined && wanted !== 'js' && wanted !== 'native' && wanted !== 'pkcs11') {
+    throw new AirlockError('invalid_request', 'AIRLOCK_KEY_BACKEND must be `js`, `native` or `pkcs11`');
+  }
+  if (wanted === 'pkcs11') {
+    const pkcs11 = pkcs11OptionsFrom(env);
+    return { kind: 'pkcs11', reason: `AIRLOCK_KEY_BACKEND=pkcs11: agent keys in token ${pkcs11.tokenLabel !== undefined ? `"${pkcs11.tokenLabel}"` : `slot ${pkcs11.slot}`} via ${pkcs11.library}`, pkcs11 };
   }
   if (wanted === 'js') return { kind: 'js', reason: 'AIRLOCK_KEY_BACKEND=js' };
   if (NativeKeyBackend.available()) return { kind: 'native', reason: 'libsecp256k1 addon loaded' };
   const why = `native secp256k1 not available: ${NativeKeyBackend.unavailableReason()}`;
   if (wanted === 'native') throw new AirlockError('internal', 'AIRLOCK_KEY_BACKEND=native but the native secp256k1 module does not load', { hints: [why] });
   return { kind: 'js', reason: why };
+}
+
+/** AIRLOCK_PKCS11_LIBRARY, _TOKEN_LABEL or _SLOT, _PIN_FILE. The PIN itself is never read from the environment. */
+export function pkcs11OptionsFrom(env: NodeJS.ProcessEnv): Pkcs11Options {
+  const library = env.AIRLOCK_PKCS11_LIBRARY;
+  const pinFile = env.AIRLOCK_PKCS11_PIN_FILE;
+  const tokenLabel = env.AIRLOCK_PKCS11_TOKEN_LABEL || undefined;
+  const slotText = env.AIRLOCK_PKCS11_SLOT || undefined;
+  const hints = ['docs/custody.md, "HSM (PKCS#11)", lists the settings.'];
+  if (!library) throw new AirlockError('config_invalid', 'AIRLOCK_KEY_BACKEND=pkcs11 needs AIRLOCK_PKCS11_LIBRARY (the PKCS#11 module, a .so).', { hints });
+  if (!pinFile) throw new AirlockError('config_invalid', 'AIRLOCK_KEY_BACKEND=pkcs11 needs AIRLOCK_PKCS11_PIN_FILE (a 0400 file holding the user PIN).', { hints });
+  if (env.AIRLOCK_PKCS11_PIN !== undefined) throw new AirlockError('config_invalid', 'AIRLOCK_PKCS11_PIN is not read: put the PIN in a file and name it with AIRLOCK_PKCS11_PIN_FILE.', { hints });
+  if ((tokenLabel === undefined) === (slotText === undefined)) throw new AirlockError('config_invalid', 'Name the PKCS#11 token by exactly one of AIRLOCK_PKCS11_TOKEN_LABEL and AIRLOCK_PKCS11_SLOT.', { hints });
+  if (slotText !== undefined && !/^(0|[1-9]\d{0,15})$/.test(slotText)) throw new AirlockError('config_invalid', 'AIRLOCK_PKCS11_SLOT must be a slot number.', { hints });
+  return { library, pinFile, ...(tokenLabel !== undefined ? { tokenLabel } : { slot: Number(slotText) }) };
 }
 
 export interface OpenOptions {
@@ -215,6 +237,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
   // SQLite: WAL checkpoints in a worker thread, so no signing request waits for one on the event loop.
   const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true } });
   let vault: UnsealedVault | undefined;
+  let hsm: Pkcs11KeyBackend | undefined;
   try {
     await store.migrate();
     const bound = await store.getMeta('vault_fingerprint');
@@ -230,11 +253,15 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const adminTokenReadAt = performance.now();
     const adminTokenHash = await store.getMeta('admin_token_hash');
     if (!adminTokenHash) throw new AirlockError('vault_missing', 'This store has no admin credential.');
-    const keyBackend = options.keyBackend ? { kind: options.keyBackend, reason: 'chosen by the caller' } : chooseKeyBackend();
-    const native = keyBackend.kind === 'native';
+    const chosen = options.keyBackend && options.keyBackend !== 'pkcs11' ? { kind: options.keyBackend, reason: 'chosen by the caller' } : chooseKeyBackend(options.keyBackend === 'pkcs11' ? { ...process.env, AIRLOCK_KEY_BACKEND: 'pkcs11' } : process.env);
+    const keyBackend = { kind: chosen.kind, reason: chosen.reason };
+    // pkcs11: the token holds the agent keys; the vault keys and the recovery check use native when it loads.
+    const native = keyBackend.kind === 'native' || (keyBackend.kind === 'pkcs11' && NativeKeyBackend.available());
+    const vaultKeys = vault.keyBackend(native ? 'native' : 'hd');
+    hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
     const deps: ServiceDeps = {
       store,
-      keys: vault.keyBackend(native ? 'native' : 'hd'),
+      keys: hsm ?? vaultKeys,
       adapters: new Map([
         ['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})],
         ['nostr', createNostrAdapter()],
@@ -386,11 +413,13 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
         for (const t of timers) clearInterval(t);
         await lightningBackend?.close?.().catch(() => undefined);
         await audit.checkpoint().catch(() => undefined);
+        hsm?.close();
         openedVault.wipe();
         await store.close();
       },
     };
   } catch (e) {
+    hsm?.close();
     vault?.wipe();
     await store.close().catch(() => undefined);
     throw e;

@@ -65,6 +65,9 @@ const CODE_FOR: Partial<Record<keyof typeof ERROR_CODES, number>> = {
   sealed: RPC_ERROR.unavailable,
   store_unavailable: RPC_ERROR.unavailable,
   audit_integrity_failed: RPC_ERROR.unavailable,
+  hsm_unavailable: RPC_ERROR.unavailable,
+  hsm_login_failed: RPC_ERROR.unavailable,
+  hsm_key_missing: RPC_ERROR.unavailable,
   signature_check_failed: RPC_ERROR.internal,
   internal: RPC_ERROR.internal,
 };

@@ -1,0 +1,167 @@
+// Pkcs11KeyBackend against a real PKCS#11 token (SoftHSM2 in a temp dir): keys made in the token and not
+// extractable, signatures checked by independent code (noble verify with low-S, viem recovery), the vault keeping
+// what a token cannot hold, and the refusals with their codes. Skipped (with the reason) without SoftHSM2.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { HDKey } from '@scure/bip32';
+import { publicKeyToAddress } from 'viem/accounts';
+import { recoverAddress, type Hex } from 'viem';
+import { AirlockError } from '@airlock/core';
+import { AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH, evmPath } from './derivation-path.ts';
+import { HdKeyBackend } from './hd-backend.ts';
+import { Pkcs11KeyBackend, isTokenPath, normaliseTokenSignature, tokenKeyId, tokenKeyLabel } from './pkcs11-backend.ts';
+import { createSoftHsmToken, softHsmSkip, type SoftHsmToken } from './softhsm-token.ts';
+
+const skip = softHsmSkip();
+const N = secp256k1.Point.CURVE().n;
+const digestOf = (i: number) => Uint8Array.from(createHash('sha256').update(`hsm digest ${i}`).digest());
+const vault = () => new HdKeyBackend(HDKey.fromMasterSeed(Uint8Array.from(Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex'))));
+const hex = (b: Uint8Array) => `0x${Buffer.from(b).toString('hex')}` as Hex;
+const isCode = (code: string) => (e: unknown) => e instanceof AirlockError && e.code === code;
+
+let token: SoftHsmToken;
+const open = (over: Partial<Parameters<typeof Pkcs11KeyBackend.open>[0]> = {}) => Pkcs11KeyBackend.open({ library: token.library, tokenLabel: token.tokenLabel, pinFile: token.pinFile, ...over }, vault());
+
+before(() => {
+  if (!skip) token = createSoftHsmToken();
+});
+after(() => token?.remove());
+
+test('the token/vault split and the key mapping: only m/44\'/60\'/a\'/0/i is a token path; CKA_ID is SHA-256 of the path', () => {
+  assert.equal(isTokenPath(evmPath(0, 0)), true);
+  assert.equal(isTokenPath(evmPath(7, 3)), true);
+  for (const path of [AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH, "m/44'/1237'/0'/0/0", "m/86'/0'/0'/0/0", "m/44'/60'/0'/1/0", "m/44'/60'/0/0/0"]) assert.equal(isTokenPath(path), false, path);
+  assert.equal(tokenKeyLabel(evmPath(3, 1)), "airlock:m/44'/60'/3'/0/1");
+  assert.deepEqual(tokenKeyId(evmPath(3, 1)), createHash('sha256').update("m/44'/60'/3'/0/1").digest());
+});
+
+test('a high-S token signature is normalised to low-S with the recovery id that gives back the key; garbage is refused', () => {
+  const privateKey = secp256k1.utils.randomSecretKey();
+  const publicKey = secp256k1.getPublicKey(privateKey, true);
+  let highSeen = 0;
+  for (let i = 0; i < 40; i++) {
+    const digest = digestOf(i);
+    const low = secp256k1.Signature.fromBytes(secp256k1.sign(digest, privateKey, { prehash: false, lowS: true }), 'compact');
+    // What a token may return: either half (tokens do not normalise).
+    const raw = i % 2 ? new secp256k1.Signature(low.r, N - low.s).toBytes('compact') : low.toBytes('compact');
+    if (i % 2) highSeen++;
+    const { compact, recovery } = normaliseTokenSignature(raw, digest, publicKey);
+    assert.deepEqual(compact, low.toBytes('compact'));
+    assert.ok(secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true }));
+    assert.deepEqual(secp256k1.Signature.fromBytes(compact, 'compact').addRecoveryBit(recovery).recoverPublicKey(digest).toBytes(true), publicKey);
+  }
+  assert.equal(highSeen, 20);
+  const other = secp256k1.getPublicKey(secp256k1.utils.randomSecretKey(), true);
+  const good = secp256k1.sign(digestOf(1), privateKey, { prehash: false });
+  assert.throws(() => normaliseTokenSignature(good, digestOf(1), other), isCode('signature_check_failed'));
+  assert.throws(() => normaliseTokenSignature(new Uint8Array(64), digestOf(1), publicKey), isCode('signature_check_failed'));
+  assert.throws(() => normaliseTokenSignature(good.subarray(0, 63), digestOf(1), publicKey), isCode('signature_check_failed'));
+});
+
+test('keys generated in the token sign digests that noble (low-S) and viem verify to the agent address', { skip }, async () => {
+  const hsm = open();
+  try {
+    const hd = vault();
+    for (let account = 0; account < 3; account++) {
+      const path = evmPath(account, 0);
+      const publicKey = await hsm.getPublicKey(path);
+      assert.equal(publicKey.length, 33);
+      // Made in the token, not derived from the seed: the BIP-32 key at the same path is another key.
+      assert.notDeepEqual(publicKey, await hd.getPublicKey(path));
+      const address = publicKeyToAddress(hex(secp256k1.Point.fromBytes(publicKey).toBytes(false)));
+      for (let i = 0; i < 20; i++) {
+        const digest = digestOf(account * 100 + i);
+        const { compact, recovery } = await hsm.signDigest(path, digest, 'ecdsa-secp256k1');
+        assert.ok(secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true }), `low-S verify ${account}/${i}`);
+        const signature = hex(Uint8Array.from([...compact, 27 + recovery]));
+        assert.equal(await recoverAddress({ hash: hex(digest), signature }), address);
+      }
+    }
+  } finally {
+    hsm.close();
+  }
+});
+
+test('the private key is sensitive and not extractable: the token refuses CKA_VALUE', { skip }, async () => {
+  const hsm = open();
+  try {
+    await hsm.getPublicKey(evmPath(9, 0));
+    assert.deepEqual(await hsm.inspectPrivateKey(evmPath(9, 0)), { sensitive: true, extractable: false, valueReadable: false });
+  } finally {
+    hsm.close();
+  }
+});
+
+test('keys persist in the token: a reopened backend finds the same key by path and does not make a new one', { skip }, async () => {
+  const first = open();
+  const publicKey = await first.getPublicKey(evmPath(4, 2));
+  first.close();
+  await assert.rejects(first.getPublicKey(evmPath(4, 2)), isCode('sealed'));
+  const second = open();
+  try {
+    assert.deepEqual(await second.getPublicKey(evmPath(4, 2)), publicKey);
+    // Signing never provisions: a path nobody asked a key for is a fault, refused before the token signs.
+    await assert.rejects(second.signDigest(evmPath(4, 3), digestOf(1), 'ecdsa-secp256k1'), isCode('hsm_key_missing'));
+    await assert.rejects(second.signDigest(evmPath(4, 2), new Uint8Array(31), 'ecdsa-secp256k1'), isCode('invalid_request'));
+  } finally {
+    second.close();
+  }
+});
+
+test('what the token cannot hold stays on the vault: audit key, webhook secrets, Nostr; token paths refuse those operations', { skip }, async () => {
+  const hsm = open();
+  const hd = vault();
+  try {
+    assert.deepEqual(await hsm.getPublicKey(AUDIT_KEY_PATH), await hd.getPublicKey(AUDIT_KEY_PATH));
+    const digest = digestOf(7);
+    const checkpoint = await hsm.signSchnorr(AUDIT_KEY_PATH, digest);
+    assert.ok(schnorr.verify(checkpoint, digest, (await hd.getPublicKey(AUDIT_KEY_PATH)).slice(1)));
+    assert.deepEqual(await hsm.deriveSecret(WEBHOOK_SECRET_KEY_PATH, 'webhook/x/1'), await hd.deriveSecret(WEBHOOK_SECRET_KEY_PATH, 'webhook/x/1'));
+    assert.deepEqual(await hsm.getPublicKey("m/44'/1237'/0'/0/0"), await hd.getPublicKey("m/44'/1237'/0'/0/0"));
+    const path = evmPath(0, 0);
+    await hsm.getPublicKey(path);
+    await assert.rejects(hsm.signSchnorr(path, digest), isCode('hsm_unsupported'));
+    await assert.rejects(hsm.deriveSecret(path, 'x'), isCode('hsm_unsupported'));
+    await assert.rejects(hsm.getExtendedPublicKey(path), isCode('hsm_unsupported'));
+    await assert.rejects(hsm.signTaprootKeyPath(path, digest), isCode('hsm_unsupported'));
+    await assert.rejects(hsm.nip44ConversationKey(path, new Uint8Array(32)), isCode('hsm_unsupported'));
+  } finally {
+    hsm.close();
+  }
+});
+
+test('64 signatures in flight over 4 sessions all verify', { skip }, async () => {
+  const hsm = open();
+  try {
+    const path = evmPath(0, 0);
+    const publicKey = await hsm.getPublicKey(path);
+    const results = await Promise.all(Array.from({ length: 64 }, (_, i) => hsm.signDigest(path, digestOf(5000 + i), 'ecdsa-secp256k1')));
+    results.forEach(({ compact }, i) => assert.ok(secp256k1.verify(compact, digestOf(5000 + i), publicKey, { prehash: false, lowS: true }), `in flight ${i}`));
+  } finally {
+    hsm.close();
+  }
+});
+
+test('fails closed with stable codes, never echoing the PIN: wrong PIN, no PIN file, unknown token, missing module, one owner per process', { skip }, async () => {
+  const wrong = join(token.dir, 'wrong-pin');
+  writeFileSync(wrong, '999999-not-the-pin\n');
+  assert.throws(() => open({ pinFile: wrong }), (e: unknown) => isCode('hsm_login_failed')(e) && !JSON.stringify([(e as Error).message, (e as AirlockError).hints]).includes('999999'));
+  assert.throws(() => open({ pinFile: join(token.dir, 'absent') }), isCode('hsm_login_failed'));
+  assert.throws(() => open({ tokenLabel: 'no-such-token' }), (e: unknown) => isCode('hsm_unavailable')(e) && JSON.stringify((e as AirlockError).hints).includes(token.tokenLabel));
+  assert.throws(() => open({ library: join(token.dir, 'libnothing.so') }), isCode('hsm_unavailable'));
+  assert.throws(() => open({ tokenLabel: undefined }), isCode('config_invalid'));
+  const owner = open();
+  try {
+    assert.throws(() => open(), (e: unknown) => isCode('hsm_unavailable')(e) && /already open/.test((e as Error).message));
+    // The failed attempts left the owner working.
+    const publicKey = await owner.getPublicKey(evmPath(0, 0));
+    const { compact } = await owner.signDigest(evmPath(0, 0), digestOf(3), 'ecdsa-secp256k1');
+    assert.ok(secp256k1.verify(compact, digestOf(3), publicKey, { prehash: false, lowS: true }));
+  } finally {
+    owner.close();
+  }
+});
