@@ -79,6 +79,8 @@ test('keys generated in the token sign digests that noble (low-S) and viem verif
         assert.ok(secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true }), `low-S verify ${account}/${i}`);
         const signature = hex(Uint8Array.from([...compact, 27 + recovery]));
         assert.equal(await recoverAddress({ hash: hex(digest), signature }), address);
+        // The token's nonce is random; a retry of a released digest gets the same bytes (the service's idempotency).
+        assert.deepEqual((await hsm.signDigest(path, digest, 'ecdsa-secp256k1')).compact, compact);
       }
     }
   } finally {

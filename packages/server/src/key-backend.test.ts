@@ -20,6 +20,21 @@ test('AIRLOCK_KEY_BACKEND: js forces noble, unset picks native when it loads, an
   assert.throws(() => chooseKeyBackend({ AIRLOCK_KEY_BACKEND: 'fast' }), (e: unknown) => e instanceof AirlockError && e.code === 'invalid_request');
 });
 
+test('AIRLOCK_KEY_BACKEND=pkcs11 needs the module, a PIN file and exactly one of token label and slot; a PIN in the environment is refused', () => {
+  const base = { AIRLOCK_KEY_BACKEND: 'pkcs11', AIRLOCK_PKCS11_LIBRARY: '/usr/lib/softhsm/libsofthsm2.so', AIRLOCK_PKCS11_PIN_FILE: '/run/secrets/pin' };
+  const chosen = chooseKeyBackend({ ...base, AIRLOCK_PKCS11_TOKEN_LABEL: 'airlock' });
+  assert.equal(chosen.kind, 'pkcs11');
+  assert.deepEqual(chosen.pkcs11, { library: base.AIRLOCK_PKCS11_LIBRARY, pinFile: base.AIRLOCK_PKCS11_PIN_FILE, tokenLabel: 'airlock' });
+  assert.deepEqual(chooseKeyBackend({ ...base, AIRLOCK_PKCS11_SLOT: '3' }).pkcs11, { library: base.AIRLOCK_PKCS11_LIBRARY, pinFile: base.AIRLOCK_PKCS11_PIN_FILE, slot: 3 });
+  const refused = (env: NodeJS.ProcessEnv) => assert.throws(() => chooseKeyBackend(env), (e: unknown) => e instanceof AirlockError && e.code === 'config_invalid' && !e.message.includes('123456'));
+  refused({ ...base });
+  refused({ ...base, AIRLOCK_PKCS11_TOKEN_LABEL: 'airlock', AIRLOCK_PKCS11_SLOT: '0' });
+  refused({ ...base, AIRLOCK_PKCS11_SLOT: 'first' });
+  refused({ ...base, AIRLOCK_PKCS11_TOKEN_LABEL: 'airlock', AIRLOCK_PKCS11_LIBRARY: '' });
+  refused({ ...base, AIRLOCK_PKCS11_TOKEN_LABEL: 'airlock', AIRLOCK_PKCS11_PIN_FILE: undefined });
+  refused({ ...base, AIRLOCK_PKCS11_TOKEN_LABEL: 'airlock', AIRLOCK_PKCS11_PIN: '123456' });
+});
+
 test('the EVM adapter with native recovery gives the same results as the pure-JS default, and refuses the same forgeries', { skip }, () => {
   const js = createEvmAdapter();
   const native = createEvmAdapter({ recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey });

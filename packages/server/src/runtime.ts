@@ -213,8 +213,10 @@ export function pkcs11OptionsFrom(env: NodeJS.ProcessEnv): Pkcs11Options {
 }
 
 export interface OpenOptions {
-  /** Signing and recovery implementation. Default: chooseKeyBackend(process.env). */
+  /** Signing and recovery implementation. Default: chooseKeyBackend(process.env). `pkcs11` reads AIRLOCK_PKCS11_* unless `pkcs11` is given. */
   keyBackend?: KeyBackendChoice;
+  /** EVM agent keys in this PKCS#11 token (implies keyBackend `pkcs11`); tests and embedders. */
+  pkcs11?: Pkcs11Options;
   clock?: Clock;
   vault?: VaultOptions;
   /** Chain access for the x402 reconciler. Default: JSON-RPC per config.evmRpc (none configured: no reader). */
@@ -253,7 +255,9 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const adminTokenReadAt = performance.now();
     const adminTokenHash = await store.getMeta('admin_token_hash');
     if (!adminTokenHash) throw new AirlockError('vault_missing', 'This store has no admin credential.');
-    const chosen = options.keyBackend && options.keyBackend !== 'pkcs11' ? { kind: options.keyBackend, reason: 'chosen by the caller' } : chooseKeyBackend(options.keyBackend === 'pkcs11' ? { ...process.env, AIRLOCK_KEY_BACKEND: 'pkcs11' } : process.env);
+    const chosen = options.pkcs11
+      ? { kind: 'pkcs11' as const, reason: `agent keys in PKCS#11 token ${options.pkcs11.tokenLabel ?? `slot ${options.pkcs11.slot}`} (chosen by the caller)`, pkcs11: options.pkcs11 }
+      : options.keyBackend && options.keyBackend !== 'pkcs11' ? { kind: options.keyBackend, reason: 'chosen by the caller' } : chooseKeyBackend(options.keyBackend === 'pkcs11' ? { ...process.env, AIRLOCK_KEY_BACKEND: 'pkcs11' } : process.env);
     const keyBackend = { kind: chosen.kind, reason: chosen.reason };
     // pkcs11: the token holds the agent keys; the vault keys and the recovery check use native when it loads.
     const native = keyBackend.kind === 'native' || (keyBackend.kind === 'pkcs11' && NativeKeyBackend.available());

@@ -4,16 +4,27 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTransaction, recoverTransactionAddress, verifyMessage, verifyTypedData, type Hex } from 'viem';
 import { schnorr } from '@noble/curves/secp256k1.js';
+import { mnemonicToAccount } from 'viem/accounts';
 import { leafHash, treeHeadDigest, verifyConsistency, verifyInclusion } from '@airlock/core';
+import { createSoftHsmToken, softHsmSkip, type SoftHsmToken } from '../../keys/src/softhsm-token.ts';
 import { ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
-for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
-  describe(`signing over HTTP (${store})`, () => {
+// The same walkthrough with the EVM agent keys in a PKCS#11 token (SoftHSM2; skipped with the reason without it).
+const variants: { store: StoreKind; hsm: boolean }[] = [{ store: 'sqlite', hsm: false }, { store: 'postgres', hsm: false }, { store: 'sqlite', hsm: true }];
+
+for (const { store, hsm } of variants) {
+  describe(`signing over HTTP (${store}${hsm ? ', PKCS#11 token' : ''})`, { skip: hsm ? softHsmSkip() : false }, () => {
     let h: Harness;
+    let token: SoftHsmToken | undefined;
     before(async () => {
-      h = await startHarness({ store });
+      token = hsm ? createSoftHsmToken() : undefined;
+      h = await startHarness({ store, ...(token ? { pkcs11: { library: token.library, tokenLabel: token.tokenLabel, pinFile: token.pinFile } } : {}) });
+      assert.equal(h.airlock.deps.keys.kind, hsm ? 'pkcs11' : h.airlock.keyBackend.kind === 'native' ? 'native' : 'hd');
     });
-    after(async () => h.close());
+    after(async () => {
+      await h?.close();
+      token?.remove();
+    });
 
     test('an allowed ERC-20 transfer is signed, verifies independently, and is audited', async () => {
       const { agent, token } = await provisionAgent(h, { policy: usdcPolicy() });
@@ -37,6 +48,12 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(entry.data.intent.kind, 'erc20.transfer');
       assert.match(entry.data.digest, /^[0-9a-f]{64}$/);
       assert.ok(!JSON.stringify(audit.body).includes(token.split('.')[1]!), 'no token in the audit log');
+    });
+
+    test(hsm ? 'the agent key is made in the token: its address is not one the recovery phrase derives' : 'the agent key is derived from the recovery phrase (BIP-44)', async () => {
+      const { agent } = await provisionAgent(h, { policy: usdcPolicy() });
+      const derived = Array.from({ length: 40 }, (_, accountIndex) => mnemonicToAccount(h.mnemonic, { accountIndex }).address.toLowerCase());
+      assert.equal(derived.includes(agent.address), !hsm);
     });
 
     test('a transfer to an address no rule allows is denied with the named rule and nothing signed', async () => {
