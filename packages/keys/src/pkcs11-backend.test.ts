@@ -13,6 +13,7 @@ import { recoverAddress, type Hex } from 'viem';
 import { AirlockError } from '@airlock/core';
 import { AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH, evmPath } from './derivation-path.ts';
 import { HdKeyBackend } from './hd-backend.ts';
+import { NativeKeyBackend, nativeRecoverPublicKey } from './native-backend.ts';
 import { Pkcs11KeyBackend, isTokenPath, normaliseTokenSignature, tokenKeyId, tokenKeyLabel } from './pkcs11-backend.ts';
 import { createSoftHsmToken, softHsmSkip, type SoftHsmToken } from './softhsm-token.ts';
 
@@ -50,6 +51,7 @@ test('a high-S token signature is normalised to low-S with the recovery id that 
     const raw = i % 2 ? new secp256k1.Signature(low.r, N - low.s).toBytes('compact') : low.toBytes('compact');
     if (i % 2) highSeen++;
     const { compact, recovery } = normaliseTokenSignature(raw, digest, publicKey);
+    if (NativeKeyBackend.available()) assert.deepEqual(normaliseTokenSignature(raw, digest, publicKey, nativeRecoverPublicKey), { compact, recovery });
     assert.deepEqual(compact, low.toBytes('compact'));
     assert.ok(secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true }));
     assert.deepEqual(secp256k1.Signature.fromBytes(compact, 'compact').addRecoveryBit(recovery).recoverPublicKey(digest).toBytes(true), publicKey);
