@@ -193,6 +193,19 @@ export function renderReport(r: BenchResults): string {
     out.push('');
   }
 
+  // Measured apart (it needs SoftHSM2), so its figures are text here rather than results of this run.
+  out.push(
+    '## PKCS#11 (SoftHSM2), measured apart',
+    '',
+    'Not part of `npm run bench` (it needs SoftHSM2): `node bench/pkcs11.ts --rounds 3`, SQLite, the in-process signing',
+    'path with the EVM agent keys in a SoftHSM2 2.6.1 token, beside the default backend and viem in the same run',
+    '(medians of 3 rounds, 2-core shared machine, 2026-12-01): viem 1546 ops/s; native 235 ops/s sequential (x0.14 viem), 993',
+    'ops/s with 16 agents in flight (x0.65); PKCS#11 144 ops/s sequential (x0.09 viem), 428 ops/s with 16 agents in',
+    'flight (x0.24). The token signs with a random nonce and Airlock then recovers up to twice to find the recovery id',
+    '(docs/custody.md, "HSM (PKCS#11)").',
+    '',
+  );
+
   if (inprocess) {
     const b = inprocess.baseline;
     out.push('## (1) Baseline and (2) the full signing path in-process', '');
