@@ -13,3 +13,6 @@ export { replaceFileAtomically } from './atomic-write.ts';
 export { NOSTR_COIN_TYPE, nostrPath, nostrPublicKey, nostrSecretKeyFromMnemonic, nostrSecretKeyFromRoot, encodeNpub, encodeNsec, decodeNpub, decodeNsec } from './nostr-identity.ts';
 export { KeySecurity, DEFAULT_LOG_N, MIN_ENCRYPT_LOG_N, MAX_LOG_N, encryptNcryptsec, decryptNcryptsec } from './nip49.ts';
 export type { KeySecurityByte, EncryptOptions as NcryptsecOptions, DecryptedNcryptsec } from './nip49.ts';
+export { ShareCollector, combineShares, splitSecret, decodeShare, SLIP39_WORDLIST, MAX_SHARE_COUNT } from './slip39/index.ts';
+export type { GroupLayout, GroupProgress, ShareProgress, ShareSet, SplitOptions } from './slip39/index.ts';
+export { MIN_SHARES_TO_RECOVER, checkShareLayout, fewestSharesToRecover, parseGroupLayouts, recoveryPhraseFromShares, unsealCollectedShares, unsealShares } from './vault-shares.ts';
