@@ -4,7 +4,7 @@
  */
 import { AirlockError } from '@airlock/core';
 import { ENTROPY_LENGTHS, mnemonicFromEntropy } from './seed.ts';
-import { ShareCollector, combineShares, type GroupLayout, type SplitOptions } from './slip39/shamir.ts';
+import { ShareCollector, checkGroupLayout, combineShares, type GroupLayout, type SplitOptions } from './slip39/shamir.ts';
 import { UnsealedVault } from './unsealed-vault.ts';
 
 /** Documented limit: no set of fewer than this many shares may recover the vault. */
@@ -15,8 +15,9 @@ export function fewestSharesToRecover(groupThreshold: number, groups: readonly G
   return groups.map((g) => g.memberThreshold).sort((a, b) => a - b).slice(0, groupThreshold).reduce((a, b) => a + b, 0);
 }
 
-/** Refuses a layout that a single share (or any set below MIN_SHARES_TO_RECOVER) could open. */
+/** Refuses a layout SLIP-39 does not allow (invalid_request), or one that a single share (or any set below MIN_SHARES_TO_RECOVER) could open. */
 export function checkShareLayout(options: Pick<SplitOptions, 'groupThreshold' | 'groups'>): void {
+  checkGroupLayout(options.groupThreshold, options.groups);
   const fewest = fewestSharesToRecover(options.groupThreshold, options.groups);
   if (fewest < MIN_SHARES_TO_RECOVER) {
     throw new AirlockError('slip39_layout_too_weak', `with this layout ${fewest} share${fewest === 1 ? '' : 's'} would recover the vault; at least ${MIN_SHARES_TO_RECOVER} must be needed`, {

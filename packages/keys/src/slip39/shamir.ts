@@ -67,10 +67,9 @@ export function recoverRaw(threshold: number, points: readonly Point[]): Uint8Ar
   return secret;
 }
 
-function checkLayout(options: SplitOptions, secret: Uint8Array): void {
-  const { groupThreshold, groups } = options;
+/** The group layout as SLIP-39 allows it (counts, thresholds, no 1-of-many copies): invalid_request otherwise. */
+export function checkGroupLayout(groupThreshold: number, groups: readonly GroupLayout[]): void {
   const bad = (m: string) => new AirlockError('invalid_request', m);
-  if (secret.length < 16 || secret.length % 2 !== 0) throw bad('a SLIP-39 master secret is at least 16 bytes and an even number of bytes');
   if (groups.length < 1 || groups.length > MAX_SHARE_COUNT) throw bad(`between 1 and ${MAX_SHARE_COUNT} groups`);
   if (!Number.isInteger(groupThreshold) || groupThreshold < 1 || groupThreshold > groups.length) throw bad('the group threshold must be between 1 and the number of groups');
   for (const [i, g] of groups.entries()) {
@@ -79,6 +78,12 @@ function checkLayout(options: SplitOptions, secret: Uint8Array): void {
     // SLIP-39: several copies of one secret are not sharing; say 1of1.
     if (g.memberThreshold === 1 && g.memberCount > 1) throw bad(`group ${i + 1}: ${g.memberThreshold}of${g.memberCount} would print ${g.memberCount} copies of one share; use 1of1`);
   }
+}
+
+function checkLayout(options: SplitOptions, secret: Uint8Array): void {
+  const bad = (m: string) => new AirlockError('invalid_request', m);
+  if (secret.length < 16 || secret.length % 2 !== 0) throw bad('a SLIP-39 master secret is at least 16 bytes and an even number of bytes');
+  checkGroupLayout(options.groupThreshold, options.groups);
   const e = options.iterationExponent ?? 1;
   if (!Number.isInteger(e) || e < 0 || e > 15) throw bad('the iteration exponent is 0..15');
   if (![...(options.passphrase ?? '')].every((c) => c.charCodeAt(0) >= 32 && c.charCodeAt(0) <= 126)) throw bad('a SLIP-39 passphrase is printable ASCII');
