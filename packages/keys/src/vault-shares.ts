@@ -21,7 +21,7 @@ export function checkShareLayout(options: Pick<SplitOptions, 'groupThreshold' | 
   const fewest = fewestSharesToRecover(options.groupThreshold, options.groups);
   if (fewest < MIN_SHARES_TO_RECOVER) {
     throw new AirlockError('slip39_layout_too_weak', `with this layout ${fewest} share${fewest === 1 ? '' : 's'} would recover the vault; at least ${MIN_SHARES_TO_RECOVER} must be needed`, {
-      hints: ['raise the group threshold, or give the 1of1 groups company: e.g. --groups 2of3 or --groups "2of3,1of1" --group-threshold 2'],
+      hints: ['raise a threshold so that no single share opens the vault, e.g. --groups 2of3, or --groups "2of3,1of1" --group-threshold 2'],
     });
   }
 }
