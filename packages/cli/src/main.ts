@@ -19,9 +19,10 @@ import { lightningCommand } from './commands/lightning.ts';
 import { bitcoinCommand } from './commands/bitcoin.ts';
 import { webhookCommand } from './commands/webhooks.ts';
 import { restoreCommand } from './commands/restore.ts';
+import { unsealCommand, vaultCommand } from './commands/vault.ts';
 import { adminCommand } from './commands/admin.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, restoreCommand, adminCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, breakerCommand, lifecycleCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, restoreCommand, vaultCommand, unsealCommand, adminCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, breakerCommand, lifecycleCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {

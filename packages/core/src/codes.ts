@@ -73,6 +73,16 @@ export const ERROR_CODES = {
   vault_missing: { status: 400, summary: 'No vault file at this path; run `airlock init`.' },
   vault_mismatch: { status: 400, summary: 'The vault does not belong to this store.' },
   restore_key_mismatch: { status: 400, summary: 'The recovery phrase does not derive the address the store records for an agent (details name the first one); nothing was written.' },
+  // SLIP-39 shares (Shamir backup, k-of-n unseal): a refused share is named by code and never counted
+  slip39_invalid_word: { status: 400, summary: 'A share contains a word that is not in the SLIP-39 wordlist (hints give its position, never the word).' },
+  slip39_invalid_checksum: { status: 400, summary: 'A share fails its RS1024 checksum: a word is mistyped or out of order.' },
+  slip39_invalid_share: { status: 400, summary: 'A share has a length, padding or parameters SLIP-39 does not allow.' },
+  slip39_share_mismatch: { status: 400, summary: 'A share belongs to another share set (identifier or set parameters differ from the shares entered so far).' },
+  slip39_duplicate_share: { status: 400, summary: 'This member of this group was already entered.' },
+  slip39_group_complete: { status: 400, summary: 'The share\'s group already has the shares it needs; enter one of another group.' },
+  slip39_threshold_not_met: { status: 400, summary: 'Fewer shares than the thresholds require: nothing can be recovered yet.' },
+  slip39_invalid_digest: { status: 400, summary: 'The shares pass their checksums but do not combine to a consistent secret: one is corrupt or forged.' },
+  slip39_layout_too_weak: { status: 400, summary: 'The share layout would let fewer shares than the documented minimum recover the vault.' },
   // lightning invoices (BOLT 11)
   invoice_malformed: { status: 400, summary: 'The Lightning invoice is not a well-formed BOLT 11 invoice (bech32, amount or a field).' },
   invoice_bad_signature: { status: 400, summary: 'The Lightning invoice signature does not verify (or does not match its payee node id).' },

@@ -15,3 +15,6 @@ export { KeySecurity, DEFAULT_LOG_N, MIN_ENCRYPT_LOG_N, MAX_LOG_N, encryptNcrypt
 export type { KeySecurityByte, EncryptOptions as NcryptsecOptions, DecryptedNcryptsec } from './nip49.ts';
 export { Pkcs11KeyBackend, isTokenPath, tokenKeyId, tokenKeyLabel, SECP256K1_EC_PARAMS } from './pkcs11-backend.ts';
 export type { Pkcs11Options } from './pkcs11-backend.ts';
+export { ShareCollector, combineShares, splitSecret, decodeShare, SLIP39_WORDLIST, MAX_SHARE_COUNT } from './slip39/index.ts';
+export type { GroupLayout, GroupProgress, ShareProgress, ShareSet, SplitOptions } from './slip39/index.ts';
+export { MIN_SHARES_TO_RECOVER, checkShareLayout, fewestSharesToRecover, parseGroupLayouts, recoveryPhraseFromShares, unsealCollectedShares, unsealShares } from './vault-shares.ts';

@@ -5,6 +5,7 @@ import { HdKeyBackend } from './hd-backend.ts';
 import { NativeKeyBackend } from './native-backend.ts';
 import { nostrSecretKeyFromRoot } from './nostr-identity.ts';
 import { deriveRootFromEntropy } from './seed.ts';
+import { splitSecret, type SplitOptions, type ShareSet } from './slip39/shamir.ts';
 
 /**
  * The vault after a successful unseal: the BIP-32 root in memory. It exposes a key backend and
@@ -58,6 +59,15 @@ export class UnsealedVault {
     } finally {
       secretKey.fill(0);
     }
+  }
+
+  /**
+   * SLIP-39 shares of this vault's master secret: the BIP-39 entropy (16..32 bytes), so the shares rebuild the
+   * same mnemonic, seed and BIP-32 root, hence every agent address (docs/custody.md says why not the seed).
+   */
+  splitIntoShares(options: SplitOptions): ShareSet {
+    if (this.#wiped) throw new AirlockError('sealed', 'the vault was wiped; unseal it again');
+    return splitSecret(this.#entropy, options);
   }
 
   get wiped(): boolean {

@@ -11,6 +11,7 @@ import { createApp } from './http/app.ts';
 import { AirlockHolder } from './http/holder.ts';
 import { initAirlock, openAirlock } from './runtime.ts';
 import { ALICE, TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { openVault } from '@airlock/keys';
 
 /** Well-formed tokens that are not valid: a wrong secret for a session id, a wrong admin token. */
 const wrongSecret = (sessionId: string) => `${sessionId}.${'B'.repeat(43)}`;
@@ -143,9 +144,26 @@ describe('unseal floods', () => {
       const res = await app.request('/v1/unseal', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ passphrase }) }, env);
       return { status: res.status, body: (await res.json()) as any };
     };
+    const share = async (text: string, remoteAddress?: string) => {
+      const env = remoteAddress ? { incoming: { socket: { remoteAddress } } } : undefined;
+      const res = await app.request('/v1/unseal/shares', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ share: text }) }, env);
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    /** SLIP-39 shares of this vault, 2 of 3. */
+    const shares = async () => {
+      const vault = await openVault(config.vaultPath, TEST_PASSPHRASE, TEST_VAULT);
+      try {
+        return vault.splitIntoShares({ groupThreshold: 1, groups: [{ memberThreshold: 2, memberCount: 3 }], iterationExponent: 0 }).groups[0]!;
+      } finally {
+        vault.wipe();
+      }
+    };
     return {
       runs,
       unseal,
+      share,
+      shares,
+      sealed: () => holder.sealed,
       async close() {
         await holder.close();
         rmSync(dataDir, { recursive: true, force: true });
@@ -180,6 +198,26 @@ describe('unseal floods', () => {
       assert.equal(s.runs.count, 10);
       assert.equal((await s.unseal(TEST_PASSPHRASE, '10.0.0.10')).status, 200, 'another address');
       assert.equal(s.runs.count, 11);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('shares count against the same limit: after 10 refused shares and passphrases from one address the 11th, a good share, is refused and not counted', async () => {
+    const s = await sealedApp();
+    try {
+      const [one, two] = await s.shares();
+      const words = one!.split(' ');
+      const corrupt = [...words.slice(0, -1), words.at(-1) === 'academic' ? 'acid' : 'academic'].join(' ');
+      for (let i = 0; i < 5; i++) assert.equal((await s.share(corrupt, '10.0.0.7')).body.error.code, 'slip39_invalid_checksum');
+      for (let i = 0; i < 5; i++) assert.equal((await s.unseal(`wrong ${i} wrong wrong`, '10.0.0.7')).status, 400);
+      const eleventh = await s.share(one!, '10.0.0.7');
+      assert.equal(eleventh.status, 429);
+      assert.equal(eleventh.body.error.code, 'rate_limited');
+      // Nothing was counted: from another address the set starts empty, and two shares unseal.
+      assert.deepEqual((await s.share(one!, '10.0.0.8')).body.groups, [{ index: 0, have: 1, need: 2 }]);
+      assert.equal((await s.share(two!, '10.0.0.8')).body.status, 'unsealed');
+      assert.equal(s.sealed(), false);
     } finally {
       await s.close();
     }

@@ -8,4 +8,5 @@ export { buildOpenApi } from './http/openapi.ts';
 export { buildRoutes } from './http/routes.ts';
 export { auditAnchorPath, fileAuditAnchorStore, readAuditAnchorFile } from './audit-anchor-file.ts';
 export { AdminCredential, ADMIN_TOKEN_STALENESS_MS, ADMIN_TOKEN_REREAD_MS, adminTokenHash, rotateAdminTokenOffline, type AdminTokenRotation } from './admin-credential.ts';
+export { splitVaultIntoShares, restoreAirlockFromShares, type SplitVaultOptions, type SplitVaultResult } from './vault-shares.ts';
 export { restoreAirlock, refuseExistingVault, checkPhraseAgainstStore, recordedKeys, type RecordedKey, type RestoreResult, type PhraseCheck } from './restore.ts';

@@ -134,6 +134,10 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal((await call(undefined, 'GET', '/v1/health/ready')).body.status, 'ready');
     assert.equal((await call(undefined, 'GET', '/v1/openapi.json')).status, 200);
     assert.deepEqual((await call(undefined, 'POST', '/v1/unseal', { passphrase: 'not checked once unsealed' })).body, { status: 'ok', alreadyUnsealed: true });
+    const unsealedProgress = { status: 'unsealed', groupThreshold: null, groupCount: null, groupsComplete: 0, groups: [] };
+    assert.deepEqual((await call(undefined, 'GET', '/v1/unseal/shares')).body, unsealedProgress);
+    assert.deepEqual((await call(undefined, 'POST', '/v1/unseal/shares', { share: 'not checked once unsealed' })).body, unsealedProgress);
+    assert.deepEqual((await call(undefined, 'POST', '/v1/unseal/shares/reset')).body, unsealedProgress);
 
     // An agent with approvals above 50 USDC, signing all three kinds.
     const [agent] = (await admin('POST', '/v1/agents', { names: ['tour-bot'] })).body.agents;
@@ -447,6 +451,9 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
       assert.deepEqual(await at('GET', '/v1/health/live'), { status: 200, body: { status: 'alive' } });
       assert.deepEqual(await at('GET', '/v1/health/ready'), { status: 503, body: { status: 'sealed' } });
       assert.equal((await at('GET', '/v1/agents', undefined, sealedAdmin)).body.error.code, 'sealed');
+      assert.deepEqual((await at('GET', '/v1/unseal/shares')).body, { status: 'collecting', groupThreshold: null, groupCount: null, groupsComplete: 0, groups: [] });
+      assert.equal((await at('POST', '/v1/unseal/shares', { share: 'academic acid acne' })).body.error.code, 'slip39_invalid_share');
+      assert.equal((await at('POST', '/v1/unseal/shares/reset')).body.status, 'collecting');
       assert.equal((await at('POST', '/v1/unseal', { passphrase: 'not the passphrase' })).body.error.code, 'vault_wrong_passphrase');
       assert.deepEqual(await at('POST', '/v1/unseal', { passphrase: TEST_PASSPHRASE }), { status: 200, body: { status: 'ok' } });
       assert.equal((await at('GET', '/v1/agents', undefined, sealedAdmin)).status, 200);

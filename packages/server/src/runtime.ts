@@ -211,6 +211,11 @@ export function pkcs11OptionsFrom(env: NodeJS.ProcessEnv): Pkcs11Options {
   if (slotText !== undefined && !/^(0|[1-9]\d{0,15})$/.test(slotText)) throw new AirlockError('config_invalid', 'AIRLOCK_PKCS11_SLOT must be a slot number.', { hints });
   return { library, pinFile, ...(tokenLabel !== undefined ? { tokenLabel } : { slot: Number(slotText) }) };
 }
+/**
+ * What opens the vault: its passphrase (the vault file is decrypted), or a vault already rebuilt from SLIP-39
+ * shares with the public facts of the set for the audit entry (no share: they never leave the holder).
+ */
+export type VaultUnlock = string | { vault: UnsealedVault; shares: { identifier: number; groupThreshold: number; groupsUsed: number[] } };
 
 export interface OpenOptions {
   /** Signing and recovery implementation. Default: chooseKeyBackend(process.env). `pkcs11` reads AIRLOCK_PKCS11_* unless `pkcs11` is given. */
@@ -235,23 +240,35 @@ export interface OpenOptions {
  * The composition root: the only place that picks concrete adapters.
  * Unseals the vault, checks it belongs to the store, wires the services.
  */
-export async function openAirlock(config: AirlockConfig, passphrase: string, options: OpenOptions = {}): Promise<Airlock> {
+export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, options: OpenOptions = {}): Promise<Airlock> {
+  // A vault unsealed elsewhere (from SLIP-39 shares) is ours from here: wiped on any failure below.
+  let vault: UnsealedVault | undefined = typeof unlock === 'string' ? undefined : unlock.vault;
   // SQLite: WAL checkpoints in a worker thread, so no signing request waits for one on the event loop.
-  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true } });
-  let vault: UnsealedVault | undefined;
+  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true } }).catch((e: unknown) => {
+    vault?.wipe();
+    throw e;
+  });
   let hsm: Pkcs11KeyBackend | undefined;
   try {
     await store.migrate();
     const bound = await store.getMeta('vault_fingerprint');
     if (!bound) throw unboundStore(config);
-    if (!existsSync(config.vaultPath)) {
+    if (typeof unlock === 'string' && !existsSync(config.vaultPath)) {
       // `init` would refuse here (the store is bound): the vault file is what is missing, not a new vault.
       throw new AirlockError('vault_missing', `This store belongs to a vault, but there is no vault file at ${config.vaultPath}.`, {
         hints: ['Point --data-dir / AIRLOCK_DATA_DIR (or AIRLOCK_VAULT) at the vault this store was created with, restore it from its backup, or rebuild it from the recovery phrase with `airlock restore` (docs/operations.md, Restore).'],
       });
     }
-    vault = await openVault(config.vaultPath, passphrase, options.vault ?? {});
-    if (vault.fingerprint() !== bound) throw new AirlockError('vault_mismatch', 'The vault file does not belong to this store.');
+    if (typeof unlock === 'string') vault = await openVault(config.vaultPath, unlock, options.vault ?? {});
+    if (vault!.fingerprint() !== bound) {
+      throw typeof unlock === 'string'
+        ? new AirlockError('vault_mismatch', 'The vault file does not belong to this store.')
+        : new AirlockError('vault_mismatch', 'These shares are of another vault: they do not recover the vault this store belongs to.', { hints: ['The entered shares were cleared; enter shares of this deployment\'s set.'] });
+    }
+    if (typeof unlock !== 'string') {
+      // Who unsealed is not known (shares carry no identity); which set and how much of it is.
+      await store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'vault.unsealed_by_shares', actor: 'operator', data: { fingerprint: bound, ...unlock.shares } }));
+    }
     const adminTokenReadAt = performance.now();
     const adminTokenHash = await store.getMeta('admin_token_hash');
     if (!adminTokenHash) throw new AirlockError('vault_missing', 'This store has no admin credential.');
@@ -261,7 +278,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
     const keyBackend = { kind: chosen.kind, reason: chosen.reason };
     // pkcs11: the token holds the agent keys; the vault keys and the recovery check use native when it loads.
     const native = keyBackend.kind === 'native' || (keyBackend.kind === 'pkcs11' && NativeKeyBackend.available());
-    const vaultKeys = vault.keyBackend(native ? 'native' : 'hd');
+    const vaultKeys = vault!.keyBackend(native ? 'native' : 'hd');
     hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
     const deps: ServiceDeps = {
       store,
@@ -382,7 +399,7 @@ export async function openAirlock(config: AirlockConfig, passphrase: string, opt
       ? new WebhookDispatcher({ store, keys: deps.keys, clock: deps.clock, log: (m) => console.error(`[airlock] ${m}`) }, config.webhooks)
       : undefined;
     webhookDispatcher?.start();
-    const openedVault = vault;
+    const openedVault = vault!;
     let closed = false;
     return {
       config,

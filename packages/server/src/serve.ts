@@ -7,7 +7,7 @@ import { AirlockHolder } from './http/holder.ts';
 import { AirlockMetrics, listenOrExplain, serveMetrics, type MetricsServer } from './http/metrics.ts';
 import { createLogger, type Logger } from './http/request-log.ts';
 import type { AirlockConfig } from './config.ts';
-import { openAirlock, type Airlock, type OpenOptions } from './runtime.ts';
+import { openAirlock, type Airlock, type OpenOptions, type VaultUnlock } from './runtime.ts';
 import { explainStoreFailure } from './store-failure.ts';
 
 export interface RunningServer {
@@ -42,7 +42,7 @@ export interface ServeOptions extends OpenOptions {
  */
 export async function serveAirlock(config: AirlockConfig, passphrase: string | undefined, options: ServeOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
-  const unsealer = async (p: string): Promise<Airlock> => {
+  const unsealer = async (p: VaultUnlock): Promise<Airlock> => {
     let airlock: Airlock;
     try {
       airlock = await openAirlock(config, p, options);

@@ -1,8 +1,9 @@
-import { AirlockError } from '@airlock/core';
-import type { Airlock } from '../runtime.ts';
+import { AirlockError, isAirlockError } from '@airlock/core';
+import { ShareCollector, unsealCollectedShares, type ShareProgress } from '@airlock/keys';
+import type { Airlock, VaultUnlock } from '../runtime.ts';
 import { AttemptLimiter } from './attempt-limiter.ts';
 
-/** Unseal attempts per remote address per minute, each counted before its argon2id run. */
+/** Unseal attempts per remote address per minute (passphrases and shares together), each counted before it is checked. */
 export const UNSEAL_ATTEMPTS_PER_MINUTE = 10;
 
 /** Holds the unsealed runtime. While sealed, everything but health, OpenAPI and unseal answers 503. */
@@ -10,9 +11,11 @@ export class AirlockHolder {
   private airlock?: Airlock;
   /** Set when the daemon starts shutting down: readiness turns 503 while in-flight requests finish. */
   draining = false;
-  private readonly unsealer?: (passphrase: string) => Promise<Airlock>;
+  private readonly unsealer?: (unlock: VaultUnlock) => Promise<Airlock>;
+  /** SLIP-39 shares entered so far (POST /v1/unseal/shares), in memory only; cleared by a reset or an unseal. */
+  private readonly shares = new ShareCollector();
 
-  constructor(airlock?: Airlock, unsealer?: (passphrase: string) => Promise<Airlock>) {
+  constructor(airlock?: Airlock, unsealer?: (unlock: VaultUnlock) => Promise<Airlock>) {
     if (airlock) this.airlock = airlock;
     if (unsealer) this.unsealer = unsealer;
   }
@@ -53,7 +56,67 @@ export class AirlockHolder {
     }
   }
 
+  /** Progress of the share ceremony: which groups have how many of the shares they need. */
+  shareProgress(): SharesProgress {
+    return progressJson(this.shares.progress(), !this.airlock);
+  }
+
+  /**
+   * One SLIP-39 share, as Vault takes unseal keys: counted against the same per-source limit as passphrases,
+   * checked at once (a bad word, checksum, another set's share, a repeat: refused by code, nothing counted),
+   * and once enough groups are complete the master secret is recovered and the daemon opened with it. A set
+   * that combines to no consistent secret, or to another vault, clears the entered shares: start again.
+   */
+  async unsealWithShare(share: string, source = 'local'): Promise<SharesProgress> {
+    if (this.airlock) return this.shareProgress();
+    if (!this.unsealer) throw new AirlockError('sealed', 'This server cannot be unsealed over HTTP.');
+    if (this.unsealing) throw new AirlockError('rate_limited', 'An unseal attempt is already running; retry in a moment.', { details: { retryAfterSeconds: 1 } });
+    const now = Date.now();
+    const wait = this.unsealAttempts.retryAfterMs(source, now);
+    if (wait > 0) throw new AirlockError('rate_limited', 'Too many unseal attempts; wait.', { details: { retryAfterSeconds: Math.ceil(wait / 1000) } });
+    this.unsealAttempts.record(source, now);
+    const progress = this.shares.add(share);
+    if (!progress.complete) return progressJson(progress, true);
+    const unsealer = this.unsealer;
+    this.unsealing = (async () => {
+      try {
+        const vault = unsealCollectedShares(this.shares);
+        const groupsUsed = progress.groups.filter((g) => g.have >= g.need).map((g) => g.index).slice(0, progress.groupThreshold);
+        this.airlock = await unsealer({ vault, shares: { identifier: progress.identifier!, groupThreshold: progress.groupThreshold!, groupsUsed } });
+      } catch (e) {
+        throw isAirlockError(e) ? e : new AirlockError('internal', 'unseal by shares failed', { cause: e });
+      } finally {
+        this.shares.reset();
+      }
+    })();
+    try {
+      await this.unsealing;
+    } finally {
+      this.unsealing = undefined;
+    }
+    return { ...progressJson(progress, false), status: 'unsealed' };
+  }
+
+  /** Forgets the shares entered so far. */
+  resetShares(): SharesProgress {
+    this.shares.reset();
+    return this.shareProgress();
+  }
+
   async close(): Promise<void> {
     await this.airlock?.close();
   }
+}
+
+export interface SharesProgress {
+  status: 'collecting' | 'unsealed';
+  /** Until the first share is accepted the layout is unknown: null. */
+  groupThreshold: number | null;
+  groupCount: number | null;
+  groupsComplete: number;
+  groups: { index: number; have: number; need: number }[];
+}
+
+function progressJson(p: ShareProgress, sealed: boolean): SharesProgress {
+  return { status: sealed ? 'collecting' : 'unsealed', groupThreshold: p.groupThreshold ?? null, groupCount: p.groupCount ?? null, groupsComplete: p.groupsComplete, groups: p.groups };
 }

@@ -102,6 +102,21 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
         return c.json({ status: 'ok' });
       },
     },
+    {
+      method: 'get', path: '/v1/unseal/shares', operationId: 'getUnsealSharesProgress', summary: 'Progress of an unseal by SLIP-39 shares', tag: 'system', auth: 'none',
+      responses: { 200: S.UnsealSharesProgress },
+      handler: async (c) => c.json(holder.shareProgress()),
+    },
+    {
+      method: 'post', path: '/v1/unseal/shares', operationId: 'unsealWithShare', summary: 'Enter one SLIP-39 share; the server unseals once the thresholds are met', tag: 'system', auth: 'none', body: S.UnsealShareRequest,
+      responses: { 200: S.UnsealSharesProgress }, errors: [400, 429, 503],
+      handler: async (c, { body }) => c.json(await holder.unsealWithShare((body as { share: string }).share, clientAddress(c))),
+    },
+    {
+      method: 'post', path: '/v1/unseal/shares/reset', operationId: 'resetUnsealShares', summary: 'Forget the SLIP-39 shares entered so far', tag: 'system', auth: 'none',
+      responses: { 200: S.UnsealSharesProgress },
+      handler: async (c) => c.json(holder.resetShares()),
+    },
 
     // ---- agents (session token) ----
     {

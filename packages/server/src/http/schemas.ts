@@ -512,6 +512,20 @@ export const ApproverListResponse = apiSchema('ApproverList', z.object({ approve
 export const DenyApprovalRequest = apiSchema('DenyApprovalRequest', z.object({ reason: z.string().max(500).optional() }).strict());
 export const UnsealRequest = apiSchema('UnsealRequest', z.object({ passphrase: z.string().min(1) }).strict());
 export const UnsealResponse = apiSchema('Unsealed', z.object({ status: z.literal('ok'), alreadyUnsealed: z.literal(true).optional() }));
+export const UnsealShareRequest = apiSchema(
+  'UnsealShareRequest',
+  z.object({ share: z.string().min(1).max(1000).describe('one SLIP-39 share: its words separated by spaces') }).strict(),
+);
+export const UnsealSharesProgress = apiSchema(
+  'UnsealSharesProgress',
+  z.object({
+    status: z.enum(['collecting', 'unsealed']),
+    groupThreshold: z.number().int().nullable().describe('groups needed; null until a first share is accepted'),
+    groupCount: z.number().int().nullable(),
+    groupsComplete: z.number().int(),
+    groups: z.array(z.object({ index: z.number().int().describe('0-based group index'), have: z.number().int(), need: z.number().int() })).describe('groups with at least one share entered'),
+  }),
+);
 export const HealthResponse = apiSchema('Health', z.object({ status: z.literal('ok'), store: z.enum(['sqlite', 'postgres']) }));
 export const SealedHealthResponse = apiSchema('HealthSealed', z.object({ status: z.literal('sealed') }));
 export const LiveHealthResponse = apiSchema('HealthLive', z.object({ status: z.literal('alive') }));

@@ -1,0 +1,126 @@
+// SLIP-39 split and combine in our own code: round trips over layouts, refusals by code, below-threshold sets.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { combineShares, ShareCollector, splitRaw, splitSecret } from './shamir.ts';
+import { decodeShare } from './share.ts';
+import { SLIP39_WORDLIST } from './wordlist.ts';
+
+const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+const code = (c: string) => (e: Error & { code?: string }) => e.code === c;
+
+/** Every k-subset of items. */
+function subsets<T>(items: readonly T[], k: number): T[][] {
+  if (k === 0) return [[]];
+  return items.flatMap((x, i) => subsets(items.slice(i + 1), k - 1).map((rest) => [x, ...rest]));
+}
+
+test('the embedded wordlist is the SLIP-39 list (1024 words, hash of the reference file)', () => {
+  assert.equal(SLIP39_WORDLIST.length, 1024);
+  assert.equal(createHash('sha256').update(`${SLIP39_WORDLIST.join('\n')}\n`).digest('hex'), 'bcc4555340332d169718aed8bf31dd9d5248cb7da6e5d355140ef4f1e601eec3');
+});
+
+const LAYOUTS = [
+  { groupThreshold: 1, groups: [{ memberThreshold: 2, memberCount: 3 }] },
+  { groupThreshold: 2, groups: [{ memberThreshold: 2, memberCount: 3 }, { memberThreshold: 1, memberCount: 1 }] },
+  { groupThreshold: 2, groups: [{ memberThreshold: 3, memberCount: 5 }, { memberThreshold: 2, memberCount: 2 }, { memberThreshold: 1, memberCount: 1 }] },
+  { groupThreshold: 3, groups: [{ memberThreshold: 1, memberCount: 1 }, { memberThreshold: 1, memberCount: 1 }, { memberThreshold: 1, memberCount: 1 }, { memberThreshold: 1, memberCount: 1 }] },
+];
+
+for (const [i, layout] of LAYOUTS.entries()) {
+  test(`split then combine: layout ${i + 1} (${layout.groupThreshold} of ${layout.groups.map((g) => `${g.memberThreshold}of${g.memberCount}`).join(',')}), 16 and 32 bytes`, () => {
+    for (const length of [16, 32]) {
+      const secret = new Uint8Array(randomBytes(length));
+      const set = splitSecret(secret, { ...layout, iterationExponent: 0 });
+      // Every choice of groupThreshold groups, each with exactly memberThreshold members (the first ones and the last ones).
+      for (const groupChoice of subsets([...set.groups.keys()], layout.groupThreshold)) {
+        for (const pick of ['first', 'last'] as const) {
+          const shares = groupChoice.flatMap((g) => {
+            const need = layout.groups[g]!.memberThreshold;
+            return pick === 'first' ? set.groups[g]!.slice(0, need) : set.groups[g]!.slice(-need);
+          });
+          assert.equal(hex(combineShares(shares.reverse())), hex(secret));
+        }
+      }
+      // One group short: threshold not met.
+      const short = set.groups.slice(0, layout.groupThreshold - 1).flatMap((g, gi) => g.slice(0, layout.groups[gi]!.memberThreshold));
+      assert.throws(() => combineShares(short), code('slip39_threshold_not_met'));
+    }
+  });
+}
+
+test('a passphrase-protected set needs its passphrase (another one yields another secret, as SLIP-39 intends)', () => {
+  const secret = new Uint8Array(randomBytes(16));
+  const set = splitSecret(secret, { groupThreshold: 1, groups: [{ memberThreshold: 2, memberCount: 2 }], passphrase: 'TREZOR', iterationExponent: 0 });
+  assert.equal(hex(combineShares(set.groups[0]!, 'TREZOR')), hex(secret));
+  assert.notEqual(hex(combineShares(set.groups[0]!, 'other')), hex(secret));
+});
+
+test('every set of fewer than T members of a group is refused with slip39_threshold_not_met', () => {
+  const set = splitSecret(new Uint8Array(randomBytes(32)), { groupThreshold: 1, groups: [{ memberThreshold: 3, memberCount: 5 }], iterationExponent: 0 });
+  for (const k of [1, 2]) for (const s of subsets(set.groups[0]!, k)) assert.throws(() => combineShares(s), code('slip39_threshold_not_met'));
+});
+
+test('below the threshold the shares do not depend on the secret: T-2 shares are identical and a T-1 share is uniform whatever the secret', () => {
+  // Same randomness, two different secrets: the first T-2 members (pure random coefficients) come out the same.
+  const stream = (seed: number) => {
+    let n = seed;
+    return (len: number) => Uint8Array.from({ length: len }, () => (n = (n * 1103515245 + 12345) >>> 0) >>> 24);
+  };
+  const a = splitSecret(new Uint8Array(16).fill(0x00), { groupThreshold: 1, groups: [{ memberThreshold: 4, memberCount: 5 }], iterationExponent: 0, random: stream(7) });
+  const b = splitSecret(new Uint8Array(16).fill(0xff), { groupThreshold: 1, groups: [{ memberThreshold: 4, memberCount: 5 }], iterationExponent: 0, random: stream(7) });
+  for (const m of [0, 1]) assert.deepEqual(decodeShare(a.groups[0]![m]!).value, decodeShare(b.groups[0]![m]!).value);
+  assert.notDeepEqual(decodeShare(a.groups[0]![3]!).value, decodeShare(b.groups[0]![3]!).value);
+  // A single share of a 2-of-n split (T-1 = 1): over many splits, its bytes are uniform for an all-zero and an
+  // all-ones secret alike (chi-square over 256 bins; a share that leaked the secret would pile up in one bin).
+  for (const fill of [0x00, 0xff]) {
+    const secret = new Uint8Array(32).fill(fill);
+    const counts = new Array<number>(256).fill(0);
+    const splits = 2048;
+    for (let i = 0; i < splits; i++) {
+      const share = splitRaw(2, 3, secret, (n) => new Uint8Array(randomBytes(n)))[1]!;
+      for (const byte of share.y) counts[byte]!++;
+    }
+    const expected = (splits * 32) / 256;
+    const chi2 = counts.reduce((s, c) => s + (c - expected) ** 2 / expected, 0);
+    // 255 degrees of freedom: mean 255, sd ~22.6; 420 is beyond p = 1e-6.
+    assert.ok(chi2 < 420, `chi-square ${chi2.toFixed(1)} for secret ${fill}`);
+  }
+});
+
+test('the collector names each bad share by code and counts none of them', () => {
+  const set = splitSecret(new Uint8Array(randomBytes(32)), { groupThreshold: 2, groups: [{ memberThreshold: 2, memberCount: 3 }, { memberThreshold: 2, memberCount: 2 }], iterationExponent: 0 });
+  const other = splitSecret(new Uint8Array(randomBytes(32)), { groupThreshold: 2, groups: [{ memberThreshold: 2, memberCount: 3 }, { memberThreshold: 2, memberCount: 2 }], iterationExponent: 0 });
+  const c = new ShareCollector();
+  const first = set.groups[0]![0]!;
+  const progress = c.add(first);
+  assert.deepEqual({ ...progress, identifier: undefined }, { identifier: undefined, groupThreshold: 2, groupCount: 2, groupsComplete: 0, groups: [{ index: 0, have: 1, need: 2 }], complete: false });
+  const words = first.split(' ');
+  const typo = [...words.slice(0, 5), 'notaword', ...words.slice(6)].join(' ');
+  assert.throws(() => c.add(typo), (e: Error & { code?: string; hints?: string[] }) => e.code === 'slip39_invalid_word' && e.hints![0] === 'check word number 6' && !e.message.includes(words[0]!));
+  const swapped = [...words.slice(0, 5), words[6], words[5], ...words.slice(7)].join(' ');
+  assert.throws(() => c.add(swapped), code('slip39_invalid_checksum'));
+  assert.throws(() => c.add(words.slice(0, 19).join(' ')), code('slip39_invalid_share'));
+  assert.throws(() => c.add(first), code('slip39_duplicate_share'));
+  assert.throws(() => c.add(other.groups[0]![1]!), code('slip39_share_mismatch'));
+  assert.deepEqual(c.progress().groups, [{ index: 0, have: 1, need: 2 }]);
+  c.add(set.groups[0]![2]!);
+  assert.throws(() => c.add(set.groups[0]![1]!), code('slip39_group_complete'));
+  assert.throws(() => c.recover(), code('slip39_threshold_not_met'));
+  c.add(set.groups[1]![1]!);
+  assert.equal(c.progress().complete, false);
+  c.reset();
+  assert.deepEqual(c.progress(), { groupsComplete: 0, groups: [], complete: false });
+});
+
+test('layout checks: 1-of-many copies, thresholds beyond counts, more than 16 groups', () => {
+  const secret = new Uint8Array(16);
+  const bad = (groupThreshold: number, groups: { memberThreshold: number; memberCount: number }[]) =>
+    assert.throws(() => splitSecret(secret, { groupThreshold, groups }), code('invalid_request'));
+  bad(1, [{ memberThreshold: 1, memberCount: 3 }]);
+  bad(1, [{ memberThreshold: 4, memberCount: 3 }]);
+  bad(3, [{ memberThreshold: 2, memberCount: 3 }, { memberThreshold: 1, memberCount: 1 }]);
+  bad(1, Array.from({ length: 17 }, () => ({ memberThreshold: 1, memberCount: 1 })));
+  bad(1, [{ memberThreshold: 2, memberCount: 17 }]);
+  assert.throws(() => splitSecret(new Uint8Array(15), { groupThreshold: 1, groups: [{ memberThreshold: 2, memberCount: 2 }] }), code('invalid_request'));
+});
