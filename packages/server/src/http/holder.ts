@@ -39,13 +39,7 @@ export class AirlockHolder {
    */
   async unseal(passphrase: string, source = 'local'): Promise<void> {
     if (this.airlock) return;
-    if (!this.unsealer) throw new AirlockError('sealed', 'This server cannot be unsealed over HTTP.');
-    if (this.unsealing) throw new AirlockError('rate_limited', 'An unseal attempt is already running; retry in a moment.', { details: { retryAfterSeconds: 1 } });
-    const now = Date.now();
-    const wait = this.unsealAttempts.retryAfterMs(source, now);
-    if (wait > 0) throw new AirlockError('rate_limited', 'Too many unseal attempts; wait.', { details: { retryAfterSeconds: Math.ceil(wait / 1000) } });
-    this.unsealAttempts.record(source, now);
-    const unsealer = this.unsealer;
+    const unsealer = this.admitUnsealAttempt(source);
     this.unsealing = (async () => {
       this.airlock = await unsealer(passphrase);
     })();
@@ -54,6 +48,21 @@ export class AirlockHolder {
     } finally {
       this.unsealing = undefined;
     }
+  }
+
+  /**
+   * Passphrases and shares alike: refused at once while another attempt runs, and counted against their source
+   * (ten per minute) before anything is read.
+   */
+  private admitUnsealAttempt(source: string): (unlock: VaultUnlock) => Promise<Airlock> {
+    const unsealer = this.unsealer;
+    if (!unsealer) throw new AirlockError('sealed', 'This server cannot be unsealed over HTTP.');
+    if (this.unsealing) throw new AirlockError('rate_limited', 'An unseal attempt is already running; retry in a moment.', { details: { retryAfterSeconds: 1 } });
+    const now = Date.now();
+    const wait = this.unsealAttempts.retryAfterMs(source, now);
+    if (wait > 0) throw new AirlockError('rate_limited', 'Too many unseal attempts; wait.', { details: { retryAfterSeconds: Math.ceil(wait / 1000) } });
+    this.unsealAttempts.record(source, now);
+    return unsealer;
   }
 
   /** Progress of the share ceremony: which groups have how many of the shares they need. */
@@ -69,15 +78,9 @@ export class AirlockHolder {
    */
   async unsealWithShare(share: string, source = 'local'): Promise<SharesProgress> {
     if (this.airlock) return this.shareProgress();
-    if (!this.unsealer) throw new AirlockError('sealed', 'This server cannot be unsealed over HTTP.');
-    if (this.unsealing) throw new AirlockError('rate_limited', 'An unseal attempt is already running; retry in a moment.', { details: { retryAfterSeconds: 1 } });
-    const now = Date.now();
-    const wait = this.unsealAttempts.retryAfterMs(source, now);
-    if (wait > 0) throw new AirlockError('rate_limited', 'Too many unseal attempts; wait.', { details: { retryAfterSeconds: Math.ceil(wait / 1000) } });
-    this.unsealAttempts.record(source, now);
+    const unsealer = this.admitUnsealAttempt(source);
     const progress = this.shares.add(share);
     if (!progress.complete) return progressJson(progress, true);
-    const unsealer = this.unsealer;
     this.unsealing = (async () => {
       try {
         const vault = unsealCollectedShares(this.shares);
