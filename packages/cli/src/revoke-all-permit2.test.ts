@@ -8,12 +8,13 @@
 // allowance to Permit2 is 0, nothing moved.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { createPublicClient, createWalletClient, http, maxUint160, parseAbi, type Address, type Hex, type PublicClient } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { installPermit2, PERMIT2_CANONICAL_ADDRESS } from '../../x402-testbed/src/permit2.ts';
+import { listenOnLoopback } from '../../x402-testbed/src/listen.ts';
 import { balanceOf, deployToken, localChain, mint, rpc } from '../../x402-testbed/src/token.ts';
 import { provisionAgent, startHarness, type Harness, type StoreKind } from '../../server/src/testing/harness.ts';
 import { cliEnv, runCli } from './testing/cli-process.ts';
@@ -42,12 +43,8 @@ const PERMIT_TRANSFER_TYPES = {
 };
 const ETH = 10n ** 18n;
 
-async function listen(h: Harness): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createAdaptorServer({ fetch: (req: Request) => h.fetch(req) });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
+/** The harness app on a real port, so the CLI reaches it as it reaches a daemon. */
+const listen = (h: Harness) => listenOnLoopback(createAdaptorServer({ fetch: (req: Request) => h.fetch(req) }) as Server);
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`airlock agent revoke-all against Permit2 on anvil (${store})`, () => {

@@ -7,12 +7,13 @@
 // pending approval denied. With the RPC down the off-chain part is still done and every step fails with a code.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { createAdaptorServer } from '@hono/node-server';
 import { createPublicClient, http, parseAbi, parseSignature, type Address, type Hex, type PublicClient } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { compiledContracts } from '../../x402-testbed/src/compile.ts';
+import { listenOnLoopback } from '../../x402-testbed/src/listen.ts';
 import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.ts';
 import { provisionAgent, startHarness, type Harness, type StoreKind } from '../../server/src/testing/harness.ts';
 import { cliEnv, runCli, type CliResult } from './testing/cli-process.ts';
@@ -37,12 +38,7 @@ const AUTH_TYPES = { TransferWithAuthorization: [{ name: 'from', type: 'address'
 const ETH = 10n ** 18n;
 
 /** The harness app on a real port, so the CLI reaches it as it reaches a daemon. */
-async function listen(h: Harness): Promise<{ url: string; close: () => Promise<void> }> {
-  const server = createAdaptorServer({ fetch: (req: Request) => h.fetch(req) });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(() => resolve())) };
-}
+const listen = (h: Harness) => listenOnLoopback(createAdaptorServer({ fetch: (req: Request) => h.fetch(req) }) as Server);
 
 const encode = (selector: string, address: string, amount: bigint) => `${selector}${address.slice(2).toLowerCase().padStart(64, '0')}${amount.toString(16).padStart(64, '0')}` as Hex;
 

@@ -311,7 +311,7 @@ export class LifecycleService {
       if (key.state === 'retired') continue;
       const own = jobs.filter((j) => j.keyIndex === key.keyIndex);
       const open = own.some((j) => j.state === 'signed' || j.state === 'submitted');
-      const unresolved = own.some((j) => j.state === 'failed' && j.origin === 'sweep' && !own.some((m) => m.state === 'mined' && m.asset === j.asset && m.createdAt > j.createdAt));
+      const unresolved = unresolvedSweepFailures(own).length > 0;
       if (!open && !unresolved) await this.operator.retireAgentKey(agentId, key.keyIndex, actor);
     }
   }
@@ -338,7 +338,7 @@ export class LifecycleService {
     if (agent.status !== 'retired') return { keyState: 'active', openJobs, failedJobs };
     if (openJobs.length > 0) return { keyState: 'sweeping', openJobs, failedJobs };
     // A failed retire sweep counts until a later sweep of the same asset was mined.
-    const retireFailures = jobs.filter((j) => j.state === 'failed' && j.origin === 'sweep' && !jobs.some((m) => m.state === 'mined' && m.asset === j.asset && m.keyIndex === j.keyIndex && m.createdAt > j.createdAt));
+    const retireFailures = unresolvedSweepFailures(jobs);
     return { keyState: retireFailures.length > 0 ? 'sweep_failed' : 'retired', openJobs, failedJobs };
   }
 
@@ -776,4 +776,10 @@ function erc20TransferData(to: string, amount: bigint): string {
 function lifecycleCharges(agentId: string, classified: ClassifiedLifecycleCall): LedgerWrite[] {
   const asset = classified.asset ?? COUNT_ASSET;
   return [LIFECYCLE_SERIES, lifecycleAgentSeries(agentId)].map((series) => ({ series, asset, amount: classified.amount, count: 1 }));
+}
+
+/** Failed sweeps that no later mined sweep of the same key index and asset replaced: the key is not swept yet. */
+function unresolvedSweepFailures(jobs: readonly LifecycleJob[]): LifecycleJob[] {
+  return jobs.filter((j) => j.state === 'failed' && j.origin === 'sweep'
+    && !jobs.some((m) => m.state === 'mined' && m.asset === j.asset && m.keyIndex === j.keyIndex && m.createdAt > j.createdAt));
 }
