@@ -4,7 +4,7 @@
 // recovery phrase (NIP-06); the audit entry is read back through the daemon and the whole log verified.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { privateKeyFromSeedWords } from 'nostr-tools/nip06';
@@ -99,6 +99,9 @@ describe('airlock agent nostr-export (offline NIP-49 backup)', () => {
       assert.equal(e.data.path, "m/44'/1237'/2'/0/0");
     }
     assert.match(ok(await airlock('audit', 'verify')), /^OK: \d+ entries/);
+    // Offline verification checks against the anchor the daemon writes beside the vault at its first signed tree
+    // head (every AIRLOCK_CHECKPOINT_INTERVAL, 10 s): on a fast machine the test gets here before that.
+    for (let i = 0; i < 150 && !existsSync(join(dataDir, 'audit-anchor.json')); i++) await new Promise((r) => setTimeout(r, 100));
     assert.match(ok(await airlock('audit', 'verify', '--offline')), /^OK: \d+ entries/);
   });
 
