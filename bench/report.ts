@@ -9,7 +9,8 @@ import type { ProvisioningResult } from './provisioning.ts';
 import type { TwoProcessResult } from './two-processes.ts';
 import { fmt, type Figure } from './lib/stats.ts';
 
-type Section<T> = T & { load: { before: number[]; after: number[] }; elapsedSeconds: number };
+/** `measuredAt`: set when the section was measured apart (`--update`) or in the full run. */
+type Section<T> = T & { load: { before: number[]; after: number[] }; elapsedSeconds: number; measuredAt?: string };
 
 export interface BenchResults {
   date: string;
@@ -31,7 +32,8 @@ export interface BenchResults {
 }
 
 const r2 = (x: number) => x.toFixed(2);
-const loadNote = (s: { load: { before: number[]; after: number[] }; elapsedSeconds: number }) => `load average ${s.load.before.join(' ')} before, ${s.load.after.join(' ')} after; ${s.elapsedSeconds} s`;
+const loadNote = (s: { load: { before: number[]; after: number[] }; elapsedSeconds: number; measuredAt?: string }) =>
+  `${s.measuredAt ? `measured ${s.measuredAt.slice(0, 16).replace('T', ' ')} UTC, ` : ''}load average ${s.load.before.join(' ')} before, ${s.load.after.join(' ')} after; ${s.elapsedSeconds} s`;
 const label = (key: string) => {
   const [store, backend] = key.split('/');
   return `${store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, ${backend === 'native' ? 'native (libsecp256k1)' : 'pure JS (noble)'}`;

@@ -4,6 +4,8 @@
 //   --quick          smaller sizes and 3 rounds (a smoke run; numbers not comparable to the targets)
 //   --only=a,b       run some sections: inprocess, http, policy, ledger, audit, provisioning, twoprocesses
 //   --report-only    re-render docs/benchmarks.md from bench/results.json
+//   --update         with --only: measure those sections at full size and merge them into bench/results.json
+//                    and docs/benchmarks.md (each section keeps the date and load it was measured at)
 //   BENCH_ROUNDS=n   rounds per figure (default 5)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, platform, release, totalmem } from 'node:os';
@@ -28,6 +30,11 @@ if (process.argv.includes('--report-only')) {
 
 const quick = process.argv.includes('--quick');
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const update = process.argv.includes('--update');
+if (update && (!only || quick)) {
+  console.error('--update needs --only=<sections> and a full-size run (no --quick)');
+  process.exit(2);
+}
 const o: BenchOptions = { rounds: Number(process.env.BENCH_ROUNDS ?? (quick ? 3 : 5)), quick, log: (line) => console.log(line) };
 const wanted = (name: string) => !only || only.includes(name);
 
@@ -62,13 +69,22 @@ for (const [name, run] of sections) {
   const t = Date.now();
   const loadAtStart = load();
   console.log(`[${name}] load ${loadAtStart.join(' ')}`);
-  (results.sections as Record<string, unknown>)[name] = { ...(await run() as object), load: { before: loadAtStart, after: load() }, elapsedSeconds: Math.round((Date.now() - t) / 1000) };
+  (results.sections as Record<string, unknown>)[name] = { ...(await run() as object), load: { before: loadAtStart, after: load() }, elapsedSeconds: Math.round((Date.now() - t) / 1000), measuredAt: new Date().toISOString() };
 }
 results.loadAfter = load();
 results.totalSeconds = Math.round((Date.now() - started) / 1000);
 
 const json = JSON.stringify(results, (_k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 2);
-if (only || quick) {
+if (update) {
+  // Sections measured again replace their old figures; the others keep theirs, each with its own date and load.
+  const saved = JSON.parse(readFileSync(new URL('./results.json', import.meta.url), 'utf8')) as BenchResults;
+  for (const [name, section] of Object.entries(results.sections)) {
+    (saved.sections as Record<string, unknown>)[name] = JSON.parse(JSON.stringify(section, (_k, v) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v)));
+  }
+  writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(saved, null, 2)}\n`);
+  writeFileSync(new URL('../docs/benchmarks.md', import.meta.url), renderReport(saved));
+  console.log(`updated ${Object.keys(results.sections).join(', ')} in bench/results.json and docs/benchmarks.md in ${results.totalSeconds} s`);
+} else if (only || quick) {
   // A partial or quick run never overwrites the published report.
   mkdirSync(new URL('./.tmp/', import.meta.url), { recursive: true });
   writeFileSync(new URL('./.tmp/results.partial.json', import.meta.url), `${json}\n`);
