@@ -181,6 +181,8 @@ export const VIOLATION_CODES = {
   breaker_open: 'A circuit breaker that binds this agent is tripped: its requests are held for approval (or refused, for a freeze) until an operator resets it (POST /v1/breakers/{id}/reset).',
   anomaly_detected: 'A detector configured to alert only found this request outside the baseline; the decision is unchanged and an `alert.<type>` audit entry is appended.',
   abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
+  delegatecall_not_allowed: "A Safe transaction DELEGATECALLs a contract (its code would run as the Safe, with all its funds) and no allow rule names kinds: [contract.delegatecall] and that exact contract. Canonical MultiSend batches are decoded instead.",
+  safe_refund_not_allowed: 'The Safe transaction pays a gas refund (gasPrice > 0) and no allow rule names kinds: [safe.gas_refund] covering its receiver and asset.',
 } as const;
 
 export type ViolationCode = keyof typeof VIOLATION_CODES;

@@ -1,6 +1,7 @@
 export * from './codes.ts';
 export * from './errors.ts';
 export * from './intent.ts';
+export * from './safe.ts';
 export * from './canonical-json.ts';
 export * from './parse-untrusted-json.ts';
 export * from './policy/decision.ts';

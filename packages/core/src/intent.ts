@@ -23,6 +23,9 @@ export const INTENT_KINDS = [
   'permit2.permit_transfer_from',
   'permit2.permit_witness_transfer_from',
   'typed_data.unknown',
+  'safe.transaction', // a Safe multisig transaction (EIP-712 SafeTx) co-signed by the agent: policy runs on each call (Intent.safe.calls) and on their sum
+  'contract.delegatecall', // a Safe call with operation DELEGATECALL: the target's code runs as the Safe, so only an allow rule naming the kind and the exact contract grants it
+  'safe.gas_refund', // what a SafeTx pays its submitter (gasPrice x gas in gasToken to refundReceiver): only an allow rule naming the kind grants it
   'message.personal',
   'nostr.event', // a NIP-01 event other than NIP-98 HTTP auth
   'nostr.http_auth', // a NIP-98 HTTP auth event (kind 27235)
@@ -123,8 +126,27 @@ export interface Intent {
   lightning?: LightningInfo;
   /** Bitcoin requests (`bitcoin.*` actions): the decoded PSBT (or the BIP-322 message's address). */
   bitcoin?: BitcoinInfo;
+  /** Safe multisig transactions (`SafeTx` typed data): the Safe, its nonce and the calls it executes. */
+  safe?: SafeTransactionInfo;
   /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
   summary: string;
+}
+
+/**
+ * A Safe transaction as policy sees it. `calls` are what the Safe executes once enough owners signed: the
+ * outer call itself, or each call of a MultiSend batch, plus the gas refund when the SafeTx pays one. Each is
+ * an intent of its own (`from` = the Safe, `typedData` = the SafeTx domain), decoded like a transaction;
+ * the outer intent's spends are their sum, so the co-signature is charged once for everything it moves.
+ */
+export interface SafeTransactionInfo {
+  /** The Safe (the EIP-712 verifying contract), lowercase. */
+  address: string;
+  nonce: bigint;
+  /** CALL, or DELEGATECALL (to a canonical MultiSend for a batch, otherwise to `calls[0]`'s target). */
+  operation: 'call' | 'delegatecall';
+  /** The canonical MultiSend / MultiSendCallOnly the SafeTx delegatecalls, when it is a batch. */
+  multiSend?: string;
+  calls: Intent[];
 }
 
 /** The CAIP-2-shaped chain id every Nostr intent names (Nostr has no chains; one id keeps `chains` rules meaningful). */
@@ -296,7 +318,7 @@ export function erc20Asset(chain: string, token: string): string {
  * The uniqueness key of a single-use authorization nonce: `<standard>|<chain>|<contract>|<owner>|<nonce>`,
  * plus the standard's extra scope (Permit2 allowance nonces are per token and spender). Lowercase.
  */
-export function nonceKey(standard: 'eip3009' | 'eip2612' | 'permit2-transfer' | 'permit2-allowance', chain: string, contract: string, owner: string, nonce: bigint | string, scope: readonly string[] = []): string {
+export function nonceKey(standard: 'eip3009' | 'eip2612' | 'permit2-transfer' | 'permit2-allowance' | 'safe', chain: string, contract: string, owner: string, nonce: bigint | string, scope: readonly string[] = []): string {
   return [standard, chain, contract, owner, ...scope, nonce.toString()].map((p) => p.toLowerCase()).join('|');
 }
 

@@ -34,7 +34,7 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
       case 'evm.transaction':
         return decodeTransactionRequest(payload, signer, abis);
       case 'evm.typed_data':
-        return decodeTypedDataRequest(payload, signer);
+        return decodeTypedDataRequest(payload, signer, abis);
       case 'evm.message':
         return decodeMessageRequest(payload, signer);
       default:

@@ -8,6 +8,8 @@ import {
   caip2, isRecord, readAddress, readChainId, readHex, readQuantity, readRecord, rejectUnknownKeys,
 } from './fields.ts';
 import { classifyTypedData } from './typed-data-kinds.ts';
+import type { AbiRegistry } from './abi-registry.ts';
+import { decodeSafeTransaction, isSafeTxRequest } from './safe-tx.ts';
 
 export type TypeDefinitions = Record<string, readonly TypedDataParameter[]>;
 
@@ -247,11 +249,29 @@ export function typedDataInfo(data: NormalisedTypedData): TypedDataInfo {
   };
 }
 
-export function decodeTypedDataRequest(payload: unknown, signer: SignerContext): DecodedRequest {
+export function decodeTypedDataRequest(payload: unknown, signer: SignerContext, abis?: AbiRegistry): DecodedRequest {
   const data = readTypedDataRequest(payload);
   const digest = typedDataDigest(data);
   const chain = caip2(data.chainId);
   const info = typedDataInfo(data);
+  if (isSafeTxRequest(data)) {
+    const safeTx = decodeSafeTransaction(data, chain, abis);
+    const intent: Intent = {
+      action: 'evm.typed_data',
+      chain,
+      kind: safeTx.kind,
+      from: signer.address.toLowerCase(),
+      ...(safeTx.to ? { to: safeTx.to } : {}),
+      spends: safeTx.spends,
+      approvals: safeTx.approvals,
+      typedData: info,
+      safe: safeTx.safe,
+      // A Safe executes one transaction per nonce: of two SafeTxs with one nonce only one can ever run.
+      nonceKeys: [nonceKey('safe', chain, safeTx.safe.address, signer.address, safeTx.nonce)],
+      summary: safeTx.summary,
+    };
+    return { intent, digest };
+  }
   const known = classifyTypedData(data, chain);
   const intent: Intent = {
     action: 'evm.typed_data',

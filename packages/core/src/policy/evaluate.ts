@@ -24,9 +24,12 @@ function inOrder(layers: readonly PolicyLayer[]): readonly PolicyLayer[] {
 
 /** Every ledger window the rules will read for this input, deduplicated; prefetch these. */
 export function requiredWindows(layers: readonly PolicyLayer[], input: EvaluationInput): WindowQuery[] {
-  const ctx = { input, facts: intentFacts(input.intent), series: scopeSeries(input) };
   const all: WindowQuery[] = [];
-  for (const { policy } of inOrder(layers)) for (const rule of policy.rules) rule.windows(ctx, all);
+  // The calls of a Safe transaction are evaluated one by one too (evaluateCalls): their windows count.
+  for (const intent of [input.intent, ...innerCalls(input.intent)]) {
+    const ctx = { input: { ...input, intent }, facts: intentFacts(intent), series: scopeSeries(input) };
+    for (const { policy } of inOrder(layers)) for (const rule of policy.rules) rule.windows(ctx, all);
+  }
   const seen = new Set<string>();
   return all.filter((q) => {
     const key = windowKey(q);
@@ -51,6 +54,10 @@ function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
       return 'contract_call_not_allowed';
     case 'contract.deploy':
       return 'contract_deploy_not_allowed';
+    case 'contract.delegatecall':
+      return 'delegatecall_not_allowed';
+    case 'safe.gas_refund':
+      return 'safe_refund_not_allowed';
     case 'nostr.event':
     case 'nostr.http_auth':
       return 'nostr_kind_not_allowed';
@@ -74,6 +81,8 @@ const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
   sighash_not_allowed: '; SINGLE, NONE and ANYONECANPAY are granted only by an allow rule listing them in bitcoin_sighash',
   amountless_invoice_not_allowed: '; an invoice without an amount is paid only where an allow rule names kinds: [lightning.amountless_payment]',
   chainless_domain: '; the EIP-712 domain has no chainId, so the signature is valid on every chain: granted only by an allow rule with allow_chainless_domains: true',
+  delegatecall_not_allowed: '; a DELEGATECALL runs the target as the Safe: granted only by an allow rule naming kinds: [contract.delegatecall] and the exact contract in contracts',
+  safe_refund_not_allowed: '; a Safe gas refund is granted only by an allow rule naming kinds: [safe.gas_refund]',
 };
 
 function defaultDeny(layer: Layer, intent: Intent, facts: IntentFacts, why: string): Violation {
@@ -94,6 +103,52 @@ function firstArgumentMiss(rules: readonly CompiledAllowRule[], ctx: RuleContext
  * Every rule of every layer runs, so a denial lists every reason at once.
  */
 export function evaluatePolicy(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView): Decision {
+  return input.intent.safe ? evaluateCalls(layers, input, ledger, input.intent.safe.calls) : evaluateIntent(layers, input, ledger, true);
+}
+
+/** The calls a request executes, each an intent of its own (a Safe transaction's); none for other requests. */
+function innerCalls(intent: Intent): readonly Intent[] {
+  return intent.safe?.calls ?? [];
+}
+
+/**
+ * A request that executes several calls (a Safe transaction: its call, each call of a MultiSend batch, its
+ * gas refund). Each call is evaluated as a request of its own: it must be granted and pass every rule, exactly
+ * as a transaction making that call would. The request as a whole runs every rule again without granting
+ * anything: its spends are the calls' spends added up, so budgets, per-request caps and destination lists see
+ * the batch as one request. A batch is allowed only if every call is; a batch of no calls is refused.
+ */
+function evaluateCalls(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView, calls: readonly Intent[]): Decision {
+  const whole = evaluateIntent(layers, input, ledger, false);
+  const denials = whole.decision === 'deny' ? [...whole.violations] : [];
+  const approvalsNeeded = whole.decision === 'require_approval' ? [...whole.violations] : [];
+  const allowedBy = new Set<string>();
+  // The whole's finding of a rule (a budget over the summed batch) already speaks for the same finding on a call.
+  const seen = new Set([...denials, ...approvalsNeeded].map((v) => `${v.rule}\u0000${v.code}`));
+  if (calls.length === 0) denials.push({ rule: 'agent/default', code: 'no_matching_allow_rule', message: 'the request executes no call (default deny)' });
+  calls.forEach((call, i) => {
+    const decision = evaluateIntent(layers, { ...input, intent: call }, ledger, true);
+    for (const rule of decision.allowedBy) allowedBy.add(rule);
+    if (decision.decision === 'allow') return;
+    const into = decision.decision === 'deny' ? denials : approvalsNeeded;
+    for (const v of decision.violations) {
+      const key = `${v.rule}\u0000${v.code}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      into.push({ ...v, message: `call ${i + 1} of ${calls.length} (${call.kind}${call.to ? ` ${call.to}` : ''}): ${v.message}` });
+    }
+  });
+  const policyVersion = whole.policyVersion;
+  if (denials.length > 0) return { decision: 'deny', violations: denials, allowedBy: [...allowedBy], policyVersion };
+  if (approvalsNeeded.length > 0) return { decision: 'require_approval', violations: approvalsNeeded, allowedBy: [...allowedBy], policyVersion };
+  return { decision: 'allow', violations: [], allowedBy: [...allowedBy], policyVersion };
+}
+
+/**
+ * One intent through every rule of every layer. `grants`: whether allow rules decide (semantics §3); false for
+ * a request that executes several calls as a whole, whose calls are what allow rules grant (evaluateCalls).
+ */
+function evaluateIntent(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView, grants: boolean): Decision {
   const ctx: RuleContext = { input, facts: intentFacts(input.intent), series: scopeSeries(input), ledger };
   const ordered = inOrder(layers);
   const denials: Violation[] = [];
@@ -117,7 +172,7 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
       }
     }
     // §3: a layer with allow rules must grant; a layer without any only restricts.
-    if (policy.allowRules.length > 0) {
+    if (grants && policy.allowRules.length > 0) {
       someLayerGrants = true;
       if (!granted) {
         // An allow rule that would grant but for its resource patterns names the real reason.
@@ -146,7 +201,7 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
     }
   }
   // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.
-  if (!someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));
+  if (grants && !someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));
 
   const policyVersion = ordered.map((l) => l.label).join(',');
   if (denials.length > 0) return { decision: 'deny', violations: denials, allowedBy, policyVersion };

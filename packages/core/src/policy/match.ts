@@ -49,6 +49,10 @@ export class CompiledMatch {
   readonly namesMessage: boolean;
   readonly namesContracts: boolean;
   readonly namesDeploy: boolean;
+  /** A Safe DELEGATECALL is granted only by a rule naming `kinds: [contract.delegatecall]` and the exact `contracts`. */
+  readonly namesDelegatecall: boolean;
+  /** A Safe gas refund is granted only by a rule naming `kinds: [safe.gas_refund]`. */
+  readonly namesGasRefund: boolean;
   /** Amountless Lightning invoices are granted only by a rule naming `kinds: [lightning.amountless_payment]`. */
   readonly namesAmountless: boolean;
   /** Nostr requests are granted only by a rule that names a `nostr.*` action or `nostr_kinds`. */
@@ -111,6 +115,8 @@ export class CompiledMatch {
     this.namesMessage = options.message !== undefined;
     this.namesContracts = this.contracts !== undefined;
     this.namesDeploy = this.kinds?.has('contract.deploy') ?? false;
+    this.namesDelegatecall = (this.kinds?.has('contract.delegatecall') ?? false) && this.contracts !== undefined;
+    this.namesGasRefund = this.kinds?.has('safe.gas_refund') ?? false;
     this.namesAmountless = this.kinds?.has('lightning.amountless_payment') ?? false;
     this.namesNostr = this.nostrKinds !== undefined || (options.actions?.some((a) => a.startsWith('nostr.')) ?? false);
   }

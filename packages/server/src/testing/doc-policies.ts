@@ -41,8 +41,9 @@ export function docPolicies(files: readonly string[] = ['README.md', 'docs/polic
   return out;
 }
 
+/** One example by key; its file is the key's part before `#` (any doc, not only the default list). */
 export function docPolicy(key: string): DocPolicy {
-  const found = docPolicies().find((p) => p.key === key);
+  const found = docPolicies([key.slice(0, key.indexOf('#'))]).find((p) => p.key === key);
   if (!found) throw new Error(`no example policy ${key} in the docs`);
   return found;
 }

@@ -3,6 +3,7 @@ import type { Intent } from '../../intent.ts';
 import type { IntentFacts } from '../facts.ts';
 import { matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
+import { SAFE_TX_PRIMARY_TYPE } from '../../safe.ts';
 import { defineRule, type CompiledAllowRule } from './types.ts';
 
 /**
@@ -11,7 +12,10 @@ import { defineRule, type CompiledAllowRule } from './types.ts';
  * `message`, calls to contracts need `contracts`, deploys need `kinds: [contract.deploy]`; typed data
  * that moves tokens over a domain without chainId (replayable on every chain) needs
  * `allow_chainless_domains: true`; Bitcoin transactions signing with SINGLE, NONE or ANYONECANPAY need
- * `bitcoin_sighash` listing them.
+ * `bitcoin_sighash` listing them. A call a Safe transaction executes is granted only by a rule naming
+ * `primary_types: [SafeTx]` and `domains` (co-signing for a Safe is its own grant, never a side effect of
+ * a transaction rule); a DELEGATECALL needs `kinds: [contract.delegatecall]` and `contracts`; a Safe gas
+ * refund needs `kinds: [safe.gas_refund]`.
  */
 export const allowRule = defineRule({
   type: 'allow',
@@ -29,6 +33,7 @@ export const allowRule = defineRule({
     const allowChainless = options.allow_chainless_domains;
     const grantsByName = (intent: Intent, facts: IntentFacts): boolean => {
       if (facts.chainlessValueMoving && !allowChainless) return false;
+      if (intent.typedData?.primaryType === SAFE_TX_PRIMARY_TYPE && intent.kind !== 'typed_data.unknown' && !match.namesTypedData) return false;
       switch (intent.kind) {
         case 'typed_data.unknown':
           return match.namesTypedData;
@@ -41,6 +46,10 @@ export const allowRule = defineRule({
           return match.namesContracts;
         case 'contract.deploy':
           return match.namesDeploy;
+        case 'contract.delegatecall':
+          return match.namesDelegatecall;
+        case 'safe.gas_refund':
+          return match.namesGasRefund;
         case 'nostr.event':
         case 'nostr.http_auth':
         case 'nostr.nip44':
