@@ -187,6 +187,18 @@ export class Pkcs11KeyBackend implements KeyBackend {
     return Uint8Array.from((await this.#key(path, { create: true })).publicKey);
   }
 
+  /**
+   * The public key at a token path if the token holds one, without making it (`airlock restore` checks every
+   * recorded EVM key against the token this way). Two objects for one path are `hsm_key_missing`, as when signing.
+   */
+  async findPublicKey(path: string): Promise<Uint8Array | undefined> {
+    if (!isTokenPath(path)) throw new AirlockError('invalid_request', `${path} is not an EVM agent key path; only those live in the token.`);
+    const key = this.#keys.get(path) ?? (await this.#withSession(async (session) => this.#find(session, tokenKeyId(path), path), 'find a key'));
+    if (!key) return undefined;
+    this.#keys.set(path, key);
+    return Uint8Array.from(key.publicKey);
+  }
+
   async signDigest(path: string, digest: Uint8Array, scheme: 'ecdsa-secp256k1'): Promise<EcdsaSignature> {
     if (!isTokenPath(path)) return this.#vault.signDigest(path, digest, scheme);
     if (scheme !== 'ecdsa-secp256k1') throw new AirlockError('invalid_request', 'signDigest only signs ecdsa-secp256k1');
