@@ -2,7 +2,8 @@
 // order, then writes bench/results.json and docs/benchmarks.md (bench/report.ts). Every comparison is
 // measured in the same run as its baseline; every figure is a median with its spread (min–max).
 //   --quick          smaller sizes and 3 rounds (a smoke run; numbers not comparable to the targets)
-//   --only=a,b       run some sections: inprocess, http, policy, ledger, audit, provisioning, twoprocesses
+//   --only=a,b       run some sections: inprocess, http, policy, ledger, audit, provisioning, twoprocesses, pkcs11
+//                    (pkcs11 needs SoftHSM2; without it the section is recorded as skipped, with the reason)
 //   --report-only    re-render docs/benchmarks.md from bench/results.json
 //   --update         with --only: measure those sections at full size and merge them into bench/results.json
 //                    and docs/benchmarks.md (each section keeps the date and load it was measured at)
@@ -15,6 +16,7 @@ import { benchHttp } from './http.ts';
 import { benchInProcess } from './in-process.ts';
 import { benchLedgerWindow } from './ledger-window.ts';
 import { load, type BenchOptions } from './lib/stats.ts';
+import { benchPkcs11 } from './pkcs11.ts';
 import { benchPolicy } from './policy.ts';
 import { benchProvisioning } from './provisioning.ts';
 import { renderReport, type BenchResults } from './report.ts';
@@ -63,6 +65,7 @@ const sections: [string, () => Promise<unknown> | unknown][] = [
   ['ledger', () => benchLedgerWindow(o)],
   ['audit', () => benchAudit(o)],
   ['provisioning', () => benchProvisioning(o)],
+  ['pkcs11', () => benchPkcs11(o)],
 ];
 for (const [name, run] of sections) {
   if (!wanted(name)) continue;

@@ -125,6 +125,7 @@ export const ERROR_CODES = {
   lifecycle_key_index_invalid: { status: 400, summary: 'The key index is not one the agent has had (0 to its current key index).' },
   // signing
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
+  signature_not_recorded: { status: 503, summary: 'The key backend signs with a random nonce and the signature could not be stored for byte-identical replays, so it was not released; the spend stays reserved. Retry with the same Idempotency-Key once the store is back.' },
   internal: { status: 500, summary: 'Internal error.' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 

@@ -47,6 +47,8 @@ function precomputeBasePoint(): void {
 
 export class HdKeyBackend implements KeyBackend {
   readonly kind = 'hd';
+  /** RFC 6979 nonces (noble), BIP-340 with aux derived from the digest: a replay signs the same bytes. */
+  readonly deterministic = true;
   readonly #root: HDKey;
   // Insertion order of a Map is its LRU order: a hit is deleted and re-inserted at the end.
   readonly #cache = new Map<string, HDKey>();

@@ -102,6 +102,8 @@ export function nativeUncompressPublicKey(compressed: Uint8Array): Uint8Array {
 
 export class NativeKeyBackend implements KeyBackend {
   readonly kind = 'native';
+  /** libsecp256k1's default nonce function is RFC 6979: a replay signs the same bytes. */
+  readonly deterministic = true;
   readonly #lib: Libsecp256k1;
   readonly #root: NativeNode;
   // Insertion order of a Map is its LRU order: a hit is deleted and re-inserted at the end.

@@ -49,8 +49,6 @@ function load(): { lib: Pkcs11Module } | { error: string } {
 export const SECP256K1_EC_PARAMS = Uint8Array.from([0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x0a]);
 
 const CURVE_ORDER = secp256k1.Point.CURVE().n;
-/** Released signatures remembered for idempotent retries (about 200 bytes each). */
-const RELEASED_MEMO_SIZE = 16_384;
 
 /** An EVM agent path: `m/44'/60'/account'/0/index`, the only keys that live in the token. */
 export function isTokenPath(path: string): boolean {
@@ -90,13 +88,17 @@ interface TokenKey {
 
 export class Pkcs11KeyBackend implements KeyBackend {
   readonly kind = 'pkcs11';
+  /**
+   * CKM_ECDSA draws a random nonce (RFC 6979 is no PKCS#11 mechanism): two signings of one digest differ. The
+   * signing service keeps the released bytes durably and answers replays with them (core released-signatures.ts).
+   */
+  readonly deterministic = false;
   readonly #lib: Pkcs11Module;
   readonly #p11: Pkcs11;
   readonly #vault: KeyBackend;
   readonly #idle: Handle[] = [];
   readonly #waiting: ((session: Handle) => void)[] = [];
   readonly #keys = new Map<string, TokenKey>();
-  readonly #released = new Map<string, EcdsaSignature>();
   readonly #recover = fastestRecover();
   readonly #tokenLabel: string;
   #closed = false;
@@ -185,33 +187,31 @@ export class Pkcs11KeyBackend implements KeyBackend {
     return Uint8Array.from((await this.#key(path, { create: true })).publicKey);
   }
 
+  /**
+   * The public key at a token path if the token holds one, without making it (`airlock restore` checks every
+   * recorded EVM key against the token this way). Two objects for one path are `hsm_key_missing`, as when signing.
+   */
+  async findPublicKey(path: string): Promise<Uint8Array | undefined> {
+    if (!isTokenPath(path)) throw new AirlockError('invalid_request', `${path} is not an EVM agent key path; only those live in the token.`);
+    const key = this.#keys.get(path) ?? (await this.#withSession(async (session) => this.#find(session, tokenKeyId(path), path), 'find a key'));
+    if (!key) return undefined;
+    this.#keys.set(path, key);
+    return Uint8Array.from(key.publicKey);
+  }
+
   async signDigest(path: string, digest: Uint8Array, scheme: 'ecdsa-secp256k1'): Promise<EcdsaSignature> {
     if (!isTokenPath(path)) return this.#vault.signDigest(path, digest, scheme);
     if (scheme !== 'ecdsa-secp256k1') throw new AirlockError('invalid_request', 'signDigest only signs ecdsa-secp256k1');
     if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new AirlockError('invalid_request', 'a digest to sign must be exactly 32 bytes');
     // A key that is not in the token is not created here: signing for a path nobody provisioned is a fault.
     const key = await this.#key(path, { create: false });
-    const memoKey = `${path} ${Buffer.from(digest).toString('hex')}`;
-    const memo = this.#released.get(memoKey);
-    if (memo) return { compact: Uint8Array.from(memo.compact), recovery: memo.recovery };
+    // A fresh random nonce every time: what makes a replay byte-identical is the signing service, which keeps the
+    // released signature durably (`deterministic` above), not this backend.
     const raw = await this.#withSession(async (session) => {
       this.#p11.C_SignInit(session, { mechanism: this.#lib.CKM_ECDSA }, key.privateKey);
       return this.#p11.C_SignAsync(session, Buffer.from(digest), Buffer.alloc(64));
     }, 'sign');
-    const signature = normaliseTokenSignature(raw, digest, key.publicKey, this.#recover);
-    this.#remember(memoKey, signature);
-    return { compact: Uint8Array.from(signature.compact), recovery: signature.recovery };
-  }
-
-  /**
-   * Tokens sign with a random nonce (RFC 6979 is not a PKCS#11 mechanism), while the signing service answers an
-   * idempotent retry by signing the committed digest again and expects the same bytes. Signatures already released
-   * are public, so keeping the last ones per (path, digest) costs no secrecy: a retry within this process gets the
-   * same bytes. After a restart a retry gets a different, equally valid signature over the same digest (docs/custody.md).
-   */
-  #remember(memoKey: string, signature: EcdsaSignature): void {
-    this.#released.set(memoKey, signature);
-    if (this.#released.size > RELEASED_MEMO_SIZE) this.#released.delete(this.#released.keys().next().value!);
+    return normaliseTokenSignature(raw, digest, key.publicKey, this.#recover);
   }
 
   async getExtendedPublicKey(path: string): Promise<ExtendedPublicKey> {
@@ -268,7 +268,6 @@ export class Pkcs11KeyBackend implements KeyBackend {
     if (this.#closed) return;
     this.#closed = true;
     this.#keys.clear();
-    this.#released.clear();
     try {
       this.#p11.C_Finalize(); // closes every session, which logs out
     } catch {

@@ -4,10 +4,11 @@
  * below) when Debian's softhsm2 is not installed; .ci/run installs it.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pkcs11KeyBackend } from './pkcs11-backend.ts';
+import { Pkcs11KeyBackend, tokenKeyId } from './pkcs11-backend.ts';
 
 export const SOFTHSM_LIBRARY = '/usr/lib/softhsm/libsofthsm2.so';
 
@@ -53,4 +54,29 @@ export function createSoftHsmToken(label = 'airlock-test', pin = '246810'): Soft
   const pinFile = join(dir, 'pin');
   writeFileSync(pinFile, `${pin}\n`, { mode: 0o400 });
   return { library: SOFTHSM_LIBRARY, tokenLabel: label, pinFile, dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * Destroys the key pair at `path` in the token, as a vendor tool would (a token restored from a backup taken
+ * before that key was made). Opens the module on its own: no Pkcs11KeyBackend of this process may be open.
+ */
+export function destroySoftHsmKey(token: SoftHsmToken, path: string): number {
+  const lib = createRequire(import.meta.url)('pkcs11js') as typeof import('pkcs11js');
+  const p11 = new lib.PKCS11();
+  p11.load(token.library);
+  p11.C_Initialize();
+  try {
+    const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trimEnd() === token.tokenLabel);
+    if (!slot) throw new Error(`no token labelled ${token.tokenLabel}`);
+    const session = p11.C_OpenSession(slot, lib.CKF_SERIAL_SESSION | lib.CKF_RW_SESSION);
+    p11.C_Login(session, lib.CKU_USER, readFileSync(token.pinFile, 'utf8').split('\n')[0]!);
+    p11.C_FindObjectsInit(session, [{ type: lib.CKA_ID, value: tokenKeyId(path) }]);
+    const objects = p11.C_FindObjects(session, 8);
+    p11.C_FindObjectsFinal(session);
+    for (const handle of objects) p11.C_DestroyObject(session, handle);
+    return objects.length;
+  } finally {
+    p11.C_Finalize();
+    p11.close();
+  }
 }

@@ -10,6 +10,7 @@ import { DAI, generateCharges, LedgerModel, USDC } from './ledger-reference.test
 import { runWebhookStoreContract } from './webhooks.contract.test-suite.ts';
 import { runGrantStoreContract } from './grants.contract.test-suite.ts';
 import { runAgentKeyStoreContract } from './agent-keys.contract.test-suite.ts';
+import { runReleasedSignatureStoreContract } from './released-signatures.contract.test-suite.ts';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
 interface RawExec {
@@ -73,6 +74,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
     runWebhookStoreContract(fresh);
     runGrantStoreContract(fresh);
     runAgentKeyStoreContract(fresh);
+    runReleasedSignatureStoreContract(fresh);
 
     test('migrate is idempotent and meta keeps the first value written by initMeta', async () => {
       const store = await fresh();

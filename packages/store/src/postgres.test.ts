@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './contract.test-suite.ts';
 import { checkConcurrentClaims } from './webhooks.contract.test-suite.ts';
+import { checkConcurrentKeeps } from './released-signatures.contract.test-suite.ts';
 import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
 import { checkAgentKeyBackfill, checkConcurrentRotations } from './agent-keys.contract.test-suite.ts';
 import { postgresMigrations } from './postgres/migrations/index.ts';
@@ -59,6 +60,17 @@ test('postgres: two instances (two pools) on one schema still append exactly 50 
   } finally {
     await a.close();
     await b.close();
+  }
+});
+
+test('postgres: three instances keeping released signatures for one audit entry at once all answer the first row', { skip }, async () => {
+  const schema = newSchema();
+  const stores = await Promise.all([0, 1, 2].map(() => openPostgresStore({ connectionString: url, schema, poolSize: 4 })));
+  try {
+    await Promise.all(stores.map((s) => s.migrate()));
+    for (const seq of [1, 2, 3]) await checkConcurrentKeeps(stores, seq);
+  } finally {
+    for (const s of stores) await s.close();
   }
 });
 

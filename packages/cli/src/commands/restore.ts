@@ -12,7 +12,7 @@ import { hiddenPrompt, readPassphrase } from '../passphrase.ts';
 
 export const restoreCommand: Command = {
   name: 'restore',
-  summary: 'Rebuild the vault from the recovery phrase, checked against the store first (offline; the daemon stopped)',
+  summary: 'Rebuild the vault from the recovery phrase, checked against the store first (offline; the daemon stopped); with AIRLOCK_KEY_BACKEND=pkcs11 the EVM agent keys are checked on the token',
   usage: 'airlock restore [--phrase-file FILE (mode 0600) | --shares-dir DIR | --share-file FILE ...] [--passphrase-file FILE] [--data-dir DIR] [--store URL] [--force]\n  phrase: --phrase-file, else a hidden prompt; or SLIP-39 shares (`airlock vault split`), one per owner-only file, enough to meet the thresholds.\n  new passphrase: the sources `airlock init` takes. --force replaces an existing vault file.',
   options: { 'phrase-file': { type: 'string' }, 'shares-dir': { type: 'string' }, 'share-file': { type: 'string', multiple: true }, 'passphrase-file': { type: 'string' }, 'data-dir': { type: 'string' }, store: { type: 'string' }, force: { type: 'boolean' } },
   async run(ctx, { values, positionals }) {
@@ -35,7 +35,12 @@ export const restoreCommand: Command = {
       : await restoreAirlock(config, phrase!, passphrase, { force: values.force === true });
     if (ctx.json) return printJson(result);
     console.log(`Vault restored: ${result.vaultPath} (fingerprint ${result.fingerprint}${result.replaced ? ', replaced the file that was there' : ''})`);
-    console.log(`Checked against ${redactUrl(config.storeUrl)}: the ${shares ? 'shares derive' : 'phrase derives'} the recorded address of all ${result.agentsChecked} agent(s) (${result.keysChecked} key(s)).`);
+    if (result.token) {
+      // A PKCS#11 deployment: the phrase restored the vault keys; the EVM agent keys were found on the token.
+      console.log(`Checked against ${redactUrl(config.storeUrl)}: the ${shares ? 'shares are' : 'phrase is'} this store's vault, and PKCS#11 token "${result.token.label}" holds the recorded key of all ${result.agentsChecked} agent(s) (${result.token.keysFound} EVM key(s)).`);
+    } else {
+      console.log(`Checked against ${redactUrl(config.storeUrl)}: the ${shares ? 'shares derive' : 'phrase derives'} the recorded address of all ${result.agentsChecked} agent(s) (${result.keysChecked} key(s)).`);
+    }
     console.log(`Audit entry ${result.auditSeq}: vault.restored. Start with the new passphrase: airlock start`);
   },
 };

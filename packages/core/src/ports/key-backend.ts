@@ -24,9 +24,17 @@ export type ProducedSignature = EcdsaSignature | SchnorrSignature;
 
 export interface KeyBackend {
   readonly kind: string;
+  /**
+   * Whether signing the same digest with the same key always gives the same bytes (RFC 6979 ECDSA, BIP-340 with
+   * aux derived from the message): true for the HD and native backends. False for a PKCS#11 token (a random
+   * nonce per signature): the signing service then stores what it released for each charged decision and
+   * answers every replay with those bytes (service/released-signatures.ts), since a replay must be
+   * byte-identical to what was charged.
+   */
+  readonly deterministic: boolean;
   /** 33-byte compressed secp256k1 public key at a BIP-32 path such as `m/44'/60'/7'/0/0`. */
   getPublicKey(path: string): Promise<Uint8Array>;
-  /** Signs a 32-byte digest exactly as given (no prehash). Deterministic (RFC 6979 / BIP-340 aux=0 not required). */
+  /** Signs a 32-byte digest exactly as given (no prehash); the same bytes every time when `deterministic`. */
   signDigest(path: string, digest: Uint8Array, scheme: 'ecdsa-secp256k1'): Promise<EcdsaSignature>;
   /**
    * The BIP-32 node at `path` without its private key (public key, chain code, parent fingerprint): what a

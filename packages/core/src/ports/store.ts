@@ -21,6 +21,7 @@ import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } f
 import type { ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord } from './shadow-policies.ts';
 import type { WebhookStore, WebhookStoreTx } from './webhooks.ts';
 import type { GrantStore, GrantStoreTx } from './grants.ts';
+import type { ReleasedSignatureStore } from './released-signatures.ts';
 import type { LifecycleStore, LifecycleStoreTx } from './lifecycle.ts';
 import type { AgentKey, DeriveAgentAddress } from './agent-keys.ts';
 
@@ -201,7 +202,7 @@ export interface NonceClaim {
  * Amounts cross this boundary as bigint; they are stored as TEXT (SQLite) / NUMERIC(78,0) (PostgreSQL).
  * Any I/O failure surfaces as AirlockError('store_unavailable') so the service fails closed.
  */
-export interface Store extends WebhookStore, GrantStore, LifecycleStore {
+export interface Store extends WebhookStore, GrantStore, LifecycleStore, ReleasedSignatureStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending numbered migrations. Safe to call from several instances at once. */
   migrate(): Promise<void>;

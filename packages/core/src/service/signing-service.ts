@@ -27,6 +27,7 @@ import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
 import { seriesFor } from '../ports/ledger.ts';
 import { requiredQuorum } from '../approvals/quorum.ts';
 import { grantsOf } from '../dependencies/grants.ts';
+import { releasedSignatures } from './released-signatures.ts';
 
 export interface AgentAuth {
   agent: Agent;
@@ -253,7 +254,8 @@ export class SigningService {
       const grants = grantsOf(intent, { agentId: auth.agent.id, auditSeq: entry.seq, nowMs: now });
       if (grants.length > 0) await tx.recordGrants(grants);
       const extra = paymentId !== undefined ? { paymentId } : {};
-      // The signature is produced after commit; a replay re-signs (RFC 6979 makes it identical).
+      // The signature is produced after commit; a replay signs again (RFC 6979 makes it identical) or, with a key
+      // backend that is not deterministic, returns the bytes kept at the first release (released-signatures.ts).
       // `signer`: a retry is re-signed only by the same key (a rotation in between must not re-sign it with another).
       stored = { status: 200, body: { decision: 'allow', auditSeq: entry.seq, resign: true, signer: req.signer, ...extra } };
       outcome = { release: { auditSeq: entry.seq, replayed: false, decision, extra, entry } };
@@ -555,8 +557,12 @@ export class SigningService {
     return this.shadows.record(tx, decision, entry, summary);
   }
 
-  /** Signs a decoded request whose reservation is committed, verifies, and returns the result. */
-  async signCommitted(agent: Agent, action: string, payload: unknown, expectedDigest?: string): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
+  /**
+   * Signs a decoded request whose reservation is committed (an approval, its decision charged at `auditSeq`),
+   * verifies, and returns the result. A nonce replay of the same request may already have released its signature
+   * (released-signatures.ts): that is the one returned.
+   */
+  async signCommitted(agent: Agent, action: string, payload: unknown, auditSeq: number, expectedDigest?: string): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
     assertAuditIntact(this.deps.auditIntegrity); // approvals sign here, not through sign()
     const adapter = this.adapterFor(action);
     const signer = await this.signerFor(adapter, agent);
@@ -564,7 +570,7 @@ export class SigningService {
     if (expectedDigest !== undefined && bytesToHex(decoded.digest) !== expectedDigest) {
       throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved digest.');
     }
-    const signatures = await this.produceSignatures(adapter, action, agent, decoded);
+    const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed: true }, () => this.produceSignatures(adapter, action, agent, decoded));
     const result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     return { adapter, decoded, result };
   }
@@ -708,7 +714,8 @@ export class SigningService {
   private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
     let result: SignResult;
     try {
-      const signatures = await this.produceSignatures(adapter, action, auth.agent, decoded);
+      // A replay returns the bytes charged at `auditSeq` (kept when the key backend is not deterministic).
+      const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed }, () => this.produceSignatures(adapter, action, auth.agent, decoded));
       // Finalised from the one decode made before the transaction: no second decode, no re-serialisation.
       result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     } catch (e) {

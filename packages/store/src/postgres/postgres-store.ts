@@ -1,4 +1,4 @@
-import type { GrantRecord } from '@airlock/core';
+import type { GrantRecord, ReleasedSignatures } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { AirlockError } from '@airlock/core';
@@ -14,6 +14,7 @@ import * as agentKeys from './agent-keys.ts';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
 import * as grants from './grants.ts';
+import * as releasedSignatures from './released-signatures.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as shadow from './shadow.ts';
@@ -256,6 +257,13 @@ export class PostgresStore implements Store {
     return records.sessionDescendants(this.q, id);
   }
 
+  getReleasedSignatures(auditSeq: number): Promise<ReleasedSignatures | undefined> {
+    return releasedSignatures.getReleasedSignatures(this.q, auditSeq);
+  }
+  /** Autocommit statements on the pool, outside the group-commit batches: no lock beyond the row's key. */
+  keepReleasedSignatures(record: ReleasedSignatures): Promise<ReleasedSignatures> {
+    return releasedSignatures.keepReleasedSignatures(this.q, record);
+  }
   listGrants(agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number } = {}): Promise<GrantRecord[]> {
     return grants.listGrants(this.q, agentId, filter);
   }

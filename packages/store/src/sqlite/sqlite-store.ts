@@ -1,4 +1,4 @@
-import type { GrantRecord } from '@airlock/core';
+import type { GrantRecord, ReleasedSignatures } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
@@ -14,6 +14,7 @@ import * as agentKeys from './agent-keys.ts';
 import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
 import * as grants from './grants.ts';
+import * as releasedSignatures from './released-signatures.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
@@ -178,6 +179,13 @@ export class SqliteStore implements Store {
     return this.read(() => records.sessionDescendants(this.db, id));
   }
 
+  getReleasedSignatures(auditSeq: number): Promise<ReleasedSignatures | undefined> {
+    return this.read(() => releasedSignatures.getReleasedSignatures(this.db, auditSeq));
+  }
+  /** Its own durable write (a group-commit batch like any other), outside the caller's transactions. */
+  keepReleasedSignatures(record: ReleasedSignatures): Promise<ReleasedSignatures> {
+    return this.write(() => releasedSignatures.keepReleasedSignatures(this.db, record));
+  }
   listGrants(agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number } = {}): Promise<GrantRecord[]> {
     return this.read(() => grants.listGrants(this.db, agentId, filter));
   }

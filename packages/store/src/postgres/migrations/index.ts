@@ -17,6 +17,7 @@ import { statements as agentKeys } from './017_agent_keys.ts';
 import { statements as lifecycleJobs } from './018_lifecycle_jobs.ts';
 import { statements as approvers } from './012_approvers.ts';
 import { statements as grants } from './019_grants.ts';
+import { statements as releasedSignatures } from './020_released_signatures.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -39,4 +40,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [17, { name: '017_agent_keys', statements: agentKeys }],
   [18, { name: '018_lifecycle_jobs', statements: lifecycleJobs }],
   [19, { name: '019_grants', statements: grants }],
+  [20, { name: '020_released_signatures', statements: releasedSignatures }],
 ]);
