@@ -6,7 +6,7 @@ import type { PaymentRecord } from '../ports/payments.ts';
 import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ErrorCode } from '../codes.ts';
 import type { DecodedRequest, SignResult, ChainAdapter, SignerContext } from '../ports/chain-adapter.ts';
-import type { ProducedSignature } from '../ports/key-backend.ts';
+import type { BoundSigningRequest, ProducedSignature } from '../ports/key-backend.ts';
 import { bip32Fingerprint, type ExtendedPublicKey } from '../ports/chain-adapter.ts';
 import { ledgerViewFrom } from '../ports/ledger.ts';
 import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
@@ -38,6 +38,9 @@ export interface SignOutcome {
   status: 200 | 202 | 403;
   body: Record<string, unknown>;
 }
+
+/** What binds a signature to its committed decision (KeyBackend.signBound), less what the caller knows already. */
+type SignBinding = Omit<BoundSigningRequest, 'agentId' | 'action'>;
 
 /** What a request says beyond its payload. */
 export interface SignContext {
@@ -211,7 +214,9 @@ export class SigningService {
       const { auditSeq, replayed, decision, extra, entry } = outcome.release;
       // The receipt is read off the entry now, after commit: a store may give an entry its leaf index only
       // when its batch commits (PostgreSQL).
-      return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra);
+      // A key process signs only what the entry of this very request allowed: a replay's own entry points at the original.
+      const binding: SignBinding = { auditSeq: typeof extra.replayAuditSeq === 'number' ? extra.replayAuditSeq : auditSeq, payload, ...(context.x402 ? { x402: context.x402 } : {}) };
+      return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra, binding);
     }
     return outcome;
   }
@@ -556,7 +561,8 @@ export class SigningService {
   }
 
   /** Signs a decoded request whose reservation is committed, verifies, and returns the result. */
-  async signCommitted(agent: Agent, action: string, payload: unknown, expectedDigest?: string): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
+  /** `approval`: the approval and its request's entry, which a key process checks before it signs (KeyBackend.signBound). */
+  async signCommitted(agent: Agent, action: string, payload: unknown, expectedDigest?: string, approval?: { id: string; auditSeq: number }): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
     assertAuditIntact(this.deps.auditIntegrity); // approvals sign here, not through sign()
     const adapter = this.adapterFor(action);
     const signer = await this.signerFor(adapter, agent);
@@ -564,7 +570,8 @@ export class SigningService {
     if (expectedDigest !== undefined && bytesToHex(decoded.digest) !== expectedDigest) {
       throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved digest.');
     }
-    const signatures = await this.produceSignatures(adapter, action, agent, decoded);
+    const binding = approval ? { auditSeq: approval.auditSeq, approvalId: approval.id, payload } : undefined;
+    const signatures = await this.produceSignatures(adapter, action, agent, decoded, binding);
     const result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     return { adapter, decoded, result };
   }
@@ -646,8 +653,11 @@ export class SigningService {
   /**
    * Every signature a decoded request needs: one per task (a PSBT's inputs, each at its own path), or the one
    * signature over `digest` with the agent's key. In task order; `finalize` gets the first and the list.
+   * A backend that takes bound requests (a key process) gets the committed entry and the request instead of
+   * digests, and decodes and signs them itself.
    */
-  private async produceSignatures(adapter: ChainAdapter, action: string, agent: Agent, decoded: DecodedRequest): Promise<ProducedSignature[]> {
+  private async produceSignatures(adapter: ChainAdapter, action: string, agent: Agent, decoded: DecodedRequest, binding?: SignBinding): Promise<ProducedSignature[]> {
+    if (binding && this.deps.keys.signBound) return this.deps.keys.signBound({ ...binding, agentId: agent.id, action });
     if (!decoded.tasks) return [await this.produceSignature(adapter, action, adapter.derivationPath(agent.accountIndex, agent.keyIndex), decoded.digest)];
     const out: ProducedSignature[] = [];
     for (const task of decoded.tasks) {
@@ -705,10 +715,10 @@ export class SigningService {
     return { auditSeq, decoded, signer, path: adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex) };
   }
 
-  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
+  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}, binding?: SignBinding): Promise<SignOutcome> {
     let result: SignResult;
     try {
-      const signatures = await this.produceSignatures(adapter, action, auth.agent, decoded);
+      const signatures = await this.produceSignatures(adapter, action, auth.agent, decoded, binding);
       // Finalised from the one decode made before the transaction: no second decode, no re-serialisation.
       result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     } catch (e) {
