@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { encodePaymentRequiredHeader, decodePaymentSignatureHeader } from '@x402/core/http';
-import { recoverTransactionAddress, recoverTypedDataAddress, keccak256, type Hex } from 'viem';
+import { parseTransaction, recoverTransactionAddress, recoverTypedDataAddress, keccak256, type Hex } from 'viem';
 import { ALICE, BASE, USDC, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
 import { adminClient, httpJson, killAllDaemons, prepareDaemonData, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
 import { decodeWire, encodeWire } from './key-process/wire.ts';
@@ -122,13 +122,13 @@ describe('key process: a separate process holds the keys and signs only committe
   });
 
   describe('an attacker holding the socket', () => {
-    let allowed: { seq: number; body: unknown };
+    let allowed: { seq: number; body: unknown; signed: Hex };
     let denied: { seq: number; body: unknown };
     before(async () => {
       const body = usdcTransfer(ALICE, 3_000n, nonce++);
       const res = await httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token: tokenA, body });
       assert.equal(res.status, 200, JSON.stringify(res.body));
-      allowed = { seq: res.body.auditSeq, body };
+      allowed = { seq: res.body.auditSeq, body, signed: res.body.signedTransaction };
       const over = usdcTransfer(ALICE, 200_000_000n, nonce++); // over the per-request cap
       const refused = await httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token: tokenA, body: over });
       assert.equal(refused.status, 403, JSON.stringify(refused.body));
@@ -145,10 +145,12 @@ describe('key process: a separate process holds the keys and signs only committe
       assert.match(keyProcess.output(), new RegExp(`"msg":"refused","method":"${method}","code":"key_process_refused","reason":"${reason}"`));
     };
 
-    test('the committed decision it names is signed, and only that (the same bytes the agent got)', async () => {
+    test('the committed decision it names is signed again, and only that: the bytes the agent already got', async () => {
       const res = await ask(socket, 'signBound', { auditSeq: allowed.seq, agentId: agentA.id, action: 'evm.transaction', payload: allowed.body });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.result.length, 1);
+      const { r, s } = parseTransaction(allowed.signed);
+      assert.equal(Buffer.from(res.body.result[0].compact).toString('hex'), `${r!.slice(2).padStart(64, '0')}${s!.slice(2).padStart(64, '0')}`);
     });
 
     test('no audit seq: binding_missing', () => refusedWith('signBound', { agentId: agentA.id, action: 'evm.transaction', payload: allowed.body }, 'binding_missing'));
@@ -157,9 +159,24 @@ describe('key process: a separate process holds the keys and signs only committe
     test('an allowed entry with another payload: request_hash_mismatch', () =>
       refusedWith('signBound', { auditSeq: allowed.seq, agentId: agentA.id, action: 'evm.transaction', payload: usdcTransfer(ALICE, 400_000_000n, 0) }, 'request_hash_mismatch'));
     test("another agent's key for an allowed entry: agent_mismatch", () => refusedWith('signBound', { auditSeq: allowed.seq, agentId: agentB.id, action: 'evm.transaction', payload: allowed.body }, 'agent_mismatch'));
-    test('an approval that does not exist: audit_entry_not_found', async () => {
-      // The allowed entry is no request held for approval: named as such first.
-      await refusedWith('signBound', { auditSeq: allowed.seq, agentId: agentA.id, action: 'evm.transaction', payload: allowed.body, approvalId: 'apr_0000000000000000' }, 'decision_not_allow');
+    test('an approval: refused while pending (decision_not_allow) or unknown; once an operator approves, the daemon gets it signed', async () => {
+      const created = await admin('POST', '/v1/agents', { names: ['kp-c'] });
+      const agentC = created.body.agents[0];
+      assert.equal((await admin('PUT', `/v1/policies/${agentC.name}`, { document: usdcPolicy({ approvalAbove: '5000000' }) })).status, 200);
+      const tokenC = (await admin('POST', `/v1/agents/${agentC.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] })).body.token;
+      const body = usdcTransfer(ALICE, 20_000_000n, 0);
+      const pending = await httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token: tokenC, body });
+      assert.equal(pending.status, 202, JSON.stringify(pending.body));
+      const bound = { auditSeq: pending.body.auditSeq, agentId: agentC.id, action: 'evm.transaction', payload: body };
+      await refusedWith('signBound', { ...bound, approvalId: pending.body.approvalId }, 'decision_not_allow');
+      await refusedWith('signBound', { ...bound, approvalId: 'apr_0000000000000000' }, 'audit_entry_not_found');
+      await refusedWith('signBound', bound, 'decision_not_allow');
+      const approved = await admin('POST', `/v1/approvals/${pending.body.approvalId}/approve`);
+      assert.equal(approved.status, 200, JSON.stringify(approved.body));
+      const fetched = await admin('GET', `/v1/approvals/${pending.body.approvalId}`);
+      assert.equal((await recoverTransactionAddress({ serializedTransaction: fetched.body.result.signedTransaction })).toLowerCase(), agentC.address);
+      // Approved, the same request with another payload is still refused.
+      await refusedWith('signBound', { ...bound, payload: usdcTransfer(ALICE, 20_000_000n, 1), approvalId: pending.body.approvalId }, 'request_hash_mismatch');
     });
     test('a bare digest for an agent key, the audit key or the agent Nostr identity: unbound_digest', async () => {
       const digest = new Uint8Array(32).fill(7);
