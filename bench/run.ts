@@ -2,7 +2,7 @@
 // order, then writes bench/results.json and docs/benchmarks.md (bench/report.ts). Every comparison is
 // measured in the same run as its baseline; every figure is a median with its spread (min–max).
 //   --quick          smaller sizes and 3 rounds (a smoke run; numbers not comparable to the targets)
-//   --only=a,b       run some sections: inprocess, http, policy, ledger, audit, provisioning, twoprocesses
+//   --only=a,b       run some sections: inprocess, http, policy, ledger, audit, provisioning, twoprocesses, keyprocess
 //   --report-only    re-render docs/benchmarks.md from bench/results.json
 //   BENCH_ROUNDS=n   rounds per figure (default 5)
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { NativeKeyBackend } from '../packages/keys/src/index.ts';
 import { benchAudit } from './audit.ts';
 import { benchHttp } from './http.ts';
 import { benchInProcess } from './in-process.ts';
+import { benchKeyProcess } from './key-process.ts';
 import { benchLedgerWindow } from './ledger-window.ts';
 import { load, type BenchOptions } from './lib/stats.ts';
 import { benchPolicy } from './policy.ts';
@@ -50,6 +51,7 @@ console.log(`bench: ${results.machine.cpu}, Node ${process.version}, load ${resu
 
 const sections: [string, () => Promise<unknown> | unknown][] = [
   ['inprocess', () => benchInProcess(o)],
+  ['keyprocess', () => benchKeyProcess(o)],
   ['http', () => benchHttp(o)],
   ['twoprocesses', () => benchTwoProcesses(o)],
   ['policy', () => benchPolicy(o)],

@@ -135,14 +135,19 @@ describe('key process: a separate process holds the keys and signs only committe
       denied = { seq: refused.body.auditSeq, body: over };
     });
 
+    const logged = new Map<string, number>();
     const refusedWith = async (method: string, params: Record<string, unknown>, reason: string) => {
       const res = await ask(socket, method, params);
       assert.equal(res.status, 403, JSON.stringify(res.body));
       assert.equal(res.body.error.code, 'key_process_refused');
       assert.equal(res.body.error.details.reason, reason, JSON.stringify(res.body));
-      // The key process's own log names the refusal.
-      for (let i = 0; i < 20 && !keyProcess.output().includes(`"reason":"${reason}"`); i++) await sleep(25);
-      assert.match(keyProcess.output(), new RegExp(`"msg":"refused","method":"${method}","code":"key_process_refused","reason":"${reason}"`));
+      // The key process's own log names the refusal (one more line than before this request).
+      const line = new RegExp(`"msg":"refused","method":"${method}","code":"key_process_refused","reason":"${reason}"`, 'g');
+      const count = () => keyProcess.output().match(line)?.length ?? 0;
+      const before = logged.get(line.source) ?? 0;
+      for (let i = 0; i < 40 && count() <= before; i++) await sleep(25);
+      assert.equal(count(), before + 1, keyProcess.output());
+      logged.set(line.source, before + 1);
     };
 
     test('the committed decision it names is signed again, and only that: the bytes the agent already got', async () => {
@@ -185,9 +190,11 @@ describe('key process: a separate process holds the keys and signs only committe
       await refusedWith('signSchnorr', { path: "m/44'/1237'/0'/0/0", digest }, 'unbound_digest');
       await refusedWith('signTaprootKeyPath', { path: "m/86'/0'/0'/0/0", digest }, 'unbound_digest');
     });
-    test('a tree head over a root the log does not have: tree_root_mismatch', async () => {
-      const head = { treeSize: 1, rootHash: keccak256('0x01').slice(2), at: Date.now() };
-      await refusedWith('signTreeHead', { path: "m/7447'/0'/0'", head }, 'tree_root_mismatch');
+    test('a tree head over a root the log does not have, or older than those signed: tree_root_mismatch', async () => {
+      const { treeSize } = (await admin('GET', '/v1/audit/head')).body;
+      await refusedWith('signTreeHead', { path: "m/7447'/0'/0'", head: { treeSize, rootHash: keccak256('0x01').slice(2), at: Date.now() } }, 'tree_root_mismatch');
+      await refusedWith('signTreeHead', { path: "m/7447'/0'/0'", head: { treeSize: 1, rootHash: keccak256('0x01').slice(2), at: Date.now() } }, 'tree_root_mismatch');
+      await refusedWith('signTreeHead', { path: "m/7447'/0'/0'", head: { treeSize, rootHash: keccak256('0x01').slice(2), at: Date.now() - 3_600_000 } }, 'tree_head_stale');
     });
     test('secrets and ECDH only on their own paths: path_not_allowed', async () => {
       await refusedWith('deriveSecret', { path: "m/44'/60'/0'/0/0", label: 'webhook/x/1' }, 'path_not_allowed');

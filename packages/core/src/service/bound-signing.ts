@@ -184,7 +184,8 @@ const LEAF_PAGE = 4096;
 /**
  * The audit key signs a tree head only over the root it computes itself from the leaves in the store (never
  * from the stored tree nodes the HTTP process writes), kept incrementally: each head costs the leaves added
- * since the last one. A log rewritten under leaves already read no longer matches: refused `tree_root_mismatch`.
+ * since the last one. Leaves once read are kept as read: a log rewritten under them, or a head older than them,
+ * is refused `tree_root_mismatch` until the key process restarts.
  */
 export class TreeHeadGuard {
   private frontier = new MerkleFrontier();
@@ -198,16 +199,16 @@ export class TreeHeadGuard {
   async sign(path: string, head: TreeHeadToSign): Promise<Uint8Array> {
     if (!Number.isSafeInteger(head.treeSize) || head.treeSize < 1 || typeof head.rootHash !== 'string' || !Number.isSafeInteger(head.at)) throw bindingRefused('binding_missing', 'a tree head names its size, root and time.');
     if (Math.abs(head.at - this.deps.now()) > TREE_HEAD_SKEW_MS) throw bindingRefused('tree_head_stale', "the tree head's time is more than 5 minutes from the key process's clock.");
-    // An older size than already read (a restarted daemon's first head is never older): start over from leaf 0.
-    if (head.treeSize < this.frontier.size) this.frontier = new MerkleFrontier();
+    // Tree heads only grow. Leaves already read are never read again, so a log rewritten under them cannot be
+    // signed by asking for an older size first (a genuinely restored log needs the key process restarted).
+    if (head.treeSize < this.frontier.size) throw bindingRefused('tree_root_mismatch', `the key process has read ${this.frontier.size} leaves already; it signs no older tree head.`);
     while (this.frontier.size < head.treeSize) {
       const leaves = await this.deps.reader.readAuditLeaves(this.frontier.size, Math.min(LEAF_PAGE, head.treeSize - this.frontier.size));
       if (leaves.length === 0) throw bindingRefused('tree_root_mismatch', `the log has ${this.frontier.size} leaves, fewer than the tree head's ${head.treeSize}.`);
       for (const leaf of leaves) this.frontier.push(storedLeafHash(leaf));
     }
     if (bytesToHex(this.frontier.root()) !== head.rootHash) {
-      // Read again next time: the leaves may have been read mid-rewrite (or the log was tampered with: say so).
-      this.frontier = new MerkleFrontier();
+      // Kept as read: the daemon's root is over other leaves than these (a rewritten log, or forged tree nodes).
       throw bindingRefused('tree_root_mismatch', `the root of the log's first ${head.treeSize} leaves is not the one asked for.`);
     }
     return this.deps.keys.signSchnorr(path, treeHeadDigest(head));
