@@ -7,6 +7,7 @@ import type { LedgerWindowResult } from './ledger-window.ts';
 import type { Pkcs11Result } from './pkcs11.ts';
 import type { PolicyResult } from './policy.ts';
 import type { ProvisioningResult } from './provisioning.ts';
+import type { KeyProcessResult } from './key-process.ts';
 import type { TwoProcessResult } from './two-processes.ts';
 import { fmt, type Figure } from './lib/stats.ts';
 
@@ -25,6 +26,7 @@ export interface BenchResults {
     inprocess?: Section<InProcessResult>;
     http?: Section<HttpResult>;
     twoprocesses?: Section<TwoProcessResult>;
+    keyprocess?: Section<KeyProcessResult>;
     policy?: Section<PolicyResult>;
     ledger?: Section<LedgerWindowResult>;
     audit?: Section<AuditResult>;
@@ -190,7 +192,7 @@ function targets(r: BenchResults): TargetRow[] {
 }
 
 export function renderReport(r: BenchResults): string {
-  const { inprocess, http, twoprocesses, policy, ledger, audit, provisioning, pkcs11 } = r.sections;
+  const { inprocess, keyprocess, http, twoprocesses, policy, ledger, audit, provisioning, pkcs11 } = r.sections;
   const out: string[] = [];
   out.push('# Benchmarks', '');
   out.push(`Produced by \`npm run bench\` (bench/run.ts) on ${r.date.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' — QUICK RUN, smaller sizes: not comparable to the targets' : ''}.`);
@@ -223,6 +225,17 @@ export function renderReport(r: BenchResults): string {
     out.push('');
     out.push('The full path is what every signature pays: decode the transaction into an intent; in one store transaction load the policy layers and the rolling-window totals, evaluate, reserve (ledger rows) and append the audit entry; commit durably (SQLite WAL with `synchronous=FULL`; PostgreSQL commit; requests that arrive together share one group commit, a savepoint each); sign; then recover the sender from the signed bytes (one public-key recovery) before releasing it.');
     out.push(`(${loadNote(inprocess)})`, '');
+  }
+
+  if (keyprocess) {
+    const k = keyprocess;
+    out.push('## The signing path through a separate key process', '');
+    out.push(`The in-process signing path (SQLite, ${k.backend} backend, 16 agents) with the keys in the daemon, against the same path with the keys in \`airlock key-process\` (its own OS process, a Unix socket, docs/custody.md "Separate key process"): per signature one request over the socket, and in the key process a read of the audit entry (and the agent) from its read-only store connection, the request hash, a second decode of the payload, and the signature. Same store and agents, same round.`, '');
+    out.push('| what | in-process keys | key process | ratio (same round) |', '|---|---|---|---|');
+    out.push(`| sequential, ops/s | ${fmt(k.inProcess.c1)} | ${fmt(k.keyProcess.c1)} | ${r2(k.ratioC1.median)} (${r2(k.ratioC1.min)}–${r2(k.ratioC1.max)}) |`);
+    out.push(`| 16 in flight over 16 agents, ops/s | ${fmt(k.inProcess.c16agents)} | ${fmt(k.keyProcess.c16agents)} | ${r2(k.ratioC16agents.median)} (${r2(k.ratioC16agents.min)}–${r2(k.ratioC16agents.max)}) |`);
+    out.push('');
+    out.push(`Added time per signature, sequential: ${fmt(k.addedMsC1, 2)} ms. (${loadNote(k)})`, '');
   }
 
   if (http) {

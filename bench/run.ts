@@ -2,8 +2,8 @@
 // order, then writes bench/results.json and docs/benchmarks.md (bench/report.ts). Every comparison is
 // measured in the same run as its baseline; every figure is a median with its spread (min–max).
 //   --quick          smaller sizes and 3 rounds (a smoke run; numbers not comparable to the targets)
-//   --only=a,b       run some sections: inprocess, http, policy, ledger, audit, provisioning, twoprocesses, pkcs11
-//                    (pkcs11 needs SoftHSM2; without it the section is recorded as skipped, with the reason)
+//   --only=a,b       run some sections: inprocess, keyprocess, http, policy, ledger, audit, provisioning, twoprocesses,
+//                    pkcs11 (pkcs11 needs SoftHSM2; without it the section is recorded as skipped, with the reason)
 //   --report-only    re-render docs/benchmarks.md from bench/results.json
 //   --update         with --only: measure those sections at full size and merge them into bench/results.json
 //                    and docs/benchmarks.md (each section keeps the date and load it was measured at)
@@ -14,6 +14,7 @@ import { NativeKeyBackend } from '../packages/keys/src/index.ts';
 import { benchAudit } from './audit.ts';
 import { benchHttp } from './http.ts';
 import { benchInProcess } from './in-process.ts';
+import { benchKeyProcess } from './key-process.ts';
 import { benchLedgerWindow } from './ledger-window.ts';
 import { load, type BenchOptions } from './lib/stats.ts';
 import { benchPkcs11 } from './pkcs11.ts';
@@ -59,6 +60,7 @@ console.log(`bench: ${results.machine.cpu}, Node ${process.version}, load ${resu
 
 const sections: [string, () => Promise<unknown> | unknown][] = [
   ['inprocess', () => benchInProcess(o)],
+  ['keyprocess', () => benchKeyProcess(o)],
   ['http', () => benchHttp(o)],
   ['twoprocesses', () => benchTwoProcesses(o)],
   ['policy', () => benchPolicy(o)],

@@ -63,6 +63,9 @@ export const ERROR_CODES = {
   hsm_login_failed: { status: 503, summary: 'The PIN in AIRLOCK_PKCS11_PIN_FILE does not log in to the PKCS#11 token (or the file cannot be read, or the PIN is locked).' },
   hsm_key_missing: { status: 503, summary: 'The PKCS#11 token holds no key (or more than one) for an agent key path; restore the token from its own backup. Nothing was signed.' },
   hsm_unsupported: { status: 400, summary: 'The operation needs a key kind the PKCS#11 token does not provide for this key (EVM agent keys live in the token: ECDSA only).' },
+  key_process_unavailable: { status: 503, summary: 'The key process (AIRLOCK_KEY_PROCESS_SOCKET) does not answer; nothing was signed. The decision stays recorded and its spend reserved.' },
+  key_process_refused: { status: 403, summary: "The key process refused to sign: the request is not bound to a committed decision that allowed it (details.reason names its check, docs/custody.md); nothing was signed." },
+  key_process_rate_limited: { status: 429, summary: "The key process's own rate limit (per agent or global) refused the signature; nothing was signed. See details.reason and Retry-After." },
   // operations (the CLI and the daemon's start-up, never an HTTP answer)
   address_in_use: { status: 500, summary: 'The listen address is already in use.' },
   config_invalid: { status: 400, summary: 'The configuration file cannot be read or holds an unknown or invalid setting.' },

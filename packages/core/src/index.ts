@@ -39,6 +39,7 @@ export * from './service/tokens.ts';
 export * from './service/policy-layers.ts';
 export * from './service/shadow-evaluation.ts';
 export * from './service/signing-service.ts';
+export * from './service/bound-signing.ts';
 export * from './service/circuit-breakers.ts';
 export * from './service/operator-service.ts';
 export * from './service/lifecycle-service.ts';

@@ -12,6 +12,8 @@ export interface AirlockConfig {
   port: number;
   /** Listen on a Unix socket instead of TCP when set. */
   socketPath?: string;
+  /** The keys live in a key process reached on this Unix socket (AIRLOCK_KEY_PROCESS_SOCKET, docs/custody.md): the daemon opens no vault. */
+  keyProcessSocket?: string;
   approvalTtlMs: number;
   bodyLimitBytes: number;
   checkpointIntervalMs: number;
@@ -137,6 +139,8 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
   if (lightning) config.lightning = lightning;
   const socketPath = overrides.socketPath ?? env.AIRLOCK_SOCKET;
   if (socketPath) config.socketPath = socketPath;
+  const keyProcessSocket = overrides.keyProcessSocket ?? env.AIRLOCK_KEY_PROCESS_SOCKET;
+  if (keyProcessSocket) config.keyProcessSocket = keyProcessSocket;
   return config;
 }
 

@@ -19,6 +19,7 @@ import {
   type LightningBackend,
   type NostrServicePort,
   systemClock,
+  type ChainAdapter,
   type ChainReader,
   type Clock,
   type ServiceDeps,
@@ -33,6 +34,7 @@ import { openStore } from '@airlock/store';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
 import { rpcChainReader } from './evm-chain-reader.ts';
+import { RemoteKeyBackend } from './key-process/remote-key-backend.ts';
 import { rpcEvmSubmitter } from './evm-submitter.ts';
 import { auditAnchorPath, fileAuditAnchorStore } from './audit-anchor-file.ts';
 import { NostrBunker } from './nostr-bunker/bunker.ts';
@@ -150,6 +152,8 @@ export interface Airlock {
   revokeAll: RevokeAllService;
   /** Which secp256k1 implementation signs and checks signatures, and why. */
   keyBackend: { kind: KeyBackendChoice; reason: string };
+  /** The key process holding the keys, when there is one (health asks it). */
+  keyProcess?: RemoteKeyBackend;
   /** The NIP-46 remote signer, when relays are configured (AIRLOCK_NOSTR_RELAYS) and a Nostr port is wired. */
   bunker?: NostrBunker;
   /** The NIP-47 wallet service for agents, when relays and a Lightning backend are configured (nwc-service/wallet-service.ts). */
@@ -164,7 +168,17 @@ export interface Airlock {
 }
 
 /** `pkcs11`: EVM agent keys in a PKCS#11 token, everything else on the vault with `native` or `js` (docs/custody.md). */
-export type KeyBackendChoice = 'native' | 'js' | 'pkcs11';
+export type KeyBackendChoice = 'native' | 'js' | 'pkcs11' | 'key-process';
+
+/** The chain adapters, by CAIP-2 namespace; `native`: EVM signatures are checked with libsecp256k1. */
+export function chainAdapters(native: boolean): Map<string, ChainAdapter> {
+  return new Map<string, ChainAdapter>([
+    ['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})],
+    ['nostr', createNostrAdapter()],
+    ['lightning', createLightningAdapter()],
+    ['bitcoin', createBitcoinAdapter()],
+  ]);
+}
 
 /**
  * AIRLOCK_FAULT=lifecycle_before_broadcast (crash tests only): the process kills itself with SIGKILL after a
@@ -215,7 +229,12 @@ export function pkcs11OptionsFrom(env: NodeJS.ProcessEnv): Pkcs11Options {
  * What opens the vault: its passphrase (the vault file is decrypted), or a vault already rebuilt from SLIP-39
  * shares with the public facts of the set for the audit entry (no share: they never leave the holder).
  */
-export type VaultUnlock = string | { vault: UnsealedVault; shares: { identifier: number; groupThreshold: number; groupsUsed: number[] } };
+export type VaultUnlock = string | { vault: UnsealedVault; shares: { identifier: number; groupThreshold: number; groupsUsed: number[] } } | KeyProcessUnlock;
+
+/** No vault in this process: the keys are in the key process on `socket` (config.keyProcessSocket). */
+export interface KeyProcessUnlock {
+  keyProcess: string;
+}
 
 export interface OpenOptions {
   /** Signing and recovery implementation. Default: chooseKeyBackend(process.env). `pkcs11` reads AIRLOCK_PKCS11_* unless `pkcs11` is given. */
@@ -242,7 +261,8 @@ export interface OpenOptions {
  */
 export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, options: OpenOptions = {}): Promise<Airlock> {
   // A vault unsealed elsewhere (from SLIP-39 shares) is ours from here: wiped on any failure below.
-  let vault: UnsealedVault | undefined = typeof unlock === 'string' ? undefined : unlock.vault;
+  let vault: UnsealedVault | undefined = typeof unlock === 'string' || 'keyProcess' in unlock ? undefined : unlock.vault;
+  const remote = typeof unlock !== 'string' && 'keyProcess' in unlock ? new RemoteKeyBackend(unlock.keyProcess) : undefined;
   // SQLite: WAL checkpoints in a worker thread, so no signing request waits for one on the event loop.
   const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true } }).catch((e: unknown) => {
     vault?.wipe();
@@ -259,36 +279,36 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
         hints: ['Point --data-dir / AIRLOCK_DATA_DIR (or AIRLOCK_VAULT) at the vault this store was created with, restore it from its backup, or rebuild it from the recovery phrase with `airlock restore` (docs/operations.md, Restore).'],
       });
     }
-    if (typeof unlock === 'string') vault = await openVault(config.vaultPath, unlock, options.vault ?? {});
-    if (vault!.fingerprint() !== bound) {
+    if (remote) {
+      // The key process holds the vault: it must be this store's (it checked too, against its read-only view).
+      if ((await remote.hello()).fingerprint !== bound) throw new AirlockError('vault_mismatch', 'The key process holds the vault of another store.');
+    } else if (typeof unlock === 'string') vault = await openVault(config.vaultPath, unlock, options.vault ?? {});
+    if (!remote && vault!.fingerprint() !== bound) {
       throw typeof unlock === 'string'
         ? new AirlockError('vault_mismatch', 'The vault file does not belong to this store.')
         : new AirlockError('vault_mismatch', 'These shares are of another vault: they do not recover the vault this store belongs to.', { hints: ['The entered shares were cleared; enter shares of this deployment\'s set.'] });
     }
-    if (typeof unlock !== 'string') {
+    if (typeof unlock !== 'string' && !('keyProcess' in unlock)) {
       // Who unsealed is not known (shares carry no identity); which set and how much of it is.
       await store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'vault.unsealed_by_shares', actor: 'operator', data: { fingerprint: bound, ...unlock.shares } }));
     }
     const adminTokenReadAt = performance.now();
     const adminTokenHash = await store.getMeta('admin_token_hash');
     if (!adminTokenHash) throw new AirlockError('vault_missing', 'This store has no admin credential.');
-    const chosen = options.pkcs11
+    const chosen = remote
+      ? { kind: 'key-process' as const, reason: `keys in the key process on ${remote.socketPath}` }
+      : options.pkcs11
       ? { kind: 'pkcs11' as const, reason: `agent keys in PKCS#11 token ${options.pkcs11.tokenLabel ?? `slot ${options.pkcs11.slot}`} (chosen by the caller)`, pkcs11: options.pkcs11 }
       : options.keyBackend && options.keyBackend !== 'pkcs11' ? { kind: options.keyBackend, reason: 'chosen by the caller' } : chooseKeyBackend(options.keyBackend === 'pkcs11' ? { ...process.env, AIRLOCK_KEY_BACKEND: 'pkcs11' } : process.env);
     const keyBackend = { kind: chosen.kind, reason: chosen.reason };
     // pkcs11: the token holds the agent keys; the vault keys and the recovery check use native when it loads.
-    const native = keyBackend.kind === 'native' || (keyBackend.kind === 'pkcs11' && NativeKeyBackend.available());
-    const vaultKeys = vault!.keyBackend(native ? 'native' : 'hd');
-    hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
+    const native = keyBackend.kind === 'native' || ((keyBackend.kind === 'pkcs11' || keyBackend.kind === 'key-process') && NativeKeyBackend.available());
+    const vaultKeys = remote ?? vault!.keyBackend(native ? 'native' : 'hd');
+    hsm = 'pkcs11' in chosen && chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
     const deps: ServiceDeps = {
       store,
       keys: hsm ?? vaultKeys,
-      adapters: new Map([
-        ['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})],
-        ['nostr', createNostrAdapter()],
-        ['lightning', createLightningAdapter()],
-        ['bitcoin', createBitcoinAdapter()],
-      ]),
+      adapters: chainAdapters(native),
       clock: options.clock ?? systemClock,
       randomId,
       randomSecret,
@@ -399,7 +419,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
       ? new WebhookDispatcher({ store, keys: deps.keys, clock: deps.clock, log: (m) => console.error(`[airlock] ${m}`) }, config.webhooks)
       : undefined;
     webhookDispatcher?.start();
-    const openedVault = vault!;
+    const openedVault = vault;
     let closed = false;
     return {
       config,
@@ -417,6 +437,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
       lifecycle,
       revokeAll,
       keyBackend,
+      ...(remote ? { keyProcess: remote } : {}),
       ...(bunker ? { bunker } : {}),
       ...(nwc ? { nwc } : {}),
       webhooks,
@@ -435,13 +456,15 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
         await lightningBackend?.close?.().catch(() => undefined);
         await audit.checkpoint().catch(() => undefined);
         hsm?.close();
-        openedVault.wipe();
+        openedVault?.wipe();
+        remote?.close();
         await store.close();
       },
     };
   } catch (e) {
     hsm?.close();
     vault?.wipe();
+    remote?.close();
     await store.close().catch(() => undefined);
     throw e;
   }

@@ -40,7 +40,7 @@ export interface ServeOptions extends OpenOptions {
  * Starts the HTTP daemon. With a passphrase it unseals at once; without one it starts sealed and waits
  * for POST /v1/unseal (every signing request answers 503 until then).
  */
-export async function serveAirlock(config: AirlockConfig, passphrase: string | undefined, options: ServeOptions = {}): Promise<RunningServer> {
+export async function serveAirlock(config: AirlockConfig, passphrase: VaultUnlock | undefined, options: ServeOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.logLevel);
   const unsealer = async (p: VaultUnlock): Promise<Airlock> => {
     let airlock: Airlock;
@@ -50,7 +50,7 @@ export async function serveAirlock(config: AirlockConfig, passphrase: string | u
       throw explainStoreFailure(e, config.storeUrl);
     }
     const { kind, reason } = airlock.keyBackend;
-    logger.log('info', 'key backend', { backend: kind === 'native' ? 'native (libsecp256k1)' : 'js (noble)', reason });
+    logger.log('info', 'key backend', { backend: kind === 'native' ? 'native (libsecp256k1)' : kind === 'js' ? 'js (noble)' : kind, reason });
     return airlock;
   };
   const holder = passphrase !== undefined ? new AirlockHolder(await unsealer(passphrase), unsealer) : new AirlockHolder(undefined, unsealer);

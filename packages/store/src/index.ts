@@ -12,9 +12,11 @@ export { openAuditLeafReader } from './audit-leaf-reader.ts';
  * `postgres://…` / `postgresql://…` with an optional `?schema=<name>`. Does not migrate: call
  * `migrate()` once the store is open. `options.sqlite` applies to a SQLite store only.
  */
-export async function openStore(url: string, options: { sqlite?: SqliteStoreOptions } = {}): Promise<Store> {
+/** `readOnly`: a connection that cannot write (the key process's view of decisions and the log). */
+export async function openStore(url: string, options: { sqlite?: SqliteStoreOptions; readOnly?: boolean } = {}): Promise<Store> {
   const target = storeTarget(url);
-  return 'sqlite' in target ? openSqliteStore(target.sqlite, options.sqlite) : openPostgresStore(target.postgres);
+  const readOnly = options.readOnly ? { readOnly: true } : {};
+  return 'sqlite' in target ? openSqliteStore(target.sqlite, { ...options.sqlite, ...readOnly }) : openPostgresStore({ ...target.postgres, ...readOnly });
 }
 export { copySqliteToPostgres, type StoreCopyReport } from './copy-store.ts';
 export { storeTarget } from './store-url.ts';

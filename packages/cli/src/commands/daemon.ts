@@ -104,8 +104,11 @@ export const startCommand: Command = {
   options: { ...storeOptions, host: { type: 'string' }, port: { type: 'string' }, socket: { type: 'string' }, sealed: { type: 'boolean' } },
   async run(ctx, { values }) {
     const config = await configFrom(values);
-    let passphrase: string | undefined;
-    if (!existsSync(config.vaultPath)) {
+    let passphrase: string | { keyProcess: string } | undefined;
+    if (config.keyProcessSocket) {
+      // The key process holds the vault: this process opens none, asks for no passphrase and creates no vault.
+      passphrase = { keyProcess: config.keyProcessSocket };
+    } else if (!existsSync(config.vaultPath)) {
       console.log(`No vault at ${config.vaultPath}: creating one (first run).`);
       passphrase = await runInit(config, values['passphrase-file'] as string | undefined, ctx.json, !process.stdout.isTTY);
     } else if (!values.sealed) {
@@ -133,7 +136,7 @@ export const startCommand: Command = {
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));
     if (server.metricsUrl) console.log(`Metrics on ${server.metricsUrl}`);
-    console.log(`Airlock listening on ${server.url} (store: ${redactUrl(config.storeUrl)}, ${server.holder.sealed ? 'sealed' : 'unsealed'})`);
+    console.log(`Airlock listening on ${server.url} (store: ${redactUrl(config.storeUrl)}, ${config.keyProcessSocket ? `keys in the key process on ${config.keyProcessSocket}` : server.holder.sealed ? 'sealed' : 'unsealed'})`);
   },
 };
 

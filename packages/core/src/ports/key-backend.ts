@@ -22,6 +22,36 @@ export interface SchnorrSignature {
 /** What the key backend hands a chain adapter to finalize: the scheme follows from the action. */
 export type ProducedSignature = EcdsaSignature | SchnorrSignature;
 
+/**
+ * A signature asked for by naming the committed decision that allowed it, not a digest (a key process,
+ * docs/custody.md "Separate key process"). The backend reads the entry itself, checks that it allowed exactly
+ * this request (its requestHash) for this agent, decodes the payload with the same chain adapter and signs only
+ * what that decode yields: whoever asks can get nothing signed that was not evaluated and recorded.
+ */
+export interface BoundSigningRequest {
+  /**
+   * The entry that allowed it: the `sign.request` with decision `allow`, the `sign.replay` (allow) of a replayed
+   * request, or, with `approvalId`, the `sign.request` an approved approval holds.
+   */
+  auditSeq: number;
+  agentId: string;
+  action: string;
+  /** The request exactly as the agent sent it (what requestHash covered, with `x402`). */
+  payload: unknown;
+  /** The x402 context the request hash covered (`/v1/sign/typed-data` with `x402`, `/v1/x402/pay`). */
+  x402?: unknown;
+  approvalId?: string;
+}
+
+/** The tree head the audit key signs: the backend may recompute `rootHash` from the log itself. */
+export interface TreeHeadToSign {
+  treeSize: number;
+  /** Hex. */
+  rootHash: string;
+  /** Milliseconds since the epoch. */
+  at: number;
+}
+
 export interface KeyBackend {
   readonly kind: string;
   /**
@@ -32,6 +62,13 @@ export interface KeyBackend {
    * byte-identical to what was charged.
    */
   readonly deterministic: boolean;
+  /**
+   * Optional: the signatures of a request bound to its committed decision, in task order (as the signing
+   * service's produceSignatures). A backend with this method may refuse the unbound `signDigest` for agent keys.
+   */
+  signBound?(request: BoundSigningRequest): Promise<ProducedSignature[]>;
+  /** Optional: BIP-340 over treeHeadDigest(head) with the key at `path`, after the backend checked the head. */
+  signTreeHead?(path: string, head: TreeHeadToSign): Promise<Uint8Array>;
   /** 33-byte compressed secp256k1 public key at a BIP-32 path such as `m/44'/60'/7'/0/0`. */
   getPublicKey(path: string): Promise<Uint8Array>;
   /** Signs a 32-byte digest exactly as given (no prehash); the same bytes every time when `deterministic`. */

@@ -228,7 +228,10 @@ export class AuditService {
 
   private async sign(head: TreePoint): Promise<SignedTreeHead> {
     const at = this.deps.clock.now();
-    const signature = await this.deps.keys.signSchnorr(this.deps.auditKeyPath, treeHeadDigest({ treeSize: head.treeSize, rootHash: head.rootHash, at }));
+    const toSign = { treeSize: head.treeSize, rootHash: head.rootHash, at };
+    // A key process recomputes the root from the log before it signs (KeyBackend.signTreeHead).
+    const { keys } = this.deps;
+    const signature = keys.signTreeHead ? await keys.signTreeHead(this.deps.auditKeyPath, toSign) : await keys.signSchnorr(this.deps.auditKeyPath, treeHeadDigest(toSign));
     return { treeSize: head.treeSize, rootHash: head.rootHash, at, publicKey: await this.auditPublicKey(), signature: bytesToHex(signature) };
   }
 

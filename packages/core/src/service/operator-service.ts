@@ -393,7 +393,7 @@ export class OperatorService {
       if (approval.action.startsWith('evm.') && typeof decodedFor === 'string' && decodedFor !== agent.address) {
         throw new AirlockError('key_rotated', "Refused by agent_keys/rotated: the agent's key was rotated after this approval was granted; nothing was signed.", { details: { rule: 'agent_keys/rotated', address: decodedFor, currentAddress: agent.address } });
       }
-      signed = await this.signing.signCommitted(agent, approval.action, approval.request, approval.auditSeq, approval.digest);
+      signed = await this.signing.signCommitted(agent, approval.action, approval.request, approval.auditSeq, approval.digest, id);
     } catch (e) {
       // As on the direct path: the spend stays reserved (conservative), the failure is on the record.
       const now2 = this.deps.clock.now();

@@ -6,7 +6,7 @@ import type { PaymentRecord } from '../ports/payments.ts';
 import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ErrorCode } from '../codes.ts';
 import type { DecodedRequest, SignResult, ChainAdapter, SignerContext } from '../ports/chain-adapter.ts';
-import type { ProducedSignature } from '../ports/key-backend.ts';
+import type { BoundSigningRequest, ProducedSignature } from '../ports/key-backend.ts';
 import { bip32Fingerprint, type ExtendedPublicKey } from '../ports/chain-adapter.ts';
 import { ledgerViewFrom } from '../ports/ledger.ts';
 import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
@@ -39,6 +39,9 @@ export interface SignOutcome {
   status: 200 | 202 | 403;
   body: Record<string, unknown>;
 }
+
+/** What binds a signature to its committed decision (KeyBackend.signBound), less what the caller knows already. */
+type SignBinding = Omit<BoundSigningRequest, 'agentId' | 'action'>;
 
 /** What a request says beyond its payload. */
 export interface SignContext {
@@ -212,7 +215,9 @@ export class SigningService {
       const { auditSeq, replayed, decision, extra, entry } = outcome.release;
       // The receipt is read off the entry now, after commit: a store may give an entry its leaf index only
       // when its batch commits (PostgreSQL).
-      return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra);
+      // A key process signs only what the entry of this very request allowed: a replay's own entry points at the original.
+      const binding: SignBinding = { auditSeq: typeof extra.replayAuditSeq === 'number' ? extra.replayAuditSeq : auditSeq, payload, ...(context.x402 ? { x402: context.x402 } : {}) };
+      return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra, binding);
     }
     return outcome;
   }
@@ -560,9 +565,10 @@ export class SigningService {
   /**
    * Signs a decoded request whose reservation is committed (an approval, its decision charged at `auditSeq`),
    * verifies, and returns the result. A nonce replay of the same request may already have released its signature
-   * (released-signatures.ts): that is the one returned.
+   * (released-signatures.ts): that is the one returned. `approvalId`: the approval, which a key process checks
+   * before it signs (KeyBackend.signBound).
    */
-  async signCommitted(agent: Agent, action: string, payload: unknown, auditSeq: number, expectedDigest?: string): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
+  async signCommitted(agent: Agent, action: string, payload: unknown, auditSeq: number, expectedDigest?: string, approvalId?: string): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
     assertAuditIntact(this.deps.auditIntegrity); // approvals sign here, not through sign()
     const adapter = this.adapterFor(action);
     const signer = await this.signerFor(adapter, agent);
@@ -570,7 +576,8 @@ export class SigningService {
     if (expectedDigest !== undefined && bytesToHex(decoded.digest) !== expectedDigest) {
       throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved digest.');
     }
-    const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed: true }, () => this.produceSignatures(adapter, action, agent, decoded));
+    const binding = approvalId !== undefined ? { auditSeq, approvalId, payload } : undefined;
+    const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed: true }, () => this.produceSignatures(adapter, action, agent, decoded, binding));
     const result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     return { adapter, decoded, result };
   }
@@ -652,8 +659,11 @@ export class SigningService {
   /**
    * Every signature a decoded request needs: one per task (a PSBT's inputs, each at its own path), or the one
    * signature over `digest` with the agent's key. In task order; `finalize` gets the first and the list.
+   * A backend that takes bound requests (a key process) gets the committed entry and the request instead of
+   * digests, and decodes and signs them itself.
    */
-  private async produceSignatures(adapter: ChainAdapter, action: string, agent: Agent, decoded: DecodedRequest): Promise<ProducedSignature[]> {
+  private async produceSignatures(adapter: ChainAdapter, action: string, agent: Agent, decoded: DecodedRequest, binding?: SignBinding): Promise<ProducedSignature[]> {
+    if (binding && this.deps.keys.signBound) return this.deps.keys.signBound({ ...binding, agentId: agent.id, action });
     if (!decoded.tasks) return [await this.produceSignature(adapter, action, adapter.derivationPath(agent.accountIndex, agent.keyIndex), decoded.digest)];
     const out: ProducedSignature[] = [];
     for (const task of decoded.tasks) {
@@ -711,11 +721,11 @@ export class SigningService {
     return { auditSeq, decoded, signer, path: adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex) };
   }
 
-  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}): Promise<SignOutcome> {
+  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}, binding?: SignBinding): Promise<SignOutcome> {
     let result: SignResult;
     try {
       // A replay returns the bytes charged at `auditSeq` (kept when the key backend is not deterministic).
-      const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed }, () => this.produceSignatures(adapter, action, auth.agent, decoded));
+      const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed }, () => this.produceSignatures(adapter, action, auth.agent, decoded, binding));
       // Finalised from the one decode made before the transaction: no second decode, no re-serialisation.
       result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     } catch (e) {

@@ -68,12 +68,15 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
 
   return [
     {
-      method: 'get', path: '/v1/health', operationId: 'getHealth', summary: 'Liveness, seal state and store reachability', tag: 'system', auth: 'none',
+      method: 'get', path: '/v1/health', operationId: 'getHealth', summary: 'Liveness, seal state, store and key process reachability', tag: 'system', auth: 'none',
       responses: { 200: S.HealthResponse, 503: S.SealedHealthResponse }, errors: [503],
       handler: async (c) => {
         if (holder.sealed) return c.json({ status: 'sealed' }, 503);
         await A().store.auditHead();
-        return c.json({ status: 'ok', store: A().store.dialect });
+        // A key process that does not answer is 503 key_process_unavailable, like a store that does not.
+        const keyProcess = A().keyProcess;
+        if (keyProcess) await keyProcess.hello();
+        return c.json({ status: 'ok', store: A().store.dialect, ...(keyProcess ? { keyProcess: 'ok' as const } : {}) });
       },
     },
     {
@@ -89,6 +92,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
         if (holder.draining) return c.json({ status: 'shutting_down' }, 503);
         // One index read: the same proof of a working store as /v1/health (503 store_unavailable otherwise).
         await A().store.auditHead();
+        await A().keyProcess?.hello();
         return c.json({ status: 'ready', store: A().store.dialect });
       },
     },

@@ -526,7 +526,7 @@ export const UnsealSharesProgress = apiSchema(
     groups: z.array(z.object({ index: z.number().int().describe('0-based group index'), have: z.number().int(), need: z.number().int() })).describe('groups with at least one share entered'),
   }),
 );
-export const HealthResponse = apiSchema('Health', z.object({ status: z.literal('ok'), store: z.enum(['sqlite', 'postgres']) }));
+export const HealthResponse = apiSchema('Health', z.object({ status: z.literal('ok'), store: z.enum(['sqlite', 'postgres']), keyProcess: z.literal('ok').optional().describe('Present when the keys live in a key process (AIRLOCK_KEY_PROCESS_SOCKET): it answered. One that does not is 503 key_process_unavailable.') }));
 export const SealedHealthResponse = apiSchema('HealthSealed', z.object({ status: z.literal('sealed') }));
 export const LiveHealthResponse = apiSchema('HealthLive', z.object({ status: z.literal('alive') }));
 export const ReadyHealthResponse = apiSchema('HealthReady', z.object({ status: z.literal('ready'), store: z.enum(['sqlite', 'postgres']) }));

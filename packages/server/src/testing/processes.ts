@@ -124,6 +124,48 @@ export async function startDaemon(data: DaemonData, env: Record<string, string> 
   }
 }
 
+/**
+ * Spawns `airlock key-process` on a data directory (the vault's KDF runs here); resolves once it listens on
+ * `socketPath`. `url` is the socket path. Killed with the daemons by killAllDaemons().
+ */
+export async function startKeyProcessChild(data: DaemonData, socketPath: string, env: Record<string, string> = {}): Promise<Daemon> {
+  const child = spawn(NODE, [CLI, 'key-process', '--socket', socketPath], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env, AIRLOCK_DATA_DIR: data.dataDir, AIRLOCK_STORE: data.storeUrl, AIRLOCK_PASSPHRASE: data.passphrase },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let output = '';
+  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-200_000));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    if (isRunning(child)) child.kill(signal);
+    await waitForExit(child);
+  };
+  try {
+    await new Promise<void>((ready, reject) => {
+      const timer = setTimeout(() => reject(new Error(`key process did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
+      const onData = () => {
+        if (!output.includes('Key process listening on')) return;
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        ready();
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`key process exited before listening (code ${code}, signal ${signal}):\n${output}`));
+      });
+    });
+    return { url: socketPath, pid: child.pid!, output: () => output, kill };
+  } catch (e) {
+    await kill();
+    throw e;
+  }
+}
+
 /** SIGKILLs every daemon still running. Safe to call from `after` whatever happened. */
 export async function killAllDaemons(): Promise<void> {
   await Promise.all([...children].map((child) => {

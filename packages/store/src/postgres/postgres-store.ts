@@ -35,6 +35,11 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Group-commit batches one instance runs at once, each on its own connection (default 4). */
   batchesInFlight?: number;
+  /**
+   * Every connection starts read-only (`default_transaction_read_only`): the key process's view. A session can
+   * turn that off again, so deployments also give the key process a role with SELECT only (docs/custody.md).
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -91,7 +96,7 @@ export class PostgresStore implements Store {
       // Visible in pg_stat_activity: operators (and tests) can tell Airlock's connections and their schema apart.
       application_name: options.schema === undefined ? 'airlock' : `airlock:${options.schema}`,
       types,
-      ...(options.schema === undefined ? {} : { options: `-c search_path=${options.schema}` }),
+      ...(pgStartupOptions(options) ? { options: pgStartupOptions(options) } : {}),
     });
     // An idle client losing its connection must not crash the process; the next query reports it.
     this.pool.on('error', () => undefined);
@@ -464,8 +469,14 @@ export class PostgresStore implements Store {
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/** Startup parameters of every pooled connection: the schema as search_path, read-only for a key process. */
+function pgStartupOptions(options: PostgresStoreOptions): string | undefined {
+  const parts = [...(options.schema === undefined ? [] : [`-c search_path=${options.schema}`]), ...(options.readOnly ? ['-c default_transaction_read_only=on'] : [])];
+  return parts.length ? parts.join(' ') : undefined;
+}
+
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
-  if (options.schema !== undefined) {
+  if (options.schema !== undefined && !options.readOnly) {
     if (!SCHEMA_NAME.test(options.schema)) throw new AirlockError('invalid_request', 'schema must be a lowercase identifier (a-z, 0-9, _)');
     // Created through a schema-less pool first: the store's own connections set search_path to it.
     const bootstrap = new pg.Pool({ connectionString: options.connectionString, max: 1 });

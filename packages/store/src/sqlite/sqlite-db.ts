@@ -14,8 +14,14 @@ export class SqliteDb {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
 
-  constructor(path: string) {
+  /** `readOnly`: a connection that cannot write (a key process reads decisions; a missing file is an error, not a new store). */
+  constructor(path: string, options: { readOnly?: boolean } = {}) {
     try {
+      if (options.readOnly) {
+        this.db = new DatabaseSync(path, { readOnly: true });
+        this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+        return;
+      }
       // The database holds the audit log and token hashes: create it owner-only (SQLite gives its WAL
       // and shared-memory files the same mode as the database file).
       if (path !== ':memory:' && !existsSync(path)) closeSync(openSync(path, 'a', 0o600));

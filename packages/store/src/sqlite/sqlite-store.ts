@@ -38,6 +38,8 @@ export interface SqliteStoreOptions {
    * `:memory:`.
    */
   backgroundCheckpoints?: boolean;
+  /** Open the file read-only (SQLite refuses every write on this connection): the key process's view. */
+  readOnly?: boolean;
 }
 
 /**
@@ -58,9 +60,9 @@ export class SqliteStore implements Store {
   private readonly checkpointer: WalCheckpointer | undefined;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
-    this.db = new SqliteDb(path);
+    this.db = new SqliteDb(path, { readOnly: options.readOnly ?? false });
     const db = this.db;
-    if (options.backgroundCheckpoints && path !== ':memory:') this.checkpointer = new WalCheckpointer(path, (pages) => db.setAutoCheckpoint(pages));
+    if (options.backgroundCheckpoints && path !== ':memory:' && !options.readOnly) this.checkpointer = new WalCheckpointer(path, (pages) => db.setAutoCheckpoint(pages));
     this.committer = new GroupCommitter<SqliteStoreTx>({
       maxBatch: MAX_BATCH,
       inTransaction: this.inTransaction,

@@ -1,0 +1,41 @@
+import { AirlockError } from '@airlock/core';
+import type { Command } from '../context.ts';
+import { readPassphrase } from '../passphrase.ts';
+
+/**
+ * `airlock key-process`: the vault in a process of its own (docs/custody.md, "Separate key process"). The daemon
+ * reaches it with AIRLOCK_KEY_PROCESS_SOCKET and opens no vault itself.
+ */
+export const keyProcessCommand: Command = {
+  name: 'key-process',
+  summary: 'Hold the keys in a separate process on a Unix socket; sign only committed decisions',
+  usage: 'airlock key-process --socket PATH [--data-dir DIR] [--store URL] [--passphrase-file FILE] [--group]\n  --group: socket mode 0660, for a daemon running as another user in the socket\'s group (default 0600)\n  rates: AIRLOCK_KEY_PROCESS_AGENT_RATE/_AGENT_BURST (default 50/s, 100), _GLOBAL_RATE/_GLOBAL_BURST (500/s, 1000)',
+  options: { 'data-dir': { type: 'string' }, store: { type: 'string' }, socket: { type: 'string' }, 'passphrase-file': { type: 'string' }, group: { type: 'boolean' } },
+  async run(_ctx, { values }) {
+    const { loadConfig, startKeyProcess, keyProcessRatesFrom, createLogger } = await import('@airlock/server');
+    const config = loadConfig({
+      ...(values['data-dir'] ? { dataDir: String(values['data-dir']) } : {}),
+      ...(values.store ? { storeUrl: String(values.store) } : {}),
+    });
+    const socketPath = values.socket ? String(values.socket) : process.env.AIRLOCK_KEY_PROCESS_SOCKET;
+    if (!socketPath) throw new AirlockError('invalid_request', 'Name the socket to listen on: --socket PATH (or AIRLOCK_KEY_PROCESS_SOCKET).');
+    const passphrase = await readPassphrase({ ...(values['passphrase-file'] ? { file: String(values['passphrase-file']) } : {}) });
+    if (passphrase === undefined) throw new AirlockError('invalid_request', 'No passphrase: not a terminal and none given.', { hints: ['Pass --passphrase-file FILE or set AIRLOCK_PASSPHRASE_FILE (docs/operations.md).'] });
+    // Log lines to stderr: stdout stays free for whoever supervises it.
+    const logger = createLogger(config.logLevel, (line) => process.stderr.write(`${line}\n`));
+    const running = await startKeyProcess({
+      storeUrl: config.storeUrl, vaultPath: config.vaultPath, passphrase, socketPath, logger,
+      socketMode: values.group ? 0o660 : 0o600, rates: keyProcessRatesFrom(process.env),
+    });
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.log('info', `${signal}: key process stopping`);
+      await running.close().catch(() => undefined);
+      process.exit(0);
+    };
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));
+    console.log(`Key process listening on ${running.socketPath} (vault ${running.fingerprint})`);
+  },
+};

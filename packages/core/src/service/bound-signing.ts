@@ -1,0 +1,216 @@
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { canonicalJson } from '../canonical-json.ts';
+import { AirlockError } from '../errors.ts';
+import { ACTIONS, type Action } from '../intent.ts';
+import { bip32Fingerprint, type ChainAdapter, type ExtendedPublicKey, type SignerContext } from '../ports/chain-adapter.ts';
+import type { BoundSigningRequest, KeyBackend, ProducedSignature, TreeHeadToSign } from '../ports/key-backend.ts';
+import type { Agent, ApprovalRecord } from '../ports/store.ts';
+import type { AuditEntry } from '../audit/types.ts';
+import { storedLeafHash, treeHeadDigest } from '../audit/hash.ts';
+import { MerkleFrontier } from '../audit/merkle.ts';
+import { requestHash } from './tokens.ts';
+
+/**
+ * Why a key process refused a bound request (`key_process_refused`, details.reason). Stable: operators grep the
+ * key process's log for them and docs/custody.md lists them.
+ */
+export type BindingRefusal =
+  | 'binding_missing'
+  | 'audit_entry_not_found'
+  | 'decision_not_allow'
+  | 'agent_mismatch'
+  | 'request_hash_mismatch'
+  | 'digest_mismatch'
+  | 'agent_key_changed'
+  | 'unsupported_action'
+  | 'tree_head_stale'
+  | 'tree_root_mismatch'
+  /** A bare digest for a key that signs only bound requests (agent keys, the audit key). */
+  | 'unbound_digest'
+  /** A key-path operation (Nostr transport ECDH, webhook secrets) on a path outside those it serves. */
+  | 'path_not_allowed';
+
+export function bindingRefused(reason: BindingRefusal, message: string): AirlockError {
+  return new AirlockError('key_process_refused', `Key process: ${message}`, { details: { reason } });
+}
+
+/** What the guard reads from the store: read-only, and nothing the HTTP process hands it. */
+export interface BindingReader {
+  readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
+  getAgent(id: string): Promise<Agent | undefined>;
+  getApproval(id: string): Promise<ApprovalRecord | undefined>;
+}
+
+/**
+ * The key process's check before an agent key signs (docs/custody.md, "Separate key process"): the request must
+ * name a committed audit entry that allowed exactly it, for the agent whose key signs, and what is signed is
+ * what the guard decodes from the request itself with the same chain adapter, never a digest the caller chose.
+ *
+ * The entry is one of:
+ * - `sign.request`, decision allow, whose `requestHash` is requestHash(action, payload [with its x402 context]);
+ * - `sign.replay`, decision allow, hashed the same, pointing at a `sign.request` allow over the same digest;
+ * - `sign.request`, decision require_approval, held by an approval in state `approved` whose stored request is
+ *   this payload.
+ * and the payload must decode (for the agent as the store has it) to the digest that entry recorded.
+ */
+export class BoundSigningGuard {
+  private readonly accountSigners = new Map<string, SignerContext>();
+  private readonly derivedSigners = new Map<string, string>();
+
+  private readonly deps: { reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> };
+
+  constructor(deps: { reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> }) {
+    this.deps = deps;
+  }
+
+  async sign(request: BoundSigningRequest): Promise<ProducedSignature[]> {
+    const { reader } = this.deps;
+    if (!Number.isSafeInteger(request.auditSeq) || request.auditSeq < 1) throw bindingRefused('binding_missing', 'a signature needs the audit seq of the committed decision that allowed it.');
+    if (typeof request.agentId !== 'string' || typeof request.action !== 'string') throw bindingRefused('binding_missing', 'a bound request names its agent and action.');
+    const entry = await this.entryAt(request.auditSeq);
+    if (entry.agentId !== request.agentId) throw bindingRefused('agent_mismatch', `audit entry ${entry.seq} is another agent's decision.`);
+    if (entry.action !== request.action) throw bindingRefused('request_hash_mismatch', `audit entry ${entry.seq} decided another action.`);
+    const decided = await this.decidedDigest(entry, request);
+    const agent = await reader.getAgent(request.agentId);
+    if (!agent) throw bindingRefused('agent_mismatch', 'the agent is not in the store.');
+    const adapter = this.adapterFor(request.action);
+    const signer = await this.signerFor(adapter, agent);
+    // Decoded for the key that signs now: an EVM key rotated since the decision must not sign what was decided for the old one.
+    const decidedFor = (entry.data.intent as { from?: unknown } | undefined)?.from;
+    if (adapter.signerIsAgentAddress && typeof decidedFor === 'string' && decidedFor.toLowerCase() !== signer.address.toLowerCase()) {
+      throw bindingRefused('agent_key_changed', `audit entry ${entry.seq} was decided for another key of this agent.`);
+    }
+    let decoded;
+    try {
+      decoded = adapter.decode(request.action as Action, request.payload, signer);
+    } catch {
+      throw bindingRefused('digest_mismatch', 'the payload does not decode.');
+    }
+    if (bytesToHex(decoded.digest) !== decided) throw bindingRefused('digest_mismatch', `the payload does not decode to the digest audit entry ${entry.seq} recorded.`);
+    return this.produce(adapter, request.action, agent, decoded);
+  }
+
+  /** The digest the entry (or, for a replay, its original) recorded, once the entry is shown to allow this very request. */
+  private async decidedDigest(entry: AuditEntry, request: BoundSigningRequest): Promise<string> {
+    const data = entry.data;
+    const hashed = requestHash(request.action, request.x402 !== undefined ? { payload: request.payload, x402: request.x402 } : request.payload, canonicalJson);
+    if (request.approvalId !== undefined) {
+      if (entry.type !== 'sign.request' || entry.decision !== 'require_approval') throw bindingRefused('decision_not_allow', `audit entry ${entry.seq} is not a request held for approval.`);
+      const approval = typeof request.approvalId === 'string' ? await this.deps.reader.getApproval(request.approvalId) : undefined;
+      if (!approval || approval.auditSeq !== entry.seq || approval.agentId !== entry.agentId) throw bindingRefused('audit_entry_not_found', `no approval holds audit entry ${entry.seq}.`);
+      if (approval.state !== 'approved') throw bindingRefused('decision_not_allow', `the approval of audit entry ${entry.seq} is ${approval.state}, not approved.`);
+      if (canonicalJson(approval.request) !== canonicalJson(request.payload)) throw bindingRefused('request_hash_mismatch', 'the payload is not the request that was approved.');
+      if (typeof data.digest !== 'string' || approval.digest !== data.digest) throw bindingRefused('digest_mismatch', 'the approval and its entry disagree on the digest.');
+      return data.digest;
+    }
+    if ((entry.type !== 'sign.request' && entry.type !== 'sign.replay') || entry.decision !== 'allow') {
+      throw bindingRefused('decision_not_allow', `audit entry ${entry.seq} is not an allowed signing decision (${entry.type}, ${entry.decision ?? 'no decision'}).`);
+    }
+    if (data.requestHash !== hashed) throw bindingRefused('request_hash_mismatch', `the request is not the one audit entry ${entry.seq} allowed.`);
+    if (typeof data.digest !== 'string') throw bindingRefused('digest_mismatch', `audit entry ${entry.seq} recorded no digest.`);
+    if (entry.type === 'sign.replay') {
+      const original = typeof data.originalSeq === 'number' ? await this.entryAt(data.originalSeq) : undefined;
+      if (!original || original.type !== 'sign.request' || original.decision !== 'allow' || original.agentId !== entry.agentId || original.data.digest !== data.digest) {
+        throw bindingRefused('decision_not_allow', `replay entry ${entry.seq} does not point at an allowed signature over the same digest.`);
+      }
+    }
+    return data.digest;
+  }
+
+  private async entryAt(seq: number): Promise<AuditEntry> {
+    const [entry] = await this.deps.reader.readAudit(seq, 1);
+    if (!entry || entry.seq !== seq) throw bindingRefused('audit_entry_not_found', `there is no committed audit entry ${seq}.`);
+    return entry;
+  }
+
+  private adapterFor(action: string): ChainAdapter {
+    const adapter = (ACTIONS as readonly string[]).includes(action) ? this.deps.adapters.get(action.startsWith('evm.') ? 'eip155' : action.split('.')[0]!) : undefined;
+    if (!adapter || !adapter.actions.includes(action as Action)) throw bindingRefused('unsupported_action', 'the key process has no adapter for this action.');
+    return adapter;
+  }
+
+  /** As SigningService.signerFor, from this backend's own keys and the agent record in the store. */
+  private async signerFor(adapter: ChainAdapter, agent: Agent): Promise<SignerContext> {
+    const { keys } = this.deps;
+    if (adapter.signerKeyPaths) {
+      const cacheKey = `${adapter.namespace}|${agent.accountIndex}`;
+      const cached = this.accountSigners.get(cacheKey);
+      if (cached) return cached;
+      const paths = adapter.signerKeyPaths(agent.accountIndex);
+      const extendedKeys: Record<string, ExtendedPublicKey> = {};
+      for (const path of paths) extendedKeys[path] = await keys.getExtendedPublicKey(path);
+      const signer = { address: adapter.addressFromPublicKey(extendedKeys[paths[0]!]!.publicKey), extendedKeys, masterFingerprint: bip32Fingerprint((await keys.getExtendedPublicKey('m')).publicKey) };
+      this.accountSigners.set(cacheKey, signer);
+      return signer;
+    }
+    const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
+    let address = this.derivedSigners.get(`${adapter.namespace}|${path}`);
+    if (address === undefined) {
+      address = adapter.addressFromPublicKey(await keys.getPublicKey(path));
+      this.derivedSigners.set(`${adapter.namespace}|${path}`, address);
+    }
+    // EVM: the address the agent record names must be the key this backend holds at the agent's path.
+    if (adapter.signerIsAgentAddress && address.toLowerCase() !== agent.address.toLowerCase()) throw bindingRefused('agent_mismatch', "the agent record's address is not the key at its path.");
+    return { address };
+  }
+
+  /** The signatures of a decoded request, as SigningService.produceSignatures makes them. */
+  private async produce(adapter: ChainAdapter, action: string, agent: Agent, decoded: ReturnType<ChainAdapter['decode']>): Promise<ProducedSignature[]> {
+    const { keys } = this.deps;
+    if (!decoded.tasks) {
+      const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
+      if (adapter.signatureScheme?.(action as Action) === 'schnorr-secp256k1') return [{ schnorr: await keys.signSchnorr(path, decoded.digest) }];
+      return [await keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1')];
+    }
+    const out: ProducedSignature[] = [];
+    for (const task of decoded.tasks) {
+      if (task.scheme === 'taproot-key-path') out.push({ schnorr: await keys.signTaprootKeyPath(task.path, task.digest) });
+      else if (task.scheme === 'schnorr-secp256k1') out.push({ schnorr: await keys.signSchnorr(task.path, task.digest) });
+      else out.push(await keys.signDigest(task.path, task.digest, 'ecdsa-secp256k1'));
+    }
+    return out;
+  }
+}
+
+/** What the tree-head check reads: the log's leaves, in leaf order. */
+export interface LeafReader {
+  readAuditLeaves(fromLeafIndex: number, limit: number): Promise<Pick<AuditEntry, 'hash' | 'hashVersion'>[]>;
+}
+
+/** How far a tree head's time may be from the key process's clock. */
+const TREE_HEAD_SKEW_MS = 5 * 60_000;
+const LEAF_PAGE = 4096;
+
+/**
+ * The audit key signs a tree head only over the root it computes itself from the leaves in the store (never
+ * from the stored tree nodes the HTTP process writes), kept incrementally: each head costs the leaves added
+ * since the last one. Leaves once read are kept as read: a log rewritten under them, or a head older than them,
+ * is refused `tree_root_mismatch` until the key process restarts.
+ */
+export class TreeHeadGuard {
+  private frontier = new MerkleFrontier();
+
+  private readonly deps: { reader: LeafReader; keys: KeyBackend; now: () => number };
+
+  constructor(deps: { reader: LeafReader; keys: KeyBackend; now: () => number }) {
+    this.deps = deps;
+  }
+
+  async sign(path: string, head: TreeHeadToSign): Promise<Uint8Array> {
+    if (!Number.isSafeInteger(head.treeSize) || head.treeSize < 1 || typeof head.rootHash !== 'string' || !Number.isSafeInteger(head.at)) throw bindingRefused('binding_missing', 'a tree head names its size, root and time.');
+    if (Math.abs(head.at - this.deps.now()) > TREE_HEAD_SKEW_MS) throw bindingRefused('tree_head_stale', "the tree head's time is more than 5 minutes from the key process's clock.");
+    // Tree heads only grow. Leaves already read are never read again, so a log rewritten under them cannot be
+    // signed by asking for an older size first (a genuinely restored log needs the key process restarted).
+    if (head.treeSize < this.frontier.size) throw bindingRefused('tree_root_mismatch', `the key process has read ${this.frontier.size} leaves already; it signs no older tree head.`);
+    while (this.frontier.size < head.treeSize) {
+      const leaves = await this.deps.reader.readAuditLeaves(this.frontier.size, Math.min(LEAF_PAGE, head.treeSize - this.frontier.size));
+      if (leaves.length === 0) throw bindingRefused('tree_root_mismatch', `the log has ${this.frontier.size} leaves, fewer than the tree head's ${head.treeSize}.`);
+      for (const leaf of leaves) this.frontier.push(storedLeafHash(leaf));
+    }
+    if (bytesToHex(this.frontier.root()) !== head.rootHash) {
+      // Kept as read: the daemon's root is over other leaves than these (a rewritten log, or forged tree nodes).
+      throw bindingRefused('tree_root_mismatch', `the root of the log's first ${head.treeSize} leaves is not the one asked for.`);
+    }
+    return this.deps.keys.signSchnorr(path, treeHeadDigest(head));
+  }
+}

@@ -1,0 +1,271 @@
+import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { AirlockError, BoundSigningGuard, TreeHeadGuard, bindingRefused, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
+import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, openVault, type UnsealedVault } from '@airlock/keys';
+import { openStore } from '@airlock/store';
+import { chainAdapters, chooseKeyBackend, type VaultOptions } from '../runtime.ts';
+import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
+import type { Logger } from '../http/request-log.ts';
+import { decodeWire, encodeWire, isKeyProcessMethod, wireError, type KeyProcessMethod } from './wire.ts';
+
+/** Signatures (and key-path operations) per second and burst, per agent and for the whole process. */
+export interface KeyProcessRates {
+  agent: { perSecond: number; burst: number };
+  global: { perSecond: number; burst: number };
+}
+
+export const DEFAULT_KEY_PROCESS_RATES: KeyProcessRates = { agent: { perSecond: 50, burst: 100 }, global: { perSecond: 500, burst: 1000 } };
+
+/** AIRLOCK_KEY_PROCESS_AGENT_RATE / _AGENT_BURST / _GLOBAL_RATE / _GLOBAL_BURST (per second; burst at once). */
+export function keyProcessRatesFrom(env: NodeJS.ProcessEnv): KeyProcessRates {
+  const read = (name: string, fallback: number): number => {
+    const value = env[`AIRLOCK_KEY_PROCESS_${name}`]?.trim();
+    if (value === undefined || value === '') return fallback;
+    if (!/^[1-9]\d{0,8}$/.test(value)) throw new AirlockError('config_invalid', `AIRLOCK_KEY_PROCESS_${name} must be a whole number of at least 1.`);
+    return Number(value);
+  };
+  const d = DEFAULT_KEY_PROCESS_RATES;
+  return {
+    agent: { perSecond: read('AGENT_RATE', d.agent.perSecond), burst: read('AGENT_BURST', d.agent.burst) },
+    global: { perSecond: read('GLOBAL_RATE', d.global.perSecond), burst: read('GLOBAL_BURST', d.global.burst) },
+  };
+}
+
+export interface KeyProcessOptions {
+  storeUrl: string;
+  vaultPath: string;
+  passphrase: string;
+  socketPath: string;
+  /** 0o600 (default): only this OS user connects. 0o660: the daemon's user, in the socket's group, too. */
+  socketMode?: number;
+  rates?: KeyProcessRates;
+  logger: Logger;
+  vault?: VaultOptions;
+  env?: NodeJS.ProcessEnv;
+  now?: () => number;
+}
+
+export interface RunningKeyProcess {
+  socketPath: string;
+  fingerprint: string;
+  close(): Promise<void>;
+}
+
+/** Nostr keys a key-path operation may use without a bound request: NIP-46 transport (1/0), NWC wallet service (2/n), and ECDH on the identity (0/0). */
+const NOSTR_PATH = /^m\/44'\/1237'\/(\d{1,10})'\/(0\/0|1\/0|2\/\d{1,10})$/;
+const SIGNING_NOSTR_PATH = /^m\/44'\/1237'\/(\d{1,10})'\/(1\/0|2\/\d{1,10})$/;
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+
+/**
+ * `airlock key-process`: the vault (or the PKCS#11 session) in a process of its own, reached over a Unix socket.
+ * It opens the store read-only and signs for an agent key only what a committed decision allowed
+ * (BoundSigningGuard), signs tree heads only over the root it computes from the log (TreeHeadGuard), serves
+ * the key-path operations that have no decision to bind to only on their own paths, and rate-limits all of it
+ * per agent and overall. Every refusal is logged with its reason. docs/custody.md, "Separate key process".
+ */
+export async function startKeyProcess(options: KeyProcessOptions): Promise<RunningKeyProcess> {
+  const { logger } = options;
+  const store = await openStore(options.storeUrl, { readOnly: true });
+  let vault: UnsealedVault | undefined;
+  let hsm: Pkcs11KeyBackend | undefined;
+  try {
+    const bound = await store.getMeta('vault_fingerprint');
+    if (!bound) throw new AirlockError('vault_missing', 'This store is bound to no vault yet: run `airlock init` (or a first `airlock start` without a key process) first.');
+    vault = await openVault(options.vaultPath, options.passphrase, options.vault ?? {});
+    if (vault.fingerprint() !== bound) throw new AirlockError('vault_mismatch', 'The vault file does not belong to this store.');
+    const chosen = chooseKeyBackend(options.env ?? process.env);
+    const native = chosen.kind === 'native' || (chosen.kind === 'pkcs11' && NativeKeyBackend.available());
+    const vaultKeys = vault.keyBackend(native ? 'native' : 'hd');
+    hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
+    const keys: KeyBackend = hsm ?? vaultKeys;
+    const handler = new KeyProcessHandler({ store, keys, fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now });
+    const server = createServer((req, res) => void handler.serve(req, res));
+    if (existsSync(options.socketPath)) unlinkSync(options.socketPath);
+    // Created owner-only before anyone can connect (umask), then opened to the group if asked.
+    const umask = process.umask(0o177);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(options.socketPath, () => resolve());
+      });
+    } finally {
+      process.umask(umask);
+    }
+    chmodSync(options.socketPath, options.socketMode ?? 0o600);
+    logger.log('info', 'key process listening', { socket: options.socketPath, backend: chosen.kind, reason: chosen.reason, fingerprint: bound });
+    const openedVault = vault;
+    const openedHsm = hsm;
+    return {
+      socketPath: options.socketPath,
+      fingerprint: bound,
+      async close() {
+        await new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        });
+        openedHsm?.close();
+        openedVault.wipe();
+        await store.close();
+      },
+    };
+  } catch (e) {
+    hsm?.close();
+    vault?.wipe();
+    await store.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+interface HandlerDeps {
+  store: Store;
+  keys: KeyBackend;
+  fingerprint: string;
+  rates: KeyProcessRates;
+  logger: Logger;
+  native: boolean;
+  now: () => number;
+}
+
+/** One request: method from the URL path, params as the body (wire.ts), `{result}` or `{error}` back. */
+class KeyProcessHandler {
+  private readonly deps: HandlerDeps;
+  private readonly bound: BoundSigningGuard;
+  private readonly treeHeads: TreeHeadGuard;
+  private readonly perAgent: SessionRateLimiter;
+  private readonly global: SessionRateLimiter;
+
+  constructor(deps: HandlerDeps) {
+    this.deps = deps;
+    this.bound = new BoundSigningGuard({ reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native) });
+    this.treeHeads = new TreeHeadGuard({ reader: deps.store, keys: deps.keys, now: deps.now });
+    this.perAgent = new SessionRateLimiter(deps.rates.agent);
+    this.global = new SessionRateLimiter(deps.rates.global);
+  }
+
+  async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const method = (req.url ?? '').slice(1);
+    let params: Record<string, unknown> = {};
+    try {
+      if (req.method !== 'POST' || !isKeyProcessMethod(method)) throw new AirlockError('not_found', 'No such key process method.');
+      const decoded = decodeWire(await readBody(req));
+      if (decoded === null || typeof decoded !== 'object' || Array.isArray(decoded)) throw new AirlockError('invalid_request', 'The parameters must be an object.');
+      params = decoded as Record<string, unknown>;
+      const result = await this.dispatch(method, params);
+      respond(res, 200, { result });
+    } catch (e) {
+      const error = wireError(e);
+      if (error.code === 'internal') this.deps.logger.log('error', 'key process error', { method, cause: e instanceof Error ? e.message : String(e) });
+      else this.deps.logger.log('warn', 'refused', { method, code: error.code, ...(error.details?.reason !== undefined ? { reason: error.details.reason } : {}), ...subjectOf(params) });
+      respond(res, statusOf(error.code), { error });
+    }
+  }
+
+  private async dispatch(method: KeyProcessMethod, p: Record<string, unknown>): Promise<unknown> {
+    const { keys } = this.deps;
+    switch (method) {
+      // Public: what the daemon checks it is talking to, and public keys (free, not rate limited).
+      case 'hello':
+        return { fingerprint: this.deps.fingerprint, deterministic: keys.deterministic };
+      case 'getPublicKey':
+        return keys.getPublicKey(text(p.path));
+      case 'getExtendedPublicKey':
+        return keys.getExtendedPublicKey(text(p.path));
+      case 'signBound': {
+        const request = p as unknown as BoundSigningRequest;
+        this.admit(typeof request.agentId === 'string' ? `agent:${request.agentId}` : 'agent:?');
+        const signatures = await this.bound.sign(request);
+        this.deps.logger.log('info', 'signed', { method, agentId: request.agentId, action: request.action, auditSeq: request.auditSeq, signatures: signatures.length });
+        return signatures;
+      }
+      case 'signTreeHead': {
+        if (text(p.path) !== AUDIT_KEY_PATH) throw bindingRefused('path_not_allowed', 'tree heads are signed with the audit key only.');
+        this.admit('audit');
+        const head = p.head as TreeHeadToSign;
+        const signature = await this.treeHeads.sign(AUDIT_KEY_PATH, head);
+        this.deps.logger.log('info', 'signed', { method, treeSize: head.treeSize });
+        return signature;
+      }
+      case 'signDigest':
+      case 'signTaprootKeyPath':
+        throw bindingRefused('unbound_digest', 'agent keys sign only requests bound to a committed decision (signBound); a bare digest is refused.');
+      case 'signSchnorr': {
+        // NIP-46 envelopes and NWC responses: keys that hold no funds and sign no agent identity.
+        const account = this.nostrAccount(text(p.path), SIGNING_NOSTR_PATH, 'unbound_digest');
+        this.admit(`account:${account}`);
+        return keys.signSchnorr(text(p.path), bytes(p.digest));
+      }
+      case 'nip44ConversationKey':
+      case 'nip04SharedSecret': {
+        const account = this.nostrAccount(text(p.path), NOSTR_PATH, 'path_not_allowed');
+        this.admit(`account:${account}`);
+        return method === 'nip44ConversationKey' ? keys.nip44ConversationKey(text(p.path), bytes(p.peer)) : keys.nip04SharedSecret(text(p.path), bytes(p.peer));
+      }
+      case 'deriveSecret': {
+        if (text(p.path) !== WEBHOOK_SECRET_KEY_PATH || !text(p.label).startsWith('webhook/')) throw bindingRefused('path_not_allowed', 'secrets are derived for webhooks only.');
+        this.admit('webhooks');
+        return keys.deriveSecret(WEBHOOK_SECRET_KEY_PATH, text(p.label));
+      }
+    }
+  }
+
+  private nostrAccount(path: string, allowed: RegExp, reason: 'unbound_digest' | 'path_not_allowed'): string {
+    const match = allowed.exec(path);
+    if (!match) throw bindingRefused(reason, reason === 'unbound_digest' ? 'this key signs only requests bound to a committed decision.' : 'the key process does not serve this key path for this operation.');
+    return match[1]!;
+  }
+
+  /** The process-wide bucket first (what an attacker spreading over agents meets), then the key's own. */
+  private admit(key: string): void {
+    const now = this.deps.now();
+    const globalWait = this.global.take('global', now);
+    if (globalWait > 0) throw new AirlockError('key_process_rate_limited', 'The key process is over its global signing rate.', { details: { reason: 'global_rate', retryAfterSeconds: Math.ceil(globalWait / 1000) } });
+    const wait = this.perAgent.take(key, now);
+    if (wait > 0) throw new AirlockError('key_process_rate_limited', 'The key process is over its per-agent signing rate.', { details: { reason: 'agent_rate', retryAfterSeconds: Math.ceil(wait / 1000) } });
+  }
+}
+
+/** What a log line names about a request: who and which decision, never a payload or a key. */
+function subjectOf(p: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (typeof p.agentId === 'string') out.agentId = p.agentId.slice(0, 64);
+  if (typeof p.auditSeq === 'number') out.auditSeq = p.auditSeq;
+  if (typeof p.action === 'string') out.action = p.action.slice(0, 40);
+  if (typeof p.path === 'string') out.path = p.path.slice(0, 64);
+  return out;
+}
+
+function text(value: unknown): string {
+  if (typeof value !== 'string') throw new AirlockError('invalid_request', 'A key process parameter must be a string.');
+  return value;
+}
+
+function bytes(value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new AirlockError('invalid_request', 'A key process parameter must be bytes.');
+  return value;
+}
+
+function statusOf(code: string): number {
+  if (code === 'key_process_refused') return 403;
+  if (code === 'key_process_rate_limited') return 429;
+  if (code === 'not_found') return 404;
+  if (code === 'internal') return 500;
+  return 400;
+}
+
+function respond(res: ServerResponse, status: number, body: unknown): void {
+  const text = encodeWire(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) throw new AirlockError('body_too_large', 'The key process message is too large.');
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
