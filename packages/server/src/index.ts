@@ -10,3 +10,4 @@ export { auditAnchorPath, fileAuditAnchorStore, readAuditAnchorFile } from './au
 export { AdminCredential, ADMIN_TOKEN_STALENESS_MS, ADMIN_TOKEN_REREAD_MS, adminTokenHash, rotateAdminTokenOffline, type AdminTokenRotation } from './admin-credential.ts';
 export { splitVaultIntoShares, restoreAirlockFromShares, type SplitVaultOptions, type SplitVaultResult } from './vault-shares.ts';
 export { restoreAirlock, refuseExistingVault, checkPhraseAgainstStore, recordedKeys, type RecordedKey, type RestoreResult, type PhraseCheck } from './restore.ts';
+export * from './frost-node/index.ts';

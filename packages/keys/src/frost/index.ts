@@ -3,3 +3,4 @@ export { parseCluster, clusterHash, clusterNode, frostIdentifier, nodeByFrostIde
 export { DkgParticipant, confirmDkg, identityPublicKey, signMessage, type ConfirmMessage, type DkgResult, type Round1Message, type Round2Message, type Signed } from './dkg.ts';
 export { groupXOnlyKey, publicPackageHash, type PublicPackageJson, type SecretShareJson } from './key-package.ts';
 export { FrostSigner, aggregateSignature, parseCommitmentList, type CommitmentJson, type NodeShare, type SignerOptions } from './signing.ts';
+export { createNodeState, openNodeState, NodeState, type NodeKey, type CreateNodeStateOptions } from './node-state.ts';
