@@ -116,12 +116,17 @@ export class FrostSigner {
     return { ...entry.nonces, commitment: entry.commitment };
   }
 
-  /** Round two (section 5.2): the commitment list must carry this node's own commitment for those nonces. */
-  sign(nonces: { hiding: Uint8Array; binding: Uint8Array; commitment: CommitmentJson }, list: CommitmentJson[], message: Uint8Array): string {
+  /** The commitment list must carry this node's own commitment for these nonces (check it before deciding anything). */
+  checkCommitmentList(nonces: { commitment: CommitmentJson }, list: CommitmentJson[]): void {
     const mine = list.find((c) => c.identifier === this.secret.identifier);
     if (!mine || mine.hiding !== nonces.commitment.hiding || mine.binding !== nonces.commitment.binding) {
       throw invalid("commitments: this node's entry is not the commitment it issued for commitmentId");
     }
+  }
+
+  /** Round two (section 5.2). */
+  sign(nonces: { hiding: Uint8Array; binding: Uint8Array; commitment: CommitmentJson }, list: CommitmentJson[], message: Uint8Array): string {
+    this.checkCommitmentList(nonces, list);
     const share = frost.signShare(this.secret, this.pub, nonces, toLibrary(list), message);
     // Our own output is checked like anyone's (noble's schnorrSign habit): a fault never leaves as a share.
     if (!frost.verifyShare(this.pub, toLibrary(list), message, this.secret.identifier, share)) throw new AirlockError('internal', 'the signature share did not verify');

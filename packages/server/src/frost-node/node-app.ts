@@ -162,6 +162,7 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
     const nonces = ready.take(commitmentId);
     if (Object.keys(rest).length > 0) throw new AirlockError('invalid_request', 'unknown field in the sign request');
     const list = parseCommitmentList(cluster, commitments);
+    ready.checkCommitmentList(nonces, list);
     const { action, event, ...extra } = (request ?? {}) as Record<string, unknown>;
     if (typeof action !== 'string' || !SIGNABLE.has(action) || Object.keys(extra).length > 0) {
       throw new AirlockError('unsupported_action', 'a signer node signs request {action: "nostr.event" | "nostr.http_auth", event}');
