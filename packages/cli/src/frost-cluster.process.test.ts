@@ -20,6 +20,7 @@ import { hexToBytes } from '@noble/hashes/utils.js';
 import { parseCluster, aggregateSignature, type CommitmentJson, type PublicPackageJson } from '@airlock/keys';
 import { eventId } from '@airlock/chains';
 import { AirlockError } from '@airlock/core';
+import { FrostCoordinator } from '@airlock/server/frost';
 import { NODE, REPO_ROOT, RUN_TS, cliEnv, runCli } from './testing/cli-process.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-frost-'));
@@ -168,6 +169,21 @@ test('2-of-3 signs a Nostr note; nostr-tools and libsecp256k1 verify it under th
   const event = checkSigned(r.stdout);
   assert.deepEqual(event.signers, ['alice', 'bob']);
   assert.equal(event.id, eventId({ ...note('x'), ...event, pubkey: groupKey }));
+});
+
+test('latency: the coordinator library against the three node processes (both rounds over loopback HTTP)', async (t) => {
+  const cluster = parseCluster(JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')));
+  const coordinator = new FrostCoordinator(cluster, NAMES.map((n) => ({ name: n, url: running.get(n)!.url, token: tokens[n] })));
+  await coordinator.groupPublicPackage();
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const started = performance.now();
+    const { event } = await coordinator.signNostrEvent(note(`latency ${i}`));
+    times.push(performance.now() - started);
+    assert.equal(ecc.verifySchnorr(hexToBytes(event.id), hexToBytes(groupKey), hexToBytes(event.sig)), true);
+  }
+  times.sort((a, b) => a - b);
+  t.diagnostic(`2-of-3 signature, coordinator to separate node processes: median ${times[10]!.toFixed(1)} ms, max ${times[19]!.toFixed(1)} ms over 20`);
 });
 
 test('a refusing node that is not needed does not block: bob refuses, alice and carol sign', async () => {

@@ -52,7 +52,6 @@ function signWith(results: Map<string, DkgResult>, cluster: ClusterDefinition, n
     if (r.name === corrupt) share = bytesToHex(sha256(hexToBytes(share)));
     return { node: r.name, identifier: r.commitment.identifier, share };
   });
-  void cluster;
   return aggregateSignature(results.get(names[0]!)!.publicPackage, list, message, shares);
 }
 
@@ -77,7 +76,7 @@ test('one node alone cannot sign: a commitment list below the threshold is refus
   const { results } = runDkg();
   const alice = new FrostSigner(results.get('alice')!.secret, results.get('alice')!.publicPackage);
   const r = alice.commit();
-  assert.throws(() => alice.sign(alice.take(r.commitmentId), [r.commitment], sha256(utf8ToBytes('x'))));
+  assert.throws(() => alice.sign(alice.take(r.commitmentId), [r.commitment], sha256(utf8ToBytes('x'))), /Wrong number of commitments/);
 });
 
 test('a bad signature share is named; nothing is aggregated', () => {

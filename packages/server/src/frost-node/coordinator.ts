@@ -78,9 +78,8 @@ export class FrostCoordinator {
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         signal: AbortSignal.timeout(this.timeoutMs),
       });
-    } catch (cause) {
+    } catch {
       throw new NodeError('unreachable', `${node.name} did not answer`, undefined, true);
-      void cause;
     }
     const json = (await res.json().catch(() => undefined)) as (T & { error?: { code: string; message: string; violations?: Violation[] } }) | undefined;
     if (!res.ok || json === undefined) {
