@@ -22,8 +22,9 @@ import { restoreCommand } from './commands/restore.ts';
 import { unsealCommand, vaultCommand } from './commands/vault.ts';
 import { adminCommand } from './commands/admin.ts';
 import { keyProcessCommand } from './commands/key-process.ts';
+import { frostCommand } from './commands/frost.ts';
 
-const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, keyProcessCommand, restoreCommand, vaultCommand, unsealCommand, adminCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, breakerCommand, lifecycleCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand];
+const COMMANDS: Command[] = [initCommand, startCommand, statusCommand, keyProcessCommand, restoreCommand, vaultCommand, unsealCommand, adminCommand, agentCommand, policyCommand, sessionCommand, auditCommand, approvalsCommand, approverCommand, breakerCommand, lifecycleCommand, storeCommand, mcpCommand, nostrCommand, lightningCommand, bitcoinCommand, webhookCommand, frostCommand];
 const GLOBAL = { json: { type: 'boolean' }, url: { type: 'string' }, token: { type: 'string' }, help: { type: 'boolean', short: 'h' } } as const;
 
 function help(): string {

@@ -20,8 +20,9 @@ if (cacheDir) enableCompileCache(cacheDir);
 const { main } = await import('./main.ts');
 
 const code = await main(args);
-// `start` and `key-process` keep the process alive with their servers; every other command exits with its code.
-if ((args[0] !== 'start' && args[0] !== 'key-process') || code !== 0) process.exit(code);
+// `start`, `key-process` and `frost node` keep the process alive with their servers; every other command exits with its code.
+const serves = args[0] === 'start' || args[0] === 'key-process' || (args[0] === 'frost' && args[1] === 'node');
+if (!serves || code !== 0) process.exit(code);
 
 /** `--config PATH` / `--config=PATH` anywhere on the line (every command accepts it), else AIRLOCK_CONFIG. */
 function takeConfigOption(argv: string[]): { args: string[]; configPath?: string } {

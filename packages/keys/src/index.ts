@@ -18,3 +18,4 @@ export type { Pkcs11Options } from './pkcs11-backend.ts';
 export { ShareCollector, combineShares, splitSecret, decodeShare, SLIP39_WORDLIST, MAX_SHARE_COUNT } from './slip39/index.ts';
 export type { GroupLayout, GroupProgress, ShareProgress, ShareSet, SplitOptions } from './slip39/index.ts';
 export { MIN_SHARES_TO_RECOVER, checkShareLayout, fewestSharesToRecover, parseGroupLayouts, recoveryPhraseFromShares, unsealCollectedShares, unsealShares } from './vault-shares.ts';
+export * from './frost/index.ts';

@@ -205,7 +205,7 @@ function decryptEntropy(file: VaultFile, key: Uint8Array): Uint8Array {
 }
 
 /** argon2id -> 32-byte key. The passphrase is NFKC-normalised so the same visible text works on any OS. */
-function deriveKey(passphrase: string, kdf: VaultHeader['kdf']): Promise<Uint8Array> {
+export function deriveKey(passphrase: string, kdf: VaultHeader['kdf']): Promise<Uint8Array> {
   if (typeof passphrase !== 'string') return Promise.reject(new AirlockError('invalid_request', 'the passphrase must be a string'));
   const message = Buffer.from(passphrase.normalize('NFKC'), 'utf8');
   return new Promise<Uint8Array>((resolve, reject) => {

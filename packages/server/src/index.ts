@@ -12,3 +12,4 @@ export { splitVaultIntoShares, restoreAirlockFromShares, type SplitVaultOptions,
 export { restoreAirlock, refuseExistingVault, checkPhraseAgainstStore, recordedKeys, type RecordedKey, type RestoreResult, type PhraseCheck } from './restore.ts';
 export { startKeyProcess, keyProcessRatesFrom, DEFAULT_KEY_PROCESS_RATES, type KeyProcessOptions, type KeyProcessRates, type RunningKeyProcess } from './key-process/key-process.ts';
 export { RemoteKeyBackend } from './key-process/remote-key-backend.ts';
+export * from './frost-node/index.ts';

@@ -1,0 +1,200 @@
+/**
+ * The threshold cluster's coordinator. It holds no share and is not trusted: it relays key-generation messages
+ * it cannot read or forge (dkg.ts), and for each signature it picks threshold-many live nodes, runs both FROST
+ * rounds, verifies every share against its node's verifying share (naming a node whose share fails),
+ * aggregates, and checks the result under BIP-340 before returning it. A node that refuses is left out and
+ * another is tried; when no threshold-sized set of willing nodes remains, the refusals come back as one
+ * `policy_denied` with every refusing node's violations (rule names prefixed with the node's name).
+ */
+import { randomBytes } from 'node:crypto';
+import { AirlockError, ERROR_CODES, type ErrorCode, type Violation } from '@airlock/core';
+import { eventId, parseUnsignedEvent, type UnsignedEvent } from '@airlock/chains';
+import {
+  aggregateSignature,
+  groupXOnlyKey,
+  publicPackageHash,
+  type ClusterDefinition,
+  type CommitmentJson,
+  type ConfirmMessage,
+  type PublicPackageJson,
+  type Round1Message,
+  type Round2Message,
+} from '@airlock/keys';
+import { hexToBytes } from '@noble/hashes/utils.js';
+
+export interface CoordinatorNode {
+  name: string;
+  /** The node's base URL (http://127.0.0.1:PORT). */
+  url: string;
+  /** The node's bearer token. */
+  token: string;
+}
+
+export interface SignedNostrEvent extends UnsignedEvent {
+  id: string;
+  sig: string;
+}
+
+/** What one node answered, for refusals and reports. */
+export interface NodeAnswer {
+  node: string;
+  outcome: 'share' | 'refused' | 'error' | 'unreachable';
+  code?: string;
+  message?: string;
+}
+
+class NodeError extends Error {
+  readonly code: string;
+  readonly body: { code: string; message: string; violations?: Violation[] } | undefined;
+  readonly unreachable: boolean;
+  constructor(code: string, message: string, body?: { code: string; message: string; violations?: Violation[] }, unreachable = false) {
+    super(message);
+    this.code = code;
+    this.body = body;
+    this.unreachable = unreachable;
+  }
+}
+
+export class FrostCoordinator {
+  private readonly cluster: ClusterDefinition;
+  private readonly nodes: CoordinatorNode[];
+  private readonly timeoutMs: number;
+  private publicPackage?: PublicPackageJson;
+
+  constructor(cluster: ClusterDefinition, nodes: CoordinatorNode[], options: { timeoutMs?: number } = {}) {
+    for (const n of nodes) if (!cluster.nodes.some((c) => c.name === n.name)) throw new AirlockError('invalid_request', `node ${n.name} is not in the cluster definition`);
+    for (const c of cluster.nodes) if (!nodes.some((n) => n.name === c.name)) throw new AirlockError('invalid_request', `no URL and token for cluster node ${c.name}`);
+    this.cluster = cluster;
+    this.nodes = cluster.nodes.map((c) => nodes.find((n) => n.name === c.name)!);
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  private async call<T>(node: CoordinatorNode, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(new URL(path, node.url), {
+        method,
+        headers: { authorization: `Bearer ${node.token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+    } catch {
+      throw new NodeError('unreachable', `${node.name} did not answer`, undefined, true);
+    }
+    const json = (await res.json().catch(() => undefined)) as (T & { error?: { code: string; message: string; violations?: Violation[] } }) | undefined;
+    if (!res.ok || json === undefined) {
+      const error = json?.error;
+      throw new NodeError(error?.code ?? 'internal', `${node.name}: ${error?.message ?? `HTTP ${res.status}`}`, error);
+    }
+    return json;
+  }
+
+  /** Key generation across every node of the cluster (all must take part); returns the agreed public package. */
+  async generateKey(): Promise<{ groupKey: string; publicPackage: PublicPackageJson; ceremony: string }> {
+    const ceremony = randomBytes(16).toString('hex');
+    const all = <T>(f: (n: CoordinatorNode) => Promise<T>) => Promise.all(this.nodes.map(f));
+    try {
+      const round1 = await all((n) => this.call<{ round1: Round1Message }>(n, 'POST', '/v1/frost/dkg/round1', { ceremony }).then((r) => r.round1));
+      const round2 = (await all((n) => this.call<{ round2: Round2Message[] }>(n, 'POST', '/v1/frost/dkg/round2', { ceremony, round1 }).then((r) => r.round2))).flat();
+      const confirmations = await all((n) =>
+        this.call<{ confirmation: ConfirmMessage }>(n, 'POST', '/v1/frost/dkg/round3', { ceremony, round2: round2.filter((m) => m.body.to === n.name) }).then((r) => r.confirmation),
+      );
+      const results = await all((n) => this.call<{ groupKey: string; publicPackage: PublicPackageJson }>(n, 'POST', '/v1/frost/dkg/confirm', { ceremony, confirmations }));
+      const hashes = new Set(results.map((r) => publicPackageHash(r.publicPackage)));
+      if (hashes.size !== 1) throw new AirlockError('frost_dkg_failed', 'the nodes finished with different public packages');
+      this.publicPackage = results[0]!.publicPackage;
+      return { groupKey: results[0]!.groupKey, publicPackage: results[0]!.publicPackage, ceremony };
+    } catch (e) {
+      throw asAirlockError(e);
+    }
+  }
+
+  /** The group's public package, as the live nodes report it (they must all report the same one). */
+  async groupPublicPackage(): Promise<PublicPackageJson> {
+    if (this.publicPackage) return this.publicPackage;
+    const answers = await Promise.allSettled(this.nodes.map((n) => this.call<{ publicPackage?: PublicPackageJson }>(n, 'GET', '/v1/frost/node')));
+    const packages = answers.flatMap((a) => (a.status === 'fulfilled' && a.value.publicPackage ? [a.value.publicPackage] : []));
+    if (packages.length === 0) throw new AirlockError('frost_key_not_ready', 'no live node reports a key share: run key generation first');
+    if (new Set(packages.map(publicPackageHash)).size !== 1) throw new AirlockError('frost_dkg_failed', 'the nodes report different public packages');
+    this.publicPackage = packages[0]!;
+    return this.publicPackage;
+  }
+
+  async groupKey(): Promise<string> {
+    return groupXOnlyKey(await this.groupPublicPackage());
+  }
+
+  /**
+   * Signs a Nostr event (kind, tags, content, created_at; pubkey optional, must be the group key) with
+   * threshold-many nodes. Returns the signed event and which nodes contributed.
+   */
+  async signNostrEvent(unsigned: unknown, action: 'nostr.event' | 'nostr.http_auth' = 'nostr.event'): Promise<{ event: SignedNostrEvent; signers: string[]; answers: NodeAnswer[] }> {
+    const publicPackage = await this.groupPublicPackage();
+    const pubkey = groupXOnlyKey(publicPackage);
+    const event = parseUnsignedEvent(unsigned, pubkey);
+    const id = eventId(event);
+    const message = hexToBytes(id);
+    const excluded = new Map<string, NodeAnswer>();
+    const refusals: Violation[] = [];
+
+    for (;;) {
+      // Round one on every node not yet excluded; the first threshold-many that answer sign.
+      const candidates = this.nodes.filter((n) => !excluded.has(n.name));
+      const commits = await Promise.allSettled(candidates.map((n) => this.call<{ commitmentId: string; commitment: CommitmentJson }>(n, 'POST', '/v1/frost/commit')));
+      const live: { node: CoordinatorNode; commitmentId: string; commitment: CommitmentJson }[] = [];
+      commits.forEach((r, i) => {
+        const node = candidates[i]!;
+        if (r.status === 'fulfilled') live.push({ node, ...r.value });
+        else excluded.set(node.name, answerOf(node.name, r.reason));
+      });
+      if (live.length < this.cluster.threshold) throw this.notEnough(excluded, refusals);
+      const chosen = live.slice(0, this.cluster.threshold);
+      const list = chosen.map((c) => c.commitment);
+      const request = { action, event: { kind: event.kind, tags: event.tags, content: event.content, created_at: event.created_at, pubkey } };
+      const round2 = await Promise.allSettled(chosen.map((c) => this.call<{ share: string; identifier: string; eventId: string }>(c.node, 'POST', '/v1/frost/sign', { commitmentId: c.commitmentId, commitments: list, request })));
+      const shares: { node: string; identifier: string; share: string }[] = [];
+      round2.forEach((r, i) => {
+        const node = chosen[i]!.node;
+        if (r.status === 'fulfilled' && r.value.eventId === id) {
+          shares.push({ node: node.name, identifier: chosen[i]!.commitment.identifier, share: r.value.share });
+          return;
+        }
+        const answer = r.status === 'fulfilled' ? { node: node.name, outcome: 'error' as const, code: 'internal', message: 'the node signed another event id' } : answerOf(node.name, r.reason);
+        excluded.set(node.name, answer);
+        if (r.status === 'rejected' && r.reason instanceof NodeError && r.reason.code === 'policy_denied') {
+          for (const v of r.reason.body?.violations ?? []) refusals.push({ ...v, rule: `${node.name}:${v.rule}` });
+        }
+      });
+      if (shares.length < chosen.length) continue; // a node refused or failed: try another set
+      // Every share is checked against its node's verifying share; a bad one is named and nothing is released.
+      const sig = aggregateSignature(publicPackage, list, message, shares);
+      const answers = [...excluded.values(), ...shares.map((s) => ({ node: s.node, outcome: 'share' as const }))];
+      return { event: { ...event, id, sig }, signers: shares.map((s) => s.node), answers };
+    }
+  }
+
+  private notEnough(excluded: Map<string, NodeAnswer>, refusals: Violation[]): AirlockError {
+    const nodes = [...excluded.values()];
+    if (refusals.length > 0) {
+      return new AirlockError('policy_denied', `signer node policy refused: fewer than ${this.cluster.threshold} nodes are willing to sign this request`, { violations: refusals, details: { nodes } });
+    }
+    return new AirlockError('frost_threshold_not_met', `fewer than ${this.cluster.threshold} signer nodes answered`, { details: { nodes } });
+  }
+}
+
+function answerOf(node: string, reason: unknown): NodeAnswer {
+  if (reason instanceof NodeError) {
+    if (reason.unreachable) return { node, outcome: 'unreachable' };
+    return { node, outcome: reason.code === 'policy_denied' ? 'refused' : 'error', code: reason.code, message: reason.message };
+  }
+  return { node, outcome: 'error', code: 'internal' };
+}
+
+function asAirlockError(e: unknown): AirlockError {
+  if (e instanceof AirlockError) return e;
+  if (e instanceof NodeError) {
+    const code = (e.code in ERROR_CODES ? e.code : 'internal') as ErrorCode;
+    return new AirlockError(e.unreachable ? 'frost_threshold_not_met' : code, e.message, { ...(e.body?.violations ? { violations: e.body.violations } : {}) });
+  }
+  return new AirlockError('internal', 'Internal error.', { cause: e });
+}

@@ -1,0 +1,206 @@
+/**
+ * A threshold signer node's HTTP API (loopback, for the coordinator only). The node holds one FROST share of
+ * a key, its own policy and its own ledger, and contributes a signature share only for a request it decoded,
+ * evaluated and recorded itself:
+ *
+ *   POST /v1/frost/commit   round one: a fresh nonce commitment (nonces stay in memory, used once)
+ *   POST /v1/frost/sign     round two: {commitmentId, commitments, request:{action, event}}
+ *                           -> take the nonces -> check the commitment list -> decode the event and compute its
+ *                              id HERE (never a digest from the coordinator) -> evaluate this node's policy
+ *                              against this node's ledger -> record the decision (and charge) -> share
+ *   POST /v1/frost/dkg/{round1,round2,round3,confirm}   key generation (dkg.ts), once per node
+ *   GET  /v1/frost/node, GET /v1/frost/decisions
+ *
+ * Every route needs the node's bearer token (one per node, shared with the coordinator only). The token keeps
+ * strangers from spending nonces or reading the log; it is not what keeps a signature from being made: a
+ * holder of the token still gets a share only for what this node's policy allows.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { Hono, type Context } from 'hono';
+import {
+  AirlockError,
+  evaluatePolicy,
+  hashPolicy,
+  ledgerWritesFor,
+  parseUntrustedJson,
+  requiredWindows,
+  type CompiledPolicy,
+  type EvaluationInput,
+  type PolicyLayer,
+} from '@airlock/core';
+import { createNostrAdapter } from '@airlock/chains';
+import {
+  confirmDkg,
+  DkgParticipant,
+  FrostSigner,
+  groupXOnlyKey,
+  parseCommitmentList,
+  type ClusterDefinition,
+  type ConfirmMessage,
+  type DkgResult,
+  type NodeState,
+  type Round1Message,
+  type Round2Message,
+} from '@airlock/keys';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { errorResponse } from '../http/errors.ts';
+import type { NodeLedger } from './node-ledger.ts';
+
+const MAX_BODY_BYTES = 256 * 1024;
+const SIGNABLE = new Set(['nostr.event', 'nostr.http_auth']);
+
+export interface FrostNodeOptions {
+  state: NodeState;
+  cluster: ClusterDefinition;
+  /** This node's own policy (Airlock policy language, evaluated as the agent layer). */
+  policy: CompiledPolicy;
+  policyDocument: unknown;
+  ledger: NodeLedger;
+  /** The coordinator's bearer token for this node. */
+  token: string;
+  now?: () => number;
+  /** Nonce lifetime (ms) before round two. */
+  commitmentTtlMs?: number;
+}
+
+const digestOf = (s: string) => createHash('sha256').update(s).digest();
+
+export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; close(): void } {
+  const { state, cluster, ledger } = options;
+  const now = options.now ?? Date.now;
+  const tokenDigest = digestOf(options.token);
+  const policyHash = hashPolicy(options.policyDocument);
+  const layers: PolicyLayer[] = [{ layer: 'agent', label: `node:${state.name}@${policyHash.slice(0, 8)}`, policy: options.policy }];
+  const adapter = createNostrAdapter();
+  let signer = state.key ? new FrostSigner(state.key.secret, state.key.publicPackage, { now, ...(options.commitmentTtlMs ? { ttlMs: options.commitmentTtlMs } : {}) }) : undefined;
+  // One ceremony at a time, in memory: a restart mid-ceremony loses it (start a new one).
+  let ceremony: { participant: DkgParticipant; result?: DkgResult } | undefined;
+
+  const app = new Hono();
+  app.onError((err, c) => errorResponse(c, err));
+  app.notFound((c) => errorResponse(c, new AirlockError('not_found', 'no such route on a signer node')));
+
+  app.use('*', async (c, next) => {
+    const header = c.req.header('authorization') ?? '';
+    const presented = header.startsWith('Bearer ') ? digestOf(header.slice(7)) : undefined;
+    if (!presented || !timingSafeEqual(presented, tokenDigest)) throw new AirlockError('unauthenticated', 'this signer node needs its bearer token');
+    await next();
+  });
+
+  async function body(c: Context): Promise<Record<string, unknown>> {
+    const text = await c.req.text();
+    if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new AirlockError('body_too_large');
+    const value = text === '' ? {} : parseUntrustedJson(text);
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AirlockError('invalid_request', 'the body must be a JSON object');
+    return value as Record<string, unknown>;
+  }
+
+  function readySigner(): FrostSigner {
+    if (!signer) throw new AirlockError('frost_key_not_ready', 'this node has no key share yet: run `airlock frost dkg` first');
+    return signer;
+  }
+
+  app.get('/v1/frost/node', (c) =>
+    c.json({
+      name: state.name,
+      identityKey: state.identityKey,
+      status: signer ? 'ready' : 'no_key',
+      policy: policyHash,
+      ...(state.key ? { groupKey: groupXOnlyKey(state.key.publicPackage), publicPackage: state.key.publicPackage, ceremony: state.key.ceremony } : {}),
+    }),
+  );
+
+  app.get('/v1/frost/decisions', (c) => c.json({ decisions: ledger.decisions() }));
+
+  // --- key generation -------------------------------------------------------------------------------------
+  function currentCeremony(id: unknown): { participant: DkgParticipant; result?: DkgResult } {
+    if (!ceremony || ceremony.participant.ceremony !== id) throw new AirlockError('frost_dkg_failed', 'no such ceremony on this node (a restart loses one): start again');
+    return ceremony;
+  }
+
+  app.post('/v1/frost/dkg/round1', async (c) => {
+    const { ceremony: id } = await body(c);
+    if (state.key) throw new AirlockError('frost_key_not_ready', 'this node already holds a key share; a node takes part in one key generation');
+    const current = ceremony && ceremony.participant.ceremony === id ? ceremony : { participant: new DkgParticipant(cluster, state.name, state.identitySecret(), String(id)) };
+    ceremony = current;
+    return c.json({ round1: current.participant.round1() });
+  });
+
+  app.post('/v1/frost/dkg/round2', async (c) => {
+    const { ceremony: id, round1 } = await body(c);
+    if (!Array.isArray(round1)) throw new AirlockError('invalid_request', 'round1: the list of every node\'s round-one message');
+    return c.json({ round2: currentCeremony(id).participant.round2(round1 as Round1Message[]) });
+  });
+
+  app.post('/v1/frost/dkg/round3', async (c) => {
+    const { ceremony: id, round2 } = await body(c);
+    if (!Array.isArray(round2)) throw new AirlockError('invalid_request', 'round2: the round-two messages addressed to this node');
+    const current = currentCeremony(id);
+    current.result ??= current.participant.round3(round2 as Round2Message[]);
+    return c.json({ confirmation: current.participant.confirmation(current.result) });
+  });
+
+  app.post('/v1/frost/dkg/confirm', async (c) => {
+    const { ceremony: id, confirmations } = await body(c);
+    if (!Array.isArray(confirmations)) throw new AirlockError('invalid_request', 'confirmations: every node\'s signed confirmation');
+    const current = currentCeremony(id);
+    if (!current.result) throw new AirlockError('frost_dkg_failed', 'confirm before round three');
+    const publicPackage = confirmDkg(cluster, current.participant.ceremony, current.result, confirmations as ConfirmMessage[]);
+    await state.saveKey({ ceremony: current.participant.ceremony, secret: current.result.secret, publicPackage });
+    signer = new FrostSigner(current.result.secret, publicPackage, { now, ...(options.commitmentTtlMs ? { ttlMs: options.commitmentTtlMs } : {}) });
+    ceremony = undefined;
+    return c.json({ groupKey: groupXOnlyKey(publicPackage), publicPackage });
+  });
+
+  // --- signing ----------------------------------------------------------------------------------------------
+  app.post('/v1/frost/commit', (c) => c.json(readySigner().commit()));
+
+  app.post('/v1/frost/sign', async (c) => {
+    const ready = readySigner();
+    const { commitmentId, commitments, request, ...rest } = await body(c);
+    // Spent first: whatever is refused below, these nonces are never used again.
+    const nonces = ready.take(commitmentId);
+    if (Object.keys(rest).length > 0) throw new AirlockError('invalid_request', 'unknown field in the sign request');
+    const list = parseCommitmentList(cluster, commitments);
+    ready.checkCommitmentList(nonces, list);
+    const { action, event, ...extra } = (request ?? {}) as Record<string, unknown>;
+    if (typeof action !== 'string' || !SIGNABLE.has(action) || Object.keys(extra).length > 0) {
+      throw new AirlockError('unsupported_action', 'a signer node signs request {action: "nostr.event" | "nostr.http_auth", event}');
+    }
+    const groupKey = ready.groupKey;
+    // The node decodes the request itself: the message it signs is the event id it computes, nothing else.
+    const decoded = adapter.decode(action as 'nostr.event', event, { address: groupKey });
+    const eventId = bytesToHex(decoded.digest);
+    const atMs = now();
+    const input: EvaluationInput = { intent: decoded.intent, agentId: groupKey, sessionId: 'coordinator', nowMs: atMs };
+    const replay = ledger.wasCharged(eventId);
+    const decision = ledger.decide(replay ? [] : requiredWindows(layers, input), (view) => {
+      if (replay) {
+        // The same event id this node already approved and charged: contributed again (a retry after another
+        // node failed), recorded, not charged twice.
+        return { atMs, eventId, action, decision: 'replay', allowedBy: [], violations: [], policy: layers[0]!.label, writes: [] };
+      }
+      const d = evaluatePolicy(layers, input, view);
+      // A signer node has no approval flow: what would need a human is refused here.
+      const allowed = d.decision === 'allow';
+      return { atMs, eventId, action, decision: allowed ? 'allow' : 'deny', allowedBy: d.allowedBy, violations: d.violations, policy: d.policyVersion, writes: allowed ? ledgerWritesFor(input) : [] };
+    });
+    if (decision.decision === 'deny') {
+      throw new AirlockError('policy_denied', `signer node ${state.name} refused: ${(decision.violations as { code: string }[]).map((v) => v.code).join(', ')}`, {
+        violations: decision.violations as never,
+        details: { node: state.name, decision: decision.seq },
+      });
+    }
+    const share = ready.sign(nonces, list, decoded.digest);
+    return c.json({ node: state.name, identifier: ready.identifier, eventId, share, decision: decision.seq, replay: decision.decision === 'replay' });
+  });
+
+  return {
+    app,
+    close() {
+      signer?.wipe();
+      state.wipe();
+      ledger.close();
+    },
+  };
+}

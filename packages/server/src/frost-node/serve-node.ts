@@ -1,0 +1,67 @@
+/**
+ * Starts one signer node: unseal its state file, compile its own policy, open its own ledger, listen.
+ * The composition root of a node (the daemon's is runtime.ts); `airlock frost node` calls it.
+ */
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { createAdaptorServer } from '@hono/node-server';
+import { AirlockError, compilePolicy, parsePolicyText } from '@airlock/core';
+import { openNodeState, parseCluster, type ClusterDefinition } from '@airlock/keys';
+import { createFrostNodeApp } from './node-app.ts';
+import { NodeLedger } from './node-ledger.ts';
+
+export const NODE_STATE_FILE = 'frost-node.json';
+export const NODE_LEDGER_FILE = 'frost-node.db';
+
+export interface StartFrostNodeOptions {
+  /** The node's directory: its sealed state file and its ledger live here. */
+  dir: string;
+  passphrase: string;
+  /** Parsed JSON of the cluster definition. */
+  cluster: unknown;
+  /** The node's own policy document (YAML or JSON text). */
+  policyText: string;
+  token: string;
+  host?: string;
+  port?: number;
+}
+
+export interface RunningFrostNode {
+  name: string;
+  url: string;
+  status: 'ready' | 'no_key';
+  groupKey?: string;
+  close(): Promise<void>;
+}
+
+export async function startFrostNode(options: StartFrostNodeOptions): Promise<RunningFrostNode> {
+  if (options.token.length < 16) throw new AirlockError('invalid_request', 'the node token must have at least 16 characters');
+  const cluster: ClusterDefinition = parseCluster(options.cluster);
+  const policyDocument = parsePolicyText(options.policyText);
+  const policy = compilePolicy(policyDocument);
+  const state = await openNodeState(join(options.dir, NODE_STATE_FILE), options.passphrase);
+  const member = cluster.nodes.find((n) => n.name === state.name);
+  if (!member || member.identityKey !== state.identityKey) {
+    state.wipe();
+    throw new AirlockError('invalid_request', `the cluster definition does not list this node (${state.name}) with its identity key ${state.identityKey}`);
+  }
+  const ledger = new NodeLedger(join(options.dir, NODE_LEDGER_FILE));
+  const node = createFrostNodeApp({ state, cluster, policy, policyDocument, ledger, token: options.token });
+  const server = createAdaptorServer({ fetch: node.app.fetch }) as Server;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  return {
+    name: state.name,
+    url: `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`,
+    status: state.key ? 'ready' : 'no_key',
+    ...(state.key ? { groupKey: state.key.publicPackage.commitments[0]!.slice(2) } : {}),
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      node.close();
+    },
+  };
+}
