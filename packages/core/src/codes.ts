@@ -180,6 +180,12 @@ export const VIOLATION_CODES = {
   breaker_tripped: 'A detector (policy `detectors`) found this request far outside the agent\'s or the fleet\'s baseline and tripped its circuit breaker: the request is refused (freeze) or held for approval (require_approval), and so are the next ones until an operator resets the breaker.',
   breaker_open: 'A circuit breaker that binds this agent is tripped: its requests are held for approval (or refused, for a freeze) until an operator resets it (POST /v1/breakers/{id}/reset).',
   anomaly_detected: 'A detector configured to alert only found this request outside the baseline; the decision is unchanged and an `alert.<type>` audit entry is appended.',
+  user_operation_calls_unknown: "The user operation's callData is not `execute`/`executeBatch` of an account implementation Airlock knows, so what it runs cannot be decoded (default deny).",
+  prefund_exceeds_cap: 'The user operation can commit more to gas (gas limits x maxFeePerGas) than the `user_operations` rule allows.',
+  paymaster_not_allowed: 'The user operation names a paymaster that no `user_operations` rule lists (a paymaster is an external party; default deny).',
+  entry_point_not_allowed: 'The user operation is for an EntryPoint outside the `user_operations` allowlist.',
+  delegate_not_allowed: 'An EIP-7702 authorization names a delegate contract outside the `delegations` allowlist (or no `delegations` rule exists: default deny).',
+  delegation_any_chain: 'An EIP-7702 authorization has chain id 0 (valid on every chain) and no `delegations` rule allows any-chain authorizations.',
   abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
 } as const;
 

@@ -1,4 +1,4 @@
-import type { Intent } from '../intent.ts';
+import type { Intent, UserOperationInfo } from '../intent.ts';
 import type { LedgerView, WindowQuery } from '../ports/ledger.ts';
 import { windowKey } from '../ports/ledger.ts';
 import type { ViolationCode } from '../codes.ts';
@@ -24,9 +24,12 @@ function inOrder(layers: readonly PolicyLayer[]): readonly PolicyLayer[] {
 
 /** Every ledger window the rules will read for this input, deduplicated; prefetch these. */
 export function requiredWindows(layers: readonly PolicyLayer[], input: EvaluationInput): WindowQuery[] {
-  const ctx = { input, facts: intentFacts(input.intent), series: scopeSeries(input) };
   const all: WindowQuery[] = [];
-  for (const { policy } of inOrder(layers)) for (const rule of policy.rules) rule.windows(ctx, all);
+  // A user operation's calls are evaluated one by one too (evaluateUserOperation): their windows count.
+  for (const intent of [input.intent, ...(input.intent.userOperation?.calls ?? [])]) {
+    const ctx = { input: { ...input, intent }, facts: intentFacts(intent), series: scopeSeries(input) };
+    for (const { policy } of inOrder(layers)) for (const rule of policy.rules) rule.windows(ctx, all);
+  }
   const seen = new Set<string>();
   return all.filter((q) => {
     const key = windowKey(q);
@@ -94,6 +97,55 @@ function firstArgumentMiss(rules: readonly CompiledAllowRule[], ctx: RuleContext
  * Every rule of every layer runs, so a denial lists every reason at once.
  */
 export function evaluatePolicy(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView): Decision {
+  const op = input.intent.userOperation;
+  return op ? evaluateUserOperation(layers, input, ledger, op) : evaluateIntent(layers, input, ledger, true);
+}
+
+/**
+ * An ERC-4337 user operation (semantics §13): each call is evaluated as a request of its own (it must be
+ * granted and pass every rule, exactly as a transaction making that call would), and the operation as a
+ * whole runs every rule again without granting anything: its spends are the calls' spends added up plus the
+ * prefund, so budgets, per-request caps and destination lists see the batch as one request. A batch is
+ * allowed only if every call is; a call that is not decoded (unknown account) is refused.
+ */
+function evaluateUserOperation(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView, op: UserOperationInfo): Decision {
+  const whole = evaluateIntent(layers, input, ledger, false);
+  const denials = whole.decision === 'deny' ? [...whole.violations] : [];
+  const approvalsNeeded = whole.decision === 'require_approval' ? [...whole.violations] : [];
+  const allowedBy = new Set<string>();
+  const seen = new Set([...denials, ...approvalsNeeded].map((v) => `${v.rule}\u0000${v.code}`));
+  if (op.calls.length === 0) {
+    denials.push({ rule: 'agent/default', code: 'user_operation_calls_unknown', message: `the callData of ${op.sender} is not execute/executeBatch of a known account implementation: its calls cannot be decoded (default deny)` });
+  }
+  if (op.paymaster !== undefined && !inOrder(layers).some(({ policy }) => policy.rules.some((r) => r.paymasterListedBy?.(op.paymaster!)))) {
+    const listed = inOrder(layers).some(({ policy }) => policy.rules.some((r) => r.paymasterListedBy !== undefined));
+    // A rule with a list that leaves this paymaster out already said so; otherwise no rule lists any paymaster.
+    if (!listed) denials.push({ rule: 'agent/default', code: 'paymaster_not_allowed', message: `paymaster ${op.paymaster} is listed by no user_operations rule (default deny)` });
+  }
+  op.calls.forEach((call, i) => {
+    const decision = evaluateIntent(layers, { ...input, intent: call }, ledger, true);
+    for (const rule of decision.allowedBy) allowedBy.add(rule);
+    const into = decision.decision === 'deny' ? denials : approvalsNeeded;
+    if (decision.decision === 'allow') return;
+    for (const v of decision.violations) {
+      // The operation-wide finding of the same rule (a budget over the summed batch) already speaks for this call.
+      const key = `${v.rule}\u0000${v.code}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      into.push({ ...v, message: `call ${i + 1} of ${op.calls.length} (${call.kind} ${call.to ?? ''}): ${v.message}` });
+    }
+  });
+  const policyVersion = whole.policyVersion;
+  if (denials.length > 0) return { decision: 'deny', violations: denials, allowedBy: [...allowedBy], policyVersion };
+  if (approvalsNeeded.length > 0) return { decision: 'require_approval', violations: approvalsNeeded, allowedBy: [...allowedBy], policyVersion };
+  return { decision: 'allow', violations: [], allowedBy: [...allowedBy], policyVersion };
+}
+
+/**
+ * One intent through every rule of every layer. `grants`: whether allow rules decide (semantics §3); false for
+ * a user operation as a whole, whose calls are what allow rules grant (evaluateUserOperation).
+ */
+function evaluateIntent(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView, grants: boolean): Decision {
   const ctx: RuleContext = { input, facts: intentFacts(input.intent), series: scopeSeries(input), ledger };
   const ordered = inOrder(layers);
   const denials: Violation[] = [];
@@ -117,7 +169,7 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
       }
     }
     // §3: a layer with allow rules must grant; a layer without any only restricts.
-    if (policy.allowRules.length > 0) {
+    if (grants && policy.allowRules.length > 0) {
       someLayerGrants = true;
       if (!granted) {
         // An allow rule that would grant but for its resource patterns names the real reason.
@@ -145,8 +197,12 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
       }
     }
   }
+  // EIP-7702: an authorization hands the account to its delegate; no rule governing delegations means no delegation.
+  if (input.intent.delegation && !ordered.some(({ policy }) => policy.rules.some((r) => r.governsDelegations))) {
+    denials.push({ rule: 'agent/default', code: 'delegate_not_allowed', message: 'EIP-7702 delegations are signed only where a delegations rule lists the delegate (default deny)' });
+  }
   // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.
-  if (!someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));
+  if (grants && !someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));
 
   const policyVersion = ordered.map((l) => l.label).join(',');
   if (denials.length > 0) return { decision: 'deny', violations: denials, allowedBy, policyVersion };
