@@ -33,7 +33,7 @@ test('userOpHash recomputed for v0.6, v0.7 and v0.8 equals viem getUserOperation
     { version: '0.8' as const, entryPoint: EP08, op: { sender, nonce: 0n, factory: '0x7702', factoryData: '0x', authorization: { address: bob, chainId: 8453, nonce: 0 }, callData, ...gasFields } },
   ];
   for (const { version, entryPoint, op } of cases) {
-    const expected = getUserOperationHash({ chainId: 8453, entryPointAddress: entryPoint, entryPointVersion: version, userOperation: op as never });
+    const expected = getUserOperationHash({ chainId: 8453, entryPointAddress: entryPoint as `0x${string}`, entryPointVersion: version, userOperation: op as never });
     const decoded = adapter.decode('evm.user_operation', { chainId: 8453, entryPoint, entryPointVersion: version, userOperation: json(op) }, signer);
     assert.equal(decoded.intent.userOperation?.hash, expected, `v${version}`);
     assert.equal(bytesToHex(decoded.digest), expected, 'raw signing signs the userOpHash itself');
@@ -97,7 +97,7 @@ test('bad operations are refused with codes: no hash-only request, bad version, 
 test('PackedUserOperation typed data (what Simple7702Account signs) decodes as the same user operation', () => {
   const callData = encodeFunctionData({ abi: ACCOUNT, functionName: 'execute', args: [usdc, 0n, transfer(bob, 9n)] });
   const typedData = getUserOperationTypedData({ chainId: 8453, entryPointAddress: EP08, userOperation: { sender, nonce: 2n, callData, signature: '0x', ...gasFields } as never });
-  const { signature: _dropped, ...message } = typedData.message;
+  const { signature: _dropped, ...message } = typedData.message as typeof typedData.message & { signature: string };
   const decoded = adapter.decode('evm.typed_data', { typedData: { ...typedData, message: json(message) } }, signer);
   assert.equal(decoded.intent.kind, 'erc4337.user_operation');
   assert.equal(decoded.intent.action, 'evm.user_operation', 'a session needs evm.user_operation, whichever route it takes');
