@@ -102,7 +102,7 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
 }
 
 /**
- * An ERC-4337 user operation (semantics §13): each call is evaluated as a request of its own (it must be
+ * An ERC-4337 user operation (semantics §11): each call is evaluated as a request of its own (it must be
  * granted and pass every rule, exactly as a transaction making that call would), and the operation as a
  * whole runs every rule again without granting anything: its spends are the calls' spends added up plus the
  * prefund, so budgets, per-request caps and destination lists see the batch as one request. A batch is
