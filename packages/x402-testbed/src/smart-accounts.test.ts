@@ -115,6 +115,14 @@ describe('smart accounts owned by an Airlock key', () => {
     assert.equal(await balance(THIEF), 0n);
   });
 
+  test('a session scoped to typed data (x402) cannot sign a user operation sent as PackedUserOperation typed data', async () => {
+    const { token: typedOnly } = await provisionAgent(h, { actions: ['evm.typed_data'], policy: { version: 1, rules: [{ name: 'anything', type: 'allow', match: { kinds: ['erc20.transfer'] } }] } });
+    const narrow = await airlockAccount({ url: 'http://127.0.0.1', token: typedOnly, fetch: h.fetch });
+    const account = await toSimple7702SmartAccount({ client, owner: narrow as unknown as PrivateKeyAccount, implementation: aa.simple7702 });
+    const e = await refusal(account.signUserOperation({ sender: narrow.address, nonce: 0n, callData: await account.encodeCalls([transfer(SHOP, 1n)]), ...GAS, ...UNSIGNED, chainId }));
+    assert.ok(violations(e).some((v) => v.rule === 'session/actions' && v.code === 'action_not_allowed'), JSON.stringify(violations(e)));
+  });
+
   test('gas and paymaster games: an absurd prefund and an unlisted paymaster are refused with their rules', async () => {
     const account = await toSimple7702SmartAccount({ client, owner: owner as unknown as PrivateKeyAccount, implementation: aa.simple7702 });
     const base = { sender: agentAddress, nonce: await account.getNonce(), callData: await account.encodeCalls([transfer(SHOP, 1n)]), chainId, ...UNSIGNED };

@@ -137,7 +137,7 @@ export const SignResponse = apiSchema(
   'SignResponse',
   z.object({
     decision: z.literal('allow'),
-    signature: z.string().describe('EVM: 65-byte r||s||v (0x-hex); v = 27/28 for messages and typed data, yParity for transactions. Nostr: the 64-byte BIP-340 signature (hex, no 0x)'),
+    signature: z.string().describe('EVM: 65-byte r||s||v (0x-hex); v = 27/28 for messages, typed data, user operations and EIP-7702 authorizations, yParity for transactions. Nostr: the 64-byte BIP-340 signature (hex, no 0x)'),
     signedTransaction: z.string().optional().describe('evm.transaction: the serialized signed transaction'),
     transactionHash: z.string().optional(),
     event: SignedNostrEventSchema.optional().describe('nostr.event / nostr.http_auth: the signed event, ready to publish'),
