@@ -4,7 +4,7 @@
  * Addresses are lowercase 0x-hex. Amounts are bigint base units.
  */
 
-export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay', 'bitcoin.psbt', 'bitcoin.message'] as const;
+export const ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'evm.user_operation', 'evm.authorization', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04', 'lightning.pay', 'bitcoin.psbt', 'bitcoin.message'] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export const INTENT_KINDS = [
@@ -26,6 +26,8 @@ export const INTENT_KINDS = [
   'safe.transaction', // a Safe multisig transaction (EIP-712 SafeTx) co-signed by the agent: policy runs on each call (Intent.safe.calls) and on their sum
   'contract.delegatecall', // a Safe call with operation DELEGATECALL: the target's code runs as the Safe, so only an allow rule naming the kind and the exact contract grants it
   'safe.gas_refund', // what a SafeTx pays its submitter (gasPrice x gas in gasToken to refundReceiver): only an allow rule naming the kind grants it
+  'erc4337.user_operation', // an ERC-4337 user operation: policy runs on each decoded inner call (Intent.userOperation.calls) and on their sum
+  'eip7702.authorization', // an EIP-7702 authorization: the EOA's code becomes a delegate contract (Intent.delegation)
   'message.personal',
   'nostr.event', // a NIP-01 event other than NIP-98 HTTP auth
   'nostr.http_auth', // a NIP-98 HTTP auth event (kind 27235)
@@ -128,6 +130,10 @@ export interface Intent {
   bitcoin?: BitcoinInfo;
   /** Safe multisig transactions (`SafeTx` typed data): the Safe, its nonce and the calls it executes. */
   safe?: SafeTransactionInfo;
+  /** ERC-4337 user operations: the account, the calls it executes (each an intent of its own) and what gas may cost. */
+  userOperation?: UserOperationInfo;
+  /** EIP-7702 authorizations (signed alone or carried by a type-4 transaction): which delegate each installs, on which chain. */
+  delegation?: DelegationInfo;
   /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
   summary: string;
 }
@@ -147,6 +153,51 @@ export interface SafeTransactionInfo {
   /** The canonical MultiSend / MultiSendCallOnly the SafeTx delegatecalls, when it is a batch. */
   multiSend?: string;
   calls: Intent[];
+}
+
+/**
+ * An ERC-4337 user operation as policy sees it. The operation's hash is recomputed from these fields (never
+ * taken from the request); `calls` are what the account's `execute`/`executeBatch` runs, each decoded like a
+ * transaction from the account (`from` = sender). The outer intent's spends are the sum of the calls' spends
+ * plus the prefund (when no paymaster pays), so a batch is charged once for everything it moves.
+ */
+export interface UserOperationInfo {
+  entryPoint: string;
+  entryPointVersion: '0.6' | '0.7' | '0.8';
+  /** The smart account (lowercase). */
+  sender: string;
+  nonce: bigint;
+  /** The EntryPoint's userOpHash (0x-hex), recomputed by Airlock. */
+  hash: string;
+  /** What the agent's key signs: the hash itself (`raw`), EIP-191 over it (`eip191`), or EIP-712 (`typed_data`, v0.8). */
+  signing: 'raw' | 'eip191' | 'typed_data';
+  /** The account function the callData calls (`execute`, `executeBatch`), or `unknown` when no registered account ABI decodes it. */
+  accountCall: 'execute' | 'executeBatch' | 'unknown';
+  /** The decoded calls (empty when `accountCall` is unknown: refused by default). */
+  calls: Intent[];
+  /** The paymaster that pays for gas (lowercase), when one is named: an external party policy must list. */
+  paymaster?: string;
+  /** The factory deploying the account (initCode), when one is named; `0x7702` marks an EIP-7702 account. */
+  factory?: string;
+  /** The most gas the operation can buy: call + verification + pre-verification (+ paymaster) gas limits. */
+  totalGas: bigint;
+  /** totalGas x maxFeePerGas: what the account (or its paymaster) can lose to gas. */
+  prefund: bigint;
+}
+
+/** One EIP-7702 authorization: the delegate whose code the authority's account will run. */
+export interface DelegationEntry {
+  /** The delegate contract (lowercase); the zero address clears a delegation. */
+  delegate: string;
+  /** The authorization's chain id; 0 means valid on every chain. */
+  chainId: number;
+  nonce: bigint;
+  /** Who signed it (lowercase): the agent for a standalone authorization; recovered for a type-4 transaction's list. */
+  authority?: string;
+}
+
+export interface DelegationInfo {
+  authorizations: DelegationEntry[];
 }
 
 /** The CAIP-2-shaped chain id every Nostr intent names (Nostr has no chains; one id keeps `chains` rules meaningful). */

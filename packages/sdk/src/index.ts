@@ -5,3 +5,4 @@ export * from './x402.ts';
 export * from './receipts.ts';
 export * from './l402.ts';
 export * from './sessions.ts';
+export * from './smart-account.ts';

@@ -29,6 +29,7 @@ const EXPECTED = [
   'docs/policy.md#A Lightning paying agent',
   'docs/policy.md#Approvals by stakes',
   'docs/policy.md#A Bitcoin paying agent',
+  'docs/policy.md#A smart-account agent',
   'docs/policy.md#A fleet with circuit breakers',
   'docs/policy.md#A fleet lifecycle: treasury, sweeps, caps and orphans',
   'docs/x402.md#Operator policy',
@@ -63,6 +64,19 @@ const NOSTR_FRIEND = getPublicKey(NOSTR_FRIEND_SECRET);
 const NOSTR_STRANGER = getPublicKey(generateSecretKey());
 const unixNow = () => Math.floor(Date.now() / 1000);
 const nostrEvent = (kind: number, content: string, tags: string[][] = [], createdAt = unixNow()) => ({ kind, tags, content, created_at: createdAt });
+
+/** An EntryPoint v0.8 user operation of `sender` running `calls` through execute/executeBatch (Simple7702Account's ABI). */
+const ACCOUNT_ABI = [parseAbiItem('function execute(address target, uint256 value, bytes data)'), parseAbiItem('function executeBatch((address target, uint256 value, bytes data)[] calls)')];
+function userOperation(sender: string, calls: { to: string; data: string }[], over: Record<string, string> = {}) {
+  const callData = calls.length === 1
+    ? encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'execute', args: [calls[0]!.to as `0x${string}`, 0n, calls[0]!.data as `0x${string}`] })
+    : encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'executeBatch', args: [calls.map((c) => ({ target: c.to as `0x${string}`, value: 0n, data: c.data as `0x${string}` }))] });
+  return {
+    chainId: 8453, entryPoint: '0x4337084d9e255ff0702461cf8895ce9e3b5ff108', entryPointVersion: '0.8',
+    userOperation: { sender, nonce: '0', callData, callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000', ...over },
+  };
+}
+const usdcCall = (to: string, amount: bigint) => ({ to: USDC, data: transfer(USDC, to, amount).transaction.data });
 
 const codesOf = (res: { body: any }) => (res.body.error?.violations ?? []).map((v: any) => `${v.rule} ${v.code}`);
 
@@ -291,6 +305,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(enc.status, 200, JSON.stringify(enc.body));
       assert.equal(nip44.decrypt(enc.body.ciphertext, nip44.getConversationKey(NOSTR_FRIEND_SECRET, me)), 'hello friend');
       assert.deepEqual(codesOf(await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: NOSTR_STRANGER, plaintext: 'leak' } })), ['agent/nip44-friends nostr_peer_not_allowed']);
+    });
+
+    test('smart-account agent (docs/policy.md): shop payments in user operations; drains, gas games, strange paymasters and delegates refused', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#A smart-account agent').document, actions: ['evm.user_operation', 'evm.authorization'] });
+      const signOp = (body: unknown) => h.call('POST', '/v1/sign/user-operation', { token, body });
+      const ok = await signOp(userOperation(agent.address, [usdcCall(ALICE, 5_000_000n), usdcCall(ALICE, 5_000_000n)]));
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(ok.body.intent.userOperation.calls.length, 2);
+      const drain = await signOp(userOperation(agent.address, [usdcCall(ALICE, 1n), usdcCall(ALICE, 1n), usdcCall(STRANGER, 1_000_000n)]));
+      assert.deepEqual(codesOf(drain), ['agent/default no_matching_allow_rule']);
+      assert.match(drain.body.error.violations[0].message, /^call 3 of 3/);
+      assert.deepEqual(codesOf(await signOp(userOperation(agent.address, [usdcCall(ALICE, 20_000_000n), usdcCall(ALICE, 20_000_000n)]))), ['agent/per-operation amount_exceeds_max']);
+      assert.deepEqual(codesOf(await signOp(userOperation(agent.address, [usdcCall(ALICE, 1n)], { maxFeePerGas: '100000000000' }))), ['agent/gas prefund_exceeds_cap']);
+      const paymaster = { paymaster: STRANGER, paymasterVerificationGasLimit: '10000', paymasterPostOpGasLimit: '10000' };
+      assert.deepEqual(codesOf(await signOp(userOperation(agent.address, [usdcCall(ALICE, 1n)], paymaster))), ['agent/gas paymaster_not_allowed']);
+      assert.equal((await signOp(userOperation(agent.address, [usdcCall(ALICE, 1n)], { ...paymaster, paymaster: '0x2222222222222222222222222222222222222222' }))).status, 200);
+      const signAuth = (authorization: unknown, chainId?: number) => h.call('POST', '/v1/sign/authorization', { token, body: { ...(chainId ? { chainId } : {}), authorization } });
+      assert.equal((await signAuth({ address: '0xe6cae83bde06e4c305530e199d7217f42808555b', chainId: 8453, nonce: 0 })).status, 200);
+      assert.deepEqual(codesOf(await signAuth({ address: MIXER, chainId: 8453, nonce: 0 })), ['agent/simple7702-only delegate_not_allowed']);
+      assert.deepEqual(codesOf(await signAuth({ address: '0xe6cae83bde06e4c305530e199d7217f42808555b', chainId: 0, nonce: 0 }, 8453)), ['agent/simple7702-only delegation_any_chain']);
     });
 
     test('approvals by stakes: small payments signed, up to 1,000 USDC held for 1 of ops, above for 2 of treasury; the admin token cannot approve', async () => {

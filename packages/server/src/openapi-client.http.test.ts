@@ -154,6 +154,13 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     const message = await call(token, 'POST', '/v1/sign/message', { chainId: 8453, message: 'hello' });
     assert.equal(message.status, 403);
     assert.equal(message.body.error.violations[0].code, 'message_not_allowed');
+    // Smart accounts: this session may not sign user operations or EIP-7702 authorizations.
+    const userOperation = await call(token, 'POST', '/v1/sign/user-operation', { chainId: 8453, entryPoint: '0x4337084d9e255ff0702461cf8895ce9e3b5ff108', entryPointVersion: '0.8', userOperation: { sender: agent.address, nonce: '0', callData: '0x' } });
+    assert.equal(userOperation.status, 403);
+    assert.ok(userOperation.body.error.violations.some((v: { code: string }) => v.code === 'action_not_allowed'));
+    const delegation = await call(token, 'POST', '/v1/sign/authorization', { authorization: { address: ALICE, chainId: 8453, nonce: 0 } });
+    assert.equal(delegation.status, 403);
+    assert.ok(delegation.body.error.violations.some((v: { code: string }) => v.code === 'delegate_not_allowed'));
 
     const held = await call(token, 'POST', '/v1/sign/transaction', usdcTransfer(ALICE, 60_000_000n, 3), { 'idempotency-key': 'tour-held' });
     assert.equal(held.status, 202);

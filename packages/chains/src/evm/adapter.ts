@@ -4,7 +4,9 @@ import type { Action, ChainAdapter, DecodedRequest, ProducedSignature, SignResul
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, concatBytes, keccak256 } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
-import { checkAbiDeclarations, enrichCall } from './abi-moves.ts';
+import { checkAbiDeclarations } from './abi-moves.ts';
+import { decodeAuthorizationRequest } from './eip7702.ts';
+import { decodeUserOperationRequest, enrichUserOperation } from './user-operation.ts';
 import { decodeMessageRequest } from './message.ts';
 import { addressOfPublicKey, assertSignedBy, nobleRecoverPublicKey, type RecoverPublicKey } from './signature.ts';
 import { isPreparedTransaction, signedTransactionBytes } from './signed-transaction.ts';
@@ -21,7 +23,7 @@ export interface EvmAdapterOptions {
   uncompressPublicKey?: (compressed: Uint8Array) => Uint8Array;
 }
 
-const EVM_ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message'] as const satisfies readonly Action[];
+const EVM_ACTIONS = ['evm.transaction', 'evm.typed_data', 'evm.message', 'evm.user_operation', 'evm.authorization'] as const satisfies readonly Action[];
 const HARDENED_LIMIT = 0x80000000;
 
 export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter {
@@ -37,6 +39,10 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
         return decodeTypedDataRequest(payload, signer, abis);
       case 'evm.message':
         return decodeMessageRequest(payload, signer);
+      case 'evm.user_operation':
+        return decodeUserOperationRequest(payload, signer, abis);
+      case 'evm.authorization':
+        return decodeAuthorizationRequest(payload, signer);
       default:
         throw new AirlockError('unsupported_action', 'the eip155 adapter does not sign this action');
     }
@@ -64,7 +70,8 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
     decode,
     namedSigners,
 
-    enrich: enrichCall,
+    // A user operation's calls decode against registered ABIs one by one; anything else as a single call.
+    enrich: enrichUserOperation,
     checkAbis: checkAbiDeclarations,
 
     finalize(action: Action, decoded: DecodedRequest, produced: ProducedSignature, signer: SignerContext): SignResult {

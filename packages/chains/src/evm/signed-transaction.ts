@@ -9,9 +9,9 @@ import type { EcdsaSignature } from '@airlock/core';
 /** What decode keeps of a transaction for finalize: its type, chain and unsigned serialization. */
 export interface PreparedTransaction {
   kind: 'evm.transaction';
-  type: 'eip1559' | 'legacy';
+  type: 'eip1559' | 'legacy' | 'eip2930' | 'eip7702';
   chainId: number;
-  /** The unsigned serialization: EIP-1559 `0x02 || rlp([...9 fields])` or EIP-155 legacy `rlp([...6 fields, chainId, 0, 0])`. */
+  /** The unsigned serialization: typed `0x01`/`0x02`/`0x04 || rlp([...fields])` or EIP-155 legacy `rlp([...6 fields, chainId, 0, 0])`. */
   unsigned: Uint8Array;
 }
 
@@ -20,8 +20,10 @@ export function isPreparedTransaction(value: unknown): value is PreparedTransact
     && (value as PreparedTransaction).unsigned instanceof Uint8Array;
 }
 
+const TYPE_BYTES = { eip2930: 0x01, eip1559: 0x02, eip7702: 0x04 } as const;
+
 /**
- * EIP-1559: `0x02 || rlp([...unsigned fields, yParity, r, s])`.
+ * Typed (EIP-2718: 2930, 1559, 7702): `type || rlp([...unsigned fields, yParity, r, s])`.
  * Legacy (EIP-155): `rlp([...6 fields, v, r, s])` with v = chainId * 2 + 35 + recovery, replacing `chainId, 0, 0`.
  * r and s are minimal big-endian integers (leading zero bytes dropped), as RLP requires.
  */
@@ -29,11 +31,12 @@ export function signedTransactionBytes(prepared: PreparedTransaction, signature:
   const { type, chainId, unsigned } = prepared;
   const r = rlpString(minimalBytes(signature.compact.subarray(0, 32)));
   const s = rlpString(minimalBytes(signature.compact.subarray(32, 64)));
-  if (type === 'eip1559') {
-    if (unsigned[0] !== 0x02) throw malformed();
+  if (type !== 'legacy') {
+    const typeByte = TYPE_BYTES[type];
+    if (unsigned[0] !== typeByte) throw malformed();
     const fields = listPayload(unsigned, 1);
     const yParity = rlpString(signature.recovery === 1 ? Uint8Array.of(1) : new Uint8Array(0));
-    return concat([Uint8Array.of(0x02), listHeader(fields.length + yParity.length + r.length + s.length), fields, yParity, r, s]);
+    return concat([Uint8Array.of(typeByte), listHeader(fields.length + yParity.length + r.length + s.length), fields, yParity, r, s]);
   }
   const payload = listPayload(unsigned, 0);
   // The EIP-155 placeholder `chainId, 0, 0` ends the unsigned list: it must be exactly that before it is cut.

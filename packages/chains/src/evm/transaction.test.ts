@@ -153,8 +153,9 @@ test('bad inputs give their codes and name the field', () => {
   rejects(tx({ to: BOB, value: 1.5 }), 'invalid_amount', 'transaction.value');
   rejects(tx({ to: BOB, value: 2 ** 60 }), 'invalid_amount', 'transaction.value');
   rejects(tx({ to: BOB, type: 'eip4844' }), 'undecodable_payload', 'transaction.type');
-  rejects(tx({ to: BOB, type: '0x4' }), 'undecodable_payload', 'transaction.type');
-  rejects(tx({ to: BOB, authorizationList: [] }), 'undecodable_payload', 'transaction.authorizationList');
+  // EIP-7702 is signed (eip7702.test.ts), but only with at least one authorization.
+  rejects(tx({ to: BOB, type: '0x4' }), 'invalid_request', 'transaction.authorizationList');
+  rejects(tx({ to: BOB, authorizationList: [] }), 'invalid_request', 'transaction.authorizationList');
   rejects(tx({ to: BOB, type: 'weird' }), 'invalid_request', 'transaction.type');
   rejects(tx({ to: BOB, chainId: 1 }), 'chain_mismatch');
   rejects(tx({ to: BOB }, 0), 'unsupported_chain');

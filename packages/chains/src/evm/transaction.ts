@@ -1,20 +1,21 @@
-// evm.transaction: reads an unsigned EIP-1559 or legacy (EIP-155) transaction, from JSON fields or from
-// its serialized form, and decodes it into an intent. The digest is keccak256 of the unsigned serialization.
+// evm.transaction: reads an unsigned EIP-1559, EIP-2930, EIP-7702 (type 4) or legacy (EIP-155) transaction, from
+// JSON fields or from its serialized form, and decodes it into an intent. The digest is keccak256 of the unsigned serialization.
 import { AirlockError, nativeAsset } from '@airlock/core';
-import type { DecodedRequest, FeeFields, Intent, SignerContext, Spend } from '@airlock/core';
+import type { DecodedRequest, DelegationEntry, FeeFields, Intent, SignerContext, Spend } from '@airlock/core';
 import { hexToBytes, keccak256, parseTransaction, serializeTransaction } from 'viem';
-import type { AccessList, Hex, TransactionSerializable } from 'viem';
+import type { AccessList, Hex, SignedAuthorization, TransactionSerializable } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
 import { decodeCall } from './calldata.ts';
 import type { DecodedCall } from './calldata.ts';
 import type { PreparedTransaction } from './signed-transaction.ts';
+import { readAuthorizationList } from './eip7702.ts';
 import {
   caip2, readAddress, readChainId, readHex, readQuantity, readRecord, readSafeInteger, rejectUnknownKeys,
 } from './fields.ts';
 
 /** A fully validated unsigned transaction: exactly what gets serialized and signed. */
 export interface EvmTransaction {
-  type: 'eip1559' | 'legacy';
+  type: TransactionType;
   chainId: number;
   to?: `0x${string}`;
   value: bigint;
@@ -25,20 +26,27 @@ export interface EvmTransaction {
   maxPriorityFeePerGas?: bigint;
   gasPrice?: bigint;
   accessList?: AccessList;
+  /** Type 4 (EIP-7702): the signed authorizations the transaction carries, each already signed by its authority. */
+  authorizationList?: SignedAuthorization[];
+  /** What each of those authorizations delegates, and whose account (the recovered authority). */
+  delegations?: DelegationEntry[];
 }
 
-const TYPE_NAMES: Record<string, 'eip1559' | 'legacy' | 'unsupported'> = {
+/** EIP-2930 (type 1) only adds an access list (which cannot move value); EIP-7702 (type 4) carries delegations. */
+export type TransactionType = 'eip1559' | 'legacy' | 'eip2930' | 'eip7702';
+
+const TYPE_NAMES: Record<string, TransactionType | 'unsupported'> = {
   eip1559: 'eip1559', '0x2': 'eip1559', legacy: 'legacy', '0x0': 'legacy',
-  eip2930: 'unsupported', '0x1': 'unsupported', eip4844: 'unsupported', '0x3': 'unsupported',
-  eip7702: 'unsupported', '0x4': 'unsupported',
+  eip2930: 'eip2930', '0x1': 'eip2930', eip4844: 'unsupported', '0x3': 'unsupported',
+  eip7702: 'eip7702', '0x4': 'eip7702',
 };
 
 const TRANSACTION_FIELDS = [
   'type', 'chainId', 'from', 'to', 'value', 'data', 'input', 'nonce', 'gas', 'gasLimit',
-  'maxFeePerGas', 'maxPriorityFeePerGas', 'gasPrice', 'accessList',
+  'maxFeePerGas', 'maxPriorityFeePerGas', 'gasPrice', 'accessList', 'authorizationList',
 ] as const;
 /** Fields of transaction types we do not sign: named so the error says why instead of "unsupported field". */
-const UNSUPPORTED_TYPE_FIELDS = ['authorizationList', 'blobs', 'blobVersionedHashes', 'maxFeePerBlobGas', 'sidecars'];
+const UNSUPPORTED_TYPE_FIELDS = ['blobs', 'blobVersionedHashes', 'maxFeePerBlobGas', 'sidecars'];
 const SIGNATURE_FIELDS = ['r', 's', 'v', 'yParity'];
 
 /** Reads the request payload into a validated transaction. `signer` lets a `from` field be checked, not trusted. */
@@ -67,7 +75,7 @@ function readTransaction(payload: unknown, signer?: SignerContext): ReadTransact
 
 function readFields(tx: Record<string, unknown>, chainId: number, signer: SignerContext | undefined): EvmTransaction {
   for (const key of UNSUPPORTED_TYPE_FIELDS) {
-    if (key in tx) throw new AirlockError('undecodable_payload', `transaction.${key}: blob and EIP-7702 transactions are not supported`);
+    if (key in tx) throw new AirlockError('undecodable_payload', `transaction.${key}: blob transactions are not supported`);
   }
   for (const key of SIGNATURE_FIELDS) {
     if (key in tx) throw new AirlockError('invalid_request', `transaction.${key}: the transaction must be unsigned`);
@@ -83,7 +91,7 @@ function readFields(tx: Record<string, unknown>, chainId: number, signer: Signer
 
   const hasLegacyFee = tx.gasPrice !== undefined;
   const has1559Fee = tx.maxFeePerGas !== undefined || tx.maxPriorityFeePerGas !== undefined;
-  const type = readType(tx.type, hasLegacyFee, has1559Fee);
+  const type = readType(tx.type, hasLegacyFee, has1559Fee, tx.authorizationList !== undefined);
 
   if (tx.gas !== undefined && tx.gasLimit !== undefined && readQuantity(tx.gas, 'transaction.gas') !== readQuantity(tx.gasLimit, 'transaction.gasLimit')) {
     throw new AirlockError('invalid_request', 'transaction.gas and transaction.gasLimit differ');
@@ -105,13 +113,26 @@ function readFields(tx: Record<string, unknown>, chainId: number, signer: Signer
   };
   if (tx.to !== undefined && tx.to !== null) result.to = readAddress(tx.to, 'transaction.to');
 
-  if (type === 'eip1559') {
-    if (hasLegacyFee) throw new AirlockError('invalid_request', 'transaction.gasPrice is not allowed on an eip1559 transaction');
+  if (tx.authorizationList !== undefined && type !== 'eip7702') throw new AirlockError('invalid_request', `transaction.authorizationList is not allowed on an ${type} transaction`);
+  if (type === 'eip1559' || type === 'eip7702') {
+    if (hasLegacyFee) throw new AirlockError('invalid_request', `transaction.gasPrice is not allowed on an ${type} transaction`);
     if (tx.maxFeePerGas === undefined) throw new AirlockError('invalid_request', 'transaction.maxFeePerGas is required');
     if (tx.maxPriorityFeePerGas === undefined) throw new AirlockError('invalid_request', 'transaction.maxPriorityFeePerGas is required');
     result.maxFeePerGas = readQuantity(tx.maxFeePerGas, 'transaction.maxFeePerGas');
     result.maxPriorityFeePerGas = readQuantity(tx.maxPriorityFeePerGas, 'transaction.maxPriorityFeePerGas');
     if (tx.accessList !== undefined) result.accessList = readAccessList(tx.accessList);
+    if (type === 'eip7702') {
+      // EIP-7702: a type-4 transaction has a destination and at least one authorization.
+      if (result.to === undefined) throw new AirlockError('invalid_request', 'transaction.to is required on an eip7702 transaction');
+      const { list, entries } = readAuthorizationList(tx.authorizationList);
+      result.authorizationList = list;
+      result.delegations = entries;
+    }
+  } else if (type === 'eip2930') {
+    if (has1559Fee) throw new AirlockError('invalid_request', 'transaction.maxFeePerGas is not allowed on an eip2930 transaction');
+    if (!hasLegacyFee) throw new AirlockError('invalid_request', 'transaction.gasPrice is required');
+    result.gasPrice = readQuantity(tx.gasPrice, 'transaction.gasPrice');
+    result.accessList = tx.accessList === undefined ? [] : readAccessList(tx.accessList);
   } else {
     if (has1559Fee) throw new AirlockError('invalid_request', 'transaction.maxFeePerGas is not allowed on a legacy transaction');
     if (tx.accessList !== undefined) throw new AirlockError('invalid_request', 'transaction.accessList is not allowed on a legacy transaction');
@@ -122,15 +143,16 @@ function readFields(tx: Record<string, unknown>, chainId: number, signer: Signer
   return result;
 }
 
-function readType(value: unknown, hasLegacyFee: boolean, has1559Fee: boolean): 'eip1559' | 'legacy' {
+function readType(value: unknown, hasLegacyFee: boolean, has1559Fee: boolean, hasAuthorizations: boolean): TransactionType {
   if (value === undefined) {
+    if (hasAuthorizations) return 'eip7702';
     if (hasLegacyFee && !has1559Fee) return 'legacy';
     if (has1559Fee && !hasLegacyFee) return 'eip1559';
     throw new AirlockError('invalid_request', 'transaction.type is required unless exactly one of gasPrice or maxFeePerGas is given');
   }
   const type = typeof value === 'string' ? TYPE_NAMES[value] : undefined;
-  if (type === undefined) throw new AirlockError('invalid_request', "transaction.type must be 'eip1559' or 'legacy'");
-  if (type === 'unsupported') throw new AirlockError('undecodable_payload', 'transaction.type: only eip1559 and legacy transactions are supported');
+  if (type === undefined) throw new AirlockError('invalid_request', "transaction.type must be 'eip1559', 'eip2930', 'eip7702' or 'legacy'");
+  if (type === 'unsupported') throw new AirlockError('undecodable_payload', 'transaction.type: blob (eip4844) transactions are not supported');
   return type;
 }
 
@@ -162,10 +184,10 @@ function readSerialized(value: unknown, chainId: number | undefined): ReadTransa
   } catch (cause) {
     throw new AirlockError('undecodable_payload', 'serializedTransaction is not a valid transaction encoding', { cause });
   }
-  if (parsed.type !== 'eip1559' && parsed.type !== 'legacy') {
-    throw new AirlockError('undecodable_payload', 'serializedTransaction: only eip1559 and legacy transactions are supported');
+  if (parsed.type !== 'eip1559' && parsed.type !== 'legacy' && parsed.type !== 'eip2930' && parsed.type !== 'eip7702') {
+    throw new AirlockError('undecodable_payload', 'serializedTransaction: blob (eip4844) transactions are not supported');
   }
-  if (parsed.r !== undefined || parsed.s !== undefined || parsed.yParity !== undefined || (parsed.v !== undefined && parsed.type === 'eip1559')) {
+  if (parsed.r !== undefined || parsed.s !== undefined || parsed.yParity !== undefined || (parsed.v !== undefined && parsed.type !== 'legacy')) {
     throw new AirlockError('invalid_request', 'serializedTransaction must be unsigned');
   }
   if (parsed.chainId !== undefined && chainId !== undefined && parsed.chainId !== chainId) {
@@ -182,26 +204,32 @@ function readSerialized(value: unknown, chainId: number | undefined): ReadTransa
     gas: parsed.gas ?? 0n,
   };
   if (parsed.to) tx.to = parsed.to.toLowerCase() as `0x${string}`;
-  if (parsed.type === 'eip1559') {
+  const accessList = (parsed.type !== 'legacy' ? parsed.accessList ?? [] : []).map((a) => ({ address: a.address.toLowerCase() as `0x${string}`, storageKeys: a.storageKeys.map((k) => k.toLowerCase() as Hex) }));
+  if (parsed.type === 'eip1559' || parsed.type === 'eip7702') {
     tx.maxFeePerGas = parsed.maxFeePerGas ?? 0n;
     tx.maxPriorityFeePerGas = parsed.maxPriorityFeePerGas ?? 0n;
-    if (parsed.accessList && parsed.accessList.length > 0) {
-      tx.accessList = parsed.accessList.map((a) => ({ address: a.address.toLowerCase() as `0x${string}`, storageKeys: a.storageKeys.map((k) => k.toLowerCase() as Hex) }));
+    if (accessList.length > 0) tx.accessList = accessList;
+    if (parsed.type === 'eip7702') {
+      if (tx.to === undefined) throw new AirlockError('invalid_request', 'serializedTransaction: an eip7702 transaction needs a destination');
+      const { list, entries } = readAuthorizationList(parsed.authorizationList ?? []);
+      tx.authorizationList = list;
+      tx.delegations = entries;
     }
   } else {
     tx.gasPrice = parsed.gasPrice ?? 0n;
+    if (parsed.type === 'eip2930') tx.accessList = accessList;
   }
   assertFeeOrder(tx);
   // What we sign must be what was sent: re-serializing must give the same bytes (legacy pre-EIP-155 input excepted,
   // since we always sign legacy transactions with the EIP-155 chain id).
   const unsigned = unsignedSerialization(tx);
-  if ((parsed.type === 'eip1559' || parsed.chainId !== undefined) && unsigned !== hex) {
+  if ((parsed.type !== 'legacy' || parsed.chainId !== undefined) && unsigned !== hex) {
     throw new AirlockError('undecodable_payload', 'serializedTransaction is not in canonical form');
   }
   return { tx, unsigned };
 }
 
-/** The unsigned serialization, lowercase hex (EIP-1559 typed envelope, or EIP-155 RLP for legacy). */
+/** The unsigned serialization, lowercase hex (EIP-2718 typed envelope, or EIP-155 RLP for legacy). */
 function unsignedSerialization(tx: EvmTransaction): Hex {
   return serializeTransaction(toSerializable(tx)).toLowerCase() as Hex;
 }
@@ -209,6 +237,18 @@ function unsignedSerialization(tx: EvmTransaction): Hex {
 export function toSerializable(tx: EvmTransaction): TransactionSerializable {
   const base = { chainId: tx.chainId, nonce: tx.nonce, gas: tx.gas, value: tx.value, data: tx.data, to: tx.to ?? null };
   if (tx.type === 'legacy') return { ...base, type: 'legacy', gasPrice: tx.gasPrice };
+  if (tx.type === 'eip2930') return { ...base, type: 'eip2930', gasPrice: tx.gasPrice, accessList: tx.accessList ?? [] };
+  if (tx.type === 'eip7702') {
+    return {
+      ...base,
+      to: tx.to!,
+      type: 'eip7702',
+      maxFeePerGas: tx.maxFeePerGas,
+      maxPriorityFeePerGas: tx.maxPriorityFeePerGas,
+      authorizationList: tx.authorizationList ?? [],
+      ...(tx.accessList ? { accessList: tx.accessList } : {}),
+    };
+  }
   return {
     ...base,
     type: 'eip1559',
@@ -256,16 +296,18 @@ export function decodeTransactionRequest(payload: unknown, signer: SignerContext
     approvals: decoded.approvals,
     ...(decoded.call ? { call: decoded.call } : {}),
     fees,
+    ...(tx.delegations ? { delegation: { authorizations: tx.delegations } } : {}),
     summary: '',
   };
   intent.summary = summarise(intent, tx);
+  if (intent.delegation) intent.summary += `, installing ${intent.delegation.authorizations.map((a) => `${a.delegate} in ${a.authority}`).join(', ')} (EIP-7702)`;
   return { intent, digest: keccak256(unsigned, 'bytes'), prepared };
 }
 
 function feeFields(tx: EvmTransaction): FeeFields {
   const perGas = tx.maxFeePerGas ?? tx.gasPrice ?? 0n;
   const fees: FeeFields = { gasLimit: tx.gas, maxTotalFee: tx.gas * perGas };
-  if (tx.type === 'eip1559') {
+  if (tx.type === 'eip1559' || tx.type === 'eip7702') {
     fees.maxFeePerGas = tx.maxFeePerGas;
     fees.maxPriorityFeePerGas = tx.maxPriorityFeePerGas;
   } else fees.gasPrice = tx.gasPrice;

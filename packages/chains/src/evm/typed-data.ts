@@ -2,7 +2,7 @@
 // no extra fields, every value in range for its type) before hashing, so the hash covers exactly what was read.
 import { AirlockError, MAX_JSON_DEPTH, nonceKey } from '@airlock/core';
 import type { DecodedRequest, Intent, SignerContext, TypedDataInfo } from '@airlock/core';
-import { getTypesForEIP712Domain, hashTypedData, hexToBytes } from 'viem';
+import { bytesToHex, getTypesForEIP712Domain, hashTypedData, hexToBytes } from 'viem';
 import type { Hex, TypedDataDomain, TypedDataParameter } from 'viem';
 import {
   caip2, isRecord, readAddress, readChainId, readHex, readQuantity, readRecord, rejectUnknownKeys,
@@ -10,6 +10,7 @@ import {
 import { classifyTypedData } from './typed-data-kinds.ts';
 import type { AbiRegistry } from './abi-registry.ts';
 import { decodeSafeTransaction, isSafeTxRequest } from './safe-tx.ts';
+import { readUserOperationTypedData, userOperationHash, userOperationIntent } from './user-operation.ts';
 
 export type TypeDefinitions = Record<string, readonly TypedDataParameter[]>;
 
@@ -252,6 +253,12 @@ export function typedDataInfo(data: NormalisedTypedData): TypedDataInfo {
 export function decodeTypedDataRequest(payload: unknown, signer: SignerContext, abis?: AbiRegistry): DecodedRequest {
   const data = readTypedDataRequest(payload);
   const digest = typedDataDigest(data);
+  // An ERC-4337 v0.8 user operation: decoded into its calls like one sent to /v1/sign/user-operation.
+  const userOperation = readUserOperationTypedData(data);
+  if (userOperation) {
+    if (userOperationHash(userOperation) !== bytesToHex(digest)) throw new AirlockError('undecodable_payload', 'PackedUserOperation typed data does not hash to its userOpHash');
+    return { intent: userOperationIntent(userOperation, 'typed_data', signer, abis), digest };
+  }
   const chain = caip2(data.chainId);
   const info = typedDataInfo(data);
   if (isSafeTxRequest(data)) {

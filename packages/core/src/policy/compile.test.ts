@@ -121,6 +121,6 @@ test('the example policies in docs/policy.md compile', async () => {
   const { readFileSync } = await import('node:fs');
   const md = readFileSync(new URL('../../../../docs/policy.md', import.meta.url), 'utf8').split('## Examples')[1]!;
   const blocks = [...md.matchAll(/```yaml\n(version: 1[\s\S]*?)```/g)].map((m) => m[1]!);
-  assert.equal(blocks.length, 9, 'the examples: fleet, trader, x402 buyer, Nostr agent, Lightning payer, approvals by stakes, Bitcoin payer, circuit breakers, fleet lifecycle');
+  assert.equal(blocks.length, 10, 'the examples: fleet, trader, x402 buyer, Nostr agent, Lightning payer, approvals by stakes, Bitcoin payer, smart-account agent, circuit breakers, fleet lifecycle');
   for (const block of blocks) assert.ok(compilePolicy(parsePolicyText(block)).rules.length > 0);
 });

@@ -1,4 +1,4 @@
-import type { Intent } from '../intent.ts';
+import type { Intent, UserOperationInfo } from '../intent.ts';
 import type { LedgerView, WindowQuery } from '../ports/ledger.ts';
 import { windowKey } from '../ports/ledger.ts';
 import type { ViolationCode } from '../codes.ts';
@@ -25,7 +25,7 @@ function inOrder(layers: readonly PolicyLayer[]): readonly PolicyLayer[] {
 /** Every ledger window the rules will read for this input, deduplicated; prefetch these. */
 export function requiredWindows(layers: readonly PolicyLayer[], input: EvaluationInput): WindowQuery[] {
   const all: WindowQuery[] = [];
-  // The calls of a Safe transaction are evaluated one by one too (evaluateCalls): their windows count.
+  // The calls of a Safe transaction or a user operation are evaluated one by one too (evaluateCalls): their windows count.
   for (const intent of [input.intent, ...innerCalls(input.intent)]) {
     const ctx = { input: { ...input, intent }, facts: intentFacts(intent), series: scopeSeries(input) };
     for (const { policy } of inOrder(layers)) for (const rule of policy.rules) rule.windows(ctx, all);
@@ -103,29 +103,51 @@ function firstArgumentMiss(rules: readonly CompiledAllowRule[], ctx: RuleContext
  * Every rule of every layer runs, so a denial lists every reason at once.
  */
 export function evaluatePolicy(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView): Decision {
-  return input.intent.safe ? evaluateCalls(layers, input, ledger, input.intent.safe.calls) : evaluateIntent(layers, input, ledger, true);
+  const { safe, userOperation } = input.intent;
+  if (safe) return evaluateCalls(layers, input, ledger, safe.calls, []);
+  if (userOperation) return evaluateCalls(layers, input, ledger, userOperation.calls, userOperationFindings(layers, userOperation));
+  return evaluateIntent(layers, input, ledger, true);
 }
 
-/** The calls a request executes, each an intent of its own (a Safe transaction's); none for other requests. */
+/** The calls a request executes, each an intent of its own (a Safe transaction's, a user operation's); none for other requests. */
 function innerCalls(intent: Intent): readonly Intent[] {
-  return intent.safe?.calls ?? [];
+  return intent.safe?.calls ?? intent.userOperation?.calls ?? [];
 }
 
 /**
- * A request that executes several calls (a Safe transaction: its call, each call of a MultiSend batch, its
- * gas refund). Each call is evaluated as a request of its own: it must be granted and pass every rule, exactly
- * as a transaction making that call would. The request as a whole runs every rule again without granting
- * anything: its spends are the calls' spends added up, so budgets, per-request caps and destination lists see
- * the batch as one request. A batch is allowed only if every call is; a batch of no calls is refused.
+ * What only a user operation can be refused for (semantics §11): calls no registered account ABI decodes, and a
+ * paymaster no `user_operations` rule lists (a rule with a list that leaves it out says so itself).
  */
-function evaluateCalls(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView, calls: readonly Intent[]): Decision {
+function userOperationFindings(layers: readonly PolicyLayer[], op: UserOperationInfo): Violation[] {
+  const out: Violation[] = [];
+  if (op.calls.length === 0) {
+    out.push({ rule: 'agent/default', code: 'user_operation_calls_unknown', message: `the callData of ${op.sender} is not execute/executeBatch of a known account implementation: its calls cannot be decoded (default deny)` });
+  }
+  if (op.paymaster !== undefined && !inOrder(layers).some(({ policy }) => policy.rules.some((r) => r.paymasterListedBy?.(op.paymaster!)))) {
+    const listed = inOrder(layers).some(({ policy }) => policy.rules.some((r) => r.paymasterListedBy !== undefined));
+    if (!listed) out.push({ rule: 'agent/default', code: 'paymaster_not_allowed', message: `paymaster ${op.paymaster} is listed by no user_operations rule (default deny)` });
+  }
+  return out;
+}
+
+/**
+ * A request that executes several calls (a Safe transaction: its call, each call of a MultiSend batch, its gas
+ * refund; an ERC-4337 user operation: what the account's execute/executeBatch runs). Each call is evaluated as a
+ * request of its own: it must be granted and pass every rule, exactly as a transaction making that call would.
+ * The request as a whole runs every rule again without granting anything: its spends are the calls' spends added
+ * up (plus a user operation's prefund), so budgets, per-request caps and destination lists see the batch as one
+ * request. A batch is allowed only if every call is; a batch of no calls is refused. `findings`: refusals of the
+ * request's own kind (user operations).
+ */
+function evaluateCalls(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView, calls: readonly Intent[], findings: readonly Violation[]): Decision {
   const whole = evaluateIntent(layers, input, ledger, false);
   const denials = whole.decision === 'deny' ? [...whole.violations] : [];
   const approvalsNeeded = whole.decision === 'require_approval' ? [...whole.violations] : [];
   const allowedBy = new Set<string>();
   // The whole's finding of a rule (a budget over the summed batch) already speaks for the same finding on a call.
   const seen = new Set([...denials, ...approvalsNeeded].map((v) => `${v.rule}\u0000${v.code}`));
-  if (calls.length === 0) denials.push({ rule: 'agent/default', code: 'no_matching_allow_rule', message: 'the request executes no call (default deny)' });
+  denials.push(...findings);
+  if (calls.length === 0 && findings.length === 0) denials.push({ rule: 'agent/default', code: 'no_matching_allow_rule', message: 'the request executes no call (default deny)' });
   calls.forEach((call, i) => {
     const decision = evaluateIntent(layers, { ...input, intent: call }, ledger, true);
     for (const rule of decision.allowedBy) allowedBy.add(rule);
@@ -199,6 +221,10 @@ function evaluateIntent(layers: readonly PolicyLayer[], input: EvaluationInput, 
         }
       }
     }
+  }
+  // EIP-7702: an authorization hands the account to its delegate; no rule governing delegations means no delegation.
+  if (input.intent.delegation && !ordered.some(({ policy }) => policy.rules.some((r) => r.governsDelegations))) {
+    denials.push({ rule: 'agent/default', code: 'delegate_not_allowed', message: 'EIP-7702 delegations are signed only where a delegations rule lists the delegate (default deny)' });
   }
   // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.
   if (grants && !someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));

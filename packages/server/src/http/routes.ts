@@ -134,6 +134,8 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
     },
     { method: 'post', path: '/v1/sign/transaction', operationId: 'signTransaction', summary: 'Sign an EVM transaction', tag: 'agent', ...signing, body: S.SignTransactionRequest, handler: sign('evm.transaction') },
     { method: 'post', path: '/v1/sign/typed-data', operationId: 'signTypedData', summary: 'Sign EIP-712 typed data', tag: 'agent', ...signing, body: S.SignTypedDataRequest, handler: sign('evm.typed_data') },
+    { method: 'post', path: '/v1/sign/user-operation', operationId: 'signUserOperation', summary: 'Sign an ERC-4337 user operation (policy runs on each call it executes)', tag: 'agent', ...signing, body: S.SignUserOperationRequest, handler: sign('evm.user_operation') },
+    { method: 'post', path: '/v1/sign/authorization', operationId: 'signAuthorization', summary: 'Sign an EIP-7702 authorization (only for delegates a delegations rule lists)', tag: 'agent', ...signing, body: S.SignAuthorizationRequest, handler: sign('evm.authorization') },
     { method: 'post', path: '/v1/sign/message', operationId: 'signMessage', summary: 'Sign an EIP-191 personal message (denied unless a rule names it)', tag: 'agent', ...signing, body: S.SignMessageRequest, handler: sign('evm.message') },
     {
       method: 'post', path: '/v1/dry-run', operationId: 'dryRun', summary: 'Evaluate a request without reserving or signing', tag: 'agent', auth: 'agent', body: S.DryRunRequest,

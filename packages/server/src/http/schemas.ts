@@ -84,6 +84,37 @@ export const SignMessageRequest = apiSchema(
     .describe('EIP-191 personal message: utf8 text or {raw: hex}.'),
 );
 
+export const SignUserOperationRequest = apiSchema(
+  'SignUserOperationRequest',
+  z
+    .strictObject({
+      chainId: z.union([z.number().int(), z.string()]),
+      entryPoint: z.string().describe('The EntryPoint contract the operation is for'),
+      entryPointVersion: z.enum(['0.6', '0.7', '0.8']),
+      userOperation: z.record(z.string(), z.unknown()).describe("The whole operation, never a bare hash: viem's UserOperation fields (v0.6, or v0.7/v0.8 unpacked), or the v0.7/v0.8 PackedUserOperation fields. `signature` is not hashed and is ignored."),
+      signing: z
+        .enum(['raw', 'eip191'])
+        .optional()
+        .describe('How the account verifies its owner: `raw` signs the userOpHash itself (Coinbase Smart Wallet, Simple7702Account, every v0.8 account), `eip191` a personal message over it (SimpleAccount v0.7, Solady). Default raw.'),
+    })
+    .describe('An ERC-4337 user operation. Airlock recomputes its userOpHash, decodes the calls the account executes and applies policy to each of them and to their sum.'),
+);
+
+export const SignAuthorizationRequest = apiSchema(
+  'SignAuthorizationRequest',
+  z
+    .strictObject({
+      chainId: z.union([z.number().int(), z.string()]).optional().describe('Required when authorization.chainId is 0 (the chain the agent means)'),
+      authorization: z.strictObject({
+        address: z.string().optional().describe('The delegate contract'),
+        contractAddress: z.string().optional().describe("viem's name for address"),
+        chainId: z.union([z.number().int(), z.string()]).describe('0: valid on every chain (refused unless a delegations rule allows_any_chain)'),
+        nonce: z.union([z.number().int(), z.string()]),
+      }),
+    })
+    .describe('An EIP-7702 authorization: the agent\'s account will run the delegate\'s code. Signed only for delegates a `delegations` rule lists.'),
+);
+
 export const AuditReceiptSchema = apiSchema(
   'AuditReceipt',
   z
@@ -106,7 +137,7 @@ export const SignResponse = apiSchema(
   'SignResponse',
   z.object({
     decision: z.literal('allow'),
-    signature: z.string().describe('EVM: 65-byte r||s||v (0x-hex); v = 27/28 for messages and typed data, yParity for transactions. Nostr: the 64-byte BIP-340 signature (hex, no 0x)'),
+    signature: z.string().describe('EVM: 65-byte r||s||v (0x-hex); v = 27/28 for messages, typed data, user operations and EIP-7702 authorizations, yParity for transactions. Nostr: the 64-byte BIP-340 signature (hex, no 0x)'),
     signedTransaction: z.string().optional().describe('evm.transaction: the serialized signed transaction'),
     transactionHash: z.string().optional(),
     event: SignedNostrEventSchema.optional().describe('nostr.event / nostr.http_auth: the signed event, ready to publish'),

@@ -20,6 +20,8 @@ import { nostrHttpAuthRule } from './nostr-http-auth.ts';
 import { nostrPeersRule } from './nostr-peers.ts';
 import { rateLimitRule } from './rate-limit.ts';
 import { validityWindowRule } from './validity-window.ts';
+import { userOperationsRule } from './user-operations.ts';
+import { delegationsRule } from './delegations.ts';
 
 export const RULES = {
   allow: allowRule,
@@ -40,6 +42,8 @@ export const RULES = {
   nostr_peers: nostrPeersRule,
   lightning: lightningRule,
   bitcoin: bitcoinRule,
+  user_operations: userOperationsRule,
+  delegations: delegationsRule,
 } as const;
 
 export type RuleType = keyof typeof RULES;

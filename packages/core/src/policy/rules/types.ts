@@ -51,6 +51,10 @@ export interface CompiledRule {
   evaluate(ctx: RuleContext): RuleVerdict;
   /** validity_window rules: the longest validity they allow (the x402 builder clamps to the smallest). */
   readonly maxValiditySeconds?: number;
+  /** user_operations rules with a paymaster list: whether it lists this paymaster (a paymaster no rule lists is refused). */
+  readonly paymasterListedBy?: (paymaster: string) => boolean;
+  /** delegations rules: EIP-7702 authorizations are refused where no rule governs them. */
+  readonly governsDelegations?: true;
 }
 
 /** An allow rule also says whether it names the kinds that are only granted by name. */

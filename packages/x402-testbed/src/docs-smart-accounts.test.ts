@@ -1,0 +1,119 @@
+// docs/smart-accounts.md's examples, run as written: each fenced TypeScript block is copied to a file inside the
+// repository (so `@airlock/sdk` resolves as it does for a user of the workspace) and run with Node against a
+// daemon on loopback and an anvil with the official EntryPoint v0.8 and Simple7702Account. The EIP-7702 block
+// runs first (it delegates the agent's address), then the user-operation block, then the Coinbase one.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { decodeAbiParameters, encodeFunctionData, erc20Abi, parseAbi, recoverAddress, type Address, type Hex } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { getUserOperationHash } from 'viem/account-abstraction';
+import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airlock/server';
+import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
+import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
+import { installEntryPoint, type InstalledEntryPoint } from './entry-point.ts';
+import { ANVIL_KEYS, deployToken, mint, publicClientFor, rpc } from './token.ts';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const SHOP = '0x1111111111111111111111111111111111111111' as Address;
+
+/** The first ```ts block after `heading`. */
+function exampleBlock(heading: string): string {
+  const doc = readFileSync(join(ROOT, 'docs/smart-accounts.md'), 'utf8');
+  const at = doc.indexOf(`\n${heading}\n`);
+  assert.ok(at >= 0, `docs/smart-accounts.md has ${heading}`);
+  const match = /```ts\n([\s\S]*?)```/.exec(doc.slice(at));
+  assert.ok(match, `docs/smart-accounts.md has an example under ${heading}`);
+  return match[1]!;
+}
+
+let anvil: Anvil;
+let aa: InstalledEntryPoint;
+let server: RunningServer;
+let dataDir: string;
+let workDir: string;
+let env: Record<string, string>;
+let agentAddress: Address;
+let token: Address;
+
+before(async () => {
+  anvil = await startAnvil();
+  aa = await installEntryPoint(anvil.rpcUrl, anvil.chainId);
+  token = await deployToken(anvil.rpcUrl);
+  dataDir = mkdtempSync(join(tmpdir(), 'airlock-docs-aa-'));
+  const config = loadConfig({ dataDir, host: '127.0.0.1', port: 0 }, {});
+  const adminToken = (await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT)).adminToken;
+  server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT });
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${server.url}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    return res.json() as Promise<any>;
+  };
+  const [agent] = (await admin('POST', '/v1/agents', { names: ['docs-smart-account'] })).agents;
+  agentAddress = agent.address;
+  const asset = `eip155:${anvil.chainId}/erc20:${token.toLowerCase()}`;
+  await admin('PUT', `/v1/policies/${agent.name}`, {
+    document: {
+      version: 1,
+      rules: [
+        { name: 'pay-shop', type: 'allow', match: { kinds: ['erc20.transfer'], to: [SHOP], assets: [asset] } },
+        { name: 'per-operation', type: 'max_amount', asset, max: '5000000' },
+        { name: 'self-delegation', type: 'allow', match: { actions: ['evm.transaction'], kinds: ['native.transfer'], to: [agentAddress] } },
+        { name: 'authorize', type: 'allow', match: { kinds: ['eip7702.authorization'] } },
+        { name: 'simple7702-only', type: 'delegations', allow: [aa.simple7702] },
+        { name: 'gas', type: 'user_operations', max_prefund: '10000000000000000' },
+      ],
+    },
+  });
+  const session = await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction', 'evm.typed_data', 'evm.user_operation', 'evm.authorization'] });
+  await rpc(anvil.rpcUrl, 'anvil_setBalance', [agentAddress, '0xde0b6b3a7640000']);
+  await mint(anvil.rpcUrl, token, agentAddress, 10_000_000n);
+  env = {
+    AIRLOCK_URL: server.url, AIRLOCK_TOKEN: session.token, RPC_URL: anvil.rpcUrl, TOKEN: token, SHOP, IMPLEMENTATION: aa.simple7702,
+    RELAYER_KEY: ANVIL_KEYS.facilitator, WALLET: privateKeyToAccount(generatePrivateKey()).address,
+  };
+  mkdirSync(join(ROOT, '.tmp'), { recursive: true });
+  workDir = mkdtempSync(join(ROOT, '.tmp', 'docs-smart-accounts-'));
+});
+
+after(async () => {
+  await server?.close().catch(() => {});
+  await anvil?.stop();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  if (workDir) rmSync(workDir, { recursive: true, force: true });
+});
+
+async function run(heading: string): Promise<string> {
+  const script = join(workDir, `${heading.replace(/\W+/g, '-')}.ts`);
+  writeFileSync(script, exampleBlock(heading));
+  const { stdout } = await promisify(execFile)(process.execPath, [script], { env: { ...process.env, ...env }, timeout: 60_000 });
+  return stdout;
+}
+
+test('docs/smart-accounts.md examples: delegate, pay through a user operation, refuse a drain; a Coinbase owner signature', async () => {
+  const client = publicClientFor(anvil.rpcUrl, anvil.chainId);
+  const delegated = await run('## EIP-7702');
+  assert.equal(delegated.trim(), `delegated to ${aa.simple7702}\nrefused: agent/simple7702-only delegate_not_allowed`);
+  assert.equal((await client.getCode({ address: agentAddress }))?.toLowerCase(), `0xef0100${aa.simple7702.slice(2).toLowerCase()}`);
+
+  const paid = (await run('## User operations')).trim().split('\n');
+  assert.equal(paid[0], 'handleOps success');
+  assert.match(paid[1]!, /^refused: agent\/default no_matching_allow_rule: call 3 of 3 \(erc20\.transfer 0x6666/);
+  assert.equal(await client.readContract({ address: token, abi: erc20Abi, functionName: 'balanceOf', args: [SHOP] }), 1_000_000n);
+
+  const [, signature] = /^coinbase signature (0x[0-9a-f]+)$/m.exec(await run('## The SDK')) ?? [];
+  assert.ok(signature);
+  const [{ signatureData }] = decodeAbiParameters([{ type: 'tuple', components: [{ name: 'ownerIndex', type: 'uint8' }, { name: 'signatureData', type: 'bytes' }] }], signature as Hex);
+  // The operation the example built: Coinbase's execute(token, 0, transfer(SHOP, 5)).
+  const transfer = encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [SHOP, 5n] });
+  const callData = encodeFunctionData({ abi: parseAbi(['function execute(address target, uint256 value, bytes data)']), functionName: 'execute', args: [token, 0n, transfer] });
+  const hash = getUserOperationHash({
+    chainId: anvil.chainId, entryPointAddress: '0x5FF137D4b0FDCD49DcA30c7CF57E578a026d2789', entryPointVersion: '0.6',
+    userOperation: { sender: env.WALLET as Address, nonce: 0n, callData, initCode: '0x', paymasterAndData: '0x', signature: '0x', callGasLimit: 200_000n, verificationGasLimit: 200_000n, preVerificationGas: 60_000n, maxFeePerGas: 2_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n },
+  });
+  assert.equal((await recoverAddress({ hash, signature: signatureData })).toLowerCase(), agentAddress.toLowerCase());
+});
