@@ -135,7 +135,7 @@ export class BoundSigningGuard {
     if (entry.type !== 'lifecycle.planned') throw bindingRefused('not_lifecycle_plan', `audit entry ${entry.seq} is a ${entry.type} entry, not a lifecycle plan.`);
     if (entry.agentId !== request.agentId) throw bindingRefused('agent_mismatch', `audit entry ${entry.seq} is another agent's plan.`);
     const data = entry.data;
-    if (data.action !== request.action) throw bindingRefused('request_hash_mismatch', `audit entry ${entry.seq} planned another action.`);
+    if (entry.action !== request.action) throw bindingRefused('request_hash_mismatch', `audit entry ${entry.seq} planned another action.`);
     if (data.keyIndex !== request.keyIndex) throw bindingRefused('key_not_agents', `audit entry ${entry.seq} planned with another key index.`);
     if (canonicalJson(data.payload ?? null) !== canonicalJson(request.payload ?? null)) throw bindingRefused('request_hash_mismatch', `the payload is not the one audit entry ${entry.seq} recorded.`);
     const agent = await reader.getAgent(request.agentId);

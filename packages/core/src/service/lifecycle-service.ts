@@ -94,8 +94,10 @@ export interface Orphan {
 }
 
 export interface LifecycleServiceOptions {
-  /** Called after a job committed and before its first broadcast (crash tests stop the process here). */
+  /** Called after a job's signed bytes committed and before their first broadcast (crash tests stop the process here). */
   beforeBroadcast?: (job: LifecycleJob) => void;
+  /** Called after a job's plan committed and before it is signed (crash tests stop the process here). */
+  beforeSign?: (job: LifecycleJob) => void;
 }
 
 interface KeyRef {
@@ -709,6 +711,7 @@ export class LifecycleService {
   private async signAndRecord(key: KeyRef, chain: string, gasPrice: bigint, rpcNonce: number, origin: LifecycleJobOrigin, purpose: string, built: BuiltTransaction, nativeBalance?: bigint): Promise<LifecycleJob | 'dust'> {
     const planned = await this.plan(key, chain, gasPrice, rpcNonce, origin, purpose, built, nativeBalance);
     if (planned === 'dust') return 'dust';
+    this.options.beforeSign?.(planned.job);
     // Refused or not answered here, the job fails at once with the reason (nothing was signed): the operator
     // sees why and runs the command again. A crash instead leaves it `planned` for the tracker (resumePlanned).
     return this.signPlanned(planned.job, planned.payload, (e) => this.failUnsigned(planned.job, e));
