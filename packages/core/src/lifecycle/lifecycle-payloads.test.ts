@@ -28,9 +28,8 @@ test('a transaction payload round-trips to its call; any other shape is not a li
 });
 
 const domain = { name: 'USD Coin', version: '2', chainId: 8453, verifyingContract: TOKEN };
-const permit = (message: Record<string, string>, types?: unknown) => ({
-  typedData: { domain, types: types ?? { Permit: [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] }, primaryType: 'Permit', message },
-});
+const PERMIT_FIELDS = [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }];
+const permit = (message: Record<string, string>, types: unknown = { Permit: PERMIT_FIELDS }) => ({ typedData: { domain, types, primaryType: 'Permit', message } });
 const cancel = (message: Record<string, string>) => ({ typedData: { domain, types: { CancelAuthorization: [{ name: 'authorizer', type: 'address' }, { name: 'nonce', type: 'bytes32' }] }, primaryType: 'CancelAuthorization', message } });
 const burn = { owner: FROM, spender: SPENDER, value: '0', nonce: '3', deadline: '1900000000' };
 const NONCE = `0x${'c3'.repeat(32)}`;
@@ -48,7 +47,7 @@ test('typed data that grants, is another key\'s, or is any other shape is refuse
   refused(permit({ ...burn, owner: SPENDER }));
   refused(permit({ ...burn, extra: '1' }));
   refused(permit(burn, { Permit: [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }] }));
-  refused(permit(burn, { Permit: permit(burn).typedData.types.Permit, Extra: [{ name: 'x', type: 'uint256' }] }));
+  refused(permit(burn, { Permit: PERMIT_FIELDS, Extra: [{ name: 'x', type: 'uint256' }] }));
   refused(cancel({ authorizer: SPENDER, nonce: NONCE }));
   refused(cancel({ authorizer: FROM, nonce: '0x01' }));
   refused({ typedData: { ...permit(burn).typedData, primaryType: 'TransferWithAuthorization' } });
