@@ -7,7 +7,7 @@ import { COUNT_ASSET, type LedgerWrite } from '../ports/ledger.ts';
 import type { Agent, PolicyRecord, StoreTx } from '../ports/store.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { EcdsaSignature } from '../ports/key-backend.ts';
-import type { EvmSubmitter, LifecycleJob, LifecycleJobFilter, LifecycleJobOrigin } from '../ports/lifecycle.ts';
+import { OPEN_LIFECYCLE_STATES, type EvmSubmitter, type LifecycleJob, type LifecycleJobFilter, type LifecycleJobOrigin } from '../ports/lifecycle.ts';
 import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
 import { classifyLifecycleTypedData, lifecycleTransactionPayload, type LifecycleTransactionPayload } from '../lifecycle/lifecycle-payloads.ts';
 import type { ServiceDeps } from './deps.ts';
@@ -327,7 +327,7 @@ export class LifecycleService {
     for (const key of await this.deps.store.listAgentKeys(agentId)) {
       if (key.state === 'retired') continue;
       const own = jobs.filter((j) => j.keyIndex === key.keyIndex);
-      const open = own.some((j) => j.state === 'signed' || j.state === 'submitted');
+      const open = own.some(isOpen);
       const unresolved = unresolvedSweepFailures(own).length > 0;
       if (!open && !unresolved) await this.operator.retireAgentKey(agentId, key.keyIndex, actor);
     }
@@ -350,7 +350,7 @@ export class LifecycleService {
   /** Whether the agent's key is retired yet: a retired agent's key is `sweeping` until its sweeps are mined. */
   async keyLifecycle(agent: Agent): Promise<AgentKeyLifecycle> {
     const jobs = await this.deps.store.listLifecycleJobs({ agentId: agent.id, limit: 200 });
-    const openJobs = jobs.filter((j) => j.state === 'signed' || j.state === 'submitted').map((j) => j.id);
+    const openJobs = jobs.filter(isOpen).map((j) => j.id);
     const failedJobs = jobs.filter((j) => j.state === 'failed').map((j) => j.id);
     if (agent.status !== 'retired') return { keyState: 'active', openJobs, failedJobs };
     if (openJobs.length > 0) return { keyState: 'sweeping', openJobs, failedJobs };
@@ -418,7 +418,7 @@ export class LifecycleService {
     const now = this.deps.clock.now();
     await this.deps.store.transaction(async (tx) => {
       const current = await tx.getLifecycleJob(job.id);
-      if (!current || (current.state !== 'planned' && current.state !== 'signed' && current.state !== 'submitted')) return; // another instance finished it
+      if (!current || !isOpen(current)) return; // another instance finished it
       const entry = await tx.appendAudit({
         at: now, type: finish.state === 'mined' ? 'lifecycle.mined' : 'lifecycle.failed', actor: 'system', agentId: job.agentId, action: 'evm.transaction', decision: finish.state === 'mined' ? 'allow' : 'error',
         data: {
@@ -914,6 +914,8 @@ export class LifecycleService {
     }
   }
 }
+
+const isOpen = (job: LifecycleJob) => OPEN_LIFECYCLE_STATES.includes(job.state);
 
 function withMargin(gas: bigint): bigint {
   return gas + (gas * GAS_MARGIN_PERCENT) / 100n;
