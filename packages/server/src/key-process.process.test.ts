@@ -1,15 +1,26 @@
 // The separate key process (docs/custody.md, "Separate key process"), as real processes: `airlock key-process`
 // holds the vault and `airlock start` reaches it over a Unix socket. Agents sign through HTTP as usual; an
 // attacker who holds the socket (a compromised HTTP process) gets nothing signed that the audit log does not
-// show allowed; a dead key process fails closed and a restarted one resumes.
+// show allowed; a dead key process fails closed and a restarted one resumes. The lifecycle path (rotation sweeps,
+// revoke-all) signs bound to its committed `lifecycle.planned` entries, on anvil, and the key process re-checks
+// each planned call itself: even a plan forged into the store cannot send funds anywhere but the agent's own key
+// or the treasury.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { encodePaymentRequiredHeader, decodePaymentSignatureHeader } from '@x402/core/http';
-import { parseTransaction, recoverTransactionAddress, recoverTypedDataAddress, keccak256, type Hex } from 'viem';
+import { createPublicClient, http, parseAbi, parseSignature, parseTransaction, recoverTransactionAddress, recoverTypedDataAddress, keccak256, type Address, type Hex } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { createEvmAdapter } from '@airlock/chains';
+import { lifecycleTransactionPayload } from '@airlock/core';
+import { openStore } from '@airlock/store';
+import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
+import { compiledContracts } from '../../x402-testbed/src/compile.ts';
+import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.ts';
 import { ALICE, BASE, USDC, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
-import { adminClient, httpJson, killAllDaemons, prepareDaemonData, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
+import { adminClient, httpJson, killAllDaemons, prepareDaemonData, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
 import { decodeWire, encodeWire } from './key-process/wire.ts';
 
 /** One request to the key process's socket, as any process that can open it would send it. */
@@ -231,5 +242,182 @@ describe('key process: a separate process holds the keys and signs only committe
       assert.equal(r.body.error.details.reason, 'agent_rate');
     }
     assert.match(keyProcess.output(), /"code":"key_process_rate_limited","reason":"agent_rate"/);
+  });
+});
+
+describe('key process: rotation sweeps and revoke-all sign bound to their committed lifecycle plans (anvil)', () => {
+  const CHAIN = 'eip155:31337';
+  const TREASURY = '0x7ea5000000000000000000000000000000000003';
+  const MALLORY = '0x2222222222222222222222222222222222222222';
+  const ETH = 10n ** 18n;
+  const ERC20 = parseAbi(['function transferFrom(address from, address to, uint256 value) returns (bool)', 'function allowance(address owner, address spender) view returns (uint256)']);
+  const PERMIT_TYPES = { Permit: [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] };
+  const encode = (selector: string, address: string, amount: bigint) => `${selector}${address.slice(2).toLowerCase().padStart(64, '0')}${amount.toString(16).padStart(64, '0')}` as Hex;
+  let anvil: Anvil;
+  let data: DaemonData;
+  let keyProcess: Daemon;
+  let daemon: Daemon;
+  let socket: string;
+  let admin: ReturnType<typeof adminClient>;
+  let token: Address;
+  let agent: any;
+  let session: string;
+  let client: ReturnType<typeof createPublicClient>;
+
+  const jobsOf = async (purpose: string) => ((await admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`)).body.jobs as any[]).filter((j) => j.purpose === purpose);
+  const waitMined = async (purpose: string, count: number) => {
+    let jobs: any[] = [];
+    for (let i = 0; i < 120; i++) {
+      jobs = await jobsOf(purpose);
+      if (jobs.length === count && jobs.every((j) => j.state === 'mined' || j.state === 'failed')) break;
+      await sleep(250);
+    }
+    return jobs;
+  };
+
+  before(async () => {
+    anvil = await startAnvil();
+    token = (await deployToken(anvil.rpcUrl)).toLowerCase() as Address;
+    client = createPublicClient({ transport: http(anvil.rpcUrl) });
+    data = await prepareDaemonData('sqlite');
+    socket = join(data.dataDir, 'keys.sock');
+    keyProcess = await startKeyProcessChild(data, socket);
+    daemon = await startDaemon(data, { AIRLOCK_KEY_PROCESS_SOCKET: socket, AIRLOCK_EVM_RPC: `${CHAIN}=${anvil.rpcUrl}`, AIRLOCK_LIFECYCLE_INTERVAL: '1s' });
+    admin = adminClient(daemon.url, data.adminToken);
+    const fleet = await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: TREASURY }, sweep_assets: { [CHAIN]: [`${CHAIN}/erc20:${token}`] } } } });
+    assert.equal(fleet.status, 200, JSON.stringify(fleet.body));
+    agent = (await admin('POST', '/v1/agents', { names: ['kp-lifecycle'] })).body.agents[0];
+    const policy = { version: 1, rules: [{ name: 'grants', type: 'allow', match: { chains: [CHAIN], kinds: ['erc20.approve', 'eip2612.permit'] } }] };
+    assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: policy })).status, 200);
+    session = (await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction', 'evm.typed_data'] })).body.token;
+  });
+  after(async () => {
+    await killAllDaemons();
+    await data?.cleanup();
+    await anvil?.stop();
+  });
+
+  test('`airlock agent rotate` sweeps the old key to the new one: planned, signed by the key process, mined', async () => {
+    const oldAddress = agent.address as Address;
+    await rpc(anvil.rpcUrl, 'anvil_setBalance', [oldAddress, `0x${ETH.toString(16)}`]);
+    await mint(anvil.rpcUrl, token, oldAddress, 7_000_000n);
+    const run = await runAirlock(daemon.url, data.adminToken, ['agent', 'rotate', agent.name]);
+    assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+    assert.match(run.stdout, /sweeping the old address to the new one/, run.stdout);
+    agent = (await admin('GET', `/v1/agents/${agent.id}`)).body;
+    assert.notEqual(agent.address, oldAddress);
+
+    const jobs = await waitMined('rotation', 2);
+    assert.deepEqual(jobs.map((j) => `${j.kind}|${j.state}|${j.keyIndex}|${j.recipient}`).sort(), [`erc20_transfer|mined|0|${agent.address}`, `native_transfer|mined|0|${agent.address}`], JSON.stringify(jobs));
+    assert.equal(await balanceOf(anvil.rpcUrl, token, agent.address), 7_000_000n);
+    assert.equal(await balanceOf(anvil.rpcUrl, token, oldAddress), 0n);
+    const native = jobs.find((j) => j.kind === 'native_transfer');
+    assert.equal(await client.getBalance({ address: agent.address }), BigInt(native.amount));
+    // Each job: its plan committed first (what the key process checked), then its signed bytes.
+    for (const job of jobs) {
+      const [planned] = (await admin('GET', `/v1/audit?type=lifecycle.planned&agent=${agent.id}&limit=1000`)).body.entries.filter((e: any) => e.seq === job.auditSeq);
+      assert.equal(planned.data.jobId, job.id);
+      assert.ok(job.signedAuditSeq > job.auditSeq, JSON.stringify(job));
+      assert.equal(parseTransaction(job.rawTransaction).nonce, planned.data.payload.transaction.nonce);
+      assert.match(keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"lifecycle","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${job.auditSeq}`));
+    }
+  });
+
+  describe('revoke-all, then an attacker on the socket', () => {
+    const spenders = Array.from({ length: 2 }, () => privateKeyToAccount(generatePrivateKey()));
+    let approval: { auditSeq: number };
+    let permitArgs: readonly unknown[];
+
+    test('`airlock agent revoke-all --wait` revokes an on-chain allowance (approve 0) and a held EIP-2612 permit (a zero-value permit, its signature planned and bound too)', async () => {
+      const [s1, s2] = spenders.map((s) => s.address.toLowerCase() as Address) as [Address, Address];
+      for (const s of spenders) await rpc(anvil.rpcUrl, 'anvil_setBalance', [s.address, `0x${ETH.toString(16)}`]);
+      const nonce = await client.getTransactionCount({ address: agent.address });
+      const signedApprove = await httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token: session, body: { chainId: 31337, transaction: { type: 'eip1559', to: token, value: '0', data: encode('0x095ea7b3', s1, 1000n), nonce, gas: '100000', maxFeePerGas: '5000000000', maxPriorityFeePerGas: '1000000' } } });
+      assert.equal(signedApprove.status, 200, JSON.stringify(signedApprove.body));
+      approval = { auditSeq: signedApprove.body.auditSeq };
+      const hash = await client.sendRawTransaction({ serializedTransaction: signedApprove.body.signedTransaction });
+      assert.equal((await client.waitForTransactionReceipt({ hash })).status, 'success');
+      const now = Number((await client.getBlock()).timestamp);
+      const message = { owner: agent.address, spender: s2, value: '700', nonce: '0', deadline: String(now + 3600) };
+      const permit = await httpJson(daemon.url, 'POST', '/v1/sign/typed-data', { token: session, body: { typedData: { domain: { name: 'USD Coin', version: '2', chainId: 31337, verifyingContract: token }, types: PERMIT_TYPES, primaryType: 'Permit', message } } });
+      assert.equal(permit.status, 200, JSON.stringify(permit.body));
+      const sig = parseSignature(permit.body.signature);
+      permitArgs = [agent.address, s2, 700n, BigInt(message.deadline), Number(sig.v), sig.r, sig.s];
+      const tokenAbi = compiledContracts().TestUSDC.abi;
+      const transferFrom = () => client.simulateContract({ account: spenders[0]!, address: token, abi: ERC20, functionName: 'transferFrom', args: [agent.address, s1, 1n] });
+      const submitPermit = () => client.simulateContract({ account: spenders[1]!, address: token, abi: tokenAbi, functionName: 'permit', args: permitArgs as never });
+      await transferFrom(); // both grants work before (so the checks after can fail)
+      await submitPermit();
+
+      const run = await runAirlock(daemon.url, data.adminToken, ['agent', 'revoke-all', agent.name, '--wait', '--timeout', '60']);
+      assert.equal(run.code, 0, `${run.stdout}\n${run.stderr}`);
+      // Three: the permit's nonce burnt (a zero-value permit, signed first), approve(S1, 0), and approve(S2, 0) in case the permit was used.
+      assert.match(run.stdout, /on-chain revocations: 3 \(3 submitted, 0 failed\)/, run.stdout);
+      assert.equal(run.stdout.match(/revoked \(block \d+\)/g)?.length, 3, run.stdout);
+      const jobs = await jobsOf('revoke_all');
+      assert.deepEqual(jobs.map((j) => `${j.kind}|${j.state}|${j.keyIndex}`), Array(3).fill('revocation|mined|1'), JSON.stringify(jobs));
+      await assert.rejects(transferFrom());
+      assert.equal(await client.readContract({ address: token, abi: ERC20, functionName: 'allowance', args: [agent.address, s1] }), 0n);
+      await assert.rejects(submitPermit(), /ERC2612InvalidSigner|revert/);
+      // The permit burn was signed bound to its own plan: a `lifecycle.planned` entry of typed data, checked by the key process.
+      const plans = (await admin('GET', `/v1/audit?type=lifecycle.planned&agent=${agent.id}&limit=1000`)).body.entries;
+      const typedPlan = plans.find((e: any) => e.action === 'evm.typed_data');
+      assert.equal(typedPlan.data.payload.typedData.message.value, '0');
+      assert.match(keyProcess.output(), new RegExp(`"kind":"lifecycle","agentId":"${agent.id}","action":"evm.typed_data","auditSeq":${typedPlan.seq}`));
+    });
+
+    const logged = new Map<string, number>();
+    const refusedWith = async (params: Record<string, unknown>, reason: string) => {
+      const res = await ask(socket, 'signBound', params);
+      assert.equal(res.status, 403, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'key_process_refused');
+      assert.equal(res.body.error.details.reason, reason, JSON.stringify(res.body));
+      const line = new RegExp(`"msg":"refused","method":"signBound","code":"key_process_refused","reason":"${reason}"`, 'g');
+      const count = () => keyProcess.output().match(line)?.length ?? 0;
+      const before = logged.get(reason) ?? 0;
+      for (let i = 0; i < 40 && count() <= before; i++) await sleep(25);
+      assert.equal(count(), before + 1, keyProcess.output());
+      logged.set(reason, before + 1);
+      return res.body.error;
+    };
+
+    test('a lifecycle request naming an agent decision (not a lifecycle plan): not_lifecycle_plan', async () => {
+      const payload = lifecycleTransactionPayload(CHAIN, { to: TREASURY, value: 1n, data: '0x' }, { nonce: 50, gas: 21_000n, gasPrice: 1n });
+      await refusedWith({ kind: 'lifecycle', auditSeq: approval.auditSeq, agentId: agent.id, action: 'evm.transaction', payload, keyIndex: 1 }, 'not_lifecycle_plan');
+    });
+
+    test('a real plan with its recipient changed to another address: request_hash_mismatch; the plan itself, once signed: lifecycle_job_not_planned', async () => {
+      const plan = (await admin('GET', `/v1/audit?type=lifecycle.planned&agent=${agent.id}&limit=1000`)).body.entries.find((e: any) => e.data.kind === 'native_transfer');
+      const request = { kind: 'lifecycle', auditSeq: plan.seq, agentId: agent.id, action: 'evm.transaction', keyIndex: plan.data.keyIndex };
+      const redirected = { ...plan.data.payload, transaction: { ...plan.data.payload.transaction, to: MALLORY } };
+      await refusedWith({ ...request, payload: redirected }, 'request_hash_mismatch');
+      await refusedWith({ ...request, payload: plan.data.payload }, 'lifecycle_job_not_planned');
+      await refusedWith({ ...request, payload: plan.data.payload, keyIndex: 1 }, 'key_not_agents');
+    });
+
+    test('a plan forged into the store (an attacker who writes it too) for a transfer to another address, or a permit that grants: lifecycle_call_refused', async () => {
+      // The strongest attacker: the HTTP process's own store access, appending a plan the lifecycle path never made.
+      const adapter = createEvmAdapter();
+      const oldAddress = (await admin('GET', `/v1/agents/${agent.id}/keys`)).body.keys.find((k: any) => k.keyIndex === 0).address;
+      await rpc(anvil.rpcUrl, 'anvil_setBalance', [oldAddress, `0x${ETH.toString(16)}`]);
+      const store = await openStore(data.storeUrl);
+      const forge = async (action: 'evm.transaction' | 'evm.typed_data', payload: unknown) => {
+        const digest = bytesToHex(adapter.decode(action, payload, { address: oldAddress }).digest);
+        const entry = await store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'lifecycle.planned', actor: 'operator', agentId: agent.id, action, decision: 'allow', data: { jobId: 'lcj_0000000000000bad', kind: 'native_transfer', keyIndex: 0, from: oldAddress, payload, digest } }));
+        return { kind: 'lifecycle', auditSeq: entry.seq, agentId: agent.id, action, payload, keyIndex: 0 };
+      };
+      try {
+        const drain = lifecycleTransactionPayload(CHAIN, { to: MALLORY, value: ETH / 2n, data: '0x' }, { nonce: await client.getTransactionCount({ address: oldAddress }), gas: 21_000n, gasPrice: 2_000_000_000n });
+        const refusal = await refusedWith(await forge('evm.transaction', drain), 'lifecycle_call_refused');
+        assert.match(refusal.message, /treasury or the agent's current address/);
+        const tokenDrain = lifecycleTransactionPayload(CHAIN, { to: token, value: 0n, data: encode('0xa9059cbb', MALLORY, 1n) }, { nonce: 0, gas: 80_000n, gasPrice: 1n });
+        await refusedWith(await forge('evm.transaction', tokenDrain), 'lifecycle_call_refused');
+        const grant = { typedData: { domain: { name: 'USD Coin', version: '2', chainId: 31337, verifyingContract: token }, types: PERMIT_TYPES, primaryType: 'Permit', message: { owner: oldAddress, spender: MALLORY, value: '1000000', nonce: '0', deadline: '99999999999' } } };
+        await refusedWith(await forge('evm.typed_data', grant), 'lifecycle_call_refused');
+      } finally {
+        await store.close();
+      }
+      assert.equal(await client.getBalance({ address: MALLORY }), 0n);
+    });
   });
 });

@@ -1,9 +1,11 @@
 // A sweep interrupted by `kill -9` (issue 14, section 4): the daemon dies after the sweep was signed and
 // committed and before it reached the chain (AIRLOCK_FAULT=lifecycle_before_broadcast). After a restart the
 // stored bytes are broadcast, never a new transaction: exactly one sweep transaction lands, nothing is lost.
+// Or it dies after the sweep was planned and committed and before it was signed (lifecycle_before_sign): after a
+// restart the tracker signs the planned job from its `lifecycle.planned` entry, records and broadcasts it.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPublicClient, http, type Address } from 'viem';
+import { createPublicClient, http, parseTransaction, type Address } from 'viem';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.ts';
 import { adminClient, killAllDaemons, prepareDaemonData, sleep, startDaemon, type DaemonData } from './testing/processes.ts';
@@ -20,6 +22,54 @@ describe('a sweep interrupted by kill -9', () => {
   });
 
   for (const store of ['sqlite', 'postgres'] as const) {
+    test(`${store}: a sweep planned but not signed when the daemon died is signed from its plan after the restart, once`, async () => {
+      const anvil: Anvil = await startAnvil();
+      cleanups.push(() => anvil.stop());
+      const data: DaemonData = await prepareDaemonData(store);
+      cleanups.push(() => data.cleanup());
+      const client = createPublicClient({ transport: http(anvil.rpcUrl) });
+      const token = (await deployToken(anvil.rpcUrl)).toLowerCase() as Address;
+      const env = { AIRLOCK_EVM_RPC: `${CHAIN}=${anvil.rpcUrl}`, AIRLOCK_LIFECYCLE_INTERVAL: '1s' };
+
+      const doomed = await startDaemon(data, { ...env, AIRLOCK_FAULT: 'lifecycle_before_sign' });
+      let admin = adminClient(doomed.url, data.adminToken);
+      assert.equal((await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: TREASURY }, sweep_assets: { [CHAIN]: [`${CHAIN}/erc20:${token}`] } } } })).status, 200);
+      const agent = (await admin('POST', '/v1/agents', { names: ['crashy-plan'] })).body.agents[0];
+      await rpc(anvil.rpcUrl, 'anvil_setBalance', [agent.address, `0x${ETH.toString(16)}`]);
+      await mint(anvil.rpcUrl, token, agent.address, 5_000_000n);
+      // The token sweep is planned and committed; the process kills itself before asking for the signature.
+      await assert.rejects(admin('POST', `/v1/agents/${agent.id}/sweep`, {}));
+      await doomed.kill();
+
+      const daemon = await startDaemon(data, env);
+      admin = adminClient(daemon.url, data.adminToken);
+      const [planned, ...none] = (await admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`)).body.jobs;
+      assert.equal(none.length, 0);
+      assert.deepEqual([planned.kind, planned.state, planned.rawTransaction], ['erc20_transfer', 'planned', undefined]);
+      assert.equal(await client.getTransactionCount({ address: agent.address }), 0, 'nothing was signed or sent');
+
+      // The tracker leaves a planned job to its first try for 10 s, then signs it from the plan.
+      let job: any = planned;
+      for (let i = 0; i < 120 && job.state !== 'mined'; i++) {
+        await sleep(250);
+        job = (await admin('GET', `/v1/lifecycle/jobs/${planned.id}`)).body;
+      }
+      assert.equal(job.state, 'mined', JSON.stringify(job));
+      assert.equal(await balanceOf(anvil.rpcUrl, token, TREASURY), 5_000_000n);
+      const signed = (await admin('GET', `/v1/audit?type=lifecycle.signed&agent=${agent.id}`)).body.entries;
+      assert.deepEqual(signed.map((e: any) => [e.seq, e.data.jobId, e.data.plannedSeq, e.data.transactionHash]), [[job.signedAuditSeq, job.id, job.auditSeq, job.transactionHash]]);
+      const plan = (await admin('GET', `/v1/audit?type=lifecycle.planned&agent=${agent.id}`)).body.entries;
+      assert.deepEqual(plan.map((e: any) => [e.seq, e.data.jobId, e.data.nonce]), [[job.auditSeq, job.id, 0]]);
+      assert.equal(parseTransaction(job.rawTransaction).nonce, 0);
+      // The native coin, never planned before the crash, is swept now on the next nonce.
+      const again = await admin('POST', `/v1/agents/${agent.id}/sweep`, {});
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.deepEqual(again.body.jobs.map((j: any) => j.kind), ['native_transfer']);
+      for (let i = 0; i < 60 && (await client.getTransactionCount({ address: agent.address })) < 2; i++) await sleep(250);
+      assert.equal(await client.getTransactionCount({ address: agent.address }), 2);
+      await daemon.kill('SIGTERM');
+    });
+
     test(`${store}: the committed sweep is re-broadcast after the restart; exactly one sweep transaction per asset, treasury exact`, async () => {
       const anvil: Anvil = await startAnvil();
       cleanups.push(() => anvil.stop());

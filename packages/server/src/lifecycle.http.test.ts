@@ -8,6 +8,7 @@ import { createPublicClient, encodeFunctionData, erc20Abi, http, parseAbi, type 
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.ts';
 import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+import { signedTransactionDigest } from './testing/processes.ts';
 
 const CHAIN = 'eip155:31337';
 const NATIVE = `${CHAIN}/slip44:60`;
@@ -120,6 +121,14 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(tokenEntry.data.keyIndex, 0);
       assert.equal(tokenEntry.data.transactionHash, tokenJob.transactionHash);
       assert.match(tokenEntry.data.summary, /^sweep 5000000 /);
+      // Planned before it was signed: the plan (the job's own entry, which the charge cites) recorded exactly what
+      // was signed, checked here against the mined bytes with viem.
+      const tokenPlan = (await audit('lifecycle.planned', agent.id)).find((e) => e.data.jobId === tokenJob.id);
+      assert.equal(tokenPlan.seq, tokenJob.auditSeq);
+      assert.deepEqual([tokenEntry.seq, tokenEntry.data.plannedSeq], [tokenJob.signedAuditSeq, tokenPlan.seq]);
+      assert.ok(tokenPlan.seq < tokenEntry.seq);
+      assert.equal(tokenPlan.data.digest, signedTransactionDigest(tokenJob.rawTransaction));
+      assert.equal(tokenPlan.data.payload.transaction.nonce, 0);
       const [charged] = await ledger(`lifecycle|agent:${agent.id}`, tokenAsset);
       assert.equal(charged!.amount, 5_000_000n);
       assert.equal(charged!.count, 1);
@@ -139,12 +148,14 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const [used] = await ledger('lifecycle', tokenAsset);
       await mint(anvil.rpcUrl, token, agent.address, TOKEN_CAP - used!.amount + 1n);
       const signedBefore = (await audit('lifecycle.signed')).length;
+      const plannedBefore = (await audit('lifecycle.planned')).length;
       const res = await h.admin('POST', `/v1/agents/${agent.id}/sweep`, {});
       assert.equal(res.status, 403);
       assert.equal(res.body.error.code, 'lifecycle_cap_exceeded');
       assert.equal(res.body.error.details.limit, TOKEN_CAP.toString());
       assert.deepEqual(await jobsOf(agent.id), []);
       assert.equal((await audit('lifecycle.signed')).length, signedBefore);
+      assert.equal((await audit('lifecycle.planned')).length, plannedBefore, 'not even planned');
       assert.equal((await ledger('lifecycle', tokenAsset))[0]!.amount, used!.amount);
       assert.equal(await nonceOf(agent.address), 0);
       assert.equal(await balanceOf(anvil.rpcUrl, token, agent.address), TOKEN_CAP - used!.amount + 1n);

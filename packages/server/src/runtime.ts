@@ -181,12 +181,15 @@ export function chainAdapters(native: boolean): Map<string, ChainAdapter> {
 }
 
 /**
- * AIRLOCK_FAULT=lifecycle_before_broadcast (crash tests only): the process kills itself with SIGKILL after a
- * lifecycle job committed and before its first broadcast, the window in which a crash must not lose or repeat a sweep.
+ * AIRLOCK_FAULT (crash tests only): the process kills itself with SIGKILL in a window where a crash must not lose
+ * or repeat a sweep. `lifecycle_before_broadcast`: after a job's signed bytes committed, before their first
+ * broadcast; `lifecycle_before_sign`: after a job's plan committed, before it is signed.
  */
-function lifecycleFaultPoint(fault: string | undefined): (() => void) | undefined {
-  if (fault !== 'lifecycle_before_broadcast') return undefined;
-  return () => process.kill(process.pid, 'SIGKILL');
+function lifecycleFaultPoints(fault: string | undefined): { beforeBroadcast?: () => void; beforeSign?: () => void } {
+  const die = () => process.kill(process.pid, 'SIGKILL');
+  if (fault === 'lifecycle_before_broadcast') return { beforeBroadcast: die };
+  if (fault === 'lifecycle_before_sign') return { beforeSign: die };
+  return {};
 }
 
 /**
@@ -344,7 +347,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
       reconcile,
     });
     const submitter = options.evmSubmitter ?? (Object.keys(config.evmRpc).length > 0 ? rpcEvmSubmitter(config.evmRpc) : undefined);
-    const lifecycle = new LifecycleService(deps, operator, submitter, { beforeBroadcast: lifecycleFaultPoint(process.env.AIRLOCK_FAULT) });
+    const lifecycle = new LifecycleService(deps, operator, submitter, lifecycleFaultPoints(process.env.AIRLOCK_FAULT));
     const revokeAll = new RevokeAllService(deps, lifecycle, { credentials: signing.credentials, ...(chain ? { chainReader: chain } : {}) });
     const timers: NodeJS.Timeout[] = [];
     if (options.timers !== false) {

@@ -495,6 +495,38 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual((await store.listLifecycleJobs({ state: 'mined' })).map((j) => j.id), [job.id]);
     });
 
+    test('lifecycle jobs planned first: no bytes, open (nonce, sweep, listing); the first signature recorded wins; a planned job only fails', async () => {
+      const store = await fresh();
+      const [agent] = await store.createAgents([{ id: 'ag_lcp0000000000001', name: 'lcp-agent', labels: {} }], fakeAddress, 1_000);
+      const planned = {
+        id: 'lcj_1000000000000001', agentId: agent!.id, keyIndex: 0, chain: 'eip155:8453', from: agent!.address, nonce: 0, origin: 'sweep' as const,
+        kind: 'native_transfer' as const, purpose: 'rotation', asset: 'eip155:8453/slip44:60', amount: 5n, recipient: '0x7ea5000000000000000000000000000000000001',
+        to: '0x7ea5000000000000000000000000000000000001', maxFee: 21_000n, summary: 'sweep', state: 'planned' as const, auditSeq: 4, broadcasts: 0, createdAt: 2_000, updatedAt: 2_000,
+      };
+      await store.transaction((tx) => tx.insertLifecycleJob(planned));
+      assert.deepEqual(await store.getLifecycleJob(planned.id), planned);
+      assert.deepEqual((await store.transaction((tx) => tx.openLifecycleJobs(agent!.id))).map((j) => j.id), [planned.id]);
+      assert.deepEqual((await store.listLifecycleJobs({ open: true })).map((j) => j.id), [planned.id]);
+      await assert.rejects(store.transaction((tx) => tx.insertLifecycleJob({ ...planned, id: 'lcj_1000000000000002', nonce: 1 })), (e: any) => e.code === 'lifecycle_sweep_open');
+      assert.equal(await store.recordLifecycleBroadcast(planned.id, 2_100), undefined, 'a planned job has nothing to broadcast');
+      // A job that is signed (or submitted, mined) has its bytes: the schema refuses one without.
+      await assert.rejects(store.transaction((tx) => tx.insertLifecycleJob({ ...planned, id: 'lcj_1000000000000003', origin: 'call', state: 'signed' })));
+
+      const first = { rawTransaction: '0xf86c01', transactionHash: `0x${'01'.repeat(32)}`, signedAuditSeq: 5 };
+      const signed = await store.transaction((tx) => tx.recordLifecycleSignature(planned.id, first, 2_200));
+      assert.deepEqual(signed, { ...planned, ...first, state: 'signed', updatedAt: 2_200 });
+      // A second signature (a resume racing the first try) is not recorded: the first stands.
+      assert.equal(await store.transaction((tx) => tx.recordLifecycleSignature(planned.id, { rawTransaction: '0xf86c02', transactionHash: `0x${'02'.repeat(32)}`, signedAuditSeq: 6 }, 2_300)), undefined);
+      assert.equal((await store.getLifecycleJob(planned.id))?.rawTransaction, first.rawTransaction);
+
+      const other = { ...planned, id: 'lcj_1000000000000004', origin: 'call' as const, kind: 'revocation' as const, nonce: 1, amount: 0n, createdAt: 2_400, updatedAt: 2_400 };
+      await store.transaction((tx) => tx.insertLifecycleJob(other));
+      await assert.rejects(store.transaction((tx) => tx.finishLifecycleJob(other.id, { state: 'mined', blockNumber: 1n, gasUsed: 1n }, 2_500, 7)), 'a planned job is never mined');
+      const failed = await store.transaction((tx) => tx.finishLifecycleJob(other.id, { state: 'failed', failure: 'not_signed: key_process_refused' }, 2_500, 7));
+      assert.deepEqual([failed.state, failed.rawTransaction, failed.failure, failed.finishAuditSeq], ['failed', undefined, 'not_signed: key_process_refused', 7]);
+      assert.equal(await store.transaction((tx) => tx.recordLifecycleSignature(other.id, first, 2_600)), undefined, 'a failed job takes no signature');
+    });
+
     test('circuit breakers: targets by agents, label group and fleet; a freeze trip freezes the bound agents; reset unfreezes those no other breaker holds, once', async () => {
       const store = await fresh();
       const agents = await store.createAgents([

@@ -20,7 +20,7 @@ interface RevokeAllJson {
   alreadyDead: GrantRefJson[];
   notes: string[];
 }
-interface JobJson { id: string; state: 'signed' | 'submitted' | 'mined' | 'failed'; transactionHash: string; failure?: string; blockNumber?: string }
+interface JobJson { id: string; state: 'planned' | 'signed' | 'submitted' | 'mined' | 'failed'; transactionHash?: string; failure?: string; blockNumber?: string }
 
 export function revokeAllTimeout(text: unknown): number {
   if (text === undefined) return 120;

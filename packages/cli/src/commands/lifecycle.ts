@@ -2,7 +2,7 @@ import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { need, positiveInt, usage } from '../args.ts';
 
-interface JobJson { id: string; agentId: string; keyIndex: number; kind: string; purpose: string; asset?: string; amount: string; state: string; transactionHash: string; createdAt: string }
+interface JobJson { id: string; agentId: string; keyIndex: number; kind: string; purpose: string; asset?: string; amount: string; state: string; transactionHash?: string; createdAt: string }
 interface OrphanJson { agentId: string; name: string; status: string; reason: string; lastActivityAt: string; balances: { keyIndex: number; asset: string; amount: string }[] }
 
 /** `airlock lifecycle`: the jobs of the lifecycle path and orphaned wallets (docs/operations.md, "Retire, sweep, orphans"). */
@@ -10,7 +10,7 @@ export const lifecycleCommand: Command = {
   name: 'lifecycle',
   summary: 'jobs (sweeps and revocations signed on the lifecycle path) | orphans [--sweep]',
   usage: [
-    'airlock lifecycle jobs [--agent A] [--state signed|submitted|mined|failed|open] [--limit N]',
+    'airlock lifecycle jobs [--agent A] [--state planned|signed|submitted|mined|failed|open] [--limit N]',
     'airlock lifecycle job <id>',
     'airlock lifecycle orphans [--sweep]     (--sweep: report them and sweep their balances to the treasury)',
   ].join('\n'),

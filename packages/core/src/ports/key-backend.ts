@@ -28,7 +28,11 @@ export type ProducedSignature = EcdsaSignature | SchnorrSignature;
  * this request (its requestHash) for this agent, decodes the payload with the same chain adapter and signs only
  * what that decode yields: whoever asks can get nothing signed that was not evaluated and recorded.
  */
-export interface BoundSigningRequest {
+export type BoundSigningRequest = DecisionBoundRequest | LifecycleBoundRequest;
+
+/** An agent's request, bound to the decision that allowed it. */
+export interface DecisionBoundRequest {
+  kind?: 'decision';
   /**
    * The entry that allowed it: the `sign.request` with decision `allow`, the `sign.replay` (allow) of a replayed
    * request, or, with `approvalId`, the `sign.request` an approved approval holds.
@@ -41,6 +45,25 @@ export interface BoundSigningRequest {
   /** The x402 context the request hash covered (`/v1/sign/typed-data` with `x402`, `/v1/x402/pay`). */
   x402?: unknown;
   approvalId?: string;
+}
+
+/**
+ * A lifecycle signature (a sweep, a revocation, a revocation's permit or cancel signature), bound to the
+ * committed `lifecycle.planned` entry that recorded exactly what is signed, with which of the agent's keys. The
+ * backend checks the entry, decodes the payload itself, and signs only a call the lifecycle path could have planned
+ * (core/lifecycle/lifecycle-calls.ts): a transfer to the agent's current key or the fleet treasury, or a revocation.
+ */
+export interface LifecycleBoundRequest {
+  kind: 'lifecycle';
+  /** The `lifecycle.planned` entry. */
+  auditSeq: number;
+  agentId: string;
+  /** `evm.transaction` or `evm.typed_data`. */
+  action: string;
+  /** The payload the entry recorded (JSON only: quantities as 0x-hex strings). */
+  payload: unknown;
+  /** Which of the agent's keys signs (m/44'/60'/{accountIndex}'/0/{keyIndex}); old keys included. */
+  keyIndex: number;
 }
 
 /** The tree head the audit key signs: the backend may recompute `rootHash` from the log itself. */

@@ -1,12 +1,15 @@
 /**
  * The lifecycle path: transactions signed with an agent's key (at any key index it has had) through an
  * operator-only path, to sweep funds to the fleet treasury or the agent's current address and to revoke what
- * the key granted (core/service/lifecycle-service.ts). Each is a job: signed -> submitted -> mined | failed.
- * The signed bytes are committed before they are broadcast, so a crash re-broadcasts the same transaction and
- * never builds a second one.
+ * the key granted (core/service/lifecycle-service.ts). Each is a job: planned -> signed -> submitted -> mined |
+ * failed. What will be signed is committed (`planned`, its `lifecycle.planned` entry) before it is signed, and the
+ * signed bytes are committed (`signed`) before they are broadcast, so a crash re-broadcasts the same transaction
+ * and never builds a second one.
  */
 
-export type LifecycleJobState = 'signed' | 'submitted' | 'mined' | 'failed';
+/** `planned`: committed, not signed yet (no bytes); then as the chain sees it. `planned`, `signed` and `submitted` are open. */
+export type LifecycleJobState = 'planned' | 'signed' | 'submitted' | 'mined' | 'failed';
+export const OPEN_LIFECYCLE_STATES: readonly LifecycleJobState[] = ['planned', 'signed', 'submitted'];
 /** What the lifecycle path let through (lifecycle-calls.ts): nothing else is ever signed on it. */
 export type LifecycleKind = 'native_transfer' | 'erc20_transfer' | 'revocation';
 /** `sweep`: built by Airlock from balances; `call`: a call handed in (revocations). */
@@ -34,13 +37,18 @@ export interface LifecycleJob {
   to: string;
   /** The most the transaction can cost in fees (gas limit x gas price), native base units. */
   maxFee: bigint;
-  /** The signed transaction (0x-hex): what is (re-)broadcast, byte for byte. */
-  rawTransaction: string;
-  transactionHash: string;
+  /** The signed transaction (0x-hex): what is (re-)broadcast, byte for byte. Absent while `planned`. */
+  rawTransaction?: string;
+  transactionHash?: string;
   summary: string;
   state: LifecycleJobState;
-  /** The `lifecycle.signed` audit entry. */
+  /**
+   * The audit entry that created the job and carries its ledger charge: `lifecycle.planned` (what will be signed),
+   * or `lifecycle.signed` for jobs created before jobs were planned first.
+   */
   auditSeq: number;
+  /** The `lifecycle.signed` audit entry, once the bytes are recorded. */
+  signedAuditSeq?: number;
   /** How many times the bytes were handed to the RPC. */
   broadcasts: number;
   createdAt: number;
@@ -58,7 +66,7 @@ export interface LifecycleJob {
 export interface LifecycleJobFilter {
   agentId?: string;
   state?: LifecycleJobState;
-  /** Only signed or submitted jobs. */
+  /** Only open jobs (planned, signed or submitted). */
   open?: boolean;
   limit?: number;
 }
@@ -75,21 +83,34 @@ export interface LifecycleStore {
   getLifecycleJob(id: string): Promise<LifecycleJob | undefined>;
   /** Newest first. */
   listLifecycleJobs(filter: LifecycleJobFilter): Promise<LifecycleJob[]>;
-  /** Counts a broadcast; a `signed` job becomes `submitted`. A finished job is left as it is. */
+  /** Counts a broadcast; a `signed` job becomes `submitted`. A planned or finished job is left as it is. */
   recordLifecycleBroadcast(id: string, now: number): Promise<LifecycleJob | undefined>;
+}
+
+/** The signed bytes of a planned job, as `lifecycle.signed` recorded them. */
+export interface LifecycleSignature {
+  rawTransaction: string;
+  transactionHash: string;
+  /** The `lifecycle.signed` audit entry. */
+  signedAuditSeq: number;
 }
 
 /** Inside `Store.transaction`: a job commits with its audit entry and ledger charge, or not at all. */
 export interface LifecycleStoreTx {
   /**
-   * Records a signed job. An open sweep (signed or submitted) of the same agent, key index, chain and asset
-   * fails the call with `lifecycle_sweep_open`.
+   * Records a job (planned, without bytes). An open sweep (planned, signed or submitted) of the same agent, key
+   * index, chain and asset fails the call with `lifecycle_sweep_open`.
    */
   insertLifecycleJob(job: LifecycleJob): Promise<void>;
   getLifecycleJob(id: string): Promise<LifecycleJob | undefined>;
-  /** The agent's signed or submitted jobs (all key indexes), oldest first. */
+  /** The agent's open jobs (planned, signed or submitted; all key indexes), oldest first. */
   openLifecycleJobs(agentId: string): Promise<LifecycleJob[]>;
-  /** signed | submitted -> mined | failed; anything else fails with `conflict`. */
+  /**
+   * planned -> signed with its bytes; undefined (nothing written) when the job is no longer planned: another
+   * instance recorded its signature first, or it failed. The first signature recorded is the only one broadcast.
+   */
+  recordLifecycleSignature(id: string, signature: LifecycleSignature, now: number): Promise<LifecycleJob | undefined>;
+  /** planned | signed | submitted -> mined | failed (a planned job only fails); anything else fails with `conflict`. */
   finishLifecycleJob(id: string, finish: LifecycleFinish, now: number, auditSeq: number): Promise<LifecycleJob>;
 }
 

@@ -3,9 +3,16 @@ import { canonicalJson } from '../canonical-json.ts';
 import { AirlockError } from '../errors.ts';
 import { ACTIONS, type Action } from '../intent.ts';
 import { bip32Fingerprint, type ChainAdapter, type ExtendedPublicKey, type SignerContext } from '../ports/chain-adapter.ts';
-import type { BoundSigningRequest, KeyBackend, ProducedSignature, TreeHeadToSign } from '../ports/key-backend.ts';
-import type { Agent, ApprovalRecord } from '../ports/store.ts';
+import type { BoundSigningRequest, DecisionBoundRequest, KeyBackend, LifecycleBoundRequest, ProducedSignature, TreeHeadToSign } from '../ports/key-backend.ts';
+import type { Agent, ApprovalRecord, PolicyRecord } from '../ports/store.ts';
+import type { AgentKey } from '../ports/agent-keys.ts';
+import type { LifecycleJob } from '../ports/lifecycle.ts';
 import type { AuditEntry } from '../audit/types.ts';
+import { compilePolicy } from '../policy/compile.ts';
+import { EMPTY_LIFECYCLE, type LifecyclePolicy } from '../policy/lifecycle.ts';
+import { classifyLifecycleCall } from '../lifecycle/lifecycle-calls.ts';
+import { classifyLifecycleTypedData, lifecycleCallOf } from '../lifecycle/lifecycle-payloads.ts';
+import { FLEET_SCOPE } from './policy-layers.ts';
 import { storedLeafHash, treeHeadDigest } from '../audit/hash.ts';
 import { MerkleFrontier } from '../audit/merkle.ts';
 import { requestHash } from './tokens.ts';
@@ -28,7 +35,15 @@ export type BindingRefusal =
   /** A bare digest for a key that signs only bound requests (agent keys, the audit key). */
   | 'unbound_digest'
   /** A key-path operation (Nostr transport ECDH, webhook secrets) on a path outside those it serves. */
-  | 'path_not_allowed';
+  | 'path_not_allowed'
+  /** A lifecycle request naming an entry that is not a `lifecycle.planned` one. */
+  | 'not_lifecycle_plan'
+  /** A lifecycle request for a key that is not one of the agent's (by index, registry and address). */
+  | 'key_not_agents'
+  /** A lifecycle payload that is not a lifecycle call (a transfer elsewhere, a grant, another shape). */
+  | 'lifecycle_call_refused'
+  /** A lifecycle transaction whose job is no longer `planned` (signed, failed or finished already). */
+  | 'lifecycle_job_not_planned';
 
 export function bindingRefused(reason: BindingRefusal, message: string): AirlockError {
   return new AirlockError('key_process_refused', `Key process: ${message}`, { details: { reason } });
@@ -39,6 +54,10 @@ export interface BindingReader {
   readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
   getAgent(id: string): Promise<Agent | undefined>;
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
+  /** Lifecycle requests: the fleet policy (its treasury), the agent's key registry and the job. */
+  getPolicy(scope: string): Promise<PolicyRecord | undefined>;
+  listAgentKeys(agentId: string): Promise<AgentKey[]>;
+  getLifecycleJob(id: string): Promise<LifecycleJob | undefined>;
 }
 
 /**
@@ -52,10 +71,12 @@ export interface BindingReader {
  * - `sign.request`, decision require_approval, held by an approval in state `approved` whose stored request is
  *   this payload.
  * and the payload must decode (for the agent as the store has it) to the digest that entry recorded.
+ * A lifecycle request (`kind: 'lifecycle'`) is checked by signLifecycle.
  */
 export class BoundSigningGuard {
   private readonly accountSigners = new Map<string, SignerContext>();
   private readonly derivedSigners = new Map<string, string>();
+  private readonly compiledLifecycle = new Map<string, LifecyclePolicy>();
 
   private readonly deps: { reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> };
 
@@ -64,6 +85,12 @@ export class BoundSigningGuard {
   }
 
   async sign(request: BoundSigningRequest): Promise<ProducedSignature[]> {
+    if (request.kind === 'lifecycle') return this.signLifecycle(request);
+    if (request.kind !== undefined && request.kind !== 'decision') throw bindingRefused('binding_missing', 'a bound request is a decision or a lifecycle plan.');
+    return this.signDecision(request);
+  }
+
+  private async signDecision(request: DecisionBoundRequest): Promise<ProducedSignature[]> {
     const { reader } = this.deps;
     if (!Number.isSafeInteger(request.auditSeq) || request.auditSeq < 1) throw bindingRefused('binding_missing', 'a signature needs the audit seq of the committed decision that allowed it.');
     if (typeof request.agentId !== 'string' || typeof request.action !== 'string') throw bindingRefused('binding_missing', 'a bound request names its agent and action.');
@@ -90,8 +117,84 @@ export class BoundSigningGuard {
     return this.produce(adapter, request.action, agent, decoded);
   }
 
+  /**
+   * A lifecycle signature (docs/custody.md, "Separate key process"): the request names a committed
+   * `lifecycle.planned` entry of this agent, whose payload it repeats; the key is one of the agent's (any index it
+   * has had: rotation sweeps sign with the old key) and the one the entry planned with; the payload decodes to the
+   * digest the entry recorded; and what it decodes to is a call the lifecycle path could have planned, judged
+   * against the store as it is now: a transfer only to the agent's current key or the fleet treasury the fleet
+   * policy names on that chain, or a revocation (classifyLifecycleCall), or a revocation's typed data
+   * (classifyLifecycleTypedData). A transaction's job must still be `planned`: once its bytes are recorded (or it
+   * failed) nothing more is signed for it, so one nonce never gets two different transactions from here.
+   */
+  private async signLifecycle(request: LifecycleBoundRequest): Promise<ProducedSignature[]> {
+    const { reader, keys } = this.deps;
+    if (!Number.isSafeInteger(request.auditSeq) || request.auditSeq < 1) throw bindingRefused('binding_missing', 'a lifecycle signature needs the audit seq of its committed plan.');
+    if (typeof request.agentId !== 'string' || typeof request.action !== 'string') throw bindingRefused('binding_missing', 'a lifecycle request names its agent and action.');
+    const entry = await this.entryAt(request.auditSeq);
+    if (entry.type !== 'lifecycle.planned') throw bindingRefused('not_lifecycle_plan', `audit entry ${entry.seq} is a ${entry.type} entry, not a lifecycle plan.`);
+    if (entry.agentId !== request.agentId) throw bindingRefused('agent_mismatch', `audit entry ${entry.seq} is another agent's plan.`);
+    const data = entry.data;
+    if (entry.action !== request.action) throw bindingRefused('request_hash_mismatch', `audit entry ${entry.seq} planned another action.`);
+    if (data.keyIndex !== request.keyIndex) throw bindingRefused('key_not_agents', `audit entry ${entry.seq} planned with another key index.`);
+    if (canonicalJson(data.payload ?? null) !== canonicalJson(request.payload ?? null)) throw bindingRefused('request_hash_mismatch', `the payload is not the one audit entry ${entry.seq} recorded.`);
+    const agent = await reader.getAgent(request.agentId);
+    if (!agent) throw bindingRefused('agent_mismatch', 'the agent is not in the store.');
+    const adapter = this.deps.adapters.get('eip155');
+    if (!adapter || !adapter.actions.includes(request.action as Action) || (request.action !== 'evm.transaction' && request.action !== 'evm.typed_data')) {
+      throw bindingRefused('unsupported_action', 'the lifecycle path signs EVM transactions and revocation typed data only.');
+    }
+    // The key: an index the agent has had, in its registry, and the address this backend holds at its path.
+    const keyIndex = request.keyIndex;
+    const registered = Number.isSafeInteger(keyIndex) && keyIndex >= 0 && keyIndex <= agent.keyIndex ? (await reader.listAgentKeys(agent.id)).find((k) => k.keyIndex === keyIndex) : undefined;
+    if (!registered) throw bindingRefused('key_not_agents', `the agent has no key ${String(keyIndex)}.`);
+    const path = adapter.derivationPath(agent.accountIndex, keyIndex);
+    const from = adapter.addressFromPublicKey(await keys.getPublicKey(path)).toLowerCase();
+    if (from !== registered.address.toLowerCase() || from !== String(data.from ?? '').toLowerCase()) throw bindingRefused('key_not_agents', `the key at the agent's index ${keyIndex} is not the one audit entry ${entry.seq} planned with.`);
+    let decoded;
+    try {
+      decoded = adapter.decode(request.action as Action, request.payload, { address: from });
+    } catch {
+      throw bindingRefused('digest_mismatch', 'the payload does not decode.');
+    }
+    if (typeof data.digest !== 'string' || bytesToHex(decoded.digest) !== data.digest) throw bindingRefused('digest_mismatch', `the payload does not decode to the digest audit entry ${entry.seq} recorded.`);
+    if (request.action === 'evm.transaction') {
+      const planned = lifecycleCallOf(request.payload);
+      if (!planned) throw bindingRefused('lifecycle_call_refused', 'the payload is not a legacy transaction as the lifecycle path builds it.');
+      const treasury = (await this.fleetLifecycle()).treasury.get(planned.chain);
+      try {
+        classifyLifecycleCall(decoded.intent, planned.call, { from, current: agent.address, ...(treasury ? { treasury } : {}) });
+      } catch (e) {
+        throw bindingRefused('lifecycle_call_refused', e instanceof AirlockError ? e.message : 'the call is not a lifecycle call.');
+      }
+      const job = typeof data.jobId === 'string' ? await reader.getLifecycleJob(data.jobId) : undefined;
+      if (!job || job.auditSeq !== entry.seq || job.agentId !== agent.id) throw bindingRefused('audit_entry_not_found', `no lifecycle job was planned by audit entry ${entry.seq}.`);
+      if (job.state !== 'planned') throw bindingRefused('lifecycle_job_not_planned', `the job of audit entry ${entry.seq} is ${job.state}: nothing more is signed for it.`);
+    } else {
+      try {
+        classifyLifecycleTypedData(request.payload, from);
+      } catch (e) {
+        throw bindingRefused('lifecycle_call_refused', e instanceof AirlockError ? e.message : 'the typed data is not a revocation.');
+      }
+    }
+    return [await keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1')];
+  }
+
+  /** The fleet policy's `lifecycle:` section as the store has it now (compiled once per policy version). */
+  private async fleetLifecycle(): Promise<LifecyclePolicy> {
+    const record = await this.deps.reader.getPolicy(FLEET_SCOPE);
+    if (!record) return EMPTY_LIFECYCLE;
+    let compiled = this.compiledLifecycle.get(record.hash);
+    if (!compiled) {
+      compiled = compilePolicy(record.document).lifecycle;
+      if (this.compiledLifecycle.size > 100) this.compiledLifecycle.clear();
+      this.compiledLifecycle.set(record.hash, compiled);
+    }
+    return compiled;
+  }
+
   /** The digest the entry (or, for a replay, its original) recorded, once the entry is shown to allow this very request. */
-  private async decidedDigest(entry: AuditEntry, request: BoundSigningRequest): Promise<string> {
+  private async decidedDigest(entry: AuditEntry, request: DecisionBoundRequest): Promise<string> {
     const data = entry.data;
     const hashed = requestHash(request.action, request.x402 !== undefined ? { payload: request.payload, x402: request.x402 } : request.payload, canonicalJson);
     if (request.approvalId !== undefined) {

@@ -1,3 +1,4 @@
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { AirlockError } from '../errors.ts';
 import { nativeAsset } from '../intent.ts';
 import { compilePolicy } from '../policy/compile.ts';
@@ -5,8 +6,10 @@ import { EMPTY_LIFECYCLE, effectiveHotBalanceCap, type LifecyclePolicy } from '.
 import { COUNT_ASSET, type LedgerWrite } from '../ports/ledger.ts';
 import type { Agent, PolicyRecord, StoreTx } from '../ports/store.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
-import type { EvmSubmitter, LifecycleJob, LifecycleJobFilter, LifecycleJobOrigin } from '../ports/lifecycle.ts';
+import type { EcdsaSignature } from '../ports/key-backend.ts';
+import { OPEN_LIFECYCLE_STATES, type EvmSubmitter, type LifecycleJob, type LifecycleJobFilter, type LifecycleJobOrigin } from '../ports/lifecycle.ts';
 import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
+import { classifyLifecycleTypedData, lifecycleTransactionPayload, type LifecycleTransactionPayload } from '../lifecycle/lifecycle-payloads.ts';
 import type { ServiceDeps } from './deps.ts';
 import type { AgentKeyRotationResult, OperatorService } from './operator-service.ts';
 import { FLEET_SCOPE, agentScope } from './policy-layers.ts';
@@ -20,6 +23,14 @@ const NATIVE_TRANSFER_GAS = 21_000n;
 /** ERC-20 transfers and revocations get this much over the node's estimate (a refund can lower what is used). */
 const GAS_MARGIN_PERCENT = 20n;
 const ERC20_TRANSFER_SELECTOR = '0xa9059cbb';
+/**
+ * How long a `planned` job is left to the call that planned it before the tracker signs it itself (that call
+ * crashed, or its store failed on the record). A resume racing a slow first try is harmless (signPlanned), only
+ * wasted work.
+ */
+const PLANNED_RESUME_AFTER_MS = 10_000;
+/** A signature not produced for these reasons is tried again by the tracker; any other refusal fails the job. */
+const TRANSIENT_SIGNING_CODES = new Set(['key_process_unavailable', 'key_process_rate_limited']);
 
 export type SweepDestination = 'treasury' | 'current';
 
@@ -83,8 +94,10 @@ export interface Orphan {
 }
 
 export interface LifecycleServiceOptions {
-  /** Called after a job committed and before its first broadcast (crash tests stop the process here). */
+  /** Called after a job's signed bytes committed and before their first broadcast (crash tests stop the process here). */
   beforeBroadcast?: (job: LifecycleJob) => void;
+  /** Called after a job's plan committed and before it is signed (crash tests stop the process here). */
+  beforeSign?: (job: LifecycleJob) => void;
 }
 
 interface KeyRef {
@@ -106,13 +119,17 @@ interface BuiltTransaction {
  * fleet treasury or the agent's current address, and revocations). The hot path of one transaction:
  *
  *   1. read the chain first (nonce, gas price, balances, gas estimate), outside any store transaction;
- *   2. in ONE store transaction: take the agent's lock, pick the nonce above every open job of the address,
+ *   2. plan, in ONE store transaction: take the agent's lock, pick the nonce above every open job of the address,
  *      build the legacy transaction, decode it with the EVM adapter, classify it (default deny), check the
- *      fleet's `lifecycle.caps` against the `lifecycle` ledger series, sign it, and write the job (with the
- *      signed bytes), the `lifecycle.signed` audit entry and the ledger charge together;
- *   3. only after commit, hand the bytes to the RPC. The tracker (`track`) re-broadcasts the stored bytes and
- *      polls receipts until each job is mined or failed: a crash anywhere re-sends the same transaction, never a
- *      new one, and a sweep of (agent, key index, asset) is not built while one is open.
+ *      fleet's `lifecycle.caps` against the `lifecycle` ledger series, and write the job (`planned`, no bytes),
+ *      the `lifecycle.planned` audit entry (the unsigned payload, its digest, the key and the job) and the ledger
+ *      charge together;
+ *   3. sign, bound to that committed entry (KeyBackend.signBound: a separate key process reads the entry and
+ *      checks the call itself; an in-process backend signs the digest), and check the signature;
+ *   4. record the bytes with `lifecycle.signed` (commit), and only then hand them to the RPC. The tracker (`track`)
+ *      signs a job a crash left `planned`, re-broadcasts the stored bytes and polls receipts until each job is
+ *      mined or failed: a crash anywhere re-sends the same transaction, never a new one, and a sweep of
+ *      (agent, key index, asset) is not built while one is open.
  *
  * Fees: legacy (type-0) transactions at the node's gas price. A native sweep then costs exactly
  * 21000 x gasPrice, so it moves the balance minus that fee and leaves zero (EIP-1559 would leave the
@@ -310,7 +327,7 @@ export class LifecycleService {
     for (const key of await this.deps.store.listAgentKeys(agentId)) {
       if (key.state === 'retired') continue;
       const own = jobs.filter((j) => j.keyIndex === key.keyIndex);
-      const open = own.some((j) => j.state === 'signed' || j.state === 'submitted');
+      const open = own.some(isOpen);
       const unresolved = unresolvedSweepFailures(own).length > 0;
       if (!open && !unresolved) await this.operator.retireAgentKey(agentId, key.keyIndex, actor);
     }
@@ -333,7 +350,7 @@ export class LifecycleService {
   /** Whether the agent's key is retired yet: a retired agent's key is `sweeping` until its sweeps are mined. */
   async keyLifecycle(agent: Agent): Promise<AgentKeyLifecycle> {
     const jobs = await this.deps.store.listLifecycleJobs({ agentId: agent.id, limit: 200 });
-    const openJobs = jobs.filter((j) => j.state === 'signed' || j.state === 'submitted').map((j) => j.id);
+    const openJobs = jobs.filter(isOpen).map((j) => j.id);
     const failedJobs = jobs.filter((j) => j.state === 'failed').map((j) => j.id);
     if (agent.status !== 'retired') return { keyState: 'active', openJobs, failedJobs };
     if (openJobs.length > 0) return { keyState: 'sweeping', openJobs, failedJobs };
@@ -345,15 +362,26 @@ export class LifecycleService {
   /**
    * One pass of the tracker (runtime.ts runs it in the background): each open job's receipt is read; a mined
    * one is finished (`lifecycle.mined`, or `lifecycle.failed` when it reverted), the others get their stored
-   * bytes broadcast again. A node that says the nonce is used while no receipt of ours exists fails the job.
+   * bytes broadcast again. A node that says the nonce is used while no receipt of ours exists fails the job. A
+   * job left `planned` (by a crash between its plan and its recorded signature) for PLANNED_RESUME_AFTER_MS is
+   * signed from its plan, recorded and broadcast, or failed when the signature is refused (resumePlanned).
    */
-  async track(): Promise<{ mined: number; failed: number; rebroadcast: number }> {
-    const out = { mined: 0, failed: 0, rebroadcast: 0 };
+  async track(): Promise<{ mined: number; failed: number; rebroadcast: number; resumed: number }> {
+    const out = { mined: 0, failed: 0, rebroadcast: 0, resumed: 0 };
     if (!this.submitter) return out;
     const open = (await this.deps.store.listLifecycleJobs({ open: true, limit: 500 })).reverse();
+    const now = this.deps.clock.now();
     for (const job of open) {
       if (!this.submitter.supports(job.chain)) continue;
-      const receipt = await this.submitter.receipt(job.chain, job.transactionHash).catch(() => undefined);
+      if (job.state === 'planned' || !job.rawTransaction || !job.transactionHash) {
+        if (job.state !== 'planned' || now - job.updatedAt < PLANNED_RESUME_AFTER_MS) continue;
+        const resumed = await this.resumePlanned(job).catch(() => 'later' as const);
+        if (resumed === 'signed') out.resumed++;
+        if (resumed === 'failed') out.failed++;
+        continue;
+      }
+      const { rawTransaction, transactionHash } = job;
+      const receipt = await this.submitter.receipt(job.chain, transactionHash).catch(() => undefined);
       if (receipt) {
         const failure = receipt.status === 'reverted' ? 'reverted' : undefined;
         await this.finish(job, { state: failure ? 'failed' : 'mined', blockNumber: receipt.blockNumber, gasUsed: receipt.gasUsed, ...(failure ? { failure } : {}) });
@@ -362,7 +390,7 @@ export class LifecycleService {
         continue;
       }
       try {
-        await this.submitter.sendRawTransaction(job.chain, job.rawTransaction);
+        await this.submitter.sendRawTransaction(job.chain, rawTransaction);
         await this.deps.store.recordLifecycleBroadcast(job.id, this.deps.clock.now());
         out.rebroadcast++;
       } catch (e) {
@@ -375,7 +403,7 @@ export class LifecycleService {
           : /insufficient funds/i.test(message) ? 'insufficient_funds: the address cannot pay for this transaction any more' : undefined;
         if (final) {
           // Checked once more: the receipt may have appeared between the two reads.
-          const late = await this.submitter.receipt(job.chain, job.transactionHash).catch(() => undefined);
+          const late = await this.submitter.receipt(job.chain, transactionHash).catch(() => undefined);
           if (!late) {
             await this.finish(job, { state: 'failed', failure: final });
             out.failed++;
@@ -390,11 +418,12 @@ export class LifecycleService {
     const now = this.deps.clock.now();
     await this.deps.store.transaction(async (tx) => {
       const current = await tx.getLifecycleJob(job.id);
-      if (!current || (current.state !== 'signed' && current.state !== 'submitted')) return; // another instance finished it
+      if (!current || !isOpen(current)) return; // another instance finished it
       const entry = await tx.appendAudit({
         at: now, type: finish.state === 'mined' ? 'lifecycle.mined' : 'lifecycle.failed', actor: 'system', agentId: job.agentId, action: 'evm.transaction', decision: finish.state === 'mined' ? 'allow' : 'error',
         data: {
-          jobId: job.id, kind: job.kind, keyIndex: job.keyIndex, chain: job.chain, transactionHash: job.transactionHash, purpose: job.purpose,
+          jobId: job.id, kind: job.kind, keyIndex: job.keyIndex, chain: job.chain, purpose: job.purpose,
+          ...(job.transactionHash ? { transactionHash: job.transactionHash } : {}),
           ...(finish.blockNumber !== undefined ? { blockNumber: finish.blockNumber.toString() } : {}),
           ...(finish.gasUsed !== undefined ? { gasUsed: finish.gasUsed.toString() } : {}),
           ...(finish.failure ? { reason: finish.failure } : {}),
@@ -671,26 +700,37 @@ export class LifecycleService {
   }
 
   private classify(adapter: ChainAdapter, key: KeyRef, chain: string, fleet: LifecyclePolicy, call: LifecycleCall, fees: { nonce: number; gas: bigint; gasPrice: bigint }) {
-    const payload = {
-      chainId: Number(chain.slice('eip155:'.length)),
-      transaction: { type: 'legacy', to: call.to, value: call.value, data: call.data, nonce: fees.nonce, gas: fees.gas, gasPrice: fees.gasPrice },
-    };
+    const payload = lifecycleTransactionPayload(chain, call, fees);
     const decoded = adapter.decode('evm.transaction', payload, { address: key.address });
     const treasury = fleet.treasury.get(chain);
     const classified = classifyLifecycleCall(decoded.intent, call, { from: key.address, current: key.agent.address, ...(treasury ? { treasury } : {}) });
-    return { decoded, classified };
+    return { payload, decoded, classified };
+  }
+
+  /** Steps 2 to 4 of one transaction: plan it (commit), sign it bound to the plan, record the bytes (commit). */
+  private async signAndRecord(key: KeyRef, chain: string, gasPrice: bigint, rpcNonce: number, origin: LifecycleJobOrigin, purpose: string, built: BuiltTransaction, nativeBalance?: bigint): Promise<LifecycleJob | 'dust'> {
+    const planned = await this.plan(key, chain, gasPrice, rpcNonce, origin, purpose, built, nativeBalance);
+    if (planned === 'dust') return 'dust';
+    this.options.beforeSign?.(planned.job);
+    // Refused or not answered here, the job fails at once with the reason (nothing was signed): the operator
+    // sees why and runs the command again. A crash instead leaves it `planned` for the tracker (resumePlanned).
+    return this.signPlanned(planned.job, planned.payload, (e) => this.failUnsigned(planned.job, e));
   }
 
   /**
-   * Step 2 of the hot path, in one store transaction. `nativeBalance` (sweeps of the native coin): what the
-   * address holds minus what must stay; the value becomes that minus the fees of every open job of the address
-   * and this transaction's own fee ('dust' when nothing would be left to move).
+   * Step 2, in ONE store transaction: the agent's lock, the nonce above every open job of the address, the
+   * transaction built, decoded and classified (default deny), the fleet's caps checked, and then the job (state
+   * `planned`, no bytes), its `lifecycle.planned` audit entry (the unsigned payload and its digest, the key, the
+   * job) and the ledger charge written together. Nothing is signed here: a separate key process signs only what
+   * a committed entry shows planned. `nativeBalance` (sweeps of the native coin): what the address holds minus
+   * what must stay; the value becomes that minus the fees of every open job of the address and this
+   * transaction's own fee ('dust' when nothing would be left to move).
    */
-  private async signAndRecord(key: KeyRef, chain: string, gasPrice: bigint, rpcNonce: number, origin: LifecycleJobOrigin, purpose: string, built: BuiltTransaction, nativeBalance?: bigint): Promise<LifecycleJob | 'dust'> {
+  private async plan(key: KeyRef, chain: string, gasPrice: bigint, rpcNonce: number, origin: LifecycleJobOrigin, purpose: string, built: BuiltTransaction, nativeBalance?: bigint): Promise<{ job: LifecycleJob; payload: LifecycleTransactionPayload } | 'dust'> {
     const adapter = this.evm();
     const now = this.deps.clock.now();
     const id = this.deps.randomId('lcj');
-    const result = await this.deps.store.transaction(async (tx): Promise<LifecycleJob | 'dust'> => {
+    return this.deps.store.transaction(async (tx) => {
       await tx.getAgent(key.agent.id); // the agent's lock: its lifecycle jobs and nonces serialize here
       // The treasury and caps as they are now, read in this transaction: the fleet policy may have changed since
       // the sweep was planned, and a transfer to a treasury that is no longer one is refused like any other.
@@ -701,22 +741,17 @@ export class LifecycleService {
       if (built.sweepAsset === nativeAsset(chain) && origin === 'sweep') {
         const reserved = open.reduce((sum, j) => sum + j.maxFee + (j.kind === 'native_transfer' ? j.amount : 0n), 0n);
         const value = (nativeBalance ?? 0n) - reserved - built.gas * gasPrice;
-        if (value <= 0n) return 'dust';
+        if (value <= 0n) return 'dust' as const;
         call = { ...call, value };
       }
-      const { decoded, classified } = this.classify(adapter, key, chain, policy, call, { nonce, gas: built.gas, gasPrice });
+      const { payload, decoded, classified } = this.classify(adapter, key, chain, policy, call, { nonce, gas: built.gas, gasPrice });
       if (origin === 'sweep' && (classified.kind === 'revocation' || classified.asset !== built.sweepAsset)) throw new AirlockError('internal', 'a sweep built something other than its transfer');
       await this.checkCaps(tx, key.agent.id, classified, policy, now);
-      // Signed inside the transaction, after every check: a refusal signs nothing, and the bytes exist only
-      // together with their job, audit entry and charge.
-      const signature = await this.deps.keys.signDigest(key.path, decoded.digest, 'ecdsa-secp256k1');
-      const signed = adapter.finalize('evm.transaction', decoded, signature, { address: key.address });
-      if (!signed.signedTransaction || !signed.transactionHash) throw new AirlockError('signature_check_failed', 'The lifecycle transaction was not assembled.');
       const entry = await tx.appendAudit({
-        at: now, type: 'lifecycle.signed', actor: 'operator', agentId: key.agent.id, action: 'evm.transaction', decision: 'allow',
+        at: now, type: 'lifecycle.planned', actor: 'operator', agentId: key.agent.id, action: 'evm.transaction', decision: 'allow',
         data: {
-          jobId: id, kind: classified.kind, origin, purpose, keyIndex: key.keyIndex, chain, from: key.address, nonce,
-          transactionHash: signed.transactionHash, summary: classified.summary, intent: decoded.intent.summary,
+          jobId: id, kind: classified.kind, origin, purpose, keyIndex: key.keyIndex, path: key.path, chain, from: key.address, nonce,
+          payload, digest: bytesToHex(decoded.digest), summary: classified.summary, intent: decoded.intent.summary,
           ...(classified.asset ? { asset: classified.asset, amount: classified.amount.toString() } : {}),
           ...(classified.recipient ? { recipient: classified.recipient } : {}),
         },
@@ -726,14 +761,131 @@ export class LifecycleService {
         ...(classified.asset ? { asset: classified.asset } : {}),
         amount: classified.amount,
         ...(classified.recipient ? { recipient: classified.recipient } : {}),
-        to: call.to!, maxFee: built.gas * gasPrice, rawTransaction: signed.signedTransaction, transactionHash: signed.transactionHash,
-        summary: classified.summary, state: 'signed', auditSeq: entry.seq, broadcasts: 0, createdAt: now, updatedAt: now,
+        to: call.to!, maxFee: built.gas * gasPrice, summary: classified.summary, state: 'planned', auditSeq: entry.seq, broadcasts: 0, createdAt: now, updatedAt: now,
       };
       await tx.appendLedger(lifecycleCharges(key.agent.id, classified), now, entry.seq);
       await tx.insertLifecycleJob(job);
-      return job;
+      return { job, payload };
     }, { affinity: key.agent.id });
-    return result;
+  }
+
+  /**
+   * Steps 3 and 4 for a planned job: the signature, bound to its `lifecycle.planned` entry (a key process checks
+   * that entry and the call itself; an in-process backend signs the digest), checked by the adapter, then the bytes
+   * recorded with `lifecycle.signed` in one transaction. Only then can they be broadcast.
+   *
+   * Signing a planned job twice (the tracker resuming it after a crash while, or after, the first try signed) is
+   * safe with every backend: a deterministic one (RFC 6979) gives the same bytes; a PKCS#11 token may give other
+   * bytes, but no bytes of a planned job leave Airlock before `recordLifecycleSignature` commits them, and only the
+   * first signature recorded is kept (the job is `planned` no more), broadcast and re-broadcast: the chain only
+   * ever sees one transaction for the nonce. `onSignError`: what to do when the signature is not produced
+   * (refused, not answered), before the error is thrown.
+   */
+  private async signPlanned(job: LifecycleJob, payload: unknown, onSignError: (e: unknown) => Promise<void>): Promise<LifecycleJob> {
+    const adapter = this.evm();
+    const signer = { address: job.from };
+    const decoded = adapter.decode('evm.transaction', payload, signer);
+    let signed;
+    try {
+      const path = adapter.derivationPath((await this.operator.getAgent(job.agentId)).accountIndex, job.keyIndex);
+      const signature = await this.signBoundToPlan(job.agentId, job.keyIndex, path, job.auditSeq, 'evm.transaction', payload, decoded.digest);
+      signed = adapter.finalize('evm.transaction', decoded, signature, signer);
+      if (!signed.signedTransaction || !signed.transactionHash) throw new AirlockError('signature_check_failed', 'The lifecycle transaction was not assembled.');
+    } catch (e) {
+      await onSignError(e);
+      throw e;
+    }
+    const { signedTransaction, transactionHash } = signed;
+    const now = this.deps.clock.now();
+    const recorded = await this.deps.store.transaction(async (tx) => {
+      await tx.getAgent(job.agentId); // the agent's lock: a concurrent resume of the same job waits here
+      const current = await tx.getLifecycleJob(job.id);
+      if (!current || current.state !== 'planned') return current; // recorded (or failed) by someone else first: theirs stands
+      const entry = await tx.appendAudit({
+        at: now, type: 'lifecycle.signed', actor: 'operator', agentId: job.agentId, action: 'evm.transaction', decision: 'allow',
+        data: {
+          jobId: job.id, plannedSeq: job.auditSeq, kind: job.kind, origin: job.origin, purpose: job.purpose, keyIndex: job.keyIndex, chain: job.chain, from: job.from, nonce: job.nonce,
+          transactionHash, summary: job.summary, intent: decoded.intent.summary,
+          ...(job.asset ? { asset: job.asset, amount: job.amount.toString() } : {}),
+          ...(job.recipient ? { recipient: job.recipient } : {}),
+        },
+      });
+      const updated = await tx.recordLifecycleSignature(job.id, { rawTransaction: signedTransaction, transactionHash, signedAuditSeq: entry.seq }, now);
+      if (!updated) throw new AirlockError('conflict', 'The lifecycle job changed while its signature was recorded.');
+      return updated;
+    }, { affinity: job.agentId });
+    if (!recorded || recorded.state === 'planned' || recorded.state === 'failed' || !recorded.rawTransaction) {
+      throw new AirlockError('conflict', `The lifecycle job ${job.id} failed before its signature was recorded${recorded?.failure ? ` (${recorded.failure})` : ''}; nothing was broadcast.`);
+    }
+    return recorded;
+  }
+
+  /** The key's signature over `digest`: bound to the committed plan when the backend takes bound requests (a key process). */
+  private async signBoundToPlan(agentId: string, keyIndex: number, path: string, auditSeq: number, action: 'evm.transaction' | 'evm.typed_data', payload: unknown, digest: Uint8Array): Promise<EcdsaSignature> {
+    const { keys } = this.deps;
+    if (!keys.signBound) return keys.signDigest(path, digest, 'ecdsa-secp256k1');
+    const [signature] = await keys.signBound({ kind: 'lifecycle', auditSeq, agentId, action, payload, keyIndex });
+    if (!signature || !('compact' in signature)) throw new AirlockError('signature_check_failed', 'The key process returned no ECDSA signature for the lifecycle plan.');
+    return signature;
+  }
+
+  /** A planned job whose signature was refused or failed: `lifecycle.failed` with the reason; nothing was signed or sent. */
+  private async failUnsigned(job: LifecycleJob, e: unknown): Promise<void> {
+    const code = e instanceof AirlockError ? e.code : 'internal';
+    const reason = e instanceof AirlockError && typeof e.details?.reason === 'string' ? `${code}/${e.details.reason}` : code;
+    await this.finish(job, { state: 'failed', failure: `not_signed: ${reason}` }).catch(() => undefined); // left planned, the tracker tries again
+  }
+
+  /**
+   * A job left `planned` by a crash between its plan and its recorded signature (or a store that failed on the
+   * record): signed now from the payload its `lifecycle.planned` entry recorded, then recorded and broadcast. A key
+   * process that does not answer (or rate-limits) is tried again next pass; any other refusal fails the job.
+   */
+  private async resumePlanned(job: LifecycleJob): Promise<'signed' | 'failed' | 'later'> {
+    const [entry] = await this.deps.store.readAudit(job.auditSeq, 1);
+    if (!entry || entry.seq !== job.auditSeq || entry.type !== 'lifecycle.planned' || entry.data.jobId !== job.id) {
+      await this.finish(job, { state: 'failed', failure: 'not_signed: plan_missing' });
+      return 'failed';
+    }
+    let outcome: 'failed' | 'later' = 'later';
+    try {
+      const signed = await this.signPlanned(job, entry.data.payload, async (e) => {
+        if (e instanceof AirlockError && TRANSIENT_SIGNING_CODES.has(e.code)) return;
+        outcome = 'failed';
+        await this.failUnsigned(job, e);
+      });
+      await this.firstBroadcast(signed);
+      return 'signed';
+    } catch {
+      return outcome;
+    }
+  }
+
+  /**
+   * A revocation's typed data (a zero-value EIP-2612 permit, an EIP-3009 CancelAuthorization), signed with the
+   * agent's key at `keyIndex` the same way: classified (lifecycle_kind_refused otherwise), planned in a committed
+   * `lifecycle.planned` entry (no job: the call that carries the signature is its own job), signed bound to it,
+   * and checked against the key's address. The signature is returned to the revoke-all service only, which puts
+   * it in the call it submits (and commits) through `submitCalls`. Signed again after a crash (another nonce with
+   * a PKCS#11 token), a second such signature is harmless: it only revokes, and only one call is ever built from them.
+   */
+  async signRevocationTypedData(agentIdOrName: string, keyIndex: number, typedData: unknown, purpose: string): Promise<string> {
+    const key = await this.keyRef(agentIdOrName, keyIndex);
+    const adapter = this.evm();
+    const payload = { typedData };
+    const summary = classifyLifecycleTypedData(payload, key.address);
+    const signer = { address: key.address };
+    const decoded = adapter.decode('evm.typed_data', payload, signer);
+    const now = this.deps.clock.now();
+    const chain = `eip155:${(typedData as { domain: { chainId: number } }).domain.chainId}`;
+    const entry = await this.deps.store.transaction((tx) => tx.appendAudit({
+      at: now, type: 'lifecycle.planned', actor: 'operator', agentId: key.agent.id, action: 'evm.typed_data', decision: 'allow',
+      data: { kind: 'revocation_signature', purpose, keyIndex: key.keyIndex, path: key.path, chain, from: key.address, payload, digest: bytesToHex(decoded.digest), summary, intent: decoded.intent.summary },
+    }), { affinity: key.agent.id });
+    const signature = await this.signBoundToPlan(key.agent.id, key.keyIndex, key.path, entry.seq, 'evm.typed_data', payload, decoded.digest);
+    const result = adapter.finalize('evm.typed_data', decoded, signature, signer);
+    if (!result.signature) throw new AirlockError('signature_check_failed', 'The revocation signature was not produced.');
+    return result.signature;
   }
 
   private async checkCaps(tx: StoreTx, agentId: string, classified: ClassifiedLifecycleCall, fleet: LifecyclePolicy, now: number): Promise<void> {
@@ -753,7 +905,7 @@ export class LifecycleService {
   /** After commit: the first broadcast. A failure is left to the tracker, which sends the same bytes again. */
   private async firstBroadcast(job: LifecycleJob): Promise<void> {
     this.options.beforeBroadcast?.(job);
-    if (!this.submitter) return;
+    if (!this.submitter || !job.rawTransaction) return;
     try {
       await this.submitter.sendRawTransaction(job.chain, job.rawTransaction);
       await this.deps.store.recordLifecycleBroadcast(job.id, this.deps.clock.now());
@@ -762,6 +914,8 @@ export class LifecycleService {
     }
   }
 }
+
+const isOpen = (job: LifecycleJob) => OPEN_LIFECYCLE_STATES.includes(job.state);
 
 function withMargin(gas: bigint): bigint {
   return gas + (gas * GAS_MARGIN_PERCENT) / 100n;

@@ -7,15 +7,16 @@
 //      approval (reason `revoke_all`, releasing its hold), and append `agent.revoke_all`.
 //   2. The dependency map, reconciled against the chain, planned into revocation steps (chain time where the
 //      chain answers) per key that granted something: a grant made by a key rotated since is revoked by that key.
-//   3. Each step signed with that key (typed data first where a step needs it: the digest from the EVM adapter,
-//      the signature checked by it, and kept inside Airlock until the call carrying it is committed), then
-//      handed to the lifecycle path one call at a time, so each step ends `submitted` with its job or `failed`
-//      with a code, and one failing key or chain stops nothing else.
+//   3. Each step signed with that key through the lifecycle path (typed data first where a step needs it: planned
+//      in a `lifecycle.planned` entry, signed bound to it, checked by the EVM adapter, and kept inside Airlock
+//      until the call carrying it is committed), then the call handed to the lifecycle path one at a time, so
+//      each step ends `submitted` with its job or `failed` with a code, and one failing key or chain stops
+//      nothing else.
 //
 // No I/O of its own: the store, the key backend, the chain reader and the lifecycle path are ports.
 import { AirlockError } from '../errors.ts';
 import { buildDependencyMap, reconcileDependencyMap, type DependencyMap } from '../dependencies/dependency-map.ts';
-import { planRevocations, type GrantRef, type RevocationStep, type RevocationTypedData, type UnplannedRevocation } from '../dependencies/revocation-planner.ts';
+import { planRevocations, type GrantRef, type RevocationStep, type UnplannedRevocation } from '../dependencies/revocation-planner.ts';
 import type { ChainReader } from '../ports/chain-reader.ts';
 import type { Agent } from '../ports/store.ts';
 import type { CredentialCache } from './credential-cache.ts';
@@ -101,7 +102,7 @@ export class RevokeAllService {
         continue;
       }
       unplanned.push(...plan.unplanned.map((u) => ({ ...u, keyIndex })));
-      for (const step of plan.steps) steps.push(await this.execute(agent, keyIndex, owner, step));
+      for (const step of plan.steps) steps.push(await this.execute(agent, keyIndex, step));
     }
     const failed = steps.filter((s) => s.status === 'failed').length;
     if (failed > 0) notes.push(`${failed} of ${steps.length} on-chain revocation(s) failed (see steps[].error); the grants they name may still be live. Fix the cause and run revoke-all again: what is dead by then is skipped.`);
@@ -154,34 +155,19 @@ export class RevokeAllService {
   }
 
   /** Steps 3 and 4 for one step: sign what it needs, submit its call, and say how it ended. Never throws. */
-  private async execute(agent: Agent, keyIndex: number, owner: string, step: RevocationStep): Promise<RevokeAllStep> {
+  private async execute(agent: Agent, keyIndex: number, step: RevocationStep): Promise<RevokeAllStep> {
     const chain = step.type === 'transaction' ? step.call.chain : `eip155:${step.typedData.domain.chainId}`;
     const base = { purpose: step.purpose, keyIndex, chain, grants: step.grants };
     try {
-      const call = step.type === 'transaction' ? step.call : step.buildCall(await this.signTypedData(agent, keyIndex, owner, step.typedData));
+      // The owner's EIP-712 signature (planned and signed bound like every lifecycle signature) is kept inside
+      // Airlock: it only leaves in the call the lifecycle path commits and audits.
+      const call = step.type === 'transaction' ? step.call : step.buildCall(await this.lifecycle.signRevocationTypedData(agent.id, keyIndex, step.typedData, REVOKE_ALL_PURPOSE));
       const [jobId] = await this.lifecycle.submitCalls(agent.id, keyIndex, [call], REVOKE_ALL_PURPOSE);
       return { ...base, status: 'submitted', jobId: jobId! };
     } catch (e) {
       const error = e instanceof AirlockError ? { code: e.code, message: e.message } : { code: 'internal', message: 'The step failed unexpectedly; nothing more is known.' };
       return { ...base, status: 'failed', error };
     }
-  }
-
-  /**
-   * The owner's EIP-712 signature over `typedData`, as `/v1/sign/typed-data` computes it (the EVM adapter's
-   * digest, checked by the adapter against the owner's address before it is used). Not returned to anyone:
-   * it only leaves Airlock inside the call the lifecycle path commits and audits.
-   */
-  private async signTypedData(agent: Agent, keyIndex: number, owner: string, typedData: RevocationTypedData): Promise<string> {
-    const adapter = this.deps.adapters.get('eip155');
-    if (!adapter) throw new AirlockError('internal', 'EVM adapter not configured.');
-    const signer = { address: owner };
-    const decoded = adapter.decode('evm.typed_data', { typedData }, signer);
-    const path = adapter.derivationPath(agent.accountIndex, keyIndex);
-    const signature = await this.deps.keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1');
-    const result = adapter.finalize('evm.typed_data', decoded, signature, signer);
-    if (!result.signature) throw new AirlockError('signature_check_failed', 'The revocation signature was not produced.');
-    return result.signature;
   }
 
   /** Chain time of the map's EVM chain (the planner compares deadlines with it); the clock when it cannot be read. */

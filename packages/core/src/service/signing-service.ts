@@ -6,7 +6,7 @@ import type { PaymentRecord } from '../ports/payments.ts';
 import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ErrorCode } from '../codes.ts';
 import type { DecodedRequest, SignResult, ChainAdapter, SignerContext } from '../ports/chain-adapter.ts';
-import type { BoundSigningRequest, ProducedSignature } from '../ports/key-backend.ts';
+import type { DecisionBoundRequest, ProducedSignature } from '../ports/key-backend.ts';
 import { bip32Fingerprint, type ExtendedPublicKey } from '../ports/chain-adapter.ts';
 import { ledgerViewFrom } from '../ports/ledger.ts';
 import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
@@ -41,7 +41,7 @@ export interface SignOutcome {
 }
 
 /** What binds a signature to its committed decision (KeyBackend.signBound), less what the caller knows already. */
-type SignBinding = Omit<BoundSigningRequest, 'agentId' | 'action'>;
+type SignBinding = Omit<DecisionBoundRequest, 'agentId' | 'action'>;
 
 /** What a request says beyond its payload. */
 export interface SignContext {

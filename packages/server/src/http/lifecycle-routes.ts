@@ -16,8 +16,12 @@ export function lifecycleJobJson(j: LifecycleJob): z.output<typeof L.LifecycleJo
     ...(j.asset !== undefined ? { asset: j.asset } : {}),
     amount: j.amount.toString(),
     ...(j.recipient !== undefined ? { recipient: j.recipient } : {}),
-    to: j.to, maxFee: j.maxFee.toString(), rawTransaction: j.rawTransaction, transactionHash: j.transactionHash, summary: j.summary, state: j.state,
-    auditSeq: j.auditSeq, broadcasts: j.broadcasts, createdAt: iso(j.createdAt), updatedAt: iso(j.updatedAt),
+    to: j.to, maxFee: j.maxFee.toString(),
+    ...(j.rawTransaction !== undefined ? { rawTransaction: j.rawTransaction } : {}),
+    ...(j.transactionHash !== undefined ? { transactionHash: j.transactionHash } : {}),
+    summary: j.summary, state: j.state, auditSeq: j.auditSeq,
+    ...(j.signedAuditSeq !== undefined ? { signedAuditSeq: j.signedAuditSeq } : {}),
+    broadcasts: j.broadcasts, createdAt: iso(j.createdAt), updatedAt: iso(j.updatedAt),
     ...(j.submittedAt !== undefined ? { submittedAt: iso(j.submittedAt) } : {}),
     ...(j.finishedAt !== undefined ? { finishedAt: iso(j.finishedAt) } : {}),
     ...(j.blockNumber !== undefined ? { blockNumber: j.blockNumber.toString() } : {}),
@@ -60,7 +64,7 @@ export function buildLifecycleRoutes(holder: AirlockHolder): RouteSpec[] {
       method: 'get', path: '/v1/lifecycle/jobs', operationId: 'listLifecycleJobs', summary: 'Lifecycle jobs (sweeps and revocations signed on the lifecycle path), newest first', tag: 'lifecycle', auth: 'admin',
       query: L.ListLifecycleJobsParams, responses: { 200: L.LifecycleJobListResponse }, errors: [404],
       handler: async (c, { query }) => {
-        const q = query as { agent?: string; state?: 'signed' | 'submitted' | 'mined' | 'failed' | 'open'; limit?: number };
+        const q = query as { agent?: string; state?: 'planned' | 'signed' | 'submitted' | 'mined' | 'failed' | 'open'; limit?: number };
         const jobs = await lifecycle().listJobs({ ...(q.agent ? { agent: q.agent } : {}), ...(q.state === 'open' ? { open: true } : q.state ? { state: q.state } : {}), limit: q.limit ?? 100 });
         return c.json({ jobs: jobs.map(lifecycleJobJson) });
       },

@@ -22,11 +22,12 @@ export const LifecycleJobSchema = apiSchema(
     recipient: z.string().optional(),
     to: z.string(),
     maxFee: amount.describe('Gas limit x gas price (native base units)'),
-    rawTransaction: z.string().describe('The signed transaction, committed before it was broadcast (re-broadcast byte for byte)'),
-    transactionHash: z.string(),
+    rawTransaction: z.string().optional().describe('The signed transaction, committed before it was broadcast (re-broadcast byte for byte); absent while `planned`'),
+    transactionHash: z.string().optional().describe('Absent while `planned`'),
     summary: z.string(),
-    state: z.enum(['signed', 'submitted', 'mined', 'failed']),
-    auditSeq: z.number().describe('The `lifecycle.signed` audit entry'),
+    state: z.enum(['planned', 'signed', 'submitted', 'mined', 'failed']).describe('`planned`: committed with what will be signed, not signed yet'),
+    auditSeq: z.number().describe('The audit entry that created the job and carries its ledger charge: `lifecycle.planned` (what is signed; `lifecycle.signed` for jobs created before jobs were planned first)'),
+    signedAuditSeq: z.number().optional().describe('The `lifecycle.signed` audit entry, once the bytes are recorded'),
     broadcasts: z.number(),
     createdAt: iso,
     updatedAt: iso,
@@ -43,7 +44,7 @@ export const LifecycleJobListResponse = apiSchema('LifecycleJobList', z.object({
 
 export const ListLifecycleJobsParams = z.object({
   agent: z.string().optional().describe('Agent id or name'),
-  state: z.enum(['signed', 'submitted', 'mined', 'failed', 'open']).optional().describe('`open`: signed or submitted'),
+  state: z.enum(['planned', 'signed', 'submitted', 'mined', 'failed', 'open']).optional().describe('`open`: planned, signed or submitted'),
   limit: z.coerce.number().int().min(1).max(1000).optional(),
 });
 

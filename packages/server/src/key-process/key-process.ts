@@ -58,7 +58,8 @@ const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 /**
  * `airlock key-process`: the vault (or the PKCS#11 session) in a process of its own, reached over a Unix socket.
- * It opens the store read-only and signs for an agent key only what a committed decision allowed
+ * It opens the store read-only and signs for an agent key only what a committed decision allowed, or what a
+ * committed lifecycle plan recorded when it is a sweep to the agent's own key or treasury or a revocation
  * (BoundSigningGuard), signs tree heads only over the root it computes from the log (TreeHeadGuard), serves
  * the key-path operations that have no decision to bind to only on their own paths, and rate-limits all of it
  * per agent and overall. Every refusal is logged with its reason. docs/custody.md, "Separate key process".
@@ -174,7 +175,7 @@ class KeyProcessHandler {
         const request = p as unknown as BoundSigningRequest;
         this.admit(typeof request.agentId === 'string' ? `agent:${request.agentId}` : 'agent:?');
         const signatures = await this.bound.sign(request);
-        this.deps.logger.log('info', 'signed', { method, agentId: request.agentId, action: request.action, auditSeq: request.auditSeq, signatures: signatures.length });
+        this.deps.logger.log('info', 'signed', { method, kind: request.kind === 'lifecycle' ? 'lifecycle' : 'decision', agentId: request.agentId, action: request.action, auditSeq: request.auditSeq, signatures: signatures.length });
         return signatures;
       }
       case 'signTreeHead': {

@@ -166,6 +166,23 @@ export async function startKeyProcessChild(data: DaemonData, socketPath: string,
   }
 }
 
+/** `airlock <args>` against a daemon, as an operator's shell runs it (only AIRLOCK_URL and the admin token set). */
+export function runAirlock(baseUrl: string, adminToken: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(NODE, [CLI, ...args], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, AIRLOCK_URL: baseUrl, AIRLOCK_ADMIN_TOKEN: adminToken },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  return new Promise((resolveRun, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
 /** SIGKILLs every daemon still running. Safe to call from `after` whatever happened. */
 export async function killAllDaemons(): Promise<void> {
   await Promise.all([...children].map((child) => {

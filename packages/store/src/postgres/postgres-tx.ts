@@ -3,7 +3,7 @@ import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
   SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
-  ApprovalVote, Approver, ApproverStatus, LifecycleFinish, LifecycleJob, AgentKey, ApprovalState, DeriveAgentAddress,
+  ApprovalVote, Approver, ApproverStatus, LifecycleFinish, LifecycleJob, LifecycleSignature, AgentKey, ApprovalState, DeriveAgentAddress,
 } from '@airlock/core';
 import * as agentKeys from './agent-keys.ts';
 import * as approvals from './approvals.ts';
@@ -263,6 +263,9 @@ export class PostgresStoreTx implements StoreTx {
   }
   async openLifecycleJobs(agentId: string): Promise<LifecycleJob[]> {
     return lifecycle.openLifecycleJobs(this.live(), agentId);
+  }
+  async recordLifecycleSignature(id: string, signature: LifecycleSignature, now: number): Promise<LifecycleJob | undefined> {
+    return lifecycle.recordLifecycleSignature(this.live(), id, signature, now);
   }
   async finishLifecycleJob(id: string, finish: LifecycleFinish, now: number, auditSeq: number): Promise<LifecycleJob> {
     return lifecycle.finishLifecycleJob(this.live(), id, finish, now, auditSeq);

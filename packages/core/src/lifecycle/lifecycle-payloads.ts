@@ -1,0 +1,104 @@
+// What the lifecycle path signs, as it is recorded in a `lifecycle.planned` audit entry and handed to a key
+// process (docs/custody.md, "Separate key process"): JSON only, so the entry holds it byte for byte and the key
+// process reads it back as it was planned. Both sides build and read it here:
+//
+//   transaction  { chainId, transaction: { type: 'legacy', to, value, data, nonce, gas, gasPrice } }, quantities
+//                as 0x-hex strings (the EVM adapter's request shape), `to`/`data` lowercase
+//   typed data   { typedData }: a revocation's EIP-712 message, exactly one of
+//                  EIP-2612 Permit(owner = the signing key, spender, value 0, nonce, deadline)  (burns a permit nonce)
+//                  EIP-3009 CancelAuthorization(authorizer = the signing key, nonce)
+//
+// A payload of any other shape is not one the daemon builds, and the key process refuses it.
+import { AirlockError } from '../errors.ts';
+import type { LifecycleCall } from './lifecycle-calls.ts';
+
+export interface LifecycleTransactionPayload {
+  chainId: number;
+  transaction: { type: 'legacy'; to: string; value: string; data: string; nonce: number; gas: string; gasPrice: string };
+}
+
+export interface LifecycleTypedDataPayload {
+  typedData: {
+    domain: { name?: string; version?: string; chainId: number; verifyingContract: string };
+    types: Record<string, { name: string; type: string }[]>;
+    primaryType: string;
+    message: Record<string, string>;
+  };
+}
+
+const hex = (n: bigint) => `0x${n.toString(16)}`;
+
+/** The legacy transaction the lifecycle path signs for `call` on `chain` (CAIP-2 `eip155:<id>`). */
+export function lifecycleTransactionPayload(chain: string, call: LifecycleCall, fees: { nonce: number; gas: bigint; gasPrice: bigint }): LifecycleTransactionPayload {
+  if (!call.to) throw new AirlockError('lifecycle_kind_refused', 'A contract deployment is not a lifecycle transaction.');
+  return {
+    chainId: Number(chain.slice('eip155:'.length)),
+    transaction: { type: 'legacy', to: call.to.toLowerCase(), value: hex(call.value), data: call.data.toLowerCase(), nonce: fees.nonce, gas: hex(fees.gas), gasPrice: hex(fees.gasPrice) },
+  };
+}
+
+const QUANTITY = /^0x(0|[1-9a-f][0-9a-f]{0,63})$/;
+const ADDRESS = /^0x[0-9a-f]{40}$/;
+const DATA = /^0x([0-9a-f]{2}){0,8192}$/;
+
+function exactKeys(value: unknown, keys: readonly string[]): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  const own = Object.keys(value);
+  return own.length === keys.length && keys.every((k) => own.includes(k));
+}
+
+/**
+ * The chain and call of a lifecycle transaction payload, or undefined when the payload is not exactly the shape
+ * lifecycleTransactionPayload builds (so what is classified is what the EVM adapter decodes and signs).
+ */
+export function lifecycleCallOf(payload: unknown): { chain: string; call: LifecycleCall } | undefined {
+  if (!exactKeys(payload, ['chainId', 'transaction'])) return undefined;
+  const { chainId, transaction: tx } = payload;
+  if (!Number.isSafeInteger(chainId) || (chainId as number) < 1) return undefined;
+  if (!exactKeys(tx, ['type', 'to', 'value', 'data', 'nonce', 'gas', 'gasPrice'])) return undefined;
+  if (tx.type !== 'legacy' || typeof tx.to !== 'string' || !ADDRESS.test(tx.to) || typeof tx.data !== 'string' || !DATA.test(tx.data)) return undefined;
+  if (![tx.value, tx.gas, tx.gasPrice].every((q) => typeof q === 'string' && QUANTITY.test(q)) || !Number.isSafeInteger(tx.nonce) || (tx.nonce as number) < 0) return undefined;
+  return { chain: `eip155:${chainId}`, call: { to: tx.to, value: BigInt(tx.value as string), data: tx.data } };
+}
+
+const PERMIT_FIELDS = [['owner', 'address'], ['spender', 'address'], ['value', 'uint256'], ['nonce', 'uint256'], ['deadline', 'uint256']] as const;
+const CANCEL_FIELDS = [['authorizer', 'address'], ['nonce', 'bytes32']] as const;
+const UINT = /^(0|[1-9]\d{0,77})$/;
+
+function refuse(message: string): never {
+  throw new AirlockError('lifecycle_kind_refused', message, { hints: ['The lifecycle path signs typed data only to revoke: a zero-value EIP-2612 permit or an EIP-3009 CancelAuthorization of the signing key.'] });
+}
+
+/**
+ * Classifies a revocation's typed data signed with the key at `from` (lowercase), or throws
+ * `lifecycle_kind_refused`: exactly a zero-value EIP-2612 Permit owned by that key, or an EIP-3009
+ * CancelAuthorization by it, with no other type and no other field (what the revocation planner builds).
+ */
+export function classifyLifecycleTypedData(payload: unknown, from: string): string {
+  if (!exactKeys(payload, ['typedData'])) refuse('A lifecycle signature is over { typedData } only.');
+  const typed = payload.typedData;
+  if (!exactKeys(typed, ['domain', 'types', 'primaryType', 'message'])) refuse('The typed data has other fields than domain, types, primaryType and message.');
+  const { domain, types, primaryType, message } = typed;
+  const domainKeys = domain !== null && typeof domain === 'object' ? Object.keys(domain) : [];
+  const d = domain as Record<string, unknown>;
+  if (!domainKeys.every((k) => ['name', 'version', 'chainId', 'verifyingContract'].includes(k)) || !Number.isSafeInteger(d.chainId) || typeof d.verifyingContract !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(d.verifyingContract)) {
+    refuse('The typed data names no token contract and chain.');
+  }
+  if (primaryType !== 'Permit' && primaryType !== 'CancelAuthorization') refuse('Only a Permit or a CancelAuthorization is signed on the lifecycle path.');
+  const fields: readonly (readonly [string, string])[] = primaryType === 'Permit' ? PERMIT_FIELDS : CANCEL_FIELDS;
+  if (!exactKeys(types, [primaryType])) refuse(`The typed data declares other types than ${primaryType}.`);
+  const declared = types[primaryType];
+  if (!Array.isArray(declared) || declared.length !== fields.length || !fields.every(([name, type], i) => exactKeys(declared[i], ['name', 'type']) && declared[i].name === name && declared[i].type === type)) {
+    refuse(`The ${primaryType} type is not the standard one.`);
+  }
+  if (!exactKeys(message, fields.map(([name]) => name)) || !Object.values(message).every((v) => typeof v === 'string')) refuse(`The ${primaryType} message has other fields than the standard ones.`);
+  const m = message as Record<string, string>;
+  if (primaryType === 'Permit') {
+    if (m.owner!.toLowerCase() !== from) refuse('A permit on the lifecycle path is the signing key\'s own.');
+    if (!ADDRESS.test(m.spender!.toLowerCase()) || m.value !== '0' || !UINT.test(m.nonce!) || !UINT.test(m.deadline!)) refuse('A permit on the lifecycle path grants nothing: value 0.');
+    return `EIP-2612 zero-value permit (nonce ${m.nonce}) of ${m.spender!.toLowerCase()} on ${(d.verifyingContract as string).toLowerCase()}`;
+  }
+  if (m.authorizer!.toLowerCase() !== from) refuse('A cancellation on the lifecycle path is the signing key\'s own.');
+  if (!/^0x[0-9a-fA-F]{64}$/.test(m.nonce!)) refuse('A CancelAuthorization nonce is 32 bytes.');
+  return `EIP-3009 CancelAuthorization ${m.nonce!.toLowerCase()} on ${(d.verifyingContract as string).toLowerCase()}`;
+}
