@@ -13,6 +13,7 @@ export * from './ports/shadow-policies.ts';
 export * from './ports/webhooks.ts';
 export * from './ports/grants.ts';
 export * from './ports/released-signatures.ts';
+export * from './ports/threshold-keys.ts';
 export * from './dependencies/index.ts';
 export * from './ports/lifecycle.ts';
 export * from './ports/agent-keys.ts';

@@ -18,6 +18,7 @@ import { statements as lifecycleJobs } from './018_lifecycle_jobs.ts';
 import { statements as approvers } from './012_approvers.ts';
 import { statements as grants } from './019_grants.ts';
 import { statements as releasedSignatures } from './020_released_signatures.ts';
+import { statements as thresholdBindings } from './021_threshold_bindings.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -41,4 +42,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [18, { name: '018_lifecycle_jobs', statements: lifecycleJobs }],
   [19, { name: '019_grants', statements: grants }],
   [20, { name: '020_released_signatures', statements: releasedSignatures }],
+  [21, { name: '021_threshold_bindings', statements: thresholdBindings }],
 ]);

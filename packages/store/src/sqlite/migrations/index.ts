@@ -17,6 +17,7 @@ import { statements as lifecycleJobs } from './017_lifecycle_jobs.ts';
 import { statements as approvers } from './011_approvers.ts';
 import { statements as grants } from './018_grants.ts';
 import { statements as releasedSignatures } from './019_released_signatures.ts';
+import { statements as thresholdBindings } from './020_threshold_bindings.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -39,4 +40,5 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [17, { name: '017_lifecycle_jobs', statements: lifecycleJobs }],
   [18, { name: '018_grants', statements: grants }],
   [19, { name: '019_released_signatures', statements: releasedSignatures }],
+  [20, { name: '020_threshold_bindings', statements: thresholdBindings }],
 ]);
