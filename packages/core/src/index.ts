@@ -56,5 +56,6 @@ export * from './approvals/vote.ts';
 export * from './service/audit-service.ts';
 export * from './service/audit-integrity.ts';
 export * from './service/nostr-service.ts';
+export * from './service/threshold-bindings.ts';
 export * from './nostr-paths.ts';
 export * from './lightning/lightning-service.ts';
