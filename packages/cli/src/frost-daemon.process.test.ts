@@ -123,7 +123,7 @@ test('the operator binds the agent to the cluster: its Nostr pubkey is the group
   }
 });
 
-test('the agent signs a note over HTTP and with the SDK signer; nostr-tools verifies it under the group key', async () => {
+test('the agent signs a note over HTTP and with the SDK signer; nostr-tools verifies it under the group key', async (t) => {
   const before = await nodeDecisionCounts();
   const r = await signHttp(note('hello from a threshold key'));
   assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -138,6 +138,17 @@ test('the agent signs a note over HTTP and with the SDK signer; nostr-tools veri
   const viaSdk = await signer.signEvent(note('and through the SDK'));
   assert.equal(viaSdk.pubkey, groupKey);
   assert.equal(verifyEvent({ ...viaSdk }), true);
+
+  // Latency as the agent sees it: the daemon's decision and commit, both FROST rounds with two node processes.
+  const times: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const started = performance.now();
+    const r = await signHttp(note(`latency ${i}`));
+    times.push(performance.now() - started);
+    assert.equal(r.status, 200);
+  }
+  times.sort((a, b) => a - b);
+  t.diagnostic(`threshold-signed note through POST /v1/sign/nostr-event: median ${times[5]!.toFixed(1)} ms, max ${times[9]!.toFixed(1)} ms over 10`);
 });
 
 test('NIP-46: a bunker client (nostr-tools BunkerSigner) gets the group key and a threshold-signed event', async () => {
