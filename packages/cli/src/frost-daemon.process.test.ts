@@ -222,6 +222,22 @@ test('one node down: the other two sign; NIP-44 is refused for a threshold key',
   assert.equal(nip44.body.error.code, 'unsupported_action');
 });
 
+test('a note held for a human is signed by the cluster when the operator approves it', async () => {
+  const held = { version: 1, rules: [...DAEMON_POLICY.rules, { type: 'approval_tier', name: 'by-hand', match: { nostr_kinds: [1] } }] };
+  assert.equal((await admin('PUT', '/v1/policies/frost-bot', { document: held })).status, 200);
+  try {
+    const r = await signHttp(note('approved by a human, signed by two nodes'));
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    const approved = await admin('POST', `/v1/approvals/${r.body.approvalId}/approve`);
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    assert.equal(approved.body.result.event.pubkey, groupKey);
+    assert.equal(approved.body.result.event.content, 'approved by a human, signed by two nodes');
+    assert.equal(verifyEvent({ ...approved.body.result.event }), true);
+  } finally {
+    assert.equal((await admin('PUT', '/v1/policies/frost-bot', { document: DAEMON_POLICY })).status, 200);
+  }
+});
+
 test('unbinding gives the agent its vault key back; no node token ever reached a terminal', async () => {
   const removed = await admin('DELETE', '/v1/agents/frost-bot/nostr/threshold');
   assert.equal(removed.status, 200);
