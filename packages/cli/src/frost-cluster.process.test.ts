@@ -6,7 +6,6 @@
 // share (a proxy rewriting carol's answers) is named; a node down still lets 2-of-3 sign; a restarted node has
 // forgotten its nonces but not its share.
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -21,7 +20,8 @@ import { parseCluster, aggregateSignature, type CommitmentJson, type PublicPacka
 import { eventId } from '@airlock/chains';
 import { AirlockError } from '@airlock/core';
 import { FrostCoordinator } from '@airlock/server/frost';
-import { NODE, REPO_ROOT, RUN_TS, cliEnv, runCli } from './testing/cli-process.ts';
+import { cliEnv, runCli } from './testing/cli-process.ts';
+import { frostTestCluster } from './testing/frost-cluster.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-frost-'));
 const env = cliEnv();
@@ -35,68 +35,16 @@ const POLICIES: Record<Name, string> = {
   carol: 'version: 1\nrules:\n  - { name: notes, type: allow, match: { nostr_kinds: [1] } }\n  - { name: three-a-minute, type: rate_limit, max: 3, window: 1m }\n',
 };
 
-const tokens = Object.fromEntries(NAMES.map((n) => [n, randomBytes(24).toString('hex')])) as Record<Name, string>;
-const running = new Map<Name, { child: ChildProcess; url: string }>();
+const cluster = frostTestCluster<Name>(dir, env, POLICIES);
+const { tokens } = cluster;
+const running = { get: (name: Name) => (cluster.url(name) ? { url: cluster.url(name)! } : undefined) };
 let groupKey = '';
 
-function nodeDir(name: Name): string {
-  return join(dir, name);
-}
-
-/** `airlock frost node` as a child process; resolves with its URL once it prints it. */
-function startNode(name: Name): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(NODE, [RUN_TS, 'frost', 'node', '--dir', nodeDir(name), '--cluster', join(dir, 'cluster.json'), '--policy', join(dir, `${name}.policy.yaml`), '--token-file', join(dir, `${name}.token`), '--passphrase-file', join(dir, `${name}.pass`)], {
-    cwd: REPO_ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${out}`)), 30_000);
-    const onData = (d: Buffer) => {
-      out += d;
-      const m = /listening on (http:\/\/\S+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        const node = { child, url: m[1]! };
-        running.set(name, node);
-        resolve(node);
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${name} exited with ${code}:\n${out}`));
-    });
-  });
-}
-
-async function stopNode(name: Name): Promise<void> {
-  const node = running.get(name);
-  if (!node) return;
-  running.delete(name);
-  if (node.child.exitCode !== null) return;
-  const exited = new Promise((r) => node.child.once('exit', r));
-  node.child.kill('SIGTERM');
-  await exited;
-}
-
-/** What the coordinator is pointed at: each node's URL (or a proxy's) and its token file. */
-function writeNodesFile(file: string, urls: Partial<Record<Name, string>>): string {
-  const path = join(dir, file);
-  writeFileSync(path, JSON.stringify({ nodes: NAMES.map((n) => ({ name: n, url: urls[n] ?? running.get(n)?.url ?? 'http://127.0.0.1:9', tokenFile: `${n}.token` })) }));
-  return path;
-}
-
-async function call(name: Name, path: string, body?: unknown, token = tokens[name]): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${running.get(name)!.url}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, json: await res.json() };
-}
+const nodeDir = (name: Name) => cluster.nodeDir(name);
+const startNode = (name: Name) => cluster.startNode(name);
+const stopNode = (name: Name) => cluster.stopNode(name);
+const writeNodesFile = (file: string, urls: Partial<Record<Name, string>>) => cluster.writeNodesFile(file, urls);
+const call = (name: Name, path: string, body?: unknown, token?: string) => cluster.call(name, path, body, token ?? tokens[name]);
 
 function note(content: string, kind = 1) {
   return { kind, tags: [], content, created_at: Math.floor(Date.now() / 1000) };
@@ -118,24 +66,12 @@ function checkSigned(stdout: string): { id: string; pubkey: string; sig: string;
 }
 
 before(async () => {
-  await Promise.all(
-    NAMES.map(async (n) => {
-      writeFileSync(join(dir, `${n}.pass`), `passphrase of ${n} node`, { mode: 0o600 });
-      writeFileSync(join(dir, `${n}.token`), tokens[n], { mode: 0o600 });
-      writeFileSync(join(dir, `${n}.policy.yaml`), POLICIES[n]);
-    }),
-  );
-  const inits = await Promise.all(NAMES.map((n) => runCli(['frost', 'init', '--json', '--dir', nodeDir(n), '--name', n, '--passphrase-file', join(dir, `${n}.pass`)], env)));
-  const nodes = inits.map((r, i) => {
-    assert.equal(r.code, 0, r.stderr);
-    return { name: NAMES[i]!, identifier: i + 1, identityKey: JSON.parse(r.stdout).identityKey as string };
-  });
-  writeFileSync(join(dir, 'cluster.json'), JSON.stringify({ threshold: 2, nodes }));
+  await cluster.init();
   await Promise.all(NAMES.map(startNode));
 });
 
 after(async () => {
-  await Promise.all(NAMES.map(stopNode));
+  await cluster.stopAll();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -4,7 +4,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createNodeState } from '@airlock/keys';
+import { FrostCoordinator } from './frost-node/coordinator.ts';
+import { NODE_STATE_FILE, startFrostNode } from './frost-node/serve-node.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -338,6 +342,38 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     assert.equal(sealed.status, 200, JSON.stringify(sealed.body));
     assert.equal((await call(nostrToken, 'POST', '/v1/nostr/nip44/decrypt', { peer: generatorX, ciphertext: sealed.body.ciphertext })).body.plaintext, 'tour');
     assert.equal((await call(nostrToken, 'POST', '/v1/nostr/nip44/decrypt', { peer, ciphertext: 'not base64' })).status, 400);
+
+    // A threshold key (docs/custody.md): two in-process signer nodes (2-of-2), the agent above bound, an event
+    // signed by the cluster, the binding shown and removed; a cluster with a node down is not bound (503).
+    const frostDir = join(dir, 'frost');
+    const frostNames = ['ann', 'ben'];
+    const frostTokens = frostNames.map(() => randomBytes(16).toString('hex'));
+    const identityKeys = await Promise.all(frostNames.map((n) => {
+      mkdirSync(join(frostDir, n), { recursive: true });
+      return createNodeState(join(frostDir, n, NODE_STATE_FILE), n, `passphrase of ${n}`, { kdf: { memoryKiB: 64, passes: 1, parallelism: 1 }, allowWeakKdf: true });
+    }));
+    const frostCluster = { threshold: 2, nodes: frostNames.map((name, i) => ({ name, identifier: i + 1, identityKey: identityKeys[i]! })) };
+    const frostNodes = await Promise.all(frostNames.map((n, i) => startFrostNode({ dir: join(frostDir, n), passphrase: `passphrase of ${n}`, cluster: frostCluster, policyText: 'version: 1\nrules:\n  - { name: notes, type: allow, match: { nostr_kinds: [1] } }\n', token: frostTokens[i]! })));
+    try {
+      const nodeList = frostNames.map((name, i) => ({ name, url: frostNodes[i]!.url, token: frostTokens[i]! }));
+      const { groupKey } = await new FrostCoordinator(frostCluster, nodeList).generateKey();
+      const bound = await admin('PUT', `/v1/agents/${poster.id}/nostr/threshold`, { cluster: frostCluster, nodes: nodeList, groupKey });
+      assert.equal(bound.status, 200, JSON.stringify(bound.body));
+      assert.equal((await admin('GET', `/v1/agents/${poster.id}/nostr/threshold`)).body.groupKey, groupKey);
+      const byCluster = await call(nostrToken, 'POST', '/v1/sign/nostr-event', { kind: 1, tags: [], content: 'two of two', created_at: nowSeconds });
+      assert.equal(byCluster.status, 200, JSON.stringify(byCluster.body));
+      assert.equal(byCluster.body.event.pubkey, groupKey);
+      assert.equal((await admin('DELETE', `/v1/agents/${poster.id}/nostr/threshold`)).status, 200);
+      assert.equal((await admin('GET', `/v1/agents/${poster.id}/nostr/threshold`)).status, 404);
+      assert.equal((await admin('DELETE', `/v1/agents/${poster.id}/nostr/threshold`)).status, 404);
+      await frostNodes[1]!.close();
+      const down = await admin('PUT', `/v1/agents/${poster.id}/nostr/threshold`, { cluster: frostCluster, nodes: nodeList });
+      assert.equal(down.status, 503);
+      assert.equal(down.body.error.code, 'frost_threshold_not_met');
+      assert.equal((await admin('PUT', `/v1/agents/${poster.id}/nostr/threshold`, { cluster: frostCluster, nodes: nodeList.slice(0, 1) })).status, 400, 'a node without URL and token');
+    } finally {
+      await Promise.all(frostNodes.map((n) => n.close().catch(() => undefined)));
+    }
 
     // Lightning: a paid invoice, one that fails (502), the record, the operator's list and a reconcile round (docs/lightning.md).
     const [zapper] = (await admin('POST', '/v1/agents', { names: ['tour-lightning'] })).body.agents;

@@ -15,6 +15,7 @@ import {
   SigningService,
   X402Service,
   NostrService,
+  ThresholdBindings,
   LightningService,
   type LightningBackend,
   type NostrServicePort,
@@ -38,6 +39,7 @@ import { RemoteKeyBackend } from './key-process/remote-key-backend.ts';
 import { rpcEvmSubmitter } from './evm-submitter.ts';
 import { auditAnchorPath, fileAuditAnchorStore } from './audit-anchor-file.ts';
 import { NostrBunker } from './nostr-bunker/bunker.ts';
+import { ClusterThresholdSigner } from './threshold/cluster-threshold-signer.ts';
 import { NwcWalletService } from './nwc-service/wallet-service.ts';
 import { storeSessionSource } from './nostr-bunker/session-source.ts';
 import { RefusalTally } from './http/refusal-tally.ts';
@@ -142,6 +144,8 @@ export interface Airlock {
   x402: X402Service;
   /** Nostr identities, events, NIP-44 and the NIP-46 transport key (docs/nostr.md). */
   nostr: NostrServicePort;
+  /** Agents' keys bound to a threshold cluster (docs/custody.md, "Threshold cluster (FROST)"). */
+  thresholdBindings: ThresholdBindings;
   /** Lightning payments and L402 (docs/lightning.md); refuses with lightning_not_configured without a backend. */
   lightning: LightningService;
   /** The admin token's hash, re-read from the store within a bound so a rotation elsewhere takes effect (admin-credential.ts). */
@@ -323,6 +327,8 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
       auditIntegrity: {},
       auditVerify: auditVerifyOptions(config.storeUrl),
     };
+    // Agents whose Nostr key a FROST cluster holds: the daemon coordinates the cluster after its own decision.
+    deps.threshold = new ClusterThresholdSigner(deps.keys);
     const signing = new SigningService(deps);
     const lightningBackend = options.lightningBackend ?? (config.lightning ? await lightningBackendFrom(config.lightning) : undefined);
     const lightning = new LightningService(deps, signing, {
@@ -435,6 +441,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
       audit,
       x402,
       nostr,
+      thresholdBindings: new ThresholdBindings(deps),
       lightning,
       admin: new AdminCredential(store, adminTokenHash, { readAt: adminTokenReadAt }),
       lifecycle,

@@ -11,6 +11,7 @@ import { runWebhookStoreContract } from './webhooks.contract.test-suite.ts';
 import { runGrantStoreContract } from './grants.contract.test-suite.ts';
 import { runAgentKeyStoreContract } from './agent-keys.contract.test-suite.ts';
 import { runReleasedSignatureStoreContract } from './released-signatures.contract.test-suite.ts';
+import { runThresholdBindingStoreContract } from './threshold-bindings.contract.test-suite.ts';
 
 /** Concrete stores expose raw SQL for tests only (it is not on the port). */
 interface RawExec {
@@ -75,6 +76,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
     runGrantStoreContract(fresh);
     runAgentKeyStoreContract(fresh);
     runReleasedSignatureStoreContract(fresh);
+    runThresholdBindingStoreContract(fresh);
 
     test('migrate is idempotent and meta keeps the first value written by initMeta', async () => {
       const store = await fresh();

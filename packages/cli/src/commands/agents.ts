@@ -5,6 +5,7 @@ import { printJson, table } from '../format.ts';
 import { AGENT_DEPS_USAGE, agentDeps } from './agent-deps.ts';
 import { AGENT_REVOKE_ALL_USAGE, agentRevokeAll, revokeAllTimeout } from './agent-revoke-all.ts';
 import { NOSTR_EXPORT_USAGE, nostrExport, nostrExportOptions } from './nostr-export.ts';
+import { AGENT_NOSTR_THRESHOLD_USAGE, agentNostrThreshold, nostrThresholdOptions } from './agent-nostr-threshold.ts';
 
 interface AgentJson { id: string; name: string; accountIndex: number; keyIndex: number; address: string; status: string; createdAt: string }
 interface AgentKeyJson { keyIndex: number; address: string; state: string; createdAt: string; rotatedAt?: string; retiredAt?: string }
@@ -22,7 +23,7 @@ const KEY_COLUMNS = ['keyIndex', 'address', 'state', 'createdAt', 'rotatedAt', '
 
 export const agentCommand: Command = {
   name: 'agent',
-  summary: 'create | list | show | freeze | unfreeze | retire | sweep | rotate agents, their keys; deps (what a key granted); revoke-all (the incident button); nostr-export (offline key backup)',
+  summary: 'create | list | show | freeze | unfreeze | retire | sweep | rotate agents, their keys; deps (what a key granted); revoke-all (the incident button); nostr-export (offline key backup); nostr-threshold (Nostr key held by a FROST cluster)',
   usage: [
     'airlock agent create [--name NAME]... [--count N] [--prefix P] [--label k=v]...',
     'airlock agent list [--status active|frozen|retired] [--limit N] [--address 0x...]',
@@ -35,15 +36,17 @@ export const agentCommand: Command = {
     AGENT_DEPS_USAGE,
     AGENT_REVOKE_ALL_USAGE,
     NOSTR_EXPORT_USAGE,
+    AGENT_NOSTR_THRESHOLD_USAGE,
   ].join('\n'),
-  options: { 'no-sweep': { type: 'boolean' }, 'key-index': { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' }, name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, reconcile: { type: 'boolean' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' }, address: { type: 'string' }, ...nostrExportOptions },
+  options: { 'no-sweep': { type: 'boolean' }, 'key-index': { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' }, name: { type: 'string', multiple: true }, count: { type: 'string' }, prefix: { type: 'string' }, label: { type: 'string', multiple: true }, reconcile: { type: 'boolean' }, wait: { type: 'boolean' }, timeout: { type: 'string' }, status: { type: 'string' }, limit: { type: 'string' }, address: { type: 'string' }, ...nostrExportOptions, ...nostrThresholdOptions },
   async run(ctx, { values, positionals }) {
     const [sub, target] = positionals;
     // Offline, with the vault passphrase: never through the daemon, so it needs no admin token.
     if (sub === 'nostr-export') return nostrExport(ctx, values, target);
     // Usage before credentials: a typo should print usage, not ask for a token.
-    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire', 'sweep', 'deps', 'rotate', 'keys', 'revoke-all'].includes(sub ?? '')) throw usage(this.usage);
+    if (!['create', 'list', 'show', 'freeze', 'unfreeze', 'retire', 'sweep', 'deps', 'rotate', 'keys', 'revoke-all', 'nostr-threshold'].includes(sub ?? '')) throw usage(this.usage);
     const http = ctx.admin();
+    if (sub === 'nostr-threshold') return agentNostrThreshold(http, need(target, 'agent'), values, ctx.json);
     if (sub === 'deps') return agentDeps(http, need(target, 'agent'), values.reconcile === true, ctx.json);
     if (sub === 'revoke-all') return agentRevokeAll(http, need(target, 'agent'), { wait: values.wait === true, timeoutSeconds: revokeAllTimeout(values.timeout), json: ctx.json });
     switch (sub) {

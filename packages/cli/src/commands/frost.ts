@@ -27,7 +27,7 @@ const USAGE = [
   '  nodes.json:   {"nodes": [{"name", "url", "tokenFile"}]}  (tokenFile relative to nodes.json)',
 ].join('\n');
 
-function readJsonFile(path: string, what: string): unknown {
+export function readJsonFile(path: string, what: string): unknown {
   let text: string;
   try {
     text = path === '-' ? readFileSync(0, 'utf8') : readFileSync(path, 'utf8');
@@ -45,17 +45,21 @@ function readSecretFile(path: string, what: string): string {
   }
 }
 
-async function coordinator(values: Record<string, unknown>) {
-  const { FrostCoordinator } = await import('@airlock/server/frost');
-  const cluster = parseCluster(readJsonFile(need(values.cluster as string | undefined, '--cluster'), 'the cluster definition'));
-  const nodesPath = resolve(need(values.nodes as string | undefined, '--nodes'));
+/** A nodes file, {"nodes": [{"name", "url", "tokenFile"}]}, with each token read from its file (relative to the nodes file). */
+export function readNodesFile(path: string): { name: string; url: string; token: string }[] {
+  const nodesPath = resolve(path);
   const doc = readJsonFile(nodesPath, 'the nodes file') as { nodes?: { name?: unknown; url?: unknown; tokenFile?: unknown }[] };
   if (!Array.isArray(doc?.nodes)) throw new AirlockError('invalid_request', 'nodes file: {"nodes": [{"name", "url", "tokenFile"}]}');
-  const nodes = doc.nodes.map((n, i) => {
+  return doc.nodes.map((n, i) => {
     if (typeof n?.name !== 'string' || typeof n.url !== 'string' || typeof n.tokenFile !== 'string') throw new AirlockError('invalid_request', `nodes[${i}]: name, url and tokenFile are strings`);
     return { name: n.name, url: n.url, token: readSecretFile(resolve(dirname(nodesPath), n.tokenFile), `the token file of ${n.name}`) };
   });
-  return new FrostCoordinator(cluster, nodes);
+}
+
+async function coordinator(values: Record<string, unknown>) {
+  const { FrostCoordinator } = await import('@airlock/server/frost');
+  const cluster = parseCluster(readJsonFile(need(values.cluster as string | undefined, '--cluster'), 'the cluster definition'));
+  return new FrostCoordinator(cluster, readNodesFile(need(values.nodes as string | undefined, '--nodes')));
 }
 
 async function runNode(values: Record<string, unknown>): Promise<void> {

@@ -41,6 +41,14 @@ export async function nostrExport(ctx: CliContext, values: Record<string, unknow
     if (!bound) throw new AirlockError('vault_missing', 'This store has no vault yet.', { hints: ['Run `airlock init` first, or point --data-dir / --store at the deployment.'] });
     const agent = await store.getAgent(agentRef);
     if (!agent) throw new AirlockError('not_found', 'No such agent.', { hints: ['`airlock agent list` shows the ids and names.'] });
+    // A threshold-bound agent's identity is the cluster's group key, which no one holds whole: exporting the vault
+    // key would hand out a key that is not the agent's identity while bound (and becomes it again if unbound).
+    const threshold = await store.getThresholdBinding(agent.id, 'nostr');
+    if (threshold) {
+      throw new AirlockError('invalid_request', `This agent's Nostr identity is the group key of a threshold cluster (${threshold.groupKey}); no whole key exists to export.`, {
+        hints: ["Back up each signer node's sealed state file instead (docs/custody.md, \"Threshold cluster (FROST)\")."],
+      });
+    }
     if (!existsSync(config.vaultPath)) throw new AirlockError('vault_missing', `No vault file at ${config.vaultPath}.`);
 
     const passphrase = await readPassphrase({ ...(values['passphrase-file'] ? { file: String(values['passphrase-file']) } : {}) });

@@ -22,6 +22,7 @@ import type { ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord } from './s
 import type { WebhookStore, WebhookStoreTx } from './webhooks.ts';
 import type { GrantStore, GrantStoreTx } from './grants.ts';
 import type { ReleasedSignatureStore } from './released-signatures.ts';
+import type { ThresholdBindingStore, ThresholdBindingStoreTx } from './threshold-keys.ts';
 import type { LifecycleStore, LifecycleStoreTx } from './lifecycle.ts';
 import type { AgentKey, DeriveAgentAddress } from './agent-keys.ts';
 
@@ -202,7 +203,7 @@ export interface NonceClaim {
  * Amounts cross this boundary as bigint; they are stored as TEXT (SQLite) / NUMERIC(78,0) (PostgreSQL).
  * Any I/O failure surfaces as AirlockError('store_unavailable') so the service fails closed.
  */
-export interface Store extends WebhookStore, GrantStore, LifecycleStore, ReleasedSignatureStore {
+export interface Store extends WebhookStore, GrantStore, LifecycleStore, ReleasedSignatureStore, ThresholdBindingStore {
   readonly dialect: 'sqlite' | 'postgres';
   /** Applies pending numbered migrations. Safe to call from several instances at once. */
   migrate(): Promise<void>;
@@ -320,7 +321,7 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore, Release
 }
 
 /** Handle bound to the open transaction. Only valid inside `Store.transaction`. */
-export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx {
+export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx, ThresholdBindingStoreTx {
   getAgent(id: string): Promise<Agent | undefined>;
   getSession(id: string): Promise<Session | undefined>;
   /** Latest policy for each scope (fleet, agent:<id>), read inside the transaction. */

@@ -4,6 +4,7 @@ import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { KeyBackend } from '../ports/key-backend.ts';
 import type { Store } from '../ports/store.ts';
+import type { ThresholdSigner } from '../ports/threshold-keys.ts';
 import type { AuditIntegrityState } from './audit-integrity.ts';
 
 /** Everything the services need, wired once by the composition root (server/). */
@@ -32,6 +33,8 @@ export interface ServiceDeps {
   auditAnchor: AuditAnchorStore;
   /** Set by the audit service when the chain does not extend its anchor; every signing path checks it first. */
   auditIntegrity: AuditIntegrityState;
+  /** The threshold cluster's coordinator, for agents whose key is bound to one (ports/threshold-keys.ts). Absent: such an agent's signatures are refused. */
+  threshold?: ThresholdSigner;
   /** How `audit verify` reaches the store from worker threads (absent: one thread). */
   auditVerify?: ParallelVerifyOptions;
 }

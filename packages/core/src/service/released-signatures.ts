@@ -5,7 +5,8 @@
  * nonce: a second signing is a second valid signature over the same EIP-3009 authorization or transaction nonce,
  * and whoever holds both can use either. So with such a backend the signatures released for a charged decision are
  * stored (first writer wins) before they leave, and every later release returns the stored bytes. With a
- * deterministic backend nothing is read or written: the hot path pays nothing.
+ * deterministic backend nothing is read or written: the hot path pays nothing. A threshold cluster (FROST) draws
+ * fresh nonces in every signing round: its signatures are kept the same way (`deterministic` false).
  */
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { AirlockError, isAirlockError } from '../errors.ts';
@@ -21,9 +22,12 @@ export interface ChargedRelease {
   replayed: boolean;
 }
 
-/** The signatures to release for `release`: produced by `sign`, or the ones released before for the same decision. */
-export async function releasedSignatures(deps: Pick<ServiceDeps, 'keys' | 'store' | 'clock'>, release: ChargedRelease, sign: () => Promise<ProducedSignature[]>): Promise<ProducedSignature[]> {
-  if (deps.keys.deterministic) return sign();
+/**
+ * The signatures to release for `release`: produced by `sign`, or the ones released before for the same decision.
+ * `deterministic`: whether whoever `sign` asks gives the same bytes every time (default: the key backend's answer).
+ */
+export async function releasedSignatures(deps: Pick<ServiceDeps, 'keys' | 'store' | 'clock'>, release: ChargedRelease, sign: () => Promise<ProducedSignature[]>, deterministic = deps.keys.deterministic): Promise<ProducedSignature[]> {
+  if (deterministic) return sign();
   const digest = bytesToHex(release.digest);
   if (release.replayed) {
     const stored = await deps.store.getReleasedSignatures(release.auditSeq);

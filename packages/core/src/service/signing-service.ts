@@ -28,6 +28,7 @@ import { seriesFor } from '../ports/ledger.ts';
 import { requiredQuorum } from '../approvals/quorum.ts';
 import { grantsOf } from '../dependencies/grants.ts';
 import { releasedSignatures } from './released-signatures.ts';
+import { THRESHOLD_NAMESPACES, type ThresholdBinding } from '../ports/threshold-keys.ts';
 
 export interface AgentAuth {
   agent: Agent;
@@ -166,9 +167,10 @@ export class SigningService {
     let adapter: ChainAdapter;
     let decoded: DecodedRequest;
     let signer: SignerContext;
+    let threshold: ThresholdBinding | undefined;
     try {
       adapter = this.adapterFor(action);
-      signer = await this.signerFor(adapter, auth.agent);
+      ({ signer, threshold } = await this.resolveSigner(adapter, auth.agent));
       const otherSigner = namedOtherSigner(adapter, action, payload, signer);
       if (otherSigner !== undefined) await this.refuseEarlierKey(auth, otherSigner);
       decoded = adapter.decode(action as Action, payload, signer);
@@ -217,7 +219,7 @@ export class SigningService {
       // when its batch commits (PostgreSQL).
       // A key process signs only what the entry of this very request allowed: a replay's own entry points at the original.
       const binding: SignBinding = { auditSeq: typeof extra.replayAuditSeq === 'number' ? extra.replayAuditSeq : auditSeq, payload, ...(context.x402 ? { x402: context.x402 } : {}) };
-      return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra, binding);
+      return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra, binding, threshold);
     }
     return outcome;
   }
@@ -571,13 +573,16 @@ export class SigningService {
   async signCommitted(agent: Agent, action: string, payload: unknown, auditSeq: number, expectedDigest?: string, approvalId?: string): Promise<{ adapter: ChainAdapter; decoded: DecodedRequest; result: SignResult }> {
     assertAuditIntact(this.deps.auditIntegrity); // approvals sign here, not through sign()
     const adapter = this.adapterFor(action);
-    const signer = await this.signerFor(adapter, agent);
+    const { signer, threshold } = await this.resolveSigner(adapter, agent);
     const decoded = adapter.decode(action as Action, payload, signer);
     if (expectedDigest !== undefined && bytesToHex(decoded.digest) !== expectedDigest) {
       throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved digest.');
     }
     const binding = approvalId !== undefined ? { auditSeq, approvalId, payload } : undefined;
-    const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed: true }, () => this.produceSignatures(adapter, action, agent, decoded, binding));
+    const sign = threshold
+      ? () => this.thresholdSignatures(threshold, action, payload, decoded, auditSeq)
+      : () => this.produceSignatures(adapter, action, agent, decoded, binding);
+    const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed: true }, sign, threshold ? false : this.deps.keys.deterministic);
     const result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     return { adapter, decoded, result };
   }
@@ -587,6 +592,24 @@ export class SigningService {
    * adapter's path names, read once from the key backend (a Nostr x-only pubkey) and kept: a path's key never changes.
    */
   async signerFor(adapter: ChainAdapter, agent: Agent): Promise<SignerContext> {
+    return (await this.resolveSigner(adapter, agent)).signer;
+  }
+
+  /**
+   * `signerFor`, with the agent's threshold binding when a cluster holds its key for this adapter: the group key
+   * signs then (ports/threshold-keys.ts). Read for each request of such an adapter (one keyed read; Nostr only),
+   * not cached: an operator binds or unbinds on any instance, and the next request follows.
+   */
+  private async resolveSigner(adapter: ChainAdapter, agent: Agent): Promise<{ signer: SignerContext; threshold?: ThresholdBinding }> {
+    if (THRESHOLD_NAMESPACES.has(adapter.namespace)) {
+      const binding = await this.deps.store.getThresholdBinding(agent.id, adapter.namespace);
+      if (binding) return { signer: { address: binding.groupKey }, threshold: binding };
+    }
+    return { signer: await this.keySigner(adapter, agent) };
+  }
+
+  /** The signer whose key the key backend holds. */
+  private async keySigner(adapter: ChainAdapter, agent: Agent): Promise<SignerContext> {
     if (adapter.signerKeyPaths) return this.accountSigner(adapter, agent);
     if (adapter.signerIsAgentAddress) return { address: agent.address };
     const path = adapter.derivationPath(agent.accountIndex, agent.keyIndex);
@@ -674,6 +697,15 @@ export class SigningService {
     return out;
   }
 
+  /**
+   * The signature of a committed decision of an agent whose key a threshold cluster holds: the cluster's
+   * coordinator (ThresholdSigner) in place of the key backend, after commit like any signature.
+   */
+  private async thresholdSignatures(binding: ThresholdBinding, action: string, payload: unknown, decoded: DecodedRequest, auditSeq: number): Promise<ProducedSignature[]> {
+    if (!this.deps.threshold) throw new AirlockError('frost_threshold_not_met', "The agent's key is held by a threshold cluster and this daemon has no coordinator for it; nothing was signed.");
+    return [await this.deps.threshold.sign({ binding, action, payload, digest: decoded.digest, auditSeq })];
+  }
+
   /** The key backend signs with the scheme the adapter names for this action (ECDSA unless it says otherwise). */
   private async produceSignature(adapter: ChainAdapter, action: string, path: string, digest: Uint8Array): Promise<ProducedSignature> {
     if (adapter.signatureScheme?.(action as Action) === 'schnorr-secp256k1') return { schnorr: await this.deps.keys.signSchnorr(path, digest) };
@@ -690,7 +722,9 @@ export class SigningService {
     assertAuditIntact(this.deps.auditIntegrity);
     const now = this.deps.clock.now();
     const adapter = this.adapterFor(action);
-    const signer = await this.signerFor(adapter, auth.agent);
+    const { signer, threshold } = await this.resolveSigner(adapter, auth.agent);
+    // NIP-44/NIP-04 need an ECDH with the agent's private key; a threshold cluster holds it in shares and does no ECDH.
+    if (threshold) throw new AirlockError('unsupported_action', "The agent's Nostr key is a threshold key (a FROST cluster holds it in shares): NIP-44 and NIP-04 need the whole key for ECDH and are not available for it.");
     const decoded = adapter.decode(action as Action, payload, signer);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
@@ -721,18 +755,23 @@ export class SigningService {
     return { auditSeq, decoded, signer, path: adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex) };
   }
 
-  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}, binding?: SignBinding): Promise<SignOutcome> {
+  private async release(auth: AgentAuth, action: string, adapter: ChainAdapter, signer: SignerContext, decoded: DecodedRequest, auditSeq: number, replayed: boolean, decision?: Decision, extra: Record<string, unknown> = {}, binding?: SignBinding, threshold?: ThresholdBinding): Promise<SignOutcome> {
     let result: SignResult;
     try {
-      // A replay returns the bytes charged at `auditSeq` (kept when the key backend is not deterministic).
-      const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed }, () => this.produceSignatures(adapter, action, auth.agent, decoded, binding));
+      // A replay returns the bytes charged at `auditSeq` (kept when the key backend, or the cluster, is not deterministic).
+      const sign = threshold
+        ? () => this.thresholdSignatures(threshold, action, binding?.payload, decoded, binding?.auditSeq ?? auditSeq)
+        : () => this.produceSignatures(adapter, action, auth.agent, decoded, binding);
+      const signatures = await releasedSignatures(this.deps, { auditSeq, digest: decoded.digest, replayed }, sign, threshold ? false : this.deps.keys.deterministic);
       // Finalised from the one decode made before the transaction: no second decode, no re-serialisation.
       result = adapter.finalize(action as Action, decoded, signatures[0]!, signer, signatures);
     } catch (e) {
-      // The reservation stays (conservative: budget counted, nothing signed); the failure is audited.
+      // The reservation stays (conservative: budget counted, nothing signed); the failure is audited, with the
+      // rules that refused when a threshold cluster's nodes did (their names and codes, never a node's credential).
       const now = this.deps.clock.now();
+      const violations = isAirlockError(e) && e.violations?.length ? { violations: e.violations } : {};
       await this.deps.store.transaction((tx) =>
-        tx.appendAudit({ at: now, type: 'sign.failed', actor: 'system', agentId: auth.agent.id, sessionId: auth.session.id, action, decision: 'error', data: { auditSeq, errorCode: isAirlockError(e) ? e.code : 'internal' } }),
+        tx.appendAudit({ at: now, type: 'sign.failed', actor: 'system', agentId: auth.agent.id, sessionId: auth.session.id, action, decision: 'error', data: { auditSeq, errorCode: isAirlockError(e) ? e.code : 'internal', ...violations } }),
       );
       if (isAirlockError(e)) throw e;
       throw new AirlockError('internal', 'Signing failed; nothing was returned.', { cause: e });

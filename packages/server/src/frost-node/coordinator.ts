@@ -11,6 +11,7 @@ import { AirlockError, ERROR_CODES, type ErrorCode, type Violation } from '@airl
 import { eventId, parseUnsignedEvent, type UnsignedEvent } from '@airlock/chains';
 import {
   aggregateSignature,
+  frostIdentifier,
   groupXOnlyKey,
   publicPackageHash,
   type ClusterDefinition,
@@ -61,12 +62,17 @@ export class FrostCoordinator {
   private readonly timeoutMs: number;
   private publicPackage?: PublicPackageJson;
 
-  constructor(cluster: ClusterDefinition, nodes: CoordinatorNode[], options: { timeoutMs?: number } = {}) {
+  /**
+   * `publicPackage`: the group's public package as pinned when the cluster was bound (the daemon): used as is,
+   * never read from the nodes again, so a node cannot swap the verifying shares its share is checked against.
+   */
+  constructor(cluster: ClusterDefinition, nodes: CoordinatorNode[], options: { timeoutMs?: number; publicPackage?: PublicPackageJson } = {}) {
     for (const n of nodes) if (!cluster.nodes.some((c) => c.name === n.name)) throw new AirlockError('invalid_request', `node ${n.name} is not in the cluster definition`);
     for (const c of cluster.nodes) if (!nodes.some((n) => n.name === c.name)) throw new AirlockError('invalid_request', `no URL and token for cluster node ${c.name}`);
     this.cluster = cluster;
     this.nodes = cluster.nodes.map((c) => nodes.find((n) => n.name === c.name)!);
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    if (options.publicPackage) this.publicPackage = options.publicPackage;
   }
 
   private async call<T>(node: CoordinatorNode, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
@@ -118,6 +124,28 @@ export class FrostCoordinator {
     if (new Set(packages.map(publicPackageHash)).size !== 1) throw new AirlockError('frost_dkg_failed', 'the nodes report different public packages');
     this.publicPackage = packages[0]!;
     return this.publicPackage;
+  }
+
+  /**
+   * The public package as EVERY node reports it, for binding the cluster to an agent: all must answer with a key
+   * share, report one and the same package, and that package must be this cluster's (its threshold, its nodes'
+   * identifiers). Anything less is refused: a binding pins the package for good.
+   */
+  async publicPackageOfEveryNode(): Promise<PublicPackageJson> {
+    const answers = await Promise.allSettled(this.nodes.map((n) => this.call<{ publicPackage?: PublicPackageJson }>(n, 'GET', '/v1/frost/node')));
+    const missing = answers.flatMap((a, i) => (a.status === 'fulfilled' && a.value.publicPackage ? [] : [answerOf(this.nodes[i]!.name, a.status === 'rejected' ? a.reason : new NodeError('frost_key_not_ready', 'no key share'))]));
+    if (missing.length > 0) {
+      throw new AirlockError('frost_threshold_not_met', `every node must answer with its key share to bind the cluster; ${missing.map((m) => m.node).join(', ')} did not`, { details: { nodes: missing } });
+    }
+    const packages = answers.map((a) => (a as PromiseFulfilledResult<{ publicPackage: PublicPackageJson }>).value.publicPackage);
+    if (new Set(packages.map(publicPackageHash)).size !== 1) throw new AirlockError('frost_dkg_failed', 'the nodes report different public packages');
+    const pub = packages[0]!;
+    const ids = Object.keys(pub.verifyingShares ?? {}).sort();
+    const expected = this.cluster.nodes.map((n) => frostIdentifier(n.identifier)).sort();
+    if (pub.signers?.min !== this.cluster.threshold || pub.signers?.max !== this.cluster.nodes.length || ids.join() !== expected.join()) {
+      throw new AirlockError('frost_dkg_failed', "the nodes' public package is not this cluster's (threshold or node identifiers differ)");
+    }
+    return pub;
   }
 
   async groupKey(): Promise<string> {

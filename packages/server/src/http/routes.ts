@@ -22,6 +22,7 @@ import { buildBreakerRoutes } from './breaker-routes.ts';
 import { buildAdminRoutes } from './admin-routes.ts';
 import { buildLifecycleRoutes } from './lifecycle-routes.ts';
 import { buildAgentKeyRoutes } from './agent-key-routes.ts';
+import { buildThresholdRoutes } from './threshold-routes.ts';
 import { buildChildSessionRoutes } from './child-session-routes.ts';
 import { LightningPayRequest } from './lightning-schemas.ts';
 import { buildNostrBunkerRoutes } from '../nostr-bunker/routes.ts';
@@ -416,6 +417,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
     ...buildDependencyRoutes(holder),
     ...buildLifecycleRoutes(holder),
     ...buildAgentKeyRoutes(holder),
+    ...buildThresholdRoutes(holder),
     ...buildChildSessionRoutes(holder),
     ...buildNostrBunkerRoutes(holder),
     ...buildNwcRoutes(holder),

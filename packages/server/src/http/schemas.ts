@@ -731,7 +731,7 @@ export const UnsignedNostrEventRequest = apiSchema(
 
 export const NostrIdentityResponse = apiSchema(
   'NostrIdentity',
-  z.object({ agentId: z.string(), pubkey: hex32.describe('x-only public key (NIP-01), key at m/44\'/1237\'/{account}\'/0/0 (NIP-06)'), npub: z.string().describe('NIP-19 bech32 encoding of pubkey') }),
+  z.object({ agentId: z.string(), pubkey: hex32.describe('x-only public key (NIP-01): the key at m/44\'/1237\'/{account}\'/0/0 (NIP-06), or the group key of the threshold cluster the agent is bound to'), npub: z.string().describe('NIP-19 bech32 encoding of pubkey') }),
 );
 
 export const Nip44EncryptRequest = apiSchema('Nip44EncryptRequest', z.strictObject({ peer: hex32.describe('the peer pubkey (x-only hex)'), plaintext: z.string().min(1).max(65535) }));

@@ -1,4 +1,4 @@
-import type { GrantRecord, ReleasedSignatures } from '@airlock/core';
+import type { GrantRecord, ReleasedSignatures, ThresholdBinding } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { AirlockError } from '@airlock/core';
@@ -15,6 +15,7 @@ import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
 import * as grants from './grants.ts';
 import * as releasedSignatures from './released-signatures.ts';
+import * as thresholdBindings from './threshold-bindings.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as shadow from './shadow.ts';
@@ -268,6 +269,10 @@ export class PostgresStore implements Store {
   /** Autocommit statements on the pool, outside the group-commit batches: no lock beyond the row's key. */
   keepReleasedSignatures(record: ReleasedSignatures): Promise<ReleasedSignatures> {
     return releasedSignatures.keepReleasedSignatures(this.q, record);
+  }
+
+  getThresholdBinding(agentId: string, namespace: string): Promise<ThresholdBinding | undefined> {
+    return thresholdBindings.getThresholdBinding(this.q, agentId, namespace);
   }
   listGrants(agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number } = {}): Promise<GrantRecord[]> {
     return grants.listGrants(this.q, agentId, filter);

@@ -1,4 +1,4 @@
-import type { GrantRecord } from '@airlock/core';
+import type { GrantRecord, ThresholdBinding } from '@airlock/core';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
@@ -19,6 +19,7 @@ import type { Q } from './pg-query.ts';
 import * as records from './records.ts';
 import * as shadow from './shadow.ts';
 import * as webhooks from './webhooks.ts';
+import * as thresholdBindings from './threshold-bindings.ts';
 import { agentLockKey, type TxLocks } from './tx-locks.ts';
 import { agentFromRow, policyFromRow } from '../shared/rows.ts';
 
@@ -216,6 +217,15 @@ export class PostgresStoreTx implements StoreTx {
   }
   async recordGrants(list: readonly GrantRecord[]): Promise<void> {
     return grants.recordGrants(this.live(), list);
+  }
+  async getThresholdBinding(agentId: string, namespace: string): Promise<ThresholdBinding | undefined> {
+    return thresholdBindings.getThresholdBinding(this.live(), agentId, namespace);
+  }
+  async putThresholdBinding(binding: ThresholdBinding): Promise<void> {
+    return thresholdBindings.putThresholdBinding(this.live(), binding);
+  }
+  async deleteThresholdBinding(agentId: string, namespace: string): Promise<ThresholdBinding | undefined> {
+    return thresholdBindings.deleteThresholdBinding(this.live(), agentId, namespace);
   }
   async recordDestinationPayers(agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void> {
     return breakers.recordDestinationPayers(this.live(), agentId, destinations, at, auditSeq);

@@ -2,7 +2,7 @@ import { AirlockError, OPEN_LIFECYCLE_STATES, type LifecycleJob, type LifecycleJ
 import type { Row } from './rows.ts';
 import { clampLimit, toAmount, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
-// Lifecycle jobs (schema: SQLite 017 + 024, PostgreSQL 018 + 025), the same columns in both dialects.
+// Lifecycle jobs (schema: SQLite 017 + 021, PostgreSQL 018 + 022), the same columns in both dialects.
 
 export const LIFECYCLE_JOB_COLUMNS = [
   'id', 'agent_id', 'key_index', 'chain', 'from_address', 'nonce', 'origin', 'kind', 'purpose', 'asset', 'amount', 'recipient',
@@ -49,7 +49,7 @@ export function lifecycleJobFromRow(r: Row): LifecycleJob {
   };
 }
 
-/** The open states (OPEN_LIFECYCLE_STATES) as SQL; the partial indexes of 024/025 name the same list. */
+/** The open states (OPEN_LIFECYCLE_STATES) as SQL; the partial indexes of SQLite 021 / PostgreSQL 022 name the same list. */
 export const OPEN_STATES_SQL = `state IN (${OPEN_LIFECYCLE_STATES.map((s) => `'${s}'`).join(', ')})`;
 
 /** WHERE clause and parameters of a job listing, with `$n` or `?` placeholders. */

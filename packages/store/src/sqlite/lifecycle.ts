@@ -3,7 +3,7 @@ import type { SQLInputValue } from 'node:sqlite';
 import { LIFECYCLE_JOB_COLUMNS, OPEN_STATES_SQL, lifecycleJobFromRow, lifecycleJobValues, lifecycleJobWhere, openSweepConflict } from '../shared/lifecycle-rows.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
-// Lifecycle jobs (schema 017 + 024; core/service/lifecycle-service.ts).
+// Lifecycle jobs (schema 017 + 021; core/service/lifecycle-service.ts).
 
 export function insertLifecycleJob(db: SqliteDb, job: LifecycleJob): void {
   try {

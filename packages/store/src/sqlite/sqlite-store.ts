@@ -1,4 +1,4 @@
-import type { GrantRecord, ReleasedSignatures } from '@airlock/core';
+import type { GrantRecord, ReleasedSignatures, ThresholdBinding } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
@@ -15,6 +15,7 @@ import * as approvals from './approvals.ts';
 import * as breakers from './breakers.ts';
 import * as grants from './grants.ts';
 import * as releasedSignatures from './released-signatures.ts';
+import * as thresholdBindings from './threshold-bindings.ts';
 import * as payments from './payments.ts';
 import * as lightning from './lightning.ts';
 import * as audit from './audit.ts';
@@ -187,6 +188,10 @@ export class SqliteStore implements Store {
   /** Its own durable write (a group-commit batch like any other), outside the caller's transactions. */
   keepReleasedSignatures(record: ReleasedSignatures): Promise<ReleasedSignatures> {
     return this.write(() => releasedSignatures.keepReleasedSignatures(this.db, record));
+  }
+
+  getThresholdBinding(agentId: string, namespace: string): Promise<ThresholdBinding | undefined> {
+    return this.read(() => thresholdBindings.getThresholdBinding(this.db, agentId, namespace));
   }
   listGrants(agentId: string, filter: { after?: { auditSeq: number; index: number }; limit?: number } = {}): Promise<GrantRecord[]> {
     return this.read(() => grants.listGrants(this.db, agentId, filter));

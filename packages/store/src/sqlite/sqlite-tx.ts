@@ -1,4 +1,4 @@
-import type { GrantRecord } from '@airlock/core';
+import type { GrantRecord, ThresholdBinding } from '@airlock/core';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
@@ -18,6 +18,7 @@ import * as nonces from './nonces.ts';
 import * as records from './records.ts';
 import * as shadow from './shadow.ts';
 import * as webhooks from './webhooks.ts';
+import * as thresholdBindings from './threshold-bindings.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
 /** The handle `SqliteStore.transaction` passes to its callback; dead once the transaction ends. */
@@ -183,6 +184,15 @@ export class SqliteStoreTx implements StoreTx {
   }
   async recordGrants(list: readonly GrantRecord[]): Promise<void> {
     grants.recordGrants(this.live(), list);
+  }
+  async getThresholdBinding(agentId: string, namespace: string): Promise<ThresholdBinding | undefined> {
+    return thresholdBindings.getThresholdBinding(this.live(), agentId, namespace);
+  }
+  async putThresholdBinding(binding: ThresholdBinding): Promise<void> {
+    thresholdBindings.putThresholdBinding(this.live(), binding);
+  }
+  async deleteThresholdBinding(agentId: string, namespace: string): Promise<ThresholdBinding | undefined> {
+    return thresholdBindings.deleteThresholdBinding(this.live(), agentId, namespace);
   }
   async recordDestinationPayers(agentId: string, destinations: readonly string[], at: number, auditSeq: number): Promise<void> {
     breakers.recordDestinationPayers(this.live(), agentId, destinations, at, auditSeq);

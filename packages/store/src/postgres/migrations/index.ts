@@ -18,7 +18,8 @@ import { statements as lifecycleJobs } from './018_lifecycle_jobs.ts';
 import { statements as approvers } from './012_approvers.ts';
 import { statements as grants } from './019_grants.ts';
 import { statements as releasedSignatures } from './020_released_signatures.ts';
-import { statements as lifecyclePlannedJobs } from './025_lifecycle_planned_jobs.ts';
+import { statements as thresholdBindings } from './021_threshold_bindings.ts';
+import { statements as lifecyclePlannedJobs } from './022_lifecycle_planned_jobs.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -42,5 +43,6 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [18, { name: '018_lifecycle_jobs', statements: lifecycleJobs }],
   [19, { name: '019_grants', statements: grants }],
   [20, { name: '020_released_signatures', statements: releasedSignatures }],
-  [25, { name: '025_lifecycle_planned_jobs', statements: lifecyclePlannedJobs }],
+  [21, { name: '021_threshold_bindings', statements: thresholdBindings }],
+  [22, { name: '022_lifecycle_planned_jobs', statements: lifecyclePlannedJobs }],
 ]);

@@ -17,7 +17,8 @@ import { statements as lifecycleJobs } from './017_lifecycle_jobs.ts';
 import { statements as approvers } from './011_approvers.ts';
 import { statements as grants } from './018_grants.ts';
 import { statements as releasedSignatures } from './019_released_signatures.ts';
-import { statements as lifecyclePlannedJobs } from './024_lifecycle_planned_jobs.ts';
+import { statements as thresholdBindings } from './020_threshold_bindings.ts';
+import { statements as lifecyclePlannedJobs } from './021_lifecycle_planned_jobs.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -40,5 +41,6 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [17, { name: '017_lifecycle_jobs', statements: lifecycleJobs }],
   [18, { name: '018_grants', statements: grants }],
   [19, { name: '019_released_signatures', statements: releasedSignatures }],
-  [24, { name: '024_lifecycle_planned_jobs', statements: lifecyclePlannedJobs }],
+  [20, { name: '020_threshold_bindings', statements: thresholdBindings }],
+  [21, { name: '021_lifecycle_planned_jobs', statements: lifecyclePlannedJobs }],
 ]);

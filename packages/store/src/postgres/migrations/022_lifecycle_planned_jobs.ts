@@ -1,5 +1,5 @@
 /**
- * PostgreSQL schema, version 25: lifecycle jobs are planned before they are signed; the twin of SQLite's 024
+ * PostgreSQL schema, version 22: lifecycle jobs are planned before they are signed; the twin of SQLite's 021
  * (see there). `planned` jobs have no signed bytes yet and count as open; `signed_audit_seq` names the
  * `lifecycle.signed` entry (`audit_seq` stays the entry that created the job and carries its charge).
  */

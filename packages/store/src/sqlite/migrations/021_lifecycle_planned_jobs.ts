@@ -1,5 +1,5 @@
 /**
- * SQLite schema, version 24: lifecycle jobs are planned before they are signed (core/service/lifecycle-service.ts).
+ * SQLite schema, version 21: lifecycle jobs are planned before they are signed (core/service/lifecycle-service.ts).
  * A job is committed first in state `planned`, with its `lifecycle.planned` audit entry (what will be signed) and
  * its ledger charge, and no signed bytes yet; the signature is then asked for bound to that entry (a separate key
  * process checks it), and `lifecycle.signed` records the bytes. So `raw_transaction` and `transaction_hash` are
