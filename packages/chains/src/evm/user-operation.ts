@@ -100,10 +100,6 @@ function readV06(op: Record<string, unknown>, base: Base): NormalisedUserOperati
     ...base,
     ...readCommon(op),
     initCode,
-    callGasLimit: gas(op.callGasLimit, 'userOperation.callGasLimit'),
-    verificationGasLimit: gas(op.verificationGasLimit, 'userOperation.verificationGasLimit'),
-    maxFeePerGas: gas(op.maxFeePerGas, 'userOperation.maxFeePerGas'),
-    maxPriorityFeePerGas: gas(op.maxPriorityFeePerGas, 'userOperation.maxPriorityFeePerGas'),
     paymasterAndData,
     ...(paymasterAndData.length > 2 ? { paymaster: paymasterAndData.slice(0, 42) as `0x${string}` } : {}),
     paymasterVerificationGasLimit: 0n,
@@ -118,6 +114,10 @@ function readCommon(op: Record<string, unknown>) {
     nonce: readQuantity(op.nonce, 'userOperation.nonce'),
     callData: readHex(op.callData ?? '0x', 'userOperation.callData'),
     preVerificationGas: readQuantity(op.preVerificationGas ?? 0, 'userOperation.preVerificationGas'),
+    callGasLimit: gas(op.callGasLimit, 'userOperation.callGasLimit'),
+    verificationGasLimit: gas(op.verificationGasLimit, 'userOperation.verificationGasLimit'),
+    maxFeePerGas: gas(op.maxFeePerGas, 'userOperation.maxFeePerGas'),
+    maxPriorityFeePerGas: gas(op.maxPriorityFeePerGas, 'userOperation.maxPriorityFeePerGas'),
   };
 }
 
@@ -149,10 +149,6 @@ function readUnpacked(op: Record<string, unknown>, base: Base): NormalisedUserOp
     ...base,
     ...readCommon(op),
     initCode,
-    callGasLimit: gas(op.callGasLimit, 'userOperation.callGasLimit'),
-    verificationGasLimit: gas(op.verificationGasLimit, 'userOperation.verificationGasLimit'),
-    maxFeePerGas: gas(op.maxFeePerGas, 'userOperation.maxFeePerGas'),
-    maxPriorityFeePerGas: gas(op.maxPriorityFeePerGas, 'userOperation.maxPriorityFeePerGas'),
     paymasterAndData,
     ...(paymaster ? { paymaster } : {}),
     paymasterVerificationGasLimit,
