@@ -71,12 +71,52 @@ function waitForExit(child: ChildProcess): Promise<void> {
   return isRunning(child) ? new Promise((done) => child.once('exit', () => done())) : Promise.resolve();
 }
 
+/**
+ * Spawns the CLI with `args`; resolves with the first match of `ready` in its output (`what` names it in errors),
+ * or rejects (the child killed) when it exits first or takes longer than START_TIMEOUT_MS. The last `keep`
+ * characters of its output stay readable.
+ */
+async function spawnServing(args: string[], env: NodeJS.ProcessEnv, ready: RegExp, what: string, keep: number): Promise<{ match: RegExpExecArray; child: ChildProcess; output: () => string; kill: Daemon['kill'] }> {
+  const child = spawn(NODE, [CLI, ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let output = '';
+  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-keep));
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    if (isRunning(child)) child.kill(signal);
+    await waitForExit(child);
+  };
+  try {
+    const match = await new Promise<RegExpExecArray>((resolveMatch, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what} did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
+      const onData = () => {
+        const found = ready.exec(output);
+        if (!found) return;
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        resolveMatch(found);
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${what} exited before listening (code ${code}, signal ${signal}):\n${output}`));
+      });
+    });
+    return { match, child, output: () => output, kill };
+  } catch (e) {
+    await kill();
+    throw e;
+  }
+}
+
 /** Spawns `airlock start` on a data directory; resolves once it prints the URL it listens on. */
 /** `env`: settings for this daemon only (e.g. a Lightning backend), on top of this process's environment. */
 export async function startDaemon(data: DaemonData, env: Record<string, string> = {}): Promise<Daemon> {
-  const child = spawn(NODE, [CLI, 'start'], {
-    cwd: REPO_ROOT,
-    env: {
+  const { match, child, output, kill } = await spawnServing(
+    ['start'],
+    {
       ...process.env,
       ...env,
       AIRLOCK_DATA_DIR: data.dataDir,
@@ -88,40 +128,11 @@ export async function startDaemon(data: DaemonData, env: Record<string, string> 
       // Race, crash and load runs drive one session far past an agent's rate; the limit has its own tests.
       AIRLOCK_SESSION_RATE: process.env.AIRLOCK_SESSION_RATE ?? '0',
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let output = '';
-  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-20_000));
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-
-  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
-    if (isRunning(child)) child.kill(signal);
-    await waitForExit(child);
-  };
-  try {
-    const url = await new Promise<string>((resolveUrl, reject) => {
-      const timer = setTimeout(() => reject(new Error(`daemon did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
-      const onData = () => {
-        const match = /Airlock listening on (http:\/\/\S+)/.exec(output);
-        if (!match) return;
-        clearTimeout(timer);
-        child.stdout!.off('data', onData);
-        resolveUrl(match[1]!);
-      };
-      child.stdout!.on('data', onData);
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`daemon exited before listening (code ${code}, signal ${signal}):\n${output}`));
-      });
-    });
-    return { url, pid: child.pid!, output: () => output, kill };
-  } catch (e) {
-    await kill();
-    throw e;
-  }
+    /Airlock listening on (http:\/\/\S+)/,
+    'daemon',
+    20_000,
+  );
+  return { url: match[1]!, pid: child.pid!, output, kill };
 }
 
 /**
@@ -129,41 +140,14 @@ export async function startDaemon(data: DaemonData, env: Record<string, string> 
  * `socketPath`. `url` is the socket path. Killed with the daemons by killAllDaemons().
  */
 export async function startKeyProcessChild(data: DaemonData, socketPath: string, env: Record<string, string> = {}): Promise<Daemon> {
-  const child = spawn(NODE, [CLI, 'key-process', '--socket', socketPath], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, ...env, AIRLOCK_DATA_DIR: data.dataDir, AIRLOCK_STORE: data.storeUrl, AIRLOCK_PASSPHRASE: data.passphrase },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let output = '';
-  const collect = (chunk: Buffer) => void (output = (output + chunk.toString()).slice(-200_000));
-  child.stdout!.on('data', collect);
-  child.stderr!.on('data', collect);
-  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
-    if (isRunning(child)) child.kill(signal);
-    await waitForExit(child);
-  };
-  try {
-    await new Promise<void>((ready, reject) => {
-      const timer = setTimeout(() => reject(new Error(`key process did not start within ${START_TIMEOUT_MS} ms:\n${output}`)), START_TIMEOUT_MS);
-      const onData = () => {
-        if (!output.includes('Key process listening on')) return;
-        clearTimeout(timer);
-        child.stdout!.off('data', onData);
-        ready();
-      };
-      child.stdout!.on('data', onData);
-      child.once('exit', (code, signal) => {
-        clearTimeout(timer);
-        reject(new Error(`key process exited before listening (code ${code}, signal ${signal}):\n${output}`));
-      });
-    });
-    return { url: socketPath, pid: child.pid!, output: () => output, kill };
-  } catch (e) {
-    await kill();
-    throw e;
-  }
+  const { child, output, kill } = await spawnServing(
+    ['key-process', '--socket', socketPath],
+    { ...process.env, ...env, AIRLOCK_DATA_DIR: data.dataDir, AIRLOCK_STORE: data.storeUrl, AIRLOCK_PASSPHRASE: data.passphrase },
+    /Key process listening on/,
+    'key process',
+    200_000,
+  );
+  return { url: socketPath, pid: child.pid!, output, kill };
 }
 
 /** `airlock <args>` against a daemon, as an operator's shell runs it (only AIRLOCK_URL and the admin token set). */
