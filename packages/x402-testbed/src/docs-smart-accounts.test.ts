@@ -1,7 +1,9 @@
 // docs/smart-accounts.md's examples, run as written: each fenced TypeScript block is copied to a file inside the
 // repository (so `@airlock/sdk` resolves as it does for a user of the workspace) and run with Node against a
 // daemon on loopback and an anvil with the official EntryPoint v0.8 and Simple7702Account. The EIP-7702 block
-// runs first (it delegates the agent's address), then the user-operation block, then the Coinbase one.
+// runs first (it delegates the agent's address), then the user-operation block, then the Coinbase one. The Safe
+// block runs as a second agent, one owner of a 2-of-3 Safe 1.5.0, under the section's policy as written (local
+// addresses and chain swapped in).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -12,12 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { decodeAbiParameters, encodeFunctionData, erc20Abi, parseAbi, recoverAddress, type Address, type Hex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { getUserOperationHash } from 'viem/account-abstraction';
 import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airlock/server';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
 import { installEntryPoint, type InstalledEntryPoint } from './entry-point.ts';
-import { ANVIL_KEYS, deployToken, mint, publicClientFor, rpc } from './token.ts';
+import { createSafe, deploySafeStack, safeNonce } from './safe.ts';
+import { ANVIL_KEYS, balanceOf, deployToken, mint, publicClientFor, rpc } from './token.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SHOP = '0x1111111111111111111111111111111111111111' as Address;
@@ -38,6 +42,7 @@ let server: RunningServer;
 let dataDir: string;
 let workDir: string;
 let env: Record<string, string>;
+let safeEnv: Record<string, string>;
 let agentAddress: Address;
 let token: Address;
 
@@ -76,6 +81,25 @@ before(async () => {
     AIRLOCK_URL: server.url, AIRLOCK_TOKEN: session.token, RPC_URL: anvil.rpcUrl, TOKEN: token, SHOP, IMPLEMENTATION: aa.simple7702,
     RELAYER_KEY: ANVIL_KEYS.facilitator, WALLET: privateKeyToAccount(generatePrivateKey()).address,
   };
+
+  // The Safe section: a second agent, one owner of a 2-of-3 Safe with a local key standing for a person.
+  const [safeAgent] = (await admin('POST', '/v1/agents', { names: ['docs-safe-owner'] })).agents;
+  const otherOwner = generatePrivateKey();
+  const stack = await deploySafeStack(anvil.rpcUrl, anvil.chainId);
+  const safe = await createSafe(anvil.rpcUrl, anvil.chainId, stack, [safeAgent.address, privateKeyToAccount(otherOwner).address, privateKeyToAccount(generatePrivateKey()).address], 2);
+  await mint(anvil.rpcUrl, token, safe, 1_000_000_000n);
+  await rpc(anvil.rpcUrl, 'anvil_setBalance', [privateKeyToAccount(otherOwner).address, '0xde0b6b3a7640000']);
+  const partner = privateKeyToAccount(generatePrivateKey()).address;
+  let source = docPolicy('docs/smart-accounts.md#Safe multisig').source;
+  for (const [doc, local] of [['0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', token], ['0x5afe00000000000000000000000000000000cafe', safe], ['0x1111111111111111111111111111111111111111', partner], ['chain_id: 8453', `chain_id: ${anvil.chainId}`], ['eip155:8453', `eip155:${anvil.chainId}`]] as const) {
+    assert.ok(source.includes(doc), `the Safe policy names ${doc}`);
+    source = source.replaceAll(doc, local.toLowerCase());
+  }
+  const set = await admin('PUT', `/v1/policies/${safeAgent.name}`, { source });
+  assert.deepEqual(set.warnings, [], JSON.stringify(set));
+  const safeSession = await admin('POST', `/v1/agents/${safeAgent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'] });
+  safeEnv = { AIRLOCK_URL: server.url, AIRLOCK_TOKEN: safeSession.token, RPC_URL: anvil.rpcUrl, SAFE: safe, USDC: token, PARTNER: partner, OWNER_KEY: otherOwner };
+
   mkdirSync(join(ROOT, '.tmp'), { recursive: true });
   workDir = mkdtempSync(join(ROOT, '.tmp', 'docs-smart-accounts-'));
 });
@@ -87,10 +111,10 @@ after(async () => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
-async function run(heading: string): Promise<string> {
+async function run(heading: string, values = env): Promise<string> {
   const script = join(workDir, `${heading.replace(/\W+/g, '-')}.ts`);
   writeFileSync(script, exampleBlock(heading));
-  const { stdout } = await promisify(execFile)(process.execPath, [script], { env: { ...process.env, ...env }, timeout: 60_000 });
+  const { stdout } = await promisify(execFile)(process.execPath, [script], { env: { ...process.env, ...values }, timeout: 60_000 });
   return stdout;
 }
 
@@ -116,4 +140,12 @@ test('docs/smart-accounts.md examples: delegate, pay through a user operation, r
     userOperation: { sender: env.WALLET as Address, nonce: 0n, callData, initCode: '0x', paymasterAndData: '0x', signature: '0x', callGasLimit: 200_000n, verificationGasLimit: 200_000n, preVerificationGas: 60_000n, maxFeePerGas: 2_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n },
   });
   assert.equal((await recoverAddress({ hash, signature: signatureData })).toLowerCase(), agentAddress.toLowerCase());
+});
+
+
+test('docs/smart-accounts.md Safe example: the agent and another owner execute a payment; 120 USDC is refused', async () => {
+  const out = (await run('## Safe multisig', safeEnv)).trim();
+  assert.equal(out, 'execTransaction success\nrefused: agent/usdc-per-request amount_exceeds_max');
+  assert.equal(await balanceOf(anvil.rpcUrl, token, safeEnv.PARTNER as Address), 60_000_000n);
+  assert.equal(await safeNonce(anvil.rpcUrl, anvil.chainId, safeEnv.SAFE as Address), 1n);
 });
