@@ -4,18 +4,27 @@
 // session token then signs exactly what its actions name, against a real daemon process.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeFunctionData, erc20Abi, parseAbiItem, type Address } from 'viem';
 import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { prepareDaemonData, type DaemonData } from '../../server/src/testing/processes.ts';
-import { cliEnv, runCli, startDaemon, type CliResult, type Daemon } from './testing/cli-process.ts';
+import { cliEnv, REPO_ROOT, runCli, startDaemon, type CliResult, type Daemon } from './testing/cli-process.ts';
 
 const USDC = '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913';
 const SHOP = '0x1111111111111111111111111111111111111111';
 const SIMPLE_7702 = '0xe6cae83bde06e4c305530e199d7217f42808555b';
 const MIXER = '0x6666666666666666666666666666666666666666';
+
+/** The `npx airlock …` command docs/smart-accounts.md#Sessions shows, as its arguments. */
+function documentedSessionCommand(): string[] {
+  const doc = readFileSync(join(REPO_ROOT, 'docs/smart-accounts.md'), 'utf8');
+  const section = doc.slice(doc.indexOf('\n## Sessions\n'));
+  const command = /```sh\nnpx airlock (.+)\n```/.exec(section)?.[1];
+  assert.ok(command, 'docs/smart-accounts.md#Sessions shows a session command');
+  return command.split(/\s+/);
+}
 
 /** An EntryPoint v0.8 operation of `sender` paying `to` through Simple7702Account's execute (the body of POST /v1/sign/user-operation). */
 function userOperation(sender: string, to: Address, amount: bigint) {
@@ -79,33 +88,36 @@ rules:
     }
   });
 
-  test('session issue --actions evm.user_operation,evm.authorization; policy dry-run judges both; the token signs only its actions', async () => {
+  test('session issue as docs/smart-accounts.md shows it (evm.user_operation, evm.authorization); policy dry-run judges both; the token signs only its actions', async () => {
     data = await prepareDaemonData('sqlite');
     daemon = await startDaemon(cliEnv({ AIRLOCK_DATA_DIR: data.dataDir, AIRLOCK_STORE: data.storeUrl, AIRLOCK_PASSPHRASE: data.passphrase, AIRLOCK_PORT: '0' }));
-    exits(await airlock('agent', 'create', '--name', 'smart-owner'), 0);
-    const set = await airlock('policy', 'set', 'smart-owner', file('smart.yaml', docPolicy('docs/policy.md#A smart-account agent').source));
-    assert.match(exits(set, 0), /smart-owner: now version 1/);
+    exits(await airlock('agent', 'create', '--name', 'shop-bot'), 0);
+    const set = await airlock('policy', 'set', 'shop-bot', file('smart.yaml', docPolicy('docs/policy.md#A smart-account agent').source));
+    assert.match(exits(set, 0), /shop-bot: now version 1/);
     assert.equal(set.stderr, '');
-    const agent = JSON.parse(exits(await airlock('agent', 'show', 'smart-owner', '--json'), 0));
+    const agent = JSON.parse(exits(await airlock('agent', 'show', 'shop-bot', '--json'), 0));
     const address = agent.address as string;
 
     const help = await airlock('session', '--help');
     assert.match(exits(help, 0), /evm\.user_operation/);
-    const issued = JSON.parse(exits(await airlock('session', 'issue', 'smart-owner', '--ttl', '1h', '--actions', 'evm.user_operation,evm.authorization', '--json'), 0));
-    assert.deepEqual(issued.session.scope.actions, ['evm.user_operation', 'evm.authorization']);
-    assert.match(exits(await airlock('session', 'list', '--agent', 'smart-owner'), 0), /evm\.user_operation,evm\.authorization/);
-    const unknown = await airlock('session', 'issue', 'smart-owner', '--actions', 'evm.user_op');
+    // The command docs/smart-accounts.md shows, as written.
+    const printed = exits(await airlock(...documentedSessionCommand()), 0);
+    assert.match(printed, /^session ses_\S+ for shop-bot, expires /m);
+    const issued = { token: /^TOKEN \(shown once\):\n\s+(\S+)$/m.exec(printed)?.[1] ?? '' };
+    assert.ok(issued.token, printed);
+    assert.match(exits(await airlock('session', 'list', '--agent', 'shop-bot'), 0), /evm\.transaction,evm\.user_operation,evm\.authorization\s+eip155:8453\s/);
+    const unknown = await airlock('session', 'issue', 'shop-bot', '--actions', 'evm.user_op');
     assert.notEqual(unknown.code, 0);
     assert.match(unknown.stderr, /invalid_request/);
 
     const delegate = (address: string) => file('authorization.json', JSON.stringify({ chainId: 8453, authorization: { address, chainId: 8453, nonce: 0 } }));
-    assert.match(exits(await airlock('policy', 'dry-run', '--agent', 'smart-owner', '--action', 'evm.authorization', delegate(SIMPLE_7702)), 0), /^ALLOW  delegate the account /);
-    const refusedDelegate = exits(await airlock('policy', 'dry-run', '--agent', 'smart-owner', '--action', 'evm.authorization', delegate(MIXER)), 3);
+    assert.match(exits(await airlock('policy', 'dry-run', '--agent', 'shop-bot', '--action', 'evm.authorization', delegate(SIMPLE_7702)), 0), /^ALLOW  delegate the account /);
+    const refusedDelegate = exits(await airlock('policy', 'dry-run', '--agent', 'shop-bot', '--action', 'evm.authorization', delegate(MIXER)), 3);
     assert.match(refusedDelegate, /^DENY  /);
     assert.match(refusedDelegate, /^\s+agent\/simple7702-only\s+delegate_not_allowed: /m);
     const op = (to: Address, amount: bigint) => file('operation.json', JSON.stringify(userOperation(address, to, amount)));
-    assert.match(exits(await airlock('policy', 'dry-run', '--agent', 'smart-owner', '--action', 'evm.user_operation', op(SHOP, 5_000_000n)), 0), /^ALLOW  user operation of /);
-    assert.match(exits(await airlock('policy', 'dry-run', '--agent', 'smart-owner', '--action', 'evm.user_operation', op(MIXER, 5_000_000n)), 3), /^\s+agent\/default\s+no_matching_allow_rule: call 1 of 1 \(erc20\.transfer 0x6666/m);
+    assert.match(exits(await airlock('policy', 'dry-run', '--agent', 'shop-bot', '--action', 'evm.user_operation', op(SHOP, 5_000_000n)), 0), /^ALLOW  user operation of /);
+    assert.match(exits(await airlock('policy', 'dry-run', '--agent', 'shop-bot', '--action', 'evm.user_operation', op(MIXER, 5_000_000n)), 3), /^\s+agent\/default\s+no_matching_allow_rule: call 1 of 1 \(erc20\.transfer 0x6666/m);
 
     // The session signs what it lists; a session for transactions only is refused the same requests by its scope.
     const post = async (token: string, path: string, body: unknown) => {
@@ -116,7 +128,7 @@ rules:
     assert.equal(signedOp.status, 200, JSON.stringify(signedOp.body));
     const signedAuth = await post(issued.token, '/v1/sign/authorization', { authorization: { address: SIMPLE_7702, chainId: 8453, nonce: 0 } });
     assert.equal(signedAuth.status, 200, JSON.stringify(signedAuth.body));
-    const narrow = JSON.parse(exits(await airlock('session', 'issue', 'smart-owner', '--actions', 'evm.transaction', '--json'), 0));
+    const narrow = JSON.parse(exits(await airlock('session', 'issue', 'shop-bot', '--actions', 'evm.transaction', '--json'), 0));
     for (const [path, body] of [['/v1/sign/user-operation', userOperation(address, SHOP, 1n)], ['/v1/sign/authorization', { authorization: { address: SIMPLE_7702, chainId: 8453, nonce: 1 } }]] as const) {
       const refused = await post(narrow.token, path, body);
       assert.equal(refused.status, 403, path);
