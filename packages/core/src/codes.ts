@@ -212,6 +212,9 @@ export const POLICY_WARNING_CODES = {
   value_without_cap: 'An allowed asset has no per-request cap (`max_amount`) in this document.',
   value_without_budget: 'An allowed asset has no rolling-window budget (`budget`) in this document.',
   validity_unbounded: 'An allow rule grants signed authorizations (EIP-3009, permits) and no `validity_window` bounds how long they stay valid.',
+  allow_never_grants: 'An allow rule can never grant a request: its fields contradict each other or name something only other fields grant (a Safe call without `primary_types: [SafeTx]` and `domains`, `safe.transaction` or `erc4337.user_operation` as a whole, a kind its actions never produce).',
+  prefund_unbounded: 'An allow rule names the action `evm.user_operation` and neither a `user_operations` rule with `max_prefund` nor a `fee_cap` with `max_total_fee` caps what an operation may commit to gas.',
+  delegation_without_allowlist: 'An allow rule grants EIP-7702 authorizations and no `delegations` rule in the document lists a delegate: each is refused unless another layer lists it.',
 } as const;
 
 export type PolicyWarningCode = keyof typeof POLICY_WARNING_CODES;

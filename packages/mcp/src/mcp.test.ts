@@ -8,7 +8,8 @@ import { request } from 'node:http';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { verifyTypedData, type Address } from 'viem';
+import { encodeFunctionData, erc20Abi, parseAbiItem, verifyTypedData, zeroAddress, type Address } from 'viem';
+import { getUserOperationTypedData } from 'viem/account-abstraction';
 import { mint, publicClientFor, rpc, startTestbed, type Testbed } from '@airlock/x402-testbed';
 import { cliEnv, NODE, REPO_ROOT, RUN_TS, runCli } from '../../cli/src/testing/cli-process.ts';
 
@@ -17,6 +18,7 @@ const STRANGER = '0x2222222222222222222222222222222222222222' as Address;
 const FRIEND = '0x3333333333333333333333333333333333333333' as Address;
 const PRICE = 10_000n; // 0.01 of the 6-decimal test token
 const ETH = 10n ** 18n;
+const SAFE = '0x5afe00000000000000000000000000000000cafe' as Address;
 
 /** POST to `url` with a chosen Host header (fetch does not let a caller set Host). */
 function statusWithHost(url: string, host: string): Promise<number> {
@@ -52,6 +54,7 @@ describe('airlock mcp through the official MCP client', () => {
       { name: 'authorizations-to-friends', type: 'allow', match: { actions: ['evm.typed_data'], chains: [tb.caip2], kinds: ['eip3009.transfer_with_authorization'], assets: [tb.asset], to: '$friends' } },
       { name: 'eth-to-friends', type: 'allow', match: { actions: ['evm.transaction'], chains: [tb.caip2], kinds: ['native.transfer'], to: '$friends' } },
       { name: 'token-to-friends', type: 'allow', match: { actions: ['evm.transaction'], chains: [tb.caip2], kinds: ['erc20.transfer'], assets: [tb.asset], to: '$friends' } },
+      { name: 'safe-pays-friends', type: 'allow', match: { actions: ['evm.typed_data'], primary_types: ['SafeTx'], domains: [{ chain_id: tb.anvil.chainId, verifying_contract: SAFE }], kinds: ['erc20.transfer'], assets: [tb.asset], to: '$friends' } },
       { name: 'payees', type: 'destinations', allow: ['$apis', '$friends'] },
       { name: 'token-max', type: 'max_amount', asset: tb.asset, max: '900000' },
       { name: 'token-daily', type: 'budget', asset: tb.asset, max: '1000000', window: '24h', scope: 'agent' },
@@ -232,6 +235,44 @@ describe('airlock mcp through the official MCP client', () => {
     const r = await call('sign_typed_data', { typedData });
     assert.equal(r.isError, true);
     assert.ok(r.structuredContent.error.violations.some((v: any) => v.code === 'unknown_typed_data'), JSON.stringify(r.structuredContent));
+  });
+
+  test('sign_typed_data co-signs a Safe transaction call by call; a DELEGATECALL and a user operation outside the session are refused with their codes', async () => {
+    const safeTx = (to: Address, data: string, operation: number, nonce: number) => ({
+      domain: { chainId: tb.anvil.chainId, verifyingContract: SAFE },
+      types: { SafeTx: [
+        { name: 'to', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'data', type: 'bytes' }, { name: 'operation', type: 'uint8' },
+        { name: 'safeTxGas', type: 'uint256' }, { name: 'baseGas', type: 'uint256' }, { name: 'gasPrice', type: 'uint256' },
+        { name: 'gasToken', type: 'address' }, { name: 'refundReceiver', type: 'address' }, { name: 'nonce', type: 'uint256' },
+      ] },
+      primaryType: 'SafeTx',
+      message: { to, value: '0', data, operation, safeTxGas: '0', baseGas: '0', gasPrice: '0', gasToken: zeroAddress, refundReceiver: zeroAddress, nonce: String(nonce) },
+    });
+    const pay = safeTx(tb.token, encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [FRIEND, 2_000n] }), 0, 7);
+    const dry = await call('sign_typed_data', { typedData: pay, dryRun: true });
+    assert.equal(dry.structuredContent.decision, 'allow', JSON.stringify(dry.structuredContent));
+    assert.match(dry.structuredContent.summary, new RegExp(`^co-sign Safe ${SAFE} transaction #7 `));
+    assert.deepEqual(dry.structuredContent.allowedBy, ['agent/safe-pays-friends']);
+    const signed = await call('sign_typed_data', { typedData: pay });
+    assert.ok(!signed.isError, JSON.stringify(signed));
+    assert.equal(await verifyTypedData({ address: agent.address, ...pay, signature: signed.structuredContent.signature } as never), true);
+
+    const delegatecall = await call('sign_typed_data', { typedData: safeTx(FRIEND, '0x', 1, 8) });
+    assert.equal(delegatecall.isError, true);
+    assert.deepEqual(delegatecall.structuredContent.error.violations.map((v: any) => `${v.rule} ${v.code}`), ['agent/default delegatecall_not_allowed']);
+
+    // A smart account's user operation as typed data: decoded (action evm.user_operation), and this session does not list that action.
+    const callData = encodeFunctionData({ abi: [parseAbiItem('function execute(address target, uint256 value, bytes data)')], functionName: 'execute', args: [FRIEND, 1n, '0x'] });
+    const op = getUserOperationTypedData({
+      chainId: tb.anvil.chainId, entryPointAddress: '0x4337084d9e255ff0702461cf8895ce9e3b5ff108',
+      userOperation: { sender: agent.address, nonce: 0n, callData, callGasLimit: 100_000n, verificationGasLimit: 100_000n, preVerificationGas: 50_000n, maxFeePerGas: 1_000_000_000n, maxPriorityFeePerGas: 1_000_000n, signature: '0x' },
+    });
+    const userOperation = JSON.parse(JSON.stringify(op, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+    const refused = await call('sign_typed_data', { typedData: userOperation });
+    assert.equal(refused.isError, true);
+    assert.ok(refused.structuredContent.error.violations.some((v: any) => v.rule === 'session/actions' && v.code === 'action_not_allowed'), JSON.stringify(refused.structuredContent));
+    const whoami = await call('whoami');
+    assert.match(whoami.structuredContent.notes[0], /evm\.user_operation = sign_typed_data of an ERC-4337 PackedUserOperation/);
   });
 
   test('bad input is a tool error naming the field, checked against the JSON schema before anything is signed', async () => {

@@ -1,7 +1,10 @@
 // docs/smart-accounts.md's examples, run as written: each fenced TypeScript block is copied to a file inside the
 // repository (so `@airlock/sdk` resolves as it does for a user of the workspace) and run with Node against a
 // daemon on loopback and an anvil with the official EntryPoint v0.8 and Simple7702Account. The EIP-7702 block
-// runs first (it delegates the agent's address), then the user-operation block, then the Coinbase one.
+// runs first (it delegates the agent's address), then the user-operation block, then the Coinbase one. The Safe
+// block runs as a second agent, one owner of a 2-of-3 Safe 1.5.0, under the section's policy as written (local
+// addresses and chain swapped in); the on-chain limits block as a third, which the Safe's two other owners grant
+// a Permit2 allowance (Permit2 at its canonical address).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -10,14 +13,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { decodeAbiParameters, encodeFunctionData, erc20Abi, parseAbi, recoverAddress, type Address, type Hex } from 'viem';
+import { decodeAbiParameters, encodeFunctionData, erc20Abi, maxUint256, parseAbi, recoverAddress, type Address, type Hex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { getUserOperationHash } from 'viem/account-abstraction';
 import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airlock/server';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
 import { installEntryPoint, type InstalledEntryPoint } from './entry-point.ts';
-import { ANVIL_KEYS, deployToken, mint, publicClientFor, rpc } from './token.ts';
+import { compiledPermit2 } from './compile.ts';
+import { installPermit2 } from './permit2.ts';
+import { createSafe, deploySafeStack, execSafeTx, multiSendData, ownerSignature, safeNonce, safeTx, MULTI_SEND_CALL_ONLY } from './safe.ts';
+import { ANVIL_KEYS, balanceOf, deployToken, mint, publicClientFor, rpc } from './token.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const SHOP = '0x1111111111111111111111111111111111111111' as Address;
@@ -38,6 +45,8 @@ let server: RunningServer;
 let dataDir: string;
 let workDir: string;
 let env: Record<string, string>;
+let safeEnv: Record<string, string>;
+let limitsEnv: Record<string, string>;
 let agentAddress: Address;
 let token: Address;
 
@@ -76,6 +85,50 @@ before(async () => {
     AIRLOCK_URL: server.url, AIRLOCK_TOKEN: session.token, RPC_URL: anvil.rpcUrl, TOKEN: token, SHOP, IMPLEMENTATION: aa.simple7702,
     RELAYER_KEY: ANVIL_KEYS.facilitator, WALLET: privateKeyToAccount(generatePrivateKey()).address,
   };
+
+  // The Safe section: a second agent, one owner of a 2-of-3 Safe with a local key standing for a person.
+  const [safeAgent] = (await admin('POST', '/v1/agents', { names: ['docs-safe-owner'] })).agents;
+  const otherOwner = generatePrivateKey();
+  const thirdOwner = generatePrivateKey();
+  const stack = await deploySafeStack(anvil.rpcUrl, anvil.chainId);
+  const safe = await createSafe(anvil.rpcUrl, anvil.chainId, stack, [safeAgent.address, privateKeyToAccount(otherOwner).address, privateKeyToAccount(thirdOwner).address], 2);
+  await mint(anvil.rpcUrl, token, safe, 1_000_000_000n);
+  await rpc(anvil.rpcUrl, 'anvil_setBalance', [privateKeyToAccount(otherOwner).address, '0xde0b6b3a7640000']);
+  const partner = privateKeyToAccount(generatePrivateKey()).address;
+  /** A docs/smart-accounts.md policy as written, with the local token, Safe, partner and chain for the Base ones. */
+  const localPolicy = (key: string) => {
+    let source = docPolicy(key).source;
+    // The chain first: a local address may hold the digits 8453.
+    for (const [doc, local] of [['8453', String(anvil.chainId)], ['0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', token], ['0x5afe00000000000000000000000000000000cafe', safe], ['0x1111111111111111111111111111111111111111', partner]] as const) {
+      assert.ok(source.includes(doc), `${key} names ${doc}`);
+      source = source.replaceAll(doc, local.toLowerCase());
+    }
+    return source;
+  };
+  const set = await admin('PUT', `/v1/policies/${safeAgent.name}`, { source: localPolicy('docs/smart-accounts.md#Safe multisig') });
+  assert.deepEqual(set.warnings, [], JSON.stringify(set));
+  const safeSession = await admin('POST', `/v1/agents/${safeAgent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'] });
+  safeEnv = { AIRLOCK_URL: server.url, AIRLOCK_TOKEN: safeSession.token, RPC_URL: anvil.rpcUrl, SAFE: safe, USDC: token, PARTNER: partner, OWNER_KEY: otherOwner };
+
+  // The on-chain limits section: the Safe's two other owners grant a third agent 50 USDC for a day through Permit2.
+  const [limitedAgent] = (await admin('POST', '/v1/agents', { names: ['docs-allowance-spender'] })).agents;
+  const permit2 = await installPermit2(anvil.rpcUrl);
+  const expiration = Number((await publicClientFor(anvil.rpcUrl, anvil.chainId).getBlock()).timestamp) + 86_400;
+  const grant = safeTx({
+    to: MULTI_SEND_CALL_ONLY, operation: 1, nonce: await safeNonce(anvil.rpcUrl, anvil.chainId, safe),
+    data: multiSendData([
+      { to: token, data: encodeFunctionData({ abi: erc20Abi, functionName: 'approve', args: [permit2, maxUint256] }) },
+      { to: permit2, data: encodeFunctionData({ abi: compiledPermit2().abi, functionName: 'approve', args: [token, limitedAgent.address, 50_000_000n, expiration] } as never) },
+    ]),
+  });
+  const humans = [await ownerSignature(otherOwner, safe, anvil.chainId, grant), await ownerSignature(thirdOwner, safe, anvil.chainId, grant)];
+  assert.equal(await execSafeTx(anvil.rpcUrl, anvil.chainId, safe, grant, humans), 'success');
+  await rpc(anvil.rpcUrl, 'anvil_setBalance', [limitedAgent.address, '0xde0b6b3a7640000']);
+  const limitsSet = await admin('PUT', `/v1/policies/${limitedAgent.name}`, { source: localPolicy('docs/smart-accounts.md#On-chain limits') });
+  assert.deepEqual(limitsSet.warnings, [], JSON.stringify(limitsSet));
+  const limitsSession = await admin('POST', `/v1/agents/${limitedAgent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] });
+  limitsEnv = { AIRLOCK_URL: server.url, AIRLOCK_TOKEN: limitsSession.token, RPC_URL: anvil.rpcUrl, SAFE: safe, USDC: token, PARTNER: partner };
+
   mkdirSync(join(ROOT, '.tmp'), { recursive: true });
   workDir = mkdtempSync(join(ROOT, '.tmp', 'docs-smart-accounts-'));
 });
@@ -87,10 +140,10 @@ after(async () => {
   if (workDir) rmSync(workDir, { recursive: true, force: true });
 });
 
-async function run(heading: string): Promise<string> {
+async function run(heading: string, values = env): Promise<string> {
   const script = join(workDir, `${heading.replace(/\W+/g, '-')}.ts`);
   writeFileSync(script, exampleBlock(heading));
-  const { stdout } = await promisify(execFile)(process.execPath, [script], { env: { ...process.env, ...env }, timeout: 60_000 });
+  const { stdout } = await promisify(execFile)(process.execPath, [script], { env: { ...process.env, ...values }, timeout: 60_000 });
   return stdout;
 }
 
@@ -116,4 +169,20 @@ test('docs/smart-accounts.md examples: delegate, pay through a user operation, r
     userOperation: { sender: env.WALLET as Address, nonce: 0n, callData, initCode: '0x', paymasterAndData: '0x', signature: '0x', callGasLimit: 200_000n, verificationGasLimit: 200_000n, preVerificationGas: 60_000n, maxFeePerGas: 2_000_000_000n, maxPriorityFeePerGas: 1_000_000_000n },
   });
   assert.equal((await recoverAddress({ hash, signature: signatureData })).toLowerCase(), agentAddress.toLowerCase());
+});
+
+
+test('docs/smart-accounts.md Safe example: the agent and another owner execute a payment; 120 USDC is refused', async () => {
+  const nonce = await safeNonce(anvil.rpcUrl, anvil.chainId, safeEnv.SAFE as Address);
+  const out = (await run('## Safe multisig', safeEnv)).trim();
+  assert.equal(out, 'execTransaction success\nrefused: agent/usdc-per-request amount_exceeds_max');
+  assert.equal(await balanceOf(anvil.rpcUrl, token, safeEnv.PARTNER as Address), 60_000_000n);
+  assert.equal(await safeNonce(anvil.rpcUrl, anvil.chainId, safeEnv.SAFE as Address), nonce + 1n);
+});
+
+test('docs/smart-accounts.md on-chain limits example: 45 USDC is refused by Airlock though the allowance covers it; 30 is pulled from the Safe\'s Permit2 allowance', async () => {
+  const before = await balanceOf(anvil.rpcUrl, token, limitsEnv.PARTNER as Address);
+  const out = (await run('## On-chain limits', limitsEnv)).trim();
+  assert.equal(out, 'refused: agent/usdc-per-request amount_exceeds_max\npaid success');
+  assert.equal(await balanceOf(anvil.rpcUrl, token, limitsEnv.PARTNER as Address), before + 30_000_000n);
 });

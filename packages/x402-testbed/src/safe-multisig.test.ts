@@ -1,7 +1,8 @@
 // Airlock as one owner of a 2-of-3 Safe (Safe 1.5.0 from @safe-global/safe-smart-account, on anvil): the agent
 // co-signs through the SDK's viem account, a local test key stands for a human owner, and execTransaction checks
 // both signatures on chain. The policy is docs/smart-accounts.md's example as written, local addresses swapped in.
-// Every refused co-signature is refused over HTTP with its rule and code, and charges nothing.
+// Every refused co-signature is refused over HTTP with its rule and code, and charges nothing. Run on SQLite and on
+// PostgreSQL: the charge, the replay and the one-SafeTx-per-nonce claim are the store's.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeFunctionData, erc20Abi, type Address, type Hex } from 'viem';
@@ -9,7 +10,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { airlockAccount, AirlockPolicyError, findAirlockError } from '@airlock/sdk';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { docPolicy } from '../../server/src/testing/doc-policies.ts';
-import { provisionAgent, startHarness, type Harness } from '../../server/src/testing/harness.ts';
+import { provisionAgent, startHarness, type Harness, type StoreKind } from '../../server/src/testing/harness.ts';
 import { createSafe, deploySafeStack, execSafeTx, multiSendData, ownerSignature, safeNonce, safeTx, safeTxTypedData, MULTI_SEND_CALL_ONLY, type SafeTx } from './safe.ts';
 import { balanceOf, deployToken, mint } from './token.ts';
 
@@ -18,7 +19,7 @@ const DOC = { usdc: '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', safe: '0x5afe0
 const ATTACKER = '0x3333333333333333333333333333333333333333' as Address;
 const USDC = (n: number) => BigInt(n) * 1_000_000n;
 
-describe('Safe multisig on anvil: Airlock co-signs as one owner of a 2-of-3 Safe', () => {
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Safe multisig on anvil: Airlock co-signs as one owner of a 2-of-3 Safe (${store})`, () => {
   let anvil: Anvil;
   let h: Harness;
   let usdc: Address;
@@ -32,7 +33,7 @@ describe('Safe multisig on anvil: Airlock co-signs as one owner of a 2-of-3 Safe
     anvil = await startAnvil({ chainId: CHAIN_ID });
     usdc = await deployToken(anvil.rpcUrl);
     const stack = await deploySafeStack(anvil.rpcUrl, CHAIN_ID);
-    h = await startHarness({ store: 'sqlite' });
+    h = await startHarness({ store });
     partner = privateKeyToAccount(generatePrivateKey()).address;
 
     const provisioned = await provisionAgent(h, { actions: ['evm.typed_data'], chains: [`eip155:${CHAIN_ID}`] });
@@ -131,5 +132,9 @@ describe('Safe multisig on anvil: Airlock co-signs as one owner of a 2-of-3 Safe
     const sameNonce = await signOverHttp(safeTx({ to: usdc, data: transferData(partner, USDC(1)), nonce }));
     assert.equal(sameNonce.status, 409);
     assert.equal(sameNonce.body.error.code, 'nonce_reused');
+    // Neither the replay nor the refusals charged anything: the budget still holds 60 + 25 + 100.
+    const after = await signOverHttp(safeTx({ to: usdc, data: transferData(partner, USDC(16)), nonce: nonce + 1n }));
+    assert.equal(after.status, 403);
+    assert.equal(after.body.error.violations.find((v: any) => v.code === 'budget_exceeded').used, USDC(185).toString());
   });
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { AirlockError, parsePolicyText, validatePolicy, type PolicyWarning } from '@airlock/core';
+import { ACTIONS, AirlockError, parsePolicyText, validatePolicy, type PolicyWarning } from '@airlock/core';
 import { checkAbiDeclarations } from '@airlock/chains';
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
@@ -30,7 +30,8 @@ export const policyCommand: Command = {
     'airlock policy show <fleet|agent> [--version N]         (the text as set; --json: the normalised document)',
     'airlock policy versions <fleet|agent>',
     'airlock policy diff <fleet|agent> [--from N] [--to N]',
-    'airlock policy dry-run --agent <agent> --action evm.transaction|evm.typed_data|evm.message <payload.json>',
+    'airlock policy dry-run --agent <agent> --action <action> <payload.json>   (the body the sign endpoint of that action takes)',
+    `  --action: ${ACTIONS.join(', ')}`,
     `  exit code: 0 allow, ${DRY_RUN_EXIT.deny} deny, ${DRY_RUN_EXIT.require_approval} require_approval (1 error, 2 usage)`,
     'airlock policy shadow set <fleet|agent> <file>         (stage a candidate: evaluated on every request, decides nothing)',
     'airlock policy shadow show <fleet|agent>               (the candidate and its summary)',

@@ -1,3 +1,4 @@
+import { ACTIONS } from '@airlock/core';
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { need, usage, UsageError } from '../args.ts';
@@ -8,7 +9,8 @@ export const sessionCommand: Command = {
   name: 'session',
   summary: 'issue | list | tree | revoke agent session credentials',
   usage: [
-    'airlock session issue <agent> --ttl 1h --actions evm.transaction[,evm.typed_data,evm.message] [--chains eip155:8453,…] [--budget <asset>:<max>:<window>]... [--label L]',
+    'airlock session issue <agent> --ttl 1h --actions evm.transaction[,evm.typed_data,…] [--chains eip155:8453,…] [--budget <asset>:<max>:<window>]... [--label L]',
+    `  --actions: one or more of ${ACTIONS.join(', ')} (a smart account's owner needs evm.user_operation, and evm.authorization to delegate)`,
     'airlock session list [--agent A] [--all]',
     'airlock session tree <agent> [--all]          the agent\'s sessions with the child sessions derived from each',
     'airlock session revoke <session-id>           (revokes every session derived from it too)',

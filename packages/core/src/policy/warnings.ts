@@ -1,12 +1,14 @@
 /**
- * Warnings about a valid document that is unsafe as written: an allow rule that lets value move with
- * no asset list, no per-request cap or no budget in the document, or authorizations with no validity
- * bound. They look at one document: a fleet policy may hold the ceilings an agent policy leaves out,
- * so a warning informs, it never refuses.
+ * Warnings about a valid document that is unsafe or useless as written: an allow rule that lets value move with
+ * no asset list, no per-request cap or no budget in the document, authorizations with no validity bound, user
+ * operations whose gas prefund nothing caps, EIP-7702 authorizations with no delegate allowlist, and allow rules
+ * that no request can ever satisfy. They look at one document: a fleet policy may hold the ceilings (or the
+ * allowlist) an agent policy leaves out, so a warning informs, it never refuses.
  */
 import type { z } from 'zod';
 import type { PolicyWarningCode } from '../codes.ts';
-import { INTENT_KINDS, type IntentKind } from '../intent.ts';
+import { INTENT_KINDS, type Action, type IntentKind } from '../intent.ts';
+import { SAFE_TX_PRIMARY_TYPE } from '../safe.ts';
 import type { MatchOptions } from './fields.ts';
 import { formatPath } from './path.ts';
 import type { policySchema } from './schema.ts';
@@ -20,24 +22,119 @@ export interface PolicyWarning {
   message: string;
 }
 
-/** Kinds whose intent carries no amount: unknown typed data and personal messages. */
-const NO_VALUE_KINDS: ReadonlySet<IntentKind> = new Set(['typed_data.unknown', 'message.personal']);
+/** The primary type of ERC-4337 v0.8 user operations sent as typed data: decoded as `evm.user_operation`, never granted by it. */
+const USER_OPERATION_PRIMARY_TYPE = 'PackedUserOperation';
+
+/**
+ * Kinds an `assets` list cannot bound: intents that carry no amount (unknown typed data, messages, Nostr events,
+ * an EIP-7702 authorization: the `delegations` rule guards what it hands over), a Safe DELEGATECALL (it may move
+ * anything, but declares nothing: the exact `contracts` it needs are its bound), and the wholes of requests that
+ * execute calls, which allow rules never grant (their calls are granted one by one).
+ */
+const NO_VALUE_KINDS: ReadonlySet<IntentKind> = new Set([
+  'typed_data.unknown', 'message.personal', 'message.bip322', 'nostr.event', 'nostr.http_auth', 'nostr.nip44', 'nostr.nip04',
+  'eip7702.authorization', 'contract.delegatecall', 'safe.transaction', 'erc4337.user_operation',
+]);
 const VALUE_KINDS: ReadonlySet<IntentKind> = new Set(INTENT_KINDS.filter((k) => !NO_VALUE_KINDS.has(k)));
 /** Signed off-chain authorizations: valid until their deadline, whoever holds them. */
 const AUTHORIZATION_KINDS: ReadonlySet<IntentKind> = new Set(INTENT_KINDS.filter((k) => k.startsWith('eip3009.') || k.startsWith('permit2.') || k === 'eip2612.permit'));
+/** EVM actions whose granted requests can move value: transactions, typed data (permits, a Safe's calls), a user operation's calls. */
+const VALUE_ACTIONS: ReadonlySet<Action> = new Set(['evm.transaction', 'evm.typed_data', 'evm.user_operation']);
+
+/** What a call decodes to, wherever it is made from (a transaction, a Safe, a smart account). */
+const CALL_KINDS: readonly IntentKind[] = ['native.transfer', 'erc20.transfer', 'erc20.transfer_from', 'erc20.approve', 'erc20.increase_allowance', 'contract.call'];
+/**
+ * The kinds an allow rule is asked to grant under each EVM action (semantics §3, §11): a Safe transaction's calls
+ * come as `evm.typed_data`, a user operation's calls as `evm.user_operation`; the wholes are never asked.
+ */
+const GRANTED_KINDS: Partial<Record<Action, ReadonlySet<IntentKind>>> = {
+  'evm.transaction': new Set([...CALL_KINDS, 'contract.deploy']),
+  'evm.typed_data': new Set([...AUTHORIZATION_KINDS, 'typed_data.unknown', ...CALL_KINDS, 'contract.delegatecall', 'safe.gas_refund']),
+  'evm.message': new Set(['message.personal']),
+  'evm.user_operation': new Set(CALL_KINDS),
+  'evm.authorization': new Set(['eip7702.authorization']),
+};
+const EVM_ACTIONS = Object.keys(GRANTED_KINDS) as Action[];
+const EVM_KINDS: ReadonlySet<IntentKind> = new Set(Object.values(GRANTED_KINDS).flatMap((kinds) => [...kinds!]));
 
 type Document = z.output<typeof policySchema>;
 type Rule = Document['rules'][number];
 
+/** `contracts`, `selectors` and `args` only match calls. */
+function namesCallFields(match: MatchOptions): boolean {
+  return match.contracts !== undefined || match.selectors !== undefined || match.args !== undefined;
+}
+
 /** Whether a match can grant an intent of one of `kinds` (conservative: unknown means yes). */
 function mayGrant(match: MatchOptions, kinds: ReadonlySet<IntentKind>, typedData: boolean): boolean {
   if (match.message !== undefined) return false;
-  // contracts, selectors and args only match calls, which are transactions.
-  const callOnly = match.contracts !== undefined || match.selectors !== undefined || match.args !== undefined;
-  if (typedData && callOnly) return false;
-  if (match.actions && !match.actions.some((a) => a === 'evm.transaction' || (a === 'evm.typed_data' && !callOnly))) return false;
-  if (typedData && match.actions && !match.actions.includes('evm.typed_data')) return false;
+  // Signed authorizations are typed data, never calls, and never a SafeTx or a PackedUserOperation.
+  if (typedData && namesCallFields(match)) return false;
+  if (typedData && match.primary_types?.every((t) => t === SAFE_TX_PRIMARY_TYPE || t === USER_OPERATION_PRIMARY_TYPE)) return false;
+  if (match.actions && !match.actions.some((a) => VALUE_ACTIONS.has(a) && (!typedData || a === 'evm.typed_data'))) return false;
   return match.kinds === undefined || match.kinds.some((k) => kinds.has(k));
+}
+
+/**
+ * Why an allow rule can never grant anything, or undefined when it may (conservative: a rule naming a
+ * non-EVM action is not judged here). Follows grantsByName in rules/allow.ts and the kinds the eip155 adapter
+ * decodes each action into.
+ */
+function whyNeverGrants(match: MatchOptions): string | undefined {
+  const namesTypedData = match.primary_types !== undefined && match.domains !== undefined;
+  const types = match.primary_types;
+  if (types?.every((t) => t === USER_OPERATION_PRIMARY_TYPE)) {
+    return `a user operation sent as ${USER_OPERATION_PRIMARY_TYPE} typed data is granted call by call under the action evm.user_operation, never by primary_types`;
+  }
+  if (types?.every((t) => t === SAFE_TX_PRIMARY_TYPE || t === USER_OPERATION_PRIMARY_TYPE) && !namesTypedData) {
+    return 'the calls of a Safe transaction are granted only by a rule naming both primary_types: [SafeTx] and domains';
+  }
+  if (match.actions && !match.actions.every((a) => GRANTED_KINDS[a] !== undefined)) return undefined;
+  let actions: readonly Action[] = match.actions ?? EVM_ACTIONS;
+  // Only typed data has a primary type and a domain.
+  if (types !== undefined || match.domains !== undefined) {
+    actions = actions.filter((a) => a === 'evm.typed_data');
+    if (actions.length === 0) return 'primary_types and domains match typed data only, and the rule leaves out the action evm.typed_data';
+  }
+  // Calls are made by transactions and by user operations; in typed data, only by a Safe transaction.
+  if (namesCallFields(match)) {
+    actions = actions.filter((a) => a === 'evm.transaction' || a === 'evm.user_operation' || (a === 'evm.typed_data' && namesTypedData));
+    if (actions.length === 0) return 'contracts, selectors and args match calls: those of transactions, of user operations, and in typed data only those of a Safe transaction (named by primary_types: [SafeTx] and domains)';
+  }
+  if (match.kinds === undefined) return undefined;
+  const reasons = match.kinds.map((kind) => whyKindNeverGranted(kind, match, actions, namesTypedData));
+  return reasons.every((r) => r !== undefined) ? reasons[0] : undefined;
+}
+
+function whyKindNeverGranted(kind: IntentKind, match: MatchOptions, actions: readonly Action[], namesTypedData: boolean): string | undefined {
+  if (kind === 'safe.transaction' || kind === 'erc4337.user_operation') {
+    return `${kind} is never granted as a whole: each call it executes is, like a transaction making that call (list the calls' kinds, e.g. erc20.transfer)`;
+  }
+  if (!actions.some((a) => GRANTED_KINDS[a]!.has(kind))) {
+    // A Nostr, Lightning or Bitcoin kind in a rule that names no action is not judged here.
+    if (match.actions === undefined && !EVM_KINDS.has(kind) && match.primary_types === undefined && match.domains === undefined) return undefined;
+    return `no request under ${actions.join(', ')} is of kind ${kind}`;
+  }
+  switch (kind) {
+    case 'contract.delegatecall':
+      return match.contracts !== undefined && namesTypedData ? undefined : 'a DELEGATECALL is granted only by a rule naming kinds: [contract.delegatecall], the exact contracts, and the Safe (primary_types: [SafeTx] and domains)';
+    case 'safe.gas_refund':
+      return namesTypedData ? undefined : 'a Safe gas refund is granted only by a rule naming the Safe (primary_types: [SafeTx] and domains)';
+    case 'contract.call':
+      return match.contracts !== undefined ? undefined : 'contract calls are granted only by a rule naming contracts';
+    case 'typed_data.unknown':
+      return namesTypedData ? undefined : 'unknown typed data is granted only by a rule naming primary_types and domains';
+    case 'message.personal':
+      return match.message !== undefined ? undefined : 'personal messages are granted only by a rule naming message';
+    default:
+      return undefined;
+  }
+}
+
+/** Whether a match can grant EIP-7702 authorizations (the action, or the kind without an action that excludes it). */
+function mayGrantAuthorizations(match: MatchOptions): boolean {
+  if (match.kinds) return match.kinds.includes('eip7702.authorization') && (match.actions?.includes('evm.authorization') ?? true);
+  return match.actions?.includes('evm.authorization') ?? false;
 }
 
 /** `doc` must be a valid document (compile it first). */
@@ -46,12 +143,20 @@ export function policyWarnings(doc: Document): PolicyWarning[] {
   const capped = new Set(rules.flatMap((r) => (r.type === 'max_amount' ? [r.asset.toLowerCase()] : [])));
   const budgeted = new Set(rules.flatMap((r) => (r.type === 'budget' ? [r.asset.toLowerCase()] : [])));
   const validityBounded = rules.some((r) => r.type === 'validity_window');
+  const prefundBounded = rules.some((r) => (r.type === 'user_operations' && r.max_prefund !== undefined) || (r.type === 'fee_cap' && r.max_total_fee !== undefined));
+  const delegatesListed = rules.some((r) => r.type === 'delegations');
   const warnings: PolicyWarning[] = [];
 
   rules.forEach((rule, i) => {
     if (rule.type !== 'allow') return;
     const { match } = rule;
     const at = (...path: (string | number)[]) => formatPath(['rules', i, 'match', ...path]);
+    const never = whyNeverGrants(match);
+    if (never !== undefined) {
+      // What it would let through does not matter: it lets nothing through.
+      warnings.push({ code: 'allow_never_grants', rule: rule.name, path: at(), message: `allow rule ${rule.name} can never grant a request: ${never}` });
+      return;
+    }
     if (mayGrant(match, VALUE_KINDS, false)) {
       if (match.assets === undefined) {
         warnings.push({
@@ -74,6 +179,23 @@ export function policyWarnings(doc: Document): PolicyWarning[] {
         rule: rule.name,
         path: at(),
         message: `allow rule ${rule.name} grants signed authorizations and no validity_window rule bounds their validity`,
+      });
+    }
+    // Only a rule that names the action: sessions must list it, so a rule written for transactions is not read as one for user operations.
+    if (!prefundBounded && match.actions?.includes('evm.user_operation')) {
+      warnings.push({
+        code: 'prefund_unbounded',
+        rule: rule.name,
+        path: at('actions'),
+        message: `allow rule ${rule.name} grants user operations and neither a user_operations rule with max_prefund nor a fee_cap with max_total_fee caps what an operation may commit to gas`,
+      });
+    }
+    if (!delegatesListed && mayGrantAuthorizations(match)) {
+      warnings.push({
+        code: 'delegation_without_allowlist',
+        rule: rule.name,
+        path: at(),
+        message: `allow rule ${rule.name} grants EIP-7702 authorizations and no delegations rule in this document lists a delegate: each is refused (delegate_not_allowed) unless another layer lists it`,
       });
     }
   });

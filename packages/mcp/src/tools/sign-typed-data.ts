@@ -15,7 +15,7 @@ export const signTypedDataTool = defineTool({
   name: 'sign_typed_data',
   title: 'Sign typed data (EIP-712)',
   description:
-    'Sign EIP-712 typed data (a permit, an EIP-3009 payment authorization, an order) with your Airlock key. Airlock decodes it and applies your policy: known payment authorizations count against budgets; unknown typed data is refused unless a rule names it. Set dryRun to only ask whether it would be signed.',
+    'Sign EIP-712 typed data (a permit, an EIP-3009 payment authorization, an order, a Safe SafeTx you co-sign as one owner, an ERC-4337 PackedUserOperation of the smart account your key owns) with your Airlock key. Airlock decodes it and applies your policy: known payment authorizations count against budgets; a SafeTx or a user operation is judged call by call (every call must be allowed) and charged for their sum; unknown typed data is refused unless a rule names it. Set dryRun to only ask whether it would be signed.',
   input: {
     typedData: typedDataField,
     dryRun: z.boolean().default(false).describe('Only evaluate: nothing is signed or reserved. Default false.'),

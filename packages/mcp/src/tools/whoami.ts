@@ -28,7 +28,7 @@ export const whoamiTool = defineTool({
       },
       broadcastChains: [...ctx.config.rpc.keys()].map((id) => `eip155:${id}`),
       notes: [
-        'Actions: evm.transaction = send_transfer, evm.typed_data = sign_typed_data and pay_x402, evm.message = signing plain messages (not offered here).',
+        'Actions: evm.transaction = send_transfer, evm.typed_data = sign_typed_data and pay_x402 (a Safe SafeTx you co-sign as one owner is typed data too), evm.user_operation = sign_typed_data of an ERC-4337 PackedUserOperation (your key owns a smart account), evm.message and evm.authorization (EIP-7702 delegations) are not offered here. A request needs its action in your session.',
         'The agent policy (allowed payees, per-request caps, budgets) is not shown to agents: ask with dry_run_transfer and remaining_budget.',
       ],
     };
