@@ -196,6 +196,11 @@ export function renderReport(r: BenchResults): string {
   const out: string[] = [];
   out.push('# Benchmarks', '');
   out.push(`Produced by \`npm run bench\` (bench/run.ts) on ${r.date.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' — QUICK RUN, smaller sizes: not comparable to the targets' : ''}.`);
+  // Sections measured again apart (`--update`) after the full run say so here and in their own load notes.
+  const later = Object.entries(r.sections as Record<string, { measuredAt?: string } | undefined>)
+    .filter(([, section]) => section?.measuredAt !== undefined && section.measuredAt.slice(0, 16) > r.date.slice(0, 16))
+    .map(([name, section]) => `${name} (${section!.measuredAt!.slice(0, 16).replace('T', ' ')} UTC)`);
+  if (later.length > 0) out.push('', `Measured again apart since (\`node bench/run.ts --update --only=…\`, same machine, their figures and load notes replace the full run's): ${later.join(', ')}.`);
   out.push('');
   out.push(`- Machine: ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, ${r.machine.os}; Node ${r.machine.node}.`);
   out.push(`- Native secp256k1: ${r.machine.nativeSecp256k1}.`);
@@ -318,7 +323,7 @@ export function renderReport(r: BenchResults): string {
   }
 
   out.push('## How to run', '');
-  out.push('`npm run bench` (the whole suite, about 15-20 minutes here; needs the PostgreSQL test server of the test suite). `node bench/run.ts --quick` or `--only=policy,ledger` for a smoke run: those write to `bench/.tmp/` and never overwrite this file. `AIRLOCK_KEY_BACKEND=js` forces the pure-JS backend in a daemon (docs/operations.md).');
+  out.push('`npm run bench` (the whole suite, about 15-20 minutes here; needs the PostgreSQL test server of the test suite). `node bench/run.ts --quick` or `--only=policy,ledger` for a smoke run: those write to `bench/.tmp/` and never overwrite this file. `node bench/run.ts --update --only=<sections>` measures those sections at full size and merges them into this file and `bench/results.json`, each with its own date and load. `AIRLOCK_KEY_BACKEND=js` forces the pure-JS backend in a daemon (docs/operations.md).');
   out.push('');
   return out.join('\n');
 }
