@@ -116,6 +116,7 @@ export const ERROR_CODES = {
   psbt_network_mismatch: { status: 400, summary: "The PSBT names keys or addresses of another network than the request's." },
   psbt_nothing_to_sign: { status: 400, summary: "No input of the PSBT is the agent's (by its derivation fields and keys): nothing would be signed." },
   psbt_unsupported_input: { status: 400, summary: 'An input of the agent is of a kind Airlock does not sign (only P2WPKH and P2TR key path).' },
+  psbt_sighash_not_default: { status: 400, summary: 'A taproot key-path input the threshold cluster would sign asks for a sighash type other than SIGHASH_DEFAULT; the cluster signs DEFAULT only.' },
   psbt_sighash_single_without_output: { status: 400, summary: 'An input asks for SIGHASH_SINGLE but the transaction has no output at its index: the signature would commit to no output.' },
   psbt_too_large: { status: 400, summary: 'The PSBT has more inputs (50), outputs (100), entries in one map (64) or derivation entries in one map (16) than Airlock decodes.' },
   psbt_value_out_of_range: { status: 400, summary: 'Amounts do not add up: outputs exceed inputs, or a value is beyond 21 million bitcoin.' },

@@ -91,7 +91,7 @@ function commitsToOutput(mine: OwnInput, index: number): boolean {
 }
 
 /** Consensus refuses a transaction spending one output twice; its amount would also count twice in the fee. */
-function assertDistinctOutpoints(inputs: readonly TransactionInput[]): void {
+export function assertDistinctOutpoints(inputs: readonly TransactionInput[]): void {
   const spent = new Set<string>();
   inputs.forEach((input, i) => {
     const outpoint = `${bytesToHex(input.txid!)}:${input.index}`;
@@ -116,7 +116,7 @@ function readPsbtRequest(payload: unknown): PsbtRequest {
 }
 
 /** The output an input spends: from its full previous transaction when given (checked at parse), else its witness UTXO. */
-function previousOutput(input: TransactionInput, i: number): Prevout {
+export function previousOutput(input: TransactionInput, i: number): Prevout {
   if (input.nonWitnessUtxo && input.index !== undefined) {
     const spent = input.nonWitnessUtxo.outputs[input.index];
     if (spent) return spent;
@@ -126,7 +126,7 @@ function previousOutput(input: TransactionInput, i: number): Prevout {
 }
 
 /** Every amount and both sums within 21 million bitcoin, outputs not above inputs. Returns the fee (sat). */
-function checkAmounts(prevouts: readonly Prevout[], outputs: readonly TransactionOutput[]): bigint {
+export function checkAmounts(prevouts: readonly Prevout[], outputs: readonly TransactionOutput[]): bigint {
   let totalIn = 0n;
   let totalOut = 0n;
   for (const p of prevouts) {

@@ -4,7 +4,7 @@
  *   init   make a signer node's directory: a fresh identity key, sealed with the node's passphrase
  *   node   run a signer node (its own policy, its own ledger) on loopback
  *   dkg    coordinator: generate the group key across every node (distributed; no one holds the whole key)
- *   sign   coordinator: sign a Nostr event with threshold-many nodes
+ *   sign   coordinator: sign a Nostr event, or the Taproot key-path inputs of a PSBT, with threshold-many nodes
  *   key    coordinator: the group key (hex and npub) the live nodes report
  */
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ const USAGE = [
   'airlock frost node --dir DIR --cluster cluster.json --policy policy.yaml --token-file F [--listen 127.0.0.1:PORT] [--passphrase-file F]',
   'airlock frost dkg  --cluster cluster.json --nodes nodes.json',
   'airlock frost sign --cluster cluster.json --nodes nodes.json --event event.json|-',
+  'airlock frost sign --cluster cluster.json --nodes nodes.json --psbt FILE|- --network bitcoin|testnet|testnet4|signet|regtest [--finalize]',
   'airlock frost key  --cluster cluster.json --nodes nodes.json',
   '  cluster.json: {"threshold": 2, "nodes": [{"name", "identifier": 1..255, "identityKey"}]}  (identity keys from `frost init`)',
   '  nodes.json:   {"nodes": [{"name", "url", "tokenFile"}]}  (tokenFile relative to nodes.json)',
@@ -85,6 +86,30 @@ async function runNode(values: Record<string, unknown>): Promise<void> {
   console.log(`frost node ${node.name} listening on ${node.url} (${node.status}${node.groupKey ? `, group key ${node.groupKey}` : ''})`);
 }
 
+/** A PSBT file: base64 text, or the binary PSBT (magic `psbt\xff`) as wallets export it. */
+function readPsbtFile(path: string): string {
+  let bytes: Buffer;
+  try {
+    bytes = path === '-' ? readFileSync(0) : readFileSync(path);
+  } catch (cause) {
+    throw new AirlockError('invalid_request', 'cannot read the PSBT file', { cause });
+  }
+  const binary = bytes.subarray(0, 5).equals(Buffer.from([0x70, 0x73, 0x62, 0x74, 0xff]));
+  return binary ? bytes.toString('base64') : bytes.toString('utf8').trim();
+}
+
+async function signPsbt(ctx: CliContext, values: Record<string, unknown>): Promise<void> {
+  const psbt = readPsbtFile(need(values.psbt as string | undefined, '--psbt'));
+  const network = need(values.network as string | undefined, '--network');
+  const result = await (await coordinator(values)).signTaprootPsbt(psbt, network, { finalize: values.finalize === true });
+  const { answers: _answers, ...shown } = result;
+  if (ctx.json) printJson(shown);
+  else {
+    console.log(result.transaction ?? result.psbt);
+    console.error(`inputs ${result.signedInputs.join(', ')} signed by ${result.signers.join(' + ')}${result.txid ? `; txid ${result.txid}` : ''}`);
+  }
+}
+
 function parseListen(value: string | undefined): [string, number] {
   if (value === undefined) return ['127.0.0.1', 0];
   const m = /^(.+):(\d{1,5})$/.exec(value);
@@ -106,6 +131,9 @@ export const frostCommand: Command = {
     listen: { type: 'string' },
     nodes: { type: 'string' },
     event: { type: 'string' },
+    psbt: { type: 'string' },
+    network: { type: 'string' },
+    finalize: { type: 'boolean' },
   },
   async run(ctx: CliContext, { values, positionals }) {
     const [sub] = positionals;
@@ -131,6 +159,7 @@ export const frostCommand: Command = {
         return;
       }
       case 'sign': {
+        if (values.psbt !== undefined) return signPsbt(ctx, values);
         const event = readJsonFile(need(values.event as string | undefined, '--event'), 'the event');
         const { event: signed, signers } = await (await coordinator(values)).signNostrEvent(event);
         if (ctx.json) printJson({ event: signed, signers });

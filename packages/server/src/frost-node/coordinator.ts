@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AirlockError, ERROR_CODES, type ErrorCode, type Violation } from '@airlock/core';
-import { eventId, parseUnsignedEvent, type UnsignedEvent } from '@airlock/chains';
+import { completeGroupKeyPsbt, decodeGroupKeyPsbt, eventId, parseUnsignedEvent, readTaprootKeyPathRequest, TAPROOT_KEY_PATH_ACTION, type UnsignedEvent } from '@airlock/chains';
 import {
   aggregateSignature,
   frostIdentifier,
@@ -161,33 +161,83 @@ export class FrostCoordinator {
     const pubkey = groupXOnlyKey(publicPackage);
     const event = parseUnsignedEvent(unsigned, pubkey);
     const id = eventId(event);
-    const message = hexToBytes(id);
+    const request = { action, event: { kind: event.kind, tags: event.tags, content: event.content, created_at: event.created_at, pubkey } };
+    const { signatures, signers, answers } = await this.signMessages(publicPackage, [hexToBytes(id)], (sessions) => ({
+      body: { commitmentId: sessions[0]!.commitmentId, commitments: sessions[0]!.commitments, request },
+      shares: (answer: { share?: string; eventId?: string }) => (answer.eventId === id && typeof answer.share === 'string' ? [answer.share] : undefined),
+    }));
+    return { event: { ...event, id, sig: signatures[0]! }, signers, answers };
+  }
+
+  /**
+   * Signs the Taproot key-path inputs of a PSBT that spend outputs locked to the group key (`OP_1 <group key>`):
+   * each node decodes the PSBT and decides itself; one FROST session per input. Every aggregated signature is
+   * checked against the output key in the spent script over the sighash computed here, then set as the input's
+   * PSBT_IN_TAP_KEY_SIG; with `finalize` the inputs are finalized and the transaction extracted.
+   */
+  async signTaprootPsbt(psbt: string, network: string, options: { finalize?: boolean } = {}): Promise<{ psbt: string; signedInputs: number[]; transaction?: string; txid?: string; signers: string[]; answers: NodeAnswer[] }> {
+    const publicPackage = await this.groupPublicPackage();
+    const request = readTaprootKeyPathRequest({ action: TAPROOT_KEY_PATH_ACTION, psbt, network, ...(options.finalize ? { finalize: true } : {}) });
+    const decoded = decodeGroupKeyPsbt(request, groupXOnlyKey(publicPackage));
+    const { signatures, signers, answers } = await this.signMessages(
+      publicPackage,
+      decoded.inputs.map((i) => i.sighash),
+      (sessions) => ({
+        body: { sessions: sessions.map((s, k) => ({ input: decoded.inputs[k]!.input, ...s })), request },
+        shares: (answer: { shares?: { input: number; share: string }[]; messageId?: string }) =>
+          answer.messageId === decoded.messageId && Array.isArray(answer.shares) && answer.shares.length === decoded.inputs.length && answer.shares.every((s, k) => s?.input === decoded.inputs[k]!.input)
+            ? answer.shares.map((s) => s.share)
+            : undefined,
+      }),
+    );
+    return { ...completeGroupKeyPsbt(decoded, signatures.map((sig) => hexToBytes(sig))), signers, answers };
+  }
+
+  /**
+   * Both FROST rounds for `messages` (one session each, each with its own nonces) with threshold-many nodes.
+   * A node that refuses, fails or answers for another message is left out and another set is tried; when no
+   * threshold-sized set of willing nodes remains, the refusals come back as one policy_denied.
+   */
+  private async signMessages<A>(
+    publicPackage: PublicPackageJson,
+    messages: Uint8Array[],
+    roundTwo: (sessions: { commitmentId: string; commitments: CommitmentJson[] }[]) => { body: unknown; shares: (answer: A) => string[] | undefined },
+  ): Promise<{ signatures: string[]; signers: string[]; answers: NodeAnswer[] }> {
     const excluded = new Map<string, NodeAnswer>();
     const refusals: Violation[] = [];
-
     for (;;) {
-      // Round one on every node not yet excluded; the first threshold-many that answer sign.
+      // Round one on every node not yet excluded, one commitment per message; the first threshold-many that answer sign.
       const candidates = this.nodes.filter((n) => !excluded.has(n.name));
-      const commits = await Promise.allSettled(candidates.map((n) => this.call<{ commitmentId: string; commitment: CommitmentJson }>(n, 'POST', '/v1/frost/commit')));
-      const live: { node: CoordinatorNode; commitmentId: string; commitment: CommitmentJson }[] = [];
+      const commits = await Promise.allSettled(
+        candidates.map(async (n) => {
+          const out: { commitmentId: string; commitment: CommitmentJson }[] = [];
+          for (const _ of messages) out.push(await this.call<{ commitmentId: string; commitment: CommitmentJson }>(n, 'POST', '/v1/frost/commit'));
+          return out;
+        }),
+      );
+      const live: { node: CoordinatorNode; commits: { commitmentId: string; commitment: CommitmentJson }[] }[] = [];
       commits.forEach((r, i) => {
         const node = candidates[i]!;
-        if (r.status === 'fulfilled') live.push({ node, ...r.value });
+        if (r.status === 'fulfilled') live.push({ node, commits: r.value });
         else excluded.set(node.name, answerOf(node.name, r.reason));
       });
       if (live.length < this.cluster.threshold) throw this.notEnough(excluded, refusals);
       const chosen = live.slice(0, this.cluster.threshold);
-      const list = chosen.map((c) => c.commitment);
-      const request = { action, event: { kind: event.kind, tags: event.tags, content: event.content, created_at: event.created_at, pubkey } };
-      const round2 = await Promise.allSettled(chosen.map((c) => this.call<{ share: string; identifier: string; eventId: string }>(c.node, 'POST', '/v1/frost/sign', { commitmentId: c.commitmentId, commitments: list, request })));
-      const shares: { node: string; identifier: string; share: string }[] = [];
+      const lists = messages.map((_, k) => chosen.map((c) => c.commits[k]!.commitment));
+      const round2 = await Promise.allSettled(
+        chosen.map((c) => {
+          const { body, shares } = roundTwo(c.commits.map((commit, k) => ({ commitmentId: commit.commitmentId, commitments: lists[k]! })));
+          return this.call<A>(c.node, 'POST', '/v1/frost/sign', body).then((answer) => shares(answer));
+        }),
+      );
+      const shares: { node: string; identifier: string; shares: string[] }[] = [];
       round2.forEach((r, i) => {
         const node = chosen[i]!.node;
-        if (r.status === 'fulfilled' && r.value.eventId === id) {
-          shares.push({ node: node.name, identifier: chosen[i]!.commitment.identifier, share: r.value.share });
+        if (r.status === 'fulfilled' && r.value !== undefined && r.value.length === messages.length) {
+          shares.push({ node: node.name, identifier: chosen[i]!.commits[0]!.commitment.identifier, shares: r.value });
           return;
         }
-        const answer = r.status === 'fulfilled' ? { node: node.name, outcome: 'error' as const, code: 'internal', message: 'the node signed another event id' } : answerOf(node.name, r.reason);
+        const answer = r.status === 'fulfilled' ? { node: node.name, outcome: 'error' as const, code: 'internal', message: 'the node signed another message' } : answerOf(node.name, r.reason);
         excluded.set(node.name, answer);
         if (r.status === 'rejected' && r.reason instanceof NodeError && r.reason.code === 'policy_denied') {
           for (const v of r.reason.body?.violations ?? []) refusals.push({ ...v, rule: `${node.name}:${v.rule}` });
@@ -195,9 +245,11 @@ export class FrostCoordinator {
       });
       if (shares.length < chosen.length) continue; // a node refused or failed: try another set
       // Every share is checked against its node's verifying share; a bad one is named and nothing is released.
-      const sig = aggregateSignature(publicPackage, list, message, shares);
+      const signatures = messages.map((message, k) =>
+        aggregateSignature(publicPackage, lists[k]!, message, shares.map((s) => ({ node: s.node, identifier: s.identifier, share: s.shares[k]! }))),
+      );
       const answers = [...excluded.values(), ...shares.map((s) => ({ node: s.node, outcome: 'share' as const }))];
-      return { event: { ...event, id, sig }, signers: shares.map((s) => s.node), answers };
+      return { signatures, signers: shares.map((s) => s.node), answers };
     }
   }
 

@@ -8,6 +8,10 @@
  *                           -> take the nonces -> check the commitment list -> decode the event and compute its
  *                              id HERE (never a digest from the coordinator) -> evaluate this node's policy
  *                              against this node's ledger -> record the decision (and charge) -> share
+ *                           or {sessions:[{input, commitmentId, commitments}], request:{action:
+ *                              "bitcoin.taproot_key_path", psbt, network}}: one session per input paying to
+ *                              the group key, the sighashes computed HERE, one decision for the PSBT
+ *                              (node-taproot.ts)
  *   POST /v1/frost/dkg/{round1,round2,round3,confirm}   key generation (dkg.ts), once per node
  *   GET  /v1/frost/node, GET /v1/frost/decisions
  *
@@ -44,7 +48,8 @@ import {
 } from '@airlock/keys';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { errorResponse } from '../http/errors.ts';
-import type { NodeLedger } from './node-ledger.ts';
+import type { NodeDecision, NodeLedger } from './node-ledger.ts';
+import { signTaprootKeyPath } from './node-taproot.ts';
 
 const MAX_BODY_BYTES = 256 * 1024;
 const SIGNABLE = new Set(['nostr.event', 'nostr.http_auth']);
@@ -155,35 +160,21 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
   // --- signing ----------------------------------------------------------------------------------------------
   app.post('/v1/frost/commit', (c) => c.json(readySigner().commit()));
 
-  app.post('/v1/frost/sign', async (c) => {
-    const ready = readySigner();
-    const { commitmentId, commitments, request, ...rest } = await body(c);
-    // Spent first: whatever is refused below, these nonces are never used again.
-    const nonces = ready.take(commitmentId);
-    if (Object.keys(rest).length > 0) throw new AirlockError('invalid_request', 'unknown field in the sign request');
-    const list = parseCommitmentList(cluster, commitments);
-    ready.checkCommitmentList(nonces, list);
-    const { action, event, ...extra } = (request ?? {}) as Record<string, unknown>;
-    if (typeof action !== 'string' || !SIGNABLE.has(action) || Object.keys(extra).length > 0) {
-      throw new AirlockError('unsupported_action', 'a signer node signs request {action: "nostr.event" | "nostr.http_auth", event}');
-    }
-    const groupKey = ready.groupKey;
-    // The node decodes the request itself: the message it signs is the event id it computes, nothing else.
-    const decoded = adapter.decode(action as 'nostr.event', event, { address: groupKey });
-    const eventId = bytesToHex(decoded.digest);
+  /**
+   * Evaluates this node's policy on its own ledger and records the decision (charging on allow) in one
+   * transaction; a refusal throws policy_denied. `messageId` keys replays: a message this node already approved
+   * and charged is contributed again (a retry after another node failed), recorded, not charged twice.
+   */
+  function decide(messageId: string, action: string, intent: EvaluationInput['intent']): NodeDecision {
     const atMs = now();
-    const input: EvaluationInput = { intent: decoded.intent, agentId: groupKey, sessionId: 'coordinator', nowMs: atMs };
-    const replay = ledger.wasCharged(eventId);
+    const input: EvaluationInput = { intent, agentId: readySigner().groupKey, sessionId: 'coordinator', nowMs: atMs };
+    const replay = ledger.wasCharged(messageId);
     const decision = ledger.decide(replay ? [] : requiredWindows(layers, input), (view) => {
-      if (replay) {
-        // The same event id this node already approved and charged: contributed again (a retry after another
-        // node failed), recorded, not charged twice.
-        return { atMs, eventId, action, decision: 'replay', allowedBy: [], violations: [], policy: layers[0]!.label, writes: [] };
-      }
+      if (replay) return { atMs, eventId: messageId, action, decision: 'replay', allowedBy: [], violations: [], policy: layers[0]!.label, writes: [] };
       const d = evaluatePolicy(layers, input, view);
       // A signer node has no approval flow: what would need a human is refused here.
       const allowed = d.decision === 'allow';
-      return { atMs, eventId, action, decision: allowed ? 'allow' : 'deny', allowedBy: d.allowedBy, violations: d.violations, policy: d.policyVersion, writes: allowed ? ledgerWritesFor(input) : [] };
+      return { atMs, eventId: messageId, action, decision: allowed ? 'allow' : 'deny', allowedBy: d.allowedBy, violations: d.violations, policy: d.policyVersion, writes: allowed ? ledgerWritesFor(input) : [] };
     });
     if (decision.decision === 'deny') {
       throw new AirlockError('policy_denied', `signer node ${state.name} refused: ${(decision.violations as { code: string }[]).map((v) => v.code).join(', ')}`, {
@@ -191,8 +182,30 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
         details: { node: state.name, decision: decision.seq },
       });
     }
-    const share = ready.sign(nonces, list, decoded.digest);
-    return c.json({ node: state.name, identifier: ready.identifier, eventId, share, decision: decision.seq, replay: decision.decision === 'replay' });
+    return decision;
+  }
+
+  app.post('/v1/frost/sign', async (c) => {
+    const signer = readySigner();
+    const fields = await body(c);
+    // A PSBT: one FROST session per input it signs (node-taproot.ts).
+    if ('sessions' in fields) return c.json(signTaprootKeyPath({ signer, cluster, node: state.name, fields, decide }));
+    const { commitmentId, commitments, request, ...rest } = fields;
+    // Spent first: whatever is refused below, these nonces are never used again.
+    const nonces = signer.take(commitmentId);
+    if (Object.keys(rest).length > 0) throw new AirlockError('invalid_request', 'unknown field in the sign request');
+    const list = parseCommitmentList(cluster, commitments);
+    signer.checkCommitmentList(nonces, list);
+    const { action, event, ...extra } = (request ?? {}) as Record<string, unknown>;
+    if (typeof action !== 'string' || !SIGNABLE.has(action) || Object.keys(extra).length > 0) {
+      throw new AirlockError('unsupported_action', 'a signer node signs request {action: "nostr.event" | "nostr.http_auth", event}, or {sessions, request: {action: "bitcoin.taproot_key_path", psbt, network}}');
+    }
+    // The node decodes the request itself: the message it signs is the event id it computes, nothing else.
+    const decoded = adapter.decode(action as 'nostr.event', event, { address: signer.groupKey });
+    const eventId = bytesToHex(decoded.digest);
+    const decision = decide(eventId, action, decoded.intent);
+    const share = signer.sign(nonces, list, decoded.digest);
+    return c.json({ node: state.name, identifier: signer.identifier, eventId, share, decision: decision.seq, replay: decision.decision === 'replay' });
   });
 
   return {

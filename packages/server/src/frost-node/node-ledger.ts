@@ -12,7 +12,7 @@ import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
 export interface NodeDecision {
   seq: number;
   atMs: number;
-  /** The message this node was asked to sign a share of (the Nostr event id). */
+  /** The message this node was asked to sign a share of: the Nostr event id, or for a PSBT the commitment over its unsigned transaction and every sighash signed. */
   eventId: string;
   action: string;
   decision: 'allow' | 'deny' | 'replay';
