@@ -104,6 +104,16 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       // no gas left for its own revocations, so the operator tops it up (revoke-all says so otherwise:
       // lifecycle_insufficient_gas, lifecycle.http.test.ts).
       assert.deepEqual(rotated.body.sweep.jobs.map((j: { purpose: string; kind: string }) => [j.purpose, j.kind]), [['rotation', 'native_transfer']]);
+      // The top-up waits for the sweep to be mined, as an operator would: a sweep still in flight (its first broadcast
+      // refused by a busy node and sent again by the tracker) would otherwise carry the top-up away with it.
+      const sweepJob = rotated.body.sweep.jobs[0].id as string;
+      for (let i = 0; ; i++) {
+        await h.airlock.lifecycle.track();
+        const state = (await h.admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`)).body.jobs.find((j: { id: string }) => j.id === sweepJob)?.state;
+        if (state === 'mined') break;
+        assert.ok(i < 100 && state !== 'failed', `the rotation sweep is ${state}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
       await rpc(anvil.rpcUrl, 'anvil_setBalance', [oldAddress, `0x${ETH.toString(16)}`]);
       await rpc(anvil.rpcUrl, 'anvil_setBalance', [newAddress, `0x${ETH.toString(16)}`]);
       await mint(anvil.rpcUrl, token, newAddress, 500_000n);
