@@ -104,8 +104,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       // no gas left for its own revocations, so the operator tops it up (revoke-all says so otherwise:
       // lifecycle_insufficient_gas, lifecycle.http.test.ts).
       assert.deepEqual(rotated.body.sweep.jobs.map((j: { purpose: string; kind: string }) => [j.purpose, j.kind]), [['rotation', 'native_transfer']]);
-      // The top-up waits for the sweep to be mined, as an operator would: a sweep still in flight (its first broadcast
-      // refused by a busy node and sent again by the tracker) would otherwise carry the top-up away with it.
+      // The top-up waits for the sweep's receipt, as an operator would: anvil answers eth_sendRawTransaction before its
+      // automine has mined the block, so on a busy machine the top-up could land first and the sweep (its value fixed
+      // when it was planned) then leaves the old key with only what the top-up added minus that value (seen in CI).
       const sweepJob = rotated.body.sweep.jobs[0].id as string;
       for (let i = 0; ; i++) {
         await h.airlock.lifecycle.track();
