@@ -27,12 +27,12 @@ function documentedSessionCommand(): string[] {
 }
 
 /** An EntryPoint v0.8 operation of `sender` paying `to` through Simple7702Account's execute (the body of POST /v1/sign/user-operation). */
-function userOperation(sender: string, to: Address, amount: bigint) {
+function userOperation(sender: string, to: Address, amount: bigint, nonce = 0n) {
   const transfer = encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [to, amount] });
   const callData = encodeFunctionData({ abi: [parseAbiItem('function execute(address target, uint256 value, bytes data)')], functionName: 'execute', args: [USDC, 0n, transfer] });
   return {
     chainId: 8453, entryPoint: '0x4337084d9e255ff0702461cf8895ce9e3b5ff108', entryPointVersion: '0.8',
-    userOperation: { sender, nonce: '0', callData, callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' },
+    userOperation: { sender, nonce: nonce.toString(), callData, callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' },
   };
 }
 
@@ -128,8 +128,9 @@ rules:
     assert.equal(signedOp.status, 200, JSON.stringify(signedOp.body));
     const signedAuth = await post(issued.token, '/v1/sign/authorization', { authorization: { address: SIMPLE_7702, chainId: 8453, nonce: 0 } });
     assert.equal(signedAuth.status, 200, JSON.stringify(signedAuth.body));
+    // (Nonce 1: another operation over the signed nonce 0 would be refused as nonce_reused, whatever the session.)
     const narrow = JSON.parse(exits(await airlock('session', 'issue', 'shop-bot', '--actions', 'evm.transaction', '--json'), 0));
-    for (const [path, body] of [['/v1/sign/user-operation', userOperation(address, SHOP, 1n)], ['/v1/sign/authorization', { authorization: { address: SIMPLE_7702, chainId: 8453, nonce: 1 } }]] as const) {
+    for (const [path, body] of [['/v1/sign/user-operation', userOperation(address, SHOP, 1n, 1n)], ['/v1/sign/authorization', { authorization: { address: SIMPLE_7702, chainId: 8453, nonce: 1 } }]] as const) {
       const refused = await post(narrow.token, path, body);
       assert.equal(refused.status, 403, path);
       assert.deepEqual(refused.body.error.violations.map((v: { rule: string; code: string }) => `${v.rule} ${v.code}`), ['session/actions action_not_allowed'], path);

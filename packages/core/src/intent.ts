@@ -117,7 +117,7 @@ export interface Intent {
   payment?: PaymentInfo;
   /**
    * The single-use on-chain nonces this signature consumes (off-chain authorizations: EIP-3009, EIP-2612,
-   * Permit2). Of two signatures over one key, at most one can ever be used, so Airlock releases a second
+   * Permit2; a Safe's SafeTx nonce; an ERC-4337 account's user-operation nonce). Of two signatures over one key, at most one can ever be used, so Airlock releases a second
    * only when it is byte-identical (a replay, never charged again) and refuses any other (`nonce_reused`).
    * Each key names chain, contract, signer and nonce: see `nonceKey`.
    */
@@ -367,9 +367,10 @@ export function erc20Asset(chain: string, token: string): string {
 
 /**
  * The uniqueness key of a single-use authorization nonce: `<standard>|<chain>|<contract>|<owner>|<nonce>`,
- * plus the standard's extra scope (Permit2 allowance nonces are per token and spender). Lowercase.
+ * plus the standard's extra scope (Permit2 allowance nonces are per token and spender; a user operation's nonce is
+ * per account, the owner being its signer). Lowercase.
  */
-export function nonceKey(standard: 'eip3009' | 'eip2612' | 'permit2-transfer' | 'permit2-allowance' | 'safe', chain: string, contract: string, owner: string, nonce: bigint | string, scope: readonly string[] = []): string {
+export function nonceKey(standard: 'eip3009' | 'eip2612' | 'permit2-transfer' | 'permit2-allowance' | 'safe' | 'user-operation', chain: string, contract: string, owner: string, nonce: bigint | string, scope: readonly string[] = []): string {
   return [standard, chain, contract, owner, ...scope, nonce.toString()].map((p) => p.toLowerCase()).join('|');
 }
 

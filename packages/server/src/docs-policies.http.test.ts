@@ -67,13 +67,16 @@ const nostrEvent = (kind: number, content: string, tags: string[][] = [], create
 
 /** An EntryPoint v0.8 user operation of `sender` running `calls` through execute/executeBatch (Simple7702Account's ABI). */
 const ACCOUNT_ABI = [parseAbiItem('function execute(address target, uint256 value, bytes data)'), parseAbiItem('function executeBatch((address target, uint256 value, bytes data)[] calls)')];
+// Airlock signs one operation per account and nonce (another one over a signed nonce is nonce_reused): each
+// operation here gets a nonce of its own.
+let nextOperationNonce = 0;
 function userOperation(sender: string, calls: { to: string; data: string }[], over: Record<string, string> = {}) {
   const callData = calls.length === 1
     ? encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'execute', args: [calls[0]!.to as `0x${string}`, 0n, calls[0]!.data as `0x${string}`] })
     : encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'executeBatch', args: [calls.map((c) => ({ target: c.to as `0x${string}`, value: 0n, data: c.data as `0x${string}` }))] });
   return {
     chainId: 8453, entryPoint: '0x4337084d9e255ff0702461cf8895ce9e3b5ff108', entryPointVersion: '0.8',
-    userOperation: { sender, nonce: '0', callData, callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000', ...over },
+    userOperation: { sender, nonce: String(nextOperationNonce++), callData, callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000', ...over },
   };
 }
 const usdcCall = (to: string, amount: bigint) => ({ to: USDC, data: transfer(USDC, to, amount).transaction.data });

@@ -27,7 +27,7 @@ const EVM_VERSION = 'cancun';
 
 let loaded: Record<ContractName, CompiledContract> | undefined;
 
-/** Every testbed contract, compiled once per source hash. */
+/** Every testbed contract (contracts/*.sol), compiled once per source hash. */
 export function compiledContracts(): Record<ContractName, CompiledContract> {
   if (loaded) return loaded;
   const sources = Object.fromEntries(readdirSync(CONTRACTS_DIR).filter((f) => f.endsWith('.sol')).sort().map((f) => [f, readFileSync(join(CONTRACTS_DIR, f), 'utf8')]));
@@ -89,6 +89,59 @@ function readImport(path: string): { contents: string } | { error: string } {
   } catch {
     return { error: `not found: ${path}` };
   }
+}
+
+export type SoladyContractName = 'SoladyAccount' | 'ERC4337Factory';
+
+const SOLADY_ACCOUNT = 'solady/SoladyAccount.sol';
+let solady: Record<SoladyContractName, CompiledContract> | undefined;
+
+/**
+ * Solady's ERC4337 account (made concrete by contracts/solady/SoladyAccount.sol) and its ERC4337Factory, from the
+ * `solady` npm package, compiled once per (account source, solady version, solc version): the package is pinned,
+ * so its version stands for its sources.
+ */
+export function compiledSolady(): Record<SoladyContractName, CompiledContract> {
+  if (solady) return solady;
+  const source = readFileSync(join(CONTRACTS_DIR, SOLADY_ACCOUNT), 'utf8');
+  const soladyVersion = (require('solady/package.json') as { version: string }).version;
+  const solcVersion = (require('solc/package.json') as { version: string }).version;
+  solady = cached('solady', { source, soladyVersion, solcVersion, EVM_VERSION }, () => compileSolady(require('solc') as Solc, source));
+  return solady;
+}
+
+function compileSolady(solc: Solc, source: string): Record<SoladyContractName, CompiledContract> {
+  const input = {
+    language: 'Solidity',
+    sources: { [SOLADY_ACCOUNT]: { content: source } },
+    settings: {
+      optimizer: { enabled: true, runs: 200 },
+      evmVersion: EVM_VERSION,
+      outputSelection: { [SOLADY_ACCOUNT]: { SoladyAccount: ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] }, 'solady/accounts/ERC4337Factory.sol': { ERC4337Factory: ['abi', 'evm.bytecode.object', 'evm.deployedBytecode.object'] } },
+    },
+  };
+  const soladySrc = join(dirname(require.resolve('solady/package.json')), 'src');
+  // Solady's files import each other relatively: solc hands them back as `solady/<path under src>`.
+  const readSoladyImport = (path: string) => {
+    if (!path.startsWith('solady/')) return { error: `import outside solady: ${path}` };
+    try {
+      return { contents: readFileSync(join(soladySrc, path.slice('solady/'.length)), 'utf8') };
+    } catch {
+      return { error: `not found: ${path}` };
+    }
+  };
+  const output = JSON.parse(solc.compile(JSON.stringify(input), { import: readSoladyImport })) as {
+    errors?: { severity: string; formattedMessage: string }[];
+    contracts: Record<string, Record<string, { abi: Abi; evm: { bytecode: { object: string }; deployedBytecode: { object: string } } }>>;
+  };
+  const errors = (output.errors ?? []).filter((e) => e.severity === 'error');
+  if (errors.length) throw new Error(`solc failed on Solady:\n${errors.map((e) => e.formattedMessage).join('\n')}`);
+  const pick = (file: string, name: SoladyContractName): CompiledContract => {
+    const c = output.contracts[file]?.[name];
+    if (!c) throw new Error(`solc produced no ${name} in ${file}`);
+    return { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}`, deployedBytecode: `0x${c.evm.deployedBytecode.object}` };
+  };
+  return { SoladyAccount: pick(SOLADY_ACCOUNT, 'SoladyAccount'), ERC4337Factory: pick('solady/accounts/ERC4337Factory.sol', 'ERC4337Factory') };
 }
 
 /** Permit2 compiled, plus where its runtime code holds the two immutables its EIP-712 domain caches. */

@@ -1,7 +1,8 @@
 // docs/smart-accounts.md's examples, run as written: each fenced TypeScript block is copied to a file inside the
 // repository (so `@airlock/sdk` resolves as it does for a user of the workspace) and run with Node against a
-// daemon on loopback and an anvil with the official EntryPoint v0.8 and Simple7702Account. The EIP-7702 block
-// runs first (it delegates the agent's address), then the user-operation block, then the Coinbase one. The Safe
+// daemon on loopback and an anvil with the official EntryPoint v0.8 and Simple7702Account, and EntryPoint v0.7 with
+// Solady's account factory. The EIP-7702 block runs first (it delegates the agent's address), then the
+// user-operation block, then the Coinbase one, then the EntryPoint v0.7 block (a Solady account of the same agent). The Safe
 // block runs as a second agent, one owner of a 2-of-3 Safe 1.5.0, under the section's policy as written (local
 // addresses and chain swapped in); the on-chain limits block as a third, which the Safe's two other owners grant
 // a Permit2 allowance (Permit2 at its canonical address).
@@ -20,7 +21,7 @@ import { getUserOperationHash } from 'viem/account-abstraction';
 import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airlock/server';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
-import { installEntryPoint, type InstalledEntryPoint } from './entry-point.ts';
+import { installEntryPoint, installEntryPointV07, type InstalledEntryPoint, type InstalledEntryPointV07 } from './entry-point.ts';
 import { compiledPermit2 } from './compile.ts';
 import { installPermit2 } from './permit2.ts';
 import { createSafe, deploySafeStack, execSafeTx, multiSendData, ownerSignature, safeNonce, safeTx, MULTI_SEND_CALL_ONLY } from './safe.ts';
@@ -41,6 +42,7 @@ function exampleBlock(heading: string): string {
 
 let anvil: Anvil;
 let aa: InstalledEntryPoint;
+let aa7: InstalledEntryPointV07;
 let server: RunningServer;
 let dataDir: string;
 let workDir: string;
@@ -53,6 +55,7 @@ let token: Address;
 before(async () => {
   anvil = await startAnvil();
   aa = await installEntryPoint(anvil.rpcUrl, anvil.chainId);
+  aa7 = await installEntryPointV07(anvil.rpcUrl, anvil.chainId);
   token = await deployToken(anvil.rpcUrl);
   dataDir = mkdtempSync(join(tmpdir(), 'airlock-docs-aa-'));
   const config = loadConfig({ dataDir, host: '127.0.0.1', port: 0 }, {});
@@ -83,7 +86,7 @@ before(async () => {
   await mint(anvil.rpcUrl, token, agentAddress, 10_000_000n);
   env = {
     AIRLOCK_URL: server.url, AIRLOCK_TOKEN: session.token, RPC_URL: anvil.rpcUrl, TOKEN: token, SHOP, IMPLEMENTATION: aa.simple7702,
-    RELAYER_KEY: ANVIL_KEYS.facilitator, WALLET: privateKeyToAccount(generatePrivateKey()).address,
+    RELAYER_KEY: ANVIL_KEYS.facilitator, WALLET: privateKeyToAccount(generatePrivateKey()).address, FACTORY: aa7.soladyFactory,
   };
 
   // The Safe section: a second agent, one owner of a 2-of-3 Safe with a local key standing for a person.
@@ -171,6 +174,23 @@ test('docs/smart-accounts.md examples: delegate, pay through a user operation, r
   assert.equal((await recoverAddress({ hash, signature: signatureData })).toLowerCase(), agentAddress.toLowerCase());
 });
 
+test('docs/smart-accounts.md EntryPoint v0.7 example: the first operation deploys a Solady account and pays; another operation over its nonce is refused', async () => {
+  // The account's counterfactual address (the factory's, for the example's salt) is funded first, as the doc says.
+  const solady = await soladyAddress(aa7.soladyFactory, `${agentAddress}${'0'.repeat(24)}` as Hex);
+  await rpc(anvil.rpcUrl, 'anvil_setBalance', [solady, '0xde0b6b3a7640000']);
+  await mint(anvil.rpcUrl, token, solady, 10_000_000n);
+  const before = await balanceOf(anvil.rpcUrl, token, SHOP);
+  assert.equal(await publicClientFor(anvil.rpcUrl, anvil.chainId).getCode({ address: solady }), undefined);
+  const out = (await run('### EntryPoint v0.7: a Solady account deployed by its first operation')).trim();
+  assert.equal(out, 'refused: nonce_reused\nhandleOps success, deployed true');
+  assert.equal(await balanceOf(anvil.rpcUrl, token, SHOP), before + 1_000_000n);
+  assert.equal(await balanceOf(anvil.rpcUrl, token, solady), 9_000_000n);
+});
+
+/** Where Solady's ERC4337Factory deploys the account for `salt`. */
+function soladyAddress(factory: Address, salt: Hex): Promise<Address> {
+  return publicClientFor(anvil.rpcUrl, anvil.chainId).readContract({ address: factory, abi: parseAbi(['function getAddress(bytes32 salt) view returns (address)']), functionName: 'getAddress', args: [salt] });
+}
 
 test('docs/smart-accounts.md Safe example: the agent and another owner execute a payment; 120 USDC is refused', async () => {
   const nonce = await safeNonce(anvil.rpcUrl, anvil.chainId, safeEnv.SAFE as Address);

@@ -1,7 +1,8 @@
-// Airlock as the owner of smart accounts, driven through the SDK exactly as an agent would, on anvil with the
-// official EntryPoint v0.8 and Simple7702Account (@account-abstraction/contracts 0.8.0). handleOps is submitted
-// directly by a relayer key (no bundler on a local chain). Coinbase Smart Wallet (EntryPoint v0.6) and Solady
-// (v0.7) are not deployable from npm here: their owner signatures are checked offline against viem's userOpHash.
+// Airlock as the owner of smart accounts, driven through the SDK exactly as an agent would, on anvil with
+// eth-infinitism's official EntryPoints from npm: v0.8 with Simple7702Account (@account-abstraction/contracts
+// 0.8.0), and v0.7 (0.7.0, at its canonical address) with Solady's ERC4337 account deployed by its factory through
+// initCode (npm `solady`). handleOps is submitted directly by a relayer key (no bundler on a local chain). Coinbase
+// Smart Wallet (EntryPoint v0.6) is not on npm: its owner signature is checked offline against viem's userOpHash.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -10,10 +11,10 @@ import {
 } from 'viem';
 import { generatePrivateKey, privateKeyToAccount, type PrivateKeyAccount } from 'viem/accounts';
 import { getUserOperationHash, toCoinbaseSmartAccount, toPackedUserOperation, toSimple7702SmartAccount, toSoladySmartAccount } from 'viem/account-abstraction';
-import { AirlockPolicyError, airlockAccount, airlockSmartAccount, type AirlockAccount } from '@airlock/sdk';
+import { AirlockApiError, AirlockPolicyError, airlockAccount, airlockSmartAccount, findAirlockError, type AirlockAccount } from '@airlock/sdk';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { provisionAgent, startHarness, type Harness } from '../../server/src/testing/harness.ts';
-import { installEntryPoint, type InstalledEntryPoint } from './entry-point.ts';
+import { installEntryPoint, installEntryPointV07, type InstalledEntryPoint, type InstalledEntryPointV07 } from './entry-point.ts';
 import { ANVIL_KEYS, deployToken, localChain, mint, rpc } from './token.ts';
 
 const SHOP = '0x1111111111111111111111111111111111111111' as Address;
@@ -36,6 +37,7 @@ describe('smart accounts owned by an Airlock key', () => {
   let anvil: Anvil;
   let h: Harness;
   let aa: InstalledEntryPoint;
+  let aa7: InstalledEntryPointV07;
   let token: Address;
   let client: PublicClient;
   let owner: AirlockAccount;
@@ -49,6 +51,7 @@ describe('smart accounts owned by an Airlock key', () => {
     anvil = await startAnvil();
     client = createPublicClient({ chain: localChain(anvil.rpcUrl, chainId), transport: http(anvil.rpcUrl) });
     aa = await installEntryPoint(anvil.rpcUrl, chainId);
+    aa7 = await installEntryPointV07(anvil.rpcUrl, chainId);
     token = await deployToken(anvil.rpcUrl);
     h = await startHarness();
     const asset = `eip155:${chainId}/erc20:${token.toLowerCase()}`;
@@ -79,13 +82,13 @@ describe('smart accounts owned by an Airlock key', () => {
   });
 
   /** Submits signed operations through EntryPoint.handleOps from a relayer key; returns the UserOperationEvents. */
-  async function handleOps(ops: Parameters<typeof toPackedUserOperation>[0][]) {
+  async function handleOps(ops: Parameters<typeof toPackedUserOperation>[0][], ep: { entryPoint: Address; entryPointAbi: InstalledEntryPoint['entryPointAbi'] } = aa) {
     const relayer = privateKeyToAccount(ANVIL_KEYS.facilitator);
     const wallet = createWalletClient({ account: relayer, chain: localChain(anvil.rpcUrl, chainId), transport: http(anvil.rpcUrl) });
-    const hash = await wallet.writeContract({ address: aa.entryPoint, abi: aa.entryPointAbi, functionName: 'handleOps', args: [ops.map((op) => toPackedUserOperation(op)), relayer.address] });
+    const hash = await wallet.writeContract({ address: ep.entryPoint, abi: ep.entryPointAbi, functionName: 'handleOps', args: [ops.map((op) => toPackedUserOperation(op)), relayer.address] });
     const receipt = await client.waitForTransactionReceipt({ hash });
     assert.equal(receipt.status, 'success');
-    return parseEventLogs({ abi: aa.entryPointAbi, logs: receipt.logs, eventName: 'UserOperationEvent' }) as unknown as { args: { success: boolean; userOpHash: Hex } }[];
+    return parseEventLogs({ abi: ep.entryPointAbi, logs: receipt.logs, eventName: 'UserOperationEvent' }) as unknown as { args: { success: boolean; userOpHash: Hex; nonce: bigint } }[];
   }
 
   test('EIP-7702: an allowlisted delegation is signed and lands in the agent’s own type-4 transaction', async () => {
@@ -158,16 +161,101 @@ describe('smart accounts owned by an Airlock key', () => {
     const hash = getUserOperationHash({ chainId, entryPointAddress: bare.entryPoint.address, entryPointVersion: '0.6', userOperation: { ...op, signature: '0x' } as never });
     assert.equal(ownerIndex, 0);
     assert.equal((await recoverAddress({ hash, signature: signatureData })).toLowerCase(), agentAddress.toLowerCase());
-    const drain = await refusal(account.signUserOperation({ ...op, callData: await bare.encodeCalls([transfer(SHOP, 1n), transfer(THIEF, 1n)]), chainId } as never));
+    // At the next nonce: another operation over nonce 0 would be refused before policy (nonce_reused).
+    const drain = await refusal(account.signUserOperation({ ...op, nonce: 1n, callData: await bare.encodeCalls([transfer(SHOP, 1n), transfer(THIEF, 1n)]), chainId } as never));
     assert.equal(violations(drain)[0]?.code, 'no_matching_allow_rule');
   });
 
-  test('Solady (v0.7, owner signs a personal message over the userOpHash): the same operation goes through as eip191', async () => {
-    const address = privateKeyToAccount(generatePrivateKey()).address;
-    const account = airlockSmartAccount(await toSoladySmartAccount({ client, owner, address }), owner);
-    const op = { sender: address, nonce: 0n, callData: await account.encodeCalls([transfer(SHOP, 3n)]), ...GAS, ...UNSIGNED };
-    const signature = await account.signUserOperation({ ...op, chainId });
-    const hash = getUserOperationHash({ chainId, entryPointAddress: account.entryPoint.address, entryPointVersion: '0.7', userOperation: { ...op, signature: '0x' } });
-    assert.equal((await recoverAddress({ hash: hashMessage({ raw: hash }), signature })).toLowerCase(), agentAddress.toLowerCase());
+  describe('EntryPoint v0.7 on chain: a Solady account (viem toSoladySmartAccount) owned by the agent', () => {
+    let agent7: AirlockAccount;
+    let token7: string;
+    let account: Awaited<ReturnType<typeof soladyAccount>>;
+    const USDC_DAILY = 10_000n;
+    /** viem's toSoladySmartAccount over the local factory; the salt starts with the owner, so only the owner's operation can deploy at the address. */
+    const soladyAccount = async (owner: AirlockAccount) => airlockSmartAccount(await toSoladySmartAccount({ client, owner, factoryAddress: aa7.soladyFactory, salt: `${owner.address}${'0'.repeat(24)}` }), owner);
+    const signOverHttp = async (op: Record<string, unknown>) => {
+      const res = await h.fetch('http://127.0.0.1/v1/sign/user-operation', {
+        method: 'POST', headers: { authorization: `Bearer ${token7}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ chainId, entryPoint: aa7.entryPoint, entryPointVersion: '0.7', signing: 'eip191', userOperation: op }, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+
+    before(async () => {
+      const asset = `eip155:${chainId}/erc20:${token.toLowerCase()}`;
+      const provisioned = await provisionAgent(h, {
+        actions: ['evm.user_operation'],
+        policy: {
+          version: 1,
+          rules: [
+            { name: 'pay-shop', type: 'allow', match: { kinds: ['erc20.transfer'], to: [SHOP], assets: [asset] } },
+            { name: 'usdc-daily', type: 'budget', asset, max: USDC_DAILY.toString(), window: '24h' },
+            { name: 'gas', type: 'user_operations', max_prefund: MAX_PREFUND.toString(), entry_points: [aa7.entryPoint] },
+          ],
+        },
+      });
+      token7 = provisioned.token;
+      agent7 = await airlockAccount({ url: 'http://127.0.0.1', token: token7, fetch: h.fetch });
+      account = await soladyAccount(agent7);
+    });
+
+    test('the first operation deploys the account through its factory (initCode) and pays the shop', async () => {
+      const address = await account.getAddress();
+      assert.equal(await client.getCode({ address }), undefined, 'counterfactual: nothing deployed yet');
+      await rpc(anvil.rpcUrl, 'anvil_setBalance', [address, '0xde0b6b3a7640000']);
+      await mint(anvil.rpcUrl, token, address, 50_000n);
+      const before = await balance(SHOP);
+      const { factory, factoryData } = await account.getFactoryArgs();
+      assert.equal(factory?.toLowerCase(), aa7.soladyFactory.toLowerCase());
+      // Deploying costs verification gas (the proxy and its initialize): 500k, still inside max_prefund.
+      const op = { sender: address, nonce: await account.getNonce(), factory, factoryData, callData: await account.encodeCalls([transfer(SHOP, 1_000n)]), ...GAS, verificationGasLimit: 500_000n, ...UNSIGNED };
+      const signature = await account.signUserOperation({ ...op, chainId });
+      const [event] = await handleOps([{ ...op, signature }], aa7);
+      assert.equal(event?.args.success, true);
+      assert.equal(event?.args.userOpHash, getUserOperationHash({ chainId, entryPointAddress: aa7.entryPoint, entryPointVersion: '0.7', userOperation: { ...op, signature } }));
+      assert.notEqual(await client.getCode({ address }), undefined, 'the factory deployed the account');
+      assert.equal((await client.readContract({ address, abi: account.abi, functionName: 'owner' })).toLowerCase(), agent7.address.toLowerCase());
+      assert.equal(await balance(SHOP), before + 1_000n);
+    });
+
+    test('a batch whose third call drains to an unlisted address is refused with the rule; nothing lands', async () => {
+      const callData = await account.encodeCalls([transfer(SHOP, 10n), transfer(SHOP, 10n), transfer(THIEF, 5_000n)]);
+      const e = await refusal(account.signUserOperation({ sender: account.address, nonce: await account.getNonce(), callData, ...GAS, ...UNSIGNED, chainId }));
+      assert.deepEqual(violations(e).map((v) => `${v.rule}:${v.code}`), ['agent/default:no_matching_allow_rule']);
+      assert.match(violations(e)[0]!.message, /^call 3 of 3 \(erc20\.transfer 0x6666/);
+      assert.equal(await balance(THIEF), 0n);
+    });
+
+    test('one operation per nonce: the same operation again is a free replay, another one over that nonce is nonce_reused and charges nothing', async () => {
+      const nonce = await account.getNonce();
+      const op = { sender: account.address, nonce, callData: await account.encodeCalls([transfer(SHOP, 2_000n)]), ...GAS, ...UNSIGNED };
+      const signature = await account.signUserOperation({ ...op, chainId });
+      // The byte-identical operation again: the same signature, not charged again.
+      assert.equal(await account.signUserOperation({ ...op, chainId }), signature);
+      const replay = await signOverHttp(op);
+      assert.equal(replay.status, 200, JSON.stringify(replay.body));
+      assert.equal(replay.body.replayed, true);
+
+      // Another operation over the signed nonce (a larger payment, a fee bump): refused before policy, over HTTP and the SDK.
+      const larger = { ...op, callData: await account.encodeCalls([transfer(SHOP, 5_000n)]) };
+      const http409 = await signOverHttp(larger);
+      assert.equal(http409.status, 409, JSON.stringify(http409.body));
+      assert.equal(http409.body.error.code, 'nonce_reused');
+      assert.equal(http409.body.signature, undefined);
+      const bumped = await account.signUserOperation({ ...op, maxFeePerGas: GAS.maxFeePerGas * 2n, chainId }).then(() => assert.fail('signed'), (err: unknown) => err);
+      assert.equal(findAirlockError(bumped, AirlockApiError)?.code, 'nonce_reused');
+
+      // Charged so far: 1,000 (the deployment's payment) + 2,000 once. The budget says so at the next nonce.
+      const probe = await signOverHttp({ ...op, nonce: nonce + 1n, callData: await account.encodeCalls([transfer(SHOP, USDC_DAILY - 3_000n + 1n)]) });
+      assert.equal(probe.status, 403, JSON.stringify(probe.body));
+      const budget = probe.body.error.violations.find((v: any) => v.code === 'budget_exceeded');
+      assert.deepEqual({ rule: budget.rule, used: budget.used }, { rule: 'agent/usdc-daily', used: '3000' });
+
+      // The one signed operation lands.
+      const before = await balance(SHOP);
+      const [event] = await handleOps([{ ...op, signature }], aa7);
+      assert.deepEqual([event?.args.success, event?.args.nonce], [true, nonce]);
+      assert.equal(await balance(SHOP), before + 2_000n);
+    });
   });
 });

@@ -112,6 +112,24 @@ test('PackedUserOperation typed data (what Simple7702Account signs) decodes as t
   assert.equal(other.intent.kind, 'typed_data.unknown');
 });
 
+test('an operation claims its (EntryPoint, sender, nonce) for its signer, whichever route it takes; another nonce or account is another claim', () => {
+  const callData = encodeFunctionData({ abi: ACCOUNT, functionName: 'execute', args: [usdc, 0n, transfer(bob, 9n)] });
+  const request = (over: Record<string, unknown> = {}, entryPoint = EP08, version = '0.8') =>
+    adapter.decode('evm.user_operation', { chainId: 8453, entryPoint, entryPointVersion: version, userOperation: json({ sender, nonce: (1n << 64n) + 2n, callData, ...gasFields, ...over }) }, signer).intent.nonceKeys;
+  // The full 256-bit nonce (key << 64 | sequence) names the slot the EntryPoint consumes.
+  const key = `user-operation|eip155:8453|${EP08}|${sender}|${signer.address}|${(1n << 64n) + 2n}`;
+  assert.deepEqual(request(), [key]);
+  // A different operation over the same nonce claims the same key (the service refuses it, nonce_reused).
+  assert.deepEqual(request({ callData: encodeFunctionData({ abi: ACCOUNT, functionName: 'execute', args: [usdc, 0n, transfer(bob, 10n)] }), maxFeePerGas: 9n }), [key]);
+  // The PackedUserOperation typed-data route claims the same key as POST /v1/sign/user-operation.
+  const typedData = getUserOperationTypedData({ chainId: 8453, entryPointAddress: EP08, userOperation: { sender, nonce: (1n << 64n) + 2n, callData, signature: '0x', ...gasFields } as never });
+  const { signature: _dropped, ...message } = typedData.message as typeof typedData.message & { signature: string };
+  assert.deepEqual(adapter.decode('evm.typed_data', { typedData: { ...typedData, message: json(message) } }, signer).intent.nonceKeys, [key]);
+  assert.notDeepEqual(request({ nonce: (2n << 64n) + 2n }), [key], 'another nonce key is another sequence');
+  assert.notDeepEqual(request({ sender: bob }), [key]);
+  assert.notDeepEqual(request({}, EP07, '0.7'), [key]);
+});
+
 test('policy ABIs decode inner calls and the operation sums their declared spends', () => {
   const router = '0x7070707070707070707070707070707070707070';
   const swap = encodeFunctionData({ abi: parseAbi(['function pay(address token, uint256 amount)']), functionName: 'pay', args: [usdc, 11n] });

@@ -4,7 +4,7 @@
 // "ERC4337" domain), decodes the account's execute/executeBatch into the calls it runs, and signs that hash
 // (raw, as Coinbase Smart Wallet and Simple7702Account verify it, or EIP-191 over it, as SimpleAccount v0.7 and
 // Solady verify it). The same reading serves PackedUserOperation typed data (typed-data.ts).
-import { AirlockError, nativeAsset } from '@airlock/core';
+import { AirlockError, nativeAsset, nonceKey } from '@airlock/core';
 import type { AbiDeclaration, Action, DecodedRequest, Intent, SignerContext, Spend, UserOperationInfo } from '@airlock/core';
 import { concat, encodeAbiParameters, hashMessage, hashTypedData, hexToBytes, keccak256, pad, toHex } from 'viem';
 import type { Hex, TypedDataDomain, TypedDataParameter } from 'viem';
@@ -310,6 +310,9 @@ export function userOperationIntent(op: NormalisedUserOperation, signing: UserOp
     spends,
     approvals: calls.flatMap((c) => c.approvals),
     fees: { gasLimit: totalGas, maxFeePerGas: op.maxFeePerGas, maxPriorityFeePerGas: op.maxPriorityFeePerGas, maxTotalFee: prefund },
+    // The EntryPoint runs one operation per (sender, nonce): of two signed over one nonce at most one can run, so
+    // the second is released only as a byte-identical replay (same digest), never charged twice.
+    nonceKeys: [nonceKey('user-operation', chain, op.entryPoint, op.sender, op.nonce, [signer.address])],
     userOperation: info,
     summary: `user operation of ${op.sender} via EntryPoint v${op.version} on ${chain}: ${what} (prefund up to ${prefund}${op.paymaster ? `, paid by paymaster ${op.paymaster}` : ''})`,
   };
