@@ -132,10 +132,27 @@ export interface Intent {
   safe?: SafeTransactionInfo;
   /** ERC-4337 user operations: the account, the calls it executes (each an intent of its own) and what gas may cost. */
   userOperation?: UserOperationInfo;
+  /** A call into an account module that executes calls from its account, as a policy's `abis` declares (`executes`). */
+  module?: ModuleExecutionInfo;
   /** EIP-7702 authorizations (signed alone or carried by a type-4 transaction): which delegate each installs, on which chain. */
   delegation?: DelegationInfo;
   /** One line for humans, e.g. "transfer 5 USDC to 0xabc… on eip155:8453". */
   summary: string;
+}
+
+/**
+ * The agent's call into a module (a Safe module such as Zodiac Roles) that makes the account it is attached to
+ * execute a call, as a policy's `abis` entry declares it (`moves.<function>.executes`). `calls` is that call,
+ * decoded like a transaction making it (`from` = the module); the outer intent's spends are its spends, so
+ * policy runs on the call and on the whole, as for a Safe transaction.
+ */
+export interface ModuleExecutionInfo {
+  /** The module the agent calls (lowercase). */
+  contract: string;
+  /** The function called, and the `abis` declaration that says it executes a call. */
+  functionName: string;
+  abi: string;
+  calls: Intent[];
 }
 
 /**

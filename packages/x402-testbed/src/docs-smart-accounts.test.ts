@@ -4,8 +4,8 @@
 // Solady's account factory. The EIP-7702 block runs first (it delegates the agent's address), then the
 // user-operation block, then the Coinbase one, then the EntryPoint v0.7 block (a Solady account of the same agent). The Safe
 // block runs as a second agent, one owner of a 2-of-3 Safe 1.5.0, under the section's policy as written (local
-// addresses and chain swapped in); the on-chain limits block as a third, which the Safe's two other owners grant
-// a Permit2 allowance (Permit2 at its canonical address).
+// addresses and chain swapped in); the on-chain limits block as a third, to which the Safe's two other owners
+// grant a role on a Zodiac Roles module (anvil's code size limit is lifted for the Roles build the SDK ships).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { decodeAbiParameters, encodeFunctionData, erc20Abi, maxUint256, parseAbi, recoverAddress, type Address, type Hex } from 'viem';
+import { decodeAbiParameters, encodeFunctionData, erc20Abi, parseAbi, recoverAddress, type Address, type Hex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { getUserOperationHash } from 'viem/account-abstraction';
@@ -22,8 +22,7 @@ import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airl
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
 import { installEntryPoint, installEntryPointV07, type InstalledEntryPoint, type InstalledEntryPointV07 } from './entry-point.ts';
-import { compiledPermit2 } from './compile.ts';
-import { installPermit2 } from './permit2.ts';
+import { deployRolesModifier, rolesKey, spendingRoleCalls } from './roles-modifier.ts';
 import { createSafe, deploySafeStack, execSafeTx, multiSendData, ownerSignature, safeNonce, safeTx, MULTI_SEND_CALL_ONLY } from './safe.ts';
 import { ANVIL_KEYS, balanceOf, deployToken, mint, publicClientFor, rpc } from './token.ts';
 
@@ -53,7 +52,7 @@ let agentAddress: Address;
 let token: Address;
 
 before(async () => {
-  anvil = await startAnvil();
+  anvil = await startAnvil({ disableCodeSizeLimit: true });
   aa = await installEntryPoint(anvil.rpcUrl, anvil.chainId);
   aa7 = await installEntryPointV07(anvil.rpcUrl, anvil.chainId);
   token = await deployToken(anvil.rpcUrl);
@@ -98,39 +97,43 @@ before(async () => {
   await mint(anvil.rpcUrl, token, safe, 1_000_000_000n);
   await rpc(anvil.rpcUrl, 'anvil_setBalance', [privateKeyToAccount(otherOwner).address, '0xde0b6b3a7640000']);
   const partner = privateKeyToAccount(generatePrivateKey()).address;
-  /** A docs/smart-accounts.md policy as written, with the local token, Safe, partner and chain for the Base ones. */
-  const localPolicy = (key: string) => {
+  /** A docs/smart-accounts.md policy as written, with the local chain and these local addresses for the doc's Base ones. */
+  const localPolicy = (key: string, addresses: Record<string, string>) => {
     let source = docPolicy(key).source;
     // The chain first: a local address may hold the digits 8453.
-    for (const [doc, local] of [['8453', String(anvil.chainId)], ['0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', token], ['0x5afe00000000000000000000000000000000cafe', safe], ['0x1111111111111111111111111111111111111111', partner]] as const) {
+    for (const [doc, local] of [['8453', String(anvil.chainId)], ...Object.entries(addresses)] as const) {
       assert.ok(source.includes(doc), `${key} names ${doc}`);
       source = source.replaceAll(doc, local.toLowerCase());
     }
     return source;
   };
-  const set = await admin('PUT', `/v1/policies/${safeAgent.name}`, { source: localPolicy('docs/smart-accounts.md#Safe multisig') });
+  const USDC_DOC = '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913';
+  const PARTNER_DOC = '0x1111111111111111111111111111111111111111';
+  const set = await admin('PUT', `/v1/policies/${safeAgent.name}`, { source: localPolicy('docs/smart-accounts.md#Safe multisig', { [USDC_DOC]: token, '0x5afe00000000000000000000000000000000cafe': safe, [PARTNER_DOC]: partner }) });
   assert.deepEqual(set.warnings, [], JSON.stringify(set));
   const safeSession = await admin('POST', `/v1/agents/${safeAgent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'] });
   safeEnv = { AIRLOCK_URL: server.url, AIRLOCK_TOKEN: safeSession.token, RPC_URL: anvil.rpcUrl, SAFE: safe, USDC: token, PARTNER: partner, OWNER_KEY: otherOwner };
 
-  // The on-chain limits section: the Safe's two other owners grant a third agent 50 USDC for a day through Permit2.
-  const [limitedAgent] = (await admin('POST', '/v1/agents', { names: ['docs-allowance-spender'] })).agents;
-  const permit2 = await installPermit2(anvil.rpcUrl);
-  const expiration = Number((await publicClientFor(anvil.rpcUrl, anvil.chainId).getBlock()).timestamp) + 86_400;
+  // The on-chain limits section: the Safe's two other owners enable Zodiac Roles and grant a third agent a role,
+  // USDC to the partner from 50 USDC a day.
+  const [limitedAgent] = (await admin('POST', '/v1/agents', { names: ['docs-role-member'] })).agents;
+  const roles = await deployRolesModifier(anvil.rpcUrl, anvil.chainId, safe);
+  const start = (await publicClientFor(anvil.rpcUrl, anvil.chainId).getBlock()).timestamp;
   const grant = safeTx({
     to: MULTI_SEND_CALL_ONLY, operation: 1, nonce: await safeNonce(anvil.rpcUrl, anvil.chainId, safe),
-    data: multiSendData([
-      { to: token, data: encodeFunctionData({ abi: erc20Abi, functionName: 'approve', args: [permit2, maxUint256] }) },
-      { to: permit2, data: encodeFunctionData({ abi: compiledPermit2().abi, functionName: 'approve', args: [token, limitedAgent.address, 50_000_000n, expiration] } as never) },
-    ]),
+    data: multiSendData(spendingRoleCalls(safe, roles, {
+      roleKey: rolesKey('agent-payments'), member: limitedAgent.address, token, recipients: [partner],
+      allowance: { key: rolesKey('agent-usdc-daily'), amount: 50_000_000n, period: 86_400n, start },
+    })),
   });
   const humans = [await ownerSignature(otherOwner, safe, anvil.chainId, grant), await ownerSignature(thirdOwner, safe, anvil.chainId, grant)];
   assert.equal(await execSafeTx(anvil.rpcUrl, anvil.chainId, safe, grant, humans), 'success');
   await rpc(anvil.rpcUrl, 'anvil_setBalance', [limitedAgent.address, '0xde0b6b3a7640000']);
-  const limitsSet = await admin('PUT', `/v1/policies/${limitedAgent.name}`, { source: localPolicy('docs/smart-accounts.md#On-chain limits') });
+  const limitsPolicy = localPolicy('docs/smart-accounts.md#On-chain limits', { [USDC_DOC]: token, '0x2222222222222222222222222222222222222222': roles, [PARTNER_DOC]: partner });
+  const limitsSet = await admin('PUT', `/v1/policies/${limitedAgent.name}`, { source: limitsPolicy });
   assert.deepEqual(limitsSet.warnings, [], JSON.stringify(limitsSet));
   const limitsSession = await admin('POST', `/v1/agents/${limitedAgent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] });
-  limitsEnv = { AIRLOCK_URL: server.url, AIRLOCK_TOKEN: limitsSession.token, RPC_URL: anvil.rpcUrl, SAFE: safe, USDC: token, PARTNER: partner };
+  limitsEnv = { AIRLOCK_URL: server.url, AIRLOCK_TOKEN: limitsSession.token, RPC_URL: anvil.rpcUrl, ROLES: roles, USDC: token, PARTNER: partner };
 
   mkdirSync(join(ROOT, '.tmp'), { recursive: true });
   workDir = mkdtempSync(join(ROOT, '.tmp', 'docs-smart-accounts-'));
@@ -200,7 +203,7 @@ test('docs/smart-accounts.md Safe example: the agent and another owner execute a
   assert.equal(await safeNonce(anvil.rpcUrl, anvil.chainId, safeEnv.SAFE as Address), nonce + 1n);
 });
 
-test('docs/smart-accounts.md on-chain limits example: 45 USDC is refused by Airlock though the allowance covers it; 30 is pulled from the Safe\'s Permit2 allowance', async () => {
+test('docs/smart-accounts.md on-chain limits example: 45 USDC is refused by Airlock though the role covers it; 30 is paid from the Safe through the role', async () => {
   const before = await balanceOf(anvil.rpcUrl, token, limitsEnv.PARTNER as Address);
   const out = (await run('## On-chain limits', limitsEnv)).trim();
   assert.equal(out, 'refused: agent/usdc-per-request amount_exceeds_max\npaid success');

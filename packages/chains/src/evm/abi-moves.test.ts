@@ -69,3 +69,69 @@ test('checkAbis: fragments parse, moves name one function and real arguments of 
   assert.deepEqual(paths([{ ...overloaded, moves: { 'f(uint256)': overloaded.moves.f! } }]), []);
   assert.deepEqual(paths([decl({ name: 'a' }), decl({ name: 'b' })]), ['abis.b.functions[0]']);
 });
+
+// A module's exec function (Zodiac Roles' execTransactionWithRole): the call it makes its Safe execute.
+const ROLES = '0x2222222222222222222222222222222222222222';
+const PARTNER = '0x1111111111111111111111111111111111111111';
+const EXEC = 'function execTransactionWithRole(address to, uint256 value, bytes data, uint8 operation, bytes32 roleKey, bool shouldRevert) returns (bool success)';
+const rolesDecl = (over: Partial<AbiDeclaration> = {}): AbiDeclaration => ({
+  name: 'agent/abis.roles',
+  contracts: new Set([ROLES]),
+  functions: [EXEC],
+  moves: { execTransactionWithRole: { executes: { to: 'to', value: 'value', data: 'data', operation: 'operation' } } },
+  ...over,
+});
+const transfer = (to: string, amount: bigint) => encodeFunctionData({ abi: parseAbi(['function transfer(address to, uint256 value)']), args: [to as `0x${string}`, amount] });
+const execData = (to: string, data: `0x${string}`, operation = 0, value = 0n) =>
+  encodeFunctionData({ abi: parseAbi([EXEC]), args: [to as `0x${string}`, value, data, operation, `0x${'61'.repeat(32)}`, true] });
+function moduleIntent(data: string) {
+  return createEvmAdapter().decode('evm.transaction', { chainId: 8453, transaction: { to: ROLES, data, nonce: 0, gas: '200000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1' } }, { address: AGENT }).intent;
+}
+
+test('executes: the call a module makes its account execute is decoded like a transaction, and its spends are the request\'s', () => {
+  const intent = enrichCall(moduleIntent(execData(USDC, transfer(PARTNER, 30_000_000n))), [rolesDecl()]);
+  assert.equal(intent.kind, 'contract.call');
+  assert.equal(intent.call?.functionName, 'execTransactionWithRole');
+  const [call] = intent.module?.calls ?? [];
+  assert.equal(intent.module?.contract, ROLES);
+  assert.equal(intent.module?.abi, 'agent/abis.roles');
+  assert.equal(call?.kind, 'erc20.transfer');
+  assert.equal(call?.to, PARTNER);
+  assert.equal(call?.from, ROLES);
+  const spend = { asset: `eip155:8453/erc20:${USDC}`, amount: 30_000_000n, to: PARTNER, kind: 'transfer' };
+  assert.deepEqual(call?.spends, [spend]);
+  assert.deepEqual(intent.spends.filter((s) => s.kind !== 'fee'), [spend]);
+  assert.match(intent.summary, /^call execTransactionWithRole on 0x2222\S+, which makes its account transfer 30000000 of eip155:8453\/erc20:0x8335\S+ to 0x1111/);
+});
+
+test('executes: native value leaves the account; DELEGATECALL is contract.delegatecall; other operations and value with DELEGATECALL fail closed', () => {
+  const paid = enrichCall(moduleIntent(execData(PARTNER, '0x', 0, 5n)), [rolesDecl()]);
+  assert.deepEqual(paid.module?.calls[0]?.spends, [{ asset: 'eip155:8453/slip44:60', amount: 5n, to: PARTNER, kind: 'value' }]);
+  const delegated = enrichCall(moduleIntent(execData(USDC, transfer(PARTNER, 1n), 1)), [rolesDecl()]);
+  assert.equal(delegated.module?.calls[0]?.kind, 'contract.delegatecall');
+  assert.deepEqual(delegated.module?.calls[0]?.spends, []);
+  const refused = (data: string) => assert.throws(() => enrichCall(moduleIntent(data), [rolesDecl()]), (e: unknown) => e instanceof AirlockError && e.code === 'undecodable_payload' && e.details?.abi === 'agent/abis.roles');
+  refused(execData(USDC, transfer(PARTNER, 1n), 2));
+  refused(execData(USDC, transfer(PARTNER, 1n), 1, 1n));
+  refused(execData(USDC, '0x1234'));
+});
+
+test('executes: one level only; a call the account executes that is a declared module call again is refused', () => {
+  const nested = execData(ROLES, execData(USDC, transfer(PARTNER, 1n)));
+  assert.throws(() => enrichCall(moduleIntent(nested), [rolesDecl()]), (e: unknown) => e instanceof AirlockError && e.code === 'undecodable_payload');
+  // A call to another declared contract is decoded through its declaration.
+  const swap = enrichCall(moduleIntent(execData(ROUTER, v2Data(AGENT))), [rolesDecl(), decl()]);
+  assert.deepEqual(swap.module?.calls[0]?.spends.map((s) => s.amount), [7n]);
+  assert.deepEqual(swap.spends.filter((s) => s.kind === 'transfer').map((s) => s.amount), [7n]);
+});
+
+test('checkAbis: executes names real arguments of the right type', () => {
+  assert.deepEqual(checkAbiDeclarations([rolesDecl()]), []);
+  const issues = checkAbiDeclarations([rolesDecl({ moves: { execTransactionWithRole: { executes: { to: 'roleKey', value: 'data', data: 'shouldRevert', operation: 'nope' } } } })]);
+  assert.deepEqual(issues.map((i) => i.path), [
+    'abis.agent/abis.roles.moves.execTransactionWithRole.executes.to',
+    'abis.agent/abis.roles.moves.execTransactionWithRole.executes.value',
+    'abis.agent/abis.roles.moves.execTransactionWithRole.executes.data',
+    'abis.agent/abis.roles.moves.execTransactionWithRole.executes.operation',
+  ]);
+});

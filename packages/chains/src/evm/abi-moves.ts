@@ -1,9 +1,10 @@
 // The ABIs policies register (`abis`): parse their human-readable fragments, check what their `moves`
 // declare, and decode calls the adapter left as bare `contract.call` into named arguments and spends.
 import { AirlockError, argumentAt, erc20Asset } from '@airlock/core';
-import type { AbiDeclaration, DeclaredSpend, Intent, PolicyIssue, Spend } from '@airlock/core';
+import type { AbiDeclaration, DeclaredExecution, DeclaredSpend, Intent, PolicyIssue, Spend } from '@airlock/core';
 import { parseAbiItem, toFunctionSelector, toFunctionSignature } from 'viem';
 import type { AbiFunction, AbiParameter, Hex } from 'viem';
+import { decodeAccountCall } from './account-call.ts';
 import { decodeStrict, namedArgs } from './calldata.ts';
 
 interface ParsedAbi {
@@ -38,9 +39,10 @@ function parseDeclaration(decl: AbiDeclaration): ParsedAbi {
 
 const signatureOf = (fn: AbiFunction) => toFunctionSignature(fn).replace(/\s+/g, '');
 
-/** The `moves` key that names `fn`: its name, or its signature `name(types)` (for overloads). */
-function movesFor(decl: AbiDeclaration, fn: AbiFunction): readonly DeclaredSpend[] {
-  return (decl.moves[signatureOf(fn)] ?? decl.moves[fn.name])?.spends ?? [];
+/** The `moves` entry that names `fn`: by its name, or its signature `name(types)` (for overloads). */
+function movesFor(decl: AbiDeclaration, fn: AbiFunction): { spends: readonly DeclaredSpend[]; executes?: DeclaredExecution } {
+  const moves = decl.moves[signatureOf(fn)] ?? decl.moves[fn.name];
+  return { spends: moves?.spends ?? [], ...(moves?.executes ? { executes: moves.executes } : {}) };
 }
 
 /** The ABI type at a dotted argument path, as `namedArgs` names arguments (`arg<i>` when unnamed). */
@@ -95,7 +97,21 @@ export function checkAbiDeclarations(abis: readonly AbiDeclaration[]): PolicyIss
         continue;
       }
       const fn = named[0]!;
-      moves.spends.forEach((spend, j) => {
+      if (moves.executes) {
+        const e = moves.executes;
+        const expect = (field: keyof DeclaredExecution, ok: (type: string) => boolean, what: string) => {
+          const path = e[field];
+          if (path === undefined) return;
+          const type = typeAt(fn, path);
+          if (type === undefined) issues.push({ path: at(`moves.${key}.executes.${field}`), message: `${fn.name} has no argument ${path}` });
+          else if (!ok(type)) issues.push({ path: at(`moves.${key}.executes.${field}`), message: `${path} is ${type}; expected ${what}` });
+        };
+        expect('to', (t) => t === 'address', 'an address (the target)');
+        expect('value', (t) => /^uint[0-9]*$/.test(t), 'an unsigned integer');
+        expect('data', (t) => t === 'bytes', 'bytes (the calldata)');
+        expect('operation', (t) => /^uint[0-9]*$/.test(t), 'an unsigned integer (0 CALL, 1 DELEGATECALL)');
+      }
+      (moves.spends ?? []).forEach((spend, j) => {
         const where = (field: string) => at(`moves.${key}.spends[${j}].${field}`);
         const expect = (field: 'asset' | 'amount' | 'to', path: string, ok: (type: string) => boolean, what: string) => {
           const type = typeAt(fn, path);
@@ -117,9 +133,11 @@ function undecodable(decl: AbiDeclaration, message: string, cause?: unknown): Ai
 
 /**
  * A bare `contract.call` whose contract and selector a declaration names: decoded strictly (canonical
- * encoding only) into named arguments, plus the spends its `moves` declare. Anything else is returned as is.
+ * encoding only) into named arguments, plus the spends its `moves` declare, or the call it makes its account
+ * execute (`Intent.module`; `executes` false: refused, for a call that is itself executed). Anything else is
+ * returned as is.
  */
-export function enrichCall(intent: Intent, abis: readonly AbiDeclaration[]): Intent {
+export function enrichCall(intent: Intent, abis: readonly AbiDeclaration[], executes = true): Intent {
   const call = intent.call;
   if (intent.kind !== 'contract.call' || !call || call.args !== undefined || call.data === undefined) return intent;
   const selector = call.selector.toLowerCase();
@@ -133,7 +151,12 @@ export function enrichCall(intent: Intent, abis: readonly AbiDeclaration[]): Int
     } catch (cause) {
       throw undecodable(decl, `transaction.data does not decode as ${fn.name}`, cause);
     }
-    const added = movesFor(decl, fn).map((d) => declaredSpend(intent, decl, d, args));
+    const moves = movesFor(decl, fn);
+    // One level only, so what is granted is what runs: the inner module is called directly instead.
+    if (moves.executes && !executes) throw undecodable(decl, `the call a module executes is itself ${fn.name} of a declared module: call that module directly`);
+    const added = moves.spends.map((d) => declaredSpend(intent, decl, d, args));
+    const executed = moves.executes ? executedCall(intent, decl, moves.executes, args, abis) : undefined;
+    if (executed) added.push(...executed.spends);
     const spends = [...intent.spends.filter((s) => s.kind !== 'fee'), ...added, ...intent.spends.filter((s) => s.kind === 'fee')];
     const moved = added.map((s) => `${s.amount} of ${s.asset} to ${s.to}`).join(', ');
     const onTarget = `on ${call.contract}`;
@@ -141,11 +164,41 @@ export function enrichCall(intent: Intent, abis: readonly AbiDeclaration[]): Int
     return {
       ...intent,
       spends,
+      ...(executed ? { approvals: [...intent.approvals, ...executed.approvals], module: { contract: call.contract, functionName: fn.name, abi: decl.name, calls: [executed] } } : {}),
       call: { ...call, functionName: fn.name, args },
-      summary: `call ${fn.name} ${onTarget}${moved ? ` spending ${moved}` : ''}${rest}`,
+      summary: executed
+        ? `call ${fn.name} ${onTarget}, which makes its account ${executed.summary}${rest}`
+        : `call ${fn.name} ${onTarget}${moved ? ` spending ${moved}` : ''}${rest}`,
     };
   }
   return intent;
+}
+
+/**
+ * The call a module makes its account execute (`moves.<fn>.executes`), decoded like a transaction making it:
+ * built-in ERC-20 functions, then the policy's own `abis` (but not a second module call: see enrichCall).
+ * DELEGATECALL becomes `contract.delegatecall`, granted only by name.
+ */
+function executedCall(intent: Intent, decl: AbiDeclaration, e: DeclaredExecution, args: Record<string, unknown>, abis: readonly AbiDeclaration[]): Intent {
+  const read = (path: string) => argumentAt(args, path.split('.'));
+  const to = read(e.to);
+  const data = read(e.data);
+  const value = e.value === undefined ? 0n : read(e.value);
+  const operation = e.operation === undefined ? 0n : read(e.operation);
+  if (typeof to !== 'string' || typeof data !== 'string' || typeof value !== 'bigint' || (typeof operation !== 'bigint' && typeof operation !== 'number')) {
+    throw undecodable(decl, 'the executed call\'s arguments do not decode');
+  }
+  const op = BigInt(operation);
+  if (op !== 0n && op !== 1n) throw undecodable(decl, `${e.operation} must be 0 (CALL) or 1 (DELEGATECALL)`);
+  if (op === 1n && value !== 0n) throw undecodable(decl, `${e.value} must be 0 with DELEGATECALL (a delegatecall sends no value)`);
+  const ctx = { action: intent.action, chain: intent.chain, from: intent.call!.contract, accountLabel: 'the module\'s account', abis: undefined };
+  let inner: Intent;
+  try {
+    inner = decodeAccountCall(ctx, op === 1n ? 'delegatecall' : 'call', to.toLowerCase(), value, data.toLowerCase() as Hex, `the call ${e.data} carries`);
+  } catch (cause) {
+    throw undecodable(decl, cause instanceof AirlockError ? cause.message : 'the executed call does not decode', cause);
+  }
+  return enrichCall(inner, abis, false);
 }
 
 function declaredSpend(intent: Intent, decl: AbiDeclaration, d: DeclaredSpend, args: Record<string, unknown>): Spend {

@@ -4,12 +4,13 @@
 // DELEGATECALL is a `contract.delegatecall` call (its code runs as the Safe: granted only by name); a gas refund
 // is a `safe.gas_refund` call paying its worst case. Policy runs on each call and on their sum (Intent.safe).
 import { AirlockError, SAFE_TX_FIELDS, SAFE_TX_PRIMARY_TYPE, erc20Asset, nativeAsset } from '@airlock/core';
-import type { Approval, ContractCall, Intent, IntentKind, SafeTransactionInfo, Spend, TypedDataInfo } from '@airlock/core';
+import type { Approval, Intent, IntentKind, SafeTransactionInfo, Spend, TypedDataInfo } from '@airlock/core';
 import { getMultiSendCallOnlyDeployments, getMultiSendDeployments } from '@safe-global/safe-deployments';
 import { parseAbi, toFunctionSelector } from 'viem';
 import type { Hex } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
-import { decodeCall, decodeStrict } from './calldata.ts';
+import { decodeAccountCall } from './account-call.ts';
+import { decodeStrict } from './calldata.ts';
 import type { NormalisedTypedData } from './typed-data.ts';
 
 const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000';
@@ -131,31 +132,9 @@ interface SafeCallContext {
   abis: AbiRegistry | undefined;
 }
 
-/** One call the Safe makes (`from` = the Safe), decoded like a transaction making it: value, ERC-20, ABI registry. */
+/** One call the Safe makes (`from` = the Safe), decoded like a transaction making it. */
 function decodeSafeCall(ctx: SafeCallContext, operation: 'call' | 'delegatecall', to: string, value: bigint, data: Hex, path: string): Intent {
-  const { chain, safe } = ctx;
-  const common = { action: 'evm.typed_data' as const, chain, from: safe, typedData: ctx.typedData, approvals: [] };
-  if (operation === 'delegatecall') {
-    // The target's code runs in the Safe's context with all its funds and settings: nothing it does can be read
-    // from the calldata, so it moves nothing policy could count. Only a rule naming the exact target grants it.
-    const call: ContractCall = { contract: to, selector: data.length >= 10 ? data.slice(0, 10) : '0x', data };
-    return { ...common, kind: 'contract.delegatecall', to, spends: [], call, summary: `DELEGATECALL ${to} as the Safe (${(data.length - 2) / 2} bytes of calldata)` };
-  }
-  const spends: Spend[] = [];
-  // Native value leaves the Safe whatever the call does with it.
-  if (value > 0n) spends.push({ asset: nativeAsset(chain), amount: value, to, kind: 'value' });
-  if (data === '0x') return { ...common, kind: 'native.transfer', to, spends, summary: `transfer ${value} of ${nativeAsset(chain)} to ${to}` };
-  const decoded = decodeCall(chain, to, data, ctx.abis, path);
-  spends.push(...decoded.spends);
-  const valueNote = value > 0n ? ` with value ${value}` : '';
-  const transfer = decoded.spends[0];
-  const approval = decoded.approvals[0];
-  const summary = transfer
-    ? `transfer ${transfer.amount} of ${transfer.asset} to ${transfer.to}${valueNote}`
-    : approval
-      ? `approve ${approval.spender} to spend ${approval.unlimited ? 'UNLIMITED' : approval.amount} of ${approval.asset}${valueNote}`
-      : `call ${decoded.call.functionName ?? decoded.call.selector} on ${to}${valueNote}`;
-  return { ...common, kind: decoded.kind, to: decoded.to, spends, approvals: decoded.approvals, call: decoded.call, summary };
+  return decodeAccountCall({ action: 'evm.typed_data', chain: ctx.chain, from: ctx.safe, accountLabel: 'the Safe', typedData: ctx.typedData, abis: ctx.abis }, operation, to, value, data, path);
 }
 
 /**

@@ -25,7 +25,7 @@ function inOrder(layers: readonly PolicyLayer[]): readonly PolicyLayer[] {
 /** Every ledger window the rules will read for this input, deduplicated; prefetch these. */
 export function requiredWindows(layers: readonly PolicyLayer[], input: EvaluationInput): WindowQuery[] {
   const all: WindowQuery[] = [];
-  // The calls of a Safe transaction or a user operation are evaluated one by one too (evaluateCalls): their windows count.
+  // The calls of a Safe transaction, a user operation or a module are evaluated one by one too (evaluateCalls): their windows count.
   for (const intent of [input.intent, ...innerCalls(input.intent)]) {
     const ctx = { input: { ...input, intent }, facts: intentFacts(intent), series: scopeSeries(input) };
     for (const { policy } of inOrder(layers)) for (const rule of policy.rules) rule.windows(ctx, all);
@@ -103,15 +103,16 @@ function firstArgumentMiss(rules: readonly CompiledAllowRule[], ctx: RuleContext
  * Every rule of every layer runs, so a denial lists every reason at once.
  */
 export function evaluatePolicy(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView): Decision {
-  const { safe, userOperation } = input.intent;
+  const { safe, userOperation, module } = input.intent;
   if (safe) return evaluateCalls(layers, input, ledger, safe.calls, []);
+  if (module) return evaluateCalls(layers, input, ledger, module.calls, []);
   if (userOperation) return evaluateCalls(layers, input, ledger, userOperation.calls, userOperationFindings(layers, userOperation));
   return evaluateIntent(layers, input, ledger, true);
 }
 
-/** The calls a request executes, each an intent of its own (a Safe transaction's, a user operation's); none for other requests. */
+/** The calls a request executes, each an intent of its own (a Safe transaction's, a user operation's, a module's); none for other requests. */
 function innerCalls(intent: Intent): readonly Intent[] {
-  return intent.safe?.calls ?? intent.userOperation?.calls ?? [];
+  return intent.safe?.calls ?? intent.userOperation?.calls ?? intent.module?.calls ?? [];
 }
 
 /**
@@ -132,7 +133,8 @@ function userOperationFindings(layers: readonly PolicyLayer[], op: UserOperation
 
 /**
  * A request that executes several calls (a Safe transaction: its call, each call of a MultiSend batch, its gas
- * refund; an ERC-4337 user operation: what the account's execute/executeBatch runs). Each call is evaluated as a
+ * refund; an ERC-4337 user operation: what the account's execute/executeBatch runs; a module call: what the
+ * module makes its account execute). Each call is evaluated as a
  * request of its own: it must be granted and pass every rule, exactly as a transaction making that call would.
  * The request as a whole runs every rule again without granting anything: its spends are the calls' spends added
  * up (plus a user operation's prefund), so budgets, per-request caps and destination lists see the batch as one

@@ -167,18 +167,32 @@ export const ruleBase = {
   description: z.string().optional(),
 };
 
-/** What one call moves, declared by the operator (never guessed): each spend's asset, amount and receiver. */
-const callMovesField = z.strictObject({
-  spends: nonEmpty(
-    z.strictObject({
-      asset: z
-        .union([assetField, argPathField], { error: 'expected a CAIP-19 asset id or the name of an address argument (the token)' })
-        .describe('A fixed CAIP-19 asset id, or the name of the address argument that holds the token.'),
-      amount: argPathField.describe('The name of the unsigned integer argument that holds the amount (base units).'),
-      to: argPathField.optional().describe('The name of the address argument that receives what the spend buys; default: the contract called.'),
-    }),
-  ),
-});
+/**
+ * What one call moves, declared by the operator (never guessed): each spend's asset, amount and receiver; or the
+ * call it makes its account execute (a module's exec function), which is then decoded and granted as a call of its own.
+ */
+const callMovesField = z
+  .strictObject({
+    spends: nonEmpty(
+      z.strictObject({
+        asset: z
+          .union([assetField, argPathField], { error: 'expected a CAIP-19 asset id or the name of an address argument (the token)' })
+          .describe('A fixed CAIP-19 asset id, or the name of the address argument that holds the token.'),
+        amount: argPathField.describe('The name of the unsigned integer argument that holds the amount (base units).'),
+        to: argPathField.optional().describe('The name of the address argument that receives what the spend buys; default: the contract called.'),
+      }),
+    ).optional(),
+    executes: z
+      .strictObject({
+        to: argPathField.describe('The name of the address argument: the target of the call the account executes.'),
+        value: argPathField.optional().describe('The name of the unsigned integer argument: the native value the account sends; default: none.'),
+        data: argPathField.describe('The name of the bytes argument: the calldata of that call.'),
+        operation: argPathField.optional().describe('The name of the uint8 argument: 0 CALL, 1 DELEGATECALL (Safe\'s Enum.Operation); default: always CALL.'),
+      })
+      .optional()
+      .describe('The function makes the account the contract is attached to (a Safe module\'s avatar) execute a call: that call is decoded like a transaction and must be granted as one; see docs/policy.md#abis.'),
+  })
+  .refine((m) => m.spends !== undefined || m.executes !== undefined, 'expected spends or executes');
 
 /** One registered ABI: human-readable function fragments for some contracts, and what their calls move. */
 export const abiField = z
@@ -190,6 +204,6 @@ export const abiField = z
     moves: z
       .record(z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]{0,63}(\(.*\))?$/, 'expected a function name (or its signature when overloaded)'), callMovesField)
       .optional()
-      .describe('Per function (name, or `name(types)` when overloaded): the spends its calls make. Calls without an entry move nothing but their native value.'),
+      .describe('Per function (name, or `name(types)` when overloaded): the spends its calls make, or the call it makes its account execute. Calls without an entry move nothing but their native value.'),
   })
   .describe('Calls to `contracts` decode against `functions` into named arguments (`match.args`); `moves` turns arguments into spends.');

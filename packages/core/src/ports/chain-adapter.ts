@@ -15,6 +15,21 @@ export interface DeclaredSpend {
 }
 
 /**
+ * A call that a function makes its contract's account execute (a module's exec function), as the policy declares
+ * it: the names of the arguments holding the target, the native value, the calldata and the operation.
+ */
+export interface DeclaredExecution {
+  /** The address argument: the call's target. */
+  to: string;
+  /** The unsigned integer argument: native value sent; absent: none. */
+  value?: string;
+  /** The bytes argument: the calldata. */
+  data: string;
+  /** The uint8 argument: 0 CALL, 1 DELEGATECALL (Safe's Enum.Operation); absent: always CALL. */
+  operation?: string;
+}
+
+/**
  * An ABI a policy registers (`abis.<name>`), contracts resolved. The core never parses the fragments:
  * the chain adapter does, in `checkAbis` (when a policy is validated) and `enrich` (when a request is).
  */
@@ -25,8 +40,8 @@ export interface AbiDeclaration {
   contracts: ReadonlySet<string>;
   /** Human-readable function fragments. */
   functions: readonly string[];
-  /** Per function name (or `name(types)`), the spends its calls make. */
-  moves: Readonly<Record<string, { spends: readonly DeclaredSpend[] }>>;
+  /** Per function name (or `name(types)`), the spends its calls make, or the call it makes its account execute. */
+  moves: Readonly<Record<string, { spends?: readonly DeclaredSpend[]; executes?: DeclaredExecution }>>;
 }
 
 /** What an adapter needs to know about the signer to decode a request. */

@@ -19,6 +19,11 @@ export interface StartAnvilOptions {
   attempts?: number;
   /** How long one start may take to answer eth_chainId. Default 15 s. */
   readyTimeoutMs?: number;
+  /**
+   * Lift EIP-170's 24,576-byte limit on contract code, for a contract whose shipped build is larger than the
+   * one deployed on public chains (Zodiac Roles from zodiac-roles-sdk). Default false.
+   */
+  disableCodeSizeLimit?: boolean;
 }
 
 const ARCH: Record<string, string> = { x64: 'amd64', arm64: 'arm64' };
@@ -46,7 +51,7 @@ export async function startAnvil(options: StartAnvilOptions = {}): Promise<Anvil
   for (let i = 0; i < attempts; i++) {
     const port = 20000 + Math.floor(Math.random() * 40000);
     try {
-      return await startOn(port, chainId, options.readyTimeoutMs ?? 15_000);
+      return await startOn(port, chainId, options.readyTimeoutMs ?? 15_000, options.disableCodeSizeLimit ? ['--disable-code-size-limit'] : []);
     } catch (e) {
       lastError = e;
     }
@@ -66,10 +71,10 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-async function startOn(port: number, chainId: number, readyTimeoutMs: number): Promise<Anvil> {
+async function startOn(port: number, chainId: number, readyTimeoutMs: number, extraArgs: readonly string[]): Promise<Anvil> {
   if (!(await portIsFree(port))) throw new Error(`port ${port} is taken`);
   const { command, args } = anvilCommand();
-  const child = spawn(command, [...args, '--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId), '--silent'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(command, [...args, '--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId), '--silent', ...extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-2000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
