@@ -31,7 +31,7 @@ import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, type Pkcs11Options,
 /** Vault options (KDF parameters; `allowWeakKdf` is for tests only). */
 export type VaultOptions = CreateVaultOptions;
 import { createBitcoinAdapter, createEvmAdapter, createLightningAdapter, createNostrAdapter, eventId, nip04Decrypt, nip04Encrypt, nip44Decrypt, nip44Encrypt, nostrTransportPath, parseUnsignedEvent } from '@airlock/chains';
-import { openStore, type SqliteStoreOptions } from '@airlock/store';
+import { openStore } from '@airlock/store';
 import { encodePaymentSignatureHeader } from '@x402/core/http';
 import type { AirlockConfig } from './config.ts';
 import { rpcChainReader } from './evm-chain-reader.ts';
@@ -260,8 +260,6 @@ export interface OpenOptions {
   timers?: boolean;
   /** Run the webhook dispatcher (timers of its own). Default: as `timers`. */
   webhookDispatcher?: boolean;
-  /** Tests: what stands in for the SQLite store's WAL fdatasync (to hold a commit's sync open, or fail it). */
-  sqliteFdatasync?: SqliteStoreOptions['fdatasync'];
 }
 
 /**
@@ -273,7 +271,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
   let vault: UnsealedVault | undefined = typeof unlock === 'string' || 'keyProcess' in unlock ? undefined : unlock.vault;
   const remote = typeof unlock !== 'string' && 'keyProcess' in unlock ? new RemoteKeyBackend(unlock.keyProcess) : undefined;
   // SQLite: WAL checkpoints in a worker thread, so no signing request waits for one on the event loop.
-  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true, ...(options.sqliteFdatasync ? { fdatasync: options.sqliteFdatasync } : {}) } }).catch((e: unknown) => {
+  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true } }).catch((e: unknown) => {
     vault?.wipe();
     throw e;
   });

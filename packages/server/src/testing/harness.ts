@@ -7,7 +7,7 @@ import pg from 'pg';
 import { ManualClock, type ChainReader, type Clock, type LightningBackend } from '@airlock/core';
 import { loadConfig, type AirlockConfig } from '../config.ts';
 import type { Pkcs11Options } from '@airlock/keys';
-import { initAirlock, openAirlock, type Airlock, type OpenOptions, type VaultOptions } from '../runtime.ts';
+import { initAirlock, openAirlock, type Airlock, type VaultOptions } from '../runtime.ts';
 import { createApp, type AppOptions } from '../http/app.ts';
 import { AirlockHolder } from '../http/holder.ts';
 import { OpenApiResponses, type ResponseCheck } from './openapi-responses.ts';
@@ -65,13 +65,13 @@ function assertMatchesOpenApi(check: ResponseCheck): void {
  * tests fire hundreds of requests on one session at once, and the limit has tests of its own.
  */
 /** `webhooks`: run the webhook dispatcher (its own timers; the others stay off). `pkcs11`: EVM agent keys in that token (docs/custody.md). */
-export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions; config?: Partial<AirlockConfig>; lightningBackend?: LightningBackend; webhooks?: boolean; pkcs11?: Pkcs11Options; sqliteFdatasync?: OpenOptions['sqliteFdatasync'] } = {}): Promise<Harness> {
+export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions; config?: Partial<AirlockConfig>; lightningBackend?: LightningBackend; webhooks?: boolean; pkcs11?: Pkcs11Options } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'airlock-test-'));
   const pgSchema = opts.store === 'postgres' ? await pgSchemaUrl() : undefined;
   const config = loadConfig({ dataDir, ...opts.config, ...(pgSchema ? { storeUrl: pgSchema.url } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
   const init = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
   const clock = opts.manualClock ? new ManualClock(Date.now()) : undefined;
-  const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(opts.webhooks ? { webhookDispatcher: true } : {}), ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}), ...(opts.lightningBackend ? { lightningBackend: opts.lightningBackend } : {}), ...(opts.pkcs11 ? { pkcs11: opts.pkcs11 } : {}), ...(opts.sqliteFdatasync ? { sqliteFdatasync: opts.sqliteFdatasync } : {}) });
+  const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(opts.webhooks ? { webhookDispatcher: true } : {}), ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}), ...(opts.lightningBackend ? { lightningBackend: opts.lightningBackend } : {}), ...(opts.pkcs11 ? { pkcs11: opts.pkcs11 } : {}) });
   let airlock = await open();
   const appOptions: AppOptions = { bodyLimitBytes: config.bodyLimitBytes, sessionRate: { perSecond: 0, burst: 0 }, ...opts.app };
   let app = createApp(new AirlockHolder(airlock), appOptions);

@@ -22,13 +22,6 @@ export interface BatchOps<Tx> {
  */
 export type WithBatch<Tx> = (body: (ops: BatchOps<Tx>) => Promise<void>) => Promise<void>;
 
-/**
- * Called once a batch has committed, before any of its callers is settled: resolves when the commit is durable
- * (SQLite: the WAL's fdatasync, which runs in the thread pool while the next batch already runs). A rejection
- * fails every caller of the batch with `store_unavailable`. Without it a commit is durable when it returns.
- */
-export type AwaitDurable = () => Promise<void>;
-
 interface Item<Tx> {
   fn: (tx: Tx) => unknown;
   resolve: (value: unknown) => void;
@@ -60,8 +53,8 @@ export class RetryInNextBatch extends Error {
  * Group commit: transactions submitted together share one durable commit. A batch takes what is queued
  * (up to `maxBatch`), runs each callback in order inside one store transaction with a savepoint each (a
  * callback that throws is rolled back to its savepoint and touches no other), commits once, and only
- * once that commit is durable settles every caller: nothing a caller does after its transaction (signing,
- * answering) can run before its writes are durable. If the batch does not commit, no caller gets a result.
+ * then settles every caller: nothing a caller does after its transaction (signing, answering) can run
+ * before its writes are durable. If the batch does not commit, no caller gets a result.
  *
  * Commit at once when idle, batch under load: the first submission schedules a batch for the end of the
  * current event-loop turn (setImmediate), so requests parsed in the same turn share it; while a batch runs
@@ -75,11 +68,9 @@ export class GroupCommitter<Tx> {
   private readonly withBatch: WithBatch<Tx>;
   private readonly maxBatch: number;
   private readonly inTransaction: AsyncLocalStorage<true>;
-  private readonly awaitDurable: AwaitDurable | undefined;
 
-  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; lanes?: number; inTransaction: AsyncLocalStorage<true>; awaitDurable?: AwaitDurable }) {
+  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; lanes?: number; inTransaction: AsyncLocalStorage<true> }) {
     this.withBatch = options.withBatch;
-    this.awaitDurable = options.awaitDurable;
     this.maxBatch = options.maxBatch;
     this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 1) }, () => ({ queue: [], scheduled: false, running: false }));
     this.inTransaction = options.inTransaction;
@@ -172,26 +163,12 @@ export class GroupCommitter<Tx> {
     }
     if (batchError === undefined) {
       const retries: Item<Tx>[] = [];
-      const settled: [Item<Tx>, Outcome][] = [];
       batch.forEach((item, i) => {
         const outcome = outcomes[i]!;
         if ('retry' in outcome) retries.push(item);
-        else settled.push([item, outcome]);
+        else if (outcome.ok) item.resolve(outcome.value);
+        else item.reject(outcome.error);
       });
-      const settle = () => {
-        for (const [item, outcome] of settled) {
-          if ('ok' in outcome && outcome.ok) item.resolve(outcome.value);
-          else item.reject(errorOf(outcome));
-        }
-      };
-      // Nobody hears of a commit before it is durable. The lane does not wait for that: the next batch runs
-      // while this one's sync is in flight (its callers are settled after it, by the same durable chain).
-      if (this.awaitDurable) {
-        this.awaitDurable().then(settle, (e) => {
-          const failure = asStoreFailure(e);
-          for (const [item] of settled) item.reject(failure);
-        });
-      } else settle();
       return retries;
     }
     // Nothing in the batch is durable. Items that ran fail (their results described writes that are gone);

@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, existsSync, fdatasync, fstatSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { AirlockError } from '@airlock/core/errors';
 import type { Row } from '../shared/rows.ts';
@@ -13,13 +13,9 @@ export const BUSY_TIMEOUT_MS = 5000;
 export class SqliteDb {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
-  /** The WAL file, for `syncWal`; undefined for `:memory:` and read-only connections (they never sync). */
-  private readonly walPath: string | undefined;
-  private wal: { fd: number; ino: number } | undefined;
 
   /** `readOnly`: a connection that cannot write (a key process reads decisions; a missing file is an error, not a new store). */
   constructor(path: string, options: { readOnly?: boolean } = {}) {
-    this.walPath = path === ':memory:' || options.readOnly ? undefined : `${path}-wal`;
     try {
       if (options.readOnly) {
         this.db = new DatabaseSync(path, { readOnly: true });
@@ -32,12 +28,7 @@ export class SqliteDb {
       if (path !== ':memory:') chmodSync(path, 0o600);
       this.db = new DatabaseSync(path);
       this.db.exec('PRAGMA journal_mode = WAL');
-      // COMMIT writes the WAL frames without an fsync; the store makes them durable with `syncWal` (an
-      // fdatasync of the WAL in the thread pool) before anyone hears of the commit (SqliteStore). That is the
-      // one fsync `synchronous=FULL` would run inside COMMIT, taken off the event loop. In WAL mode NORMAL
-      // still syncs the WAL before each checkpoint and the database after it (sqlite.org/pragma.html#pragma_synchronous).
-      // An in-memory database has nothing to sync.
-      this.db.exec(path === ':memory:' ? 'PRAGMA synchronous = FULL' : 'PRAGMA synchronous = NORMAL');
+      this.db.exec('PRAGMA synchronous = FULL');
       this.db.exec('PRAGMA foreign_keys = ON');
       this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // Group commit gives every request of a batch its own savepoint; without this SQLite spills each
@@ -118,42 +109,6 @@ export class SqliteDb {
     }
   }
 
-  /**
-   * Makes every WAL frame written so far durable: fdatasync of the WAL file in the thread pool (the same
-   * file SQLite appends to; on Linux a sync covers the file, whichever descriptor asks). Called right after
-   * COMMIT returns, so the frames of that commit are written (in the page cache) when the sync starts. The
-   * descriptor is reopened if the WAL file was replaced (SQLite removes it only when the last connection
-   * closes; this one is open, but a replaced file must never be the one synced). `fdatasyncFn`: tests gate
-   * or fail the sync through it.
-   */
-  syncWal(fdatasyncFn: (fd: number, done: (err: Error | null) => void) => void = fdatasync): Promise<void> {
-    if (this.walPath === undefined) return Promise.resolve();
-    let fd: number;
-    try {
-      const ino = statSync(this.walPath, { throwIfNoEntry: false })?.ino;
-      // No WAL file: no frame was ever written through it, so nothing is waiting to be made durable.
-      if (ino === undefined) return Promise.resolve();
-      if (this.wal && this.wal.ino !== ino) this.closeWal();
-      if (!this.wal) {
-        const opened = openSync(this.walPath, 'r');
-        this.wal = { fd: opened, ino: fstatSync(opened).ino };
-      }
-      fd = this.wal.fd;
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return new Promise((resolve, reject) => fdatasyncFn(fd, (err) => (err ? reject(err) : resolve())));
-  }
-
-  private closeWal(): void {
-    if (!this.wal) return;
-    try {
-      closeSync(this.wal.fd);
-    } finally {
-      this.wal = undefined;
-    }
-  }
-
   /** Pages in the WAL past which a COMMIT on this connection checkpoints (SQLite's default is 1,000). */
   setAutoCheckpoint(pages: number): void {
     this.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(pages)}`);
@@ -196,7 +151,6 @@ export class SqliteDb {
   close(): void {
     if (!this.db.isOpen) return;
     this.statements.clear();
-    this.closeWal();
     this.db.close();
   }
 

@@ -41,8 +41,6 @@ export interface SqliteStoreOptions {
   backgroundCheckpoints?: boolean;
   /** Open the file read-only (SQLite refuses every write on this connection): the key process's view. */
   readOnly?: boolean;
-  /** Test-only: stands in for `fs.fdatasync` of the WAL (to hold a commit's sync open, or fail it). */
-  fdatasync?: (fd: number, done: (err: Error | null) => void) => void;
 }
 
 /**
@@ -61,19 +59,6 @@ export class SqliteStore implements Store {
 
   private readonly committer: GroupCommitter<SqliteStoreTx>;
   private readonly checkpointer: WalCheckpointer | undefined;
-  /**
-   * Resolves once every commit so far is durable (each batch's WAL sync, chained in commit order). Callers of
-   * a batch and readers of what it wrote hear of it only then.
-   */
-  private durable: Promise<void> = Promise.resolve();
-  /**
-   * The first failed WAL sync. After it nothing this connection wrote can be trusted to be on disk (a failed
-   * fsync may have dropped the dirty pages, and retrying it proves nothing), so the store fails closed:
-   * every later call is `store_unavailable` until the process restarts and SQLite recovers the WAL.
-   */
-  private syncFailure: AirlockError | undefined;
-  /** The durable promise of the batch that committed last (GroupCommitter settles its callers on it). */
-  private lastBatchDurable: Promise<void> = Promise.resolve();
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
     this.db = new SqliteDb(path, { readOnly: options.readOnly ?? false });
@@ -82,11 +67,7 @@ export class SqliteStore implements Store {
     this.committer = new GroupCommitter<SqliteStoreTx>({
       maxBatch: MAX_BATCH,
       inTransaction: this.inTransaction,
-      // The sync is started inside the batch, under the mutex, right after COMMIT: a reader that sees the batch
-      // then also finds it in `durable` and waits for it.
-      awaitDurable: () => this.lastBatchDurable,
       withBatch: (body) => this.mutex.run(async () => {
-        this.assertSyncHealthy();
         await db.beginImmediate();
         try {
           await body({
@@ -98,7 +79,6 @@ export class SqliteStore implements Store {
           });
           if (!db.inTransaction) throw new AirlockError('store_unavailable', 'the SQLite store rolled the transaction back');
           db.commit();
-          this.lastBatchDurable = this.syncCommitted(options.fdatasync);
         } catch (e) {
           db.rollback();
           throw e;
@@ -125,28 +105,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  /** Starts the WAL sync of the batch that just committed; resolves when it and every earlier one are durable. */
-  private syncCommitted(fdatasyncFn?: (fd: number, done: (err: Error | null) => void) => void): Promise<void> {
-    const synced = this.db.syncWal(fdatasyncFn);
-    const durable = Promise.all([this.durable, synced]).then(
-      () => this.assertSyncHealthy(),
-      (e: unknown) => {
-        this.syncFailure ??= new AirlockError('store_unavailable', 'the SQLite store could not make its writes durable (the WAL sync failed); restart the daemon', { cause: e });
-        throw this.syncFailure;
-      },
-    );
-    // The chain itself never rejects (a later link must still run); the failure is kept in `syncFailure`.
-    this.durable = durable.catch(() => undefined);
-    return durable;
-  }
-
-  private assertSyncHealthy(): void {
-    if (this.syncFailure) throw this.syncFailure;
-  }
-
   async close(): Promise<void> {
-    // Whatever committed is made durable before the connection goes.
-    await this.durable;
     // The worker's connection first: the last connection to close checkpoints the WAL and removes it.
     await this.checkpointer?.stop();
     await this.mutex.run(async () => this.db.close());
@@ -363,13 +322,7 @@ export class SqliteStore implements Store {
   /** Reads take the mutex too (no dirty reads of another caller's open transaction), unless nested in one. */
   private async read<T>(fn: () => T): Promise<T> {
     if (this.inTransaction.getStore()) return fn();
-    this.assertSyncHealthy();
-    const value = await this.mutex.run(async () => fn());
-    // What was read may come from a commit whose sync is still in flight: answer only once it is durable,
-    // as synchronous=FULL would have (a reader never sees what a crash could take back).
-    await this.durable;
-    this.assertSyncHealthy();
-    return value;
+    return this.mutex.run(async () => fn());
   }
 
   /** One write, group-committed with whatever else is queued (see GroupCommitter). */
