@@ -2,7 +2,8 @@
 import { AirlockError } from '@airlock/core';
 import type { Action, ChainAdapter, DecodedRequest, ProducedSignature, SignResult, SignerContext } from '@airlock/core';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { bytesToHex, concatBytes, keccak256 } from 'viem';
+import { bytesToHex, concatBytes } from 'viem';
+import { keccak256Bytes } from './keccak.ts';
 import type { AbiRegistry } from './abi-registry.ts';
 import { checkAbiDeclarations } from './abi-moves.ts';
 import { decodeAuthorizationRequest } from './eip7702.ts';
@@ -91,7 +92,7 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
       return {
         signature: bytesToHex(concatBytes([signature.compact, Uint8Array.of(signature.recovery)])),
         signedTransaction: bytesToHex(signed),
-        transactionHash: keccak256(signed),
+        transactionHash: bytesToHex(keccak256Bytes(signed)),
       };
     },
   };

@@ -2,7 +2,8 @@
 import { AirlockError } from '@airlock/core';
 import type { EcdsaSignature } from '@airlock/core';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { bytesToHex, keccak256 } from 'viem';
+import { bytesToHex } from 'viem';
+import { keccak256Bytes } from './keccak.ts';
 
 /**
  * Recovers the 65-byte uncompressed public key behind a compact signature; throws on an invalid one.
@@ -26,7 +27,7 @@ export function recoverSignerAddress(digest: Uint8Array, compact: Uint8Array, re
  * One keccak; viem's publicKeyToAddress adds a second one for the EIP-55 checksum, which a lowercase compare drops.
  */
 export function addressOfPublicKey(publicKey: Uint8Array): string {
-  return bytesToHex(keccak256(publicKey.subarray(1), 'bytes').subarray(12));
+  return bytesToHex(keccak256Bytes(publicKey.subarray(1)).subarray(12));
 }
 
 /** Throws signature_check_failed unless the signature is 64 bytes, low-S, with recovery id 0 or 1. */

@@ -2,7 +2,8 @@
 // JSON fields or from its serialized form, and decodes it into an intent. The digest is keccak256 of the unsigned serialization.
 import { AirlockError, nativeAsset } from '@airlock/core';
 import type { DecodedRequest, DelegationEntry, FeeFields, Intent, SignerContext, Spend } from '@airlock/core';
-import { hexToBytes, keccak256, parseTransaction, serializeTransaction } from 'viem';
+import { hexToBytes, parseTransaction, serializeTransaction } from 'viem';
+import { keccak256Bytes } from './keccak.ts';
 import type { AccessList, Hex, SignedAuthorization, TransactionSerializable } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
 import { decodeCall } from './calldata.ts';
@@ -260,7 +261,7 @@ export function toSerializable(tx: EvmTransaction): TransactionSerializable {
 
 /** The sighash: keccak256 of the unsigned serialization (EIP-1559 typed envelope, or EIP-155 RLP for legacy). */
 export function transactionDigest(tx: EvmTransaction): Uint8Array {
-  return keccak256(hexToBytes(unsignedSerialization(tx)), 'bytes');
+  return keccak256Bytes(hexToBytes(unsignedSerialization(tx)));
 }
 
 /**
@@ -301,7 +302,7 @@ export function decodeTransactionRequest(payload: unknown, signer: SignerContext
   };
   intent.summary = summarise(intent, tx);
   if (intent.delegation) intent.summary += `, installing ${intent.delegation.authorizations.map((a) => `${a.delegate} in ${a.authority}`).join(', ')} (EIP-7702)`;
-  return { intent, digest: keccak256(unsigned, 'bytes'), prepared };
+  return { intent, digest: keccak256Bytes(unsigned), prepared };
 }
 
 function feeFields(tx: EvmTransaction): FeeFields {
