@@ -18,12 +18,30 @@ export async function auditHead(q: Q): Promise<StoredAuditHead> {
  * when its batch commits (`insertAuditEntries`). A seq drawn by a request that rolls back is never used, so
  * seqs may have gaps; the leaf index never does.
  */
-export async function prepareAuditEntry(q: Q, input: AuditEntryInput): Promise<AuditEntry> {
-  // One seq per entry, drawn as it is appended. (Drawing several per instance saves a round trip but leaves
-  // a gap at every restart and after every short-lived store such as `airlock init`'s.)
+export async function prepareAuditEntry(q: Q, input: AuditEntryInput, seqs?: SeqPool): Promise<AuditEntry> {
+  // A batch draws one seq per request with its BEGIN (same round trip); an entry beyond those draws its own.
+  // (Drawing a block per instance would save as much but leave a gap at every restart and after every
+  // short-lived store such as `airlock init`'s; a batch leaves one only where a request appended nothing.)
+  const drawn = seqs?.take();
+  if (drawn !== undefined) return buildAuditEntry(drawn, undefined, input);
   const [row] = await q("SELECT nextval('audit_entry_seq') AS seq");
   return buildAuditEntry(toInt(row!.seq), undefined, input);
 }
+
+/** Audit seqs drawn for one batch, handed out in order (ascending, as appended). */
+export class SeqPool {
+  private readonly seqs: number[];
+  private next = 0;
+  constructor(seqs: number[]) {
+    this.seqs = seqs;
+  }
+  take(): number | undefined {
+    return this.next < this.seqs.length ? this.seqs[this.next++] : undefined;
+  }
+}
+
+/** Simple-protocol SQL that draws `n` audit seqs (appended to the batch's BEGIN). */
+export const drawSeqsSql = (n: number) => `SELECT nextval('audit_entry_seq') AS seq FROM generate_series(1, ${Math.max(0, Math.trunc(n))})`;
 
 /**
  * The second half, once per batch, last before COMMIT: one statement takes the next leaf indexes from the

@@ -87,6 +87,8 @@ export class PostgresStore implements Store {
   // Marks code inside this store's transaction callback: a nested locking call would wait on itself forever.
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly committer: GroupCommitter<PostgresStoreTx>;
+  /** `sessions` columns, known once migrate() ran: a session is then read in its agent's statement. */
+  private sessionColumns: string[] | undefined;
 
   constructor(options: PostgresStoreOptions) {
     // search_path is a startup parameter of every pooled connection (no extra round trip, no race
@@ -106,11 +108,14 @@ export class PostgresStore implements Store {
       maxBatch: MAX_BATCH,
       lanes: options.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT,
       inTransaction: this.inTransaction,
-      withBatch: (body) => this.withClient(async (client, q) => {
-        // One round trip (simple protocol, no parameters): BEGIN and the shared signing lock, which only the
-        // operator writes that change agents, sessions and policies take exclusively (see run()).
+      withBatch: (body, size) => this.withClient(async (client, q) => {
+        // One round trip (simple protocol, no parameters): BEGIN, the shared signing lock, which only the
+        // operator writes that change agents, sessions and policies take exclusively (see run()), and one
+        // audit seq per request (most append exactly one entry: that saves each a round trip).
+        let seqs: audit.SeqPool;
         try {
-          await client.query(`BEGIN; SELECT pg_advisory_xact_lock_shared(${SIGNING_LOCK_KEY})`);
+          const results = (await client.query(`BEGIN; SELECT pg_advisory_xact_lock_shared(${SIGNING_LOCK_KEY}); ${audit.drawSeqsSql(size)}`)) as unknown as { rows: { seq: unknown }[] }[];
+          seqs = new audit.SeqPool(results[2]!.rows.map((r) => toInt(r.seq as string)));
         } catch (e) {
           throw mapPgError(e);
         }
@@ -145,7 +150,7 @@ export class PostgresStore implements Store {
             // A lost connection fails the next statement (ROLLBACK TO included), which aborts the batch.
             stillOpen: () => true,
             newTx: () => {
-              current = new PostgresStoreTx(q, locks);
+              current = new PostgresStoreTx(q, locks, { seqs, ...(this.sessionColumns ? { sessionColumns: this.sessionColumns } : {}) });
               requests.push(current);
               return current;
             },
@@ -182,6 +187,9 @@ export class PostgresStore implements Store {
       } finally {
         await client.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
       }
+      // The session columns as this schema has them, for reading a session in the agent's statement (postgres-tx.ts).
+      const columns = await q("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'sessions' ORDER BY ordinal_position");
+      this.sessionColumns = columns.map((r) => String(r.column_name));
     });
   }
 

@@ -21,7 +21,11 @@ import * as shadow from './shadow.ts';
 import * as webhooks from './webhooks.ts';
 import * as thresholdBindings from './threshold-bindings.ts';
 import { agentLockKey, type TxLocks } from './tx-locks.ts';
-import { agentFromRow, policyFromRow } from '../shared/rows.ts';
+import { agentFromRow, policyFromRow, sessionFromRow, type Row } from '../shared/rows.ts';
+
+/** Session columns read in the agent's statement carry this prefix (no column of `agents` starts with it). */
+const SESSION_PREFIX = 'session.';
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 
 /**
  * The handle `PostgresStore.transaction` passes to one request of a batch: bound to the batch's client and
@@ -38,9 +42,21 @@ export class PostgresStoreTx implements StoreTx {
   rolledBack = false;
   private readonly policyReads: { scope: string; resolve: (p: PolicyRecord | undefined) => void; reject: (e: unknown) => void }[] = [];
 
-  constructor(q: Q, locks: TxLocks) {
+  private readonly seqs: audit.SeqPool | undefined;
+  private readonly sessionColumns: readonly string[] | undefined;
+  /** An agent read scheduled in this turn, which a session read asked for in the same turn joins. */
+  private agentRead: { session?: { id: string; resolve: (s: Session | undefined) => void; reject: (e: unknown) => void } } | undefined;
+
+  /**
+   * `seqs`: the audit seqs the batch drew with its BEGIN, shared by its requests. `sessionColumns`: the
+   * `sessions` columns (from the catalog), which let a session be read in the statement that locks and reads
+   * its agent (the signing path asks for both at once: one round trip instead of two).
+   */
+  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; sessionColumns?: readonly string[] } = {}) {
     this.q = q;
     this.locks = locks;
+    this.seqs = options.seqs;
+    this.sessionColumns = options.sessionColumns;
   }
 
   end(): void {
@@ -56,11 +72,37 @@ export class PostgresStoreTx implements StoreTx {
     this.live();
     // Everything of one agent (nonce claims, idempotency keys, its payments) is serialised by this lock,
     // taken in the statement that reads the agent (whose row only changes under the exclusive signing lock).
-    const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then: { sql: 'SELECT * FROM agents WHERE id = $1', params: [id] } });
-    return row && row.id !== null && row.id !== undefined ? agentFromRow(row) : undefined;
+    if (!this.sessionColumns) {
+      const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then: { sql: 'SELECT * FROM agents WHERE id = $1', params: [id] } });
+      return row && row.id !== null && row.id !== undefined ? agentFromRow(row) : undefined;
+    }
+    // Wait for the end of this turn: a getSession called alongside (recheck's Promise.all) joins this statement.
+    const read: NonNullable<typeof this.agentRead> = {};
+    this.agentRead = read;
+    await Promise.resolve();
+    if (this.agentRead === read) this.agentRead = undefined;
+    const session = read.session;
+    try {
+      const sql = session
+        ? `SELECT a.*, ${this.sessionColumns.map((c) => `s.${quoteIdent(c)} AS ${quoteIdent(SESSION_PREFIX + c)}`).join(', ')} FROM (SELECT 1) AS one LEFT JOIN agents a ON a.id = $1 LEFT JOIN sessions s ON s.id = $2`
+        : 'SELECT * FROM agents WHERE id = $1';
+      const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then: { sql, params: session ? [id, session.id] : [id] } });
+      if (session) {
+        const sessionRow: Row = {};
+        for (const c of this.sessionColumns) sessionRow[c] = row?.[SESSION_PREFIX + c];
+        session.resolve(sessionRow.id !== null && sessionRow.id !== undefined ? sessionFromRow(sessionRow) : undefined);
+      }
+      return row && row.id !== null && row.id !== undefined ? agentFromRow(row) : undefined;
+    } catch (e) {
+      session?.reject(e);
+      throw e;
+    }
   }
   async getSession(id: string): Promise<Session | undefined> {
-    return records.getSession(this.live(), id);
+    this.live();
+    const read = this.agentRead;
+    if (read && !read.session) return new Promise((resolve, reject) => (read.session = { id, resolve, reject }));
+    return records.getSession(this.q, id);
   }
   /** Calls made together (the fleet and agent layers) share one round trip. */
   getPolicy(scope: string): Promise<PolicyRecord | undefined> {
@@ -249,7 +291,7 @@ export class PostgresStoreTx implements StoreTx {
     return records.compareAndSetMeta(this.live(), key, expected, value);
   }
   async appendAudit(input: AuditEntryInput): Promise<AuditEntry> {
-    const entry = await audit.prepareAuditEntry(this.live(), input);
+    const entry = await audit.prepareAuditEntry(this.live(), input, this.seqs);
     this.auditEntries.push(entry);
     return entry;
   }

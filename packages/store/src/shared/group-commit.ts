@@ -18,9 +18,10 @@ export interface BatchOps<Tx> {
 
 /**
  * Opens a transaction (taking whatever locks the store needs), runs `body`, commits once `body` resolves
- * and rolls back if it throws or the commit fails; rethrows the failure.
+ * and rolls back if it throws or the commit fails; rethrows the failure. `size`: the requests in the batch
+ * (PostgreSQL draws that many audit seqs with its BEGIN).
  */
-export type WithBatch<Tx> = (body: (ops: BatchOps<Tx>) => Promise<void>) => Promise<void>;
+export type WithBatch<Tx> = (body: (ops: BatchOps<Tx>) => Promise<void>, size: number) => Promise<void>;
 
 interface Item<Tx> {
   fn: (tx: Tx) => unknown;
@@ -156,7 +157,7 @@ export class GroupCommitter<Tx> {
           outcomes.push(outcome);
           if (!ops.stillOpen()) throw new BatchAborted(errorOf(outcome));
         }
-      });
+      }, batch.length);
     } catch (e) {
       if (e instanceof BatchAborted && e.retryAlone) return batch;
       batchError = e instanceof BatchAborted ? e.reason : e;
