@@ -37,7 +37,7 @@ export const ERROR_CODES = {
   invalid_policy: { status: 400, summary: 'The policy document is not valid; see the path in the message.' },
   // ledger / idempotency
   idempotency_conflict: { status: 409, summary: 'The Idempotency-Key was used before with a different payload.' },
-  nonce_reused: { status: 409, summary: 'The authorization nonce was already signed over different content; only a byte-identical replay is released.' },
+  nonce_reused: { status: 409, summary: 'The nonce (of an authorization or permit, a Safe transaction or a user operation) was already signed over different content; only a byte-identical replay is released.' },
   approval_not_pending: { status: 409, summary: 'The approval was already decided, consumed or expired.' },
   conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
   breaker_not_tripped: { status: 409, summary: 'The circuit breaker was already reset (only a tripped breaker can be reset).' },

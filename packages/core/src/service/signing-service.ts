@@ -346,7 +346,7 @@ export class SigningService {
     const { auth, action, reqHash, digest, input, now, idempotencyKey } = req;
     const conflicting = claims.find((c) => c.digest !== digest);
     if (conflicting) {
-      const error = new AirlockError('nonce_reused', 'This authorization nonce was already signed over different content; only a byte-identical replay is released.');
+      const error = new AirlockError('nonce_reused', 'This nonce (of an authorization or permit, a Safe transaction or a user operation) was already signed over different content; only a byte-identical replay is released.');
       await tx.appendAudit({
         at: now, type: 'sign.request', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action, decision: 'deny',
         data: { errorCode: error.code, intent: intentToJson(input.intent), digest, requestHash: reqHash, nonceKeys: input.intent.nonceKeys ?? [], conflictsWithSeq: conflicting.auditSeq, ...(idempotencyKey !== undefined ? { idempotencyKey } : {}) },
