@@ -6,15 +6,16 @@
 // it at the allowance, at the recipient condition, at the role's owner (the Safe) and at the Safe's threshold.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createWalletClient, encodeFunctionData, erc20Abi, http, parseEther, stringToHex, type Address, type Hex } from 'viem';
+import { createWalletClient, encodeFunctionData, erc20Abi, http, stringToHex, type Address, type Hex } from 'viem';
 import { generatePrivateKey, mnemonicToAccount, privateKeyToAccount } from 'viem/accounts';
 import { airlockAccount, AirlockPolicyError, findAirlockError } from '@airlock/sdk';
-import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
+import { type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { docPolicy } from '../../server/src/testing/doc-policies.ts';
-import { provisionAgent, startHarness, type Harness } from '../../server/src/testing/harness.ts';
+import { type Harness } from '../../server/src/testing/harness.ts';
+import { startAgentOwnedSafe, type AgentOwnedSafe } from './safe-fixture.ts';
 import { deployRolesModifier, rolesAllowance, rolesKey, spendingRoleCalls, ROLES_ABI } from './roles-modifier.ts';
-import { createSafe, deploySafeStack, execSafeTx, multiSendData, ownerSignature, safeNonce, safeTx, MULTI_SEND_CALL_ONLY, SAFE_TX_TYPES } from './safe.ts';
-import { balanceOf, deployToken, localChain, mint, publicClientFor, rpc } from './token.ts';
+import { execSafeTx, multiSendData, safeNonce, safeTx, MULTI_SEND_CALL_ONLY, SAFE_TX_TYPES } from './safe.ts';
+import { balanceOf, localChain, publicClientFor, rpc } from './token.ts';
 
 const CHAIN_ID = 8453;
 const DOC = { usdc: '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913', roles: '0x2222222222222222222222222222222222222222', partner: '0x1111111111111111111111111111111111111111' };
@@ -26,6 +27,7 @@ const ROLE = stringToHex('agent-payments', { size: 32 });
 const ALLOWANCE = rolesKey('agent-usdc-daily');
 
 describe('on-chain limits on anvil: a Zodiac Roles module on a Safe bounds even a compromised Airlock host', () => {
+  let f: AgentOwnedSafe;
   let anvil: Anvil;
   let h: Harness;
   let usdc: Address;
@@ -45,27 +47,18 @@ describe('on-chain limits on anvil: a Zodiac Roles module on a Safe bounds even 
 
   before(async () => {
     assert.equal(ROLE, rolesKey('agent-payments'));
-    anvil = await startAnvil({ chainId: CHAIN_ID, disableCodeSizeLimit: true });
-    usdc = await deployToken(anvil.rpcUrl);
-    const stack = await deploySafeStack(anvil.rpcUrl, CHAIN_ID);
-    h = await startHarness({ store: 'sqlite' });
-    const provisioned = await provisionAgent(h, { actions: ['evm.transaction'], chains: [`eip155:${CHAIN_ID}`] });
-    token = provisioned.token;
-    agentAddress = provisioned.agent.address;
-    agentRef = { accountIndex: provisioned.agent.accountIndex, keyIndex: provisioned.agent.keyIndex };
-    await rpc(anvil.rpcUrl, 'anvil_setBalance', [agentAddress, `0x${parseEther('1').toString(16)}`]);
-    safe = await createSafe(anvil.rpcUrl, CHAIN_ID, stack, [agentAddress, privateKeyToAccount(human).address, privateKeyToAccount(otherHuman).address], 2);
-    await mint(anvil.rpcUrl, usdc, safe, USDC(1_000));
+    f = await startAgentOwnedSafe(CHAIN_ID, [human, otherHuman], { disableCodeSizeLimit: true });
+    ({ anvil, h, usdc, safe, token } = f);
+    agentAddress = f.agent.address;
+    agentRef = f.agent.ref;
     roles = await deployRolesModifier(anvil.rpcUrl, CHAIN_ID, safe);
 
     // The human owners, once, with their two signatures (the agent does not sign): enable Roles, grant the role.
     const start = (await publicClientFor(anvil.rpcUrl, CHAIN_ID).getBlock()).timestamp;
-    const setup = safeTx({
-      to: MULTI_SEND_CALL_ONLY, operation: 1, nonce: await safeNonce(anvil.rpcUrl, CHAIN_ID, safe),
+    await f.humansExecute(safeTx({
+      to: MULTI_SEND_CALL_ONLY, operation: 1, nonce: 0n,
       data: multiSendData(spendingRoleCalls(safe, roles, { roleKey: ROLE, member: agentAddress, token: usdc, recipients: [partner], allowance: { key: ALLOWANCE, amount: USDC(50), period: DAY, start } })),
-    });
-    const signatures = [await ownerSignature(human, safe, CHAIN_ID, setup), await ownerSignature(otherHuman, safe, CHAIN_ID, setup)];
-    assert.equal(await execSafeTx(anvil.rpcUrl, CHAIN_ID, safe, setup, signatures), 'success');
+    }));
     assert.equal((await rolesAllowance(anvil.rpcUrl, CHAIN_ID, roles, ALLOWANCE)).balance, USDC(50));
 
     let source = docPolicy('docs/smart-accounts.md#On-chain limits').source;
@@ -73,13 +66,10 @@ describe('on-chain limits on anvil: a Zodiac Roles module on a Safe bounds even 
       assert.ok(source.includes(DOC[name]), `the on-chain limits example names ${name} ${DOC[name]}`);
       source = source.replaceAll(DOC[name], local.toLowerCase());
     }
-    const set = await h.admin('PUT', `/v1/policies/${provisioned.agent.name}`, { source });
-    assert.equal(set.status, 200, JSON.stringify(set.body));
-    assert.deepEqual(set.body.warnings, []);
+    await f.putPolicy(source);
   });
   after(async () => {
-    await h?.close();
-    await anvil?.stop();
+    await f?.close();
   });
 
   test('Airlock is the first layer: it reads the transfer inside the module call, refuses with the rule what the role would allow, signs what it grants', async () => {

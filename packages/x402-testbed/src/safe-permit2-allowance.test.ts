@@ -5,15 +5,16 @@
 // the chain stops it at the allowance, at its expiry, and at the Safe's threshold.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createWalletClient, encodeFunctionData, erc20Abi, http, maxUint256, parseEther, type Address, type Hex } from 'viem';
+import { createWalletClient, encodeFunctionData, erc20Abi, http, maxUint256, type Address, type Hex } from 'viem';
 import { generatePrivateKey, mnemonicToAccount, privateKeyToAccount } from 'viem/accounts';
 import { airlockAccount, AirlockPolicyError, findAirlockError } from '@airlock/sdk';
-import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
-import { provisionAgent, startHarness, type Harness } from '../../server/src/testing/harness.ts';
+import { type Anvil } from '../../sdk/src/testing/anvil.ts';
+import { type Harness } from '../../server/src/testing/harness.ts';
 import { compiledPermit2 } from './compile.ts';
 import { installPermit2 } from './permit2.ts';
-import { createSafe, deploySafeStack, execSafeTx, multiSendData, ownerSignature, safeNonce, safeTx, MULTI_SEND_CALL_ONLY, SAFE_TX_TYPES, type SafeTx } from './safe.ts';
-import { balanceOf, deployToken, localChain, mint, publicClientFor, rpc } from './token.ts';
+import { startAgentOwnedSafe, type AgentOwnedSafe } from './safe-fixture.ts';
+import { execSafeTx, multiSendData, safeNonce, safeTx, MULTI_SEND_CALL_ONLY, SAFE_TX_TYPES, type SafeTx } from './safe.ts';
+import { balanceOf, localChain, publicClientFor, rpc } from './token.ts';
 
 const CHAIN_ID = 8453;
 /** The agent pulls from the Safe's allowance to partners only, 40 USDC a request, 45 a day. */
@@ -45,6 +46,7 @@ const ATTACKER = '0x3333333333333333333333333333333333333333' as Address;
 const USDC = (n: number) => BigInt(n) * 1_000_000n;
 
 describe('on-chain limits on anvil: a Permit2 allowance from a Safe bounds even a compromised Airlock host', () => {
+  let f: AgentOwnedSafe;
   let anvil: Anvil;
   let h: Harness;
   let usdc: Address;
@@ -57,31 +59,19 @@ describe('on-chain limits on anvil: a Permit2 allowance from a Safe bounds even 
   const human = generatePrivateKey();
   const otherHuman = generatePrivateKey();
   const chain = () => localChain(anvil.rpcUrl, CHAIN_ID);
+  const humansExecute = (tx: Omit<SafeTx, 'nonce'>) => f.humansExecute(tx);
 
-  /** What the human owners do once, with their two signatures: a Safe transaction (the agent does not sign). */
-  async function humansExecute(tx: Omit<SafeTx, 'nonce'>): Promise<void> {
-    const full = { ...tx, nonce: await safeNonce(anvil.rpcUrl, CHAIN_ID, safe) };
-    const signatures = [await ownerSignature(human, safe, CHAIN_ID, full), await ownerSignature(otherHuman, safe, CHAIN_ID, full)];
-    assert.equal(await execSafeTx(anvil.rpcUrl, CHAIN_ID, safe, full, signatures), 'success');
-  }
   const grantAllowance = (amount: bigint, expiration: number) =>
     encodeFunctionData({ abi: compiledPermit2().abi, functionName: 'approve', args: [usdc, agentAddress, amount, expiration] } as never);
   const pullData = (to: Address, amount: bigint): Hex => encodeFunctionData({ abi: compiledPermit2().abi, functionName: 'transferFrom', args: [safe, to, amount, usdc] } as never);
   const chainNow = async () => Number((await publicClientFor(anvil.rpcUrl, CHAIN_ID).getBlock()).timestamp);
 
   before(async () => {
-    anvil = await startAnvil({ chainId: CHAIN_ID });
-    usdc = await deployToken(anvil.rpcUrl);
+    f = await startAgentOwnedSafe(CHAIN_ID, [human, otherHuman]);
+    ({ anvil, h, usdc, safe, token } = f);
+    agentAddress = f.agent.address;
+    agentRef = f.agent.ref;
     permit2 = await installPermit2(anvil.rpcUrl);
-    const stack = await deploySafeStack(anvil.rpcUrl, CHAIN_ID);
-    h = await startHarness({ store: 'sqlite' });
-    const provisioned = await provisionAgent(h, { actions: ['evm.transaction'], chains: [`eip155:${CHAIN_ID}`] });
-    token = provisioned.token;
-    agentAddress = provisioned.agent.address;
-    agentRef = { accountIndex: provisioned.agent.accountIndex, keyIndex: provisioned.agent.keyIndex };
-    await rpc(anvil.rpcUrl, 'anvil_setBalance', [agentAddress, `0x${parseEther('1').toString(16)}`]);
-    safe = await createSafe(anvil.rpcUrl, CHAIN_ID, stack, [agentAddress, privateKeyToAccount(human).address, privateKeyToAccount(otherHuman).address], 2);
-    await mint(anvil.rpcUrl, usdc, safe, USDC(1_000));
 
     // The human owners grant the agent's key 50 USDC through Permit2, for a day, in one MultiSend.
     await humansExecute(safeTx({
@@ -92,14 +82,10 @@ describe('on-chain limits on anvil: a Permit2 allowance from a Safe bounds even 
       ]),
     }));
 
-    const source = POLICY.replaceAll('USDC', usdc.toLowerCase()).replaceAll('SAFE', safe.toLowerCase()).replaceAll('PARTNER', partner.toLowerCase());
-    const set = await h.admin('PUT', `/v1/policies/${provisioned.agent.name}`, { source });
-    assert.equal(set.status, 200, JSON.stringify(set.body));
-    assert.deepEqual(set.body.warnings, []);
+    await f.putPolicy(POLICY.replaceAll('USDC', usdc.toLowerCase()).replaceAll('SAFE', safe.toLowerCase()).replaceAll('PARTNER', partner.toLowerCase()));
   });
   after(async () => {
-    await h?.close();
-    await anvil?.stop();
+    await f?.close();
   });
 
   test('Airlock is the first layer: over its cap is refused with the rule (though the chain would allow it); within it the payment lands', async () => {
