@@ -59,7 +59,23 @@ function hostRefused(c: Context, hosts: ReadonlySet<string>): boolean {
   return !hostAllowed(new URL(c.req.url).host, hosts) || (header !== undefined && !hostAllowed(header, hosts));
 }
 
+/** Answers per allowed-names set, by Host value: every request checks the same few hosts (two URL parses each). */
+const hostAnswers = new WeakMap<ReadonlySet<string>, Map<string, boolean>>();
+/** Hosts remembered per set: enough for every name a deployment is reached by; others are checked each time. */
+const MAX_REMEMBERED_HOSTS = 64;
+
 function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
+  let answers = hostAnswers.get(names);
+  if (!answers) hostAnswers.set(names, (answers = new Map()));
+  const known = answers.get(host);
+  if (known !== undefined) return known;
+  const allowed = checkHost(host, names);
+  // Bounded: a client sending random Host values must not grow this map.
+  if (answers.size < MAX_REMEMBERED_HOSTS) answers.set(host, allowed);
+  return allowed;
+}
+
+function checkHost(host: string, names: ReadonlySet<string>): boolean {
   if (!/^[A-Za-z0-9.:[\]-]+$/.test(host) || !URL.canParse(`http://${host}`)) return false;
   const name = new URL(`http://${host}`).hostname.replace(/^\[(.*)\]$/, '$1');
   return isIP(name) !== 0 || names.has(name);
