@@ -16,6 +16,28 @@ const ETH = 10n ** 18n;
 
 describe('a sweep interrupted by kill -9', () => {
   const cleanups: (() => Promise<void>)[] = [];
+
+  /**
+   * A chain, a daemon started with `fault`, a fleet policy sweeping a token to the treasury, and one agent holding
+   * 1 ETH and `tokens` of that token: what both crash scenarios start from.
+   */
+  async function doomedSweep(store: 'sqlite' | 'postgres', fault: string, name: string, tokens: bigint) {
+    const anvil: Anvil = await startAnvil();
+    cleanups.push(() => anvil.stop());
+    const data: DaemonData = await prepareDaemonData(store);
+    cleanups.push(() => data.cleanup());
+    const client = createPublicClient({ transport: http(anvil.rpcUrl) });
+    const token = (await deployToken(anvil.rpcUrl)).toLowerCase() as Address;
+    const env = { AIRLOCK_EVM_RPC: `${CHAIN}=${anvil.rpcUrl}`, AIRLOCK_LIFECYCLE_INTERVAL: '1s' };
+    const doomed = await startDaemon(data, { ...env, AIRLOCK_FAULT: fault });
+    const admin = adminClient(doomed.url, data.adminToken);
+    const set = await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: TREASURY }, sweep_assets: { [CHAIN]: [`${CHAIN}/erc20:${token}`] } } } });
+    assert.equal(set.status, 200, JSON.stringify(set.body));
+    const agent = (await admin('POST', '/v1/agents', { names: [name] })).body.agents[0];
+    await rpc(anvil.rpcUrl, 'anvil_setBalance', [agent.address, `0x${ETH.toString(16)}`]);
+    await mint(anvil.rpcUrl, token, agent.address, tokens);
+    return { anvil, data, client, token, env, doomed, admin, agent };
+  }
   after(async () => {
     await killAllDaemons();
     for (const c of cleanups.reverse()) await c().catch(() => undefined);
@@ -23,20 +45,8 @@ describe('a sweep interrupted by kill -9', () => {
 
   for (const store of ['sqlite', 'postgres'] as const) {
     test(`${store}: a sweep planned but not signed when the daemon died is signed from its plan after the restart, once`, async () => {
-      const anvil: Anvil = await startAnvil();
-      cleanups.push(() => anvil.stop());
-      const data: DaemonData = await prepareDaemonData(store);
-      cleanups.push(() => data.cleanup());
-      const client = createPublicClient({ transport: http(anvil.rpcUrl) });
-      const token = (await deployToken(anvil.rpcUrl)).toLowerCase() as Address;
-      const env = { AIRLOCK_EVM_RPC: `${CHAIN}=${anvil.rpcUrl}`, AIRLOCK_LIFECYCLE_INTERVAL: '1s' };
-
-      const doomed = await startDaemon(data, { ...env, AIRLOCK_FAULT: 'lifecycle_before_sign' });
-      let admin = adminClient(doomed.url, data.adminToken);
-      assert.equal((await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: TREASURY }, sweep_assets: { [CHAIN]: [`${CHAIN}/erc20:${token}`] } } } })).status, 200);
-      const agent = (await admin('POST', '/v1/agents', { names: ['crashy-plan'] })).body.agents[0];
-      await rpc(anvil.rpcUrl, 'anvil_setBalance', [agent.address, `0x${ETH.toString(16)}`]);
-      await mint(anvil.rpcUrl, token, agent.address, 5_000_000n);
+      const { anvil, data, client, token, env, doomed, agent, ...rest } = await doomedSweep(store, 'lifecycle_before_sign', 'crashy-plan', 5_000_000n);
+      let admin = rest.admin;
       // The token sweep is planned and committed; the process kills itself before asking for the signature.
       await assert.rejects(admin('POST', `/v1/agents/${agent.id}/sweep`, {}));
       await doomed.kill();
@@ -71,22 +81,8 @@ describe('a sweep interrupted by kill -9', () => {
     });
 
     test(`${store}: the committed sweep is re-broadcast after the restart; exactly one sweep transaction per asset, treasury exact`, async () => {
-      const anvil: Anvil = await startAnvil();
-      cleanups.push(() => anvil.stop());
-      const data: DaemonData = await prepareDaemonData(store);
-      cleanups.push(() => data.cleanup());
-      const client = createPublicClient({ transport: http(anvil.rpcUrl) });
-      const token = (await deployToken(anvil.rpcUrl)).toLowerCase() as Address;
-      const env = { AIRLOCK_EVM_RPC: `${CHAIN}=${anvil.rpcUrl}`, AIRLOCK_LIFECYCLE_INTERVAL: '1s' };
-
-      const doomed = await startDaemon(data, { ...env, AIRLOCK_FAULT: 'lifecycle_before_broadcast' });
-      let admin = adminClient(doomed.url, data.adminToken);
-      const set = await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: TREASURY }, sweep_assets: { [CHAIN]: [`${CHAIN}/erc20:${token}`] } } } });
-      assert.equal(set.status, 200, JSON.stringify(set.body));
-      const agent = (await admin('POST', '/v1/agents', { names: ['crashy'] })).body.agents[0];
-      await rpc(anvil.rpcUrl, 'anvil_setBalance', [agent.address, `0x${ETH.toString(16)}`]);
-      await mint(anvil.rpcUrl, token, agent.address, 7_000_000n);
-
+      const { anvil, data, client, token, env, doomed, agent, ...rest } = await doomedSweep(store, 'lifecycle_before_broadcast', 'crashy', 7_000_000n);
+      let admin = rest.admin;
       // The token sweep is signed and committed, then the process kills itself before broadcasting it.
       await assert.rejects(admin('POST', `/v1/agents/${agent.id}/sweep`, {}));
       await doomed.kill();

@@ -23,7 +23,7 @@ import * as audit from './audit.ts';
 import { postgresMigrations } from './migrations/index.ts';
 import { isConnectionError, mapPgError } from './pg-errors.ts';
 import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, type Q } from './pg-query.ts';
-import { PostgresStoreTx } from './postgres-tx.ts';
+import { agentWithSessionRead, PostgresStoreTx, type AgentWithSessionRead } from './postgres-tx.ts';
 import { TxLocks } from './tx-locks.ts';
 import * as records from './records.ts';
 import * as webhooks from './webhooks.ts';
@@ -87,8 +87,8 @@ export class PostgresStore implements Store {
   // Marks code inside this store's transaction callback: a nested locking call would wait on itself forever.
   private readonly inTransaction = new AsyncLocalStorage<true>();
   private readonly committer: GroupCommitter<PostgresStoreTx>;
-  /** `sessions` columns, known once migrate() ran: a session is then read in its agent's statement. */
-  private sessionColumns: string[] | undefined;
+  /** Known once migrate() ran (it needs the `sessions` columns): a session is then read in its agent's statement. */
+  private withSession: AgentWithSessionRead | undefined;
 
   constructor(options: PostgresStoreOptions) {
     // search_path is a startup parameter of every pooled connection (no extra round trip, no race
@@ -150,7 +150,7 @@ export class PostgresStore implements Store {
             // A lost connection fails the next statement (ROLLBACK TO included), which aborts the batch.
             stillOpen: () => true,
             newTx: () => {
-              current = new PostgresStoreTx(q, locks, { seqs, ...(this.sessionColumns ? { sessionColumns: this.sessionColumns } : {}) });
+              current = new PostgresStoreTx(q, locks, { seqs, ...(this.withSession ? { withSession: this.withSession } : {}) });
               requests.push(current);
               return current;
             },
@@ -189,7 +189,7 @@ export class PostgresStore implements Store {
       }
       // The session columns as this schema has them, for reading a session in the agent's statement (postgres-tx.ts).
       const columns = await q("SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'sessions' ORDER BY ordinal_position");
-      this.sessionColumns = columns.map((r) => String(r.column_name));
+      this.withSession = agentWithSessionRead(columns.map((r) => String(r.column_name)));
     });
   }
 

@@ -26,6 +26,18 @@ import { agentFromRow, policyFromRow, sessionFromRow, type Row } from '../shared
 /** Session columns read in the agent's statement carry this prefix (no column of `agents` starts with it). */
 const SESSION_PREFIX = 'session.';
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
+const AGENT_SQL = 'SELECT * FROM agents WHERE id = $1';
+
+/** The statement reading an agent ($1) and a session ($2) together, built once from the `sessions` columns. */
+export interface AgentWithSessionRead {
+  sql: string;
+  columns: readonly string[];
+}
+
+export function agentWithSessionRead(columns: readonly string[]): AgentWithSessionRead {
+  const aliased = columns.map((c) => `s.${quoteIdent(c)} AS ${quoteIdent(SESSION_PREFIX + c)}`).join(', ');
+  return { sql: `SELECT a.*, ${aliased} FROM (SELECT 1) AS one LEFT JOIN agents a ON a.id = $1 LEFT JOIN sessions s ON s.id = $2`, columns };
+}
 
 /**
  * The handle `PostgresStore.transaction` passes to one request of a batch: bound to the batch's client and
@@ -43,20 +55,20 @@ export class PostgresStoreTx implements StoreTx {
   private readonly policyReads: { scope: string; resolve: (p: PolicyRecord | undefined) => void; reject: (e: unknown) => void }[] = [];
 
   private readonly seqs: audit.SeqPool | undefined;
-  private readonly sessionColumns: readonly string[] | undefined;
+  private readonly withSession: AgentWithSessionRead | undefined;
   /** An agent read scheduled in this turn, which a session read asked for in the same turn joins. */
   private agentRead: { session?: { id: string; resolve: (s: Session | undefined) => void; reject: (e: unknown) => void } } | undefined;
 
   /**
-   * `seqs`: the audit seqs the batch drew with its BEGIN, shared by its requests. `sessionColumns`: the
-   * `sessions` columns (from the catalog), which let a session be read in the statement that locks and reads
-   * its agent (the signing path asks for both at once: one round trip instead of two).
+   * `seqs`: the audit seqs the batch drew with its BEGIN, shared by its requests. `withSession`: lets a session
+   * be read in the statement that locks and reads its agent (the signing path asks for both at once: one round
+   * trip instead of two).
    */
-  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; sessionColumns?: readonly string[] } = {}) {
+  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; withSession?: AgentWithSessionRead } = {}) {
     this.q = q;
     this.locks = locks;
     this.seqs = options.seqs;
-    this.sessionColumns = options.sessionColumns;
+    this.withSession = options.withSession;
   }
 
   end(): void {
@@ -72,24 +84,22 @@ export class PostgresStoreTx implements StoreTx {
     this.live();
     // Everything of one agent (nonce claims, idempotency keys, its payments) is serialised by this lock,
     // taken in the statement that reads the agent (whose row only changes under the exclusive signing lock).
-    if (!this.sessionColumns) {
-      const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then: { sql: 'SELECT * FROM agents WHERE id = $1', params: [id] } });
-      return row && row.id !== null && row.id !== undefined ? agentFromRow(row) : undefined;
+    const { withSession } = this;
+    let session: NonNullable<typeof this.agentRead>['session'];
+    if (withSession) {
+      // Wait for the end of this turn: a getSession called alongside (recheck's Promise.all) joins this statement.
+      const read: NonNullable<typeof this.agentRead> = {};
+      this.agentRead = read;
+      await Promise.resolve();
+      if (this.agentRead === read) this.agentRead = undefined;
+      session = read.session;
     }
-    // Wait for the end of this turn: a getSession called alongside (recheck's Promise.all) joins this statement.
-    const read: NonNullable<typeof this.agentRead> = {};
-    this.agentRead = read;
-    await Promise.resolve();
-    if (this.agentRead === read) this.agentRead = undefined;
-    const session = read.session;
     try {
-      const sql = session
-        ? `SELECT a.*, ${this.sessionColumns.map((c) => `s.${quoteIdent(c)} AS ${quoteIdent(SESSION_PREFIX + c)}`).join(', ')} FROM (SELECT 1) AS one LEFT JOIN agents a ON a.id = $1 LEFT JOIN sessions s ON s.id = $2`
-        : 'SELECT * FROM agents WHERE id = $1';
-      const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then: { sql, params: session ? [id, session.id] : [id] } });
-      if (session) {
+      const then = session && withSession ? { sql: withSession.sql, params: [id, session.id] } : { sql: AGENT_SQL, params: [id] };
+      const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then });
+      if (session && withSession) {
         const sessionRow: Row = {};
-        for (const c of this.sessionColumns) sessionRow[c] = row?.[SESSION_PREFIX + c];
+        for (const c of withSession.columns) sessionRow[c] = row?.[SESSION_PREFIX + c];
         session.resolve(sessionRow.id !== null && sessionRow.id !== undefined ? sessionFromRow(sessionRow) : undefined);
       }
       return row && row.id !== null && row.id !== undefined ? agentFromRow(row) : undefined;
