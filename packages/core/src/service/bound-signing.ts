@@ -8,7 +8,7 @@ import type { Agent, ApprovalRecord, PolicyRecord } from '../ports/store.ts';
 import type { AgentKey } from '../ports/agent-keys.ts';
 import type { LifecycleJob } from '../ports/lifecycle.ts';
 import type { AuditEntry } from '../audit/types.ts';
-import { compilePolicy } from '../policy/compile.ts';
+import { CompiledPolicies } from '../policy/compiled-policies.ts';
 import { EMPTY_LIFECYCLE, type LifecyclePolicy } from '../policy/lifecycle.ts';
 import { classifyLifecycleCall } from '../lifecycle/lifecycle-calls.ts';
 import { classifyLifecycleTypedData, lifecycleCallOf } from '../lifecycle/lifecycle-payloads.ts';
@@ -76,7 +76,7 @@ export interface BindingReader {
 export class BoundSigningGuard {
   private readonly accountSigners = new Map<string, SignerContext>();
   private readonly derivedSigners = new Map<string, string>();
-  private readonly compiledLifecycle = new Map<string, LifecyclePolicy>();
+  private readonly compiled = new CompiledPolicies();
 
   private readonly deps: { reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> };
 
@@ -183,14 +183,7 @@ export class BoundSigningGuard {
   /** The fleet policy's `lifecycle:` section as the store has it now (compiled once per policy version). */
   private async fleetLifecycle(): Promise<LifecyclePolicy> {
     const record = await this.deps.reader.getPolicy(FLEET_SCOPE);
-    if (!record) return EMPTY_LIFECYCLE;
-    let compiled = this.compiledLifecycle.get(record.hash);
-    if (!compiled) {
-      compiled = compilePolicy(record.document).lifecycle;
-      if (this.compiledLifecycle.size > 100) this.compiledLifecycle.clear();
-      this.compiledLifecycle.set(record.hash, compiled);
-    }
-    return compiled;
+    return record ? this.compiled.of(record).lifecycle : EMPTY_LIFECYCLE;
   }
 
   /** The digest the entry (or, for a replay, its original) recorded, once the entry is shown to allow this very request. */

@@ -1,7 +1,7 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { AirlockError } from '../errors.ts';
 import { nativeAsset } from '../intent.ts';
-import { compilePolicy } from '../policy/compile.ts';
+import { CompiledPolicies } from '../policy/compiled-policies.ts';
 import { EMPTY_LIFECYCLE, effectiveHotBalanceCap, type LifecyclePolicy } from '../policy/lifecycle.ts';
 import { COUNT_ASSET, type LedgerWrite } from '../ports/ledger.ts';
 import type { Agent, PolicyRecord, StoreTx } from '../ports/store.ts';
@@ -141,7 +141,7 @@ export class LifecycleService {
   private readonly operator: OperatorService;
   private readonly submitter: EvmSubmitter | undefined;
   private readonly options: LifecycleServiceOptions;
-  private compiled = new Map<string, LifecyclePolicy>();
+  private readonly compiled = new CompiledPolicies();
 
   constructor(deps: ServiceDeps, operator: OperatorService, submitter?: EvmSubmitter, options: LifecycleServiceOptions = {}) {
     this.deps = deps;
@@ -162,14 +162,7 @@ export class LifecycleService {
   }
 
   private compiledOf(record: PolicyRecord | undefined): LifecyclePolicy {
-    if (!record) return EMPTY_LIFECYCLE;
-    let compiled = this.compiled.get(record.hash);
-    if (!compiled) {
-      compiled = compilePolicy(record.document).lifecycle;
-      if (this.compiled.size > 1000) this.compiled.clear();
-      this.compiled.set(record.hash, compiled);
-    }
-    return compiled;
+    return record ? this.compiled.of(record).lifecycle : EMPTY_LIFECYCLE;
   }
 
   // ---- what the lead calls ----

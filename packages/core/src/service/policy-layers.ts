@@ -1,4 +1,5 @@
-import { compilePolicy, sessionScopeLayers, type CompiledPolicy, type PolicyLayer } from '../policy/index.ts';
+import { sessionScopeLayers, type PolicyLayer } from '../policy/index.ts';
+import { CompiledPolicies } from '../policy/compiled-policies.ts';
 import type { PolicyRecord, Session, StoreTx } from '../ports/store.ts';
 
 export const FLEET_SCOPE = 'fleet';
@@ -11,26 +12,16 @@ export const agentScope = (agentId: string) => `agent:${agentId}`;
  * by content hash: documents are immutable once stored, so the cache can never be stale.
  */
 export class PolicyLayerLoader {
-  private readonly compiled = new Map<string, CompiledPolicy>();
+  private readonly compiled = new CompiledPolicies();
 
   /** `ancestors`: the session's ancestors read inside `tx` (session-chain.ts), nearest first. */
   async load(tx: StoreTx, agentId: string, session: Session, ancestors: readonly Session[] = []): Promise<PolicyLayer[]> {
     const [fleet, agent] = await Promise.all([tx.getPolicy(FLEET_SCOPE), tx.getPolicy(agentScope(agentId))]);
     const layers: PolicyLayer[] = [];
-    if (fleet) layers.push({ layer: 'fleet', label: labelOf(fleet), policy: this.compile(fleet) });
-    if (agent) layers.push({ layer: 'agent', label: labelOf(agent), policy: this.compile(agent) });
+    if (fleet) layers.push({ layer: 'fleet', label: labelOf(fleet), policy: this.compiled.of(fleet) });
+    if (agent) layers.push({ layer: 'agent', label: labelOf(agent), policy: this.compiled.of(agent) });
     layers.push(...sessionScopeLayers(session, ancestors));
     return layers;
-  }
-
-  private compile(record: PolicyRecord): CompiledPolicy {
-    let policy = this.compiled.get(record.hash);
-    if (!policy) {
-      policy = compilePolicy(record.document);
-      if (this.compiled.size > 1000) this.compiled.clear();
-      this.compiled.set(record.hash, policy);
-    }
-    return policy;
   }
 }
 

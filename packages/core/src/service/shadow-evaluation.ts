@@ -1,4 +1,5 @@
-import { compilePolicy, evaluatePolicy, requiredWindows, type CompiledPolicy, type EvaluationInput, type PolicyLayer } from '../policy/index.ts';
+import { evaluatePolicy, requiredWindows, type CompiledPolicy, type EvaluationInput, type PolicyLayer } from '../policy/index.ts';
+import { CompiledPolicies } from '../policy/compiled-policies.ts';
 import type { Decision, Layer } from '../policy/decision.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import { windowKey, type LedgerView, type WindowQuery } from '../ports/ledger.ts';
@@ -24,7 +25,7 @@ export class ShadowPolicies {
   private cache: { loadedAt: number; byScope: ReadonlyMap<string, StagedCandidate> } | undefined;
   /** Bumped by `invalidate`: a reload that started before it must not install what it read. */
   private generation = 0;
-  private readonly compiled = new Map<string, CompiledPolicy>();
+  private readonly compiled = new CompiledPolicies();
   /** What the candidates said about a decision, until its request's audit entry records them (or it is dropped). */
   private readonly comparisons = new WeakMap<Decision, ShadowComparison[]>();
 
@@ -122,13 +123,7 @@ export class ShadowPolicies {
     const layer: Layer = record.scope === FLEET_SCOPE ? 'fleet' : 'agent';
     const label = `${layer}@shadow:${record.hash.slice(0, 8)}`;
     try {
-      let policy = this.compiled.get(record.hash);
-      if (!policy) {
-        policy = compilePolicy(record.document);
-        if (this.compiled.size > 1000) this.compiled.clear();
-        this.compiled.set(record.hash, policy);
-      }
-      return { record, layer, label, policy };
+      return { record, layer, label, policy: this.compiled.of(record) };
     } catch (e) {
       // Validated when staged; an upgrade may still refuse it. Every evaluation then records the error.
       return { record, layer, label, compileError: errorText(e) };
