@@ -19,6 +19,8 @@ const LOAD = new URL('./http-load.ts', import.meta.url).pathname;
 export const FIXED_RATE = 500;
 /** The latency objective the rate search holds (issue 8): p99 under 10 ms. */
 export const P99_OBJECTIVE_MS = 10;
+/** Requests each rate of the p99 bisection runs for at least (see highestRateUnderObjective). */
+export const P99_MIN_SAMPLES = 1000;
 
 interface ClosedLoopResult {
   requestsPerSecond: number;
@@ -201,7 +203,9 @@ async function highestRateUnderObjective(url: string, token: string, capacity: n
   for (let i = 0; i < steps; i++) {
     const rate = Math.round((low + high) / 2);
     if (rate <= low || rate >= high) break;
-    const r = await openLoad(url, token, rate, seconds);
+    // A p99 needs enough requests to mean anything: at low rates a fixed-length run has so few that its
+    // p99 is its single slowest request. Each rate runs for at least P99_MIN_SAMPLES requests (at most 60 s).
+    const r = await openLoad(url, token, rate, Math.max(seconds, Math.min(60, Math.ceil(P99_MIN_SAMPLES / rate))));
     if (r.latencyMs.p99 < P99_OBJECTIVE_MS && r.achievedRate >= rate * 0.95 && r.timeouts === 0) low = rate;
     else high = missedAt = rate;
   }

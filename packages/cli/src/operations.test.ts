@@ -61,6 +61,7 @@ describe('metrics and request logs', () => {
       assert.equal(own.headers.get('x-request-id'), 'trace-42');
       const hostile = await fetch(`${daemon.url}/v1/health/live`, { headers: { 'x-request-id': 'a"} {"level":"error' } });
       assert.match(hostile.headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/);
+      assert.notEqual(hostile.headers.get('x-request-id'), requestId);
       const unauth = await fetch(`${daemon.url}/v1/agents`, { headers: { authorization: 'Bearer adm_not-the-token-at-all-0123456789abcdef' } });
       assert.equal(unauth.status, 401);
 

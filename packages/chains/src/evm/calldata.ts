@@ -54,8 +54,7 @@ export function decodeCall(chain: string, contract: string, data: Hex, abis: Abi
 }
 
 function decodeErc20(chain: string, token: string, data: Hex, selector: string, fn: AbiFunction, kind: IntentKind, path: string): DecodedCall {
-  const args = decodeStrict(fn, data, path);
-  const named = namedArgs(fn, args);
+  const named = decodeStaticWords(fn, data, path);
   const call: ContractCall = { contract: token, selector, functionName: fn.name, args: named };
   const asset = erc20Asset(chain, token);
   switch (kind) {
@@ -87,9 +86,36 @@ export function decodeStrict(fn: AbiFunction, data: Hex, path: string): readonly
     if (encodeAbiParameters(fn.inputs, args as readonly unknown[]).toLowerCase() !== encoded) throw new Error('calldata is not the canonical ABI encoding');
     return args;
   } catch (cause) {
-    throw new AirlockError('undecodable_payload', `${path} does not decode against the ABI for its selector`, { cause });
+    throw undecodable(path, cause);
   }
 }
+
+// The canonical encoding of arguments that are all `address` or `uint256` is one 32-byte word each and
+// nothing else; an address word's 12 high bytes are zero. Every ERC-20 function here has only such
+// arguments, so they are read straight from the hex: the same answer as decodeStrict + namedArgs (checked
+// against them in calldata.test.ts), without viem's decoder, its EIP-55 checksum of every address (a keccak
+// each) and the re-encoding, which together were about 2% of a signature's CPU.
+const HEX_WORDS = /^0x[0-9a-f]{8}(?:[0-9a-f]{64})*$/;
+const ADDRESS_PAD = '0'.repeat(24);
+
+/** `fn`'s arguments (each `address` or `uint256`) by name, addresses lowercase; undecodable_payload unless `data` is exactly their canonical encoding. */
+export function decodeStaticWords(fn: AbiFunction, data: Hex, path: string): Record<string, unknown> {
+  if (data.length !== 10 + 64 * fn.inputs.length || !HEX_WORDS.test(data)) throw undecodable(path);
+  const named: Record<string, unknown> = {};
+  fn.inputs.forEach((param, i) => {
+    const word = data.slice(10 + 64 * i, 74 + 64 * i);
+    let value: unknown;
+    if (param.type === 'uint256') value = BigInt(`0x${word}`);
+    else if (param.type === 'address' && word.startsWith(ADDRESS_PAD)) value = `0x${word.slice(24)}`;
+    else if (param.type === 'address') throw undecodable(path);
+    else throw new Error(`decodeStaticWords: ${param.type} is not a one-word static type`);
+    named[param.name || `arg${i}`] = value;
+  });
+  return named;
+}
+
+const undecodable = (path: string, cause?: unknown) =>
+  new AirlockError('undecodable_payload', `${path} does not decode against the ABI for its selector`, cause === undefined ? undefined : { cause });
 
 export function namedArgs(fn: AbiFunction, args: readonly unknown[]): Record<string, unknown> {
   const named: Record<string, unknown> = {};
