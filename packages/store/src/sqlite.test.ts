@@ -34,6 +34,45 @@ test('sqlite: two Store instances on one file (two processes) still append exact
   }
 });
 
+// A write transaction remembers the ledger heads it has read or written (one statement less per charge).
+// Another connection's charges between two of its transactions must be seen: the running totals of the
+// series stay exact and its entries stay numbered 1, 2, 3, … whichever instance wrote them.
+test('sqlite: two instances charging one series in turn, several charges per batch, keep its running totals exact', async () => {
+  const path = tempPath();
+  const a = await openSqliteStore(path);
+  const b = await openSqliteStore(path);
+  const series = 'fleet';
+  const charge = (store: typeof a, amount: bigint, at: number) =>
+    store.transaction((tx) => tx.appendLedger([{ series, asset: 'usdc', amount, count: 1 }], at, 1));
+  try {
+    await a.migrate();
+    let expected = 0n;
+    let count = 0;
+    for (let round = 0; round < 5; round++) {
+      // Three at once on each instance: one batch each, the same series charged three times in it.
+      const amounts = [1n, 10n, 100n].map((x) => x * BigInt(round + 1));
+      await Promise.all(amounts.map((x, i) => charge(a, x, 1000 * round + i)));
+      await Promise.all(amounts.map((x, i) => charge(b, x * 7n, 1000 * round + 500 + i)));
+      expected += amounts.reduce((s, x) => s + x + x * 7n, 0n);
+      count += 6;
+      for (const store of [a, b]) {
+        const [total] = await store.transaction((tx) => tx.windowTotals([{ series, asset: 'usdc', sinceMs: 0 }]));
+        assert.deepEqual(total, { amount: expected, count }, `round ${round}`);
+      }
+    }
+  } finally {
+    await a.close();
+    await b.close();
+  }
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const seqs = db.prepare('SELECT seq FROM ledger WHERE series = ? ORDER BY seq').all(series).map((r) => Number(r.seq));
+    assert.deepEqual(seqs, Array.from({ length: 30 }, (_, i) => i + 1));
+  } finally {
+    db.close();
+  }
+});
+
 test('sqlite: window totals stay exact over 100,000 ledger rows', async () => {
   const store = await openSqliteStore(tempPath());
   try {

@@ -46,16 +46,40 @@ export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[
  * back, which keeps the key order and the seq order the same), with the series' new running totals.
  */
 export function appendLedger(db: SqliteDb, writes: LedgerWrite[], at: number, auditSeq: number): void {
+  const memo = db.transactionMemo();
   for (const [series, charges] of chargesBySeries(writes)) {
-    const head = db.get(HEAD, series);
-    db.run(
-      'INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)',
-      series,
-      head ? Math.max(at, toInt(head.at)) : at,
-      (head ? toInt(head.seq) : 0) + 1,
-      auditSeq,
-      chargesJson(charges),
-      totalsAfter(head?.totals, charges),
-    );
+    const head = headOf(db, memo, series);
+    const entry: Head = {
+      at: head ? Math.max(at, head.at) : at,
+      seq: (head ? head.seq : 0) + 1,
+      totals: totalsAfter(head?.totals, charges),
+    };
+    db.run('INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)', series, entry.at, entry.seq, auditSeq, chargesJson(charges), entry.totals);
+    memo?.set(memoKey(series), entry);
   }
+}
+
+interface Head {
+  at: number;
+  seq: number;
+  /** As stored: the JSON text of the running totals. */
+  totals: unknown;
+}
+
+const memoKey = (series: string) => `ledger-head\u0000${series}`;
+
+/**
+ * The series' newest entry. Within one write transaction the head a series was last read or written at is
+ * remembered (SqliteDb.transactionMemo): a batch signing for one agent charges the same series once per
+ * request, and each re-read was a statement. The transaction's write lock keeps it true; a savepoint
+ * rollback or the transaction's end forgets it.
+ */
+function headOf(db: SqliteDb, memo: Map<string, unknown> | undefined, series: string): Head | undefined {
+  const known = memo?.get(memoKey(series)) as Head | undefined;
+  if (known) return known;
+  const row = db.get(HEAD, series);
+  if (!row) return undefined;
+  const head: Head = { at: toInt(row.at), seq: toInt(row.seq), totals: row.totals };
+  memo?.set(memoKey(series), head);
+  return head;
 }

@@ -13,6 +13,7 @@ export const BUSY_TIMEOUT_MS = 5000;
 export class SqliteDb {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
+  private memo: Map<string, unknown> | undefined;
 
   /** `readOnly`: a connection that cannot write (a key process reads decisions; a missing file is an error, not a new store). */
   constructor(path: string, options: { readOnly?: boolean } = {}) {
@@ -75,6 +76,7 @@ export class SqliteDb {
    * same 5 s budget busy_timeout gives, then fail closed.
    */
   async beginImmediate(): Promise<void> {
+    this.memo = undefined;
     const deadline = Date.now() + BUSY_TIMEOUT_MS;
     let delayMs = 1;
     this.db.exec('PRAGMA busy_timeout = 0');
@@ -100,7 +102,22 @@ export class SqliteDb {
     }
   }
 
+  /**
+   * Values this write transaction derived from its own reads and writes (the ledger heads it has seen),
+   * dropped when the transaction ends or a request's savepoint rolls back. BEGIN IMMEDIATE holds the
+   * write lock for the whole transaction, so no other connection can change what they were derived from
+   * meanwhile. Undefined outside a transaction: then nothing is remembered.
+   */
+  transactionMemo(): Map<string, unknown> | undefined {
+    if (!this.db.isOpen || !this.db.isTransaction) {
+      this.memo = undefined;
+      return undefined;
+    }
+    return (this.memo ??= new Map());
+  }
+
   commit(): void {
+    this.memo = undefined;
     try {
       this.db.exec('COMMIT');
     } catch (e) {
@@ -121,6 +138,9 @@ export class SqliteDb {
 
   /** One request's savepoint inside a group-commit batch (see GroupCommitter). */
   savepoint(): void {
+    // Outside a transaction a SAVEPOINT opens a new one (after SQLite ended the last one by itself): nothing
+    // remembered from before may carry into it.
+    if (!this.db.isTransaction) this.memo = undefined;
     this.exec('SAVEPOINT request');
   }
 
@@ -129,6 +149,8 @@ export class SqliteDb {
   }
 
   rollbackToSavepoint(): void {
+    // What the rolled-back request wrote is gone; what it read may have been its own writes.
+    this.memo = undefined;
     this.exec('ROLLBACK TO request');
   }
 
@@ -141,6 +163,7 @@ export class SqliteDb {
   }
 
   rollback(): void {
+    this.memo = undefined;
     try {
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
     } catch {
@@ -149,6 +172,7 @@ export class SqliteDb {
   }
 
   close(): void {
+    this.memo = undefined;
     if (!this.db.isOpen) return;
     this.statements.clear();
     this.db.close();
