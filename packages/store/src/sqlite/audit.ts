@@ -7,9 +7,19 @@ import type { SqliteDb } from './sqlite-db.ts';
 
 const EMPTY_HEAD = { seq: 0, hash: '0'.repeat(64), treeSize: 0 };
 
+// The head is remembered for the rest of a write transaction once read or appended after (see
+// SqliteDb.transactionMemo): appendAudit is the only writer of the table, and the transaction's write lock
+// keeps every other connection out, so a batch reads it once instead of once per request.
+const HEAD_KEY = 'audit-head';
+
 export function auditHead(db: SqliteDb): StoredAuditHead {
+  const memo = db.transactionMemo();
+  const known = memo?.get(HEAD_KEY) as StoredAuditHead | undefined;
+  if (known) return { ...known };
   const row = db.get('SELECT seq, hash, (SELECT max(leaf_index) FROM audit_entries) AS last_leaf FROM audit_entries ORDER BY seq DESC LIMIT 1');
-  return row ? { seq: toInt(row.seq), hash: String(row.hash), treeSize: (toOptionalInt(row.last_leaf) ?? -1) + 1 } : EMPTY_HEAD;
+  const head = row ? { seq: toInt(row.seq), hash: String(row.hash), treeSize: (toOptionalInt(row.last_leaf) ?? -1) + 1 } : EMPTY_HEAD;
+  memo?.set(HEAD_KEY, head);
+  return { ...head };
 }
 
 /** Must run inside the write transaction: reading the head and inserting after it is one step. */
@@ -22,6 +32,7 @@ export function appendAudit(db: SqliteDb, input: AuditEntryInput): AuditEntry {
     entry.seq, entry.at, entry.type, entry.actor, entry.agentId ?? null, entry.sessionId ?? null,
     entry.action ?? null, entry.decision ?? null, entry.hash, entry.hashVersion!, entry.leafIndex!, entry.leaf!,
   );
+  db.transactionMemo()?.set(HEAD_KEY, { seq: entry.seq, hash: entry.hash, treeSize: entry.leafIndex! + 1 });
   return entry;
 }
 

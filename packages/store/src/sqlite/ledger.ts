@@ -49,12 +49,9 @@ export function appendLedger(db: SqliteDb, writes: LedgerWrite[], at: number, au
   const memo = db.transactionMemo();
   for (const [series, charges] of chargesBySeries(writes)) {
     const head = headOf(db, memo, series);
-    const entry: Head = {
-      at: head ? Math.max(at, head.at) : at,
-      seq: (head ? head.seq : 0) + 1,
-      totals: totalsAfter(head?.totals, charges),
-    };
-    db.run('INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)', series, entry.at, entry.seq, auditSeq, chargesJson(charges), entry.totals);
+    const totals = totalsAfter(head?.totals, charges);
+    const entry: Head = { at: head ? Math.max(at, head.at) : at, seq: (head ? head.seq : 0) + 1, totals };
+    db.run('INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)', series, entry.at, entry.seq, auditSeq, chargesJson(charges), totals);
     memo?.set(memoKey(series), entry);
   }
 }

@@ -2,7 +2,7 @@ import {
   AirlockError, canonicalJson,
   type Agent, type AgentStatus, type IdempotencyRecord, type NewAgent, type PolicyRecord, type Session,
 } from '@airlock/core';
-import { agentFromRow, idempotencyFromRow, policyFromRow, policyVersionFromRow, sessionFromRow } from '../shared/rows.ts';
+import { agentFromRow, idempotencyFromRow, policyFromRow, policyVersionFromRow, sessionFromRow, type Row } from '../shared/rows.ts';
 import { clampLimit, toInt } from '../shared/values.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { SqliteDb } from './sqlite-db.ts';
@@ -116,15 +116,30 @@ export function putPolicy(db: SqliteDb, record: Omit<PolicyRecord, 'version'>): 
     'INSERT INTO policies (scope, version, hash, document, source, author, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
     record.scope, version, record.hash, canonicalJson(record.document ?? null), record.source ?? null, record.author, record.createdAt,
   );
+  db.transactionMemo()?.delete(latestPolicyKey(record.scope));
   return { ...record, version };
 }
 
+const latestPolicyKey = (scope: string) => `latest-policy\u0000${scope}`;
+
+/**
+ * The latest version of a scope's policy is remembered for the rest of a write transaction (every request of
+ * a batch reads the fleet's and its agent's): only this transaction can add a version meanwhile (putPolicy
+ * forgets it then). The row is remembered, not the record, so no caller shares an object with another.
+ */
 export function getPolicy(db: SqliteDb, scope: string, version?: number): PolicyRecord | undefined {
-  const row =
-    version === undefined
-      ? db.get('SELECT * FROM policies WHERE scope = ? ORDER BY version DESC LIMIT 1', scope)
-      : db.get('SELECT * FROM policies WHERE scope = ? AND version = ?', scope, version);
-  return row && policyFromRow(row);
+  if (version !== undefined) {
+    const row = db.get('SELECT * FROM policies WHERE scope = ? AND version = ?', scope, version);
+    return row && policyFromRow(row);
+  }
+  const memo = db.transactionMemo();
+  const key = latestPolicyKey(scope);
+  let row = memo?.get(key) as Row | null | undefined;
+  if (row === undefined) {
+    row = db.get('SELECT * FROM policies WHERE scope = ? ORDER BY version DESC LIMIT 1', scope) ?? null;
+    memo?.set(key, row);
+  }
+  return row === null ? undefined : policyFromRow(row);
 }
 
 export function listPolicyVersions(db: SqliteDb, scope: string): Omit<PolicyRecord, 'document'>[] {
