@@ -8,7 +8,7 @@ import { ManualClock, type StoreTx } from '@airlock/core';
 import { createApp } from './http/app.ts';
 import { AirlockHolder } from './http/holder.ts';
 import { openAirlock, type Airlock } from './runtime.ts';
-import { ALICE, TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { ALICE, TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, usdcPolicy, usdcTransfer, USDC_ASSET, type Harness, type StoreKind } from './testing/harness.ts';
 
 type Call = Harness['call'];
 
@@ -163,6 +163,31 @@ describe('two instances on one PostgreSQL: a credential cached by one is refused
       const entries = await auditOfSession(h, p.agent.name, p.session.id);
       assert.deepEqual(entries.filter((e) => e.decision === 'error').map((e) => [e.type, e.data.errorCode]), [['sign.request', code], ['auth.refused', code]]);
       assert.equal(entries.filter((e) => e.type === 'sign.request' && e.decision === 'allow').length, 1);
+    });
+  }
+
+  // A batch reads each scope's policy once and keeps it for its other requests: a policy stored through the
+  // other instance must still decide the very next request here, fleet and agent alike.
+  for (const scope of ['agent', 'fleet'] as const) {
+    test(`an ${scope} policy tightened through the first instance decides the second's very next request`, async () => {
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      // A burst first (the session's rate limit allows 3), so the second instance's batch holds several
+      // requests and has read the policy.
+      clock.advance(10_000);
+      const burst = await Promise.all([0, 1, 2].map((i) => callSecond('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n, i) })));
+      assert.deepEqual(burst.map((r) => r.status), [200, 200, 200]);
+      const path = scope === 'agent' ? `/v1/policies/agent:${p.agent.name}` : '/v1/policies/fleet';
+      const tightened = scope === 'agent' ? usdcPolicy({ perRequest: '1' }) : { version: 1, rules: [{ name: 'max-one-unit', type: 'max_amount', asset: USDC_ASSET, max: '1' }] };
+      assert.equal((await h.admin('PUT', path, { document: tightened })).status, 200);
+      try {
+        clock.advance(1000);
+        const res = await callSecond('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 2n, 3) });
+        assert.equal(res.status, 403, JSON.stringify(res.body));
+        assert.equal(res.body.error.code, 'policy_denied');
+        assert.equal(res.body.signedTransaction, undefined);
+      } finally {
+        if (scope === 'fleet') await h.admin('PUT', path, { document: { version: 1, rules: [] } });
+      }
     });
   }
 

@@ -23,7 +23,7 @@ import * as audit from './audit.ts';
 import { postgresMigrations } from './migrations/index.ts';
 import { isConnectionError, mapPgError } from './pg-errors.ts';
 import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, type Q } from './pg-query.ts';
-import { agentWithSessionRead, PostgresStoreTx, type AgentWithSessionRead } from './postgres-tx.ts';
+import { agentWithSessionRead, PostgresStoreTx, type AgentWithSessionRead, type LatestPolicies } from './postgres-tx.ts';
 import { TxLocks } from './tx-locks.ts';
 import * as records from './records.ts';
 import * as webhooks from './webhooks.ts';
@@ -121,6 +121,7 @@ export class PostgresStore implements Store {
         }
         try {
           const locks = new TxLocks(q);
+          const latestPolicies: LatestPolicies = new Map();
           const requests: PostgresStoreTx[] = [];
           let current: PostgresStoreTx | undefined;
           // A finished request's RELEASE travels with the next request's SAVEPOINT (one round trip, simple
@@ -145,12 +146,13 @@ export class PostgresStore implements Store {
             rollbackToSavepoint: async () => {
               current!.rolledBack = true;
               locks.dropCurrent();
+              latestPolicies.clear();
               await q('ROLLBACK TO SAVEPOINT request');
             },
             // A lost connection fails the next statement (ROLLBACK TO included), which aborts the batch.
             stillOpen: () => true,
             newTx: () => {
-              current = new PostgresStoreTx(q, locks, { seqs, ...(this.withSession ? { withSession: this.withSession } : {}) });
+              current = new PostgresStoreTx(q, locks, { seqs, latestPolicies, ...(this.withSession ? { withSession: this.withSession } : {}) });
               requests.push(current);
               return current;
             },

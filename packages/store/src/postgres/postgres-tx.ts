@@ -40,6 +40,17 @@ export function agentWithSessionRead(columns: readonly string[]): AgentWithSessi
 }
 
 /**
+ * The latest policy row of each scope a batch has read (null: the scope has none), shared by its requests:
+ * a batch reads the fleet's policy once, not once per request. Every request of a batch was submitted before
+ * the batch began (GroupCommitter), so a version another transaction commits while the batch runs was stored
+ * after all of them were asked for: reading the version the batch first saw is reading it in an order that
+ * really happened, and the first request submitted after that commit runs in a later batch, which reads it.
+ * The batch's own writes must show: putPolicy forgets the scope, and a request rolled back to its savepoint
+ * forgets them all (postgres-store.ts). Rows, not records, so no request shares an object with another.
+ */
+export type LatestPolicies = Map<string, Row | null>;
+
+/**
  * The handle `PostgresStore.transaction` passes to one request of a batch: bound to the batch's client and
  * locks, dead once the request ends. It takes the advisory locks of what it touches as it goes (tx-locks.ts):
  * the agent when the agent is read, series before they are read or charged.
@@ -56,6 +67,7 @@ export class PostgresStoreTx implements StoreTx {
 
   private readonly seqs: audit.SeqPool | undefined;
   private readonly withSession: AgentWithSessionRead | undefined;
+  private readonly latestPolicies: LatestPolicies | undefined;
   /** An agent read scheduled in this turn, which a session read asked for in the same turn joins. */
   private agentRead: { session?: { id: string; resolve: (s: Session | undefined) => void; reject: (e: unknown) => void } } | undefined;
 
@@ -64,11 +76,12 @@ export class PostgresStoreTx implements StoreTx {
    * be read in the statement that locks and reads its agent (the signing path asks for both at once: one round
    * trip instead of two).
    */
-  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; withSession?: AgentWithSessionRead } = {}) {
+  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; withSession?: AgentWithSessionRead; latestPolicies?: LatestPolicies } = {}) {
     this.q = q;
     this.locks = locks;
     this.seqs = options.seqs;
     this.withSession = options.withSession;
+    this.latestPolicies = options.latestPolicies;
   }
 
   end(): void {
@@ -117,6 +130,8 @@ export class PostgresStoreTx implements StoreTx {
   /** Calls made together (the fleet and agent layers) share one round trip. */
   getPolicy(scope: string): Promise<PolicyRecord | undefined> {
     this.live();
+    const known = this.latestPolicies?.get(scope);
+    if (known !== undefined) return Promise.resolve(known === null ? undefined : policyFromRow(known));
     return new Promise((resolve, reject) => {
       this.policyReads.push({ scope, resolve, reject });
       if (this.policyReads.length === 1) queueMicrotask(() => void this.readPolicies());
@@ -127,8 +142,12 @@ export class PostgresStoreTx implements StoreTx {
     const reads = this.policyReads.splice(0);
     try {
       const rows = await this.live()('SELECT DISTINCT ON (scope) * FROM policies WHERE scope = ANY($1::text[]) ORDER BY scope, version DESC', [[...new Set(reads.map((r) => r.scope))]]);
-      const byScope = new Map(rows.map((r) => [String(r.scope), policyFromRow(r)]));
-      for (const r of reads) r.resolve(byScope.get(r.scope));
+      const byScope = new Map(rows.map((r) => [String(r.scope), r]));
+      for (const r of reads) {
+        const row = byScope.get(r.scope);
+        this.latestPolicies?.set(r.scope, row ?? null);
+        r.resolve(row && policyFromRow(row));
+      }
     } catch (e) {
       for (const r of reads) r.reject(e);
     }
@@ -152,7 +171,9 @@ export class PostgresStoreTx implements StoreTx {
     return approvals.listApprovals(this.live(), filter);
   }
   async putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
-    return records.putPolicy(this.live(), record);
+    const stored = await records.putPolicy(this.live(), record);
+    this.latestPolicies?.delete(record.scope);
+    return stored;
   }
   async createSession(session: Session): Promise<void> {
     await records.createSession(this.live(), session);
