@@ -166,6 +166,39 @@ describe('two instances on one PostgreSQL: a credential cached by one is refused
     });
   }
 
+  // Freeze, revoke and policy set wait for the signing transactions in flight on every instance (the signing
+  // lock, exclusive): once the operator has the answer, none of them that read the old state can still
+  // commit. Here the second instance's transaction has read the agent and its session and is held open.
+  for (const [what, change] of [
+    ['a freeze', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/agents/${p.agent.name}/freeze`)],
+    ['a revoke', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/sessions/${p.session.id}/revoke`)],
+    ['a policy set', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('PUT', `/v1/policies/agent:${p.agent.name}`, { document: usdcPolicy({ perRequest: '1' }) })],
+  ] as const) {
+    test(`${what} through the first instance is answered only after the second's signing transaction in flight commits`, async () => {
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let readInside!: () => void;
+      const insideRead = new Promise<void>((resolve) => (readInside = resolve));
+      const inFlight = second.store.transaction(async (tx) => {
+        await Promise.all([tx.getAgent(p.agent.id), tx.getSession(p.session.id), tx.getPolicy(`agent:${p.agent.id}`)]);
+        readInside();
+        await held;
+      });
+      await insideRead;
+      let answered = false;
+      const operator = change(p).then((res) => ((answered = true), res));
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(answered, false, `${what} was answered while a signing transaction that read the old state was still open`);
+      } finally {
+        release();
+        await inFlight;
+      }
+      assert.equal((await operator).status, 200);
+    });
+  }
+
   // A batch reads each scope's policy once and keeps it for its other requests: a policy stored through the
   // other instance must still decide the very next request here, fleet and agent alike.
   for (const scope of ['agent', 'fleet'] as const) {

@@ -118,7 +118,7 @@ export class OperatorService {
       const updated = await tx.setAgentStatus(agent.id, status, now);
       for (const s of sessions) await tx.revokeSession(s.id, now);
       return { result: updated, data: { from: agent.status, to: status, ...(sessions.length ? { revokedSessions: sessions.map((s) => s.id) } : {}) } };
-    });
+    }, { exclusive: true });
     // This instance answers the agent's next request from the store (every instance re-reads it in the signing transaction).
     this.signing.credentials.forgetAgent(agent.id);
     return updated;
@@ -232,7 +232,7 @@ export class OperatorService {
       const stored = await tx.putPolicy({ scope: resolved, hash, document: JSON.parse(canonicalJson(document)), ...(typeof source === 'string' ? { source } : {}), author: actor, createdAt: now });
       await options.alsoInTransaction?.(tx, now, stored);
       return { result: stored, data: { scope: resolved, version: stored.version, hash, label: labelOf(stored), previousVersion: current?.version ?? null } };
-    });
+    }, { exclusive: true });
     return { record: strip(record), changed: true, warnings };
   }
 
@@ -292,7 +292,7 @@ export class OperatorService {
     const revoked = await this.audited('session.revoked', actor, existing.agentId, async (tx, now) => {
       descendants = (await tx.sessionDescendants(id)).filter((s) => s.revokedAt === undefined).map((s) => s.id);
       return { result: await tx.revokeSession(id, now), data: { sessionId: id, ...(descendants.length ? { descendants } : {}) } };
-    });
+    }, { exclusive: true });
     for (const sessionId of [id, ...descendants]) this.signing.credentials.forgetSession(sessionId);
     return revoked;
   }
@@ -466,13 +466,18 @@ export class OperatorService {
   }
 
   /** Runs an operator change and appends its audit entry in one transaction: both commit, or neither. */
-  private async audited<T>(type: string, actor: string, agentId: string | undefined, change: (tx: StoreTx, now: number) => Promise<{ result: T; data: Record<string, unknown> }>): Promise<T> {
+  /**
+   * `exclusive`: a change every signing transaction reads (an agent's status, a session, a policy). On
+   * PostgreSQL it then waits for the signing batches running now and holds new ones back, so once it returns
+   * no signing transaction that read the state before it can still commit (docs/architecture.md).
+   */
+  private async audited<T>(type: string, actor: string, agentId: string | undefined, change: (tx: StoreTx, now: number) => Promise<{ result: T; data: Record<string, unknown> }>, options: { exclusive?: boolean } = {}): Promise<T> {
     const now = this.deps.clock.now();
     return this.deps.store.transaction(async (tx) => {
       const { result, data } = await change(tx, now);
       await tx.appendAudit({ at: now, type, actor: 'operator', ...(agentId ? { agentId } : {}), data: { ...data, by: actor } });
       return result;
-    });
+    }, options.exclusive ? { exclusive: true } : {});
   }
 }
 
