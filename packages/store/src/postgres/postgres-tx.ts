@@ -41,7 +41,8 @@ export function agentWithSessionRead(columns: readonly string[]): AgentWithSessi
 
 /**
  * The latest policy row of each scope a batch has read (null: the scope has none), shared by its requests:
- * a batch reads the fleet's policy once, not once per request. Every request of a batch was submitted before
+ * a batch reads the fleet's policy once, not once per request. The operator's policy set is an exclusive
+ * transaction, which cannot commit while the batch runs. Beyond that, every request of a batch was submitted before
  * the batch began (GroupCommitter), so a version another transaction commits while the batch runs was stored
  * after all of them were asked for: reading the version the batch first saw is reading it in an order that
  * really happened, and the first request submitted after that commit runs in a later batch, which reads it.
