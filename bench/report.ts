@@ -197,8 +197,10 @@ export function renderReport(r: BenchResults): string {
   out.push('# Benchmarks', '');
   out.push(`Produced by \`npm run bench\` (bench/run.ts) on ${r.date.slice(0, 16).replace('T', ' ')} UTC${r.quick ? ' — QUICK RUN, smaller sizes: not comparable to the targets' : ''}.`);
   // Sections measured again apart (`--update`) after the full run say so here and in their own load notes.
+  // A full run stamps each section as it ends: only what was measured after the whole run ended is "again".
+  const runEnded = Date.parse(r.date) + (r.totalSeconds ?? 0) * 1000;
   const later = Object.entries(r.sections as Record<string, { measuredAt?: string } | undefined>)
-    .filter(([, section]) => section?.measuredAt !== undefined && section.measuredAt.slice(0, 16) > r.date.slice(0, 16))
+    .filter(([, section]) => section?.measuredAt !== undefined && Date.parse(section.measuredAt) > runEnded + 60_000)
     .map(([name, section]) => `${name} (${section!.measuredAt!.slice(0, 16).replace('T', ' ')} UTC)`);
   if (later.length > 0) out.push('', `Measured again apart since (\`node bench/run.ts --update --only=…\`, same machine, their figures and load notes replace the full run's): ${later.join(', ')}.`);
   out.push('');
