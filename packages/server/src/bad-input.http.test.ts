@@ -33,6 +33,10 @@ describe('bad input', () => {
     ['overflowing amount', () => sign(tx({ value: (2n ** 256n).toString() })), 400, 'invalid_amount'],
     ['fractional amount', () => sign(tx({ value: '1.5' })), 400, 'invalid_amount'],
     ['truncated ERC-20 calldata', () => sign(tx({ data: '0xa9059cbb' + '00'.repeat(40) })), 400, 'undecodable_payload'],
+    // ERC-20 calldata is read word by word: a recipient word with dirty high bytes (which a token contract
+    // ignores) and a word appended after the amount are not the canonical encoding, so they are refused.
+    ['ERC-20 transfer with dirty high bytes in the recipient word', () => sign(tx({ data: `0xa9059cbb${'ff'.repeat(12)}${ALICE.slice(2).toLowerCase()}${'1'.padStart(64, '0')}` })), 400, 'undecodable_payload'],
+    ['ERC-20 transfer with a word after the amount', () => sign(tx({ data: `${usdcTransfer(ALICE, 1n).transaction.data}${'0'.repeat(63)}5` })), 400, 'undecodable_payload'],
     ['unknown action in dry-run', () => h.call('POST', '/v1/dry-run', { token, body: { action: 'evm.raw_hash', payload: {} } }), 400, 'invalid_request'],
     ['no raw-hash endpoint', () => h.call('POST', '/v1/sign/hash', { token, body: { hash: '0x' + '11'.repeat(32) } }), 404, 'not_found'],
     ['oversized body', () => sign(undefined, '/v1/sign/transaction', JSON.stringify({ chainId: 8453, transaction: { data: '0x' + 'ab'.repeat(300_000) } })), 413, 'body_too_large'],
