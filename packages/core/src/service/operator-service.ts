@@ -465,8 +465,8 @@ export class OperatorService {
     await this.audited(type, actor, agentId, async () => ({ result: undefined, data }));
   }
 
-  /** Runs an operator change and appends its audit entry in one transaction: both commit, or neither. */
   /**
+   * Runs an operator change and appends its audit entry in one transaction: both commit, or neither.
    * `exclusive`: a change every signing transaction reads (an agent's status, a session, a policy). On
    * PostgreSQL it then waits for the signing batches running now and holds new ones back, so once it returns
    * no signing transaction that read the state before it can still commit (docs/architecture.md).

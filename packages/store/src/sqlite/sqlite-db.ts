@@ -103,8 +103,9 @@ export class SqliteDb {
   }
 
   /**
-   * Values this write transaction derived from its own reads and writes (the ledger heads it has seen),
-   * dropped when the transaction ends or a request's savepoint rolls back. BEGIN IMMEDIATE holds the
+   * Values this write transaction derived from its own reads and writes (ledger heads, the audit head, each
+   * scope's latest policy: see ledger.ts, audit.ts, records.ts), dropped when the transaction ends or a
+   * request's savepoint rolls back. BEGIN IMMEDIATE holds the
    * write lock for the whole transaction, so no other connection can change what they were derived from
    * meanwhile. Undefined outside a transaction: then nothing is remembered.
    */
