@@ -2,6 +2,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { AirlockError } from '@airlock/core';
 import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './contract.test-suite.ts';
 import { checkConcurrentClaims } from './webhooks.contract.test-suite.ts';
 import { checkConcurrentKeeps } from './released-signatures.contract.test-suite.ts';
@@ -253,3 +254,32 @@ test('postgres: rotations of one agent from three instances on one schema each t
 
 test('postgres: migration 017 backfills the key registry with the key each agent has', { skip }, () =>
   storeAtVersion(16, ({ store }) => checkAgentKeyBackfill(store)));
+
+test('postgres: statements are prepared once per connection; one that a schema change made stale fails once and is prepared afresh, and with prepared_statements off none is kept', { skip }, async () => {
+  // One connection each, so every read meets what the one before prepared. Read inside transactions: a pooled
+  // connection whose statement failed stays in the pool there (a failed one-off query's connection is dropped).
+  const schema = newSchema();
+  const prepared = await openPostgresStore({ connectionString: url, schema, poolSize: 1 });
+  const unnamed = await openPostgresStore({ connectionString: url, schema, poolSize: 1, preparedStatements: false });
+  const other = new pg.Client({ connectionString: url });
+  const read = (store: typeof prepared) => store.transaction((tx) => tx.getAgent('ag_prepared000001'));
+  try {
+    await prepared.migrate();
+    await unnamed.migrate();
+    await other.connect();
+    await prepared.createAgents([{ id: 'ag_prepared000001', name: 'prepared', labels: {} }], (a, k) => `0x${a.toString(16).padStart(32, '0')}${k.toString(16).padStart(8, '0')}`, 1000);
+    for (let i = 0; i < 3; i++) assert.equal((await read(prepared))?.name, 'prepared');
+    assert.equal((await read(unnamed))?.name, 'prepared');
+
+    // Another instance (a newer version) adds a column: `SELECT *` prepared earlier now returns another row type,
+    // which PostgreSQL refuses to run (0A000). Only a statement that was prepared can fail this way.
+    await other.query(`ALTER TABLE "${schema}".agents ADD COLUMN added_later text`);
+    await assert.rejects(read(prepared), (e: unknown) => e instanceof AirlockError && e.code === 'internal');
+    for (let i = 0; i < 3; i++) assert.equal((await read(prepared))?.name, 'prepared', 'prepared afresh under a new name');
+    assert.equal((await read(unnamed))?.name, 'prepared', 'an unnamed statement is planned on every run');
+  } finally {
+    await other.end().catch(() => undefined);
+    await prepared.close();
+    await unnamed.close();
+  }
+});

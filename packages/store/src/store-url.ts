@@ -21,7 +21,18 @@ export function storeTarget(url: string): { sqlite: string } | { postgres: Postg
     }
     const schema = parsed.searchParams.get('schema') ?? undefined;
     parsed.searchParams.delete('schema');
-    return { postgres: schema === undefined ? { connectionString: parsed.toString() } : { connectionString: parsed.toString(), schema } };
+    const prepared = parsed.searchParams.get('prepared_statements') ?? undefined;
+    parsed.searchParams.delete('prepared_statements');
+    if (prepared !== undefined && prepared !== 'on' && prepared !== 'off') {
+      throw new AirlockError('invalid_request', 'prepared_statements in the PostgreSQL store URL must be on or off');
+    }
+    return {
+      postgres: {
+        connectionString: parsed.toString(),
+        ...(schema === undefined ? {} : { schema }),
+        ...(prepared === undefined ? {} : { preparedStatements: prepared === 'on' }),
+      },
+    };
   }
   throw new AirlockError('invalid_request', 'unknown store URL: use sqlite:<path> or postgres://…', {
     hints: ['sqlite:./airlock.db', 'postgres://user@host:5432/db?schema=airlock'],

@@ -22,7 +22,7 @@ import * as shadow from './shadow.ts';
 import * as audit from './audit.ts';
 import { postgresMigrations } from './migrations/index.ts';
 import { isConnectionError, mapPgError } from './pg-errors.ts';
-import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, type Q } from './pg-query.ts';
+import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, StatementNames, type Q } from './pg-query.ts';
 import { agentWithSessionRead, PostgresStoreTx, type AgentWithSessionRead, type LatestPolicies } from './postgres-tx.ts';
 import { TxLocks } from './tx-locks.ts';
 import * as records from './records.ts';
@@ -41,6 +41,11 @@ export interface PostgresStoreOptions {
    * turn that off again, so deployments also give the key process a role with SELECT only (docs/custody.md).
    */
   readOnly?: boolean;
+  /**
+   * Parameterised statements are prepared once per connection and then only executed (default true; see
+   * StatementNames). Off for a pooler that cannot keep them (store URL `prepared_statements=off`).
+   */
+  preparedStatements?: boolean;
 }
 
 /**
@@ -89,6 +94,7 @@ export class PostgresStore implements Store {
   private readonly committer: GroupCommitter<PostgresStoreTx>;
   /** Known once migrate() ran (it needs the `sessions` columns): a session is then read in its agent's statement. */
   private withSession: AgentWithSessionRead | undefined;
+  private readonly statements: StatementNames;
 
   constructor(options: PostgresStoreOptions) {
     // search_path is a startup parameter of every pooled connection (no extra round trip, no race
@@ -103,7 +109,8 @@ export class PostgresStore implements Store {
     });
     // An idle client losing its connection must not crash the process; the next query reports it.
     this.pool.on('error', () => undefined);
-    this.q = queryFn(this.pool);
+    this.statements = new StatementNames(options.preparedStatements ?? true);
+    this.q = queryFn(this.pool, this.statements);
     this.committer = new GroupCommitter<PostgresStoreTx>({
       maxBatch: MAX_BATCH,
       lanes: options.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT,
@@ -174,8 +181,10 @@ export class PostgresStore implements Store {
       try {
         await q('CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at bigint NOT NULL)');
         const applied = new Set((await q('SELECT version FROM schema_migrations')).map((r) => toInt(r.version)));
+        let migrated = false;
         for (const [version, migration] of [...postgresMigrations].sort(([a], [b]) => a - b)) {
           if (applied.has(version)) continue;
+          migrated = true;
           await q('BEGIN');
           try {
             for (const sql of migration.statements) await q(sql);
@@ -186,6 +195,8 @@ export class PostgresStore implements Store {
             throw e;
           }
         }
+        // A statement a connection prepared before the schema changed is never run again (StatementNames).
+        if (migrated) this.statements.reset();
       } finally {
         await client.query('SELECT pg_advisory_unlock($1::bigint)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
       }
@@ -470,7 +481,7 @@ export class PostgresStore implements Store {
     const onError = (e: Error) => void (broken = e);
     client.on('error', onError);
     try {
-      return await fn(client, queryFn(client));
+      return await fn(client, queryFn(client, this.statements));
     } catch (e) {
       // A client whose connection failed must not go back to the pool.
       if (isConnectionError(e)) broken = e as Error;
