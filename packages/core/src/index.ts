@@ -60,3 +60,4 @@ export * from './service/nostr-service.ts';
 export * from './service/threshold-bindings.ts';
 export * from './nostr-paths.ts';
 export * from './lightning/lightning-service.ts';
+export { FLEET_SCOPE, agentScope } from './service/policy-layers.ts';

@@ -1,5 +1,5 @@
 import type { GrantRecord, ThresholdBinding } from '@airlock/core';
-import { AirlockError } from '@airlock/core';
+import { AirlockError, FLEET_SCOPE, agentScope } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
   SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
@@ -32,6 +32,30 @@ const AGENT_SQL = 'SELECT * FROM agents WHERE id = $1';
 export interface AgentWithSessionRead {
   sql: string;
   columns: readonly string[];
+}
+
+/** Columns of the policy rows read with an agent carry these prefixes (no column of `agents` or `sessions` does). */
+const POLICY_PREFIXES = ['fleet_policy.', 'agent_policy.'] as const;
+const POLICY_COLUMNS = ['scope', 'version', 'hash', 'document', 'author', 'created_at', 'source'] as const;
+
+/**
+ * An agent read (`read`, whose parameters come first) extended with the latest policy of the fleet scope and of
+ * the agent's scope (the two the signing path loads next, policy-layers.ts), so a batch's first request of each
+ * agent reads its policies in the statement that locks and reads the agent instead of in a round trip of its
+ * own. Policies only change under the exclusive signing lock, which this batch's shared one excludes since BEGIN,
+ * so reading them here sees what a statement of their own would.
+ */
+function withPolicies(read: string, paramCount: number): string {
+  const latest = (n: number) => `LEFT JOIN LATERAL (SELECT * FROM policies WHERE scope = $${paramCount + n} ORDER BY version DESC LIMIT 1) AS p${n} ON true`;
+  const columns = POLICY_PREFIXES.flatMap((prefix, i) => POLICY_COLUMNS.map((c) => `p${i + 1}.${c} AS ${quoteIdent(prefix + c)}`)).join(', ');
+  return `SELECT r.*, ${columns} FROM (SELECT 1) AS one LEFT JOIN (${read}) AS r ON true ${latest(1)} ${latest(2)}`;
+}
+
+function policyRowAt(row: Row | undefined, prefix: string): Row | null {
+  if (row?.[prefix + 'scope'] === null || row?.[prefix + 'scope'] === undefined) return null;
+  const policy: Row = {};
+  for (const c of POLICY_COLUMNS) policy[c] = row[prefix + c];
+  return policy;
 }
 
 export function agentWithSessionRead(columns: readonly string[]): AgentWithSessionRead {
@@ -109,8 +133,17 @@ export class PostgresStoreTx implements StoreTx {
       session = read.session;
     }
     try {
-      const then = session && withSession ? { sql: withSession.sql, params: [id, session.id] } : { sql: AGENT_SQL, params: [id] };
+      const read = session && withSession ? { sql: withSession.sql, params: [id, session.id] } : { sql: AGENT_SQL, params: [id] };
+      const policies = this.latestPolicies;
+      const scopes = [FLEET_SCOPE, agentScope(id)];
+      const prefetch = policies !== undefined && scopes.some((scope) => !policies.has(scope));
+      const then = prefetch ? { sql: withPolicies(read.sql, read.params.length), params: [...read.params, ...scopes] } : read;
       const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then });
+      if (prefetch) {
+        scopes.forEach((scope, i) => {
+          if (!policies.has(scope)) policies.set(scope, policyRowAt(row, POLICY_PREFIXES[i]!));
+        });
+      }
       if (session && withSession) {
         const sessionRow: Row = {};
         for (const c of withSession.columns) sessionRow[c] = row?.[SESSION_PREFIX + c];
