@@ -283,3 +283,47 @@ test('postgres: statements are prepared once per connection; one that a schema c
     await unnamed.close();
   }
 });
+
+test('postgres: a request that locked its series with its agent (lockAhead) reads its windows after those locks: a charge another instance commits while it waits is counted', { skip }, async () => {
+  const schema = newSchema();
+  const a = await openPostgresStore({ connectionString: url, schema, poolSize: 4 });
+  const b = await openPostgresStore({ connectionString: url, schema, poolSize: 4 });
+  try {
+    await a.migrate();
+    await b.migrate();
+    const window = { series: 'agent:ag_x', asset: '*', sinceMs: 0 };
+    // Instance B charges ag_x's series and holds its transaction open. It takes the series' lock only (as a
+    // writer that does not read the agent would), so A's agent lock does not keep A out: only the series lock does.
+    let commitB!: () => void;
+    const holdB = new Promise<void>((resolve) => (commitB = resolve));
+    let bCharged!: () => void;
+    const charged = new Promise<void>((resolve) => (bCharged = resolve));
+    const bDone = b.transaction(async (tx) => {
+      await tx.windowTotals([window], { charging: ['agent:ag_x'] });
+      const entry = await tx.appendAudit({ at: 1_000, type: 'lock.test', actor: 'system', agentId: 'ag_x', data: {} });
+      await tx.appendLedger([{ series: 'agent:ag_x', asset: '*', amount: 7n, count: 1 }], 1_000, entry.seq);
+      bCharged();
+      await holdB;
+    });
+    await charged;
+    // A: the signing path's order. The series lock is waited for in the agent's statement; the window read
+    // that follows (with the fleet slot and the series only charged) must see B's charge once B commits.
+    let aRead = false;
+    const aDone = a.transaction(async (tx) => {
+      tx.lockAhead?.(['agent:ag_x', 'fleet']);
+      await tx.getAgent('ag_x');
+      const [total] = await tx.windowTotals([window], { charging: ['agent:ag_x', 'fleet'] });
+      aRead = true;
+      return total!;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(aRead, false, 'A waits for the series B holds');
+    commitB();
+    await bDone;
+    const total = await aDone;
+    assert.deepEqual([total.count, total.amount], [1, 7n], "A's window counts the charge B committed while A waited");
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});

@@ -388,6 +388,13 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
    * a transaction touches (PostgreSQL) locks them with the reads, in one round trip.
    */
   windowTotals(queries: WindowQuery[], options?: { charging?: readonly string[] }): Promise<WindowTotal[]>;
+  /**
+   * A hint, before the transaction reads its agent: the ledger series it expects to charge. A store that locks
+   * what a transaction touches (PostgreSQL) may take their locks in the statement that locks and reads the
+   * agent, so `windowTotals` finds them held and needs no round trip of its own. A store that does not lock
+   * ignores it. Only a hint: `windowTotals`' `charging` still names everything charged.
+   */
+  lockAhead?(series: readonly string[]): void;
   /** Charges the ledger at `at` (clamped so time never goes backwards within a series). */
   appendLedger(writes: LedgerWrite[], at: number, auditSeq: number): Promise<void>;
 

@@ -188,6 +188,8 @@ export class SigningService {
     };
 
     const outcome = await this.deps.store.transaction(async (tx): Promise<TxOutcome> => {
+      // What a new signature charges (a derived session's ancestors are added once read): locked with the agent.
+      tx.lockAhead?.(ledgerWritesFor(request.input).map((w) => w.series));
       const fresh = await this.recheck(tx, auth, now, request.input);
       if (fresh.error) {
         // A credential cached by the signing routes went stale (another instance froze or revoked it).

@@ -2,6 +2,7 @@ import type { LedgerWrite, WindowQuery, WindowTotal } from '@airlock/core';
 import { chargesBySeries, chargesJson } from '../shared/ledger-entries.ts';
 import { toAmount, toInt } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
+import type { Row } from '../shared/rows.ts';
 import { FLEET_SLOTS, fleetShard, isFleetSeries, type TxLocks } from './tx-locks.ts';
 
 /**
@@ -12,7 +13,7 @@ import { FLEET_SLOTS, fleetShard, isFleetSeries, type TxLocks } from './tx-locks
  * rows written before them.
  */
 const WINDOW_TOTALS = `
-  SELECT (COALESCE(led.amount, 0) + COALESCE(held.amount, 0))::text AS amount,
+  SELECT q.ord AS ord, (COALESCE(led.amount, 0) + COALESCE(held.amount, 0))::text AS amount,
          (COALESCE(led.count, 0) + COALESCE(held.count, 0))::text AS count
   FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, ord)
   LEFT JOIN LATERAL (
@@ -59,7 +60,15 @@ export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[],
   if (queries.length === 0) return [];
   const readKeys = locks.seriesKeys(queries.map((x) => x.series), { allSlots: true });
   const chargeKeys = locks.seriesKeys(charging, { allSlots: false });
-  await locks.acquire({ keys: [...readKeys, ...chargeKeys], slot: charging.some(isFleetSeries) });
+  const slot = charging.some(isFleetSeries);
+  if (readKeys.every((k) => locks.holds(k))) {
+    // Everything the read depends on is held already (taken with the agent, StoreTx.lockAhead): the series
+    // only charged and the fleet slot to charge through are taken in the read's own statement. The read does
+    // not depend on them: they only keep other writers of those series out until this batch commits.
+    const rows = await locks.acquire({ keys: chargeKeys, slot, then: windowTotalsRead(queries) });
+    return windowTotalsFrom(rows, queries.length);
+  }
+  await locks.acquire({ keys: [...readKeys, ...chargeKeys], slot });
   return readWindowTotals(q, queries);
 }
 
@@ -69,6 +78,11 @@ export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[],
  */
 export async function readWindowTotals(q: Q, queries: WindowQuery[]): Promise<WindowTotal[]> {
   if (queries.length === 0) return [];
+  const read = windowTotalsRead(queries);
+  return windowTotalsFrom(await q(read.sql, read.params), queries.length);
+}
+
+function windowTotalsRead(queries: WindowQuery[]): { sql: string; params: unknown[] } {
   const ords: number[] = [];
   const physical: string[] = [];
   queries.forEach((x, i) => {
@@ -77,8 +91,15 @@ export async function readWindowTotals(q: Q, queries: WindowQuery[]): Promise<Wi
       physical.push(series);
     }
   });
-  const rows = await q(WINDOW_TOTALS, [queries.map((x) => x.series), queries.map((x) => x.asset), queries.map((x) => x.sinceMs), ords, physical]);
-  return rows.map((r) => ({ amount: toAmount(r.amount), count: toInt(r.count) }));
+  return { sql: WINDOW_TOTALS, params: [queries.map((x) => x.series), queries.map((x) => x.asset), queries.map((x) => x.sinceMs), ords, physical] };
+}
+
+/** One total per query, in the queries' order (by `ord`: rows joined to the lock row keep no order of their own). */
+function windowTotalsFrom(rows: readonly Row[], count: number): WindowTotal[] {
+  const totals: WindowTotal[] = new Array(count);
+  for (const r of rows) totals[toInt(r.ord) - 1] = { amount: toAmount(r.amount), count: toInt(r.count) };
+  for (let i = 0; i < count; i++) if (totals[i] === undefined) throw new Error(`window total ${i + 1} missing from the store's answer`);
+  return totals;
 }
 
 /**

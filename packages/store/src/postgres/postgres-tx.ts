@@ -46,6 +46,13 @@ const POLICY_COLUMNS = ['scope', 'version', 'hash', 'document', 'author', 'creat
  * so reading them here sees what a statement of their own would.
  */
 function withPolicies(read: string, paramCount: number): string {
+  let sql = withPoliciesCache.get(read);
+  if (sql === undefined) withPoliciesCache.set(read, (sql = buildWithPolicies(read, paramCount)));
+  return sql;
+}
+const withPoliciesCache = new Map<string, string>();
+
+function buildWithPolicies(read: string, paramCount: number): string {
   const latest = (n: number) => `LEFT JOIN LATERAL (SELECT * FROM policies WHERE scope = $${paramCount + n} ORDER BY version DESC LIMIT 1) AS p${n} ON true`;
   const columns = POLICY_PREFIXES.flatMap((prefix, i) => POLICY_COLUMNS.map((c) => `p${i + 1}.${c} AS ${quoteIdent(prefix + c)}`)).join(', ');
   return `SELECT r.*, ${columns} FROM (SELECT 1) AS one LEFT JOIN (${read}) AS r ON true ${latest(1)} ${latest(2)}`;
@@ -93,6 +100,8 @@ export class PostgresStoreTx implements StoreTx {
   private readonly seqs: audit.SeqPool | undefined;
   private readonly withSession: AgentWithSessionRead | undefined;
   private readonly latestPolicies: LatestPolicies | undefined;
+  /** Series the request expects to charge (lockAhead), locked with its agent. */
+  private aheadSeries: readonly string[] | undefined;
   /** An agent read scheduled in this turn, which a session read asked for in the same turn joins. */
   private agentRead: { session?: { id: string; resolve: (s: Session | undefined) => void; reject: (e: unknown) => void } } | undefined;
 
@@ -138,7 +147,12 @@ export class PostgresStoreTx implements StoreTx {
       const scopes = [FLEET_SCOPE, agentScope(id)];
       const prefetch = policies !== undefined && scopes.some((scope) => !policies.has(scope));
       const then = prefetch ? { sql: withPolicies(read.sql, read.params.length), params: [...read.params, ...scopes] } : read;
-      const [row] = await this.locks.acquire({ keys: [agentLockKey(id)], then });
+      // The agent and session series it will charge are locked here too (after the agent's key: classes order
+      // them), so its window read can run in the statement that takes what else it charges (ledger.ts). Not a
+      // fleet slot: a request that reads a fleet total must be able to wait for all of them in order.
+      const ahead = this.aheadSeries ?? [];
+      this.aheadSeries = undefined;
+      const [row] = await this.locks.acquire({ keys: [agentLockKey(id), ...this.locks.seriesKeys(ahead, { allSlots: false })], then });
       if (prefetch) {
         scopes.forEach((scope, i) => {
           if (!policies.has(scope)) policies.set(scope, policyRowAt(row, POLICY_PREFIXES[i]!));
@@ -247,6 +261,9 @@ export class PostgresStoreTx implements StoreTx {
   }
   async releaseNonceClaims(keys: readonly string[]): Promise<void> {
     return nonces.releaseNonceClaims(this.live(), keys);
+  }
+  lockAhead(series: readonly string[]): void {
+    this.aheadSeries = series;
   }
   async windowTotals(queries: WindowQuery[], options: { charging?: readonly string[] } = {}): Promise<WindowTotal[]> {
     return ledger.windowTotals(this.live(), this.locks, queries, options.charging);

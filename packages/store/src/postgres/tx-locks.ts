@@ -48,7 +48,16 @@ export const fleetShard = (series: string, slot: number) => `${series}#${slot}`;
  * locks (a read that needs none of them to be right: its snapshot is the statement's start). Keys are text
  * parameters: int8 does not survive a JavaScript number.
  */
+const acquireSqlCache = new Map<string | undefined, string>();
+
+/** Built once per distinct read: the text is also the prepared statement's key (pg-query.ts). */
 function acquireSql(then?: string): string {
+  let sql = acquireSqlCache.get(then);
+  if (sql === undefined) acquireSqlCache.set(then, (sql = buildAcquireSql(then)));
+  return sql;
+}
+
+function buildAcquireSql(then?: string): string {
   const locks = `SELECT (SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k) AS lock_tried,
                         (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($2::int8[]) AS k) AS lock_waited,
                         (SELECT s.slot FROM unnest($3::int8[], $4::int[]) AS s(k, slot) WHERE pg_try_advisory_xact_lock(s.k) LIMIT 1) AS lock_slot`;
@@ -90,7 +99,7 @@ export class TxLocks {
     this.current = new Set();
   }
 
-  private holds(key: bigint): boolean {
+  holds(key: bigint): boolean {
     return this.held.has(key) || this.current.has(key);
   }
 
