@@ -11,8 +11,11 @@ import type { KeyProcessResult } from './key-process.ts';
 import type { TwoProcessResult } from './two-processes.ts';
 import { fmt, type Figure } from './lib/stats.ts';
 
-/** `measuredAt`: set when the section was measured apart (`--update`) or in the full run. */
-type Section<T> = T & { load: { before: number[]; after: number[] }; elapsedSeconds: number; measuredAt?: string };
+/**
+ * `measuredAt`: set when the section was measured apart (`--update`) or in the full run. `cpu`: the machine's
+ * CPUs when it was measured (sections measured apart may have run on another machine than the full run).
+ */
+type Section<T> = T & { load: { before: number[]; after: number[] }; elapsedSeconds: number; measuredAt?: string; cpu?: string };
 
 export interface BenchResults {
   date: string;
@@ -90,7 +93,7 @@ function targets(r: BenchResults): TargetRow[] {
         target: `HTTP at 16 connections ≥ ${want}x viem, ${label(key)}${sqlite ? '' : ', one daemon'}`,
         measured: `${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}); ${fmt(s.c16)} req/s`,
         met,
-        why: met ? 'met' : sqlite ? 'missed: the load generator shares the 2 cores with the daemon; see the HTTP section' : 'missed: each request is still four statements under load (agent and session, windows, ledger, savepoint; the policies are read once per batch) plus its share of the batch\'s five or six, one round trip after another within its batch (node-postgres does not pipeline), each costing the daemon a socket write and PostgreSQL a wake-up on the same 2 cores as the load generator; see the scale-out section',
+        why: met ? 'met' : sqlite ? 'missed: the load generator shares the 2 cores with the daemon; see the HTTP section' : 'missed: the 2 cores run out before the round trips do. A signature costs about 3 ms of PostgreSQL CPU and 2.5 ms of the daemon\'s (in-process, 16 agents, measured with a statement counter), over about five statements: the agent with its session, the fleet and agent policies and the locks of the series it charges, in one; the windows with the fleet slot; the ledger; the savepoint; and a share of the batch\'s BEGIN, audit insert and COMMIT. Statements are prepared once per connection (planning was most of PostgreSQL\'s CPU for the window read and the ledger); node-postgres does not pipeline, so a batch\'s statements go one after another; see the scale-out section',
       });
       if (sqlite && s.halfCapacity) {
         const metHalf = s.halfCapacity.p99.median < 10;
@@ -199,10 +202,13 @@ export function renderReport(r: BenchResults): string {
   // Sections measured again apart (`--update`) after the full run say so here and in their own load notes.
   // A full run stamps each section as it ends: only what was measured after the whole run ended is "again".
   const runEnded = Date.parse(r.date) + (r.totalSeconds ?? 0) * 1000;
-  const later = Object.entries(r.sections as Record<string, { measuredAt?: string } | undefined>)
-    .filter(([, section]) => section?.measuredAt !== undefined && Date.parse(section.measuredAt) > runEnded + 60_000)
-    .map(([name, section]) => `${name} (${section!.measuredAt!.slice(0, 16).replace('T', ' ')} UTC)`);
-  if (later.length > 0) out.push('', `Measured again apart since (\`node bench/run.ts --update --only=…\`, same machine, their figures and load notes replace the full run's): ${later.join(', ')}.`);
+  const later = Object.entries(r.sections as Record<string, { measuredAt?: string; cpu?: string } | undefined>)
+    .filter(([, section]) => section?.measuredAt !== undefined && Date.parse(section.measuredAt) > runEnded + 60_000);
+  const elsewhere = later.filter(([, section]) => section!.cpu !== undefined && section!.cpu !== r.machine.cpu);
+  const laterList = later.map(([name, section]) => `${name} (${section!.measuredAt!.slice(0, 16).replace('T', ' ')} UTC${section!.cpu !== undefined && section!.cpu !== r.machine.cpu ? `, on ${section!.cpu}` : ''})`);
+  if (later.length > 0) {
+    out.push('', `Measured again apart since (\`node bench/run.ts --update --only=…\`; their figures and load notes replace the full run's): ${laterList.join(', ')}.${elsewhere.length > 0 ? ' **Not all on the full run\'s machine**: compare a figure with the baseline of its own section (each section measures its own viem baseline in the same rounds), not with a section measured on the other machine.' : ' Same machine as the full run.'}`);
+  }
   out.push('');
   out.push(`- Machine: ${r.machine.cpu}, ${r.machine.memoryGiB} GiB, ${r.machine.os}; Node ${r.machine.node}.`);
   out.push(`- Native secp256k1: ${r.machine.nativeSecp256k1}.`);
@@ -325,7 +331,7 @@ export function renderReport(r: BenchResults): string {
   }
 
   out.push('## How to run', '');
-  out.push('`npm run bench` (the whole suite, about 15-20 minutes here; needs the PostgreSQL test server of the test suite). `node bench/run.ts --quick` or `--only=policy,ledger` for a smoke run: those write to `bench/.tmp/` and never overwrite this file. `node bench/run.ts --update --only=<sections>` measures those sections at full size and merges them into this file and `bench/results.json`, each with its own date and load. `AIRLOCK_KEY_BACKEND=js` forces the pure-JS backend in a daemon (docs/operations.md).');
+  out.push('`npm run bench` (the whole suite, about 35-40 minutes here: the p99 bisection runs each rate for at least 1,000 requests; needs the PostgreSQL test server of the test suite). `node bench/run.ts --quick` or `--only=policy,ledger` for a smoke run: those write to `bench/.tmp/` and never overwrite this file. `node bench/run.ts --update --only=<sections>` measures those sections at full size and merges them into this file and `bench/results.json`, each with its own date and load. `AIRLOCK_KEY_BACKEND=js` forces the pure-JS backend in a daemon (docs/operations.md).');
   out.push('');
   return out.join('\n');
 }

@@ -74,7 +74,7 @@ for (const [name, run] of sections) {
   const t = Date.now();
   const loadAtStart = load();
   console.log(`[${name}] load ${loadAtStart.join(' ')}`);
-  (results.sections as Record<string, unknown>)[name] = { ...(await run() as object), load: { before: loadAtStart, after: load() }, elapsedSeconds: Math.round((Date.now() - t) / 1000), measuredAt: new Date().toISOString() };
+  (results.sections as Record<string, unknown>)[name] = { ...(await run() as object), load: { before: loadAtStart, after: load() }, elapsedSeconds: Math.round((Date.now() - t) / 1000), measuredAt: new Date().toISOString(), cpu: results.machine.cpu };
 }
 results.loadAfter = load();
 results.totalSeconds = Math.round((Date.now() - started) / 1000);
