@@ -42,12 +42,6 @@ export const isFleetSeries = (series: string) => series === 'fleet' || series.st
 /** The physical series of one stripe of a fleet series. */
 export const fleetShard = (series: string, slot: number) => `${series}#${slot}`;
 
-/**
- * One round trip: tries `$1` (without waiting), waits for `$2` in ascending order, tries the fleet slots `$3`
- * in order and keeps the first free one (`$4` their numbers), then runs the caller's read, if any, after the
- * locks (a read that needs none of them to be right: its snapshot is the statement's start). Keys are text
- * parameters: int8 does not survive a JavaScript number.
- */
 const acquireSqlCache = new Map<string | undefined, string>();
 
 /** Built once per distinct read: the text is also the prepared statement's key (pg-query.ts). */
@@ -57,6 +51,12 @@ function acquireSql(then?: string): string {
   return sql;
 }
 
+/**
+ * One round trip: tries `$1` (without waiting), waits for `$2` in ascending order, tries the fleet slots `$3`
+ * in order and keeps the first free one (`$4` their numbers), then runs the caller's read, if any, after the
+ * locks (a read that needs none of them to be right: its snapshot is the statement's start). Keys are text
+ * parameters: int8 does not survive a JavaScript number.
+ */
 function buildAcquireSql(then?: string): string {
   const locks = `SELECT (SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k) AS lock_tried,
                         (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($2::int8[]) AS k) AS lock_waited,
