@@ -93,7 +93,7 @@ function targets(r: BenchResults): TargetRow[] {
         target: `HTTP at 16 connections ≥ ${want}x viem, ${label(key)}${sqlite ? '' : ', one daemon'}`,
         measured: `${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}); ${fmt(s.c16)} req/s`,
         met,
-        why: met ? 'met' : sqlite ? 'missed: the load generator shares the 2 cores with the daemon; see the HTTP section' : 'missed: the 2 cores run out before the round trips do. A signature costs about 3 ms of PostgreSQL CPU and 2.5 ms of the daemon\'s (in-process, 16 agents, measured with a statement counter), over about five statements: the agent with its session, the fleet and agent policies and the locks of the series it charges, in one; the windows with the fleet slot; the ledger; the savepoint; and a share of the batch\'s BEGIN, audit insert and COMMIT. Statements are prepared once per connection (planning was most of PostgreSQL\'s CPU for the window read and the ledger); node-postgres does not pipeline, so a batch\'s statements go one after another; see the scale-out section',
+        why: met ? 'met' : sqlite ? 'missed: the load generator shares the 2 cores with the daemon; see the HTTP section' : 'missed: the 2 cores run out before the round trips do. A signature costs about 3 ms of PostgreSQL CPU and 2.5 ms of the daemon\'s (in-process, 16 agents: CPU read from /proc, statements counted), over about five statements: the agent with its session, the fleet and agent policies and the locks of the series it charges, in one; the windows with the fleet slot; the ledger; the savepoint; and a share of the batch\'s BEGIN, audit insert and COMMIT. Statements are prepared once per connection (planning was most of PostgreSQL\'s CPU for the window read and the ledger); node-postgres does not pipeline, so a batch\'s statements go one after another; see the scale-out section',
       });
       if (sqlite && s.halfCapacity) {
         const metHalf = s.halfCapacity.p99.median < 10;
@@ -204,8 +204,9 @@ export function renderReport(r: BenchResults): string {
   const runEnded = Date.parse(r.date) + (r.totalSeconds ?? 0) * 1000;
   const later = Object.entries(r.sections as Record<string, { measuredAt?: string; cpu?: string } | undefined>)
     .filter(([, section]) => section?.measuredAt !== undefined && Date.parse(section.measuredAt) > runEnded + 60_000);
-  const elsewhere = later.filter(([, section]) => section!.cpu !== undefined && section!.cpu !== r.machine.cpu);
-  const laterList = later.map(([name, section]) => `${name} (${section!.measuredAt!.slice(0, 16).replace('T', ' ')} UTC${section!.cpu !== undefined && section!.cpu !== r.machine.cpu ? `, on ${section!.cpu}` : ''})`);
+  const otherMachine = (section: { cpu?: string }) => section.cpu !== undefined && section.cpu !== r.machine.cpu;
+  const elsewhere = later.filter(([, section]) => otherMachine(section!));
+  const laterList = later.map(([name, section]) => `${name} (${section!.measuredAt!.slice(0, 16).replace('T', ' ')} UTC${otherMachine(section!) ? `, on ${section!.cpu}` : ''})`);
   if (later.length > 0) {
     out.push('', `Measured again apart since (\`node bench/run.ts --update --only=…\`; their figures and load notes replace the full run's): ${laterList.join(', ')}.${elsewhere.length > 0 ? ' **Not all on the full run\'s machine**: compare a figure with the baseline of its own section (each section measures its own viem baseline in the same rounds), not with a section measured on the other machine.' : ' Same machine as the full run.'}`);
   }

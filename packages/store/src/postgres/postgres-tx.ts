@@ -28,9 +28,13 @@ const SESSION_PREFIX = 'session.';
 const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;
 const AGENT_SQL = 'SELECT * FROM agents WHERE id = $1';
 
-/** The statement reading an agent ($1) and a session ($2) together, built once from the `sessions` columns. */
+/**
+ * The statement reading an agent ($1) and a session ($2) together, built once from the `sessions` columns, and
+ * the same with the batch's policies ($3, $4; withPolicies).
+ */
 export interface AgentWithSessionRead {
   sql: string;
+  sqlWithPolicies: string;
   columns: readonly string[];
 }
 
@@ -46,28 +50,26 @@ const POLICY_COLUMNS = ['scope', 'version', 'hash', 'document', 'author', 'creat
  * so reading them here sees what a statement of their own would.
  */
 function withPolicies(read: string, paramCount: number): string {
-  let sql = withPoliciesCache.get(read);
-  if (sql === undefined) withPoliciesCache.set(read, (sql = buildWithPolicies(read, paramCount)));
-  return sql;
-}
-const withPoliciesCache = new Map<string, string>();
-
-function buildWithPolicies(read: string, paramCount: number): string {
   const latest = (n: number) => `LEFT JOIN LATERAL (SELECT * FROM policies WHERE scope = $${paramCount + n} ORDER BY version DESC LIMIT 1) AS p${n} ON true`;
   const columns = POLICY_PREFIXES.flatMap((prefix, i) => POLICY_COLUMNS.map((c) => `p${i + 1}.${c} AS ${quoteIdent(prefix + c)}`)).join(', ');
   return `SELECT r.*, ${columns} FROM (SELECT 1) AS one LEFT JOIN (${read}) AS r ON true ${latest(1)} ${latest(2)}`;
 }
 
-function policyRowAt(row: Row | undefined, prefix: string): Row | null {
-  if (row?.[prefix + 'scope'] === null || row?.[prefix + 'scope'] === undefined) return null;
-  const policy: Row = {};
-  for (const c of POLICY_COLUMNS) policy[c] = row[prefix + c];
-  return policy;
+const AGENT_SQL_WITH_POLICIES = withPolicies(AGENT_SQL, 1);
+
+/** The columns read under `prefix` as a row of their own; null if the joined row found nothing (its `key` is null). */
+function rowAt(row: Row | undefined, prefix: string, columns: readonly string[], key: string): Row | null {
+  const value = row?.[prefix + key];
+  if (value === null || value === undefined) return null;
+  const part: Row = {};
+  for (const c of columns) part[c] = row![prefix + c];
+  return part;
 }
 
 export function agentWithSessionRead(columns: readonly string[]): AgentWithSessionRead {
   const aliased = columns.map((c) => `s.${quoteIdent(c)} AS ${quoteIdent(SESSION_PREFIX + c)}`).join(', ');
-  return { sql: `SELECT a.*, ${aliased} FROM (SELECT 1) AS one LEFT JOIN agents a ON a.id = $1 LEFT JOIN sessions s ON s.id = $2`, columns };
+  const sql = `SELECT a.*, ${aliased} FROM (SELECT 1) AS one LEFT JOIN agents a ON a.id = $1 LEFT JOIN sessions s ON s.id = $2`;
+  return { sql, sqlWithPolicies: withPolicies(sql, 2), columns };
 }
 
 /**
@@ -142,11 +144,13 @@ export class PostgresStoreTx implements StoreTx {
       session = read.session;
     }
     try {
-      const read = session && withSession ? { sql: withSession.sql, params: [id, session.id] } : { sql: AGENT_SQL, params: [id] };
       const policies = this.latestPolicies;
       const scopes = [FLEET_SCOPE, agentScope(id)];
       const prefetch = policies !== undefined && scopes.some((scope) => !policies.has(scope));
-      const then = prefetch ? { sql: withPolicies(read.sql, read.params.length), params: [...read.params, ...scopes] } : read;
+      const withSessionRead = session !== undefined && withSession !== undefined;
+      const params = withSessionRead ? [id, session!.id] : [id];
+      const sql = withSessionRead ? (prefetch ? withSession!.sqlWithPolicies : withSession!.sql) : prefetch ? AGENT_SQL_WITH_POLICIES : AGENT_SQL;
+      const then = { sql, params: prefetch ? [...params, ...scopes] : params };
       // The agent and session series it will charge are locked here too (after the agent's key: classes order
       // them), so its window read can run in the statement that takes what else it charges (ledger.ts). Not a
       // fleet slot: a request that reads a fleet total must be able to wait for all of them in order.
@@ -155,13 +159,12 @@ export class PostgresStoreTx implements StoreTx {
       const [row] = await this.locks.acquire({ keys: [agentLockKey(id), ...this.locks.seriesKeys(ahead, { allSlots: false })], then });
       if (prefetch) {
         scopes.forEach((scope, i) => {
-          if (!policies.has(scope)) policies.set(scope, policyRowAt(row, POLICY_PREFIXES[i]!));
+          if (!policies.has(scope)) policies.set(scope, rowAt(row, POLICY_PREFIXES[i]!, POLICY_COLUMNS, 'scope'));
         });
       }
       if (session && withSession) {
-        const sessionRow: Row = {};
-        for (const c of withSession.columns) sessionRow[c] = row?.[SESSION_PREFIX + c];
-        session.resolve(sessionRow.id !== null && sessionRow.id !== undefined ? sessionFromRow(sessionRow) : undefined);
+        const sessionRow = rowAt(row, SESSION_PREFIX, withSession.columns, 'id');
+        session.resolve(sessionRow ? sessionFromRow(sessionRow) : undefined);
       }
       return row && row.id !== null && row.id !== undefined ? agentFromRow(row) : undefined;
     } catch (e) {
