@@ -107,7 +107,11 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(first, { status: 200, body: { status: 'collecting', groupThreshold: 2, groupCount: 2, groupsComplete: 0, groups: [{ index: 0, have: 1, need: 2 }] } });
       // A corrupt share (two words swapped), a share of another set, a repeat: each named, none counted.
       const words = share(1, 2).split(' ');
-      const corrupt = [...words.slice(0, 10), words[11], words[10], ...words.slice(12)].join(' ');
+      // Two neighbouring words that differ (a random share repeats a word in place about once in 1024 draws, and
+      // swapping equal words would corrupt nothing): the checksum is guaranteed to catch a swap of two.
+      const at = words.findIndex((w, i) => i >= 10 && words[i + 1] !== undefined && words[i + 1] !== w);
+      const corrupt = [...words.slice(0, at), words[at + 1], words[at], ...words.slice(at + 2)].join(' ');
+      assert.notEqual(corrupt, words.join(' '));
       const bad = await post({ share: corrupt });
       assert.equal(bad.status, 400);
       assert.equal(bad.body.error.code, 'slip39_invalid_checksum');
