@@ -65,12 +65,15 @@ describe('airlockBitcoinWallet against a real Airlock over HTTP, checked with bi
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
+  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
+  let agentsMade = 0;
+
   /**
    * Operator steps over HTTP: an agent, its policy, a session for Bitcoin. Then the agent's SDK wallet, its
    * account as the SDK reads it, and the watch-only wallet the test builds PSBTs with from that account.
    */
   async function provision(extra: Partial<AirlockBitcoinWalletOptions> = {}) {
-    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`btc-${Math.random().toString(16).slice(2, 8)}`] });
+    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`btc-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
     const agent = created.body.agents[0]!;
     await admin.request('PUT', `/v1/policies/${agent.name}`, { document: POLICY });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['bitcoin.psbt', 'bitcoin.message'] });

@@ -64,9 +64,12 @@ describe('L402 through the SDK, with a real Airlock over HTTP', () => {
     return { api, payee: decodeBolt11(api.issued[0]!.invoice, { now: Date.now(), network: 'regtest' }).payee };
   }
 
+  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
+  let agentsMade = 0;
+
   /** An agent allowed to pay over Lightning, with this policy; its session token and SDK options. */
   async function provision(document: unknown): Promise<{ name: string; options: { url: string; token: string } }> {
-    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`bot-${Math.random().toString(16).slice(2, 8)}`] });
+    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`bot-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
     const name = created.body.agents[0]!.name;
     await admin.request('PUT', `/v1/policies/${name}`, { document });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${name}/sessions`, { ttl: '1h', actions: ['lightning.pay'] });

@@ -60,9 +60,12 @@ describe('airlockNostrSigner against a real Airlock over HTTP, checked with nost
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
+  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
+  let agentsMade = 0;
+
   /** Operator steps over HTTP: an agent, the policy, a session scoped to Nostr. */
   async function provision(extra: Partial<AirlockNostrSignerOptions> = {}) {
-    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`nostr-${Math.random().toString(16).slice(2, 8)}`] });
+    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`nostr-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
     const agent = created.body.agents[0]!;
     await admin.request('PUT', `/v1/policies/${agent.name}`, { document: POLICY });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['nostr.event', 'nostr.http_auth', 'nostr.nip44'] });

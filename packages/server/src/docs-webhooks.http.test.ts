@@ -43,19 +43,33 @@ after(async () => {
 });
 
 test('the receiver of docs/operations.md verifies real deliveries, prints each event once, and refuses forged and old ones', async () => {
-  const port = await freePort();
-  const created = await h.admin('POST', '/v1/webhooks', { url: `http://127.0.0.1:${port}/hook`, events: ['approval.*'] });
-  assert.equal(created.status, 201);
-  const secret = created.body.secret as string;
   writeFileSync(join(dir, 'receiver.mjs'), receiverFromDocs());
-  child = spawn(NODE, ['receiver.mjs'], { cwd: dir, env: { ...process.env, AIRLOCK_WEBHOOK_SECRET: secret, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
-  child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
   const waitFor = async (pattern: RegExp) => {
     for (let i = 0; i < 200 && !pattern.test(out); i++) await new Promise((r) => setTimeout(r, 50));
     assert.match(out, pattern);
   };
+  // The port is free when freePort() closes it, but the receiver binds it only once its node process has started:
+  // meanwhile another process may take it (a listener, or an outgoing connection as its local port). The receiver
+  // then exits with EADDRINUSE: its endpoint is removed and the receiver started again on another port.
+  let port: number;
+  let created: { status: number; body: any };
+  for (let attempt = 1; ; attempt++) {
+    port = await freePort();
+    created = await h.admin('POST', '/v1/webhooks', { url: `http://127.0.0.1:${port}/hook`, events: ['approval.*'] });
+    assert.equal(created.status, 201);
+    const receiver = spawn(NODE, ['receiver.mjs'], { cwd: dir, env: { ...process.env, AIRLOCK_WEBHOOK_SECRET: created.body.secret, PORT: String(port) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = receiver;
+    out = '';
+    receiver.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    receiver.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    let exited = false;
+    receiver.once('exit', () => (exited = true));
+    for (let i = 0; i < 200 && !exited && !/listening on \d+/.test(out); i++) await new Promise((r) => setTimeout(r, 50));
+    if (!exited || !/EADDRINUSE/.test(out) || attempt === 5) break;
+    assert.equal((await h.admin('DELETE', `/v1/webhooks/${created.body.endpoint.id}`)).status, 200);
+  }
+  const secret = created.body.secret as string;
   await waitFor(/listening on \d+/);
 
   const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ approvalAbove: '10000000' }) });

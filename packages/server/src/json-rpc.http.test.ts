@@ -95,9 +95,12 @@ describe('JSON-RPC signer endpoint with ethers, viem and cast against anvil', ()
     return json;
   }
 
+  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
+  let agentsMade = 0;
+
   /** A funded agent with a policy and a session token. */
   async function provision(opts: Parameters<typeof policy>[0] = {}): Promise<{ address: Address; name: string; token: string }> {
-    const name = `rpc-${Math.random().toString(16).slice(2, 8)}`;
+    const name = `rpc-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`;
     const agent = (await admin('POST', '/v1/agents', { names: [name] })).agents[0];
     await admin('PUT', `/v1/policies/${name}`, { document: policy(opts) });
     const { token } = await admin('POST', `/v1/agents/${name}/sessions`, { ttl: '1h', actions: ['evm.transaction', 'evm.typed_data', 'evm.message'] });

@@ -52,6 +52,9 @@ export interface Testbed {
   close(): Promise<void>;
 }
 
+/** Agents made by every testbed of this process, for their default names. */
+let agentsMade = 0;
+
 export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
   const version = options.version ?? 'v2';
   const chainId = version === 'v1' ? 84532 : 31337;
@@ -95,7 +98,8 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
       mnemonic,
       admin,
       async provisionAgent({ name, policy, funds }) {
-        const agentName = name ?? `agent-${Math.random().toString(16).slice(2, 8)}`;
+        // Numbered: six random hex digits alone can name two of this testbed's agents alike (a 409).
+        const agentName = name ?? `agent-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`;
         const created = await admin.request<{ agents: { name: string; address: Address }[] }>('POST', '/v1/agents', { names: [agentName] });
         const agent = created.body.agents[0]!;
         await admin.request('PUT', `/v1/policies/${agent.name}`, { document: policy });

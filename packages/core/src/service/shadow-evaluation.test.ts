@@ -35,7 +35,11 @@ function fakeTx(staged: ShadowPolicyRecord[], reads: { n: number }, gate?: Promi
 }
 const record = (scope: string, rules: unknown[] = []): ShadowPolicyRecord => ({ id: `shd_${scope.length}`, scope, hash: `${scope}-hash`.padEnd(64, '0'), document: { version: 1, rules }, author: 'op', createdAt: 0 });
 
-test('candidates are cached: no read per request; this instance sees its own change at once, another within refreshMs', async () => {
+test('candidates are cached: no read per request; this instance sees its own change at once, another within refreshMs', async (t) => {
+  // The cache's age is read from performance.now(): held still here and moved past refreshMs by hand, so a machine
+  // that stalls for more than refreshMs (40 ms) between two requests below cannot make the cache expire early.
+  let now = performance.now();
+  t.mock.method(performance, 'now', () => now);
   const staged: ShadowPolicyRecord[] = [];
   const reads = { n: 0 };
   const mine = new ShadowPolicies({ refreshMs: 40 });
@@ -51,7 +55,7 @@ test('candidates are cached: no read per request; this instance sees its own cha
   // Staged by another instance: seen once the cache is older than refreshMs.
   staged.push(record('fleet'));
   assert.equal((await mine.candidatesFor(fakeTx(staged, reads), 'ag_2')).length, 0);
-  await new Promise((r) => setTimeout(r, 60));
+  now += 60;
   assert.deepEqual((await mine.candidatesFor(fakeTx(staged, reads), 'ag_1')).map((c) => c.layer), ['fleet', 'agent']);
 });
 

@@ -89,14 +89,23 @@ test('below the threshold the shares do not depend on the secret: T-2 shares are
 });
 
 test('the collector names each bad share by code and counts none of them', () => {
-  const set = splitSecret(new Uint8Array(randomBytes(32)), { groupThreshold: 2, groups: [{ memberThreshold: 2, memberCount: 3 }, { memberThreshold: 2, memberCount: 2 }], iterationExponent: 0 });
-  const other = splitSecret(new Uint8Array(randomBytes(32)), { groupThreshold: 2, groups: [{ memberThreshold: 2, memberCount: 3 }, { memberThreshold: 2, memberCount: 2 }], iterationExponent: 0 });
+  const layout = { groupThreshold: 2, groups: [{ memberThreshold: 2, memberCount: 3 }, { memberThreshold: 2, memberCount: 2 }], iterationExponent: 0 };
+  const typoIn = (share: string) => share.split(' ').map((w, i) => (i === 5 ? 'notaword' : w)).join(' ');
+  const other = splitSecret(new Uint8Array(randomBytes(32)), layout);
+  // What a typo is refused with, read off the other set's share. The check below that the refusal does not echo the
+  // share needs a first word that is not in that sentence anyway: the first word comes from the set's random
+  // identifier and is "that" (a SLIP-39 word of the sentence) once in 1024 sets. And the other set must have another
+  // identifier (the same one once in 32768 draws), else its share is counted as one of this set's. Such a set is drawn again.
+  let sentence = '';
+  assert.throws(() => new ShareCollector().add(typoIn(other.groups[0]![0]!)), (e: Error) => ((sentence = e.message), true));
+  let set = splitSecret(new Uint8Array(randomBytes(32)), layout);
+  while (set.identifier === other.identifier || sentence.includes(set.groups[0]![0]!.split(' ')[0]!)) set = splitSecret(new Uint8Array(randomBytes(32)), layout);
   const c = new ShareCollector();
   const first = set.groups[0]![0]!;
   const progress = c.add(first);
   assert.deepEqual({ ...progress, identifier: undefined }, { identifier: undefined, groupThreshold: 2, groupCount: 2, groupsComplete: 0, groups: [{ index: 0, have: 1, need: 2 }], complete: false });
   const words = first.split(' ');
-  const typo = [...words.slice(0, 5), 'notaword', ...words.slice(6)].join(' ');
+  const typo = typoIn(first);
   assert.throws(() => c.add(typo), (e: Error & { code?: string; hints?: string[] }) => e.code === 'slip39_invalid_word' && e.hints![0] === 'check word number 6' && !e.message.includes(words[0]!));
   // Two neighbouring words that differ: a random share repeats a word in place about once in 1024 draws.
   const at = words.findIndex((w, i) => i >= 5 && words[i + 1] !== undefined && words[i + 1] !== w);

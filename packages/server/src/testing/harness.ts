@@ -1,5 +1,6 @@
 // Test harness: a real Airlock (vault, store, services, HTTP app) on a temp data directory,
 // driven in-process through `app.request()` exactly as a client would over HTTP.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,7 +38,8 @@ export interface Harness {
 }
 
 export async function pgSchemaUrl(prefix = 'airlock_t'): Promise<{ url: string; drop: () => Promise<void> }> {
-  const schema = `${prefix}_${Math.random().toString(16).slice(2, 10)}`;
+  // 64 random bits: two test processes share the database, and eight hex digits could name one schema twice.
+  const schema = `${prefix}_${randomBytes(8).toString('hex')}`;
   return {
     url: `${PG_URL}?schema=${schema}`,
     async drop() {
@@ -115,9 +117,13 @@ export async function startHarness(opts: { store?: StoreKind; manualClock?: bool
   return h;
 }
 
+// Numbers the agents made here: six random hex digits alone repeat on one harness (25 agents share a name about once
+// in 50,000 harnesses; the suite makes thousands of agents), and a repeated name fails the test with a 409.
+let agentsMade = 0;
+
 /** Creates an agent with a policy and a session; returns the agent and its token. */
 export async function provisionAgent(h: Harness, opts: { name?: string; policy?: unknown; actions?: string[]; chains?: string[]; budgets?: unknown[]; ttl?: string } = {}) {
-  const created = await h.admin('POST', '/v1/agents', { names: [opts.name ?? `bot-${Math.random().toString(16).slice(2, 8)}`] });
+  const created = await h.admin('POST', '/v1/agents', { names: [opts.name ?? `bot-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
   if (created.status !== 201) throw new Error(`create agent: ${JSON.stringify(created.body)}`);
   const agent = created.body.agents[0];
   if (opts.policy !== undefined) {

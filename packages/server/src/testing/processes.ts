@@ -2,6 +2,7 @@
 // production KDF (a spawned daemon opens its vault with default parameters, so TEST_VAULT cannot be used),
 // then `airlock start` spawned as a child and spoken to over real HTTP.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -203,10 +204,13 @@ export function adminClient(baseUrl: string, adminToken: string) {
   return (method: string, path: string, body?: unknown) => httpJson(baseUrl, method, path, { token: adminToken, ...(body !== undefined ? { body } : {}) });
 }
 
+// Numbers the agents made here, so that two on one daemon never draw the same name.
+let agentsMade = 0;
+
 /** Creates an agent with a policy and a one-hour session through a daemon's admin API. */
 export async function provisionRemoteAgent(baseUrl: string, adminToken: string, opts: { policy?: unknown; name?: string } = {}) {
   const admin = adminClient(baseUrl, adminToken);
-  const created = await admin('POST', '/v1/agents', { names: [opts.name ?? `bot-${Math.random().toString(16).slice(2, 10)}`] });
+  const created = await admin('POST', '/v1/agents', { names: [opts.name ?? `bot-${Math.random().toString(16).slice(2, 10)}-${++agentsMade}`] });
   if (created.status !== 201) throw new Error(`create agent: ${JSON.stringify(created.body)}`);
   const agent = created.body.agents[0];
   if (opts.policy !== undefined) {
@@ -258,7 +262,8 @@ async function onAdminConnection<T>(fn: (client: pg.Client) => Promise<T>): Prom
 
 /** A dedicated database on the shared cluster, so it can be made unavailable without touching anything else. */
 export async function createPgDatabase(prefix = 'airlock_t'): Promise<PgDatabase> {
-  const name = `${prefix}_${Math.random().toString(16).slice(2, 10)}`;
+  // 64 random bits: two test processes share the cluster, and eight hex digits could name one database twice.
+  const name = `${prefix}_${randomBytes(8).toString('hex')}`;
   await onAdminConnection((c) => c.query(`CREATE DATABASE ${name}`));
   const url = new URL(PG_URL);
   url.pathname = `/${name}`;
