@@ -948,6 +948,11 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const results = await Promise.allSettled([
           together(latest),
           together((tx) => tx.putPolicy({ scope: 'fleet', hash: 'h2', document: { v: 2 }, author: 'op', createdAt: 2 }).then((p) => p.version)),
+          // Fails having written nothing (on PostgreSQL: without a savepoint of its own): undoing it undoes no other.
+          together(async (tx) => {
+            await latest(tx);
+            throw new AirlockError('invalid_request', 'read and gave up');
+          }),
           together(latest),
           together(async (tx) => {
             await tx.putPolicy({ scope: 'fleet', hash: 'h3', document: { v: 3 }, author: 'op', createdAt: 3 });
@@ -958,9 +963,65 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         ]);
         assert.deepEqual(
           results.map((r) => (r.status === 'fulfilled' ? r.value : code(r.reason))),
-          [[1, { v: 1 }], 2, [2, { v: 2 }], 'invalid_request', [2, { v: 2 }]],
+          [[1, { v: 1 }], 2, 'invalid_request', [2, { v: 2 }], 'invalid_request', [2, { v: 2 }]],
         );
         assert.deepEqual((await store.getPolicy('fleet'))?.version, 2, 'the undone version was not kept');
+      });
+
+      // PostgreSQL inserts a batch's ledger entries in one statement before its COMMIT (ledger.ts, PendingLedger):
+      // until then the batch's own window reads must count them, skip one undone, and the entries must land as
+      // one at a time would (seq, running totals, a late time clamped to the series head, the fleet striped).
+      test('a charge counts in every window read after it, its own included; one undone does not; they land as if one by one', async () => {
+        const store = await fresh();
+        type Tx = Parameters<Parameters<Store['transaction']>[0]>[0];
+        const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: 'ledger-test' });
+        const windows = (tx: Tx, sinceMs = 0) =>
+          tx.windowTotals([{ series, asset: 'x', sinceMs }, { series, asset: '*', sinceMs }, { series: 'fleet', asset: 'x', sinceMs }]).then((ts) => ts.map((t) => `${t.amount}/${t.count}`));
+        const pay = (tx: Tx, amount: bigint, at: number, seq: number) =>
+          tx.appendLedger([{ series, asset: 'x', amount, count: 1 }, { series, asset: '*', amount: 0n, count: 1 }, { series: 'fleet', asset: 'x', amount, count: 1 }], at, seq);
+        const results = await Promise.allSettled([
+          together(async (tx) => (await pay(tx, 5n, 10_000, 1), windows(tx))),
+          together((tx) => windows(tx)),
+          together(async (tx) => {
+            await pay(tx, 7n, 10_001, 2);
+            assert.deepEqual(await windows(tx), ['12/2', '0/2', '12/2'], 'a request counts its own charge');
+            throw new AirlockError('invalid_request', 'changed its mind');
+          }),
+          together((tx) => windows(tx)),
+          // Its clock behind: lands at 10_000, the series' last time.
+          together(async (tx) => (await pay(tx, 1n, 9_000, 3), windows(tx))),
+        ]);
+        assert.deepEqual(
+          results.map((r) => (r.status === 'fulfilled' ? r.value : code(r.reason))),
+          [['5/1', '0/1', '5/1'], ['5/1', '0/1', '5/1'], 'invalid_request', ['5/1', '0/1', '5/1'], ['6/2', '0/2', '6/2']],
+        );
+        assert.deepEqual(await store.transaction((tx) => windows(tx)), ['6/2', '0/2', '6/2'], 'committed: the undone charge is not there');
+        assert.deepEqual(await store.transaction((tx) => windows(tx, 10_000)), ['6/2', '0/2', '6/2'], 'the late charge landed at the head time');
+        assert.deepEqual(await store.transaction((tx) => windows(tx, 10_001)), ['0/0', '0/0', '0/0']);
+        // The next charge builds on the running totals the batch left.
+        await store.transaction((tx) => pay(tx, 100n, 20_000, 4));
+        assert.deepEqual(await store.transaction((tx) => windows(tx)), ['106/3', '0/3', '106/3']);
+        assert.deepEqual(await store.transaction((tx) => windows(tx, 10_001)), ['100/1', '0/1', '100/1']);
+      });
+
+      // PostgreSQL takes a request's savepoint only before its first write: a read that fails before one aborts
+      // the whole transaction. The requests around it must still commit, each exactly once, and the batch must
+      // not report a COMMIT that PostgreSQL turned into a ROLLBACK.
+      test('a read that fails inside one leaves the others to commit, each exactly once', async () => {
+        const store = await fresh();
+        type Tx = Parameters<Parameters<Store['transaction']>[0]>[0];
+        const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: 'failing-read' });
+        const results = await Promise.allSettled([
+          together(async (tx) => (await charge(tx, 10, 'before'), 'before')),
+          // PostgreSQL refuses a NUL character in text; SQLite takes it (the read then simply finds nothing).
+          together(async (tx) => (await tx.windowTotals([{ series: 'agent:bad\u0000series', asset: '*', sinceMs: 0 }]), 'read')),
+          together(async (tx) => (await charge(tx, 11, 'after'), 'after')),
+        ]);
+        assert.deepEqual([results[0]!.status, results[2]!.status], ['fulfilled', 'fulfilled'], JSON.stringify(results.map((r) => (r.status === 'rejected' ? String(r.reason) : r.value))));
+        if (store.dialect === 'postgres') assert.equal(results[1]!.status, 'rejected');
+        assert.deepEqual((await store.queryAudit({ limit: 10 })).map((e) => e.data), [{ tag: 'before' }, { tag: 'after' }]);
+        const [total] = await store.transaction((tx) => tx.windowTotals([{ series, asset: '*', sinceMs: 0 }]));
+        assert.equal(total!.count, 2);
       });
 
       test('many at once all commit, each exactly once', async () => {

@@ -3,7 +3,7 @@ import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, t
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { approvalFromRow, approverFromRow, withVotes } from '../shared/rows.ts';
 import { clampLimit, toAmount, toInt } from '../shared/values.ts';
-import { appendLedger, lockForWrites } from './ledger.ts';
+import { appendLedger, lockForWrites, type DeferredAppend } from './ledger.ts';
 import type { TxLocks } from './tx-locks.ts';
 import type { Q } from './pg-query.ts';
 
@@ -53,7 +53,7 @@ export async function holdForApproval(q: Q, locks: TxLocks, approval: ApprovalRe
  * pending -> approved | denied | expired. Approval converts the holds into ledger entries at `now`
  * (never earlier, so a window can only over-count); denial and expiry release them.
  */
-export async function decideApproval(q: Q, locks: TxLocks, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, convertHolds = true): Promise<ApprovalRecord> {
+export async function decideApproval(q: Q, locks: TxLocks, id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, convertHolds = true, deferTo?: DeferredAppend): Promise<ApprovalRecord> {
   const current = await getApproval(q, id, true);
   if (!current) throw new AirlockError('not_found', 'no such approval');
   if (current.state !== 'pending') throw new AirlockError('approval_not_pending', `the approval is already ${current.state}`);
@@ -64,7 +64,7 @@ export async function decideApproval(q: Q, locks: TxLocks, id: string, state: 'a
     [id, state === 'approved' && convertHolds ? 'converted' : 'released'],
   );
   if (state === 'approved' && convertHolds) {
-    await appendLedger(q, locks, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq);
+    await appendLedger(q, locks, holds.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })), now, auditSeq, deferTo);
   }
   const [row] = await q('UPDATE approvals SET state = $2, decided_at = $3, decided_by = $4 WHERE id = $1 RETURNING *', [id, state, now, by]);
   await settleApprovalNonces(q, id, state === 'approved');

@@ -56,8 +56,13 @@ function physicalSeries(series: string): string[] {
  * `charging`: the series the transaction will charge if allowed, locked in the same round trip (with a
  * fleet slot if any is a fleet series), so the charge later needs no lock statement of its own.
  */
-export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], charging: readonly string[] = []): Promise<WindowTotal[]> {
+export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], charging: readonly string[] = [], pending?: PendingLedger): Promise<WindowTotal[]> {
   if (queries.length === 0) return [];
+  const totals = await lockedWindowTotals(q, locks, queries, charging);
+  return pending ? pending.addTo(queries, totals) : totals;
+}
+
+async function lockedWindowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], charging: readonly string[]): Promise<WindowTotal[]> {
   const readKeys = locks.seriesKeys(queries.map((x) => x.series), { allSlots: true });
   const chargeKeys = locks.seriesKeys(charging, { allSlots: false });
   const slot = charging.some(isFleetSeries);
@@ -76,10 +81,11 @@ export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[],
  * The window sums alone, without locks: what detectors read (StoreTx.detectorTotals). A fleet figure may miss
  * a concurrent batch's uncommitted charges; an agent's own series are exact under the agent's lock.
  */
-export async function readWindowTotals(q: Q, queries: WindowQuery[]): Promise<WindowTotal[]> {
+export async function readWindowTotals(q: Q, queries: WindowQuery[], pending?: PendingLedger): Promise<WindowTotal[]> {
   if (queries.length === 0) return [];
   const read = windowTotalsRead(queries);
-  return windowTotalsFrom(await q(read.sql, read.params), queries.length);
+  const totals = windowTotalsFrom(await q(read.sql, read.params), queries.length);
+  return pending ? pending.addTo(queries, totals) : totals;
 }
 
 function windowTotalsRead(queries: WindowQuery[]): { sql: string; params: unknown[] } {
@@ -146,13 +152,22 @@ export async function lockForWrites(locks: TxLocks, writes: readonly LedgerWrite
   return fleet ? locks.chargingSlot() : undefined;
 }
 
-export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
+/**
+ * Appends one entry per series `writes` charge, at `at`, for audit entry `auditSeq`. The locks are taken now
+ * (and the amounts checked) whether or not the insert is deferred: `deferTo` keeps the entries in the batch's
+ * PendingLedger, inserted with the batch's other entries before its audit entries.
+ */
+export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], at: number, auditSeq: number, deferTo?: DeferredAppend): Promise<void> {
   const slot = await lockForWrites(locks, writes);
   // Grouped by series first: two entries for one series in one statement would both read the same head.
   const bySeries = chargesBySeries(writes);
   if (bySeries.size === 0) return;
   const series = [...bySeries.keys()];
   const striped = (s: string) => slot !== undefined && isFleetSeries(s);
+  if (deferTo) {
+    for (const [logical, charges] of bySeries) deferTo.ledger.add({ owner: deferTo.owner, series: striped(logical) ? fleetShard(logical, slot!) : logical, logical, striped: striped(logical), charges, at, auditSeq });
+    return;
+  }
   await q(APPEND_LEDGER, [
     series.map((s) => (striped(s) ? fleetShard(s, slot!) : s)),
     [...bySeries.values()].map(chargesJson),
@@ -160,4 +175,127 @@ export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], 
     auditSeq,
     series.map((s) => (striped(s) ? s : null)),
   ]);
+}
+
+/**
+ * Several entries per series in one statement, for a batch's deferred entries ($1..$5 per entry, in the order
+ * they were appended): an entry's seq is the head's plus its rank in its series, its time is clamped as
+ * APPEND_LEDGER clamps it and never before an earlier entry of its series (of any stripe of a fleet series,
+ * as the batch's requests may hold different slots), and its totals are the head's
+ * with the charges of its series' entries up to it added. What sequential APPEND_LEDGER statements would
+ * write, in one: the statement's snapshot does not see its own inserts, hence the ranks and the running sums.
+ */
+const APPEND_LEDGER_ENTRIES = `
+  WITH w AS (
+    SELECT w.series, w.charges, w.logical, w.audit_seq, w.ord, row_number() OVER s AS rank, max(w.at) OVER f AS at
+    FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS w(series, charges, logical, at, audit_seq, ord)
+    WINDOW s AS (PARTITION BY w.series ORDER BY w.ord),
+           -- A stripe's time is never before any stripe's last time (APPEND_LEDGER's f): the batch's requests may hold different slots.
+           f AS (PARTITION BY COALESCE(w.logical, w.series) ORDER BY w.ord)
+  )
+  INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+  SELECT w.series, GREATEST(w.at, COALESCE(h.at, w.at), COALESCE(f.at, w.at)), COALESCE(h.seq, 0) + w.rank, w.audit_seq, w.charges,
+         COALESCE(h.totals, '{}'::jsonb) || (
+           SELECT jsonb_object_agg(s.key, jsonb_build_array(
+                    (COALESCE((h.totals -> s.key ->> 0)::numeric, 0) + s.amount)::text,
+                    (COALESCE((h.totals -> s.key ->> 1)::bigint, 0) + s.count)::bigint))
+           FROM (
+             SELECT c.key, sum((c.value ->> 0)::numeric) AS amount, sum((c.value ->> 1)::bigint) AS count
+             FROM w AS p CROSS JOIN LATERAL jsonb_each(p.charges) AS c
+             WHERE p.series = w.series AND p.ord <= w.ord
+             GROUP BY c.key
+           ) AS s)
+  FROM w
+  LEFT JOIN LATERAL (
+    SELECT l.at, l.seq, l.totals FROM ledger l
+    WHERE l.series = w.series
+    ORDER BY l.at DESC, l.seq DESC LIMIT 1
+  ) h ON true
+  LEFT JOIN LATERAL (
+    SELECT max(sh.at) AS at
+    FROM (SELECT w.logical AS series UNION ALL SELECT w.logical || '#' || i FROM generate_series(0, ${FLEET_SLOTS - 1}) AS i) AS stripe
+    CROSS JOIN LATERAL (
+      SELECT l.at FROM ledger l WHERE l.series = stripe.series ORDER BY l.at DESC, l.seq DESC LIMIT 1
+    ) sh
+    WHERE w.logical IS NOT NULL
+  ) f ON true`;
+
+/** Whatever appended the entry: a request of the batch, whose entries go if it is rolled back to its savepoint. */
+export interface LedgerOwner {
+  readonly rolledBack: boolean;
+}
+
+/** Where a request's ledger entries wait for the end of their batch. */
+export interface DeferredAppend {
+  ledger: PendingLedger;
+  owner: LedgerOwner;
+}
+
+interface PendingEntry {
+  owner: LedgerOwner;
+  /** The physical series: a fleet series' stripe, or the series itself. */
+  series: string;
+  /** The series window reads name (a fleet series without its stripe). */
+  logical: string;
+  striped: boolean;
+  charges: readonly LedgerWrite[];
+  at: number;
+  auditSeq: number;
+}
+
+/**
+ * The ledger entries a batch's requests appended, inserted in one statement when the batch ends (flush,
+ * before its audit entries) instead of one statement per request: a signature's ledger then costs no round
+ * trip of its own. Their locks were taken when they were appended, so nothing else writes their series
+ * meanwhile, and the batch's own reads see them through addTo.
+ *
+ * A window read adds every live pending entry of its series, whatever the entry's time: an entry is at most
+ * as old as its batch, and a window lasts at least a second (policy durations), so this is what the
+ * inserted entry would add; if a batch ever outlived a window, its reads would over-count (refuse), never
+ * under-count. Entries of a request rolled back to its savepoint are skipped, as its SQL would be undone.
+ */
+export class PendingLedger {
+  readonly #entries: PendingEntry[] = [];
+
+  add(entry: PendingEntry): void {
+    this.#entries.push(entry);
+  }
+
+  #live(): PendingEntry[] {
+    return this.#entries.filter((e) => !e.owner.rolledBack);
+  }
+
+  /** `totals` (one per query, from the database) with the batch's pending entries added. */
+  addTo(queries: readonly WindowQuery[], totals: WindowTotal[]): WindowTotal[] {
+    const live = this.#live();
+    if (live.length === 0) return totals;
+    return totals.map((t, i) => {
+      const { series, asset } = queries[i]!;
+      let amount = t.amount;
+      let count = t.count;
+      for (const e of live) {
+        if (e.logical !== series) continue;
+        for (const w of e.charges) {
+          if (w.asset !== asset) continue;
+          amount += w.amount;
+          count += w.count;
+        }
+      }
+      return amount === t.amount && count === t.count ? t : { amount, count };
+    });
+  }
+
+  /** Inserts the live entries in the order they were appended (one statement); a no-op when there are none. */
+  async flush(q: Q): Promise<void> {
+    const live = this.#live();
+    this.#entries.length = 0;
+    if (live.length === 0) return;
+    await q(APPEND_LEDGER_ENTRIES, [
+      live.map((e) => e.series),
+      live.map((e) => chargesJson(e.charges)),
+      live.map((e) => (e.striped ? e.logical : null)),
+      live.map((e) => e.at),
+      live.map((e) => e.auditSeq),
+    ]);
+  }
 }

@@ -2,7 +2,7 @@ import { AirlockError, type LedgerWrite, type LightningFinish, type LightningPay
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { LIGHTNING_COLUMNS, lightningFromRow, lightningInsertValues } from '../shared/lightning-rows.ts';
 import { clampLimit } from '../shared/values.ts';
-import { appendLedger, lockForWrites } from './ledger.ts';
+import { appendLedger, lockForWrites, type DeferredAppend } from './ledger.ts';
 import type { TxLocks } from './tx-locks.ts';
 import type { Q } from './pg-query.ts';
 
@@ -54,12 +54,12 @@ export async function holdLightningPayment(q: Q, locks: TxLocks, p: LightningPay
   );
 }
 
-export async function finishLightningPayment(q: Q, locks: TxLocks, id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
+export async function finishLightningPayment(q: Q, locks: TxLocks, id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number, deferTo?: DeferredAppend): Promise<LightningPaymentRecord> {
   const current = await getLightningPayment(q, id, true);
   if (!current) throw new AirlockError('not_found', 'no such Lightning payment');
   if (current.state !== 'in_flight') throw new AirlockError('conflict', `the Lightning payment is already ${current.state}`);
   await q(`UPDATE lightning_holds SET state = $2 WHERE payment_id = $1 AND state = 'held'`, [id, finish.state === 'succeeded' ? 'converted' : 'released']);
-  await appendLedger(q, locks, mergeLedgerWrites(charges), now, auditSeq);
+  await appendLedger(q, locks, mergeLedgerWrites(charges), now, auditSeq, deferTo);
   await q(
     'UPDATE lightning_payments SET state = $2, fee_msat = $3, preimage = $4, failure_reason = $5, finished_seq = $6, updated_at = $7 WHERE id = $1',
     [id, finish.state, finish.feeMsat?.toString() ?? null, finish.preimage ?? null, finish.failureReason ?? null, auditSeq, now],

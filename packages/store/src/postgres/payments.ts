@@ -2,7 +2,7 @@ import { AirlockError, type LedgerWrite, type PaymentFilter, type PaymentRecord,
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { holdWrites, ledgerOnFinish, paymentFromRow, summarisePayments } from '../shared/rows.ts';
 import { clampLimit } from '../shared/values.ts';
-import { appendLedger, lockForWrites } from './ledger.ts';
+import { appendLedger, lockForWrites, type DeferredAppend } from './ledger.ts';
 import type { TxLocks } from './tx-locks.ts';
 import type { Q } from './pg-query.ts';
 
@@ -53,7 +53,7 @@ export async function holdPayment(q: Q, locks: TxLocks, p: PaymentRecord, writes
   );
 }
 
-export async function finishPayment(q: Q, locks: TxLocks, id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord> {
+export async function finishPayment(q: Q, locks: TxLocks, id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer, deferTo?: DeferredAppend): Promise<PaymentRecord> {
   const current = await getPayment(q, id, true);
   if (!current) throw new AirlockError('not_found', 'no such payment');
   if (current.state !== 'reserved') throw new AirlockError('conflict', `the payment is already ${current.state}`);
@@ -61,7 +61,7 @@ export async function finishPayment(q: Q, locks: TxLocks, id: string, state: 'se
     `UPDATE payment_holds SET state = $2 WHERE payment_id = $1 AND state = 'held' RETURNING series, asset, amount::text AS amount, count`,
     [id, state === 'settled' ? 'converted' : 'released'],
   ));
-  await appendLedger(q, locks, ledgerOnFinish(holds, state, current, settled), now, auditSeq);
+  await appendLedger(q, locks, ledgerOnFinish(holds, state, current, settled), now, auditSeq, deferTo);
   await q(
     'UPDATE payments SET state = $2, settlement_tx = COALESCE($3, settlement_tx), settled_value = $4, settled_to = $5, updated_at = $6 WHERE id = $1',
     [id, state, settlementTx ?? null, settled?.value.toString() ?? null, settled?.to.toLowerCase() ?? null, now],

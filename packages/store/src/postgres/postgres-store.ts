@@ -25,6 +25,7 @@ import { isConnectionError, mapPgError } from './pg-errors.ts';
 import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, StatementNames, type Q } from './pg-query.ts';
 import { agentWithSessionRead, PostgresStoreTx, type AgentWithSessionRead, type LatestPolicies } from './postgres-tx.ts';
 import { TxLocks } from './tx-locks.ts';
+import { PendingLedger } from './ledger.ts';
 import * as records from './records.ts';
 import * as webhooks from './webhooks.ts';
 import * as lifecycle from './lifecycle.ts';
@@ -56,7 +57,7 @@ export interface PostgresStoreOptions {
 const DEFAULT_BATCHES_IN_FLIGHT = 4;
 
 /**
- * Requests per group-commit batch. Each request runs in its own savepoint, a subtransaction once it writes;
+ * Requests per group-commit batch. A request that writes does so in its own savepoint, a subtransaction;
  * PostgreSQL caches 64 subtransaction ids per backend (PGPROC_MAX_CACHED_SUBXIDS) and past that every
  * other session's snapshot has to consult pg_subtrans, a known cliff. 32 stays well under it.
  */
@@ -77,11 +78,18 @@ const types = {
 const quoteIdent = (name: string) => `"${name.replaceAll('"', '""')}"`;
 
 /**
+ * Whether a statement may write (or lock rows: FOR UPDATE), by its text: a request's savepoint is taken
+ * before the first such statement. Advisory locks and plain reads are not writes. Errs towards a savepoint.
+ */
+const WRITE_SQL = /\b(INSERT|UPDATE|DELETE|MERGE|TRUNCATE|CREATE|ALTER|DROP|COPY|LOCK)\b/i;
+const writes = (sql: string) => WRITE_SQL.test(sql);
+
+/**
  * Store on a `pg` Pool, for several instances on one database. Signing transactions are group-committed
- * (GroupCommitter): the transactions queued together run in one BEGIN ... COMMIT, a savepoint each, and
- * every caller is answered after that commit; each instance runs a few such batches at once. A batch takes
- * the signing lock in shared mode and then only the advisory locks of what its requests touch (tx-locks.ts):
- * agents, ledger series, a fleet slot. Audit entries get their seq from a sequence and their leaf index
+ * (GroupCommitter): the transactions queued together run in one BEGIN ... COMMIT, a savepoint each (taken
+ * before its first write), and every caller is answered after that commit; each instance runs a few such
+ * batches at once. A batch takes the signing lock in shared mode and then only the advisory locks of what its
+ * requests touch (tx-locks.ts): agents, ledger series, a fleet slot. Audit entries get their seq from a sequence and their leaf index
  * from a counter row in the batch's last statement (audit.ts). The operator writes that change what every
  * transaction reads (agent status, sessions, policies) take the signing lock exclusively (run()).
  */
@@ -127,12 +135,17 @@ export class PostgresStore implements Store {
           throw mapPgError(e);
         }
         try {
-          const locks = new TxLocks(q);
-          const latestPolicies: LatestPolicies = new Map();
-          const requests: PostgresStoreTx[] = [];
-          let current: PostgresStoreTx | undefined;
-          // A finished request's RELEASE travels with the next request's SAVEPOINT (one round trip, simple
-          // protocol); the last one is never sent: COMMIT commits what is inside the savepoint too.
+          // A request's savepoint is taken only before its first statement that writes (lazily): the signing
+          // path's statements only lock and read (its ledger and audit entries wait in memory for the end of the
+          // batch), so a batch of signatures takes none. A request that fails without one has written nothing:
+          // its locks stay the batch's until COMMIT (as a finished request's do) and its pending entries are
+          // dropped. A statement that fails without one has aborted the whole transaction: that request gets
+          // its error and the requests before it run again in the next batch (abortedByRequest).
+          let savepointOwed = false;
+          let savepointMade = false;
+          let aborted = false;
+          // A finished request's RELEASE travels with the next SAVEPOINT (one round trip, simple protocol); the
+          // last one is never sent: COMMIT commits what is inside the savepoint too.
           let releasePending = false;
           const simple = async (sql: string) => {
             try {
@@ -141,31 +154,73 @@ export class PostgresStore implements Store {
               throw mapPgError(e);
             }
           };
-          await body({
-            savepoint: async () => {
-              await simple(releasePending ? 'RELEASE SAVEPOINT request; SAVEPOINT request' : 'SAVEPOINT request');
+          const requestQ: Q = async (sql, params) => {
+            if (savepointOwed && writes(sql)) {
+              savepointOwed = false;
+              // Locks taken so far survive a rollback to the savepoint: they are the batch's from here.
+              locks.keepCurrent();
+              try {
+                await simple(releasePending ? 'RELEASE SAVEPOINT request; SAVEPOINT request' : 'SAVEPOINT request');
+              } catch (e) {
+                aborted = true;
+                throw e;
+              }
               releasePending = false;
+              savepointMade = true;
+            }
+            try {
+              return await q(sql, params);
+            } catch (e) {
+              if (!savepointMade) aborted = true;
+              throw e;
+            }
+          };
+          const locks = new TxLocks(requestQ);
+          const latestPolicies: LatestPolicies = new Map();
+          const pendingLedger = new PendingLedger();
+          const requests: PostgresStoreTx[] = [];
+          let current: PostgresStoreTx | undefined;
+          await body({
+            savepoint: () => {
+              savepointOwed = true;
+              savepointMade = false;
             },
             releaseSavepoint: () => {
               if (current && !current.rolledBack) locks.keepCurrent();
-              releasePending = true;
+              if (savepointMade) releasePending = true;
+              savepointOwed = false;
+              savepointMade = false;
             },
             rollbackToSavepoint: async () => {
               current!.rolledBack = true;
-              locks.dropCurrent();
               latestPolicies.clear();
+              if (!savepointMade) {
+                // Nothing written; the locks it took cannot be given back before COMMIT.
+                locks.keepCurrent();
+                return;
+              }
+              locks.dropCurrent();
               await q('ROLLBACK TO SAVEPOINT request');
             },
             // A lost connection fails the next statement (ROLLBACK TO included), which aborts the batch.
-            stillOpen: () => true,
+            stillOpen: () => !aborted,
+            // Set only by a request's own statement (requestQ): the requests before it run again, next batch.
+            abortedByRequest: () => aborted,
             newTx: () => {
-              current = new PostgresStoreTx(q, locks, { seqs, latestPolicies, ...(this.withSession ? { withSession: this.withSession } : {}) });
+              current = new PostgresStoreTx(requestQ, locks, { seqs, latestPolicies, pendingLedger, ...(this.withSession ? { withSession: this.withSession } : {}) });
               requests.push(current);
               return current;
             },
           });
+          if (aborted) throw new AirlockError('store_unavailable', 'the batch transaction was aborted');
+          // The ledger entries first: the audit insert takes the leaf counter's row lock, held until COMMIT.
+          await pendingLedger.flush(q);
           await audit.insertAuditEntries(q, requests.filter((r) => !r.rolledBack).flatMap((r) => r.auditEntries));
-          await q('COMMIT');
+          // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
+          const committed = await client.query('COMMIT').catch((e: unknown) => {
+            throw mapPgError(e);
+          });
+          if (committed.command !== 'COMMIT') throw new AirlockError('store_unavailable', 'the store rolled the batch back');
         } catch (e) {
           await client.query('ROLLBACK').catch(() => undefined);
           throw e;

@@ -102,6 +102,8 @@ export class PostgresStoreTx implements StoreTx {
   private readonly seqs: audit.SeqPool | undefined;
   private readonly withSession: AgentWithSessionRead | undefined;
   private readonly latestPolicies: LatestPolicies | undefined;
+  /** The batch's deferred ledger entries (its own go there too); absent: each append is inserted at once. */
+  private readonly deferLedger: ledger.DeferredAppend | undefined;
   /** Series the request expects to charge (lockAhead), locked with its agent. */
   private aheadSeries: readonly string[] | undefined;
   /** An agent read scheduled in this turn, which a session read asked for in the same turn joins. */
@@ -110,14 +112,15 @@ export class PostgresStoreTx implements StoreTx {
   /**
    * `seqs`: the audit seqs the batch drew with its BEGIN, shared by its requests. `withSession`: lets a session
    * be read in the statement that locks and reads its agent (the signing path asks for both at once: one round
-   * trip instead of two).
+   * trip instead of two). `pendingLedger`: the batch's deferred ledger entries (ledger.ts, PendingLedger).
    */
-  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; withSession?: AgentWithSessionRead; latestPolicies?: LatestPolicies } = {}) {
+  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; withSession?: AgentWithSessionRead; latestPolicies?: LatestPolicies; pendingLedger?: ledger.PendingLedger } = {}) {
     this.q = q;
     this.locks = locks;
     this.seqs = options.seqs;
     this.withSession = options.withSession;
     this.latestPolicies = options.latestPolicies;
+    this.deferLedger = options.pendingLedger && { ledger: options.pendingLedger, owner: this };
   }
 
   end(): void {
@@ -269,10 +272,10 @@ export class PostgresStoreTx implements StoreTx {
     this.aheadSeries = series;
   }
   async windowTotals(queries: WindowQuery[], options: { charging?: readonly string[] } = {}): Promise<WindowTotal[]> {
-    return ledger.windowTotals(this.live(), this.locks, queries, options.charging);
+    return ledger.windowTotals(this.live(), this.locks, queries, options.charging, this.deferLedger?.ledger);
   }
   async appendLedger(writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
-    return ledger.appendLedger(this.live(), this.locks, writes, at, auditSeq);
+    return ledger.appendLedger(this.live(), this.locks, writes, at, auditSeq, this.deferLedger);
   }
   async holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
     return approvals.holdForApproval(this.live(), this.locks, approval, writes);
@@ -282,7 +285,7 @@ export class PostgresStoreTx implements StoreTx {
     return approvals.getApproval(this.live(), id, options.lock ?? false);
   }
   async decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, options: { convertHolds?: boolean } = {}): Promise<ApprovalRecord> {
-    return approvals.decideApproval(this.live(), this.locks, id, state, by, now, auditSeq, options.convertHolds ?? true);
+    return approvals.decideApproval(this.live(), this.locks, id, state, by, now, auditSeq, options.convertHolds ?? true, this.deferLedger);
   }
   async setApprovalResult(id: string, result: unknown): Promise<void> {
     return approvals.setApprovalResult(this.live(), id, result);
@@ -312,7 +315,7 @@ export class PostgresStoreTx implements StoreTx {
     return payments.getPaymentByNonce(this.live(), network, asset, from, nonce);
   }
   async finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord> {
-    return payments.finishPayment(this.live(), this.locks, id, state, now, auditSeq, settlementTx, settled);
+    return payments.finishPayment(this.live(), this.locks, id, state, now, auditSeq, settlementTx, settled, this.deferLedger);
   }
   async reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord> {
     return payments.reportPaymentSettlement(this.live(), id, txHash, now);
@@ -327,7 +330,7 @@ export class PostgresStoreTx implements StoreTx {
     return lightning.activeLightningPayment(this.live(), paymentHash);
   }
   async finishLightningPayment(id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
-    return lightning.finishLightningPayment(this.live(), this.locks, id, finish, charges, now, auditSeq);
+    return lightning.finishLightningPayment(this.live(), this.locks, id, finish, charges, now, auditSeq, this.deferLedger);
   }
   async inFlightLightningPayments(limit: number): Promise<LightningPaymentRecord[]> {
     return lightning.inFlightLightningPayments(this.live(), limit);
@@ -337,7 +340,7 @@ export class PostgresStoreTx implements StoreTx {
   }
   /** Without locks (ledger.readWindowTotals): a fleet-wide figure never makes the fleet's writers wait. */
   async detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
-    return ledger.readWindowTotals(this.live(), queries);
+    return ledger.readWindowTotals(this.live(), queries, this.deferLedger?.ledger);
   }
   async destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>> {
     return breakers.destinationPayers(this.live(), destinations, sinceMs, limit);

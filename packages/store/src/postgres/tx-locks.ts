@@ -52,13 +52,13 @@ function acquireSql(then?: string): string {
 }
 
 /**
- * One round trip: tries `$1` (without waiting), waits for `$2` in ascending order, tries the fleet slots `$3`
- * in order and keeps the first free one (`$4` their numbers), then runs the caller's read, if any, after the
+ * One round trip: tries `$1` (without waiting; which were taken, in order), waits for `$2` in ascending order,
+ * tries the fleet slots `$3` in order and keeps the first free one (`$4` their numbers), then runs the caller's read, if any, after the
  * locks (a read that needs none of them to be right: its snapshot is the statement's start). Keys are text
  * parameters: int8 does not survive a JavaScript number.
  */
 function buildAcquireSql(then?: string): string {
-  const locks = `SELECT (SELECT bool_and(pg_try_advisory_xact_lock(k)) FROM unnest($1::int8[]) AS k) AS lock_tried,
+  const locks = `SELECT (SELECT array_agg(pg_try_advisory_xact_lock(t.k) ORDER BY t.i) FROM unnest($1::int8[]) WITH ORDINALITY AS t(k, i)) AS lock_tried,
                         (SELECT count(pg_advisory_xact_lock(k)) FROM unnest($2::int8[]) AS k) AS lock_waited,
                         (SELECT s.slot FROM unnest($3::int8[], $4::int[]) AS s(k, slot) WHERE pg_try_advisory_xact_lock(s.k) LIMIT 1) AS lock_slot`;
   if (then === undefined) return locks;
@@ -79,7 +79,7 @@ export class TxLocks {
   private readonly q: Q;
   /** Keys held by requests of this batch that finished; they stay held until COMMIT. */
   private readonly held = new Set<bigint>();
-  /** Keys taken by the request running now: released with its savepoint if it rolls back. */
+  /** Keys taken by the request running now: released with its savepoint if it rolls back to one, else kept until COMMIT. */
   private current = new Set<bigint>();
   private slotStart: number;
 
@@ -133,10 +133,14 @@ export class TxLocks {
       tryKeys.map(String), waitKeys.map(String), slots.map((s) => String(fleetSlotKey(s))), slots, ...(request.then?.params ?? []),
     ]);
     const row = rows[0];
-    // A partly acquired set stays held until the savepoint rolls back; the retry starts from nothing.
+    // Exactly the keys taken count as held, even when some tried key was not: they stay held until the
+    // savepoint rolls back (the retry starts from nothing), or until COMMIT if the request has none.
     for (const k of waitKeys) this.current.add(k);
-    if (row?.lock_tried === false) throw new RetryInNextBatch('a lock this request needs is held by another transaction');
-    for (const k of tryKeys) this.current.add(k);
+    const tried = (row?.lock_tried ?? []) as boolean[];
+    tryKeys.forEach((k, i) => {
+      if (tried[i] === true) this.current.add(k);
+    });
+    if (tried.length !== tryKeys.length || tried.includes(false)) throw new RetryInNextBatch('a lock this request needs is held by another transaction');
     if (wantSlot) {
       if (row?.lock_slot !== null && row?.lock_slot !== undefined) this.current.add(fleetSlotKey(Number(row.lock_slot)));
       // Every slot is busy: wait for one (only above everything held, else retried in a later batch).

@@ -12,6 +12,12 @@ export interface BatchOps<Tx> {
    * RELEASE would commit it alone, so the committer must notice and abandon the batch.
    */
   stillOpen(): boolean;
+  /**
+   * True when what ended the transaction was a statement of the request that just ran, made where it had no
+   * savepoint (PostgreSQL takes a request's savepoint only before its first write): the requests before it
+   * then wrote nothing that is lost for good, and they run again in a later batch instead of failing.
+   */
+  abortedByRequest?(): boolean;
   /** A fresh handle for one item; `end()` makes it unusable once the item is done. */
   newTx(): Tx & { end(): void };
 }
@@ -155,11 +161,18 @@ export class GroupCommitter<Tx> {
         for (const item of batch) {
           const outcome = await this.runItem(ops, item);
           outcomes.push(outcome);
-          if (!ops.stillOpen()) throw new BatchAborted(errorOf(outcome));
+          if (!ops.stillOpen()) throw new BatchAborted(errorOf(outcome), { rerunOthers: ops.abortedByRequest?.() === true });
         }
       }, batch.length);
     } catch (e) {
       if (e instanceof BatchAborted && e.retryAlone) return batch;
+      if (e instanceof BatchAborted && e.rerunOthers) {
+        // Only the request whose statement aborted the transaction is answered, with its own error.
+        const last = outcomes.length - 1;
+        const outcome = outcomes[last]!;
+        batch[last]!.reject('error' in outcome ? outcome.error : asStoreFailure(e.reason));
+        return batch.filter((_, i) => i !== last);
+      }
       batchError = e instanceof BatchAborted ? e.reason : e;
     }
     if (batchError === undefined) {
@@ -236,10 +249,13 @@ class BatchAborted extends Error {
   readonly reason: unknown;
   /** The batch's only request asked to be retried: nothing failed. */
   readonly retryAlone: boolean;
-  constructor(reason: unknown, options: { retryAlone?: boolean } = {}) {
+  /** The last request that ran ended the transaction (BatchOps.abortedByRequest): the others run again. */
+  readonly rerunOthers: boolean;
+  constructor(reason: unknown, options: { retryAlone?: boolean; rerunOthers?: boolean } = {}) {
     super('batch aborted');
     this.reason = reason ?? new AirlockError('store_unavailable', 'the store rolled the transaction back');
     this.retryAlone = options.retryAlone ?? false;
+    this.rerunOthers = options.rerunOthers ?? false;
   }
 }
 
