@@ -1,7 +1,7 @@
 import type { LedgerWrite, WindowQuery, WindowTotal } from '@airlock/core';
 import { chargesBySeries, chargesJson } from '../shared/ledger-entries.ts';
 import { toAmount, toInt } from '../shared/values.ts';
-import type { Q } from './pg-query.ts';
+import { PLAN_EACH_RUN, type Q } from './pg-query.ts';
 import type { Row } from '../shared/rows.ts';
 import { FLEET_SLOTS, fleetShard, isFleetSeries, type TxLocks } from './tx-locks.ts';
 
@@ -185,7 +185,7 @@ export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], 
  * with the charges of its series' entries up to it added. What sequential APPEND_LEDGER statements would
  * write, in one: the statement's snapshot does not see its own inserts, hence the ranks and the running sums.
  */
-const APPEND_LEDGER_ENTRIES = `
+const APPEND_LEDGER_ENTRIES = `${PLAN_EACH_RUN}
   WITH w AS (
     SELECT w.series, w.charges, w.logical, w.audit_seq, w.ord, row_number() OVER s AS rank, max(w.at) OVER f AS at
     FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::bigint[], $5::bigint[]) WITH ORDINALITY AS w(series, charges, logical, at, audit_seq, ord)

@@ -23,6 +23,13 @@ const MAX_NAMED_STATEMENTS = 512;
  * statements to different server connections (PgBouncer in transaction mode before 1.21, or without
  * max_prepared_statements): a named statement would then not exist where it is executed.
  */
+/**
+ * Put in a statement's text to keep it unnamed: planned on every run for the parameters it has. For statements
+ * whose generic plan is far worse than their custom ones (ledger.ts, APPEND_LEDGER_ENTRIES: PostgreSQL's
+ * generic plan cannot know how many rows an `unnest` of a parameter gives, and it slowed as the ledger grew).
+ */
+export const PLAN_EACH_RUN = '/* planned on each run */';
+
 export class StatementNames {
   private readonly names = new Map<string, string>();
   private next = 0; // names are never reused: a connection may still hold a forgotten one
@@ -34,7 +41,7 @@ export class StatementNames {
   }
 
   nameFor(sql: string): string | undefined {
-    if (!this.enabled) return undefined;
+    if (!this.enabled || sql.startsWith(PLAN_EACH_RUN)) return undefined;
     let name = this.names.get(sql);
     if (name === undefined) {
       if (this.names.size >= MAX_NAMED_STATEMENTS) return undefined;

@@ -140,12 +140,12 @@ export class TxLocks {
     tryKeys.forEach((k, i) => {
       if (tried[i] === true) this.current.add(k);
     });
+    // The slot a statement took is held even if a tried key was refused (no savepoint may give it back).
+    const slotTaken = wantSlot && row?.lock_slot !== null && row?.lock_slot !== undefined;
+    if (slotTaken) this.current.add(fleetSlotKey(Number(row!.lock_slot)));
     if (tried.length !== tryKeys.length || tried.includes(false)) throw new RetryInNextBatch('a lock this request needs is held by another transaction');
-    if (wantSlot) {
-      if (row?.lock_slot !== null && row?.lock_slot !== undefined) this.current.add(fleetSlotKey(Number(row.lock_slot)));
-      // Every slot is busy: wait for one (only above everything held, else retried in a later batch).
-      else await this.acquire({ keys: [fleetSlotKey(this.slotStart)] });
-    }
+    // Every slot is busy: wait for one (only above everything held, else retried in a later batch).
+    if (wantSlot && !slotTaken) await this.acquire({ keys: [fleetSlotKey(this.slotStart)] });
     return rows;
   }
 
