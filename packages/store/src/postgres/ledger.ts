@@ -192,6 +192,16 @@ const APPEND_LEDGER_ENTRIES = `${PLAN_EACH_RUN}
     WINDOW s AS (PARTITION BY w.series ORDER BY w.ord),
            -- A stripe's time is never before any stripe's last time (APPEND_LEDGER's f): the batch's requests may hold different slots.
            f AS (PARTITION BY COALESCE(w.logical, w.series) ORDER BY w.ord)
+  ),
+  -- The latest time of any stripe, once per fleet series (not once per entry: sixteen seeks each).
+  fl AS (
+    SELECT d.logical, max(sh.at) AS at
+    FROM (SELECT DISTINCT w.logical FROM w WHERE w.logical IS NOT NULL) AS d
+    CROSS JOIN LATERAL (SELECT d.logical AS series UNION ALL SELECT d.logical || '#' || i FROM generate_series(0, ${FLEET_SLOTS - 1}) AS i) AS stripe
+    CROSS JOIN LATERAL (
+      SELECT l.at FROM ledger l WHERE l.series = stripe.series ORDER BY l.at DESC, l.seq DESC LIMIT 1
+    ) sh
+    GROUP BY d.logical
   )
   INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
   SELECT w.series, GREATEST(w.at, COALESCE(h.at, w.at), COALESCE(f.at, w.at)), COALESCE(h.seq, 0) + w.rank, w.audit_seq, w.charges,
@@ -211,14 +221,7 @@ const APPEND_LEDGER_ENTRIES = `${PLAN_EACH_RUN}
     WHERE l.series = w.series
     ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) h ON true
-  LEFT JOIN LATERAL (
-    SELECT max(sh.at) AS at
-    FROM (SELECT w.logical AS series UNION ALL SELECT w.logical || '#' || i FROM generate_series(0, ${FLEET_SLOTS - 1}) AS i) AS stripe
-    CROSS JOIN LATERAL (
-      SELECT l.at FROM ledger l WHERE l.series = stripe.series ORDER BY l.at DESC, l.seq DESC LIMIT 1
-    ) sh
-    WHERE w.logical IS NOT NULL
-  ) f ON true`;
+  LEFT JOIN fl AS f ON f.logical = w.logical`;
 
 /** Whatever appended the entry: a request of the batch, whose entries go if it is rolled back to its savepoint. */
 export interface LedgerOwner {
