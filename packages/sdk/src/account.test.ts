@@ -28,7 +28,7 @@ import { AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, ty
 import { findAirlockError } from './find-airlock-error.ts';
 import { startAnvil, type Anvil } from './testing/anvil.ts';
 // The harness's fast-KDF vault options: test-only, so imported by path rather than from the package.
-import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
+import { TEST_PASSPHRASE, TEST_VAULT, uniqueName } from '../../server/src/testing/harness.ts';
 import { waitForNewApprovals } from './testing/approvals.ts';
 
 const CHAIN = 'eip155:31337';
@@ -88,12 +88,9 @@ describe('airlockAccount with viem on a real chain (anvil) and a real Airlock ov
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
-  let agentsMade = 0;
-
   /** Operator steps over HTTP: agent, policy, session; then the agent is funded on chain. */
   async function provision(policy: unknown, accountOptions: Partial<AirlockAccountOptions> = {}) {
-    const created = await admin.request<{ agents: { name: string; address: Address }[] }>('POST', '/v1/agents', { names: [`bot-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
+    const created = await admin.request<{ agents: { name: string; address: Address }[] }>('POST', '/v1/agents', { names: [uniqueName('bot')] });
     const agent = created.body.agents[0]!;
     await admin.request('PUT', `/v1/policies/${agent.name}`, { document: policy });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction', 'evm.typed_data', 'evm.message'] });

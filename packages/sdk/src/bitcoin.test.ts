@@ -13,7 +13,7 @@ import { Verifier } from 'bip322-js';
 import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
 import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airlock/server';
 // The harness's fast-KDF vault options: test-only, so imported by path rather than from the package.
-import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
+import { TEST_PASSPHRASE, TEST_VAULT, uniqueName } from '../../server/src/testing/harness.ts';
 import { asPsbtV2, BitcoinTestChain, buildPsbt, fundedInput, payTo, signOwnInputs, TestWallet, verifyAirlockPsbt, walletOutput } from '../../testing/src/bitcoin/index.ts';
 import { AirlockApiError, AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, type AirlockHttp } from './http.ts';
 import { airlockBitcoinWallet, type AirlockBitcoinWalletOptions, type BitcoinAccount } from './bitcoin.ts';
@@ -65,15 +65,12 @@ describe('airlockBitcoinWallet against a real Airlock over HTTP, checked with bi
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
-  let agentsMade = 0;
-
   /**
    * Operator steps over HTTP: an agent, its policy, a session for Bitcoin. Then the agent's SDK wallet, its
    * account as the SDK reads it, and the watch-only wallet the test builds PSBTs with from that account.
    */
   async function provision(extra: Partial<AirlockBitcoinWalletOptions> = {}) {
-    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`btc-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
+    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [uniqueName('btc')] });
     const agent = created.body.agents[0]!;
     await admin.request('PUT', `/v1/policies/${agent.name}`, { document: POLICY });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['bitcoin.psbt', 'bitcoin.message'] });

@@ -13,7 +13,7 @@ import { airlockEthersSigner } from './ethers.ts';
 import { AirlockPolicyError, createAirlockHttp, type AirlockHttp } from './http.ts';
 import { findAirlockError } from './find-airlock-error.ts';
 import { startAnvil, type Anvil } from './testing/anvil.ts';
-import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
+import { TEST_PASSPHRASE, TEST_VAULT, uniqueName } from '../../server/src/testing/harness.ts';
 
 const CHAIN = 'eip155:31337';
 const FRIEND = '0x1111111111111111111111111111111111111111';
@@ -62,11 +62,8 @@ describe('AirlockEthersSigner with ethers v6 on a real chain (anvil) and a real 
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
-  let agentsMade = 0;
-
   async function provision() {
-    const created = await admin.request<{ agents: { name: string; address: string }[] }>('POST', '/v1/agents', { names: [`eth-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
+    const created = await admin.request<{ agents: { name: string; address: string }[] }>('POST', '/v1/agents', { names: [uniqueName('eth')] });
     const agent = created.body.agents[0]!;
     await admin.request('PUT', `/v1/policies/${agent.name}`, { document: policy(token) });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction', 'evm.typed_data', 'evm.message'] });

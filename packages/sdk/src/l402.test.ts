@@ -14,7 +14,7 @@ import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
 import { decodeBolt11 } from '@airlock/chains';
 import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airlock/server';
 // The harness's fast-KDF vault options: test-only, so imported by path rather than from the package.
-import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
+import { TEST_PASSPHRASE, TEST_VAULT, uniqueName } from '../../server/src/testing/harness.ts';
 import { LightningNetwork, SimulatedBackend, TestNode } from '../../../testing/lightning-network.ts';
 import { startL402Server, type L402TestServer } from '../../../testing/l402-server/server.ts';
 import { AirlockApiError, AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, type AirlockHttp } from './http.ts';
@@ -64,12 +64,9 @@ describe('L402 through the SDK, with a real Airlock over HTTP', () => {
     return { api, payee: decodeBolt11(api.issued[0]!.invoice, { now: Date.now(), network: 'regtest' }).payee };
   }
 
-  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
-  let agentsMade = 0;
-
   /** An agent allowed to pay over Lightning, with this policy; its session token and SDK options. */
   async function provision(document: unknown): Promise<{ name: string; options: { url: string; token: string } }> {
-    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`bot-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
+    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [uniqueName('bot')] });
     const name = created.body.agents[0]!.name;
     await admin.request('PUT', `/v1/policies/${name}`, { document });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${name}/sessions`, { ttl: '1h', actions: ['lightning.pay'] });

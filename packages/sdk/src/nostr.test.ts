@@ -13,7 +13,7 @@ import { initAirlock, loadConfig, serveAirlock, type RunningServer } from '@airl
 import { airlockNostrSigner, type AirlockNostrSignerOptions } from './nostr.ts';
 import { AirlockApiError, AirlockApprovalRequiredError, AirlockPolicyError, createAirlockHttp, type AirlockHttp } from './http.ts';
 // The harness's fast-KDF vault options: test-only, so imported by path rather than from the package.
-import { TEST_PASSPHRASE, TEST_VAULT } from '../../server/src/testing/harness.ts';
+import { TEST_PASSPHRASE, TEST_VAULT, uniqueName } from '../../server/src/testing/harness.ts';
 import { waitForNewApprovals } from './testing/approvals.ts';
 
 const FRIEND_SECRET = generateSecretKey();
@@ -60,12 +60,9 @@ describe('airlockNostrSigner against a real Airlock over HTTP, checked with nost
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
 
-  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
-  let agentsMade = 0;
-
   /** Operator steps over HTTP: an agent, the policy, a session scoped to Nostr. */
   async function provision(extra: Partial<AirlockNostrSignerOptions> = {}) {
-    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [`nostr-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
+    const created = await admin.request<{ agents: { name: string }[] }>('POST', '/v1/agents', { names: [uniqueName('nostr')] });
     const agent = created.body.agents[0]!;
     await admin.request('PUT', `/v1/policies/${agent.name}`, { document: POLICY });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['nostr.event', 'nostr.http_auth', 'nostr.nip44'] });

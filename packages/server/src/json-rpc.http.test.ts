@@ -37,7 +37,7 @@ import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { loadConfig } from './config.ts';
 import { initAirlock } from './runtime.ts';
 import { serveAirlock, type RunningServer } from './serve.ts';
-import { TEST_PASSPHRASE, TEST_VAULT } from './testing/harness.ts';
+import { TEST_PASSPHRASE, TEST_VAULT, uniqueName } from './testing/harness.ts';
 
 const CHAIN = 'eip155:31337';
 const ETH = `${CHAIN}/slip44:60`;
@@ -95,12 +95,9 @@ describe('JSON-RPC signer endpoint with ethers, viem and cast against anvil', ()
     return json;
   }
 
-  // Numbered: six random hex digits alone can name two agents of this server alike (a 409 fails the test).
-  let agentsMade = 0;
-
   /** A funded agent with a policy and a session token. */
   async function provision(opts: Parameters<typeof policy>[0] = {}): Promise<{ address: Address; name: string; token: string }> {
-    const name = `rpc-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`;
+    const name = uniqueName('rpc');
     const agent = (await admin('POST', '/v1/agents', { names: [name] })).agents[0];
     await admin('PUT', `/v1/policies/${name}`, { document: policy(opts) });
     const { token } = await admin('POST', `/v1/agents/${name}/sessions`, { ttl: '1h', actions: ['evm.transaction', 'evm.typed_data', 'evm.message'] });

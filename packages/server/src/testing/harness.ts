@@ -117,13 +117,18 @@ export async function startHarness(opts: { store?: StoreKind; manualClock?: bool
   return h;
 }
 
-// Numbers the agents made here: six random hex digits alone repeat on one harness (25 agents share a name about once
+// Numbered as well as random: six random hex digits alone repeat on one server (25 agents share a name about once
 // in 50,000 harnesses; the suite makes thousands of agents), and a repeated name fails the test with a 409.
-let agentsMade = 0;
+let namesMade = 0;
+
+/** An agent (or fleet) name no other made in this process has: `<prefix>-<random>-<n>`. */
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${Math.random().toString(16).slice(2, 8)}-${++namesMade}`;
+}
 
 /** Creates an agent with a policy and a session; returns the agent and its token. */
 export async function provisionAgent(h: Harness, opts: { name?: string; policy?: unknown; actions?: string[]; chains?: string[]; budgets?: unknown[]; ttl?: string } = {}) {
-  const created = await h.admin('POST', '/v1/agents', { names: [opts.name ?? `bot-${Math.random().toString(16).slice(2, 8)}-${++agentsMade}`] });
+  const created = await h.admin('POST', '/v1/agents', { names: [opts.name ?? uniqueName('bot')] });
   if (created.status !== 201) throw new Error(`create agent: ${JSON.stringify(created.body)}`);
   const agent = created.body.agents[0];
   if (opts.policy !== undefined) {

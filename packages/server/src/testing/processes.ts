@@ -11,7 +11,7 @@ import pg from 'pg';
 import { keccak256, parseTransaction, serializeTransaction, type Hex } from 'viem';
 import { loadConfig } from '../config.ts';
 import { initAirlock } from '../runtime.ts';
-import { PG_URL, pgSchemaUrl } from './harness.ts';
+import { PG_URL, pgSchemaUrl, uniqueName } from './harness.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
 const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
@@ -204,13 +204,10 @@ export function adminClient(baseUrl: string, adminToken: string) {
   return (method: string, path: string, body?: unknown) => httpJson(baseUrl, method, path, { token: adminToken, ...(body !== undefined ? { body } : {}) });
 }
 
-// Numbers the agents made here, so that two on one daemon never draw the same name.
-let agentsMade = 0;
-
 /** Creates an agent with a policy and a one-hour session through a daemon's admin API. */
 export async function provisionRemoteAgent(baseUrl: string, adminToken: string, opts: { policy?: unknown; name?: string } = {}) {
   const admin = adminClient(baseUrl, adminToken);
-  const created = await admin('POST', '/v1/agents', { names: [opts.name ?? `bot-${Math.random().toString(16).slice(2, 10)}-${++agentsMade}`] });
+  const created = await admin('POST', '/v1/agents', { names: [opts.name ?? uniqueName('bot')] });
   if (created.status !== 201) throw new Error(`create agent: ${JSON.stringify(created.body)}`);
   const agent = created.body.agents[0];
   if (opts.policy !== undefined) {

@@ -2,7 +2,7 @@
 // driven through the real HTTP API under a manual clock, and the figures a reader of a trip wants: how many
 // requests were signed, refused or held, and which anomalies the detectors reported.
 import { prng } from '../../../../testing/prng.ts';
-import { USDC, type Harness } from './harness.ts';
+import { USDC, uniqueName, type Harness } from './harness.ts';
 
 export interface FleetAgent {
   id: string;
@@ -24,17 +24,11 @@ export interface SentRequest extends TrafficEvent {
   body: any;
 }
 
-// Numbers the fleets made here: the names of several fleets on one harness differ by four random hex digits only,
-// which repeat (circuit-breakers-modes.http.test.ts makes five fleets per harness: a name taken twice, and a 409, in
-// about one run in 3,000).
-let fleetsMade = 0;
-
 /** Creates `count` agents (with labels) and a long-lived session each. */
 export async function provisionFleet(h: Harness, count: number, labelsOf: (i: number) => Record<string, string> = () => ({})): Promise<FleetAgent[]> {
   const fleet: FleetAgent[] = [];
-  const batch = ++fleetsMade;
   for (let i = 0; i < count; i++) {
-    const created = await h.admin('POST', '/v1/agents', { names: [`fleet-${i}-${Math.random().toString(16).slice(2, 6)}-${batch}`], labels: labelsOf(i) });
+    const created = await h.admin('POST', '/v1/agents', { names: [uniqueName(`fleet-${i}`)], labels: labelsOf(i) });
     if (created.status !== 201) throw new Error(`create agent: ${JSON.stringify(created.body)}`);
     const agent = created.body.agents[0];
     const issued = await h.admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '30d', actions: ['evm.transaction'] });

@@ -162,12 +162,12 @@ export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], 
   // Grouped by series first: two entries for one series in one statement would both read the same head.
   const bySeries = chargesBySeries(writes);
   if (bySeries.size === 0) return;
-  const series = [...bySeries.keys()];
   const striped = (s: string) => slot !== undefined && isFleetSeries(s);
   if (deferTo) {
     for (const [logical, charges] of bySeries) deferTo.ledger.add({ owner: deferTo.owner, series: striped(logical) ? fleetShard(logical, slot!) : logical, logical, striped: striped(logical), charges, at, auditSeq });
     return;
   }
+  const series = [...bySeries.keys()];
   await q(APPEND_LEDGER, [
     series.map((s) => (striped(s) ? fleetShard(s, slot!) : s)),
     [...bySeries.values()].map(chargesJson),

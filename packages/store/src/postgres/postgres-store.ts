@@ -212,7 +212,6 @@ export class PostgresStore implements Store {
               return current;
             },
           });
-          if (aborted) throw new AirlockError('store_unavailable', 'the batch transaction was aborted');
           // The ledger entries first: the audit insert takes the leaf counter's row lock, held until COMMIT.
           await pendingLedger.flush(q);
           await audit.insertAuditEntries(q, requests.filter((r) => !r.rolledBack).flatMap((r) => r.auditEntries));
