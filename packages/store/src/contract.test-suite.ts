@@ -968,6 +968,94 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.deepEqual((await store.getPolicy('fleet'))?.version, 2, 'the undone version was not kept');
       });
 
+      // PostgreSQL keeps the rows a batch's agent statements read for its next request of the same agent
+      // (postgres-tx.ts, AgentRows): a write inside the batch must show in every read after it, and one rolled
+      // back must not.
+      test('an agent or session changed by one of them is read changed by every one after it; one undone is not', async () => {
+        const store = await fresh();
+        const [agent] = await store.createAgents(agentsNamed('memo'), fakeAddress, 0);
+        const id = agent!.id;
+        await store.createSession({ id: 'ses_memo', agentId: id, tokenHash: 'ab'.repeat(32), scope: { actions: ['evm.transaction'], chains: [], budgets: [] }, createdAt: 1, expiresAt: 10_000 });
+        type Tx = Parameters<Parameters<Store['transaction']>[0]>[0];
+        const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: id });
+        // The signing path's read: agent and session asked for in the same turn (one statement on PostgreSQL).
+        const read = (tx: Tx) => Promise.all([tx.getAgent(id), tx.getSession('ses_memo')]).then(([a, s]) => `${a?.status}/${s?.revokedAt ?? 'live'}`);
+        const results = await Promise.allSettled([
+          together(read),
+          together(read),
+          together(async (tx) => (await tx.revokeSession('ses_memo', 50), read(tx))),
+          together(read),
+          together(async (tx) => {
+            await tx.setAgentStatus(id, 'frozen', 60);
+            assert.equal(await read(tx), 'frozen/50', 'a request reads its own change');
+            throw new AirlockError('invalid_request', 'changed its mind');
+          }),
+          together(read),
+          together(async (tx) => (await tx.setAgentStatus(id, 'frozen', 70), 'frozen')),
+          together(read),
+        ]);
+        assert.deepEqual(
+          results.map((r) => (r.status === 'fulfilled' ? r.value : code(r.reason))),
+          ['active/live', 'active/live', 'active/50', 'active/50', 'invalid_request', 'active/50', 'frozen', 'frozen/50'],
+        );
+        assert.equal((await store.getAgent(id))?.status, 'frozen');
+      });
+
+      // PostgreSQL keeps a batch's window reads for its later requests (window-reads.ts), with the first entries
+      // after each window's start: every later read must answer what a read of its own would, for a start inside
+      // those entries, past them or before them; a hold stored in the batch counts from then on, one undone not.
+      test('a window read after another in the batch answers what a read of its own would', async () => {
+        const store = await fresh();
+        const s = 'agent:ag_windows';
+        // Three entries per millisecond from 1000, amount i + 1: more than one read keeps after a window's start,
+        // and the last it keeps is not the last of its millisecond.
+        const n = 60;
+        const at = (i: number) => 1000 + Math.floor(i / 3);
+        for (let i = 0; i < n; i++) await store.transaction((tx) => tx.appendLedger([{ series: s, asset: 'x', amount: BigInt(i + 1), count: 1 }], at(i), i + 1));
+        // What a read of its own gives: the entries at or after `since`, and `more` (holds, pending charges).
+        const exact = (since: number, ...more: bigint[]) => {
+          let amount = more.reduce((a, b) => a + b, 0n);
+          let count = more.length;
+          for (let i = 0; i < n; i++) if (at(i) >= since) (amount += BigInt(i + 1)), count++;
+          return `${amount}/${count}`;
+        };
+        type Tx = Parameters<Parameters<Store['transaction']>[0]>[0];
+        const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: 'window-reads' });
+        const window = (tx: Tx, sinceMs: number) =>
+          tx.windowTotals([{ series: s, asset: 'x', sinceMs }, { series: s, asset: 'constructor', sinceMs }]).then((ts) => ts.map((t) => `${t.amount}/${t.count}`).join(' '));
+        const hold = (tx: Tx, id: string, amount: bigint) =>
+          tx.holdForApproval({ id, agentId: 'ag_windows', sessionId: 'ses_1', auditSeq: 1, action: 'evm.transaction', request: {}, digest: '11'.repeat(32), summary: {}, state: 'pending', createdAt: 1, expiresAt: 10 ** 12 }, [{ series: s, asset: 'x', amount, count: 1 }]);
+        const starts = [1000, 1001, 1004, 1005, 1006, 1007, 1011, 1012, 999, 1019, 1020, 5000];
+        const results = await Promise.allSettled([
+          ...starts.map((since) => together((tx) => window(tx, since))),
+          together(async (tx) => (await hold(tx, 'apr_w1', 500n), window(tx, 1030))),
+          together((tx) => window(tx, 1030)),
+          together(async (tx) => {
+            await hold(tx, 'apr_w2', 1000n);
+            assert.equal(await window(tx, 1030), `${exact(1030, 500n, 1000n)} 0/0`, 'a request counts its own hold');
+            throw new AirlockError('invalid_request', 'changed its mind');
+          }),
+          together((tx) => window(tx, 1030)),
+          // A charge waits for the batch's end on PostgreSQL: the reads after it add it.
+          together(async (tx) => (await tx.appendLedger([{ series: s, asset: 'x', amount: 7n, count: 1 }], 2000, 99), window(tx, 1035))),
+          together((tx) => window(tx, 1036)),
+        ]);
+        const withCharge = (since: number) => exact(since, 500n, 7n);
+        assert.deepEqual(
+          results.map((r) => (r.status === 'fulfilled' ? r.value : code(r.reason))),
+          [
+            ...starts.map((since) => `${exact(since)} 0/0`),
+            `${exact(1030, 500n)} 0/0`,
+            `${exact(1030, 500n)} 0/0`,
+            'invalid_request',
+            `${exact(1030, 500n)} 0/0`,
+            `${withCharge(1035)} 0/0`,
+            `${withCharge(1036)} 0/0`,
+          ],
+        );
+        assert.deepEqual(await store.transaction((tx) => window(tx, 1036)), `${withCharge(1036)} 0/0`, 'committed as read');
+      });
+
       // PostgreSQL inserts a batch's ledger entries in one statement before its COMMIT (ledger.ts, PendingLedger):
       // until then the batch's own window reads must count them, skip one undone, and the entries must land as
       // one at a time would (seq, running totals, a late time clamped to the series head, the fleet striped).

@@ -4,6 +4,7 @@ import { toAmount, toInt } from '../shared/values.ts';
 import { PLAN_EACH_RUN, type Q } from './pg-query.ts';
 import type { Row } from '../shared/rows.ts';
 import { FLEET_SLOTS, fleetShard, isFleetSeries, type TxLocks } from './tx-locks.ts';
+import { ENTRIES_AFTER_START, WINDOW_ROWS, WindowReads } from './window-reads.ts';
 
 /**
  * Every window in one round trip. Per physical series two seeks on the ledger's only index, the primary key
@@ -54,27 +55,40 @@ function physicalSeries(series: string): string[] {
 /**
  * Locks the series first (their writers are excluded until COMMIT), then reads them in a later statement.
  * `charging`: the series the transaction will charge if allowed, locked in the same round trip (with a
- * fleet slot if any is a fleet series), so the charge later needs no lock statement of its own.
+ * fleet slot if any is a fleet series), so the charge later needs no lock statement of its own. `reads`: the
+ * batch's earlier window reads (window-reads.ts), which answer without a round trip where they can.
  */
-export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], charging: readonly string[] = [], pending?: PendingLedger): Promise<WindowTotal[]> {
+export async function windowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], charging: readonly string[] = [], pending?: PendingLedger, reads?: WindowReads): Promise<WindowTotal[]> {
   if (queries.length === 0) return [];
-  const totals = await lockedWindowTotals(q, locks, queries, charging);
+  const totals = await lockedWindowTotals(q, locks, queries, charging, reads);
   return pending ? pending.addTo(queries, totals) : totals;
 }
 
-async function lockedWindowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], charging: readonly string[]): Promise<WindowTotal[]> {
+async function lockedWindowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], charging: readonly string[], reads: WindowReads | undefined): Promise<WindowTotal[]> {
   const readKeys = locks.seriesKeys(queries.map((x) => x.series), { allSlots: true });
   const chargeKeys = locks.seriesKeys(charging, { allSlots: false });
   const slot = charging.some(isFleetSeries);
+  const read = windowRowsRead(queries);
+  // Kept only if the read's locks are held when it is sent: nothing else can then change what it found.
+  const since = reads?.current() ?? 0;
   if (readKeys.every((k) => locks.holds(k))) {
+    const known = reads?.totals(queries, read.physical);
+    if (known !== undefined) {
+      await locks.acquire({ keys: chargeKeys, slot });
+      return known;
+    }
     // Everything the read depends on is held already (taken with the agent, StoreTx.lockAhead): the series
     // only charged and the fleet slot to charge through are taken in the read's own statement. The read does
     // not depend on them: they only keep other writers of those series out until this batch commits.
-    const rows = await locks.acquire({ keys: chargeKeys, slot, then: windowTotalsRead(queries) });
-    return windowTotalsFrom(rows, queries.length);
+    const rows = await locks.acquire({ keys: chargeKeys, slot, then: read });
+    return windowTotalsOf(queries, rows, reads, since);
   }
   await locks.acquire({ keys: [...readKeys, ...chargeKeys], slot });
-  return readWindowTotals(q, queries);
+  return windowTotalsOf(queries, await q(read.sql, read.params), reads, reads?.current() ?? 0);
+}
+
+function windowTotalsOf(queries: WindowQuery[], rows: readonly Row[], reads: WindowReads | undefined, since: number): WindowTotal[] {
+  return (reads ?? new WindowReads()).add(queries, rows, reads !== undefined, since);
 }
 
 /**
@@ -88,16 +102,30 @@ export async function readWindowTotals(q: Q, queries: WindowQuery[], pending?: P
   return pending ? pending.addTo(queries, totals) : totals;
 }
 
+function physicalOf(queries: readonly WindowQuery[]): string[][] {
+  return queries.map((x) => physicalSeries(x.series));
+}
+
 function windowTotalsRead(queries: WindowQuery[]): { sql: string; params: unknown[] } {
+  return { sql: WINDOW_TOTALS, params: windowParams(queries, physicalOf(queries)) };
+}
+
+/** WINDOW_ROWS and its parameters, and the physical series of each query (for WindowReads.totals). */
+function windowRowsRead(queries: WindowQuery[]): { sql: string; params: unknown[]; physical: string[][] } {
+  const physical = physicalOf(queries);
+  return { sql: WINDOW_ROWS, params: [...windowParams(queries, physical), ENTRIES_AFTER_START], physical };
+}
+
+function windowParams(queries: readonly WindowQuery[], physical: readonly string[][]): unknown[] {
   const ords: number[] = [];
-  const physical: string[] = [];
-  queries.forEach((x, i) => {
-    for (const series of physicalSeries(x.series)) {
+  const flat: string[] = [];
+  physical.forEach((list, i) => {
+    for (const series of list) {
       ords.push(i + 1);
-      physical.push(series);
+      flat.push(series);
     }
   });
-  return { sql: WINDOW_TOTALS, params: [queries.map((x) => x.series), queries.map((x) => x.asset), queries.map((x) => x.sinceMs), ords, physical] };
+  return [queries.map((x) => x.series), queries.map((x) => x.asset), queries.map((x) => x.sinceMs), ords, flat];
 }
 
 /** One total per query, in the queries' order (by `ord`: rows joined to the lock row keep no order of their own). */

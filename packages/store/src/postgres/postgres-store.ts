@@ -23,9 +23,10 @@ import * as audit from './audit.ts';
 import { postgresMigrations } from './migrations/index.ts';
 import { isConnectionError, mapPgError } from './pg-errors.ts';
 import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, StatementNames, type Q } from './pg-query.ts';
-import { agentWithSessionRead, PostgresStoreTx, type AgentWithSessionRead, type LatestPolicies } from './postgres-tx.ts';
+import { agentWithSessionRead, PostgresStoreTx, type AgentWithSessionRead, AgentRows, type LatestPolicies } from './postgres-tx.ts';
 import { TxLocks } from './tx-locks.ts';
 import { PendingLedger } from './ledger.ts';
+import { WindowReads } from './window-reads.ts';
 import * as records from './records.ts';
 import * as webhooks from './webhooks.ts';
 import * as lifecycle from './lifecycle.ts';
@@ -155,7 +156,13 @@ export class PostgresStore implements Store {
             }
           };
           const requestQ: Q = async (sql, params) => {
-            if (savepointOwed && writes(sql)) {
+            const write = writes(sql);
+            // What the batch read of agents, sessions and windows may be what this statement changes.
+            if (write) {
+              agentRows.clear();
+              windowReads.clear();
+            }
+            if (savepointOwed && write) {
               savepointOwed = false;
               // Locks taken so far survive a rollback to the savepoint: they are the batch's from here.
               locks.keepCurrent();
@@ -177,6 +184,8 @@ export class PostgresStore implements Store {
           };
           const locks = new TxLocks(requestQ);
           const latestPolicies: LatestPolicies = new Map();
+          const agentRows = new AgentRows();
+          const windowReads = new WindowReads();
           const pendingLedger = new PendingLedger();
           const requests: PostgresStoreTx[] = [];
           let current: PostgresStoreTx | undefined;
@@ -194,6 +203,8 @@ export class PostgresStore implements Store {
             rollbackToSavepoint: async () => {
               current!.rolledBack = true;
               latestPolicies.clear();
+              agentRows.clear();
+              windowReads.clear();
               if (!savepointMade) {
                 // Nothing written; the locks it took cannot be given back before COMMIT.
                 locks.keepCurrent();
@@ -207,7 +218,7 @@ export class PostgresStore implements Store {
             // Set only by a request's own statement (requestQ): the requests before it run again, next batch.
             abortedByRequest: () => aborted,
             newTx: () => {
-              current = new PostgresStoreTx(requestQ, locks, { seqs, latestPolicies, pendingLedger, ...(this.withSession ? { withSession: this.withSession } : {}) });
+              current = new PostgresStoreTx(requestQ, locks, { seqs, latestPolicies, agentRows, windowReads, pendingLedger, ...(this.withSession ? { withSession: this.withSession } : {}) });
               requests.push(current);
               return current;
             },

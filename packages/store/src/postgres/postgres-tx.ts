@@ -21,6 +21,7 @@ import * as shadow from './shadow.ts';
 import * as webhooks from './webhooks.ts';
 import * as thresholdBindings from './threshold-bindings.ts';
 import { agentLockKey, type TxLocks } from './tx-locks.ts';
+import type { WindowReads } from './window-reads.ts';
 import { agentFromRow, policyFromRow, sessionFromRow, type Row } from '../shared/rows.ts';
 
 /** Session columns read in the agent's statement carry this prefix (no column of `agents` starts with it). */
@@ -85,6 +86,36 @@ export function agentWithSessionRead(columns: readonly string[]): AgentWithSessi
 export type LatestPolicies = Map<string, Row | null>;
 
 /**
+ * The rows a batch's agent statements read (agent, and session if one was read with it), by agent and session,
+ * for the next request of the same agent: a batch of one agent's signatures reads its agent once, not once per
+ * request. Sound for the reasons LatestPolicies is: the operator's freeze and revoke take the exclusive signing
+ * lock, and every request of a batch was submitted before the batch began, so whatever another transaction
+ * commits while the batch runs (a breaker's freeze in another batch) is ordered after all of them. The batch forgets
+ * them all on any statement of its own that writes and when a request is rolled back (postgres-store.ts). Only
+ * used while this batch holds every lock the read would take.
+ */
+export class AgentRows {
+  private readonly rows = new Map<string, Row>();
+  /** Counts the clears: a read that was in flight across one keeps its row to itself. */
+  private generation = 0;
+
+  get(key: string): Row | undefined {
+    return this.rows.get(key);
+  }
+  /** `since`: the generation when the read was sent (current()). */
+  set(key: string, row: Row, since: number): void {
+    if (since === this.generation) this.rows.set(key, row);
+  }
+  current(): number {
+    return this.generation;
+  }
+  clear(): void {
+    this.rows.clear();
+    this.generation++;
+  }
+}
+
+/**
  * The handle `PostgresStore.transaction` passes to one request of a batch: bound to the batch's client and
  * locks, dead once the request ends. It takes the advisory locks of what it touches as it goes (tx-locks.ts):
  * the agent when the agent is read, series before they are read or charged.
@@ -102,6 +133,8 @@ export class PostgresStoreTx implements StoreTx {
   private readonly seqs: audit.SeqPool | undefined;
   private readonly withSession: AgentWithSessionRead | undefined;
   private readonly latestPolicies: LatestPolicies | undefined;
+  private readonly agentRows: AgentRows | undefined;
+  private readonly windowReads: WindowReads | undefined;
   /** The batch's deferred ledger entries (its own go there too); absent: each append is inserted at once. */
   private readonly deferLedger: ledger.DeferredAppend | undefined;
   /** Series the request expects to charge (lockAhead), locked with its agent. */
@@ -114,12 +147,14 @@ export class PostgresStoreTx implements StoreTx {
    * be read in the statement that locks and reads its agent (the signing path asks for both at once: one round
    * trip instead of two). `pendingLedger`: the batch's deferred ledger entries (ledger.ts, PendingLedger).
    */
-  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; withSession?: AgentWithSessionRead; latestPolicies?: LatestPolicies; pendingLedger?: ledger.PendingLedger } = {}) {
+  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; withSession?: AgentWithSessionRead; latestPolicies?: LatestPolicies; agentRows?: AgentRows; windowReads?: WindowReads; pendingLedger?: ledger.PendingLedger } = {}) {
     this.q = q;
     this.locks = locks;
     this.seqs = options.seqs;
     this.withSession = options.withSession;
     this.latestPolicies = options.latestPolicies;
+    this.agentRows = options.agentRows;
+    this.windowReads = options.windowReads;
     this.deferLedger = options.pendingLedger && { ledger: options.pendingLedger, owner: this };
   }
 
@@ -159,7 +194,17 @@ export class PostgresStoreTx implements StoreTx {
       // fleet slot: a request that reads a fleet total must be able to wait for all of them in order.
       const ahead = this.aheadSeries ?? [];
       this.aheadSeries = undefined;
-      const [row] = await this.locks.acquire({ keys: [agentLockKey(id), ...this.locks.seriesKeys(ahead, { allSlots: false })], then });
+      const keys = [agentLockKey(id), ...this.locks.seriesKeys(ahead, { allSlots: false })];
+      // The session id is part of the key: a row read without a session (or with another) holds none of it.
+      const rowKey = `${id}\u0000${withSessionRead ? session!.id : ''}`;
+      const known = prefetch ? undefined : this.agentRows?.get(rowKey);
+      let row: Row | undefined;
+      if (known !== undefined && keys.every((k) => this.locks.holds(k))) row = known;
+      else {
+        const since = this.agentRows?.current();
+        [row] = await this.locks.acquire({ keys, then });
+        if (row !== undefined && since !== undefined) this.agentRows?.set(rowKey, row, since);
+      }
       if (prefetch) {
         scopes.forEach((scope, i) => {
           if (!policies.has(scope)) policies.set(scope, rowAt(row, POLICY_PREFIXES[i]!, POLICY_COLUMNS, 'scope'));
@@ -272,7 +317,7 @@ export class PostgresStoreTx implements StoreTx {
     this.aheadSeries = series;
   }
   async windowTotals(queries: WindowQuery[], options: { charging?: readonly string[] } = {}): Promise<WindowTotal[]> {
-    return ledger.windowTotals(this.live(), this.locks, queries, options.charging, this.deferLedger?.ledger);
+    return ledger.windowTotals(this.live(), this.locks, queries, options.charging, this.deferLedger?.ledger, this.windowReads);
   }
   async appendLedger(writes: LedgerWrite[], at: number, auditSeq: number): Promise<void> {
     return ledger.appendLedger(this.live(), this.locks, writes, at, auditSeq, this.deferLedger);
