@@ -1056,6 +1056,23 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.deepEqual(await store.transaction((tx) => window(tx, 1036)), `${withCharge(1036)} 0/0`, 'committed as read');
       });
 
+      // A window read still on its way when its own request writes (a hold, sent alongside) answers that request
+      // as it may, but must not be kept for the next: it may predate the write.
+      test('a window read that a write overtakes is not kept for the requests after it', async () => {
+        const store = await fresh();
+        const s = 'agent:ag_overtaken';
+        type Tx = Parameters<Parameters<Store['transaction']>[0]>[0];
+        const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: 'overtaken' });
+        const window = (tx: Tx) => tx.windowTotals([{ series: s, asset: 'x', sinceMs: 0 }]).then(([t]) => `${t!.amount}/${t!.count}`);
+        const hold = (tx: Tx) =>
+          tx.holdForApproval({ id: 'apr_overtaken', agentId: 'ag_overtaken', sessionId: 'ses_1', auditSeq: 1, action: 'evm.transaction', request: {}, digest: '11'.repeat(32), summary: {}, state: 'pending', createdAt: 1, expiresAt: 10 ** 12 }, [{ series: s, asset: 'x', amount: 500n, count: 1 }]);
+        const results = await Promise.allSettled([
+          together(async (tx) => (await Promise.all([window(tx), hold(tx)]), 'held')),
+          together(window),
+        ]);
+        assert.deepEqual(results.map((r) => (r.status === 'fulfilled' ? r.value : String(r.reason))), ['held', '500/1']);
+      });
+
       // PostgreSQL inserts a batch's ledger entries in one statement before its COMMIT (ledger.ts, PendingLedger):
       // until then the batch's own window reads must count them, skip one undone, and the entries must land as
       // one at a time would (seq, running totals, a late time clamped to the series head, the fleet striped).

@@ -84,7 +84,9 @@ async function lockedWindowTotals(q: Q, locks: TxLocks, queries: WindowQuery[], 
     return windowTotalsOf(queries, rows, reads, since);
   }
   await locks.acquire({ keys: [...readKeys, ...chargeKeys], slot });
-  return windowTotalsOf(queries, await q(read.sql, read.params), reads, reads?.current() ?? 0);
+  // The generation when the read is sent (not when it answers): a clear meanwhile means it is not kept.
+  const sent = reads?.current() ?? 0;
+  return windowTotalsOf(queries, await q(read.sql, read.params), reads, sent);
 }
 
 function windowTotalsOf(queries: WindowQuery[], rows: readonly Row[], reads: WindowReads | undefined, since: number): WindowTotal[] {

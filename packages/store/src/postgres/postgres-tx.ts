@@ -90,7 +90,8 @@ export type LatestPolicies = Map<string, Row | null>;
  * for the next request of the same agent: a batch of one agent's signatures reads its agent once, not once per
  * request. Sound for the reasons LatestPolicies is: the operator's freeze and revoke take the exclusive signing
  * lock, and every request of a batch was submitted before the batch began, so whatever another transaction
- * commits while the batch runs (a breaker's freeze in another batch) is ordered after all of them. The batch forgets
+ * commits while the batch runs (a breaker's freeze in another batch: docs/architecture.md) is ordered after all of
+ * them. The batch forgets
  * them all on any statement of its own that writes and when a request is rolled back (postgres-store.ts). Only
  * used while this batch holds every lock the read would take.
  */
