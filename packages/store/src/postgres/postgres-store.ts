@@ -158,10 +158,7 @@ export class PostgresStore implements Store {
           const requestQ: Q = async (sql, params) => {
             const write = writes(sql);
             // What the batch read of agents, sessions and windows may be what this statement changes.
-            if (write) {
-              agentRows.clear();
-              windowReads.clear();
-            }
+            if (write) forgetReads();
             if (savepointOwed && write) {
               savepointOwed = false;
               // Locks taken so far survive a rollback to the savepoint: they are the batch's from here.
@@ -186,6 +183,10 @@ export class PostgresStore implements Store {
           const latestPolicies: LatestPolicies = new Map();
           const agentRows = new AgentRows();
           const windowReads = new WindowReads();
+          const forgetReads = () => {
+            agentRows.clear();
+            windowReads.clear();
+          };
           const pendingLedger = new PendingLedger();
           const requests: PostgresStoreTx[] = [];
           let current: PostgresStoreTx | undefined;
@@ -203,8 +204,7 @@ export class PostgresStore implements Store {
             rollbackToSavepoint: async () => {
               current!.rolledBack = true;
               latestPolicies.clear();
-              agentRows.clear();
-              windowReads.clear();
+              forgetReads();
               if (!savepointMade) {
                 // Nothing written; the locks it took cannot be given back before COMMIT.
                 locks.keepCurrent();

@@ -91,9 +91,8 @@ export type LatestPolicies = Map<string, Row | null>;
  * request. Sound for the reasons LatestPolicies is: the operator's freeze and revoke take the exclusive signing
  * lock, and every request of a batch was submitted before the batch began, so whatever another transaction
  * commits while the batch runs (a breaker's freeze in another batch: docs/architecture.md) is ordered after all of
- * them. The batch forgets
- * them all on any statement of its own that writes and when a request is rolled back (postgres-store.ts). Only
- * used while this batch holds every lock the read would take.
+ * them. The batch forgets them all on any statement of its own that writes and when a request is rolled back
+ * (postgres-store.ts). Only used while this batch holds every lock the read would take.
  */
 export class AgentRows {
   private readonly rows = new Map<string, Row>();
