@@ -160,6 +160,28 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(refused.body.error.code, 'undecodable_payload');
     });
 
+    // On PostgreSQL one agent's requests share a batch, which keeps its budget reads for its later requests: an
+    // authorization's hold is written at once, a transfer's charge waits for the end of the batch. Sent together,
+    // neither may let the other past the budget.
+    test('authorizations and transfers at once against one budget: exactly what fits is signed', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ daily: '50000000' }) });
+      const results = await Promise.all(
+        Array.from({ length: 80 }, (_, i) =>
+          i % 2 === 0
+            ? signAuth(token, usdcAuthorization(agent.address, ALICE, 1_000_000n, validBefore(), nonce(5_000 + i)))
+            : h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000_000n, i) }),
+        ),
+      );
+      const signed = results.filter((r) => r.status === 200);
+      assert.equal(signed.length, 50, JSON.stringify(results.filter((r) => r.status !== 200 && r.status !== 403).map((r) => r.body)));
+      for (const r of results.filter((x) => x.status !== 200)) {
+        assert.equal(r.status, 403);
+        assert.equal(r.body.error.violations[0].code, 'budget_exceeded');
+      }
+      assert.equal((await usedToday(token, agent.address)).decision, 'deny', 'the budget is full: not one unit more');
+      assert.equal(new Set(signed.map((r) => r.body.auditSeq)).size, 50, 'each signature has its own audit entry');
+    });
+
     test('an authorization waiting for approval holds its nonce; denying it frees the nonce', async () => {
       const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ approvalAbove: '50000000' }) });
       const big = usdcAuthorization(agent.address, ALICE, 60_000_000n, validBefore(), nonce(300));
