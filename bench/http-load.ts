@@ -18,9 +18,15 @@ interface LoadSpec {
   rate?: number;
   arrivals?: Arrivals;
   seed?: number;
+  /**
+   * Epoch ms to start at: several load processes started together measure the same window, and none measures
+   * while the others are still starting (each start takes a few hundred ms of CPU).
+   */
+  startAt?: number;
 }
 
 const spec = JSON.parse(process.argv[2]!) as LoadSpec;
+if (spec.startAt !== undefined && spec.startAt > Date.now()) await new Promise((resolve) => setTimeout(resolve, spec.startAt! - Date.now()));
 const url = `${spec.url}/v1/sign/transaction`;
 const headers = { authorization: `Bearer ${spec.token}`, 'content-type': 'application/json' };
 

@@ -40,9 +40,10 @@ async function runLoadProcess<T>(spec: object): Promise<T> {
 
 /** Closed loop: `connections` each send their next request as soon as the last is answered (capacity). */
 /** `token` may be several agents' tokens, used in turn (one load process for many agents). */
-export async function load(url: string, token: string | string[], connections: number, seconds: number): Promise<ClosedLoopResult> {
+/** `startAt` (epoch ms): when the load begins, for load processes started together (see http-load.ts). */
+export async function load(url: string, token: string | string[], connections: number, seconds: number, startAt?: number): Promise<ClosedLoopResult> {
   const tokens = Array.isArray(token) ? token : [token];
-  const result = await runLoadProcess<ClosedLoopResult>({ url, token: tokens[0]!, ...(tokens.length > 1 ? { tokens } : {}), body: signBody(), connections, seconds });
+  const result = await runLoadProcess<ClosedLoopResult>({ url, token: tokens[0]!, ...(tokens.length > 1 ? { tokens } : {}), body: signBody(), connections, seconds, ...(startAt !== undefined ? { startAt } : {}) });
   if (result.non2xx || result.errors) throw new Error(`load run failed: ${JSON.stringify(result)}`);
   return result;
 }

@@ -327,3 +327,47 @@ test('postgres: a request that locked its series with its agent (lockAhead) read
     await b.close();
   }
 });
+
+// A batch ends with its ledger insert, its audit insert and COMMIT sent together (one round trip). If either
+// insert fails, COMMIT finds an aborted transaction and rolls it back: nothing of the batch is stored, every
+// request in it is refused, and the next batch commits normally.
+test('postgres: a batch whose ledger or audit insert fails at its end (sent with COMMIT) stores nothing and answers nobody with success', { skip }, async () => {
+  const schema = newSchema();
+  const store = await openPostgresStore({ connectionString: url, schema, poolSize: 4 });
+  const admin = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+  await admin.connect();
+  try {
+    await store.migrate();
+    // A fault in each insert, set off by what one request writes (a poisoned audit type or ledger amount).
+    for (const [table, poisoned] of [['audit_entries', "NEW.type = 'poison'"], ['ledger', "NEW.charges::text LIKE '%666%'"]]) {
+      await admin.query(`CREATE FUNCTION test_poison_${table}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        IF ${poisoned} THEN RAISE EXCEPTION 'injected fault in ${table}'; END IF; RETURN NEW; END $$`);
+      await admin.query(`CREATE TRIGGER test_poison BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION test_poison_${table}()`);
+    }
+    const series = { series: 'agent:ag_a', asset: '*', sinceMs: 0 };
+    const request = (type: string, amount: bigint) => store.transaction(async (tx) => {
+      const entry = await tx.appendAudit({ at: 1_000, type, actor: 'system', agentId: 'ag_a', data: {} });
+      await tx.appendLedger([{ series: series.series, asset: '*', amount, count: 1 }], 1_000, entry.seq);
+      return entry.seq;
+    }, { affinity: 'one-lane' });
+    for (const [poisonType, poisonAmount] of [['poison', 5n], ['fine', 666n]] as const) {
+      // Same affinity, same event-loop turn: one batch of three, the middle one poisoned.
+      const results = await Promise.allSettled([request('fine', 5n), request(poisonType, poisonAmount), request('fine', 5n)]);
+      for (const r of results) {
+        assert.equal(r.status, 'rejected', 'no request of a batch that did not commit is answered with success');
+        assert.equal(((r as PromiseRejectedResult).reason as AirlockError).code, 'store_unavailable');
+      }
+      const [total] = await store.transaction((tx) => tx.windowTotals([series]));
+      assert.deepEqual([total!.count, total!.amount], [0, 0n], 'no ledger entry of the batch is stored');
+      assert.equal((await store.readAuditLeaves(0, 10)).length, 0, 'no audit entry of the batch is stored');
+    }
+    // The store goes on: the next batch commits, and its entry takes leaf 0 (the failed batches used none).
+    await request('fine', 5n);
+    const [total] = await store.transaction((tx) => tx.windowTotals([series]));
+    assert.deepEqual([total!.count, total!.amount], [1, 5n]);
+    assert.deepEqual((await store.readAuditLeaves(0, 10)).map((e) => e.leafIndex), [0]);
+  } finally {
+    await admin.end();
+    await store.close();
+  }
+});

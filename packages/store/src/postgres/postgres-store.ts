@@ -114,6 +114,10 @@ export class PostgresStore implements Store {
       // Visible in pg_stat_activity: operators (and tests) can tell Airlock's connections and their schema apart.
       application_name: options.schema === undefined ? 'airlock' : `airlock:${options.schema}`,
       types,
+      // Queries issued together on one connection go out together (node-postgres pipelining, each with its own
+      // Sync, so one that fails fails alone): a batch sends its ledger insert, audit insert and COMMIT in one
+      // round trip. Everything else awaits each query before the next, as without it.
+      pipeline: true,
       ...(pgStartupOptions(options) ? { options: pgStartupOptions(options) } : {}),
     });
     // An idle client losing its connection must not crash the process; the next query reports it.
@@ -223,14 +227,20 @@ export class PostgresStore implements Store {
               return current;
             },
           });
-          // The ledger entries first: the audit insert takes the leaf counter's row lock, held until COMMIT.
-          await pendingLedger.flush(q);
-          await audit.insertAuditEntries(q, requests.filter((r) => !r.rolledBack).flatMap((r) => r.auditEntries));
-          // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
-          const committed = await client.query('COMMIT').catch((e: unknown) => {
-            throw mapPgError(e);
-          });
-          if (committed.command !== 'COMMIT') throw new AirlockError('store_unavailable', 'the store rolled the batch back');
+          // The ledger entries, the audit entries and COMMIT in one round trip (pipelined, sent in this order):
+          // the audit insert takes the leaf counter's row lock, which every instance's batches queue for, and
+          // COMMIT releases it as soon as the server has run the insert, not a network round trip later. If the
+          // ledger or audit insert fails, the statements after it fail or roll back (PostgreSQL answers COMMIT
+          // of an aborted transaction with ROLLBACK, not an error), and the first failure is what is thrown.
+          const [ledgerWritten, auditWritten, commitAnswer] = await Promise.allSettled([
+            pendingLedger.flush(q),
+            audit.insertAuditEntries(q, requests.filter((r) => !r.rolledBack).flatMap((r) => r.auditEntries)),
+            client.query('COMMIT'),
+          ]);
+          if (ledgerWritten.status === 'rejected') throw ledgerWritten.reason;
+          if (auditWritten.status === 'rejected') throw auditWritten.reason;
+          if (commitAnswer.status === 'rejected') throw mapPgError(commitAnswer.reason);
+          if (commitAnswer.value.command !== 'COMMIT') throw new AirlockError('store_unavailable', 'the store rolled the batch back');
         } catch (e) {
           await client.query('ROLLBACK').catch(() => undefined);
           throw e;
