@@ -328,10 +328,9 @@ test('postgres: a request that locked its series with its agent (lockAhead) read
   }
 });
 
-// A batch ends with its ledger insert, its audit insert and COMMIT sent together (one round trip). If either
-// insert fails, COMMIT finds an aborted transaction and rolls it back: nothing of the batch is stored, every
-// request in it is refused, and the next batch commits normally.
-test('postgres: a batch whose ledger or audit insert fails at its end (sent with COMMIT) stores nothing and answers nobody with success', { skip }, async () => {
+// A batch ends with its ledger and audit inserts sent together (one round trip), then COMMIT. If either insert
+// fails, nothing of the batch is stored, every request in it is refused, and the next batch commits normally.
+test('postgres: a batch whose ledger or audit insert fails at its end (the two sent together) stores nothing and answers nobody with success', { skip }, async () => {
   const schema = newSchema();
   const store = await openPostgresStore({ connectionString: url, schema, poolSize: 4 });
   const admin = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
@@ -368,6 +367,35 @@ test('postgres: a batch whose ledger or audit insert fails at its end (sent with
     assert.deepEqual((await store.readAuditLeaves(0, 10)).map((e) => e.leafIndex), [0]);
   } finally {
     await admin.end();
+    await store.close();
+  }
+});
+
+// COMMIT is not sent behind the audit insert: while that insert waits for the leaf counter (another instance's
+// batch holds it), this side may give up on the connection (here a client-side query timeout, which ends it).
+// The batch must then not be committed by the server later on, since its callers were told it failed.
+test('postgres: a batch that gives up on its connection while its audit insert waits for the counter is not committed later', { skip }, async () => {
+  const schema = newSchema();
+  const store = await openPostgresStore({ connectionString: `${url}?query_timeout=400`, schema, poolSize: 4 });
+  const other = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
+  await other.connect();
+  try {
+    await store.migrate();
+    await other.query('BEGIN');
+    await other.query('SELECT * FROM audit_leaf_counter FOR UPDATE');
+    const write = store.transaction(async (tx) => {
+      const entry = await tx.appendAudit({ at: 1_000, type: 'given.up', actor: 'system', agentId: 'ag_a', data: {} });
+      await tx.appendLedger([{ series: 'agent:ag_a', asset: '*', amount: 5n, count: 1 }], 1_000, entry.seq);
+      return entry.seq;
+    });
+    await assert.rejects(write, (e: AirlockError) => e.code !== undefined);
+    // The other instance's batch commits; the given-up one, had its COMMIT been on the wire, would follow it.
+    await other.query('COMMIT');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal((await other.query('SELECT count(*)::int AS n FROM audit_entries')).rows[0].n, 0, 'no audit entry of the given-up batch');
+    assert.equal((await other.query('SELECT count(*)::int AS n FROM ledger')).rows[0].n, 0, 'no ledger entry of the given-up batch');
+  } finally {
+    await other.end();
     await store.close();
   }
 });

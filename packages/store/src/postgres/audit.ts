@@ -46,8 +46,8 @@ export const drawSeqsSql = (n: number) => `SELECT nextval('audit_entry_seq') AS 
 /**
  * The second half, once per batch, last before COMMIT: one statement takes the next leaf indexes from the
  * counter row and inserts the batch's entries in the order they were appended. The counter's row lock is
- * the only thing instances serialise on for the audit log, and only from this statement to COMMIT (sent with
- * it in one round trip: postgres-store.ts); the
+ * the only thing instances serialise on for the audit log, and only from this statement to COMMIT (the
+ * ledger insert goes with it in one round trip, COMMIT after it answers: postgres-store.ts); the
  * lock is also what keeps the visible leaves a gap-free prefix (a later batch cannot take indexes before an
  * earlier one commits or rolls back, and a rollback returns its indexes).
  */

@@ -115,8 +115,9 @@ export class PostgresStore implements Store {
       application_name: options.schema === undefined ? 'airlock' : `airlock:${options.schema}`,
       types,
       // Queries issued together on one connection go out together (node-postgres pipelining, each with its own
-      // Sync, so one that fails fails alone): a batch sends its ledger insert, audit insert and COMMIT in one
-      // round trip. Everything else awaits each query before the next, as without it.
+      // Sync): a batch sends its ledger and audit inserts in one round trip. Everything else awaits each query
+      // before the next, as without it. (A client-side query_timeout now ends the connection instead of leaving
+      // the query running; the server then rolls back the open transaction.)
       pipeline: true,
       ...(pgStartupOptions(options) ? { options: pgStartupOptions(options) } : {}),
     });
@@ -227,20 +228,29 @@ export class PostgresStore implements Store {
               return current;
             },
           });
-          // The ledger entries, the audit entries and COMMIT in one round trip (pipelined, sent in this order):
-          // the audit insert takes the leaf counter's row lock, which every instance's batches queue for, and
-          // COMMIT releases it as soon as the server has run the insert, not a network round trip later. If the
-          // ledger or audit insert fails, the statements after it fail or roll back (PostgreSQL answers COMMIT
-          // of an aborted transaction with ROLLBACK, not an error), and the first failure is what is thrown.
-          const [ledgerWritten, auditWritten, commitAnswer] = await Promise.allSettled([
+          // The ledger entries and the audit entries in one round trip (pipelined, sent in this order; each with its
+          // own Sync, so if the ledger insert fails the audit insert fails too, as the transaction is aborted). The
+          // audit insert takes the leaf counter's row lock, which every instance's batches queue for, until COMMIT.
+          // COMMIT is sent only once both have answered, not with them: sent behind an insert still waiting for the
+          // counter, it would commit the batch even after this side gave up on the connection (a reset, a
+          // timeout, a killed daemon), and callers would have been told that nothing was recorded.
+          const [ledgerWritten, auditWritten] = await Promise.allSettled([
             pendingLedger.flush(q),
             audit.insertAuditEntries(q, requests.filter((r) => !r.rolledBack).flatMap((r) => r.auditEntries)),
-            client.query('COMMIT'),
           ]);
           if (ledgerWritten.status === 'rejected') throw ledgerWritten.reason;
           if (auditWritten.status === 'rejected') throw auditWritten.reason;
-          if (commitAnswer.status === 'rejected') throw mapPgError(commitAnswer.reason);
-          if (commitAnswer.value.command !== 'COMMIT') throw new AirlockError('store_unavailable', 'the store rolled the batch back');
+          // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
+          const committed = await client.query('COMMIT').catch((e: unknown) => {
+            const mapped = mapPgError(e);
+            // The COMMIT may have been carried out with its answer lost: say so, instead of "nothing was recorded".
+            // Nothing of the batch was released either way.
+            if (mapped.code === 'store_unavailable') {
+              throw new AirlockError('store_unavailable', 'the connection to PostgreSQL was lost during COMMIT: this request may or may not have been recorded, and nothing was released; retry with the same idempotency key', { cause: e });
+            }
+            throw mapped;
+          });
+          if (committed.command !== 'COMMIT') throw new AirlockError('store_unavailable', 'the store rolled the batch back');
         } catch (e) {
           await client.query('ROLLBACK').catch(() => undefined);
           throw e;
