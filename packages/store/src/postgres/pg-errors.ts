@@ -1,10 +1,12 @@
+import pg from 'pg';
 import { AirlockError } from '@airlock/core/errors';
 
 // Socket-level failures from Node, and SQLSTATE classes that mean "the server cannot serve us now".
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH']);
 // 55000 is what a connection attempt gets while the database refuses connections (ALLOW_CONNECTIONS false).
 const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '53100', '53200', '3D000', '28P01', '28000', '55000']);
-const PG_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Cannot use a pool after calling end|Client was closed/i;
+// "Query read timeout": node-postgres's client-side query_timeout; in pipeline mode it also ends the connection.
+const PG_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Cannot use a pool after calling end|Client was closed|Query read timeout/i;
 
 /** Turns a `pg` error into an AirlockError with a stable code; AirlockErrors pass through. Never echoes the URL. */
 export function mapPgError(e: unknown): AirlockError {
@@ -24,4 +26,13 @@ export function mapPgError(e: unknown): AirlockError {
 
 export function isConnectionError(e: unknown): boolean {
   return mapPgError(e).code === 'store_unavailable';
+}
+
+/**
+ * True for an answer PostgreSQL itself gave (an ErrorResponse, which node-postgres raises as a DatabaseError):
+ * the statement was refused and the server said so. Anything else (a socket error, a client-side timeout, a
+ * connection torn down) leaves open whether the server carried the statement out.
+ */
+export function isServerAnswer(e: unknown): boolean {
+  return e instanceof pg.DatabaseError;
 }

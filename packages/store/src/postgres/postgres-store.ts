@@ -21,7 +21,7 @@ import * as lightning from './lightning.ts';
 import * as shadow from './shadow.ts';
 import * as audit from './audit.ts';
 import { postgresMigrations } from './migrations/index.ts';
-import { isConnectionError, mapPgError } from './pg-errors.ts';
+import { isConnectionError, isServerAnswer, mapPgError } from './pg-errors.ts';
 import { MIGRATION_LOCK_KEY, queryFn, SIGNING_LOCK_KEY, StatementNames, type Q } from './pg-query.ts';
 import { agentWithSessionRead, PostgresStoreTx, type AgentWithSessionRead, AgentRows, type LatestPolicies } from './postgres-tx.ts';
 import { TxLocks } from './tx-locks.ts';
@@ -117,7 +117,7 @@ export class PostgresStore implements Store {
       // Queries issued together on one connection go out together (node-postgres pipelining, each with its own
       // Sync): a batch sends its ledger and audit inserts in one round trip. Everything else awaits each query
       // before the next, as without it. (A client-side query_timeout now ends the connection instead of leaving
-      // the query running; the server then rolls back the open transaction.)
+      // the query running: the server rolls back an open transaction, unless what timed out was its COMMIT.)
       pipeline: true,
       ...(pgStartupOptions(options) ? { options: pgStartupOptions(options) } : {}),
     });
@@ -228,9 +228,10 @@ export class PostgresStore implements Store {
               return current;
             },
           });
-          // The ledger entries and the audit entries in one round trip (pipelined, sent in this order; each with its
-          // own Sync, so if the ledger insert fails the audit insert fails too, as the transaction is aborted). The
-          // audit insert takes the leaf counter's row lock, which every instance's batches queue for, until COMMIT.
+          // The ledger entries and the audit entries in one round trip (pipelined, sent in this order, each with its
+          // own Sync: if the server refuses the ledger insert, the audit insert fails too, as the transaction is
+          // aborted; if it fails on this side, the audit insert may still run, and ROLLBACK follows). The audit
+          // insert takes the leaf counter's row lock, which every instance's batches queue for, until COMMIT.
           // COMMIT is sent only once both have answered, not with them: sent behind an insert still waiting for the
           // counter, it would commit the batch even after this side gave up on the connection (a reset, a
           // timeout, a killed daemon), and callers would have been told that nothing was recorded.
@@ -242,13 +243,12 @@ export class PostgresStore implements Store {
           if (auditWritten.status === 'rejected') throw auditWritten.reason;
           // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
           const committed = await client.query('COMMIT').catch((e: unknown) => {
-            const mapped = mapPgError(e);
-            // The COMMIT may have been carried out with its answer lost: say so, instead of "nothing was recorded".
-            // Nothing of the batch was released either way.
-            if (mapped.code === 'store_unavailable') {
-              throw new AirlockError('store_unavailable', 'the connection to PostgreSQL was lost during COMMIT: this request may or may not have been recorded, and nothing was released; retry with the same idempotency key', { cause: e });
+            // Anything but PostgreSQL's own refusal (a lost connection, a client-side timeout) leaves the COMMIT
+            // carried out or not: say so, instead of "nothing was recorded". Nothing was released either way.
+            if (!isServerAnswer(e)) {
+              throw new AirlockError('store_unavailable', 'the answer to COMMIT was lost (connection or timeout): this request may or may not have been recorded, and nothing was released; retry with the same idempotency key', { cause: e });
             }
-            throw mapped;
+            throw mapPgError(e);
           });
           if (committed.command !== 'COMMIT') throw new AirlockError('store_unavailable', 'the store rolled the batch back');
         } catch (e) {
