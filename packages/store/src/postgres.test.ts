@@ -428,6 +428,7 @@ test('postgres: a COMMIT whose answer is lost is reported as "may or may not hav
   // A commit that takes a second: a deferred constraint trigger runs at COMMIT.
   await admin.query("CREATE FUNCTION test_slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$");
   await admin.query('CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT ON audit_entries DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_slow_commit()');
+  await admin.query('CREATE CONSTRAINT TRIGGER test_slow_commit AFTER INSERT ON agents DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION test_slow_commit()');
   const store = await openPostgresStore({ connectionString: `${url}?query_timeout=500`, schema, poolSize: 2 });
   try {
     const write = store.transaction(async (tx) => {
@@ -438,6 +439,12 @@ test('postgres: a COMMIT whose answer is lost is reported as "may or may not hav
     await assert.rejects(write, (e: AirlockError) => e.code === 'store_unavailable' && /may or may not have been recorded/.test(e.message));
     await pollFor(async () => ((await admin.query('SELECT count(*)::int AS n FROM audit_entries')).rows[0].n === 1 ? true : undefined));
     assert.equal((await admin.query('SELECT count(*)::int AS n FROM ledger')).rows[0].n, 1, 'committed whole');
+    // An operator's write (its own transaction, not a batch) is reported the same way.
+    await assert.rejects(
+      store.createAgents([{ id: 'ag_slow', name: 'slow', labels: {} }], () => `0x${'11'.repeat(20)}`, 1_000),
+      (e: AirlockError) => e.code === 'store_unavailable' && /may or may not have been recorded/.test(e.message),
+    );
+    await pollFor(async () => ((await admin.query("SELECT count(*)::int AS n FROM agents WHERE id = 'ag_slow'")).rows[0].n === 1 ? true : undefined));
   } finally {
     await admin.end();
     await store.close();

@@ -241,16 +241,7 @@ export class PostgresStore implements Store {
           ]);
           if (ledgerWritten.status === 'rejected') throw ledgerWritten.reason;
           if (auditWritten.status === 'rejected') throw auditWritten.reason;
-          // PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an error.
-          const committed = await client.query('COMMIT').catch((e: unknown) => {
-            // Anything but PostgreSQL's own refusal (a lost connection, a client-side timeout) leaves the COMMIT
-            // carried out or not: say so, instead of "nothing was recorded". Nothing was released either way.
-            if (!isServerAnswer(e)) {
-              throw new AirlockError('store_unavailable', 'the answer to COMMIT was lost (connection or timeout): this request may or may not have been recorded, and nothing was released; retry with the same idempotency key', { cause: e });
-            }
-            throw mapPgError(e);
-          });
-          if (committed.command !== 'COMMIT') throw new AirlockError('store_unavailable', 'the store rolled the batch back');
+          await commit(client, 'nothing was released; retry with the same idempotency key');
         } catch (e) {
           await client.query('ROLLBACK').catch(() => undefined);
           throw e;
@@ -544,7 +535,7 @@ export class PostgresStore implements Store {
       try {
         if (opts.signingLock) await q('SELECT pg_advisory_xact_lock($1::bigint)', [SIGNING_LOCK_KEY]);
         const result = await this.inTransaction.run(true, () => fn(q));
-        await q('COMMIT');
+        await commit(client, 'retry it once the store answers, after checking whether it took effect');
         return result;
       } catch (e) {
         await client.query('ROLLBACK').catch(() => undefined);
@@ -576,6 +567,21 @@ export class PostgresStore implements Store {
       client.release(broken);
     }
   }
+}
+
+/**
+ * COMMIT, and what its answer means. PostgreSQL answers COMMIT of an aborted transaction with ROLLBACK, not an
+ * error. Anything but PostgreSQL's own refusal (a lost connection, a client-side timeout) leaves the COMMIT carried
+ * out or not: the error says so (`next`: what the caller can do), instead of "nothing was recorded".
+ */
+async function commit(client: pg.PoolClient, next: string): Promise<void> {
+  const answer = await client.query('COMMIT').catch((e: unknown) => {
+    if (!isServerAnswer(e)) {
+      throw new AirlockError('store_unavailable', `the answer to COMMIT was lost (connection or timeout): this request may or may not have been recorded; ${next}`, { cause: e });
+    }
+    throw mapPgError(e);
+  });
+  if (answer.command !== 'COMMIT') throw new AirlockError('store_unavailable', 'the store rolled the transaction back');
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
