@@ -375,11 +375,7 @@ test('postgres: a batch whose ledger or audit insert fails at its end (the two s
 // batch holds it), this side may give up on the connection (here a client-side query timeout, which ends it).
 // The batch must then not be committed by the server later on, since its callers were told it failed.
 test('postgres: a batch that gives up on its connection while its audit insert waits for the counter is not committed later', { skip }, async () => {
-  const schema = newSchema();
-  // Migrated by a store without the timeout: migrations wait for a database-wide lock other test files may hold.
-  const migrator = await openPostgresStore({ connectionString: url, schema, poolSize: 1 });
-  await migrator.migrate();
-  await migrator.close();
+  const schema = await migratedSchema();
   const store = await openPostgresStore({ connectionString: `${url}?query_timeout=1500`, schema, poolSize: 4 });
   const other = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
   // pg_stat_activity is read outside any transaction: inside one it stays as it was at its first read.
@@ -419,10 +415,7 @@ test('postgres: a batch that gives up on its connection while its audit insert w
 // A COMMIT whose answer does not come back in time may have been carried out: the callers are told exactly that
 // (and, as ever, nothing was released), not that nothing was recorded. Here the server does commit, slowly.
 test('postgres: a COMMIT whose answer is lost is reported as "may or may not have been recorded", and here it was', { skip }, async () => {
-  const schema = newSchema();
-  const migrator = await openPostgresStore({ connectionString: url, schema, poolSize: 1 });
-  await migrator.migrate();
-  await migrator.close();
+  const schema = await migratedSchema();
   const admin = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
   await admin.connect();
   // A commit that takes a second: a deferred constraint trigger runs at COMMIT.
@@ -450,6 +443,21 @@ test('postgres: a COMMIT whose answer is lost is reported as "may or may not hav
     await store.close();
   }
 });
+
+/**
+ * A new schema, migrated by a store without a query timeout (migrations wait for a database-wide lock that other
+ * test files may hold), for a store opened on it with one.
+ */
+async function migratedSchema(): Promise<string> {
+  const schema = newSchema();
+  const migrator = await openPostgresStore({ connectionString: url, schema, poolSize: 1 });
+  try {
+    await migrator.migrate();
+  } finally {
+    await migrator.close();
+  }
+  return schema;
+}
 
 /** Polls `read` every 20 ms until it gives a value (10 s at most). */
 async function pollFor<T>(read: () => Promise<T | undefined>): Promise<T> {
