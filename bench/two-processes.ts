@@ -151,7 +151,7 @@ async function measureRoundTrips(direct: string, delayed: string): Promise<{ dir
         await client.query({ text: 'SELECT $1::int', values: [i] });
         times.push(performance.now() - t);
       }
-      return times.sort((a, b) => a - b)[times.length >> 1]!;
+      return figure(times).median;
     } finally {
       await client.end();
     }
