@@ -203,8 +203,11 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
 
       // A revocation: approve(spender, 0) after a real allowance, signed by the agent's own key and mined.
       await rpc(anvil.rpcUrl, 'anvil_impersonateAccount', [agent.address]);
-      await rpc(anvil.rpcUrl, 'eth_sendTransaction', [{ from: agent.address, to: token, data: encodeFunctionData({ abi: erc20, functionName: 'approve', args: [MALLORY, 500n] }) }]);
+      const granted = await rpc(anvil.rpcUrl, 'eth_sendTransaction', [{ from: agent.address, to: token, data: encodeFunctionData({ abi: erc20, functionName: 'approve', args: [MALLORY, 500n] }) }]) as Hex;
       await rpc(anvil.rpcUrl, 'anvil_stopImpersonatingAccount', [agent.address]);
+      // anvil answers eth_sendTransaction before its automine has mined the block (foundry-rs/foundry#3537), so the
+      // allowance read right after could still see 0 (seen in CI): wait for the receipt, as any client would.
+      await client.waitForTransactionReceipt({ hash: granted, pollingInterval: 20 });
       assert.equal(await client.readContract({ address: token, abi: erc20Abi, functionName: 'allowance', args: [agent.address, MALLORY] }), 500n);
       const [jobId] = await h.airlock.lifecycle.submitCalls(agent.id, 0, [{ chain: CHAIN, to: token, data: encodeFunctionData({ abi: erc20, functionName: 'approve', args: [MALLORY, 0n] }) }], 'revoke_all');
       await settle();
