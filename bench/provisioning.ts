@@ -14,7 +14,7 @@ export async function benchProvisioning(o: BenchOptions): Promise<ProvisioningRe
   const seconds: Record<string, Figure> = {};
   for (const store of ['sqlite', 'postgres'] as const) {
     for (const backend of backends()) {
-      // The pure-JS derivation takes about a minute per 10k batch here: two rounds of it (reference only;
+      // The pure-JS derivation takes 15 to 25 s per 10k batch here: two rounds of it (reference only;
       // the daemon uses the native backend whenever the addon loads).
       const roundCount = backend === 'js' ? Math.min(o.rounds, 2) : o.rounds;
       const h = await harnessWith(store, backend);

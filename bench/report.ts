@@ -325,7 +325,7 @@ export function renderReport(r: BenchResults): string {
     out.push(`Seconds to create ${provisioning.agents.toLocaleString('en-US')} agents in one \`createAgents\` call: one BIP-32 key (m/44'/60'/i'/0/0 from the cached m/44'/60' parent) and address per agent, one store transaction, one audit entry.`, '');
     out.push('| setup | seconds |', '|---|---|');
     for (const [key, s] of Object.entries(provisioning.seconds)) out.push(`| ${label(key)} | ${fmt(s, 2)} |`);
-    out.push('', `The pure-JS rows have ${Math.min(r.rounds, 2)} rounds (about a minute each here); the native rows ${r.rounds}. (${loadNote(provisioning)})`, '');
+    out.push('', `The pure-JS rows have ${Math.min(r.rounds, 2)} rounds (15 to 25 s each here, depending on what else the two cores run: compare the load averages); the native rows ${r.rounds}. (${loadNote(provisioning)})`, '');
   }
 
   if (pkcs11) {
