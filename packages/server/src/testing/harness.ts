@@ -66,11 +66,21 @@ function assertMatchesOpenApi(check: ResponseCheck): void {
  * `app` options go to createApp. The per-session rate limit is off unless `app.sessionRate` is given: race
  * tests fire hundreds of requests on one session at once, and the limit has tests of its own.
  */
-/** `webhooks`: run the webhook dispatcher (its own timers; the others stay off). `pkcs11`: EVM agent keys in that token (docs/custody.md). */
-export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions; config?: Partial<AirlockConfig>; lightningBackend?: LightningBackend; webhooks?: boolean; pkcs11?: Pkcs11Options } = {}): Promise<Harness> {
+/**
+ * `webhooks`: run the webhook dispatcher (its own timers; the others stay off). `pkcs11`: EVM agent keys in that
+ * token (docs/custody.md). `pgVia`: host:port that the PostgreSQL store connects through (a test proxy) instead
+ * of PG_URL's; the schema is still made and dropped directly.
+ */
+export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions; config?: Partial<AirlockConfig>; lightningBackend?: LightningBackend; webhooks?: boolean; pkcs11?: Pkcs11Options; pgVia?: string } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'airlock-test-'));
   const pgSchema = opts.store === 'postgres' ? await pgSchemaUrl() : undefined;
-  const config = loadConfig({ dataDir, ...opts.config, ...(pgSchema ? { storeUrl: pgSchema.url } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
+  let storeUrl = pgSchema?.url;
+  if (storeUrl !== undefined && opts.pgVia !== undefined) {
+    const via = new URL(storeUrl);
+    via.host = opts.pgVia;
+    storeUrl = via.toString();
+  }
+  const config = loadConfig({ dataDir, ...opts.config, ...(storeUrl ? { storeUrl } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
   const init = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
   const clock = opts.manualClock ? new ManualClock(Date.now()) : undefined;
   const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(opts.webhooks ? { webhookDispatcher: true } : {}), ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}), ...(opts.lightningBackend ? { lightningBackend: opts.lightningBackend } : {}), ...(opts.pkcs11 ? { pkcs11: opts.pkcs11 } : {}) });
