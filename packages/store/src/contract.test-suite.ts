@@ -1109,6 +1109,30 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.deepEqual(await store.transaction((tx) => windows(tx, 10_001)), ['100/1', '0/1', '100/1']);
       });
 
+      // A batch's entries of one series that charge different assets: each entry's running totals carry every asset
+      // the series has, the ones charged earlier in the same batch included (PostgreSQL sums them per entry before
+      // the insert), so the head answers for all of them afterwards.
+      test('entries of one series in one batch charging different assets: the head carries every asset', async () => {
+        const store = await fresh();
+        const s = 'agent:ag_assets';
+        type Tx = Parameters<Parameters<Store['transaction']>[0]>[0];
+        const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: 'assets-test' });
+        const totals = (sinceMs = 0) =>
+          store.transaction((tx) => tx.windowTotals(['x', 'y', 'z'].map((asset) => ({ series: s, asset, sinceMs })))).then((ts) => ts.map((t) => `${t.amount}/${t.count}`));
+        await store.transaction((tx) => tx.appendLedger([{ series: s, asset: 'z', amount: 1n, count: 1 }], 1_000, 1));
+        await Promise.all([
+          together((tx) => tx.appendLedger([{ series: s, asset: 'x', amount: 5n, count: 1 }], 2_000, 2)),
+          together((tx) => tx.appendLedger([{ series: s, asset: 'y', amount: 7n, count: 1 }], 2_001, 3)),
+          together((tx) => tx.appendLedger([{ series: s, asset: 'x', amount: 11n, count: 1 }, { series: s, asset: 'y', amount: 2n ** 70n, count: 2 }], 2_002, 4)),
+        ]);
+        assert.deepEqual(await totals(), ['16/2', `${7n + 2n ** 70n}/3`, '1/1']);
+        assert.deepEqual(await totals(2_001), ['11/1', `${7n + 2n ** 70n}/3`, '0/0']);
+        assert.deepEqual(await totals(2_002), ['11/1', `${2n ** 70n}/2`, '0/0']);
+        await store.transaction((tx) => tx.appendLedger([{ series: s, asset: 'z', amount: 3n, count: 1 }], 3_000, 5));
+        assert.deepEqual(await totals(), ['16/2', `${7n + 2n ** 70n}/3`, '4/2']);
+        assert.deepEqual(await totals(2_500), ['0/0', '0/0', '3/1']);
+      });
+
       // PostgreSQL takes a request's savepoint only before its first write: a read that fails before one aborts
       // the whole transaction. The requests around it must still commit, each exactly once, and the batch must
       // not report a COMMIT that PostgreSQL turned into a ROLLBACK.
