@@ -208,22 +208,20 @@ export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], 
 }
 
 /**
- * Several entries per series in one statement, for a batch's deferred entries ($1..$6 per entry, in the order
- * they were appended): an entry's seq is the head's plus its rank in its series, its time is clamped as
- * APPEND_LEDGER clamps it and never before an earlier entry of its series (of any stripe of a fleet series,
- * as the batch's requests may hold different slots), and its totals are the head's with `$6` added: the
- * charges of its series' entries in the batch up to and including it, summed per asset here (PendingLedger.flush;
- * summed in SQL, a subquery over the batch's earlier entries per entry, it was most of the statement's time:
- * 5 of 8 ms for 16 signatures of one agent). What sequential APPEND_LEDGER statements would write, in one:
- * the statement's snapshot does not see its own inserts, hence the ranks and the running sums.
+ * Several entries per series in one statement, for a batch's deferred entries ($1..$7 per entry, in the order
+ * they were appended, from batchColumns): an entry's seq is the head's plus its rank in its series (`$7`), its
+ * time is clamped as APPEND_LEDGER clamps it and never before an earlier entry of its series (`$4` is already
+ * the running latest over every stripe of a fleet series, as the batch's requests may hold different slots),
+ * and its totals are the head's with `$6` added: the charges of its series' entries in the batch up to and
+ * including it, per asset. What sequential APPEND_LEDGER statements would write, in one: the statement's
+ * snapshot does not see its own inserts, hence the ranks and the running sums. (Computed in SQL, the running
+ * sums were a subquery over the batch's earlier entries per entry: 5 of 8 ms for 16 signatures of one agent;
+ * the ranks and times two sorts and window aggregates, another 0.5.)
  */
 const APPEND_LEDGER_ENTRIES = `${PLAN_EACH_RUN}
   WITH w AS (
-    SELECT w.series, w.charges, w.logical, w.audit_seq, w.ord, w.batch_sums, row_number() OVER s AS rank, max(w.at) OVER f AS at
-    FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::bigint[], $5::bigint[], $6::jsonb[]) WITH ORDINALITY AS w(series, charges, logical, at, audit_seq, batch_sums, ord)
-    WINDOW s AS (PARTITION BY w.series ORDER BY w.ord),
-           -- A stripe's time is never before any stripe's last time (APPEND_LEDGER's f): the batch's requests may hold different slots.
-           f AS (PARTITION BY COALESCE(w.logical, w.series) ORDER BY w.ord)
+    SELECT * FROM unnest($1::text[], $2::jsonb[], $3::text[], $4::bigint[], $5::bigint[], $6::jsonb[], $7::int8[])
+      AS w(series, charges, logical, at, audit_seq, batch_sums, rank)
   ),
   -- The latest time of any stripe, once per fleet series (not once per entry: sixteen seeks each).
   fl AS (
@@ -320,30 +318,45 @@ export class PendingLedger {
     const live = this.#live();
     this.#entries.length = 0;
     if (live.length === 0) return;
+    const { at, batchSums, rank } = batchColumns(live);
     await q(APPEND_LEDGER_ENTRIES, [
       live.map((e) => e.series),
       live.map((e) => chargesJson(e.charges)),
       live.map((e) => (e.striped ? e.logical : null)),
-      live.map((e) => e.at),
+      at,
       live.map((e) => e.auditSeq),
-      batchSums(live),
+      batchSums,
+      rank,
     ]);
   }
 }
 
 /**
- * Per entry, what its physical series' entries in the batch charged up to and including it, per asset (every
- * asset any of them charged), as `charges` JSON: the running sums APPEND_LEDGER_ENTRIES adds to the head.
+ * What each entry owes to the batch's entries before it, in append order: `rank`, its place among its physical
+ * series' entries (1 for the first); `at`, its time raised to the latest time of any earlier entry of its
+ * logical series (every stripe of a fleet series); `batchSums`, what its physical series' entries charged up
+ * to and including it, per asset (every asset any of them charged), as `charges` JSON.
  */
-function batchSums(entries: readonly PendingEntry[]): string[] {
-  const running = new Map<string, Map<string, LedgerWrite>>();
-  return entries.map((e) => {
-    let sums = running.get(e.series);
-    if (sums === undefined) running.set(e.series, (sums = new Map()));
+function batchColumns(entries: readonly PendingEntry[]): { at: number[]; batchSums: string[]; rank: number[] } {
+  const sums = new Map<string, Map<string, LedgerWrite>>();
+  const ranks = new Map<string, number>();
+  const latest = new Map<string, number>();
+  const out = { at: [] as number[], batchSums: [] as string[], rank: [] as number[] };
+  for (const e of entries) {
+    let series = sums.get(e.series);
+    if (series === undefined) sums.set(e.series, (series = new Map()));
     for (const w of e.charges) {
-      const before = sums.get(w.asset);
-      sums.set(w.asset, before ? { ...before, amount: before.amount + w.amount, count: before.count + w.count } : w);
+      const before = series.get(w.asset);
+      series.set(w.asset, before ? { ...before, amount: before.amount + w.amount, count: before.count + w.count } : w);
     }
-    return chargesJson([...sums.values()]);
-  });
+    out.batchSums.push(chargesJson([...series.values()]));
+    const rank = (ranks.get(e.series) ?? 0) + 1;
+    ranks.set(e.series, rank);
+    out.rank.push(rank);
+    const logical = e.striped ? e.logical : e.series;
+    const at = Math.max(e.at, latest.get(logical) ?? e.at);
+    latest.set(logical, at);
+    out.at.push(at);
+  }
+  return out;
 }
