@@ -5,8 +5,8 @@
 // a replay of the recorded one, or the first signature if nothing was recorded.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { recoverTransactionAddress, type TransactionSerialized } from 'viem';
-import { startPgFaultProxy, type PgFaultProxy } from './testing/pg-fault-proxy.ts';
+import { recoverTransactionAddress, recoverTypedDataAddress, type TransactionSerialized } from 'viem';
+import { startPgFaultProxy, type CommitFault, type PgFaultProxy } from './testing/pg-fault-proxy.ts';
 import { ALICE, PG_URL, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness } from './testing/harness.ts';
 
 const AMOUNT = 1_000_000n;
@@ -17,7 +17,7 @@ describe('a lost COMMIT answer on PostgreSQL, through HTTP', () => {
 
   before(async () => {
     const target = new URL(PG_URL);
-    proxy = await startPgFaultProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    proxy = await startPgFaultProxy({ host: target.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(target.port || 5432) });
     h = await startHarness({ store: 'postgres', pgVia: proxy.hostPort });
   });
   after(async () => {
@@ -30,6 +30,24 @@ describe('a lost COMMIT answer on PostgreSQL, through HTTP', () => {
   const sign = (token: string, nonce: number, headers: Record<string, string> = {}) =>
     h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, AMOUNT, nonce), headers });
 
+  /**
+   * Sends `request` with the next COMMIT armed to meet `fault`. The answer is checked first: if the product sent
+   * no COMMIT the proxy recognises (or answered success), the test fails here instead of waiting for the fault.
+   */
+  async function withFault(fault: CommitFault, request: () => Promise<{ status: number; body: any }>) {
+    const met = proxy.armNextCommit(fault);
+    const within = <T,>(p: Promise<T>, ms: number, what: string) =>
+      Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(what)), ms).unref())]);
+    try {
+      const res = await within(request(), 30_000, 'no answer within 30 s (the daemon waits for the store forever?)');
+      assertInDoubt(res);
+      await within(met, 5_000, 'the armed COMMIT fault was never met');
+      return res;
+    } finally {
+      proxy.disarm();
+    }
+  }
+
   function assertInDoubt(res: { status: number; body: any }) {
     assert.equal(res.status, 503, JSON.stringify(res.body));
     assert.equal(res.body.error.code, 'store_unavailable');
@@ -40,10 +58,7 @@ describe('a lost COMMIT answer on PostgreSQL, through HTTP', () => {
   test('committed, answer lost: 503 and no signature; the retry under the same Idempotency-Key replays one charged signature', async () => {
     const { agent, token } = await provisionAgent(h, { policy: usdcPolicy() });
     const key = { 'idempotency-key': 'order-1' };
-    const fault = proxy.armNextCommit('lose-answer');
-    const first = await sign(token, 0, key);
-    await fault;
-    assertInDoubt(first);
+    await withFault('lose-answer', () => sign(token, 0, key));
     // It was recorded: charged and audited, though nothing was released.
     assert.deepEqual(await charged(agent.id), { amount: AMOUNT, count: 1 });
     assert.equal((await entries(agent.name, 'sign.request')).length, 1);
@@ -67,15 +82,14 @@ describe('a lost COMMIT answer on PostgreSQL, through HTTP', () => {
     const validBefore = Math.floor(Date.now() / 1000) + 3600;
     const authorization = (value: bigint) => usdcAuthorization(agent.address, ALICE, value, validBefore, `0x${'07'.repeat(32)}`);
     const signAuthorization = (value: bigint) => h.call('POST', '/v1/sign/typed-data', { token, body: authorization(value) });
-    const fault = proxy.armNextCommit('lose-answer');
-    const first = await signAuthorization(AMOUNT);
-    await fault;
-    assertInDoubt(first);
+    const first = await withFault('lose-answer', () => signAuthorization(AMOUNT));
     assert.equal(first.body.signature, undefined);
     assert.deepEqual(await charged(agent.id), { amount: AMOUNT, count: 1 });
     const retry = await signAuthorization(AMOUNT);
     assert.equal(retry.status, 200, JSON.stringify(retry.body));
     assert.equal(retry.body.replayed, true);
+    assert.equal((await recoverTypedDataAddress({ ...authorization(AMOUNT).typedData, signature: retry.body.signature } as any)).toLowerCase(), agent.address.toLowerCase());
+    assert.equal((await signAuthorization(AMOUNT)).body.signature, retry.body.signature, 'a replay is byte-identical');
     assert.deepEqual(await charged(agent.id), { amount: AMOUNT, count: 1 });
     // Another authorization over that nonce is refused before signing.
     const other = await signAuthorization(AMOUNT + 1n);
@@ -88,10 +102,7 @@ describe('a lost COMMIT answer on PostgreSQL, through HTTP', () => {
   test('cut before the COMMIT reached PostgreSQL: 503, nothing recorded; the retry is signed and charged once', async () => {
     const { agent, token } = await provisionAgent(h, { policy: usdcPolicy() });
     const key = { 'idempotency-key': 'order-2' };
-    const fault = proxy.armNextCommit('drop-before');
-    const first = await sign(token, 0, key);
-    await fault;
-    assertInDoubt(first);
+    await withFault('drop-before', () => sign(token, 0, key));
     assert.deepEqual(await charged(agent.id), { amount: 0n, count: 0 });
     assert.equal((await entries(agent.name, 'sign.request')).length, 0);
 

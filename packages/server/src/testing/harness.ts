@@ -69,7 +69,7 @@ function assertMatchesOpenApi(check: ResponseCheck): void {
 /**
  * `webhooks`: run the webhook dispatcher (its own timers; the others stay off). `pkcs11`: EVM agent keys in that
  * token (docs/custody.md). `pgVia`: host:port that the PostgreSQL store connects through (a test proxy) instead
- * of PG_URL's; the schema is still made and dropped directly.
+ * of PG_URL's, for everything it does (migrations included); only the schema's drop at close goes directly.
  */
 export async function startHarness(opts: { store?: StoreKind; manualClock?: boolean; clock?: Clock; approvalTtlMs?: number; chainReader?: ChainReader; app?: AppOptions; config?: Partial<AirlockConfig>; lightningBackend?: LightningBackend; webhooks?: boolean; pkcs11?: Pkcs11Options; pgVia?: string } = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'airlock-test-'));

@@ -15,6 +15,8 @@ export interface PgFaultProxy {
   hostPort: string;
   /** The next COMMIT sent on any connection meets `fault`; resolves once it has (and the connection is cut). */
   armNextCommit(fault: CommitFault): Promise<void>;
+  /** Takes back an armed fault that no COMMIT met (a test that failed before one was sent). */
+  disarm(): void;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,7 @@ class MessageFramer {
       const head = this.#untyped ? 0 : 1;
       if (this.#buffer.length < head + 4) break;
       const length = this.#buffer.readInt32BE(head);
+      if (length < 4) throw new Error(`not the PostgreSQL wire protocol (message length ${length}); SSL/GSS negotiation is not supported`);
       if (this.#buffer.length < head + length) break;
       const raw = this.#buffer.subarray(0, head + length);
       out.push({ type: this.#untyped ? '' : String.fromCharCode(raw[0]!), body: raw.subarray(head + 4), raw });
@@ -62,10 +65,16 @@ export async function startPgFaultProxy(target: { host: string; port: number }):
     };
     const fromClient = new MessageFramer(true);
     const fromServer = new MessageFramer(false);
-    /** Set once this connection's COMMIT met the fault: the server's answers are held back, then the line is cut. */
-    let losing: (() => void) | undefined;
+    // Every Query ('Q') and Sync ('S') is answered by exactly one ReadyForQuery ('Z'), in order, and so is the
+    // startup message (counted here): counting both tells which answer is the COMMIT's even with earlier
+    // statements still unanswered (pipelining).
+    let syncsSent = 1;
+    let readyReceived = 0;
+    /** Set once this connection's COMMIT met the fault: its answer (the `syncsSent`-th) is held back, then the line cut. */
+    let losing: { answer: number; done: () => void } | undefined;
     client.on('data', (chunk) => {
       for (const m of fromClient.push(chunk)) {
+        if (m.type === 'Q' || m.type === 'S') syncsSent++;
         if (losing === undefined && armed !== undefined && isCommit(m)) {
           const { fault, done } = armed;
           armed = undefined;
@@ -74,21 +83,21 @@ export async function startPgFaultProxy(target: { host: string; port: number }):
             done();
             return;
           }
-          losing = done;
+          losing = { answer: syncsSent, done };
         }
         upstream.write(m.raw);
       }
     });
     upstream.on('data', (chunk) => {
       for (const m of fromServer.push(chunk)) {
-        if (losing === undefined) {
-          client.write(m.raw);
-          continue;
-        }
-        // ReadyForQuery after the COMMIT: PostgreSQL has finished it. Nothing of its answer reaches the client.
-        if (m.type === 'Z') {
+        // The answers before the COMMIT's go through; from the first message of its answer on, nothing does.
+        if (losing === undefined || readyReceived < losing.answer - 1) client.write(m.raw);
+        if (m.type !== 'Z') continue;
+        readyReceived++;
+        // ReadyForQuery after the COMMIT: PostgreSQL has finished it (durably). Nothing of its answer got through.
+        if (losing !== undefined && readyReceived === losing.answer) {
           cut();
-          losing();
+          losing.done();
           return;
         }
       }
@@ -101,6 +110,9 @@ export async function startPgFaultProxy(target: { host: string; port: number }):
   return {
     hostPort: `127.0.0.1:${port}`,
     armNextCommit: (fault) => new Promise<void>((resolve) => (armed = { fault, done: resolve })),
+    disarm: () => {
+      armed = undefined;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();
