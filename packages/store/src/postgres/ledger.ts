@@ -343,13 +343,13 @@ function batchColumns(entries: readonly PendingEntry[]): { at: number[]; batchSu
   const latest = new Map<string, number>();
   const out = { at: [] as number[], batchSums: [] as string[], rank: [] as number[] };
   for (const e of entries) {
-    let series = sums.get(e.series);
-    if (series === undefined) sums.set(e.series, (series = new Map()));
+    let byAsset = sums.get(e.series);
+    if (byAsset === undefined) sums.set(e.series, (byAsset = new Map()));
     for (const w of e.charges) {
-      const before = series.get(w.asset);
-      series.set(w.asset, before ? { ...before, amount: before.amount + w.amount, count: before.count + w.count } : w);
+      const before = byAsset.get(w.asset);
+      byAsset.set(w.asset, before ? { ...before, amount: before.amount + w.amount, count: before.count + w.count } : w);
     }
-    out.batchSums.push(chargesJson([...series.values()]));
+    out.batchSums.push(chargesJson([...byAsset.values()]));
     const rank = (ranks.get(e.series) ?? 0) + 1;
     ranks.set(e.series, rank);
     out.rank.push(rank);
