@@ -24,7 +24,7 @@ function countCredentialReads(airlock: Airlock) {
   const { getSession, getAgent, transaction } = store;
   store.getSession = ((...args: Parameters<typeof getSession>) => (counts.outside++, getSession.apply(store, args))) as typeof getSession;
   store.getAgent = ((...args: Parameters<typeof getAgent>) => (counts.outside++, getAgent.apply(store, args))) as typeof getAgent;
-  store.transaction = (<T>(fn: (tx: StoreTx) => Promise<T>) =>
+  store.transaction = (<T>(fn: (tx: StoreTx) => Promise<T>, options?: Parameters<typeof transaction>[1]) =>
     transaction.call(store, (tx: StoreTx) => {
       const counted = new Proxy(tx, {
         get(target, key, receiver) {
@@ -36,7 +36,7 @@ function countCredentialReads(airlock: Airlock) {
         },
       });
       return fn(counted);
-    })) as typeof transaction;
+    }, options as never)) as typeof transaction;
   return {
     counts,
     restore() {

@@ -9,7 +9,7 @@ import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Har
 function breakAuditAppend(h: Harness, when: (e: AuditEntryInput) => boolean): () => void {
   const store = h.airlock.store;
   const original = store.transaction.bind(store);
-  store.transaction = ((fn: (tx: StoreTx) => Promise<unknown>) =>
+  store.transaction = ((fn: (tx: StoreTx) => Promise<unknown>, options?: Parameters<typeof original>[1]) =>
     original((tx) =>
       fn(
         new Proxy(tx, {
@@ -25,7 +25,7 @@ function breakAuditAppend(h: Harness, when: (e: AuditEntryInput) => boolean): ()
           },
         }),
       ),
-    )) as typeof store.transaction;
+    options)) as typeof store.transaction;
   return () => {
     store.transaction = original;
   };

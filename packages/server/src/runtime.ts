@@ -271,7 +271,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
   let vault: UnsealedVault | undefined = typeof unlock === 'string' || 'keyProcess' in unlock ? undefined : unlock.vault;
   const remote = typeof unlock !== 'string' && 'keyProcess' in unlock ? new RemoteKeyBackend(unlock.keyProcess) : undefined;
   // SQLite: WAL checkpoints in a worker thread, so no signing request waits for one on the event loop.
-  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true } }).catch((e: unknown) => {
+  const store = await openStore(config.storeUrl, { sqlite: { backgroundCheckpoints: true, syncOffLoop: true } }).catch((e: unknown) => {
     vault?.wipe();
     throw e;
   });

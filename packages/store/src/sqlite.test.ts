@@ -19,7 +19,7 @@ const tempPath = () => join(dir, `store-${++n}.db`);
 
 runStoreContract('sqlite (temp file)', () => openSqliteStore(tempPath()));
 runStoreContract('sqlite (:memory:)', () => openSqliteStore(':memory:'));
-runStoreContract('sqlite (temp file, checkpoints in a worker thread, as the daemon opens it)', () => openSqliteStore(tempPath(), { backgroundCheckpoints: true }));
+runStoreContract('sqlite (temp file, checkpoints in a worker thread, WAL synced off the event loop, as the daemon opens it)', () => openSqliteStore(tempPath(), { backgroundCheckpoints: true, syncOffLoop: true }));
 
 test('sqlite: two Store instances on one file (two processes) still append exactly 50 of 200', async () => {
   const path = tempPath();

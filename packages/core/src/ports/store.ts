@@ -316,8 +316,21 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore, Release
    * signing transaction depends on: a key rotation): no signing transaction runs beside it, so none that read
    * the state before it can commit after it (PostgreSQL: the signing lock taken exclusively, outside the
    * group-commit batches; SQLite has one writer already).
+   *
+   * `afterCommit`: work on the result that may start once the transaction has committed but whose answer must
+   * wait until the commit is durable (signing, answered with the signature). A store that syncs apart from
+   * COMMIT (SQLite: the WAL's fdatasync runs off the event loop) runs it beside that sync; the promise settles
+   * with its result only once both are done, and if the commit cannot be made durable the result is dropped and
+   * the caller gets `store_unavailable` (may or may not have been recorded). Elsewhere it runs after COMMIT.
    */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: { affinity?: string; exclusive?: boolean }): Promise<T>;
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit: (value: T) => Promise<R> }): Promise<R>;
+}
+
+/** How `Store.transaction` runs (see there). */
+export interface TransactionOptions {
+  affinity?: string;
+  exclusive?: boolean;
 }
 
 /** Handle bound to the open transaction. Only valid inside `Store.transaction`. */

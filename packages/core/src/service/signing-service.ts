@@ -85,7 +85,8 @@ export interface DryRunOutcome {
 /**
  * The hot path: authenticate -> decode -> (transaction: re-check credentials, idempotency,
  * evaluate policy against fresh ledger totals, reserve, append audit) -> commit -> sign -> verify -> respond.
- * Nothing is signed unless its reservation and audit entry are durable.
+ * Nothing is signed before its reservation and audit entry have committed, and no signature leaves before they
+ * are durable (on SQLite the signing runs beside the commit's sync: Store.transaction's `afterCommit`).
  */
 export class SigningService {
   private readonly layers = new PolicyLayerLoader();
@@ -187,7 +188,7 @@ export class SigningService {
       input: { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now },
     };
 
-    const outcome = await this.deps.store.transaction(async (tx): Promise<TxOutcome> => {
+    const signingTx = async (tx: StoreTx): Promise<TxOutcome> => {
       // What a new signature charges (a derived session's ancestors are added once read): locked with the agent.
       tx.lockAhead?.(ledgerWritesFor(request.input).map((w) => w.series));
       const fresh = await this.recheck(tx, auth, now, request.input);
@@ -212,18 +213,23 @@ export class SigningService {
       const live = claims.filter((c) => !lapsed.includes(c));
       if (live.length > 0) return this.reuse(tx, request, session, live);
       return this.decide(tx, request, session);
-    }, { affinity: auth.agent.id });
-
-    if ('refused' in outcome) throw outcome.refused;
-    if ('release' in outcome) {
+    };
+    const afterDecision = async (outcome: TxOutcome): Promise<SignOutcome> => {
+      if ('refused' in outcome) throw outcome.refused;
+      if (!('release' in outcome)) return outcome;
       const { auditSeq, replayed, decision, extra, entry } = outcome.release;
       // The receipt is read off the entry now, after commit: a store may give an entry its leaf index only
       // when its batch commits (PostgreSQL).
       // A key process signs only what the entry of this very request allowed: a replay's own entry points at the original.
       const binding: SignBinding = { auditSeq: typeof extra.replayAuditSeq === 'number' ? extra.replayAuditSeq : auditSeq, payload, ...(context.x402 ? { x402: context.x402 } : {}) };
       return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra, binding, threshold);
-    }
-    return outcome;
+    };
+    // A threshold cluster's nodes each record what they sign (their own ledgers): they are asked only once the
+    // decision is on disk, so none records a decision that a power cut could take back.
+    if (threshold) return afterDecision(await this.deps.store.transaction(signingTx, { affinity: auth.agent.id }));
+    // Otherwise the signature is made once the decision has committed, beside the commit's sync where the store
+    // syncs apart from COMMIT (SQLite), and released only once the commit is on disk (dropped if it cannot be).
+    return this.deps.store.transaction(signingTx, { affinity: auth.agent.id, afterCommit: afterDecision });
   }
 
   /** A new request: evaluate, append the decision, then reserve and claim (allow) or hold (approval). */

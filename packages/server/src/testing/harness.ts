@@ -213,11 +213,12 @@ export function beforeNextTransaction(h: Harness, change: () => Promise<unknown>
   const store = h.airlock.store;
   const original = store.transaction;
   let ran = false;
-  store.transaction = (async (fn: never) => {
+  store.transaction = (async (...args: Parameters<typeof original>) => {
     store.transaction = original;
     ran = true;
     await change();
-    return original.call(store, fn);
+    // Options passed on: the signing path hands its signing over as `afterCommit`.
+    return original.apply(store, args);
   }) as typeof store.transaction;
   return { ran: () => ran };
 }

@@ -1,4 +1,4 @@
-import type { GrantRecord, ReleasedSignatures, ThresholdBinding } from '@airlock/core';
+import type { GrantRecord, ReleasedSignatures, ThresholdBinding, TransactionOptions } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { AirlockError } from '@airlock/core';
@@ -493,9 +493,12 @@ export class PostgresStore implements Store {
     return lifecycle.recordLifecycleBroadcast(this.q, id, now);
   }
 
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options: { affinity?: string; exclusive?: boolean } = {}): Promise<T> {
-    if (options.exclusive) return this.exclusiveTransaction(fn);
-    return this.committer.submit(fn, options.affinity);
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit: (value: T) => Promise<R> }): Promise<R>;
+  transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit?: (value: T) => Promise<R> } = {}): Promise<T | R> {
+    // PostgreSQL's COMMIT answers once durable: `afterCommit` simply follows it.
+    if (options.exclusive) return this.exclusiveTransaction(fn).then((value) => (options.afterCommit ? options.afterCommit(value) : (value as unknown as R)));
+    return this.committer.submit(fn, options.affinity, options.afterCommit);
   }
 
   /**

@@ -1,4 +1,4 @@
-import type { AsyncLocalStorage } from 'node:async_hooks';
+import { AsyncResource, type AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 
 /** What one batch's open transaction offers the committer. Every method maps its errors to AirlockError. */
@@ -26,11 +26,23 @@ export interface BatchOps<Tx> {
  * Opens a transaction (taking whatever locks the store needs), runs `body`, commits once `body` resolves
  * and rolls back if it throws or the commit fails; rethrows the failure. `size`: the requests in the batch
  * (PostgreSQL draws that many audit seqs with its BEGIN).
+ *
+ * A store whose COMMIT returns before the commit is on disk (SQLite's writer: wal-sync.ts) resolves with
+ * `durable`, which settles once it is: the batch's callers are answered only then, and the lane goes on to
+ * its next batch meanwhile. If `durable` rejects, every caller is told it may or may not have been recorded.
  */
-export type WithBatch<Tx> = (body: (ops: BatchOps<Tx>) => Promise<void>, size: number) => Promise<void>;
+export type WithBatch<Tx> = (body: (ops: BatchOps<Tx>) => Promise<void>, size: number) => Promise<void | { durable: Promise<void> }>;
+
+/**
+ * Work on a transaction's result that may start once it has committed and must not be answered before the
+ * commit is durable (signing: see `Store.transaction`). It runs after COMMIT, beside the commit's sync where
+ * the store syncs apart from COMMIT, and outside the transaction (it may use the store).
+ */
+export type AfterCommit = (value: unknown) => unknown;
 
 interface Item<Tx> {
   fn: (tx: Tx) => unknown;
+  afterCommit: AfterCommit | undefined;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
 }
@@ -60,8 +72,9 @@ export class RetryInNextBatch extends Error {
  * Group commit: transactions submitted together share one durable commit. A batch takes what is queued
  * (up to `maxBatch`), runs each callback in order inside one store transaction with a savepoint each (a
  * callback that throws is rolled back to its savepoint and touches no other), commits once, and only
- * then settles every caller: nothing a caller does after its transaction (signing, answering) can run
- * before its writes are durable. If the batch does not commit, no caller gets a result.
+ * then settles every caller, once the commit is durable: nothing a caller does after its transaction
+ * (answering) can run before its writes are on disk. Work handed over as `afterCommit` (signing) starts at
+ * COMMIT and is answered with the rest. If the batch does not commit, no caller gets a result.
  *
  * Commit at once when idle, batch under load: the first submission schedules a batch for the end of the
  * current event-loop turn (setImmediate), so requests parsed in the same turn share it; while a batch runs
@@ -75,9 +88,16 @@ export class GroupCommitter<Tx> {
   private readonly withBatch: WithBatch<Tx>;
   private readonly maxBatch: number;
   private readonly inTransaction: AsyncLocalStorage<true>;
+  private readonly durableSoFar: (() => Promise<void>) | undefined;
 
-  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; lanes?: number; inTransaction: AsyncLocalStorage<true> }) {
+  /**
+   * `durableSoFar` (a store whose COMMIT returns before the disk has it): resolves once every commit made so far
+   * is on disk. A request refused on its own, in a batch that did not commit, is answered only then: its error
+   * may come from an earlier batch's rows (a name already taken), which a power cut could still take back.
+   */
+  constructor(options: { withBatch: WithBatch<Tx>; maxBatch: number; lanes?: number; inTransaction: AsyncLocalStorage<true>; durableSoFar?: () => Promise<void> }) {
     this.withBatch = options.withBatch;
+    this.durableSoFar = options.durableSoFar;
     this.maxBatch = options.maxBatch;
     this.lanes = Array.from({ length: Math.max(1, options.lanes ?? 1) }, () => ({ queue: [], scheduled: false, running: false }));
     this.inTransaction = options.inTransaction;
@@ -87,14 +107,15 @@ export class GroupCommitter<Tx> {
    * Queues `fn` for a batch. With several lanes, submissions with the same `affinity` share a lane (an agent's
    * requests then share its lock in one batch instead of waiting for another lane's); others take turns.
    */
-  submit<T>(fn: (tx: Tx) => T | Promise<T>, affinity?: string): Promise<T> {
+  submit<T, R = T>(fn: (tx: Tx) => T | Promise<T>, affinity?: string, afterCommit?: (value: T) => R | Promise<R>): Promise<R> {
     // A transaction opened from inside another would wait for a batch that waits for it.
     if (this.inTransaction.getStore()) {
       return Promise.reject(new AirlockError('internal', 'store write called inside a transaction; use the StoreTx handle'));
     }
     const lane = this.lanes[this.laneFor(affinity)]!;
-    return new Promise<T>((resolve, reject) => {
-      lane.queue.push({ fn, resolve: resolve as (value: unknown) => void, reject });
+    return new Promise<R>((resolve, reject) => {
+      // afterCommit runs from the batch, not from its caller: bound here, it keeps the caller's async context.
+      lane.queue.push({ fn, afterCommit: afterCommit && (AsyncResource.bind(afterCommit) as AfterCommit), resolve: resolve as (value: unknown) => void, reject });
       this.schedule(lane);
     });
   }
@@ -146,8 +167,9 @@ export class GroupCommitter<Tx> {
   private async runBatch(batch: Item<Tx>[]): Promise<Item<Tx>[]> {
     const outcomes: Outcome[] = [];
     let batchError: unknown;
+    let committed: void | { durable: Promise<void> } = undefined;
     try {
-      await this.withBatch(async (ops) => {
+      committed = await this.withBatch(async (ops) => {
         // A batch of one needs no savepoint (two round trips on PostgreSQL): if it throws, the whole
         // transaction is rolled back, which undoes exactly that one request.
         if (batch.length === 1) {
@@ -170,7 +192,7 @@ export class GroupCommitter<Tx> {
         // Only the request whose statement aborted the transaction is answered, with its own error.
         const last = outcomes.length - 1;
         const outcome = outcomes[last]!;
-        batch[last]!.reject('error' in outcome ? outcome.error : asStoreFailure(e.reason));
+        this.rejectOnceDurable(batch[last]!, 'error' in outcome ? outcome.error : asStoreFailure(e.reason));
         return batch.filter((_, i) => i !== last);
       }
       batchError = e instanceof BatchAborted ? e.reason : e;
@@ -180,8 +202,7 @@ export class GroupCommitter<Tx> {
       batch.forEach((item, i) => {
         const outcome = outcomes[i]!;
         if ('retry' in outcome) retries.push(item);
-        else if (outcome.ok) item.resolve(outcome.value);
-        else item.reject(outcome.error);
+        else answerWhenDurable(item, outcome, committed?.durable);
       });
       return retries;
     }
@@ -192,16 +213,25 @@ export class GroupCommitter<Tx> {
     outcomes.forEach((outcome, i) => {
       // A request rolled back for a retry has no result to lose: it runs again.
       if ('retry' in outcome) retries.push(batch[i]!);
-      else batch[i]!.reject(outcome.ok ? failure : outcome.error);
+      else this.rejectOnceDurable(batch[i]!, outcome.ok ? failure : outcome.error);
     });
     const notStarted = [...retries, ...batch.slice(outcomes.length)];
     // The batch failed before any item ran (BEGIN or the lock failed): every item gets that error, or
     // a store that is down would be retried forever.
     if (outcomes.length === 0) {
-      for (const item of notStarted) item.reject(failure);
+      for (const item of notStarted) this.rejectOnceDurable(item, failure);
       return [];
     }
     return notStarted;
+  }
+
+  /** Rejects `item` with `error` once every commit so far is on disk; if one cannot be, with that failure. */
+  private rejectOnceDurable(item: Item<Tx>, error: unknown): void {
+    if (!this.durableSoFar) return item.reject(error);
+    this.durableSoFar().then(
+      () => item.reject(error),
+      (e: unknown) => item.reject(asStoreFailure(e)),
+    );
   }
 
   private async runAlone(ops: BatchOps<Tx>, item: Item<Tx>): Promise<Outcome> {
@@ -243,6 +273,28 @@ export class GroupCommitter<Tx> {
 }
 
 const errorOf = (outcome: Outcome) => ('error' in outcome ? outcome.error : undefined);
+
+/**
+ * Answers a committed batch's caller: at once where COMMIT was durable, else once `durable` settles. The item's
+ * `afterCommit` starts now either way (beside the sync); its result reaches the caller only if the commit is on
+ * disk: if it cannot be made so, the caller is told the request may or may not have been recorded, and what
+ * `afterCommit` produced (a signature) is dropped. A request that failed on its own gets its own error, once the
+ * commit is on disk (the error may rest on rows of this commit or an earlier one).
+ */
+function answerWhenDurable<Tx>(item: Item<Tx>, outcome: Exclude<Outcome, { retry: true }>, durable: Promise<void> | undefined): void {
+  const then = item.afterCommit;
+  const result = outcome.ok ? (then ? Promise.resolve(outcome.value).then(then) : Promise.resolve(outcome.value)) : Promise.reject(outcome.error);
+  if (!durable) {
+    result.then(item.resolve, item.reject);
+    return;
+  }
+  void Promise.allSettled([durable, result]).then(([disk, answer]) => {
+    // Not even a request's own refusal goes out: it may rest on rows of this commit or an earlier one.
+    if (disk.status === 'rejected') item.reject(asStoreFailure(disk.reason));
+    else if (answer.status === 'rejected') item.reject(answer.reason);
+    else item.resolve(answer.value);
+  });
+}
 
 /** Ends a batch without committing: the store transaction is gone or cannot be made consistent. */
 class BatchAborted extends Error {

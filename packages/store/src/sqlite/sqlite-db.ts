@@ -15,8 +15,12 @@ export class SqliteDb {
   private readonly statements = new Map<string, StatementSync>();
   private memo: Map<string, unknown> | undefined;
 
-  /** `readOnly`: a connection that cannot write (a key process reads decisions; a missing file is an error, not a new store). */
-  constructor(path: string, options: { readOnly?: boolean } = {}) {
+  /**
+   * `readOnly`: a connection that cannot write (a key process reads decisions; a missing file is an error, not a new store).
+   * `syncsItsOwnCommits`: COMMIT leaves the WAL's sync to the caller (`synchronous = NORMAL`, then WalSync
+   * syncs it off the event loop before anyone is answered); otherwise COMMIT syncs it (`synchronous = FULL`).
+   */
+  constructor(path: string, options: { readOnly?: boolean; syncsItsOwnCommits?: boolean } = {}) {
     try {
       if (options.readOnly) {
         this.db = new DatabaseSync(path, { readOnly: true });
@@ -29,7 +33,7 @@ export class SqliteDb {
       if (path !== ':memory:') chmodSync(path, 0o600);
       this.db = new DatabaseSync(path);
       this.db.exec('PRAGMA journal_mode = WAL');
-      this.db.exec('PRAGMA synchronous = FULL');
+      this.db.exec(`PRAGMA synchronous = ${options.syncsItsOwnCommits ? 'NORMAL' : 'FULL'}`);
       this.db.exec('PRAGMA foreign_keys = ON');
       this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
       // Group commit gives every request of a batch its own savepoint; without this SQLite spills each
@@ -130,6 +134,13 @@ export class SqliteDb {
   /** Pages in the WAL past which a COMMIT on this connection checkpoints (SQLite's default is 1,000). */
   setAutoCheckpoint(pages: number): void {
     this.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(pages)}`);
+  }
+
+  /** The database file as SQLite resolved it (symlinks followed); its WAL is this path with `-wal`. */
+  location(): string {
+    const at = this.db.location();
+    if (at === null) throw new AirlockError('internal', 'an in-memory SQLite database has no file');
+    return at;
   }
 
   /** Whether a transaction is open: SQLite ends one by itself after some errors (SQLITE_FULL, SQLITE_IOERR). */

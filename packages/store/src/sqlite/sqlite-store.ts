@@ -1,4 +1,4 @@
-import type { GrantRecord, ReleasedSignatures, ThresholdBinding } from '@airlock/core';
+import type { GrantRecord, ReleasedSignatures, ThresholdBinding, TransactionOptions } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
@@ -28,6 +28,7 @@ import { SqliteDb } from './sqlite-db.ts';
 import { mapSqliteError } from './sqlite-errors.ts';
 import { SqliteStoreTx } from './sqlite-tx.ts';
 import { WalCheckpointer } from './wal-checkpointer.ts';
+import { WalSync, type SyncFile } from './wal-sync.ts';
 
 /** Requests per group-commit batch: enough to amortise one fsync, few enough to keep a batch short. */
 const MAX_BATCH = 64;
@@ -41,6 +42,13 @@ export interface SqliteStoreOptions {
   backgroundCheckpoints?: boolean;
   /** Open the file read-only (SQLite refuses every write on this connection): the key process's view. */
   readOnly?: boolean;
+  /**
+   * Sync each commit's WAL off the event loop (WalSync), signing and the next batch going on meanwhile, instead of
+   * inside COMMIT (`synchronous = FULL`): the daemon turns it on. Ignored for `:memory:` and read-only.
+   */
+  syncOffLoop?: boolean;
+  /** Test-only, with `syncOffLoop`: how the WAL is flushed to disk after a commit (default fdatasync on libuv's thread pool). */
+  syncWal?: SyncFile;
 }
 
 /**
@@ -59,15 +67,27 @@ export class SqliteStore implements Store {
 
   private readonly committer: GroupCommitter<SqliteStoreTx>;
   private readonly checkpointer: WalCheckpointer | undefined;
+  /** Syncs the WAL after each commit, off the event loop (none for `:memory:` or a read-only connection). */
+  private readonly walSync: WalSync | undefined;
 
   constructor(path: string, options: SqliteStoreOptions = {}) {
-    this.db = new SqliteDb(path, { readOnly: options.readOnly ?? false });
+    const syncOffLoop = options.syncOffLoop === true && path !== ':memory:' && !options.readOnly;
+    this.db = new SqliteDb(path, { readOnly: options.readOnly ?? false, syncsItsOwnCommits: syncOffLoop });
+    // The WAL is named after the database file as SQLite resolved it (a symlinked path puts it beside the target).
+    if (syncOffLoop) this.walSync = new WalSync(`${this.db.location()}-wal`, options.syncWal);
     const db = this.db;
+    const walSync = this.walSync;
     if (options.backgroundCheckpoints && path !== ':memory:' && !options.readOnly) this.checkpointer = new WalCheckpointer(path, (pages) => db.setAutoCheckpoint(pages));
     this.committer = new GroupCommitter<SqliteStoreTx>({
       maxBatch: MAX_BATCH,
       inTransaction: this.inTransaction,
+      ...(walSync ? { durableSoFar: () => walSync.allCommitsDurable() } : {}),
       withBatch: (body) => this.mutex.run(async () => {
+        // After a failed sync nothing more is written: what this connection committed since may not be on disk.
+        walSync?.assertHealthy();
+        // A disk that stops answering holds the batches back here, a few commits on, not an ever longer queue
+        // of charged requests whose signatures wait in memory.
+        await walSync?.roomForCommit();
         await db.beginImmediate();
         try {
           await body({
@@ -83,6 +103,8 @@ export class SqliteStore implements Store {
           db.rollback();
           throw e;
         }
+        // Committed (the next batch may begin) but answered only once on disk: see WalSync.
+        return walSync ? { durable: walSync.afterCommit() } : undefined;
       }),
     });
   }
@@ -108,7 +130,11 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     // The worker's connection first: the last connection to close checkpoints the WAL and removes it.
     await this.checkpointer?.stop();
-    await this.mutex.run(async () => this.db.close());
+    await this.mutex.run(async () => {
+      // Every commit on disk before the connection goes (its callers are waiting for that).
+      await this.walSync?.close();
+      this.db.close();
+    });
   }
 
   /** Test-only: runs raw SQL with SQLite's own errors (used to prove the triggers hold). Not on the port. */
@@ -315,14 +341,20 @@ export class SqliteStore implements Store {
   }
 
   /** Every write transaction is exclusive here (one writer, and signing transactions re-read inside theirs). */
-  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.write((tx) => fn(tx));
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
+  transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit: (value: T) => Promise<R> }): Promise<R>;
+  transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit?: (value: T) => Promise<R> } = {}): Promise<T | R> {
+    return this.committer.submit((tx) => fn(tx), undefined, options.afterCommit);
   }
 
   /** Reads take the mutex too (no dirty reads of another caller's open transaction), unless nested in one. */
   private async read<T>(fn: () => T): Promise<T> {
     if (this.inTransaction.getStore()) return fn();
-    return this.mutex.run(async () => fn());
+    const value = await this.mutex.run(async () => fn());
+    // What a read saw may be a commit still on its way to disk (its own callers not yet answered): the
+    // read is answered after it too, so nothing leaves the store that a power cut could take back.
+    await this.walSync?.allCommitsDurable();
+    return value;
   }
 
   /** One write, group-committed with whatever else is queued (see GroupCommitter). */
