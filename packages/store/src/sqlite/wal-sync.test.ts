@@ -62,15 +62,20 @@ async function until(condition: () => boolean): Promise<void> {
   assert.ok(condition(), 'timed out');
 }
 
+/** A store as the daemon opens it whose WAL syncs wait to be let go, migrated (its syncs let through). */
+async function migratedWithHeldSync(path: string) {
+  const disk = heldSync();
+  const store = await openSqliteStore(path, { syncOffLoop: true, syncWal: disk.sync });
+  const migrated = store.migrate();
+  while (!(await settledYet(migrated))) disk.release();
+  await migrated;
+  return { disk, store };
+}
+
 describe('SQLite commits are answered only once their WAL sync is done', () => {
   test('a transaction is committed before its sync, answered after it; its afterCommit work runs beside the sync', async () => {
     const path = tempPath();
-    const disk = heldSync();
-    const store = await openSqliteStore(path, { syncOffLoop: true, syncWal: disk.sync });
-    // migrate() is a write too: let its syncs through.
-    const migrated = store.migrate();
-    while (!(await settledYet(migrated))) disk.release();
-    await migrated;
+    const { disk, store } = await migratedWithHeldSync(path);
     const before = committedEntries(path);
 
     let signedAt = -1;
@@ -97,11 +102,7 @@ describe('SQLite commits are answered only once their WAL sync is done', () => {
 
   test('one sync covers every commit made before it began; commits made during it wait for the next one', async () => {
     const path = tempPath();
-    const disk = heldSync();
-    const store = await openSqliteStore(path, { syncOffLoop: true, syncWal: disk.sync });
-    const migrated = store.migrate();
-    while (!(await settledYet(migrated))) disk.release();
-    await migrated;
+    const { disk, store } = await migratedWithHeldSync(path);
     const startSyncs = disk.syncs;
 
     const base = committedEntries(path);
@@ -128,11 +129,7 @@ describe('SQLite commits are answered only once their WAL sync is done', () => {
 
   test('a failed sync: the waiting caller is told it may or may not have been recorded, gets no afterCommit result, and the store refuses everything after it', async () => {
     const path = tempPath();
-    const disk = heldSync();
-    const store = await openSqliteStore(path, { syncOffLoop: true, syncWal: disk.sync });
-    const migrated = store.migrate();
-    while (!(await settledYet(migrated))) disk.release();
-    await migrated;
+    const { disk, store } = await migratedWithHeldSync(path);
 
     let signed = false;
     const answer = store.transaction((tx) => tx.appendAudit(entry(1)), {
@@ -161,11 +158,7 @@ describe('SQLite commits are answered only once their WAL sync is done', () => {
 
   test('a transaction that fails on its own keeps its own error, after the sync', async () => {
     const path = tempPath();
-    const disk = heldSync();
-    const store = await openSqliteStore(path, { syncOffLoop: true, syncWal: disk.sync });
-    const migrated = store.migrate();
-    while (!(await settledYet(migrated))) disk.release();
-    await migrated;
+    const { disk, store } = await migratedWithHeldSync(path);
     const ok = store.transaction((tx) => tx.appendAudit(entry(1)));
     const refused = store.transaction(async (tx) => {
       await tx.appendAudit(entry(2));
@@ -181,11 +174,7 @@ describe('SQLite commits are answered only once their WAL sync is done', () => {
 
   test('a request refused on its own in a batch of one is answered only once the commit it read is on disk', async () => {
     const path = tempPath();
-    const disk = heldSync();
-    const store = await openSqliteStore(path, { syncOffLoop: true, syncWal: disk.sync });
-    const migrated = store.migrate();
-    while (!(await settledYet(migrated))) disk.release();
-    await migrated;
+    const { disk, store } = await migratedWithHeldSync(path);
     const base = committedEntries(path);
     const record = { scope: 'agent:a1', key: 'k1', requestHash: 'ab'.repeat(32), auditSeq: 1, response: { status: 200, body: {} }, createdAt: 1000 };
     const first = store.transaction(async (tx) => {
@@ -206,11 +195,7 @@ describe('SQLite commits are answered only once their WAL sync is done', () => {
 
   test(`a disk that stops answering holds new batches back after ${MAX_COMMITS_AWAITING_SYNC} commits`, async () => {
     const path = tempPath();
-    const disk = heldSync();
-    const store = await openSqliteStore(path, { syncOffLoop: true, syncWal: disk.sync });
-    const migrated = store.migrate();
-    while (!(await settledYet(migrated))) disk.release();
-    await migrated;
+    const { disk, store } = await migratedWithHeldSync(path);
     const base = committedEntries(path);
     const answers: Promise<unknown>[] = [];
     for (let i = 1; i <= MAX_COMMITS_AWAITING_SYNC + 3; i++) {
