@@ -83,10 +83,9 @@ export class SqliteStore implements Store {
       inTransaction: this.inTransaction,
       ...(walSync ? { durableSoFar: () => walSync.allCommitsDurable() } : {}),
       withBatch: (body) => this.mutex.run(async () => {
-        // After a failed sync nothing more is written: what this connection committed since may not be on disk.
-        walSync?.assertHealthy();
         // A disk that stops answering holds the batches back here, a few commits on, not an ever longer queue
-        // of charged requests whose signatures wait in memory.
+        // of charged requests whose signatures wait in memory; after a failed sync this refuses, and nothing more
+        // is written (what this connection committed since may not be on disk).
         await walSync?.roomForCommit();
         await db.beginImmediate();
         try {

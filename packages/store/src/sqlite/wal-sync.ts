@@ -57,8 +57,7 @@ export class WalSync {
   afterCommit(): Promise<void> {
     // Never throws: the commit happened, so its callers must hear "may or may not", not "nothing recorded".
     if (this.failure) return Promise.reject(this.failure);
-    const upTo = ++this.requested;
-    const done = new Promise<void>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+    const done = this.syncedUpTo(++this.requested);
     void this.run();
     return done;
   }
@@ -67,21 +66,19 @@ export class WalSync {
   allCommitsDurable(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.synced === this.requested) return Promise.resolve();
-    const upTo = this.requested;
-    return new Promise<void>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+    return this.syncedUpTo(this.requested);
   }
 
   /** Resolves once fewer than MAX_COMMITS_AWAITING_SYNC commits wait for the disk. */
   roomForCommit(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.requested - this.synced < MAX_COMMITS_AWAITING_SYNC) return Promise.resolve();
-    const upTo = this.requested - MAX_COMMITS_AWAITING_SYNC + 1;
-    return new Promise<void>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+    return this.syncedUpTo(this.requested - MAX_COMMITS_AWAITING_SYNC + 1);
   }
 
-  /** Throws once a sync has failed: nothing may be written or answered from this connection again. */
-  assertHealthy(): void {
-    if (this.failure) throw this.failure;
+  /** Settles once the commits up to the `upTo`-th are synced (rejects if a sync fails first). */
+  private syncedUpTo(upTo: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
   }
 
   /** Waits for the syncs owed, then closes the file. */
