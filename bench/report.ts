@@ -48,7 +48,7 @@ const label = (key: string) => {
 };
 
 /** Why p99 at half capacity is missed when it is (the investigation behind HTTP_LATENCY_FINDINGS). */
-const HALF_CAPACITY_MISS = 'at half the c16 rate the daemon is at or near the limit of its one main-thread core: random arrivals reach the group committer one or two at a time (1.9 on average at 700 req/s), and a request in such a small batch costs 1.2–1.5 ms of the daemon\'s CPU against 0.94 ms at c16, mostly the commit\'s WAL pages and the per-request reads a larger batch shares; neither the disk\'s sync (now off the event loop) nor garbage collection is what holds it (item 6 under the HTTP table); see the HTTP section';
+const HALF_CAPACITY_MISS = 'at half the c16 rate the daemon is at or near the limit of its one main-thread core: random arrivals reach the group committer one or two at a time (1.9 on average at 700 req/s), and a request in such a small batch costs 1.2–1.5 ms of the daemon\'s CPU against 0.94 ms at c16, as it pays alone what a larger batch shares (BEGIN and COMMIT with their WAL frames, the sync\'s hand-off, the reads a batch remembers); neither the disk\'s sync (now off the event loop) nor garbage collection is what holds it (item 6 under the HTTP table); see the HTTP section';
 
 /** What the latency investigation of issue 8 found; printed under the HTTP table. */
 const HTTP_LATENCY_FINDINGS = [
