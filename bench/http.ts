@@ -11,6 +11,7 @@ import { ALICE, usdcPolicy, usdcTransfer } from '../packages/server/src/testing/
 import { baselineRound } from './baseline.ts';
 import { backends, type Backend } from './in-process.ts';
 import type { Arrivals, OpenLoopResult } from './lib/open-loop.ts';
+import { coresBetween } from './lib/process-cpu.ts';
 import { figure, type BenchOptions, type Figure } from './lib/stats.ts';
 import { startTrivialServer } from './lib/trivial-server.ts';
 
@@ -38,6 +39,11 @@ async function runLoadProcess<T>(spec: object): Promise<T> {
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }
 
+/** Time given a load process to start (node and its imports) before the agreed start (`startAt`). */
+const LOAD_PROCESS_START_MS = 1500;
+/** The open loop's warm-up before its measured window (bench/lib/open-loop.ts default). */
+const OPEN_LOOP_WARMUP_MS = 500;
+
 /** Closed loop: `connections` each send their next request as soon as the last is answered (capacity). */
 /** `token` may be several agents' tokens, used in turn (one load process for many agents). */
 /** `startAt` (epoch ms): when the load begins, for load processes started together (see http-load.ts). */
@@ -53,7 +59,7 @@ export async function load(url: string, token: string | string[], connections: n
  * from each request's scheduled time. Answers other than 2xx and socket errors abort the run (they mean
  * the setup is wrong); timeouts are counted, and fail the rate search.
  */
-export async function openLoad(url: string, token: string, rate: number, seconds: number, opts: { arrivals?: Arrivals; seed?: number } = {}): Promise<OpenLoopResult> {
+export async function openLoad(url: string, token: string, rate: number, seconds: number, opts: { arrivals?: Arrivals; seed?: number; startAt?: number } = {}): Promise<OpenLoopResult> {
   const result = await runLoadProcess<OpenLoopResult>({ url, token, body: signBody(), rate, seconds, ...opts });
   if (result.non2xx || result.errors) throw new Error(`open-loop run failed: ${JSON.stringify(result)}`);
   return result;
@@ -95,6 +101,12 @@ export interface HttpSetupResult {
   halfCapacity: LatencyAtRate;
   /** The same offered rate with evenly spaced arrivals: what is left once arrivals come without bursts. */
   halfCapacityEven: LatencyAtRate;
+  /**
+   * The daemon's CPU in cores (user + system, all its threads, read from /proc over the measured window): during
+   * the c16 closed loop and during the half-capacity open loop (Poisson). What says whether "half capacity" is
+   * half of what the daemon can do under that kind of load.
+   */
+  daemonCores?: { c16: Figure; halfCapacity: Figure };
   /** The highest offered rate found (open loop, Poisson, bisection after the rounds) at which p99 < P99_OBJECTIVE_MS; 0 if none. */
   p99ObjectiveRate: number;
   /** The lowest rate the bisection tried that missed the objective (so the answer lies between the two). */
@@ -145,7 +157,7 @@ export async function benchHttp(o: BenchOptions): Promise<HttpResult> {
     const floorSetup = (setups.find((s) => s.key === 'sqlite/native') ?? setups[0]!).key;
     const floor = { atHalf: latencySamples(), atCapacity: latencySamples() };
     const viem: number[] = [];
-    type Samples = { c1: number[]; c16: number[]; c64: number[]; ratioC16: number[]; fixed: LatencySamples; half: LatencySamples; halfEven: LatencySamples };
+    type Samples = { c1: number[]; c16: number[]; c64: number[]; ratioC16: number[]; fixed: LatencySamples; half: LatencySamples; halfEven: LatencySamples; coresC16: number[]; coresHalf: number[] };
     const raw: Record<string, Samples> = {};
     for (let r = 0; r < o.rounds; r++) {
       const b = await baselineRound(o.quick ? 0.3 : 0.6);
@@ -153,22 +165,29 @@ export async function benchHttp(o: BenchOptions): Promise<HttpResult> {
       // A different Poisson schedule each round, so no one unlucky schedule decides every round.
       const seed = r + 1;
       for (const s of setups) {
-        const slot = (raw[s.key] ??= { c1: [], c16: [], c64: [], ratioC16: [], fixed: latencySamples(), half: latencySamples(), halfEven: latencySamples() });
+        const slot = (raw[s.key] ??= { c1: [], c16: [], c64: [], ratioC16: [], fixed: latencySamples(), half: latencySamples(), halfEven: latencySamples(), coresC16: [], coresHalf: [] });
         slot.c1.push((await load(s.daemon.url, s.token, 1, seconds)).requestsPerSecond);
-        const c16 = (await load(s.daemon.url, s.token, 16, seconds)).requestsPerSecond;
+        // The load processes start at an agreed time, so the daemon's CPU is read over exactly their window.
+        const c16At = Date.now() + LOAD_PROCESS_START_MS;
+        const c16Cores = coresBetween(s.daemon.pid, c16At, c16At + seconds * 1000);
+        const c16 = (await load(s.daemon.url, s.token, 16, seconds, c16At)).requestsPerSecond;
+        slot.coresC16.push(await c16Cores);
         slot.c16.push(c16);
         slot.ratioC16.push(c16 / b.viem);
         slot.c64.push((await load(s.daemon.url, s.token, 64, seconds)).requestsPerSecond);
         addSample(slot.fixed, await openLoad(s.daemon.url, s.token, FIXED_RATE, rateSeconds, { seed }));
         const half = Math.max(1, Math.round(c16 / 2));
-        addSample(slot.half, await openLoad(s.daemon.url, s.token, half, rateSeconds, { seed }));
+        const halfAt = Date.now() + LOAD_PROCESS_START_MS;
+        const halfCores = coresBetween(s.daemon.pid, halfAt + OPEN_LOOP_WARMUP_MS, halfAt + OPEN_LOOP_WARMUP_MS + rateSeconds * 1000);
+        addSample(slot.half, await openLoad(s.daemon.url, s.token, half, rateSeconds, { seed, startAt: halfAt }));
+        slot.coresHalf.push(await halfCores);
         addSample(slot.halfEven, await openLoad(s.daemon.url, s.token, half, rateSeconds, { arrivals: 'even' }));
         if (s.key === floorSetup) {
           addSample(floor.atHalf, await openLoad(trivial.url, s.token, half, rateSeconds, { seed }));
           addSample(floor.atCapacity, await openLoad(trivial.url, s.token, Math.max(1, Math.round(c16)), rateSeconds, { seed }));
         }
       }
-      o.log(`  http round ${r + 1}/${o.rounds}: viem ${b.viem.toFixed(0)}/s; ${setups.map((s) => `${s.key} c16 ${raw[s.key]!.c16.at(-1)!.toFixed(0)}/s p99 ${raw[s.key]!.half.p99.at(-1)!.toFixed(1)} ms at ${raw[s.key]!.half.offered.at(-1)}/s`).join(', ')}; generator alone p99 ${floor.atHalf.p99.at(-1)?.toFixed(1)} ms`);
+      o.log(`  http round ${r + 1}/${o.rounds}: viem ${b.viem.toFixed(0)}/s; ${setups.map((s) => `${s.key} c16 ${raw[s.key]!.c16.at(-1)!.toFixed(0)}/s (${raw[s.key]!.coresC16.at(-1)!.toFixed(2)} cores) p99 ${raw[s.key]!.half.p99.at(-1)!.toFixed(1)} ms at ${raw[s.key]!.half.offered.at(-1)}/s (${raw[s.key]!.coresHalf.at(-1)!.toFixed(2)} cores)`).join(', ')}; generator alone p99 ${floor.atHalf.p99.at(-1)?.toFixed(1)} ms`);
     }
     const out: HttpResult['setups'] = {};
     for (const [key, v] of Object.entries(raw)) {
@@ -178,6 +197,7 @@ export async function benchHttp(o: BenchOptions): Promise<HttpResult> {
         fixedRate: latencyFigures(v.fixed),
         halfCapacity: latencyFigures(v.half),
         halfCapacityEven: latencyFigures(v.halfEven),
+        ...([...v.coresC16, ...v.coresHalf].every(Number.isFinite) ? { daemonCores: { c16: figure(v.coresC16), halfCapacity: figure(v.coresHalf) } } : {}),
         ...(await highestRateUnderObjective(s.daemon.url, s.token, figure(v.c64).median, o.quick ? 4 : 6, rateSeconds)),
       };
       o.log(`  http ${key}: p99 < ${P99_OBJECTIVE_MS} ms up to ${out[key]!.p99ObjectiveRate} req/s offered (missed at ${out[key]!.p99ObjectiveMissedAt ?? 'none tried'})`);

@@ -1,0 +1,33 @@
+// The daemon's CPU reading the HTTP benchmark reports: a process that spins reads as about one core, one that
+// sleeps as about none. Margins are wide: this runs on a loaded 2-core machine.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { coresBetween, cpuSecondsOf } from './process-cpu.ts';
+
+const haveProc = existsSync('/proc/self/stat');
+
+async function coresOf(script: string): Promise<number> {
+  const child = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+  try {
+    const start = Date.now() + 300; // past node's own start
+    return await coresBetween(child.pid!, start, start + 1000);
+  } finally {
+    child.kill('SIGKILL');
+  }
+}
+
+test('a spinning process reads as about one core, a sleeping one as about none', { skip: haveProc ? false : 'no /proc on this system' }, async () => {
+  const spinning = await coresOf('for (;;) {}');
+  const sleeping = await coresOf('setTimeout(() => {}, 60_000)');
+  assert.ok(spinning > 0.2 && spinning < 1.2, `spinning: ${spinning} cores`); // on a loaded machine it may get well under a core
+  assert.ok(sleeping < 0.1, `sleeping: ${sleeping} cores`);
+});
+
+test('a process that is gone reads as NaN, not as zero', { skip: haveProc ? false : 'no /proc on this system' }, async () => {
+  const child = spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' });
+  await new Promise((resolve) => child.once('exit', resolve));
+  assert.equal(cpuSecondsOf(child.pid!), undefined);
+  assert.ok(Number.isNaN(await coresBetween(child.pid!, Date.now(), Date.now() + 50)));
+});
