@@ -10,7 +10,7 @@ import { prepareDaemonData, provisionRemoteAgent, startDaemon, type Daemon, type
 import { ALICE, usdcPolicy, usdcTransfer } from '../packages/server/src/testing/harness.ts';
 import { baselineRound } from './baseline.ts';
 import { backends, type Backend } from './in-process.ts';
-import type { Arrivals, OpenLoopResult } from './lib/open-loop.ts';
+import { DEFAULT_WARMUP_SECONDS, type Arrivals, type OpenLoopResult } from './lib/open-loop.ts';
 import { coresBetween } from './lib/process-cpu.ts';
 import { figure, type BenchOptions, type Figure } from './lib/stats.ts';
 import { startTrivialServer } from './lib/trivial-server.ts';
@@ -39,10 +39,11 @@ async function runLoadProcess<T>(spec: object): Promise<T> {
   return JSON.parse(stdout.trim().split('\n').at(-1)!) as T;
 }
 
-/** Time given a load process to start (node and its imports) before the agreed start (`startAt`). */
-const LOAD_PROCESS_START_MS = 1500;
-/** The open loop's warm-up before its measured window (bench/lib/open-loop.ts default). */
-const OPEN_LOOP_WARMUP_MS = 500;
+/**
+ * An agreed start (`startAt`, epoch ms) for load processes spawned now: after each has started (node and its
+ * imports take a few hundred ms), so none measures while another starts and a reader knows their window.
+ */
+export const loadStartAt = () => Date.now() + 1500;
 
 /** Closed loop: `connections` each send their next request as soon as the last is answered (capacity). */
 /** `token` may be several agents' tokens, used in turn (one load process for many agents). */
@@ -168,7 +169,7 @@ export async function benchHttp(o: BenchOptions): Promise<HttpResult> {
         const slot = (raw[s.key] ??= { c1: [], c16: [], c64: [], ratioC16: [], fixed: latencySamples(), half: latencySamples(), halfEven: latencySamples(), coresC16: [], coresHalf: [] });
         slot.c1.push((await load(s.daemon.url, s.token, 1, seconds)).requestsPerSecond);
         // The load processes start at an agreed time, so the daemon's CPU is read over exactly their window.
-        const c16At = Date.now() + LOAD_PROCESS_START_MS;
+        const c16At = loadStartAt();
         const c16Cores = coresBetween(s.daemon.pid, c16At, c16At + seconds * 1000);
         const c16 = (await load(s.daemon.url, s.token, 16, seconds, c16At)).requestsPerSecond;
         slot.coresC16.push(await c16Cores);
@@ -177,8 +178,9 @@ export async function benchHttp(o: BenchOptions): Promise<HttpResult> {
         slot.c64.push((await load(s.daemon.url, s.token, 64, seconds)).requestsPerSecond);
         addSample(slot.fixed, await openLoad(s.daemon.url, s.token, FIXED_RATE, rateSeconds, { seed }));
         const half = Math.max(1, Math.round(c16 / 2));
-        const halfAt = Date.now() + LOAD_PROCESS_START_MS;
-        const halfCores = coresBetween(s.daemon.pid, halfAt + OPEN_LOOP_WARMUP_MS, halfAt + OPEN_LOOP_WARMUP_MS + rateSeconds * 1000);
+        const halfAt = loadStartAt();
+        const measuredFrom = halfAt + DEFAULT_WARMUP_SECONDS * 1000;
+        const halfCores = coresBetween(s.daemon.pid, measuredFrom, measuredFrom + rateSeconds * 1000);
         addSample(slot.half, await openLoad(s.daemon.url, s.token, half, rateSeconds, { seed, startAt: halfAt }));
         slot.coresHalf.push(await halfCores);
         addSample(slot.halfEven, await openLoad(s.daemon.url, s.token, half, rateSeconds, { arrivals: 'even' }));

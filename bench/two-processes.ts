@@ -18,7 +18,7 @@
 // Load processes that run together start at one agreed time (http-load.ts `startAt`): each takes a few hundred
 // ms of CPU to start, which would otherwise fall inside the others' measured windows.
 import { backends } from './in-process.ts';
-import { load, startBenchDaemon } from './http.ts';
+import { load, loadStartAt, startBenchDaemon } from './http.ts';
 import { provisionRemoteAgent, type Daemon, type DaemonData } from '../packages/server/src/testing/processes.ts';
 import { usdcPolicy } from '../packages/server/src/testing/harness.ts';
 import { figure, fmt, type BenchOptions, type Figure } from './lib/stats.ts';
@@ -31,8 +31,6 @@ export const SCALE_OUT_RTT_MS = 2;
 const SCALE_OUT_AGENTS = 16;
 /** Connections per daemon at a fixed load per daemon (its four agents in turn). */
 const PER_DAEMON_CONNECTIONS = 1;
-/** When load processes started together begin: after every one of them has started. */
-const together = () => Date.now() + 1500;
 
 export interface TwoProcessResult {
   backend: string;
@@ -69,7 +67,7 @@ export async function benchTwoProcesses(o: BenchOptions): Promise<TwoProcessResu
     const gain: number[] = [];
     for (let r = 0; r < o.rounds; r++) {
       const single = (await load(daemons[0]!.url, token, 16, seconds)).requestsPerSecond;
-      const at = together();
+      const at = loadStartAt();
       const pair = (await Promise.all(daemons.map((d) => load(d.url, token, 8, seconds, at)))).reduce((sum, x) => sum + x.requestsPerSecond, 0);
       one.push(single);
       two.push(pair);
@@ -112,13 +110,13 @@ async function benchScaleOut(o: BenchOptions, backend: 'js' | 'native', data: Da
       // One load process per daemon (each for its agents' tokens in turn): 16 load processes would take the
       // cores the daemons need.
       const single = (await load(daemons[0]!.url, tokens, 4 * tokens.length, seconds)).requestsPerSecond;
-      const at = together();
+      const at = loadStartAt();
       const spread = sum(await Promise.all(daemons.map((d, i) => load(d.url, agentsOf(i), tokens.length, seconds, at))));
       one.push(single);
       four.push(spread);
       gain.push(spread / single);
       const alone = (await load(daemons[0]!.url, agentsOf(0), PER_DAEMON_CONNECTIONS, seconds)).requestsPerSecond;
-      const atOnce = together();
+      const atOnce = loadStartAt();
       const all = sum(await Promise.all(daemons.map((d, i) => load(d.url, agentsOf(i), PER_DAEMON_CONNECTIONS, seconds, atOnce))));
       fixed.one.push(alone);
       fixed.four.push(all);

@@ -85,8 +85,11 @@ export function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
+/** The warm-up before the measured window when a spec names none. */
+export const DEFAULT_WARMUP_SECONDS = 0.5;
+
 export async function runOpenLoop(spec: OpenLoopSpec): Promise<OpenLoopResult> {
-  const warmupSeconds = spec.warmupSeconds ?? 0.5;
+  const warmupSeconds = spec.warmupSeconds ?? DEFAULT_WARMUP_SECONDS;
   const maxConnections = spec.maxConnections ?? 256;
   const timeoutMs = spec.timeoutMs ?? 10_000;
   const warmupCount = Math.round(spec.rate * warmupSeconds);
