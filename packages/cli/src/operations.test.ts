@@ -99,6 +99,24 @@ describe('metrics and request logs', () => {
       assert.equal(again.value('airlock_decisions_total', { outcome: 'deny', rule: 'agent/usdc-daily', code: 'budget_exceeded' }), 1);
       assert.equal(again.value('airlock_http_request_duration_seconds_count', { ...signRoute, status: '403' }), 2);
 
+      // Group commit, as an operator watches it: _count is commits, _sum the write transactions they carried.
+      const commits = (e: typeof m) => ({ count: e.value('airlock_store_group_commit_size_count'), sum: e.value('airlock_store_group_commit_size_sum') });
+      assert.equal(again.types.get('airlock_store_group_commit_size'), 'histogram');
+      assert.equal(again.value('airlock_store_group_commit_size_bucket', { le: '+Inf' }), commits(again).count);
+      assert.ok(again.value('airlock_store_group_commit_size_bucket', { le: '1' }) <= again.value('airlock_store_group_commit_size_bucket', { le: '2' }), 'cumulative buckets');
+      // Since the last scrape: that scrape's budget read (one store transaction, counted by the next scrape) and
+      // one refused signature (its audit entry), each in a commit of its own.
+      assert.deepEqual([commits(again).count - commits(m).count, commits(again).sum - commits(m).sum], [2, 2]);
+      // 16 at once (all over the budget, each still audited): 16 transactions, sharing commits.
+      const burst = await Promise.all(Array.from({ length: 16 }, (_, i) => sign(ALICE, 1_000_000n, 10 + i)));
+      assert.deepEqual(burst.map((r) => r.status), Array(16).fill(403));
+      const afterBurst = parseExposition(await (await fetch(metricsUrl)).text());
+      // How many commits they shared depends on when each arrived (the store contract tests a batch exactly);
+      // what they carried does not: the 16, and the scrape before them.
+      assert.equal(commits(afterBurst).sum - commits(again).sum, 16 + 1);
+      assert.equal(afterBurst.value('airlock_store_group_commit_size_bucket', { le: '+Inf' }), commits(afterBurst).count);
+      assert.ok(commits(afterBurst).count > commits(again).count);
+
       assert.equal(await daemon.stop(), 0);
       // Every line is JSON except the CLI's own plain lines around the daemon (documented in docs/operations.md).
       const cliLines = [/^Airlock listening on /, /^Metrics on /, /^SIGTERM: shutting down/, /^stopped$/];

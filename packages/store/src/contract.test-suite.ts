@@ -4,7 +4,7 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, leafHash, MerkleFrontier, rangeNodes, rootAt, inclusionProof, verifyInclusion } from '@airlock/core';
+import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, GROUP_COMMIT_SIZE_BOUNDS, leafHash, MerkleFrontier, rangeNodes, rootAt, inclusionProof, verifyInclusion } from '@airlock/core';
 import type { ApprovalVote, Approver, ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, ShadowOutcome, ShadowPolicyRecord, Store, WindowQuery } from '@airlock/core';
 import { DAI, generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
 import { runWebhookStoreContract } from './webhooks.contract.test-suite.ts';
@@ -317,6 +317,38 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await tx.claimNonces([claim('k-lapsing', { digest: '44'.repeat(32) })]);
       });
       assert.equal((await store.transaction((tx) => tx.getNonceClaims(['k-lapsing'])))[0]!.digest, '44'.repeat(32));
+    });
+
+    test('transactions submitted together share one commit, and the group-commit counts say so (a refusal inside rides along, a lone refusal commits nothing)', async () => {
+      const store = await fresh();
+      const stats = () => store.groupCommitStats!();
+      const before = stats();
+      const entry = (at: number): AuditEntryInput => ({ at, type: 'x', actor: 'system', data: {} });
+      // Submitted in one turn of the event loop, with one affinity (one lane on PostgreSQL): one batch.
+      const results = await Promise.allSettled([1, 2, 3, 4, 5].map((at) => store.transaction(async (tx) => {
+        await tx.appendAudit(entry(at));
+        if (at === 3) throw new Error('refused on its own');
+      }, { affinity: 'ag_same' })));
+      assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      // treeSize, not seq: PostgreSQL draws a batch's audit seqs with its BEGIN, so a refusal leaves a gap in seq.
+      assert.equal((await store.auditHead()).treeSize, 4, 'the refused one was rolled back to its savepoint');
+      const five = stats();
+      assert.equal(five.commits - before.commits, 1);
+      assert.equal(five.transactions - before.transactions, 5);
+      const bucket = (s: typeof five, le: number) => s.atMost[GROUP_COMMIT_SIZE_BOUNDS.indexOf(le)]!;
+      assert.equal(bucket(five, 4) - bucket(before, 4), 0);
+      assert.equal(bucket(five, 8) - bucket(before, 8), 1);
+      assert.equal(bucket(five, 64) - bucket(before, 64), 1, 'buckets are cumulative');
+
+      await assert.rejects(store.transaction(async (tx) => {
+        await tx.appendAudit(entry(6));
+        throw new Error('alone');
+      }), /alone/);
+      assert.deepEqual(stats(), five, 'a batch that rolled back is no commit');
+
+      await store.transaction((tx) => tx.appendAudit(entry(7)));
+      const one = stats();
+      assert.deepEqual([one.commits - five.commits, one.transactions - five.transactions, bucket(one, 1) - bucket(five, 1)], [1, 1, 1]);
     });
 
     test('the audit log is a Merkle log of stored leaves that verifies, filters, pages, and survives a rollback unchanged', async () => {

@@ -325,6 +325,27 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore, Release
    */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
   transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit: (value: T) => Promise<R> }): Promise<R>;
+
+  /** How many write transactions shared each durable commit since the store opened (metrics); absent on a store without group commit. */
+  groupCommitStats?(): GroupCommitStats;
+}
+
+/** Upper bounds of the group-commit size buckets (`GroupCommitStats.atMost`), as a Prometheus histogram's `le`. */
+export const GROUP_COMMIT_SIZE_BOUNDS: readonly number[] = [1, 2, 4, 8, 16, 32, 64];
+
+/**
+ * What a store's group committer has done since the store opened. A commit carries the write transactions of
+ * one batch that ran in it: those that committed and those refused on their own (rolled back to their
+ * savepoint, answered after the commit), not those moved to a later batch. A batch that did not commit counts
+ * nowhere (`airlock_store_errors_total` sees its requests).
+ */
+export interface GroupCommitStats {
+  /** Commits made by the group committer (each one transaction of the store). */
+  commits: number;
+  /** Write transactions those commits carried. */
+  transactions: number;
+  /** `atMost[i]`: commits that carried at most `GROUP_COMMIT_SIZE_BOUNDS[i]` transactions (cumulative). */
+  atMost: number[];
 }
 
 /** How `Store.transaction` runs (see there). */

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { AirlockError, type SignedTreeHead, type StoredAuditHead } from '@airlock/core';
+import { AirlockError, GROUP_COMMIT_SIZE_BOUNDS, type SignedTreeHead, type StoredAuditHead } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import { budgetUtilisation, type BudgetUtilisation } from './budget-utilisation.ts';
 
@@ -105,6 +105,7 @@ export class AirlockMetrics {
       },
       ['scope', 'agent', 'rule', 'asset'],
     );
+    this.registry.registerMetric(groupCommitSizeHistogram(holder));
     this.storeErrors = new Counter({
       name: 'airlock_store_errors_total',
       help: 'Store failures: requests answered 503 store_unavailable, and scrapes whose store reads failed.',
@@ -123,6 +124,38 @@ export class AirlockMetrics {
     if (decision) this.decisions.inc({ outcome: decision.outcome, rule: decision.rule, code: decision.code });
     if (errorCode === 'store_unavailable') this.storeErrors.inc({ source: 'request' });
   }
+}
+
+/**
+ * `airlock_store_group_commit_size`: how many write transactions shared each commit, read from the store's
+ * cumulative counts at scrape time (nothing on the signing path). prom-client's Histogram only takes one
+ * observation at a time, so this is a metric object of the shape its Registry reads (`get()` returning the
+ * bucket, sum and count values) rather than a Histogram fed per commit. No sample while sealed (no store).
+ */
+function groupCommitSizeHistogram(holder: AirlockHolder) {
+  const name = 'airlock_store_group_commit_size';
+  const metric = {
+    name,
+    help: 'Write transactions (signatures, operator changes, ...) carried by each commit of the store\'s group committer: _count is commits, _sum is transactions.',
+    type: 'histogram',
+    aggregator: 'sum',
+    labelNames: [],
+    reset() {},
+    get() {
+      const stats = holder.sealed ? undefined : holder.get().deps.store.groupCommitStats?.();
+      const values = stats
+        ? [
+            ...GROUP_COMMIT_SIZE_BOUNDS.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: stats.atMost[i]! })),
+            { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: stats.commits },
+            { metricName: `${name}_sum`, labels: {}, value: stats.transactions },
+            { metricName: `${name}_count`, labels: {}, value: stats.commits },
+          ]
+        : [];
+      return Promise.resolve({ name, help: metric.help, type: metric.type, values, aggregator: metric.aggregator });
+    },
+  };
+  // The Registry reads name, help, type, aggregator and get(); the cast is for its typing, which names prom-client's own classes.
+  return metric as unknown as Histogram;
 }
 
 interface StoreSnapshot {

@@ -1,4 +1,4 @@
-import type { GrantRecord, ReleasedSignatures, ThresholdBinding, TransactionOptions } from '@airlock/core';
+import type { GrantRecord, GroupCommitStats, ReleasedSignatures, ThresholdBinding, TransactionOptions } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { AirlockError } from '@airlock/core';
@@ -499,6 +499,11 @@ export class PostgresStore implements Store {
     // PostgreSQL's COMMIT answers once durable: `afterCommit` simply follows it.
     if (options.exclusive) return this.exclusiveTransaction(fn).then((value) => (options.afterCommit ? options.afterCommit(value) : (value as unknown as R)));
     return this.committer.submit(fn, options.affinity, options.afterCommit);
+  }
+
+  /** What the group committer has done since this store opened (metrics). Exclusive transactions (a key rotation) run outside it and are not counted. */
+  groupCommitStats(): GroupCommitStats {
+    return this.committer.stats();
   }
 
   /**

@@ -1,5 +1,5 @@
 import { AsyncResource, type AsyncLocalStorage } from 'node:async_hooks';
-import { AirlockError } from '@airlock/core';
+import { AirlockError, GROUP_COMMIT_SIZE_BOUNDS, type GroupCommitStats } from '@airlock/core';
 
 /** What one batch's open transaction offers the committer. Every method maps its errors to AirlockError. */
 export interface BatchOps<Tx> {
@@ -89,6 +89,11 @@ export class GroupCommitter<Tx> {
   private readonly maxBatch: number;
   private readonly inTransaction: AsyncLocalStorage<true>;
   private readonly durableSoFar: (() => Promise<void>) | undefined;
+  /** Counted per commit, never per request: what `stats()` reports. */
+  private commits = 0;
+  private transactions = 0;
+  /** Commits by size bucket, not cumulative (`bySize[i]`: sizes above the bound before i, up to bound i). */
+  private readonly bySize = GROUP_COMMIT_SIZE_BOUNDS.map(() => 0);
 
   /**
    * `durableSoFar` (a store whose COMMIT returns before the disk has it): resolves once every commit made so far
@@ -118,6 +123,20 @@ export class GroupCommitter<Tx> {
       lane.queue.push({ fn, afterCommit: afterCommit && (AsyncResource.bind(afterCommit) as AfterCommit), resolve: resolve as (value: unknown) => void, reject });
       this.schedule(lane);
     });
+  }
+
+  /** What the committer has done so far (metrics: airlock_store_group_commit_size). */
+  stats(): GroupCommitStats {
+    let sum = 0;
+    return { commits: this.commits, transactions: this.transactions, atMost: this.bySize.map((n) => (sum += n)) };
+  }
+
+  private countCommit(size: number): void {
+    this.commits++;
+    this.transactions += size;
+    const bucket = GROUP_COMMIT_SIZE_BOUNDS.findIndex((bound) => size <= bound);
+    // A size above every bound (a larger maxBatch) is in the count only, as Prometheus' +Inf bucket.
+    if (bucket >= 0) this.bySize[bucket]!++;
   }
 
   private laneFor(affinity: string | undefined): number {
@@ -198,6 +217,7 @@ export class GroupCommitter<Tx> {
       batchError = e instanceof BatchAborted ? e.reason : e;
     }
     if (batchError === undefined) {
+      this.countCommit(outcomes.filter((outcome) => !('retry' in outcome)).length);
       const retries: Item<Tx>[] = [];
       batch.forEach((item, i) => {
         const outcome = outcomes[i]!;

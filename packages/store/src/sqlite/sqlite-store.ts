@@ -1,4 +1,4 @@
-import type { GrantRecord, ReleasedSignatures, ThresholdBinding, TransactionOptions } from '@airlock/core';
+import type { GrantRecord, GroupCommitStats, ReleasedSignatures, ThresholdBinding, TransactionOptions } from '@airlock/core';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
@@ -344,6 +344,11 @@ export class SqliteStore implements Store {
   transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit: (value: T) => Promise<R> }): Promise<R>;
   transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit?: (value: T) => Promise<R> } = {}): Promise<T | R> {
     return this.committer.submit((tx) => fn(tx), undefined, options.afterCommit);
+  }
+
+  /** What the group committer has done since this store opened (metrics). */
+  groupCommitStats(): GroupCommitStats {
+    return this.committer.stats();
   }
 
   /** Reads take the mutex too (no dirty reads of another caller's open transaction), unless nested in one. */
