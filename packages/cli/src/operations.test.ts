@@ -144,7 +144,59 @@ describe('metrics and request logs', () => {
     });
   }
 
-  test('AIRLOCK_LOG_LEVEL=warn keeps ordinary request lines out; a bad level is refused with its name', async () => {
+  test('a log reader that stops reading: the daemon keeps answering, holds back at most AIRLOCK_LOG_QUEUE, counts what it dropped and says so when the reader is back', async () => {
+    const data = await daemonData();
+    const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0', AIRLOCK_LOG_QUEUE: '65536' }));
+    const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
+    assert.ok(metricsUrl, daemon.output());
+    // The shipper stops: nothing more is read from the daemon's stdout (the pipe, then this side's buffer, fill up).
+    daemon.child.stdout!.pause();
+    const before = daemon.output().length;
+    // Each request line is about 200 bytes: 3,000 of them are far more than the pipe, the reader's buffer and the queue hold.
+    for (let round = 0; round < 60; round++) {
+      const answers = await Promise.all(Array.from({ length: 50 }, () => fetch(`${daemon.url}/v1/health/live`)));
+      assert.deepEqual([...new Set(answers.map((r) => r.status))], [200]);
+    }
+    const scrape = parseExposition(await (await fetch(metricsUrl)).text());
+    const dropped = scrape.value('airlock_log_lines_dropped_total');
+    assert.ok(dropped > 1000, `dropped ${dropped}`);
+    assert.equal(daemon.output().length, before, 'nothing was read meanwhile');
+
+    daemon.child.stdout!.resume();
+    const deadline = Date.now() + 10_000;
+    while (!daemon.output().includes('"msg":"log lines dropped"') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const lines = daemon.output().slice(before).split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const notice = lines.find((l) => l.msg === 'log lines dropped');
+    assert.deepEqual({ level: notice?.level, dropped: notice?.dropped, queueBytes: notice?.queueBytes }, { level: 'error', dropped, queueBytes: 65536 });
+    // What was kept: the lines before the stall filled everything, none after (they were dropped), none twice.
+    const kept = lines.filter((l) => l.msg === 'request').length;
+    assert.equal(kept + dropped, 3000);
+    await fetch(`${daemon.url}/v1/health/live`);
+    assert.equal(await daemon.stop(), 0);
+    assert.equal(daemon.output().slice(before).split('\n').filter((l) => l.includes('"msg":"request"')).length, kept + 1, 'lines flow again');
+  });
+
+  test('a log reader that goes away for good (its pipe closed): the daemon keeps signing, counts the lines it could not write, says so on stderr and stops cleanly', async () => {
+    const data = await daemonData();
+    const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0' }));
+    const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
+    assert.ok(metricsUrl, daemon.output());
+    const { token } = await provisionRemoteAgent(daemon.url, data.adminToken, { policy: usdcPolicy({ daily: '10000000' }) });
+    daemon.child.stdout!.destroy();
+    // The first line written after the close meets EPIPE; without the logger's handler that error ended the daemon.
+    for (let nonce = 1; nonce <= 3; nonce++) {
+      const res = await fetch(`${daemon.url}/v1/sign/transaction`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(usdcTransfer(ALICE, 1_000n, nonce)) });
+      assert.equal(res.status, 200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const scrape = parseExposition(await (await fetch(metricsUrl)).text());
+    // Three request lines, less the first if it was handed over before the error was known.
+    assert.ok(scrape.value('airlock_log_lines_dropped_total') >= 2, String(scrape.value('airlock_log_lines_dropped_total')));
+    assert.match(daemon.output(), /"msg":"log output failed","code":"EPIPE"/);
+    assert.equal(await daemon.stop(), 0);
+  });
+
+  test('AIRLOCK_LOG_LEVEL=warn keeps ordinary request lines out; a bad level or log queue size is refused with its name', async () => {
     const data = await daemonData();
     const daemon = await started(envFor(data, { AIRLOCK_LOG_LEVEL: 'warn' }));
     await fetch(`${daemon.url}/v1/health/live`);
@@ -153,6 +205,11 @@ describe('metrics and request logs', () => {
     const bad = await runCli(['start'], envFor(data, { AIRLOCK_LOG_LEVEL: 'chatty', AIRLOCK_PORT: '0' }));
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /AIRLOCK_LOG_LEVEL must be one of debug, info, warn, error, silent/);
+    for (const queue of ['1024', 'lots']) {
+      const badQueue = await runCli(['start'], envFor(data, { AIRLOCK_LOG_QUEUE: queue, AIRLOCK_PORT: '0' }));
+      assert.equal(badQueue.code, 1);
+      assert.match(badQueue.stderr, queue === 'lots' ? /AIRLOCK_LOG_QUEUE must be a whole number/ : /AIRLOCK_LOG_QUEUE must be between 65536 and 1073741824 bytes/);
+    }
   });
 });
 

@@ -11,7 +11,7 @@ export const CONFIG_FILE_KEYS = [
   'data_dir', 'vault', 'store', 'host', 'port', 'socket', 'approval_ttl', 'body_limit', 'checkpoint_interval',
   'passphrase_file', 'key_backend', 'key_process_socket', 'pkcs11_library', 'pkcs11_token_label', 'pkcs11_slot', 'pkcs11_pin_file', 'evm_rpc', 'reconcile_interval', 'lifecycle_interval', 'reconcile_margin', 'reconcile_block_tag',
   'reconcile_max_skew', 'reconcile_max_pinned_lag', 'reconcile_log_lookback', 'allowed_origins', 'allowed_hosts',
-  'session_rate', 'session_burst', 'log_level', 'metrics_listen', 'metrics_budget_agents', 'shutdown_timeout', 'url',
+  'session_rate', 'session_burst', 'log_level', 'log_queue', 'metrics_listen', 'metrics_budget_agents', 'shutdown_timeout', 'url',
   'nostr_relays', 'nostr_bunker_rate', 'nostr_bunker_burst',
   'lightning_backend', 'lightning_network', 'lnd_url', 'lnd_macaroon', 'lnd_tls_cert', 'nwc_url_file', 'lightning_pay_timeout',
   'lightning_not_found_grace', 'lightning_default_fee_percent',

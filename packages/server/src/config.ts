@@ -1,6 +1,6 @@
 import { resolve, join } from 'node:path';
 import { AirlockError, parseDuration } from '@airlock/core';
-import { parseLogLevel, type LogLevel } from './http/request-log.ts';
+import { DEFAULT_LOG_QUEUE_BYTES, MIN_LOG_QUEUE_BYTES, parseLogLevel, type LogLevel } from './http/request-log.ts';
 
 export interface AirlockConfig {
   /** Holds vault.json and (by default) airlock.db. */
@@ -36,6 +36,8 @@ export interface AirlockConfig {
   reconcile: ReconcileConfig;
   /** JSON log lines at this level and above (AIRLOCK_LOG_LEVEL: debug, info (default), warn, error, silent). */
   logLevel: LogLevel;
+  /** Bytes of log lines that may wait for a stalled reader before lines are dropped and counted (AIRLOCK_LOG_QUEUE). */
+  logQueueBytes: number;
   /** Prometheus `/metrics` listener (AIRLOCK_METRICS_LISTEN=host:port); unset: no metrics endpoint. */
   metricsListen?: { host: string; port: number };
   /** Agents whose budget utilisation is exported, the most used first (AIRLOCK_METRICS_BUDGET_AGENTS, default 10). */
@@ -102,6 +104,8 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
   if (port > 65535) throw new AirlockError('invalid_request', 'AIRLOCK_PORT must be a TCP port number.');
   const bodyLimitBytes = overrides.bodyLimitBytes ?? intFrom(env.AIRLOCK_BODY_LIMIT, 256 * 1024, 'AIRLOCK_BODY_LIMIT');
   if (bodyLimitBytes < 1024 || bodyLimitBytes > 64 * 1024 * 1024) throw new AirlockError('invalid_request', 'AIRLOCK_BODY_LIMIT must be between 1024 and 67108864 bytes.');
+  const logQueueBytes = overrides.logQueueBytes ?? intFrom(env.AIRLOCK_LOG_QUEUE, DEFAULT_LOG_QUEUE_BYTES, 'AIRLOCK_LOG_QUEUE');
+  if (logQueueBytes < MIN_LOG_QUEUE_BYTES || logQueueBytes > 1024 * 1024 * 1024) throw new AirlockError('invalid_request', `AIRLOCK_LOG_QUEUE must be between ${MIN_LOG_QUEUE_BYTES} and 1073741824 bytes.`);
   const config: AirlockConfig = {
     dataDir,
     vaultPath: overrides.vaultPath ?? env.AIRLOCK_VAULT ?? join(dataDir, 'vault.json'),
@@ -122,6 +126,7 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
       burst: intFrom(env.AIRLOCK_SESSION_BURST, 100, 'AIRLOCK_SESSION_BURST'),
     },
     logLevel: overrides.logLevel ?? parseLogLevel(env.AIRLOCK_LOG_LEVEL),
+    logQueueBytes,
     metricsBudgetAgents: overrides.metricsBudgetAgents ?? intFrom(env.AIRLOCK_METRICS_BUDGET_AGENTS, 10, 'AIRLOCK_METRICS_BUDGET_AGENTS'),
     shutdownTimeoutMs: overrides.shutdownTimeoutMs ?? secondsFrom(env.AIRLOCK_SHUTDOWN_TIMEOUT, '10s', 'AIRLOCK_SHUTDOWN_TIMEOUT') * 1000,
     nostrRelays: overrides.nostrRelays ?? parseNostrRelays(env.AIRLOCK_NOSTR_RELAYS),

@@ -41,7 +41,7 @@ export interface ServeOptions extends OpenOptions {
  * for POST /v1/unseal (every signing request answers 503 until then).
  */
 export async function serveAirlock(config: AirlockConfig, passphrase: VaultUnlock | undefined, options: ServeOptions = {}): Promise<RunningServer> {
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel, process.stdout, config.logQueueBytes);
   const unsealer = async (p: VaultUnlock): Promise<Airlock> => {
     let airlock: Airlock;
     try {
@@ -55,7 +55,7 @@ export async function serveAirlock(config: AirlockConfig, passphrase: VaultUnloc
   };
   const holder = passphrase !== undefined ? new AirlockHolder(await unsealer(passphrase), unsealer) : new AirlockHolder(undefined, unsealer);
   const refusals = refusalTallyFor(holder);
-  const metrics = config.metricsListen ? new AirlockMetrics(holder, { budgetTopAgents: config.metricsBudgetAgents }) : undefined;
+  const metrics = config.metricsListen ? new AirlockMetrics(holder, { budgetTopAgents: config.metricsBudgetAgents, logger }) : undefined;
   let draining = false;
   const app = createApp(holder, {
     bodyLimitBytes: config.bodyLimitBytes,

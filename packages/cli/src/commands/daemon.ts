@@ -117,7 +117,7 @@ export const startCommand: Command = {
     }
     warnFirstRunSecrets(config);
     const { serveAirlock, redactUrl, createLogger } = await serverModule();
-    const server = await serveAirlock(config, passphrase, { logger: createLogger(config.logLevel) });
+    const server = await serveAirlock(config, passphrase, { logger: createLogger(config.logLevel, process.stdout, config.logQueueBytes) });
     let stopping = false;
     const stop = async (signal: string) => {
       // Ctrl-C under the bin/ launcher arrives twice (the terminal and the launcher forward it): shut down once.

@@ -22,7 +22,7 @@ export const keyProcessCommand: Command = {
     const passphrase = await readPassphrase({ ...(values['passphrase-file'] ? { file: String(values['passphrase-file']) } : {}) });
     if (passphrase === undefined) throw new AirlockError('invalid_request', 'No passphrase: not a terminal and none given.', { hints: ['Pass --passphrase-file FILE or set AIRLOCK_PASSPHRASE_FILE (docs/operations.md).'] });
     // Log lines to stderr: stdout stays free for whoever supervises it.
-    const logger = createLogger(config.logLevel, (line) => process.stderr.write(`${line}\n`));
+    const logger = createLogger(config.logLevel, process.stderr, config.logQueueBytes);
     const running = await startKeyProcess({
       storeUrl: config.storeUrl, vaultPath: config.vaultPath, passphrase, socketPath, logger,
       socketMode: values.group ? 0o660 : 0o600, rates: keyProcessRatesFrom(process.env),

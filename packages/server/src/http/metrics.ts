@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { AirlockError, GROUP_COMMIT_SIZE_BOUNDS, type SignedTreeHead, type StoredAuditHead } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
+import type { Logger } from './request-log.ts';
 import { budgetUtilisation, type BudgetUtilisation } from './budget-utilisation.ts';
 
 /** Upper bound the pending-approvals gauge counts to (one list page of the store). */
@@ -11,6 +12,8 @@ export const PENDING_APPROVALS_CAP = 1000;
 export interface MetricsOptions {
   /** Agents whose budget utilisation is exported: the N most used (default 10; 0 turns per-agent series off). */
   budgetTopAgents?: number;
+  /** The daemon's logger: its dropped lines are counted (airlock_log_lines_dropped_total). */
+  logger?: Logger;
 }
 
 /**
@@ -106,6 +109,18 @@ export class AirlockMetrics {
       ['scope', 'agent', 'rule', 'asset'],
     );
     this.registry.registerMetric(groupCommitSizeHistogram(holder));
+    const logger = options.logger;
+    if (logger) {
+      new Counter({
+        name: 'airlock_log_lines_dropped_total',
+        help: 'Log lines dropped because the reader of the daemon\'s output had stopped taking them and AIRLOCK_LOG_QUEUE bytes were waiting.',
+        registers,
+        collect() {
+          this.reset();
+          this.inc(logger.droppedLines());
+        },
+      });
+    }
     this.storeErrors = new Counter({
       name: 'airlock_store_errors_total',
       help: 'Store failures: requests answered 503 store_unavailable, and scrapes whose store reads failed.',

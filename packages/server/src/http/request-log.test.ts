@@ -1,10 +1,72 @@
 // Request ids are drawn from a pool of random bytes: across refills they stay 16 hex digits and never repeat.
+// The logger's queue for a stalled reader is bounded (the daemon-level test is in packages/cli/src/operations.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { freshRequestId } from './request-log.ts';
+import { Writable } from 'node:stream';
+import { createLogger, freshRequestId, MIN_LOG_QUEUE_BYTES } from './request-log.ts';
 
 test('fresh request ids are 16 hex digits and distinct across several refills of the pool', () => {
   const ids = Array.from({ length: 1000 }, () => freshRequestId());
   for (const id of ids) assert.match(id, /^[0-9a-f]{16}$/);
   assert.equal(new Set(ids).size, ids.length);
+});
+
+test('a reader that stops taking lines holds back at most the queue: the rest are dropped, counted, and reported in one line once it catches up', async () => {
+  // A stream whose reader has stalled: each write waits until the test lets it through.
+  const held: (() => void)[] = [];
+  const taken: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      held.push(() => {
+        taken.push(chunk.toString());
+        done();
+      });
+    },
+  });
+  const queueBytes = 64 * 1024;
+  const logger = createLogger('info', stream, queueBytes);
+  const pad = 'x'.repeat(300);
+  for (let i = 0; i < 1000; i++) logger.log('info', 'request', { i, pad });
+  assert.ok(stream.writableLength < queueBytes + 400, `queued ${stream.writableLength} bytes`);
+  const dropped = logger.droppedLines();
+  assert.ok(dropped > 700 && dropped < 900, `dropped ${dropped}`);
+  for (let i = 0; i < 50; i++) logger.log('info', 'request', { i: 1000 + i, pad });
+  assert.equal(logger.droppedLines(), dropped + 50, 'still stalled: still dropped');
+
+  // The reader catches up: everything queued arrives in order, then one notice.
+  while (held.length > 0 || stream.writableLength > 0) {
+    held.shift()?.();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const lines = taken.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const requests = lines.filter((l) => l.msg === 'request');
+  assert.deepEqual(requests.map((l) => l.i), Array.from({ length: 1000 - dropped }, (_, i) => i), 'the first lines, in order, none twice');
+  const notices = lines.filter((l) => l.msg === 'log lines dropped');
+  assert.equal(notices.length, 1);
+  assert.deepEqual({ level: notices[0]!.level, dropped: notices[0]!.dropped, queueBytes: notices[0]!.queueBytes }, { level: 'error', dropped: dropped + 50, queueBytes });
+  assert.match(String(notices[0]!.since), /^\d{4}-\d\d-\d\dT/);
+
+  // Lines flow again, and the count since start stays.
+  logger.log('info', 'request', { i: 2000 });
+  while (held.length > 0) held.shift()!();
+  assert.equal(JSON.parse(taken.at(-1)!).i, 2000);
+  assert.equal(logger.droppedLines(), dropped + 50);
+});
+
+test('a queue smaller than a stream\'s high-water mark could never drain its notice: refused', () => {
+  assert.throws(() => createLogger('info', new Writable(), MIN_LOG_QUEUE_BYTES - 1), /at least 65536 bytes/);
+});
+
+test('a reader that goes away (the stream fails) stops nothing: later lines are dropped and counted', async () => {
+  const stream = new Writable({
+    write(_chunk, _encoding, done) {
+      done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+    },
+  });
+  const logger = createLogger('info', stream, MIN_LOG_QUEUE_BYTES);
+  logger.log('info', 'request', { i: 1 });
+  // Without a listener, the stream's 'error' would be thrown out of the event loop and end the process.
+  await new Promise((resolve) => setImmediate(resolve));
+  for (let i = 0; i < 5; i++) logger.log('info', 'request', { i });
+  assert.equal(logger.droppedLines(), 5);
 });

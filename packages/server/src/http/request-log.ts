@@ -14,7 +14,17 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface Logger {
   readonly level: LogLevel;
   log(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>): void;
+  /** Lines dropped since start because the reader had stopped taking them (createLogger; metrics). */
+  droppedLines(): number;
 }
+
+/** Bytes of log lines that may wait for a reader that has stopped taking them (AIRLOCK_LOG_QUEUE). */
+export const DEFAULT_LOG_QUEUE_BYTES = 8 * 1024 * 1024;
+/** The smallest queue allowed: above a stream's default high-water mark (16 KiB), so a full queue always ends in 'drain'. */
+export const MIN_LOG_QUEUE_BYTES = 64 * 1024;
+
+/** Where lines go: process.stdout, process.stderr, or any Writable. */
+export type LineStream = Pick<NodeJS.WritableStream, 'write' | 'once' | 'on'> & { readonly writableLength: number };
 
 export function parseLogLevel(value: string | undefined): LogLevel {
   const level = (value ?? '').trim().toLowerCase() || 'info';
@@ -22,14 +32,54 @@ export function parseLogLevel(value: string | undefined): LogLevel {
   return level as LogLevel;
 }
 
-export function createLogger(level: LogLevel, write: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Logger {
+/**
+ * A logger writing to `stream` (stdout by default). Writing never waits: to a pipe, lines the reader has not
+ * taken yet queue in memory, up to `queueBytes`. Past that, lines are dropped and counted, not queued, so a log
+ * shipper that stops reading cannot make the signer run out of memory; once the reader has caught up (the
+ * stream's 'drain'), one error line says how many were lost and since when. The count since start is
+ * `droppedLines()` (airlock_log_lines_dropped_total).
+ *
+ * A reader that goes away for good (the pipe closed: EPIPE) would otherwise be an unhandled 'error' that stops
+ * the daemon in the middle of its requests. The logger takes the error instead: every later line is dropped and
+ * counted, and one line on stderr (through console.error, which ignores a broken stderr in turn) says so.
+ */
+export function createLogger(level: LogLevel, stream: LineStream = process.stdout, queueBytes = DEFAULT_LOG_QUEUE_BYTES): Logger {
+  if (!(queueBytes >= MIN_LOG_QUEUE_BYTES)) throw new AirlockError('invalid_request', `the log queue must be at least ${MIN_LOG_QUEUE_BYTES} bytes`);
   const threshold = LOG_LEVELS.indexOf(level);
+  const lineOf = (at: string, msg: string, fields: Record<string, unknown>) => `${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`;
+  let droppedSinceStart = 0;
+  let droppedInStall = 0;
+  let stalledSince = '';
+  let broken = false;
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (broken) return;
+    broken = true;
+    if (stream !== process.stderr) console.error(lineOf('error', 'log output failed', { code: e.code ?? 'unknown', next: 'log lines are dropped and counted in airlock_log_lines_dropped_total' }).trimEnd());
+  });
   return {
     level,
     log(at, msg, fields = {}) {
       if (LOG_LEVELS.indexOf(at) < threshold) return;
-      write(JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields }));
+      if (broken) {
+        droppedSinceStart++;
+        return;
+      }
+      if (stream.writableLength < queueBytes) {
+        stream.write(lineOf(at, msg, fields));
+        return;
+      }
+      droppedSinceStart++;
+      if (droppedInStall++ > 0) return;
+      stalledSince = new Date().toISOString();
+      // The queue is past the stream's high-water mark, so the write that filled it returned false and 'drain'
+      // follows once the reader has taken everything. The notice bypasses the level: any level but silent
+      // (which writes nothing, so never drops) shows it.
+      stream.once('drain', () => {
+        stream.write(lineOf('error', 'log lines dropped', { dropped: droppedInStall, since: stalledSince, queueBytes }));
+        droppedInStall = 0;
+      });
     },
+    droppedLines: () => droppedSinceStart,
   };
 }
 
