@@ -335,9 +335,10 @@ export const GROUP_COMMIT_SIZE_BOUNDS: readonly number[] = [1, 2, 4, 8, 16, 32, 
 
 /**
  * What a store's group committer has done since the store opened. A commit carries the write transactions of
- * one batch that ran in it: those that committed and those refused on their own (rolled back to their
- * savepoint, answered after the commit), not those moved to a later batch. A batch that did not commit counts
- * nowhere (`airlock_store_errors_total` sees its requests).
+ * one batch that ran in it: those that committed and those that failed on their own (rolled back to their
+ * savepoint, answered after the commit), not those moved to a later batch. A commit is counted once durable
+ * (SQLite: its WAL synced). A batch that did not commit or could not be made durable counts nowhere
+ * (`airlock_store_errors_total` sees its requests), nor does one whose every request was moved to a later batch.
  */
 export interface GroupCommitStats {
   /** Commits made by the group committer (each one transaction of the store). */

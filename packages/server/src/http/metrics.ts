@@ -117,7 +117,8 @@ export class AirlockMetrics {
         registers,
         collect() {
           this.reset();
-          this.inc(logger.droppedLines());
+          // A logger of an embedding that predates droppedLines counts nothing rather than failing the scrape.
+          this.inc(logger.droppedLines?.() ?? 0);
         },
       });
     }

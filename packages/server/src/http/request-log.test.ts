@@ -57,16 +57,75 @@ test('a queue smaller than a stream\'s high-water mark could never drain its not
   assert.throws(() => createLogger('info', new Writable(), MIN_LOG_QUEUE_BYTES - 1), /at least 65536 bytes/);
 });
 
-test('a reader that goes away (the stream fails) stops nothing: later lines are dropped and counted', async () => {
+test('a reader that goes away (the stream fails) stops nothing: the lines still queued, the one that failed and every later one are counted', async () => {
+  const held: ((error?: Error) => void)[] = [];
   const stream = new Writable({
     write(_chunk, _encoding, done) {
-      done(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      held.push(done);
     },
   });
   const logger = createLogger('info', stream, MIN_LOG_QUEUE_BYTES);
-  logger.log('info', 'request', { i: 1 });
-  // Without a listener, the stream's 'error' would be thrown out of the event loop and end the process.
+  for (let i = 0; i < 100; i++) logger.log('info', 'request', { i });
+  assert.equal(logger.droppedLines(), 0, 'queued, not dropped');
+  // The reader closes its end: the write in progress fails, and with it every write queued behind it.
+  held.shift()!(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+  // Without the logger's listener, the stream's 'error' would be thrown out of the event loop and end the process.
   await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(logger.droppedLines(), 100);
   for (let i = 0; i < 5; i++) logger.log('info', 'request', { i });
-  assert.equal(logger.droppedLines(), 5);
+  assert.equal(logger.droppedLines(), 105);
+  // A second logger on the same stream knows it failed, and adds no listener of its own.
+  const second = createLogger('info', stream, MIN_LOG_QUEUE_BYTES);
+  second.log('info', 'request', {});
+  assert.equal(second.droppedLines(), 1);
+  assert.equal(stream.listenerCount('error'), 1);
+});
+
+test('a reader a little slower than the lines gets whole gaps, each ended by its notice, never lines missing without one', async () => {
+  const taken: string[] = [];
+  let budget = 0;
+  const waiting: (() => void)[] = [];
+  // Takes at most 60 writes per turn of the event loop.
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      const take = () => {
+        taken.push(chunk.toString());
+        done();
+      };
+      if (budget-- > 0) setImmediate(take);
+      else waiting.push(take);
+    },
+  });
+  const logger = createLogger('info', stream, MIN_LOG_QUEUE_BYTES);
+  const pad = 'x'.repeat(300);
+  let i = 0;
+  for (let turn = 0; turn < 200; turn++) {
+    for (let n = 0; n < 80; n++) logger.log('info', 'request', { i: i++, pad });
+    budget = 60;
+    waiting.splice(0, 60).forEach((take) => {
+      budget--;
+      setImmediate(take);
+    });
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  while (stream.writableLength > 0 || waiting.length > 0) {
+    budget = 1000;
+    waiting.splice(0).forEach((take) => setImmediate(take));
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  await new Promise((resolve) => setImmediate(resolve));
+  const lines = taken.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string; i?: number; dropped?: number });
+  const notices = lines.filter((l) => l.msg === 'log lines dropped');
+  const kept = lines.filter((l) => l.msg === 'request').map((l) => l.i!);
+  assert.ok(notices.length > 1, `gaps: ${notices.length}`);
+  assert.equal(kept.length + logger.droppedLines(), i);
+  assert.equal(notices.reduce((n, l) => n + l.dropped!, 0), logger.droppedLines());
+  // Between two notices the kept lines run without a hole: every line missing sits in a gap a notice ends.
+  let at = 0;
+  for (const l of lines) {
+    if (l.msg === 'request') {
+      assert.equal(l.i, at, 'a line missing where no notice says so');
+      at++;
+    } else at += l.dropped!;
+  }
 });

@@ -14,17 +14,21 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export interface Logger {
   readonly level: LogLevel;
   log(level: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>): void;
-  /** Lines dropped since start because the reader had stopped taking them (createLogger; metrics). */
-  droppedLines(): number;
+  /** Lines lost since start: dropped for a reader that had fallen behind, or whose write failed (createLogger; metrics). */
+  droppedLines?(): number;
 }
 
-/** Bytes of log lines that may wait for a reader that has stopped taking them (AIRLOCK_LOG_QUEUE). */
+/** Log text that may wait for a reader that has stopped taking it (AIRLOCK_LOG_QUEUE), in characters (bytes for ASCII). */
 export const DEFAULT_LOG_QUEUE_BYTES = 8 * 1024 * 1024;
-/** The smallest queue allowed: above a stream's default high-water mark (16 KiB), so a full queue always ends in 'drain'. */
+/** The smallest queue allowed: the high-water mark of Node 24's stdout and stderr on a pipe (64 KiB). */
 export const MIN_LOG_QUEUE_BYTES = 64 * 1024;
 
 /** Where lines go: process.stdout, process.stderr, or any Writable. */
-export type LineStream = Pick<NodeJS.WritableStream, 'write' | 'once' | 'on'> & { readonly writableLength: number };
+export type LineStream = Pick<NodeJS.WritableStream, 'once' | 'on'> & {
+  write(chunk: string, callback: (error?: Error | null) => void): boolean;
+  readonly writableLength: number;
+  readonly writableHighWaterMark?: number;
+};
 
 export function parseLogLevel(value: string | undefined): LogLevel {
   const level = (value ?? '').trim().toLowerCase() || 'info';
@@ -32,54 +36,81 @@ export function parseLogLevel(value: string | undefined): LogLevel {
   return level as LogLevel;
 }
 
+/** Whether a stream has failed for good; one per stream, however many loggers write to it. */
+const failedStreams = new WeakMap<LineStream, { failed: boolean }>();
+
 /**
- * A logger writing to `stream` (stdout by default). Writing never waits: to a pipe, lines the reader has not
- * taken yet queue in memory, up to `queueBytes`. Past that, lines are dropped and counted, not queued, so a log
- * shipper that stops reading cannot make the signer run out of memory; once the reader has caught up (the
- * stream's 'drain'), one error line says how many were lost and since when. The count since start is
- * `droppedLines()` (airlock_log_lines_dropped_total).
- *
- * A reader that goes away for good (the pipe closed: EPIPE) would otherwise be an unhandled 'error' that stops
- * the daemon in the middle of its requests. The logger takes the error instead: every later line is dropped and
- * counted, and one line on stderr (through console.error, which ignores a broken stderr in turn) says so.
+ * One 'error' listener per stream. A reader that goes away for good (the pipe closed: EPIPE; a full disk:
+ * ENOSPC) would otherwise be an unhandled 'error' that ends the daemon in the middle of its requests. It is
+ * taken here instead: the stream is marked failed, and one line on stderr (through console.error, which in turn
+ * ignores a failed stderr) says so; a logger on stderr itself has nowhere to say it.
  */
-export function createLogger(level: LogLevel, stream: LineStream = process.stdout, queueBytes = DEFAULT_LOG_QUEUE_BYTES): Logger {
-  if (!(queueBytes >= MIN_LOG_QUEUE_BYTES)) throw new AirlockError('invalid_request', `the log queue must be at least ${MIN_LOG_QUEUE_BYTES} bytes`);
-  const threshold = LOG_LEVELS.indexOf(level);
-  const lineOf = (at: string, msg: string, fields: Record<string, unknown>) => `${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`;
-  let droppedSinceStart = 0;
-  let droppedInStall = 0;
-  let stalledSince = '';
-  let broken = false;
+function outputStateOf(stream: LineStream): { failed: boolean } {
+  let state = failedStreams.get(stream);
+  if (state) return state;
+  const created = { failed: false };
+  failedStreams.set(stream, created);
   stream.on('error', (e: NodeJS.ErrnoException) => {
-    if (broken) return;
-    broken = true;
-    if (stream !== process.stderr) console.error(lineOf('error', 'log output failed', { code: e.code ?? 'unknown', next: 'log lines are dropped and counted in airlock_log_lines_dropped_total' }).trimEnd());
+    if (created.failed) return;
+    created.failed = true;
+    if (stream !== process.stderr) {
+      console.error(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'log output failed', code: e.code ?? 'unknown', next: 'log lines are dropped and counted in airlock_log_lines_dropped_total' }));
+    }
   });
+  return created;
+}
+
+/**
+ * A logger writing to `stream` (stdout by default). Writing never waits for a pipe's reader: lines it has not
+ * taken yet queue in memory, up to `queueBytes` (or the stream's high-water mark, if larger). Once the queue is
+ * full, lines are dropped and counted, not queued, until the reader has taken everything (the stream's 'drain'):
+ * a log shipper that stops or falls behind cannot make the signer run out of memory, and each gap ends with one
+ * error line saying how many lines it lost and since when. Lines whose write fails (the queue when the pipe
+ * breaks, the line that meets a full disk) are counted too, and after such a failure every line is dropped and
+ * counted: `droppedLines()` (airlock_log_lines_dropped_total) is every line lost since start.
+ */
+export function createLogger(level: LogLevel, stream: LineStream = process.stdout, queueBytes = DEFAULT_LOG_QUEUE_BYTES): Logger & { droppedLines(): number } {
+  if (!(queueBytes >= MIN_LOG_QUEUE_BYTES)) throw new AirlockError('invalid_request', `the log queue must be at least ${MIN_LOG_QUEUE_BYTES} bytes`);
+  // 'drain' comes only after a write has returned false, which needs the high-water mark reached: a queue below
+  // it could fill without a 'drain' ever ending the gap.
+  const bound = Math.max(queueBytes, stream.writableHighWaterMark ?? 0);
+  const threshold = LOG_LEVELS.indexOf(level);
+  const output = outputStateOf(stream);
+  const lineOf = (at: string, msg: string, fields: Record<string, unknown>) => `${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`;
+  let dropped = 0;
+  let droppedInGap = 0;
+  let gapSince: string | undefined;
+  // One callback for every write: a failed stream fails every write still queued, and each is a lost line.
+  const written = (error?: Error | null) => {
+    if (error) dropped++;
+  };
+  const endGap = () => {
+    stream.write(lineOf('error', 'log lines dropped', { dropped: droppedInGap, since: gapSince, queueBytes: bound }), written);
+    droppedInGap = 0;
+    gapSince = undefined;
+  };
   return {
     level,
     log(at, msg, fields = {}) {
       if (LOG_LEVELS.indexOf(at) < threshold) return;
-      if (broken) {
-        droppedSinceStart++;
+      if (output.failed) {
+        dropped++;
         return;
       }
-      if (stream.writableLength < queueBytes) {
-        stream.write(lineOf(at, msg, fields));
+      if (gapSince === undefined && stream.writableLength < bound) {
+        stream.write(lineOf(at, msg, fields), written);
         return;
       }
-      droppedSinceStart++;
-      if (droppedInStall++ > 0) return;
-      stalledSince = new Date().toISOString();
-      // The queue is past the stream's high-water mark, so the write that filled it returned false and 'drain'
-      // follows once the reader has taken everything. The notice bypasses the level: any level but silent
-      // (which writes nothing, so never drops) shows it.
-      stream.once('drain', () => {
-        stream.write(lineOf('error', 'log lines dropped', { dropped: droppedInStall, since: stalledSince, queueBytes }));
-        droppedInStall = 0;
-      });
+      dropped++;
+      droppedInGap++;
+      if (gapSince !== undefined) return;
+      // Dropping goes on until the reader has taken everything, so a reader only slightly slower than the lines
+      // gets whole gaps, each with its notice, not lines missing here and there without one. The notice bypasses
+      // the level: any level but silent (which writes nothing, so never drops) shows it.
+      gapSince = new Date().toISOString();
+      stream.once('drain', endGap);
     },
-    droppedLines: () => droppedSinceStart,
+    droppedLines: () => dropped,
   };
 }
 

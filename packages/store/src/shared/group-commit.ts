@@ -131,7 +131,18 @@ export class GroupCommitter<Tx> {
     return { commits: this.commits, transactions: this.transactions, atMost: this.bySize.map((n) => (sum += n)) };
   }
 
-  private countCommit(size: number): void {
+  /**
+   * Counts a commit that carried `size` transactions, once it is durable (a commit whose sync failed answered
+   * its callers store_unavailable: not a commit). A batch whose every request was moved to a later one committed
+   * nothing of theirs and is not counted (PostgreSQL lanes that wait on another instance's locks would otherwise
+   * count an empty commit each millisecond).
+   */
+  private countCommit(size: number, durable: Promise<void> | undefined): void {
+    if (size === 0) return;
+    if (durable) {
+      durable.then(() => this.countCommit(size, undefined), () => undefined);
+      return;
+    }
     this.commits++;
     this.transactions += size;
     const bucket = GROUP_COMMIT_SIZE_BOUNDS.findIndex((bound) => size <= bound);
@@ -217,7 +228,7 @@ export class GroupCommitter<Tx> {
       batchError = e instanceof BatchAborted ? e.reason : e;
     }
     if (batchError === undefined) {
-      this.countCommit(outcomes.filter((outcome) => !('retry' in outcome)).length);
+      this.countCommit(outcomes.filter((outcome) => !('retry' in outcome)).length, committed?.durable);
       const retries: Item<Tx>[] = [];
       batch.forEach((item, i) => {
         const outcome = outcomes[i]!;
