@@ -40,7 +40,8 @@ describe('metrics and request logs', () => {
   for (const store of ['sqlite', 'postgres'] as const) {
     test(`${store}: a scrape after real requests counts them by route pattern and decision; every log line is JSON with the request fields and no token`, async () => {
       const data = await daemonData(store);
-      // No periodic checkpoint meanwhile: the group-commit counts below are exact between two scrapes.
+      // No periodic checkpoint meanwhile, so the group-commit counts below are exact between two scrapes (the
+      // other timers that write, the approval expiry at 30 s and the refusal windows at 60 s, are far off).
       const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0', AIRLOCK_CHECKPOINT_INTERVAL: '1h' }));
       const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
       assert.ok(metricsUrl, daemon.output());

@@ -113,7 +113,7 @@ export class AirlockMetrics {
     if (logger) {
       new Counter({
         name: 'airlock_log_lines_dropped_total',
-        help: 'Log lines dropped because the reader of the daemon\'s output had stopped taking them and AIRLOCK_LOG_QUEUE bytes were waiting.',
+        help: 'Log lines lost since start: dropped while the reader of the daemon\'s stdout had fallen AIRLOCK_LOG_QUEUE behind (until it took everything queued), or whose write failed (a closed pipe, a full disk).',
         registers,
         collect() {
           this.reset();

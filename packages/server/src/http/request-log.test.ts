@@ -3,6 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createLogger, freshRequestId, MIN_LOG_QUEUE_BYTES } from './request-log.ts';
 
 test('fresh request ids are 16 hex digits and distinct across several refills of the pool', () => {
@@ -127,5 +131,47 @@ test('a reader a little slower than the lines gets whole gaps, each ended by its
       assert.equal(l.i, at, 'a line missing where no notice says so');
       at++;
     } else at += l.dropped!;
+  }
+});
+
+test('a process whose stdout and stderr both close (`2>&1 | shipper` and the shipper dies) keeps running: lines and stderr messages are lost, not fatal', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-log-'));
+  try {
+    const script = join(dir, 'child.ts');
+    const result = join(dir, 'result.json');
+    // Logs to stdout and writes to stderr (as an internal error or a shutdown message would) every 5 ms, for
+    // half a second after its pipes are gone, then reports what it counted and exits on its own.
+    writeFileSync(script, `
+      import { writeFileSync } from 'node:fs';
+      import { createLogger } from ${JSON.stringify(new URL('./request-log.ts', import.meta.url).pathname)};
+      const logger = createLogger('info');
+      logger.log('info', 'started');
+      const alive = setInterval(() => {}, 1000);
+      process.on('SIGUSR2', () => {
+        let n = 0;
+        const timer = setInterval(() => {
+          logger.log('info', 'request', { n });
+          console.error('[airlock] internal error ' + n);
+          if (++n === 100) {
+            clearInterval(timer);
+            writeFileSync(${JSON.stringify(result)}, JSON.stringify({ dropped: logger.droppedLines() }));
+            clearInterval(alive);
+          }
+        }, 5);
+      });
+    `);
+    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await new Promise((resolve) => child.stdout.once('data', resolve));
+    child.stdout.destroy();
+    child.stderr.destroy();
+    child.kill('SIGUSR2');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await exited;
+    clearTimeout(timer);
+    assert.equal(code, 0, 'the process ended by itself, not on an EPIPE thrown out of the event loop');
+    assert.equal((JSON.parse(readFileSync(result, 'utf8')) as { dropped: number }).dropped, 100);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -42,8 +42,8 @@ const failedStreams = new WeakMap<LineStream, { failed: boolean }>();
 /**
  * One 'error' listener per stream. A reader that goes away for good (the pipe closed: EPIPE; a full disk:
  * ENOSPC) would otherwise be an unhandled 'error' that ends the daemon in the middle of its requests. It is
- * taken here instead: the stream is marked failed, and one line on stderr (through console.error, which in turn
- * ignores a failed stderr) says so; a logger on stderr itself has nowhere to say it.
+ * taken here instead: the stream is marked failed, and one line on stderr says so; a logger on stderr itself
+ * has nowhere to say it.
  */
 function outputStateOf(stream: LineStream): { failed: boolean } {
   let state = failedStreams.get(stream);
@@ -76,6 +76,10 @@ export function createLogger(level: LogLevel, stream: LineStream = process.stdou
   const bound = Math.max(queueBytes, stream.writableHighWaterMark ?? 0);
   const threshold = LOG_LEVELS.indexOf(level);
   const output = outputStateOf(stream);
+  // stderr gets its listener too, whatever this logger writes to. console.error swallows only the first failed
+  // write of a closed stderr (`2>&1 | shipper` closes both streams at once): the next stderr line (an internal
+  // error, the notice above, a shutdown message) would be thrown out of the event loop and end the daemon.
+  outputStateOf(process.stderr);
   const lineOf = (at: string, msg: string, fields: Record<string, unknown>) => `${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`;
   let dropped = 0;
   let droppedInGap = 0;

@@ -138,11 +138,12 @@ export class GroupCommitter<Tx> {
    * count an empty commit each millisecond).
    */
   private countCommit(size: number, durable: Promise<void> | undefined): void {
-    if (size === 0) return;
     if (durable) {
+      // A failed sync is the callers' to hear (store_unavailable); here it only means no count.
       durable.then(() => this.countCommit(size, undefined), () => undefined);
       return;
     }
+    if (size === 0) return;
     this.commits++;
     this.transactions += size;
     const bucket = GROUP_COMMIT_SIZE_BOUNDS.findIndex((bound) => size <= bound);
