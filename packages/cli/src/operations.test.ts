@@ -36,6 +36,26 @@ async function started(env: NodeJS.ProcessEnv, args: string[] = []): Promise<Dae
   return daemon;
 }
 
+/** The daemon's metrics address, from its `Metrics on …` line. */
+function metricsUrlOf(daemon: Daemon): string {
+  const url = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
+  assert.ok(url, daemon.output());
+  return url;
+}
+
+/** One Prometheus scrape, parsed. */
+async function scrape(metricsUrl: string): Promise<ReturnType<typeof parseExposition>> {
+  return parseExposition(await (await fetch(metricsUrl)).text());
+}
+
+/** 3,000 health checks, 50 at a time (a request line each), all answered 200; `idPrefix` names them. */
+async function healthFlood(url: string, idPrefix?: string): Promise<void> {
+  for (let round = 0; round < 60; round++) {
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, n) => fetch(`${url}/v1/health/live`, idPrefix ? { headers: { 'x-request-id': `${idPrefix}-${round}-${n}` } } : {})));
+    assert.deepEqual([...new Set(answers.map((r) => r.status))], [200]);
+  }
+}
+
 describe('metrics and request logs', () => {
   for (const store of ['sqlite', 'postgres'] as const) {
     test(`${store}: a scrape after real requests counts them by route pattern and decision; every log line is JSON with the request fields and no token`, async () => {
@@ -43,8 +63,7 @@ describe('metrics and request logs', () => {
       // No periodic checkpoint meanwhile, so the group-commit counts below are exact between two scrapes (the
       // other timers that write, the approval expiry at 30 s and the refusal windows at 60 s, are far off).
       const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0', AIRLOCK_CHECKPOINT_INTERVAL: '1h' }));
-      const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
-      assert.ok(metricsUrl, daemon.output());
+      const metricsUrl = metricsUrlOf(daemon);
 
       const { agent, token } = await provisionRemoteAgent(daemon.url, data.adminToken, { policy: usdcPolicy({ daily: '10000000', approvalAbove: '5000000' }) });
       const sign = (to: string, amount: bigint, nonce: number) =>
@@ -97,7 +116,7 @@ describe('metrics and request logs', () => {
 
       // Counters move with further requests.
       assert.equal((await sign(ALICE, 1_000_000n, 6)).status, 403); // over the budget now: denied by usdc-daily
-      const again = parseExposition(await (await fetch(metricsUrl)).text());
+      const again = await scrape(metricsUrl);
       assert.equal(again.value('airlock_decisions_total', { outcome: 'deny', rule: 'agent/usdc-daily', code: 'budget_exceeded' }), 1);
       assert.equal(again.value('airlock_http_request_duration_seconds_count', { ...signRoute, status: '403' }), 2);
 
@@ -112,7 +131,7 @@ describe('metrics and request logs', () => {
       // 16 at once (all over the budget, each still audited): 16 transactions, sharing commits.
       const burst = await Promise.all(Array.from({ length: 16 }, (_, i) => sign(ALICE, 1_000_000n, 10 + i)));
       assert.deepEqual(burst.map((r) => r.status), Array(16).fill(403));
-      const afterBurst = parseExposition(await (await fetch(metricsUrl)).text());
+      const afterBurst = await scrape(metricsUrl);
       // How many commits they shared depends on when each arrived (the store contract tests a batch exactly);
       // what they carried does not: the 16, and the scrape before them.
       assert.equal(commits(afterBurst).sum - commits(again).sum, 16 + 1);
@@ -148,18 +167,14 @@ describe('metrics and request logs', () => {
   test('a log reader that stops reading: the daemon keeps answering, holds back at most AIRLOCK_LOG_QUEUE, counts what it dropped and says so when the reader is back', async () => {
     const data = await daemonData();
     const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0', AIRLOCK_LOG_QUEUE: '65536' }));
-    const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
-    assert.ok(metricsUrl, daemon.output());
+    const metricsUrl = metricsUrlOf(daemon);
     // The shipper stops: nothing more is read from the daemon's stdout (the pipe, then this side's buffer, fill up).
     daemon.child.stdout!.pause();
     const before = daemon.output().length;
     // Each request line is about 200 bytes: 3,000 of them are far more than the pipe, the reader's buffer and the queue hold.
-    for (let round = 0; round < 60; round++) {
-      const answers = await Promise.all(Array.from({ length: 50 }, (_, n) => fetch(`${daemon.url}/v1/health/live`, { headers: { 'x-request-id': `stall-${round}-${n}` } })));
-      assert.deepEqual([...new Set(answers.map((r) => r.status))], [200]);
-    }
-    const scrape = parseExposition(await (await fetch(metricsUrl)).text());
-    const dropped = scrape.value('airlock_log_lines_dropped_total');
+    await healthFlood(daemon.url, 'stall');
+    const stalled = await scrape(metricsUrl);
+    const dropped = stalled.value('airlock_log_lines_dropped_total');
     assert.ok(dropped > 1000, `dropped ${dropped}`);
     assert.equal(daemon.output().length, before, 'nothing was read meanwhile');
 
@@ -183,17 +198,13 @@ describe('metrics and request logs', () => {
   test('a log reader that goes away for good (its pipe closed): the daemon keeps signing, counts the lines it lost (those queued too), says so on stderr and stops cleanly', async () => {
     const data = await daemonData();
     const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0' }));
-    const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
-    assert.ok(metricsUrl, daemon.output());
+    const metricsUrl = metricsUrlOf(daemon);
     const { token } = await provisionRemoteAgent(daemon.url, data.adminToken, { policy: usdcPolicy({ daily: '10000000' }) });
     // The reader stalls first, so lines queue in the daemon (8 MiB allowed by default): 3,000 lines of about
     // 170 bytes are some 500 KB, of which the pipe and this side's buffer hold about 130 KB.
     daemon.child.stdout!.pause();
-    for (let round = 0; round < 60; round++) {
-      const answers = await Promise.all(Array.from({ length: 50 }, () => fetch(`${daemon.url}/v1/health/live`)));
-      assert.deepEqual([...new Set(answers.map((r) => r.status))], [200]);
-    }
-    const queued = parseExposition(await (await fetch(metricsUrl)).text());
+    await healthFlood(daemon.url);
+    const queued = await scrape(metricsUrl);
     assert.equal(queued.value('airlock_log_lines_dropped_total'), 0, 'queued, not dropped yet');
     // Then it goes away: the queued lines fail with EPIPE. Without the logger's handler that error ended the daemon.
     daemon.child.stdout!.destroy();
@@ -202,9 +213,9 @@ describe('metrics and request logs', () => {
       assert.equal(res.status, 200);
       await new Promise((r) => setTimeout(r, 50));
     }
-    const scrape = parseExposition(await (await fetch(metricsUrl)).text());
+    const closed = await scrape(metricsUrl);
     // The lines still in the daemon's queue (some 2,000 of the 3,000) and the three signatures' lines.
-    assert.ok(scrape.value('airlock_log_lines_dropped_total') > 1500, String(scrape.value('airlock_log_lines_dropped_total')));
+    assert.ok(closed.value('airlock_log_lines_dropped_total') > 1500, String(closed.value('airlock_log_lines_dropped_total')));
     assert.match(daemon.output(), /"msg":"log output failed","code":"EPIPE"/);
     assert.equal(await daemon.stop(), 0);
   });
@@ -245,14 +256,14 @@ describe('liveness and readiness', () => {
     const data = await prepareDaemonData({ url: db.url });
     cleanups.push(() => data.cleanup());
     const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0' }));
-    const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())![1]!;
+    const metricsUrl = metricsUrlOf(daemon);
     assert.equal((await httpJson(daemon.url, 'GET', '/v1/health/ready')).status, 200);
     await db.block();
     const ready = await httpJson(daemon.url, 'GET', '/v1/health/ready');
     assert.equal(ready.status, 503);
     assert.equal(ready.body.error.code, 'store_unavailable');
     assert.deepEqual(await httpJson(daemon.url, 'GET', '/v1/health/live'), { status: 200, body: { status: 'alive' } });
-    const m = parseExposition(await (await fetch(metricsUrl)).text());
+    const m = await scrape(metricsUrl);
     assert.ok(m.value('airlock_store_errors_total', { source: 'request' }) >= 1);
     assert.ok(m.value('airlock_store_errors_total', { source: 'scrape' }) >= 1);
     await db.unblock();

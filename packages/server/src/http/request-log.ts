@@ -36,6 +36,9 @@ export function parseLogLevel(value: string | undefined): LogLevel {
   return level as LogLevel;
 }
 
+/** One log line: a JSON object with the time, level and message first, then the fields, and a newline. */
+const lineOf = (level: string, msg: string, fields: Record<string, unknown>) => `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`;
+
 /** Whether a stream has failed for good; one per stream, however many loggers write to it. */
 const failedStreams = new WeakMap<LineStream, { failed: boolean }>();
 
@@ -54,7 +57,7 @@ function outputStateOf(stream: LineStream): { failed: boolean } {
     if (created.failed) return;
     created.failed = true;
     if (stream !== process.stderr) {
-      console.error(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: 'log output failed', code: e.code ?? 'unknown', next: 'log lines are dropped and counted in airlock_log_lines_dropped_total' }));
+      console.error(lineOf('error', 'log output failed', { code: e.code ?? 'unknown', next: 'log lines are dropped and counted in airlock_log_lines_dropped_total' }).trimEnd());
     }
   });
   return created;
@@ -80,7 +83,6 @@ export function createLogger(level: LogLevel, stream: LineStream = process.stdou
   // write of a closed stderr (`2>&1 | shipper` closes both streams at once): the next stderr line (an internal
   // error, the notice above, a shutdown message) would be thrown out of the event loop and end the daemon.
   outputStateOf(process.stderr);
-  const lineOf = (at: string, msg: string, fields: Record<string, unknown>) => `${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`;
   let dropped = 0;
   let droppedInGap = 0;
   let gapSince: string | undefined;
