@@ -22,6 +22,7 @@ import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.
 import { ALICE, BASE, USDC, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
 import { adminClient, httpJson, killAllDaemons, prepareDaemonData, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
 import { decodeWire, encodeWire } from './key-process/wire.ts';
+import { parseExposition } from './testing/prometheus-text.ts';
 
 /** One request to the key process's socket, as any process that can open it would send it. */
 function ask(socketPath: string, method: string, params: Record<string, unknown>): Promise<{ status: number; body: any }> {
@@ -242,6 +243,95 @@ describe('key process: a separate process holds the keys and signs only committe
       assert.equal(r.body.error.details.reason, 'agent_rate');
     }
     assert.match(keyProcess.output(), /"code":"key_process_rate_limited","reason":"agent_rate"/);
+  });
+});
+
+describe("key process: a log reader that stops reading its stderr", () => {
+  let data: DaemonData;
+  before(async () => {
+    data = await prepareDaemonData('sqlite');
+  });
+  after(async () => {
+    await killAllDaemons();
+    await data?.cleanup();
+  });
+
+  /** `n` refused requests on the socket (a bare digest: unbound_digest), 50 at a time: one `refused` line each. */
+  const refusals = async (socket: string, n: number) => {
+    for (let sent = 0; sent < n; sent += 50) {
+      const answers = await Promise.all(Array.from({ length: 50 }, () => ask(socket, 'signDigest', { path: "m/44'/60'/0'/0/0", digest: new Uint8Array(32).fill(7), scheme: 'ecdsa-secp256k1' })));
+      assert.deepEqual([...new Set(answers.map((a) => `${a.body.error.code}/${a.body.error.details?.reason}`))], ['key_process_refused/unbound_digest']);
+    }
+  };
+  /** Everything read from the key process's stderr from now on (its output() keeps only the last 200,000 characters). */
+  const stderrOf = (keyProcess: { child: import('node:child_process').ChildProcess }) => {
+    let text = '';
+    keyProcess.child.stderr!.on('data', (chunk: Buffer) => void (text += chunk.toString()));
+    return () => text;
+  };
+  const refusedLines = (text: string) => text.split('\n').filter((l) => l.includes('"msg":"refused"')).length;
+
+  test("its dropped lines show in the daemon's metrics, its notice says how many, and it keeps refusing and signing meanwhile", async () => {
+    const socket = join(data.dataDir, 'keys.sock');
+    const keyProcess = await startKeyProcessChild(data, socket, { AIRLOCK_LOG_QUEUE: '65536' });
+    // No audit checkpoint during the test: its tree head would be one more line signed through the key process.
+    const daemon = await startDaemon(data, { AIRLOCK_KEY_PROCESS_SOCKET: socket, AIRLOCK_METRICS_LISTEN: '127.0.0.1:0', AIRLOCK_CHECKPOINT_INTERVAL: '1h' });
+    const metricsUrl = /Metrics on (http:\/\/\S+)/.exec(daemon.output())?.[1];
+    assert.ok(metricsUrl, daemon.output());
+    const scrape = async () => parseExposition(await (await fetch(metricsUrl)).text());
+    assert.equal((await scrape()).value('airlock_key_process_log_lines_dropped_total'), 0);
+
+    // The reader of its stderr stops: the pipe, this side's buffer, then its 64 KiB queue fill up.
+    keyProcess.child.stderr!.pause();
+    const stderr = stderrOf(keyProcess);
+    await refusals(socket, 3000);
+    const dropped = (await scrape()).value('airlock_key_process_log_lines_dropped_total');
+    assert.ok(dropped > 1000, `dropped ${dropped}`);
+    assert.equal(stderr(), '', 'nothing was read meanwhile');
+    // Still signing: an agent's transaction goes through the key process while its log is stalled.
+    const admin = adminClient(daemon.url, data.adminToken);
+    const created = await admin('POST', '/v1/agents', { names: ['kp-log'] });
+    assert.equal((await admin('PUT', '/v1/policies/kp-log', { document: usdcPolicy() })).status, 200);
+    const { token } = (await admin('POST', '/v1/agents/kp-log/sessions', { ttl: '1h', actions: ['evm.transaction'] })).body;
+    const signed = await httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, 0) });
+    assert.equal(signed.status, 200, JSON.stringify(signed.body));
+    assert.equal((await recoverTransactionAddress({ serializedTransaction: signed.body.signedTransaction as never })).toLowerCase(), created.body.agents[0].address);
+
+    // The reader is back: one notice ends the gap and says how many; what was kept and dropped add up.
+    keyProcess.child.stderr!.resume();
+    const deadline = Date.now() + 10_000;
+    while (!stderr().includes('"msg":"log lines dropped"') && Date.now() < deadline) await sleep(50);
+    const lines = stderr().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    const notice = lines.find((l) => l.msg === 'log lines dropped');
+    // The signature's `signed` line came while the queue was still full: it is one of the dropped ones.
+    const afterSigning = (await scrape()).value('airlock_key_process_log_lines_dropped_total');
+    assert.equal(afterSigning, dropped + 1);
+    assert.deepEqual({ level: notice?.level, dropped: notice?.dropped, queueBytes: notice?.queueBytes }, { level: 'error', dropped: afterSigning, queueBytes: 65536 });
+    assert.equal(refusedLines(stderr()) + dropped, 3000);
+    // A key process that does not answer has no sample (a missing series, never a false 0); the scrape still works.
+    await keyProcess.kill('SIGKILL');
+    const without = await scrape();
+    assert.deepEqual(without.find('airlock_key_process_log_lines_dropped_total'), []);
+    assert.equal(without.value('airlock_sealed'), 0);
+    await daemon.kill('SIGTERM');
+  });
+
+  test('on SIGTERM it waits for a slow reader to take the lines still queued, then exits 0', async () => {
+    const socket = join(data.dataDir, 'keys2.sock');
+    const keyProcess = await startKeyProcessChild(data, socket);
+    keyProcess.child.stderr!.pause();
+    const stderr = stderrOf(keyProcess);
+    // 3,000 lines of about 200 bytes: far more than the pipe and this side's buffer hold, far less than the 8 MiB queue.
+    await refusals(socket, 3000);
+    // 'close': it exited and its stderr has ended, so everything it wrote has been read.
+    const exited = new Promise<number | null>((resolve) => keyProcess.child.once('close', (code) => resolve(code)));
+    keyProcess.child.kill('SIGTERM');
+    // The reader comes back within the 2 s grace: every line reaches it, then the process exits by itself.
+    await sleep(500);
+    keyProcess.child.stderr!.resume();
+    assert.equal(await exited, 0);
+    assert.equal(refusedLines(stderr()), 3000);
+    assert.match(stderr(), /SIGTERM: key process stopping/);
   });
 });
 

@@ -4,6 +4,7 @@ import { AirlockError } from '@airlock/core';
 import type { readVaultHeader } from '@airlock/keys';
 import type { AirlockConfig } from '@airlock/server';
 import type { Command } from '../context.ts';
+import { streamTaken } from '../log-grace.ts';
 import { readPassphrase } from '../passphrase.ts';
 import { printJson } from '../format.ts';
 
@@ -97,19 +98,6 @@ export const initCommand: Command = {
   },
 };
 
-/** How long a stopping daemon waits for its log reader to take the lines still queued for it. */
-const STOP_LOG_GRACE_MS = 2000;
-
-/**
- * Resolves once stdout's queue is empty, or after `ms`: process.exit drops whatever a pipe's reader has not
- * taken yet (AIRLOCK_LOG_QUEUE holds up to 8 MiB of it), so a reader that is merely slow still gets its lines.
- */
-async function stdoutTaken(ms: number): Promise<void> {
-  // Polled: 'drain' comes only after a write that found the queue above its high-water mark.
-  const until = Date.now() + ms;
-  while (process.stdout.writableLength > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
-}
-
 export const startCommand: Command = {
   name: 'start',
   summary: 'Run the daemon (unseals the vault; on first run in a terminal, creates it)',
@@ -141,7 +129,7 @@ export const startCommand: Command = {
         const { cut } = await server.drainAndClose();
         if (cut > 0) console.error(`${cut} request(s) still running at the shutdown deadline were cut (AIRLOCK_SHUTDOWN_TIMEOUT).`);
         console.log('stopped');
-        await stdoutTaken(STOP_LOG_GRACE_MS);
+        await streamTaken(process.stdout);
         process.exit(0);
       } catch (e) {
         console.error(`shutdown failed: ${e instanceof Error ? e.message : String(e)}`);

@@ -1,5 +1,6 @@
 import { AirlockError } from '@airlock/core';
 import type { Command } from '../context.ts';
+import { streamTaken } from '../log-grace.ts';
 import { readPassphrase } from '../passphrase.ts';
 
 /**
@@ -33,6 +34,8 @@ export const keyProcessCommand: Command = {
       stopping = true;
       logger.log('info', `${signal}: key process stopping`);
       await running.close().catch(() => undefined);
+      // Its log is on stderr: the reader gets up to 2 s to take what is queued, as the daemon's reader does.
+      await streamTaken(process.stderr);
       process.exit(0);
     };
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(signal));

@@ -122,6 +122,7 @@ export class AirlockMetrics {
         },
       });
     }
+    this.registry.registerMetric(keyProcessDroppedLines(holder));
     this.storeErrors = new Counter({
       name: 'airlock_store_errors_total',
       help: 'Store failures: requests answered 503 store_unavailable, and scrapes whose store reads failed.',
@@ -172,6 +173,38 @@ function groupCommitSizeHistogram(holder: AirlockHolder) {
   };
   // The Registry reads name, help, type, aggregator and get(); the cast is for its typing, which names prom-client's own classes.
   return metric as unknown as Histogram;
+}
+
+/** How long a scrape waits for the key process's answer before it leaves its sample out. */
+const KEY_PROCESS_SCRAPE_TIMEOUT_MS = 2000;
+
+/**
+ * The key process's lost log lines, as its `hello` reports them at scrape time. No sample without a key process,
+ * while it does not answer, or from a key process too old to report them: a missing series, never a false 0.
+ */
+function keyProcessDroppedLines(holder: AirlockHolder) {
+  const name = 'airlock_key_process_log_lines_dropped_total';
+  const metric = {
+    name,
+    help: 'Log lines the key process (AIRLOCK_KEY_PROCESS_SOCKET) lost since it started: dropped while the reader of its stderr had fallen AIRLOCK_LOG_QUEUE behind, or whose write failed. Read from the key process at each scrape; no sample while it does not answer.',
+    type: 'counter',
+    aggregator: 'sum',
+    labelNames: [],
+    reset() {},
+    async get() {
+      const keyProcess = holder.sealed ? undefined : holder.get().keyProcess;
+      let dropped: number | undefined;
+      try {
+        dropped = keyProcess ? (await keyProcess.hello(KEY_PROCESS_SCRAPE_TIMEOUT_MS)).logLinesDropped : undefined;
+      } catch {
+        dropped = undefined; // not answering: health and readiness say so (key_process_unavailable)
+      }
+      const values = dropped === undefined ? [] : [{ metricName: name, labels: {}, value: dropped }];
+      return { name, help: metric.help, type: metric.type, values, aggregator: metric.aggregator };
+    },
+  };
+  // As groupCommitSizeHistogram: the Registry reads name, help, type, aggregator and get().
+  return metric as unknown as Counter;
 }
 
 interface StoreSnapshot {

@@ -165,8 +165,12 @@ class KeyProcessHandler {
     const { keys } = this.deps;
     switch (method) {
       // Public: what the daemon checks it is talking to, and public keys (free, not rate limited).
-      case 'hello':
-        return { fingerprint: this.deps.fingerprint, deterministic: keys.deterministic };
+      case 'hello': {
+        // The lines its log has lost (a stalled or closed stderr reader), when its logger counts them: the
+        // daemon's metrics show them (airlock_key_process_log_lines_dropped_total).
+        const dropped = this.deps.logger.droppedLines?.();
+        return { fingerprint: this.deps.fingerprint, deterministic: keys.deterministic, ...(dropped !== undefined ? { logLinesDropped: dropped } : {}) };
+      }
       case 'getPublicKey':
         return keys.getPublicKey(text(p.path));
       case 'getExtendedPublicKey':

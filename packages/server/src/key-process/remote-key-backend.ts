@@ -26,11 +26,15 @@ export class RemoteKeyBackend implements KeyBackend {
     this.socketPath = socketPath;
   }
 
-  /** The vault fingerprint the key process holds (the daemon checks it is its store's). */
-  async hello(): Promise<{ fingerprint: string; deterministic: boolean }> {
-    const answer = (await this.call('hello', {})) as { fingerprint: string; deterministic?: boolean };
+  /**
+   * The vault fingerprint the key process holds (the daemon checks it is its store's), and the log lines it
+   * has lost since it started (a number from key processes that report it; the daemon's metrics show it).
+   */
+  async hello(timeoutMs = REQUEST_TIMEOUT_MS): Promise<{ fingerprint: string; deterministic: boolean; logLinesDropped?: number }> {
+    const answer = (await this.call('hello', {}, timeoutMs)) as { fingerprint: string; deterministic?: boolean; logLinesDropped?: unknown };
     this.deterministic = answer.deterministic === true;
-    return { fingerprint: answer.fingerprint, deterministic: this.deterministic };
+    const dropped = answer.logLinesDropped;
+    return { fingerprint: answer.fingerprint, deterministic: this.deterministic, ...(Number.isSafeInteger(dropped) && (dropped as number) >= 0 ? { logLinesDropped: dropped as number } : {}) };
   }
 
   async getPublicKey(path: string): Promise<Uint8Array> {
@@ -87,13 +91,13 @@ export class RemoteKeyBackend implements KeyBackend {
   }
 
   /** One request. Any transport failure is `key_process_unavailable`; the key process's own errors keep their code. */
-  call(method: KeyProcessMethod, params: Record<string, unknown>): Promise<unknown> {
+  call(method: KeyProcessMethod, params: Record<string, unknown>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> {
     const body = encodeWire(params);
     return new Promise((resolve, reject) => {
       const unavailable = (why: string) => new AirlockError('key_process_unavailable', `The key process does not answer (${why}); nothing was signed.`, {
         hints: ['Start it (`airlock key-process`, docs/custody.md) or check AIRLOCK_KEY_PROCESS_SOCKET and the socket\'s permissions.'],
       });
-      const req = request({ socketPath: this.socketPath, path: `/${method}`, method: 'POST', agent: this.agent, timeout: REQUEST_TIMEOUT_MS, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const req = request({ socketPath: this.socketPath, path: `/${method}`, method: 'POST', agent: this.agent, timeout: timeoutMs, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', () => reject(unavailable('the answer was cut')));

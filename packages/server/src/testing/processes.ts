@@ -140,7 +140,7 @@ export async function startDaemon(data: DaemonData, env: Record<string, string> 
  * Spawns `airlock key-process` on a data directory (the vault's KDF runs here); resolves once it listens on
  * `socketPath`. `url` is the socket path. Killed with the daemons by killAllDaemons().
  */
-export async function startKeyProcessChild(data: DaemonData, socketPath: string, env: Record<string, string> = {}): Promise<Daemon> {
+export async function startKeyProcessChild(data: DaemonData, socketPath: string, env: Record<string, string> = {}): Promise<Daemon & { child: ChildProcess }> {
   const { child, output, kill } = await spawnServing(
     ['key-process', '--socket', socketPath],
     { ...process.env, ...env, AIRLOCK_DATA_DIR: data.dataDir, AIRLOCK_STORE: data.storeUrl, AIRLOCK_PASSPHRASE: data.passphrase },
@@ -148,7 +148,7 @@ export async function startKeyProcessChild(data: DaemonData, socketPath: string,
     'key process',
     200_000,
   );
-  return { url: socketPath, pid: child.pid!, output, kill };
+  return { url: socketPath, pid: child.pid!, output, kill, child };
 }
 
 /** `airlock <args>` against a daemon, as an operator's shell runs it (only AIRLOCK_URL and the admin token set). */
