@@ -145,7 +145,6 @@ test('a process whose stdout and stderr both close (`2>&1 | shipper` and the shi
       import { writeFileSync } from 'node:fs';
       import { createLogger } from ${JSON.stringify(new URL('./request-log.ts', import.meta.url).pathname)};
       const logger = createLogger('info');
-      logger.log('info', 'started');
       const alive = setInterval(() => {}, 1000);
       process.on('SIGUSR2', () => {
         let n = 0;
@@ -159,9 +158,12 @@ test('a process whose stdout and stderr both close (`2>&1 | shipper` and the shi
           }
         }, 5);
       });
+      // Only once the handler is in place: the parent sends SIGUSR2 as soon as it reads this line, and a
+      // SIGUSR2 before it ends the process (a CI run saw exit code null when this line came first).
+      logger.log('info', 'started');
     `);
     const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(signal ? `signal ${signal}` : `code ${code}`)));
     await new Promise((resolve) => child.stdout.once('data', resolve));
     child.stdout.destroy();
     child.stderr.destroy();
@@ -169,7 +171,7 @@ test('a process whose stdout and stderr both close (`2>&1 | shipper` and the shi
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     const code = await exited;
     clearTimeout(timer);
-    assert.equal(code, 0, 'the process ended by itself, not on an EPIPE thrown out of the event loop');
+    assert.equal(code, 'code 0', 'the process ended by itself, not on an EPIPE thrown out of the event loop');
     assert.equal((JSON.parse(readFileSync(result, 'utf8')) as { dropped: number }).dropped, 100);
   } finally {
     rmSync(dir, { recursive: true, force: true });
