@@ -8,9 +8,12 @@ import { ManualClock, type StoreTx } from '@airlock/core';
 import { createApp } from './http/app.ts';
 import { AirlockHolder } from './http/holder.ts';
 import { openAirlock, type Airlock } from './runtime.ts';
-import { ALICE, TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, usdcPolicy, usdcTransfer, USDC_ASSET, type Harness, type StoreKind } from './testing/harness.ts';
+import pg from 'pg';
+import { ALICE, PG_URL, TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, usdcPolicy, usdcTransfer, USDC_ASSET, type Harness, type StoreKind } from './testing/harness.ts';
 
 type Call = Harness['call'];
+type Provisioned = Awaited<ReturnType<typeof provisionAgent>>;
+type Child = { id: string; token: string };
 
 async function auditOfSession(h: Harness, agentName: string, sessionId: string): Promise<any[]> {
   const entries = (await h.admin('GET', `/v1/audit?agent=${agentName}&limit=1000`)).body.entries as any[];
@@ -196,6 +199,80 @@ describe('two instances on one PostgreSQL: a credential cached by one is refused
         await inFlight;
       }
       assert.equal((await operator).status, 200);
+    });
+  }
+
+  // The other way round: the change holds its transaction open, after its writes, while the second instance's
+  // next request of the same agent is already on its way to the store. Revoke-all and an agent's revoke of its
+  // child session change what every signing transaction reads, as a freeze does: that request must read them
+  // changed once they commit, never a snapshot from before (a review found both ran under the agent's lock only,
+  // so the request's statement that waited for that lock read the agent and session as they were before).
+  for (const [what, entryType, change, signer, code] of [
+    ['revoke-all', 'agent.revoke_all', (p: Provisioned) => h.admin('POST', `/v1/agents/${p.agent.name}/revoke-all`), (p: Provisioned) => p.token, 'session_revoked'],
+    ["a parent session's revoke of its child", 'session.revoked', (p: Provisioned, child: Child) => h.call('POST', `/v1/session/children/${child.id}/revoke`, { token: p.token }), (_p: Provisioned, child: Child) => child.token, 'session_revoked'],
+    ['a freeze', 'agent.frozen', (p: Provisioned) => h.admin('POST', `/v1/agents/${p.agent.name}/freeze`), (p: Provisioned) => p.token, 'agent_frozen'],
+  ] as const) {
+    test(`${what} through the first instance, committed while the second's next request waits for the store: that request is refused ${code}`, async () => {
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      const derived = await h.call('POST', '/v1/session/children', { token: p.token, body: { actions: ['evm.transaction'], ttlSeconds: 600 } });
+      assert.equal(derived.status, 201, JSON.stringify(derived.body));
+      const child: Child = { id: derived.body.session.id, token: derived.body.token };
+      const token = signer(p, child);
+      // The second instance has signed with this credential (cached there), as a busy agent's would have.
+      clock.advance(10_000);
+      assert.equal((await callSecond('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1n, 0) })).status, 200);
+
+      // The change's transaction stops right after its audit entry (its writes made, not committed).
+      const store = h.airlock.store;
+      const transaction = store.transaction;
+      let inside!: () => void;
+      const written = new Promise<void>((resolve) => (inside = resolve));
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      store.transaction = ((fn: (tx: StoreTx) => Promise<unknown>, options?: object) =>
+        transaction.call(store, (tx: StoreTx) => fn(new Proxy(tx, {
+          get(target, key, receiver) {
+            const value = Reflect.get(target, key, receiver);
+            if (key === 'appendAudit') {
+              return async (input: Parameters<StoreTx['appendAudit']>[0]) => {
+                const entry = await target.appendAudit(input);
+                if (input.type === entryType) (inside(), await held);
+                return entry;
+              };
+            }
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        })), options as never)) as typeof transaction;
+      const pgClient = new pg.Client({ connectionString: PG_URL });
+      await pgClient.connect();
+      try {
+        const changed = change(p, child);
+        await written;
+        store.transaction = transaction;
+        clock.advance(1000);
+        const signing = callSecond('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 2n, 1) });
+        // Until it waits for a lock the change holds (or 2 s): then the change commits.
+        for (let i = 0; i < 100; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          const { rows } = await pgClient.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'");
+          if (rows[0].n > 0) break;
+        }
+        release();
+        assert.equal((await changed).status, 200);
+        const res = await signing;
+        assert.equal(res.body.signedTransaction, undefined, `${what} had committed, yet the second instance signed`);
+        assert.equal(res.body.error?.code, code, JSON.stringify(res.body));
+      } finally {
+        store.transaction = transaction;
+        release();
+        await pgClient.end();
+      }
+      // On the record: the change, then the refusal; no allow after the change.
+      const entries = (await h.admin('GET', `/v1/audit?agent=${p.agent.name}&limit=1000`)).body.entries as any[];
+      const at = entries.findIndex((e) => e.type === entryType);
+      assert.ok(at >= 0);
+      const later = entries.slice(at + 1).filter((e) => e.type === 'sign.request');
+      assert.deepEqual(later.map((e) => [e.decision, e.data.errorCode]), [['error', code]]);
     });
   }
 

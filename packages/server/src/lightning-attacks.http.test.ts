@@ -165,6 +165,42 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning a
     assert.equal((await h.call('GET', `/v1/lightning/payments/${first.body.paymentId}`, { token: b.token })).status, 404);
   });
 
+  test("a derived session without lightning.pay resends its parent's paid invoice (same invoice, or the same Idempotency-Key): 403 action_not_allowed, no preimage, a sign.replay deny on the record", async () => {
+    const { agent, token: parent } = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ['lightning.pay', 'nostr.event'] });
+    const derived = await h.call('POST', '/v1/session/children', { token: parent, body: { actions: ['nostr.event'] } });
+    assert.equal(derived.status, 201, JSON.stringify(derived.body));
+    const child = derived.body.token as string;
+    const invoice = shop.invoice({ amountMsat: 4_000n });
+    const key = { 'idempotency-key': `child-replay-${store}` };
+    const paid = await pay(parent, { invoice: invoice.invoice }, key);
+    assert.equal(paid.status, 200, JSON.stringify(paid.body));
+    assert.equal(paid.body.preimage, invoice.preimage);
+    const attempts = ln.attempts.length;
+    // A payment of its own is out of its scope; so is collecting the parent's, by either replay path.
+    for (const headers of [{}, key]) {
+      const res = await pay(child, { invoice: invoice.invoice }, headers);
+      assert.equal(res.status, 403, JSON.stringify(res.body));
+      assert.deepEqual(codes(res), ['action_not_allowed']);
+      assert.ok(!JSON.stringify(res.body).includes(invoice.preimage), 'no preimage for a session outside its scope');
+    }
+    assert.equal(ln.attempts.length, attempts, 'nothing paid again');
+    const replays = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.replay`)).body.entries as { decision: string; sessionId: string; data: { violations?: { code: string }[] } }[];
+    assert.deepEqual(replays.map((e) => [e.decision, e.sessionId, e.data.violations?.map((v) => v.code)]), [
+      ['deny', derived.body.session.id, ['action_not_allowed']],
+      ['deny', derived.body.session.id, ['action_not_allowed']],
+    ]);
+    // The parent, in scope, still gets its payment back by either path; each replay counts as a request.
+    const requests = async () => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: '*', sinceMs: 0 }])))[0]!.count;
+    const countsBefore = await requests();
+    for (const headers of [{}, key]) {
+      const again = await pay(parent, { invoice: invoice.invoice }, headers);
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.deepEqual([again.body.replayed, again.body.preimage, again.body.paymentId], [true, invoice.preimage, paid.body.paymentId]);
+    }
+    assert.equal((await requests()) - countsBefore, 2, 'each replay charged as one request (rate and count budgets), nothing more');
+    assert.equal(ln.attempts.length, attempts);
+  });
+
   test('a 1-BTC invoice (hrp `lnbcrt1`) is judged as 1 BTC, not as amountless; a zero-amount invoice is refused as malformed', async () => {
     const { token } = await provisionAgent(h, { policy: policy([shop.node.nodeId], [{ type: 'allow', name: 'tips', match: { actions: ['lightning.pay'], kinds: ['lightning.amountless_payment'] } }]), actions: ACTIONS });
     const attempts = ln.attempts.length;

@@ -3,7 +3,7 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson } from '../canonical-json.ts';
 import { AirlockError, isAirlockError } from '../errors.ts';
 import { intentToJson, type Intent } from '../intent.ts';
-import { countWritesFor, ledgerWritesFor, type EvaluationInput } from '../policy/index.ts';
+import { countWritesFor, ledgerWritesFor, sessionScopeViolations, type EvaluationInput } from '../policy/index.ts';
 import type { Decision } from '../policy/decision.ts';
 import { normaliseResource } from '../policy/resource-pattern.ts';
 import type { DecodedRequest } from '../ports/chain-adapter.ts';
@@ -102,6 +102,20 @@ export class LightningService {
     };
   }
 
+  /**
+   * A replay (the same Idempotency-Key, or an invoice this agent already pays) hands back the payment, preimage
+   * included: only to a session whose scope, and its ancestors', allows this payment, as the signing path's
+   * replays (docs/architecture.md, "Replays"). Out of scope: a `sign.replay` deny entry and 403, nothing else.
+   * In scope, the caller records its allow entry and charges the request counts, as a signing replay does.
+   */
+  private async replayOutOfScope(tx: StoreTx, auth: AgentAuth, fresh: { session?: Session; ancestors?: Session[] }, input: EvaluationInput, data: Record<string, unknown>, now: number): Promise<SignOutcome | undefined> {
+    const violations = sessionScopeViolations(fresh.session!.scope, fresh.session!.id, input, fresh.ancestors);
+    if (violations.length === 0) return undefined;
+    const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion: `session:${fresh.session!.id}` };
+    const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'deny', data: { ...data, violations } });
+    return { status: 403, body: denialBody(decision, entry.seq) };
+  }
+
   get backend(): LightningBackend | undefined {
     return this.options.backend;
   }
@@ -141,8 +155,12 @@ export class LightningService {
           }
           const body = prior.response.body as Record<string, unknown>;
           const paymentId = typeof body.paymentId === 'string' ? body.paymentId : undefined;
+          const replayData = { originalSeq: prior.auditSeq, requestHash: reqHash, idempotencyKey, ...(paymentId ? { paymentId } : {}) };
+          const outOfScope = await this.replayOutOfScope(tx, auth, fresh, input0, replayData, now);
+          if (outOfScope) return outOfScope;
           const payment = paymentId ? await tx.getLightningPayment(paymentId) : undefined;
-          const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: { originalSeq: prior.auditSeq, requestHash: reqHash, idempotencyKey, ...(paymentId ? { paymentId } : {}) } });
+          const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: replayData });
+          await tx.appendLedger(countWritesFor(input0), now, entry.seq);
           if (payment) return { answer: payment, auditSeq: entry.seq };
           return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
         }
@@ -155,7 +173,11 @@ export class LightningService {
           await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, error, now, { paymentHash: active.paymentHash });
           return { refused: error };
         }
-        const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: { originalSeq: active.auditSeq, requestHash: reqHash, paymentId: active.id } });
+        const replayData = { originalSeq: active.auditSeq, requestHash: reqHash, paymentId: active.id };
+        const outOfScope = await this.replayOutOfScope(tx, auth, fresh, input0, replayData, now);
+        if (outOfScope) return outOfScope;
+        const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: replayData });
+        await tx.appendLedger(countWritesFor(input0), now, entry.seq);
         return { answer: active, auditSeq: entry.seq };
       }
       return this.decide(tx, auth, fresh.session!, input0, decoded, reqHash, idempotencyKey, backend, input, now);

@@ -111,7 +111,9 @@ export class ChildSessionService {
         data: { sessionId: id, ...(descendants.length ? { descendants } : {}), by: auth.session.id },
       });
       return { revoked, descendants };
-    }, { affinity: auth.agent.id });
+      // Exclusive, as the operator's revoke is (revoke-all.ts says why): a request of the child waiting on
+      // another instance must read the session revoked, not a snapshot from before this commit.
+    }, { exclusive: true });
     for (const sessionId of [id, ...descendants]) this.signing.credentials.forgetSession(sessionId);
     return revoked;
   }

@@ -149,7 +149,11 @@ export class RevokeAllService {
       }
       const entry = await tx.appendAudit({ at: now, type: 'agent.revoke_all', actor: 'operator', agentId: agent.id, data: { frozen, status: current.status, revokedSessions, deniedApprovals, by: actor } });
       return { agent: current, frozen, revokedSessions, deniedApprovals, auditSeq: entry.seq };
-    }, { affinity: found.id });
+      // Exclusive, as a freeze or a revoke alone is: it changes the agent's status and its sessions, which every
+      // signing transaction reads. On PostgreSQL a signing request of this agent on another instance may already
+      // be waiting for the agent's lock in the statement that reads them, with a snapshot from before this commit;
+      // under the signing lock taken exclusively it waits at BEGIN instead and reads the frozen agent after it.
+    }, { exclusive: true });
     this.options.credentials?.forgetAgent(found.id);
     return result;
   }
