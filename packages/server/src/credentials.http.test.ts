@@ -243,6 +243,8 @@ describe('two instances on one PostgreSQL: a credential cached by one is refused
             return typeof value === 'function' ? value.bind(target) : value;
           },
         })), options as never)) as typeof transaction;
+      const schema = new URL(h.config.storeUrl).searchParams.get('schema');
+      assert.ok(schema, h.config.storeUrl);
       const pgClient = new pg.Client({ connectionString: PG_URL });
       await pgClient.connect();
       try {
@@ -252,11 +254,15 @@ describe('two instances on one PostgreSQL: a credential cached by one is refused
         clock.advance(1000);
         const signing = callSecond('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 2n, 1) });
         // Until it waits for a lock the change holds (or 2 s): then the change commits.
-        for (let i = 0; i < 100; i++) {
+        let waited = false;
+        for (let i = 0; i < 100 && !waited; i++) {
           await new Promise((resolve) => setTimeout(resolve, 20));
-          const { rows } = await pgClient.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'");
-          if (rows[0].n > 0) break;
+          // This schema's connections only (the store names them airlock:<schema>): other test files share the database.
+          const { rows } = await pgClient.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND application_name = $1", [`airlock:${schema}`]);
+          waited = rows[0].n > 0;
         }
+        // The race is set up only if the second instance's request was waiting when the change commits.
+        assert.ok(waited, 'the second instance never waited for the store');
         release();
         assert.equal((await changed).status, 200);
         const res = await signing;
@@ -275,6 +281,42 @@ describe('two instances on one PostgreSQL: a credential cached by one is refused
       assert.deepEqual(later.map((e) => [e.decision, e.data.errorCode]), [['error', code]]);
     });
   }
+
+  // A revoke that changes nothing takes no exclusive lock: an agent must not be able to hold back every signing
+  // batch of the fleet with ids that revoke nothing (a review found it could).
+  test("an agent's revoke of an unknown or already revoked child is answered at once, while a signing transaction elsewhere is still open", async () => {
+    const p = await provisionAgent(h, { policy: usdcPolicy() });
+    const derived = await h.call('POST', '/v1/session/children', { token: p.token, body: { actions: ['evm.transaction'] } });
+    assert.equal(derived.status, 201, JSON.stringify(derived.body));
+    assert.equal((await h.call('POST', `/v1/session/children/${derived.body.session.id}/revoke`, { token: p.token })).status, 200);
+    const bystander = await provisionAgent(h, { policy: usdcPolicy() });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let readInside!: () => void;
+    const insideRead = new Promise<void>((resolve) => (readInside = resolve));
+    const inFlight = second.store.transaction(async (tx) => {
+      await tx.getAgent(bystander.agent.id);
+      readInside();
+      await held;
+    });
+    await insideRead;
+    try {
+      const answers = await Promise.race([
+        Promise.all([
+          h.call('POST', '/v1/session/children/ses_0000000000000000/revoke', { token: p.token }),
+          h.call('POST', `/v1/session/children/${derived.body.session.id}/revoke`, { token: p.token }),
+        ]),
+        new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 2000)),
+      ]);
+      assert.notEqual(answers, 'waited', 'a revoke that changes nothing waited for a signing transaction of another agent');
+      const [unknown, again] = answers as Awaited<ReturnType<Call>>[];
+      assert.deepEqual([unknown!.status, unknown!.body.error.code], [404, 'not_found']);
+      assert.deepEqual([again!.status, typeof again!.body.revokedAt], [200, 'string']);
+    } finally {
+      release();
+      await inFlight;
+    }
+  });
 
   // A batch reads each scope's policy once and keeps it for its other requests: a policy stored through the
   // other instance must still decide the very next request here, fleet and agent alike.

@@ -189,16 +189,31 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning a
       ['deny', derived.body.session.id, ['action_not_allowed']],
       ['deny', derived.body.session.id, ['action_not_allowed']],
     ]);
-    // The parent, in scope, still gets its payment back by either path; each replay counts as a request.
-    const requests = async () => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: '*', sinceMs: 0 }])))[0]!.count;
-    const countsBefore = await requests();
+    // The parent, in scope, still gets its payment back by either path, charged nothing more.
+    const before = await spent(agent.id);
     for (const headers of [{}, key]) {
       const again = await pay(parent, { invoice: invoice.invoice }, headers);
       assert.equal(again.status, 200, JSON.stringify(again.body));
       assert.deepEqual([again.body.replayed, again.body.preimage, again.body.paymentId], [true, invoice.preimage, paid.body.paymentId]);
     }
-    assert.equal((await requests()) - countsBefore, 2, 'each replay charged as one request (rate and count budgets), nothing more');
+    assert.equal(await spent(agent.id), before);
     assert.equal(ln.attempts.length, attempts);
+  });
+
+  test('a refused payment sent again under its Idempotency-Key: 403 again, recorded as a deny replay, no request counted, nothing paid', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ACTIONS });
+    const invoice = shop.invoice({ amountMsat: 500_000n }); // over the 120 000 msat cap
+    const key = { 'idempotency-key': `refused-${store}` };
+    const requests = async () => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: '*', sinceMs: 0 }])))[0]!.count;
+    const first = await pay(token, { invoice: invoice.invoice }, key);
+    assert.equal(first.status, 403, JSON.stringify(first.body));
+    const counted = await requests();
+    const again = await pay(token, { invoice: invoice.invoice }, key);
+    assert.deepEqual([again.status, again.body.replayed, codes(again)], [403, true, codes(first)]);
+    assert.equal(await requests(), counted);
+    const replays = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.replay`)).body.entries as { decision: string }[];
+    assert.deepEqual(replays.map((e) => e.decision), ['deny']);
+    assert.equal(ln.attempts.filter((a) => a === invoice.paymentHash).length, 0);
   });
 
   test('a 1-BTC invoice (hrp `lnbcrt1`) is judged as 1 BTC, not as amountless; a zero-amount invoice is refused as malformed', async () => {

@@ -106,7 +106,9 @@ export class LightningService {
    * A replay (the same Idempotency-Key, or an invoice this agent already pays) hands back the payment, preimage
    * included: only to a session whose scope, and its ancestors', allows this payment, as the signing path's
    * replays (docs/architecture.md, "Replays"). Out of scope: a `sign.replay` deny entry and 403, nothing else.
-   * In scope, the caller records its allow entry and charges the request counts, as a signing replay does.
+   * In scope, the caller records its entry. Unlike a signing replay it charges no request count: it pays nothing
+   * and releases nothing new, and NWC has every instance answer each request under one Idempotency-Key, so
+   * counting replays would count one payment once per instance (rate limits tripping at 1/N of their rate).
    */
   private async replayOutOfScope(tx: StoreTx, auth: AgentAuth, fresh: { session?: Session; ancestors?: Session[] }, input: EvaluationInput, data: Record<string, unknown>, now: number): Promise<SignOutcome | undefined> {
     const violations = sessionScopeViolations(fresh.session!.scope, fresh.session!.id, input, fresh.ancestors);
@@ -159,8 +161,9 @@ export class LightningService {
           const outOfScope = await this.replayOutOfScope(tx, auth, fresh, input0, replayData, now);
           if (outOfScope) return outOfScope;
           const payment = paymentId ? await tx.getLightningPayment(paymentId) : undefined;
-          const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: replayData });
-          await tx.appendLedger(countWritesFor(input0), now, entry.seq);
+          // A stored refusal or approval hold is replayed as what it was (as the signing path's replays are).
+          const decision = payment ? 'allow' : prior.response.status === 403 ? 'deny' : prior.response.status === 202 ? 'require_approval' : 'allow';
+          const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision, data: replayData });
           if (payment) return { answer: payment, auditSeq: entry.seq };
           return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
         }
@@ -177,7 +180,6 @@ export class LightningService {
         const outOfScope = await this.replayOutOfScope(tx, auth, fresh, input0, replayData, now);
         if (outOfScope) return outOfScope;
         const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: replayData });
-        await tx.appendLedger(countWritesFor(input0), now, entry.seq);
         return { answer: active, auditSeq: entry.seq };
       }
       return this.decide(tx, auth, fresh.session!, input0, decoded, reqHash, idempotencyKey, backend, input, now);

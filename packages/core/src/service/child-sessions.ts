@@ -98,6 +98,11 @@ export class ChildSessionService {
    */
   async revoke(auth: AgentAuth, id: string): Promise<Session> {
     const now = this.deps.clock.now();
+    // Unknown or already revoked: answered from a read, before the exclusive transaction below, which holds back
+    // every signing batch on PostgreSQL while it runs: an id that revokes nothing must not cost the fleet that.
+    const listed = (await this.deps.store.sessionDescendants(auth.session.id)).find((s) => s.id === id);
+    if (!listed) throw new AirlockError('not_found', 'No such child session.');
+    if (listed.revokedAt !== undefined) return listed;
     const { revoked, descendants } = await this.deps.store.transaction(async (tx) => {
       await this.usableSession(tx, auth, now);
       const below = await tx.sessionDescendants(auth.session.id);

@@ -376,5 +376,8 @@ describe('NIP-47 wallet service: two instances on one PostgreSQL', { timeout: 12
     // One decision and one replay of it (the same Idempotency-Key: the request event id), both in the audit log.
     const entries = (await auditOf(h, agent.name)).filter((e) => e.type === 'sign.request' || e.type === 'sign.replay');
     assert.deepEqual(entries.map((e) => `${e.type} ${e.decision}`).sort(), ['sign.replay allow', 'sign.request allow']);
+    // One payment is one request for the agent's rate limits, however many instances answered it.
+    const [requests] = await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: '*', sinceMs: 0 }]));
+    assert.equal(requests!.count, 1);
   });
 });
