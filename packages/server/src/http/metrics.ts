@@ -151,28 +151,17 @@ export class AirlockMetrics {
  */
 function groupCommitSizeHistogram(holder: AirlockHolder) {
   const name = 'airlock_store_group_commit_size';
-  const metric = {
-    name,
-    help: 'Write transactions (signatures, operator changes, ...) carried by each commit of the store\'s group committer: _count is commits, _sum is transactions.',
-    type: 'histogram',
-    aggregator: 'sum',
-    labelNames: [],
-    reset() {},
-    get() {
-      const stats = holder.sealed ? undefined : holder.get().deps.store.groupCommitStats?.();
-      const values = stats
-        ? [
-            ...GROUP_COMMIT_SIZE_BOUNDS.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: stats.atMost[i]! })),
-            { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: stats.commits },
-            { metricName: `${name}_sum`, labels: {}, value: stats.transactions },
-            { metricName: `${name}_count`, labels: {}, value: stats.commits },
-          ]
-        : [];
-      return Promise.resolve({ name, help: metric.help, type: metric.type, values, aggregator: metric.aggregator });
-    },
-  };
-  // The Registry reads name, help, type, aggregator and get(); the cast is for its typing, which names prom-client's own classes.
-  return metric as unknown as Histogram;
+  return readAtScrape(name, 'histogram', 'Write transactions (signatures, operator changes, ...) carried by each commit of the store\'s group committer: _count is commits, _sum is transactions.', () => {
+    const stats = holder.sealed ? undefined : holder.get().deps.store.groupCommitStats?.();
+    if (!stats) return [];
+    const values: ScrapedValue[] = [
+      ...GROUP_COMMIT_SIZE_BOUNDS.map((le, i) => ({ metricName: `${name}_bucket`, labels: { le }, value: stats.atMost[i]! })),
+      { metricName: `${name}_bucket`, labels: { le: '+Inf' }, value: stats.commits },
+      { metricName: `${name}_sum`, labels: {}, value: stats.transactions },
+      { metricName: `${name}_count`, labels: {}, value: stats.commits },
+    ];
+    return values;
+  }) as unknown as Histogram;
 }
 
 /** How long a scrape waits for the key process's answer before it leaves its sample out. */
@@ -184,27 +173,33 @@ const KEY_PROCESS_SCRAPE_TIMEOUT_MS = 2000;
  */
 function keyProcessDroppedLines(holder: AirlockHolder) {
   const name = 'airlock_key_process_log_lines_dropped_total';
-  const metric = {
-    name,
-    help: 'Log lines the key process (AIRLOCK_KEY_PROCESS_SOCKET) lost since it started: dropped while the reader of its stderr had fallen AIRLOCK_LOG_QUEUE behind, or whose write failed. Read from the key process at each scrape; no sample while it does not answer.',
-    type: 'counter',
-    aggregator: 'sum',
-    labelNames: [],
+  return readAtScrape(name, 'counter', 'Log lines the key process (AIRLOCK_KEY_PROCESS_SOCKET) lost since it started: dropped while the reader of its stderr had fallen AIRLOCK_LOG_QUEUE behind, or whose write failed. Read from the key process at each scrape; no sample while it does not answer.', async () => {
+    const keyProcess = holder.sealed ? undefined : holder.get().keyProcess;
+    let dropped: number | undefined;
+    try {
+      dropped = keyProcess ? (await keyProcess.hello(KEY_PROCESS_SCRAPE_TIMEOUT_MS)).logLinesDropped : undefined;
+    } catch {
+      dropped = undefined; // not answering: health and readiness say so (key_process_unavailable)
+    }
+    return dropped === undefined ? [] : [{ metricName: name, labels: {}, value: dropped }];
+  }) as unknown as Counter;
+}
+
+type ScrapedValue = { metricName: string; labels: Record<string, string | number>; value: number };
+
+/**
+ * A metric whose samples are computed when Prometheus scrapes, in the shape prom-client's Registry reads (name,
+ * help, type, aggregator and get()); none of its classes can take a set of values made elsewhere. The caller
+ * casts it to the class of its type, for the Registry's typing.
+ */
+function readAtScrape(name: string, type: 'counter' | 'histogram', help: string, values: () => ScrapedValue[] | Promise<ScrapedValue[]>) {
+  return {
+    name, help, type, aggregator: 'sum', labelNames: [],
     reset() {},
     async get() {
-      const keyProcess = holder.sealed ? undefined : holder.get().keyProcess;
-      let dropped: number | undefined;
-      try {
-        dropped = keyProcess ? (await keyProcess.hello(KEY_PROCESS_SCRAPE_TIMEOUT_MS)).logLinesDropped : undefined;
-      } catch {
-        dropped = undefined; // not answering: health and readiness say so (key_process_unavailable)
-      }
-      const values = dropped === undefined ? [] : [{ metricName: name, labels: {}, value: dropped }];
-      return { name, help: metric.help, type: metric.type, values, aggregator: metric.aggregator };
+      return { name, help, type, values: await values(), aggregator: 'sum' };
     },
   };
-  // As groupCommitSizeHistogram: the Registry reads name, help, type, aggregator and get().
-  return metric as unknown as Counter;
 }
 
 interface StoreSnapshot {
