@@ -75,6 +75,14 @@ interface TargetRow {
   why: string;
 }
 
+/**
+ * A ratio target met by the median of the rounds but not in each: said so, since each round's ratio moves with
+ * that round's viem baseline as much as with Airlock, and a spread across the target is this machine's noise.
+ */
+function metByMedian(ratio: { min: number }, want: number): string {
+  return ratio.min >= want ? 'met' : `met: by the median of the rounds, not in each (lowest ${r2(ratio.min)}): each round's ratio moves with that round's viem baseline as much as with Airlock, so a spread across the target is within this machine's noise`;
+}
+
 function targets(r: BenchResults): TargetRow[] {
   const rows: TargetRow[] = [];
   const { inprocess, http, twoprocesses, policy, ledger, audit, provisioning, pkcs11 } = r.sections;
@@ -86,7 +94,7 @@ function targets(r: BenchResults): TargetRow[] {
         target: `in-process, 16 in flight over 16 agents ≥ 0.8x viem, ${label(key)}`,
         measured: `${r2(p.ratioC16agents.median)} (${r2(p.ratioC16agents.min)}–${r2(p.ratioC16agents.max)}); ${fmt(p.c16agents)} ops/s vs viem ${fmt(inprocess.baseline.viem)}`,
         met,
-        why: met ? 'met' : 'missed: see the in-process section (decode, policy, store work and one durable commit per batch on one event loop)',
+        why: met ? metByMedian(p.ratioC16agents, 0.8) : 'missed: see the in-process section (decode, policy, store work and one durable commit per batch on one event loop)',
       });
     }
   }
@@ -100,7 +108,7 @@ function targets(r: BenchResults): TargetRow[] {
         target: `HTTP at 16 connections ≥ ${want}x viem, ${label(key)}${sqlite ? '' : ', one daemon'}`,
         measured: `${r2(s.ratioC16.median)} (${r2(s.ratioC16.min)}–${r2(s.ratioC16.max)}); ${fmt(s.c16)} req/s`,
         met,
-        why: met ? 'met' : sqlite ? 'missed: the load generator shares the 2 cores with the daemon; see the HTTP section' : 'missed: the 2 cores run out first. At 16 connections of one agent a signature cost about 1.2 ms of the daemon\'s CPU and 0.8 ms of PostgreSQL\'s (CPU read from /proc over the c16 load, bench/.tmp probe), and the load generator and the kernel take the rest of the two cores. The batch\'s ledger insert now gets its running sums, ranks and clamped times from the daemon (docs/architecture.md): PostgreSQL\'s CPU per signature of one agent in-process fell from about 640 to 380 µs, and an A/B over HTTP in the same minutes gave 497 -> 603 req/s (medians); on this VM a round trip to PostgreSQL also costs the client about 100 µs of CPU (SELECT 1 ping-pong), and one agent\'s batches run one at a time, so in-process the two cores are only about 55% busy. A batch keeps what it read of its agent, session and budget windows while it holds their locks (docs/architecture.md, "A batch remembers"), so a batch of one agent\'s requests (about 7 here) costs its BEGIN, one statement that locks and reads the agent, one that reads the windows and takes the fleet slot, one round trip for the ledger and audit inserts together (pipelined) and COMMIT, whatever its size: 329 req/s before it kept them, 561 after (probe medians, same machine, same day); 177 req/s in this row\'s previous measurement (2026-12-01 17:58 UTC, before the ledger insert was batched). With 16 agents (in-process) each request still reads its own agent and windows: about 1.9 ms of PostgreSQL CPU and 1.3 ms of the daemon\'s per signature over about 3.3 statements. Statements are prepared once per connection, except the batch\'s ledger insert, planned on each run (a generic plan made on a small ledger slowed as it grew). Putting the ledger and audit inserts in one statement was tried and saved nothing (5.2 ms against 3.7 and 1.2: PostgreSQL\'s CPU is the cost, not the round trip on loopback); sending them together in one round trip saves one round trip per batch, which matters where PostgreSQL is across a network (the scale-out section)',
+        why: met ? metByMedian(s.ratioC16, want) : sqlite ? 'missed: the load generator shares the 2 cores with the daemon; see the HTTP section' : 'missed: the 2 cores run out first. At 16 connections of one agent a signature cost about 1.2 ms of the daemon\'s CPU and 0.8 ms of PostgreSQL\'s (CPU read from /proc over the c16 load, bench/.tmp probe), and the load generator and the kernel take the rest of the two cores. The batch\'s ledger insert now gets its running sums, ranks and clamped times from the daemon (docs/architecture.md): PostgreSQL\'s CPU per signature of one agent in-process fell from about 640 to 380 µs, and an A/B over HTTP in the same minutes gave 497 -> 603 req/s (medians); on this VM a round trip to PostgreSQL also costs the client about 100 µs of CPU (SELECT 1 ping-pong), and one agent\'s batches run one at a time, so in-process the two cores are only about 55% busy. A batch keeps what it read of its agent, session and budget windows while it holds their locks (docs/architecture.md, "A batch remembers"), so a batch of one agent\'s requests (about 7 here) costs its BEGIN, one statement that locks and reads the agent, one that reads the windows and takes the fleet slot, one round trip for the ledger and audit inserts together (pipelined) and COMMIT, whatever its size: 329 req/s before it kept them, 561 after (probe medians, same machine, same day); 177 req/s in this row\'s previous measurement (2026-12-01 17:58 UTC, before the ledger insert was batched). With 16 agents (in-process) each request still reads its own agent and windows: about 1.9 ms of PostgreSQL CPU and 1.3 ms of the daemon\'s per signature over about 3.3 statements. Statements are prepared once per connection, except the batch\'s ledger insert, planned on each run (a generic plan made on a small ledger slowed as it grew). Putting the ledger and audit inserts in one statement was tried and saved nothing (5.2 ms against 3.7 and 1.2: PostgreSQL\'s CPU is the cost, not the round trip on loopback); sending them together in one round trip saves one round trip per batch, which matters where PostgreSQL is across a network (the scale-out section)',
       });
       if (sqlite && s.halfCapacity) {
         const metHalf = s.halfCapacity.p99.median < 10;
