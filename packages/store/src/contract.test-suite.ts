@@ -259,7 +259,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual((await store.transaction((tx) => tx.sessionDescendants('ses_child'))).map((s) => s.id), ['ses_grand']);
       assert.deepEqual(await store.sessionDescendants('ses_other'), []);
 
-      await store.transaction((tx) => tx.revokeSession('ses_child', 100));
+      await store.transaction((tx) => tx.revokeSession('ses_child', 100), { exclusive: true });
       assert.equal((await store.getSession('ses_child'))?.revokedAt, 100);
       assert.equal((await store.getSession('ses_grand'))?.revokedAt, 50, 'a descendant revoked before keeps its time');
       assert.equal((await store.getSession('ses_sibling'))?.revokedAt, undefined);
@@ -971,22 +971,26 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       // A batch remembers the latest policy of each scope it has read (SQLite: with the audit head and ledger
       // heads) for the rest of its transaction: a write inside the batch must show in every request after it,
       // and one rolled back must not. One affinity keeps the five in one batch on PostgreSQL too.
-      test('a policy stored by one of them is the latest for every one after it; one undone is not', async () => {
+      // A policy is stored only by an exclusive transaction (shared/exclusive-writes.ts). On SQLite that is still
+      // one of the batch's transactions, so the batch must see it; on PostgreSQL it runs outside every batch.
+      test('a policy stored by one of them is the latest for every one after it; one undone is not', async (t) => {
         const store = await fresh();
+        if (store.dialect === 'postgres') return t.skip('PostgreSQL stores a policy outside every batch (exclusive transaction); the refusal in a batch is the next test');
         await store.putPolicy({ scope: 'fleet', hash: 'h1', document: { v: 1 }, author: 'op', createdAt: 1 });
         type Tx = Parameters<Parameters<Store['transaction']>[0]>[0];
         const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: 'policy-test' });
+        const putTogether = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: 'policy-test', exclusive: true });
         const latest = (tx: Tx) => tx.getPolicy('fleet').then((p) => [p?.version, p?.document]);
         const results = await Promise.allSettled([
           together(latest),
-          together((tx) => tx.putPolicy({ scope: 'fleet', hash: 'h2', document: { v: 2 }, author: 'op', createdAt: 2 }).then((p) => p.version)),
+          putTogether((tx) => tx.putPolicy({ scope: 'fleet', hash: 'h2', document: { v: 2 }, author: 'op', createdAt: 2 }).then((p) => p.version)),
           // Fails having written nothing (on PostgreSQL: without a savepoint of its own): undoing it undoes no other.
           together(async (tx) => {
             await latest(tx);
             throw new AirlockError('invalid_request', 'read and gave up');
           }),
           together(latest),
-          together(async (tx) => {
+          putTogether(async (tx) => {
             await tx.putPolicy({ scope: 'fleet', hash: 'h3', document: { v: 3 }, author: 'op', createdAt: 3 });
             assert.deepEqual(await latest(tx), [3, { v: 3 }], 'a request reads its own policy');
             throw new AirlockError('invalid_request', 'changed its mind');
@@ -1003,7 +1007,10 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       // PostgreSQL keeps the rows a batch's agent statements read for its next request of the same agent
       // (postgres-tx.ts, AgentRows): a write inside the batch must show in every read after it, and one rolled
       // back must not.
-      test('an agent or session changed by one of them is read changed by every one after it; one undone is not', async () => {
+      // The writes of an agent's status and a session that signing reads are exclusive (shared/exclusive-writes.ts),
+      // which a PostgreSQL batch never is; a circuit breaker's freeze is the one such write made in a batch (in
+      // the request that trips it), so it is the one the batch's kept rows must see.
+      test('an agent frozen by a breaker tripped in one of them is read frozen by every one after it; one undone is not', async () => {
         const store = await fresh();
         const [agent] = await store.createAgents(agentsNamed('memo'), fakeAddress, 0);
         const id = agent!.id;
@@ -1012,25 +1019,71 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: id });
         // The signing path's read: agent and session asked for in the same turn (one statement on PostgreSQL).
         const read = (tx: Tx) => Promise.all([tx.getAgent(id), tx.getSession('ses_memo')]).then(([a, s]) => `${a?.status}/${s?.revokedAt ?? 'live'}`);
+        const trip = (tx: Tx, breakerId: string, now: number) => tx.tripBreaker({
+          id: breakerId, detector: 'detector/fleet/burst', type: 'request_burst', action: 'freeze', scope: 'agent', agentId: id, policyVersion: 'fleet@1:x',
+          figures: { observed: '13', threshold: '12' }, message: 'burst', agents: [id], state: 'tripped', trippedAt: now, trippedSeq: 1,
+        }, { freeze: true, now });
         const results = await Promise.allSettled([
           together(read),
           together(read),
-          together(async (tx) => (await tx.revokeSession('ses_memo', 50), read(tx))),
-          together(read),
           together(async (tx) => {
-            await tx.setAgentStatus(id, 'frozen', 60);
-            assert.equal(await read(tx), 'frozen/50', 'a request reads its own change');
+            await trip(tx, 'brk_memo1', 60);
+            assert.equal(await read(tx), 'frozen/live', 'a request reads its own change');
             throw new AirlockError('invalid_request', 'changed its mind');
           }),
           together(read),
-          together(async (tx) => (await tx.setAgentStatus(id, 'frozen', 70), 'frozen')),
+          together(async (tx) => (await trip(tx, 'brk_memo2', 70), read(tx))),
           together(read),
         ]);
         assert.deepEqual(
           results.map((r) => (r.status === 'fulfilled' ? r.value : code(r.reason))),
-          ['active/live', 'active/live', 'active/50', 'active/50', 'invalid_request', 'active/50', 'frozen', 'frozen/50'],
+          ['active/live', 'active/live', 'invalid_request', 'active/live', 'frozen/live', 'frozen/live'],
         );
         assert.equal((await store.getAgent(id))?.status, 'frozen');
+        assert.deepEqual((await store.listBreakers({})).map((b) => b.id), ['brk_memo2'], 'the undone trip left no breaker');
+      });
+
+      // What a transaction that is not exclusive may not write: each is refused (`internal`, naming the write and
+      // the fix), its transaction rolls back, and the others of its batch go on. An exclusive one may.
+      test('an agent status, session revoke, policy or key rotation outside an exclusive transaction is refused and changes nothing', async () => {
+        const store = await fresh();
+        const [agent] = await store.createAgents(agentsNamed('guard'), fakeAddress, 0);
+        const id = agent!.id;
+        await store.createSession({ id: 'ses_guard', agentId: id, tokenHash: 'cd'.repeat(32), scope: { actions: ['evm.transaction'], chains: [], budgets: [] }, createdAt: 1, expiresAt: 10_000 });
+        await store.putPolicy({ scope: 'fleet', hash: 'h1', document: { v: 1 }, author: 'op', createdAt: 1 });
+        type Tx = Parameters<Parameters<Store['transaction']>[0]>[0];
+        const writes: [string, (tx: Tx) => Promise<unknown>][] = [
+          ['setAgentStatus', (tx) => tx.setAgentStatus(id, 'frozen', 50)],
+          ['revokeSession', (tx) => tx.revokeSession('ses_guard', 50)],
+          ['putPolicy', (tx) => tx.putPolicy({ scope: 'fleet', hash: 'h2', document: { v: 2 }, author: 'op', createdAt: 50 })],
+          ['rotateAgentKey', (tx) => tx.rotateAgentKey(id, fakeAddress, 50)],
+        ];
+        const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: id });
+        const results = await Promise.allSettled([
+          ...writes.map(([, write]) => together(async (tx) => {
+            await tx.appendAudit({ at: 50, type: 'test.before', actor: 'operator', data: {} });
+            return write(tx);
+          })),
+          together((tx) => tx.getAgent(id).then((a) => a?.status)),
+        ]);
+        for (const [i, [name]] of writes.entries()) {
+          const r = results[i]!;
+          assert.equal(r.status, 'rejected', `${name} outside an exclusive transaction`);
+          assert.equal(code((r as PromiseRejectedResult).reason), 'internal');
+          assert.match(String((r as PromiseRejectedResult).reason.message), new RegExp(`${name} must run in an exclusive transaction`));
+        }
+        assert.deepEqual(results.at(-1), { status: 'fulfilled', value: 'active' }, 'the rest of the batch went on');
+        assert.equal((await store.getAgent(id))?.status, 'active');
+        assert.deepEqual((await store.listAgentKeys(id)).map((k) => k.keyIndex), [0], 'no key rotated');
+        assert.equal((await store.getSession('ses_guard'))?.revokedAt, undefined);
+        assert.equal((await store.getPolicy('fleet'))?.version, 1);
+        assert.equal((await store.auditHead()).seq, 0, 'their audit entries rolled back with them');
+
+        for (const [name, write] of writes) await store.transaction(write, { exclusive: true }).catch((e) => assert.fail(`${name} in an exclusive transaction: ${e}`));
+        assert.equal((await store.getAgent(id))?.status, 'frozen');
+        assert.equal((await store.getSession('ses_guard'))?.revokedAt, 50);
+        assert.equal((await store.getPolicy('fleet'))?.version, 2);
+        assert.deepEqual((await store.listAgentKeys(id)).map((k) => k.keyIndex), [0, 1]);
       });
 
       // PostgreSQL keeps a batch's window reads for its later requests (window-reads.ts), with the first entries

@@ -313,9 +313,10 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore, Release
    * where they meet. Commits when `fn` resolves, rolls back when it throws (and rethrows). `affinity` (an
    * agent id) lets the store run transactions of one agent in the same group-commit lane, where they share
    * that agent's lock instead of waiting for each other's batches. `exclusive` (rare operator changes that every
-   * signing transaction depends on: a key rotation): no signing transaction runs beside it, so none that read
+   * signing transaction depends on: an agent's status, a session revoke, a policy, a key rotation): no signing transaction runs beside it, so none that read
    * the state before it can commit after it (PostgreSQL: the signing lock taken exclusively, outside the
-   * group-commit batches; SQLite has one writer already).
+   * group-commit batches; SQLite has one writer already). Both stores refuse `setAgentStatus`, `revokeSession`,
+   * `putPolicy` and `rotateAgentKey` in a transaction that is not exclusive (`internal`).
    *
    * `afterCommit`: work on the result that may start once the transaction has committed but whose answer must
    * wait until the commit is durable (signing, answered with the signature). A store that syncs apart from

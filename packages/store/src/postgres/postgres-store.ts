@@ -516,7 +516,7 @@ export class PostgresStore implements Store {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.run({ signingLock: true }, async (q) => {
-          const tx = new PostgresStoreTx(q, new TxLocks(q));
+          const tx = new PostgresStoreTx(q, new TxLocks(q), { exclusive: true });
           try {
             const result = await fn(tx);
             await audit.insertAuditEntries(q, tx.auditEntries);

@@ -23,6 +23,7 @@ import * as thresholdBindings from './threshold-bindings.ts';
 import { agentLockKey, type TxLocks } from './tx-locks.ts';
 import type { WindowReads } from './window-reads.ts';
 import { agentFromRow, policyFromRow, sessionFromRow, type Row } from '../shared/rows.ts';
+import { requireExclusive } from '../shared/exclusive-writes.ts';
 
 /** Session columns read in the agent's statement carry this prefix (no column of `agents` starts with it). */
 const SESSION_PREFIX = 'session.';
@@ -124,6 +125,8 @@ export class PostgresStoreTx implements StoreTx {
   private readonly q: Q;
   private readonly locks: TxLocks;
   private open = true;
+  /** A transaction run `exclusive` (PostgresStore.exclusiveTransaction): it may make the writes of ExclusiveWrite. */
+  private readonly exclusive: boolean;
   /** Audit entries this request appended, written when the batch commits (audit.insertAuditEntries). */
   readonly auditEntries: AuditEntry[] = [];
   /** Set when the request was rolled back to its savepoint: its entries are not written. */
@@ -147,8 +150,9 @@ export class PostgresStoreTx implements StoreTx {
    * be read in the statement that locks and reads its agent (the signing path asks for both at once: one round
    * trip instead of two). `pendingLedger`: the batch's deferred ledger entries (ledger.ts, PendingLedger).
    */
-  constructor(q: Q, locks: TxLocks, options: { seqs?: audit.SeqPool; withSession?: AgentWithSessionRead; latestPolicies?: LatestPolicies; agentRows?: AgentRows; windowReads?: WindowReads; pendingLedger?: ledger.PendingLedger } = {}) {
+  constructor(q: Q, locks: TxLocks, options: { exclusive?: boolean; seqs?: audit.SeqPool; withSession?: AgentWithSessionRead; latestPolicies?: LatestPolicies; agentRows?: AgentRows; windowReads?: WindowReads; pendingLedger?: ledger.PendingLedger } = {}) {
     this.q = q;
+    this.exclusive = options.exclusive ?? false;
     this.locks = locks;
     this.seqs = options.seqs;
     this.withSession = options.withSession;
@@ -252,6 +256,7 @@ export class PostgresStoreTx implements StoreTx {
     }
   }
   async setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent> {
+    requireExclusive(this.exclusive, 'setAgentStatus');
     return records.setAgentStatus(this.live(), id, status, now);
   }
   async listAgentKeys(agentId: string): Promise<AgentKey[]> {
@@ -261,6 +266,7 @@ export class PostgresStoreTx implements StoreTx {
     return agentKeys.findAgentKey(this.live(), address);
   }
   async rotateAgentKey(agentId: string, deriveAddress: DeriveAgentAddress, now: number): Promise<{ agent: Agent; previous: AgentKey; current: AgentKey }> {
+    requireExclusive(this.exclusive, 'rotateAgentKey');
     return agentKeys.rotateAgentKey(this.live(), agentId, deriveAddress, now);
   }
   async retireAgentKey(agentId: string, keyIndex: number, now: number): Promise<AgentKey> {
@@ -270,6 +276,7 @@ export class PostgresStoreTx implements StoreTx {
     return approvals.listApprovals(this.live(), filter);
   }
   async putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
+    requireExclusive(this.exclusive, 'putPolicy');
     const stored = await records.putPolicy(this.live(), record);
     this.latestPolicies?.delete(record.scope);
     return stored;
@@ -278,6 +285,7 @@ export class PostgresStoreTx implements StoreTx {
     await records.createSession(this.live(), session);
   }
   async revokeSession(id: string, now: number): Promise<Session> {
+    requireExclusive(this.exclusive, 'revokeSession');
     return records.revokeSession(this.live(), id, now);
   }
   async listShadowPolicies(): Promise<ShadowPolicyRecord[]> {

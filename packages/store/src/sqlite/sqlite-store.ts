@@ -339,11 +339,14 @@ export class SqliteStore implements Store {
     return this.write(() => lifecycle.recordLifecycleBroadcast(this.db, id, now));
   }
 
-  /** Every write transaction is exclusive here (one writer, and signing transactions re-read inside theirs). */
+  /**
+   * Every write transaction is exclusive here (one writer, and signing transactions re-read inside theirs); one
+   * run `exclusive` is only marked so, for the writes that must be (shared/exclusive-writes.ts).
+   */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>, options?: TransactionOptions): Promise<T>;
   transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit: (value: T) => Promise<R> }): Promise<R>;
   transaction<T, R>(fn: (tx: StoreTx) => Promise<T>, options: TransactionOptions & { afterCommit?: (value: T) => Promise<R> } = {}): Promise<T | R> {
-    return this.committer.submit((tx) => fn(tx), undefined, options.afterCommit);
+    return this.committer.submit((tx) => fn(options.exclusive ? tx.markExclusive() : tx), undefined, options.afterCommit);
   }
 
   /** What the group committer has done since this store opened (metrics). */

@@ -20,14 +20,23 @@ import * as shadow from './shadow.ts';
 import * as webhooks from './webhooks.ts';
 import * as thresholdBindings from './threshold-bindings.ts';
 import type { SqliteDb } from './sqlite-db.ts';
+import { requireExclusive } from '../shared/exclusive-writes.ts';
 
 /** The handle `SqliteStore.transaction` passes to its callback; dead once the transaction ends. */
 export class SqliteStoreTx implements StoreTx {
   private readonly db: SqliteDb;
   private open = true;
+  /** Whether this is a transaction run `exclusive` (shared-module requireExclusive). */
+  private exclusive = false;
 
   constructor(db: SqliteDb) {
     this.db = db;
+  }
+
+  /** Marks the handle of a transaction run `{ exclusive: true }`: it may make the writes of ExclusiveWrite. */
+  markExclusive(): this {
+    this.exclusive = true;
+    return this;
   }
 
   end(): void {
@@ -49,6 +58,7 @@ export class SqliteStoreTx implements StoreTx {
     return records.getPolicy(this.live(), scope);
   }
   async setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent> {
+    requireExclusive(this.exclusive, 'setAgentStatus');
     return records.setAgentStatus(this.live(), id, status, now);
   }
   async listAgentKeys(agentId: string): Promise<AgentKey[]> {
@@ -58,6 +68,7 @@ export class SqliteStoreTx implements StoreTx {
     return agentKeys.findAgentKey(this.live(), address);
   }
   async rotateAgentKey(agentId: string, deriveAddress: DeriveAgentAddress, now: number): Promise<{ agent: Agent; previous: AgentKey; current: AgentKey }> {
+    requireExclusive(this.exclusive, 'rotateAgentKey');
     return agentKeys.rotateAgentKey(this.live(), agentId, deriveAddress, now);
   }
   async retireAgentKey(agentId: string, keyIndex: number, now: number): Promise<AgentKey> {
@@ -67,12 +78,14 @@ export class SqliteStoreTx implements StoreTx {
     return approvals.listApprovals(this.live(), filter);
   }
   async putPolicy(record: Omit<PolicyRecord, 'version'>): Promise<PolicyRecord> {
+    requireExclusive(this.exclusive, 'putPolicy');
     return records.putPolicy(this.live(), record);
   }
   async createSession(session: Session): Promise<void> {
     await records.createSession(this.live(), session);
   }
   async revokeSession(id: string, now: number): Promise<Session> {
+    requireExclusive(this.exclusive, 'revokeSession');
     return records.revokeSession(this.live(), id, now);
   }
   async listShadowPolicies(): Promise<ShadowPolicyRecord[]> {
