@@ -19,6 +19,17 @@ export function taprootOutputKey(publicKey: Uint8Array): Uint8Array {
 }
 
 const AUX_TAG = utf8ToBytes('airlock/taproot-aux/v1');
+const BIP340_AUX_TAG = utf8ToBytes('airlock/bip340-aux/v1');
+
+/**
+ * BIP-340 auxiliary randomness derived from the digest, so a replay signs the same bytes (the backends say
+ * `deterministic`, and the signing path re-signs a replay instead of keeping the signature). BIP-340 allows
+ * any aux: the nonce is still hashed from the secret key and the message; fresh randomness only adds
+ * protection against fault and side-channel attacks on the signing machine.
+ */
+export function bip340Aux(digest: Uint8Array): Uint8Array {
+  return sha256(new Uint8Array([...BIP340_AUX_TAG, ...digest]));
+}
 
 /**
  * Signs `digest` for a taproot key-path spend of the BIP-86 output of `privateKey`'s public key.

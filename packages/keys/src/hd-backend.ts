@@ -2,9 +2,8 @@
  * Software key backend: BIP-32 keys derived from the unsealed root, signing with noble.
  * Every signature is verified against the public key before it leaves this class.
  */
-import { randomBytes } from 'node:crypto';
 import { AirlockError, type EcdsaSignature, type ExtendedPublicKey, type KeyBackend } from '@airlock/core';
-import { extendedPublicKey, signTaprootKeyPathWith } from './bitcoin-keys.ts';
+import { bip340Aux, extendedPublicKey, signTaprootKeyPathWith } from './bitcoin-keys.ts';
 import { secp256k1, schnorr } from '@noble/curves/secp256k1.js';
 import type { HDKey } from '@scure/bip32';
 import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
@@ -113,8 +112,8 @@ export class HdKeyBackend implements KeyBackend {
     const privateKey = privateKeyOf(node);
     let signature: Uint8Array;
     try {
-      // BIP-340 recommends fresh auxiliary randomness (protects against fault/side-channel attacks).
-      signature = schnorr.sign(digest, privateKey, randomBytes(32));
+      // Aux from the digest (bip340Aux): a replay is the same bytes, as `deterministic` promises.
+      signature = schnorr.sign(digest, privateKey, bip340Aux(digest));
     } finally {
       privateKey.fill(0);
     }

@@ -8,10 +8,10 @@
  * build when the addon does not load; we load `secp256k1/bindings` directly so that "native" means native,
  * and `NativeKeyBackend.available()` says false (with the reason) when it is not.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { AirlockError, type EcdsaSignature, type ExtendedPublicKey, type KeyBackend } from '@airlock/core';
-import { extendedPublicKey, signTaprootKeyPathWith } from './bitcoin-keys.ts';
+import { bip340Aux, extendedPublicKey, signTaprootKeyPathWith } from './bitcoin-keys.ts';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import type { HDKey } from '@scure/bip32';
 import { HARDENED_OFFSET } from '@scure/bip32';
@@ -164,7 +164,8 @@ export class NativeKeyBackend implements KeyBackend {
   async signSchnorr(path: string, digest: Uint8Array): Promise<Uint8Array> {
     if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new AirlockError('invalid_request', 'a digest to sign must be exactly 32 bytes');
     const node = this.#derive(path);
-    const signature = schnorr.sign(digest, node.privateKey, randomBytes(32));
+    // Aux from the digest (bip340Aux): a replay is the same bytes, as `deterministic` promises.
+    const signature = schnorr.sign(digest, node.privateKey, bip340Aux(digest));
     if (!schnorr.verify(signature, digest, node.publicKey.slice(1))) throw new AirlockError('signature_check_failed');
     return signature;
   }

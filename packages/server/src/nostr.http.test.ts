@@ -139,6 +139,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     assert.equal(again.status, 200);
     assert.equal(again.body.replayed, true);
     assert.equal(again.body.event.id, first.body.event.id);
+    // The backend re-signs a replay (it says deterministic): BIP-340 with aux from the digest gives the same bytes.
+    assert.equal(again.body.signature, first.body.signature, 'a replay is byte-identical');
+    assert.deepEqual(again.body.event, first.body.event);
     const dry = await h.call('POST', '/v1/dry-run', { token, body: { action: 'nostr.event', payload: note('', { kind: 5 }) } });
     assert.equal(dry.status, 200);
     assert.equal(dry.body.decision.violations[0].code, 'nostr_kind_not_allowed');
