@@ -6,6 +6,11 @@ import { finalizeEvent, generateSecretKey, getPublicKey, verifyEvent } from 'nos
 import * as nip19 from 'nostr-tools/nip19';
 import { privateKeyFromSeedWords } from 'nostr-tools/nip06';
 import * as nip44 from 'nostr-tools/nip44';
+import { chacha20 } from '@noble/ciphers/chacha.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
+import { expand } from '@noble/hashes/hkdf.js';
 import { privateKeyToAddress } from 'viem/accounts';
 import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
 
@@ -95,6 +100,14 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     const auth = (u: string, method = 'GET') => ({ kind: 27235, tags: [['u', u], ['method', method]], content: '', created_at: now() });
     assert.deepEqual(await refused('/v1/sign/nostr-http-auth', auth('https://evil.example.net/login')), ['agent/api-only:nostr_http_url_not_allowed']);
     assert.deepEqual(await refused('/v1/sign/nostr-http-auth', auth('https://api.example.com/v1/x', 'DELETE')), ['agent/api-only:nostr_http_method_not_allowed']);
+    // A u tag that means another URL once normalised (dot segments, encoded or behind backslashes or a tab): the
+    // policy would judge one URL and the event sign another, which a server may read as written.
+    for (const u of ['https://api.example.com/v1/%2e%2e/admin', 'https://api.example.com/v1\\..\\admin', 'https://api.example.com/ad\tmin/../v1/x', 'HTTPS://API.EXAMPLE.COM/v1/x']) {
+      const res = await h.call('POST', '/v1/sign/nostr-http-auth', { token, body: auth(u) });
+      assert.equal(res.status, 400, `${JSON.stringify(u)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, 'invalid_request');
+      assert.match(res.body.error.message, /normalised/);
+    }
     // NIP-98 through the event route is refused outright (its own action, its own rules).
     const viaEvent = await h.call('POST', '/v1/sign/nostr-event', { token, body: auth('https://api.example.com/v1/x') });
     assert.equal(viaEvent.status, 400);
@@ -172,6 +185,58 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     assert.deepEqual(audit.body.entries.map((e: any) => e.decision), ['allow', 'allow', 'deny']);
     const text = JSON.stringify(audit.body);
     for (const secret of ['meet at noon', 'see you there', 'leak']) assert.ok(!text.includes(secret), `no plaintext in the audit log: ${secret}`);
+  });
+
+  test('NIP-44 input that is bad without the key is refused before it is authorized: no audit entry, no rate count', async () => {
+    const { agent, token } = await provisionAgent(h, {
+      policy: policy([{ type: 'rate_limit', name: 'two-crypto-per-hour', max: 2, window: '1h', match: { actions: ['nostr.nip44'] } }]),
+      actions: NOSTR_ACTIONS,
+    });
+    const bad: [string, object][] = [
+      ['/v1/nostr/nip44/decrypt', { peer: FRIEND, ciphertext: 'A'.repeat(200) }], // base64 of the right size, version byte 0
+      ['/v1/nostr/nip44/decrypt', { peer: FRIEND, ciphertext: '#future-encoding' }],
+      ['/v1/nostr/nip44/encrypt', { peer: FRIEND, plaintext: '€'.repeat(30_000) }], // 90,000 UTF-8 bytes > 65,535
+      ['/v1/nostr/nip44/encrypt', { peer: FRIEND, plaintext: '' }],
+      ['/v1/nostr/nip44/encrypt', { peer: 'ff'.repeat(32), plaintext: 'x' }], // not an x coordinate on the curve
+    ];
+    for (const [path, body] of bad) {
+      const res = await h.call('POST', path, { token, body });
+      assert.equal(res.status, 400, `${path} ${JSON.stringify(body).slice(0, 80)}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, 'invalid_request');
+    }
+    const audit = await h.admin('GET', `/v1/audit?agent=${agent.name}&type=nostr.nip44`);
+    assert.deepEqual(audit.body.entries, [], 'nothing was authorized');
+    // The rate limit (two an hour) is whole: both good requests go through.
+    for (const plaintext of ['one', 'two']) assert.equal((await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: FRIEND, plaintext } })).status, 200);
+  });
+
+  test('NIP-44: a peer who MACs bytes that are not UTF-8 gets the agent a 400, not a 500', async () => {
+    const { token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const me = (await h.call('GET', '/v1/nostr/identity', { token })).body.pubkey;
+    // NIP-44 v2's message keys, written out from the spec (not our implementation): HKDF-expand to 76 bytes.
+    const keys = expand(sha256, nip44.getConversationKey(FRIEND_SECRET, me), new Uint8Array(32).fill(7), 76);
+    const [chachaKey, chachaNonce, hmacKey] = [keys.subarray(0, 32), keys.subarray(32, 44), keys.subarray(44, 76)];
+    const padded = new Uint8Array(2 + 32);
+    padded.set([0, 2, 0xff, 0xfe]); // length 2, then two bytes that are not UTF-8
+    const ciphertext = chacha20(chachaKey, chachaNonce, padded);
+    const nonce = new Uint8Array(32).fill(7);
+    const payload = Buffer.from(concatBytes(Uint8Array.of(2), nonce, ciphertext, hmac(sha256, hmacKey, concatBytes(nonce, ciphertext)))).toString('base64');
+    const res = await h.call('POST', '/v1/nostr/nip44/decrypt', { token, body: { peer: FRIEND, ciphertext: payload } });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'invalid_request');
+    assert.match(res.body.error.message, /not UTF-8/);
+  });
+
+  test('NIP-44: the audit entry of an encryption cannot be used to test guesses of the plaintext', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const me = (await h.call('GET', '/v1/nostr/identity', { token })).body.pubkey;
+    for (let i = 0; i < 2; i++) assert.equal((await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: FRIEND, plaintext: 'your login code is 145044' } })).status, 200);
+    const entries = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=nostr.nip44`)).body.entries;
+    assert.equal(entries.length, 2);
+    // What an unsalted digest would be (the form before the fix): a guess that matches it confirms the plaintext.
+    const guess = bytesToHex(sha256(new TextEncoder().encode(`nip44-v2|encrypt|${me}|${FRIEND}|${bytesToHex(sha256(new TextEncoder().encode('your login code is 145044')))}`)));
+    for (const e of entries) assert.notEqual(e.data.digest, guess);
+    assert.notEqual(entries[0].data.digest, entries[1].data.digest, 'the same plaintext twice gives two unrelated digests');
   });
 
   test('the Nostr key is not the funds key: its EVM address is not the agent address', async () => {

@@ -3,7 +3,9 @@
 import { AirlockError, NOSTR_CHAIN, type Action, type ChainAdapter, type DecodedRequest, type Intent, type NostrInfo, type ProducedSignature, type SignResult, type SignerContext } from '@airlock/core';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex, concatBytes, hexToBytes, randomBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { checkNip04Input } from './nip04.ts';
+import { checkNip44Input } from './nip44.ts';
 import { eventIdBytes, HEX32, parseUnsignedEvent, type UnsignedEvent } from './event.ts';
 import { nostrIdentityPath, xOnlyHex } from './keys.ts';
 
@@ -109,6 +111,10 @@ function httpAuthTarget(tags: string[][]): { url: string; method: string } {
     throw new AirlockError('invalid_request', 'the u tag must be an absolute URL');
   }
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) throw new AirlockError('invalid_request', 'the u tag must be an http(s) URL without credentials');
+  // Policy judges the URL as WHATWG parses it, but the event signs the tag as written, and a server may parse it
+  // otherwise (`%2e%2e`, backslashes, tabs: `/admin/%2e%2e/public/x` passes a `/public/**` rule as `/public/x`).
+  // So the tag must already be in the form the policy judged (found by review).
+  if (url.href !== us[0]![1]) throw new AirlockError('invalid_request', `the u tag must be written as the URL it means, normalised (${JSON.stringify(url.href)}): the policy judges that form, and the event would sign another`);
   const method = methods[0]![1] ?? '';
   if (!HTTP_METHODS.test(method)) throw new AirlockError('invalid_request', 'the method tag must be an upper-case HTTP method');
   return { url: url.href, method };
@@ -120,9 +126,21 @@ function decodeEncryption(scheme: 'nip44' | 'nip04', request: Nip44Request, pubk
   if (!request || (request.op !== 'encrypt' && request.op !== 'decrypt') || typeof request.text !== 'string') throw new AirlockError('invalid_request', `a ${NAME} request names op, peer and text`);
   const peer = typeof request.peer === 'string' ? request.peer.toLowerCase() : '';
   if (!HEX32.test(peer)) throw new AirlockError('invalid_request', 'peer: a 32-byte x-only public key as 64 hex characters');
+  // Everything that can be judged without the key is judged here, before the request is authorized: a malformed
+  // one is refused with no audit entry and no rate count (it used to fail after both).
+  try {
+    schnorr.utils.lift_x(BigInt(`0x${peer}`));
+  } catch {
+    throw new AirlockError('invalid_request', 'peer: not the x coordinate of a point on secp256k1');
+  }
+  (scheme === 'nip44' ? checkNip44Input : checkNip04Input)(request.op, request.text);
   const bytes = utf8ToBytes(request.text);
-  // The audit digest binds op, peer and the text's hash: enough to recognise the request, nothing of the plaintext.
-  const digest = sha256(utf8ToBytes(`${scheme === 'nip44' ? 'nip44-v2' : 'nip04'}|${request.op}|${pubkey}|${peer}|${bytesToHex(sha256(bytes))}`));
+  // The audit digest binds op, peer and the text: a ciphertext's hash for decrypt; for encrypt, the plaintext's
+  // hash under a fresh random salt, so the log (and any export of it) cannot be used to test guesses of the
+  // plaintext offline (an unsalted hash of a short message was brute-forced in a second; found by review).
+  // Nothing replays an encryption (each draws a fresh nonce), so nothing needs to recognise it again.
+  const textHash = request.op === 'encrypt' ? sha256(concatBytes(randomBytes(32), bytes)) : sha256(bytes);
+  const digest = sha256(utf8ToBytes(`${scheme === 'nip44' ? 'nip44-v2' : 'nip04'}|${request.op}|${pubkey}|${peer}|${bytesToHex(textHash)}`));
   const intent: Intent = {
     action: `nostr.${scheme}`,
     chain: NOSTR_CHAIN,

@@ -47,7 +47,37 @@ function unpad(padded: Uint8Array): string {
   const length = new DataView(padded.buffer, padded.byteOffset).getUint16(0);
   const body = padded.subarray(2, 2 + length);
   if (length < MIN_PLAINTEXT || body.length !== length || padded.length !== 2 + paddedLength(length)) throw fail('invalid NIP-44 padding');
-  return new TextDecoder('utf-8', { fatal: true }).decode(body);
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(body);
+  } catch {
+    // A peer can MAC bytes that are not UTF-8: the sender's fault, not ours (was an unwrapped TypeError, a 500).
+    throw fail('the NIP-44 plaintext is not UTF-8 text');
+  }
+}
+
+/**
+ * What can be judged of a NIP-44 request without the key: the plaintext's length for encrypt, the payload's
+ * encoding, size and version for decrypt ("decode_payload"). Run when the request is decoded, so a malformed one
+ * is refused before it is authorized (no audit entry, no rate count), not after.
+ */
+export function checkNip44Input(op: 'encrypt' | 'decrypt', text: string): void {
+  if (op === 'encrypt') {
+    const length = utf8ToBytes(text).length;
+    if (length < MIN_PLAINTEXT || length > MAX_PLAINTEXT) throw fail(`NIP-44 plaintext must be ${MIN_PLAINTEXT}..${MAX_PLAINTEXT} bytes`);
+    return;
+  }
+  decodePayload(text);
+}
+
+/** "decode_payload": length bounds first; `#` marks a future non-base64 encoding. */
+function decodePayload(payload: string): { nonce: Uint8Array; ciphertext: Uint8Array; tag: Uint8Array } {
+  if (typeof payload !== 'string' || payload.length < 132 || payload.length > 87472) throw fail('invalid NIP-44 payload size');
+  if (payload[0] === '#') throw fail('unknown NIP-44 encryption version');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) throw fail('invalid NIP-44 payload: not base64');
+  const data = new Uint8Array(Buffer.from(payload, 'base64'));
+  if (data.length < 99 || data.length > 65603) throw fail('invalid NIP-44 payload size');
+  if (data[0] !== VERSION) throw fail('unknown NIP-44 encryption version');
+  return { nonce: data.subarray(1, 33), ciphertext: data.subarray(33, data.length - 32), tag: data.subarray(data.length - 32) };
 }
 
 /** "hmac_aad": HMAC-SHA256(hmac key, nonce || ciphertext). */
@@ -63,16 +93,7 @@ export function nip44Encrypt(plaintext: string, conversationKey: Uint8Array, non
 }
 
 export function nip44Decrypt(payload: string, conversationKey: Uint8Array): string {
-  // "decode_payload": length bounds first; `#` marks a future non-base64 encoding.
-  if (typeof payload !== 'string' || payload.length < 132 || payload.length > 87472) throw fail('invalid NIP-44 payload size');
-  if (payload[0] === '#') throw fail('unknown NIP-44 encryption version');
-  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(payload)) throw fail('invalid NIP-44 payload: not base64');
-  const data = new Uint8Array(Buffer.from(payload, 'base64'));
-  if (data.length < 99 || data.length > 65603) throw fail('invalid NIP-44 payload size');
-  if (data[0] !== VERSION) throw fail('unknown NIP-44 encryption version');
-  const nonce = data.subarray(1, 33);
-  const ciphertext = data.subarray(33, data.length - 32);
-  const tag = data.subarray(data.length - 32);
+  const { nonce, ciphertext, tag } = decodePayload(payload);
   const { chachaKey, chachaNonce, hmacKey } = messageKeys(conversationKey, nonce);
   // Authenticate before decrypting (constant-time compare).
   if (!equalBytes(mac(hmacKey, nonce, ciphertext), tag)) throw fail('invalid NIP-44 MAC');
