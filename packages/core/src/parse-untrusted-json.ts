@@ -78,5 +78,32 @@ export function parseUntrustedJson(text: string, options: JsonShapeOptions = {})
     throw new AirlockError('invalid_json', `${options.subject ?? 'The request body'} is not valid JSON.`);
   }
   checkJsonShape(value, options);
+  if (hasIllFormedString(value)) {
+    throw new AirlockError('invalid_request', `${options.subject ?? 'The request body'} has a string that is not well-formed Unicode (a lone surrogate, as "\\ud800" writes one): it has no UTF-8 form to hash, sign or store.`);
+  }
   return value;
+}
+
+/**
+ * Whether any key or string in a parsed value holds a lone surrogate. JSON allows one (`"\ud800"`), but it has
+ * no UTF-8 encoding: PostgreSQL's jsonb refuses it (a request held for approval answered 500), and an encoder
+ * replaces it, so what is hashed or signed is not what was sent. Refused at the edge (parseUntrustedJson), not
+ * in findJsonShapeProblem, which the audit verifier also runs on entries already stored. Iterative, as that is.
+ */
+function hasIllFormedString(value: unknown): boolean {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (typeof node === 'string') {
+      if (!node.isWellFormed()) return true;
+    } else if (Array.isArray(node)) {
+      for (const item of node) stack.push(item);
+    } else if (node !== null && typeof node === 'object') {
+      for (const [key, member] of Object.entries(node)) {
+        if (!key.isWellFormed()) return true;
+        stack.push(member);
+      }
+    }
+  }
+  return false;
 }

@@ -187,6 +187,18 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     for (const secret of ['meet at noon', 'see you there', 'leak']) assert.ok(!text.includes(secret), `no plaintext in the audit log: ${secret}`);
   });
 
+  test('a lone surrogate in an event (held or not) is bad input at the edge: 400, nothing held or audited (PostgreSQL answered 500)', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    for (const body of [note('a\ud800b', { kind: 0, tags: [] }), note('hi', { tags: [['t', '\udc00']] }), { ...note('hi'), ['k\ud800']: 1 }]) {
+      const res = await h.call('POST', '/v1/sign/nostr-event', { token, body });
+      assert.equal(res.status, 400, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'invalid_request');
+      assert.match(res.body.error.message, /well-formed Unicode/);
+    }
+    assert.deepEqual((await h.admin('GET', `/v1/audit?agent=${agent.name}`)).body.entries.filter((e: any) => e.actor === 'agent' && e.data.errorCode !== 'invalid_request'), [], 'only the rejections at the edge');
+    assert.deepEqual((await h.admin('GET', '/v1/approvals?state=pending')).body.approvals.filter((a: any) => a.agentId === agent.id), []);
+  });
+
   test('NIP-44 input that is bad without the key is refused before it is authorized: no audit entry, no rate count', async () => {
     const { agent, token } = await provisionAgent(h, {
       policy: policy([{ type: 'rate_limit', name: 'two-crypto-per-hour', max: 2, window: '1h', match: { actions: ['nostr.nip44'] } }]),
