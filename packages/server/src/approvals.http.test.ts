@@ -130,4 +130,20 @@ describe('human approval', () => {
     assert.equal(res.body.error.code, 'session_revoked');
     assert.equal((await h.admin('POST', `/v1/approvals/${p.body.approvalId}/deny`, {})).body.state, 'denied');
   });
+
+  test('a request whose session has expired since cannot be approved; nothing is signed and its hold stays until denied', async () => {
+    const { agent, token } = await provisionAgent(h, { policy, ttl: '10m' });
+    const p = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 20_000_000n) });
+    assert.equal(p.status, 202);
+    h.clock!.advance(10 * 60_000 + 1);
+    const res = await h.admin('POST', `/v1/approvals/${p.body.approvalId}/approve`);
+    assert.equal(res.status, 401, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'session_expired');
+    const after = await h.admin('GET', `/v1/approvals/${p.body.approvalId}`);
+    assert.equal(after.body.state, 'pending');
+    assert.equal(after.body.result, undefined);
+    const entries = (await h.admin('GET', `/v1/audit?agent=${agent.name}`)).body.entries.map((e: any) => e.type);
+    assert.ok(!entries.includes('approval.granted'), entries.join(','));
+    assert.equal((await h.admin('POST', `/v1/approvals/${p.body.approvalId}/deny`, {})).body.state, 'denied');
+  });
 });

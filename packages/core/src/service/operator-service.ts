@@ -325,7 +325,7 @@ export class OperatorService {
     return this.completeGrant(granted);
   }
 
-  /** Why a pending approval cannot be granted now (an inactive agent, a revoked session), or undefined. */
+  /** Why a pending approval cannot be granted now (an inactive agent, a revoked or expired session), or undefined. */
   async grantBlocker(tx: StoreTx, pending: ApprovalRecord): Promise<AirlockError | undefined> {
     const agent = await tx.getAgent(pending.agentId);
     if (!agent || agent.status !== 'active') return new AirlockError(agent?.status === 'retired' ? 'agent_retired' : 'agent_frozen', 'The agent is not active; deny the approval or unfreeze the agent first.');
@@ -333,6 +333,11 @@ export class OperatorService {
     const session = await tx.getSession(pending.sessionId);
     if (!session || session.revokedAt !== undefined || (await readAncestors(tx, session)).some((a) => a.revokedAt !== undefined)) {
       return new AirlockError('session_revoked', 'The session that made this request (or one it derives from) was revoked; deny the approval.');
+    }
+    // An expired session has no more authority than a revoked one: it could not ask for this now, so it cannot be
+    // granted it (a sibling session of the agent could otherwise collect the signature; found by review).
+    if (session.expiresAt <= this.deps.clock.now()) {
+      return new AirlockError('session_expired', 'The session that made this request has expired; deny the approval (the agent can ask again with a live session).');
     }
     return undefined;
   }
