@@ -31,6 +31,8 @@ export interface ApprovalView {
   state: 'pending' | 'approved' | 'denied' | 'expired';
   digest: string;
   summary: { intent?: { summary?: string }; violations?: { rule: string; message: string }[] } & Record<string, unknown>;
+  /** The request exactly as the agent sent it: what is signed once granted (read it, not only the summary). */
+  request?: unknown;
   expiresAt: string;
   decidedBy?: string;
   quorum?: { rule: string; min: number; groups: string[] }[];

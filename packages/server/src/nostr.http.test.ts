@@ -139,6 +139,11 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     const res = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('{"name":"bot"}', { kind: 0, tags: [] }) });
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(res.body.violations[0].code, 'approval_required');
+    // What the human reads before approving is the event itself, content and tags, not only its summary.
+    const held = await h.admin('GET', `/v1/approvals/${res.body.approvalId}`);
+    assert.equal(held.body.request.content, '{"name":"bot"}');
+    assert.deepEqual(held.body.request.tags, []);
+    assert.equal(held.body.request.kind, 0);
     const approved = await h.admin('POST', `/v1/approvals/${res.body.approvalId}/approve`);
     assert.equal(approved.status, 200, JSON.stringify(approved.body));
     assert.ok(verifyEvent(approved.body.result.event));

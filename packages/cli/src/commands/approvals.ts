@@ -60,9 +60,18 @@ function describeApproval(a: ApprovalView): string {
   return [
     `${a.id}: ${a.state}${a.approvers?.length ? ` by ${a.approvers.join(', ')}` : ''}`,
     `  request: ${a.summary.intent?.summary ?? a.action} (agent ${a.agentId})`,
+    ...nostrEventLines(a),
     `  digest:  ${a.digest}`,
     ...(needs ? [`  needs:   ${needs}`] : []),
     `  votes:   ${votes || '(none)'}`,
     ...(a.state === 'pending' ? [`  expires: ${a.expiresAt}`] : []),
   ].join('\n');
+}
+
+/** A held Nostr event's content and tags, which its summary leaves out and a human must read before voting. */
+function nostrEventLines(a: ApprovalView): string[] {
+  const event = a.request as { content?: unknown; tags?: unknown } | undefined;
+  if (!a.action.startsWith('nostr.') || !event || typeof event !== 'object') return [];
+  // JSON.stringify: a control character or a line break in the content cannot forge more lines of this view.
+  return [`  content: ${JSON.stringify(event.content ?? '')}`, `  tags:    ${JSON.stringify(event.tags ?? [])}`];
 }

@@ -130,6 +130,7 @@ function PendingApproval({ approval: a, agentName, approvers, credential, onVote
       <div><dt>Approval id</dt><dd><code>${a.id}</code></dd></div>
     </dl>
     <div><strong>Why it needs a human:</strong> <${Rules} violations=${a.summary?.violations} /></div>
+    ${a.request !== undefined ? html`<details class="request" open=${a.action.startsWith('nostr.')}><summary>The request as sent (what is signed)</summary><pre>${JSON.stringify(a.request, null, 2)}</pre></details>` : null}
     ${quorum ? html`<${Quorum} approval=${a} approvers=${approvers} />` : null}
     <div class="actions">
       ${quorum

@@ -481,6 +481,7 @@ export const ApprovalSchema = apiSchema(
     state: z.enum(['pending', 'approved', 'denied', 'expired']),
     digest: z.string(),
     summary: jsonObject.describe('intent, violations and policyVersion of the held request'),
+    request: z.unknown().describe('The request exactly as the agent sent it (a transaction, typed data, a PSBT, an invoice, a Nostr event with its content and tags): what is signed once granted, decoded again to the digest above. Read it before approving: the summary names only what policy judges.'),
     auditSeq: z.number(),
     createdAt: iso,
     expiresAt: iso,

@@ -34,6 +34,9 @@ export function approvalJson(a: ApprovalRecord): z.output<typeof ApprovalSchema>
     state: a.state,
     digest: a.digest,
     summary: a.summary as Record<string, unknown>,
+    // The request itself, not only its summary: a held Nostr event's summary names its kind, id and a few tags,
+    // while its content (a kind 0's lud16, a zap's amount) is what a human must read (found by review).
+    request: a.request,
     auditSeq: a.auditSeq,
     createdAt: iso(a.createdAt),
     expiresAt: iso(a.expiresAt),
