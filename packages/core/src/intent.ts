@@ -235,6 +235,8 @@ export interface NostrInfo {
   contentBytes: number;
   /** Tag values that matter to policy: `p` pubkeys, `e` event ids, `t` hashtags, relay URLs (`r`, `relay`). */
   tags?: { p: string[]; e: string[]; t: string[]; relays: string[]; count: number };
+  /** UTF-8 bytes of every tag value (each tag's entries after its name), summed: what a client may render besides the content. */
+  tagBytes?: number;
   /** NIP-98: the URL (`u` tag) and method the auth event is for. */
   http?: { url: string; method: string };
   /** NIP-44: the peer and the direction. */
@@ -243,6 +245,8 @@ export interface NostrInfo {
   nip04?: { peer: string; op: 'encrypt' | 'decrypt' };
   /** The content as sent (not enumerable: not in audit entries or responses). */
   readonly content?: string;
+  /** Every tag value as sent, tag names left out (not enumerable, as `content`): what content patterns also judge. */
+  readonly tagText?: readonly string[];
 }
 
 /**

@@ -204,6 +204,27 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     assert.deepEqual((await h.admin('GET', '/v1/approvals?state=pending')).body.approvals.filter((a: any) => a.agentId === agent.id), []);
   });
 
+  test('content rules see the tags too: a forbidden pattern or a payload in rendered tags is refused', async () => {
+    const { token } = await provisionAgent(h, {
+      policy: policy([{ type: 'nostr_event', name: 'clean', deny_content_pattern: 'buy now|https?://', max_tag_bytes: 1_000 }]),
+      actions: NOSTR_ACTIONS,
+    });
+    const refused = async (tags: string[][]) => {
+      const res = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('hi', { tags }) });
+      assert.equal(res.status, 403, JSON.stringify(res.body).slice(0, 300));
+      assert.equal(res.body.event, undefined);
+      return res.body.error.violations.map((v: any) => `${v.rule}:${v.code}`);
+    };
+    assert.deepEqual(await refused([['subject', 'buy now']]), ['agent/clean:nostr_content_not_allowed']);
+    assert.deepEqual(await refused([['imeta', 'url https://scam.example/x.png']]), ['agent/clean:nostr_content_not_allowed']);
+    assert.deepEqual(await refused([['content-warning', 'x'.repeat(1_001)]]), ['agent/clean:nostr_tag_not_allowed']);
+    // Tag names are not judged, only values; a tag within the limits signs.
+    const ok = await h.call('POST', '/v1/sign/nostr-event', { token, body: note('hi', { tags: [['t', 'airlock'], ['content-warning', 'x'.repeat(900)]] }) });
+    assert.equal(ok.status, 200, JSON.stringify(ok.body).slice(0, 300));
+    assert.equal(ok.body.intent.nostr.tagBytes, 907);
+    assert.equal(ok.body.intent.nostr.tagText, undefined, 'tag values are judged, not echoed in the intent');
+  });
+
   test('NIP-44 input that is bad without the key is refused before it is authorized: no audit entry, no rate count', async () => {
     const { agent, token } = await provisionAgent(h, {
       policy: policy([{ type: 'rate_limit', name: 'two-crypto-per-hour', max: 2, window: '1h', match: { actions: ['nostr.nip44'] } }]),

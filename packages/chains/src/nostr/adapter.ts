@@ -78,13 +78,17 @@ function decodeEvent(action: 'nostr.event' | 'nostr.http_auth', payload: unknown
   const digest = eventIdBytes(event);
   const id = bytesToHex(digest);
   const { tags } = event;
+  // Clients render tag values too (subject, content-warning, imeta, alt): content rules judge them as well.
+  const tagText = tags.flatMap((t) => t.slice(1));
   const info: Omit<NostrInfo, 'content'> = {
     eventKind: event.kind,
     eventId: id,
     createdAt: event.created_at,
     contentBytes: utf8ToBytes(event.content).length,
     tags: { p: tagValues(tags, ['p']), e: tagValues(tags, ['e']), t: tagValues(tags, ['t']), relays: tagValues(tags, ['relay', 'r']), count: tags.length },
+    tagBytes: tagText.reduce((n, v) => n + utf8ToBytes(v).length, 0),
   };
+  Object.defineProperty(info, 'tagText', { value: tagText, enumerable: false });
   if (isHttpAuth) info.http = httpAuthTarget(tags);
   const intent: Intent = {
     action,

@@ -27,7 +27,8 @@ export const nostrEventRule = defineRule({
     type: z.literal('nostr_event'),
     max_content_bytes: z.number().int().min(0).optional().describe('Largest content, in UTF-8 bytes.'),
     content_pattern: z.string().min(1).optional().describe('A regular expression the content must match (JavaScript syntax, unicode mode).'),
-    deny_content_pattern: z.string().min(1).optional().describe('A regular expression the content must not match.'),
+    deny_content_pattern: z.string().min(1).optional().describe('A regular expression neither the content nor any tag value may match (clients render tags too: subject, content-warning, alt).'),
+    max_tag_bytes: z.number().int().min(0).optional().describe('Largest total of all tag values (each tag after its name), in UTF-8 bytes.'),
     p_tags: z.array(nostrPubkeyField).optional().describe('Every `p` tag must name one of these pubkeys (an empty list: no `p` tag at all).'),
     max_tags: z.number().int().min(0).optional(),
     max_past_seconds: seconds.optional().describe('created_at at most this far before now.'),
@@ -35,7 +36,7 @@ export const nostrEventRule = defineRule({
     match: matchField.optional(),
   }),
   build(options, env) {
-    const constraints = ['max_content_bytes', 'content_pattern', 'deny_content_pattern', 'p_tags', 'max_tags', 'max_past_seconds', 'max_future_seconds'] as const;
+    const constraints = ['max_content_bytes', 'content_pattern', 'deny_content_pattern', 'max_tag_bytes', 'p_tags', 'max_tags', 'max_past_seconds', 'max_future_seconds'] as const;
     if (constraints.every((k) => options[k] === undefined)) throw invalidPolicyAt(env.path, `a nostr_event rule names at least one of ${constraints.join(', ')}`);
     const contentPattern = compilePattern(options.content_pattern, [...env.path, 'content_pattern']);
     const denyPattern = compilePattern(options.deny_content_pattern, [...env.path, 'deny_content_pattern']);
@@ -55,6 +56,10 @@ export const nostrEventRule = defineRule({
         const content = nostr.content ?? '';
         if (contentPattern && !contentPattern.test(content)) findings.push({ code: 'nostr_content_not_allowed', message: 'the content does not match the required pattern' });
         if (denyPattern?.test(content)) findings.push({ code: 'nostr_content_not_allowed', message: 'the content matches a forbidden pattern' });
+        else if (denyPattern && (nostr.tagText ?? []).some((v) => denyPattern.test(v))) findings.push({ code: 'nostr_content_not_allowed', message: 'a tag value matches a forbidden pattern' });
+        if (options.max_tag_bytes !== undefined && (nostr.tagBytes ?? 0) > options.max_tag_bytes) {
+          findings.push({ code: 'nostr_tag_not_allowed', message: `the tag values are ${nostr.tagBytes} bytes; at most ${options.max_tag_bytes} allowed`, limit: String(options.max_tag_bytes), requested: String(nostr.tagBytes) });
+        }
         const tags = nostr.tags;
         if (pTags && tags) {
           const unlisted = tags.p.filter((p) => !pTags.has(p));
