@@ -87,7 +87,8 @@ export function judgeLookupReply(reply: Nip47Reply | undefined, paymentHash: str
     throw new AirlockError('internal', `NWC: the wallet could not look the payment up (${safeCode(reply.error.code)})`, { details: { outcome: 'unknown' } });
   }
   const tx = reply.result!;
-  if (tx.payment_hash !== undefined && String(tx.payment_hash).toLowerCase() !== paymentHash) {
+  // Any JSON may come back: a hash that is not a string is not this payment's (String() of an object can throw).
+  if (tx.payment_hash !== undefined && (typeof tx.payment_hash !== 'string' || tx.payment_hash.toLowerCase() !== paymentHash)) {
     throw new AirlockError('internal', 'NWC: lookup_invoice answered for another payment hash');
   }
   if (tx.type === 'incoming') throw new AirlockError('internal', 'NWC: the wallet knows this hash as an incoming invoice, not as a payment it made');

@@ -138,6 +138,8 @@ describe('NIP-47 answers -> payment status', () => {
       ['no answer', undefined],
       ['another error', { resultType: 'lookup_invoice', error: { code: 'INTERNAL', message: '' } }],
       ['another hash', found({ payment_hash: bytesToHex(randomBytes(32)), state: 'failed' })],
+      ['a hash that is not a string', found({ payment_hash: { toString: 1 }, state: 'failed' })],
+      ['a hash that is a number', found({ payment_hash: 42, state: 'failed' })],
       ['an incoming invoice', found({ type: 'incoming', state: 'settled', preimage, fees_paid: 0 })],
       ['settled without a preimage', found({ state: 'settled', fees_paid: 0 })],
       ['settled with a wrong preimage', found({ state: 'settled', preimage: bytesToHex(randomBytes(32)), fees_paid: 0 })],

@@ -48,27 +48,40 @@ function rawClient(relayUrl: string, bunkerPubkey: string, pool: SimplePool) {
   const sub = pool.subscribe([relayUrl], { kinds: [24133], authors: [bunkerPubkey], '#p': [pubkey], limit: 0 }, {
     onevent: (e: Event) => {
       const r = JSON.parse(nip44.decrypt(e.content, key));
+      client.answered.add(r.id);
       waiting.get(r.id)?.(r);
       waiting.delete(r.id);
     },
   });
-  const envelope = (id: string, method: string, params: string[], signer = sk) =>
-    finalizeEvent({ kind: 24133, tags: [['p', bunkerPubkey]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: Math.floor(Date.now() / 1000) }, signer);
-  return {
+  const envelope = (id: string, method: string, params: string[], signer = sk, createdAt = Math.floor(Date.now() / 1000)) =>
+    finalizeEvent({ kind: 24133, tags: [['p', bunkerPubkey]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: createdAt }, signer);
+  const client = {
     pubkey,
     envelope,
     async send(event: Event): Promise<void> {
       await Promise.any(pool.publish([relayUrl], event));
     },
+    /** Answers that reached this client, by request id (an unanswered envelope never shows up here). */
+    answered: new Set<string>(),
     request(id: string, method: string, params: string[] = []): Promise<{ id: string; result: string; error?: string }> {
       const answered = new Promise<{ id: string; result: string; error?: string }>((resolve) => waiting.set(id, resolve));
       return this.send(envelope(id, method, params)).then(() => answered);
     },
     close: () => sub.close(),
   };
+  return client;
 }
 
-describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { timeout: 60_000 }, () => {
+/** Polls until `done` holds (the bunker judges envelopes asynchronously); fails the test after `ms`. */
+async function eventually(done: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { timeout: 300_000 }, () => {
   let relay: TestRelay;
   let h: Harness;
   const pool = new SimplePool();
@@ -184,10 +197,12 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     await assert.rejects(second.connect(), (e: unknown) => /^unauthorized: connect: unknown or already used secret/.test(String(e)));
     await assert.rejects(second.signEvent(note('nope')), (e: unknown) => String(e).startsWith('unauthorized'));
     assert.equal(await signedCount(h, agentName), before, 'nothing was signed for either');
-    // The refusals made before the Nostr service was reached are in the audit log, counted per client key.
+    // The refusals made before the Nostr service was reached are in the audit log: keys that are not connected
+    // are counted together per transport key (an outsider makes keys for free), the stranger's three and the
+    // second signer's two in one entry.
     await h.airlock.bunker!.flushRefusals(true);
-    const failures = (await h.admin('GET', '/v1/audit?type=auth.failures')).body.entries.filter((e: any) => e.data.source === `nostr:${stranger.pubkey}`);
-    assert.deepEqual(failures.map((e: any) => e.data.codes), [{ unauthorized: 3 }]);
+    const failures = (await h.admin('GET', '/v1/audit?type=auth.failures')).body.entries.filter((e: any) => e.data.source === `nostr:unconnected:${bp.pubkey}`);
+    assert.deepEqual(failures.map((e: any) => e.data.codes), [{ unauthorized: 5 }]);
     stranger.close();
   });
 
@@ -236,15 +251,15 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
   test(`a flood past the per-client rate (burst ${BURST}) gets error replies, not signatures`, async () => {
     const { sessionId, agentName } = await nostrSession(h);
     const signer = await signerFor(await bunkerUri(h, sessionId));
-    await signer.connect(); // one token
+    await signer.connect(); // taken from the bucket shared by keys that are not connected yet
     const before = await signedCount(h, agentName);
     const results = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => signer.signEvent(note(`flood ${i}`))));
     const signed = results.filter((r) => r.status === 'fulfilled');
     const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    assert.equal(signed.length, BURST - 1);
-    assert.equal(refused.length, 20 - (BURST - 1));
+    assert.equal(signed.length, BURST);
+    assert.equal(refused.length, 20 - BURST);
     assert.ok(refused.every((r) => String(r.reason).startsWith('rate_limited')));
-    assert.equal(await signedCount(h, agentName), before + BURST - 1);
+    assert.equal(await signedCount(h, agentName), before + BURST);
   });
 
   test('forged envelopes (signed by another key, or with a wrong id) are dropped even when a relay forwards them', async () => {
@@ -288,5 +303,128 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     assert.deepEqual(replays.map((e: any) => e.data.codes), [{ replayed_request: 1 }], 'the replay is audited');
     assert.equal(await signedCount(h, agentName), before + 1);
     client.close();
+  });
+
+  test('a flood of envelopes from fresh client keys: bounded answers, memory and audit entries; a connected client is still served', async () => {
+    const { sessionId, agentName } = await nostrSession(h);
+    const uri = await bunkerUri(h, sessionId);
+    const transportPubkey = (await parseBunkerInput(uri))!.pubkey;
+    const signer = await signerFor(uri);
+    await signer.connect(); // one token of the bucket shared by keys that are not connected
+    const bunker = h.airlock.bunker!;
+    const before = { stats: { ...bunker.stats }, footprint: bunker.footprint(), signed: await signedCount(h, agentName) };
+    const auditBefore = (await h.admin('GET', '/v1/audit?type=auth.failures&limit=1000')).body.entries.length;
+
+    // What an outsider who saw the transport key on a relay can send: valid requests, each from a new key.
+    // (The relay skips its own checks meanwhile: it runs in this process, and the bunker checks every envelope.)
+    const N = 1500;
+    const floodKeys = new Set<string>();
+    const envelope = (i: number) => {
+      const sk = generateSecretKey();
+      floodKeys.add(getPublicKey(sk));
+      const content = nip44.encrypt(JSON.stringify({ id: `${i}-${'x'.repeat(120)}`, method: i % 2 ? 'ping' : 'sign_event', params: i % 2 ? [] : [JSON.stringify(note('spam'))] }), nip44.getConversationKey(sk, transportPubkey));
+      return finalizeEvent({ kind: 24133, tags: [['p', transportPubkey]], content, created_at: Math.floor(Date.now() / 1000) }, sk);
+    };
+    let during: Promise<Event> | undefined;
+    relay.careless = true;
+    try {
+      for (let i = 0; i < N; i += 100) {
+        // An OK that comes late (this process is busy) changes nothing: the relay has passed the envelope on.
+        await Promise.all(Array.from({ length: 100 }, (_, j) => Promise.any(pool.publish([relay.url], envelope(i + j))).catch(() => undefined)));
+        if (i === 700) during = signer.signEvent(note('while the flood goes on'));
+      }
+      assert.equal(verifyEvent(await during!), true, 'served during the flood');
+    } finally {
+      relay.careless = false;
+    }
+    assert.equal(verifyEvent(await signer.signEvent(note('after the flood'))), true, 'served after the flood');
+
+    const judged = () => bunker.stats.droppedUnconnected - before.stats.droppedUnconnected + (bunker.stats.refused - before.stats.refused);
+    await eventually(() => judged() === N, 'every flood envelope to be judged');
+    // Answers cost a signature each: at most the shared bucket's burst (10, one taken by the connect above).
+    const answers = relay.accepted.filter((e) => e.pubkey === transportPubkey && e.tags.some((t) => t[0] === 'p' && floodKeys.has(t[1]!)));
+    assert.equal(answers.length, 9);
+    assert.equal(await signedCount(h, agentName), before.signed + 2, 'only the connected client had anything signed');
+    // One audit entry for the whole flood, not one per key.
+    await bunker.flushRefusals(true);
+    const entries = (await h.admin('GET', '/v1/audit?type=auth.failures&limit=1000')).body.entries;
+    assert.equal(entries.length - auditBefore, 1);
+    assert.deepEqual(entries.find((e: any) => e.data.source === `nostr:unconnected:${transportPubkey}`)?.data.codes, { unauthorized: 9, rate_limited: N - 9 });
+    // Nothing per outsider key stays behind: no client, no request ids (only the bounded cache of envelope ids
+    // grows); the connected client's two requests are the only ids added.
+    const after = bunker.footprint();
+    assert.deepEqual({ ...after, eventIds: 0 }, { ...before.footprint, requestIds: before.footprint.requestIds + 2, eventIds: 0 });
+    assert.ok(after.eventIds <= 65_536);
+    assert.equal(bunker.stats.droppedUnconnected - before.stats.droppedUnconnected, N - 9, 'the rest dropped unanswered');
+  });
+
+  test('an envelope dated more than 10 minutes away (a relay replaying an old one) is dropped unanswered', async () => {
+    const { sessionId } = await nostrSession(h);
+    const bp = (await parseBunkerInput(await bunkerUri(h, sessionId)))!;
+    const client = rawClient(relay.url, bp.pubkey, pool);
+    assert.equal((await client.request('c1', 'connect', [bp.pubkey, bp.secret!])).result, 'ack');
+    const stale = h.airlock.bunker!.stats.droppedStale;
+    const now = Math.floor(Date.now() / 1000);
+    await client.send(client.envelope('old', 'ping', [], undefined, now - 11 * 60));
+    await client.send(client.envelope('future', 'ping', [], undefined, now + 11 * 60));
+    // Nine minutes of skew is still answered (clocks and relays are not exact).
+    await client.send(client.envelope('skewed', 'ping', [], undefined, now - 9 * 60));
+    assert.equal((await client.request('p1', 'ping')).result, 'pong');
+    assert.deepEqual([...client.answered].sort(), ['c1', 'p1', 'skewed']);
+    assert.equal(h.airlock.bunker!.stats.droppedStale, stale + 2);
+    client.close();
+  });
+
+  test('an event held for approval: asking again finds the same approval; once approved it returns the signature, charged once; again, the same bytes', async () => {
+    const { agent, session } = await provisionAgent(h, { policy: { version: 1, rules: [
+      { type: 'allow', name: 'profile', match: { actions: ['nostr.event'], nostr_kinds: [0] } },
+      { type: 'approval_tier', name: 'profile-by-hand', match: { nostr_kinds: [0] } },
+    ] }, actions: ['nostr.event'] });
+    const signer = await signerFor(await bunkerUri(h, session.id));
+    await signer.connect();
+    const profile = note('{"name":"bot"}', 0);
+    const refusal = (asked: Promise<unknown>) => asked.then(() => assert.fail('signed before approval'), (e: unknown) => String(e));
+
+    // Two asks at once (a client retrying before the first answer), then a third while still pending.
+    const [first, concurrent] = await Promise.all([refusal(signer.signEvent(profile)), refusal(signer.signEvent(profile))]);
+    const approvalId = /^approval_required: .*\(approval (apr_[0-9a-f]+)\)/.exec(first)?.[1];
+    assert.ok(approvalId, first);
+    assert.match(concurrent, new RegExp(`^approval_required: Still held .*\\(approval ${approvalId}\\)`));
+    assert.match(await refusal(signer.signEvent(profile)), new RegExp(`^approval_required: Still held .*\\(approval ${approvalId}\\)`));
+    const pending = (await h.admin('GET', `/v1/approvals?agent=${agent.id}`)).body.approvals;
+    assert.deepEqual(pending.map((a: any) => a.id), [approvalId], 'one approval, however often the client asks');
+
+    const approved = await h.admin('POST', `/v1/approvals/${approvalId}/approve`);
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    const signed = await signer.signEvent(profile);
+    assert.equal(verifyEvent(signed), true);
+    assert.equal(signed.pubkey, (await h.airlock.nostr.identity(agent.id)).pubkey);
+    assert.deepEqual(JSON.parse(JSON.stringify(signed)), approved.body.result.event, 'the signature the operator released');
+    const again = await signer.signEvent(profile);
+    assert.equal(JSON.stringify(again), JSON.stringify(signed), 'asking after delivery gets the same bytes');
+
+    // Charged once: one request entry (held), one grant; the asks that followed added no decision.
+    const audit = (await h.admin('GET', `/v1/audit?agent=${agent.name}&limit=1000`)).body.entries;
+    assert.deepEqual(audit.filter((e: any) => e.type === 'sign.request').map((e: any) => e.decision), ['require_approval']);
+    assert.equal(audit.filter((e: any) => e.type === 'approval.granted').length, 1);
+  });
+
+  test('an event the operator denied stays denied when asked again; an event that changed is a new request', async () => {
+    const { agent, session } = await provisionAgent(h, { policy: { version: 1, rules: [
+      { type: 'allow', name: 'profile', match: { actions: ['nostr.event'], nostr_kinds: [0] } },
+      { type: 'approval_tier', name: 'profile-by-hand', match: { nostr_kinds: [0] } },
+    ] }, actions: ['nostr.event'] });
+    const signer = await signerFor(await bunkerUri(h, session.id));
+    await signer.connect();
+    const profile = note('{"name":"mallory"}', 0);
+    const first = String(await signer.signEvent(profile).catch((e: unknown) => e));
+    const approvalId = /\(approval (apr_[0-9a-f]+)\)/.exec(first)![1]!;
+    assert.equal((await h.admin('POST', `/v1/approvals/${approvalId}/deny`, {})).status, 200);
+    await assert.rejects(signer.signEvent(profile), (e: unknown) => String(e).startsWith(`approval_denied: The operator denied approval ${approvalId}`));
+    const changed = String(await signer.signEvent({ ...profile, created_at: profile.created_at + 1 }).catch((e: unknown) => e));
+    assert.match(changed, /^approval_required: Held for operator approval/);
+    assert.ok(!changed.includes(approvalId));
+    const pending = (await h.admin('GET', `/v1/approvals?agent=${agent.id}`)).body.approvals;
+    assert.equal(pending.length, 1);
   });
 });

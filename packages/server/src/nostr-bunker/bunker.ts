@@ -6,20 +6,27 @@
  *
  * Per request, in order (each step refuses before the next runs):
  *  1. the envelope: kind 24133, id and signature checked here (relays are not trusted); anything else is dropped
- *     without an answer, as is an envelope already seen (the same event comes once per relay);
+ *     without an answer, as is an envelope dated more than 10 minutes from now (a relay replaying an old one) and
+ *     an envelope already seen (the same event comes once per relay);
  *  2. the p-tag names a transport key the bunker serves (an outstanding secret or a connected client);
- *  3. a token bucket per client key: over it, an error reply (`rate_limited`), nothing decrypted or signed;
- *  4. decrypt (NIP-44 with the transport key) and parse `{id, method, params}`; a request id the client used
- *     before is refused (`replayed_request`), never executed twice;
- *  5. `connect` redeems a single-use secret; every other method needs a connected client, and its session is
- *     re-read from the store (revoked / expired / frozen: error reply, and the client is dropped);
- *  6. the method runs through the port with the session's AgentAuth.
+ *  3. a connected client: a token bucket per client key; over it, an error reply (`rate_limited`), nothing
+ *     signed. A client that is not connected: one small bucket shared by every such key of this transport key
+ *     (a fresh key costs an outsider nothing, so a bucket per key would never run dry); over it the envelope is
+ *     dropped unanswered, before anything is decrypted or signed (an answer costs an ECDH and a signature);
+ *  4. decrypt (NIP-44 with the transport key) and parse `{id, method, params}`;
+ *  5. `connect` redeems a single-use secret; every other method needs a connected client (`unauthorized`);
+ *  6. a request id the connected client used before is refused (`replayed_request`), never executed twice;
+ *     ids are kept only for connected clients, so keys that never connected leave nothing behind;
+ *  7. the session is re-read from the store (revoked / expired / frozen: error reply, and the client is dropped);
+ *  8. the method runs through the port with the session's AgentAuth. A `sign_event` held for approval is
+ *     remembered (held-events.ts): asking again with the same event returns the signature once approved.
  */
 import { randomBytes } from 'node:crypto';
 import { isAirlockError, type AgentAuth, type Clock } from '@airlock/core';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
 import { BunkerConnections, type SessionGrant } from './connections.ts';
-import { isHexPubkey, isValidSignedEvent } from './nip01.ts';
+import { HeldEvents } from './held-events.ts';
+import { isHexPubkey, isValidSignedEvent, nostrEventId } from './nip01.ts';
 import type { NostrServicePort, NostrTransport, SignedNostrEvent, UnsignedNostrEvent } from './port.ts';
 import { RelayConnection } from './relay-connection.ts';
 import type { SessionSource } from './session-source.ts';
@@ -30,6 +37,17 @@ export const NOSTR_CONNECT_KIND = 24133;
 const SUBSCRIPTION_ID = 'airlock-bunker';
 /** Larger requests are refused before decryption (NIP-44 caps plaintext at 64 KiB; base64 grows it by 4/3). */
 const MAX_CONTENT_CHARS = 100_000;
+/**
+ * Envelopes dated further than this from now are dropped. NIP-46 sets no window; clients (nostr-tools'
+ * BunkerSigner among them) date each request `now`, so 10 minutes leaves room for clock skew and slow relays,
+ * while an envelope a relay kept and replays later finds the replay caches (connections.ts) still holding its id.
+ */
+const MAX_ENVELOPE_SKEW_SECONDS = 600;
+/**
+ * The bucket shared by every client key that is not connected to one transport key: connect attempts (with or
+ * without a valid secret) and requests from strangers. An honest client needs one answer to connect.
+ */
+const UNCONNECTED_RATE = { perSecond: 1, burst: 10 };
 
 export interface BunkerOptions {
   port: NostrServicePort;
@@ -43,8 +61,10 @@ export interface BunkerOptions {
   log?: (message: string) => void;
   /**
    * Refusals made before the Nostr service is reached (a client that never connected, a used secret, a replayed
-   * request id, a flood): counted per client key and written to the audit log as one entry per window, as the
-   * HTTP edge does for bad tokens. Refusals by the service itself are audited there, one entry each.
+   * request id, a flood): counted per connected client key, or for every key that is not connected under one
+   * source per transport key (`nostr:unconnected:<transport pubkey>`), and written to the audit log as one entry
+   * per source per window, as the HTTP edge does for bad tokens. Refusals by the service itself are audited
+   * there, one entry each.
    */
   refusals?: RefusalTally;
 }
@@ -55,6 +75,11 @@ export interface BunkerStats {
   droppedInvalid: number;
   /** Addressed to no transport key this bunker serves, or undecryptable: dropped without an answer. */
   droppedUnaddressed: number;
+  /** Dated more than 10 minutes from now: dropped without an answer. */
+  droppedStale: number;
+  /** From keys that are not connected, over their shared bucket: dropped without an answer. */
+  droppedUnconnected: number;
+  /** Connected clients over their own bucket (answered `rate_limited`). */
   rateLimited: number;
   replayed: number;
   /** Answered with an error (refusals of every kind, rate limits and replays included). */
@@ -76,10 +101,12 @@ interface Nip46Request {
 }
 
 export class NostrBunker {
-  readonly stats: BunkerStats = { droppedInvalid: 0, droppedUnaddressed: 0, rateLimited: 0, replayed: 0, refused: 0, answered: 0 };
+  readonly stats: BunkerStats = { droppedInvalid: 0, droppedUnaddressed: 0, droppedStale: 0, droppedUnconnected: 0, rateLimited: 0, replayed: 0, refused: 0, answered: 0 };
   private readonly options: BunkerOptions;
   private readonly connections = new BunkerConnections();
+  private readonly held = new HeldEvents();
   private readonly limiter: SessionRateLimiter;
+  private readonly unconnectedLimiter = new SessionRateLimiter(UNCONNECTED_RATE);
   private readonly relays: RelayConnection[];
   private readonly transports = new Map<string, Promise<NostrTransport>>();
   /** Transport pubkey -> agent id, for every key the subscription listens on. */
@@ -90,6 +117,11 @@ export class NostrBunker {
     this.options = options;
     this.limiter = new SessionRateLimiter(options.clientRate);
     this.relays = options.relays.map((url) => new RelayConnection(url, { onEvent: (_sub, e) => void this.receive(e), ...(options.log ? { onProblem: options.log } : {}) }));
+  }
+
+  /** What is held in memory, for operators and tests: every figure stays bounded whatever outsiders send. */
+  footprint(): ReturnType<BunkerConnections['footprint']> & { heldEvents: number } {
+    return { ...this.connections.footprint(), heldEvents: this.held.size };
   }
 
   /** Connects to every relay; a relay that is down is retried in the background (the others serve meanwhile). */
@@ -103,8 +135,9 @@ export class NostrBunker {
     return (all ? this.options.refusals?.flushAll(now) : this.options.refusals?.flushDue(now)) ?? Promise.resolve();
   }
 
-  private countRefusal(type: 'auth.failures' | 'session.rate_limited', client: string, code: string): void {
-    this.options.refusals?.count(type, `nostr:${client}`, code, this.options.clock.now());
+  /** `source`: a connected client's key, or `unconnected:<transport pubkey>` for every key that is not connected. */
+  private countRefusal(type: 'auth.failures' | 'session.rate_limited', source: string, code: string): void {
+    this.options.refusals?.count(type, `nostr:${source}`, code, this.options.clock.now());
   }
 
   close(): void {
@@ -163,21 +196,28 @@ export class NostrBunker {
     for (const r of this.relays) r.subscribe(SUBSCRIPTION_ID, [filter]);
   }
 
-  /** Step 1-2 run synchronously on receipt, so an envelope is judged in the order relays delivered it. */
+  /**
+   * Step 1-2 run synchronously on receipt, so an envelope is judged in the order relays delivered it. Never
+   * rejects: it runs from a relay's message listener, where a rejection would be unhandled.
+   */
   private async receive(raw: unknown): Promise<void> {
-    if (!isValidSignedEvent(raw) || raw.kind !== NOSTR_CONNECT_KIND) {
-      this.stats.droppedInvalid++;
-      return;
-    }
-    if (!this.connections.firstSightOfEvent(raw.id)) return;
-    const transportPubkey = raw.tags.find((t) => t[0] === 'p' && this.listening.has(t[1] ?? ''))?.[1];
-    if (!transportPubkey || raw.content.length > MAX_CONTENT_CHARS) {
-      this.stats.droppedUnaddressed++;
-      return;
-    }
-    const agentId = this.listening.get(transportPubkey)!;
     try {
-      await this.handle(raw, agentId);
+      if (!isValidSignedEvent(raw) || raw.kind !== NOSTR_CONNECT_KIND) {
+        this.stats.droppedInvalid++;
+        return;
+      }
+      // created_at is the client's wall clock (as the replies' is ours), not the daemon's policy clock.
+      if (Math.abs(raw.created_at - Date.now() / 1000) > MAX_ENVELOPE_SKEW_SECONDS) {
+        this.stats.droppedStale++;
+        return;
+      }
+      if (!this.connections.firstSightOfEvent(raw.id)) return;
+      const transportPubkey = raw.tags.find((t) => t[0] === 'p' && this.listening.has(t[1] ?? ''))?.[1];
+      if (!transportPubkey || raw.content.length > MAX_CONTENT_CHARS) {
+        this.stats.droppedUnaddressed++;
+        return;
+      }
+      await this.handle(raw, this.listening.get(transportPubkey)!);
     } catch (e) {
       this.options.log?.(`nostr bunker: request failed: ${e instanceof Error ? e.message : String(e)}`);
     }
@@ -186,7 +226,15 @@ export class NostrBunker {
   private async handle(envelope: SignedNostrEvent, agentId: string): Promise<void> {
     const client = envelope.pubkey;
     const transport = await this.transportOf(agentId);
-    if (this.limiter.take(`${transport.pubkey}:${client}`, this.options.clock.now()) > 0) {
+    const now = this.options.clock.now();
+    const unconnected = `unconnected:${transport.pubkey}`;
+    if (!this.connections.clientGrant(transport.pubkey, client)) {
+      if (this.unconnectedLimiter.take(transport.pubkey, now) > 0) {
+        this.stats.droppedUnconnected++;
+        this.countRefusal('auth.failures', unconnected, 'rate_limited');
+        return;
+      }
+    } else if (this.limiter.take(`${transport.pubkey}:${client}`, now) > 0) {
       this.stats.rateLimited++;
       // The request id is inside the encrypted content: decrypting it is what lets the client match the refusal.
       const request = await this.decryptRequest(transport, envelope);
@@ -199,18 +247,14 @@ export class NostrBunker {
       this.stats.droppedUnaddressed++;
       return;
     }
-    if (!this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) {
-      this.stats.replayed++;
-      this.countRefusal('auth.failures', client, 'replayed_request');
-      return this.refuse(transport, client, request.id, 'replayed_request', 'This request id was already used by this client; nothing was done again.');
-    }
     if (request.method === 'connect') return this.connect(transport, client, request);
 
     const grant = this.connections.clientGrant(transport.pubkey, client);
     if (!grant) {
-      this.countRefusal('auth.failures', client, 'unauthorized');
+      this.countRefusal('auth.failures', unconnected, 'unauthorized');
       return this.refuse(transport, client, request.id, 'unauthorized', 'This client is not connected: send `connect` with a valid secret from a bunker:// string.');
     }
+    if (!this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
     let auth: AgentAuth;
     try {
       auth = await this.options.sessions(grant.sessionId);
@@ -229,20 +273,28 @@ export class NostrBunker {
     }
   }
 
+  private refuseReplay(transport: NostrTransport, client: string, requestId: string): Promise<void> {
+    this.stats.replayed++;
+    this.countRefusal('auth.failures', client, 'replayed_request');
+    return this.refuse(transport, client, requestId, 'replayed_request', 'This request id was already used by this client; nothing was done again.');
+  }
+
   private forgetSession(sessionId: string): void {
     this.connections.forgetSession(sessionId);
+    this.held.forgetSession(sessionId);
     this.refreshSubscription();
   }
 
   private async connect(transport: NostrTransport, client: string, request: Nip46Request): Promise<void> {
     const [remotePubkey, secret] = request.params;
-    if (remotePubkey !== transport.pubkey) return this.refuse(transport, client, request.id, 'invalid_request', 'connect: the first parameter must be this remote signer\'s pubkey.');
     // A client that is already connected (it restarted and says connect again) is acknowledged; anyone else
     // needs an unused secret issued for this transport key.
     const existing = this.connections.clientGrant(transport.pubkey, client);
+    if (existing && !this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
+    if (remotePubkey !== transport.pubkey) return this.refuse(transport, client, request.id, 'invalid_request', 'connect: the first parameter must be this remote signer\'s pubkey.');
     const grant = existing ?? (secret ? this.connections.redeemSecret(transport.pubkey, secret) : undefined);
     if (!grant) {
-      this.countRefusal('auth.failures', client, 'unauthorized');
+      this.countRefusal('auth.failures', `unconnected:${transport.pubkey}`, 'unauthorized');
       return this.refuse(transport, client, request.id, 'unauthorized', 'connect: unknown or already used secret; ask the operator for a new bunker:// string.');
     }
     try {
@@ -252,6 +304,8 @@ export class NostrBunker {
       return this.refuseWith(transport, client, request.id, e);
     }
     this.connections.connect(client, grant);
+    // Its first request id, kept now that it is connected (a repeat of this connect is then a replay).
+    if (!existing) this.connections.firstUseOfRequestId(transport.pubkey, client, request.id);
     this.stats.answered++;
     await this.reply(transport, client, { id: request.id, result: 'ack' });
   }
@@ -293,15 +347,54 @@ export class NostrBunker {
     }
   }
 
+  /**
+   * An event is known by its NIP-01 id under the agent's identity key (the digest an approval signs): asking again
+   * with the same event, while or after an operator decides, is answered from the approval its first ask opened.
+   */
   private async signEvent(auth: AgentAuth, param: string | undefined): Promise<SignedNostrEvent> {
     const event = parseEventTemplate(param);
+    const { pubkey } = await this.options.port.identity(auth.agent);
+    const eventId = nostrEventId({ ...event, pubkey });
+    return this.held.oneAtATime(auth.session.id, eventId, () => this.askToSign(auth, event, eventId));
+  }
+
+  private async askToSign(auth: AgentAuth, event: UnsignedNostrEvent, eventId: string): Promise<SignedNostrEvent> {
+    const approvalId = this.held.approvalFor(auth.session.id, eventId);
+    if (approvalId !== undefined) {
+      const approved = await this.collectApproved(auth, approvalId, eventId);
+      if (approved) return approved;
+    }
     const outcome = await this.options.port.signEvent(auth, event);
     if (outcome.status === 200) return outcome.body.event as SignedNostrEvent;
     if (outcome.status === 202) {
-      throw new BunkerRefusal('approval_required', `Held for operator approval (approval ${String(outcome.body.approvalId)}); nothing was signed yet. Ask again once it is approved.`);
+      const held = String(outcome.body.approvalId);
+      this.held.hold(auth.session.id, eventId, held);
+      throw new BunkerRefusal('approval_required', `Held for operator approval (approval ${held}); nothing was signed yet. Ask again with the same event once it is approved: the answer is then the signed event.`);
     }
     const error = outcome.body.error as { code?: string; message?: string; violations?: { rule: string; code: string }[] } | undefined;
     throw new BunkerRefusal(error?.code ?? 'policy_denied', withViolations(error?.message ?? 'Denied by policy.', error?.violations));
+  }
+
+  /**
+   * The signed event of an approval this session's earlier ask opened: what GET /v1/approvals/:id gives an HTTP
+   * client, the same stored bytes on every ask (charged and audited once, when the operator approved it).
+   * Throws while it is pending or once denied; undefined when it expired (or is gone): the caller asks anew.
+   */
+  private async collectApproved(auth: AgentAuth, approvalId: string, eventId: string): Promise<SignedNostrEvent | undefined> {
+    const approval = await this.options.sessions.approval?.(approvalId, auth.agent.id);
+    // A pending approval past its expiry is expired (the operator service marks it so lazily).
+    if (!approval || approval.state === 'expired' || (approval.state === 'pending' && approval.expiresAt <= this.options.clock.now())) {
+      this.held.release(auth.session.id, eventId);
+      return undefined;
+    }
+    if (approval.state === 'denied') throw new BunkerRefusal('approval_denied', `The operator denied approval ${approvalId}; nothing was signed.`);
+    if (approval.state === 'pending') throw new BunkerRefusal('approval_required', `Still held for operator approval (approval ${approvalId}); nothing was signed yet. Ask again with the same event once it is approved.`);
+    // Approved: the result is stored just after the grant commits. Checked as any envelope is (it came from the store).
+    const signed = (approval.result as { event?: unknown } | undefined)?.event;
+    if (!isValidSignedEvent(signed) || signed.id !== eventId) {
+      throw new BunkerRefusal('approval_required', `Approval ${approvalId} was granted; its signature is not ready yet. Ask again shortly.`);
+    }
+    return signed;
   }
 
   private async decryptRequest(transport: NostrTransport, envelope: SignedNostrEvent): Promise<Nip46Request | undefined> {

@@ -13,7 +13,10 @@ export interface SessionGrant {
   transportPubkey: string;
 }
 
-/** Request ids remembered per client for replay detection (the newest ones; older ids fall out). */
+/**
+ * Request ids remembered per connected client for replay detection (the newest ones; older ids fall out). Only
+ * connected clients have any: a key that never connected leaves nothing behind, so fresh keys cannot grow this.
+ */
 const REMEMBERED_REQUEST_IDS = 4096;
 /** Envelope ids remembered across clients: the same event arrives once per relay. */
 const REMEMBERED_EVENT_IDS = 65_536;
@@ -59,7 +62,11 @@ export class BunkerConnections {
   /** Drops every secret and client of a session (it was revoked or expired). */
   forgetSession(sessionId: string): void {
     for (const [k, g] of this.secrets) if (g.sessionId === sessionId) this.secrets.delete(k);
-    for (const [k, g] of this.clients) if (g.sessionId === sessionId) this.clients.delete(k);
+    for (const [k, g] of this.clients) {
+      if (g.sessionId !== sessionId) continue;
+      this.clients.delete(k);
+      this.requestIds.delete(k);
+    }
   }
 
   /** The transport keys anyone may currently be talking to (an outstanding secret or a connected client). */
@@ -77,15 +84,27 @@ export class BunkerConnections {
     return true;
   }
 
-  /** True the first time this client uses this request id (NIP-46 ids are the client's; a repeat is a replay). */
+  /**
+   * True the first time this connected client uses this request id (NIP-46 ids are the client's; a repeat is a
+   * replay). Ask only once the client's connection is established: a client that is not connected is answered
+   * `true` and nothing is kept for it (it has nothing to replay).
+   */
   firstUseOfRequestId(transportPubkey: string, clientPubkey: string, requestId: string): boolean {
     const key = clientKey(transportPubkey, clientPubkey);
+    if (!this.clients.has(key)) return true;
     let ids = this.requestIds.get(key);
     if (!ids) this.requestIds.set(key, (ids = new Set()));
     if (ids.has(requestId)) return false;
     if (ids.size >= REMEMBERED_REQUEST_IDS) ids.delete(ids.values().next().value!);
     ids.add(requestId);
     return true;
+  }
+
+  /** How much is held, for operators and tests: secrets and clients as many as the operator issued, ids as the constants above allow. */
+  footprint(): { secrets: number; clients: number; clientsWithRequestIds: number; requestIds: number; eventIds: number } {
+    let requestIds = 0;
+    for (const ids of this.requestIds.values()) requestIds += ids.size;
+    return { secrets: this.secrets.size, clients: this.clients.size, clientsWithRequestIds: this.requestIds.size, requestIds, eventIds: this.eventIds.size };
   }
 }
 

@@ -1,6 +1,12 @@
 /**
  * One NIP-01 client connection to a relay (Node's built-in WebSocket): keeps named subscriptions (re-sent
  * after a reconnect), publishes events and waits for the relay's `OK`. Reconnects with backoff until closed.
+ *
+ * A relay is an untrusted third party (docs/nostr.md): every frame it sends is read as `unknown` and checked field
+ * by field, and nothing it sends may throw out of a socket listener. An exception there is uncaught, and an
+ * uncaught exception ends the daemon: one `["OK", id, true, {"toString": 1}]` did exactly that. Each listener
+ * runs guarded; a frame that still cannot be handled (a bug in a callback) is dropped and reported, never with
+ * its contents.
  */
 import type { SignedNostrEvent } from './port.ts';
 
@@ -20,6 +26,16 @@ export interface RelayConnectionOptions {
 
 const OK_TIMEOUT_MS = 10_000;
 const MAX_BACKOFF_MS = 30_000;
+/**
+ * Larger frames are dropped unparsed. The largest frame a client here expects is an EVENT carrying a NIP-44
+ * payload (at most ~100 KB of base64: the callers drop larger contents anyway); parsing megabytes of a relay's
+ * JSON would only cost CPU and memory.
+ */
+const MAX_FRAME_CHARS = 1024 * 1024;
+/** A relay's `OK` message and a `CLOSED` reason reach log lines: bounded and printable. */
+const MAX_RELAY_TEXT_CHARS = 200;
+/** At most one line per relay per interval about frames that could not be handled (a hostile relay can send many). */
+const PROBLEM_REPORT_INTERVAL_MS = 60_000;
 
 export class RelayConnection {
   readonly url: string;
@@ -31,6 +47,8 @@ export class RelayConnection {
   private backoffMs = 250;
   private opened: Promise<void> | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private unhandled = 0;
+  private lastProblemReportAt = Number.NEGATIVE_INFINITY;
 
   constructor(url: string, options: RelayConnectionOptions) {
     this.url = url;
@@ -42,19 +60,20 @@ export class RelayConnection {
     this.opened = new Promise<void>((resolve, reject) => {
       const ws = new WebSocket(this.url);
       this.socket = ws;
-      ws.onopen = () => {
+      ws.onopen = this.guarded(() => {
         this.backoffMs = 250;
         for (const [id, filters] of this.subscriptions) ws.send(JSON.stringify(['REQ', id, ...filters]));
         resolve();
-      };
-      ws.onmessage = (m) => this.onMessage(String(m.data));
-      ws.onerror = () => reject(new Error(`relay ${this.url} did not accept the connection`));
-      ws.onclose = () => {
+      });
+      ws.onmessage = this.guarded((m: MessageEvent) => this.onMessage(m.data));
+      ws.onerror = this.guarded(() => reject(new Error(`relay ${this.url} did not accept the connection`)));
+      ws.onclose = this.guarded(() => {
         this.socket = undefined;
-        for (const done of this.pendingOk.values()) done({ accepted: false, message: 'error: connection closed' });
+        const waiting = [...this.pendingOk.values()];
         this.pendingOk.clear();
+        for (const done of waiting) done({ accepted: false, message: 'error: connection closed' });
         if (!this.closed) this.scheduleReconnect();
-      };
+      });
     });
     return this.opened;
   }
@@ -89,23 +108,55 @@ export class RelayConnection {
         clearTimeout(timer);
         resolve(r);
       });
-      ws.send(JSON.stringify(['EVENT', event]));
+      try {
+        ws.send(JSON.stringify(['EVENT', event]));
+      } catch {
+        // Closed between the check above and now: its close handler answers the waiting publish.
+      }
     });
   }
 
-  private onMessage(text: string): void {
+  /**
+   * NIP-01 relay-to-client messages. Only the fields this client acts on are read, each after a type check;
+   * anything else (another shape, a type this client does not use, a subscription it never opened) is ignored.
+   */
+  private onMessage(data: unknown): void {
+    if (typeof data !== 'string' || data.length > MAX_FRAME_CHARS) return;
     let msg: unknown;
     try {
-      msg = JSON.parse(text);
+      msg = JSON.parse(data);
     } catch {
       return;
     }
     if (!Array.isArray(msg)) return;
-    if (msg[0] === 'EVENT' && typeof msg[1] === 'string') this.options.onEvent(msg[1], msg[2]);
-    else if (msg[0] === 'OK' && typeof msg[1] === 'string') {
-      this.pendingOk.get(msg[1])?.({ accepted: msg[2] === true, message: String(msg[3] ?? '') });
-      this.pendingOk.delete(msg[1]);
-    } else if (msg[0] === 'CLOSED' && typeof msg[1] === 'string') this.options.onProblem?.(`relay ${this.url} closed subscription ${msg[1]}`);
+    const [type, first, second, third] = msg as unknown[];
+    if (type === 'EVENT') {
+      if (typeof first === 'string' && this.subscriptions.has(first)) this.options.onEvent(first, second);
+    } else if (type === 'OK') {
+      if (typeof first !== 'string') return;
+      const done = this.pendingOk.get(first);
+      if (!done) return;
+      this.pendingOk.delete(first);
+      done({ accepted: second === true, message: relayText(third) });
+    } else if (type === 'CLOSED') {
+      if (typeof first === 'string' && this.subscriptions.has(first)) this.options.onProblem?.(`relay ${this.url} closed subscription ${first}: ${relayText(second)}`);
+    }
+  }
+
+  /** A socket listener that never throws: what it could not handle is counted and reported (throttled). */
+  private guarded<A extends unknown[]>(listener: (...args: A) => void): (...args: A) => void {
+    return (...args) => {
+      try {
+        listener(...args);
+      } catch (e) {
+        this.unhandled++;
+        const now = Date.now();
+        if (now - this.lastProblemReportAt < PROBLEM_REPORT_INTERVAL_MS) return;
+        this.lastProblemReportAt = now;
+        // The error's name only: its message may quote what the relay sent.
+        this.options.onProblem?.(`relay ${this.url}: dropped a message that could not be handled (${e instanceof Error ? e.name : typeof e}; ${this.unhandled} so far)`);
+      }
+    };
   }
 
   close(): void {
@@ -113,4 +164,9 @@ export class RelayConnection {
     clearTimeout(this.reconnectTimer);
     this.socket?.close();
   }
+}
+
+/** A relay-supplied string as it may appear in a log line: printable ASCII, bounded; anything else is ''. */
+function relayText(value: unknown): string {
+  return typeof value === 'string' ? value.slice(0, MAX_RELAY_TEXT_CHARS).replace(/[^\x20-\x7e]/g, '?') : '';
 }

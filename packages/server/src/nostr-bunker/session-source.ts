@@ -1,7 +1,17 @@
-import { AirlockError, checkAncestorsUsable, checkUsable, readAncestors, type AgentAuth, type Clock, type Store } from '@airlock/core';
+import { AirlockError, checkAncestorsUsable, checkUsable, readAncestors, type AgentAuth, type ApprovalRecord, type Clock, type Store } from '@airlock/core';
 
-/** Loads a session and its agent and throws why it is not usable (revoked, expired, frozen, retired). */
-export type SessionSource = (sessionId: string) => Promise<AgentAuth>;
+/**
+ * What the bunker (and the NWC service) read from the store per request. Called: loads a session and its agent
+ * and throws why it is not usable (revoked, expired, frozen, retired).
+ */
+export interface SessionSource {
+  (sessionId: string): Promise<AgentAuth>;
+  /**
+   * One of an agent's approvals, as the agent itself may read it (GET /v1/approvals/:id): undefined when there
+   * is none or it is another agent's. How the bunker hands over the signature of an event an operator approved.
+   */
+  approval?(approvalId: string, agentId: string): Promise<ApprovalRecord | undefined>;
+}
 
 /**
  * Read from the store on every bunker request, as the HTTP routes do for session tokens: a revoke, an expiry
@@ -9,7 +19,7 @@ export type SessionSource = (sessionId: string) => Promise<AgentAuth>;
  * again before it signs.
  */
 export function storeSessionSource(store: Store, clock: Clock): SessionSource {
-  return async (sessionId) => {
+  const load = async (sessionId: string): Promise<AgentAuth> => {
     const session = await store.getSession(sessionId);
     const agent = session ? await store.getAgent(session.agentId) : undefined;
     if (!session || !agent) throw new AirlockError('not_found', 'No such session.');
@@ -19,4 +29,9 @@ export function storeSessionSource(store: Store, clock: Clock): SessionSource {
     checkAncestorsUsable(await readAncestors(store, session), now);
     return { agent, session };
   };
+  const approval = async (approvalId: string, agentId: string): Promise<ApprovalRecord | undefined> => {
+    const record = await store.getApproval(approvalId);
+    return record?.agentId === agentId ? record : undefined;
+  };
+  return Object.assign(load, { approval });
 }
