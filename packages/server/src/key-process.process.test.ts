@@ -4,22 +4,27 @@
 // show allowed; a dead key process fails closed and a restarted one resumes. The lifecycle path (rotation sweeps,
 // revoke-all) signs bound to its committed `lifecycle.planned` entries, on anvil, and the key process re-checks
 // each planned call itself: even a plan forged into the store cannot send funds anywhere but the agent's own key
-// or the treasury.
+// or the treasury. The key process signs only from audit leaves it read and checked itself: a daemon that rewrites
+// the log under it (leaf, hash column, tree nodes) gets nothing signed from the rewrite, and cannot hide an entry it
+// forged and had signed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { encodePaymentRequiredHeader, decodePaymentSignatureHeader } from '@x402/core/http';
 import { createPublicClient, http, parseAbi, parseSignature, parseTransaction, recoverTransactionAddress, recoverTypedDataAddress, keccak256, type Address, type Hex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { createEvmAdapter } from '@airlock/chains';
-import { lifecycleTransactionPayload } from '@airlock/core';
+import { canonicalJson, leafHash, lifecycleTransactionPayload, MerkleFrontier, requestHash, storedLeafHash } from '@airlock/core';
+import { AUDIT_KEY_PATH } from '@airlock/keys';
 import { openStore } from '@airlock/store';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { compiledContracts } from '../../x402-testbed/src/compile.ts';
 import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.ts';
-import { ALICE, BASE, USDC, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
+import { ALICE, BASE, MALLORY, USDC, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
+import { DROP_AUDIT_TRIGGERS } from './testing/forge-audit.ts';
 import { adminClient, httpJson, killAllDaemons, prepareDaemonData, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
 import { decodeWire, encodeWire } from './key-process/wire.ts';
 import { parseExposition } from './testing/prometheus-text.ts';
@@ -332,6 +337,212 @@ describe("key process: a log reader that stops reading its stderr", () => {
     assert.equal(await exited, 0);
     assert.equal(refusedLines(stderr()), 3000);
     assert.match(stderr(), /SIGTERM: key process stopping/);
+  });
+});
+
+describe('key process: it signs only from audit leaves it read and checked itself (a daemon that rewrites the log)', () => {
+  // The attacker is the daemon: it owns the database (drops the append-only triggers) and holds the socket. Here
+  // the daemon makes a real decision and gets a tree head over it, then stops; the test plays the compromised
+  // daemon with the database file and the socket.
+  let data: DaemonData;
+  let keyProcess: Daemon;
+  let socket: string;
+  let agent: any;
+  let allowed: { seq: number; body: unknown; compact: string };
+  let db: DatabaseSync;
+  const evil = usdcTransfer(MALLORY, 400_000_000n, 7); // not a partner, over the per-request cap
+  const evilAsk = (auditSeq: number) => ask(socket, 'signBound', { auditSeq, agentId: agent.id, action: 'evm.transaction', payload: evil });
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  /** The leaf `leaf` with its decision's request hash and digest those of `payload` (a valid canonical leaf, other bytes). */
+  const decidingFor = (leaf: string, payload: unknown) => {
+    const parsed = JSON.parse(leaf);
+    parsed.data.requestHash = requestHash('evm.transaction', payload, canonicalJson);
+    parsed.data.digest = hex(createEvmAdapter().decode('evm.transaction', payload as never, { address: agent.address }).digest);
+    return canonicalJson(parsed) as string;
+  };
+  const row = (seq: number) => db.prepare('SELECT leaf, hash, leaf_index FROM audit_entries WHERE seq = ?').get(seq) as { leaf: string; hash: string; leaf_index: number };
+  const setLeaf = (seq: number, leaf: string, hash?: string) => db.prepare('UPDATE audit_entries SET leaf = ?, hash = coalesce(?, hash) WHERE seq = ?').run(leaf, hash ?? null, seq);
+  const storedLeafHashes = () => (db.prepare('SELECT hash, hash_version FROM audit_entries ORDER BY leaf_index').all() as { hash: string; hash_version: number }[]).map((r) => storedLeafHash({ hash: r.hash, hashVersion: r.hash_version as 3 }));
+  const rootOf = (hashes: Uint8Array[]) => {
+    const f = new MerkleFrontier();
+    for (const h of hashes) f.push(h);
+    return hex(f.root());
+  };
+  const treeNodes = () => db.prepare('SELECT level, idx, hash FROM audit_tree_nodes').all() as { level: number; idx: number; hash: Uint8Array }[];
+  const putTreeNodes = (nodes: { level: number; idx: number; hash: Uint8Array }[]) => {
+    db.exec('DELETE FROM audit_tree_nodes');
+    const insert = db.prepare('INSERT INTO audit_tree_nodes (level, idx, hash) VALUES (?, ?, ?)');
+    for (const n of nodes) insert.run(n.level, n.idx, n.hash);
+  };
+  const refused = (res: { status: number; body: any }, reason: string) => {
+    assert.equal(res.status, 403, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'key_process_refused');
+    assert.equal(res.body.error.details.reason, reason, JSON.stringify(res.body));
+    assert.equal(res.body.result, undefined);
+  };
+
+  before(async () => {
+    data = await prepareDaemonData('sqlite');
+    socket = join(data.dataDir, 'keys.sock');
+    keyProcess = await startKeyProcessChild(data, socket);
+    const daemon = await startDaemon(data, { AIRLOCK_KEY_PROCESS_SOCKET: socket, AIRLOCK_CHECKPOINT_INTERVAL: '1s' });
+    const admin = adminClient(daemon.url, data.adminToken);
+    agent = (await admin('POST', '/v1/agents', { names: ['kp-rewrite'] })).body.agents[0];
+    assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy() })).status, 200);
+    const token = (await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] })).body.token;
+    const body = usdcTransfer(ALICE, 1_000n, 0);
+    const signed = await httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token, body });
+    assert.equal(signed.status, 200, JSON.stringify(signed.body));
+    const { r, s } = parseTransaction(signed.body.signedTransaction);
+    allowed = { seq: signed.body.auditSeq, body, compact: `${r!.slice(2).padStart(64, '0')}${s!.slice(2).padStart(64, '0')}` };
+    // A tree head the key process signed covers the decision (and its stored tree nodes are built).
+    let verify: any;
+    for (let i = 0; i < 50; i++) {
+      verify = (await admin('POST', '/v1/audit/verify')).body;
+      if (verify.treeHeads > 0 && verify.unanchored === 0) break;
+      await sleep(200);
+    }
+    assert.ok(verify.ok && verify.treeHeads > 0 && verify.unanchored === 0, JSON.stringify(verify));
+    await daemon.kill('SIGTERM');
+    db = new DatabaseSync(join(data.dataDir, 'airlock.db'));
+    db.exec('PRAGMA busy_timeout = 5000');
+    db.exec(DROP_AUDIT_TRIGGERS.sqlite);
+  });
+  after(async () => {
+    db?.close();
+    await killAllDaemons();
+    await data?.cleanup();
+  });
+
+  test('an allowed entry under a signed head, its leaf rewritten to decide another transaction (hash column kept), then put back: refused audit_leaf_mismatch, nothing signed', async () => {
+    refused(await evilAsk(allowed.seq), 'request_hash_mismatch'); // as stored, the entry allowed another request
+    const original = row(allowed.seq);
+    setLeaf(allowed.seq, decidingFor(original.leaf, evil));
+    try {
+      refused(await evilAsk(allowed.seq), 'audit_leaf_mismatch');
+    } finally {
+      setLeaf(allowed.seq, original.leaf);
+    }
+    assert.match(keyProcess.output(), new RegExp(`"msg":"refused","method":"signBound","code":"key_process_refused","reason":"audit_leaf_mismatch","agentId":"${agent.id}","auditSeq":${allowed.seq}`));
+  });
+
+  test('the same with its hash column and every stored tree node rewritten to match (a laundered log): refused audit_leaf_mismatch, and from the leaves when the nodes are deleted', async () => {
+    const original = row(allowed.seq);
+    const nodes = treeNodes();
+    assert.ok(nodes.length > 0, 'the daemon built the stored tree');
+    const leaf = decidingFor(original.leaf, evil);
+    setLeaf(allowed.seq, leaf, hex(leafHash(leaf)));
+    try {
+      // Every node rebuilt from the leaves as they are now: the leaf, its hash and the tree all agree.
+      const laundered: { level: number; idx: number; hash: Uint8Array }[] = [];
+      const f = new MerkleFrontier();
+      for (const h of storedLeafHashes()) f.push(h, (id, hash) => laundered.push({ level: id.level, idx: id.index, hash }));
+      putTreeNodes(laundered);
+      refused(await evilAsk(allowed.seq), 'audit_leaf_mismatch');
+      // Without the nodes the key process folds the leaf's subtree from the leaves: the same answer.
+      putTreeNodes([]);
+      refused(await evilAsk(allowed.seq), 'audit_leaf_mismatch');
+    } finally {
+      setLeaf(allowed.seq, original.leaf, original.hash);
+      putTreeNodes(nodes);
+    }
+  });
+
+  test('the allowed entry re-asked as it is (a replay) still signs the bytes the agent got, through the stored tree nodes or, without them, its leaves', async () => {
+    const again = () => ask(socket, 'signBound', { auditSeq: allowed.seq, agentId: agent.id, action: 'evm.transaction', payload: allowed.body });
+    const withNodes = await again();
+    assert.equal(withNodes.status, 200, JSON.stringify(withNodes.body));
+    assert.equal(hex(withNodes.body.result[0].compact), allowed.compact);
+    const nodes = treeNodes();
+    putTreeNodes([]);
+    try {
+      const fromLeaves = await again();
+      assert.equal(fromLeaves.status, 200, JSON.stringify(fromLeaves.body));
+      assert.equal(hex(fromLeaves.body.result[0].compact), allowed.compact);
+    } finally {
+      putTreeNodes(nodes);
+    }
+    // Its `signed` line names the leaf it was signed from: the entry's leaf hash in the log.
+    assert.match(keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"decision","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${allowed.seq},"leafHash":"${row(allowed.seq).hash}"`));
+  });
+
+  test('a decision forged into the log, signed, then rewritten before the next head: the head over the rewritten log is refused tree_root_mismatch; the one over what the key process read makes `audit verify` fail', async () => {
+    // Forging a decision is what the key process cannot stop (docs/custody.md): it is then on the record for good.
+    const store = await openStore(data.storeUrl);
+    let forged: number;
+    try {
+      forged = (await store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'sign.request', actor: 'agent', agentId: agent.id, action: 'evm.transaction', decision: 'allow', data: { requestHash: requestHash('evm.transaction', evil, canonicalJson), digest: hex(createEvmAdapter().decode('evm.transaction', evil as never, { address: agent.address }).digest) } }))).seq;
+    } finally {
+      await store.close();
+    }
+    const signed = await evilAsk(forged);
+    assert.equal(signed.status, 200, JSON.stringify(signed.body));
+    const asRead = row(forged);
+    // Covering the tracks: the forged leaf rewritten (hash column too) to decide a harmless transfer instead.
+    const harmless = decidingFor(asRead.leaf, usdcTransfer(ALICE, 1n, 99));
+    setLeaf(forged, harmless, hex(leafHash(harmless)));
+
+    const size = storedLeafHashes().length;
+    const head = (rootHash: string) => ask(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: { treeSize: size, rootHash, at: Date.now() } });
+    refused(await head(rootOf(storedLeafHashes())), 'tree_root_mismatch');
+    // The only head the key process signs over these leaves is over the forged leaf as it read it...
+    const readHashes = storedLeafHashes();
+    readHashes[asRead.leaf_index] = leafHash(asRead.leaf);
+    const at = Date.now();
+    const rootHash = rootOf(readHashes);
+    const sth = await ask(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: { treeSize: size, rootHash, at } });
+    assert.equal(sth.status, 200, JSON.stringify(sth.body));
+    // ...and once it is in the log, `audit verify` fails on it: the rewrite shows.
+    const publicKey = hex((await ask(socket, 'getPublicKey', { path: AUDIT_KEY_PATH })).body.result).slice(2);
+    const writer = await openStore(data.storeUrl);
+    try {
+      await writer.appendTreeHead({ treeSize: size, rootHash, at, publicKey, signature: hex(sth.body.result) });
+    } finally {
+      await writer.close();
+    }
+    const daemon = await startDaemon(data, { AIRLOCK_KEY_PROCESS_SOCKET: socket, AIRLOCK_CHECKPOINT_INTERVAL: '1h' });
+    const verify = (await adminClient(daemon.url, data.adminToken)('POST', '/v1/audit/verify')).body;
+    await daemon.kill('SIGTERM');
+    assert.equal(verify.ok, false, JSON.stringify(verify));
+    assert.equal(verify.firstBad.seq, size, JSON.stringify(verify));
+    assert.match(verify.firstBad.reason, new RegExp(`does not match the signed tree head of size ${size}`));
+    // The key process's own record: the forged entry's seq, and the leaf it signed from.
+    assert.match(keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"decision","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${forged},"leafHash":"${asRead.hash}"`));
+  });
+});
+
+describe('key process on PostgreSQL: tree heads asked for at once (overlapping checkpoints, several daemons)', () => {
+  let data: DaemonData;
+  let socket: string;
+  before(async () => {
+    data = await prepareDaemonData('postgres');
+    socket = join(data.dataDir, 'keys.sock');
+    await startKeyProcessChild(data, socket);
+  });
+  after(async () => {
+    await killAllDaemons();
+    await data?.cleanup();
+  });
+
+  test('4 correct heads at once all sign, each leaf read once: the next head signs too', async () => {
+    const store = await openStore(data.storeUrl);
+    try {
+      const append = () => store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'operator.note', actor: 'operator', data: { note: 'a leaf' } }));
+      for (let i = 0; i < 3; i++) await append();
+      const currentHead = async () => {
+        const f = new MerkleFrontier();
+        for (const e of await store.readAuditLeaves(0, 10_000)) f.push(storedLeafHash(e));
+        return { treeSize: f.size, rootHash: Buffer.from(f.root()).toString('hex'), at: Date.now() };
+      };
+      const head = await currentHead();
+      const answers = await Promise.all(Array.from({ length: 4 }, () => ask(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head })));
+      assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200], JSON.stringify(answers.map((a) => a.body.error)));
+      await append();
+      const next = await ask(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: await currentHead() });
+      assert.equal(next.status, 200, JSON.stringify(next.body));
+    } finally {
+      await store.close();
+    }
   });
 });
 

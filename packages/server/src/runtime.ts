@@ -356,6 +356,18 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
     const lifecycle = new LifecycleService(deps, operator, submitter, lifecycleFaultPoints(process.env.AIRLOCK_FAULT));
     const revokeAll = new RevokeAllService(deps, lifecycle, { credentials: signing.credentials, ...(chain ? { chainReader: chain } : {}) });
     const timers: NodeJS.Timeout[] = [];
+    // One checkpoint at a time: a tick that comes while one is still running (a slow store, a long first read of
+    // the log by a key process) is skipped, and shutdown waits for it before its own. Two at once would check
+    // the same leaves twice and ask the audit key for the same head twice.
+    let checkpointing: Promise<unknown> | undefined;
+    const checkpointAlone = () => {
+      if (checkpointing) return Promise.resolve(undefined);
+      const run = audit.checkpoint().finally(() => {
+        if (checkpointing === run) checkpointing = undefined;
+      });
+      checkpointing = run;
+      return run;
+    };
     if (options.timers !== false) {
       const background = (fn: () => Promise<unknown>, ms: number) => {
         // A failing background job is reported, never silent: a checkpoint that cannot be signed is an incident.
@@ -363,7 +375,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
         t.unref();
         timers.push(t);
       };
-      background(() => audit.checkpoint(), config.checkpointIntervalMs);
+      background(checkpointAlone, config.checkpointIntervalMs);
       background(() => operator.expireOverdue(), 30_000);
       background(() => x402.reconcile(), config.reconcileIntervalMs);
       if (lightningBackend) background(() => lightning.reconcile(), config.reconcileIntervalMs);
@@ -464,6 +476,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
         await nwc?.flushRefusals(true);
         for (const t of timers) clearInterval(t);
         await lightningBackend?.close?.().catch(() => undefined);
+        await checkpointing?.catch(() => undefined);
         await audit.checkpoint().catch(() => undefined);
         hsm?.close();
         openedVault?.wipe();

@@ -7,57 +7,38 @@ import type { BoundSigningRequest, DecisionBoundRequest, KeyBackend, LifecycleBo
 import type { Agent, ApprovalRecord, PolicyRecord } from '../ports/store.ts';
 import type { AgentKey } from '../ports/agent-keys.ts';
 import type { LifecycleJob } from '../ports/lifecycle.ts';
-import type { AuditEntry } from '../audit/types.ts';
 import { CompiledPolicies } from '../policy/compiled-policies.ts';
 import { EMPTY_LIFECYCLE, type LifecyclePolicy } from '../policy/lifecycle.ts';
 import { classifyLifecycleCall } from '../lifecycle/lifecycle-calls.ts';
 import { classifyLifecycleTypedData, lifecycleCallOf } from '../lifecycle/lifecycle-payloads.ts';
 import { FLEET_SCOPE } from './policy-layers.ts';
-import { storedLeafHash, treeHeadDigest } from '../audit/hash.ts';
-import { MerkleFrontier } from '../audit/merkle.ts';
+import { treeHeadDigest } from '../audit/hash.ts';
 import { requestHash } from './tokens.ts';
+import { bindingRefused } from './binding-refusal.ts';
+import type { VerifiedAuditLog, VerifiedEntry } from './verified-audit-log.ts';
+
+export * from './binding-refusal.ts';
+export * from './verified-audit-log.ts';
 
 /**
- * Why a key process refused a bound request (`key_process_refused`, details.reason). Stable: operators grep the
- * key process's log for them and docs/custody.md lists them.
+ * What the guard reads from the store besides the log (which it reads through the key process's
+ * VerifiedAuditLog): read-only, and nothing the HTTP process hands it.
  */
-export type BindingRefusal =
-  | 'binding_missing'
-  | 'audit_entry_not_found'
-  | 'decision_not_allow'
-  | 'agent_mismatch'
-  | 'request_hash_mismatch'
-  | 'digest_mismatch'
-  | 'agent_key_changed'
-  | 'unsupported_action'
-  | 'tree_head_stale'
-  | 'tree_root_mismatch'
-  /** A bare digest for a key that signs only bound requests (agent keys, the audit key). */
-  | 'unbound_digest'
-  /** A key-path operation (Nostr transport ECDH, webhook secrets) on a path outside those it serves. */
-  | 'path_not_allowed'
-  /** A lifecycle request naming an entry that is not a `lifecycle.planned` one. */
-  | 'not_lifecycle_plan'
-  /** A lifecycle request for a key that is not one of the agent's (by index, registry and address). */
-  | 'key_not_agents'
-  /** A lifecycle payload that is not a lifecycle call (a transfer elsewhere, a grant, another shape). */
-  | 'lifecycle_call_refused'
-  /** A lifecycle transaction whose job is no longer `planned` (signed, failed or finished already). */
-  | 'lifecycle_job_not_planned';
-
-export function bindingRefused(reason: BindingRefusal, message: string): AirlockError {
-  return new AirlockError('key_process_refused', `Key process: ${message}`, { details: { reason } });
-}
-
-/** What the guard reads from the store: read-only, and nothing the HTTP process hands it. */
 export interface BindingReader {
-  readAudit(fromSeq: number, limit: number): Promise<AuditEntry[]>;
   getAgent(id: string): Promise<Agent | undefined>;
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
   /** Lifecycle requests: the fleet policy (its treasury), the agent's key registry and the job. */
   getPolicy(scope: string): Promise<PolicyRecord | undefined>;
   listAgentKeys(agentId: string): Promise<AgentKey[]>;
   getLifecycleJob(id: string): Promise<LifecycleJob | undefined>;
+}
+
+/** What a bound request got signed, and the leaf (as the key process verified it) of the entry that allowed it. */
+export interface BoundSignatures {
+  signatures: ProducedSignature[];
+  leafIndex: number;
+  /** RFC 9162 leaf hash of that entry's leaf (hex): the key process logs it beside the audit seq. */
+  leafHash: string;
 }
 
 /**
@@ -72,25 +53,30 @@ export interface BindingReader {
  *   this payload.
  * and the payload must decode (for the agent as the store has it) to the digest that entry recorded.
  * A lifecycle request (`kind: 'lifecycle'`) is checked by signLifecycle.
+ *
+ * Every entry (the one named, a replay's original, a lifecycle plan) is read through `log`, the key process's own
+ * reading of the audit log shared with the TreeHeadGuard: its leaf is hashed from its bytes and is the leaf the next
+ * tree head commits to, or the one an earlier head committed to. Nothing is taken from the store's hash column, and
+ * an entry rewritten after the key process read it is refused `audit_leaf_mismatch`.
  */
 export class BoundSigningGuard {
   private readonly accountSigners = new Map<string, SignerContext>();
   private readonly derivedSigners = new Map<string, string>();
   private readonly compiled = new CompiledPolicies();
 
-  private readonly deps: { reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> };
+  private readonly deps: { log: VerifiedAuditLog; reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> };
 
-  constructor(deps: { reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> }) {
+  constructor(deps: { log: VerifiedAuditLog; reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> }) {
     this.deps = deps;
   }
 
-  async sign(request: BoundSigningRequest): Promise<ProducedSignature[]> {
+  async sign(request: BoundSigningRequest): Promise<BoundSignatures> {
     if (request.kind === 'lifecycle') return this.signLifecycle(request);
     if (request.kind !== undefined && request.kind !== 'decision') throw bindingRefused('binding_missing', 'a bound request is a decision or a lifecycle plan.');
     return this.signDecision(request);
   }
 
-  private async signDecision(request: DecisionBoundRequest): Promise<ProducedSignature[]> {
+  private async signDecision(request: DecisionBoundRequest): Promise<BoundSignatures> {
     const { reader } = this.deps;
     if (!Number.isSafeInteger(request.auditSeq) || request.auditSeq < 1) throw bindingRefused('binding_missing', 'a signature needs the audit seq of the committed decision that allowed it.');
     if (typeof request.agentId !== 'string' || typeof request.action !== 'string') throw bindingRefused('binding_missing', 'a bound request names its agent and action.');
@@ -114,7 +100,7 @@ export class BoundSigningGuard {
       throw bindingRefused('digest_mismatch', 'the payload does not decode.');
     }
     if (bytesToHex(decoded.digest) !== decided) throw bindingRefused('digest_mismatch', `the payload does not decode to the digest audit entry ${entry.seq} recorded.`);
-    return this.produce(adapter, request.action, agent, decoded);
+    return { signatures: await this.produce(adapter, request.action, agent, decoded), leafIndex: entry.leafIndex, leafHash: entry.leafHash };
   }
 
   /**
@@ -127,7 +113,7 @@ export class BoundSigningGuard {
    * (classifyLifecycleTypedData). A transaction's job must still be `planned`: once its bytes are recorded (or it
    * failed) nothing more is signed for it, so one nonce never gets two different transactions from here.
    */
-  private async signLifecycle(request: LifecycleBoundRequest): Promise<ProducedSignature[]> {
+  private async signLifecycle(request: LifecycleBoundRequest): Promise<BoundSignatures> {
     const { reader, keys } = this.deps;
     if (!Number.isSafeInteger(request.auditSeq) || request.auditSeq < 1) throw bindingRefused('binding_missing', 'a lifecycle signature needs the audit seq of its committed plan.');
     if (typeof request.agentId !== 'string' || typeof request.action !== 'string') throw bindingRefused('binding_missing', 'a lifecycle request names its agent and action.');
@@ -177,7 +163,7 @@ export class BoundSigningGuard {
         throw bindingRefused('lifecycle_call_refused', e instanceof AirlockError ? e.message : 'the typed data is not a revocation.');
       }
     }
-    return [await keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1')];
+    return { signatures: [await keys.signDigest(path, decoded.digest, 'ecdsa-secp256k1')], leafIndex: entry.leafIndex, leafHash: entry.leafHash };
   }
 
   /** The fleet policy's `lifecycle:` section as the store has it now (compiled once per policy version). */
@@ -187,7 +173,7 @@ export class BoundSigningGuard {
   }
 
   /** The digest the entry (or, for a replay, its original) recorded, once the entry is shown to allow this very request. */
-  private async decidedDigest(entry: AuditEntry, request: DecisionBoundRequest): Promise<string> {
+  private async decidedDigest(entry: VerifiedEntry, request: DecisionBoundRequest): Promise<string> {
     const data = entry.data;
     const hashed = requestHash(request.action, request.x402 !== undefined ? { payload: request.payload, x402: request.x402 } : request.payload, canonicalJson);
     if (request.approvalId !== undefined) {
@@ -213,10 +199,10 @@ export class BoundSigningGuard {
     return data.digest;
   }
 
-  private async entryAt(seq: number): Promise<AuditEntry> {
-    const [entry] = await this.deps.reader.readAudit(seq, 1);
-    if (!entry || entry.seq !== seq) throw bindingRefused('audit_entry_not_found', `there is no committed audit entry ${seq}.`);
-    return entry;
+  /** The entry as the key process read and verified its leaf (never the store's parsed columns). */
+  private entryAt(seq: number): Promise<VerifiedEntry> {
+    if (!Number.isSafeInteger(seq) || seq < 1) return Promise.reject(bindingRefused('audit_entry_not_found', 'an audit seq is a positive integer.'));
+    return this.deps.log.entry(seq);
   }
 
   private adapterFor(action: string): ChainAdapter {
@@ -268,45 +254,28 @@ export class BoundSigningGuard {
   }
 }
 
-/** What the tree-head check reads: the log's leaves, in leaf order. */
-export interface LeafReader {
-  readAuditLeaves(fromLeafIndex: number, limit: number): Promise<Pick<AuditEntry, 'hash' | 'hashVersion'>[]>;
-}
-
 /** How far a tree head's time may be from the key process's clock. */
 const TREE_HEAD_SKEW_MS = 5 * 60_000;
-const LEAF_PAGE = 4096;
 
 /**
- * The audit key signs a tree head only over the root it computes itself from the leaves in the store (never
- * from the stored tree nodes the HTTP process writes), kept incrementally: each head costs the leaves added
- * since the last one. Leaves once read are kept as read: a log rewritten under them, or a head older than them,
- * is refused `tree_root_mismatch` until the key process restarts.
+ * The audit key signs a tree head only over the root it computes itself from the leaves in the store, each hashed
+ * from its stored bytes (never the hash column, never the stored tree nodes the HTTP process writes), through the
+ * same VerifiedAuditLog the bound signer reads entries from: each head costs the leaves added since the last one,
+ * and a leaf an agent key signed from is in the next head as it was read. Leaves once read are kept as read: a log
+ * rewritten under them, or a head older than the last one signed, is refused `tree_root_mismatch` (or the edited
+ * leaf `audit_leaf_mismatch`) until the key process restarts.
  */
 export class TreeHeadGuard {
-  private frontier = new MerkleFrontier();
+  private readonly deps: { log: VerifiedAuditLog; keys: KeyBackend; now: () => number };
 
-  private readonly deps: { reader: LeafReader; keys: KeyBackend; now: () => number };
-
-  constructor(deps: { reader: LeafReader; keys: KeyBackend; now: () => number }) {
+  constructor(deps: { log: VerifiedAuditLog; keys: KeyBackend; now: () => number }) {
     this.deps = deps;
   }
 
   async sign(path: string, head: TreeHeadToSign): Promise<Uint8Array> {
     if (!Number.isSafeInteger(head.treeSize) || head.treeSize < 1 || typeof head.rootHash !== 'string' || !Number.isSafeInteger(head.at)) throw bindingRefused('binding_missing', 'a tree head names its size, root and time.');
     if (Math.abs(head.at - this.deps.now()) > TREE_HEAD_SKEW_MS) throw bindingRefused('tree_head_stale', "the tree head's time is more than 5 minutes from the key process's clock.");
-    // Tree heads only grow. Leaves already read are never read again, so a log rewritten under them cannot be
-    // signed by asking for an older size first (a genuinely restored log needs the key process restarted).
-    if (head.treeSize < this.frontier.size) throw bindingRefused('tree_root_mismatch', `the key process has read ${this.frontier.size} leaves already; it signs no older tree head.`);
-    while (this.frontier.size < head.treeSize) {
-      const leaves = await this.deps.reader.readAuditLeaves(this.frontier.size, Math.min(LEAF_PAGE, head.treeSize - this.frontier.size));
-      if (leaves.length === 0) throw bindingRefused('tree_root_mismatch', `the log has ${this.frontier.size} leaves, fewer than the tree head's ${head.treeSize}.`);
-      for (const leaf of leaves) this.frontier.push(storedLeafHash(leaf));
-    }
-    if (bytesToHex(this.frontier.root()) !== head.rootHash) {
-      // Kept as read: the daemon's root is over other leaves than these (a rewritten log, or forged tree nodes).
-      throw bindingRefused('tree_root_mismatch', `the root of the log's first ${head.treeSize} leaves is not the one asked for.`);
-    }
+    await this.deps.log.foldTo(head.treeSize, head.rootHash);
     return this.deps.keys.signSchnorr(path, treeHeadDigest(head));
   }
 }

@@ -1,6 +1,6 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { AirlockError, BoundSigningGuard, TreeHeadGuard, bindingRefused, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
+import { AirlockError, BoundSigningGuard, TreeHeadGuard, VerifiedAuditLog, bindingRefused, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
 import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, openVault, type UnsealedVault } from '@airlock/keys';
 import { openStore } from '@airlock/store';
 import { chainAdapters, chooseKeyBackend, type VaultOptions } from '../runtime.ts';
@@ -137,8 +137,10 @@ class KeyProcessHandler {
 
   constructor(deps: HandlerDeps) {
     this.deps = deps;
-    this.bound = new BoundSigningGuard({ reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native) });
-    this.treeHeads = new TreeHeadGuard({ reader: deps.store, keys: deps.keys, now: deps.now });
+    // One reading of the log for both: an entry an agent key signs from is the leaf the next tree head covers.
+    const log = new VerifiedAuditLog(deps.store);
+    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native) });
+    this.treeHeads = new TreeHeadGuard({ log, keys: deps.keys, now: deps.now });
     this.perAgent = new SessionRateLimiter(deps.rates.agent);
     this.global = new SessionRateLimiter(deps.rates.global);
   }
@@ -178,8 +180,9 @@ class KeyProcessHandler {
       case 'signBound': {
         const request = p as unknown as BoundSigningRequest;
         this.admit(typeof request.agentId === 'string' ? `agent:${request.agentId}` : 'agent:?');
-        const signatures = await this.bound.sign(request);
-        this.deps.logger.log('info', 'signed', { method, kind: request.kind === 'lifecycle' ? 'lifecycle' : 'decision', agentId: request.agentId, action: request.action, auditSeq: request.auditSeq, signatures: signatures.length });
+        const { signatures, leafHash } = await this.bound.sign(request);
+        // The leaf hash names the entry's leaf as the key process read it: compare with the log's (`airlock audit verify`).
+        this.deps.logger.log('info', 'signed', { method, kind: request.kind === 'lifecycle' ? 'lifecycle' : 'decision', agentId: request.agentId, action: request.action, auditSeq: request.auditSeq, leafHash, signatures: signatures.length });
         return signatures;
       }
       case 'signTreeHead': {
