@@ -2,13 +2,17 @@
 // Reference verifier for Airlock audit exports, receipts and consistency proofs, written from
 // docs/audit-format.md alone: it uses no Airlock code, only node:crypto and @noble/curves (BIP-340).
 //
-//   node tools/audit-verifier/verify.mjs export.jsonl --public-key HEX
+//   node tools/audit-verifier/verify.mjs export.jsonl --public-key HEX [--allow-unanchored] [--min-tree-size N [--expect-root HEX]]
 //   node tools/audit-verifier/verify.mjs receipt receipt.json --public-key HEX      (GET /v1/audit/receipts/{seq})
 //   node tools/audit-verifier/verify.mjs consistency proof.json --public-key HEX    (GET /v1/audit/consistency)
 //
-// Exit code 0 when everything verifies, 2 when something does not (the first problem is printed).
+// Exit code 0 when everything verifies, 2 when something does not (the first problem is printed), 5 when
+// every entry and head verifies but the signed heads do not vouch for the export as required: with
+// --public-key every entry must be under a signed tree head (unless --allow-unanchored), and
+// --min-tree-size / --expect-root pin the size and root an earlier export or head showed.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
 import { schnorr } from '@noble/curves/secp256k1.js';
 
 const sha256 = (...parts) => {
@@ -118,8 +122,35 @@ function chainHash(e, version) {
   return hex(sha256(utf8(`airlock/audit-entry/v${version}\0`), unhex(e.prevHash), utf8(version === 1 ? legacyJson(body) : jcs(body))));
 }
 
-/** Verifies an export (its text): every entry, the tree, every signed head against `publicKey`. */
-export function verifyExport(text, { publicKey } = {}) {
+/** Same fields as the leaf (`at` in ms in an export, as an ISO string in an API response), and the same data. */
+function fieldsMatchLeaf(e, leaf) {
+  for (const f of FIELDS) {
+    const given = f === 'at' && typeof e.at === 'string' && typeof leaf.at === 'number' ? (e.at === new Date(leaf.at).toISOString() ? leaf.at : e.at) : e[f];
+    if (leaf[f] !== given) return `${f} does not match the leaf (edited)`;
+  }
+  if (e.data === null || typeof e.data !== 'object' || Array.isArray(e.data) || jcs(leaf.data) !== jcs(e.data)) return 'data does not match the leaf (edited)';
+  return undefined;
+}
+
+/** A version-3 entry's leaf, parsed: it must be canonical JSON, so the parsed object is exactly the hashed bytes. */
+function parseLeaf(e) {
+  let leaf;
+  try {
+    leaf = JSON.parse(e.leaf);
+  } catch {
+    return { problem: 'leaf is not JSON (edited)' };
+  }
+  if (leaf === null || typeof leaf !== 'object' || jcs(leaf) !== e.leaf) return { problem: 'leaf is not canonical JSON (edited)' };
+  return { leaf };
+}
+
+/**
+ * Verifies an export (its text): every entry, the tree, every signed head against `publicKey`. Then what
+ * the signed heads vouch for: with `publicKey`, every entry must be under a signed head (`allowUnanchored`
+ * lifts that); `minTreeSize` and `expectRoot` (the root of the first `minTreeSize` leaves) pin what an
+ * earlier export or head showed. Each of those failures has `anchoring: {code, reason}`.
+ */
+export function verifyExport(text, { publicKey, allowUnanchored = false, minTreeSize, expectRoot } = {}) {
   const lines = text.split('\n').filter((l) => l.trim());
   const header = JSON.parse(lines[0]);
   if (header.format !== 'airlock-audit-export/v2') throw new Error('not an airlock-audit-export/v2 file');
@@ -135,15 +166,10 @@ export function verifyExport(text, { publicKey } = {}) {
     if (prev && version !== 3 && e.seq <= prev.seq) return fail(e.seq, `entry ${e.seq} is out of order`);
     if (prev && version < prev.version) return fail(e.seq, 'hash version goes down (edited)');
     if (version === 3) {
-      let leaf;
-      try {
-        leaf = JSON.parse(e.leaf);
-      } catch {
-        return fail(e.seq, 'leaf is not JSON (edited)');
-      }
-      if (jcs(leaf) !== e.leaf) return fail(e.seq, 'leaf is not canonical JSON (edited)');
-      for (const f of FIELDS) if (leaf[f] !== e[f]) return fail(e.seq, `${f} does not match the leaf (edited)`);
-      if (jcs(leaf.data) !== jcs(e.data)) return fail(e.seq, 'data does not match the leaf (edited)');
+      const { leaf, problem } = parseLeaf(e);
+      if (problem) return fail(e.seq, problem);
+      const mismatch = fieldsMatchLeaf(e, leaf);
+      if (mismatch) return fail(e.seq, mismatch);
       const h = leafHash(e.leaf);
       if (hex(h) !== e.hash) return fail(e.seq, 'leaf does not match its hash (edited)');
       leaves.push(h);
@@ -162,15 +188,44 @@ export function verifyExport(text, { publicKey } = {}) {
     if (hex(merkleRoot(leaves.slice(0, head.treeSize))) !== head.rootHash) return fail(head.treeSize, `the tree does not match the signed tree head of size ${head.treeSize}`);
     anchored = head.treeSize;
   }
-  return { ok: true, entries: leaves.length, rootHash: hex(merkleRoot(leaves)), treeHeads: header.treeHeads.length, unanchored: leaves.length - anchored };
+  const result = { ok: true, entries: leaves.length, rootHash: hex(merkleRoot(leaves)), treeHeads: header.treeHeads.length, unanchored: leaves.length - anchored };
+  // Every entry and head checked out. What follows is what the signatures vouch for: an entry's own hash
+  // proves nothing against whoever rewrote the file, and a file cut back to an older head is still signed.
+  const refuse = (code, reason) => ({ ...result, ok: false, anchoring: { code, reason } });
+  if (minTreeSize !== undefined && anchored < minTreeSize) return refuse('audit_below_min_tree_size', `the signed tree heads cover ${anchored} entries, fewer than the ${minTreeSize} required (entries or heads removed since)`);
+  if (expectRoot !== undefined) {
+    if (minTreeSize === undefined) throw new Error('expectRoot needs minTreeSize: the tree size that root is of');
+    const root = hex(merkleRoot(leaves.slice(0, minTreeSize)));
+    if (root !== expectRoot.toLowerCase()) return refuse('audit_root_mismatch', `the tree of the first ${minTreeSize} entries has root ${root}, not the expected ${expectRoot.toLowerCase()} (rewritten below that size, or another log)`);
+  }
+  if (publicKey !== undefined && !allowUnanchored) {
+    if (header.treeHeads.length === 0) return refuse('audit_no_signed_head', `no signed tree head covers the log: none of its ${leaves.length} entries is vouched for by the audit key`);
+    if (result.unanchored > 0) return refuse('audit_unanchored', `the newest ${result.unanchored} entries (from leaf ${anchored}) are not under a signed tree head`);
+  }
+  return result;
 }
 
-/** Verifies a receipt response: the leaf, its hash, the inclusion proof, the head's signature. */
+/** Version 1 and 2 entries: their chain hash recomputed from the fields as given (`at` in ms or ISO). */
+function chainHashOf(e, version) {
+  return chainHash({ ...e, at: typeof e.at === 'string' ? Date.parse(e.at) : e.at }, version);
+}
+
+/**
+ * Verifies a receipt response: the entry's fields against its leaf (version 3: the leaf parsed; versions 1
+ * and 2: the chain hash recomputed), the leaf's hash, the inclusion proof, the head's signature. Only then
+ * do the fields say what the log holds; whose request it was, the caller checks (requestHash, digest).
+ */
 export function verifyReceipt(r, publicKey) {
   const { receipt, entry, treeHead, proof } = r;
+  if (entry.seq !== receipt.auditSeq || entry.leafIndex !== receipt.leafIndex) return false;
+  if (entry.hashVersion === 3) {
+    const { leaf, problem } = typeof entry.leaf === 'string' ? parseLeaf(entry) : { problem: 'no leaf' };
+    if (problem || fieldsMatchLeaf(entry, leaf)) return false;
+  } else if (entry.hashVersion === 1 || entry.hashVersion === 2) {
+    if (typeof entry.prevHash !== 'string' || chainHashOf(entry, entry.hashVersion) !== entry.hash) return false;
+  } else return false;
   const leaf = entry.hashVersion === 3 ? leafHash(entry.leaf) : leafHash(new Uint8Array([...utf8('airlock/audit-chain-leaf/v1\0'), ...unhex(entry.hash)]));
-  if (hex(leaf) !== receipt.leafHash || entry.seq !== receipt.auditSeq) return false;
-  if (entry.hashVersion === 3 && JSON.parse(entry.leaf).seq !== receipt.auditSeq) return false;
+  if (hex(leaf) !== receipt.leafHash) return false;
   return verifyTreeHead(treeHead, publicKey) && verifyInclusion(receipt.leafIndex, treeHead.treeSize, leaf, proof.map(unhex), unhex(treeHead.rootHash));
 }
 
@@ -180,20 +235,30 @@ export function verifyConsistencyResponse(c, publicKey) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const args = process.argv.slice(2);
-  const k = args.indexOf('--public-key');
-  const publicKey = k >= 0 ? args[k + 1] : undefined;
-  const positional = args.filter((_, i) => i !== k && i !== k + 1);
-  let ok;
-  if (positional[0] === 'receipt' || positional[0] === 'consistency') {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { 'public-key': { type: 'string' }, 'allow-unanchored': { type: 'boolean' }, 'min-tree-size': { type: 'string' }, 'expect-root': { type: 'string' } },
+  });
+  const publicKey = values['public-key'];
+  let exit;
+  if (positionals[0] === 'receipt' || positionals[0] === 'consistency') {
     if (!publicKey) throw new Error('--public-key is required');
-    const body = JSON.parse(readFileSync(positional[1], 'utf8'));
-    ok = positional[0] === 'receipt' ? verifyReceipt(body, publicKey) : verifyConsistencyResponse(body, publicKey);
+    const body = JSON.parse(readFileSync(positionals[1], 'utf8'));
+    const ok = positionals[0] === 'receipt' ? verifyReceipt(body, publicKey) : verifyConsistencyResponse(body, publicKey);
     console.log(ok ? 'OK' : 'FAILED');
+    exit = ok ? 0 : 2;
   } else {
-    const r = verifyExport(readFileSync(positional[0], 'utf8'), { publicKey });
-    ok = r.ok;
-    console.log(ok ? `OK: ${r.entries} entries, ${r.treeHeads} signed tree heads, root ${r.rootHash}` : `FAILED at entry ${r.firstBad.seq}: ${r.firstBad.reason}`);
+    const minTreeSize = values['min-tree-size'] === undefined ? undefined : Number(values['min-tree-size']);
+    if (minTreeSize !== undefined && !(Number.isSafeInteger(minTreeSize) && minTreeSize > 0)) throw new Error('--min-tree-size: a positive integer');
+    const expectRoot = values['expect-root'];
+    if (expectRoot !== undefined && !/^[0-9a-fA-F]{64}$/.test(expectRoot)) throw new Error('--expect-root: a 32-byte root in hex');
+    if (expectRoot !== undefined && minTreeSize === undefined) throw new Error('--expect-root needs --min-tree-size N: the tree size that root is of');
+    if (!publicKey) console.error('note: checking heads against the key in the export itself; pass --public-key to check against the published key');
+    const r = verifyExport(readFileSync(positionals[0], 'utf8'), { publicKey, allowUnanchored: !!values['allow-unanchored'], minTreeSize, expectRoot });
+    if (r.ok) console.log(`OK: ${r.entries} entries, ${r.treeHeads} signed tree heads, root ${r.rootHash}${r.unanchored ? ` (${r.unanchored} newest entries not under a signed head)` : ''}`);
+    else if (r.anchoring) console.log(`FAILED [${r.anchoring.code}]: ${r.anchoring.reason}`);
+    else console.log(`FAILED at entry ${r.firstBad.seq}: ${r.firstBad.reason}`);
+    exit = r.ok ? 0 : r.anchoring ? 5 : 2;
   }
-  process.exitCode = ok ? 0 : 2;
+  process.exitCode = exit;
 }

@@ -1,21 +1,23 @@
 // The reference verifier (tools/audit-verifier/verify.mjs, no Airlock code) against a real export: it
-// verifies, and catches an edited entry, a deleted entry, reordered entries and a forged head. It also
-// checks a receipt's inclusion proof and a consistency proof served over HTTP.
+// verifies, and catches an edited entry, a deleted entry, reordered entries and a forged head; with the
+// audit key, an export whose entries no signed head covers, and one that misses a pinned size or root. It
+// also checks a receipt (its entry's fields against the proven leaf) and a consistency proof served over HTTP.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness } from '../../server/src/testing/harness.ts';
+import { auditLeaf, canonicalJson, leafHash } from '@airlock/core';
 import { EXPORT_FORMAT } from './commands/audit.ts';
 import { cliEnv, runCli } from './testing/cli-process.ts';
 
 const VERIFY_URL = new URL('../../../tools/audit-verifier/verify.mjs', import.meta.url);
 const VERIFY_MJS = VERIFY_URL.pathname;
 // A plain .mjs file on purpose (it must not depend on Airlock's TypeScript): loaded as untyped.
-interface RefResult { ok: boolean; rootHash: string; treeHeads: number; firstBad: { seq: number; reason: string } }
+interface RefResult { ok: boolean; rootHash: string; treeHeads: number; unanchored: number; firstBad: { seq: number; reason: string }; anchoring?: { code: string; reason: string } }
 const ref = (await import(VERIFY_URL.href)) as {
-  verifyExport(text: string, o: { publicKey: string }): RefResult;
+  verifyExport(text: string, o: { publicKey?: string; allowUnanchored?: boolean; minTreeSize?: number; expectRoot?: string }): RefResult;
   verifyReceipt(r: unknown, publicKey: string): boolean;
   verifyConsistencyResponse(c: unknown, publicKey: string): boolean;
 };
@@ -80,6 +82,67 @@ describe('reference audit verifier (no Airlock code)', () => {
     assert.match(run([JSON.stringify(forgedRoot), ...lines.slice(1)]).firstBad.reason, /not signed by the audit key/);
     const otherKey = { ...header, publicKey: 'cd'.repeat(32), treeHeads: header.treeHeads.map((t: object) => ({ ...t, publicKey: 'cd'.repeat(32) })) };
     assert.equal(run([JSON.stringify(otherKey), ...lines.slice(1)]).ok, false, 'heads are checked against the key the auditor holds');
+  });
+
+  test('with the audit key, an export whose heads were removed (rewritten, or cut to 2 entries) or with entries past its newest head fails with a code and exit 5; --allow-unanchored accepts it; --min-tree-size and --expect-root pin what an earlier export showed', async () => {
+    const header = JSON.parse(lines[0]!);
+    const [older, newer] = header.treeHeads as { treeSize: number; rootHash: string }[];
+    const entries = lines.slice(1).map((l) => JSON.parse(l));
+    const last = entries.findLastIndex((e) => e.type === 'sign.request');
+    const forged = entries.map((e, i) => {
+      if (i !== last) return e;
+      const edited = { ...e, data: { ...e.data, intent: { ...e.data.intent, summary: 'FORGED: transfer 999999 USDC' } } };
+      const leaf = auditLeaf(edited, canonicalJson(edited.data));
+      return { ...edited, leaf, hash: Buffer.from(leafHash(leaf)).toString('hex') };
+    });
+    const text = (h: object, es: object[]) => [JSON.stringify(h), ...es.map((e) => JSON.stringify(e))];
+    const code = (r: RefResult) => r.anchoring?.code;
+
+    const stripped = text({ ...header, treeHeads: [] }, forged);
+    assert.equal(run(stripped).firstBad, undefined, 'every entry matches its own hash');
+    assert.equal(code(run(stripped)), 'audit_no_signed_head');
+    assert.equal(code(run(text({ ...header, treeHeads: [] }, entries.slice(0, 2)))), 'audit_no_signed_head', 'cut to 2 entries');
+    assert.equal(code(run(text({ ...header, treeHeads: [older] }, entries))), 'audit_unanchored');
+    const allowed = ref.verifyExport(`${stripped.join('\n')}\n`, { publicKey, allowUnanchored: true });
+    assert.deepEqual([allowed.ok, allowed.unanchored], [true, entries.length]);
+    assert.equal(ref.verifyExport(`${stripped.join('\n')}\n`, {}).ok, true, 'without a key: the header\'s key is trusted anyway');
+
+    const cut = text({ ...header, treeHeads: [older] }, entries.slice(0, older!.treeSize));
+    assert.equal(run(cut).ok, true, 'a prefix the key signed');
+    const pinned = (content: string[], minTreeSize: number, expectRoot?: string) => ref.verifyExport(`${content.join('\n')}\n`, { publicKey, minTreeSize, ...(expectRoot ? { expectRoot } : {}) });
+    assert.equal(code(pinned(cut, newer!.treeSize)), 'audit_below_min_tree_size');
+    assert.equal(pinned(lines, newer!.treeSize, newer!.rootHash.toUpperCase()).ok, true);
+    assert.equal(code(pinned(lines, newer!.treeSize, older!.rootHash)), 'audit_root_mismatch');
+
+    // The command line: exit 5 and the code, exit 0 with --allow-unanchored, exit 0 with the right pins.
+    const cli = (content: string[], ...args: string[]) => {
+      const path = join(dir, `ref-${args.join('_').replace(/[^a-z0-9_-]/gi, '') || 'plain'}-${content.length}.jsonl`);
+      writeFileSync(path, `${content.join('\n')}\n`);
+      return runCli([], cliEnv(), [process.execPath, VERIFY_MJS, path, '--public-key', publicKey, ...args]);
+    };
+    const [refused, accepted, below, ok] = await Promise.all([cli(stripped), cli(stripped, '--allow-unanchored'), cli(cut, '--min-tree-size', String(newer!.treeSize)), cli(lines, '--min-tree-size', String(newer!.treeSize), '--expect-root', newer!.rootHash)]);
+    assert.equal(refused.code, 5, refused.stdout + refused.stderr);
+    assert.match(refused.stdout, new RegExp(`^FAILED \\[audit_no_signed_head\\]: no signed tree head covers the log: none of its ${entries.length} entries`));
+    assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr);
+    assert.match(accepted.stdout, new RegExp(`\\(${entries.length} newest entries not under a signed head\\)$`, 'm'));
+    assert.equal(below.code, 5, below.stdout + below.stderr);
+    assert.match(below.stdout, /^FAILED \[audit_below_min_tree_size\]: /);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+  });
+
+  test('a receipt whose entry says something its proven leaf does not (another seq, type, decision, actor, agent, time or data) is refused', async () => {
+    const [a, b] = [await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, 30) }), await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, 31) })];
+    await h.airlock.audit.checkpoint();
+    const receipt = (await h.call('GET', `/v1/audit/receipts/${a.body.receipt.auditSeq}`, { token })).body;
+    assert.equal(ref.verifyReceipt(receipt, publicKey), true);
+    const seqB = b.body.receipt.auditSeq;
+    const changed: Record<string, unknown>[] = [
+      { type: 'sign.failed' }, { decision: 'deny' }, { actor: 'operator' }, { agentId: 'ag_0000000000000000' }, { at: new Date(Date.parse(receipt.entry.at) + 1).toISOString() },
+      { data: { ...receipt.entry.data, digest: '00'.repeat(32) } }, { data: { forged: true } }, { sessionId: undefined }, { action: 'evm.message' },
+    ];
+    for (const change of changed) assert.equal(ref.verifyReceipt({ ...receipt, entry: { ...receipt.entry, ...change } }, publicKey), false, JSON.stringify(change));
+    // A's proof shown as entry B (what a lying server could answer for B).
+    assert.equal(ref.verifyReceipt({ ...receipt, receipt: { ...receipt.receipt, auditSeq: seqB }, entry: { ...receipt.entry, seq: seqB, decision: 'deny' } }, publicKey), false);
   });
 
   test('a receipt and a consistency proof from the API verify; a receipt moved to another leaf does not', async () => {

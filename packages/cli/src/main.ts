@@ -37,7 +37,7 @@ function help(): string {
     '',
     'global options: --json (machine output)  --url URL (default $AIRLOCK_URL or http://127.0.0.1:8420)  --token T (default $AIRLOCK_ADMIN_TOKEN)',
     '               --config FILE (YAML settings under the environment; default $AIRLOCK_CONFIG)  --version',
-    'run `airlock <command> --help` for its usage. Exit codes: 0 ok, 1 error, 2 verification failed / usage, 3 dry-run denied, 4 dry-run needs approval.',
+    'run `airlock <command> --help` for its usage. Exit codes: 0 ok, 1 error, 2 verification failed / usage, 3 dry-run denied, 4 dry-run needs approval, 5 audit verify: the log is not vouched for by signed tree heads.',
   ].join('\n');
 }
 

@@ -1,8 +1,10 @@
 // The SDK fetches a signature's audit receipt and verifies its inclusion proof itself (against the audit
-// key the agent was given), through the real HTTP app.
+// key the agent was given), through the real HTTP app; and the entry it returns is the proven leaf's, field
+// for field, even when the server lies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness } from '../../server/src/testing/harness.ts';
+import { writeLegacyAuditChain } from '../../server/src/testing/legacy-audit.ts';
 import { AirlockApiError } from './http.ts';
 import { fetchAuditReceipt, verifyAuditReceipt, type VerifiedAuditReceipt } from './receipts.ts';
 
@@ -32,6 +34,74 @@ test('fetchAuditReceipt verifies a signature\'s receipt; a wrong audit key, a ch
 
     const other = await provisionAgent(h, { policy: usdcPolicy() });
     await assert.rejects(fetchAuditReceipt({ ...options, token: other.token, fetch: harnessFetch(h, other.token) }, receipt.auditSeq), (e: unknown) => e instanceof AirlockApiError && e.code === 'not_found');
+  } finally {
+    await h.close();
+  }
+});
+
+/** A server that lies about the receipt it serves: `edit` rewrites the response body before the SDK sees it. */
+const lyingFetch = (h: Harness, token: string, edit: (body: any) => void): typeof fetch => (async (url: string | URL | Request) => {
+  const r = await h.call('GET', new URL(String(url)).pathname, { token });
+  edit(r.body);
+  return new Response(JSON.stringify(r.body), { status: r.status });
+}) as typeof fetch;
+
+test('a receipt whose entry says something its proven leaf does not is refused: each field changed, and one entry\'s proof shown as another\'s', async () => {
+  const h = await startHarness();
+  try {
+    const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+    const a = (await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, 1) })).body.receipt;
+    const b = (await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 2_000n, 2) })).body.receipt;
+    await h.airlock.audit.checkpoint();
+    const auditPublicKey = await h.airlock.audit.auditPublicKey();
+    const fetchWith = (edit: (body: any) => void, seq = a.auditSeq) => fetchAuditReceipt({ url: 'http://airlock.test', token, auditPublicKey, fetch: lyingFetch(h, token, edit) }, seq);
+    const honest = await fetchWith(() => {});
+    assert.equal(honest.entry.decision, 'allow');
+
+    const edits: [string, (e: any) => void][] = [
+      ['seq', (e) => (e.seq = b.auditSeq)],
+      ['at', (e) => (e.at = new Date(Date.parse(e.at) - 1000).toISOString())],
+      ['type', (e) => (e.type = 'sign.failed')],
+      ['actor', (e) => (e.actor = 'operator')],
+      ['agentId', (e) => (e.agentId = 'ag_0000000000000000')],
+      ['sessionId removed', (e) => delete e.sessionId],
+      ['action', (e) => (e.action = 'evm.message')],
+      ['decision', (e) => (e.decision = 'deny')],
+      ['data.digest', (e) => (e.data.digest = '00'.repeat(32))],
+      ['data.requestHash', (e) => (e.data.requestHash = '11'.repeat(32))],
+      ['data member added', (e) => (e.data.approvedBy = 'someone')],
+      ['data replaced', (e) => (e.data = { forged: true })],
+    ];
+    for (const [name, edit] of edits) {
+      await assert.rejects(fetchWith((body) => edit(body.entry)), (e: unknown) => e instanceof AirlockApiError && e.code === 'receipt_invalid', name);
+      const tampered = structuredClone(honest);
+      edit(tampered.entry);
+      assert.equal(verifyAuditReceipt(tampered, auditPublicKey), false, name);
+    }
+    // Asked for B, the server answers with A's proven leaf relabelled as B (another amount, a denial).
+    const relabel = (body: any) => {
+      body.receipt.auditSeq = b.auditSeq;
+      Object.assign(body.entry, { seq: b.auditSeq, decision: 'deny', data: { ...body.entry.data, intent: { summary: 'transfer 2000' } } });
+    };
+    await assert.rejects(fetchWith(relabel, b.auditSeq), (e: unknown) => e instanceof AirlockApiError && e.code === 'receipt_invalid');
+  } finally {
+    await h.close();
+  }
+});
+
+test('a receipt of an entry from before the tree (hash-chained, version 1) verifies, and is refused once a field is changed', async () => {
+  const h = await startHarness();
+  try {
+    await writeLegacyAuditChain(h, 'sqlite');
+    await h.airlock.audit.checkpoint();
+    const auditPublicKey = await h.airlock.audit.auditPublicKey();
+    const options = { url: 'http://airlock.test', token: h.adminToken, auditPublicKey };
+    const legacy = await fetchAuditReceipt({ ...options, fetch: harnessFetch(h, h.adminToken) }, 2);
+    assert.equal(legacy.entry.hashVersion, 1);
+    assert.equal(legacy.entry.decision, 'deny');
+    for (const edit of [(e: any) => (e.decision = 'allow'), (e: any) => (e.data.errorCode = 'none'), (e: any) => (e.agentId = 'ag_other')]) {
+      await assert.rejects(fetchAuditReceipt({ ...options, fetch: lyingFetch(h, h.adminToken, (body) => edit(body.entry)) }, 2), (e: unknown) => e instanceof AirlockApiError && e.code === 'receipt_invalid');
+    }
   } finally {
     await h.close();
   }

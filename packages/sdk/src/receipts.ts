@@ -1,7 +1,9 @@
 // Audit receipts for agents: every signature response carries `receipt {auditSeq, leafIndex, leafHash}`;
 // `fetchAuditReceipt` fetches the entry's inclusion proof against the latest signed tree head and checks it
 // here (RFC 9162 2.1.3.2, and the head's BIP-340 signature against the audit key the caller holds), so an
-// agent can prove its signature was recorded without trusting the server's word. Format: docs/audit-format.md.
+// agent can prove its signature was recorded without trusting the server's word. The proof is about the
+// leaf's bytes only, so the entry's fields are checked against the leaf too: otherwise a server could show
+// one entry's proof under another entry's seq, decision or data. Format: docs/audit-format.md.
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
@@ -23,8 +25,12 @@ export interface SignedTreeHead {
 
 export interface VerifiedAuditReceipt {
   receipt: AuditReceipt;
-  /** The entry as recorded (its `leaf`: the exact bytes that were hashed). */
-  entry: { seq: number; leafIndex: number; hashVersion: number; leaf?: string; hash: string; [k: string]: unknown };
+  /**
+   * The entry as recorded (its `leaf`: the exact bytes that were hashed). Once verified, its `seq`, `at`,
+   * `type`, `actor`, `agentId`, `sessionId`, `action`, `decision` and `data` are the leaf's; other members
+   * are not covered by the proof.
+   */
+  entry: { seq: number; leafIndex: number; hashVersion: number; leaf?: string; hash: string; prevHash?: string; [k: string]: unknown };
   treeHead: SignedTreeHead;
   proof: string[];
 }
@@ -57,10 +63,80 @@ export function verifyInclusionProof(index: number, size: number, leafHash: Uint
   return sn === 0 && bytesToHex(r) === bytesToHex(root);
 }
 
-/** Checks a receipt response against the audit public key (x-only, hex) the caller trusts. */
+// The members of a leaf besides `data`, in the order of docs/audit-format.md.
+const LEAF_FIELDS = ['seq', 'at', 'type', 'actor', 'agentId', 'sessionId', 'action', 'decision'] as const;
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** RFC 8785 (JCS) for JSON values as JSON.parse gives them: members sorted by UTF-16 code units, absent ones omitted. */
+function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+}
+
+/** The form version-1 entries were hashed with: members sorted by JavaScript's default sort, `__proto__` dropped. */
+function legacyJson(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => {
+    if (!isObject(x)) return x;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(x).sort()) sorted[k] = x[k]; // assignment drops `__proto__`, as the old writer did
+    return sorted;
+  });
+}
+
+/** `at` as the entry gives it (ms, or the API's ISO string) in ms, if it names exactly that instant. */
+function atMs(at: unknown): number | undefined {
+  if (typeof at === 'number') return at;
+  if (typeof at !== 'string') return undefined;
+  const ms = Date.parse(at);
+  return Number.isFinite(ms) && new Date(ms).toISOString() === at ? ms : undefined;
+}
+
+/**
+ * Does the entry say what its leaf says? Version 3: the leaf parsed (it must be canonical, so the parsed
+ * object is exactly the hashed bytes) and every field compared, absent ones too. Versions 1 and 2: the
+ * chain hash recomputed from the fields (its leaf is that hash).
+ */
+function entryMatchesLeaf(entry: VerifiedAuditReceipt['entry']): boolean {
+  if (!isObject(entry.data)) return false;
+  if (entry.hashVersion === 3) {
+    if (typeof entry.leaf !== 'string') return false;
+    let leaf: unknown;
+    try {
+      leaf = JSON.parse(entry.leaf);
+    } catch {
+      return false;
+    }
+    if (!isObject(leaf) || canonicalJson(leaf) !== entry.leaf) return false;
+    for (const f of LEAF_FIELDS) if ((f === 'at' ? atMs(entry.at) : entry[f]) !== leaf[f]) return false;
+    return isObject(leaf.data) && canonicalJson(entry.data) === canonicalJson(leaf.data);
+  }
+  if (entry.hashVersion !== 1 && entry.hashVersion !== 2) return false;
+  const at = atMs(entry.at);
+  if (at === undefined || typeof entry.prevHash !== 'string' || !/^[0-9a-f]{64}$/.test(entry.prevHash)) return false;
+  const body = { seq: entry.seq, at, type: entry.type, actor: entry.actor, agentId: entry.agentId, sessionId: entry.sessionId, action: entry.action, decision: entry.decision, data: entry.data };
+  const text = entry.hashVersion === 1 ? legacyJson(body) : canonicalJson(body);
+  const chainHash = sha256(concatBytes(utf8ToBytes(`airlock/audit-entry/v${entry.hashVersion}\0`), hexToBytes(entry.prevHash), utf8ToBytes(text)));
+  return bytesToHex(chainHash) === entry.hash;
+}
+
+/**
+ * Checks a receipt response against the audit public key (x-only, hex) the caller trusts: the entry's
+ * fields against its leaf, the leaf against `receipt.leafHash`, the inclusion proof against the signed
+ * tree head. `expected`: the receipt the signature response carried (then the proof is of that entry).
+ *
+ * A true result says the entry, as shown, is in the log the audit key signed. It does not say the entry is
+ * the caller's request: compare `entry.data.requestHash` and `entry.data.digest` (the signing hash) with
+ * your own request and signature, or pass `expected`.
+ */
 export function verifyAuditReceipt(r: VerifiedAuditReceipt, auditPublicKey: string, expected?: AuditReceipt): boolean {
   const { receipt, entry, treeHead, proof } = r;
   if (expected && (expected.auditSeq !== receipt.auditSeq || expected.leafIndex !== receipt.leafIndex || expected.leafHash !== receipt.leafHash)) return false;
+  // Every field is the leaf's before the leaf's proof is taken for the entry.
+  if (!entryMatchesLeaf(entry)) return false;
   const leaf = entry.hashVersion === 3 ? utf8ToBytes(entry.leaf ?? '') : concatBytes(CHAIN_LEAF_TAG, hexToBytes(entry.hash));
   const leafHash = sha256(concatBytes(Uint8Array.of(0), leaf));
   if (bytesToHex(leafHash) !== receipt.leafHash || entry.seq !== receipt.auditSeq || entry.leafIndex !== receipt.leafIndex) return false;

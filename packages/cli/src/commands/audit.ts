@@ -1,9 +1,9 @@
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { AirlockError, AuditLogVerifier, checkpointDigest, isAirlockError, parseUntrustedJson, treeHeadDigest, verifyStoredAudit, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult, type SignedTreeHead } from '@airlock/core';
+import { AirlockError, AuditLogVerifier, checkAnchoring, checkpointDigest, isAirlockError, parseUntrustedJson, treeHeadDigest, verifyStoredAudit, type AnchoringRequirements, type AuditAnchoringCode, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult, type SignedTreeHead } from '@airlock/core';
 import type { Command, CliContext } from '../context.ts';
 import { printJson, table } from '../format.ts';
-import { positiveInt, usage } from '../args.ts';
+import { positiveInt, usage, UsageError } from '../args.ts';
 
 interface EntryJson {
   seq: number;
@@ -25,25 +25,38 @@ export const auditCommand: Command = {
   usage: [
     'airlock audit tail [--agent A] [--type T] [--action A] [--decision allow|deny|require_approval|error] [--from T] [--to T] [--limit N] [--follow]',
     '                    (--action nostr.event|nostr.http_auth|nostr.nip44 lists Nostr signatures: event id, kind, decision)',
-    'airlock audit verify                       (asks the daemon)',
-    'airlock audit verify --offline [--data-dir DIR | --store URL] [--public-key HEX]   (reads the store and the anchor beside the vault; no passphrase)',
-    'airlock audit verify --file export.jsonl [--public-key HEX]      (an export, anywhere)',
-    'airlock audit export [--out FILE]           (JSON lines: a header with signed tree heads, then every entry)',
+    'airlock audit verify [--require-anchored] [--min-tree-size N]   (asks the daemon)',
+    'airlock audit verify --offline [--data-dir DIR | --store URL] [--public-key HEX] [--require-anchored] [--min-tree-size N]',
+    '                    (reads the store and the anchor beside the vault; no passphrase)',
+    'airlock audit verify --file export.jsonl [--public-key HEX] [--allow-unanchored] [--min-tree-size N [--expect-root HEX]]',
+    '                    (an export, anywhere. With --public-key every entry must be under a signed tree head unless',
+    '                    --allow-unanchored; --min-tree-size/--expect-root pin the size and root an earlier export or head showed.',
+    '                    Exit 2: an entry or head does not verify; 5: all verify, but the signed heads do not vouch for the log as required)',
+    'airlock audit export [--out FILE] [--wait SECONDS] [--include-unanchored]',
+    '                    (JSON lines: a header with signed tree heads, then every entry up to the newest head; waits up to',
+    '                    --wait, default 30, for a head over the log as it was at the start)',
     'airlock audit pubkey                        (the audit public key, derived from the vault: publish it)',
     'airlock audit acknowledge                   (accept the log as it is after an integrity alert; resumes signing)',
   ].join('\n'),
-  options: { agent: { type: 'string' }, type: { type: 'string' }, action: { type: 'string' }, decision: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, follow: { type: 'boolean' }, offline: { type: 'boolean' }, 'data-dir': { type: 'string' }, store: { type: 'string' }, file: { type: 'string' }, 'public-key': { type: 'string' }, out: { type: 'string' } },
+  options: { agent: { type: 'string' }, type: { type: 'string' }, action: { type: 'string' }, decision: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, follow: { type: 'boolean' }, offline: { type: 'boolean' }, 'data-dir': { type: 'string' }, store: { type: 'string' }, file: { type: 'string' }, 'public-key': { type: 'string' }, out: { type: 'string' },
+    'allow-unanchored': { type: 'boolean' }, 'require-anchored': { type: 'boolean' }, 'min-tree-size': { type: 'string' }, 'expect-root': { type: 'string' }, wait: { type: 'string' }, 'include-unanchored': { type: 'boolean' } },
   async run(ctx, { values, positionals }) {
     switch (positionals[0]) {
       case 'tail':
         return tail(ctx, values);
       case 'verify': {
         let result: AuditVerifyResult;
+        const required = anchoringOptions(values);
         if (values.file) {
-          if (values['public-key'] === undefined) console.error('note: checking checkpoints against the key in the export itself; pass --public-key to check against the published key');
-          result = await verifyExport(String(values.file), values['public-key'] as string | undefined);
+          const publicKey = values['public-key'] as string | undefined;
+          if (publicKey === undefined) console.error('note: checking checkpoints against the key in the export itself; pass --public-key to check against the published key');
+          const requireAnchored = values['allow-unanchored'] ? false : values['require-anchored'] ? true : undefined;
+          result = await verifyExport(String(values.file), publicKey, { ...required, ...(requireAnchored !== undefined ? { requireAnchored } : {}) });
         }
-        else if (values.offline) {
+        else if (required.expectRoot !== undefined) {
+          // The daemon's and the store's verification return the whole tree's root only, not the root at a size.
+          throw new UsageError('--expect-root checks an export: run it with --file (take one with `airlock audit export`)');
+        } else if (values.offline) {
           // Loaded on demand: only the offline verifier needs the store and the server's config.
           const [{ loadConfig, verifySchnorr, auditAnchorPath, readAuditAnchorFile, auditVerifyOptions }, { openStore }] = await Promise.all([import('@airlock/server'), import('@airlock/store')]);
           const config = loadConfig({ ...(values['data-dir'] ? { dataDir: String(values['data-dir']) } : {}), ...(values.store ? { storeUrl: String(values.store) } : {}) });
@@ -62,11 +75,14 @@ export const auditCommand: Command = {
         } else {
           result = (await ctx.admin().request<AuditVerifyResult>('POST', '/v1/audit/verify')).body;
         }
+        // A live log always has its newest entries (one checkpoint interval's worth) past the last head:
+        // accepted here unless asked otherwise. An export is checked strictly in verifyExport.
+        if (!values.file) result = checkAnchoring(result, { ...required, requireAnchored: !!values['require-anchored'] });
         report(ctx, result);
         return;
       }
       case 'export':
-        return exportLog(ctx, values.out as string | undefined);
+        return exportLog(ctx, values.out as string | undefined, { waitMs: seconds(values.wait, 'wait', 30) * 1000, includeUnanchored: !!values['include-unanchored'] });
       case 'pubkey': {
         const { body } = await ctx.admin().request<{ publicKey: string }>('GET', '/v1/audit/checkpoints');
         if (ctx.json) printJson({ publicKey: body.publicKey });
@@ -85,11 +101,46 @@ export const auditCommand: Command = {
   },
 };
 
+/** Exit code of a verification whose entries and heads all check out but do not vouch for the log as required. */
+const EXIT_NOT_ANCHORED = 5;
+
+const ANCHORING_HINTS: Record<AuditAnchoringCode, string> = {
+  audit_no_signed_head: 'Each entry matches its own hash, but without a signed tree head over them an edited or truncated log looks the same. Take exports with `airlock audit export` (it waits for a signed head); --allow-unanchored accepts the unsigned entries.',
+  audit_unanchored: 'Entries past the newest signed head could have been edited or appended by anyone. Take exports with `airlock audit export` (it ends at a signed head); --allow-unanchored accepts them.',
+  audit_below_min_tree_size: 'Entries or signed heads were removed since the export or head the size was taken from, or the size is from another log.',
+  audit_root_mismatch: 'The log was rewritten below that size (and its heads re-signed, e.g. after `airlock audit acknowledge`), or the root is from another log.',
+};
+
 function report(ctx: CliContext, r: AuditVerifyResult): void {
   if (ctx.json) printJson(r);
   else if (r.ok) console.log(`OK: ${r.entries} entries, ${r.treeHeads} signed tree heads${r.checkpoints ? ` and ${r.checkpoints} legacy checkpoints` : ''}, root ${r.rootHash.slice(0, 16)}…${r.unanchored ? ` (${r.unanchored} newest entries not yet under a signed head)` : ''}`);
-  else console.log(`FAILED at entry ${r.firstBad!.seq}: ${r.firstBad!.reason}`);
-  if (!r.ok) process.exitCode = 2;
+  else if (r.anchoring) {
+    console.log(`FAILED [${r.anchoring.code}]: ${r.anchoring.reason}`);
+    console.error(`hint: ${ANCHORING_HINTS[r.anchoring.code]}`);
+  } else console.log(`FAILED at entry ${r.firstBad!.seq}: ${r.firstBad!.reason}`);
+  if (!r.ok) process.exitCode = r.anchoring ? EXIT_NOT_ANCHORED : 2;
+}
+
+/** --min-tree-size, --expect-root (needs the size) and the two anchoring switches, checked before anything is read. */
+function anchoringOptions(values: Record<string, unknown>): AnchoringRequirements {
+  if (values['allow-unanchored'] && values['require-anchored']) throw new UsageError('--allow-unanchored and --require-anchored contradict each other');
+  const required: AnchoringRequirements = {};
+  if (values['min-tree-size'] !== undefined) required.minTreeSize = positiveInt(values['min-tree-size'], 'min-tree-size');
+  if (values['expect-root'] !== undefined) {
+    const root = String(values['expect-root']).toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(root)) throw new UsageError('--expect-root: expected a 32-byte root hash in hex (64 digits)');
+    if (required.minTreeSize === undefined) throw new UsageError('--expect-root needs --min-tree-size N: the tree size that root is of');
+    required.expectRoot = root;
+  }
+  return required;
+}
+
+/** `--wait 30`: whole seconds, 0 allowed. */
+function seconds(v: unknown, flag: string, fallback: number): number {
+  if (v === undefined) return fallback;
+  const s = String(v);
+  if (!/^\d{1,6}$/.test(s)) throw new UsageError(`--${flag}: expected whole seconds (0 or more)`);
+  return Number(s);
 }
 
 const PAGE = 1000;
@@ -164,28 +215,72 @@ function nostrRow(e: EntryJson) {
   return { ...e, kind: n?.eventKind ?? '-', eventId: n?.eventId ?? '-', detail: e.data.errorCode ?? (v || nip44) };
 }
 
-async function exportLog(ctx: CliContext, out: string | undefined): Promise<void> {
+interface SignedHeads {
+  publicKey: string;
+  checkpoints: AuditCheckpoint[];
+  treeHeads: SignedTreeHead[];
+}
+
+/** How many leaves the signed heads (and legacy checkpoints, which sign a chain of seq = leaf count entries) cover. */
+const signedSize = (s: SignedHeads) => Math.max(0, ...s.treeHeads.map((h) => h.treeSize), ...s.checkpoints.map((c) => c.seq));
+
+/**
+ * Writes the header (the signed heads) and the entries in leaf order, up to the newest signed head: an
+ * export is worth keeping only for what the audit key vouches for, and `verify --file --public-key`
+ * refuses entries past the last head. There is no endpoint to have a head signed on demand, so the export
+ * first waits (up to `waitMs`) for the checkpointer's next head to cover the log as it was at the start.
+ */
+async function exportLog(ctx: CliContext, out: string | undefined, opts: { waitMs: number; includeUnanchored: boolean }): Promise<void> {
   const http = ctx.admin();
+  const readHeads = async () => (await http.request<SignedHeads>('GET', '/v1/audit/checkpoints')).body;
+  const { body: start } = await http.request<{ treeSize: number }>('GET', '/v1/audit/head');
+  let heads = await readHeads();
+  for (const deadline = Date.now() + opts.waitMs; signedSize(heads) < start.treeSize && Date.now() < deadline; ) {
+    await new Promise((r) => setTimeout(r, Math.min(500, Math.max(0, deadline - Date.now()))));
+    heads = await readHeads();
+  }
+  const signed = signedSize(heads);
+  const upTo = opts.includeUnanchored ? Infinity : signed;
   const stream = out ? createWriteStream(out, { mode: 0o600 }) : process.stdout;
-  const { body: cps } = await http.request<{ publicKey: string; checkpoints: AuditCheckpoint[]; treeHeads: SignedTreeHead[] }>('GET', '/v1/audit/checkpoints');
-  stream.write(`${JSON.stringify({ format: EXPORT_FORMAT, publicKey: cps.publicKey, treeHeads: cps.treeHeads, checkpoints: cps.checkpoints })}\n`);
+  stream.write(`${JSON.stringify({ format: EXPORT_FORMAT, publicKey: heads.publicKey, treeHeads: heads.treeHeads, checkpoints: heads.checkpoints })}\n`);
   let after = 0;
   let count = 0;
-  for (;;) {
+  for (let more = upTo > 0; more; ) {
     const { body } = await http.request<{ entries: (AuditEntry & { at: string })[] }>('GET', `/v1/audit?after=${after}&limit=1000`);
-    for (const e of body.entries) stream.write(`${JSON.stringify({ ...e, at: Date.parse(e.at) })}\n`);
-    count += body.entries.length;
-    if (body.entries.length < 1000) break;
-    after = body.entries.at(-1)!.seq;
+    for (const e of body.entries) {
+      // Pages come in leaf order; entries before the tree have no leaf index (their leaf is seq - 1).
+      if ((e.leafIndex ?? e.seq - 1) >= upTo) {
+        more = false;
+        break;
+      }
+      stream.write(`${JSON.stringify({ ...e, at: Date.parse(e.at) })}\n`);
+      count++;
+    }
+    if (body.entries.length < 1000) more = false;
+    else after = body.entries.at(-1)!.seq;
   }
-  if (out) {
-    await new Promise<void>((r) => (stream as ReturnType<typeof createWriteStream>).end(r));
-    if (!ctx.json) console.log(`exported ${count} entries and ${cps.treeHeads.length} signed tree heads to ${out}`);
+  if (out) await new Promise<void>((r) => (stream as ReturnType<typeof createWriteStream>).end(r));
+  const newest = heads.treeHeads.reduce<SignedTreeHead | undefined>((a, h) => (!a || h.treeSize > a.treeSize ? h : a), undefined);
+  const { body: now } = await http.request<{ treeSize: number }>('GET', '/v1/audit/head');
+  const leftOut = opts.includeUnanchored ? 0 : Math.max(0, now.treeSize - count);
+  if (out && ctx.json) printJson({ out, entries: count, treeHeads: heads.treeHeads.length, newestHead: newest ? { treeSize: newest.treeSize, rootHash: newest.rootHash } : null, unanchored: Math.max(0, count - signed), leftOut });
+  else if (out) console.log(`exported ${count} entries and ${heads.treeHeads.length} signed tree heads to ${out}${newest ? ` (newest head: size ${newest.treeSize}, root ${newest.rootHash})` : ''}`);
+  if (leftOut > 0 && signed < start.treeSize && opts.waitMs > 0) {
+    console.error(`warning: no signed tree head covered the log within ${opts.waitMs / 1000} s; the ${leftOut} entries past the newest head are not in the export. Is signing halted (\`airlock audit verify\`)? --include-unanchored exports them (verify that export with --allow-unanchored).`);
+  } else if (leftOut > 0) {
+    console.error(`note: ${leftOut} entries written after the newest signed tree head are left for the next export`);
+  } else if (opts.includeUnanchored && count > signed) {
+    console.error(`note: the newest ${count - signed} entries are not under a signed tree head: verify this export with --allow-unanchored`);
   }
 }
 
-/** Verifies an export file with nothing but the file (and, ideally, the published audit public key). */
-export async function verifyExport(file: string, publicKey?: string): Promise<AuditVerifyResult> {
+/**
+ * Verifies an export file with nothing but the file (and, ideally, the published audit public key).
+ * `required` is what the signed heads must vouch for; with a public key every entry must be under a signed
+ * head unless `requireAnchored` is false (`--allow-unanchored`).
+ */
+export async function verifyExport(file: string, publicKey?: string, options: AnchoringRequirements = {}): Promise<AuditVerifyResult> {
+  const required = { ...options, requireAnchored: options.requireAnchored ?? publicKey !== undefined };
   if (!existsSync(file)) throw new AirlockError('not_found', `No export file at ${file}.`);
   const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
   let header: { format: string; publicKey: string; checkpoints: AuditCheckpoint[]; treeHeads: SignedTreeHead[] } | undefined;
@@ -206,7 +301,7 @@ export async function verifyExport(file: string, publicKey?: string): Promise<Au
       const checkpoints = value!.checkpoints as AuditCheckpoint[];
       const treeHeads = legacy ? [] : (value!.treeHeads as SignedTreeHead[]);
       header = { format: String(value!.format), publicKey: String(value!.publicKey), checkpoints, treeHeads };
-      verifier = new AuditLogVerifier(treeHeads, checkpoints);
+      verifier = new AuditLogVerifier(treeHeads, checkpoints, required);
       continue;
     }
     // A line that is not an entry at all is tampering too: report it where the chain breaks. So is one
@@ -231,7 +326,9 @@ export async function verifyExport(file: string, publicKey?: string): Promise<Au
     verifyCheckpoint: (cp) => verifySchnorr(expected, checkpointDigest(cp), cp.signature),
   });
   // The chain stopped at the unreadable line, so it is the first problem (finish() would call it truncation).
-  return unreadable ? { ...result, ok: false, firstBad: unreadable } : result;
+  if (!unreadable) return result;
+  const { anchoring: _verifiedPrefixOnly, ...rest } = result;
+  return { ...rest, ok: false, firstBad: unreadable };
 }
 
 /** An export line, with the same key and depth checks as a request body (the file is as untrusted). */

@@ -36,6 +36,73 @@ export interface AuditVerifyResult {
   firstBad?: AuditProblem;
   /** Entries after the last signed head (not yet vouched for by a signature). */
   unanchored: number;
+  /**
+   * Set (and `ok` false) when every entry verified but the signed heads do not vouch for the log as the
+   * verifier required (`AnchoringRequirements`). The daemon's own verification never sets it.
+   */
+  anchoring?: AnchoringProblem;
+}
+
+/**
+ * Stable codes of a log whose entries all verified but whose signed heads do not vouch for it as required:
+ * - `audit_no_signed_head`: no signed tree head (or legacy checkpoint) at all;
+ * - `audit_unanchored`: entries past the newest signed head;
+ * - `audit_below_min_tree_size`: the signed heads cover fewer entries than the verifier was told to expect;
+ * - `audit_root_mismatch`: the first `minTreeSize` entries do not have the root the verifier was told to expect.
+ */
+export type AuditAnchoringCode = 'audit_no_signed_head' | 'audit_unanchored' | 'audit_below_min_tree_size' | 'audit_root_mismatch';
+
+export interface AnchoringProblem {
+  code: AuditAnchoringCode;
+  reason: string;
+}
+
+/**
+ * What a verifier requires of the signed heads beyond each one checking out. An entry's own hash proves
+ * nothing against whoever can rewrite the file or the database: only a signed head over it does. So a
+ * verifier holding the audit key requires every entry to be under one (`requireAnchored`), and pins the
+ * size and root that an earlier export or auditor saw (`minTreeSize`, `expectRoot`): without the pin, a
+ * log cut back to an older signed head, its newer heads dropped, is still a log the key signed.
+ */
+export interface AnchoringRequirements {
+  /** There must be a signed head, and no entry past the newest one. */
+  requireAnchored?: boolean;
+  /** The signed heads must cover at least this many entries. */
+  minTreeSize?: number;
+  /** The root (lowercase hex) of the tree of the first `minTreeSize` entries: requires `minTreeSize`. */
+  expectRoot?: string;
+}
+
+/**
+ * Applies `required` to a verification that passed. `rootAt(size)` gives the rebuilt tree's root (hex) at
+ * a size; it is needed for `expectRoot` only (the verifier must have recorded the root at `minTreeSize`).
+ */
+export function checkAnchoring(result: AuditVerifyResult, required: AnchoringRequirements, rootAt?: (size: number) => string | undefined): AuditVerifyResult {
+  if (required.expectRoot !== undefined && (required.minTreeSize === undefined || !rootAt)) throw new TypeError('expectRoot needs minTreeSize and the roots of the rebuilt tree');
+  if (!result.ok) return result;
+  const anchored = result.entries - result.unanchored;
+  const problem = anchoringProblem(result, anchored, required, rootAt);
+  return problem ? { ...result, ok: false, anchoring: problem } : result;
+}
+
+function anchoringProblem(result: AuditVerifyResult, anchored: number, required: AnchoringRequirements, rootAt?: (size: number) => string | undefined): AnchoringProblem | undefined {
+  const { minTreeSize, expectRoot } = required;
+  // Only what a signature vouches for counts: entries past the newest head could be anyone's.
+  if (minTreeSize !== undefined && anchored < minTreeSize) {
+    return { code: 'audit_below_min_tree_size', reason: `the signed tree heads cover ${anchored} entries, fewer than the ${minTreeSize} required (entries or heads removed since)` };
+  }
+  if (minTreeSize !== undefined && expectRoot !== undefined) {
+    const root = rootAt!(minTreeSize);
+    if (root !== expectRoot) return { code: 'audit_root_mismatch', reason: `the tree of the first ${minTreeSize} entries has root ${root ?? '(unknown)'}, not the expected ${expectRoot} (rewritten below that size, or another log)` };
+  }
+  if (!required.requireAnchored) return undefined;
+  if (result.treeHeads === 0 && result.checkpoints === 0) {
+    return { code: 'audit_no_signed_head', reason: `no signed tree head covers the log: none of its ${result.entries} entries is vouched for by the audit key` };
+  }
+  if (result.unanchored > 0) {
+    return { code: 'audit_unanchored', reason: `the newest ${result.unanchored} entries (from leaf ${anchored}) are not under a signed tree head` };
+  }
+  return undefined;
 }
 
 /** Where a range starts: a leaf index, and for a range that continues a verified prefix, its frontier. */
@@ -251,7 +318,7 @@ export interface Signatures {
  * Joins the ranges (in leaf order; every range but the last of one power-of-two size, aligned, unless
  * there is a single range) and checks the signed heads against the rebuilt tree.
  */
-export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads: readonly SignedTreeHead[], checkpoints: readonly AuditCheckpoint[], sig: Signatures): AuditVerifyResult {
+export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads: readonly SignedTreeHead[], checkpoints: readonly AuditCheckpoint[], sig: Signatures, required?: AnchoringRequirements): AuditVerifyResult {
   let bad: AuditProblem | undefined;
   let prev: LeafRangeResult | undefined;
   // The verified prefix: the ranges up to the first problem (the failing one only as far as it got), so a
@@ -323,7 +390,7 @@ export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads
     unanchored: size - anchored,
   };
   if (bad) result.firstBad = bad;
-  return result;
+  return required ? checkAnchoring(result, required, (at) => ((r) => r && hex(r))(rootAt(at))) : result;
 }
 
 /** The sizes of signed heads and the seqs of legacy checkpoints: what a range must record roots and chain hashes at. */
@@ -337,9 +404,14 @@ export function verificationPoints(treeHeads: readonly SignedTreeHead[], checkpo
  */
 export class AuditLogVerifier {
   private readonly range: LeafRangeVerifier;
+  private readonly required?: AnchoringRequirements;
 
-  constructor(treeHeads: readonly SignedTreeHead[] = [], checkpoints: readonly AuditCheckpoint[] = []) {
-    this.range = new LeafRangeVerifier({ start: 0, frontier: [], ...verificationPoints(treeHeads, checkpoints) });
+  /** `required`: applied by `finish`; the root at `required.minTreeSize` is recorded for `expectRoot`. */
+  constructor(treeHeads: readonly SignedTreeHead[] = [], checkpoints: readonly AuditCheckpoint[] = [], required?: AnchoringRequirements) {
+    const { rootsAt, chainAt } = verificationPoints(treeHeads, checkpoints);
+    if (required?.minTreeSize !== undefined) rootsAt.push(required.minTreeSize);
+    this.range = new LeafRangeVerifier({ start: 0, frontier: [], rootsAt, chainAt });
+    if (required) this.required = required;
   }
 
   push(entry: VerifiableEntry): boolean {
@@ -355,6 +427,6 @@ export class AuditLogVerifier {
   }
 
   finish(treeHeads: readonly SignedTreeHead[], checkpoints: readonly AuditCheckpoint[], sig: Signatures): AuditVerifyResult {
-    return finishVerification([this.range.result()], treeHeads, checkpoints, sig);
+    return finishVerification([this.range.result()], treeHeads, checkpoints, sig, this.required);
   }
 }
