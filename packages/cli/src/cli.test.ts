@@ -10,6 +10,7 @@ import { stringify as toYaml } from 'yaml';
 import { ALICE, MALLORY, USDC, USDC_ASSET, usdcPolicy, usdcTransfer } from '../../server/src/testing/harness.ts';
 import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { cliEnv, runCli, startDaemon, systemNodeLauncher, transcript, waitUnreachable, type CliResult, type Daemon } from './testing/cli-process.ts';
+import { createSoftHsmToken, softHsmSkip } from '../../keys/src/softhsm-token.ts';
 
 const PASSPHRASE = 'cli e2e passphrase 7f3a9c';
 const COMMANDS = ['init', 'start', 'status', 'agent', 'policy', 'session', 'audit', 'approvals', 'breaker', 'store', 'lightning'];
@@ -691,6 +692,58 @@ describe('first-run secrets file', () => {
     const quietStart = await startDaemon(env);
     assert.equal(await quietStart.stop(), 0);
     assert.doesNotMatch(quietStart.output(), /first-run-secrets/);
+  });
+
+  test('a first start beside a stale first-run-secrets.txt refuses before asking for anything and creates nothing; the old file is kept as it was', async () => {
+    const staleDir = join(dir, 'stale');
+    mkdirSync(staleDir, { mode: 0o700 });
+    const stale = join(staleDir, 'first-run-secrets.txt');
+    const oldText = '# Airlock first-run secrets.\nrecovery phrase: the phrase of a vault created before\nexport AIRLOCK_ADMIN_TOKEN=adm_old\n';
+    writeFileSync(stale, oldText, { mode: 0o600 });
+    const staleEnv = cliEnv({ AIRLOCK_DATA_DIR: staleDir, AIRLOCK_PASSPHRASE: PASSPHRASE });
+    const refused = await runCli(['start'], staleEnv);
+    assert.equal(refused.code, 1, `${refused.stdout}\n${refused.stderr}`);
+    assert.match(refused.stderr, new RegExp(`^error \\[conflict\\]: ${stale} is left from an earlier first run`, 'm'));
+    assert.match(refused.stderr, /hint: .*airlock restore/);
+    assert.match(refused.stderr, /hint: .*remove it from the data directory and start again/);
+    // Nothing was created: no vault, no store; the old secrets are untouched.
+    assert.deepEqual(readdirSync(staleDir).filter((f) => f !== 'compile-cache'), ['first-run-secrets.txt']);
+    assert.equal(readFileSync(stale, 'utf8'), oldText);
+
+    // Once the old file is moved away, the first start writes the new vault's secrets to a new file.
+    const kept = join(dir, 'first-run-secrets.old.txt');
+    execFileSync('mv', [stale, kept]);
+    const first = await startDaemon(staleEnv);
+    assert.equal(await first.stop(), 0);
+    assert.equal(readFileSync(stale, 'utf8').match(/^recovery phrase: (.+)$/m)?.[1]?.split(' ').length, 24);
+    assert.equal(readFileSync(kept, 'utf8'), oldText);
+  });
+});
+
+describe('PKCS#11 PIN file', { skip: softHsmSkip() }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'airlock-cli-pin-'));
+  const token = softHsmSkip() ? undefined : createSoftHsmToken('airlock-cli-pin', '135790');
+  after(() => {
+    token?.remove();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('airlock start refuses a PIN file that others may read, naming the file and the chmod to run, never the PIN; at 0400 it starts', async () => {
+    const dataDir = join(dir, 'data');
+    const env = cliEnv({
+      AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: PASSPHRASE, SOFTHSM2_CONF: join(token!.dir, 'softhsm2.conf'),
+      AIRLOCK_KEY_BACKEND: 'pkcs11', AIRLOCK_PKCS11_LIBRARY: token!.library, AIRLOCK_PKCS11_TOKEN_LABEL: token!.tokenLabel, AIRLOCK_PKCS11_PIN_FILE: token!.pinFile,
+    });
+    assert.equal((await runCli(['init'], env)).code, 0);
+    chmodSync(token!.pinFile, 0o644);
+    const refused = await startDaemon(env).then(async (d) => (await d.stop(), 'it started'), (e: Error & { output?: string }) => e.output ?? e.message);
+    assert.match(refused, new RegExp(`error \\[hsm_login_failed\\]: The PKCS#11 PIN file ${token!.pinFile} is open to other users \\(mode 0644\\)`));
+    assert.match(refused, new RegExp(`hint: .*chmod 400 ${token!.pinFile}`));
+    assert.ok(!refused.includes('135790'), 'the PIN is never shown');
+
+    chmodSync(token!.pinFile, 0o400);
+    const daemon = await startDaemon(env);
+    assert.equal(await daemon.stop(), 0);
   });
 });
 

@@ -3,7 +3,7 @@
 // what a token cannot hold, and the refusals with their codes. Skipped (with the reason) without SoftHSM2.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
@@ -15,7 +15,7 @@ import { AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH, evmPath } from './derivation-p
 import { HdKeyBackend } from './hd-backend.ts';
 import { NativeKeyBackend, nativeRecoverPublicKey } from './native-backend.ts';
 import { Pkcs11KeyBackend, isTokenPath, normaliseTokenSignature, tokenKeyId, tokenKeyLabel } from './pkcs11-backend.ts';
-import { createSoftHsmToken, softHsmSkip, type SoftHsmToken } from './softhsm-token.ts';
+import { createSoftHsmToken, destroySoftHsmKey, softHsmSkip, type SoftHsmToken } from './softhsm-token.ts';
 
 const skip = softHsmSkip();
 const N = secp256k1.Point.CURVE().n;
@@ -155,7 +155,7 @@ test('64 signatures in flight over 4 sessions all verify', { skip }, async () =>
 
 test('fails closed with stable codes, never echoing the PIN: wrong PIN, no PIN file, unknown token, missing module, one owner per process', { skip }, async () => {
   const wrong = join(token.dir, 'wrong-pin');
-  writeFileSync(wrong, '999999-not-the-pin\n');
+  writeFileSync(wrong, '999999-not-the-pin\n', { mode: 0o600 });
   assert.throws(() => open({ pinFile: wrong }), (e: unknown) => isCode('hsm_login_failed')(e) && !JSON.stringify([(e as Error).message, (e as AirlockError).hints]).includes('999999'));
   assert.throws(() => open({ pinFile: join(token.dir, 'absent') }), isCode('hsm_login_failed'));
   assert.throws(() => open({ tokenLabel: 'no-such-token' }), (e: unknown) => isCode('hsm_unavailable')(e) && JSON.stringify((e as AirlockError).hints).includes(token.tokenLabel));
@@ -171,4 +171,60 @@ test('fails closed with stable codes, never echoing the PIN: wrong PIN, no PIN f
   } finally {
     owner.close();
   }
+});
+
+test('a PIN file that group or others may read or write is refused before the token is opened, naming the file and the chmod, never the PIN', { skip }, async () => {
+  const pin = readFileSync(token.pinFile, 'utf8');
+  const file = join(token.dir, 'pin-copy');
+  writeFileSync(file, pin, { mode: 0o600 });
+  for (const mode of [0o644, 0o640, 0o604, 0o620, 0o602, 0o440]) {
+    chmodSync(file, mode);
+    assert.throws(() => open({ pinFile: file }), (e: unknown) => {
+      const text = JSON.stringify([(e as Error).message, (e as AirlockError).hints]);
+      assert.ok(isCode('hsm_login_failed')(e), text);
+      assert.match((e as Error).message, new RegExp(`PIN file ${file} is open to other users \\(mode 0${mode.toString(8)}\\)`));
+      assert.deepEqual((e as AirlockError).hints, [`Make it readable by its owner (the service user) only: chmod 400 ${file}`]);
+      assert.ok(!text.includes(pin.trim()), 'the PIN is never shown');
+      return true;
+    }, `mode ${mode.toString(8)}`);
+  }
+  // Owner-only, read-only or read-write: the token opens and signs.
+  for (const mode of [0o400, 0o600]) {
+    chmodSync(file, mode);
+    const hsm = open({ pinFile: file });
+    try {
+      const publicKey = await hsm.getPublicKey(evmPath(0, 0));
+      const { compact } = await hsm.signDigest(evmPath(0, 0), digestOf(11), 'ecdsa-secp256k1');
+      assert.ok(secp256k1.verify(compact, digestOf(11), publicKey, { prehash: false, lowS: true }));
+    } finally {
+      hsm.close();
+    }
+  }
+});
+
+test('new keys are generated one at a time off the event loop: signing goes on meanwhile, and one new path asked for at once gets one key pair', { skip }, async () => {
+  const hsm = open();
+  const fresh = Array.from({ length: 6 }, (_, i) => evmPath(600 + i, 0));
+  const shared = evmPath(700, 0);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 5);
+  try {
+    const signer = evmPath(0, 0);
+    const publicKey = await hsm.getPublicKey(signer);
+    const order: string[] = [];
+    const created = fresh.map((path) => hsm.getPublicKey(path).then(() => order.push('created')));
+    const signed = hsm.signDigest(signer, digestOf(21), 'ecdsa-secp256k1').then((s) => (order.push('signed'), s));
+    const sameKey = Promise.all(Array.from({ length: 4 }, () => hsm.getPublicKey(shared)));
+    const [{ compact }, keys] = await Promise.all([signed, sameKey, ...created]);
+    assert.ok(secp256k1.verify(compact, digestOf(21), publicKey, { prehash: false, lowS: true }));
+    // The signature did not wait for the generations (they hold one session); each generation let timers run.
+    assert.ok(order.indexOf('signed') < fresh.length / 2, order.join(','));
+    assert.ok(ticks >= fresh.length, `${ticks} timer ticks during ${fresh.length + 1} key generations`);
+    assert.ok(keys.every((k) => Buffer.from(k).equals(Buffer.from(keys[0]!))));
+  } finally {
+    clearInterval(timer);
+    hsm.close();
+  }
+  // One private and one public object for the path asked for four times at once.
+  assert.equal(destroySoftHsmKey(token, shared), 2);
 });

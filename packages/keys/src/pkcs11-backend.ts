@@ -4,7 +4,8 @@
  *
  * What lives where (docs/custody.md, "HSM (PKCS#11)"):
  * - in the token: one secp256k1 key pair per EVM agent path, CKA_SENSITIVE true, CKA_EXTRACTABLE false, made on
- *   the first getPublicKey of that path (agent provisioning, key rotation). Signing is CKM_ECDSA over the digest.
+ *   the first getPublicKey of that path (agent provisioning, key rotation), one generation at a time and off the
+ *   event loop. Signing is CKM_ECDSA over the digest.
  * - on the vault: the audit checkpoint key (BIP-340 Schnorr over secp256k1, a mechanism PKCS#11 does not define),
  *   the webhook secret key (deriveSecret: an HMAC keyed with a private key, which a token cannot do with an EC key),
  *   Nostr keys (BIP-340, raw ECDH x for NIP-44/NIP-04), Bitcoin keys (xpubs need BIP-32 chain codes; Taproot needs
@@ -21,7 +22,7 @@
  * `allowScripts`); `Pkcs11KeyBackend.available()` says whether it loads.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { AirlockError, type EcdsaSignature, type ExtendedPublicKey, type KeyBackend } from '@airlock/core';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
@@ -99,6 +100,8 @@ export class Pkcs11KeyBackend implements KeyBackend {
   readonly #idle: Handle[] = [];
   readonly #waiting: ((session: Handle) => void)[] = [];
   readonly #keys = new Map<string, TokenKey>();
+  /** The last key generation queued (#create): the next one starts when it settles. */
+  #creating: Promise<void> = Promise.resolve();
   readonly #recover = fastestRecover();
   readonly #tokenLabel: string;
   #closed = false;
@@ -281,16 +284,32 @@ export class Pkcs11KeyBackend implements KeyBackend {
     const cached = this.#keys.get(path);
     if (cached) return cached;
     const id = tokenKeyId(path);
-    const key = await this.#withSession(async (session) => {
-      // Synchronous calls from here to the end: no other operation interleaves, so two callers cannot both
-      // generate a key for one path in this process.
-      const found = this.#keys.get(path) ?? this.#find(session, id, path);
-      if (found) return found;
-      if (!create) throw new AirlockError('hsm_key_missing', `The token "${this.#tokenLabel}" holds no key for ${path}.`, { hints: ['The HSM keys are not derived from the recovery phrase: restore the token from its own backup (docs/custody.md).'] });
-      return this.#generate(session, id, path);
-    }, 'find or generate a key');
-    this.#keys.set(path, key);
-    return key;
+    const found = await this.#withSession(async (session) => this.#keys.get(path) ?? this.#find(session, id, path), 'find a key');
+    if (found) {
+      this.#keys.set(path, found);
+      return found;
+    }
+    if (!create) throw new AirlockError('hsm_key_missing', `The token "${this.#tokenLabel}" holds no key for ${path}.`, { hints: ['The HSM keys are not derived from the recovery phrase: restore the token from its own backup (docs/custody.md).'] });
+    return this.#create(path, id);
+  }
+
+  /**
+   * Generates the key pair of a path the token has none for. Generations run one after another, each looking for
+   * the key again first: two callers asking for one new path get one key pair, and a stream of new paths (a
+   * provisioning batch, or a caller of the key process's socket asking for path after path) holds one session,
+   * never the ones signing needs. C_GenerateKeyPair itself runs on libuv's thread pool: about 170 ms a pair on
+   * SoftHSM2, more on a network HSM, during which the event loop keeps serving.
+   */
+  #create(path: string, id: Buffer): Promise<TokenKey> {
+    const created = this.#creating.then(() =>
+      this.#withSession(async (session) => {
+        const key = this.#keys.get(path) ?? this.#find(session, id, path) ?? (await this.#generate(session, id, path));
+        this.#keys.set(path, key);
+        return key;
+      }, 'find or generate a key'),
+    );
+    this.#creating = created.then(() => undefined, () => undefined);
+    return created;
   }
 
   #find(session: Handle, id: Buffer, path: string): TokenKey | undefined {
@@ -313,11 +332,11 @@ export class Pkcs11KeyBackend implements KeyBackend {
     return { privateKey: privateKeys[0]!, publicKey: this.#readPublicKey(session, publicKeys[0]!) };
   }
 
-  #generate(session: Handle, id: Buffer, path: string): TokenKey {
+  async #generate(session: Handle, id: Buffer, path: string): Promise<TokenKey> {
     const lib = this.#lib;
     const label = tokenKeyLabel(path);
     const common = [{ type: lib.CKA_TOKEN, value: true }, { type: lib.CKA_ID, value: id }, { type: lib.CKA_LABEL, value: label }];
-    const { publicKey, privateKey } = this.#p11.C_GenerateKeyPair(
+    const { publicKey, privateKey } = await this.#p11.C_GenerateKeyPairAsync(
       session,
       { mechanism: lib.CKM_EC_KEY_PAIR_GEN },
       [...common, { type: lib.CKA_EC_PARAMS, value: Buffer.from(SECP256K1_EC_PARAMS) }, { type: lib.CKA_VERIFY, value: true }],
@@ -356,13 +375,32 @@ export class Pkcs11KeyBackend implements KeyBackend {
   }
 }
 
-/** The user PIN from the first line of `path`; the error names the file, never its content. */
+/**
+ * The user PIN from the first line of `path`, a regular file only its owner may use (as `airlock restore` and
+ * `airlock unseal` take share and phrase files): a PIN that other local users can read, or replace with one of
+ * their own, is refused before the module is loaded. The mode is read from the open file, so the file checked is
+ * the file read. Errors name the file, never its content.
+ */
 function readPin(path: string): string {
+  const hint = 'Set AIRLOCK_PKCS11_PIN_FILE to a 0400 file holding the user PIN.';
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    throw new AirlockError('hsm_login_failed', `The PKCS#11 PIN file ${path} cannot be read.`, { hints: [hint] });
+  }
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    throw new AirlockError('hsm_login_failed', `The PKCS#11 PIN file ${path} cannot be read.`, { hints: ['Set AIRLOCK_PKCS11_PIN_FILE to a 0400 file holding the user PIN.'] });
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new AirlockError('hsm_login_failed', `The PKCS#11 PIN file ${path} is not a regular file.`, { hints: [hint] });
+    if ((stat.mode & 0o077) !== 0) {
+      throw new AirlockError('hsm_login_failed', `The PKCS#11 PIN file ${path} is open to other users (mode ${(stat.mode & 0o777).toString(8).padStart(4, '0')}); the token was not opened.`, {
+        hints: [`Make it readable by its owner (the service user) only: chmod 400 ${path}`],
+      });
+    }
+    text = readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
   }
   const pin = text.split(/\r?\n/)[0] ?? '';
   if (pin.length === 0) throw new AirlockError('hsm_login_failed', `The PKCS#11 PIN file ${path} is empty.`);

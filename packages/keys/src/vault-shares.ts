@@ -4,11 +4,11 @@
  */
 import { AirlockError } from '@airlock/core';
 import { ENTROPY_LENGTHS, mnemonicFromEntropy } from './seed.ts';
-import { ShareCollector, checkGroupLayout, combineShares, type GroupLayout, type SplitOptions } from './slip39/shamir.ts';
+import { MIN_SHARES_TO_RECOVER, ShareCollector, checkGroupLayout, combineShares, type GroupLayout, type SplitOptions } from './slip39/shamir.ts';
 import { UnsealedVault } from './unsealed-vault.ts';
 
-/** Documented limit: no set of fewer than this many shares may recover the vault. */
-export const MIN_SHARES_TO_RECOVER = 2;
+// The share collector applies it again to the shares entered at unseal and combined at restore.
+export { MIN_SHARES_TO_RECOVER };
 
 /** The fewest shares that recover a secret under this layout (the smallest member thresholds of enough groups). */
 export function fewestSharesToRecover(groupThreshold: number, groups: readonly GroupLayout[]): number {
@@ -49,9 +49,12 @@ function vaultFromEntropy(entropy: Uint8Array): UnsealedVault {
   }
 }
 
-/** The vault a complete collector holds (the caller checks its fingerprint against the store, and wipes it). */
-export function unsealCollectedShares(collector: ShareCollector): UnsealedVault {
-  return vaultFromEntropy(collector.recover());
+/**
+ * The vault a complete collector holds (the caller checks its fingerprint against the store, and wipes it). Its
+ * PBKDF2 runs on the thread pool: a sealed daemon keeps answering while the shares combine.
+ */
+export async function unsealCollectedShares(collector: ShareCollector): Promise<UnsealedVault> {
+  return vaultFromEntropy(await collector.recover());
 }
 
 /** The vault a whole set of shares rebuilds, in memory only. */

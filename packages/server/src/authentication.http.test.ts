@@ -11,7 +11,9 @@ import { createApp } from './http/app.ts';
 import { AirlockHolder } from './http/holder.ts';
 import { initAirlock, openAirlock } from './runtime.ts';
 import { ALICE, TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
-import { openVault } from '@airlock/keys';
+import { openVault, splitSecret } from '@airlock/keys';
+import { encodeShare } from '../../keys/src/slip39/share.ts';
+import { randomBytes } from 'node:crypto';
 
 /** Well-formed tokens that are not valid: a wrong secret for a session id, a wrong admin token. */
 const wrongSecret = (sessionId: string) => `${sessionId}.${'B'.repeat(43)}`;
@@ -158,11 +160,15 @@ describe('unseal floods', () => {
         vault.wipe();
       }
     };
+    const progress = async () => (await (await app.request('/v1/unseal/shares')).json()) as any;
+    const resetShares = async () => (await app.request('/v1/unseal/shares/reset', { method: 'POST' })).status;
     return {
       runs,
       unseal,
       share,
       shares,
+      progress,
+      resetShares,
       sealed: () => holder.sealed,
       async close() {
         await holder.close();
@@ -218,6 +224,50 @@ describe('unseal floods', () => {
       assert.deepEqual((await s.share(one!, '10.0.0.8')).body.groups, [{ index: 0, have: 1, need: 2 }]);
       assert.equal((await s.share(two!, '10.0.0.8')).body.status, 'unsealed');
       assert.equal(s.sealed(), false);
+    } finally {
+      await s.close();
+    }
+  });
+
+  /** A forged share: well-formed words (checksum and all) with the parameters an attacker picks, no encryption behind them. */
+  const forgedShare = (iterationExponent: number, memberThreshold: number) =>
+    encodeShare({ identifier: 1234, extendable: true, iterationExponent, groupIndex: 0, groupThreshold: 1, groupCount: 1, memberIndex: 0, memberThreshold, value: new Uint8Array(randomBytes(32)) });
+
+  test('a forged share asking for more PBKDF2 work than `vault split` writes (exponent 2..15) is refused at once, before any PBKDF2; nothing counted', async () => {
+    const s = await sealedApp();
+    try {
+      // Exponent 15 is 10000 << 15 PBKDF2 iterations: a 1-of-1 set of it held the sealed daemon's event loop ~90 s.
+      for (const [i, share] of [forgedShare(15, 2), forgedShare(2, 2), forgedShare(15, 1)].entries()) {
+        const started = performance.now();
+        const refused = await s.share(share, `10.0.1.${i}`);
+        assert.equal(refused.status, 400);
+        assert.equal(refused.body.error.code, 'slip39_invalid_share', JSON.stringify(refused.body));
+        assert.match(refused.body.error.message, /iteration exponent (15|2); shares are accepted up to 1/);
+        assert.ok(performance.now() - started < 1000, `answered in ${(performance.now() - started).toFixed(0)} ms`);
+      }
+      assert.deepEqual((await s.share(forgedShare(1, 2), '10.0.1.9')).body.groups, [{ index: 0, have: 1, need: 2 }], 'exponent 1, what vault split writes, is collected');
+      await s.resetShares();
+      const [one, two] = await s.shares();
+      assert.deepEqual((await s.share(one!, '10.0.1.10')).body.groups, [{ index: 0, have: 1, need: 2 }]);
+      assert.equal((await s.share(two!, '10.0.1.10')).body.status, 'unsealed');
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a self-made set that one share recovers is refused with slip39_layout_too_weak before it combines; nothing counted', async () => {
+    const s = await sealedApp();
+    try {
+      // `vault split` refuses this layout; a share of it, entered at unseal, would combine on its own.
+      const alone = splitSecret(new Uint8Array(randomBytes(32)), { groupThreshold: 1, groups: [{ memberThreshold: 1, memberCount: 1 }] }).groups[0]![0]!;
+      const refused = await s.share(alone, '10.0.2.1');
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error.code, 'slip39_layout_too_weak', JSON.stringify(refused.body));
+      assert.equal(s.runs.count, 0, 'no unseal ran');
+      assert.deepEqual((await s.progress()).groups, []);
+      const [one, two] = await s.shares();
+      await s.share(one!, '10.0.2.2');
+      assert.equal((await s.share(two!, '10.0.2.2')).body.status, 'unsealed');
     } finally {
       await s.close();
     }

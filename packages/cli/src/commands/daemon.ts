@@ -1,8 +1,8 @@
 import { join } from 'node:path';
-import { existsSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, lstatSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { AirlockError } from '@airlock/core';
 import type { readVaultHeader } from '@airlock/keys';
-import type { AirlockConfig } from '@airlock/server';
+import type { AirlockConfig, InitResult } from '@airlock/server';
 import type { Command } from '../context.ts';
 import { streamTaken } from '../log-grace.ts';
 import { readPassphrase } from '../passphrase.ts';
@@ -43,15 +43,34 @@ async function configFrom(values: Record<string, unknown>): Promise<AirlockConfi
  * phrase and admin token must not land in the log: they go to an owner-only file in the data directory instead.
  */
 async function runInit(config: AirlockConfig, passphraseFile: string | undefined, json: boolean, secretsToFile = false): Promise<string> {
+  const file = join(config.dataDir, FIRST_RUN_SECRETS);
+  // Refused before the passphrase is asked for, and the name claimed before the vault is created: once initAirlock
+  // has run, the new phrase and token have nowhere else to go.
+  if (secretsToFile && lstatSync(file, { throwIfNoEntry: false })) throw staleFirstRunSecrets(file);
   const passphrase = await readPassphrase({ ...(passphraseFile ? { file: passphraseFile } : {}), confirm: true, prompt: 'New vault passphrase (12+ chars): ' });
   if (passphrase === undefined) {
     throw new AirlockError('invalid_request', 'No passphrase: not a terminal and none given.', { hints: ['Pass --passphrase-file FILE or set AIRLOCK_PASSPHRASE (see docs/operations.md).'] });
   }
   const { initAirlock, redactUrl } = await serverModule();
-  const result = await initAirlock(config, passphrase);
+  const claimed = secretsToFile ? claimFirstRunSecretsFile(file) : undefined;
+  let result: InitResult;
+  try {
+    result = await initAirlock(config, passphrase);
+  } catch (e) {
+    if (claimed !== undefined) releaseFirstRunSecretsFile(file, claimed);
+    throw e;
+  }
   if (secretsToFile) {
-    const file = join(config.dataDir, FIRST_RUN_SECRETS);
-    writeFileSync(file, firstRunSecretsText(result), { mode: 0o600, flag: 'wx' });
+    if (claimed === undefined) {
+      // There was no data directory to claim the name in: initAirlock has just made it, owner-only and empty.
+      writeFileSync(file, firstRunSecretsText(result), { mode: 0o600, flag: 'wx' });
+    } else {
+      try {
+        writeFileSync(claimed, firstRunSecretsText(result));
+      } finally {
+        closeSync(claimed);
+      }
+    }
     console.log(`Vault created: ${config.vaultPath} (fingerprint ${result.fingerprint})`);
     console.log(`stdout is not a terminal, so the recovery phrase and admin token were written to ${file} (mode 0600).`);
     console.log('Copy them somewhere safe and offline, then delete that file.');
@@ -67,6 +86,42 @@ async function runInit(config: AirlockConfig, passphraseFile: string | undefined
     console.log(`Audit public key (publish it so anyone can verify checkpoints): ${result.auditPublicKey}`);
   }
   return passphrase;
+}
+
+/**
+ * A first-run secrets file already there holds the phrase and token of the vault an earlier first run created,
+ * perhaps the only copy: it is never overwritten, and no vault is created whose secrets would have nowhere to go.
+ */
+function staleFirstRunSecrets(file: string): AirlockError {
+  return new AirlockError('conflict', `${file} is left from an earlier first run: it holds the recovery phrase and admin token of the vault that run created. No vault was created, nothing was changed.`, {
+    hints: [
+      'It may be the only copy of that vault\'s recovery phrase: if the vault was lost rather than retired, restore it (`airlock restore`) instead of creating a new one.',
+      'Otherwise copy what it holds offline (or keep the file elsewhere), remove it from the data directory and start again; `airlock init` at a terminal prints the new secrets instead.',
+    ],
+  });
+}
+
+/** Creates the secrets file empty and owner-only; undefined when the data directory does not exist yet (initAirlock makes it). */
+function claimFirstRunSecretsFile(file: string): number | undefined {
+  try {
+    return openSync(file, 'wx', 0o600);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EEXIST') throw staleFirstRunSecrets(file);
+    throw new AirlockError('invalid_request', `Cannot create ${file} for the first-run secrets; no vault was created.`, { cause: e });
+  }
+}
+
+/** No vault was created: the claimed (empty) file goes, if the name is still ours, so the next start can claim it. */
+function releaseFirstRunSecretsFile(file: string, claimed: number): void {
+  try {
+    const ours = fstatSync(claimed);
+    const there = lstatSync(file, { throwIfNoEntry: false });
+    if (there && there.ino === ours.ino && there.dev === ours.dev) rmSync(file);
+  } finally {
+    closeSync(claimed);
+  }
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AirlockError } from '@airlock/core';
-import { decryptMasterSecret, encryptMasterSecret } from './cipher.ts';
+import { decryptMasterSecret, decryptMasterSecretSync, encryptMasterSecret } from './cipher.ts';
 import { interpolate, type Point } from './gf256.ts';
 import { decodeShare, encodeShare, type Share } from './share.ts';
 
@@ -13,6 +13,12 @@ const SECRET_INDEX = 255;
 const DIGEST_INDEX = 254;
 const DIGEST_BYTES = 4;
 export const MAX_SHARE_COUNT = 16;
+/** What splitSecret writes unless told otherwise: SLIP-39's recommended exponent, which Trezor and the reference tool write too. */
+export const DEFAULT_ITERATION_EXPONENT = 1;
+/** The largest exponent the share's 4-bit field holds: 10000 << 15 PBKDF2 iterations, minutes of work. */
+export const MAX_ITERATION_EXPONENT = 15;
+/** Documented limit: no set of fewer than this many shares may recover the vault. */
+export const MIN_SHARES_TO_RECOVER = 2;
 
 export interface GroupLayout {
   memberThreshold: number;
@@ -26,7 +32,7 @@ export interface SplitOptions {
   passphrase?: string;
   /** Default true, as current SLIP-39 implementations create. */
   extendable?: boolean;
-  /** PBKDF2 work: 10000 << e iterations in all. Default 1. */
+  /** PBKDF2 work: 10000 << e iterations in all. Default DEFAULT_ITERATION_EXPONENT. */
   iterationExponent?: number;
   /** Test-only: a fixed source of randomness (the identifier and the random polynomial coefficients). */
   random?: (n: number) => Uint8Array;
@@ -84,8 +90,8 @@ function checkLayout(options: SplitOptions, secret: Uint8Array): void {
   const bad = (m: string) => new AirlockError('invalid_request', m);
   if (secret.length < 16 || secret.length % 2 !== 0) throw bad('a SLIP-39 master secret is at least 16 bytes and an even number of bytes');
   checkGroupLayout(options.groupThreshold, options.groups);
-  const e = options.iterationExponent ?? 1;
-  if (!Number.isInteger(e) || e < 0 || e > 15) throw bad('the iteration exponent is 0..15');
+  const e = options.iterationExponent ?? DEFAULT_ITERATION_EXPONENT;
+  if (!Number.isInteger(e) || e < 0 || e > MAX_ITERATION_EXPONENT) throw bad(`the iteration exponent is 0..${MAX_ITERATION_EXPONENT}`);
   if (![...(options.passphrase ?? '')].every((c) => c.charCodeAt(0) >= 32 && c.charCodeAt(0) <= 126)) throw bad('a SLIP-39 passphrase is printable ASCII');
 }
 
@@ -96,7 +102,7 @@ export function splitSecret(masterSecret: Uint8Array, options: SplitOptions): Sh
   const r = random(2);
   const identifier = ((r[0]! << 8) | r[1]!) & 0x7fff;
   const extendable = options.extendable ?? true;
-  const iterationExponent = options.iterationExponent ?? 1;
+  const iterationExponent = options.iterationExponent ?? DEFAULT_ITERATION_EXPONENT;
   const ems = encryptMasterSecret(masterSecret, Buffer.from(options.passphrase ?? '', 'ascii'), iterationExponent, identifier, extendable);
   const groupPoints = splitRaw(options.groupThreshold, options.groups.length, ems, random);
   ems.fill(0);
@@ -129,17 +135,54 @@ export interface ShareProgress {
 }
 
 /**
+ * What a collector accepts beyond SLIP-39's own checks. Both defaults are Airlock's rules for the vault's shares,
+ * checked as each share is entered, before any PBKDF2: the unseal endpoints take shares from anyone who reaches the
+ * port, and a share chooses its own exponent and layout.
+ */
+export interface CollectRules {
+  /**
+   * Shares asking for more PBKDF2 work than this are refused on entry (slip39_invalid_share). The work is
+   * 10000 << e iterations and doubles with each step: a self-made share with e = 15 held a sealed daemon for
+   * about 90 s. Default DEFAULT_ITERATION_EXPONENT, what splitSecret writes.
+   */
+  maxIterationExponent?: number;
+  /**
+   * A share that would complete a set which fewer shares than this recover is refused (slip39_layout_too_weak),
+   * as the split refuses such a layout. Default MIN_SHARES_TO_RECOVER.
+   */
+  minSharesToRecover?: number;
+}
+
+/** Every set SLIP-39 allows, whatever its exponent and however few shares recover it: the spec vectors. */
+export const ANY_SLIP39_SET: Required<CollectRules> = { maxIterationExponent: MAX_ITERATION_EXPONENT, minSharesToRecover: 1 };
+
+/** What every share of one set has in common (value: only its length counts). */
+type SetParameters = Pick<Share, 'identifier' | 'extendable' | 'iterationExponent' | 'groupThreshold' | 'groupCount' | 'value'>;
+
+/**
  * Collects shares one at a time, as an unseal ceremony receives them. A share that does not parse, belongs to
- * another set, repeats a member or adds to a group that is already complete is refused with its code and not
- * counted; the collector is unchanged. Once enough groups are complete, recover() yields the master secret.
+ * another set, repeats a member, adds to a group that is already complete or breaks the collector's rules is
+ * refused with its code and not counted; the collector is unchanged. Once enough groups are complete, recover()
+ * yields the master secret.
  */
 export class ShareCollector {
-  #common?: Pick<Share, 'identifier' | 'extendable' | 'iterationExponent' | 'groupThreshold' | 'groupCount' | 'value'>;
+  #common?: SetParameters;
   readonly #groups = new Map<number, { memberThreshold: number; members: Map<number, Uint8Array> }>();
+  readonly #rules: Required<CollectRules>;
+
+  constructor(rules: CollectRules = {}) {
+    this.#rules = { maxIterationExponent: rules.maxIterationExponent ?? DEFAULT_ITERATION_EXPONENT, minSharesToRecover: rules.minSharesToRecover ?? MIN_SHARES_TO_RECOVER };
+  }
 
   /** Adds one share; throws (and counts nothing) when it cannot count. */
   add(mnemonic: string): ShareProgress {
     const share = decodeShare(mnemonic);
+    if (share.iterationExponent > this.#rules.maxIterationExponent) {
+      share.value.fill(0);
+      throw new AirlockError('slip39_invalid_share', `this share asks for iteration exponent ${share.iterationExponent}; shares are accepted up to ${this.#rules.maxIterationExponent}`, {
+        hints: [`Airlock splits with exponent ${DEFAULT_ITERATION_EXPONENT}; the exponent sets the PBKDF2 work (10000 << e iterations), so a higher one is refused before any of it runs`],
+      });
+    }
     const c = this.#common;
     if (c) {
       if (share.identifier !== c.identifier || share.extendable !== c.extendable) {
@@ -172,11 +215,32 @@ export class ShareCollector {
         });
       }
     }
+    const combined = this.#sharesCombinedWith(share);
+    if (combined !== undefined && combined < this.#rules.minSharesToRecover) {
+      share.value.fill(0);
+      // Only the groups seen so far are known (a share carries its group's threshold, not its member count), so
+      // this is the split's layout rule as far as the shares show it: the set they complete is too weak.
+      throw new AirlockError('slip39_layout_too_weak', `with this share ${combined} share${combined === 1 ? '' : 's'} would recover the secret; at least ${this.#rules.minSharesToRecover} must be needed`, {
+        hints: [`Airlock splits no set that fewer than ${MIN_SHARES_TO_RECOVER} shares recover, so this share was not made by \`airlock vault split\``],
+      });
+    }
     if (!c) this.#common = { ...share, value: new Uint8Array(share.value.length) };
     const target = group ?? { memberThreshold: share.memberThreshold, members: new Map() };
     target.members.set(share.memberIndex, share.value);
     this.#groups.set(share.groupIndex, target);
     return this.progress();
+  }
+
+  /**
+   * How many shares recover() would combine if `share` were counted: the member thresholds of the first
+   * groupThreshold complete groups, in the order recover() takes them. Undefined while the set stays incomplete.
+   */
+  #sharesCombinedWith(share: Share): number | undefined {
+    const groups = new Map([...this.#groups].map(([index, g]) => [index, { need: g.memberThreshold, have: g.members.size }]));
+    const own = groups.get(share.groupIndex) ?? { need: share.memberThreshold, have: 0 };
+    groups.set(share.groupIndex, { ...own, have: own.have + 1 });
+    const complete = [...groups.values()].filter((g) => g.have >= g.need).slice(0, share.groupThreshold);
+    return complete.length < share.groupThreshold ? undefined : complete.reduce((n, g) => n + g.need, 0);
   }
 
   progress(): ShareProgress {
@@ -187,8 +251,31 @@ export class ShareCollector {
     return { identifier: c.identifier, groupThreshold: c.groupThreshold, groupCount: c.groupCount, groupsComplete, groups, complete: groupsComplete >= c.groupThreshold };
   }
 
-  /** The master secret (the caller zeroes it). Throws slip39_threshold_not_met below the threshold. */
-  recover(passphrase = ''): Uint8Array {
+  /**
+   * The master secret (the caller zeroes it), its PBKDF2 rounds on libuv's thread pool so the event loop keeps
+   * serving meanwhile. Rejects with slip39_threshold_not_met below the threshold.
+   */
+  async recover(passphrase = ''): Promise<Uint8Array> {
+    const { ems, common } = this.#encryptedMasterSecret();
+    try {
+      return await decryptMasterSecret(ems, Buffer.from(passphrase, 'ascii'), common.iterationExponent, common.identifier, common.extendable);
+    } finally {
+      ems.fill(0);
+    }
+  }
+
+  /** recover() on the calling thread, for callers that serve nobody meanwhile (combineShares). */
+  recoverSync(passphrase = ''): Uint8Array {
+    const { ems, common } = this.#encryptedMasterSecret();
+    try {
+      return decryptMasterSecretSync(ems, Buffer.from(passphrase, 'ascii'), common.iterationExponent, common.identifier, common.extendable);
+    } finally {
+      ems.fill(0);
+    }
+  }
+
+  /** The encrypted master secret the complete groups interpolate to (no PBKDF2 yet); the caller zeroes it. */
+  #encryptedMasterSecret(): { ems: Uint8Array; common: SetParameters } {
     const c = this.#common;
     const progress = this.progress();
     if (!c || !progress.complete) {
@@ -202,12 +289,7 @@ export class ShareCollector {
       y: recoverRaw(g.memberThreshold, [...g.members.entries()].map(([x, y]) => ({ x, y }))),
     }));
     try {
-      const ems = recoverRaw(c.groupThreshold, groupPoints);
-      try {
-        return decryptMasterSecret(ems, Buffer.from(passphrase, 'ascii'), c.iterationExponent, c.identifier, c.extendable);
-      } finally {
-        ems.fill(0);
-      }
+      return { ems: recoverRaw(c.groupThreshold, groupPoints), common: c };
     } finally {
       for (const p of groupPoints) p.y.fill(0);
     }
@@ -222,11 +304,12 @@ export class ShareCollector {
 }
 
 /**
- * Combines a whole set of mnemonics at once (restore from a folder of shares, the spec vectors). Shares beyond
- * what a complete group needs are ignored; every other refusal is the collector's.
+ * Combines a whole set of mnemonics at once (restore from a folder of shares, the spec vectors), on the calling
+ * thread. Shares beyond what a complete group needs are ignored; every other refusal is the collector's, under
+ * `rules` (default: Airlock's).
  */
-export function combineShares(mnemonics: readonly string[], passphrase = ''): Uint8Array {
-  const collector = new ShareCollector();
+export function combineShares(mnemonics: readonly string[], passphrase = '', rules: CollectRules = {}): Uint8Array {
+  const collector = new ShareCollector(rules);
   try {
     for (const m of mnemonics) {
       try {
@@ -235,7 +318,7 @@ export function combineShares(mnemonics: readonly string[], passphrase = ''): Ui
         if (!(e instanceof AirlockError && e.code === 'slip39_group_complete')) throw e;
       }
     }
-    return collector.recover(passphrase);
+    return collector.recoverSync(passphrase);
   } finally {
     collector.reset();
   }

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { combineShares, ShareCollector, splitRaw, splitSecret } from './shamir.ts';
-import { decodeShare } from './share.ts';
+import { ANY_SLIP39_SET, combineShares, ShareCollector, splitRaw, splitSecret } from './shamir.ts';
+import { decodeShare, encodeShare } from './share.ts';
 import { SLIP39_WORDLIST } from './wordlist.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
@@ -88,7 +88,7 @@ test('below the threshold the shares do not depend on the secret: T-2 shares are
   }
 });
 
-test('the collector names each bad share by code and counts none of them', () => {
+test('the collector names each bad share by code and counts none of them', async () => {
   const layout = { groupThreshold: 2, groups: [{ memberThreshold: 2, memberCount: 3 }, { memberThreshold: 2, memberCount: 2 }], iterationExponent: 0 };
   const typoIn = (share: string) => share.split(' ').map((w, i) => (i === 5 ? 'notaword' : w)).join(' ');
   const other = splitSecret(new Uint8Array(randomBytes(32)), layout);
@@ -117,11 +117,52 @@ test('the collector names each bad share by code and counts none of them', () =>
   assert.deepEqual(c.progress().groups, [{ index: 0, have: 1, need: 2 }]);
   c.add(set.groups[0]![2]!);
   assert.throws(() => c.add(set.groups[0]![1]!), code('slip39_group_complete'));
-  assert.throws(() => c.recover(), code('slip39_threshold_not_met'));
+  await assert.rejects(c.recover(), code('slip39_threshold_not_met'));
   c.add(set.groups[1]![1]!);
   assert.equal(c.progress().complete, false);
   c.reset();
   assert.deepEqual(c.progress(), { groupsComplete: 0, groups: [], complete: false });
+});
+
+test('Airlock\'s rules, on entry and before any PBKDF2: an exponent above 1 and a set fewer than 2 shares recover are refused, nothing counted', () => {
+  // Forged shares: well-formed words with any parameters, no encryption behind them (e = 15 would take minutes).
+  const forged = (iterationExponent: number, memberThreshold: number, memberIndex = 0) =>
+    encodeShare({ identifier: 4242, extendable: true, iterationExponent, groupIndex: 0, groupThreshold: 1, groupCount: 1, memberIndex, memberThreshold, value: new Uint8Array(randomBytes(32)) });
+  const c = new ShareCollector();
+  for (const e of [2, 15]) {
+    const started = performance.now();
+    assert.throws(() => c.add(forged(e, 2)), (err: Error & { code?: string }) => err.code === 'slip39_invalid_share' && err.message.includes(`exponent ${e}`));
+    assert.ok(performance.now() - started < 50, 'refused before any PBKDF2');
+  }
+  assert.throws(() => c.add(forged(1, 1)), code('slip39_layout_too_weak'));
+  assert.deepEqual(c.progress(), { groupsComplete: 0, groups: [], complete: false });
+  // The second group of a 2-of-(1of1, 1of1) set makes two shares: that layout is allowed.
+  const pair = [0, 1].map((groupIndex) => encodeShare({ identifier: 7, extendable: true, iterationExponent: 0, groupIndex, groupThreshold: 2, groupCount: 2, memberIndex: 0, memberThreshold: 1, value: new Uint8Array(32) }));
+  c.add(pair[0]!);
+  assert.equal(c.add(pair[1]!).complete, true);
+  // SLIP-39 itself allows both: the named opt-out accepts them (the spec vectors use it).
+  const any = new ShareCollector(ANY_SLIP39_SET);
+  assert.equal(any.add(forged(15, 2)).complete, false);
+  assert.equal(new ShareCollector(ANY_SLIP39_SET).add(forged(1, 1)).complete, true);
+  // combineShares (restore from share files) applies the same rules.
+  assert.throws(() => combineShares([forged(1, 1)]), code('slip39_layout_too_weak'));
+});
+
+test('recover() runs PBKDF2 off the event loop: timers keep firing while a set of exponent 6 (640,000 iterations) combines', async () => {
+  const secret = new Uint8Array(randomBytes(32));
+  const set = splitSecret(secret, { groupThreshold: 1, groups: [{ memberThreshold: 2, memberCount: 2 }], iterationExponent: 6 });
+  const c = new ShareCollector({ maxIterationExponent: 6 });
+  for (const share of set.groups[0]!) c.add(share);
+  let ticks = 0;
+  const timer = setInterval(() => ticks++, 2);
+  const started = performance.now();
+  try {
+    assert.equal(hex(await c.recover()), hex(secret));
+  } finally {
+    clearInterval(timer);
+  }
+  // On the event loop the four rounds run back to back and no timer fires before recover() returns.
+  assert.ok(ticks >= 3, `${ticks} timer ticks in ${(performance.now() - started).toFixed(0)} ms of combining`);
 });
 
 test('layout checks: 1-of-many copies, thresholds beyond counts, more than 16 groups', () => {

@@ -12,7 +12,11 @@ export class AirlockHolder {
   /** Set when the daemon starts shutting down: readiness turns 503 while in-flight requests finish. */
   draining = false;
   private readonly unsealer?: (unlock: VaultUnlock) => Promise<Airlock>;
-  /** SLIP-39 shares entered so far (POST /v1/unseal/shares), in memory only; cleared by a reset or an unseal. */
+  /**
+   * SLIP-39 shares entered so far (POST /v1/unseal/shares), in memory only; cleared by a reset or an unseal. Its
+   * default rules refuse, as each share is entered, an exponent above what `vault split` writes and a set fewer
+   * than two shares recover: anyone who reaches the port may send a share, and it picks its own PBKDF2 work.
+   */
   private readonly shares = new ShareCollector();
 
   constructor(airlock?: Airlock, unsealer?: (unlock: VaultUnlock) => Promise<Airlock>) {
@@ -72,9 +76,10 @@ export class AirlockHolder {
 
   /**
    * One SLIP-39 share, as Vault takes unseal keys: counted against the same per-source limit as passphrases,
-   * checked at once (a bad word, checksum, another set's share, a repeat: refused by code, nothing counted),
-   * and once enough groups are complete the master secret is recovered and the daemon opened with it. A set
-   * that combines to no consistent secret, or to another vault, clears the entered shares: start again.
+   * checked at once (a bad word, checksum, another set's share, a repeat, an exponent or layout `vault split`
+   * never writes: refused by code, nothing counted), and once enough groups are complete the master secret is
+   * recovered (PBKDF2 off the event loop) and the daemon opened with it. A set that combines to no consistent
+   * secret, or to another vault, clears the entered shares: start again.
    */
   async unsealWithShare(share: string, source = 'local'): Promise<SharesProgress> {
     if (this.airlock) return this.shareProgress();
@@ -83,7 +88,7 @@ export class AirlockHolder {
     if (!progress.complete) return progressJson(progress, true);
     this.unsealing = (async () => {
       try {
-        const vault = unsealCollectedShares(this.shares);
+        const vault = await unsealCollectedShares(this.shares);
         const groupsUsed = progress.groups.filter((g) => g.have >= g.need).map((g) => g.index).slice(0, progress.groupThreshold);
         this.airlock = await unsealer({ vault, shares: { identifier: progress.identifier!, groupThreshold: progress.groupThreshold!, groupsUsed } });
       } catch (e) {
