@@ -6,6 +6,6 @@ import { createLogger } from '../packages/server/src/http/request-log.ts';
 
 const [storeUrl, vaultPath, socketPath] = process.argv.slice(2) as [string, string, string];
 // Rates far above what one process can sign: the bench measures the path, not the limiter's refusals.
-const rates = { agent: { perSecond: 1_000_000, burst: 1_000_000 }, global: { perSecond: 1_000_000, burst: 1_000_000 } };
+const rates = { agent: { perSecond: 1_000_000, burst: 1_000_000 }, global: { perSecond: 1_000_000, burst: 1_000_000 }, keygen: { perSecond: 1_000_000, burst: 1_000_000 } };
 await startKeyProcess({ storeUrl, vaultPath, socketPath, passphrase: TEST_PASSPHRASE, vault: TEST_VAULT, rates, logger: createLogger('warn', process.stderr) });
 console.log('ready');

@@ -28,6 +28,7 @@ import { DROP_AUDIT_TRIGGERS } from './testing/forge-audit.ts';
 import { adminClient, httpJson, killAllDaemons, prepareDaemonData, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
 import { decodeWire, encodeWire } from './key-process/wire.ts';
 import { parseExposition } from './testing/prometheus-text.ts';
+import { createSoftHsmToken, softHsmSkip } from '../../keys/src/softhsm-token.ts';
 
 /** One request to the key process's socket, as any process that can open it would send it. */
 function ask(socketPath: string, method: string, params: Record<string, unknown>): Promise<{ status: number; body: any }> {
@@ -720,5 +721,44 @@ describe('key process: rotation sweeps and revoke-all sign bound to their commit
       }
       assert.equal(await client.getBalance({ address: MALLORY }), 0n);
     });
+  });
+});
+
+// Found by review (2026-12-03): with keys in a PKCS#11 token, a public key asked for at a token path that has none
+// makes a persistent key pair there. A compromised daemon (what the key process guards against) asked for path
+// after path, unmetered: 200 calls, 200 key pairs, until the token is full and provisioning fails.
+describe('key process with a PKCS#11 token: key creation through the socket is metered', { skip: softHsmSkip() }, () => {
+  let data: DaemonData;
+  let token: ReturnType<typeof createSoftHsmToken>;
+  before(async () => {
+    data = await prepareDaemonData('sqlite');
+    token = createSoftHsmToken('kp-keygen');
+  });
+  after(async () => {
+    await killAllDaemons();
+    await data?.cleanup();
+    token?.remove();
+  });
+
+  test('new token keys stop at the key-creation rate (key_process_rate_limited, keygen_rate); existing keys stay free', async () => {
+    const socket = join(data.dataDir, 'keys.sock');
+    const keyProcess = await startKeyProcessChild(data, socket, {
+      AIRLOCK_KEY_BACKEND: 'pkcs11', AIRLOCK_PKCS11_LIBRARY: token.library, AIRLOCK_PKCS11_TOKEN_LABEL: token.tokenLabel, AIRLOCK_PKCS11_PIN_FILE: token.pinFile,
+      SOFTHSM2_CONF: process.env.SOFTHSM2_CONF!, AIRLOCK_KEY_PROCESS_KEYGEN_RATE: '1', AIRLOCK_KEY_PROCESS_KEYGEN_BURST: '3',
+    });
+    const answers = [];
+    for (let account = 700; account < 706; account++) answers.push(await ask(socket, 'getPublicKey', { path: `m/44'/60'/${account}'/0/0` }));
+    assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429, 429, 429], JSON.stringify(answers.map((a) => a.body)));
+    for (const refused of answers.slice(3)) {
+      assert.equal(refused.body.error.code, 'key_process_rate_limited');
+      assert.equal(refused.body.error.details.reason, 'keygen_rate');
+    }
+    // A key that exists costs nothing: read as often as the daemon likes, and the same key each time.
+    for (let i = 0; i < 10; i++) {
+      const again = await ask(socket, 'getPublicKey', { path: "m/44'/60'/700'/0/0" });
+      assert.equal(again.status, 200);
+      assert.deepEqual(again.body.result, answers[0]!.body.result);
+    }
+    assert.equal(keyProcess.output().split('\n').filter((l) => l.includes('"msg":"key created"')).length, 3);
   });
 });

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { AirlockError, BoundSigningGuard, TreeHeadGuard, VerifiedAuditLog, bindingRefused, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
-import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, openVault, type UnsealedVault } from '@airlock/keys';
+import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, isTokenPath, openVault, type UnsealedVault } from '@airlock/keys';
 import { openStore } from '@airlock/store';
 import { chainAdapters, chooseKeyBackend, type VaultOptions } from '../runtime.ts';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
@@ -12,11 +12,13 @@ import { decodeWire, encodeWire, isKeyProcessMethod, wireError, type KeyProcessM
 export interface KeyProcessRates {
   agent: { perSecond: number; burst: number };
   global: { perSecond: number; burst: number };
+  /** New key pairs made in a PKCS#11 token (a public key asked for at a token path that has none). */
+  keygen: { perSecond: number; burst: number };
 }
 
-export const DEFAULT_KEY_PROCESS_RATES: KeyProcessRates = { agent: { perSecond: 50, burst: 100 }, global: { perSecond: 500, burst: 1000 } };
+export const DEFAULT_KEY_PROCESS_RATES: KeyProcessRates = { agent: { perSecond: 50, burst: 100 }, global: { perSecond: 500, burst: 1000 }, keygen: { perSecond: 1, burst: 100 } };
 
-/** AIRLOCK_KEY_PROCESS_AGENT_RATE / _AGENT_BURST / _GLOBAL_RATE / _GLOBAL_BURST (per second; burst at once). */
+/** AIRLOCK_KEY_PROCESS_AGENT_RATE / _AGENT_BURST / _GLOBAL_RATE / _GLOBAL_BURST / _KEYGEN_RATE / _KEYGEN_BURST (per second; burst at once). */
 export function keyProcessRatesFrom(env: NodeJS.ProcessEnv): KeyProcessRates {
   const read = (name: string, fallback: number): number => {
     const value = env[`AIRLOCK_KEY_PROCESS_${name}`]?.trim();
@@ -28,6 +30,7 @@ export function keyProcessRatesFrom(env: NodeJS.ProcessEnv): KeyProcessRates {
   return {
     agent: { perSecond: read('AGENT_RATE', d.agent.perSecond), burst: read('AGENT_BURST', d.agent.burst) },
     global: { perSecond: read('GLOBAL_RATE', d.global.perSecond), burst: read('GLOBAL_BURST', d.global.burst) },
+    keygen: { perSecond: read('KEYGEN_RATE', d.keygen.perSecond), burst: read('KEYGEN_BURST', d.keygen.burst) },
   };
 }
 
@@ -79,7 +82,7 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     const vaultKeys = vault.keyBackend(native ? 'native' : 'hd');
     hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
     const keys: KeyBackend = hsm ?? vaultKeys;
-    const handler = new KeyProcessHandler({ store, keys, fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now });
+    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now });
     const server = createServer((req, res) => void handler.serve(req, res));
     if (existsSync(options.socketPath)) unlinkSync(options.socketPath);
     // Created owner-only before anyone can connect (umask), then opened to the group if asked.
@@ -120,6 +123,8 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
 interface HandlerDeps {
   store: Store;
   keys: KeyBackend;
+  /** The PKCS#11 backend when keys live in a token: a public key asked for at a token path it has not got creates one. */
+  hsm?: Pkcs11KeyBackend;
   fingerprint: string;
   rates: KeyProcessRates;
   logger: Logger;
@@ -134,6 +139,7 @@ class KeyProcessHandler {
   private readonly treeHeads: TreeHeadGuard;
   private readonly perAgent: SessionRateLimiter;
   private readonly global: SessionRateLimiter;
+  private readonly keygen: SessionRateLimiter;
 
   constructor(deps: HandlerDeps) {
     this.deps = deps;
@@ -143,6 +149,7 @@ class KeyProcessHandler {
     this.treeHeads = new TreeHeadGuard({ log, keys: deps.keys, now: deps.now });
     this.perAgent = new SessionRateLimiter(deps.rates.agent);
     this.global = new SessionRateLimiter(deps.rates.global);
+    this.keygen = new SessionRateLimiter(deps.rates.keygen);
   }
 
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -173,8 +180,21 @@ class KeyProcessHandler {
         const dropped = this.deps.logger.droppedLines?.();
         return { fingerprint: this.deps.fingerprint, deterministic: keys.deterministic, ...(dropped !== undefined ? { logLinesDropped: dropped } : {}) };
       }
-      case 'getPublicKey':
-        return keys.getPublicKey(text(p.path));
+      case 'getPublicKey': {
+        const path = text(p.path);
+        // At a token path with no key this makes a persistent key pair in the HSM (found by review: 200 calls, 200
+        // pairs, unmetered). Reading existing keys stays free; a creation is metered, globally and on its own
+        // bucket, and logged.
+        if (this.deps.hsm && isTokenPath(path) && (await this.deps.hsm.findPublicKey(path)) === undefined) {
+          const now = this.deps.now();
+          const globalWait = this.global.take('global', now);
+          if (globalWait > 0) throw new AirlockError('key_process_rate_limited', 'The key process is over its global signing rate.', { details: { reason: 'global_rate', retryAfterSeconds: Math.ceil(globalWait / 1000) } });
+          const wait = this.keygen.take('keygen', now);
+          if (wait > 0) throw new AirlockError('key_process_rate_limited', 'The key process is over its key-creation rate.', { details: { reason: 'keygen_rate', retryAfterSeconds: Math.ceil(wait / 1000) } });
+          this.deps.logger.log('info', 'key created', { method, path });
+        }
+        return keys.getPublicKey(path);
+      }
       case 'getExtendedPublicKey':
         return keys.getExtendedPublicKey(text(p.path));
       case 'signBound': {
