@@ -36,6 +36,7 @@ export * from './audit/stored-tree.ts';
 export * from './audit/parallel-verify.ts';
 export * from './audit/access-entries.ts';
 export * from './service/deps.ts';
+export { AsyncMutex } from './service/async-mutex.ts';
 export * from './service/tokens.ts';
 export * from './service/policy-layers.ts';
 export * from './service/shadow-evaluation.ts';

@@ -76,7 +76,7 @@ export function runAgentKeyStoreContract(fresh: () => Promise<Store & Partial<Ra
     // A derivation that fails leaves nothing either.
     await assert.rejects(store.transaction((tx) => tx.rotateAgentKey(a!.id, () => Promise.reject(new Error('hsm down')), 2_000), { exclusive: true }), /hsm down/);
     assert.equal((await rotate(store, a!.id, 3_000)).current.keyIndex, 1, 'the index the failed rotations tried is the next one');
-    await rejectsWithCode(store.transaction((tx) => tx.rotateAgentKey('ag_nobody000000000', keyAddress, 4_000)), 'not_found');
+    await rejectsWithCode(store.transaction((tx) => tx.rotateAgentKey('ag_nobody000000000', keyAddress, 4_000), { exclusive: true }), 'not_found');
   });
 
   test('agent keys: retiring a rotated key is final and idempotent; the signing key of a live agent cannot be retired', async () => {

@@ -1,6 +1,7 @@
 /**
  * A promise-chain mutex: callers run one at a time, in arrival order, whatever the previous one's outcome.
- * (The store has its own; core imports nothing from the store.)
+ * Shared with the store (its SQLite connection is one in-process, so two async transactions must never
+ * interleave on it); core imports nothing from the store, so it lives here.
  */
 export class AsyncMutex {
   private tail: Promise<void> = Promise.resolve();

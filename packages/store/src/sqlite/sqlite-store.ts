@@ -7,7 +7,7 @@ import type {
   AuditMatch, LifecycleJob, LifecycleJobFilter, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
   Approver, AgentKey,
 } from '@airlock/core';
-import { AsyncMutex } from '../shared/async-mutex.ts';
+import { AsyncMutex } from '@airlock/core';
 import { GroupCommitter } from '../shared/group-commit.ts';
 import { toInt } from '../shared/values.ts';
 import * as agentKeys from './agent-keys.ts';
