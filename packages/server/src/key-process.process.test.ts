@@ -762,3 +762,71 @@ describe('key process with a PKCS#11 token: key creation through the socket is m
     assert.equal(keyProcess.output().split('\n').filter((l) => l.includes('"msg":"key created"')).length, 3);
   });
 });
+
+// Found by review (2026-12-03): the key process refused to read past a row that fails its checks, so after the
+// operator acknowledged such a log (docs/operations.md, "Audit integrity alert") every tree head and signature
+// stayed refused for good. It now folds such a row as the daemon's acknowledged tree has it, and signs nothing from it.
+describe('key process: an acknowledged log with an entry that does not verify', () => {
+  let data: DaemonData;
+  let socket: string;
+  before(async () => {
+    data = await prepareDaemonData('sqlite');
+    socket = join(data.dataDir, 'keys.sock');
+    const keyProcess = await startKeyProcessChild(data, socket);
+    keyProcessOutput = () => keyProcess.output();
+  });
+  let keyProcessOutput: () => string;
+  after(async () => {
+    await killAllDaemons();
+    await data?.cleanup();
+  });
+
+  test('acknowledge resumes signing and tree heads; the edited entry is never signed from', async () => {
+    const env = { AIRLOCK_KEY_PROCESS_SOCKET: socket, AIRLOCK_CHECKPOINT_INTERVAL: '1s' };
+    let daemon = await startDaemon(data, env);
+    let admin = adminClient(daemon.url, data.adminToken);
+    const agent = (await admin('POST', '/v1/agents', { names: ['ack'] })).body.agents[0];
+    assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy() })).status, 200);
+    const token = (await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] })).body.token;
+    let n = 0;
+    const sign = () => httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, n++) });
+    assert.equal((await sign()).status, 200);
+    for (let i = 0; i < 50 && !((v) => v.treeHeads > 0 && v.unanchored === 0)((await admin('POST', '/v1/audit/verify')).body); i++) await sleep(200);
+    await daemon.kill('SIGTERM');
+    // Someone with the database edits an entry after the newest head: its decision column, not its leaf.
+    const store = await openStore(data.storeUrl);
+    const edited = await store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'operator.note', actor: 'operator', data: { note: 'x' } }));
+    await store.close();
+    const db = new DatabaseSync(join(data.dataDir, 'airlock.db'));
+    db.exec(DROP_AUDIT_TRIGGERS.sqlite);
+    db.prepare("UPDATE audit_entries SET decision = 'allow' WHERE seq = ?").run(edited.seq);
+    db.close();
+
+    daemon = await startDaemon(data, env);
+    admin = adminClient(daemon.url, data.adminToken);
+    let halted: Awaited<ReturnType<typeof sign>> | undefined;
+    for (let i = 0; i < 50; i++) {
+      halted = await sign();
+      if (halted.status === 503) break;
+      await sleep(200);
+    }
+    assert.equal(halted!.body.error.code, 'audit_integrity_failed', JSON.stringify(halted!.body));
+    const ack = await admin('POST', '/v1/audit/acknowledge');
+    assert.equal(ack.status, 200, JSON.stringify(ack.body));
+    const resumed = await sign();
+    assert.equal(resumed.status, 200, JSON.stringify(resumed.body));
+    // Heads keep coming over the acknowledged log, past the edited row (folded as the daemon's tree has it).
+    const treeSize = (await admin('GET', '/v1/audit/head')).body.treeSize as number;
+    let newest = 0;
+    for (let i = 0; i < 50 && newest < treeSize; i++) {
+      newest = Math.max(0, ...(await admin('GET', '/v1/audit/checkpoints')).body.treeHeads.map((h: any) => h.treeSize));
+      if (newest < treeSize) await sleep(200);
+    }
+    assert.ok(newest >= treeSize, `a head over ${treeSize} leaves (newest ${newest})`);
+    assert.doesNotMatch(keyProcessOutput(), /"code":"key_process_refused".*"reason":"audit_leaf_mismatch".*signTreeHead|signTreeHead.*audit_leaf_mismatch/);
+    // Nothing is signed from the edited entry: asked for directly, the key process refuses it.
+    const asked = await ask(socket, 'signBound', { kind: 'decision', auditSeq: edited.seq, agentId: agent.id, action: 'evm.transaction', payload: usdcTransfer(ALICE, 1n).transaction });
+    assert.equal(asked.status, 403, JSON.stringify(asked.body));
+    await daemon.kill('SIGTERM');
+  });
+});

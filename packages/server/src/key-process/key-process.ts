@@ -83,6 +83,11 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
     const keys: KeyBackend = hsm ?? vaultKeys;
     const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now });
+    // The whole log is read (and every leaf hashed) before the socket exists: a daemon waiting for the key process
+    // is told it is there only once a request will not wait for that read.
+    const started = Date.now();
+    const leaves = await handler.catchUp();
+    logger.log('info', 'audit log read', { leaves, ms: Date.now() - started });
     const server = createServer((req, res) => void handler.serve(req, res));
     if (existsSync(options.socketPath)) unlinkSync(options.socketPath);
     // Created owner-only before anyone can connect (umask), then opened to the group if asked.
@@ -141,15 +146,23 @@ class KeyProcessHandler {
   private readonly global: SessionRateLimiter;
   private readonly keygen: SessionRateLimiter;
 
+  private readonly log: VerifiedAuditLog;
+
   constructor(deps: HandlerDeps) {
     this.deps = deps;
     // One reading of the log for both: an entry an agent key signs from is the leaf the next tree head covers.
     const log = new VerifiedAuditLog(deps.store);
+    this.log = log;
     this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native) });
     this.treeHeads = new TreeHeadGuard({ log, keys: deps.keys, now: deps.now });
     this.perAgent = new SessionRateLimiter(deps.rates.agent);
     this.global = new SessionRateLimiter(deps.rates.global);
     this.keygen = new SessionRateLimiter(deps.rates.keygen);
+  }
+
+  /** Reads the log as it is now (VerifiedAuditLog.catchUp); how many leaves. */
+  catchUp(): Promise<number> {
+    return this.log.catchUp();
   }
 
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
