@@ -102,12 +102,17 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     assert.deepEqual(await refused('/v1/sign/nostr-http-auth', auth('https://api.example.com/v1/x', 'DELETE')), ['agent/api-only:nostr_http_method_not_allowed']);
     // A u tag that means another URL once normalised (dot segments, encoded or behind backslashes or a tab): the
     // policy would judge one URL and the event sign another, which a server may read as written.
-    for (const u of ['https://api.example.com/v1/%2e%2e/admin', 'https://api.example.com/v1\\..\\admin', 'https://api.example.com/ad\tmin/../v1/x', 'HTTPS://API.EXAMPLE.COM/v1/x']) {
+    for (const u of ['https://api.example.com/v1/%2e%2e/admin', 'https://api.example.com/v1\\..\\admin', 'https://api.example.com/ad\tmin/../v1/x', 'https://api.example.com/v1/./x']) {
       const res = await h.call('POST', '/v1/sign/nostr-http-auth', { token, body: auth(u) });
       assert.equal(res.status, 400, `${JSON.stringify(u)}: ${JSON.stringify(res.body)}`);
       assert.equal(res.body.error.code, 'invalid_request');
-      assert.match(res.body.error.message, /normalised/);
+      assert.match(res.body.error.message, /dot segments/);
     }
+    // Written otherwise but meaning the same URL everywhere (as nostr-tools' getToken copies a URL it is given): signed as written, judged normalised.
+    const same = await h.call('POST', '/v1/sign/nostr-http-auth', { token, body: auth('HTTPS://API.example.com:443/v1/x') });
+    assert.equal(same.status, 200, JSON.stringify(same.body));
+    assert.equal(same.body.intent.nostr.http.url, 'https://api.example.com/v1/x');
+    assert.deepEqual(same.body.event.tags[0], ['u', 'HTTPS://API.example.com:443/v1/x']);
     // NIP-98 through the event route is refused outright (its own action, its own rules).
     const viaEvent = await h.call('POST', '/v1/sign/nostr-event', { token, body: auth('https://api.example.com/v1/x') });
     assert.equal(viaEvent.status, 400);

@@ -116,12 +116,21 @@ function httpAuthTarget(tags: string[][]): { url: string; method: string } {
   }
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) throw new AirlockError('invalid_request', 'the u tag must be an http(s) URL without credentials');
   // Policy judges the URL as WHATWG parses it, but the event signs the tag as written, and a server may parse it
-  // otherwise (`%2e%2e`, backslashes, tabs: `/admin/%2e%2e/public/x` passes a `/public/**` rule as `/public/x`).
-  // So the tag must already be in the form the policy judged (found by review).
-  if (url.href !== us[0]![1]) throw new AirlockError('invalid_request', `the u tag must be written as the URL it means, normalised (${JSON.stringify(url.href)}): the policy judges that form, and the event would sign another`);
+  // otherwise: `/admin/%2e%2e/public/x` passes a `/public/**` rule as `/public/x` (found by review). What can make
+  // the two readings differ is refused: dot segments (encoded or not), backslashes, whitespace and control
+  // characters. Differences that mean the same URL everywhere (no trailing slash on an empty path, the case of the
+  // scheme and host, a default port, percent-encoding) are not: nostr-tools' getToken writes the URL it is given.
+  if (ambiguousUrl(us[0]![1]!)) throw new AirlockError('invalid_request', `the u tag has dot segments, backslashes, whitespace or control characters, which servers read differently; write it as the URL it means (${JSON.stringify(url.href)})`);
   const method = methods[0]![1] ?? '';
   if (!HTTP_METHODS.test(method)) throw new AirlockError('invalid_request', 'the method tag must be an upper-case HTTP method');
   return { url: url.href, method };
+}
+
+/** Whether a URL as written could be read as another path than WHATWG's parse of it (see httpAuthTarget). */
+function ambiguousUrl(raw: string): boolean {
+  if (/[\\\x00-\x20\x7f]/.test(raw)) return true;
+  const path = raw.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/, 1)[0]!;
+  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment));
 }
 
 /** NIP-44 and (where a rule allows it) NIP-04: the peer and the direction, judged by policy; nothing is signed. */

@@ -40,6 +40,9 @@ export function parseUnsignedEvent(payload: unknown, signerPubkey: string): Unsi
     }
   });
   if (pubkey !== undefined && pubkey !== signerPubkey) throw invalid("pubkey: when given it must be this agent's Nostr pubkey (GET /v1/nostr/identity)");
+  // Whatever path the event came by (HTTP, NIP-46, MCP): a lone surrogate has no UTF-8 form, so the id would be
+  // computed over other text than was sent, and PostgreSQL's jsonb refuses it in a held request.
+  if (!content.isWellFormed() || !(tags as string[][]).every((tag) => tag.every((v) => v.isWellFormed()))) throw invalid('content and tags must be well-formed Unicode (no lone surrogates)');
   return { kind, tags: tags as string[][], content, created_at: createdAt, pubkey: signerPubkey };
 }
 

@@ -409,6 +409,22 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     assert.equal(audit.filter((e: any) => e.type === 'approval.granted').length, 1);
   });
 
+  test('a lone surrogate in an event is refused over NIP-46 as over HTTP: nothing signed, nothing held (found by review)', async () => {
+    const { agent, session } = await provisionAgent(h, { policy: { version: 1, rules: [
+      { type: 'allow', name: 'notes', match: { actions: ['nostr.event'], nostr_kinds: [0, 1] } },
+      { type: 'approval_tier', name: 'profile-by-hand', match: { nostr_kinds: [0] } },
+    ] }, actions: ['nostr.event'] });
+    const signer = await signerFor(await bunkerUri(h, session.id));
+    await signer.connect();
+    for (const event of [note('a\ud800b', 1), note('a\ud800b', 0), { ...note('ok', 1), tags: [['t', '\udc00']] }]) {
+      const outcome = String(await signer.signEvent(event).then((e) => `signed ${e.id}`, (e: unknown) => e));
+      assert.match(outcome, /^invalid_request: .*(well-formed|JSON event template)/, outcome);
+    }
+    assert.deepEqual((await h.admin('GET', `/v1/approvals?agent=${agent.id}`)).body.approvals, []);
+    const decided = (await h.admin('GET', `/v1/audit?agent=${agent.name}&limit=1000`)).body.entries.filter((e: any) => e.type === 'sign.request');
+    assert.deepEqual(decided, [], 'no decision was made');
+  });
+
   test('an event the operator denied stays denied when asked again; an event that changed is a new request', async () => {
     const { agent, session } = await provisionAgent(h, { policy: { version: 1, rules: [
       { type: 'allow', name: 'profile', match: { actions: ['nostr.event'], nostr_kinds: [0] } },

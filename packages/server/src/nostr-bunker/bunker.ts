@@ -22,7 +22,7 @@
  *     remembered (held-events.ts): asking again with the same event returns the signature once approved.
  */
 import { randomBytes } from 'node:crypto';
-import { isAirlockError, type AgentAuth, type Clock } from '@airlock/core';
+import { isAirlockError, parseUntrustedJson, type AgentAuth, type Clock } from '@airlock/core';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
 import { BunkerConnections, type SessionGrant } from './connections.ts';
 import { HeldEvents } from './held-events.ts';
@@ -406,7 +406,8 @@ export class NostrBunker {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      // Text from outside, as an HTTP body is: prototype keys, depth and lone surrogates refused (parseUntrustedJson).
+      parsed = parseUntrustedJson(text, { subject: 'The NIP-46 request' });
     } catch {
       return undefined;
     }
@@ -468,9 +469,9 @@ function peerAndText(params: string[]): [string, string] {
 function parseEventTemplate(param: string | undefined): UnsignedNostrEvent {
   let value: unknown;
   try {
-    value = JSON.parse(param ?? '');
+    value = parseUntrustedJson(param ?? '', { subject: 'sign_event' });
   } catch {
-    throw new BunkerRefusal('invalid_request', 'sign_event: the parameter must be a JSON event template.');
+    throw new BunkerRefusal('invalid_request', 'sign_event: the parameter must be a JSON event template (well-formed Unicode, no prototype keys).');
   }
   const e = value as Partial<UnsignedNostrEvent> | null;
   if (!e || !Number.isInteger(e.kind) || e.kind! < 0 || e.kind! > 65535) throw new BunkerRefusal('invalid_request', 'sign_event: kind must be an integer 0-65535.');
