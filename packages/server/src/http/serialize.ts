@@ -25,6 +25,18 @@ export function sessionJson(s: Session): z.output<typeof SessionSchema> {
   };
 }
 
+/**
+ * The held request as people read it: an L402 payment's macaroon is half of the agent's credential (the preimage,
+ * paid for, is the other half) and reaches operators nowhere (lightning-attacks.http.test.ts), so it is left out;
+ * the payment hash it names stays.
+ */
+function requestForHumans(request: unknown): unknown {
+  const l402 = (request as { l402?: { macaroon?: unknown } } | null)?.l402;
+  if (!l402 || typeof l402 !== 'object' || !('macaroon' in l402)) return request;
+  const { macaroon: _left, ...rest } = l402;
+  return { ...(request as object), l402: rest };
+}
+
 export function approvalJson(a: ApprovalRecord): z.output<typeof ApprovalSchema> {
   return {
     id: a.id,
@@ -36,7 +48,7 @@ export function approvalJson(a: ApprovalRecord): z.output<typeof ApprovalSchema>
     summary: a.summary as Record<string, unknown>,
     // The request itself, not only its summary: a held Nostr event's summary names its kind, id and a few tags,
     // while its content (a kind 0's lud16, a zap's amount) is what a human must read (found by review).
-    request: a.request,
+    request: requestForHumans(a.request),
     auditSeq: a.auditSeq,
     createdAt: iso(a.createdAt),
     expiresAt: iso(a.expiresAt),
