@@ -111,6 +111,7 @@ export const ERROR_CODES = {
   // bitcoin (PSBT, BIP-322)
   psbt_malformed: { status: 400, summary: 'The PSBT does not parse (base64, BIP-174/370 layout, a field, or an unsigned transaction with scripts or witnesses).' },
   psbt_missing_utxo: { status: 400, summary: 'An input lacks its previous output (witness UTXO), or an input the agent signs with segwit v0 lacks the full previous transaction.' },
+  psbt_previous_tx_required: { status: 400, summary: "An input lacks its full previous transaction while a signature of the agent would not commit to every input's amount (a segwit v0 input of the agent, or ANYONECANPAY): every amount must then be proven." },
   psbt_utxo_mismatch: { status: 400, summary: "An input's previous transaction does not hash to the outpoint it spends, or disagrees with its witness UTXO (amount or script)." },
   psbt_input_mismatch: { status: 400, summary: "An input names one of the agent's keys whose derived script is not the script it spends." },
   psbt_network_mismatch: { status: 400, summary: "The PSBT names keys or addresses of another network than the request's." },
@@ -118,7 +119,9 @@ export const ERROR_CODES = {
   psbt_unsupported_input: { status: 400, summary: 'An input of the agent is of a kind Airlock does not sign (only P2WPKH and P2TR key path).' },
   psbt_sighash_not_default: { status: 400, summary: 'A taproot key-path input the threshold cluster would sign asks for a sighash type other than SIGHASH_DEFAULT; the cluster signs DEFAULT only.' },
   psbt_sighash_single_without_output: { status: 400, summary: 'An input asks for SIGHASH_SINGLE but the transaction has no output at its index: the signature would commit to no output.' },
-  psbt_too_large: { status: 400, summary: 'The PSBT has more inputs (50), outputs (100), entries in one map (64) or derivation entries in one map (16) than Airlock decodes.' },
+  psbt_too_large: { status: 400, summary: 'The PSBT exceeds a decoding limit (inputs, outputs, map entries, keys, leaf scripts, previous transactions: docs/bitcoin.md); details.limit names it, with max and found.' },
+  psbt_tx_version_unsupported: { status: 400, summary: 'The unsigned transaction has a version other than 1, 2 or 3 (version 0 is a BIP-322 message proof, not a payment).' },
+  psbt_zero_value_input: { status: 400, summary: "An input of the agent spends an output worth 0 sat: such a signature is a message proof (BIP-322), not a payment." },
   psbt_value_out_of_range: { status: 400, summary: 'Amounts do not add up: outputs exceed inputs, or a value is beyond 21 million bitcoin.' },
   // webhooks (operator-configured receivers of alerts, approvals and breaker trips)
   webhook_url_invalid: { status: 400, summary: 'The webhook URL is not an absolute http(s) URL (or is longer than 2048 characters, or has a fragment).' },

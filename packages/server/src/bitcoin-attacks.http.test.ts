@@ -231,8 +231,10 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
   test('SIGHASH_NONE and ANYONECANPAY are denied by default (sighash_not_allowed); granted by name, the signature commits with that type and verifies', async () => {
     const { agent, token, wallet } = await agentWith();
     const chain = new BitcoinTestChain('regtest');
+    // ANYONECANPAY commits to no other input's amount: the previous transactions prove them (wallets keep them).
+    const acp = (sighashType: number) => (sighashType & SIGHASH_ANYONECANPAY) !== 0;
     const psbtWith = (type: 'p2wpkh' | 'p2tr', sighashType: number, index: number) =>
-      buildPsbt(chain, [fundedInput(chain, wallet.receive(type, index), 100_000n, { sighashType })], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change(type, index), 9_000n)]).toBase64();
+      buildPsbt(chain, [fundedInput(chain, wallet.receive(type, index), 100_000n, { sighashType, withPreviousTransaction: acp(sighashType) })], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change(type, index), 9_000n)]).toBase64();
     for (const [type, sighashType] of [
       ['p2wpkh', SIGHASH_NONE],
       ['p2wpkh', SIGHASH_ALL | SIGHASH_ANYONECANPAY],
@@ -241,18 +243,20 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
     ] as const) {
       const res = await sign(token, psbtWith(type, sighashType, sighashType));
       await refused(res, agent.id, 403, 'policy_denied');
-      // Under NONE the change is no longer the agent's (no signature commits to it): a destination too.
-      const none = (sighashType & 0x1f) === SIGHASH_NONE;
+      // Under NONE the change is no longer the agent's (no signature commits to it): a destination too. Under
+      // ALL|ANYONECANPAY neither: signatures of several requests could each count it as returned.
+      const uncounted = (sighashType & 0x1f) === SIGHASH_NONE || acp(sighashType);
       assert.deepEqual(
         res.body.error.violations.map((v: any) => v.code),
-        none ? ['destination_not_allowed', 'sighash_not_allowed'] : ['sighash_not_allowed'],
+        uncounted ? ['destination_not_allowed', 'sighash_not_allowed'] : ['sighash_not_allowed'],
         `${type} 0x${sighashType.toString(16)}`,
       );
     }
 
     const granted = await agentWith(policy([], { bitcoin_sighash: ['all_anyonecanpay'] }));
     for (const type of ['p2wpkh', 'p2tr'] as const) {
-      const sent = buildPsbt(chain, [fundedInput(chain, granted.wallet.receive(type, 0), 100_000n, { sighashType: SIGHASH_ALL | SIGHASH_ANYONECANPAY })], [payTo(chain, PAYEE, 90_000n), walletOutput(granted.wallet.change(type, 0), 9_000n)]).toBase64();
+      // No change: under ALL|ANYONECANPAY it would count as a destination (and this policy lists payees only).
+      const sent = buildPsbt(chain, [fundedInput(chain, granted.wallet.receive(type, 0), 100_000n, { sighashType: SIGHASH_ALL | SIGHASH_ANYONECANPAY, withPreviousTransaction: true })], [payTo(chain, PAYEE, 99_000n)]).toBase64();
       const res = await sign(granted.token, sent);
       assert.equal(res.status, 200, JSON.stringify(res.body));
       const verified = verifyAirlockPsbt(res.body.psbt, { chain, sent });
@@ -473,7 +477,8 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
       // With the payees' allowlist, the uncovered change is a destination nobody listed: refused, nothing charged.
       const listed = await agentWith(policy([], { bitcoin_sighash: [name] }));
       const listedChain = new BitcoinTestChain('regtest');
-      const refusedPsbt = buildPsbt(listedChain, [fundedInput(listedChain, listed.wallet.receive(type, 0), 100_000n, { sighashType })], [payTo(listedChain, PAYEE, 10_000n), walletOutput(listed.wallet.change(type, 0), 89_000n)]).toBase64();
+      const withPreviousTransaction = (sighashType & SIGHASH_ANYONECANPAY) !== 0;
+      const refusedPsbt = buildPsbt(listedChain, [fundedInput(listedChain, listed.wallet.receive(type, 0), 100_000n, { sighashType, withPreviousTransaction })], [payTo(listedChain, PAYEE, 10_000n), walletOutput(listed.wallet.change(type, 0), 89_000n)]).toBase64();
       const refusedRes = await sign(listed.token, refusedPsbt);
       await refused(refusedRes, listed.agent.id, 403, 'policy_denied');
       assert.deepEqual(refusedRes.body.error.violations.map((v: any) => [v.code, v.message]), [['destination_not_allowed', `${listed.wallet.change(type, 0).address} is not in the destination allowlist`]]);
@@ -483,7 +488,7 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
       const { agent, token, wallet } = await agentWith(open);
       const chain = new BitcoinTestChain('regtest');
       // Input 0 (100,000 sat) pays output 0 (10,000 to the payee); output 1 is 89,000 of change.
-      const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive(type, 0), 100_000n, { sighashType })], [payTo(chain, PAYEE, 10_000n), walletOutput(wallet.change(type, 0), 89_000n)]).toBase64();
+      const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive(type, 0), 100_000n, { sighashType, withPreviousTransaction })], [payTo(chain, PAYEE, 10_000n), walletOutput(wallet.change(type, 0), 89_000n)]).toBase64();
       const res = await sign(token, sent);
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.deepEqual(res.body.intent.bitcoin.outputs.map((o: any) => o.change), [false, false], 'no agent signature commits to output 1');

@@ -228,7 +228,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
   test('v2 with a required height lock time on one input: the signature commits to the lock time BIP-370 determines, not the fallback', async () => {
     const { token, wallet } = await agentWith();
     const chain = new BitcoinTestChain('regtest');
-    const v0 = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 6), 50_000n), fundedInput(chain, wallet.receive('p2tr', 6), 50_000n)], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2wpkh', 6), 9_000n)], { locktime: 100 });
+    const v0 = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 6), 50_000n), fundedInput(chain, wallet.receive('p2tr', 6), 50_000n, { withPreviousTransaction: true })], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2wpkh', 6), 9_000n)], { locktime: 100 });
     const maps = decodePsbtMaps(asPsbtV2(v0));
     maps.inputs[1]!.push({ key: Uint8Array.of(IN.REQUIRED_HEIGHT_LOCKTIME), value: Uint8Array.of(0x20, 0x03, 0, 0) }); // 800
     const sent = encodePsbtMaps(maps);
@@ -246,7 +246,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
       const chain = new BitcoinTestChain('regtest');
       const psbt = buildPsbt(
         chain,
-        [fundedInput(chain, wallet.receive('p2wpkh', 5), 60_000n), fundedInput(chain, stranger.receive('p2wpkh', 1), 20_000n), fundedInput(chain, wallet.receive('p2tr', 5), 30_000n)],
+        [fundedInput(chain, wallet.receive('p2wpkh', 5), 60_000n), fundedInput(chain, stranger.receive('p2wpkh', 1), 20_000n), fundedInput(chain, wallet.receive('p2tr', 5), 30_000n, { withPreviousTransaction: true })],
         [payTo(chain, PAYEE_TR, 70_000n), walletOutput(wallet.change('p2wpkh', 9), 38_500n)],
       );
       signOwnInputs(psbt, stranger, { finalize: true });
@@ -313,7 +313,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
   test('a replay under an Idempotency-Key returns byte-identical signatures and is not charged again; the key with another PSBT is a conflict', async () => {
     const { agent, token, wallet } = await agentWith();
     const chain = new BitcoinTestChain('regtest');
-    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 50_000n), fundedInput(chain, wallet.receive('p2tr', 0), 50_000n)], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2tr', 0), 9_000n)]);
+    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 0), 50_000n), fundedInput(chain, wallet.receive('p2tr', 0), 50_000n, { withPreviousTransaction: true })], [payTo(chain, PAYEE, 90_000n), walletOutput(wallet.change('p2tr', 0), 9_000n)]);
     const body = { psbt: psbt.toBase64(), network: 'regtest' };
     const headers = { 'idempotency-key': 'btc-replay-1' };
     const a = await sign(token, body, headers);
@@ -363,7 +363,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Bitcoin PSB
   test('above the approval tier: 202 and held; approved by an operator, the stored PSBT is signed, verifies and is accepted on chain, charged once', async () => {
     const { agent, token, wallet } = await agentWith(policy(1_000_000_000n, [{ type: 'approval_tier', name: 'big-needs-human', asset: BTC, above: (50_000n * MSAT).toString() }]));
     const chain = new BitcoinTestChain('regtest');
-    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 7), 70_000n), fundedInput(chain, wallet.receive('p2tr', 7), 30_000n)], [payTo(chain, PAYEE_TR, 60_000n), walletOutput(wallet.change('p2tr', 7), 39_000n)]);
+    const psbt = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 7), 70_000n), fundedInput(chain, wallet.receive('p2tr', 7), 30_000n, { withPreviousTransaction: true })], [payTo(chain, PAYEE_TR, 60_000n), walletOutput(wallet.change('p2tr', 7), 39_000n)]);
     const sent = asPsbtV2(psbt);
     const pending = await sign(token, { psbt: sent, network: 'regtest' });
     assert.equal(pending.status, 202, JSON.stringify(pending.body));

@@ -324,39 +324,42 @@ describe('Bitcoin signing reviewed as an attacker over HTTP', () => {
       assert.equal(entries.length, 2);
     });
 
-    test('one Idempotency-Key: the same PSBT with finalize flipped, and the same PSBT with a stranger input amount changed, are conflicts; nothing more is charged', async () => {
+    test("one Idempotency-Key: the same PSBT with finalize flipped, or paying another amount, is a conflict; a stranger's amount claimed without its previous transaction is refused, key or not; nothing more is charged", async () => {
       const { agent, token, wallet } = await agentWith();
       const chain = new BitcoinTestChain('regtest');
       const theirs = chain.fundOne(mallory.receive('p2wpkh', 0).script, 50_000n);
-      const build = (claimed: bigint) => {
+      const ourCoin = chain.fundOne(wallet.receive('p2wpkh', 0).script, 100_000n);
+      // As a coordinator sends it: the stranger's input with its witness UTXO and its full previous transaction.
+      const build = (paid = 140_000n) => buildPsbt(chain, [walletInput(ourCoin, wallet.receive('p2wpkh', 0)), walletInput(theirs, mallory.receive('p2wpkh', 0), { withoutDerivation: true })], [payTo(chain, PAYEE, paid)]).toBase64();
+      // The stranger's amount as a claim only (no previous transaction), inflated.
+      const claimed = (amount: bigint) => {
         const maps = decodePsbtMaps(buildPsbt(chain, [walletInput(ourCoin, wallet.receive('p2wpkh', 0)), walletInput(theirs, mallory.receive('p2wpkh', 0), { withoutDerivation: true, withoutPreviousTransaction: true })], [payTo(chain, PAYEE, 140_000n)]).toBase64());
         const w = maps.inputs[1]!.find((e) => e.key[0] === IN.WITNESS_UTXO)!;
-        w.value = Uint8Array.of(...u64le(claimed), ...w.value.subarray(8));
+        w.value = Uint8Array.of(...u64le(amount), ...w.value.subarray(8));
         return encodePsbtMaps(maps);
       };
-      const ourCoin = chain.fundOne(wallet.receive('p2wpkh', 0).script, 100_000n);
       const headers = { 'idempotency-key': 'review-1' };
-      const first = await sign(token, { psbt: build(50_000n) }, headers);
+      const first = await sign(token, { psbt: build() }, headers);
       assert.equal(first.status, 200, JSON.stringify(first.body));
       const once = await charged(agent.id);
       assert.equal(once, spendTotal(first.body.intent));
       assert.equal(once, (140_000n + 10_000n) * MSAT);
 
       // (finalize: true on this PSBT is refused at decode, before the key is looked up: the stranger's input is open.)
-      const flipped = await sign(token, { psbt: build(50_000n), finalize: true }, headers);
+      const flipped = await sign(token, { psbt: build(), finalize: true }, headers);
       assert.deepEqual([flipped.status, flipped.body.error.code], [400, 'invalid_request']);
-      const otherAmount = await sign(token, { psbt: build(60_000n) }, headers);
+      const otherAmount = await sign(token, { psbt: build(139_000n) }, headers);
       assert.equal(otherAmount.status, 409, JSON.stringify(otherAmount.body));
       assert.equal(otherAmount.body.error.code, 'idempotency_conflict');
       assert.equal(await charged(agent.id), once);
 
-      // Without the key, the stranger's inflated claim is a new request: the agent's BIP-143 signature is the
-      // same bytes (it does not commit to other inputs' amounts) and is charged again, for the larger fee.
-      const inflated = await sign(token, { psbt: build(60_000n) });
-      assert.equal(inflated.status, 200, JSON.stringify(inflated.body));
-      const sig = (r: any) => Buffer.from(bitcoin.Psbt.fromBase64(r.body.psbt).data.inputs[0]!.partialSig![0]!.signature).toString('hex');
-      assert.equal(sig(inflated), sig(first));
-      assert.equal(await charged(agent.id), once + (140_000n + 20_000n) * MSAT);
+      // The agent's BIP-143 signature would be the same bytes whatever the stranger's amount (it commits to its
+      // own only), so a claimed amount is never taken: without the previous transaction, refused at decode.
+      for (const key of [headers, {}]) {
+        const inflated = await sign(token, { psbt: claimed(60_000n) }, key);
+        assert.deepEqual([inflated.status, inflated.body.error?.code, inflated.body.psbt], [400, 'psbt_previous_tx_required', undefined], JSON.stringify(inflated.body));
+      }
+      assert.equal(await charged(agent.id), once);
 
       // The finalize flag under one key: the same PSBT finalized is another request.
       const solo = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2tr', 9), 100_000n)], [payTo(chain, PAYEE, 50_000n), walletOutput(wallet.change('p2tr', 9), 49_000n)]).toBase64();
@@ -372,7 +375,7 @@ describe('Bitcoin signing reviewed as an attacker over HTTP', () => {
   test('approval: a PSBT above the tier is held (not charged as signed), approved, and the signatures are over exactly the judged transaction', async () => {
     const { agent, token, wallet } = await agentWith(policy([{ type: 'approval_tier', name: 'big', asset: BTC, above: String(50_000n * MSAT) }]));
     const chain = new BitcoinTestChain('regtest');
-    const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 3), 100_000n), fundedInput(chain, wallet.receive('p2tr', 3), 50_000n)], [payTo(chain, PAYEE_TR, 120_000n), walletOutput(wallet.change('p2tr', 3), 29_000n)]).toBase64();
+    const sent = buildPsbt(chain, [fundedInput(chain, wallet.receive('p2wpkh', 3), 100_000n), fundedInput(chain, wallet.receive('p2tr', 3), 50_000n, { withPreviousTransaction: true })], [payTo(chain, PAYEE_TR, 120_000n), walletOutput(wallet.change('p2tr', 3), 29_000n)]).toBase64();
     const pending = await sign(token, { psbt: sent });
     assert.equal(pending.status, 202, JSON.stringify(pending.body));
     assert.equal(pending.body.psbt, undefined);

@@ -75,3 +75,14 @@ test('refusals: no group input, a non-default sighash, a script path, an input w
   refused(build((p) => p.addOutput({ address: SUPPLIER, value: 5_000n })), 'psbt_value_out_of_range');
   assert.throws(() => readTaprootKeyPathRequest({ action: 'bitcoin.taproot_key_path', psbt: 'x', network: 'regtest', digest: '00' }), (e) => isAirlockError(e) && e.code === 'invalid_request');
 });
+
+test("a BIP-322 to_sign for the group key's address is refused: version 0 (psbt_tx_version_unsupported), or a group-key input worth 0 sat (psbt_zero_value_input)", () => {
+  refused(build((p) => p.setVersion(0)), 'psbt_tx_version_unsupported');
+  refused(build((p) => p.setVersion(4)), 'psbt_tx_version_unsupported');
+  const zero = new bitcoin.Psbt({ network });
+  zero.setVersion(2);
+  zero.addInput({ hash: randomBytes(32), index: 0, witnessUtxo: { script: groupScript, value: 0n } });
+  zero.addOutput({ script: Buffer.from([0x6a]), value: 0n });
+  refused(zero, 'psbt_zero_value_input');
+  assert.equal(decode(build((p) => p.setVersion(3))).inputs.length, 2, 'version 3 (BIP-431) is signed');
+});

@@ -8,7 +8,10 @@
 //  - each such input's message is its BIP-341 key-path sighash, computed here from the PSBT (SIGHASH_DEFAULT
 //    only: any other type, explicit or not, is refused), never a digest someone hands over;
 //  - every input must name its previous output (witness UTXO, or the full previous transaction, checked against
-//    its txid at parse): BIP-341 commits to every input's amount and script, and the fee is priced from them;
+//    its txid at parse): BIP-341 commits to every input's amount and script (DEFAULT is never ANYONECANPAY, so
+//    no previous transaction is needed), and the fee is priced from them;
+//  - a transaction version outside 1..3 or a group-key input worth 0 sat is refused: that is BIP-322's virtual
+//    `to_sign`, a message proof rather than a payment;
 //  - outputs paying `OP_1 <group key>` are change; every other output is spent (with the fee) and policy sees
 //    it as a `bitcoin.psbt` intent, so `to`, `destinations`, `bitcoin`, `max_amount` and `budget` rules apply.
 import { AirlockError, type BitcoinNetwork, type Intent } from '@airlock/core';
@@ -17,9 +20,9 @@ import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { OutScript } from '@scure/btc-signer';
 import { addressOf } from './account.ts';
 import { readNetwork } from './networks.ts';
-import { decodePsbtBase64, parsePsbt } from './psbt-parse.ts';
+import { assertSignableVersion, decodePsbtBase64, parsePsbt } from './psbt-parse.ts';
 import { bitcoinInfo, psbtIntent } from './psbt-intent.ts';
-import { assertDistinctOutpoints, checkAmounts, previousOutput } from './psbt-decode.ts';
+import { assertDistinctOutpoints, assertSpendsValue, checkAmounts, previousOutput } from './psbt-decode.ts';
 import { isFinal } from './psbt-ownership.ts';
 import { completePsbt, placeholderSignatures, type OwnInput, type PreparedPsbt } from './psbt-sign.ts';
 import { SIGHASH_DEFAULT, taprootSighash } from './sighash.ts';
@@ -76,7 +79,9 @@ export function decodeGroupKeyPsbt(request: TaprootKeyPathRequest, groupKey: str
   const outputKey = hexToBytes(groupKey);
   const groupScript = taprootOutputScript(outputKey);
   const { network } = request;
-  const { tx, version } = parsePsbt(decodePsbtBase64(request.psbt));
+  const bytes = decodePsbtBase64(request.psbt);
+  const { tx, version } = parsePsbt(bytes);
+  assertSignableVersion(tx.version);
   const inputs = Array.from({ length: tx.inputsLength }, (_, i) => tx.getInput(i));
   const outputs = Array.from({ length: tx.outputsLength }, (_, i) => tx.getOutput(i));
   if (outputs.length === 0) throw new AirlockError('invalid_request', 'the transaction has no outputs');
@@ -99,6 +104,7 @@ export function decodeGroupKeyPsbt(request: TaprootKeyPathRequest, groupKey: str
     own.push({ index: i, type: 'p2tr', path: '', publicKey: Uint8Array.of(0x02, ...outputKey), outputKey, sighash: SIGHASH_DEFAULT });
   });
   if (own.length === 0) throw new AirlockError('psbt_nothing_to_sign', 'no input spends an output paying to the group key (OP_1 <group key>)');
+  assertSpendsValue(own, prevouts);
 
   const finalize = request.finalize === true;
   if (finalize) {
@@ -106,7 +112,7 @@ export function decodeGroupKeyPsbt(request: TaprootKeyPathRequest, groupKey: str
     const open = inputs.findIndex((input, i) => !mine.has(i) && !isFinal(input));
     if (open >= 0) throw new AirlockError('invalid_request', `finalize: input ${open} does not pay to the group key and is not final; it cannot be finalized here`);
   }
-  const prepared: PreparedPsbt = { kind: 'bitcoin.psbt', tx, version, finalize, inputs: own };
+  const prepared: PreparedPsbt = { kind: 'bitcoin.psbt', tx, bytes, version, finalize, inputs: own };
   try {
     completePsbt(prepared, placeholderSignatures(own));
   } catch (e) {

@@ -93,10 +93,17 @@ export function psbtIntent(info: BitcoinInfo, from: string): Intent {
   const asset = bitcoinAsset(chain);
   const external = info.outputs.filter((o) => !o.change);
   // What the agent can lose is its inputs minus its change. The spends (every non-change output plus the fee)
-  // are that plus the other signers' inputs, so never less: the agent's own amounts are proven (full previous
-  // transaction for P2WPKH; for P2TR the signature commits to every amount and is worthless if one lies), and
-  // another signer's claimed amount only adds. On-chain amounts are charged in millisatoshis (sat x 1000): one
-  // budget covers Lightning and on-chain.
+  // are every input minus the change: that plus the inputs presented as others', so never less, but only while
+  // every amount is the one the chain holds the transaction to. An input presented as another signer's (no
+  // derivation fields) can be the agent's own coin, understated here and signed in another request that
+  // understates this one's: the two signatures make one transaction, each request charged a fee of 0 (an
+  // attack review burnt 100,000 sat that way). So decode (psbt-decode.ts) takes no amount on trust: a taproot
+  // signature without ANYONECANPAY commits to every input's amount and script (a lie makes it worthless);
+  // otherwise (a P2WPKH signature commits to its own amount only, ANYONECANPAY to its own input only) every
+  // input must carry its full previous transaction, checked against its outpoint; and under ALL|ANYONECANPAY no
+  // output counts as returned change. Signing one transaction in several requests charges its fee and outputs
+  // in each: more than once, never less. On-chain amounts are charged in millisatoshis (sat x 1000): one budget
+  // covers Lightning and on-chain.
   const spends: Spend[] = external.map((o) => ({ asset, amount: o.amountSat * 1000n, decimals: 11, to: o.address ?? `script:${o.script}`, kind: 'transfer' }));
   spends.push({ asset, amount: info.feeSat * 1000n, decimals: 11, kind: 'fee' });
   const destinations = [...new Set(spends.flatMap((s) => (s.to === undefined ? [] : [s.to])))];

@@ -1,6 +1,7 @@
 // Parsing an untrusted PSBT (BIP-174 v0 or BIP-370 v2). btc-signer does the field-level work; before it builds its
-// Transaction we check each input's previous transaction against its outpoint and its witness UTXO ourselves,
-// so that those refusals carry their own code (btc-signer would throw the same plain Error as for bad bytes).
+// Transaction we check each input's previous transaction against its outpoint and its witness UTXO ourselves (and
+// name a transaction version it cannot read), so that those refusals carry their own code (btc-signer would throw
+// the same plain Error as for bad bytes).
 import { AirlockError } from '@airlock/core';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -60,6 +61,10 @@ export function parsePsbt(bytes: Uint8Array): ParsedPsbt {
   }
   const version = raw.global.version ?? 0;
   if (version !== 0 && version !== 2) throw malformed('unknown PSBT version');
+  // btc-signer reads transaction versions -1 to 3 only; any other is one decode would refuse to sign anyway (a
+  // BIP-174 vector has version 0, so parsing itself accepts what the library reads).
+  const txVersion = version === 0 ? raw.global.unsignedTx?.version : raw.global.txVersion;
+  if (txVersion !== undefined && (txVersion < -1 || txVersion > 3)) assertSignableVersion(txVersion);
   checkPreviousTransactions(raw, version);
   let tx: Transaction;
   try {
@@ -68,6 +73,15 @@ export function parsePsbt(bytes: Uint8Array): ParsedPsbt {
     throw malformed('a field is invalid', e);
   }
   return { tx, version, globalXpubVersions: (raw.global.xpub ?? []).map(([xpub]) => xpub.version) };
+}
+
+/**
+ * Transaction versions 1 to 3 only: what nodes relay (3 is BIP-431's TRUC). A transaction of version 0 is BIP-322's
+ * virtual `to_sign`: signed here, it would be a message proof obtained through bitcoin.psbt, past the
+ * `message_not_allowed` default and the session's actions.
+ */
+export function assertSignableVersion(txVersion: number): void {
+  if (txVersion < 1 || txVersion > 3) throw new AirlockError('psbt_tx_version_unsupported', `the transaction's version is ${txVersion}; Airlock signs versions 1 to 3`);
 }
 
 /**

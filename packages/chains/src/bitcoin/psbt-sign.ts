@@ -4,8 +4,12 @@
 import { AirlockError, type DecodedRequest, type ProducedSignature, type SignResult } from '@airlock/core';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { base64 } from '@scure/base';
-import type { Transaction } from '@scure/btc-signer';
+import { Transaction } from '@scure/btc-signer';
+import { PSBT_OPTIONS } from './psbt-parse.ts';
 import { checkedEcdsaSignature, checkedTaprootSignature } from './signatures.ts';
+
+/** How a PSBT that parsePsbt accepted is re-read to be completed (see completePsbt). */
+const COMPLETION_OPTIONS = Object.freeze({ ...PSBT_OPTIONS, disableScriptCheck: true });
 
 /** An input the agent signs, as decode proved it. */
 export interface OwnInput {
@@ -24,6 +28,8 @@ export interface OwnInput {
 export interface PreparedPsbt {
   kind: 'bitcoin.psbt';
   tx: Transaction;
+  /** The PSBT as it came (what `tx` was parsed from): each completion starts from a fresh parse of it. */
+  bytes: Uint8Array;
   version: 0 | 2;
   finalize: boolean;
   inputs: readonly OwnInput[];
@@ -55,7 +61,11 @@ export function finalizePsbt(decoded: DecodedRequest, all: readonly ProducedSign
 
 /** Adds one signature per own input (already encoded as the PSBT carries it) and serialises the result. */
 export function completePsbt(prepared: PreparedPsbt, signatures: readonly Uint8Array[]): SignResult {
-  const tx = prepared.tx.clone();
+  // A fresh parse of the bytes decode parsed (never modified since), instead of `tx.clone()` (a serialisation and
+  // a parse); and without btc-signer's script and taproot commitment checks, which parse ran on these very bytes:
+  // they are the costly part of each pass (a point decompression and a tweak per taproot input and leaf), and a
+  // PSBT is completed twice (the rehearsal, then the signatures). What the checks guard was decided at parse.
+  const tx = Transaction.fromPSBT(prepared.bytes, COMPLETION_OPTIONS);
   prepared.inputs.forEach((own, k) => {
     const signature = signatures[k]!;
     if (own.type === 'p2wpkh') {

@@ -58,7 +58,7 @@ test('P2WPKH and P2TR inputs of the agent: intent figures, change proven, signat
   const vault = await openTestVault();
   const b = new PsbtBuilder(vault);
   b.addOwnInput('p2wpkh', { amount: 100_000n });
-  b.addOwnInput('p2tr', { amount: 50_000n, index: 2, sequence: 0xfffffffd });
+  b.addOwnInput('p2tr', { amount: 50_000n, index: 2, sequence: 0xfffffffd, nonWitness: true });
   const shop = strangerScript('shop');
   b.pay(shop, 120_000n);
   b.addClaimedOutput('p2tr', 28_000n, { index: 1 });
@@ -110,7 +110,7 @@ test('several inputs, some not the agent\'s: only the agent\'s are signed; final
   b.addStrangerInput(40_000n, false, 'a');
   b.addOwnInput('p2wpkh', { amount: 70_000n, index: 4 });
   b.addOwnInput('p2wpkh', { amount: 30_000n, index: 1, account: 4 }); // another agent of the same vault
-  b.addOwnInput('p2tr', { amount: 20_000n, index: 0 });
+  b.addOwnInput('p2tr', { amount: 20_000n, index: 0, nonWitness: true });
   b.pay(strangerScript('shop'), 150_000n);
   const psbt = b.base64();
   const { decoded, result } = await signRequest(vault, 'bitcoin.psbt', { psbt, network: 'regtest' });
@@ -219,6 +219,74 @@ test('previous outputs: missing, or a P2WPKH input of the agent without its prev
   assert.equal(decode(vault, tr.base64()).tasks!.length, 1);
 });
 
+test("previous transactions for every input, whenever one of the agent's signatures does not commit to every amount: P2WPKH, or ANYONECANPAY", async () => {
+  const vault = await openTestVault();
+  const shop = strangerScript('shop');
+  // The agent's P2WPKH beside a stranger's input with its witness UTXO only: the stranger's amount is a claim.
+  const v0 = new PsbtBuilder(vault);
+  v0.addOwnInput('p2wpkh', { amount: 50_000n });
+  v0.addStrangerInput(40_000n, false, 'a', { withoutPreviousTransaction: true });
+  v0.pay(shop, 85_000n);
+  assertRefused(() => decode(vault, v0.base64()), 'psbt_previous_tx_required', 'a stranger input without its previous transaction beside P2WPKH');
+  // Beside the agent's P2WPKH, its own P2TR input too: the P2WPKH signature does not commit to that amount either.
+  const mixed = new PsbtBuilder(vault);
+  mixed.addOwnInput('p2wpkh', { amount: 50_000n });
+  mixed.addOwnInput('p2tr', { amount: 40_000n });
+  mixed.pay(shop, 85_000n);
+  assertRefused(() => decode(vault, mixed.base64()), 'psbt_previous_tx_required', 'the P2TR input beside P2WPKH');
+  // Taproot without ANYONECANPAY commits to every amount and script: witness UTXOs are enough.
+  const tr = new PsbtBuilder(vault);
+  tr.addOwnInput('p2tr', { amount: 50_000n });
+  tr.addStrangerInput(40_000n, false, 'a', { withoutPreviousTransaction: true });
+  tr.pay(shop, 85_000n);
+  assert.equal(decode(vault, tr.base64()).intent.bitcoin!.feeSat, 5_000n);
+  // ANYONECANPAY commits to its own input only: every input needs its previous transaction, the agent's included.
+  for (const sighashType of [0x81, 0x82, 0x83]) {
+    const acp = new PsbtBuilder(vault);
+    acp.addOwnInput('p2tr', { amount: 50_000n, sighashType });
+    acp.addStrangerInput(40_000n, false, 'a');
+    acp.pay(shop, 85_000n);
+    assertRefused(() => decode(vault, acp.base64()), 'psbt_previous_tx_required', `taproot 0x${sighashType.toString(16)} without its own previous transaction`);
+    const proven = new PsbtBuilder(vault);
+    proven.addOwnInput('p2tr', { amount: 50_000n, sighashType, nonWitness: true });
+    proven.addStrangerInput(40_000n, false, 'a');
+    proven.pay(shop, 85_000n);
+    assert.equal(decode(vault, proven.base64()).intent.bitcoin!.feeSat, 5_000n);
+  }
+});
+
+test('under ALL|ANYONECANPAY no output counts as change (several such signatures could each count it); under SINGLE|ANYONECANPAY, the paired one does', async () => {
+  const vault = await openTestVault();
+  const shop = strangerScript('shop');
+  const change = (sighashType: number) => {
+    const b = new PsbtBuilder(vault);
+    b.addOwnInput('p2tr', { amount: 100_000n, sighashType, nonWitness: true });
+    b.addClaimedOutput('p2tr', 60_000n, { index: 1 });
+    b.pay(shop, 39_000n);
+    return decode(vault, b.base64()).intent;
+  };
+  assert.deepEqual(change(0x01).bitcoin!.outputs.map((o) => o.change), [true, false]);
+  const acp = change(0x81);
+  assert.deepEqual(acp.bitcoin!.outputs.map((o) => o.change), [false, false]);
+  assert.equal(acp.spends.reduce((sum, s) => sum + s.amount, 0n), 100_000_000n, 'the whole input is charged');
+  assert.deepEqual(change(0x83).bitcoin!.outputs.map((o) => o.change), [true, false]);
+});
+
+test('a transaction of version 0 or above 3 (BIP-322 signs version 0), or an input of the agent worth 0 sat, is refused', async () => {
+  const vault = await openTestVault();
+  const withVersion = (version: number, amount = 50_000n) => {
+    const b = new PsbtBuilder(vault);
+    b.addOwnInput('p2tr', { amount });
+    b.pay(strangerScript('shop'), amount === 0n ? 0n : 40_000n);
+    return tamper(b.base64(), (raw) => {
+      raw.global.unsignedTx!.version = version;
+    });
+  };
+  for (const version of [0, 4, -1]) assertRefused(() => decode(vault, withVersion(version)), 'psbt_tx_version_unsupported', `version ${version}`);
+  for (const version of [1, 2, 3]) assert.equal(decode(vault, withVersion(version)).tasks!.length, 1, `version ${version}`);
+  assertRefused(() => decode(vault, withVersion(2, 0n)), 'psbt_zero_value_input', 'an input of the agent worth 0 sat');
+});
+
 test('a lying amount: the witness UTXO disagrees with the previous transaction, or the transaction is another one', async () => {
   const vault = await openTestVault();
   const b = new PsbtBuilder(vault);
@@ -280,7 +348,7 @@ test('SIGHASH_SINGLE with no output at its index is refused; other sighash types
   assertRefused(() => decode(vault, b.base64()), 'psbt_sighash_single_without_output', 'SINGLE|ANYONECANPAY at input 1 with one output');
 
   const ok = new PsbtBuilder(vault);
-  ok.addOwnInput('p2tr', { amount: 50_000n, sighashType: 0x03 });
+  ok.addOwnInput('p2tr', { amount: 50_000n, sighashType: 0x03, nonWitness: true });
   ok.addOwnInput('p2wpkh', { amount: 50_000n, index: 1, sighashType: 0x82 });
   ok.pay(strangerScript('shop'), 90_000n);
   const { decoded, result } = await signRequest(vault, 'bitcoin.psbt', { psbt: ok.base64(), network: 'regtest' });
@@ -372,7 +440,7 @@ test('PSBT v2 (BIP-370): decoded, signed and returned as v2', async () => {
   const vault = await openTestVault();
   const b = new PsbtBuilder(vault, 'regtest', 2, 850_000);
   b.addOwnInput('p2wpkh', { amount: 80_000n });
-  b.addOwnInput('p2tr', { amount: 20_000n, index: 1 });
+  b.addOwnInput('p2tr', { amount: 20_000n, index: 1, nonWitness: true });
   b.pay(strangerScript('shop'), 60_000n);
   b.addClaimedOutput('p2wpkh', 39_000n, { index: 3 });
   const psbt = b.base64();
@@ -392,7 +460,7 @@ test('the request digest commits to the tasks: the same PSBT gives the same dige
   const vault = await openTestVault();
   const b = new PsbtBuilder(vault);
   b.addOwnInput('p2wpkh', { amount: 80_000n });
-  b.addOwnInput('p2tr', { amount: 20_000n, index: 1 });
+  b.addOwnInput('p2tr', { amount: 20_000n, index: 1, nonWitness: true });
   b.pay(strangerScript('shop'), 90_000n);
   const psbt = b.base64();
   const first = await signRequest(vault, 'bitcoin.psbt', { psbt, network: 'regtest' });
@@ -407,7 +475,7 @@ test('finalize refuses signatures that do not verify: wrong digest, swapped task
   const vault = await openTestVault();
   const b = new PsbtBuilder(vault);
   b.addOwnInput('p2wpkh', { amount: 80_000n });
-  b.addOwnInput('p2tr', { amount: 20_000n, index: 1 });
+  b.addOwnInput('p2tr', { amount: 20_000n, index: 1, nonWitness: true });
   b.pay(strangerScript('shop'), 90_000n);
   const decoded = decode(vault, b.base64());
   const good = await produceSignatures(vault.backend, decoded);

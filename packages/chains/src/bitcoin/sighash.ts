@@ -28,6 +28,11 @@ export function isSighashSingle(type: number): boolean {
   return (type & 0x1f) === SIGHASH_SINGLE;
 }
 
+/** ANYONECANPAY: the signature commits to its own input only, so others can be added, removed or replaced after it. */
+export function isAnyoneCanPay(type: number): boolean {
+  return (type & 0x80) !== 0;
+}
+
 /**
  * BIP-143 for a P2WPKH input: the script code is the P2PKH script of the key's hash, and the digest commits to
  * this input's amount only (hence the full previous transaction we require for the agent's segwit v0 inputs).
@@ -37,7 +42,7 @@ export function segwitV0Sighash(tx: Transaction, index: number, publicKey: Uint8
   return tx.preimageWitnessV0(index, scriptCode, type, amount);
 }
 
-/** BIP-341 key-path spend (no annex): commits to every input's amount and script. */
+/** BIP-341 key-path spend (no annex): commits to every input's amount and script, unless ANYONECANPAY (its own only). */
 export function taprootSighash(tx: Transaction, index: number, prevouts: readonly { script: Uint8Array; amount: bigint }[], type: number): Uint8Array {
   return tx.preimageWitnessV1(
     index,

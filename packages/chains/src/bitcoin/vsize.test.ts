@@ -45,7 +45,9 @@ test('estimated vsize of a transaction whose inputs other signers complete: at l
   const prevout = (i: number) => spends[i]!.script;
   const final = Array.from({ length: tx.inputsLength }, (_, i) => otherInputSize(tx.getInput(i), prevout(i)));
   assert.ok(virtualSize(final, [p2wpkh(k2).script]) <= tx.vsize);
-  const simple = [0, 1, 5].map((i) => otherInputSize(tx.getInput(i), prevout(i)));
+  // A final P2TR input counts as signed while its internal key (kept beside it) proves there is no script tree.
+  const withInternalKey = (i: number) => (i === 5 ? { ...tx.getInput(i), tapInternalKey: k3.slice(1) } : tx.getInput(i));
+  const simple = [0, 1, 5].map((i) => otherInputSize(withInternalKey(i), prevout(i)));
   assert.deepEqual(simple.map((x) => x.scriptSig * 4 + x.witness), [0, 1, 5].map((i) => { const inp = tx.getInput(i); return (inp.finalScriptSig?.length ?? 0) * 4 + (inp.finalScriptWitness ? RawWitness.encode(inp.finalScriptWitness).length : 0); }), 'P2WPKH, P2PKH and P2TR count as signed');
   // A final witness or scriptSig padded past what its script type needs counts as the template: the co-signer
   // could swap in the small one after the agent signed (and pay a higher fee rate than policy saw).
@@ -53,4 +55,25 @@ test('estimated vsize of a transaction whose inputs other signers complete: at l
   assert.deepEqual(otherInputSize(padded, prevout(0)), otherInputSize({ ...tx.getInput(0), finalScriptWitness: undefined }, prevout(0)));
   const paddedSig = { ...tx.getInput(1), finalScriptSig: new Uint8Array(4_000) };
   assert.equal(otherInputSize(paddedSig, prevout(1)).scriptSig, 1 + 72 + 1 + 33);
+});
+
+test('a spend whose size cannot be known counts as the smallest input (41 vB, empty witness), never as what it claims', () => {
+  const smallest = { scriptSig: 0, witness: 0 };
+  const multisig = p2ms(2, [k1, k2, k3]);
+  // P2SH or P2WSH without its script: a co-signer could reveal a one-byte script (OP_TRUE) and sign nothing.
+  assert.deepEqual(otherInputSize({}, p2sh(multisig).script), smallest);
+  assert.deepEqual(otherInputSize({}, p2wsh(multisig).script), smallest);
+  // Taproot without an internal key proving there is no script tree, or with a tree: a leaf spend may be smaller
+  // than the key path.
+  assert.deepEqual(otherInputSize({}, p2tr(k3.slice(1)).script), smallest);
+  assert.deepEqual(otherInputSize({ tapInternalKey: k3.slice(1), tapMerkleRoot: new Uint8Array(32) }, p2tr(k3.slice(1)).script), smallest);
+  assert.deepEqual(otherInputSize({ tapInternalKey: k3.slice(1) }, p2tr(k3.slice(1)).script), { scriptSig: 0, witness: 1 + 1 + 64 });
+  // A script of no known type (OP_TRUE), and a P2SH script that is not multisig: only what must be revealed.
+  assert.deepEqual(otherInputSize({}, Uint8Array.of(0x51)), smallest);
+  const hashLock = Uint8Array.of(0xa8, 0x20, ...new Uint8Array(32), 0x87);
+  const wrapped = { type: 'unknown', script: hashLock } as unknown as Parameters<typeof p2sh>[0];
+  assert.deepEqual(otherInputSize({ redeemScript: hashLock }, p2sh(wrapped).script), { scriptSig: 1 + hashLock.length, witness: 0 });
+  assert.deepEqual(otherInputSize({ witnessScript: hashLock }, p2wsh(wrapped as Parameters<typeof p2wsh>[0]).script), { scriptSig: 0, witness: 1 + 1 + hashLock.length });
+  const tx = virtualSize([smallest], [p2wpkh(k2).script]);
+  assert.equal(tx, 10 + 41 + 31, 'one such input and one P2WPKH output: 82 vB');
 });

@@ -3,13 +3,19 @@
 // vsize = ceil(weight / 4). Each input counts:
 // - the agent's own, as we will sign it: P2WPKH witness 1 + (1+72) + (1+33) bytes (a DER signature is at most
 //   72 bytes with its sighash byte); P2TR key path 1 + (1+64), +1 when the sighash is not DEFAULT;
-// - another signer's input by its script type (P2PKH and P2SH-P2WPKH with a compressed key, m-of-n multisig in
-//   P2SH or P2WSH, P2TR key path without a sighash byte), or its final scriptSig and witness when those are
-//   smaller. Never larger: the agent's signatures do not commit to other inputs' scriptSigs and witnesses, so a
-//   co-signer could pad them while Airlock judges the PSBT (a large size, a low fee rate) and broadcast small
-//   ones (an attack review paid 168 sat/vB past a 10 sat/vB cap that way). A script we cannot size (a taproot
-//   script path, a non-standard script) counts its scripts and one signature. Other signers' inputs are thus
-//   counted at their smallest plausible size: the fee rate policy sees is at least the real one for them.
+// - another signer's input by the script it spends, never by what it claims about itself. That script is the
+//   one the chain holds the transaction to: decode proves it by the full previous transaction, or the agent's
+//   taproot signatures commit to it (psbt-decode.ts); a redeem or witness script is used only as btc-signer
+//   checked it against that script's hash at parse. Then by its type: P2PKH and P2SH-P2WPKH with a compressed
+//   key, m-of-n multisig in P2SH or P2WSH, P2TR whose internal key proves there is no script tree (key path
+//   only), or its final scriptSig and witness when those are smaller. Never larger: the agent's signatures do
+//   not commit to other inputs' scriptSigs and witnesses, so a co-signer could pad them while Airlock judges the
+//   PSBT (a large size, a low fee rate) and broadcast small ones (an attack review paid 168 sat/vB past a
+//   10 sat/vB cap that way, and another sized a P2WPKH coin as the 15-of-15 multisig its witness UTXO claimed).
+//   A spend that cannot be known (P2SH or P2WSH without its script, a taproot output that may hide a script
+//   tree, a script of no known type) counts what it must at least reveal: nothing for most, the script for a
+//   known P2SH or P2WSH script, so 41 vB with an empty witness at the least. Other signers' inputs are thus
+//   counted at their smallest possible size: the fee rate policy sees is at least the real one for them.
 import type { TransactionInput } from '@scure/btc-signer/psbt.js';
 import { OutScript, RawWitness } from '@scure/btc-signer';
 
@@ -55,7 +61,9 @@ function templateSize(input: TransactionInput, prevoutScript: Uint8Array): Input
     case 'wpkh':
       return { scriptSig: 0, witness: P2WPKH_WITNESS };
     case 'tr':
-      return { scriptSig: 0, witness: P2TR_KEY_PATH_WITNESS };
+      // btc-signer checked at parse that an internal key without a merkle root or leaves makes the output key
+      // (BIP-86): no script tree, so a key-path signature is the only spend. Otherwise a leaf may be smaller.
+      return input.tapInternalKey && !input.tapMerkleRoot && !input.tapLeafScript?.length ? { scriptSig: 0, witness: P2TR_KEY_PATH_WITNESS } : UNKNOWN_SPEND;
     case 'pkh':
       return { scriptSig: ECDSA_PUSH + KEY_PUSH, witness: 0 };
     case 'pk':
@@ -66,24 +74,28 @@ function templateSize(input: TransactionInput, prevoutScript: Uint8Array): Input
       return { scriptSig: 0, witness: witnessScriptSize(input.witnessScript) };
     case 'sh': {
       const redeem = input.redeemScript;
-      if (!redeem) return { scriptSig: ECDSA_PUSH, witness: 0 };
+      if (!redeem) return UNKNOWN_SPEND;
       const inner = decode(redeem);
       if (inner?.type === 'wpkh') return { scriptSig: pushLength(redeem.length), witness: P2WPKH_WITNESS };
       if (inner?.type === 'wsh') return { scriptSig: pushLength(redeem.length), witness: witnessScriptSize(input.witnessScript) };
-      const signatures = inner?.type === 'ms' ? 1 + inner.m * ECDSA_PUSH : ECDSA_PUSH;
+      // Multisig needs its m signatures (and CHECKMULTISIG's extra item); any other script, only itself pushed.
+      const signatures = inner?.type === 'ms' ? 1 + inner.m * ECDSA_PUSH : 0;
       return { scriptSig: signatures + pushLength(redeem.length), witness: 0 };
     }
     default:
-      return { scriptSig: 0, witness: 0 };
+      return UNKNOWN_SPEND;
   }
 }
 
-/** P2WSH: the witness script and what satisfies it (m signatures after CHECKMULTISIG's empty item, or one). */
+/** A spend whose size cannot be known: the smallest input there is (41 vB: outpoint, empty scriptSig, sequence). */
+const UNKNOWN_SPEND: InputSize = Object.freeze({ scriptSig: 0, witness: 0 });
+
+/** P2WSH: the witness script and what satisfies it (m signatures after CHECKMULTISIG's empty item); unknown: nothing. */
 function witnessScriptSize(script: Uint8Array | undefined): number {
-  if (!script) return 1 + witnessItem(72);
+  if (!script) return 0;
   const inner = decode(script);
-  const items = inner?.type === 'ms' ? 1 + inner.m * ECDSA_PUSH : ECDSA_PUSH;
-  return compactSizeLength(inner?.type === 'ms' ? inner.m + 2 : 2) + items + witnessItem(script.length);
+  if (inner?.type === 'ms') return compactSizeLength(inner.m + 2) + 1 + inner.m * ECDSA_PUSH + witnessItem(script.length);
+  return compactSizeLength(1) + witnessItem(script.length);
 }
 
 function decode(script: Uint8Array) {

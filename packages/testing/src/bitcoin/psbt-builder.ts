@@ -1,7 +1,8 @@
 /**
  * PSBTs built the way a wallet (Sparrow, Bitcoin Core's walletcreatefundedpsbt) builds them, with bitcoinjs-lib
  * and not with Airlock's code: inputs carry their previous output (witness UTXO; for P2WPKH also the whole
- * previous transaction, as BIP-174 asks of segwit v0 signers since the fee attack of 2020) and the
+ * previous transaction, as BIP-174 asks of segwit v0 signers since the fee attack of 2020, and for P2TR when
+ * asked: Bitcoin Core keeps it beside segwit v0 inputs and under ANYONECANPAY) and the
  * derivation of their key; change outputs carry the derivation of the change key, which is how a signer
  * proves change is its own. P2WPKH: PSBT_IN/OUT_BIP32_DERIVATION. P2TR (BIP-371): TAP_BIP32_DERIVATION (the
  * x-only internal key, no leaf hashes) and TAP_INTERNAL_KEY.
@@ -25,6 +26,12 @@ export interface InputOptions {
   sighashType?: number;
   /** Leave out the full previous transaction (P2WPKH). */
   withoutPreviousTransaction?: boolean;
+  /**
+   * Include the full previous transaction of a P2TR input too. Bitcoin Core keeps it for every input unless all
+   * are taproot and none is ANYONECANPAY; a signer needs it whenever one of its signatures does not commit to
+   * every input's amount (a segwit v0 input, or ANYONECANPAY).
+   */
+  withPreviousTransaction?: boolean;
   /** Leave out the derivation fields (an input the signer cannot recognise as its own). */
   withoutDerivation?: boolean;
 }
@@ -43,7 +50,7 @@ export function walletInput(utxo: Utxo, key: WalletKey, opts: InputOptions = {})
     index: utxo.vout,
     sequence: opts.sequence ?? 0xfffffffd,
     witnessUtxo: { script: utxo.script, value: utxo.valueSat },
-    ...(key.type === 'p2wpkh' && !opts.withoutPreviousTransaction ? { nonWitnessUtxo: utxo.transaction.toBuffer() } : {}),
+    ...((key.type === 'p2wpkh' && !opts.withoutPreviousTransaction) || opts.withPreviousTransaction ? { nonWitnessUtxo: utxo.transaction.toBuffer() } : {}),
     ...(opts.withoutDerivation ? {} : derivationOf(key)),
     ...(opts.sighashType === undefined ? {} : { sighashType: opts.sighashType }),
   };

@@ -89,7 +89,10 @@ export interface OwnInputOptions {
   change?: number;
   index?: number;
   amount: bigint;
-  /** Attach the full previous transaction (default: for P2WPKH only, as a careful wallet would). */
+  /**
+   * Attach the full previous transaction (default: for P2WPKH only). Bitcoin Core keeps it for every input unless
+   * all are taproot and none is ANYONECANPAY: set it on a P2TR input beside a P2WPKH one.
+   */
   nonWitness?: boolean;
   witnessUtxo?: boolean;
   sighashType?: number;
@@ -134,14 +137,18 @@ export class PsbtBuilder {
     });
   }
 
-  /** Someone else's P2WPKH input (witness UTXO only), optionally already final with a made-up witness. */
-  addStrangerInput(amount: bigint, final = false, label = 'input'): number {
+  /**
+   * Someone else's P2WPKH input with its witness UTXO and its full previous transaction (what a coordinator
+   * following BIP-174 includes for segwit v0), optionally already final with a made-up witness.
+   */
+  addStrangerInput(amount: bigint, final = false, label = 'input', o: { withoutPreviousTransaction?: boolean } = {}): number {
     const script = strangerScript(label);
     const funding = fundingTransaction([{ script, amount }]);
     return this.tx.addInput({
       txid: funding.txid,
       index: 0,
       witnessUtxo: { script, amount },
+      ...(o.withoutPreviousTransaction ? {} : { nonWitnessUtxo: funding.raw }),
       ...(final ? { finalScriptWitness: [new Uint8Array(71).fill(1), new Uint8Array(33).fill(2)] } : {}),
     }, true);
   }
