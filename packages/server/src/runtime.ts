@@ -356,18 +356,6 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
     const lifecycle = new LifecycleService(deps, operator, submitter, lifecycleFaultPoints(process.env.AIRLOCK_FAULT));
     const revokeAll = new RevokeAllService(deps, lifecycle, { credentials: signing.credentials, ...(chain ? { chainReader: chain } : {}) });
     const timers: NodeJS.Timeout[] = [];
-    // One checkpoint at a time: a tick that comes while one is still running (a slow store, a long first read of
-    // the log by a key process) is skipped, and shutdown waits for it before its own. Two at once would check
-    // the same leaves twice and ask the audit key for the same head twice.
-    let checkpointing: Promise<unknown> | undefined;
-    const checkpointAlone = () => {
-      if (checkpointing) return Promise.resolve(undefined);
-      const run = audit.checkpoint().finally(() => {
-        if (checkpointing === run) checkpointing = undefined;
-      });
-      checkpointing = run;
-      return run;
-    };
     if (options.timers !== false) {
       const background = (fn: () => Promise<unknown>, ms: number) => {
         // A failing background job is reported, never silent: a checkpoint that cannot be signed is an incident.
@@ -375,7 +363,11 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
         t.unref();
         timers.push(t);
       };
-      background(checkpointAlone, config.checkpointIntervalMs);
+      // Ticks may overlap (a checkpoint slower than the interval): the key process reads and folds the log one
+      // request at a time, so two heads asked at once cost a refused older head at worst. A guard that skipped ticks
+      // while one ran was tried (2026-12-03) and reverted: on a full disk a checkpoint never settled, every later
+      // tick was skipped, and signing stayed halted after space was freed (torture store-faults).
+      background(() => audit.checkpoint(), config.checkpointIntervalMs);
       background(() => operator.expireOverdue(), 30_000);
       background(() => x402.reconcile(), config.reconcileIntervalMs);
       if (lightningBackend) background(() => lightning.reconcile(), config.reconcileIntervalMs);
@@ -476,7 +468,6 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
         await nwc?.flushRefusals(true);
         for (const t of timers) clearInterval(t);
         await lightningBackend?.close?.().catch(() => undefined);
-        await checkpointing?.catch(() => undefined);
         await audit.checkpoint().catch(() => undefined);
         hsm?.close();
         openedVault?.wipe();
