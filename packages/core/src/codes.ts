@@ -66,6 +66,8 @@ export const ERROR_CODES = {
   key_process_unavailable: { status: 503, summary: 'The key process (AIRLOCK_KEY_PROCESS_SOCKET) does not answer; nothing was signed. The decision stays recorded and its spend reserved.' },
   key_process_refused: { status: 403, summary: "The key process refused to sign: the request is not bound to a committed decision that allowed it (details.reason names its check, docs/custody.md); nothing was signed." },
   key_process_rate_limited: { status: 429, summary: "The key process's own rate limit (per agent or global) refused the signature; nothing was signed. See details.reason and Retry-After." },
+  key_process_log_rewritten: { status: 409, summary: 'The key process refused to start: the audit log no longer holds the tree head it signed before (its own record, or the newest stored head its audit key signed). The log was rewritten or restored from an older backup; see docs/custody.md, "Across restarts".' },
+  key_process_head_record_invalid: { status: 400, summary: "The key process's record of the last tree head it signed cannot be read, or belongs to another vault; it does not start without it (--forget-signed-head, after checking the log)." },
   // threshold cluster (FROST signer nodes and their coordinator)
   frost_dkg_failed: { status: 400, summary: 'A key-generation message fails its signature, proof of knowledge or share check, names a node outside the cluster, or the nodes\' confirmations disagree (details.node names the sender when known); no key was kept.' },
   frost_key_not_ready: { status: 409, summary: 'The signer node has no confirmed key share yet (run the key-generation ceremony), or already has one and refuses a second ceremony.' },

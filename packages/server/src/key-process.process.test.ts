@@ -44,6 +44,15 @@ function ask(socketPath: string, method: string, params: Record<string, unknown>
   });
 }
 
+/**
+ * The key process's log line for a request it answered: its log is written through a queue (AIRLOCK_LOG_QUEUE), so
+ * the line may reach the pipe a moment after the answer; waits up to 5 s for it, then fails with the output.
+ */
+async function outputMatches(output: () => string, pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 100 && !pattern.test(output()); i++) await new Promise((r) => setTimeout(r, 50));
+  assert.match(output(), pattern);
+}
+
 const paymentPolicy = () => {
   const policy = usdcPolicy();
   return { ...policy, rules: [...policy.rules, { name: 'paid-api', type: 'allow', match: { chains: [BASE], kinds: ['eip3009.transfer_with_authorization'], to: [ALICE], resources: ['https://api.example.com/**'] } }] };
@@ -136,7 +145,7 @@ describe('key process: a separate process holds the keys and signs only committe
     }
     assert.equal(verify.body.ok, true, JSON.stringify(verify.body));
     assert.ok(verify.body.treeHeads > 0 && verify.body.entries - verify.body.unanchored >= head.treeSize, JSON.stringify(verify.body));
-    assert.match(keyProcess.output(), /"msg":"signed","method":"signTreeHead"/);
+    await outputMatches(() => keyProcess.output(), /"msg":"signed","method":"signTreeHead"/);
   });
 
   describe('an attacker holding the socket', () => {
@@ -248,7 +257,7 @@ describe('key process: a separate process holds the keys and signs only committe
       assert.equal(r.body.error.code, 'key_process_rate_limited');
       assert.equal(r.body.error.details.reason, 'agent_rate');
     }
-    assert.match(keyProcess.output(), /"code":"key_process_rate_limited","reason":"agent_rate"/);
+    await outputMatches(() => keyProcess.output(), /"code":"key_process_rate_limited","reason":"agent_rate"/);
   });
 });
 
@@ -424,7 +433,7 @@ describe('key process: it signs only from audit leaves it read and checked itsel
     } finally {
       setLeaf(allowed.seq, original.leaf);
     }
-    assert.match(keyProcess.output(), new RegExp(`"msg":"refused","method":"signBound","code":"key_process_refused","reason":"audit_leaf_mismatch","agentId":"${agent.id}","auditSeq":${allowed.seq}`));
+    await outputMatches(() => keyProcess.output(), new RegExp(`"msg":"refused","method":"signBound","code":"key_process_refused","reason":"audit_leaf_mismatch","agentId":"${agent.id}","auditSeq":${allowed.seq}`));
   });
 
   test('the same with its hash column and every stored tree node rewritten to match (a laundered log): refused audit_leaf_mismatch, and from the leaves when the nodes are deleted', async () => {
@@ -464,7 +473,7 @@ describe('key process: it signs only from audit leaves it read and checked itsel
       putTreeNodes(nodes);
     }
     // Its `signed` line names the leaf it was signed from: the entry's leaf hash in the log.
-    assert.match(keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"decision","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${allowed.seq},"leafHash":"${row(allowed.seq).hash}"`));
+    await outputMatches(() => keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"decision","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${allowed.seq},"leafHash":"${row(allowed.seq).hash}"`));
   });
 
   test('a decision forged into the log, signed, then rewritten before the next head: the head over the rewritten log is refused tree_root_mismatch; the one over what the key process read makes `audit verify` fail', async () => {
@@ -508,7 +517,7 @@ describe('key process: it signs only from audit leaves it read and checked itsel
     assert.equal(verify.firstBad.seq, size, JSON.stringify(verify));
     assert.match(verify.firstBad.reason, new RegExp(`does not match the signed tree head of size ${size}`));
     // The key process's own record: the forged entry's seq, and the leaf it signed from.
-    assert.match(keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"decision","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${forged},"leafHash":"${asRead.hash}"`));
+    await outputMatches(() => keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"decision","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${forged},"leafHash":"${asRead.hash}"`));
   });
 });
 
@@ -621,7 +630,7 @@ describe('key process: rotation sweeps and revoke-all sign bound to their commit
       assert.equal(planned.data.jobId, job.id);
       assert.ok(job.signedAuditSeq > job.auditSeq, JSON.stringify(job));
       assert.equal(parseTransaction(job.rawTransaction).nonce, planned.data.payload.transaction.nonce);
-      assert.match(keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"lifecycle","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${job.auditSeq}`));
+      await outputMatches(() => keyProcess.output(), new RegExp(`"msg":"signed","method":"signBound","kind":"lifecycle","agentId":"${agent.id}","action":"evm.transaction","auditSeq":${job.auditSeq}`));
     }
   });
 
@@ -665,7 +674,7 @@ describe('key process: rotation sweeps and revoke-all sign bound to their commit
       const plans = (await admin('GET', `/v1/audit?type=lifecycle.planned&agent=${agent.id}&limit=1000`)).body.entries;
       const typedPlan = plans.find((e: any) => e.action === 'evm.typed_data');
       assert.equal(typedPlan.data.payload.typedData.message.value, '0');
-      assert.match(keyProcess.output(), new RegExp(`"kind":"lifecycle","agentId":"${agent.id}","action":"evm.typed_data","auditSeq":${typedPlan.seq}`));
+      await outputMatches(() => keyProcess.output(), new RegExp(`"kind":"lifecycle","agentId":"${agent.id}","action":"evm.typed_data","auditSeq":${typedPlan.seq}`));
     });
 
     const logged = new Map<string, number>();

@@ -1,11 +1,12 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { AirlockError, BoundSigningGuard, TreeHeadGuard, VerifiedAuditLog, bindingRefused, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
+import { AirlockError, BoundSigningGuard, TreeHeadGuard, VerifiedAuditLog, bindingRefused, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
 import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, isTokenPath, openVault, type UnsealedVault } from '@airlock/keys';
 import { openStore } from '@airlock/store';
-import { chainAdapters, chooseKeyBackend, type VaultOptions } from '../runtime.ts';
+import { chainAdapters, chooseKeyBackend, verifySchnorr, type VaultOptions } from '../runtime.ts';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
 import type { Logger } from '../http/request-log.ts';
+import { defaultHeadRecordPath, readSignedHeadRecord, SignedHeadRecorder, type SignedHeadRecord } from './signed-head-record.ts';
 import { decodeWire, encodeWire, isKeyProcessMethod, wireError, type KeyProcessMethod } from './wire.ts';
 
 /** Signatures (and key-path operations) per second and burst, per agent and for the whole process. */
@@ -46,6 +47,10 @@ export interface KeyProcessOptions {
   vault?: VaultOptions;
   env?: NodeJS.ProcessEnv;
   now?: () => number;
+  /** Its record of the last tree head it signed (signed-head-record.ts); default beside the vault file. */
+  headRecordPath?: string;
+  /** Start without holding the log to the heads signed before (a log restored from a backup, after checking it). */
+  forgetSignedHead?: boolean;
 }
 
 export interface RunningKeyProcess {
@@ -82,11 +87,18 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     const vaultKeys = vault.keyBackend(native ? 'native' : 'hd');
     hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
     const keys: KeyBackend = hsm ?? vaultKeys;
-    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now });
+    const headPath = options.headRecordPath ?? defaultHeadRecordPath(options.vaultPath);
+    const record = options.forgetSignedHead ? undefined : await readSignedHeadRecord(headPath, bound);
+    const heads = new SignedHeadRecorder(headPath, bound, record);
+    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads });
     // The whole log is read (and every leaf hashed) before the socket exists: a daemon waiting for the key process
     // is told it is there only once a request will not wait for that read.
+    // First up to the heads signed before (checked as it goes), then the rest: held to a head before its leaves
+    // can be folded away unchecked (a long log is folded as it is read, VerifiedAuditLog's MAX_AHEAD).
     const started = Date.now();
-    const leaves = await handler.catchUp();
+    if (options.forgetSignedHead) logger.log('warn', 'signed-head record forgotten: the log is taken as it is now', { headFile: headPath });
+    else await handler.holdToSignedHeads(record);
+    const leaves = handler.logSize + (await handler.catchUp());
     logger.log('info', 'audit log read', { leaves, ms: Date.now() - started });
     const server = createServer((req, res) => void handler.serve(req, res));
     if (existsSync(options.socketPath)) unlinkSync(options.socketPath);
@@ -135,6 +147,7 @@ interface HandlerDeps {
   logger: Logger;
   native: boolean;
   now: () => number;
+  heads: SignedHeadRecorder;
 }
 
 /** One request: method from the URL path, params as the body (wire.ts), `{result}` or `{error}` back. */
@@ -160,9 +173,47 @@ class KeyProcessHandler {
     this.keygen = new SessionRateLimiter(deps.rates.keygen);
   }
 
+  /** Leaves of the log read so far. */
+  get logSize(): number {
+    return this.log.size;
+  }
+
   /** Reads the log as it is now (VerifiedAuditLog.catchUp); how many leaves. */
   catchUp(): Promise<number> {
     return this.log.catchUp();
+  }
+
+  /**
+   * At start, after reading the log: it must still hold the heads signed before, so a log rewritten while the key
+   * process was down (leaves, hash columns and tree nodes laundered to agree) is refused before anything is signed
+   * from it. The heads: its own record (a file the daemon cannot write), and the newest head in the store if the
+   * audit key really signed it (the daemon can delete stored heads, not forge one). Each is folded in size order;
+   * a root that differs, or a log shorter than a head, is `key_process_log_rewritten`.
+   */
+  async holdToSignedHeads(record: SignedHeadRecord | undefined): Promise<void> {
+    const { store, keys, logger } = this.deps;
+    const heads: { treeSize: number; rootHash: string; at: number; from: string }[] = [];
+    if (record) heads.push({ ...record, from: 'its record' });
+    const stored = await store.lastTreeHead();
+    if (stored) {
+      const ours = Buffer.from((await keys.getPublicKey(AUDIT_KEY_PATH)).subarray(1)).toString('hex');
+      const digest = treeHeadDigest(stored);
+      if (stored.publicKey === ours && verifySchnorr(stored.publicKey, digest, stored.signature)) heads.push({ ...stored, from: 'the store' });
+      else logger.log('warn', "the store's newest tree head is not signed by this key process's audit key: not held to it", { treeSize: stored.treeSize });
+    }
+    heads.sort((a, b) => a.treeSize - b.treeSize);
+    for (const head of heads) {
+      try {
+        await this.log.foldTo(head.treeSize, head.rootHash);
+      } catch (e) {
+        const why = e instanceof AirlockError ? e.message : String(e);
+        throw new AirlockError('key_process_log_rewritten', `The audit log is not the log under the tree head of size ${head.treeSize} this key process signed at ${new Date(head.at).toISOString()} (from ${head.from}): ${why} Nothing was signed.`, {
+          details: { treeSize: head.treeSize, rootHash: head.rootHash, logSize: this.log.size },
+          hints: ['Run `airlock audit verify` against your exported signed heads: a rewritten log is an incident (docs/operations.md).', 'A store restored from an older backup: check it, then start the key process once with --forget-signed-head.'],
+        });
+      }
+      logger.log('info', 'held to a signed head', { treeSize: head.treeSize, from: head.from });
+    }
   }
 
   async serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -223,6 +274,8 @@ class KeyProcessHandler {
         this.admit('audit');
         const head = p.head as TreeHeadToSign;
         const signature = await this.treeHeads.sign(AUDIT_KEY_PATH, head);
+        // Recorded before the signature leaves: the daemon never holds a head the next start does not hold the log to.
+        await this.deps.heads.record(head);
         this.deps.logger.log('info', 'signed', { method, treeSize: head.treeSize });
         return signature;
       }

@@ -140,9 +140,9 @@ export async function startDaemon(data: DaemonData, env: Record<string, string> 
  * Spawns `airlock key-process` on a data directory (the vault's KDF runs here); resolves once it listens on
  * `socketPath`. `url` is the socket path. Killed with the daemons by killAllDaemons().
  */
-export async function startKeyProcessChild(data: DaemonData, socketPath: string, env: Record<string, string> = {}): Promise<Daemon & { child: ChildProcess }> {
+export async function startKeyProcessChild(data: DaemonData, socketPath: string, env: Record<string, string> = {}, args: string[] = []): Promise<Daemon & { child: ChildProcess }> {
   const { child, output, kill } = await spawnServing(
-    ['key-process', '--socket', socketPath],
+    ['key-process', '--socket', socketPath, ...args],
     { ...process.env, ...env, AIRLOCK_DATA_DIR: data.dataDir, AIRLOCK_STORE: data.storeUrl, AIRLOCK_PASSPHRASE: data.passphrase },
     /Key process listening on/,
     'key process',
