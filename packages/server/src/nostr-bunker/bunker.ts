@@ -24,7 +24,7 @@
 import { randomBytes } from 'node:crypto';
 import { isAirlockError, parseUntrustedJson, type AgentAuth, type Clock } from '@airlock/core';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
-import { BunkerConnections, type SessionGrant } from './connections.ts';
+import { BunkerConnections, requestIdsToRemember, type SessionGrant } from './connections.ts';
 import { HeldEvents } from './held-events.ts';
 import { isHexPubkey, isValidSignedEvent, nostrEventId } from './nip01.ts';
 import type { NostrServicePort, NostrTransport, SignedNostrEvent, UnsignedNostrEvent } from './port.ts';
@@ -103,7 +103,7 @@ interface Nip46Request {
 export class NostrBunker {
   readonly stats: BunkerStats = { droppedInvalid: 0, droppedUnaddressed: 0, droppedStale: 0, droppedUnconnected: 0, rateLimited: 0, replayed: 0, refused: 0, answered: 0 };
   private readonly options: BunkerOptions;
-  private readonly connections = new BunkerConnections();
+  private readonly connections: BunkerConnections;
   private readonly held = new HeldEvents();
   private readonly limiter: SessionRateLimiter;
   private readonly unconnectedLimiter = new SessionRateLimiter(UNCONNECTED_RATE);
@@ -116,6 +116,7 @@ export class NostrBunker {
     if (options.relays.length === 0) throw new RangeError('NostrBunker: at least one relay');
     this.options = options;
     this.limiter = new SessionRateLimiter(options.clientRate);
+    this.connections = new BunkerConnections(requestIdsToRemember(options.clientRate, MAX_ENVELOPE_SKEW_SECONDS));
     this.relays = options.relays.map((url) => new RelayConnection(url, { onEvent: (_sub, e) => void this.receive(e), ...(options.log ? { onProblem: options.log } : {}) }));
   }
 

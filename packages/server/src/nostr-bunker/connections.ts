@@ -16,8 +16,23 @@ export interface SessionGrant {
 /**
  * Request ids remembered per connected client for replay detection (the newest ones; older ids fall out). Only
  * connected clients have any: a key that never connected leaves nothing behind, so fresh keys cannot grow this.
+ * At least this many; more when the client's rate lets it send more within the window an envelope is accepted in
+ * (`requestIdsToRemember`).
  */
-const REMEMBERED_REQUEST_IDS = 4096;
+const MIN_REMEMBERED_REQUEST_IDS = 4096;
+
+/**
+ * How many request ids a client must be remembered for, so that a relay replaying one of its envelopes while
+ * that envelope is still inside the date window (`windowSeconds` either side of now) finds its id still held:
+ * every request the client's bucket lets through across the whole window, both sides (a client whose clock runs
+ * ahead dates its envelopes up to the window's end), plus its burst, with a tenth to spare. A fixed 4,096 had
+ * covered the default rate only: at AIRLOCK_NOSTR_BUNKER_RATE 7 a client sends 4,220 in 10 minutes and a relay
+ * could replay one after its id fell out (found by review).
+ */
+export function requestIdsToRemember(rate: { perSecond: number; burst: number }, windowSeconds: number): number {
+  const within = rate.perSecond * windowSeconds * 2 + rate.burst;
+  return Math.max(MIN_REMEMBERED_REQUEST_IDS, Math.ceil(within * 1.1));
+}
 /** Envelope ids remembered across clients: the same event arrives once per relay. */
 const REMEMBERED_EVENT_IDS = 65_536;
 
@@ -26,10 +41,16 @@ function sha256Hex(text: string): string {
 }
 
 export class BunkerConnections {
+  /** Request ids kept per connected client (requestIdsToRemember). */
+  readonly rememberedRequestIds: number;
   private readonly secrets = new Map<string, SessionGrant>();
   private readonly clients = new Map<string, SessionGrant>();
   private readonly requestIds = new Map<string, Set<string>>();
   private readonly eventIds = new Set<string>();
+
+  constructor(rememberedRequestIds = MIN_REMEMBERED_REQUEST_IDS) {
+    this.rememberedRequestIds = rememberedRequestIds;
+  }
 
   /** Remembers the hash of a new single-use secret. */
   addSecret(secret: string, grant: SessionGrant): void {
@@ -95,7 +116,7 @@ export class BunkerConnections {
     let ids = this.requestIds.get(key);
     if (!ids) this.requestIds.set(key, (ids = new Set()));
     if (ids.has(requestId)) return false;
-    if (ids.size >= REMEMBERED_REQUEST_IDS) ids.delete(ids.values().next().value!);
+    if (ids.size >= this.rememberedRequestIds) ids.delete(ids.values().next().value!);
     ids.add(requestId);
     return true;
   }

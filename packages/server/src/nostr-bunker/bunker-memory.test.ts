@@ -1,0 +1,61 @@
+// The bunker's in-memory bounds, at their real sizes (docs/threat-model.md, "Nostr bunker: an old envelope replayed
+// by a relay" and "asking again for an event held for approval"): a relay's replay finds the request id still held
+// at any configured rate, and a client flooding held events pushes out only its own.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BunkerConnections, requestIdsToRemember } from './connections.ts';
+import { HELD_LIMITS, HeldEvents } from './held-events.ts';
+
+const WINDOW_SECONDS = 600; // bunker.ts MAX_ENVELOPE_SKEW_SECONDS
+
+for (const perSecond of [5, 7, 50]) {
+  test(`at AIRLOCK_NOSTR_BUNKER_RATE ${perSecond}: every request a client can send inside the envelope window later, the first one replayed is still refused`, () => {
+    const rate = { perSecond, burst: 20 };
+    const connections = new BunkerConnections(requestIdsToRemember(rate, WINDOW_SECONDS));
+    connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' });
+    // As many as its bucket lets through across the window on both sides, plus its burst.
+    const sendable = perSecond * WINDOW_SECONDS * 2 + rate.burst;
+    assert.equal(connections.firstUseOfRequestId('transport', 'client', 'first'), true);
+    for (let i = 0; i < sendable; i++) connections.firstUseOfRequestId('transport', 'client', `r${i}`);
+    assert.equal(connections.firstUseOfRequestId('transport', 'client', 'first'), false, 'the replayed id is still remembered');
+  });
+}
+
+test('a fixed 4,096 ids (the bound before) let an id fall out at rate 7: the sizing is what holds it', () => {
+  const connections = new BunkerConnections(4096);
+  connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' });
+  connections.firstUseOfRequestId('transport', 'client', 'first');
+  for (let i = 0; i < 7 * WINDOW_SECONDS + 20; i++) connections.firstUseOfRequestId('transport', 'client', `r${i}`);
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', 'first'), true, 'forgotten: a replay would be served');
+});
+
+test("a session flooding held events pushes out only its own: another session's held events are still found", () => {
+  const held = new HeldEvents();
+  for (let i = 0; i < 5; i++) held.hold('victim', `v${i}`, `apr_v${i}`);
+  // One connected client, then several, each far past its own bound.
+  for (let s = 0; s < 12; s++) for (let i = 0; i < HELD_LIMITS.perSession * 2; i++) held.hold(`flood${s}`, `e${i}`, `apr_${s}_${i}`);
+  for (let i = 0; i < 5; i++) assert.equal(held.approvalFor('victim', `v${i}`), `apr_v${i}`);
+  assert.ok(held.size <= HELD_LIMITS.total, `bounded in all (${held.size})`);
+  // A flooding session keeps its newest, up to its own bound.
+  assert.equal(held.approvalFor('flood0', `e${HELD_LIMITS.perSession * 2 - 1}`), `apr_0_${HELD_LIMITS.perSession * 2 - 1}`);
+  assert.equal(held.approvalFor('flood0', 'e0'), undefined);
+});
+
+test('held events: released and forgotten sessions give their room back; asking again moves an event to the newest', () => {
+  const held = new HeldEvents({ total: 4, perSession: 3 });
+  held.hold('a', '1', 'x1');
+  held.hold('a', '2', 'x2');
+  held.hold('a', '1', 'x1'); // again: newest now
+  held.hold('a', '3', 'x3');
+  held.hold('a', '4', 'x4'); // a is at its bound: its oldest ('2') goes
+  assert.deepEqual(['1', '2', '3', '4'].map((e) => held.approvalFor('a', e)), ['x1', undefined, 'x3', 'x4']);
+  held.hold('b', '1', 'y1'); // 4 in all now
+  assert.equal(held.approvalFor('a', '1'), 'x1');
+  held.hold('b', '2', 'y2'); // past 4 in all: the largest session (a) gives up its oldest ('1'), not b
+  assert.equal(held.approvalFor('a', '1'), undefined);
+  assert.deepEqual([held.approvalFor('b', '1'), held.approvalFor('b', '2'), held.size], ['y1', 'y2', 4]);
+  held.release('a', '3');
+  held.forgetSession('b');
+  assert.equal(held.size, 1);
+  assert.equal(held.approvalFor('a', '4'), 'x4');
+});
