@@ -79,6 +79,9 @@ describe('airlock lightning, end to end', () => {
       AIRLOCK_LND_TLS_CERT: join(dir, 'tls.cert'),
       // Only the rounds the test asks for, so each answer is its own.
       AIRLOCK_RECONCILE_INTERVAL: '1h',
+      // A failure a lookup reads is believed once the pay timeout and this grace passed (it may be an earlier attempt's).
+      AIRLOCK_LIGHTNING_PAY_TIMEOUT: '1s',
+      AIRLOCK_LIGHTNING_NOT_FOUND_GRACE: '1s',
     };
     data = await prepareDaemonData('sqlite');
     await start(lightningEnv);
@@ -136,8 +139,11 @@ describe('airlock lightning, end to end', () => {
   });
 
   test('reconcile: the backend answers for every payment in flight; the holds go with them', async () => {
-    const inFlight = JSON.parse(ok(await airlock('payments', '--state', 'in_flight', '--json'))).payments as { paymentHash: string }[];
+    const inFlight = JSON.parse(ok(await airlock('payments', '--state', 'in_flight', '--json'))).payments as { paymentHash: string; createdAt: string }[];
     assert.equal(inFlight.length, 2);
+    // Past both payments' pay timeout and grace: LND's failure is believed (until then it could be an earlier attempt's).
+    const graceOver = Math.max(...inFlight.map((p) => Date.parse(p.createdAt))) + 2_100;
+    await new Promise((r) => setTimeout(r, Math.max(0, graceOver - Date.now())));
     ln.release(inFlight[0]!.paymentHash, { succeed: true, feeMsat: 25n });
     ln.release(inFlight[1]!.paymentHash, { succeed: false, reason: 'incorrect_payment_details' });
     const out = ok(await airlock('reconcile'));

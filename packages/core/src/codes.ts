@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   body_too_large: { status: 413, summary: 'The request body exceeds the size limit.' },
   forbidden_json_key: { status: 400, summary: 'A JSON key is `__proto__`, `constructor` or `prototype`; refused at any depth.' },
   payload_too_deep: { status: 400, summary: 'The JSON (or an EIP-712 struct type) nests deeper than 64 levels, or a struct type contains itself.' },
+  typed_data_too_large: { status: 400, summary: 'The EIP-712 typed data exceeds a decoding limit (name or type length, number of types, fields per type, encoded type length, values in the message: docs/api.md); details.limit names it, with max and found. Nothing was hashed or signed.' },
   not_found: { status: 404, summary: 'No such resource.' },
   // auth
   unauthenticated: { status: 401, summary: 'No valid credential was presented.' },
@@ -26,6 +27,7 @@ export const ERROR_CODES = {
   session_not_narrower: { status: 403, summary: 'A child session would be wider than the session it derives from (details.axis: actions, chains, budgets or expiry); nothing was created.' },
   session_depth_exceeded: { status: 403, summary: 'Sessions derive children at most 4 levels below an operator-issued session; nothing was created.' },
   session_children_exceeded: { status: 403, summary: 'The session already has as many live child sessions as it may (100); revoke some first. Nothing was created.' },
+  session_derivations_exceeded: { status: 403, summary: 'The session has derived as many child sessions as it may over its lifetime (1000, revoked and expired ones included): revoking does not give any back. Ask the operator for a new session. Nothing was created.' },
   agent_frozen: { status: 403, summary: 'The agent is frozen; nothing is signed until it is unfrozen.' },
   agent_retired: { status: 403, summary: 'The agent is retired.' },
   key_rotated: { status: 403, summary: "The request names as its signer an earlier key of this agent, rotated since (rule agent_keys/rotated); nothing was signed or charged. Build it for the agent's current address (GET /v1/session)." },
@@ -35,10 +37,12 @@ export const ERROR_CODES = {
   // policy
   policy_denied: { status: 403, summary: 'Policy denied the request; see violations.' },
   invalid_policy: { status: 400, summary: 'The policy document is not valid; see the path in the message.' },
+  breaker_holds_agent: { status: 403, summary: 'A circuit breaker (action require_approval) holds this agent\'s requests for approval, and this operation cannot wait for one (NIP-44, NIP-04): refused until an operator resets the breaker (details.rule, details.breakerId; violations breaker_open or breaker_tripped). Nothing was done or counted.' },
   // ledger / idempotency
   idempotency_conflict: { status: 409, summary: 'The Idempotency-Key was used before with a different payload.' },
   nonce_reused: { status: 409, summary: 'The nonce (of an authorization or permit, a Safe transaction or a user operation) was already signed over different content; only a byte-identical replay is released.' },
   approval_not_pending: { status: 409, summary: 'The approval was already decided, consumed or expired.' },
+  approval_policy_denies: { status: 409, summary: 'The policy changed since the request was held and now denies it (see violations): the approval was closed as denied, its hold released, and nothing was signed or paid.' },
   conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
   breaker_not_tripped: { status: 409, summary: 'The circuit breaker was already reset (only a tripped breaker can be reset).' },
   // approvals by quorum (signed approver votes)
@@ -165,6 +169,7 @@ export const VIOLATION_CODES = {
   unknown_typed_data: 'The typed data is not a known type and no rule names its domain and primary type.',
   typed_data_domain_not_allowed: 'The EIP-712 domain is not allowed.',
   message_not_allowed: 'Personal messages are denied unless a rule names them.',
+  message_hash_length: 'A personal message of exactly 32 bytes (the length of a hash a Safe or smart account may take as its owner\'s approval) is denied unless an allow rule names message with allow_hash_length: true.',
   fee_exceeds_cap: 'A fee field exceeds its cap.',
   validity_too_long: 'The authorization is valid for longer than allowed.',
   validity_expired: 'The authorization is already expired.',
@@ -205,6 +210,7 @@ export const VIOLATION_CODES = {
   abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
   delegatecall_not_allowed: "A Safe transaction DELEGATECALLs a contract (its code would run as the Safe, with all its funds) and no allow rule names kinds: [contract.delegatecall] and that exact contract. Canonical MultiSend batches are decoded instead.",
   safe_refund_not_allowed: 'The Safe transaction pays a gas refund (gasPrice > 0) and no allow rule names kinds: [safe.gas_refund] covering its receiver and asset.',
+  held_request_undecodable: "A pending approval's stored request no longer decodes to the request that was held (its digest, its x402 or L402 context), so it cannot be judged under the policy in force: the grant is refused (rule approvals/recheck) and nothing is signed.",
 } as const;
 
 export type ViolationCode = keyof typeof VIOLATION_CODES;

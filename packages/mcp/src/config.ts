@@ -1,6 +1,7 @@
 // Where the MCP server finds Airlock, its session token and the chains it can broadcast on. The token comes
 // from the environment or a file, never from the model: no tool takes it as input and none prints it.
 import { readFileSync } from 'node:fs';
+import { ALLOW_PRIVATE_URLS_ENV, parsePrivateUrlAllowance, type PrivateUrlAllowance } from './outbound.ts';
 
 export interface McpConfig {
   /** Airlock's base URL (AIRLOCK_URL, default http://127.0.0.1:8420). */
@@ -9,6 +10,11 @@ export interface McpConfig {
   token: string;
   /** JSON-RPC URL per chain id, for broadcasting (AIRLOCK_EVM_RPC="eip155:31337=http://127.0.0.1:8545,…"). */
   rpc: Map<number, string>;
+  /**
+   * Private targets pay_x402 and pay_l402 may fetch after all (AIRLOCK_MCP_ALLOW_PRIVATE_URLS: `1` for every
+   * loopback and private address, or a comma-separated list of hosts). Absent: none.
+   */
+  allowPrivateUrls?: PrivateUrlAllowance;
 }
 
 /** A configuration problem: the message names the variable, never its value. */
@@ -19,7 +25,12 @@ export class McpConfigError extends Error {
 export function readMcpConfig(env: NodeJS.ProcessEnv, flags: { url?: string; sessionFile?: string; rpc?: string[] } = {}): McpConfig {
   const url = (flags.url || env.AIRLOCK_URL || 'http://127.0.0.1:8420').replace(/\/+$/, '');
   if (!URL.canParse(url)) throw new McpConfigError('AIRLOCK_URL (or --url) is not a URL.');
-  return { url, token: readToken(env, flags.sessionFile), rpc: parseRpc([...(env.AIRLOCK_EVM_RPC ? [env.AIRLOCK_EVM_RPC] : []), ...(flags.rpc ?? [])].join(',')) };
+  return {
+    url,
+    token: readToken(env, flags.sessionFile),
+    rpc: parseRpc([...(env.AIRLOCK_EVM_RPC ? [env.AIRLOCK_EVM_RPC] : []), ...(flags.rpc ?? [])].join(',')),
+    allowPrivateUrls: parsePrivateUrlAllowance(env[ALLOW_PRIVATE_URLS_ENV]),
+  };
 }
 
 function readToken(env: NodeJS.ProcessEnv, sessionFile: string | undefined): string {

@@ -5,6 +5,7 @@ import { createPublicClient, createWalletClient, defineChain, http as rpcTranspo
 import { airlockAccount, createAirlockHttp, createL402Fetch, fetchWithAirlock, type AirlockHttp, type AirlockPaidFetch } from '@airlock/sdk';
 import type { McpConfig } from './config.ts';
 import { ToolError } from './results.ts';
+import { createOutboundFetch } from './outbound.ts';
 
 export interface TrackedApproval {
   id: string;
@@ -64,7 +65,10 @@ export function createToolContext(config: McpConfig): ToolContext {
     return { chain, rpcUrl };
   };
   const http = createAirlockHttp(options);
-  const l402 = observedL402Fetch(http);
+  // What the paying tools fetch goes through the outbound check (no private targets, never the daemon, no
+  // redirects); Airlock itself is reached with the plain fetch above.
+  const outbound = createOutboundFetch({ daemonUrl: config.url, allow: config.allowPrivateUrls ?? { kind: 'none' } });
+  const l402 = observedL402Fetch(http, outbound);
   return {
     config,
     http,
@@ -76,7 +80,7 @@ export function createToolContext(config: McpConfig): ToolContext {
       });
       return account;
     },
-    payFetch: fetchWithAirlock(fetch, options),
+    payFetch: fetchWithAirlock(outbound, options),
     l402Fetch: l402.fetch,
     withoutL402Secrets: l402.withoutSecrets,
     chain(chainId) {
@@ -97,7 +101,7 @@ export function createToolContext(config: McpConfig): ToolContext {
  * at once, and a purchase belongs to the call whose request started it). Preimages are kept only to be cut out
  * of responses; a preimage is the credential's secret half.
  */
-function observedL402Fetch(http: AirlockHttp): { fetch: ToolContext['l402Fetch']; withoutSecrets(text: string): string } {
+function observedL402Fetch(http: AirlockHttp, outbound: typeof globalThis.fetch): { fetch: ToolContext['l402Fetch']; withoutSecrets(text: string): string } {
   const call = new AsyncLocalStorage<Map<string, L402PaymentMade>>();
   const preimages = new Set<string>();
   const observing: AirlockHttp = {
@@ -115,7 +119,7 @@ function observedL402Fetch(http: AirlockHttp): { fetch: ToolContext['l402Fetch']
       return answer;
     },
   };
-  const l402Fetch = createL402Fetch(observing);
+  const l402Fetch = createL402Fetch(observing, { fetch: outbound });
   return {
     fetch: (url, init) => {
       const payments = new Map<string, L402PaymentMade>();

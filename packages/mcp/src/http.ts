@@ -6,13 +6,50 @@ import type { AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { McpConfigError } from './config.ts';
 
 export const MCP_PATH = '/mcp';
 const MAX_BODY_BYTES = 1_048_576;
 
+/** An MCP session nobody used for this long is closed (its McpServer and transport freed). */
+export const DEFAULT_SESSION_IDLE_SECONDS = 1800;
+/** At most this many MCP sessions at once; an initialize beyond it is refused (503). */
+export const DEFAULT_MAX_SESSIONS = 32;
+export const SESSION_IDLE_ENV = 'AIRLOCK_MCP_SESSION_IDLE_SECONDS';
+export const MAX_SESSIONS_ENV = 'AIRLOCK_MCP_MAX_SESSIONS';
+
+export interface ServeHttpOptions {
+  host: string;
+  port: number;
+  /** Idle time after which a session is closed. Default: $AIRLOCK_MCP_SESSION_IDLE_SECONDS, else 30 minutes. */
+  sessionIdleMs?: number;
+  /** Sessions open at once. Default: $AIRLOCK_MCP_MAX_SESSIONS, else 32. */
+  maxSessions?: number;
+  /** Where the defaults are read from. Default process.env. */
+  env?: NodeJS.ProcessEnv;
+}
+
 export interface RunningMcpHttp {
   url: string;
+  /** Open MCP sessions (for tests and status). */
+  sessionCount(): number;
   close(): Promise<void>;
+}
+
+function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new McpConfigError(`${name} must be a positive integer.`);
+  return n;
+}
+
+interface Session {
+  transport: StreamableHTTPServerTransport;
+  server: McpServer;
+  lastActive: number;
+  /** Requests (and open GET streams) being served: a session with one is never idle. */
+  inFlight: number;
 }
 
 const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
@@ -44,9 +81,35 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   return JSON.parse(Buffer.concat(chunks).toString('utf8'));
 }
 
-export async function serveHttp(newServer: () => McpServer, opts: { host: string; port: number }): Promise<RunningMcpHttp> {
-  const sessions = new Map<string, StreamableHTTPServerTransport>();
+export async function serveHttp(newServer: () => McpServer, opts: ServeHttpOptions): Promise<RunningMcpHttp> {
+  const env = opts.env ?? process.env;
+  const idleMs = opts.sessionIdleMs ?? positiveInteger(env, SESSION_IDLE_ENV, DEFAULT_SESSION_IDLE_SECONDS) * 1000;
+  const maxSessions = opts.maxSessions ?? positiveInteger(env, MAX_SESSIONS_ENV, DEFAULT_MAX_SESSIONS);
+  const sessions = new Map<string, Session>();
+  /** Initializations under way: they count against the limit before they have a session id. */
+  let starting = 0;
   const loopbackOnly = LOOPBACK_HOSTS.has(opts.host) || opts.host === '::1';
+
+  const closeSession = async (session: Session): Promise<void> => {
+    if (session.transport.sessionId) sessions.delete(session.transport.sessionId);
+    await session.server.close().catch(() => {});
+  };
+  const sweep = () => {
+    const now = Date.now();
+    for (const session of sessions.values()) if (session.inFlight === 0 && now - session.lastActive >= idleMs) void closeSession(session);
+  };
+  const sweeper = setInterval(sweep, Math.max(10, Math.min(idleMs / 2, 60_000)));
+  sweeper.unref();
+
+  /** Marks `session` busy until `res` is done (a GET stream stays open as long as the client listens). */
+  const serving = (session: Session, res: ServerResponse): void => {
+    session.inFlight++;
+    session.lastActive = Date.now();
+    res.once('close', () => {
+      session.inFlight--;
+      session.lastActive = Date.now();
+    });
+  };
 
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '').split('?')[0];
@@ -55,9 +118,12 @@ export async function serveHttp(newServer: () => McpServer, opts: { host: string
     if (refused) return jsonRpcError(res, 403, refused);
     const sessionId = req.headers['mcp-session-id'];
     const existing = typeof sessionId === 'string' ? sessions.get(sessionId) : undefined;
+    // An unknown (ended or expired) session is 404: the client then starts a new one (MCP Streamable HTTP).
+    if (sessionId !== undefined && !existing) return jsonRpcError(res, 404, 'unknown mcp-session-id (the session ended or expired): start a new one with an initialize request');
+    if (existing) serving(existing, res);
     if (req.method !== 'POST') {
-      if (!existing) return jsonRpcError(res, 400, 'missing or unknown mcp-session-id');
-      return existing.handleRequest(req, res);
+      if (!existing) return jsonRpcError(res, 400, 'missing mcp-session-id');
+      return existing.transport.handleRequest(req, res);
     }
     let body: unknown;
     try {
@@ -65,17 +131,31 @@ export async function serveHttp(newServer: () => McpServer, opts: { host: string
     } catch {
       return jsonRpcError(res, 400, 'the body is not JSON (or is over 1 MiB)');
     }
-    if (existing) return existing.handleRequest(req, res, body);
-    if (sessionId !== undefined || !isInitializeRequest(body)) return jsonRpcError(res, 400, 'missing or unknown mcp-session-id (start with an initialize request)');
-    const transport = new StreamableHTTPServerTransport({
-      sessionIdGenerator: () => randomUUID(),
-      onsessioninitialized: (id) => void sessions.set(id, transport),
-    });
-    transport.onclose = () => {
-      if (transport.sessionId) sessions.delete(transport.sessionId);
-    };
-    await newServer().connect(transport);
-    await transport.handleRequest(req, res, body);
+    if (existing) return existing.transport.handleRequest(req, res, body);
+    if (!isInitializeRequest(body)) return jsonRpcError(res, 400, 'missing mcp-session-id (start with an initialize request)');
+    if (sessions.size + starting >= maxSessions) {
+      res.setHeader('retry-after', String(Math.ceil(idleMs / 1000)));
+      return jsonRpcError(res, 503, `too many MCP sessions (at most ${maxSessions}): end one (DELETE ${MCP_PATH} with its mcp-session-id) or wait until an idle one expires (after ${Math.ceil(idleMs / 1000)} s idle)`);
+    }
+    starting++;
+    try {
+      const server = newServer();
+      const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({
+        sessionIdGenerator: () => randomUUID(),
+        onsessioninitialized: (id) => {
+          const session: Session = { transport, server, lastActive: Date.now(), inFlight: 0 };
+          sessions.set(id, session);
+          serving(session, res);
+        },
+      });
+      transport.onclose = () => {
+        if (transport.sessionId) sessions.delete(transport.sessionId);
+      };
+      await server.connect(transport);
+      await transport.handleRequest(req, res, body);
+    } finally {
+      starting--;
+    }
   };
 
   const http: Server = createServer((req, res) => {
@@ -92,8 +172,10 @@ export async function serveHttp(newServer: () => McpServer, opts: { host: string
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
     url: `http://${hostForUrl}:${port}${MCP_PATH}`,
+    sessionCount: () => sessions.size,
     async close() {
-      for (const transport of sessions.values()) await transport.close().catch(() => {});
+      clearInterval(sweeper);
+      for (const session of [...sessions.values()]) await closeSession(session);
       http.closeAllConnections();
       await new Promise<void>((resolve) => http.close(() => resolve()));
     },

@@ -97,7 +97,7 @@ describe('pay_l402 through the official MCP client', () => {
     await admin.request('PUT', `/v1/policies/${name}`, { document: payeeOnlyPolicy(payee) });
     const issued = await admin.request<{ token: string }>('POST', `/v1/agents/${name}/sessions`, { ttl: '1h', actions: ['lightning.pay'] });
 
-    const transport = new StdioClientTransport({ command: NODE, args: [RUN_TS, 'mcp'], cwd: REPO_ROOT, env: { AIRLOCK_URL: airlock.url, AIRLOCK_SESSION: issued.body.token }, stderr: 'pipe' });
+    const transport = new StdioClientTransport({ command: NODE, args: [RUN_TS, 'mcp'], cwd: REPO_ROOT, env: { AIRLOCK_URL: airlock.url, AIRLOCK_SESSION: issued.body.token, AIRLOCK_MCP_ALLOW_PRIVATE_URLS: '1' }, stderr: 'pipe' });
     transport.stderr?.on('data', (d: Buffer) => (mcpStderr += d));
     client = new Client({ name: 'airlock-mcp-l402-test', version: '1.0.0' });
     await client.connect(transport);

@@ -66,7 +66,8 @@ describe('airlock mcp through the official MCP client', () => {
     ],
   });
 
-  const mcpEnv = () => ({ AIRLOCK_URL: tb.airlock.url, AIRLOCK_SESSION: agent.token, AIRLOCK_EVM_RPC: `${tb.caip2}=${tb.anvil.rpcUrl}` });
+  // The paid API runs on loopback, which pay_x402 refuses unless the operator allows private URLs.
+  const mcpEnv = () => ({ AIRLOCK_URL: tb.airlock.url, AIRLOCK_SESSION: agent.token, AIRLOCK_EVM_RPC: `${tb.caip2}=${tb.anvil.rpcUrl}`, AIRLOCK_MCP_ALLOW_PRIVATE_URLS: '1' });
 
   async function call(name: string, args: Record<string, unknown> = {}, via: Client = client): Promise<ToolAnswer> {
     const result = (await via.callTool({ name, arguments: args })) as ToolAnswer;

@@ -49,6 +49,9 @@ test('deriveChildSession: a sub-agent signs through a viem account on a child se
     assert.deepEqual((await sessionBudgets(child.http)).map((b) => b.sessionId), [child.session.id, session.id]);
 
     assert.ok((await revokeChildSession(parent, child.session.id)).revokedAt);
+    // Live ones by default (none now); with includeInactive the revoked child too, the pages followed to the end.
+    assert.deepEqual(await listChildSessions(parent), []);
+    assert.deepEqual((await listChildSessions(parent, { includeInactive: true })).map((s) => s.id), [child.session.id]);
     const revoked = await account.signTransaction(transfer(1, 3)).catch((e: unknown) => e);
     assert.equal(findAirlockError(revoked)?.code, 'session_revoked');
   } finally {

@@ -76,9 +76,21 @@ export async function deriveChildSession(parent: AirlockHttpOptions, request: Ch
   return { session: issued.session, token: issued.token, options, http: createAirlockHttp(options) };
 }
 
-/** The sessions derived from this client's session, at any depth (revoked and expired ones included). */
-export async function listChildSessions(client: AirlockClient): Promise<AirlockSession[]> {
-  return (await airlockHttpOf(client).request<{ sessions: AirlockSession[] }>('GET', '/v1/session/children')).body.sessions;
+/**
+ * The sessions derived from this client's session, at any depth, oldest first: the live ones, or with
+ * `includeInactive` revoked and expired ones too. Follows the server's pages (`next`) to the end.
+ */
+export async function listChildSessions(client: AirlockClient, options: { includeInactive?: boolean } = {}): Promise<AirlockSession[]> {
+  const http = airlockHttpOf(client);
+  const sessions: AirlockSession[] = [];
+  let after: string | undefined;
+  do {
+    const query = new URLSearchParams({ limit: '1000', ...(options.includeInactive ? { includeInactive: 'true' } : {}), ...(after !== undefined ? { after } : {}) });
+    const { body } = await http.request<{ sessions: AirlockSession[]; next?: string }>('GET', `/v1/session/children?${query}`);
+    sessions.push(...body.sessions);
+    after = body.next;
+  } while (after !== undefined);
+  return sessions;
 }
 
 /** Revokes a session derived from this client's session, with every session derived from it. */

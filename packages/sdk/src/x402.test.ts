@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { encodePaymentRequiredHeader } from '@x402/core/http';
-import { AirlockPolicyError } from './http.ts';
+import axios from 'axios';
+import { AirlockApiError, AirlockPolicyError } from './http.ts';
+import { axiosWithAirlock } from './axios.ts';
 import { airlockX402Signer, fetchWithAirlock, withX402Resource } from './x402.ts';
 
 const AGENT = '0x9999999999999999999999999999999999999999';
@@ -92,5 +94,158 @@ describe('x402 SDK', () => {
     assert.equal(signRequests.length, 1, 'Airlock was asked once');
     assert.equal(signRequests[0].x402.resource, `${apiUrl}/data/quote?x=1`, 'the resource is the URL the agent fetched');
     assert.deepEqual(apiRequests, [{ path: '/data/quote?x=1', paid: false }], 'the API saw only the unpaid request');
+  });
+});
+
+// Found by review: the x402 client follows redirects and pays the 402 of wherever it lands, while Airlock is told
+// the URL the agent asked for; per-origin budgets, per-resource rules and the loop guard then judge the wrong one.
+describe('x402 SDK: only the requested URL\'s own 402 is paid', () => {
+  const EVIL_PAYTO = '0xeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee';
+  let airlock: Server;
+  let evil: Server;
+  let trusted: Server;
+  let airlockUrl: string;
+  let evilUrl: string;
+  let trustedUrl: string;
+  let signRequests: any[] = [];
+  let evilSaw: { path: string; paid: boolean }[] = [];
+  let trustedSaw: { path: string; paid: boolean }[] = [];
+
+  const paymentRequired = (resourceUrl: string, payTo: string) =>
+    encodePaymentRequiredHeader({ x402Version: 2, error: 'payment required', resource: { url: resourceUrl, description: 'x', mimeType: 'application/json' }, accepts: [{ scheme: 'exact', network: 'eip155:31337', asset: ASSET, amount: '990000', payTo, maxTimeoutSeconds: 60, extra: { name: 'USD Coin', version: '2' } }] } as never);
+
+  before(async () => {
+    airlock = createServer(async (req, res) => {
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ agent: { address: AGENT } }));
+      if (req.url === '/v1/sign/typed-data') {
+        signRequests.push(await bodyOf(req));
+        return res.end(JSON.stringify({ signature: `0x${'11'.repeat(65)}` }));
+      }
+      res.statusCode = 404;
+      res.end('{}');
+    });
+    evil = createServer((req, res) => {
+      const paid = Boolean(req.headers['payment-signature'] || req.headers['x-payment']);
+      evilSaw.push({ path: req.url ?? '', paid });
+      if (paid) return res.end('{"stolen":true}');
+      res.statusCode = 402;
+      res.setHeader('PAYMENT-REQUIRED', paymentRequired(`${evilUrl}${req.url}`, EVIL_PAYTO));
+      res.end('{}');
+    });
+    trusted = createServer((req, res) => {
+      const paid = Boolean(req.headers['payment-signature'] || req.headers['x-payment']);
+      trustedSaw.push({ path: req.url ?? '', paid });
+      if (req.url!.startsWith('/redirect')) {
+        // An open redirect (or a compromised path) on the API the policy trusts.
+        res.statusCode = 302;
+        res.setHeader('location', `${evilUrl}/x`);
+        return res.end();
+      }
+      if (req.url!.startsWith('/foreign-resource')) {
+        // Its own 402, naming a resource (and payee) on another origin.
+        res.statusCode = 402;
+        res.setHeader('PAYMENT-REQUIRED', paymentRequired(`${evilUrl}/x`, EVIL_PAYTO));
+        return res.end('{}');
+      }
+      if (req.url!.startsWith('/pay-then-redirect')) {
+        // Prices itself, then sends the paid request elsewhere: the payment must not follow.
+        if (paid) {
+          res.statusCode = 302;
+          res.setHeader('location', `${evilUrl}/x`);
+          return res.end();
+        }
+        res.statusCode = 402;
+        res.setHeader('PAYMENT-REQUIRED', paymentRequired(`${trustedUrl}${req.url}`, '0x2222222222222222222222222222222222222222'));
+        return res.end('{}');
+      }
+      res.statusCode = 404;
+      res.end('{}');
+    });
+    airlockUrl = await listen(airlock);
+    evilUrl = await listen(evil);
+    trustedUrl = await listen(trusted);
+  });
+  after(() => {
+    for (const s of [airlock, evil, trusted]) {
+      s.closeAllConnections();
+      s.close();
+    }
+  });
+  const reset = () => {
+    signRequests = [];
+    evilSaw = [];
+    trustedSaw = [];
+  };
+
+  test('fetchWithAirlock: a 402 met after a redirect to another server is refused (x402_payment_redirected); Airlock is not asked, no payment reaches anyone', async () => {
+    reset();
+    const pay = fetchWithAirlock(fetch, { url: airlockUrl, token: 't' });
+    const err = await pay(`${trustedUrl}/redirect?to=evil`).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof AirlockApiError, `expected AirlockApiError, got ${String(err)}`);
+    assert.equal(err.code, 'x402_payment_redirected');
+    assert.deepEqual(err.details, { requested: `${trustedUrl}/redirect?to=evil`, answeredBy: `${evilUrl}/x` });
+    assert.deepEqual(signRequests, [], 'nothing was sent to Airlock\'s sign endpoint');
+    assert.deepEqual(evilSaw, [{ path: '/x', paid: false }], 'the other server saw only the unpaid, redirected request');
+    assert.deepEqual(trustedSaw, [{ path: '/redirect?to=evil', paid: false }]);
+  });
+
+  test('fetchWithAirlock: a 402 naming a resource on another origin is refused (x402_resource_mismatch); Airlock is not asked', async () => {
+    reset();
+    const pay = fetchWithAirlock(fetch, { url: airlockUrl, token: 't' });
+    const err = await pay(`${trustedUrl}/foreign-resource`).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof AirlockApiError);
+    assert.equal(err.code, 'x402_resource_mismatch');
+    assert.deepEqual(signRequests, []);
+    assert.deepEqual(trustedSaw, [{ path: '/foreign-resource', paid: false }]);
+  });
+
+  test('fetchWithAirlock: the request carrying the payment follows no redirect; its 3xx comes back and the payment reaches only the URL Airlock judged', async () => {
+    reset();
+    const pay = fetchWithAirlock(fetch, { url: airlockUrl, token: 't' });
+    const res = await pay(`${trustedUrl}/pay-then-redirect`);
+    assert.equal(res.status, 302);
+    assert.equal(res.headers.get('location'), `${evilUrl}/x`);
+    assert.equal(signRequests.length, 1);
+    assert.equal(signRequests[0].x402.resource, `${trustedUrl}/pay-then-redirect`);
+    assert.deepEqual(trustedSaw, [{ path: '/pay-then-redirect', paid: false }, { path: '/pay-then-redirect', paid: true }]);
+    assert.deepEqual(evilSaw, [], 'the payment header did not follow the redirect');
+  });
+
+  test('axiosWithAirlock: a 402 met after a redirect is refused the same way; Airlock is not asked', async () => {
+    reset();
+    const api = await axiosWithAirlock(axios.create(), { url: airlockUrl, token: 't' });
+    const err = await api.get(`${trustedUrl}/redirect?to=evil`).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof AirlockApiError, `expected AirlockApiError, got ${String(err)}`);
+    assert.equal(err.code, 'x402_payment_redirected');
+    assert.deepEqual(signRequests, []);
+    assert.deepEqual(evilSaw, [{ path: '/x', paid: false }]);
+
+    reset();
+    const err2 = await api.get(`${trustedUrl}/foreign-resource`).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.equal((err2 as AirlockApiError).code, 'x402_resource_mismatch');
+    assert.deepEqual(signRequests, []);
+
+    reset();
+    // axios treats the 3xx as an error (it followed no redirect); the x402 interceptor needs the 402 to be one too.
+    const paid = await api.get(`${trustedUrl}/pay-then-redirect`).then(
+      () => assert.fail('expected the 302 as an error'),
+      (e: any) => e.response,
+    );
+    assert.equal(paid.status, 302);
+    assert.equal(signRequests.length, 1);
+    assert.deepEqual(evilSaw, [], 'the payment header did not follow the redirect');
   });
 });

@@ -3,6 +3,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Hex } from 'viem';
 import { wrapFetchWithPayment, x402Client } from '@x402/fetch';
+import { decodePaymentRequiredHeader } from '@x402/core/http';
 import type { SpendControls } from '@x402/core/client';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { ExactEvmSchemeV1, NETWORKS } from '@x402/evm/v1';
@@ -149,17 +150,112 @@ export function airlockPayments(options: AirlockPaymentOptions): AirlockPayments
 
 export type AirlockPaidFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
 
+/** Request headers that carry a signed x402 payment (v2, v1). */
+const PAYMENT_HEADERS = ['payment-signature', 'x-payment'];
+
+/** `url` without its fragment (a Response's url never has one), normalized. */
+function comparable(url: string): string {
+  const u = new URL(url);
+  u.hash = '';
+  return u.href;
+}
+
+/**
+ * Refuses a 402 that is not the requested URL's own: Airlock judges a payment by the resource the agent names
+ * (resource rules, per-origin budgets, per-resource rate limits, loop guard), so a 402 met after a redirect
+ * (another URL, another payee, another price) or one whose PaymentRequired names a resource on another origin
+ * is not paid. Throws AirlockApiError `x402_payment_redirected` or `x402_resource_mismatch`; nothing has been
+ * asked of Airlock then. `answeredBy` is the URL that answered (the transport's final URL after redirects).
+ */
+export function checkX402Challenge(requested: string, answeredBy: string, redirected: boolean, paymentRequired: unknown): void {
+  if (redirected || comparable(answeredBy) !== comparable(requested)) {
+    throw new AirlockApiError(
+      402,
+      'x402_payment_redirected',
+      `${requested} was redirected to ${answeredBy}, which asks for payment. Airlock would judge that payment as one for ${requested}, so it was not paid; request ${answeredBy} itself to pay it under its own rules.`,
+      { details: { requested, answeredBy } },
+    );
+  }
+  const origin = new URL(requested).origin;
+  for (const named of resourcesNamedBy(paymentRequired)) {
+    let namedOrigin: string | undefined;
+    try {
+      namedOrigin = new URL(named, requested).origin;
+    } catch {
+      namedOrigin = undefined;
+    }
+    if (namedOrigin !== origin) {
+      throw new AirlockApiError(402, 'x402_resource_mismatch', `${requested} asks for payment for ${named}, a resource on another origin; it was not paid.`, { details: { requested, resource: named } });
+    }
+  }
+}
+
+/** The resource URLs a PaymentRequired names: v2 `resource.url`, v1 each requirement's `resource`. */
+function resourcesNamedBy(paymentRequired: unknown): string[] {
+  if (paymentRequired === null || typeof paymentRequired !== 'object') return [];
+  const p = paymentRequired as { resource?: { url?: unknown }; accepts?: unknown };
+  const out: string[] = [];
+  if (typeof p.resource?.url === 'string') out.push(p.resource.url);
+  if (Array.isArray(p.accepts)) for (const a of p.accepts as { resource?: unknown }[]) if (typeof a?.resource === 'string') out.push(a.resource);
+  return out;
+}
+
+/** The PaymentRequired of a 402 as the x402 client reads it (v2 header, else a v1 body); undefined when it has none. */
+async function paymentRequiredOf(response: Response): Promise<unknown> {
+  const header = response.headers.get('payment-required');
+  if (header) {
+    try {
+      return decodePaymentRequiredHeader(header);
+    } catch {
+      return undefined; // the x402 client refuses it itself
+    }
+  }
+  try {
+    const body = (await response.clone().json()) as { x402Version?: unknown };
+    return body?.x402Version === 1 ? body : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The fetch the x402 client sends through: a 402 that is not the requested URL's own is refused
+ * (checkX402Challenge) before anything is signed, and a request that carries a payment is not redirected (its
+ * 3xx comes back as it is), so a signed payment reaches only the URL Airlock judged it for.
+ */
+function guardedPaymentFetch(fetchImpl: typeof globalThis.fetch): typeof globalThis.fetch {
+  return async (input, init) => {
+    const request = new Request(input, init);
+    const paying = PAYMENT_HEADERS.some((h) => request.headers.has(h));
+    const response = await fetchImpl(paying ? new Request(request, { redirect: 'manual' }) : request);
+    if (response.status !== 402) return response;
+    try {
+      checkX402Challenge(request.url, response.url || request.url, response.redirected, await paymentRequiredOf(response));
+    } catch (e) {
+      await response.body?.cancel().catch(() => {});
+      throw e;
+    }
+    return response;
+  };
+}
+
 /**
  * `fetch` that pays x402 resources through Airlock, built on the official `@x402/fetch`: exact/EVM for every
  * `eip155:*` network (v2) and every named network (v1), or the client you pass. After a paid response it
  * reports the server's PAYMENT-RESPONSE to Airlock (POST /v1/x402/settlement). When Airlock refuses it throws
  * AirlockPolicyError (or AirlockApprovalRequiredError) and sends nothing.
+ *
+ * Airlock is told the requested URL as the resource, so only that URL's own 402 is paid: a 402 met after a
+ * redirect throws AirlockApiError `x402_payment_redirected`, and one whose PaymentRequired names a resource on
+ * another origin `x402_resource_mismatch` (details: requested, answeredBy / resource); Airlock is not asked and
+ * nothing is paid. The request that carries the payment is sent with `redirect: 'manual'`: a 3xx answer to it
+ * is returned as it is, so the payment header never follows a redirect to another server.
  */
 export function fetchWithAirlock(fetchImpl: typeof globalThis.fetch, options: AirlockPaymentOptions): AirlockPaidFetch {
   const payments = airlockPayments(options);
   let paying: Promise<AirlockPaidFetch> | undefined;
   return async (input, requestInit) => {
-    paying ??= payments.client().then((client) => wrapFetchWithPayment(fetchImpl, client));
+    paying ??= payments.client().then((client) => wrapFetchWithPayment(guardedPaymentFetch(fetchImpl), client));
     const pay = await paying;
     return payments.paidCall(
       requestUrl(input),

@@ -4,14 +4,28 @@
 // attackers (forged, replayed, stale, misdirected votes; the admin token; self-approval) would.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTransaction, recoverTransactionAddress, type Hex } from 'viem';
+import { encodeFunctionData, parseAbiItem, parseTransaction, recoverTransactionAddress, type Hex } from 'viem';
 import { approverClient, generateApproverKey, signApprovalVote, type VoteDecision } from '@airlock/sdk/approvals';
 import { airlockAccount } from '@airlock/sdk';
 import { docPolicy } from './testing/doc-policies.ts';
-import { ALICE, USDC, provisionAgent, startHarness, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { ALICE, USDC, USDC_ASSET, provisionAgent, startHarness, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 const URL_BASE = 'http://127.0.0.1:8420';
 const USDC_UNITS = 1_000_000n;
+const ROUTER = '0x2626664c2603336e57b271c5c0b26f421741e481';
+
+const ERC20_ABI = [parseAbiItem('function transfer(address to, uint256 amount)'), parseAbiItem('function approve(address spender, uint256 amount)')];
+const erc20Data = (fn: 'transfer' | 'approve', to: string, amount: bigint) => encodeFunctionData({ abi: ERC20_ABI, functionName: fn, args: [to as Hex, amount] });
+const ACCOUNT_ABI = [parseAbiItem('function executeBatch((address target, uint256 value, bytes data)[] calls)')];
+let operationNonce = 0;
+/** An EntryPoint v0.8 user operation of `sender` running `calls` through Simple7702Account's executeBatch. */
+function batchOperation(sender: string, calls: { to: string; data: Hex }[]) {
+  const callData = encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'executeBatch', args: [calls.map((c) => ({ target: c.to as Hex, value: 0n, data: c.data }))] });
+  return {
+    chainId: 8453, entryPoint: '0x4337084d9e255ff0702461cf8895ce9e3b5ff108', entryPointVersion: '0.8',
+    userOperation: { sender, nonce: String(operationNonce++), callData, callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' },
+  };
+}
 
 /** The docs example as written, with a daily budget small enough to show what was charged. */
 function stakesPolicy(dailyUsdc?: bigint) {
@@ -60,7 +74,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       // The approver reads what they vote on with a signed view (no admin token), then votes.
       const view = await alice.client.view(id);
       assert.equal(view.digest, digest);
-      assert.deepEqual(view.quorum, [{ rule: 'agent/ops-approves', min: 1, groups: ['ops'] }]);
+      assert.deepEqual(view.quorum, [{ rule: 'agent/ops-approves', min: 1, groups: ['ops', 'treasury'] }]);
       const decided = await alice.client.vote(id, 'approve', { comment: 'invoice 42 checked' });
       assert.equal(decided.state, 'approved');
       assert.deepEqual(decided.approvers, [alice.name]);
@@ -237,6 +251,38 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const signedTx = await signing;
       assert.equal(signedTx, answered.body.result.signedTransaction);
       assert.equal((await recoverTransactionAddress({ serializedTransaction: signedTx as never })).toLowerCase(), agent.address);
+    });
+
+    test('the agent cannot steer the approvers: a 1-unit approval to the router in the batch adds "3 of devops", it does not drop "2 of treasury"', async () => {
+      // Two tiers of one policy: above 1,000 USDC 2 of treasury; anything touching the router 3 of devops (the larger
+      // min, other groups). A user operation paying 5,000 USDC and approving 1 unit to the router matches both.
+      const policy = { version: 1, rules: [
+        { name: 'pay', type: 'allow', match: { actions: ['evm.user_operation'], chains: ['eip155:8453'], kinds: ['erc20.transfer', 'erc20.approve'], assets: [USDC_ASSET], to: [ALICE, ROUTER] } },
+        { name: 'gas', type: 'user_operations', max_prefund: '5000000000000000' },
+        { name: 'big', type: 'approval_tier', asset: USDC_ASSET, above: (1_000n * USDC_UNITS).toString(), quorum: { min: 2, groups: ['treasury'] } },
+        { name: 'router', type: 'approval_tier', match: { to: [ROUTER] }, quorum: { min: 3, groups: ['devops'] } },
+      ] };
+      const { agent, token } = await provisionAgent(h, { policy, actions: ['evm.user_operation'] });
+      const devops = [await addApprover(['devops']), await addApprover(['devops']), await addApprover(['devops'])];
+      const treasury = [await addApprover(['treasury']), await addApprover(['treasury'])];
+      const res = await h.call('POST', '/v1/sign/user-operation', { token, body: batchOperation(agent.address, [
+        { to: USDC, data: erc20Data('transfer', ALICE, 5_000n * USDC_UNITS) },
+        { to: USDC, data: erc20Data('approve', ROUTER, 1n) },
+      ]) });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      const approval = (await h.admin('GET', `/v1/approvals/${res.body.approvalId}`)).body;
+      assert.deepEqual(approval.quorum, [{ rule: 'agent/big', min: 2, groups: ['treasury'] }, { rule: 'agent/router', min: 3, groups: ['devops'] }]);
+      // Three devops votes (the router tier met) do not grant: treasury has not approved the 5,000.
+      for (const d of devops) {
+        const voted = await post(approval.id, signed(d, approval.id, approval.digest));
+        assert.equal(voted.status, 200, JSON.stringify(voted.body));
+        assert.equal(voted.body.state, 'pending');
+      }
+      assert.equal((await post(approval.id, signed(treasury[0]!, approval.id, approval.digest))).body.state, 'pending');
+      const granted = await post(approval.id, signed(treasury[1]!, approval.id, approval.digest));
+      assert.equal(granted.status, 200, JSON.stringify(granted.body));
+      assert.equal(granted.body.state, 'approved');
+      assert.deepEqual([...granted.body.approvers].sort(), [...devops, ...treasury].map((a) => a.name).sort());
     });
 
     test('a long poll on a pending approval answers pending when `wait` runs out', async () => {

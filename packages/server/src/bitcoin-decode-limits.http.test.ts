@@ -17,6 +17,7 @@ import { txidOf } from '../../chains/src/bitcoin/psbt-parse.ts';
 import { PSBT_LIMITS } from '../../chains/src/bitcoin/psbt-limits.ts';
 import { BitcoinTestChain, buildPsbt, decodePsbtMaps, encodePsbtMaps, fundedInput, IN, payTo, TestWallet, type KeyValue } from '../../testing/src/bitcoin/index.ts';
 import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
+import { timed } from './testing/stall-probe.ts';
 
 const CHAIN = BITCOIN_CHAINS.regtest;
 const BTC = bitcoinAsset(CHAIN);
@@ -48,32 +49,17 @@ describe('decoding limits over HTTP', () => {
   }
   const charged = async (agentId: string) => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agentId}`, asset: BTC, sinceMs: 0 }])))[0]!.amount;
 
-  /** One request, with its duration and the longest time the event loop was blocked meanwhile (decode is synchronous). */
-  async function timed(label: string, token: string, psbt: string, finalize = false) {
-    let last = performance.now();
-    let stallMs = 0;
-    const ticker = setInterval(() => {
-      const now = performance.now();
-      stallMs = Math.max(stallMs, now - last);
-      last = now;
-    }, 5);
-    const start = performance.now();
-    const cpu = process.cpuUsage();
-    try {
-      const res = await h.call('POST', '/v1/sign/psbt', { token, body: { psbt, network: 'regtest', finalize } });
-      const used = process.cpuUsage(cpu);
-      stallMs = Math.max(stallMs, performance.now() - last);
-      console.log(`# dos-timing ${label}: ${psbt.length} bytes of base64, ${res.status} ${res.body.error?.code ?? ''}, ${(performance.now() - start).toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU, event loop blocked up to ${stallMs.toFixed(0)} ms`);
-      return { res, stallMs };
-    } finally {
-      clearInterval(ticker);
-    }
+  /** One PSBT signing request, with its duration and the longest time the event loop was blocked meanwhile (testing/stall-probe.ts). */
+  async function timedPsbt(label: string, token: string, psbt: string, finalize = false) {
+    const { result: res, stallMs } = await timed(label, () => h.call('POST', '/v1/sign/psbt', { token, body: { psbt, network: 'regtest', finalize } }),
+      (r) => `${psbt.length} bytes of base64, ${r.status} ${r.body.error?.code ?? ''}`);
+    return { res, stallMs };
   }
 
   /** Sent by the agent whose inputs it spends: refused before parsing, nothing charged, the event loop not held. */
   async function refusedBeforeParsing(who: { agent: { id: string }; token: string }, label: string, psbt: string, limit: string, finalize = false) {
     const { agent, token } = who;
-    const { res, stallMs } = await timed(label, token, psbt, finalize);
+    const { res, stallMs } = await timedPsbt(label, token, psbt, finalize);
     assert.equal(res.status, 400, JSON.stringify(res.body).slice(0, 300));
     assert.equal(res.body.error.code, 'psbt_too_large');
     assert.equal(res.body.error.details.limit, limit);
@@ -170,7 +156,7 @@ describe('decoding limits over HTTP', () => {
       for (let k = 0; map.length < PSBT_LIMITS.entriesPerMap && entries < PSBT_LIMITS.entries; k++, entries++) map.push({ key: Uint8Array.of(0xf0, k), value: Uint8Array.of(1) });
     }
     const psbt = encodePsbtMaps(maps);
-    const { res } = await timed('every limit at once', token, psbt);
+    const { res } = await timedPsbt('every limit at once', token, psbt);
     assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
     assert.deepEqual(res.body.signedInputs, [0]);
     assert.ok((await charged(agent.id)) > 0n);

@@ -35,6 +35,7 @@ import {
   type KeyValue,
 } from '../../testing/src/bitcoin/index.ts';
 import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
+import { timed } from './testing/stall-probe.ts';
 
 const CHAIN = BITCOIN_CHAINS.regtest;
 const MAINNET = BITCOIN_CHAINS.bitcoin;
@@ -394,33 +395,6 @@ describe('Bitcoin signing reviewed as an attacker over HTTP', () => {
   });
 
   describe('denial of service inside the body limit', () => {
-    /**
-     * Runs one request and measures it the way other agents feel it: its own duration and the longest time
-     * the event loop was blocked meanwhile (decode is synchronous: while it runs, nobody else is answered).
-     */
-    async function timed<T>(label: string, run: () => Promise<T>): Promise<{ ms: number; stallMs: number; result: T }> {
-      let last = performance.now();
-      let stallMs = 0;
-      const ticker = setInterval(() => {
-        const now = performance.now();
-        stallMs = Math.max(stallMs, now - last);
-        last = now;
-      }, 5);
-      const start = performance.now();
-      const cpu = process.cpuUsage();
-      try {
-        const result = await run();
-        const ms = performance.now() - start;
-        const used = process.cpuUsage(cpu);
-        stallMs = Math.max(stallMs, performance.now() - last);
-        // CPU time as well as wall time: on a loaded machine the wall time overstates the cost.
-        console.log(`# dos-timing ${label}: ${ms.toFixed(0)} ms wall, ${((used.user + used.system) / 1000).toFixed(0)} ms CPU, event loop blocked up to ${stallMs.toFixed(0)} ms`);
-        return { ms, stallMs, result };
-      } finally {
-        clearInterval(ticker);
-      }
-    }
-
     test('a thousand derivation entries with the vault fingerprint (other accounts, paths up to 12 deep) on one input are refused before any is decoded (psbt_too_large); sixteen still sign', async () => {
       const { agent, token, wallet } = await agentWith();
       const chain = new BitcoinTestChain('regtest');

@@ -282,6 +282,152 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   });
 }
 
+test('a session and everything derived from it share its request rate: children never multiply the per-session bucket', async () => {
+  const h = await startHarness({ store: 'sqlite', manualClock: true, app: { sessionRate: { perSecond: 1, burst: 5 } } });
+  try {
+    const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'], chains: [BASE] });
+    // Deriving takes from the parent's bucket (2 of its 5); a grandchild's derivation from the child's and the parent's (1).
+    const a = await deriveOk(h, parent.token);
+    const b = await deriveOk(h, parent.token);
+    const grand = await deriveOk(h, a.token);
+    // 2 tokens left for the whole tree, whoever asks: each child has a full bucket of its own, the parent's is the bound.
+    const tokens = [a.token, b.token, grand.token, parent.token];
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await h.call('GET', '/v1/session', { token: tokens[i % tokens.length]! })).status);
+    assert.deepEqual(statuses.filter((x) => x === 200).length, 2, statuses.join(','));
+    const refused = await h.call('GET', '/v1/session', { token: b.token });
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error.code, 'session_rate_limited');
+    assert.equal(refused.body.error.details.sessionId, parent.session.id, 'names the bucket that is empty: the parent\'s');
+    assert.equal(refused.body.error.details.rule, 'session_rate');
+    assert.ok(Number(refused.headers.get('retry-after')) >= 1);
+
+    // Refilled: the signing routes (credentials from the cache) and the JSON-free GETs draw on the same bucket.
+    h.clock!.advance(10_000);
+    let signed = 0;
+    let limited = 0;
+    for (let i = 0; i < 10; i++) {
+      const r = await h.call('POST', '/v1/sign/transaction', { token: i % 2 ? a.token : grand.token, body: usdcTransfer(ALICE, 1n, i) });
+      if (r.status === 200) signed++;
+      else {
+        assert.equal(r.status, 429, JSON.stringify(r.body));
+        assert.equal(r.body.error.code, 'session_rate_limited');
+        limited++;
+      }
+    }
+    assert.deepEqual([signed, limited], [5, 5], 'the parent\'s burst, not two or three of them');
+    // The children spent the parent's rate: the parent is refused too, and a sibling that sent nothing.
+    assert.equal((await h.call('GET', '/v1/session', { token: parent.token })).status, 429);
+    assert.equal((await h.call('GET', '/v1/session', { token: b.token })).status, 429);
+    // A session outside the tree is untouched.
+    const other = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'], chains: [BASE] });
+    assert.equal((await h.call('GET', '/v1/session', { token: other.token })).status, 200);
+    // A child still has its own bucket: it cannot take more than its burst of the parent's rate.
+    h.clock!.advance(10_000);
+    const own: number[] = [];
+    for (let i = 0; i < 6; i++) own.push((await h.call('GET', '/v1/session', { token: b.token })).status);
+    assert.deepEqual(own, [200, 200, 200, 200, 200, 429]);
+    assert.equal((await h.call('GET', '/v1/session', { token: parent.token })).status, 429, 'and what it took is gone from the parent');
+  } finally {
+    await h.close();
+  }
+});
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`child session churn (${store})`, () => {
+    test('GET /v1/session/children lists live sessions by default, all with includeInactive=true, paged by a cursor', async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
+        const revoked: string[] = [];
+        for (let i = 0; i < 5; i++) {
+          const c = await deriveOk(h, parent.token);
+          assert.equal((await h.call('POST', `/v1/session/children/${c.session.id}/revoke`, { token: parent.token })).status, 200);
+          revoked.push(c.session.id);
+        }
+        const live1 = await deriveOk(h, parent.token);
+        const live2 = await deriveOk(h, parent.token);
+        const grand = await deriveOk(h, live1.token);
+        // A revoked child's subtree is not live either.
+        const doomed = await deriveOk(h, parent.token);
+        const doomedChild = await deriveOk(h, doomed.token);
+        assert.equal((await h.call('POST', `/v1/session/children/${doomed.session.id}/revoke`, { token: parent.token })).status, 200);
+
+        const listed = await h.call('GET', '/v1/session/children', { token: parent.token });
+        assert.equal(listed.status, 200);
+        assert.deepEqual(listed.body.sessions.map((s: any) => s.id), [live1.session.id, live2.session.id, grand.session.id]);
+        assert.equal(listed.body.next, undefined);
+
+        const all = await h.call('GET', '/v1/session/children?includeInactive=true', { token: parent.token });
+        assert.deepEqual(all.body.sessions.map((s: any) => s.id), [...revoked, live1.session.id, live2.session.id, grand.session.id, doomed.session.id, doomedChild.session.id]);
+
+        // Paged: 3 at a time, each page after the last, none twice, none skipped.
+        const seen: string[] = [];
+        let after: string | undefined;
+        for (let pages = 0; pages < 10; pages++) {
+          const r = await h.call('GET', `/v1/session/children?includeInactive=true&limit=3${after ? `&after=${encodeURIComponent(after)}` : ''}`, { token: parent.token });
+          assert.equal(r.status, 200, JSON.stringify(r.body));
+          assert.ok(r.body.sessions.length <= 3);
+          seen.push(...r.body.sessions.map((s: any) => s.id));
+          after = r.body.next;
+          if (after === undefined) break;
+        }
+        assert.deepEqual(seen, all.body.sessions.map((s: any) => s.id));
+        for (const q of ['limit=0', 'limit=1001', 'after=nonsense', 'includeInactive=yes']) {
+          const r = await h.call('GET', `/v1/session/children?${q}`, { token: parent.token });
+          assert.equal(r.status, 400, q);
+          assert.equal(r.body.error.code, 'invalid_request', q);
+        }
+        // The child sees only its own subtree.
+        assert.deepEqual((await h.call('GET', '/v1/session/children', { token: live1.token })).body.sessions.map((s: any) => s.id), [grand.session.id]);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('derive counts only live children, and a session derives at most 1000 over its life (session_derivations_exceeded)', async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
+        // What 998 derive+revoke cycles leave behind (written directly: the cycles themselves are slow to run here).
+        const now = Date.now();
+        await h.airlock.store.transaction(async (tx) => {
+          for (let i = 0; i < 998; i++) {
+            await tx.createSession({
+              id: `ses_churn${String(i).padStart(12, '0')}`, agentId: parent.agent.id, tokenHash: 'ab'.repeat(32), scope: { actions: ['evm.transaction'], chains: [], budgets: [] },
+              parentId: parent.session.id, createdAt: now - 10_000 + i, expiresAt: Date.parse(parent.session.expiresAt), ...(i % 2 ? { revokedAt: now - 1 } : {}),
+            });
+          }
+        }, { exclusive: true });
+        // Half of those are revoked but 499 "live" ones are over the live limit: revoke them as an agent would.
+        const live = (await h.call('GET', '/v1/session/children?limit=1000', { token: parent.token })).body.sessions;
+        assert.equal(live.length, 499);
+        for (const s of live) assert.equal((await h.call('POST', `/v1/session/children/${s.id}/revoke`, { token: parent.token })).status, 200);
+        assert.deepEqual((await h.call('GET', '/v1/session/children', { token: parent.token })).body.sessions, [], 'no live child: the history is not listed');
+        const history = await h.call('GET', '/v1/session/children?includeInactive=true', { token: parent.token });
+        assert.equal(history.body.sessions.length, 100, 'one page');
+        assert.ok(history.body.next);
+
+        // 998 revoked children do not count against the 100 live ones; two more derivations reach the lifetime cap.
+        const last1 = await deriveOk(h, parent.token);
+        const last2 = await deriveOk(h, parent.token);
+        assert.equal((await h.call('POST', `/v1/session/children/${last1.session.id}/revoke`, { token: parent.token })).status, 200);
+        const refused = await derive(h, parent.token, {});
+        assert.equal(refused.status, 403, JSON.stringify(refused.body));
+        assert.equal(refused.body.error.code, 'session_derivations_exceeded');
+        assert.equal(refused.body.error.details.limit, 1000);
+        const denied = (await auditOf(h, 'session.derived')).filter((e) => e.decision === 'deny');
+        assert.deepEqual(denied.map((e) => e.data.errorCode), ['session_derivations_exceeded']);
+        assert.equal((await h.call('GET', '/v1/session/children', { token: parent.token })).body.sessions.length, 1, 'nothing was created');
+        // The cap is per session: the live child still derives its own.
+        assert.equal((await deriveOk(h, last2.token)).session.parentId, last2.session.id);
+      } finally {
+        await h.close();
+      }
+    });
+  });
+}
+
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   test(`a child's Lightning payment is charged to its parent what it really cost (${store})`, async () => {
     const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);

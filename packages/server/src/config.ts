@@ -82,6 +82,8 @@ export interface LightningConfig {
   notFoundGraceSeconds: number;
   /** AIRLOCK_LIGHTNING_DEFAULT_FEE_PERCENT (default 1): the routing fee limit when a request names none. */
   defaultFeePercent: number;
+  /** AIRLOCK_LIGHTNING_RECONCILE_BATCH (default 200, at most 1000): payments in flight one reconcile round looks up (rounds page through all). */
+  reconcileBatch?: number;
 }
 
 export interface ReconcileConfig {
@@ -295,6 +297,12 @@ function parseLightningConfig(env: NodeJS.ProcessEnv): LightningConfig | undefin
     notFoundGraceSeconds: secondsFrom(env.AIRLOCK_LIGHTNING_NOT_FOUND_GRACE, '5m', 'AIRLOCK_LIGHTNING_NOT_FOUND_GRACE'),
     defaultFeePercent,
   };
+  const batchText = env.AIRLOCK_LIGHTNING_RECONCILE_BATCH?.trim();
+  if (batchText) {
+    const batch = Number(batchText);
+    if (!/^[1-9][0-9]{0,3}$/.test(batchText) || batch > 1000) throw new AirlockError('invalid_request', 'AIRLOCK_LIGHTNING_RECONCILE_BATCH must be a whole number from 1 to 1000.');
+    config.reconcileBatch = batch;
+  }
   if (backend === 'lnd') {
     const url = env.AIRLOCK_LND_URL?.trim();
     const macaroonPath = env.AIRLOCK_LND_MACAROON?.trim();

@@ -330,13 +330,13 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(codesOf(await signAuth({ address: '0xe6cae83bde06e4c305530e199d7217f42808555b', chainId: 0, nonce: 0 }, 8453)), ['agent/simple7702-only delegation_any_chain']);
     });
 
-    test('approvals by stakes: small payments signed, up to 1,000 USDC held for 1 of ops, above for 2 of treasury; the admin token cannot approve', async () => {
+    test('approvals by stakes: small payments signed, up to 1,000 USDC held for 1 of ops or treasury, above for 2 of treasury; the admin token cannot approve', async () => {
       const { token } = await provisionAgent(h, { policy: docPolicy('docs/policy.md#Approvals by stakes').document });
       assert.equal((await sign(token, usdcTransfer(ALICE, 100_000_000n))).status, 200);
       const ops = await sign(token, usdcTransfer(ALICE, 500_000_000n, 1));
       assert.equal(ops.status, 202, JSON.stringify(ops.body));
-      assert.deepEqual(ops.body.violations.map((v: any) => [v.rule, v.quorum]), [['agent/ops-approves', { min: 1, groups: ['ops'] }]]);
-      assert.deepEqual((await h.admin('GET', `/v1/approvals/${ops.body.approvalId}`)).body.quorum, [{ rule: 'agent/ops-approves', min: 1, groups: ['ops'] }]);
+      assert.deepEqual(ops.body.violations.map((v: any) => [v.rule, v.quorum]), [['agent/ops-approves', { min: 1, groups: ['ops', 'treasury'] }]]);
+      assert.deepEqual((await h.admin('GET', `/v1/approvals/${ops.body.approvalId}`)).body.quorum, [{ rule: 'agent/ops-approves', min: 1, groups: ['ops', 'treasury'] }]);
       const treasury = await sign(token, usdcTransfer(ALICE, 5_000_000_000n, 2));
       assert.equal(treasury.status, 202);
       assert.deepEqual((await h.admin('GET', `/v1/approvals/${treasury.body.approvalId}`)).body.quorum, [{ rule: 'agent/treasury-approves', min: 2, groups: ['treasury'] }]);

@@ -124,8 +124,13 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(approved.body.error.code, 'signature_check_failed');
       const fetched = await h.call('GET', `/v1/approvals/${id}`, { token });
       assert.equal(fetched.body.result, undefined, 'no signature was stored for the agent to fetch');
-      const failed = (await auditOf(h, agent.name)).filter((e) => e.type === 'sign.failed');
-      assert.deepEqual(failed.map((e) => [e.data.approvalId, e.data.errorCode]), [[id, 'signature_check_failed']]);
+      // Refused before anything was granted (the grant decodes the stored request again): closed as denied by
+      // `system`, its hold released, no grant and no signing attempt on the record.
+      const entries = await auditOf(h, agent.name);
+      const closed = entries.filter((e) => e.type === 'approval.denied');
+      assert.deepEqual(closed.map((e) => [e.data.approvalId, e.actor, e.data.reason, e.data.violations[0].code]), [[id, 'system', 'undecodable', 'held_request_undecodable']]);
+      assert.deepEqual(entries.filter((e) => e.type === 'approval.granted' || e.type === 'sign.failed'), []);
+      assert.equal((await h.call('GET', `/v1/approvals/${id}`, { token })).body.state, 'denied');
       // And the untouched path still releases: a second request approved as stored is signed for ALICE.
       const other = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 20_000_000n, 1) });
       const ok = await h.admin('POST', `/v1/approvals/${other.body.approvalId}/approve`);

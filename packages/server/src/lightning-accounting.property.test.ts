@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { BITCOIN_CHAINS, COUNT_ASSET, bitcoinAsset, seriesFor } from '@airlock/core';
 import { LightningNetwork, SimulatedBackend, type IssuedInvoice } from '../../../testing/lightning-network.ts';
-import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+import { provisionAgent, startHarness, TEST_PASSPHRASE, TEST_VAULT, type Harness, type StoreKind } from './testing/harness.ts';
+import { openAirlock, type Airlock } from './runtime.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 
@@ -54,14 +55,20 @@ const sha256hex = (hex: string) => createHash('sha256').update(Buffer.from(hex, 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`Lightning accounting over random operation sequences (${store})`, () => {
     let h: Harness;
+    /** Another instance whose clock is past every payment's pay timeout and grace: it believes failures lookups read. */
+    let later: Airlock;
     const ln = new LightningNetwork();
     const backend = new SimulatedBackend(ln);
     backend.maxWaitMs = 30; // a hanging payment is answered in flight at once
     const shop = ln.payee();
     before(async () => {
       h = await startHarness({ store, lightningBackend: backend, config: { lightning: { backend: 'lnd', network: 'regtest', payTimeoutSeconds: 1, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+      later = await openAirlock(h.config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, clock: { now: () => Date.now() + 62_000 }, lightningBackend: backend });
     });
-    after(async () => h.close());
+    after(async () => {
+      await later.close();
+      await h.close();
+    });
 
     test('an invoice is paid at most once and charged its amount plus its real fee; failures release; everything is audited', async () => {
       await fc.assert(
@@ -121,6 +128,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
           for (const id of pending) await h.admin('POST', `/v1/approvals/${id}/deny`, {});
           for (const hash of hanging) ln.release(hash, { succeed: true, feeMsat: 7n });
           await h.admin('POST', '/v1/lightning/reconcile');
+          // Failures a lookup read (a hanging payment that landed as failed) are believed once the grace passed.
+          await later.lightning.reconcile(1000);
 
           const payments = (await h.admin('GET', `/v1/lightning/payments?agent=${agent.name}&limit=1000`)).body.payments as any[];
           assert.deepEqual(payments.filter((p) => p.state === 'in_flight'), [], 'every payment finished once the network answered');

@@ -269,6 +269,43 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.equal((await store.getSession('ses_other'))?.revokedAt, undefined, 'another tree is untouched');
     });
 
+    test('sessions: a page of descendants (live ones by walking live sessions only), and counts of direct children', async () => {
+      const store = await fresh();
+      const [agent] = await store.createAgents(agentsNamed('pages'), fakeAddress, 0);
+      const base = { agentId: agent!.id, tokenHash: 'ab'.repeat(32), scope: { actions: ['evm.transaction'], chains: [], budgets: [] }, expiresAt: 10_000 };
+      const sessions: Session[] = [
+        { ...base, id: 'ses_root', createdAt: 1 },
+        { ...base, id: 'ses_a', parentId: 'ses_root', createdAt: 2 },
+        { ...base, id: 'ses_b', parentId: 'ses_root', createdAt: 3, revokedAt: 20 },
+        { ...base, id: 'ses_b1', parentId: 'ses_b', createdAt: 4 }, // escaped its parent's cascade: not live below a revoked one
+        { ...base, id: 'ses_c', parentId: 'ses_root', createdAt: 5, expiresAt: 50 },
+        { ...base, id: 'ses_a1', parentId: 'ses_a', createdAt: 5 },
+        { ...base, id: 'ses_a0', parentId: 'ses_a', createdAt: 5 },
+        { ...base, id: 'ses_d', parentId: 'ses_root', createdAt: 6 },
+      ];
+      for (const s of sessions) await store.createSession(s);
+      const ids = (list: Session[]) => list.map((s) => s.id);
+      assert.deepEqual(ids(await store.sessionDescendantsPage('ses_root', { now: 100, limit: 10 })), ['ses_a', 'ses_a0', 'ses_a1', 'ses_d']);
+      assert.deepEqual(ids(await store.sessionDescendantsPage('ses_root', { now: 10, limit: 10 })), ['ses_a', 'ses_a0', 'ses_a1', 'ses_c', 'ses_d']);
+      const all = ['ses_a', 'ses_b', 'ses_b1', 'ses_a0', 'ses_a1', 'ses_c', 'ses_d'];
+      assert.deepEqual(ids(await store.sessionDescendantsPage('ses_root', { now: 100, includeInactive: true, limit: 10 })), all);
+      const paged: string[] = [];
+      let after: { createdAt: number; id: string } | undefined;
+      for (;;) {
+        const page = await store.sessionDescendantsPage('ses_root', { now: 100, includeInactive: true, limit: 2, ...(after ? { after } : {}) });
+        paged.push(...ids(page));
+        if (page.length < 2) break;
+        after = { createdAt: page.at(-1)!.createdAt, id: page.at(-1)!.id };
+      }
+      assert.deepEqual(paged, all, '(createdAt, id) order, ties on createdAt included');
+      assert.deepEqual(await store.sessionDescendantsPage('ses_d', { now: 100, includeInactive: true, limit: 10 }), []);
+
+      assert.deepEqual(await store.transaction((tx) => tx.childSessionCounts('ses_root', 100)), { total: 4, live: 2 });
+      assert.deepEqual(await store.transaction((tx) => tx.childSessionCounts('ses_root', 10)), { total: 4, live: 3 });
+      assert.deepEqual(await store.transaction((tx) => tx.childSessionCounts('ses_a', 100)), { total: 2, live: 2 });
+      assert.deepEqual(await store.transaction((tx) => tx.childSessionCounts('ses_nobody', 100)), { total: 0, live: 0 });
+    });
+
     test('idempotency records round-trip and a second put for the same key conflicts', async () => {
       const store = await fresh();
       const record = { scope: 'session:ses_1', key: 'k1', requestHash: 'cd'.repeat(32), auditSeq: 3, response: { status: 200, body: { signature: '0x01', n: 1 } }, createdAt: 5 };

@@ -33,7 +33,12 @@ export function readAuthorization(value: unknown, path: string, extra: readonly 
   // readChainId refuses 0; EIP-7702 gives 0 a meaning (any chain), which policy then decides on.
   const chainId = raw.chainId === 0 || raw.chainId === '0' || raw.chainId === '0x0' ? 0 : readChainId(raw.chainId, `${path}.chainId`);
   if (raw.nonce === undefined) throw new AirlockError('invalid_request', `${path}.nonce is required`);
-  return { ...raw, address, chainId, nonce: readQuantity(raw.nonce, `${path}.nonce`, MAX_UINT64) };
+  const nonce = readQuantity(raw.nonce, `${path}.nonce`, MAX_UINT64);
+  // The nonce is the authority's account nonce: no account reaches 2^53 transactions. viem hashes and
+  // serializes authorizations with a JS number, which would round a larger nonce (a signature over another
+  // nonce) or fail after decoding (an internal error, no audit entry); refused here with the field's path.
+  if (nonce > BigInt(Number.MAX_SAFE_INTEGER)) throw new AirlockError('invalid_amount', `${path}.nonce is larger than 2^53-1 (an account nonce never is)`);
+  return { ...raw, address, chainId, nonce };
 }
 
 /** keccak256(0x05 || rlp([chain_id, address, nonce])): what the authority signs (EIP-7702). */

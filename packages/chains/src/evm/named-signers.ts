@@ -7,6 +7,7 @@ import type { Action } from '@airlock/core';
 const SIGNER_FIELD: Readonly<Record<string, string>> = {
   TransferWithAuthorization: 'from', // EIP-3009 (x402 exact)
   ReceiveWithAuthorization: 'from', // EIP-3009
+  CancelAuthorization: 'authorizer', // EIP-3009
   Permit: 'owner', // EIP-2612
 };
 

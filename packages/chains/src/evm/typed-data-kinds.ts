@@ -55,6 +55,33 @@ function hasWitnessShape(types: TypeDefinitions, typeName: string, shape: Shape)
   return hasShape({ [typeName]: fields.slice(0, shape.length) as TypedDataParameter[] }, typeName, shape);
 }
 
+const EIP3009_CANCEL: Shape = [['authorizer', 'address'], ['nonce', 'bytes32']];
+
+/**
+ * The message field that names the account whose funds or allowance the signature moves, for the standards
+ * that name it (EIP-3009 `from` and `authorizer`, EIP-2612 `owner`), with its value. The token checks the
+ * signature against that account, and with ERC-1271 (USDC v2.2's SignatureChecker, EIP-2612 tokens that accept
+ * contract signatures) a contract wallet the agent's key owns accepts the agent's signature: the funds would
+ * move from that wallet while Airlock holds and reconciles the payment under the agent's own address (the
+ * chain says the agent's nonce was never used, the hold is released, the value moved uncharged). The decoder
+ * refuses any other account. Permit2 names no owner in what is signed (the caller passes it): its spends are
+ * charged when signed, never held against the owner's nonce state.
+ */
+export function namedAccount(data: NormalisedTypedData): { field: string; address: string } | undefined {
+  const { types, primaryType, message } = data;
+  switch (primaryType) {
+    case 'TransferWithAuthorization':
+    case 'ReceiveWithAuthorization':
+      return hasShape(types, primaryType, EIP3009_AUTHORIZATION_FIELDS) ? { field: 'from', address: (message.from as string).toLowerCase() } : undefined;
+    case 'CancelAuthorization':
+      return hasShape(types, primaryType, EIP3009_CANCEL) ? { field: 'authorizer', address: (message.authorizer as string).toLowerCase() } : undefined;
+    case 'Permit':
+      return hasShape(types, primaryType, EIP2612_PERMIT) ? { field: 'owner', address: (message.owner as string).toLowerCase() } : undefined;
+    default:
+      return undefined;
+  }
+}
+
 export function classifyTypedData(data: NormalisedTypedData, chain: string): KnownTypedData | undefined {
   const { types, primaryType, message } = data;
   switch (primaryType) {

@@ -228,3 +228,54 @@ describe('struct types that recurse or nest too deep are refused (payload_too_de
     assert.equal(intent.kind, 'typed_data.unknown');
   });
 });
+
+test('EIP-3009 from, CancelAuthorization authorizer and EIP-2612 owner must be the signer (invalid_request naming the field)', () => {
+  const other = '0x5555555555555555555555555555555555555555';
+  for (const primaryType of ['TransferWithAuthorization', 'ReceiveWithAuthorization']) {
+    const payload = authorization(primaryType);
+    rejects({ typedData: { ...payload.typedData, message: { ...payload.typedData.message, from: other } } }, 'invalid_request', 'typedData.message.from is not the signing agent');
+  }
+  const cancelTypes = { CancelAuthorization: [{ name: 'authorizer', type: 'address' }, { name: 'nonce', type: 'bytes32' }] };
+  rejects({ typedData: { domain: usdcDomain, types: cancelTypes, primaryType: 'CancelAuthorization', message: { authorizer: other, nonce: `0x${'ab'.repeat(32)}` } } }, 'invalid_request', 'typedData.message.authorizer');
+  assert.equal(decode({ typedData: { domain: usdcDomain, types: cancelTypes, primaryType: 'CancelAuthorization', message: { authorizer: getAddress(signer.address), nonce: `0x${'ab'.repeat(32)}` } } }).intent.kind, 'typed_data.unknown');
+  const permitTypes = { Permit: [
+    { name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' },
+    { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' },
+  ] };
+  rejects({ typedData: { domain: usdcDomain, types: permitTypes, primaryType: 'Permit', message: { owner: other, spender: bob, value: '1', nonce: 0, deadline: 1 } } }, 'invalid_request', 'typedData.message.owner');
+  // A lookalike (other fields) names no account the decoder knows: unknown typed data, left to policy.
+  assert.equal(decode({ typedData: { domain: usdcDomain, types: { Permit: permitTypes.Permit.slice(0, 2) }, primaryType: 'Permit', message: { owner: other, spender: bob } } }).intent.kind, 'typed_data.unknown');
+});
+
+describe('decoding limits (typed_data_too_large, details.limit): at the limit decoded, one past refused', () => {
+  const typed = (types: Record<string, { name: string; type: string }[]>, message: unknown) => ({ typedData: { domain: { name: 'L', chainId: 8453 }, types, primaryType: 'Main', message } });
+  function tooLarge(payload: unknown, limit: string) {
+    assert.throws(() => decode(payload), (e: unknown) => {
+      assert.ok(e instanceof AirlockError, String(e));
+      assert.equal(e.code, 'typed_data_too_large', e.message);
+      assert.equal(e.details?.limit, limit);
+      return true;
+    });
+  }
+  test('nameLength: type and field names of 64 characters, not 65', () => {
+    for (const n of [64, 65]) {
+      const name = `N${'a'.repeat(n - 1)}`;
+      const viaField = typed({ Main: [{ name, type: 'uint8' }] }, { [name]: 1 });
+      const viaType = { typedData: { ...typed({ [name]: [{ name: 'v', type: 'uint8' }] }, { v: 1 }).typedData, primaryType: name } };
+      if (n === 64) [viaField, viaType].forEach((p) => decode(p));
+      else [viaField, viaType].forEach((p) => tooLarge(p, 'nameLength'));
+    }
+  });
+  test('fieldsPerType and types: 64, not 65', () => {
+    const fields = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `f${i}`, type: 'uint8' }));
+    decode(typed({ Main: fields(64) }, Object.fromEntries(fields(64).map((f) => [f.name, 1]))));
+    tooLarge(typed({ Main: fields(65) }, Object.fromEntries(fields(65).map((f) => [f.name, 1]))), 'fieldsPerType');
+    const types = (n: number) => Object.fromEntries([['Main', [{ name: 'v', type: 'uint8' }]], ...Array.from({ length: n - 2 }, (_, i) => [`T${i}`, [{ name: 'v', type: 'uint8' }]])]);
+    decode(typed(types(64), { v: 1 })); // with EIP712Domain, 64 types
+    tooLarge(typed(types(65), { v: 1 }), 'types');
+  });
+  test('messageValues: 8,192 values, not 8,193 (the array itself counts)', () => {
+    decode(typed({ Main: [{ name: 'list', type: 'uint8[]' }] }, { list: Array(8_190).fill(1) })); // Main + list + 8,190
+    tooLarge(typed({ Main: [{ name: 'list', type: 'uint8[]' }] }, { list: Array(8_191).fill(1) }), 'messageValues');
+  });
+});

@@ -2,12 +2,13 @@
 // no extra fields, every value in range for its type) before hashing, so the hash covers exactly what was read.
 import { AirlockError, MAX_JSON_DEPTH, nonceKey } from '@airlock/core';
 import type { DecodedRequest, Intent, SignerContext, TypedDataInfo } from '@airlock/core';
-import { bytesToHex, getTypesForEIP712Domain, hashTypedData, hexToBytes } from 'viem';
+import { bytesToHex, getTypesForEIP712Domain, hexToBytes } from 'viem';
 import type { Hex, TypedDataDomain, TypedDataParameter } from 'viem';
 import {
   caip2, isRecord, readAddress, readChainId, readHex, readQuantity, readRecord, rejectUnknownKeys,
 } from './fields.ts';
-import { classifyTypedData } from './typed-data-kinds.ts';
+import { hashTypedDataOnce, typeDependencies } from './eip712-hash.ts';
+import { classifyTypedData, namedAccount } from './typed-data-kinds.ts';
 import type { AbiRegistry } from './abi-registry.ts';
 import { decodeSafeTransaction, isSafeTxRequest } from './safe-tx.ts';
 import { readUserOperationTypedData, userOperationHash, userOperationIntent } from './user-operation.ts';
@@ -28,6 +29,38 @@ const DOMAIN_FIELD_TYPES: Record<string, string> = {
 };
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 const ELEMENTARY = /^(?:address|bool|string|bytes[0-9]*|u?int[0-9]*)$/;
+
+/**
+ * What Airlock decodes of EIP-712 typed data; beyond a limit the request is refused `typed_data_too_large`
+ * (details: `limit`, its `max`, what was `found`) before anything is hashed, scoped or evaluated. Inside the
+ * body limit a request of 138 kB (a 120,000-character field name in a struct used by 2,000 array elements) cost
+ * 40 s of hashing while every other request waited. Real typed data is far inside every limit: Permit2's
+ * longest name (PermitBatchWitnessTransferFrom) has 30 characters; a Seaport bulk order uses 5 types, the
+ * longest with 11 fields (OrderComponents), and the encodeType of OrderComponents is about 450 characters.
+ */
+export const TYPED_DATA_LIMITS = Object.freeze({
+  /** Characters of a type name or a field name. */
+  nameLength: 64,
+  /** Characters of a field's type, array dimensions included (Seaport's bulk order tree of height 24 has 87). */
+  typeLength: 256,
+  /** Struct types in typedData.types, EIP712Domain included. */
+  types: 64,
+  /** Fields of one struct type. */
+  fieldsPerType: 64,
+  /** Characters of the EIP-712 encodeType of any struct type: the struct and every struct it uses. */
+  encodedTypeLength: 8_192,
+  /** Values in typedData.message, each struct, array and elementary value counted (an array of n numbers is n + 1). */
+  messageValues: 8_192,
+});
+
+/** Which limit a `typed_data_too_large` refusal names (in `details.limit`). */
+export type TypedDataLimit = keyof typeof TYPED_DATA_LIMITS;
+
+function tooLarge(limit: TypedDataLimit, found: number, what: string): AirlockError {
+  return new AirlockError('typed_data_too_large', `the typed data is larger than Airlock decodes: ${what} (limit ${limit}: at most ${TYPED_DATA_LIMITS[limit]})`, {
+    details: { limit, max: TYPED_DATA_LIMITS[limit], found },
+  });
+}
 
 export function readTypedDataRequest(payload: unknown): NormalisedTypedData {
   const request = readRecord(payload, 'payload');
@@ -52,7 +85,7 @@ export function readTypedDataRequest(payload: unknown): NormalisedTypedData {
 
   const message = primaryType === 'EIP712Domain'
     ? {}
-    : (normaliseStruct(types, primaryType, typedData.message, 'typedData.message') as Record<string, unknown>);
+    : (normaliseStruct(types, primaryType, typedData.message, 'typedData.message', { left: TYPED_DATA_LIMITS.messageValues }) as Record<string, unknown>);
   return { domain, types, primaryType, message, chainId };
 }
 
@@ -79,14 +112,17 @@ function readTypes(value: unknown, domain: TypedDataDomain): TypeDefinitions {
   const types: Record<string, TypedDataParameter[]> = Object.create(null);
   for (const [typeName, fields] of Object.entries(raw)) {
     const path = `typedData.types.${typeName.slice(0, 40)}`;
+    if (typeName.length > TYPED_DATA_LIMITS.nameLength) throw tooLarge('nameLength', typeName.length, `the name of type ${typeName.slice(0, 40)}... has ${typeName.length} characters`);
     // A struct named like an elementary type ("address", "uint256") would be read one way here and possibly another by a wallet.
     if (!IDENTIFIER.test(typeName) || ELEMENTARY.test(typeName)) throw new AirlockError('undecodable_payload', `${path} is not a valid type name`);
     if (!Array.isArray(fields)) throw new AirlockError('undecodable_payload', `${path} must be an array of {name, type}`);
+    if (fields.length > TYPED_DATA_LIMITS.fieldsPerType) throw tooLarge('fieldsPerType', fields.length, `${path} has ${fields.length} fields`);
     const seen = new Set<string>();
     types[typeName] = fields.map((field, i) => {
       if (!isRecord(field) || typeof field.name !== 'string' || typeof field.type !== 'string' || Object.keys(field).length !== 2) {
         throw new AirlockError('undecodable_payload', `${path}[${i}] must be {name, type}`);
       }
+      if (field.name.length > TYPED_DATA_LIMITS.nameLength) throw tooLarge('nameLength', field.name.length, `the name of ${path}[${i}] has ${field.name.length} characters`);
       // A field named `__proto__` is read through the prototype chain of a plain message object: what
       // policy saw and what was hashed could differ (found by the idempotency review). Refuse it by name.
       if (!IDENTIFIER.test(field.name) || field.name === '__proto__') throw new AirlockError('undecodable_payload', `${path}[${i}].name is not a valid field name`);
@@ -105,7 +141,33 @@ function readTypes(value: unknown, domain: TypedDataDomain): TypeDefinitions {
     if (!sameSet) throw new AirlockError('undecodable_payload', 'typedData.types.EIP712Domain does not match the fields of typedData.domain');
   } else types.EIP712Domain = [...expected];
   checkTypeNesting(types);
+  checkTypeSizes(types);
   return types;
+}
+
+/**
+ * The number of struct types, the length of each field's type, and the length of each struct's EIP-712
+ * encodeType (what is hashed into its type hash), summed from the lengths of the definitions it uses before any
+ * string is built. After checkTypeNesting: the type graph has no cycle and no field type more than 64
+ * dimensions deep.
+ */
+function checkTypeSizes(types: TypeDefinitions): void {
+  const names = Object.keys(types);
+  if (names.length > TYPED_DATA_LIMITS.types) throw tooLarge('types', names.length, `typedData.types defines ${names.length} types (EIP712Domain included)`);
+  // `Name(type1 name1,type2 name2)`: the name, the parentheses, each field's type, space and name, the commas.
+  const ownLength = new Map<string, number>();
+  for (const name of names) {
+    const fields = types[name]!;
+    fields.forEach((field, i) => {
+      if (field.type.length > TYPED_DATA_LIMITS.typeLength) throw tooLarge('typeLength', field.type.length, `the type of typedData.types.${name.slice(0, 40)}[${i}] has ${field.type.length} characters`);
+    });
+    ownLength.set(name, name.length + 2 + Math.max(0, fields.length - 1) + fields.reduce((n, f) => n + f.type.length + 1 + f.name.length, 0));
+  }
+  for (const name of names) {
+    let length = 0;
+    for (const dep of typeDependencies(name, types)) length += ownLength.get(dep)!;
+    if (length > TYPED_DATA_LIMITS.encodedTypeLength) throw tooLarge('encodedTypeLength', length, `the EIP-712 type string of ${name.slice(0, 40)} (it and every struct it uses) has ${length} characters`);
+  }
 }
 
 /** `Mail[2][]` -> { base: 'Mail', dims: 2 }; stops counting past the limit (the caller refuses it then). */
@@ -165,16 +227,30 @@ function checkTypeNesting(types: TypeDefinitions): void {
   }
 }
 
+/** How many more values the message may hold (TYPED_DATA_LIMITS.messageValues), counted down as it is read. */
+interface ValueBudget { left: number }
+
+function spend(budget: ValueBudget, n: number): void {
+  budget.left -= n;
+  if (budget.left < 0) {
+    const found = TYPED_DATA_LIMITS.messageValues - budget.left;
+    throw tooLarge('messageValues', found, `typedData.message holds more than ${TYPED_DATA_LIMITS.messageValues} values (at least ${found})`);
+  }
+}
+
 /** Walks a value against its EIP-712 type, returning it normalised or failing with the field path. */
-function normaliseValue(types: TypeDefinitions, type: string, value: unknown, path: string): unknown {
+function normaliseValue(types: TypeDefinitions, type: string, value: unknown, path: string, budget: ValueBudget): unknown {
+  spend(budget, 1);
   const array = /^(.+)\[([0-9]*)\]$/.exec(type);
   if (array) {
     if (!Array.isArray(value)) throw new AirlockError('undecodable_payload', `${path} must be an array`);
     if (array[2] !== '' && value.length !== Number(array[2])) throw new AirlockError('undecodable_payload', `${path} must have ${array[2]} entries`);
-    return value.map((v, i) => normaliseValue(types, array[1] as string, v, `${path}[${i}]`));
+    // Each element is at least one value: a long array is refused before any element is read.
+    if (value.length > budget.left) spend(budget, value.length);
+    return value.map((v, i) => normaliseValue(types, array[1] as string, v, `${path}[${i}]`, budget));
   }
   // Own keys only: `in` would take "__proto__" or "toString" for a struct (an internal error, not a refusal).
-  if (Object.hasOwn(types, type)) return normaliseStruct(types, type, value, path);
+  if (Object.hasOwn(types, type)) return normaliseStruct(types, type, value, path, budget, false);
   if (type === 'address') return readAddress(value, path);
   if (type === 'bool') {
     if (typeof value !== 'boolean') throw new AirlockError('undecodable_payload', `${path} must be a boolean`);
@@ -201,7 +277,8 @@ function normaliseValue(types: TypeDefinitions, type: string, value: unknown, pa
   throw new AirlockError('undecodable_payload', `${path} has unknown type '${type.slice(0, 40)}'`);
 }
 
-function normaliseStruct(types: TypeDefinitions, typeName: string, value: unknown, path: string): Record<string, unknown> {
+function normaliseStruct(types: TypeDefinitions, typeName: string, value: unknown, path: string, budget: ValueBudget, counted = true): Record<string, unknown> {
+  if (counted) spend(budget, 1);
   if (!isRecord(value)) throw new AirlockError('undecodable_payload', `${path} must be an object of type ${typeName}`);
   const fields = types[typeName] ?? [];
   const names = new Set(fields.map((f) => f.name));
@@ -212,7 +289,7 @@ function normaliseStruct(types: TypeDefinitions, typeName: string, value: unknow
   const out: Record<string, unknown> = {};
   for (const field of fields) {
     if (!(field.name in value)) throw new AirlockError('undecodable_payload', `${path}.${field.name} is missing`);
-    out[field.name] = normaliseValue(types, field.type, value[field.name], `${path}.${field.name}`);
+    out[field.name] = normaliseValue(types, field.type, value[field.name], `${path}.${field.name}`, budget);
   }
   return out;
 }
@@ -229,7 +306,7 @@ function readSignedInteger(value: unknown, path: string, bits: number): bigint {
 export function typedDataDigest(data: NormalisedTypedData): Uint8Array {
   let hash: Hex;
   try {
-    hash = hashTypedData({ domain: data.domain, types: data.types, primaryType: data.primaryType, message: data.message } as never);
+    hash = hashTypedDataOnce({ domain: data.domain, types: data.types, primaryType: data.primaryType, message: data.message });
   } catch (cause) {
     throw new AirlockError('undecodable_payload', 'typedData could not be hashed under EIP-712', { cause });
   }
@@ -278,6 +355,13 @@ export function decodeTypedDataRequest(payload: unknown, signer: SignerContext, 
       summary: safeTx.summary,
     };
     return { intent, digest };
+  }
+  const named = namedAccount(data);
+  if (named && named.address !== signer.address.toLowerCase()) {
+    throw new AirlockError('invalid_request', `typedData.message.${named.field} is not the signing agent: ${data.primaryType} moves the funds of ${named.field}, and Airlock accounts for it as the signer's (${signer.address.toLowerCase()})`, {
+      hints: [`Build the ${data.primaryType} with ${named.field} set to the agent's address (GET /v1/session); Airlock does not sign for another account, not even a contract wallet the agent's key owns.`],
+      details: { field: `typedData.message.${named.field}`, signer: signer.address.toLowerCase() },
+    });
   }
   const known = classifyTypedData(data, chain);
   const intent: Intent = {

@@ -301,7 +301,6 @@ export function userOperationIntent(op: NormalisedUserOperation, signing: UserOp
     totalGas,
     prefund,
   };
-  const what = calls.length === 0 ? 'undecoded callData' : calls.map((c, i) => `(${i + 1}) ${c.summary}`).join('; ');
   return {
     action,
     chain,
@@ -314,8 +313,14 @@ export function userOperationIntent(op: NormalisedUserOperation, signing: UserOp
     // the second is released only as a byte-identical replay (same digest), never charged twice.
     nonceKeys: [nonceKey('user-operation', chain, op.entryPoint, op.sender, op.nonce, [signer.address])],
     userOperation: info,
-    summary: `user operation of ${op.sender} via EntryPoint v${op.version} on ${chain}: ${what} (prefund up to ${prefund}${op.paymaster ? `, paid by paymaster ${op.paymaster}` : ''})`,
+    summary: userOperationSummary(chain, info),
   };
+}
+
+/** One line for humans: every call the operation runs, in order, as its (enriched) summary says it. */
+function userOperationSummary(chain: string, op: UserOperationInfo): string {
+  const what = op.calls.length === 0 ? 'undecoded callData' : op.calls.map((c, i) => `(${i + 1}) ${c.summary}`).join('; ');
+  return `user operation of ${op.sender} via EntryPoint v${op.entryPointVersion} on ${chain}: ${what} (prefund up to ${op.prefund}${op.paymaster ? `, paid by paymaster ${op.paymaster}` : ''})`;
 }
 
 /** The digest the agent's key signs for an operation: the userOpHash, or EIP-191 over it. */
@@ -355,7 +360,8 @@ export function readUserOperationTypedData(data: {
 
 /**
  * The ABIs policies register decode an operation's calls as they decode a transaction's (enrichCall): each call
- * is enriched, and the operation's spends and approvals are summed again from the enriched calls.
+ * is enriched, and the operation's spends, approvals and summary are built again from the enriched calls (a module
+ * call's summary names the call it makes its account execute).
  */
 export function enrichUserOperation(intent: Intent, abis: readonly AbiDeclaration[]): Intent {
   const op = intent.userOperation;
@@ -363,10 +369,12 @@ export function enrichUserOperation(intent: Intent, abis: readonly AbiDeclaratio
   const calls = op.calls.map((c) => enrichCall(c, abis));
   if (calls.every((c, i) => c === op.calls[i])) return intent;
   const fees = intent.spends.filter((s) => s.kind === 'fee');
+  const userOperation = { ...op, calls };
   return {
     ...intent,
     spends: [...calls.flatMap((c) => c.spends), ...fees],
     approvals: calls.flatMap((c) => c.approvals),
-    userOperation: { ...op, calls },
+    userOperation,
+    summary: userOperationSummary(intent.chain, userOperation),
   };
 }

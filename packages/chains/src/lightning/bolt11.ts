@@ -56,6 +56,12 @@ export interface DecodeBolt11Options {
 const TIMESTAMP_WORDS = 7; // 35 bits
 const SIGNATURE_WORDS = 104; // 520 bits: 64-byte r||s and a 1-byte recovery id
 const DEFAULT_EXPIRY_SECONDS = 3600;
+/**
+ * The longest expiry (x field) accepted: one year. BOLT 11 sets no bound, but an invoice valid for longer pays
+ * nothing a payer needs, and an expiry of up to 2^50 s puts the expiry time beyond what a date can hold (records
+ * listing it would fail to render). Refused as `invoice_malformed`.
+ */
+export const MAX_INVOICE_EXPIRY_SECONDS = 365 * 24 * 3600;
 // Two 5-bit length words hold at most 1023, so no field is longer; the whole invoice is bounded far above
 // any real one (route hints included) so that hostile input cannot make decoding expensive.
 const MAX_INVOICE_LENGTH = 7089;
@@ -113,6 +119,7 @@ export function decodeBolt11(invoice: string, options: DecodeBolt11Options): Dec
 
   // Checked after the signature so that a refusal for network or expiry is only given for a genuine invoice.
   if (network !== options.network) throw new AirlockError('invoice_wrong_network', `the invoice is for ${network}, not ${options.network}`);
+  if (fields.expirySeconds !== undefined && fields.expirySeconds > MAX_INVOICE_EXPIRY_SECONDS) throw malformed('the invoice expiry (x field) is longer than one year');
   const createdAt = createdAtSeconds * 1000;
   const expiresAt = (createdAtSeconds + (fields.expirySeconds ?? DEFAULT_EXPIRY_SECONDS)) * 1000;
   if (expiresAt <= options.now) throw new AirlockError('invoice_expired', 'the invoice has expired', { details: { expiresAt: new Date(expiresAt).toISOString() } });

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { compilePolicy } from '../policy/index.ts';
 import type { Violation } from '../policy/decision.ts';
 import { eligibleGroups, quorumMet, requiredQuorum } from './quorum.ts';
+import { USDC, decide, input, intent, layer } from '../policy/testing/fixtures.ts';
 
 const tier = (rule: string, min?: number, groups: string[] = []): Violation => ({ rule, code: 'approval_required', message: '', ...(min !== undefined ? { quorum: { min, groups } } : {}) });
 
@@ -11,15 +12,48 @@ test('no tier with a quorum: an operator approves (undefined)', () => {
   assert.equal(requiredQuorum([]), undefined);
 });
 
-test('within one layer the largest min replaces the smaller rungs; equal largest both apply; identical ones count once', () => {
-  assert.deepEqual(requiredQuorum([tier('agent/ops', 1, ['ops']), tier('agent/treasury', 2, ['treasury']), tier('agent/plain')]), [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }]);
+test('a tier is dropped only when another implies it (min at least its, groups among its); identical ones count once', () => {
+  // The ladder as written in docs/policy.md: 2 of treasury meets 1 of [ops, treasury], so it stands alone.
+  assert.deepEqual(requiredQuorum([tier('agent/ops', 1, ['ops', 'treasury']), tier('agent/treasury', 2, ['treasury']), tier('agent/plain')]), [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }]);
+  // A larger min of other groups does not replace a smaller quorum: both apply.
+  assert.deepEqual(requiredQuorum([tier('agent/ops', 1, ['ops']), tier('agent/treasury', 2, ['treasury']), tier('agent/plain')]), [
+    { rule: 'agent/ops', min: 1, groups: ['ops'] },
+    { rule: 'agent/treasury', min: 2, groups: ['treasury'] },
+  ]);
+  // More groups is weaker, not stronger: 3 of [ops, treasury] can be met without treasury, so 2 of treasury stays.
+  assert.deepEqual(requiredQuorum([tier('agent/t', 2, ['treasury']), tier('agent/wide', 3, ['ops', 'treasury'])]), [
+    { rule: 'agent/t', min: 2, groups: ['treasury'] },
+    { rule: 'agent/wide', min: 3, groups: ['ops', 'treasury'] },
+  ]);
   assert.deepEqual(requiredQuorum([tier('agent/a', 2, ['treasury']), tier('agent/b', 2, ['risk']), tier('agent/c', 2, ['treasury'])]), [
     { rule: 'agent/a', min: 2, groups: ['treasury'] },
     { rule: 'agent/b', min: 2, groups: ['risk'] },
   ]);
+  assert.deepEqual(requiredQuorum([tier('agent/a', 2, ['treasury', 'treasury']), tier('agent/b', 2, ['treasury'])]), [{ rule: 'agent/a', min: 2, groups: ['treasury'] }]);
+});
+
+test('an agent cannot steer the approvers: a part that touches a tier of larger min and other groups does not drop "above 1,000 -> 2 of treasury"', () => {
+  const SHOP = '0x1111111111111111111111111111111111111111';
+  const ROUTER = '0x2626664c2603336e57b271c5c0b26f421741e481';
+  const pol = layer('agent', { version: 1, rules: [
+    { name: 'pay', type: 'allow', match: { kinds: ['erc20.transfer', 'erc20.approve'], to: [SHOP, ROUTER], assets: [USDC] } },
+    { name: 'big', type: 'approval_tier', asset: USDC, above: '1000000000', quorum: { min: 2, groups: ['treasury'] } },
+    { name: 'router', type: 'approval_tier', match: { to: [ROUTER] }, quorum: { min: 3, groups: ['devops'] } },
+  ] });
+  const spends = [{ asset: USDC, amount: 50_000_000_000n, to: SHOP, kind: 'transfer' as const }];
+  const plain = decide([pol], input(intent({ kind: 'erc20.transfer', to: SHOP, spends })));
+  assert.deepEqual(requiredQuorum(plain.violations), [{ rule: 'agent/big', min: 2, groups: ['treasury'] }]);
+  const steered = decide([pol], input(intent({ kind: 'erc20.transfer', to: SHOP, spends, approvals: [{ asset: USDC, amount: 1n, spender: ROUTER, unlimited: false }] } as never)));
+  assert.equal(steered.decision, 'require_approval');
+  assert.deepEqual(requiredQuorum(steered.violations), [
+    { rule: 'agent/big', min: 2, groups: ['treasury'] },
+    { rule: 'agent/router', min: 3, groups: ['devops'] },
+  ]);
 });
 
 test('across layers nothing is replaced: a bigger agent quorum does not swap out the fleet\'s approvers', () => {
+  // (unless it implies the fleet\'s: 3 of treasury meets 2 of treasury)
+  assert.deepEqual(requiredQuorum([tier('fleet/treasury', 2, ['treasury']), tier('agent/more', 3, ['treasury'])]), [{ rule: 'agent/more', min: 3, groups: ['treasury'] }]);
   assert.deepEqual(requiredQuorum([tier('fleet/treasury', 2, ['treasury']), tier('agent/ops', 3, ['ops'])]), [
     { rule: 'fleet/treasury', min: 2, groups: ['treasury'] },
     { rule: 'agent/ops', min: 3, groups: ['ops'] },

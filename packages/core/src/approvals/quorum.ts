@@ -16,33 +16,26 @@ export interface CountedVote {
  * The quorums a `require_approval` decision needs, from the `approval_required` violations of the tiers that
  * matched; undefined when no matched tier has a quorum (an operator approves, as before quorums existed).
  *
- * Within one policy the tiers are a ladder: of the matched tiers with a quorum, only those with the largest
- * `min` apply (2 of treasury above 1,000 replaces 1 of ops above 100). Ladders of different layers do not
- * replace each other: the fleet's quorum and the agent's both apply, so an agent policy cannot swap the
- * fleet's approvers for its own. Tiers without a quorum add nothing once one tier has a quorum: signed votes
- * of named approvers are the stricter control. Identical requirements count once.
+ * Every matched tier with a quorum applies, in every layer, except one that another matched tier already
+ * implies: L implies R when L's `min` is at least R's and every group of L is one of R's (each approver counting
+ * for L then counts for R, so meeting L meets R). That is how a ladder is written: "1 of [ops, treasury] above
+ * 100" and "2 of [treasury] above 1,000": above 1,000 the 2 of treasury stand alone. A larger `min` alone never
+ * replaces a smaller quorum of other groups: which tiers match depends on the request, so otherwise an agent
+ * could add a part that touches a tier of its choosing (a 1-unit approval to a listed router, say) and swap the
+ * approvers of a large transfer for that tier's. Tiers without a quorum add nothing once one tier has a quorum:
+ * signed votes of named approvers are the stricter control. Identical requirements count once (the first tier).
  */
 export function requiredQuorum(violations: readonly Violation[]): QuorumRequirement[] | undefined {
-  const byLayer = new Map<string, QuorumRequirement[]>();
+  const all: QuorumRequirement[] = [];
   for (const v of violations) {
     if (v.code !== 'approval_required' || v.quorum === undefined) continue;
-    const layer = v.rule.split('/')[0]!;
-    const rung = byLayer.get(layer) ?? [];
-    const top = rung[0]?.min ?? 0;
-    if (v.quorum.min < top) continue;
-    const requirement = { rule: v.rule, min: v.quorum.min, groups: [...new Set(v.quorum.groups)].sort() };
-    byLayer.set(layer, v.quorum.min > top ? [requirement] : [...rung, requirement]);
+    all.push({ rule: v.rule, min: v.quorum.min, groups: [...new Set(v.quorum.groups)].sort() });
   }
-  if (byLayer.size === 0) return undefined;
-  const seen = new Set<string>();
-  const out: QuorumRequirement[] = [];
-  for (const r of [...byLayer.values()].flat()) {
-    const key = `${r.min}:${r.groups.join(',')}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    out.push(r);
-  }
-  return out;
+  if (all.length === 0) return undefined;
+  const implies = (l: QuorumRequirement, r: QuorumRequirement) => l.min >= r.min && l.groups.every((g) => r.groups.includes(g));
+  const same = (l: QuorumRequirement, r: QuorumRequirement) => l.min === r.min && l.groups.join(',') === r.groups.join(',');
+  // Keep R unless another requirement strictly implies it, or an identical one comes first.
+  return all.filter((r, i) => !all.some((l, j) => j !== i && implies(l, r) && (!same(l, r) || j < i)));
 }
 
 /** An approver may vote when one of their groups is named by one of the requirements. */

@@ -10,6 +10,7 @@ import type { DecodedRequest } from '../ports/chain-adapter.ts';
 import type { LightningBackend, LightningPaymentStatus } from '../ports/lightning-backend.ts';
 import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
 import type { ApprovalRecord, Session, StoreTx } from '../ports/store.ts';
+import { COUNT_ASSET } from '../ports/ledger.ts';
 import { receiptForSeq } from '../audit/stored-tree.ts';
 import { assertAuditIntact } from '../service/audit-integrity.ts';
 import type { ServiceDeps } from '../service/deps.ts';
@@ -54,6 +55,11 @@ export interface LightningOptions {
   /** Default routing fee limit as a percentage of the amount (default 1), and its floor (default 1000 msat). */
   defaultFeePercent?: number;
   minDefaultFeeMsat?: bigint;
+  /**
+   * How many in-flight payments one reconcile round looks up (default 200). Rounds page through all of them
+   * (oldest first, wrapping around), so every payment in flight is looked up within ceil(n / this) rounds.
+   */
+  reconcileBatch?: number;
 }
 
 /** Turns the internal payload the lightning adapter decodes (the service supplies network and time). */
@@ -89,6 +95,8 @@ export class LightningService {
   private readonly options: Required<Omit<LightningOptions, 'backend'>> & { backend?: LightningBackend };
   /** Payments whose pay call is running in this process (the reconciler leaves them to it). */
   private readonly executing = new Map<string, Promise<LightningPaymentRecord>>();
+  /** Where the next reconcile round starts: after the last payment the previous round read (none: the oldest). */
+  private reconcileCursor: { createdAt: number; id: string } | undefined;
 
   constructor(deps: ServiceDeps, signing: SigningService, options: LightningOptions = {}) {
     this.deps = deps;
@@ -98,6 +106,7 @@ export class LightningService {
       notFoundGraceSeconds: options.notFoundGraceSeconds ?? 300,
       defaultFeePercent: options.defaultFeePercent ?? 1,
       minDefaultFeeMsat: options.minDefaultFeeMsat ?? 1000n,
+      reconcileBatch: options.reconcileBatch ?? 200,
       ...(options.backend ? { backend: options.backend } : {}),
     };
   }
@@ -211,7 +220,8 @@ export class LightningService {
     const now = this.deps.clock.now();
     const decoded = this.decode(this.adapterPayload(input, backend, now), auth, input.l402);
     const evaluation: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
-    const decision = await this.deps.store.transaction((tx) => this.signing.evaluateIn(tx, auth.session, evaluation));
+    // What paying would meet, the circuit breakers included (screening writes nothing, only `record` does).
+    const { decision } = await this.deps.store.transaction((tx) => this.signing.evaluateScreened(tx, auth.session, evaluation, auth.agent));
     const shadow = this.signing.shadows.comparisonsOf(decision);
     return { decision, intent: intentToJson(decoded.intent), digest: bytesToHex(decoded.digest), ...(shadow.length ? { shadow: [...shadow] } : {}) };
   }
@@ -224,14 +234,22 @@ export class LightningService {
   }
 
   /**
-   * Asks the backend about every payment still in flight and finishes those it has a definite answer for.
-   * Payments whose pay call is still running in this process are left to it.
+   * Asks the backend about payments still in flight (up to `limit` a round) and finishes those it has a
+   * definite answer for. Rounds page through every payment in flight, oldest first, each round starting after
+   * the last one the previous round read and starting over once the end is reached: however many payments one
+   * agent keeps in flight (hold invoices that never settle), everyone else's are still looked up within
+   * ceil(n / limit) rounds. Payments whose pay call is still running in this process are left to it.
    */
-  async reconcile(limit = 200): Promise<ReconcileLightningResult> {
+  async reconcile(limit = this.options.reconcileBatch): Promise<ReconcileLightningResult> {
     const backend = this.options.backend;
     const result: ReconcileLightningResult = { checked: 0, succeeded: 0, failed: 0, errors: 0 };
     if (!backend) return result;
-    const inFlight = await this.deps.store.transaction((tx) => tx.inFlightLightningPayments(limit));
+    const batch = Math.max(1, Math.min(Math.floor(limit), 1000));
+    const after = this.reconcileCursor;
+    const inFlight = await this.deps.store.transaction((tx) => tx.inFlightLightningPayments(batch, after));
+    const last = inFlight[inFlight.length - 1];
+    // A short page reached the end: the next round starts over from the oldest.
+    this.reconcileCursor = inFlight.length < batch || !last ? undefined : { createdAt: last.createdAt, id: last.id };
     let dueErrors = 0;
     for (const p of inFlight) {
       if (this.executing.has(p.id)) continue;
@@ -338,12 +356,19 @@ export class LightningService {
         return record;
       case 'not_found': {
         // Believed only once the pay call cannot still be on its way to the backend.
-        const graceOver = now >= record.createdAt + (record.timeoutSeconds + this.options.notFoundGraceSeconds) * 1000;
-        if (source !== 'lookup' || !graceOver) return record;
+        if (source !== 'lookup' || !this.graceOver(record, now)) return record;
         return this.finish(record, { state: 'failed', failureReason: 'not_found_after_grace' }, source);
       }
-      case 'failed':
-        return this.finish(record, { state: 'failed', failureReason: sanitiseReason(status.reason) }, source);
+      case 'failed': {
+        // The pay call's own answer is about this attempt. A failure read from the backend's records (a lookup,
+        // or a backend's confirming lookup after a pay call without an answer) may be an EARLIER attempt's of
+        // the same payment hash, read before this attempt's pay call reached the node or wallet: believed only
+        // once that call cannot still be on its way, as `not_found` (a retry would otherwise be released on the
+        // first attempt's failure and then paid).
+        const fromRecords = source === 'lookup' || status.evidence === 'lookup';
+        if (fromRecords && !this.graceOver(record, now)) return record;
+        return this.finish(record, { state: 'failed', failureReason: sanitiseReason(status.reason) }, fromRecords ? 'lookup' : source);
+      }
       case 'succeeded': {
         const preimage = status.preimage.toLowerCase();
         if (!HEX32.test(preimage) || bytesToHex(sha256(hexToBytes(preimage))) !== record.paymentHash) {
@@ -354,6 +379,11 @@ export class LightningService {
         return this.finish(record, { state: 'succeeded', preimage, feeMsat: status.feeMsat }, source);
       }
     }
+  }
+
+  /** Whether the pay call of `record` can no longer be on its way to the backend (its timeout and the grace passed). */
+  private graceOver(record: LightningPaymentRecord, now: number): boolean {
+    return now >= record.createdAt + (record.timeoutSeconds + this.options.notFoundGraceSeconds) * 1000;
   }
 
   private async finish(record: LightningPaymentRecord, finish: { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string }, source: 'pay' | 'lookup'): Promise<LightningPaymentRecord> {
@@ -374,6 +404,7 @@ export class LightningService {
   private finishIn(record: LightningPaymentRecord, finish: { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string }, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, now: number): Promise<LightningPaymentRecord> {
     return this.deps.store.transaction(async (tx) => {
       const fresh = await tx.getLightningPayment(record.id);
+      if (fresh?.state === 'failed' && fresh.preimage === undefined && finish.state === 'succeeded') return this.chargeAfterFailure(tx, fresh, finish, source, charges, now);
       if (!fresh || fresh.state !== 'in_flight') return fresh ?? record;
       const entry = await tx.appendAudit({
         at: now,
@@ -401,6 +432,31 @@ export class LightningService {
       }
       return done;
     });
+  }
+
+  /**
+   * A verified success (the preimage hashes to the payment hash) for a payment already recorded failed: its
+   * holds were released then, but money moved. Charged now, directly (the amount and the fee it cost; its
+   * request counts stayed charged at the failure), with a `lightning.succeeded` entry (`afterFailed`) and an
+   * alert for operators. Exactly once: the store moves only a failed record without a preimage, and a second
+   * instance doing the same rolls back on `conflict` (finish() then reads what the first recorded).
+   */
+  private async chargeAfterFailure(tx: StoreTx, fresh: LightningPaymentRecord, finish: { preimage?: string; feeMsat?: bigint }, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, now: number): Promise<LightningPaymentRecord> {
+    const feeMsat = finish.feeMsat!;
+    const common = { paymentId: fresh.id, paymentHash: fresh.paymentHash, requestSeq: fresh.auditSeq, amountMsat: fresh.amountMsat.toString(), maxFeeMsat: fresh.maxFeeMsat.toString(), feeMsat: feeMsat.toString(), backend: fresh.backend };
+    const entry = await tx.appendAudit({
+      at: now, type: 'lightning.succeeded', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId, action: LIGHTNING_ACTION,
+      data: { ...common, evidence: source, preimageVerified: true, afterFailed: true, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), failureReason: fresh.failureReason ?? 'unknown' },
+    });
+    const done = await tx.chargeLightningAfterFailure(fresh.id, { preimage: finish.preimage!, feeMsat }, charges.filter((w) => w.asset !== COUNT_ASSET), now, entry.seq);
+    await tx.appendAudit({
+      at: now, type: 'alert.lightning', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId,
+      data: { reason: 'succeeded_after_failed', ...common, succeededSeq: entry.seq, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), ...(done.state === 'failed' ? { anotherPaymentActive: true } : {}) },
+    });
+    if (feeMsat > fresh.maxFeeMsat) {
+      await tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId, data: { reason: 'fee_above_limit', paymentId: fresh.id, feeMsat: feeMsat.toString(), maxFeeMsat: fresh.maxFeeMsat.toString(), backend: fresh.backend } });
+    }
+    return done;
   }
 
   /** A new request: evaluate, append the decision, then hold (allow) or hold for a human (approval). */

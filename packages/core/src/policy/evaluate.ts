@@ -6,7 +6,7 @@ import type { Decision, Layer, Violation } from './decision.ts';
 import { intentFacts, type IntentFacts } from './facts.ts';
 import type { PolicyLayer } from './layers.ts';
 import { scopeSeries, type CompiledAllowRule, type EvaluationInput, type RuleContext } from './rules/index.ts';
-import { isStandardSighash } from './match.ts';
+import { isHashLengthMessage, isStandardSighash } from './match.ts';
 
 export type { EvaluationInput } from './rules/index.ts';
 
@@ -25,8 +25,9 @@ function inOrder(layers: readonly PolicyLayer[]): readonly PolicyLayer[] {
 /** Every ledger window the rules will read for this input, deduplicated; prefetch these. */
 export function requiredWindows(layers: readonly PolicyLayer[], input: EvaluationInput): WindowQuery[] {
   const all: WindowQuery[] = [];
-  // The calls of a Safe transaction, a user operation or a module are evaluated one by one too (evaluateCalls): their windows count.
-  for (const intent of [input.intent, ...innerCalls(input.intent)]) {
+  // The calls of a Safe transaction, a user operation or a module are evaluated one by one too (evaluateCalls), and
+  // so is the call a module call of a user operation makes its account execute: their windows count.
+  for (const intent of requestAndCalls(input.intent)) {
     const ctx = { input: { ...input, intent }, facts: intentFacts(intent), series: scopeSeries(input) };
     for (const { policy } of inOrder(layers)) for (const rule of policy.rules) rule.windows(ctx, all);
   }
@@ -46,6 +47,7 @@ function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
     case 'typed_data.unknown':
       return 'unknown_typed_data';
     case 'message.personal':
+      return isHashLengthMessage(intent) ? 'message_hash_length' : 'message_not_allowed';
     case 'message.bip322':
       return 'message_not_allowed';
     case 'bitcoin.transaction':
@@ -74,6 +76,7 @@ function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
 const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
   unknown_typed_data: '; unknown typed data is granted only by an allow rule naming primary_types and domains',
   message_not_allowed: '; personal messages are granted only by an allow rule naming message',
+  message_hash_length: '; a 32-byte personal message is signed as a hash (Safe eth_sign, accounts that sign EIP-191 over the userOpHash): granted only by an allow rule with message.allow_hash_length: true',
   contract_call_not_allowed: '; contract calls are granted only by an allow rule naming contracts',
   contract_deploy_not_allowed: '; deploys are granted only by an allow rule with kinds: [contract.deploy]',
   nostr_kind_not_allowed: '; Nostr events are granted only by an allow rule naming a nostr action or nostr_kinds',
@@ -115,6 +118,12 @@ function innerCalls(intent: Intent): readonly Intent[] {
   return intent.safe?.calls ?? intent.userOperation?.calls ?? intent.module?.calls ?? [];
 }
 
+/** A request and every intent evaluatePolicy evaluates for it: its calls, and theirs (a user operation's module call). */
+function* requestAndCalls(intent: Intent): Generator<Intent> {
+  yield intent;
+  for (const call of innerCalls(intent)) yield* requestAndCalls(call);
+}
+
 /**
  * What only a user operation can be refused for (semantics §11): calls no registered account ABI decodes, and a
  * paymaster no `user_operations` rule lists (a rule with a list that leaves it out says so itself).
@@ -135,7 +144,9 @@ function userOperationFindings(layers: readonly PolicyLayer[], op: UserOperation
  * A request that executes several calls (a Safe transaction: its call, each call of a MultiSend batch, its gas
  * refund; an ERC-4337 user operation: what the account's execute/executeBatch runs; a module call: what the
  * module makes its account execute). Each call is evaluated as a
- * request of its own: it must be granted and pass every rule, exactly as a transaction making that call would.
+ * request of its own: it must be granted and pass every rule, exactly as a transaction making that call would
+ * (evaluatePolicy on the call: a module call of a user operation is judged by the call the module makes its account
+ * execute, granted on its own, the module call itself running every rule without granting, as at the top level).
  * The request as a whole runs every rule again without granting anything: its spends are the calls' spends added
  * up (plus a user operation's prefund), so budgets, per-request caps and destination lists see the batch as one
  * request. A batch is allowed only if every call is; a batch of no calls is refused. `findings`: refusals of the
@@ -151,7 +162,8 @@ function evaluateCalls(layers: readonly PolicyLayer[], input: EvaluationInput, l
   denials.push(...findings);
   if (calls.length === 0 && findings.length === 0) denials.push({ rule: 'agent/default', code: 'no_matching_allow_rule', message: 'the request executes no call (default deny)' });
   calls.forEach((call, i) => {
-    const decision = evaluateIntent(layers, { ...input, intent: call }, ledger, true);
+    // As a transaction making this call: a module call (a user operation's) is judged by the call it executes.
+    const decision = evaluatePolicy(layers, { ...input, intent: call }, ledger);
     for (const rule of decision.allowedBy) allowedBy.add(rule);
     if (decision.decision === 'allow') return;
     const into = decision.decision === 'deny' ? denials : approvalsNeeded;

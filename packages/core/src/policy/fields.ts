@@ -127,6 +127,11 @@ export const messageField = z
   .strictObject({
     prefix: z.string().min(1).optional(),
     pattern: z.string().min(1).optional(),
+    /**
+     * A personal message of exactly 32 bytes is what Safe (`eth_sign`, v + 4) and some smart accounts (EIP-191 over
+     * the userOpHash) take as the owner's approval of a hash: granted only by a rule that says so.
+     */
+    allow_hash_length: z.literal(true).optional(),
   })
   .refine((m) => m.prefix !== undefined || m.pattern !== undefined, 'expected prefix and/or pattern');
 

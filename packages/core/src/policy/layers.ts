@@ -24,7 +24,8 @@ export function sessionScopeLayer(scope: SessionScope, sessionId: string): Polic
   const rules: CompiledRule[] = [createRule({ type: 'actions', name: 'actions', allow: scope.actions }, { sets, path: ['actions'] })];
   if (scope.chains.length > 0) rules.push(createRule({ type: 'chains', name: 'chains', allow: scope.chains }, { sets, path: ['chains'] }));
   scope.budgets.forEach((b, i) => {
-    rules.push(createRule({ type: 'budget', name: `budget-${i}`, asset: b.asset, max: b.max, window: b.window, scope: 'session' }, { sets, path: ['budgets', i] }));
+    // ownSessionOnly: a scope's budget bounds this session (its series holds its descendants' charges), not its ancestors.
+    rules.push(createRule({ type: 'budget', name: `budget-${i}`, asset: b.asset, max: b.max, window: b.window, scope: 'session' }, { sets, path: ['budgets', i], ownSessionOnly: true }));
   });
   return { layer: 'session', label: `session:${sessionId}`, policy: { hash: '', rules, allowRules: [], abis: [], detectors: [], lifecycle: EMPTY_LIFECYCLE } };
 }

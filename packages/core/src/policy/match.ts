@@ -42,11 +42,24 @@ export function isStandardSighash(name: string): boolean {
  *   intent is listed: any moved asset, any party, any named chain. Adding spends, approvals, parties
  *   or a call to an intent can only make it touch more, so a deny cannot be escaped by adding to it.
  */
+/**
+ * A personal message of exactly 32 bytes: the length of a hash. Safe's `checkSignatures` takes an `eth_sign`
+ * signature (v + 4) over EIP-191 of a safeTxHash, and some smart accounts (SimpleAccount v0.7, Solady) sign EIP-191
+ * over the userOpHash: such a message is an owner's approval of whatever that hash stands for, decoded by no one.
+ * Granted only by an allow rule with `message.allow_hash_length: true` (a `pattern` does not keep hashes out: the
+ * agent can vary a SafeTx field until the hash is text that matches).
+ */
+export function isHashLengthMessage(intent: Intent): boolean {
+  return intent.kind === 'message.personal' && intent.message !== undefined && intent.message.hex.length === 2 + 64;
+}
+
 export class CompiledMatch {
   readonly empty: boolean;
   /** Which fields an allow rule must name to grant the kinds that are only granted by name (semantics §4). */
   readonly namesTypedData: boolean;
   readonly namesMessage: boolean;
+  /** `message.allow_hash_length`: a 32-byte personal message may be granted (otherwise never: `message_hash_length`). */
+  readonly allowsHashLength: boolean;
   readonly namesContracts: boolean;
   readonly namesDeploy: boolean;
   /** A Safe DELEGATECALL is granted only by a rule naming `kinds: [contract.delegatecall]` and the exact `contracts`. */
@@ -113,6 +126,7 @@ export class CompiledMatch {
     this.empty = Object.values(options).every((v) => v === undefined);
     this.namesTypedData = this.primaryTypes !== undefined && this.domains !== undefined;
     this.namesMessage = options.message !== undefined;
+    this.allowsHashLength = options.message?.allow_hash_length === true;
     this.namesContracts = this.contracts !== undefined;
     this.namesDeploy = this.kinds?.has('contract.deploy') ?? false;
     this.namesDelegatecall = (this.kinds?.has('contract.delegatecall') ?? false) && this.contracts !== undefined;

@@ -1,6 +1,7 @@
-import { parseDocument } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, parseDocument, type Document } from 'yaml';
 import { AirlockError } from '../errors.ts';
 import { checkJsonShape, MAX_JSON_DEPTH } from '../parse-untrusted-json.ts';
+import { formatPath, invalidPolicy, type PolicyIssue, type PolicyPath } from './path.ts';
 
 const SUBJECT = 'The policy document';
 
@@ -27,6 +28,8 @@ export function parsePolicyText(text: string): unknown {
       details: { issues: [{ path: where, message: headline, line: pos?.line, column: pos?.col }] },
     });
   }
+  const numbers = integerFormIssues(doc, text);
+  if (numbers.length > 0) throw invalidPolicy(numbers);
   let value: unknown;
   try {
     value = doc.toJS({ maxAliasCount: 100 });
@@ -40,4 +43,39 @@ export function parsePolicyText(text: string): unknown {
   }
   checkJsonShape(value, { subject: SUBJECT });
   return value;
+}
+
+/** How an integer is written: plain decimal digits, no sign but `-`, no leading zero, no fraction or exponent. */
+const INTEGER_SOURCE = /^-?(0|[1-9][0-9]*)$/;
+
+/**
+ * Every number whose value is an integer but which is not written as one: `1e6`, `1.5e1`, `2.0`, `0.0`, `-0`,
+ * `+5`, `010` (YAML and JSON read these as 1000000, 15, 2, 0, 0, 5, 10). An amount or a count written so is
+ * most likely not what was meant (`010` an octal 8? `1e6` a million what?), and docs/policy.md says amounts are
+ * decimal strings or plain integers: each is refused with its path, before the schema sees only the value.
+ * Numbers with a fraction (a percentage of `0.5`) are left to the schema. Read from the YAML nodes' own source
+ * text (JSON goes through the same parser). Iterative: the document may nest as deep as the parser allowed.
+ */
+function integerFormIssues(doc: Document, text: string): PolicyIssue[] {
+  const issues: (PolicyIssue & { at: number })[] = [];
+  const stack: { node: unknown; path: PolicyPath }[] = [{ node: doc.contents, path: [] }];
+  while (stack.length > 0) {
+    const { node, path } = stack.pop()!;
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        if (!isPair(pair)) continue;
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        stack.push({ node: pair.value, path: [...path, key] });
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => stack.push({ node: item, path: [...path, i] }));
+    } else if (isScalar(node) && typeof node.value === 'number' && Number.isInteger(node.value) && node.range) {
+      const source = text.slice(node.range[0], node.range[1]);
+      if (!INTEGER_SOURCE.test(source) || source === '-0') {
+        issues.push({ at: node.range[0], path: formatPath(path), message: `a number written as ${JSON.stringify(source.slice(0, 40))}: write an integer as plain decimal digits (an amount preferably as a decimal string, "1000000")` });
+      }
+    }
+  }
+  // In document order.
+  return issues.sort((a, b) => a.at - b.at).map(({ path, message }) => ({ path, message }));
 }

@@ -34,13 +34,16 @@ export interface LightningPayRequest {
  *   `feeMsat` is the routing fee actually paid; `amountMsat` what reached the payee, when the backend says.
  * - `failed`: definitely not paid and never will be by this attempt (no route, payee refused, expired,
  *   insufficient balance, the backend refused before trying). `reason` is a short machine word from the backend.
+ *   `evidence: 'lookup'` on a pay call's answer: the failure was READ from the backend's payment records (a
+ *   confirming lookup after the pay call got no answer of its own), so it may be an earlier attempt's of the same
+ *   hash; Airlock then believes it only as it believes a lookup's (once the pay call cannot still be arriving).
  * - `in_flight`: the backend knows the payment and it is not finished.
  * - `not_found`: the backend has no record of this payment hash. Definite only for a payment that was never
  *   handed to it; Airlock treats it as definite only once the pay call cannot still be arriving (see docs/lightning.md).
  */
 export type LightningPaymentStatus =
   | { status: 'succeeded'; preimage: string; feeMsat: bigint; amountMsat?: bigint }
-  | { status: 'failed'; reason: string }
+  | { status: 'failed'; reason: string; evidence?: 'lookup' }
   | { status: 'in_flight' }
   | { status: 'not_found' };
 

@@ -76,6 +76,23 @@ export interface Session {
   revokedAt?: number;
 }
 
+/** A page of a session's descendants (Store.sessionDescendantsPage). */
+export interface SessionDescendantsFilter {
+  now: number;
+  includeInactive?: boolean;
+  /** The last session of the previous page: the page starts after it in (`createdAt`, `id`) order. */
+  after?: { createdAt: number; id: string };
+  limit: number;
+}
+
+/** Store.childSessionCounts. */
+export interface ChildSessionCounts {
+  /** Every session ever derived directly from the parent, revoked and expired ones included. */
+  total: number;
+  /** Those neither revoked nor expired. */
+  live: number;
+}
+
 export interface PolicyRecord {
   /** `fleet` or `agent:<agentId>`. */
   scope: string;
@@ -248,6 +265,13 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore, Release
   revokeSession(id: string, now: number): Promise<Session>;
   /** Every session derived from this one, at any depth, revoked and expired ones included (oldest first). */
   sessionDescendants(id: string): Promise<Session[]>;
+  /**
+   * One page of the sessions derived from this one, at any depth, oldest first (`createdAt`, then `id`), after
+   * `after`. Unless `includeInactive`, only live ones (not revoked, not expired at `now`), found by walking live
+   * sessions only: a revoked or expired session and everything below it are skipped, so what a live listing
+   * costs does not grow with the history of revoked children.
+   */
+  sessionDescendantsPage(id: string, filter: SessionDescendantsFilter): Promise<Session[]>;
 
   getApproval(id: string): Promise<ApprovalRecord | undefined>;
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]>;
@@ -392,6 +416,11 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
   /** Revokes the session and every session derived from it (Store.revokeSession). */
   revokeSession(id: string, now: number): Promise<Session>;
   sessionDescendants(id: string): Promise<Session[]>;
+  /**
+   * The sessions derived directly from `parentId`: how many ever (revoked and expired included), and how many
+   * are live at `now`. Counted by the store (one indexed query), whatever the history of the session.
+   */
+  childSessionCounts(parentId: string, now: number): Promise<ChildSessionCounts>;
 
   /** Every staged candidate (the signing path caches these; shadow-policies.ts). */
   listShadowPolicies(): Promise<ShadowPolicyRecord[]>;
@@ -436,6 +465,12 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
 
   /** Holds reservations for a pending approval (counted by windowTotals while held). */
   holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void>;
+  /**
+   * What a pending approval holds now (its rows still `held`; none once decided), merged per (series, asset). A
+   * grant judges the request under the policy in force then with these taken out of the totals: the request is
+   * counted once, as itself (OperatorService.grantIn).
+   */
+  approvalHolds(approvalId: string): Promise<LedgerWrite[]>;
   /** As `Store.listApprovals`, inside the transaction (a key rotation denies the agent's pending ones). */
   listApprovals(filter: { state?: ApprovalState; agentId?: string; limit?: number }): Promise<ApprovalRecord[]>;
   /** `lock`: votes on one approval serialize behind this read (PostgreSQL: FOR UPDATE; SQLite has one writer). */
@@ -492,8 +527,20 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
    * (what it really cost, or the request counts alone). Anything but `in_flight` fails with `conflict`.
    */
   finishLightningPayment(id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord>;
-  /** In-flight payments, oldest first. */
-  inFlightLightningPayments(limit: number): Promise<LightningPaymentRecord[]>;
+  /**
+   * failed -> succeeded: a verified success arrived for a payment already recorded failed (its holds were
+   * released then), so money moved: `charges` (the amount and the fee, no request counts: those stayed charged)
+   * are appended to the ledger at `now` and the preimage and fee recorded; `finished_seq` becomes `auditSeq`.
+   * Exactly once: anything but a `failed` record without a preimage fails with `conflict`. When another payment
+   * of the hash is in flight or succeeded (one active payment per hash), the record keeps the state `failed`
+   * with its preimage and fee (charged all the same).
+   */
+  chargeLightningAfterFailure(id: string, finish: { preimage: string; feeMsat: bigint }, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord>;
+  /**
+   * In-flight payments ordered by (createdAt, id), oldest first; `after`: only those after that position (the
+   * reconciler pages through all of them across rounds).
+   */
+  inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]>;
 
   // Detectors and circuit breakers (ports/breakers.ts, core/service/circuit-breakers.ts).
   /**

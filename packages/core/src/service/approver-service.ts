@@ -44,7 +44,8 @@ export interface ViewInput {
  * minutes, the digest is the approval's, the approval is pending, the approver is eligible (a group of the
  * quorum) and not linked to the requesting agent, and has not voted on it before. An accepted vote is recorded
  * with its entry; one reject denies; the vote that meets every quorum grants the approval exactly as an
- * operator's approve does (OperatorService.grantIn), naming the approvers. All in one transaction that holds
+ * operator's approve does (OperatorService.grantIn), naming the approvers; a request the policy in force then
+ * denies is closed as denied instead (the vote stays counted; `approval_policy_denies`). All in one transaction that holds
  * the approval, so two last votes landing together grant once.
  */
 export class ApproverService {

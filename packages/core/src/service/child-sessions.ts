@@ -4,7 +4,7 @@ import { parseDuration } from '../policy/duration.ts';
 import { seriesFor, type WindowQuery } from '../ports/ledger.ts';
 import type { Session, SessionScope, StoreTx } from '../ports/store.ts';
 import type { ServiceDeps } from './deps.ts';
-import { MAX_SESSION_DEPTH } from './session-chain.ts';
+import { MAX_SESSION_DEPTH, readAncestors, type SessionReader } from './session-chain.ts';
 import { checkNarrower, type AncestorBudgetUse } from './session-narrowing.ts';
 import type { AgentAuth, SigningService } from './signing-service.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
@@ -25,10 +25,27 @@ export interface SessionBudgetUse extends AncestorBudgetUse {
   remaining: bigint;
 }
 
-const REFUSALS = new Set<string>(['session_not_narrower', 'session_depth_exceeded', 'session_children_exceeded']);
+const REFUSALS = new Set<string>(['session_not_narrower', 'session_depth_exceeded', 'session_children_exceeded', 'session_derivations_exceeded']);
 
 /** Live children one session may have at once: each costs a row and a credential an operator may have to read. */
 export const MAX_LIVE_CHILDREN = 100;
+
+/**
+ * Children one session may derive over its whole life, revoked and expired ones included: a session row is kept
+ * for the audit trail, so a derive-and-revoke loop would otherwise grow the sessions table (and the tree an
+ * operator reads) without bound. Revoking a child frees a live slot, never one of these.
+ */
+export const MAX_DERIVATIONS_PER_SESSION = 1000;
+
+/** GET /v1/session/children: sessions per page, by default and at most. */
+export const CHILD_LIST_DEFAULT_LIMIT = 100;
+export const CHILD_LIST_MAX_LIMIT = 1000;
+
+/** A page of the sessions derived from the caller's: `next` is the cursor of the next page, when there may be one. */
+export interface ChildSessionPage {
+  sessions: Session[];
+  next?: string;
+}
 
 /**
  * Sessions an agent derives for its sub-agents from its own session (docs/api.md, "Child sessions"). A child
@@ -54,8 +71,12 @@ export class ChildSessionService {
       const { parent, ancestors } = await this.usableSession(tx, auth, now);
       try {
         if (ancestors.length + 1 > MAX_SESSION_DEPTH) throw new AirlockError('session_depth_exceeded', `Sessions derive children at most ${MAX_SESSION_DEPTH} levels below an operator-issued session.`);
-        const live = (await tx.sessionDescendants(parent.id)).filter((s) => s.parentId === parent.id && s.revokedAt === undefined && s.expiresAt > now);
-        if (live.length >= MAX_LIVE_CHILDREN) throw new AirlockError('session_children_exceeded', `The session already has ${live.length} live child sessions.`);
+        // Counted by the store (one indexed query): what a derivation costs does not grow with revoked history.
+        const children = await tx.childSessionCounts(parent.id, now);
+        if (children.live >= MAX_LIVE_CHILDREN) throw new AirlockError('session_children_exceeded', `The session already has ${children.live} live child sessions.`);
+        if (children.total >= MAX_DERIVATIONS_PER_SESSION) {
+          throw new AirlockError('session_derivations_exceeded', `The session has derived ${children.total} child sessions, as many as one session may (revoked ones included); ask the operator for a new session.`, { details: { limit: MAX_DERIVATIONS_PER_SESSION } });
+        }
         const scope: SessionScope = {
           actions: requested.actions ?? [...parent.scope.actions],
           chains: requested.chains ?? [...parent.scope.chains],
@@ -87,9 +108,21 @@ export class ChildSessionService {
     return { session: outcome.session, token: formatSessionToken(id, secret) };
   }
 
-  /** Every session derived from the caller's session, at any depth (revoked and expired ones included). */
-  async list(auth: AgentAuth): Promise<Session[]> {
-    return this.deps.store.sessionDescendants(auth.session.id);
+  /**
+   * Sessions derived from the caller's session, at any depth, oldest first, one page at a time: by default only
+   * live ones (not revoked, not expired), `includeInactive` for all. `after` is the `next` of the previous page.
+   */
+  async list(auth: AgentAuth, opts: { includeInactive?: boolean; after?: string; limit?: number } = {}): Promise<ChildSessionPage> {
+    const limit = opts.limit ?? CHILD_LIST_DEFAULT_LIMIT;
+    if (!Number.isSafeInteger(limit) || limit < 1 || limit > CHILD_LIST_MAX_LIMIT) throw new AirlockError('invalid_request', `limit: an integer from 1 to ${CHILD_LIST_MAX_LIMIT}.`);
+    const after = opts.after === undefined ? undefined : parseChildCursor(opts.after);
+    const sessions = await this.deps.store.sessionDescendantsPage(auth.session.id, {
+      now: this.deps.clock.now(), includeInactive: opts.includeInactive === true, limit: limit + 1, ...(after ? { after } : {}),
+    });
+    if (sessions.length <= limit) return { sessions };
+    const page = sessions.slice(0, limit);
+    const last = page.at(-1)!;
+    return { sessions: page, next: `${last.createdAt}.${last.id}` };
   }
 
   /**
@@ -100,13 +133,12 @@ export class ChildSessionService {
     const now = this.deps.clock.now();
     // Unknown or already revoked: answered from a read, before the exclusive transaction below, which holds back
     // every signing batch on PostgreSQL while it runs: an id that revokes nothing must not cost the fleet that.
-    const listed = (await this.deps.store.sessionDescendants(auth.session.id)).find((s) => s.id === id);
+    const listed = await descendantOf(this.deps.store, auth.session.id, id);
     if (!listed) throw new AirlockError('not_found', 'No such child session.');
     if (listed.revokedAt !== undefined) return listed;
     const { revoked, descendants } = await this.deps.store.transaction(async (tx) => {
       await this.usableSession(tx, auth, now);
-      const below = await tx.sessionDescendants(auth.session.id);
-      const target = below.find((s) => s.id === id);
+      const target = await descendantOf(tx, auth.session.id, id);
       if (!target) throw new AirlockError('not_found', 'No such child session.');
       if (target.revokedAt !== undefined) return { revoked: target, descendants: [] as string[] };
       const descendants = (await tx.sessionDescendants(id)).filter((s) => s.revokedAt === undefined).map((s) => s.id);
@@ -142,6 +174,30 @@ export class ChildSessionService {
     }
     return { parent: fresh.session!, ancestors: fresh.ancestors! };
   }
+}
+
+/**
+ * The session `id` if it derives from `ancestorId` (at any depth), else undefined: read upwards from `id`, at most
+ * MAX_SESSION_DEPTH + 1 reads, whatever the size of `ancestorId`'s tree. Any other session (the caller's own, its
+ * parent, a sibling, another agent's) or a broken chain is undefined.
+ */
+async function descendantOf(reader: SessionReader, ancestorId: string, id: string): Promise<Session | undefined> {
+  if (id === ancestorId) return undefined;
+  const session = await reader.getSession(id);
+  if (!session || session.parentId === undefined) return undefined;
+  try {
+    return (await readAncestors(reader, session)).some((a) => a.id === ancestorId) ? session : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `next` of a page of GET /v1/session/children: `<createdAt>.<id>` of its last session. */
+function parseChildCursor(cursor: string): { createdAt: number; id: string } {
+  const m = /^(\d{1,16})\.([A-Za-z0-9_-]{1,100})$/.exec(cursor);
+  const createdAt = m ? Number(m[1]) : Number.NaN;
+  if (!m || !Number.isSafeInteger(createdAt)) throw new AirlockError('invalid_request', 'after: the `next` of a previous page.');
+  return { createdAt, id: m[2]! };
 }
 
 /** Every budget of these sessions with its window's use, read from the sessions' own series (holds included). */

@@ -31,6 +31,8 @@ export interface Screening {
   records: CompiledDetector['records'];
   input: EvaluationInput;
   agent: Agent;
+  /** The tripped breakers that bound the agent when it was screened (each named by a `breaker_open` violation). */
+  open: BreakerRecord[];
 }
 
 /** The most a wave lists (its breaker binds them all; the threshold itself is far lower). */
@@ -108,7 +110,7 @@ export class CircuitBreakers {
       : approvals.length > 0
         ? { ...decision, decision: 'require_approval', violations: [...approvals, ...notes] }
         : { ...decision, decision: 'allow', violations: notes };
-    return { decision: result, trips, alerts, records, input, agent };
+    return { decision: result, trips, alerts, records, input, agent, open };
   }
 
   /** After the request's audit entry (`requestSeq`): trips, alerts and the series later detectors read. */

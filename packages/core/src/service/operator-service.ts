@@ -1,10 +1,14 @@
 import { grantsOf } from '../dependencies/grants.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import { receiptForSeq } from '../audit/stored-tree.ts';
-import { AirlockError } from '../errors.ts';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { AirlockError, isAirlockError } from '../errors.ts';
 import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope, StoreTx } from '../ports/store.ts';
 import type { AgentKey } from '../ports/agent-keys.ts';
-import { ACTIONS } from '../intent.ts';
+import { ACTIONS, type Intent } from '../intent.ts';
+import type { Violation } from '../policy/decision.ts';
+import { normaliseResource } from '../policy/resource-pattern.ts';
+import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import { assertAgentLifecycle, diffPolicies, hashPolicy, parseDuration, parsePolicyText, validatePolicy, type PolicyWarning } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
 import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
@@ -48,9 +52,16 @@ export interface GrantedApproval {
   approval: ApprovalRecord;
   paymentId?: string | undefined;
   lightning?: LightningPaymentRecord;
-  /** The approval was closed instead (its invoice is already paid): thrown after commit. */
+  /** The approval was closed instead (its invoice is already paid, or the policy in force now denies it): thrown after commit. */
   closed?: AirlockError;
 }
+/** Why a grant is refused under the policy in force (OperatorService.policyRecheck). */
+interface PolicyRefusal {
+  violations: Violation[];
+  policyVersion?: string;
+  reason: 'policy_denies' | 'undecodable';
+}
+
 const MAX_BATCH = 10_000;
 const MAX_SESSION_MS = 30 * 24 * 3600_000;
 
@@ -305,7 +316,8 @@ export class OperatorService {
   /**
    * Approves a pending request with the admin token: the held reservation becomes spend, then the request is
    * signed. A request held by a tier with a quorum is refused (`quorum_required`): only the approvers' signed
-   * votes grant it (ApproverService), so the admin token cannot stand in for them.
+   * votes grant it (ApproverService), so the admin token cannot stand in for them. A request the policy in force
+   * now denies is closed as denied and refused (`approval_policy_denies`, grantIn).
    */
   async approve(id: string, actor: string): Promise<ApprovalRecord> {
     await this.expireOverdue();
@@ -344,7 +356,9 @@ export class OperatorService {
 
   /**
    * Grants a pending approval inside the caller's transaction (after `grantBlocker` found nothing): the
-   * `approval.granted` entry, the decision, and the spend reserved as a payment where the request is one. The
+   * `approval.granted` entry, the decision, and the spend reserved as a payment where the request is one. Before
+   * anything is granted the request is judged again under the policy in force now (`policyRecheck`): if that
+   * denies it, the approval is closed as denied instead (`closed`: `approval_policy_denies`). The
    * caller commits, then hands the answer to `completeGrant`, which signs. `grantor.approvers`: the approvers
    * whose votes met the quorum (named in the entry).
    */
@@ -360,7 +374,28 @@ export class OperatorService {
       const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
       return { approval, closed: new AirlockError('lightning_payment_in_flight', `This invoice is already paid or being paid (payment ${superseded.id}); the approval was closed and its hold released.`, { details: { approvalId: id, paymentId: superseded.id } }) };
     }
-    const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) } });
+    // Judged again under the policy in force now: a policy tightened while the request waited (a lower cap, a
+    // deny rule, a frozen recipient list) refuses it here, whoever approves. The approval is closed as denied and
+    // its hold released in this transaction, which commits; the refusal is thrown after (completeGrant).
+    const { refusal, policyVersion: judgedUnder } = await this.policyRecheck(tx, pending, agent, now);
+    if (refusal) {
+      const { violations, policyVersion, reason } = refusal;
+      const rules = [...new Set(violations.map((v) => v.rule))];
+      const closing = await tx.appendAudit({
+        at: now, type: 'approval.denied', actor: 'system', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'deny',
+        data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason, rules, violations, ...(policyVersion !== undefined ? { policyVersion } : {}), approvedBy: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) },
+      });
+      const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
+      const first = violations[0]!;
+      const details = { approvalId: id, auditSeq: closing.seq, reason, rules, ...(policyVersion !== undefined ? { policyVersion } : {}) };
+      // A stored request that no longer decodes to what was held (rewritten in the store) is no policy matter: it is
+      // refused with the code the signing check gives it.
+      const closed = reason === 'undecodable'
+        ? new AirlockError('signature_check_failed', `Refused by ${first.rule}: ${first.message}. The approval was closed as denied and its hold released; nothing was signed.`, { violations, details })
+        : new AirlockError('approval_policy_denies', `Refused: the policy changed since the request was held and now denies it (${first.rule}: ${first.message}). The approval was closed as denied and its hold released; nothing was signed.`, { violations, details });
+      return { approval, closed };
+    }
+    const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}), ...(judgedUnder !== undefined ? { policyVersion: judgedUnder } : {}) } });
     if (pending.action === 'lightning.pay') {
       // An approved Lightning payment is held as a payment in flight (the approval's holds move to it), then paid.
       if (!this.lightning) throw new AirlockError('lightning_not_configured', 'No Lightning backend is configured; deny the approval or configure one.');
@@ -437,6 +472,65 @@ export class OperatorService {
     });
   }
 
+  /**
+   * The pending approval's request judged under the policy in force now: `refusal` when that denies it (the
+   * violations), else the `policyVersion` it was judged under (named in the `approval.granted` entry). The stored request is decoded again as it was when asked (the agent's signer now; an
+   * x402 payment's resource, an L402 challenge's resource) and evaluated against every layer as a fresh request
+   * is (fleet, agent, the session's scope and its ancestors'), with the approval's own hold taken out of the
+   * totals: the budgets count the request once, as itself. The detectors are not run again (a breaker that froze
+   * the agent is grantBlocker's `agent_frozen`). A request that no longer decodes to the held digest is refused
+   * (`undecodable`), never granted.
+   */
+  private async policyRecheck(tx: StoreTx, pending: ApprovalRecord, agent: Agent, now: number): Promise<{ refusal?: PolicyRefusal; policyVersion?: string }> {
+    const session = await tx.getSession(pending.sessionId);
+    if (!session) return { refusal: { reason: 'undecodable', violations: [{ rule: 'approvals/recheck', code: 'held_request_undecodable', message: 'the session that made this request no longer exists' }] } };
+    const decoded = await this.decodeApproval(tx, pending, agent);
+    if ('undecodable' in decoded) {
+      const e = decoded.undecodable;
+      return { refusal: { reason: 'undecodable', violations: [{ rule: 'approvals/recheck', code: 'held_request_undecodable', message: `the held request no longer decodes (${e.code}): ${e.message}` }] } };
+    }
+    const input: EvaluationInput = { intent: decoded.intent, agentId: pending.agentId, sessionId: pending.sessionId, nowMs: now };
+    const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id));
+    if (decision.decision !== 'deny') return { policyVersion: decision.policyVersion };
+    const violations = decision.violations.length > 0 ? decision.violations : [{ rule: 'policy', code: 'denied_by_rule' as const, message: 'denied by policy' }];
+    return { refusal: { reason: 'policy_denies', violations, policyVersion: decision.policyVersion } };
+  }
+
+  /**
+   * A pending approval's request decoded again into its intent, with the context it was judged with. An error
+   * of the decoding itself (or another digest than the one held) is `undecodable`; anything else (no adapter,
+   * the key backend unreachable) is thrown: the transaction rolls back and the approval stays pending.
+   */
+  private async decodeApproval(tx: StoreTx, pending: ApprovalRecord, agent: Agent): Promise<{ intent: Intent } | { undecodable: AirlockError }> {
+    let intent: Intent;
+    let digest: string;
+    if (pending.action === 'lightning.pay') {
+      const adapter = this.deps.adapters.get('lightning');
+      if (!adapter) throw new AirlockError('lightning_not_configured', 'No lightning adapter is configured; deny the approval or configure one.');
+      try {
+        ({ intent, digest } = decodeLightningApproval(adapter, pending, agent));
+      } catch (e) {
+        if (!isAirlockError(e)) throw e;
+        return { undecodable: e };
+      }
+    } else {
+      const held = await this.signing.decodeHeld(tx, agent, pending.action, pending.request);
+      if ('undecodable' in held) return held;
+      ({ intent } = held.decoded);
+      digest = bytesToHex(held.decoded.digest);
+      // An x402 payment was judged with its resource (rules on resources and origins, per-origin budgets, the loop guard).
+      const resource = (pending.summary as { intent?: { payment?: { resource?: unknown } } } | undefined)?.intent?.payment?.resource;
+      try {
+        if (typeof resource === 'string') attachPaymentContext(intent, { x402: { resource } });
+      } catch (e) {
+        if (!isAirlockError(e)) throw e;
+        return { undecodable: e };
+      }
+    }
+    if (digest !== pending.digest) return { undecodable: new AirlockError('signature_check_failed', 'the stored request decodes to another digest than the one held') };
+    return { intent };
+  }
+
   /** The evaluation input of an approval whose request is an EIP-3009 payment, or undefined. */
   private async recordApprovedGrants(tx: StoreTx, pending: ApprovalRecord, agent: Agent, auditSeq: number, now: number): Promise<void> {
     const adapter = this.deps.adapters.get('eip155');
@@ -484,6 +578,34 @@ export class OperatorService {
       return result;
     }, options.exclusive ? { exclusive: true } : {});
   }
+}
+
+/**
+ * A held Lightning payment decoded again as LightningService.holdApproved decodes it (the invoice as of when it
+ * was asked; an L402 challenge's macaroon must name its payment hash, and its resource is the payment's).
+ */
+function decodeLightningApproval(adapter: ChainAdapter, pending: ApprovalRecord, agent: Agent): { intent: Intent; digest: string } {
+  const request = pending.request as { payload?: { invoice?: unknown; maxFeeMsat?: unknown; amountMsat?: unknown; network?: unknown; now?: unknown }; l402?: { resource?: unknown; macaroonPaymentHash?: unknown } } | undefined;
+  const stored = request?.payload;
+  if (!stored || typeof stored.invoice !== 'string' || typeof stored.maxFeeMsat !== 'string' || (stored.amountMsat !== undefined && typeof stored.amountMsat !== 'string')) {
+    throw new AirlockError('undecodable_payload', 'the stored Lightning request is malformed');
+  }
+  let amounts: { maxFeeMsat: bigint; amountMsat?: bigint };
+  try {
+    amounts = { maxFeeMsat: BigInt(stored.maxFeeMsat), ...(stored.amountMsat !== undefined ? { amountMsat: BigInt(stored.amountMsat) } : {}) };
+  } catch {
+    throw new AirlockError('undecodable_payload', 'the stored Lightning request has a malformed amount');
+  }
+  const payload = { ...stored, invoice: stored.invoice.trim(), ...amounts };
+  const decoded = adapter.decode('lightning.pay', payload, { address: agent.address });
+  const l402 = request?.l402;
+  if (l402) {
+    if (l402.macaroonPaymentHash !== decoded.intent.lightning?.paymentHash) throw new AirlockError('l402_payment_hash_mismatch', "the challenge's macaroon names another payment hash than its invoice");
+    const normalised = typeof l402.resource === 'string' ? normaliseResource(l402.resource) : undefined;
+    if (!normalised) throw new AirlockError('invalid_request', 'the L402 resource is not an absolute http(s) URL');
+    decoded.intent.payment = { ...decoded.intent.payment!, protocol: 'l402', resource: normalised.resource, origin: normalised.origin };
+  }
+  return { intent: decoded.intent, digest: bytesToHex(decoded.digest) };
 }
 
 function keyRef(key: AgentKey): { keyIndex: number; address: string } {

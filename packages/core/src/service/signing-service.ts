@@ -8,7 +8,7 @@ import type { ErrorCode } from '../codes.ts';
 import type { DecodedRequest, SignResult, ChainAdapter, SignerContext } from '../ports/chain-adapter.ts';
 import type { DecisionBoundRequest, ProducedSignature } from '../ports/key-backend.ts';
 import { bip32Fingerprint, type ExtendedPublicKey } from '../ports/chain-adapter.ts';
-import { ledgerViewFrom } from '../ports/ledger.ts';
+import { ledgerViewFrom, type LedgerWrite, type WindowQuery, type WindowTotal } from '../ports/ledger.ts';
 import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
 import type { Decision, Violation } from '../policy/decision.ts';
 import { countWritesFor, evaluatePolicy, ledgerWritesFor, requiredWindows, sessionScopeViolations, type EvaluationInput } from '../policy/index.ts';
@@ -521,7 +521,10 @@ export class SigningService {
   }
 
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
-  /** Public for the sibling services (Lightning) that decide under the same policy inside their own transaction. */
+  /**
+   * Policy alone: no circuit breaker is consulted. An agent's request (signature, NIP-44/NIP-04, Lightning, and
+   * their dry-runs) is judged by `evaluateScreened`, never by this: a tripped breaker must refuse or hold it.
+   */
   /**
    * A derived session is judged by its own scope and each ancestor's (their budgets on their own session
    * series), and `input` names the ancestors so that what it charges is charged to each of them too.
@@ -546,8 +549,34 @@ export class SigningService {
     return { decision: screening.decision, screening };
   }
 
-  /** `evaluateIn`, with the layers it loaded (the detectors are in them). */
-  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[]): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
+  /**
+   * `evaluateIn` for a request whose own reservation is already in the ledger (a pending approval, judged again
+   * under the policy in force when it is granted): `held`, what it holds, is taken out of the totals, so the
+   * budgets count the request once, as itself. The detectors are not run (nothing is recorded for a grant).
+   */
+  async evaluateHeld(tx: StoreTx, session: Session, input: EvaluationInput, held: readonly LedgerWrite[]): Promise<Decision> {
+    return (await this.evaluateWithLayers(tx, session, input, undefined, held)).decision;
+  }
+
+  /**
+   * Decodes a held request again as `sign` did: its adapter, the agent's signer now (a threshold binding read in
+   * `tx`). An error of the decoding itself is answered as `undecodable`; anything else (no adapter, the key
+   * backend) is thrown.
+   */
+  async decodeHeld(tx: StoreTx, agent: Agent, action: string, payload: unknown): Promise<{ decoded: DecodedRequest } | { undecodable: AirlockError }> {
+    const adapter = this.adapterFor(action);
+    const binding = THRESHOLD_NAMESPACES.has(adapter.namespace) ? await tx.getThresholdBinding(agent.id, adapter.namespace) : undefined;
+    const signer = binding ? { address: binding.groupKey } : await this.keySigner(adapter, agent);
+    try {
+      return { decoded: adapter.decode(action as Action, payload, signer) };
+    } catch (e) {
+      if (!isAirlockError(e)) throw e;
+      return { undecodable: e };
+    }
+  }
+
+  /** `evaluateIn`, with the layers it loaded (the detectors are in them). `held`: taken out of the totals (`evaluateHeld`). */
+  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[], held?: readonly LedgerWrite[]): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
     const ancestors = await readAncestors(tx, session);
     input.sessionAncestors = ancestors.map((a) => a.id);
     const layers = await this.layers.load(tx, input.agentId, session, ancestors);
@@ -560,7 +589,8 @@ export class SigningService {
     const all = shadow ? [...queries, ...shadow.windows(adapter, queries)] : queries;
     // Locked with the reads (PostgreSQL): the ancestors' series are charged too.
     const locking = charging && !undecodable ? [...charging, ...input.sessionAncestors.map(seriesFor.session)] : undefined;
-    const totals = all.length ? await tx.windowTotals(all, locking ? { charging: locking } : {}) : [];
+    const read = all.length ? await tx.windowTotals(all, locking ? { charging: locking } : {}) : [];
+    const totals = held?.length ? withoutHeld(all, read, held) : read;
     const ledger = ledgerViewFrom(all, totals);
     const decision = undecodable ?? evaluatePolicy(layers, input, ledger);
     shadow?.finish(decision, ledger);
@@ -724,7 +754,9 @@ export class SigningService {
    * A request under policy that produces no signature (NIP-44 encryption): decode -> (transaction: re-check
    * credentials, evaluate, append the audit entry, charge the request counts) -> commit. The caller acts only
    * once this returns. A denial throws `policy_denied` with the violations; so does a tier asking for a human
-   * (these operations are not held for approval). The audit entry is `auditType` and carries the intent only.
+   * (these operations are not held for approval). The circuit breakers screen it as they screen a signature: a
+   * freeze refuses it (`policy_denied`, `breaker_open`), a require_approval breaker too, with `breaker_holds_agent`
+   * naming the breaker. The audit entry is `auditType` and carries the intent only.
    */
   async authorize(auth: AgentAuth, action: string, payload: unknown, auditType: string): Promise<{ auditSeq: number; decoded: DecodedRequest; signer: SignerContext; path: string }> {
     assertAuditIntact(this.deps.auditIntegrity);
@@ -736,7 +768,7 @@ export class SigningService {
     const decoded = adapter.decode(action as Action, payload, signer);
     const input: EvaluationInput = { intent: decoded.intent, agentId: auth.agent.id, sessionId: auth.session.id, nowMs: now };
     const digest = bytesToHex(decoded.digest);
-    const outcome = await this.deps.store.transaction(async (tx): Promise<{ refused: AirlockError } | { decision: Decision; auditSeq: number }> => {
+    const outcome = await this.deps.store.transaction(async (tx): Promise<{ refused: AirlockError } | { decision: Decision; auditSeq: number; heldBy?: { rule: string; breakerId?: string } }> => {
       const fresh = await this.recheck(tx, auth, now, input);
       if (fresh.error) {
         this.credentials.forgetSession(auth.session.id);
@@ -744,18 +776,36 @@ export class SigningService {
         return { refused: fresh.error };
       }
       const writes = ledgerWritesFor(input);
-      const decision = await this.evaluateIn(tx, fresh.session!, input, writes.map((w) => w.series));
+      // Policy, then the circuit breakers, as for a signature: a tripped breaker refuses this request too.
+      const { decision, screening } = await this.evaluateScreened(tx, fresh.session!, input, auth.agent, writes.map((w) => w.series));
       const allowed = decision.decision === 'allow';
       const entry = await tx.appendAudit({
         at: now, type: auditType, actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action, decision: allowed ? 'allow' : 'deny',
         data: { intent: intentToJson(decoded.intent), violations: decision.violations, allowedBy: decision.allowedBy, policyVersion: decision.policyVersion, digest },
       });
+      // What would be held is refused here (not held, not charged): its trips and alerts are recorded, the
+      // detectors' series (refusals, hours) count nothing of it.
+      if (screening) await this.breakers.record(tx, decision.decision === 'require_approval' ? { ...screening, records: {} } : screening, entry.seq, auth.session.id);
       await this.shadows.record(tx, decision, { seq: entry.seq, agentId: auth.agent.id, at: now, action }, decoded.intent.summary);
       if (allowed) await tx.appendLedger(writes, now, entry.seq);
-      return { decision, auditSeq: entry.seq };
+      const hold = decision.decision === 'require_approval' ? decision.violations.find((v) => v.code === 'breaker_open' || v.code === 'breaker_tripped') : undefined;
+      if (!hold) return { decision, auditSeq: entry.seq };
+      // The breaker that holds the agent: open before this request, or tripped by it just now (`record`).
+      const breaker = screening?.open.find((b) => b.detector === hold.rule && b.action === 'require_approval')
+        ?? (await tx.trippedBreakersFor(auth.agent.id)).find((b) => b.detector === hold.rule && b.action === 'require_approval');
+      return { decision, auditSeq: entry.seq, heldBy: { rule: hold.rule, ...(breaker ? { breakerId: breaker.id } : {}) } };
     }, { affinity: auth.agent.id });
     if ('refused' in outcome) throw outcome.refused;
-    const { decision, auditSeq } = outcome;
+    const { decision, auditSeq, heldBy } = outcome;
+    if (heldBy) {
+      // A breaker holds the agent's requests for a human, and this operation cannot wait for one: refused, naming it.
+      const named = heldBy.breakerId ? `breaker ${heldBy.breakerId}` : 'its breaker';
+      throw new AirlockError('breaker_holds_agent', `Refused by ${heldBy.rule}: ${named} holds this agent's requests for approval, and ${action} cannot be held for one; refused until an operator resets the breaker.`, {
+        violations: decision.violations,
+        hints: [heldBy.breakerId ? `An operator resets it with POST /v1/breakers/${heldBy.breakerId}/reset (airlock breaker reset ${heldBy.breakerId}).` : 'An operator lists the tripped breakers with GET /v1/breakers and resets one with POST /v1/breakers/{id}/reset.'],
+        details: { rule: heldBy.rule, ...(heldBy.breakerId ? { breakerId: heldBy.breakerId } : {}), auditSeq, policyVersion: decision.policyVersion },
+      });
+    }
     if (decision.decision !== 'allow') {
       const first = decision.violations[0];
       throw new AirlockError('policy_denied', first ? `Denied by ${first.rule}: ${first.message}` : 'Denied by policy.', { violations: decision.violations, details: { auditSeq, policyVersion: decision.policyVersion } });
@@ -853,6 +903,22 @@ export class SigningService {
       data: { errorCode: e.code as ErrorCode, message: e.message, requestHash: reqHash, ...extra },
     });
   }
+}
+
+/**
+ * Window totals less a pending approval's own holds. A hold counts in every window while held, whatever its age
+ * (so the whole hold is taken out of each window of its series and asset); never below zero.
+ */
+function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[]): WindowTotal[] {
+  const byKey = new Map(held.map((w) => [`${w.series}\u0000${w.asset}`, w]));
+  return queries.map((q, i) => {
+    const total = totals[i] ?? { amount: 0n, count: 0 };
+    const own = byKey.get(`${q.series}\u0000${q.asset}`);
+    if (!own) return total;
+    const amount = total.amount - own.amount;
+    const count = total.count - own.count;
+    return { amount: amount > 0n ? amount : 0n, count: count > 0 ? count : 0 };
+  });
 }
 
 /** The first address the payload names as its signer that is not `signer`'s, if any (ChainAdapter.namedSigners). */

@@ -21,7 +21,7 @@ export const DEFAULT_MAX_BODY_CHARS = 20_000;
 /** The request a paying fetch tool (pay_x402, pay_l402) sends; `headersNote` adds what that tool does with headers. */
 export function paidFetchShape(headersNote = '') {
   return {
-    url: z.url({ protocol: /^https?$/ }).describe('The resource URL (http or https).'),
+    url: z.url({ protocol: /^https?$/ }).describe('The resource URL (http or https, on the public internet: private and loopback addresses are refused unless the operator allows them). Redirects are not followed: a 3xx answer is returned with its `location`.'),
     method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET').describe('HTTP method. Default GET.'),
     headers: z.record(z.string(), z.string()).optional().describe(`Extra request headers, e.g. {"accept":"application/json"}.${headersNote}`),
     body: z.string().optional().describe('Request body (for POST/PUT/PATCH), sent as is.'),
@@ -29,7 +29,65 @@ export function paidFetchShape(headersNote = '') {
   };
 }
 
-/** The response body as a tool returns it: cut at `maxBodyChars`, saying so. */
-export function returnedBody(text: string, maxBodyChars: number): { body: string; truncated?: true; bodyLength?: number } {
-  return text.length > maxBodyChars ? { body: text.slice(0, maxBodyChars), truncated: true, bodyLength: text.length } : { body: text };
+/** A response body read up to a byte limit: `cut` when there was more (the rest was not read; the stream is cancelled). */
+export interface CappedBody {
+  text: string;
+  cut: boolean;
+}
+
+/** Characters dropped from the end of a body cut while reading: more than a secret (a 64-hex preimage) cut in two. */
+const CUT_TAIL_CHARS = 64;
+
+/**
+ * Bytes read of a body before it is cut: enough for `maxBodyChars` characters of any UTF-8 (4 bytes each at
+ * most) and a margin, so that what a tool returns (the first `maxBodyChars` characters) was read whole.
+ */
+export function bodyByteCap(maxBodyChars: number): number {
+  return maxBodyChars * 4 + 1024;
+}
+
+/**
+ * Reads `response`'s body up to bodyByteCap(maxBodyChars) bytes, then cancels the rest. A cut body loses its
+ * last CUT_TAIL_CHARS characters: a secret the reading cut in two (which redaction, matching whole secrets,
+ * would miss) is not returned in part.
+ */
+export async function readCappedBody(response: Response, maxBodyChars: number): Promise<CappedBody> {
+  if (!response.body) return { text: '', cut: false };
+  const cap = bodyByteCap(maxBodyChars);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let read = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return { text: text + decoder.decode(), cut: false };
+    const room = cap - read;
+    if (value.byteLength > room) {
+      text += decoder.decode(value.subarray(0, room), { stream: true });
+      await reader.cancel().catch(() => {});
+      return { text: text.slice(0, Math.max(0, text.length - CUT_TAIL_CHARS)), cut: true };
+    }
+    read += value.byteLength;
+    text += decoder.decode(value, { stream: true });
+  }
+}
+
+/**
+ * The response body as a tool returns it: cut at `maxBodyChars`, saying so (`bodyLength` when the whole body was
+ * read; a body cut while reading has no known length).
+ */
+export function returnedBody(body: CappedBody, maxBodyChars: number): { body: string; truncated?: true; bodyLength?: number } {
+  if (body.cut) return { body: body.text.slice(0, maxBodyChars), truncated: true };
+  return body.text.length > maxBodyChars ? { body: body.text.slice(0, maxBodyChars), truncated: true, bodyLength: body.text.length } : { body: body.text };
+}
+
+/** Where a redirect answer points: the tools follow none, so the model sees it and may call again with it. */
+export function redirectOf(response: Response): { location: string } | Record<string, never> {
+  const location = response.status >= 300 && response.status < 400 ? response.headers.get('location') : null;
+  if (location === null) return {};
+  try {
+    return { location: new URL(location, response.url || undefined).href };
+  } catch {
+    return { location };
+  }
 }

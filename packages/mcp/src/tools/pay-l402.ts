@@ -2,7 +2,7 @@
 // macaroon against its invoice and applies the payee, resource, amount, routing and budget rules before it pays,
 // and keeps the credential, which later calls to the same origin reuse. The credential and its preimage are a
 // bearer secret: the result carries neither, only what was paid.
-import { paidFetchShape, returnedBody } from './fields.ts';
+import { paidFetchShape, readCappedBody, redirectOf, returnedBody } from './fields.ts';
 import { defineTool } from './tool.ts';
 
 export const payL402Tool = defineTool({
@@ -15,14 +15,17 @@ export const payL402Tool = defineTool({
   async run(ctx, args) {
     const { response, payments } = await ctx.l402Fetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}) });
     // An API may echo the request (and so the credential) back; the secret half is cut before the model sees it.
-    const text = ctx.withoutL402Secrets(await response.text());
+    // Redacted before it is cut to maxBodyChars: a preimage cut off at the end of what was read lies past that.
+    const read = await readCappedBody(response, args.maxBodyChars);
+    const body = { ...read, text: ctx.withoutL402Secrets(read.text) };
     // One purchase per call at most (createL402Fetch pays once, then sends once more); the last one is what bought access.
     const made = payments.at(-1);
     return {
       status: response.status,
       ok: response.ok,
       contentType: response.headers.get('content-type'),
-      ...returnedBody(text, args.maxBodyChars),
+      ...redirectOf(response),
+      ...returnedBody(body, args.maxBodyChars),
       paid: made !== undefined,
       payment: made ? { paymentId: made.paymentId, amountMsat: made.amountMsat, feeMsat: made.feeMsat, ...(made.replayed ? { replayed: true } : {}) } : null,
     };

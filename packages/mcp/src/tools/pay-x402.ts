@@ -1,7 +1,7 @@
 // Pays an HTTP 402 resource with the SDK's fetchWithAirlock (the official @x402/fetch client with Airlock as its
 // signer): Airlock applies the payee, resource, price and budget rules before anything is signed.
 import { decodePaymentResponseHeader } from '@x402/core/http';
-import { paidFetchShape, returnedBody } from './fields.ts';
+import { paidFetchShape, readCappedBody, redirectOf, returnedBody } from './fields.ts';
 import { defineTool } from './tool.ts';
 
 export const payX402Tool = defineTool({
@@ -13,7 +13,7 @@ export const payX402Tool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
     const response = await ctx.payFetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}) });
-    const text = await response.text();
+    const body = await readCappedBody(response, args.maxBodyChars);
     const header = response.headers.get('payment-response') ?? response.headers.get('x-payment-response');
     let payment: Record<string, unknown> | null = null;
     if (header) {
@@ -28,7 +28,8 @@ export const payX402Tool = defineTool({
       status: response.status,
       ok: response.ok,
       contentType: response.headers.get('content-type'),
-      ...returnedBody(text, args.maxBodyChars),
+      ...redirectOf(response),
+      ...returnedBody(body, args.maxBodyChars),
       paid: payment !== null,
       payment,
     };

@@ -15,7 +15,7 @@ import { RefusalTally } from './refusal-tally.ts';
 import { readBodyBytes } from './request-body.ts';
 import { requestObserver, type RequestObserverOptions } from './request-log.ts';
 import { buildRoutes } from './routes.ts';
-import { SessionRateLimiter } from './session-rate-limiter.ts';
+import { SessionAncestry, SessionRateLimiter } from './session-rate-limiter.ts';
 
 export interface AppOptions {
   bodyLimitBytes?: number;
@@ -68,6 +68,7 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
     holder,
     failures: new AttemptLimiter(AUTH_FAILURES_PER_MINUTE),
     sessions: new SessionRateLimiter(options.sessionRate ?? { perSecond: 50, burst: 100 }),
+    ancestry: new SessionAncestry(),
     refusals: options.refusals ?? refusalTallyFor(holder),
     console: new ConsoleSessions(options.consoleSessions),
     // The runtime's clock once unsealed, so tests with a manual clock control every window.

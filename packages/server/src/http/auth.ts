@@ -5,6 +5,7 @@ import {
   isAdminTokenShape,
   isAirlockError,
   parseSessionToken,
+  readAncestors,
   type AccessPrincipal,
   type AgentAuth,
   type ErrorCode,
@@ -17,7 +18,7 @@ import type { ConsoleSessions } from './console-sessions.ts';
 import type { AirlockHolder } from './holder.ts';
 import type { RefusalTally } from './refusal-tally.ts';
 import type { AuthKind } from './route-table.ts';
-import type { SessionRateLimiter } from './session-rate-limiter.ts';
+import type { SessionAncestry, SessionRateLimiter } from './session-rate-limiter.ts';
 
 export type Principal = { kind: 'admin' } | { kind: 'agent'; auth: AgentAuth };
 
@@ -27,6 +28,8 @@ export interface AuthEdge {
   /** Authentication failures per (remote address, credential id). */
   failures: AttemptLimiter;
   sessions: SessionRateLimiter;
+  /** Ancestor ids of derived sessions, so that their requests also take from each ancestor's bucket. */
+  ancestry: SessionAncestry;
   refusals: RefusalTally;
   /** Operator console sessions (cookie authentication, console-auth.ts). */
   console: ConsoleSessions;
@@ -77,10 +80,16 @@ export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, ro
 
     let principal: Principal;
     try {
-      const admit = (auth: AgentAuth) => admitSession(edge, auth, source, now);
+      // A derived session whose ancestors this instance does not know yet takes from its own bucket here, and
+      // from its ancestors' once they are read (below): the first request of each such session, per instance.
+      let ancestorsUnknown = false;
+      const admit = (auth: AgentAuth) => {
+        ancestorsUnknown = admitSession(edge, auth, source, now) === 'ancestors_unknown';
+      };
       // A route that re-reads the credential in its own transaction (signing) may take it from the cache.
       const agentAuth = () => (rechecked ? airlock.signing.authenticateForSigning(token, admit) : airlock.signing.authenticate(token, admit));
       principal = credential === 'admin' ? await verifyAdmin(airlock.admin, token) : { kind: 'agent', auth: await agentAuth() };
+      if (ancestorsUnknown && principal.kind === 'agent') await admitAncestors(edge, principal.auth, source, now);
     } catch (e) {
       if (!isAirlockError(e)) throw e;
       if (e.code === 'unauthenticated') {
@@ -140,12 +149,39 @@ export async function verifyAdmin(admin: AdminCredential, token: string): Promis
   return { kind: 'admin' };
 }
 
-/** Runs once a session token is proven genuine, before anything is written for it. */
-function admitSession(edge: AuthEdge, auth: AgentAuth, source: string, now: number): void {
-  const wait = edge.sessions.take(auth.session.id, now);
+/**
+ * Runs once a session token is proven genuine, before anything is written for it: the per-session rate limit
+ * (AIRLOCK_SESSION_RATE). A session and every session derived from it share the session's rate: a derived
+ * session's request takes a token from its own bucket and from each ancestor's, all or none, so deriving
+ * children (each with a bucket of its own) never multiplies what the tree may send. When this instance does not
+ * know the ancestors yet (no store read here), only the session's own bucket is taken, and `admitAncestors`
+ * takes the rest once authentication has read them.
+ */
+function admitSession(edge: AuthEdge, auth: AgentAuth, source: string, now: number): 'admitted' | 'ancestors_unknown' {
+  if (!edge.sessions.enabled) return 'admitted';
+  const ancestors = auth.session.parentId === undefined ? [] : edge.ancestry.get(auth.session.id);
+  refuseOverRate(edge, auth, source, now, [auth.session.id, ...(ancestors ?? [])]);
+  return ancestors === undefined ? 'ancestors_unknown' : 'admitted';
+}
+
+/** The rest of `admitSession` for a derived session seen for the first time: its ancestors, read once and kept. */
+async function admitAncestors(edge: AuthEdge, auth: AgentAuth, source: string, now: number): Promise<void> {
+  // The chain was checked by authentication (or will be by the route's transaction); a broken one is refused the same way.
+  const ids = (await readAncestors(edge.holder.get().store, auth.session)).map((a) => a.id);
+  edge.ancestry.set(auth.session.id, ids);
+  refuseOverRate(edge, auth, source, now, ids);
+}
+
+function refuseOverRate(edge: AuthEdge, auth: AgentAuth, source: string, now: number, buckets: readonly string[]): void {
+  const { wait, key } = edge.sessions.takeAll(buckets, now);
   if (wait === 0) return;
   edge.refusals.count('session.rate_limited', source, 'session_rate_limited', now, { kind: 'agent', agentId: auth.agent.id, sessionId: auth.session.id });
-  throw new AirlockError('session_rate_limited', 'This session is over its request rate.', { details: { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)) } });
+  const own = key === auth.session.id;
+  throw new AirlockError(
+    'session_rate_limited',
+    own ? 'This session is over its request rate.' : `The session this one derives from (${key}) is over its request rate, which it shares with every session derived from it.`,
+    { details: { retryAfterSeconds: Math.max(1, Math.ceil(wait / 1000)), rule: 'session_rate', sessionId: key } },
+  );
 }
 
 function sessionOnAdminRoute(): AirlockError {

@@ -1,11 +1,11 @@
 // Child sessions: an agent derives narrower sessions for its sub-agents from its own (docs/api.md, "Child sessions").
 import { z } from 'zod';
-import { ACTIONS, type DeriveSessionInput } from '@airlock/core';
+import { ACTIONS, CHILD_LIST_DEFAULT_LIMIT, CHILD_LIST_MAX_LIMIT, type DeriveSessionInput } from '@airlock/core';
 import { apiSchema } from './api-schemas.ts';
 import type { AirlockHolder } from './holder.ts';
 import { agentOf } from './request-context.ts';
 import type { RouteSpec } from './route-table.ts';
-import { IssuedSessionResponse, SessionListResponse, SessionSchema, iso, sessionBudget, sessionChainId } from './schemas.ts';
+import { IssuedSessionResponse, SessionSchema, iso, sessionBudget, sessionChainId } from './schemas.ts';
 import { sessionJson } from './serialize.ts';
 
 export const DeriveChildSessionRequest = apiSchema(
@@ -28,6 +28,16 @@ const SessionBudgetUseSchema = z.object({
   used: z.string().describe('Charged in the window, held amounts included, by this session and every session derived from it'),
   remaining: z.string(),
 });
+export const ListChildSessionsParams = z.object({
+  includeInactive: z.enum(['true', 'false']).optional().describe('true: revoked and expired sessions too (default: live ones only)'),
+  after: z.string().max(200).optional().describe('The `next` of the previous page'),
+  limit: z.coerce.number().int().min(1).max(CHILD_LIST_MAX_LIMIT).optional().describe(`Sessions per page (default ${CHILD_LIST_DEFAULT_LIMIT})`),
+});
+export const ChildSessionPageResponse = apiSchema(
+  'ChildSessionPage',
+  z.object({ sessions: z.array(SessionSchema), next: z.string().optional().describe('Present when there may be more: pass as `after` for the next page') }),
+);
+
 export const SessionBudgetsResponse = apiSchema('SessionBudgets', z.object({ budgets: z.array(SessionBudgetUseSchema) }));
 
 export function buildChildSessionRoutes(holder: AirlockHolder): RouteSpec[] {
@@ -51,9 +61,17 @@ export function buildChildSessionRoutes(holder: AirlockHolder): RouteSpec[] {
       },
     },
     {
-      method: 'get', path: '/v1/session/children', operationId: 'listChildSessions', summary: 'Sessions derived from this one, at any depth (revoked and expired included)', tag: 'agent', auth: 'agent',
-      responses: { 200: SessionListResponse },
-      handler: async (c) => c.json({ sessions: (await A().childSessions.list(agentOf(c))).map(sessionJson) }),
+      method: 'get', path: '/v1/session/children', operationId: 'listChildSessions', summary: 'Sessions derived from this one, at any depth, oldest first, paged (live ones unless includeInactive=true)', tag: 'agent', auth: 'agent',
+      query: ListChildSessionsParams, responses: { 200: ChildSessionPageResponse },
+      handler: async (c, { query }) => {
+        const q = query as z.infer<typeof ListChildSessionsParams>;
+        const page = await A().childSessions.list(agentOf(c), {
+          includeInactive: q.includeInactive === 'true',
+          ...(q.after !== undefined ? { after: q.after } : {}),
+          ...(q.limit !== undefined ? { limit: q.limit } : {}),
+        });
+        return c.json({ sessions: page.sessions.map(sessionJson), ...(page.next !== undefined ? { next: page.next } : {}) });
+      },
     },
     {
       method: 'post', path: '/v1/session/children/:id/revoke', operationId: 'revokeChildSession', summary: 'Revoke a session derived from this one, and every session derived from it', tag: 'agent', auth: 'agent',

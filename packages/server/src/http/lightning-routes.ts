@@ -7,7 +7,8 @@ import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-con
 import * as L from './lightning-schemas.ts';
 import * as S from './schemas.ts';
 
-const iso = (ms: number) => new Date(ms).toISOString();
+// Never throws: a time beyond what a Date holds (records stored before invoices' expiry was bounded) shows as the latest one.
+const iso = (ms: number) => new Date(Number.isFinite(ms) ? Math.max(-8.64e15, Math.min(ms, 8.64e15)) : 8.64e15).toISOString();
 /** How long `GET /v1/lightning/status` waits for the backend: an operator's command, not a payment (LND's own deadline is 15 s). */
 const STATUS_PROBE_MS = 10_000;
 // No preimage of it is known, so no node or wallet can hold a payment of this hash: a lookup answers "not found".
@@ -93,7 +94,7 @@ export function buildLightningRoutes(holder: AirlockHolder): RouteSpec[] {
       },
     },
     {
-      method: 'post', path: '/v1/lightning/reconcile', operationId: 'reconcileLightningPayments', summary: 'Ask the backend about every payment in flight now; definite answers finish them', tag: 'lightning', auth: 'admin',
+      method: 'post', path: '/v1/lightning/reconcile', operationId: 'reconcileLightningPayments', summary: 'Ask the backend about payments in flight now (a batch; rounds page through all of them); definite answers finish them', tag: 'lightning', auth: 'admin',
       responses: { 200: L.LightningReconcileResponse },
       handler: async (c) => c.json(await A().lightning.reconcile()),
     },

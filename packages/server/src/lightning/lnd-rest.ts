@@ -32,7 +32,8 @@
  *                                                        -                      not_found
  *   409 code 6 "invoice is already paid"                 lookup's answer (a SUCCEEDED payment of ours)
  *   409 code 6 "payment is in transition"                lookup's answer (in flight already)
- *   409 code 6 "payment already exists"                  lookup's answer (initiated by another call)
+ *   409 code 6 "payment already exists"                  lookup's answer (initiated by another call;
+ *                                                        a failure read back is marked evidence 'lookup')
  *     (these refuse THIS call only; the payment they name may well be ours, sent before a crash or a retry,
  *      so they are never a failure: the hash's real state is read and reported instead)
  *   500 code 2 "invoice expired. Valid until …", "amount must (not) be specified …" and the other checks
@@ -286,7 +287,8 @@ export class LndRestBackend implements LightningBackend {
   private async stateAfterDuplicateRefusal(paymentHash: string, message: string): Promise<LightningPaymentStatus> {
     const state = await this.lookup(paymentHash);
     if (state.status === 'not_found') throw this.unavailable(`LND refused the payment ("${this.redact(message)}") but has no record of it`);
-    return state;
+    // A failure read back is LND's record of the hash, not this call's outcome: weighed as a lookup's.
+    return state.status === 'failed' ? { ...state, evidence: 'lookup' } : state;
   }
 
   private async call(what: string, send: () => Promise<LndAnswer>): Promise<LndAnswer> {

@@ -113,7 +113,10 @@ export class NwcBackend implements LightningBackend {
         return outcome;
       }
       case 'confirm': {
-        const outcome = confirmedOutcome(looked);
+        // The wallet's own error reply means it handled THIS request, so the lookup after it is about this
+        // attempt. Without one (no answer in time, a success without its proof) the lookup may read an earlier
+        // attempt's record of the hash, the request still on its way: the service weighs it as a lookup's.
+        const outcome = confirmedOutcome(looked, { answered: reply?.error !== undefined });
         this.log(`nwc: pay_invoice: ${verdict.why}; lookup_invoice says ${looked?.status ?? 'nothing'}: ${outcome.status}`);
         return outcome;
       }

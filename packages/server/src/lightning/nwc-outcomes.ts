@@ -29,7 +29,9 @@
  * | the wallet answers                    | lookup() says                  | confirm says                                        |
  * |---------------------------------------|--------------------------------|-----------------------------------------------------|
  * | state settled (+ matching preimage)   | succeeded                      | succeeded                                           |
- * | state failed / expired                | failed                         | failed                                              |
+ * | state failed / expired                | failed                         | failed; after a pay request the wallet did not      |
+ * |                                       |                                | answer, marked evidence 'lookup' (it may be an      |
+ * |                                       |                                | earlier attempt's record: believed after the grace) |
  * | state pending / accepted              | in_flight                      | in_flight                                           |
  * | no state, preimage matches            | succeeded                      | succeeded                                           |
  * | no state, no preimage                 | in_flight (cannot vouch)       | in_flight                                           |
@@ -118,9 +120,14 @@ export function judgeLookupReply(reply: Nip47Reply | undefined, paymentHash: str
   }
 }
 
-/** What a confirming lookup after an ambiguous pay answer means: only a settled or failed record is definite. */
-export function confirmedOutcome(looked: LightningPaymentStatus | undefined): LightningPaymentStatus {
+/**
+ * What a confirming lookup after an ambiguous pay answer means: only a settled or failed record is definite. A
+ * failed record after a pay request the wallet did not answer (`answered` false) is marked `evidence: 'lookup'`:
+ * it may be an earlier attempt's of the same hash, read before this request reached the wallet.
+ */
+export function confirmedOutcome(looked: LightningPaymentStatus | undefined, pay: { answered: boolean } = { answered: true }): LightningPaymentStatus {
   if (!looked || looked.status === 'not_found') return { status: 'in_flight' };
+  if (looked.status === 'failed' && !pay.answered) return { ...looked, evidence: 'lookup' };
   return looked;
 }
 

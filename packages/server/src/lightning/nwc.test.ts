@@ -161,6 +161,9 @@ describe('NIP-47 answers -> payment status', () => {
     assert.deepEqual(confirmedOutcome(undefined), { status: 'in_flight' });
     assert.deepEqual(confirmedOutcome({ status: 'failed', reason: 'payment_failed' }), { status: 'failed', reason: 'payment_failed' });
     assert.deepEqual(confirmedOutcome({ status: 'in_flight' }), { status: 'in_flight' });
+    // After a pay request the wallet did not answer, a failed record may be an earlier attempt's: marked as read, not answered.
+    assert.deepEqual(confirmedOutcome({ status: 'failed', reason: 'payment_failed' }, { answered: false }), { status: 'failed', reason: 'payment_failed', evidence: 'lookup' });
+    assert.deepEqual(confirmedOutcome({ status: 'failed', reason: 'payment_failed' }, { answered: true }), { status: 'failed', reason: 'payment_failed' });
   });
 });
 

@@ -3,9 +3,9 @@
  * policy reads (payments in flight and approvals held are counted, as policy counts them).
  *
  * The budgets counted are those that bound EVERY Lightning payment of the session, in the backend network's
- * bitcoin asset (msat): the session's own sub-budgets, and plain `budget` rules of the fleet and agent policies
- * (scope fleet, agent or session) whose `match`, if any, names nothing but actions / chains / assets / kinds that
- * every Lightning payment has. A per-destination or per-origin budget, or one matching some payees or resources,
+ * bitcoin asset (msat): the sub-budgets of the session and of each session it derives from, and plain `budget` rules
+ * of the fleet and agent policies (scope fleet, agent, or session: then on the session and on each ancestor) whose
+ * `match`, if any, names nothing but actions / chains / assets / kinds that every Lightning payment has. A per-destination or per-origin budget, or one matching some payees or resources,
  * bounds only some payments: it is left out, and refuses the payments it covers when they would exceed it (the
  * error then names it). The balance is the least of what the counted budgets still allow; when the backend
  * reports its own spendable balance, and that is less, it is that. A payment holds its amount plus its routing
@@ -14,7 +14,7 @@
  * With no budget and no balance from the backend there is no honest figure: get_balance is refused (the
  * documented choice; a client then learns the limit from a policy refusal).
  */
-import { bitcoinAsset, BITCOIN_CHAINS, parseDuration, seriesFor, type AgentAuth, type LightningBackend, type Store, type WindowQuery } from '@airlock/core';
+import { bitcoinAsset, BITCOIN_CHAINS, parseDuration, readAncestors, seriesFor, type AgentAuth, type LightningBackend, type Store, type WindowQuery } from '@airlock/core';
 
 interface CountedBudget {
   max: bigint;
@@ -27,14 +27,21 @@ const LIGHTNING_KINDS = ['lightning.payment', 'lightning.amountless_payment'];
 export async function spendableMsat(store: Store, backend: LightningBackend, auth: AgentAuth, now: number): Promise<bigint | undefined> {
   const chain = BITCOIN_CHAINS[backend.network];
   const asset = bitcoinAsset(chain);
+  // A derived session is also bound by each ancestor's scope budgets, and a policy `scope: session` budget bounds
+  // the session and each ancestor (each one's series holds its descendants' charges), as policy evaluates them.
+  const ancestors = await readAncestors(store, auth.session);
   const series = { fleet: seriesFor.fleet(), agent: seriesFor.agent(auth.agent.id), session: seriesFor.session(auth.session.id) };
-  const budgets: CountedBudget[] = auth.session.scope.budgets
-    .filter((b) => b.asset.toLowerCase() === asset)
-    .map((b) => ({ max: BigInt(b.max), query: { series: series.session, asset, sinceMs: now - parseDuration(b.window) } }));
+  const budgets: CountedBudget[] = [];
+  for (const s of [auth.session, ...ancestors]) {
+    for (const b of s.scope.budgets) {
+      if (b.asset.toLowerCase() === asset) budgets.push({ max: BigInt(b.max), query: { series: seriesFor.session(s.id), asset, sinceMs: now - parseDuration(b.window) } });
+    }
+  }
+  const lineage = [series.session, ...ancestors.map((a) => seriesFor.session(a.id))];
   for (const scope of ['fleet', `agent:${auth.agent.id}`]) {
     for (const rule of budgetRulesOf((await store.getPolicy(scope))?.document)) {
       if (rule.asset !== asset || !boundsEveryPayment(rule.match, chain, asset)) continue;
-      budgets.push({ max: rule.max, query: { series: series[rule.scope], asset, sinceMs: now - rule.windowMs } });
+      for (const s of rule.scope === 'session' ? lineage : [series[rule.scope]]) budgets.push({ max: rule.max, query: { series: s, asset, sinceMs: now - rule.windowMs } });
     }
   }
   let least: bigint | undefined;

@@ -242,6 +242,23 @@ describe('NIP-47 wallet service: @getalby/sdk NWCClient over a loopback relay', 
     assert.deepEqual([after.state, sha256hex(after.preimage!)], ['settled', big.paymentHash]);
   });
 
+  test('lookup_invoice answers about the newest attempt: a re-request waiting for approval is pending, not the earlier failure', async () => {
+    const { client } = await connectedAgent(policy([shop.node.nodeId], [{ type: 'approval_tier', name: 'big-needs-human', asset: BTC, above: '60000' }]));
+    const big = shop.invoice({ amountMsat: 70_000n });
+    ln.script(big.paymentHash, { kind: 'fail', reason: 'no_route' });
+    const approvalOf = (e: { message: string }) => /approval_required: .*\((apr_[0-9a-f]+)\)/.exec(e.message)?.[1];
+    const first = approvalOf(await nwcError(client.payInvoice({ invoice: big.invoice })));
+    assert.ok(first);
+    assert.equal((await h.admin('POST', `/v1/approvals/${first}/approve`)).status, 200);
+    assert.equal((await client.lookupInvoice({ payment_hash: big.paymentHash })).state, 'failed', 'the approved attempt failed at the network');
+    // The agent asks again: held for a human. The earlier failure is no answer about it.
+    const second = approvalOf(await nwcError(client.payInvoice({ invoice: big.invoice })));
+    assert.ok(second && second !== first);
+    assert.equal((await client.lookupInvoice({ payment_hash: big.paymentHash })).state, 'pending');
+    assert.equal((await h.admin('POST', `/v1/approvals/${second}/deny`, {})).status, 200);
+    assert.equal((await client.lookupInvoice({ payment_hash: big.paymentHash })).state, 'failed', 'denied: it will never be paid');
+  });
+
   test('a revoked session is UNAUTHORIZED at the next request, a frozen agent too until it is unfrozen; nothing paid', async () => {
     const { agent, session, client } = await connectedAgent();
     assert.equal((await client.getBalance()).balance, 100_000);

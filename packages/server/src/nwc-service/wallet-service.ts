@@ -351,16 +351,24 @@ export class NwcWalletService {
   private async lookupInvoice(auth: AgentAuth, params: Record<string, unknown>): Promise<Nip47Transaction> {
     const hash = this.paymentHashOf(params);
     const agentId = auth.agent.id;
+    // Newest first, both. The answer is about the newest attempt: a payment in flight or paid (a hash is paid at
+    // most once) wins, then a request waiting for approval, and only then the newest of the attempts that ended
+    // without paying (a failed payment, a denied or expired request): never an earlier failure while a retry is
+    // still under way, which a client would take for this attempt's outcome.
     const payments = await this.options.store.listLightningPayments({ agentId, paymentHash: hash, limit: 20 });
-    // A hash is paid at most once; earlier attempts that failed come after the one that counts.
-    const payment = payments.find((p) => p.state !== 'failed') ?? payments[0];
-    if (payment) return transactionOf(payment, this.descriptionOf(payment.invoice));
-    const approval = (await this.options.store.listApprovals({ agentId, limit: 1000 })).find((a) => a.action === 'lightning.pay' && a.digest === hash);
-    const waiting = approval && transactionOfApproval(approval);
-    if (waiting) {
-      const description = this.descriptionOf(waiting.invoice);
-      return description === undefined ? waiting : { ...waiting, description };
+    const active = payments.find((p) => p.state !== 'failed');
+    if (active) return transactionOf(active, this.descriptionOf(active.invoice));
+    const requests = (await this.options.store.listApprovals({ agentId, limit: 1000 })).filter((a) => a.action === 'lightning.pay' && a.digest === hash);
+    const waiting = requests.find((a) => a.state === 'pending');
+    const closed = requests.find((a) => a.state !== 'approved' && a.state !== 'pending');
+    const failed = payments[0];
+    const request = waiting ?? (closed && (!failed || closed.createdAt > failed.createdAt) ? closed : undefined);
+    const fromRequest = request && transactionOfApproval(request);
+    if (fromRequest) {
+      const description = this.descriptionOf(fromRequest.invoice);
+      return description === undefined ? fromRequest : { ...fromRequest, description };
     }
+    if (failed) return transactionOf(failed, this.descriptionOf(failed.invoice));
     throw new Nip47Refusal('NOT_FOUND', 'not_found: this connection has no payment of that hash.');
   }
 

@@ -49,6 +49,12 @@ export async function holdForApproval(q: Q, locks: TxLocks, approval: ApprovalRe
   );
 }
 
+/** The holds a pending approval still has (StoreTx.approvalHolds). */
+export async function approvalHolds(q: Q, id: string): Promise<LedgerWrite[]> {
+  const rows = await q("SELECT series, asset, amount::text AS amount, count FROM approval_holds WHERE approval_id = $1 AND state = 'held'", [id]);
+  return mergeLedgerWrites(rows.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })));
+}
+
 /**
  * pending -> approved | denied | expired. Approval converts the holds into ledger entries at `now`
  * (never earlier, so a window can only over-count); denial and expiry release them.

@@ -67,7 +67,24 @@ export async function finishLightningPayment(q: Q, locks: TxLocks, id: string, f
   return (await getLightningPayment(q, id))!;
 }
 
-export async function inFlightLightningPayments(q: Q, limit: number): Promise<LightningPaymentRecord[]> {
-  const rows = await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE state = 'in_flight' ORDER BY created_at, id LIMIT $1`, [clampLimit(limit)]);
+export async function chargeLightningAfterFailure(q: Q, locks: TxLocks, id: string, finish: { preimage: string; feeMsat: bigint }, charges: LedgerWrite[], now: number, auditSeq: number, deferTo?: DeferredAppend): Promise<LightningPaymentRecord> {
+  // FOR UPDATE: two instances charging the same late success serialize here, and the second sees it charged.
+  const current = await getLightningPayment(q, id, true);
+  if (!current) throw new AirlockError('not_found', 'no such Lightning payment');
+  if (current.state !== 'failed' || current.preimage !== undefined) throw new AirlockError('conflict', `the Lightning payment is ${current.state}${current.preimage !== undefined ? ' and already charged' : ''}`);
+  await appendLedger(q, locks, mergeLedgerWrites(charges), now, auditSeq, deferTo);
+  // One payment in flight or succeeded per hash (the partial unique index): with another one active, it stays failed, charged.
+  const other = await activeLightningPayment(q, current.paymentHash);
+  await q(
+    'UPDATE lightning_payments SET state = $2, fee_msat = $3, preimage = $4, finished_seq = $5, updated_at = $6 WHERE id = $1',
+    [id, other ? 'failed' : 'succeeded', finish.feeMsat.toString(), finish.preimage, auditSeq, now],
+  );
+  return (await getLightningPayment(q, id))!;
+}
+
+export async function inFlightLightningPayments(q: Q, limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]> {
+  const rows = after
+    ? await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE state = 'in_flight' AND (created_at, id) > ($2::bigint, $3::text) ORDER BY created_at, id LIMIT $1`, [clampLimit(limit), after.createdAt, after.id])
+    : await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE state = 'in_flight' ORDER BY created_at, id LIMIT $1`, [clampLimit(limit)]);
   return rows.map(lightningFromRow);
 }

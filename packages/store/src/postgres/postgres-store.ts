@@ -4,7 +4,7 @@ import pg from 'pg';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
-  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
+  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, SessionDescendantsFilter, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
   AuditMatch, LifecycleJob, LifecycleJobFilter, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
   Approver, AgentKey,
 } from '@airlock/core';
@@ -358,6 +358,9 @@ export class PostgresStore implements Store {
   }
   sessionDescendants(id: string): Promise<Session[]> {
     return records.sessionDescendants(this.q, id);
+  }
+  sessionDescendantsPage(id: string, filter: SessionDescendantsFilter): Promise<Session[]> {
+    return records.sessionDescendantsPage(this.q, id, filter);
   }
 
   getReleasedSignatures(auditSeq: number): Promise<ReleasedSignatures | undefined> {

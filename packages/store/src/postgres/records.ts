@@ -1,6 +1,6 @@
 import {
   AirlockError, canonicalJson,
-  type Agent, type AgentStatus, type IdempotencyRecord, type NewAgent, type PolicyRecord, type Session,
+  type Agent, type AgentStatus, type IdempotencyRecord, type NewAgent, type PolicyRecord, type Session, type SessionDescendantsFilter, type ChildSessionCounts,
 } from '@airlock/core';
 import { agentFromRow, idempotencyFromRow, policyFromRow, policyVersionFromRow, sessionFromRow } from '../shared/rows.ts';
 import { clampLimit, toInt } from '../shared/values.ts';
@@ -171,6 +171,24 @@ export async function sessionDescendants(q: Q, id: string): Promise<Session[]> {
   const rows = await q(`WITH RECURSIVE tree(id) AS (SELECT s.id FROM sessions s WHERE s.parent_id = $1 UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id)
                         SELECT * FROM sessions WHERE id IN (SELECT id FROM tree) ORDER BY created_at, id`, [id]);
   return rows.map(sessionFromRow);
+}
+
+/** One page of the sessions derived from `id` (see sqlite/records.ts). */
+export async function sessionDescendantsPage(q: Q, id: string, filter: SessionDescendantsFilter): Promise<Session[]> {
+  const rows = await q(`WITH RECURSIVE tree(id) AS (
+                          SELECT s.id FROM sessions s WHERE s.parent_id = $1 AND ($2::boolean OR (s.revoked_at IS NULL AND s.expires_at > $3))
+                          UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id WHERE ($2::boolean OR (s.revoked_at IS NULL AND s.expires_at > $3)))
+                        SELECT * FROM sessions WHERE id IN (SELECT id FROM tree)
+                          AND ($4::bigint IS NULL OR created_at > $4 OR (created_at = $4 AND id > $5::text))
+                        ORDER BY created_at, id LIMIT $6`,
+  [id, filter.includeInactive === true, filter.now, filter.after?.createdAt ?? null, filter.after?.id ?? null, filter.limit]);
+  return rows.map(sessionFromRow);
+}
+
+/** Store.childSessionCounts: one query on the `sessions_by_parent` index. */
+export async function childSessionCounts(q: Q, parentId: string, now: number): Promise<ChildSessionCounts> {
+  const [row] = await q(`SELECT count(*) AS total, count(*) FILTER (WHERE revoked_at IS NULL AND expires_at > $2) AS live FROM sessions WHERE parent_id = $1`, [parentId, now]);
+  return { total: Number(row?.total ?? 0), live: Number(row?.live ?? 0) };
 }
 
 // ---- idempotency ----

@@ -50,6 +50,12 @@ export function holdForApproval(db: SqliteDb, approval: ApprovalRecord, writes: 
   }
 }
 
+/** The holds a pending approval still has (StoreTx.approvalHolds). */
+export function approvalHolds(db: SqliteDb, id: string): LedgerWrite[] {
+  const rows = db.all("SELECT series, asset, amount, count FROM approval_holds WHERE approval_id = ? AND state = 'held'", id);
+  return mergeLedgerWrites(rows.map((h) => ({ series: String(h.series), asset: String(h.asset), amount: toAmount(h.amount), count: toInt(h.count) })));
+}
+
 /**
  * pending -> approved | denied | expired. Approval converts the holds into ledger entries at `now`
  * (never earlier, so a window can only over-count); denial and expiry release them.

@@ -57,6 +57,23 @@ export function finishLightningPayment(db: SqliteDb, id: string, finish: Lightni
   return getLightningPayment(db, id)!;
 }
 
-export function inFlightLightningPayments(db: SqliteDb, limit: number): LightningPaymentRecord[] {
+export function chargeLightningAfterFailure(db: SqliteDb, id: string, finish: { preimage: string; feeMsat: bigint }, charges: LedgerWrite[], now: number, auditSeq: number): LightningPaymentRecord {
+  const current = getLightningPayment(db, id);
+  if (!current) throw new AirlockError('not_found', 'no such Lightning payment');
+  if (current.state !== 'failed' || current.preimage !== undefined) throw new AirlockError('conflict', `the Lightning payment is ${current.state}${current.preimage !== undefined ? ' and already charged' : ''}`);
+  appendLedger(db, mergeLedgerWrites(charges), now, auditSeq);
+  // One payment in flight or succeeded per hash (the partial unique index): with another one active, it stays failed, charged.
+  const other = activeLightningPayment(db, current.paymentHash);
+  db.run(
+    'UPDATE lightning_payments SET state = ?, fee_msat = ?, preimage = ?, finished_seq = ?, updated_at = ? WHERE id = ?',
+    other ? 'failed' : 'succeeded', finish.feeMsat.toString(), finish.preimage, auditSeq, now, id,
+  );
+  return getLightningPayment(db, id)!;
+}
+
+export function inFlightLightningPayments(db: SqliteDb, limit: number, after?: { createdAt: number; id: string }): LightningPaymentRecord[] {
+  if (after) {
+    return db.all("SELECT * FROM lightning_payments WHERE state = 'in_flight' AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?", after.createdAt, after.createdAt, after.id, clampLimit(limit)).map(lightningFromRow);
+  }
   return db.all("SELECT * FROM lightning_payments WHERE state = 'in_flight' ORDER BY created_at, id LIMIT ?", clampLimit(limit)).map(lightningFromRow);
 }

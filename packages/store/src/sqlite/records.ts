@@ -1,6 +1,6 @@
 import {
   AirlockError, canonicalJson,
-  type Agent, type AgentStatus, type IdempotencyRecord, type NewAgent, type PolicyRecord, type Session,
+  type Agent, type AgentStatus, type IdempotencyRecord, type NewAgent, type PolicyRecord, type Session, type SessionDescendantsFilter, type ChildSessionCounts,
 } from '@airlock/core';
 import { agentFromRow, idempotencyFromRow, policyFromRow, policyVersionFromRow, sessionFromRow, type Row } from '../shared/rows.ts';
 import { clampLimit, toInt } from '../shared/values.ts';
@@ -189,6 +189,24 @@ export function revokeSession(db: SqliteDb, id: string, now: number): Session {
 export function sessionDescendants(db: SqliteDb, id: string): Session[] {
   return db.all(`WITH RECURSIVE tree(id) AS (SELECT s.id FROM sessions s WHERE s.parent_id = ? UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id)
                  SELECT * FROM sessions WHERE id IN (SELECT id FROM tree) ORDER BY created_at, id`, id).map(sessionFromRow);
+}
+
+/** One page of the sessions derived from `id` (Store.sessionDescendantsPage): a live listing walks live sessions only. */
+export function sessionDescendantsPage(db: SqliteDb, id: string, filter: SessionDescendantsFilter): Session[] {
+  const live = filter.includeInactive ? '' : ' AND s.revoked_at IS NULL AND s.expires_at > ?';
+  const liveParams = filter.includeInactive ? [] : [filter.now];
+  const after = filter.after ? ' AND (created_at > ? OR (created_at = ? AND id > ?))' : '';
+  const afterParams = filter.after ? [filter.after.createdAt, filter.after.createdAt, filter.after.id] : [];
+  return db.all(`WITH RECURSIVE tree(id) AS (SELECT s.id FROM sessions s WHERE s.parent_id = ?${live} UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id WHERE 1 = 1${live})
+                 SELECT * FROM sessions WHERE id IN (SELECT id FROM tree)${after} ORDER BY created_at, id LIMIT ?`,
+    id, ...liveParams, ...liveParams, ...afterParams, filter.limit).map(sessionFromRow);
+}
+
+/** Store.childSessionCounts: one query on the `sessions_by_parent` index. */
+export function childSessionCounts(db: SqliteDb, parentId: string, now: number): ChildSessionCounts {
+  const row = db.get(`SELECT count(*) AS total, coalesce(sum(CASE WHEN revoked_at IS NULL AND expires_at > ? THEN 1 ELSE 0 END), 0) AS live
+                      FROM sessions WHERE parent_id = ?`, now, parentId);
+  return { total: Number(row?.total ?? 0), live: Number(row?.live ?? 0) };
 }
 
 // ---- idempotency ----

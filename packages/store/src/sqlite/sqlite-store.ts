@@ -3,7 +3,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, ApprovalState, AuditCheckpoint, AuditEntry, AuditQuery, NewAgent, NodeId, PolicyRecord, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry,
-  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
+  LightningPaymentFilter, LightningPaymentRecord, PaymentFilter, PaymentRecord, PaymentSummaryRow, Session, SessionDescendantsFilter, Store, StoreTx, BreakerRecord, BreakerState, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord,
   AuditMatch, LifecycleJob, LifecycleJobFilter, NewWebhookDelivery, WebhookAttempt, WebhookDelivery, WebhookDeliveryState, WebhookEndpoint,
   Approver, AgentKey,
 } from '@airlock/core';
@@ -205,6 +205,9 @@ export class SqliteStore implements Store {
   }
   sessionDescendants(id: string): Promise<Session[]> {
     return this.read(() => records.sessionDescendants(this.db, id));
+  }
+  sessionDescendantsPage(id: string, filter: SessionDescendantsFilter): Promise<Session[]> {
+    return this.read(() => records.sessionDescendantsPage(this.db, id, filter));
   }
 
   getReleasedSignatures(auditSeq: number): Promise<ReleasedSignatures | undefined> {

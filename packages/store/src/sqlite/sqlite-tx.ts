@@ -1,7 +1,7 @@
 import type { GrantRecord, ThresholdBinding } from '@airlock/core';
 import { AirlockError } from '@airlock/core';
 import type {
-  Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx,
+  Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx, ChildSessionCounts,
   SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
   ApprovalVote, Approver, ApproverStatus, LifecycleFinish, LifecycleJob, LifecycleSignature, AgentKey, ApprovalState, DeriveAgentAddress,
 } from '@airlock/core';
@@ -106,6 +106,9 @@ export class SqliteStoreTx implements StoreTx {
   async sessionDescendants(id: string): Promise<Session[]> {
     return records.sessionDescendants(this.live(), id);
   }
+  async childSessionCounts(parentId: string, now: number): Promise<ChildSessionCounts> {
+    return records.childSessionCounts(this.live(), parentId, now);
+  }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);
   }
@@ -129,6 +132,9 @@ export class SqliteStoreTx implements StoreTx {
   }
   async holdForApproval(approval: ApprovalRecord, writes: LedgerWrite[]): Promise<void> {
     approvals.holdForApproval(this.live(), approval, writes);
+  }
+  async approvalHolds(approvalId: string): Promise<LedgerWrite[]> {
+    return approvals.approvalHolds(this.live(), approvalId);
   }
   /** `lock` needs nothing here: BEGIN IMMEDIATE already made this the only writer. */
   async getApproval(id: string, _options?: { lock?: boolean }): Promise<ApprovalRecord | undefined> {
@@ -182,8 +188,11 @@ export class SqliteStoreTx implements StoreTx {
   async finishLightningPayment(id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
     return lightning.finishLightningPayment(this.live(), id, finish, charges, now, auditSeq);
   }
-  async inFlightLightningPayments(limit: number): Promise<LightningPaymentRecord[]> {
-    return lightning.inFlightLightningPayments(this.live(), limit);
+  async chargeLightningAfterFailure(id: string, finish: { preimage: string; feeMsat: bigint }, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
+    return lightning.chargeLightningAfterFailure(this.live(), id, finish, charges, now, auditSeq);
+  }
+  async inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]> {
+    return lightning.inFlightLightningPayments(this.live(), limit, after);
   }
   async reservedPayments(limit: number): Promise<PaymentRecord[]> {
     return payments.reservedPayments(this.live(), limit);

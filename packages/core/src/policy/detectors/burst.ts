@@ -5,6 +5,7 @@ import { amountField, assetField, durationField } from '../fields.ts';
 import { toAmount } from '../amount.ts';
 import { invalidPolicyAt } from '../path.ts';
 import { baseOptions, defineDetector, detectorBase, factorField, figure, type CompiledDetector, type DetectorContext } from './types.ts';
+import { requestCount } from '../calls.ts';
 
 /**
  * Bursts: the count (or amount) of a short window against the rate of a long one, the baseline. A window
@@ -47,7 +48,8 @@ function burst(base: ReturnType<typeof baseOptions>, spec: BurstSpec): CompiledD
     },
     evaluate(ctx, view) {
       if (ctx.decision === 'deny') return undefined;
-      const requested = spec.asset === undefined ? 1n : ctx.facts.requestedByAsset.get(spec.asset);
+      // A request counts as it is charged: one, or one per call of a batch (calls.ts).
+      const requested = spec.asset === undefined ? BigInt(requestCount(ctx.input.intent)) : ctx.facts.requestedByAsset.get(spec.asset);
       if (requested === undefined) return undefined;
       const series = spec.series(ctx);
       const short = view.total({ series, asset, sinceMs: ctx.input.nowMs - spec.windowMs });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Intent } from '../../intent.ts';
 import type { IntentFacts } from '../facts.ts';
 import { matchField, ruleBase } from '../fields.ts';
-import { CompiledMatch } from '../match.ts';
+import { CompiledMatch, isHashLengthMessage } from '../match.ts';
 import { SAFE_TX_PRIMARY_TYPE } from '../../safe.ts';
 import { defineRule, type CompiledAllowRule } from './types.ts';
 
@@ -38,6 +38,7 @@ export const allowRule = defineRule({
         case 'typed_data.unknown':
           return match.namesTypedData;
         case 'message.personal':
+          return match.namesMessage && (!isHashLengthMessage(intent) || match.allowsHashLength);
         case 'message.bip322':
           return match.namesMessage;
         case 'bitcoin.transaction':

@@ -3,6 +3,7 @@ import { toAmount } from '../amount.ts';
 import { amountField, assetField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { invalidPolicyAt } from '../path.ts';
+import { matchedFacts } from '../calls.ts';
 import { applies, defineRule, type Finding } from './types.ts';
 
 /** Approver group names, as `airlock approver add --groups` takes them. */
@@ -47,8 +48,10 @@ export const approvalTierRule = defineRule({
       type: 'approval_tier',
       windows() {},
       evaluate(ctx) {
-        if (!applies(match, ctx)) return 'pass';
-        const requested = ctx.facts.requestedByAsset.get(asset) ?? 0n;
+        // A batch whose match touches only some calls: the sum of those calls is compared with `above` (calls.ts).
+        const facts = matchedFacts(match, ctx.input.intent, ctx.facts);
+        if (facts === undefined) return 'pass';
+        const requested = facts.requestedByAsset.get(asset) ?? 0n;
         if (requested <= above) return 'pass';
         return [
           withQuorum({

@@ -5,7 +5,7 @@ import { parseDuration } from '../duration.ts';
 import { amountField, assetField, durationField, matchField, ruleBase, scopeField } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { invalidPolicyAt } from '../path.ts';
-import { applies, defineRule, type Finding, type RuleContext } from './types.ts';
+import { applies, defineRule, seriesOfScope, type Finding, type RuleContext } from './types.ts';
 
 /**
  * Rolling-window sum for one asset (semantics §6): used (from the ledger) + requested must stay
@@ -40,6 +40,7 @@ export const budgetRule = defineRule({
     const max = toAmount(options.max);
     const windowMs = parseDuration(options.window);
     const { scope, per_destination: perDestination } = options;
+    const ownSessionOnly = env.ownSessionOnly === true;
     const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
 
     const check = (ctx: RuleContext, series: string, requested: bigint, to?: string, origin?: string): Finding | undefined => {
@@ -47,7 +48,9 @@ export const budgetRule = defineRule({
       const sinceMs = ctx.input.nowMs - windowMs;
       const used = ctx.ledger.total({ series, asset, sinceMs }).amount;
       if (used + requested <= max) return undefined;
-      const where = origin !== undefined ? `${scope} ${options.window} for ${origin}` : to === undefined ? `${scope} ${options.window}` : `${scope} ${options.window} to ${to}`;
+      // A session budget names the session series it was judged on: the requester's own or an ancestor's.
+      const base = scope === 'session' ? `${scope} ${options.window} (${series})` : `${scope} ${options.window}`;
+      const where = origin !== undefined ? `${base} for ${origin}` : to === undefined ? base : `${base} to ${to}`;
       return {
         code: 'budget_exceeded',
         message: `${where} budget: used ${used} + requested ${requested} > ${max} base units of ${asset}`,
@@ -71,7 +74,7 @@ export const budgetRule = defineRule({
           return;
         }
         if (!perDestination) {
-          if ((ctx.facts.requestedByAsset.get(asset) ?? 0n) > 0n) out.push({ series, asset, sinceMs });
+          if ((ctx.facts.requestedByAsset.get(asset) ?? 0n) > 0n) for (const s of seriesOfScope(ctx.series, scope, ownSessionOnly)) out.push({ series: s, asset, sinceMs });
           return;
         }
         for (const [to, amounts] of ctx.facts.requestedByDestination) {
@@ -88,8 +91,14 @@ export const budgetRule = defineRule({
           return f ? [f] : 'pass';
         }
         if (!perDestination) {
-          const f = check(ctx, series, ctx.facts.requestedByAsset.get(asset) ?? 0n);
-          return f ? [f] : 'pass';
+          // Scope session: the session and each ancestor (each one's series holds its descendants' charges too).
+          const requested = ctx.facts.requestedByAsset.get(asset) ?? 0n;
+          const findings: Finding[] = [];
+          for (const s of seriesOfScope(ctx.series, scope, ownSessionOnly)) {
+            const f = check(ctx, s, requested);
+            if (f) findings.push(f);
+          }
+          return findings.length > 0 ? findings : 'pass';
         }
         const findings: Finding[] = [];
         for (const [to, amounts] of ctx.facts.requestedByDestination) {

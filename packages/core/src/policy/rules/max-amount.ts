@@ -2,9 +2,14 @@ import { z } from 'zod';
 import { toAmount } from '../amount.ts';
 import { amountField, assetField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
-import { applies, defineRule } from './types.ts';
+import { matchedFacts } from '../calls.ts';
+import { defineRule } from './types.ts';
 
-/** Per-request cap for one asset (semantics §5): spends (fees included) plus bounded approvals. */
+/**
+ * Per-request cap for one asset (semantics §5): spends (fees included) plus bounded approvals. With a `match`, a
+ * request that executes several calls is capped on the sum of the calls the match touches (or its whole sum when
+ * the match touches the request itself): the calls of one request are one request.
+ */
 export const maxAmountRule = defineRule({
   type: 'max_amount',
   schema: z.strictObject({ ...ruleBase, type: z.literal('max_amount'), asset: assetField, max: amountField, match: matchField.optional() }),
@@ -17,8 +22,10 @@ export const maxAmountRule = defineRule({
       type: 'max_amount',
       windows() {},
       evaluate(ctx) {
-        if (!applies(match, ctx)) return 'pass';
-        const requested = ctx.facts.requestedByAsset.get(asset) ?? 0n;
+        // A batch whose match touches only some calls: the sum of those calls is what is capped (calls.ts).
+        const facts = matchedFacts(match, ctx.input.intent, ctx.facts);
+        if (facts === undefined) return 'pass';
+        const requested = facts.requestedByAsset.get(asset) ?? 0n;
         if (requested <= max) return 'pass';
         return [
           {

@@ -4,11 +4,15 @@ import { parseDuration } from '../duration.ts';
 import { durationField, matchField, ruleBase, scopeField } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { invalidPolicyAt } from '../path.ts';
-import { applies, defineRule, type Finding, type RuleContext, type WindowContext } from './types.ts';
+import { requestCount, requestCountByDestination } from '../calls.ts';
+import { applies, defineRule, seriesOfScope, type Finding, type RuleContext, type WindowContext } from './types.ts';
 
 /** The request-count series (ports/ledger.ts): asset `*`, amount 0, count 1 per request. */
 
-/** Rolling-window request count (semantics §7): used + 1 must stay within `max`. */
+/**
+ * Rolling-window request count (semantics §7): used + 1 must stay within `max`; a request that executes several
+ * calls counts one per call (used + calls), in the check as in its charge.
+ */
 export const rateLimitRule = defineRule({
   type: 'rate_limit',
   schema: z.strictObject({
@@ -56,15 +60,16 @@ export const rateLimitRule = defineRule({
     };
     const windowMs = parseDuration(options.window);
     const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
-    const check = (ctx: RuleContext, series: string): Finding | undefined => {
+    // `requested`: what the request counts as (calls.ts requestCount: one per call of a batch), as ledgerWritesFor charges it.
+    const check = (ctx: RuleContext, series: string, requested = requestCount(ctx.input.intent)): Finding | undefined => {
       const used = ctx.ledger.total({ series, asset: COUNT_ASSET, sinceMs: ctx.input.nowMs - windowMs }).count;
-      if (used + 1 <= max) return undefined;
+      if (used + requested <= max) return undefined;
       return {
         code: 'rate_limit_exceeded',
-        message: `${series}: ${used} requests in the last ${options.window}; at most ${max} allowed`,
+        message: `${series}: ${used} requests in the last ${options.window}${requested > 1 ? ` and this one counts ${requested} (one per call)` : ''}; at most ${max} allowed`,
         limit: String(max),
         used: String(used),
-        requested: '1',
+        requested: String(requested),
       };
     };
 
@@ -80,7 +85,7 @@ export const rateLimitRule = defineRule({
           if (ps !== null) out.push({ series: ps, asset: COUNT_ASSET, sinceMs });
           return;
         }
-        if (!perDestination) out.push({ series, asset: COUNT_ASSET, sinceMs });
+        if (!perDestination) for (const s of seriesOfScope(ctx.series, scope)) out.push({ series: s, asset: COUNT_ASSET, sinceMs });
         else for (const to of ctx.facts.destinations) out.push({ series: seriesFor.withDestination(series, to), asset: COUNT_ASSET, sinceMs });
       },
       evaluate(ctx) {
@@ -92,12 +97,18 @@ export const rateLimitRule = defineRule({
           return f ? [f] : 'pass';
         }
         if (!perDestination) {
-          const f = check(ctx, series);
-          return f ? [f] : 'pass';
+          // Scope session: the session and each ancestor (each one's series counts its descendants' requests too).
+          const findings: Finding[] = [];
+          for (const s of seriesOfScope(ctx.series, scope)) {
+            const f = check(ctx, s);
+            if (f) findings.push(f);
+          }
+          return findings.length > 0 ? findings : 'pass';
         }
         const findings: Finding[] = [];
+        const callsTo = requestCountByDestination(ctx.input.intent, ctx.facts);
         for (const to of ctx.facts.destinations) {
-          const f = check(ctx, seriesFor.withDestination(series, to));
+          const f = check(ctx, seriesFor.withDestination(series, to), callsTo.get(to));
           if (f) findings.push(f);
         }
         return findings.length > 0 ? findings : 'pass';

@@ -6,6 +6,7 @@ import type { Violation } from '../decision.ts';
 import type { IntentFacts } from '../facts.ts';
 import type { PolicyPath } from '../path.ts';
 import type { AddressSets } from '../sets.ts';
+import { touchesAnyPart } from '../calls.ts';
 
 export interface EvaluationInput {
   intent: Intent;
@@ -26,7 +27,7 @@ export interface WindowContext {
   input: EvaluationInput;
   facts: IntentFacts;
   /** Ledger series of each scope for this input, built once per evaluation. */
-  series: Readonly<Record<Scope, string>>;
+  series: ScopeSeries;
 }
 
 /** What a rule sees when it evaluates. */
@@ -71,6 +72,12 @@ export interface BuildEnv {
   sets: AddressSets;
   /** Path of the rule in its document, e.g. `['rules', 2]`, for error messages. */
   path: PolicyPath;
+  /**
+   * Set for the budgets of a session's own scope (layers.ts): a `scope: session` rule then reads `series.session`
+   * alone, the one session whose scope it is. A policy document's `scope: session` rule reads the whole
+   * `series.sessionLineage`.
+   */
+  ownSessionOnly?: boolean;
 }
 
 /**
@@ -90,8 +97,33 @@ export function defineRule<S extends z.ZodType>(definition: RuleDefinition<S>): 
 export type Scope = 'agent' | 'session' | 'fleet';
 
 /** Ledger series each scope charges (see ports/ledger.ts). */
-export function scopeSeries(input: EvaluationInput): Record<Scope, string> {
-  return { fleet: seriesFor.fleet(), agent: seriesFor.agent(input.agentId), session: seriesFor.session(input.sessionId) };
+export interface ScopeSeries extends Readonly<Record<Scope, string>> {
+  /**
+   * The session series a policy rule with `scope: session` bounds: the session's own, then each ancestor's (nearest
+   * first). A child session's charges also go to every ancestor's series (ledger-writes.ts), so judging the request
+   * against each of them bounds every session together with everything derived from it: deriving a child does not
+   * open a fresh window.
+   */
+  readonly sessionLineage: readonly string[];
+}
+
+export function scopeSeries(input: EvaluationInput): ScopeSeries {
+  const session = seriesFor.session(input.sessionId);
+  return {
+    fleet: seriesFor.fleet(),
+    agent: seriesFor.agent(input.agentId),
+    session,
+    sessionLineage: [session, ...(input.sessionAncestors ?? []).map(seriesFor.session)],
+  };
+}
+
+/**
+ * The series a rule of this scope is judged against: one for fleet and agent; for session, every series of the
+ * lineage (or the session's own alone for a session scope's budgets, `ownSessionOnly`).
+ */
+export function seriesOfScope(series: ScopeSeries, scope: Scope, ownSessionOnly = false): readonly string[] {
+  if (scope !== 'session' || ownSessionOnly) return [series[scope]];
+  return series.sessionLineage;
 }
 
 export const NO_FINDINGS: readonly Finding[] = [];
@@ -100,7 +132,9 @@ export const NO_FINDINGS: readonly Finding[] = [];
  * Rules that apply only where their `match` touches the intent; absent `match` means everywhere.
  * Every such rule restricts, so it must apply when any part of the intent is in its scope: with the
  * covers reading, adding an unlisted asset or party to a request would switch the restriction off.
+ * A request that executes several calls (a Safe transaction, a user operation, a module call) is touched when
+ * it or any call it executes is (calls.ts): `kinds: [erc20.transfer]` applies to a batch of transfers.
  */
 export function applies(match: { touches(intent: Intent, facts: IntentFacts): boolean } | undefined, ctx: WindowContext): boolean {
-  return match === undefined || match.touches(ctx.input.intent, ctx.facts);
+  return match === undefined || touchesAnyPart(match, ctx.input.intent, ctx.facts);
 }

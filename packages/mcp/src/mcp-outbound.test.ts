@@ -1,0 +1,257 @@
+// What pay_x402 and pay_l402 may reach, how much of an answer they read, and how long HTTP-mode sessions live,
+// driven through the official MCP client (in memory, and over Streamable HTTP for the session limits). Found
+// by review: both tools fetched any URL the model chose (cloud metadata, loopback, the daemon's own routes)
+// with any method, headers and body, and returned the answer; they read bodies without a limit; HTTP mode kept
+// every session forever.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { createAirlockMcpServer, createRedactor, createToolContext, readMcpConfig, serveHttp, type McpConfig } from './index.ts';
+import { classifyAddress, parsePrivateUrlAllowance, type PrivateUrlAllowance } from './outbound.ts';
+
+const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
+
+async function listen(s: Server): Promise<string> {
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+}
+const portOf = (url: string) => new URL(url).port;
+
+interface ToolAnswer {
+  isError?: boolean;
+  structuredContent?: any;
+}
+
+describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () => {
+  let airlock: Server;
+  let internal: Server;
+  let airlockUrl: string;
+  let internalUrl: string;
+  let airlockSaw: string[] = [];
+  let internalSaw: string[] = [];
+  let streamed = { written: 0, closed: false };
+
+  before(async () => {
+    // Airlock: the session (the x402 signer's address) and no L402 credential held; anything else is recorded.
+    airlock = createServer((req, res) => {
+      airlockSaw.push(`${req.method} ${req.url}`);
+      res.setHeader('content-type', 'application/json');
+      if (req.url === '/v1/session') return res.end(JSON.stringify({ agent: { address: '0x9999999999999999999999999999999999999999' } }));
+      res.statusCode = 404;
+      res.end(JSON.stringify({ error: { code: 'not_found', message: 'not found' } }));
+    });
+    internal = createServer((req, res) => {
+      internalSaw.push(`${req.method} ${req.url}`);
+      if (req.url === '/redirect-to-metadata') {
+        res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/iam' });
+        return res.end();
+      }
+      if (req.url === '/endless') {
+        // A body that never ends: the tool must stop reading and hang up.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const chunk = Buffer.alloc(64 * 1024, 'a');
+        const pump = () => {
+          while (!res.destroyed && res.write(chunk)) streamed.written += chunk.length;
+          if (!res.destroyed) res.once('drain', pump);
+        };
+        res.once('close', () => (streamed.closed = true));
+        return pump();
+      }
+      res.setHeader('content-type', 'text/plain');
+      res.end(`INTERNAL-ONLY secret config for ${req.method} ${req.url}`);
+    });
+    airlockUrl = await listen(airlock);
+    internalUrl = await listen(internal);
+  });
+  after(() => {
+    for (const s of [airlock, internal]) {
+      s.closeAllConnections();
+      s.close();
+    }
+  });
+
+  async function withClient<T>(allowPrivateUrls: PrivateUrlAllowance | undefined, fn: (call: (tool: string, args: Record<string, unknown>) => Promise<ToolAnswer>) => Promise<T>): Promise<T> {
+    const config: McpConfig = { url: airlockUrl, token: TOKEN, rpc: new Map(), ...(allowPrivateUrls ? { allowPrivateUrls } : {}) };
+    const server = createAirlockMcpServer(createToolContext(config), createRedactor(config));
+    const [a, b] = InMemoryTransport.createLinkedPair();
+    await server.connect(a);
+    const client = new Client({ name: 't', version: '1' });
+    await client.connect(b);
+    try {
+      return await fn(async (tool, args) => (await client.callTool({ name: tool, arguments: args })) as ToolAnswer);
+    } finally {
+      await client.close();
+    }
+  }
+
+  test('by default: cloud metadata, loopback by address and by name, the daemon itself, unspecified and mapped addresses are refused (url_not_allowed); nothing is fetched', async () => {
+    internalSaw = [];
+    airlockSaw = [];
+    const port = portOf(internalUrl);
+    const targets = [
+      'http://169.254.169.254/latest/meta-data/iam/security-credentials/',
+      `${internalUrl}/latest/meta-data/iam`,
+      `http://localhost:${port}/admin`,
+      `http://[::1]:${port}/admin`,
+      `http://[::ffff:127.0.0.1]:${port}/admin`,
+      `http://0.0.0.0:${port}/admin`,
+      `http://10.0.0.1:${port}/admin`,
+      `${airlockUrl}/v1/unseal/status`,
+    ];
+    await withClient(undefined, async (call) => {
+      for (const tool of ['pay_x402', 'pay_l402']) {
+        for (const url of targets) {
+          const r = await call(tool, { url, method: 'DELETE', headers: { 'x-h': 'chosen-by-model' } });
+          assert.equal(r.isError, true, `${tool} ${url}: ${JSON.stringify(r)}`);
+          assert.equal(r.structuredContent.error.code, 'url_not_allowed', `${tool} ${url}: ${JSON.stringify(r.structuredContent)}`);
+          assert.ok(!JSON.stringify(r).includes('INTERNAL-ONLY'));
+        }
+      }
+    });
+    assert.deepEqual(internalSaw, [], 'the internal server saw no request');
+    assert.ok(!airlockSaw.some((line) => line.includes('/v1/unseal')), `the daemon's own routes were not fetched: ${airlockSaw.join(', ')}`);
+  });
+
+  test('AIRLOCK_MCP_ALLOW_PRIVATE_URLS=1: loopback and private targets are fetched; the daemon (by its URL or another name for it) and link-local metadata still are not', async () => {
+    internalSaw = [];
+    airlockSaw = [];
+    await withClient({ kind: 'private' }, async (call) => {
+      for (const tool of ['pay_x402', 'pay_l402']) {
+        const ok = await call(tool, { url: `http://localhost:${portOf(internalUrl)}/data` });
+        assert.ok(!ok.isError, JSON.stringify(ok));
+        assert.equal(ok.structuredContent.status, 200);
+        assert.match(ok.structuredContent.body, /INTERNAL-ONLY secret config for GET \/data/);
+        for (const url of [`${airlockUrl}/v1/unseal/status`, `http://localhost:${portOf(airlockUrl)}/v1/unseal/status`, `http://[::ffff:127.0.0.1]:${portOf(airlockUrl)}/v1/unseal/status`, 'http://169.254.169.254/latest/meta-data/']) {
+          const r = await call(tool, { url });
+          assert.equal(r.structuredContent?.error?.code, 'url_not_allowed', `${tool} ${url}: ${JSON.stringify(r)}`);
+        }
+      }
+    });
+    assert.deepEqual(internalSaw, ['GET /data', 'GET /data']);
+    assert.ok(!airlockSaw.some((line) => line.includes('/v1/unseal')), airlockSaw.join(', '));
+  });
+
+  test('a list of hosts re-allows those hosts only', async () => {
+    internalSaw = [];
+    await withClient(parsePrivateUrlAllowance('localhost'), async (call) => {
+      const ok = await call('pay_x402', { url: `http://localhost:${portOf(internalUrl)}/named` });
+      assert.equal(ok.structuredContent.status, 200, JSON.stringify(ok));
+      const other = await call('pay_x402', { url: `${internalUrl}/by-address` });
+      assert.equal(other.structuredContent.error.code, 'url_not_allowed');
+    });
+    assert.deepEqual(internalSaw, ['GET /named']);
+  });
+
+  test('redirects are not followed: the 3xx comes back with its location, and the target is not fetched', async () => {
+    internalSaw = [];
+    await withClient({ kind: 'private' }, async (call) => {
+      for (const tool of ['pay_x402', 'pay_l402']) {
+        const r = await call(tool, { url: `${internalUrl}/redirect-to-metadata` });
+        assert.ok(!r.isError, JSON.stringify(r));
+        assert.equal(r.structuredContent.status, 302);
+        assert.equal(r.structuredContent.location, 'http://169.254.169.254/latest/meta-data/iam');
+        assert.equal(r.structuredContent.paid, false);
+      }
+    });
+    assert.deepEqual(internalSaw, ['GET /redirect-to-metadata', 'GET /redirect-to-metadata']);
+  });
+
+  test('an endless body: read up to a limit from maxBodyChars, then the connection is dropped; the answer says truncated', async () => {
+    for (const tool of ['pay_x402', 'pay_l402']) {
+      streamed = { written: 0, closed: false };
+      await withClient({ kind: 'private' }, async (call) => {
+        const r = await call(tool, { url: `${internalUrl}/endless`, maxBodyChars: 1000 });
+        assert.ok(!r.isError, JSON.stringify(r));
+        assert.equal(r.structuredContent.status, 200);
+        assert.equal(r.structuredContent.truncated, true);
+        assert.equal(r.structuredContent.body, 'a'.repeat(1000));
+        assert.equal(r.structuredContent.bodyLength, undefined, 'the length of a body not read in full is not known');
+      });
+      const deadline = Date.now() + 5000;
+      while (!streamed.closed && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(streamed.closed, true, `${tool}: the server saw the connection closed`);
+      assert.ok(streamed.written < 16 * 1024 * 1024, `${tool}: only a bounded part was sent (${streamed.written} bytes)`);
+    }
+  });
+
+  test('the operator setting is read from AIRLOCK_MCP_ALLOW_PRIVATE_URLS; addresses are classified after mapping', () => {
+    const env = { AIRLOCK_SESSION: TOKEN };
+    assert.deepEqual(readMcpConfig(env).allowPrivateUrls, { kind: 'none' });
+    assert.deepEqual(readMcpConfig({ ...env, AIRLOCK_MCP_ALLOW_PRIVATE_URLS: '1' }).allowPrivateUrls, { kind: 'private' });
+    assert.deepEqual(readMcpConfig({ ...env, AIRLOCK_MCP_ALLOW_PRIVATE_URLS: 'api.internal, 10.0.0.7:8080' }).allowPrivateUrls, { kind: 'hosts', hosts: new Set(['api.internal', '10.0.0.7:8080']) });
+    const table: [string, string][] = [
+      ['8.8.8.8', 'public'], ['2606:4700::1111', 'public'],
+      ['127.0.0.1', 'private'], ['127.8.9.10', 'private'], ['10.1.2.3', 'private'], ['172.31.0.1', 'private'], ['192.168.1.1', 'private'], ['100.64.0.1', 'private'], ['::1', 'private'], ['fd00::1', 'private'], ['fc12::1', 'private'],
+      ['169.254.169.254', 'link-local'], ['fe80::1', 'link-local'],
+      ['0.0.0.0', 'forbidden'], ['::', 'forbidden'], ['224.0.0.1', 'forbidden'], ['255.255.255.255', 'forbidden'], ['ff02::1', 'forbidden'], ['::7f00:1', 'forbidden'],
+      ['::ffff:127.0.0.1', 'private'], ['::ffff:7f00:1', 'private'], ['::ffff:a9fe:a9fe', 'link-local'], ['64:ff9b::a00:1', 'private'], ['::ffff:8.8.8.8', 'public'],
+    ];
+    for (const [address, expected] of table) assert.equal(classifyAddress(address), expected, address);
+  });
+});
+
+describe('HTTP mode: sessions expire when idle and are limited in number', () => {
+  const config: McpConfig = { url: 'http://127.0.0.1:9', token: TOKEN, rpc: new Map() };
+  const newServer = () => createAirlockMcpServer(createToolContext(config), createRedactor(config));
+  const headers = (session?: string) => ({ 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(session ? { 'mcp-session-id': session } : {}) });
+  const initialize = (url: string) =>
+    fetch(url, { method: 'POST', headers: headers(), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-03-26', capabilities: {}, clientInfo: { name: 't', version: '1' } } }) });
+  const listTools = (url: string, session: string) => fetch(url, { method: 'POST', headers: headers(session), body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) });
+
+  test('beyond maxSessions an initialize is refused with 503 and a message; idle sessions are closed (404 afterwards) and make room', async () => {
+    const running = await serveHttp(newServer, { host: '127.0.0.1', port: 0, maxSessions: 2, sessionIdleMs: 300 });
+    try {
+      const first = await initialize(running.url);
+      assert.equal(first.status, 200);
+      await first.text();
+      const a = first.headers.get('mcp-session-id')!;
+      const second = await initialize(running.url);
+      await second.text();
+      assert.equal(second.status, 200);
+      assert.equal(running.sessionCount(), 2);
+
+      const third = await initialize(running.url);
+      assert.equal(third.status, 503);
+      assert.match(((await third.json()) as any).error.message, /too many MCP sessions \(at most 2\)/);
+
+      // Session a stays in use; the other goes idle and is closed.
+      for (let i = 0; i < 8; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        const r = await listTools(running.url, a);
+        assert.equal(r.status, 200, `in-use session answered (${i})`);
+        await r.text();
+      }
+      assert.equal(running.sessionCount(), 1, 'the idle session was closed, the used one kept');
+      const fourth = await initialize(running.url);
+      assert.equal(fourth.status, 200, 'room for a new session');
+      await fourth.text();
+
+      await new Promise((r) => setTimeout(r, 900));
+      assert.equal(running.sessionCount(), 0);
+      const gone = await listTools(running.url, a);
+      assert.equal(gone.status, 404, 'an expired session is 404: the client starts a new one');
+      await gone.text();
+    } finally {
+      await running.close();
+    }
+  });
+
+  test('the limits come from AIRLOCK_MCP_MAX_SESSIONS and AIRLOCK_MCP_SESSION_IDLE_SECONDS; bad values are refused', async () => {
+    const running = await serveHttp(newServer, { host: '127.0.0.1', port: 0, env: { AIRLOCK_MCP_MAX_SESSIONS: '1', AIRLOCK_MCP_SESSION_IDLE_SECONDS: '60' } });
+    try {
+      const first = await initialize(running.url);
+      await first.text();
+      assert.equal(first.status, 200);
+      const second = await initialize(running.url);
+      assert.equal(second.status, 503);
+      assert.equal(second.headers.get('retry-after'), '60');
+      await second.text();
+    } finally {
+      await running.close();
+    }
+    await assert.rejects(serveHttp(newServer, { host: '127.0.0.1', port: 0, env: { AIRLOCK_MCP_MAX_SESSIONS: '0' } }), /AIRLOCK_MCP_MAX_SESSIONS must be a positive integer/);
+  });
+});

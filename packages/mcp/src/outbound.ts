@@ -1,0 +1,246 @@
+// Where pay_x402 and pay_l402 may send the model's requests. The model picks the URL, the method, the headers
+// and the body, and reads the answer back, so without a check these tools reach whatever the MCP host can:
+// cloud metadata (169.254.169.254), services on loopback (the Airlock daemon's own routes among them), the
+// private network. This fetch refuses such targets (ToolError `url_not_allowed`), checks the addresses the name
+// resolves to (not only the name), connects to exactly the addresses it checked (a second, rebound DNS answer is
+// never asked for), and follows no redirect: a 3xx comes back to the model, whose next call is checked again.
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { Readable, Transform } from 'node:stream';
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { ToolError } from './results.ts';
+
+/** What the operator re-allowed (AIRLOCK_MCP_ALLOW_PRIVATE_URLS): every private address, or these hosts. */
+export type PrivateUrlAllowance = { kind: 'none' } | { kind: 'private' } | { kind: 'hosts'; hosts: Set<string> };
+
+export interface OutboundOptions {
+  /** The Airlock daemon (AIRLOCK_URL): never a target, whatever is allowed. */
+  daemonUrl: string;
+  allow?: PrivateUrlAllowance;
+  /** Socket idle limit while connecting, waiting for the answer and reading it. Default 30 s. */
+  idleTimeoutMs?: number;
+  /** Largest answer body read at all (the x402 client reads a 402's body in full). Default 16 MiB. */
+  maxResponseBytes?: number;
+}
+
+export const ALLOW_PRIVATE_URLS_ENV = 'AIRLOCK_MCP_ALLOW_PRIVATE_URLS';
+
+/** `1` (or `true`): every loopback and private address; else a comma-separated list of host names / addresses. */
+export function parsePrivateUrlAllowance(value: string | undefined): PrivateUrlAllowance {
+  const v = value?.trim() ?? '';
+  if (v === '' || v === '0' || v.toLowerCase() === 'false') return { kind: 'none' };
+  if (v === '1' || v.toLowerCase() === 'true') return { kind: 'private' };
+  return { kind: 'hosts', hosts: new Set(v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean)) };
+}
+
+/** Never reachable: unspecified ("this host": 0.0.0.0 connects to loopback), multicast, reserved, broadcast. */
+const FORBIDDEN = new BlockList();
+FORBIDDEN.addSubnet('0.0.0.0', 8, 'ipv4');
+FORBIDDEN.addSubnet('224.0.0.0', 4, 'ipv4');
+FORBIDDEN.addSubnet('240.0.0.0', 4, 'ipv4');
+FORBIDDEN.addAddress('::', 'ipv6');
+FORBIDDEN.addSubnet('ff00::', 8, 'ipv6');
+
+/** Link-local (cloud metadata lives at 169.254.169.254 and fd00:ec2::254): re-allowed only by naming the host. */
+const LINK_LOCAL = new BlockList();
+LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4');
+LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6');
+
+/** Loopback, private networks (RFC 1918, ULA), CGNAT and the like: re-allowed by the operator setting. */
+const PRIVATE = new BlockList();
+for (const [net, bits] of [['127.0.0.0', 8], ['10.0.0.0', 8], ['172.16.0.0', 12], ['192.168.0.0', 16], ['100.64.0.0', 10], ['192.0.0.0', 24], ['198.18.0.0', 15]] as const) PRIVATE.addSubnet(net, bits, 'ipv4');
+PRIVATE.addAddress('::1', 'ipv6');
+PRIVATE.addSubnet('fc00::', 7, 'ipv6');
+PRIVATE.addSubnet('fec0::', 10, 'ipv6');
+
+type AddressClass = 'public' | 'private' | 'link-local' | 'forbidden';
+
+/** An IPv4 address an IPv6 one carries: IPv4-mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::/96), IPv4-compatible (::a.b.c.d). */
+function embeddedIpv4(address: string): { v4: string; compatible: boolean } | undefined {
+  const a = address.toLowerCase();
+  const m = /^(::ffff:|64:ff9b::|::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(a);
+  if (!m) return undefined;
+  const v4 = m[2] ?? (() => {
+    const hi = parseInt(m[3]!, 16);
+    const lo = parseInt(m[4]!, 16);
+    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
+  })();
+  return { v4, compatible: m[1] === '::' };
+}
+
+export function classifyAddress(address: string): AddressClass {
+  const family = isIP(address);
+  if (family === 0) return 'forbidden';
+  if (family === 6) {
+    const inner = embeddedIpv4(address);
+    // The deprecated IPv4-compatible form (::a.b.c.d) is no route anyone should use: refused outright.
+    if (inner) return inner.compatible ? 'forbidden' : classifyAddress(inner.v4);
+  }
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if (FORBIDDEN.check(address, type)) return 'forbidden';
+  if (LINK_LOCAL.check(address, type)) return 'link-local';
+  if (PRIVATE.check(address, type)) return 'private';
+  return 'public';
+}
+
+interface Resolved {
+  address: string;
+  family: 4 | 6;
+}
+
+async function resolve(hostname: string): Promise<Resolved[]> {
+  const bare = hostname.replace(/^\[|\]$/g, '');
+  const family = isIP(bare);
+  if (family) return [{ address: bare, family: family as 4 | 6 }];
+  try {
+    const found = await dnsLookup(bare, { all: true, verbatim: true });
+    return found.map((r) => ({ address: r.address, family: r.family as 4 | 6 }));
+  } catch (e) {
+    throw new ToolError('url_unresolvable', `The host ${bare} does not resolve (${(e as NodeJS.ErrnoException).code ?? 'error'}).`);
+  }
+}
+
+const portOf = (url: URL): number => Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+
+function refused(url: URL, why: string): ToolError {
+  return new ToolError('url_not_allowed', `${url.origin} is not a URL this tool fetches: ${why}.`, [
+    `Only public http(s) URLs are fetched. The operator can re-allow private addresses with ${ALLOW_PRIVATE_URLS_ENV} (docs/mcp.md); the Airlock daemon itself is never a target.`,
+  ]);
+}
+
+/**
+ * The addresses `url` may be fetched at, or a ToolError: every address the host resolves to must be allowed
+ * (one private answer among public ones refuses the URL), and none may be the daemon's.
+ */
+export async function checkTarget(url: URL, options: OutboundOptions): Promise<Resolved[]> {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refused(url, 'only http and https are fetched');
+  if (url.username || url.password) throw refused(url, 'URLs with credentials are not fetched');
+  const daemon = new URL(options.daemonUrl);
+  const port = portOf(url);
+  if (url.origin === daemon.origin) throw refused(url, 'it is the Airlock daemon');
+  const addresses = await resolve(url.hostname);
+  if (addresses.length === 0) throw new ToolError('url_unresolvable', `The host ${url.hostname} does not resolve.`);
+  const allow = options.allow ?? { kind: 'none' };
+  const host = url.hostname.toLowerCase();
+  const bare = host.replace(/^\[|\]$/g, '');
+  const named = allow.kind === 'hosts' && [host, bare, `${host}:${port}`].some((h) => allow.hosts.has(h));
+  let daemonAddresses: Resolved[] = [];
+  if (portOf(daemon) === port) daemonAddresses = await resolve(daemon.hostname).catch(() => []);
+  for (const { address } of addresses) {
+    const cls = classifyAddress(address);
+    if (cls === 'forbidden') throw refused(url, `${host} resolves to ${address}, an unspecified, multicast or reserved address`);
+    // The daemon, however it is named: the same address and port, or any loopback address on its port when it
+    // listens on loopback (or on every interface).
+    const isDaemon = daemonAddresses.some((d) => d.address === address || ((classifyAddress(d.address) === 'forbidden' || isLoopback(d.address)) && (isLoopback(address) || isOwnInterface(address))));
+    if (isDaemon) throw refused(url, 'it is the Airlock daemon');
+    if (cls === 'public' || named) continue;
+    if (cls === 'private' && allow.kind === 'private') continue;
+    throw refused(url, `${host} resolves to ${address}, a ${cls === 'link-local' ? 'link-local (cloud metadata)' : 'loopback or private'} address`);
+  }
+  return addresses;
+}
+
+function isLoopback(address: string): boolean {
+  const inner = isIP(address) === 6 ? embeddedIpv4(address) : undefined;
+  const a = inner && !inner.compatible ? inner.v4 : address;
+  return a === '::1' || /^127\./.test(a);
+}
+
+/** An address of one of this host's own interfaces (a daemon bound to every interface answers on each). */
+function isOwnInterface(address: string): boolean {
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === address));
+}
+
+/** A lookup that answers with the addresses already checked: the connection goes where the check looked. */
+function pinnedLookup(addresses: Resolved[]): LookupFunction {
+  return ((_hostname: string, opts: { all?: boolean; family?: number }, callback: (...args: unknown[]) => void) => {
+    const usable = opts?.family === 4 || opts?.family === 6 ? addresses.filter((a) => a.family === opts.family) : addresses;
+    const list = usable.length ? usable : addresses;
+    if (opts?.all) callback(null, list);
+    else callback(null, list[0]!.address, list[0]!.family);
+  }) as LookupFunction;
+}
+
+const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
+
+/**
+ * `fetch` for the paying tools: checkTarget on the URL, then one HTTP/1.1 request to the checked addresses
+ * (node:http / node:https, TLS checked against the host name), no redirect followed, the body decompressed as
+ * fetch would (gzip, deflate, br) and cut off with an error past `maxResponseBytes`.
+ */
+export function createOutboundFetch(options: OutboundOptions): typeof globalThis.fetch {
+  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  const maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
+  return async (input, init) => {
+    const request = new Request(input, init);
+    const url = new URL(request.url);
+    const addresses = await checkTarget(url, options);
+    const body = request.body ? Buffer.from(await request.arrayBuffer()) : undefined;
+    const headers: Record<string, string> = { accept: '*/*', 'user-agent': 'airlock-mcp' };
+    request.headers.forEach((value, name) => (headers[name] = value));
+    for (const hopByHop of ['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer']) delete headers[hopByHop];
+    if (body) headers['content-length'] = String(body.length);
+    const hostname = url.hostname.replace(/^\[|\]$/g, '');
+    const requestOptions: RequestOptions & { servername?: string } = {
+      method: request.method,
+      hostname,
+      port: portOf(url),
+      path: `${url.pathname}${url.search}`,
+      headers,
+      lookup: pinnedLookup(addresses),
+      // A connection of its own (no pooled keep-alive socket: a pool is keyed by name, not by checked address).
+      agent: false,
+      signal: request.signal,
+      ...(url.protocol === 'https:' && !isIP(hostname) ? { servername: hostname } : {}),
+    };
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(requestOptions, resolve);
+      req.setTimeout(idleTimeoutMs, () => req.destroy(new ToolError('resource_timeout', `${url.origin} did not answer within ${idleTimeoutMs / 1000} s.`)));
+      req.once('error', (e: NodeJS.ErrnoException) => {
+        if (e instanceof ToolError || e.name === 'AbortError') reject(e);
+        else reject(new ToolError('resource_unreachable', `Cannot reach ${url.origin} (${e.code ?? e.message}).`));
+      });
+      req.end(body);
+    });
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status > 599) {
+      res.destroy();
+      throw new ToolError('invalid_response', `${url.origin} answered with HTTP status ${status}.`);
+    }
+    const responseHeaders = new Headers();
+    try {
+      for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) responseHeaders.append(res.rawHeaders[i]!, res.rawHeaders[i + 1]!);
+    } catch {
+      res.destroy();
+      throw new ToolError('invalid_response', `${url.origin} answered with a header fetch cannot hold.`);
+    }
+    let responseBody: ReadableStream<Uint8Array> | null = null;
+    if (NULL_BODY_STATUSES.has(status) || request.method === 'HEAD') res.resume();
+    else {
+      let read = 0;
+      const limit = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          read += chunk.length;
+          if (read > maxResponseBytes) done(new ToolError('response_too_large', `${url.origin} answered with more than ${maxResponseBytes} bytes.`));
+          else done(null, chunk);
+        },
+      });
+      let stream: Readable = res;
+      const encoding = (res.headers['content-encoding'] ?? '').trim().toLowerCase();
+      const decoder = encoding === 'gzip' || encoding === 'x-gzip' ? createGunzip() : encoding === 'deflate' ? createInflate() : encoding === 'br' ? createBrotliDecompress() : undefined;
+      if (decoder) {
+        stream.once('error', (e) => decoder.destroy(e));
+        stream = stream.pipe(decoder);
+      }
+      stream.once('error', (e) => limit.destroy(e));
+      limit.once('close', () => res.destroy());
+      responseBody = Readable.toWeb(stream.pipe(limit)) as ReadableStream<Uint8Array>;
+    }
+    const response = new Response(responseBody, { status, statusText: res.statusMessage ?? '', headers: responseHeaders });
+    Object.defineProperty(response, 'url', { value: request.url });
+    return response;
+  };
+}

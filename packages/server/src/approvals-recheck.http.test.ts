@@ -1,0 +1,150 @@
+// A pending approval is judged again under the policy in force when it is granted, by the admin token or by a
+// quorum of approver votes: a policy tightened while the request waited (a lower cap, a deny rule, a smaller
+// budget) refuses it (409 approval_policy_denies), the approval is closed as denied by `system` naming the rules,
+// its hold is released and nothing is signed. The request's own hold is not counted twice: a request that fits the
+// budget in force by itself is granted. On SQLite and PostgreSQL.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { recoverTransactionAddress, type Hex } from 'viem';
+import { generateApproverKey, signApprovalVote } from '@airlock/sdk/approvals';
+import { docPolicy } from './testing/doc-policies.ts';
+import { ALICE, USDC_ASSET, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+
+const USDC_UNITS = 1_000_000n;
+/** A supplier only these tests pay (a fleet-wide deny on it touches no other test of the harness). */
+const CAROL = '0x3333333333333333333333333333333333333333';
+
+/** The docs' "Approvals by stakes" policy with CAROL among the suppliers and a daily budget of `dailyUsdc`. */
+function stakesPolicy(dailyUsdc: bigint) {
+  const doc = structuredClone(docPolicy('docs/policy.md#Approvals by stakes').document) as unknown as { sets: { suppliers: string[] }; rules: { name: string; max?: string }[] };
+  doc.sets.suppliers = [...doc.sets.suppliers, CAROL];
+  doc.rules.find((r) => r.name === 'daily')!.max = (dailyUsdc * USDC_UNITS).toString();
+  return doc;
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`approvals judged under the policy in force at grant time (${store})`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await startHarness({ store, manualClock: true, approvalTtlMs: 3_600_000 });
+    });
+    after(async () => h.close());
+
+    const usdc = (n: bigint) => n * USDC_UNITS;
+    const setPolicy = async (agentName: string, document: unknown) => {
+      const res = await h.admin('PUT', `/v1/policies/${agentName}`, { document });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    };
+    const hold = async (token: string, to: string, amount: bigint, nonce: number) => {
+      const res = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(to, amount, nonce) });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      return res.body.approvalId as string;
+    };
+    const sign = (token: string, amount: bigint, nonce: number, to = ALICE) => h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(to, amount, nonce) });
+    const auditOf = async (agentName: string, type: string) => (await h.admin('GET', `/v1/audit?agent=${agentName}&type=${type}&limit=1000`)).body.entries as any[];
+
+    /** What a refused grant leaves: the approval denied by `system`, one approval.denied entry naming `rule`, no grant, no signature. */
+    const assertClosed = async (agentName: string, id: string, rule: string, code: string) => {
+      const approval = (await h.admin('GET', `/v1/approvals/${id}`)).body;
+      assert.deepEqual([approval.state, approval.decidedBy, approval.result], ['denied', 'system', undefined]);
+      const denied = (await auditOf(agentName, 'approval.denied')).filter((e) => e.data.approvalId === id);
+      assert.equal(denied.length, 1);
+      assert.equal(denied[0].actor, 'system');
+      assert.equal(denied[0].data.reason, 'policy_denies');
+      assert.ok(denied[0].data.rules.includes(rule), JSON.stringify(denied[0].data));
+      assert.ok(denied[0].data.violations.some((v: any) => v.rule === rule && v.code === code));
+      assert.deepEqual(await auditOf(agentName, 'approval.granted'), [], 'nothing granted');
+      assert.deepEqual(await auditOf(agentName, 'sign.failed'), [], 'no signing was attempted');
+    };
+
+    test('admin approve after the per-request cap was lowered below the held amount: 409 approval_policy_denies, closed, released, nothing signed', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ approvalAbove: usdc(10n).toString(), daily: usdc(100n).toString() }) });
+      const id = await hold(token, ALICE, usdc(60n), 0);
+      // Tightened while it waits: at most 50 USDC per request (and no approval tier: up to 50 signs straight away).
+      await setPolicy(agent.name, usdcPolicy({ perRequest: usdc(50n).toString(), daily: usdc(100n).toString() }));
+
+      const res = await h.admin('POST', `/v1/approvals/${id}/approve`);
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'approval_policy_denies');
+      assert.deepEqual(res.body.error.violations.map((v: any) => [v.rule, v.code]), [['agent/usdc-per-request', 'amount_exceeds_max']]);
+      await assertClosed(agent.name, id, 'agent/usdc-per-request', 'amount_exceeds_max');
+      const again = await h.admin('POST', `/v1/approvals/${id}/approve`);
+      assert.deepEqual([again.status, again.body.error.code], [409, 'approval_not_pending']);
+
+      // The 60 held were released and never charged: the whole 100 is there to spend under the new cap.
+      assert.equal((await sign(token, usdc(50n), 1)).status, 200);
+      assert.equal((await sign(token, usdc(50n), 2)).status, 200);
+      const over = await sign(token, 1n, 3);
+      assert.deepEqual([over.status, over.body.error.violations[0].code, over.body.error.violations[0].used], [403, 'budget_exceeded', usdc(100n).toString()]);
+    });
+
+    test('approver quorum vote after a fleet deny rule named the recipient: the vote counts, the approval is closed, nothing signed', async () => {
+      const key = generateApproverKey();
+      const name = `ops-recheck-${store}`;
+      assert.equal((await h.admin('POST', '/v1/approvers', { name, publicKey: key.publicKey, groups: ['ops'] })).status, 201);
+      const { agent, token } = await provisionAgent(h, { policy: stakesPolicy(600n) });
+      const id = await hold(token, CAROL, usdc(500n), 0);
+      const digest = (await h.admin('GET', `/v1/approvals/${id}`)).body.digest as string;
+      assert.deepEqual((await h.admin('GET', `/v1/approvals/${id}`)).body.quorum, [{ rule: 'agent/ops-approves', min: 1, groups: ['ops', 'treasury'] }]);
+      // The fleet freezes payments to CAROL while the request waits for its vote.
+      const fleet = await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [{ name: 'no-carol', type: 'deny', match: { to: [CAROL] } }] } });
+      assert.equal(fleet.status, 200, JSON.stringify(fleet.body));
+
+      const vote = signApprovalVote({ secretKey: key.secretKey, approvalId: id, digest, decision: 'approve', approver: name, at: new Date(h.clock!.now()).toISOString() });
+      const res = await h.call('POST', `/v1/approvals/${id}/votes`, { body: vote });
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'approval_policy_denies');
+      assert.deepEqual(res.body.error.violations.map((v: any) => [v.rule, v.code]), [['fleet/no-carol', 'denied_by_rule']]);
+      await assertClosed(agent.name, id, 'fleet/no-carol', 'denied_by_rule');
+      const [denied] = await auditOf(agent.name, 'approval.denied');
+      assert.deepEqual([denied.data.approvedBy, denied.data.approvers], [`approvers:${name}`, [name]]);
+      const [counted] = await auditOf(agent.name, 'approval.vote');
+      assert.deepEqual([counted.data.approver, counted.data.accepted], [name, true]);
+      const later = await h.call('POST', `/v1/approvals/${id}/votes`, { body: vote });
+      assert.equal(later.status, 409);
+
+      // The 500 held were released: 6 x 100 to ALICE (signed straight away) spend the whole 600, then nothing more.
+      for (let i = 1; i <= 6; i++) assert.equal((await sign(token, usdc(100n), i)).status, 200, `payment ${i}`);
+      const over = await sign(token, 1n, 7);
+      assert.deepEqual([over.status, over.body.error.violations[0].used], [403, usdc(600n).toString()]);
+    });
+
+    test('budget: a held request that alone fits the budget in force is granted (its own hold is not counted twice), and charged once', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ approvalAbove: usdc(10n).toString(), daily: usdc(100n).toString() }) });
+      const id = await hold(token, ALICE, usdc(60n), 0);
+      // The daily budget is lowered to exactly the held 60: the request fits it by itself (60 + nothing else).
+      await setPolicy(agent.name, usdcPolicy({ approvalAbove: usdc(10n).toString(), daily: usdc(60n).toString() }));
+
+      const res = await h.admin('POST', `/v1/approvals/${id}/approve`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.state, 'approved');
+      const signed = (await h.admin('GET', `/v1/approvals/${id}`)).body.result.signedTransaction as Hex;
+      assert.equal((await recoverTransactionAddress({ serializedTransaction: signed as never })).toLowerCase(), agent.address);
+      // Judged under the policy in force at the grant (version 2 of the agent's), which the grant names.
+      const granted = await auditOf(agent.name, 'approval.granted');
+      assert.equal(granted.length, 1);
+      assert.match(granted[0].data.policyVersion, /(^|,)agent@2:/, JSON.stringify(granted[0].data));
+      // Charged 60 once: the budget of 60 is used up.
+      const over = await sign(token, 1n, 1);
+      assert.deepEqual([over.status, over.body.error.violations[0].code, over.body.error.violations[0].used], [403, 'budget_exceeded', usdc(60n).toString()]);
+    });
+
+    test('budget: lowered below the held request, the grant is refused naming the budget rule, and the hold released', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ approvalAbove: usdc(10n).toString(), daily: usdc(100n).toString() }) });
+      const id = await hold(token, ALICE, usdc(60n), 0);
+      await setPolicy(agent.name, usdcPolicy({ daily: usdc(50n).toString() }));
+
+      const res = await h.admin('POST', `/v1/approvals/${id}/approve`);
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'approval_policy_denies');
+      const [violation] = res.body.error.violations;
+      assert.deepEqual([violation.rule, violation.code, violation.asset, violation.limit, violation.used], ['agent/usdc-daily', 'budget_exceeded', USDC_ASSET, usdc(50n).toString(), '0'], JSON.stringify(violation));
+      await assertClosed(agent.name, id, 'agent/usdc-daily', 'budget_exceeded');
+
+      // Released: the whole (new) budget of 50 is free.
+      assert.equal((await sign(token, usdc(50n), 1)).status, 200);
+      const over = await sign(token, 1n, 2);
+      assert.deepEqual([over.status, over.body.error.violations[0].used], [403, usdc(50n).toString()]);
+    });
+  });
+}

@@ -1,0 +1,271 @@
+// Lightning retries, late successes, reconcile paging and invoice expiry bounds, over the real HTTP app (found by
+// a hostile review). Each test names the attack and fails without its control:
+// - a retry of an invoice whose first attempt failed must not be released on that first attempt's failure, read by
+//   a lookup (another instance's reconciler, NWC's confirming lookup) before the retry's pay call reached the node
+//   or wallet: the retry then paid, charged nothing and left no `lightning.succeeded` entry;
+// - a verified success for a payment already recorded failed is charged (once) and audited;
+// - one agent's payments held in flight cannot starve everyone else's from the reconciler;
+// - an invoice with an absurd expiry is refused, and the operators' list never fails to render.
+// LND: the LND REST double (testing/lnd-rest-double) behind the real LndRestBackend, shared by two Airlock
+// instances. NWC: the NIP-47 test wallet service behind the real NwcBackend.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { BITCOIN_CHAINS, bitcoinAsset, COUNT_ASSET, seriesFor, type LightningBackend, type LightningPaymentRecord } from '@airlock/core';
+import { LightningNetwork } from '../../../testing/lightning-network.ts';
+import { startLndRestDouble, type LndRestDouble } from '../../../testing/lnd-rest-double/server.ts';
+import { startTestRelay } from '../../../testing/nostr-relay/relay.ts';
+import { TestWalletService } from '../../../testing/nwc-wallet-service/wallet-service.ts';
+import { LndRestBackend } from './lightning/lnd-rest.ts';
+import { NwcBackend } from './lightning/nwc-client.ts';
+import { openAirlock } from './runtime.ts';
+import { provisionAgent, startHarness, TEST_PASSPHRASE, TEST_VAULT, type Harness, type StoreKind } from './testing/harness.ts';
+
+const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
+const ACTIONS = ['lightning.pay'];
+const policy = { version: 1, rules: [{ type: 'allow', name: 'pay', match: { actions: ['lightning.pay'] } }, { type: 'budget', name: 'daily', asset: BTC, max: '100000000', window: '24h' }] };
+const sha256hex = (hex: string) => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex');
+
+async function waitFor(check: () => Promise<boolean> | boolean, ms = 10_000): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function used(h: Harness, agentId: string): Promise<{ amount: bigint; count: number }> {
+  const [btc, count] = await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: seriesFor.agent(agentId), asset: BTC, sinceMs: 0 }, { series: seriesFor.agent(agentId), asset: COUNT_ASSET, sinceMs: 0 }]));
+  return { amount: btc!.amount, count: count!.count };
+}
+
+async function auditOf(h: Harness, agentName: string, type: string): Promise<any[]> {
+  return (await h.admin('GET', `/v1/audit?agent=${agentName}&type=${type}&limit=1000`)).body.entries;
+}
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning retries and reconcile rounds, two instances on one LND (${store})`, () => {
+  const LIGHTNING = { backend: 'lnd' as const, network: 'regtest' as const, payTimeoutSeconds: 2, notFoundGraceSeconds: 60, defaultFeePercent: 1, reconcileBatch: 3 };
+  let h: Harness;
+  let ln: LightningNetwork;
+  let lnd: LndRestDouble;
+  const backends: LndRestBackend[] = [];
+  /** Instance A's pay calls reach LND only once this opens (network latency, TLS, a busy node): undefined, at once. */
+  let gate: Promise<void> | undefined;
+  const connect = () => {
+    const b = new LndRestBackend({ url: lnd.url, macaroon: { hex: lnd.adminMacaroonHex }, tlsCert: { pem: lnd.certPem }, network: 'regtest', payGraceSeconds: 0.4, requestTimeoutMs: 2_000 });
+    backends.push(b);
+    return b;
+  };
+  before(async () => {
+    ln = new LightningNetwork();
+    ln.feeBaseMsat = 10n; // 10 msat + 0.1 %: routes within the fee limits below
+    lnd = await startLndRestDouble({ network: ln });
+    const direct = connect();
+    const viaA: LightningBackend = { kind: 'lnd', network: 'regtest', pay: async (r) => { await gate; return direct.pay(r); }, lookup: (hash) => direct.lookup(hash) };
+    h = await startHarness({ store, manualClock: true, lightningBackend: viaA, config: { lightning: LIGHTNING } });
+  });
+  after(async () => {
+    await h.close();
+    for (const b of backends) await b.close?.();
+    await lnd.close();
+  });
+  const syncClock = () => h.clock!.set(Date.now());
+  const pay = (token: string, body: Record<string, unknown>) => (syncClock(), h.call('POST', '/v1/lightning/pay', { token, body }));
+  const openB = () => openAirlock(h.config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, clock: h.clock!, lightningBackend: connect() });
+  const inFlightOf = async (paymentHash: string) => (await h.airlock.store.listLightningPayments({ paymentHash, state: 'in_flight' }))[0];
+
+  /** Attempt 1 of a fresh invoice fails definitely at LND (no route); the next attempt of it will succeed. */
+  const failedOnce = async (token: string) => {
+    const invoice = ln.payee().invoice({ amountMsat: 50_000n });
+    ln.script(invoice.paymentHash, { kind: 'fail', reason: 'no_route' });
+    const first = await pay(token, { invoice: invoice.invoice, maxFeeMsat: '1000' });
+    assert.equal(first.status, 502, JSON.stringify(first.body));
+    assert.equal(first.body.error.code, 'lightning_payment_failed');
+    assert.equal(lnd.paymentStatus(invoice.paymentHash), 'FAILED');
+    ln.script(invoice.paymentHash, { kind: 'succeed', feeMsat: 20n });
+    return invoice;
+  };
+
+  test("a retry is not released on the first attempt's failure that another instance's reconciler reads before the retry reaches LND: paid, charged and audited", async () => {
+    const { agent, token } = await provisionAgent(h, { policy, actions: ACTIONS });
+    const invoice = await failedOnce(token);
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    const b = await openB();
+    try {
+      const paying = pay(token, { invoice: invoice.invoice, maxFeeMsat: '1000' });
+      // Attempt 2 is held; its pay call has not reached LND, which still has attempt 1's FAILED record.
+      await waitFor(async () => (await inFlightOf(invoice.paymentHash)) !== undefined);
+      assert.equal((await backends[0]!.lookup(invoice.paymentHash)).status, 'failed', "LND answers attempt 1's record");
+      assert.deepEqual(await b.lightning.reconcile(), { checked: 1, succeeded: 0, failed: 0, errors: 0 }, "the earlier attempt's failure is no answer about this one");
+      assert.equal((await inFlightOf(invoice.paymentHash))?.state, 'in_flight');
+      open();
+      const res = await paying;
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'succeeded');
+      assert.equal(sha256hex(res.body.preimage), invoice.paymentHash);
+    } finally {
+      gate = undefined;
+      open();
+      await b.close();
+    }
+    assert.ok(ln.isPaid(invoice.paymentHash));
+    assert.deepEqual(await used(h, agent.id), { amount: 50_020n, count: 2 }, 'amount + real fee, one request count per attempt');
+    const payments = (await h.admin('GET', `/v1/lightning/payments?agent=${agent.name}`)).body.payments as any[];
+    assert.deepEqual(payments.map((p) => p.state).sort(), ['failed', 'succeeded']);
+    assert.equal((await auditOf(h, agent.name, 'lightning.succeeded')).length, 1);
+    assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true);
+  });
+
+  test('a verified success for an attempt already recorded failed (the stale failure believed once the grace passed) is charged once, audited and alerted', async () => {
+    const { agent, token } = await provisionAgent(h, { policy, actions: ACTIONS });
+    const invoice = await failedOnce(token);
+    let open!: () => void;
+    gate = new Promise((r) => (open = r));
+    const b = await openB();
+    let paymentId = '';
+    try {
+      const paying = pay(token, { invoice: invoice.invoice, maxFeeMsat: '1000' });
+      await waitFor(async () => (await inFlightOf(invoice.paymentHash)) !== undefined);
+      paymentId = (await inFlightOf(invoice.paymentHash))!.id;
+      // The pay call is stuck on its way far longer than any timeout: once the grace passed, the failure is believed.
+      h.clock!.advance((LIGHTNING.payTimeoutSeconds + LIGHTNING.notFoundGraceSeconds + 1) * 1000);
+      assert.deepEqual(await b.lightning.reconcile(), { checked: 1, succeeded: 0, failed: 1, errors: 0 });
+      assert.deepEqual(await used(h, agent.id), { amount: 0n, count: 2 }, 'released');
+      // Then it arrives, and LND pays it (a FAILED payment may be paid again).
+      open();
+      const res = await paying;
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'succeeded');
+      assert.equal(res.body.paymentId, paymentId);
+      assert.equal(sha256hex(res.body.preimage), invoice.paymentHash);
+    } finally {
+      gate = undefined;
+      open();
+      await b.close();
+    }
+    assert.ok(ln.isPaid(invoice.paymentHash));
+    assert.deepEqual(await used(h, agent.id), { amount: 50_020n, count: 2 }, 'charged amount + real fee once; the request counts unchanged');
+    const record = (await h.airlock.store.getLightningPayment(paymentId))!;
+    assert.equal(record.state, 'succeeded');
+    assert.equal(record.feeMsat, 20n);
+    const succeeded = (await auditOf(h, agent.name, 'lightning.succeeded')).filter((e) => e.data.paymentId === paymentId);
+    assert.equal(succeeded.length, 1);
+    assert.equal(succeeded[0].data.afterFailed, true);
+    assert.equal(succeeded[0].data.feeMsat, '20');
+    assert.equal(succeeded[0].data.preimage, undefined, 'the log never holds the preimage');
+    assert.equal((await auditOf(h, agent.name, 'lightning.failed')).filter((e) => e.data.paymentId === paymentId).length, 1);
+    const alerts = (await auditOf(h, agent.name, 'alert.lightning')).filter((e) => e.data.reason === 'succeeded_after_failed');
+    assert.equal(alerts.length, 1);
+    assert.equal(alerts[0].data.paymentId, paymentId);
+    // Exactly once: charging the same success again is refused, and two racing charges of a failed record make one.
+    const charge = (id: string, amount: bigint) => h.airlock.store.transaction((tx) => tx.chargeLightningAfterFailure(id, { preimage: invoice.preimage, feeMsat: 0n }, [{ series: seriesFor.agent(agent.id), asset: BTC, amount, count: 1 }], Date.now(), record.finishedSeq!));
+    await assert.rejects(charge(paymentId, 1n), (e: any) => e.code === 'conflict');
+    const firstAttempt = (await h.airlock.store.listLightningPayments({ paymentHash: invoice.paymentHash, state: 'failed' }))[0]!;
+    const raced = await Promise.allSettled([charge(firstAttempt.id, 7n), charge(firstAttempt.id, 7n)]);
+    assert.deepEqual(raced.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
+    assert.equal(((raced.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as any).code, 'conflict');
+    const kept = raced.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<LightningPaymentRecord>;
+    assert.equal(kept.value.state, 'failed', 'another payment of the hash succeeded: it stays failed (one active payment per hash), charged');
+    assert.equal((await used(h, agent.id)).amount, 50_027n);
+    assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true);
+  });
+
+  test("one agent's payments held in flight (more than a round looks up) cannot starve another agent's from the reconciler", async () => {
+    const attacker = await provisionAgent(h, { policy, actions: ACTIONS });
+    const victim = await provisionAgent(h, { policy, actions: ACTIONS });
+    const evil = ln.payee();
+    const holds = Array.from({ length: 5 }, () => evil.invoice({ amountMsat: 1_000n }));
+    for (const i of holds) ln.script(i.paymentHash, { kind: 'hang' });
+    const answers = await Promise.all(holds.map((i) => pay(attacker.token, { invoice: i.invoice, maxFeeMsat: '100' })));
+    for (const a of answers) assert.equal(a.status, 202, JSON.stringify(a.body));
+    const invoice = ln.payee().invoice({ amountMsat: 50_000n });
+    ln.script(invoice.paymentHash, { kind: 'hang' });
+    const v = await pay(victim.token, { invoice: invoice.invoice, maxFeeMsat: '1000' });
+    assert.equal(v.status, 202, JSON.stringify(v.body));
+    ln.release(invoice.paymentHash, { succeed: true, feeMsat: 10n });
+    await waitFor(() => lnd.paymentStatus(invoice.paymentHash) === 'SUCCEEDED');
+    // Six payments in flight, three a round: the victim's is looked up within two rounds (three, from wherever a
+    // previous round left off).
+    const rounds: any[] = [];
+    for (let i = 0; i < 3 && (await h.airlock.store.getLightningPayment(v.body.paymentId))!.state === 'in_flight'; i++) {
+      rounds.push((await h.admin('POST', '/v1/lightning/reconcile')).body);
+    }
+    for (const r of rounds) assert.ok(r.checked <= 3, JSON.stringify(rounds));
+    const got = await h.call('GET', `/v1/lightning/payments/${v.body.paymentId}`, { token: victim.token });
+    assert.equal(got.body.status, 'succeeded', JSON.stringify(rounds));
+    assert.equal((await used(h, victim.agent.id)).amount, 50_010n, 'amount + real fee');
+    for (const i of holds) ln.release(i.paymentHash, { succeed: false, reason: 'no_route' });
+  });
+
+  test('an invoice whose expiry is beyond any sane bound (2^44 s) is refused as malformed; the payment list still answers', async () => {
+    const { agent, token } = await provisionAgent(h, { policy, actions: ACTIONS });
+    const huge = ln.payee().invoice({ amountMsat: 10_000n, expirySeconds: 2 ** 44 });
+    const res = await pay(token, { invoice: huge.invoice, maxFeeMsat: '1000' });
+    assert.equal(res.status, 400, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'invoice_malformed');
+    const yearish = ln.payee().invoice({ amountMsat: 10_000n, expirySeconds: 366 * 24 * 3600 });
+    assert.equal((await pay(token, { invoice: yearish.invoice, maxFeeMsat: '1000' })).body.error?.code, 'invoice_malformed');
+    assert.equal(lnd.paymentStatus(huge.paymentHash), undefined, 'nothing was sent');
+    // A record stored before the bound (its expiry beyond what a date holds) does not break the operators' list.
+    const old: LightningPaymentRecord = {
+      id: 'lnp_00000000000000ff', agentId: agent.id, sessionId: 'ses_old', auditSeq: 1, backend: 'lnd', network: BITCOIN_CHAINS.regtest, paymentHash: huge.paymentHash, payee: huge.payee,
+      invoice: huge.invoice, amountMsat: 10_000n, maxFeeMsat: 1000n, state: 'in_flight', expiresAt: Math.floor(Date.now() / 1000) + 2 ** 44, timeoutSeconds: 2, createdAt: Date.now(), updatedAt: Date.now(),
+    };
+    await h.airlock.store.transaction((tx) => tx.holdLightningPayment(old, []));
+    const list = await h.admin('GET', `/v1/lightning/payments?agent=${agent.name}`);
+    assert.equal(list.status, 200, JSON.stringify(list.body));
+    assert.equal(list.body.payments.length, 1);
+  });
+});
+
+describe('Lightning retries over NWC: the confirming lookup after an unanswered pay_invoice reads the first attempt', () => {
+  let h: Harness;
+  let ln: LightningNetwork;
+  let wallet: TestWalletService;
+  let relay: Awaited<ReturnType<typeof startTestRelay>>;
+  let backend: NwcBackend;
+  before(async () => {
+    relay = await startTestRelay();
+    ln = new LightningNetwork();
+    wallet = await TestWalletService.start({ relay, lightning: ln });
+    backend = await NwcBackend.connect({ connectionUri: wallet.uri, network: 'regtest', infoTimeoutMs: 3000, requestTimeoutMs: 5000, payGraceMs: 500 });
+    h = await startHarness({ store: 'sqlite', lightningBackend: backend, config: { lightning: { backend: 'nwc', network: 'regtest', payTimeoutSeconds: 1, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+  });
+  after(async () => {
+    await h.close();
+    await backend.close();
+    wallet.close();
+    await relay.close();
+  });
+
+  test('a wallet slow to take up the retry: answered in flight (not failed), the hold kept; once the wallet paid, the reconciler charges it', async () => {
+    const { agent, token } = await provisionAgent(h, { policy, actions: ACTIONS });
+    const invoice = ln.payee().invoice({ amountMsat: 50_000n });
+    ln.script(invoice.paymentHash, { kind: 'fail', reason: 'no_route' });
+    const first = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: invoice.invoice, maxFeeMsat: '1000' } });
+    assert.equal(first.status, 502, JSON.stringify(first.body));
+    ln.script(invoice.paymentHash, { kind: 'succeed', feeMsat: 20n });
+    // The wallet takes up the retry only after Airlock stopped waiting for its answer (a late relay, a busy wallet).
+    const w = wallet as unknown as { pay: (...a: unknown[]) => Promise<unknown> };
+    const original = w.pay.bind(wallet);
+    w.pay = async (...a: unknown[]) => {
+      await new Promise((r) => setTimeout(r, 2_500));
+      return original(...a);
+    };
+    try {
+      const res = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: invoice.invoice, maxFeeMsat: '1000' } });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      assert.equal(res.body.status, 'in_flight');
+      assert.equal((await used(h, agent.id)).amount, 51_000n, 'amount + fee limit still held');
+      await waitFor(() => ln.isPaid(invoice.paymentHash) && wallet.payments.get(invoice.paymentHash)?.state === 'settled');
+      assert.deepEqual((await h.admin('POST', '/v1/lightning/reconcile')).body, { checked: 1, succeeded: 1, failed: 0, errors: 0 });
+    } finally {
+      w.pay = original;
+    }
+    assert.deepEqual(await used(h, agent.id), { amount: 50_020n, count: 2 });
+    assert.equal((await auditOf(h, agent.name, 'lightning.succeeded')).length, 1);
+    const payments = (await h.admin('GET', `/v1/lightning/payments?agent=${agent.name}`)).body.payments as any[];
+    assert.deepEqual(payments.map((p) => p.state).sort(), ['failed', 'succeeded']);
+  });
+});
