@@ -27,7 +27,7 @@ export const ERROR_CODES = {
   session_not_narrower: { status: 403, summary: 'A child session would be wider than the session it derives from (details.axis: actions, chains, budgets or expiry); nothing was created.' },
   session_depth_exceeded: { status: 403, summary: 'Sessions derive children at most 4 levels below an operator-issued session; nothing was created.' },
   session_children_exceeded: { status: 403, summary: 'The session already has as many live child sessions as it may (100); revoke some first. Nothing was created.' },
-  session_derivations_exceeded: { status: 403, summary: 'The session has derived as many child sessions as it may over its lifetime (1000, revoked and expired ones included): revoking does not give any back. Ask the operator for a new session. Nothing was created.' },
+  session_derivations_exceeded: { status: 403, summary: 'As many sessions have been derived under the operator-issued session this one belongs to as it may have over its lifetime (1000 in its whole tree, at any depth, revoked and expired ones included): revoking does not give any back. Ask the operator for a new session. Nothing was created.' },
   agent_frozen: { status: 403, summary: 'The agent is frozen; nothing is signed until it is unfrozen.' },
   agent_retired: { status: 403, summary: 'The agent is retired.' },
   key_rotated: { status: 403, summary: "The request names as its signer an earlier key of this agent, rotated since (rule agent_keys/rotated); nothing was signed or charged. Build it for the agent's current address (GET /v1/session)." },

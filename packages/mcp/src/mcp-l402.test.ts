@@ -37,10 +37,17 @@ interface ToolAnswer {
 async function startEchoingProxy(api: L402TestServer): Promise<{ url: string; server: Server }> {
   const server = createServer((req, res) => {
     void (async () => {
-      const upstream = await fetch(`${api.url}${req.url}`, { headers: req.headers.authorization ? { authorization: req.headers.authorization } : {} });
+      // `/moved/...`: the same resource, whose paid answer is a redirect echoing the header in Location and Content-Type.
+      const moved = req.url!.startsWith('/moved/');
+      const upstream = await fetch(`${api.url}${moved ? req.url!.slice('/moved'.length) : req.url}`, { headers: req.headers.authorization ? { authorization: req.headers.authorization } : {} });
       const text = await upstream.text();
       if (upstream.status !== 200) {
         res.writeHead(upstream.status, Object.fromEntries(upstream.headers)).end(text);
+        return;
+      }
+      if (moved) {
+        const auth = req.headers.authorization ?? '';
+        res.writeHead(302, { location: `/next?auth=${encodeURIComponent(auth)}`, 'content-type': `text/plain; echo="${auth}"` }).end('moved');
         return;
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ upstream: JSON.parse(text), youSent: { authorization: req.headers.authorization } }));
@@ -164,6 +171,17 @@ describe('pay_l402 through the official MCP client', () => {
     const echoed = JSON.parse(r.structuredContent.body);
     assert.deepEqual(echoed.upstream, { forecast: 'sunny' }, 'the API accepted the credential');
     assert.match(echoed.youSent.authorization, /^L402 \S+:\[l402 preimage\]$/, 'the credential reached the API, its secret half cut here');
+  });
+
+  // Found by review: only the body went through the redaction.
+  test('an API that echoes the credential in Location and Content-Type: the preimage is cut from those too', async () => {
+    const r = await call('pay_l402', { url: `${echo.url}/moved/weather` });
+    assert.ok(!r.isError, JSON.stringify(r));
+    assert.equal(r.structuredContent.status, 302);
+    const location = new URL(r.structuredContent.location);
+    assert.equal(location.pathname, '/next');
+    assert.match(location.searchParams.get('auth')!, /^L402 \S+:\[l402 preimage\]$/, 'the credential reached the API; its secret half is cut from the Location');
+    assert.match(r.structuredContent.contentType, /^text\/plain; echo="L402 \S+:\[l402 preimage\]"$/);
   });
 
   test('no tool result or log line carries a preimage', () => {

@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { createAirlockMcpServer, createRedactor, createToolContext, readMcpConfig, serveHttp, type McpConfig } from './index.ts';
-import { classifyAddress, parsePrivateUrlAllowance, type PrivateUrlAllowance } from './outbound.ts';
+import { classifyAddress, createOutboundFetch, parsePrivateUrlAllowance, type PrivateUrlAllowance } from './outbound.ts';
+import { ToolError } from './results.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 
@@ -48,6 +49,16 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
       if (req.url === '/redirect-to-metadata') {
         res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/iam' });
         return res.end();
+      }
+      if (req.url === '/trickle') {
+        // A byte every 200 ms, for ever: never idle long enough for the idle limit.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const timer = setInterval(() => res.write('a'), 200);
+        res.once('close', () => {
+          clearInterval(timer);
+          streamed.closed = true;
+        });
+        return;
       }
       if (req.url === '/endless') {
         // A body that never ends: the tool must stop reading and hang up.
@@ -175,6 +186,26 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
       assert.equal(streamed.closed, true, `${tool}: the server saw the connection closed`);
       assert.ok(streamed.written < 16 * 1024 * 1024, `${tool}: only a bounded part was sent (${streamed.written} bytes)`);
     }
+  });
+
+  // Found by review: only an idle limit, so a server trickling a byte now and then held a tool call for ever.
+  test('a body trickled slower than the deadline: reading it fails with resource_timeout at the deadline and the connection is dropped', { timeout: 15_000 }, async () => {
+    streamed = { written: 0, closed: false };
+    const outbound = createOutboundFetch({ daemonUrl: airlockUrl, allow: { kind: 'private' }, idleTimeoutMs: 1000, deadlineMs: 1500 });
+    const started = Date.now();
+    const response = await outbound(`${internalUrl}/trickle`);
+    assert.equal(response.status, 200);
+    const err = await response.text().then(
+      () => assert.fail('expected the deadline'),
+      (e: unknown) => e,
+    );
+    const elapsed = Date.now() - started;
+    assert.ok(err instanceof ToolError, `expected a ToolError, got ${String(err)}`);
+    assert.equal(err.code, 'resource_timeout');
+    assert.ok(elapsed >= 1400 && elapsed < 5000, `stopped at the deadline (${elapsed} ms)`);
+    const until = Date.now() + 3000;
+    while (!streamed.closed && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(streamed.closed, true, 'the server saw the connection closed');
   });
 
   test('the operator setting is read from AIRLOCK_MCP_ALLOW_PRIVATE_URLS; addresses are classified after mapping', () => {

@@ -22,6 +22,11 @@ export interface OutboundOptions {
   allow?: PrivateUrlAllowance;
   /** Socket idle limit while connecting, waiting for the answer and reading it. Default 30 s. */
   idleTimeoutMs?: number;
+  /**
+   * Whole-exchange limit, from connecting to the last byte of the body: a server that trickles a byte now and then
+   * never trips the idle limit, and would otherwise hold a tool call forever. Default 120 s.
+   */
+  deadlineMs?: number;
   /** Largest answer body read at all (the x402 client reads a 402's body in full). Default 16 MiB. */
   maxResponseBytes?: number;
 }
@@ -173,6 +178,7 @@ const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
  */
 export function createOutboundFetch(options: OutboundOptions): typeof globalThis.fetch {
   const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+  const deadlineMs = options.deadlineMs ?? 120_000;
   const maxResponseBytes = options.maxResponseBytes ?? 16 * 1024 * 1024;
   return async (input, init) => {
     const request = new Request(input, init);
@@ -196,8 +202,17 @@ export function createOutboundFetch(options: OutboundOptions): typeof globalThis
       signal: request.signal,
       ...(url.protocol === 'https:' && !isIP(hostname) ? { servername: hostname } : {}),
     };
+    // The deadline destroys whichever is in flight: the request (before the answer) or the answer (while it is read).
+    let inFlight: { destroy(error: Error): unknown } | undefined;
+    const deadline = setTimeout(
+      () => inFlight?.destroy(new ToolError('resource_timeout', `${url.origin} did not finish answering within ${deadlineMs / 1000} s.`)),
+      deadlineMs,
+    );
+    deadline.unref();
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(requestOptions, resolve);
+      inFlight = req;
+      req.once('close', () => { if (inFlight === req) clearTimeout(deadline); });
       req.setTimeout(idleTimeoutMs, () => req.destroy(new ToolError('resource_timeout', `${url.origin} did not answer within ${idleTimeoutMs / 1000} s.`)));
       req.once('error', (e: NodeJS.ErrnoException) => {
         if (e instanceof ToolError || e.name === 'AbortError') reject(e);
@@ -205,6 +220,8 @@ export function createOutboundFetch(options: OutboundOptions): typeof globalThis
       });
       req.end(body);
     });
+    inFlight = res;
+    res.once('close', () => clearTimeout(deadline));
     const status = res.statusCode ?? 0;
     if (status < 200 || status > 599) {
       res.destroy();

@@ -3,7 +3,7 @@
 import type { AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
 import { wrapAxiosWithPayment } from '@x402/axios';
 import { decodePaymentRequiredHeader } from '@x402/core/http';
-import { airlockPayments, checkX402Challenge, type AirlockPaymentOptions } from './x402.ts';
+import { airlockPayments, checkX402Challenge, refuseUnknownAnswerer, type AirlockPaymentOptions } from './x402.ts';
 
 /** Methods whose calls go through the payment context: every request method of an axios instance. */
 const REQUEST_METHODS = new Set(['request', 'get', 'delete', 'head', 'options', 'post', 'put', 'patch', 'postForm', 'putForm', 'patchForm']);
@@ -16,9 +16,13 @@ const REQUEST_METHODS = new Set(['request', 'get', 'delete', 'head', 'options', 
  * Use the returned instance; the one passed in pays too but without those three.
  *
  * As with fetchWithAirlock, only the requested URL's own 402 is paid: one met after a redirect is refused with
- * AirlockApiError `x402_payment_redirected`, one naming a resource on another origin `x402_resource_mismatch`
+ * AirlockApiError `x402_payment_redirected`, one naming a resource on another host `x402_resource_mismatch`
  * (the final URL is what the Node http and browser xhr adapters report), and a request that carries a payment
- * is sent with `maxRedirects: 0`.
+ * is sent with `maxRedirects: 0`. The fetch adapter reports no final URL, so on this instance it follows no
+ * redirect at all (`fetchOptions.redirect: 'manual'`: a 3xx comes back to the caller, as an error by axios's
+ * default `validateStatus`); a 402 from an adapter that reports no final URL and may have followed a redirect
+ * (a custom one) is refused `x402_payment_redirected`. URLs are compared and reported without credentials
+ * (`auth` shows up as user:pass@ in the Node adapter's final URL).
  */
 export async function axiosWithAirlock(instance: AxiosInstance, options: AirlockPaymentOptions): Promise<AxiosInstance> {
   const payments = airlockPayments(options);
@@ -62,6 +66,9 @@ const PAYMENT_HEADERS = ['payment-signature', 'x-payment'];
 function guardRedirects(instance: AxiosInstance): void {
   instance.interceptors.request.use((config: InternalAxiosRequestConfig) => {
     if (PAYMENT_HEADERS.some((h) => config.headers?.has?.(h))) config.maxRedirects = 0;
+    // The fetch adapter does not tell which URL answered: it follows no redirect, so the one that answers is the
+    // requested one (found by review: a 402 met after a redirect was paid as the requested URL's).
+    config.fetchOptions = { ...(config.fetchOptions ?? {}), redirect: 'manual' };
     return config;
   });
   instance.interceptors.response.use(undefined, (error: { response?: AxiosResponse; config?: InternalAxiosRequestConfig }) => {
@@ -73,8 +80,9 @@ function guardRedirects(instance: AxiosInstance): void {
     } catch {
       return Promise.reject(error); // not an absolute URL: nothing to compare with
     }
-    const final = finalUrlOf(response);
+    const final = finalUrlOf(response, error.config);
     try {
+      if (!final) refuseUnknownAnswerer(requested);
       checkX402Challenge(requested, final.url ?? requested, final.redirected, paymentRequiredOf(response));
     } catch (refusal) {
       return Promise.reject(refusal);
@@ -83,11 +91,21 @@ function guardRedirects(instance: AxiosInstance): void {
   });
 }
 
-/** The URL that answered, as the adapter reports it: follow-redirects' responseUrl (Node), responseURL (xhr). */
-function finalUrlOf(response: AxiosResponse): { url?: string; redirected: boolean } {
+/**
+ * The URL that answered, as the adapter reports it: follow-redirects' responseUrl (Node http adapter), responseURL
+ * (xhr). `{}` (the requested URL) when the adapter cannot have followed a redirect: the fetch adapter with
+ * `redirect: 'manual'` or `'error'`, the Node http adapter with `maxRedirects: 0` (no follow-redirects). Undefined
+ * when it is not known: the caller refuses to pay.
+ */
+function finalUrlOf(response: AxiosResponse, config: InternalAxiosRequestConfig): { url?: string; redirected: boolean } | undefined {
   const request = response.request as { res?: { responseUrl?: unknown; redirects?: unknown[] }; responseURL?: unknown } | undefined;
   const url = typeof request?.res?.responseUrl === 'string' ? request.res.responseUrl : typeof request?.responseURL === 'string' && request.responseURL ? request.responseURL : undefined;
-  return { ...(url ? { url } : {}), redirected: (request?.res?.redirects?.length ?? 0) > 0 };
+  if (url) return { url, redirected: (request?.res?.redirects?.length ?? 0) > 0 };
+  const fetchRequest = typeof Request === 'function' && request instanceof Request;
+  const redirect = (config.fetchOptions as { redirect?: unknown } | undefined)?.redirect;
+  if (fetchRequest && (redirect === 'manual' || redirect === 'error')) return { redirected: false };
+  if (!fetchRequest && request?.res !== undefined && config.maxRedirects === 0) return { redirected: false };
+  return undefined;
 }
 
 function paymentRequiredOf(response: AxiosResponse): unknown {

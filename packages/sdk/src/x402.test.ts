@@ -9,7 +9,7 @@ import { encodePaymentRequiredHeader } from '@x402/core/http';
 import axios from 'axios';
 import { AirlockApiError, AirlockPolicyError } from './http.ts';
 import { axiosWithAirlock } from './axios.ts';
-import { airlockX402Signer, fetchWithAirlock, withX402Resource } from './x402.ts';
+import { airlockX402Signer, checkX402Challenge, fetchWithAirlock, withX402Resource } from './x402.ts';
 
 const AGENT = '0x9999999999999999999999999999999999999999';
 const ASSET = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
@@ -148,6 +148,20 @@ describe('x402 SDK: only the requested URL\'s own 402 is paid', () => {
         res.setHeader('PAYMENT-REQUIRED', paymentRequired(`${evilUrl}/x`, EVIL_PAYTO));
         return res.end('{}');
       }
+      if (req.url!.startsWith('/priced')) {
+        // Its own 402, then the paid answer.
+        if (paid) return res.end('{"ok":true}');
+        res.statusCode = 402;
+        res.setHeader('PAYMENT-REQUIRED', paymentRequired(`${trustedUrl}${req.url}`, '0x2222222222222222222222222222222222222222'));
+        return res.end('{}');
+      }
+      if (req.url!.startsWith('/behind-proxy')) {
+        // As @x402/express names it behind a TLS-terminating proxy: the scheme it sees, not the one asked.
+        if (paid) return res.end('{"ok":true}');
+        res.statusCode = 402;
+        res.setHeader('PAYMENT-REQUIRED', paymentRequired(`https://${req.headers.host}${req.url}`, '0x2222222222222222222222222222222222222222'));
+        return res.end('{}');
+      }
       if (req.url!.startsWith('/pay-then-redirect')) {
         // Prices itself, then sends the paid request elsewhere: the payment must not follow.
         if (paid) {
@@ -247,5 +261,102 @@ describe('x402 SDK: only the requested URL\'s own 402 is paid', () => {
     assert.equal(paid.status, 302);
     assert.equal(signRequests.length, 1);
     assert.deepEqual(evilSaw, [], 'the payment header did not follow the redirect');
+  });
+
+  // Found by review: with axios's `auth`, follow-redirects reports the final URL as http://user:pass@host/…, so a
+  // legitimate payment was refused as redirected, with the credentials in the message and details.
+  test('axiosWithAirlock with `auth`: its own 402 is paid; a refusal carries no credentials', async () => {
+    reset();
+    const api = await axiosWithAirlock(axios.create({ auth: { username: 'agent', password: 'hunter2secret' } }), { url: airlockUrl, token: 't' });
+    const res = await api.get(`${trustedUrl}/priced`);
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.data, { ok: true });
+    assert.equal(signRequests.length, 1);
+    assert.equal(signRequests[0].x402.resource, `${trustedUrl}/priced`);
+    assert.deepEqual(trustedSaw, [{ path: '/priced', paid: false }, { path: '/priced', paid: true }]);
+
+    reset();
+    const err = await api.get(`${trustedUrl}/redirect?to=evil`).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof AirlockApiError, `expected AirlockApiError, got ${String(err)}`);
+    assert.equal(err.code, 'x402_payment_redirected');
+    assert.deepEqual(err.details, { requested: `${trustedUrl}/redirect?to=evil`, answeredBy: `${evilUrl}/x` });
+    assert.ok(!err.message.includes('hunter2secret') && !err.message.includes('agent:'), err.message);
+    assert.deepEqual(signRequests, []);
+  });
+
+  // Found by review: axios's fetch adapter reports no final URL, so a 402 met after a redirect was paid.
+  test('axiosWithAirlock with the fetch adapter: no redirect is followed (the 3xx comes back), its own 402 is paid', async () => {
+    reset();
+    const api = await axiosWithAirlock(axios.create({ adapter: 'fetch' }), { url: airlockUrl, token: 't' });
+    const moved = await api.get(`${trustedUrl}/redirect?to=evil`).then(
+      () => assert.fail('expected the 302 as an error'),
+      (e: any) => e,
+    );
+    assert.equal(moved.response?.status, 302, String(moved));
+    assert.deepEqual(signRequests, [], 'nothing was signed');
+    assert.deepEqual(evilSaw, [], 'the other server was not reached');
+
+    reset();
+    const res = await api.get(`${trustedUrl}/priced`);
+    assert.equal(res.status, 200);
+    assert.equal(signRequests.length, 1);
+    assert.deepEqual(trustedSaw, [{ path: '/priced', paid: false }, { path: '/priced', paid: true }]);
+
+    reset();
+    const err2 = await api.get(`${trustedUrl}/foreign-resource`).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.equal((err2 as AirlockApiError).code, 'x402_resource_mismatch');
+    assert.deepEqual(signRequests, []);
+  });
+
+  test('axiosWithAirlock: an adapter that reports no final URL and may have followed a redirect is refused (fail closed)', async () => {
+    reset();
+    // A custom adapter: answers the trusted server's 402 through fetch, reporting nothing about redirects.
+    const adapter = async (config: any) => {
+      const r = await fetch(new URL(config.url).href, { headers: Object.fromEntries(Object.entries(config.headers?.toJSON?.() ?? {}).map(([k, v]) => [k, String(v)])) });
+      const data = await r.text();
+      const response = { data, status: r.status, statusText: r.statusText, headers: Object.fromEntries(r.headers), config, request: {} };
+      if (r.status >= 400) throw new axios.AxiosError(`status ${r.status}`, 'ERR_BAD_RESPONSE', config, {}, response as any);
+      return response;
+    };
+    const api = await axiosWithAirlock(axios.create({ adapter }), { url: airlockUrl, token: 't' });
+    const err = await api.get(`${trustedUrl}/priced`).then(
+      () => assert.fail('expected a refusal'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof AirlockApiError, `expected AirlockApiError, got ${String(err)}`);
+    assert.equal(err.code, 'x402_payment_redirected');
+    assert.deepEqual(err.details, { requested: `${trustedUrl}/priced` });
+    assert.deepEqual(signRequests, []);
+  });
+
+  // Found by review: comparing whole origins refused standard servers behind TLS-terminating proxies.
+  test('a PaymentRequired naming the same host under the other web scheme is paid; another host or port is still refused', async () => {
+    reset();
+    const pay = fetchWithAirlock(fetch, { url: airlockUrl, token: 't' });
+    const res = await pay(`${trustedUrl}/behind-proxy`);
+    assert.equal(res.status, 200);
+    assert.equal(signRequests.length, 1);
+    assert.equal(signRequests[0].x402.resource, `${trustedUrl}/behind-proxy`);
+
+    const pr = (url: string) => ({ x402Version: 2, resource: { url }, accepts: [] });
+    // An https request whose PaymentRequired names http://same-host/… (what the server saw behind the proxy).
+    for (const named of ['http://api.example.com/data', 'http://api.example.com:443/data', 'https://api.example.com/data', 'HTTP://API.example.com/other']) {
+      assert.doesNotThrow(() => checkX402Challenge('https://api.example.com/data', 'https://api.example.com/data', false, pr(named)), named);
+    }
+    for (const named of ['http://evil.example/data', 'https://api.example.com.evil.example/data', 'https://api.example.com:8443/data', 'ftp://api.example.com/data']) {
+      assert.throws(() => checkX402Challenge('https://api.example.com/data', 'https://api.example.com/data', false, pr(named)), (e: any) => e.code === 'x402_resource_mismatch', named);
+    }
+    // A refusal reports URLs without credentials.
+    assert.throws(
+      () => checkX402Challenge('https://u:hunter2secret@api.example.com/data', 'https://u:hunter2secret@other.example/data', false, undefined),
+      (e: any) => e.code === 'x402_payment_redirected' && !JSON.stringify(e.details).includes('hunter2secret') && !e.message.includes('hunter2secret'),
+    );
+    assert.doesNotThrow(() => checkX402Challenge('https://api.example.com/data', 'https://u:hunter2secret@api.example.com/data', false, pr('https://api.example.com/data')));
   });
 });

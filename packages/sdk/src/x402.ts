@@ -134,7 +134,8 @@ export function airlockPayments(options: AirlockPaymentOptions): AirlockPayments
   return {
     client: () => (ready ??= build()),
     async paidCall(resource, call, paymentResponseOf) {
-      const ctx: PaymentContext = { resource, signed: [] };
+      // Credentials in the URL (http://user:pass@host/) are not part of the resource and never leave this process.
+      const ctx: PaymentContext = { resource: withoutCredentials(resource), signed: [] };
       const result = await runPaymentContext(ctx, call);
       const paymentResponse = paymentResponseOf(result);
       const signed = ctx.signed.at(-1);
@@ -153,41 +154,95 @@ export type AirlockPaidFetch = (input: string | URL | Request, init?: RequestIni
 /** Request headers that carry a signed x402 payment (v2, v1). */
 const PAYMENT_HEADERS = ['payment-signature', 'x-payment'];
 
-/** `url` without its fragment (a Response's url never has one), normalized. */
+/** `url` without its fragment (a Response's url never has one) and without credentials, normalized. */
 function comparable(url: string): string {
   const u = new URL(url);
   u.hash = '';
+  u.username = '';
+  u.password = '';
   return u.href;
+}
+
+/**
+ * `url` without the user name and password it may carry (`http://user:pass@host/`: axios's `auth` puts them in
+ * the final URL its Node adapter reports): what the SDK reports, in messages, error details or to Airlock.
+ */
+export function withoutCredentials(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1'); // not absolute, or not a URL: cut what looks like userinfo
+  }
+  if (!u.username && !u.password) return url;
+  u.username = '';
+  u.password = '';
+  return u.href;
+}
+
+/** The default port of http and https: a resource's scheme may differ from the request's behind a TLS proxy. */
+const WEB_DEFAULT_PORTS = new Set(['', '80', '443']);
+
+/**
+ * Whether `named` is on the host `requested` was sent to: the same host name and port, an http/https difference
+ * ignored (a server behind a TLS-terminating proxy sees http and names its resource `http://…` while the agent
+ * asked `https://…`; @x402/express builds it from `req.protocol`), the schemes' default ports counted as none.
+ * Any other scheme must match the requested origin exactly.
+ */
+function sameHost(named: URL, requested: URL): boolean {
+  const web = (u: URL) => u.protocol === 'http:' || u.protocol === 'https:';
+  if (!web(named) || !web(requested)) return named.origin === requested.origin;
+  const port = (u: URL) => (WEB_DEFAULT_PORTS.has(u.port) ? '' : u.port);
+  return named.hostname === requested.hostname && port(named) === port(requested);
 }
 
 /**
  * Refuses a 402 that is not the requested URL's own: Airlock judges a payment by the resource the agent names
  * (resource rules, per-origin budgets, per-resource rate limits, loop guard), so a 402 met after a redirect
- * (another URL, another payee, another price) or one whose PaymentRequired names a resource on another origin
- * is not paid. Throws AirlockApiError `x402_payment_redirected` or `x402_resource_mismatch`; nothing has been
+ * (another URL, another payee, another price) or one whose PaymentRequired names a resource on another host
+ * (host name and port; an http/https difference is allowed, as behind a TLS-terminating proxy) is not paid. URLs
+ * are compared and reported without credentials. Throws AirlockApiError `x402_payment_redirected` or `x402_resource_mismatch`; nothing has been
  * asked of Airlock then. `answeredBy` is the URL that answered (the transport's final URL after redirects).
  */
 export function checkX402Challenge(requested: string, answeredBy: string, redirected: boolean, paymentRequired: unknown): void {
+  // Reported without credentials: axios's `auth` shows up as user:pass@ in the final URL of its Node adapter.
+  const asked = withoutCredentials(requested);
   if (redirected || comparable(answeredBy) !== comparable(requested)) {
+    const answered = withoutCredentials(answeredBy);
     throw new AirlockApiError(
       402,
       'x402_payment_redirected',
-      `${requested} was redirected to ${answeredBy}, which asks for payment. Airlock would judge that payment as one for ${requested}, so it was not paid; request ${answeredBy} itself to pay it under its own rules.`,
-      { details: { requested, answeredBy } },
+      `${asked} was redirected to ${answered}, which asks for payment. Airlock would judge that payment as one for ${asked}, so it was not paid; request ${answered} itself to pay it under its own rules.`,
+      { details: { requested: asked, answeredBy: answered } },
     );
   }
-  const origin = new URL(requested).origin;
+  const target = new URL(requested);
   for (const named of resourcesNamedBy(paymentRequired)) {
-    let namedOrigin: string | undefined;
+    let ok = false;
     try {
-      namedOrigin = new URL(named, requested).origin;
+      ok = sameHost(new URL(named, requested), target);
     } catch {
-      namedOrigin = undefined;
+      ok = false;
     }
-    if (namedOrigin !== origin) {
-      throw new AirlockApiError(402, 'x402_resource_mismatch', `${requested} asks for payment for ${named}, a resource on another origin; it was not paid.`, { details: { requested, resource: named } });
+    if (!ok) {
+      const resource = withoutCredentials(named);
+      throw new AirlockApiError(402, 'x402_resource_mismatch', `${asked} asks for payment for ${resource}, a resource on another host; it was not paid.`, { details: { requested: asked, resource } });
     }
   }
+}
+
+/**
+ * Refuses a 402 when the transport cannot tell which URL answered and may have followed a redirect (an axios
+ * adapter that reports no final URL): failing closed, as checkX402Challenge would for a redirect.
+ */
+export function refuseUnknownAnswerer(requested: string): never {
+  const asked = withoutCredentials(requested);
+  throw new AirlockApiError(
+    402,
+    'x402_payment_redirected',
+    `${asked} answered with a request for payment, but the HTTP client did not report which URL answered after any redirect, so it was not paid. Send the request without following redirects (axios: maxRedirects: 0) or with an adapter that reports its final URL (http, xhr, fetch).`,
+    { details: { requested: asked } },
+  );
 }
 
 /** The resource URLs a PaymentRequired names: v2 `resource.url`, v1 each requirement's `resource`. */
@@ -247,7 +302,7 @@ function guardedPaymentFetch(fetchImpl: typeof globalThis.fetch): typeof globalT
  *
  * Airlock is told the requested URL as the resource, so only that URL's own 402 is paid: a 402 met after a
  * redirect throws AirlockApiError `x402_payment_redirected`, and one whose PaymentRequired names a resource on
- * another origin `x402_resource_mismatch` (details: requested, answeredBy / resource); Airlock is not asked and
+ * another host `x402_resource_mismatch` (details: requested, answeredBy / resource); Airlock is not asked and
  * nothing is paid. The request that carries the payment is sent with `redirect: 'manual'`: a 3xx answer to it
  * is returned as it is, so the payment header never follows a redirect to another server.
  */

@@ -2,7 +2,8 @@
 // quorum of approver votes: a policy tightened while the request waited (a lower cap, a deny rule, a smaller
 // budget) refuses it (409 approval_policy_denies), the approval is closed as denied by `system` naming the rules,
 // its hold is released and nothing is signed. The request's own hold is not counted twice: a request that fits the
-// budget in force by itself is granted. On SQLite and PostgreSQL.
+// budget in force by itself is granted. A quorum added or raised meanwhile must be met by the grant (the admin token
+// never meets one). On SQLite and PostgreSQL.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { recoverTransactionAddress, type Hex } from 'viem';
@@ -145,6 +146,91 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await sign(token, usdc(50n), 1)).status, 200);
       const over = await sign(token, 1n, 2);
       assert.deepEqual([over.status, over.body.error.violations[0].used], [403, usdc(50n).toString()]);
+    });
+
+    // A quorum added or raised while the request waits: the grant must meet the quorum the policy in force now
+    // holds the request for, as a fresh request would be held. Otherwise closed as denied (reason
+    // policy_requires_quorum), the hold released, nothing signed; the agent asks again.
+    const registerApprover = async (groups: string[], suffix: string) => {
+      const key = generateApproverKey();
+      const name = `${groups[0]}-${suffix}-${store}`;
+      assert.equal((await h.admin('POST', '/v1/approvers', { name, publicKey: key.publicKey, groups })).status, 201);
+      return { name, key };
+    };
+    const voteOn = async (who: { name: string; key: { secretKey: string } }, id: string) => {
+      const digest = (await h.admin('GET', `/v1/approvals/${id}`)).body.digest as string;
+      const vote = signApprovalVote({ secretKey: who.key.secretKey, approvalId: id, digest, decision: 'approve', approver: who.name, at: new Date(h.clock!.now()).toISOString() });
+      return h.call('POST', `/v1/approvals/${id}/votes`, { body: vote });
+    };
+    const assertQuorumClosed = async (agentName: string, id: string, rule: string, quorum: unknown) => {
+      const approval = (await h.admin('GET', `/v1/approvals/${id}`)).body;
+      assert.deepEqual([approval.state, approval.decidedBy, approval.result], ['denied', 'system', undefined]);
+      const denied = (await auditOf(agentName, 'approval.denied')).filter((e) => e.data.approvalId === id);
+      assert.equal(denied.length, 1);
+      assert.deepEqual([denied[0].actor, denied[0].data.reason, denied[0].data.rules], ['system', 'policy_requires_quorum', [rule]], JSON.stringify(denied[0].data));
+      assert.deepEqual(denied[0].data.quorum, quorum);
+      assert.deepEqual(await auditOf(agentName, 'approval.granted'), [], 'nothing granted');
+    };
+
+    test('quorum added after the request was held: the admin token can no longer approve it (closed, released, nothing signed)', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ approvalAbove: usdc(10n).toString(), daily: usdc(100n).toString() }) });
+      const id = await hold(token, ALICE, usdc(60n), 0);
+      assert.equal((await h.admin('GET', `/v1/approvals/${id}`)).body.quorum, undefined, 'held for an operator');
+      // Tightened while it waits: above 10 USDC, two treasury approvers must sign.
+      const tightened = usdcPolicy({ daily: usdc(100n).toString() });
+      (tightened.rules as unknown[]).push({ name: 'treasury', type: 'approval_tier', asset: USDC_ASSET, above: usdc(10n).toString(), quorum: { min: 2, groups: ['treasury'] } });
+      await setPolicy(agent.name, tightened);
+
+      const res = await h.admin('POST', `/v1/approvals/${id}/approve`);
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'approval_policy_denies');
+      assert.match(res.body.error.message, /now requires signed approver votes \(2 of treasury \(agent\/treasury\)\)/);
+      assert.deepEqual(res.body.error.violations.map((v: any) => [v.rule, v.code, v.quorum]), [['agent/treasury', 'approval_required', { min: 2, groups: ['treasury'] }]]);
+      await assertQuorumClosed(agent.name, id, 'agent/treasury', [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }]);
+
+      // The 60 held were released; asked again, the request is held for the quorum and the admin token is refused.
+      const again = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, usdc(60n), 1) });
+      assert.equal(again.status, 202, JSON.stringify(again.body));
+      assert.deepEqual((await h.admin('GET', `/v1/approvals/${again.body.approvalId}`)).body.quorum, [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }]);
+      const admin = await h.admin('POST', `/v1/approvals/${again.body.approvalId}/approve`);
+      assert.deepEqual([admin.status, admin.body.error.code], [409, 'quorum_required']);
+      // 60 (the new hold) + 40 fit the budget of 100: the first hold was released.
+      assert.equal((await sign(token, usdc(10n), 2)).status, 200);
+      assert.equal((await sign(token, usdc(10n), 3)).status, 200);
+    });
+
+    test('quorum raised after the request was held: votes that meet only the old quorum are refused; votes meeting the new one grant', async () => {
+      const ops = await registerApprover(['ops'], 'raised');
+      const treasurer = await registerApprover(['treasury'], 'raised');
+      const { agent, token } = await provisionAgent(h, { policy: stakesPolicy(2_000n) });
+      // The docs' supplier (CAROL is denied fleet-wide by the test above).
+      const supplier = '0x1111111111111111111111111111111111111111';
+      const first = await hold(token, supplier, usdc(500n), 0);
+      const second = await hold(token, supplier, usdc(400n), 1);
+      assert.deepEqual((await h.admin('GET', `/v1/approvals/${first}`)).body.quorum, [{ rule: 'agent/ops-approves', min: 1, groups: ['ops', 'treasury'] }]);
+      // Raised while they wait: above 100 USDC only treasury approves now.
+      const raised = stakesPolicy(2_000n) as unknown as { rules: { name: string; quorum?: unknown }[] };
+      raised.rules.find((r) => r.name === 'ops-approves')!.quorum = { min: 1, groups: ['treasury'] };
+      await setPolicy(agent.name, raised);
+
+      // An ops vote met the quorum the request was held for, not the one in force: counted, the approval closed.
+      const res = await voteOn(ops, first);
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'approval_policy_denies');
+      assert.deepEqual(res.body.error.violations.map((v: any) => [v.rule, v.code]), [['agent/ops-approves', 'approval_required']]);
+      await assertQuorumClosed(agent.name, first, 'agent/ops-approves', [{ rule: 'agent/ops-approves', min: 1, groups: ['treasury'] }]);
+      const [denied] = (await auditOf(agent.name, 'approval.denied')).filter((e) => e.data.approvalId === first);
+      assert.deepEqual([denied.data.approvedBy, denied.data.approvers], [`approvers:${ops.name}`, [ops.name]]);
+
+      // A treasury vote meets both: granted and signed by the agent's key, charged 400 once.
+      const ok = await voteOn(treasurer, second);
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.equal(ok.body.state, 'approved');
+      const signed = (await h.admin('GET', `/v1/approvals/${second}`)).body.result.signedTransaction as Hex;
+      assert.equal((await recoverTransactionAddress({ serializedTransaction: signed as never })).toLowerCase(), agent.address);
+      // 400 charged, 500 released: 16 x 100 (signed straight away) fill the 2,000 exactly.
+      for (let i = 2; i < 18; i++) assert.equal((await sign(token, usdc(100n), i)).status, 200, `payment ${i}`);
+      assert.equal((await sign(token, 1n, 18)).status, 403);
     });
   });
 }

@@ -385,7 +385,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
-    test('derive counts only live children, and a session derives at most 1000 over its life (session_derivations_exceeded)', async () => {
+    test('derive counts only live children, and at most 1000 sessions are derived under an operator-issued session over its life (session_derivations_exceeded)', async () => {
       const h = await startHarness({ store });
       try {
         const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
@@ -419,8 +419,43 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         const denied = (await auditOf(h, 'session.derived')).filter((e) => e.decision === 'deny');
         assert.deepEqual(denied.map((e) => e.data.errorCode), ['session_derivations_exceeded']);
         assert.equal((await h.call('GET', '/v1/session/children', { token: parent.token })).body.sessions.length, 1, 'nothing was created');
-        // The cap is per session: the live child still derives its own.
-        assert.equal((await deriveOk(h, last2.token)).session.parentId, last2.session.id);
+        // The cap is per tree: the live child cannot derive its own either.
+        const fromChild = await derive(h, last2.token, {});
+        assert.equal(fromChild.status, 403, JSON.stringify(fromChild.body));
+        assert.equal(fromChild.body.error.code, 'session_derivations_exceeded');
+      } finally {
+        await h.close();
+      }
+    });
+
+    // Found by review: a per-parent cap multiplies with depth (derive-and-revoke through intermediate children).
+    test('the lifetime cap counts the whole tree: derivations through intermediate children count against the operator-issued session', async () => {
+      const h = await startHarness({ store });
+      try {
+        const parent = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
+        const child = await deriveOk(h, parent.token);
+        const grand = await deriveOk(h, child.token);
+        // What 997 derive+revoke cycles of the grandchild leave behind: 999 sessions under the root in all.
+        const now = Date.now();
+        await h.airlock.store.transaction(async (tx) => {
+          for (let i = 0; i < 997; i++) {
+            await tx.createSession({
+              id: `ses_deep${String(i).padStart(12, '0')}`, agentId: parent.agent.id, tokenHash: 'ab'.repeat(32), scope: { actions: ['evm.transaction'], chains: [], budgets: [] },
+              parentId: grand.session.id, createdAt: now - 10_000 + i, expiresAt: Date.parse(parent.session.expiresAt), revokedAt: now - 1,
+            });
+          }
+        }, { exclusive: true });
+        // Each of these sessions has few children of its own; the tree has 999: one more derivation, from anywhere in it.
+        const last = await deriveOk(h, child.token);
+        for (const [who, token] of [['root', parent.token], ['child', child.token], ['grandchild', grand.token], ['new child', last.token]] as const) {
+          const refused = await derive(h, token, {});
+          assert.equal(refused.status, 403, `${who}: ${JSON.stringify(refused.body)}`);
+          assert.equal(refused.body.error.code, 'session_derivations_exceeded', who);
+          assert.equal(refused.body.error.details.limit, 1000);
+        }
+        const denied = (await auditOf(h, 'session.derived')).filter((e) => e.decision === 'deny');
+        assert.equal(denied.length, 4);
+        assert.equal((await h.call('GET', '/v1/session/children?includeInactive=true&limit=1000', { token: parent.token })).body.sessions.length, 1000, 'nothing more was created');
       } finally {
         await h.close();
       }

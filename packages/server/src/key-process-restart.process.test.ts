@@ -6,7 +6,8 @@
 // audit key really signed: the log must still hold them, or it does not start. As real processes, on SQLite.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { canonicalJson, leafHash, MerkleFrontier, storedLeafHash } from '@airlock/core';
@@ -180,6 +181,17 @@ describe('key process restarted on a rewritten log: held to the tree heads it si
     await kp.kill('SIGTERM');
   });
 
+  test('a record in a directory others can write (the daemon could replace it): refused at start, key_process_head_record_invalid', async () => {
+    const open = mkdtempSync(join(tmpdir(), 'kp-head-'));
+    try {
+      chmodSync(open, 0o777);
+      const out = await refusesToStart('key_process_head_record_invalid', ['--head-file', join(open, 'head.json')]);
+      assert.match(out, /writable by others/);
+    } finally {
+      rmSync(open, { recursive: true, force: true });
+    }
+  });
+
   test('a record it cannot read, or of another vault: key_process_head_record_invalid (never ignored)', async () => {
     const kept = readFileSync(headFile, 'utf8');
     try {
@@ -191,5 +203,51 @@ describe('key process restarted on a rewritten log: held to the tree heads it si
     } finally {
       writeFileSync(headFile, kept, { mode: 0o600 });
     }
+  });
+});
+
+describe('key process: a daemon that stops asking for tree heads gets nothing more signed once the deadline passes', () => {
+  // Found by review: the record holds the last head only, so the leaves after it are what a restarted key process
+  // takes as found. A compromised daemon that stops asking for heads (here: a checkpoint interval of 1 h) and then
+  // rewrites that tail while the key process restarts would keep signatures whose entries it rewrote. The key process
+  // refuses to sign once leaves it read longer ago than AIRLOCK_KEY_PROCESS_HEAD_DEADLINE are under no head it signed.
+  let data: DaemonData;
+  after(async () => {
+    await killAllDaemons();
+    await data?.cleanup();
+  });
+
+  test('signed while the unheaded leaves are young; refused tree_head_overdue past the deadline, nothing signed, audited; a head resumes signing', async () => {
+    data = await prepareDaemonData('sqlite');
+    const socket = join(data.dataDir, 'keys.sock');
+    await startKeyProcessChild(data, socket, { AIRLOCK_KEY_PROCESS_HEAD_DEADLINE: '10s' });
+    let daemon = await startDaemon(data, { AIRLOCK_KEY_PROCESS_SOCKET: socket, AIRLOCK_CHECKPOINT_INTERVAL: '1h' });
+    let admin = adminClient(daemon.url, data.adminToken);
+    const agent = (await admin('POST', '/v1/agents', { names: ['kp-deadline'] })).body.agents[0];
+    assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy() })).status, 200);
+    const token = (await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] })).body.token;
+    let nonce = 0;
+    const sign = () => httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, nonce++) });
+    const first = await sign();
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    await sleep(11_000);
+    const late = await sign();
+    assert.notEqual(late.status, 200, JSON.stringify(late.body));
+    assert.equal(late.body.error.code, 'key_process_refused', JSON.stringify(late.body));
+    assert.equal(late.body.error.details?.reason, 'tree_head_overdue', JSON.stringify(late.body));
+    assert.equal(late.body.signedTransaction, undefined);
+    const failed = (await admin('GET', `/v1/audit?agent=${agent.name}&type=sign.failed`)).body.entries as any[];
+    assert.ok(failed.some((e) => e.data.errorCode === 'key_process_refused'), JSON.stringify(failed));
+    // A daemon that asks for heads again: once one covers the leaves, signing resumes.
+    await daemon.kill('SIGTERM');
+    daemon = await startDaemon(data, { AIRLOCK_KEY_PROCESS_SOCKET: socket, AIRLOCK_CHECKPOINT_INTERVAL: '1s' });
+    admin = adminClient(daemon.url, data.adminToken);
+    let resumed: Awaited<ReturnType<typeof sign>> | undefined;
+    for (let i = 0; i < 50; i++) {
+      resumed = await sign();
+      if (resumed.status === 200) break;
+      await sleep(200);
+    }
+    assert.equal(resumed!.status, 200, JSON.stringify(resumed!.body));
   });
 });

@@ -4,6 +4,9 @@
 //   a lookup (another instance's reconciler, NWC's confirming lookup) before the retry's pay call reached the node
 //   or wallet: the retry then paid, charged nothing and left no `lightning.succeeded` entry;
 // - a verified success for a payment already recorded failed is charged (once) and audited;
+// - one payment hash that moved money is charged exactly once, whichever of its records carries the charge: a late
+//   success of an attempt recorded failed and a retry's success (LND refuses the retry as a duplicate and reads the
+//   success back) are the same payment, in either order, and on two instances at once;
 // - one agent's payments held in flight cannot starve everyone else's from the reconciler;
 // - an invoice with an absurd expiry is refused, and the operators' list never fails to render.
 // LND: the LND REST double (testing/lnd-rest-double) behind the real LndRestBackend, shared by two Airlock
@@ -43,6 +46,11 @@ async function auditOf(h: Harness, agentName: string, type: string): Promise<any
   return (await h.admin('GET', `/v1/audit?agent=${agentName}&type=${type}&limit=1000`)).body.entries;
 }
 
+type Finish = { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string };
+/** The service's own finishing step (what a pay call's answer or a reconcile lookup runs), for races. */
+const finishOf = (airlock: { lightning: unknown }) => (record: LightningPaymentRecord, finish: Finish, source: 'pay' | 'lookup') =>
+  (airlock.lightning as { finish: (r: LightningPaymentRecord, f: Finish, s: 'pay' | 'lookup') => Promise<LightningPaymentRecord> }).finish(record, finish, source);
+
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning retries and reconcile rounds, two instances on one LND (${store})`, () => {
   const LIGHTNING = { backend: 'lnd' as const, network: 'regtest' as const, payTimeoutSeconds: 2, notFoundGraceSeconds: 60, defaultFeePercent: 1, reconcileBatch: 3 };
   let h: Harness;
@@ -51,6 +59,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning r
   const backends: LndRestBackend[] = [];
   /** Instance A's pay calls reach LND only once this opens (network latency, TLS, a busy node): undefined, at once. */
   let gate: Promise<void> | undefined;
+  /** The next pay call of instance A (only that one) waits for this instead. */
+  let gateNext: Promise<void> | undefined;
+  /** How far the manual clock runs ahead of the wall clock (grows only: records never date from the future). */
+  let skew = 0;
   const connect = () => {
     const b = new LndRestBackend({ url: lnd.url, macaroon: { hex: lnd.adminMacaroonHex }, tlsCert: { pem: lnd.certPem }, network: 'regtest', payGraceSeconds: 0.4, requestTimeoutMs: 2_000 });
     backends.push(b);
@@ -61,7 +73,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning r
     ln.feeBaseMsat = 10n; // 10 msat + 0.1 %: routes within the fee limits below
     lnd = await startLndRestDouble({ network: ln });
     const direct = connect();
-    const viaA: LightningBackend = { kind: 'lnd', network: 'regtest', pay: async (r) => { await gate; return direct.pay(r); }, lookup: (hash) => direct.lookup(hash) };
+    const viaA: LightningBackend = { kind: 'lnd', network: 'regtest', pay: async (r) => { const g = gateNext ?? gate; gateNext = undefined; await g; return direct.pay(r); }, lookup: (hash) => direct.lookup(hash) };
     h = await startHarness({ store, manualClock: true, lightningBackend: viaA, config: { lightning: LIGHTNING } });
   });
   after(async () => {
@@ -69,10 +81,15 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning r
     for (const b of backends) await b.close?.();
     await lnd.close();
   });
-  const syncClock = () => h.clock!.set(Date.now());
+  const syncClock = () => h.clock!.set(Date.now() + skew);
   const pay = (token: string, body: Record<string, unknown>) => (syncClock(), h.call('POST', '/v1/lightning/pay', { token, body }));
   const openB = () => openAirlock(h.config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, clock: h.clock!, lightningBackend: connect() });
   const inFlightOf = async (paymentHash: string) => (await h.airlock.store.listLightningPayments({ paymentHash, state: 'in_flight' }))[0];
+  /** Whose `lightning.succeeded` entries of a hash charged it (the others name the record that did: `chargedBy`). */
+  const succeededOf = async (agentName: string, paymentHash: string) => {
+    const entries = (await auditOf(h, agentName, 'lightning.succeeded')).filter((e) => e.data.paymentHash === paymentHash);
+    return { charged: entries.filter((e) => e.data.chargedBy === undefined), uncharged: entries.filter((e) => e.data.chargedBy !== undefined) };
+  };
 
   /** Attempt 1 of a fresh invoice fails definitely at LND (no route); the next attempt of it will succeed. */
   const failedOnce = async (token: string) => {
@@ -158,17 +175,153 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning r
     const alerts = (await auditOf(h, agent.name, 'alert.lightning')).filter((e) => e.data.reason === 'succeeded_after_failed');
     assert.equal(alerts.length, 1);
     assert.equal(alerts[0].data.paymentId, paymentId);
-    // Exactly once: charging the same success again is refused, and two racing charges of a failed record make one.
+    // Exactly once: the store refuses to charge the same success again, and two racing charges of a failed record make one.
     const charge = (id: string, amount: bigint) => h.airlock.store.transaction((tx) => tx.chargeLightningAfterFailure(id, { preimage: invoice.preimage, feeMsat: 0n }, [{ series: seriesFor.agent(agent.id), asset: BTC, amount, count: 1 }], Date.now(), record.finishedSeq!));
     await assert.rejects(charge(paymentId, 1n), (e: any) => e.code === 'conflict');
+    // Attempt 1's record reading the same success late, twice at once: the hash is already charged (by attempt 2),
+    // so it is recorded (the preimage, the record stays failed: another payment of the hash succeeded) and never
+    // charged again.
     const firstAttempt = (await h.airlock.store.listLightningPayments({ paymentHash: invoice.paymentHash, state: 'failed' }))[0]!;
-    const raced = await Promise.allSettled([charge(firstAttempt.id, 7n), charge(firstAttempt.id, 7n)]);
-    assert.deepEqual(raced.map((r) => r.status).sort(), ['fulfilled', 'rejected']);
-    assert.equal(((raced.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason as any).code, 'conflict');
-    const kept = raced.find((r) => r.status === 'fulfilled') as PromiseFulfilledResult<LightningPaymentRecord>;
-    assert.equal(kept.value.state, 'failed', 'another payment of the hash succeeded: it stays failed (one active payment per hash), charged');
-    assert.equal((await used(h, agent.id)).amount, 50_027n);
+    const raced = await Promise.all([0, 1].map(() => finishOf(h.airlock)({ ...firstAttempt, state: 'in_flight' }, { state: 'succeeded', preimage: invoice.preimage, feeMsat: 7n }, 'lookup')));
+    for (const r of raced) assert.equal(r.state, 'failed');
+    assert.equal((await h.airlock.store.getLightningPayment(firstAttempt.id))!.preimage, invoice.preimage);
+    assert.deepEqual(await used(h, agent.id), { amount: 50_020n, count: 2 }, 'one payment hash, charged once');
+    const late = (await auditOf(h, agent.name, 'lightning.succeeded')).filter((e) => e.data.paymentId === firstAttempt.id);
+    assert.equal(late.length, 1);
+    assert.equal(late[0].data.chargedBy, paymentId);
+    const already = (await auditOf(h, agent.name, 'alert.lightning')).filter((e) => e.data.reason === 'succeeded_after_failed' && e.data.paymentId === firstAttempt.id);
+    assert.equal(already.length, 1);
+    assert.equal(already[0].data.alreadyCharged, true);
+    assert.equal(already[0].data.chargedBy, paymentId);
     assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true);
+  });
+
+  /**
+   * Attempt 1 of a fresh invoice failed at LND; attempt 2's pay call is held on its way (`open2` lets it go) and,
+   * once its timeout and the grace passed, instance B's reconciler reads attempt 1's FAILED record and records
+   * attempt 2 failed (its hold released: by then that answer is believed, as designed).
+   */
+  const secondFailedByStaleLookup = async (agentId: string, token: string) => {
+    const invoice = await failedOnce(token);
+    let open2!: () => void;
+    gateNext = new Promise((r) => (open2 = r));
+    const paying2 = pay(token, { invoice: invoice.invoice, maxFeeMsat: '1000' });
+    await waitFor(async () => (await inFlightOf(invoice.paymentHash)) !== undefined);
+    const second = (await inFlightOf(invoice.paymentHash))!.id;
+    skew += (LIGHTNING.payTimeoutSeconds + LIGHTNING.notFoundGraceSeconds + 1) * 1000;
+    syncClock();
+    const b = await openB();
+    try {
+      assert.deepEqual(await b.lightning.reconcile(), { checked: 1, succeeded: 0, failed: 1, errors: 0 });
+    } finally {
+      await b.close();
+    }
+    assert.equal((await h.airlock.store.getLightningPayment(second))!.state, 'failed');
+    assert.deepEqual(await used(h, agentId), { amount: 0n, count: 2 }, 'released');
+    return { invoice, second, paying2, open2 };
+  };
+
+  test('attempt 2 recorded failed, the retry (attempt 3) in flight, then attempt 2 pays: charged once; attempt 3, refused by LND as already paid, succeeds for its agent uncharged', async () => {
+    const { agent, token } = await provisionAgent(h, { policy, actions: ACTIONS });
+    const { invoice, second, paying2, open2 } = await secondFailedByStaleLookup(agent.id, token);
+    let open3!: () => void;
+    gateNext = new Promise((r) => (open3 = r));
+    try {
+      const paying3 = pay(token, { invoice: invoice.invoice, maxFeeMsat: '1000' });
+      await waitFor(async () => (await inFlightOf(invoice.paymentHash)) !== undefined);
+      const third = (await inFlightOf(invoice.paymentHash))!.id;
+      // Attempt 2 reaches LND and pays: charged after its failure (attempt 3 active: its record stays failed).
+      open2();
+      const r2 = await paying2;
+      assert.equal(r2.status, 502, JSON.stringify(r2.body));
+      assert.ok(ln.isPaid(invoice.paymentHash));
+      assert.deepEqual(await used(h, agent.id), { amount: 50_000n + 20n + 51_000n, count: 3 }, "attempt 2 charged; attempt 3's hold");
+      // Attempt 3 reaches LND: a duplicate of a paid invoice, the success read back.
+      open3();
+      const r3 = await paying3;
+      assert.equal(r3.status, 200, JSON.stringify(r3.body));
+      assert.equal(r3.body.status, 'succeeded');
+      assert.equal(r3.body.paymentId, third);
+      assert.equal(sha256hex(r3.body.preimage), invoice.paymentHash, "the later attempt's agent gets the preimage");
+      assert.deepEqual(await used(h, agent.id), { amount: 50_020n, count: 3 }, "charged once (amount + real fee); attempt 3's hold released; one request count per attempt");
+      const { charged, uncharged } = await succeededOf(agent.name, invoice.paymentHash);
+      assert.deepEqual(charged.map((e) => e.data.paymentId), [second]);
+      assert.deepEqual(uncharged.map((e) => [e.data.paymentId, e.data.chargedBy]), [[third, second]]);
+      assert.equal((await h.airlock.store.getLightningPayment(third))!.state, 'succeeded');
+    } finally {
+      open2();
+      open3();
+    }
+    assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true);
+  });
+
+  test('attempt 2 recorded failed, the retry (attempt 3) pays and is charged, then attempt 2 pays late: recorded, alerted (alreadyCharged), not charged again', async () => {
+    const { agent, token } = await provisionAgent(h, { policy, actions: ACTIONS });
+    const { invoice, second, paying2, open2 } = await secondFailedByStaleLookup(agent.id, token);
+    try {
+      const r3 = await pay(token, { invoice: invoice.invoice, maxFeeMsat: '1000' });
+      assert.equal(r3.status, 200, JSON.stringify(r3.body));
+      assert.equal(r3.body.status, 'succeeded');
+      assert.equal(sha256hex(r3.body.preimage), invoice.paymentHash);
+      const third = r3.body.paymentId as string;
+      assert.deepEqual(await used(h, agent.id), { amount: 50_020n, count: 3 });
+      open2();
+      await paying2;
+      const late = (await h.airlock.store.getLightningPayment(second))!;
+      assert.equal(late.state, 'failed');
+      assert.equal(late.preimage, invoice.preimage, 'the late success is recorded');
+      assert.deepEqual(await used(h, agent.id), { amount: 50_020n, count: 3 }, 'charged once');
+      const { charged, uncharged } = await succeededOf(agent.name, invoice.paymentHash);
+      assert.deepEqual(charged.map((e) => e.data.paymentId), [third]);
+      assert.deepEqual(uncharged.map((e) => [e.data.paymentId, e.data.chargedBy, e.data.afterFailed]), [[second, third, true]]);
+      const alerts = (await auditOf(h, agent.name, 'alert.lightning')).filter((e) => e.data.reason === 'succeeded_after_failed' && e.data.paymentId === second);
+      assert.equal(alerts.length, 1);
+      assert.equal(alerts[0].data.alreadyCharged, true);
+      assert.equal(alerts[0].data.chargedBy, third);
+      // The agent's later reads still get the paid payment, preimage included.
+      const got = await h.call('GET', `/v1/lightning/payments/${third}`, { token });
+      assert.equal(got.body.status, 'succeeded');
+      assert.equal(got.body.preimage, invoice.preimage);
+    } finally {
+      open2();
+    }
+    assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true);
+  });
+
+  test("two instances concluding two records of one paid hash at the same moment (attempt 2's late success, attempt 3's success) charge it once", async () => {
+    const { agent, session } = await provisionAgent(h, { policy, actions: ACTIONS });
+    syncClock();
+    const now = h.clock!.now();
+    // Several hashes at once, so the two instances' transactions overlap.
+    const cases = await h.airlock.store.transaction(async (tx) => {
+      const out: { invoice: ReturnType<ReturnType<LightningNetwork['payee']>['invoice']>; second: LightningPaymentRecord; third: LightningPaymentRecord }[] = [];
+      for (let i = 0; i < 6; i++) {
+        const invoice = ln.payee().invoice({ amountMsat: 50_000n });
+        const base = { agentId: agent.id, sessionId: session.id, auditSeq: 1, backend: 'lnd', network: BITCOIN_CHAINS.regtest, paymentHash: invoice.paymentHash, payee: invoice.payee, invoice: invoice.invoice, amountMsat: 50_000n, maxFeeMsat: 1000n, state: 'in_flight' as const, expiresAt: Math.floor(now / 1000) + 3600, timeoutSeconds: 2, createdAt: now, updatedAt: now };
+        const second: LightningPaymentRecord = { ...base, id: `lnp_race${i}a${String(Date.now()).slice(-6)}` };
+        await tx.holdLightningPayment(second, []);
+        await tx.finishLightningPayment(second.id, { state: 'failed', failureReason: 'no_route' }, [], now, 1);
+        const third: LightningPaymentRecord = { ...base, id: `lnp_race${i}b${String(Date.now()).slice(-6)}`, createdAt: now + 1 };
+        await tx.holdLightningPayment(third, []);
+        out.push({ invoice, second, third });
+      }
+      return out;
+    });
+    const b = await openB();
+    try {
+      const succeeded = (c: (typeof cases)[number]) => ({ state: 'succeeded' as const, preimage: c.invoice.preimage, feeMsat: 20n });
+      await Promise.all(cases.flatMap((c) => [finishOf(h.airlock)(c.second, succeeded(c), 'pay'), finishOf(b)(c.third, succeeded(c), 'lookup')]));
+    } finally {
+      await b.close();
+    }
+    assert.deepEqual(await used(h, agent.id), { amount: 6n * 50_020n, count: 6 }, 'each hash charged once (amount + fee), one request count each');
+    for (const c of cases) {
+      const { charged, uncharged } = await succeededOf(agent.name, c.invoice.paymentHash);
+      assert.equal(charged.length, 1, c.invoice.paymentHash);
+      assert.equal(uncharged.length, 1);
+      assert.equal(uncharged[0].data.chargedBy, charged[0].data.paymentId);
+      assert.equal((await h.airlock.store.getLightningPayment(c.third.id))!.state, 'succeeded');
+    }
   });
 
   test("one agent's payments held in flight (more than a round looks up) cannot starve another agent's from the reconciler", async () => {

@@ -1,8 +1,9 @@
 // A call into a declared module (policy `abis` with `executes`, e.g. Zodiac Roles' execTransactionWithRole) made
 // inside an ERC-4337 user operation is judged as it is in a plain transaction: by the call the module makes its
 // account execute (recipient allowlist, DELEGATECALL refusal, caps, budgets), the module call itself neither
-// needing nor granting anything; the operation is charged once for what the inner call moves, and its summary
-// (audit entry, approval) names the inner call.
+// needing nor granting anything unless it moves value of its own (native value sent to the module: granted only by an
+// allow rule covering the module contract and that asset); the operation is charged once for what the inner call
+// moves, and its summary (audit entry, approval) names the inner call.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeFunctionData, parseAbi, type Hex } from 'viem';
@@ -26,20 +27,20 @@ const toMallory = (amount = 30_000_000n) => roleCall(USDC, transfer(MALLORY, amo
 const delegateToEvil = () => roleCall(EVIL, '0xdeadbeef', 1);
 
 let opNonce = 0;
-const userOp = (sender: string, inner: Hex) => ({
+const userOp = (sender: string, inner: Hex, value = 0n) => ({
   chainId: 8453,
   entryPoint: ENTRY_POINT_V08,
   entryPointVersion: '0.8',
   userOperation: {
     sender,
     nonce: String(opNonce++),
-    callData: encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'execute', args: [ROLES, 0n, inner] }),
+    callData: encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'execute', args: [ROLES, value, inner] }),
     callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000',
   },
 });
-const transaction = (inner: Hex, nonce: number) => ({
+const transaction = (inner: Hex, nonce: number, value = 0n) => ({
   chainId: 8453,
-  transaction: { type: 'eip1559', to: ROLES, value: '0', data: inner, nonce, gas: '200000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' },
+  transaction: { type: 'eip1559', to: ROLES, value: value.toString(), data: inner, nonce, gas: '200000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' },
 });
 
 /** The docs' Roles policy, for transactions and user operations alike; `extra` rules appended. */
@@ -104,6 +105,32 @@ for (const store of ['sqlite', 'postgres'] as const) describe(`a module call ins
       }
     });
   }
+
+  test('native value sent to the module is refused unless an allow rule grants it, though the executed transfer is allowed', async () => {
+    const ETH_BASE = 'eip155:8453/slip44:60';
+    const ONE_ETH = 10n ** 18n;
+    const { agent, token } = await provisionAgent(h, { policy: policy(), actions });
+    const asOp = await signOp(token, userOp(agent.address, toPartner(), ONE_ETH));
+    assert.deepEqual(outcome(asOp), { status: 403, codes: ['contract_call_not_allowed'] }, JSON.stringify(asOp.body));
+    assert.equal(asOp.body.signature, undefined);
+    assert.match(JSON.stringify(asOp.body.error.violations), /the module call itself \(contract\.call 0x4{40}, moving value of its own\)/);
+    const asTx = await signTx(token, transaction(toPartner(), 0, ONE_ETH));
+    assert.deepEqual(outcome(asTx), { status: 403, codes: ['contract_call_not_allowed'] }, JSON.stringify(asTx.body));
+    // With no value of its own, the same module call executing the same transfer is allowed.
+    assert.equal((await signOp(token, userOp(agent.address, toPartner()))).status, 200);
+    assert.equal((await signTx(token, transaction(toPartner(), 0))).status, 200);
+
+    // An allow rule covering the module contract and the native coin grants the value; the transfer is still judged.
+    const moduleValue = { name: 'roles-value', type: 'allow', match: { actions, chains: ['eip155:8453'], kinds: ['contract.call'], contracts: [ROLES], assets: [ETH_BASE] } };
+    const granted = await provisionAgent(h, { policy: policy([moduleValue]), actions });
+    const ok = await signOp(granted.token, userOp(granted.agent.address, toPartner(), ONE_ETH));
+    assert.equal(ok.status, 200, JSON.stringify(ok.body));
+    assert.deepEqual([...ok.body.allowedBy].sort(), ['agent/pay-partners', 'agent/roles-value']);
+    const okTx = await signTx(granted.token, transaction(toPartner(), 0, ONE_ETH));
+    assert.equal(okTx.status, 200, JSON.stringify(okTx.body));
+    const stillMallory = await signOp(granted.token, userOp(granted.agent.address, toMallory(), ONE_ETH));
+    assert.deepEqual(outcome(stillMallory), { status: 403, codes: ['no_matching_allow_rule'] });
+  });
 
   test('budgets: the inner transfer is counted once, and a budget matching only transfers sees it', async () => {
     // 45 USDC a day for erc20 transfers (the inner call's kind, not the module call's nor the operation's).

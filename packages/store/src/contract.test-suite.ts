@@ -304,6 +304,12 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(await store.transaction((tx) => tx.childSessionCounts('ses_root', 10)), { total: 4, live: 3 });
       assert.deepEqual(await store.transaction((tx) => tx.childSessionCounts('ses_a', 100)), { total: 2, live: 2 });
       assert.deepEqual(await store.transaction((tx) => tx.childSessionCounts('ses_nobody', 100)), { total: 0, live: 0 });
+      // Every session under the root at any depth, revoked, expired and orphaned-by-revocation ones included; bounded.
+      assert.equal(await store.transaction((tx) => tx.sessionTreeDerivations('ses_root', 1000)), 7);
+      assert.equal(await store.transaction((tx) => tx.sessionTreeDerivations('ses_root', 3)), 3, 'counted up to atMost');
+      assert.equal(await store.transaction((tx) => tx.sessionTreeDerivations('ses_a', 1000)), 2);
+      assert.equal(await store.transaction((tx) => tx.sessionTreeDerivations('ses_b', 1000)), 1);
+      assert.equal(await store.transaction((tx) => tx.sessionTreeDerivations('ses_nobody', 1000)), 0);
     });
 
     test('idempotency records round-trip and a second put for the same key conflicts', async () => {

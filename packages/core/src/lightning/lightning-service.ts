@@ -403,8 +403,15 @@ export class LightningService {
 
   private finishIn(record: LightningPaymentRecord, finish: { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string }, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, now: number): Promise<LightningPaymentRecord> {
     return this.deps.store.transaction(async (tx) => {
-      const fresh = await tx.getLightningPayment(record.id);
-      if (fresh?.state === 'failed' && fresh.preimage === undefined && finish.state === 'succeeded') return this.chargeAfterFailure(tx, fresh, finish, source, charges, now);
+      // Every record of the payment hash, locked (PostgreSQL) until this transaction ends: whether the hash was
+      // already charged is decided by one instance at a time, and the second reads what the first recorded.
+      const ofHash = await tx.lightningPaymentsByHash(record.paymentHash, { forUpdate: true });
+      const fresh = ofHash.find((p) => p.id === record.id);
+      // One payment hash moves money once: when another record of it already carries the charge, this success
+      // is that same payment, seen again (a retry the backend refused as a duplicate and read back, or a late
+      // pay call): recorded, never charged twice.
+      const chargedBy = finish.state === 'succeeded' ? chargerOf(ofHash, record.id) : undefined;
+      if (fresh?.state === 'failed' && fresh.preimage === undefined && finish.state === 'succeeded') return this.chargeAfterFailure(tx, fresh, finish, source, charges, chargedBy, now);
       if (!fresh || fresh.state !== 'in_flight') return fresh ?? record;
       const entry = await tx.appendAudit({
         at: now,
@@ -423,10 +430,13 @@ export class LightningService {
           backend: record.backend,
           // The preimage is half of an L402 credential: the log records only that it matched the hash.
           ...(finish.state === 'succeeded' ? { feeMsat: finish.feeMsat!.toString(), preimageVerified: true } : { reason: finish.failureReason }),
+          // Already charged (amount and fee) with that record: this one only releases its hold and counts its request.
+          ...(chargedBy ? { chargedBy: chargedBy.id } : {}),
         },
       });
-      const done = await tx.finishLightningPayment(record.id, finish, charges, now, entry.seq);
-      if (finish.state === 'succeeded' && finish.feeMsat! > record.maxFeeMsat) {
+      // Succeeded all the same (the invoice is paid: this attempt's agent gets the preimage and its credential).
+      const done = await tx.finishLightningPayment(record.id, finish, chargedBy ? charges.filter((w) => w.asset === COUNT_ASSET) : charges, now, entry.seq);
+      if (!chargedBy && finish.state === 'succeeded' && finish.feeMsat! > record.maxFeeMsat) {
         // Charged what it cost, which is more than policy allowed: the backend did not hold the fee limit.
         await tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: record.agentId, sessionId: record.sessionId, data: { reason: 'fee_above_limit', paymentId: record.id, feeMsat: finish.feeMsat!.toString(), maxFeeMsat: record.maxFeeMsat.toString(), backend: record.backend } });
       }
@@ -439,21 +449,24 @@ export class LightningService {
    * holds were released then, but money moved. Charged now, directly (the amount and the fee it cost; its
    * request counts stayed charged at the failure), with a `lightning.succeeded` entry (`afterFailed`) and an
    * alert for operators. Exactly once: the store moves only a failed record without a preimage, and a second
-   * instance doing the same rolls back on `conflict` (finish() then reads what the first recorded).
+   * instance doing the same rolls back on `conflict` (finish() then reads what the first recorded). When
+   * another record of the hash already carries the charge (`chargedBy`: a retry that succeeded, or an earlier
+   * late success), it is that same payment: the preimage is recorded, nothing charged, and the entry and alert
+   * say so (`chargedBy`, `alreadyCharged`).
    */
-  private async chargeAfterFailure(tx: StoreTx, fresh: LightningPaymentRecord, finish: { preimage?: string; feeMsat?: bigint }, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, now: number): Promise<LightningPaymentRecord> {
+  private async chargeAfterFailure(tx: StoreTx, fresh: LightningPaymentRecord, finish: { preimage?: string; feeMsat?: bigint }, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, chargedBy: LightningPaymentRecord | undefined, now: number): Promise<LightningPaymentRecord> {
     const feeMsat = finish.feeMsat!;
     const common = { paymentId: fresh.id, paymentHash: fresh.paymentHash, requestSeq: fresh.auditSeq, amountMsat: fresh.amountMsat.toString(), maxFeeMsat: fresh.maxFeeMsat.toString(), feeMsat: feeMsat.toString(), backend: fresh.backend };
     const entry = await tx.appendAudit({
       at: now, type: 'lightning.succeeded', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId, action: LIGHTNING_ACTION,
-      data: { ...common, evidence: source, preimageVerified: true, afterFailed: true, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), failureReason: fresh.failureReason ?? 'unknown' },
+      data: { ...common, evidence: source, preimageVerified: true, afterFailed: true, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), failureReason: fresh.failureReason ?? 'unknown', ...(chargedBy ? { chargedBy: chargedBy.id } : {}) },
     });
-    const done = await tx.chargeLightningAfterFailure(fresh.id, { preimage: finish.preimage!, feeMsat }, charges.filter((w) => w.asset !== COUNT_ASSET), now, entry.seq);
+    const done = await tx.chargeLightningAfterFailure(fresh.id, { preimage: finish.preimage!, feeMsat }, chargedBy ? [] : charges.filter((w) => w.asset !== COUNT_ASSET), now, entry.seq);
     await tx.appendAudit({
       at: now, type: 'alert.lightning', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId,
-      data: { reason: 'succeeded_after_failed', ...common, succeededSeq: entry.seq, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), ...(done.state === 'failed' ? { anotherPaymentActive: true } : {}) },
+      data: { reason: 'succeeded_after_failed', ...common, succeededSeq: entry.seq, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), ...(done.state === 'failed' ? { anotherPaymentActive: true } : {}), ...(chargedBy ? { alreadyCharged: true, chargedBy: chargedBy.id } : {}) },
     });
-    if (feeMsat > fresh.maxFeeMsat) {
+    if (!chargedBy && feeMsat > fresh.maxFeeMsat) {
       await tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId, data: { reason: 'fee_above_limit', paymentId: fresh.id, feeMsat: feeMsat.toString(), maxFeeMsat: fresh.maxFeeMsat.toString(), backend: fresh.backend } });
     }
     return done;
@@ -661,6 +674,17 @@ function jsonInput(input: LightningPayInput): unknown {
 function sanitiseReason(reason: string): string {
   const clean = String(reason).toLowerCase().replace(/[^a-z0-9_]+/g, '_').slice(0, 64);
   return clean.length > 0 ? clean : 'unknown';
+}
+
+/**
+ * The record that carries the charge of a payment hash, other than `selfId`: one charged at its success
+ * (`succeeded`) or after its failure (`failed` with the preimage chargeAfterFailure recorded). Every path into
+ * those states charges only when no other record of the hash is in one, so the hash is charged exactly once;
+ * with several (a later one recorded uncharged), the earliest finished is named.
+ */
+function chargerOf(ofHash: LightningPaymentRecord[], selfId: string): LightningPaymentRecord | undefined {
+  const charged = ofHash.filter((p) => p.id !== selfId && (p.state === 'succeeded' || (p.state === 'failed' && p.preimage !== undefined)));
+  return charged.sort((a, b) => (a.finishedSeq ?? 0) - (b.finishedSeq ?? 0))[0];
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {

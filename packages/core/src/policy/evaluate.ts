@@ -1,4 +1,4 @@
-import type { Intent, UserOperationInfo } from '../intent.ts';
+import type { Approval, Intent, ModuleExecutionInfo, Spend, UserOperationInfo } from '../intent.ts';
 import type { LedgerView, WindowQuery } from '../ports/ledger.ts';
 import { windowKey } from '../ports/ledger.ts';
 import type { ViolationCode } from '../codes.ts';
@@ -108,7 +108,7 @@ function firstArgumentMiss(rules: readonly CompiledAllowRule[], ctx: RuleContext
 export function evaluatePolicy(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView): Decision {
   const { safe, userOperation, module } = input.intent;
   if (safe) return evaluateCalls(layers, input, ledger, safe.calls, []);
-  if (module) return evaluateCalls(layers, input, ledger, module.calls, []);
+  if (module) return evaluateCalls(layers, input, ledger, module.calls, [], moduleOwnPart(input.intent, module));
   if (userOperation) return evaluateCalls(layers, input, ledger, userOperation.calls, userOperationFindings(layers, userOperation));
   return evaluateIntent(layers, input, ledger, true);
 }
@@ -118,10 +118,41 @@ function innerCalls(intent: Intent): readonly Intent[] {
   return intent.safe?.calls ?? intent.userOperation?.calls ?? intent.module?.calls ?? [];
 }
 
-/** A request and every intent evaluatePolicy evaluates for it: its calls, and theirs (a user operation's module call). */
+/** A request and every intent evaluatePolicy evaluates for it: its calls, and theirs (a user operation's module call), and a module call's own part. */
 function* requestAndCalls(intent: Intent): Generator<Intent> {
   yield intent;
+  const own = intent.module ? moduleOwnPart(intent, intent.module) : undefined;
+  if (own) yield own;
   for (const call of innerCalls(intent)) yield* requestAndCalls(call);
+}
+
+/** `all` without one occurrence of each of `taken` (compared field by field). */
+function without<T extends Spend | Approval>(all: readonly T[], taken: readonly T[]): T[] {
+  const key = (x: T) => JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  const left = new Map<string, number>();
+  for (const t of taken) left.set(key(t), (left.get(key(t)) ?? 0) + 1);
+  return all.filter((x) => {
+    const n = left.get(key(x)) ?? 0;
+    if (n === 0) return true;
+    left.set(key(x), n - 1);
+    return false;
+  });
+}
+
+/**
+ * What a module call moves itself, beyond what the call it makes its account execute moves: its native value
+ * and the spends its declaration adds (`moves.<fn>.spends`), and any approval of its own; the network fee
+ * stays with the whole. As a plain call of the module contract (no `module`), so it is granted like any other
+ * call moving that value: only by an allow rule covering the module contract and those assets. Undefined when
+ * it moves nothing (a zero-value module call needs no allow rule of its own: the call it executes is granted).
+ */
+function moduleOwnPart(intent: Intent, module: ModuleExecutionInfo): Intent | undefined {
+  const executed = module.calls;
+  const spends = without(intent.spends.filter((sp) => sp.kind !== 'fee'), executed.flatMap((c) => c.spends));
+  const approvals = without(intent.approvals, executed.flatMap((c) => c.approvals));
+  if (spends.length === 0 && approvals.length === 0) return undefined;
+  const { module: _module, ...rest } = intent;
+  return { ...rest, spends, approvals };
 }
 
 /**
@@ -146,13 +177,15 @@ function userOperationFindings(layers: readonly PolicyLayer[], op: UserOperation
  * module makes its account execute). Each call is evaluated as a
  * request of its own: it must be granted and pass every rule, exactly as a transaction making that call would
  * (evaluatePolicy on the call: a module call of a user operation is judged by the call the module makes its account
- * execute, granted on its own, the module call itself running every rule without granting, as at the top level).
+ * execute, granted on its own, the module call itself running every rule without granting, as at the top level;
+ * what the module call moves itself, its value and declared spends, must be granted as a call of the module moving
+ * it: `own`, moduleOwnPart).
  * The request as a whole runs every rule again without granting anything: its spends are the calls' spends added
  * up (plus a user operation's prefund), so budgets, per-request caps and destination lists see the batch as one
  * request. A batch is allowed only if every call is; a batch of no calls is refused. `findings`: refusals of the
  * request's own kind (user operations).
  */
-function evaluateCalls(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView, calls: readonly Intent[], findings: readonly Violation[]): Decision {
+function evaluateCalls(layers: readonly PolicyLayer[], input: EvaluationInput, ledger: LedgerView, calls: readonly Intent[], findings: readonly Violation[], own?: Intent): Decision {
   const whole = evaluateIntent(layers, input, ledger, false);
   const denials = whole.decision === 'deny' ? [...whole.violations] : [];
   const approvalsNeeded = whole.decision === 'require_approval' ? [...whole.violations] : [];
@@ -161,19 +194,24 @@ function evaluateCalls(layers: readonly PolicyLayer[], input: EvaluationInput, l
   const seen = new Set([...denials, ...approvalsNeeded].map((v) => `${v.rule}\u0000${v.code}`));
   denials.push(...findings);
   if (calls.length === 0 && findings.length === 0) denials.push({ rule: 'agent/default', code: 'no_matching_allow_rule', message: 'the request executes no call (default deny)' });
-  calls.forEach((call, i) => {
+  // A module call's own value (and declared spends) is granted like a call of the module moving it (moduleOwnPart).
+  const parts = [
+    ...(own ? [{ intent: own, label: `the module call itself (${own.kind}${own.to ? ` ${own.to}` : ''}, moving value of its own)` }] : []),
+    ...calls.map((call, i) => ({ intent: call, label: `call ${i + 1} of ${calls.length} (${call.kind}${call.to ? ` ${call.to}` : ''})` })),
+  ];
+  for (const { intent: call, label } of parts) {
     // As a transaction making this call: a module call (a user operation's) is judged by the call it executes.
     const decision = evaluatePolicy(layers, { ...input, intent: call }, ledger);
     for (const rule of decision.allowedBy) allowedBy.add(rule);
-    if (decision.decision === 'allow') return;
+    if (decision.decision === 'allow') continue;
     const into = decision.decision === 'deny' ? denials : approvalsNeeded;
     for (const v of decision.violations) {
       const key = `${v.rule}\u0000${v.code}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      into.push({ ...v, message: `call ${i + 1} of ${calls.length} (${call.kind}${call.to ? ` ${call.to}` : ''}): ${v.message}` });
+      into.push({ ...v, message: `${label}: ${v.message}` });
     }
-  });
+  }
   const policyVersion = whole.policyVersion;
   if (denials.length > 0) return { decision: 'deny', violations: denials, allowedBy: [...allowedBy], policyVersion };
   if (approvalsNeeded.length > 0) return { decision: 'require_approval', violations: approvalsNeeded, allowedBy: [...allowedBy], policyVersion };

@@ -5,7 +5,7 @@ export { hashPolicy } from './hash.ts';
 export { ancestorScopeLayer, sessionScopeLayer, sessionScopeLayers, sessionScopeViolations, type PolicyLayer } from './layers.ts';
 export { evaluatePolicy, requiredWindows, type EvaluationInput } from './evaluate.ts';
 export { countWritesFor, ledgerWritesFor } from './ledger-writes.ts';
-export { parseDuration } from './duration.ts';
+export { isDuration, parseDuration } from './duration.ts';
 export { diffPolicies } from './diff.ts';
 export { RULES, RULE_TYPES, type RuleType, type CompiledRule, type RuleDefinition, type RuleVerdict, type Finding } from './rules/index.ts';
 export { validatePolicy, type AbiChecker } from './validate.ts';

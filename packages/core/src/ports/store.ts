@@ -421,6 +421,11 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
    * are live at `now`. Counted by the store (one indexed query), whatever the history of the session.
    */
   childSessionCounts(parentId: string, now: number): Promise<ChildSessionCounts>;
+  /**
+   * The sessions ever derived under `rootId` at any depth (revoked and expired included), counted up to
+   * `atMost`: the walk stops there, so its cost is bounded whatever the history of the tree.
+   */
+  sessionTreeDerivations(rootId: string, atMost: number): Promise<number>;
 
   /** Every staged candidate (the signing path caches these; shadow-policies.ts). */
   listShadowPolicies(): Promise<ShadowPolicyRecord[]>;
@@ -522,6 +527,12 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
   getLightningPayment(id: string): Promise<LightningPaymentRecord | undefined>;
   /** The payment of this hash that is in flight or succeeded, if any. */
   activeLightningPayment(paymentHash: string): Promise<LightningPaymentRecord | undefined>;
+  /**
+   * Every payment of this hash (any state), oldest first. `forUpdate`: those rows are locked until the
+   * transaction ends (PostgreSQL; SQLite's single writer excludes everyone already), so two instances deciding
+   * whether the hash was already charged serialize, and the second reads what the first recorded.
+   */
+  lightningPaymentsByHash(paymentHash: string, opts?: { forUpdate?: boolean }): Promise<LightningPaymentRecord[]>;
   /**
    * in_flight -> succeeded | failed: every hold is released and `charges` are appended to the ledger at `now`
    * (what it really cost, or the request counts alone). Anything but `in_flight` fails with `conflict`.

@@ -45,7 +45,8 @@ export interface ViewInput {
  * quorum) and not linked to the requesting agent, and has not voted on it before. An accepted vote is recorded
  * with its entry; one reject denies; the vote that meets every quorum grants the approval exactly as an
  * operator's approve does (OperatorService.grantIn), naming the approvers; a request the policy in force then
- * denies is closed as denied instead (the vote stays counted; `approval_policy_denies`). All in one transaction that holds
+ * denies, or holds for a quorum these votes do not meet (one added or raised since the request was held), is closed
+ * as denied instead (the vote stays counted; `approval_policy_denies`). All in one transaction that holds
  * the approval, so two last votes landing together grant once.
  */
 export class ApproverService {
@@ -151,7 +152,7 @@ export class ApproverService {
       const current = (await tx.getApproval(approvalId))!;
       if (!quorumMet(approval.quorum!, counted)) return { approval: current };
       const names = [...new Set(counted.filter((v) => v.decision === 'approve').map((v) => v.name))];
-      return { approval: current, granted: await this.operator.grantIn(tx, current, now, { by: `approvers:${names.join(',')}`, approvers: names }) };
+      return { approval: current, granted: await this.operator.grantIn(tx, current, now, { by: `approvers:${names.join(',')}`, approvers: names, votes: counted }) };
     });
     if ('refused' in outcome) throw outcome.refused;
     if (!outcome.granted) return outcome.approval;

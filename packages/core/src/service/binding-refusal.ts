@@ -31,7 +31,12 @@ export type BindingRefusal =
   /** A lifecycle payload that is not a lifecycle call (a transfer elsewhere, a grant, another shape). */
   | 'lifecycle_call_refused'
   /** A lifecycle transaction whose job is no longer `planned` (signed, failed or finished already). */
-  | 'lifecycle_job_not_planned';
+  | 'lifecycle_job_not_planned'
+  /**
+   * Leaves the key process read longer ago than its deadline are under no tree head it signed: the daemon stopped
+   * asking for heads (a restart would then take that tail as found). Nothing is signed until a head covers them.
+   */
+  | 'tree_head_overdue';
 
 export function bindingRefused(reason: BindingRefusal, message: string): AirlockError {
   return new AirlockError('key_process_refused', `Key process: ${message}`, { details: { reason } });

@@ -41,6 +41,19 @@ export interface BoundSignatures {
   leafHash: string;
 }
 
+/** How long leaves may stay under no signed tree head before the key process stops signing (the daemon's default checkpoint interval is 10 s). */
+export const DEFAULT_HEAD_DEADLINE_MS = 120_000;
+
+export interface BoundSigningDeps {
+  log: VerifiedAuditLog;
+  reader: BindingReader;
+  keys: KeyBackend;
+  adapters: ReadonlyMap<string, ChainAdapter>;
+  /** AIRLOCK_KEY_PROCESS_HEAD_DEADLINE (default DEFAULT_HEAD_DEADLINE_MS). */
+  headDeadlineMs?: number;
+  now?: () => number;
+}
+
 /**
  * The key process's check before an agent key signs (docs/custody.md, "Separate key process"): the request must
  * name a committed audit entry that allowed exactly it, for the agent whose key signs, and what is signed is
@@ -64,10 +77,25 @@ export class BoundSigningGuard {
   private readonly derivedSigners = new Map<string, string>();
   private readonly compiled = new CompiledPolicies();
 
-  private readonly deps: { log: VerifiedAuditLog; reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> };
+  private readonly deps: BoundSigningDeps;
 
-  constructor(deps: { log: VerifiedAuditLog; reader: BindingReader; keys: KeyBackend; adapters: ReadonlyMap<string, ChainAdapter> }) {
+  constructor(deps: BoundSigningDeps) {
     this.deps = deps;
+  }
+
+  /**
+   * Leaves under no tree head are what a restarted key process takes as it finds them (its record holds the last
+   * head only): once the oldest of them was read more than `headDeadlineMs` ago, the daemon has stopped asking for
+   * heads, and nothing more is signed until one covers them (found by review: a daemon that stopped asking, then
+   * rewrote the tail while the key process was restarted, kept signatures whose entries it had rewritten).
+   */
+  private assertHeadsCurrent(): void {
+    const since = this.deps.log.unheadedSince();
+    const now = (this.deps.now ?? Date.now)();
+    const deadline = this.deps.headDeadlineMs ?? DEFAULT_HEAD_DEADLINE_MS;
+    if (since !== undefined && now - since > deadline) {
+      throw bindingRefused('tree_head_overdue', `leaves read ${Math.round((now - since) / 1000)} s ago are under no tree head it signed (a head is due within ${Math.round(deadline / 1000)} s: AIRLOCK_KEY_PROCESS_HEAD_DEADLINE, and the daemon's AIRLOCK_CHECKPOINT_INTERVAL must be shorter); nothing is signed until one is.`);
+    }
   }
 
   async sign(request: BoundSigningRequest): Promise<BoundSignatures> {
@@ -81,6 +109,7 @@ export class BoundSigningGuard {
     if (!Number.isSafeInteger(request.auditSeq) || request.auditSeq < 1) throw bindingRefused('binding_missing', 'a signature needs the audit seq of the committed decision that allowed it.');
     if (typeof request.agentId !== 'string' || typeof request.action !== 'string') throw bindingRefused('binding_missing', 'a bound request names its agent and action.');
     const entry = await this.entryAt(request.auditSeq);
+    this.assertHeadsCurrent();
     if (entry.agentId !== request.agentId) throw bindingRefused('agent_mismatch', `audit entry ${entry.seq} is another agent's decision.`);
     if (entry.action !== request.action) throw bindingRefused('request_hash_mismatch', `audit entry ${entry.seq} decided another action.`);
     const decided = await this.decidedDigest(entry, request);
@@ -118,6 +147,7 @@ export class BoundSigningGuard {
     if (!Number.isSafeInteger(request.auditSeq) || request.auditSeq < 1) throw bindingRefused('binding_missing', 'a lifecycle signature needs the audit seq of its committed plan.');
     if (typeof request.agentId !== 'string' || typeof request.action !== 'string') throw bindingRefused('binding_missing', 'a lifecycle request names its agent and action.');
     const entry = await this.entryAt(request.auditSeq);
+    this.assertHeadsCurrent();
     if (entry.type !== 'lifecycle.planned') throw bindingRefused('not_lifecycle_plan', `audit entry ${entry.seq} is a ${entry.type} entry, not a lifecycle plan.`);
     if (entry.agentId !== request.agentId) throw bindingRefused('agent_mismatch', `audit entry ${entry.seq} is another agent's plan.`);
     const data = entry.data;

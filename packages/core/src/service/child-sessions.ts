@@ -31,11 +31,13 @@ const REFUSALS = new Set<string>(['session_not_narrower', 'session_depth_exceede
 export const MAX_LIVE_CHILDREN = 100;
 
 /**
- * Children one session may derive over its whole life, revoked and expired ones included: a session row is kept
- * for the audit trail, so a derive-and-revoke loop would otherwise grow the sessions table (and the tree an
- * operator reads) without bound. Revoking a child frees a live slot, never one of these.
+ * Sessions that may be derived under one operator-issued session over its whole life, at any depth, revoked and
+ * expired ones included: a session row is kept for the audit trail, so a derive-and-revoke loop would otherwise
+ * grow the sessions table (and the tree an operator reads) without bound. Counted per tree, not per parent: a
+ * per-parent cap multiplies with depth (a loop through intermediate children would reach 1000^4 rows). Revoking
+ * a child frees a live slot, never one of these.
  */
-export const MAX_DERIVATIONS_PER_SESSION = 1000;
+export const MAX_DERIVATIONS_PER_TREE = 1000;
 
 /** GET /v1/session/children: sessions per page, by default and at most. */
 export const CHILD_LIST_DEFAULT_LIMIT = 100;
@@ -74,8 +76,11 @@ export class ChildSessionService {
         // Counted by the store (one indexed query): what a derivation costs does not grow with revoked history.
         const children = await tx.childSessionCounts(parent.id, now);
         if (children.live >= MAX_LIVE_CHILDREN) throw new AirlockError('session_children_exceeded', `The session already has ${children.live} live child sessions.`);
-        if (children.total >= MAX_DERIVATIONS_PER_SESSION) {
-          throw new AirlockError('session_derivations_exceeded', `The session has derived ${children.total} child sessions, as many as one session may (revoked ones included); ask the operator for a new session.`, { details: { limit: MAX_DERIVATIONS_PER_SESSION } });
+        // The whole tree under the operator-issued session, counted by the store up to the cap (bounded walk).
+        const root = ancestors.at(-1) ?? parent;
+        const derived = await tx.sessionTreeDerivations(root.id, MAX_DERIVATIONS_PER_TREE);
+        if (derived >= MAX_DERIVATIONS_PER_TREE) {
+          throw new AirlockError('session_derivations_exceeded', `${MAX_DERIVATIONS_PER_TREE} sessions have been derived under the operator-issued session this one belongs to, as many as one such session may (at any depth, revoked ones included); ask the operator for a new session.`, { details: { limit: MAX_DERIVATIONS_PER_TREE } });
         }
         const scope: SessionScope = {
           actions: requested.actions ?? [...parent.scope.actions],

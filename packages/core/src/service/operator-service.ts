@@ -16,6 +16,7 @@ import { attachPaymentContext, isHeldPayment, type SigningService } from './sign
 import type { EvaluationInput } from '../policy/index.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
 import { ancestorIdsOf, readAncestors } from './session-chain.ts';
+import { quorumMet, requiredQuorum, type CountedVote, type QuorumRequirement } from '../approvals/quorum.ts';
 import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
 import type { LightningService } from '../lightning/lightning-service.ts';
 
@@ -59,7 +60,17 @@ export interface GrantedApproval {
 interface PolicyRefusal {
   violations: Violation[];
   policyVersion?: string;
-  reason: 'policy_denies' | 'undecodable';
+  reason: 'policy_denies' | 'policy_requires_quorum' | 'undecodable';
+  /** `policy_requires_quorum`: the quorum the policy in force now requires, which this grant does not meet. */
+  quorum?: QuorumRequirement[];
+}
+
+/** Who grants: the admin token (`by` only) or approvers whose counted votes met the quorum the request was held for. */
+export interface Grantor {
+  by: string;
+  approvers?: string[];
+  /** The counted votes (approvers' votes): judged again against the quorum the policy in force now requires. */
+  votes?: readonly CountedVote[];
 }
 
 const MAX_BATCH = 10_000;
@@ -317,7 +328,8 @@ export class OperatorService {
    * Approves a pending request with the admin token: the held reservation becomes spend, then the request is
    * signed. A request held by a tier with a quorum is refused (`quorum_required`): only the approvers' signed
    * votes grant it (ApproverService), so the admin token cannot stand in for them. A request the policy in force
-   * now denies is closed as denied and refused (`approval_policy_denies`, grantIn).
+   * now denies, or now holds for a quorum (one added since the request was held), is closed as denied and refused
+   * (`approval_policy_denies`, grantIn).
    */
   async approve(id: string, actor: string): Promise<ApprovalRecord> {
     await this.expireOverdue();
@@ -362,7 +374,7 @@ export class OperatorService {
    * caller commits, then hands the answer to `completeGrant`, which signs. `grantor.approvers`: the approvers
    * whose votes met the quorum (named in the entry).
    */
-  async grantIn(tx: StoreTx, pending: ApprovalRecord, now: number, grantor: { by: string; approvers?: string[] }): Promise<GrantedApproval> {
+  async grantIn(tx: StoreTx, pending: ApprovalRecord, now: number, grantor: Grantor): Promise<GrantedApproval> {
     const id = pending.id;
     const agent = (await tx.getAgent(pending.agentId))!;
     // A Lightning payment asked for twice while waiting: once one of its approvals is paid (or paying), the others
@@ -377,22 +389,28 @@ export class OperatorService {
     // Judged again under the policy in force now: a policy tightened while the request waited (a lower cap, a
     // deny rule, a frozen recipient list) refuses it here, whoever approves. The approval is closed as denied and
     // its hold released in this transaction, which commits; the refusal is thrown after (completeGrant).
-    const { refusal, policyVersion: judgedUnder } = await this.policyRecheck(tx, pending, agent, now);
+    const { refusal, policyVersion: judgedUnder } = await this.policyRecheck(tx, pending, agent, now, grantor);
     if (refusal) {
-      const { violations, policyVersion, reason } = refusal;
+      const { violations, policyVersion, reason, quorum } = refusal;
       const rules = [...new Set(violations.map((v) => v.rule))];
       const closing = await tx.appendAudit({
         at: now, type: 'approval.denied', actor: 'system', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'deny',
-        data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason, rules, violations, ...(policyVersion !== undefined ? { policyVersion } : {}), approvedBy: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) },
+        data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason, rules, violations, ...(quorum ? { quorum } : {}), ...(policyVersion !== undefined ? { policyVersion } : {}), approvedBy: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) },
       });
       const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
       const first = violations[0]!;
-      const details = { approvalId: id, auditSeq: closing.seq, reason, rules, ...(policyVersion !== undefined ? { policyVersion } : {}) };
+      const details = { approvalId: id, auditSeq: closing.seq, reason, rules, ...(quorum ? { quorum } : {}), ...(policyVersion !== undefined ? { policyVersion } : {}) };
       // A stored request that no longer decodes to what was held (rewritten in the store) is no policy matter: it is
       // refused with the code the signing check gives it.
-      const closed = reason === 'undecodable'
-        ? new AirlockError('signature_check_failed', `Refused by ${first.rule}: ${first.message}. The approval was closed as denied and its hold released; nothing was signed.`, { violations, details })
-        : new AirlockError('approval_policy_denies', `Refused: the policy changed since the request was held and now denies it (${first.rule}: ${first.message}). The approval was closed as denied and its hold released; nothing was signed.`, { violations, details });
+      let closed: AirlockError;
+      if (reason === 'undecodable') {
+        closed = new AirlockError('signature_check_failed', `Refused by ${first.rule}: ${first.message}. The approval was closed as denied and its hold released; nothing was signed.`, { violations, details });
+      } else if (reason === 'policy_requires_quorum') {
+        const needs = quorum!.map((q) => `${q.min} of ${q.groups.join('/')} (${q.rule})`).join(' and ');
+        closed = new AirlockError('approval_policy_denies', `Refused: the policy changed since the request was held and now requires signed approver votes (${needs}), which this grant does not meet. The approval was closed as denied and its hold released; nothing was signed. The agent must ask again to be held for that quorum.`, { violations, details });
+      } else {
+        closed = new AirlockError('approval_policy_denies', `Refused: the policy changed since the request was held and now denies it (${first.rule}: ${first.message}). The approval was closed as denied and its hold released; nothing was signed.`, { violations, details });
+      }
       return { approval, closed };
     }
     const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}), ...(judgedUnder !== undefined ? { policyVersion: judgedUnder } : {}) } });
@@ -479,9 +497,12 @@ export class OperatorService {
    * is (fleet, agent, the session's scope and its ancestors'), with the approval's own hold taken out of the
    * totals: the budgets count the request once, as itself. The detectors are not run again (a breaker that froze
    * the agent is grantBlocker's `agent_frozen`). A request that no longer decodes to the held digest is refused
-   * (`undecodable`), never granted.
+   * (`undecodable`), never granted. Where the policy now holds the request for a quorum of approvers
+   * (`requiredQuorum`, as a fresh request would be held), the grant must meet that quorum: the admin token never
+   * does, approvers' votes must meet every requirement; otherwise `policy_requires_quorum` (a quorum added or
+   * raised after the request was held cannot be bypassed by the weaker grant it was held for).
    */
-  private async policyRecheck(tx: StoreTx, pending: ApprovalRecord, agent: Agent, now: number): Promise<{ refusal?: PolicyRefusal; policyVersion?: string }> {
+  private async policyRecheck(tx: StoreTx, pending: ApprovalRecord, agent: Agent, now: number, grantor: Grantor): Promise<{ refusal?: PolicyRefusal; policyVersion?: string }> {
     const session = await tx.getSession(pending.sessionId);
     if (!session) return { refusal: { reason: 'undecodable', violations: [{ rule: 'approvals/recheck', code: 'held_request_undecodable', message: 'the session that made this request no longer exists' }] } };
     const decoded = await this.decodeApproval(tx, pending, agent);
@@ -491,6 +512,14 @@ export class OperatorService {
     }
     const input: EvaluationInput = { intent: decoded.intent, agentId: pending.agentId, sessionId: pending.sessionId, nowMs: now };
     const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id));
+    if (decision.decision === 'require_approval') {
+      const quorum = requiredQuorum(decision.violations);
+      if (quorum && !(grantor.votes && quorumMet(quorum, grantor.votes))) {
+        const named = new Set(quorum.map((q) => q.rule));
+        const violations = decision.violations.filter((v) => v.code === 'approval_required' && named.has(v.rule));
+        return { refusal: { reason: 'policy_requires_quorum', violations, quorum, policyVersion: decision.policyVersion } };
+      }
+    }
     if (decision.decision !== 'deny') return { policyVersion: decision.policyVersion };
     const violations = decision.violations.length > 0 ? decision.violations : [{ rule: 'policy', code: 'denied_by_rule' as const, message: 'denied by policy' }];
     return { refusal: { reason: 'policy_denies', violations, policyVersion: decision.policyVersion } };

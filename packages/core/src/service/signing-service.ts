@@ -288,7 +288,7 @@ export class SigningService {
         createdAt: now,
         expiresAt: now + this.deps.approvalTtlMs,
       };
-      // Fixed now: a later policy change does not move the quorum a pending request waits for.
+      // Who may vote is fixed now; a grant must also meet the quorum the policy in force asks for then (OperatorService.policyRecheck).
       const quorum = requiredQuorum(decision.violations);
       if (quorum) approval.quorum = quorum;
       await tx.holdForApproval(approval, ledgerWritesFor(input));

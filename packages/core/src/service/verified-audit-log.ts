@@ -136,9 +136,30 @@ export class VerifiedAuditLog {
   private readonly recent = new Map<number, CheckedRow>();
   private readonly advancing = new AsyncMutex();
   private readonly source: AuditLogSource;
+  private readonly now: () => number;
+  /** Leaves under the last tree head signed (or held to at start): `folded` may run ahead of it (MAX_AHEAD). */
+  private headed = 0;
+  /** When each page of leaves from `headed` on was read (`from`: its first leaf index), oldest first. */
+  private pageReads: { from: number; at: number }[] = [];
 
-  constructor(source: AuditLogSource) {
+  constructor(source: AuditLogSource, options: { now?: () => number } = {}) {
     this.source = source;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * When the oldest leaf under no tree head signed so far was read, or undefined when every leaf read is under one.
+   * The key process refuses to sign once that is too long ago (BoundSigningGuard): a daemon that stops asking for
+   * heads would otherwise keep a tail of the log that a restarted key process takes as it finds it.
+   */
+  unheadedSince(): number | undefined {
+    if (this.size <= this.headed) return undefined;
+    let at: number | undefined;
+    for (const p of this.pageReads) {
+      if (p.from > this.headed) break;
+      at = p.at;
+    }
+    return at ?? this.pageReads[0]?.at;
   }
 
   /** Leaves read so far. */
@@ -194,6 +215,9 @@ export class VerifiedAuditLog {
       this.folded = next;
       this.ahead = this.ahead.slice(n);
       this.forgetFolded();
+      if (treeSize > this.headed) this.headed = treeSize;
+      // Only the page holding the first leaf past the head (and later ones) still dates an unheaded leaf.
+      while (this.pageReads.length > 1 && this.pageReads[1]!.from <= this.headed) this.pageReads.shift();
     });
   }
 
@@ -226,6 +250,12 @@ export class VerifiedAuditLog {
   /** The next page of leaves (under `advancing`), each checked (or kept untrusted, checkRow) and appended in order; one out of place stops the page there. */
   private async readPage(): Promise<CheckedRow[]> {
     const rows = await this.source.readAuditLeaves(this.size, LEAF_PAGE);
+    if (rows.length > 0) {
+      this.pageReads.push({ from: this.size, at: this.now() });
+      // Bounded (one page a signature while no head comes): dropping a middle page dates its leaves by an older one,
+      // which refuses sooner, never later.
+      if (this.pageReads.length > 4096) this.pageReads.splice(1, 1);
+    }
     const read: CheckedRow[] = [];
     for (const row of rows) {
       const checked = checkRow(row, this.size);

@@ -20,7 +20,9 @@ export const payL402Tool = defineTool({
     const body = { ...read, text: ctx.withoutL402Secrets(read.text) };
     // One purchase per call at most (createL402Fetch pays once, then sends once more); the last one is what bought access.
     const made = payments.at(-1);
-    return {
+    // Every string of the result, not only the body: an API may as well put the credential in a header it sends
+    // back (a Location, a content type); found by review.
+    return withoutSecretsDeep(ctx.withoutL402Secrets, {
       status: response.status,
       ok: response.ok,
       contentType: response.headers.get('content-type'),
@@ -28,6 +30,16 @@ export const payL402Tool = defineTool({
       ...returnedBody(body, args.maxBodyChars),
       paid: made !== undefined,
       payment: made ? { paymentId: made.paymentId, amountMsat: made.amountMsat, feeMsat: made.feeMsat, ...(made.replayed ? { replayed: true } : {}) } : null,
-    };
+    });
   },
 });
+
+/** `value` with `redact` applied to every string in it, at any depth. */
+function withoutSecretsDeep<T>(redact: (text: string) => string, value: T): T {
+  if (typeof value === 'string') return redact(value) as T;
+  if (Array.isArray(value)) return value.map((v: unknown) => withoutSecretsDeep(redact, v)) as T;
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutSecretsDeep(redact, v)])) as T;
+  }
+  return value;
+}

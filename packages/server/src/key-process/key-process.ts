@@ -1,12 +1,12 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { AirlockError, BoundSigningGuard, TreeHeadGuard, VerifiedAuditLog, bindingRefused, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
+import { AirlockError, BoundSigningGuard, DEFAULT_HEAD_DEADLINE_MS, TreeHeadGuard, VerifiedAuditLog, bindingRefused, isDuration, parseDuration, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
 import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, isTokenPath, openVault, type UnsealedVault } from '@airlock/keys';
 import { openStore } from '@airlock/store';
 import { chainAdapters, chooseKeyBackend, verifySchnorr, type VaultOptions } from '../runtime.ts';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
 import type { Logger } from '../http/request-log.ts';
-import { defaultHeadRecordPath, readSignedHeadRecord, SignedHeadRecorder, type SignedHeadRecord } from './signed-head-record.ts';
+import { assertHeadRecordDirectoryOwned, defaultHeadRecordPath, readSignedHeadRecord, SignedHeadRecorder, type SignedHeadRecord } from './signed-head-record.ts';
 import { decodeWire, encodeWire, isKeyProcessMethod, wireError, type KeyProcessMethod } from './wire.ts';
 
 /** Signatures (and key-path operations) per second and burst, per agent and for the whole process. */
@@ -51,6 +51,16 @@ export interface KeyProcessOptions {
   headRecordPath?: string;
   /** Start without holding the log to the heads signed before (a log restored from a backup, after checking it). */
   forgetSignedHead?: boolean;
+  /** How long leaves may stay under no tree head it signed before it stops signing (keyProcessHeadDeadlineFrom). */
+  headDeadlineMs?: number;
+}
+
+/** AIRLOCK_KEY_PROCESS_HEAD_DEADLINE: a duration (`2m`, default), at least 10 s. */
+export function keyProcessHeadDeadlineFrom(env: NodeJS.ProcessEnv): number {
+  const text = env.AIRLOCK_KEY_PROCESS_HEAD_DEADLINE?.trim();
+  if (text === undefined || text === '') return DEFAULT_HEAD_DEADLINE_MS;
+  if (!isDuration(text) || parseDuration(text) < 10_000) throw new AirlockError('config_invalid', 'AIRLOCK_KEY_PROCESS_HEAD_DEADLINE must be a duration of at least 10s (e.g. 2m).');
+  return parseDuration(text);
 }
 
 export interface RunningKeyProcess {
@@ -88,9 +98,10 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
     const keys: KeyBackend = hsm ?? vaultKeys;
     const headPath = options.headRecordPath ?? defaultHeadRecordPath(options.vaultPath);
+    await assertHeadRecordDirectoryOwned(headPath);
     const record = options.forgetSignedHead ? undefined : await readSignedHeadRecord(headPath, bound);
     const heads = new SignedHeadRecorder(headPath, bound, record);
-    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads });
+    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads, headDeadlineMs: options.headDeadlineMs ?? DEFAULT_HEAD_DEADLINE_MS });
     // The whole log is read (and every leaf hashed) before the socket exists: a daemon waiting for the key process
     // is told it is there only once a request will not wait for that read.
     // First up to the heads signed before (checked as it goes), then the rest: held to a head before its leaves
@@ -148,6 +159,7 @@ interface HandlerDeps {
   native: boolean;
   now: () => number;
   heads: SignedHeadRecorder;
+  headDeadlineMs: number;
 }
 
 /** One request: method from the URL path, params as the body (wire.ts), `{result}` or `{error}` back. */
@@ -164,9 +176,9 @@ class KeyProcessHandler {
   constructor(deps: HandlerDeps) {
     this.deps = deps;
     // One reading of the log for both: an entry an agent key signs from is the leaf the next tree head covers.
-    const log = new VerifiedAuditLog(deps.store);
+    const log = new VerifiedAuditLog(deps.store, { now: deps.now });
     this.log = log;
-    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native) });
+    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native), headDeadlineMs: deps.headDeadlineMs, now: deps.now });
     this.treeHeads = new TreeHeadGuard({ log, keys: deps.keys, now: deps.now });
     this.perAgent = new SessionRateLimiter(deps.rates.agent);
     this.global = new SessionRateLimiter(deps.rates.global);

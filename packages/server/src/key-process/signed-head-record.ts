@@ -2,7 +2,7 @@
 // owns the store and can rewrite every row while the key process is down: leaves, hash columns, tree nodes and
 // stored heads alike. What it cannot rewrite is this file (kept by the key process, under its own user in the
 // deployment custody.md describes), so a restarted key process holds the log to the head it signed before.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { AirlockError, AsyncMutex, type TreeHeadToSign } from '@airlock/core';
 import { replaceFileAtomically } from '@airlock/keys';
@@ -21,6 +21,25 @@ export function defaultHeadRecordPath(vaultPath: string): string {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
+
+/**
+ * The record's directory must be this user's and writable by no one else: a daemon running as another user that
+ * can write there can unlink or replace the record (directory write permission is enough), which voids it (found by
+ * review: the default beside the vault is the daemon's data directory in the own-user deployment).
+ */
+export async function assertHeadRecordDirectoryOwned(path: string): Promise<void> {
+  const dir = dirname(path);
+  let info;
+  try {
+    info = await stat(dir);
+  } catch (e) {
+    throw new AirlockError('key_process_head_record_invalid', `The directory of the key process's signed-head record (${dir}) cannot be read: ${(e as Error).message}`);
+  }
+  const uid = process.getuid?.();
+  if ((uid !== undefined && info.uid !== uid) || (info.mode & 0o022) !== 0) {
+    throw new AirlockError('key_process_head_record_invalid', `The directory of the key process's signed-head record (${dir}) is another user's or writable by others: whoever can write there can replace the record.`, { hints: ['Give the key process a directory of its own: --head-file /var/lib/airlock-keys/head.json (mode 0700, owned by its user).'] });
+  }
+}
 
 /** The record at `path`, or undefined when there is none; a record that cannot be read as one is refused, never ignored. */
 export async function readSignedHeadRecord(path: string, fingerprint: string): Promise<SignedHeadRecord | undefined> {

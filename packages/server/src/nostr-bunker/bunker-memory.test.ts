@@ -59,3 +59,25 @@ test('held events: released and forgotten sessions give their room back; asking 
   assert.equal(held.size, 1);
   assert.equal(held.approvalFor('a', '4'), 'x4');
 });
+
+// Found by review: the session holding was itself the largest, with one entry; evicting that entry detached its
+// map, and the new entry went into the detached map (lost, and the count one too high).
+test('held events: a session that is the largest with one entry evicts its own and still keeps the new one', () => {
+  const held = new HeldEvents({ total: 3, perSession: 3 });
+  held.hold('A', 'e1', 'ap1');
+  held.hold('B', 'e2', 'ap2');
+  held.hold('C', 'e3', 'ap3');
+  held.hold('A', 'e4', 'ap4'); // at the total bound: A (first of the largest) gives up e1
+  assert.deepEqual([held.approvalFor('A', 'e1'), held.approvalFor('A', 'e4'), held.size], [undefined, 'ap4', 3]);
+  held.hold('D', 'e5', 'ap5');
+  held.hold('D', 'e6', 'ap6');
+  const kept = [['A', 'e4'], ['B', 'e2'], ['C', 'e3'], ['D', 'e5'], ['D', 'e6']].filter(([s, e]) => held.approvalFor(s!, e!) !== undefined);
+  assert.equal(held.size, kept.length, 'the count is what is held');
+  assert.equal(held.size, 3);
+  assert.equal(held.approvalFor('D', 'e6'), 'ap6');
+  // A single-entry bound: each new event replaces the session's one entry.
+  const one = new HeldEvents({ total: 10, perSession: 1 });
+  one.hold('A', 'e1', 'ap1');
+  one.hold('A', 'e2', 'ap2');
+  assert.deepEqual([one.approvalFor('A', 'e1'), one.approvalFor('A', 'e2'), one.size], [undefined, 'ap2', 1]);
+});

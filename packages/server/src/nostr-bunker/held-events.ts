@@ -28,12 +28,14 @@ export class HeldEvents {
   }
 
   hold(sessionId: string, eventId: string, approvalId: string): void {
-    let events = this.bySession.get(sessionId);
-    if (!events) this.bySession.set(sessionId, (events = new Map()));
+    const events = this.bySession.get(sessionId) ?? new Map<string, string>();
     if (events.delete(eventId)) this.held -= 1;
     if (events.size >= this.limits.perSession) this.dropOldest(sessionId, events);
     else if (this.held >= this.limits.total) this.dropOldest(...this.largest());
     events.set(eventId, approvalId);
+    // (Re-)attached after any eviction: dropping this session's last entry detached its map (found by review: the
+    // new entry went into the detached map, was lost, and the count drifted).
+    this.bySession.set(sessionId, events);
     this.held += 1;
   }
 

@@ -19,6 +19,17 @@ export async function activeLightningPayment(q: Q, paymentHash: string): Promise
   return row && lightningFromRow(row);
 }
 
+/**
+ * Every payment of this hash, oldest first. `forUpdate`: each row locked (in one order, so two lockers of one hash
+ * never deadlock on each other) until the transaction ends: two instances deciding whether a hash is already
+ * charged serialize here, and the second reads what the first recorded (READ COMMITTED re-reads a row it waited for).
+ */
+export async function lightningPaymentsByHash(q: Q, paymentHash: string, forUpdate = false): Promise<LightningPaymentRecord[]> {
+  // Locked in the order returned (the sort keys never change): every locker of one hash takes them in one order.
+  const rows = await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE payment_hash = $1 ORDER BY created_at, id${forUpdate ? ' FOR UPDATE' : ''}`, [paymentHash.toLowerCase()]);
+  return rows.map(lightningFromRow);
+}
+
 export async function listLightningPayments(q: Q, filter: LightningPaymentFilter): Promise<LightningPaymentRecord[]> {
   const rows = await q(
     `SELECT ${COLUMNS} FROM lightning_payments WHERE ($1::text IS NULL OR agent_id = $1) AND ($2::text IS NULL OR state = $2) AND ($4::text IS NULL OR payment_hash = $4)

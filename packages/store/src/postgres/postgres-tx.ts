@@ -309,6 +309,9 @@ export class PostgresStoreTx implements StoreTx {
   async childSessionCounts(parentId: string, now: number): Promise<ChildSessionCounts> {
     return records.childSessionCounts(this.live(), parentId, now);
   }
+  async sessionTreeDerivations(rootId: string, atMost: number): Promise<number> {
+    return records.sessionTreeDerivations(this.live(), rootId, atMost);
+  }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);
   }
@@ -387,6 +390,9 @@ export class PostgresStoreTx implements StoreTx {
   }
   async activeLightningPayment(paymentHash: string): Promise<LightningPaymentRecord | undefined> {
     return lightning.activeLightningPayment(this.live(), paymentHash);
+  }
+  async lightningPaymentsByHash(paymentHash: string, opts?: { forUpdate?: boolean }): Promise<LightningPaymentRecord[]> {
+    return lightning.lightningPaymentsByHash(this.live(), paymentHash, opts?.forUpdate ?? false);
   }
   async finishLightningPayment(id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
     return lightning.finishLightningPayment(this.live(), this.locks, id, finish, charges, now, auditSeq, this.deferLedger);

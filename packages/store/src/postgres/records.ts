@@ -191,6 +191,13 @@ export async function childSessionCounts(q: Q, parentId: string, now: number): P
   return { total: Number(row?.total ?? 0), live: Number(row?.live ?? 0) };
 }
 
+/** Store.sessionTreeDerivations (see sqlite/records.ts): the outer LIMIT stops the recursive walk at `atMost`. */
+export async function sessionTreeDerivations(q: Q, rootId: string, atMost: number): Promise<number> {
+  const [row] = await q(`WITH RECURSIVE tree(id) AS (SELECT s.id FROM sessions s WHERE s.parent_id = $1 UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id)
+                         SELECT count(*) AS n FROM (SELECT id FROM tree LIMIT $2) bounded`, [rootId, Math.max(0, Math.trunc(atMost))]);
+  return Number(row?.n ?? 0);
+}
+
 // ---- idempotency ----
 
 export async function getIdempotency(q: Q, scope: string, key: string): Promise<IdempotencyRecord | undefined> {

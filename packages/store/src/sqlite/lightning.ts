@@ -16,6 +16,11 @@ export function activeLightningPayment(db: SqliteDb, paymentHash: string): Light
   return row && lightningFromRow(row);
 }
 
+/** Every payment of this hash, oldest first (SQLite has one writer: the transaction already excludes others). */
+export function lightningPaymentsByHash(db: SqliteDb, paymentHash: string): LightningPaymentRecord[] {
+  return db.all('SELECT * FROM lightning_payments WHERE payment_hash = ? ORDER BY created_at, id', paymentHash.toLowerCase()).map(lightningFromRow);
+}
+
 export function listLightningPayments(db: SqliteDb, filter: LightningPaymentFilter): LightningPaymentRecord[] {
   const where: string[] = [];
   const params: SQLInputValue[] = [];

@@ -209,6 +209,16 @@ export function childSessionCounts(db: SqliteDb, parentId: string, now: number):
   return { total: Number(row?.total ?? 0), live: Number(row?.live ?? 0) };
 }
 
+/**
+ * Store.sessionTreeDerivations: the sessions derived under `rootId` at any depth, revoked and expired included,
+ * counted up to `atMost` (the walk stops there; each step is a lookup on the `sessions_by_parent` index).
+ */
+export function sessionTreeDerivations(db: SqliteDb, rootId: string, atMost: number): number {
+  const row = db.get(`WITH RECURSIVE tree(id) AS (SELECT s.id FROM sessions s WHERE s.parent_id = ? UNION SELECT s.id FROM sessions s JOIN tree t ON s.parent_id = t.id LIMIT ?)
+                      SELECT count(*) AS n FROM tree`, rootId, Math.max(0, Math.trunc(atMost)));
+  return Number(row?.n ?? 0);
+}
+
 // ---- idempotency ----
 
 export function getIdempotency(db: SqliteDb, scope: string, key: string): IdempotencyRecord | undefined {

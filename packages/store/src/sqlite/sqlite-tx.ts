@@ -109,6 +109,9 @@ export class SqliteStoreTx implements StoreTx {
   async childSessionCounts(parentId: string, now: number): Promise<ChildSessionCounts> {
     return records.childSessionCounts(this.live(), parentId, now);
   }
+  async sessionTreeDerivations(rootId: string, atMost: number): Promise<number> {
+    return records.sessionTreeDerivations(this.live(), rootId, atMost);
+  }
   async getIdempotency(scope: string, key: string): Promise<IdempotencyRecord | undefined> {
     return records.getIdempotency(this.live(), scope, key);
   }
@@ -184,6 +187,9 @@ export class SqliteStoreTx implements StoreTx {
   }
   async activeLightningPayment(paymentHash: string): Promise<LightningPaymentRecord | undefined> {
     return lightning.activeLightningPayment(this.live(), paymentHash);
+  }
+  async lightningPaymentsByHash(paymentHash: string, _opts?: { forUpdate?: boolean }): Promise<LightningPaymentRecord[]> {
+    return lightning.lightningPaymentsByHash(this.live(), paymentHash);
   }
   async finishLightningPayment(id: string, finish: LightningFinish, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
     return lightning.finishLightningPayment(this.live(), id, finish, charges, now, auditSeq);
