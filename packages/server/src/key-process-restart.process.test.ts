@@ -13,7 +13,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { canonicalJson, leafHash, MerkleFrontier, storedLeafHash } from '@airlock/core';
 import { ALICE, usdcPolicy, usdcTransfer } from './testing/harness.ts';
 import { DROP_AUDIT_TRIGGERS } from './testing/forge-audit.ts';
-import { adminClient, httpJson, killAllDaemons, prepareDaemonData, sleep, startDaemon, startKeyProcessChild, type DaemonData } from './testing/processes.ts';
+import { adminClient, httpJson, killAllDaemons, prepareDaemonData, waitForCoveringHead, sleep, startDaemon, startKeyProcessChild, type DaemonData } from './testing/processes.ts';
 
 describe('key process restarted on a rewritten log: held to the tree heads it signed before', () => {
   let data: DaemonData;
@@ -93,13 +93,7 @@ describe('key process restarted on a rewritten log: held to the tree heads it si
     const signed = await httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, 0) });
     assert.equal(signed.status, 200, JSON.stringify(signed.body));
     signedSeq = signed.body.auditSeq;
-    let verify: any;
-    for (let i = 0; i < 50; i++) {
-      verify = (await admin('POST', '/v1/audit/verify')).body;
-      if (verify.treeHeads > 0 && verify.unanchored === 0) break;
-      await sleep(200);
-    }
-    assert.ok(verify.ok && verify.treeHeads > 0 && verify.unanchored === 0, JSON.stringify(verify));
+    await waitForCoveringHead(admin);
     await daemon.kill('SIGTERM');
     await keyProcess.kill('SIGTERM');
     db = new DatabaseSync(join(data.dataDir, 'airlock.db'));

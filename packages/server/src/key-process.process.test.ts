@@ -25,7 +25,7 @@ import { compiledContracts } from '../../x402-testbed/src/compile.ts';
 import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.ts';
 import { ALICE, BASE, MALLORY, USDC, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
 import { DROP_AUDIT_TRIGGERS } from './testing/forge-audit.ts';
-import { adminClient, httpJson, killAllDaemons, prepareDaemonData, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
+import { adminClient, httpJson, killAllDaemons, prepareDaemonData, waitForCoveringHead, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
 import { decodeWire, encodeWire } from './key-process/wire.ts';
 import { parseExposition } from './testing/prometheus-text.ts';
 import { createSoftHsmToken, softHsmSkip } from '../../keys/src/softhsm-token.ts';
@@ -406,13 +406,7 @@ describe('key process: it signs only from audit leaves it read and checked itsel
     const { r, s } = parseTransaction(signed.body.signedTransaction);
     allowed = { seq: signed.body.auditSeq, body, compact: `${r!.slice(2).padStart(64, '0')}${s!.slice(2).padStart(64, '0')}` };
     // A tree head the key process signed covers the decision (and its stored tree nodes are built).
-    let verify: any;
-    for (let i = 0; i < 50; i++) {
-      verify = (await admin('POST', '/v1/audit/verify')).body;
-      if (verify.treeHeads > 0 && verify.unanchored === 0) break;
-      await sleep(200);
-    }
-    assert.ok(verify.ok && verify.treeHeads > 0 && verify.unanchored === 0, JSON.stringify(verify));
+    await waitForCoveringHead(admin);
     await daemon.kill('SIGTERM');
     db = new DatabaseSync(join(data.dataDir, 'airlock.db'));
     db.exec('PRAGMA busy_timeout = 5000');
@@ -800,7 +794,7 @@ describe('key process: an acknowledged log with an entry that does not verify', 
     let n = 0;
     const sign = () => httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, n++) });
     assert.equal((await sign()).status, 200);
-    for (let i = 0; i < 50 && !((v) => v.treeHeads > 0 && v.unanchored === 0)((await admin('POST', '/v1/audit/verify')).body); i++) await sleep(200);
+    await waitForCoveringHead(admin);
     await daemon.kill('SIGTERM');
     // Someone with the database edits an entry after the newest head: its decision column, not its leaf.
     const store = await openStore(data.storeUrl);

@@ -279,3 +279,17 @@ export async function createPgDatabase(prefix = 'airlock_t'): Promise<PgDatabase
 }
 
 export const sleep = (ms: number) => new Promise<void>((done) => setTimeout(done, ms));
+
+/**
+ * Waits (up to 10 s) until `airlock audit verify` through `admin` passes with every entry under a signed tree head,
+ * as a daemon with a short AIRLOCK_CHECKPOINT_INTERVAL soon has it; fails with the last answer otherwise.
+ */
+export async function waitForCoveringHead(admin: ReturnType<typeof adminClient>): Promise<void> {
+  let verify: any;
+  for (let i = 0; i < 50; i++) {
+    verify = (await admin('POST', '/v1/audit/verify')).body;
+    if (verify.treeHeads > 0 && verify.unanchored === 0) break;
+    await sleep(200);
+  }
+  if (!(verify.ok && verify.treeHeads > 0 && verify.unanchored === 0)) throw new Error(`no tree head covers the log: ${JSON.stringify(verify)}`);
+}
