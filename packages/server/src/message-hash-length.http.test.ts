@@ -3,7 +3,8 @@
 // v0.7, Solady) take EIP-191 over the userOpHash. Signing one releases approval of a transaction nobody decoded.
 // A `pattern` does not keep hashes out: an agent varies a free SafeTx field (refundReceiver, baseGas with gasPrice
 // 0) until the hash is text the pattern matches (about 2^27 tries for valid UTF-8). So a 32-byte message is
-// refused unless an allow rule says `message.allow_hash_length: true` (docs/policy.md, `message`). Over HTTP, on
+// refused unless the granting rule has a fixed `prefix` of at least 16 bytes (128 bits no grinding reaches) or says
+// `message.allow_hash_length: true` (docs/policy.md, `message`). Over HTTP, on
 // SQLite and PostgreSQL; signatures checked with viem.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,6 +55,19 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal(res.status, 200, JSON.stringify(res.body));
         assert.ok(await verifyMessage({ address: agent.address, message, signature: res.body.signature }));
       }
+    });
+
+    test('a fixed prefix of at least 16 bytes grants a 32-byte text (a hash cannot be ground to it); a shorter prefix does not', async () => {
+      const login = 'Sign in to example.com\nNonce: 42'; // 32 bytes, as a real sign-in message may be
+      assert.equal(Buffer.byteLength(login), 32);
+      const long = await provisionAgent(h, { policy: { version: 1, rules: [{ name: 'login', type: 'allow', match: { actions: ['evm.message'], message: { prefix: 'Sign in to example.com' } } }] } });
+      const ok = await h.call('POST', '/v1/sign/message', { token: long.token, body: { chainId: 1, message: login } });
+      assert.equal(ok.status, 200, JSON.stringify(ok.body));
+      assert.ok(await verifyMessage({ address: long.agent.address, message: login, signature: ok.body.signature }));
+      const short = await provisionAgent(h, { policy: { version: 1, rules: [{ name: 'login', type: 'allow', match: { actions: ['evm.message'], message: { prefix: 'Sign in ' } } }] } });
+      const refused = await h.call('POST', '/v1/sign/message', { token: short.token, body: { chainId: 1, message: login } });
+      assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      assert.deepEqual(refused.body.error.violations.map((v: any) => v.code), ['message_hash_length']);
     });
 
     test('a rule with allow_hash_length: true grants it (and the policy validator refuses allow_hash_length: false)', async () => {

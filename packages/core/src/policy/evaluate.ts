@@ -76,7 +76,7 @@ function defaultDenyCode(intent: Intent, facts: IntentFacts): ViolationCode {
 const NAMING_HINT: Partial<Record<ViolationCode, string>> = {
   unknown_typed_data: '; unknown typed data is granted only by an allow rule naming primary_types and domains',
   message_not_allowed: '; personal messages are granted only by an allow rule naming message',
-  message_hash_length: '; a 32-byte personal message is signed as a hash (Safe eth_sign, accounts that sign EIP-191 over the userOpHash): granted only by an allow rule with message.allow_hash_length: true',
+  message_hash_length: '; a 32-byte personal message is signed as a hash (Safe eth_sign, accounts that sign EIP-191 over the userOpHash): granted only by an allow rule with a message prefix of at least 16 bytes or message.allow_hash_length: true',
   contract_call_not_allowed: '; contract calls are granted only by an allow rule naming contracts',
   contract_deploy_not_allowed: '; deploys are granted only by an allow rule with kinds: [contract.deploy]',
   nostr_kind_not_allowed: '; Nostr events are granted only by an allow rule naming a nostr action or nostr_kinds',

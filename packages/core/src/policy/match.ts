@@ -46,9 +46,12 @@ export function isStandardSighash(name: string): boolean {
  * A personal message of exactly 32 bytes: the length of a hash. Safe's `checkSignatures` takes an `eth_sign`
  * signature (v + 4) over EIP-191 of a safeTxHash, and some smart accounts (SimpleAccount v0.7, Solady) sign EIP-191
  * over the userOpHash: such a message is an owner's approval of whatever that hash stands for, decoded by no one.
- * Granted only by an allow rule with `message.allow_hash_length: true` (a `pattern` does not keep hashes out: the
- * agent can vary a SafeTx field until the hash is text that matches).
+ * Granted only by an allow rule with a fixed `prefix` of at least 16 bytes or `message.allow_hash_length: true` (a
+ * `pattern` does not keep hashes out: the agent can vary a SafeTx field until the hash is text that matches).
  */
+/** A fixed message prefix this long (128 bits) cannot be reached by grinding a hash. */
+export const HASH_SAFE_PREFIX_BYTES = 16;
+
 export function isHashLengthMessage(intent: Intent): boolean {
   return intent.kind === 'message.personal' && intent.message !== undefined && intent.message.hex.length === 2 + 64;
 }
@@ -58,7 +61,10 @@ export class CompiledMatch {
   /** Which fields an allow rule must name to grant the kinds that are only granted by name (semantics §4). */
   readonly namesTypedData: boolean;
   readonly namesMessage: boolean;
-  /** `message.allow_hash_length`: a 32-byte personal message may be granted (otherwise never: `message_hash_length`). */
+  /**
+   * A 32-byte personal message may be granted: `message.allow_hash_length`, or a fixed `prefix` of at least 16 bytes
+   * (a hash cannot be ground to start with 128 fixed bits). Otherwise never (`message_hash_length`).
+   */
   readonly allowsHashLength: boolean;
   readonly namesContracts: boolean;
   readonly namesDeploy: boolean;
@@ -126,7 +132,7 @@ export class CompiledMatch {
     this.empty = Object.values(options).every((v) => v === undefined);
     this.namesTypedData = this.primaryTypes !== undefined && this.domains !== undefined;
     this.namesMessage = options.message !== undefined;
-    this.allowsHashLength = options.message?.allow_hash_length === true;
+    this.allowsHashLength = options.message?.allow_hash_length === true || (options.message?.prefix !== undefined && Buffer.byteLength(options.message.prefix, 'utf8') >= HASH_SAFE_PREFIX_BYTES);
     this.namesContracts = this.contracts !== undefined;
     this.namesDeploy = this.kinds?.has('contract.deploy') ?? false;
     this.namesDelegatecall = (this.kinds?.has('contract.delegatecall') ?? false) && this.contracts !== undefined;
