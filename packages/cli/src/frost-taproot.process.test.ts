@@ -42,7 +42,8 @@ let groupScript: Buffer;
 
 before(async () => {
   await cluster.init();
-  await Promise.all(NAMES.map((n) => cluster.startNode(n)));
+  // Each node signs regtest PSBTs only (`--network`; the default is bitcoin, mainnet).
+  await Promise.all(NAMES.map((n) => cluster.startNode(n, ['--network', 'regtest'])));
   groupKey = await cluster.generateKey();
   // The group key is the BIP-341 OUTPUT key already (tweaked for an empty script tree at key generation): the
   // P2TR script pays to it as is.
@@ -188,4 +189,16 @@ test('an input without its previous output is refused (its amount is unknown and
   const r = await signPsbt(psbt);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /psbt_missing_utxo/);
+});
+
+test('a node signs its own network only (--network regtest here): the same PSBT labelled bitcoin is refused, unrecorded', async () => {
+  const psbt = groupPsbt({ to: SUPPLIER });
+  const before = (await decisions('bob')).length;
+  const [b, c] = [(await cluster.call('bob', '/v1/frost/commit', {})).json, (await cluster.call('carol', '/v1/frost/commit', {})).json];
+  // (the network is checked before the sessions are matched to the PSBT's inputs: one session is enough here)
+  const sessions = [{ input: 0, commitmentId: b.commitmentId, commitments: [b.commitment, c.commitment] }];
+  const refused = await cluster.call('bob', '/v1/frost/sign', { sessions, request: { action: 'bitcoin.taproot_key_path', psbt: psbt.toBase64(), network: 'bitcoin' } });
+  assert.equal(refused.status, 400);
+  assert.equal(refused.json.error.code, 'frost_network_mismatch');
+  assert.equal((await decisions('bob')).length, before);
 });

@@ -146,6 +146,10 @@ export const ERROR_CODES = {
   signature_check_failed: { status: 500, summary: 'A produced signature did not verify; nothing was returned.' },
   signature_not_recorded: { status: 503, summary: 'The key backend signs with a random nonce and the signature could not be stored for byte-identical replays, so it was not released; the spend stays reserved. Retry with the same Idempotency-Key once the store is back.' },
   internal: { status: 500, summary: 'Internal error.' },
+  frost_network_mismatch: { status: 400, summary: 'The PSBT sign request names another Bitcoin network than the one this threshold signer node is configured for (`airlock frost node --network`, default bitcoin); nothing was signed or recorded.' },
+  lifecycle_gas_price_too_high: { status: 409, summary: 'The RPC quotes a gas price above the fleet\'s lifecycle.max_gas_price for the chain, or more than 3 times its recent base and priority fees (eth_feeHistory); refused and audited (lifecycle.refused), nothing was signed.' },
+  lifecycle_fee_too_high: { status: 409, summary: 'A native sweep would pay more than 10% of the value it moves in fees; refused and audited (lifecycle.refused), nothing was signed.' },
+  lifecycle_current_key_unavailable: { status: 409, summary: 'A sweep to the agent\'s current address while the agent is retired, or after its key rotated since the sweep was read; refused, nothing was signed (sweep to the treasury, or again).' },
 } as const satisfies Record<string, { status: number; summary: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,6 +9,9 @@ const TRANSFER = parseAbiItem('event Transfer(address indexed from, address inde
 /** Messages nodes answer when they already hold (or mined) exactly these bytes: the broadcast did its job. */
 const ALREADY_KNOWN = /already known|already imported|known transaction|transaction already exists/i;
 
+/** How many recent blocks eth_feeHistory reads to bound a lifecycle transaction's gas price. */
+const FEE_HISTORY_BLOCKS = 10;
+
 export function rpcEvmSubmitter(rpc: Record<string, string>): EvmSubmitter {
   const clients = new Map<string, PublicClient>();
   for (const [network, url] of Object.entries(rpc)) clients.set(network, createPublicClient({ transport: http(url, { timeout: 10_000, retryCount: 1 }) }));
@@ -23,6 +26,16 @@ export function rpcEvmSubmitter(rpc: Record<string, string>): EvmSubmitter {
     chains: () => [...clients.keys()].sort(),
     pendingNonce: (chain, a) => clientFor(chain).getTransactionCount({ address: address(a), blockTag: 'pending' }),
     gasPrice: (chain) => clientFor(chain).getGasPrice(),
+    async recentFees(chain) {
+      try {
+        const h = await clientFor(chain).getFeeHistory({ blockCount: FEE_HISTORY_BLOCKS, rewardPercentiles: [50], blockTag: 'latest' });
+        if (h.baseFeePerGas.length === 0) return undefined;
+        const max = (xs: readonly bigint[]) => xs.reduce((a, b) => (b > a ? b : a), 0n);
+        return { maxBaseFee: max(h.baseFeePerGas), maxPriorityFee: max((h.reward ?? []).map((r) => r[0] ?? 0n)) };
+      } catch {
+        return undefined; // no fee history (a pre-London chain, a node without the method): max_gas_price alone bounds the fee
+      }
+    },
     estimateGas: (chain, call) => clientFor(chain).estimateGas({ account: address(call.from), to: address(call.to), data: call.data as Hex, value: call.value }),
     nativeBalance: (chain, a) => clientFor(chain).getBalance({ address: address(a) }),
     tokenBalance: (chain, token, a) => clientFor(chain).readContract({ address: address(token), abi: erc20Abi, functionName: 'balanceOf', args: [address(a)] }),

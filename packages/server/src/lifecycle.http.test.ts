@@ -132,8 +132,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const [charged] = await ledger(`lifecycle|agent:${agent.id}`, tokenAsset);
       assert.equal(charged!.amount, 5_000_000n);
       assert.equal(charged!.count, 1);
+      // The native coin is charged the value moved plus every job's worst-case fee (what `caps` count too).
       const [chargedNative] = await ledger(`lifecycle|agent:${agent.id}`, NATIVE);
-      assert.equal(chargedNative!.amount, BigInt(nativeJob.amount));
+      assert.equal(chargedNative!.amount, BigInt(nativeJob.amount) + BigInt(nativeJob.maxFee) + BigInt(tokenJob.maxFee));
+      assert.equal(chargedNative!.count, 1);
 
       // Nothing left but dust below a transfer's fee: a second sweep builds nothing.
       const again = await h.admin('POST', `/v1/agents/${agent.name}/sweep`, {});

@@ -56,6 +56,11 @@ test('signs the group-key inputs only, over the BIP-341 sighash bitcoinjs comput
   // The same PSBT gives the same message id (replays), another transaction another one.
   assert.equal(decode(psbt).messageId, decoded.messageId);
   assert.notEqual(decode(build()).messageId, decoded.messageId);
+  // The network is committed to: the same PSBT under another network label is another message (no replay of a
+  // decision a node took for the other label, under another network's policy asset).
+  const asTestnet = decodeGroupKeyPsbt(readTaprootKeyPathRequest({ action: 'bitcoin.taproot_key_path', psbt: psbt.toBase64(), network: 'testnet' }), groupKey);
+  assert.notEqual(asTestnet.messageId, decoded.messageId);
+  assert.deepEqual(asTestnet.inputs.map((i) => bytesToHex(i.sighash)), decoded.inputs.map((i) => bytesToHex(i.sighash)));
 });
 
 test('completes the PSBT only with signatures that verify against the output key over each sighash', () => {

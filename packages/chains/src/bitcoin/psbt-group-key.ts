@@ -51,7 +51,7 @@ export interface DecodedGroupKeyPsbt {
   /** The inputs to sign, in input order: one FROST session each. */
   inputs: GroupKeyInput[];
   /**
-   * sha256 over a domain tag, the unsigned transaction and every (input, sighash): what a node's ledger keys a
+   * sha256 over a domain tag (with the network), the unsigned transaction and every (input, sighash): what a node's ledger keys a
    * decision by (a retry of the same PSBT is a replay, not a second charge) and what node and coordinator compare.
    */
   messageId: string;
@@ -120,8 +120,10 @@ export function decodeGroupKeyPsbt(request: TaprootKeyPathRequest, groupKey: str
   }
 
   const signed = own.map((o) => ({ input: o.index, sighash: taprootSighash(tx, o.index, prevouts, SIGHASH_DEFAULT) }));
+  // The network is committed to: the same PSBT under another network label is another task (another policy
+  // asset), never a replay of a decision taken for the first label.
   const messageId = bytesToHex(
-    taskCommitment(DOMAIN, tx.unsignedTx, signed.map((s) => ({ input: s.input, sighash: SIGHASH_DEFAULT, scheme: 'taproot-key-path' as const, path: '', digest: s.sighash }))),
+    taskCommitment(`${DOMAIN}/${network}`, tx.unsignedTx, signed.map((s) => ({ input: s.input, sighash: SIGHASH_DEFAULT, scheme: 'taproot-key-path' as const, path: '', digest: s.sighash }))),
   );
   const changePaths = outputs.map((o) => (o.script && equalBytes(o.script, groupScript) ? 'group-key' : undefined));
   const info = bitcoinInfo(tx, version, network, inputs, prevouts, outputs, own, changePaths, feeSat);

@@ -19,7 +19,8 @@ import { printJson } from '../format.ts';
 
 const USAGE = [
   'airlock frost init --dir DIR --name NAME [--passphrase-file F]',
-  'airlock frost node --dir DIR --cluster cluster.json --policy policy.yaml --token-file F [--listen 127.0.0.1:PORT] [--passphrase-file F]',
+  'airlock frost node --dir DIR --cluster cluster.json --policy policy.yaml --token-file F [--network bitcoin|testnet|testnet4|signet|regtest] [--listen 127.0.0.1:PORT] [--passphrase-file F]',
+  '  --network: the one Bitcoin network the node signs PSBTs for (default bitcoin; AIRLOCK_FROST_NETWORK); others are refused',
   'airlock frost dkg  --cluster cluster.json --nodes nodes.json',
   'airlock frost sign --cluster cluster.json --nodes nodes.json --event event.json|-',
   'airlock frost sign --cluster cluster.json --nodes nodes.json --psbt FILE|- --network bitcoin|testnet|testnet4|signet|regtest [--finalize]',
@@ -77,13 +78,14 @@ async function runNode(values: Record<string, unknown>): Promise<void> {
     token: readSecretFile(need(values['token-file'] as string | undefined, '--token-file'), 'the token file'),
     host,
     port,
+    network: (values.network as string | undefined) ?? process.env.AIRLOCK_FROST_NETWORK ?? 'bitcoin',
   });
   const stop = async () => {
     await node.close();
     process.exit(0);
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => void stop());
-  console.log(`frost node ${node.name} listening on ${node.url} (${node.status}${node.groupKey ? `, group key ${node.groupKey}` : ''})`);
+  console.log(`frost node ${node.name} listening on ${node.url} (${node.status}, network ${node.network}${node.groupKey ? `, group key ${node.groupKey}` : ''})`);
 }
 
 /** A PSBT file: base64 text, or the binary PSBT (magic `psbt\xff`) as wallets export it. */

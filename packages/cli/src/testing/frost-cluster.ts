@@ -16,8 +16,8 @@ export interface FrostTestCluster<Name extends string> {
   url(name: Name): string | undefined;
   /** `airlock frost init` for every node and the cluster file (threshold 2, identifiers 1..n in `names` order). */
   init(threshold?: number): Promise<void>;
-  /** `airlock frost node` as a child process; resolves once it prints its URL. */
-  startNode(name: Name): Promise<{ child: ChildProcess; url: string }>;
+  /** `airlock frost node` as a child process (with `args`, e.g. `--network regtest`); resolves once it prints its URL. */
+  startNode(name: Name, args?: string[]): Promise<{ child: ChildProcess; url: string }>;
   stopNode(name: Name): Promise<void>;
   stopAll(): Promise<void>;
   /** What a coordinator is pointed at: each node's URL (or a stand-in's) and its token file. */
@@ -53,8 +53,8 @@ export function frostTestCluster<Name extends string>(dir: string, env: NodeJS.P
       writeFileSync(clusterFile, JSON.stringify({ threshold, nodes }));
     },
 
-    startNode(name) {
-      const child = spawn(NODE, [RUN_TS, 'frost', 'node', '--dir', nodeDir(name), '--cluster', clusterFile, '--policy', join(dir, `${name}.policy.yaml`), '--token-file', join(dir, `${name}.token`), '--passphrase-file', join(dir, `${name}.pass`)], {
+    startNode(name, args = []) {
+      const child = spawn(NODE, [RUN_TS, 'frost', 'node', '--dir', nodeDir(name), '--cluster', clusterFile, '--policy', join(dir, `${name}.policy.yaml`), '--token-file', join(dir, `${name}.token`), '--passphrase-file', join(dir, `${name}.pass`), ...args], {
         cwd: REPO_ROOT,
         env,
         stdio: ['ignore', 'pipe', 'pipe'],

@@ -33,6 +33,7 @@ export const lifecycleField = z
     orphan_after: durationField.optional().describe('An agent without session activity for this long is an orphan.'),
     sweep_orphans: z.boolean().optional().describe('Sweep orphans to the treasury (default false: report only).'),
     rotate_every: durationField.optional().describe('Rotate every active agent whose current key is older than this (its old address is swept to the new one).'),
+    max_gas_price: z.record(evmChainField, amountField).optional().describe('Per chain, the highest gas price (wei) a lifecycle transaction may pay; a higher quote from the RPC is refused (lifecycle_gas_price_too_high).'),
   })
   .describe('The lifecycle path: treasury, swept assets, caps, hot-balance caps, orphans, rotation. See docs/policy.md#lifecycle.');
 
@@ -47,9 +48,11 @@ export interface LifecyclePolicy {
   orphanAfterMs?: number;
   sweepOrphans: boolean;
   rotateEveryMs?: number;
+  /** Per chain, the highest gas price (wei) a lifecycle transaction may pay (`max_gas_price`). */
+  maxGasPrice: ReadonlyMap<string, bigint>;
 }
 
-export const EMPTY_LIFECYCLE: LifecyclePolicy = { treasury: new Map(), sweepAssets: new Map(), caps: [], hotBalanceCaps: new Map(), sweepOrphans: false };
+export const EMPTY_LIFECYCLE: LifecyclePolicy = { treasury: new Map(), sweepAssets: new Map(), caps: [], hotBalanceCaps: new Map(), sweepOrphans: false, maxGasPrice: new Map() };
 
 /** CAIP-19 with the token address lowercase (the form intents use). */
 function normaliseAsset(asset: string): string {
@@ -92,6 +95,7 @@ export function compileLifecycle(section: z.output<typeof lifecycleField> | unde
     ...(section.orphan_after !== undefined ? { orphanAfterMs: parseDuration(section.orphan_after) } : {}),
     sweepOrphans: section.sweep_orphans ?? false,
     ...(section.rotate_every !== undefined ? { rotateEveryMs: parseDuration(section.rotate_every) } : {}),
+    maxGasPrice: new Map(Object.entries(section.max_gas_price ?? {}).map(([chain, max]) => [chain, toAmount(max)])),
   };
 }
 

@@ -142,6 +142,12 @@ export interface EvmSubmitter {
   pendingNonce(chain: string, address: string): Promise<number>;
   /** eth_gasPrice. */
   gasPrice(chain: string): Promise<bigint>;
+  /**
+   * eth_feeHistory over the last blocks: the highest base fee and the highest median priority fee seen. Undefined
+   * when the chain (or the node) has no fee history (pre-London chains); the lifecycle path then bounds the gas
+   * price by the fleet's `lifecycle.max_gas_price` only.
+   */
+  recentFees?(chain: string): Promise<{ maxBaseFee: bigint; maxPriorityFee: bigint } | undefined>;
   estimateGas(chain: string, call: { from: string; to: string; data: string; value: bigint }): Promise<bigint>;
   nativeBalance(chain: string, address: string): Promise<bigint>;
   tokenBalance(chain: string, token: string, address: string): Promise<bigint>;

@@ -24,6 +24,13 @@ const NATIVE_TRANSFER_GAS = 21_000n;
 const GAS_MARGIN_PERCENT = 20n;
 const ERC20_TRANSFER_SELECTOR = '0xa9059cbb';
 /**
+ * Without a `lifecycle.max_gas_price` for the chain, the gas price the RPC quotes may be at most this multiple of
+ * the highest base fee plus the highest median priority fee of the last blocks (eth_feeHistory).
+ */
+const FEE_HISTORY_MULTIPLE = 3n;
+/** A native sweep whose fee would be more than this share (percent) of the value it moves is refused. */
+const MAX_FEE_SHARE_PERCENT = 10n;
+/**
  * How long a `planned` job is left to the call that planned it before the tracker signs it itself (that call
  * crashed, or its store failed on the record). A resume racing a slow first try is harmless (signPlanned), only
  * wasted work.
@@ -111,6 +118,8 @@ interface BuiltTransaction {
   call: LifecycleCall;
   gas: bigint;
   sweepAsset?: string;
+  /** Sweeps: where the transfer goes (`current` is checked again against the agent's row under its lock). */
+  destination?: SweepDestination;
 }
 
 /**
@@ -134,7 +143,9 @@ interface BuiltTransaction {
  * Fees: legacy (type-0) transactions at the node's gas price. A native sweep then costs exactly
  * 21000 x gasPrice, so it moves the balance minus that fee and leaves zero (EIP-1559 would leave the
  * unspent part of maxFeePerGas behind). The fee of token sweeps (and other open jobs of the address) is kept back
- * at its worst case (gas limit x gas price); what they do not use stays on the address as dust.
+ * at its worst case (gas limit x gas price); what they do not use stays on the address as dust. The quoted gas
+ * price is bounded (boundGasPrice: `lifecycle.max_gas_price`, the fee history), a native sweep may pay at most
+ * MAX_FEE_SHARE_PERCENT of what it moves, and every worst-case fee counts against the native coin's caps.
  */
 export class LifecycleService {
   private readonly deps: ServiceDeps;
@@ -176,7 +187,7 @@ export class LifecycleService {
   async sweep(agentIdOrName: string, keyIndex: number, destination: SweepDestination, reason: string, options: SweepOptions = {}): Promise<SweepReport> {
     const key = await this.keyRef(agentIdOrName, keyIndex);
     const fleet = await this.fleetLifecycle();
-    const plans = await this.planSweep(key, destination, fleet, options);
+    const plans = await this.planSweep(key, destination, fleet, options, reason);
     const report: SweepReport = { jobIds: [], jobs: [], skipped: [] };
     for (const plan of plans) {
       report.skipped.push(...plan.skipped);
@@ -218,6 +229,7 @@ export class LifecycleService {
     for (const chain of chains) this.requireRpc(chain);
     const reads = new Map<string, { gasPrice: bigint; nonce: number }>();
     for (const chain of chains) reads.set(chain, await this.rpc(async (s) => ({ gasPrice: await s.gasPrice(chain), nonce: await s.pendingNonce(chain, key.address) })));
+    for (const chain of chains) await this.boundGasPrice(key, chain, reads.get(chain)!.gasPrice, fleet, 'call', purpose);
     const priced: { chain: string; call: LifecycleCall; gas: bigint }[] = [];
     for (const { chain, call } of normalised) {
       const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: call.to!, data: call.data, value: call.value }), 'The gas estimate failed (the call would revert, or the RPC did not answer); nothing was signed.');
@@ -258,7 +270,7 @@ export class LifecycleService {
     const keys: KeyRef[] = [];
     for (let k = 0; k <= agent.keyIndex; k++) keys.push(await this.keyRef(agent.id, k));
     // Preflight: the same checks `sweep` makes, before the agent is retired.
-    for (const key of keys) await this.planSweep(key, 'treasury', fleet, {});
+    for (const key of keys) await this.planSweep(key, 'treasury', fleet, {}, 'retire');
     const retired = await this.operator.setAgentStatus(agent.id, 'retired', actor);
     const sweeps: SweepReport[] = [];
     for (const key of keys) sweeps.push(await this.sweep(agent.id, key.keyIndex, 'treasury', 'retire'));
@@ -640,9 +652,12 @@ export class LifecycleService {
   }
 
   /** Reads what a sweep needs and checks every chain before anything is signed. */
-  private async planSweep(key: KeyRef, destination: SweepDestination, fleet: LifecyclePolicy, options: SweepOptions) {
+  private async planSweep(key: KeyRef, destination: SweepDestination, fleet: LifecyclePolicy, options: SweepOptions, reason: string) {
     if (destination === 'current' && key.keyIndex === key.agent.keyIndex) {
       throw new AirlockError('invalid_request', 'The key index is the agent\'s current key: sweep it to the treasury, or name an older key index.');
+    }
+    if (destination === 'current' && key.agent.status === 'retired') {
+      throw new AirlockError('lifecycle_current_key_unavailable', 'The agent is retired: its current address is no destination for a sweep. Sweep to the treasury.', { details: { agentId: key.agent.id } });
     }
     const chains = options.chains ?? [...new Set([...(this.submitter?.chains() ?? []), ...fleet.treasury.keys(), ...fleet.sweepAssets.keys()])].sort();
     const plans: { chain: string; gasPrice: bigint; rpcNonce: number; nativeBalance: bigint; transactions: BuiltTransaction[]; skipped: SweepSkip[] }[] = [];
@@ -659,6 +674,7 @@ export class LifecycleService {
       }));
       const recipient = destination === 'current' ? key.agent.address : fleet.treasury.get(chain);
       const hasBalance = reads.native > 0n || reads.tokens.some((b) => b > 0n);
+      if (hasBalance) await this.boundGasPrice(key, chain, reads.gasPrice, fleet, 'sweep', reason);
       if (!recipient) {
         if (!hasBalance) continue;
         throw new AirlockError('lifecycle_no_treasury', `The agent holds a balance on ${chain}, and the fleet policy names no treasury there.`, { hints: ['Set lifecycle.treasury in the fleet policy (docs/policy.md#lifecycle), or retire with --no-sweep to leave the funds.'], details: { chain } });
@@ -676,7 +692,7 @@ export class LifecycleService {
           const token = asset.slice(`${chain}/erc20:`.length);
           const data = erc20TransferData(recipient, balance - keep);
           const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: token, data, value: 0n }));
-          transactions.push({ call: { to: token, data, value: 0n }, gas: withMargin(estimate), sweepAsset: asset });
+          transactions.push({ call: { to: token, data, value: 0n }, gas: withMargin(estimate), sweepAsset: asset, destination });
         }
       }
       if (assets.includes(nativeAsset(chain))) {
@@ -685,7 +701,15 @@ export class LifecycleService {
         else if (reads.native === 0n) skipped.push({ chain, asset, reason: 'empty' });
         else if (reads.native <= (options.keep?.get(asset) ?? 0n)) skipped.push({ chain, asset, reason: 'at_or_below_cap' });
         // The value is settled inside the signing transaction, after the fees of every open job are kept back.
-        else transactions.push({ call: { to: recipient, data: '0x', value: 0n }, gas: NATIVE_TRANSFER_GAS, sweepAsset: asset });
+        else {
+          // Preflight of the fee-share check plan() makes (so that retire refuses before the agent is retired).
+          const reserved = open.filter((j) => j.chain === chain && j.from === key.address).reduce((sum, j) => sum + j.maxFee + (j.kind === 'native_transfer' ? j.amount : 0n), 0n)
+            + transactions.reduce((sum, t) => sum + t.gas * reads.gasPrice, 0n);
+          const fee = NATIVE_TRANSFER_GAS * reads.gasPrice;
+          const value = reads.native - (options.keep?.get(asset) ?? 0n) - reserved - fee;
+          if (value > 0n && fee * 100n > value * MAX_FEE_SHARE_PERCENT) await this.refuse(key, chain, 'sweep', reason, feeTooHigh(chain, fee, value, reads.gasPrice));
+          transactions.push({ call: { to: recipient, data: '0x', value: 0n }, gas: NATIVE_TRANSFER_GAS, sweepAsset: asset, destination });
+        }
       }
       plans.push({ chain, gasPrice: reads.gasPrice, rpcNonce: reads.nonce, nativeBalance: reads.native - (options.keep?.get(nativeAsset(chain)) ?? 0n), transactions, skipped });
     }
@@ -723,8 +747,13 @@ export class LifecycleService {
     const adapter = this.evm();
     const now = this.deps.clock.now();
     const id = this.deps.randomId('lcj');
-    return this.deps.store.transaction(async (tx) => {
-      await tx.getAgent(key.agent.id); // the agent's lock: its lifecycle jobs and nonces serialize here
+    const planned = await this.deps.store.transaction(async (tx): Promise<{ job: LifecycleJob; payload: LifecycleTransactionPayload } | 'dust' | { refused: AirlockError }> => {
+      const row = await tx.getAgent(key.agent.id); // the agent's lock: its lifecycle jobs and nonces serialize here
+      // A sweep to the agent's current address: the address read before the lock must still be the current one,
+      // and the agent not retired (a rotation or retirement that raced this sweep would leave funds on a dead key).
+      if (built.destination === 'current' && (!row || row.status === 'retired' || row.keyIndex !== key.agent.keyIndex || row.address.toLowerCase() !== key.agent.address.toLowerCase())) {
+        return { refused: new AirlockError('lifecycle_current_key_unavailable', `The agent ${row?.status === 'retired' ? 'was retired' : 'rotated its key'} since this sweep to its current address was read; nothing was signed. Sweep again (to the treasury when the agent is retired).`, { details: { agentId: key.agent.id, keyIndex: key.keyIndex } }) };
+      }
       // The treasury and caps as they are now, read in this transaction: the fleet policy may have changed since
       // the sweep was planned, and a transfer to a treasury that is no longer one is refused like any other.
       const policy = this.compiledOf(await tx.getPolicy(FLEET_SCOPE));
@@ -733,13 +762,17 @@ export class LifecycleService {
       let call = built.call;
       if (built.sweepAsset === nativeAsset(chain) && origin === 'sweep') {
         const reserved = open.reduce((sum, j) => sum + j.maxFee + (j.kind === 'native_transfer' ? j.amount : 0n), 0n);
-        const value = (nativeBalance ?? 0n) - reserved - built.gas * gasPrice;
+        const fee = built.gas * gasPrice;
+        const value = (nativeBalance ?? 0n) - reserved - fee;
         if (value <= 0n) return 'dust' as const;
+        // A fee out of proportion to what moves (a gas price no bound caught): refused, nothing is signed.
+        if (fee * 100n > value * MAX_FEE_SHARE_PERCENT) return { refused: feeTooHigh(chain, fee, value, gasPrice) };
         call = { ...call, value };
       }
       const { payload, decoded, classified } = this.classify(adapter, key, chain, policy, call, { nonce, gas: built.gas, gasPrice });
       if (origin === 'sweep' && (classified.kind === 'revocation' || classified.asset !== built.sweepAsset)) throw new AirlockError('internal', 'a sweep built something other than its transfer');
-      await this.checkCaps(tx, key.agent.id, classified, policy, now);
+      const maxFee = built.gas * gasPrice;
+      await this.checkCaps(tx, key.agent.id, chain, classified, maxFee, policy, now);
       const entry = await tx.appendAudit({
         at: now, type: 'lifecycle.planned', actor: 'operator', agentId: key.agent.id, action: 'evm.transaction', decision: 'allow',
         data: {
@@ -754,12 +787,47 @@ export class LifecycleService {
         ...(classified.asset ? { asset: classified.asset } : {}),
         amount: classified.amount,
         ...(classified.recipient ? { recipient: classified.recipient } : {}),
-        to: call.to!, maxFee: built.gas * gasPrice, summary: classified.summary, state: 'planned', auditSeq: entry.seq, broadcasts: 0, createdAt: now, updatedAt: now,
+        to: call.to!, maxFee, summary: classified.summary, state: 'planned', auditSeq: entry.seq, broadcasts: 0, createdAt: now, updatedAt: now,
       };
-      await tx.appendLedger(lifecycleCharges(key.agent.id, classified), now, entry.seq);
+      await tx.appendLedger(lifecycleCharges(key.agent.id, chain, classified, maxFee), now, entry.seq);
       await tx.insertLifecycleJob(job);
       return { job, payload };
     }, { affinity: key.agent.id });
+    if (planned !== 'dust' && 'refused' in planned) return this.refuse(key, chain, origin, purpose, planned.refused);
+    return planned;
+  }
+
+  /**
+   * Bounds the gas price the RPC quoted before anything is built with it: at most the fleet's
+   * `lifecycle.max_gas_price` for the chain and, when the node has a fee history, at most FEE_HISTORY_MULTIPLE x
+   * (the highest recent base fee + the highest recent median priority fee). A higher quote (a lying or broken RPC,
+   * a fee spike) is refused with `lifecycle_gas_price_too_high`, audited, and nothing is signed.
+   */
+  private async boundGasPrice(key: KeyRef, chain: string, gasPrice: bigint, fleet: LifecyclePolicy, origin: LifecycleJobOrigin, purpose: string): Promise<void> {
+    const configured = fleet.maxGasPrice.get(chain);
+    if (configured !== undefined && gasPrice > configured) {
+      await this.refuse(key, chain, origin, purpose, new AirlockError('lifecycle_gas_price_too_high', `The RPC quotes a gas price of ${gasPrice} wei on ${chain}, above the fleet's lifecycle.max_gas_price (${configured}); nothing was signed.`, {
+        details: { chain, gasPrice: gasPrice.toString(), limit: configured.toString(), bound: 'max_gas_price' },
+      }));
+    }
+    const recent = this.submitter?.recentFees ? await this.submitter.recentFees(chain).catch(() => undefined) : undefined;
+    if (!recent) return;
+    const limit = FEE_HISTORY_MULTIPLE * (recent.maxBaseFee + recent.maxPriorityFee);
+    if (gasPrice > limit) {
+      await this.refuse(key, chain, origin, purpose, new AirlockError('lifecycle_gas_price_too_high', `The RPC quotes a gas price of ${gasPrice} wei on ${chain}, more than ${FEE_HISTORY_MULTIPLE} times the recent base and priority fees (${limit}); nothing was signed.`, {
+        details: { chain, gasPrice: gasPrice.toString(), limit: limit.toString(), bound: 'fee_history' },
+      }));
+    }
+  }
+
+  /** A lifecycle transaction refused before anything was signed: `lifecycle.refused` (code and reason), then the error. */
+  private async refuse(key: KeyRef, chain: string, origin: LifecycleJobOrigin, purpose: string, error: AirlockError): Promise<never> {
+    const now = this.deps.clock.now();
+    await this.deps.store.transaction((tx) => tx.appendAudit({
+      at: now, type: 'lifecycle.refused', actor: 'operator', agentId: key.agent.id, action: 'evm.transaction', decision: 'deny',
+      data: { code: error.code, message: error.message, origin, purpose, keyIndex: key.keyIndex, chain, from: key.address, ...(error.details ?? {}) },
+    }), { affinity: key.agent.id });
+    throw error;
   }
 
   /**
@@ -881,15 +949,23 @@ export class LifecycleService {
     return result.signature;
   }
 
-  private async checkCaps(tx: StoreTx, agentId: string, classified: ClassifiedLifecycleCall, fleet: LifecyclePolicy, now: number): Promise<void> {
-    const caps = fleet.caps.filter((c) => c.asset === classified.asset);
+  /**
+   * The fleet's `lifecycle.caps`: the value moved counts against the caps of its asset, and the transaction's
+   * worst-case fee (gas limit x gas price, paid in the native coin) against the caps of the chain's native coin,
+   * whatever the transaction moves: the fee leaves the address like the value does.
+   */
+  private async checkCaps(tx: StoreTx, agentId: string, chain: string, classified: ClassifiedLifecycleCall, maxFee: bigint, fleet: LifecyclePolicy, now: number): Promise<void> {
+    const native = nativeAsset(chain);
+    const requestedOf = (asset: string) => (asset === classified.asset ? classified.amount : 0n) + (asset === native ? maxFee : 0n);
+    const caps = fleet.caps.filter((c) => requestedOf(c.asset) > 0n || c.asset === classified.asset);
     if (caps.length === 0) return;
     const totals = await tx.windowTotals(caps.map((c) => ({ series: LIFECYCLE_SERIES, asset: c.asset, sinceMs: now - c.windowMs })), { charging: [LIFECYCLE_SERIES, lifecycleAgentSeries(agentId)] });
     caps.forEach((cap, i) => {
       const used = totals[i]!.amount;
-      if (used + classified.amount > cap.max) {
-        throw new AirlockError('lifecycle_cap_exceeded', `The lifecycle path may move at most ${cap.max} of ${cap.asset} per ${cap.window}; ${used} moved, ${classified.amount} requested.`, {
-          details: { asset: cap.asset, window: cap.window, limit: cap.max.toString(), used: used.toString(), requested: classified.amount.toString() },
+      const requested = requestedOf(cap.asset);
+      if (used + requested > cap.max) {
+        throw new AirlockError('lifecycle_cap_exceeded', `The lifecycle path may move at most ${cap.max} of ${cap.asset} per ${cap.window} (fees included); ${used} moved, ${requested} requested.`, {
+          details: { asset: cap.asset, window: cap.window, limit: cap.max.toString(), used: used.toString(), requested: requested.toString(), ...(cap.asset === native ? { maxFee: maxFee.toString() } : {}) },
         });
       }
     });
@@ -919,10 +995,24 @@ function erc20TransferData(to: string, amount: bigint): string {
   return `${ERC20_TRANSFER_SELECTOR}${to.slice(2).toLowerCase().padStart(64, '0')}${amount.toString(16).padStart(64, '0')}`;
 }
 
-/** The lifecycle ledger charge: the value moved (or one count for a revocation), fleet-wide and per agent. */
-function lifecycleCharges(agentId: string, classified: ClassifiedLifecycleCall): LedgerWrite[] {
+/**
+ * The lifecycle ledger charge, fleet-wide and per agent: the value moved (or one count for a revocation), and the
+ * worst-case fee in the chain's native coin (added to the value of a native transfer), which `caps` count too.
+ */
+function lifecycleCharges(agentId: string, chain: string, classified: ClassifiedLifecycleCall, maxFee: bigint): LedgerWrite[] {
   const asset = classified.asset ?? COUNT_ASSET;
-  return [LIFECYCLE_SERIES, lifecycleAgentSeries(agentId)].map((series) => ({ series, asset, amount: classified.amount, count: 1 }));
+  const native = nativeAsset(chain);
+  return [LIFECYCLE_SERIES, lifecycleAgentSeries(agentId)].flatMap((series): LedgerWrite[] => asset === native
+    ? [{ series, asset, amount: classified.amount + maxFee, count: 1 }]
+    : [{ series, asset, amount: classified.amount, count: 1 }, ...(maxFee > 0n ? [{ series, asset: native, amount: maxFee, count: 0 }] : [])]);
+}
+
+/** `lifecycle_fee_too_high`: a native sweep whose fee is out of proportion to the value it would move. */
+function feeTooHigh(chain: string, fee: bigint, value: bigint, gasPrice: bigint): AirlockError {
+  return new AirlockError('lifecycle_fee_too_high', `The native sweep on ${chain} would pay ${fee} wei in fees (gas price ${gasPrice}) to move ${value} wei: more than ${MAX_FEE_SHARE_PERCENT}% of the value; nothing was signed.`, {
+    hints: ['Check the RPC\'s gas price (AIRLOCK_EVM_RPC) and set lifecycle.max_gas_price in the fleet policy, or leave the balance (retire with --no-sweep).'],
+    details: { chain, fee: fee.toString(), value: value.toString(), gasPrice: gasPrice.toString(), maxFeePercent: Number(MAX_FEE_SHARE_PERCENT) },
+  });
 }
 
 /** Failed sweeps that no later mined sweep of the same key index and asset replaced: the key is not swept yet. */

@@ -9,7 +9,7 @@
  *   (section 5.4) and names each node whose share fails, aggregates, then checks the result as BIP-340 does.
  */
 import { AirlockError } from '@airlock/core';
-import { schnorr } from '@noble/curves/secp256k1.js';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex, hexToBytes, randomBytes } from '@noble/hashes/utils.js';
 import { CLUSTER_SUITE } from './ciphersuite.ts';
 import { nodeByFrostIdentifier, type ClusterDefinition } from './cluster.ts';
@@ -54,8 +54,23 @@ export function parseCommitmentList(cluster: ClusterDefinition, value: unknown):
     if (seen.has(identifier)) throw invalid(`commitments[${i}]: a node appears twice`);
     seen.add(identifier);
     if (typeof hiding !== 'string' || !HEX_POINT.test(hiding) || typeof binding !== 'string' || !HEX_POINT.test(binding)) throw invalid(`commitments[${i}]: hiding and binding are compressed points (66 hex characters)`);
+    if (!isCurvePoint(hiding) || !isCurvePoint(binding)) throw invalid(`commitments[${i}]: hiding and binding must be points on secp256k1`);
     return { identifier, hiding, binding };
   });
+}
+
+/**
+ * A compressed secp256k1 point that decodes (on the curve, not the identity): checked before anything is decided,
+ * so a commitment that would make signing fail is refused as bad input, never after a decision was recorded.
+ */
+export function isCurvePoint(hex: string): boolean {
+  if (!HEX_POINT.test(hex)) return false;
+  try {
+    secp256k1.Point.fromHex(hex).assertValidity();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const toLibrary = (list: CommitmentJson[]) => list.map((c) => ({ identifier: c.identifier, hiding: hexToBytes(c.hiding), binding: hexToBytes(c.binding) }));

@@ -13,6 +13,7 @@ import {
   aggregateSignature,
   frostIdentifier,
   groupXOnlyKey,
+  isCurvePoint,
   publicPackageHash,
   type ClusterDefinition,
   type CommitmentJson,
@@ -22,6 +23,9 @@ import {
   type Round2Message,
 } from '@airlock/keys';
 import { hexToBytes } from '@noble/hashes/utils.js';
+
+/** A node's answer larger than this is not read (a round-two answer is a few KB; key generation messages stay well under). */
+const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 export interface CoordinatorNode {
   name: string;
@@ -87,7 +91,7 @@ export class FrostCoordinator {
     } catch {
       throw new NodeError('unreachable', `${node.name} did not answer`, undefined, true);
     }
-    const json = (await res.json().catch(() => undefined)) as (T & { error?: { code: string; message: string; violations?: Violation[] } }) | undefined;
+    const json = (await readCappedJson(res, MAX_RESPONSE_BYTES)) as (T & { error?: { code: string; message: string; violations?: Violation[] } }) | undefined;
     if (!res.ok || json === undefined) {
       const error = json?.error;
       throw new NodeError(error?.code ?? 'internal', `${node.name}: ${error?.message ?? `HTTP ${res.status}`}`, error);
@@ -218,8 +222,16 @@ export class FrostCoordinator {
       const live: { node: CoordinatorNode; commits: { commitmentId: string; commitment: CommitmentJson }[] }[] = [];
       commits.forEach((r, i) => {
         const node = candidates[i]!;
-        if (r.status === 'fulfilled') live.push({ node, commits: r.value });
-        else excluded.set(node.name, answerOf(node.name, r.reason));
+        if (r.status !== 'fulfilled') {
+          excluded.set(node.name, answerOf(node.name, r.reason));
+          return;
+        }
+        // Every round-one commitment is checked before it is forwarded: made under the node's own identifier,
+        // both points on the curve. A node that sends a bad one is left out here, so it cannot make the honest
+        // nodes refuse round two (and get excluded in its place).
+        const bad = this.badCommitment(node, r.value);
+        if (bad) excluded.set(node.name, { node: node.name, outcome: 'error', code: 'invalid_request', message: `${node.name}: ${bad}` });
+        else live.push({ node, commits: r.value });
       });
       if (live.length < this.cluster.threshold) throw this.notEnough(excluded, refusals);
       const chosen = live.slice(0, this.cluster.threshold);
@@ -253,6 +265,20 @@ export class FrostCoordinator {
     }
   }
 
+  /** What is wrong with a node's round-one answer, or undefined when every commitment is well-formed and its own. */
+  private badCommitment(node: CoordinatorNode, commits: { commitmentId: string; commitment: CommitmentJson }[]): string | undefined {
+    const own = frostIdentifier(this.cluster.nodes.find((c) => c.name === node.name)!.identifier);
+    for (const c of commits) {
+      const commitment = c?.commitment as Partial<CommitmentJson> | undefined;
+      if (typeof c?.commitmentId !== 'string' || !commitment) return 'round one answered without a commitment';
+      if (commitment.identifier !== own) return 'round-one commitment made under another node\'s identifier';
+      if (typeof commitment.hiding !== 'string' || typeof commitment.binding !== 'string' || !isCurvePoint(commitment.hiding) || !isCurvePoint(commitment.binding)) {
+        return 'round-one commitment with a hiding or binding value that is not a secp256k1 point';
+      }
+    }
+    return undefined;
+  }
+
   private notEnough(excluded: Map<string, NodeAnswer>, refusals: Violation[]): AirlockError {
     const nodes = [...excluded.values()];
     if (refusals.length > 0) {
@@ -277,4 +303,31 @@ function asAirlockError(e: unknown): AirlockError {
     return new AirlockError(e.unreachable ? 'frost_threshold_not_met' : code, e.message, { ...(e.body?.violations ? { violations: e.body.violations } : {}) });
   }
   return new AirlockError('internal', 'Internal error.', { cause: e });
+}
+
+/** The JSON body of a node's answer, or undefined when it is not JSON or passes `max` bytes (read no further). */
+async function readCappedJson(res: Response, max: number): Promise<unknown> {
+  if (Number(res.headers.get('content-length') ?? '0') > max) {
+    await res.body?.cancel().catch(() => undefined);
+    return undefined;
+  }
+  if (!res.body) return undefined;
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > max) {
+        await reader.cancel().catch(() => undefined);
+        return undefined;
+      }
+      chunks.push(value);
+    }
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }

@@ -11,7 +11,8 @@
  *                           or {sessions:[{input, commitmentId, commitments}], request:{action:
  *                              "bitcoin.taproot_key_path", psbt, network}}: one session per input paying to
  *                              the group key, the sighashes computed HERE, one decision for the PSBT
- *                              (node-taproot.ts)
+ *                              (node-taproot.ts); `network` must be this node's own (option `network`,
+ *                              default bitcoin), else frost_network_mismatch before anything is decided
  *   POST /v1/frost/dkg/{round1,round2,round3,confirm}   key generation (dkg.ts), once per node
  *   GET  /v1/frost/node, GET /v1/frost/decisions
  *
@@ -28,6 +29,7 @@ import {
   ledgerWritesFor,
   parseUntrustedJson,
   requiredWindows,
+  type BitcoinNetwork,
   type CompiledPolicy,
   type EvaluationInput,
   type PolicyLayer,
@@ -66,6 +68,12 @@ export interface FrostNodeOptions {
   now?: () => number;
   /** Nonce lifetime (ms) before round two. */
   commitmentTtlMs?: number;
+  /**
+   * The one Bitcoin network this node signs PSBTs for (default `bitcoin`, mainnet): a request naming any other
+   * is refused with frost_network_mismatch before anything is decided, so the coordinator cannot move a spend
+   * onto another network's policy asset (a mainnet PSBT labelled testnet would escape every mainnet cap).
+   */
+  network?: BitcoinNetwork;
 }
 
 const digestOf = (s: string) => createHash('sha256').update(s).digest();
@@ -73,6 +81,7 @@ const digestOf = (s: string) => createHash('sha256').update(s).digest();
 export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; close(): void } {
   const { state, cluster, ledger } = options;
   const now = options.now ?? Date.now;
+  const network: BitcoinNetwork = options.network ?? 'bitcoin';
   const tokenDigest = digestOf(options.token);
   const policyHash = hashPolicy(options.policyDocument);
   const layers: PolicyLayer[] = [{ layer: 'agent', label: `node:${state.name}@${policyHash.slice(0, 8)}`, policy: options.policy }];
@@ -93,8 +102,7 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
   });
 
   async function body(c: Context): Promise<Record<string, unknown>> {
-    const text = await c.req.text();
-    if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new AirlockError('body_too_large');
+    const text = await readCapped(c.req.raw, MAX_BODY_BYTES);
     const value = text === '' ? {} : parseUntrustedJson(text);
     if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AirlockError('invalid_request', 'the body must be a JSON object');
     return value as Record<string, unknown>;
@@ -168,7 +176,7 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
   function decide(messageId: string, action: string, intent: EvaluationInput['intent']): NodeDecision {
     const atMs = now();
     const input: EvaluationInput = { intent, agentId: readySigner().groupKey, sessionId: 'coordinator', nowMs: atMs };
-    const replay = ledger.wasCharged(messageId);
+    const replay = ledger.wasCharged(messageId, action);
     const decision = ledger.decide(replay ? [] : requiredWindows(layers, input), (view) => {
       if (replay) return { atMs, eventId: messageId, action, decision: 'replay', allowedBy: [], violations: [], policy: layers[0]!.label, writes: [] };
       const d = evaluatePolicy(layers, input, view);
@@ -189,7 +197,7 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
     const signer = readySigner();
     const fields = await body(c);
     // A PSBT: one FROST session per input it signs (node-taproot.ts).
-    if ('sessions' in fields) return c.json(signTaprootKeyPath({ signer, cluster, node: state.name, fields, decide }));
+    if ('sessions' in fields) return c.json(signTaprootKeyPath({ signer, cluster, node: state.name, network, fields, decide }));
     const { commitmentId, commitments, request, ...rest } = fields;
     // Spent first: whatever is refused below, these nonces are never used again.
     const nonces = signer.take(commitmentId);
@@ -216,4 +224,28 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
       ledger.close();
     },
   };
+}
+
+/**
+ * The request body as text, refused with body_too_large as soon as it passes `max` bytes (by its declared
+ * Content-Length, or while it is read): an oversized body is never held in memory whole.
+ */
+async function readCapped(request: Request, max: number): Promise<string> {
+  const declared = Number(request.headers.get('content-length') ?? '0');
+  if (declared > max) throw new AirlockError('body_too_large');
+  if (!request.body) return '';
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel().catch(() => undefined);
+      throw new AirlockError('body_too_large');
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

@@ -26,6 +26,9 @@ export interface NodeDecision {
 
 const GENESIS = '0'.repeat(64);
 
+/** The replay key: the action and the message (an entry written before actions were keyed matches no request: re-evaluated, fail closed). */
+const chargedKey = (eventId: string, action: string) => `${action} ${eventId}`;
+
 export class NodeLedger {
   private readonly db: DatabaseSync;
 
@@ -54,9 +57,12 @@ export class NodeLedger {
     });
   }
 
-  /** Has this node already agreed to (and charged) a share for this message? */
-  wasCharged(eventId: string): boolean {
-    return this.db.prepare('SELECT 1 FROM charged WHERE event_id = ?').get(eventId) !== undefined;
+  /**
+   * Has this node already agreed to (and charged) a share for this message under this same action? A message
+   * charged as one action is no replay of another (nostr.event and nostr.http_auth share an event id).
+   */
+  wasCharged(eventId: string, action: string): boolean {
+    return this.db.prepare('SELECT 1 FROM charged WHERE event_id = ?').get(chargedKey(eventId, action)) !== undefined;
   }
 
   /**
@@ -84,7 +90,7 @@ export class NodeLedger {
       if (rest.decision === 'allow') {
         const insert = this.db.prepare('INSERT INTO ledger (series, asset, amount, count, at_ms) VALUES (?, ?, ?, ?, ?)');
         for (const w of writes) insert.run(w.series, w.asset, w.amount.toString(), w.count, rest.atMs);
-        this.db.prepare('INSERT INTO charged (event_id, seq) VALUES (?, ?)').run(rest.eventId, seq);
+        this.db.prepare('INSERT INTO charged (event_id, seq) VALUES (?, ?)').run(chargedKey(rest.eventId, rest.action), seq);
       }
       this.db.exec('COMMIT');
       return { ...body, hash };

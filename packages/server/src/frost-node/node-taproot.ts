@@ -10,7 +10,7 @@
  * decision for the PSBT (keyed by the commitment over the unsigned transaction and every sighash, so a retry of
  * the same PSBT is a replay, not a second charge), and only then returns one share per input.
  */
-import { AirlockError } from '@airlock/core';
+import { AirlockError, type BitcoinNetwork } from '@airlock/core';
 import { decodeGroupKeyPsbt, readTaprootKeyPathRequest } from '@airlock/chains';
 import { parseCommitmentList, type ClusterDefinition, type CommitmentJson, type FrostSigner } from '@airlock/keys';
 import type { EvaluationInput } from '@airlock/core';
@@ -23,11 +23,13 @@ export interface TaprootRoundTwo {
   signer: FrostSigner;
   cluster: ClusterDefinition;
   node: string;
+  /** The one network this node signs for: a request naming another is refused before anything is decided. */
+  network: BitcoinNetwork;
   fields: Record<string, unknown>;
   decide(messageId: string, action: string, intent: EvaluationInput['intent']): NodeDecision;
 }
 
-export function signTaprootKeyPath({ signer, cluster, node, fields, decide }: TaprootRoundTwo) {
+export function signTaprootKeyPath({ signer, cluster, node, network, fields, decide }: TaprootRoundTwo) {
   const { sessions, request, ...rest } = fields;
   if (!Array.isArray(sessions) || sessions.length === 0 || sessions.length > MAX_SESSIONS) {
     throw new AirlockError('invalid_request', `sessions: 1 to ${MAX_SESSIONS} entries {input, commitmentId, commitments}, one per input paying to the group key`);
@@ -53,6 +55,11 @@ export function signTaprootKeyPath({ signer, cluster, node, fields, decide }: Ta
   });
 
   const req = readTaprootKeyPathRequest(request);
+  // The network is this node's setting, never the coordinator's word: the intent's asset (and so which caps and
+  // budgets apply) follows from it, and a mainnet PSBT labelled testnet would escape every mainnet rule.
+  if (req.network !== network) {
+    throw new AirlockError('frost_network_mismatch', `this signer node signs ${network} PSBTs only; the request names ${req.network}`);
+  }
   // The node decodes the PSBT itself: which inputs are the group's and what each one's message is.
   const decoded = decodeGroupKeyPsbt(req, signer.groupKey);
   const expected = decoded.inputs.map((i) => i.input);

@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createAdaptorServer } from '@hono/node-server';
-import { AirlockError, compilePolicy, parsePolicyText } from '@airlock/core';
+import { AirlockError, BITCOIN_NETWORKS, compilePolicy, parsePolicyText, type BitcoinNetwork } from '@airlock/core';
 import { openNodeState, parseCluster, type ClusterDefinition } from '@airlock/keys';
 import { createFrostNodeApp } from './node-app.ts';
 import { NodeLedger } from './node-ledger.ts';
@@ -23,6 +23,8 @@ export interface StartFrostNodeOptions {
   /** The node's own policy document (YAML or JSON text). */
   policyText: string;
   token: string;
+  /** The one Bitcoin network this node signs PSBTs for (default `bitcoin`); requests naming another are refused. */
+  network?: string;
   host?: string;
   port?: number;
 }
@@ -32,11 +34,14 @@ export interface RunningFrostNode {
   url: string;
   status: 'ready' | 'no_key';
   groupKey?: string;
+  network: BitcoinNetwork;
   close(): Promise<void>;
 }
 
 export async function startFrostNode(options: StartFrostNodeOptions): Promise<RunningFrostNode> {
   if (options.token.length < 16) throw new AirlockError('invalid_request', 'the node token must have at least 16 characters');
+  const network = (options.network ?? 'bitcoin') as BitcoinNetwork;
+  if (!BITCOIN_NETWORKS.includes(network)) throw new AirlockError('invalid_request', `--network: one of ${BITCOIN_NETWORKS.join(', ')}`);
   const cluster: ClusterDefinition = parseCluster(options.cluster);
   const policyDocument = parsePolicyText(options.policyText);
   const policy = compilePolicy(policyDocument);
@@ -47,7 +52,7 @@ export async function startFrostNode(options: StartFrostNodeOptions): Promise<Ru
     throw new AirlockError('invalid_request', `the cluster definition does not list this node (${state.name}) with its identity key ${state.identityKey}`);
   }
   const ledger = new NodeLedger(join(options.dir, NODE_LEDGER_FILE));
-  const node = createFrostNodeApp({ state, cluster, policy, policyDocument, ledger, token: options.token });
+  const node = createFrostNodeApp({ state, cluster, policy, policyDocument, ledger, token: options.token, network });
   const server = createAdaptorServer({ fetch: node.app.fetch }) as Server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -58,6 +63,7 @@ export async function startFrostNode(options: StartFrostNodeOptions): Promise<Ru
     name: state.name,
     url: `http://${addr.address.includes(':') ? `[${addr.address}]` : addr.address}:${addr.port}`,
     status: state.key ? 'ready' : 'no_key',
+    network,
     ...(state.key ? { groupKey: state.key.publicPackage.commitments[0]!.slice(2) } : {}),
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
