@@ -7,6 +7,7 @@ import { intentFacts, type IntentFacts } from './facts.ts';
 import type { PolicyLayer } from './layers.ts';
 import { scopeSeries, type CompiledAllowRule, type EvaluationInput, type RuleContext } from './rules/index.ts';
 import { isHashLengthMessage, isStandardSighash } from './match.ts';
+import { innerCalls } from './calls.ts';
 
 export type { EvaluationInput } from './rules/index.ts';
 
@@ -111,11 +112,6 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
   if (module) return evaluateCalls(layers, input, ledger, module.calls, [], moduleOwnPart(input.intent, module));
   if (userOperation) return evaluateCalls(layers, input, ledger, userOperation.calls, userOperationFindings(layers, userOperation));
   return evaluateIntent(layers, input, ledger, true);
-}
-
-/** The calls a request executes, each an intent of its own (a Safe transaction's, a user operation's, a module's); none for other requests. */
-function innerCalls(intent: Intent): readonly Intent[] {
-  return intent.safe?.calls ?? intent.userOperation?.calls ?? intent.module?.calls ?? [];
 }
 
 /** A request and every intent evaluatePolicy evaluates for it: its calls, and theirs (a user operation's module call), and a module call's own part. */
