@@ -3,7 +3,7 @@
 // small tmpfs that is filled under load, then freed. Either way Airlock answers 503 store_unavailable and
 // signs nothing while the store cannot record, recovers by itself, and loses nothing it acknowledged.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, openSync, closeSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, rmSync, statfsSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { usdcPolicy } from '../packages/server/src/testing/harness.ts';
@@ -28,6 +28,20 @@ async function waitForRecovery(answers: Answer[], since: number): Promise<number
     await sleep(20);
   }
   return undefined;
+}
+
+/** What fills the small filesystem (for a violation's text). */
+function filesystemState(dir: string): string {
+  const fs = statfsSync(dir);
+  const files = readdirSync(dir).map((name) => `${name} ${statSync(join(dir, name)).size}`).join(', ');
+  return `filesystem: ${fs.bavail * fs.bsize} of ${fs.blocks * fs.bsize} bytes free; files: ${files}`;
+}
+
+/** The answers started after `since`, tallied by status and message (for a violation's text). */
+function answersSince(answers: Answer[], since: number): string {
+  const tally = new Tally();
+  for (const a of answers) if (a.startedAt >= since) tally.add(`${a.result?.status ?? 'no answer'} ${a.result?.body?.error?.message ?? ''}`.trim(), 1);
+  return `answers since: ${tally.toString() || 'none'}`;
 }
 
 /** Shared judgement of one load: only 200 or 503 store_unavailable, and no signature on a 503. */
@@ -152,7 +166,8 @@ async function sqliteDiskFull(cycles: number, v: Violations) {
         rmSync(filler, { force: true });
         rmSync(`${filler}.tail`, { force: true });
         const took = await waitForRecovery(answers, freedAt);
-        if (v.check(took !== undefined, () => `${label}: no signature within ${RECOVERY_LIMIT_MS} ms after space was freed`)) recoveries.push(took!);
+        // On failure say what the daemon answered and logged since: an intermittent failure is found from this.
+        if (v.check(took !== undefined, () => `${label}: no signature within ${RECOVERY_LIMIT_MS} ms after space was freed; ${answersSince(answers, freedAt)}; ${filesystemState(mountPoint)}; daemon log tail:\n${daemon!.output().slice(-4000)}`)) recoveries.push(took!);
       }
     } finally {
       await load.stop();

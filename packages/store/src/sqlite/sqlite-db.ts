@@ -2,7 +2,7 @@ import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { AirlockError } from '@airlock/core/errors';
 import type { Row } from '../shared/rows.ts';
-import { isSqliteBusy, mapSqliteError } from './sqlite-errors.ts';
+import { isDiskTrouble, isSqliteBusy, mapSqliteError } from './sqlite-errors.ts';
 
 export const BUSY_TIMEOUT_MS = 5000;
 
@@ -14,6 +14,8 @@ export class SqliteDb {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
   private memo: Map<string, unknown> | undefined;
+  /** A statement failed for want of disk or on an I/O error since the WAL was last reclaimed (see reclaimWalAfterDiskTrouble). */
+  private diskTrouble = false;
 
   /**
    * `readOnly`: a connection that cannot write (a key process reads decisions; a missing file is an error, not a new store).
@@ -40,7 +42,7 @@ export class SqliteDb {
       // savepoint's statement journal to a temporary file.
       this.db.exec('PRAGMA temp_store = MEMORY');
     } catch (e) {
-      throw mapSqliteError(e);
+      throw this.failed(e);
     }
   }
 
@@ -48,7 +50,7 @@ export class SqliteDb {
     try {
       return this.prepare(sql).all(...params) as Row[];
     } catch (e) {
-      throw mapSqliteError(e);
+      throw this.failed(e);
     }
   }
 
@@ -56,7 +58,7 @@ export class SqliteDb {
     try {
       return this.prepare(sql).get(...params) as Row | undefined;
     } catch (e) {
-      throw mapSqliteError(e);
+      throw this.failed(e);
     }
   }
 
@@ -64,7 +66,7 @@ export class SqliteDb {
     try {
       return Number(this.prepare(sql).run(...params).changes);
     } catch (e) {
-      throw mapSqliteError(e);
+      throw this.failed(e);
     }
   }
 
@@ -90,13 +92,13 @@ export class SqliteDb {
           this.db.exec('BEGIN IMMEDIATE');
           return;
         } catch (e) {
-          if (!isSqliteBusy(e) || Date.now() >= deadline) throw mapSqliteError(e);
+          if (!isSqliteBusy(e) || Date.now() >= deadline) throw this.failed(e);
         }
         await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
         delayMs = Math.min(delayMs * 2, 20);
       }
     } catch (e) {
-      throw mapSqliteError(e);
+      throw this.failed(e);
     } finally {
       try {
         this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
@@ -127,7 +129,7 @@ export class SqliteDb {
       this.db.exec('COMMIT');
     } catch (e) {
       this.rollback();
-      throw mapSqliteError(e);
+      throw this.failed(e);
     }
   }
 
@@ -166,11 +168,60 @@ export class SqliteDb {
     this.exec('ROLLBACK TO request');
   }
 
+  /**
+   * After a write failed for want of disk, checkpoints the whole WAL into the database file and truncates it
+   * to nothing before anything more is written; throws store_unavailable while that cannot be done.
+   *
+   * Why: a WAL is reset only by a checkpoint that copies all of it into the database file, and that copy must
+   * grow the database file by the pages added since the last one. While the disk is full every checkpoint
+   * fails; once space is freed, commits under load grew the WAL into the freed space before the background
+   * checkpoint (every 200 ms) got there, the checkpoint then had no room to grow the database file, and every
+   * commit after failed at once until the daemon was restarted (the torture's full-disk check, intermittently
+   * under load). Checkpointing first needs room only for the database file's growth, then gives the
+   * WAL's space back to the filesystem.
+   */
+  async reclaimWalAfterDiskTrouble(): Promise<void> {
+    if (!this.diskTrouble) return;
+    // A reader of the WAL (the background checkpoint mid-copy, a backup) makes TRUNCATE answer busy: wait
+    // for it briefly, off the event loop as beginImmediate does, then refuse this batch and try again next.
+    const deadline = Date.now() + 1000;
+    let delayMs = 1;
+    this.db.exec('PRAGMA busy_timeout = 0');
+    try {
+      for (;;) {
+        let row: Row | undefined;
+        try {
+          row = this.db.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as Row | undefined;
+        } catch (e) {
+          // Still no room (or the disk still failing): nothing is written until there is.
+          throw new AirlockError('store_unavailable', 'the disk holding the SQLite store is full or failing: Airlock writes nothing until space is freed, then resumes by itself', { cause: e });
+        }
+        if (Number(row?.busy ?? 1) === 0) break;
+        if (Date.now() >= deadline) throw new AirlockError('store_unavailable', 'the SQLite store is reclaiming its write-ahead log after the disk was full, and another connection is reading it');
+        await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
+        delayMs = Math.min(delayMs * 2, 20);
+      }
+    } finally {
+      try {
+        this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      } catch {
+        // The connection is gone; the caller already has the error that matters.
+      }
+    }
+    this.diskTrouble = false;
+  }
+
+  /** Maps a SQLite error for the caller, noting a failure for want of disk (see reclaimWalAfterDiskTrouble). */
+  private failed(e: unknown): AirlockError {
+    if (isDiskTrouble(e)) this.diskTrouble = true;
+    return mapSqliteError(e);
+  }
+
   private exec(sql: string): void {
     try {
       this.db.exec(sql);
     } catch (e) {
-      throw mapSqliteError(e);
+      throw this.failed(e);
     }
   }
 

@@ -21,6 +21,16 @@ function sqliteErrcode(e: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
+/**
+ * A write that failed for want of disk (SQLITE_FULL) or on an I/O error (SQLITE_IOERR, which covers the
+ * shared-memory index failing to grow): the errors after which SqliteDb reclaims its WAL before writing again.
+ * Looks through an AirlockError to its cause.
+ */
+export function isDiskTrouble(e: unknown): boolean {
+  const code = sqliteErrcode(e) ?? sqliteErrcode((e as { cause?: unknown } | null)?.cause);
+  return code !== undefined && ((code & 0xff) === 13 || (code & 0xff) === 10);
+}
+
 export function isSqliteBusy(e: unknown): boolean {
   return sqliteErrcode(e) === 5;
 }

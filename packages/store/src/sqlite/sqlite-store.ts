@@ -87,6 +87,8 @@ export class SqliteStore implements Store {
         // of charged requests whose signatures wait in memory; after a failed sync this refuses, and nothing more
         // is written (what this connection committed since may not be on disk).
         await walSync?.roomForCommit();
+        // After a full disk, room for the WAL first (see reclaimWalAfterDiskTrouble): else the commits themselves eat it.
+        await db.reclaimWalAfterDiskTrouble();
         await db.beginImmediate();
         try {
           await body({
