@@ -108,6 +108,11 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
       `http://localhost:${port}/admin`,
       `http://[::1]:${port}/admin`,
       `http://[::ffff:127.0.0.1]:${port}/admin`,
+      // Loopback and metadata wrapped in IPv6 forms that reach IPv4 through a translator or relay.
+      `http://[::ffff:0:7f00:1]:${port}/admin`,
+      `http://[2002:7f00:1::]:${port}/admin`,
+      `http://[64:ff9b::a9fe:a9fe]/latest/meta-data/`,
+      `http://[2001:0:4136:e378:8000:63bf:80ff:fffe]:${port}/admin`,
       `http://0.0.0.0:${port}/admin`,
       `http://10.0.0.1:${port}/admin`,
       `${airlockUrl}/v1/unseal/status`,
@@ -219,6 +224,12 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
       ['169.254.169.254', 'link-local'], ['fe80::1', 'link-local'],
       ['0.0.0.0', 'forbidden'], ['::', 'forbidden'], ['224.0.0.1', 'forbidden'], ['255.255.255.255', 'forbidden'], ['ff02::1', 'forbidden'], ['::7f00:1', 'forbidden'],
       ['::ffff:127.0.0.1', 'private'], ['::ffff:7f00:1', 'private'], ['::ffff:a9fe:a9fe', 'link-local'], ['64:ff9b::a00:1', 'private'], ['::ffff:8.8.8.8', 'public'],
+      // The same, in every textual form, and the other IPv6 wrappers of an IPv4 address.
+      ['0:0:0:0:0:ffff:7f00:1', 'private'], ['::FFFF:7F00:1', 'private'], ['::ffff:0:7f00:1', 'private'], ['::ffff:0:127.0.0.1', 'private'],
+      ['0064:ff9b:0000:0000:0000:0000:0a00:0001', 'private'], ['64:ff9b::127.0.0.1', 'private'], ['64:ff9b::8.8.8.8', 'public'],
+      ['2002:7f00:1::', 'private'], ['2002:a9fe:a9fe::1', 'link-local'], ['2002:c0a8:101::1', 'private'], ['2002:808:808::1', 'public'],
+      ['64:ff9b:1::a00:1', 'forbidden'], ['2001:0:4136:e378:8000:63bf:80ff:fffe', 'forbidden'], ['100::1', 'forbidden'], ['2001:db8::1', 'forbidden'], ['::0.0.0.2', 'forbidden'],
+      ['2001:4860:4860::8888', 'public'], ['2a00:1450:4001::1', 'public'],
     ];
     for (const [address, expected] of table) assert.equal(classifyAddress(address), expected, address);
   });

@@ -63,26 +63,64 @@ PRIVATE.addSubnet('fec0::', 10, 'ipv6');
 
 type AddressClass = 'public' | 'private' | 'link-local' | 'forbidden';
 
-/** An IPv4 address an IPv6 one carries: IPv4-mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::/96), IPv4-compatible (::a.b.c.d). */
-function embeddedIpv4(address: string): { v4: string; compatible: boolean } | undefined {
-  const a = address.toLowerCase();
-  const m = /^(::ffff:|64:ff9b::|::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(a);
-  if (!m) return undefined;
-  const v4 = m[2] ?? (() => {
-    const hi = parseInt(m[3]!, 16);
-    const lo = parseInt(m[4]!, 16);
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  })();
-  return { v4, compatible: m[1] === '::' };
+/** The 16 bytes of an IPv6 address in any textual form (`::` compression, a dotted IPv4 tail), or undefined. */
+function ipv6Bytes(address: string): Uint8Array | undefined {
+  if (isIP(address) !== 6) return undefined;
+  let text = address.toLowerCase().replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  if (dotted) {
+    const [a, b, c, d] = dotted.slice(1).map(Number) as [number, number, number, number];
+    text = `${text.slice(0, dotted.index)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') as [string, string] : [text, undefined];
+  const groups = (part: string) => (part === '' ? [] : part.split(':').map((g) => parseInt(g, 16)));
+  const left = groups(head);
+  const right = tail === undefined ? [] : groups(tail);
+  const all = tail === undefined ? left : [...left, ...Array<number>(8 - left.length - right.length).fill(0), ...right];
+  if (all.length !== 8) return undefined;
+  const bytes = new Uint8Array(16);
+  all.forEach((g, i) => {
+    bytes[2 * i] = g >> 8;
+    bytes[2 * i + 1] = g & 255;
+  });
+  return bytes;
+}
+
+const startsWith = (bytes: Uint8Array, prefix: number[]) => prefix.every((b, i) => bytes[i] === b);
+const v4At = (bytes: Uint8Array, at: number) => Array.from(bytes.subarray(at, at + 4)).join('.');
+
+/**
+ * What an IPv6 address reaches when it only wraps an IPv4 one, read from its bytes (any textual form):
+ * IPv4-mapped (::ffff:0:0/96) and IPv4-translated (::ffff:0:0:0/96) reach that IPv4 address; so do NAT64
+ * (64:ff9b::/96, RFC 6052) through a translator and 6to4 (2002::/16, RFC 3056) through a relay: each is
+ * judged as the IPv4 address it carries. Forms no public server uses are refused outright: the deprecated
+ * IPv4-compatible ::/96, a local-use NAT64 prefix (64:ff9b:1::/48, RFC 8215: where the IPv4 address sits is
+ * the network's choice), Teredo (2001::/32, which carries an obfuscated client address), the discard-only
+ * 100::/64 and documentation 2001:db8::/32.
+ */
+function throughIpv4(address: string): { v4: string } | { forbidden: true } | undefined {
+  const b = ipv6Bytes(address);
+  if (!b) return undefined;
+  const zeros = (n: number) => Array<number>(n).fill(0);
+  if (startsWith(b, [...zeros(10), 0xff, 0xff])) return { v4: v4At(b, 12) };
+  if (startsWith(b, [...zeros(8), 0xff, 0xff, 0, 0])) return { v4: v4At(b, 12) };
+  if (startsWith(b, [0, 0x64, 0xff, 0x9b, ...zeros(8)])) return { v4: v4At(b, 12) };
+  if (startsWith(b, [0x20, 0x02])) return { v4: v4At(b, 2) };
+  // ::/96 but for :: and ::1 (judged as themselves).
+  if (startsWith(b, zeros(12)) && !(startsWith(b, zeros(15)) && b[15]! <= 1)) return { forbidden: true };
+  if (startsWith(b, [0, 0x64, 0xff, 0x9b, 0, 1])) return { forbidden: true };
+  if (startsWith(b, [0x20, 0x01, 0, 0])) return { forbidden: true };
+  if (startsWith(b, [0x01, 0, ...zeros(6)])) return { forbidden: true };
+  if (startsWith(b, [0x20, 0x01, 0x0d, 0xb8])) return { forbidden: true };
+  return undefined;
 }
 
 export function classifyAddress(address: string): AddressClass {
   const family = isIP(address);
   if (family === 0) return 'forbidden';
   if (family === 6) {
-    const inner = embeddedIpv4(address);
-    // The deprecated IPv4-compatible form (::a.b.c.d) is no route anyone should use: refused outright.
-    if (inner) return inner.compatible ? 'forbidden' : classifyAddress(inner.v4);
+    const inner = throughIpv4(address);
+    if (inner) return 'forbidden' in inner ? 'forbidden' : classifyAddress(inner.v4);
   }
   const type = family === 4 ? 'ipv4' : 'ipv6';
   if (FORBIDDEN.check(address, type)) return 'forbidden';
@@ -149,9 +187,11 @@ export async function checkTarget(url: URL, options: OutboundOptions): Promise<R
 }
 
 function isLoopback(address: string): boolean {
-  const inner = isIP(address) === 6 ? embeddedIpv4(address) : undefined;
-  const a = inner && !inner.compatible ? inner.v4 : address;
-  return a === '::1' || /^127\./.test(a);
+  const inner = isIP(address) === 6 ? throughIpv4(address) : undefined;
+  const a = inner && 'v4' in inner ? inner.v4 : address;
+  if (isIP(a) === 4) return /^127\./.test(a);
+  const b = ipv6Bytes(a);
+  return b !== undefined && b.every((x, i) => x === (i === 15 ? 1 : 0));
 }
 
 /** An address of one of this host's own interfaces (a daemon bound to every interface answers on each). */
