@@ -149,8 +149,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
 
     // A quorum added or raised while the request waits: the grant must meet the quorum the policy in force now
-    // holds the request for, as a fresh request would be held. Otherwise closed as denied (reason
-    // policy_requires_quorum), the hold released, nothing signed; the agent asks again.
+    // holds the request for, as a fresh request would be held. A grant that does not is refused (quorum_required),
+    // nothing signed, and the approval stays pending (its hold kept) for that quorum: the votes already cast count
+    // toward it, and the new quorum's approvers can grant it without the agent asking again.
     const registerApprover = async (groups: string[], suffix: string) => {
       const key = generateApproverKey();
       const name = `${groups[0]}-${suffix}-${store}`;
@@ -162,17 +163,18 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const vote = signApprovalVote({ secretKey: who.key.secretKey, approvalId: id, digest, decision: 'approve', approver: who.name, at: new Date(h.clock!.now()).toISOString() });
       return h.call('POST', `/v1/approvals/${id}/votes`, { body: vote });
     };
-    const assertQuorumClosed = async (agentName: string, id: string, rule: string, quorum: unknown) => {
+    const assertPendingFor = async (agentName: string, id: string, quorum: unknown) => {
       const approval = (await h.admin('GET', `/v1/approvals/${id}`)).body;
-      assert.deepEqual([approval.state, approval.decidedBy, approval.result], ['denied', 'system', undefined]);
-      const denied = (await auditOf(agentName, 'approval.denied')).filter((e) => e.data.approvalId === id);
-      assert.equal(denied.length, 1);
-      assert.deepEqual([denied[0].actor, denied[0].data.reason, denied[0].data.rules], ['system', 'policy_requires_quorum', [rule]], JSON.stringify(denied[0].data));
-      assert.deepEqual(denied[0].data.quorum, quorum);
-      assert.deepEqual(await auditOf(agentName, 'approval.granted'), [], 'nothing granted');
+      assert.deepEqual([approval.state, approval.result], ['pending', undefined]);
+      assert.deepEqual(approval.quorum, quorum);
+      assert.deepEqual((await auditOf(agentName, 'approval.denied')).filter((e) => e.data.approvalId === id), [], 'not closed');
+      assert.deepEqual((await auditOf(agentName, 'approval.granted')).filter((e) => e.data.approvalId === id), [], 'nothing granted');
+      return approval;
     };
 
-    test('quorum added after the request was held: the admin token can no longer approve it (closed, released, nothing signed)', async () => {
+    test('quorum added after the request was held: the admin token can no longer approve it; it stays pending for the quorum, whose votes grant it', async () => {
+      const first = await registerApprover(['treasury'], 'added-1');
+      const second = await registerApprover(['treasury'], 'added-2');
       const { agent, token } = await provisionAgent(h, { policy: usdcPolicy({ approvalAbove: usdc(10n).toString(), daily: usdc(100n).toString() }) });
       const id = await hold(token, ALICE, usdc(60n), 0);
       assert.equal((await h.admin('GET', `/v1/approvals/${id}`)).body.quorum, undefined, 'held for an operator');
@@ -183,24 +185,39 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
 
       const res = await h.admin('POST', `/v1/approvals/${id}/approve`);
       assert.equal(res.status, 409, JSON.stringify(res.body));
-      assert.equal(res.body.error.code, 'approval_policy_denies');
+      assert.equal(res.body.error.code, 'quorum_required');
       assert.match(res.body.error.message, /now requires signed approver votes \(2 of treasury \(agent\/treasury\)\)/);
       assert.deepEqual(res.body.error.violations.map((v: any) => [v.rule, v.code, v.quorum]), [['agent/treasury', 'approval_required', { min: 2, groups: ['treasury'] }]]);
-      await assertQuorumClosed(agent.name, id, 'agent/treasury', [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }]);
+      const required = [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }];
+      await assertPendingFor(agent.name, id, required);
+      const [raised] = await auditOf(agent.name, 'approval.quorum_raised');
+      assert.deepEqual([raised.actor, raised.data.approvalId, raised.data.quorum, raised.data.rules, raised.data.previous], ['system', id, required, ['agent/treasury'], undefined], JSON.stringify(raised.data));
+      assert.match(raised.data.attemptedBy, /admin|operator/);
+      // Asked again, the admin token is refused by the quorum the approval now carries.
+      const again = await h.admin('POST', `/v1/approvals/${id}/approve`);
+      assert.deepEqual([again.status, again.body.error.code], [409, 'quorum_required']);
 
-      // The 60 held were released; asked again, the request is held for the quorum and the admin token is refused.
-      const again = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, usdc(60n), 1) });
-      assert.equal(again.status, 202, JSON.stringify(again.body));
-      assert.deepEqual((await h.admin('GET', `/v1/approvals/${again.body.approvalId}`)).body.quorum, [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }]);
-      const admin = await h.admin('POST', `/v1/approvals/${again.body.approvalId}/approve`);
-      assert.deepEqual([admin.status, admin.body.error.code], [409, 'quorum_required']);
-      // 60 (the new hold) + 40 fit the budget of 100: the first hold was released.
-      assert.equal((await sign(token, usdc(10n), 2)).status, 200);
-      assert.equal((await sign(token, usdc(10n), 3)).status, 200);
+      // The hold is kept: 60 held + 4 x 10 (under the tier, signed straight away) fill the budget of 100.
+      for (let i = 1; i <= 4; i++) assert.equal((await sign(token, usdc(10n), i)).status, 200, `payment ${i}`);
+      assert.equal((await sign(token, 1n, 5)).status, 403);
+
+      // One treasury vote is counted and is not enough; the second grants and signs with the agent's key.
+      const one = await voteOn(first, id);
+      assert.deepEqual([one.status, one.body.state], [200, 'pending'], JSON.stringify(one.body));
+      const two = await voteOn(second, id);
+      assert.deepEqual([two.status, two.body.state], [200, 'approved'], JSON.stringify(two.body));
+      const signed = (await h.admin('GET', `/v1/approvals/${id}`)).body.result.signedTransaction as Hex;
+      assert.equal((await recoverTransactionAddress({ serializedTransaction: signed as never })).toLowerCase(), agent.address);
+      const [granted] = await auditOf(agent.name, 'approval.granted');
+      assert.deepEqual(granted.data.approvers.sort(), [first.name, second.name].sort());
+      // Charged 60 once: 60 + 40 = 100, nothing left.
+      const over = await sign(token, 1n, 5);
+      assert.deepEqual([over.status, over.body.error.violations[0].used], [403, usdc(100n).toString()]);
     });
 
-    test('quorum raised after the request was held: votes that meet only the old quorum are refused; votes meeting the new one grant', async () => {
+    test('quorum raised after the request was held: a vote meeting only the old quorum is counted and grants nothing; a vote meeting the new one grants', async () => {
       const ops = await registerApprover(['ops'], 'raised');
+      const otherOps = await registerApprover(['ops'], 'raised-2');
       const treasurer = await registerApprover(['treasury'], 'raised');
       const { agent, token } = await provisionAgent(h, { policy: stakesPolicy(2_000n) });
       // The docs' supplier (CAROL is denied fleet-wide by the test above).
@@ -209,28 +226,34 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const second = await hold(token, supplier, usdc(400n), 1);
       assert.deepEqual((await h.admin('GET', `/v1/approvals/${first}`)).body.quorum, [{ rule: 'agent/ops-approves', min: 1, groups: ['ops', 'treasury'] }]);
       // Raised while they wait: above 100 USDC only treasury approves now.
-      const raised = stakesPolicy(2_000n) as unknown as { rules: { name: string; quorum?: unknown }[] };
-      raised.rules.find((r) => r.name === 'ops-approves')!.quorum = { min: 1, groups: ['treasury'] };
-      await setPolicy(agent.name, raised);
+      const raisedPolicy = stakesPolicy(2_000n) as unknown as { rules: { name: string; quorum?: unknown }[] };
+      raisedPolicy.rules.find((r) => r.name === 'ops-approves')!.quorum = { min: 1, groups: ['treasury'] };
+      await setPolicy(agent.name, raisedPolicy);
 
-      // An ops vote met the quorum the request was held for, not the one in force: counted, the approval closed.
+      // An ops vote met the quorum the request was held for, not the one in force: counted, nothing granted, and the
+      // approval now waits for treasury.
       const res = await voteOn(ops, first);
-      assert.equal(res.status, 409, JSON.stringify(res.body));
-      assert.equal(res.body.error.code, 'approval_policy_denies');
-      assert.deepEqual(res.body.error.violations.map((v: any) => [v.rule, v.code]), [['agent/ops-approves', 'approval_required']]);
-      await assertQuorumClosed(agent.name, first, 'agent/ops-approves', [{ rule: 'agent/ops-approves', min: 1, groups: ['treasury'] }]);
-      const [denied] = (await auditOf(agent.name, 'approval.denied')).filter((e) => e.data.approvalId === first);
-      assert.deepEqual([denied.data.approvedBy, denied.data.approvers], [`approvers:${ops.name}`, [ops.name]]);
+      assert.deepEqual([res.status, res.body.state], [200, 'pending'], JSON.stringify(res.body));
+      const required = [{ rule: 'agent/ops-approves', min: 1, groups: ['treasury'] }];
+      const pending = await assertPendingFor(agent.name, first, required);
+      assert.deepEqual(pending.votes.map((v: any) => v.approver), [ops.name]);
+      const [raised] = (await auditOf(agent.name, 'approval.quorum_raised')).filter((e) => e.data.approvalId === first);
+      assert.deepEqual([raised.data.attemptedBy, raised.data.approvers, raised.data.previous], [`approvers:${ops.name}`, [ops.name], [{ rule: 'agent/ops-approves', min: 1, groups: ['ops', 'treasury'] }]]);
+      // Another ops approver is no longer eligible for it.
+      const refused = await voteOn(otherOps, first);
+      assert.deepEqual([refused.status, refused.body.error.code], [403, 'approver_not_eligible'], JSON.stringify(refused.body));
 
-      // A treasury vote meets both: granted and signed by the agent's key, charged 400 once.
-      const ok = await voteOn(treasurer, second);
-      assert.equal(ok.status, 200, JSON.stringify(ok.body));
-      assert.equal(ok.body.state, 'approved');
-      const signed = (await h.admin('GET', `/v1/approvals/${second}`)).body.result.signedTransaction as Hex;
-      assert.equal((await recoverTransactionAddress({ serializedTransaction: signed as never })).toLowerCase(), agent.address);
-      // 400 charged, 500 released: 16 x 100 (signed straight away) fill the 2,000 exactly.
-      for (let i = 2; i < 18; i++) assert.equal((await sign(token, usdc(100n), i)).status, 200, `payment ${i}`);
-      assert.equal((await sign(token, 1n, 18)).status, 403);
+      // A treasury vote meets the new quorum: granted and signed by the agent's key, on both requests.
+      for (const id of [first, second]) {
+        const ok = await voteOn(treasurer, id);
+        assert.equal(ok.status, 200, JSON.stringify(ok.body));
+        assert.equal(ok.body.state, 'approved');
+        const signed = (await h.admin('GET', `/v1/approvals/${id}`)).body.result.signedTransaction as Hex;
+        assert.equal((await recoverTransactionAddress({ serializedTransaction: signed as never })).toLowerCase(), agent.address);
+      }
+      // 500 + 400 charged once each: 11 x 100 (signed straight away) fill the 2,000 exactly.
+      for (let i = 2; i < 13; i++) assert.equal((await sign(token, usdc(100n), i)).status, 200, `payment ${i}`);
+      assert.equal((await sign(token, 1n, 13)).status, 403);
     });
   });
 }

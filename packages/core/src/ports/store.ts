@@ -489,6 +489,12 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
    */
   decideApproval(id: string, state: 'approved' | 'denied' | 'expired', by: string, now: number, auditSeq: number, options?: { convertHolds?: boolean }): Promise<ApprovalRecord>;
   setApprovalResult(id: string, result: unknown): Promise<void>;
+  /**
+   * Replaces a pending approval's quorum with the one the policy in force now holds its request for (a quorum added
+   * or raised while it waited: OperatorService.grantIn); the votes already cast stay and count toward it. Anything
+   * but a pending approval fails with `approval_not_pending`.
+   */
+  raiseApprovalQuorum(id: string, quorum: QuorumRequirement[]): Promise<ApprovalRecord>;
   /** Pending approvals whose expiresAt <= now. */
   overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]>;
   /** Counts a vote. A second vote of the same approver on the same approval fails with `conflict`. */

@@ -156,6 +156,8 @@ export class ApproverService {
     });
     if ('refused' in outcome) throw outcome.refused;
     if (!outcome.granted) return outcome.approval;
+    // The policy now holds the request for a larger quorum: this vote was counted toward it, nothing granted yet.
+    if (outcome.granted.quorumRaised) return outcome.granted.approval;
     const signed = await this.operator.completeGrant(outcome.granted);
     return (await this.deps.store.getApproval(approvalId)) ?? signed;
   }

@@ -55,6 +55,12 @@ export interface GrantedApproval {
   lightning?: LightningPaymentRecord;
   /** The approval was closed instead (its invoice is already paid, or the policy in force now denies it): thrown after commit. */
   closed?: AirlockError;
+  /**
+   * Nothing granted: the policy in force now holds the request for a quorum this grant does not meet, and the
+   * approval stays pending for it (`raiseApprovalQuorum`). `refused` is thrown to an operator after commit; a vote
+   * that led here was counted, and its caster is answered with the approval as it stands.
+   */
+  quorumRaised?: { refused: AirlockError };
 }
 /** Why a grant is refused under the policy in force (OperatorService.policyRecheck). */
 interface PolicyRefusal {
@@ -390,6 +396,7 @@ export class OperatorService {
     // deny rule, a frozen recipient list) refuses it here, whoever approves. The approval is closed as denied and
     // its hold released in this transaction, which commits; the refusal is thrown after (completeGrant).
     const { refusal, policyVersion: judgedUnder } = await this.policyRecheck(tx, pending, agent, now, grantor);
+    if (refusal?.reason === 'policy_requires_quorum') return this.raiseQuorum(tx, pending, refusal, now, grantor);
     if (refusal) {
       const { violations, policyVersion, reason, quorum } = refusal;
       const rules = [...new Set(violations.map((v) => v.rule))];
@@ -405,9 +412,6 @@ export class OperatorService {
       let closed: AirlockError;
       if (reason === 'undecodable') {
         closed = new AirlockError('signature_check_failed', `Refused by ${first.rule}: ${first.message}. The approval was closed as denied and its hold released; nothing was signed.`, { violations, details });
-      } else if (reason === 'policy_requires_quorum') {
-        const needs = quorum!.map((q) => `${q.min} of ${q.groups.join('/')} (${q.rule})`).join(' and ');
-        closed = new AirlockError('approval_policy_denies', `Refused: the policy changed since the request was held and now requires signed approver votes (${needs}), which this grant does not meet. The approval was closed as denied and its hold released; nothing was signed. The agent must ask again to be held for that quorum.`, { violations, details });
       } else {
         closed = new AirlockError('approval_policy_denies', `Refused: the policy changed since the request was held and now denies it (${first.rule}: ${first.message}). The approval was closed as denied and its hold released; nothing was signed.`, { violations, details });
       }
@@ -432,11 +436,35 @@ export class OperatorService {
     return { approval: decided, paymentId };
   }
 
+  /**
+   * A quorum added or raised while the request waited, which this grant does not meet: the approval stays pending
+   * with its hold, now for that quorum (as a fresh request would be held), and the votes already cast count toward
+   * it. Closing it instead made the agent ask again and the new quorum's approvers start over.
+   */
+  private async raiseQuorum(tx: StoreTx, pending: ApprovalRecord, refusal: PolicyRefusal, now: number, grantor: Grantor): Promise<GrantedApproval> {
+    const { violations, policyVersion } = refusal;
+    const quorum = refusal.quorum!;
+    const rules = [...new Set(violations.map((v) => v.rule))];
+    const entry = await tx.appendAudit({
+      at: now, type: 'approval.quorum_raised', actor: 'system', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'require_approval',
+      data: { approvalId: pending.id, requestSeq: pending.auditSeq, rules, quorum, ...(pending.quorum ? { previous: pending.quorum } : {}), ...(policyVersion !== undefined ? { policyVersion } : {}), attemptedBy: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) },
+    });
+    const approval = await tx.raiseApprovalQuorum(pending.id, quorum);
+    const needs = quorum.map((q) => `${q.min} of ${q.groups.join('/')} (${q.rule})`).join(' and ');
+    const refused = new AirlockError('quorum_required', `The policy changed since the request was held and now requires signed approver votes (${needs}), which this grant does not meet. Nothing was signed; the approval stays pending (its hold kept) until those votes are cast, it is denied or it expires.`, {
+      violations,
+      details: { approvalId: pending.id, auditSeq: entry.seq, reason: 'policy_requires_quorum', rules, quorum, ...(policyVersion !== undefined ? { policyVersion } : {}) },
+      hints: ['Approvers vote with `airlock approvals vote <id> approve --key <file>`; the admin token may still deny.'],
+    });
+    return { approval, quorumRaised: { refused } };
+  }
+
   /** After the grant committed: signs (or pays) and stores the result on the approval. */
   async completeGrant(granted: GrantedApproval): Promise<ApprovalRecord> {
     const { approval, paymentId } = granted;
     const id = approval.id;
     if (granted.closed) throw granted.closed;
+    if (granted.quorumRaised) throw granted.quorumRaised.refused;
     if (granted.lightning) {
       const stored = await this.lightning!.afterApproval(granted.lightning);
       await this.deps.store.transaction((tx) => tx.setApprovalResult(id, stored));

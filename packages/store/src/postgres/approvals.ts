@@ -1,5 +1,5 @@
 import { settleApprovalNonces } from './nonces.ts';
-import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type ApprovalVote, type Approver, type ApproverStatus, type LedgerWrite } from '@airlock/core';
+import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type ApprovalVote, type Approver, type ApproverStatus, type LedgerWrite, type QuorumRequirement } from '@airlock/core';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { approvalFromRow, approverFromRow, withVotes } from '../shared/rows.ts';
 import { clampLimit, toAmount, toInt } from '../shared/values.ts';
@@ -74,6 +74,14 @@ export async function decideApproval(q: Q, locks: TxLocks, id: string, state: 'a
   }
   const [row] = await q('UPDATE approvals SET state = $2, decided_at = $3, decided_by = $4 WHERE id = $1 RETURNING *', [id, state, now, by]);
   await settleApprovalNonces(q, id, state === 'approved');
+  return (await attachVotes(q, [approvalFromRow(row!)]))[0]!;
+}
+
+export async function raiseApprovalQuorum(q: Q, id: string, quorum: QuorumRequirement[]): Promise<ApprovalRecord> {
+  const current = await getApproval(q, id, true);
+  if (!current) throw new AirlockError('not_found', 'no such approval');
+  if (current.state !== 'pending') throw new AirlockError('approval_not_pending', `the approval is already ${current.state}`);
+  const [row] = await q('UPDATE approvals SET quorum = $2 WHERE id = $1 RETURNING *', [id, canonicalJson(quorum)]);
   return (await attachVotes(q, [approvalFromRow(row!)]))[0]!;
 }
 

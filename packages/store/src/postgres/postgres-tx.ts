@@ -1,4 +1,4 @@
-import type { GrantRecord, ThresholdBinding } from '@airlock/core';
+import type { GrantRecord, QuorumRequirement, ThresholdBinding } from '@airlock/core';
 import { AirlockError, FLEET_SCOPE, agentScope } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx, ChildSessionCounts,
@@ -354,6 +354,9 @@ export class PostgresStoreTx implements StoreTx {
   }
   async overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]> {
     return approvals.overdueApprovals(this.live(), now, limit);
+  }
+  async raiseApprovalQuorum(id: string, quorum: QuorumRequirement[]): Promise<ApprovalRecord> {
+    return approvals.raiseApprovalQuorum(this.live(), id, quorum);
   }
   async recordApprovalVote(vote: ApprovalVote): Promise<void> {
     return approvals.recordApprovalVote(this.live(), vote);

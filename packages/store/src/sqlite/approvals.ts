@@ -1,5 +1,5 @@
 import { settleApprovalNonces } from './nonces.ts';
-import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type ApprovalVote, type Approver, type ApproverStatus, type LedgerWrite } from '@airlock/core';
+import { AirlockError, canonicalJson, type ApprovalRecord, type ApprovalState, type ApprovalVote, type Approver, type ApproverStatus, type LedgerWrite, type QuorumRequirement } from '@airlock/core';
 import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { approvalFromRow, approverFromRow, withVotes } from '../shared/rows.ts';
 import { clampLimit, toAmount, toInt } from '../shared/values.ts';
@@ -73,6 +73,14 @@ export function decideApproval(db: SqliteDb, id: string, state: 'approved' | 'de
   db.run("UPDATE approval_holds SET state = ? WHERE approval_id = ? AND state = 'held'", state === 'approved' && convertHolds ? 'converted' : 'released', id);
   db.run('UPDATE approvals SET state = ?, decided_at = ?, decided_by = ? WHERE id = ?', state, now, by, id);
   settleApprovalNonces(db, id, state === 'approved');
+  return getApproval(db, id)!;
+}
+
+export function raiseApprovalQuorum(db: SqliteDb, id: string, quorum: QuorumRequirement[]): ApprovalRecord {
+  const current = getApproval(db, id);
+  if (!current) throw new AirlockError('not_found', 'no such approval');
+  if (current.state !== 'pending') throw new AirlockError('approval_not_pending', `the approval is already ${current.state}`);
+  db.run('UPDATE approvals SET quorum = ? WHERE id = ?', canonicalJson(quorum), id);
   return getApproval(db, id)!;
 }
 
