@@ -8,6 +8,7 @@ import { checkConcurrentClaims } from './webhooks.contract.test-suite.ts';
 import { checkConcurrentKeeps } from './released-signatures.contract.test-suite.ts';
 import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
 import { checkAgentKeyBackfill, checkConcurrentRotations } from './agent-keys.contract.test-suite.ts';
+import { runLightningStoreContract } from './lightning.contract.test-suite.ts';
 import { postgresMigrations } from './postgres/migrations/index.ts';
 import { openPostgresStore } from './postgres/postgres-store.ts';
 import { agentLockKey } from './postgres/tx-locks.ts';
@@ -49,6 +50,10 @@ if (!skip) {
   });
 
   runStoreContract('postgres', () => openPostgresStore({ connectionString: url, schema: newSchema() }));
+  // Two instances (two pools) on one new schema for the races.
+  runLightningStoreContract(() => openPostgresStore({ connectionString: url, schema: newSchema() }), {
+    instances: () => { const schema = newSchema(); return Promise.all([0, 1].map(() => openPostgresStore({ connectionString: url, schema, poolSize: 4 }))); },
+  });
 }
 
 test('postgres: two instances (two pools) on one schema still append exactly 50 of 200', { skip }, async () => {

@@ -7,6 +7,7 @@ import { checkLargeHistory, runConcurrentBudget, runStoreContract } from './cont
 import { DatabaseSync } from 'node:sqlite';
 import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
 import { checkAgentKeyBackfill, checkConcurrentRotations } from './agent-keys.contract.test-suite.ts';
+import { runLightningStoreContract } from './lightning.contract.test-suite.ts';
 import { sqliteMigrations } from './sqlite/migrations/index.ts';
 import { openSqliteStore } from './sqlite/sqlite-store.ts';
 import { openStore } from './index.ts';
@@ -20,6 +21,7 @@ const tempPath = () => join(dir, `store-${++n}.db`);
 runStoreContract('sqlite (temp file)', () => openSqliteStore(tempPath()));
 runStoreContract('sqlite (:memory:)', () => openSqliteStore(':memory:'));
 runStoreContract('sqlite (temp file, checkpoints in a worker thread, WAL synced off the event loop, as the daemon opens it)', () => openSqliteStore(tempPath(), { backgroundCheckpoints: true, syncOffLoop: true }));
+runLightningStoreContract(() => openSqliteStore(tempPath()));
 
 test('sqlite: two Store instances on one file (two processes) still append exactly 50 of 200', async () => {
   const path = tempPath();

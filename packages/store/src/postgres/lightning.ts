@@ -3,7 +3,7 @@ import { mergeLedgerWrites } from '../shared/ledger-writes.ts';
 import { LIGHTNING_COLUMNS, lightningFromRow, lightningInsertValues } from '../shared/lightning-rows.ts';
 import { clampLimit } from '../shared/values.ts';
 import { appendLedger, lockForWrites, type DeferredAppend } from './ledger.ts';
-import type { TxLocks } from './tx-locks.ts';
+import { paymentHashLockKey, type TxLocks } from './tx-locks.ts';
 import type { Q } from './pg-query.ts';
 
 // Amounts come back as text: `pg` would hand numeric over as strings anyway, and never as JS numbers.
@@ -52,6 +52,8 @@ export async function holdLightningPayment(q: Q, locks: TxLocks, p: LightningPay
   if (p.state !== 'in_flight') throw new AirlockError('invalid_request', 'a new Lightning payment must be in flight');
   const merged = mergeLedgerWrites(writes);
   await lockForWrites(locks, merged);
+  // The hash's lock, held to COMMIT: a late success being charged meanwhile (chargeLightningAfterFailure) sees this payment.
+  await locks.acquire({ keys: [paymentHashLockKey(p.paymentHash)] });
   // The partial UNIQUE index on payment_hash (in flight or succeeded) turns a second payment of one invoice into `conflict`.
   const n = LIGHTNING_COLUMNS.length;
   await q(
@@ -84,7 +86,11 @@ export async function chargeLightningAfterFailure(q: Q, locks: TxLocks, id: stri
   if (!current) throw new AirlockError('not_found', 'no such Lightning payment');
   if (current.state !== 'failed' || current.preimage !== undefined) throw new AirlockError('conflict', `the Lightning payment is ${current.state}${current.preimage !== undefined ? ' and already charged' : ''}`);
   await appendLedger(q, locks, mergeLedgerWrites(charges), now, auditSeq, deferTo);
-  // One payment in flight or succeeded per hash (the partial unique index): with another one active, it stays failed, charged.
+  // One payment in flight or succeeded per hash (the partial unique index): with another one active, it stays failed,
+  // charged. The hash's lock first: a new payment of the hash not committed yet is invisible to the read below, and
+  // the UPDATE to `succeeded` then failed on the index once it committed (found by the store contract suite's race):
+  // the late success was neither recorded nor charged. Holds take the same lock, so the read sees them.
+  await locks.acquire({ keys: [paymentHashLockKey(current.paymentHash)] });
   const other = await activeLightningPayment(q, current.paymentHash);
   await q(
     'UPDATE lightning_payments SET state = $2, fee_msat = $3, preimage = $4, finished_seq = $5, updated_at = $6 WHERE id = $1',

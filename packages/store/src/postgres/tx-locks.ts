@@ -26,6 +26,7 @@ export const FLEET_SLOTS = 16;
 const CLASS_AGENT = 1n;
 const CLASS_SERIES = 2n;
 const CLASS_FLEET_SLOT = 3n;
+const CLASS_PAYMENT_HASH = 4n;
 
 function keyOf(cls: bigint, name: string): bigint {
   const digest = createHash('sha256').update(name).digest();
@@ -36,6 +37,11 @@ function keyOf(cls: bigint, name: string): bigint {
 export const agentLockKey = (agentId: string) => keyOf(CLASS_AGENT, agentId);
 export const seriesLockKey = (series: string) => keyOf(CLASS_SERIES, series);
 export const fleetSlotKey = (slot: number) => (CLASS_FLEET_SLOT << 56n) | BigInt(slot);
+/**
+ * One Lightning payment hash (lightning.ts): a new payment of the hash and the charge of a late success decide
+ * "is another payment of this hash active?" one after the other. Taken after the ledger's keys (the largest class).
+ */
+export const paymentHashLockKey = (paymentHash: string) => keyOf(CLASS_PAYMENT_HASH, `lightning:${paymentHash.toLowerCase()}`);
 
 /** Fleet-wide series (`fleet`, `fleet|to:...`, `fleet|origin:...`) are striped; agent and session series are not. */
 export const isFleetSeries = (series: string) => series === 'fleet' || series.startsWith('fleet|');
