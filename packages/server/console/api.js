@@ -1,6 +1,33 @@
 // The console's only way to the daemon: same-origin fetch with the session cookie (sent by the browser,
 // never readable here) and the X-Airlock-Console header, which the daemon requires on every cookie request.
-// No token is kept in the page: the admin token is sent once, to the login route, and forgotten.
+// No token is kept in the page: the admin token is sent once, to the login route, and forgotten. What login
+// answers as the session's proof is kept in sessionStorage and sent as that header: the browser sends the
+// cookie to every port of this host, but sessionStorage belongs to this origin alone, so a server on another
+// port that gets the cookie cannot use it.
+
+const PROOF_KEY = 'airlock.console.proof';
+
+function proof() {
+  try {
+    return sessionStorage.getItem(PROOF_KEY) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Keeps the proof login answered (this tab, this origin). */
+export function keepProof(value) {
+  if (typeof value === 'string') sessionStorage.setItem(PROOF_KEY, value);
+}
+
+/** Forgets the proof (logout, or the daemon said the session ended). */
+export function forgetProof() {
+  try {
+    sessionStorage.removeItem(PROOF_KEY);
+  } catch {
+    // Nothing kept.
+  }
+}
 
 export class ApiError extends Error {
   constructor(status, code, message, violations) {
@@ -19,7 +46,7 @@ export function onLoggedOut(fn) {
 }
 
 export async function api(method, path, body) {
-  const headers = { 'x-airlock-console': '1', accept: 'application/json' };
+  const headers = { 'x-airlock-console': proof() ?? '1', accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   let res;
   try {
@@ -36,7 +63,10 @@ export async function api(method, path, body) {
   }
   if (!res.ok) {
     const err = json?.error ?? {};
-    if (res.status === 401 && path !== '/v1/console/session') for (const fn of loggedOut) fn();
+    if (res.status === 401 && path !== '/v1/console/session') {
+      forgetProof();
+      for (const fn of loggedOut) fn();
+    }
     throw new ApiError(res.status, err.code ?? 'error', err.message ?? `Request failed (${res.status}).`, err.violations);
   }
   return json;

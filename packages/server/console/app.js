@@ -2,7 +2,7 @@
 // CSP that allows only its own scripts; it talks to the daemon's API with the console session cookie.
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, get, onLoggedOut } from './api.js';
+import { api, forgetProof, get, onLoggedOut } from './api.js';
 import { html } from './html.js';
 import { LoginPage } from './pages/login.js';
 import { PAGES } from './pages/index.js';
@@ -48,6 +48,7 @@ function App() {
   if (session === false) return html`<${LoginPage} onLoggedIn=${() => setSession(true)} />`;
   const logout = async () => {
     await api('DELETE', '/v1/console/session').catch(() => undefined);
+    forgetProof();
     setSession(false);
   };
   const Page = current.page?.component;

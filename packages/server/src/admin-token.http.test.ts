@@ -26,7 +26,8 @@ for (const store of ['sqlite', 'postgres'] as const) {
         const login = await h.call('POST', '/v1/console/session', { body: { token: old }, headers: CONSOLE });
         assert.equal(login.status, 201);
         const cookie = /^airlock_console=[^;]+/.exec(login.headers.get('set-cookie') ?? '')![0];
-        assert.equal((await h.call('GET', '/v1/agents', { headers: { ...CONSOLE, cookie } })).status, 200);
+        const asConsole = { ...CONSOLE, 'x-airlock-console': login.body.proof, cookie };
+        assert.equal((await h.call('GET', '/v1/agents', { headers: asConsole })).status, 200);
 
         const rotated = await h.call('POST', '/v1/admin/token/rotate', { token: old });
         assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
@@ -42,7 +43,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
         assert.equal((await h.call('POST', '/v1/admin/token/rotate', { token: old })).status, 401, 'the old token cannot rotate again');
         assert.equal((await h.call('GET', '/v1/agents', { token })).status, 200);
         // The console session of the old token ended; logging in with the old token fails, with the new one works.
-        assert.equal((await h.call('GET', '/v1/agents', { headers: { ...CONSOLE, cookie } })).status, 401);
+        assert.equal((await h.call('GET', '/v1/agents', { headers: asConsole })).status, 401);
         assert.equal((await h.call('POST', '/v1/console/session', { body: { token: old }, headers: CONSOLE })).status, 401);
         assert.equal((await h.call('POST', '/v1/console/session', { body: { token }, headers: CONSOLE })).status, 201);
 
@@ -74,7 +75,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
         assert.deepEqual([bySession.status, bySession.body.error.code], [403, 'forbidden']);
         const login = await h.call('POST', '/v1/console/session', { body: { token: h.adminToken }, headers: CONSOLE });
         const cookie = /^airlock_console=[^;]+/.exec(login.headers.get('set-cookie') ?? '')![0];
-        const byConsole = await h.call('POST', '/v1/admin/token/rotate', { headers: { ...CONSOLE, cookie } });
+        const byConsole = await h.call('POST', '/v1/admin/token/rotate', { headers: { ...CONSOLE, 'x-airlock-console': login.body.proof, cookie } });
         assert.deepEqual([byConsole.status, byConsole.body.error.code], [403, 'forbidden']);
         const byGuess = await h.call('POST', '/v1/admin/token/rotate', { token: `adm_${'A'.repeat(43)}` });
         assert.deepEqual([byGuess.status, byGuess.body.error.code], [401, 'unauthenticated']);

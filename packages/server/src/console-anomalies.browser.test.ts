@@ -202,7 +202,11 @@ describe('the console: alerts, breakers, quorum votes and shadow policies in Chr
     const secrets = Object.values(keyFiles).map((f) => JSON.parse(readFileSync(f, 'utf8')).secretKey as string);
     const audit = JSON.stringify((await admin('GET', '/v1/audit?limit=1000')).body);
     for (const s of secrets) assert.ok(!audit.includes(s) && !(await page.content()).includes(s));
-    assert.equal(await page.evaluate('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })'), '{}{}');
+    // Only the console session's proof is kept (sessionStorage), no approver key.
+    assert.equal(await page.evaluate('JSON.stringify({ ...localStorage })'), '{}');
+    assert.deepEqual(Object.keys(JSON.parse(await page.evaluate('JSON.stringify({ ...sessionStorage })') as string)), ['airlock.console.proof']);
+    const stored = await page.evaluate('JSON.stringify({ ...sessionStorage })') as string;
+    for (const s of secrets) assert.ok(!stored.includes(s));
   });
 
   test('a key file that is not the registered key is refused in the page', async () => {

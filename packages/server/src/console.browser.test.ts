@@ -126,7 +126,11 @@ describe('the operator console in Chromium', { skip }, () => {
     assert.equal(await page.evaluate('document.cookie'), '', 'the session cookie is HttpOnly: not readable by scripts');
     const cookies = await page.context().cookies();
     assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly, c.sameSite]), [['airlock_console', true, 'Strict']]);
-    assert.equal(await page.evaluate('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })'), '{}{}', 'nothing stored by the page');
+    // The page keeps only the session's proof, in sessionStorage (this origin, this tab): never the token.
+    assert.equal(await page.evaluate('JSON.stringify({ ...localStorage })'), '{}', 'nothing in localStorage');
+    const kept = JSON.parse(await page.evaluate('JSON.stringify({ ...sessionStorage })') as string) as Record<string, string>;
+    assert.deepEqual(Object.keys(kept), ['airlock.console.proof']);
+    assert.match(kept['airlock.console.proof']!, /^cp_[A-Za-z0-9_-]{43}$/);
     assert.ok(!(await page.content()).includes(adminToken.slice(4)));
   });
 

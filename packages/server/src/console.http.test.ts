@@ -27,10 +27,17 @@ describe('operator console: files, login and the cookie', () => {
   after(async () => h.close());
 
   const login = async (token = h.adminToken, headers: Record<string, string> = { ...CONSOLE, origin: OWN }) => h.call('POST', '/v1/console/session', { body: { token }, headers });
-  const loggedIn = async () => cookieOf((await login()).headers.get('set-cookie'));
-  /** A request as the console makes it: cookie, header, and Origin (POST) or Sec-Fetch-Site (GET). */
+  /** The proof login answered with each cookie (the page keeps it in sessionStorage). */
+  const proofs = new Map<string, string>();
+  const loggedIn = async () => {
+    const res = await login();
+    const cookie = cookieOf(res.headers.get('set-cookie'));
+    proofs.set(cookie, res.body.proof);
+    return cookie;
+  };
+  /** A request as the console makes it: cookie, the header with the session's proof, and Origin (POST) or Sec-Fetch-Site (GET). */
   const asConsole = (cookie: string, method: string, path: string, body?: unknown, extra: Record<string, string> = {}) =>
-    h.call(method, path, { ...(body !== undefined ? { body } : {}), headers: { cookie: `airlock_console=${cookie}`, ...CONSOLE, ...(method === 'GET' ? { 'sec-fetch-site': 'same-origin' } : { origin: OWN }), ...extra } });
+    h.call(method, path, { ...(body !== undefined ? { body } : {}), headers: { cookie: `airlock_console=${cookie}`, 'x-airlock-console': proofs.get(cookie) ?? '1', ...(method === 'GET' ? { 'sec-fetch-site': 'same-origin' } : { origin: OWN }), ...extra } });
 
   test('the console is served with a CSP that runs no inline script and loads nothing from elsewhere', async () => {
     // Files, not JSON: straight from the app.
@@ -60,15 +67,18 @@ describe('operator console: files, login and the cookie', () => {
     }
   });
 
-  test('login: the admin token once, answered with an HttpOnly SameSite=Strict cookie that never carries the token', async () => {
+  test('login: the admin token once, answered with an HttpOnly SameSite=Strict session cookie and a proof, neither carrying the token', async () => {
     const res = await login();
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const setCookie = res.headers.get('set-cookie') ?? '';
-    assert.match(setCookie, /^airlock_console=cs_[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=28800$/);
+    // A browser-session cookie: no Max-Age or Expires, so it is not written to the browser's disk.
+    assert.match(setCookie, /^airlock_console=cs_[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict$/);
     assert.equal(res.headers.get('cache-control'), 'no-store');
-    assert.deepEqual(Object.keys(res.body).sort(), ['active', 'expiresAt']);
+    assert.deepEqual(Object.keys(res.body).sort(), ['active', 'expiresAt', 'proof']);
+    assert.match(res.body.proof, /^cp_[A-Za-z0-9_-]{43}$/);
     assert.ok(!JSON.stringify(res.body).includes(h.adminToken) && !setCookie.includes(h.adminToken.slice(4)));
     const cookie = cookieOf(setCookie);
+    proofs.set(cookie, res.body.proof);
     const who = await asConsole(cookie, 'GET', '/v1/console/session');
     assert.equal(who.status, 200);
     assert.equal(who.body.active, true);
@@ -147,6 +157,49 @@ describe('operator console: files, login and the cookie', () => {
     const rebound = await h.call('GET', 'http://evil.example/v1/agents', { headers: { ...CONSOLE, host: 'evil.example', origin: 'http://evil.example', cookie: `airlock_console=${await loggedIn()}` } });
     assert.equal(rebound.status, 403);
     assert.equal(rebound.body.error.code, 'origin_not_allowed');
+  });
+
+  test('the cookie replayed without its proof (a server on another port of the host got it) is not the operator, even with the header and Origin forged', async () => {
+    const cookie = await loggedIn();
+    const p = await provisionAgent(h, { policy: usdcPolicy() });
+    const freeze = `/v1/agents/${p.agent.name}/freeze`;
+    // What a process that read the cookie can send from outside the browser: every header the console sends, but
+    // it never saw the proof (sessionStorage of the console's origin).
+    const forged = (proof: string | undefined) => ({ cookie: `airlock_console=${cookie}`, 'x-airlock-console': proof ?? '1', origin: OWN, 'sec-fetch-site': 'same-origin' });
+    const another = (await login()).body.proof as string;
+    for (const [what, proof] of [['no proof', undefined], ['a made-up proof', `cp_${'B'.repeat(43)}`], ['the proof of another session', another]] as const) {
+      const post = await h.call('POST', freeze, { headers: forged(proof) });
+      assert.deepEqual([post.status, post.body.error?.code], [401, 'unauthenticated'], what);
+      const read = await h.call('GET', '/v1/agents', { headers: forged(proof) });
+      assert.deepEqual([read.status, read.body.error?.code], [401, 'unauthenticated'], what);
+      const who = await h.call('GET', '/v1/console/session', { headers: forged(proof) });
+      assert.deepEqual([who.status, who.body.active], [200, false], what);
+      // Nor can it log the operator out.
+      assert.deepEqual((await h.call('DELETE', '/v1/console/session', { headers: forged(proof) })).status, 401, what);
+    }
+    assert.equal((await h.admin('GET', `/v1/agents/${p.agent.name}`)).body.status, 'active', 'nothing was changed');
+    // The console, with its proof, still is the operator: the session was not harmed by the attempts.
+    const ok = await asConsole(cookie, 'POST', freeze);
+    assert.deepEqual([ok.status, ok.body.status], [200, 'frozen']);
+  });
+
+  test('a cookie planted before the real one (a page on another port of the host, Path=/v1) does not end the session', async () => {
+    const cookie = await loggedIn();
+    const junk = `cs_${'C'.repeat(43)}`;
+    for (const planted of [`airlock_console=junk; airlock_console=${cookie}`, `airlock_console=${junk}; airlock_console=${cookie}`]) {
+      const res = await h.call('GET', '/v1/agents', { headers: { cookie: planted, 'x-airlock-console': proofs.get(cookie)!, 'sec-fetch-site': 'same-origin' } });
+      assert.equal(res.status, 200, `${planted}: ${JSON.stringify(res.body)}`);
+      const who = await h.call('GET', '/v1/console/session', { headers: { cookie: planted, 'x-airlock-console': proofs.get(cookie)!, 'sec-fetch-site': 'same-origin' } });
+      assert.equal(who.body.active, true, planted);
+    }
+  });
+
+  test('API answers are not cached or sniffed: no-store and nosniff on an authenticated read and on an error', async () => {
+    const cookie = await loggedIn();
+    for (const res of [await asConsole(cookie, 'GET', '/v1/agents'), await h.call('GET', '/v1/agents', { token: h.adminToken }), await h.call('GET', '/v1/agents')]) {
+      assert.equal(res.headers.get('cache-control'), 'no-store');
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    }
   });
 
   test('the cookie stands for the admin only: an agent route refuses it, an unknown cookie is 401', async () => {

@@ -439,13 +439,15 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
     const opened = await checkedFetch(new Request(`${server.url}/v1/console/session`, { method: 'POST', headers: { ...consoleHeaders, 'content-type': 'application/json' }, body: JSON.stringify({ token: adminToken }) }));
     assert.equal(opened.status, 201);
     const cookie = /^airlock_console=[^;]+/.exec(opened.headers.get('set-cookie') ?? '')![0];
-    assert.equal((await call(undefined, 'GET', '/v1/console/session', undefined, { ...consoleHeaders, cookie })).body.active, true);
-    const spend = await call(undefined, 'GET', `/v1/spend?agent=${agent.name}&bucket=1h`, undefined, { ...consoleHeaders, cookie });
+    // Every request after login carries the session's proof (the login answer's `proof`) as the header's value.
+    const withProof = { ...consoleHeaders, 'x-airlock-console': ((await opened.json()) as { proof: string }).proof, cookie };
+    assert.equal((await call(undefined, 'GET', '/v1/console/session', undefined, withProof)).body.active, true);
+    const spend = await call(undefined, 'GET', `/v1/spend?agent=${agent.name}&bucket=1h`, undefined, withProof);
     assert.equal(spend.status, 200, JSON.stringify(spend.body));
     assert.ok(spend.body.budgets.some((b: any) => b.rule === 'agent/usdc-daily'));
     assert.equal((await admin('GET', '/v1/spend?bucket=30s')).status, 400);
     assert.equal((await call(undefined, 'POST', '/v1/console/session', { token: adminToken })).status, 403, 'not a console request');
-    assert.equal((await call(undefined, 'DELETE', '/v1/console/session', undefined, { ...consoleHeaders, cookie })).body.closed, true);
+    assert.equal((await call(undefined, 'DELETE', '/v1/console/session', undefined, withProof)).body.closed, true);
     assert.equal((await admin('GET', `/v1/audit?agent=${agent.name}&order=newest&limit=1`)).body.entries.length, 1);
 
     // Audit: entries, head, signed tree heads, an inclusion proof, a consistency proof, whole-log verification.

@@ -4,6 +4,8 @@ import { ConfirmButton, ErrorNote, Loading, Rules, StatusBadge, useLoad } from '
 import { formatTime, groupDigits, relativeTime, shortAsset } from '../format.js';
 import { html } from '../html.js';
 import { KeyFileError, loadApproverKey, signVote } from '../approver-key.js';
+import { MarkedText, UnusualCharactersNote, unusualCharacters } from '../marked-text.js';
+import { ProfileFields, readProfileContent } from '../nostr-profile.js';
 
 /** Requests held for a human: what each would sign and which rule asked, approve (signs) or reject (releases). */
 export function ApprovalsPage() {
@@ -55,7 +57,7 @@ export function ApprovalsPage() {
       <thead><tr><th scope="col">Approval</th><th scope="col">Agent</th><th scope="col">Request</th><th scope="col">State</th><th scope="col">Decided</th><th scope="col">By</th></tr></thead>
       <tbody>${recent.map((a) => html`<tr>
         <td><code>${a.id}</code></td><td><a href=${`#/agents/${encodeURIComponent(names.get(a.agentId) ?? a.agentId)}`}>${names.get(a.agentId) ?? a.agentId}</a></td>
-        <td>${a.summary?.intent?.summary ?? a.action}</td><td><${StatusBadge} status=${a.state} /></td>
+        <td><${MarkedText} text=${a.summary?.intent?.summary ?? a.action} ours=${SUMMARY_MARKS} /></td><td><${StatusBadge} status=${a.state} /></td>
         <td>${a.decidedAt ? formatTime(a.decidedAt) : ''}</td><td>${a.decidedBy ?? ''}</td>
       </tr>`)}</tbody>
     </table></div>`}
@@ -112,25 +114,39 @@ function Quorum({ approval: a, approvers }) {
   </div>`;
 }
 
+/** What the daemon's summaries write themselves (`nostr kind 0 event 2ac3b2a6f27f… (17 bytes, 1 tags)`). */
+const SUMMARY_MARKS = '…';
+
+/**
+ * A held request. Everything the agent wrote (the request as sent, the summary decoded from it, a kind 0 profile's
+ * fields) is drawn through MarkedText: wrapped, nothing off screen, every character outside printable ASCII marked,
+ * so that the card cannot show something else than what would be signed (found by review).
+ */
 function PendingApproval({ approval: a, agentName, approvers, credential, onVote, onApprove, onReject }) {
   const [reason, setReason] = useState('');
   const quorum = a.quorum?.length > 0;
   const mayVote = credential && quorum && a.quorum.some((q) => credential.groups.some((g) => q.groups.includes(g))) && !(a.votes ?? []).some((v) => v.approver === credential.approver);
   const intent = a.summary?.intent ?? {};
   const titleId = `apr-${a.id}`;
+  const requestJson = a.request !== undefined ? JSON.stringify(a.request, null, 2) : undefined;
+  const profile = a.action === 'nostr.event' && a.request?.kind === 0 && typeof a.request.content === 'string' ? a.request.content : undefined;
+  const profileTexts = profile === undefined ? [] : (readProfileContent(profile).fields ?? []).flatMap((f) => [f.key, ...f.values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)))]);
+  const unusual = unusualCharacters([{ text: requestJson ?? '', json: true }, { text: intent.summary ?? '', ours: SUMMARY_MARKS }, intent.to ?? '', a.action, ...(intent.spends ?? []).map((s) => `${s.amount} ${s.asset}`), ...profileTexts]);
   return html`<li class="card" aria-labelledby=${titleId} data-approval=${a.id}>
-    <h3 id=${titleId}>${intent.summary ?? a.action}</h3>
+    <h3 id=${titleId}><${MarkedText} text=${intent.summary ?? a.action} ours=${SUMMARY_MARKS} /></h3>
+    <${UnusualCharactersNote} found=${unusual} />
     <dl class="facts">
       <div><dt>Agent</dt><dd><a href=${`#/agents/${encodeURIComponent(agentName)}`}>${agentName}</a></dd></div>
-      <div><dt>Action</dt><dd><code>${a.action}</code></dd></div>
-      ${intent.to ? html`<div><dt>To</dt><dd><code>${intent.to}</code></dd></div>` : null}
-      ${(intent.spends ?? []).map((s) => html`<div><dt>Spends</dt><dd>${groupDigits(s.amount)} <span title=${s.asset}>${shortAsset(s.asset)}</span></dd></div>`)}
+      <div><dt>Action</dt><dd><code><${MarkedText} text=${a.action} /></code></dd></div>
+      ${intent.to ? html`<div><dt>To</dt><dd><code><${MarkedText} text=${intent.to} /></code></dd></div>` : null}
+      ${(intent.spends ?? []).map((s) => html`<div><dt>Spends</dt><dd><${MarkedText} text=${groupDigits(s.amount)} /> <span title=${s.asset}><${MarkedText} text=${shortAsset(s.asset)} ours="…" /></span></dd></div>`)}
       <div><dt>Requested</dt><dd>${formatTime(a.createdAt)}</dd></div>
       <div><dt>Expires</dt><dd>${formatTime(a.expiresAt)} (${relativeTime(a.expiresAt)})</dd></div>
       <div><dt>Approval id</dt><dd><code>${a.id}</code></dd></div>
     </dl>
     <div><strong>Why it needs a human:</strong> <${Rules} violations=${a.summary?.violations} /></div>
-    ${a.request !== undefined ? html`<details class="request" open=${a.action.startsWith('nostr.')}><summary>The request as sent (what is signed)</summary><pre>${JSON.stringify(a.request, null, 2)}</pre></details>` : null}
+    ${profile !== undefined ? html`<${ProfileFields} content=${profile} />` : null}
+    ${requestJson !== undefined ? html`<details class="request" open=${a.action.startsWith('nostr.')}><summary>The request as sent (what is signed)</summary><pre dir="ltr"><${MarkedText} text=${requestJson} json /></pre></details>` : null}
     ${quorum ? html`<${Quorum} approval=${a} approvers=${approvers} />` : null}
     <div class="actions">
       ${quorum

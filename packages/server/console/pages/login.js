@@ -1,11 +1,12 @@
 import { useState } from 'preact/hooks';
-import { post } from '../api.js';
+import { keepProof, post } from '../api.js';
 import { ErrorNote } from '../components.js';
 import { html } from '../html.js';
 
 /**
  * The admin token is typed here once and sent to POST /v1/console/session, which answers with an HttpOnly
- * cookie. The token is cleared from the form right away and never stored by the page.
+ * cookie and the session's proof (kept in sessionStorage: api.js). The token is cleared from the form right away
+ * and never stored by the page.
  */
 export function LoginPage({ onLoggedIn }) {
   const [token, setToken] = useState('');
@@ -18,7 +19,7 @@ export function LoginPage({ onLoggedIn }) {
     const sent = token.trim();
     setToken('');
     try {
-      await post('/v1/console/session', { token: sent });
+      keepProof((await post('/v1/console/session', { token: sent })).proof);
       onLoggedIn();
     } catch (err) {
       setError(err.code === 'unauthenticated' ? { code: err.code, message: 'That is not the admin token of this daemon.' } : err);

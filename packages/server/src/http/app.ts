@@ -87,6 +87,14 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
   if (options.observer) app.use('*', requestObserver(options.observer));
   if (options.draining) app.use('*', drainGuard(options.draining));
 
+  // Every API answer is about now and this caller: no cache keeps it (an authenticated GET in a shared browser's
+  // cache), and no browser sniffs it into something else than JSON.
+  app.use('/v1/*', async (c, next) => {
+    await next();
+    if (!c.res.headers.has('cache-control')) c.res.headers.set('cache-control', 'no-store');
+    c.res.headers.set('x-content-type-options', 'nosniff');
+  });
+
   app.use(
     '*',
     browserGuard({ allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [] }, (c, code) => {

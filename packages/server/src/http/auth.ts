@@ -13,7 +13,7 @@ import {
 import type { AdminCredential } from '../admin-credential.ts';
 import type { AttemptLimiter } from './attempt-limiter.ts';
 import { clientAddress } from './client-address.ts';
-import { consoleProofProblem, readConsoleCookie } from './console-auth.ts';
+import { consoleProof, consoleProofProblem, readConsoleCookies } from './console-auth.ts';
 import type { ConsoleSessions } from './console-sessions.ts';
 import type { AirlockHolder } from './holder.ts';
 import type { RefusalTally } from './refusal-tally.ts';
@@ -61,9 +61,9 @@ export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, ro
     const source = clientAddress(c);
     const token = bearerToken(c);
     // The console's cookie stands for the admin token, only on a request without a bearer token.
-    const cookie = token ? undefined : readConsoleCookie(c);
-    if (cookie !== undefined) {
-      const principal = await consolePrincipal(edge, c, cookie, source, now);
+    const cookies = token ? [] : readConsoleCookies(c);
+    if (cookies.length > 0) {
+      const principal = await consolePrincipal(edge, c, cookies, source, now);
       if (kind === 'agent') {
         await airlock.audit.append(forbiddenAccessEntry(now, accessPrincipal(principal), route));
         throw new AirlockError('forbidden', 'This endpoint takes a session token, not the admin token.');
@@ -123,18 +123,21 @@ function bearerToken(c: Context): string {
 }
 
 /**
- * The operator behind a console cookie. The same-origin proof is checked first (console-auth.ts): a request
- * a foreign page made the browser send is refused without looking at the session. An unknown or expired id
- * counts as a failed attempt, like a wrong token.
+ * The operator behind a console cookie and its proof. The same-origin check is first (console-auth.ts): a request
+ * a foreign page made the browser send is refused without looking at the session. Then one of the cookies sent
+ * must be a live session whose proof the header carries (a cookie replayed without the proof is not the operator:
+ * console-sessions.ts). Anything else counts as a failed attempt, like a wrong token.
  */
-async function consolePrincipal(edge: AuthEdge, c: Context, cookie: string, source: string, now: number): Promise<Principal> {
+async function consolePrincipal(edge: AuthEdge, c: Context, cookies: string[], source: string, now: number): Promise<Principal> {
   const problem = consoleProofProblem(c);
   if (problem) {
     edge.refusals.count('auth.failures', source, 'csrf_refused', now);
     throw new AirlockError('csrf_refused', problem, { hints: ['Use the console at /console/, or send the admin token as a bearer token.'] });
   }
   // A session opened with an admin token that was rotated since ends with it (admin-credential.ts bounds when).
-  if (edge.console.check(cookie, now, await edge.holder.get().admin.currentHash())) return { kind: 'admin' };
+  const proof = consoleProof(c);
+  const credential = await edge.holder.get().admin.currentHash();
+  if (cookies.some((cookie) => edge.console.check(cookie, proof, now, credential))) return { kind: 'admin' };
   edge.refusals.count('auth.failures', source, 'unauthenticated', now);
   const key = `${source} console`;
   const wait = edge.failures.retryAfterMs(key, now);

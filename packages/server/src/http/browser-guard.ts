@@ -3,7 +3,7 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { AirlockError, type ErrorCode } from '@airlock/core';
 import { CONSOLE_PATH } from './console-assets.ts';
 import { ownOrigin } from './console-auth.ts';
-import { CONSOLE_HEADER } from './console-sessions.ts';
+import { CONSOLE_HEADER, isConsoleHeader } from './console-sessions.ts';
 
 export interface BrowserGuardOptions {
   /** Exact origins (`https://console.example`) whose browser requests are served; every other `Origin` is refused. */
@@ -32,10 +32,10 @@ export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, 
     if (origin !== undefined && !origins.has(origin)) {
       // The own origin counts only under a host this daemon serves: a rebound name is its attacker's origin too.
       const own = origin === ownOrigin(c) && (hosts === undefined || !hostRefused(c, hosts));
-      if (own && c.req.header('authorization') === undefined && (c.req.header(CONSOLE_HEADER) === '1' || isConsoleFile(c))) return next();
+      if (own && c.req.header('authorization') === undefined && (isConsoleHeader(c.req.header(CONSOLE_HEADER)) || isConsoleFile(c))) return next();
       if (own) {
         onRefused(c, 'csrf_refused');
-        throw new AirlockError('csrf_refused', 'A request from the console\'s own origin must be a console request.', { hints: [`The console sends ${CONSOLE_HEADER}: 1 and its session cookie, never a bearer token.`] });
+        throw new AirlockError('csrf_refused', 'A request from the console\'s own origin must be a console request.', { hints: [`The console sends ${CONSOLE_HEADER} and its session cookie, never a bearer token.`] });
       }
       onRefused(c, 'origin_not_allowed');
       throw new AirlockError('origin_not_allowed', 'Requests from web pages are refused.', { hints: ['Set AIRLOCK_ALLOWED_ORIGINS to serve a browser origin.'] });

@@ -3,7 +3,7 @@ import { AirlockError, consoleSessionEntry, isAdminTokenShape, isAirlockError } 
 import { adminTokenHash } from '../admin-credential.ts';
 import { verifyAdmin, type AuthEdge } from './auth.ts';
 import { clientAddress } from './client-address.ts';
-import { clearedConsoleCookieHeader, consoleCookieHeader, consoleProofProblem, readConsoleCookie } from './console-auth.ts';
+import { clearedConsoleCookieHeader, consoleCookieHeader, consoleProof, consoleProofProblem, readConsoleCookies } from './console-auth.ts';
 import { ConsoleLoginRequest, ConsoleLogoutResponse, ConsoleSessionResponse } from './console-schemas.ts';
 import type { RouteSpec } from './route-table.ts';
 
@@ -31,11 +31,13 @@ export function buildConsoleRoutes(edge: AuthEdge | undefined): RouteSpec[] {
         const token = (body as { token: string }).token;
         await checkAdminToken(e, token, source, now);
         // The session is bound to this admin token: rotating the token ends it (auth.ts, consolePrincipal).
-        const { id, session } = e.console.open(now, adminTokenHash(token));
+        const { id, proof, session } = e.console.open(now, adminTokenHash(token));
         await e.holder.get().audit.append(consoleSessionEntry(now, 'opened', session.ref, source));
-        c.header('set-cookie', consoleCookieHeader(c, id, session.expiresAt - now));
+        c.header('set-cookie', consoleCookieHeader(c, id));
         c.header('cache-control', 'no-store');
-        return c.json({ active: true, expiresAt: new Date(session.expiresAt).toISOString() }, 201);
+        // The proof goes to the page, which keeps it in sessionStorage (its own origin, port included) and sends it
+        // in X-Airlock-Console: the cookie alone, which the browser also sends to other ports of this host, is not the session.
+        return c.json({ active: true, expiresAt: new Date(session.expiresAt).toISOString(), proof }, 201);
       },
     },
     {
@@ -45,8 +47,9 @@ export function buildConsoleRoutes(edge: AuthEdge | undefined): RouteSpec[] {
         const e = need();
         const now = e.now();
         refuseWithoutProof(e, c, clientAddress(c), now);
-        const cookie = readConsoleCookie(c);
-        const session = cookie !== undefined ? e.console.check(cookie, now, await e.holder.get().admin.currentHash()) : undefined;
+        const proof = consoleProof(c);
+        const credential = await e.holder.get().admin.currentHash();
+        const session = readConsoleCookies(c).map((cookie) => e.console.check(cookie, proof, now, credential)).find((s) => s !== undefined);
         return c.json(session ? { active: true, expiresAt: new Date(session.expiresAt).toISOString() } : { active: false });
       },
     },
@@ -56,8 +59,9 @@ export function buildConsoleRoutes(edge: AuthEdge | undefined): RouteSpec[] {
       handler: async (c) => {
         const e = need();
         const now = e.now();
-        const cookie = c.req.header('authorization') ? undefined : readConsoleCookie(c);
-        const closed = cookie !== undefined ? e.console.close(cookie, now) : undefined;
+        const cookies = c.req.header('authorization') ? [] : readConsoleCookies(c);
+        const proof = consoleProof(c);
+        const closed = cookies.map((cookie) => e.console.close(cookie, proof, now)).find((s) => s !== undefined);
         if (closed) await e.holder.get().audit.append(consoleSessionEntry(now, 'closed', closed.ref, clientAddress(c)));
         c.header('set-cookie', clearedConsoleCookieHeader(c));
         return c.json({ closed: closed !== undefined });

@@ -17,6 +17,7 @@ export const ConsoleSessionResponse = apiSchema(
   z.object({
     active: z.boolean().describe('the request carries a live console session cookie'),
     expiresAt: iso.optional().describe('when the session ends at the latest (it also ends after 30 minutes unused)'),
+    proof: z.string().optional().describe('login only: the session\'s second secret; the console keeps it in sessionStorage and sends it as the X-Airlock-Console header of every request (the cookie alone is not the session)'),
   }),
 );
 

@@ -1,9 +1,16 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** The cookie that carries a console session id (HttpOnly, SameSite=Strict, Path=/). */
 export const CONSOLE_COOKIE = 'airlock_console';
-/** The header every console request carries: a page on another origin cannot add it without a CORS preflight we never grant. */
+/**
+ * The header every console request carries: a page on another origin cannot add it without a CORS preflight we
+ * never grant. Its value is `1` on the login request and the session's proof on every request after it.
+ */
 export const CONSOLE_HEADER = 'x-airlock-console';
+/** The shape of a console proof (the second secret of a session, kept by the page in sessionStorage). */
+export const CONSOLE_PROOF = /^cp_[A-Za-z0-9_-]{43}$/;
+/** Whether an X-Airlock-Console value is one the console sends (`1`, or a proof-shaped value). */
+export const isConsoleHeader = (value: string | undefined): boolean => value === '1' || (value !== undefined && CONSOLE_PROOF.test(value));
 
 export interface ConsoleSessionOptions {
   /** Absolute lifetime of a session from login (default 8 h). */
@@ -25,12 +32,20 @@ interface Held extends ConsoleSession {
   lastUsedAt: number;
   /** The hash of the admin token the session was opened with: a rotated token ends its sessions. */
   credential: string;
+  /** The SHA-256 of the session's proof: the cookie alone is not the session. */
+  proof: string;
 }
 
 /**
  * Operator console sessions, in memory: a restart logs everyone out, which is the safe direction. Only the
  * SHA-256 of an id is kept, so the map never holds a usable cookie value and a lookup does not compare secrets.
  * Ids are 256 random bits: guessing one is hopeless, and failures are still counted by the auth limiter.
+ *
+ * A session is two secrets: the id, in the HttpOnly cookie, and the proof, which login answers in its body and the
+ * page keeps in sessionStorage and sends in the X-Airlock-Console header. Cookies are scoped to the host, not the
+ * port (RFC 6265 section 8.5): the browser sends the console cookie to any server on the console's host, and one an
+ * agent runs there could replay it from outside the browser, where the header and Origin are ordinary headers.
+ * sessionStorage is scoped to the origin, port included, so that server never sees the proof (found by review).
  */
 export class ConsoleSessions {
   private readonly sessions = new Map<string, Held>();
@@ -46,24 +61,26 @@ export class ConsoleSessions {
   }
 
   /** A new session, bound to the admin token it was opened with (`credential`, its hash); the returned id goes into the cookie and nowhere else. */
-  open(now: number, credential: string): { id: string; session: ConsoleSession } {
+  open(now: number, credential: string): { id: string; proof: string; session: ConsoleSession } {
     const id = `cs_${randomBytes(32).toString('base64url')}`;
+    const proof = `cp_${randomBytes(32).toString('base64url')}`;
     const hash = digest(id);
-    const held: Held = { ref: hash.slice(0, 12), createdAt: now, expiresAt: now + this.ttlMs, lastUsedAt: now, credential };
+    const held: Held = { ref: hash.slice(0, 12), createdAt: now, expiresAt: now + this.ttlMs, lastUsedAt: now, credential, proof: digest(proof) };
     this.prune(now);
     while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value!);
     this.sessions.set(hash, held);
-    return { id, session: publicView(held) };
+    return { id, proof, session: publicView(held) };
   }
 
   /**
-   * The live session behind a cookie value (and marks it used), or undefined. With `credential` (the current
-   * admin token hash), a session opened with another admin token has ended.
+   * The live session behind a cookie value and its proof (and marks it used), or undefined. With `credential` (the
+   * current admin token hash), a session opened with another admin token has ended. A wrong or missing proof
+   * leaves the session as it is (whoever holds only the cookie cannot end it either).
    */
-  check(id: string, now: number, credential?: string): ConsoleSession | undefined {
+  check(id: string, proof: string | undefined, now: number, credential?: string): ConsoleSession | undefined {
     const hash = digest(id);
     const held = this.sessions.get(hash);
-    if (!held) return undefined;
+    if (!held || proof === undefined || !sameDigest(held.proof, digest(proof))) return undefined;
     if (!this.live(held, now) || (credential !== undefined && held.credential !== credential)) {
       this.sessions.delete(hash);
       return undefined;
@@ -72,12 +89,13 @@ export class ConsoleSessions {
     return publicView(held);
   }
 
-  /** Ends a session (logout); true if it was live. */
-  close(id: string, now: number): ConsoleSession | undefined {
+  /** Ends a session (logout) if the proof is its own; the session if it was live. */
+  close(id: string, proof: string | undefined, now: number): ConsoleSession | undefined {
     const hash = digest(id);
     const held = this.sessions.get(hash);
+    if (!held || proof === undefined || !sameDigest(held.proof, digest(proof))) return undefined;
     this.sessions.delete(hash);
-    return held && this.live(held, now) ? publicView(held) : undefined;
+    return this.live(held, now) ? publicView(held) : undefined;
   }
 
   get size(): number {
@@ -95,6 +113,11 @@ export class ConsoleSessions {
 
 function digest(id: string): string {
   return createHash('sha256').update(id).digest('hex');
+}
+
+/** Two hex digests compared in constant time. */
+function sameDigest(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a, 'hex'), Buffer.from(b, 'hex'));
 }
 
 function publicView(s: Held): ConsoleSession {
