@@ -7,6 +7,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { createAirlockMcpServer, createRedactor, createToolContext, readMcpConfig, serveHttp, type McpConfig } from './index.ts';
@@ -295,5 +296,53 @@ describe('HTTP mode: sessions expire when idle and are limited in number', () =>
       await running.close();
     }
     await assert.rejects(serveHttp(newServer, { host: '127.0.0.1', port: 0, env: { AIRLOCK_MCP_MAX_SESSIONS: '0' } }), /AIRLOCK_MCP_MAX_SESSIONS must be a positive integer/);
+  });
+});
+
+// The daemon is never a target under any name: an IPv6 spelling of its own address (or of an interface of this
+// host, when it listens on every interface) reaches it as surely as the address itself (found by review: the
+// daemon check compared addresses as text).
+const ownV4 = Object.values(networkInterfaces()).flat().find((i) => i && i.family === 'IPv4' && !i.internal)?.address;
+describe('the daemon under an IPv6 spelling of its own address', { skip: ownV4 ? false : 'this host has no non-loopback IPv4 address' }, () => {
+  const spellings = (v4: string) => {
+    const [a, b, c, d] = v4.split('.').map(Number) as [number, number, number, number];
+    const hex = `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+    return [`::ffff:${v4}`, `::ffff:${hex}`, `0:0:0:0:0:ffff:${hex}`, `64:ff9b::${hex}`];
+  };
+  const daemonOn = async (host: string) => {
+    const saw: string[] = [];
+    const server = createServer((req, res) => {
+      saw.push(req.url ?? '');
+      res.end('DAEMON');
+    });
+    await new Promise<void>((resolve) => server.listen(0, host, () => resolve()));
+    return { saw, server, port: (server.address() as AddressInfo).port };
+  };
+
+  test('listening on every interface, AIRLOCK_URL on loopback: the host\'s address in any IPv6 spelling is refused', async () => {
+    const { saw, server, port } = await daemonOn('0.0.0.0');
+    try {
+      const fetchOut = createOutboundFetch({ daemonUrl: `http://127.0.0.1:${port}`, allow: { kind: 'none' } });
+      for (const spelling of [ownV4!, ...spellings(ownV4!)]) {
+        const url = spelling.includes(':') ? `http://[${spelling}]:${port}/v1/unseal/status` : `http://${spelling}:${port}/v1/unseal/status`;
+        await assert.rejects(fetchOut(url), (e: unknown) => e instanceof ToolError && e.code === 'url_not_allowed' && /daemon/.test(e.message), url);
+      }
+      assert.deepEqual(saw, [], 'the daemon was not fetched');
+    } finally {
+      server.close();
+    }
+  });
+
+  test('AIRLOCK_URL naming the host\'s address, private URLs allowed: its IPv6 spellings are still the daemon', async () => {
+    const { saw, server, port } = await daemonOn(ownV4!);
+    try {
+      const fetchOut = createOutboundFetch({ daemonUrl: `http://${ownV4}:${port}`, allow: { kind: 'private' } });
+      for (const spelling of spellings(ownV4!)) {
+        await assert.rejects(fetchOut(`http://[${spelling}]:${port}/v1/unseal/status`), (e: unknown) => e instanceof ToolError && e.code === 'url_not_allowed', spelling);
+      }
+      assert.deepEqual(saw, [], 'the daemon was not fetched');
+    } finally {
+      server.close();
+    }
   });
 });

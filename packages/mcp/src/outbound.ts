@@ -177,7 +177,9 @@ export async function checkTarget(url: URL, options: OutboundOptions): Promise<R
     if (cls === 'forbidden') throw refused(url, `${host} resolves to ${address}, an unspecified, multicast or reserved address`);
     // The daemon, however it is named: the same address and port, or any loopback address on its port when it
     // listens on loopback (or on every interface).
-    const isDaemon = daemonAddresses.some((d) => d.address === address || ((classifyAddress(d.address) === 'forbidden' || isLoopback(d.address)) && (isLoopback(address) || isOwnInterface(address))));
+    // Compared as the host they reach (sameHost), not as text: ::ffff:<own address> and 64:ff9b::<own address>
+    // reach the same daemon (found by review).
+    const isDaemon = daemonAddresses.some((d) => sameHost(d.address, address) || ((classifyAddress(d.address) === 'forbidden' || isLoopback(d.address)) && (isLoopback(address) || isOwnInterface(address))));
     if (isDaemon) throw refused(url, 'it is the Airlock daemon');
     if (cls === 'public' || named) continue;
     if (cls === 'private' && allow.kind === 'private') continue;
@@ -194,9 +196,20 @@ function isLoopback(address: string): boolean {
   return b !== undefined && b.every((x, i) => x === (i === 15 ? 1 : 0));
 }
 
-/** An address of one of this host's own interfaces (a daemon bound to every interface answers on each). */
+/** What an address reaches, in one spelling: the IPv4 address an IPv6 form carries, else the 16 bytes in hex. */
+function hostKey(address: string): string {
+  const inner = isIP(address) === 6 ? throughIpv4(address) : undefined;
+  if (inner && 'v4' in inner) return inner.v4;
+  if (isIP(address) === 4) return address;
+  const bytes = ipv6Bytes(address);
+  return bytes ? Buffer.from(bytes).toString('hex') : address.toLowerCase();
+}
+
+const sameHost = (a: string, b: string) => hostKey(a) === hostKey(b);
+
+/** An address of one of this host's own interfaces (a daemon bound to every interface answers on each), in any spelling. */
 function isOwnInterface(address: string): boolean {
-  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === address));
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => sameHost(i.address, address)));
 }
 
 /** A lookup that answers with the addresses already checked: the connection goes where the check looked. */

@@ -14,7 +14,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { BITCOIN_CHAINS, bitcoinAsset, COUNT_ASSET, seriesFor, type LightningBackend, type LightningPaymentRecord } from '@airlock/core';
+import { AirlockError, BITCOIN_CHAINS, bitcoinAsset, COUNT_ASSET, seriesFor, type LightningBackend, type LightningPaymentRecord } from '@airlock/core';
 import { LightningNetwork } from '../../../testing/lightning-network.ts';
 import { startLndRestDouble, type LndRestDouble } from '../../../testing/lnd-rest-double/server.ts';
 import { startTestRelay } from '../../../testing/nostr-relay/relay.ts';
@@ -194,6 +194,43 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning r
     assert.equal(already[0].data.alreadyCharged, true);
     assert.equal(already[0].data.chargedBy, paymentId);
     assert.equal((await h.admin('POST', '/v1/audit/verify')).body.ok, true);
+  });
+
+  test('a late success whose charging transaction is rolled back once (PostgreSQL breaking a deadlock: conflict) is charged and audited on the retry, not dropped', async () => {
+    const { agent, token } = await provisionAgent(h, { policy, actions: ACTIONS });
+    const invoice = await failedOnce(token);
+    const failed = (await h.airlock.store.listLightningPayments({ paymentHash: invoice.paymentHash, state: 'failed' }))[0]!;
+    const before = await used(h, agent.id);
+    // The deadlock the review produced between two instances (a late charge waiting for the hash's lock while the
+    // holder waits for a row it locked): PostgreSQL aborts one transaction, which the store reports as `conflict`.
+    const store = h.airlock.store;
+    const transaction = store.transaction.bind(store);
+    let aborted = 0;
+    store.transaction = (async (fn: (tx: any) => Promise<unknown>) =>
+      transaction((tx: any) => fn(new Proxy(tx, {
+        get(target, prop) {
+          if (prop === 'chargeLightningAfterFailure' && aborted === 0) {
+            return async () => {
+              aborted++;
+              throw new AirlockError('conflict', 'the store reported a concurrent update; retry (deadlock detected)');
+            };
+          }
+          const value = Reflect.get(target, prop);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      })))) as typeof store.transaction;
+    let done: LightningPaymentRecord;
+    try {
+      done = await finishOf(h.airlock)({ ...failed, state: 'in_flight' }, { state: 'succeeded', preimage: invoice.preimage, feeMsat: 5n }, 'lookup');
+    } finally {
+      store.transaction = transaction as typeof store.transaction;
+    }
+    assert.equal(aborted, 1, 'the first charge was rolled back');
+    assert.deepEqual([done.state, done.preimage], ['succeeded', invoice.preimage]);
+    const after = await used(h, agent.id);
+    assert.equal(after.amount - before.amount, 50_005n, 'charged the amount and the fee, once');
+    const succeeded = (await auditOf(h, agent.name, 'lightning.succeeded')).filter((e) => e.data.paymentId === failed.id);
+    assert.deepEqual(succeeded.map((e) => e.data.afterFailed), [true], 'audited once');
   });
 
   /**

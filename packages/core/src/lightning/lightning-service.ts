@@ -89,6 +89,9 @@ const HEX32 = /^[0-9a-f]{64}$/;
  * failure, with its audit entry). An unknown outcome leaves the hold in place; `reconcile` asks the backend
  * again later. Nothing is paid unless its hold and audit entry are durable.
  */
+/** Times finish() runs its transaction when it rolls back on `conflict` (a concurrent finish, a deadlock broken by PostgreSQL). */
+const FINISH_ATTEMPTS = 3;
+
 export class LightningService {
   private readonly deps: ServiceDeps;
   private readonly signing: SigningService;
@@ -391,13 +394,25 @@ export class LightningService {
     // A derived session's payment is charged to its ancestors too (ancestry never changes: read outside the transaction).
     const input = { ...this.inputOf(record), sessionAncestors: await ancestorIdsOf(this.deps.store, record.sessionId) };
     const charges = finish.state === 'succeeded' ? ledgerWritesFor(withFee(input, finish.feeMsat!)) : countWritesFor(input);
-    try {
-      return await this.finishIn(record, finish, source, charges, now);
-    } catch (e) {
-      // Another instance (its reconciler, or the pay call's own answer) finished it between our read and our
-      // write: its transaction won, ours rolled back whole. The payment is what that one recorded.
-      if (!isAirlockError(e) || e.code !== 'conflict') throw e;
-      return (await this.deps.store.getLightningPayment(record.id)) ?? record;
+    // `conflict`: our transaction rolled back whole. Either another instance (its reconciler, or the pay call's own
+    // answer) finished the payment between our read and our write, or PostgreSQL broke a deadlock by aborting ours
+    // (a late charge waiting for the hash's lock while the holder waited for a row it had locked: found by review).
+    // finishIn decides from the records it reads under lock, so running it again is safe: after another instance's
+    // finish it returns what that one recorded; after a deadlock it records this outcome. Returning the record as it
+    // stood after a deadlock lost a verified success: neither charged nor audited.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.finishIn(record, finish, source, charges, now);
+      } catch (e) {
+        if (!isAirlockError(e) || e.code !== 'conflict') throw e;
+        if (attempt >= FINISH_ATTEMPTS) {
+          const current = (await this.deps.store.getLightningPayment(record.id)) ?? record;
+          // Still not concluded as this answer says: no definite record of it, so an operator must hear of it (the
+          // reconciler asks again for a payment in flight; a late success for a failed record is only seen here).
+          if (finish.state === 'succeeded' && current.preimage === undefined) await this.alert(current, { reason: 'finish_conflict', source });
+          return current;
+        }
+      }
     }
   }
 

@@ -137,7 +137,7 @@ async function consolePrincipal(edge: AuthEdge, c: Context, cookies: string[], s
   // A session opened with an admin token that was rotated since ends with it (admin-credential.ts bounds when).
   const proof = consoleProof(c);
   const credential = await edge.holder.get().admin.currentHash();
-  if (cookies.some((cookie) => edge.console.check(cookie, proof, now, credential))) return { kind: 'admin' };
+  if (edge.console.find(cookies, proof, now, credential)) return { kind: 'admin' };
   edge.refusals.count('auth.failures', source, 'unauthenticated', now);
   const key = `${source} console`;
   const wait = edge.failures.retryAfterMs(key, now);

@@ -30,14 +30,18 @@ export function consoleProof(c: Context): string | undefined {
   return header !== undefined && CONSOLE_PROOF.test(header) ? header : undefined;
 }
 
-/** Console cookies looked at in one request: a browser sends one, or a few when a page on the host planted more. */
-const MAX_CONSOLE_COOKIES = 4;
+/**
+ * Console cookies looked at in one request. A page on the host can plant any number ahead of the real one, so
+ * this is no small cap (four were not enough: a review planted four paths); Node's header size limit (16 KiB)
+ * allows about 300, and each costs one SHA-256 compared with the one session the proof names.
+ */
+const MAX_CONSOLE_COOKIES = 512;
 
 /**
- * The console session ids in the request's cookies, of the expected shape, in the order sent (at most four).
- * Every one, not the first: a page on another port of the host can plant `airlock_console=junk; Path=/v1`, which
- * the browser sends before the real cookie (longer path first), and reading only the first locked the operator
- * out until they cleared the site's cookies (found by review).
+ * The console session ids in the request's cookies, of the expected shape, in the order sent. Every one, not the
+ * first: a page on another port of the host can plant `airlock_console=...; Path=/v1`, which the browser sends
+ * before the real cookie (longer path first), and reading only the first locked the operator out until they
+ * cleared the site's cookies (found by review). The session is then the one the proof names (ConsoleSessions.find).
  */
 export function readConsoleCookies(c: Context): string[] {
   const found: string[] = [];

@@ -49,7 +49,7 @@ export function buildConsoleRoutes(edge: AuthEdge | undefined): RouteSpec[] {
         refuseWithoutProof(e, c, clientAddress(c), now);
         const proof = consoleProof(c);
         const credential = await e.holder.get().admin.currentHash();
-        const session = readConsoleCookies(c).map((cookie) => e.console.check(cookie, proof, now, credential)).find((s) => s !== undefined);
+        const session = e.console.find(readConsoleCookies(c), proof, now, credential);
         return c.json(session ? { active: true, expiresAt: new Date(session.expiresAt).toISOString() } : { active: false });
       },
     },
@@ -61,7 +61,7 @@ export function buildConsoleRoutes(edge: AuthEdge | undefined): RouteSpec[] {
         const now = e.now();
         const cookies = c.req.header('authorization') ? [] : readConsoleCookies(c);
         const proof = consoleProof(c);
-        const closed = cookies.map((cookie) => e.console.close(cookie, proof, now)).find((s) => s !== undefined);
+        const closed = e.console.close(cookies, proof, now);
         if (closed) await e.holder.get().audit.append(consoleSessionEntry(now, 'closed', closed.ref, clientAddress(c)));
         c.header('set-cookie', clearedConsoleCookieHeader(c));
         return c.json({ closed: closed !== undefined });

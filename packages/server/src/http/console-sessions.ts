@@ -49,6 +49,8 @@ interface Held extends ConsoleSession {
  */
 export class ConsoleSessions {
   private readonly sessions = new Map<string, Held>();
+  /** Session id hash by proof hash: a request is matched by its proof, then by whichever of its cookies is that session's. */
+  private readonly byProof = new Map<string, string>();
   private readonly ttlMs: number;
   private readonly idleMs: number;
   private readonly max: number;
@@ -67,8 +69,9 @@ export class ConsoleSessions {
     const hash = digest(id);
     const held: Held = { ref: hash.slice(0, 12), createdAt: now, expiresAt: now + this.ttlMs, lastUsedAt: now, credential, proof: digest(proof) };
     this.prune(now);
-    while (this.sessions.size >= this.max) this.sessions.delete(this.sessions.keys().next().value!);
+    while (this.sessions.size >= this.max) this.drop(this.sessions.keys().next().value!);
     this.sessions.set(hash, held);
+    this.byProof.set(held.proof, hash);
     return { id, proof, session: publicView(held) };
   }
 
@@ -78,24 +81,47 @@ export class ConsoleSessions {
    * leaves the session as it is (whoever holds only the cookie cannot end it either).
    */
   check(id: string, proof: string | undefined, now: number, credential?: string): ConsoleSession | undefined {
-    const hash = digest(id);
-    const held = this.sessions.get(hash);
-    if (!held || proof === undefined || !sameDigest(held.proof, digest(proof))) return undefined;
+    return this.find([id], proof, now, credential);
+  }
+
+  /**
+   * The live session whose proof the request carries and whose id is one of `ids` (the request's cookie values,
+   * in any number: a page on the host can plant as many as it likes ahead of the real one), or undefined.
+   * Looked up by the proof, so every cookie is compared with one session's id, never tried as a session of its own.
+   */
+  find(ids: readonly string[], proof: string | undefined, now: number, credential?: string): ConsoleSession | undefined {
+    const hash = this.sessionOf(ids, proof);
+    if (hash === undefined) return undefined;
+    const held = this.sessions.get(hash)!;
     if (!this.live(held, now) || (credential !== undefined && held.credential !== credential)) {
-      this.sessions.delete(hash);
+      this.drop(hash);
       return undefined;
     }
     held.lastUsedAt = now;
     return publicView(held);
   }
 
-  /** Ends a session (logout) if the proof is its own; the session if it was live. */
-  close(id: string, proof: string | undefined, now: number): ConsoleSession | undefined {
-    const hash = digest(id);
-    const held = this.sessions.get(hash);
-    if (!held || proof === undefined || !sameDigest(held.proof, digest(proof))) return undefined;
-    this.sessions.delete(hash);
+  /** Ends the session (logout) whose proof the request carries, if one of `ids` is its cookie; the session if it was live. */
+  close(ids: readonly string[], proof: string | undefined, now: number): ConsoleSession | undefined {
+    const hash = this.sessionOf(ids, proof);
+    if (hash === undefined) return undefined;
+    const held = this.sessions.get(hash)!;
+    this.drop(hash);
     return this.live(held, now) ? publicView(held) : undefined;
+  }
+
+  /** The hash of the session the proof names, if one of `ids` is its id. */
+  private sessionOf(ids: readonly string[], proof: string | undefined): string | undefined {
+    if (proof === undefined) return undefined;
+    const hash = this.byProof.get(digest(proof));
+    if (hash === undefined || !this.sessions.has(hash)) return undefined;
+    return ids.some((id) => sameDigest(digest(id), hash)) ? hash : undefined;
+  }
+
+  private drop(hash: string): void {
+    const held = this.sessions.get(hash);
+    if (held) this.byProof.delete(held.proof);
+    this.sessions.delete(hash);
   }
 
   get size(): number {
@@ -107,7 +133,7 @@ export class ConsoleSessions {
   }
 
   private prune(now: number): void {
-    for (const [hash, s] of this.sessions) if (!this.live(s, now)) this.sessions.delete(hash);
+    for (const [hash, s] of this.sessions) if (!this.live(s, now)) this.drop(hash);
   }
 }
 
