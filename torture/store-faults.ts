@@ -16,6 +16,8 @@ import { startLoad, type Answer, type Received } from './load.ts';
 
 const UNIT = 1n;
 const RECOVERY_LIMIT_MS = 15_000;
+/** The small filesystem SQLite is filled on: larger than the WAL's bound plus the database (see sqliteDiskFull). */
+const SQLITE_DISK_MIB = 64;
 
 const isUnavailable = (a: Answer) => a.result?.status === 503 && a.result.body?.error?.code === 'store_unavailable';
 const carriesSignature = (a: Answer) => !!(a.result?.body?.signature || a.result?.body?.signedTransaction);
@@ -131,12 +133,17 @@ function fillUp(path: string): number {
 
 async function sqliteDiskFull(cycles: number, v: Violations) {
   const mountPoint = mkdtempSync(join(tmpdir(), 'airlock-torture-full-'));
-  // Root in this environment: a real small filesystem, so SQLite meets a genuine ENOSPC (SQLITE_FULL).
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', mountPoint]);
+  // Root in this environment: a real small filesystem, so SQLite meets a genuine ENOSPC (SQLITE_FULL). 64 MiB, not
+  // less: under sustained load the WAL grows to the writer's backstop checkpoint (BACKSTOP_CHECKPOINT_PAGES, about
+  // 40 MB) before it is reset, and on an 8 MiB disk it filled the disk by itself, leaving no room for the filler or
+  // for the checkpoint that would reset it (a wedge only an operator freeing space ends: CI, 2026-12-03). The filler
+  // stands for another program filling the disk, which is what this part checks Airlock survives.
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${SQLITE_DISK_MIB}m`, 'tmpfs', mountPoint]);
   let data: DaemonData | undefined;
   let daemon: Daemon | undefined;
   const statuses = new Tally();
   const recoveries: number[] = [];
+  const walSizes: number[] = [];
   let duringFull = 0;
   let unavailable = 0;
   try {
@@ -154,9 +161,11 @@ async function sqliteDiskFull(cycles: number, v: Violations) {
         const label = `sqlite disk full ${cycle + 1}`;
         await sleep(200 + Math.random() * 300);
         fillUp(filler);
+        walSizes.push(statSync(join(mountPoint, 'airlock.db-wal'), { throwIfNoEntry: false })?.size ?? 0);
         const fullSince = performance.now();
-        // Keep the disk full until the log cannot grow any more (WAL space already allocated can absorb a few).
-        for (let i = 0; i < 100 && !answers.some((a) => a.startedAt >= fullSince && isUnavailable(a)); i++) await sleep(50);
+        // Keep the disk full until the log cannot grow any more (WAL space already allocated, up to the backstop's
+        // 40 MB, absorbs commits for a while).
+        for (let i = 0; i < 600 && !answers.some((a) => a.startedAt >= fullSince && isUnavailable(a)); i++) await sleep(50);
         await sleep(300);
         const freedAt = performance.now();
         const inside = answers.filter((a) => a.startedAt >= fullSince && a.endedAt <= freedAt);
@@ -185,7 +194,7 @@ async function sqliteDiskFull(cycles: number, v: Violations) {
     daemon = await startDaemon(data);
     await checkAuditVerifies(daemon.url, data.adminToken, v, 'sqlite after disk full and restart');
     checkReceivedAudited(await signRequestEntries(daemon.url, data.adminToken), received, v, 'sqlite after disk full and restart');
-    return { answers: statuses.toString(), duringFull, unavailable, recoveries, signatures: received.length };
+    return { answers: statuses.toString(), duringFull, unavailable, recoveries, signatures: received.length, walSizes };
   } finally {
     await daemon?.kill('SIGKILL');
     await data?.cleanup();
@@ -198,7 +207,7 @@ const ms = (xs: number[]) => (xs.length ? `${Math.round(Math.min(...xs))}-${Math
 
 export const storeFaultsPart: Part = {
   name: 'store-faults',
-  summary: 'PostgreSQL unavailable and back under load; SQLite on a full 8 MiB tmpfs',
+  summary: `PostgreSQL unavailable and back under load; SQLite on a full ${SQLITE_DISK_MIB} MiB tmpfs`,
   async run(mode: Mode): Promise<PartReport> {
     const v = new Violations();
     const pg = await postgresOutages(mode === 'full' ? 10 : 2, v);
@@ -213,6 +222,7 @@ export const storeFaultsPart: Part = {
         'sqlite.diskFullEvents': full.recoveries.length,
         'sqlite.answersWhileFull': `${full.duringFull} (503: ${full.unavailable})`,
         'sqlite.recovery': ms(full.recoveries),
+        'sqlite.walBytesWhenFilled': full.walSizes.join(', '),
         'sqlite.signaturesChecked': full.signatures,
         'sqlite.answers': full.answers,
       },
