@@ -7,7 +7,7 @@
 // AIRLOCK_CONSOLE_SCREENSHOTS=docs/console writes 1280x800 screenshots of these pages there (docs/console.md).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -17,10 +17,10 @@ import { loadConfig } from './config.ts';
 import { initAirlock } from './runtime.ts';
 import { serveAirlock, type RunningServer } from './serve.ts';
 import { ALICE, MALLORY, TEST_PASSPHRASE, TEST_VAULT, USDC_ASSET, usdcPolicy, usdcTransfer } from './testing/harness.ts';
+import { CHROMIUM, chromiumSkip, collectProblems, jsonApi, logInThroughForm } from './testing/browser.ts';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOTS = process.env.AIRLOCK_CONSOLE_SCREENSHOTS ? resolve(import.meta.dirname, '../../..', process.env.AIRLOCK_CONSOLE_SCREENSHOTS) : undefined;
-const skip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium)` : false;
+const skip = chromiumSkip;
 
 describe('the console: alerts, breakers, quorum votes and shadow policies in Chromium', { skip }, () => {
   let dir: string;
@@ -33,14 +33,7 @@ describe('the console: alerts, breakers, quorum votes and shadow policies in Chr
   const keyFiles: Record<string, string> = {};
   let nonce = 0;
 
-  const api = async (method: string, path: string, opts: { token?: string; body?: unknown } = {}) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = jsonApi(() => server.url);
   const admin = (method: string, path: string, body?: unknown) => api(method, path, { token: adminToken, ...(body !== undefined ? { body } : {}) });
   const pay = (who: string, amountUsdc: number, to = ALICE) => api('POST', '/v1/sign/transaction', { token: agents[who]!.token, body: usdcTransfer(to, BigInt(amountUsdc) * 1_000_000n, nonce++) });
   const shoot = async (name: string) => {
@@ -96,12 +89,8 @@ describe('the console: alerts, breakers, quorum votes and shadow policies in Chr
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await context.newPage();
     page.setDefaultTimeout(15_000);
-    page.on('console', (m) => void (m.type() === 'error' && problems.push(m.text())));
-    page.on('pageerror', (e) => void problems.push(String(e)));
-    await page.goto(`${server.url}/console/`);
-    await page.getByLabel('Admin token').fill(adminToken);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Fleet' }).waitFor();
+    collectProblems(page, problems);
+    await logInThroughForm(page, server.url, adminToken);
   });
   after(async () => {
     await browser?.close();

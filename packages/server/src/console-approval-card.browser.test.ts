@@ -8,7 +8,7 @@
 // Each test asserts what an operator must be able to notice; an honest profile beside them raises no warning.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
@@ -16,10 +16,9 @@ import { loadConfig } from './config.ts';
 import { initAirlock } from './runtime.ts';
 import { serveAirlock, type RunningServer } from './serve.ts';
 import { TEST_PASSPHRASE, TEST_VAULT } from './testing/harness.ts';
+import { CHROMIUM, chromiumSkip, collectProblems, jsonApi, logInThroughForm } from './testing/browser.ts';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-// CI installs Chromium (.ci/run): there a missing browser fails; on a developer machine without it the test is skipped.
-const skip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium)` : false;
+const skip = chromiumSkip;
 const VIEWPORT = { width: 1280, height: 800 };
 
 /** The kind 0 contents the agent asks to sign, each held for approval by the policy below. */
@@ -43,14 +42,7 @@ describe('the approval card against a malicious agent (Nostr kind 0) in Chromium
   const problems: string[] = [];
   const held = {} as Record<Case, string>;
 
-  const api = async (method: string, path: string, opts: { token?: string; body?: unknown } = {}) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = jsonApi(() => server.url);
   const admin = (method: string, path: string, body?: unknown) => api(method, path, { token: adminToken, ...(body !== undefined ? { body } : {}) });
   const card = (which: Case): Locator => page.locator(`li.card[data-approval="${held[which]}"]`);
 
@@ -78,14 +70,10 @@ describe('the approval card against a malicious agent (Nostr kind 0) in Chromium
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await (await browser.newContext({ viewport: VIEWPORT })).newPage();
     page.setDefaultTimeout(15_000);
-    page.on('console', (m) => void (m.type() === 'error' && problems.push(m.text())));
-    page.on('pageerror', (e) => void problems.push(String(e)));
+    collectProblems(page, problems);
 
     // The operator logs in through the console's form, as console.browser.test.ts does, and opens Approvals.
-    await page.goto(`${server.url}/console/`);
-    await page.getByLabel('Admin token').fill(adminToken);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Fleet' }).waitFor();
+    await logInThroughForm(page, server.url, adminToken);
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Approvals' }).click();
     await page.getByRole('heading', { level: 1, name: 'Approvals' }).waitFor();
     for (const which of Object.keys(CONTENTS) as Case[]) await card(which).locator('details.request pre').waitFor();

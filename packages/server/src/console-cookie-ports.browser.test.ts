@@ -8,7 +8,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
@@ -16,9 +16,9 @@ import { loadConfig } from './config.ts';
 import { initAirlock } from './runtime.ts';
 import { serveAirlock, type RunningServer } from './serve.ts';
 import { ALICE, MALLORY, TEST_PASSPHRASE, TEST_VAULT, usdcPolicy, usdcTransfer } from './testing/harness.ts';
+import { CHROMIUM, chromiumSkip, jsonApi, logInThroughForm } from './testing/browser.ts';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
-const skip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium)` : false;
+const skip = chromiumSkip;
 
 describe('the console cookie on another port of the console\'s host (Chromium)', { skip }, () => {
   let dir: string;
@@ -28,14 +28,7 @@ describe('the console cookie on another port of the console\'s host (Chromium)',
   let sibling: Server;
   let siblingPort = 0;
   const seen: { path: string; cookie?: string }[] = [];
-  const api = async (method: string, path: string, opts: { token?: string; body?: unknown; headers?: Record<string, string> } = {}) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}), ...(opts.headers ?? {}) },
-      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = jsonApi(() => server.url);
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'airlock-console-ports-'));
@@ -69,10 +62,7 @@ describe('the console cookie on another port of the console\'s host (Chromium)',
 
     const context = await browser.newContext();
     const page = await context.newPage();
-    await page.goto(`${server.url}/console/`);
-    await page.getByLabel('Admin token').fill(adminToken);
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Fleet' }).waitFor();
+    await logInThroughForm(page, server.url, adminToken);
 
     // Any site can send the operator to the other port (localhost is another site than 127.0.0.1); that page's
     // request to itself is same-site and carries the cookie.

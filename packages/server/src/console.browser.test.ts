@@ -6,7 +6,7 @@
 // AIRLOCK_CONSOLE_SCREENSHOTS=docs/console writes a 1280x800 screenshot of each page there (docs/console.md).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -15,11 +15,10 @@ import { loadConfig } from './config.ts';
 import { initAirlock } from './runtime.ts';
 import { serveAirlock, type RunningServer } from './serve.ts';
 import { ALICE, TEST_PASSPHRASE, TEST_VAULT, USDC_ASSET, usdcPolicy, usdcTransfer } from './testing/harness.ts';
+import { CHROMIUM, chromiumSkip, jsonApi } from './testing/browser.ts';
 
-const CHROMIUM = process.env.AIRLOCK_CHROMIUM ?? '/usr/bin/chromium';
 const SCREENSHOTS = process.env.AIRLOCK_CONSOLE_SCREENSHOTS ? resolve(import.meta.dirname, '../../..', process.env.AIRLOCK_CONSOLE_SCREENSHOTS) : undefined;
-// CI installs Chromium (.ci/run): there a missing browser fails; on a developer machine without it the test is skipped.
-const skip = !existsSync(CHROMIUM) && process.env.CI !== 'true' ? `no Chromium at ${CHROMIUM} (apt-get install -y chromium)` : false;
+const skip = chromiumSkip;
 
 /** The daemon's clock, shifted into the past while the test builds a day of history, then moved to the present. */
 class ShiftedClock {
@@ -40,14 +39,7 @@ describe('the operator console in Chromium', { skip }, () => {
   let agent: { id: string; name: string; address: string };
   let token: string;
 
-  const api = async (method: string, path: string, opts: { token?: string; body?: unknown } = {}) => {
-    const res = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  };
+  const api = jsonApi(() => server.url);
   const admin = (method: string, path: string, body?: unknown) => api(method, path, { token: adminToken, ...(body !== undefined ? { body } : {}) });
   const shoot = async (name: string) => {
     if (SCREENSHOTS) await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
