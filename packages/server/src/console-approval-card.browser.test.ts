@@ -15,7 +15,7 @@ import { chromium, type Browser, type Locator, type Page } from 'playwright-core
 import { loadConfig } from './config.ts';
 import { initAirlock } from './runtime.ts';
 import { serveAirlock, type RunningServer } from './serve.ts';
-import { TEST_PASSPHRASE, TEST_VAULT } from './testing/harness.ts';
+import { ALICE, TEST_PASSPHRASE, TEST_VAULT, USDC, usdcPolicy } from './testing/harness.ts';
 import { CHROMIUM, chromiumSkip, collectProblems, jsonApi, logInThroughForm } from './testing/browser.ts';
 
 const skip = chromiumSkip;
@@ -32,6 +32,7 @@ const CONTENTS = {
   notObject: '["lud16","drain@attacker.example"]',
 };
 type Case = keyof typeof CONTENTS;
+const X402_RESOURCE = 'https://api.example.com/premium-report';
 
 describe('the approval card against a malicious agent (Nostr kind 0) in Chromium', { skip }, () => {
   let dir: string;
@@ -41,6 +42,7 @@ describe('the approval card against a malicious agent (Nostr kind 0) in Chromium
   let page: Page;
   const problems: string[] = [];
   const held = {} as Record<Case, string>;
+  let x402Approval = '';
 
   const api = jsonApi(() => server.url);
   const admin = (method: string, path: string, body?: unknown) => api(method, path, { token: adminToken, ...(body !== undefined ? { body } : {}) });
@@ -66,6 +68,15 @@ describe('the approval card against a malicious agent (Nostr kind 0) in Chromium
       assert.equal(res.status, 202, JSON.stringify(res.body));
       held[which] = res.body.approvalId;
     }
+    // An x402 payment held for a human: the card must say what it buys (the resource the agent named).
+    assert.equal((await admin('POST', '/v1/agents', { names: ['payments-bot'] })).status, 201);
+    assert.equal((await admin('PUT', '/v1/policies/payments-bot', { document: usdcPolicy({ approvalAbove: '50000000' }) })).status, 200);
+    const payer = (await admin('POST', '/v1/agents/payments-bot/sessions', { ttl: '1h', actions: ['evm.typed_data'] })).body.token;
+    const accepts = [{ scheme: 'exact', network: 'eip155:8453', amount: '60000000', asset: USDC, payTo: ALICE, maxTimeoutSeconds: 60, extra: { name: 'USD Coin', version: '2' } }];
+    const paymentRequired = Buffer.from(JSON.stringify({ x402Version: 2, resource: { url: X402_RESOURCE, description: 'One report' }, accepts })).toString('base64');
+    const x402 = await api('POST', '/v1/x402/pay', { token: payer, body: { resource: X402_RESOURCE, paymentRequired } });
+    assert.equal(x402.status, 202, JSON.stringify(x402.body));
+    x402Approval = x402.body.approvalId;
 
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await (await browser.newContext({ viewport: VIEWPORT })).newPage();
@@ -157,6 +168,12 @@ describe('the approval card against a malicious agent (Nostr kind 0) in Chromium
     assert.equal(punycode, 'xn--getlby-5nf.com');
     await target.locator('[data-kind0-field="lud16"]').getByText(punycode).waitFor();
     await target.locator('[data-warning="characters"]').filter({ hasText: 'U+0430' }).waitFor();
+  });
+
+  test('an x402 payment\'s card says what it buys: the resource the agent named, with the protocol', async () => {
+    const target = page.locator(`li.card[data-approval="${x402Approval}"]`);
+    const row = target.locator('dt', { hasText: 'Pays for' }).locator('xpath=..');
+    assert.match(await row.innerText(), new RegExp(`${X402_RESOURCE.replace(/[.]/g, '\\.')}[\\s\\S]*x402: the resource as the agent named it`));
   });
 
   test('an honest profile raises no warning; every field is listed; no script error, no CSP violation', async () => {

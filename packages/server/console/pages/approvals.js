@@ -131,7 +131,9 @@ function PendingApproval({ approval: a, agentName, approvers, credential, onVote
   const requestJson = a.request !== undefined ? JSON.stringify(a.request, null, 2) : undefined;
   const profile = a.action === 'nostr.event' && a.request?.kind === 0 && typeof a.request.content === 'string' ? a.request.content : undefined;
   const profileTexts = profile === undefined ? [] : (readProfileContent(profile).fields ?? []).flatMap((f) => [f.key, ...f.values.map((v) => (typeof v === 'string' ? v : JSON.stringify(v)))]);
-  const unusual = unusualCharacters([{ text: requestJson ?? '', json: true }, { text: intent.summary ?? '', ours: SUMMARY_MARKS }, intent.to ?? '', a.action, ...(intent.spends ?? []).map((s) => `${s.amount} ${s.asset}`), ...profileTexts]);
+  // What a payment buys (x402, L402): the resource as the agent named it, which the signature does not bind.
+  const paysFor = intent.payment?.resource;
+  const unusual = unusualCharacters([{ text: requestJson ?? '', json: true }, { text: intent.summary ?? '', ours: SUMMARY_MARKS }, intent.to ?? '', a.action, paysFor ?? '', ...(intent.spends ?? []).map((s) => `${s.amount} ${s.asset}`), ...profileTexts]);
   return html`<li class="card" aria-labelledby=${titleId} data-approval=${a.id}>
     <h3 id=${titleId}><${MarkedText} text=${intent.summary ?? a.action} ours=${SUMMARY_MARKS} /></h3>
     <${UnusualCharactersNote} found=${unusual} />
@@ -139,6 +141,7 @@ function PendingApproval({ approval: a, agentName, approvers, credential, onVote
       <div><dt>Agent</dt><dd><a href=${`#/agents/${encodeURIComponent(agentName)}`}>${agentName}</a></dd></div>
       <div><dt>Action</dt><dd><code><${MarkedText} text=${a.action} /></code></dd></div>
       ${intent.to ? html`<div><dt>To</dt><dd><code><${MarkedText} text=${intent.to} /></code></dd></div>` : null}
+      ${paysFor ? html`<div><dt>Pays for</dt><dd><code><${MarkedText} text=${paysFor} /></code> <span class="muted">(${intent.payment.protocol}: the resource as the agent named it)</span></dd></div>` : null}
       ${(intent.spends ?? []).map((s) => html`<div><dt>Spends</dt><dd><${MarkedText} text=${groupDigits(s.amount)} /> <span title=${s.asset}><${MarkedText} text=${shortAsset(s.asset)} ours="…" /></span></dd></div>`)}
       <div><dt>Requested</dt><dd>${formatTime(a.createdAt)}</dd></div>
       <div><dt>Expires</dt><dd>${formatTime(a.expiresAt)} (${relativeTime(a.expiresAt)})</dd></div>
