@@ -5,9 +5,26 @@ import { JsonRpcError, RPC_ERROR } from './json-rpc-errors.ts';
 /** How long one upstream call may take before the client gets `upstream_unavailable`. */
 const UPSTREAM_TIMEOUT_MS = 15_000;
 
+/**
+ * The most bytes of one node answer read (a wide `eth_getLogs`, or a node that answers without end), and of all
+ * the answers relayed for one HTTP request (a batch of up to 100 calls). Answers were read whole and relayed: two
+ * 48 MiB `eth_getLogs` answers grew the daemon by 774 MiB, and a batch of 100 would have ended it, for every agent
+ * (found by review). Past a cap the call is answered `upstream_answer_too_large` and the read cancelled.
+ */
+export const UPSTREAM_MAX_ANSWER_BYTES = 8 * 1024 * 1024;
+export const UPSTREAM_MAX_BATCH_ANSWER_BYTES = 16 * 1024 * 1024;
+
+/** Bytes of node answers one HTTP request may still relay (UPSTREAM_MAX_BATCH_ANSWER_BYTES at its start). */
+export interface AnswerBudget {
+  remaining: number;
+}
+
 export interface UpstreamNode {
-  /** The node's `result`, or a JsonRpcError: the node's own error as it answered, or `upstream_unavailable`. */
-  call(method: string, params: unknown): Promise<unknown>;
+  /**
+   * The node's `result`, or a JsonRpcError: the node's own error as it answered, `upstream_unavailable`, or
+   * `upstream_answer_too_large` (past UPSTREAM_MAX_ANSWER_BYTES, or what `budget` has left).
+   */
+  call(method: string, params: unknown, budget?: AnswerBudget): Promise<unknown>;
 }
 
 /**
@@ -22,7 +39,7 @@ export function upstreamNode(network: string, url: string, chainId: number): Ups
   let nextId = 1;
   const unavailable = (why: string) => new JsonRpcError(RPC_ERROR.unavailable, `The upstream node for ${network} ${why}.`, { code: 'upstream_unavailable', network });
 
-  async function send(method: string, params: unknown): Promise<unknown> {
+  async function send(method: string, params: unknown, budget?: AnswerBudget): Promise<unknown> {
     let res: Response;
     try {
       res = await fetch(url, {
@@ -35,9 +52,15 @@ export function upstreamNode(network: string, url: string, chainId: number): Ups
       // The cause (undici) can name the URL: dropped on purpose.
       throw unavailable('did not answer');
     }
+    const cap = Math.min(UPSTREAM_MAX_ANSWER_BYTES, budget?.remaining ?? UPSTREAM_MAX_ANSWER_BYTES);
+    const text = await readCapped(res, cap);
+    if (text === undefined) {
+      throw new JsonRpcError(RPC_ERROR.limitExceeded, `The upstream node's answer to ${method} is larger than ${cap} bytes${cap < UPSTREAM_MAX_ANSWER_BYTES ? ' (what this request may still relay)' : ''}: ask for less (a narrower block range), or send the calls in separate requests.`, { code: 'upstream_answer_too_large', network, limitBytes: cap });
+    }
+    if (budget) budget.remaining -= Buffer.byteLength(text);
     let body: { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
     try {
-      body = (await res.json()) as typeof body;
+      body = JSON.parse(text) as typeof body;
     } catch {
       throw unavailable(`answered HTTP ${res.status} without JSON-RPC`);
     }
@@ -57,14 +80,43 @@ export function upstreamNode(network: string, url: string, chainId: number): Ups
   }
 
   return {
-    async call(method, params) {
+    async call(method, params, budget) {
       // Checked once; a failed check (node down, wrong chain) is tried again on the next call.
       chainChecked ??= checkChain().catch((e: unknown) => {
         chainChecked = undefined;
         throw e;
       });
       await chainChecked;
-      return send(method, params);
+      return send(method, params, budget);
     },
   };
+}
+
+/** The response body as text if it is at most `cap` bytes, else undefined (the rest is not read: the stream is cancelled). */
+async function readCapped(res: Response, cap: number): Promise<string | undefined> {
+  const declared = Number(res.headers.get('content-length'));
+  if (Number.isFinite(declared) && declared > cap) {
+    await res.body?.cancel().catch(() => undefined);
+    return undefined;
+  }
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let read = 0;
+  for (;;) {
+    let chunk: Awaited<ReturnType<typeof reader.read>>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      return '';
+    }
+    if (chunk.done) break;
+    read += chunk.value.byteLength;
+    if (read > cap) {
+      await reader.cancel().catch(() => undefined);
+      return undefined;
+    }
+    chunks.push(chunk.value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

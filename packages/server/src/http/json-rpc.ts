@@ -15,7 +15,7 @@ import { authenticate, type AuthEdge, type Principal } from './auth.ts';
 import type { AirlockHolder } from './holder.ts';
 import { JsonRpcError, RPC_ERROR, rpcErrorFromAirlock, rpcErrorFromOutcome } from './json-rpc-errors.ts';
 import { invalidParams, notTheAgent, transactionPayload } from './json-rpc-transaction.ts';
-import { upstreamNode, type UpstreamNode } from './json-rpc-upstream.ts';
+import { UPSTREAM_MAX_BATCH_ANSWER_BYTES, upstreamNode, type AnswerBudget, type UpstreamNode } from './json-rpc-upstream.ts';
 import { readBodyBytes } from './request-body.ts';
 import { idempotencyKeyOf } from './request-context.ts';
 
@@ -85,8 +85,11 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
     const network = `eip155:${chainId}`;
     const url = holder.get().config.evmRpc[network];
     if (!url) return undefined;
-    let node = upstreams.get(url);
-    if (!node) upstreams.set(url, (node = upstreamNode(network, url, chainId)));
+    // Per network, not per URL: each network checks its own chain id (two networks configured with one URL, a
+    // proxy or a slip, made the second skip the check and answer, fill and broadcast on the first's chain: review).
+    const key = `${network}|${url}`;
+    let node = upstreams.get(key);
+    if (!node) upstreams.set(key, (node = upstreamNode(network, url, chainId)));
     return node;
   };
 
@@ -108,7 +111,8 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
     }
 
     const principal = c.get('principal') as Principal & { kind: 'agent' };
-    const session = { auth: principal.auth, chainId, upstream: upstreamFor(chainId), c };
+    // One budget of relayed node answers for the whole request (a batch relays at most that much).
+    const session = { auth: principal.auth, chainId, upstream: upstreamFor(chainId), c, answers: { remaining: UPSTREAM_MAX_BATCH_ANSWER_BYTES } };
     if (!Array.isArray(body)) {
       const response = await answer(body, session);
       return response ? c.json(response) : c.body(null, 204);
@@ -199,7 +203,7 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
         return (await sign(ctx, 'evm.typed_data', { chainId, typedData: parsed })).signature;
       }
       default:
-        return requireUpstream(upstream, chainId, call.method).call(call.method, call.params ?? []);
+        return requireUpstream(upstream, chainId, call.method).call(call.method, call.params ?? [], ctx.answers);
     }
   }
 
@@ -249,6 +253,8 @@ interface CallContext {
   chainId: number;
   upstream: UpstreamNode | undefined;
   c: Context;
+  /** Node answers this HTTP request may still relay. */
+  answers: AnswerBudget;
 }
 
 /**
