@@ -188,14 +188,6 @@ export async function checkTarget(url: URL, options: OutboundOptions): Promise<R
   return addresses;
 }
 
-function isLoopback(address: string): boolean {
-  const inner = isIP(address) === 6 ? throughIpv4(address) : undefined;
-  const a = inner && 'v4' in inner ? inner.v4 : address;
-  if (isIP(a) === 4) return /^127\./.test(a);
-  const b = ipv6Bytes(a);
-  return b !== undefined && b.every((x, i) => x === (i === 15 ? 1 : 0));
-}
-
 /** What an address reaches, in one spelling: the IPv4 address an IPv6 form carries, else the 16 bytes in hex. */
 function hostKey(address: string): string {
   const inner = isIP(address) === 6 ? throughIpv4(address) : undefined;
@@ -206,6 +198,9 @@ function hostKey(address: string): string {
 }
 
 const sameHost = (a: string, b: string) => hostKey(a) === hostKey(b);
+
+/** Loopback in any spelling: 127/8, or ::1 (as hostKey spells it). */
+const isLoopback = (address: string) => /^127\./.test(hostKey(address)) || hostKey(address) === `${'0'.repeat(31)}1`;
 
 /** An address of one of this host's own interfaces (a daemon bound to every interface answers on each), in any spelling. */
 function isOwnInterface(address: string): boolean {

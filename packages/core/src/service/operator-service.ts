@@ -398,15 +398,15 @@ export class OperatorService {
     const { refusal, policyVersion: judgedUnder } = await this.policyRecheck(tx, pending, agent, now, grantor);
     if (refusal?.reason === 'policy_requires_quorum') return this.raiseQuorum(tx, pending, refusal, now, grantor);
     if (refusal) {
-      const { violations, policyVersion, reason, quorum } = refusal;
+      const { violations, policyVersion, reason } = refusal;
       const rules = [...new Set(violations.map((v) => v.rule))];
       const closing = await tx.appendAudit({
         at: now, type: 'approval.denied', actor: 'system', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'deny',
-        data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason, rules, violations, ...(quorum ? { quorum } : {}), ...(policyVersion !== undefined ? { policyVersion } : {}), approvedBy: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) },
+        data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason, rules, violations, ...(policyVersion !== undefined ? { policyVersion } : {}), approvedBy: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) },
       });
       const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
       const first = violations[0]!;
-      const details = { approvalId: id, auditSeq: closing.seq, reason, rules, ...(quorum ? { quorum } : {}), ...(policyVersion !== undefined ? { policyVersion } : {}) };
+      const details = { approvalId: id, auditSeq: closing.seq, reason, rules, ...(policyVersion !== undefined ? { policyVersion } : {}) };
       // A stored request that no longer decodes to what was held (rewritten in the store) is no policy matter: it is
       // refused with the code the signing check gives it.
       let closed: AirlockError;

@@ -23,6 +23,7 @@ import {
   type Round2Message,
 } from '@airlock/keys';
 import { hexToBytes } from '@noble/hashes/utils.js';
+import { readCappedBytes } from '../read-capped.ts';
 
 /** A node's answer larger than this is not read (a round-two answer is a few KB; key generation messages stay well under). */
 const MAX_RESPONSE_BYTES = 1024 * 1024;
@@ -307,26 +308,9 @@ function asAirlockError(e: unknown): AirlockError {
 
 /** The JSON body of a node's answer, or undefined when it is not JSON or passes `max` bytes (read no further). */
 async function readCappedJson(res: Response, max: number): Promise<unknown> {
-  if (Number(res.headers.get('content-length') ?? '0') > max) {
-    await res.body?.cancel().catch(() => undefined);
-    return undefined;
-  }
-  if (!res.body) return undefined;
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > max) {
-        await reader.cancel().catch(() => undefined);
-        return undefined;
-      }
-      chunks.push(value);
-    }
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const bytes = await readCappedBytes(res.body, max, res.headers.get('content-length'));
+    return bytes && JSON.parse(bytes.toString('utf8'));
   } catch {
     return undefined;
   }

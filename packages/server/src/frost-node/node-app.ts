@@ -50,6 +50,7 @@ import {
 } from '@airlock/keys';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { errorResponse } from '../http/errors.ts';
+import { readCappedBytes } from '../read-capped.ts';
 import type { NodeDecision, NodeLedger } from './node-ledger.ts';
 import { signTaprootKeyPath } from './node-taproot.ts';
 
@@ -231,21 +232,7 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
  * Content-Length, or while it is read): an oversized body is never held in memory whole.
  */
 async function readCapped(request: Request, max: number): Promise<string> {
-  const declared = Number(request.headers.get('content-length') ?? '0');
-  if (declared > max) throw new AirlockError('body_too_large');
-  if (!request.body) return '';
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > max) {
-      await reader.cancel().catch(() => undefined);
-      throw new AirlockError('body_too_large');
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  const bytes = await readCappedBytes(request.body, max, request.headers.get('content-length'));
+  if (!bytes) throw new AirlockError('body_too_large');
+  return bytes.toString('utf8');
 }

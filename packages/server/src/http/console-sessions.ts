@@ -76,15 +76,6 @@ export class ConsoleSessions {
   }
 
   /**
-   * The live session behind a cookie value and its proof (and marks it used), or undefined. With `credential` (the
-   * current admin token hash), a session opened with another admin token has ended. A wrong or missing proof
-   * leaves the session as it is (whoever holds only the cookie cannot end it either).
-   */
-  check(id: string, proof: string | undefined, now: number, credential?: string): ConsoleSession | undefined {
-    return this.find([id], proof, now, credential);
-  }
-
-  /**
    * The live session whose proof the request carries and whose id is one of `ids` (the request's cookie values,
    * in any number: a page on the host can plant as many as it likes ahead of the real one), or undefined.
    * Looked up by the proof, so every cookie is compared with one session's id, never tried as a session of its own.

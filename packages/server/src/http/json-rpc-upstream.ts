@@ -1,5 +1,6 @@
 // The node behind the JSON-RPC signer endpoint: the per-network URL of AIRLOCK_EVM_RPC (config.ts), the
 // same one the x402 reconciler reads. Reads are forwarded to it and signed transactions broadcast through it.
+import { readCappedBytes } from '../read-capped.ts';
 import { JsonRpcError, RPC_ERROR } from './json-rpc-errors.ts';
 
 /** How long one upstream call may take before the client gets `upstream_unavailable`. */
@@ -53,14 +54,15 @@ export function upstreamNode(network: string, url: string, chainId: number): Ups
       throw unavailable('did not answer');
     }
     const cap = Math.min(UPSTREAM_MAX_ANSWER_BYTES, budget?.remaining ?? UPSTREAM_MAX_ANSWER_BYTES);
-    const text = await readCapped(res, cap);
-    if (text === undefined) {
+    // A read that fails midway is an answer without JSON-RPC (parsed below as such).
+    const bytes = await readCappedBytes(res.body, cap, res.headers.get('content-length')).catch(() => Buffer.alloc(0));
+    if (bytes === undefined) {
       throw new JsonRpcError(RPC_ERROR.limitExceeded, `The upstream node's answer to ${method} is larger than ${cap} bytes${cap < UPSTREAM_MAX_ANSWER_BYTES ? ' (what this request may still relay)' : ''}: ask for less (a narrower block range), or send the calls in separate requests.`, { code: 'upstream_answer_too_large', network, limitBytes: cap });
     }
-    if (budget) budget.remaining -= Buffer.byteLength(text);
+    if (budget) budget.remaining -= bytes.byteLength;
     let body: { result?: unknown; error?: { code?: unknown; message?: unknown; data?: unknown } };
     try {
-      body = JSON.parse(text) as typeof body;
+      body = JSON.parse(bytes.toString('utf8')) as typeof body;
     } catch {
       throw unavailable(`answered HTTP ${res.status} without JSON-RPC`);
     }
@@ -90,33 +92,4 @@ export function upstreamNode(network: string, url: string, chainId: number): Ups
       return send(method, params, budget);
     },
   };
-}
-
-/** The response body as text if it is at most `cap` bytes, else undefined (the rest is not read: the stream is cancelled). */
-async function readCapped(res: Response, cap: number): Promise<string | undefined> {
-  const declared = Number(res.headers.get('content-length'));
-  if (Number.isFinite(declared) && declared > cap) {
-    await res.body?.cancel().catch(() => undefined);
-    return undefined;
-  }
-  if (!res.body) return '';
-  const reader = res.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let read = 0;
-  for (;;) {
-    let chunk: Awaited<ReturnType<typeof reader.read>>;
-    try {
-      chunk = await reader.read();
-    } catch {
-      return '';
-    }
-    if (chunk.done) break;
-    read += chunk.value.byteLength;
-    if (read > cap) {
-      await reader.cancel().catch(() => undefined);
-      return undefined;
-    }
-    chunks.push(chunk.value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }

@@ -2,6 +2,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
 import { AirlockError } from '@airlock/core';
+import { readCappedBytes } from '../read-capped.ts';
 
 function tooLarge(limit: number): AirlockError {
   return new AirlockError('body_too_large', `Request bodies are limited to ${limit} bytes.`);
@@ -71,20 +72,7 @@ function readNodeBody(incoming: IncomingMessage, limit: number): Promise<Buffer>
 }
 
 async function readWebBody(body: ReadableStream<Uint8Array> | null, limit: number): Promise<Buffer> {
-  const reader = body?.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  if (reader) {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw tooLarge(limit);
-      }
-      chunks.push(value);
-    }
-  }
-  return Buffer.concat(chunks, size);
+  const bytes = await readCappedBytes(body, limit);
+  if (!bytes) throw tooLarge(limit);
+  return bytes;
 }

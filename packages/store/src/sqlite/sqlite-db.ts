@@ -83,22 +83,37 @@ export class SqliteDb {
    */
   async beginImmediate(): Promise<void> {
     this.memo = undefined;
-    const deadline = Date.now() + BUSY_TIMEOUT_MS;
+    let busy: unknown;
+    try {
+      await this.untilNotBusy(BUSY_TIMEOUT_MS, () => {
+        try {
+          this.db.exec('BEGIN IMMEDIATE');
+          return true;
+        } catch (e) {
+          if (!isSqliteBusy(e)) throw e;
+          busy = e;
+          return false;
+        }
+      }, () => busy);
+    } catch (e) {
+      throw this.failed(e);
+    }
+  }
+
+  /**
+   * Runs `attempt` until it returns true, with busy_timeout off and an asynchronous backoff between tries (a
+   * busy_timeout would block the event loop while it waits); throws what `timedOut` gives once `budgetMs` passed.
+   */
+  private async untilNotBusy(budgetMs: number, attempt: () => boolean, timedOut: () => unknown): Promise<void> {
+    const deadline = Date.now() + budgetMs;
     let delayMs = 1;
     this.db.exec('PRAGMA busy_timeout = 0');
     try {
-      for (;;) {
-        try {
-          this.db.exec('BEGIN IMMEDIATE');
-          return;
-        } catch (e) {
-          if (!isSqliteBusy(e) || Date.now() >= deadline) throw this.failed(e);
-        }
+      while (!attempt()) {
+        if (Date.now() >= deadline) throw timedOut();
         await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
         delayMs = Math.min(delayMs * 2, 20);
       }
-    } catch (e) {
-      throw this.failed(e);
     } finally {
       try {
         this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
@@ -107,6 +122,7 @@ export class SqliteDb {
       }
     }
   }
+
 
   /**
    * Values this write transaction derived from its own reads and writes (ledger heads, the audit head, each
@@ -182,34 +198,21 @@ export class SqliteDb {
    */
   async reclaimWalAfterDiskTrouble(): Promise<void> {
     if (!this.diskTrouble) return;
-    // A reader of the WAL (the background checkpoint mid-copy, a backup) makes TRUNCATE answer busy: wait
-    // for it briefly, off the event loop as beginImmediate does, then refuse this batch and try again next.
-    const deadline = Date.now() + 1000;
-    let delayMs = 1;
-    this.db.exec('PRAGMA busy_timeout = 0');
-    try {
-      for (;;) {
-        let row: Row | undefined;
-        try {
-          row = this.db.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as Row | undefined;
-        } catch (e) {
-          // Still no room (or the disk still failing): nothing is written until there is.
-          throw new AirlockError('store_unavailable', 'the disk holding the SQLite store is full or failing: Airlock writes nothing until space is freed, then resumes by itself', { cause: e });
-        }
-        if (Number(row?.busy ?? 1) === 0) break;
-        if (Date.now() >= deadline) throw new AirlockError('store_unavailable', 'the SQLite store is reclaiming its write-ahead log after the disk was full, and another connection is reading it');
-        await new Promise((resolve) => setTimeout(resolve, delayMs * (0.5 + Math.random())));
-        delayMs = Math.min(delayMs * 2, 20);
-      }
-    } finally {
+    // A reader of the WAL (the background checkpoint mid-copy, a backup) makes TRUNCATE answer busy: wait for it
+    // briefly, then refuse this batch and try again with the next.
+    await this.untilNotBusy(1000, () => {
+      let row: Row | undefined;
       try {
-        this.db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      } catch {
-        // The connection is gone; the caller already has the error that matters.
+        row = this.db.prepare('PRAGMA wal_checkpoint(TRUNCATE)').get() as Row | undefined;
+      } catch (e) {
+        // Still no room (or the disk still failing): nothing is written until there is.
+        throw new AirlockError('store_unavailable', 'the disk holding the SQLite store is full or failing: Airlock writes nothing until space is freed, then resumes by itself', { cause: e });
       }
-    }
+      return Number(row?.busy ?? 1) === 0;
+    }, () => new AirlockError('store_unavailable', 'the SQLite store is reclaiming its write-ahead log after the disk was full, and another connection is reading it'));
     this.diskTrouble = false;
   }
+
 
   /** Maps a SQLite error for the caller, noting a failure for want of disk (see reclaimWalAfterDiskTrouble). */
   private failed(e: unknown): AirlockError {
