@@ -44,20 +44,33 @@ describe('JSON-RPC endpoint: what it takes from its upstream node', () => {
   let h: Harness;
   let logs: Awaited<ReturnType<typeof scriptedNode>>;
   let base: Awaited<ReturnType<typeof scriptedNode>>;
+  let flood: Awaited<ReturnType<typeof scriptedNode>>;
   before(async () => {
     // Chain 10: eth_getLogs answers as large as the block range asks (the params say how large, for the test).
     logs = await scriptedNode('0xa', { eth_getLogs: (params) => logsAnswer(Number((params as [{ bytes: number }])[0].bytes)), eth_blockNumber: () => ({ result: '0x10' }) });
     // A node on chain 8453, configured for 8453 and (a slip, or a multi-network proxy) for chain 1 too.
-    base = await scriptedNode('0x2105', { eth_getTransactionCount: () => ({ result: '0x5' }) });
-    h = await startHarness({ config: { evmRpc: { 'eip155:10': logs.url, 'eip155:8453': base.url, 'eip155:1': base.url } } });
+    base = await scriptedNode('0x2105', {
+      eth_getTransactionCount: () => ({ result: '0x5' }),
+      eth_estimateGas: () => ({ result: '0x5208' }),
+      eth_getBlockByNumber: () => ({ result: { baseFeePerGas: '0x3b9aca00' } }),
+      eth_maxPriorityFeePerGas: () => ({ result: '0x1' }),
+      // The broadcast always fails (a lying or unlucky node): the signature was released all the same.
+      eth_sendRawTransaction: () => ({ error: { code: -32000, message: 'insufficient funds for gas * price + value' } }),
+      eth_getTransactionByHash: () => ({ result: null }),
+    });
+    // A node on chain 5 whose every answer is larger than the cap (its nonce answer included).
+    flood = await scriptedNode('0x5', { eth_getTransactionCount: () => logsAnswer(UPSTREAM_MAX_ANSWER_BYTES + MIB) });
+    h = await startHarness({ config: { evmRpc: { 'eip155:10': logs.url, 'eip155:8453': base.url, 'eip155:1': base.url, 'eip155:5': flood.url } } });
   });
   after(async () => {
     await h?.close();
     logs?.server.close();
     base?.server.close();
+    flood?.server.close();
   });
 
-  const rpc = (token: string, chainId: number, body: unknown) => h.call('POST', `/v1/rpc/${chainId}`, { token, body });
+  const rpc = (token: string, chainId: number, body: unknown, headers: Record<string, string> = {}) => h.call('POST', `/v1/rpc/${chainId}`, { token, body, headers });
+  const entries = async (agent: string, type: string) => (await h.admin('GET', `/v1/audit?agent=${agent}&type=${type}&limit=100`)).body.entries as { decision?: string }[];
   const getLogs = (id: number, bytes: number) => ({ jsonrpc: '2.0', id, method: 'eth_getLogs', params: [{ fromBlock: '0x0', toBlock: 'latest', bytes }] });
 
   test('an answer larger than the cap is refused (upstream_answer_too_large), not relayed; one within it is', async () => {
@@ -91,5 +104,38 @@ describe('JSON-RPC endpoint: what it takes from its upstream node', () => {
     assert.equal(right.body.result, '0x5');
     const wrong = await rpc(token, 1, { jsonrpc: '2.0', id: 2, method: 'eth_getTransactionCount', params: [ALICE, 'latest'] });
     assert.equal(wrong.body.error?.data?.code, 'upstream_chain_mismatch', JSON.stringify(wrong.body));
+  });
+
+  // A compromised agent (or an unlucky one) behind a node that fills fields, fails broadcasts or floods answers.
+  const ETH = 'eip155:8453/slip44:60';
+  const ethPolicy = (chain: string) => ({ version: 1, rules: [
+    { name: 'eth-to-alice', type: 'allow', match: { chains: [chain], kinds: ['native.transfer'], to: [ALICE] } },
+    { name: 'eth-daily', type: 'budget', asset: `${chain}/slip44:60`, max: '10000000000000000000', window: '24h' },
+  ] });
+
+  test('eth_sendTransaction whose broadcast fails: charged once, audited allow; the same Idempotency-Key replays the same bytes (no second charge)', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: ethPolicy('eip155:8453') });
+    const tx = { from: agent.address, to: ALICE, value: '0x1' };
+    const send = () => rpc(token, 8453, { jsonrpc: '2.0', id: 1, method: 'eth_sendTransaction', params: [tx] }, { 'idempotency-key': 'pay-1' });
+    const first = await send();
+    assert.equal(first.body.error?.data?.code, 'broadcast_failed', JSON.stringify(first.body));
+    const charged = (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: ETH, sinceMs: 0 }])))[0]!.amount;
+    const again = await send();
+    assert.equal(again.body.error?.data?.transactionHash, first.body.error.data.transactionHash, 'a byte-identical replay');
+    assert.deepEqual((await entries(agent.name, 'sign.request')).map((e) => e.decision), ['allow']);
+    assert.equal((await entries(agent.name, 'sign.replay')).length, 1);
+    const after = (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: ETH, sinceMs: 0 }])))[0]!.amount;
+    assert.equal(after, charged, 'the replay charged nothing more');
+    assert.ok(charged > 1n, 'charged value + gas x max fee of what was signed');
+  });
+
+  test('eth_sendTransaction behind a node whose nonce answer is past the cap: refused, nothing signed, charged or allowed', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: ethPolicy('eip155:5') });
+    const res = await rpc(token, 5, { jsonrpc: '2.0', id: 1, method: 'eth_sendTransaction', params: [{ from: agent.address, to: ALICE, value: '0x1' }] });
+    assert.equal(res.body.error?.data?.code, 'upstream_answer_too_large', JSON.stringify(res.body).slice(0, 300));
+    assert.equal(res.body.result, undefined);
+    assert.deepEqual((await entries(agent.name, 'sign.request')).filter((e) => e.decision === 'allow'), []);
+    const used = (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agent.id}`, asset: 'eip155:5/slip44:60', sinceMs: 0 }])))[0]!.amount;
+    assert.equal(used, 0n);
   });
 });
