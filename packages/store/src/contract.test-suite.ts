@@ -973,13 +973,16 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
 
       test('run in submission order, and one that throws is undone alone', async () => {
         const store = await fresh();
+        // One affinity: one lane, so one batch on PostgreSQL too (without one, each took its own lane, and under load
+        // c's batch could commit before a's: a flake seen once, not an ordering bug).
+        const together = { affinity: 'group-order' };
         const results = await Promise.allSettled([
-          store.transaction(async (tx) => (await charge(tx, 10, 'a'), 'a')),
+          store.transaction(async (tx) => (await charge(tx, 10, 'a'), 'a'), together),
           store.transaction(async (tx) => {
             await charge(tx, 11, 'b');
             throw new AirlockError('invalid_request', 'b changed its mind');
-          }),
-          store.transaction(async (tx) => (await charge(tx, 12, 'c'), 'c')),
+          }, together),
+          store.transaction(async (tx) => (await charge(tx, 12, 'c'), 'c'), together),
         ]);
         assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
         assert.equal(code((results[1] as PromiseRejectedResult).reason), 'invalid_request', 'the thrower gets its own error');
@@ -999,10 +1002,11 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       test('a statement that fails inside one (a unique violation) does not spoil the others', async () => {
         const store = await fresh();
         const claim = (digest: string): NonceClaim => ({ key: 'eip3009|k', agentId: 'ag_x', digest, auditSeq: 1, state: 'signed', createdAt: 1 });
+        const together = { affinity: 'group-unique' };
         const results = await Promise.allSettled([
-          store.transaction(async (tx) => tx.claimNonces([claim('aa')])),
-          store.transaction(async (tx) => tx.claimNonces([claim('bb')])),
-          store.transaction(async (tx) => (await charge(tx, 5, 'after'), 'after')),
+          store.transaction(async (tx) => tx.claimNonces([claim('aa')]), together),
+          store.transaction(async (tx) => tx.claimNonces([claim('bb')]), together),
+          store.transaction(async (tx) => (await charge(tx, 5, 'after'), 'after'), together),
         ]);
         assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
         assert.equal(code((results[1] as PromiseRejectedResult).reason), 'conflict');
