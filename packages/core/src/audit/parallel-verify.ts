@@ -13,7 +13,7 @@ export interface ParallelVerifyOptions {
   workers?: { storeModule: string; storeUrl: string; threads?: number };
   /** Below this many entries one thread is faster than starting workers (default 50,000). */
   minEntriesForWorkers?: number;
-  /** Leaves per range: a power of two (default 65,536). */
+  /** Leaves per range: a power of two (default 16,384). */
   rangeLeaves?: number;
 }
 
@@ -34,7 +34,11 @@ export async function verifyAuditInParallel(
   options: ParallelVerifyOptions,
 ): Promise<AuditVerifyResult> {
   const { storeModule, storeUrl, threads } = options.workers!;
-  const rangeLeaves = options.rangeLeaves ?? 65_536;
+  // Ranges are handed out as workers finish, so the run ends when the last range does: with 65,536 leaves a
+  // 1M-entry log was 16 ranges and one core sat idle for most of a range (about 0.2 s) at the end. 16,384
+  // measured 2-4% faster on two cores; smaller ranges gained nothing more (a range costs one message and
+  // one frontier, a few microseconds).
+  const rangeLeaves = options.rangeLeaves ?? 16_384;
   if ((rangeLeaves & (rangeLeaves - 1)) !== 0) throw new RangeError('rangeLeaves must be a power of two');
   const tasks: VerifyTask[] = [];
   for (let start = 0, id = 0; start < treeSize; start += rangeLeaves, id++) {
