@@ -1,5 +1,6 @@
-import { createPublicClient, http, parseAbi, parseAbiItem, type PublicClient } from 'viem';
+import { parseAbi, parseAbiItem, type PublicClient } from 'viem';
 import type { ChainReader } from '@airlock/core';
+import { rpcPublicClient } from './evm-rpc-client.ts';
 
 const AUTHORIZATION_STATE_ABI = [
   {
@@ -36,7 +37,7 @@ export function rpcChainReader(rpc: Record<string, string>, options: RpcChainRea
   const blockTag = options.blockTag ?? 'finalized';
   const lookback = BigInt(options.logLookbackBlocks ?? 100_000);
   const clients = new Map<string, PublicClient>();
-  for (const [network, url] of Object.entries(rpc)) clients.set(network, createPublicClient({ transport: http(url, { timeout: 10_000, retryCount: 1 }) }));
+  for (const [network, url] of Object.entries(rpc)) clients.set(network, rpcPublicClient(url));
   const clientFor = (network: string): PublicClient => {
     const client = clients.get(network);
     if (!client) throw new Error(`no RPC configured for ${network}`);

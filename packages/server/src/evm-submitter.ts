@@ -1,8 +1,9 @@
 // The lifecycle path's chain access (core/ports/lifecycle.ts) over viem's public client, one per network of
 // AIRLOCK_EVM_RPC. It holds no keys: it reads nonces, fees, balances and receipts, and broadcasts bytes the
 // core signed and committed before.
-import { createPublicClient, erc20Abi, http, parseAbiItem, type Hex, type PublicClient } from 'viem';
+import { erc20Abi, parseAbiItem, type Hex, type PublicClient } from 'viem';
 import type { EvmSubmitter, IncomingTransfer } from '@airlock/core';
+import { rpcPublicClient } from './evm-rpc-client.ts';
 
 const TRANSFER = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)');
 
@@ -14,7 +15,7 @@ const FEE_HISTORY_BLOCKS = 10;
 
 export function rpcEvmSubmitter(rpc: Record<string, string>): EvmSubmitter {
   const clients = new Map<string, PublicClient>();
-  for (const [network, url] of Object.entries(rpc)) clients.set(network, createPublicClient({ transport: http(url, { timeout: 10_000, retryCount: 1 }) }));
+  for (const [network, url] of Object.entries(rpc)) clients.set(network, rpcPublicClient(url));
   const clientFor = (chain: string): PublicClient => {
     const client = clients.get(chain);
     if (!client) throw new Error(`no RPC configured for ${chain}`);

@@ -1,0 +1,104 @@
+// The daemon's own chain reads (the x402 reconciler's chain reader, the lifecycle path's submitter) behind a
+// node that answers without end: the read stops at the cap and the call fails, instead of the daemon reading
+// (and holding) whatever the node sends. viem enforces the cap; these tests pin that it is on and where.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { rpcChainReader } from './evm-chain-reader.ts';
+import { rpcEvmSubmitter } from './evm-submitter.ts';
+import { UPSTREAM_MAX_ANSWER_BYTES } from './http/json-rpc-upstream.ts';
+
+const CHAIN = 'eip155:31337';
+const TOKEN = '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913';
+const OWNER = '0x1111111111111111111111111111111111111111';
+const MIB = 1024 * 1024;
+
+interface FloodingNode {
+  url: string;
+  server: Server;
+  /** Bytes of answer body the node got written before the client stopped reading (or it was done). */
+  written(): number;
+}
+
+/**
+ * A node answering every call with an endless JSON string, in 64 KiB chunks up to `total` bytes, either
+ * chunked (no length given) or with a Content-Length of `declared`.
+ */
+function floodingNode(total: number, declared?: number): Promise<FloodingNode> {
+  let written = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', ...(declared !== undefined ? { 'content-length': String(declared) } : {}) });
+      const chunk = Buffer.alloc(64 * 1024, 'a');
+      res.write('{"jsonrpc":"2.0","id":1,"result":"');
+      written += 34;
+      const pump = () => {
+        while (written < total && !res.destroyed) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        if (!res.destroyed) res.end('"}');
+      };
+      res.on('close', () => res.destroy());
+      pump();
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server, written: () => written })),
+  );
+}
+
+/** viem's ResponseBodyTooLargeError, as it is or as the cause of the error the call surfaces. */
+function tooLarge(e: unknown): boolean {
+  for (let at = e; at instanceof Error; at = at.cause) if (at.name === 'ResponseBodyTooLargeError') return true;
+  return false;
+}
+
+async function closed(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+}
+
+test('a node answering 64 MiB without a length: the reconciler read stops past the cap and fails', async () => {
+  const node = await floodingNode(64 * MIB);
+  try {
+    const reader = rpcChainReader({ [CHAIN]: node.url });
+    await assert.rejects(reader.authorizationState(CHAIN, TOKEN, OWNER, `0x${'00'.repeat(32)}`), tooLarge);
+    // The node could write at most the cap plus what the sockets buffer before the read was cancelled.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(node.written() < UPSTREAM_MAX_ANSWER_BYTES + 16 * MIB, `the node wrote ${node.written()} bytes`);
+  } finally {
+    await closed(node.server);
+  }
+});
+
+test('a node declaring a 1 GiB answer: the lifecycle read is refused from the header, before the body', async () => {
+  const node = await floodingNode(2 * MIB, 1024 * MIB);
+  try {
+    const submitter = rpcEvmSubmitter({ [CHAIN]: node.url });
+    await assert.rejects(submitter.pendingNonce(CHAIN, OWNER), tooLarge);
+  } finally {
+    await closed(node.server);
+  }
+});
+
+test('an answer under the cap is read as before', async () => {
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const call = JSON.parse(body) as { id: number };
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result: '0x2a' }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const submitter = rpcEvmSubmitter({ [CHAIN]: `http://127.0.0.1:${(server.address() as AddressInfo).port}/` });
+    assert.equal(await submitter.pendingNonce(CHAIN, OWNER), 42);
+  } finally {
+    await closed(server);
+  }
+});

@@ -1,0 +1,22 @@
+// The viem public client the daemon's own chain reads go through (the x402 reconciler's `rpcChainReader`,
+// the lifecycle path's `rpcEvmSubmitter`), one per network of AIRLOCK_EVM_RPC. Its limits are written out
+// here rather than left to viem's defaults: the node is outside Airlock, and a compromised or broken one
+// answering without end must cost a bounded read, not the daemon's memory.
+import { createPublicClient, http, type PublicClient } from 'viem';
+import { UPSTREAM_MAX_ANSWER_BYTES } from './http/json-rpc-upstream.ts';
+
+/** How long one call may take, reading the answer's body included (viem times the body's read too). */
+export const CHAIN_RPC_TIMEOUT_MS = 10_000;
+
+export function rpcPublicClient(url: string): PublicClient {
+  return createPublicClient({
+    transport: http(url, {
+      timeout: CHAIN_RPC_TIMEOUT_MS,
+      retryCount: 1,
+      // viem reads the answer as a stream and cancels it past this many bytes (ResponseBodyTooLargeError),
+      // checking Content-Length first. Its default is 10 MiB; the same cap as answers the JSON-RPC endpoint
+      // relays, since the reads here (one contract value, the logs of one authorization) are far smaller.
+      maxResponseBodySize: UPSTREAM_MAX_ANSWER_BYTES,
+    }),
+  });
+}
