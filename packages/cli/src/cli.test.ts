@@ -6,6 +6,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { stringify as toYaml } from 'yaml';
 import { ALICE, MALLORY, USDC, USDC_ASSET, usdcPolicy, usdcTransfer } from '../../server/src/testing/harness.ts';
 import { docPolicy } from '../../server/src/testing/doc-policies.ts';
@@ -621,10 +622,17 @@ rules: []
     });
 
     test('no daemon at the URL: a clear "cannot reach" message, exit 1; status exits 1', async () => {
-      const env = cliEnv({ AIRLOCK_URL: 'http://127.0.0.1:9', AIRLOCK_ADMIN_TOKEN: adminToken, AIRLOCK_DATA_DIR: dataDir });
+      // A port that was just free: nothing listens there (port 9 would be refused by fetch itself, a "bad port").
+      const closedPort = await new Promise<number>((resolve) => {
+        const s = createNetServer().listen(0, '127.0.0.1', () => {
+          const { port } = s.address() as AddressInfo;
+          s.close(() => resolve(port));
+        });
+      });
+      const env = cliEnv({ AIRLOCK_URL: `http://127.0.0.1:${closedPort}`, AIRLOCK_ADMIN_TOKEN: adminToken, AIRLOCK_DATA_DIR: dataDir });
       const [r, status, noToken] = await Promise.all([runCli(['agent', 'list'], env), runCli(['status'], env), runCli(['agent', 'list'], cliEnv({ AIRLOCK_URL: daemon!.url, AIRLOCK_ADMIN_TOKEN: '' }))]);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /^error \[unreachable\]: cannot reach the Airlock daemon at http:\/\/127\.0\.0\.1:9\./);
+      assert.equal(r.stderr.split('\n')[0], `error [unreachable]: cannot reach the Airlock daemon at http://127.0.0.1:${closedPort}: nothing is listening there (ECONNREFUSED).`);
       assert.equal(status.code, 1);
       assert.match(status.stdout, /: unreachable$/m);
       assert.equal(noToken.code, 1);

@@ -83,7 +83,7 @@ function reportError(e: unknown, json: boolean, url: string): number {
   const failure = known
     ? { code: known.code, message: known.message, violations: known.violations ?? [], hints: known.hints, issues: issuesOf(known.details) }
     : isUnreachable(e)
-      ? { code: 'unreachable', message: `cannot reach the Airlock daemon at ${safeOrigin(url)}.`, violations: [], hints: ['Is it running (`airlock start`)? Is --url / AIRLOCK_URL right?'], issues: [] }
+      ? { code: 'unreachable', message: `cannot reach the Airlock daemon at ${safeOrigin(url)}${unreachableWhy(e)}.`, violations: [], hints: ['Is it running (`airlock start`)? Is --url / AIRLOCK_URL right?'], issues: [] }
       : { code: 'internal', message: String((e as Error)?.message ?? e), violations: [], hints: [], issues: [] };
   if (json) {
     const { code, message, violations, issues } = failure;
@@ -109,6 +109,28 @@ function issuesOf(details: Record<string, unknown> | undefined): { path: string;
 /** undici reports a refused or unresolvable connection as `TypeError: fetch failed` with the cause inside. */
 function isUnreachable(e: unknown): boolean {
   return e instanceof TypeError && /fetch failed/.test(e.message);
+}
+
+// What the connection's failure was, from the code undici puts on the error's cause (never its message,
+// which can carry the address as typed): "nothing listens there" and "it closed the connection" call for
+// different fixes, and a test that fails this way says which it was.
+const UNREACHABLE_WHY: Record<string, string> = {
+  ECONNREFUSED: 'nothing is listening there',
+  ECONNRESET: 'the connection was reset before an answer',
+  UND_ERR_SOCKET: 'the daemon closed the connection before an answer',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name could not be resolved now',
+  ETIMEDOUT: 'the connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'the connection timed out',
+  UND_ERR_HEADERS_TIMEOUT: 'no answer came in time',
+  EHOSTUNREACH: 'the host is unreachable',
+  ENETUNREACH: 'the network is unreachable',
+};
+
+function unreachableWhy(e: unknown): string {
+  const code = (e as { cause?: { code?: unknown } }).cause?.code;
+  if (typeof code !== 'string' || !/^[A-Z_]{3,40}$/.test(code)) return '';
+  return `: ${UNREACHABLE_WHY[code] ?? 'the connection failed'} (${code})`;
 }
 
 /** The URL without credentials or path, fit for an error line. */

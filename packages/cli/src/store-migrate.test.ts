@@ -26,7 +26,8 @@ describe('airlock store migrate: SQLite first run, then PostgreSQL', { skip }, (
   const env = (extra: Record<string, string> = {}) => cliEnv({ AIRLOCK_DATA_DIR: dataDir, AIRLOCK_PASSPHRASE: PASSPHRASE, AIRLOCK_URL: daemon?.url, AIRLOCK_ADMIN_TOKEN: adminToken, ...extra });
   const airlock = (...args: string[]) => runCli(args, env());
   const ok = (r: CliResult) => {
-    assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    // The daemon's own output too: a call that could not reach it says why only from both sides.
+    assert.equal(r.code, 0, `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\ndaemon output (last 4 KB):\n${daemon?.output().slice(-4096) ?? '(no daemon)'}`);
     return r.stdout;
   };
   const sign = async (token: string, body: unknown) => {

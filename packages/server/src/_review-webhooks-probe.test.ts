@@ -66,8 +66,8 @@ describe('probe', () => {
     const created = await h.admin('POST', '/v1/webhooks', { url: r.url, events: ['approval.*'] });
     r.secret = created.body.secret;
     const policy = { version: 1, rules: [
-      { name: 'msgs', type: 'allow', match: { chains: ['eip155:8453'], kinds: ['evm.message'], message: { pattern: '^[\\s\\S]*$' } } },
-      { name: 'hold', type: 'approval_tier', match: { kinds: ['evm.message'] } },
+      { name: 'msgs', type: 'allow', match: { chains: ['eip155:8453'], kinds: ['message.personal'], message: { pattern: '^[\\s\\S]*$' } } },
+      { name: 'hold', type: 'approval_tier', match: { kinds: ['message.personal'] } },
     ] };
     const { token } = await provisionAgent(h, { policy });
     const text = 'hi\n*APPROVED by admin* <!channel> <https://evil.example|approve here>\u001b[2J\u202e';
@@ -98,8 +98,9 @@ describe('probe', () => {
         pump();
       });
     });
-    const url = await listen(server);
+    const url = process.env.EXT_URL ?? await listen(server);
     const created = await h.admin('POST', '/v1/webhooks', { url, events: ['webhook.*'] });
+    for (let i = 0; i < Number(process.env.EXTRA ?? 0); i++) await h.admin('POST', '/v1/webhooks', { url, events: ['webhook.*'] });
     const base = process.memoryUsage();
     let peakRss = base.rss;
     let peakAb = base.arrayBuffers;
@@ -108,6 +109,19 @@ describe('probe', () => {
       peakRss = Math.max(peakRss, m.rss);
       peakAb = Math.max(peakAb, m.arrayBuffers);
     }, 20);
+    if (process.env.SIGN) {
+      const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+      const lat: number[] = [];
+      const until = Date.now() + 6000;
+      for (let i = 0; Date.now() < until; i++) {
+        const t0 = performance.now();
+        const res = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, i) });
+        assert.equal(res.status, 200);
+        lat.push(performance.now() - t0);
+      }
+      lat.sort((x, y) => x - y);
+      consoleError(`signing during stream: n=${lat.length} p50=${lat[lat.length >> 1]!.toFixed(1)} p99=${lat[Math.floor(lat.length * 0.99)]!.toFixed(1)} max=${lat.at(-1)!.toFixed(1)} ms`);
+    }
     // its own webhook.created is delivered to it
     const deadline = Date.now() + 30_000;
     let d: any;
