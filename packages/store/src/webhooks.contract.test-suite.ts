@@ -95,6 +95,32 @@ export function runWebhookStoreContract(fresh: () => Promise<Store>): void {
     assert.deepEqual((await store.listWebhookDeliveries('whk_b')).map((d) => [d.leafIndex, d.state]), [[1, 'cancelled']], 'removal cancels pending deliveries and takes no new ones');
   });
 
+  test('webhooks: endpoints take turns in a claim, and none holds more than perEndpoint leases at once', async () => {
+    const store = await fresh();
+    await store.transaction(async (tx) => {
+      await tx.createWebhookEndpoint(endpoint('whk_a'));
+      await tx.createWebhookEndpoint(endpoint('whk_b'));
+    });
+    // Endpoint a has a flood of older events; b's few arrive after it.
+    await store.enqueueWebhookDeliveries(Array.from({ length: 20 }, (_, i) => delivery('whk_a', i)), [], 100);
+    await store.enqueueWebhookDeliveries([20, 21, 22].map((i) => delivery('whk_b', i)), [], 200);
+    const first = await store.claimWebhookDeliveries(1_000, 9_000, 4, 2);
+    assert.deepEqual(first.map((d) => `${d.endpointId}:${d.leafIndex}`).sort(), ['whk_a:0', 'whk_a:1', 'whk_b:20', 'whk_b:21'], 'turns, not the oldest four of a');
+    // a and b each hold 2 leases: nothing more for either until one is recorded.
+    assert.deepEqual(await store.claimWebhookDeliveries(1_001, 9_000, 8, 2), []);
+    await store.recordWebhookAttempt({ eventId: 'evt_whk_a_0', attempt: 1, outcome: 'delivered', startedAt: 1_001, finishedAt: 1_002, httpStatus: 200 }, { state: 'delivered', nextAttemptAt: 1_002 }, 1_002);
+    assert.deepEqual((await store.claimWebhookDeliveries(1_003, 9_000, 8, 2)).map((d) => `${d.endpointId}:${d.leafIndex}`), ['whk_a:2'], 'a slot of a freed: its next one');
+    // Leases that lapse count no more.
+    const lapsed = await store.claimWebhookDeliveries(9_000, 20_000, 8, 2);
+    assert.deepEqual(lapsed.map((d) => `${d.endpointId}:${d.leafIndex}`).sort(), ['whk_a:1', 'whk_a:2', 'whk_b:20', 'whk_b:21'].sort());
+    // Without perEndpoint: still in turns, and one endpoint may take every slot.
+    assert.deepEqual((await store.claimWebhookDeliveries(20_000, 30_000, 3)).map((d) => `${d.endpointId}:${d.leafIndex}`), ['whk_a:1', 'whk_a:2', 'whk_b:20']);
+    const rest = await store.claimWebhookDeliveries(20_000, 30_000, 100);
+    assert.equal(rest.length, 17 + 2, 'a:3..a:19 and b:21, b:22');
+    assert.equal(rest.filter((d) => d.endpointId === 'whk_a').length, 17);
+    await rejectsWithCode(store.claimWebhookDeliveries(30_000, 40_000, 3, 0), 'invalid_request');
+  });
+
   test('webhooks: a claim leases due deliveries (attempts + 1); a leased one is not claimed again until its lease lapses; attempts are fenced and logged', async () => {
     const store = await fresh();
     await store.transaction((tx) => tx.createWebhookEndpoint(endpoint('whk_a')));

@@ -98,9 +98,14 @@ export interface WebhookStore {
   /**
    * Claims up to `limit` pending deliveries due at `now` whose lease has lapsed (or never existed): attempts + 1
    * and a lease until `leaseUntil`, so no other instance claims them while it runs (PostgreSQL: locked rows
-   * are skipped, not waited for). Oldest due first.
+   * are skipped, not waited for). Endpoints take turns: each endpoint's oldest due delivery first, then each
+   * one's second, and so on (oldest due first within a turn), and no endpoint gets more than `perEndpoint`
+   * deliveries under a lease at once (counting those leased before and still running), so a receiver that
+   * hangs holds at most that many of the dispatcher's slots and a flood of one endpoint's events does not
+   * hold back another's. Instances claiming at the same moment on PostgreSQL may together exceed it by the
+   * few rows each picked.
    */
-  claimWebhookDeliveries(now: number, leaseUntil: number, limit: number): Promise<WebhookDelivery[]>;
+  claimWebhookDeliveries(now: number, leaseUntil: number, limit: number, perEndpoint?: number): Promise<WebhookDelivery[]>;
   /**
    * Logs an attempt and moves its delivery on (delivered, failed, or pending again at `nextAttemptAt`), dropping
    * the lease. The delivery changes only while it is pending at that attempt number (a lease that lapsed and was

@@ -14,6 +14,13 @@ export interface WebhookDispatcherOptions extends RetrySchedule {
   concurrency?: number;
 }
 
+/**
+ * A delivery claimed this many times maxAttempts is failed without another send (`not_recorded`): its attempts
+ * were claimed and never recorded (the daemon stopped during them, or was shut down that often), and without a
+ * bound a receiver whose answer ended the daemon every time would be sent it forever (found by review).
+ */
+const UNRECORDED_ATTEMPTS_FACTOR = 2;
+
 /** Leaves read per scan; a tick scans at most SCANS_PER_TICK of them, the rest next tick. */
 const SCAN_SPAN = 10_000;
 const SCAN_PAGE = 500;
@@ -45,6 +52,10 @@ export class WebhookDispatcher {
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  /** The claim running now: claims never overlap (each reads how many slots are free). */
+  private claiming: Promise<void> = Promise.resolve();
+  /** The last claim filled every free slot: more may be due, so a finished send claims again at once. */
+  private moreDue = false;
 
   constructor(deps: { store: Store; keys: KeyBackend; clock: Clock; log: (message: string) => void; random?: () => number }, options: WebhookDispatcherOptions) {
     this.store = deps.store;
@@ -77,6 +88,8 @@ export class WebhookDispatcher {
     this.stopping.abort();
     clearTimeout(this.timer);
     await this.ticking;
+    // A claim started by a finished send may still be running; what it claimed is in flight after it.
+    await this.claiming;
     await Promise.allSettled([...this.inFlight]);
   }
 
@@ -116,15 +129,35 @@ export class WebhookDispatcher {
     }
   }
 
-  private async claimAndSend(): Promise<void> {
+  private claimAndSend(): Promise<void> {
+    const next = this.claiming.then(() => this.claimOnce());
+    this.claiming = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Claims what fits in the free slots, endpoints taking turns and none holding more than half of them (a
+   * receiver that hangs until the timeout keeps the rest free for the others). Under a backlog every finished
+   * send claims again at once instead of waiting for the next tick: one tick's claim was the ceiling (8 a
+   * second with the defaults), and an agent flooding held requests delayed every endpoint's alerts by minutes
+   * (found by review).
+   */
+  private async claimOnce(): Promise<void> {
     const free = this.options.concurrency - this.inFlight.size;
     if (free <= 0 || this.stopping.signal.aborted) return;
     const now = this.clock.now();
-    const claimed = await this.store.claimWebhookDeliveries(now, now + this.options.timeoutMs + LEASE_MARGIN_MS, free);
+    const perEndpoint = Math.max(1, Math.ceil(this.options.concurrency / 2));
+    const claimed = await this.store.claimWebhookDeliveries(now, now + this.options.timeoutMs + LEASE_MARGIN_MS, free, perEndpoint);
+    this.moreDue = claimed.length === free;
     for (const delivery of claimed) {
       const sending: Promise<void> = this.send(delivery)
         .catch((e: unknown) => this.log(`webhook delivery ${delivery.eventId} (attempt ${delivery.attempts}) could not be recorded: ${e instanceof Error ? e.message : String(e)}`))
-        .finally(() => this.inFlight.delete(sending));
+        .finally(() => {
+          this.inFlight.delete(sending);
+          if (this.moreDue && !this.stopping.signal.aborted) {
+            this.claimAndSend().catch((e: unknown) => this.log(`webhook dispatcher: ${e instanceof Error ? e.message : String(e)}`));
+          }
+        });
       this.inFlight.add(sending);
     }
   }
@@ -136,6 +169,12 @@ export class WebhookDispatcher {
     if (!endpoint || endpoint.removedAt !== undefined) return;
     const entry = await this.store.auditEntryAt(delivery.leafIndex);
     if (!entry) throw new Error(`no audit entry at leaf ${delivery.leafIndex}`);
+    if (delivery.attempts > UNRECORDED_ATTEMPTS_FACTOR * this.options.maxAttempts) {
+      const at = this.clock.now();
+      this.log(`webhook delivery ${delivery.eventId} to ${endpoint.id} (${delivery.eventType}), attempt ${delivery.attempts}: not_recorded (claimed ${delivery.attempts} times, never recorded); giving up`);
+      await this.store.recordWebhookAttempt({ eventId: delivery.eventId, attempt: delivery.attempts, outcome: 'failed', errorClass: 'not_recorded', startedAt: at, finishedAt: at }, { state: 'failed', nextAttemptAt: at }, at);
+      return;
+    }
     const startedAt = this.clock.now();
     const result = await this.post(endpoint, delivery, webhookBody(delivery.eventId, delivery.eventType, entry), startedAt);
     const finishedAt = this.clock.now();
@@ -162,7 +201,14 @@ export class WebhookDispatcher {
 
   private async post(endpoint: WebhookEndpoint, delivery: WebhookDelivery, body: string, now: number): Promise<PostResult> {
     // Derived for this request and dropped with it: the secret is never kept in memory longer, logged or stored.
-    const secret = await webhookSecret(this.keys, endpoint.id, endpoint.secretVersion);
+    let secret: string;
+    try {
+      secret = await webhookSecret(this.keys, endpoint.id, endpoint.secretVersion);
+    } catch {
+      // The key process down or busy: a failed attempt like any other (retried at the backoff, counted),
+      // not an attempt left unrecorded. Its message is not kept: it is the key backend's, not the receiver's.
+      return { errorClass: 'key_unavailable' };
+    }
     const signature = signatureHeader(secret, Math.floor(now / 1000), body);
     return postDelivery({ url: endpoint.url, body, eventId: delivery.eventId, eventType: delivery.eventType, signature }, this.options.timeoutMs, this.stopping.signal);
   }

@@ -475,8 +475,8 @@ export class PostgresStore implements Store {
   enqueueWebhookDeliveries(deliveries: readonly NewWebhookDelivery[], cursors: readonly { endpointId: string; cursor: number }[], now: number): Promise<void> {
     return this.run({ signingLock: false }, (q) => webhooks.enqueueWebhookDeliveries(q, deliveries, cursors, now));
   }
-  claimWebhookDeliveries(now: number, leaseUntil: number, limit: number): Promise<WebhookDelivery[]> {
-    return webhooks.claimWebhookDeliveries(this.q, now, leaseUntil, limit);
+  claimWebhookDeliveries(now: number, leaseUntil: number, limit: number, perEndpoint?: number): Promise<WebhookDelivery[]> {
+    return webhooks.claimWebhookDeliveries(this.q, now, leaseUntil, limit, perEndpoint);
   }
   recordWebhookAttempt(attempt: WebhookAttempt, next: { state: 'pending' | 'delivered' | 'failed'; nextAttemptAt: number }, now: number): Promise<void> {
     return webhooks.recordWebhookAttempt(this.q, attempt, next, now);

@@ -1,7 +1,7 @@
 import { AirlockError, canonicalJson, type AuditEntry, type AuditMatch, type NewWebhookDelivery, type WebhookAttempt, type WebhookDelivery, type WebhookDeliveryState, type WebhookEndpoint } from '@airlock/core';
 import { auditEntryFromRow } from '../shared/rows.ts';
 import { clampLimit } from '../shared/values.ts';
-import { webhookAttemptFromRow, webhookDeliveryFromRow, webhookEndpointFromRow, withAttemptLogs } from '../shared/webhook-rows.ts';
+import { clampPerEndpoint, MAX_PER_ENDPOINT, webhookAttemptFromRow, webhookDeliveryFromRow, webhookEndpointFromRow, withAttemptLogs } from '../shared/webhook-rows.ts';
 import type { Q } from './pg-query.ts';
 
 export async function getWebhookEndpoint(q: Q, id: string): Promise<WebhookEndpoint | undefined> {
@@ -80,18 +80,27 @@ export async function enqueueWebhookDeliveries(q: Q, deliveries: readonly NewWeb
 
 /**
  * One statement: the due rows are locked as they are picked and rows another instance is claiming right now
- * are skipped (SKIP LOCKED); once that claim commits, their lease keeps them out of every later pick.
+ * are skipped (SKIP LOCKED); once that claim commits, their lease keeps them out of every later pick. The turns
+ * (a delivery's place among its endpoint's due ones) and each endpoint's leased count are read in a subquery
+ * without locks (PostgreSQL allows no FOR UPDATE beside a window function); the outer pick locks the rows and
+ * checks again that each is still due.
  */
-export async function claimWebhookDeliveries(q: Q, now: number, leaseUntil: number, limit: number): Promise<WebhookDelivery[]> {
+export async function claimWebhookDeliveries(q: Q, now: number, leaseUntil: number, limit: number, perEndpoint = MAX_PER_ENDPOINT): Promise<WebhookDelivery[]> {
   const rows = await q(
     `UPDATE webhook_deliveries w SET attempts = w.attempts + 1, lease_until = $2, updated_at = $1
      FROM (SELECT d.event_id FROM webhook_deliveries d
-           WHERE d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1
-             AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.removed_at IS NULL)
-           ORDER BY d.next_attempt_at, d.leaf_index LIMIT $3 FOR UPDATE OF d SKIP LOCKED) due
+           JOIN (SELECT x.event_id, coalesce(b.n, 0) AS busy,
+                        row_number() OVER (PARTITION BY x.endpoint_id ORDER BY x.next_attempt_at, x.leaf_index) AS turn
+                 FROM webhook_deliveries x
+                 LEFT JOIN (SELECT endpoint_id, count(*) AS n FROM webhook_deliveries WHERE state = 'pending' AND lease_until > $1 GROUP BY endpoint_id) b ON b.endpoint_id = x.endpoint_id
+                 WHERE x.state = 'pending' AND x.next_attempt_at <= $1 AND x.lease_until <= $1
+                   AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = x.endpoint_id AND e.removed_at IS NULL)) r
+             ON r.event_id = d.event_id
+           WHERE r.turn + r.busy <= $4 AND d.state = 'pending' AND d.next_attempt_at <= $1 AND d.lease_until <= $1
+           ORDER BY r.turn, d.next_attempt_at, d.leaf_index LIMIT $3 FOR UPDATE OF d SKIP LOCKED) due
      WHERE w.event_id = due.event_id
      RETURNING w.*`,
-    [now, leaseUntil, clampLimit(limit)],
+    [now, leaseUntil, clampLimit(limit), clampPerEndpoint(perEndpoint)],
   );
   return rows.map(webhookDeliveryFromRow).sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.leafIndex - b.leafIndex);
 }

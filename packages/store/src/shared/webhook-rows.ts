@@ -1,6 +1,6 @@
-import type { WebhookAttempt, WebhookDelivery, WebhookEndpoint } from '@airlock/core';
+import { AirlockError, type WebhookAttempt, type WebhookDelivery, type WebhookEndpoint } from '@airlock/core';
 import type { Row } from './rows.ts';
-import { fromJson, toInt, toOptionalInt, toOptionalString } from './values.ts';
+import { fromJson, MAX_LIST_LIMIT, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
 export function webhookEndpointFromRow(r: Row): WebhookEndpoint {
   const e: WebhookEndpoint = {
@@ -55,4 +55,12 @@ export function withAttemptLogs(deliveries: WebhookDelivery[], attempts: Webhook
   const byEvent = new Map<string, WebhookAttempt[]>();
   for (const a of attempts) byEvent.set(a.eventId, [...(byEvent.get(a.eventId) ?? []), a]);
   return deliveries.map((d) => ({ ...d, log: (byEvent.get(d.eventId) ?? []).sort((x, y) => x.attempt - y.attempt) }));
+}
+
+/** `claimWebhookDeliveries` without a per-endpoint bound: any one endpoint may take every slot asked for. */
+export const MAX_PER_ENDPOINT = MAX_LIST_LIMIT;
+
+export function clampPerEndpoint(perEndpoint: number): number {
+  if (!Number.isInteger(perEndpoint) || perEndpoint < 1) throw new AirlockError('invalid_request', 'perEndpoint must be a positive integer');
+  return Math.min(perEndpoint, MAX_PER_ENDPOINT);
 }

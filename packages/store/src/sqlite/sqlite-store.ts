@@ -323,9 +323,9 @@ export class SqliteStore implements Store {
   enqueueWebhookDeliveries(deliveries: readonly NewWebhookDelivery[], cursors: readonly { endpointId: string; cursor: number }[], now: number): Promise<void> {
     return this.write(() => webhooks.enqueueWebhookDeliveries(this.db, deliveries, cursors, now));
   }
-  async claimWebhookDeliveries(now: number, leaseUntil: number, limit: number): Promise<WebhookDelivery[]> {
+  async claimWebhookDeliveries(now: number, leaseUntil: number, limit: number, perEndpoint?: number): Promise<WebhookDelivery[]> {
     if (!(await this.read(() => webhooks.anyDueWebhookDelivery(this.db, now)))) return [];
-    return this.write(() => webhooks.claimWebhookDeliveries(this.db, now, leaseUntil, limit));
+    return this.write(() => webhooks.claimWebhookDeliveries(this.db, now, leaseUntil, limit, perEndpoint));
   }
   recordWebhookAttempt(attempt: WebhookAttempt, next: { state: 'pending' | 'delivered' | 'failed'; nextAttemptAt: number }, now: number): Promise<void> {
     return this.write(() => webhooks.recordWebhookAttempt(this.db, attempt, next, now));

@@ -1,7 +1,7 @@
 import { AirlockError, canonicalJson, type AuditEntry, type AuditMatch, type NewWebhookDelivery, type WebhookAttempt, type WebhookDelivery, type WebhookDeliveryState, type WebhookEndpoint } from '@airlock/core';
 import { auditEntryFromRow } from '../shared/rows.ts';
 import { clampLimit } from '../shared/values.ts';
-import { webhookAttemptFromRow, webhookDeliveryFromRow, webhookEndpointFromRow, withAttemptLogs } from '../shared/webhook-rows.ts';
+import { clampPerEndpoint, MAX_PER_ENDPOINT, webhookAttemptFromRow, webhookDeliveryFromRow, webhookEndpointFromRow, withAttemptLogs } from '../shared/webhook-rows.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { SqliteDb } from './sqlite-db.ts';
 
@@ -80,13 +80,19 @@ export function anyDueWebhookDelivery(db: SqliteDb, now: number): boolean {
 }
 
 /** Inside the write transaction (one writer: nobody else can claim between the select and the update). */
-export function claimWebhookDeliveries(db: SqliteDb, now: number, leaseUntil: number, limit: number): WebhookDelivery[] {
+export function claimWebhookDeliveries(db: SqliteDb, now: number, leaseUntil: number, limit: number, perEndpoint = MAX_PER_ENDPOINT): WebhookDelivery[] {
+  // turn: a delivery's place among its endpoint's due ones; busy: its endpoint's deliveries still under a lease.
   return db
     .all(
       `UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = ?, updated_at = ?
-       WHERE event_id IN (SELECT d.event_id FROM webhook_deliveries d WHERE ${DUE} ORDER BY d.next_attempt_at, d.leaf_index LIMIT ?)
+       WHERE event_id IN (
+         WITH busy AS (SELECT endpoint_id, count(*) AS n FROM webhook_deliveries WHERE state = 'pending' AND lease_until > ? GROUP BY endpoint_id),
+              due AS (SELECT d.event_id, d.next_attempt_at, d.leaf_index, coalesce(b.n, 0) AS busy,
+                             row_number() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.leaf_index) AS turn
+                      FROM webhook_deliveries d LEFT JOIN busy b ON b.endpoint_id = d.endpoint_id WHERE ${DUE})
+         SELECT event_id FROM due WHERE turn + busy <= ? ORDER BY turn, next_attempt_at, leaf_index LIMIT ?)
        RETURNING *`,
-      leaseUntil, now, now, now, clampLimit(limit),
+      leaseUntil, now, now, now, now, clampPerEndpoint(perEndpoint), clampLimit(limit),
     )
     .map(webhookDeliveryFromRow)
     .sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || a.leafIndex - b.leafIndex);
