@@ -206,6 +206,31 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     stranger.close();
   });
 
+  test('a connected client that brings another session\'s unused secret moves to that session, and the secret is used up (found by review)', async () => {
+    const { sessionId: broad, agentName } = await nostrSession(h);
+    // A narrower session of the same agent: NIP-44 only, no events signed.
+    const narrow = (await h.admin('POST', `/v1/agents/${agentName}/sessions`, { actions: ['nostr.nip44'], ttl: '1h' })).body.session.id;
+    const a = (await parseBunkerInput(await bunkerUri(h, broad)))!;
+    const b = (await parseBunkerInput(await bunkerUri(h, narrow)))!;
+    assert.equal(a.pubkey, b.pubkey, 'one transport key per agent');
+    const x = rawClient(relay.url, a.pubkey, pool);
+    assert.equal((await x.request('c1', 'connect', [a.pubkey, a.secret!])).result, 'ack');
+    assert.ok((await x.request('s1', 'sign_event', [JSON.stringify(note('on the broad session'))])).result, 'signed on the broad session');
+    assert.equal((await x.request('c2', 'connect', [b.pubkey, b.secret!])).result, 'ack');
+    // Before: still on the broad session, and signed.
+    const refused = await x.request('s2', 'sign_event', [JSON.stringify(note('on the narrow session'))]);
+    assert.equal(refused.result, '');
+    assert.match(refused.error!, /action_not_allowed|session_scope|not allowed/);
+    // Saying connect again with the secret it used first (a restarted client) keeps it where it is.
+    assert.equal((await x.request('c3', 'connect', [a.pubkey, a.secret!])).result, 'ack');
+    assert.match((await x.request('s3', 'sign_event', [JSON.stringify(note('still narrow'))])).error!, /action_not_allowed|session_scope|not allowed/);
+    // The narrow session's secret was used: another key cannot redeem it.
+    const y = rawClient(relay.url, a.pubkey, pool);
+    assert.match((await y.request('c1', 'connect', [b.pubkey, b.secret!])).error!, /^unauthorized: /);
+    x.close();
+    y.close();
+  });
+
   test('a kind outside policy: the error reply names the rule and the code', async () => {
     const { sessionId } = await nostrSession(h);
     const signer = await signerFor(await bunkerUri(h, sessionId));

@@ -289,11 +289,13 @@ export class NostrBunker {
   private async connect(transport: NostrTransport, client: string, request: Nip46Request): Promise<void> {
     const [remotePubkey, secret] = request.params;
     // A client that is already connected (it restarted and says connect again) is acknowledged; anyone else
-    // needs an unused secret issued for this transport key.
+    // needs an unused secret issued for this transport key. A connected client that brings an unused secret
+    // moves to that secret's session (the one the operator issued it for), and the secret is used up: it was
+    // acknowledged and left on its old session, the secret still live for another key (found by review).
     const existing = this.connections.clientGrant(transport.pubkey, client);
     if (existing && !this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
     if (remotePubkey !== transport.pubkey) return this.refuse(transport, client, request.id, 'invalid_request', 'connect: the first parameter must be this remote signer\'s pubkey.');
-    const grant = existing ?? (secret ? this.connections.redeemSecret(transport.pubkey, secret) : undefined);
+    const grant = (secret ? this.connections.redeemSecret(transport.pubkey, secret) : undefined) ?? existing;
     if (!grant) {
       this.countRefusal('auth.failures', `unconnected:${transport.pubkey}`, 'unauthorized');
       return this.refuse(transport, client, request.id, 'unauthorized', 'connect: unknown or already used secret; ask the operator for a new bunker:// string.');

@@ -305,7 +305,7 @@ describe('NIP-47 wallet service: @getalby/sdk NWCClient over a loopback relay', 
     assert.ok(!relay.accepted.some((e) => e.kind === 23195 && e.tags.some((t) => t[0] === 'e' && t[1] === forged.id)), 'no answer to the forger');
     assert.equal(ln.attempts.length, before.attempts, 'nothing paid');
     await nwc.flushRefusals(true);
-    const failures = (await h.admin('GET', '/v1/audit?type=auth.failures')).body.entries.filter((e: any) => e.data.source === `nwc:${getPublicKey(mallory)}`);
+    const failures = (await h.admin('GET', '/v1/audit?type=auth.failures')).body.entries.filter((e: any) => e.data.source === `nwc:unknown:${issued.walletPubkey}`);
     assert.deepEqual(failures.map((e: any) => e.data.codes), [{ unknown_client: 1 }]);
     assert.ok((await auditOf(h, agent.name)).every((e) => e.type !== 'sign.request'), 'no request reached policy');
   });

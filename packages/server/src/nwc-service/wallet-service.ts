@@ -53,6 +53,8 @@ export const NWC_METHODS = ['pay_invoice', 'lookup_invoice', 'get_balance', 'get
 const SUBSCRIPTION_ID = 'airlock-nwc';
 /** NIP-44 caps plaintext at 64 KiB; base64 grows it by 4/3. Larger requests are dropped before decryption. */
 const MAX_CONTENT_CHARS = 100_000;
+/** Requests dated further than this from now are dropped (the bunker's window: clock skew and slow relays). */
+const MAX_REQUEST_SKEW_SECONDS = 600;
 /** Sessions live at most 30 days (OperatorService): older connections cannot belong to a live session. */
 const MAX_SESSION_MS = 30 * 24 * 3600_000;
 /** How far back `sync` reads again: entries committed late by another instance (clock skew, long transactions). */
@@ -87,6 +89,11 @@ export interface NwcWalletServiceStats {
   /** Signed by a key that is not the connection's client: never answered. */
   ignoredUnknownClient: number;
   droppedExpired: number;
+  /**
+   * Dated more than 10 minutes from now, or before this service began listening (a relay replaying what it
+   * kept: see `receive`).
+   */
+  droppedStale: number;
   /** No `encryption` tag (NIP-04) or another scheme than nip44_v2. */
   droppedUnsupportedEncryption: number;
   /** Did not decrypt, or not a `{method, params}` object. */
@@ -112,7 +119,13 @@ interface Nip47Request {
 }
 
 export class NwcWalletService {
-  readonly stats: NwcWalletServiceStats = { droppedInvalid: 0, droppedUnaddressed: 0, ignoredUnknownClient: 0, droppedExpired: 0, droppedUnsupportedEncryption: 0, droppedUndecryptable: 0, rateLimited: 0, refused: 0, answered: 0 };
+  readonly stats: NwcWalletServiceStats = { droppedInvalid: 0, droppedUnaddressed: 0, ignoredUnknownClient: 0, droppedExpired: 0, droppedStale: 0, droppedUnsupportedEncryption: 0, droppedUndecryptable: 0, rateLimited: 0, refused: 0, answered: 0 };
+  /**
+   * Unix seconds from which requests are taken: none dated before the second this service was made in (see
+   * `receive`). Requests are dated in seconds, so one refused in that same second by the process before could be
+   * taken again; a daemon's restart (unsealing, connecting relays) takes longer.
+   */
+  private readonly acceptsFrom = Math.floor(Date.now() / 1000);
   private readonly options: NwcWalletServiceOptions;
   private readonly grants = new NwcGrants();
   private readonly walletKeys = new Map<string, Promise<NwcWalletKey>>();
@@ -248,7 +261,17 @@ export class NwcWalletService {
       this.stats.droppedInvalid++;
       return;
     }
-    if (!this.seen.firstSight(raw.id)) return;
+    // A request is taken once, and only while it is fresh (found by review: a pay_invoice refused before any
+    // decision was recorded, while the agent was frozen or over its rate, was paid when a relay delivered it
+    // again after the unfreeze). NIP-47 sets no window; as the bunker does, requests dated more than 10 minutes
+    // from now are dropped (clients date each request now), and so is any request dated before this service
+    // began listening: the subscription asks only for new events (limit 0), so an honest relay sends none, and
+    // the ids this process had seen (of refusals too) are gone with the process before it.
+    // created_at is the client's wall clock, as in the bunker, not the daemon's policy clock.
+    if (Math.abs(raw.created_at - Date.now() / 1000) > MAX_REQUEST_SKEW_SECONDS || raw.created_at < this.acceptsFrom) {
+      this.stats.droppedStale++;
+      return;
+    }
     const grant = raw.tags.filter((t) => t[0] === 'p').map((t) => this.grants.forWalletKey(t[1] ?? '')).find((g) => g !== undefined);
     if (!grant || raw.content.length > MAX_CONTENT_CHARS) {
       this.stats.droppedUnaddressed++;
@@ -256,9 +279,14 @@ export class NwcWalletService {
     }
     if (raw.pubkey !== grant.clientPubkey) {
       this.stats.ignoredUnknownClient++;
-      this.countRefusal('auth.failures', raw.pubkey, 'unknown_client');
+      // One source per wallet key for every other author: fresh keys cost a signature each, not an audit entry
+      // each (found by review: 2,000 envelopes from fresh keys made 2,002 entries; the bunker counts the same way).
+      this.countRefusal('auth.failures', `unknown:${grant.walletPubkey}`, 'unknown_client');
       return;
     }
+    // Remembered only now, for the connection's own client: ids of envelopes anyone can sign (junk p-tagged to
+    // a wallet key) no longer push a real request's id out of the cache before a relay replays it.
+    if (!this.seen.firstSight(raw.id)) return;
     const expiration = Number(raw.tags.find((t) => t[0] === 'expiration')?.[1]);
     if (Number.isFinite(expiration) && expiration < Date.now() / 1000) {
       this.stats.droppedExpired++;
