@@ -18,7 +18,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { createEvmAdapter } from '@airlock/chains';
 import { canonicalJson, leafHash, lifecycleTransactionPayload, MerkleFrontier, requestHash, storedLeafHash } from '@airlock/core';
-import { AUDIT_KEY_PATH } from '@airlock/keys';
+import { AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH } from '@airlock/keys';
 import { openStore } from '@airlock/store';
 import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { compiledContracts } from '../../x402-testbed/src/compile.ts';
@@ -27,6 +27,8 @@ import { ALICE, BASE, MALLORY, USDC, usdcAuthorization, usdcPolicy, usdcTransfer
 import { DROP_AUDIT_TRIGGERS } from './testing/forge-audit.ts';
 import { adminClient, httpJson, killAllDaemons, prepareDaemonData, waitForCoveringHead, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
 import { decodeWire, encodeWire } from './key-process/wire.ts';
+import { RemoteKeyBackend } from './key-process/remote-key-backend.ts';
+import { openNodeTokens, sealNodeTokens, THRESHOLD_NODE_TOKENS_LABEL } from './threshold/node-tokens.ts';
 import { parseExposition } from './testing/prometheus-text.ts';
 import { createSoftHsmToken, softHsmSkip } from '../../keys/src/softhsm-token.ts';
 
@@ -223,8 +225,20 @@ describe('key process: a separate process holds the keys and signs only committe
       await refusedWith('signTreeHead', { path: "m/7447'/0'/0'", head: { treeSize: 1, rootHash: keccak256('0x01').slice(2), at: Date.now() } }, 'tree_root_mismatch');
       await refusedWith('signTreeHead', { path: "m/7447'/0'/0'", head: { treeSize, rootHash: keccak256('0x01').slice(2), at: Date.now() - 3_600_000 } }, 'tree_head_stale');
     });
+    test('the key threshold node tokens are sealed under is served (binding a FROST cluster needs it; it was refused)', async () => {
+      const derived = await ask(socket, 'deriveSecret', { path: WEBHOOK_SECRET_KEY_PATH, label: THRESHOLD_NODE_TOKENS_LABEL });
+      assert.equal(derived.status, 200, JSON.stringify(derived.body));
+      // Sealed through the key process and opened through it again: the same key both ways.
+      const keys = new RemoteKeyBackend(socket);
+      const context = { agentId: 'ag_0000000000000001', namespace: 'nostr', groupKey: 'ab'.repeat(33) };
+      const sealed = await sealNodeTokens(keys, context, { 'node-1': 'tok_one' });
+      assert.deepEqual(await openNodeTokens(keys, context, sealed), { 'node-1': 'tok_one' });
+    });
+
     test('secrets and ECDH only on their own paths: path_not_allowed', async () => {
       await refusedWith('deriveSecret', { path: "m/44'/60'/0'/0/0", label: 'webhook/x/1' }, 'path_not_allowed');
+      await refusedWith('deriveSecret', { path: WEBHOOK_SECRET_KEY_PATH, label: 'threshold-node-tokens/v2' }, 'path_not_allowed');
+      await refusedWith('deriveSecret', { path: WEBHOOK_SECRET_KEY_PATH, label: 'anything-else' }, 'path_not_allowed');
       await refusedWith('nip44ConversationKey', { path: "m/44'/60'/0'/0/0", peer: new Uint8Array(32).fill(2) }, 'path_not_allowed');
     });
   });

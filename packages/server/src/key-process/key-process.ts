@@ -8,6 +8,7 @@ import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
 import type { Logger } from '../http/request-log.ts';
 import { assertHeadRecordDirectoryOwned, defaultHeadRecordPath, readSignedHeadRecord, SignedHeadRecorder, type SignedHeadRecord } from './signed-head-record.ts';
 import { decodeWire, encodeWire, isKeyProcessMethod, wireError, type KeyProcessMethod } from './wire.ts';
+import { THRESHOLD_NODE_TOKENS_LABEL } from '../threshold/node-tokens.ts';
 
 /** Signatures (and key-path operations) per second and burst, per agent and for the whole process. */
 export interface KeyProcessRates {
@@ -307,9 +308,12 @@ class KeyProcessHandler {
         return method === 'nip44ConversationKey' ? keys.nip44ConversationKey(text(p.path), bytes(p.peer)) : keys.nip04SharedSecret(text(p.path), bytes(p.peer));
       }
       case 'deriveSecret': {
-        if (text(p.path) !== WEBHOOK_SECRET_KEY_PATH || !text(p.label).startsWith('webhook/')) throw bindingRefused('path_not_allowed', 'secrets are derived for webhooks only.');
-        this.admit('webhooks');
-        return keys.deriveSecret(WEBHOOK_SECRET_KEY_PATH, text(p.label));
+        // Webhook secrets, and the key threshold node tokens are sealed under: it was refused here, so binding a
+        // FROST cluster failed with the key process in use (found by review).
+        const label = text(p.label);
+        if (text(p.path) !== WEBHOOK_SECRET_KEY_PATH || (!label.startsWith('webhook/') && label !== THRESHOLD_NODE_TOKENS_LABEL)) throw bindingRefused('path_not_allowed', 'secrets are derived for webhooks and threshold node tokens only.');
+        this.admit(label === THRESHOLD_NODE_TOKENS_LABEL ? 'threshold-tokens' : 'webhooks');
+        return keys.deriveSecret(WEBHOOK_SECRET_KEY_PATH, label);
       }
     }
   }

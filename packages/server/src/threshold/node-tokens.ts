@@ -10,7 +10,9 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { AirlockError, type KeyBackend } from '@airlock/core';
 import { WEBHOOK_SECRET_KEY_PATH } from '@airlock/keys';
 
-const LABEL = 'threshold-node-tokens/v1';
+/** The label of the key the tokens are sealed under (the key process serves it besides the webhook labels). */
+export const THRESHOLD_NODE_TOKENS_LABEL = 'threshold-node-tokens/v1';
+const LABEL = THRESHOLD_NODE_TOKENS_LABEL;
 const PREFIX = 'v1.';
 
 export interface SealedTokenContext {
