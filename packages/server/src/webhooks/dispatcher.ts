@@ -25,6 +25,12 @@ const UNRECORDED_ATTEMPTS_FACTOR = 2;
 const SCAN_SPAN = 10_000;
 const SCAN_PAGE = 500;
 const SCANS_PER_TICK = 20;
+/**
+ * Under a backlog a finished send claims again after this pause, one claim for all the sends finished in it: each
+ * claim and each record is a store write beside the signing path's, so a backlog to a receiver that fails at once
+ * goes at most about 40 claims (320 deliveries) a second, not as fast as the store takes writes.
+ */
+const RECLAIM_PAUSE_MS = 25;
 /** A claim outlives the request it covers by this much (a request is aborted at its timeout). */
 const LEASE_MARGIN_MS = 30_000;
 
@@ -54,8 +60,9 @@ export class WebhookDispatcher {
   private ticking: Promise<void> | undefined;
   /** The claim running now: claims never overlap (each reads how many slots are free). */
   private claiming: Promise<void> = Promise.resolve();
-  /** The last claim filled every free slot: more may be due, so a finished send claims again at once. */
+  /** The last claim filled every free slot: more may be due, so a finished send claims again soon. */
   private moreDue = false;
+  private reclaimTimer: NodeJS.Timeout | undefined;
 
   constructor(deps: { store: Store; keys: KeyBackend; clock: Clock; log: (message: string) => void; random?: () => number }, options: WebhookDispatcherOptions) {
     this.store = deps.store;
@@ -87,6 +94,7 @@ export class WebhookDispatcher {
   async stop(): Promise<void> {
     this.stopping.abort();
     clearTimeout(this.timer);
+    clearTimeout(this.reclaimTimer);
     await this.ticking;
     // A claim started by a finished send may still be running; what it claimed is in flight after it.
     await this.claiming;
@@ -137,10 +145,10 @@ export class WebhookDispatcher {
 
   /**
    * Claims what fits in the free slots, endpoints taking turns and none holding more than half of them (a
-   * receiver that hangs until the timeout keeps the rest free for the others). Under a backlog every finished
-   * send claims again at once instead of waiting for the next tick: one tick's claim was the ceiling (8 a
-   * second with the defaults), and an agent flooding held requests delayed every endpoint's alerts by minutes
-   * (found by review).
+   * receiver that hangs until the timeout keeps the rest free for the others). Under a backlog finished sends
+   * claim again within RECLAIM_PAUSE_MS instead of waiting for the next tick: one tick's claim was the ceiling
+   * (8 a second with the defaults), and an agent flooding held requests delayed every endpoint's alerts by
+   * minutes (found by review).
    */
   private async claimOnce(): Promise<void> {
     const free = this.options.concurrency - this.inFlight.size;
@@ -154,8 +162,12 @@ export class WebhookDispatcher {
         .catch((e: unknown) => this.log(`webhook delivery ${delivery.eventId} (attempt ${delivery.attempts}) could not be recorded: ${e instanceof Error ? e.message : String(e)}`))
         .finally(() => {
           this.inFlight.delete(sending);
-          if (this.moreDue && !this.stopping.signal.aborted) {
-            this.claimAndSend().catch((e: unknown) => this.log(`webhook dispatcher: ${e instanceof Error ? e.message : String(e)}`));
+          if (this.moreDue && !this.stopping.signal.aborted && !this.reclaimTimer) {
+            this.reclaimTimer = setTimeout(() => {
+              this.reclaimTimer = undefined;
+              this.claimAndSend().catch((e: unknown) => this.log(`webhook dispatcher: ${e instanceof Error ? e.message : String(e)}`));
+            }, RECLAIM_PAUSE_MS);
+            this.reclaimTimer.unref();
           }
         });
       this.inFlight.add(sending);
