@@ -56,7 +56,7 @@ export interface WebhookAttempt {
   outcome: WebhookAttemptOutcome;
   /** The receiver's status, when it answered. */
   httpStatus?: number;
-  /** `http_status`, `timeout`, `connection_refused`, `dns`, `network`, `aborted` (never a message: it could quote the URL). */
+  /** `http_status`, `timeout`, `connection_refused`, `dns`, `tls`, `network`, `aborted`, `key_unavailable`, `not_recorded` (never a message: it could quote the URL). */
   errorClass?: string;
   startedAt: number; // ms
   finishedAt: number;

@@ -120,13 +120,14 @@ describe('NIP-47 requests delivered again by a relay', { timeout: 120_000 }, () 
     c.close();
   });
 
-  test('a request dated 11 minutes ago or 11 minutes ahead: dropped, never answered, never paid', async () => {
+  test('a request dated 11 minutes ago or 2 minutes ahead: dropped, never answered, never paid', async () => {
     const c = await connection();
     const now = Math.floor(Date.now() / 1000);
     const stale = shop.invoice({ amountMsat: 12_000n, expirySeconds: 3600 });
     const before = h.airlock.nwc!.stats.droppedStale;
     const old = c.request('pay_invoice', { invoice: stale.invoice }, now - 660);
-    const ahead = c.request('pay_invoice', { invoice: stale.invoice }, now + 660);
+    // Ahead the bound is a minute: a request dated ahead outlives a restart by as much.
+    const ahead = c.request('pay_invoice', { invoice: stale.invoice }, now + 120);
     await c.publish(old);
     await c.publish(ahead);
     const fresh = await c.ask(c.request('get_balance', {}));

@@ -42,6 +42,7 @@ import type { RefusalTally } from '../http/refusal-tally.ts';
 import { NWC_INFO_KIND, NWC_REQUEST_KIND, NWC_RESPONSE_KIND } from '../lightning/nwc-transport.ts';
 import { isValidSignedEvent } from '../nostr-bunker/nip01.ts';
 import { RelayConnection } from '../nostr-bunker/relay-connection.ts';
+import { requestIdsToRemember } from '../nostr-bunker/connections.ts';
 import type { SessionSource } from '../nostr-bunker/session-source.ts';
 import { grantIssuedEntry, NwcGrants, readIssuedGrants, RecentIds, type NwcGrant } from './connections.ts';
 import { jsonMsat, Nip47Refusal, payInvoiceResult, refusalFor, transactionOf, transactionOfApproval, type Nip47Transaction } from './nip47-answers.ts';
@@ -53,8 +54,13 @@ export const NWC_METHODS = ['pay_invoice', 'lookup_invoice', 'get_balance', 'get
 const SUBSCRIPTION_ID = 'airlock-nwc';
 /** NIP-44 caps plaintext at 64 KiB; base64 grows it by 4/3. Larger requests are dropped before decryption. */
 const MAX_CONTENT_CHARS = 100_000;
-/** Requests dated further than this from now are dropped (the bunker's window: clock skew and slow relays). */
-const MAX_REQUEST_SKEW_SECONDS = 600;
+/** Requests dated further back than this are dropped (the bunker's window: clock skew and slow relays). */
+const MAX_REQUEST_AGE_SECONDS = 600;
+/**
+ * Requests dated further ahead than this are dropped: a request dated ahead outlives a restart (see `receive`) by as
+ * much, so the bound ahead is tighter than the one back (found by review).
+ */
+const MAX_REQUEST_AHEAD_SECONDS = 60;
 /** Sessions live at most 30 days (OperatorService): older connections cannot belong to a live session. */
 const MAX_SESSION_MS = 30 * 24 * 3600_000;
 /** How far back `sync` reads again: entries committed late by another instance (clock skew, long transactions). */
@@ -129,7 +135,8 @@ export class NwcWalletService {
   private readonly options: NwcWalletServiceOptions;
   private readonly grants = new NwcGrants();
   private readonly walletKeys = new Map<string, Promise<NwcWalletKey>>();
-  private readonly seen = new RecentIds();
+  /** Request ids seen lately, per client key (a copy from another relay, or replayed, is handled once). */
+  private readonly seenByClient = new Map<string, RecentIds>();
   private readonly limiter: SessionRateLimiter;
   private readonly relays: RelayConnection[];
   private syncedUpTo = 0;
@@ -268,7 +275,8 @@ export class NwcWalletService {
     // began listening: the subscription asks only for new events (limit 0), so an honest relay sends none, and
     // the ids this process had seen (of refusals too) are gone with the process before it.
     // created_at is the client's wall clock, as in the bunker, not the daemon's policy clock.
-    if (Math.abs(raw.created_at - Date.now() / 1000) > MAX_REQUEST_SKEW_SECONDS || raw.created_at < this.acceptsFrom) {
+    const nowSeconds = Date.now() / 1000;
+    if (nowSeconds - raw.created_at > MAX_REQUEST_AGE_SECONDS || raw.created_at - nowSeconds > MAX_REQUEST_AHEAD_SECONDS || raw.created_at < this.acceptsFrom) {
       this.stats.droppedStale++;
       return;
     }
@@ -284,9 +292,10 @@ export class NwcWalletService {
       this.countRefusal('auth.failures', `unknown:${grant.walletPubkey}`, 'unknown_client');
       return;
     }
-    // Remembered only now, for the connection's own client: ids of envelopes anyone can sign (junk p-tagged to
-    // a wallet key) no longer push a real request's id out of the cache before a relay replays it.
-    if (!this.seen.firstSight(raw.id)) return;
+    // Remembered only now, per client: ids of envelopes anyone can sign (junk p-tagged to a wallet key), or another
+    // connection's client's, no longer push a request's id out before a relay replays it (found by review). Each
+    // client's cache holds every request its rate lets through across the window.
+    if (!this.firstSight(grant.clientPubkey, raw.id)) return;
     const expiration = Number(raw.tags.find((t) => t[0] === 'expiration')?.[1]);
     if (Number.isFinite(expiration) && expiration < Date.now() / 1000) {
       this.stats.droppedExpired++;
@@ -458,6 +467,12 @@ export class NwcWalletService {
   private async publish(event: SignedNostrEvent, what: string): Promise<void> {
     const results = await Promise.all(this.relays.map((r) => r.publish(event)));
     if (!results.some((r) => r.accepted)) this.log(`nwc: no relay accepted the ${what} (${results.map((r) => r.message).join('; ')})`);
+  }
+
+  private firstSight(client: string, id: string): boolean {
+    let ids = this.seenByClient.get(client);
+    if (!ids) this.seenByClient.set(client, (ids = new RecentIds(requestIdsToRemember(this.options.clientRate, MAX_REQUEST_AGE_SECONDS))));
+    return ids.firstSight(id);
   }
 
   private countRefusal(type: 'auth.failures' | 'session.rate_limited', client: string, code: string): void {

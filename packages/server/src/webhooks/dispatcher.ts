@@ -156,7 +156,8 @@ export class WebhookDispatcher {
     const now = this.clock.now();
     const perEndpoint = Math.max(1, Math.ceil(this.options.concurrency / 2));
     const claimed = await this.store.claimWebhookDeliveries(now, now + this.options.timeoutMs + LEASE_MARGIN_MS, free, perEndpoint);
-    this.moreDue = claimed.length === free;
+    // Anything claimed: more may be due (one endpoint alone can never fill every slot: it may lease only half).
+    this.moreDue = claimed.length > 0;
     for (const delivery of claimed) {
       const sending: Promise<void> = this.send(delivery)
         .catch((e: unknown) => this.log(`webhook delivery ${delivery.eventId} (attempt ${delivery.attempts}) could not be recorded: ${e instanceof Error ? e.message : String(e)}`))
@@ -179,14 +180,14 @@ export class WebhookDispatcher {
     const endpoint = await this.store.getWebhookEndpoint(delivery.endpointId);
     // Removed since the claim: the removal cancelled the delivery; nothing to send, nothing to record.
     if (!endpoint || endpoint.removedAt !== undefined) return;
-    const entry = await this.store.auditEntryAt(delivery.leafIndex);
-    if (!entry) throw new Error(`no audit entry at leaf ${delivery.leafIndex}`);
     if (delivery.attempts > UNRECORDED_ATTEMPTS_FACTOR * this.options.maxAttempts) {
       const at = this.clock.now();
       this.log(`webhook delivery ${delivery.eventId} to ${endpoint.id} (${delivery.eventType}), attempt ${delivery.attempts}: not_recorded (claimed ${delivery.attempts} times, never recorded); giving up`);
       await this.store.recordWebhookAttempt({ eventId: delivery.eventId, attempt: delivery.attempts, outcome: 'failed', errorClass: 'not_recorded', startedAt: at, finishedAt: at }, { state: 'failed', nextAttemptAt: at }, at);
       return;
     }
+    const entry = await this.store.auditEntryAt(delivery.leafIndex);
+    if (!entry) throw new Error(`no audit entry at leaf ${delivery.leafIndex}`);
     const startedAt = this.clock.now();
     const result = await this.post(endpoint, delivery, webhookBody(delivery.eventId, delivery.eventType, entry), startedAt);
     const finishedAt = this.clock.now();
@@ -204,10 +205,13 @@ export class WebhookDispatcher {
       await this.store.recordWebhookAttempt(attempt, { state: 'pending', nextAttemptAt: finishedAt }, finishedAt);
       return;
     }
-    const last = delivery.attempts >= this.options.maxAttempts;
+    // The key backend busy or down is not the receiver's failure: retried at the first backoff, never given up on
+    // for it (the bound on unrecorded claims still holds); a backlog to a healthy receiver could otherwise spend
+    // its attempts on the key process's rate limit.
+    const last = delivery.attempts >= this.options.maxAttempts && attempt.errorClass !== 'key_unavailable';
     attempt.outcome = last ? 'failed' : 'retry';
     this.log(`webhook delivery ${delivery.eventId} to ${endpoint.id} (${delivery.eventType}), attempt ${delivery.attempts}: ${attempt.errorClass}${attempt.httpStatus !== undefined ? ` ${attempt.httpStatus}` : ''}${last ? '; giving up' : ''}`);
-    const nextAttemptAt = last ? finishedAt : finishedAt + retryDelayMs(delivery.attempts, this.options, this.random);
+    const nextAttemptAt = last ? finishedAt : finishedAt + retryDelayMs(attempt.errorClass === 'key_unavailable' ? 1 : delivery.attempts, this.options, this.random);
     await this.store.recordWebhookAttempt(attempt, { state: last ? 'failed' : 'pending', nextAttemptAt }, finishedAt);
   }
 

@@ -50,7 +50,7 @@ const WebhookAttemptSchema = apiSchema(
     attempt: z.number().int(),
     outcome: z.enum(['delivered', 'retry', 'failed']),
     httpStatus: z.number().int().optional().describe("The receiver's answer, when it gave one."),
-    errorClass: z.string().optional().describe('http_status, timeout, connection_refused, dns, tls, network or aborted.'),
+    errorClass: z.string().optional().describe('http_status, timeout, connection_refused, dns, tls, network or aborted; key_unavailable (the secret could not be derived: retried), not_recorded (claimed too often without a recorded attempt: failed).'),
     startedAt: iso,
     finishedAt: iso,
     durationMs: z.number().int(),

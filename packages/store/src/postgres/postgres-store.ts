@@ -476,7 +476,7 @@ export class PostgresStore implements Store {
     return this.run({ signingLock: false }, (q) => webhooks.enqueueWebhookDeliveries(q, deliveries, cursors, now));
   }
   claimWebhookDeliveries(now: number, leaseUntil: number, limit: number, perEndpoint?: number): Promise<WebhookDelivery[]> {
-    return webhooks.claimWebhookDeliveries(this.q, now, leaseUntil, limit, perEndpoint);
+    return this.run({ signingLock: false }, (q) => webhooks.claimWebhookDeliveries(q, now, leaseUntil, limit, perEndpoint));
   }
   recordWebhookAttempt(attempt: WebhookAttempt, next: { state: 'pending' | 'delivered' | 'failed'; nextAttemptAt: number }, now: number): Promise<void> {
     return webhooks.recordWebhookAttempt(this.q, attempt, next, now);

@@ -64,3 +64,21 @@ export function clampPerEndpoint(perEndpoint: number): number {
   if (!Number.isInteger(perEndpoint) || perEndpoint < 1) throw new AirlockError('invalid_request', 'perEndpoint must be a positive integer');
   return Math.min(perEndpoint, MAX_PER_ENDPOINT);
 }
+
+/** A due delivery as a claim's per-endpoint read returns it. */
+export interface ClaimCandidate {
+  event_id: unknown;
+  next_attempt_at: unknown;
+  leaf_index: unknown;
+}
+
+/**
+ * The deliveries a claim takes, endpoints taking turns: every endpoint's first (oldest due) candidate, then every
+ * one's second, and so on, oldest due first within a turn; at most `limit`. Each list is one endpoint's candidates,
+ * oldest first, already cut to what that endpoint may still lease.
+ */
+export function inTurns(lists: readonly (readonly ClaimCandidate[])[], limit: number): string[] {
+  const ranked = lists.flatMap((list) => list.map((c, turn) => ({ id: String(c.event_id), turn, at: Number(c.next_attempt_at), leaf: Number(c.leaf_index) })));
+  ranked.sort((a, b) => a.turn - b.turn || a.at - b.at || a.leaf - b.leaf);
+  return ranked.slice(0, limit).map((c) => c.id);
+}
