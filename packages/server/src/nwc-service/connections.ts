@@ -89,7 +89,7 @@ export class RecentIds {
   private readonly ids = new Set<string>();
   private readonly max: number;
 
-  constructor(max = 65_536) {
+  constructor(max: number) {
     this.max = max;
   }
 

@@ -60,7 +60,7 @@ export class WebhookDispatcher {
   private ticking: Promise<void> | undefined;
   /** The claim running now: claims never overlap (each reads how many slots are free). */
   private claiming: Promise<void> = Promise.resolve();
-  /** The last claim filled every free slot: more may be due, so a finished send claims again soon. */
+  /** The last claim took something: more may be due, so a finished send claims again soon. */
   private moreDue = false;
   private reclaimTimer: NodeJS.Timeout | undefined;
 
@@ -221,8 +221,8 @@ export class WebhookDispatcher {
     try {
       secret = await webhookSecret(this.keys, endpoint.id, endpoint.secretVersion);
     } catch {
-      // The key process down or busy: a failed attempt like any other (retried at the backoff, counted),
-      // not an attempt left unrecorded. Its message is not kept: it is the key backend's, not the receiver's.
+      // The key process down or busy: a recorded attempt (retried at the first backoff, see `send`), not one left
+      // unrecorded. Its message is not kept: it is the key backend's, not the receiver's.
       return { errorClass: 'key_unavailable' };
     }
     const signature = signatureHeader(secret, Math.floor(now / 1000), body);

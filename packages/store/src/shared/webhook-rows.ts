@@ -1,6 +1,6 @@
 import { AirlockError, type WebhookAttempt, type WebhookDelivery, type WebhookEndpoint } from '@airlock/core';
 import type { Row } from './rows.ts';
-import { fromJson, MAX_LIST_LIMIT, toInt, toOptionalInt, toOptionalString } from './values.ts';
+import { clampLimit, fromJson, MAX_LIST_LIMIT, toInt, toOptionalInt, toOptionalString } from './values.ts';
 
 export function webhookEndpointFromRow(r: Row): WebhookEndpoint {
   const e: WebhookEndpoint = {
@@ -60,9 +60,23 @@ export function withAttemptLogs(deliveries: WebhookDelivery[], attempts: Webhook
 /** `claimWebhookDeliveries` without a per-endpoint bound: any one endpoint may take every slot asked for. */
 export const MAX_PER_ENDPOINT = MAX_LIST_LIMIT;
 
-export function clampPerEndpoint(perEndpoint: number): number {
+function clampPerEndpoint(perEndpoint: number): number {
   if (!Number.isInteger(perEndpoint) || perEndpoint < 1) throw new AirlockError('invalid_request', 'perEndpoint must be a positive integer');
   return Math.min(perEndpoint, MAX_PER_ENDPOINT);
+}
+
+/**
+ * What a claim may take from each active endpoint (`endpoints`: their ids): `perEndpoint` less its deliveries
+ * still under a lease (`leased`: rows of endpoint_id and n), at most `limit`; endpoints with nothing left to take
+ * are left out. Both stores' claims read these quotas, then each endpoint's oldest due deliveries, then `inTurns`.
+ */
+export function claimQuotas(endpoints: readonly Row[], leased: readonly Row[], limit: number, perEndpoint: number): { endpointId: string; quota: number }[] {
+  const cap = clampPerEndpoint(perEndpoint);
+  const max = clampLimit(limit);
+  const busy = new Map(leased.map((r) => [String(r.endpoint_id), Number(r.n)]));
+  return endpoints
+    .map((e) => ({ endpointId: String(e.id), quota: Math.min(cap - (busy.get(String(e.id)) ?? 0), max) }))
+    .filter((e) => e.quota > 0);
 }
 
 /** A due delivery as a claim's per-endpoint read returns it. */

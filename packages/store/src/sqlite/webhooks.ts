@@ -1,7 +1,7 @@
 import { AirlockError, canonicalJson, type AuditEntry, type AuditMatch, type NewWebhookDelivery, type WebhookAttempt, type WebhookDelivery, type WebhookDeliveryState, type WebhookEndpoint } from '@airlock/core';
 import { auditEntryFromRow } from '../shared/rows.ts';
 import { clampLimit } from '../shared/values.ts';
-import { clampPerEndpoint, inTurns, MAX_PER_ENDPOINT, type ClaimCandidate, webhookAttemptFromRow, webhookDeliveryFromRow, webhookEndpointFromRow, withAttemptLogs } from '../shared/webhook-rows.ts';
+import { claimQuotas, inTurns, MAX_PER_ENDPOINT, type ClaimCandidate, webhookAttemptFromRow, webhookDeliveryFromRow, webhookEndpointFromRow, withAttemptLogs } from '../shared/webhook-rows.ts';
 import type { SQLInputValue } from 'node:sqlite';
 import type { SqliteDb } from './sqlite-db.ts';
 
@@ -79,31 +79,26 @@ export function anyDueWebhookDelivery(db: SqliteDb, now: number): boolean {
   return db.get(`SELECT 1 FROM webhook_deliveries d WHERE ${DUE} LIMIT 1`, now, now) !== undefined;
 }
 
-/** Inside the write transaction (one writer: nobody else can claim between the select and the update). */
 /**
- * Endpoint by endpoint, in the caller's write transaction: the endpoints' leases still running, then each
- * endpoint's oldest due deliveries up to what it may still lease, taken in turns (`inTurns`). Every read is a
- * range of an index (migration 022), so a claim costs the same with 100,000 deliveries due as with 10.
+ * Endpoint by endpoint, in the caller's write transaction (one writer: nobody else can claim between the reads and
+ * the update): the endpoints' leases still running, then each endpoint's oldest due deliveries up to what it may
+ * still lease (`claimQuotas`), taken in turns (`inTurns`). Every read is a range of an index (migration 022), so a
+ * claim costs the same with 100,000 deliveries due as with 10.
  */
 export function claimWebhookDeliveries(db: SqliteDb, now: number, leaseUntil: number, limit: number, perEndpoint = MAX_PER_ENDPOINT): WebhookDelivery[] {
-  const cap = clampPerEndpoint(perEndpoint);
-  const max = clampLimit(limit);
-  const leased = new Map(
-    db.all("SELECT endpoint_id, count(*) AS n FROM webhook_deliveries WHERE state = 'pending' AND lease_until > 0 AND lease_until > ? GROUP BY endpoint_id", now)
-      .map((r) => [String(r.endpoint_id), Number(r.n)] as const),
+  const quotas = claimQuotas(
+    db.all('SELECT id FROM webhook_endpoints WHERE removed_at IS NULL'),
+    db.all("SELECT endpoint_id, count(*) AS n FROM webhook_deliveries WHERE state = 'pending' AND lease_until > 0 AND lease_until > ? GROUP BY endpoint_id", now),
+    limit,
+    perEndpoint,
   );
-  const lists: ClaimCandidate[][] = [];
-  for (const { id } of db.all('SELECT id FROM webhook_endpoints WHERE removed_at IS NULL')) {
-    const quota = Math.min(cap - (leased.get(String(id)) ?? 0), max);
-    if (quota <= 0) continue;
-    lists.push(db.all(
-      `SELECT event_id, next_attempt_at, leaf_index FROM webhook_deliveries
-       WHERE endpoint_id = ? AND state = 'pending' AND next_attempt_at <= ? AND lease_until <= ?
-       ORDER BY next_attempt_at, leaf_index LIMIT ?`,
-      String(id), now, now, quota,
-    ) as unknown as ClaimCandidate[]);
-  }
-  const chosen = inTurns(lists, max);
+  const lists = quotas.map(({ endpointId, quota }) => db.all(
+    `SELECT event_id, next_attempt_at, leaf_index FROM webhook_deliveries
+     WHERE endpoint_id = ? AND state = 'pending' AND next_attempt_at <= ? AND lease_until <= ?
+     ORDER BY next_attempt_at, leaf_index LIMIT ?`,
+    endpointId, now, now, quota,
+  ) as unknown as ClaimCandidate[]);
+  const chosen = inTurns(lists, clampLimit(limit));
   if (chosen.length === 0) return [];
   return db
     .all(`UPDATE webhook_deliveries SET attempts = attempts + 1, lease_until = ?, updated_at = ? WHERE event_id IN (${chosen.map(() => '?').join(', ')}) RETURNING *`, leaseUntil, now, ...chosen)
