@@ -399,6 +399,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
     const bunker = config.nostrRelays.length > 0
       ? new NostrBunker({
           port: nostr, relays: config.nostrRelays, sessions: storeSessionSource(store, clock), clock, clientRate: config.nostrBunkerRate,
+          audit: (entry) => audit.append(entry),
           log: (m) => console.error(`[airlock] ${m}`),
           // A failed write is reported, not thrown: it must not stop the bunker answering.
           refusals: new RefusalTally((entry) => audit.append(entry).catch((e: unknown) => console.error(`[airlock] could not write a ${entry.type} audit entry: ${e instanceof Error ? e.message : String(e)}`))),

@@ -133,6 +133,28 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     await assert.rejects(signer.nip04Encrypt(peerPub, 'old'), (e: unknown) => /^policy_denied: .*session\/actions: action_not_allowed\]$/.test(String(e)));
   });
 
+  test('issuing a connection is audited (both flows), with neither secret in the entry; an issuance refused writes nothing', async () => {
+    const { sessionId, agentId } = await nostrSession(h);
+    const transportPubkey = (await h.airlock.nostr.transport(agentId)).pubkey;
+    const uri = await bunkerUri(h, sessionId);
+    const secret = new URL(uri.replace('bunker://', 'https://')).searchParams.get('secret')!;
+    const clientSk = generateSecretKey();
+    const clientSecret = `cs-${Math.random().toString(36).slice(2)}`;
+    const connectUri = createNostrConnectURI({ clientPubkey: getPublicKey(clientSk), relays: [relay.url], secret: clientSecret, name: 'audited app' });
+    assert.equal((await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`, { nostrconnect: connectUri })).status, 201);
+    const entries = (await h.admin('GET', `/v1/audit?type=nostr.connection_issued&agent=${agentId}`)).body.entries as any[];
+    assert.deepEqual(
+      entries.map((e) => [e.actor, e.sessionId, e.data.flow, e.data.transportPubkey, e.data.clientPubkey, e.data.by]),
+      [['operator', sessionId, 'bunker', transportPubkey, undefined, 'admin'], ['operator', sessionId, 'nostrconnect', transportPubkey, getPublicKey(clientSk), 'admin']],
+    );
+    const text = JSON.stringify(entries);
+    assert.ok(!text.includes(secret) && !text.includes(clientSecret), 'no secret in the audit log');
+    // A revoked session gets no connection string and leaves no entry.
+    assert.equal((await h.admin('POST', `/v1/sessions/${sessionId}/revoke`)).status, 200);
+    assert.equal((await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`)).status, 409);
+    assert.equal((await h.admin('GET', `/v1/audit?type=nostr.connection_issued&agent=${agentId}`)).body.entries.length, 2);
+  });
+
   test('NIP-04 only where the session and a rule name nostr.nip04, with the listed peers; nostr-tools reads what it writes', async () => {
     const friend = generateSecretKey();
     const friendPub = getPublicKey(friend);
@@ -285,6 +307,25 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     assert.equal(refused.length, 20 - BURST);
     assert.ok(refused.every((r) => String(r.reason).startsWith('rate_limited')));
     assert.equal(await signedCount(h, agentName), before + BURST);
+  });
+
+  test('a request refused as rate-limited is not run when its id comes again after the bucket refills', async () => {
+    const { sessionId, agentName } = await nostrSession(h);
+    const bp = (await parseBunkerInput(await bunkerUri(h, sessionId)))!;
+    const client = rawClient(relay.url, bp.pubkey, pool);
+    assert.equal((await client.request('c1', 'connect', [bp.pubkey, bp.secret!])).result, 'ack');
+    for (let i = 0; i < BURST; i++) await client.request(`b${i}`, 'ping');
+    const before = await signedCount(h, agentName);
+    const refused = await client.request('late', 'sign_event', [JSON.stringify(note('refused as too fast'))]);
+    assert.match(refused.error!, /^rate_limited: /);
+    // The bucket refills; the same request id arrives again (as a relay that kept the envelope would deliver it).
+    h.clock!.advance(60_000);
+    const again = await client.request('late', 'sign_event', [JSON.stringify(note('refused as too fast'))]);
+    assert.match(again.error!, /^replayed_request: /);
+    assert.equal(await signedCount(h, agentName), before, 'the refused request never ran');
+    // A new request (new id) is served.
+    assert.equal(verifyEvent(JSON.parse((await client.request('next', 'sign_event', [JSON.stringify(note('a new request'))])).result)), true);
+    client.close();
   });
 
   test('forged envelopes (signed by another key, or with a wrong id) are dropped even when a relay forwards them', async () => {

@@ -22,7 +22,7 @@
  *     remembered (held-events.ts): asking again with the same event returns the signature once approved.
  */
 import { randomBytes } from 'node:crypto';
-import { isAirlockError, parseUntrustedJson, type AgentAuth, type Clock } from '@airlock/core';
+import { isAirlockError, parseUntrustedJson, type AgentAuth, type AuditEntryInput, type Clock } from '@airlock/core';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
 import { BunkerConnections, requestIdsToRemember, type SessionGrant } from './connections.ts';
 import { HeldEvents } from './held-events.ts';
@@ -49,6 +49,9 @@ const MAX_ENVELOPE_SKEW_SECONDS = 600;
  */
 const UNCONNECTED_RATE = { perSecond: 1, burst: 10 };
 
+/** The audit entry written before a connection is handed out (a `bunker://` secret, or an accepted `nostrconnect://` client). */
+export const NOSTR_CONNECTION_ISSUED = 'nostr.connection_issued';
+
 export interface BunkerOptions {
   port: NostrServicePort;
   /** ws:// or wss:// URLs (AIRLOCK_NOSTR_RELAYS). */
@@ -57,6 +60,12 @@ export interface BunkerOptions {
   clock: Clock;
   /** Token bucket per client key (AIRLOCK_NOSTR_BUNKER_RATE / _BURST). */
   clientRate: { perSecond: number; burst: number };
+  /**
+   * Appends an audit entry (the runtime's audit service). Issuing a connection writes one
+   * (`nostr.connection_issued`: who, for which session and transport key, by which flow; never the secret)
+   * before the string is shown or the client is connected: a way in for a client is on the record like a session.
+   */
+  audit: (entry: AuditEntryInput) => Promise<unknown>;
   /** Connection trouble and dropped envelopes (no contents, no secrets). */
   log?: (message: string) => void;
   /**
@@ -149,9 +158,10 @@ export class NostrBunker {
    * A new single-use `bunker://` string for a session (POST /v1/sessions/:id/nostr-connect). The session must
    * be usable now; the secret stays valid until used or until the session ends (re-checked at `connect`).
    */
-  async issueConnection(sessionId: string): Promise<IssuedConnection> {
+  async issueConnection(sessionId: string, by: string): Promise<IssuedConnection> {
     const auth = await this.options.sessions(sessionId);
     const transport = await this.transportOf(auth.agent.id);
+    await this.recordIssued(auth, transport.pubkey, by, { flow: 'bunker' });
     const secret = randomBytes(24).toString('base64url');
     this.connections.addSecret(secret, { sessionId, agentId: auth.agent.id, transportPubkey: transport.pubkey });
     this.refreshSubscription();
@@ -166,16 +176,25 @@ export class NostrBunker {
    * client key is connected to the session at once and the `connect` response carrying the client's secret
    * is sent to it (NIP-46: the client checks that secret). Only the relays this bunker uses are answered on.
    */
-  async acceptNostrConnect(sessionId: string, uri: string): Promise<{ clientPubkey: string; transportPubkey: string; relays: string[] }> {
+  async acceptNostrConnect(sessionId: string, uri: string, by: string): Promise<{ clientPubkey: string; transportPubkey: string; relays: string[] }> {
     const parsed = parseNostrConnectUri(uri);
     const relays = this.options.relays.filter((r) => parsed.relays.some((theirs) => normalizeRelayUrl(theirs) === normalizeRelayUrl(r)));
     if (relays.length === 0) throw new BunkerInputError('The nostrconnect:// URI names none of the relays this bunker uses (AIRLOCK_NOSTR_RELAYS).');
     const auth = await this.options.sessions(sessionId);
     const transport = await this.transportOf(auth.agent.id);
+    await this.recordIssued(auth, transport.pubkey, by, { flow: 'nostrconnect', clientPubkey: parsed.clientPubkey });
     this.connections.connect(parsed.clientPubkey, { sessionId, agentId: auth.agent.id, transportPubkey: transport.pubkey });
     this.refreshSubscription();
     await this.reply(transport, parsed.clientPubkey, { id: randomBytes(8).toString('hex'), result: parsed.secret }, relays);
     return { clientPubkey: parsed.clientPubkey, transportPubkey: transport.pubkey, relays };
+  }
+
+  /** The `nostr.connection_issued` entry; it fails the issuance when it cannot be written (nothing is handed out unrecorded). */
+  private recordIssued(auth: AgentAuth, transportPubkey: string, by: string, how: { flow: 'bunker' } | { flow: 'nostrconnect'; clientPubkey: string }): Promise<unknown> {
+    return this.options.audit({
+      at: this.options.clock.now(), type: NOSTR_CONNECTION_ISSUED, actor: 'operator', agentId: auth.agent.id, sessionId: auth.session.id,
+      data: { sessionId: auth.session.id, transportPubkey, ...how, by },
+    });
   }
 
   private transportOf(agentId: string): Promise<NostrTransport> {
@@ -240,7 +259,13 @@ export class NostrBunker {
       // The request id is inside the encrypted content: decrypting it is what lets the client match the refusal.
       const request = await this.decryptRequest(transport, envelope);
       this.countRefusal('session.rate_limited', client, 'rate_limited');
-      if (request) await this.refuse(transport, client, request.id, 'rate_limited', 'Too many requests from this client; slow down.');
+      if (!request) return;
+      // The refused request's id is used up like any other: a relay holding the envelope could otherwise deliver
+      // it again once the bucket refills (the envelope-id cache is shared with every key and can be flushed), and
+      // a request its client was told was refused would run after all (found by review). A client sends a new
+      // request, with a new id, to try again (nostr-tools' BunkerSigner does).
+      if (!this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
+      await this.refuse(transport, client, request.id, 'rate_limited', 'Too many requests from this client; slow down, and send it again as a new request.');
       return;
     }
     const request = await this.decryptRequest(transport, envelope);

@@ -49,10 +49,10 @@ export function buildNostrBunkerRoutes(holder: AirlockHolder): RouteSpec[] {
         const uri = (body as { nostrconnect?: string }).nostrconnect;
         try {
           if (uri === undefined) {
-            const issued = await bunker.issueConnection(sessionId);
+            const issued = await bunker.issueConnection(sessionId, 'admin');
             return c.json({ sessionId, transportPubkey: issued.transportPubkey, relays: issued.relays, bunker: issued.uri }, 201);
           }
-          const accepted = await bunker.acceptNostrConnect(sessionId, uri);
+          const accepted = await bunker.acceptNostrConnect(sessionId, uri, 'admin');
           return c.json({ sessionId, ...accepted }, 201);
         } catch (e) {
           if (e instanceof BunkerInputError) throw new AirlockError('invalid_request', e.message);

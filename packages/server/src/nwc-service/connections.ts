@@ -38,7 +38,7 @@ export function grantIssuedEntry(at: number, grant: NwcGrant, by: string): Audit
   return { at, type: NWC_CONNECTION_ISSUED, actor: 'operator', agentId, sessionId, data: { sessionId, clientPubkey, walletPubkey, keyIndex, by } };
 }
 
-/** Connections issued at or after `fromMs`, oldest first (a malformed entry is skipped: it grants nothing). */
+/** Connections issued at or after `fromMs`, oldest first (a malformed entry, or one not written by the operator, is skipped: it grants nothing). */
 export async function readIssuedGrants(store: Store, fromMs: number): Promise<NwcGrant[]> {
   const found: NwcGrant[] = [];
   let afterSeq: number | undefined;
@@ -46,6 +46,9 @@ export async function readIssuedGrants(store: Store, fromMs: number): Promise<Nw
     const page = await store.queryAudit({ type: NWC_CONNECTION_ISSUED, fromMs, limit: PAGE, ...(afterSeq !== undefined ? { afterSeq } : {}) });
     for (const entry of page) {
       const d = entry.data as Partial<Record<keyof NwcGrant, unknown>>;
+      // Only the operator issues connections (grantIssuedEntry). No path lets anything else write this type;
+      // checking it anyway keeps an entry written as another actor from granting a way to pay.
+      if (entry.actor !== 'operator') continue;
       if (typeof entry.agentId !== 'string' || typeof d.sessionId !== 'string' || !isHexPubkey(d.clientPubkey) || !isHexPubkey(d.walletPubkey)) continue;
       if (!Number.isSafeInteger(d.keyIndex) || (d.keyIndex as number) < 0) continue;
       found.push({ sessionId: d.sessionId, agentId: entry.agentId, clientPubkey: d.clientPubkey, walletPubkey: d.walletPubkey, keyIndex: d.keyIndex as number });

@@ -366,6 +366,20 @@ describe('NIP-47 wallet service: two instances on one PostgreSQL', { timeout: 12
     await relay?.close();
   });
 
+  test('sync takes only connections the operator issued: the same entry written as another actor grants nothing', async () => {
+    const { agent, session } = await provisionAgent(h, { policy: policy([ln.payee().node.nodeId]), actions: ['lightning.pay'] });
+    const issued = await issueNwc(h, session.id);
+    assert.equal(await second.nwc!.sync(), 1);
+    const entry = (await h.admin('GET', `/v1/audit?type=nwc.connection_issued&agent=${agent.name}`)).body.entries[0];
+    // The same grant, for another wallet key, as an entry an agent or the system would have written.
+    const forged = { ...entry.data, walletPubkey: 'ab'.repeat(32), clientPubkey: 'cd'.repeat(32), keyIndex: entry.data.keyIndex + 1 };
+    for (const actor of ['agent', 'system'] as const) {
+      await h.airlock.store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'nwc.connection_issued', actor, agentId: agent.id, sessionId: session.id, data: forged }));
+    }
+    assert.equal(await second.nwc!.sync(), 0, 'no connection taken from an entry the operator did not write');
+    assert.ok(issued.uri);
+  });
+
   test('a connection issued on one instance is served by the other after sync; both answer a payment, it is paid once', async () => {
     const shop = ln.payee();
     const { agent, session } = await provisionAgent(h, { policy: policy([shop.node.nodeId]), actions: ['lightning.pay'] });
