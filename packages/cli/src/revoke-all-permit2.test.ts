@@ -32,7 +32,8 @@ const PERMIT2_ABI = parseAbi([
   'error InsufficientAllowance(uint256 amount)',
   'error InvalidNonce()',
 ]);
-const POLICY = { version: 1, rules: [{ name: 'grants', type: 'allow', match: { chains: [CHAIN], kinds: ['erc20.approve', 'permit2.permit_single', 'permit2.permit_transfer_from'] } }] };
+// Unlimited grants, as wallets make them (what revoke-all must undo): allowed by an approvals rule, as they must be.
+const POLICY = { version: 1, rules: [{ name: 'grants', type: 'allow', match: { chains: [CHAIN], kinds: ['erc20.approve', 'permit2.permit_single', 'permit2.permit_transfer_from'] } }, { name: 'unlimited-grants', type: 'approvals', allow_unlimited: true }] };
 const PERMIT_SINGLE_TYPES = {
   PermitSingle: [{ name: 'details', type: 'PermitDetails' }, { name: 'spender', type: 'address' }, { name: 'sigDeadline', type: 'uint256' }],
   PermitDetails: [{ name: 'token', type: 'address' }, { name: 'amount', type: 'uint160' }, { name: 'expiration', type: 'uint48' }, { name: 'nonce', type: 'uint48' }],

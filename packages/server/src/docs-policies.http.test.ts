@@ -356,7 +356,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(codesOf(await sign(token, transfer(USDC, MIXER, 1n))), ['fleet/no-mixers denied_by_rule']);
       assert.deepEqual(codesOf(await sign(token, transfer(USDC, ALICE, 1n, 10))), ['fleet/mainnets chain_not_allowed']);
       assert.deepEqual(codesOf(await sign(token, usdcTransfer(ALICE, 1_000_000_001n))), ['fleet/usdc-per-request amount_exceeds_max']);
-      assert.deepEqual(codesOf(await sign(token, approve(USDC, ROUTER, MAX_UINT256))), ['fleet/no-unlimited unlimited_approval']);
+      // An unlimited approval of USDC is refused by the approvals rule and exceeds the per-request cap too.
+      assert.deepEqual(codesOf(await sign(token, approve(USDC, ROUTER, MAX_UINT256))), ['fleet/usdc-per-request amount_exceeds_max', 'fleet/no-unlimited unlimited_approval']);
     });
 
     test('a fleet with circuit breakers: a first payee is an alert, a run of five refusals freezes the agent, the reset re-opens it', async () => {

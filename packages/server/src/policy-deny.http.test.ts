@@ -99,5 +99,66 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(scopedRes.status, 403, JSON.stringify(scopedRes.body));
       assert.deepEqual(scopedRes.body.error.violations.map((v: any) => [v.rule, v.code]), [['session/chains', 'chain_not_allowed']]);
     });
+
+    test('unlimited approvals (approve, increaseAllowance, EIP-2612, Permit2) are refused unless an approvals rule allows them, exceed every cap and need the tier\'s human (found by review)', async () => {
+      const MAX256 = (1n << 256n) - 1n;
+      const MAX160 = (1n << 160n) - 1n;
+      const deadline = String(Math.floor(Date.now() / 1000) + 3600);
+      const erc20 = (selector: string, amount: bigint) => ({ chainId: 8453, transaction: { type: 'eip1559', to: USDC, value: '0', data: `0x${selector}${ALICE.slice(2).padStart(64, '0')}${amount.toString(16).padStart(64, '0')}`, nonce: 0, gas: '60000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' } });
+      const eip2612 = (owner: string, value: bigint) => ({
+        typedData: {
+          domain: { name: 'USD Coin', version: '2', chainId: 8453, verifyingContract: USDC },
+          types: { Permit: [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] },
+          primaryType: 'Permit',
+          message: { owner, spender: ALICE, value: value.toString(), nonce: '0', deadline },
+        },
+      });
+      const permitSingle = (amount: bigint) => ({
+        typedData: {
+          domain: { name: 'Permit2', chainId: 8453, verifyingContract: PERMIT2 },
+          types: { PermitSingle: [{ name: 'details', type: 'PermitDetails' }, { name: 'spender', type: 'address' }, { name: 'sigDeadline', type: 'uint256' }], PermitDetails: PERMIT_DETAILS },
+          primaryType: 'PermitSingle',
+          message: { details: { token: USDC, amount: amount.toString(), expiration: deadline, nonce: '0' }, spender: ALICE, sigDeadline: deadline },
+        },
+      });
+      const requests = (owner: string) => [
+        ['/v1/sign/transaction', erc20('095ea7b3', MAX256)],
+        ['/v1/sign/transaction', erc20('39509351', MAX256)],
+        ['/v1/sign/typed-data', eip2612(owner, MAX256)],
+        ['/v1/sign/typed-data', permitSingle(MAX160)],
+      ] as const;
+      const grants = { name: 'grants', type: 'allow', match: { chains: [BASE], kinds: ['erc20.approve', 'erc20.increase_allowance', 'eip2612.permit', 'permit2.permit_single'], assets: [USDC_ASSET], to: [ALICE] } };
+      const caps = [
+        { name: 'per-request', type: 'max_amount', asset: USDC_ASSET, max: '100000000' },
+        { name: 'daily', type: 'budget', asset: USDC_ASSET, max: '500000000', window: '24h' },
+      ];
+      const attempt = async (policy: unknown) => {
+        const { agent, token } = await provisionAgent(h, { policy });
+        const before = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.request`)).body.entries.length;
+        const answers = [];
+        for (const [path, body] of requests(agent.address)) answers.push(await h.call('POST', path, { token, body }));
+        const entries = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.request`)).body.entries;
+        assert.equal(entries.length, before + requests(agent.address).length, 'each request audited');
+        return answers;
+      };
+
+      // The reviewer's policy: approval kinds allowed, caps, a budget, no approvals rule. Nothing is signed.
+      for (const res of await attempt({ version: 1, rules: [grants, ...caps] })) {
+        assert.equal(res.status, 403, JSON.stringify(res.body));
+        assert.equal(res.body.signature ?? res.body.signedTransaction, undefined);
+        assert.deepEqual(res.body.error.violations.map((v: any) => [v.rule, v.code]), [['agent/per-request', 'amount_exceeds_max'], ['agent/default', 'unlimited_approval']]);
+      }
+      // Without the cap: still the default deny.
+      for (const res of await attempt({ version: 1, rules: [grants, caps[1]] })) {
+        assert.deepEqual([res.status, res.body.error.violations.map((v: any) => [v.rule, v.code])], [403, [['agent/default', 'unlimited_approval']]]);
+      }
+      // Allowed by an approvals rule, under a tier: a human decides, nothing is signed yet.
+      const tiered = await attempt({ version: 1, rules: [grants, caps[1], { name: 'unlimited-to-alice', type: 'approvals', allow_unlimited: true, spenders: [ALICE] }, { name: 'big', type: 'approval_tier', asset: USDC_ASSET, above: '1000000' }] });
+      for (const res of tiered) assert.deepEqual([res.status, res.body.decision], [202, 'require_approval'], JSON.stringify(res.body));
+      // Allowed by an approvals rule, no tier and no cap: signed (what the operator asked for).
+      for (const res of await attempt({ version: 1, rules: [grants, caps[1], { name: 'unlimited-to-alice', type: 'approvals', allow_unlimited: true, spenders: [ALICE] }] })) {
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+      }
+    });
   });
 }

@@ -7,6 +7,7 @@ import { codes, decide, ETH, input, intent, layer, NOW_MS, rules, session, USDC 
 const P = '0x1111111111111111111111111111111111111111';
 const Q = '0x2222222222222222222222222222222222222222';
 const ROUTER = '0x3333333333333333333333333333333333333333';
+const DAI = 'eip155:8453/erc20:0x50c5725949a6f0c72e6c4a641f24049a917db0cb';
 
 const transfer = (amount: bigint, to = P) =>
   intent({ kind: 'erc20.transfer', to, spends: [{ asset: USDC, amount, to, kind: 'transfer' }, { asset: ETH, amount: 1_000n, kind: 'fee' }] });
@@ -46,14 +47,40 @@ test('a fleet ceiling below the agent limit wins', () => {
   assert.equal(decide([fleet, agent], input(transfer(100n))).decision, 'allow');
 });
 
-test('max_amount counts native fees and bounded approvals, not unlimited ones', () => {
-  const agent = layer('agent', allowAll([{ name: 'eth', type: 'max_amount', asset: ETH, max: '1500' }, { name: 'usdc', type: 'max_amount', asset: USDC, max: '100' }]));
+test('max_amount counts native fees and bounded approvals; an unlimited approval exceeds any cap', () => {
+  const agent = layer('agent', allowAll([{ name: 'eth', type: 'max_amount', asset: ETH, max: '1500' }, { name: 'usdc', type: 'max_amount', asset: USDC, max: '100' }, { name: 'unlimited-ok', type: 'approvals', allow_unlimited: true }]));
   const send = intent({ to: P, spends: [{ asset: ETH, amount: 1_000n, to: P, kind: 'value' }, { asset: ETH, amount: 600n, kind: 'fee' }] });
   assert.deepEqual(decide([agent], input(send)).violations.map((v) => [v.rule, v.requested]), [['agent/eth', '1600']]);
-  const approve = (amount: bigint, unlimited: boolean) =>
-    intent({ kind: 'erc20.approve', to: ROUTER, approvals: [{ asset: USDC, amount, spender: ROUTER, unlimited }] });
+  const approve = (amount: bigint, unlimited: boolean, asset = USDC) =>
+    intent({ kind: 'erc20.approve', to: ROUTER, approvals: [{ asset, amount, spender: ROUTER, unlimited }] });
   assert.deepEqual(codes(decide([agent], input(approve(200n, false)))), ['amount_exceeds_max']);
-  assert.equal(decide([agent], input(approve((1n << 256n) - 1n, true))).decision, 'allow');
+  assert.equal(decide([agent], input(approve(100n, false))).decision, 'allow');
+  // An unlimited approval exposes the whole balance: no per-request cap of its asset lets it through.
+  assert.deepEqual(decide([agent], input(approve((1n << 256n) - 1n, true))).violations.map((v) => [v.rule, v.code]), [['agent/usdc', 'amount_exceeds_max']]);
+  // Of an asset no cap names, the approvals rule decides.
+  assert.equal(decide([agent], input(approve((1n << 256n) - 1n, true, DAI))).decision, 'allow');
+});
+
+test('an unlimited approval is refused unless an approvals rule with allow_unlimited applies (found by review)', () => {
+  const MAX = (1n << 256n) - 1n;
+  const approve = (unlimited: boolean) => intent({ kind: 'erc20.approve', to: ROUTER, approvals: [{ asset: USDC, amount: unlimited ? MAX : 5n, spender: ROUTER, unlimited }] });
+  const allowApprovals = { name: 'approve', type: 'allow', match: { kinds: ['erc20.approve'] } };
+  // Allowed kinds, no approvals rule: a bounded approval passes, an unlimited one is refused by default.
+  const bare = layer('agent', { version: 1, rules: [allowApprovals] });
+  assert.equal(decide([bare], input(approve(false))).decision, 'allow');
+  assert.deepEqual(decide([bare], input(approve(true))).violations.map((v) => [v.rule, v.code]), [['agent/default', 'unlimited_approval']]);
+  // An approvals rule without allow_unlimited refuses it under its own name (once, not twice).
+  const strict = layer('agent', { version: 1, rules: [allowApprovals, { name: 'no-unlimited', type: 'approvals' }] });
+  assert.deepEqual(decide([strict], input(approve(true))).violations.map((v) => [v.rule, v.code]), [['agent/no-unlimited', 'unlimited_approval']]);
+  // allow_unlimited in any layer lets it through, only where its match applies.
+  const fleetAllows = layer('fleet', { version: 1, rules: [{ name: 'routers', type: 'approvals', allow_unlimited: true, match: { to: [ROUTER] } }] });
+  assert.equal(decide([fleetAllows, bare], input(approve(true))).decision, 'allow');
+  const elsewhere = layer('fleet', { version: 1, rules: [{ name: 'others', type: 'approvals', allow_unlimited: true, match: { to: [P] } }] });
+  assert.deepEqual(codes(decide([elsewhere, bare], input(approve(true)))), ['unlimited_approval']);
+  // An approval tier of the asset holds it for a human, whatever its threshold.
+  const tiered = layer('agent', { version: 1, rules: [allowApprovals, { name: 'ok', type: 'approvals', allow_unlimited: true }, { name: 'tier', type: 'approval_tier', asset: USDC, above: '1000000' }] });
+  assert.equal(decide([tiered], input(approve(true))).decision, 'require_approval');
+  assert.equal(decide([tiered], input(approve(false))).decision, 'allow');
 });
 
 test('budget: used + requested > max denies with limit, used and requested; scopes read their own series', () => {

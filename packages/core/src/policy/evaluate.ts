@@ -274,6 +274,13 @@ function evaluateIntent(layers: readonly PolicyLayer[], input: EvaluationInput, 
   if (input.intent.delegation && !ordered.some(({ policy }) => policy.rules.some((r) => r.governsDelegations))) {
     denials.push({ rule: 'agent/default', code: 'delegate_not_allowed', message: 'EIP-7702 delegations are signed only where a delegations rule lists the delegate (default deny)' });
   }
+  // §9: an unlimited approval carries no amount a budget or cap could count, so it is signed only where an
+  // approvals rule with `allow_unlimited: true` applies to it. Without this default, a policy that allowed
+  // approval kinds but had no approvals rule signed unlimited approvals past every cap and budget (found by review).
+  if (ctx.facts.unlimitedApprovals.size > 0 && !denials.some((v) => v.code === 'unlimited_approval') && !ordered.some(({ policy }) => policy.rules.some((r) => r.allowsUnlimitedApprovals?.(ctx)))) {
+    const assets = [...ctx.facts.unlimitedApprovals.keys()].join(', ');
+    denials.push({ rule: 'agent/default', code: 'unlimited_approval', message: `unlimited approval of ${assets}: signed only where an approvals rule with allow_unlimited: true applies (default deny)` });
+  }
   // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.
   if (grants && !someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));
 

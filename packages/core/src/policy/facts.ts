@@ -22,6 +22,12 @@ export interface IntentFacts {
    * are not amounts; the approvals rule governs them.
    */
   requestedByAsset: ReadonlyMap<string, bigint>;
+  /**
+   * Per asset (lowercase): the largest unlimited approval of it, as encoded (max uint256, max uint160, …). Not an
+   * amount a budget can charge: an unlimited approval is signed only where an `approvals` rule allows unlimited
+   * ones, and it exceeds every `max_amount` and `approval_tier` of its asset.
+   */
+  unlimitedApprovals: ReadonlyMap<string, bigint>;
   /** Unique destinations that receive value or allowance: spend recipients and approval spenders. */
   destinations: readonly string[];
   /** Per destination, per asset: the same sums restricted to what goes to that destination. */
@@ -51,6 +57,7 @@ function add(map: Map<string, bigint>, asset: string, amount: bigint): void {
 
 export function intentFacts(intent: Intent): IntentFacts {
   const requestedByAsset = new Map<string, bigint>();
+  const unlimitedApprovals = new Map<string, bigint>();
   const requestedByDestination = new Map<string, Map<string, bigint>>();
   const moved = new Set<string>();
   const destinationMap = (to: string) => {
@@ -66,7 +73,11 @@ export function intentFacts(intent: Intent): IntentFacts {
   for (const a of intent.approvals) {
     moved.add(a.asset);
     const perAsset = destinationMap(normaliseParty(a.spender));
-    if (a.unlimited) continue;
+    if (a.unlimited) {
+      const asset = a.asset.toLowerCase();
+      if (a.amount > (unlimitedApprovals.get(asset) ?? -1n)) unlimitedApprovals.set(asset, a.amount);
+      continue;
+    }
     add(requestedByAsset, a.asset, a.amount);
     add(perAsset, a.asset, a.amount);
   }
@@ -86,6 +97,7 @@ export function intentFacts(intent: Intent): IntentFacts {
     to,
     contract,
     requestedByAsset,
+    unlimitedApprovals,
     destinations,
     requestedByDestination,
     counterparties,

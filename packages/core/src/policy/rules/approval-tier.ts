@@ -51,12 +51,15 @@ export const approvalTierRule = defineRule({
         // A batch whose match touches only some calls: the sum of those calls is compared with `above` (calls.ts).
         const facts = matchedFacts(match, ctx.input.intent, ctx.facts);
         if (facts === undefined) return 'pass';
-        const requested = facts.requestedByAsset.get(asset) ?? 0n;
-        if (requested <= above) return 'pass';
+        // An unlimited approval of the asset is above any threshold (it exposes the whole balance).
+        const unlimited = facts.unlimitedApprovals.get(asset);
+        const requested = unlimited ?? facts.requestedByAsset.get(asset) ?? 0n;
+        if (unlimited === undefined && requested <= above) return 'pass';
+        const who = quorum ? `${quorum.min} of ${quorum.groups.join(', ')} must approve` : 'a human must approve';
         return [
           withQuorum({
             code: 'approval_required',
-            message: `requests ${requested} base units of ${asset}; above ${above} ${quorum ? `${quorum.min} of ${quorum.groups.join(', ')} must approve` : 'a human must approve'}`,
+            message: unlimited !== undefined ? `approves an unlimited amount of ${asset}; above ${above} ${who}` : `requests ${requested} base units of ${asset}; above ${above} ${who}`,
             limit: above.toString(),
             requested: requested.toString(),
             asset,

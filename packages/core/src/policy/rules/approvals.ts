@@ -3,12 +3,14 @@ import { toAmount } from '../amount.ts';
 import { addressListField, amountField, assetField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { resolveAddressList } from '../sets.ts';
-import { applies, defineRule, type Finding } from './types.ts';
+import { applies, defineRule, type Finding, type RuleContext } from './types.ts';
 
 /**
  * Allowances granted by the request: approve, increaseAllowance, EIP-2612 and Permit2 permits
  * (semantics §9). Unlimited approvals are refused unless `allow_unlimited`; an unlimited approval
- * of the capped asset always exceeds the cap.
+ * of the capped asset always exceeds the cap. Where no approvals rule with `allow_unlimited: true` applies,
+ * the evaluator refuses unlimited approvals itself (`allowsUnlimitedApprovals`): they carry no amount a budget
+ * or cap could count, so without this rule nothing else would stop them.
  */
 export const approvalsRule = defineRule({
   type: 'approvals',
@@ -30,6 +32,7 @@ export const approvalsRule = defineRule({
       name: options.name,
       type: 'approvals',
       windows() {},
+      ...(allowUnlimited ? { allowsUnlimitedApprovals: (ctx: RuleContext) => applies(match, ctx) } : {}),
       evaluate(ctx) {
         const { approvals } = ctx.input.intent;
         if (approvals.length === 0 || !applies(match, ctx)) return 'pass';

@@ -6,7 +6,8 @@ import { matchedFacts } from '../calls.ts';
 import { defineRule } from './types.ts';
 
 /**
- * Per-request cap for one asset (semantics §5): spends (fees included) plus bounded approvals. With a `match`, a
+ * Per-request cap for one asset (semantics §5): spends (fees included) plus bounded approvals; an unlimited
+ * approval of the asset exceeds it, whatever the cap (it exposes the whole balance). With a `match`, a
  * request that executes several calls is capped on the sum of the calls the match touches (or its whole sum when
  * the match touches the request itself): the calls of one request are one request.
  */
@@ -25,12 +26,13 @@ export const maxAmountRule = defineRule({
         // A batch whose match touches only some calls: the sum of those calls is what is capped (calls.ts).
         const facts = matchedFacts(match, ctx.input.intent, ctx.facts);
         if (facts === undefined) return 'pass';
-        const requested = facts.requestedByAsset.get(asset) ?? 0n;
-        if (requested <= max) return 'pass';
+        const unlimited = facts.unlimitedApprovals.get(asset);
+        const requested = unlimited ?? facts.requestedByAsset.get(asset) ?? 0n;
+        if (unlimited === undefined && requested <= max) return 'pass';
         return [
           {
             code: 'amount_exceeds_max',
-            message: `requests ${requested} base units of ${asset}; the per-request maximum is ${max}`,
+            message: unlimited !== undefined ? `approves an unlimited amount of ${asset}; the per-request maximum is ${max}` : `requests ${requested} base units of ${asset}; the per-request maximum is ${max}`,
             limit: max.toString(),
             requested: requested.toString(),
             asset,

@@ -56,6 +56,11 @@ export interface CompiledRule {
   readonly paymasterListedBy?: (paymaster: string) => boolean;
   /** delegations rules: EIP-7702 authorizations are refused where no rule governs them. */
   readonly governsDelegations?: true;
+  /**
+   * approvals rules with `allow_unlimited: true`: whether the rule applies to this request (its `match`). An
+   * unlimited approval is refused where no such rule applies (`unlimited_approval`, default deny).
+   */
+  readonly allowsUnlimitedApprovals?: (ctx: RuleContext) => boolean;
 }
 
 /** An allow rule also says whether it names the kinds that are only granted by name. */
