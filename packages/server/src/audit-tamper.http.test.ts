@@ -111,5 +111,30 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         await h.close();
       }
     });
+
+    test('a self-consistent entry inserted outside the tree (no leaf index, or a negative one) is reported and never listed (found by review)', async () => {
+      for (const [seq, leafIndex] of [[-7, 'NULL'], [900_001, '-3']] as const) {
+        const h = await loggedHarness(store);
+        try {
+          // A fake approval granted by the CFO, its leaf and hash computed as appendAudit would: the append-only
+          // triggers allow INSERT, and the tree never reads a row without a leaf index.
+          const fake = { seq, at: Date.now(), type: 'approval.granted', actor: 'operator' as const, decision: 'allow' as const, data: { approvalId: 'apr_fake', by: 'cfo' } };
+          const leaf = auditLeaf(fake, canonicalJson(fake.data));
+          const hash = Buffer.from(leafHash(leaf)).toString('hex');
+          await (h.airlock.store as unknown as RawStore).rawExec(
+            `INSERT INTO audit_entries (seq, at, type, actor, decision, hash, hash_version, leaf_index, leaf) VALUES (${seq}, ${fake.at}, 'approval.granted', 'operator', 'allow', '${hash}', 3, ${leafIndex}, '${leaf.replace(/'/g, "''")}')`,
+          );
+          const result = (await h.admin('POST', '/v1/audit/verify')).body;
+          assert.equal(result.ok, false, JSON.stringify(result));
+          assert.equal(result.firstBad.seq, seq);
+          assert.match(result.firstBad.reason, /not in the tree/);
+          const listed = (await h.admin('GET', '/v1/audit?type=approval.granted')).body.entries;
+          assert.deepEqual(listed, [], 'a row outside the log is not shown as an entry');
+          assert.ok(!(await h.airlock.store.readAudit(-100, 100)).some((e) => e.seq === seq));
+        } finally {
+          await h.close();
+        }
+      }
+    });
   });
 }

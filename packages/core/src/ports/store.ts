@@ -308,6 +308,12 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore, Release
    * entry comes with its stored leaf and without parsed data.
    */
   readAuditLeaves(fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]>;
+  /**
+   * Seqs of rows that are not in the tree (no leaf index, or a negative one), oldest first, at most `limit`. The
+   * writers never make one: such a row was inserted behind the log's back, and `audit verify` reports it
+   * (listings and readAudit never show one).
+   */
+  auditEntriesOutsideTree(limit: number): Promise<number[]>;
   auditHead(): Promise<StoredAuditHead>;
   /** Legacy signed chain heads (written before signed tree heads; still verified, never written now). */
   listCheckpoints(): Promise<AuditCheckpoint[]>;

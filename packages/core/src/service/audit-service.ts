@@ -1,6 +1,6 @@
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { checkpointDigest, storedLeafHash, treeHeadDigest } from '../audit/hash.ts';
-import { AuditLogVerifier, type AuditVerifyResult } from '../audit/log-verifier.ts';
+import { AuditLogVerifier, type AuditVerifyResult, type Signatures } from '../audit/log-verifier.ts';
 import { EMPTY_ROOT, MerkleFrontier } from '../audit/merkle.ts';
 import { consistencyBetween, extendVerifiedTree, inclusionFor, pinnedFrontier, storedTreeIsConsistent, type AuditInclusion, type VerifiedTree } from '../audit/stored-tree.ts';
 import type { AuditCheckpoint, AuditEntryInput, AuditEntry, SignedTreeHead } from '../audit/types.ts';
@@ -328,6 +328,15 @@ export async function verifyStoredAudit(store: Store, verifySchnorr: ServiceDeps
     verifyCheckpoint: (c: AuditCheckpoint) => verifySchnorr(publicKey, checkpointDigest(c), c.signature),
   };
   const { treeSize } = await store.auditHead();
+  const result = await verifyTree(store, treeSize, treeHeads, checkpoints, signatures, options);
+  // A row outside the tree verifies as nothing, yet a reader of the table would take it for an entry (a fake
+  // `approval.granted` inserted with no leaf index; found by review): the log is not what was written.
+  const [outside] = await store.auditEntriesOutsideTree(1);
+  if (outside === undefined || result.firstBad) return result;
+  return { ...result, ok: false, firstBad: { seq: outside, reason: `entry ${outside} is not in the tree (no leaf index, or a negative one): a row inserted outside the log (edited)` } };
+}
+
+async function verifyTree(store: Store, treeSize: number, treeHeads: SignedTreeHead[], checkpoints: AuditCheckpoint[], signatures: Signatures, options: ParallelVerifyOptions): Promise<AuditVerifyResult> {
   if (options.workers && treeSize >= (options.minEntriesForWorkers ?? 50_000)) {
     return verifyAuditInParallel(treeSize, treeHeads, checkpoints, signatures, options);
   }

@@ -92,14 +92,22 @@ export async function queryAudit(q: Q, query: AuditQuery): Promise<AuditEntry[]>
     const n = `$${params.length}`;
     where.push(`leaf_index > COALESCE((SELECT a.leaf_index FROM audit_entries a WHERE a.seq = ${n}), (SELECT max(a.leaf_index) FROM audit_entries a WHERE a.seq < ${n}), -1)`);
   }
+  // Only rows in the tree (auditEntriesOutsideTree).
+  where.push('leaf_index >= 0');
   params.push(clampLimit(query.limit));
-  const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY leaf_index ${query.newestFirst ? 'DESC' : 'ASC'} LIMIT $${params.length}`;
+  const sql = `SELECT * FROM audit_entries WHERE ${where.join(' AND ')} ORDER BY leaf_index ${query.newestFirst ? 'DESC' : 'ASC'} LIMIT $${params.length}`;
   return (await q(sql, params)).map(auditEntryFromRow);
 }
 
 export async function readAudit(q: Q, fromSeq: number, limit: number): Promise<AuditEntry[]> {
-  const rows = await q('SELECT * FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2', [fromSeq, clampLimit(limit, limit, MAX_READ_PAGE)]);
+  const rows = await q('SELECT * FROM audit_entries WHERE seq >= $1 AND leaf_index >= 0 ORDER BY seq LIMIT $2', [fromSeq, clampLimit(limit, limit, MAX_READ_PAGE)]);
   return rows.map(auditEntryFromRow);
+}
+
+/** Rows a writer never makes: no leaf index, or a negative one (a row inserted behind the log's back). */
+export async function auditEntriesOutsideTree(q: Q, limit: number): Promise<number[]> {
+  const rows = await q('SELECT seq FROM audit_entries WHERE leaf_index IS NULL OR leaf_index < 0 ORDER BY seq LIMIT $1', [clampLimit(limit)]);
+  return rows.map((r) => toInt(r.seq));
 }
 
 export async function readAuditLeaves(q: Q, fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]> {

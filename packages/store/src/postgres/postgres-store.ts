@@ -437,6 +437,9 @@ export class PostgresStore implements Store {
   readAuditLeaves(fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]> {
     return audit.readAuditLeaves(this.q, fromLeafIndex, limit);
   }
+  auditEntriesOutsideTree(limit: number): Promise<number[]> {
+    return audit.auditEntriesOutsideTree(this.q, limit);
+  }
   listTreeHeads(): Promise<SignedTreeHead[]> {
     return audit.listTreeHeads(this.q);
   }

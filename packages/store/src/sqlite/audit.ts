@@ -46,12 +46,20 @@ export function queryAudit(db: SqliteDb, query: AuditQuery): AuditEntry[] {
   if (query.toMs !== undefined) (where.push('at <= ?'), params.push(query.toMs));
   if (query.afterSeq !== undefined) (where.push('seq > ?'), params.push(query.afterSeq));
   params.push(clampLimit(query.limit));
-  const sql = `SELECT * FROM audit_entries ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY seq ${query.newestFirst ? 'DESC' : 'ASC'} LIMIT ?`;
+  // Only rows in the tree (auditEntriesOutsideTree). The unary + keeps SQLite from choosing the leaf_index index
+  // for it (and sorting by seq afterwards): it is a check on each row the other conditions select.
+  where.push('+leaf_index >= 0');
+  const sql = `SELECT * FROM audit_entries WHERE ${where.join(' AND ')} ORDER BY seq ${query.newestFirst ? 'DESC' : 'ASC'} LIMIT ?`;
   return db.all(sql, ...params).map(auditEntryFromRow);
 }
 
 export function readAudit(db: SqliteDb, fromSeq: number, limit: number): AuditEntry[] {
-  return db.all('SELECT * FROM audit_entries WHERE seq >= ? ORDER BY seq LIMIT ?', fromSeq, clampLimit(limit, limit, MAX_READ_PAGE)).map(auditEntryFromRow);
+  return db.all('SELECT * FROM audit_entries WHERE seq >= ? AND +leaf_index >= 0 ORDER BY seq LIMIT ?', fromSeq, clampLimit(limit, limit, MAX_READ_PAGE)).map(auditEntryFromRow);
+}
+
+/** Rows a writer never makes: no leaf index, or a negative one (a row inserted behind the log's back). */
+export function auditEntriesOutsideTree(db: SqliteDb, limit: number): number[] {
+  return db.all('SELECT seq FROM audit_entries WHERE leaf_index IS NULL OR leaf_index < 0 ORDER BY seq LIMIT ?', clampLimit(limit)).map((r) => toInt(r.seq));
 }
 
 export function readAuditLeaves(db: SqliteDb, fromLeafIndex: number, limit: number): VerifiableEntry[] {

@@ -286,6 +286,9 @@ export class SqliteStore implements Store {
   readAuditLeaves(fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]> {
     return this.read(() => audit.readAuditLeaves(this.db, fromLeafIndex, limit));
   }
+  auditEntriesOutsideTree(limit: number): Promise<number[]> {
+    return this.read(() => audit.auditEntriesOutsideTree(this.db, limit));
+  }
   listTreeHeads(): Promise<SignedTreeHead[]> {
     return this.read(() => audit.listTreeHeads(this.db));
   }
