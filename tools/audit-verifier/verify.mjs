@@ -4,12 +4,17 @@
 //
 //   node tools/audit-verifier/verify.mjs export.jsonl --public-key HEX [--allow-unanchored] [--min-tree-size N [--expect-root HEX]]
 //   node tools/audit-verifier/verify.mjs receipt receipt.json --public-key HEX      (GET /v1/audit/receipts/{seq})
-//   node tools/audit-verifier/verify.mjs consistency proof.json --public-key HEX    (GET /v1/audit/consistency)
+//   node tools/audit-verifier/verify.mjs consistency proof.json --public-key HEX [--from-size N] [--from-root HEX] [--to-size N] [--to-root HEX]
+//                                                                                   (GET /v1/audit/consistency)
 //
 // Exit code 0 when everything verifies, 2 when something does not (the first problem is printed), 5 when
 // every entry and head verifies but the signed heads do not vouch for the export as required: with
 // --public-key every entry must be under a signed tree head (unless --allow-unanchored), and
 // --min-tree-size / --expect-root pin the size and root an earlier export or head showed.
+//
+// A consistency proof only links the two heads the response names. Against a server showing different
+// auditors different logs (a split view), that proves nothing unless --from-size/--from-root pin the
+// `from` head to one this auditor already holds (and --to-* to one it got elsewhere, e.g. from a receipt).
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -21,7 +26,11 @@ const sha256 = (...parts) => {
   return new Uint8Array(h.digest());
 };
 const hex = (b) => Buffer.from(b).toString('hex');
-const unhex = (s) => new Uint8Array(Buffer.from(s, 'hex'));
+// Strict: Buffer.from(s, 'hex') stops at the first bad character, so "<root>zz" would read as <root>.
+const unhex = (s) => {
+  if (typeof s !== 'string' || !/^(?:[0-9a-fA-F]{2})*$/.test(s)) throw new TypeError('expected hex');
+  return new Uint8Array(Buffer.from(s, 'hex'));
+};
 const utf8 = (s) => new TextEncoder().encode(s);
 const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 
@@ -43,7 +52,8 @@ export function merkleRoot(leafHashes) {
 
 /** RFC 9162 2.1.3.2. */
 export function verifyInclusion(index, size, leaf, proof, root) {
-  if (!(index >= 0 && index < size)) return false;
+  // Whole numbers only: the halving below would take leaf 4.5 for leaf 4 and prove it.
+  if (!(Number.isSafeInteger(index) && Number.isSafeInteger(size) && index >= 0 && index < size)) return false;
   let fn = index;
   let sn = size - 1;
   let r = leaf;
@@ -61,7 +71,7 @@ export function verifyInclusion(index, size, leaf, proof, root) {
 
 /** RFC 9162 2.1.4.2. */
 export function verifyConsistency(size1, size2, root1, root2, proof) {
-  if (!(size1 >= 0 && size1 <= size2)) return false;
+  if (!(Number.isSafeInteger(size1) && Number.isSafeInteger(size2) && size1 >= 0 && size1 <= size2)) return false;
   if (size1 === size2) return proof.length === 0 && equal(root1, root2);
   if (size1 === 0) return proof.length === 0;
   if (proof.length === 0) return false;
@@ -101,25 +111,45 @@ export function verifyTreeHead(head, publicKey) {
 }
 
 // ---- canonical JSON: RFC 8785 (version 2 and 3) and the form before it (version 1) ----
+// Both throw on what has no canonical form: JSON.parse reads 1e999 as Infinity, which JSON.stringify
+// writes as null, so an edited 1e999 would stand for a null that was hashed.
+const finite = (x) => {
+  if (typeof x === 'number' && !Number.isFinite(x)) throw new TypeError('a non-finite number has no canonical JSON');
+};
 function jcs(v) {
+  finite(v);
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(jcs).join(',')}]`;
   const keys = Object.keys(v).filter((k) => v[k] !== undefined).sort(); // default sort: UTF-16 code units, as RFC 8785
   return `{${keys.map((k) => `${JSON.stringify(k)}:${jcs(v[k])}`).join(',')}}`;
 }
+// Version 1 sorted by assignment, which drops a `__proto__` member (it sets the prototype instead): the
+// old writer never stored one, so one there now is an edit this form cannot see.
 function legacyJson(v) {
   return JSON.stringify(v, (_k, x) => {
+    finite(x);
     if (x === null || typeof x !== 'object' || Array.isArray(x)) return x;
+    if (Object.hasOwn(x, '__proto__')) throw new TypeError('a __proto__ member is not in any version-1 entry');
     const sorted = {};
     for (const k of Object.keys(x).sort()) sorted[k] = x[k];
     return sorted;
   });
 }
+/** `form(v)`, or undefined when `v` has no canonical form (never equal to a canonical text). */
+const canonical = (form, v) => {
+  try {
+    return form(v);
+  } catch {
+    return undefined;
+  }
+};
 const FIELDS = ['seq', 'at', 'type', 'actor', 'agentId', 'sessionId', 'action', 'decision'];
 
+/** The chain hash of a version 1 or 2 entry, or undefined when its content has no canonical form. */
 function chainHash(e, version) {
   const body = { seq: e.seq, at: e.at, type: e.type, actor: e.actor, agentId: e.agentId, sessionId: e.sessionId, action: e.action, decision: e.decision, data: e.data };
-  return hex(sha256(utf8(`airlock/audit-entry/v${version}\0`), unhex(e.prevHash), utf8(version === 1 ? legacyJson(body) : jcs(body))));
+  const text = canonical(version === 1 ? legacyJson : jcs, body);
+  return text === undefined ? undefined : hex(sha256(utf8(`airlock/audit-entry/v${version}\0`), unhex(e.prevHash), utf8(text)));
 }
 
 /** Same fields as the leaf (`at` in ms in an export, as an ISO string in an API response), and the same data. */
@@ -128,7 +158,8 @@ function fieldsMatchLeaf(e, leaf) {
     const given = f === 'at' && typeof e.at === 'string' && typeof leaf.at === 'number' ? (e.at === new Date(leaf.at).toISOString() ? leaf.at : e.at) : e[f];
     if (leaf[f] !== given) return `${f} does not match the leaf (edited)`;
   }
-  if (e.data === null || typeof e.data !== 'object' || Array.isArray(e.data) || jcs(leaf.data) !== jcs(e.data)) return 'data does not match the leaf (edited)';
+  const data = canonical(jcs, e.data);
+  if (e.data === null || typeof e.data !== 'object' || Array.isArray(e.data) || data === undefined || jcs(leaf.data) !== data) return 'data does not match the leaf (edited)';
   return undefined;
 }
 
@@ -140,7 +171,7 @@ function parseLeaf(e) {
   } catch {
     return { problem: 'leaf is not JSON (edited)' };
   }
-  if (leaf === null || typeof leaf !== 'object' || jcs(leaf) !== e.leaf) return { problem: 'leaf is not canonical JSON (edited)' };
+  if (leaf === null || typeof leaf !== 'object' || canonical(jcs, leaf) !== e.leaf) return { problem: 'leaf is not canonical JSON (edited)' };
   return { leaf };
 }
 
@@ -176,7 +207,8 @@ export function verifyExport(text, { publicKey, allowUnanchored = false, minTree
     } else if (version === 1 || version === 2) {
       if (e.seq !== e.leafIndex + 1) return fail(e.seq, 'a chained entry must sit at leaf seq - 1');
       if (e.prevHash !== (prev ? prev.hash : '0'.repeat(64))) return fail(e.seq, 'prevHash does not match the previous entry');
-      if (chainHash(e, version) !== e.hash) return fail(e.seq, 'entry does not match its chain hash (edited)');
+      const h = chainHash(e, version);
+      if (h === undefined || h !== e.hash) return fail(e.seq, 'entry does not match its chain hash (edited)');
       leaves.push(leafHash(new Uint8Array([...utf8('airlock/audit-chain-leaf/v1\0'), ...unhex(e.hash)])));
     } else return fail(e.seq, `unknown hash version ${version}`);
     prev = { seq: e.seq, version, hash: e.hash };
@@ -216,42 +248,91 @@ function chainHashOf(e, version) {
  * do the fields say what the log holds; whose request it was, the caller checks (requestHash, digest).
  */
 export function verifyReceipt(r, publicKey) {
+  // Anything malformed in the response (a proof that is not an array of hex strings, bad hex) does not verify.
+  try {
+    return receiptVerifies(r, publicKey);
+  } catch {
+    return false;
+  }
+}
+
+function receiptVerifies(r, publicKey) {
   const { receipt, entry, treeHead, proof } = r;
   if (entry.seq !== receipt.auditSeq || entry.leafIndex !== receipt.leafIndex) return false;
   if (entry.hashVersion === 3) {
     const { leaf, problem } = typeof entry.leaf === 'string' ? parseLeaf(entry) : { problem: 'no leaf' };
     if (problem || fieldsMatchLeaf(entry, leaf)) return false;
   } else if (entry.hashVersion === 1 || entry.hashVersion === 2) {
-    if (typeof entry.prevHash !== 'string' || chainHashOf(entry, entry.hashVersion) !== entry.hash) return false;
+    const h = typeof entry.prevHash === 'string' ? chainHashOf(entry, entry.hashVersion) : undefined;
+    if (h === undefined || h !== entry.hash) return false;
   } else return false;
   const leaf = entry.hashVersion === 3 ? leafHash(entry.leaf) : leafHash(new Uint8Array([...utf8('airlock/audit-chain-leaf/v1\0'), ...unhex(entry.hash)]));
   if (hex(leaf) !== receipt.leafHash) return false;
   return verifyTreeHead(treeHead, publicKey) && verifyInclusion(receipt.leafIndex, treeHead.treeSize, leaf, proof.map(unhex), unhex(treeHead.rootHash));
 }
 
-/** Verifies a consistency response: both heads signed, and the proof. */
-export function verifyConsistencyResponse(c, publicKey) {
-  return verifyTreeHead(c.from, publicKey) && verifyTreeHead(c.to, publicKey) && verifyConsistency(c.from.treeSize, c.to.treeSize, unhex(c.from.rootHash), unhex(c.to.rootHash), c.proof.map(unhex));
+/**
+ * Verifies a consistency response: both heads signed, and the proof. `pins` ({fromSize, fromRoot, toSize,
+ * toRoot}, each optional) are heads the auditor already holds: the response's heads must be those. Without
+ * a `from` pin, a server keeping a split view answers with heads from the view it shows this auditor, and
+ * the proof links them fine: it says nothing about any head the auditor saw before.
+ */
+export function verifyConsistencyResponse(c, publicKey, pins = {}) {
+  try {
+    const pinned = (head, size, root) => (size === undefined || head.treeSize === size) && (root === undefined || head.rootHash === root.toLowerCase());
+    if (!pinned(c.from, pins.fromSize, pins.fromRoot) || !pinned(c.to, pins.toSize, pins.toRoot)) return false;
+    return verifyTreeHead(c.from, publicKey) && verifyTreeHead(c.to, publicKey) && verifyConsistency(c.from.treeSize, c.to.treeSize, unhex(c.from.rootHash), unhex(c.to.rootHash), c.proof.map(unhex));
+  } catch {
+    return false;
+  }
 }
+
+const sizeOption = (values, name, min) => {
+  if (values[name] === undefined) return undefined;
+  const n = Number(values[name]);
+  if (!(Number.isSafeInteger(n) && n >= min)) throw new Error(`--${name}: an integer of at least ${min}`);
+  return n;
+};
+const rootOption = (values, name) => {
+  const root = values[name];
+  if (root !== undefined && !/^[0-9a-fA-F]{64}$/.test(root)) throw new Error(`--${name}: a 32-byte root in hex`);
+  return root;
+};
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { 'public-key': { type: 'string' }, 'allow-unanchored': { type: 'boolean' }, 'min-tree-size': { type: 'string' }, 'expect-root': { type: 'string' } },
+    options: {
+      'public-key': { type: 'string' },
+      'allow-unanchored': { type: 'boolean' },
+      'min-tree-size': { type: 'string' },
+      'expect-root': { type: 'string' },
+      'from-size': { type: 'string' },
+      'from-root': { type: 'string' },
+      'to-size': { type: 'string' },
+      'to-root': { type: 'string' },
+    },
   });
   const publicKey = values['public-key'];
   let exit;
-  if (positionals[0] === 'receipt' || positionals[0] === 'consistency') {
+  if (positionals[0] === 'receipt') {
     if (!publicKey) throw new Error('--public-key is required');
-    const body = JSON.parse(readFileSync(positionals[1], 'utf8'));
-    const ok = positionals[0] === 'receipt' ? verifyReceipt(body, publicKey) : verifyConsistencyResponse(body, publicKey);
+    const ok = verifyReceipt(JSON.parse(readFileSync(positionals[1], 'utf8')), publicKey);
     console.log(ok ? 'OK' : 'FAILED');
     exit = ok ? 0 : 2;
+  } else if (positionals[0] === 'consistency') {
+    if (!publicKey) throw new Error('--public-key is required');
+    const pins = { fromSize: sizeOption(values, 'from-size', 0), fromRoot: rootOption(values, 'from-root'), toSize: sizeOption(values, 'to-size', 0), toRoot: rootOption(values, 'to-root') };
+    const c = JSON.parse(readFileSync(positionals[1], 'utf8'));
+    const ok = verifyConsistencyResponse(c, publicKey, pins);
+    if (ok && pins.fromSize === undefined && pins.fromRoot === undefined) {
+      console.error('note: the `from` head is not pinned (--from-size/--from-root): this OK says the two heads in the response are signed and linked, not that they extend a head you hold (nothing across a split view)');
+    }
+    console.log(ok ? `OK: size ${c.to.treeSize} (root ${c.to.rootHash}) extends size ${c.from.treeSize} (root ${c.from.rootHash})` : 'FAILED');
+    exit = ok ? 0 : 2;
   } else {
-    const minTreeSize = values['min-tree-size'] === undefined ? undefined : Number(values['min-tree-size']);
-    if (minTreeSize !== undefined && !(Number.isSafeInteger(minTreeSize) && minTreeSize > 0)) throw new Error('--min-tree-size: a positive integer');
-    const expectRoot = values['expect-root'];
-    if (expectRoot !== undefined && !/^[0-9a-fA-F]{64}$/.test(expectRoot)) throw new Error('--expect-root: a 32-byte root in hex');
+    const minTreeSize = sizeOption(values, 'min-tree-size', 1);
+    const expectRoot = rootOption(values, 'expect-root');
     if (expectRoot !== undefined && minTreeSize === undefined) throw new Error('--expect-root needs --min-tree-size N: the tree size that root is of');
     if (!publicKey) console.error('note: checking heads against the key in the export itself; pass --public-key to check against the published key');
     const r = verifyExport(readFileSync(positionals[0], 'utf8'), { publicKey, allowUnanchored: !!values['allow-unanchored'], minTreeSize, expectRoot });

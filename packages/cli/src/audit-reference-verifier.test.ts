@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness } from '../../server/src/testing/harness.ts';
-import { auditLeaf, canonicalJson, leafHash } from '@airlock/core';
+import { auditLeaf, canonicalJson, chainLeaf, GENESIS_HASH, hashAuditEntry, leafHash, rootOfLeafHashes, treeHeadDigest, type AuditEntryInput } from '@airlock/core';
 import { EXPORT_FORMAT } from './commands/audit.ts';
 import { cliEnv, runCli } from './testing/cli-process.ts';
 
@@ -19,7 +21,7 @@ interface RefResult { ok: boolean; rootHash: string; treeHeads: number; unanchor
 const ref = (await import(VERIFY_URL.href)) as {
   verifyExport(text: string, o: { publicKey?: string; allowUnanchored?: boolean; minTreeSize?: number; expectRoot?: string }): RefResult;
   verifyReceipt(r: unknown, publicKey: string): boolean;
-  verifyConsistencyResponse(c: unknown, publicKey: string): boolean;
+  verifyConsistencyResponse(c: unknown, publicKey: string, pins?: { fromSize?: number; fromRoot?: string; toSize?: number; toRoot?: string }): boolean;
 };
 
 describe('reference audit verifier (no Airlock code)', () => {
@@ -155,5 +157,121 @@ describe('reference audit verifier (no Airlock code)', () => {
     const c = (await h.admin('GET', `/v1/audit/consistency?from=${heads[0].treeSize}&to=${heads.at(-1).treeSize}`)).body;
     assert.equal(ref.verifyConsistencyResponse(c, publicKey), true);
     assert.equal(ref.verifyConsistencyResponse({ ...c, from: heads[1] }, publicKey), false);
+  });
+
+  test('consistency pinned to heads the auditor holds: a response from another view (other heads, each signed and linked) is refused', async () => {
+    for (let i = 40; i < 42; i++) assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, i) })).status, 200);
+    await h.airlock.audit.checkpoint();
+    const heads = (await h.admin('GET', '/v1/audit/checkpoints')).body.treeHeads as { treeSize: number; rootHash: string }[];
+    const [held, middle, newest] = [heads[0]!, heads[1]!, heads.at(-1)!];
+    // What the auditor held is `held`; the server answers with a proof from `middle` instead, which links fine.
+    const other = (await h.admin('GET', `/v1/audit/consistency?from=${middle.treeSize}&to=${newest.treeSize}`)).body;
+    assert.equal(ref.verifyConsistencyResponse(other, publicKey), true, 'unpinned: signed and linked');
+    assert.equal(ref.verifyConsistencyResponse(other, publicKey, { fromSize: held.treeSize, fromRoot: held.rootHash }), false, 'another from head');
+    assert.equal(ref.verifyConsistencyResponse(other, publicKey, { fromRoot: held.rootHash }), false, 'another from root');
+    const honest = (await h.admin('GET', `/v1/audit/consistency?from=${held.treeSize}&to=${newest.treeSize}`)).body;
+    const pins = { fromSize: held.treeSize, fromRoot: held.rootHash.toUpperCase(), toSize: newest.treeSize, toRoot: newest.rootHash };
+    assert.equal(ref.verifyConsistencyResponse(honest, publicKey, pins), true);
+    assert.equal(ref.verifyConsistencyResponse(honest, publicKey, { ...pins, toRoot: held.rootHash }), false, 'another to root');
+    assert.equal(ref.verifyConsistencyResponse({ ...honest, proof: null }, publicKey, pins), false, 'a malformed proof is false, not an exception');
+
+    const cli = (body: object, ...args: string[]) => {
+      const path = join(dir, `consistency-${args.length}-${body === other ? 'other' : 'honest'}.json`);
+      writeFileSync(path, JSON.stringify(body));
+      return runCli([], cliEnv(), [process.execPath, VERIFY_MJS, 'consistency', path, '--public-key', publicKey, ...args]);
+    };
+    const [unpinned, refused, accepted] = await Promise.all([cli(other), cli(other, '--from-size', String(held.treeSize), '--from-root', held.rootHash), cli(honest, '--from-size', String(held.treeSize), '--from-root', held.rootHash)]);
+    assert.equal(unpinned.code, 0, unpinned.stdout + unpinned.stderr);
+    assert.match(unpinned.stderr, /not pinned/);
+    assert.equal(refused.code, 2, refused.stdout + refused.stderr);
+    assert.match(refused.stdout, /^FAILED/);
+    assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr);
+    assert.match(accepted.stdout, new RegExp(`^OK: size ${newest.treeSize} \\(root ${newest.rootHash}\\) extends size ${held.treeSize}`));
+    assert.doesNotMatch(accepted.stderr, /not pinned/);
+  });
+});
+
+/**
+ * A signed log of six leaves written here: two version-1 entries, then four version-3 ones, each with a
+ * null in its data. Receipts and the export are JSON text (what a server or an export file holds), so a
+ * test edits the text the way a forger would.
+ */
+function signedLog() {
+  const secret = schnorr.utils.randomSecretKey();
+  const publicKey = bytesToHex(schnorr.getPublicKey(secret));
+  const entries: Record<string, unknown>[] = [];
+  let prevHash = GENESIS_HASH;
+  for (let seq = 1; seq <= 2; seq++) {
+    const input: AuditEntryInput = { at: 1_700_000_000_000 + seq, type: 'policy.set', actor: 'operator', data: { version: seq, note: null } };
+    const hash = hashAuditEntry(prevHash, seq, input, 1);
+    entries.push({ ...input, seq, leafIndex: seq - 1, hashVersion: 1, prevHash, hash });
+    prevHash = hash;
+  }
+  for (let seq = 3; seq <= 6; seq++) {
+    const fields = { seq, at: 1_700_000_000_000 + seq, type: 'sign.request', actor: 'agent' as const, agentId: 'ag_1', decision: 'allow' as const };
+    const data = { amount: null, n: seq };
+    const leaf = auditLeaf(fields, canonicalJson(data));
+    entries.push({ ...fields, data, leaf, leafIndex: seq - 1, hashVersion: 3, hash: bytesToHex(leafHash(leaf)) });
+  }
+  const leafHashes = entries.map((e) => (e.hashVersion === 3 ? leafHash(e.leaf as string) : leafHash(chainLeaf(e.hash as string))));
+  const head = { treeSize: entries.length, rootHash: bytesToHex(rootOfLeafHashes(leafHashes)), at: 1_700_000_001_000, publicKey };
+  const treeHead = { ...head, signature: bytesToHex(schnorr.sign(treeHeadDigest(head), secret)) };
+  // RFC 9162 2.1.3.1 PATH(m, D[n]).
+  const path = (m: number, d: Uint8Array[]): Uint8Array[] => {
+    if (d.length <= 1) return [];
+    let k = 1;
+    while (k * 2 < d.length) k *= 2;
+    return m < k ? [...path(m, d.slice(0, k)), rootOfLeafHashes(d.slice(k))] : [...path(m - k, d.slice(k)), rootOfLeafHashes(d.slice(0, k))];
+  };
+  const receiptAt = (i: number) => {
+    const e = entries[i]!;
+    return JSON.stringify({ receipt: { auditSeq: e.seq, leafIndex: i, leafHash: bytesToHex(leafHashes[i]!) }, entry: e, treeHead, proof: path(i, leafHashes).map(bytesToHex) });
+  };
+  const exportText = [{ format: EXPORT_FORMAT, publicKey, treeHeads: [treeHead], checkpoints: [] }, ...entries].map((l) => JSON.stringify(l)).join('\n') + '\n';
+  return { publicKey, receiptAt, exportText };
+}
+
+describe('reference audit verifier: edits that canonicalise like the original, and malformed receipts', () => {
+  const { publicKey, receiptAt, exportText } = signedLog();
+  const receipt = (text: string) => ref.verifyReceipt(JSON.parse(text), publicKey);
+
+  test('1e999 for a null (versions 1 and 3) and an added __proto__ member (version 1) are refused in a receipt and in an export', () => {
+    assert.equal(ref.verifyExport(exportText, { publicKey }).ok, true, 'the log as written');
+    // JSON.parse reads 1e999 as Infinity, which JSON.stringify writes as null: the edit would hash like the original.
+    const edits: [string, (text: string) => string, RegExp][] = [
+      ['1e999 in a version-1 entry', (t) => t.replace('"note":null', '"note":1e999'), /chain hash/],
+      ['1e999 in a version-3 entry', (t) => t.replace('"data":{"amount":null', '"data":{"amount":1e999'), /data does not match the leaf/],
+      // The version-1 form drops __proto__ members (assignment sets the prototype instead): an added one is unseen by the hash.
+      ['__proto__ added to a version-1 entry', (t) => t.replace('"note":null', '"note":null,"__proto__":{"approvedBy":"someone"}'), /chain hash/],
+      ['__proto__ nested in a version-1 entry', (t) => t.replace('"note":null', '"note":{"__proto__":1}'), /chain hash/],
+    ];
+    for (const [name, edit, reason] of edits) {
+      const leaf = name.includes('version-3') ? 4 : 1;
+      assert.equal(receipt(receiptAt(leaf)), true, `${name}: as written`);
+      assert.notEqual(edit(receiptAt(leaf)), receiptAt(leaf));
+      assert.equal(receipt(edit(receiptAt(leaf))), false, `${name}: receipt`);
+      const r = ref.verifyExport(edit(exportText), { publicKey });
+      assert.equal(r.ok, false, `${name}: export`);
+      assert.match(r.firstBad.reason, reason, name);
+    }
+  });
+
+  test('a malformed proof or a fractional leaf index does not verify (false), never an exception', () => {
+    const honest = JSON.parse(receiptAt(4));
+    assert.equal(ref.verifyReceipt(honest, publicKey), true);
+    const edits: [string, (r: any) => void][] = [
+      ['proof: null', (r) => (r.proof = null)],
+      ['a proof element that is not hex', (r) => (r.proof[0] = 'zz')],
+      ['a proof element that is not a string', (r) => (r.proof[0] = 7)],
+      ['rootHash with a tail that is not hex', (r) => (r.treeHead.rootHash += 'zz')],
+      ['no entry', (r) => delete r.entry],
+      // The RFC 9162 walk halves the index, so leaf 4.5 would be taken for leaf 4 and proven.
+      ['leaf 4.5 for the entry at leaf 4', (r) => (r.receipt.leafIndex = r.entry.leafIndex = 4.5)],
+    ];
+    for (const [name, edit] of edits) {
+      const r = structuredClone(honest);
+      edit(r);
+      assert.equal(ref.verifyReceipt(r, publicKey), false, name);
+    }
   });
 });

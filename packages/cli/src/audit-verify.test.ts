@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { schnorr } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import { auditLeaf, canonicalJson, leafHash, treeHeadDigest, type AuditEntry, type SignedTreeHead } from '@airlock/core';
+import { auditLeaf, canonicalJson, leafHash, treeHeadDigest, verifyStoredAudit, type AuditEntry, type SignedTreeHead } from '@airlock/core';
+import { auditVerifyOptions, verifySchnorr } from '../../server/src/runtime.ts';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from '../../server/src/testing/harness.ts';
 import { EXPORT_FORMAT, verifyExport } from './commands/audit.ts';
 import { cliEnv, runCli } from './testing/cli-process.ts';
@@ -64,6 +65,32 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         const r = await runCli(args, cliEnv());
         assert.equal(r.code, 2, r.stdout + r.stderr);
         assert.match(r.stdout, /^FAILED at entry \d+: the tree up to the entry at leaf \d+ does not match the signed tree head/);
+      } finally {
+        await h.close();
+      }
+    });
+
+    test('worker threads: a log whose first ranges of leaves were deleted, its heads with them, fails as on one thread', async () => {
+      const h = await startHarness({ store });
+      try {
+        const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+        for (let i = 0; i < 10; i++) assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n, i) })).status, 200);
+        const key = await h.airlock.audit.auditPublicKey();
+        const workers = auditVerifyOptions(h.config.storeUrl).workers;
+        assert.ok(workers, 'a file or PostgreSQL store is reachable from workers');
+        const options = { workers: { ...workers, threads: 2 }, minEntriesForWorkers: 0, rangeLeaves: 4 };
+        const raw = h.airlock.store as unknown as RawStore;
+        await raw.rawExec(DROP_TRIGGERS[store]);
+        // Without heads nothing signed covers leaf 0: only the join checking that the ranges start there sees the cut.
+        for (const cut of [4, 8]) {
+          await raw.rawExec(`DELETE FROM audit_entries WHERE leaf_index < ${cut}; DELETE FROM audit_tree_heads`);
+          const one = await verifyStoredAudit(h.airlock.store, verifySchnorr, key);
+          const many = await verifyStoredAudit(h.airlock.store, verifySchnorr, key, [], options);
+          assert.equal(many.ok, false, JSON.stringify(many));
+          assert.match(many.firstBad!.reason, new RegExp(`\\(leaf 0\\) is missing \\(next is entry \\d+, leaf ${cut}\\)`));
+          assert.equal(many.entries, 0);
+          assert.deepEqual(many, one);
+        }
       } finally {
         await h.close();
       }

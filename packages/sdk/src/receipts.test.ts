@@ -3,6 +3,9 @@
 // for field, even when the server lies.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { auditLeaf, canonicalJson, chainLeaf, GENESIS_HASH, hashAuditEntry, leafHash, rootOfLeafHashes, treeHeadDigest, type AuditEntryInput } from '@airlock/core';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness } from '../../server/src/testing/harness.ts';
 import { writeLegacyAuditChain } from '../../server/src/testing/legacy-audit.ts';
 import { AirlockApiError } from './http.ts';
@@ -104,5 +107,86 @@ test('a receipt of an entry from before the tree (hash-chained, version 1) verif
     }
   } finally {
     await h.close();
+  }
+});
+
+/**
+ * A signed log of six leaves written here (no server): two version-1 entries, then four version-3 ones,
+ * each with a null in its data. `receiptAt(i)` is the receipt response for leaf i, as JSON text (what a
+ * server sends), so a test edits the text the way a lying server would.
+ */
+function signedLog() {
+  const secret = schnorr.utils.randomSecretKey();
+  const publicKey = bytesToHex(schnorr.getPublicKey(secret));
+  const entries: Record<string, unknown>[] = [];
+  let prevHash = GENESIS_HASH;
+  for (let seq = 1; seq <= 2; seq++) {
+    const input: AuditEntryInput = { at: 1_700_000_000_000 + seq, type: 'policy.set', actor: 'operator', data: { version: seq, note: null } };
+    const hash = hashAuditEntry(prevHash, seq, input, 1);
+    entries.push({ ...input, seq, leafIndex: seq - 1, hashVersion: 1, prevHash, hash });
+    prevHash = hash;
+  }
+  for (let seq = 3; seq <= 6; seq++) {
+    const fields = { seq, at: 1_700_000_000_000 + seq, type: 'sign.request', actor: 'agent' as const, agentId: 'ag_1', decision: 'allow' as const };
+    const data = { amount: null, n: seq };
+    const leaf = auditLeaf(fields, canonicalJson(data));
+    entries.push({ ...fields, data, leaf, leafIndex: seq - 1, hashVersion: 3, hash: bytesToHex(leafHash(leaf)) });
+  }
+  const leafHashes = entries.map((e) => (e.hashVersion === 3 ? leafHash(e.leaf as string) : leafHash(chainLeaf(e.hash as string))));
+  const head = { treeSize: entries.length, rootHash: bytesToHex(rootOfLeafHashes(leafHashes)), at: 1_700_000_001_000, publicKey };
+  const treeHead = { ...head, signature: bytesToHex(schnorr.sign(treeHeadDigest(head), secret)) };
+  // RFC 9162 2.1.3.1 PATH(m, D[n]).
+  const path = (m: number, d: Uint8Array[]): Uint8Array[] => {
+    if (d.length <= 1) return [];
+    let k = 1;
+    while (k * 2 < d.length) k *= 2;
+    return m < k ? [...path(m, d.slice(0, k)), rootOfLeafHashes(d.slice(k))] : [...path(m - k, d.slice(k)), rootOfLeafHashes(d.slice(0, k))];
+  };
+  const receiptAt = (i: number) => {
+    const e = entries[i]!;
+    const receipt = { auditSeq: e.seq, leafIndex: i, leafHash: bytesToHex(leafHashes[i]!) };
+    return JSON.stringify({ receipt, entry: e, treeHead, proof: path(i, leafHashes).map(bytesToHex) });
+  };
+  return { publicKey, receiptAt };
+}
+
+test('edited content that canonicalises like the leaf is refused: 1e999 for a null (versions 1 and 3), an added __proto__ member (version 1)', () => {
+  const { publicKey, receiptAt } = signedLog();
+  for (const i of [1, 4]) {
+    const honest = receiptAt(i);
+    assert.equal(verifyAuditReceipt(JSON.parse(honest), publicKey), true, `leaf ${i} as written`);
+    // JSON.parse reads 1e999 as Infinity, which JSON.stringify writes as null: the edit would hash like the original.
+    const infinite = JSON.parse(honest.replace(/"(amount|note)":null/, '"$1":1e999'));
+    assert.equal(Object.values(infinite.entry.data).includes(Infinity), true);
+    assert.equal(verifyAuditReceipt(infinite, publicKey), false, `leaf ${i}: 1e999`);
+  }
+  // The version-1 form drops __proto__ members (assignment sets the prototype instead): an added one is unseen by the hash.
+  const withProto = JSON.parse(receiptAt(1).replace('"note":null', '"note":null,"__proto__":{"approvedBy":"someone"}'));
+  assert.equal(Object.hasOwn(withProto.entry.data, '__proto__'), true);
+  assert.equal(verifyAuditReceipt(withProto, publicKey), false, '__proto__ in a version-1 entry');
+  const nested = JSON.parse(receiptAt(1).replace('"note":null', '"note":{"__proto__":1}'));
+  assert.equal(verifyAuditReceipt(nested, publicKey), false, 'a nested __proto__');
+});
+
+test('a malformed proof or a fractional leaf index is a receipt that does not verify (false, receipt_invalid), never an exception', async () => {
+  const { publicKey, receiptAt } = signedLog();
+  const honest = JSON.parse(receiptAt(4));
+  assert.equal(verifyAuditReceipt(honest, publicKey), true);
+  const edits: [string, (r: any) => void][] = [
+    ['proof: null', (r) => (r.proof = null)],
+    ['a proof element that is not hex', (r) => (r.proof[0] = 'zz')],
+    ['a proof element that is not a string', (r) => (r.proof[0] = 7)],
+    ['rootHash not hex', (r) => (r.treeHead.rootHash = 'not hex')],
+    ['signature not hex', (r) => (r.treeHead.signature = 'zz')],
+    ['no entry', (r) => delete r.entry],
+    // The RFC 9162 walk halves the index, so leaf 4.5 would be taken for leaf 4 and proven.
+    ['leaf 4.5 for the entry at leaf 4', (r) => (r.receipt.leafIndex = r.entry.leafIndex = 4.5)],
+  ];
+  for (const [name, edit] of edits) {
+    const r = structuredClone(honest);
+    edit(r);
+    assert.equal(verifyAuditReceipt(r, publicKey), false, name);
+    const served: typeof fetch = async () => new Response(JSON.stringify(r), { status: 200 });
+    await assert.rejects(fetchAuditReceipt({ url: 'http://airlock.test', token: 't', auditPublicKey: publicKey, fetch: served }, 5), (e: unknown) => e instanceof AirlockApiError && e.code === 'receipt_invalid', name);
   }
 });

@@ -47,7 +47,8 @@ function treeHeadDigest(h: SignedTreeHead): Uint8Array {
 
 /** RFC 9162 2.1.3.2. */
 export function verifyInclusionProof(index: number, size: number, leafHash: Uint8Array, proof: Uint8Array[], root: Uint8Array): boolean {
-  if (!(index >= 0 && index < size)) return false;
+  // Whole numbers only: the halving below would take leaf 4.5 for leaf 4 and prove it.
+  if (!(Number.isSafeInteger(index) && Number.isSafeInteger(size) && index >= 0 && index < size)) return false;
   let fn = index;
   let sn = size - 1;
   let r = leafHash;
@@ -68,8 +69,13 @@ const LEAF_FIELDS = ['seq', 'at', 'type', 'actor', 'agentId', 'sessionId', 'acti
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
-/** RFC 8785 (JCS) for JSON values as JSON.parse gives them: members sorted by UTF-16 code units, absent ones omitted. */
+/**
+ * RFC 8785 (JCS) for JSON values as JSON.parse gives them: members sorted by UTF-16 code units, absent ones
+ * omitted. Throws on a non-finite number (JSON.parse reads 1e999 as Infinity, which JSON.stringify writes
+ * as null): it has no canonical form, and writing it as null would let it stand for a null that was hashed.
+ */
 function canonicalJson(v: unknown): string {
+  if (typeof v === 'number' && !Number.isFinite(v)) throw new TypeError('a non-finite number has no canonical JSON');
   if (v === null || typeof v !== 'object') return JSON.stringify(v);
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   const o = v as Record<string, unknown>;
@@ -77,10 +83,16 @@ function canonicalJson(v: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
 }
 
-/** The form version-1 entries were hashed with: members sorted by JavaScript's default sort, `__proto__` dropped. */
+/**
+ * The form version-1 entries were hashed with: members sorted by JavaScript's default sort, `__proto__`
+ * dropped. So an entry with a `__proto__` member (the old writer never stored one) or a non-finite number
+ * (written as null) would hash like one without: both throw, as the server's verifier refuses them.
+ */
 function legacyJson(v: unknown): string {
   return JSON.stringify(v, (_k, x: unknown) => {
+    if (typeof x === 'number' && !Number.isFinite(x)) throw new TypeError('a non-finite number has no canonical JSON');
     if (!isObject(x)) return x;
+    if (Object.hasOwn(x, '__proto__')) throw new TypeError('a __proto__ member is not in any version-1 entry');
     const sorted: Record<string, unknown> = {};
     for (const k of Object.keys(x).sort()) sorted[k] = x[k]; // assignment drops `__proto__`, as the old writer did
     return sorted;
@@ -98,7 +110,7 @@ function atMs(at: unknown): number | undefined {
 /**
  * Does the entry say what its leaf says? Version 3: the leaf parsed (it must be canonical, so the parsed
  * object is exactly the hashed bytes) and every field compared, absent ones too. Versions 1 and 2: the
- * chain hash recomputed from the fields (its leaf is that hash).
+ * chain hash recomputed from the fields (its leaf is that hash). Throws on content with no canonical form.
  */
 function entryMatchesLeaf(entry: VerifiedAuditReceipt['entry']): boolean {
   if (!isObject(entry.data)) return false;
@@ -133,6 +145,17 @@ function entryMatchesLeaf(entry: VerifiedAuditReceipt['entry']): boolean {
  * your own request and signature, or pass `expected`.
  */
 export function verifyAuditReceipt(r: VerifiedAuditReceipt, auditPublicKey: string, expected?: AuditReceipt): boolean {
+  // The response is the server's word: anything malformed in it (a proof that is not an array of hex
+  // strings, bad hex anywhere, content with no canonical form) is a receipt that does not verify, never an
+  // exception. `hexToBytes` refuses anything but hex, so decoding is the shape check.
+  try {
+    return receiptVerifies(r, auditPublicKey, expected);
+  } catch {
+    return false;
+  }
+}
+
+function receiptVerifies(r: VerifiedAuditReceipt, auditPublicKey: string, expected?: AuditReceipt): boolean {
   const { receipt, entry, treeHead, proof } = r;
   if (expected && (expected.auditSeq !== receipt.auditSeq || expected.leafIndex !== receipt.leafIndex || expected.leafHash !== receipt.leafHash)) return false;
   // Every field is the leaf's before the leaf's proof is taken for the entry.
@@ -141,12 +164,7 @@ export function verifyAuditReceipt(r: VerifiedAuditReceipt, auditPublicKey: stri
   const leafHash = sha256(concatBytes(Uint8Array.of(0), leaf));
   if (bytesToHex(leafHash) !== receipt.leafHash || entry.seq !== receipt.auditSeq || entry.leafIndex !== receipt.leafIndex) return false;
   if (treeHead.publicKey !== auditPublicKey) return false;
-  let signed = false;
-  try {
-    signed = schnorr.verify(hexToBytes(treeHead.signature), treeHeadDigest(treeHead), hexToBytes(auditPublicKey));
-  } catch {
-    signed = false;
-  }
+  const signed = schnorr.verify(hexToBytes(treeHead.signature), treeHeadDigest(treeHead), hexToBytes(auditPublicKey));
   return signed && verifyInclusionProof(receipt.leafIndex, treeHead.treeSize, leafHash, proof.map(hexToBytes), hexToBytes(treeHead.rootHash));
 }
 

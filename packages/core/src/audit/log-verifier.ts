@@ -135,6 +135,11 @@ export interface LeafRangeResult {
   roots: Map<number, Hash>;
   chainAt: Map<number, string>;
   firstBad?: AuditProblem;
+  /**
+   * The first row read, accepted or not: where the range's rows begin. A worker's range does not know the
+   * entry before it, so leaves missing at its start are named by the join, which does.
+   */
+  firstRow?: { seq: number; leaf: number };
   /** The first and last entries of the range, for the seams. */
   first?: { seq: number; version: AuditHashVersion; prevHash?: string };
   last?: { seq: number; version: AuditHashVersion; hash: string };
@@ -151,6 +156,17 @@ function dataMatches(data: unknown, leafData: string): boolean {
 }
 
 /**
+ * The problem with the entry `seq` found at leaf `index` when leaf `expected` comes next (after `previous`,
+ * if known): leaves missing before it, or an entry out of order. One wording for a range and for the join.
+ */
+function leafGap(previous: { seq: number } | undefined, expected: number, seq: number, index: number): AuditProblem | undefined {
+  if (index === expected) return undefined;
+  if (index < expected) return { seq, reason: `entry ${seq} is out of order` };
+  const missing = previous ? previous.seq + 1 : seq;
+  return { seq: missing, reason: `entry ${missing} (leaf ${expected}) is missing (next is entry ${seq}, leaf ${index})` };
+}
+
+/**
  * Verifies a contiguous range of leaves fed in leaf order. Each entry is checked on its own (version 3:
  * its columns against its stored leaf, the leaf against its hash; versions 1 and 2: the chain hash
  * recomputed from its content and the previous hash), plus the order: contiguous leaf indexes, seqs
@@ -164,6 +180,7 @@ export class LeafRangeVerifier {
   private readonly roots = new Map<number, Hash>();
   private readonly chainAt = new Map<number, string>();
   private previous?: { seq: number; version: AuditHashVersion; hash: string };
+  private firstRow?: LeafRangeResult['firstRow'];
   private first?: LeafRangeResult['first'];
   private bad?: AuditProblem;
   private next: number;
@@ -251,11 +268,10 @@ export class LeafRangeVerifier {
 
   /** Contiguous leaf indexes, seqs increasing, a known hash version that never goes down. */
   private inOrder(seq: number, index: number, version: number): boolean {
+    this.firstRow ??= { seq, leaf: index };
+    const gap = leafGap(this.previous, this.next, seq, index);
+    if (gap) return this.fail(gap.seq, gap.reason);
     const prevSeq = this.previous?.seq;
-    if (index !== this.next) {
-      const missing = prevSeq !== undefined ? prevSeq + 1 : seq;
-      return this.fail(index > this.next ? missing : seq, index > this.next ? `entry ${missing} (leaf ${this.next}) is missing (next is entry ${seq}, leaf ${index})` : `entry ${seq} is out of order`);
-    }
     // Chained entries are numbered by their place (seq = leaf + 1, checked by the chain). A version-3 entry's
     // seq is an identifier, unique by the store's key: on PostgreSQL it is drawn when the request runs and its
     // leaf is placed when its batch commits, so seqs of concurrent batches interleave. The tree fixes the order.
@@ -301,6 +317,7 @@ export class LeafRangeVerifier {
       roots: this.roots,
       chainAt: this.chainAt,
       ...(this.bad ? { firstBad: this.bad } : {}),
+      ...(this.firstRow ? { firstRow: this.firstRow } : {}),
       ...(this.first ? { first: this.first } : {}),
       ...(this.previous && this.first ? { last: this.previous } : {}),
     };
@@ -315,8 +332,8 @@ export interface Signatures {
 }
 
 /**
- * Joins the ranges (in leaf order; every range but the last of one power-of-two size, aligned, unless
- * there is a single range) and checks the signed heads against the rebuilt tree.
+ * Joins the ranges (in leaf order from leaf 0; every range but the last of one power-of-two size, aligned,
+ * unless there is a single range) and checks the signed heads against the rebuilt tree.
  */
 export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads: readonly SignedTreeHead[], checkpoints: readonly AuditCheckpoint[], sig: Signatures, required?: AnchoringRequirements): AuditVerifyResult {
   let bad: AuditProblem | undefined;
@@ -325,11 +342,13 @@ export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads
   // failed verification reports the same size and root however the log was split.
   const prefix: LeafRangeResult[] = [];
   for (const r of ranges) {
+    // The verified prefix starts at leaf 0 and each range begins where the one before ended: a range that
+    // read no row (its leaves deleted) is skipped, and the next range that did read one names the gap.
+    if (r.firstRow) bad = leafGap(prev?.last, prev ? prev.end : 0, r.firstRow.seq, r.firstRow.leaf);
+    if (bad) break;
     if (prev && r.first) {
       const p = prev.last!;
-      const next = `(next is entry ${r.first.seq}, leaf ${r.start})`;
-      if (prev.end !== r.start) bad = { seq: p.seq + 1, reason: `entry ${p.seq + 1} (leaf ${prev.end}) is missing ${next}` };
-      else if (r.first.version !== 3 && r.first.seq <= p.seq) bad = { seq: r.first.seq, reason: `entry ${r.first.seq} is out of order (after entry ${p.seq})` };
+      if (r.first.version !== 3 && r.first.seq <= p.seq) bad = { seq: r.first.seq, reason: `entry ${r.first.seq} is out of order (after entry ${p.seq})` };
       else if (r.first.version < p.version) bad = { seq: r.first.seq, reason: `entry hash version ${r.first.version} follows version ${p.version} (edited)` };
       else if (r.first.version !== 3 && r.first.prevHash !== p.hash) bad = { seq: r.first.seq, reason: 'prevHash does not match the previous entry' };
       if (bad) break;

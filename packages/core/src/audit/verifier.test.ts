@@ -109,3 +109,26 @@ test('ranges verified apart (as worker threads do) join into the same result, an
   assert.equal(bad.seq, 5);
   assert.match(bad.reason, /prevHash|edited/);
 });
+
+test('ranges joined from leaf 0: whole ranges deleted at the start, or leaves at the start of a later range, are named as one thread names them', () => {
+  const entries = chain(12);
+  const range = (from: number, to: number, keep: (e: AuditEntry) => boolean) => {
+    const r = new LeafRangeVerifier({ start: from });
+    for (const e of entries.slice(from, to).filter(keep)) if (!r.push(e)) break;
+    return r.result();
+  };
+  const join = (keep: (e: AuditEntry) => boolean) => finishVerification([range(0, 4, keep), range(4, 8, keep), range(8, 12, keep)], [], [], sigs());
+  const oneThread = (keep: (e: AuditEntry) => boolean) => verify(entries.filter(keep), []);
+  // The first range (and the first two) read no row: nothing vouches that the rest starts at leaf 0.
+  for (const cut of [4, 8]) {
+    const keep = (e: AuditEntry) => e.seq > cut;
+    const joined = join(keep);
+    assert.deepEqual(joined, oneThread(keep));
+    assert.deepEqual(joined.firstBad, { seq: cut + 1, reason: `entry ${cut + 1} (leaf 0) is missing (next is entry ${cut + 1}, leaf ${cut})` });
+    assert.equal(joined.entries, 0);
+  }
+  // Leaves 4 and 5 deleted: the second range starts at leaf 6, and the missing entry is the one after entry 4.
+  const keep = (e: AuditEntry) => e.seq !== 5 && e.seq !== 6;
+  assert.deepEqual(join(keep), oneThread(keep));
+  assert.deepEqual(join(keep).firstBad, { seq: 5, reason: 'entry 5 (leaf 4) is missing (next is entry 7, leaf 6)' });
+});
