@@ -2,7 +2,7 @@
 // x402 and L402 fetches, a wallet per configured chain, and the approvals this server has seen requested.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { createPublicClient, createWalletClient, defineChain, http as rpcTransport, type Chain, type LocalAccount, type PublicClient, type WalletClient } from 'viem';
-import { airlockAccount, createAirlockHttp, createL402Fetch, fetchWithAirlock, type AirlockHttp, type AirlockPaidFetch } from '@airlock/sdk';
+import { airlockAccount, createAirlockHttp, createL402Fetch, fetchWithAirlock, type AirlockHttp, type X402PaymentTerms, type X402SignedAuthorization } from '@airlock/sdk';
 import type { McpConfig } from './config.ts';
 import { ToolError } from './results.ts';
 import { createOutboundFetch } from './outbound.ts';
@@ -23,10 +23,12 @@ export interface L402PaymentMade {
   replayed: boolean;
 }
 
-export interface L402FetchResult {
-  response: Response;
-  /** Payments that bought the credential this call used; empty when a held credential sufficed. */
-  payments: L402PaymentMade[];
+/** One pay_x402 call: its own check of what a payment would pay, and what Airlock signed for it meanwhile. */
+export interface X402Call {
+  /** Runs before Airlock is asked to sign (in this call only); throwing refuses, and nothing is signed. */
+  beforeSign?(terms: X402PaymentTerms | undefined): void;
+  /** Filled as Airlock signs: each entry can be settled by the server, whatever it answers afterwards. */
+  signed: X402SignedAuthorization[];
 }
 
 export interface ToolContext {
@@ -34,9 +36,17 @@ export interface ToolContext {
   http: AirlockHttp;
   /** The agent as a viem account; its signatures go through Airlock's policy (GET /v1/session once). */
   account(): Promise<LocalAccount>;
-  payFetch: AirlockPaidFetch;
-  /** The SDK's createL402Fetch (one per process, so credentials are reused across calls), and what it paid. */
-  l402Fetch(url: string, init?: RequestInit): Promise<L402FetchResult>;
+  /**
+   * The SDK's fetchWithAirlock for one pay_x402 call. What Airlock signs is filed in `call.signed` as it happens,
+   * so a call that fails afterwards (the server hangs up) still knows it (found by review: only the server's
+   * PAYMENT-RESPONSE was reported, and a server that took the payment and hung up left no trace of it).
+   */
+  payFetch(url: string, init: RequestInit, call: X402Call): Promise<Response>;
+  /**
+   * The SDK's createL402Fetch (one per process, so credentials are reused across calls). What Airlock paid for
+   * this call is filed in `payments` as it happens: it stays known when the fetch then fails.
+   */
+  l402Fetch(url: string, init: RequestInit, payments: L402PaymentMade[]): Promise<Response>;
   /** `text` with every L402 preimage this process has seen cut out (an API that echoes the Authorization header). */
   withoutL402Secrets(text: string): string;
   /** Clients for a chain with a configured RPC URL; a `no_rpc_for_chain` ToolError otherwise. */
@@ -69,6 +79,14 @@ export function createToolContext(config: McpConfig): ToolContext {
   // redirects); Airlock itself is reached with the plain fetch above.
   const outbound = createOutboundFetch({ daemonUrl: config.url, allow: config.allowPrivateUrls ?? { kind: 'none' } });
   const l402 = observedL402Fetch(http, outbound);
+  // One x402 fetch for the process (its client is built once); each call's own state comes in through
+  // AsyncLocalStorage, since the signer's hooks are the SDK's and calls may run at once.
+  const x402Calls = new AsyncLocalStorage<X402Call>();
+  const payFetch = fetchWithAirlock(outbound, {
+    ...options,
+    beforeSign: (terms) => x402Calls.getStore()?.beforeSign?.(terms),
+    onSigned: (signed) => x402Calls.getStore()?.signed.push(signed),
+  });
   return {
     config,
     http,
@@ -80,7 +98,7 @@ export function createToolContext(config: McpConfig): ToolContext {
       });
       return account;
     },
-    payFetch: fetchWithAirlock(outbound, options),
+    payFetch: (url, init, call) => x402Calls.run(call, () => payFetch(url, init)),
     l402Fetch: l402.fetch,
     withoutL402Secrets: l402.withoutSecrets,
     chain(chainId) {
@@ -102,7 +120,7 @@ export function createToolContext(config: McpConfig): ToolContext {
  * of responses; a preimage is the credential's secret half.
  */
 function observedL402Fetch(http: AirlockHttp, outbound: typeof globalThis.fetch): { fetch: ToolContext['l402Fetch']; withoutSecrets(text: string): string } {
-  const call = new AsyncLocalStorage<Map<string, L402PaymentMade>>();
+  const call = new AsyncLocalStorage<L402PaymentMade[]>();
   const preimages = new Set<string>();
   const observing: AirlockHttp = {
     async request<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) {
@@ -114,17 +132,15 @@ function observedL402Fetch(http: AirlockHttp, outbound: typeof globalThis.fetch)
       if (paid) {
         preimages.add(paid.preimage);
         const { preimage: _secret, ...made } = paid;
-        call.getStore()?.set(made.paymentId, made);
+        const payments = call.getStore();
+        if (payments && !payments.some((p) => p.paymentId === made.paymentId)) payments.push(made);
       }
       return answer;
     },
   };
   const l402Fetch = createL402Fetch(observing, { fetch: outbound });
   return {
-    fetch: (url, init) => {
-      const payments = new Map<string, L402PaymentMade>();
-      return call.run(payments, async () => ({ response: await l402Fetch(url, init), payments: [...payments.values()] }));
-    },
+    fetch: (url, init, payments) => call.run(payments, () => l402Fetch(url, init)),
     withoutSecrets(text) {
       let out = text;
       for (const preimage of preimages) out = out.split(preimage).join('[l402 preimage]');

@@ -11,7 +11,7 @@ import { networkInterfaces } from 'node:os';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { createAirlockMcpServer, createRedactor, createToolContext, readMcpConfig, serveHttp, type McpConfig } from './index.ts';
-import { classifyAddress, createOutboundFetch, parsePrivateUrlAllowance, type PrivateUrlAllowance } from './outbound.ts';
+import { checkTarget, classifyAddress, createOutboundFetch, parsePrivateUrlAllowance, type PrivateUrlAllowance } from './outbound.ts';
 import { ToolError } from './results.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
@@ -222,17 +222,35 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
     const table: [string, string][] = [
       ['8.8.8.8', 'public'], ['2606:4700::1111', 'public'],
       ['127.0.0.1', 'private'], ['127.8.9.10', 'private'], ['10.1.2.3', 'private'], ['172.31.0.1', 'private'], ['192.168.1.1', 'private'], ['100.64.0.1', 'private'], ['::1', 'private'], ['fd00::1', 'private'], ['fc12::1', 'private'],
-      ['169.254.169.254', 'link-local'], ['fe80::1', 'link-local'],
+      ['169.254.1.1', 'link-local'], ['fe80::1', 'link-local'],
+      // Cloud metadata and credential endpoints, link-local or not.
+      ['169.254.169.254', 'metadata'], ['169.254.170.2', 'metadata'], ['fd00:ec2::254', 'metadata'], ['fd00:ec2:0:0:0:0:0:254', 'metadata'], ['fd00:ec2::23', 'metadata'],
+      ['100.100.100.200', 'metadata'], ['168.63.129.16', 'metadata'], ['192.0.0.192', 'metadata'], ['::ffff:100.100.100.200', 'metadata'], ['64:ff9b::a83f:8110', 'metadata'],
+      ['fd00:ec2::1', 'private'], ['100.100.100.100', 'private'], ['168.63.129.17', 'public'],
       ['0.0.0.0', 'forbidden'], ['::', 'forbidden'], ['224.0.0.1', 'forbidden'], ['255.255.255.255', 'forbidden'], ['ff02::1', 'forbidden'], ['::7f00:1', 'forbidden'],
-      ['::ffff:127.0.0.1', 'private'], ['::ffff:7f00:1', 'private'], ['::ffff:a9fe:a9fe', 'link-local'], ['64:ff9b::a00:1', 'private'], ['::ffff:8.8.8.8', 'public'],
+      ['::ffff:127.0.0.1', 'private'], ['::ffff:7f00:1', 'private'], ['::ffff:a9fe:a9fe', 'metadata'], ['64:ff9b::a00:1', 'private'], ['::ffff:8.8.8.8', 'public'],
       // The same, in every textual form, and the other IPv6 wrappers of an IPv4 address.
       ['0:0:0:0:0:ffff:7f00:1', 'private'], ['::FFFF:7F00:1', 'private'], ['::ffff:0:7f00:1', 'private'], ['::ffff:0:127.0.0.1', 'private'],
       ['0064:ff9b:0000:0000:0000:0000:0a00:0001', 'private'], ['64:ff9b::127.0.0.1', 'private'], ['64:ff9b::8.8.8.8', 'public'],
-      ['2002:7f00:1::', 'private'], ['2002:a9fe:a9fe::1', 'link-local'], ['2002:c0a8:101::1', 'private'], ['2002:808:808::1', 'public'],
+      ['2002:7f00:1::', 'private'], ['2002:a9fe:a101::1', 'link-local'], ['2002:a9fe:a9fe::1', 'metadata'], ['2002:c0a8:101::1', 'private'], ['2002:808:808::1', 'public'],
       ['64:ff9b:1::a00:1', 'forbidden'], ['2001:0:4136:e378:8000:63bf:80ff:fffe', 'forbidden'], ['100::1', 'forbidden'], ['2001:db8::1', 'forbidden'], ['::0.0.0.2', 'forbidden'],
       ['2001:4860:4860::8888', 'public'], ['2a00:1450:4001::1', 'public'],
     ];
     for (const [address, expected] of table) assert.equal(classifyAddress(address), expected, address);
+  });
+
+  // Found by review: with private URLs allowed, AWS's IPv6 IMDS (in fc00::/7) and Alibaba's metadata service (in
+  // 100.64/10) were reachable, and Azure's WireServer (public space) always was.
+  test('cloud metadata endpoints are refused whatever the operator allows: every private address, or the host by name', async () => {
+    const endpoints = ['http://[fd00:ec2::254]/latest/meta-data/', 'http://[fd00:ec2::23]/v1/credentials', 'http://100.100.100.200/latest/meta-data/', 'http://168.63.129.16/machine?comp=goalstate', 'http://169.254.169.254/latest/meta-data/', 'http://169.254.170.2/v2/credentials', 'http://192.0.0.192/opc/v2/instance/', 'http://[::ffff:100.100.100.200]/latest/meta-data/'];
+    for (const url of endpoints) {
+      const host = new URL(url).hostname;
+      for (const allow of [undefined, { kind: 'private' } as const, parsePrivateUrlAllowance(`${host},${host.replace(/^\[|\]$/g, '')}`)]) {
+        await assert.rejects(checkTarget(new URL(url), { daemonUrl: airlockUrl, ...(allow ? { allow } : {}) }), (e: unknown) => e instanceof ToolError && e.code === 'url_not_allowed' && /cloud metadata/.test(e.message), `${url} with ${JSON.stringify(allow)}`);
+      }
+    }
+    // Their neighbours are private addresses as before: re-allowed by the setting.
+    for (const url of ['http://[fd00:ec2::1]/', 'http://100.100.100.100/']) assert.ok((await checkTarget(new URL(url), { daemonUrl: airlockUrl, allow: { kind: 'private' } })).length > 0, url);
   });
 });
 
@@ -326,6 +344,20 @@ describe('the daemon under an IPv6 spelling of its own address', { skip: ownV4 ?
       for (const spelling of [ownV4!, ...spellings(ownV4!)]) {
         const url = spelling.includes(':') ? `http://[${spelling}]:${port}/v1/unseal/status` : `http://${spelling}:${port}/v1/unseal/status`;
         await assert.rejects(fetchOut(url), (e: unknown) => e instanceof ToolError && e.code === 'url_not_allowed' && /daemon/.test(e.message), url);
+      }
+      assert.deepEqual(saw, [], 'the daemon was not fetched');
+    } finally {
+      server.close();
+    }
+  });
+
+  // Found by review: loopback counted as the daemon only when AIRLOCK_URL itself named loopback.
+  test('AIRLOCK_URL naming the host\'s address, listening on every interface, private URLs allowed: loopback on its port is the daemon', async () => {
+    const { saw, server, port } = await daemonOn('0.0.0.0');
+    try {
+      const fetchOut = createOutboundFetch({ daemonUrl: `http://${ownV4}:${port}`, allow: { kind: 'private' } });
+      for (const host of ['127.0.0.1', '127.0.0.2', 'localhost', '[::ffff:127.0.0.1]', '[::ffff:7f00:1]']) {
+        await assert.rejects(fetchOut(`http://${host}:${port}/v1/unseal/status`), (e: unknown) => e instanceof ToolError && e.code === 'url_not_allowed' && /daemon/.test(e.message), host);
       }
       assert.deepEqual(saw, [], 'the daemon was not fetched');
     } finally {

@@ -1,7 +1,7 @@
 // Where pay_x402 and pay_l402 may send the model's requests. The model picks the URL, the method, the headers
 // and the body, and reads the answer back, so without a check these tools reach whatever the MCP host can:
-// cloud metadata (169.254.169.254), services on loopback (the Airlock daemon's own routes among them), the
-// private network. This fetch refuses such targets (ToolError `url_not_allowed`), checks the addresses the name
+// cloud metadata (169.254.169.254 and others), services on loopback (the Airlock daemon's own routes among them),
+// the private network. This fetch refuses such targets (ToolError `url_not_allowed`), checks the addresses the name
 // resolves to (not only the name), connects to exactly the addresses it checked (a second, rebound DNS answer is
 // never asked for), and follows no redirect: a 3xx comes back to the model, whose next call is checked again.
 import { lookup as dnsLookup } from 'node:dns/promises';
@@ -49,7 +49,17 @@ FORBIDDEN.addSubnet('240.0.0.0', 4, 'ipv4');
 FORBIDDEN.addAddress('::', 'ipv6');
 FORBIDDEN.addSubnet('ff00::', 8, 'ipv6');
 
-/** Link-local (cloud metadata lives at 169.254.169.254 and fd00:ec2::254): re-allowed only by naming the host. */
+/**
+ * Cloud metadata and credential endpoints: never reachable, whatever the operator allows (they hand out the
+ * host's cloud credentials). Not all are link-local, so the classes below would let some through once private
+ * addresses are allowed (found by review): AWS's IPv6 IMDS and EKS Pod Identity sit in ULA space (fc00::/7),
+ * Alibaba's in CGNAT space (100.64/10), Oracle's in 192.0.0.0/24, and Azure's WireServer in public space.
+ */
+const METADATA = new BlockList();
+for (const address of ['169.254.169.254', '169.254.170.2', '169.254.170.23', '100.100.100.200', '192.0.0.192', '168.63.129.16']) METADATA.addAddress(address, 'ipv4');
+for (const address of ['fd00:ec2::254', 'fd00:ec2::23']) METADATA.addAddress(address, 'ipv6');
+
+/** Link-local: re-allowed only by naming the host. */
 const LINK_LOCAL = new BlockList();
 LINK_LOCAL.addSubnet('169.254.0.0', 16, 'ipv4');
 LINK_LOCAL.addSubnet('fe80::', 10, 'ipv6');
@@ -61,7 +71,7 @@ PRIVATE.addAddress('::1', 'ipv6');
 PRIVATE.addSubnet('fc00::', 7, 'ipv6');
 PRIVATE.addSubnet('fec0::', 10, 'ipv6');
 
-type AddressClass = 'public' | 'private' | 'link-local' | 'forbidden';
+type AddressClass = 'public' | 'private' | 'link-local' | 'metadata' | 'forbidden';
 
 /** The 16 bytes of an IPv6 address in any textual form (`::` compression, a dotted IPv4 tail), or undefined. */
 function ipv6Bytes(address: string): Uint8Array | undefined {
@@ -124,6 +134,7 @@ export function classifyAddress(address: string): AddressClass {
   }
   const type = family === 4 ? 'ipv4' : 'ipv6';
   if (FORBIDDEN.check(address, type)) return 'forbidden';
+  if (METADATA.check(address, type)) return 'metadata';
   if (LINK_LOCAL.check(address, type)) return 'link-local';
   if (PRIVATE.check(address, type)) return 'private';
   return 'public';
@@ -150,7 +161,7 @@ const portOf = (url: URL): number => Number(url.port || (url.protocol === 'https
 
 function refused(url: URL, why: string): ToolError {
   return new ToolError('url_not_allowed', `${url.origin} is not a URL this tool fetches: ${why}.`, [
-    `Only public http(s) URLs are fetched. The operator can re-allow private addresses with ${ALLOW_PRIVATE_URLS_ENV} (docs/mcp.md); the Airlock daemon itself is never a target.`,
+    `Only public http(s) URLs are fetched. The operator can re-allow private addresses with ${ALLOW_PRIVATE_URLS_ENV} (docs/mcp.md); the Airlock daemon and cloud metadata endpoints are never a target.`,
   ]);
 }
 
@@ -175,11 +186,14 @@ export async function checkTarget(url: URL, options: OutboundOptions): Promise<R
   for (const { address } of addresses) {
     const cls = classifyAddress(address);
     if (cls === 'forbidden') throw refused(url, `${host} resolves to ${address}, an unspecified, multicast or reserved address`);
-    // The daemon, however it is named: the same address and port, or any loopback address on its port when it
-    // listens on loopback (or on every interface).
+    if (cls === 'metadata') throw refused(url, `${host} resolves to ${address}, a cloud metadata address`);
+    // The daemon, however it is named: the same address and port, or, when the daemon is on this host (AIRLOCK_URL
+    // names loopback, the unspecified address or one of this host's interfaces), any address of this host on its
+    // port: a daemon bound to every interface answers on each, whichever of them AIRLOCK_URL names (found by
+    // review: with AIRLOCK_URL on the host's own address, 127.0.0.1 still reached it).
     // Compared as the host they reach (sameHost), not as text: ::ffff:<own address> and 64:ff9b::<own address>
     // reach the same daemon (found by review).
-    const isDaemon = daemonAddresses.some((d) => sameHost(d.address, address) || ((classifyAddress(d.address) === 'forbidden' || isLoopback(d.address)) && (isLoopback(address) || isOwnInterface(address))));
+    const isDaemon = daemonAddresses.some((d) => sameHost(d.address, address) || (isThisHost(d.address) && isThisHost(address)));
     if (isDaemon) throw refused(url, 'it is the Airlock daemon');
     if (cls === 'public' || named) continue;
     if (cls === 'private' && allow.kind === 'private') continue;
@@ -201,6 +215,12 @@ const sameHost = (a: string, b: string) => hostKey(a) === hostKey(b);
 
 /** Loopback in any spelling: 127/8, or ::1 (as hostKey spells it). */
 const isLoopback = (address: string) => /^127\./.test(hostKey(address)) || hostKey(address) === `${'0'.repeat(31)}1`;
+
+/** The unspecified address in any spelling (0.0.0.0, ::): a connection to it reaches this host. */
+const isUnspecified = (address: string) => hostKey(address) === '0.0.0.0' || hostKey(address) === '0'.repeat(32);
+
+/** An address that reaches this host: loopback, unspecified or one of its interfaces. */
+const isThisHost = (address: string) => isLoopback(address) || isUnspecified(address) || isOwnInterface(address);
 
 /** An address of one of this host's own interfaces (a daemon bound to every interface answers on each), in any spelling. */
 function isOwnInterface(address: string): boolean {

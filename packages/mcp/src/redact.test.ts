@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { AirlockApiError } from '@airlock/sdk';
 import { createRedactor } from './redact.ts';
 import { describeError, failure } from './results.ts';
+import { BaseError } from 'viem';
 
 const TOKEN = 'ses_0123456789abcdef.S7L4jY0jQx2m9bZk1v8W3nR5tP6uA0cD4eF7gH2iJ5k';
 const RPC = 'https://base-mainnet.example.com/v3/0123456789abcdef0123456789abcdef';
@@ -20,4 +21,18 @@ test('a failure result passes through the redactor, in structuredContent and in 
   assert.equal(result.isError, true);
   assert.ok(!JSON.stringify(result).includes(TOKEN.split('.')[1]!));
   assert.equal((result.structuredContent as { error: { message: string } }).error.message, 'upstream echoed [session token]');
+});
+
+// Found by review: the key was cut only together with its path prefix ("v3/<key>"), so an RPC error that echoed the
+// bare key reached the model through a chain_error hint.
+test('an RPC key alone (path segment, query value, password) is replaced too, as it reaches the model in a chain_error', () => {
+  const key = '0123456789abcdef0123456789abcdef';
+  const redact = createRedactor({ token: TOKEN, rpc: new Map([[8453, RPC], [1, 'https://eth.example.com/rpc?chain=mainnet&apikey=QmFzZTY0S2V5V2l0aFBsdXMrU2xhc2g%3D'], [10, 'https://user:p4ssw0rd-very-long-secret@op.example.com/']]) });
+  const error = describeError(new BaseError('RPC Request failed.', { details: `invalid project id ${key}; key QmFzZTY0S2V5V2l0aFBsdXMrU2xhc2g= unknown; auth p4ssw0rd-very-long-secret refused` }));
+  const result = failure(error, redact);
+  const text = JSON.stringify(result);
+  for (const secret of [key, 'QmFzZTY0S2V5V2l0aFBsdXMrU2xhc2g=', 'p4ssw0rd-very-long-secret']) assert.ok(!text.includes(secret), `${secret} leaked: ${text}`);
+  assert.deepEqual((result.structuredContent as { error: { hints: string[] } }).error.hints, ['invalid project id [rpc key]; key [rpc key] unknown; auth [rpc key] refused']);
+  // Short pieces (a path word, a query name) are left alone.
+  assert.equal(redact('chain=mainnet, path /rpc'), 'chain=mainnet, path /rpc');
 });

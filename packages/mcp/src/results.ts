@@ -18,9 +18,28 @@ export class ToolError extends Error {
   }
 }
 
+/**
+ * A paying tool's failure after Airlock had signed or paid for the call: `paid` (what was signed or paid) goes
+ * into the error result beside the cause's code, with `hint` first, so a model does not pay again by retrying.
+ */
+export class PaidThenFailedError extends Error {
+  override name = 'PaidThenFailedError';
+  readonly paid: Record<string, unknown>;
+  readonly hint: string;
+  constructor(cause: unknown, paid: Record<string, unknown>, hint: string) {
+    super(cause instanceof Error ? cause.message : String(cause), { cause });
+    this.paid = paid;
+    this.hint = hint;
+  }
+}
+
 export interface ToolFailure {
   code: string;
   message: string;
+  /** Set by the paying tools when Airlock signed or paid before the failure (see PaidThenFailedError). */
+  paid?: true;
+  paymentSigned?: unknown;
+  payment?: unknown;
   violations?: { rule: string; code: string; message: string; limit?: string; used?: string; requested?: string; asset?: string }[];
   auditSeq?: number;
   approvalId?: string;
@@ -53,6 +72,10 @@ export function airlockErrorIn(e: unknown): AirlockApiError | undefined {
 
 /** Any thrown value as a ToolFailure. The message of an unknown error is kept (redacted later): it is all the model can act on. */
 export function describeError(e: unknown): ToolFailure {
+  if (e instanceof PaidThenFailedError) {
+    const cause = describeError(e.cause);
+    return { ...cause, paid: true, ...e.paid, hints: [e.hint, ...(cause.hints ?? [])] };
+  }
   const airlock = airlockErrorIn(e);
   if (airlock instanceof AirlockPolicyError) {
     return { code: 'policy_denied', message: airlock.message, violations: airlock.violations, ...(airlock.auditSeq !== undefined ? { auditSeq: airlock.auditSeq } : {}), hints: ['Airlock refused this under the agent policy; nothing was signed or sent. Explain the violated rule to the user instead of retrying.'] };

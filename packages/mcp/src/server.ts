@@ -23,6 +23,7 @@ const INSTRUCTIONS = [
   'Airlock signs for you: your wallet key lives in Airlock, and every transfer, signature and payment is checked against a policy your operator set (payees, per-request caps, budgets, approval thresholds).',
   'Start with whoami. Before paying, dry_run_transfer or remaining_budget tell you what would be allowed. Amounts are integers in base units.',
   'A refusal (error code policy_denied) names each violated rule with its limit, used and requested amounts: explain it to the user; do not retry the same request or split it to get around a limit.',
+  'pay_x402 and pay_l402 say in every result, errors included, whether Airlock signed or paid during the call (paid, with paymentSigned or payment): a call that failed after paying must not simply be retried, as each retry can pay again.',
 ].join(' ');
 
 /** One McpServer (the SDK wants one per connection); every instance shares `ctx`. */

@@ -17,6 +17,58 @@ export interface AirlockX402Options extends AirlockHttpOptions {
    * Default 0: throw AirlockApprovalRequiredError at once.
    */
   approvalWaitMs?: number;
+  /**
+   * Called before each authorization is sent to Airlock, in the caller's async context, with what it would pay
+   * (undefined when the typed data is not a transfer x402PaymentTerms reads). Throwing refuses it: nothing is
+   * signed, and the paid call rejects with what was thrown.
+   */
+  beforeSign?: (terms: X402PaymentTerms | undefined) => void | Promise<void>;
+  /**
+   * Called as soon as Airlock has signed, in the caller's async context. The authorization can be settled from
+   * then on, whatever the paid server answers afterwards or whether it answers at all.
+   */
+  onSigned?: (signed: X402SignedAuthorization) => void;
+}
+
+/** What a payment authorization pays, read from the typed data itself (what Airlock signs, not what a server says). */
+export interface X402PaymentTerms {
+  payTo: Hex;
+  /** In base units of `asset`. */
+  amount: string;
+  /** The token contract. */
+  asset: Hex;
+  /** CAIP-2: `eip155:<chainId>`. */
+  network: string;
+  /** Unix seconds: it can be settled until then. */
+  validBefore: string;
+}
+
+/** An authorization Airlock signed: its terms when the typed data is a transfer x402PaymentTerms reads. */
+export interface X402SignedAuthorization {
+  primaryType: string;
+  nonce?: Hex;
+  /** Airlock's payment record (EIP-3009 authorizations). */
+  paymentId?: string;
+  terms?: X402PaymentTerms;
+}
+
+/**
+ * The terms of the transfers x402's EVM schemes sign: an EIP-3009 authorization (the token is the domain's
+ * verifying contract) or a Permit2 witness transfer (token and amount permitted, payee in the witness).
+ * Undefined for any other typed data.
+ */
+export function x402PaymentTerms(domain: Record<string, unknown>, primaryType: string, message: Record<string, unknown>): X402PaymentTerms | undefined {
+  if (domain['chainId'] === undefined) return undefined;
+  const network = `eip155:${String(domain['chainId'])}`;
+  const m = message as { to?: Hex; value?: unknown; validBefore?: unknown; deadline?: unknown; permitted?: { token?: Hex; amount?: unknown }; witness?: { to?: Hex } };
+  const asset = domain['verifyingContract'] as Hex | undefined;
+  if ((primaryType === 'TransferWithAuthorization' || primaryType === 'ReceiveWithAuthorization') && asset && m.to && m.value !== undefined && m.validBefore !== undefined) {
+    return { payTo: m.to, amount: String(m.value), asset, network, validBefore: String(m.validBefore) };
+  }
+  if (primaryType === 'PermitWitnessTransferFrom' && m.permitted?.token && m.permitted.amount !== undefined && m.witness?.to && m.deadline !== undefined) {
+    return { payTo: m.witness.to, amount: String(m.permitted.amount), asset: m.permitted.token, network, validBefore: String(m.deadline) };
+  }
+  return undefined;
 }
 
 /** What one paid call knows while the official client builds its payment. */
@@ -25,8 +77,11 @@ interface PaymentContext {
   resource: string;
   /** Authorizations Airlock signed during this call (normally one). */
   signed: { nonce: Hex; paymentId?: string }[];
-  /** Airlock's refusal, kept so the caller gets the typed error the x402 client would wrap into a plain Error. */
-  refusal?: AirlockApiError;
+  /**
+   * The signer's own failure (Airlock's refusal, a beforeSign refusal, Airlock unreachable), kept so the caller
+   * gets it rather than the plain Error the x402 client wraps it into.
+   */
+  failure?: { error: unknown };
 }
 
 const paymentContext = new AsyncLocalStorage<PaymentContext>();
@@ -49,7 +104,7 @@ async function runPaymentContext<T>(ctx: PaymentContext, fn: () => Promise<T>): 
   } catch (e) {
     // The x402 transports (@x402/fetch, @x402/axios) rethrow signer errors as `new Error(message)`, losing
     // the type and the violations; the signer kept the original here.
-    if (ctx.refusal) throw ctx.refusal;
+    if (ctx.failure) throw ctx.failure.error;
     throw e;
   }
 }
@@ -73,15 +128,20 @@ export async function airlockX402Signer(options: AirlockX402Options): Promise<Cl
     async signTypedData({ domain, types, primaryType, message }) {
       const ctx = paymentContext.getStore();
       const body = { typedData: { domain, types, primaryType, message }, ...(ctx ? { x402: { resource: ctx.resource } } : {}) };
+      const terms = x402PaymentTerms(domain, primaryType, message);
+      let out: SignBody;
       try {
-        const out = await signWithRetry<SignBody>(http, '/v1/sign/typed-data', body, options.approvalWaitMs ?? 0);
-        const nonce = (message as { nonce?: Hex }).nonce;
-        if (ctx && nonce) ctx.signed.push({ nonce, ...(out.paymentId ? { paymentId: out.paymentId } : {}) });
-        return out.signature;
+        await options.beforeSign?.(terms);
+        out = await signWithRetry<SignBody>(http, '/v1/sign/typed-data', body, options.approvalWaitMs ?? 0);
       } catch (e) {
-        if (ctx && e instanceof AirlockApiError) ctx.refusal = e;
+        if (ctx) ctx.failure = { error: e };
         throw e;
       }
+      const nonce = (message as { nonce?: Hex }).nonce;
+      const paymentId = out.paymentId ? { paymentId: out.paymentId } : {};
+      if (ctx && nonce) ctx.signed.push({ nonce, ...paymentId });
+      options.onSigned?.({ primaryType, ...(typeof nonce === 'string' ? { nonce } : {}), ...paymentId, ...(terms ? { terms } : {}) });
+      return out.signature;
     },
   };
 }
@@ -132,7 +192,12 @@ export function airlockPayments(options: AirlockPaymentOptions): AirlockPayments
     return client;
   };
   return {
-    client: () => (ready ??= build()),
+    // A failed build (Airlock down) must not stick: the next call tries again.
+    client: () =>
+      (ready ??= build().catch((e: unknown) => {
+        ready = undefined;
+        throw e;
+      })),
     async paidCall(resource, call, paymentResponseOf) {
       // Credentials in the URL (http://user:pass@host/) are not part of the resource and never leave this process.
       const ctx: PaymentContext = { resource: withoutCredentials(resource), signed: [] };
@@ -310,7 +375,14 @@ export function fetchWithAirlock(fetchImpl: typeof globalThis.fetch, options: Ai
   const payments = airlockPayments(options);
   let paying: Promise<AirlockPaidFetch> | undefined;
   return async (input, requestInit) => {
-    paying ??= payments.client().then((client) => wrapFetchWithPayment(guardedPaymentFetch(fetchImpl), client));
+    // Cleared on failure as the client is: a call while Airlock was down must not fail every later one.
+    paying ??= payments.client().then(
+      (client) => wrapFetchWithPayment(guardedPaymentFetch(fetchImpl), client),
+      (e: unknown) => {
+        paying = undefined;
+        throw e;
+      },
+    );
     const pay = await paying;
     return payments.paidCall(
       requestUrl(input),

@@ -1,5 +1,6 @@
 // Input fields shared by the tools, each with the description a model reads in the JSON schema.
 import { z } from 'zod';
+import { ToolError } from '../results.ts';
 
 export const chainIdField = z.number().int().positive().describe('EVM chain id, e.g. 8453 for Base, 1 for Ethereum mainnet, 31337 for a local anvil chain.');
 export const addressField = z.string().regex(/^0x[0-9a-fA-F]{40}$/, 'a 0x-prefixed 20-byte hex address');
@@ -23,10 +24,37 @@ export function paidFetchShape(headersNote = '') {
   return {
     url: z.url({ protocol: /^https?$/ }).describe('The resource URL (http or https, on the public internet: private and loopback addresses are refused unless the operator allows them). Redirects are not followed: a 3xx answer is returned with its `location`.'),
     method: z.enum(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']).default('GET').describe('HTTP method. Default GET.'),
-    headers: z.record(z.string(), z.string()).optional().describe(`Extra request headers, e.g. {"accept":"application/json"}.${headersNote}`),
+    headers: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe(`Extra request headers, e.g. {"accept":"application/json"}. Names are HTTP tokens; values are Latin-1 text without control characters (tab allowed).${headersNote}`),
     body: z.string().optional().describe('Request body (for POST/PUT/PATCH), sent as is.'),
     maxBodyChars: z.number().int().min(1).max(1_000_000).default(DEFAULT_MAX_BODY_CHARS).describe(`Longest response body returned, in characters; longer ones are cut. Default ${DEFAULT_MAX_BODY_CHARS}.`),
   };
+}
+
+/** An HTTP header name: a token (RFC 7230 §3.2.6). */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** A header value as node:http sends it: visible ASCII, Latin-1 obs-text, space and tab (RFC 7230 §3.2): no CR, LF, NUL. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * The model's request headers, checked before anything is fetched or signed: a name that is no token or a value
+ * fetch or node:http would refuse is `invalid_request` (found by review: they failed later as `internal`, with
+ * undici's message), as is a name in `reserved` (headers the tool sets itself). Values are not echoed: a model
+ * may have put a secret in one.
+ */
+export function checkRequestHeaders(headers: Record<string, string> | undefined, reserved?: { names: string[]; why: string }): void {
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    const shown = JSON.stringify(name.length > 64 ? `${name.slice(0, 64)}…` : name);
+    if (!HEADER_NAME.test(name)) {
+      throw new ToolError('invalid_request', `headers: ${shown} is not a header name.`, ["A header name is letters, digits and !#$%&'*+-.^_`|~ only (RFC 7230 token)."]);
+    }
+    if (!HEADER_VALUE.test(value)) {
+      throw new ToolError('invalid_request', `headers: the value of ${shown} holds a character a header cannot carry.`, ['Header values are Latin-1 text without CR, LF, NUL or other control characters (tab is allowed).']);
+    }
+    if (reserved?.names.includes(name.toLowerCase())) throw new ToolError('invalid_request', `headers: ${shown} is not accepted here.`, [reserved.why]);
+  }
 }
 
 /** A response body read up to a byte limit: `cut` when there was more (the rest was not read; the stream is cancelled). */

@@ -1,8 +1,12 @@
 // Pays an HTTP 402 resource over Lightning (L402) with the SDK's createL402Fetch: Airlock checks the challenge's
 // macaroon against its invoice and applies the payee, resource, amount, routing and budget rules before it pays,
 // and keeps the credential, which later calls to the same origin reuse. The credential and its preimage are a
-// bearer secret: the result carries neither, only what was paid.
-import { paidFetchShape, readCappedBody, redirectOf, returnedBody } from './fields.ts';
+// bearer secret: the result carries neither, only what was paid. What was paid is what Airlock paid during the call,
+// in results and errors alike (found by review: a server that took the payment and then hung up left an error with
+// no word of it, and a model would retry).
+import type { L402PaymentMade } from '../context.ts';
+import { PaidThenFailedError } from '../results.ts';
+import { checkRequestHeaders, paidFetchShape, readCappedBody, redirectOf, returnedBody } from './fields.ts';
 import { defineTool } from './tool.ts';
 
 export const payL402Tool = defineTool({
@@ -13,26 +17,42 @@ export const payL402Tool = defineTool({
   input: paidFetchShape(' An Authorization header is sent as is and nothing is paid.'),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
-    const { response, payments } = await ctx.l402Fetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}) });
-    // An API may echo the request (and so the credential) back; the secret half is cut before the model sees it.
-    // Redacted before it is cut to maxBodyChars: a preimage cut off at the end of what was read lies past that.
-    const read = await readCappedBody(response, args.maxBodyChars);
-    const body = { ...read, text: ctx.withoutL402Secrets(read.text) };
-    // One purchase per call at most (createL402Fetch pays once, then sends once more); the last one is what bought access.
-    const made = payments.at(-1);
-    // Every string of the result, not only the body: an API may as well put the credential in a header it sends
-    // back (a Location, a content type); found by review.
-    return withoutSecretsDeep(ctx.withoutL402Secrets, {
-      status: response.status,
-      ok: response.ok,
-      contentType: response.headers.get('content-type'),
-      ...redirectOf(response),
-      ...returnedBody(body, args.maxBodyChars),
-      paid: made !== undefined,
-      payment: made ? { paymentId: made.paymentId, amountMsat: made.amountMsat, feeMsat: made.feeMsat, ...(made.replayed ? { replayed: true } : {}) } : null,
-    });
+    checkRequestHeaders(args.headers);
+    const payments: L402PaymentMade[] = [];
+    try {
+      const response = await ctx.l402Fetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}) }, payments);
+      // An API may echo the request (and so the credential) back; the secret half is cut before the model sees it.
+      // Redacted before it is cut to maxBodyChars: a preimage cut off at the end of what was read lies past that.
+      const read = await readCappedBody(response, args.maxBodyChars);
+      const body = { ...read, text: ctx.withoutL402Secrets(read.text) };
+      // One purchase per call at most (createL402Fetch pays once, then sends once more); the last one is what bought access.
+      const made = payments.at(-1);
+      // Every string of the result, not only the body: an API may as well put the credential in a header it sends
+      // back (a Location, a content type); found by review.
+      return withoutSecretsDeep(ctx.withoutL402Secrets, {
+        status: response.status,
+        ok: response.ok,
+        contentType: response.headers.get('content-type'),
+        ...redirectOf(response),
+        ...returnedBody(body, args.maxBodyChars),
+        paid: made !== undefined,
+        payment: made ? paymentOf(made) : null,
+      });
+    } catch (e) {
+      const made = payments.at(-1);
+      if (!made) throw e;
+      throw new PaidThenFailedError(
+        e,
+        { payment: paymentOf(made) },
+        `Airlock paid ${made.amountMsat} msat over Lightning (payment ${made.paymentId}) for this request before it failed; a Lightning payment is final. Do not simply retry: a retry may pay again. Tell the user.`,
+      );
+    }
   },
 });
+
+function paymentOf(made: L402PaymentMade): Record<string, unknown> {
+  return { paymentId: made.paymentId, amountMsat: made.amountMsat, feeMsat: made.feeMsat, ...(made.replayed ? { replayed: true } : {}) };
+}
 
 /** `value` with `redact` applied to every string in it, at any depth. */
 function withoutSecretsDeep<T>(redact: (text: string) => string, value: T): T {
