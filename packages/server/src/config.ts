@@ -84,6 +84,8 @@ export interface LightningConfig {
   defaultFeePercent: number;
   /** AIRLOCK_LIGHTNING_RECONCILE_BATCH (default 200, at most 1000): payments in flight one reconcile round looks up (rounds page through all). */
   reconcileBatch?: number;
+  /** AIRLOCK_LIGHTNING_MAX_IN_FLIGHT (default 32, 1 to 10000): payments one agent may have in flight at once. */
+  maxInFlightPerAgent?: number;
 }
 
 export interface ReconcileConfig {
@@ -302,6 +304,12 @@ function parseLightningConfig(env: NodeJS.ProcessEnv): LightningConfig | undefin
     const batch = Number(batchText);
     if (!/^[1-9][0-9]{0,3}$/.test(batchText) || batch > 1000) throw new AirlockError('invalid_request', 'AIRLOCK_LIGHTNING_RECONCILE_BATCH must be a whole number from 1 to 1000.');
     config.reconcileBatch = batch;
+  }
+  const inFlightText = env.AIRLOCK_LIGHTNING_MAX_IN_FLIGHT?.trim();
+  if (inFlightText) {
+    const max = Number(inFlightText);
+    if (!/^[1-9][0-9]{0,4}$/.test(inFlightText) || max > 10_000) throw new AirlockError('invalid_request', 'AIRLOCK_LIGHTNING_MAX_IN_FLIGHT must be a whole number from 1 to 10000.');
+    config.maxInFlightPerAgent = max;
   }
   if (backend === 'lnd') {
     const url = env.AIRLOCK_LND_URL?.trim();

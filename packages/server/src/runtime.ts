@@ -333,7 +333,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
     const lightningBackend = options.lightningBackend ?? (config.lightning ? await lightningBackendFrom(config.lightning) : undefined);
     const lightning = new LightningService(deps, signing, {
       ...(lightningBackend ? { backend: lightningBackend } : {}),
-      ...(config.lightning ? { payTimeoutSeconds: config.lightning.payTimeoutSeconds, notFoundGraceSeconds: config.lightning.notFoundGraceSeconds, defaultFeePercent: config.lightning.defaultFeePercent, ...(config.lightning.reconcileBatch !== undefined ? { reconcileBatch: config.lightning.reconcileBatch } : {}) } : {}),
+      ...(config.lightning ? { payTimeoutSeconds: config.lightning.payTimeoutSeconds, notFoundGraceSeconds: config.lightning.notFoundGraceSeconds, defaultFeePercent: config.lightning.defaultFeePercent, ...(config.lightning.reconcileBatch !== undefined ? { reconcileBatch: config.lightning.reconcileBatch } : {}), ...(config.lightning.maxInFlightPerAgent !== undefined ? { maxInFlightPerAgent: config.lightning.maxInFlightPerAgent } : {}) } : {}),
     });
     const operator = new OperatorService(deps, signing, lightning);
     const shadows = new ShadowPolicyService(deps, operator, signing);

@@ -60,6 +60,14 @@ export interface LightningOptions {
    * (oldest first, wrapping around), so every payment in flight is looked up within ceil(n / this) rounds.
    */
   reconcileBatch?: number;
+  /**
+   * Payments one agent may have in flight at once (default 32). Each holds an HTLC on the node's channels until
+   * it settles or fails, and a payee that holds its invoices (hold invoices) can keep one open for days: without a
+   * bound, one agent paying such invoices (a prompt-injected agent, a hostile L402 server) ties up the node's
+   * HTLC slots (483 per channel) and the whole fleet's Lightning stops. A budget does not bound it: the amounts
+   * can be a satoshi each.
+   */
+  maxInFlightPerAgent?: number;
 }
 
 /** Turns the internal payload the lightning adapter decodes (the service supplies network and time). */
@@ -110,6 +118,7 @@ export class LightningService {
       defaultFeePercent: options.defaultFeePercent ?? 1,
       minDefaultFeeMsat: options.minDefaultFeeMsat ?? 1000n,
       reconcileBatch: options.reconcileBatch ?? 200,
+      maxInFlightPerAgent: options.maxInFlightPerAgent ?? 32,
       ...(options.backend ? { backend: options.backend } : {}),
     };
   }
@@ -193,6 +202,15 @@ export class LightningService {
         if (outOfScope) return outOfScope;
         const entry = await tx.appendAudit({ at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: LIGHTNING_ACTION, decision: 'allow', data: replayData });
         return { answer: active, auditSeq: entry.seq };
+      }
+      // Read after recheck, which took the agent's lock (PostgreSQL): the agent's payments serialise here, so
+      // requests at once cannot all see room under the bound.
+      const inFlight = await tx.countInFlightLightningPayments(auth.agent.id);
+      if (inFlight >= this.options.maxInFlightPerAgent) {
+        const max = this.options.maxInFlightPerAgent;
+        const error = new AirlockError('lightning_too_many_in_flight', `This agent already has ${inFlight} Lightning payments in flight (at most ${max}); nothing was held or paid. Retry once one has an answer.`, { details: { inFlight, max } });
+        await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, error, now, { inFlight, max });
+        return { refused: error };
       }
       return this.decide(tx, auth, fresh.session!, input0, decoded, reqHash, idempotencyKey, backend, input, now);
     }, { affinity: auth.agent.id });

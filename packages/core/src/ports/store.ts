@@ -564,6 +564,8 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
    * reconciler pages through all of them across rounds).
    */
   inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]>;
+  /** How many of one agent's payments are in flight (the per-agent cap; read under the agent's lock on PostgreSQL). */
+  countInFlightLightningPayments(agentId: string): Promise<number>;
 
   // Detectors and circuit breakers (ports/breakers.ts, core/service/circuit-breakers.ts).
   /**

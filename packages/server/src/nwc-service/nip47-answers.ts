@@ -77,7 +77,7 @@ export function refusalFor(e: unknown): Nip47Refusal {
   if (e.code === 'policy_denied') return denial(e.message, e.violations ?? []);
   if (e.code === 'lightning_payment_failed') return new Nip47Refusal('PAYMENT_FAILED', message);
   if (e.code === 'lightning_payment_in_flight') return new Nip47Refusal('RESTRICTED', message);
-  if (e.code === 'rate_limited' || e.code === 'session_rate_limited') return new Nip47Refusal('RATE_LIMITED', message);
+  if (e.code === 'rate_limited' || e.code === 'session_rate_limited' || e.code === 'lightning_too_many_in_flight') return new Nip47Refusal('RATE_LIMITED', message);
   if (BAD_REQUEST.has(e.code)) return new Nip47Refusal('OTHER', message);
   return new Nip47Refusal('INTERNAL', message);
 }

@@ -99,6 +99,11 @@ export async function chargeLightningAfterFailure(q: Q, locks: TxLocks, id: stri
   return (await getLightningPayment(q, id))!;
 }
 
+export async function countInFlightLightningPayments(q: Q, agentId: string): Promise<number> {
+  const [row] = await q("SELECT count(*)::int AS n FROM lightning_payments WHERE agent_id = $1 AND state = 'in_flight'", [agentId]);
+  return Number(row!.n);
+}
+
 export async function inFlightLightningPayments(q: Q, limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]> {
   const rows = after
     ? await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE state = 'in_flight' AND (created_at, id) > ($2::bigint, $3::text) ORDER BY created_at, id LIMIT $1`, [clampLimit(limit), after.createdAt, after.id])

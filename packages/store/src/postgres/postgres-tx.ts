@@ -403,6 +403,9 @@ export class PostgresStoreTx implements StoreTx {
   async chargeLightningAfterFailure(id: string, finish: { preimage: string; feeMsat: bigint }, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
     return lightning.chargeLightningAfterFailure(this.live(), this.locks, id, finish, charges, now, auditSeq, this.deferLedger);
   }
+  async countInFlightLightningPayments(agentId: string): Promise<number> {
+    return lightning.countInFlightLightningPayments(this.live(), agentId);
+  }
   async inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]> {
     return lightning.inFlightLightningPayments(this.live(), limit, after);
   }

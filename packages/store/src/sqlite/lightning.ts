@@ -76,6 +76,10 @@ export function chargeLightningAfterFailure(db: SqliteDb, id: string, finish: { 
   return getLightningPayment(db, id)!;
 }
 
+export function countInFlightLightningPayments(db: SqliteDb, agentId: string): number {
+  return Number(db.get("SELECT count(*) AS n FROM lightning_payments WHERE agent_id = ? AND state = 'in_flight'", agentId)!.n);
+}
+
 export function inFlightLightningPayments(db: SqliteDb, limit: number, after?: { createdAt: number; id: string }): LightningPaymentRecord[] {
   if (after) {
     return db.all("SELECT * FROM lightning_payments WHERE state = 'in_flight' AND (created_at > ? OR (created_at = ? AND id > ?)) ORDER BY created_at, id LIMIT ?", after.createdAt, after.createdAt, after.id, clampLimit(limit)).map(lightningFromRow);

@@ -200,6 +200,9 @@ export class SqliteStoreTx implements StoreTx {
   async chargeLightningAfterFailure(id: string, finish: { preimage: string; feeMsat: bigint }, charges: LedgerWrite[], now: number, auditSeq: number): Promise<LightningPaymentRecord> {
     return lightning.chargeLightningAfterFailure(this.live(), id, finish, charges, now, auditSeq);
   }
+  async countInFlightLightningPayments(agentId: string): Promise<number> {
+    return lightning.countInFlightLightningPayments(this.live(), agentId);
+  }
   async inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]> {
     return lightning.inFlightLightningPayments(this.live(), limit, after);
   }
