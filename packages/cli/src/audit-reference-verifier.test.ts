@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { schnorr } from '@noble/curves/secp256k1.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness } from '../../server/src/testing/harness.ts';
-import { auditLeaf, canonicalJson, chainLeaf, GENESIS_HASH, hashAuditEntry, leafHash, rootOfLeafHashes, treeHeadDigest, type AuditEntryInput } from '@airlock/core';
+import { auditLeaf, canonicalJson, leafHash } from '@airlock/core';
 import { EXPORT_FORMAT } from './commands/audit.ts';
+import { signedAuditLog } from '../../server/src/testing/signed-audit-log.ts';
 import { cliEnv, runCli } from './testing/cli-process.ts';
 
 const VERIFY_URL = new URL('../../../tools/audit-verifier/verify.mjs', import.meta.url);
@@ -191,42 +190,9 @@ describe('reference audit verifier (no Airlock code)', () => {
   });
 });
 
-/**
- * A signed log of six leaves written here: two version-1 entries, then four version-3 ones, each with a
- * null in its data. Receipts and the export are JSON text (what a server or an export file holds), so a
- * test edits the text the way a forger would.
- */
+/** The shared signed log (testing/signed-audit-log.ts), with its export as text. */
 function signedLog() {
-  const secret = schnorr.utils.randomSecretKey();
-  const publicKey = bytesToHex(schnorr.getPublicKey(secret));
-  const entries: Record<string, unknown>[] = [];
-  let prevHash = GENESIS_HASH;
-  for (let seq = 1; seq <= 2; seq++) {
-    const input: AuditEntryInput = { at: 1_700_000_000_000 + seq, type: 'policy.set', actor: 'operator', data: { version: seq, note: null } };
-    const hash = hashAuditEntry(prevHash, seq, input, 1);
-    entries.push({ ...input, seq, leafIndex: seq - 1, hashVersion: 1, prevHash, hash });
-    prevHash = hash;
-  }
-  for (let seq = 3; seq <= 6; seq++) {
-    const fields = { seq, at: 1_700_000_000_000 + seq, type: 'sign.request', actor: 'agent' as const, agentId: 'ag_1', decision: 'allow' as const };
-    const data = { amount: null, n: seq };
-    const leaf = auditLeaf(fields, canonicalJson(data));
-    entries.push({ ...fields, data, leaf, leafIndex: seq - 1, hashVersion: 3, hash: bytesToHex(leafHash(leaf)) });
-  }
-  const leafHashes = entries.map((e) => (e.hashVersion === 3 ? leafHash(e.leaf as string) : leafHash(chainLeaf(e.hash as string))));
-  const head = { treeSize: entries.length, rootHash: bytesToHex(rootOfLeafHashes(leafHashes)), at: 1_700_000_001_000, publicKey };
-  const treeHead = { ...head, signature: bytesToHex(schnorr.sign(treeHeadDigest(head), secret)) };
-  // RFC 9162 2.1.3.1 PATH(m, D[n]).
-  const path = (m: number, d: Uint8Array[]): Uint8Array[] => {
-    if (d.length <= 1) return [];
-    let k = 1;
-    while (k * 2 < d.length) k *= 2;
-    return m < k ? [...path(m, d.slice(0, k)), rootOfLeafHashes(d.slice(k))] : [...path(m - k, d.slice(k)), rootOfLeafHashes(d.slice(0, k))];
-  };
-  const receiptAt = (i: number) => {
-    const e = entries[i]!;
-    return JSON.stringify({ receipt: { auditSeq: e.seq, leafIndex: i, leafHash: bytesToHex(leafHashes[i]!) }, entry: e, treeHead, proof: path(i, leafHashes).map(bytesToHex) });
-  };
+  const { publicKey, entries, treeHead, receiptAt } = signedAuditLog();
   const exportText = [{ format: EXPORT_FORMAT, publicKey, treeHeads: [treeHead], checkpoints: [] }, ...entries].map((l) => JSON.stringify(l)).join('\n') + '\n';
   return { publicKey, receiptAt, exportText };
 }

@@ -8,9 +8,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { createAirlockMcpServer, createRedactor, createToolContext, readMcpConfig, serveHttp, type McpConfig } from './index.ts';
+import { withInMemoryClient, type CallTool } from './testing/in-memory-client.ts';
 import { checkTarget, classifyAddress, createOutboundFetch, parsePrivateUrlAllowance, type PrivateUrlAllowance } from './outbound.ts';
 import { ToolError } from './results.ts';
 
@@ -21,11 +20,6 @@ async function listen(s: Server): Promise<string> {
   return `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
 }
 const portOf = (url: string) => new URL(url).port;
-
-interface ToolAnswer {
-  isError?: boolean;
-  structuredContent?: any;
-}
 
 describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () => {
   let airlock: Server;
@@ -85,19 +79,8 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
     }
   });
 
-  async function withClient<T>(allowPrivateUrls: PrivateUrlAllowance | undefined, fn: (call: (tool: string, args: Record<string, unknown>) => Promise<ToolAnswer>) => Promise<T>): Promise<T> {
-    const config: McpConfig = { url: airlockUrl, token: TOKEN, rpc: new Map(), ...(allowPrivateUrls ? { allowPrivateUrls } : {}) };
-    const server = createAirlockMcpServer(createToolContext(config), createRedactor(config));
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await server.connect(a);
-    const client = new Client({ name: 't', version: '1' });
-    await client.connect(b);
-    try {
-      return await fn(async (tool, args) => (await client.callTool({ name: tool, arguments: args })) as ToolAnswer);
-    } finally {
-      await client.close();
-    }
-  }
+  const withClient = <T>(allowPrivateUrls: PrivateUrlAllowance | undefined, fn: (call: CallTool) => Promise<T>) =>
+    withInMemoryClient({ url: airlockUrl, token: TOKEN, rpc: new Map(), ...(allowPrivateUrls ? { allowPrivateUrls } : {}) }, fn);
 
   test('by default: cloud metadata, loopback by address and by name, the daemon itself, unspecified and mapped addresses are refused (url_not_allowed); nothing is fetched', async () => {
     internalSaw = [];

@@ -9,11 +9,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import { decodePaymentSignatureHeader, encodePaymentRequiredHeader } from '@x402/core/http';
 import { getAddress } from 'viem';
-import { createAirlockMcpServer, createRedactor, createToolContext, type McpConfig } from './index.ts';
+import { inMemoryClient, withInMemoryClient, type CallTool } from './testing/in-memory-client.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 const AGENT = '0x9999999999999999999999999999999999999999';
@@ -21,12 +19,6 @@ const ASSET = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
 const PAY_TO = '0x2222222222222222222222222222222222222222';
 const PRICE = '10000';
 const PREIMAGE = 'ab'.repeat(32);
-
-interface ToolAnswer {
-  isError?: boolean;
-  structuredContent?: any;
-  content: { type: string; text?: string }[];
-}
 
 async function listen(server: Server, port = 0): Promise<string> {
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
@@ -102,19 +94,7 @@ describe('pay_x402 / pay_l402: what was paid is what Airlock signed or paid, sai
     }
   });
 
-  async function withClient<T>(url: string, fn: (call: (tool: string, args: Record<string, unknown>) => Promise<ToolAnswer>) => Promise<T>): Promise<T> {
-    const config: McpConfig = { url, token: TOKEN, rpc: new Map(), allowPrivateUrls: { kind: 'private' } };
-    const server = createAirlockMcpServer(createToolContext(config), createRedactor(config));
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await server.connect(a);
-    const client = new Client({ name: 't', version: '1' });
-    await client.connect(b);
-    try {
-      return await fn(async (tool, args) => (await client.callTool({ name: tool, arguments: args })) as ToolAnswer);
-    } finally {
-      await client.close();
-    }
-  }
+  const withClient = <T>(url: string, fn: (call: CallTool) => Promise<T>) => withInMemoryClient({ url, token: TOKEN, rpc: new Map(), allowPrivateUrls: { kind: 'private' } }, fn);
   const signs = () => airlockAsked.filter((line) => line === 'POST /v1/sign/typed-data').length;
 
   test('pay_x402, a server that takes the payment and hangs up: the error says a payment was signed, with its terms, and not to retry', async () => {
@@ -229,19 +209,14 @@ describe('pay_x402 after Airlock comes back', () => {
       res.end('the paid resource');
     });
     const apiUrl = await listen(api);
-    const config: McpConfig = { url, token: TOKEN, rpc: new Map(), allowPrivateUrls: { kind: 'private' } };
-    const server = createAirlockMcpServer(createToolContext(config), createRedactor(config));
-    const [a, b] = InMemoryTransport.createLinkedPair();
-    await server.connect(a);
-    const client = new Client({ name: 't', version: '1' });
-    await client.connect(b);
+    const client = await inMemoryClient({ url, token: TOKEN, rpc: new Map(), allowPrivateUrls: { kind: 'private' } });
     let airlock: Server | undefined;
     try {
-      const down = (await client.callTool({ name: 'pay_x402', arguments: { url: `${apiUrl}/data` } })) as ToolAnswer;
+      const down = await client.call('pay_x402', { url: `${apiUrl}/data` });
       assert.equal(down.structuredContent?.error?.code, 'airlock_unreachable', JSON.stringify(down));
       airlock = startAirlock(asked);
       await listen(airlock, Number(new URL(url).port));
-      const up = (await client.callTool({ name: 'pay_x402', arguments: { url: `${apiUrl}/data` } })) as ToolAnswer;
+      const up = await client.call('pay_x402', { url: `${apiUrl}/data` });
       assert.ok(!up.isError, JSON.stringify(up));
       assert.equal(up.structuredContent.body, 'the paid resource');
       assert.equal(up.structuredContent.paid, true);
