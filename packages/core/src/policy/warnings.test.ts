@@ -133,6 +133,14 @@ test('an EIP-7702 authorization moves no asset: no asset warning, but one when n
   assert.deepEqual(refused.violations.map((v) => v.code), ['delegate_not_allowed']);
 });
 
+test('unlimited_approvals_any_spender: an approvals rule allowing unlimited approvals without a spenders list', () => {
+  const approve = { kinds: ['erc20.approve'], assets: [USDC] };
+  const unlimited = (extra: Record<string, unknown>) => [...CEILINGS, { name: 'unlimited', type: 'approvals', allow_unlimited: true, ...extra }];
+  assert.deepEqual(validatePolicy(docWith(approve, unlimited({}))).warnings.map((w) => [w.code, w.rule, w.path]), [['unlimited_approvals_any_spender', 'unlimited', 'rules[5].allow_unlimited']]);
+  assert.deepEqual(warningsOf(docWith(approve, unlimited({ spenders: [PARTNER] }))), []);
+  assert.deepEqual(warningsOf(docWith(approve, [...CEILINGS, { name: 'strict', type: 'approvals' }])), []);
+});
+
 test('prefund_unbounded: a rule naming evm.user_operation with no max_prefund and no max_total_fee in the document', () => {
   const payShop = { actions: ['evm.user_operation'], kinds: ['erc20.transfer'], assets: [USDC] };
   const withoutGasCap = CEILINGS.filter((r) => r.type !== 'user_operations');

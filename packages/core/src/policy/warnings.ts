@@ -15,7 +15,7 @@ import type { policySchema } from './schema.ts';
 
 export interface PolicyWarning {
   code: PolicyWarningCode;
-  /** The allow rule concerned. */
+  /** The rule concerned (an allow rule, or the approvals rule for `unlimited_approvals_any_spender`). */
   rule: string;
   /** Where, written the way the document is (`rules[0].match.assets[1]`). */
   path: string;
@@ -148,6 +148,16 @@ export function policyWarnings(doc: Document): PolicyWarning[] {
   const warnings: PolicyWarning[] = [];
 
   rules.forEach((rule, i) => {
+    // Unlimited approvals are refused unless an approvals rule allows them; one that does with no spender list
+    // lets any spender an allow rule reaches take the whole balance (no budget can count an unlimited amount).
+    if (rule.type === 'approvals' && rule.allow_unlimited && rule.spenders === undefined) {
+      warnings.push({
+        code: 'unlimited_approvals_any_spender',
+        rule: rule.name,
+        path: formatPath(['rules', i, 'allow_unlimited']),
+        message: `approvals rule ${rule.name} allows unlimited approvals to any spender: list the spenders it may approve under spenders`,
+      });
+    }
     if (rule.type !== 'allow') return;
     const { match } = rule;
     const at = (...path: (string | number)[]) => formatPath(['rules', i, 'match', ...path]);
