@@ -155,6 +155,28 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       // Allowed by an approvals rule, under a tier: a human decides, nothing is signed yet.
       const tiered = await attempt({ version: 1, rules: [grants, caps[1], { name: 'unlimited-to-alice', type: 'approvals', allow_unlimited: true, spenders: [ALICE] }, { name: 'big', type: 'approval_tier', asset: USDC_ASSET, above: '1000000' }] });
       for (const res of tiered) assert.deepEqual([res.status, res.body.decision], [202, 'require_approval'], JSON.stringify(res.body));
+      // Effectively unlimited (max - 1, or 2^128 and above) is unlimited: it is not a bounded approval of an
+      // asset no budget names (found by review: max - 1 of DAI was signed and charged nothing).
+      const dai = { ...grants, name: 'grants-dai', match: { ...grants.match, assets: [USDC_ASSET, `${BASE}/erc20:${DAI}`] } };
+      const { token: daiToken } = await provisionAgent(h, { policy: { version: 1, rules: [dai, caps[1]] } });
+      const daiApprove = (amount: bigint) => ({ chainId: 8453, transaction: { type: 'eip1559', to: DAI, value: '0', data: `0x095ea7b3${ALICE.slice(2).padStart(64, '0')}${amount.toString(16).padStart(64, '0')}`, nonce: 0, gas: '60000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' } });
+      for (const amount of [MAX256 - 1n, 1n << 128n]) {
+        const res = await h.call('POST', '/v1/sign/transaction', { token: daiToken, body: daiApprove(amount) });
+        assert.deepEqual([res.status, res.body.error?.violations.map((v: any) => [v.rule, v.code])], [403, [['agent/default', 'unlimited_approval']]], JSON.stringify(res.body));
+      }
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: daiToken, body: daiApprove((1n << 128n) - 1n) })).status, 200, 'a bounded approval of an unbudgeted asset is as before');
+      // An approvals rule scoped to USDC allows unlimited USDC only, approval by approval: not a DAI entry beside it
+      // in one Permit2 PermitBatch (found by review).
+      const batchPolicy = { version: 1, rules: [{ name: 'batches', type: 'allow', match: { chains: [BASE], kinds: ['permit2.permit_batch'], to: [ROUTER] } }, { name: 'unlimited-usdc', type: 'approvals', allow_unlimited: true, match: { assets: [USDC_ASSET] } }] };
+      const { token: batchToken } = await provisionAgent(h, { policy: batchPolicy });
+      const batch = (amounts: [string, bigint][]) => {
+        const p = permit2(amounts.map(([t]) => t), true);
+        (p.typedData.message as any).details = (p.typedData.message as any).details.map((d: any, i: number) => ({ ...d, amount: String(amounts[i]![1]) }));
+        return p;
+      };
+      const mixed = await h.call('POST', '/v1/sign/typed-data', { token: batchToken, body: batch([[USDC, 1n], [DAI, MAX160 - 1n]]) });
+      assert.deepEqual([mixed.status, mixed.body.error?.violations.map((v: any) => [v.rule, v.code])], [403, [['agent/default', 'unlimited_approval']]], JSON.stringify(mixed.body));
+      assert.equal((await h.call('POST', '/v1/sign/typed-data', { token: batchToken, body: batch([[USDC, MAX160], [DAI, 1n]]) })).status, 200);
       // Allowed by an approvals rule, no tier and no cap: signed (what the operator asked for).
       for (const res of await attempt({ version: 1, rules: [grants, caps[1], { name: 'unlimited-to-alice', type: 'approvals', allow_unlimited: true, spenders: [ALICE] }] })) {
         assert.equal(res.status, 200, JSON.stringify(res.body));

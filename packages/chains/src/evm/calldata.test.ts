@@ -79,4 +79,7 @@ test('a transfer is charged to its decoded recipient for its decoded amount', ()
   assert.deepEqual(decoded.call.args, { to: to.toLowerCase(), value: 12_345n });
   const approval = decodeCall('eip155:8453', TOKEN, encodeFunctionData({ abi: ERC20_ABI, functionName: 'approve', args: [to, 2n ** 256n - 1n] }), undefined, 'transaction.data');
   assert.deepEqual(approval.approvals, [{ asset: `eip155:8453/erc20:${TOKEN}`, amount: 2n ** 256n - 1n, spender: to.toLowerCase(), unlimited: true }]);
+  // Unlimited in effect from 2^128 base units (more than any balance), not only at the exact maximum.
+  const unlimitedAt = (amount: bigint) => decodeCall('eip155:8453', TOKEN, encodeFunctionData({ abi: ERC20_ABI, functionName: 'approve', args: [to, amount] }), undefined, 'transaction.data').approvals[0]!.unlimited;
+  assert.deepEqual([2n ** 256n - 2n, 2n ** 128n, 2n ** 128n - 1n, 1000n].map(unlimitedAt), [true, true, false, false]);
 });

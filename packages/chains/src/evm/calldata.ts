@@ -5,7 +5,7 @@ import type { Approval, ContractCall, IntentKind, Spend } from '@airlock/core';
 import { decodeAbiParameters, encodeAbiParameters, parseAbi, toFunctionSelector } from 'viem';
 import type { AbiFunction, AbiParameter, Hex } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
-import { MAX_UINT256 } from './fields.ts';
+import { isUnlimitedAllowance } from './fields.ts';
 
 export const ERC20_ABI = parseAbi([
   'function transfer(address to, uint256 value) returns (bool)',
@@ -67,7 +67,7 @@ function decodeErc20(chain: string, token: string, data: Hex, selector: string, 
     default: {
       const spender = named.spender as string;
       const amount = (kind === 'erc20.approve' ? named.value : named.addedValue) as bigint;
-      return { kind, to: spender, spends: [], approvals: [{ asset, amount, spender, unlimited: amount === MAX_UINT256 }], call };
+      return { kind, to: spender, spends: [], approvals: [{ asset, amount, spender, unlimited: isUnlimitedAllowance(amount) }], call };
     }
   }
 }

@@ -7,6 +7,15 @@ import type { Hex } from 'viem';
 export const MAX_UINT256 = (1n << 256n) - 1n;
 export const MAX_UINT160 = (1n << 160n) - 1n;
 
+/**
+ * An allowance this large is unlimited in effect, whatever its exact value: 2^128 base units is 3.4e20 tokens of
+ * an 18-decimal token, more than any balance. Only the exact maximum (uint256, or uint160 for Permit2) was flagged
+ * before, so `max - 1` passed as a bounded approval, uncharged wherever no budget named its asset, and escaped the
+ * default deny of unlimited approvals (found by review).
+ */
+export const UNLIMITED_ALLOWANCE = 1n << 128n;
+export const isUnlimitedAllowance = (amount: bigint): boolean => amount >= UNLIMITED_ALLOWANCE;
+
 const DECIMAL = /^[0-9]+$/;
 const HEX_QUANTITY = /^0x[0-9a-fA-F]+$/;
 const HEX_BYTES = /^0x(?:[0-9a-fA-F]{2})*$/;

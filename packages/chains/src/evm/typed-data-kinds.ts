@@ -3,7 +3,7 @@
 import { AirlockError, EIP3009_AUTHORIZATION_FIELDS, X402_EXACT_PERMIT2_PROXY, X402_PERMIT2_WITNESS_FIELDS, erc20Asset } from '@airlock/core';
 import type { Approval, Eip712Fields, IntentKind, PaymentInfo, Spend } from '@airlock/core';
 import type { TypedDataParameter } from 'viem';
-import { MAX_UINT160, MAX_UINT256, toUnixSeconds } from './fields.ts';
+import { isUnlimitedAllowance, toUnixSeconds } from './fields.ts';
 import type { NormalisedTypedData, TypeDefinitions } from './typed-data.ts';
 
 export interface KnownTypedData {
@@ -162,7 +162,7 @@ function eip2612(data: NormalisedTypedData, chain: string): KnownTypedData {
   const spender = m.spender as string;
   const amount = m.value as bigint;
   const deadline = toUnixSeconds(m.deadline as bigint);
-  const unlimited = amount === MAX_UINT256;
+  const unlimited = isUnlimitedAllowance(amount);
   return {
     kind: 'eip2612.permit',
     to: spender,
@@ -181,7 +181,7 @@ function permit2Allowance(kind: IntentKind, details: Record<string, unknown>[], 
   const sigDeadline = toUnixSeconds(m.sigDeadline as bigint);
   const approvals: Approval[] = details.map((d) => {
     const amount = d.amount as bigint;
-    return { asset: erc20Asset(chain, d.token as string), amount, spender, unlimited: amount === MAX_UINT160, expiresAt: toUnixSeconds(d.expiration as bigint) };
+    return { asset: erc20Asset(chain, d.token as string), amount, spender, unlimited: isUnlimitedAllowance(amount), expiresAt: toUnixSeconds(d.expiration as bigint) };
   });
   const what = approvals.map((a) => `${a.unlimited ? 'UNLIMITED' : a.amount} of ${a.asset}`).join(', ');
   return {

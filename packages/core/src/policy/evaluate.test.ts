@@ -77,6 +77,12 @@ test('an unlimited approval is refused unless an approvals rule with allow_unlim
   assert.equal(decide([fleetAllows, bare], input(approve(true))).decision, 'allow');
   const elsewhere = layer('fleet', { version: 1, rules: [{ name: 'others', type: 'approvals', allow_unlimited: true, match: { to: [P] } }] });
   assert.deepEqual(codes(decide([elsewhere, bare], input(approve(true)))), ['unlimited_approval']);
+  // Approval by approval: a rule scoped to USDC does not let an unlimited DAI entry of the same request through.
+  const batch = intent({ kind: 'permit2.permit_batch', to: ROUTER, approvals: [{ asset: USDC, amount: 1n, spender: ROUTER, unlimited: false }, { asset: DAI, amount: MAX, spender: ROUTER, unlimited: true }] });
+  const usdcOnly = layer('agent', { version: 1, rules: [{ name: 'permits', type: 'allow', match: { kinds: ['permit2.permit_batch'] } }, { name: 'unlimited-usdc', type: 'approvals', allow_unlimited: true, match: { assets: [USDC] } }] });
+  assert.deepEqual(decide([usdcOnly], input(batch)).violations.map((v) => [v.rule, v.code]), [['agent/default', 'unlimited_approval']]);
+  const both = layer('agent', { version: 1, rules: [{ name: 'permits', type: 'allow', match: { kinds: ['permit2.permit_batch'] } }, { name: 'unlimited-usdc-dai', type: 'approvals', allow_unlimited: true, match: { assets: [USDC, DAI] } }] });
+  assert.equal(decide([both], input(batch)).decision, 'allow');
   // An approval tier of the asset holds it for a human, whatever its threshold.
   const tiered = layer('agent', { version: 1, rules: [allowApprovals, { name: 'ok', type: 'approvals', allow_unlimited: true }, { name: 'tier', type: 'approval_tier', asset: USDC, above: '1000000' }] });
   assert.equal(decide([tiered], input(approve(true))).decision, 'require_approval');

@@ -277,9 +277,13 @@ function evaluateIntent(layers: readonly PolicyLayer[], input: EvaluationInput, 
   // §9: an unlimited approval carries no amount a budget or cap could count, so it is signed only where an
   // approvals rule with `allow_unlimited: true` applies to it. Without this default, a policy that allowed
   // approval kinds but had no approvals rule signed unlimited approvals past every cap and budget (found by review).
-  if (ctx.facts.unlimitedApprovals.size > 0 && !denials.some((v) => v.code === 'unlimited_approval') && !ordered.some(({ policy }) => policy.rules.some((r) => r.allowsUnlimitedApprovals?.(ctx)))) {
-    const assets = [...ctx.facts.unlimitedApprovals.keys()].join(', ');
-    denials.push({ rule: 'agent/default', code: 'unlimited_approval', message: `unlimited approval of ${assets}: signed only where an approvals rule with allow_unlimited: true applies (default deny)` });
+  // Approval by approval: a rule allows one only where its match covers the request reduced to it.
+  const unallowed = ctx.facts.unlimitedApprovals.size === 0 || denials.some((v) => v.code === 'unlimited_approval')
+    ? []
+    : input.intent.approvals.filter((a) => a.unlimited && !ordered.some(({ policy }) => policy.rules.some((r) => r.allowsUnlimitedApproval?.(ctx, a))));
+  if (unallowed.length > 0) {
+    const assets = [...new Set(unallowed.map((a) => a.asset.toLowerCase()))].join(', ');
+    denials.push({ rule: 'agent/default', code: 'unlimited_approval', message: `unlimited approval of ${assets}: signed only where an approvals rule with allow_unlimited: true applies to it (default deny)` });
   }
   // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.
   if (grants && !someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));

@@ -3,7 +3,19 @@ import { toAmount } from '../amount.ts';
 import { addressListField, amountField, assetField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { resolveAddressList } from '../sets.ts';
+import type { Approval } from '../../intent.ts';
+import { intentFacts } from '../facts.ts';
 import { applies, defineRule, type Finding, type RuleContext } from './types.ts';
+
+/**
+ * The request reduced to one of its approvals: what an `allow_unlimited` rule's match must cover, approval by
+ * approval. Matched against the whole request, a rule written for unlimited USDC let an unlimited DAI entry of the
+ * same Permit2 PermitBatch through beside a USDC one (found by review).
+ */
+function onlyApproval(ctx: RuleContext, approval: Approval): RuleContext {
+  const intent = { ...ctx.input.intent, spends: [], approvals: [approval] };
+  return { ...ctx, input: { ...ctx.input, intent }, facts: intentFacts(intent) };
+}
 
 /**
  * Allowances granted by the request: approve, increaseAllowance, EIP-2612 and Permit2 permits
@@ -32,7 +44,7 @@ export const approvalsRule = defineRule({
       name: options.name,
       type: 'approvals',
       windows() {},
-      ...(allowUnlimited ? { allowsUnlimitedApprovals: (ctx: RuleContext) => applies(match, ctx) } : {}),
+      ...(allowUnlimited ? { allowsUnlimitedApproval: (ctx: RuleContext, approval: Approval) => applies(match, onlyApproval(ctx, approval)) } : {}),
       evaluate(ctx) {
         const { approvals } = ctx.input.intent;
         if (approvals.length === 0 || !applies(match, ctx)) return 'pass';

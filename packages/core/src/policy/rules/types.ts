@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type { Intent } from '../../intent.ts';
+import type { Approval, Intent } from '../../intent.ts';
 import type { LedgerView, WindowQuery } from '../../ports/ledger.ts';
 import { seriesFor } from '../../ports/ledger.ts';
 import type { Violation } from '../decision.ts';
@@ -57,10 +57,11 @@ export interface CompiledRule {
   /** delegations rules: EIP-7702 authorizations are refused where no rule governs them. */
   readonly governsDelegations?: true;
   /**
-   * approvals rules with `allow_unlimited: true`: whether the rule applies to this request (its `match`). An
-   * unlimited approval is refused where no such rule applies (`unlimited_approval`, default deny).
+   * approvals rules with `allow_unlimited: true`: whether the rule allows this one unlimited approval of the request
+   * (its `match` applies to the request reduced to that approval). An unlimited approval no such rule allows is
+   * refused (`unlimited_approval`, default deny).
    */
-  readonly allowsUnlimitedApprovals?: (ctx: RuleContext) => boolean;
+  readonly allowsUnlimitedApproval?: (ctx: RuleContext, approval: Approval) => boolean;
 }
 
 /** An allow rule also says whether it names the kinds that are only granted by name. */
