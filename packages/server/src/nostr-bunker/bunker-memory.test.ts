@@ -29,6 +29,22 @@ test('a fixed 4,096 ids (the bound before) let an id fall out at rate 7: the siz
   assert.equal(connections.firstUseOfRequestId('transport', 'client', 'first'), true, 'forgotten: a replay would be served');
 });
 
+test('a client refused as rate-limited far past its rate pushes out only its refused ids, never the ids of requests that ran (found by review)', () => {
+  const rate = { perSecond: 1, burst: 8 };
+  const connections = new BunkerConnections(requestIdsToRemember(rate, WINDOW_SECONDS));
+  connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' });
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), true);
+  assert.equal(connections.firstRefusalOfRequestId('transport', 'client', 'refused'), true);
+  // Refusals are not bounded by the rate: a runaway client sends many times what its bucket lets through.
+  for (let i = 0; i < 3 * connections.rememberedRequestIds; i++) connections.firstRefusalOfRequestId('transport', 'client', `flood${i}`);
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), false, 'a request that ran is still refused as a replay');
+  assert.equal(connections.firstRefusalOfRequestId('transport', 'client', 'ran'), false);
+  // A recent refused id is used up either way; the oldest refused ones are what a flood forgets.
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', `flood${3 * connections.rememberedRequestIds - 1}`), false);
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', 'refused'), true, 'forgotten past the bound (documented residual)');
+  assert.ok(connections.footprint().requestIds <= 2 * connections.rememberedRequestIds + 1);
+});
+
 test("a session flooding held events pushes out only its own: another session's held events are still found", () => {
   const held = new HeldEvents();
   for (let i = 0; i < 5; i++) held.hold('victim', `v${i}`, `apr_v${i}`);

@@ -264,7 +264,7 @@ export class NostrBunker {
       // it again once the bucket refills (the envelope-id cache is shared with every key and can be flushed), and
       // a request its client was told was refused would run after all (found by review). A client sends a new
       // request, with a new id, to try again (nostr-tools' BunkerSigner does).
-      if (!this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
+      if (!this.connections.firstRefusalOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
       await this.refuse(transport, client, request.id, 'rate_limited', 'Too many requests from this client; slow down, and send it again as a new request.');
       return;
     }

@@ -46,6 +46,12 @@ export class BunkerConnections {
   private readonly secrets = new Map<string, SessionGrant>();
   private readonly clients = new Map<string, SessionGrant>();
   private readonly requestIds = new Map<string, Set<string>>();
+  /**
+   * Ids of requests refused as rate-limited, per client, apart from the ids of requests that ran: refusals are not
+   * bounded by the client's rate, so in the same set a client sending far over its rate pushed out ids of requests
+   * that had run while their envelopes were still young enough to replay (found by review).
+   */
+  private readonly refusedIds = new Map<string, Set<string>>();
   private readonly eventIds = new Set<string>();
 
   constructor(rememberedRequestIds = MIN_REMEMBERED_REQUEST_IDS) {
@@ -78,6 +84,7 @@ export class BunkerConnections {
   disconnect(transportPubkey: string, clientPubkey: string): void {
     this.clients.delete(clientKey(transportPubkey, clientPubkey));
     this.requestIds.delete(clientKey(transportPubkey, clientPubkey));
+    this.refusedIds.delete(clientKey(transportPubkey, clientPubkey));
   }
 
   /** Drops every secret and client of a session (it was revoked or expired). */
@@ -87,6 +94,7 @@ export class BunkerConnections {
       if (g.sessionId !== sessionId) continue;
       this.clients.delete(k);
       this.requestIds.delete(k);
+      this.refusedIds.delete(k);
     }
   }
 
@@ -113,20 +121,38 @@ export class BunkerConnections {
   firstUseOfRequestId(transportPubkey: string, clientPubkey: string, requestId: string): boolean {
     const key = clientKey(transportPubkey, clientPubkey);
     if (!this.clients.has(key)) return true;
-    let ids = this.requestIds.get(key);
-    if (!ids) this.requestIds.set(key, (ids = new Set()));
-    if (ids.has(requestId)) return false;
-    if (ids.size >= this.rememberedRequestIds) ids.delete(ids.values().next().value!);
-    ids.add(requestId);
-    return true;
+    if (this.refusedIds.get(key)?.has(requestId)) return false;
+    return remember(this.requestIds, key, requestId, this.rememberedRequestIds);
+  }
+
+  /**
+   * The same for a request refused as rate-limited, kept apart (`refusedIds`): true the first time; the id then
+   * counts as used, so the refused request never runs later. A client refused more often than the bound within
+   * the envelope window forgets its oldest refused ids, never the ids of requests that ran.
+   */
+  firstRefusalOfRequestId(transportPubkey: string, clientPubkey: string, requestId: string): boolean {
+    const key = clientKey(transportPubkey, clientPubkey);
+    if (!this.clients.has(key)) return true;
+    if (this.requestIds.get(key)?.has(requestId)) return false;
+    return remember(this.refusedIds, key, requestId, this.rememberedRequestIds);
   }
 
   /** How much is held, for operators and tests: secrets and clients as many as the operator issued, ids as the constants above allow. */
   footprint(): { secrets: number; clients: number; clientsWithRequestIds: number; requestIds: number; eventIds: number } {
     let requestIds = 0;
-    for (const ids of this.requestIds.values()) requestIds += ids.size;
+    for (const ids of [...this.requestIds.values(), ...this.refusedIds.values()]) requestIds += ids.size;
     return { secrets: this.secrets.size, clients: this.clients.size, clientsWithRequestIds: this.requestIds.size, requestIds, eventIds: this.eventIds.size };
   }
+}
+
+/** Adds `id` to `key`'s set (dropping its oldest past `max`): false when it was there already. */
+function remember(sets: Map<string, Set<string>>, key: string, id: string, max: number): boolean {
+  let ids = sets.get(key);
+  if (!ids) sets.set(key, (ids = new Set()));
+  if (ids.has(id)) return false;
+  if (ids.size >= max) ids.delete(ids.values().next().value!);
+  ids.add(id);
+  return true;
 }
 
 function clientKey(transportPubkey: string, clientPubkey: string): string {
