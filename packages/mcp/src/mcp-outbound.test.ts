@@ -207,7 +207,7 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
       ['127.0.0.1', 'private'], ['127.8.9.10', 'private'], ['10.1.2.3', 'private'], ['172.31.0.1', 'private'], ['192.168.1.1', 'private'], ['100.64.0.1', 'private'], ['::1', 'private'], ['fd00::1', 'private'], ['fc12::1', 'private'],
       ['169.254.1.1', 'link-local'], ['fe80::1', 'link-local'],
       // Cloud metadata and credential endpoints, link-local or not.
-      ['169.254.169.254', 'metadata'], ['169.254.170.2', 'metadata'], ['fd00:ec2::254', 'metadata'], ['fd00:ec2:0:0:0:0:0:254', 'metadata'], ['fd00:ec2::23', 'metadata'],
+      ['169.254.169.254', 'metadata'], ['169.254.170.2', 'metadata'], ['fd00:ec2::254', 'metadata'], ['fd00:ec2:0:0:0:0:0:254', 'metadata'], ['fd00:ec2::23', 'metadata'], ['fd20:ce::254', 'metadata'], ['fd00:42::42', 'metadata'], ['169.254.42.42', 'metadata'], ['169.254.0.23', 'metadata'],
       ['100.100.100.200', 'metadata'], ['168.63.129.16', 'metadata'], ['192.0.0.192', 'metadata'], ['::ffff:100.100.100.200', 'metadata'], ['64:ff9b::a83f:8110', 'metadata'],
       ['fd00:ec2::1', 'private'], ['100.100.100.100', 'private'], ['168.63.129.17', 'public'],
       ['0.0.0.0', 'forbidden'], ['::', 'forbidden'], ['224.0.0.1', 'forbidden'], ['255.255.255.255', 'forbidden'], ['ff02::1', 'forbidden'], ['::7f00:1', 'forbidden'],
@@ -225,7 +225,7 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
   // Found by review: with private URLs allowed, AWS's IPv6 IMDS (in fc00::/7) and Alibaba's metadata service (in
   // 100.64/10) were reachable, and Azure's WireServer (public space) always was.
   test('cloud metadata endpoints are refused whatever the operator allows: every private address, or the host by name', async () => {
-    const endpoints = ['http://[fd00:ec2::254]/latest/meta-data/', 'http://[fd00:ec2::23]/v1/credentials', 'http://100.100.100.200/latest/meta-data/', 'http://168.63.129.16/machine?comp=goalstate', 'http://169.254.169.254/latest/meta-data/', 'http://169.254.170.2/v2/credentials', 'http://192.0.0.192/opc/v2/instance/', 'http://[::ffff:100.100.100.200]/latest/meta-data/'];
+    const endpoints = ['http://[fd00:ec2::254]/latest/meta-data/', 'http://[fd00:ec2::23]/v1/credentials', 'http://100.100.100.200/latest/meta-data/', 'http://168.63.129.16/machine?comp=goalstate', 'http://169.254.169.254/latest/meta-data/', 'http://169.254.170.2/v2/credentials', 'http://192.0.0.192/opc/v2/instance/', 'http://[::ffff:100.100.100.200]/latest/meta-data/', 'http://[fd20:ce::254]/computeMetadata/v1/', 'http://[fd00:42::42]/conf', 'http://169.254.42.42/conf'];
     for (const url of endpoints) {
       const host = new URL(url).hostname;
       for (const allow of [undefined, { kind: 'private' } as const, parsePrivateUrlAllowance(`${host},${host.replace(/^\[|\]$/g, '')}`)]) {

@@ -53,11 +53,13 @@ FORBIDDEN.addSubnet('ff00::', 8, 'ipv6');
  * Cloud metadata and credential endpoints: never reachable, whatever the operator allows (they hand out the
  * host's cloud credentials). Not all are link-local, so the classes below would let some through once private
  * addresses are allowed (found by review): AWS's IPv6 IMDS and EKS Pod Identity sit in ULA space (fc00::/7),
- * Alibaba's in CGNAT space (100.64/10), Oracle's in 192.0.0.0/24, and Azure's WireServer in public space.
+ * Alibaba's in CGNAT space (100.64/10), Oracle's in 192.0.0.0/24, and Azure's WireServer in public space; GCP's
+ * IPv6 metadata server (fd20:ce::254) and Scaleway's (fd00:42::42) in ULA space too (found by a second review), with
+ * Scaleway's and Tencent's IPv4 ones (169.254.42.42, 169.254.0.23), which naming the host would otherwise re-allow.
  */
 const METADATA = new BlockList();
-for (const address of ['169.254.169.254', '169.254.170.2', '169.254.170.23', '100.100.100.200', '192.0.0.192', '168.63.129.16']) METADATA.addAddress(address, 'ipv4');
-for (const address of ['fd00:ec2::254', 'fd00:ec2::23']) METADATA.addAddress(address, 'ipv6');
+for (const address of ['169.254.169.254', '169.254.170.2', '169.254.170.23', '169.254.42.42', '169.254.0.23', '100.100.100.200', '192.0.0.192', '168.63.129.16']) METADATA.addAddress(address, 'ipv4');
+for (const address of ['fd00:ec2::254', 'fd00:ec2::23', 'fd20:ce::254', 'fd00:42::42']) METADATA.addAddress(address, 'ipv6');
 
 /** Link-local: re-allowed only by naming the host. */
 const LINK_LOCAL = new BlockList();
