@@ -9,7 +9,7 @@ import { encodePaymentRequiredHeader } from '@x402/core/http';
 import axios from 'axios';
 import { AirlockApiError, AirlockPolicyError } from './http.ts';
 import { axiosWithAirlock } from './axios.ts';
-import { airlockX402Signer, checkX402Challenge, fetchWithAirlock, withX402Resource } from './x402.ts';
+import { airlockX402Signer, checkX402Challenge, fetchWithAirlock, withX402Resource, x402PaymentTerms } from './x402.ts';
 
 const AGENT = '0x9999999999999999999999999999999999999999';
 const ASSET = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
@@ -359,4 +359,15 @@ describe('x402 SDK: only the requested URL\'s own 402 is paid', () => {
     );
     assert.doesNotThrow(() => checkX402Challenge('https://api.example.com/data', 'https://u:hunter2secret@api.example.com/data', false, pr('https://api.example.com/data')));
   });
+});
+
+test('x402PaymentTerms: EIP-3009 and Permit2 witness transfers through the x402 proxy; a witness with another spender names no payee', () => {
+  const token = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
+  const payee = '0x2222222222222222222222222222222222222222';
+  const eip3009 = x402PaymentTerms({ chainId: 8453, verifyingContract: token }, 'TransferWithAuthorization', { from: '0x1111111111111111111111111111111111111111', to: payee, value: 10n, validAfter: 0n, validBefore: 99n, nonce: '0x00' });
+  assert.deepEqual(eip3009, { payTo: payee, amount: '10', asset: token, network: 'eip155:8453', validBefore: '99' });
+  const witness = (spender: string) => x402PaymentTerms({ chainId: 8453, verifyingContract: '0x000000000022d473030f116ddee9f6b43ac78ba3' }, 'PermitWitnessTransferFrom', { permitted: { token, amount: 10n }, spender, nonce: 1n, deadline: 99n, witness: { to: payee, validAfter: 0n } });
+  assert.deepEqual(witness('0x402085c248EeA27D92E8b30b2C58ed07f9E20001'), { payTo: payee, amount: '10', asset: token, network: 'eip155:8453', validBefore: '99' });
+  // Another spender takes the tokens whatever the witness says: no payee can be read from it.
+  assert.equal(witness('0x3333333333333333333333333333333333333333'), undefined);
 });

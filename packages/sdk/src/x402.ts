@@ -7,7 +7,7 @@ import { decodePaymentRequiredHeader } from '@x402/core/http';
 import type { SpendControls } from '@x402/core/client';
 import { ExactEvmScheme } from '@x402/evm/exact/client';
 import { ExactEvmSchemeV1, NETWORKS } from '@x402/evm/v1';
-import type { ClientEvmSigner } from '@x402/evm';
+import { x402ExactPermit2ProxyAddress, type ClientEvmSigner } from '@x402/evm';
 import { AirlockApiError, createAirlockHttp, type AirlockHttpOptions } from './http.ts';
 import { signWithRetry, type SignAnswer } from './sign-request.ts';
 
@@ -65,7 +65,11 @@ export function x402PaymentTerms(domain: Record<string, unknown>, primaryType: s
   if ((primaryType === 'TransferWithAuthorization' || primaryType === 'ReceiveWithAuthorization') && asset && m.to && m.value !== undefined && m.validBefore !== undefined) {
     return { payTo: m.to, amount: String(m.value), asset, network, validBefore: String(m.validBefore) };
   }
-  if (primaryType === 'PermitWitnessTransferFrom' && m.permitted?.token && m.permitted.amount !== undefined && m.witness?.to && m.deadline !== undefined) {
+  // The witness names the payee only for x402's own Permit2 proxy (it enforces Witness.to); with any other spender
+  // the witness's `to` says nothing about who can take the tokens, so no terms are read (found by review).
+  const spender = (message as { spender?: unknown }).spender;
+  const viaX402Proxy = typeof spender === 'string' && spender.toLowerCase() === x402ExactPermit2ProxyAddress.toLowerCase();
+  if (primaryType === 'PermitWitnessTransferFrom' && viaX402Proxy && m.permitted?.token && m.permitted.amount !== undefined && m.witness?.to && m.deadline !== undefined) {
     return { payTo: m.witness.to, amount: String(m.permitted.amount), asset: m.permitted.token, network, validBefore: String(m.deadline) };
   }
   return undefined;

@@ -24,6 +24,7 @@ export const payX402Tool = defineTool({
     ...paidFetchShape(' Payment headers (PAYMENT-SIGNATURE, X-PAYMENT, PAYMENT-RESPONSE) are set by this tool and refused here.'),
     maxAmount: amountField.optional().describe('Optional: the most you expect to pay, in base units of the asset asked for (1 USDC = "1000000"). A 402 asking more is refused (payment_not_as_expected) before anything is signed.'),
     payTo: addressField.optional().describe('Optional: the payee you expect. A 402 paying anyone else is refused (payment_not_as_expected) before anything is signed.'),
+    asset: addressField.optional().describe('Optional: the token contract you expect to pay in (maxAmount is in its base units). A 402 asking for another token is refused (payment_not_as_expected) before anything is signed.'),
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
@@ -55,13 +56,15 @@ export const payX402Tool = defineTool({
 });
 
 /** Refuses (before Airlock signs) a payment other than the model said it expects; nothing to check when it named nothing. */
-function checkExpected(terms: X402PaymentTerms | undefined, expected: { maxAmount?: string | undefined; payTo?: string | undefined }): void {
-  if (expected.maxAmount === undefined && expected.payTo === undefined) return;
+function checkExpected(terms: X402PaymentTerms | undefined, expected: { maxAmount?: string | undefined; payTo?: string | undefined; asset?: string | undefined }): void {
+  if (expected.maxAmount === undefined && expected.payTo === undefined && expected.asset === undefined) return;
   const refuse = (why: string) =>
     new ToolError('payment_not_as_expected', `The resource asks for a payment you did not expect (${why}); nothing was signed.`, ['Check the URL and the price with the user; call again with maxAmount and payTo as agreed.']);
   if (!terms) throw refuse('its payment is not a transfer whose amount and payee can be read');
   if (expected.maxAmount !== undefined && BigInt(terms.amount) > BigInt(expected.maxAmount)) throw refuse(`${terms.amount} of ${terms.asset} on ${terms.network}, more than maxAmount ${expected.maxAmount}`);
   if (expected.payTo !== undefined && terms.payTo.toLowerCase() !== expected.payTo.toLowerCase()) throw refuse(`paying ${terms.payTo}, not payTo ${expected.payTo}`);
+  // maxAmount is in base units of whatever token the server names: without `asset` it caps the number, not the value.
+  if (expected.asset !== undefined && terms.asset.toLowerCase() !== expected.asset.toLowerCase()) throw refuse(`paying in ${terms.asset}, not asset ${expected.asset}`);
 }
 
 /** What Airlock signed, as the model reads it. */
