@@ -57,7 +57,7 @@ export interface Approval {
   asset: string;
   amount: bigint;
   spender: string;
-  /** True for max uint256 (or max uint160 for Permit2): an unbounded allowance. */
+  /** True from 2^128 base units (max uint256 and max uint160 included): unbounded in effect, more than any balance. */
   unlimited: boolean;
   /** Unix seconds after which the approval lapses, when the standard has one. */
   expiresAt?: number;

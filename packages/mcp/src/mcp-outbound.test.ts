@@ -207,9 +207,9 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
       ['127.0.0.1', 'private'], ['127.8.9.10', 'private'], ['10.1.2.3', 'private'], ['172.31.0.1', 'private'], ['192.168.1.1', 'private'], ['100.64.0.1', 'private'], ['::1', 'private'], ['fd00::1', 'private'], ['fc12::1', 'private'],
       ['169.254.1.1', 'link-local'], ['fe80::1', 'link-local'],
       // Cloud metadata and credential endpoints, link-local or not.
-      ['169.254.169.254', 'metadata'], ['169.254.170.2', 'metadata'], ['fd00:ec2::254', 'metadata'], ['fd00:ec2:0:0:0:0:0:254', 'metadata'], ['fd00:ec2::23', 'metadata'], ['fd20:ce::254', 'metadata'], ['fd00:42::42', 'metadata'], ['169.254.42.42', 'metadata'], ['169.254.0.23', 'metadata'],
+      ['169.254.169.254', 'metadata'], ['169.254.170.2', 'metadata'], ['fd00:ec2::254', 'metadata'], ['fd00:ec2:0:0:0:0:0:254', 'metadata'], ['fd00:ec2::23', 'metadata'], ['fd20:ce::254', 'metadata'], ['fd00:a9fe:a9fe::1', 'metadata'], ['fd00:ec2::1234', 'metadata'], ['fd00:42::42', 'metadata'], ['169.254.42.42', 'metadata'], ['169.254.0.23', 'metadata'],
       ['100.100.100.200', 'metadata'], ['168.63.129.16', 'metadata'], ['192.0.0.192', 'metadata'], ['::ffff:100.100.100.200', 'metadata'], ['64:ff9b::a83f:8110', 'metadata'],
-      ['fd00:ec2::1', 'private'], ['100.100.100.100', 'private'], ['168.63.129.17', 'public'],
+      ['fd00:ec2::1', 'metadata'], ['fd00:ec3::1', 'private'], ['fd00:a9fe:a9ff::1', 'private'], ['100.100.100.100', 'private'], ['168.63.129.17', 'public'],
       ['0.0.0.0', 'forbidden'], ['::', 'forbidden'], ['224.0.0.1', 'forbidden'], ['255.255.255.255', 'forbidden'], ['ff02::1', 'forbidden'], ['::7f00:1', 'forbidden'],
       ['::ffff:127.0.0.1', 'private'], ['::ffff:7f00:1', 'private'], ['::ffff:a9fe:a9fe', 'metadata'], ['64:ff9b::a00:1', 'private'], ['::ffff:8.8.8.8', 'public'],
       // The same, in every textual form, and the other IPv6 wrappers of an IPv4 address.
@@ -233,7 +233,7 @@ describe('pay_x402 / pay_l402: what the model may make the MCP host fetch', () =
       }
     }
     // Their neighbours are private addresses as before: re-allowed by the setting.
-    for (const url of ['http://[fd00:ec2::1]/', 'http://100.100.100.100/']) assert.ok((await checkTarget(new URL(url), { daemonUrl: airlockUrl, allow: { kind: 'private' } })).length > 0, url);
+    for (const url of ['http://[fd00:ec3::1]/', 'http://100.100.100.100/']) assert.ok((await checkTarget(new URL(url), { daemonUrl: airlockUrl, allow: { kind: 'private' } })).length > 0, url);
   });
 });
 

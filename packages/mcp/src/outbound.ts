@@ -59,7 +59,11 @@ FORBIDDEN.addSubnet('ff00::', 8, 'ipv6');
  */
 const METADATA = new BlockList();
 for (const address of ['169.254.169.254', '169.254.170.2', '169.254.170.23', '169.254.42.42', '169.254.0.23', '100.100.100.200', '192.0.0.192', '168.63.129.16']) METADATA.addAddress(address, 'ipv4');
-for (const address of ['fd00:ec2::254', 'fd00:ec2::23', 'fd20:ce::254', 'fd00:42::42']) METADATA.addAddress(address, 'ipv6');
+for (const address of ['fd20:ce::254', 'fd00:42::42']) METADATA.addAddress(address, 'ipv6');
+// Whole prefixes where a provider keeps its metadata services: AWS (IMDS, EKS Pod Identity) and Akamai/Linode
+// (fd00:a9fe:a9fe::1, found by a later review); a list of single addresses keeps falling behind.
+METADATA.addSubnet('fd00:ec2::', 32, 'ipv6');
+METADATA.addSubnet('fd00:a9fe:a9fe::', 48, 'ipv6');
 
 /** Link-local: re-allowed only by naming the host. */
 const LINK_LOCAL = new BlockList();

@@ -14,7 +14,7 @@ export const CONFIG_FILE_KEYS = [
   'session_rate', 'session_burst', 'log_level', 'log_queue', 'metrics_listen', 'metrics_budget_agents', 'shutdown_timeout', 'url',
   'nostr_relays', 'nostr_bunker_rate', 'nostr_bunker_burst',
   'lightning_backend', 'lightning_network', 'lnd_url', 'lnd_macaroon', 'lnd_tls_cert', 'nwc_url_file', 'lightning_pay_timeout',
-  'lightning_not_found_grace', 'lightning_default_fee_percent', 'lightning_reconcile_batch',
+  'lightning_not_found_grace', 'lightning_default_fee_percent', 'lightning_reconcile_batch', 'lightning_max_in_flight',
   'webhook_poll_interval', 'webhook_timeout', 'webhook_max_attempts', 'webhook_retry_base', 'webhook_retry_max',
 ] as const;
 

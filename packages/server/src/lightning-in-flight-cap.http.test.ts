@@ -79,6 +79,42 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning: 
   });
 });
 
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`Lightning: approved payments count toward the bound too (${store})`, () => {
+  let h: Harness;
+  let ln: LightningNetwork;
+  before(async () => {
+    ln = new LightningNetwork();
+    ln.feeBaseMsat = 10n;
+    h = await startHarness({ store, lightningBackend: new SimulatedBackend(ln), config: { lightning: LIGHTNING } });
+  });
+  after(async () => h.close());
+
+  test(`${MAX + 2} payments held for a human, then approved one after another: the ${MAX + 1}th approval is refused and stays pending (found by review)`, async () => {
+    const everyPaymentNeedsAHuman = { ...policy, rules: [...policy.rules, { type: 'approval_tier', name: 'human', asset: BTC, above: '0' }] };
+    const { agent, token } = await provisionAgent(h, { policy: everyPaymentNeedsAHuman, actions: ['lightning.pay'] });
+    const payee = ln.payee();
+    const invoices = Array.from({ length: MAX + 2 }, () => payee.invoice({ amountMsat: 1_000n }));
+    for (const i of invoices) ln.script(i.paymentHash, { kind: 'hang' });
+    const held = [];
+    for (const i of invoices) {
+      const res = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: i.invoice, maxFeeMsat: '100' } });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      held.push(res.body.approvalId as string);
+    }
+    for (const id of held.slice(0, MAX)) assert.equal((await h.admin('POST', `/v1/approvals/${id}/approve`)).status, 200);
+    const refused = await h.admin('POST', `/v1/approvals/${held[MAX]}/approve`);
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'lightning_too_many_in_flight');
+    assert.equal((await h.admin('GET', `/v1/approvals/${held[MAX]}`)).body.state, 'pending', 'still waiting, to be approved once there is room');
+    assert.equal((await h.airlock.store.listLightningPayments({ agentId: agent.id, state: 'in_flight', limit: 100 })).length, MAX);
+    // One settles: the pending approval can be granted now.
+    ln.release(invoices[0]!.paymentHash, { succeed: true, feeMsat: 10n });
+    assert.equal((await h.admin('POST', '/v1/lightning/reconcile')).body.succeeded, 1);
+    assert.equal((await h.admin('POST', `/v1/approvals/${held[MAX]}/approve`)).status, 200);
+    for (const i of invoices.slice(1)) ln.release(i.paymentHash, { succeed: false, reason: 'no_route' });
+  });
+});
+
 test('AIRLOCK_LIGHTNING_MAX_IN_FLIGHT: a whole number from 1 to 10000', () => {
   const base = { AIRLOCK_PASSPHRASE: 'x', AIRLOCK_LIGHTNING_BACKEND: 'nwc', AIRLOCK_NWC_URL_FILE: '/tmp/nwc-url' } as Record<string, string>;
   assert.equal(loadConfig({}, { ...base, AIRLOCK_LIGHTNING_MAX_IN_FLIGHT: '100' }).lightning?.maxInFlightPerAgent, 100);

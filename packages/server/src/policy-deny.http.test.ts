@@ -177,6 +177,18 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const mixed = await h.call('POST', '/v1/sign/typed-data', { token: batchToken, body: batch([[USDC, 1n], [DAI, MAX160 - 1n]]) });
       assert.deepEqual([mixed.status, mixed.body.error?.violations.map((v: any) => [v.rule, v.code])], [403, [['agent/default', 'unlimited_approval']]], JSON.stringify(mixed.body));
       assert.equal((await h.call('POST', '/v1/sign/typed-data', { token: batchToken, body: batch([[USDC, MAX160], [DAI, 1n]]) })).status, 200);
+      // `to` in an allow_unlimited rule names the spender, not the token: a vault that is itself an ERC-20 does not
+      // get its shares approved to anyone (found by review: the loose reading took the token contract for `to`).
+      const VAULT = '0x4444444444444444444444444444444444444444';
+      const EVIL = '0x6666666666666666666666666666666666666666';
+      const approveOn = (token: string, spender: string) => ({ chainId: 8453, transaction: { type: 'eip1559', to: token, value: '0', data: `0x095ea7b3${spender.slice(2).padStart(64, '0')}${MAX256.toString(16)}`, nonce: 0, gas: '60000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' } });
+      const vaultPolicy = { version: 1, rules: [{ name: 'approve', type: 'allow', match: { chains: [BASE], kinds: ['erc20.approve'], assets: [USDC_ASSET, `${BASE}/erc20:${VAULT}`] } }, { name: 'unlimited-to-vault', type: 'approvals', allow_unlimited: true, match: { to: [VAULT] } }] };
+      const { token: vaultToken } = await provisionAgent(h, { policy: vaultPolicy });
+      assert.equal((await h.call('POST', '/v1/sign/transaction', { token: vaultToken, body: approveOn(USDC, VAULT) })).status, 200);
+      for (const body of [approveOn(VAULT, EVIL), approveOn(USDC, EVIL)]) {
+        const res = await h.call('POST', '/v1/sign/transaction', { token: vaultToken, body });
+        assert.deepEqual([res.status, res.body.error?.violations.map((v: any) => [v.rule, v.code])], [403, [['agent/default', 'unlimited_approval']]], JSON.stringify(res.body));
+      }
       // Allowed by an approvals rule, no tier and no cap: signed (what the operator asked for).
       for (const res of await attempt({ version: 1, rules: [grants, caps[1], { name: 'unlimited-to-alice', type: 'approvals', allow_unlimited: true, spenders: [ALICE] }] })) {
         assert.equal(res.status, 200, JSON.stringify(res.body));

@@ -8,6 +8,8 @@ import { addressAt, SELECTORS, wordAt } from './abi-words.ts';
 
 const NONE: readonly GrantRecord[] = Object.freeze([]);
 const MAX_UINT160 = (1n << 160n) - 1n;
+/** Unlimited in effect from here, as the EVM decoders flag approvals (chains/src/evm/fields.ts). */
+const UNLIMITED_ALLOWANCE = 1n << 128n;
 
 /** Who signed, which entry released it, when. */
 export interface GrantOrigin {
@@ -86,7 +88,7 @@ function permit2ApproveCall(intent: Intent, origin: GrantOrigin): readonly Grant
   }
   if (!token || !spender || amount < 0n || amount > MAX_UINT160 || expiration < 0n || expiration >= 1n << 48n) return NONE;
   // Permit2: an expiration of 0 means "valid for this block only" (block.timestamp): nothing lasting.
-  return [row(origin, intent, 0, 'permit2.approve', token.toLowerCase(), PERMIT2_ADDRESS, spender.toLowerCase(), amount, amount === MAX_UINT160, { expiresAt: expiration === 0n ? undefined : Number(expiration) })];
+  return [row(origin, intent, 0, 'permit2.approve', token.toLowerCase(), PERMIT2_ADDRESS, spender.toLowerCase(), amount, amount >= UNLIMITED_ALLOWANCE, { expiresAt: expiration === 0n ? undefined : Number(expiration) })];
 }
 
 function row(origin: GrantOrigin, intent: Intent, index: number, kind: GrantKind, token: string, contract: string, spender: string, amount: bigint, unlimited: boolean, extra: { expiresAt?: number | undefined; deadline?: number | undefined; nonce?: string | undefined; domain?: { name?: string; version?: string } | undefined }): GrantRecord {

@@ -205,12 +205,12 @@ export class LightningService {
       }
       // Read after recheck, which took the agent's lock (PostgreSQL): the agent's payments serialise here, so
       // requests at once cannot all see room under the bound.
-      const inFlight = await tx.countInFlightLightningPayments(auth.agent.id);
-      if (inFlight >= this.options.maxInFlightPerAgent) {
-        const max = this.options.maxInFlightPerAgent;
-        const error = new AirlockError('lightning_too_many_in_flight', `This agent already has ${inFlight} Lightning payments in flight (at most ${max}); nothing was held or paid. Retry once one has an answer.`, { details: { inFlight, max } });
-        await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, error, now, { inFlight, max });
-        return { refused: error };
+      try {
+        await this.assertRoomInFlight(tx, auth.agent.id);
+      } catch (e) {
+        if (!isAirlockError(e) || e.code !== 'lightning_too_many_in_flight') throw e;
+        await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, e, now, e.details as Record<string, unknown>);
+        return { refused: e };
       }
       return this.decide(tx, auth, fresh.session!, input0, decoded, reqHash, idempotencyKey, backend, input, now);
     }, { affinity: auth.agent.id });
@@ -305,6 +305,10 @@ export class LightningService {
     const payload: AdapterPayload = { ...request.payload, invoice: request.payload.invoice.trim(), maxFeeMsat: BigInt(request.payload.maxFeeMsat), ...(request.payload.amountMsat !== undefined ? { amountMsat: BigInt(request.payload.amountMsat) } : {}) };
     const agent = await tx.getAgent(approval.agentId);
     if (!agent) throw new AirlockError('not_found', 'No such agent.');
+    // The bound on payments in flight holds for approved ones too: requests waiting for a human are not in flight,
+    // so any number could queue and one approval after another put them all out (found by review). Refused, the
+    // grant rolls back and the approval stays pending, to be approved once one of the agent's payments has an answer.
+    await this.assertRoomInFlight(tx, approval.agentId);
     // Decoded as it was when asked (the invoice may have aged since: its expiry is the backend's to judge now).
     const decoded = this.decode(payload, { agent, session: { id: approval.sessionId } as Session }, request.l402);
     if (bytesToHex(decoded.digest) !== approval.digest) throw new AirlockError('signature_check_failed', 'The stored request no longer decodes to the approved payment hash.');
@@ -313,6 +317,14 @@ export class LightningService {
     const record = this.newRecord(input, payload.invoice, backend, auditSeq, request.l402);
     await tx.holdLightningPayment(record, ledgerWritesFor(input));
     return record;
+  }
+
+  /** Throws `lightning_too_many_in_flight` when the agent already has the most payments in flight it may have. */
+  private async assertRoomInFlight(tx: StoreTx, agentId: string): Promise<void> {
+    const inFlight = await tx.countInFlightLightningPayments(agentId);
+    const max = this.options.maxInFlightPerAgent;
+    if (inFlight < max) return;
+    throw new AirlockError('lightning_too_many_in_flight', `This agent already has ${inFlight} Lightning payments in flight (at most ${max}); nothing was held or paid. Retry once one has an answer.`, { details: { inFlight, max } });
   }
 
   /**

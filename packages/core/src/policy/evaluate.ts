@@ -277,8 +277,10 @@ function evaluateIntent(layers: readonly PolicyLayer[], input: EvaluationInput, 
   // §9: an unlimited approval carries no amount a budget or cap could count, so it is signed only where an
   // approvals rule with `allow_unlimited: true` applies to it. Without this default, a policy that allowed
   // approval kinds but had no approvals rule signed unlimited approvals past every cap and budget (found by review).
-  // Approval by approval: a rule allows one only where its match covers the request reduced to it.
-  const unallowed = ctx.facts.unlimitedApprovals.size === 0 || denials.some((v) => v.code === 'unlimited_approval')
+  // Approval by approval: a rule allows one only where its match covers the request reduced to it. Judged where
+  // requests are granted (`grants`): the calls of a batch are each evaluated so, and the whole carries only
+  // their approvals, which a reduced whole (a Safe's own kind and counterparty) could not match.
+  const unallowed = !grants || ctx.facts.unlimitedApprovals.size === 0 || denials.some((v) => v.code === 'unlimited_approval')
     ? []
     : input.intent.approvals.filter((a) => a.unlimited && !ordered.some(({ policy }) => policy.rules.some((r) => r.allowsUnlimitedApproval?.(ctx, a))));
   if (unallowed.length > 0) {

@@ -3,26 +3,29 @@ import { toAmount } from '../amount.ts';
 import { addressListField, amountField, assetField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { resolveAddressList } from '../sets.ts';
-import type { Approval } from '../../intent.ts';
+import type { Approval, Intent } from '../../intent.ts';
 import { intentFacts } from '../facts.ts';
 import { applies, defineRule, type Finding, type RuleContext } from './types.ts';
 
 /**
- * The request reduced to one of its approvals: what an `allow_unlimited` rule's match must cover, approval by
- * approval. Matched against the whole request, a rule written for unlimited USDC let an unlimited DAI entry of the
- * same Permit2 PermitBatch through beside a USDC one (found by review).
+ * Whether `match` covers one unlimited approval of the request: the request reduced to that approval, its main
+ * counterparty the spender, must match in the covering reading (every field, as an allow rule grants). Matched
+ * against the whole request, a rule for unlimited USDC let an unlimited DAI entry of the same Permit2 PermitBatch
+ * through beside a USDC one; in the loose reading `to: [VAULT]` was met by the token contract itself, so
+ * `VAULT.approve(anyone, max)` passed for a vault that is an ERC-20 (both found by review).
  */
-function onlyApproval(ctx: RuleContext, approval: Approval): RuleContext {
-  const intent = { ...ctx.input.intent, spends: [], approvals: [approval] };
-  return { ...ctx, input: { ...ctx.input, intent }, facts: intentFacts(intent) };
+function coversApproval(match: CompiledMatch | undefined, intent: Intent, approval: Approval): boolean {
+  if (match === undefined) return true;
+  const reduced: Intent = { ...intent, to: approval.spender, spends: [], approvals: [approval] };
+  return match.matches(reduced, intentFacts(reduced));
 }
 
 /**
  * Allowances granted by the request: approve, increaseAllowance, EIP-2612 and Permit2 permits
  * (semantics §9). Unlimited approvals are refused unless `allow_unlimited`; an unlimited approval
- * of the capped asset always exceeds the cap. Where no approvals rule with `allow_unlimited: true` applies,
- * the evaluator refuses unlimited approvals itself (`allowsUnlimitedApprovals`): they carry no amount a budget
- * or cap could count, so without this rule nothing else would stop them.
+ * of the capped asset always exceeds the cap. An unlimited approval no approvals rule with `allow_unlimited: true`
+ * covers (`allowsUnlimitedApproval`) is refused by the evaluator itself: it carries no amount a budget or cap could
+ * count, so without that default nothing else would stop it.
  */
 export const approvalsRule = defineRule({
   type: 'approvals',
@@ -44,7 +47,7 @@ export const approvalsRule = defineRule({
       name: options.name,
       type: 'approvals',
       windows() {},
-      ...(allowUnlimited ? { allowsUnlimitedApproval: (ctx: RuleContext, approval: Approval) => applies(match, onlyApproval(ctx, approval)) } : {}),
+      ...(allowUnlimited ? { allowsUnlimitedApproval: (ctx: RuleContext, approval: Approval) => coversApproval(match, ctx.input.intent, approval) } : {}),
       evaluate(ctx) {
         const { approvals } = ctx.input.intent;
         if (approvals.length === 0 || !applies(match, ctx)) return 'pass';
