@@ -97,3 +97,26 @@ test('held events: a session that is the largest with one entry evicts its own a
   one.hold('A', 'e2', 'ap2');
   assert.deepEqual([one.approvalFor('A', 'e1'), one.approvalFor('A', 'e2'), one.size], [undefined, 'ap2', 1]);
 });
+
+test('a client that logs out (or whose session ends) and connects again keeps its request ids for the envelope window (found by review)', (t) => {
+  t.mock.timers.enable({ apis: ['Date'], now: 1_800_000_000_000 });
+  const connections = new BunkerConnections(4096);
+  const grant = { sessionId: 's', agentId: 'a', transportPubkey: 'transport' };
+  connections.connect('client', grant);
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), true);
+  assert.equal(connections.firstRefusalOfRequestId('transport', 'client', 'refused'), true);
+  connections.disconnect('transport', 'client');
+  t.mock.timers.tick(5 * 60_000);
+  connections.connect('client', { ...grant, sessionId: 's2' });
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), false, 'a replay of a request from before the logout');
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', 'refused'), false);
+  // The same through the end of a session.
+  connections.forgetSession('s2');
+  connections.connect('client', grant);
+  assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), false);
+  // Ids of a client gone for longer than any envelope is accepted are dropped: memory stays bounded.
+  connections.disconnect('transport', 'client');
+  t.mock.timers.tick(25 * 60_000);
+  connections.connect('other', grant);
+  assert.equal(connections.footprint().requestIds, 0);
+});

@@ -33,6 +33,12 @@ export function requestIdsToRemember(rate: { perSecond: number; burst: number },
   const within = rate.perSecond * windowSeconds * 2 + rate.burst;
   return Math.max(MIN_REMEMBERED_REQUEST_IDS, Math.ceil(within * 1.1));
 }
+/**
+ * How long a client's request ids outlive its connection (logout, a session ended): an envelope is accepted up to
+ * 10 minutes either side of now, so one a relay kept could come back that long after; with a minute to spare.
+ */
+const RELEASED_IDS_MS = (2 * 600 + 60) * 1000;
+
 /** Envelope ids remembered across clients: the same event arrives once per relay. */
 const REMEMBERED_EVENT_IDS = 65_536;
 
@@ -52,6 +58,11 @@ export class BunkerConnections {
    * that had run while their envelopes were still young enough to replay (found by review).
    */
   private readonly refusedIds = new Map<string, Set<string>>();
+  /**
+   * Clients no longer connected whose ids are still kept, and since when (oldest first): dropping them at logout
+   * let an envelope from before it run again once the same client key connected anew (found by review).
+   */
+  private readonly released = new Map<string, number>();
   private readonly eventIds = new Set<string>();
 
   constructor(rememberedRequestIds = MIN_REMEMBERED_REQUEST_IDS) {
@@ -74,7 +85,10 @@ export class BunkerConnections {
   }
 
   connect(clientPubkey: string, grant: SessionGrant): void {
-    this.clients.set(clientKey(grant.transportPubkey, clientPubkey), grant);
+    const key = clientKey(grant.transportPubkey, clientPubkey);
+    this.released.delete(key);
+    this.clients.set(key, grant);
+    this.pruneReleased();
   }
 
   clientGrant(transportPubkey: string, clientPubkey: string): SessionGrant | undefined {
@@ -82,19 +96,30 @@ export class BunkerConnections {
   }
 
   disconnect(transportPubkey: string, clientPubkey: string): void {
-    this.clients.delete(clientKey(transportPubkey, clientPubkey));
-    this.requestIds.delete(clientKey(transportPubkey, clientPubkey));
-    this.refusedIds.delete(clientKey(transportPubkey, clientPubkey));
+    this.release(clientKey(transportPubkey, clientPubkey));
   }
 
   /** Drops every secret and client of a session (it was revoked or expired). */
   forgetSession(sessionId: string): void {
     for (const [k, g] of this.secrets) if (g.sessionId === sessionId) this.secrets.delete(k);
-    for (const [k, g] of this.clients) {
-      if (g.sessionId !== sessionId) continue;
-      this.clients.delete(k);
-      this.requestIds.delete(k);
-      this.refusedIds.delete(k);
+    for (const [k, g] of this.clients) if (g.sessionId === sessionId) this.release(k);
+  }
+
+  /** Ends a connection; its ids are kept for as long as one of its envelopes could still be accepted. */
+  private release(key: string): void {
+    if (!this.clients.delete(key)) return;
+    this.released.delete(key);
+    this.released.set(key, Date.now());
+    this.pruneReleased();
+  }
+
+  private pruneReleased(): void {
+    const before = Date.now() - RELEASED_IDS_MS;
+    for (const [key, at] of this.released) {
+      if (at > before) return;
+      this.released.delete(key);
+      this.requestIds.delete(key);
+      this.refusedIds.delete(key);
     }
   }
 
