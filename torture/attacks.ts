@@ -269,7 +269,9 @@ async function hostileJson(r: Run): Promise<void> {
 /** Fleet `deny {assets: [X]}`; a PermitBatch of X among other tokens (any position, any spelling) is `denied_by_rule`. */
 async function denyEscape(r: Run): Promise<void> {
   const { h, v, rnd, store } = r;
-  const policy = { version: 1, rules: [{ name: 'permits', type: 'allow', match: { chains: [BASE], kinds: ['permit2.permit_single', 'permit2.permit_batch'], to: [ROUTER] } }] };
+  // Random amounts up to uint160, so many are unlimited (2^128 and above): allowed to the router, as the deny under
+  // test is what must refuse them, not the default for unlimited approvals.
+  const policy = { version: 1, rules: [{ name: 'permits', type: 'allow', match: { chains: [BASE], kinds: ['permit2.permit_single', 'permit2.permit_batch'], to: [ROUTER] } }, { name: 'unlimited-to-router', type: 'approvals', allow_unlimited: true, spenders: [ROUTER] }] };
   const { token } = await provisionAgent(h, { name: `permit-${store}-${rnd.hex(3)}`, policy });
   const sign = (body: unknown) => h.call('POST', '/v1/sign/typed-data', { token, body });
   const checksummed = (a: string) => (rnd.chance(0.3) ? getAddress(a) : a);
