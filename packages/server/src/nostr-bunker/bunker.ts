@@ -260,9 +260,10 @@ export class NostrBunker {
       const request = await this.decryptRequest(transport, envelope);
       this.countRefusal('session.rate_limited', client, 'rate_limited');
       if (!request) return;
-      // The refused request's id is used up like any other: a relay holding the envelope could otherwise deliver
-      // it again once the bucket refills (the envelope-id cache is shared with every key and can be flushed), and
-      // a request its client was told was refused would run after all (found by review). A client sends a new
+      // The refused request's id is used up: a relay holding the envelope could otherwise deliver it again once the
+      // bucket refills (the envelope-id cache is shared with every key and can be flushed), and a request its client
+      // was told was refused would run after all (found by review). Kept apart from the ids of requests that ran, so
+      // refusals, which the rate does not bound, cannot push those out (connections.ts). A client sends a new
       // request, with a new id, to try again (nostr-tools' BunkerSigner does).
       if (!this.connections.firstRefusalOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
       await this.refuse(transport, client, request.id, 'rate_limited', 'Too many requests from this client; slow down, and send it again as a new request.');
