@@ -19,6 +19,8 @@ interface FloodingNode {
   server: Server;
   /** Bytes of answer body the node got written before the client stopped reading (or it was done). */
   written(): number;
+  /** Resolves once the answer's connection closed: `ended` when the node wrote it all (the client read to the end). */
+  closed: Promise<{ ended: boolean }>;
 }
 
 /**
@@ -27,6 +29,9 @@ interface FloodingNode {
  */
 function floodingNode(total: number, declared?: number): Promise<FloodingNode> {
   let written = 0;
+  let ended = false;
+  let answerClosed!: (value: { ended: boolean }) => void;
+  const closedAnswer = new Promise<{ ended: boolean }>((resolve) => (answerClosed = resolve));
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -39,14 +44,20 @@ function floodingNode(total: number, declared?: number): Promise<FloodingNode> {
           written += chunk.length;
           if (!res.write(chunk)) return void res.once('drain', pump);
         }
-        if (!res.destroyed) res.end('"}');
+        if (!res.destroyed) {
+          ended = true;
+          res.end('"}');
+        }
       };
-      res.on('close', () => res.destroy());
+      res.on('close', () => {
+        res.destroy();
+        answerClosed({ ended });
+      });
       pump();
     });
   });
   return new Promise((resolve) =>
-    server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server, written: () => written })),
+    server.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, server, written: () => written, closed: closedAnswer })),
   );
 }
 
@@ -66,9 +77,12 @@ test('a node answering 64 MiB without a length: the reconciler read stops past t
   try {
     const reader = rpcChainReader({ [CHAIN]: node.url });
     await assert.rejects(reader.authorizationState(CHAIN, TOKEN, OWNER, `0x${'00'.repeat(32)}`), tooLarge);
-    // The node could write at most the cap plus what the sockets buffer before the read was cancelled.
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.ok(node.written() < UPSTREAM_MAX_ANSWER_BYTES + 16 * MIB, `the node wrote ${node.written()} bytes`);
+    // The client stopped reading and closed the connection: the node never got its 64 MiB out. How far past the
+    // cap it got depends on the sockets' buffers and on how busy the machine is (25 MB seen under CI load), so the
+    // test asserts the close, not a byte count (a fixed bound of cap + 16 MiB was flaky).
+    const { ended } = await node.closed;
+    assert.equal(ended, false, `the node wrote all ${node.written()} bytes: the client read to the end`);
+    assert.ok(node.written() > UPSTREAM_MAX_ANSWER_BYTES && node.written() < 64 * MIB, `the node wrote ${node.written()} bytes`);
   } finally {
     await closed(node.server);
   }
