@@ -109,6 +109,11 @@ export function returnedBody(body: CappedBody, maxBodyChars: number): { body: st
   return body.text.length > maxBodyChars ? { body: body.text.slice(0, maxBodyChars), truncated: true, bodyLength: body.text.length } : { body: body.text };
 }
 
+/** What both paying tools answer about the response itself: status, type, a redirect's target and the body. */
+export function answerFields(response: Response, body: CappedBody, maxBodyChars: number) {
+  return { status: response.status, ok: response.ok, contentType: response.headers.get('content-type'), ...redirectOf(response), ...returnedBody(body, maxBodyChars) };
+}
+
 /** Where a redirect answer points: the tools follow none, so the model sees it and may call again with it. */
 export function redirectOf(response: Response): { location: string } | Record<string, never> {
   const location = response.status >= 300 && response.status < 400 ? response.headers.get('location') : null;

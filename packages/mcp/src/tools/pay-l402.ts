@@ -6,7 +6,7 @@
 // no word of it, and a model would retry).
 import type { L402PaymentMade } from '../context.ts';
 import { PaidThenFailedError } from '../results.ts';
-import { checkRequestHeaders, paidFetchShape, readCappedBody, redirectOf, returnedBody } from './fields.ts';
+import { checkRequestHeaders, paidFetchShape, answerFields, readCappedBody } from './fields.ts';
 import { defineTool } from './tool.ts';
 
 export const payL402Tool = defineTool({
@@ -30,11 +30,7 @@ export const payL402Tool = defineTool({
       // Every string of the result, not only the body: an API may as well put the credential in a header it sends
       // back (a Location, a content type); found by review.
       return withoutSecretsDeep(ctx.withoutL402Secrets, {
-        status: response.status,
-        ok: response.ok,
-        contentType: response.headers.get('content-type'),
-        ...redirectOf(response),
-        ...returnedBody(body, args.maxBodyChars),
+        ...answerFields(response, body, args.maxBodyChars),
         paid: made !== undefined,
         payment: made ? paymentOf(made) : null,
       });

@@ -9,7 +9,7 @@ import type { X402PaymentTerms, X402SignedAuthorization } from '@airlock/sdk';
 import { decodePaymentResponseHeader } from '@x402/core/http';
 import { PaidThenFailedError, ToolError } from '../results.ts';
 import type { X402Call } from '../context.ts';
-import { addressField, amountField, checkRequestHeaders, paidFetchShape, readCappedBody, redirectOf, returnedBody } from './fields.ts';
+import { addressField, amountField, checkRequestHeaders, paidFetchShape, answerFields, readCappedBody } from './fields.ts';
 import { defineTool } from './tool.ts';
 
 /** Request headers that carry an x402 payment or its receipt: the x402 client sets them; one from the model would have it sign a payment it then discards. */
@@ -36,11 +36,7 @@ export const payX402Tool = defineTool({
       const payment = settlementReport(response);
       const signed = call.signed.at(-1);
       return {
-        status: response.status,
-        ok: response.ok,
-        contentType: response.headers.get('content-type'),
-        ...redirectOf(response),
-        ...returnedBody(body, args.maxBodyChars),
+        ...answerFields(response, body, args.maxBodyChars),
         paid: signed !== undefined,
         paymentSigned: signed ? signedPayment(signed) : null,
         payment,
