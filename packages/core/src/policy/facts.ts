@@ -49,6 +49,20 @@ export interface IntentFacts {
    * deny rules and `chains` rules.
    */
   chainlessValueMoving: boolean;
+  /**
+   * The signature is valid on every chain, whatever chain the request names: chainless value-moving typed
+   * data, or an EIP-7702 authorization with chain id 0 (the request's chainId is only the agent's label
+   * for it). No `chains` list covers it and a deny naming any chain touches it.
+   */
+  everyChain: boolean;
+}
+
+/**
+ * An authorization this signature creates with chain id 0. (A type-4 transaction's list carries entries
+ * signed before; signing the transaction signs none of them.)
+ */
+function anyChainAuthorization(intent: Intent): boolean {
+  return intent.kind === 'eip7702.authorization' && (intent.delegation?.authorizations.some((a) => a.chainId === 0) ?? false);
 }
 
 function add(map: Map<string, bigint>, asset: string, amount: bigint): void {
@@ -89,6 +103,7 @@ export function intentFacts(intent: Intent): IntentFacts {
   if (contract !== undefined) parties.add(contract);
   if (intent.payment) parties.add(normaliseParty(intent.payment.payTo));
 
+  const chainlessValueMoving = intent.typedData !== undefined && intent.typedData.domain.chainId === undefined && VALUE_MOVING_TYPED_DATA.has(intent.kind);
   const chains = new Set([intent.chain]);
   const domainChainId = intent.typedData?.domain.chainId;
   if (domainChainId !== undefined) chains.add(`eip155:${domainChainId}`);
@@ -104,6 +119,7 @@ export function intentFacts(intent: Intent): IntentFacts {
     parties: [...parties],
     movedAssets: [...moved],
     chains: [...chains],
-    chainlessValueMoving: intent.typedData !== undefined && domainChainId === undefined && VALUE_MOVING_TYPED_DATA.has(intent.kind),
+    chainlessValueMoving,
+    everyChain: chainlessValueMoving || anyChainAuthorization(intent),
   };
 }

@@ -196,8 +196,8 @@ export class CompiledMatch {
       if (resource !== undefined && !this.resources.some((p) => p.test(resource))) return false;
     }
     if (!this.matchesSingleValued(intent)) return false;
-    // A signature over a chainless domain is valid on every chain, listed ones included.
-    if (this.chains && !facts.chainlessValueMoving && !facts.chains.some((c) => this.chains!.has(c))) return false;
+    // A signature over a chainless domain (or a chain-id-0 authorization) is valid on every chain, listed ones included.
+    if (this.chains && !facts.everyChain && !facts.chains.some((c) => this.chains!.has(c))) return false;
     if (this.to && !facts.parties.some((p) => this.to!.has(p))) return false;
     if (this.assets && !facts.movedAssets.some((a) => this.assets!.has(a))) return false;
     if (this.sighashes && !(intent.bitcoin?.sighashes.some((h) => this.sighashes!.has(h)) ?? false)) return false;

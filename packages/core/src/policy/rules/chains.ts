@@ -5,7 +5,8 @@ import { applies, defineRule } from './types.ts';
 
 /**
  * Allowlist of CAIP-2 chains (semantics §10): every chain the intent names must be listed. A
- * value-moving signature over a domain without chainId is valid on every chain, so no list covers it.
+ * value-moving signature over a domain without chainId, or an EIP-7702 authorization with chain id 0, is valid
+ * on every chain, so no list covers it.
  */
 export const chainsRule = defineRule({
   type: 'chains',
@@ -18,10 +19,15 @@ export const chainsRule = defineRule({
       type: 'chains',
       windows() {},
       evaluate(ctx) {
-        const { chainlessValueMoving, chains } = ctx.facts;
+        const { chainlessValueMoving, everyChain, chains } = ctx.facts;
         const outside = chains.find((c) => !allow.has(c));
-        if ((outside === undefined && !chainlessValueMoving) || !applies(match, ctx)) return 'pass';
-        const what = outside !== undefined ? `chain ${outside} is` : 'a signature over an EIP-712 domain without chainId is valid on every chain, and is';
+        if ((outside === undefined && !everyChain) || !applies(match, ctx)) return 'pass';
+        const what =
+          outside !== undefined
+            ? `chain ${outside} is`
+            : chainlessValueMoving
+              ? 'a signature over an EIP-712 domain without chainId is valid on every chain, and is'
+              : 'an EIP-7702 authorization with chain id 0 is valid on every chain, and is';
         return [{ code: 'chain_not_allowed', message: `${what} not allowed (allowed: ${options.allow.join(', ')})` }];
       },
     };
