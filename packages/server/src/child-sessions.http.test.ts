@@ -76,7 +76,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
           ['chains', { chains: ['eip155:1'] }],
           ['chains', { chains: [] }],
           ['budgets', { budgets: [{ asset: USDC_ASSET, max: USDC(7), window: '1h' }] }],
-          ['budgets', { budgets: [{ asset: USDC_ASSET.toUpperCase(), max: USDC(7), window: '30d' }] }],
+          // The same asset with its address in capitals (an asset id in capitals throughout is no CAIP-19 id: 400).
+          ['budgets', { budgets: [{ asset: USDC_ASSET.slice(0, -40) + USDC_ASSET.slice(-40).toUpperCase(), max: USDC(7), window: '30d' }] }],
           ['expiry', { ttlSeconds: 2 * 3600 }],
           ['expiry', { expiresAt: new Date(Date.now() + 2 * 3600_000).toISOString() }],
         ];

@@ -2,7 +2,7 @@ export { parsePolicyText } from './parse.ts';
 export { compilePolicy, createRule, type CompiledPolicy } from './compile.ts';
 export { policySchema, policyJsonSchema, type PolicyDocument } from './schema.ts';
 export { hashPolicy } from './hash.ts';
-export { ancestorScopeLayer, sessionScopeLayer, sessionScopeLayers, sessionScopeViolations, type PolicyLayer } from './layers.ts';
+export { ancestorScopeLayer, assertSessionScope, sessionScopeLayer, sessionScopeLayers, sessionScopeViolations, type PolicyLayer } from './layers.ts';
 export { evaluatePolicy, requiredWindows, type EvaluationInput } from './evaluate.ts';
 export { countWritesFor, ledgerWritesFor } from './ledger-writes.ts';
 export { isDuration, parseDuration } from './duration.ts';

@@ -1,3 +1,4 @@
+import { AirlockError } from '../errors.ts';
 import type { SessionScope } from '../ports/store.ts';
 import type { Layer, Violation } from './decision.ts';
 import { intentFacts } from './facts.ts';
@@ -28,6 +29,20 @@ export function sessionScopeLayer(scope: SessionScope, sessionId: string): Polic
     rules.push(createRule({ type: 'budget', name: `budget-${i}`, asset: b.asset, max: b.max, window: b.window, scope: 'session' }, { sets, path: ['budgets', i], ownSessionOnly: true }));
   });
   return { layer: 'session', label: `session:${sessionId}`, policy: { hash: '', rules, allowRules: [], abis: [], detectors: [], lifecycle: EMPTY_LIFECYCLE } };
+}
+
+/**
+ * Refuses a scope its session layer could not be built from (a budget asset that is not a CAIP-19 id, say):
+ * checked when a session is issued or derived, so the bad input is refused there and nothing is created,
+ * instead of every later signing request failing in its transaction (unaudited, rolled back with it).
+ */
+export function assertSessionScope(scope: SessionScope): void {
+  try {
+    sessionScopeLayer(scope, 'ses_check');
+  } catch (e) {
+    if (e instanceof AirlockError && e.code === 'invalid_policy') throw new AirlockError('invalid_request', e.message);
+    throw e;
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { AirlockError, isAirlockError } from '../errors.ts';
 import { ACTIONS } from '../intent.ts';
 import { parseDuration } from '../policy/duration.ts';
+import { assertSessionScope } from '../policy/layers.ts';
 import { seriesFor, type WindowQuery } from '../ports/ledger.ts';
 import type { Session, SessionScope, StoreTx } from '../ports/store.ts';
 import type { ServiceDeps } from './deps.ts';
@@ -232,6 +233,8 @@ function validated(input: DeriveSessionInput, now: number): { actions?: string[]
     if (!/^\d{1,78}$/.test(b.max)) throw new AirlockError('invalid_amount', 'budgets[].max must be a non-negative integer string.');
     return { asset: b.asset, max: b.max, window: b.window };
   });
+  // Actions and chains left out are the parent's (already a valid scope); what is given must build as one.
+  assertSessionScope({ actions: input.actions ?? [ACTIONS[0]], chains: input.chains ?? [], budgets });
   return {
     ...(input.actions !== undefined ? { actions: [...new Set(input.actions)] } : {}),
     ...(input.chains !== undefined ? { chains: [...new Set(input.chains)] } : {}),

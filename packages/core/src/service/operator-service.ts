@@ -9,7 +9,7 @@ import { ACTIONS, type Intent } from '../intent.ts';
 import type { Violation } from '../policy/decision.ts';
 import { normaliseResource } from '../policy/resource-pattern.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
-import { assertAgentLifecycle, diffPolicies, hashPolicy, parseDuration, parsePolicyText, validatePolicy, type PolicyWarning } from '../policy/index.ts';
+import { assertAgentLifecycle, assertSessionScope, diffPolicies, hashPolicy, parseDuration, parsePolicyText, validatePolicy, type PolicyWarning } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
 import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
 import { attachPaymentContext, isHeldPayment, type SigningService } from './signing-service.ts';
@@ -293,13 +293,15 @@ export class OperatorService {
       parseDuration(b.window);
       if (!/^\d{1,78}$/.test(b.max)) throw new AirlockError('invalid_amount', 'budgets[].max must be a non-negative integer string.');
     }
+    const scope: SessionScope = { actions: [...new Set(input.actions)], chains: input.chains ?? [], budgets };
+    assertSessionScope(scope);
     const now = this.deps.clock.now();
     const secret = this.deps.randomSecret();
     const session: Session = {
       id: this.deps.randomId('ses'),
       agentId: agent.id,
       tokenHash: hashSecret(secret),
-      scope: { actions: [...new Set(input.actions)], chains: input.chains ?? [], budgets },
+      scope,
       createdAt: now,
       expiresAt: now + ttlMs,
       ...(input.label ? { label: input.label } : {}),
