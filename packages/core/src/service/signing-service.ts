@@ -108,6 +108,19 @@ export class SigningService {
   }
 
   /**
+   * Throws the reason an authenticated credential is no longer usable (revoked, expired, frozen, retired, an
+   * ancestor session dead), read afresh: for a request that outlives its authentication (a long poll), before
+   * it hands out what was decided meanwhile.
+   */
+  async assertStillUsable(auth: AgentAuth): Promise<void> {
+    const [session, agent] = await Promise.all([this.deps.store.getSession(auth.session.id), this.deps.store.getAgent(auth.agent.id)]);
+    if (!session || !agent) throw new AirlockError('unauthenticated', 'Unknown session token.');
+    const now = this.deps.clock.now();
+    checkUsable(agent, session, now);
+    if (session.parentId !== undefined) checkAncestorsUsable(await readAncestors(this.deps.store, session), now);
+  }
+
+  /**
    * Resolves a session token to its agent. Throws the reason it is not usable. `admit` runs once the token
    * is proven genuine and before anything is written: it may refuse (the per-session rate limit), so a
    * flood with a dead credential cannot append one `auth.refused` entry per request.
