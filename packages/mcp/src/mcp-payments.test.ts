@@ -127,21 +127,21 @@ describe('pay_x402 / pay_l402: what was paid is what Airlock signed or paid, sai
     });
   });
 
-  test('pay_x402 with maxAmount, payTo or asset: a 402 asking more, paying someone else or in another token is payment_not_as_expected, and Airlock is not asked to sign', async () => {
+  test('pay_x402 with maxAmount, payTo, asset or network: a 402 asking more, paying someone else, in another token or on another chain is payment_not_as_expected, and Airlock is not asked to sign', async () => {
     airlockAsked.length = 0;
     apiSaw = [];
     await withClient(airlockUrl, async (call) => {
       const OTHER_TOKEN = '0x4444444444444444444444444444444444444444';
-      for (const expect of [{ maxAmount: '9999' }, { payTo: '0x3333333333333333333333333333333333333333' }, { maxAmount: PRICE, payTo: '0x3333333333333333333333333333333333333333' }, { maxAmount: PRICE, asset: OTHER_TOKEN }]) {
+      for (const expect of [{ maxAmount: '9999' }, { payTo: '0x3333333333333333333333333333333333333333' }, { maxAmount: PRICE, payTo: '0x3333333333333333333333333333333333333333' }, { maxAmount: PRICE, asset: OTHER_TOKEN }, { maxAmount: PRICE, asset: ASSET, network: 'eip155:8453' }]) {
         const r = await call('pay_x402', { url: `${apiUrl}/silent`, ...expect });
         assert.equal(r.isError, true, JSON.stringify(r));
         assert.equal(r.structuredContent.error.code, 'payment_not_as_expected', JSON.stringify(expect));
         assert.equal(r.structuredContent.error.paid, undefined);
       }
       assert.equal(signs(), 0, 'nothing was signed');
-      assert.deepEqual(apiSaw.map((s) => s.paid), [false, false, false, false], 'no payment reached the server');
+      assert.deepEqual(apiSaw.map((s) => s.paid), [false, false, false, false, false], 'no payment reached the server');
       // As expected (the payee and token in another case, the exact price): paid.
-      const ok = await call('pay_x402', { url: `${apiUrl}/silent`, maxAmount: PRICE, payTo: PAY_TO.toUpperCase().replace('0X', '0x'), asset: ASSET.toUpperCase().replace('0X', '0x') });
+      const ok = await call('pay_x402', { url: `${apiUrl}/silent`, maxAmount: PRICE, payTo: PAY_TO.toUpperCase().replace('0X', '0x'), asset: ASSET.toUpperCase().replace('0X', '0x'), network: 'eip155:31337' });
       assert.ok(!ok.isError, JSON.stringify(ok));
       assert.equal(ok.structuredContent.paid, true);
     });

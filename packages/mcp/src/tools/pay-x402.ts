@@ -7,6 +7,7 @@
 // what was signed (`paymentSigned`), and the server's own report stays apart (`payment`).
 import type { X402PaymentTerms, X402SignedAuthorization } from '@airlock/sdk';
 import { decodePaymentResponseHeader } from '@x402/core/http';
+import { z } from 'zod';
 import { PaidThenFailedError, ToolError } from '../results.ts';
 import type { X402Call } from '../context.ts';
 import { addressField, amountField, checkRequestHeaders, paidFetchShape, answerFields, readCappedBody } from './fields.ts';
@@ -25,6 +26,11 @@ export const payX402Tool = defineTool({
     maxAmount: amountField.optional().describe('Optional: the most you expect to pay, in base units of the asset asked for (1 USDC = "1000000"). A 402 asking more is refused (payment_not_as_expected) before anything is signed.'),
     payTo: addressField.optional().describe('Optional: the payee you expect. A 402 paying anyone else is refused (payment_not_as_expected) before anything is signed.'),
     asset: addressField.optional().describe('Optional: the token contract you expect to pay in (maxAmount is in its base units). A 402 asking for another token is refused (payment_not_as_expected) before anything is signed.'),
+    network: z
+      .string()
+      .regex(/^eip155:[1-9]\d{0,11}$/, 'a CAIP-2 EVM chain id such as eip155:8453')
+      .optional()
+      .describe('Optional: the chain you expect to pay on, CAIP-2 (Base is "eip155:8453"). The same token address can be another token on another chain: a 402 asking for payment on another chain is refused (payment_not_as_expected) before anything is signed.'),
   },
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
@@ -52,8 +58,8 @@ export const payX402Tool = defineTool({
 });
 
 /** Refuses (before Airlock signs) a payment other than the model said it expects; nothing to check when it named nothing. */
-function checkExpected(terms: X402PaymentTerms | undefined, expected: { maxAmount?: string | undefined; payTo?: string | undefined; asset?: string | undefined }): void {
-  if (expected.maxAmount === undefined && expected.payTo === undefined && expected.asset === undefined) return;
+function checkExpected(terms: X402PaymentTerms | undefined, expected: { maxAmount?: string | undefined; payTo?: string | undefined; asset?: string | undefined; network?: string | undefined }): void {
+  if (expected.maxAmount === undefined && expected.payTo === undefined && expected.asset === undefined && expected.network === undefined) return;
   const refuse = (why: string) =>
     new ToolError('payment_not_as_expected', `The resource asks for a payment you did not expect (${why}); nothing was signed.`, ['Check the URL and the price with the user; call again with maxAmount and payTo as agreed.']);
   if (!terms) throw refuse('its payment is not a transfer whose amount and payee can be read');
@@ -61,6 +67,8 @@ function checkExpected(terms: X402PaymentTerms | undefined, expected: { maxAmoun
   if (expected.payTo !== undefined && terms.payTo.toLowerCase() !== expected.payTo.toLowerCase()) throw refuse(`paying ${terms.payTo}, not payTo ${expected.payTo}`);
   // maxAmount is in base units of whatever token the server names: without `asset` it caps the number, not the value.
   if (expected.asset !== undefined && terms.asset.toLowerCase() !== expected.asset.toLowerCase()) throw refuse(`paying in ${terms.asset}, not asset ${expected.asset}`);
+  // The chain the signature is bound to (its EIP-712 domain), not the one the 402 names beside it.
+  if (expected.network !== undefined && terms.network !== expected.network) throw refuse(`paying on ${terms.network}, not network ${expected.network}`);
 }
 
 /** What Airlock signed, as the model reads it. */
