@@ -2,7 +2,8 @@
 // agent's label for it. Found by review: a session scoped to a testnet and a fleet deny of mainnet both let
 // such an authorization through (the policy saw only the label), so a testnet session delegated the agent's
 // whole account on mainnet too. It now counts as on every chain, as chainless typed data does: no `chains`
-// list covers it and a deny naming any chain refuses it. Over HTTP on both stores.
+// list covers it (an allow rule listing chains included: a second review found a fleet granting only testnet
+// requests granted one labelled so) and a deny naming any chain refuses it. Over HTTP on both stores.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { recoverAuthorizationAddress } from 'viem/utils';
@@ -55,6 +56,20 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         const attack = await sign(token, 0, SEPOLIA_BASE);
         assert.equal(attack.status, 403, JSON.stringify(attack.body).slice(0, 300));
         assert.deepEqual(codes(attack), ['fleet/no-mainnet denied_by_rule']);
+        assert.equal((await sign(token, SEPOLIA_BASE, SEPOLIA_BASE)).status, 200);
+      } finally {
+        assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } })).status, 200);
+      }
+    });
+
+    test('a fleet that grants only testnet requests (an allow rule listing the chain) does not grant it', async () => {
+      const fleet = await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [{ name: 'testnet-only', type: 'allow', match: { chains: [`eip155:${SEPOLIA_BASE}`] } }] } });
+      assert.equal(fleet.status, 200, JSON.stringify(fleet.body));
+      try {
+        const { token } = await provisionAgent(h, { policy: anyChainPolicy, actions: ['evm.authorization'] });
+        const attack = await sign(token, 0, SEPOLIA_BASE);
+        assert.equal(attack.status, 403, JSON.stringify(attack.body).slice(0, 300));
+        assert.deepEqual(codes(attack), ['fleet/default no_matching_allow_rule']);
         assert.equal((await sign(token, SEPOLIA_BASE, SEPOLIA_BASE)).status, 200);
       } finally {
         assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } })).status, 200);

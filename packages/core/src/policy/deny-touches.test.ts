@@ -145,6 +145,14 @@ test('chainless domain: value-moving typed data without domain chainId is refuse
   const unknown = intent({ action: 'evm.typed_data', kind: 'typed_data.unknown', typedData: { primaryType: 'Vote', domain: { name: 'snapshot', version: '0.1.4' } } });
   const named = layer('agent', { version: 1, rules: [{ name: 'votes', type: 'allow', match: { primary_types: ['Vote'], domains: [{ name: 'snapshot' }] } }] });
   assert.equal(decide([named, session({ chains: ['eip155:8453'] })], input(unknown)).decision, 'allow');
+  // Unknown typed data a contract verifies, over a domain without chainId (an exchange order, say), is valid
+  // wherever that contract lives: a chain scope refuses it and a deny of any chain catches it (found by review).
+  const EXCHANGE = '0x00000000000000000000000000000000000014dc';
+  const order = intent({ action: 'evm.typed_data', kind: 'typed_data.unknown', typedData: { primaryType: 'Order', domain: { name: 'Exchange', verifyingContract: EXCHANGE } } });
+  const orders = layer('agent', { version: 1, rules: [{ name: 'orders', type: 'allow', match: { primary_types: ['Order'], domains: [{ name: 'Exchange', verifying_contract: EXCHANGE }] } }] });
+  assert.equal(decide([orders], input(order)).decision, 'allow');
+  assert.deepEqual(codes(decide([orders, session({ chains: ['eip155:8453'] })], input(order))), ['chain_not_allowed']);
+  assert.deepEqual(codes(decide([fleetDeny({ chains: ['eip155:1'] }), orders], input(order))), ['denied_by_rule']);
 });
 
 // ---- property: adding to a request never turns a deny into an allow ----

@@ -50,9 +50,17 @@ export interface IntentFacts {
    */
   chainlessValueMoving: boolean;
   /**
-   * The signature is valid on every chain, whatever chain the request names: chainless value-moving typed
-   * data, or an EIP-7702 authorization with chain id 0 (the request's chainId is only the agent's label
-   * for it). No `chains` list covers it and a deny naming any chain touches it.
+   * An EIP-7702 authorization with chain id 0 signed by this request: valid on every chain, the request's
+   * chainId only the agent's label for it. Granted by a `delegations` rule with `allow_any_chain`; an allow
+   * rule that lists chains does not cover it.
+   */
+  anyChainAuthorization: boolean;
+  /**
+   * The signature is valid on every chain, whatever chain the request names: value-moving typed data over an
+   * EIP-712 domain without chainId, any typed data whose domain names a verifying contract but no chainId
+   * (unknown typed data may move value too, wherever that contract lives), or an authorization with chain id 0.
+   * No `chains` rule list covers it and a deny naming any chain touches it. (Typed data naming neither, such as
+   * a Snapshot vote, is verified off chain: the request's chain is its label.)
    */
   everyChain: boolean;
 }
@@ -63,6 +71,12 @@ export interface IntentFacts {
  */
 function anyChainAuthorization(intent: Intent): boolean {
   return intent.kind === 'eip7702.authorization' && (intent.delegation?.authorizations.some((a) => a.chainId === 0) ?? false);
+}
+
+/** Typed data a contract verifies (its domain names one) over a domain without chainId: replayable on every chain. */
+function chainlessVerifiedOnChain(intent: Intent): boolean {
+  const domain = intent.typedData?.domain;
+  return domain !== undefined && domain.chainId === undefined && domain.verifyingContract !== undefined;
 }
 
 function add(map: Map<string, bigint>, asset: string, amount: bigint): void {
@@ -103,6 +117,7 @@ export function intentFacts(intent: Intent): IntentFacts {
   if (contract !== undefined) parties.add(contract);
   if (intent.payment) parties.add(normaliseParty(intent.payment.payTo));
 
+  const anyChain = anyChainAuthorization(intent);
   const chainlessValueMoving = intent.typedData !== undefined && intent.typedData.domain.chainId === undefined && VALUE_MOVING_TYPED_DATA.has(intent.kind);
   const chains = new Set([intent.chain]);
   const domainChainId = intent.typedData?.domain.chainId;
@@ -120,6 +135,7 @@ export function intentFacts(intent: Intent): IntentFacts {
     movedAssets: [...moved],
     chains: [...chains],
     chainlessValueMoving,
-    everyChain: chainlessValueMoving || anyChainAuthorization(intent),
+    anyChainAuthorization: anyChain,
+    everyChain: anyChain || chainlessValueMoving || chainlessVerifiedOnChain(intent),
   };
 }

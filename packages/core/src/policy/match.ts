@@ -161,8 +161,10 @@ export class CompiledMatch {
       if (resource === undefined || !this.resources.some((p) => p.test(resource))) return false;
     }
     if (!this.matchesSingleValued(intent)) return false;
-    // Every chain the intent names must be listed.
-    if (this.chains && !facts.chains.every((c) => this.chains!.has(c))) return false;
+    // Every chain the intent names must be listed. A chain-id-0 authorization names only a label: valid on every
+    // chain, no list covers it (found by review: a fleet granting only testnet requests granted one labelled so).
+    // Chainless typed data is granted only by an allow rule that opts in (allow_chainless_domains) or names it.
+    if (this.chains && (facts.anyChainAuthorization || !facts.chains.every((c) => this.chains!.has(c)))) return false;
     if (this.to) {
       // A Bitcoin transaction has no single main counterparty: every output it pays must be listed.
       const covered = intent.bitcoin ? facts.counterparties : facts.to === undefined ? [] : [facts.to];
