@@ -1,6 +1,7 @@
 import { parseAbi, parseAbiItem, type PublicClient } from 'viem';
-import type { ChainReader } from '@airlock/core';
+import { AirlockError, type ChainReader } from '@airlock/core';
 import { rpcPublicClient } from './evm-rpc-client.ts';
+import { chainIdMatches, checkedOnce } from './http/json-rpc-upstream.ts';
 
 const AUTHORIZATION_STATE_ABI = [
   {
@@ -32,21 +33,62 @@ export interface RpcChainReaderOptions {
   logLookbackBlocks?: number;
 }
 
-/** ChainReader over JSON-RPC: one viem public client per configured network (eth_call, eth_getLogs; no keys). */
+/**
+ * A node of AIRLOCK_EVM_RPC that answers `eth_chainId` with another chain's id than its network names. Its
+ * `name` is what the reconciler's `alert.reconciler` (reason `rpc_error`) records as `failure`.
+ */
+export class UpstreamChainMismatchError extends AirlockError {
+  constructor(network: string, chainId: number, answered: unknown) {
+    const said = typeof answered === 'string' && /^0x[0-9a-f]{1,64}$/i.test(answered) ? BigInt(answered).toString() : 'no chain id';
+    super('upstream_chain_mismatch', `The RPC node configured for ${network} (AIRLOCK_EVM_RPC) is on another chain: it answers eth_chainId ${said}, not ${chainId}. Nothing is read from it until it does.`, {
+      details: { network, expectedChainId: chainId, answeredChainId: said },
+    });
+    this.name = 'UpstreamChainMismatchError';
+  }
+}
+
+/**
+ * One viem public client per network of AIRLOCK_EVM_RPC, each handed out only once its node answered
+ * `eth_chainId` with the network's chain id (the JSON-RPC endpoint's check, json-rpc-upstream.ts). The check runs
+ * before a network's first read; a success is kept, a failure (node down, wrong chain) is tried again on the next
+ * read, and a wrong chain throws UpstreamChainMismatchError. The error never names the URL (it can hold an API key).
+ */
+export function checkedRpcClients(rpc: Record<string, string>): { supports(network: string): boolean; networks(): string[]; client(network: string): Promise<PublicClient> } {
+  const clients = new Map<string, { client: PublicClient; check: () => Promise<void> }>();
+  for (const [network, url] of Object.entries(rpc)) {
+    const client = rpcPublicClient(url);
+    // config.ts admits only eip155:<decimal> keys; anything else can match no node's answer.
+    const chainId = /^eip155:[1-9][0-9]{0,15}$/.test(network) ? Number(network.slice('eip155:'.length)) : Number.NaN;
+    clients.set(network, {
+      client,
+      check: checkedOnce(async () => {
+        const answered = await client.request({ method: 'eth_chainId' });
+        if (!Number.isSafeInteger(chainId) || !chainIdMatches(answered, chainId)) throw new UpstreamChainMismatchError(network, chainId, answered);
+      }),
+    });
+  }
+  return {
+    supports: (network) => clients.has(network),
+    networks: () => [...clients.keys()],
+    async client(network) {
+      const entry = clients.get(network);
+      if (!entry) throw new Error(`no RPC configured for ${network}`);
+      await entry.check();
+      return entry.client;
+    },
+  };
+}
+
+/** ChainReader over JSON-RPC: one viem public client per configured network (eth_call, eth_getLogs; no keys), each on its network's chain (checkedRpcClients). */
 export function rpcChainReader(rpc: Record<string, string>, options: RpcChainReaderOptions = {}): ChainReader {
   const blockTag = options.blockTag ?? 'finalized';
   const lookback = BigInt(options.logLookbackBlocks ?? 100_000);
-  const clients = new Map<string, PublicClient>();
-  for (const [network, url] of Object.entries(rpc)) clients.set(network, rpcPublicClient(url));
-  const clientFor = (network: string): PublicClient => {
-    const client = clients.get(network);
-    if (!client) throw new Error(`no RPC configured for ${network}`);
-    return client;
-  };
+  const clients = checkedRpcClients(rpc);
+  const clientFor = clients.client;
   return {
-    supports: (network) => clients.has(network),
+    supports: clients.supports,
     async authorizationState(network, token, from, nonce, blockNumber) {
-      return clientFor(network).readContract({
+      return (await clientFor(network)).readContract({
         address: token as `0x${string}`,
         abi: AUTHORIZATION_STATE_ABI,
         functionName: 'authorizationState',
@@ -55,27 +97,27 @@ export function rpcChainReader(rpc: Record<string, string>, options: RpcChainRea
       });
     },
     async erc20Allowance(network, token, owner, spender) {
-      return clientFor(network).readContract({ address: token as `0x${string}`, abi: GRANT_STATE_ABI, functionName: 'allowance', args: [owner as `0x${string}`, spender as `0x${string}`] });
+      return (await clientFor(network)).readContract({ address: token as `0x${string}`, abi: GRANT_STATE_ABI, functionName: 'allowance', args: [owner as `0x${string}`, spender as `0x${string}`] });
     },
     async eip2612Nonce(network, token, owner) {
-      return clientFor(network).readContract({ address: token as `0x${string}`, abi: GRANT_STATE_ABI, functionName: 'nonces', args: [owner as `0x${string}`] });
+      return (await clientFor(network)).readContract({ address: token as `0x${string}`, abi: GRANT_STATE_ABI, functionName: 'nonces', args: [owner as `0x${string}`] });
     },
     async permit2Allowance(network, permit2, owner, token, spender) {
-      const [amount, expiration, nonce] = await clientFor(network).readContract({ address: permit2 as `0x${string}`, abi: PERMIT2_STATE_ABI, functionName: 'allowance', args: [owner as `0x${string}`, token as `0x${string}`, spender as `0x${string}`] });
+      const [amount, expiration, nonce] = await (await clientFor(network)).readContract({ address: permit2 as `0x${string}`, abi: PERMIT2_STATE_ABI, functionName: 'allowance', args: [owner as `0x${string}`, token as `0x${string}`, spender as `0x${string}`] });
       return { amount, expiration: Number(expiration), nonce: BigInt(nonce) };
     },
     async permit2NonceBitmap(network, permit2, owner, wordPos) {
-      return clientFor(network).readContract({ address: permit2 as `0x${string}`, abi: PERMIT2_STATE_ABI, functionName: 'nonceBitmap', args: [owner as `0x${string}`, wordPos] });
+      return (await clientFor(network)).readContract({ address: permit2 as `0x${string}`, abi: PERMIT2_STATE_ABI, functionName: 'nonceBitmap', args: [owner as `0x${string}`, wordPos] });
     },
     async latestBlockTimestamp(network) {
-      return Number((await clientFor(network).getBlock({ blockTag: 'latest' })).timestamp);
+      return Number((await (await clientFor(network)).getBlock({ blockTag: 'latest' })).timestamp);
     },
     async pinnedBlock(network) {
-      const block = await clientFor(network).getBlock({ blockTag });
+      const block = await (await clientFor(network)).getBlock({ blockTag });
       return { tag: blockTag, number: block.number, timestamp: Number(block.timestamp) };
     },
     async findAuthorizationUse(network, token, from, nonce) {
-      const client = clientFor(network);
+      const client = await clientFor(network);
       const latest = await client.getBlockNumber();
       const fromBlock = latest > lookback ? latest - lookback : 0n;
       const address = token as `0x${string}`;

@@ -103,9 +103,10 @@ test('an answer under the cap is read as before', async () => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
-      const call = JSON.parse(body) as { id: number };
+      const call = JSON.parse(body) as { id: number; method: string };
       res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result: '0x2a' }));
+      // eth_chainId is asked first: the node must be on the chain CHAIN names (checkedRpcClients).
+      res.end(JSON.stringify({ jsonrpc: '2.0', id: call.id, result: call.method === 'eth_chainId' ? `0x${Number(CHAIN.split(':')[1]).toString(16)}` : '0x2a' }));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

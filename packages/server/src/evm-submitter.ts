@@ -1,9 +1,10 @@
 // The lifecycle path's chain access (core/ports/lifecycle.ts) over viem's public client, one per network of
 // AIRLOCK_EVM_RPC. It holds no keys: it reads nonces, fees, balances and receipts, and broadcasts bytes the
-// core signed and committed before.
-import { erc20Abi, parseAbiItem, type Hex, type PublicClient } from 'viem';
+// core signed and committed before. Each node is asked its chain id before the first read or broadcast
+// (checkedRpcClients): a node of another chain answers upstream_chain_mismatch, and nothing is read from it.
+import { erc20Abi, parseAbiItem, type Hex } from 'viem';
 import type { EvmSubmitter, IncomingTransfer } from '@airlock/core';
-import { rpcPublicClient } from './evm-rpc-client.ts';
+import { checkedRpcClients } from './evm-chain-reader.ts';
 
 const TRANSFER = parseAbiItem('event Transfer(address indexed from, address indexed to, uint256 value)');
 
@@ -14,22 +15,17 @@ const ALREADY_KNOWN = /already known|already imported|known transaction|transact
 const FEE_HISTORY_BLOCKS = 10;
 
 export function rpcEvmSubmitter(rpc: Record<string, string>): EvmSubmitter {
-  const clients = new Map<string, PublicClient>();
-  for (const [network, url] of Object.entries(rpc)) clients.set(network, rpcPublicClient(url));
-  const clientFor = (chain: string): PublicClient => {
-    const client = clients.get(chain);
-    if (!client) throw new Error(`no RPC configured for ${chain}`);
-    return client;
-  };
+  const clients = checkedRpcClients(rpc);
+  const clientFor = clients.client;
   const address = (a: string) => a as `0x${string}`;
   return {
-    supports: (chain) => clients.has(chain),
-    chains: () => [...clients.keys()].sort(),
-    pendingNonce: (chain, a) => clientFor(chain).getTransactionCount({ address: address(a), blockTag: 'pending' }),
-    gasPrice: (chain) => clientFor(chain).getGasPrice(),
+    supports: clients.supports,
+    chains: () => clients.networks().sort(),
+    pendingNonce: async (chain, a) => (await clientFor(chain)).getTransactionCount({ address: address(a), blockTag: 'pending' }),
+    gasPrice: async (chain) => (await clientFor(chain)).getGasPrice(),
     async recentFees(chain) {
       try {
-        const h = await clientFor(chain).getFeeHistory({ blockCount: FEE_HISTORY_BLOCKS, rewardPercentiles: [50], blockTag: 'latest' });
+        const h = await (await clientFor(chain)).getFeeHistory({ blockCount: FEE_HISTORY_BLOCKS, rewardPercentiles: [50], blockTag: 'latest' });
         if (h.baseFeePerGas.length === 0) return undefined;
         const max = (xs: readonly bigint[]) => xs.reduce((a, b) => (b > a ? b : a), 0n);
         return { maxBaseFee: max(h.baseFeePerGas), maxPriorityFee: max((h.reward ?? []).map((r) => r[0] ?? 0n)) };
@@ -37,12 +33,13 @@ export function rpcEvmSubmitter(rpc: Record<string, string>): EvmSubmitter {
         return undefined; // no fee history (a pre-London chain, a node without the method): max_gas_price alone bounds the fee
       }
     },
-    estimateGas: (chain, call) => clientFor(chain).estimateGas({ account: address(call.from), to: address(call.to), data: call.data as Hex, value: call.value }),
-    nativeBalance: (chain, a) => clientFor(chain).getBalance({ address: address(a) }),
-    tokenBalance: (chain, token, a) => clientFor(chain).readContract({ address: address(token), abi: erc20Abi, functionName: 'balanceOf', args: [address(a)] }),
+    estimateGas: async (chain, call) => (await clientFor(chain)).estimateGas({ account: address(call.from), to: address(call.to), data: call.data as Hex, value: call.value }),
+    nativeBalance: async (chain, a) => (await clientFor(chain)).getBalance({ address: address(a) }),
+    tokenBalance: async (chain, token, a) => (await clientFor(chain)).readContract({ address: address(token), abi: erc20Abi, functionName: 'balanceOf', args: [address(a)] }),
     async sendRawTransaction(chain, raw) {
+      const client = await clientFor(chain);
       try {
-        await clientFor(chain).sendRawTransaction({ serializedTransaction: raw as Hex });
+        await client.sendRawTransaction({ serializedTransaction: raw as Hex });
       } catch (e) {
         const text = e instanceof Error ? `${e.message} ${(e as { details?: string }).details ?? ''}` : String(e);
         if (ALREADY_KNOWN.test(text)) return;
@@ -50,18 +47,19 @@ export function rpcEvmSubmitter(rpc: Record<string, string>): EvmSubmitter {
       }
     },
     async receipt(chain, hash) {
+      const client = await clientFor(chain);
       try {
-        const r = await clientFor(chain).getTransactionReceipt({ hash: hash as Hex });
+        const r = await client.getTransactionReceipt({ hash: hash as Hex });
         return { status: r.status, blockNumber: r.blockNumber, gasUsed: r.gasUsed };
       } catch (e) {
         if ((e as { name?: string }).name === 'TransactionReceiptNotFoundError') return undefined;
         throw e;
       }
     },
-    blockNumber: (chain) => clientFor(chain).getBlockNumber({ cacheTime: 0 }),
+    blockNumber: async (chain) => (await clientFor(chain)).getBlockNumber({ cacheTime: 0 }),
     async incomingTransfers(chain, tokens, addresses, fromBlock, toBlock) {
       if (tokens.length === 0 || addresses.length === 0) return [];
-      const logs = await clientFor(chain).getLogs({ address: tokens.map(address), event: TRANSFER, args: { to: addresses.map(address) }, fromBlock, toBlock });
+      const logs = await (await clientFor(chain)).getLogs({ address: tokens.map(address), event: TRANSFER, args: { to: addresses.map(address) }, fromBlock, toBlock });
       return logs
         .filter((l) => !l.removed && l.args.to !== undefined && l.args.value !== undefined && l.blockNumber !== null)
         .map((l): IncomingTransfer => ({ asset: `${chain}/erc20:${l.address.toLowerCase()}`, to: l.args.to!.toLowerCase(), value: l.args.value!, blockNumber: l.blockNumber! }));

@@ -950,6 +950,41 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         });
         assert.deepEqual((await store.transaction((tx) => tx.reservedPayments(10))).map((p) => p.id), ['pay_soon', 'pay_late']);
       });
+
+      test('reservedPayments is ordered by (validBefore, id) and paging with `after` visits every reserved payment exactly once, skipping finished ones', async () => {
+        const store = await fresh();
+        // Held out of order; several share a validBefore (a page boundary falls inside the tie).
+        const all = [
+          ['pay_c0', 300], ['pay_b0', 100], ['pay_20', 200], ['pay_09', 100], ['pay_f0', 100], ['pay_50', 500], ['pay_1a', 100], ['pay_10', 200], ['pay_a0', 400],
+        ].map(([id, validBefore], i) => payment(id as string, (i + 16).toString(16), 1_000, { validBefore: validBefore as number }));
+        await store.transaction(async (tx) => {
+          for (const p of all) await tx.holdPayment(p, writes);
+          await tx.finishPayment('pay_1a', 'settled', 2_000, 2, '0xfeed'); // in the middle of the tie at 100
+          await tx.finishPayment('pay_20', 'expired', 2_000, 3);
+        });
+        const expected = ['pay_09', 'pay_b0', 'pay_f0', 'pay_10', 'pay_c0', 'pay_a0', 'pay_50'];
+        const reserved = (limit: number, after?: { validBefore: number; id: string }) => store.transaction((tx) => tx.reservedPayments(limit, after));
+        assert.deepEqual((await reserved(100)).map((p) => p.id), expected);
+        assert.deepEqual((await reserved(3)).map((p) => p.id), expected.slice(0, 3));
+        for (const limit of [1, 2, 3, 7]) {
+          const seen: string[] = [];
+          let after: { validBefore: number; id: string } | undefined;
+          for (let pages = 0; pages <= expected.length + 1; pages++) {
+            const page = await reserved(limit, after);
+            assert.ok(page.length <= limit);
+            seen.push(...page.map((p) => p.id));
+            if (page.length < limit) break;
+            after = { validBefore: page.at(-1)!.validBefore, id: page.at(-1)!.id };
+          }
+          assert.deepEqual(seen, expected, `limit ${limit}: each in order, exactly once`);
+        }
+        // A cursor at a payment that has finished since (the reconciler's last one), or between two, still pages on.
+        assert.deepEqual((await reserved(100, { validBefore: 100, id: 'pay_1a' })).map((p) => p.id), ['pay_b0', 'pay_f0', 'pay_10', 'pay_c0', 'pay_a0', 'pay_50']);
+        assert.deepEqual((await reserved(100, { validBefore: 200, id: 'pay_20' })).map((p) => p.id), ['pay_c0', 'pay_a0', 'pay_50']);
+        assert.deepEqual((await reserved(100, { validBefore: 100, id: 'pay_c' })).map((p) => p.id), ['pay_f0', 'pay_10', 'pay_c0', 'pay_a0', 'pay_50']);
+        assert.deepEqual((await reserved(2, { validBefore: 150, id: '' })).map((p) => p.id), ['pay_10', 'pay_c0']);
+        assert.deepEqual(await reserved(100, { validBefore: 500, id: 'pay_50' }), []);
+      });
     });
 
     test('200 concurrent transactions against a limit of 50 append exactly 50', async () => {

@@ -30,9 +30,12 @@ export interface PaymentRecord {
   resource?: string;
   origin?: string;
   state: PaymentState;
-  /** Transaction confirmed by the reconciler, or `assumed` when no RPC could confirm it. */
+  /**
+   * Transaction the reconciler found on chain using the nonce, or `assumed` when no RPC could confirm it. Never
+   * the agent's report: absent when the chain says the nonce is used but no transaction was found.
+   */
   settlementTx?: string;
-  /** Transaction hash the agent reported from the server's PAYMENT-RESPONSE. */
+  /** Transaction hash the agent reported from the server's PAYMENT-RESPONSE (unverified: only its format is checked). */
   reportedTx?: string;
   /**
    * What the chain says moved when the nonce was used (the `Transfer` after `AuthorizationUsed`): it can

@@ -526,10 +526,13 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
    * `settlementCharges` adds on top of the converted holds (a larger amount, another recipient).
    */
   finishPayment(id: string, state: 'settled' | 'expired', now: number, auditSeq: number, settlementTx?: string, settled?: SettledTransfer): Promise<PaymentRecord>;
-  /** Records the settlement transaction the agent reported (the reconciler still confirms it). */
+  /** Records the settlement transaction the agent reported as `reportedTx` (unverified; it never becomes `settlementTx`). */
   reportPaymentSettlement(id: string, txHash: string, now: number): Promise<PaymentRecord>;
-  /** Reserved payments, oldest validBefore first. */
-  reservedPayments(limit: number): Promise<PaymentRecord[]>;
+  /**
+   * Reserved payments ordered by (validBefore, id), soonest first; with `after`, only those after that position
+   * (the reconciler pages through them with the last one of the previous page).
+   */
+  reservedPayments(limit: number, after?: { validBefore: number; id: string }): Promise<PaymentRecord[]>;
 
   /**
    * Records an in-flight Lightning payment and holds its worst case (counted by windowTotals while held).

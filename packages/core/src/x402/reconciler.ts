@@ -10,9 +10,23 @@ export interface ReconcilerOptions {
   maxClockSkewSeconds?: number;
   /** How far the pinned block may lag the wall clock, once a payment is due, before a kept hold raises an alert (default 3600). */
   maxPinnedLagSeconds?: number;
+  /**
+   * How many reserved payments one round reads (default 500, 1 to 1000). Rounds page through all of them in
+   * (validBefore, id) order, wrapping around, so every reserved payment is looked at within ceil(n / this) rounds.
+   */
+  batchSize?: number;
 }
 
-export const RECONCILER_DEFAULTS: Required<ReconcilerOptions> = { marginSeconds: 300, maxClockSkewSeconds: 120, maxPinnedLagSeconds: 3600 };
+export const RECONCILER_DEFAULTS: Required<ReconcilerOptions> = { marginSeconds: 300, maxClockSkewSeconds: 120, maxPinnedLagSeconds: 3600, batchSize: 500 };
+
+/** The largest batch a round reads (the stores' list limit). */
+const MAX_BATCH = 1000;
+
+/** A position in the (validBefore, id) order of reserved payments: a round reads the ones after it. */
+export interface ReservedCursor {
+  validBefore: number;
+  id: string;
+}
 
 export interface ReconcileResult {
   checked: number;
@@ -53,23 +67,39 @@ export type DisagreementReason = 'chain_clock_skew' | 'chain_inconsistent' | 'pi
  * block settles the payment, charged max(signed value, value of the Transfer that used it). Whenever the
  * answers disagree the hold is kept and one `alert.reconciler` entry per payment and round records the
  * figures; read failures are counted and alerted once per network and round.
+ *
+ * A round reads at most `batchSize` reserved payments, starting after the last one the previous round of this
+ * reconciler read and starting over from the soonest validBefore once the end is reached: payments that stay
+ * reserved round after round (a network whose RPC is down, an asset without `authorizationState`) cannot keep
+ * the ones behind them from ever being looked at.
  */
 export class PaymentReconciler {
   private readonly deps: ServiceDeps;
   private readonly chain: ChainReader | undefined;
   private readonly options: Required<ReconcilerOptions>;
+  /** Where the next round starts: after the last payment the previous round read (none: the soonest validBefore). */
+  private cursor: ReservedCursor | undefined;
 
   constructor(deps: ServiceDeps, chain: ChainReader | undefined, options: ReconcilerOptions = {}) {
     this.deps = deps;
     this.chain = chain;
     this.options = { ...RECONCILER_DEFAULTS, ...options };
-    for (const [name, v] of Object.entries(this.options)) {
+    const { batchSize, ...seconds } = this.options;
+    for (const [name, v] of Object.entries(seconds)) {
       if (!Number.isSafeInteger(v) || v < 0) throw new AirlockError('invalid_request', `reconciler ${name} must be a non-negative whole number of seconds`);
     }
+    if (!Number.isSafeInteger(batchSize) || batchSize < 1 || batchSize > MAX_BATCH) throw new AirlockError('invalid_request', `reconciler batchSize must be a whole number from 1 to ${MAX_BATCH}`);
   }
 
-  async run(limit = 500): Promise<ReconcileResult> {
-    const due = await this.deps.store.transaction((tx) => tx.reservedPayments(limit));
+  async run(limit = this.options.batchSize): Promise<ReconcileResult> {
+    const batch = Math.max(1, Math.min(Math.floor(limit), MAX_BATCH));
+    const after = this.cursor;
+    let due = await this.deps.store.transaction((tx) => tx.reservedPayments(batch, after));
+    // Past the end: start over from the soonest validBefore now rather than spend a round on nothing.
+    if (due.length === 0 && after) due = await this.deps.store.transaction((tx) => tx.reservedPayments(batch));
+    const last = due[due.length - 1];
+    // A short page reached the end: the next round starts over.
+    this.cursor = due.length < batch || !last ? undefined : { validBefore: last.validBefore, id: last.id };
     const result: ReconcileResult = { checked: 0, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0 };
     const views = new Map<string, Promise<ChainView>>();
     const failures = new Map<string, { payments: number; due: number; failure: string }>();
@@ -198,8 +228,9 @@ export class PaymentReconciler {
         at: now, type: outcome === 'expired' ? 'x402.expired' : 'x402.settled', actor: 'system', agentId: p.agentId, sessionId: p.sessionId,
         data: { paymentId: p.id, network: p.network, asset: p.asset, value: p.value.toString(), nonce: p.nonce, validBefore: p.validBefore, ...data, ...(fresh.reportedTx ? { reportedTx: fresh.reportedTx } : {}) },
       });
-      // The transaction found on chain wins; without one, the agent's report names it.
-      const settlementTx = outcome === 'settled' ? (chainTx ?? fresh.reportedTx) : outcome === 'assumed' ? 'assumed' : undefined;
+      // Only the chain names the settlement transaction. The agent's report is unverified (any well-formed hash)
+      // and stays apart as `reportedTx` (and in this entry's data): a nonce used with no event found has none.
+      const settlementTx = outcome === 'settled' ? chainTx : outcome === 'assumed' ? 'assumed' : undefined;
       await tx.finishPayment(p.id, outcome === 'expired' ? 'expired' : 'settled', now, entry.seq, settlementTx, settled);
       await alongside?.(async (type, alertData) => {
         await tx.appendAudit({ at: now, type, actor: 'system', agentId: p.agentId, sessionId: p.sessionId, data: alertData });

@@ -47,6 +47,7 @@ export class X402Service {
   private readonly deps: ServiceDeps;
   private readonly signing: SigningService;
   private readonly options: X402Options;
+  private reconciler: PaymentReconciler | undefined;
 
   constructor(deps: ServiceDeps, signing: SigningService, options: X402Options) {
     this.deps = deps;
@@ -227,8 +228,13 @@ export class X402Service {
     return payment;
   }
 
-  /** One reconciliation round over reserved payments (rules in reconciler.ts). */
-  async reconcile(limit = 500): Promise<ReconcileResult> {
-    return new PaymentReconciler(this.deps, this.options.chain, this.options.reconcile).run(limit);
+  /**
+   * One reconciliation round over reserved payments (rules in reconciler.ts): at most `limit` of them (default
+   * the reconciler's batchSize), each round continuing where the previous one stopped.
+   */
+  async reconcile(limit?: number): Promise<ReconcileResult> {
+    // One reconciler for the service's life: it keeps the paging cursor from round to round.
+    this.reconciler ??= new PaymentReconciler(this.deps, this.options.chain, this.options.reconcile);
+    return this.reconciler.run(limit);
   }
 }

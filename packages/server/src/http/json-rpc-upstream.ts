@@ -36,7 +36,6 @@ export interface UpstreamNode {
  * failures say which network did not answer, nothing more.
  */
 export function upstreamNode(network: string, url: string, chainId: number): UpstreamNode {
-  let chainChecked: Promise<void> | undefined;
   let nextId = 1;
   const unavailable = (why: string) => new JsonRpcError(RPC_ERROR.unavailable, `The upstream node for ${network} ${why}.`, { code: 'upstream_unavailable', network });
 
@@ -74,22 +73,40 @@ export function upstreamNode(network: string, url: string, chainId: number): Ups
     return body.result;
   }
 
-  async function checkChain(): Promise<void> {
-    const answered = await send('eth_chainId', []);
-    if (typeof answered !== 'string' || !/^0x[0-9a-f]+$/i.test(answered) || BigInt(answered) !== BigInt(chainId)) {
+  const checkChain = checkedOnce(async () => {
+    if (!chainIdMatches(await send('eth_chainId', []), chainId)) {
       throw new JsonRpcError(RPC_ERROR.unavailable, `The upstream node configured for ${network} is on another chain.`, { code: 'upstream_chain_mismatch', network });
     }
-  }
+  });
 
   return {
     async call(method, params, budget) {
-      // Checked once; a failed check (node down, wrong chain) is tried again on the next call.
-      chainChecked ??= checkChain().catch((e: unknown) => {
-        chainChecked = undefined;
-        throw e;
-      });
-      await chainChecked;
+      await checkChain();
       return send(method, params, budget);
     },
+  };
+}
+
+/**
+ * Whether a node's `eth_chainId` answer is `chainId`. Every reader of AIRLOCK_EVM_RPC asks it before its first
+ * read (this endpoint, the x402 reconciler's chain reader, the lifecycle submitter): a URL of another chain's node
+ * answers truthfully about the wrong chain (a nonce "unused" there releases a hold whose payment settled here).
+ */
+export function chainIdMatches(answered: unknown, chainId: number): boolean {
+  return typeof answered === 'string' && /^0x[0-9a-f]{1,64}$/i.test(answered) && BigInt(answered) === BigInt(chainId);
+}
+
+/**
+ * `check` run once: a success is kept for good, a failure (node down, wrong chain) is forgotten, so the next
+ * call runs it again. Calls made while it runs share its answer.
+ */
+export function checkedOnce(check: () => Promise<void>): () => Promise<void> {
+  let checked: Promise<void> | undefined;
+  return () => {
+    checked ??= check().catch((e: unknown) => {
+      checked = undefined;
+      throw e;
+    });
+    return checked;
   };
 }

@@ -75,7 +75,9 @@ export async function reportPaymentSettlement(q: Q, id: string, txHash: string, 
   return (await getPayment(q, id))!;
 }
 
-export async function reservedPayments(q: Q, limit: number): Promise<PaymentRecord[]> {
-  const rows = await q(`SELECT ${COLUMNS} FROM payments WHERE state = 'reserved' ORDER BY valid_before, id LIMIT $1`, [clampLimit(limit)]);
+export async function reservedPayments(q: Q, limit: number, after?: { validBefore: number; id: string }): Promise<PaymentRecord[]> {
+  const rows = after
+    ? await q(`SELECT ${COLUMNS} FROM payments WHERE state = 'reserved' AND (valid_before, id) > ($2::bigint, $3::text) ORDER BY valid_before, id LIMIT $1`, [clampLimit(limit), after.validBefore, after.id])
+    : await q(`SELECT ${COLUMNS} FROM payments WHERE state = 'reserved' ORDER BY valid_before, id LIMIT $1`, [clampLimit(limit)]);
   return rows.map(paymentFromRow);
 }

@@ -409,8 +409,8 @@ export class PostgresStoreTx implements StoreTx {
   async inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]> {
     return lightning.inFlightLightningPayments(this.live(), limit, after);
   }
-  async reservedPayments(limit: number): Promise<PaymentRecord[]> {
-    return payments.reservedPayments(this.live(), limit);
+  async reservedPayments(limit: number, after?: { validBefore: number; id: string }): Promise<PaymentRecord[]> {
+    return payments.reservedPayments(this.live(), limit, after);
   }
   /** Without locks (ledger.readWindowTotals): a fleet-wide figure never makes the fleet's writers wait. */
   async detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {

@@ -67,6 +67,12 @@ export function reportPaymentSettlement(db: SqliteDb, id: string, txHash: string
   return getPayment(db, id)!;
 }
 
-export function reservedPayments(db: SqliteDb, limit: number): PaymentRecord[] {
+export function reservedPayments(db: SqliteDb, limit: number, after?: { validBefore: number; id: string }): PaymentRecord[] {
+  if (after) {
+    return db.all(
+      "SELECT * FROM payments WHERE state = 'reserved' AND (valid_before > ? OR (valid_before = ? AND id > ?)) ORDER BY valid_before, id LIMIT ?",
+      after.validBefore, after.validBefore, after.id, clampLimit(limit),
+    ).map(paymentFromRow);
+  }
   return db.all("SELECT * FROM payments WHERE state = 'reserved' ORDER BY valid_before, id LIMIT ?", clampLimit(limit)).map(paymentFromRow);
 }

@@ -206,8 +206,8 @@ export class SqliteStoreTx implements StoreTx {
   async inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]> {
     return lightning.inFlightLightningPayments(this.live(), limit, after);
   }
-  async reservedPayments(limit: number): Promise<PaymentRecord[]> {
-    return payments.reservedPayments(this.live(), limit);
+  async reservedPayments(limit: number, after?: { validBefore: number; id: string }): Promise<PaymentRecord[]> {
+    return payments.reservedPayments(this.live(), limit, after);
   }
   // One writer: a detector's figures are as exact as a budget's.
   async detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
