@@ -121,6 +121,23 @@ export class SigningService {
   }
 
   /**
+   * Whether this credential may collect the signed result of a request made by session `sessionId`: its own
+   * requests and those of sessions derived from it (a parent's scope covers its children's), not a sibling's or
+   * a child's view of its parent's (found by review: any session of the agent, whatever its scope, collected any
+   * approved signature). The replay paths check the sending session's scope the same way.
+   */
+  async mayCollectResultOf(auth: AgentAuth, sessionId: string): Promise<boolean> {
+    if (sessionId === auth.session.id) return true;
+    const session = await this.deps.store.getSession(sessionId);
+    if (!session || session.agentId !== auth.agent.id || session.parentId === undefined) return false;
+    try {
+      return (await readAncestors(this.deps.store, session)).some((a) => a.id === auth.session.id);
+    } catch {
+      return false; // a broken chain of sessions shows nothing
+    }
+  }
+
+  /**
    * Resolves a session token to its agent. Throws the reason it is not usable. `admit` runs once the token
    * is proven genuine and before anything is written: it may refuse (the per-session rate limit), so a
    * flood with a dead credential cannot append one `auth.refused` entry per request.

@@ -61,8 +61,20 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
   /** An approved x402 payment carries the header to send (`result.x402`). */
   const withX402 = (approval: ApprovalRecord) => {
     const json = approvalJson(approval);
+    if (approval.result === undefined) return json;
     const x402 = approval.result !== undefined ? A().x402.approvedPayment(approval.summary, approval.result) : undefined;
     return x402 ? { ...json, result: { ...(approval.result as Record<string, unknown>), x402 } } : json;
+  };
+  /**
+   * An approval as this principal may read it: an operator sees everything; an agent's session sees the
+   * signed result only of its own requests and of sessions derived from it (mayCollectResultOf).
+   */
+  const approvalFor = async (p: Principal, approval: ApprovalRecord, json: (a: ApprovalRecord) => ReturnType<typeof approvalJson> = withX402) => {
+    if (p.kind === 'agent' && approval.result !== undefined && !(await A().signing.mayCollectResultOf(p.auth, approval.sessionId))) {
+      const { result: _withheld, ...rest } = approval;
+      return approvalJson(rest);
+    }
+    return json(approval);
   };
   // 403 is a policy denial (or, from the edge, the error body); 409 an Idempotency-Key or nonce conflict.
   const signing = { auth: 'agent', headers: [IDEMPOTENCY_KEY_HEADER], responses: { 200: S.SignResponse, 202: S.PendingApprovalResponse, 403: S.PolicyDeniedResponse }, errors: [409], rechecksCredentials: true } as const;
@@ -160,7 +172,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
           if (!approval || (p.kind === 'agent' && approval.agentId !== p.auth.agent.id)) throw new AirlockError('not_found', 'No such approval.');
           // Decided means final: approved and signed (the result is stored just after the grant commits), denied or expired.
           const settled = approval.state !== 'pending' && !(approval.state === 'approved' && approval.result === undefined);
-          if (settled || Date.now() >= deadline || holder.draining || c.req.raw.signal.aborted) return c.json(withX402(approval));
+          if (settled || Date.now() >= deadline || holder.draining || c.req.raw.signal.aborted) return c.json(await approvalFor(p, approval));
           // Woken by a vote or decision on this instance; re-read at least once a second for other instances.
           await waiters.sleep(id, Math.min(1000, deadline - Date.now()), c.req.raw.signal);
           if (approval.state === 'pending' && approval.expiresAt <= A().deps.clock.now()) await A().operator.expireOverdue();
@@ -394,7 +406,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
         const agentId = p.kind === 'agent' ? p.auth.agent.id : q.agent ? (await A().operator.getAgent(q.agent)).id : undefined;
         const state = q.state ?? 'pending';
         const list = await A().store.listApprovals({ ...(state !== 'all' ? { state } : {}), ...(agentId ? { agentId } : {}), limit: 500 });
-        return c.json({ approvals: list.map(approvalJson) });
+        return c.json({ approvals: await Promise.all(list.map((a) => approvalFor(p, a, approvalJson))) });
       },
     },
     {
