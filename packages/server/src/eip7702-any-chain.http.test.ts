@@ -48,32 +48,27 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(ok.status, 200, JSON.stringify(ok.body).slice(0, 300));
     });
 
-    test('a fleet deny of mainnet refuses a chain-id-0 authorization labelled with a testnet', async () => {
-      const fleet = await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [{ name: 'no-mainnet', type: 'deny', match: { chains: ['eip155:1'] } }] } });
+    /** Under a fleet policy of `rules`: a chain-0 authorization labelled with the testnet is refused with `code`, the testnet-bound one signed. */
+    async function refusedUnderFleet(rules: unknown[], code: string) {
+      const fleet = await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules } });
       assert.equal(fleet.status, 200, JSON.stringify(fleet.body));
       try {
         const { token } = await provisionAgent(h, { policy: anyChainPolicy, actions: ['evm.authorization'] });
         const attack = await sign(token, 0, SEPOLIA_BASE);
         assert.equal(attack.status, 403, JSON.stringify(attack.body).slice(0, 300));
-        assert.deepEqual(codes(attack), ['fleet/no-mainnet denied_by_rule']);
+        assert.deepEqual(codes(attack), [code]);
         assert.equal((await sign(token, SEPOLIA_BASE, SEPOLIA_BASE)).status, 200);
       } finally {
         assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } })).status, 200);
       }
+    }
+
+    test('a fleet deny of mainnet refuses a chain-id-0 authorization labelled with a testnet', async () => {
+      await refusedUnderFleet([{ name: 'no-mainnet', type: 'deny', match: { chains: ['eip155:1'] } }], 'fleet/no-mainnet denied_by_rule');
     });
 
     test('a fleet that grants only testnet requests (an allow rule listing the chain) does not grant it', async () => {
-      const fleet = await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [{ name: 'testnet-only', type: 'allow', match: { chains: [`eip155:${SEPOLIA_BASE}`] } }] } });
-      assert.equal(fleet.status, 200, JSON.stringify(fleet.body));
-      try {
-        const { token } = await provisionAgent(h, { policy: anyChainPolicy, actions: ['evm.authorization'] });
-        const attack = await sign(token, 0, SEPOLIA_BASE);
-        assert.equal(attack.status, 403, JSON.stringify(attack.body).slice(0, 300));
-        assert.deepEqual(codes(attack), ['fleet/default no_matching_allow_rule']);
-        assert.equal((await sign(token, SEPOLIA_BASE, SEPOLIA_BASE)).status, 200);
-      } finally {
-        assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } })).status, 200);
-      }
+      await refusedUnderFleet([{ name: 'testnet-only', type: 'allow', match: { chains: [`eip155:${SEPOLIA_BASE}`] } }], 'fleet/default no_matching_allow_rule');
     });
 
     test('with no chain limit, allow_any_chain still signs it, over chain id 0', async () => {
