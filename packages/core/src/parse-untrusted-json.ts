@@ -78,10 +78,15 @@ export function parseUntrustedJson(text: string, options: JsonShapeOptions = {})
     throw new AirlockError('invalid_json', `${options.subject ?? 'The request body'} is not valid JSON.`);
   }
   checkJsonShape(value, options);
-  if (hasIllFormedString(value)) {
-    throw new AirlockError('invalid_request', `${options.subject ?? 'The request body'} has a string that is not well-formed Unicode (a lone surrogate, as "\\ud800" writes one): it has no UTF-8 form to hash, sign or store.`);
-  }
+  checkWellFormedStrings(value, options.subject);
   return value;
+}
+
+/** Refuses (`invalid_request`) a value from outside with a key or string that is not well-formed Unicode (hasIllFormedString). */
+export function checkWellFormedStrings(value: unknown, subject = 'The request body'): void {
+  if (hasIllFormedString(value)) {
+    throw new AirlockError('invalid_request', `${subject} has a string that is not well-formed Unicode (a lone surrogate, as "\\ud800" writes one): it has no UTF-8 form to hash, sign or store.`);
+  }
 }
 
 /**

@@ -20,8 +20,11 @@ export const ed25519 = {
   isPublicKey(hex: string): boolean {
     if (!HEX64.test(hex)) return false;
     try {
-      curve.Point.fromBytes(hexToBytes(hex), false).assertValidity();
-      return true;
+      const point = curve.Point.fromBytes(hexToBytes(hex), false);
+      point.assertValidity();
+      // A small-order key (the identity among them) verifies no vote under strict verification: an approver
+      // registered with one could never vote (found by review).
+      return !point.isSmallOrder();
     } catch {
       return false;
     }

@@ -321,6 +321,35 @@ describe('x402 over HTTP', () => {
     assert.equal(foreign.status, 404, "another agent's payment does not exist for it");
   });
 
+  // Found by review: the base64 headers skipped the body's lone-surrogate check (a held payment's requirement
+  // with one answered 500 on PostgreSQL), and a reported errorReason cut at 200 units could split an emoji.
+  test('headers with a string that is not well-formed Unicode are refused invalid_request; a long errorReason is cut whole', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: x402Policy() });
+    const lone = await pay(h, token, `${API}/lone`, [requirement({ extra: { name: 'USD Coin\ud800', version: '2' } })]);
+    assert.equal(lone.status, 400, JSON.stringify(lone.body));
+    assert.equal(lone.body.error.code, 'invalid_request');
+    assert.match(lone.body.error.message, /paymentRequired header has a string that is not well-formed Unicode/);
+    assert.equal((await h.admin('GET', `/v1/x402/payments?agent=${agent.name}`)).body.payments.length, 0, 'nothing planned or signed');
+
+    const paid = await pay(h, token, `${API}/data`, [requirement()]);
+    assert.equal(paid.status, 200);
+    const report = (errorReason: string) => h.call('POST', '/v1/x402/settlement', { token, body: { paymentId: paid.body.paymentId, paymentResponse: encodePaymentResponseHeader({ success: false, errorReason, network: BASE } as never) } });
+    const refused = await report('insufficient\ud800');
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal(refused.body.error.code, 'invalid_request');
+    assert.equal((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=x402.settlement_reported`)).body.entries.length, 0);
+    assert.equal((await report(`${'a'.repeat(199)}\u{1F600}tail`)).status, 200);
+    const [entry] = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=x402.settlement_reported`)).body.entries;
+    assert.equal(entry.data.errorReason, 'a'.repeat(199), 'cut before the emoji, not through it');
+  });
+
+  test('a requirement asking more than uint256 is skipped, not fatal: the valid one after it is paid', async () => {
+    const { token } = await provisionAgent(h, { policy: x402Policy() });
+    const res = await pay(h, token, `${API}/huge`, [requirement({ amount: '9'.repeat(78) }), requirement()]);
+    assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+    assert.equal((decodePaymentSignatureHeader(res.body.header.value) as any).accepted.amount, '1000');
+  });
+
   test('reconciler: settled converts (budget stays used), expired releases (budget freed); summary shows both', async () => {
     const { agent, token } = await provisionAgent(h, { policy: x402Policy([{ name: 'daily', type: 'budget', asset: USDC_ASSET, max: '2000', window: '24h' }]) });
     const a = await pay(h, token, `${API}/a`, [requirement()]);

@@ -47,6 +47,16 @@ export interface IssueSessionInput {
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+const AGENT_ID_RE = /^ag_[0-9a-f]{16}$/;
+
+/** A duration the operator gave (`field` names it): refused as bad input, not as a policy error. */
+function requestDuration(value: string, field: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new AirlockError('invalid_request', `${field}: a positive duration such as 1h or 7d.`);
+  }
+}
 
 /** A grant decided inside a transaction, before the signature: what `completeGrant` finishes after commit. */
 export interface GrantedApproval {
@@ -96,6 +106,8 @@ export class OperatorService {
   }
 
   async createAgents(input: CreateAgentsInput, actor: string): Promise<Agent[]> {
+    // An empty list of names is a mistake, not a request for one agent named by default.
+    if (input.names !== undefined && input.names.length === 0 && input.count === undefined) throw new AirlockError('invalid_request', 'names: at least one name (or give count).');
     const names = input.names ?? [];
     const count = input.count ?? (names.length ? 0 : 1);
     if (!Number.isSafeInteger(count) || count < 0 || names.length + count > MAX_BATCH || names.length + count === 0) {
@@ -114,6 +126,9 @@ export class OperatorService {
     const seen = new Set<string>();
     for (const a of toCreate) {
       if (!NAME_RE.test(a.name)) throw new AirlockError('invalid_request', 'Agent names are 1-64 chars of a-z, 0-9, _ . - and start with a letter or digit.');
+      // Names that scopes and look-ups already read as something else (found by review): `fleet` named the fleet
+      // policy in PUT /v1/policies/fleet, and a name shaped like an agent id resolved to that other agent.
+      if (a.name === FLEET_SCOPE || AGENT_ID_RE.test(a.name)) throw new AirlockError('invalid_request', `The agent name ${a.name === FLEET_SCOPE ? '"fleet" is reserved (the fleet policy scope)' : 'has the form of an agent id (ag_ and 16 hex digits)'}; choose another.`);
       if (seen.has(a.name)) throw new AirlockError('conflict', 'Duplicate agent name in the batch.');
       seen.add(a.name);
     }
@@ -283,14 +298,14 @@ export class OperatorService {
   async issueSession(agentIdOrName: string, input: IssueSessionInput, actor: string): Promise<{ session: Session; token: string }> {
     const agent = await this.getAgent(agentIdOrName);
     if (agent.status !== 'active') throw new AirlockError(agent.status === 'frozen' ? 'agent_frozen' : 'agent_retired');
-    const ttlMs = parseDuration(input.ttl);
+    const ttlMs = requestDuration(input.ttl, 'ttl');
     if (ttlMs > MAX_SESSION_MS) throw new AirlockError('invalid_request', 'ttl: at most 30d.');
     if (!input.actions.length || !input.actions.every((a) => (ACTIONS as readonly string[]).includes(a))) {
       throw new AirlockError('invalid_request', `actions: each must be one of ${ACTIONS.join(', ')}.`);
     }
     const budgets = input.budgets ?? [];
-    for (const b of budgets) {
-      parseDuration(b.window);
+    for (const [i, b] of budgets.entries()) {
+      requestDuration(b.window, `budgets[${i}].window`);
       if (!/^\d{1,78}$/.test(b.max)) throw new AirlockError('invalid_amount', 'budgets[].max must be a non-negative integer string.');
     }
     const scope: SessionScope = { actions: [...new Set(input.actions)], chains: input.chains ?? [], budgets };

@@ -53,6 +53,7 @@ export type ClassifiedRequirement =
 const MAX_REQUIREMENTS = 32;
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
 const AMOUNT = /^(0|[1-9][0-9]{0,77})$/;
+const MAX_UINT256 = (1n << 256n) - 1n;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -87,7 +88,9 @@ export function classifyRequirement(raw: Record<string, unknown>, index: number,
   if (chainId === undefined) return skip('x402_unsupported_network');
   if (typeof raw.asset !== 'string' || !ADDRESS.test(raw.asset)) return skip('x402_invalid_requirement');
   if (typeof raw.payTo !== 'string' || !ADDRESS.test(raw.payTo)) return skip('x402_invalid_requirement');
-  if (typeof amountField !== 'string' || !AMOUNT.test(amountField)) return skip('x402_invalid_requirement');
+  // 78 digits can exceed uint256: such an amount is no payment any token can take, so it is skipped like any
+  // malformed requirement instead of aborting the whole 402 (found by review: one such entry hid a valid one after it).
+  if (typeof amountField !== 'string' || !AMOUNT.test(amountField) || BigInt(amountField) > MAX_UINT256) return skip('x402_invalid_requirement');
   const timeout = raw.maxTimeoutSeconds;
   if (typeof timeout !== 'number' || !Number.isSafeInteger(timeout) || timeout <= 0) return skip('x402_invalid_requirement');
 

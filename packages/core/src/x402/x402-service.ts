@@ -206,8 +206,8 @@ export class X402Service {
         at: now, type: 'x402.settlement_reported', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id,
         data: {
           paymentId: payment.id, success, ...(txHash ? { transaction: txHash } : {}),
-          ...(typeof report.response.network === 'string' ? { network: report.response.network.slice(0, 64) } : {}),
-          ...(typeof report.response.errorReason === 'string' ? { errorReason: report.response.errorReason.slice(0, 200) } : {}),
+          ...(typeof report.response.network === 'string' ? { network: wellFormedPrefix(report.response.network, 64) } : {}),
+          ...(typeof report.response.errorReason === 'string' ? { errorReason: wellFormedPrefix(report.response.errorReason, 200) } : {}),
         },
       });
       void entry;
@@ -237,4 +237,15 @@ export class X402Service {
     this.reconciler ??= new PaymentReconciler(this.deps, this.options.chain, this.options.reconcile);
     return this.reconciler.run(limit);
   }
+}
+
+/**
+ * At most `max` UTF-16 units of a string from outside, never ending in half a surrogate pair (a plain slice cut an
+ * emoji in two, and the audit entry then held a lone surrogate), and with any lone surrogate replaced.
+ */
+function wellFormedPrefix(text: string, max: number): string {
+  let cut = text.slice(0, max);
+  const last = cut.charCodeAt(cut.length - 1);
+  if (last >= 0xd800 && last <= 0xdbff) cut = cut.slice(0, -1);
+  return cut.toWellFormed();
 }

@@ -35,7 +35,8 @@ function timeParam(v: unknown, name: string): number | undefined {
   if (v === undefined) return undefined;
   const s = String(v);
   const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
-  if (!Number.isFinite(ms)) throw new AirlockError('invalid_request', `${name}: expected an ISO time or ms since epoch.`);
+  // Within the range of a JS Date (±8.64e15 ms): PostgreSQL's bigint refused 1e19 with a 500 (found by review).
+  if (!Number.isSafeInteger(ms) || Math.abs(ms) > 8.64e15) throw new AirlockError('invalid_request', `${name}: expected an ISO time or ms since epoch.`);
   return ms;
 }
 

@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { z } from 'zod';
 import { decodePaymentRequiredHeader, decodePaymentResponseHeader } from '@x402/core/http';
-import { AirlockError, checkJsonShape, readPaymentRequired, type PaymentRecord, type PaymentRequired, type PaymentState } from '@airlock/core';
+import { AirlockError, checkJsonShape, checkWellFormedStrings, readPaymentRequired, type PaymentRecord, type PaymentRequired, type PaymentState } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { RouteSpec } from './route-table.ts';
 import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-context.ts';
@@ -29,6 +29,9 @@ function decodeHeader<T>(decode: (v: string) => T, value: string, name: string):
     throw new AirlockError('invalid_request', `${name} is not base64-encoded JSON.`);
   }
   checkJsonShape(decoded, { subject: `The ${name} header` });
+  // As a body is (parseUntrustedJson): a lone surrogate has no UTF-8 form; PostgreSQL's jsonb refused a held
+  // payment's requirement with a 500 (found by review).
+  checkWellFormedStrings(decoded, `The ${name} header`);
   return decoded;
 }
 
