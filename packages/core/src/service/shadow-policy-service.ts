@@ -1,5 +1,6 @@
 import { AirlockError } from '../errors.ts';
-import { hashPolicy, type PolicyWarning } from '../policy/index.ts';
+import { assertAgentLifecycle, hashPolicy, type PolicyWarning } from '../policy/index.ts';
+import { FLEET_SCOPE } from './policy-layers.ts';
 import { canonicalJson } from '../canonical-json.ts';
 import { SHADOW_OUTCOMES, type ShadowOutcome, type ShadowOutcomeCounts, type ShadowPolicyRecord } from '../ports/shadow-policies.ts';
 import type { StoreTx } from '../ports/store.ts';
@@ -50,6 +51,9 @@ export class ShadowPolicyService {
   async stage(scope: string, source: string | unknown, actor: string): Promise<{ candidate: Omit<ShadowPolicyRecord, 'document' | 'source'>; changed: boolean; warnings: PolicyWarning[] }> {
     const resolved = await this.operator.resolveScope(scope);
     const { document, warnings } = this.operator.validatePolicy(source);
+    // The scope's own checks too, as OperatorService.setPolicy makes them: an agent document may not set the
+    // fleet's lifecycle fields (treasury, caps, ...), so a candidate it could never promote is not staged.
+    if (resolved !== FLEET_SCOPE) assertAgentLifecycle(document);
     const hash = hashPolicy(document);
     const current = await this.deps.store.getShadowPolicy(resolved);
     if (current && current.hash === hash) return { candidate: strip(current), changed: false, warnings };

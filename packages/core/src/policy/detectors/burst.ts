@@ -107,7 +107,8 @@ export const spendBurstDetector = defineDetector({
   build(options, env) {
     const { windowMs, baselineMs } = checkWindows(options, env.path as (string | number)[]);
     return burst(baseOptions(options, env.path, invalidPolicyAt), {
-      type: 'spend_burst', series: (ctx) => seriesFor.agent(ctx.input.agentId), asset: options.asset, min: toAmount(options.min_amount),
+      // Lowercase like every rule's asset: the request's assets are (facts.ts), so a checksummed token address still matches.
+      type: 'spend_burst', series: (ctx) => seriesFor.agent(ctx.input.agentId), asset: options.asset.toLowerCase(), min: toAmount(options.min_amount),
       windowMs, baselineMs, factor: options.factor, window: options.window, baselineText: options.baseline, what: `base units of ${options.asset}`,
     });
   },
@@ -126,7 +127,7 @@ export const fleetSpendBurstDetector = defineDetector({
   build(options, env) {
     const { windowMs, baselineMs } = checkWindows(options, env.path as (string | number)[]);
     return burst(baseOptions(options, env.path, invalidPolicyAt), {
-      type: 'fleet_spend_burst', series: () => seriesFor.fleet(), asset: options.asset, min: toAmount(options.min_amount),
+      type: 'fleet_spend_burst', series: () => seriesFor.fleet(), asset: options.asset.toLowerCase(), min: toAmount(options.min_amount),
       windowMs, baselineMs, factor: options.factor, window: options.window, baselineText: options.baseline, what: `base units of ${options.asset} fleet-wide`,
     });
   },
