@@ -69,7 +69,16 @@ export async function main(argv: string[]): Promise<number> {
     await command.run(ctx, { values, positionals: parsed.positionals });
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
-    return reportError(e, !!values.json, ctx.url);
+    return reportError(e, !!values.json, urlForErrors(ctx));
+  }
+}
+
+/** The daemon URL for an error line, or '' when it is refused (reading it throws; the error says why). */
+function urlForErrors(ctx: { url: string }): string {
+  try {
+    return ctx.url;
+  } catch {
+    return '';
   }
 }
 

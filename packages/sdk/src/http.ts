@@ -61,15 +61,38 @@ export interface AirlockHttp {
   request<T = unknown>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: T }>;
 }
 
+/**
+ * A bearer token's shape (RFC 6750 `b64token`): Airlock's tokens (`ses_<16 hex>.<secret>`, `adm_<secret>`) are
+ * base64url and fit it. Anything else (a control character, a space, a quote from a pasted line) would be quoted back
+ * by fetch's own error ("… is an invalid header value"): refused here, without the value.
+ */
+const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** Does this URL carry a user name or password (`http://user:pass@host`)? One that does not parse but holds an `@` counts. */
+function hasCredentials(url: string): boolean {
+  if (!URL.canParse(url)) return url.includes('@');
+  const u = new URL(url);
+  return u.username !== '' || u.password !== '';
+}
+
 /** JSON over HTTP with bigints as decimal strings; error answers become typed errors. */
 export function createAirlockHttp(options: AirlockHttpOptions): AirlockHttp {
+  // Neither message quotes what it refused: fetch's own errors would (the whole URL, the whole header value).
+  if (hasCredentials(options.url)) {
+    throw new AirlockApiError(400, 'invalid_request', 'The Airlock URL carries a user name or password (user:pass@host); Airlock takes only its token. Remove them from the URL.');
+  }
+  // Surrounding whitespace (a token read from a file with its newline) is what fetch strips from a header anyway.
+  const token = options.token?.trim();
+  if (options.token && !BEARER_TOKEN.test(token!)) {
+    throw new AirlockApiError(400, 'invalid_request', 'The token does not look like an Airlock token (ses_<16 hex>.<secret> or adm_<secret>): it holds a character a token cannot have. Its value is not shown.');
+  }
   const base = options.url.replace(/\/+$/, '');
   const doFetch = options.fetch ?? globalThis.fetch;
   return {
     async request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
       const res = await doFetch(`${base}${path}`, {
         method,
-        headers: { ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
         ...(body !== undefined ? { body: JSON.stringify(body, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)) } : {}),
       });
       const text = await res.text();

@@ -276,9 +276,34 @@ function intFrom(value: string | undefined, fallback: number, name: string): num
   return Number(value.trim());
 }
 
-/** Strips credentials from a store URL before it reaches a log line or an error. */
+/**
+ * A store URL fit for a log line or an error: no user name or password (`//***@` where there were some), no query
+ * parameter that can hold a secret (node-postgres reads `?password=` as the password; `sslpassword`, `passfile`,
+ * `sslkey` and anything naming a pass, key, token or secret) and no fragment. `sqlite:` URLs are a path and stay as
+ * they are. A URL that does not parse, or whose parse leaves an `@` after the host (a password with an unencoded
+ * `/`, `?` or `#` in it: its tail would land in the path or query), is shown as a fixed text, never echoed.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/, '//***@');
+  if (url.startsWith('sqlite:')) return url;
+  const unparsable = '(unparsable store URL)';
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return unparsable;
+  }
+  // The parser ends the authority at the first `/`, `?` or `#` after `//`; its last `@` ends the credentials.
+  const afterScheme = url.slice(url.indexOf(':') + 1);
+  const authority = afterScheme.startsWith('//') ? /^\/\/[^/?#]*/.exec(afterScheme)![0] : '';
+  if (afterScheme.slice(authority.length).includes('@')) return unparsable;
+  const hadCredentials = u.username !== '' || u.password !== '';
+  u.password = '';
+  u.username = hadCredentials ? '***' : '';
+  for (const name of [...new Set(u.searchParams.keys())]) {
+    if (/pass|key|token|secret/i.test(name)) u.searchParams.delete(name);
+  }
+  u.hash = '';
+  return u.toString();
 }
 
 const LIGHTNING_NETWORKS = ['bitcoin', 'testnet', 'signet', 'regtest'] as const;

@@ -20,6 +20,7 @@ import { nip44Decrypt, nip44Encrypt } from '@airlock/chains';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { isValidSignedEvent, nostrEventId } from '../nostr-bunker/nip01.ts';
 import { RelayConnection } from '../nostr-bunker/relay-connection.ts';
+import { relayLabel } from '../relay-label.ts';
 import type { NwcConnection } from './nwc-uri.ts';
 
 export const NWC_INFO_KIND = 13194;
@@ -102,11 +103,11 @@ export class NwcTransport {
   async open(infoTimeoutMs: number): Promise<WalletInfo> {
     const results = await Promise.allSettled(this.relays.map((r) => r.connect()));
     results.forEach((r, i) => {
-      if (r.status === 'rejected') this.log(`nwc: relay ${this.relays[i]!.url} unreachable at start; retrying`);
+      if (r.status === 'rejected') this.log(`nwc: relay ${relayLabel(this.relays[i]!.url)} unreachable at start; retrying`);
     });
     if (results.every((r) => r.status === 'rejected')) {
       this.close();
-      throw new AirlockError('internal', 'NWC: none of the relays in the connection string accepted a connection', { details: { relays: this.connection.relays } });
+      throw new AirlockError('internal', 'NWC: none of the relays in the connection string accepted a connection', { details: { relays: this.connection.relays.map(relayLabel) } });
     }
     if (!this.latestInfo) {
       const arrived = new Promise<void>((resolve) => (this.infoArrived = resolve));

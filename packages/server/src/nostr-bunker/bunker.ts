@@ -29,6 +29,7 @@ import { HeldEvents } from './held-events.ts';
 import { isHexPubkey, isValidSignedEvent, nostrEventId } from './nip01.ts';
 import type { NostrServicePort, NostrTransport, SignedNostrEvent, UnsignedNostrEvent } from './port.ts';
 import { RelayConnection } from './relay-connection.ts';
+import { relayLabel } from '../relay-label.ts';
 import type { SessionSource } from './session-source.ts';
 import type { RefusalTally } from '../http/refusal-tally.ts';
 
@@ -136,7 +137,7 @@ export class NostrBunker {
 
   /** Connects to every relay; a relay that is down is retried in the background (the others serve meanwhile). */
   async start(): Promise<void> {
-    await Promise.all(this.relays.map((r) => r.connect().catch(() => this.options.log?.(`relay ${r.url} unreachable at start; retrying`))));
+    await Promise.all(this.relays.map((r) => r.connect().catch(() => this.options.log?.(`relay ${relayLabel(r.url)} unreachable at start; retrying`))));
   }
 
   /** Writes the refusal counts of windows that have ended (a timer calls it; `close` writes all). */

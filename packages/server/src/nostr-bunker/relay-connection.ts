@@ -9,6 +9,7 @@
  * its contents.
  */
 import type { SignedNostrEvent } from './port.ts';
+import { relayLabel } from '../relay-label.ts';
 
 export interface RelayFilter {
   kinds?: number[];
@@ -66,7 +67,7 @@ export class RelayConnection {
         resolve();
       });
       ws.onmessage = this.guarded((m: MessageEvent) => this.onMessage(m.data));
-      ws.onerror = this.guarded(() => reject(new Error(`relay ${this.url} did not accept the connection`)));
+      ws.onerror = this.guarded(() => reject(new Error(`relay ${relayLabel(this.url)} did not accept the connection`)));
       ws.onclose = this.guarded(() => {
         this.socket = undefined;
         const waiting = [...this.pendingOk.values()];
@@ -82,7 +83,7 @@ export class RelayConnection {
     const wait = this.backoffMs;
     this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * 2);
     this.reconnectTimer = setTimeout(() => {
-      this.connect().catch(() => this.options.onProblem?.(`relay ${this.url}: reconnect failed; retrying`));
+      this.connect().catch(() => this.options.onProblem?.(`relay ${relayLabel(this.url)}: reconnect failed; retrying`));
     }, wait);
     this.reconnectTimer.unref();
   }
@@ -139,7 +140,7 @@ export class RelayConnection {
       this.pendingOk.delete(first);
       done({ accepted: second === true, message: relayText(third) });
     } else if (type === 'CLOSED') {
-      if (typeof first === 'string' && this.subscriptions.has(first)) this.options.onProblem?.(`relay ${this.url} closed subscription ${first}: ${relayText(second)}`);
+      if (typeof first === 'string' && this.subscriptions.has(first)) this.options.onProblem?.(`relay ${relayLabel(this.url)} closed subscription ${first}: ${relayText(second)}`);
     }
   }
 
@@ -154,7 +155,7 @@ export class RelayConnection {
         if (now - this.lastProblemReportAt < PROBLEM_REPORT_INTERVAL_MS) return;
         this.lastProblemReportAt = now;
         // The error's name only: its message may quote what the relay sent.
-        this.options.onProblem?.(`relay ${this.url}: dropped a message that could not be handled (${e instanceof Error ? e.name : typeof e}; ${this.unhandled} so far)`);
+        this.options.onProblem?.(`relay ${relayLabel(this.url)}: dropped a message that could not be handled (${e instanceof Error ? e.name : typeof e}; ${this.unhandled} so far)`);
       }
     };
   }

@@ -42,6 +42,7 @@ import type { RefusalTally } from '../http/refusal-tally.ts';
 import { NWC_INFO_KIND, NWC_REQUEST_KIND, NWC_RESPONSE_KIND } from '../lightning/nwc-transport.ts';
 import { isValidSignedEvent } from '../nostr-bunker/nip01.ts';
 import { RelayConnection } from '../nostr-bunker/relay-connection.ts';
+import { relayLabel } from '../relay-label.ts';
 import { requestIdsToRemember } from '../nostr-bunker/connections.ts';
 import type { SessionSource } from '../nostr-bunker/session-source.ts';
 import { grantIssuedEntry, NwcGrants, readIssuedGrants, RecentIds, type NwcGrant } from './connections.ts';
@@ -157,7 +158,7 @@ export class NwcWalletService {
   async start(): Promise<void> {
     const restored = await this.restore();
     this.refreshSubscription();
-    await Promise.all(this.relays.map((r) => r.connect().catch(() => this.log(`relay ${r.url} unreachable at start; retrying`))));
+    await Promise.all(this.relays.map((r) => r.connect().catch(() => this.log(`relay ${relayLabel(r.url)} unreachable at start; retrying`))));
     await Promise.all(restored.map(async (g) => this.publishInfo(await this.keyOf(g))));
   }
 
