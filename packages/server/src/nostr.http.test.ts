@@ -102,7 +102,12 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     assert.deepEqual(await refused('/v1/sign/nostr-http-auth', auth('https://api.example.com/v1/x', 'DELETE')), ['agent/api-only:nostr_http_method_not_allowed']);
     // A u tag that means another URL once normalised (dot segments, encoded or behind backslashes or a tab): the
     // policy would judge one URL and the event sign another, which a server may read as written.
-    for (const u of ['https://api.example.com/v1/%2e%2e/admin', 'https://api.example.com/v1\\..\\admin', 'https://api.example.com/ad\tmin/../v1/x', 'https://api.example.com/v1/./x']) {
+    // A second review: `..;/` (servlet containers drop the ;params before resolving ..), an encoded slash or
+    // backslash (decoding proxies, Windows servers) and double encoding (servers that decode twice).
+    for (const u of [
+      'https://api.example.com/v1/%2e%2e/admin', 'https://api.example.com/v1\\..\\admin', 'https://api.example.com/ad\tmin/../v1/x', 'https://api.example.com/v1/./x',
+      'https://api.example.com/v1/..;/admin/users', 'https://api.example.com/v1/..%2Fadmin/users', 'https://api.example.com/v1/..%5Cadmin/users', 'https://api.example.com/v1/%252e%252e/admin/users',
+    ]) {
       const res = await h.call('POST', '/v1/sign/nostr-http-auth', { token, body: auth(u) });
       assert.equal(res.status, 400, `${JSON.stringify(u)}: ${JSON.stringify(res.body)}`);
       assert.equal(res.body.error.code, 'invalid_request');

@@ -117,10 +117,10 @@ function httpAuthTarget(tags: string[][]): { url: string; method: string } {
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) throw new AirlockError('invalid_request', 'the u tag must be an http(s) URL without credentials');
   // Policy judges the URL as WHATWG parses it, but the event signs the tag as written, and a server may parse it
   // otherwise: `/admin/%2e%2e/public/x` passes a `/public/**` rule as `/public/x` (found by review). What can make
-  // the two readings differ is refused: dot segments (encoded or not), backslashes, whitespace and control
-  // characters. Differences that mean the same URL everywhere (no trailing slash on an empty path, the case of the
+  // the two readings differ is refused: dot segments (encoded or not, or with `;params`), encoded slashes,
+  // backslashes and percent signs, backslashes, whitespace and control characters. Differences that mean the same URL everywhere (no trailing slash on an empty path, the case of the
   // scheme and host, a default port, percent-encoding) are not: nostr-tools' getToken writes the URL it is given.
-  if (ambiguousUrl(us[0]![1]!)) throw new AirlockError('invalid_request', `the u tag has dot segments, backslashes, whitespace or control characters, which servers read differently; write it as the URL it means (${JSON.stringify(url.href)})`);
+  if (ambiguousUrl(us[0]![1]!)) throw new AirlockError('invalid_request', `the u tag has dot segments, encoded slashes, backslashes or percent signs, backslashes, whitespace or control characters, which servers read differently; write it as the URL it means (${JSON.stringify(url.href)})`);
   const method = methods[0]![1] ?? '';
   if (!HTTP_METHODS.test(method)) throw new AirlockError('invalid_request', 'the method tag must be an upper-case HTTP method');
   return { url: url.href, method };
@@ -130,7 +130,11 @@ function httpAuthTarget(tags: string[][]): { url: string; method: string } {
 function ambiguousUrl(raw: string): boolean {
   if (/[\\\x00-\x20\x7f]/.test(raw)) return true;
   const path = raw.replace(/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*/i, '').split(/[?#]/, 1)[0]!;
-  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment));
+  // An encoded slash or backslash becomes a separator behind decoding proxies and Windows servers, and an encoded
+  // percent a dot segment behind servers that decode twice (`..%2Fadmin`, `..%5Cadmin`, `%252e%252e`: found by
+  // review). A segment's `;params` are dropped by Java servlet containers before `..` is resolved (`..;/admin`).
+  if (/%(2f|5c|25)/i.test(path)) return true;
+  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment.split(';', 1)[0]!));
 }
 
 /** NIP-44 and (where a rule allows it) NIP-04: the peer and the direction, judged by policy; nothing is signed. */
