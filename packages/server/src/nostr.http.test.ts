@@ -91,6 +91,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     assert.deepEqual(await refused('/v1/sign/nostr-event', note('', { kind: 5, tags: [['e', 'a'.repeat(64)]] })), ['agent/default:nostr_kind_not_allowed']);
     // A DM to a pubkey not listed.
     assert.deepEqual(await refused('/v1/sign/nostr-event', note('secret', { kind: 4, tags: [['p', STRANGER]] })), ['agent/dm-friends:nostr_tag_not_allowed']);
+    // A NIP-57 zap split naming a stranger: the note's zaps would be paid to them; judged as a p tag (found by review).
+    assert.deepEqual(await refused('/v1/sign/nostr-event', note('pay me', { kind: 4, tags: [['zap', STRANGER, 'wss://relay.example', '1']] })), ['agent/dm-friends:nostr_tag_not_allowed']);
     // created_at far in the past, and in the future.
     assert.deepEqual(await refused('/v1/sign/nostr-event', note('old', { created_at: now() - 86_400 })), ['agent/fresh:nostr_created_at_out_of_window']);
     assert.deepEqual(await refused('/v1/sign/nostr-event', note('future', { created_at: now() + 3_600 })), ['agent/fresh:nostr_created_at_out_of_window']);

@@ -85,7 +85,9 @@ function decodeEvent(action: 'nostr.event' | 'nostr.http_auth', payload: unknown
     eventId: id,
     createdAt: event.created_at,
     contentBytes: utf8ToBytes(event.content).length,
-    tags: { p: tagValues(tags, ['p']), e: tagValues(tags, ['e']), t: tagValues(tags, ['t']), relays: tagValues(tags, ['relay', 'r']), count: tags.length },
+    // A NIP-57 `zap` tag names a pubkey the note's zaps are paid to (Appendix G): judged as a `p` tag, so a `p_tags`
+    // list keeps zaps from being redirected to a stranger (found by review).
+    tags: { p: tagValues(tags, ['p', 'zap']), e: tagValues(tags, ['e']), t: tagValues(tags, ['t']), relays: tagValues(tags, ['relay', 'r']), count: tags.length },
     tagBytes: tagText.reduce((n, v) => n + utf8ToBytes(v).length, 0),
   };
   Object.defineProperty(info, 'tagText', { value: tagText, enumerable: false });
