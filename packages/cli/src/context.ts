@@ -1,5 +1,5 @@
 import { createAirlockHttp, type AirlockHttp } from '@airlock/sdk';
-import { AirlockError } from '@airlock/core';
+import { AirlockError, isAdminTokenShape } from '@airlock/core';
 
 export interface CliContext {
   json: boolean;
@@ -7,9 +7,6 @@ export interface CliContext {
   /** HTTP client with the admin token; created on first use so offline commands need no token. */
   admin(): AirlockHttp;
 }
-
-/** Admin tokens are `adm_<43 base64url chars>` (what `airlock init` and `airlock admin rotate-token` print). */
-const ADMIN_TOKEN = /^adm_[A-Za-z0-9_-]{43}$/;
 
 export function createContext(flags: { url?: string; json?: boolean; token?: string }): CliContext {
   // An empty variable counts as unset: `AIRLOCK_URL= airlock …` must not turn into a relative URL.
@@ -36,7 +33,7 @@ export function createContext(flags: { url?: string; json?: boolean; token?: str
       const token = (flags.token || process.env.AIRLOCK_ADMIN_TOKEN)?.trim();
       if (!token) throw new AirlockError('unauthenticated', 'No admin token.', { hints: ['Set AIRLOCK_ADMIN_TOKEN to the token `airlock init` printed, or pass --token.'] });
       // Shape only; never quoted: fetch's error for a token with a control character in it quotes the whole header.
-      if (!ADMIN_TOKEN.test(token)) throw new AirlockError('unauthenticated', 'The admin token does not look like one (expected adm_<43 characters>, as `airlock init` printed it). Its value is not shown.', { hints: ['Set AIRLOCK_ADMIN_TOKEN to the token `airlock init` (or `airlock admin rotate-token`) printed, or pass --token.'] });
+      if (!isAdminTokenShape(token)) throw new AirlockError('unauthenticated', 'The admin token does not look like one (expected adm_<43 characters>, as `airlock init` printed it). Its value is not shown.', { hints: ['Set AIRLOCK_ADMIN_TOKEN to the token `airlock init` (or `airlock admin rotate-token`) printed, or pass --token.'] });
       http ??= createAirlockHttp({ url: checkedUrl(), token });
       return http;
     },

@@ -2,8 +2,7 @@
 // revocations signed with an agent's key at any key index) may send funds, how much it may move, and the
 // hot-balance caps, orphan detection and rotation schedule it runs on. See docs/policy.md#lifecycle.
 import { z } from 'zod';
-import { keccak_256 } from '@noble/hashes/sha3.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { toChecksumAddress } from '../evm-address.ts';
 import { addressField, amountField, assetField, chainField, durationField } from './fields.ts';
 import { toAmount } from './amount.ts';
 import { parseDuration } from './duration.ts';
@@ -26,21 +25,12 @@ const hotBalanceCapField = z.strictObject({
   max: amountField.describe('The most (base units) an agent address may hold; the excess is swept to the treasury.'),
 });
 
-/** EIP-55: the mixed-case form of an address (the case of each letter is a bit of keccak256 of the lowercase hex). */
-function eip55(address: string): string {
-  const lower = address.slice(2).toLowerCase();
-  const hash = bytesToHex(keccak_256(utf8ToBytes(lower)));
-  let out = '0x';
-  for (let i = 0; i < lower.length; i++) out += parseInt(hash[i]!, 16) >= 8 ? lower[i]!.toUpperCase() : lower[i]!;
-  return out;
-}
-
 /**
  * Where every sweep goes, so a typo must not be accepted: an address written in mixed case must carry a valid
  * EIP-55 checksum (all lowercase or all uppercase carries none, as everywhere), and the zero address is refused.
  */
 const treasuryAddressField = addressField
-  .refine((a) => !/[a-f]/.test(a.slice(2)) || !/[A-F]/.test(a.slice(2)) || eip55(a) === a, 'bad EIP-55 checksum: the mixed-case address has a typo (or write it all lowercase)')
+  .refine((a) => !/[a-f]/.test(a.slice(2)) || !/[A-F]/.test(a.slice(2)) || toChecksumAddress(a) === a, 'bad EIP-55 checksum: the mixed-case address has a typo (or write it all lowercase)')
   .refine((a) => !/^0x0{40}$/.test(a), 'the zero address cannot be a treasury (swept funds would be burnt)');
 
 export const lifecycleField = z

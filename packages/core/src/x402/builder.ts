@@ -1,18 +1,12 @@
 // Builds what the official x402 client builds (@x402/evm 2.27.0, src/exact/client/{eip3009,permit2}.ts and
 // src/exact/v1/client), so a resource server and facilitator cannot tell Airlock from the reference client.
-import { keccak_256 } from '@noble/hashes/sha3.js';
-import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { toChecksumAddress } from '../evm-address.ts';
 import { EIP3009_AUTHORIZATION_FIELDS, X402_PERMIT2_WITNESS_FIELDS, eip712Types } from './eip712-fields.ts';
 import { PERMIT2_ADDRESS, X402_EXACT_PERMIT2_PROXY, type PaymentCandidate, type PaymentRequired } from './requirements.ts';
 
-/** EIP-55 mixed-case checksum (what viem's getAddress returns; the reference client sends these). */
-export function toChecksumAddress(address: string): string {
-  const lower = address.toLowerCase().replace(/^0x/, '');
-  const hash = bytesToHex(keccak_256(utf8ToBytes(lower)));
-  let out = '0x';
-  for (let i = 0; i < lower.length; i++) out += parseInt(hash[i]!, 16) >= 8 ? lower[i]!.toUpperCase() : lower[i]!;
-  return out;
-}
+// The reference client sends checksummed addresses; re-exported for the x402 tests that import it from here.
+export { toChecksumAddress };
 
 const AUTHORIZATION_TYPES = { TransferWithAuthorization: eip712Types(EIP3009_AUTHORIZATION_FIELDS) };
 
