@@ -204,6 +204,37 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`nostr over 
     for (const secret of ['meet at noon', 'see you there', 'leak']) assert.ok(!text.includes(secret), `no plaintext in the audit log: ${secret}`);
   });
 
+  test('NIP-44: nostr_peers with ops [encrypt] reads a gift wrap from a fresh key and still refuses sending to strangers; ops [] is refused', async () => {
+    const rules = policy().rules.filter((r: any) => r.type !== 'nostr_peers');
+    const sendOnly = { version: 1, rules: [...rules, { type: 'nostr_peers', name: 'send-to-friends', allow: [FRIEND], ops: ['encrypt'] }] };
+    const { agent, token } = await provisionAgent(h, { policy: sendOnly, actions: NOSTR_ACTIONS });
+    const me = (await h.call('GET', '/v1/nostr/identity', { token })).body.pubkey;
+    // A NIP-17 gift wrap: sealed by a key made for this one message, which no allow list can name.
+    const ephemeral = generateSecretKey();
+    const wrap = nip44.encrypt('a sealed rumor', nip44.getConversationKey(ephemeral, me));
+    const read = await h.call('POST', '/v1/nostr/nip44/decrypt', { token, body: { peer: getPublicKey(ephemeral), ciphertext: wrap } });
+    assert.equal(read.status, 200, JSON.stringify(read.body));
+    assert.equal(read.body.plaintext, 'a sealed rumor');
+    const leak = await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: getPublicKey(ephemeral), plaintext: 'the vault words' } });
+    assert.equal(leak.status, 403);
+    assert.deepEqual(leak.body.error.violations.map((v: any) => `${v.rule}:${v.code}`), ['agent/send-to-friends:nostr_peer_not_allowed']);
+    assert.equal((await h.call('POST', '/v1/nostr/nip44/encrypt', { token, body: { peer: FRIEND, plaintext: 'hi' } })).status, 200);
+    const audit = await h.admin('GET', `/v1/audit?agent=${agent.name}&type=nostr.nip44`);
+    assert.deepEqual(audit.body.entries.map((e: any) => e.decision), ['allow', 'deny', 'allow']);
+
+    // The default (no ops) limits both directions, as before; an empty ops list limits nothing and is refused.
+    const both = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
+    const bothMe = (await h.call('GET', '/v1/nostr/identity', { token: both.token })).body.pubkey;
+    const wrap2 = nip44.encrypt('a sealed rumor', nip44.getConversationKey(ephemeral, bothMe));
+    const refused = await h.call('POST', '/v1/nostr/nip44/decrypt', { token: both.token, body: { peer: getPublicKey(ephemeral), ciphertext: wrap2 } });
+    assert.equal(refused.status, 403);
+    assert.deepEqual(refused.body.error.violations.map((v: any) => v.code), ['nostr_peer_not_allowed']);
+    const empty = await h.admin('PUT', `/v1/policies/${agent.name}`, { document: { version: 1, rules: [...rules, { type: 'nostr_peers', name: 'none', allow: [FRIEND], ops: [] }] } });
+    assert.equal(empty.status, 400, JSON.stringify(empty.body));
+    assert.equal(empty.body.error.code, 'invalid_policy');
+    assert.match(empty.body.error.message, /ops/);
+  });
+
   test('a lone surrogate in an event (held or not) is bad input at the edge: 400, nothing held or audited (PostgreSQL answered 500)', async () => {
     const { agent, token } = await provisionAgent(h, { policy: policy(), actions: NOSTR_ACTIONS });
     for (const body of [note('a\ud800b', { kind: 0, tags: [] }), note('hi', { tags: [['t', '\udc00']] }), { ...note('hi'), ['k\ud800']: 1 }]) {
