@@ -67,9 +67,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       }
     });
 
-    test('an x402 resource deny written with the default port (:443) refuses the resource it names', async () => {
+    test('an x402 resource deny written with the default port (:443) refuses the resource it names, escaped letters included', async () => {
       const { token } = await provisionAgent(h, { policy: x402Policy([`${API}:443/admin/**`, 'https://bücher.example/**', `${API}/café/**`]) });
-      for (const url of [`${API}/admin/keys`, 'https://bücher.example/book', `${API}/café/menu`, `https://API.example.com:443/admin/keys?x=1`]) {
+      // `%61dmin` is `admin` to every server that decodes the path (RFC 3986 §6.2.2); it was paid past the deny.
+      for (const url of [`${API}/admin/keys`, 'https://bücher.example/book', `${API}/café/menu`, `https://API.example.com:443/admin/keys?x=1`, `${API}/%61dmin/keys`, `${API}/caf%c3%a9/menu`]) {
         const res = await h.call('POST', '/v1/x402/pay', { token, body: payRequest(url) });
         assert.equal(res.status, 403, `${url}: ${JSON.stringify(res.body)}`);
         assert.deepEqual(res.body.error.requirements[0].violations.map((v: any) => `${v.rule}:${v.code}`), ['agent/no-admin:denied_by_rule'], url);

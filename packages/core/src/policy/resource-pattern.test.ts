@@ -75,3 +75,17 @@ test('a pattern whose wildcards cannot be normalised in place is refused (invali
   refused('https://api.example.com\\admin\\*', /expected an http\(s\) URL pattern|cannot be normalised/);
   refused('https://api.example.com\\admin', /expected an http\(s\) URL pattern/);
 });
+
+test('escapes of unreserved characters are decoded and the rest written in upper case, in resources and patterns alike', () => {
+  assert.equal(n('https://api.example.com/%61dmin/%7Euser'), 'https://api.example.com/admin/~user');
+  assert.equal(n('https://api.example.com/caf%c3%a9/a%2fb%3F'), 'https://api.example.com/caf%C3%A9/a%2Fb%3F', 'reserved and non-ASCII bytes stay escaped');
+  assert.equal(n('https://api.example.com/%2e%2E/admin'), 'https://api.example.com/admin', 'dot segments were resolved by the parser first');
+  assert.equal(n('https://api.example.com/a%2Eb/%252e'), 'https://api.example.com/a.b/%252e', 'an escaped percent is not decoded twice');
+  assert.equal(matches('https://api.example.com/admin/**', 'https://api.example.com/%61dmin/keys'), true);
+  assert.equal(matches('https://api.example.com/admin/**', 'https://api.example.com/%41dmin/keys'), false, 'paths are case-sensitive');
+  assert.equal(matches('https://api.example.com/%61dmin/*', 'https://api.example.com/admin/keys'), true);
+  assert.equal(matches('https://api.example.com/caf%c3%a9/*', 'https://api.example.com/café/menu'), true);
+  // A decoded letter never spells the wildcard mask.
+  assert.equal(matches('https://api.example.com/%77ildcard%61ny', 'https://api.example.com/x/y'), false);
+  assert.equal(matches('https://api.example.com/%77ildcard%61ny', 'https://api.example.com/wildcardany'), true);
+});

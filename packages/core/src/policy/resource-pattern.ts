@@ -6,7 +6,8 @@ import { invalidPolicyAt, type PolicyPath } from './path.ts';
  * path segment; `**` is any run of labels in the host (so `https://` + `**` + `/` + `**` is every https resource) and
  * anything, `/` included, in the path. Query and fragment never take part. A pattern without a
  * path matches only the root `/` (fail closed: write `/**` for a whole origin). The pattern is normalised as
- * resources are (`normalisePattern`): `https://API.example.com:443/café/*` is `https://api.example.com/caf%C3%A9/*`.
+ * resources are (`normalisePattern`): `https://API.example.com:443/café/*` is `https://api.example.com/caf%C3%A9/*`,
+ * and `/%61dmin/**` is `/admin/**` (escapes as `normalisePercentEscapes` writes them).
  */
 export interface ResourcePattern {
   readonly source: string;
@@ -75,7 +76,8 @@ function normalisePattern(scheme: string, hostPart: string, pathPart: string, so
   }
   if (parsed.username !== '' || parsed.password !== '' || parsed.search !== '' || parsed.hash !== '') throw refuse('the pattern');
   const host = unmask(parsed.host);
-  const path = unmask(parsed.pathname);
+  // Escapes are normalised after the masks are gone, so a decoded letter can never spell a mask.
+  const path = normalisePercentEscapes(unmask(parsed.pathname));
   if (count(host) !== count(hostname)) throw refuse('the host');
   // A label holding a wildcard and punycode: the encoding was computed with the mask in it.
   if (parsed.hostname.split('.').some((label) => (label.includes(ANY) || label.includes(ONE)) && label.startsWith('xn--'))) throw refuse('the host');
@@ -100,5 +102,21 @@ export function normaliseResource(url: string): NormalisedResource | undefined {
   }
   if (u.protocol !== 'http:' && u.protocol !== 'https:') return undefined;
   if (u.username !== '' || u.password !== '') return undefined;
-  return { resource: `${u.origin}${u.pathname}`, origin: u.origin };
+  return { resource: `${u.origin}${normalisePercentEscapes(u.pathname)}`, origin: u.origin };
+}
+
+const UNRESERVED = /^[A-Za-z0-9\-._~]$/;
+
+/**
+ * RFC 3986 §6.2.2: an escape of an unreserved character is that character, and escapes are written in upper case,
+ * so `/%61dmin/` is `/admin/` and `%c3%a9` is `%C3%A9`, as a server decoding the path reads them (the WHATWG
+ * parser leaves escapes as written). Reserved and non-ASCII bytes stay escaped: decoding `%2F` would move a
+ * segment boundary. Dot segments are already resolved by the parser, `%2e` forms included, so no segment becomes one.
+ */
+export function normalisePercentEscapes(path: string): string {
+  if (!path.includes('%')) return path;
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => {
+    const char = String.fromCharCode(Number.parseInt(hex, 16));
+    return UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
+  });
 }

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ruleBase } from '../fields.ts';
-import { compileResourcePattern } from '../resource-pattern.ts';
+import { compileResourcePattern, normalisePercentEscapes } from '../resource-pattern.ts';
 import { createdAtFinding } from './nostr-event.ts';
 import { defineRule, type Finding } from './types.ts';
 
@@ -30,7 +30,7 @@ export const nostrHttpAuthRule = defineRule({
         if (ctx.input.intent.action !== 'nostr.http_auth' || !nostr?.http) return 'pass';
         const findings: Finding[] = [];
         const url = new URL(nostr.http.url);
-        const resource = `${url.protocol}//${url.host}${url.pathname}`;
+        const resource = `${url.protocol}//${url.host}${normalisePercentEscapes(url.pathname)}`;
         if (!patterns.some((p) => p.test(resource))) findings.push({ code: 'nostr_http_url_not_allowed', message: `${resource} matches none of the allowed URL patterns` });
         if (!methods.has(nostr.http.method)) findings.push({ code: 'nostr_http_method_not_allowed', message: `method ${nostr.http.method} is not allowed (allowed: ${options.methods.join(', ')})` });
         const skew = createdAtFinding(nostr.createdAt, ctx.input.nowMs, options.max_age_seconds, options.max_age_seconds);
