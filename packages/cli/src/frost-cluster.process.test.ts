@@ -32,7 +32,7 @@ type Name = (typeof NAMES)[number];
 const POLICIES: Record<Name, string> = {
   alice: 'version: 1\nrules:\n  - { name: anything-nostr, type: allow, match: { nostr_kinds: [1, 4] } }\n',
   bob: 'version: 1\nrules:\n  - { name: notes, type: allow, match: { nostr_kinds: [1] } }\n  - { name: clean, type: nostr_event, deny_content_pattern: "forbidden" }\n',
-  carol: 'version: 1\nrules:\n  - { name: notes, type: allow, match: { nostr_kinds: [1] } }\n  - { name: three-a-minute, type: rate_limit, max: 3, window: 1m }\n',
+  carol: 'version: 1\nrules:\n  - { name: notes, type: allow, match: { nostr_kinds: [1] } }\n  - { name: four-a-minute, type: rate_limit, max: 4, window: 1m }\n',
 };
 
 const cluster = frostTestCluster<Name>(dir, env, POLICIES);
@@ -257,8 +257,30 @@ test('a node down still lets 2-of-3 sign; a bad share is named; two down is refu
   }
 });
 
+test('a node first in line that sends bad shares is named and left out: bob and carol sign; bob is charged once', async () => {
+  // alice (compromised or faulty, below the threshold) answers round two with a share that does not verify. She is
+  // chosen first every time; before the fix every signature failed (frost_share_invalid) while bob, paired with
+  // her, recorded an allow each time (found by review).
+  const aliceProxy = await proxy(() => running.get('alice')?.url ?? 'http://127.0.0.1:9');
+  try {
+    aliceProxy.corrupt = true;
+    const nodesFile = writeNodesFile('nodes-alice-proxy.json', { alice: aliceProxy.url });
+    const before = (await call('bob', '/v1/frost/decisions')).json.decisions.length;
+    const r = await sign(nodesFile, note('alice lies, the others sign'));
+    assert.equal(r.code, 0, r.stderr);
+    const event = checkSigned(r.stdout);
+    assert.deepEqual(event.signers, ['bob', 'carol']);
+    // Bob was asked twice for the same event (paired with alice, then with carol): the second is a replay.
+    const bobNew = (await call('bob', '/v1/frost/decisions')).json.decisions.slice(before);
+    assert.deepEqual(bobNew.map((d: { decision: string }) => d.decision), ['allow', 'replay']);
+    assert.ok(bobNew.every((d: { eventId: string }) => d.eventId === event.id));
+  } finally {
+    aliceProxy.server.close();
+  }
+});
+
 test('each node keeps its own ledger: carol\'s rate limit holds whatever the coordinator does', async () => {
-  // carol allows 3 notes a minute by her own count (she already signed some above). Ask her directly, as a
+  // carol allows 4 notes a minute by her own count (she already signed some above). Ask her directly, as a
   // coordinator would, until she refuses: the refusal names her rule and her own count.
   const pub = parseCluster(JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')));
   assert.equal(pub.threshold, 2);
@@ -271,7 +293,7 @@ test('each node keeps its own ledger: carol\'s rate limit holds whatever the coo
     else assert.equal(r.status, 200);
   }
   assert.ok(refusal, 'carol never refused');
-  assert.equal(refusal.violations[0].rule, 'agent/three-a-minute');
+  assert.equal(refusal.violations[0].rule, 'agent/four-a-minute');
   assert.equal(refusal.violations[0].code, 'rate_limit_exceeded');
   // Bob's ledger is his own: the same note is still fine for him.
   const a = (await call('alice', '/v1/frost/commit', {})).json;

@@ -77,7 +77,7 @@ export const ERROR_CODES = {
   frost_dkg_failed: { status: 400, summary: 'A key-generation message fails its signature, proof of knowledge or share check, names a node outside the cluster, or the nodes\' confirmations disagree (details.node names the sender when known); no key was kept.' },
   frost_key_not_ready: { status: 409, summary: 'The signer node has no confirmed key share yet (run the key-generation ceremony), or already has one and refuses a second ceremony.' },
   frost_commitment_unknown: { status: 409, summary: 'Round two names a nonce commitment this node did not issue, already used, or lost (nonces live in memory only and are used once: run round one again). Nothing was signed.' },
-  frost_share_invalid: { status: 502, summary: 'A signer node returned a signature share that does not verify against its verifying share (RFC 9591 section 5.4); details.nodes names it. Nothing was released.' },
+  frost_share_invalid: { status: 502, summary: 'A signer node returned a signature share that does not verify against its verifying share (RFC 9591 section 5.4), and fewer than the threshold of other nodes could sign; details.nodes names it. Nothing was released.' },
   frost_threshold_not_met: { status: 503, summary: 'Fewer signer nodes than the threshold answered (details.nodes gives each node\'s answer); nothing was released.' },
   // operations (the CLI and the daemon's start-up, never an HTTP answer)
   address_in_use: { status: 500, summary: 'The listen address is already in use.' },

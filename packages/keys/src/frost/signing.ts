@@ -175,6 +175,19 @@ export interface NodeShare {
   share: string;
 }
 
+/** The shares that do not verify against their node's verifying share (RFC 9591 §5.4): what a coordinator leaves out. */
+export function invalidShares(publicPackage: PublicPackageJson, list: CommitmentJson[], message: Uint8Array, shares: NodeShare[]): NodeShare[] {
+  const pub = publicFromJson(publicPackage);
+  const commitments = toLibrary(list);
+  return shares.filter((s) => {
+    try {
+      return !HEX_SCALAR.test(s.share) || !frost.verifyShare(pub, commitments, message, s.identifier, hexToBytes(s.share));
+    } catch {
+      return true;
+    }
+  });
+}
+
 /**
  * The coordinator's last step: every share verified against its node's verifying share (the bad ones named),
  * aggregated, and the signature checked under BIP-340 against the x-only group key before it is returned.
@@ -182,13 +195,7 @@ export interface NodeShare {
 export function aggregateSignature(publicPackage: PublicPackageJson, list: CommitmentJson[], message: Uint8Array, shares: NodeShare[]): string {
   const pub = publicFromJson(publicPackage);
   const commitments = toLibrary(list);
-  const bad = shares.filter((s) => {
-    try {
-      return !HEX_SCALAR.test(s.share) || !frost.verifyShare(pub, commitments, message, s.identifier, hexToBytes(s.share));
-    } catch {
-      return true;
-    }
-  });
+  const bad = invalidShares(publicPackage, list, message, shares);
   if (bad.length > 0) {
     throw new AirlockError('frost_share_invalid', `signature share from ${bad.map((b) => b.node).join(', ')} does not verify against the node's verifying share`, {
       details: { nodes: bad.map((b) => b.node) },

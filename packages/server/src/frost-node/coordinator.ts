@@ -11,6 +11,7 @@ import { AirlockError, ERROR_CODES, type ErrorCode, type Violation } from '@airl
 import { completeGroupKeyPsbt, decodeGroupKeyPsbt, eventId, parseUnsignedEvent, readTaprootKeyPathRequest, TAPROOT_KEY_PATH_ACTION, type UnsignedEvent } from '@airlock/chains';
 import {
   aggregateSignature,
+  invalidShares,
   frostIdentifier,
   groupXOnlyKey,
   isCurvePoint,
@@ -257,7 +258,18 @@ export class FrostCoordinator {
         }
       });
       if (shares.length < chosen.length) continue; // a node refused or failed: try another set
-      // Every share is checked against its node's verifying share; a bad one is named and nothing is released.
+      // Each node's shares are checked on their own (RFC 9591 §5.4) before they are combined: a node whose share
+      // does not verify is named and left out, and another set is tried, as with a bad round-one commitment. Found
+      // by review: one bad node below the threshold, first in cluster order, was chosen every time and made every
+      // signature fail while the honest nodes it was paired with were charged. aggregateSignature checks again.
+      const badNodes = new Set<string>();
+      messages.forEach((message, k) => {
+        for (const b of invalidShares(publicPackage, lists[k]!, message, shares.map((s) => ({ node: s.node, identifier: s.identifier, share: s.shares[k]! })))) badNodes.add(b.node);
+      });
+      if (badNodes.size > 0) {
+        for (const node of badNodes) excluded.set(node, { node, outcome: 'error', code: 'frost_share_invalid', message: `signature share from ${node} does not verify against the node's verifying share` });
+        continue;
+      }
       const signatures = messages.map((message, k) =>
         aggregateSignature(publicPackage, lists[k]!, message, shares.map((s) => ({ node: s.node, identifier: s.identifier, share: s.shares[k]! }))),
       );
@@ -284,6 +296,13 @@ export class FrostCoordinator {
     const nodes = [...excluded.values()];
     if (refusals.length > 0) {
       return new AirlockError('policy_denied', `signer node policy refused: fewer than ${this.cluster.threshold} nodes are willing to sign this request`, { violations: refusals, details: { nodes } });
+    }
+    const bad = nodes.filter((n) => n.code === 'frost_share_invalid').map((n) => n.node);
+    if (bad.length > 0) {
+      return new AirlockError('frost_share_invalid', `signature share from ${bad.join(', ')} does not verify against the node's verifying share, and fewer than ${this.cluster.threshold} other nodes could sign`, {
+        details: { nodes: bad, answers: nodes },
+        hints: ['that node holds a wrong share or is compromised: take it out of the cluster and sign with the others'],
+      });
     }
     return new AirlockError('frost_threshold_not_met', `fewer than ${this.cluster.threshold} signer nodes answered`, { details: { nodes } });
   }
