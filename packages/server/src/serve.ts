@@ -1,5 +1,5 @@
-import { existsSync, unlinkSync } from 'node:fs';
 import { createAdaptorServer } from '@hono/node-server';
+import { claimSocketPath } from './socket-path.ts';
 import type { Server } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { createApp, refusalTallyFor } from './http/app.ts';
@@ -42,6 +42,7 @@ export interface ServeOptions extends OpenOptions {
  */
 export async function serveAirlock(config: AirlockConfig, passphrase: VaultUnlock | undefined, options: ServeOptions = {}): Promise<RunningServer> {
   const logger = options.logger ?? createLogger(config.logLevel, process.stdout, config.logQueueBytes);
+  if (config.socketPath) await claimSocketPath(config.socketPath, 'AIRLOCK_SOCKET / --socket');
   const unsealer = async (p: VaultUnlock): Promise<Airlock> => {
     let airlock: Airlock;
     try {
@@ -80,7 +81,12 @@ export async function serveAirlock(config: AirlockConfig, passphrase: VaultUnloc
   const inFlight = trackInFlight(server);
   let url: string;
   if (config.socketPath) {
-    if (existsSync(config.socketPath)) unlinkSync(config.socketPath);
+    try {
+      await claimSocketPath(config.socketPath, 'AIRLOCK_SOCKET / --socket');
+    } catch (e) {
+      await holder.close();
+      throw e;
+    }
     await listenOrExplain(server, config.socketPath, undefined, 'AIRLOCK_SOCKET / --socket');
     url = `unix:${config.socketPath}`;
   } else {

@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, unlinkSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { AirlockError, BoundSigningGuard, DEFAULT_HEAD_DEADLINE_MS, TreeHeadGuard, VerifiedAuditLog, bindingRefused, isDuration, parseDuration, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
 import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, isTokenPath, openVault, type UnsealedVault } from '@airlock/keys';
@@ -9,6 +9,7 @@ import type { Logger } from '../http/request-log.ts';
 import { assertHeadRecordDirectoryOwned, defaultHeadRecordPath, readSignedHeadRecord, SignedHeadRecorder, type SignedHeadRecord } from './signed-head-record.ts';
 import { decodeWire, encodeWire, isKeyProcessMethod, wireError, type KeyProcessMethod } from './wire.ts';
 import { THRESHOLD_NODE_TOKENS_LABEL } from '../threshold/node-tokens.ts';
+import { claimSocketPath } from '../socket-path.ts';
 
 /** Signatures (and key-path operations) per second and burst, per agent and for the whole process. */
 export interface KeyProcessRates {
@@ -85,6 +86,7 @@ const MAX_BODY_BYTES = 4 * 1024 * 1024;
  */
 export async function startKeyProcess(options: KeyProcessOptions): Promise<RunningKeyProcess> {
   const { logger } = options;
+  await claimSocketPath(options.socketPath, 'AIRLOCK_KEY_PROCESS_SOCKET / --socket');
   const store = await openStore(options.storeUrl, { readOnly: true });
   let vault: UnsealedVault | undefined;
   let hsm: Pkcs11KeyBackend | undefined;
@@ -113,7 +115,7 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     const leaves = handler.logSize + (await handler.catchUp());
     logger.log('info', 'audit log read', { leaves, ms: Date.now() - started });
     const server = createServer((req, res) => void handler.serve(req, res));
-    if (existsSync(options.socketPath)) unlinkSync(options.socketPath);
+    await claimSocketPath(options.socketPath, 'AIRLOCK_KEY_PROCESS_SOCKET / --socket');
     // Created owner-only before anyone can connect (umask), then opened to the group if asked.
     const umask = process.umask(0o177);
     try {
