@@ -238,7 +238,7 @@ describe('metrics and request logs', () => {
 });
 
 describe('liveness and readiness', () => {
-  test('sealed: alive, not ready; unsealed: ready; /v1/health as before', async () => {
+  test('sealed: alive, not ready; unsealed: ready and audited (vault.unsealed, via passphrase, no secret); /v1/health as before', async () => {
     const data = await daemonData();
     const daemon = await started(envFor(data), ['--sealed']);
     assert.deepEqual(await httpJson(daemon.url, 'GET', '/v1/health/live'), { status: 200, body: { status: 'alive' } });
@@ -248,6 +248,14 @@ describe('liveness and readiness', () => {
     assert.equal(unsealed.status, 200);
     assert.deepEqual(await httpJson(daemon.url, 'GET', '/v1/health/ready'), { status: 200, body: { status: 'ready', store: 'sqlite' } });
     assert.deepEqual(await httpJson(daemon.url, 'GET', '/v1/health'), { status: 200, body: { status: 'ok', store: 'sqlite' } });
+    // A passphrase unseal over HTTP is audited as a share unseal is (it left no entry: found by review).
+    const audit = await httpJson(daemon.url, 'GET', '/v1/audit?type=vault.unsealed', { token: data.adminToken });
+    assert.equal(audit.status, 200);
+    assert.equal(audit.body.entries.length, 1);
+    const entry = audit.body.entries[0];
+    assert.deepEqual({ via: entry.data.via, source: entry.data.source, actor: entry.actor }, { via: 'passphrase', source: '127.0.0.1', actor: 'operator' });
+    assert.match(entry.data.fingerprint, /^[0-9a-f]+$/);
+    assert.ok(!JSON.stringify(audit.body).includes(data.passphrase), 'the passphrase is never audited');
   });
 
   test('store down (PostgreSQL refusing connections): alive, not ready with store_unavailable; back up: ready', async () => {

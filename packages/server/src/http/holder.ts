@@ -45,7 +45,17 @@ export class AirlockHolder {
     if (this.airlock) return;
     const unsealer = this.admitUnsealAttempt(source);
     this.unsealing = (async () => {
-      this.airlock = await unsealer(passphrase);
+      const airlock = await unsealer(passphrase);
+      // Audited as share unseals are (vault.unsealed_by_shares): found by review, a passphrase unseal over HTTP left
+      // no entry. Unaudited, it does not count: a failed append closes the runtime again and the daemon stays sealed.
+      try {
+        const fingerprint = await airlock.store.getMeta('vault_fingerprint');
+        await airlock.store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'vault.unsealed', actor: 'operator', data: { fingerprint, via: 'passphrase', source } }));
+      } catch (e) {
+        await airlock.close().catch(() => undefined);
+        throw e;
+      }
+      this.airlock = airlock;
     })();
     try {
       await this.unsealing;
