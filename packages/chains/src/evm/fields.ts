@@ -1,6 +1,6 @@
 // Strict readers for JSON request fields. Each one either returns a normalised value or throws an
 // AirlockError naming the field path; none of them guesses, and none echoes the (possibly long) value.
-import { AirlockError } from '@airlock/core';
+import { AirlockError, UNLIMITED_ALLOWANCE } from '@airlock/core';
 import { isAddress } from 'viem';
 import type { Hex } from 'viem';
 
@@ -13,7 +13,7 @@ export const MAX_UINT160 = (1n << 160n) - 1n;
  * before, so `max - 1` passed as a bounded approval, uncharged wherever no budget named its asset, and escaped the
  * default deny of unlimited approvals (found by review).
  */
-export const UNLIMITED_ALLOWANCE = 1n << 128n;
+export { UNLIMITED_ALLOWANCE } from '@airlock/core';
 export const isUnlimitedAllowance = (amount: bigint): boolean => amount >= UNLIMITED_ALLOWANCE;
 
 const DECIMAL = /^[0-9]+$/;

@@ -5,11 +5,10 @@ import { PERMIT2_ADDRESS, X402_EXACT_PERMIT2_PROXY } from '../x402/requirements.
 import type { Intent } from '../intent.ts';
 import type { GrantKind, GrantRecord } from '../ports/grants.ts';
 import { addressAt, SELECTORS, wordAt } from './abi-words.ts';
+import { UNLIMITED_ALLOWANCE } from '../policy/approval-totals.ts';
 
 const NONE: readonly GrantRecord[] = Object.freeze([]);
 const MAX_UINT160 = (1n << 160n) - 1n;
-/** Unlimited in effect from here, as the EVM decoders flag approvals (chains/src/evm/fields.ts). */
-const UNLIMITED_ALLOWANCE = 1n << 128n;
 
 /** Who signed, which entry released it, when. */
 export interface GrantOrigin {

@@ -14,6 +14,19 @@ export function innerCalls(intent: Intent): readonly Intent[] {
   return intent.safe?.calls ?? intent.userOperation?.calls ?? intent.module?.calls ?? [];
 }
 
+/** `all` without one occurrence of each of `taken` (compared field by field): what a request does beyond its calls. */
+export function without<T>(all: readonly T[], taken: readonly T[]): T[] {
+  const key = (x: T) => JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
+  const left = new Map<string, number>();
+  for (const t of taken) left.set(key(t), (left.get(key(t)) ?? 0) + 1);
+  return all.filter((x) => {
+    const n = left.get(key(x)) ?? 0;
+    if (n === 0) return true;
+    left.set(key(x), n - 1);
+    return false;
+  });
+}
+
 const factsCache = new WeakMap<Intent, IntentFacts>();
 
 /** intentFacts, computed once per call object (rules ask about the same calls of a batch again and again). */

@@ -7,7 +7,8 @@ import { intentFacts, type IntentFacts } from './facts.ts';
 import type { PolicyLayer } from './layers.ts';
 import { scopeSeries, type CompiledAllowRule, type EvaluationInput, type RuleContext } from './rules/index.ts';
 import { isHashLengthMessage, isStandardSighash } from './match.ts';
-import { innerCalls } from './calls.ts';
+import { innerCalls, without } from './calls.ts';
+import { approvalTotals } from './approval-totals.ts';
 
 export type { EvaluationInput } from './rules/index.ts';
 
@@ -120,19 +121,6 @@ function* requestAndCalls(intent: Intent): Generator<Intent> {
   const own = intent.module ? moduleOwnPart(intent, intent.module) : undefined;
   if (own) yield own;
   for (const call of innerCalls(intent)) yield* requestAndCalls(call);
-}
-
-/** `all` without one occurrence of each of `taken` (compared field by field). */
-function without<T extends Spend | Approval>(all: readonly T[], taken: readonly T[]): T[] {
-  const key = (x: T) => JSON.stringify(x, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v));
-  const left = new Map<string, number>();
-  for (const t of taken) left.set(key(t), (left.get(key(t)) ?? 0) + 1);
-  return all.filter((x) => {
-    const n = left.get(key(x)) ?? 0;
-    if (n === 0) return true;
-    left.set(key(x), n - 1);
-    return false;
-  });
 }
 
 /**
@@ -286,6 +274,28 @@ function evaluateIntent(layers: readonly PolicyLayer[], input: EvaluationInput, 
   if (unallowed.length > 0) {
     const assets = [...new Set(unallowed.map((a) => a.asset.toLowerCase()))].join(', ');
     denials.push({ rule: 'agent/default', code: 'unlimited_approval', message: `unlimited approval of ${assets}: signed only where an approvals rule with allow_unlimited: true applies to it (default deny)` });
+  }
+  // The same default on the batch's totals: increaseAllowance calls each under the unlimited line add up on chain
+  // (approvalTotals), so two of 2^127 are one unlimited approval (found by review). Judged on the whole (`!grants`),
+  // which alone sees every call; a total is allowed only where, for each call that made it, an approvals rule with
+  // `allow_unlimited: true` covers that call granting the whole total. A total that an unlimited approval made is
+  // already judged with that call.
+  if (!grants && !denials.some((v) => v.code === 'unlimited_approval')) {
+    for (const t of approvalTotals(input.intent)) {
+      if (!t.unlimited || t.approvals.length < 2 || t.approvals.some((a) => a.unlimited)) continue;
+      const total: Approval = { asset: t.asset, spender: t.spender, amount: t.amount, unlimited: true };
+      const covered = t.parts.every((part) => {
+        const partCtx: RuleContext = { ...ctx, input: { ...input, intent: part }, facts: intentFacts(part) };
+        return ordered.some(({ policy }) => policy.rules.some((r) => r.allowsUnlimitedApproval?.(partCtx, total)));
+      });
+      if (covered) continue;
+      denials.push({
+        rule: 'agent/default',
+        code: 'unlimited_approval',
+        message: `${t.approvals.length} calls in this request approving ${t.spender} for ${t.asset} add up to ${t.amount} base units${t.lowerBound ? ' on top of the allowance already on chain' : ''}, an unlimited approval: signed only where an approvals rule with allow_unlimited: true applies to it (default deny)`,
+        asset: t.asset,
+      });
+    }
   }
   // §3: something must grant. With no allow rule anywhere, the agent policy is what is missing.
   if (grants && !someLayerGrants) denials.push(defaultDeny('agent', input.intent, ctx.facts, 'no policy layer has allow rules'));

@@ -13,3 +13,4 @@ export type { PolicyIssue } from './path.ts';
 export { policyWarnings, type PolicyWarning } from './warnings.ts';
 export { argumentAt } from './match.ts';
 export { compileLifecycle, agentLifecycleIssues, assertAgentLifecycle, effectiveHotBalanceCap, EMPTY_LIFECYCLE, type LifecyclePolicy } from './lifecycle.ts';
+export { UNLIMITED_ALLOWANCE } from './approval-totals.ts';
