@@ -228,3 +228,38 @@ test('new keys are generated one at a time off the event loop: signing goes on m
   // One private and one public object for the path asked for four times at once.
   assert.equal(destroySoftHsmKey(token, shared), 2);
 });
+
+test('a lost session or login (another application logs out, or closes every session) is renewed: the next signature works', { skip }, async () => {
+  const hsm = open();
+  // A second handle on the same module in this process, as another application of the token (or a network HSM's
+  // failover) would act; it is never finalised, which would close the module under the backend.
+  const { default: pkcs11js } = await import('pkcs11js');
+  const other = new pkcs11js.PKCS11();
+  other.load(token.library);
+  try {
+    other.C_Initialize();
+  } catch {
+    // already initialised by the backend: the module is shared
+  }
+  const slot = other.C_GetSlotList(true).find((s) => other.C_GetTokenInfo(s).label.trim() === token.tokenLabel)!;
+  try {
+    const path = evmPath(11, 0);
+    const publicKey = await hsm.getPublicKey(path);
+    const verifies = async (i: number) => {
+      const digest = digestOf(1100 + i);
+      const { compact } = await hsm.signDigest(path, digest, 'ecdsa-secp256k1');
+      assert.ok(secp256k1.verify(compact, digest, publicKey, { prehash: false, lowS: true }), `verify ${i}`);
+    };
+    await verifies(0);
+    // Logged out under it: object handles turn invalid (before: hsm_unavailable CKR_OBJECT_HANDLE_INVALID until a restart).
+    const session = other.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+    other.C_Logout(session);
+    for (let i = 1; i <= 8; i++) await verifies(i);
+    // Every session closed under it (before: CKR_SESSION_HANDLE_INVALID for good).
+    other.C_CloseAllSessions(slot);
+    for (let i = 9; i <= 16; i++) await verifies(i);
+    assert.deepEqual(await hsm.getPublicKey(path), publicKey, 'the same key is found again');
+  } finally {
+    hsm.close();
+  }
+});

@@ -104,6 +104,13 @@ export class Pkcs11KeyBackend implements KeyBackend {
   #creating: Promise<void> = Promise.resolve();
   readonly #recover = fastestRecover();
   readonly #tokenLabel: string;
+  readonly #slot: Handle;
+  /**
+   * Kept to log in again when the token drops the login (a network HSM's restart or failover, a session timeout,
+   * another application's C_Logout or C_CloseAllSessions): without it only a restart recovered (found by review).
+   * The vault's root secret lives in this process too, so the PIN in memory adds no exposure.
+   */
+  readonly #pin: string;
   #closed = false;
 
   /** True when the pkcs11js addon loads on this machine. */
@@ -159,6 +166,8 @@ export class Pkcs11KeyBackend implements KeyBackend {
     this.#vault = vault;
     const { slot, label } = findToken(lib, p11, options);
     this.#tokenLabel = label;
+    this.#slot = slot;
+    this.#pin = pin;
     const mechanisms = new Set(p11.C_GetMechanismList(slot));
     for (const [name, mechanism] of [['CKM_EC_KEY_PAIR_GEN', lib.CKM_EC_KEY_PAIR_GEN], ['CKM_ECDSA', lib.CKM_ECDSA]] as const) {
       if (!mechanisms.has(mechanism)) throw new AirlockError('hsm_unavailable', `The token "${label}" does not offer ${name}.`, { hints: ['Airlock needs EC key generation and raw ECDSA on secp256k1.'] });
@@ -166,9 +175,15 @@ export class Pkcs11KeyBackend implements KeyBackend {
     const count = options.sessions ?? 4;
     if (!Number.isSafeInteger(count) || count < 1 || count > 64) throw new AirlockError('invalid_request', 'sessions must be an integer 1..64');
     for (let i = 0; i < count; i++) this.#idle.push(p11.C_OpenSession(slot, lib.CKF_SERIAL_SESSION | lib.CKF_RW_SESSION));
+    this.#login(this.#idle[0]!);
+  }
+
+  /** Logs the application in (a login applies to every session of this application with the token). */
+  #login(session: Handle): void {
+    const lib = this.#lib;
+    const label = this.#tokenLabel;
     try {
-      // A login applies to every session of this application with the token.
-      p11.C_Login(this.#idle[0]!, lib.CKU_USER, pin);
+      this.#p11.C_Login(session, lib.CKU_USER, this.#pin);
     } catch (e) {
       const code = (e as { code?: number }).code;
       if (code === lib.CKR_USER_ALREADY_LOGGED_IN) return;
@@ -187,7 +202,7 @@ export class Pkcs11KeyBackend implements KeyBackend {
   /** The key at a token path is created in the token on first use (provisioning), then read back from it. */
   async getPublicKey(path: string): Promise<Uint8Array> {
     if (!isTokenPath(path)) return this.#vault.getPublicKey(path);
-    return Uint8Array.from((await this.#key(path, { create: true })).publicKey);
+    return Uint8Array.from((await this.#retryOnce(() => this.#key(path, { create: true }))).publicKey);
   }
 
   /**
@@ -196,7 +211,7 @@ export class Pkcs11KeyBackend implements KeyBackend {
    */
   async findPublicKey(path: string): Promise<Uint8Array | undefined> {
     if (!isTokenPath(path)) throw new AirlockError('invalid_request', `${path} is not an EVM agent key path; only those live in the token.`);
-    const key = this.#keys.get(path) ?? (await this.#withSession(async (session) => this.#find(session, tokenKeyId(path), path), 'find a key'));
+    const key = this.#keys.get(path) ?? (await this.#retryOnce(() => this.#withSession(async (session) => this.#find(session, tokenKeyId(path), path), 'find a key')));
     if (!key) return undefined;
     this.#keys.set(path, key);
     return Uint8Array.from(key.publicKey);
@@ -206,15 +221,17 @@ export class Pkcs11KeyBackend implements KeyBackend {
     if (!isTokenPath(path)) return this.#vault.signDigest(path, digest, scheme);
     if (scheme !== 'ecdsa-secp256k1') throw new AirlockError('invalid_request', 'signDigest only signs ecdsa-secp256k1');
     if (!(digest instanceof Uint8Array) || digest.length !== 32) throw new AirlockError('invalid_request', 'a digest to sign must be exactly 32 bytes');
-    // A key that is not in the token is not created here: signing for a path nobody provisioned is a fault.
-    const key = await this.#key(path, { create: false });
-    // A fresh random nonce every time: what makes a replay byte-identical is the signing service, which keeps the
-    // released signature durably (`deterministic` above), not this backend.
-    const raw = await this.#withSession(async (session) => {
-      this.#p11.C_SignInit(session, { mechanism: this.#lib.CKM_ECDSA }, key.privateKey);
-      return this.#p11.C_SignAsync(session, Buffer.from(digest), Buffer.alloc(64));
-    }, 'sign');
-    return normaliseTokenSignature(raw, digest, key.publicKey, this.#recover);
+    return this.#retryOnce(async () => {
+      // A key that is not in the token is not created here: signing for a path nobody provisioned is a fault.
+      const key = await this.#key(path, { create: false });
+      // A fresh random nonce every time: what makes a replay byte-identical is the signing service, which keeps the
+      // released signature durably (`deterministic` above), not this backend.
+      const raw = await this.#withSession(async (session) => {
+        this.#p11.C_SignInit(session, { mechanism: this.#lib.CKM_ECDSA }, key.privateKey);
+        return this.#p11.C_SignAsync(session, Buffer.from(digest), Buffer.alloc(64));
+      }, 'sign');
+      return normaliseTokenSignature(raw, digest, key.publicKey, this.#recover);
+    });
   }
 
   async getExtendedPublicKey(path: string): Promise<ExtendedPublicKey> {
@@ -358,20 +375,70 @@ export class Pkcs11KeyBackend implements KeyBackend {
     return compressEcPoint(point?.value as Buffer | undefined);
   }
 
+  /**
+   * Runs `op` again once when its session turned out to be lost (SessionLost): the session was replaced and the
+   * key handles forgotten meanwhile, so the second run opens, logs in and finds the key afresh. A failed C_Sign
+   * releases nothing, so running it again signs at most once. A second loss is `hsm_unavailable`.
+   */
+  async #retryOnce<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      if (!(e instanceof SessionLost)) throw e;
+      return op();
+    }
+  }
+
   /** Runs `use` with a session of its own (PKCS#11 allows one operation per session at a time). */
   async #withSession<T>(use: (session: Handle) => Promise<T>, what: string): Promise<T> {
     if (this.#closed) throw new AirlockError('sealed', 'the PKCS#11 backend was closed');
-    const session = this.#idle.pop() ?? (await new Promise<Handle>((resolve) => this.#waiting.push(resolve)));
+    let session = this.#idle.pop() ?? (await new Promise<Handle>((resolve) => this.#waiting.push(resolve)));
     try {
       return await use(session);
     } catch (e) {
       if (e instanceof AirlockError) throw e;
-      throw new AirlockError('hsm_unavailable', `The token refused to ${what} (${pkcs11Reason(e)}); nothing was signed.`);
+      const message = `The token refused to ${what} (${pkcs11Reason(e)}); nothing was signed.`;
+      if (!this.#closed && SESSION_LOST.has(pkcs11Reason(e))) {
+        session = this.#renew(session);
+        throw new SessionLost(message);
+      }
+      throw new AirlockError('hsm_unavailable', message);
     } finally {
       const next = this.#waiting.shift();
       if (next) next(session);
       else this.#idle.push(session);
     }
+  }
+
+  /**
+   * A new session (logged in) in place of a lost one, and every key handle forgotten (object handles may be
+   * session-bound or invalid after a logout). Failing to open one keeps the old handle: the next use fails again
+   * and tries again.
+   */
+  #renew(lost: Handle): Handle {
+    this.#keys.clear();
+    try {
+      this.#p11.C_CloseSession(lost);
+    } catch {
+      // already closed by the token: what made it lost
+    }
+    try {
+      const session = this.#p11.C_OpenSession(this.#slot, this.#lib.CKF_SERIAL_SESSION | this.#lib.CKF_RW_SESSION);
+      this.#login(session);
+      return session;
+    } catch {
+      return lost;
+    }
+  }
+}
+
+/** Errors after which the session or the login is gone while the token itself may be fine (PKCS#11 v2.40 §5.1). */
+const SESSION_LOST = new Set(['CKR_SESSION_HANDLE_INVALID', 'CKR_SESSION_CLOSED', 'CKR_USER_NOT_LOGGED_IN', 'CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID', 'CKR_DEVICE_REMOVED', 'CKR_TOKEN_NOT_PRESENT']);
+
+/** `hsm_unavailable` from a lost session, which `#retryOnce` runs again once on a renewed one. */
+class SessionLost extends AirlockError {
+  constructor(message: string) {
+    super('hsm_unavailable', message);
   }
 }
 
