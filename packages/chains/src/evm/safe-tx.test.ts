@@ -101,11 +101,13 @@ describe('SafeTx decoding', () => {
     const refund = intent.safe!.calls[1]!;
     assert.equal(refund.kind, 'safe.gas_refund');
     assert.equal(refund.to, EVIL);
-    // (safeTxGas + 50,000 overhead + data copy (69 bytes: 4 words: 6*4 + 16/512) + baseGas) x gasPrice
-    assert.deepEqual(refund.spends, [{ asset: USDC_ASSET, amount: (100_000n + 50_000n + 24n + 20_000n) * 10n, to: EVIL, kind: 'fee' }]);
+    // (safeTxGas + 50,000 overhead + data copy (69 bytes: 4 words: 6*4 + 16/512) + baseGas) x gasPrice. A token
+    // transfer out of the Safe, not a network fee: its asset is a moved asset for policy.
+    assert.deepEqual(refund.spends, [{ asset: USDC_ASSET, amount: (100_000n + 50_000n + 24n + 20_000n) * 10n, to: EVIL, kind: 'transfer' }]);
     const toOrigin = decode(safeTx({ to: BOB, gasPrice: '1' })).intent.safe!.calls[1]!;
     assert.equal(toOrigin.to, undefined);
     assert.equal(toOrigin.spends[0]!.asset, 'eip155:8453/slip44:60');
+    assert.equal(toOrigin.spends[0]!.kind, 'value');
   });
 
   test('what Airlock does not read is refused, never left as unknown typed data', () => {

@@ -175,8 +175,10 @@ function gasRefund(ctx: SafeCallContext, m: Record<string, unknown>, callData: H
   const gasToken = (m.gasToken as string).toLowerCase();
   const receiver = (m.refundReceiver as string).toLowerCase();
   const amount = (worstCaseExecuteGas(m.safeTxGas as bigint, (callData.length - 2) / 2) + (m.baseGas as bigint)) * gasPrice;
-  const asset = gasToken === ZERO_ADDRESS ? nativeAsset(ctx.chain) : erc20Asset(ctx.chain, gasToken);
-  // refundReceiver zero pays tx.origin, whoever submits the transaction: a recipient no list can name.
+  const native = gasToken === ZERO_ADDRESS;
+  const asset = native ? nativeAsset(ctx.chain) : erc20Asset(ctx.chain, gasToken);
+  // refundReceiver zero pays tx.origin, whoever submits the transaction: a recipient no list can name (no `to`;
+  // policy reads it as `unknownRecipient`: no destinations allowlist covers it, every `to` deny touches it).
   const to = receiver === ZERO_ADDRESS ? undefined : receiver;
   return {
     action: 'evm.typed_data',
@@ -184,7 +186,9 @@ function gasRefund(ctx: SafeCallContext, m: Record<string, unknown>, callData: H
     kind: 'safe.gas_refund',
     from: ctx.safe,
     ...(to ? { to } : {}),
-    spends: [{ asset, amount, ...(to ? { to } : {}), kind: 'fee' }],
+    // The Safe pays it out of its own balance, as a value send or a token transfer: not a network fee (the
+    // submitter pays the network), so its asset is a moved asset that asset denies and `assets` lists judge.
+    spends: [{ asset, amount, ...(to ? { to } : {}), kind: native ? 'value' : 'transfer' }],
     approvals: [],
     typedData: ctx.typedData,
     summary: `pay a gas refund of up to ${amount} of ${asset} to ${to ?? 'whoever submits the transaction (tx.origin)'}`,

@@ -39,7 +39,11 @@ export interface IntentFacts {
    * `payTo`. What a deny reading (`to` in a deny match, a destinations denylist) looks at.
    */
   parties: readonly string[];
-  /** Assets the intent moves or approves (network fees excluded); what `match.assets` looks at. */
+  /**
+   * Assets the intent moves or approves; what `match.assets` looks at. Network fees (a transaction's gas, a user
+   * operation's prefund, a Lightning routing fee, a Bitcoin fee) are left out; a Safe gas refund is not a network
+   * fee (the Safe pays it to a receiver, in any token) and counts.
+   */
   movedAssets: readonly string[];
   /** Every chain the intent names (CAIP-2): the request chain, the EIP-712 domain chainId, the x402 network. */
   chains: readonly string[];
@@ -63,6 +67,19 @@ export interface IntentFacts {
    * a Snapshot vote, is verified off chain: the request's chain is its label.)
    */
   everyChain: boolean;
+  /**
+   * Value goes to a recipient no one can name at signing: a Safe gas refund with refundReceiver zero pays
+   * tx.origin, whoever submits the transaction (a call of the request, or the request itself). As `everyChain`
+   * for chains: no destinations allowlist covers it, and a deny reading (`to` in a deny match, a destinations
+   * denylist) counts it as touched, since it may be any address, listed ones included.
+   */
+  unknownRecipient: boolean;
+}
+
+/** A Safe gas refund to refundReceiver zero (no `to`: tx.origin), as the refund call or among a request's calls. */
+function paysUnknownRecipient(intent: Intent): boolean {
+  if (intent.kind === 'safe.gas_refund') return intent.to === undefined;
+  return intent.safe?.calls.some(paysUnknownRecipient) ?? false;
 }
 
 /**
@@ -137,5 +154,6 @@ export function intentFacts(intent: Intent): IntentFacts {
     chainlessValueMoving,
     anyChainAuthorization: anyChain,
     everyChain: anyChain || chainlessValueMoving || chainlessVerifiedOnChain(intent),
+    unknownRecipient: paysUnknownRecipient(intent),
   };
 }

@@ -166,7 +166,8 @@ export class CompiledMatch {
     // Chainless typed data is granted only by an allow rule that opts in (allow_chainless_domains) or names it.
     if (this.chains && (facts.anyChainAuthorization || !facts.chains.every((c) => this.chains!.has(c)))) return false;
     if (this.to) {
-      // A Bitcoin transaction has no single main counterparty: every output it pays must be listed.
+      // A Bitcoin transaction has no single main counterparty: every output it pays must be listed. An intent
+      // without one (a Safe refund to tx.origin among them) is covered by no list.
       const covered = intent.bitcoin ? facts.counterparties : facts.to === undefined ? [] : [facts.to];
       if (covered.length === 0 || !covered.every((p) => this.to!.has(p))) return false;
     }
@@ -200,7 +201,8 @@ export class CompiledMatch {
     if (!this.matchesSingleValued(intent)) return false;
     // A signature over a chainless domain (or a chain-id-0 authorization) is valid on every chain, listed ones included.
     if (this.chains && !facts.everyChain && !facts.chains.some((c) => this.chains!.has(c))) return false;
-    if (this.to && !facts.parties.some((p) => this.to!.has(p))) return false;
+    // A payment to whoever submits the transaction (a Safe refund to tx.origin) may go to a listed address.
+    if (this.to && !facts.unknownRecipient && !facts.parties.some((p) => this.to!.has(p))) return false;
     if (this.assets && !facts.movedAssets.some((a) => this.assets!.has(a))) return false;
     if (this.sighashes && !(intent.bitcoin?.sighashes.some((h) => this.sighashes!.has(h)) ?? false)) return false;
     if (this.args) {

@@ -4,11 +4,14 @@ import { CompiledMatch } from '../match.ts';
 import { resolveAddressList } from '../sets.ts';
 import { applies, defineRule, type Finding } from './types.ts';
 
+const UNKNOWN_RECIPIENT = 'whoever submits the transaction (a Safe gas refund to tx.origin: refundReceiver is zero)';
+
 /**
  * Allowlist or denylist of counterparties (semantics §8). An allowlist must cover `intent.to` and
  * every spend recipient and approval spender; a denylist refuses when any party is listed, the call
  * target and the x402 payTo included (an ERC-20 transfer's call target is the token, which an
- * allowlist of payees does not list, but a denylist of contracts must catch).
+ * allowlist of payees does not list, but a denylist of contracts must catch). A recipient unknown at
+ * signing (`unknownRecipient`: a Safe refund to tx.origin) is refused by both: fail closed.
  */
 export const destinationsRule = defineRule({
   type: 'destinations',
@@ -32,6 +35,15 @@ export const destinationsRule = defineRule({
             isAllowList
               ? { code: 'destination_not_allowed', message: `${party} is not in the destination allowlist` }
               : { code: 'destination_denied', message: `${party} is in the destination denylist` },
+          );
+        }
+        // Fail closed on a recipient no one can name at signing (a Safe refund to tx.origin): no allowlist covers
+        // it, and it may be an address a denylist lists.
+        if (ctx.facts.unknownRecipient) {
+          (findings ??= []).push(
+            isAllowList
+              ? { code: 'destination_not_allowed', message: `${UNKNOWN_RECIPIENT} is in no destination allowlist` }
+              : { code: 'destination_denied', message: `${UNKNOWN_RECIPIENT} may be an address in the destination denylist` },
           );
         }
         return findings ?? 'pass';
