@@ -1,7 +1,7 @@
 // The ABIs policies register (`abis`): parse their human-readable fragments, check what their `moves`
 // declare, and decode calls the adapter left as bare `contract.call` into named arguments and spends.
 import { AirlockError, argumentAt, erc20Asset } from '@airlock/core';
-import type { AbiDeclaration, DeclaredExecution, DeclaredSpend, Intent, PolicyIssue, Spend } from '@airlock/core';
+import type { AbiDeclaration, Approval, DeclaredExecution, DeclaredSpend, Intent, PolicyIssue, Spend } from '@airlock/core';
 import { parseAbiItem, toFunctionSelector, toFunctionSignature } from 'viem';
 import type { AbiFunction, AbiParameter, Hex } from 'viem';
 import { decodeAccountCall } from './account-call.ts';
@@ -172,6 +172,20 @@ export function enrichCall(intent: Intent, abis: readonly AbiDeclaration[], exec
     };
   }
   return intent;
+}
+
+/**
+ * The calls of a request that executes several (a user operation's, a Safe transaction's), each enriched as a
+ * transaction making it would be (enrichCall), and the whole's spends and approvals built again from them: the
+ * calls' spends, then the whole's own fees (a user operation's prefund), and the calls' approvals. Undefined when
+ * no declaration applies to any call (the request is left as it is). A call that does not decode against its
+ * declaration throws, so the whole request is refused (abi_decode_failed).
+ */
+export function enrichBatchCalls(intent: Intent, calls: readonly Intent[], abis: readonly AbiDeclaration[]): { calls: Intent[]; spends: Spend[]; approvals: Approval[] } | undefined {
+  const enriched = calls.map((c) => enrichCall(c, abis));
+  if (enriched.every((c, i) => c === calls[i])) return undefined;
+  const fees = intent.spends.filter((s) => s.kind === 'fee');
+  return { calls: enriched, spends: [...enriched.flatMap((c) => c.spends), ...fees], approvals: enriched.flatMap((c) => c.approvals) };
 }
 
 /**

@@ -7,7 +7,8 @@ import { keccak256Bytes } from './keccak.ts';
 import type { AbiRegistry } from './abi-registry.ts';
 import { checkAbiDeclarations } from './abi-moves.ts';
 import { decodeAuthorizationRequest } from './eip7702.ts';
-import { decodeUserOperationRequest, enrichUserOperation } from './user-operation.ts';
+import { decodeUserOperationRequest } from './user-operation.ts';
+import { enrichIntent } from './enrich-intent.ts';
 import { decodeMessageRequest } from './message.ts';
 import { addressOfPublicKey, assertSignedBy, nobleRecoverPublicKey, type RecoverPublicKey } from './signature.ts';
 import { isPreparedTransaction, signedTransactionBytes } from './signed-transaction.ts';
@@ -71,8 +72,9 @@ export function createEvmAdapter(options: EvmAdapterOptions = {}): ChainAdapter 
     decode,
     namedSigners,
 
-    // A user operation's calls decode against registered ABIs one by one; anything else as a single call.
-    enrich: enrichUserOperation,
+    // A user operation's and a Safe transaction's calls decode against registered ABIs one by one (the whole's
+    // spends, approvals and summary rebuilt from them); anything else as a single call.
+    enrich: enrichIntent,
     checkAbis: checkAbiDeclarations,
 
     finalize(action: Action, decoded: DecodedRequest, produced: ProducedSignature, signer: SignerContext): SignResult {

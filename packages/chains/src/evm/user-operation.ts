@@ -9,7 +9,7 @@ import type { AbiDeclaration, Action, DecodedRequest, Intent, SignerContext, Spe
 import { concat, encodeAbiParameters, hashMessage, hashTypedData, hexToBytes, keccak256, pad, toHex } from 'viem';
 import type { Hex, TypedDataDomain, TypedDataParameter } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
-import { enrichCall } from './abi-moves.ts';
+import { enrichBatchCalls, enrichCall } from './abi-moves.ts';
 import { decodeAccountCalls, type AccountCall } from './account-calls.ts';
 import { decodeCall } from './calldata.ts';
 import {
@@ -366,15 +366,8 @@ export function readUserOperationTypedData(data: {
 export function enrichUserOperation(intent: Intent, abis: readonly AbiDeclaration[]): Intent {
   const op = intent.userOperation;
   if (!op) return enrichCall(intent, abis);
-  const calls = op.calls.map((c) => enrichCall(c, abis));
-  if (calls.every((c, i) => c === op.calls[i])) return intent;
-  const fees = intent.spends.filter((s) => s.kind === 'fee');
-  const userOperation = { ...op, calls };
-  return {
-    ...intent,
-    spends: [...calls.flatMap((c) => c.spends), ...fees],
-    approvals: calls.flatMap((c) => c.approvals),
-    userOperation,
-    summary: userOperationSummary(intent.chain, userOperation),
-  };
+  const batch = enrichBatchCalls(intent, op.calls, abis);
+  if (!batch) return intent;
+  const userOperation = { ...op, calls: batch.calls };
+  return { ...intent, spends: batch.spends, approvals: batch.approvals, userOperation, summary: userOperationSummary(intent.chain, userOperation) };
 }
