@@ -18,6 +18,7 @@ export const INTENT_KINDS = [
   'eip3009.transfer_with_authorization',
   'eip3009.receive_with_authorization',
   'eip2612.permit',
+  'dai.permit', // DAI's own permit (holder, spender, nonce, expiry, allowed): an unlimited allowance, or none
   'permit2.permit_single',
   'permit2.permit_batch',
   'permit2.permit_transfer_from',

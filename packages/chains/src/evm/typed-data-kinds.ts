@@ -36,6 +36,10 @@ function verifyingContractOf(data: NormalisedTypedData): string {
 type Shape = Eip712Fields;
 
 const EIP2612_PERMIT: Shape = [['owner', 'address'], ['spender', 'address'], ['value', 'uint256'], ['nonce', 'uint256'], ['deadline', 'uint256']];
+// DAI (and tokens copied from it) predates EIP-2612: `allowed` grants an unlimited allowance (uint256 max) or takes
+// it away, `expiry` 0 never expires, and the nonce is nonces(holder) as in EIP-2612 (Dai.sol, `permit`). It was read
+// as unknown typed data: no approval, so neither the unlimited default nor `spenders` saw it (found by review).
+const DAI_PERMIT: Shape = [['holder', 'address'], ['spender', 'address'], ['nonce', 'uint256'], ['expiry', 'uint256'], ['allowed', 'bool']];
 const PERMIT2_DETAILS: Shape = [['token', 'address'], ['amount', 'uint160'], ['expiration', 'uint48'], ['nonce', 'uint48']];
 const PERMIT2_SINGLE: Shape = [['details', 'PermitDetails'], ['spender', 'address'], ['sigDeadline', 'uint256']];
 const PERMIT2_BATCH: Shape = [['details', 'PermitDetails[]'], ['spender', 'address'], ['sigDeadline', 'uint256']];
@@ -76,6 +80,7 @@ export function namedAccount(data: NormalisedTypedData): { field: string; addres
     case 'CancelAuthorization':
       return hasShape(types, primaryType, EIP3009_CANCEL) ? { field: 'authorizer', address: (message.authorizer as string).toLowerCase() } : undefined;
     case 'Permit':
+      if (hasShape(types, primaryType, DAI_PERMIT)) return { field: 'holder', address: (message.holder as string).toLowerCase() };
       return hasShape(types, primaryType, EIP2612_PERMIT) ? { field: 'owner', address: (message.owner as string).toLowerCase() } : undefined;
     default:
       return undefined;
@@ -89,6 +94,7 @@ export function classifyTypedData(data: NormalisedTypedData, chain: string): Kno
     case 'ReceiveWithAuthorization':
       return hasShape(types, primaryType, EIP3009_AUTHORIZATION_FIELDS) ? eip3009(data, chain) : undefined;
     case 'Permit':
+      if (hasShape(types, primaryType, DAI_PERMIT)) return daiPermit(data, chain);
       return hasShape(types, primaryType, EIP2612_PERMIT) ? eip2612(data, chain) : undefined;
     case 'PermitSingle':
       if (!hasShape(types, primaryType, PERMIT2_SINGLE) || !hasShape(types, 'PermitDetails', PERMIT2_DETAILS)) return undefined;
@@ -172,6 +178,29 @@ function eip2612(data: NormalisedTypedData, chain: string): KnownTypedData {
     // EIP-2612: nonces(owner) per token; a permit consumes the current one.
     nonces: [{ standard: 'eip2612', contract: domainToken(data), nonce: m.nonce as bigint }],
     summary: `permit ${spender} to spend ${unlimited ? 'UNLIMITED' : amount} of ${asset} (deadline ${deadline})`,
+  };
+}
+
+// DAI's permit: `allowed` sets the spender's allowance to uint256 max (unlimited) or to 0, submittable until
+// `expiry` (0: forever). A revocation (allowed false) is an approval of 0, which nothing limits.
+function daiPermit(data: NormalisedTypedData, chain: string): KnownTypedData {
+  const m = data.message;
+  const asset = erc20Asset(chain, domainToken(data));
+  const spender = m.spender as string;
+  const allowed = m.allowed === true;
+  const expiry = m.expiry as bigint;
+  const deadline = expiry === 0n ? undefined : toUnixSeconds(expiry);
+  const amount = allowed ? (1n << 256n) - 1n : 0n;
+  return {
+    kind: 'dai.permit',
+    to: spender,
+    spends: [],
+    approvals: [{ asset, amount, spender, unlimited: allowed, ...(deadline !== undefined ? { expiresAt: deadline } : {}) }],
+    ...(deadline !== undefined ? { validity: { validBefore: deadline } } : {}),
+    nonces: [{ standard: 'eip2612', contract: domainToken(data), nonce: m.nonce as bigint }],
+    summary: allowed
+      ? `DAI permit: allow ${spender} to spend UNLIMITED ${asset} (${deadline === undefined ? 'never expires' : `deadline ${deadline}`})`
+      : `DAI permit: take away ${spender}'s allowance of ${asset}`,
   };
 }
 

@@ -6,7 +6,7 @@ import { normaliseParty } from './party.ts';
  * signature is valid on every chain where the verifying contract lives, so it is refused unless an
  * allow rule opts in (semantics §4).
  */
-const VALUE_MOVING_TYPED_DATA: ReadonlySet<IntentKind> = new Set(INTENT_KINDS.filter((k) => /^(eip3009|eip2612|permit2)\./.test(k)));
+const VALUE_MOVING_TYPED_DATA: ReadonlySet<IntentKind> = new Set(INTENT_KINDS.filter((k) => /^(eip3009|eip2612|dai|permit2)\./.test(k)));
 
 /**
  * What rules need to know about an intent, computed once per evaluation so that a hundred rules

@@ -37,7 +37,7 @@ const NO_VALUE_KINDS: ReadonlySet<IntentKind> = new Set([
 ]);
 const VALUE_KINDS: ReadonlySet<IntentKind> = new Set(INTENT_KINDS.filter((k) => !NO_VALUE_KINDS.has(k)));
 /** Signed off-chain authorizations: valid until their deadline, whoever holds them. */
-const AUTHORIZATION_KINDS: ReadonlySet<IntentKind> = new Set(INTENT_KINDS.filter((k) => k.startsWith('eip3009.') || k.startsWith('permit2.') || k === 'eip2612.permit'));
+const AUTHORIZATION_KINDS: ReadonlySet<IntentKind> = new Set(INTENT_KINDS.filter((k) => k.startsWith('eip3009.') || k.startsWith('permit2.') || k === 'eip2612.permit' || k === 'dai.permit'));
 /** EVM actions whose granted requests can move value: transactions, typed data (permits, a Safe's calls), a user operation's calls. */
 const VALUE_ACTIONS: ReadonlySet<Action> = new Set(['evm.transaction', 'evm.typed_data', 'evm.user_operation']);
 
