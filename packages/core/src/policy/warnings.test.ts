@@ -155,3 +155,12 @@ test('rules for other protocols are not judged by the EVM tables', () => {
   assert.deepEqual(warningsOf(docWith({ actions: ['lightning.pay'], kinds: ['lightning.payment'] })), []);
   assert.deepEqual(warningsOf(docWith({ actions: ['evm.message'], message: { prefix: 'Sign in' } })), []);
 });
+
+test('allow_without_assets with allow_chainless_domains says the chain is the agent\'s label (budgets keyed on one chain are passed by labelling another)', () => {
+  const chainless = { version: 1, rules: [{ name: 'grant', type: 'allow', allow_chainless_domains: true, match: { kinds: ['eip3009.transfer_with_authorization'], to: [PARTNER] } }, ...CEILINGS] };
+  const [warning] = validatePolicy(chainless).warnings;
+  assert.equal(warning?.code, 'allow_without_assets');
+  assert.match(warning!.message, /chainId is a label the agent picks/);
+  const plain = validatePolicy({ ...chainless, rules: [{ ...chainless.rules[0], allow_chainless_domains: false }, ...CEILINGS] }).warnings[0];
+  assert.doesNotMatch(plain!.message, /label/);
+});

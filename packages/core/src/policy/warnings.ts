@@ -173,7 +173,11 @@ export function policyWarnings(doc: Document): PolicyWarning[] {
           code: 'allow_without_assets',
           rule: rule.name,
           path: at(),
-          message: `allow rule ${rule.name} lets value move in any asset: list the assets it may move under match.assets`,
+          // With chainless domains the request's chainId is only a label the agent picks, and so is the chain of
+          // the asset it is charged as: budgets and caps keyed on one chain see none of it (found by review).
+          message: rule.allow_chainless_domains
+            ? `allow rule ${rule.name} lets value move in any asset, and with allow_chainless_domains the request's chainId is a label the agent picks (the signature is valid on every chain): list the assets it may move under match.assets, or budgets and caps keyed on one chain can be passed by labelling another`
+            : `allow rule ${rule.name} lets value move in any asset: list the assets it may move under match.assets`,
         });
       } else {
         match.assets.forEach((asset, j) => {
