@@ -85,6 +85,13 @@ test('a receipt whose entry says something its proven leaf does not is refused: 
       Object.assign(body.entry, { seq: b.auditSeq, decision: 'deny', data: { ...body.entry.data, intent: { summary: 'transfer 2000' } } });
     };
     await assert.rejects(fetchWith(relabel, b.auditSeq), (e: unknown) => e instanceof AirlockApiError && e.code === 'receipt_invalid');
+    // Asked for B, the server answers with A's receipt untouched (valid, but another entry's: how a server hiding a
+    // dropped entry answers an agent that kept only its auditSeq). It was returned as B's (found by review).
+    const neighbour = (async (url: string | URL | Request) => {
+      const r = await h.call('GET', new URL(String(url)).pathname.replace(`/receipts/${b.auditSeq}`, `/receipts/${a.auditSeq}`), { token });
+      return new Response(JSON.stringify(r.body), { status: r.status });
+    }) as typeof fetch;
+    await assert.rejects(fetchAuditReceipt({ url: 'http://airlock.test', token, auditPublicKey, fetch: neighbour }, b.auditSeq), (e: unknown) => e instanceof AirlockApiError && e.code === 'receipt_invalid');
   } finally {
     await h.close();
   }

@@ -175,7 +175,9 @@ function receiptVerifies(r: VerifiedAuditReceipt, auditPublicKey: string, expect
  */
 export async function fetchAuditReceipt(options: AirlockHttpOptions & { auditPublicKey: string }, seq: number, expected?: AuditReceipt): Promise<VerifiedAuditReceipt> {
   const { body } = await createAirlockHttp(options).request<VerifiedAuditReceipt>('GET', `/v1/audit/receipts/${seq}`);
-  if (!verifyAuditReceipt(body, options.auditPublicKey, expected)) {
+  // The receipt must be the one asked for: a valid receipt of another entry (a server hiding a dropped entry
+  // answers with its neighbour's) verified and was returned as entry `seq`'s (found by review).
+  if (body?.receipt?.auditSeq !== seq || body?.entry?.seq !== seq || !verifyAuditReceipt(body, options.auditPublicKey, expected)) {
     throw new AirlockApiError(200, 'receipt_invalid', `The inclusion proof of audit entry ${seq} does not verify against the audit key.`);
   }
   return body;
