@@ -4,17 +4,15 @@
 // 2^128, Airlock's own unlimited line, and ten of 1000 USDC signed under a 1000 USDC max_allowance.)
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getMultiSendCallOnlyDeployment } from '@safe-global/safe-deployments';
-import { concat, encodeFunctionData, encodePacked, parseAbi, size, type Hex } from 'viem';
+import { encodeFunctionData, parseAbi, type Address, type Hex } from 'viem';
+import { MULTI_SEND_CALL_ONLY, multiSendData, safeTx, safeTxTypedData } from '../../x402-testbed/src/safe.ts';
 import { BASE, USDC, USDC_ASSET, provisionAgent, startHarness, type Harness } from './testing/harness.ts';
 
 const ENTRY_POINT_V08 = '0x4337084d9e255ff0702461cf8895ce9e3b5ff108';
 const SAFE = '0x5afe00000000000000000000000000000000cafe';
 const ROUTER = '0x7007e7007e7007e7007e7007e7007e7007e7007e';
-const MULTI_SEND_CALL_ONLY = getMultiSendCallOnlyDeployment({ version: '1.5.0' })!.deployments.canonical!.address.toLowerCase();
 const ACCOUNT_ABI = parseAbi(['function executeBatch((address target, uint256 value, bytes data)[] calls)']);
 const ERC20 = parseAbi(['function approve(address spender, uint256 value) returns (bool)', 'function increaseAllowance(address spender, uint256 addedValue) returns (bool)']);
-const MULTI_SEND_ABI = parseAbi(['function multiSend(bytes transactions) payable']);
 const usdc = (n: number) => BigInt(n) * 1_000_000n;
 /** A session budget no test reaches: what it has used shows what was charged. */
 const WATCH = { asset: USDC_ASSET, max: `1${'0'.repeat(60)}`, window: '24h' };
@@ -35,27 +33,11 @@ const userOp = (sender: string, calls: Approve[]) => ({
 });
 
 /** One SafeTx delegatecalling MultiSendCallOnly with `calls` on USDC. */
-const multiSend = (calls: Approve[]) => {
-  const packed = concat(calls.map((c) => {
-    const data = calldata(c);
-    return encodePacked(['uint8', 'address', 'uint256', 'uint256', 'bytes'], [0, USDC as Hex, 0n, BigInt(size(data)), data]);
-  }));
-  const message = {
-    to: MULTI_SEND_CALL_ONLY, value: '0', data: encodeFunctionData({ abi: MULTI_SEND_ABI, functionName: 'multiSend', args: [packed] }), operation: 1,
-    safeTxGas: '0', baseGas: '0', gasPrice: '0', gasToken: '0x0000000000000000000000000000000000000000', refundReceiver: '0x0000000000000000000000000000000000000000', nonce: String(nonce++),
-  };
-  return {
-    typedData: {
-      domain: { chainId: 8453, verifyingContract: SAFE },
-      types: { SafeTx: [
-        { name: 'to', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'data', type: 'bytes' }, { name: 'operation', type: 'uint8' },
-        { name: 'safeTxGas', type: 'uint256' }, { name: 'baseGas', type: 'uint256' }, { name: 'gasPrice', type: 'uint256' },
-        { name: 'gasToken', type: 'address' }, { name: 'refundReceiver', type: 'address' }, { name: 'nonce', type: 'uint256' },
-      ] },
-      primaryType: 'SafeTx', message,
-    },
-  };
-};
+const multiSend = (calls: Approve[]) => ({
+  typedData: safeTxTypedData(SAFE, 8453, safeTx({
+    to: MULTI_SEND_CALL_ONLY.toLowerCase() as Address, data: multiSendData(calls.map((c) => ({ to: USDC, data: calldata(c) }))), operation: 1, nonce: BigInt(nonce++),
+  })),
+});
 
 const KINDS = ['erc20.increase_allowance', 'erc20.approve'];
 type Via = 'user operation' | 'Safe MultiSend';

@@ -6,47 +6,26 @@
 // are, and the SafeTx's spends, approvals and summary are built from them. Over HTTP, on SQLite and PostgreSQL.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { getMultiSendCallOnlyDeployment } from '@safe-global/safe-deployments';
-import { concat, encodeFunctionData, encodePacked, parseAbi, size, type Hex } from 'viem';
+import { encodeFunctionData, parseAbi, type Address, type Hex } from 'viem';
+import { MULTI_SEND_CALL_ONLY, multiSendData, safeTx, safeTxTypedData } from '../../x402-testbed/src/safe.ts';
 import { ALICE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
 
 const SAFE = '0x5afe00000000000000000000000000000000beef';
 const ROUTER = '0x7777777777777777777777777777777777777777';
-const ZERO = '0x0000000000000000000000000000000000000000';
-const MULTI_SEND_CALL_ONLY = getMultiSendCallOnlyDeployment({ version: '1.4.1' })!.deployments.canonical!.address.toLowerCase();
 const SWAP_FN = 'function swap(address tokenIn, uint256 amountIn, address recipient)';
 const ROUTER_ABI = parseAbi([SWAP_FN]);
-const MULTI_SEND_ABI = parseAbi(['function multiSend(bytes transactions) payable']);
 const SWAP = encodeFunctionData({ abi: ROUTER_ABI, functionName: 'swap', args: [USDC, 0n, ALICE] }).slice(0, 10);
 const DOMAIN = { chain_id: 8453, verifying_contract: SAFE };
-const SAFE_TX_TYPES = {
-  SafeTx: [
-    { name: 'to', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'data', type: 'bytes' }, { name: 'operation', type: 'uint8' },
-    { name: 'safeTxGas', type: 'uint256' }, { name: 'baseGas', type: 'uint256' }, { name: 'gasPrice', type: 'uint256' },
-    { name: 'gasToken', type: 'address' }, { name: 'refundReceiver', type: 'address' }, { name: 'nonce', type: 'uint256' },
-  ],
-};
 
 const swap = (amount: bigint, recipient: string) => encodeFunctionData({ abi: ROUTER_ABI, functionName: 'swap', args: [USDC, amount, recipient as Hex] });
 
 let safeNonce = 0;
-function safeTx(to: string, data: Hex, operation: 0 | 1) {
-  return {
-    typedData: {
-      domain: { chainId: 8453, verifyingContract: SAFE },
-      types: SAFE_TX_TYPES,
-      primaryType: 'SafeTx',
-      message: { to, value: '0', data, operation, safeTxGas: '0', baseGas: '0', gasPrice: '0', gasToken: ZERO, refundReceiver: ZERO, nonce: String(safeNonce++) },
-    },
-  };
-}
+/** A SafeTx (no refund) at the next nonce. */
+const safeRequest = (to: Address, data: Hex, operation: 0 | 1) => ({ typedData: safeTxTypedData(SAFE, 8453, safeTx({ to, data, operation, nonce: BigInt(safeNonce++) })) });
 /** A SafeTx calling the router's swap. */
-const safeSwap = (amount: bigint, recipient: string) => safeTx(ROUTER, swap(amount, recipient), 0);
+const safeSwap = (amount: bigint, recipient: string) => safeRequest(ROUTER, swap(amount, recipient), 0);
 /** A SafeTx delegatecalling MultiSendCallOnly with these calls to the router. */
-const safeMultiSend = (calls: Hex[]) => {
-  const packed = concat(calls.map((data) => encodePacked(['uint8', 'address', 'uint256', 'uint256', 'bytes'], [0, ROUTER, 0n, BigInt(size(data)), data])));
-  return safeTx(MULTI_SEND_CALL_ONLY, encodeFunctionData({ abi: MULTI_SEND_ABI, functionName: 'multiSend', args: [packed] }), 1);
-};
+const safeMultiSend = (calls: Hex[]) => safeRequest(MULTI_SEND_CALL_ONLY.toLowerCase() as Address, multiSendData(calls.map((data) => ({ to: ROUTER, data }))), 1);
 let txNonce = 0;
 const transaction = (data: Hex) => ({
   chainId: 8453,
@@ -127,7 +106,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const { signSafe } = await agent();
       const bad = `${swap(1_000_000n, ALICE)}00` as Hex;
       const refused = { status: 403, codes: ['agent/abis.router abi_decode_failed'] };
-      assert.deepEqual(outcome(await signSafe(safeTx(ROUTER, bad, 0))), refused);
+      assert.deepEqual(outcome(await signSafe(safeRequest(ROUTER, bad, 0))), refused);
       assert.deepEqual(outcome(await signSafe(safeMultiSend([swap(1_000_000n, ALICE), bad]))), refused);
     });
 

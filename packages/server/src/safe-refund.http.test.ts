@@ -9,7 +9,8 @@
 // Over HTTP, on SQLite and PostgreSQL: each refusal names its rule and code, is audited, and signs nothing.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeFunctionData, parseAbi, verifyTypedData, type Hex } from 'viem';
+import { encodeFunctionData, parseAbi, verifyTypedData, type Address, type Hex } from 'viem';
+import { safeTx, safeTxTypedData } from '../../x402-testbed/src/safe.ts';
 import { ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
 
 const SAFE = '0x5afe00000000000000000000000000000000beef';
@@ -20,33 +21,21 @@ const RELAYER = '0x3333333333333333333333333333333333333333';
 const ZERO = '0x0000000000000000000000000000000000000000';
 const ERC20 = parseAbi(['function transfer(address to, uint256 value) returns (bool)']);
 const DOMAIN = { chain_id: 8453, verifying_contract: SAFE };
-const SAFE_TX_TYPES = {
-  SafeTx: [
-    { name: 'to', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'data', type: 'bytes' }, { name: 'operation', type: 'uint8' },
-    { name: 'safeTxGas', type: 'uint256' }, { name: 'baseGas', type: 'uint256' }, { name: 'gasPrice', type: 'uint256' },
-    { name: 'gasToken', type: 'address' }, { name: 'refundReceiver', type: 'address' }, { name: 'nonce', type: 'uint256' },
-  ],
-};
 
 let nonce = 0;
 /** A SafeTx paying ALICE 1 USDC, with a gas refund of `gasPrice` per gas in `gasToken` to `refundReceiver`. */
-function safeTx(refund: { safeTxGas: string; gasPrice: string; gasToken: string; refundReceiver: string }) {
+function refundTx(refund: { safeTxGas: string; gasPrice: string; gasToken: Address; refundReceiver: Address }) {
   return {
-    typedData: {
-      domain: { chainId: 8453, verifyingContract: SAFE },
-      types: SAFE_TX_TYPES,
-      primaryType: 'SafeTx',
-      message: {
-        to: USDC, value: '0', data: encodeFunctionData({ abi: ERC20, functionName: 'transfer', args: [ALICE, 1_000_000n] }), operation: 0,
-        safeTxGas: refund.safeTxGas, baseGas: '0', gasPrice: refund.gasPrice, gasToken: refund.gasToken, refundReceiver: refund.refundReceiver, nonce: String(nonce++),
-      },
-    },
+    typedData: safeTxTypedData(SAFE, 8453, safeTx({
+      to: USDC, data: encodeFunctionData({ abi: ERC20, functionName: 'transfer', args: [ALICE, 1_000_000n] }),
+      safeTxGas: BigInt(refund.safeTxGas), gasPrice: BigInt(refund.gasPrice), gasToken: refund.gasToken, refundReceiver: refund.refundReceiver, nonce: BigInt(nonce++),
+    })),
   };
 }
 /** The reviewer's attack: gasPrice is free, so the refund can be any amount of any token. */
-const usdtToOrigin = () => safeTx({ safeTxGas: '1000000000000', gasPrice: '1000000000000', gasToken: USDT, refundReceiver: ZERO });
+const usdtToOrigin = () => refundTx({ safeTxGas: '1000000000000', gasPrice: '1000000000000', gasToken: USDT, refundReceiver: ZERO });
 /** A modest refund (about 50,000 base units) in `gasToken` to `refundReceiver`. */
-const small = (gasToken: string, refundReceiver: string) => safeTx({ safeTxGas: '0', gasPrice: '1', gasToken, refundReceiver });
+const small = (gasToken: Address, refundReceiver: Address) => refundTx({ safeTxGas: '0', gasPrice: '1', gasToken, refundReceiver });
 
 const coSign = { actions: ['evm.typed_data'], primary_types: ['SafeTx'], domains: [DOMAIN] };
 const PAYS_PARTNERS = { name: 'treasury-pays-partners', type: 'allow', match: { ...coSign, kinds: ['erc20.transfer'], to: '$partners', assets: [USDC_ASSET] } };
@@ -133,9 +122,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const refund = r.body.intent.safe.calls.find((c: any) => c.kind === 'safe.gas_refund');
       assert.equal(refund.to, RELAYER);
       assert.equal(refund.spends[0].asset, USDC_ASSET);
-      const m = body.typedData.message;
-      const message = { ...m, value: BigInt(m.value), safeTxGas: BigInt(m.safeTxGas), baseGas: BigInt(m.baseGas), gasPrice: BigInt(m.gasPrice), nonce: BigInt(m.nonce) };
-      assert.ok(await verifyTypedData({ address: agent.address, domain: body.typedData.domain as never, types: SAFE_TX_TYPES, primaryType: 'SafeTx', message: message as never, signature: r.body.signature as Hex }));
+      assert.ok(await verifyTypedData({ address: agent.address, ...body.typedData, signature: r.body.signature as Hex }));
       await assertRefused(await sign(small(USDT, RELAYER)), ['agent/default safe_refund_not_allowed']);
       await assertRefused(await sign(small(ZERO, RELAYER)), ['agent/default safe_refund_not_allowed']);
     });
@@ -143,7 +130,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     test('a USDC refund counts against the USDC cap', async () => {
       const { sign } = await agentUnder(policy({ refundAssets: [USDC_ASSET] }));
       // 1 USDC paid to ALICE plus a refund of (50,000 + copying data) x 2,000 base units: over the 100 USDC cap.
-      await assertRefused(await sign(safeTx({ safeTxGas: '0', gasPrice: '2000', gasToken: USDC, refundReceiver: RELAYER })), ['agent/usdc-per-request amount_exceeds_max']);
+      await assertRefused(await sign(refundTx({ safeTxGas: '0', gasPrice: '2000', gasToken: USDC, refundReceiver: RELAYER })), ['agent/usdc-per-request amount_exceeds_max']);
     });
 
     test('a fleet deny of USDT catches a USDT refund the agent policy allows', async () => {
