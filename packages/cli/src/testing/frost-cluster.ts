@@ -61,7 +61,8 @@ export function frostTestCluster<Name extends string>(dir: string, env: NodeJS.P
       });
       let out = '';
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${out}`)), 30_000);
+        // A node opens its passphrase file with the production KDF: under a loaded 2-core CI run, a restart took over 30 s.
+        const timer = setTimeout(() => reject(new Error(`${name} did not start:\n${out}`)), 90_000);
         const onData = (d: Buffer) => {
           out += d;
           const m = /listening on (http:\/\/\S+)/.exec(out);
