@@ -641,18 +641,29 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual((await store.listBreakers({ state: 'reset' })).map((b) => b.id), ['brk_b', 'brk_a']);
     });
 
-    test('destination payers: first time kept, payments counted, agents listed from a time', async () => {
+    test('destination payers: first time kept, agents listed from a time, paid before the first recorded payer judged by time', async () => {
       const store = await fresh();
       await store.transaction((tx) => tx.recordDestinationPayers('ag_1', ['0xaa', '0xbb'], 1_000, 1));
       await store.transaction((tx) => tx.recordDestinationPayers('ag_1', ['0xaa'], 5_000, 2));
       await store.transaction((tx) => tx.recordDestinationPayers('ag_2', ['0xaa'], 4_000, 3));
-      const payers = await store.transaction((tx) => tx.destinationPayers(['0xaa', '0xbb', '0xcc'], 2_000, 10));
-      assert.deepEqual(payers.get('0xaa'), { agents: ['ag_2'], payments: 3 }, 'ag_1 first paid before 2000');
-      assert.deepEqual(payers.get('0xbb'), { agents: [], payments: 1 });
-      assert.deepEqual(payers.get('0xcc'), { agents: [], payments: 0 });
+      const read = () => store.transaction((tx) => tx.destinationPayers(['0xaa', '0xbb', '0xcc'], 2_000, 10));
+      let payers = await read();
+      assert.deepEqual(payers.get('0xaa'), { agents: ['ag_2'], paidBeforeRecorded: false }, 'ag_1 first paid before 2000');
+      assert.deepEqual(payers.get('0xbb'), { agents: [], paidBeforeRecorded: false });
+      assert.deepEqual(payers.get('0xcc'), { agents: [], paidBeforeRecorded: false });
+      // Charges at or after the first recorded payer, however many (replays, grants, a batch's calls): not "paid before".
+      const count = (series: string, n: number) => [{ series, asset: COUNT_ASSET, amount: 0n, count: n }];
+      await store.transaction((tx) => tx.appendLedger(count('fleet|to:0xaa', 1), 1_000, 4));
+      await store.transaction((tx) => tx.appendLedger(count('fleet|to:0xaa', 5), 6_000, 5));
       // Detector totals are the window sums (without the budget locks).
-      await store.transaction((tx) => tx.appendLedger([{ series: 'fleet|to:0xaa', asset: COUNT_ASSET, amount: 0n, count: 1 }], 1_000, 1));
-      assert.deepEqual(await store.transaction((tx) => tx.detectorTotals([{ series: 'fleet|to:0xaa', asset: COUNT_ASSET, sinceMs: 0 }])), [{ amount: 0n, count: 1 }]);
+      assert.deepEqual(await store.transaction((tx) => tx.detectorTotals([{ series: 'fleet|to:0xaa', asset: COUNT_ASSET, sinceMs: 0 }])), [{ amount: 0n, count: 6 }]);
+      // A charge older than the first recorded payer (0xbb), or any charge where none is recorded (0xcc): paid before.
+      await store.transaction((tx) => tx.appendLedger(count('fleet|to:0xbb', 1), 999, 6));
+      await store.transaction((tx) => tx.appendLedger(count('fleet|to:0xcc', 1), 7_000, 7));
+      payers = await read();
+      assert.deepEqual(payers.get('0xaa'), { agents: ['ag_2'], paidBeforeRecorded: false });
+      assert.deepEqual(payers.get('0xbb'), { agents: [], paidBeforeRecorded: true });
+      assert.deepEqual(payers.get('0xcc'), { agents: [], paidBeforeRecorded: true });
     });
 
     test('window totals equal a brute-force replay at every boundary, over many series, assets and skewed clocks', async () => {

@@ -53,9 +53,14 @@ export type BreakerTargets =
 
 export type NewBreaker = Omit<BreakerRecord, 'agents' | 'state' | 'resetAt' | 'resetBy' | 'resetSeq'>;
 
-/** A destination's recorded payers (destination_wave): the agents first paying it since a time, and every recorded payment to it. */
+/** A destination's recorded payers (destination_wave): the agents first paying it since a time, and whether it was paid before any was recorded. */
 export interface DestinationPayers {
   agents: string[];
-  /** Payments recorded for the destination, by any agent, ever (to tell whether the ledger knows payments the record does not). */
-  payments: number;
+  /**
+   * The fleet was charged for the destination (a ledger entry on `fleet|to:<destination>`) before its earliest
+   * recorded payer, or at all where no payer is recorded: it was paid before a destination_wave detector recorded
+   * who pays it. Judged by time, never by counting: a charge that records no payer of its own (a replay, a granted
+   * approval, a batch's further calls) follows the screening that recorded one, so it cannot make this true.
+   */
+  paidBeforeRecorded: boolean;
 }

@@ -579,7 +579,8 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
   detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]>;
   /**
    * Per destination: the agents whose first recorded payment to it is at or after `sinceMs` (at most `limit`), and
-   * the number of payments recorded to it by any agent, ever.
+   * whether the ledger holds a charge on `fleet|to:<destination>` older than its earliest recorded payer (any
+   * charge, where none is recorded): DestinationPayers.paidBeforeRecorded.
    */
   destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>>;
   /** Records a payment of the agent to each destination (its first time is kept, its count grows). */

@@ -131,7 +131,10 @@ export class CircuitBreakers {
       writes.push({ series: seriesFor.allHours(agent.id), asset: COUNT_ASSET, amount: 0n, count: 1 });
     }
     if (writes.length > 0) await tx.appendLedger(writes, now, requestSeq);
-    if (screening.records.payers && decision.decision === 'allow') {
+    // Payers: of a request signed or held. A held request charges the fleet's destination series when an operator
+    // grants it, with no screening then: recorded now, it is part of the wave and its later charge is never older
+    // than the destination's first recorded payer (which would read as "paid before the detector").
+    if (screening.records.payers && decision.decision !== 'deny') {
       const destinations = [...intentFacts(input.intent).requestedByDestination.keys()];
       if (destinations.length > 0) await tx.recordDestinationPayers(agent.id, destinations, now, requestSeq);
     }
@@ -185,7 +188,7 @@ export class CircuitBreakers {
     const ledger = ledgerViewFrom(windows, totals);
     return {
       total: (q) => ledger.total(q),
-      payers: (destination, sinceMs) => payersBySince.get(sinceMs)?.get(destination) ?? { agents: [], payments: 0 },
+      payers: (destination, sinceMs) => payersBySince.get(sinceMs)?.get(destination) ?? { agents: [], paidBeforeRecorded: false },
     };
   }
 

@@ -1,7 +1,8 @@
-import { AirlockError, canonicalJson, type BreakerRecord, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
+import { AirlockError, canonicalJson, seriesFor, type BreakerRecord, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
 import { BREAKER_INSERT_COLUMNS, breakerFromRow, breakerInsertValues } from '../shared/breaker-rows.ts';
-import { clampLimit, toInt } from '../shared/values.ts';
+import { clampLimit } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
+import { FLEET_SLOTS, fleetShard } from './tx-locks.ts';
 
 // Circuit breakers and destination first payers (schema 016; core/service/circuit-breakers.ts). Agent rows are
 // frozen and unfrozen here inside batch transactions: rows are locked in id order, so two trips never deadlock.
@@ -71,16 +72,34 @@ export async function resetBreaker(q: Q, id: string, by: string, now: number, au
   return { breaker, unfrozen: unfrozen.map((r) => String(r.id)).sort() };
 }
 
+/**
+ * `paid_before`: a ledger entry on the destination's fleet series (any of its physical series: the stripes and the
+ * unstriped rows written before them, tx-locks.ts) older than its earliest recorded payer (any entry, where none is
+ * recorded). By time, not by count: replays, granted approvals and a batch's further calls charge the series
+ * without recording a payer, always after the screening that recorded one.
+ */
 export async function destinationPayers(q: Q, destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>> {
-  const out = new Map<string, DestinationPayers>(destinations.map((d) => [d, { agents: [], payments: 0 }]));
+  const out = new Map<string, DestinationPayers>(destinations.map((d) => [d, { agents: [], paidBeforeRecorded: false }]));
   if (destinations.length === 0) return out;
+  const physical: string[] = [];
+  const ordinals: number[] = [];
+  destinations.forEach((d, i) => {
+    const series = seriesFor.withDestination(seriesFor.fleet(), d);
+    for (const s of [series, ...Array.from({ length: FLEET_SLOTS }, (_, slot) => fleetShard(series, slot))]) {
+      physical.push(s);
+      ordinals.push(i + 1);
+    }
+  });
   const rows = await q(
-    `SELECT d AS destination, p.agents, t.payments::text AS payments FROM unnest($1::text[]) AS d
-     CROSS JOIN LATERAL (SELECT array_agg(agent_id) AS agents FROM (SELECT agent_id FROM destination_payers WHERE destination = d AND first_at >= $2 ORDER BY first_at LIMIT $3) AS x) AS p
-     CROSS JOIN LATERAL (SELECT coalesce(sum(payments), 0) AS payments FROM destination_payers WHERE destination = d) AS t`,
-    [[...destinations], sinceMs, limit],
+    `SELECT u.d AS destination, p.agents,
+       EXISTS (SELECT 1 FROM unnest($4::text[], $5::bigint[]) AS ps(series, ord)
+               WHERE ps.ord = u.ord AND EXISTS (SELECT 1 FROM ledger l WHERE l.series = ps.series AND l.at < f.first_at)) AS paid_before
+     FROM unnest($1::text[]) WITH ORDINALITY AS u(d, ord)
+     CROSS JOIN LATERAL (SELECT coalesce(min(first_at), 9223372036854775807) AS first_at FROM destination_payers WHERE destination = u.d) AS f
+     CROSS JOIN LATERAL (SELECT array_agg(agent_id) AS agents FROM (SELECT agent_id FROM destination_payers WHERE destination = u.d AND first_at >= $2 ORDER BY first_at LIMIT $3) AS x) AS p`,
+    [[...destinations], sinceMs, limit, physical, ordinals],
   );
-  for (const r of rows) out.set(String(r.destination), { agents: ((r.agents as string[] | null) ?? []).map(String), payments: toInt(r.payments) });
+  for (const r of rows) out.set(String(r.destination), { agents: ((r.agents as string[] | null) ?? []).map(String), paidBeforeRecorded: r.paid_before === true });
   return out;
 }
 

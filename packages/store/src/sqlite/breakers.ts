@@ -1,4 +1,4 @@
-import { AirlockError, canonicalJson, type BreakerRecord, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
+import { AirlockError, canonicalJson, seriesFor, type BreakerRecord, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
 import type { SQLInputValue } from 'node:sqlite';
 import { BREAKER_INSERT_COLUMNS, breakerFromRow, breakerInsertValues } from '../shared/breaker-rows.ts';
 import { clampLimit, toInt } from '../shared/values.ts';
@@ -68,12 +68,21 @@ export function resetBreaker(db: SqliteDb, id: string, by: string, now: number, 
   return { breaker, unfrozen };
 }
 
+/**
+ * Paid before its payers were recorded: a ledger entry on the destination's fleet series older than its earliest
+ * recorded payer (any entry, where none is recorded). By time, not by count: replays, granted approvals and a batch's
+ * further calls charge the series without recording a payer, always after the screening that recorded one.
+ */
+const PAID_BEFORE_RECORDED = `SELECT EXISTS (
+  SELECT 1 FROM ledger WHERE series = ?1 AND at < coalesce((SELECT min(first_at) FROM destination_payers WHERE destination = ?2), 9223372036854775807)
+) AS x`;
+
 export function destinationPayers(db: SqliteDb, destinations: readonly string[], sinceMs: number, limit: number): Map<string, DestinationPayers> {
   const out = new Map<string, DestinationPayers>();
   for (const destination of destinations) {
     const agents = db.all('SELECT agent_id FROM destination_payers WHERE destination = ? AND first_at >= ? ORDER BY first_at LIMIT ?', destination, sinceMs, limit).map((r) => String(r.agent_id));
-    const payments = toInt(db.get('SELECT coalesce(sum(payments), 0) AS n FROM destination_payers WHERE destination = ?', destination)?.n ?? 0);
-    out.set(destination, { agents, payments });
+    const paidBeforeRecorded = toInt(db.get(PAID_BEFORE_RECORDED, seriesFor.withDestination(seriesFor.fleet(), destination), destination)?.x ?? 0) === 1;
+    out.set(destination, { agents, paidBeforeRecorded });
   }
   return out;
 }

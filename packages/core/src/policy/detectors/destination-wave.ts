@@ -9,10 +9,13 @@ import { baseOptions, defineDetector, detectorBase } from './types.ts';
  * Lateral movement: at least `agents` distinct agents paying one destination that the fleet first paid within
  * `window`. No single agent looks odd (each pays once); together they are a wave. The destination is new to
  * the fleet when its fleet series holds nothing older than the window; its payers are the agents whose first
- * payment to it was recorded within the window (StoreTx.destinationPayers, written for signed requests where
- * a destination_wave detector is configured). Payers are recorded only from when such a detector is in the
- * policy: a destination whose ledger holds payments the record does not (paid before the detector was
- * configured) is not counted as a wave. A breaker of scope agent binds every agent of the wave.
+ * payment to it was recorded within the window (StoreTx.destinationPayers, written for requests signed or held
+ * for approval where a destination_wave detector is configured). Payers are recorded only from when such a
+ * detector is in the policy: a destination the fleet was charged for before its first recorded payer (paid before
+ * the detector was configured) is not counted as a wave. That is judged by time, not by comparing counts: a
+ * replay, a granted approval or a batch's further calls charge the fleet series without recording a payer, but
+ * always after the screening that recorded one, so none of them can make a new payee look known. A breaker of
+ * scope agent binds every agent of the wave.
  */
 export const destinationWaveDetector = defineDetector({
   type: 'destination_wave',
@@ -44,10 +47,11 @@ export const destinationWaveDetector = defineDetector({
         for (const to of ctx.facts.requestedByDestination.keys()) {
           const ever = view.total({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs: 0 }).count;
           const recent = view.total({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs }).count;
-          // Paid before the window: a destination the fleet already knew, not a wave. Paid where no payer was
-          // recorded (before the detector was configured): who paid it is unknown, so it is not counted either.
+          // Paid before the window: a destination the fleet already knew, not a wave. Charged before its first
+          // recorded payer (before the detector was configured): who paid it is unknown, so it is not counted
+          // either. By time only: counts of charges without a payer (replays, grants, batches) never exempt it.
           const payers = view.payers(to, sinceMs);
-          if (ever > recent || payers.payments < ever) continue;
+          if (ever > recent || payers.paidBeforeRecorded) continue;
           const wave = new Set([...payers.agents, ctx.input.agentId]);
           if (wave.size < options.agents) continue;
           return {
