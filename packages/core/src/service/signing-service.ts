@@ -498,17 +498,44 @@ export class SigningService {
 
   /**
    * Records a refusal decided outside `sign` (x402: no requirement was allowed, so nothing was signed),
-   * with the loop-guard alert when one tripped. Returns the audit entry's seq.
+   * with the loop-guard alert when one tripped. Returns the audit entry's seq and the decision as recorded.
+   *
+   * `screenAs`: the evaluation input of a request policy refused (x402: one of the refused requirements). The
+   * refusal is then screened by the detectors as a refused `sign` request is (circuit-breakers.ts), in this
+   * transaction, and what they write (the `agent:<id>|refused` count of refusal_run, a tripped breaker and the
+   * agents it freezes, alerts) is written with its audit entry: an agent probing through x402 trips on the same
+   * count as through /v1/sign/*. The decision's own detector violations (a dry-run's view) are replaced by the
+   * screening's. Nothing is reserved or signed either way.
    */
-  async recordRefusal(auth: AgentAuth, type: string, decision: Decision, data: Record<string, unknown>, resource?: string, evaluated: readonly Decision[] = []): Promise<number> {
+  async recordRefusal(auth: AgentAuth, type: string, refused: Decision, data: Record<string, unknown>, resource?: string, evaluated: readonly Decision[] = [], screenAs?: EvaluationInput): Promise<{ auditSeq: number; decision: Decision }> {
     const now = this.deps.clock.now();
     return this.deps.store.transaction(async (tx) => {
+      let decision = refused;
+      let screening: Screening | undefined;
+      if (screenAs) ({ decision, screening } = await this.screenRefusal(tx, auth, { ...screenAs, nowMs: now }, refused));
       const entry = await tx.appendAudit({ at: now, type, actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, decision: 'deny', data: { ...data, violations: decision.violations, policyVersion: decision.policyVersion } });
       if (decision.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, auth, resource, decision, entry.seq, now);
+      if (screening) await this.breakers.record(tx, screening, entry.seq, auth.session.id);
       // The refusal sums up the evaluations of each requirement: so does what the candidates said about them.
       await this.shadows.recordAcross(tx, evaluated, decision, { seq: entry.seq, agentId: auth.agent.id, at: now, action: type });
-      return entry.seq;
-    });
+      return { auditSeq: entry.seq, decision };
+    }, { affinity: auth.agent.id });
+  }
+
+  /**
+   * The detectors on a refusal decided outside `sign` (`recordRefusal`): the agent read in `tx` (PostgreSQL: its
+   * lock, under which its refusal count is exact), the layers loaded as `evaluateScreened` loads them, and the
+   * detector violations of `refused` left to the screening (which names each open or tripped breaker once).
+   */
+  private async screenRefusal(tx: StoreTx, auth: AgentAuth, input: EvaluationInput, refused: Decision): Promise<{ decision: Decision; screening?: Screening }> {
+    const agent = (await tx.getAgent(auth.agent.id)) ?? auth.agent;
+    const ancestors = await readAncestors(tx, auth.session);
+    input.sessionAncestors = ancestors.map((a) => a.id);
+    const layers = await this.layers.load(tx, input.agentId, auth.session, ancestors);
+    const policyOnly: Decision = { ...refused, decision: 'deny', violations: refused.violations.filter((v) => !DETECTOR_CODES.has(v.code)) };
+    const screening = await this.breakers.screen(tx, layers, input, agent, policyOnly);
+    if (!screening) return { decision: refused };
+    return { decision: screening.decision, screening };
   }
 
   /** The longest validity any validity_window rule of the agent's layers allows (the x402 builder clamps to it). */
@@ -525,6 +552,14 @@ export class SigningService {
 
   /** Evaluates without reserving or signing. Same decode and policy as `sign`. */
   async dryRun(auth: AgentAuth, action: string, payload: unknown, context: SignContext = {}): Promise<DryRunOutcome> {
+    return (await this.dryRunWithInput(auth, action, payload, context)).outcome;
+  }
+
+  /**
+   * `dryRun`, with the evaluation input it judged (x402: a refused requirement's, which `recordRefusal` screens).
+   * Writes nothing.
+   */
+  async dryRunWithInput(auth: AgentAuth, action: string, payload: unknown, context: SignContext = {}): Promise<{ outcome: DryRunOutcome; input: EvaluationInput }> {
     assertAuditIntact(this.deps.auditIntegrity);
     const now = this.deps.clock.now();
     const adapter = this.adapterFor(action);
@@ -547,7 +582,7 @@ export class SigningService {
     });
     // What the candidates said about the policy decision (a nonce conflict is no policy's doing).
     const shadow = this.shadows.comparisonsOf(evaluated);
-    return { decision, intent: intentToJson(decoded.intent), digest, ...(shadow.length ? { shadow: [...shadow] } : {}) };
+    return { outcome: { decision, intent: intentToJson(decoded.intent), digest, ...(shadow.length ? { shadow: [...shadow] } : {}) }, input };
   }
 
   /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
@@ -939,6 +974,9 @@ export class SigningService {
  * Window totals less a pending approval's own holds. A hold counts in every window while held, whatever its age
  * (so the whole hold is taken out of each window of its series and asset); never below zero.
  */
+/** The violations a detector or breaker adds (circuit-breakers.ts `screen`), as opposed to policy's. */
+const DETECTOR_CODES: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tripped', 'anomaly_detected']);
+
 function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[]): WindowTotal[] {
   const byKey = new Map(held.map((w) => [`${w.series}\u0000${w.asset}`, w]));
   return queries.map((q, i) => {

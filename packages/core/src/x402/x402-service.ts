@@ -1,6 +1,7 @@
 import { canonicalJson } from '../canonical-json.ts';
 import { AirlockError } from '../errors.ts';
 import type { Decision, Violation } from '../policy/decision.ts';
+import type { EvaluationInput } from '../policy/index.ts';
 import { normaliseResource } from '../policy/resource-pattern.ts';
 import type { ChainReader } from '../ports/chain-reader.ts';
 import type { PaymentRecord } from '../ports/payments.ts';
@@ -147,6 +148,8 @@ export class X402Service {
     const violations: Violation[] = [];
     let policyVersion = '';
     const evaluated: Decision[] = [];
+    // A refused requirement's input: the refusal is screened with it (refusal_run counts it as a refused signing request).
+    let refusedInput: EvaluationInput | undefined;
     for (const [index, raw] of required.accepts.entries()) {
       const classified = classifyRequirement(raw, index, required.x402Version);
       if ('skipped' in classified) {
@@ -154,23 +157,27 @@ export class X402Service {
         continue;
       }
       const built = buildPayment(classified.candidate, auth.agent.address, this.options.randomBytes(32), nowSeconds, maxValidity);
-      const { decision } = await this.signing.dryRun(auth, 'evm.typed_data', built.request, context);
+      const { outcome: { decision }, input } = await this.signing.dryRunWithInput(auth, 'evm.typed_data', built.request, context);
       policyVersion = decision.policyVersion;
       if (decision.decision !== 'deny') return { plan: { requirementIndex: index, built } };
+      refusedInput ??= input;
       evaluated.push(decision);
       listing.push({ ...classified.summary, violations: decision.violations });
       violations.push(...decision.violations);
     }
-    const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion };
+    const refused: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion };
     const normalised = normaliseResource(resourceUrl)!;
-    const auditSeq = await this.signing.recordRefusal(auth, 'x402.pay', decision, { resource: normalised.resource, x402Version: required.x402Version, requirements: listing }, normalised.resource, evaluated);
+    // Audited, and screened by the detectors like a refused signing request (a refusal_run counts it, and may trip
+    // on it). A requirement-less refusal (every one skipped as unsupported) was refused by no policy: not screened.
+    const { auditSeq, decision } = await this.signing.recordRefusal(auth, 'x402.pay', refused, { resource: normalised.resource, x402Version: required.x402Version, requirements: listing }, normalised.resource, evaluated, refusedInput);
+    const recorded = decision.violations;
     const reasons = listing.map((r) => (r.skipped ? `#${r.index} skipped (${r.skipped})` : `#${r.index} denied by ${r.violations?.[0]?.rule}: ${r.violations?.[0]?.message}`));
     return {
       denied: {
         status: 403,
         body: {
           decision: 'deny',
-          error: { code: 'policy_denied', message: `No payment requirement is allowed: ${reasons.join('; ')}`, violations, requirements: listing },
+          error: { code: 'policy_denied', message: `No payment requirement is allowed: ${reasons.join('; ')}`, violations: recorded, requirements: listing },
           ...(policyVersion ? { policyVersion } : {}),
           auditSeq,
         },
