@@ -4,17 +4,23 @@
 //
 //   node tools/audit-verifier/verify.mjs export.jsonl --public-key HEX [--allow-unanchored] [--min-tree-size N [--expect-root HEX]]
 //   node tools/audit-verifier/verify.mjs receipt receipt.json --public-key HEX      (GET /v1/audit/receipts/{seq})
-//   node tools/audit-verifier/verify.mjs consistency proof.json --public-key HEX [--from-size N] [--from-root HEX] [--to-size N] [--to-root HEX]
+//   node tools/audit-verifier/verify.mjs consistency proof.json --public-key HEX [--from-size N] --from-root HEX [--to-size N --to-root HEX]
 //                                                                                   (GET /v1/audit/consistency)
 //
-// Exit code 0 when everything verifies, 2 when something does not (the first problem is printed), 5 when
-// every entry and head verifies but the signed heads do not vouch for the export as required: with
-// --public-key every entry must be under a signed tree head (unless --allow-unanchored), and
-// --min-tree-size / --expect-root pin the size and root an earlier export or head showed.
+// Exit code 0 when everything verifies, 2 when something does not (the first problem is printed: `FAILED`
+// on stdout, also for input this verifier cannot read at all), 5 when every entry and head verifies but the
+// signed heads do not vouch for the export as required: with --public-key every entry must be under a signed
+// tree head (unless --allow-unanchored), and --min-tree-size / --expect-root pin the size and root an earlier
+// export or head showed. 1: a usage error (nothing was checked).
+//
+// An export line must be exactly what the exporter writes (JSON.stringify of the line's own parse: no
+// duplicate members, no added spacing) and hold only the members docs/audit-format.md lists.
 //
 // A consistency proof only links the two heads the response names. Against a server showing different
-// auditors different logs (a split view), that proves nothing unless --from-size/--from-root pin the
-// `from` head to one this auditor already holds (and --to-* to one it got elsewhere, e.g. from a receipt).
+// auditors different logs (a split view), that proves nothing unless --from-root (with --from-size, if
+// given) pins the `from` head to one this auditor already holds (and --to-root to one it got elsewhere,
+// e.g. from a receipt). A size alone pins nothing: --from-size without --from-root, and --to-size without
+// --to-root, are usage errors.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -175,23 +181,81 @@ function parseLeaf(e) {
   return { leaf };
 }
 
+// ---- the export's lines: exactly as `airlock audit export` writes them ----
+// The exporter writes each line with JSON.stringify, so an honest line is the JSON.stringify of its own
+// parse. JSON.parse lets the last of two duplicate members win and keeps members no verifier reads: a line
+// with `"decision":"allow","approvedBy":"cfo",` put in front of the real members verifies like the original
+// but reads otherwise to a person or a tool that takes the first member. So a line must round-trip exactly,
+// and hold only the members docs/audit-format.md lists.
+const HEADER_MEMBERS = new Set(['format', 'publicKey', 'treeHeads', 'checkpoints']);
+const HEAD_MEMBERS = new Set(['treeSize', 'rootHash', 'at', 'publicKey', 'signature']);
+const CHECKPOINT_MEMBERS = new Set(['seq', 'headHash', 'at', 'publicKey', 'signature']);
+const ENTRY_MEMBERS = ['seq', 'leafIndex', 'at', 'type', 'actor', 'agentId', 'sessionId', 'action', 'decision', 'data', 'hash', 'hashVersion'];
+const V3_MEMBERS = new Set([...ENTRY_MEMBERS, 'leaf']);
+const CHAINED_MEMBERS = new Set([...ENTRY_MEMBERS, 'prevHash']);
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const extraMember = (v, allowed) => Object.keys(v).find((k) => !allowed.has(k));
+
+/** A line parsed, or `{problem}`: not JSON, or not exactly the JSON.stringify of what it parses to. */
+function parseLine(line, n) {
+  let v;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return { problem: `line ${n} is not an audit entry (not JSON)` };
+  }
+  if (!isObject(v)) return { problem: `line ${n} is not an audit entry` };
+  if (JSON.stringify(v) !== line) return { problem: `line ${n} is not as the exporter writes it (duplicate members, spacing or escapes: edited)` };
+  return { value: v };
+}
+
+/** Why the header is not one the exporter writes, or undefined. */
+function headerProblem(header) {
+  if (header.format !== 'airlock-audit-export/v2') return 'line 1 is not an airlock-audit-export/v2 header';
+  const extra = extraMember(header, HEADER_MEMBERS);
+  if (extra !== undefined) return `line 1 has a member the header does not have: ${JSON.stringify(extra)} (edited)`;
+  if (!Array.isArray(header.treeHeads) || (header.checkpoints !== undefined && !Array.isArray(header.checkpoints))) return 'line 1 is not an airlock-audit-export/v2 header (treeHeads, checkpoints)';
+  for (const [list, allowed, what] of [[header.treeHeads, HEAD_MEMBERS, 'tree head'], [header.checkpoints ?? [], CHECKPOINT_MEMBERS, 'checkpoint']]) {
+    for (const item of list) {
+      if (!isObject(item)) return `line 1 has a ${what} that is not an object (edited)`;
+      const x = extraMember(item, allowed);
+      if (x !== undefined) return `line 1 has a ${what} with a member it does not have: ${JSON.stringify(x)} (edited)`;
+    }
+  }
+  return undefined;
+}
+
 /**
  * Verifies an export (its text): every entry, the tree, every signed head against `publicKey`. Then what
  * the signed heads vouch for: with `publicKey`, every entry must be under a signed head (`allowUnanchored`
  * lifts that); `minTreeSize` and `expectRoot` (the root of the first `minTreeSize` leaves) pin what an
- * earlier export or head showed. Each of those failures has `anchoring: {code, reason}`.
+ * earlier export or head showed. Each of those failures has `anchoring: {code, reason}`. A line that is not
+ * what the exporter writes (not JSON, not an object, not exactly JSON.stringify's text, a member outside
+ * the documented set) fails like an edited entry.
  */
 export function verifyExport(text, { publicKey, allowUnanchored = false, minTreeSize, expectRoot } = {}) {
-  const lines = text.split('\n').filter((l) => l.trim());
-  const header = JSON.parse(lines[0]);
-  if (header.format !== 'airlock-audit-export/v2') throw new Error('not an airlock-audit-export/v2 file');
-  const key = publicKey ?? header.publicKey;
+  // Line numbers as in the file; blank lines skipped, a CRLF ending read as LF (as `airlock audit verify --file`).
+  const lines = text.split('\n').map((l, i) => ({ n: i + 1, line: l.endsWith('\r') ? l.slice(0, -1) : l })).filter(({ line }) => line.trim());
   const leaves = [];
   let prev;
   const fail = (seq, reason) => ({ ok: false, entries: leaves.length, firstBad: { seq, reason } });
-  for (const line of lines.slice(1)) {
-    const e = JSON.parse(line);
+  if (lines.length === 0) return fail(1, 'the file is empty: no airlock-audit-export/v2 header');
+  const first = parseLine(lines[0].line, lines[0].n);
+  if (first.problem) return fail(1, first.problem.replace('an audit entry', 'an airlock-audit-export/v2 header'));
+  const header = first.value;
+  const hp = headerProblem(header);
+  if (hp) return fail(1, hp);
+  const key = publicKey ?? header.publicKey;
+  for (const { n, line } of lines.slice(1)) {
+    const next = prev ? prev.seq + 1 : 1; // where an unreadable line is reported (the entry it stands for)
+    const { value: e, problem } = parseLine(line, n);
+    if (problem) return fail(next, problem);
     const version = e.hashVersion ?? 1;
+    if (typeof e.seq !== 'number') return fail(next, `line ${n} is not an audit entry (no seq)`);
+    if (version !== 1 && version !== 2 && version !== 3) return fail(e.seq, `unknown hash version ${version}`);
+    const extra = extraMember(e, version === 3 ? V3_MEMBERS : CHAINED_MEMBERS);
+    if (extra !== undefined) return fail(e.seq, `line ${n} has a member a version-${version} entry does not have: ${JSON.stringify(extra)} (edited)`);
+    if (version === 3 && !Object.hasOwn(e, 'data')) return fail(e.seq, `line ${n}: a version-3 entry without data (edited)`);
     if (e.leafIndex !== leaves.length) return fail(e.seq, `entry ${e.seq} is at leaf ${e.leafIndex}, expected leaf ${leaves.length} (deleted or reordered)`);
     // seq orders chained entries only; a version-3 entry's place is its leaf index (docs/audit-format.md).
     if (prev && version !== 3 && e.seq <= prev.seq) return fail(e.seq, `entry ${e.seq} is out of order`);
@@ -237,9 +301,22 @@ export function verifyExport(text, { publicKey, allowUnanchored = false, minTree
   return result;
 }
 
-/** Version 1 and 2 entries: their chain hash recomputed from the fields as given (`at` in ms or ISO). */
+/**
+ * `at` as an entry gives it (ms, or the API's ISO 8601 string) in ms, or undefined unless the string is
+ * exactly the one the API writes for that instant (toISOString): Date.parse also reads text around a date
+ * ("(approved by the CFO) 2023-11-14 22:13:20.001Z") and a time with no zone, which the hash would not see.
+ */
+function atMs(at) {
+  if (typeof at === 'number') return at;
+  if (typeof at !== 'string') return undefined;
+  const ms = Date.parse(at);
+  return Number.isFinite(ms) && new Date(ms).toISOString() === at ? ms : undefined;
+}
+
+/** Version 1 and 2 entries: their chain hash recomputed from the fields as given (`at` in ms or ISO), or undefined. */
 function chainHashOf(e, version) {
-  return chainHash({ ...e, at: typeof e.at === 'string' ? Date.parse(e.at) : e.at }, version);
+  const at = atMs(e.at);
+  return at === undefined ? undefined : chainHash({ ...e, at }, version);
 }
 
 /**
@@ -299,47 +376,86 @@ const rootOption = (values, name) => {
   return root;
 };
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      'public-key': { type: 'string' },
-      'allow-unanchored': { type: 'boolean' },
-      'min-tree-size': { type: 'string' },
-      'expect-root': { type: 'string' },
-      'from-size': { type: 'string' },
-      'from-root': { type: 'string' },
-      'to-size': { type: 'string' },
-      'to-root': { type: 'string' },
-    },
-  });
+/** A command line that cannot run: printed without a stack trace, exit 1 (never 0, 2 or 5). */
+class UsageError extends Error {}
+const USAGE = `usage:
+  verify.mjs export.jsonl [--public-key HEX] [--allow-unanchored] [--min-tree-size N [--expect-root HEX]]
+  verify.mjs receipt receipt.json --public-key HEX
+  verify.mjs consistency proof.json --public-key HEX [--from-size N] --from-root HEX [--to-size N --to-root HEX]`;
+
+function main(argv) {
+  let values, positionals;
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        'public-key': { type: 'string' },
+        'allow-unanchored': { type: 'boolean' },
+        'min-tree-size': { type: 'string' },
+        'expect-root': { type: 'string' },
+        'from-size': { type: 'string' },
+        'from-root': { type: 'string' },
+        'to-size': { type: 'string' },
+        'to-root': { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError(e.message);
+  }
+  const usageCheck = (f) => {
+    try {
+      return f();
+    } catch (e) {
+      throw new UsageError(e.message);
+    }
+  };
   const publicKey = values['public-key'];
-  let exit;
+  const file = positionals[0] === 'receipt' || positionals[0] === 'consistency' ? positionals[1] : positionals[0];
+  if (file === undefined) throw new UsageError('no file given');
   if (positionals[0] === 'receipt') {
-    if (!publicKey) throw new Error('--public-key is required');
-    const ok = verifyReceipt(JSON.parse(readFileSync(positionals[1], 'utf8')), publicKey);
+    if (!publicKey) throw new UsageError('--public-key is required');
+    const ok = verifyReceipt(JSON.parse(readFileSync(file, 'utf8')), publicKey);
     console.log(ok ? 'OK' : 'FAILED');
-    exit = ok ? 0 : 2;
-  } else if (positionals[0] === 'consistency') {
-    if (!publicKey) throw new Error('--public-key is required');
-    const pins = { fromSize: sizeOption(values, 'from-size', 0), fromRoot: rootOption(values, 'from-root'), toSize: sizeOption(values, 'to-size', 0), toRoot: rootOption(values, 'to-root') };
-    const c = JSON.parse(readFileSync(positionals[1], 'utf8'));
+    return ok ? 0 : 2;
+  }
+  if (positionals[0] === 'consistency') {
+    if (!publicKey) throw new UsageError('--public-key is required');
+    const pins = usageCheck(() => ({ fromSize: sizeOption(values, 'from-size', 0), fromRoot: rootOption(values, 'from-root'), toSize: sizeOption(values, 'to-size', 0), toRoot: rootOption(values, 'to-root') }));
+    // A size alone pins nothing: every view has a head of that size. The root is what the auditor holds.
+    if (pins.fromSize !== undefined && pins.fromRoot === undefined) throw new UsageError('--from-size needs --from-root HEX: the root of the head you hold (a size alone pins nothing across a split view)');
+    if (pins.toSize !== undefined && pins.toRoot === undefined) throw new UsageError('--to-size needs --to-root HEX: the root of the head you got elsewhere (a size alone pins nothing across a split view)');
+    const c = JSON.parse(readFileSync(file, 'utf8'));
     const ok = verifyConsistencyResponse(c, publicKey, pins);
-    if (ok && pins.fromSize === undefined && pins.fromRoot === undefined) {
-      console.error('note: the `from` head is not pinned (--from-size/--from-root): this OK says the two heads in the response are signed and linked, not that they extend a head you hold (nothing across a split view)');
+    if (ok && pins.fromRoot === undefined) {
+      console.error('note: the `from` head is not pinned (--from-root): this OK says the two heads in the response are signed and linked, not that they extend a head you hold (nothing across a split view)');
     }
     console.log(ok ? `OK: size ${c.to.treeSize} (root ${c.to.rootHash}) extends size ${c.from.treeSize} (root ${c.from.rootHash})` : 'FAILED');
-    exit = ok ? 0 : 2;
-  } else {
-    const minTreeSize = sizeOption(values, 'min-tree-size', 1);
-    const expectRoot = rootOption(values, 'expect-root');
-    if (expectRoot !== undefined && minTreeSize === undefined) throw new Error('--expect-root needs --min-tree-size N: the tree size that root is of');
-    if (!publicKey) console.error('note: checking heads against the key in the export itself; pass --public-key to check against the published key');
-    const r = verifyExport(readFileSync(positionals[0], 'utf8'), { publicKey, allowUnanchored: !!values['allow-unanchored'], minTreeSize, expectRoot });
-    if (r.ok) console.log(`OK: ${r.entries} entries, ${r.treeHeads} signed tree heads, root ${r.rootHash}${r.unanchored ? ` (${r.unanchored} newest entries not under a signed head)` : ''}`);
-    else if (r.anchoring) console.log(`FAILED [${r.anchoring.code}]: ${r.anchoring.reason}`);
-    else console.log(`FAILED at entry ${r.firstBad.seq}: ${r.firstBad.reason}`);
-    exit = r.ok ? 0 : r.anchoring ? 5 : 2;
+    return ok ? 0 : 2;
   }
-  process.exitCode = exit;
+  const minTreeSize = usageCheck(() => sizeOption(values, 'min-tree-size', 1));
+  const expectRoot = usageCheck(() => rootOption(values, 'expect-root'));
+  if (expectRoot !== undefined && minTreeSize === undefined) throw new UsageError('--expect-root needs --min-tree-size N: the tree size that root is of');
+  if (!publicKey) console.error('note: checking heads against the key in the export itself; pass --public-key to check against the published key');
+  const r = verifyExport(readFileSync(file, 'utf8'), { publicKey, allowUnanchored: !!values['allow-unanchored'], minTreeSize, expectRoot });
+  if (r.ok) console.log(`OK: ${r.entries} entries, ${r.treeHeads} signed tree heads, root ${r.rootHash}${r.unanchored ? ` (${r.unanchored} newest entries not under a signed head)` : ''}`);
+  else if (r.anchoring) console.log(`FAILED [${r.anchoring.code}]: ${r.anchoring.reason}`);
+  else console.log(`FAILED at entry ${r.firstBad.seq}: ${r.firstBad.reason}`);
+  return r.ok ? 0 : r.anchoring ? 5 : 2;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  try {
+    process.exitCode = main(process.argv.slice(2));
+  } catch (e) {
+    if (e instanceof UsageError) {
+      console.error(`${e.message}\n${USAGE}`);
+      process.exitCode = 1;
+    } else {
+      // Whatever the input made this verifier trip over (an unreadable file, a response that is not JSON,
+      // a value of the wrong type) does not verify: never a stack trace and exit 1.
+      console.log(`FAILED: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 2;
+    }
+  }
 }

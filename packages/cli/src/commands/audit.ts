@@ -298,10 +298,16 @@ export async function verifyExport(file: string, publicKey?: string, options: An
       if ((value?.format !== EXPORT_FORMAT && !legacy) || !Array.isArray(value!.checkpoints) || (!legacy && !Array.isArray(value!.treeHeads))) {
         throw new AirlockError('invalid_request', `${file} is not an Airlock audit export (line ${lineNo} is not its header).`);
       }
-      const checkpoints = value!.checkpoints as AuditCheckpoint[];
-      const treeHeads = legacy ? [] : (value!.treeHeads as SignedTreeHead[]);
+      // A header with duplicate or extra members (a head carrying a note no key signed) fails like an edited entry.
+      const problem = notAsExported(line, value!, HEADER_MEMBERS) ?? headsProblem(value!.checkpoints as unknown[], CHECKPOINT_MEMBERS, 'checkpoint') ?? (legacy ? undefined : headsProblem(value!.treeHeads as unknown[], HEAD_MEMBERS, 'tree head'));
+      const checkpoints = problem ? [] : (value!.checkpoints as AuditCheckpoint[]);
+      const treeHeads = legacy || problem ? [] : (value!.treeHeads as SignedTreeHead[]);
       header = { format: String(value!.format), publicKey: String(value!.publicKey), checkpoints, treeHeads };
       verifier = new AuditLogVerifier(treeHeads, checkpoints, required);
+      if (problem) {
+        unreadable = { seq: 1, reason: `line ${lineNo} (the header) ${problem}` };
+        break;
+      }
       continue;
     }
     // A line that is not an entry at all is tampering too: report it where the chain breaks. So is one
@@ -312,6 +318,21 @@ export async function verifyExport(file: string, publicKey?: string, options: An
     }
     if (value === undefined || typeof value.seq !== 'number') {
       unreadable = { seq: lastSeq + 1, reason: `line ${lineNo} is not an audit entry` };
+      break;
+    }
+    // Exactly what the exporter writes, and only the documented members: JSON.parse lets the last of two
+    // duplicate members win and keeps members nothing checks, so an edited line would verify like the
+    // original while reading otherwise (`"decision":"allow","approvedBy":"cfo",` in front of the real ones).
+    const version = value.hashVersion ?? 1;
+    const problem = notAsExported(line, value, version === 3 ? V3_MEMBERS : CHAINED_MEMBERS);
+    if (problem) {
+      unreadable = { seq: value.seq, reason: `line ${lineNo} ${problem}` };
+      break;
+    }
+    // A version-3 line's data is checked against its leaf, so one without data would verify (the leaf
+    // still holds it) while showing none.
+    if (version === 3 && !Object.hasOwn(value, 'data')) {
+      unreadable = { seq: value.seq, reason: `line ${lineNo}: a version-3 entry without data (edited)` };
       break;
     }
     if (!verifier!.push(value as unknown as AuditEntry)) break;
@@ -329,6 +350,34 @@ export async function verifyExport(file: string, publicKey?: string, options: An
   if (!unreadable) return result;
   const { anchoring: _verifiedPrefixOnly, ...rest } = result;
   return { ...rest, ok: false, firstBad: unreadable };
+}
+
+// The members docs/audit-format.md lists for an export's lines. `hashVersion` and `leafIndex` are absent
+// in old exports (airlock-audit-export/v1, version 1 entries before the version was recorded).
+const HEADER_MEMBERS = new Set(['format', 'publicKey', 'treeHeads', 'checkpoints']);
+const HEAD_MEMBERS = new Set(['treeSize', 'rootHash', 'at', 'publicKey', 'signature']);
+const CHECKPOINT_MEMBERS = new Set(['seq', 'headHash', 'at', 'publicKey', 'signature']);
+const ENTRY_MEMBERS = ['seq', 'leafIndex', 'at', 'type', 'actor', 'agentId', 'sessionId', 'action', 'decision', 'data', 'hash', 'hashVersion'];
+const V3_MEMBERS = new Set([...ENTRY_MEMBERS, 'leaf']);
+const CHAINED_MEMBERS = new Set([...ENTRY_MEMBERS, 'prevHash']);
+
+/**
+ * Why a parsed line is not as the exporter writes it (JSON.stringify of the entry: so an honest line is the
+ * JSON.stringify of its own parse), or has a member outside `allowed`; undefined when it is.
+ */
+function notAsExported(line: string, value: Record<string, unknown>, allowed: Set<string>): string | undefined {
+  if (JSON.stringify(value) !== line) return 'is not as the exporter writes it (duplicate members, spacing or escapes: edited)';
+  const extra = Object.keys(value).find((k) => !allowed.has(k));
+  return extra === undefined ? undefined : `has a member the export format does not have: ${JSON.stringify(extra)} (edited)`;
+}
+
+function headsProblem(list: unknown[], allowed: Set<string>, what: string): string | undefined {
+  for (const item of list) {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) return `has a ${what} that is not an object (edited)`;
+    const extra = Object.keys(item).find((k) => !allowed.has(k));
+    if (extra !== undefined) return `has a ${what} with a member it does not have: ${JSON.stringify(extra)} (edited)`;
+  }
+  return undefined;
 }
 
 /** An export line, with the same key and depth checks as a request body (the file is as untrusted). */
