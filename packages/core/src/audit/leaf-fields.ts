@@ -1,11 +1,14 @@
 // Checks a version-3 entry's columns against its stored leaf (docs/audit-format.md): the leaf must be
 // auditLeafPrefix(columns) || data || auditLeafSuffix(columns) with data a JSON object ({…}). The object
 // matters: without it a row whose decision was set to NULL still matched, its leaf's `,"decision":…`
-// member taken for the end of the data. `audit verify` runs
+// member taken for the end of the data. That the data is an object, and the canonical JSON of one, is only
+// shown by parsing it (`isCanonicalJsonObject`): `{"a":1},"decision":"allow","z":{…}` also starts with `{` and
+// ends with `}` (found by review). Verifiers parse it where no signed head protects the leaf yet. `audit verify` runs
 // this once per entry, so it matches the prefix forward from the start and the suffix backward from the
 // end, piece by piece, without building either string: a column value that JSON writes as itself between
 // quotes (no quote, backslash, control character or surrogate) is compared in place, anything else
 // through JSON.stringify, exactly as the writer wrote it.
+import { canonicalJson } from '../canonical-json.ts';
 import type { AuditLeafFields } from './hash.ts';
 
 const QUOTE = 34;
@@ -106,6 +109,40 @@ function jsonIntegerBefore(leaf: string, end: number, n: number): number {
  * auditLeafSuffix(e).
  */
 export function leafMatchesFields(leaf: string, e: AuditLeafFields): boolean {
+  return dataStart(leaf, e) >= 0;
+}
+
+/** The data of `leaf` (the text between prefix and suffix) when `leafMatchesFields(leaf, e)`; otherwise undefined. */
+export function leafDataIfFieldsMatch(leaf: string, e: AuditLeafFields): string | undefined {
+  const p = dataStart(leaf, e);
+  return p < 0 ? undefined : leaf.slice(p, dataEnd);
+}
+
+/**
+ * Is `text` the RFC 8785 canonical JSON of one object, as the writer makes a leaf's data (`canonicalJson`)? It
+ * must parse as a JSON object and serialise back to exactly itself: no members after the object, no duplicate
+ * or unsorted keys, no whitespace, every number and string in its one form.
+ */
+export function isCanonicalJsonObject(text: string): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
+  try {
+    return canonicalJson(value) === text;
+  } catch {
+    return false;
+  }
+}
+
+/** Where the data of the last leaf `dataStart` matched ends (one past its `}`). */
+let dataEnd = -1;
+
+/** `leafMatchesFields`: where the data starts (its `{`), or -1; its end is left in `dataEnd`. */
+function dataStart(leaf: string, e: AuditLeafFields): number {
   // Prefix: {"action":…,"actor":…,"agentId":…,"at":…,"data":
   let p: number;
   if (e.action !== undefined) p = literal(leaf, jsonString(leaf, literal(leaf, 0, '{"action":'), e.action), ',"actor":');
@@ -113,13 +150,15 @@ export function leafMatchesFields(leaf: string, e: AuditLeafFields): boolean {
   p = jsonString(leaf, p, e.actor);
   if (e.agentId !== undefined) p = jsonString(leaf, literal(leaf, p, ',"agentId":'), e.agentId);
   p = literal(leaf, jsonInteger(leaf, literal(leaf, p, ',"at":'), e.at), ',"data":');
-  if (p < 0) return false;
+  if (p < 0) return -1;
   // Suffix, from the end back: ,"decision":…,"seq":…,"sessionId":…,"type":…}
   let s = literalBefore(leaf, leaf.length, '}');
   s = literalBefore(leaf, jsonStringBefore(leaf, s, e.type), ',"type":');
   if (e.sessionId !== undefined) s = literalBefore(leaf, jsonStringBefore(leaf, s, e.sessionId), ',"sessionId":');
   s = literalBefore(leaf, jsonIntegerBefore(leaf, s, e.seq), ',"seq":');
   if (e.decision !== undefined) s = literalBefore(leaf, jsonStringBefore(leaf, s, e.decision), ',"decision":');
-  // Between them, the data: an object.
-  return s - p >= 2 && leaf.charCodeAt(p) === 123 && leaf.charCodeAt(s - 1) === 125;
+  // Between them, the data: starting and ending as an object does.
+  if (!(s - p >= 2 && leaf.charCodeAt(p) === 123 && leaf.charCodeAt(s - 1) === 125)) return -1;
+  dataEnd = s;
+  return p;
 }

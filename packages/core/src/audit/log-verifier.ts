@@ -9,7 +9,7 @@ import { canonicalJson } from '../canonical-json.ts';
 import { findJsonShapeProblem } from '../parse-untrusted-json.ts';
 import type { AuditLeafRow } from '../ports/audit-leaf-reader.ts';
 import { auditLeafData, chainLeaf, GENESIS_HASH, hashAuditEntry, type AuditLeafFields } from './hash.ts';
-import { leafMatchesFields } from './leaf-fields.ts';
+import { isCanonicalJsonObject, leafDataIfFieldsMatch, leafMatchesFields } from './leaf-fields.ts';
 import { entryFromLeafRow, rowInt } from './leaf-rows.ts';
 import { leafHash, leafHashHex, MerkleFrontier, rootOfSubtrees, type Hash, type NodeId } from './merkle.ts';
 import type { AuditCheckpoint, AuditEntry, AuditHashVersion, SignedTreeHead } from './types.ts';
@@ -121,6 +121,14 @@ export interface LeafRangeStart {
   chainAt?: Iterable<number>;
   /** Called with every complete subtree the range finishes (the tree builder stores them). */
   onNode?: (id: NodeId, hash: Hash) => void;
+  /**
+   * The leaf index from which a version-3 leaf's data must be the canonical JSON of an object
+   * (`isCanonicalJsonObject`: parsed, then written again); default 0, every leaf. A verifier that knows the
+   * audit key signed a tree head of size N passes N: a leaf under it is pinned by its hash and the signed root,
+   * and `audit verify` spends no parse on it. A leaf the key has not signed over must show it is one object,
+   * or it would be signed as one (the checkpointer extends its verified tree from the anchor with the default).
+   */
+  canonicalDataFrom?: number;
 }
 
 export interface LeafRangeResult {
@@ -146,6 +154,9 @@ export interface LeafRangeResult {
 }
 
 const hex = (h: Hash) => bytesToHex(h);
+
+/** Why a version-3 entry whose data is not the canonical JSON of an object fails (docs/audit-format.md). */
+const NOT_CANONICAL = 'entry data in its stored leaf is not the canonical JSON of an object (edited)';
 
 function dataMatches(data: unknown, leafData: string): boolean {
   try {
@@ -185,6 +196,8 @@ export class LeafRangeVerifier {
   private bad?: AuditProblem;
   private next: number;
   private readonly onNode?: (id: NodeId, hash: Hash) => void;
+  /** LeafRangeStart.canonicalDataFrom. */
+  private readonly canonicalDataFrom: number;
   // One object for every row `pushRow` checks (the columns of the entry at hand), not one per row.
   private readonly fields: AuditLeafFields = { seq: 0, at: 0, type: '', actor: 'agent' };
 
@@ -196,6 +209,7 @@ export class LeafRangeVerifier {
     this.rootsAt = new Set(from.rootsAt ?? []);
     this.chainSeqs = new Set(from.chainAt ?? []);
     if (from.onNode) this.onNode = from.onNode;
+    this.canonicalDataFrom = from.canonicalDataFrom ?? 0;
   }
 
   get size(): number {
@@ -210,9 +224,15 @@ export class LeafRangeVerifier {
     if (version === 3) {
       const stored = entry.leaf;
       if (typeof stored !== 'string') return this.fail(entry.seq, 'entry has no stored leaf (edited)');
-      // The columns must be the ones the leaf records: compare the leaf's fixed parts, never parse it.
-      if (!leafMatchesFields(stored, entry)) return this.fail(entry.seq, 'entry fields do not match its stored leaf (edited)');
+      // The columns must be the ones the leaf records: compare the leaf's fixed parts in place.
+      if (entry.data === undefined && index >= this.canonicalDataFrom) {
+        // No signed head covers it yet: its data must also be one object, in canonical form.
+        const data = leafDataIfFieldsMatch(stored, entry);
+        if (data === undefined) return this.fail(entry.seq, 'entry fields do not match its stored leaf (edited)');
+        if (!isCanonicalJsonObject(data)) return this.fail(entry.seq, NOT_CANONICAL);
+      } else if (!leafMatchesFields(stored, entry)) return this.fail(entry.seq, 'entry fields do not match its stored leaf (edited)');
       // An export line carries data beside the leaf: it must be the leaf's (rows read for verify carry none).
+      // Equal to canonicalJson(data), the leaf's data is canonical JSON, of an object (it starts with `{`).
       if (entry.data !== undefined && !dataMatches(entry.data, auditLeafData({ ...entry, leaf: stored }))) {
         return this.fail(entry.seq, 'entry data does not match its stored leaf (edited)');
       }
@@ -248,7 +268,8 @@ export class LeafRangeVerifier {
     if (version !== 3) return this.push(entryFromLeafRow(row));
     const seq = rowInt(row[0]);
     const leafIndex = row[1];
-    if (!this.inOrder(seq, leafIndex === null ? seq - 1 : rowInt(leafIndex), 3)) return false;
+    const index = leafIndex === null ? seq - 1 : rowInt(leafIndex);
+    if (!this.inOrder(seq, index, 3)) return false;
     const leaf = row[11];
     if (leaf === null) return this.fail(seq, 'entry has no stored leaf (edited)');
     const f = this.fields;
@@ -262,7 +283,12 @@ export class LeafRangeVerifier {
     f.decision = (row[10] ?? undefined) as AuditEntry['decision'];
     // Hashed first (it reads every byte of the leaf, which makes the compare below cheap); checked in the order of `push`.
     const h = leafHashHex(leaf);
-    if (!leafMatchesFields(leaf, f)) return this.fail(seq, 'entry fields do not match its stored leaf (edited)');
+    if (index >= this.canonicalDataFrom) {
+      // No signed head covers it yet (as `push`): its data must also be one object, in canonical form.
+      const data = leafDataIfFieldsMatch(leaf, f);
+      if (data === undefined) return this.fail(seq, 'entry fields do not match its stored leaf (edited)');
+      if (!isCanonicalJsonObject(data)) return this.fail(seq, NOT_CANONICAL);
+    } else if (!leafMatchesFields(leaf, f)) return this.fail(seq, 'entry fields do not match its stored leaf (edited)');
     return this.appendLeafHash(seq, h, row[3]);
   }
 
@@ -425,11 +451,15 @@ export class AuditLogVerifier {
   private readonly range: LeafRangeVerifier;
   private readonly required?: AnchoringRequirements;
 
-  /** `required`: applied by `finish`; the root at `required.minTreeSize` is recorded for `expectRoot`. */
-  constructor(treeHeads: readonly SignedTreeHead[] = [], checkpoints: readonly AuditCheckpoint[] = [], required?: AnchoringRequirements) {
+  /**
+   * `required`: applied by `finish`; the root at `required.minTreeSize` is recorded for `expectRoot`.
+   * `canonicalDataFrom`: as LeafRangeStart's (default 0: the data of every version-3 leaf pushed without `data`
+   * is parsed); pass the size of a tree head whose signature is known good to spare the leaves under it.
+   */
+  constructor(treeHeads: readonly SignedTreeHead[] = [], checkpoints: readonly AuditCheckpoint[] = [], required?: AnchoringRequirements, options: { canonicalDataFrom?: number } = {}) {
     const { rootsAt, chainAt } = verificationPoints(treeHeads, checkpoints);
     if (required?.minTreeSize !== undefined) rootsAt.push(required.minTreeSize);
-    this.range = new LeafRangeVerifier({ start: 0, frontier: [], rootsAt, chainAt });
+    this.range = new LeafRangeVerifier({ start: 0, frontier: [], rootsAt, chainAt, ...(options.canonicalDataFrom !== undefined ? { canonicalDataFrom: options.canonicalDataFrom } : {}) });
     if (required) this.required = required;
   }
 

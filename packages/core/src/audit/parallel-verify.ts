@@ -15,6 +15,8 @@ export interface ParallelVerifyOptions {
   minEntriesForWorkers?: number;
   /** Leaves per range: a power of two (default 16,384). */
   rangeLeaves?: number;
+  /** LeafRangeStart.canonicalDataFrom of every range: the size of a tree head whose signature checked out (default 0: every leaf's data is parsed). */
+  canonicalDataFrom?: number;
 }
 
 /** A range for a worker. */
@@ -24,6 +26,7 @@ export interface VerifyTask {
   end: number;
   rootsAt: number[];
   chainAt: number[];
+  canonicalDataFrom: number;
 }
 
 export async function verifyAuditInParallel(
@@ -49,6 +52,7 @@ export async function verifyAuditInParallel(
       end,
       rootsAt: treeHeads.map((h) => h.treeSize).filter((s) => s > start && s <= end),
       chainAt: checkpoints.map((c) => c.seq).filter((s) => s > start && s <= end),
+      canonicalDataFrom: options.canonicalDataFrom ?? 0,
     });
   }
   const count = Math.max(1, Math.min(threads ?? availableParallelism(), tasks.length));

@@ -11,7 +11,7 @@ const { openAuditLeafReader } = (await import(storeModule)) as { openAuditLeafRe
 const reader = await openAuditLeafReader(storeUrl);
 
 async function verifyRange(task: VerifyTask) {
-  const v = new LeafRangeVerifier({ start: task.start, rootsAt: task.rootsAt, chainAt: task.chainAt });
+  const v = new LeafRangeVerifier({ start: task.start, rootsAt: task.rootsAt, chainAt: task.chainAt, canonicalDataFrom: task.canonicalDataFrom });
   // A range stops at its first problem; a missing leaf shows as the next row's index (or, at the end of
   // the range, as a range that ends early, which the join reports).
   read: for await (const page of reader.pages(task.start, task.end)) {

@@ -336,11 +336,34 @@ export async function verifyStoredAudit(store: Store, verifySchnorr: ServiceDeps
   return { ...result, ok: false, firstBad: { seq: outside, reason: `entry ${outside} is not in the tree (no leaf index, or a negative one): a row inserted outside the log (edited)` } };
 }
 
-async function verifyTree(store: Store, treeSize: number, treeHeads: SignedTreeHead[], checkpoints: AuditCheckpoint[], signatures: Signatures, options: ParallelVerifyOptions): Promise<AuditVerifyResult> {
-  if (options.workers && treeSize >= (options.minEntriesForWorkers ?? 50_000)) {
-    return verifyAuditInParallel(treeSize, treeHeads, checkpoints, signatures, options);
+/** How many heads, largest first, `signedTreeSize` checks before it gives up (each is a Schnorr verification). */
+const SIGNED_SIZE_TRIES = 4;
+
+/**
+ * The size of the largest tree head signed by the audit key (`signatures.publicKey`), or 0: heads are read from
+ * the store, so only a signature that checks out spares the leaves under one their data check. A head forged
+ * larger than every real one costs a few verifications here and fails verification anyway.
+ */
+function signedTreeSize(treeHeads: readonly SignedTreeHead[], signatures: Signatures): number {
+  const largest = [...treeHeads].sort((a, b) => b.treeSize - a.treeSize).slice(0, SIGNED_SIZE_TRIES);
+  for (const head of largest) {
+    try {
+      if (head.publicKey === signatures.publicKey && Number.isSafeInteger(head.treeSize) && signatures.verifyTreeHead(head)) return head.treeSize;
+    } catch {
+      // A malformed signature: not signed (finishVerification reports it).
+    }
   }
-  const verifier = new AuditLogVerifier(treeHeads, checkpoints);
+  return 0;
+}
+
+async function verifyTree(store: Store, treeSize: number, treeHeads: SignedTreeHead[], checkpoints: AuditCheckpoint[], signatures: Signatures, options: ParallelVerifyOptions): Promise<AuditVerifyResult> {
+  // The leaves under the largest head the audit key signed are pinned by their hashes and that signature: their
+  // data is not parsed again (the bulk of the log). Those after it must show their data is one canonical object.
+  const canonicalDataFrom = signedTreeSize(treeHeads, signatures);
+  if (options.workers && treeSize >= (options.minEntriesForWorkers ?? 50_000)) {
+    return verifyAuditInParallel(treeSize, treeHeads, checkpoints, signatures, { ...options, canonicalDataFrom });
+  }
+  const verifier = new AuditLogVerifier(treeHeads, checkpoints, undefined, { canonicalDataFrom });
   for (let next = 0; next < treeSize; ) {
     const page = await store.readAuditLeaves(next, PAGE);
     let ok = true;

@@ -5,7 +5,7 @@
 // what it cannot do is make a rewritten leaf hash to what the key process read before.
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { auditLeafData, chainLeaf, hashAuditEntry, storedLeafHash } from '../audit/hash.ts';
-import { leafMatchesFields } from '../audit/leaf-fields.ts';
+import { isCanonicalJsonObject, leafDataIfFieldsMatch } from '../audit/leaf-fields.ts';
 import type { VerifiableEntry } from '../audit/log-verifier.ts';
 import { leafHash, leafHashHex, MerkleFrontier, nodeHash, rangeNodes, type Hash, type NodeId } from '../audit/merkle.ts';
 import type { AuditEntry } from '../audit/types.ts';
@@ -57,7 +57,9 @@ function edited(leafIndex: number, what: string): Error {
 /**
  * The checks `audit verify` makes of one row, so that its leaf hash is computed, never taken from the row: a
  * version-3 leaf is hashed from its stored bytes, which must hash to the stored hash and frame the row's columns
- * (`leafMatchesFields`); a chained (version 1 or 2) entry's chain hash is recomputed from its content.
+ * (`leafMatchesFields`) around the canonical JSON of one object (`isCanonicalJsonObject`: every leaf the key process
+ * reads may go into a tree head it signs, and `{"a":1},"decision":"allow",…` also starts with `{` and ends with `}`);
+ * a chained (version 1 or 2) entry's chain hash is recomputed from its content.
  */
 function checkRow(row: VerifiableEntry, leafIndex: number): CheckedRow {
   if (row.leafIndex !== leafIndex) throw bindingRefused('audit_leaf_mismatch', `the log's leaf ${leafIndex} is missing or out of place: the log was edited.`);
@@ -83,7 +85,9 @@ function checkRowBytes(row: VerifiableEntry, leafIndex: number): CheckedRow {
     if (typeof row.leaf !== 'string') throw edited(leafIndex, 'has no stored leaf');
     const hash = leafHashHex(row.leaf);
     if (hash !== row.hash) throw edited(leafIndex, 'does not hash to its stored hash');
-    if (!leafMatchesFields(row.leaf, row)) throw edited(leafIndex, "has columns that are not its leaf's");
+    const data = leafDataIfFieldsMatch(row.leaf, row);
+    if (data === undefined) throw edited(leafIndex, "has columns that are not its leaf's");
+    if (!isCanonicalJsonObject(data)) throw edited(leafIndex, 'holds data that is not the canonical JSON of an object');
     return { row, leafIndex, leafHash: hash };
   }
   if (version !== 1 && version !== 2) throw edited(leafIndex, 'has an unknown hash version');
