@@ -109,13 +109,14 @@ function jsonIntegerBefore(leaf: string, end: number, n: number): number {
  * auditLeafSuffix(e).
  */
 export function leafMatchesFields(leaf: string, e: AuditLeafFields): boolean {
-  return dataStart(leaf, e) >= 0;
+  return isObjectBetween(leaf, dataStart(leaf, e), dataEnd(leaf, e));
 }
 
 /** The data of `leaf` (the text between prefix and suffix) when `leafMatchesFields(leaf, e)`; otherwise undefined. */
 export function leafDataIfFieldsMatch(leaf: string, e: AuditLeafFields): string | undefined {
-  const p = dataStart(leaf, e);
-  return p < 0 ? undefined : leaf.slice(p, dataEnd);
+  const start = dataStart(leaf, e);
+  const end = dataEnd(leaf, e);
+  return isObjectBetween(leaf, start, end) ? leaf.slice(start, end) : undefined;
 }
 
 /**
@@ -138,27 +139,30 @@ export function isCanonicalJsonObject(text: string): boolean {
   }
 }
 
-/** Where the data of the last leaf `dataStart` matched ends (one past its `}`). */
-let dataEnd = -1;
-
-/** `leafMatchesFields`: where the data starts (its `{`), or -1; its end is left in `dataEnd`. */
+/** Where the data starts (its `{`) when the prefix matches: {"action":…,"actor":…,"agentId":…,"at":…,"data": ; or -1. */
 function dataStart(leaf: string, e: AuditLeafFields): number {
-  // Prefix: {"action":…,"actor":…,"agentId":…,"at":…,"data":
   let p: number;
   if (e.action !== undefined) p = literal(leaf, jsonString(leaf, literal(leaf, 0, '{"action":'), e.action), ',"actor":');
   else p = literal(leaf, 0, '{"actor":');
   p = jsonString(leaf, p, e.actor);
   if (e.agentId !== undefined) p = jsonString(leaf, literal(leaf, p, ',"agentId":'), e.agentId);
-  p = literal(leaf, jsonInteger(leaf, literal(leaf, p, ',"at":'), e.at), ',"data":');
-  if (p < 0) return -1;
-  // Suffix, from the end back: ,"decision":…,"seq":…,"sessionId":…,"type":…}
+  return literal(leaf, jsonInteger(leaf, literal(leaf, p, ',"at":'), e.at), ',"data":');
+}
+
+/**
+ * Where the data ends (one past its `}`) when the suffix matches, read from the end back:
+ * ,"decision":…,"seq":…,"sessionId":…,"type":…} ; or -1.
+ */
+function dataEnd(leaf: string, e: AuditLeafFields): number {
   let s = literalBefore(leaf, leaf.length, '}');
   s = literalBefore(leaf, jsonStringBefore(leaf, s, e.type), ',"type":');
   if (e.sessionId !== undefined) s = literalBefore(leaf, jsonStringBefore(leaf, s, e.sessionId), ',"sessionId":');
   s = literalBefore(leaf, jsonIntegerBefore(leaf, s, e.seq), ',"seq":');
   if (e.decision !== undefined) s = literalBefore(leaf, jsonStringBefore(leaf, s, e.decision), ',"decision":');
-  // Between them, the data: starting and ending as an object does.
-  if (!(s - p >= 2 && leaf.charCodeAt(p) === 123 && leaf.charCodeAt(s - 1) === 125)) return -1;
-  dataEnd = s;
-  return p;
+  return s;
+}
+
+/** Both ends found, and what lies between them starts and ends as an object does. */
+function isObjectBetween(leaf: string, start: number, end: number): boolean {
+  return start >= 0 && end - start >= 2 && leaf.charCodeAt(start) === 123 && leaf.charCodeAt(end - 1) === 125;
 }

@@ -529,9 +529,7 @@ export class SigningService {
    */
   private async screenRefusal(tx: StoreTx, auth: AgentAuth, input: EvaluationInput, refused: Decision): Promise<{ decision: Decision; screening?: Screening }> {
     const agent = (await tx.getAgent(auth.agent.id)) ?? auth.agent;
-    const ancestors = await readAncestors(tx, auth.session);
-    input.sessionAncestors = ancestors.map((a) => a.id);
-    const layers = await this.layers.load(tx, input.agentId, auth.session, ancestors);
+    const { layers } = await this.layersFor(tx, auth.session, input);
     const policyOnly: Decision = { ...refused, decision: 'deny', violations: refused.violations.filter((v) => !DETECTOR_CODES.has(v.code)) };
     const screening = await this.breakers.screen(tx, layers, input, agent, policyOnly);
     if (!screening) return { decision: refused };
@@ -585,12 +583,12 @@ export class SigningService {
     return { outcome: { decision, intent: intentToJson(decoded.intent), digest, ...(shadow.length ? { shadow: [...shadow] } : {}) }, input };
   }
 
-  /** Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run). */
   /**
+   * Policy against the layers and ledger totals as they are inside `tx` (the same code for sign and dry-run).
+   *
    * Policy alone: no circuit breaker is consulted. An agent's request (signature, NIP-44/NIP-04, Lightning, and
    * their dry-runs) is judged by `evaluateScreened`, never by this: a tripped breaker must refuse or hold it.
-   */
-  /**
+   *
    * A derived session is judged by its own scope and each ancestor's (their budgets on their own session
    * series), and `input` names the ancestors so that what it charges is charged to each of them too.
    * Staged candidate policies (shadow-evaluation.ts) are evaluated here too, against the same totals (their
@@ -640,11 +638,20 @@ export class SigningService {
     }
   }
 
+  /**
+   * The policy layers that judge `input` in `tx`: the agent's, the session's and each ancestor session's. Names
+   * the ancestors in `input`, so that what it charges is charged to each of them too.
+   */
+  private async layersFor(tx: StoreTx, session: Session, input: EvaluationInput): Promise<{ layers: PolicyLayer[]; ancestorIds: string[] }> {
+    const ancestors = await readAncestors(tx, session);
+    const ancestorIds = ancestors.map((a) => a.id);
+    input.sessionAncestors = ancestorIds;
+    return { layers: await this.layers.load(tx, input.agentId, session, ancestors), ancestorIds };
+  }
+
   /** `evaluateIn`, with the layers it loaded (the detectors are in them). `held`: taken out of the totals (`evaluateHeld`). */
   private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[], held?: readonly LedgerWrite[]): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
-    const ancestors = await readAncestors(tx, session);
-    input.sessionAncestors = ancestors.map((a) => a.id);
-    const layers = await this.layers.load(tx, input.agentId, session, ancestors);
+    const { layers, ancestorIds } = await this.layersFor(tx, session, input);
     const candidates = await this.shadows.candidatesFor(tx, input.agentId);
     const shadow = candidates.length ? this.shadows.begin(candidates, layers, input) : undefined;
     const adapter = this.adapterFor(input.intent.action);
@@ -653,7 +660,7 @@ export class SigningService {
     const queries = undecodable ? [] : requiredWindows(layers, input);
     const all = shadow ? [...queries, ...shadow.windows(adapter, queries)] : queries;
     // Locked with the reads (PostgreSQL): the ancestors' series are charged too.
-    const locking = charging && !undecodable ? [...charging, ...input.sessionAncestors.map(seriesFor.session)] : undefined;
+    const locking = charging && !undecodable ? [...charging, ...ancestorIds.map(seriesFor.session)] : undefined;
     const read = all.length ? await tx.windowTotals(all, locking ? { charging: locking } : {}) : [];
     const totals = held?.length ? withoutHeld(all, read, held) : read;
     const ledger = ledgerViewFrom(all, totals);
