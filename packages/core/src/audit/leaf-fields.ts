@@ -8,7 +8,7 @@
 // end, piece by piece, without building either string: a column value that JSON writes as itself between
 // quotes (no quote, backslash, control character or surrogate) is compared in place, anything else
 // through JSON.stringify, exactly as the writer wrote it.
-import { canonicalJson } from '../canonical-json.ts';
+import { isCanonicalJsonObjectText } from '../canonical-json-check.ts';
 import type { AuditLeafFields } from './hash.ts';
 
 const QUOTE = 34;
@@ -122,21 +122,11 @@ export function leafDataIfFieldsMatch(leaf: string, e: AuditLeafFields): string 
 /**
  * Is `text` the RFC 8785 canonical JSON of one object, as the writer makes a leaf's data (`canonicalJson`)? It
  * must parse as a JSON object and serialise back to exactly itself: no members after the object, no duplicate
- * or unsorted keys, no whitespace, every number and string in its one form.
+ * or unsorted keys, no whitespace, every number and string in its one form. Answered in one pass over the text
+ * (canonical-json-check.ts), without parsing it and writing it again.
  */
 export function isCanonicalJsonObject(text: string): boolean {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return false;
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) return false;
-  try {
-    return canonicalJson(value) === text;
-  } catch {
-    return false;
-  }
+  return isCanonicalJsonObjectText(text);
 }
 
 /** Where the data starts (its `{`) when the prefix matches: {"action":…,"actor":…,"agentId":…,"at":…,"data": ; or -1. */
