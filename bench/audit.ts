@@ -6,7 +6,13 @@
 // process of its own (bench/audit-verify-child.ts), as the CLI runs it: not in this one, whose heap holds
 // what it just generated and whose collector would share the two cores. Its rate depends on what else the
 // machine runs; the CPU time per entry it reports does not.
-import { AUDIT_HASH_VERSION, auditLeaf, canonicalJson, leafHash, type AuditEntryInput } from '../packages/core/src/index.ts';
+//
+// Verify runs twice over the same log: first with no signed tree head (every leaf's data must show it is
+// the canonical JSON of one object, which verify checks for leaves no signed head covers), then with a head
+// over the whole log signed by the audit key, as the checkpointer leaves a log every 10 s (the leaves under it
+// are pinned by their hashes and that signature, and their data is not read as JSON).
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { AUDIT_HASH_VERSION, auditLeaf, canonicalJson, leafHash, MerkleFrontier, treeHeadDigest, type AuditEntryInput } from '../packages/core/src/index.ts';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,8 +46,14 @@ function signRequestEntry(i: number, at: number): AuditEntryInput {
 export interface AuditResult {
   /** key = store: entries/s, one durable transaction per entry. */
   append: Record<string, Figure>;
-  /** key = store: whole-run rate of verifyStoredAudit over `verifyEntries`, entries/s (each run in a fresh process). */
+  /**
+   * key = store: whole-run rate of verifyStoredAudit over `verifyEntries`, entries/s (each run in a fresh process),
+   * the log ending in a tree head the audit key signed, as a running log does.
+   */
   verify: Record<string, Figure>;
+  /** The same log before its head was signed: every leaf's data checked as canonical JSON. */
+  verifyUnsigned?: Record<string, Figure>;
+  verifyUnsignedCpuMicros?: Record<string, Figure>;
   /**
    * key = store: CPU time of this process (every thread: the workers and the main thread) per entry
    * verified, µs. Unlike the rate it does not depend on what else the machine runs; PostgreSQL's own
@@ -60,8 +72,8 @@ const run = promisify(execFile);
  * One verify in a fresh process (bench/audit-verify-child.ts): its wall time and CPU time. The process and its
  * worker threads use Node's compile cache in `cacheDir`, as the CLI's do (its data directory's compile-cache).
  */
-async function verifyInChild(url: string, entries: number, cacheDir: string): Promise<{ ms: number; cpuMicros: number }> {
-  const { stdout } = await run(process.execPath, [new URL('./audit-verify-child.ts', import.meta.url).pathname, url], { maxBuffer: 1 << 20, env: { ...process.env, NODE_COMPILE_CACHE: cacheDir } });
+async function verifyInChild(url: string, entries: number, cacheDir: string, auditKey?: string): Promise<{ ms: number; cpuMicros: number }> {
+  const { stdout } = await run(process.execPath, [new URL('./audit-verify-child.ts', import.meta.url).pathname, url, ...(auditKey ? [auditKey] : [])], { maxBuffer: 1 << 20, env: { ...process.env, NODE_COMPILE_CACHE: cacheDir } });
   const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ok: boolean; entries: number; ms: number; cpuMicros: number };
   if (!r.ok || r.entries !== entries) throw new Error(`audit verify failed on the generated log: ${stdout}`);
   return r;
@@ -104,13 +116,16 @@ export async function benchAudit(o: BenchOptions): Promise<AuditResult> {
     const raws = await Promise.all(stores.map((s) => s.openRaw()));
     const BATCH = 10_000;
     const t0 = Date.now() - verifyEntries;
+    const tree = new MerkleFrontier();
     for (let from = 1; from <= verifyEntries; from += BATCH) {
       const rows: (string | number)[][] = [];
       for (let seq = from; seq < from + BATCH && seq <= verifyEntries; seq++) {
         const input = signRequestEntry(seq, t0 + seq);
         // The leaf and hash appendAudit would store (buildAuditEntry): data passes through canonical JSON once.
         const leaf = auditLeaf({ ...input, seq }, canonicalJson(input.data ?? {}));
-        const hash = Buffer.from(leafHash(leaf)).toString('hex');
+        const hashBytes = leafHash(leaf);
+        tree.push(hashBytes);
+        const hash = Buffer.from(hashBytes).toString('hex');
         rows.push([seq, input.at, input.type, input.actor, input.agentId!, input.sessionId!, input.action!, input.decision!, hash, AUDIT_HASH_VERSION, seq - 1, leaf]);
       }
       for (const raw of raws) {
@@ -137,25 +152,40 @@ export async function benchAudit(o: BenchOptions): Promise<AuditResult> {
     const pgRaw = await stores[1]!.openRaw();
     if (pgRaw.kind === 'postgres') await pgRaw.client.query('VACUUM ANALYZE audit_entries');
     await pgRaw.close();
-    const verify: Record<string, Figure> = {};
-    const verifyCpuMicros: Record<string, Figure> = {};
     // A private compile cache, filled by one verify that is not counted: the CLI's cache persists in its data
     // directory, so every verify but the first after an upgrade starts warm.
     cacheDir = mkdtempSync(join(tmpdir(), 'airlock-bench-cache-'));
     await verifyInChild(stores[0]!.url, verifyEntries, cacheDir);
-    for (const s of stores) {
-      const runs: number[] = [];
-      const cpu: number[] = [];
-      for (let r = 0; r < verifyRuns; r++) {
-        const { ms, cpuMicros } = await verifyInChild(s.url, verifyEntries, cacheDir);
-        runs.push(verifyEntries / (ms / 1000));
-        cpu.push(cpuMicros / verifyEntries);
+    const verifyAll = async (label: string, auditKey?: string) => {
+      const rates: Record<string, Figure> = {};
+      const cpuMicros: Record<string, Figure> = {};
+      for (const s of stores) {
+        const runs: number[] = [];
+        const cpu: number[] = [];
+        for (let r = 0; r < verifyRuns; r++) {
+          const { ms, cpuMicros: micros } = await verifyInChild(s.url, verifyEntries, cacheDir!, auditKey);
+          runs.push(verifyEntries / (ms / 1000));
+          cpu.push(micros / verifyEntries);
+        }
+        rates[s.kind] = figure(runs);
+        cpuMicros[s.kind] = figure(cpu);
+        o.log(`  audit verify ${s.kind}, ${verifyEntries} entries, ${label}: ${fmt(rates[s.kind])} entries/s (${verifyRuns} runs, each in a fresh process); CPU ${fmt(cpuMicros[s.kind], 2)} µs per entry`);
       }
-      verify[s.kind] = figure(runs);
-      verifyCpuMicros[s.kind] = figure(cpu);
-      o.log(`  audit verify ${s.kind}, ${verifyEntries} entries: ${fmt(verify[s.kind])} entries/s (${verifyRuns} runs, each in a fresh process); CPU ${fmt(verifyCpuMicros[s.kind], 2)} µs per entry`);
-    }
-    return { append, verify, verifyCpuMicros, verifyEntries, verifyRuns, generateSeconds };
+      return { rates, cpuMicros };
+    };
+    const unsigned = await verifyAll('no signed head');
+    // The head the checkpointer would have signed over the whole log, with a key of the bench's own.
+    const secret = schnorr.utils.randomSecretKey();
+    const publicKey = Buffer.from(schnorr.getPublicKey(secret)).toString('hex');
+    const head = { treeSize: verifyEntries, rootHash: Buffer.from(tree.root()).toString('hex'), at: t0 + verifyEntries };
+    const signedHead = { ...head, publicKey, signature: Buffer.from(schnorr.sign(treeHeadDigest(head), secret)).toString('hex') };
+    for (const s of stores) await s.store().appendTreeHead(signedHead);
+    const signed = await verifyAll('signed head', publicKey);
+    const verify = signed.rates;
+    const verifyCpuMicros = signed.cpuMicros;
+    const verifyUnsigned = unsigned.rates;
+    const verifyUnsignedCpuMicros = unsigned.cpuMicros;
+    return { append, verify, verifyCpuMicros, verifyUnsigned, verifyUnsignedCpuMicros, verifyEntries, verifyRuns, generateSeconds };
   } finally {
     if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
     for (const s of stores) await s.close();
