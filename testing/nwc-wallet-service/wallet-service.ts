@@ -74,7 +74,11 @@ export class TestWalletService {
   readonly payments = new Map<string, OutgoingPayment>();
   /** Every request the wallet handled, in order. */
   readonly received: { method: string; params: unknown }[] = [];
-  private readonly refusals = new Map<string, { code: string; message: string }>();
+  private readonly refusals = new Map<string, { code: string; message: string; payingAnyway?: boolean }>();
+  /** Hashes whose lookup_invoice the wallet does not answer (too busy, or a relay dropped the reply). */
+  private readonly silentLookups = new Set<string>();
+  /** Amounts lookup_invoice reports instead of what was paid (a wallet that misreports, or another payment's record). */
+  private readonly reportedAmounts = new Map<string, bigint>();
   private readonly options: TestWalletServiceOptions;
   private readonly service: NWCWalletService;
   private unsubscribe: (() => void) | undefined;
@@ -118,6 +122,28 @@ export class TestWalletService {
     this.refusals.set(paymentHash, { code, message });
   }
 
+  /**
+   * The next pay_invoice for this hash is paid, as the copy of the request another relay delivered would be, and
+   * answered with this NIP-47 refusal: what a wallet that rate-limits before it de-duplicates requests does.
+   */
+  refuseWhilePaying(paymentHash: string, code: string, message = 'refused by the test'): void {
+    this.refusals.set(paymentHash, { code, message, payingAnyway: true });
+  }
+
+  /** lookup_invoice for this hash gets no answer until `answerLookups`. */
+  silenceLookups(paymentHash: string): void {
+    this.silentLookups.add(paymentHash);
+  }
+
+  answerLookups(paymentHash: string): void {
+    this.silentLookups.delete(paymentHash);
+  }
+
+  /** lookup_invoice reports this amount for the hash, whatever was paid. */
+  reportAmount(paymentHash: string, amountMsat: bigint): void {
+    this.reportedAmounts.set(paymentHash, amountMsat);
+  }
+
   close(): void {
     this.unsubscribe?.();
     this.service.close();
@@ -129,8 +155,12 @@ export class TestWalletService {
       payInvoice: (request) => this.pay(request.invoice, request.amount, chain),
       lookupInvoice: async (request) => {
         this.received.push({ method: 'lookup_invoice', params: request });
+        // No reply at all: the wallet service sends nothing for a handler that never settles.
+        if (request.payment_hash && this.silentLookups.has(request.payment_hash)) return new Promise<never>(() => {});
         const payment = request.payment_hash ? this.payments.get(request.payment_hash) : undefined;
-        return payment ? ok(transaction(payment)) : fail('NOT_FOUND', 'invoice not found');
+        if (!payment) return fail('NOT_FOUND', 'invoice not found');
+        const reported = this.reportedAmounts.get(payment.paymentHash);
+        return ok(transaction(reported === undefined ? payment : { ...payment, amountMsat: reported }));
       },
       getBalance: async () => {
         this.received.push({ method: 'get_balance', params: {} });
@@ -156,6 +186,7 @@ export class TestWalletService {
     const refusal = this.refusals.get(hash);
     if (refusal) {
       this.refusals.delete(hash);
+      if (refusal.payingAnyway) void this.pay(invoice, amount, chain);
       return fail(refusal.code, refusal.message);
     }
     const earlier = this.payments.get(hash);

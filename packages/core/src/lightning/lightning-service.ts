@@ -384,6 +384,12 @@ export class LightningService {
   /** Applies a backend answer: definite ones finish the payment (one transaction, with its audit entry). */
   private async conclude(record: LightningPaymentRecord, status: LightningPaymentStatus, source: 'pay' | 'lookup'): Promise<LightningPaymentRecord> {
     const now = this.deps.clock.now();
+    if ((status.status === 'succeeded' || status.status === 'in_flight') && status.evidence === 'duplicate' && !(await this.madeByAirlock(record))) {
+      // The backend refused this call as a duplicate of a payment no record of Airlock's made (the operator's lncli,
+      // another application on the node): this request moved nothing, and that payment's preimage is not the
+      // agent's (found by review: an agent was handed the operator's proof of payment, charged 1 msat for it).
+      return this.finish(record, { state: 'failed', failureReason: 'paid_outside_airlock' }, source);
+    }
     switch (status.status) {
       case 'in_flight':
         return record;
@@ -409,9 +415,21 @@ export class LightningService {
           await this.alert(record, { reason: 'preimage_mismatch', source });
           return record;
         }
+        if (status.amountMsat !== undefined && status.amountMsat !== record.amountMsat) {
+          // Paid, but not the amount this request asked and holds: not this payment as Airlock knows it. The hold
+          // stays (what it holds is no measure of what moved); an operator is told.
+          await this.alert(record, { reason: 'amount_mismatch', source, reportedMsat: status.amountMsat.toString() });
+          return record;
+        }
         return this.finish(record, { state: 'succeeded', preimage, feeMsat: status.feeMsat }, source);
       }
     }
+  }
+
+  /** Whether another of Airlock's records of `record`'s payment hash (an earlier attempt) may have made the backend's payment. */
+  private async madeByAirlock(record: LightningPaymentRecord): Promise<boolean> {
+    const ofHash = await this.deps.store.transaction((tx) => tx.lightningPaymentsByHash(record.paymentHash));
+    return ofHash.some((p) => p.id !== record.id);
   }
 
   /** Whether the pay call of `record` can no longer be on its way to the backend (its timeout and the grace passed). */

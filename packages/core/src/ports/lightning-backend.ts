@@ -38,13 +38,18 @@ export interface LightningPayRequest {
  *   confirming lookup after the pay call got no answer of its own), so it may be an earlier attempt's of the same
  *   hash; Airlock then believes it only as it believes a lookup's (once the pay call cannot still be arriving).
  * - `in_flight`: the backend knows the payment and it is not finished.
+ * - `evidence: 'duplicate'` on a pay call's `succeeded` or `in_flight`: the backend refused the call because it
+ *   already holds a payment of this hash (LND's 409 "already paid" / "in transition"), and this is that payment's
+ *   state, read back. This call moved nothing. Airlock takes it for its own only when one of its records of the hash
+ *   made that payment; otherwise it was paid outside Airlock (lncli, another application on the node) and the
+ *   request fails (`paid_outside_airlock`): no preimage to the agent, nothing charged.
  * - `not_found`: the backend has no record of this payment hash. Definite only for a payment that was never
  *   handed to it; Airlock treats it as definite only once the pay call cannot still be arriving (see docs/lightning.md).
  */
 export type LightningPaymentStatus =
-  | { status: 'succeeded'; preimage: string; feeMsat: bigint; amountMsat?: bigint }
+  | { status: 'succeeded'; preimage: string; feeMsat: bigint; amountMsat?: bigint; evidence?: 'duplicate' }
   | { status: 'failed'; reason: string; evidence?: 'lookup' }
-  | { status: 'in_flight' }
+  | { status: 'in_flight'; evidence?: 'duplicate' }
   | { status: 'not_found' };
 
 export interface LightningBackend {

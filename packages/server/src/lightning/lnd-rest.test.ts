@@ -155,15 +155,16 @@ describe('LndRestBackend: uncertain answers keep the hold', () => {
     assert.deepEqual(await backend.pay(payRequest(issued, { timeoutSeconds: 1 })), { status: 'in_flight' });
     assert.ok(Date.now() - started >= 990, 'waited for the payment timeout');
     assert.deepEqual(await backend.lookup(issued.paymentHash), { status: 'in_flight' });
-    // Paying again while it is in flight: LND refuses ("payment is in transition"), which is not a failure.
-    assert.deepEqual(await backend.pay(payRequest(issued)), { status: 'in_flight' });
+    // Paying again while it is in flight: LND refuses ("payment is in transition"), which is not a failure. The
+    // answer is marked as the state of a payment this call did not make (the service asks whose it is).
+    assert.deepEqual(await backend.pay(payRequest(issued)), { status: 'in_flight', evidence: 'duplicate' });
     network.release(issued.paymentHash, { succeed: true });
     await untilStatus(issued.paymentHash, 'SUCCEEDED');
     const settled = await backend.lookup(issued.paymentHash);
     assert.ok(settled.status === 'succeeded');
     assert.equal(settled.preimage, issued.preimage);
     // And paying a paid invoice again: LND refuses ("invoice is already paid"); the answer is the payment's state.
-    assert.deepEqual(await backend.pay(payRequest(issued)), settled);
+    assert.deepEqual(await backend.pay(payRequest(issued)), { ...settled, evidence: 'duplicate' });
     assert.equal(network.attempts.filter((h) => h === issued.paymentHash).length, 1, 'the payee was paid once');
   });
 

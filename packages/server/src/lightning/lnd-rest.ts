@@ -287,8 +287,11 @@ export class LndRestBackend implements LightningBackend {
   private async stateAfterDuplicateRefusal(paymentHash: string, message: string): Promise<LightningPaymentStatus> {
     const state = await this.lookup(paymentHash);
     if (state.status === 'not_found') throw this.unavailable(`LND refused the payment ("${this.redact(message)}") but has no record of it`);
-    // A failure read back is LND's record of the hash, not this call's outcome: weighed as a lookup's.
-    return state.status === 'failed' ? { ...state, evidence: 'lookup' } : state;
+    // A failure read back is LND's record of the hash, not this call's outcome: weighed as a lookup's. A payment
+    // paid or in flight is someone's, maybe not Airlock's (the service decides: `evidence: 'duplicate'`).
+    if (state.status === 'failed') return { ...state, evidence: 'lookup' };
+    if (state.status === 'succeeded' || state.status === 'in_flight') return { ...state, evidence: 'duplicate' };
+    return state;
   }
 
   private async call(what: string, send: () => Promise<LndAnswer>): Promise<LndAnswer> {

@@ -109,7 +109,7 @@ export class NwcBackend implements LightningBackend {
         return { status: 'succeeded', preimage: verdict.preimage, feeMsat: looked?.status === 'succeeded' ? looked.feeMsat : request.maxFeeMsat };
       case 'refused': {
         const outcome = confirmedRefusal(verdict.status, looked);
-        if (outcome !== verdict.status) this.log(`nwc: pay_invoice refused (${verdict.status.reason}) but lookup_invoice says ${outcome.status}`);
+        if (outcome !== verdict.status) this.log(`nwc: pay_invoice refused (${verdict.status.reason}) but lookup_invoice says ${looked?.status ?? 'nothing'}: ${outcome.status}`);
         return outcome;
       }
       case 'confirm': {

@@ -16,8 +16,8 @@
  * | RATE_LIMITED, NOT_IMPLEMENTED, INSUFFICIENT_BALANCE, | failed (reason = the code,       | the spec defines each as a refusal of the request     |
  * | QUOTA_EXCEEDED, RESTRICTED, UNAUTHORIZED,            | lowercased), unless a lookup     | itself: the wallet did not try to pay (it could not   |
  * | UNSUPPORTED_ENCRYPTION                               | shows this hash paid or in       | even read it, for the last). The lookup guards        |
- * |                                                      | flight: then that                | against a wallet that handles one request twice (one  |
- * |                                                      |                                  | copy per relay) and refuses the second copy while the |
+ * |                                                      | flight: then that; in flight     | against a wallet that handles one request twice (one  |
+ * |                                                      | when the lookup got no answer    | copy per relay) and refuses the second copy while the |
  * |                                                      |                                  | first one pays                                        |
  * | PAYMENT_FAILED                                       | confirm with lookup_invoice      | the spec: "may be due to a timeout": a wallet that    |
  * |                                                      |                                  | stops waiting can leave an HTLC out that still settles |
@@ -131,9 +131,16 @@ export function confirmedOutcome(looked: LightningPaymentStatus | undefined, pay
   return looked;
 }
 
-/** A refusal stands unless the lookup shows the wallet paying or having paid this hash anyway. */
+/**
+ * A refusal stands when the confirming lookup answered and shows the wallet neither paying nor having paid this
+ * hash. A lookup that got no answer confirms nothing: the request went out through every relay and another copy may
+ * be paying, so the payment stays in flight for the reconciler (found by review: a wallet that paid one copy,
+ * refused another with RATE_LIMITED and was too busy to answer the lookup had its hold released, and the budget
+ * paid twice).
+ */
 export function confirmedRefusal(refusal: Extract<LightningPaymentStatus, { status: 'failed' }>, looked: LightningPaymentStatus | undefined): LightningPaymentStatus {
-  return looked?.status === 'succeeded' || looked?.status === 'in_flight' ? looked : refusal;
+  if (looked === undefined) return { status: 'in_flight' };
+  return looked.status === 'succeeded' || looked.status === 'in_flight' ? looked : refusal;
 }
 
 function checkedPreimage(value: unknown, paymentHash: string): string {

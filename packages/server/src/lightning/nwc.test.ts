@@ -149,9 +149,10 @@ describe('NIP-47 answers -> payment status', () => {
     for (const [what, reply] of cases) assert.throws(() => judgeLookupReply(reply, hash), AirlockError, what);
   });
 
-  test('a refusal stands unless the lookup shows the hash paid or in flight', () => {
+  test('a refusal stands when the lookup answered and shows the hash neither paid nor in flight; a lookup without an answer confirms nothing', () => {
     const refusal = { status: 'failed' as const, reason: 'insufficient_balance' };
-    for (const looked of [undefined, { status: 'not_found' as const }, { status: 'failed' as const, reason: 'payment_failed' }]) assert.equal(confirmedRefusal(refusal, looked), refusal);
+    for (const looked of [{ status: 'not_found' as const }, { status: 'failed' as const, reason: 'payment_failed' }]) assert.equal(confirmedRefusal(refusal, looked), refusal);
+    assert.deepEqual(confirmedRefusal(refusal, undefined), { status: 'in_flight' });
     assert.deepEqual(confirmedRefusal(refusal, { status: 'in_flight' }), { status: 'in_flight' });
     assert.deepEqual(confirmedRefusal(refusal, { status: 'succeeded', preimage, feeMsat: 1n }), { status: 'succeeded', preimage, feeMsat: 1n });
   });
