@@ -38,6 +38,11 @@ export interface NormalisedUserOperation {
   maxFeePerGas: bigint;
   maxPriorityFeePerGas: bigint;
   paymasterAndData: Hex;
+  /**
+   * The paymaster that pays for gas, absent when none does. The EntryPoint (v0.6, v0.7, v0.8) reads a paymasterAndData
+   * naming the zero address as no paymaster (the account pays, v0.6 multiplies verification gas by 1): so does this,
+   * the bytes staying as sent in `paymasterAndData` (found by review: the prefund was dropped from the spends).
+   */
   paymaster?: `0x${string}`;
   paymasterVerificationGasLimit: bigint;
   paymasterPostOpGasLimit: bigint;
@@ -89,6 +94,13 @@ export function readUserOperationRequest(payload: unknown): UserOperationRequest
 
 type Base = Pick<NormalisedUserOperation, 'version' | 'entryPoint' | 'chainId'>;
 
+const ZERO_ADDRESS = '0x0000000000000000000000000000000000000000';
+
+/** The `paymaster` field for an address the operation names: none for the zero address, which the EntryPoint reads as no paymaster. */
+function paymasterField(address: `0x${string}` | undefined): { paymaster?: `0x${string}` } {
+  return address === undefined || address.toLowerCase() === ZERO_ADDRESS ? {} : { paymaster: address };
+}
+
 const gas = (v: unknown, path: string) => readQuantity(v ?? 0, path, MAX_UINT128);
 
 function readV06(op: Record<string, unknown>, base: Base): NormalisedUserOperation {
@@ -101,7 +113,7 @@ function readV06(op: Record<string, unknown>, base: Base): NormalisedUserOperati
     ...readCommon(op),
     initCode,
     paymasterAndData,
-    ...(paymasterAndData.length > 2 ? { paymaster: paymasterAndData.slice(0, 42) as `0x${string}` } : {}),
+    ...paymasterField(paymasterAndData.length > 2 ? paymasterAndData.slice(0, 42) as `0x${string}` : undefined),
     paymasterVerificationGasLimit: 0n,
     paymasterPostOpGasLimit: 0n,
     eip7702: false,
@@ -150,7 +162,7 @@ function readUnpacked(op: Record<string, unknown>, base: Base): NormalisedUserOp
     ...readCommon(op),
     initCode,
     paymasterAndData,
-    ...(paymaster ? { paymaster } : {}),
+    ...paymasterField(paymaster),
     paymasterVerificationGasLimit,
     paymasterPostOpGasLimit,
     eip7702,
@@ -191,7 +203,7 @@ export function readPacked(op: Record<string, unknown>, base: Base, path: string
     maxPriorityFeePerGas: high(gasFees),
     maxFeePerGas: low(gasFees),
     paymasterAndData,
-    ...(paymaster ? { paymaster } : {}),
+    ...paymasterField(paymaster),
     paymasterVerificationGasLimit,
     paymasterPostOpGasLimit,
     eip7702: false,

@@ -111,7 +111,7 @@ export function evaluatePolicy(layers: readonly PolicyLayer[], input: Evaluation
   const { safe, userOperation, module } = input.intent;
   if (safe) return evaluateCalls(layers, input, ledger, safe.calls, []);
   if (module) return evaluateCalls(layers, input, ledger, module.calls, [], moduleOwnPart(input.intent, module));
-  if (userOperation) return evaluateCalls(layers, input, ledger, userOperation.calls, userOperationFindings(layers, userOperation));
+  if (userOperation) return evaluateCalls(layers, input, ledger, userOperation.calls, userOperationFindings(layers, input, userOperation));
   return evaluateIntent(layers, input, ledger, true);
 }
 
@@ -141,16 +141,19 @@ function moduleOwnPart(intent: Intent, module: ModuleExecutionInfo): Intent | un
 
 /**
  * What only a user operation can be refused for (semantics §11): calls no registered account ABI decodes, and a
- * paymaster no `user_operations` rule lists (a rule with a list that leaves it out says so itself).
+ * paymaster where no `user_operations` rule with a paymaster list applies (a list that applies and leaves it out
+ * says so itself). A list whose `match` leaves the operation out does not lift the default (found by review).
  */
-function userOperationFindings(layers: readonly PolicyLayer[], op: UserOperationInfo): Violation[] {
+function userOperationFindings(layers: readonly PolicyLayer[], input: EvaluationInput, op: UserOperationInfo): Violation[] {
   const out: Violation[] = [];
   if (op.calls.length === 0) {
     out.push({ rule: 'agent/default', code: 'user_operation_calls_unknown', message: `the callData of ${op.sender} is not execute/executeBatch of a known account implementation: its calls cannot be decoded (default deny)` });
   }
-  if (op.paymaster !== undefined && !inOrder(layers).some(({ policy }) => policy.rules.some((r) => r.paymasterListedBy?.(op.paymaster!)))) {
-    const listed = inOrder(layers).some(({ policy }) => policy.rules.some((r) => r.paymasterListedBy !== undefined));
-    if (!listed) out.push({ rule: 'agent/default', code: 'paymaster_not_allowed', message: `paymaster ${op.paymaster} is listed by no user_operations rule (default deny)` });
+  if (op.paymaster !== undefined) {
+    const ctx = { input, facts: intentFacts(input.intent), series: scopeSeries(input) };
+    if (!inOrder(layers).some(({ policy }) => policy.rules.some((r) => r.governsPaymasters?.(ctx)))) {
+      out.push({ rule: 'agent/default', code: 'paymaster_not_allowed', message: `paymaster ${op.paymaster} is listed by no user_operations rule that applies to this operation (default deny)` });
+    }
   }
   return out;
 }
@@ -258,9 +261,10 @@ function evaluateIntent(layers: readonly PolicyLayer[], input: EvaluationInput, 
       }
     }
   }
-  // EIP-7702: an authorization hands the account to its delegate; no rule governing delegations means no delegation.
-  if (input.intent.delegation && !ordered.some(({ policy }) => policy.rules.some((r) => r.governsDelegations))) {
-    denials.push({ rule: 'agent/default', code: 'delegate_not_allowed', message: 'EIP-7702 delegations are signed only where a delegations rule lists the delegate (default deny)' });
+  // EIP-7702: an authorization hands the account to its delegate; no delegations rule applying to the request (its
+  // match covers it) means no delegation: a rule scoped to another chain lists no delegate here (found by review).
+  if (input.intent.delegation && !ordered.some(({ policy }) => policy.rules.some((r) => r.governsDelegations?.(ctx)))) {
+    denials.push({ rule: 'agent/default', code: 'delegate_not_allowed', message: 'EIP-7702 delegations are signed only where a delegations rule whose match applies to the request lists the delegate (default deny)' });
   }
   // §9: an unlimited approval carries no amount a budget or cap could count, so it is signed only where an
   // approvals rule with `allow_unlimited: true` applies to it. Without this default, a policy that allowed

@@ -14,15 +14,18 @@ const LEGACY_TYPES = new Set(['0x0', '0x00', 'legacy']);
 
 /**
  * Checks `from` and `chainId`, fills nonce, gas and fees that are missing, and returns the payload.
- * Fields the caller gave are kept exactly; anything the decoder does not know (blobs, authorization lists,
- * unknown keys) is passed on so that it refuses them with its own message.
+ * Fields the caller gave are kept exactly; anything the decoder does not know (blobs, unknown keys) is passed on
+ * so that it refuses them with its own message. An EIP-7702 `authorizationList` is passed on too (the decoder
+ * signs type-4 transactions, each authorization judged by the delegations rules).
  *
  * Filling (no upstream configured: nothing is filled, and a missing field is the decoder's error):
  * - nonce: `eth_getTransactionCount(agent, "pending")`;
- * - gas: `eth_estimateGas` of the call (from, to, value, data, accessList);
+ * - gas: `eth_estimateGas` of the call (from, to, value, data, accessList, authorizationList: each
+ *   authorization costs 25,000 intrinsic gas an estimate without it leaves out);
  * - fees: `gasPrice` given or type 0x0 -> legacy, `eth_gasPrice` if missing; otherwise EIP-1559 when the
  *   latest block has a base fee: priority `eth_maxPriorityFeePerGas`, max `2 * baseFee + priority`
- *   (ethers' rule: room for the base fee to double); a chain without base fee gets a legacy `eth_gasPrice`.
+ *   (ethers' rule: room for the base fee to double); a chain without base fee gets a legacy `eth_gasPrice`;
+ * - type: when missing, `0x4` for a transaction carrying an `authorizationList` (EIP-7702), else `0x2`.
  */
 export async function transactionPayload(raw: unknown, agentAddress: string, chainId: number, upstream: UpstreamNode | undefined): Promise<TransactionPayload> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw invalidParams('params[0] must be a transaction object');
@@ -43,7 +46,7 @@ async function fill(tx: Record<string, unknown>, from: string, upstream: Upstrea
   if (tx.nonce === undefined) tx.nonce = await upstream.call('eth_getTransactionCount', [from, 'pending']);
   if (tx.gas === undefined && tx.gasLimit === undefined) {
     const call: Record<string, unknown> = { from };
-    for (const key of ['to', 'value', 'data', 'input', 'accessList']) if (tx[key] !== undefined) call[key] = tx[key];
+    for (const key of ['to', 'value', 'data', 'input', 'accessList', 'authorizationList']) if (tx[key] !== undefined) call[key] = tx[key];
     tx.gas = await upstream.call('eth_estimateGas', [call]);
   }
   const legacy = tx.gasPrice !== undefined || (typeof tx.type === 'string' && LEGACY_TYPES.has(tx.type.toLowerCase()));
@@ -66,7 +69,8 @@ async function fill(tx: Record<string, unknown>, from: string, upstream: Upstrea
     tx.maxPriorityFeePerGas = hex(cap !== undefined && suggested > cap ? cap : suggested);
   }
   if (tx.maxFeePerGas === undefined) tx.maxFeePerGas = hex(2n * baseFee + quantity(tx.maxPriorityFeePerGas, 'maxPriorityFeePerGas'));
-  tx.type ??= '0x2';
+  // A transaction carrying an authorization list is EIP-7702 (type 4): stamping 0x2 on it had the decoder refuse it.
+  tx.type ??= tx.authorizationList !== undefined ? '0x4' : '0x2';
 }
 
 /** A hex or decimal quantity as given by a client or a node; anything else is the caller's error. */

@@ -9,7 +9,8 @@ import { applies, defineRule, type Finding } from './types.ts';
  * contract gives that contract the whole account, so every authorization (signed alone, or carried by a
  * type-4 transaction whatever its authority) must name a listed delegate; one with chain id 0 is valid on
  * every chain and is refused unless `allow_any_chain` says otherwise. An authorization is refused when no
- * rule of this type exists in any layer (`governsDelegations`).
+ * rule of this type applies to it in any layer (`governsDelegations`: a rule whose `match` leaves the request out
+ * lists no delegate for it).
  */
 export const delegationsRule = defineRule({
   type: 'delegations',
@@ -26,7 +27,7 @@ export const delegationsRule = defineRule({
     return {
       name: options.name,
       type: 'delegations',
-      governsDelegations: true,
+      governsDelegations: (ctx) => applies(match, ctx),
       windows() {},
       evaluate(ctx) {
         const delegation = ctx.input.intent.delegation;

@@ -52,10 +52,19 @@ export interface CompiledRule {
   evaluate(ctx: RuleContext): RuleVerdict;
   /** validity_window rules: the longest validity they allow (the x402 builder clamps to the smallest). */
   readonly maxValiditySeconds?: number;
-  /** user_operations rules with a paymaster list: whether it lists this paymaster (a paymaster no rule lists is refused). */
-  readonly paymasterListedBy?: (paymaster: string) => boolean;
-  /** delegations rules: EIP-7702 authorizations are refused where no rule governs them. */
-  readonly governsDelegations?: true;
+  /**
+   * user_operations rules with a paymaster list: whether the list applies to this request (the rule's `match` does).
+   * An operation naming a paymaster is refused where no list applies (`paymaster_not_allowed`, default deny); a list
+   * that applies and leaves the paymaster out refuses it itself. A rule whose match does not apply guards nothing
+   * there, so it must not lift the default (found by review).
+   */
+  readonly governsPaymasters?: (ctx: WindowContext) => boolean;
+  /**
+   * delegations rules: whether the rule applies to this request (its `match` does). EIP-7702 authorizations are
+   * refused where no delegations rule applies (`delegate_not_allowed`, default deny): a rule scoped elsewhere lists
+   * no delegate here (found by review).
+   */
+  readonly governsDelegations?: (ctx: WindowContext) => boolean;
   /**
    * approvals rules with `allow_unlimited: true`: whether the rule allows this one unlimited approval of the request
    * (its `match` applies to the request reduced to that approval). An unlimited approval no such rule allows is

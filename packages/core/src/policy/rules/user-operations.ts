@@ -9,7 +9,8 @@ import { applies, defineRule, type Finding } from './types.ts';
  * Limits on ERC-4337 user operations beyond their calls (which policy evaluates one by one): the prefund
  * the account can lose to gas (`max_prefund`: every gas limit times maxFeePerGas), the paymasters it may
  * name and the EntryPoints it may use. A paymaster is an external party (it can charge the account in its
- * postOp), so an operation naming one is refused unless some rule lists it (`paymasterListedBy`).
+ * postOp), so an operation naming one is refused unless a rule whose `match` applies to the operation lists it
+ * (`governsPaymasters`: where no list applies, the evaluator refuses; where one applies, it refuses what it leaves out).
  */
 export const userOperationsRule = defineRule({
   type: 'user_operations',
@@ -18,7 +19,7 @@ export const userOperationsRule = defineRule({
       ...ruleBase,
       type: z.literal('user_operations'),
       max_prefund: amountField.optional().describe('The most (wei) an operation may commit to gas: (call + verification + pre-verification + paymaster gas limits) x maxFeePerGas.'),
-      paymasters: addressListField.optional().describe('Paymasters an operation may name. An operation naming a paymaster no rule lists is refused (paymaster_not_allowed).'),
+      paymasters: addressListField.optional().describe('Paymasters an operation may name where this rule applies. An operation naming a paymaster is refused (paymaster_not_allowed) unless a user_operations rule whose match applies to it lists the paymaster.'),
       entry_points: addressListField.optional().describe('EntryPoint contracts an operation may be signed for; absent: any.'),
       match: matchField.optional(),
     })
@@ -32,7 +33,7 @@ export const userOperationsRule = defineRule({
       name: options.name,
       type: 'user_operations',
       windows() {},
-      paymasterListedBy: paymasters === undefined ? undefined : (paymaster: string) => paymasters.has(paymaster),
+      governsPaymasters: paymasters === undefined ? undefined : (ctx) => applies(match, ctx),
       evaluate(ctx) {
         const op = ctx.input.intent.userOperation;
         if (!op || !applies(match, ctx)) return 'pass';
