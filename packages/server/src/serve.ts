@@ -97,7 +97,9 @@ export async function serveAirlock(config: AirlockConfig, passphrase: VaultUnloc
   let metricsServer: MetricsServer | undefined;
   if (metrics && config.metricsListen) {
     try {
-      metricsServer = await serveMetrics(metrics, config.metricsListen);
+      // The API's host rule (a rebound name is refused): its listed names, and the name the listener is bound to.
+      const metricsHosts = [...(isIP(config.metricsListen.host) ? [] : [config.metricsListen.host]), ...config.allowedHosts];
+      metricsServer = await serveMetrics(metrics, config.metricsListen, { allowedHosts: metricsHosts });
     } catch (e) {
       server.close();
       await holder.close();

@@ -26,7 +26,7 @@ export interface BrowserGuardOptions {
  */
 export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, code: ErrorCode) => void): MiddlewareHandler {
   const origins = new Set(opts.allowedOrigins);
-  const hosts = opts.allowedHosts === 'any' ? undefined : new Set(['localhost', ...opts.allowedHosts.map((h) => h.toLowerCase())]);
+  const hosts = opts.allowedHosts === 'any' ? undefined : allowedHostNames(opts.allowedHosts);
   return async (c, next) => {
     const origin = c.req.header('origin');
     if (origin !== undefined && !origins.has(origin)) {
@@ -59,12 +59,24 @@ function hostRefused(c: Context, hosts: ReadonlySet<string>): boolean {
   return !hostAllowed(new URL(c.req.url).host, hosts) || (header !== undefined && !hostAllowed(header, hosts));
 }
 
+/**
+ * The host names a listener answers to besides IP literals: `localhost` and the names the operator listed
+ * (AIRLOCK_ALLOWED_HOSTS). Build it once per listener: `hostAllowed` remembers its answers per set.
+ */
+export function allowedHostNames(allowedHosts: readonly string[]): ReadonlySet<string> {
+  return new Set(['localhost', ...allowedHosts.map((h) => h.toLowerCase())]);
+}
+
 /** Answers per allowed-names set, by Host value: every request checks the same few hosts (two URL parses each). */
 const hostAnswers = new WeakMap<ReadonlySet<string>, Map<string, boolean>>();
 /** Hosts remembered per set: enough for every name a deployment is reached by; others are checked each time. */
 const MAX_REMEMBERED_HOSTS = 64;
 
-function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
+/**
+ * Whether a `Host` value (name or IP literal, with or without port) is served: an IP literal cannot be rebound,
+ * a name must be in `names` (allowedHostNames). The API's guard and the metrics listener use the same rule.
+ */
+export function hostAllowed(host: string, names: ReadonlySet<string>): boolean {
   let answers = hostAnswers.get(names);
   if (!answers) hostAnswers.set(names, (answers = new Map()));
   const known = answers.get(host);

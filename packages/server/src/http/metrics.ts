@@ -1,7 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { AirlockError, GROUP_COMMIT_SIZE_BOUNDS, type SignedTreeHead, type StoredAuditHead } from '@airlock/core';
+import { allowedHostNames, hostAllowed } from './browser-guard.ts';
 import type { AirlockHolder } from './holder.ts';
 import type { Logger } from './request-log.ts';
 import { budgetUtilisation, type BudgetUtilisation } from './budget-utilisation.ts';
@@ -224,21 +225,45 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
+export interface MetricsListenerOptions {
+  /** Host names served besides IP literals and `localhost` (AIRLOCK_ALLOWED_HOSTS, as on the API port). */
+  allowedHosts?: readonly string[];
+}
+
+/** Every answer of the metrics listener: about now (no cache keeps it) and plain text (no browser sniffs it). */
+const METRICS_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+
 /**
  * `/metrics` on its own listener (AIRLOCK_METRICS_LISTEN), never on the API port: Prometheus needs no
  * admin token (which could freeze agents and approve payments), and the operator decides who can reach it
  * by the address it binds. It answers GET /metrics and nothing else.
+ *
+ * Web pages are kept away as on the API port (browser-guard.ts): a `Host` that is neither an IP literal,
+ * `localhost`, nor a listed name is refused (421 host_not_allowed), so a page that rebinds its own name to this
+ * address cannot read agent names, rule names and budgets; and any request with an `Origin` (a browser's;
+ * Prometheus never sends one) is refused (403 origin_not_allowed).
  */
-export async function serveMetrics(metrics: AirlockMetrics, listen: { host: string; port: number }): Promise<MetricsServer> {
+export async function serveMetrics(metrics: AirlockMetrics, listen: { host: string; port: number }, options: MetricsListenerOptions = {}): Promise<MetricsServer> {
+  const hosts = allowedHostNames(options.allowedHosts ?? []);
+  const refuse = (res: ServerResponse, status: number, text: string) => res.writeHead(status, { ...METRICS_HEADERS, 'content-type': 'text/plain' }).end(text);
   const server: Server = createServer((req, res) => {
+    // No Host at all (HTTP/1.0) cannot come from a browser; one that is sent must be served.
+    if (req.headers.host !== undefined && !hostAllowed(req.headers.host, hosts)) {
+      refuse(res, 421, 'host_not_allowed: use 127.0.0.1, localhost, or a name listed in AIRLOCK_ALLOWED_HOSTS\n');
+      return;
+    }
+    if (req.headers.origin !== undefined) {
+      refuse(res, 403, 'origin_not_allowed: requests from web pages are refused\n');
+      return;
+    }
     const path = (req.url ?? '').split('?')[0];
     if (req.method !== 'GET' || path !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: GET /metrics\n');
+      refuse(res, 404, 'not found: GET /metrics\n');
       return;
     }
     metrics.registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
-      () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics collection failed\n'),
+      (text) => res.writeHead(200, { ...METRICS_HEADERS, 'content-type': metrics.registry.contentType }).end(text),
+      () => refuse(res, 500, 'metrics collection failed\n'),
     );
   });
   await listenOrExplain(server, listen.port, listen.host, 'AIRLOCK_METRICS_LISTEN');
