@@ -103,16 +103,27 @@ export class ApproverService {
     });
   }
 
+  /**
+   * The approval and approver a signed post names, read outside any transaction, once its signature verifies:
+   * `not_found`, `approver_unknown` or `vote_signature_invalid` otherwise. Anyone can post without a token, so
+   * nothing is written (no expiry pass, no row lock) until the post proves it is the approver's.
+   */
+  private async verified(approvalId: string, approverName: string, message: (approver: Approver) => Uint8Array, signature: string, invalid: string): Promise<Approver> {
+    const approval = await this.deps.store.getApproval(approvalId);
+    if (!approval) throw new AirlockError('not_found', 'No such approval.');
+    const approver = await this.deps.store.getApprover(approverName);
+    if (!approver) throw new AirlockError('approver_unknown', 'No such approver.');
+    if (!this.deps.ed25519.verify(approver.publicKey, message(approver), signature)) throw new AirlockError('vote_signature_invalid', invalid);
+    return approver;
+  }
+
   /** An approver reads an approval they may vote on (signed view, same freshness as a vote). */
   async viewApproval(approvalId: string, input: ViewInput): Promise<ApprovalRecord> {
+    const approver = await this.verified(approvalId, input.approver, (a) => approvalViewBytes({ approvalId, approver: a.name, at: input.at }), input.signature, "The signature does not verify under the approver's key.");
+    // Authenticated: the approval as it stands once overdue ones are expired (an overdue one answers as expired).
     await this.operator.expireOverdue();
     const approval = await this.deps.store.getApproval(approvalId);
     if (!approval) throw new AirlockError('not_found', 'No such approval.');
-    const approver = await this.deps.store.getApprover(input.approver);
-    if (!approver) throw new AirlockError('approver_unknown', 'No such approver.');
-    if (!this.deps.ed25519.verify(approver.publicKey, approvalViewBytes({ approvalId, approver: approver.name, at: input.at }), input.signature)) {
-      throw new AirlockError('vote_signature_invalid', "The signature does not verify under the approver's key.");
-    }
     const refused = this.staleness(input.at) ?? this.standing(approver, approval);
     if (refused) throw refused;
     return approval;
@@ -120,6 +131,10 @@ export class ApproverService {
 
   /** Counts a signed vote; answers the approval as it stands after it (granted and signed when it met the quorum). */
   async castVote(approvalId: string, input: VoteInput): Promise<ApprovalRecord> {
+    const voteBytes = (approver: Approver) => approvalVoteBytes({ approvalId, digest: input.digest, decision: input.decision, approver: approver.name, at: input.at, ...(input.comment !== undefined ? { comment: input.comment } : {}) });
+    const invalid = "The vote's signature does not verify under the approver's key; nothing was recorded.";
+    // Verified first with reads only: an unauthenticated post writes nothing and locks nothing.
+    await this.verified(approvalId, input.approver, voteBytes, input.signature, invalid);
     await this.operator.expireOverdue();
     const now = this.deps.clock.now();
     const outcome = await this.deps.store.transaction(async (tx): Promise<{ refused: AirlockError } | { approval: ApprovalRecord; granted?: GrantedApproval }> => {
@@ -127,10 +142,8 @@ export class ApproverService {
       if (!approval) throw new AirlockError('not_found', 'No such approval.');
       const approver = await tx.getApprover(input.approver);
       if (!approver) throw new AirlockError('approver_unknown', 'No such approver.');
-      const message = approvalVoteBytes({ approvalId, digest: input.digest, decision: input.decision, approver: approver.name, at: input.at, ...(input.comment !== undefined ? { comment: input.comment } : {}) });
-      if (!this.deps.ed25519.verify(approver.publicKey, message, input.signature)) {
-        throw new AirlockError('vote_signature_invalid', "The vote's signature does not verify under the approver's key; nothing was recorded.");
-      }
+      // Checked again on what the transaction holds (a second Ed25519 check, for genuine votes only).
+      if (!this.deps.ed25519.verify(approver.publicKey, voteBytes(approver), input.signature)) throw new AirlockError('vote_signature_invalid', invalid);
       // Authenticated: from here every refusal is on the record.
       const refused = await this.refusal(tx, approver, approval, input);
       if (refused) {

@@ -4,11 +4,37 @@ import type { RouteSpec } from './route-table.ts';
 import type { ApprovalWaiters } from './approval-waiters.ts';
 import * as S from './schemas.ts';
 import { approvalJson, approverJson } from './serialize.ts';
-import type { AddApproverInput, ViewInput, VoteInput } from '@airlock/core';
+import { AirlockError, isAirlockError, type AddApproverInput, type ErrorCode, type ViewInput, type VoteInput } from '@airlock/core';
+import type { Context } from 'hono';
+import type { AuthEdge } from './auth.ts';
+import { clientAddress } from './client-address.ts';
 
 const OPERATOR = 'admin';
 
-export function buildApproverRoutes(holder: AirlockHolder, waiters: ApprovalWaiters): RouteSpec[] {
+/** Refusals of a signed post before its signature verified (approver-service.ts): the post proved nothing. */
+const UNVERIFIED: ReadonlySet<ErrorCode> = new Set(['not_found', 'approver_unknown', 'vote_signature_invalid']);
+
+/**
+ * A signed vote or view takes no bearer token, so its failures are limited as a wrong token's are (auth.ts): per
+ * remote address, in the app's failure limiter (AUTH_FAILURES_PER_MINUTE, then `429 rate_limited`), consulted only
+ * after the post failed, so a vote whose signature verifies always passes. Nothing is written for a failed post.
+ * `edge` is absent only when the routes are built for the OpenAPI document.
+ */
+async function limitedUnverified<T>(edge: AuthEdge | undefined, c: Context, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    if (!edge || !isAirlockError(e) || !UNVERIFIED.has(e.code)) throw e;
+    const now = edge.now();
+    const key = `${clientAddress(c)} approver-signature`;
+    const wait = edge.failures.retryAfterMs(key, now);
+    if (wait > 0) throw new AirlockError('rate_limited', 'Too many signed posts that did not verify from this address; wait.', { details: { retryAfterSeconds: Math.ceil(wait / 1000) } });
+    edge.failures.record(key, now);
+    throw e;
+  }
+}
+
+export function buildApproverRoutes(holder: AirlockHolder, waiters: ApprovalWaiters, edge?: AuthEdge): RouteSpec[] {
   const A = () => holder.get();
   return [
     {
@@ -30,11 +56,11 @@ export function buildApproverRoutes(holder: AirlockHolder, waiters: ApprovalWait
       // No bearer token: the vote's Ed25519 signature is the credential (an approver's CLI, the console, or a
       // webhook callback from the approver's own system can post it).
       method: 'post', path: '/v1/approvals/:id/votes', operationId: 'voteOnApproval', summary: "An approver's signed vote; the vote that meets the quorum grants and signs", tag: 'approvals', auth: 'none', body: S.VoteRequest,
-      responses: { 200: S.ApprovalSchema }, errors: [400, 401, 403, 404, 409],
+      responses: { 200: S.ApprovalSchema }, errors: [400, 401, 403, 404, 409, 429],
       handler: async (c, { body }) => {
         const id = c.req.param('id')!;
         try {
-          return c.json(approvalJson(await A().approvers.castVote(id, body as VoteInput)));
+          return c.json(approvalJson(await limitedUnverified(edge, c, () => A().approvers.castVote(id, body as VoteInput))));
         } finally {
           waiters.notify(id);
         }
@@ -42,8 +68,8 @@ export function buildApproverRoutes(holder: AirlockHolder, waiters: ApprovalWait
     },
     {
       method: 'post', path: '/v1/approvals/:id/view', operationId: 'viewApprovalAsApprover', summary: 'An eligible approver reads an approval before voting (signed read, no bearer token)', tag: 'approvals', auth: 'none', body: S.ViewApprovalRequest,
-      responses: { 200: S.ApprovalSchema }, errors: [400, 401, 403, 404, 409],
-      handler: async (c, { body }) => c.json(approvalJson(await A().approvers.viewApproval(c.req.param('id')!, body as ViewInput))),
+      responses: { 200: S.ApprovalSchema }, errors: [400, 401, 403, 404, 409, 429],
+      handler: async (c, { body }) => c.json(approvalJson(await limitedUnverified(edge, c, () => A().approvers.viewApproval(c.req.param('id')!, body as ViewInput)))),
     },
   ];
 }

@@ -9,6 +9,8 @@ export class AttemptLimiter {
   private readonly max: number;
   private readonly windowMs: number;
   private readonly maxKeys: number;
+  /** Until then every key is at its limit (makeRoom found no slot): new keys are not taken, without a sweep. */
+  private fullUntil = 0;
 
   constructor(max: number, windowMs = 60_000, maxKeys = 10_000) {
     if (!(max >= 1 && windowMs >= 1 && maxKeys >= 1)) throw new RangeError('AttemptLimiter: max, windowMs and maxKeys must be positive');
@@ -17,14 +19,38 @@ export class AttemptLimiter {
     this.maxKeys = maxKeys;
   }
 
-  /** Records one attempt. Only the newest `max` are kept: that is all `retryAfterMs` needs. */
+  /**
+   * Records one attempt. Only the newest `max` are kept: that is all `retryAfterMs` needs.
+   *
+   * Memory stays bounded whatever keys a flood invents, without lifting anyone's limit: a new key that finds the
+   * map full makes room by forgetting keys whose attempts all left the window, then keys under their limit (a
+   * limit only lifts early for keys not at it yet). A map full of keys at their limit does not take the new key:
+   * its attempts go uncounted until one of them expires, which only ever spares a credential that failed (a
+   * genuine one never consults this). The sweep is O(keys) and runs only when the map is full.
+   */
   record(key: string, now: number): void {
     const list = this.live(key, now);
     list.push(now);
     if (list.length > this.max) list.shift();
-    // Forgetting everything only lifts limits early; memory stays bounded whatever keys a flood invents.
-    if (!this.attempts.has(key) && this.attempts.size >= this.maxKeys) this.attempts.clear();
+    if (!this.attempts.has(key) && this.attempts.size >= this.maxKeys && !this.makeRoom(now)) return;
     this.attempts.set(key, list);
+  }
+
+  /** Frees at least one slot if it can (see record); false when every key is at its limit. */
+  private makeRoom(now: number): boolean {
+    // Nothing can have expired before this: a full map of limited keys costs no sweep per new key.
+    if (now < this.fullUntil) return false;
+    for (const [k, list] of this.attempts) if (now - list[list.length - 1]! >= this.windowMs) this.attempts.delete(k);
+    if (this.attempts.size < this.maxKeys) return true;
+    let nextExpiry = Infinity;
+    for (const [k, list] of this.attempts) {
+      // A stored list is in time order and holds at most `max`: at its limit when full and its oldest still counts.
+      if (list.length < this.max || now - list[0]! >= this.windowMs) this.attempts.delete(k);
+      else nextExpiry = Math.min(nextExpiry, list[0]! + this.windowMs);
+    }
+    if (this.attempts.size < this.maxKeys) return true;
+    this.fullUntil = nextExpiry;
+    return false;
   }
 
   /** 0 while the key is under its limit; else how long until its oldest counted attempt leaves the window. */

@@ -422,7 +422,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
         }
       },
     },
-    ...buildApproverRoutes(holder, waiters),
+    ...buildApproverRoutes(holder, waiters, edge),
     ...buildX402Routes(holder),
     ...buildNostrRoutes(holder),
     ...buildLightningRoutes(holder),
