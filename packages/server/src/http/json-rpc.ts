@@ -18,6 +18,7 @@ import { invalidParams, notTheAgent, transactionPayload } from './json-rpc-trans
 import { UPSTREAM_MAX_BATCH_ANSWER_BYTES, upstreamNode, type AnswerBudget, type UpstreamNode } from './json-rpc-upstream.ts';
 import { readBodyBytes } from './request-body.ts';
 import { idempotencyKeyOf } from './request-context.ts';
+import { noteDecision } from './request-log.ts';
 
 export const JSON_RPC_PATH = '/v1/rpc/:chainId';
 const ROUTE = `POST ${JSON_RPC_PATH}`;
@@ -227,6 +228,7 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
   async function sign(ctx: CallContext, action: string, payload: unknown): Promise<{ signature: string; signedTransaction?: string; transactionHash?: string; auditSeq: number }> {
     const idempotencyKey = idempotencyKeyOf(ctx.c);
     const outcome = await holder.get().signing.sign(ctx.auth, action, payload, idempotencyKey);
+    noteDecision(ctx.c, outcome.body);
     const refused = rpcErrorFromOutcome(outcome);
     if (refused) throw refused;
     return outcome.body as { signature: string; signedTransaction?: string; transactionHash?: string; auditSeq: number };

@@ -137,9 +137,9 @@ export class AirlockMetrics {
   }
 
   /** One answered request. `decision` only for signing outcomes. */
-  observeRequest(method: string, route: string, status: number, seconds: number, decision?: DecisionLabels, errorCode?: string): void {
+  observeRequest(method: string, route: string, status: number, seconds: number, decisions: readonly DecisionLabels[] = [], errorCode?: string): void {
     this.requestDuration.observe({ method, route, status: String(status) }, seconds);
-    if (decision) this.decisions.inc({ outcome: decision.outcome, rule: decision.rule, code: decision.code });
+    for (const decision of decisions) this.decisions.inc({ outcome: decision.outcome, rule: decision.rule, code: decision.code });
     if (errorCode === 'store_unavailable') this.storeErrors.inc({ source: 'request' });
   }
 }

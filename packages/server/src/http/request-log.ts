@@ -174,9 +174,14 @@ export function requestObserver(options: RequestObserverOptions): MiddlewareHand
     const seconds = (performance.now() - started) / 1000;
     const route = routePattern(c);
     const status = c.res.status;
-    const decision = decisionOf(answered);
+    // A route that decides inside its answer (JSON-RPC: 200 with a JSON-RPC error, one decision per signing call of
+    // a batch) notes its decisions itself; the REST signing routes' answers carry theirs.
+    const noted = c.get(DECISIONS_NOTED) as DecisionLabels[] | undefined;
+    const answeredDecision = decisionOf(answered);
+    const decisions = noted ?? (answeredDecision ? [answeredDecision] : []);
+    const decision = decisions.find((d) => d.outcome === 'deny') ?? decisions.find((d) => d.outcome === 'require_approval') ?? decisions[0];
     const errorCode = errorCodeOf(answered);
-    metrics?.observeRequest(c.req.method, route, status, seconds, decision, errorCode);
+    metrics?.observeRequest(c.req.method, route, status, seconds, decisions, errorCode);
     if (!logger) return;
     const principal = c.get('principal') as Principal | undefined;
     logger.log(status >= 500 ? 'error' : 'info', 'request', {
@@ -199,6 +204,23 @@ function routePattern(c: Context): string {
 }
 
 type Answer = { decision?: unknown; violations?: { rule?: string; code?: string }[]; error?: { code?: unknown; violations?: { rule?: string; code?: string }[] } };
+
+/** The context key under which a route notes the signing decisions it made (`noteDecision`). */
+const DECISIONS_NOTED = 'signingDecisions';
+
+/**
+ * Notes the decision of one signing call answered inside a route's own answer shape (JSON-RPC), from the signing
+ * answer's body, so the request log and `airlock_decisions_total` count it as they count a REST signing route's
+ * (found by review: policy denials through /v1/rpc/:chainId were counted nowhere, so an agent probing there stayed
+ * under any deny-rate alert).
+ */
+export function noteDecision(c: Context, signingAnswer: unknown): void {
+  const decision = decisionOf(signingAnswer);
+  if (!decision) return;
+  const noted = (c.get(DECISIONS_NOTED) as DecisionLabels[] | undefined) ?? [];
+  noted.push(decision);
+  c.set(DECISIONS_NOTED, noted);
+}
 
 /** A signing outcome, from the body of a sign or x402 pay answer (deny bodies name their violations). */
 function decisionOf(answered: unknown): DecisionLabels | undefined {
