@@ -261,7 +261,9 @@ export function createOutboundFetch(options: OutboundOptions): typeof globalThis
     const body = request.body ? Buffer.from(await request.arrayBuffer()) : undefined;
     const headers: Record<string, string> = { accept: '*/*', 'user-agent': 'airlock-mcp' };
     request.headers.forEach((value, name) => (headers[name] = value));
-    for (const hopByHop of ['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer']) delete headers[hopByHop];
+    // The tools refuse these from the model (fields.ts); dropped here too, so that node:http sends the URL's own Host
+    // (a given Host reaches the wire and picks the virtual host that answers) and framing of its own.
+    for (const hopByHop of ['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'expect', 'proxy-authorization', 'proxy-connection']) delete headers[hopByHop];
     if (body) headers['content-length'] = String(body.length);
     const hostname = url.hostname.replace(/^\[|\]$/g, '');
     const requestOptions: RequestOptions & { servername?: string } = {

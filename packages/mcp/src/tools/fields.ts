@@ -33,6 +33,14 @@ export function paidFetchShape(headersNote = '') {
   };
 }
 
+/**
+ * Headers that say where and how the request travels, which the tool sets from the URL and the body: never the
+ * model's. A model's `Host` reached the wire (node:http sends a given Host in place of the URL's), so the request
+ * went to the URL's checked address but another virtual host answered, was paid and got the L402 credential,
+ * while Airlock judged the payment under the URL's resource (found by review).
+ */
+const SET_BY_THE_TOOL = new Set(['host', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'te', 'trailer', 'expect', 'proxy-authorization', 'proxy-connection']);
+
 /** An HTTP header name: a token (RFC 7230 §3.2.6). */
 const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** A header value as node:http sends it: visible ASCII, Latin-1 obs-text, space and tab (RFC 7230 §3.2): no CR, LF, NUL. */
@@ -41,8 +49,8 @@ const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 /**
  * The model's request headers, checked before anything is fetched or signed: a name that is no token or a value
  * fetch or node:http would refuse is `invalid_request` (found by review: they failed later as `internal`, with
- * undici's message), as is a name in `reserved` (headers the tool sets itself). Values are not echoed: a model
- * may have put a secret in one.
+ * undici's message), as is a header that says where the request travels (`SET_BY_THE_TOOL`) or a name in
+ * `reserved` (headers the tool sets itself). Values are not echoed: a model may have put a secret in one.
  */
 export function checkRequestHeaders(headers: Record<string, string> | undefined, reserved?: { names: string[]; why: string }): void {
   for (const [name, value] of Object.entries(headers ?? {})) {
@@ -52,6 +60,9 @@ export function checkRequestHeaders(headers: Record<string, string> | undefined,
     }
     if (!HEADER_VALUE.test(value)) {
       throw new ToolError('invalid_request', `headers: the value of ${shown} holds a character a header cannot carry.`, ['Header values are Latin-1 text without CR, LF, NUL or other control characters (tab is allowed).']);
+    }
+    if (SET_BY_THE_TOOL.has(name.toLowerCase())) {
+      throw new ToolError('invalid_request', `headers: ${shown} is set by this tool.`, ['The host comes from the URL, and the connection and length headers from the request itself; send the request without them.']);
     }
     if (reserved?.names.includes(name.toLowerCase())) throw new ToolError('invalid_request', `headers: ${shown} is not accepted here.`, [reserved.why]);
   }
