@@ -156,7 +156,10 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
       responses: { 200: S.DryRunResponse },
       handler: async (c, { body }) => {
         const b = body as { action: string; payload: unknown };
-        return c.json(await dryRun(agentOf(c), b.action, b.payload));
+        // What staged candidate policies would decide is the operator's to read (found by review: an agent's dry-run
+        // showed each candidate's rules and limits, the fleet's next cap among them, so it could spend before it landed).
+        const { shadow: _candidates, ...outcome } = await dryRun(agentOf(c), b.action, b.payload);
+        return c.json(outcome);
       },
     },
     {

@@ -197,7 +197,7 @@ export const DryRunResponse = apiSchema(
     decision: DecisionSchema,
     intent: jsonObject,
     digest: z.string().describe('hex digest that would be signed'),
-    shadow: z.array(ShadowComparisonSchema).optional().describe('Only when a candidate policy is staged for the agent or the fleet (docs/policy.md, shadow policies)'),
+    shadow: z.array(ShadowComparisonSchema).optional().describe('Only on the operator\'s dry-run (POST /v1/policies/dry-run), and only when a candidate policy is staged for the agent or the fleet (docs/policy.md, shadow policies)'),
   }),
 );
 
