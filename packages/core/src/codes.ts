@@ -162,6 +162,7 @@ export const VIOLATION_CODES = {
   denied_by_rule: 'An explicit deny rule matches the request.',
   chain_not_allowed: 'The chain is not in the allowed list.',
   action_not_allowed: 'The action is not in the session scope.',
+  replay_not_allowed: 'A derived session resent a request another session made: it collects only its own requests\' signatures and those of sessions derived from it.',
   amount_exceeds_max: 'The amount exceeds the per-request maximum for this asset.',
   budget_exceeded: 'The rolling-window budget would be exceeded.',
   rate_limit_exceeded: 'The rolling-window request count would be exceeded.',

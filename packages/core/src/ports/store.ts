@@ -390,6 +390,12 @@ export interface TransactionOptions {
 export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx, ThresholdBindingStoreTx {
   getAgent(id: string): Promise<Agent | undefined>;
   getSession(id: string): Promise<Session | undefined>;
+  /**
+   * The session named by the committed audit entry `seq` (the session that made that request): `{}` when the entry
+   * names none, undefined when there is no such committed entry (PostgreSQL writes a batch's entries at its commit,
+   * so another request's entry of the same batch is not found yet).
+   */
+  auditEntrySession(seq: number): Promise<{ sessionId?: string } | undefined>;
   /** Latest policy for each scope (fleet, agent:<id>), read inside the transaction. */
   getPolicy(scope: string): Promise<PolicyRecord | undefined>;
 

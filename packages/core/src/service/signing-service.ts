@@ -413,7 +413,7 @@ export class SigningService {
    * guard count signatures), and the replay has its own audit entry pointing at the original.
    */
   private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>): Promise<TxOutcome> {
-    const violations = sessionScopeViolations(session.scope, session.id, req.input, req.ancestors);
+    const violations = [...(await this.replayOriginViolations(tx, session, originalSeq)), ...sessionScopeViolations(session.scope, session.id, req.input, req.ancestors)];
     if (violations.length > 0) {
       const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion: `session:${session.id}` };
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', violations);
@@ -424,6 +424,26 @@ export class SigningService {
     const entry = await this.appendReplayEntry(tx, req, originalSeq, 'allow');
     await tx.appendLedger(countWritesFor(req.input), req.now, entry.seq);
     return { release: { auditSeq: originalSeq, replayed: true, extra: { ...extra, replayAuditSeq: entry.seq } } };
+  }
+
+  /**
+   * Whether `session` may collect the signature of the request recorded at `originalSeq`. A derived session collects
+   * only its own requests' and those of sessions derived from it, as it reads approval results (`mayCollectResultOf`):
+   * a replay is judged by the sending session's actions and chains but charges nothing, so a sub-agent whose budget
+   * is 1 USDC collected its parent's 60 USDC authorization by resending the request its approval showed (found by
+   * review). A session the operator issued (no parent) collects any of the agent's, so a renewed session may retry.
+   */
+  private async replayOriginViolations(tx: StoreTx, session: Session, originalSeq: number): Promise<Violation[]> {
+    if (session.parentId === undefined) return [];
+    const origin = (await tx.auditEntrySession(originalSeq))?.sessionId;
+    if (origin === session.id) return [];
+    if (origin !== undefined) {
+      const originSession = await tx.getSession(origin);
+      const below = originSession?.agentId === session.agentId && originSession.parentId !== undefined
+        && (await readAncestors(tx, originSession).catch(() => [])).some((a) => a.id === session.id);
+      if (below) return [];
+    }
+    return [{ rule: `session/${session.id}/replay`, code: 'replay_not_allowed', message: `the signature recorded at audit entry ${originalSeq} was requested by another session; a derived session collects only its own requests' signatures and those of sessions derived from it` }];
   }
 
   private appendReplayEntry(tx: StoreTx, req: SignRequest, originalSeq: number, decision: 'allow' | 'deny' | 'require_approval', violations?: Violation[]) {

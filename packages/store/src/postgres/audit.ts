@@ -104,6 +104,13 @@ export async function readAudit(q: Q, fromSeq: number, limit: number): Promise<A
   return rows.map(auditEntryFromRow);
 }
 
+/** StoreTx.auditEntrySession (committed entries only: a batch writes its entries at its commit). */
+export async function auditEntrySession(q: Q, seq: number): Promise<{ sessionId?: string } | undefined> {
+  const [row] = await q('SELECT session_id FROM audit_entries WHERE seq = $1', [seq]);
+  if (!row) return undefined;
+  return row.session_id === null || row.session_id === undefined ? {} : { sessionId: String(row.session_id) };
+}
+
 /** Rows a writer never makes: no leaf index, or a negative one (a row inserted behind the log's back). */
 export async function auditEntriesOutsideTree(q: Q, limit: number): Promise<number[]> {
   const rows = await q('SELECT seq FROM audit_entries WHERE leaf_index IS NULL OR leaf_index < 0 ORDER BY seq LIMIT $1', [clampLimit(limit)]);

@@ -230,6 +230,12 @@ export class PostgresStoreTx implements StoreTx {
     if (read && !read.session) return new Promise((resolve, reject) => (read.session = { id, resolve, reject }));
     return records.getSession(this.q, id);
   }
+  async auditEntrySession(seq: number): Promise<{ sessionId?: string } | undefined> {
+    this.live();
+    const own = this.auditEntries.find((e) => e.seq === seq);
+    if (own) return own.sessionId === undefined ? {} : { sessionId: own.sessionId };
+    return audit.auditEntrySession(this.q, seq);
+  }
   /** Calls made together (the fleet and agent layers) share one round trip. */
   getPolicy(scope: string): Promise<PolicyRecord | undefined> {
     this.live();

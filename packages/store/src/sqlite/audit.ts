@@ -57,6 +57,13 @@ export function readAudit(db: SqliteDb, fromSeq: number, limit: number): AuditEn
   return db.all('SELECT * FROM audit_entries WHERE seq >= ? AND +leaf_index >= 0 ORDER BY seq LIMIT ?', fromSeq, clampLimit(limit, limit, MAX_READ_PAGE)).map(auditEntryFromRow);
 }
 
+/** StoreTx.auditEntrySession. */
+export function auditEntrySession(db: SqliteDb, seq: number): { sessionId?: string } | undefined {
+  const row = db.get('SELECT session_id FROM audit_entries WHERE seq = ?', seq);
+  if (!row) return undefined;
+  return row.session_id === null || row.session_id === undefined ? {} : { sessionId: String(row.session_id) };
+}
+
 /** Rows a writer never makes: no leaf index, or a negative one (a row inserted behind the log's back). */
 export function auditEntriesOutsideTree(db: SqliteDb, limit: number): number[] {
   return db.all('SELECT seq FROM audit_entries WHERE leaf_index IS NULL OR leaf_index < 0 ORDER BY seq LIMIT ?', clampLimit(limit)).map((r) => toInt(r.seq));

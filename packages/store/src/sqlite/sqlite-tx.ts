@@ -54,6 +54,9 @@ export class SqliteStoreTx implements StoreTx {
   async getSession(id: string): Promise<Session | undefined> {
     return records.getSession(this.live(), id);
   }
+  async auditEntrySession(seq: number): Promise<{ sessionId?: string } | undefined> {
+    return audit.auditEntrySession(this.live(), seq);
+  }
   async getPolicy(scope: string): Promise<PolicyRecord | undefined> {
     return records.getPolicy(this.live(), scope);
   }
