@@ -244,11 +244,13 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
       const res = await sign(token, psbtWith(type, sighashType, sighashType));
       await refused(res, agent.id, 403, 'policy_denied');
       // Under NONE the change is no longer the agent's (no signature commits to it): a destination too. Under
-      // ALL|ANYONECANPAY neither: signatures of several requests could each count it as returned.
-      const uncounted = (sighashType & 0x1f) === SIGHASH_NONE || acp(sighashType);
+      // ALL|ANYONECANPAY neither: signatures of several requests could each count it as returned. Under NONE
+      // every output can be removed after signing, the whole coin left as the fee: past the 100 sat/vB cap.
+      const none = (sighashType & 0x1f) === SIGHASH_NONE;
+      const uncounted = none || acp(sighashType);
       assert.deepEqual(
         res.body.error.violations.map((v: any) => v.code),
-        uncounted ? ['destination_not_allowed', 'sighash_not_allowed'] : ['sighash_not_allowed'],
+        [...(uncounted ? ['destination_not_allowed'] : []), ...(none ? ['fee_rate_exceeds_cap'] : []), 'sighash_not_allowed'],
         `${type} 0x${sighashType.toString(16)}`,
       );
     }
@@ -481,7 +483,11 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
       const refusedPsbt = buildPsbt(listedChain, [fundedInput(listedChain, listed.wallet.receive(type, 0), 100_000n, { sighashType, withPreviousTransaction })], [payTo(listedChain, PAYEE, 10_000n), walletOutput(listed.wallet.change(type, 0), 89_000n)]).toBase64();
       const refusedRes = await sign(listed.token, refusedPsbt);
       await refused(refusedRes, listed.agent.id, 403, 'policy_denied');
-      assert.deepEqual(refusedRes.body.error.violations.map((v: any) => [v.code, v.message]), [['destination_not_allowed', `${listed.wallet.change(type, 0).address} is not in the destination allowlist`]]);
+      // And the fee rate cap (100 sat/vB) judges the fee left once those outputs are removed: 90,000 or 100,000 sat.
+      assert.deepEqual(refusedRes.body.error.violations.map((v: any) => [v.code, v.code === 'fee_rate_exceeds_cap' ? 'cap' : v.message]), [
+        ['destination_not_allowed', `${listed.wallet.change(type, 0).address} is not in the destination allowlist`],
+        ['fee_rate_exceeds_cap', 'cap'],
+      ]);
 
       // Without one, it is signed and the budget counts the change as money that can leave.
       const open = { version: 1, rules: [{ type: 'allow', name: 'any', match: { actions: ['bitcoin.psbt'], bitcoin_sighash: [name] } }, { type: 'budget', name: 'daily', asset: BTC, max: '1000000000', window: '24h' }] };

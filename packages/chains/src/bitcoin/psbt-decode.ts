@@ -12,7 +12,7 @@ import { assertSignableVersion, decodePsbtBase64, parsePsbt } from './psbt-parse
 import { bitcoinInfo, psbtIntent } from './psbt-intent.ts';
 import { changePath, isFinal, ownInput, type Prevout } from './psbt-ownership.ts';
 import { completePsbt, placeholderSignatures, type OwnInput, type PreparedPsbt } from './psbt-sign.ts';
-import { isAnyoneCanPay, isSighashSingle, segwitV0Sighash, taprootSighash } from './sighash.ts';
+import { commitsToOutput, isAnyoneCanPay, isSighashSingle, segwitV0Sighash, taprootSighash } from './sighash.ts';
 import { taskCommitment, type CommittedTask } from './signatures.ts';
 
 /** What `bitcoin.psbt` decodes (the route checked the shape; decode checks it again). */
@@ -56,7 +56,7 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
   // ALL|ANYONECANPAY every signature commits to every output but to no other input, so signatures from several
   // requests, each counting the same change as returned, combine into one transaction that returns it once:
   // none of its outputs is counted as returned (SINGLE|ANYONECANPAY pairs each input with its own output).
-  const changePaths = outputs.map((output, i) => (own.every((mine) => commitsToOutput(mine, i) && !isAllAnyoneCanPay(mine.sighash)) ? changePath(output, i, account, coin) : undefined));
+  const changePaths = outputs.map((output, i) => (own.every((mine) => commitsToOutput(mine.sighash, mine.index, i) && !isAllAnyoneCanPay(mine.sighash)) ? changePath(output, i, account, coin) : undefined));
   if (own.length === 0) throw new AirlockError('psbt_nothing_to_sign', "no input names one of the agent's keys with a script that derivation reproduces");
   assertSpendsValue(own, prevouts);
   // A valid PSBT (BIP-174 has one as a test vector), but not a transaction consensus accepts: nothing to sign for.
@@ -89,13 +89,6 @@ export function decodePsbtRequest(payload: unknown, signer: SignerContext): Deco
     tasks: tasks.map(({ path, digest, scheme }) => ({ path, digest, scheme })),
     prepared,
   };
-}
-
-/** Whether the signature of an input of the agent covers output `index`: ALL (and taproot's DEFAULT) covers every output, SINGLE the one at its own index, NONE none. */
-function commitsToOutput(mine: OwnInput, index: number): boolean {
-  const base = mine.sighash & 0x1f;
-  if (base === 0 || base === 1) return true;
-  return isSighashSingle(mine.sighash) && mine.index === index;
 }
 
 function isAllAnyoneCanPay(sighash: number): boolean {

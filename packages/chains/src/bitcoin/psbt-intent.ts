@@ -7,8 +7,8 @@ import type { TransactionInput, TransactionOutput } from '@scure/btc-signer/psbt
 import { addressOf } from './account.ts';
 import type { Prevout } from './psbt-ownership.ts';
 import type { OwnInput } from './psbt-sign.ts';
-import { sighashName } from './sighash.ts';
-import { otherInputSize, ownInputSize, virtualSize } from './vsize.ts';
+import { commitsToOutput, isAnyoneCanPay, sighashName } from './sighash.ts';
+import { highestFeeRate, higherRate, otherInputSize, ownInputSize, virtualSize, type InputSize, type RateBasis } from './vsize.ts';
 
 function scriptTypeOf(script: Uint8Array): string {
   try {
@@ -60,13 +60,11 @@ export function bitcoinInfo(
       ...(path !== undefined ? { path } : {}),
     };
   });
-  const vsize = virtualSize(
-    inputs.map((input, i) => {
-      const mine = ownByIndex.get(i);
-      return mine ? ownInputSize(mine.type, mine.sighash) : otherInputSize(input, prevouts[i]!.script);
-    }),
-    outputs.map((o) => o.script!),
-  );
+  const sizes = inputs.map((input, i) => {
+    const mine = ownByIndex.get(i);
+    return mine ? ownInputSize(mine.type, mine.sighash) : otherInputSize(input, prevouts[i]!.script);
+  });
+  const { feeSat: rateFeeSat, vsize } = rateBasis(prevouts, outputs, own, sizes, feeSat);
   const sighashes: SighashName[] = [];
   for (const mine of own) {
     const name = sighashName(mine.sighash)!;
@@ -80,12 +78,57 @@ export function bitcoinInfo(
     outputs: infoOutputs,
     feeSat,
     vsize,
-    // Rounded up: a rule capping the rate must never see less than the true figure.
-    feeRate: Number((feeSat * 1000n + BigInt(vsize) - 1n) / BigInt(vsize)) / 1000,
+    // Rounded up: a rule capping the rate must never see less than the true figure. feeSat / vsize, unless the
+    // signatures allow a transaction with a higher fee than this one's (rateBasis).
+    feeRate: Number((rateFeeSat * 1000n + BigInt(vsize) - 1n) / BigInt(vsize)) / 1000,
     locktime: tx.lockTime,
     rbf: infoInputs.some((i) => i.sequence < 0xfffffffe),
     sighashes,
   };
+}
+
+/** The smallest output there is (an empty script, 9 bytes): a transaction has at least one output. */
+const SMALLEST_OUTPUT = new Uint8Array(0);
+
+/**
+ * The transaction the fee rate is judged on: the one paying the highest rate that the agent's signatures allow,
+ * not only the PSBT's. The agent's signatures commit to some inputs and outputs; the rest can change after they
+ * are made (an attack review had a co-signer's 0-sat P2SH 15-of-15 input judged beside the agent's
+ * ALL|ANYONECANPAY input at 2.85 sat/vB under a 10 sat/vB cap; the chain took the agent's input alone at
+ * 50 sat/vB). So:
+ * - With every input (what a signature without ANYONECANPAY needs): the outputs that some signature of the agent
+ *   commits to, the others removed (SIGHASH_NONE, or SINGLE at another index, commits to none of them), and the
+ *   fee every input minus those outputs: the PSBT's own fee and size when every signature is ALL or DEFAULT.
+ * - When some signature is ANYONECANPAY: any of the inputs other signers hold and of the agent's ANYONECANPAY
+ *   ones, with the outputs every signature of the agent commits to; the subset paying the highest rate
+ *   (highestFeeRate). Its own coins count too: dust of the agent's, signed ANYONECANPAY and left out after,
+ *   would pad the size like a co-signer's. The subset may leave out all of the agent's inputs (a transaction
+ *   its signatures are not in): a bound above the true one, which can only make a cap refuse.
+ * Inputs no PSBT shows can always be added under ANYONECANPAY, paying whatever their owner gives away: what a
+ * cap bounds is the fee from the coins the PSBT shows. The absolute caps (max_fee_sat, max_fee_percent) read
+ * the PSBT's own fee, which is what is charged.
+ */
+function rateBasis(prevouts: readonly Prevout[], outputs: readonly TransactionOutput[], own: readonly OwnInput[], sizes: readonly InputSize[], feeSat: bigint): RateBasis {
+  const committed = (every: boolean) =>
+    outputs.flatMap((_, i) => {
+      const commits = (mine: OwnInput) => commitsToOutput(mine.sighash, mine.index, i);
+      return (every ? own.every(commits) : own.some(commits)) ? [i] : [];
+    });
+  const scripts = (indexes: readonly number[]) => (indexes.length > 0 ? indexes.map((i) => outputs[i]!.script!) : [SMALLEST_OUTPUT]);
+  const amount = (indexes: readonly number[]) => indexes.reduce((sum, i) => sum + outputs[i]!.amount!, 0n);
+  const some = committed(false);
+  const allInputs = prevouts.reduce((sum, p) => sum + p.amount, 0n);
+  // Never below the PSBT's fee (it is, whenever every output is committed to).
+  const whole: RateBasis = { feeSat: some.length === outputs.length ? feeSat : allInputs - amount(some), vsize: virtualSize(sizes, scripts(some)) };
+  if (!own.some((mine) => isAnyoneCanPay(mine.sighash))) return whole;
+  const ownByIndex = new Map(own.map((o) => [o.index, o]));
+  const optional = prevouts.flatMap((p, i) => {
+    const mine = ownByIndex.get(i);
+    return !mine || isAnyoneCanPay(mine.sighash) ? [{ size: sizes[i]!, amount: p.amount }] : [];
+  });
+  const every = committed(true);
+  const smaller = highestFeeRate(optional, scripts(every), amount(every));
+  return smaller && higherRate(smaller, whole) ? smaller : whole;
 }
 
 export function psbtIntent(info: BitcoinInfo, from: string): Intent {

@@ -130,8 +130,10 @@ test('several inputs, some not the agent\'s: only the agent\'s are signed; final
   const done = await signRequest(vault, 'bitcoin.psbt', { psbt: c.base64(), network: 'regtest', finalize: true });
   assert.deepEqual(done.result.signedInputs, [0]);
   assertTransactionSignaturesValid(done.result.transaction!, prevoutsOf(c.base64()), [0]);
-  // The stranger's final witness is counted as it is in the size.
-  assert.equal(done.decoded.intent.bitcoin!.vsize, bitcoinVsize(done.result.transaction!));
+  // The stranger's final witness counts at most as it is: as the template, with the 60-byte signature its
+  // signer could swap in (k = 1/2) after the agent signed, 11 or 12 weight units below its own.
+  const [estimated, real] = [done.decoded.intent.bitcoin!.vsize, bitcoinVsize(done.result.transaction!)];
+  assert.ok(estimated <= real && real - estimated <= 3, `estimated ${estimated} vB, signed ${real} vB`);
 });
 
 function bitcoinVsize(hex: string): number {

@@ -34,6 +34,17 @@ export function isAnyoneCanPay(type: number): boolean {
 }
 
 /**
+ * Whether the signature of input `inputIndex` with this sighash type commits to output `outputIndex`: ALL (and
+ * taproot's DEFAULT) to every output, SINGLE to the one at its own input's index, NONE to none. An output no
+ * signature of a set commits to can be changed or removed after they are made.
+ */
+export function commitsToOutput(type: number, inputIndex: number, outputIndex: number): boolean {
+  const base = type & 0x1f;
+  if (base === 0 || base === SIGHASH_ALL) return true;
+  return isSighashSingle(type) && inputIndex === outputIndex;
+}
+
+/**
  * BIP-143 for a P2WPKH input: the script code is the P2PKH script of the key's hash, and the digest commits to
  * this input's amount only (hence the full previous transaction we require for the agent's segwit v0 inputs).
  */
