@@ -293,6 +293,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(codesOf(await event(nostrEvent(4, 'psst', [['p', NOSTR_STRANGER]]))), ['agent/dm-friends nostr_tag_not_allowed']);
       assert.deepEqual(codesOf(await event(nostrEvent(1, 'yesterday', [], unixNow() - 86_400))), ['agent/fresh-and-short nostr_created_at_out_of_window']);
       assert.deepEqual(codesOf(await event(nostrEvent(1, 'my key is nsec1qqqq'))), ['agent/fresh-and-short nostr_content_not_allowed']);
+      assert.deepEqual(codesOf(await event(nostrEvent(1, 'my key is NSEC1QQQQ'))), ['agent/fresh-and-short nostr_content_not_allowed'], 'bech32 is case-insensitive');
       assert.deepEqual(codesOf(await event(nostrEvent(1, 'x'.repeat(2001)))), ['agent/fresh-and-short nostr_content_too_large']);
       // Notes: gm above was the first of three a minute; the refused ones were never counted.
       for (const n of ['two', 'three']) assert.equal((await event(nostrEvent(1, n))).status, 200);

@@ -65,6 +65,48 @@ function tagValues(tags: string[][], names: readonly string[]): string[] {
   return [...out];
 }
 
+const HEX_PUBKEY = /^[0-9a-fA-F]{64}$/;
+/** An addressable event's coordinate, `<kind>:<pubkey>:<d tag>` (NIP-01 `a` tags, NIP-22 `A`). */
+const ADDRESS = /^\d+:([0-9a-fA-F]{64}):/;
+
+/**
+ * Every pubkey the tags name, lowercase: `p` and NIP-22 `P` (mentioned and root authors), NIP-57 `zap` (who the
+ * note's zaps are paid to, Appendix G; found by an earlier review), NIP-26 `delegation` (the delegator), the author
+ * hint of `q` (NIP-18, 4th element) and of `e`/`E` (NIP-10 marked form, 5th element; NIP-22 `E`, 4th), and the author
+ * in `a`/`A` coordinates. A malformed value under `p`, `P`, `zap` or `delegation` is kept as written, so a list can
+ * only refuse it.
+ */
+function namedPubkeys(tags: string[][]): string[] {
+  const out = new Set<string>();
+  const add = (v: string | undefined, strict: boolean) => {
+    if (v === undefined) return;
+    if (!strict || HEX_PUBKEY.test(v)) out.add(v.toLowerCase());
+  };
+  for (const t of tags) {
+    switch (t[0]) {
+      case 'p':
+      case 'P':
+      case 'zap':
+      case 'delegation':
+        add(t[1], false);
+        break;
+      case 'q':
+        add(t[3], true);
+        break;
+      case 'e':
+      case 'E':
+        add(t[3], true);
+        add(t[4], true);
+        break;
+      case 'a':
+      case 'A':
+        add(ADDRESS.exec(t[1] ?? '')?.[1], true);
+        break;
+    }
+  }
+  return [...out];
+}
+
 /** The content stays on the intent for rules, off its JSON view (audit entries, responses). */
 function withContent(info: Omit<NostrInfo, 'content'>, content: string): NostrInfo {
   return Object.defineProperty(info, 'content', { value: content, enumerable: false }) as NostrInfo;
@@ -85,9 +127,9 @@ function decodeEvent(action: 'nostr.event' | 'nostr.http_auth', payload: unknown
     eventId: id,
     createdAt: event.created_at,
     contentBytes: utf8ToBytes(event.content).length,
-    // A NIP-57 `zap` tag names a pubkey the note's zaps are paid to (Appendix G): judged as a `p` tag, so a `p_tags`
-    // list keeps zaps from being redirected to a stranger (found by review).
-    tags: { p: tagValues(tags, ['p', 'zap']), e: tagValues(tags, ['e']), t: tagValues(tags, ['t']), relays: tagValues(tags, ['relay', 'r']), count: tags.length },
+    // Every pubkey a tag names, for `p_tags`: relays index single-letter tags and clients notify or surface what they
+    // name, so a list that judged `p` alone let an event reach a stranger through `P`, `q`, `a` (found by review).
+    tags: { p: namedPubkeys(tags), e: tagValues(tags, ['e']), t: tagValues(tags, ['t']), relays: tagValues(tags, ['relay', 'r']), count: tags.length },
     tagBytes: tagText.reduce((n, v) => n + utf8ToBytes(v).length, 0),
   };
   Object.defineProperty(info, 'tagText', { value: tagText, enumerable: false });
