@@ -233,6 +233,7 @@ export const POLICY_WARNING_CODES = {
   validity_unbounded: 'An allow rule grants signed authorizations (EIP-3009, permits) and no `validity_window` bounds how long they stay valid.',
   allow_never_grants: 'An allow rule can never grant a request: its fields contradict each other or name something only other fields grant (a Safe call without `primary_types: [SafeTx]` and `domains`, `safe.transaction` or `erc4337.user_operation` as a whole, a kind its actions never produce).',
   prefund_unbounded: 'An allow rule names the action `evm.user_operation` and neither a `user_operations` rule with `max_prefund` nor a `fee_cap` with `max_total_fee` caps what an operation may commit to gas.',
+  nostr_any_kind: 'An allow rule grants `nostr.event` without `nostr_kinds`: every kind is signed, deletions, relay lists, relay and Blossom auth and wallet requests included.',
   delegation_without_allowlist: 'An allow rule grants EIP-7702 authorizations and no `delegations` rule in the document lists a delegate: each is refused unless another layer lists it.',
   unlimited_approvals_any_spender: 'An `approvals` rule allows unlimited approvals with no `spenders` list: any spender an allow rule reaches can be handed the whole balance, which no budget counts.',
 } as const;

@@ -164,3 +164,9 @@ test('allow_without_assets with allow_chainless_domains says the chain is the ag
   const plain = validatePolicy({ ...chainless, rules: [{ ...chainless.rules[0], allow_chainless_domains: false }, ...CEILINGS] }).warnings[0];
   assert.doesNotMatch(plain!.message, /label/);
 });
+
+test('an allow rule granting nostr.event without nostr_kinds warns: every kind is signed (found by review)', () => {
+  const anyKind = validatePolicy(docWith({ actions: ['nostr.event'] }, [])).warnings;
+  assert.deepEqual(anyKind.map((w) => [w.code, w.path]), [['nostr_any_kind', 'rules[0].match.actions']]);
+  assert.deepEqual(validatePolicy(docWith({ actions: ['nostr.event'], nostr_kinds: [1, 7] }, [])).warnings.map((w) => w.code), []);
+});

@@ -204,6 +204,17 @@ export function policyWarnings(doc: Document): PolicyWarning[] {
         message: `allow rule ${rule.name} grants user operations and neither a user_operations rule with max_prefund nor a fee_cap with max_total_fee caps what an operation may commit to gas`,
       });
     }
+    // Every kind, the destructive and credential-bearing ones included: deletion (5) and request to vanish (62),
+    // relay lists (10002, 10050: where followers read and DMs arrive), a nutzap mint (10019), relay AUTH (22242),
+    // Blossom auth (24242), NWC requests (23194) (found by review: granted with no word from validation).
+    if (match.actions?.includes('nostr.event') && match.nostr_kinds === undefined) {
+      warnings.push({
+        code: 'nostr_any_kind',
+        rule: rule.name,
+        path: at('actions'),
+        message: `allow rule ${rule.name} grants Nostr events of every kind (deletions, relay lists, relay and Blossom auth, wallet requests): list the kinds it may sign under match.nostr_kinds`,
+      });
+    }
     if (!delegatesListed && mayGrantAuthorizations(match)) {
       warnings.push({
         code: 'delegation_without_allowlist',
