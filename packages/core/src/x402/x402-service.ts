@@ -65,8 +65,18 @@ export class X402Service {
     if (idempotencyKey !== undefined) {
       const prior = await this.deps.store.transaction((tx) => tx.getIdempotency(PLAN_SCOPE(auth.agent.id), idempotencyKey));
       if (prior) {
-        if (prior.requestHash !== reqHash) throw new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
-        if (prior.response.status !== 200) return { status: prior.response.status as SignOutcome['status'], body: { ...(prior.response.body as Record<string, unknown>), replayed: true } };
+        // Answered without signing: audited as on the signing routes (found by review: a conflict and a replayed
+        // refusal here had left no entry), with the credential checked again in the same transaction.
+        if (prior.requestHash !== reqHash) {
+          const conflict = new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
+          throw await this.auditPlanAnswer(auth, reqHash, idempotencyKey, prior.auditSeq, conflict);
+        }
+        if (prior.response.status !== 200) {
+          const status = prior.response.status as SignOutcome['status'];
+          const replayAuditSeq = await this.auditPlanAnswer(auth, reqHash, idempotencyKey, prior.auditSeq, status === 202 ? 'require_approval' : 'deny');
+          if (typeof replayAuditSeq !== 'number') throw replayAuditSeq;
+          return { status, body: { ...(prior.response.body as Record<string, unknown>), replayed: true, replayAuditSeq } };
+        }
         plan = prior.response.body as Plan;
       }
     }
@@ -199,6 +209,28 @@ export class X402Service {
     if (!prior) return undefined;
     if (prior.requestHash !== reqHash) throw new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
     return { status: prior.response.status as SignOutcome['status'], body: prior.response.body as Record<string, unknown> };
+  }
+
+  /**
+   * The audit entry of an x402 request answered from its Idempotency-Key's stored plan without signing: a
+   * `sign.request` error entry for a conflict (returned, to be thrown), a `sign.replay` entry (its seq returned) for a
+   * stored refusal or hold. The session is checked again first; a dead one is audited and returned instead.
+   */
+  private auditPlanAnswer(auth: AgentAuth, reqHash: string, idempotencyKey: string, originalSeq: number, outcome: AirlockError | 'deny' | 'require_approval'): Promise<number | AirlockError> {
+    const now = this.deps.clock.now();
+    return this.deps.store.transaction(async (tx) => {
+      const fresh = await this.signing.recheck(tx, auth, now);
+      const error = fresh.error ?? (outcome instanceof AirlockError ? outcome : undefined);
+      if (error) {
+        await this.signing.appendErrorEntry(tx, auth, 'x402.pay', reqHash, error, now, { idempotencyKey, originalSeq });
+        return error;
+      }
+      const entry = await tx.appendAudit({
+        at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: 'x402.pay', decision: outcome as 'deny' | 'require_approval',
+        data: { originalSeq, requestHash: reqHash, idempotencyKey },
+      });
+      return entry.seq;
+    }, { affinity: auth.agent.id });
   }
 
   /** Links the settlement transaction the agent saw in PAYMENT-RESPONSE to its payment (audited). */
