@@ -952,11 +952,9 @@ export class SigningService {
 
   /**
    * Credentials are read inside the transaction, once: a freeze or revoke wins over an in-flight request, and
-   * over a credential the signing routes took from their cache.
-   */
-  /**
-   * A derived session is usable only while each of its ancestors is (read here too). Given the request's
-   * evaluation `input`, names those ancestors in it: its charges go to each of them.
+   * over a credential the signing routes took from their cache. A derived session is usable only while each of its
+   * ancestors is (read here too). Given the request's evaluation `input`, names those ancestors in it: its charges go
+   * to each of them.
    */
   async recheck(tx: StoreTx, auth: AgentAuth, now: number, input?: EvaluationInput): Promise<{ session?: Session; ancestors?: Session[]; error?: AirlockError }> {
     const [agent, session] = await Promise.all([tx.getAgent(auth.agent.id), tx.getSession(auth.session.id)]);
