@@ -49,6 +49,7 @@ export const SELECTORS = {
   erc20Allowance: selectorOf('allowance(address,address)'),
   eip2612Nonces: selectorOf('nonces(address)'),
   eip2612Permit: selectorOf('permit(address,address,uint256,uint256,uint8,bytes32,bytes32)'),
+  daiPermit: selectorOf('permit(address,address,uint256,uint256,bool,uint8,bytes32,bytes32)'),
   eip3009CancelAuthorization: selectorOf('cancelAuthorization(address,bytes32,uint8,bytes32,bytes32)'),
   permit2Approve: selectorOf('approve(address,address,uint160,uint48)'),
   permit2Allowance: selectorOf('allowance(address,address,address)'),

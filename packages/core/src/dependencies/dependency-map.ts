@@ -21,7 +21,7 @@ export interface LiveEvidence {
   allowance?: string;
   /** Permit2 allowance expiration (unix s). */
   expiration?: number;
-  /** The next nonce on chain (EIP-2612 `nonces`, Permit2 allowance nonce), decimal. */
+  /** The next nonce on chain (EIP-2612 and DAI `nonces`, Permit2 allowance nonce), decimal. */
   chainNonce?: string;
   /** The latest block's timestamp the deadlines were compared with. */
   chainTime?: number;
@@ -291,6 +291,9 @@ async function grantLiveness(g: GrantRecord, reads: ChainReads): Promise<Verdict
     case 'erc20.increase_allowance':
       return withReader(reads, g.chain, ['erc20Allowance'], async (r) => erc20Verdict(await erc20Allowance(reads, r, g)));
     case 'eip2612.permit':
+    case 'dai.permit':
+      // DAI's permit reads the same way: nonces(holder) is sequential per token and shared by every permit of that
+      // holder, allowance(holder, spender) is the ERC-20 one, and a permit without a deadline (expiry 0) never lapses.
       return withReader(reads, g.chain, ['erc20Allowance', 'eip2612Nonce'], async (r) => {
         const [allowance, next, chainTime] = await Promise.all([
           erc20Allowance(reads, r, g),
@@ -301,7 +304,8 @@ async function grantLiveness(g: GrantRecord, reads: ChainReads): Promise<Verdict
         const base = { allowance: allowance.toString(), chainNonce: next.toString(), chainTime };
         // Unused and submittable: anyone holding the signature can still turn it into an allowance.
         if (nonce >= next && (g.deadline === undefined || g.deadline >= chainTime)) {
-          return { live: true, evidence: { ...base, reason: 'permit_unused', message: `The permit (nonce ${nonce}) is unused and its deadline has not passed: it can still be submitted.` } };
+          const when = g.deadline === undefined ? 'it never expires' : 'its deadline has not passed';
+          return { live: true, evidence: { ...base, reason: 'permit_unused', message: `The permit (nonce ${nonce}) is unused and ${when}: it can still be submitted.` } };
         }
         if (allowance > 0n) return { live: true, evidence: { ...base, reason: 'allowance_nonzero', message: `The spender's allowance is ${allowance}.` } };
         const reason = nonce < next ? 'permit_used' : 'permit_expired';

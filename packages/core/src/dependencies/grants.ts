@@ -37,6 +37,14 @@ function grantRows(intent: Intent, origin: GrantOrigin): readonly GrantRecord[] 
       const token = tokenOf(a.asset);
       return [row(origin, intent, 0, 'eip2612.permit', token, token, a.spender, a.amount, a.unlimited, { deadline: a.expiresAt, nonce: lastPart(intent.nonceKeys?.[0]), domain: domainOf(intent) })];
     }
+    case 'dai.permit': {
+      // DAI's permit: allowed = true sets the allowance to uint256 max (a grant, live until its nonce is used or
+      // its expiry passes; expiry 0 never does, and the decoder then sets no expiresAt); allowed = false is an
+      // approval of 0 (a revocation), left out below like every grant of 0.
+      const a = intent.approvals[0]!;
+      const token = tokenOf(a.asset);
+      return [row(origin, intent, 0, 'dai.permit', token, token, a.spender, a.amount, a.unlimited, { deadline: a.expiresAt, nonce: lastPart(intent.nonceKeys?.[0]), domain: domainOf(intent) })];
+    }
     case 'permit2.permit_single':
     case 'permit2.permit_batch': {
       const permit2 = intent.typedData?.domain.verifyingContract?.toLowerCase() ?? PERMIT2_ADDRESS;

@@ -18,12 +18,12 @@ export interface PlannedCall {
   value: 0n;
 }
 
-/** EIP-712 typed data as Airlock's `evm.typed_data` action takes it (`typedData` of the request body); uints are decimal strings. */
+/** EIP-712 typed data as Airlock's `evm.typed_data` action takes it (`typedData` of the request body); uints are decimal strings, bools (DAI's `allowed`) booleans. */
 export interface RevocationTypedData {
   domain: { name?: string; version?: string; chainId: number; verifyingContract: string };
   types: Record<string, { name: string; type: string }[]>;
   primaryType: string;
-  message: Record<string, string>;
+  message: Record<string, string | boolean>;
 }
 
 export type RevocationStep =
@@ -56,16 +56,16 @@ export interface RevocationPlan {
 }
 
 export interface PlanOptions {
-  /** Unix seconds: the deadline of burn permits (EIP-2612). Default: `nowSeconds` + 1 hour. */
+  /** Unix seconds: the deadline of burn permits (EIP-2612 deadline, DAI expiry). Default: `nowSeconds` + 1 hour. */
   deadline?: number;
   nowSeconds: number;
-  /** The most EIP-2612 nonces burnt on one token (each is a signature and a transaction). Default 16. */
+  /** The most EIP-2612 (or DAI) permit nonces burnt on one token (each is a signature and a transaction). Default 16. */
   maxPermitBurns?: number;
 }
 
 const MAX_UINT16 = 65_535n;
 
-/** The revocation steps for `map`, in order: signatures to obtain first (EIP-3009 cancels, EIP-2612 burns), Permit2 invalidations and lockdowns, then ERC-20 approve(spender, 0). */
+/** The revocation steps for `map`, in order: signatures to obtain first (EIP-3009 cancels, EIP-2612 and DAI permit burns), Permit2 invalidations and lockdowns, then ERC-20 approve(spender, 0). */
 export function planRevocations(map: DependencyMap, options: PlanOptions): RevocationPlan {
   const owner = map.agent.address;
   const plan: RevocationPlan = { agentId: map.agent.id, owner, steps: [], unplanned: [], alreadyDead: [] };
@@ -82,11 +82,12 @@ export function planRevocations(map: DependencyMap, options: PlanOptions): Revoc
   }
 
   for (const a of authorizations) planCancelAuthorization(plan, a);
-  planPermitBurns(plan, grants.filter((g) => g.kind === 'eip2612.permit'), options);
+  planPermitBurns(plan, grants.filter((g) => g.kind === 'eip2612.permit'), options, 'eip2612');
+  planPermitBurns(plan, grants.filter((g) => g.kind === 'dai.permit'), options, 'dai');
   planPermit2NonceInvalidations(plan, grants.filter((g) => g.kind === 'permit2.permit' && outstandingSignature(g)));
   planPermit2UnorderedInvalidations(plan, grants.filter((g) => g.kind === 'permit2.transfer'));
   planPermit2Lockdowns(plan, grants.filter((g) => g.kind === 'permit2.permit' || g.kind === 'permit2.approve'));
-  planErc20ZeroApprovals(plan, grants.filter((g) => g.kind === 'erc20.approve' || g.kind === 'erc20.increase_allowance' || g.kind === 'eip2612.permit'));
+  planErc20ZeroApprovals(plan, grants.filter((g) => g.kind === 'erc20.approve' || g.kind === 'erc20.increase_allowance' || g.kind === 'eip2612.permit' || g.kind === 'dai.permit'));
   return plan;
 }
 
@@ -148,18 +149,23 @@ function planCancelAuthorization(plan: RevocationPlan, a: MappedAuthorization): 
   });
 }
 
+/** Which permit a token implements: EIP-2612's, or DAI's (which predates it). */
+type PermitStandard = 'eip2612' | 'dai';
+const PERMIT_NAMES: Record<PermitStandard, string> = { eip2612: 'EIP-2612', dai: 'DAI' };
+
 // EIP-2612: approve(spender, 0) does not stop a permit signed and not yet submitted; using its nonce does. A
 // permit(owner, spender, 0, nonce, deadline) signed by the owner and submitted by the owner consumes the nonce
 // and sets that spender's allowance to 0. Nonces are sequential: every nonce from the chain's next one up to the
-// highest outstanding is burnt, in order.
-function planPermitBurns(plan: RevocationPlan, permits: MappedGrant[], options: PlanOptions): void {
+// highest outstanding is burnt, in order. DAI's permit alike: permit(holder, spender, nonce, expiry, false)
+// requires nonce == nonces[holder], consumes it and sets the allowance to 0 (Dai.sol).
+function planPermitBurns(plan: RevocationPlan, permits: MappedGrant[], options: PlanOptions, standard: PermitStandard): void {
   const byToken = groupBy(permits.filter(outstandingSignature), (g) => `${g.chain}|${g.token}`);
   const deadline = options.deadline ?? options.nowSeconds + 3600;
   const maxBurns = options.maxPermitBurns ?? 16;
   for (const group of byToken.values()) {
     const first = group[0]!;
     const refs = group.map(grantRef);
-    const purpose = `burn the outstanding EIP-2612 permit nonces of ${first.token}`;
+    const purpose = `burn the outstanding ${PERMIT_NAMES[standard]} permit nonces of ${first.token}`;
     const nonces = group.map((g) => (g.nonce !== undefined ? BigInt(g.nonce) : undefined));
     if (nonces.some((n) => n === undefined)) {
       plan.unplanned.push({ purpose, reason: 'nonce_unknown', message: 'A permit was recorded without its nonce.', grants: refs });
@@ -181,7 +187,8 @@ function planPermitBurns(plan: RevocationPlan, permits: MappedGrant[], options: 
       const named = group.filter((g) => BigInt(g.nonce!) === nonce);
       // The spender the outstanding permit names: the burn also sets its allowance to 0.
       const spender = named[0]?.spender ?? plan.owner;
-      plan.steps.push(permitBurnStep(plan.owner, first.chain, first.token, spender, nonce, deadline, domain, named.length ? named.map(grantRef) : refs));
+      const build = standard === 'dai' ? daiPermitBurnStep : permitBurnStep;
+      plan.steps.push(build(plan.owner, first.chain, first.token, spender, nonce, deadline, domain, named.length ? named.map(grantRef) : refs));
     }
   }
 }
@@ -200,6 +207,27 @@ function permitBurnStep(owner: string, chain: string, token: string, spender: st
     buildCall(signature) {
       const { v, r, s } = splitSignature(signature);
       return { chain, to: token, value: 0n, data: encodeCall(SELECTORS.eip2612Permit, [addressWord(owner), addressWord(spender), uintWord(0n), uintWord(deadline), uintWord(v), bytes32Word(r), bytes32Word(s)]) };
+    },
+  };
+}
+
+// DAI: Permit(holder, spender, nonce, expiry, allowed = false) under the token's domain, then
+// permit(holder, spender, nonce, expiry, false, v, r, s). The expiry is the burn's deadline (never 0: a burn
+// signature that never lapses is not wanted even though it grants nothing).
+function daiPermitBurnStep(owner: string, chain: string, token: string, spender: string, nonce: bigint, deadline: number, domain: { name?: string; version?: string }, grants: GrantRef[]): RevocationStep {
+  return {
+    type: 'signature_then_transaction',
+    purpose: `burn DAI permit nonce ${nonce} of ${token} (permit allowed = false to ${spender})`,
+    grants,
+    typedData: {
+      domain: { ...(domain.name !== undefined ? { name: domain.name } : {}), ...(domain.version !== undefined ? { version: domain.version } : {}), chainId: chainIdOf(chain), verifyingContract: token },
+      types: { Permit: [{ name: 'holder', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'nonce', type: 'uint256' }, { name: 'expiry', type: 'uint256' }, { name: 'allowed', type: 'bool' }] },
+      primaryType: 'Permit',
+      message: { holder: owner, spender, nonce: nonce.toString(), expiry: String(deadline), allowed: false },
+    },
+    buildCall(signature) {
+      const { v, r, s } = splitSignature(signature);
+      return { chain, to: token, value: 0n, data: encodeCall(SELECTORS.daiPermit, [addressWord(owner), addressWord(spender), uintWord(nonce), uintWord(deadline), uintWord(0n), uintWord(v), bytes32Word(r), bytes32Word(s)]) };
     },
   };
 }
@@ -256,8 +284,8 @@ function planPermit2Lockdowns(plan: RevocationPlan, grants: MappedGrant[]): void
   }
 }
 
-// ERC-20 approve(spender, 0), once per token and spender (an EIP-2612 permit's spender too: the permit may have
-// been submitted before its nonce was burnt).
+// ERC-20 approve(spender, 0), once per token and spender (an EIP-2612 or DAI permit's spender too: the permit may
+// have been submitted before its nonce was burnt).
 function planErc20ZeroApprovals(plan: RevocationPlan, grants: MappedGrant[]): void {
   for (const group of groupBy(grants, (g) => `${g.chain}|${g.token}|${g.spender}`).values()) {
     const g0 = group[0]!;

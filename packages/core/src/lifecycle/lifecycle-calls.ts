@@ -9,8 +9,9 @@
 //                        invalidateUnorderedNonces(word, mask), approve(token, spender, 0, expiration)
 //                      EIP-3009 cancelAuthorization(authorizer = the signing key, nonce, v, r, s)
 //                      EIP-2612 permit(owner = the signing key, spender, 0, deadline, v, r, s)
+//                      DAI permit(holder = the signing key, spender, nonce, expiry, false, v, r, s)
 //
-// The Permit2 and EIP-3009/2612 calls are decoded here word by word and must be the canonical ABI encoding (no
+// The Permit2, EIP-3009/2612 and DAI calls are decoded here word by word and must be the canonical ABI encoding (no
 // trailing bytes, no dirty high bits), so what is checked is what the contract reads. A contract deployment,
 // a transfer anywhere else, an approval of anything but zero and every other selector are refused.
 import { AirlockError } from '../errors.ts';
@@ -52,6 +53,7 @@ export const LIFECYCLE_SELECTORS = {
   permit2Approve: '0x87517c45',
   eip3009CancelAuthorization: '0x5a049a70',
   eip2612Permit: '0xd505accf',
+  daiPermit: '0x8fcbaf0c',
 } as const;
 
 function refuse(message: string): never {
@@ -138,6 +140,11 @@ function classifyRevocationCall(to: string, data: string, from: string): string 
       // permit(owner, spender, value, deadline, v, r, s) with value 0: sets the allowance to zero, uses the nonce.
       if (w.length !== 7 || addressOf(w[0]!) !== from || !addressOf(w[1]!) || w[2] !== 0n || !fitsBits(w[4]!, 8)) return undefined;
       return `EIP-2612 zero-value permit of ${addressOf(w[1]!)} on ${to}`;
+    case LIFECYCLE_SELECTORS.daiPermit:
+      // DAI permit(holder, spender, nonce, expiry, allowed, v, r, s) with allowed false (the bool word exactly 0):
+      // sets the allowance to zero, uses the nonce.
+      if (w.length !== 8 || addressOf(w[0]!) !== from || !addressOf(w[1]!) || w[4] !== 0n || !fitsBits(w[5]!, 8)) return undefined;
+      return `DAI permit allowed = false of ${addressOf(w[1]!)} on ${to}`;
     default:
       return undefined;
   }

@@ -6,6 +6,7 @@
 //                as 0x-hex strings (the EVM adapter's request shape), `to`/`data` lowercase
 //   typed data   { typedData }: a revocation's EIP-712 message, exactly one of
 //                  EIP-2612 Permit(owner = the signing key, spender, value 0, nonce, deadline)  (burns a permit nonce)
+//                  DAI Permit(holder = the signing key, spender, nonce, expiry, allowed false)  (burns a DAI permit nonce)
 //                  EIP-3009 CancelAuthorization(authorizer = the signing key, nonce)
 //
 // A payload of any other shape is not one the daemon builds, and the key process refuses it.
@@ -22,7 +23,7 @@ export interface LifecycleTypedDataPayload {
     domain: { name?: string; version?: string; chainId: number; verifyingContract: string };
     types: Record<string, { name: string; type: string }[]>;
     primaryType: string;
-    message: Record<string, string>;
+    message: Record<string, string | boolean>;
   };
 }
 
@@ -62,17 +63,19 @@ export function lifecycleCallOf(payload: unknown): { chain: string; call: Lifecy
 }
 
 const PERMIT_FIELDS = [['owner', 'address'], ['spender', 'address'], ['value', 'uint256'], ['nonce', 'uint256'], ['deadline', 'uint256']] as const;
+const DAI_PERMIT_FIELDS = [['holder', 'address'], ['spender', 'address'], ['nonce', 'uint256'], ['expiry', 'uint256'], ['allowed', 'bool']] as const;
 const CANCEL_FIELDS = [['authorizer', 'address'], ['nonce', 'bytes32']] as const;
 const UINT = /^(0|[1-9]\d{0,77})$/;
 
 function refuse(message: string): never {
-  throw new AirlockError('lifecycle_kind_refused', message, { hints: ['The lifecycle path signs typed data only to revoke: a zero-value EIP-2612 permit or an EIP-3009 CancelAuthorization of the signing key.'] });
+  throw new AirlockError('lifecycle_kind_refused', message, { hints: ['The lifecycle path signs typed data only to revoke: a zero-value EIP-2612 permit, a DAI permit with allowed false or an EIP-3009 CancelAuthorization of the signing key.'] });
 }
 
 /**
  * Classifies a revocation's typed data signed with the key at `from` (lowercase), or throws
- * `lifecycle_kind_refused`: exactly a zero-value EIP-2612 Permit owned by that key, or an EIP-3009
- * CancelAuthorization by it, with no other type and no other field (what the revocation planner builds).
+ * `lifecycle_kind_refused`: exactly a zero-value EIP-2612 Permit owned by that key, a DAI Permit of that key's
+ * with allowed false, or an EIP-3009 CancelAuthorization by it, with no other type and no other field (what the
+ * revocation planner builds).
  */
 export function classifyLifecycleTypedData(payload: unknown, from: string): string {
   if (!exactKeys(payload, ['typedData'])) refuse('A lifecycle signature is over { typedData } only.');
@@ -85,12 +88,12 @@ export function classifyLifecycleTypedData(payload: unknown, from: string): stri
     refuse('The typed data names no token contract and chain.');
   }
   if (primaryType !== 'Permit' && primaryType !== 'CancelAuthorization') refuse('Only a Permit or a CancelAuthorization is signed on the lifecycle path.');
-  const fields: readonly (readonly [string, string])[] = primaryType === 'Permit' ? PERMIT_FIELDS : CANCEL_FIELDS;
   if (!exactKeys(types, [primaryType])) refuse(`The typed data declares other types than ${primaryType}.`);
   const declared = types[primaryType];
-  if (!Array.isArray(declared) || declared.length !== fields.length || !fields.every(([name, type], i) => exactKeys(declared[i], ['name', 'type']) && declared[i].name === name && declared[i].type === type)) {
-    refuse(`The ${primaryType} type is not the standard one.`);
-  }
+  const isType = (fields: readonly (readonly [string, string])[]) => Array.isArray(declared) && declared.length === fields.length && fields.every(([name, type], i) => exactKeys(declared[i], ['name', 'type']) && declared[i].name === name && declared[i].type === type);
+  if (primaryType === 'Permit' && isType(DAI_PERMIT_FIELDS)) return classifyDaiBurn(message, from, d.verifyingContract as string);
+  const fields: readonly (readonly [string, string])[] = primaryType === 'Permit' ? PERMIT_FIELDS : CANCEL_FIELDS;
+  if (!isType(fields)) refuse(`The ${primaryType} type is not the standard one.`);
   if (!exactKeys(message, fields.map(([name]) => name)) || !Object.values(message).every((v) => typeof v === 'string')) refuse(`The ${primaryType} message has other fields than the standard ones.`);
   const m = message as Record<string, string>;
   if (primaryType === 'Permit') {
@@ -101,4 +104,16 @@ export function classifyLifecycleTypedData(payload: unknown, from: string): stri
   if (m.authorizer!.toLowerCase() !== from) refuse('A cancellation on the lifecycle path is the signing key\'s own.');
   if (!/^0x[0-9a-fA-F]{64}$/.test(m.nonce!)) refuse('A CancelAuthorization nonce is 32 bytes.');
   return `EIP-3009 CancelAuthorization ${m.nonce!.toLowerCase()} on ${(d.verifyingContract as string).toLowerCase()}`;
+}
+
+/** DAI's Permit(holder, spender, nonce, expiry, allowed): only the signing key's own, only allowed = false (the boolean). */
+function classifyDaiBurn(message: unknown, from: string, token: string): string {
+  if (!exactKeys(message, DAI_PERMIT_FIELDS.map(([name]) => name))) refuse('The DAI Permit message has other fields than the standard ones.');
+  const { holder, spender, nonce, expiry, allowed } = message;
+  if (typeof holder !== 'string' || holder.toLowerCase() !== from) refuse('A permit on the lifecycle path is the signing key\'s own.');
+  if (allowed !== false) refuse('A DAI permit on the lifecycle path grants nothing: allowed false.');
+  if (typeof spender !== 'string' || !ADDRESS.test(spender.toLowerCase()) || typeof nonce !== 'string' || !UINT.test(nonce) || typeof expiry !== 'string' || !UINT.test(expiry)) {
+    refuse('The DAI Permit message is not a burn of one nonce.');
+  }
+  return `DAI permit allowed = false (nonce ${nonce}) of ${spender.toLowerCase()} on ${token.toLowerCase()}`;
 }

@@ -11,6 +11,7 @@ export const GRANT_KINDS = [
   'erc20.approve', // approve(spender, amount): the allowance becomes `amount`
   'erc20.increase_allowance', // increaseAllowance(spender, added): the allowance grows by `amount`
   'eip2612.permit', // an off-chain permit: live while its nonce is unused and its deadline is ahead
+  'dai.permit', // DAI's permit with allowed = true (an unlimited allowance): as eip2612.permit, expiry 0 never lapses
   'permit2.permit', // Permit2 PermitSingle / PermitBatch (one row per token): an allowance inside Permit2
   'permit2.approve', // Permit2 approve(token, spender, amount, expiration) sent as a transaction
   'permit2.transfer', // Permit2 SignatureTransfer: a one-time pull, live while its unordered nonce is unused
@@ -40,11 +41,11 @@ export interface GrantRecord {
   unlimited: boolean;
   /** Unix seconds the allowance lapses (Permit2's `expiration`); absent when it never does. */
   expiresAt?: number;
-  /** Unix seconds after which the signature can no longer be submitted (EIP-2612 deadline, Permit2 sigDeadline). */
+  /** Unix seconds after which the signature can no longer be submitted (EIP-2612 deadline, DAI expiry, Permit2 sigDeadline); absent when it never lapses (DAI expiry 0). */
   deadline?: number;
   /** The nonce the signature consumes (decimal), for off-chain permits. */
   nonce?: string;
-  /** The EIP-712 domain's name and version the permit was signed under (EIP-2612): what a burn permit signs under too. */
+  /** The EIP-712 domain's name and version the permit was signed under (EIP-2612, DAI): what a burn permit signs under too. */
   domain?: { name?: string; version?: string };
   createdAt: number; // ms
 }

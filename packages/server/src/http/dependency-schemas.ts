@@ -24,7 +24,7 @@ export const LiveEvidenceSchema = apiSchema(
 export const GrantSchema = apiSchema(
   'Grant',
   z.object({
-    kind: z.enum(['erc20.approve', 'erc20.increase_allowance', 'eip2612.permit', 'permit2.permit', 'permit2.approve', 'permit2.transfer']),
+    kind: z.enum(['erc20.approve', 'erc20.increase_allowance', 'eip2612.permit', 'dai.permit', 'permit2.permit', 'permit2.approve', 'permit2.transfer']),
     auditSeq: z.number().describe('The audit entry that released the signature (`sign.request` or `approval.granted`)'),
     index: z.number().describe('Position among the grants of that entry (a Permit2 batch has one per token)'),
     chain: z.string(),
