@@ -7,6 +7,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { privateKeyToAccount } from 'viem/accounts';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodePaymentSignatureHeader, encodePaymentRequiredHeader } from '@x402/core/http';
@@ -14,7 +15,9 @@ import { getAddress } from 'viem';
 import { inMemoryClient, withInMemoryClient, type CallTool } from './testing/in-memory-client.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
-const AGENT = '0x9999999999999999999999999999999999999999';
+// The stand-in Airlock signs with the agent's key: the SDK verifies every signature it is given.
+const agentKey = privateKeyToAccount(`0x${'09'.repeat(32)}`);
+const AGENT = agentKey.address;
 const ASSET = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
 const PAY_TO = '0x2222222222222222222222222222222222222222';
 const PRICE = '10000';
@@ -39,8 +42,8 @@ function startAirlock(asked: string[]): Server {
       res.setHeader('content-type', 'application/json');
       if (req.url === '/v1/session') return res.end(JSON.stringify({ agent: { address: AGENT } }));
       if (req.url === '/v1/sign/typed-data') {
-        await bodyOf(req);
-        return res.end(JSON.stringify({ signature: `0x${'11'.repeat(65)}`, paymentId: 'pay_1' }));
+        const { typedData } = await bodyOf(req);
+        return res.end(JSON.stringify({ signature: await agentKey.signTypedData(typedData), paymentId: 'pay_1' }));
       }
       if (req.url === '/v1/x402/settlement') return res.end('{}');
       if (req.url === '/v1/l402/pay') {

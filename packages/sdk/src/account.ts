@@ -3,6 +3,7 @@ import type { AuthorizationRequest, Hex, LocalAccount, NonceManager, SignableMes
 import { getUserOperationHash } from 'viem/account-abstraction';
 import { createAirlockHttp, type AirlockHttpOptions } from './http.ts';
 import { signWithRetry, type SignAnswer } from './sign-request.ts';
+import { checkAuthorizationSignature, checkHashSignature, checkMessageSignature, checkSignedTransaction, checkTypedDataSignature } from './evm-verify.ts';
 
 export interface AirlockAccountOptions extends AirlockHttpOptions {
   /** Chain id sent with personal messages (messages carry none of their own) and with EIP-7702 authorizations for chain id 0 (every chain). Default 1. */
@@ -74,7 +75,8 @@ export async function airlockAccount(options: AirlockAccountOptions): Promise<Ai
       signing,
     });
     if (out.intent?.userOperation?.hash?.toLowerCase() !== hash.toLowerCase()) throw new Error('Airlock computed another userOpHash than the smart account: refusing to use the signature');
-    return out.signature;
+    // The owner's own signature (the smart account wraps it afterwards): over the hash itself, or a personal message over it.
+    return signing === 'raw' ? checkHashSignature(me.agent.address, hash, out.signature) : checkMessageSignature(me.agent.address, { raw: hash }, out.signature);
   };
   const account = toAccount({
     address: me.agent.address,
@@ -89,6 +91,7 @@ export async function airlockAccount(options: AirlockAccountOptions): Promise<Ai
       const address = 'address' in authorization && authorization.address ? authorization.address : (authorization as { contractAddress: Hex }).contractAddress;
       // Chain id 0 is valid on every chain: Airlock still wants the chain the agent means (and refuses it unless a rule allows any chain).
       const out = await sign('/v1/sign/authorization', { ...(chainId === 0 ? { chainId: options.messageChainId ?? 1 } : {}), authorization: { address, chainId, nonce } });
+      await checkAuthorizationSignature(me.agent.address, { address, chainId, nonce }, out.signature);
       const r = out.signature.slice(0, 66) as Hex;
       const s = `0x${out.signature.slice(66, 130)}` as Hex;
       const v = BigInt(`0x${out.signature.slice(130, 132)}`);
@@ -100,18 +103,20 @@ export async function airlockAccount(options: AirlockAccountOptions): Promise<Ai
         return signUserOperation(message.raw, expected.get(message.raw.toLowerCase())!, 'eip191');
       }
       const m = typeof message === 'string' ? message : { raw: typeof message.raw === 'string' ? message.raw : `0x${Buffer.from(message.raw).toString('hex')}` };
-      return (await sign('/v1/sign/message', { chainId: options.messageChainId ?? 1, message: m })).signature;
+      return checkMessageSignature(me.agent.address, message, (await sign('/v1/sign/message', { chainId: options.messageChainId ?? 1, message: m })).signature);
     },
     async signTransaction(transaction: TransactionSerializable) {
       // viem's sendTransaction hands the account its whole prepared request, including its own plumbing
       // (`account`, `chain`, `nonceManager`); those are not transaction fields and Airlock refuses unknown fields.
       const { chainId, account: _account, chain: _chain, nonceManager: _nonceManager, ...rest } = transaction as TransactionSerializable & { account?: unknown; chain?: unknown; nonceManager?: unknown };
-      const out = await sign('/v1/sign/transaction', { chainId, transaction: { ...rest, ...(chainId !== undefined ? { chainId } : {}) } });
-      return out.signedTransaction as Hex;
+      const asked = { ...rest, ...(chainId !== undefined ? { chainId } : {}) };
+      const out = await sign('/v1/sign/transaction', { chainId, transaction: asked });
+      return checkSignedTransaction(me.agent.address, asked, chainId, out.signedTransaction);
     },
     async signTypedData(typedData) {
       const { domain, types, primaryType, message } = withoutUserOperationSignature(typedData as TypedDataDefinition);
-      return (await sign('/v1/sign/typed-data', { typedData: { domain: domain ?? {}, types, primaryType, message } })).signature;
+      const asked = { domain: domain ?? {}, types, primaryType, message };
+      return checkTypedDataSignature(me.agent.address, asked as TypedDataDefinition, (await sign('/v1/sign/typed-data', { typedData: asked })).signature);
     },
   });
   return {

@@ -167,7 +167,11 @@ export interface AirlockBitcoinWallet {
    * a PSBT Airlock cannot sign, and AirlockApiError `invalid_response` for an answer that fails the checks.
    */
   signPsbt(psbtBase64: string, options: SignPsbtOptions): Promise<SignedPsbt>;
-  /** A BIP-322 simple signature by one of the agent's addresses (POST /v1/sign/bitcoin-message), verified here. */
+  /**
+   * A BIP-322 simple signature by one of the agent's addresses (POST /v1/sign/bitcoin-message), verified here: the
+   * address is the account's own at addressType change/index (derived from its extended key), and the signature
+   * verifies for it. Otherwise AirlockApiError `invalid_response`.
+   */
   signMessage(input: SignBitcoinMessageInput): Promise<SignedBitcoinMessage>;
 }
 
@@ -226,6 +230,11 @@ export function airlockBitcoinWallet(options: AirlockBitcoinWalletOptions): Airl
       const out = await signWithRetry<SignMessageBody & SignAnswer>(http, '/v1/sign/bitcoin-message', request, approvalWaitMs);
       if (typeof out.signature !== 'string' || typeof out.address !== 'string' || !verifyBip322Simple(out.address, message, out.signature, network)) {
         throw new AirlockApiError(200, 'invalid_response', 'Airlock returned a BIP-322 signature that does not verify for the address it names.');
+      }
+      // A proof for the address asked for: derived here from the account's extended key, as address() does.
+      const expected = bitcoinAddressOf(await account(network), { type: addressType, change: change ?? 0, index: index ?? 0 });
+      if (out.address !== expected) {
+        throw new AirlockApiError(200, 'invalid_response', `Airlock returned a BIP-322 signature for ${out.address}, not for ${addressType} ${change ?? 0}/${index ?? 0} of the agent's account (${expected}).`);
       }
       return { signature: out.signature, address: out.address, intent: out.intent, auditSeq: out.auditSeq };
     },

@@ -1,7 +1,7 @@
 // An ethers v6 `Signer` whose key lives in Airlock: `sendTransaction`, contract calls, `signMessage` and
 // `signTypedData` work unchanged and every signature goes through Airlock's policy. A subpath
 // (`@airlock/sdk/ethers`) so that viem-only agents do not need ethers; ethers is an optional peer dependency.
-import { AbstractSigner, Transaction, TypedDataEncoder, getAddress, hexlify, resolveAddress, type Provider, type TransactionLike, type TransactionRequest, type TypedDataDomain, type TypedDataField } from 'ethers';
+import { AbstractSigner, Transaction, TypedDataEncoder, getAddress, hexlify, resolveAddress, verifyMessage, verifyTypedData, type Provider, type TransactionLike, type TransactionRequest, type TypedDataDomain, type TypedDataField } from 'ethers';
 import { AirlockApiError, createAirlockHttp, type AirlockHttp, type AirlockHttpOptions } from './http.ts';
 import { signWithRetry, type SignAnswer } from './sign-request.ts';
 
@@ -62,7 +62,8 @@ export class AirlockEthersSigner extends AbstractSigner {
 
   override async signMessage(message: string | Uint8Array): Promise<string> {
     const payload = typeof message === 'string' ? message : { raw: hexlify(message) };
-    return (await this.#sign('/v1/sign/message', { chainId: await this.#messageChainId(), message: payload })).signature;
+    const { signature } = await this.#sign('/v1/sign/message', { chainId: await this.#messageChainId(), message: payload });
+    return this.#checkSignedBy(() => verifyMessage(message, signature), signature, 'a message signature');
   }
 
   override async signTypedData(domain: TypedDataDomain, types: Record<string, TypedDataField[]>, value: Record<string, unknown>): Promise<string> {
@@ -71,7 +72,20 @@ export class AirlockEthersSigner extends AbstractSigner {
     const primaryType = TypedDataEncoder.getPrimaryType(messageTypes);
     const jsonDomain = { ...domain, ...(domain.chainId != null ? { chainId: Number(domain.chainId) } : {}) };
     const typedData = { domain: jsonDomain, types: messageTypes, primaryType, message: TypedDataEncoder.from(messageTypes).visit(value, (_type, v) => (typeof v === 'bigint' || typeof v === 'number' ? BigInt(v).toString() : v)) };
-    return (await this.#sign('/v1/sign/typed-data', { typedData })).signature;
+    const { signature } = await this.#sign('/v1/sign/typed-data', { typedData });
+    return this.#checkSignedBy(() => verifyTypedData(domain, messageTypes, value, signature), signature, 'a typed-data signature');
+  }
+
+  /** Airlock's signature must recover to this signer over what was asked. */
+  #checkSignedBy(recover: () => string, signature: string, what: string): string {
+    let signer: string | undefined;
+    try {
+      signer = typeof signature === 'string' ? recover() : undefined;
+    } catch {
+      signer = undefined;
+    }
+    if (signer !== this.address) throw new AirlockApiError(200, 'invalid_response', `Airlock returned ${what} that is not this signer's over what was asked.`);
+    return signature;
   }
 
   async #messageChainId(): Promise<number> {

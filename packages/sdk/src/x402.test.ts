@@ -6,12 +6,17 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { encodePaymentRequiredHeader } from '@x402/core/http';
+import { privateKeyToAccount } from 'viem/accounts';
 import axios from 'axios';
 import { AirlockApiError, AirlockPolicyError } from './http.ts';
 import { axiosWithAirlock } from './axios.ts';
 import { airlockX402Signer, checkX402Challenge, fetchWithAirlock, withX402Resource, x402PaymentTerms } from './x402.ts';
 
-const AGENT = '0x9999999999999999999999999999999999999999';
+// The stand-in Airlock signs with the agent's key: the SDK verifies every signature it is given (evm-verify.ts).
+const agentKey = privateKeyToAccount(`0x${'09'.repeat(32)}`);
+const AGENT = agentKey.address;
+/** What Airlock answers: the agent's signature over the typed data sent (its JSON form: bigints as decimal strings). */
+const signAsAirlock = (body: { typedData: Parameters<typeof agentKey.signTypedData>[0] }) => agentKey.signTypedData(body.typedData);
 const ASSET = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
 
 async function listen(server: Server): Promise<string> {
@@ -39,12 +44,13 @@ describe('x402 SDK', () => {
       res.setHeader('content-type', 'application/json');
       if (req.url === '/v1/session') return res.end(JSON.stringify({ agent: { address: AGENT } }));
       if (req.url === '/v1/sign/typed-data') {
-        signRequests.push(await bodyOf(req));
+        const body = await bodyOf(req);
+        signRequests.push(body);
         if (verdict === 'deny') {
           res.statusCode = 403;
           return res.end(JSON.stringify({ decision: 'deny', error: { code: 'policy_denied', message: 'Denied by agent/payees', violations: [{ rule: 'agent/payees', code: 'destination_not_allowed', message: 'not in the allowlist' }] } }));
         }
-        return res.end(JSON.stringify({ signature: `0x${'11'.repeat(65)}` }));
+        return res.end(JSON.stringify({ signature: await signAsAirlock(body) }));
       }
       res.statusCode = 404;
       res.end('{}');
@@ -119,8 +125,9 @@ describe('x402 SDK: only the requested URL\'s own 402 is paid', () => {
       res.setHeader('content-type', 'application/json');
       if (req.url === '/v1/session') return res.end(JSON.stringify({ agent: { address: AGENT } }));
       if (req.url === '/v1/sign/typed-data') {
-        signRequests.push(await bodyOf(req));
-        return res.end(JSON.stringify({ signature: `0x${'11'.repeat(65)}` }));
+        const body = await bodyOf(req);
+        signRequests.push(body);
+        return res.end(JSON.stringify({ signature: await signAsAirlock(body) }));
       }
       res.statusCode = 404;
       res.end('{}');

@@ -1,7 +1,7 @@
 // x402 for agents whose keys live in Airlock: a ClientEvmSigner for the official @x402 client, and a fetch
 // that pays through it. Airlock decides; this module never pays around a refusal and never retries one.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { Hex } from 'viem';
+import type { Hex, TypedDataDefinition } from 'viem';
 import { wrapFetchWithPayment, x402Client } from '@x402/fetch';
 import { decodePaymentRequiredHeader } from '@x402/core/http';
 import type { SpendControls } from '@x402/core/client';
@@ -10,6 +10,7 @@ import { ExactEvmSchemeV1, NETWORKS } from '@x402/evm/v1';
 import { x402ExactPermit2ProxyAddress, type ClientEvmSigner } from '@x402/evm';
 import { AirlockApiError, createAirlockHttp, type AirlockHttpOptions } from './http.ts';
 import { signWithRetry, type SignAnswer } from './sign-request.ts';
+import { checkTypedDataSignature } from './evm-verify.ts';
 
 export interface AirlockX402Options extends AirlockHttpOptions {
   /**
@@ -137,6 +138,8 @@ export async function airlockX402Signer(options: AirlockX402Options): Promise<Cl
       try {
         await options.beforeSign?.(terms);
         out = await signWithRetry<SignBody>(http, '/v1/sign/typed-data', body, options.approvalWaitMs ?? 0);
+        // The agent's own signature over exactly the payment asked for, before it is sent to anyone.
+        await checkTypedDataSignature(me.agent.address, { domain, types, primaryType, message } as TypedDataDefinition, out.signature);
       } catch (e) {
         if (ctx) ctx.failure = { error: e };
         throw e;
