@@ -142,6 +142,41 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(more.body.error.violations[0].used, '7000000');
     });
 
+    test('a charged signature never delivered is judged again on its retry: a deny rule added in between refuses it', async () => {
+      // The key backend's answer could not be kept after the commit (sign.failed): nothing left Airlock. The
+      // operator then denies the payee; the agent's retry under the same key must not release the signature.
+      const { agent, token: session } = await provisionAgent(h, { policy: usdcPolicy({ daily: '10000000' }) });
+      const body = usdcTransfer(ALICE, 3_000_000n, 6);
+      await onStore(h, {
+        sqlite: "CREATE TRIGGER refuse_release BEFORE INSERT ON released_signatures BEGIN SELECT RAISE(ABORT, 'injected fault'); END",
+        postgres: "CREATE FUNCTION refuse_release() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected fault'; END $$; CREATE TRIGGER refuse_release BEFORE INSERT ON released_signatures FOR EACH ROW EXECUTE FUNCTION refuse_release()",
+      });
+      const failed = await h.call('POST', '/v1/sign/transaction', { token: session, body, headers: { 'idempotency-key': 'undelivered' } });
+      assert.equal(failed.body.error?.code, 'signature_not_recorded', JSON.stringify(failed.body));
+      await onStore(h, { sqlite: 'DROP TRIGGER refuse_release', postgres: 'DROP TRIGGER refuse_release ON released_signatures; DROP FUNCTION refuse_release()' });
+
+      const policy = usdcPolicy({ daily: '10000000' });
+      policy.rules.unshift({ name: 'alice-compromised', type: 'deny', match: { to: [ALICE] } } as never);
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: policy })).status, 200);
+      const retry = await h.call('POST', '/v1/sign/transaction', { token: session, body, headers: { 'idempotency-key': 'undelivered' } });
+      assert.equal(retry.status, 403, JSON.stringify(retry.body));
+      assert.equal(retry.body.error.code, 'policy_denied');
+      assert.equal(retry.body.error.violations[0].rule, 'agent/alice-compromised');
+      assert.equal(retry.body.signedTransaction, undefined);
+      assert.ok(!JSON.stringify(retry.body).includes('"0x02f8'), 'no transaction bytes anywhere in the refusal');
+      const replays = await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.replay`);
+      assert.deepEqual(replays.body.entries.map((e: any) => [e.decision, e.data.violations?.[0]?.rule]), [['deny', 'agent/alice-compromised']]);
+
+      // The rule lifted, the same retry is released: the charged signature, not a second charge.
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ daily: '10000000' }) })).status, 200);
+      const released = await h.call('POST', '/v1/sign/transaction', { token: session, body, headers: { 'idempotency-key': 'undelivered' } });
+      assert.equal(released.status, 200, JSON.stringify(released.body));
+      assert.equal(released.body.replayed, true);
+      const more = await h.call('POST', '/v1/sign/transaction', { token: session, body: usdcTransfer(ALICE, 7_000_001n, 7) });
+      assert.equal(more.status, 403, 'the undelivered signature still holds its 3 of the 10');
+      assert.equal(more.body.error.violations[0].used, '3000000');
+    });
+
     if (store === 'postgres') {
       test('two instances on one PostgreSQL answering the same retry at once return the same bytes', async () => {
         // The second instance opens its own copy of the PKCS#11 module (one module instance per process: a copy of

@@ -7,7 +7,7 @@
 // its signatures, so a renewed session may retry (docs/api.md, Idempotency-Key).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALICE, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, type Harness, type StoreKind } from './testing/harness.ts';
+import { ALICE, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 const nonce = (n: number) => `0x${n.toString(16).padStart(64, '0')}`;
 
@@ -73,6 +73,42 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const byRenewed = await h.call('POST', '/v1/sign/typed-data', { token: renewed.body.token, body: small });
       assert.equal(byRenewed.status, 200, JSON.stringify(byRenewed.body));
       assert.equal(byRenewed.body.signature, signed.body.signature);
+    });
+
+    test('a replay is judged by the policy in force: refused while a deny rule covers it, released once it is lifted; one held for approval is still released', async () => {
+      const policy = usdcPolicy({ daily: '10000000', approvalAbove: '5000000' });
+      const { agent, token } = await provisionAgent(h, { policy, actions: ['evm.typed_data', 'evm.transaction'] });
+      const transfer = usdcTransfer(ALICE, 2_000_000n, 3);
+      const first = await h.call('POST', '/v1/sign/transaction', { token, body: transfer, headers: { 'idempotency-key': 'judged-again' } });
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      const authorization = usdcAuthorization(agent.address, ALICE, 1_000_000n, validBefore(), nonce(120));
+      const signedAuth = await h.call('POST', '/v1/sign/typed-data', { token, body: authorization });
+      assert.equal(signedAuth.status, 200, JSON.stringify(signedAuth.body));
+
+      const denying = { ...policy, rules: [{ name: 'alice-compromised', type: 'deny', match: { to: [ALICE] } }, ...policy.rules] };
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: denying })).status, 200);
+      // The idempotent retry and the nonce replay: nothing released, the rule named, each audited.
+      for (const [path, body, headers, secret] of [['/v1/sign/transaction', transfer, { 'idempotency-key': 'judged-again' }, first.body.signedTransaction], ['/v1/sign/typed-data', authorization, {}, signedAuth.body.signature]] as const) {
+        const replay = await h.call('POST', path, { token, body, headers });
+        assert.equal(replay.status, 403, JSON.stringify(replay.body));
+        assert.equal(replay.body.error.code, 'policy_denied');
+        assert.deepEqual(replay.body.error.violations.map((v: { rule: string }) => v.rule), ['agent/alice-compromised']);
+        assert.ok(!JSON.stringify(replay.body).includes(secret.slice(2, 40)), 'the signature is not in the refusal');
+      }
+      const replays = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.replay`)).body.entries;
+      assert.deepEqual(replays.map((e: { decision: string }) => e.decision), ['deny', 'deny']);
+
+      // Lifted, with the approval threshold now below the request: the replay is released, not held a second time,
+      // and charges nothing (2 + 1 of the 10 still counted once: 7 more fit, 7.000001 does not).
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ daily: '10000000', approvalAbove: '500000' }) })).status, 200);
+      const released = await h.call('POST', '/v1/sign/transaction', { token, body: transfer, headers: { 'idempotency-key': 'judged-again' } });
+      assert.equal(released.status, 200, JSON.stringify(released.body));
+      assert.equal(released.body.replayed, true);
+      assert.equal(released.body.signedTransaction, first.body.signedTransaction);
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ daily: '10000000' }) })).status, 200);
+      const over = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 7_000_001n, 4) });
+      assert.equal(over.status, 403, JSON.stringify(over.body));
+      assert.equal(over.body.error.violations[0].used, '3000000');
     });
   });
 }

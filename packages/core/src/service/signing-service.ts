@@ -409,8 +409,16 @@ export class SigningService {
 
   /**
    * Re-releases a charged signature. No new value is charged (it is the same signature), but the sending
-   * session must still be allowed the action and chain, the request is counted (rate limits and the loop
-   * guard count signatures), and the replay has its own audit entry pointing at the original.
+   * session must still be allowed the action and chain, the policy in force must not deny the request, the
+   * request is counted (rate limits and the loop guard count signatures), and the replay has its own audit
+   * entry pointing at the original.
+   *
+   * The policy is judged again because a charged signature is not always a delivered one: when the key backend
+   * failed after the commit (`sign.failed`), the retry is the first release, and a deny rule the operator added
+   * in between must stop it (found by review: it was released unjudged). It is judged as a held approval is
+   * (`evaluateHeld`): what the request charged is taken out of the totals, so the budgets count it once, as
+   * itself. Only a denial refuses: a request the policy would now hold for approval was allowed or approved when
+   * it was charged, and is not held a second time.
    */
   private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>): Promise<TxOutcome> {
     const violations = [...(await this.replayOriginViolations(tx, session, originalSeq)), ...sessionScopeViolations(session.scope, session.id, req.input, req.ancestors)];
@@ -419,8 +427,15 @@ export class SigningService {
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', violations);
       return { status: 403, body: denialBody(decision, entry.seq) };
     }
-    // Decode calls against the registered ABIs as the original was, so the counts land in the same series.
+    // Decode calls against the registered ABIs as the original was, so the counts land in the same series (and
+    // the ancestors' series are named, as the original's charge named them).
+    req.input.sessionAncestors = (req.ancestors ?? []).map((a) => a.id);
     enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session, req.ancestors), req.input);
+    const decision = await this.evaluateHeld(tx, session, req.input, ledgerWritesFor(req.input));
+    if (decision.decision === 'deny') {
+      const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', decision.violations);
+      return { status: 403, body: denialBody(decision, entry.seq) };
+    }
     const entry = await this.appendReplayEntry(tx, req, originalSeq, 'allow');
     await tx.appendLedger(countWritesFor(req.input), req.now, entry.seq);
     return { release: { auditSeq: originalSeq, replayed: true, extra: { ...extra, replayAuditSeq: entry.seq } } };
