@@ -75,6 +75,26 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(byRenewed.body.signature, signed.body.signature);
     });
 
+    test("a session the operator issued with a 1 USDC budget cannot collect another session's 60 USDC signature", async () => {
+      const first = await provisionAgent(h, { policy: usdcPolicy({ daily: '100000000' }), actions: ['evm.typed_data'] });
+      const big = usdcAuthorization(first.agent.address, ALICE, 60_000_000n, validBefore(), nonce(130));
+      const signed = await h.call('POST', '/v1/sign/typed-data', { token: first.token, body: big });
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
+      const narrow = await h.admin('POST', `/v1/agents/${first.agent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'], budgets: [{ asset: USDC_ASSET, max: '1000000', window: '24h' }] });
+      assert.equal(narrow.status, 201, JSON.stringify(narrow.body));
+      const replay = await h.call('POST', '/v1/sign/typed-data', { token: narrow.body.token, body: big });
+      assert.equal(replay.status, 403, JSON.stringify(replay.body));
+      assert.equal(replay.body.error.code, 'policy_denied');
+      assert.deepEqual(replay.body.error.violations.map((v: { rule: string; code: string; used: string }) => [v.rule, v.code, v.used]), [['session/budget-0', 'budget_exceeded', '0']]);
+      assert.ok(!JSON.stringify(replay.body).includes(signed.body.signature.slice(2, 40)));
+      // A wide enough one collects it, as a replay.
+      const wide = await h.admin('POST', `/v1/agents/${first.agent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'], budgets: [{ asset: USDC_ASSET, max: '60000000', window: '24h' }] });
+      const collected = await h.call('POST', '/v1/sign/typed-data', { token: wide.body.token, body: big });
+      assert.equal(collected.status, 200, JSON.stringify(collected.body));
+      assert.equal(collected.body.signature, signed.body.signature);
+      assert.equal(collected.body.replayed, true);
+    });
+
     test('a replay is judged by the policy in force: refused while a deny rule covers it, released once it is lifted; one held for approval is still released', async () => {
       const policy = usdcPolicy({ daily: '10000000', approvalAbove: '5000000' });
       const { agent, token } = await provisionAgent(h, { policy, actions: ['evm.typed_data', 'evm.transaction'] });
