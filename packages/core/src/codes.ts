@@ -176,6 +176,7 @@ export const VIOLATION_CODES = {
   unknown_typed_data: 'The typed data is not a known type and no rule names its domain and primary type.',
   typed_data_domain_not_allowed: 'The EIP-712 domain is not allowed.',
   message_not_allowed: 'Personal messages are denied unless a rule names them.',
+  message_too_large: 'The message text is longer than a rule\'s `match.message.pattern` judges (16,384 characters): the pattern is not run and the request is refused.',
   message_hash_length: 'A personal message of exactly 32 bytes (the length of a hash a Safe or smart account may take as its owner\'s approval) is denied unless an allow rule names message with a prefix of at least 16 bytes or allow_hash_length: true.',
   fee_exceeds_cap: 'A fee field exceeds its cap.',
   validity_too_long: 'The authorization is valid for longer than allowed.',

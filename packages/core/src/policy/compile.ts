@@ -3,6 +3,8 @@ import { formatPath, invalidPolicy, type PolicyIssue, type PolicyPath } from './
 import { hashPolicy } from './hash.ts';
 import { RULES, RULE_TYPES, type BuildEnv, type CompiledAllowRule, type CompiledRule, type RuleType } from './rules/index.ts';
 import { policySchema } from './schema.ts';
+import type { MatchOptions } from './fields.ts';
+import { CompiledMatch, MAX_MESSAGE_PATTERN_INPUT } from './match.ts';
 import { buildSets, resolveAddressList } from './sets.ts';
 import type { AbiDeclaration } from '../ports/chain-adapter.ts';
 import { compileLifecycle, type LifecyclePolicy } from './lifecycle.ts';
@@ -52,7 +54,30 @@ export function createRule(raw: { type: string } & Record<string, unknown>, env:
   if (!definition) throw invalidPolicy([{ path: formatPath([...env.path, 'type']), message: `unknown rule type; expected one of: ${RULE_TYPES.join(', ')}` }]);
   const parsed = definition.schema.safeParse(raw);
   if (!parsed.success) throw invalidPolicy(toPolicyIssues(parsed.error.issues, env.path));
-  return (definition.build as (o: unknown, e: BuildEnv) => CompiledRule)(parsed.data, env);
+  const rule = (definition.build as (o: unknown, e: BuildEnv) => CompiledRule)(parsed.data, env);
+  const match = (parsed.data as { match?: MatchOptions }).match;
+  return match?.message?.pattern === undefined ? rule : boundMessagePattern(rule, new CompiledMatch(match, env.sets, [...env.path, 'match']));
+}
+
+/**
+ * A rule whose `match.message.pattern` would run over more than MAX_MESSAGE_PATTERN_INPUT characters of message text
+ * refuses the request (`message_too_large`), whatever its type: the pattern is not run (CompiledMatch), so a deny is
+ * never bypassed and an allow never grants by size. Same bound as Nostr content patterns (rules/nostr-event.ts).
+ */
+function boundMessagePattern(rule: CompiledRule, match: CompiledMatch): CompiledRule {
+  return {
+    ...rule,
+    evaluate(ctx) {
+      const size = match.oversizeMessage(ctx.input.intent);
+      if (size === undefined) return rule.evaluate(ctx);
+      return [{
+        code: 'message_too_large',
+        message: `this rule's message pattern judges at most ${MAX_MESSAGE_PATTERN_INPUT} characters of message text; this message has ${size} (not judged, refused)`,
+        limit: String(MAX_MESSAGE_PATTERN_INPUT),
+        requested: String(size),
+      }];
+    },
+  };
 }
 
 /** Validates a parsed document and compiles it. Errors: `invalid_policy`, message starting with the exact path. */

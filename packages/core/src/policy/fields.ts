@@ -126,7 +126,7 @@ export const domainField = z
 export const messageField = z
   .strictObject({
     prefix: z.string().min(1).optional(),
-    pattern: z.string().min(1).optional(),
+    pattern: z.string().min(1).optional().describe('A regular expression tested against the message text (JavaScript syntax, unicode mode). Patterns judge at most 16,384 characters of text; a longer message is refused (message_too_large) wherever the pattern would run.'),
     /**
      * A personal message of exactly 32 bytes is what Safe (`eth_sign`, v + 4) and some smart accounts (EIP-191 over
      * the userOpHash) take as the owner's approval of a hash: granted only by a rule that says so.

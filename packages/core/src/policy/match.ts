@@ -52,6 +52,15 @@ export function isStandardSighash(name: string): boolean {
 /** A fixed message prefix this long (128 bits) cannot be reached by grinding a hash. */
 export const HASH_SAFE_PREFIX_BYTES = 16;
 
+/**
+ * The most characters of message text a `message.pattern` runs over (as Nostr content patterns, rules/nostr-event.ts).
+ * The operator's pattern runs over the agent's text on the daemon's one event loop, and a pattern with super-linear
+ * backtracking over a message as large as the request body (256 KiB by default; the EVM decoder caps no message
+ * text) stalls every agent's signing. A rule whose pattern would run over more is refused `message_too_large`
+ * (compile.ts) and its pattern does not run: never matched for an allow rule, touched for a rule that restricts.
+ */
+export const MAX_MESSAGE_PATTERN_INPUT = 16_384;
+
 export function isHashLengthMessage(intent: Intent): boolean {
   return intent.kind === 'message.personal' && intent.message !== undefined && intent.message.hex.length === 2 + 64;
 }
@@ -160,7 +169,8 @@ export class CompiledMatch {
       const resource = intent.payment?.resource;
       if (resource === undefined || !this.resources.some((p) => p.test(resource))) return false;
     }
-    if (!this.matchesSingleValued(intent)) return false;
+    // Fail closed: a message too large for the pattern is matched by no allow rule (and refused, compile.ts).
+    if (this.matchesSingleValued(intent) !== true) return false;
     // Every chain the intent names must be listed. A chain-id-0 authorization names only a label: valid on every
     // chain, no list covers it (found by review: a fleet granting only testnet requests granted one labelled so).
     // Chainless typed data is granted only by an allow rule that opts in (allow_chainless_domains) or names it.
@@ -198,7 +208,8 @@ export class CompiledMatch {
       const resource = payment.resource;
       if (resource !== undefined && !this.resources.some((p) => p.test(resource))) return false;
     }
-    if (!this.matchesSingleValued(intent)) return false;
+    // Fail closed: a message too large for the pattern counts as touched (and is refused, compile.ts).
+    if (this.matchesSingleValued(intent) === false) return false;
     // A signature over a chainless domain (or a chain-id-0 authorization) is valid on every chain, listed ones included.
     if (this.chains && !facts.everyChain && !facts.chains.some((c) => this.chains!.has(c))) return false;
     // A payment to whoever submits the transaction (a Safe refund to tx.origin) may go to a listed address.
@@ -218,8 +229,19 @@ export class CompiledMatch {
     return true;
   }
 
-  /** Fields an intent has at most one value for: both readings agree on them. */
-  private matchesSingleValued(intent: Intent): boolean {
+  /**
+   * The length of the message text when this block would have to run its `message.pattern` over more than
+   * MAX_MESSAGE_PATTERN_INPUT characters (every field checked before the pattern holds); undefined otherwise.
+   */
+  oversizeMessage(intent: Intent): number | undefined {
+    return this.messagePattern !== undefined && this.matchesSingleValued(intent) === 'oversize' ? intent.message?.text?.length : undefined;
+  }
+
+  /**
+   * Fields an intent has at most one value for: both readings agree on them. `oversize`: all hold up to the
+   * message pattern, which is not run over a text longer than MAX_MESSAGE_PATTERN_INPUT.
+   */
+  private matchesSingleValued(intent: Intent): boolean | 'oversize' {
     if (this.actions && !this.actions.has(intent.action)) return false;
     if (this.kinds && !this.kinds.has(intent.kind)) return false;
     if (this.nostrKinds && (intent.nostr?.eventKind === undefined || !this.nostrKinds.has(intent.nostr.eventKind))) return false;
@@ -230,7 +252,10 @@ export class CompiledMatch {
       const text = intent.message?.text;
       if (text === undefined) return false;
       if (this.messagePrefix !== undefined && !text.startsWith(this.messagePrefix)) return false;
-      if (this.messagePattern !== undefined && !this.messagePattern.test(text)) return false;
+      if (this.messagePattern !== undefined) {
+        if (text.length > MAX_MESSAGE_PATTERN_INPUT) return 'oversize';
+        if (!this.messagePattern.test(text)) return false;
+      }
     }
     return true;
   }
