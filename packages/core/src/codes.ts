@@ -47,9 +47,9 @@ export const ERROR_CODES = {
   breaker_not_tripped: { status: 409, summary: 'The circuit breaker was already reset (only a tripped breaker can be reset).' },
   // approvals by quorum (signed approver votes)
   quorum_required: { status: 409, summary: 'The approval needs a quorum of signed approver votes (POST /v1/approvals/{id}/votes); the admin token cannot approve it.' },
-  approver_unknown: { status: 401, summary: 'No approver by that name; nothing was recorded.' },
+  approver_unknown: { status: 401, summary: 'No longer returned: a vote or view naming no approver is answered vote_signature_invalid, so that approver names cannot be probed. Kept so that clients matching it still compile.' },
   approver_disabled: { status: 403, summary: 'The approver is disabled; the vote was audited and not counted.' },
-  vote_signature_invalid: { status: 401, summary: "The vote's signature does not verify under the approver's public key; nothing was recorded." },
+  vote_signature_invalid: { status: 401, summary: "The vote's signature does not verify under the public key of an approver by that name (a name no approver has is answered the same); nothing was recorded." },
   vote_digest_mismatch: { status: 409, summary: 'The vote is for another digest than the one the approval will sign; the vote was audited and not counted.' },
   vote_stale: { status: 400, summary: "The vote's `at` is more than 5 minutes from the server's time; sign a fresh vote." },
   vote_replayed: { status: 409, summary: 'This exact signed vote was already counted; a replay counts nothing.' },

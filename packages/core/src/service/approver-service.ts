@@ -105,21 +105,22 @@ export class ApproverService {
 
   /**
    * The approval and approver a signed post names, read outside any transaction, once its signature verifies:
-   * `not_found`, `approver_unknown` or `vote_signature_invalid` otherwise. Anyone can post without a token, so
-   * nothing is written (no expiry pass, no row lock) until the post proves it is the approver's.
+   * `not_found` or `vote_signature_invalid` otherwise. Anyone can post without a token, so nothing is written (no
+   * expiry pass, no row lock) until the post proves it is the approver's. A name no approver has is answered as a
+   * signature that does not verify: told apart (`approver_unknown`), an agent that knows its own approval's id
+   * learnt which approver names exist, whom to impersonate or phish (found by review).
    */
   private async verified(approvalId: string, approverName: string, message: (approver: Approver) => Uint8Array, signature: string, invalid: string): Promise<Approver> {
     const approval = await this.deps.store.getApproval(approvalId);
     if (!approval) throw new AirlockError('not_found', 'No such approval.');
     const approver = await this.deps.store.getApprover(approverName);
-    if (!approver) throw new AirlockError('approver_unknown', 'No such approver.');
-    if (!this.deps.ed25519.verify(approver.publicKey, message(approver), signature)) throw new AirlockError('vote_signature_invalid', invalid);
+    if (!approver || !this.deps.ed25519.verify(approver.publicKey, message(approver), signature)) throw new AirlockError('vote_signature_invalid', invalid);
     return approver;
   }
 
   /** An approver reads an approval they may vote on (signed view, same freshness as a vote). */
   async viewApproval(approvalId: string, input: ViewInput): Promise<ApprovalRecord> {
-    const approver = await this.verified(approvalId, input.approver, (a) => approvalViewBytes({ approvalId, approver: a.name, at: input.at }), input.signature, "The signature does not verify under the approver's key.");
+    const approver = await this.verified(approvalId, input.approver, (a) => approvalViewBytes({ approvalId, approver: a.name, at: input.at }), input.signature, "The signature does not verify under the key of an approver by that name.");
     // Authenticated: the approval as it stands once overdue ones are expired (an overdue one answers as expired).
     await this.operator.expireOverdue();
     const approval = await this.deps.store.getApproval(approvalId);
@@ -132,7 +133,7 @@ export class ApproverService {
   /** Counts a signed vote; answers the approval as it stands after it (granted and signed when it met the quorum). */
   async castVote(approvalId: string, input: VoteInput): Promise<ApprovalRecord> {
     const voteBytes = (approver: Approver) => approvalVoteBytes({ approvalId, digest: input.digest, decision: input.decision, approver: approver.name, at: input.at, ...(input.comment !== undefined ? { comment: input.comment } : {}) });
-    const invalid = "The vote's signature does not verify under the approver's key; nothing was recorded.";
+    const invalid = "The vote's signature does not verify under the key of an approver by that name; nothing was recorded.";
     // Verified first with reads only: an unauthenticated post writes nothing and locks nothing.
     await this.verified(approvalId, input.approver, voteBytes, input.signature, invalid);
     await this.operator.expireOverdue();
@@ -141,9 +142,8 @@ export class ApproverService {
       const approval = await tx.getApproval(approvalId, { lock: true });
       if (!approval) throw new AirlockError('not_found', 'No such approval.');
       const approver = await tx.getApprover(input.approver);
-      if (!approver) throw new AirlockError('approver_unknown', 'No such approver.');
       // Checked again on what the transaction holds (a second Ed25519 check, for genuine votes only).
-      if (!this.deps.ed25519.verify(approver.publicKey, voteBytes(approver), input.signature)) throw new AirlockError('vote_signature_invalid', invalid);
+      if (!approver || !this.deps.ed25519.verify(approver.publicKey, voteBytes(approver), input.signature)) throw new AirlockError('vote_signature_invalid', invalid);
       // Authenticated: from here every refusal is on the record.
       const refused = await this.refusal(tx, approver, approval, input);
       if (refused) {
