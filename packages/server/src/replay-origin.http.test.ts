@@ -95,7 +95,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(collected.body.replayed, true);
     });
 
-    test('a replay is judged by the policy in force: refused while a deny rule covers it, released once it is lifted; one held for approval is still released', async () => {
+    test('a replay is judged by the policy in force: refused while a deny rule or an approval tier covers it, released once it is lifted', async () => {
       const policy = usdcPolicy({ daily: '10000000', approvalAbove: '5000000' });
       const { agent, token } = await provisionAgent(h, { policy, actions: ['evm.typed_data', 'evm.transaction'] });
       const transfer = usdcTransfer(ALICE, 2_000_000n, 3);
@@ -118,14 +118,18 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const replays = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.replay`)).body.entries;
       assert.deepEqual(replays.map((e: { decision: string }) => e.decision), ['deny', 'deny']);
 
-      // Lifted, with the approval threshold now below the request: the replay is released, not held a second time,
-      // and charges nothing (2 + 1 of the 10 still counted once: 7 more fit, 7.000001 does not).
+      // The deny lifted, with the approval threshold now below the request: no human approved the original, and a
+      // replay cannot be held, so it is refused naming the tier.
       assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ daily: '10000000', approvalAbove: '500000' }) })).status, 200);
+      const held = await h.call('POST', '/v1/sign/transaction', { token, body: transfer, headers: { 'idempotency-key': 'judged-again' } });
+      assert.equal(held.status, 403, JSON.stringify(held.body));
+      assert.deepEqual(held.body.error.violations.map((v: { code: string }) => v.code), ['replay_not_approved', 'approval_required']);
+      // Lifted: the replay is released and charges nothing (2 + 1 of the 10 still counted once: 7 more fit, 7.000001 does not).
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ daily: '10000000' }) })).status, 200);
       const released = await h.call('POST', '/v1/sign/transaction', { token, body: transfer, headers: { 'idempotency-key': 'judged-again' } });
       assert.equal(released.status, 200, JSON.stringify(released.body));
       assert.equal(released.body.replayed, true);
       assert.equal(released.body.signedTransaction, first.body.signedTransaction);
-      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ daily: '10000000' }) })).status, 200);
       const over = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 7_000_001n, 4) });
       assert.equal(over.status, 403, JSON.stringify(over.body));
       assert.equal(over.body.error.violations[0].used, '3000000');

@@ -387,15 +387,21 @@ export interface TransactionOptions {
 }
 
 /** Handle bound to the open transaction. Only valid inside `Store.transaction`. */
+/** StoreTx.auditEntryOrigin: who made a recorded request and what was decided on it. */
+export interface AuditEntryOrigin {
+  sessionId?: string;
+  decision?: string;
+}
+
 export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx, ThresholdBindingStoreTx {
   getAgent(id: string): Promise<Agent | undefined>;
   getSession(id: string): Promise<Session | undefined>;
   /**
-   * The session named by the committed audit entry `seq` (the session that made that request): `{}` when the entry
-   * names none, undefined when there is no such committed entry (PostgreSQL writes a batch's entries at its commit,
-   * so another request's entry of the same batch is not found yet).
+   * The session named by the committed audit entry `seq` (the session that made that request) and the entry's
+   * decision: a field is absent when the entry names none, undefined when there is no such committed entry
+   * (PostgreSQL writes a batch's entries at its commit, so another request's entry of the same batch is not found yet).
    */
-  auditEntrySession(seq: number): Promise<{ sessionId?: string } | undefined>;
+  auditEntryOrigin(seq: number): Promise<AuditEntryOrigin | undefined>;
   /** Latest policy for each scope (fleet, agent:<id>), read inside the transaction. */
   getPolicy(scope: string): Promise<PolicyRecord | undefined>;
 

@@ -9,7 +9,7 @@ import type { DecodedRequest, SignResult, ChainAdapter, SignerContext } from '..
 import type { DecisionBoundRequest, ProducedSignature } from '../ports/key-backend.ts';
 import { bip32Fingerprint, type ExtendedPublicKey } from '../ports/chain-adapter.ts';
 import { ledgerViewFrom, type LedgerWrite, type WindowQuery, type WindowTotal } from '../ports/ledger.ts';
-import type { Agent, ApprovalRecord, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
+import type { Agent, ApprovalRecord, AuditEntryOrigin, IdempotencyRecord, NonceClaim, Session, StoreTx } from '../ports/store.ts';
 import type { Decision, Violation } from '../policy/decision.ts';
 import { countWritesFor, evaluatePolicy, ledgerWritesFor, requiredWindows, sessionScopeViolations, type EvaluationInput } from '../policy/index.ts';
 import type { ServiceDeps } from './deps.ts';
@@ -409,19 +409,20 @@ export class SigningService {
 
   /**
    * Re-releases a charged signature. No new value is charged (it is the same signature), but the sending
-   * session must still be allowed the action and chain, the policy in force must not deny the request, the
+   * session must still be allowed the action and chain, the policy in force must not refuse the request, the
    * request is counted (rate limits and the loop guard count signatures), and the replay has its own audit
    * entry pointing at the original.
    *
    * The policy is judged again because a charged signature is not always a delivered one: when the key backend
-   * failed after the commit (`sign.failed`), the retry is the first release, and a deny rule the operator added
-   * in between must stop it (found by review: it was released unjudged). It is judged as a held approval is
-   * (`evaluateHeld`): what the request charged is taken out of the totals, so the budgets count it once, as
-   * itself. Only a denial refuses: a request the policy would now hold for approval was allowed or approved when
-   * it was charged, and is not held a second time.
+   * failed after the commit (`sign.failed`), the retry is the first release, and a deny rule, an approval tier or
+   * a breaker the operator set in between must stop it (found by review: it was released unjudged). It is judged
+   * as a held approval is (`evaluateHeld`): what the request charged is taken out of the totals, so the budgets
+   * count it once, as itself. A denial refuses it; so does a hold for approval (`replayHold`), unless the original
+   * was itself granted by an approval.
    */
   private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>): Promise<TxOutcome> {
-    const violations = [...(await this.replayOriginViolations(tx, session, originalSeq)), ...sessionScopeViolations(session.scope, session.id, req.input, req.ancestors)];
+    const origin = await tx.auditEntryOrigin(originalSeq);
+    const violations = [...(await this.replayOriginViolations(tx, session, originalSeq, origin)), ...sessionScopeViolations(session.scope, session.id, req.input, req.ancestors)];
     if (violations.length > 0) {
       const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion: `session:${session.id}` };
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', violations);
@@ -431,10 +432,13 @@ export class SigningService {
     // the ancestors' series are named, as the original's charge named them).
     req.input.sessionAncestors = (req.ancestors ?? []).map((a) => a.id);
     enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session, req.ancestors), req.input);
-    const decision = await this.evaluateHeld(tx, session, req.input, ledgerWritesFor(req.input));
-    if (decision.decision === 'deny') {
-      const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', decision.violations);
-      return { status: 403, body: denialBody(decision, entry.seq) };
+    const judged = await this.evaluateHeld(tx, session, req.input, ledgerWritesFor(req.input));
+    const refusal = judged.decision === 'deny' ? judged : await this.replayHold(tx, req, judged, originalSeq, origin);
+    if (refusal) {
+      const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', refusal.violations);
+      // A retry loop the loop guard stops is an incident, as for a fresh request.
+      if (refusal.violations.some((v) => v.code === 'loop_guard_tripped')) await this.appendLoopGuardAlert(tx, req.auth, req.input.intent.payment?.resource, refusal, entry.seq, req.now);
+      return { status: 403, body: denialBody(refusal, entry.seq) };
     }
     const entry = await this.appendReplayEntry(tx, req, originalSeq, 'allow');
     await tx.appendLedger(countWritesFor(req.input), req.now, entry.seq);
@@ -442,15 +446,40 @@ export class SigningService {
   }
 
   /**
-   * Whether `session` may collect the signature of the request recorded at `originalSeq`. A derived session collects
-   * only its own requests' and those of sessions derived from it, as it reads approval results (`mayCollectResultOf`):
-   * a replay is judged by the sending session's actions and chains but charges nothing, so a sub-agent whose budget
-   * is 1 USDC collected its parent's 60 USDC authorization by resending the request its approval showed (found by
-   * review). A session the operator issued (no parent) collects any of the agent's, so a renewed session may retry.
+   * The refusal of a replay the policy in force would hold for approval, or that a tripped `require_approval` breaker
+   * holds (the detectors are not run again: a replay trips nothing). A replay cannot be held (its spend is charged
+   * already), so it is refused, naming what holds it; undefined when nothing does, or when the original request
+   * was granted by an approval and no breaker holds the agent now (the hold it meets is the one a human granted).
    */
-  private async replayOriginViolations(tx: StoreTx, session: Session, originalSeq: number): Promise<Violation[]> {
+  private async replayHold(tx: StoreTx, req: SignRequest, decision: Decision, originalSeq: number, origin: AuditEntryOrigin | undefined): Promise<Decision | undefined> {
+    const open = (await tx.trippedBreakersFor(req.auth.agent.id)).filter((b) => b.action === 'require_approval');
+    const approvalHolds = decision.decision === 'require_approval' ? decision.violations.filter((v) => v.code !== 'anomaly_detected') : [];
+    if (open.length === 0 && (approvalHolds.length === 0 || origin?.decision === 'require_approval')) return undefined;
+    const holds: Violation[] = [
+      ...approvalHolds,
+      ...open.map((b) => ({ rule: b.detector, code: 'breaker_open' as const, message: `breaker ${b.id} (tripped ${new Date(b.trippedAt).toISOString()}: ${b.message}) holds this agent's requests for approval until an operator resets it` })),
+    ];
+    return {
+      ...decision,
+      decision: 'deny',
+      violations: [
+        { rule: holds[0]!.rule, code: 'replay_not_approved', message: `the signature recorded at audit entry ${originalSeq} was not approved by a human, and the policy in force now holds such a request for approval; a replay cannot be held (its spend is charged already), so it is refused` },
+        ...holds,
+      ],
+    };
+  }
+
+  /**
+   * Whether `session` may collect the signature of the request recorded at `originalSeq` (`origin`: its entry). A
+   * derived session collects only its own requests' and those of sessions derived from it, as it reads approval
+   * results (`mayCollectResultOf`): a replay charges nothing, so a sub-agent whose budget is 1 USDC collected its
+   * parent's 60 USDC authorization by resending the request its approval showed (found by review). A session the
+   * operator issued (no parent) collects any of the agent's, so a renewed session may retry (within its own
+   * budgets: `replay` judges it).
+   */
+  private async replayOriginViolations(tx: StoreTx, session: Session, originalSeq: number, originEntry: AuditEntryOrigin | undefined): Promise<Violation[]> {
     if (session.parentId === undefined) return [];
-    const origin = (await tx.auditEntrySession(originalSeq))?.sessionId;
+    const origin = originEntry?.sessionId;
     if (origin === session.id) return [];
     if (origin !== undefined) {
       const originSession = await tx.getSession(origin);

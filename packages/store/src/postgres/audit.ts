@@ -1,4 +1,4 @@
-import type { AuditCheckpoint, AuditEntry, AuditEntryInput, AuditQuery, NodeId, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry } from '@airlock/core';
+import type { AuditCheckpoint, AuditEntry, AuditEntryInput, AuditEntryOrigin, AuditQuery, NodeId, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry } from '@airlock/core';
 import { buildAuditEntry } from '../shared/audit-entry.ts';
 import { auditEntryFromRow, auditLeafFromRow, checkpointFromRow, treeHeadFromRow } from '../shared/rows.ts';
 import { clampLimit, MAX_READ_PAGE, toInt, toOptionalInt } from '../shared/values.ts';
@@ -104,11 +104,11 @@ export async function readAudit(q: Q, fromSeq: number, limit: number): Promise<A
   return rows.map(auditEntryFromRow);
 }
 
-/** StoreTx.auditEntrySession (committed entries only: a batch writes its entries at its commit). */
-export async function auditEntrySession(q: Q, seq: number): Promise<{ sessionId?: string } | undefined> {
-  const [row] = await q('SELECT session_id FROM audit_entries WHERE seq = $1', [seq]);
+/** StoreTx.auditEntryOrigin (committed entries only: a batch writes its entries at its commit). */
+export async function auditEntryOrigin(q: Q, seq: number): Promise<AuditEntryOrigin | undefined> {
+  const [row] = await q('SELECT session_id, decision FROM audit_entries WHERE seq = $1', [seq]);
   if (!row) return undefined;
-  return row.session_id === null || row.session_id === undefined ? {} : { sessionId: String(row.session_id) };
+  return { ...(row.session_id != null ? { sessionId: String(row.session_id) } : {}), ...(row.decision != null ? { decision: String(row.decision) } : {}) };
 }
 
 /** Rows a writer never makes: no leaf index, or a negative one (a row inserted behind the log's back). */

@@ -1,4 +1,4 @@
-import type { GrantRecord, QuorumRequirement, ThresholdBinding } from '@airlock/core';
+import type { AuditEntryOrigin, GrantRecord, QuorumRequirement, ThresholdBinding } from '@airlock/core';
 import { AirlockError, FLEET_SCOPE, agentScope } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx, ChildSessionCounts,
@@ -230,11 +230,11 @@ export class PostgresStoreTx implements StoreTx {
     if (read && !read.session) return new Promise((resolve, reject) => (read.session = { id, resolve, reject }));
     return records.getSession(this.q, id);
   }
-  async auditEntrySession(seq: number): Promise<{ sessionId?: string } | undefined> {
+  async auditEntryOrigin(seq: number): Promise<AuditEntryOrigin | undefined> {
     this.live();
     const own = this.auditEntries.find((e) => e.seq === seq);
-    if (own) return own.sessionId === undefined ? {} : { sessionId: own.sessionId };
-    return audit.auditEntrySession(this.q, seq);
+    if (own) return { ...(own.sessionId !== undefined ? { sessionId: own.sessionId } : {}), ...(own.decision !== undefined ? { decision: own.decision } : {}) };
+    return audit.auditEntryOrigin(this.q, seq);
   }
   /** Calls made together (the fleet and agent layers) share one round trip. */
   getPolicy(scope: string): Promise<PolicyRecord | undefined> {

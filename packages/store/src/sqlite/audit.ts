@@ -1,4 +1,4 @@
-import type { AuditCheckpoint, AuditEntry, AuditEntryInput, AuditQuery, NodeId, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry } from '@airlock/core';
+import type { AuditCheckpoint, AuditEntry, AuditEntryInput, AuditEntryOrigin, AuditQuery, NodeId, SignedTreeHead, StoredAuditHead, TreeNode, VerifiableEntry } from '@airlock/core';
 import { buildAuditEntry } from '../shared/audit-entry.ts';
 import { auditEntryFromRow, auditLeafFromRow, checkpointFromRow, treeHeadFromRow } from '../shared/rows.ts';
 import { clampLimit, MAX_READ_PAGE, toInt, toOptionalInt } from '../shared/values.ts';
@@ -57,11 +57,11 @@ export function readAudit(db: SqliteDb, fromSeq: number, limit: number): AuditEn
   return db.all('SELECT * FROM audit_entries WHERE seq >= ? AND +leaf_index >= 0 ORDER BY seq LIMIT ?', fromSeq, clampLimit(limit, limit, MAX_READ_PAGE)).map(auditEntryFromRow);
 }
 
-/** StoreTx.auditEntrySession. */
-export function auditEntrySession(db: SqliteDb, seq: number): { sessionId?: string } | undefined {
-  const row = db.get('SELECT session_id FROM audit_entries WHERE seq = ?', seq);
+/** StoreTx.auditEntryOrigin. */
+export function auditEntryOrigin(db: SqliteDb, seq: number): AuditEntryOrigin | undefined {
+  const row = db.get('SELECT session_id, decision FROM audit_entries WHERE seq = ?', seq);
   if (!row) return undefined;
-  return row.session_id === null || row.session_id === undefined ? {} : { sessionId: String(row.session_id) };
+  return { ...(row.session_id != null ? { sessionId: String(row.session_id) } : {}), ...(row.decision != null ? { decision: String(row.decision) } : {}) };
 }
 
 /**

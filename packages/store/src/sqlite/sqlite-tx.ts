@@ -1,4 +1,4 @@
-import type { GrantRecord, QuorumRequirement, ThresholdBinding } from '@airlock/core';
+import type { AuditEntryOrigin, GrantRecord, QuorumRequirement, ThresholdBinding } from '@airlock/core';
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx, ChildSessionCounts,
@@ -54,8 +54,8 @@ export class SqliteStoreTx implements StoreTx {
   async getSession(id: string): Promise<Session | undefined> {
     return records.getSession(this.live(), id);
   }
-  async auditEntrySession(seq: number): Promise<{ sessionId?: string } | undefined> {
-    return audit.auditEntrySession(this.live(), seq);
+  async auditEntryOrigin(seq: number): Promise<AuditEntryOrigin | undefined> {
+    return audit.auditEntryOrigin(this.live(), seq);
   }
   async getPolicy(scope: string): Promise<PolicyRecord | undefined> {
     return records.getPolicy(this.live(), scope);
