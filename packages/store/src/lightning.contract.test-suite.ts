@@ -2,9 +2,11 @@
  * Lightning payment records (core/ports/lightning-payments.ts, the Lightning part of StoreTx), part of the store
  * contract: a held payment is in flight and its worst case counted by every window; one payment per hash is in
  * flight or succeeded; finishing releases every hold and leaves exactly the charges it names; a late success of a
- * failed payment is charged exactly once; the reconciler pages through every payment in flight exactly once.
+ * failed payment is charged exactly once; the reconciler pages through every payment in flight exactly once; each
+ * operator alert of a payment is recorded once.
  * The `check…` functions race several instances on one database (run when the caller gives `instances`: PostgreSQL):
- * holds of one hash, finishes of one payment, late charges of one failed payment, and a late charge beside a hold.
+ * holds of one hash, finishes of one payment, late charges of one failed payment, a late charge beside a hold, and
+ * alerts of one payment.
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -263,6 +265,27 @@ export async function checkChargeAfterFailureBesideConcurrentHold(stores: Store[
   assert.deepEqual(withoutReason(done), { ...failed, state: 'failed', preimage: preimageOf(failed), feeMsat: 40n, finishedSeq: 3_001, updatedAt: T0 + 2 * DAY + 2 });
   assert.deepEqual(await active(a, failed.paymentHash), retry);
   assert.deepEqual(await totals(a, 0, series), addTotals(before, sumOver(series, lateCostOf(failed, 40n), holdOf(retry))), 'charged once, and the hold counted');
+}
+
+/**
+ * One alert of one payment recorded by several transactions at once, spread over `stores` (instances on one
+ * database: reconcilers reading the same unaccepted answer), each holding its transaction open a moment after
+ * recording: exactly one records it (true), every other gets false, whichever commits first.
+ */
+export async function checkConcurrentLightningAlerts(stores: Store[], rounds = 4, attempts = 6): Promise<void> {
+  const first = stores[0]!;
+  const p = payment();
+  await hold(first, p);
+  for (let round = 0; round < rounds; round++) {
+    const alertKey = `{"reason":"amount_mismatch","reportedMsat":"${round}"}`;
+    const results = await Promise.all(Array.from({ length: attempts }, (_, i) => stores[i % stores.length]!.transaction(async (tx) => {
+      const recorded = await tx.recordLightningAlert(p.id, alertKey, T0 + round);
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      return recorded;
+    })));
+    assert.equal(results.filter((r) => r).length, 1, `round ${round}: exactly one transaction records the alert, got ${JSON.stringify(results)}`);
+    for (const store of stores) assert.equal(await store.transaction((tx) => tx.recordLightningAlert(p.id, alertKey, T0 + round)), false, `round ${round}: recorded for every instance`);
+  }
 }
 
 /**
@@ -546,6 +569,38 @@ export function runLightningStoreContract(fresh: () => Promise<Store>, options: 
       assert.equal(later({ createdAt: T0 + 1, id: 'lnp_c' })[0]!.id, 'lnp_f000000000000000');
     });
 
+    test('lightning: recordLightningAlert records each alert key of a payment once, durably, and not in a transaction that rolled back', async () => {
+      const store = await open();
+      const p = payment();
+      const other = payment();
+      await hold(store, p);
+      await hold(store, other);
+      const record = (id: string, alertKey: string, at = T0) => store.transaction((tx) => tx.recordLightningAlert(id, alertKey, at));
+      const mismatch = (msat: string) => `{"reason":"amount_mismatch","reportedMsat":"${msat}"}`;
+
+      assert.equal(await record(p.id, mismatch('5000000')), true, 'the first time');
+      assert.equal(await record(p.id, mismatch('5000000'), T0 + MINUTE), false, 'again: already raised');
+      assert.equal(await record(p.id, mismatch('5000000'), T0 + DAY), false, 'and again');
+      assert.equal(await record(p.id, mismatch('6000000')), true, 'another figure is another alert');
+      assert.equal(await record(p.id, '{"reason":"preimage_mismatch"}'), true, 'another reason is another alert');
+      assert.equal(await record(other.id, mismatch('5000000')), true, 'the same alert of another payment is its own');
+      // In one transaction: the second sees the first.
+      assert.deepEqual(await store.transaction(async (tx) => [await tx.recordLightningAlert(other.id, mismatch('7'), T0), await tx.recordLightningAlert(other.id, mismatch('7'), T0)]), [true, false]);
+
+      // A transaction that rolls back records nothing: the alert is still to be raised.
+      await assert.rejects(store.transaction(async (tx) => {
+        assert.equal(await tx.recordLightningAlert(p.id, mismatch('8'), T0), true);
+        throw new Error('rolled back');
+      }), /rolled back/);
+      assert.equal(await record(p.id, mismatch('8')), true, 'after a rollback, recorded by the next transaction');
+
+      // A finished payment keeps its record (the key stays raised).
+      await finishPayment(store, other.id, { state: 'failed', failureReason: 'no_route' }, requestOf(other), T0 + MINUTE, 10);
+      assert.equal(await record(other.id, mismatch('5000000')), false);
+
+      await rejectsWithCode(record('lnp_ffffffffffffffff', mismatch('5000000')), 'not_found', 'no such payment:');
+    });
+
     if (options.instances) {
       const instances = options.instances;
       const race = async (check: (stores: Store[]) => Promise<void>) => {
@@ -557,6 +612,7 @@ export function runLightningStoreContract(fresh: () => Promise<Store>, options: 
       test('lightning: instances holding payments of one hash at once record exactly one; the others fail with conflict', () => race((stores) => checkConcurrentLightningHolds(stores)));
       test('lightning: instances finishing one payment at once (successes and failures) finish it once; the others fail with conflict', () => race((stores) => checkConcurrentFinishes(stores)));
       test('lightning: instances charging the late success of one failed payment at once charge it exactly once; the others fail with conflict', () => race((stores) => checkConcurrentChargeAfterFailure(stores)));
+      test('lightning: instances recording one alert of one payment at once record it exactly once', () => race((stores) => checkConcurrentLightningAlerts(stores)));
       // PostgreSQL read "no other payment active" before a concurrent hold committed, then its UPDATE to `succeeded`
       // failed on lightning_payments_active_hash: the late success was neither recorded nor charged (fixed: the
       // hold and the late charge take the hash's lock).

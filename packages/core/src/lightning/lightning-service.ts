@@ -411,13 +411,14 @@ export class LightningService {
       case 'succeeded': {
         const preimage = status.preimage.toLowerCase();
         if (!HEX32.test(preimage) || bytesToHex(sha256(hexToBytes(preimage))) !== record.paymentHash) {
-          // A success Airlock cannot verify is no definite answer: the hold stays, an operator is told.
+          // A success Airlock cannot verify is no definite answer: the hold stays, an operator is told (once: the
+          // reconciler reads the same answer every round, alert()).
           await this.alert(record, { reason: 'preimage_mismatch', source });
           return record;
         }
         if (status.amountMsat !== undefined && status.amountMsat !== record.amountMsat) {
           // Paid, but not the amount this request asked and holds: not this payment as Airlock knows it. The hold
-          // stays (what it holds is no measure of what moved); an operator is told.
+          // stays (what it holds is no measure of what moved); an operator is told, once per reported amount.
           await this.alert(record, { reason: 'amount_mismatch', source, reportedMsat: status.amountMsat.toString() });
           return record;
         }
@@ -696,9 +697,21 @@ export class LightningService {
     return this.options.backend;
   }
 
-  private async alert(p: LightningPaymentRecord, data: Record<string, unknown>): Promise<void> {
+  /**
+   * Tells an operator about payment `p` (`alert.lightning`), once per distinct alert: its reason and figures (a
+   * reported amount, an error code), whichever path saw it (`source` is not part of it). An answer the service cannot
+   * accept keeps the hold and the reconciler reads it again every round; the store records each alert raised
+   * (recordLightningAlert, in the entry's transaction), so a repeat appends nothing, also after a restart or in
+   * another instance on the same store, and `alert.*` webhooks fire once. A changed figure is a new alert.
+   */
+  private async alert(p: LightningPaymentRecord, data: { reason: string; source?: string } & Record<string, unknown>): Promise<void> {
     const now = this.deps.clock.now();
-    await this.deps.store.transaction((tx) => tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: p.agentId, sessionId: p.sessionId, data: { paymentId: p.id, paymentHash: p.paymentHash, backend: p.backend, ...data } }));
+    const { source: _source, ...figures } = data;
+    const key = canonicalJson(figures);
+    await this.deps.store.transaction(async (tx) => {
+      if (!(await tx.recordLightningAlert(p.id, key, now))) return;
+      await tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: p.agentId, sessionId: p.sessionId, data: { paymentId: p.id, paymentHash: p.paymentHash, backend: p.backend, ...data } });
+    });
   }
 }
 

@@ -581,6 +581,15 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
   inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]>;
   /** How many of one agent's payments are in flight (the per-agent cap; read under the agent's lock on PostgreSQL). */
   countInFlightLightningPayments(agentId: string): Promise<number>;
+  /**
+   * Records that the operator alert `key` (the alert's reason and figures) about payment `paymentId` was raised at
+   * `at`: true the first time, false when it already was, by an earlier transaction of any instance (durable across
+   * restarts). The caller appends the alert's audit entry only on true and in the same transaction, so each
+   * distinct alert is appended once however often the reconciler reads the same answer again. A concurrent
+   * transaction recording the same key waits for this one (PostgreSQL) and gets false once it commits, true if it
+   * rolled back. No such payment: `not_found`.
+   */
+  recordLightningAlert(paymentId: string, key: string, at: number): Promise<boolean>;
 
   // Detectors and circuit breakers (ports/breakers.ts, core/service/circuit-breakers.ts).
   /**

@@ -110,3 +110,21 @@ export async function inFlightLightningPayments(q: Q, limit: number, after?: { c
     : await q(`SELECT ${COLUMNS} FROM lightning_payments WHERE state = 'in_flight' ORDER BY created_at, id LIMIT $1`, [clampLimit(limit)]);
   return rows.map(lightningFromRow);
 }
+
+/**
+ * StoreTx.recordLightningAlert: true when the alert `key` of the payment was not recorded before. A concurrent
+ * insert of the same key (another instance) makes this one wait for its transaction: after its commit nothing is
+ * inserted (false), after its rollback this one inserts.
+ */
+export async function recordLightningAlert(q: Q, paymentId: string, key: string, at: number): Promise<boolean> {
+  const [row] = await q(
+    `WITH ins AS (
+       INSERT INTO lightning_alerts (payment_id, alert_key, at) SELECT id, $2, $3 FROM lightning_payments WHERE id = $1
+       ON CONFLICT (payment_id, alert_key) DO NOTHING RETURNING 1
+     )
+     SELECT EXISTS (SELECT 1 FROM ins) AS inserted, EXISTS (SELECT 1 FROM lightning_payments WHERE id = $1) AS known`,
+    [paymentId, key, at],
+  );
+  if (!row?.known) throw new AirlockError('not_found', 'no such Lightning payment');
+  return row.inserted === true;
+}

@@ -86,3 +86,9 @@ export function inFlightLightningPayments(db: SqliteDb, limit: number, after?: {
   }
   return db.all("SELECT * FROM lightning_payments WHERE state = 'in_flight' ORDER BY created_at, id LIMIT ?", clampLimit(limit)).map(lightningFromRow);
 }
+
+/** StoreTx.recordLightningAlert: true when the alert `key` of the payment was not recorded before. */
+export function recordLightningAlert(db: SqliteDb, paymentId: string, key: string, at: number): boolean {
+  if (!db.get('SELECT 1 AS one FROM lightning_payments WHERE id = ?', paymentId)) throw new AirlockError('not_found', 'no such Lightning payment');
+  return db.run('INSERT INTO lightning_alerts (payment_id, alert_key, at) VALUES (?, ?, ?) ON CONFLICT (payment_id, alert_key) DO NOTHING', paymentId, key, at) === 1;
+}

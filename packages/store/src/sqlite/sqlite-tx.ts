@@ -209,6 +209,9 @@ export class SqliteStoreTx implements StoreTx {
   async inFlightLightningPayments(limit: number, after?: { createdAt: number; id: string }): Promise<LightningPaymentRecord[]> {
     return lightning.inFlightLightningPayments(this.live(), limit, after);
   }
+  async recordLightningAlert(paymentId: string, key: string, at: number): Promise<boolean> {
+    return lightning.recordLightningAlert(this.live(), paymentId, key, at);
+  }
   async reservedPayments(limit: number, after?: { validBefore: number; id: string }): Promise<PaymentRecord[]> {
     return payments.reservedPayments(this.live(), limit, after);
   }

@@ -22,6 +22,7 @@ import { statements as thresholdBindings } from './021_threshold_bindings.ts';
 import { statements as lifecyclePlannedJobs } from './022_lifecycle_planned_jobs.ts';
 import { statements as webhookClaimIndexes } from './023_webhook_claim_indexes.ts';
 import { statements as lightningInFlightByAgent } from './024_lightning_in_flight_by_agent.ts';
+import { statements as lightningAlerts } from './025_lightning_alerts.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -49,4 +50,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [22, { name: '022_lifecycle_planned_jobs', statements: lifecyclePlannedJobs }],
   [23, { name: '023_webhook_claim_indexes', statements: webhookClaimIndexes }],
   [24, { name: '024_lightning_in_flight_by_agent', statements: lightningInFlightByAgent }],
+  [25, { name: '025_lightning_alerts', statements: lightningAlerts }],
 ]);

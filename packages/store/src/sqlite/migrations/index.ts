@@ -21,6 +21,7 @@ import { statements as thresholdBindings } from './020_threshold_bindings.ts';
 import { statements as lifecyclePlannedJobs } from './021_lifecycle_planned_jobs.ts';
 import { statements as webhookClaimIndexes } from './022_webhook_claim_indexes.ts';
 import { statements as lightningInFlightByAgent } from './023_lightning_in_flight_by_agent.ts';
+import { statements as lightningAlerts } from './024_lightning_alerts.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -47,4 +48,5 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [21, { name: '021_lifecycle_planned_jobs', statements: lifecyclePlannedJobs }],
   [22, { name: '022_webhook_claim_indexes', statements: webhookClaimIndexes }],
   [23, { name: '023_lightning_in_flight_by_agent', statements: lightningInFlightByAgent }],
+  [24, { name: '024_lightning_alerts', statements: lightningAlerts }],
 ]);
