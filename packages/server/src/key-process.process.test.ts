@@ -136,6 +136,24 @@ describe('key process: a separate process holds the keys and signs only committe
     assert.equal(second.body.signedTransaction, first.body.signedTransaction);
   });
 
+  test('an approved EIP-3009 authorization sent again is released through the key process under its approval (a replay)', async () => {
+    // Found by review: the replay was bound to its own sign.replay entry, whose original is the held request (not
+    // an allow), so the key process refused it (key_process_refused) and the agent never got the approved signature.
+    const agent = (await admin('POST', '/v1/agents', { names: ['kp-approved'] })).body.agents[0];
+    assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: usdcPolicy({ approvalAbove: '1000000', daily: '50000000' }) })).status, 200);
+    const token = (await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'] })).body.token;
+    const body = usdcAuthorization(agent.address, ALICE, 3_000_000n, Math.floor(Date.now() / 1000) + 600, `0x${'a8'.repeat(32)}`);
+    const held = await httpJson(daemon.url, 'POST', '/v1/sign/typed-data', { token, body });
+    assert.equal(held.status, 202, JSON.stringify(held.body));
+    const approved = await admin('POST', `/v1/approvals/${held.body.approvalId}/approve`);
+    assert.equal(approved.status, 200, JSON.stringify(approved.body));
+    const again = await httpJson(daemon.url, 'POST', '/v1/sign/typed-data', { token, body });
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    assert.equal(again.body.replayed, true);
+    assert.equal(again.body.signature, approved.body.result.signature);
+    assert.deepEqual((await admin('GET', `/v1/audit?agent=${agent.name}&type=sign.failed`)).body.entries, []);
+  });
+
   test('the audit key signs tree heads through the key process, over the root it computes', async () => {
     // Checkpoints run every second here (AIRLOCK_CHECKPOINT_INTERVAL): wait for one that covers the signatures above.
     const head = (await admin('GET', '/v1/audit/head')).body;

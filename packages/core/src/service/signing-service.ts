@@ -71,7 +71,7 @@ interface SignRequest {
 /** What the signing transaction decided: refuse, release a signature after commit, or answer as is. */
 type TxOutcome =
   | { refused: AirlockError }
-  | { release: { auditSeq: number; replayed: boolean; decision?: Decision; extra: Record<string, unknown>; entry?: AuditEntry } }
+  | { release: { auditSeq: number; replayed: boolean; decision?: Decision; extra: Record<string, unknown>; entry?: AuditEntry; approvalId?: string } }
   | { status: SignOutcome['status']; body: Record<string, unknown> };
 
 export interface DryRunOutcome {
@@ -247,11 +247,14 @@ export class SigningService {
     const afterDecision = async (outcome: TxOutcome): Promise<SignOutcome> => {
       if ('refused' in outcome) throw outcome.refused;
       if (!('release' in outcome)) return outcome;
-      const { auditSeq, replayed, decision, extra, entry } = outcome.release;
+      const { auditSeq, replayed, decision, extra, entry, approvalId } = outcome.release;
       // The receipt is read off the entry now, after commit: a store may give an entry its leaf index only
       // when its batch commits (PostgreSQL).
-      // A key process signs only what the entry of this very request allowed: a replay's own entry points at the original.
-      const binding: SignBinding = { auditSeq: typeof extra.replayAuditSeq === 'number' ? extra.replayAuditSeq : auditSeq, payload, ...(context.x402 ? { x402: context.x402 } : {}) };
+      // A key process signs only what the entry of this very request allowed: a replay's own entry points at the
+      // original; the replay of an approved request is bound to the approval, as its first signature was.
+      const binding: SignBinding = approvalId !== undefined
+        ? { auditSeq, approvalId, payload, ...(context.x402 ? { x402: context.x402 } : {}) }
+        : { auditSeq: typeof extra.replayAuditSeq === 'number' ? extra.replayAuditSeq : auditSeq, payload, ...(context.x402 ? { x402: context.x402 } : {}) };
       return this.release(auth, action, adapter, signer, decoded, auditSeq, replayed, decision, entry ? { ...extra, receipt: receiptOf(entry) } : extra, binding, threshold);
     };
     // A threshold cluster's nodes each record what they sign (their own ledgers): they are asked only once the
@@ -401,6 +404,10 @@ export class SigningService {
     const payment = isHeldPayment(input.intent) ? await tx.getPaymentByNonce(input.intent.payment!.network, heldToken(input.intent), input.intent.from, input.intent.payment!.nonce) : undefined;
     const extra = payment ? { paymentId: payment.id } : {};
     const outcome = await this.replay(tx, req, session, original, extra);
+    // The original was held and approved: a key process signs it again under that approval (the entry it allowed is
+    // the held request, not an `allow`), as it signed it when the approval was granted.
+    const approvalId = claims[0]!.approvalId;
+    if ('release' in outcome && approvalId !== undefined) outcome.release.approvalId = approvalId;
     if (idempotencyKey !== undefined && 'release' in outcome) {
       await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, signer: req.signer, ...extra } }, createdAt: now });
     }
