@@ -6,11 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BITCOIN_CHAINS, LightningService, bitcoinAsset } from '@airlock/core';
-import { LightningNetwork } from '../../../testing/lightning-network.ts';
-import { startTestRelay, type TestRelay } from '../../../testing/nostr-relay/relay.ts';
-import { TestWalletService } from '../../../testing/nwc-wallet-service/wallet-service.ts';
-import { NwcBackend } from './lightning/nwc-client.ts';
-import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+import { provisionAgent, type Harness, type StoreKind } from './testing/harness.ts';
+import { startNwcStack, type NwcStack } from './testing/nwc-stack.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 
@@ -18,23 +15,16 @@ interface AlertEntry { type: string; data: { reason: string; paymentId?: string;
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`Lightning: an alert is appended once, not once per reconcile round (${store})`, () => {
+    let stack: NwcStack;
     let h: Harness;
-    let relay: TestRelay;
-    let wallet: TestWalletService;
-    let network: LightningNetwork;
-    let backend: NwcBackend;
+    let wallet: NwcStack['wallet'];
+    let network: NwcStack['network'];
+    let backend: NwcStack['backend'];
     before(async () => {
-      relay = await startTestRelay();
-      network = new LightningNetwork();
-      wallet = await TestWalletService.start({ relay, lightning: network });
-      backend = await NwcBackend.connect({ connectionUri: wallet.uri, network: 'regtest', infoTimeoutMs: 3_000, requestTimeoutMs: 2_000, payGraceMs: 500 });
-      h = await startHarness({ store, lightningBackend: backend, config: { lightning: { backend: 'nwc' as const, network: 'regtest' as const, payTimeoutSeconds: 1, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+      stack = await startNwcStack(store);
+      ({ h, wallet, network, backend } = stack);
     });
-    after(async () => {
-      await h.close();
-      wallet.close();
-      await relay.close();
-    });
+    after(async () => stack.close());
     const spent = async (agentId: string) => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agentId}`, asset: BTC, sinceMs: 0 }])))[0]!.amount;
     const mismatches = async (agentName: string, paymentId: string): Promise<AlertEntry['data'][]> => {
       const res = await h.admin('GET', `/v1/audit?agent=${agentName}&type=alert.lightning&limit=1000`);

@@ -13,11 +13,9 @@ import { createHash } from 'node:crypto';
 import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
 import { LightningNetwork } from '../../../testing/lightning-network.ts';
 import { startLndRestDouble, type LndRestDouble } from '../../../testing/lnd-rest-double/server.ts';
-import { startTestRelay, type TestRelay } from '../../../testing/nostr-relay/relay.ts';
-import { TestWalletService } from '../../../testing/nwc-wallet-service/wallet-service.ts';
 import { LndRestBackend } from './lightning/lnd-rest.ts';
-import { NwcBackend } from './lightning/nwc-client.ts';
 import { provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+import { startNwcStack, type NwcStack } from './testing/nwc-stack.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 const sha256hex = (hex: string) => createHash('sha256').update(Buffer.from(hex, 'hex')).digest('hex');
@@ -25,22 +23,15 @@ const sha256hex = (hex: string) => createHash('sha256').update(Buffer.from(hex, 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`Lightning: a backend's record of a hash is not always this request's payment (${store})`, () => {
     describe('NWC', () => {
+      let stack: NwcStack;
       let h: Harness;
-      let relay: TestRelay;
-      let wallet: TestWalletService;
-      let network: LightningNetwork;
+      let wallet: NwcStack['wallet'];
+      let network: NwcStack['network'];
       before(async () => {
-        relay = await startTestRelay();
-        network = new LightningNetwork();
-        wallet = await TestWalletService.start({ relay, lightning: network });
-        const backend = await NwcBackend.connect({ connectionUri: wallet.uri, network: 'regtest', infoTimeoutMs: 3_000, requestTimeoutMs: 2_000, payGraceMs: 500 });
-        h = await startHarness({ store, lightningBackend: backend, config: { lightning: { backend: 'nwc' as const, network: 'regtest' as const, payTimeoutSeconds: 1, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+        stack = await startNwcStack(store);
+        ({ h, wallet, network } = stack);
       });
-      after(async () => {
-        await h.close();
-        wallet.close();
-        await relay.close();
-      });
+      after(async () => stack.close());
       const spent = async (agentId: string) => (await h.airlock.store.transaction((tx) => tx.windowTotals([{ series: `agent:${agentId}`, asset: BTC, sinceMs: 0 }])))[0]!.amount;
 
       test('a refusal the lookup did not confirm keeps the hold: the released budget cannot pay a second invoice', async () => {
