@@ -250,7 +250,7 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
       const uncounted = none || acp(sighashType);
       assert.deepEqual(
         res.body.error.violations.map((v: any) => v.code),
-        [...(uncounted ? ['destination_not_allowed'] : []), ...(none ? ['fee_rate_exceeds_cap'] : []), 'sighash_not_allowed'],
+        [...(uncounted ? ['destination_not_allowed'] : []), ...(none ? ['fee_exceeds_cap', 'fee_rate_exceeds_cap'] : []), 'sighash_not_allowed'],
         `${type} 0x${sighashType.toString(16)}`,
       );
     }
@@ -483,9 +483,10 @@ describe('Bitcoin PSBT attacks over HTTP', () => {
       const refusedPsbt = buildPsbt(listedChain, [fundedInput(listedChain, listed.wallet.receive(type, 0), 100_000n, { sighashType, withPreviousTransaction })], [payTo(listedChain, PAYEE, 10_000n), walletOutput(listed.wallet.change(type, 0), 89_000n)]).toBase64();
       const refusedRes = await sign(listed.token, refusedPsbt);
       await refused(refusedRes, listed.agent.id, 403, 'policy_denied');
-      // And the fee rate cap (100 sat/vB) judges the fee left once those outputs are removed: 90,000 or 100,000 sat.
+      // And the fee caps (20,000 sat, 100 sat/vB) judge the fee left once those outputs are removed: 90,000 or 100,000 sat.
       assert.deepEqual(refusedRes.body.error.violations.map((v: any) => [v.code, v.code === 'fee_rate_exceeds_cap' ? 'cap' : v.message]), [
         ['destination_not_allowed', `${listed.wallet.change(type, 0).address} is not in the destination allowlist`],
+        ['fee_exceeds_cap', `the signatures allow a fee of up to ${name.startsWith('none') ? 100_000 : 90_000} sat (the PSBT shows 1000 sat); at most 20000 sat allowed`],
         ['fee_rate_exceeds_cap', 'cap'],
       ]);
 

@@ -105,8 +105,9 @@ const SMALLEST_OUTPUT = new Uint8Array(0);
  *   would pad the size like a co-signer's. The subset may leave out all of the agent's inputs (a transaction
  *   its signatures are not in): a bound above the true one, which can only make a cap refuse.
  * Inputs no PSBT shows can always be added under ANYONECANPAY, paying whatever their owner gives away: what a
- * cap bounds is the fee from the coins the PSBT shows. The absolute caps (max_fee_sat, max_fee_percent) read
- * the PSBT's own fee, which is what is charged.
+ * cap bounds is the fee from the coins the PSBT shows. The absolute caps (max_fee_sat, max_fee_percent) judge the
+ * highest fee the signatures allow on the same basis (core policy/rules/bitcoin.ts, `feeBasis`); what is charged is
+ * the PSBT's own fee.
  */
 function rateBasis(prevouts: readonly Prevout[], outputs: readonly TransactionOutput[], own: readonly OwnInput[], sizes: readonly InputSize[], feeSat: bigint): RateBasis {
   const committed = (every: boolean) =>
