@@ -151,6 +151,14 @@ describe('key process: a separate process holds the keys and signs only committe
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal(again.body.replayed, true);
     assert.equal(again.body.signature, approved.body.result.signature);
+    // Sent again under an Idempotency-Key, twice: the nonce replay records the key, the second is an idempotent retry
+    // of that record, bound to the approval too (found by review: refused by the key process).
+    const headers = { 'idempotency-key': 'approved-then-retried' };
+    for (let i = 0; i < 2; i++) {
+      const retried = await httpJson(daemon.url, 'POST', '/v1/sign/typed-data', { token, body, headers });
+      assert.equal(retried.status, 200, JSON.stringify(retried.body));
+      assert.equal(retried.body.signature, approved.body.result.signature);
+    }
     assert.deepEqual((await admin('GET', `/v1/audit?agent=${agent.name}&type=sign.failed`)).body.entries, []);
   });
 

@@ -95,6 +95,24 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(collected.body.replayed, true);
     });
 
+    test("a session the operator issued that spent 90 of its 100 USDC cannot collect another session's 60 USDC signature", async () => {
+      // Found by review: the original's charge was taken out of this session's series too, where it was never counted.
+      const first = await provisionAgent(h, { policy: usdcPolicy({ daily: '1000000000' }), actions: ['evm.typed_data'], ttl: '30d' });
+      const big = usdcAuthorization(first.agent.address, ALICE, 60_000_000n, validBefore() + 2 * 86_400, nonce(501));
+      assert.equal((await h.call('POST', '/v1/sign/typed-data', { token: first.token, body: big })).status, 200);
+      const second = await h.admin('POST', `/v1/agents/${first.agent.name}/sessions`, { ttl: '1h', actions: ['evm.typed_data'], budgets: [{ asset: USDC_ASSET, max: '100000000', window: '24h' }] });
+      assert.equal((await h.call('POST', '/v1/sign/typed-data', { token: second.body.token, body: usdcAuthorization(first.agent.address, ALICE, 90_000_000n, validBefore(), nonce(502)) })).status, 200);
+      const replay = await h.call('POST', '/v1/sign/typed-data', { token: second.body.token, body: big });
+      assert.equal(replay.status, 403, JSON.stringify(replay.body));
+      assert.deepEqual(replay.body.error.violations.map((v: { code: string; used: string }) => [v.code, v.used]), [['budget_exceeded', '90000000']]);
+      // Its own original, replayed a day later (out of the 24h window): judged as itself, nothing taken out of a
+      // window it has left (the session's 90 has left it too).
+      h.clock!.advance(25 * 3_600_000);
+      const own = await h.call('POST', '/v1/sign/typed-data', { token: first.token, body: big });
+      assert.equal(own.status, 200, JSON.stringify(own.body));
+      assert.equal(own.body.replayed, true);
+    });
+
     test('a replay is judged by the policy in force: refused while a deny rule or an approval tier covers it, released once it is lifted', async () => {
       const policy = usdcPolicy({ daily: '10000000', approvalAbove: '5000000' });
       const { agent, token } = await provisionAgent(h, { policy, actions: ['evm.typed_data', 'evm.transaction'] });

@@ -391,6 +391,8 @@ export interface TransactionOptions {
 export interface AuditEntryOrigin {
   sessionId?: string;
   decision?: string;
+  /** When the entry was appended (ms since epoch). */
+  at: number;
 }
 
 export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx, ThresholdBindingStoreTx {

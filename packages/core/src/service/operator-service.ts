@@ -556,7 +556,7 @@ export class OperatorService {
       return { refusal: { reason: 'undecodable', violations: [{ rule: 'approvals/recheck', code: 'held_request_undecodable', message: `the held request no longer decodes (${e.code}): ${e.message}` }] } };
     }
     const input: EvaluationInput = { intent: decoded.intent, agentId: pending.agentId, sessionId: pending.sessionId, nowMs: now };
-    const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id));
+    const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id), pending.createdAt);
     if (decision.decision === 'require_approval') {
       const quorum = requiredQuorum(decision.violations);
       if (quorum && !(grantor.votes && quorumMet(quorum, grantor.votes))) {

@@ -376,7 +376,11 @@ export class SigningService {
       const entry = await this.appendReplayEntry(tx, req, prior.auditSeq, prior.response.status === 202 ? 'require_approval' : 'deny');
       return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
     }
-    return this.replay(tx, req, session, prior.auditSeq, paymentExtra(body));
+    const outcome = await this.replay(tx, req, session, prior.auditSeq, paymentExtra(body));
+    // Recorded by a nonce replay of an approved request (`reuse`): bound to that approval again (found by review:
+    // a second retry under the key was refused by the key process).
+    if ('release' in outcome && typeof body.approvalId === 'string') outcome.release.approvalId = body.approvalId;
+    return outcome;
   }
 
   /**
@@ -409,7 +413,7 @@ export class SigningService {
     const approvalId = claims[0]!.approvalId;
     if ('release' in outcome && approvalId !== undefined) outcome.release.approvalId = approvalId;
     if (idempotencyKey !== undefined && 'release' in outcome) {
-      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, signer: req.signer, ...extra } }, createdAt: now });
+      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, signer: req.signer, ...extra, ...(approvalId !== undefined ? { approvalId } : {}) } }, createdAt: now });
     }
     return outcome;
   }
@@ -439,7 +443,7 @@ export class SigningService {
     // the ancestors' series are named, as the original's charge named them).
     req.input.sessionAncestors = (req.ancestors ?? []).map((a) => a.id);
     enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session, req.ancestors), req.input);
-    const judged = await this.evaluateHeld(tx, session, req.input, ledgerWritesFor(req.input));
+    const judged = await this.evaluateHeld(tx, session, req.input, await this.originalCharge(tx, req, origin), origin?.at ?? req.now);
     const refusal = judged.decision === 'deny' ? judged : await this.replayHold(tx, req, judged, originalSeq, origin);
     if (refusal) {
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', refusal.violations);
@@ -450,6 +454,19 @@ export class SigningService {
     const entry = await this.appendReplayEntry(tx, req, originalSeq, 'allow');
     await tx.appendLedger(countWritesFor(req.input), req.now, entry.seq);
     return { release: { auditSeq: originalSeq, replayed: true, extra: { ...extra, replayAuditSeq: entry.seq } } };
+  }
+
+  /**
+   * What the original request charged, as `ledgerWritesFor` wrote it: to the series of the session that made it and
+   * of its ancestors (and the agent's and fleet's), not to the replaying session's when another one made it. Only
+   * that is taken out of the totals: a session the operator issued that spent 90 of its 100 had its own series
+   * reduced by another session's 60 and collected it (found by review).
+   */
+  private async originalCharge(tx: StoreTx, req: SignRequest, origin: AuditEntryOrigin | undefined): Promise<LedgerWrite[]> {
+    if (origin?.sessionId === undefined || origin.sessionId === req.input.sessionId) return ledgerWritesFor(req.input);
+    const originSession = await tx.getSession(origin.sessionId);
+    const ancestors = originSession ? await readAncestors(tx, originSession).catch(() => []) : [];
+    return ledgerWritesFor({ ...req.input, sessionId: origin.sessionId, sessionAncestors: ancestors.map((a) => a.id) });
   }
 
   /**
@@ -688,8 +705,8 @@ export class SigningService {
    * under the policy in force when it is granted): `held`, what it holds, is taken out of the totals, so the
    * budgets count the request once, as itself. The detectors are not run (nothing is recorded for a grant).
    */
-  async evaluateHeld(tx: StoreTx, session: Session, input: EvaluationInput, held: readonly LedgerWrite[]): Promise<Decision> {
-    return (await this.evaluateWithLayers(tx, session, input, undefined, held)).decision;
+  async evaluateHeld(tx: StoreTx, session: Session, input: EvaluationInput, held: readonly LedgerWrite[], heldAt: number): Promise<Decision> {
+    return (await this.evaluateWithLayers(tx, session, input, undefined, { writes: held, at: heldAt })).decision;
   }
 
   /**
@@ -721,7 +738,7 @@ export class SigningService {
   }
 
   /** `evaluateIn`, with the layers it loaded (the detectors are in them). `held`: taken out of the totals (`evaluateHeld`). */
-  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[], held?: readonly LedgerWrite[]): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
+  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[], held?: { writes: readonly LedgerWrite[]; at: number }): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
     const { layers, ancestorIds } = await this.layersFor(tx, session, input);
     const candidates = await this.shadows.candidatesFor(tx, input.agentId);
     const shadow = candidates.length ? this.shadows.begin(candidates, layers, input) : undefined;
@@ -733,7 +750,7 @@ export class SigningService {
     // Locked with the reads (PostgreSQL): the ancestors' series are charged too.
     const locking = charging && !undecodable ? [...charging, ...ancestorIds.map(seriesFor.session)] : undefined;
     const read = all.length ? await tx.windowTotals(all, locking ? { charging: locking } : {}) : [];
-    const totals = held?.length ? withoutHeld(all, read, held) : read;
+    const totals = held?.writes.length ? withoutHeld(all, read, held.writes, held.at) : read;
     const ledger = ledgerViewFrom(all, totals);
     const decision = undecodable ?? evaluatePolicy(layers, input, ledger);
     shadow?.finish(decision, ledger);
@@ -1053,12 +1070,14 @@ export class SigningService {
 /** The violations a detector or breaker adds (circuit-breakers.ts `screen`), as opposed to policy's. */
 const DETECTOR_CODES: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tripped', 'anomaly_detected']);
 
-function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[]): WindowTotal[] {
+function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[], heldAt: number): WindowTotal[] {
   const byKey = new Map(held.map((w) => [`${w.series}\u0000${w.asset}`, w]));
   return queries.map((q, i) => {
     const total = totals[i] ?? { amount: 0n, count: 0 };
     const own = byKey.get(`${q.series}\u0000${q.asset}`);
-    if (!own) return total;
+    // Only where the held charge is counted: its own series, in a window it has not aged out of (found by review:
+    // taken out of a window it had left, or of another session's series it never reached, it made room it never took).
+    if (!own || heldAt < q.sinceMs) return total;
     const amount = total.amount - own.amount;
     const count = total.count - own.count;
     return { amount: amount > 0n ? amount : 0n, count: count > 0 ? count : 0 };

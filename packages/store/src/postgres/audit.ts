@@ -106,9 +106,9 @@ export async function readAudit(q: Q, fromSeq: number, limit: number): Promise<A
 
 /** StoreTx.auditEntryOrigin (committed entries only: a batch writes its entries at its commit). */
 export async function auditEntryOrigin(q: Q, seq: number): Promise<AuditEntryOrigin | undefined> {
-  const [row] = await q('SELECT session_id, decision FROM audit_entries WHERE seq = $1', [seq]);
+  const [row] = await q('SELECT session_id, decision, at FROM audit_entries WHERE seq = $1', [seq]);
   if (!row) return undefined;
-  return { ...(row.session_id != null ? { sessionId: String(row.session_id) } : {}), ...(row.decision != null ? { decision: String(row.decision) } : {}) };
+  return { at: toInt(row.at), ...(row.session_id != null ? { sessionId: String(row.session_id) } : {}), ...(row.decision != null ? { decision: String(row.decision) } : {}) };
 }
 
 /** Rows a writer never makes: no leaf index, or a negative one (a row inserted behind the log's back). */

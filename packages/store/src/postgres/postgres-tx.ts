@@ -233,7 +233,7 @@ export class PostgresStoreTx implements StoreTx {
   async auditEntryOrigin(seq: number): Promise<AuditEntryOrigin | undefined> {
     this.live();
     const own = this.auditEntries.find((e) => e.seq === seq);
-    if (own) return { ...(own.sessionId !== undefined ? { sessionId: own.sessionId } : {}), ...(own.decision !== undefined ? { decision: own.decision } : {}) };
+    if (own) return { at: own.at, ...(own.sessionId !== undefined ? { sessionId: own.sessionId } : {}), ...(own.decision !== undefined ? { decision: own.decision } : {}) };
     return audit.auditEntryOrigin(this.q, seq);
   }
   /** Calls made together (the fleet and agent layers) share one round trip. */

@@ -59,9 +59,9 @@ export function readAudit(db: SqliteDb, fromSeq: number, limit: number): AuditEn
 
 /** StoreTx.auditEntryOrigin. */
 export function auditEntryOrigin(db: SqliteDb, seq: number): AuditEntryOrigin | undefined {
-  const row = db.get('SELECT session_id, decision FROM audit_entries WHERE seq = ?', seq);
+  const row = db.get('SELECT session_id, decision, at FROM audit_entries WHERE seq = ?', seq);
   if (!row) return undefined;
-  return { ...(row.session_id != null ? { sessionId: String(row.session_id) } : {}), ...(row.decision != null ? { decision: String(row.decision) } : {}) };
+  return { at: toInt(row.at), ...(row.session_id != null ? { sessionId: String(row.session_id) } : {}), ...(row.decision != null ? { decision: String(row.decision) } : {}) };
 }
 
 /**
