@@ -19,6 +19,12 @@
  * Every route needs the node's bearer token (one per node, shared with the coordinator only). The token keeps
  * strangers from spending nonces or reading the log; it is not what keeps a signature from being made: a
  * holder of the token still gets a share only for what this node's policy allows.
+ *
+ * Wrong tokens are limited as the daemon limits them (http/auth.ts): per remote address of the connection
+ * (never a forwarding header), NODE_AUTH_FAILURES_PER_MINUTE, then `429 rate_limited` with Retry-After. The
+ * limiter is consulted only after the presented token failed, so the genuine token always passes; a request
+ * with no bearer token can never succeed and is answered 401 without touching it. The node logs one line (the
+ * address, never token material) when an address starts being throttled.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { Hono, type Context } from 'hono';
@@ -49,6 +55,8 @@ import {
   type Round2Message,
 } from '@airlock/keys';
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { AttemptLimiter } from '../http/attempt-limiter.ts';
+import { clientAddress } from '../http/client-address.ts';
 import { errorResponse } from '../http/errors.ts';
 import { readCappedBytes } from '../read-capped.ts';
 import type { NodeDecision, NodeLedger } from './node-ledger.ts';
@@ -56,6 +64,8 @@ import { signTaprootKeyPath } from './node-taproot.ts';
 
 const MAX_BODY_BYTES = 256 * 1024;
 const SIGNABLE = new Set(['nostr.event', 'nostr.http_auth']);
+/** Wrong bearer tokens a minute from one address before `429 rate_limited`: the daemon's AUTH_FAILURES_PER_MINUTE (http/app.ts). */
+export const NODE_AUTH_FAILURES_PER_MINUTE = 30;
 
 export interface FrostNodeOptions {
   state: NodeState;
@@ -75,6 +85,8 @@ export interface FrostNodeOptions {
    * onto another network's policy asset (a mainnet PSBT labelled testnet would escape every mainnet cap).
    */
   network?: BitcoinNetwork;
+  /** Where the node writes an operator-facing line (an address starting to be throttled); default stderr. */
+  log?: (line: string) => void;
 }
 
 const digestOf = (s: string) => createHash('sha256').update(s).digest();
@@ -95,10 +107,24 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
   app.onError((err, c) => errorResponse(c, err));
   app.notFound((c) => errorResponse(c, new AirlockError('not_found', 'no such route on a signer node')));
 
+  const failures = new AttemptLimiter(NODE_AUTH_FAILURES_PER_MINUTE);
+  const log = options.log ?? ((line: string) => void process.stderr.write(`${line}\n`));
+
   app.use('*', async (c, next) => {
     const header = c.req.header('authorization') ?? '';
     const presented = header.startsWith('Bearer ') ? digestOf(header.slice(7)) : undefined;
-    if (!presented || !timingSafeEqual(presented, tokenDigest)) throw new AirlockError('unauthenticated', 'this signer node needs its bearer token');
+    if (!presented) throw new AirlockError('unauthenticated', 'this signer node needs its bearer token');
+    if (!timingSafeEqual(presented, tokenDigest)) {
+      // Only after the token failed (auth.ts): the genuine token always passes, whatever others sent.
+      const at = now();
+      const source = clientAddress(c);
+      const wait = failures.retryAfterMs(source, at);
+      if (wait > 0) throw new AirlockError('rate_limited', 'Too many failed attempts with this credential; wait.', { details: { retryAfterSeconds: Math.ceil(wait / 1000) } });
+      failures.record(source, at);
+      const until = failures.retryAfterMs(source, at);
+      if (until > 0) log(`frost node ${state.name}: ${NODE_AUTH_FAILURES_PER_MINUTE} wrong bearer tokens within a minute from ${source}; answering 429 rate_limited for ${Math.ceil(until / 1000)}s`);
+      throw new AirlockError('unauthenticated', 'this signer node needs its bearer token');
+    }
     await next();
   });
 

@@ -27,6 +27,10 @@ export interface StartFrostNodeOptions {
   network?: string;
   host?: string;
   port?: number;
+  /** The node's clock (tests); default Date.now. */
+  now?: () => number;
+  /** Operator-facing lines (an address starting to be throttled); default stderr. */
+  log?: (line: string) => void;
 }
 
 export interface RunningFrostNode {
@@ -52,7 +56,7 @@ export async function startFrostNode(options: StartFrostNodeOptions): Promise<Ru
     throw new AirlockError('invalid_request', `the cluster definition does not list this node (${state.name}) with its identity key ${state.identityKey}`);
   }
   const ledger = new NodeLedger(join(options.dir, NODE_LEDGER_FILE));
-  const node = createFrostNodeApp({ state, cluster, policy, policyDocument, ledger, token: options.token, network });
+  const node = createFrostNodeApp({ state, cluster, policy, policyDocument, ledger, token: options.token, network, ...(options.now ? { now: options.now } : {}), ...(options.log ? { log: options.log } : {}) });
   const server = createAdaptorServer({ fetch: node.app.fetch }) as Server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
