@@ -10,7 +10,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import * as bitcoin from 'bitcoinjs-lib';
 import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
-import { BitcoinTestChain, buildPsbt, fundedInput, payTo, TestWallet, walletOutput } from '../../testing/src/bitcoin/index.ts';
+import { BitcoinTestChain, buildPsbt, fundedInput, payTo, TestWallet, paddingInput, walletOutput } from '../../testing/src/bitcoin/index.ts';
 import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
 
 const CHAIN = BITCOIN_CHAINS.regtest;
@@ -33,16 +33,8 @@ function policy(cap: { max_fee_sat?: string; max_fee_percent?: number }) {
   };
 }
 
-/** A 0-sat P2SH 15-of-15 output of Mallory's, in a previous transaction never broadcast (co-signer padding). */
-function paddingInput() {
-  const ms15 = bitcoin.payments.p2ms({ m: 15, pubkeys: Array.from({ length: 15 }, (_, i) => Buffer.from(mallory.receive('p2wpkh', i).publicKey)) });
-  const p2sh = bitcoin.payments.p2sh({ redeem: ms15 });
-  const fake = new bitcoin.Transaction();
-  fake.version = 2;
-  fake.addInput(Buffer.alloc(32, 7), 0, 0xffffffff);
-  fake.addOutput(p2sh.output!, 0n);
-  return { hash: fake.getId(), index: 0, sequence: 0xfffffffd, nonWitnessUtxo: fake.toBuffer(), redeemScript: ms15.output! };
-}
+/** Mallory's co-signer padding (a 0-sat P2SH 15-of-15 input). */
+const padding = () => paddingInput(mallory);
 
 describe('the absolute fee caps against the highest fee the signatures allow', () => {
   let h: Harness;
@@ -79,11 +71,11 @@ describe('the absolute fee caps against the highest fee the signatures allow', (
       const outputs = () => [payTo(chain, PAYEE, 90_000n), payTo(chain, PAYBACK, 59_000n)];
       // Shown: 150,000 in, 149,000 out, a 1,000 sat fee. Signed SINGLE|ACP, output 1 is committed to by no one.
       const ours = fundedInput(chain, wallet.receive('p2wpkh', 0), 100_000n, { sighashType: SIGHASH_SINGLE | SIGHASH_ANYONECANPAY, withPreviousTransaction: true });
-      const fee = await overTheCap(await sign(token, buildPsbt(chain, [ours, theirs(), paddingInput()], outputs())), agent.id, 1_000n);
+      const fee = await overTheCap(await sign(token, buildPsbt(chain, [ours, theirs(), padding()], outputs())), agent.id, 1_000n);
       assert.equal(fee, 60_000n);
 
       const all = fundedInput(chain, wallet.receive('p2wpkh', 1), 100_000n, { sighashType: SIGHASH_ALL, withPreviousTransaction: true });
-      const res = await sign(token, buildPsbt(chain, [all, theirs(), paddingInput()], outputs()));
+      const res = await sign(token, buildPsbt(chain, [all, theirs(), padding()], outputs()));
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(BigInt(res.body.intent.bitcoin.feeSat), 1_000n);
     });
@@ -91,9 +83,9 @@ describe('the absolute fee caps against the highest fee the signatures allow', (
     test('ALL|ANYONECANPAY beside co-signer padding: every output is committed to, leaving inputs out only lowers the fee: judged on the PSBT fee (signed under the cap, refused over it with the plain message)', async () => {
       const { agent, token, wallet, chain } = await agentWith({ max_fee_sat: '5000' });
       const ours = () => fundedInput(chain, wallet.receive('p2tr', 0), 100_000n, { sighashType: SIGHASH_ALL | SIGHASH_ANYONECANPAY, withPreviousTransaction: true });
-      const under = await sign(token, buildPsbt(chain, [ours(), paddingInput()], [payTo(chain, PAYEE, 96_000n)]));
+      const under = await sign(token, buildPsbt(chain, [ours(), padding()], [payTo(chain, PAYEE, 96_000n)]));
       assert.equal(under.status, 200, JSON.stringify(under.body));
-      const over = await sign(token, buildPsbt(chain, [ours(), paddingInput()], [payTo(chain, PAYEE, 94_000n)]));
+      const over = await sign(token, buildPsbt(chain, [ours(), padding()], [payTo(chain, PAYEE, 94_000n)]));
       assert.equal(over.status, 403, JSON.stringify(over.body));
       assert.deepEqual(over.body.error.violations.map((v: any) => [v.rule, v.code, v.message]), [['agent/fee-cap', 'fee_exceeds_cap', 'the fee is 6000 sat; at most 5000 sat allowed']]);
       assert.equal(await charged(agent.id), 4_000n * MSAT + 96_000n * MSAT);

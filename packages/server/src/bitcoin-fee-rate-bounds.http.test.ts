@@ -15,7 +15,7 @@ import * as bitcoin from 'bitcoinjs-lib';
 import * as ecc from 'tiny-secp256k1';
 import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
-import { BitcoinTestChain, buildPsbt, fundedInput, payTo, signOwnInputs, TestWallet, walletOutput } from '../../testing/src/bitcoin/index.ts';
+import { BitcoinTestChain, buildPsbt, fundedInput, payTo, signOwnInputs, TestWallet, paddingInput, walletOutput } from '../../testing/src/bitcoin/index.ts';
 import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
 
 const CHAIN = BITCOIN_CHAINS.regtest;
@@ -41,16 +41,8 @@ function policy(sighashes?: string[]) {
   };
 }
 
-/** A 0-sat P2SH 15-of-15 output of Mallory's, in a previous transaction never broadcast: the largest input there is to pad with. */
-function paddingInput() {
-  const ms15 = bitcoin.payments.p2ms({ m: 15, pubkeys: Array.from({ length: 15 }, (_, i) => Buffer.from(mallory.receive('p2wpkh', i).publicKey)) });
-  const p2sh = bitcoin.payments.p2sh({ redeem: ms15 });
-  const fake = new bitcoin.Transaction();
-  fake.version = 2;
-  fake.addInput(Buffer.alloc(32, 7), 0, 0xffffffff);
-  fake.addOutput(p2sh.output!, 0n);
-  return { hash: fake.getId(), index: 0, sequence: 0xfffffffd, nonWitnessUtxo: fake.toBuffer(), redeemScript: ms15.output! };
-}
+/** Mallory's co-signer padding (a 0-sat P2SH 15-of-15 input). */
+const padding = () => paddingInput(mallory);
 
 const N = secp256k1.Point.CURVE().n;
 const mod = (a: bigint) => ((a % N) + N) % N;
@@ -116,13 +108,13 @@ describe('the fee rate cap against the transaction the signatures allow', () => 
       const ours = fundedInput(chain, wallet.receive('p2tr', 0), 100_000n, { sighashType: ALL_ACP, withPreviousTransaction: true });
       // 5,000 sat on about 1,755 vB with the padding (2.85 sat/vB); on 100 vB without it, what the chain takes.
       const greedy = [payTo(chain, PAYEE, 95_000n)];
-      const rate = await overTheCap(await sign(token, buildPsbt(chain, [ours, paddingInput()], greedy)), agent.id);
+      const rate = await overTheCap(await sign(token, buildPsbt(chain, [ours, padding()], greedy)), agent.id);
       assert.equal(rate, 50);
 
       // 900 sat on the agent's input alone is 9 sat/vB: signed, padding and all; the chain takes it without the
       // padding at that rate.
       const honest = [payTo(chain, PAYEE, 99_100n)];
-      const res = await sign(token, buildPsbt(chain, [ours, paddingInput()], honest));
+      const res = await sign(token, buildPsbt(chain, [ours, padding()], honest));
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.intent.bitcoin.feeRate, 9);
       assert.equal(BigInt(res.body.intent.bitcoin.feeSat), 900n);
@@ -134,10 +126,10 @@ describe('the fee rate cap against the transaction the signatures allow', () => 
       const ours = fundedInput(chain, wallet.receive('p2tr', 0), 60_000n, { sighashType: ALL_ACP, withPreviousTransaction: true });
       const theirs = fundedInput(chain, mallory.receive('p2wpkh', 0), 50_000n, { withPreviousTransaction: true });
       // 5,000 sat: 2.6 sat/vB beside the padding, 30 sat/vB on the agent's and Mallory's coins (the outputs need both).
-      const rate = await overTheCap(await sign(token, buildPsbt(chain, [ours, theirs, paddingInput()], [payTo(chain, PAYEE, 105_000n)])), agent.id);
+      const rate = await overTheCap(await sign(token, buildPsbt(chain, [ours, theirs, padding()], [payTo(chain, PAYEE, 105_000n)])), agent.id);
       assert.ok(rate > 29 && rate < 32, `${rate}`);
       // 1,500 sat on the two coins is about 9 sat/vB: signed.
-      const res = await sign(token, buildPsbt(chain, [ours, theirs, paddingInput()], [payTo(chain, PAYEE, 108_500n)]));
+      const res = await sign(token, buildPsbt(chain, [ours, theirs, padding()], [payTo(chain, PAYEE, 108_500n)]));
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.ok(res.body.intent.bitcoin.feeRate <= CAP && res.body.intent.bitcoin.feeRate > 8, `${res.body.intent.bitcoin.feeRate}`);
     });

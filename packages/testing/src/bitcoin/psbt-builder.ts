@@ -116,3 +116,17 @@ function ownKeyOf(wallet: TestWallet, input: bitcoin.Psbt['data']['inputs'][numb
   const key = wallet.key(input.tapBip32Derivation ? 'p2tr' : 'p2wpkh', change as 0 | 1, index);
   return key.privateKey ? key : undefined;
 }
+
+/**
+ * A 0-sat P2SH 15-of-15 output of `owner`'s, in a previous transaction never broadcast: the largest input there is
+ * for a co-signer to pad a PSBT with (its size lowers the fee rate shown; under ANYONECANPAY it can be dropped).
+ */
+export function paddingInput(owner: TestWallet): PsbtInputExtended {
+  const ms15 = bitcoin.payments.p2ms({ m: 15, pubkeys: Array.from({ length: 15 }, (_, i) => Buffer.from(owner.receive('p2wpkh', i).publicKey)) });
+  const p2sh = bitcoin.payments.p2sh({ redeem: ms15 });
+  const fake = new bitcoin.Transaction();
+  fake.version = 2;
+  fake.addInput(Buffer.alloc(32, 7), 0, 0xffffffff);
+  fake.addOutput(p2sh.output!, 0n);
+  return { hash: fake.getId(), index: 0, sequence: 0xfffffffd, nonWitnessUtxo: fake.toBuffer(), redeemScript: ms15.output! };
+}
