@@ -273,8 +273,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 20_000n], [stranger, 1_000n]]), network: 'bitcoin' })), ['agent/default no_matching_allow_rule']);
       assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 60_000n]]), network: 'bitcoin' })), ['agent/per-transaction amount_exceeds_max']);
       assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 1_000n]], 9_000n), network: 'bitcoin' })), ['agent/fees fee_exceeds_cap', 'agent/fees fee_rate_exceeds_cap']);
-      // SINGLE commits to output 0 only: the change can be removed after signing and left to the fee, past 50 sat/vB.
-      assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 1_000n]], 500n, { sighashType: 0x03 }), network: 'bitcoin' })), ['agent/fees fee_rate_exceeds_cap', 'agent/default sighash_not_allowed']);
+      // SINGLE commits to output 0 only: the change can be removed after signing and left to the fee, past 20,000 sat and 50 sat/vB.
+      assert.deepEqual(codesOf(await sign({ psbt: psbt([[supplier, 1_000n]], 500n, { sighashType: 0x03 }), network: 'bitcoin' })), ['agent/fees fee_exceeds_cap', 'agent/fees fee_rate_exceeds_cap', 'agent/default sighash_not_allowed']);
       assert.equal((await sign({ psbt: psbt([[supplier, 1_000n]]), network: 'regtest' })).body.error.code, 'psbt_network_mismatch', 'a mainnet account asked to sign on regtest');
       const big = await sign({ psbt: psbt([[supplier, 35_000n]]), network: 'bitcoin' });
       assert.equal(big.status, 202, JSON.stringify(big.body));
