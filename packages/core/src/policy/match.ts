@@ -234,7 +234,10 @@ export class CompiledMatch {
    * MAX_MESSAGE_PATTERN_INPUT characters (every field checked before the pattern holds); undefined otherwise.
    */
   oversizeMessage(intent: Intent): number | undefined {
-    return this.messagePattern !== undefined && this.matchesSingleValued(intent) === 'oversize' ? intent.message?.text?.length : undefined;
+    // The length first: a text within the bound is never 'oversize', and the pattern is not run here a second time.
+    const length = intent.message?.text?.length;
+    if (this.messagePattern === undefined || length === undefined || length <= MAX_MESSAGE_PATTERN_INPUT) return undefined;
+    return this.matchesSingleValued(intent) === 'oversize' ? length : undefined;
   }
 
   /**
