@@ -163,7 +163,7 @@ export const VIOLATION_CODES = {
   chain_not_allowed: 'The chain is not in the allowed list.',
   action_not_allowed: 'The action is not in the session scope.',
   replay_not_allowed: 'A derived session resent a request another session made: it collects only its own requests\' signatures and those of sessions derived from it.',
-  replay_not_approved: 'A replay of a signature no human approved, while the policy in force (an approval tier, or a tripped require_approval breaker) holds such a request for approval: a replay cannot be held (its spend is charged already), so it is refused; the violations after it name what holds it.',
+  replay_not_approved: 'A replay of a signature no human approved (or approved by fewer votes than a quorum the policy now asks), while the policy in force (an approval tier, or a tripped require_approval breaker) holds such a request for approval: a replay cannot be held (its spend is charged already), so it is refused; the violations after it name what holds it.',
   amount_exceeds_max: 'The amount exceeds the per-request maximum for this asset.',
   budget_exceeded: 'The rolling-window budget would be exceeded.',
   rate_limit_exceeded: 'The rolling-window request count would be exceeded.',

@@ -5,7 +5,8 @@
 // hold and its place in the budget.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ALICE, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { generateApproverKey, signApprovalVote } from '@airlock/sdk/approvals';
+import { ALICE, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 
 /** The next signature of the key backend fails, after the decision committed (an HSM or key process outage). */
 function failNextSignature(h: Harness): void {
@@ -76,6 +77,47 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const released = await h.call('POST', '/v1/sign/transaction', { token, body, headers: { 'idempotency-key': 'undelivered-breaker' } });
       assert.equal(released.status, 200, JSON.stringify(released.body));
       assert.equal(released.body.replayed, true);
+    });
+
+    test('an approved authorization never delivered is not released by its replay once the policy asks a larger quorum than granted it', async () => {
+      const quorumPolicy = (min: number) => {
+        const doc = usdcPolicy({ daily: '10000000' });
+        doc.rules.push({ name: 'ops-approve', type: 'approval_tier', asset: USDC_ASSET, above: '0', quorum: { min, groups: ['ops'] } } as never);
+        return doc;
+      };
+      const { agent, token } = await provisionAgent(h, { policy: quorumPolicy(1) });
+      const approvers = [];
+      for (const n of [1, 2]) {
+        const key = generateApproverKey();
+        const name = `ops-${store}-${n}`;
+        assert.equal((await h.admin('POST', '/v1/approvers', { name, publicKey: key.publicKey, groups: ['ops'] })).status, 201);
+        approvers.push({ name, secretKey: key.secretKey });
+      }
+      const auth = usdcAuthorization(agent.address, ALICE, 2_000_000n, Math.floor(h.clock!.now() / 1000) + 3600, `0x${'5c'.repeat(32)}`);
+      const held = await h.call('POST', '/v1/sign/typed-data', { token, body: auth });
+      assert.equal(held.status, 202, JSON.stringify(held.body));
+      const { digest } = (await h.admin('GET', `/v1/approvals/${held.body.approvalId}`)).body;
+      // One vote meets the quorum of 1; the key backend fails as the grant signs.
+      failNextSignature(h);
+      const vote = signApprovalVote({ secretKey: approvers[0]!.secretKey, approvalId: held.body.approvalId, digest, decision: 'approve', approver: approvers[0]!.name, at: new Date(h.clock!.now()).toISOString() });
+      await h.call('POST', `/v1/approvals/${held.body.approvalId}/votes`, { body: vote });
+      assert.equal((await h.admin('GET', `/v1/approvals/${held.body.approvalId}`)).body.state, 'approved');
+      assert.equal((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.failed`)).body.entries.length, 1, 'granted, never delivered');
+
+      // The quorum raised to 2: one approver's grant no longer stands for it.
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: quorumPolicy(2) })).status, 200);
+      const refused = await h.call('POST', '/v1/sign/typed-data', { token, body: auth });
+      assert.equal(refused.status, 403, JSON.stringify(refused.body));
+      assert.deepEqual(refused.body.error.violations.map((v: { rule: string; code: string }) => [v.rule, v.code]), [['agent/ops-approve', 'replay_not_approved'], ['agent/ops-approve', 'approval_required']]);
+      assert.equal(refused.body.signature, undefined);
+
+      // Back to the quorum the grant met: the replay releases the charged signature, charged once.
+      assert.equal((await h.admin('PUT', `/v1/policies/${agent.name}`, { document: quorumPolicy(1) })).status, 200);
+      const released = await h.call('POST', '/v1/sign/typed-data', { token, body: auth });
+      assert.equal(released.status, 200, JSON.stringify(released.body));
+      assert.equal(released.body.auditSeq, held.body.auditSeq);
+      const over = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 8_000_001n, 41) });
+      assert.equal(over.body.error.violations.find((v: { code: string }) => v.code === 'budget_exceeded')?.used, '2000000');
     });
 
     test('a payment retried in a loop and stopped by the loop guard on a replay raises alert.loop_guard', async () => {

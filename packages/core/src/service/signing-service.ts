@@ -25,7 +25,7 @@ import { CircuitBreakers, type Screening } from './circuit-breakers.ts';
 import type { PolicyLayer } from '../policy/layers.ts';
 import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
 import { seriesFor } from '../ports/ledger.ts';
-import { requiredQuorum } from '../approvals/quorum.ts';
+import { quorumMet, requiredQuorum, type CountedVote } from '../approvals/quorum.ts';
 import { grantsOf } from '../dependencies/grants.ts';
 import { releasedSignatures } from './released-signatures.ts';
 import { THRESHOLD_NAMESPACES, type ThresholdBinding } from '../ports/threshold-keys.ts';
@@ -376,10 +376,11 @@ export class SigningService {
       const entry = await this.appendReplayEntry(tx, req, prior.auditSeq, prior.response.status === 202 ? 'require_approval' : 'deny');
       return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
     }
-    const outcome = await this.replay(tx, req, session, prior.auditSeq, paymentExtra(body));
     // Recorded by a nonce replay of an approved request (`reuse`): bound to that approval again (found by review:
     // a second retry under the key was refused by the key process).
-    if ('release' in outcome && typeof body.approvalId === 'string') outcome.release.approvalId = body.approvalId;
+    const approvalId = typeof body.approvalId === 'string' ? body.approvalId : undefined;
+    const outcome = await this.replay(tx, req, session, prior.auditSeq, paymentExtra(body), approvalId);
+    if ('release' in outcome && approvalId !== undefined) outcome.release.approvalId = approvalId;
     return outcome;
   }
 
@@ -407,10 +408,10 @@ export class SigningService {
     const original = claims[0]!.auditSeq;
     const payment = isHeldPayment(input.intent) ? await tx.getPaymentByNonce(input.intent.payment!.network, heldToken(input.intent), input.intent.from, input.intent.payment!.nonce) : undefined;
     const extra = payment ? { paymentId: payment.id } : {};
-    const outcome = await this.replay(tx, req, session, original, extra);
     // The original was held and approved: a key process signs it again under that approval (the entry it allowed is
     // the held request, not an `allow`), as it signed it when the approval was granted.
     const approvalId = claims[0]!.approvalId;
+    const outcome = await this.replay(tx, req, session, original, extra, approvalId);
     if ('release' in outcome && approvalId !== undefined) outcome.release.approvalId = approvalId;
     if (idempotencyKey !== undefined && 'release' in outcome) {
       await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, signer: req.signer, ...extra, ...(approvalId !== undefined ? { approvalId } : {}) } }, createdAt: now });
@@ -431,7 +432,7 @@ export class SigningService {
    * count it once, as itself. A denial refuses it; so does a hold for approval (`replayHold`), unless the original
    * was itself granted by an approval.
    */
-  private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>): Promise<TxOutcome> {
+  private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>, approvalId?: string): Promise<TxOutcome> {
     const origin = await tx.auditEntryOrigin(originalSeq);
     const violations = [...(await this.replayOriginViolations(tx, session, originalSeq, origin)), ...sessionScopeViolations(session.scope, session.id, req.input, req.ancestors)];
     if (violations.length > 0) {
@@ -444,7 +445,7 @@ export class SigningService {
     req.input.sessionAncestors = (req.ancestors ?? []).map((a) => a.id);
     enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session, req.ancestors), req.input);
     const judged = await this.evaluateHeld(tx, session, req.input, await this.originalCharge(tx, req, origin), origin?.at ?? req.now);
-    const refusal = judged.decision === 'deny' ? judged : await this.replayHold(tx, req, judged, originalSeq, origin);
+    const refusal = judged.decision === 'deny' ? judged : await this.replayHold(tx, req, judged, originalSeq, origin, approvalId);
     if (refusal) {
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', refusal.violations);
       // A retry loop the loop guard stops is an incident, as for a fresh request.
@@ -473,12 +474,15 @@ export class SigningService {
    * The refusal of a replay the policy in force would hold for approval, or that a tripped `require_approval` breaker
    * holds (the detectors are not run again: a replay trips nothing). A replay cannot be held (its spend is charged
    * already), so it is refused, naming what holds it; undefined when nothing does, or when the original request
-   * was granted by an approval and no breaker holds the agent now (the hold it meets is the one a human granted).
+   * was granted by an approval (`approvalId`) that meets what holds it now, and no breaker holds the agent (the hold
+   * it meets is the one a human granted). A quorum the policy now asks, which the grant's votes do not meet (one
+   * added or raised since the grant, or any quorum where the admin token granted), holds it as it holds a pending
+   * approval (operator-service `policyRecheck`; found by review: the old quorum's grant released it).
    */
-  private async replayHold(tx: StoreTx, req: SignRequest, decision: Decision, originalSeq: number, origin: AuditEntryOrigin | undefined): Promise<Decision | undefined> {
+  private async replayHold(tx: StoreTx, req: SignRequest, decision: Decision, originalSeq: number, origin: AuditEntryOrigin | undefined, approvalId: string | undefined): Promise<Decision | undefined> {
     const open = (await tx.trippedBreakersFor(req.auth.agent.id)).filter((b) => b.action === 'require_approval');
     const approvalHolds = decision.decision === 'require_approval' ? decision.violations.filter((v) => v.code !== 'anomaly_detected') : [];
-    if (open.length === 0 && (approvalHolds.length === 0 || origin?.decision === 'require_approval')) return undefined;
+    if (open.length === 0 && (approvalHolds.length === 0 || (origin?.decision === 'require_approval' && (await this.grantMeetsQuorum(tx, approvalHolds, approvalId))))) return undefined;
     const holds: Violation[] = [
       ...approvalHolds,
       ...open.map((b) => ({ rule: b.detector, code: 'breaker_open' as const, message: `breaker ${b.id} (tripped ${new Date(b.trippedAt).toISOString()}: ${b.message}) holds this agent's requests for approval until an operator resets it` })),
@@ -491,6 +495,24 @@ export class SigningService {
         ...holds,
       ],
     };
+  }
+
+  /**
+   * Whether the grant of the approval `approvalId` meets every quorum `holds` ask now: its approving votes, of the
+   * approvers still active (disabling an approver withdraws their votes, as for a pending approval). No quorum asked:
+   * met (an operator's grant stands). Unknown approval: not met.
+   */
+  private async grantMeetsQuorum(tx: StoreTx, holds: readonly Violation[], approvalId: string | undefined): Promise<boolean> {
+    const quorum = requiredQuorum(holds);
+    if (!quorum) return true;
+    const approval = approvalId === undefined ? undefined : await tx.getApproval(approvalId);
+    if (approval?.state !== 'approved') return false;
+    const votes: CountedVote[] = [];
+    for (const v of approval.votes ?? []) {
+      const approver = await tx.getApprover(v.approverId);
+      if (approver?.status === 'active') votes.push({ approverId: v.approverId, decision: v.decision, groups: v.groups });
+    }
+    return quorumMet(quorum, votes);
   }
 
   /**
