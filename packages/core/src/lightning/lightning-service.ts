@@ -90,6 +90,12 @@ export interface ReconcileLightningResult {
 const MSAT_PATTERN = /^(0|[1-9][0-9]{0,20})$/;
 const HEX32 = /^[0-9a-f]{64}$/;
 
+/** Times finish() runs its transaction when it rolls back on `conflict` (a concurrent finish, a deadlock broken by PostgreSQL). */
+const FINISH_ATTEMPTS = 3;
+
+/** How often a backend outage that lasts is told again (`alert.lightning` `backend_unavailable`, `reminder: true`). */
+export const OUTAGE_REMINDER_MS = 3_600_000;
+
 /**
  * Lightning payments for agents (`airlock.lightning`): decode the invoice -> (transaction: re-check the
  * credential, evaluate policy against fresh totals, append the audit entry, HOLD amount + fee limit) -> commit
@@ -97,9 +103,6 @@ const HEX32 = /^[0-9a-f]{64}$/;
  * failure, with its audit entry). An unknown outcome leaves the hold in place; `reconcile` asks the backend
  * again later. Nothing is paid unless its hold and audit entry are durable.
  */
-/** Times finish() runs its transaction when it rolls back on `conflict` (a concurrent finish, a deadlock broken by PostgreSQL). */
-const FINISH_ATTEMPTS = 3;
-
 export class LightningService {
   private readonly deps: ServiceDeps;
   private readonly signing: SigningService;
@@ -108,6 +111,12 @@ export class LightningService {
   private readonly executing = new Map<string, Promise<LightningPaymentRecord>>();
   /** Where the next reconcile round starts: after the last payment the previous round read (none: the oldest). */
   private reconcileCursor: { createdAt: number; id: string } | undefined;
+  /**
+   * The backend outage this instance last alerted about (`backend_unavailable`): when it began (the first round whose
+   * lookups failed for a payment past its timeout) and when it was last told. Cleared by a round whose lookups all
+   * answered. Per instance: a restart, or another instance, alerts once more about the same outage.
+   */
+  private outage: { since: number; alertedAt: number } | undefined;
 
   constructor(deps: ServiceDeps, signing: SigningService, options: LightningOptions = {}) {
     this.deps = deps;
@@ -287,11 +296,27 @@ export class LightningService {
       if (finished.state === 'succeeded') result.succeeded += 1;
       if (finished.state === 'failed') result.failed += 1;
     }
-    // One alert per round, and only when the backend keeps a payment past its timeout unanswered.
-    if (dueErrors > 0) {
-      await this.deps.store.transaction((tx) => tx.appendAudit({ at: this.deps.clock.now(), type: 'alert.lightning', actor: 'system', data: { reason: 'backend_unavailable', backend: backend.kind, payments: dueErrors } }));
-    }
+    await this.alertOutage(backend.kind, result, dueErrors);
     return result;
+  }
+
+  /**
+   * `backend_unavailable`: the backend keeps a payment past its timeout unanswered. Told once when the outage is first
+   * seen, then again every `OUTAGE_REMINDER_MS` while it lasts (not every round: a reconcile interval of seconds wrote
+   * one entry, and fired `alert.*` webhooks, every few seconds). An outage ends with a round whose lookups all answered;
+   * the next one is told again.
+   */
+  private async alertOutage(backendKind: string, round: ReconcileLightningResult, dueErrors: number): Promise<void> {
+    const now = this.deps.clock.now();
+    if (round.checked > 0 && round.errors === 0) this.outage = undefined;
+    if (dueErrors === 0) return;
+    if (this.outage && now - this.outage.alertedAt < OUTAGE_REMINDER_MS) return;
+    const since = this.outage?.since ?? now;
+    await this.deps.store.transaction((tx) => tx.appendAudit({
+      at: now, type: 'alert.lightning', actor: 'system',
+      data: { reason: 'backend_unavailable', backend: backendKind, payments: dueErrors, since: new Date(since).toISOString(), ...(this.outage ? { reminder: true } : {}) },
+    }));
+    this.outage = { since, alertedAt: now };
   }
 
   /**
