@@ -120,6 +120,37 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(over.body.error.violations.find((v: { code: string }) => v.code === 'budget_exceeded')?.used, '2000000');
     });
 
+    test('a tripped freeze breaker refuses a replay as it refuses a fresh request, after the agent was unfrozen by hand', async () => {
+      const policy = usdcPolicy({ daily: '100000000' }) as ReturnType<typeof usdcPolicy> & { detectors?: unknown[] };
+      policy.detectors = [{ name: 'burst', type: 'request_burst', window: '1m', baseline: '1h', min_count: 3, action: 'freeze' }];
+      const { agent, token } = await provisionAgent(h, { policy });
+      const sign = (body: unknown, key?: string) => (h.clock!.advance(1000), h.call('POST', '/v1/sign/transaction', { token, body, ...(key ? { headers: { 'idempotency-key': key } } : {}) }));
+      const first = usdcTransfer(ALICE, 1_000_000n, 51);
+      const signed = await sign(first, 'before-the-freeze');
+      assert.equal(signed.status, 200, JSON.stringify(signed.body));
+      for (const nonce of [52, 53]) assert.equal((await sign(usdcTransfer(ALICE, 1_000_000n, nonce))).status, 200);
+      const trip = await sign(usdcTransfer(ALICE, 1_000_000n, 54));
+      assert.deepEqual(trip.body.error.violations.map((v: { code: string }) => v.code), ['breaker_tripped']);
+      // The operator unfreezes the agent but leaves the breaker tripped: it still binds the agent.
+      assert.equal((await h.admin('POST', `/v1/agents/${agent.name}/unfreeze`)).status, 200);
+      h.clock!.advance(600_000);
+      const fresh = await sign(usdcTransfer(ALICE, 1_000_000n, 55));
+      assert.deepEqual([fresh.status, fresh.body.error.violations.map((v: { rule: string; code: string }) => [v.rule, v.code])], [403, [['detector/agent/burst', 'breaker_open']]]);
+      const replay = await sign(first, 'before-the-freeze');
+      assert.equal(replay.status, 403, JSON.stringify(replay.body));
+      assert.deepEqual(replay.body.error.violations.map((v: { rule: string; code: string }) => [v.rule, v.code]), [['detector/agent/burst', 'breaker_open']]);
+      assert.equal(replay.body.signedTransaction, undefined);
+      const replays = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.replay`)).body.entries;
+      assert.deepEqual(replays.map((e: { decision: string }) => e.decision), ['deny']);
+
+      // Reset, the replay releases the same signature, charged once.
+      const [breaker] = (await h.admin('GET', '/v1/breakers')).body.breakers.filter((b: { agents: string[] }) => b.agents.includes(agent.id));
+      assert.equal((await h.admin('POST', `/v1/breakers/${breaker.id}/reset`, {})).status, 200);
+      const released = await sign(first, 'before-the-freeze');
+      assert.equal(released.status, 200, JSON.stringify(released.body));
+      assert.equal(released.body.signedTransaction, signed.body.signedTransaction);
+    });
+
     test('a payment retried in a loop and stopped by the loop guard on a replay raises alert.loop_guard', async () => {
       const policy = usdcPolicy({ daily: '100000000' });
       policy.rules.push({ name: 'no-loops', type: 'loop_guard', max: 1, window: '1m' } as never);

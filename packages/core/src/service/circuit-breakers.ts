@@ -35,6 +35,12 @@ export interface Screening {
   open: BreakerRecord[];
 }
 
+/** What a tripped breaker that binds the agent says of a request it refuses (freeze) or holds (require_approval). */
+export function breakerOpenViolation(b: BreakerRecord): Violation {
+  const effect = b.action === 'freeze' ? 'froze this agent' : "holds this agent's requests for approval";
+  return { rule: b.detector, code: 'breaker_open', message: `breaker ${b.id} (tripped ${new Date(b.trippedAt).toISOString()}: ${b.message}) ${effect} until an operator resets it` };
+}
+
 /** The most a wave lists (its breaker binds them all; the threshold itself is far lower). */
 const MAX_WAVE = 1000;
 
@@ -72,14 +78,7 @@ export class CircuitBreakers {
     const denials = decision.decision === 'deny' ? [...decision.violations] : [];
     const approvals = decision.decision === 'require_approval' ? [...decision.violations] : [];
     const notes: Violation[] = [];
-    for (const b of open) {
-      const violation: Violation = {
-        rule: b.detector,
-        code: 'breaker_open',
-        message: `breaker ${b.id} (tripped ${new Date(b.trippedAt).toISOString()}: ${b.message}) ${b.action === 'freeze' ? 'froze this agent' : 'holds this agent\'s requests for approval'} until an operator resets it`,
-      };
-      (b.action === 'freeze' ? denials : approvals).push(violation);
-    }
+    for (const b of open) (b.action === 'freeze' ? denials : approvals).push(breakerOpenViolation(b));
     const trips: Trip[] = [];
     const alerts: Trip[] = [];
     const records: CompiledDetector['records'] = {};

@@ -21,7 +21,7 @@ import { receiptForSeq, receiptOf } from '../audit/stored-tree.ts';
 import type { AuditEntry } from '../audit/types.ts';
 import { constantTimeEqual, hashSecret, parseSessionToken, requestHash } from './tokens.ts';
 import { CredentialCache } from './credential-cache.ts';
-import { CircuitBreakers, type Screening } from './circuit-breakers.ts';
+import { CircuitBreakers, breakerOpenViolation, type Screening } from './circuit-breakers.ts';
 import type { PolicyLayer } from '../policy/layers.ts';
 import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
 import { seriesFor } from '../ports/ledger.ts';
@@ -429,8 +429,8 @@ export class SigningService {
    * failed after the commit (`sign.failed`), the retry is the first release, and a deny rule, an approval tier or
    * a breaker the operator set in between must stop it (found by review: it was released unjudged). It is judged
    * as a held approval is (`evaluateHeld`): what the request charged is taken out of the totals, so the budgets
-   * count it once, as itself. A denial refuses it; so does a hold for approval (`replayHold`), unless the original
-   * was itself granted by an approval.
+   * count it once, as itself. A denial refuses it; so do a tripped freeze breaker and a hold for approval
+   * (`replayRefusal`), the hold unless the original was itself granted by an approval.
    */
   private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>, approvalId?: string): Promise<TxOutcome> {
     const origin = await tx.auditEntryOrigin(originalSeq);
@@ -445,7 +445,7 @@ export class SigningService {
     req.input.sessionAncestors = (req.ancestors ?? []).map((a) => a.id);
     enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session, req.ancestors), req.input);
     const judged = await this.evaluateHeld(tx, session, req.input, await this.originalCharge(tx, req, origin), origin?.at ?? req.now);
-    const refusal = judged.decision === 'deny' ? judged : await this.replayHold(tx, req, judged, originalSeq, origin, approvalId);
+    const refusal = judged.decision === 'deny' ? judged : await this.replayRefusal(tx, req, judged, originalSeq, origin, approvalId);
     if (refusal) {
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', refusal.violations);
       // A retry loop the loop guard stops is an incident, as for a fresh request.
@@ -471,22 +471,24 @@ export class SigningService {
   }
 
   /**
-   * The refusal of a replay the policy in force would hold for approval, or that a tripped `require_approval` breaker
-   * holds (the detectors are not run again: a replay trips nothing). A replay cannot be held (its spend is charged
-   * already), so it is refused, naming what holds it; undefined when nothing does, or when the original request
+   * The refusal of a replay that a tripped breaker binding the agent stops, or that the policy in force would hold
+   * for approval (the detectors are not run again: a replay trips nothing). A tripped `freeze` breaker refuses it
+   * `breaker_open`, as it refuses a fresh request (found by review: with the agent unfrozen by hand and the breaker
+   * left tripped, a replay was released). A replay cannot be held (its spend is charged already), so one a
+   * `require_approval` breaker or an approval tier holds is refused, naming what holds it; undefined when nothing does, or when the original request
    * was granted by an approval (`approvalId`) that meets what holds it now, and no breaker holds the agent (the hold
    * it meets is the one a human granted). A quorum the policy now asks, which the grant's votes do not meet (one
    * added or raised since the grant, or any quorum where the admin token granted), holds it as it holds a pending
    * approval (operator-service `policyRecheck`; found by review: the old quorum's grant released it).
    */
-  private async replayHold(tx: StoreTx, req: SignRequest, decision: Decision, originalSeq: number, origin: AuditEntryOrigin | undefined, approvalId: string | undefined): Promise<Decision | undefined> {
-    const open = (await tx.trippedBreakersFor(req.auth.agent.id)).filter((b) => b.action === 'require_approval');
+  private async replayRefusal(tx: StoreTx, req: SignRequest, decision: Decision, originalSeq: number, origin: AuditEntryOrigin | undefined, approvalId: string | undefined): Promise<Decision | undefined> {
+    const tripped = await tx.trippedBreakersFor(req.auth.agent.id);
+    const freezing = tripped.filter((b) => b.action === 'freeze');
+    if (freezing.length > 0) return { ...decision, decision: 'deny', violations: freezing.map(breakerOpenViolation) };
+    const open = tripped.filter((b) => b.action === 'require_approval');
     const approvalHolds = decision.decision === 'require_approval' ? decision.violations.filter((v) => v.code !== 'anomaly_detected') : [];
     if (open.length === 0 && (approvalHolds.length === 0 || (origin?.decision === 'require_approval' && (await this.grantMeetsQuorum(tx, approvalHolds, approvalId))))) return undefined;
-    const holds: Violation[] = [
-      ...approvalHolds,
-      ...open.map((b) => ({ rule: b.detector, code: 'breaker_open' as const, message: `breaker ${b.id} (tripped ${new Date(b.trippedAt).toISOString()}: ${b.message}) holds this agent's requests for approval until an operator resets it` })),
-    ];
+    const holds: Violation[] = [...approvalHolds, ...open.map(breakerOpenViolation)];
     return {
       ...decision,
       decision: 'deny',
