@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   approval_policy_denies: { status: 409, summary: 'The policy changed since the request was held and now denies it (see violations): the approval was closed as denied, its hold released, and nothing was signed or paid.' },
   conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
   breaker_not_tripped: { status: 409, summary: 'The circuit breaker was already reset (only a tripped breaker can be reset).' },
+  breaker_freezes_agent: { status: 409, summary: 'A tripped circuit breaker with action freeze binds this agent (the agent was unfrozen by hand and the breaker left tripped): no approval is granted until an operator resets it (POST /v1/breakers/{id}/reset); the approval stays pending.' },
   // approvals by quorum (signed approver votes)
   quorum_required: { status: 409, summary: 'The approval needs a quorum of signed approver votes (POST /v1/approvals/{id}/votes); the admin token cannot approve it.' },
   approver_unknown: { status: 401, summary: 'No longer returned: a vote or view naming no approver is answered vote_signature_invalid, so that approver names cannot be probed. Kept so that clients matching it still compile.' },

@@ -79,6 +79,33 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual([over.status, over.body.error.violations[0].code, over.body.error.violations[0].used], [403, 'budget_exceeded', usdc(100n).toString()]);
     });
 
+    test('a freeze breaker left tripped after the agent was unfrozen by hand: 409 breaker_freezes_agent, the approval stays pending with its hold; granted once reset', async () => {
+      const policy = usdcPolicy({ approvalAbove: usdc(10n).toString(), daily: usdc(100n).toString() }) as ReturnType<typeof usdcPolicy> & { detectors?: unknown[] };
+      policy.detectors = [{ name: 'burst', type: 'request_burst', window: '1m', baseline: '1h', min_count: 3, action: 'freeze' }];
+      const { agent, token } = await provisionAgent(h, { policy });
+      h.clock!.advance(1000);
+      const id = await hold(token, ALICE, usdc(60n), 0);
+      for (const nonce of [1, 2]) assert.equal((h.clock!.advance(1000), await sign(token, usdc(1n), nonce)).status, 200);
+      const trip = (h.clock!.advance(1000), await sign(token, usdc(1n), 3));
+      assert.deepEqual(trip.body.error.violations.map((v: any) => v.code), ['breaker_tripped']);
+      assert.equal((await h.admin('POST', `/v1/agents/${agent.name}/unfreeze`)).status, 200);
+
+      const res = await h.admin('POST', `/v1/approvals/${id}/approve`);
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'breaker_freezes_agent');
+      const approval = (await h.admin('GET', `/v1/approvals/${id}`)).body;
+      assert.deepEqual([approval.state, approval.result], ['pending', undefined]);
+      assert.deepEqual(await auditOf(agent.name, 'approval.granted'), [], 'nothing granted');
+      const held = await h.airlock.store.transaction((tx) => tx.approvalHolds(id));
+      assert.ok(held.some((w) => w.asset === USDC_ASSET && w.amount === usdc(60n)), 'its 60 still held');
+
+      const [breaker] = (await h.admin('GET', '/v1/breakers')).body.breakers.filter((b: { agents: string[] }) => b.agents.includes(agent.id));
+      assert.equal((await h.admin('POST', `/v1/breakers/${breaker.id}/reset`, {})).status, 200);
+      const granted = await h.admin('POST', `/v1/approvals/${id}/approve`);
+      assert.equal(granted.status, 200, JSON.stringify(granted.body));
+      assert.equal(granted.body.state, 'approved');
+    });
+
     test('approver quorum vote after a fleet deny rule named the recipient: the vote counts, the approval is closed, nothing signed', async () => {
       const key = generateApproverKey();
       const name = `ops-recheck-${store}`;

@@ -376,6 +376,12 @@ export class OperatorService {
   async grantBlocker(tx: StoreTx, pending: ApprovalRecord): Promise<AirlockError | undefined> {
     const agent = await tx.getAgent(pending.agentId);
     if (!agent || agent.status !== 'active') return new AirlockError(agent?.status === 'retired' ? 'agent_retired' : 'agent_frozen', 'The agent is not active; deny the approval or unfreeze the agent first.');
+    // A freeze breaker left tripped after the agent was unfrozen by hand still refuses the agent's fresh requests and
+    // replays (breaker_open); a grant, by the admin token or by approvers' votes, must not get past it either.
+    const freezing = (await tx.trippedBreakersFor(pending.agentId)).filter((b) => b.action === 'freeze');
+    if (freezing.length > 0) {
+      return new AirlockError('breaker_freezes_agent', `Breaker ${freezing[0]!.id} (${freezing[0]!.detector}) froze this agent and is still tripped; reset it (POST /v1/breakers/${freezing[0]!.id}/reset) or deny the approval.`, { details: { breakers: freezing.map((b) => b.id) } });
+    }
     // Revoking a session revokes what it asked for: its pending requests cannot be approved any more.
     const session = await tx.getSession(pending.sessionId);
     if (!session || session.revokedAt !== undefined || (await readAncestors(tx, session)).some((a) => a.revokedAt !== undefined)) {
