@@ -1,7 +1,8 @@
 // The nostr_event rule against an agent that writes its events to get past it (found by review), over HTTP on both
 // stores:
-// - `p_tags` judges every tag that names a pubkey, not only `p`: NIP-22 `P`, NIP-18 `q` (its author), NIP-10 and
-//   NIP-22 `e`/`E` (their author), `a`/`A` coordinates, NIP-26 `delegation`, NIP-57 `zap`. Relays index these tags
+// - `p_tags` judges every tag that names a pubkey, not only `p`: NIP-22 `P`, NIP-18 `q` (its author hint, or the author in the address it quotes), NIP-10 and
+//   NIP-22 `e`/`E` (their author), `a`/`A` coordinates (the pubkey after the first colon, however the kind is
+//   written: clients parseInt it), NIP-26 `delegation`, NIP-57 `zap`. Relays index these tags
 //   and clients surface or notify what they name, so each had carried an event to a stranger past the list.
 // - Content patterns run over at most MAX_PATTERN_INPUT characters, and never over content the size cap refused:
 //   the operator's pattern runs on the event loop, and a quadratic one over a 250 KB note stalled the daemon for
@@ -38,6 +39,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         ['NIP-18 quote: q with the author', 1, (who) => [['q', 'b'.repeat(64), 'wss://r.example', who]]],
         ['NIP-10 marked e with the author', 1, (who) => [['e', 'c'.repeat(64), 'wss://r.example', 'reply', who]]],
         ['a coordinate of their addressable event', 1, (who) => [['a', `30023:${who}:post`]]],
+        ['NIP-18 quote of their addressable event: q with its address', 1, (who) => [['q', `30023:${who}:post`, 'wss://r.example']]],
+        ...['+30023', ' 30023', '30023x'].map((k): [string, number, (who: string) => string[][]] => [`NIP-22 comment on their article, kind written ${JSON.stringify(k)} (clients parseInt it)`, 1111, (who) => [['A', `${k}:${who}:post`], ['K', '30023'], ['a', `${k}:${who}:post`], ['k', '30023']]]),
         ['NIP-26 delegation naming them as delegator', 1, (who) => [['delegation', who, 'kind=1', 'f'.repeat(128)]]],
         ['NIP-57 zap split to them', 1, (who) => [['zap', who, 'wss://r.example', '1']]],
         ['a DM addressed by uppercase P', 4, (who) => [['P', who]]],

@@ -66,13 +66,18 @@ function tagValues(tags: string[][], names: readonly string[]): string[] {
 }
 
 const HEX_PUBKEY = /^[0-9a-fA-F]{64}$/;
-/** An addressable event's coordinate, `<kind>:<pubkey>:<d tag>` (NIP-01 `a` tags, NIP-22 `A`). */
-const ADDRESS = /^\d+:([0-9a-fA-F]{64}):/;
+/**
+ * An addressable event's coordinate, `<kind>:<pubkey>:<d tag>` (NIP-01 `a` tags, NIP-22 `A`, NIP-18 `q`): the pubkey
+ * is read between the first and second colon whatever the kind text is, as clients read it (nostr-tools'
+ * parseAddressPointer splits on `:` and parseInt's the kind, so `+30023`, ` 30023` or `30023x` still name the author;
+ * found by review: a strict decimal kind let those pass `p_tags`).
+ */
+const ADDRESS = /^[^:]*:([0-9a-fA-F]{64})(?::|$)/;
 
 /**
  * Every pubkey the tags name, lowercase: `p` and NIP-22 `P` (mentioned and root authors), NIP-57 `zap` (who the
  * note's zaps are paid to, Appendix G; found by an earlier review), NIP-26 `delegation` (the delegator), the author
- * hint of `q` (NIP-18, 4th element) and of `e`/`E` (NIP-10 marked form, 5th element; NIP-22 `E`, 4th), and the author
+ * of `q` (NIP-18: its hint, 4th element, or the author in the address it quotes) and of `e`/`E` (NIP-10 marked form, 5th element; NIP-22 `E`, 4th), and the author
  * in `a`/`A` coordinates. A malformed value under `p`, `P`, `zap` or `delegation` is kept as written, so a list can
  * only refuse it.
  */
@@ -91,7 +96,9 @@ function namedPubkeys(tags: string[][]): string[] {
         add(t[1], false);
         break;
       case 'q':
+        // NIP-18: an event id with the author as a hint (4th element), or an event address naming its author.
         add(t[3], true);
+        add(ADDRESS.exec(t[1] ?? '')?.[1], true);
         break;
       case 'e':
       case 'E':
