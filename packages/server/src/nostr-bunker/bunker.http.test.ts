@@ -281,18 +281,30 @@ describe('NIP-46 bunker: nostr-tools BunkerSigner over a loopback relay', { time
     await assert.rejects(other.signEvent(note('too late')), (e: unknown) => String(e).startsWith('session_expired'));
   });
 
-  test('a frozen agent\'s connected client is refused at the next request, and signs again once unfrozen', async () => {
+  // A dropped client is never answered: a regression shows as a hang, failed by the timeout.
+  test('a frozen agent\'s connected client is refused at the next request, and signs again once unfrozen; a connect during the freeze drops no one', { timeout: 30_000 }, async () => {
     const { sessionId, agentId, agentName } = await nostrSession(h);
     const signer = await signerFor(await bunkerUri(h, sessionId));
+    const restarted = await signerFor(await bunkerUri(h, sessionId));
+    const unused = await bunkerUri(h, sessionId);
     await signer.connect();
+    await restarted.connect();
     await signer.signEvent(note('before the freeze'));
     const before = await signedCount(h, agentName);
     assert.equal((await h.admin('POST', `/v1/agents/${agentId}/freeze`)).status, 200);
     await assert.rejects(signer.signEvent(note('while frozen')), (e: unknown) => String(e).startsWith('agent_frozen'));
     await assert.rejects(signer.nip44Encrypt(getPublicKey(generateSecretKey()), 'while frozen'), (e: unknown) => String(e).startsWith('agent_frozen'));
+    // Another client of the session says connect again (as nostr-tools does after a restart), and a new one brings
+    // its unused secret: both refused while frozen, and neither drops the session's clients or uses the secret up.
+    await assert.rejects(restarted.connect(), (e: unknown) => String(e).startsWith('agent_frozen'));
+    const late = await signerFor(unused);
+    await assert.rejects(late.connect(), (e: unknown) => String(e).startsWith('agent_frozen'));
     assert.equal(await signedCount(h, agentName), before, 'nothing signed while frozen');
     assert.equal((await h.admin('POST', `/v1/agents/${agentId}/unfreeze`)).status, 200);
     assert.equal(verifyEvent(await signer.signEvent(note('after the thaw'))), true);
+    assert.equal(verifyEvent(await restarted.signEvent(note('after the thaw, restarted'))), true);
+    await late.connect();
+    assert.equal(verifyEvent(await late.signEvent(note('after the thaw, with the secret kept'))), true);
   });
 
   test(`a flood past the per-client rate (burst ${BURST}) gets error replies, not signatures`, async () => {

@@ -322,7 +322,8 @@ export class NostrBunker {
     const existing = this.connections.clientGrant(transport.pubkey, client);
     if (existing && !this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
     if (remotePubkey !== transport.pubkey) return this.refuse(transport, client, request.id, 'invalid_request', 'connect: the first parameter must be this remote signer\'s pubkey.');
-    const grant = (secret ? this.connections.redeemSecret(transport.pubkey, secret) : undefined) ?? existing;
+    const redeemed = secret ? this.connections.redeemSecret(transport.pubkey, secret) : undefined;
+    const grant = redeemed ?? existing;
     if (!grant) {
       this.countRefusal('auth.failures', `unconnected:${transport.pubkey}`, 'unauthorized');
       return this.refuse(transport, client, request.id, 'unauthorized', 'connect: unknown or already used secret; ask the operator for a new bunker:// string.');
@@ -330,7 +331,14 @@ export class NostrBunker {
     try {
       await this.options.sessions(grant.sessionId);
     } catch (e) {
-      this.forgetSession(grant.sessionId);
+      // As for a request: a dead session's clients and secrets are forgotten, a frozen agent's are kept (a freeze is
+      // lifted), and the secret this connect brought stays unused. A connect during a freeze dropped every client of
+      // the session (found by review: after the unfreeze they all needed new connection strings).
+      if (isAirlockError(e) && e.code === 'agent_frozen') {
+        if (redeemed && secret) this.connections.addSecret(secret, redeemed);
+      } else {
+        this.forgetSession(grant.sessionId);
+      }
       return this.refuseWith(transport, client, request.id, e);
     }
     this.connections.connect(client, grant);
