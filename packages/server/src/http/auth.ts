@@ -80,16 +80,13 @@ export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, ro
 
     let principal: Principal;
     try {
-      // A derived session whose ancestors this instance does not know yet takes from its own bucket here, and
-      // from its ancestors' once they are read (below): the first request of each such session, per instance.
-      let ancestorsUnknown = false;
-      const admit = (auth: AgentAuth) => {
-        ancestorsUnknown = admitSession(edge, auth, source, now) === 'ancestors_unknown';
-      };
+      // The session's own bucket as soon as the token is proven genuine (admitSession), its ancestors' only once
+      // the session and its ancestors are found usable (admitAncestors).
+      const admit = (auth: AgentAuth) => admitSession(edge, auth, source, now);
       // A route that re-reads the credential in its own transaction (signing) may take it from the cache.
       const agentAuth = () => (rechecked ? airlock.signing.authenticateForSigning(token, admit) : airlock.signing.authenticate(token, admit));
       principal = credential === 'admin' ? await verifyAdmin(airlock.admin, token) : { kind: 'agent', auth: await agentAuth() };
-      if (ancestorsUnknown && principal.kind === 'agent') await admitAncestors(edge, principal.auth, source, now);
+      if (principal.kind === 'agent') await admitAncestors(edge, principal.auth, source, now);
     } catch (e) {
       if (!isAirlockError(e)) throw e;
       if (e.code === 'unauthenticated') {
@@ -154,25 +151,52 @@ export async function verifyAdmin(admin: AdminCredential, token: string): Promis
 
 /**
  * Runs once a session token is proven genuine, before anything is written for it: the per-session rate limit
- * (AIRLOCK_SESSION_RATE). A session and every session derived from it share the session's rate: a derived
- * session's request takes a token from its own bucket and from each ancestor's, all or none, so deriving
- * children (each with a bucket of its own) never multiplies what the tree may send. When this instance does not
- * know the ancestors yet (no store read here), only the session's own bucket is taken, and `admitAncestors`
- * takes the rest once authentication has read them.
+ * (AIRLOCK_SESSION_RATE), the session's own bucket only. A dead credential (revoked, expired, frozen agent) is
+ * throttled here, so that its flood cannot append one `auth.refused` entry per request; it must not take its
+ * ancestors' buckets too, or a child its parent revoked would keep the live parent at 429 by sending on
+ * (found by review).
  */
-function admitSession(edge: AuthEdge, auth: AgentAuth, source: string, now: number): 'admitted' | 'ancestors_unknown' {
-  if (!edge.sessions.enabled) return 'admitted';
-  const ancestors = auth.session.parentId === undefined ? [] : edge.ancestry.get(auth.session.id);
-  refuseOverRate(edge, auth, source, now, [auth.session.id, ...(ancestors ?? [])]);
-  return ancestors === undefined ? 'ancestors_unknown' : 'admitted';
+function admitSession(edge: AuthEdge, auth: AgentAuth, source: string, now: number): void {
+  if (edge.sessions.enabled) refuseOverRate(edge, auth, source, now, [auth.session.id]);
 }
 
-/** The rest of `admitSession` for a derived session seen for the first time: its ancestors, read once and kept. */
+/**
+ * The rest of the per-session rate limit, once authentication found the session and its ancestors usable: a
+ * session and every session derived from it share the session's rate, so a derived session's request also takes
+ * a token from each ancestor's bucket, and deriving children (each with a bucket of its own) never multiplies
+ * what the tree may send. All or none: refused here, the request gives its own token back.
+ */
 async function admitAncestors(edge: AuthEdge, auth: AgentAuth, source: string, now: number): Promise<void> {
+  if (!edge.sessions.enabled || auth.session.parentId === undefined) return;
+  const ancestors = await ancestorIdsOf(edge, auth);
+  try {
+    refuseOverRate(edge, auth, source, now, ancestors);
+  } catch (e) {
+    edge.sessions.giveBack(auth.session.id, now);
+    throw e;
+  }
+}
+
+/**
+ * One more request of a session this HTTP request already authenticated, for a request that carries several
+ * (each call of a JSON-RPC batch after the first, json-rpc.ts): its own bucket and its ancestors', all or none,
+ * as a request of its own would take them, so that batching never multiplies the session's rate. Throws
+ * `session_rate_limited`.
+ */
+export async function admitFurtherRequest(edge: AuthEdge, auth: AgentAuth, source: string): Promise<void> {
+  if (!edge.sessions.enabled) return;
+  const ancestors = auth.session.parentId === undefined ? [] : await ancestorIdsOf(edge, auth);
+  refuseOverRate(edge, auth, source, edge.now(), [auth.session.id, ...ancestors]);
+}
+
+/** A derived session's ancestor ids (nearest first): kept per instance, read once from the store. */
+async function ancestorIdsOf(edge: AuthEdge, auth: AgentAuth): Promise<readonly string[]> {
+  const known = edge.ancestry.get(auth.session.id);
+  if (known) return known;
   // The chain was checked by authentication (or will be by the route's transaction); a broken one is refused the same way.
   const ids = (await readAncestors(edge.holder.get().store, auth.session)).map((a) => a.id);
   edge.ancestry.set(auth.session.id, ids);
-  refuseOverRate(edge, auth, source, now, ids);
+  return ids;
 }
 
 function refuseOverRate(edge: AuthEdge, auth: AgentAuth, source: string, now: number, buckets: readonly string[]): void {

@@ -2,7 +2,8 @@
  * A token bucket per session: `perSecond` sustained, `burst` at once. In memory and per instance: N
  * instances on one PostgreSQL allow up to N times the rate. Policy `rate_limit` rules are the durable,
  * fleet-wide count; this bounds how fast one session can make the daemon work (and write audit entries).
- * A derived session's request also takes from every ancestor's bucket (`takeAll`, http/auth.ts).
+ * A derived session's request also takes from every ancestor's bucket (`takeAll`, http/auth.ts), once the
+ * session is known usable: a dead credential takes from its own bucket only.
  */
 export class SessionRateLimiter {
   private readonly buckets = new Map<string, { tokens: number; at: number }>();
@@ -59,6 +60,17 @@ export class SessionRateLimiter {
       this.buckets.set(l.key, { tokens: l.tokens - 1, at: now });
     }
     return { wait: 0 };
+  }
+
+  /**
+   * Returns a token just taken from this bucket, for a request refused by a bucket taken after it (a
+   * derived session's ancestors, taken once the session is known usable: http/auth.ts), so that a refused
+   * request costs no bucket a token, as with `takeAll`.
+   */
+  giveBack(key: string, now: number): void {
+    const prior = this.buckets.get(key);
+    if (this.perSecond === 0 || !prior) return;
+    this.buckets.set(key, { tokens: Math.min(this.burst, prior.tokens + ((now - prior.at) * this.perSecond) / 1000 + 1), at: now });
   }
 
   /** Drops buckets that have refilled: forgetting them changes nothing. */
