@@ -1119,10 +1119,16 @@ function namedOtherSigner(adapter: ChainAdapter, action: string, payload: unknow
 /**
  * EIP-3009 authorizations are payments whose spend is held until the chain settles or expires them
  * (a single spend: the authorized transfer). Everything else is charged to the ledger when signed.
+ *
+ * Not an authorization over a domain without a chainId (`allow_chainless_domains`): it is valid on every chain whose
+ * token has such a domain, and the reconciler asks one chain, the request's, whether its nonce was used. The payee
+ * submitting it on another chain, that one said "unused" and the hold was released as expired, the budget handed
+ * back for value that moved (found by review). It is charged when signed, for good, as Permit2 is.
  */
 export function isHeldPayment(intent: Intent): boolean {
   return intent.payment !== undefined && intent.spends.length === 1
-    && (intent.kind === 'eip3009.transfer_with_authorization' || intent.kind === 'eip3009.receive_with_authorization');
+    && (intent.kind === 'eip3009.transfer_with_authorization' || intent.kind === 'eip3009.receive_with_authorization')
+    && intent.typedData?.domain.chainId !== undefined;
 }
 
 /** The token contract of a held payment (its single spend's CAIP-19 asset). */
