@@ -103,7 +103,7 @@ export interface Intent {
   kind: IntentKind;
   /** The agent's own address (who signs). */
   from: string;
-  /** Main counterparty: recipient, spender or call target (lowercase); absent for deploys and messages. */
+  /** Main counterparty: recipient, spender or call target, the created contract of a deploy (lowercase); absent for messages. */
   to?: string;
   spends: Spend[];
   approvals: Approval[];

@@ -84,4 +84,28 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`DAI permit 
     const revoke = await h.call('POST', '/v1/sign/typed-data', { token, body: permit(agent.address, ROUTER, false, 1) });
     assert.equal(revoke.status, 200, JSON.stringify(revoke.body));
   });
+
+  test('expiry 0 never expires (Dai.sol), so a validity_window refuses it validity_too_long like a far expiry; a near expiry signs', async () => {
+    // Found by review: with expiry 0 the permit had no validBefore and the validity_window rule skipped it.
+    const shortAuth = { version: 1, rules: [policy(true).rules[0], policy(true).rules[1], { name: 'short-auth', type: 'validity_window', max_seconds: 3600 }] };
+    const { agent, token } = await provisionAgent(h, { policy: shortAuth, actions: ['evm.typed_data'] });
+    for (const expiry of [0, 99_999_999_999]) {
+      const res = await h.call('POST', '/v1/sign/typed-data', { token, body: permit(agent.address, ROUTER, true, 0, expiry) });
+      assert.equal(res.status, 403, `expiry ${expiry}: ${JSON.stringify(res.body).slice(0, 300)}`);
+      assert.equal(res.body.signature, undefined);
+      assert.deepEqual(codes(res.body), ['agent/short-auth:validity_too_long'], `expiry ${expiry}`);
+    }
+    const soon = Math.floor(Date.now() / 1000) + 600;
+    const res = await h.call('POST', '/v1/sign/typed-data', { token, body: permit(agent.address, ROUTER, true, 0, soon) });
+    assert.equal(res.status, 200, JSON.stringify(res.body).slice(0, 300));
+  });
+
+  test('a DAI permit from a rotated key is refused 403 key_rotated (its signer field is `holder`), not a generic 400', async () => {
+    const { agent, token } = await provisionAgent(h, { policy: policy(true), actions: ['evm.typed_data'] });
+    assert.equal((await h.admin('POST', `/v1/agents/${agent.name}/rotate`)).status, 200);
+    const res = await h.call('POST', '/v1/sign/typed-data', { token, body: permit(agent.address, ROUTER, true) });
+    assert.equal(res.status, 403, JSON.stringify(res.body).slice(0, 300));
+    assert.equal(res.body.signature, undefined);
+    assert.equal(res.body.error.code, 'key_rotated');
+  });
 });

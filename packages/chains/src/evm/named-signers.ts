@@ -3,12 +3,16 @@
 // refusal. Nothing is validated here: a malformed field is the decoder's to refuse.
 import type { Action } from '@airlock/core';
 
-/** EIP-712 primary types whose message names the signer, and the field that does. */
-const SIGNER_FIELD: Readonly<Record<string, string>> = {
-  TransferWithAuthorization: 'from', // EIP-3009 (x402 exact)
-  ReceiveWithAuthorization: 'from', // EIP-3009
-  CancelAuthorization: 'authorizer', // EIP-3009
-  Permit: 'owner', // EIP-2612
+/**
+ * EIP-712 primary types whose message names the signer, and the fields that may, first present wins. `Permit` is
+ * EIP-2612's (`owner`) or DAI's (`holder`): without `holder`, a DAI permit from an earlier key got the decoder's
+ * 400 instead of `key_rotated` (found by review).
+ */
+const SIGNER_FIELDS: Readonly<Record<string, readonly string[]>> = {
+  TransferWithAuthorization: ['from'], // EIP-3009 (x402 exact)
+  ReceiveWithAuthorization: ['from'], // EIP-3009
+  CancelAuthorization: ['authorizer'], // EIP-3009
+  Permit: ['owner', 'holder'], // EIP-2612, DAI
 };
 
 export function namedSigners(action: Action, payload: unknown): string[] {
@@ -16,8 +20,10 @@ export function namedSigners(action: Action, payload: unknown): string[] {
   if (action === 'evm.transaction') return addresses(isRecord(payload.transaction) ? payload.transaction.from : undefined);
   if (action === 'evm.typed_data' && isRecord(payload.typedData)) {
     const { primaryType, message } = payload.typedData;
-    const field = typeof primaryType === 'string' && Object.hasOwn(SIGNER_FIELD, primaryType) ? SIGNER_FIELD[primaryType]! : undefined;
-    return field !== undefined && isRecord(message) ? addresses(message[field]) : [];
+    const fields = typeof primaryType === 'string' && Object.hasOwn(SIGNER_FIELDS, primaryType) ? SIGNER_FIELDS[primaryType]! : [];
+    if (!isRecord(message)) return [];
+    const field = fields.find((name) => Object.hasOwn(message, name));
+    return field !== undefined ? addresses(message[field]) : [];
   }
   return [];
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AirlockError } from '@airlock/core';
-import { encodeFunctionData, getAddress, parseAbi, serializeTransaction } from 'viem';
+import { encodeFunctionData, getAddress, getContractAddress, parseAbi, serializeTransaction } from 'viem';
 import { AbiRegistry } from './abi-registry.ts';
 import { createEvmAdapter } from './adapter.ts';
 import { signer } from './test-key.ts';
@@ -120,12 +120,20 @@ test('unknown calldata: contract.call with selector; args decoded only with a re
   assert.throws(() => decode(tx({ to: CAROL, data: data.slice(0, 74) }), withAbi), { code: 'undecodable_payload' });
 });
 
-test('contract.deploy when to is absent or null; value is a spend with no recipient', () => {
-  const intent = decode(tx({ to: null, data: '0x6080604052', value: 3 }));
+test('contract.deploy when to is absent or null; its counterparty (and the value\'s recipient) is the contract it creates', () => {
+  const intent = decode(tx({ to: null, data: '0x6080604052', value: 3, nonce: 7 }));
   assert.equal(intent.kind, 'contract.deploy');
-  assert.equal(intent.to, undefined);
-  assert.deepEqual(intent.spends[0], { asset: 'eip155:8453/slip44:60', amount: 3n, kind: 'value' });
-  assert.equal(decode(tx({ data: '0x60' })).kind, 'contract.deploy');
+  // CREATE: keccak256(rlp([sender, nonce])), as the chain computes it (viem's implementation, checked on a known vector below).
+  const created = getContractAddress({ from: signer.address as `0x${string}`, nonce: 7n }).toLowerCase();
+  assert.equal(intent.to, created);
+  assert.deepEqual(intent.spends[0], { asset: 'eip155:8453/slip44:60', amount: 3n, to: created, kind: 'value' });
+  assert.match(intent.summary, new RegExp(`^deploy a contract at ${created} \\(5 bytes of init code\\) with value 3 `));
+  // Another nonce creates another contract; the serialized form names the same one.
+  assert.notEqual(decode(tx({ data: '0x60', nonce: 8 })).to, created);
+  const serialized = serializeTransaction({ type: 'eip1559', chainId: 8453, data: '0x6080604052', value: 3n, nonce: 7, gas: 21000n, maxFeePerGas: 1000n, maxPriorityFeePerGas: 10n });
+  assert.equal(decode({ serializedTransaction: serialized }).to, created);
+  // A widely published CREATE vector (sender 0x6ac7…, nonce 0 creates 0xcd23…): the helper computes what the chain does.
+  assert.equal(getContractAddress({ from: '0x6ac7ea33f8831ea9dcc53393aaa88b25a785dbf0', nonce: 0n }).toLowerCase(), '0xcd234a471b72ba2f1ccf0a70fcaba648a5eecd8d');
 });
 
 test('serializedTransaction decodes like the JSON form and gives the same digest', () => {

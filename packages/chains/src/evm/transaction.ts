@@ -2,7 +2,7 @@
 // JSON fields or from its serialized form, and decodes it into an intent. The digest is keccak256 of the unsigned serialization.
 import { AirlockError, nativeAsset } from '@airlock/core';
 import type { DecodedRequest, DelegationEntry, FeeFields, Intent, SignerContext, Spend } from '@airlock/core';
-import { hexToBytes, parseTransaction, serializeTransaction } from 'viem';
+import { getContractAddress, hexToBytes, parseTransaction, serializeTransaction } from 'viem';
 import { keccak256Bytes } from './keccak.ts';
 import type { AccessList, Hex, SignedAuthorization, TransactionSerializable } from 'viem';
 import type { AbiRegistry } from './abi-registry.ts';
@@ -276,13 +276,18 @@ export function decodeTransactionRequest(payload: unknown, signer: SignerContext
   const from = signer.address.toLowerCase();
 
   let decoded: Omit<DecodedCall, 'call' | 'to'> & { to?: string; call?: DecodedCall['call'] };
-  if (tx.to === undefined) decoded = { kind: 'contract.deploy', spends: [], approvals: [] };
+  // A contract creation sends its value to the contract it creates, whose init code can forward it anywhere. That
+  // address is known before signing (CREATE: keccak256(rlp([sender, nonce]))), so it is the counterparty: intent.to
+  // and the value's recipient, judged by destinations, per_destination budgets and `to` denies like any other. With
+  // no recipient, a destinations allowlist saw no counterparty at all and passed the value (found by review).
+  const recipient = tx.to ?? createdContract(from, tx.nonce);
+  if (tx.to === undefined) decoded = { kind: 'contract.deploy', to: recipient, spends: [], approvals: [] };
   else if (tx.data === '0x') decoded = { kind: 'native.transfer', to: tx.to, spends: [], approvals: [] };
   else decoded = decodeCall(chain, tx.to, tx.data, abis, 'transaction.data');
 
   const spends: Spend[] = [];
   // Native value always leaves the agent, whatever the call does with it.
-  if (tx.value > 0n) spends.push({ asset: nativeAsset(chain), amount: tx.value, ...(tx.to ? { to: tx.to } : {}), kind: 'value' });
+  if (tx.value > 0n) spends.push({ asset: nativeAsset(chain), amount: tx.value, to: recipient, kind: 'value' });
   spends.push(...decoded.spends);
   const fees = feeFields(tx);
   if (fees.maxTotalFee !== undefined && fees.maxTotalFee > 0n) spends.push({ asset: nativeAsset(chain), amount: fees.maxTotalFee, kind: 'fee' });
@@ -303,6 +308,11 @@ export function decodeTransactionRequest(payload: unknown, signer: SignerContext
   intent.summary = summarise(intent, tx);
   if (intent.delegation) intent.summary += `, installing ${intent.delegation.authorizations.map((a) => `${a.delegate} in ${a.authority}`).join(', ')} (EIP-7702)`;
   return { intent, digest: keccak256Bytes(unsigned), prepared };
+}
+
+/** The address a CREATE from `from` at `nonce` deploys to (lowercase), as the chain computes it. */
+function createdContract(from: string, nonce: number): `0x${string}` {
+  return getContractAddress({ opcode: 'CREATE', from: from as `0x${string}`, nonce: BigInt(nonce) }).toLowerCase() as `0x${string}`;
 }
 
 function feeFields(tx: EvmTransaction): FeeFields {
@@ -331,7 +341,7 @@ function summarise(intent: Intent, tx: EvmTransaction): string {
     case 'erc20.increase_allowance':
       return `${intent.kind === 'erc20.approve' ? 'approve' : 'increase allowance of'} ${approval?.spender} to spend ${approval?.unlimited ? 'UNLIMITED' : approval?.amount} of ${approval?.asset}${valueNote} ${on} (${fee})`;
     case 'contract.deploy':
-      return `deploy a contract (${(tx.data.length - 2) / 2} bytes of init code)${valueNote} ${on} (${fee})`;
+      return `deploy a contract at ${intent.to} (${(tx.data.length - 2) / 2} bytes of init code)${valueNote} ${on} (${fee})`;
     default:
       return `call ${intent.call?.functionName ?? intent.call?.selector} on ${intent.to}${valueNote} ${on} (${fee})`;
   }

@@ -182,7 +182,10 @@ function eip2612(data: NormalisedTypedData, chain: string): KnownTypedData {
 }
 
 // DAI's permit: `allowed` sets the spender's allowance to uint256 max (unlimited) or to 0, submittable until
-// `expiry` (0: forever). A revocation (allowed false) is an approval of 0, which nothing limits.
+// `expiry` (0: forever). A revocation (allowed false) is an approval of 0, which nothing limits. Expiry 0 is valid
+// for as long as any validity can be, so its validBefore is the furthest one: a `validity_window` refuses it like a
+// far expiry (with no validBefore the rule skipped it; found by review). The approval keeps no expiresAt (it never
+// lapses) and the nonce claim never lapses either, as before.
 function daiPermit(data: NormalisedTypedData, chain: string): KnownTypedData {
   const m = data.message;
   const asset = erc20Asset(chain, domainToken(data));
@@ -196,7 +199,7 @@ function daiPermit(data: NormalisedTypedData, chain: string): KnownTypedData {
     to: spender,
     spends: [],
     approvals: [{ asset, amount, spender, unlimited: allowed, ...(deadline !== undefined ? { expiresAt: deadline } : {}) }],
-    ...(deadline !== undefined ? { validity: { validBefore: deadline } } : {}),
+    validity: { validBefore: deadline ?? Number.MAX_SAFE_INTEGER },
     nonces: [{ standard: 'eip2612', contract: domainToken(data), nonce: m.nonce as bigint }],
     summary: allowed
       ? `DAI permit: allow ${spender} to spend UNLIMITED ${asset} (${deadline === undefined ? 'never expires' : `deadline ${deadline}`})`
