@@ -238,6 +238,7 @@ export const POLICY_WARNING_CODES = {
   prefund_unbounded: 'An allow rule names the action `evm.user_operation` and neither a `user_operations` rule with `max_prefund` nor a `fee_cap` with `max_total_fee` caps what an operation may commit to gas.',
   nostr_any_kind: 'An allow rule grants `nostr.event` without `nostr_kinds`: every kind is signed, deletions, relay lists, relay and Blossom auth and wallet requests included.',
   delegation_without_allowlist: 'An allow rule grants EIP-7702 authorizations and no `delegations` rule in the document lists a delegate: each is refused unless another layer lists it.',
+  asset_never_charged: 'A rule names an EVM native coin by its own SLIP-44 coin type (e.g. eip155:137/slip44:966): every EVM chain\'s native coin is charged as eip155:<chain>/slip44:60, so the rule never sees a spend of it.',
   unlimited_approvals_any_spender: 'An `approvals` rule allows unlimited approvals with no `spenders` list: any spender an allow rule reaches can be handed the whole balance, which no budget counts.',
 } as const;
 

@@ -137,6 +137,21 @@ function mayGrantAuthorizations(match: MatchOptions): boolean {
   return match.actions?.includes('evm.authorization') ?? false;
 }
 
+/**
+ * An EVM native coin named by its own SLIP-44 coin type (`eip155:137/slip44:966` for POL): every EVM chain's native
+ * coin is charged as `eip155:<chain>/slip44:60` whatever the coin (core `nativeAsset`), so a cap, budget or list
+ * naming it never sees a spend (found by review: 100 POL passed a 1 POL cap and budget, and validation said nothing).
+ */
+const EVM_NATIVE_NOT_60 = /^eip155:[-_a-zA-Z0-9]{1,32}\/slip44:(?!60$)/i;
+
+/** Every string in `value` that names an EVM native coin no request is charged as, with its path under `path`. */
+function unchargedNativeAssets(value: unknown, path: (string | number)[]): { asset: string; path: (string | number)[] }[] {
+  if (typeof value === 'string') return EVM_NATIVE_NOT_60.test(value) ? [{ asset: value, path }] : [];
+  if (Array.isArray(value)) return value.flatMap((v, i) => unchargedNativeAssets(v, [...path, i]));
+  if (value !== null && typeof value === 'object') return Object.entries(value).flatMap(([k, v]) => unchargedNativeAssets(v, [...path, k]));
+  return [];
+}
+
 /** `doc` must be a valid document (compile it first). */
 export function policyWarnings(doc: Document): PolicyWarning[] {
   const rules: readonly Rule[] = doc.rules;
@@ -148,6 +163,15 @@ export function policyWarnings(doc: Document): PolicyWarning[] {
   const warnings: PolicyWarning[] = [];
 
   rules.forEach((rule, i) => {
+    for (const { asset, path } of unchargedNativeAssets(rule, ['rules', i])) {
+      const chain = asset.slice(0, asset.indexOf('/'));
+      warnings.push({
+        code: 'asset_never_charged',
+        rule: rule.name,
+        path: formatPath(path),
+        message: `no request is charged as ${asset}: the native coin of every EVM chain is charged as ${chain}/slip44:60, whatever the coin; write that`,
+      });
+    }
     // Unlimited approvals are refused unless an approvals rule allows them; one that does with no spender list
     // lets any spender an allow rule reaches take the whole balance (no budget can count an unlimited amount).
     if (rule.type === 'approvals' && rule.allow_unlimited && rule.spenders === undefined) {
