@@ -179,6 +179,7 @@ export const VIOLATION_CODES = {
   typed_data_domain_not_allowed: 'The EIP-712 domain is not allowed.',
   message_not_allowed: 'Personal messages are denied unless a rule names them.',
   message_too_large: 'The message text is longer than a rule\'s `match.message.pattern` judges (16,384 characters): the pattern is not run and the request is refused.',
+  pattern_unsafe: 'A rule\'s operator pattern (`match.message.pattern`, `content_pattern`, `deny_content_pattern`) could backtrack super-linearly on an agent\'s text; a policy stored before patterns were checked keeps it, and the rule refuses every request the pattern would judge (the pattern is never run). Setting a policy with such a pattern is refused (`invalid_policy`, the issue coded `pattern_unsafe`).',
   message_hash_length: 'A personal message of exactly 32 bytes (the length of a hash a Safe or smart account may take as its owner\'s approval) is denied unless an allow rule names message with a prefix of at least 16 bytes or allow_hash_length: true.',
   fee_exceeds_cap: 'A fee field exceeds its cap.',
   validity_too_long: 'The authorization is valid for longer than allowed.',

@@ -94,6 +94,27 @@ describe('message patterns judge at most 16,384 characters; longer messages are 
     assert.deepEqual(violations(other), [['agent/default', 'message_not_allowed']]);
   });
 
+  test('a rule whose match is scoped elsewhere (another chain) never judges the message, so its size does not refuse it', async () => {
+    const policy = {
+      version: 1,
+      rules: [
+        { name: 'sign-texts', type: 'allow', match: { actions: ['evm.message'], message: { prefix: 'Sign' } } },
+        // Both pattern rules name Base only: a message signed for chain 1 is never judged by them.
+        { name: 'no-malware-on-base', type: 'deny', match: { chains: ['eip155:8453'], message: { pattern: 'https?://\\S*\\.(exe|apk)' } } },
+        { name: 'login-on-base', type: 'allow', match: { actions: ['evm.message'], chains: ['eip155:8453'], message: { pattern: '^Sign in to example\\.com' } } },
+      ],
+    };
+    const { token, agent } = await provisionAgent(h, { policy });
+    const message = text(BOUND + 1, 'Sign ', EVIL);
+    const signed = await sign(token, message);
+    assert.equal(signed.status, 200, JSON.stringify(signed.body).slice(0, 300));
+    assert.ok(await verifyMessage({ address: agent.address, message, signature: signed.body.signature }));
+    // On Base, where they apply: refused for size as before, by each rule whose pattern would have to run.
+    const onBase = await h.call('POST', '/v1/sign/message', { token, body: { chainId: 8453, message } });
+    assert.equal(onBase.status, 403);
+    assert.deepEqual(violations(onBase), [['agent/no-malware-on-base', 'message_too_large'], ['agent/login-on-base', 'message_too_large']]);
+  });
+
   test('any rule type with a message pattern refuses; a rule whose other fields leave the message out does not run it', async () => {
     const policy = {
       version: 1,

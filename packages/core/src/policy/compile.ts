@@ -9,6 +9,7 @@ import { buildSets, resolveAddressList } from './sets.ts';
 import type { AbiDeclaration } from '../ports/chain-adapter.ts';
 import { compileLifecycle, type LifecyclePolicy } from './lifecycle.ts';
 import { compileDetectors, DETECTOR_TYPES, type CompiledDetector } from './detectors/index.ts';
+import { PATTERN_UNSAFE, unsafePatternIssues, type CodedPolicyIssue } from './operator-pattern.ts';
 
 /** A validated document, ready to evaluate: sets resolved, every rule built. */
 export interface CompiledPolicy {
@@ -24,6 +25,11 @@ export interface CompiledPolicy {
   readonly detectors: readonly CompiledDetector[];
   /** The `lifecycle:` section (treasury, caps, hot-balance caps, orphans); empty when absent. */
   readonly lifecycle: LifecyclePolicy;
+  /**
+   * Patterns that could stall a backtracking matcher (operator-pattern.ts): refused when a policy is set
+   * (validate.ts); in a policy stored before that check, the rules holding them fail closed (`pattern_unsafe`).
+   */
+  readonly unsafePatterns?: readonly CodedPolicyIssue[];
 }
 
 /** Zod issues -> `{path, message}` with paths written the way the document is (`rules[2].max`). */
@@ -60,21 +66,29 @@ export function createRule(raw: { type: string } & Record<string, unknown>, env:
 }
 
 /**
- * A rule whose `match.message.pattern` would run over more than MAX_MESSAGE_PATTERN_INPUT characters of message text
- * refuses the request (`message_too_large`), whatever its type: the pattern is not run (CompiledMatch), so a deny is
- * never bypassed and an allow never grants by size. Same bound as Nostr content patterns (rules/nostr-event.ts).
+ * A rule whose `match.message.pattern` cannot judge the message it would have to run over refuses the request,
+ * whatever its type: a text longer than MAX_MESSAGE_PATTERN_INPUT characters (`message_too_large`, same bound as
+ * Nostr content patterns, rules/nostr-event.ts), or a pattern refused as able to backtrack super-linearly that a
+ * policy stored before that check still holds (`pattern_unsafe`, operator-pattern.ts). The pattern is not run
+ * (CompiledMatch), so a deny is never bypassed and an allow never grants. Only where the rest of the rule's match
+ * applies (an allow rule's `covers`, any other rule's `touches`): a rule scoped to another chain, say, never judges
+ * the message, so it does not refuse it either.
  */
 function boundMessagePattern(rule: CompiledRule, match: CompiledMatch): CompiledRule {
+  const reading = rule.type === 'allow' ? 'covers' : 'touches';
   return {
     ...rule,
     evaluate(ctx) {
-      const size = match.oversizeMessage(ctx.input.intent);
-      if (size === undefined) return rule.evaluate(ctx);
+      const unjudged = match.unjudgedMessage(ctx.input.intent, ctx.facts, reading);
+      if (unjudged === undefined) return rule.evaluate(ctx);
+      if (unjudged.reason === 'unsafe') {
+        return [{ code: PATTERN_UNSAFE, message: `this rule's message pattern is never run: ${unjudged.why} (a policy stored before patterns were checked; set the policy again with a safe pattern). Refused` }];
+      }
       return [{
         code: 'message_too_large',
-        message: `this rule's message pattern judges at most ${MAX_MESSAGE_PATTERN_INPUT} characters of message text; this message has ${size} (not judged, refused)`,
+        message: `this rule's message pattern judges at most ${MAX_MESSAGE_PATTERN_INPUT} characters of message text; this message has ${unjudged.length} (not judged, refused)`,
         limit: String(MAX_MESSAGE_PATTERN_INPUT),
-        requested: String(size),
+        requested: String(unjudged.length),
       }];
     },
   };
@@ -113,5 +127,6 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
     abis,
     detectors,
     lifecycle: compileLifecycle(parsed.data.lifecycle),
+    unsafePatterns: unsafePatternIssues(doc),
   };
 }

@@ -5,6 +5,7 @@ import { invalidPolicyAt, type PolicyPath } from './path.ts';
 import { resolveAddressList, type AddressSets } from './sets.ts';
 import { toAmount } from './amount.ts';
 import { compileResourcePattern, type ResourcePattern } from './resource-pattern.ts';
+import { compileOperatorPattern } from './operator-pattern.ts';
 
 interface ArgCheck {
   name: string;
@@ -61,6 +62,13 @@ export const HASH_SAFE_PREFIX_BYTES = 16;
  */
 export const MAX_MESSAGE_PATTERN_INPUT = 16_384;
 
+/**
+ * Why a block's `message.pattern` cannot judge a message it would have to run over: the text is longer than
+ * MAX_MESSAGE_PATTERN_INPUT (`oversize`), or the pattern was refused as able to backtrack super-linearly
+ * (`unsafe`: a policy stored before patterns were checked, operator-pattern.ts). The pattern is not run.
+ */
+export type UnjudgedMessage = { reason: 'oversize'; length: number } | { reason: 'unsafe'; why: string };
+
 export function isHashLengthMessage(intent: Intent): boolean {
   return intent.kind === 'message.personal' && intent.message !== undefined && intent.message.hex.length === 2 + 64;
 }
@@ -101,6 +109,8 @@ export class CompiledMatch {
   private readonly domains?: readonly DomainCheck[];
   private readonly messagePrefix?: string;
   private readonly messagePattern?: RegExp;
+  /** Why the block's `message.pattern` is never run (operator-pattern.ts); it then judges no message. */
+  private readonly messagePatternUnsafe?: string;
   private readonly resources?: readonly ResourcePattern[];
   /** True when the block names `resources`: such a rule only matches payments for a matching resource. */
   readonly namesResources: boolean;
@@ -129,11 +139,14 @@ export class CompiledMatch {
     }
     if (options.message?.prefix !== undefined) this.messagePrefix = options.message.prefix;
     if (options.message?.pattern !== undefined) {
+      let compiled;
       try {
-        this.messagePattern = new RegExp(options.message.pattern, 'u');
+        compiled = compileOperatorPattern(options.message.pattern);
       } catch {
         throw invalidPolicyAt([...path, 'message', 'pattern'], 'not a valid regular expression');
       }
+      if (compiled.regex) this.messagePattern = compiled.regex;
+      else this.messagePatternUnsafe = compiled.unsafe;
     }
     if (options.resources) this.resources = options.resources.map((r, i) => compileResourcePattern(r, [...path, 'resources', i]));
     this.namesResources = this.resources !== undefined;
@@ -161,16 +174,19 @@ export class CompiledMatch {
   /**
    * Covers (allow): every given field holds for the whole intent. `ignoreResources`: whether
    * everything but the resource matches (to name `resource_not_allowed`); `ignoreArgs`: whether
-   * everything but the arguments matches (to name `argument_constraint_failed`).
+   * everything but the arguments matches (to name `argument_constraint_failed`); `ignoreUnjudged`: whether
+   * everything but a message pattern that cannot judge the message matches (to name why, unjudgedMessage).
    */
-  matches(intent: Intent, facts: IntentFacts, ignoreResources = false, ignoreArgs = false): boolean {
+  matches(intent: Intent, facts: IntentFacts, ignoreResources = false, ignoreArgs = false, ignoreUnjudged = false): boolean {
     if (this.resources && !ignoreResources) {
       // Fail closed: a request that names no resource never matches a rule that names resources.
       const resource = intent.payment?.resource;
       if (resource === undefined || !this.resources.some((p) => p.test(resource))) return false;
     }
-    // Fail closed: a message too large for the pattern is matched by no allow rule (and refused, compile.ts).
-    if (this.matchesSingleValued(intent) !== true) return false;
+    // Fail closed: a message the pattern cannot judge (too large, or an unsafe pattern) is matched by no allow rule
+    // (and refused, compile.ts).
+    const single = this.matchesSingleValued(intent);
+    if (single === false || (single !== true && !ignoreUnjudged)) return false;
     // Every chain the intent names must be listed. A chain-id-0 authorization names only a label: valid on every
     // chain, no list covers it (found by review: a fleet granting only testnet requests granted one labelled so).
     // Chainless typed data is granted only by an allow rule that opts in (allow_chainless_domains) or names it.
@@ -208,7 +224,8 @@ export class CompiledMatch {
       const resource = payment.resource;
       if (resource !== undefined && !this.resources.some((p) => p.test(resource))) return false;
     }
-    // Fail closed: a message too large for the pattern counts as touched (and is refused, compile.ts).
+    // Fail closed: a message the pattern cannot judge (too large, or an unsafe pattern) counts as touched (and is
+    // refused, compile.ts).
     if (this.matchesSingleValued(intent) === false) return false;
     // A signature over a chainless domain (or a chain-id-0 authorization) is valid on every chain, listed ones included.
     if (this.chains && !facts.everyChain && !facts.chains.some((c) => this.chains!.has(c))) return false;
@@ -230,33 +247,40 @@ export class CompiledMatch {
   }
 
   /**
-   * The length of the message text when this block would have to run its `message.pattern` over more than
-   * MAX_MESSAGE_PATTERN_INPUT characters (every field checked before the pattern holds); undefined otherwise.
+   * Why this block's `message.pattern` cannot judge the intent's message, when the pattern would have to run: every
+   * other field of the block holds in the rule's reading (`covers` for an allow rule, `touches` for the others), so
+   * a rule scoped elsewhere (another chain, other recipients) is not refused for a message it never judges.
+   * Undefined otherwise. The pattern is never run here.
    */
-  oversizeMessage(intent: Intent): number | undefined {
-    // The length first: a text within the bound is never 'oversize', and the pattern is not run here a second time.
+  unjudgedMessage(intent: Intent, facts: IntentFacts, reading: 'covers' | 'touches'): UnjudgedMessage | undefined {
     const length = intent.message?.text?.length;
-    if (this.messagePattern === undefined || length === undefined || length <= MAX_MESSAGE_PATTERN_INPUT) return undefined;
-    return this.matchesSingleValued(intent) === 'oversize' ? length : undefined;
+    if (length === undefined) return undefined;
+    let unjudged: UnjudgedMessage;
+    if (this.messagePatternUnsafe !== undefined) unjudged = { reason: 'unsafe', why: this.messagePatternUnsafe };
+    else if (this.messagePattern !== undefined && length > MAX_MESSAGE_PATTERN_INPUT) unjudged = { reason: 'oversize', length };
+    else return undefined;
+    const applies = reading === 'covers' ? this.matches(intent, facts, false, false, true) : this.touches(intent, facts);
+    return applies ? unjudged : undefined;
   }
 
   /**
-   * Fields an intent has at most one value for: both readings agree on them. `oversize`: all hold up to the
-   * message pattern, which is not run over a text longer than MAX_MESSAGE_PATTERN_INPUT.
+   * Fields an intent has at most one value for: both readings agree on them. `unjudged`: all hold up to the
+   * message pattern, which is not run (a text longer than MAX_MESSAGE_PATTERN_INPUT, or an unsafe pattern).
    */
-  private matchesSingleValued(intent: Intent): boolean | 'oversize' {
+  private matchesSingleValued(intent: Intent): boolean | 'unjudged' {
     if (this.actions && !this.actions.has(intent.action)) return false;
     if (this.kinds && !this.kinds.has(intent.kind)) return false;
     if (this.nostrKinds && (intent.nostr?.eventKind === undefined || !this.nostrKinds.has(intent.nostr.eventKind))) return false;
     if (this.contracts && (intent.call === undefined || !this.contracts.has(intent.call.contract.toLowerCase()))) return false;
     if (this.selectors && (intent.call === undefined || !this.selectors.has(intent.call.selector.toLowerCase()))) return false;
     if (this.primaryTypes && (intent.typedData === undefined || !this.primaryTypes.has(intent.typedData.primaryType))) return false;
-    if (this.messagePrefix !== undefined || this.messagePattern !== undefined) {
+    if (this.messagePrefix !== undefined || this.messagePattern !== undefined || this.messagePatternUnsafe !== undefined) {
       const text = intent.message?.text;
       if (text === undefined) return false;
       if (this.messagePrefix !== undefined && !text.startsWith(this.messagePrefix)) return false;
+      if (this.messagePatternUnsafe !== undefined) return 'unjudged';
       if (this.messagePattern !== undefined) {
-        if (text.length > MAX_MESSAGE_PATTERN_INPUT) return 'oversize';
+        if (text.length > MAX_MESSAGE_PATTERN_INPUT) return 'unjudged';
         if (!this.messagePattern.test(text)) return false;
       }
     }

@@ -3,13 +3,14 @@ import { matchField, nostrPubkeyField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { invalidPolicyAt, type PolicyPath } from '../path.ts';
 import { applies, defineRule, type Finding } from './types.ts';
+import { compileOperatorPattern, PATTERN_UNSAFE, type OperatorPattern } from '../operator-pattern.ts';
 
 const seconds = z.number({ error: 'expected a non-negative integer number of seconds' }).int('expected an integer number of seconds').min(0, 'expected a non-negative number of seconds');
 
-function compilePattern(source: string | undefined, path: PolicyPath): RegExp | undefined {
+function compilePattern(source: string | undefined, path: PolicyPath): OperatorPattern | undefined {
   if (source === undefined) return undefined;
   try {
-    return new RegExp(source, 'u');
+    return compileOperatorPattern(source);
   } catch {
     throw invalidPolicyAt(path, 'expected a valid regular expression');
   }
@@ -49,6 +50,9 @@ export const nostrEventRule = defineRule({
     if (constraints.every((k) => options[k] === undefined)) throw invalidPolicyAt(env.path, `a nostr_event rule names at least one of ${constraints.join(', ')}`);
     const contentPattern = compilePattern(options.content_pattern, [...env.path, 'content_pattern']);
     const denyPattern = compilePattern(options.deny_content_pattern, [...env.path, 'deny_content_pattern']);
+    // A pattern refused as unsafe (kept by a policy stored before patterns were checked) is never run: the rule
+    // refuses every event it would have judged, so a required pattern never passes and a forbidden one never misses.
+    const unsafe = [['content_pattern', contentPattern], ['deny_content_pattern', denyPattern]] as const;
     const pTags = options.p_tags && new Set(options.p_tags.map((p) => p.toLowerCase()));
     const match = options.match && new CompiledMatch(options.match, env.sets, [...env.path, 'match']);
     return {
@@ -69,9 +73,12 @@ export const nostrEventRule = defineRule({
         if ((contentPattern || denyPattern) && !tooLarge && patternInput > MAX_PATTERN_INPUT) {
           findings.push({ code: 'nostr_content_too_large', message: `content patterns judge at most ${MAX_PATTERN_INPUT} characters of content and tag values together; this event has ${patternInput}`, limit: String(MAX_PATTERN_INPUT), requested: String(patternInput) });
         } else if (!tooLarge) {
-          if (contentPattern && !contentPattern.test(content)) findings.push({ code: 'nostr_content_not_allowed', message: 'the content does not match the required pattern' });
-          if (denyPattern?.test(content)) findings.push({ code: 'nostr_content_not_allowed', message: 'the content matches a forbidden pattern' });
-          else if (denyPattern && tagText.some((v) => denyPattern.test(v))) findings.push({ code: 'nostr_content_not_allowed', message: 'a tag value matches a forbidden pattern' });
+          for (const [field, p] of unsafe) if (p?.unsafe !== undefined) findings.push({ code: PATTERN_UNSAFE, message: `this rule's ${field} is never run: ${p.unsafe} (a policy stored before patterns were checked; set the policy again with a safe pattern). Refused` });
+          const required = contentPattern?.regex;
+          const forbidden = denyPattern?.regex;
+          if (required && !required.test(content)) findings.push({ code: 'nostr_content_not_allowed', message: 'the content does not match the required pattern' });
+          if (forbidden?.test(content)) findings.push({ code: 'nostr_content_not_allowed', message: 'the content matches a forbidden pattern' });
+          else if (forbidden && tagText.some((v) => forbidden.test(v))) findings.push({ code: 'nostr_content_not_allowed', message: 'a tag value matches a forbidden pattern' });
         }
         if (options.max_tag_bytes !== undefined && (nostr.tagBytes ?? 0) > options.max_tag_bytes) {
           findings.push({ code: 'nostr_tag_not_allowed', message: `the tag values are ${nostr.tagBytes} bytes; at most ${options.max_tag_bytes} allowed`, limit: String(options.max_tag_bytes), requested: String(nostr.tagBytes) });
