@@ -1,15 +1,15 @@
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { AirlockError } from '../errors.ts';
-import { nativeAsset } from '../intent.ts';
+import { nativeAsset, type Intent } from '../intent.ts';
 import { CompiledPolicies } from '../policy/compiled-policies.ts';
 import { EMPTY_LIFECYCLE, effectiveHotBalanceCap, type LifecyclePolicy } from '../policy/lifecycle.ts';
 import { COUNT_ASSET, type LedgerWrite } from '../ports/ledger.ts';
 import type { Agent, PolicyRecord, StoreTx } from '../ports/store.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { EcdsaSignature } from '../ports/key-backend.ts';
-import { OPEN_LIFECYCLE_STATES, type EvmSubmitter, type LifecycleJob, type LifecycleJobFilter, type LifecycleJobOrigin } from '../ports/lifecycle.ts';
+import { OPEN_LIFECYCLE_STATES, type EvmSubmitter, type LifecycleFinish, type LifecycleJob, type LifecycleJobFilter, type LifecycleJobOrigin } from '../ports/lifecycle.ts';
 import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
-import { classifyLifecycleTypedData, lifecycleTransactionPayload, type LifecycleTransactionPayload } from '../lifecycle/lifecycle-payloads.ts';
+import { classifyLifecycleTypedData, lifecycleCallOf, lifecycleTransactionPayload, type LifecycleTransactionPayload } from '../lifecycle/lifecycle-payloads.ts';
 import type { ServiceDeps } from './deps.ts';
 import type { AgentKeyRotationResult, OperatorService } from './operator-service.ts';
 import { FLEET_SCOPE, agentScope } from './policy-layers.ts';
@@ -265,13 +265,18 @@ export class LifecycleService {
    */
   async retire(agentIdOrName: string, options: { sweep: boolean }, actor: string): Promise<{ agent: Agent; sweeps: SweepReport[] }> {
     const agent = await this.operator.getAgent(agentIdOrName);
-    if (!options.sweep || agent.status === 'retired') return { agent: await this.operator.setAgentStatus(agent.id, 'retired', actor), sweeps: [] };
+    if (!options.sweep || agent.status === 'retired') {
+      const retired = await this.operator.setAgentStatus(agent.id, 'retired', actor);
+      await this.failUnsignablePlans(agent.id);
+      return { agent: retired, sweeps: [] };
+    }
     const fleet = await this.fleetLifecycle();
     const keys: KeyRef[] = [];
     for (let k = 0; k <= agent.keyIndex; k++) keys.push(await this.keyRef(agent.id, k));
     // Preflight: the same checks `sweep` makes, before the agent is retired.
     for (const key of keys) await this.planSweep(key, 'treasury', fleet, {}, 'retire');
     const retired = await this.operator.setAgentStatus(agent.id, 'retired', actor);
+    await this.failUnsignablePlans(agent.id);
     const sweeps: SweepReport[] = [];
     for (const key of keys) sweeps.push(await this.sweep(agent.id, key.keyIndex, 'treasury', 'retire'));
     // A key with nothing to sweep is retired now; the others when their sweeps are mined (`finish`).
@@ -286,12 +291,42 @@ export class LifecycleService {
    */
   async rotate(agentIdOrName: string, actor: string, options: { expectKeyIndex?: number } = {}): Promise<RotationReport> {
     const rotation = await this.operator.rotateAgentKey(agentIdOrName, actor, options);
+    await this.failUnsignablePlans(rotation.agent.id);
     if (!this.submitter || this.submitter.chains().length === 0) return { rotation, sweep: { error: { code: 'lifecycle_no_rpc', message: 'No RPC is configured: the old address was not swept.' } } };
     try {
       return { rotation, sweep: await this.sweep(rotation.agent.id, rotation.previous.keyIndex, 'current', 'rotation') };
     } catch (e) {
       const error = e instanceof AirlockError ? { code: e.code, message: e.message } : { code: 'internal', message: 'The sweep of the old address failed.' };
       return { rotation, sweep: { error } };
+    }
+  }
+
+  /**
+   * Fails at once the `planned` jobs of the agent that its rotation or retirement just made unsignable (a transfer
+   * to the key rotated away, or to a retired agent's address: plannedCallRefusal), before anything new is planned:
+   * a new sweep of the same address then takes the nonce such a job held, not a nonce above a hole no transaction
+   * will ever fill. The tracker would refuse them too when it resumes them; a job being signed right now loses
+   * under the agent's lock and is not broadcast. A job this cannot read or settle is left to the tracker.
+   */
+  private async failUnsignablePlans(agentId: string): Promise<void> {
+    const planned = (await this.deps.store.listLifecycleJobs({ agentId, open: true, limit: 500 })).filter((j) => j.state === 'planned');
+    for (const job of planned) {
+      try {
+        const [entry] = await this.deps.store.readAudit(job.auditSeq, 1);
+        if (!entry || entry.seq !== job.auditSeq || entry.type !== 'lifecycle.planned' || entry.data.jobId !== job.id) continue;
+        const payload = entry.data.payload;
+        const { intent } = this.evm().decode('evm.transaction', payload, { address: job.from });
+        const now = this.deps.clock.now();
+        await this.deps.store.transaction(async (tx) => {
+          await tx.getAgent(agentId); // the agent's lock, as for the signature's record
+          const current = await tx.getLifecycleJob(job.id);
+          if (!current || current.state !== 'planned') return;
+          const refused = await this.plannedCallRefusal(tx, job, payload, intent);
+          if (refused) await this.finishIn(tx, job, { state: 'failed', failure: notSignedReason(refused) }, now);
+        }, { affinity: agentId });
+      } catch {
+        // Left planned: the tracker's resume judges it the same way.
+      }
     }
   }
 
@@ -419,25 +454,28 @@ export class LifecycleService {
     return out;
   }
 
-  private async finish(job: LifecycleJob, finish: { state: 'mined' | 'failed'; blockNumber?: bigint; gasUsed?: bigint; failure?: string }): Promise<void> {
+  private async finish(job: LifecycleJob, finish: LifecycleFinish): Promise<void> {
     const now = this.deps.clock.now();
-    await this.deps.store.transaction(async (tx) => {
-      const current = await tx.getLifecycleJob(job.id);
-      if (!current || !isOpen(current)) return; // another instance finished it
-      const entry = await tx.appendAudit({
-        at: now, type: finish.state === 'mined' ? 'lifecycle.mined' : 'lifecycle.failed', actor: 'system', agentId: job.agentId, action: 'evm.transaction', decision: finish.state === 'mined' ? 'allow' : 'error',
-        data: {
-          jobId: job.id, kind: job.kind, keyIndex: job.keyIndex, chain: job.chain, purpose: job.purpose,
-          ...(job.transactionHash ? { transactionHash: job.transactionHash } : {}),
-          ...(finish.blockNumber !== undefined ? { blockNumber: finish.blockNumber.toString() } : {}),
-          ...(finish.gasUsed !== undefined ? { gasUsed: finish.gasUsed.toString() } : {}),
-          ...(finish.failure ? { reason: finish.failure } : {}),
-        },
-      });
-      await tx.finishLifecycleJob(job.id, finish, now, entry.seq);
-    }, { affinity: job.agentId });
+    await this.deps.store.transaction((tx) => this.finishIn(tx, job, finish, now), { affinity: job.agentId });
     // The last sweep of a retired agent's key mined: the key is retired (a failed one keeps it `sweep_failed`).
     if (finish.state === 'mined') await this.retireSweptKeys(job.agentId, 'system');
+  }
+
+  /** `lifecycle.mined` or `lifecycle.failed` and the job's final state, in `tx`; a job no longer open is left as it is. */
+  private async finishIn(tx: StoreTx, job: LifecycleJob, finish: LifecycleFinish, now: number): Promise<void> {
+    const current = await tx.getLifecycleJob(job.id);
+    if (!current || !isOpen(current)) return; // another instance finished it
+    const entry = await tx.appendAudit({
+      at: now, type: finish.state === 'mined' ? 'lifecycle.mined' : 'lifecycle.failed', actor: 'system', agentId: job.agentId, action: 'evm.transaction', decision: finish.state === 'mined' ? 'allow' : 'error',
+      data: {
+        jobId: job.id, kind: job.kind, keyIndex: job.keyIndex, chain: job.chain, purpose: job.purpose,
+        ...(job.transactionHash ? { transactionHash: job.transactionHash } : {}),
+        ...(finish.blockNumber !== undefined ? { blockNumber: finish.blockNumber.toString() } : {}),
+        ...(finish.gasUsed !== undefined ? { gasUsed: finish.gasUsed.toString() } : {}),
+        ...(finish.failure ? { reason: finish.failure } : {}),
+      },
+    });
+    await tx.finishLifecycleJob(job.id, finish, now, entry.seq);
   }
 
   // ---- orphans and hot-balance caps ----
@@ -835,12 +873,17 @@ export class LifecycleService {
    * that entry and the call itself; an in-process backend signs the digest), checked by the adapter, then the bytes
    * recorded with `lifecycle.signed` in one transaction. Only then can they be broadcast.
    *
+   * The plan is judged again against the agent and the fleet's treasury as they are now (plannedCallRefusal), before
+   * the signature and once more under the agent's lock in the transaction that records it: a job resumed after a
+   * crash may come after a rotation, a retirement or a treasury change, and its recorded recipient is then no longer
+   * a lifecycle destination. Refused, the job fails (`not_signed: <code>`) and nothing is broadcast.
+   *
    * Signing a planned job twice (the tracker resuming it after a crash while, or after, the first try signed) is
    * safe with every backend: a deterministic one (RFC 6979) gives the same bytes; a PKCS#11 token may give other
    * bytes, but no bytes of a planned job leave Airlock before `recordLifecycleSignature` commits them, and only the
    * first signature recorded is kept (the job is `planned` no more), broadcast and re-broadcast: the chain only
    * ever sees one transaction for the nonce. `onSignError`: what to do when the signature is not produced
-   * (refused, not answered), before the error is thrown.
+   * (refused, not answered) or refused before it is recorded, before the error is thrown.
    */
   private async signPlanned(job: LifecycleJob, payload: unknown, onSignError: (e: unknown) => Promise<void>): Promise<LifecycleJob> {
     const adapter = this.evm();
@@ -848,6 +891,8 @@ export class LifecycleService {
     const decoded = adapter.decode('evm.transaction', payload, signer);
     let signed;
     try {
+      const refusal = await this.plannedCallRefusal(this.deps.store, job, payload, decoded.intent);
+      if (refusal) throw refusal;
       const path = adapter.derivationPath((await this.operator.getAgent(job.agentId)).accountIndex, job.keyIndex);
       const signature = await this.signBoundToPlan(job.agentId, job.keyIndex, path, job.auditSeq, 'evm.transaction', payload, decoded.digest);
       signed = adapter.finalize('evm.transaction', decoded, signature, signer);
@@ -858,10 +903,16 @@ export class LifecycleService {
     }
     const { signedTransaction, transactionHash } = signed;
     const now = this.deps.clock.now();
-    const recorded = await this.deps.store.transaction(async (tx) => {
-      await tx.getAgent(job.agentId); // the agent's lock: a concurrent resume of the same job waits here
+    const recorded = await this.deps.store.transaction(async (tx): Promise<LifecycleJob | undefined | { refused: AirlockError }> => {
+      await tx.getAgent(job.agentId); // the agent's lock: a concurrent resume of the same job, a rotation or a retirement waits here
       const current = await tx.getLifecycleJob(job.id);
       if (!current || current.state !== 'planned') return current; // recorded (or failed) by someone else first: theirs stands
+      // Checked again under the lock: a rotation, retirement or treasury change that committed while this was signed.
+      const refused = await this.plannedCallRefusal(tx, job, payload, decoded.intent);
+      if (refused) {
+        await this.finishIn(tx, job, { state: 'failed', failure: notSignedReason(refused) }, now);
+        return { refused };
+      }
       const entry = await tx.appendAudit({
         at: now, type: 'lifecycle.signed', actor: 'operator', agentId: job.agentId, action: 'evm.transaction', decision: 'allow',
         data: {
@@ -875,10 +926,41 @@ export class LifecycleService {
       if (!updated) throw new AirlockError('conflict', 'The lifecycle job changed while its signature was recorded.');
       return updated;
     }, { affinity: job.agentId });
+    if (recorded && 'refused' in recorded) {
+      await onSignError(recorded.refused); // the job is failed already: only what the caller does besides
+      throw recorded.refused;
+    }
     if (!recorded || recorded.state === 'planned' || recorded.state === 'failed' || !recorded.rawTransaction) {
       throw new AirlockError('conflict', `The lifecycle job ${job.id} failed before its signature was recorded${recorded?.failure ? ` (${recorded.failure})` : ''}; nothing was broadcast.`);
     }
     return recorded;
+  }
+
+  /**
+   * Why a planned transaction may no longer be signed, judged against the agent and the fleet policy as they are
+   * now (undefined: it may). Its call is classified again (classifyLifecycleCall) with the agent's current address
+   * and the chain's treasury of today: a transfer to a key the agent rotated away, or to its current address once
+   * it is retired, is `lifecycle_current_key_unavailable` (its asset stays where it was: a fresh sweep moves it); a
+   * transfer to a treasury the fleet policy no longer names is `lifecycle_kind_refused`, as a fresh plan would be.
+   */
+  private async plannedCallRefusal(store: Pick<StoreTx, 'getAgent' | 'getPolicy' | 'listAgentKeys'>, job: LifecycleJob, payload: unknown, intent: Intent): Promise<AirlockError | undefined> {
+    const planned = lifecycleCallOf(payload);
+    if (!planned || planned.chain !== job.chain) return new AirlockError('lifecycle_kind_refused', 'The recorded plan is not a lifecycle transaction of this job; nothing was signed.');
+    const agent = await store.getAgent(job.agentId);
+    const currentKeyUnavailable = () => new AirlockError('lifecycle_current_key_unavailable', `The agent ${agent?.status === 'retired' ? 'was retired' : 'rotated its key'} since this transfer to its address was planned; nothing was signed. Sweep again (to the treasury when the agent is retired).`, {
+      details: { agentId: job.agentId, keyIndex: job.keyIndex, jobId: job.id },
+    });
+    if (!agent) return currentKeyUnavailable();
+    const treasury = this.compiledOf(await store.getPolicy(FLEET_SCOPE)).treasury.get(job.chain);
+    try {
+      const classified = classifyLifecycleCall(intent, planned.call, { from: job.from, current: agent.address, ...(treasury ? { treasury } : {}) });
+      const toRetiredAgent = agent.status === 'retired' && classified.recipient !== undefined && classified.recipient === agent.address.toLowerCase() && classified.recipient !== treasury?.toLowerCase();
+      return toRetiredAgent ? currentKeyUnavailable() : undefined;
+    } catch (e) {
+      if (!(e instanceof AirlockError)) throw e;
+      const ownKeys = new Set((await store.listAgentKeys(agent.id)).map((k) => k.address.toLowerCase()));
+      return job.recipient !== undefined && ownKeys.has(job.recipient.toLowerCase()) ? currentKeyUnavailable() : e;
+    }
   }
 
   /** The key's signature over `digest`: bound to the committed plan when the backend takes bound requests (a key process). */
@@ -892,9 +974,7 @@ export class LifecycleService {
 
   /** A planned job whose signature was refused or failed: `lifecycle.failed` with the reason; nothing was signed or sent. */
   private async failUnsigned(job: LifecycleJob, e: unknown): Promise<void> {
-    const code = e instanceof AirlockError ? e.code : 'internal';
-    const reason = e instanceof AirlockError && typeof e.details?.reason === 'string' ? `${code}/${e.details.reason}` : code;
-    await this.finish(job, { state: 'failed', failure: `not_signed: ${reason}` }).catch(() => undefined); // left planned, the tracker tries again
+    await this.finish(job, { state: 'failed', failure: notSignedReason(e) }).catch(() => undefined); // left planned, the tracker tries again
   }
 
   /**
@@ -985,6 +1065,12 @@ export class LifecycleService {
 }
 
 const isOpen = (job: LifecycleJob) => OPEN_LIFECYCLE_STATES.includes(job.state);
+
+/** The failure of a job whose signature was refused, not produced or not recorded: `not_signed: <code>[/<reason>]`. */
+function notSignedReason(e: unknown): string {
+  const code = e instanceof AirlockError ? e.code : 'internal';
+  return `not_signed: ${e instanceof AirlockError && typeof e.details?.reason === 'string' ? `${code}/${e.details.reason}` : code}`;
+}
 
 function withMargin(gas: bigint): bigint {
   return gas + (gas * GAS_MARGIN_PERCENT) / 100n;
