@@ -515,7 +515,7 @@ describe('key process: it signs only from audit leaves it read and checked itsel
     const store = await openStore(data.storeUrl);
     let forged: number;
     try {
-      forged = (await store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'sign.request', actor: 'agent', agentId: agent.id, action: 'evm.transaction', decision: 'allow', data: { requestHash: requestHash('evm.transaction', evil, canonicalJson), digest: hex(createEvmAdapter().decode('evm.transaction', evil as never, { address: agent.address }).digest) } }))).seq;
+      forged = (await store.transaction((tx) => tx.appendAudit({ at: Date.now(), type: 'sign.request', actor: 'agent', agentId: agent.id, action: 'evm.transaction', decision: 'allow', data: { intent: { from: agent.address }, requestHash: requestHash('evm.transaction', evil, canonicalJson), digest: hex(createEvmAdapter().decode('evm.transaction', evil as never, { address: agent.address }).digest) } }))).seq;
     } finally {
       await store.close();
     }

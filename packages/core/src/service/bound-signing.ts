@@ -41,6 +41,9 @@ export interface BoundSignatures {
   leafHash: string;
 }
 
+/** Decisions whose signatures a non-deterministic backend's guard keeps (about 200 bytes each). */
+const MAX_RELEASED = 100_000;
+
 /** How long leaves may stay under no signed tree head before the key process stops signing (the daemon's default checkpoint interval is 10 s). */
 export const DEFAULT_HEAD_DEADLINE_MS = 120_000;
 
@@ -63,8 +66,9 @@ export interface BoundSigningDeps {
  * - `sign.request`, decision allow, whose `requestHash` is requestHash(action, payload [with its x402 context]);
  * - `sign.replay`, decision allow, hashed the same, pointing at a `sign.request` allow over the same digest;
  * - `sign.request`, decision require_approval, held by an approval in state `approved` whose stored request is
- *   this payload.
- * and the payload must decode (for the agent as the store has it) to the digest that entry recorded.
+ *   this payload, and granted by a committed `approval.granted` entry (`assertGranted`).
+ * and the payload must decode (for the agent as the store has it) to the digest that entry recorded, for the key
+ * the decision (a replay's original) was made for.
  * A lifecycle request (`kind: 'lifecycle'`) is checked by signLifecycle.
  *
  * Every entry (the one named, a replay's original, a lifecycle plan) is read through `log`, the key process's own
@@ -76,6 +80,8 @@ export class BoundSigningGuard {
   private readonly accountSigners = new Map<string, SignerContext>();
   private readonly derivedSigners = new Map<string, string>();
   private readonly compiled = new CompiledPolicies();
+  /** Non-deterministic backends: the signatures released for each decision, by its seq (`releasedOnce`). */
+  private readonly released = new Map<number, Promise<ProducedSignature[]>>();
 
   private readonly deps: BoundSigningDeps;
 
@@ -112,15 +118,21 @@ export class BoundSigningGuard {
     this.assertHeadsCurrent();
     if (entry.agentId !== request.agentId) throw bindingRefused('agent_mismatch', `audit entry ${entry.seq} is another agent's decision.`);
     if (entry.action !== request.action) throw bindingRefused('request_hash_mismatch', `audit entry ${entry.seq} decided another action.`);
-    const decided = await this.decidedDigest(entry, request);
+    const { digest: decided, decision } = await this.decidedDigest(entry, request);
     const agent = await reader.getAgent(request.agentId);
     if (!agent) throw bindingRefused('agent_mismatch', 'the agent is not in the store.');
     const adapter = this.adapterFor(request.action);
     const signer = await this.signerFor(adapter, agent);
-    // Decoded for the key that signs now: an EVM key rotated since the decision must not sign what was decided for the old one.
-    const decidedFor = (entry.data.intent as { from?: unknown } | undefined)?.from;
+    // Decoded for the key that signs now: an EVM key rotated since the decision must not sign what was decided for
+    // the old one. The key is read off the decision's own entry (a replay's original: a `sign.replay` entry records
+    // no intent, and one naming a pre-rotation allow got it signed by the new key; found by review), and an EVM
+    // decision that names no key is refused rather than taken as any key's.
+    const decidedFor = (decision.data.intent as { from?: unknown } | undefined)?.from;
+    if (adapter.signerIsAgentAddress && adapter.namespace === 'eip155' && typeof decidedFor !== 'string') {
+      throw bindingRefused('agent_key_changed', `audit entry ${decision.seq} records no key it was decided for.`);
+    }
     if (adapter.signerIsAgentAddress && typeof decidedFor === 'string' && decidedFor.toLowerCase() !== signer.address.toLowerCase()) {
-      throw bindingRefused('agent_key_changed', `audit entry ${entry.seq} was decided for another key of this agent.`);
+      throw bindingRefused('agent_key_changed', `audit entry ${decision.seq} was decided for another key of this agent.`);
     }
     let decoded;
     try {
@@ -129,7 +141,29 @@ export class BoundSigningGuard {
       throw bindingRefused('digest_mismatch', 'the payload does not decode.');
     }
     if (bytesToHex(decoded.digest) !== decided) throw bindingRefused('digest_mismatch', `the payload does not decode to the digest audit entry ${entry.seq} recorded.`);
-    return { signatures: await this.produce(adapter, request.action, agent, decoded), leafIndex: entry.leafIndex, leafHash: entry.leafHash };
+    const sign = () => this.produce(adapter, request.action, agent, decoded);
+    const signatures = this.deps.keys.deterministic ? await sign() : await this.releasedOnce(decision.seq, sign);
+    return { signatures, leafIndex: entry.leafIndex, leafHash: entry.leafHash };
+  }
+
+  /**
+   * With a backend that draws a random nonce (a PKCS#11 token), each signing of one decision is another valid
+   * signature over the same authorization or transaction nonce, and a compromised daemon asking again and again
+   * collected as many (found by review). The first is kept by the seq of the decision (a replay's original, as the
+   * daemon keeps its released signatures, released-signatures.ts) and every later ask gets those bytes, as RFC 6979
+   * would give; asks at once share one signing, and a signing that fails is not kept. In memory, bounded: a key
+   * process restarted (or past MAX_RELEASED newer decisions) signs a decision once more.
+   */
+  private releasedOnce(seq: number, sign: () => Promise<ProducedSignature[]>): Promise<ProducedSignature[]> {
+    const kept = this.released.get(seq);
+    if (kept) return kept;
+    const signing = sign();
+    this.released.set(seq, signing);
+    signing.catch(() => {
+      if (this.released.get(seq) === signing) this.released.delete(seq);
+    });
+    if (this.released.size > MAX_RELEASED) this.released.delete(this.released.keys().next().value!);
+    return signing;
   }
 
   /**
@@ -202,8 +236,11 @@ export class BoundSigningGuard {
     return record ? this.compiled.of(record).lifecycle : EMPTY_LIFECYCLE;
   }
 
-  /** The digest the entry (or, for a replay, its original) recorded, once the entry is shown to allow this very request. */
-  private async decidedDigest(entry: VerifiedEntry, request: DecisionBoundRequest): Promise<string> {
+  /**
+   * The digest the entry (or, for a replay, its original) recorded, once the entry is shown to allow this very
+   * request, and `decision`: the entry that decided it (the original of a replay), whose intent names the key.
+   */
+  private async decidedDigest(entry: VerifiedEntry, request: DecisionBoundRequest): Promise<{ digest: string; decision: VerifiedEntry }> {
     const data = entry.data;
     const hashed = requestHash(request.action, request.x402 !== undefined ? { payload: request.payload, x402: request.x402 } : request.payload, canonicalJson);
     if (request.approvalId !== undefined) {
@@ -213,7 +250,8 @@ export class BoundSigningGuard {
       if (approval.state !== 'approved') throw bindingRefused('decision_not_allow', `the approval of audit entry ${entry.seq} is ${approval.state}, not approved.`);
       if (canonicalJson(approval.request) !== canonicalJson(request.payload)) throw bindingRefused('request_hash_mismatch', 'the payload is not the request that was approved.');
       if (typeof data.digest !== 'string' || approval.digest !== data.digest) throw bindingRefused('digest_mismatch', 'the approval and its entry disagree on the digest.');
-      return data.digest;
+      await this.assertGranted(entry, request.approvalId);
+      return { digest: data.digest, decision: entry };
     }
     if ((entry.type !== 'sign.request' && entry.type !== 'sign.replay') || entry.decision !== 'allow') {
       throw bindingRefused('decision_not_allow', `audit entry ${entry.seq} is not an allowed signing decision (${entry.type}, ${entry.decision ?? 'no decision'}).`);
@@ -225,8 +263,25 @@ export class BoundSigningGuard {
       if (!original || original.type !== 'sign.request' || original.decision !== 'allow' || original.agentId !== entry.agentId || original.data.digest !== data.digest) {
         throw bindingRefused('decision_not_allow', `replay entry ${entry.seq} does not point at an allowed signature over the same digest.`);
       }
+      return { digest: data.digest, decision: original };
     }
-    return data.digest;
+    return { digest: data.digest, decision: entry };
+  }
+
+  /**
+   * A held request is granted only by its committed `approval.granted` entry, read through the log like the held
+   * entry: one naming this approval and this held entry (`requestSeq`), for its agent, action and digest, after it.
+   * The approval row's `approved` is the daemon's to write: a row flipped in the store, with no grant on the record
+   * (a request the operator denied, never charged), was signed (found by review).
+   */
+  private async assertGranted(held: VerifiedEntry, approvalId: string): Promise<void> {
+    for (const seq of await this.deps.log.grantsOf(approvalId)) {
+      const grant = await this.entryAt(seq);
+      const d = grant.data;
+      if (grant.type === 'approval.granted' && grant.decision === 'allow' && grant.seq > held.seq && grant.agentId === held.agentId && grant.action === held.action
+        && d.approvalId === approvalId && d.requestSeq === held.seq && typeof d.digest === 'string' && d.digest === held.data.digest) return;
+    }
+    throw bindingRefused('decision_not_allow', `no approval.granted entry in the audit log grants the approval of audit entry ${held.seq}.`);
   }
 
   /** The entry as the key process read and verified its leaf (never the store's parsed columns). */

@@ -49,6 +49,8 @@ const LEAF_PAGE = 4096;
 const MAX_AHEAD = 1 << 18;
 /** Rows kept by seq: a signature nearly always names an entry appended just before it. */
 const RECENT = 1024;
+/** `approval.granted` entries kept per approval (`grantsOf`): one in an honest log. */
+const MAX_GRANTS_PER_APPROVAL = 8;
 
 function edited(leafIndex: number, what: string): Error {
   return bindingRefused('audit_leaf_mismatch', `leaf ${leafIndex} of the log ${what}: the log was edited.`);
@@ -145,6 +147,8 @@ export class VerifiedAuditLog {
   private headed = 0;
   /** When each page of leaves from `headed` on was read (`from`: its first leaf index), oldest first. */
   private pageReads: { from: number; at: number }[] = [];
+  /** Seqs of the `approval.granted` entries read so far, by the approval they name (`grantsOf`). */
+  private readonly grants = new Map<string, number[]>();
 
   constructor(source: AuditLogSource, options: { now?: () => number } = {}) {
     this.source = source;
@@ -199,6 +203,16 @@ export class VerifiedAuditLog {
     const entry = await this.entryAt(located.leafIndex);
     if (entry.seq !== seq) throw bindingRefused('audit_leaf_mismatch', `leaf ${located.leafIndex} of the log is not audit entry ${seq}: the log was edited.`);
     return entry;
+  }
+
+  /**
+   * The seqs of the `approval.granted` entries read that name `approvalId`, the log read to its end first when none
+   * is known yet (a grant commits just before its signature is asked for). This only finds them: read each with
+   * `entry`, as any other, before trusting it. Every leaf is read once through `readPage`, so none is missed.
+   */
+  async grantsOf(approvalId: string): Promise<readonly number[]> {
+    if (!this.grants.has(approvalId)) await this.catchUp();
+    return this.grants.get(approvalId) ?? [];
   }
 
   /**
@@ -266,6 +280,7 @@ export class VerifiedAuditLog {
       this.ahead.push(checked.leafHash);
       this.recent.set(checked.row.seq, checked);
       if (this.recent.size > RECENT) this.recent.delete(this.recent.keys().next().value!);
+      this.noteGrant(checked);
       read.push(checked);
     }
     if (this.ahead.length > MAX_AHEAD) {
@@ -275,6 +290,25 @@ export class VerifiedAuditLog {
       this.forgetFolded();
     }
     return read;
+  }
+
+  /**
+   * Indexes an `approval.granted` leaf by the approval its data names (its `type` column was checked against the
+   * leaf). An honest log has one per approval; a few more are kept (forged ones are the daemon's to append, and it
+   * could refuse service anyway), never an unbounded list.
+   */
+  private noteGrant(checked: CheckedRow): void {
+    if (checked.untrusted !== undefined || checked.row.type !== 'approval.granted') return;
+    let approvalId: unknown;
+    try {
+      approvalId = entryOf(checked).data.approvalId;
+    } catch {
+      return;
+    }
+    if (typeof approvalId !== 'string') return;
+    const seqs = this.grants.get(approvalId);
+    if (!seqs) this.grants.set(approvalId, [checked.row.seq]);
+    else if (seqs.length < MAX_GRANTS_PER_APPROVAL) seqs.push(checked.row.seq);
   }
 
   /** A folded leaf is only ever proven against its peak (the row kept from reading it would prove nothing more). */
