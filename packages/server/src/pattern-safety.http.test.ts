@@ -40,6 +40,9 @@ describe('operator patterns that could stall the signer', () => {
       [{ name: 'twice', type: 'deny', match: { message: { pattern: '(\\w+) \\1' } } }, 'rules[1].match.message.pattern'],
       [{ name: 'notes', type: 'nostr_event', content_pattern: '(a|aa)*b' }, 'rules[1].content_pattern'],
       [{ name: 'links', type: 'nostr_event', deny_content_pattern: '.*http.*\\.exe' }, 'rules[1].deny_content_pattern'],
+      // Found by review: a lookaround's own search (3.7 s on a 105-character message, accepted), and many loops.
+      [{ name: 'behind', type: 'deny', match: { message: { pattern: `(?<=c${'(?:a|[ab])'.repeat(20)})` } } }, 'rules[1].match.message.pattern'],
+      [{ name: 'codes', type: 'deny', match: { message: { pattern: '[a-z]+0A|[a-z]+1A|[a-z]+2A|[a-z]+3A|[a-z]+4A' } } }, 'rules[1].match.message.pattern'],
     ];
     for (const [rule, path] of cases) {
       const document = { version: 1, rules: [{ name: 'texts', type: 'allow', match: { actions: ['evm.message'], message: { prefix: 'Sign' } } }, rule] };

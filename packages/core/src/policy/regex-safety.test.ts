@@ -26,6 +26,8 @@ const SAFE = [
   '^[a-z0-9_-]{3,32}$',
   '\\u{1F600}',
   '(\\.exe|\\.apk)$',
+  '(?<=\\$)\\d+',
+  '^\\S+ \\S+ \\S+ \\S+ \\S+ \\S+$',
 ];
 
 // Super-linear backtracking on a short text: exponential, polynomial, or unbounded by any automaton.
@@ -48,6 +50,15 @@ const UNSAFE: [string, RegExp][] = [
   ['(?=a+)b', /lookaround/],
   ['(?<!x*)y', /lookaround/],
   ['(a{32}b{32}){32}', /too complex/],
+  // Found by review: a lookaround runs a search of its own at every position, unseen by the automaton check.
+  [`(?=${'(?:a|[ab])'.repeat(22)}c)`, /lookaround holding alternatives/],
+  [`(?=${'a?'.repeat(22)}${'a'.repeat(22)}c)`, /lookaround holding alternatives/],
+  [`(?<=c${'(?:a|[ab])'.repeat(20)})`, /lookaround holding alternatives/],
+  [`(?:(?=${'a'.repeat(300)})[a-z])+!`, /lookaround testing more than 32/],
+  // Found by review: the check's own cost, and the paths alive at once in an unanchored search.
+  ['a?'.repeat(2000), /longer than 512/],
+  [Array.from({ length: 40 }, (_, i) => `[a-z]+${i % 10}${String.fromCharCode(65 + Math.floor(i / 10))}`).join('|'), /longer than 512|more than 4 unbounded loops/],
+  ['[a-z]+0A|[a-z]+1A|[a-z]+2A|[a-z]+3A|[a-z]+4A', /more than 4 unbounded loops/],
 ];
 
 test('common operator patterns are accepted', () => {

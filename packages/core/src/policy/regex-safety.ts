@@ -18,8 +18,10 @@ import { intersects, parseRegex, type CharSet, type RegexNode } from './regex-sy
  * unambiguous on prefixes), the paths alive at any point are at most one per state, and the work per start position
  * is linear in the text. Exponential (`(a+)+`, `(a|a)*`) and polynomial (`.*.*x`, `\d+\d+x`, `.*foo.*bar`)
  * blow-ups all need two such paths, so this refuses them all; so does some harmless ambiguity (`(a|ab)(c|bc)d`):
- * the check is sound, not complete. Backreferences (no automaton bounds them) and quantifiers inside lookarounds
- * (run again at every position) are refused outright.
+ * the check is sound, not complete. Backreferences (no automaton bounds them) are refused outright, and so is a
+ * lookaround that is not a short fixed sequence (it runs a search of its own at every position, which the automaton
+ * does not see), as are patterns too long, or with too many loops, for the linear bound to mean little (MAX_SOURCE,
+ * MAX_LOOPS).
  */
 export function backtrackingRisk(source: string): string | undefined {
   // A policy's patterns are checked when it is set, and again each time it is compiled (load, every rule's own match).
@@ -40,7 +42,72 @@ function analyse(source: string): string | undefined {
   } catch {
     return 'not a pattern this check can read';
   }
+  if (Array.from(source).length > MAX_SOURCE) return `longer than ${MAX_SOURCE} characters: too long to prove that matching it takes linear time (and checking it would take long)`;
+  if (!anchoredAtStart(source, tree) && loopCount(tree) > MAX_LOOPS) return `more than ${MAX_LOOPS} unbounded loops (*, +, {n,}) in a pattern not anchored with ^: an unanchored search starts each one anew at every position, which multiplies the time over a long text; use fewer, or anchor the pattern`;
   return structuralRisk(tree, false) ?? ambiguityRisk(tree);
+}
+
+/**
+ * Longest pattern checked, in characters. The check's cost grows with the pattern (`'a?'.repeat(2000)` took 4 to 6 s
+ * and 400 to 770 MB to check: found by review), and a policy's patterns are checked when it is set and compiled.
+ */
+const MAX_SOURCE = 512;
+/**
+ * Unbounded loops in one pattern not anchored with `^`. Linear per start position hides a factor: the paths alive at
+ * once. An unanchored alternation of 40 leading loops (`[a-z]+0A|[a-z]+1A|…`) took 8.5 to 11 s over 16,384 letters
+ * (found by review); one took 0.14 s, four 0.58 s, eight 1.3 s on this machine kind, loaded. A pattern anchored at
+ * its start is tried from one position only.
+ */
+const MAX_LOOPS = 4;
+
+/** Whether every match must start at the text's start: the pattern opens with `^` outside any alternation. */
+function anchoredAtStart(source: string, tree: RegexNode): boolean {
+  return source.startsWith('^') && tree.kind !== 'alternation';
+}
+/** Characters a lookaround may test: it runs again at every position it is tried from (a 300-character one inside a loop took 8 s). */
+const MAX_LOOKAROUND = 32;
+
+function loopCount(node: RegexNode): number {
+  switch (node.kind) {
+    case 'sequence':
+      return node.items.reduce((n, item) => n + loopCount(item), 0);
+    case 'alternation':
+      return node.options.reduce((n, option) => n + loopCount(option), 0);
+    case 'repeat':
+      return (node.max === Infinity ? 1 : 0) + loopCount(node.body);
+    case 'lookaround':
+      return loopCount(node.body);
+    default:
+      return 0;
+  }
+}
+
+/**
+ * Why a lookaround's contents could take more than constant time at each position, or undefined. A lookaround is a
+ * backtracking sub-match of its own, run at every position it is tried from, and the automaton check reads it as
+ * matching nothing: so only a fixed sequence of at most MAX_LOOKAROUND characters (and assertions) is accepted, no
+ * alternative, no quantifier, no lookaround inside (found by review: `(?=(?:a|[ab])…c)` written out 22 times took
+ * 29 s on 200 characters, accepted).
+ */
+function lookaroundRisk(body: RegexNode): string | undefined {
+  const chars = fixedChars(body);
+  if (chars === undefined) return 'a lookaround holding alternatives, quantifiers or another lookaround runs a search of its own at every position it is tried from; use a fixed sequence of characters in it';
+  if (chars > MAX_LOOKAROUND) return `a lookaround testing more than ${MAX_LOOKAROUND} characters runs at every position it is tried from; shorten it`;
+  return undefined;
+}
+
+/** The characters a fixed sequence reads (chars and assertions only), or undefined when it is not one. */
+function fixedChars(node: RegexNode): number | undefined {
+  if (node.kind === 'char') return 1;
+  if (node.kind === 'assertion') return 0;
+  if (node.kind !== 'sequence') return undefined;
+  let n = 0;
+  for (const item of node.items) {
+    const c = fixedChars(item);
+    if (c === undefined) return undefined;
+    n += c;
+  }
+  return n;
 }
 
 /** Automaton positions at most: larger patterns (large counted repetitions) are refused as too complex to prove safe. */
@@ -60,7 +127,7 @@ function structuralRisk(node: RegexNode, inLookaround: boolean): string | undefi
     case 'assertion':
       return undefined;
     case 'lookaround':
-      return structuralRisk(node.body, true);
+      return lookaroundRisk(node.body) ?? structuralRisk(node.body, true);
     case 'sequence':
       for (const item of node.items) {
         const risk = structuralRisk(item, inLookaround);
