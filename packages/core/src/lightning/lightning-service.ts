@@ -113,8 +113,8 @@ export class LightningService {
   private reconcileCursor: { createdAt: number; id: string } | undefined;
   /**
    * The backend outage this instance last alerted about (`backend_unavailable`): when it began (the first round whose
-   * lookups failed for a payment past its timeout) and when it was last told. Cleared by a round whose lookups all
-   * answered. Per instance: a restart, or another instance, alerts once more about the same outage.
+   * lookups failed for a payment past its timeout) and when it was last told. Cleared by a round where no lookup
+   * failed. Per instance: a restart, or another instance, alerts once more about the same outage.
    */
   private outage: { since: number; alertedAt: number } | undefined;
 
@@ -303,12 +303,12 @@ export class LightningService {
   /**
    * `backend_unavailable`: the backend keeps a payment past its timeout unanswered. Told once when the outage is first
    * seen, then again every `OUTAGE_REMINDER_MS` while it lasts (not every round: a reconcile interval of seconds wrote
-   * one entry, and fired `alert.*` webhooks, every few seconds). An outage ends with a round whose lookups all answered;
-   * the next one is told again.
+   * one entry, and fired `alert.*` webhooks, every few seconds). An outage ends with a round where no lookup failed (all
+   * answered, or none to make); the next one is told again.
    */
   private async alertOutage(backendKind: string, round: ReconcileLightningResult, dueErrors: number): Promise<void> {
     const now = this.deps.clock.now();
-    if (round.checked > 0 && round.errors === 0) this.outage = undefined;
+    if (round.errors === 0) this.outage = undefined;
     if (dueErrors === 0) return;
     if (this.outage && now - this.outage.alertedAt < OUTAGE_REMINDER_MS) return;
     const since = this.outage?.since ?? now;

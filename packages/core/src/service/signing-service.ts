@@ -489,31 +489,32 @@ export class SigningService {
     const approvalHolds = decision.decision === 'require_approval' ? decision.violations.filter((v) => v.code !== 'anomaly_detected') : [];
     if (open.length === 0 && (approvalHolds.length === 0 || (origin?.decision === 'require_approval' && (await this.grantMeetsQuorum(tx, approvalHolds, approvalId))))) return undefined;
     const holds: Violation[] = [...approvalHolds, ...open.map(breakerOpenViolation)];
+    const approved = origin?.decision === 'require_approval';
+    const why = approved && open.length > 0
+      ? `a tripped require_approval breaker holds this agent's requests, the signature recorded at audit entry ${originalSeq} included`
+      : approved
+        ? `the signature recorded at audit entry ${originalSeq} was approved by fewer votes than the quorum the policy in force now asks`
+        : `the signature recorded at audit entry ${originalSeq} was not approved by a human, and the policy in force now holds such a request for approval`;
     return {
       ...decision,
       decision: 'deny',
-      violations: [
-        { rule: holds[0]!.rule, code: 'replay_not_approved', message: `the signature recorded at audit entry ${originalSeq} was not approved by a human, and the policy in force now holds such a request for approval; a replay cannot be held (its spend is charged already), so it is refused` },
-        ...holds,
-      ],
+      violations: [{ rule: holds[0]!.rule, code: 'replay_not_approved', message: `${why}; a replay cannot be held (its spend is charged already), so it is refused` }, ...holds],
     };
   }
 
   /**
-   * Whether the grant of the approval `approvalId` meets every quorum `holds` ask now: its approving votes, of the
-   * approvers still active (disabling an approver withdraws their votes, as for a pending approval). No quorum asked:
-   * met (an operator's grant stands). Unknown approval: not met.
+   * Whether the grant of the approval `approvalId` meets every quorum `holds` ask now: its approving votes as they
+   * stood when it was granted. Disabling an approver withdraws their votes from pending approvals only: a granted one
+   * is charged, and counting only active approvers here stranded its charge with no way to release it (the approval
+   * decided, the admin token never meets a quorum; found by review). No quorum asked: met (an operator's grant
+   * stands). Unknown approval: not met.
    */
   private async grantMeetsQuorum(tx: StoreTx, holds: readonly Violation[], approvalId: string | undefined): Promise<boolean> {
     const quorum = requiredQuorum(holds);
     if (!quorum) return true;
     const approval = approvalId === undefined ? undefined : await tx.getApproval(approvalId);
     if (approval?.state !== 'approved') return false;
-    const votes: CountedVote[] = [];
-    for (const v of approval.votes ?? []) {
-      const approver = await tx.getApprover(v.approverId);
-      if (approver?.status === 'active') votes.push({ approverId: v.approverId, decision: v.decision, groups: v.groups });
-    }
+    const votes: CountedVote[] = (approval.votes ?? []).map((v) => ({ approverId: v.approverId, decision: v.decision, groups: v.groups }));
     return quorumMet(quorum, votes);
   }
 
