@@ -6,29 +6,13 @@
 // again by the agent's new key. Both were found by review; the attacker here holds the socket and the store.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { createEvmAdapter } from '@airlock/chains';
 import { canonicalJson, requestHash } from '@airlock/core';
 import { openStore } from '@airlock/store';
 import { ALICE, usdcPolicy, usdcTransfer } from './testing/harness.ts';
-import { adminClient, httpJson, killAllDaemons, prepareDaemonData, readWholeAudit, startDaemon, startKeyProcessChild, waitForCoveringHead, type Daemon, type DaemonData } from './testing/processes.ts';
-import { decodeWire, encodeWire } from './key-process/wire.ts';
-
-/** One request to the key process's socket, as any process that can open it would send it. */
-function ask(socketPath: string, method: string, params: Record<string, unknown>): Promise<{ status: number; body: any }> {
-  const body = encodeWire(params);
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: `/${method}`, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: decodeWire(Buffer.concat(chunks).toString('utf8')) }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+import { adminClient, askKeyProcess, httpJson, killAllDaemons, prepareDaemonData, readWholeAudit, startDaemon, startKeyProcessChild, waitForCoveringHead, type Daemon, type DaemonData } from './testing/processes.ts';
 
 describe('key process: decisions are read from the audit log, not from rows the daemon can rewrite', () => {
   let data: DaemonData;
@@ -57,7 +41,7 @@ describe('key process: decisions are read from the audit log, not from rows the 
       assert.equal(held.status, 202, JSON.stringify(held.body));
       return { auditSeq: held.body.auditSeq as number, approvalId: held.body.approvalId as string };
     };
-    const signBound = (auditSeq: number, approvalId: string, payload: unknown) => ask(socket, 'signBound', { auditSeq, agentId: agent.id, action: 'evm.transaction', payload, approvalId });
+    const signBound = (auditSeq: number, approvalId: string, payload: unknown) => askKeyProcess(socket, 'signBound', { auditSeq, agentId: agent.id, action: 'evm.transaction', payload, approvalId });
 
     // 20 USDC held for a human, who denies it (its hold released: nothing is charged).
     const deniedBody = usdcTransfer(ALICE, 20_000_000n, 0);
@@ -100,7 +84,7 @@ describe('key process: decisions are read from the audit log, not from rows the 
     const original = signed.body.auditSeq as number;
     const rotated = await admin('POST', `/v1/agents/${agent.name}/rotate`);
     assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
-    const signBound = (auditSeq: number, payload: unknown) => ask(socket, 'signBound', { auditSeq, agentId: agent.id, action: 'evm.transaction', payload });
+    const signBound = (auditSeq: number, payload: unknown) => askKeyProcess(socket, 'signBound', { auditSeq, agentId: agent.id, action: 'evm.transaction', payload });
 
     // Named directly, the pre-rotation decision was refused before the fix too.
     const direct = await signBound(original, body);

@@ -9,7 +9,6 @@
 // forged and had signed.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { encodePaymentRequiredHeader, decodePaymentSignatureHeader } from '@x402/core/http';
@@ -25,26 +24,11 @@ import { compiledContracts } from '../../x402-testbed/src/compile.ts';
 import { balanceOf, deployToken, mint, rpc } from '../../x402-testbed/src/token.ts';
 import { ALICE, BASE, MALLORY, USDC, usdcAuthorization, usdcPolicy, usdcTransfer } from './testing/harness.ts';
 import { DROP_AUDIT_TRIGGERS } from './testing/forge-audit.ts';
-import { adminClient, httpJson, killAllDaemons, prepareDaemonData, waitForCoveringHead, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
-import { decodeWire, encodeWire } from './key-process/wire.ts';
+import { adminClient, askKeyProcess, httpJson, killAllDaemons, prepareDaemonData, waitForCoveringHead, runAirlock, sleep, startDaemon, startKeyProcessChild, type Daemon, type DaemonData } from './testing/processes.ts';
 import { RemoteKeyBackend } from './key-process/remote-key-backend.ts';
 import { openNodeTokens, sealNodeTokens, THRESHOLD_NODE_TOKENS_LABEL } from './threshold/node-tokens.ts';
 import { parseExposition } from './testing/prometheus-text.ts';
 import { createSoftHsmToken, softHsmSkip } from '../../keys/src/softhsm-token.ts';
-
-/** One request to the key process's socket, as any process that can open it would send it. */
-function ask(socketPath: string, method: string, params: Record<string, unknown>): Promise<{ status: number; body: any }> {
-  const body = encodeWire(params);
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: `/${method}`, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, body: decodeWire(Buffer.concat(chunks).toString('utf8')) }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
 /**
  * The key process's log line for a request it answered: its log is written through a queue (AIRLOCK_LOG_QUEUE), so
@@ -192,7 +176,7 @@ describe('key process: a separate process holds the keys and signs only committe
 
     const logged = new Map<string, number>();
     const refusedWith = async (method: string, params: Record<string, unknown>, reason: string) => {
-      const res = await ask(socket, method, params);
+      const res = await askKeyProcess(socket, method, params);
       assert.equal(res.status, 403, JSON.stringify(res.body));
       assert.equal(res.body.error.code, 'key_process_refused');
       assert.equal(res.body.error.details.reason, reason, JSON.stringify(res.body));
@@ -206,7 +190,7 @@ describe('key process: a separate process holds the keys and signs only committe
     };
 
     test('the committed decision it names is signed again, and only that: the bytes the agent already got', async () => {
-      const res = await ask(socket, 'signBound', { auditSeq: allowed.seq, agentId: agentA.id, action: 'evm.transaction', payload: allowed.body });
+      const res = await askKeyProcess(socket, 'signBound', { auditSeq: allowed.seq, agentId: agentA.id, action: 'evm.transaction', payload: allowed.body });
       assert.equal(res.status, 200, JSON.stringify(res.body));
       assert.equal(res.body.result.length, 1);
       const { r, s } = parseTransaction(allowed.signed);
@@ -252,7 +236,7 @@ describe('key process: a separate process holds the keys and signs only committe
       await refusedWith('signTreeHead', { path: "m/7447'/0'/0'", head: { treeSize, rootHash: keccak256('0x01').slice(2), at: Date.now() - 3_600_000 } }, 'tree_head_stale');
     });
     test('the key threshold node tokens are sealed under is served (binding a FROST cluster needs it; it was refused)', async () => {
-      const derived = await ask(socket, 'deriveSecret', { path: WEBHOOK_SECRET_KEY_PATH, label: THRESHOLD_NODE_TOKENS_LABEL });
+      const derived = await askKeyProcess(socket, 'deriveSecret', { path: WEBHOOK_SECRET_KEY_PATH, label: THRESHOLD_NODE_TOKENS_LABEL });
       assert.equal(derived.status, 200, JSON.stringify(derived.body));
       // Sealed through the key process and opened through it again: the same key both ways.
       const keys = new RemoteKeyBackend(socket);
@@ -314,7 +298,7 @@ describe("key process: a log reader that stops reading its stderr", () => {
   /** `n` refused requests on the socket (a bare digest: unbound_digest), 50 at a time: one `refused` line each. */
   const refusals = async (socket: string, n: number) => {
     for (let sent = 0; sent < n; sent += 50) {
-      const answers = await Promise.all(Array.from({ length: 50 }, () => ask(socket, 'signDigest', { path: "m/44'/60'/0'/0/0", digest: new Uint8Array(32).fill(7), scheme: 'ecdsa-secp256k1' })));
+      const answers = await Promise.all(Array.from({ length: 50 }, () => askKeyProcess(socket, 'signDigest', { path: "m/44'/60'/0'/0/0", digest: new Uint8Array(32).fill(7), scheme: 'ecdsa-secp256k1' })));
       assert.deepEqual([...new Set(answers.map((a) => `${a.body.error.code}/${a.body.error.details?.reason}`))], ['key_process_refused/unbound_digest']);
     }
   };
@@ -401,7 +385,7 @@ describe('key process: it signs only from audit leaves it read and checked itsel
   let allowed: { seq: number; body: unknown; compact: string };
   let db: DatabaseSync;
   const evil = usdcTransfer(MALLORY, 400_000_000n, 7); // not a partner, over the per-request cap
-  const evilAsk = (auditSeq: number) => ask(socket, 'signBound', { auditSeq, agentId: agent.id, action: 'evm.transaction', payload: evil });
+  const evilAsk = (auditSeq: number) => askKeyProcess(socket, 'signBound', { auditSeq, agentId: agent.id, action: 'evm.transaction', payload: evil });
   const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
   /** The leaf `leaf` with its decision's request hash and digest those of `payload` (a valid canonical leaf, other bytes). */
   const decidingFor = (leaf: string, payload: unknown) => {
@@ -493,7 +477,7 @@ describe('key process: it signs only from audit leaves it read and checked itsel
   });
 
   test('the allowed entry re-asked as it is (a replay) still signs the bytes the agent got, through the stored tree nodes or, without them, its leaves', async () => {
-    const again = () => ask(socket, 'signBound', { auditSeq: allowed.seq, agentId: agent.id, action: 'evm.transaction', payload: allowed.body });
+    const again = () => askKeyProcess(socket, 'signBound', { auditSeq: allowed.seq, agentId: agent.id, action: 'evm.transaction', payload: allowed.body });
     const withNodes = await again();
     assert.equal(withNodes.status, 200, JSON.stringify(withNodes.body));
     assert.equal(hex(withNodes.body.result[0].compact), allowed.compact);
@@ -527,17 +511,17 @@ describe('key process: it signs only from audit leaves it read and checked itsel
     setLeaf(forged, harmless, hex(leafHash(harmless)));
 
     const size = storedLeafHashes().length;
-    const head = (rootHash: string) => ask(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: { treeSize: size, rootHash, at: Date.now() } });
+    const head = (rootHash: string) => askKeyProcess(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: { treeSize: size, rootHash, at: Date.now() } });
     refused(await head(rootOf(storedLeafHashes())), 'tree_root_mismatch');
     // The only head the key process signs over these leaves is over the forged leaf as it read it...
     const readHashes = storedLeafHashes();
     readHashes[asRead.leaf_index] = leafHash(asRead.leaf);
     const at = Date.now();
     const rootHash = rootOf(readHashes);
-    const sth = await ask(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: { treeSize: size, rootHash, at } });
+    const sth = await askKeyProcess(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: { treeSize: size, rootHash, at } });
     assert.equal(sth.status, 200, JSON.stringify(sth.body));
     // ...and once it is in the log, `audit verify` fails on it: the rewrite shows.
-    const publicKey = hex((await ask(socket, 'getPublicKey', { path: AUDIT_KEY_PATH })).body.result).slice(2);
+    const publicKey = hex((await askKeyProcess(socket, 'getPublicKey', { path: AUDIT_KEY_PATH })).body.result).slice(2);
     const writer = await openStore(data.storeUrl);
     try {
       await writer.appendTreeHead({ treeSize: size, rootHash, at, publicKey, signature: hex(sth.body.result) });
@@ -579,10 +563,10 @@ describe('key process on PostgreSQL: tree heads asked for at once (overlapping c
         return { treeSize: f.size, rootHash: Buffer.from(f.root()).toString('hex'), at: Date.now() };
       };
       const head = await currentHead();
-      const answers = await Promise.all(Array.from({ length: 4 }, () => ask(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head })));
+      const answers = await Promise.all(Array.from({ length: 4 }, () => askKeyProcess(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head })));
       assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200], JSON.stringify(answers.map((a) => a.body.error)));
       await append();
-      const next = await ask(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: await currentHead() });
+      const next = await askKeyProcess(socket, 'signTreeHead', { path: AUDIT_KEY_PATH, head: await currentHead() });
       assert.equal(next.status, 200, JSON.stringify(next.body));
     } finally {
       await store.close();
@@ -713,7 +697,7 @@ describe('key process: rotation sweeps and revoke-all sign bound to their commit
 
     const logged = new Map<string, number>();
     const refusedWith = async (params: Record<string, unknown>, reason: string) => {
-      const res = await ask(socket, 'signBound', params);
+      const res = await askKeyProcess(socket, 'signBound', params);
       assert.equal(res.status, 403, JSON.stringify(res.body));
       assert.equal(res.body.error.code, 'key_process_refused');
       assert.equal(res.body.error.details.reason, reason, JSON.stringify(res.body));
@@ -790,7 +774,7 @@ describe('key process with a PKCS#11 token: key creation through the socket is m
       SOFTHSM2_CONF: process.env.SOFTHSM2_CONF!, AIRLOCK_KEY_PROCESS_KEYGEN_RATE: '1', AIRLOCK_KEY_PROCESS_KEYGEN_BURST: '3',
     });
     const answers = [];
-    for (let account = 700; account < 706; account++) answers.push(await ask(socket, 'getPublicKey', { path: `m/44'/60'/${account}'/0/0` }));
+    for (let account = 700; account < 706; account++) answers.push(await askKeyProcess(socket, 'getPublicKey', { path: `m/44'/60'/${account}'/0/0` }));
     assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 429, 429, 429], JSON.stringify(answers.map((a) => a.body)));
     for (const refused of answers.slice(3)) {
       assert.equal(refused.body.error.code, 'key_process_rate_limited');
@@ -798,7 +782,7 @@ describe('key process with a PKCS#11 token: key creation through the socket is m
     }
     // A key that exists costs nothing: read as often as the daemon likes, and the same key each time.
     for (let i = 0; i < 10; i++) {
-      const again = await ask(socket, 'getPublicKey', { path: "m/44'/60'/700'/0/0" });
+      const again = await askKeyProcess(socket, 'getPublicKey', { path: "m/44'/60'/700'/0/0" });
       assert.equal(again.status, 200);
       assert.deepEqual(again.body.result, answers[0]!.body.result);
     }
@@ -868,7 +852,7 @@ describe('key process: an acknowledged log with an entry that does not verify', 
     assert.ok(newest >= treeSize, `a head over ${treeSize} leaves (newest ${newest})`);
     assert.doesNotMatch(keyProcessOutput(), /"code":"key_process_refused".*"reason":"audit_leaf_mismatch".*signTreeHead|signTreeHead.*audit_leaf_mismatch/);
     // Nothing is signed from the edited entry: asked for directly, the key process refuses it.
-    const asked = await ask(socket, 'signBound', { kind: 'decision', auditSeq: edited.seq, agentId: agent.id, action: 'evm.transaction', payload: usdcTransfer(ALICE, 1n).transaction });
+    const asked = await askKeyProcess(socket, 'signBound', { kind: 'decision', auditSeq: edited.seq, agentId: agent.id, action: 'evm.transaction', payload: usdcTransfer(ALICE, 1n).transaction });
     assert.equal(asked.status, 403, JSON.stringify(asked.body));
     await daemon.kill('SIGTERM');
   });

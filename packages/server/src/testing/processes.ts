@@ -2,6 +2,7 @@
 // production KDF (a spawned daemon opens its vault with default parameters, so TEST_VAULT cannot be used),
 // then `airlock start` spawned as a child and spoken to over real HTTP.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { keccak256, parseTransaction, serializeTransaction, type Hex } from 'vie
 import { loadConfig } from '../config.ts';
 import { initAirlock } from '../runtime.ts';
 import { PG_URL, pgSchemaUrl, uniqueName } from './harness.ts';
+import { decodeWire, encodeWire } from '../key-process/wire.ts';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../../..');
 const NODE = join(REPO_ROOT, 'node_modules/.bin/node');
@@ -292,4 +294,18 @@ export async function waitForCoveringHead(admin: ReturnType<typeof adminClient>)
     await sleep(200);
   }
   if (!(verify.ok && verify.treeHeads > 0 && verify.unanchored === 0)) throw new Error(`no tree head covers the log: ${JSON.stringify(verify)}`);
+}
+
+/** One request to the key process's socket, as any process that can open it would send it. */
+export function askKeyProcess(socketPath: string, method: string, params: Record<string, unknown>): Promise<{ status: number; body: any }> {
+  const body = encodeWire(params);
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path: `/${method}`, method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, body: decodeWire(Buffer.concat(chunks).toString('utf8')) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
