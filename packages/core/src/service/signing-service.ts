@@ -25,7 +25,7 @@ import { CircuitBreakers, breakerOpenViolation, type Screening } from './circuit
 import type { PolicyLayer } from '../policy/layers.ts';
 import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
 import { seriesFor } from '../ports/ledger.ts';
-import { quorumMet, requiredQuorum, type CountedVote } from '../approvals/quorum.ts';
+import { quorumMet, requiredQuorum } from '../approvals/quorum.ts';
 import { grantsOf } from '../dependencies/grants.ts';
 import { releasedSignatures } from './released-signatures.ts';
 import { THRESHOLD_NAMESPACES, type ThresholdBinding } from '../ports/threshold-keys.ts';
@@ -514,8 +514,8 @@ export class SigningService {
     if (!quorum) return true;
     const approval = approvalId === undefined ? undefined : await tx.getApproval(approvalId);
     if (approval?.state !== 'approved') return false;
-    const votes: CountedVote[] = (approval.votes ?? []).map((v) => ({ approverId: v.approverId, decision: v.decision, groups: v.groups }));
-    return quorumMet(quorum, votes);
+    // A recorded vote carries what the quorum counts (approver, groups when cast, decision).
+    return quorumMet(quorum, approval.votes ?? []);
   }
 
   /**
