@@ -37,7 +37,9 @@ const MAX_FEE_SHARE_PERCENT = 10n;
  */
 const PLANNED_RESUME_AFTER_MS = 10_000;
 /** A signature not produced for these reasons is tried again by the tracker; any other refusal fails the job. */
-const TRANSIENT_SIGNING_CODES = new Set(['key_process_unavailable', 'key_process_rate_limited']);
+// A resumed plan whose signature meets one of these is tried again next pass instead of failing: the key process
+// did not answer, or the store did not (the plan is re-judged from what it reads, and a read that failed says nothing).
+const TRANSIENT_SIGNING_CODES = new Set(['key_process_unavailable', 'key_process_rate_limited', 'store_unavailable']);
 
 export type SweepDestination = 'treasury' | 'current';
 
