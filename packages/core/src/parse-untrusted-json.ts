@@ -82,33 +82,46 @@ export function parseUntrustedJson(text: string, options: JsonShapeOptions = {})
   return value;
 }
 
-/** Refuses (`invalid_request`) a value from outside with a key or string that is not well-formed Unicode (hasIllFormedString). */
+/**
+ * Refuses (`invalid_request`) a value from outside with a key or string that is not well-formed Unicode, or that
+ * holds U+0000 (stringProblem).
+ */
 export function checkWellFormedStrings(value: unknown, subject = 'The request body'): void {
-  if (hasIllFormedString(value)) {
+  const problem = stringProblem(value);
+  if (problem === 'ill_formed') {
     throw new AirlockError('invalid_request', `${subject} has a string that is not well-formed Unicode (a lone surrogate, as "\\ud800" writes one): it has no UTF-8 form to hash, sign or store.`);
+  }
+  if (problem === 'nul') {
+    throw new AirlockError('invalid_request', `${subject} has a string holding U+0000 (NUL, "\\u0000"), which the store cannot hold; send binary data hex-encoded.`);
   }
 }
 
 /**
- * Whether any key or string in a parsed value holds a lone surrogate. JSON allows one (`"\ud800"`), but it has
- * no UTF-8 encoding: PostgreSQL's jsonb refuses it (a request held for approval answered 500), and an encoder
- * replaces it, so what is hashed or signed is not what was sent. Refused at the edge (parseUntrustedJson), not
- * in findJsonShapeProblem, which the audit verifier also runs on entries already stored. Iterative, as that is.
+ * Whether any key or string in a parsed value holds a lone surrogate or U+0000. JSON allows both (`"\ud800"`,
+ * `"\u0000"`). A lone surrogate has no UTF-8 encoding: PostgreSQL's jsonb refuses it (a request held for approval
+ * answered 500), and an encoder replaces it, so what is hashed or signed is not what was sent. U+0000 PostgreSQL
+ * holds neither in text nor in jsonb while SQLite stores it: an agent's child-session label holding one was kept on
+ * SQLite and then failed `airlock store migrate` to PostgreSQL for the whole deployment (found by review); refused
+ * here, both stores answer alike. Refused at the edge (parseUntrustedJson), not in findJsonShapeProblem, which the
+ * audit verifier also runs on entries already stored. Iterative, as that is.
  */
-function hasIllFormedString(value: unknown): boolean {
+function stringProblem(value: unknown): 'ill_formed' | 'nul' | undefined {
   const stack: unknown[] = [value];
+  let nul = false;
   while (stack.length > 0) {
     const node = stack.pop();
     if (typeof node === 'string') {
-      if (!node.isWellFormed()) return true;
+      if (!node.isWellFormed()) return 'ill_formed';
+      if (node.includes('\u0000')) nul = true;
     } else if (Array.isArray(node)) {
       for (const item of node) stack.push(item);
     } else if (node !== null && typeof node === 'object') {
       for (const [key, member] of Object.entries(node)) {
-        if (!key.isWellFormed()) return true;
+        if (!key.isWellFormed()) return 'ill_formed';
+        if (key.includes('\u0000')) nul = true;
         stack.push(member);
       }
     }
   }
-  return false;
+  return nul ? 'nul' : undefined;
 }

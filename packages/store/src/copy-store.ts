@@ -62,7 +62,7 @@ export async function copySqliteToPostgres(sqlitePath: string, target: PostgresS
     await client.query('BEGIN');
     try {
       const tables: StoreCopyReport['tables'] = [];
-      for (const table of plan) tables.push({ table: table.name, rows: await copyTable(db, client, table) });
+      for (const table of plan) tables.push({ table: table.name, rows: await copyTableNamed(db, client, table) });
       // What 008_audit_sequencing derives from the stored entries, derived again from the copied ones.
       await client.query(`SELECT setval('audit_entry_seq', COALESCE((SELECT max(seq) FROM audit_entries), 0) + 1, false)`);
       await client.query('UPDATE audit_leaf_counter SET next_leaf = (SELECT COALESCE(max(leaf_index) + 1, 0) FROM audit_entries)');
@@ -82,6 +82,20 @@ export async function copySqliteToPostgres(sqlitePath: string, target: PostgresS
     if (db.isTransaction) db.exec('ROLLBACK');
     db.close();
     await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * copyTable, its failure naming the table: a value PostgreSQL cannot hold (a NUL character, kept by SQLite from
+ * before requests were refused one) otherwise failed the whole copy with no hint of where it is.
+ */
+async function copyTableNamed(db: DatabaseSync, client: pg.Client, table: TablePlan): Promise<number> {
+  try {
+    return await copyTable(db, client, table);
+  } catch (e) {
+    const mapped = e instanceof AirlockError ? e : mapPgError(e);
+    if (mapped.code !== 'invalid_request') throw mapped;
+    throw new AirlockError('invalid_request', `store copy: a row of the table ${table.name} holds a value PostgreSQL cannot hold (a NUL character or invalid UTF-8); nothing was copied. Find it in the SQLite file (for a NUL: instr(<column>, char(0)) > 0 on its text columns), correct it with the daemon stopped, and copy again.`, { cause: e });
   }
 }
 
