@@ -373,6 +373,11 @@ export class SigningService {
       return { refused: error };
     }
     if (prior.response.status !== 200) {
+      // The sending session is judged as for a signature's replay (replay): a derived session out of the action's or
+      // chain's scope, or not below the session that sent it, is refused, not handed its parent's hold or refusal
+      // (found by review: a child without evm.typed_data got its parent's 202, approval id and intent).
+      const refused = await this.replaySessionRefusal(tx, req, session, prior.auditSeq);
+      if (refused) return refused;
       const entry = await this.appendReplayEntry(tx, req, prior.auditSeq, prior.response.status === 202 ? 'require_approval' : 'deny');
       return { status: prior.response.status as SignOutcome['status'], body: { ...body, replayed: true, replayAuditSeq: entry.seq } };
     }
@@ -401,7 +406,10 @@ export class SigningService {
     }
     const pending = claims.find((c) => c.state === 'pending');
     if (pending) {
-      // The same authorization is waiting for a human: point at that approval, hold nothing more.
+      // The same authorization is waiting for a human: point at that approval, hold nothing more; to a session
+      // allowed it and at or above the one that sent it, as the signature's replay would be (found by review).
+      const refused = await this.replaySessionRefusal(tx, req, session, pending.auditSeq);
+      if (refused) return refused;
       const entry = await this.appendReplayEntry(tx, req, pending.auditSeq, 'require_approval');
       return { status: 202, body: { decision: 'require_approval', approvalId: pending.approvalId, auditSeq: pending.auditSeq, intent: intentToJson(input.intent), replayed: true, replayAuditSeq: entry.seq } };
     }
@@ -537,6 +545,22 @@ export class SigningService {
       if (below) return [];
     }
     return [{ rule: `session/${session.id}/replay`, code: 'replay_not_allowed', message: `the signature recorded at audit entry ${originalSeq} was requested by another session; a derived session collects only its own requests' signatures and those of sessions derived from it` }];
+  }
+
+  /**
+   * A replay's session check without the signature (a stored hold or refusal, a pending approval of the same
+   * authorization): refused, with its `sign.replay` entry, when the sending session is out of the request's
+   * scope or not at or above the session that sent the original (replayOriginViolations); undefined otherwise.
+   */
+  private async replaySessionRefusal(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number): Promise<TxOutcome | undefined> {
+    const violations = [
+      ...(await this.replayOriginViolations(tx, session, originalSeq, await tx.auditEntryOrigin(originalSeq))),
+      ...sessionScopeViolations(session.scope, session.id, req.input, req.ancestors),
+    ];
+    if (violations.length === 0) return undefined;
+    const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion: `session:${session.id}` };
+    const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', violations);
+    return { status: 403, body: denialBody(decision, entry.seq) };
   }
 
   private appendReplayEntry(tx: StoreTx, req: SignRequest, originalSeq: number, decision: 'allow' | 'deny' | 'require_approval', violations?: Violation[]) {
