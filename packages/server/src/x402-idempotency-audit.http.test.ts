@@ -58,5 +58,23 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(dead.status, 401, JSON.stringify(dead.body));
       assert.equal(dead.body.replayed, undefined);
     });
+
+    test("a child under its parent's key meets the parent's stored refusal: 403 naming replay_not_allowed, not the parent's answer", async () => {
+      const { agent, token } = await provisionAgent(h, { policy });
+      const pay = (key: string, t: string) => h.call('POST', '/v1/x402/pay', { token: t, body: { resource: `${API}/data`, paymentRequired: paymentRequired(`${API}/data`, [requirement({ payTo: MALLORY })]) }, headers: { 'idempotency-key': key } });
+      const refused = await pay('parent-k', token);
+      assert.equal(refused.status, 403);
+      const child = await h.call('POST', '/v1/session/children', { token, body: {} });
+      assert.equal(child.status, 201, JSON.stringify(child.body));
+      const res = await pay('parent-k', child.body.token);
+      assert.equal(res.status, 403, JSON.stringify(res.body));
+      assert.equal(res.body.error.code, 'policy_denied');
+      assert.equal(res.body.replayed, undefined, 'not the parent\'s stored answer');
+      assert.match(res.body.error.message, /replay/);
+      const [entry] = ((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.replay&limit=10`)).body.entries as any[]);
+      assert.deepEqual([entry.decision, entry.sessionId, entry.data.originalSeq, entry.data.violations[0].code], ['deny', child.body.session.id, refused.body.auditSeq, 'replay_not_allowed']);
+      const parentAgain = await pay('parent-k', token);
+      assert.equal(parentAgain.body.replayed, true, 'the parent still gets its own answer');
+    });
   });
 }

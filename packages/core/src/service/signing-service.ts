@@ -548,6 +548,14 @@ export class SigningService {
   }
 
   /**
+   * replayOriginViolations for an answer replayed outside this service (an x402 plan's stored refusal or hold under
+   * its Idempotency-Key): empty when the session may collect what the original's sender asked.
+   */
+  async replayOriginCheck(tx: StoreTx, session: Session, originalSeq: number): Promise<Violation[]> {
+    return this.replayOriginViolations(tx, session, originalSeq, await tx.auditEntryOrigin(originalSeq));
+  }
+
+  /**
    * A replay's session check without the signature (a stored hold or refusal, a pending approval of the same
    * authorization): refused, with its `sign.replay` entry, when the sending session is out of the request's
    * scope or not at or above the session that sent the original (replayOriginViolations); undefined otherwise.

@@ -5,6 +5,7 @@ import type { EvaluationInput } from '../policy/index.ts';
 import { normaliseResource } from '../policy/resource-pattern.ts';
 import type { ChainReader } from '../ports/chain-reader.ts';
 import type { PaymentRecord } from '../ports/payments.ts';
+import type { IdempotencyRecord } from '../ports/store.ts';
 import type { ServiceDeps } from '../service/deps.ts';
 import type { AgentAuth, SignContext, SignOutcome, SigningService } from '../service/signing-service.ts';
 import { requestHash } from '../service/tokens.ts';
@@ -65,32 +66,22 @@ export class X402Service {
     if (idempotencyKey !== undefined) {
       const prior = await this.deps.store.transaction((tx) => tx.getIdempotency(PLAN_SCOPE(auth.agent.id), idempotencyKey));
       if (prior) {
-        // Answered without signing: audited as on the signing routes (found by review: a conflict and a replayed
-        // refusal here had left no entry), with the credential checked again in the same transaction.
-        if (prior.requestHash !== reqHash) {
-          const conflict = new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
-          throw await this.auditPlanAnswer(auth, reqHash, idempotencyKey, prior.auditSeq, conflict);
-        }
-        if (prior.response.status !== 200) {
-          const status = prior.response.status as SignOutcome['status'];
-          const replayAuditSeq = await this.auditPlanAnswer(auth, reqHash, idempotencyKey, prior.auditSeq, status === 202 ? 'require_approval' : 'deny');
-          if (typeof replayAuditSeq !== 'number') throw replayAuditSeq;
-          return { status, body: { ...(prior.response.body as Record<string, unknown>), replayed: true, replayAuditSeq } };
-        }
-        plan = prior.response.body as Plan;
+        const stored = await this.answerFromPlan(auth, reqHash, idempotencyKey, prior);
+        if ('outcome' in stored) return stored.outcome;
+        plan = stored.plan;
       }
     }
     if (!plan) {
       const chosen = await this.choose(auth, resourceUrl, required);
-      if (idempotencyKey !== undefined) {
-        const stored = await this.storePlan(auth, idempotencyKey, reqHash, chosen);
-        if (stored) {
-          // A concurrent retry stored its plan first: follow it, so both sign the same nonce.
-          if (stored.status !== 200) return { status: stored.status, body: { ...stored.body, replayed: true } };
-          plan = stored.body as unknown as Plan;
-        }
-      }
-      if (!plan) {
+      const prior = idempotencyKey !== undefined ? await this.storePlan(auth, idempotencyKey, reqHash, chosen) : undefined;
+      if (prior) {
+        // A concurrent request under the same key stored its plan first: answered as if this one had come after it
+        // (a retry follows its plan, so both sign the same nonce; a conflict or a stored refusal is audited). Found by
+        // review: both had been answered here without an audit entry.
+        const stored = await this.answerFromPlan(auth, reqHash, idempotencyKey!, prior);
+        if ('outcome' in stored) return stored.outcome;
+        plan = stored.plan;
+      } else {
         if ('denied' in chosen) return chosen.denied;
         plan = chosen.plan;
       }
@@ -195,20 +186,38 @@ export class X402Service {
     };
   }
 
-  /** Stores the plan (or the denial) under the key; returns the one stored first when another request won. */
-  private async storePlan(auth: AgentAuth, key: string, reqHash: string, chosen: { plan: Plan } | { denied: SignOutcome }): Promise<{ status: SignOutcome['status']; body: Record<string, unknown> } | undefined> {
+  /** Stores the plan (or the denial) under the key; returns the record stored first when another request won. */
+  private async storePlan(auth: AgentAuth, key: string, reqHash: string, chosen: { plan: Plan } | { denied: SignOutcome }): Promise<IdempotencyRecord | undefined> {
     const response = 'plan' in chosen ? { status: 200, body: chosen.plan as unknown } : { status: chosen.denied.status, body: chosen.denied.body as unknown };
     const now = this.deps.clock.now();
-    const prior = await this.deps.store.transaction(async (tx) => {
+    return this.deps.store.transaction(async (tx) => {
+      // Reading the agent takes its lock (PostgreSQL), which serialises its idempotency keys: without it two requests
+      // under one key both found none and the second insert failed as an unaudited `409 conflict`.
+      await tx.getAgent(auth.agent.id);
       const existing = await tx.getIdempotency(PLAN_SCOPE(auth.agent.id), key);
       if (existing) return existing;
       const auditSeq = 'denied' in chosen ? Number(chosen.denied.body.auditSeq) : 0;
       await tx.putIdempotency({ scope: PLAN_SCOPE(auth.agent.id), key, requestHash: reqHash, auditSeq, response: JSON.parse(JSON.stringify(response)), createdAt: now });
       return undefined;
-    });
-    if (!prior) return undefined;
-    if (prior.requestHash !== reqHash) throw new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
-    return { status: prior.response.status as SignOutcome['status'], body: prior.response.body as Record<string, unknown> };
+    }, { affinity: auth.agent.id });
+  }
+
+  /**
+   * A request whose Idempotency-Key already holds a plan, read before choosing or met when storing its own: the
+   * stored plan to sign, or the answer without signing, audited (a different request under the key is thrown as
+   * `idempotency_conflict`; a stored refusal or hold is replayed with its `sign.replay` entry). As on the signing
+   * routes (found by review: a conflict and a replayed refusal had left no entry, first in sequence, then in a race).
+   */
+  private async answerFromPlan(auth: AgentAuth, reqHash: string, idempotencyKey: string, prior: IdempotencyRecord): Promise<{ plan: Plan } | { outcome: SignOutcome }> {
+    if (prior.requestHash !== reqHash) {
+      const conflict = new AirlockError('idempotency_conflict', 'This Idempotency-Key was already used with a different request.');
+      throw await this.auditPlanAnswer(auth, reqHash, idempotencyKey, prior.auditSeq, conflict);
+    }
+    if (prior.response.status === 200) return { plan: prior.response.body as Plan };
+    const status = prior.response.status as SignOutcome['status'];
+    const replayAuditSeq = await this.auditPlanAnswer(auth, reqHash, idempotencyKey, prior.auditSeq, status === 202 ? 'require_approval' : 'deny');
+    if (typeof replayAuditSeq !== 'number') throw replayAuditSeq;
+    return { outcome: { status, body: { ...(prior.response.body as Record<string, unknown>), replayed: true, replayAuditSeq } } };
   }
 
   /**
@@ -224,6 +233,16 @@ export class X402Service {
       if (error) {
         await this.signing.appendErrorEntry(tx, auth, 'x402.pay', reqHash, error, now, { idempotencyKey, originalSeq });
         return error;
+      }
+      // A derived session collects only its own requests' answers and those of sessions below it, as a signature's
+      // replay (the plan's key is the agent's: a child under its parent's key met the parent's hold and approval id).
+      const violations = await this.signing.replayOriginCheck(tx, fresh.session ?? auth.session, originalSeq);
+      if (violations.length > 0) {
+        const refused = await tx.appendAudit({
+          at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: 'x402.pay', decision: 'deny',
+          data: { originalSeq, requestHash: reqHash, idempotencyKey, violations },
+        });
+        return new AirlockError('policy_denied', `Denied by ${violations[0]!.rule}: ${violations[0]!.message}`, { violations, details: { auditSeq: refused.seq } });
       }
       const entry = await tx.appendAudit({
         at: now, type: 'sign.replay', actor: 'agent', agentId: auth.agent.id, sessionId: auth.session.id, action: 'x402.pay', decision: outcome as 'deny' | 'require_approval',
