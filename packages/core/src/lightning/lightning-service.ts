@@ -452,10 +452,38 @@ export class LightningService {
     }
   }
 
-  /** Whether another of Airlock's records of `record`'s payment hash (an earlier attempt) may have made the backend's payment. */
+  /**
+   * Whether another of Airlock's records of `record`'s payment hash (an earlier attempt) may have made the backend's
+   * payment. Not every record of the hash may have: one that failed `paid_outside_airlock` moved nothing (its call was
+   * refused as a duplicate), and neither did one that failed on its own pay call's definite answer. Counting those
+   * let asking again, by the same agent or another, turn the operator's payment into the agent's success (found by
+   * review: the preimage handed out, the agent charged, a `lightning.succeeded` entry for a payment Airlock never
+   * made).
+   */
   private async madeByAirlock(record: LightningPaymentRecord): Promise<boolean> {
     const ofHash = await this.deps.store.transaction((tx) => tx.lightningPaymentsByHash(record.paymentHash));
-    return ofHash.some((p) => p.id !== record.id);
+    for (const p of ofHash) {
+      if (p.id !== record.id && (await this.mayHavePaid(p))) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Whether record `p` may have made a payment of its hash. Yes when in flight, succeeded, or failed and then charged
+   * for a verified success (`preimage` recorded). A failed one only when its failure was concluded from the
+   * backend's records (a lookup; `not_found_after_grace`; a failure read back after a refused duplicate): its pay
+   * call may still have reached the node late, on this instance or another, or answered nobody. No when it failed
+   * on its own pay call's answer (`evidence: 'pay'` in its `lightning.failed` entry): that call is over and moved
+   * nothing, and `paid_outside_airlock` is such an answer (the call refused as a duplicate). A failed record whose
+   * entry cannot be read counts (no evidence that it moved nothing).
+   */
+  private async mayHavePaid(p: LightningPaymentRecord): Promise<boolean> {
+    if (p.state !== 'failed' || p.preimage !== undefined) return true;
+    if (p.failureReason === 'paid_outside_airlock') return false;
+    if (p.finishedSeq === undefined) return true;
+    const [entry] = await this.deps.store.readAudit(p.finishedSeq, 1);
+    const ownAnswer = entry?.seq === p.finishedSeq && entry.type === 'lightning.failed' && entry.data?.paymentId === p.id && entry.data.evidence === 'pay';
+    return !ownAnswer;
   }
 
   /** Whether the pay call of `record` can no longer be on its way to the backend (its timeout and the grace passed). */
