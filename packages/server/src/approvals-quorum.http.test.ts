@@ -221,13 +221,14 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 100n * USDC_UNITS, 1) })).status, 403, 'held: the budget is used');
       h.clock!.advance(3_600_001);
       const expired = (await h.call('GET', `/v1/approvals/${id}`, { token })).body;
-      assert.deepEqual([expired.state, expired.votes.map((v: any) => v.approver)], ['expired', [t1.name]]);
+      assert.deepEqual([expired.state, expired.voteCounts], ['expired', { approve: 1, reject: 0 }]);
+      assert.deepEqual((await h.admin('GET', `/v1/approvals/${id}`)).body.votes.map((v: any) => v.approver), [t1.name]);
       const late = await post(id, signed(t2, id, digest));
       assert.deepEqual([late.status, late.body.error.code], [409, 'approval_not_pending']);
       assert.equal((await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 100n * USDC_UNITS, 2) })).status, 200, 'the hold was released');
     });
 
-    test('the requester waits on the long poll: the SDK account returns the signature when the second vote lands, with the approvers named', async () => {
+    test('the requester waits on the long poll: the SDK account returns the signature when the second vote lands, the votes counted but not named', async () => {
       const [t1, t2] = [await addApprover(['treasury']), await addApprover(['treasury'])];
       const { agent, token } = await provisionAgent(h, { policy: stakesPolicy() });
       const account = await airlockAccount({ url: URL_BASE, token, fetch: h.fetch, approvalWaitMs: 30_000 });
@@ -247,8 +248,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       await post(pending.id, signed(t2, pending.id, pending.digest));
       const answered = await poll;
       assert.ok(Date.now() - started < 10_000, 'answered when the vote landed, not at the timeout');
-      assert.deepEqual([answered.body.state, answered.body.approvers], ['approved', [t1.name, t2.name]]);
-      assert.deepEqual(answered.body.votes.map((v: any) => [v.approver, v.decision]), [[t1.name, 'approve'], [t2.name, 'approve']]);
+      // The agent learns how the vote went, not who voted (approvals-agent-view.http.test.ts); the operator does.
+      assert.deepEqual([answered.body.state, answered.body.decidedBy, answered.body.voteCounts, answered.body.approvers, answered.body.votes], ['approved', 'approvers', { approve: 2, reject: 0 }, undefined, undefined]);
+      const operator = (await h.admin('GET', `/v1/approvals/${pending.id}`)).body;
+      assert.deepEqual([operator.approvers, operator.votes.map((v: any) => [v.approver, v.decision])], [[t1.name, t2.name], [[t1.name, 'approve'], [t2.name, 'approve']]]);
       const signedTx = await signing;
       assert.equal(signedTx, answered.body.result.signedTransaction);
       assert.equal((await recoverTransactionAddress({ serializedTransaction: signedTx as never })).toLowerCase(), agent.address);

@@ -194,12 +194,17 @@ export class AuditService {
 
   /**
    * An entry's inclusion proof against the latest signed tree head. `agentId`: the caller is that agent,
-   * who may only see its own entries (any other looks like it does not exist).
+   * who may only see the entries its own requests wrote (actor `agent`: sign.request, sign.replay,
+   * session.derived, ...); any other looks like it does not exist. Entries operators and the system write
+   * carry the agent's id too, and name what the agent must not learn: an approval.vote its approver's name, id,
+   * signature and comment, approval.granted the approvers, breaker.tripped other agents,
+   * agent.threshold_bound the FROST nodes (found by review).
    */
   async receipt(seq: number, agentId?: string): Promise<AuditInclusion & { entry: AuditEntry }> {
     const { store } = this.deps;
     const [entry] = await store.readAudit(seq, 1);
-    if (!entry || entry.seq !== seq || (agentId !== undefined && entry.agentId !== agentId)) throw new AirlockError('not_found', 'No such audit entry.');
+    const hidden = agentId !== undefined && (entry?.agentId !== agentId || entry.actor !== 'agent');
+    if (!entry || entry.seq !== seq || hidden) throw new AirlockError('not_found', 'No such audit entry.');
     const head = await store.lastTreeHead();
     const index = entry.leafIndex ?? entry.seq - 1;
     if (!head || head.treeSize <= index) {

@@ -10,7 +10,7 @@ import { clientAddress } from './client-address.ts';
 import { agentOf, IDEMPOTENCY_KEY_HEADER, idempotencyKeyOf } from './request-context.ts';
 import type { RouteSpec } from './route-table.ts';
 import * as S from './schemas.ts';
-import { agentJson, approvalJson, auditJson, sessionJson, shadowDifferenceJson } from './serialize.ts';
+import { agentJson, approvalForAgentJson, approvalJson, auditJson, sessionJson, shadowDifferenceJson } from './serialize.ts';
 import { buildX402Routes } from './x402-routes.ts';
 import { buildApproverRoutes } from './approver-routes.ts';
 import { ApprovalWaiters } from './approval-waiters.ts';
@@ -68,14 +68,16 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
   };
   /**
    * An approval as this principal may read it: an operator sees everything; an agent's session sees the
-   * signed result only of its own requests and of sessions derived from it (mayCollectResultOf).
+   * signed result only of its own requests and of sessions derived from it (mayCollectResultOf), and the
+   * votes only as counts, never the approvers who cast them (approvalForAgentJson).
    */
   const approvalFor = async (p: Principal, approval: ApprovalRecord, json: (a: ApprovalRecord) => ReturnType<typeof approvalJson> = withX402) => {
-    if (p.kind === 'agent' && approval.result !== undefined && !(await A().signing.mayCollectResultOf(p.auth, approval.sessionId))) {
+    if (p.kind !== 'agent') return json(approval);
+    if (approval.result !== undefined && !(await A().signing.mayCollectResultOf(p.auth, approval.sessionId))) {
       const { result: _withheld, ...rest } = approval;
-      return approvalJson(rest);
+      return approvalForAgentJson(approvalJson(rest));
     }
-    return json(approval);
+    return approvalForAgentJson(json(approval));
   };
   // 403 is a policy denial (or, from the edge, the error body); 409 an Idempotency-Key or nonce conflict.
   const signing = { auth: 'agent', headers: [IDEMPOTENCY_KEY_HEADER], responses: { 200: S.SignResponse, 202: S.PendingApprovalResponse, 403: S.PolicyDeniedResponse }, errors: [409], rechecksCredentials: true } as const;
@@ -372,7 +374,7 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
       handler: async (c) => c.json({ publicKey: await A().audit.auditPublicKey(), treeHeads: await A().store.listTreeHeads(), checkpoints: await A().store.listCheckpoints() }),
     },
     {
-      method: 'get', path: '/v1/audit/receipts/:seq', operationId: 'getAuditReceipt', summary: 'Inclusion proof of an audit entry against the latest signed tree head (an agent: its own entries only)', tag: 'audit', auth: 'admin_or_agent',
+      method: 'get', path: '/v1/audit/receipts/:seq', operationId: 'getAuditReceipt', summary: 'Inclusion proof of an audit entry against the latest signed tree head (an agent: only entries its own requests wrote)', tag: 'audit', auth: 'admin_or_agent',
       responses: { 200: S.AuditReceiptResponse }, errors: [400, 404, 409],
       handler: async (c) => {
         const seq = Number(c.req.param('seq'));

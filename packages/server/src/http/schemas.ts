@@ -486,11 +486,12 @@ export const ApprovalSchema = apiSchema(
     createdAt: iso,
     expiresAt: iso,
     decidedAt: iso.optional(),
-    decidedBy: z.string().optional(),
+    decidedBy: z.string().optional().describe('`admin`, `system`, or `approvers:<names>` when votes decided it (`approvers` to the agent\'s session)'),
     result: jsonObject.optional().describe('Once approved: the signing result (and `x402` for a payment: the header to send)'),
     quorum: z.array(QuorumRequirementSchema).optional().describe('Set when a tier with a quorum held the request (fixed then): every requirement must be met by signed approver votes; the admin token cannot approve it'),
-    votes: z.array(ApprovalVoteSchema).optional().describe('The counted votes, in the order cast (quorum approvals only)'),
-    approvers: z.array(z.string()).optional().describe('Once a quorum approval is decided: the names of the approvers whose votes decided it'),
+    voteCounts: z.object({ approve: z.number(), reject: z.number() }).optional().describe('The counted votes for and against (quorum approvals only)'),
+    votes: z.array(ApprovalVoteSchema).optional().describe('The counted votes, in the order cast (quorum approvals only; not to the agent\'s session)'),
+    approvers: z.array(z.string()).optional().describe('Once a quorum approval is decided: the names of the approvers whose votes decided it (not to the agent\'s session)'),
   }),
 );
 export const ApprovalListResponse = apiSchema('ApprovalList', z.object({ approvals: z.array(ApprovalSchema) }));

@@ -56,8 +56,21 @@ export function approvalJson(a: ApprovalRecord): z.output<typeof ApprovalSchema>
     ...(a.decidedBy ? { decidedBy: a.decidedBy } : {}),
     ...(a.result !== undefined ? { result: a.result as Record<string, unknown> } : {}),
     ...(a.quorum ? { quorum: a.quorum, votes: (a.votes ?? []).map((v) => ({ approver: v.approver, decision: v.decision, at: iso(v.at), signature: v.signature, ...(v.comment !== undefined ? { comment: v.comment } : {}), auditSeq: v.auditSeq })) } : {}),
+    ...(a.quorum ? { voteCounts: { approve: (a.votes ?? []).filter((v) => v.decision === 'approve').length, reject: (a.votes ?? []).filter((v) => v.decision === 'reject').length } } : {}),
     ...(a.quorum && a.decidedBy?.startsWith('approvers:') ? { approvers: a.decidedBy.slice('approvers:'.length).split(',') } : {}),
   };
+}
+
+/**
+ * An approval as the agent that asked reads it: its state, the quorum, how many votes went each way and the times,
+ * never who voted. `votes` and `approvers` are left out (names, comments, signatures), and `decidedBy` of a decision
+ * by votes reads `approvers`. approver-service.ts answers an unknown approver name as a bad signature so that an agent
+ * cannot learn whom to impersonate or phish, while the agent's own reads of its approval named them (found by
+ * review). The admin token, the console and the approvers read `approvalJson`.
+ */
+export function approvalForAgentJson(json: z.output<typeof ApprovalSchema>): z.output<typeof ApprovalSchema> {
+  const { votes: _votes, approvers: _approvers, decidedBy, ...rest } = json;
+  return { ...rest, ...(decidedBy !== undefined ? { decidedBy: decidedBy.startsWith('approvers:') ? 'approvers' : decidedBy } : {}) };
 }
 
 /** Only the public key: the private key never reached Airlock. */
