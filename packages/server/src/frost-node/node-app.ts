@@ -38,6 +38,8 @@ import {
   type BitcoinNetwork,
   type CompiledPolicy,
   type EvaluationInput,
+  type LedgerView,
+  type LedgerWrite,
   type PolicyLayer,
 } from '@airlock/core';
 import { createNostrAdapter } from '@airlock/chains';
@@ -198,18 +200,24 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
   /**
    * Evaluates this node's policy on its own ledger and records the decision (charging on allow) in one
    * transaction; a refusal throws policy_denied. `messageId` keys replays: a message this node already approved
-   * and charged is contributed again (a retry after another node failed), recorded, not charged twice.
+   * and charged is contributed again (a retry after another node failed), recorded, not charged twice, but only
+   * if the policy in force now allows it, judged with its own charge taken out of the totals (as the daemon judges
+   * a replay). Found by review: an allow never expired, so a coordinator (untrusted) kept one node's allow of a
+   * PSBT the other nodes refused and redeemed it later with another node's, after the first node's operator had
+   * switched it to deny every spend.
    */
   function decide(messageId: string, action: string, intent: EvaluationInput['intent']): NodeDecision {
     const atMs = now();
     const input: EvaluationInput = { intent, agentId: readySigner().groupKey, sessionId: 'coordinator', nowMs: atMs };
-    const replay = ledger.wasCharged(messageId, action);
-    const decision = ledger.decide(replay ? [] : requiredWindows(layers, input), (view) => {
-      if (replay) return { atMs, eventId: messageId, action, decision: 'replay', allowedBy: [], violations: [], policy: layers[0]!.label, writes: [] };
-      const d = evaluatePolicy(layers, input, view);
+    const chargedAt = ledger.chargedAt(messageId, action);
+    const decision = ledger.decide(requiredWindows(layers, input), (view) => {
+      const writes = ledgerWritesFor(input);
+      const d = evaluatePolicy(layers, input, chargedAt === undefined ? view : withoutCharge(view, writes, chargedAt));
       // A signer node has no approval flow: what would need a human is refused here.
       const allowed = d.decision === 'allow';
-      return { atMs, eventId: messageId, action, decision: allowed ? 'allow' : 'deny', allowedBy: d.allowedBy, violations: d.violations, policy: d.policyVersion, writes: allowed ? ledgerWritesFor(input) : [] };
+      if (!allowed) return { atMs, eventId: messageId, action, decision: 'deny', allowedBy: d.allowedBy, violations: d.violations, policy: d.policyVersion, writes: [] };
+      if (chargedAt !== undefined) return { atMs, eventId: messageId, action, decision: 'replay', allowedBy: d.allowedBy, violations: [], policy: d.policyVersion, writes: [] };
+      return { atMs, eventId: messageId, action, decision: 'allow', allowedBy: d.allowedBy, violations: [], policy: d.policyVersion, writes };
     });
     if (decision.decision === 'deny') {
       throw new AirlockError('policy_denied', `signer node ${state.name} refused: ${(decision.violations as { code: string }[]).map((v) => v.code).join(', ')}`, {
@@ -249,6 +257,26 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
       signer?.wipe();
       state.wipe();
       ledger.close();
+    },
+  };
+}
+
+/**
+ * The ledger as it would be without one earlier charge of this message (`writes`, made at `chargedAtMs`): a window
+ * that reaches back to it counts it out, so a replay is judged as itself, once, as a new request would be.
+ */
+function withoutCharge(view: LedgerView, writes: readonly LedgerWrite[], chargedAtMs: number): LedgerView {
+  return {
+    total(q) {
+      const t = view.total(q);
+      if (q.sinceMs > chargedAtMs) return t;
+      let { amount, count } = t;
+      for (const w of writes) {
+        if (w.series !== q.series || w.asset !== q.asset) continue;
+        amount -= w.amount;
+        count -= w.count;
+      }
+      return { ...t, amount: amount < 0n ? 0n : amount, count: count < 0 ? 0 : count };
     },
   };
 }

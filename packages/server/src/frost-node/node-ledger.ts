@@ -66,6 +66,15 @@ export class NodeLedger {
   }
 
   /**
+   * When this node agreed to (and charged) a share for this message under this action: the time of that allow
+   * (its ledger charges carry it), or undefined when it never did.
+   */
+  chargedAt(eventId: string, action: string): number | undefined {
+    const row = this.db.prepare('SELECT d.entry FROM charged c JOIN decisions d ON d.seq = c.seq WHERE c.event_id = ?').get(chargedKey(eventId, action)) as { entry: string } | undefined;
+    return row ? (JSON.parse(row.entry) as { atMs: number }).atMs : undefined;
+  }
+
+  /**
    * Appends the decision and, for an allow, its ledger charges, in one transaction. `evaluate` runs inside it
    * with the view it reads, so no other decision of this node can slip between reading the totals and writing.
    */
