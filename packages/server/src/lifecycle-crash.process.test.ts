@@ -2,7 +2,8 @@
 // committed and before it reached the chain (AIRLOCK_FAULT=lifecycle_before_broadcast). After a restart the
 // stored bytes are broadcast, never a new transaction: exactly one sweep transaction lands, nothing is lost.
 // Or it dies after the sweep was planned and committed and before it was signed (lifecycle_before_sign): after a
-// restart the tracker signs the planned job from its `lifecycle.planned` entry, records and broadcasts it.
+// restart the tracker signs the planned job from its `lifecycle.planned` entry, records and broadcasts it; the
+// same for a retirement's sweep, after which the retired agent's key is retired.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPublicClient, http, parseTransaction, type Address } from 'viem';
@@ -76,6 +77,47 @@ describe('a sweep interrupted by kill -9', () => {
       assert.equal(again.status, 200, JSON.stringify(again.body));
       assert.deepEqual(again.body.jobs.map((j: any) => j.kind), ['native_transfer']);
       for (let i = 0; i < 60 && (await client.getTransactionCount({ address: agent.address })) < 2; i++) await sleep(250);
+      assert.equal(await client.getTransactionCount({ address: agent.address }), 2);
+      await daemon.kill('SIGTERM');
+    });
+
+    test(`${store}: retire with sweep, the daemon dead between plan and signature: the agent stays retired, the plan is signed after the restart, the key retires once mined`, async () => {
+      const { anvil, data, client, token, env, doomed, agent, ...rest } = await doomedSweep(store, 'lifecycle_before_sign', 'crashy-retire', 3_000_000n);
+      let admin = rest.admin;
+      // The retirement commits (sessions revoked, status retired), its token sweep is planned, then the process dies.
+      await assert.rejects(admin('POST', `/v1/agents/${agent.id}/retire`, {}));
+      await doomed.kill();
+
+      const daemon = await startDaemon(data, env);
+      admin = adminClient(daemon.url, data.adminToken);
+      assert.equal((await admin('GET', `/v1/agents/${agent.id}`)).body.status, 'retired', 'the retirement committed before the crash stands');
+      const [planned, ...none] = (await admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`)).body.jobs;
+      assert.equal(none.length, 0);
+      assert.deepEqual([planned.kind, planned.state, planned.purpose], ['erc20_transfer', 'planned', 'retire']);
+      assert.deepEqual((await admin('GET', `/v1/agents/${agent.id}/keys`)).body.keys.map((k: any) => k.state), ['active'], 'not retired while its sweep is open');
+
+      // The tracker signs the plan (a transfer to the treasury, still a lifecycle destination for a retired agent).
+      let job: any = planned;
+      for (let i = 0; i < 120 && job.state !== 'mined'; i++) {
+        await sleep(250);
+        job = (await admin('GET', `/v1/lifecycle/jobs/${planned.id}`)).body;
+      }
+      assert.equal(job.state, 'mined', JSON.stringify(job));
+      assert.equal(await balanceOf(anvil.rpcUrl, token, TREASURY), 3_000_000n);
+      assert.equal(await client.getTransactionCount({ address: agent.address }), 1, 'one transaction left the key');
+      // The native coin was never planned before the crash (the orphan listing shows the retired agent's balance):
+      // a sweep now moves it; the key is retired once its sweeps are mined.
+      const again = await admin('POST', `/v1/agents/${agent.id}/sweep`, {});
+      assert.equal(again.status, 200, JSON.stringify(again.body));
+      assert.deepEqual(again.body.jobs.map((j: any) => j.kind), ['native_transfer']);
+      let keys: any[] = [];
+      for (let i = 0; i < 120; i++) {
+        keys = (await admin('GET', `/v1/agents/${agent.id}/keys`)).body.keys;
+        if (keys.every((k) => k.state === 'retired')) break;
+        await sleep(250);
+      }
+      assert.deepEqual(keys.map((k) => k.state), ['retired'], 'the key is retired');
+      assert.equal((await admin('GET', `/v1/audit?type=agent.key_retired&agent=${agent.id}`)).body.entries.length, 1);
       assert.equal(await client.getTransactionCount({ address: agent.address }), 2);
       await daemon.kill('SIGTERM');
     });
