@@ -15,7 +15,7 @@
  * Subscriptions are registered before the sockets open, so each relay has the REQ for responses before it
  * sees any request (one socket delivers in order): a fast wallet cannot answer before Airlock listens.
  */
-import { AirlockError, parseUntrustedJson, type SignedNostrEvent } from '@airlock/core';
+import { AirlockError, checkJsonShape, type SignedNostrEvent } from '@airlock/core';
 import { nip44Decrypt, nip44Encrypt } from '@airlock/chains';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { isValidSignedEvent, nostrEventId } from '../nostr-bunker/nip01.ts';
@@ -237,14 +237,22 @@ function firstAccepted(publishes: Promise<{ accepted: boolean }>[]): Promise<boo
   });
 }
 
-/** NIP-47 response content: `{result_type, error: {code, message} | null, result: {...} | null}`. */
+/**
+ * NIP-47 response content: `{result_type, error: {code, message} | null, result: {...} | null}`. Its strings are
+ * made well-formed (a lone surrogate and U+0000 become U+FFFD) instead of refusing the reply, as a request's are
+ * refused: a `lookup_invoice` result carries the invoice's description, which the payee wrote, and a reply read as
+ * no answer left a payment the wallet had made in flight for good (found by review). The fields Airlock acts on
+ * (preimage, hash, amounts, state, error code) are hex, numbers or fixed words.
+ */
 function parseReply(plaintext: string): Nip47Reply | undefined {
   let value: unknown;
   try {
-    value = parseUntrustedJson(plaintext, { subject: 'The NWC response' });
+    value = JSON.parse(plaintext);
+    checkJsonShape(value, { subject: 'The NWC response' });
   } catch {
     return undefined;
   }
+  value = wellFormedCopy(value);
   if (!isObject(value) || typeof value.result_type !== 'string') return undefined;
   const { error, result } = value;
   if (error !== undefined && error !== null) {
@@ -253,6 +261,16 @@ function parseReply(plaintext: string): Nip47Reply | undefined {
   }
   if (!isObject(result)) return undefined;
   return { resultType: value.result_type, result };
+}
+
+/** A copy whose keys and strings are well-formed and free of U+0000 (each such code unit becomes U+FFFD). Depth is bounded by checkJsonShape. */
+function wellFormedCopy(value: unknown): unknown {
+  if (typeof value === 'string') return value.toWellFormed().replaceAll('\u0000', '\uFFFD');
+  if (Array.isArray(value)) return value.map(wellFormedCopy);
+  if (value === null || typeof value !== 'object') return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, member] of Object.entries(value)) out[wellFormedCopy(key) as string] = wellFormedCopy(member);
+  return out;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
