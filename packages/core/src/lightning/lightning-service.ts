@@ -658,7 +658,7 @@ export class LightningService {
       ...extra,
     };
     if (p.state === 'succeeded') {
-      const receipt = await receiptForSeq(this.deps.store, p.auditSeq);
+      const receipt = await receiptForSeq(this.deps.store, await this.requestSeqOf(p));
       Object.assign(base, { feeMsat: p.feeMsat!.toString(), ...(forAgent ? { preimage: p.preimage } : {}), receipt });
       if (p.l402 && forAgent) base.l402 = { authorization: `${p.l402.scheme} ${p.l402.macaroon}:${p.preimage}`, ...(p.l402.expiresAt !== undefined ? { expiresAt: p.l402.expiresAt } : {}) };
       return { status: 200, body: base };
@@ -668,6 +668,18 @@ export class LightningService {
       throw new AirlockError('lightning_payment_failed', `The payment failed (${p.failureReason ?? 'unknown'}); its hold was released and nothing was paid.`, { details: { paymentId: p.id, reason: p.failureReason ?? 'unknown', auditSeq: p.auditSeq, ...(p.finishedSeq !== undefined ? { finishedSeq: p.finishedSeq } : {}) } });
     }
     return { status: 202, body: base };
+  }
+
+  /**
+   * The audit entry of the agent's request for this payment, which its receipt proves recorded. A payment an approval
+   * granted is recorded under the `approval.granted` entry, an operator's entry the agent gets no receipt of (it names
+   * the approvers): its request is the entry that grant names (`requestSeq`, the held `sign.request`). Found by review:
+   * the receipt of an approved payment answered the agent 404.
+   */
+  private async requestSeqOf(p: LightningPaymentRecord): Promise<number> {
+    const [entry] = await this.deps.store.readAudit(p.auditSeq, 1);
+    const requestSeq = entry?.seq === p.auditSeq && entry.type === 'approval.granted' ? entry.data.requestSeq : undefined;
+    return typeof requestSeq === 'number' ? requestSeq : p.auditSeq;
   }
 
   private newRecord(input: EvaluationInput, invoice: string, backend: LightningBackend, auditSeq: number, l402: L402Context | undefined): LightningPaymentRecord {
