@@ -412,6 +412,11 @@ function jsonValue(v: unknown): unknown {
     case 'number':
       return Number.isFinite(v) ? (Object.is(v, -0) ? 0 : v) : null;
     case 'string':
+      // Text decoded from bytes (a raw personal message, an invoice's description, an ABI string) may hold U+0000,
+      // which PostgreSQL holds neither in text nor in jsonb while SQLite does: a held request's intent then failed
+      // `store migrate`, or answered a store error on PostgreSQL only (found by review). Shown as U+FFFD; what is
+      // signed is the bytes as sent, bound by the digest.
+      return v.includes('\u0000') ? v.replaceAll('\u0000', '\uFFFD') : v;
     case 'boolean':
       return v;
     case 'object': {
