@@ -221,6 +221,7 @@ export const VIOLATION_CODES = {
   abi_decode_failed: 'The calldata does not decode against the ABI a policy registers for its contract and selector (fail closed).',
   delegatecall_not_allowed: "A Safe transaction DELEGATECALLs a contract (its code would run as the Safe, with all its funds) and no allow rule names kinds: [contract.delegatecall] and that exact contract. Canonical MultiSend batches are decoded instead.",
   safe_refund_not_allowed: 'The Safe transaction pays a gas refund (gasPrice > 0) and no allow rule names kinds: [safe.gas_refund] covering its receiver and asset.',
+  agent_not_active: 'The agent is frozen or retired: every request of it is refused (403 agent_frozen / agent_retired) before policy runs. Named by an operator\'s dry-run (`POST /v1/policies/dry-run`, `airlock policy dry-run`), which denies for it whatever policy says.',
   held_request_undecodable: "A pending approval's stored request no longer decodes to the request that was held (its digest, its x402 or L402 context), so it cannot be judged under the policy in force: the grant is refused (rule approvals/recheck) and nothing is signed.",
 } as const;
 

@@ -67,11 +67,13 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.equal(res.status, status, JSON.stringify(res.body));
         assert.equal(res.body.error.code, code);
         assert.equal(res.body.signedTransaction, undefined);
-        // The refusal is on the record, and nothing was reserved: with the agent usable again, the whole budget is there.
+        // The refusal is on the record, and nothing was reserved: policy alone still allows the request (the whole
+        // budget is there); a frozen agent's dry-run denies only for its status.
         const refused = (await auditOf(h, p.agent.name)).filter((e) => e.type === 'sign.request');
         assert.deepEqual(refused.map((e) => [e.decision, e.data.errorCode]), [['error', code]]);
         const dry = await h.admin('POST', '/v1/policies/dry-run', { agent: p.agent.name, action: 'evm.transaction', payload: usdcTransfer(ALICE, 5n) });
-        assert.equal(dry.body.decision.decision, 'allow', JSON.stringify(dry.body));
+        assert.deepEqual(dry.body.decision.violations?.filter((v: { code: string }) => v.code !== 'agent_not_active') ?? [], [], JSON.stringify(dry.body));
+        assert.deepEqual(dry.body.decision.allowedBy, ['agent/usdc-to-partners']);
       });
     }
 

@@ -1,6 +1,6 @@
 import { buildDependencyRoutes } from './dependency-routes.ts';
 import type { Context } from 'hono';
-import { ACTIONS, AirlockError, parseDuration, type AgentAuth, type ApprovalRecord, type AuditQuery, type LightningPayInput, type Session } from '@airlock/core';
+import { ACTIONS, AirlockError, parseDuration, type AgentAuth, type ApprovalRecord, type AuditQuery, type LightningPayInput, type Session, type Violation } from '@airlock/core';
 import type { AirlockHolder } from './holder.ts';
 import type { AuthEdge, Principal } from './auth.ts';
 import { buildConsoleRoutes } from './console-routes.ts';
@@ -343,7 +343,15 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
       handler: async (c, { body }) => {
         const b = body as { agent: string; action: string; payload: unknown };
         const agent = await A().operator.getAgent(b.agent);
-        return c.json(await dryRun({ agent, session: operatorSession(agent.id) }, b.action, b.payload));
+        const outcome = await dryRun({ agent, session: operatorSession(agent.id) }, b.action, b.payload);
+        // Policy does not know the agent's status: a frozen or retired agent's every request is refused (403
+        // agent_frozen / agent_retired) before policy runs, so its dry-run is a denial naming that, whatever policy
+        // says (found by review: `airlock policy dry-run` answered ALLOW, exit 0, for a frozen agent).
+        if (agent.status === 'active') return c.json(outcome);
+        const refusal = agent.status === 'frozen' ? 'agent_frozen (until it is unfrozen)' : 'agent_retired (for good)';
+        const status: Violation = { rule: `agent/${agent.name}/status`, code: 'agent_not_active', message: `the agent is ${agent.status}: every request of it is refused ${refusal}` };
+        const before = outcome.decision.decision === 'deny' ? outcome.decision.violations : [];
+        return c.json({ ...outcome, decision: { ...outcome.decision, decision: 'deny', violations: [status, ...before] } });
       },
     },
 
