@@ -10,6 +10,9 @@ import type { AirlockConfig } from './config.ts';
 import { openAirlock, type Airlock, type OpenOptions, type VaultUnlock } from './runtime.ts';
 import { explainStoreFailure } from './store-failure.ts';
 
+// The CLI explains a store it cannot open the same way for `init`, a first-run `start` and `store migrate`.
+export { explainStoreFailure };
+
 export interface RunningServer {
   url: string;
   /** Where Prometheus scrapes, when AIRLOCK_METRICS_LISTEN is set. */

@@ -90,9 +90,13 @@ export const auditCommand: Command = {
         return;
       }
       case 'acknowledge': {
-        const { body } = await ctx.admin().request<{ anchor: { generation: number; seq: number; headHash: string }; failure?: { seq: number; reason: string } }>('POST', '/v1/audit/acknowledge');
-        if (ctx.json) printJson(body);
-        else console.log(`acknowledged${body.failure ? ` (${body.failure.reason})` : ''}: anchored at entry ${body.anchor.seq}, generation ${body.anchor.generation}; signing resumes`);
+        // The API's AuditAcknowledgement (packages/server/src/http/schemas.ts): the new anchor is a signed tree head.
+        type Head = { generation: number; treeSize: number; rootHash?: string };
+        const { body } = await ctx.admin().request<{ anchor: Head & { rootHash: string }; previous?: Head; failure?: { seq: number; reason: string } }>('POST', '/v1/audit/acknowledge');
+        if (ctx.json) return printJson(body);
+        const { anchor, previous, failure } = body;
+        console.log(`acknowledged${failure ? ` (${failure.reason})` : ''}: re-anchored at tree size ${anchor.treeSize}, root ${anchor.rootHash.slice(0, 16)}…, generation ${anchor.generation}; signing resumes`);
+        if (previous) console.log(`  gave up: generation ${previous.generation}, tree size ${previous.treeSize}${previous.rootHash ? `, root ${previous.rootHash.slice(0, 16)}…` : ''}`);
         return;
       }
       default:

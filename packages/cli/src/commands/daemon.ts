@@ -51,14 +51,16 @@ async function runInit(config: AirlockConfig, passphraseFile: string | undefined
   if (passphrase === undefined) {
     throw new AirlockError('invalid_request', 'No passphrase: not a terminal and none given.', { hints: ['Pass --passphrase-file FILE or set AIRLOCK_PASSPHRASE (see docs/operations.md).'] });
   }
-  const { initAirlock, redactUrl } = await serverModule();
+  const { initAirlock, redactUrl, explainStoreFailure } = await serverModule();
   const claimed = secretsToFile ? claimFirstRunSecretsFile(file) : undefined;
   let result: InitResult;
   try {
     result = await initAirlock(config, passphrase);
   } catch (e) {
     if (claimed !== undefined) releaseFirstRunSecretsFile(file, claimed);
-    throw e;
+    // As a start with a vault says it (docs/operations.md "Start-up failures"): host:port and what to check,
+    // never the URL or its password; the driver's bare "the PostgreSQL store is unavailable" says neither.
+    throw explainStoreFailure(e, config.storeUrl);
   }
   if (secretsToFile) {
     if (claimed === undefined) {

@@ -17,7 +17,7 @@ export const storeCommand: Command = {
     if (positionals[0] !== 'migrate' || positionals.length !== 1) throw usage(this.usage);
     const from = need(values.from as string | undefined, '--from sqlite:PATH');
     const to = need(values.to as string | undefined, '--to postgres://…');
-    const [{ loadConfig, verifySchnorr, auditAnchorPath, readAuditAnchorFile, auditVerifyOptions, redactUrl }, store] = await Promise.all([import('@airlock/server'), import('@airlock/store')]);
+    const [{ loadConfig, verifySchnorr, auditAnchorPath, readAuditAnchorFile, auditVerifyOptions, redactUrl, explainStoreFailure }, store] = await Promise.all([import('@airlock/server'), import('@airlock/store')]);
     const source = store.storeTarget(from);
     const target = store.storeTarget(to);
     if (!('sqlite' in source)) throw new AirlockError('invalid_request', '--from must be a SQLite store URL (sqlite:PATH).');
@@ -46,8 +46,11 @@ export const storeCommand: Command = {
         hints: ['Run `airlock audit verify --offline` on the source and resolve that first.'],
       });
     }
-    const report = await store.copySqliteToPostgres(source.sqlite, target.postgres);
-    const after = await verifyAt(to, before.publicKey);
+    // A target that cannot be reached is explained as `airlock start` explains its store (host:port, what to
+    // check; never the URL or its password), not as the driver's bare "the PostgreSQL store is unavailable".
+    const atTarget = <T>(step: Promise<T>): Promise<T> => step.catch((e: unknown) => Promise.reject(targetFailure(explainStoreFailure(e, to), e)));
+    const report = await atTarget(store.copySqliteToPostgres(source.sqlite, target.postgres));
+    const after = await atTarget(verifyAt(to, before.publicKey));
     const same = after.result.ok && after.result.rootHash === before.result.rootHash && after.result.entries === before.result.entries;
     if (!same) {
       throw new AirlockError('audit_integrity_failed', `The copied audit log does not verify at the target${after.result.firstBad ? ` (entry ${after.result.firstBad.seq}: ${after.result.firstBad.reason})` : ' (a different tree)'}.`, {
@@ -61,3 +64,13 @@ export const storeCommand: Command = {
     console.log(`Start on it: the same data directory and vault, with --store (or AIRLOCK_STORE) set to the --to URL. Keep ${source.sqlite} as a backup; do not start on it again.`);
   },
 };
+
+/**
+ * explainStoreFailure's answer for the --to store: its hint on where the store is configured names the daemon's
+ * settings (AIRLOCK_STORE, --store), which this command does not read; here the store is the --to URL.
+ */
+function targetFailure(explained: unknown, original: unknown): unknown {
+  if (explained === original || !(explained instanceof AirlockError)) return explained;
+  const hints = explained.hints.filter((h) => !h.startsWith('The store is AIRLOCK_STORE'));
+  return new AirlockError(explained.code, explained.message, { cause: explained.cause, hints: [...hints, 'The PostgreSQL store here is the --to URL.'] });
+}
