@@ -562,7 +562,8 @@ export class OperatorService {
       return { refusal: { reason: 'undecodable', violations: [{ rule: 'approvals/recheck', code: 'held_request_undecodable', message: `the held request no longer decodes (${e.code}): ${e.message}` }] } };
     }
     const input: EvaluationInput = { intent: decoded.intent, agentId: pending.agentId, sessionId: pending.sessionId, nowMs: now };
-    const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id), pending.createdAt);
+    // The approval's holds count in every window while it waits, whatever their age: taken out of each.
+    const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id), 'held');
     if (decision.decision === 'require_approval') {
       const quorum = requiredQuorum(decision.violations);
       if (quorum && !(grantor.votes && quorumMet(quorum, grantor.votes))) {

@@ -452,7 +452,7 @@ export class SigningService {
     // the ancestors' series are named, as the original's charge named them).
     req.input.sessionAncestors = (req.ancestors ?? []).map((a) => a.id);
     enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session, req.ancestors), req.input);
-    const judged = await this.evaluateHeld(tx, session, req.input, await this.originalCharge(tx, req, origin), origin?.at ?? req.now);
+    const judged = await this.evaluateHeld(tx, session, req.input, await this.originalCharge(tx, req, origin), await this.originalHeldAt(tx, req, origin));
     const refusal = judged.decision === 'deny' ? judged : await this.replayRefusal(tx, req, judged, originalSeq, origin, approvalId);
     if (refusal) {
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', refusal.violations);
@@ -471,6 +471,20 @@ export class SigningService {
    * that is taken out of the totals: a session the operator issued that spent 90 of its 100 had its own series
    * reduced by another session's 60 and collected it (found by review).
    */
+  /**
+   * When the original's charge was made, for the windows it counts in: `held` while it is a reserved payment's hold
+   * (counted in every window until the chain settles or expires it), otherwise the original's time (a ledger charge
+   * ages out of a window as any does).
+   */
+  private async originalHeldAt(tx: StoreTx, req: SignRequest, origin: AuditEntryOrigin | undefined): Promise<number | 'held'> {
+    const { intent } = req.input;
+    if (isHeldPayment(intent)) {
+      const payment = await tx.getPaymentByNonce(intent.payment!.network, heldToken(intent), intent.from, intent.payment!.nonce);
+      if (payment?.state === 'reserved') return 'held';
+    }
+    return origin?.at ?? req.now;
+  }
+
   private async originalCharge(tx: StoreTx, req: SignRequest, origin: AuditEntryOrigin | undefined): Promise<LedgerWrite[]> {
     if (origin?.sessionId === undefined || origin.sessionId === req.input.sessionId) return ledgerWritesFor(req.input);
     const originSession = await tx.getSession(origin.sessionId);
@@ -762,7 +776,7 @@ export class SigningService {
    * under the policy in force when it is granted): `held`, what it holds, is taken out of the totals, so the
    * budgets count the request once, as itself. The detectors are not run (nothing is recorded for a grant).
    */
-  async evaluateHeld(tx: StoreTx, session: Session, input: EvaluationInput, held: readonly LedgerWrite[], heldAt: number): Promise<Decision> {
+  async evaluateHeld(tx: StoreTx, session: Session, input: EvaluationInput, held: readonly LedgerWrite[], heldAt: number | 'held'): Promise<Decision> {
     return (await this.evaluateWithLayers(tx, session, input, undefined, { writes: held, at: heldAt })).decision;
   }
 
@@ -795,7 +809,7 @@ export class SigningService {
   }
 
   /** `evaluateIn`, with the layers it loaded (the detectors are in them). `held`: taken out of the totals (`evaluateHeld`). */
-  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[], held?: { writes: readonly LedgerWrite[]; at: number }): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
+  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[], held?: { writes: readonly LedgerWrite[]; at: number | 'held' }): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
     const { layers, ancestorIds } = await this.layersFor(tx, session, input);
     const candidates = await this.shadows.candidatesFor(tx, input.agentId);
     const shadow = candidates.length ? this.shadows.begin(candidates, layers, input) : undefined;
@@ -1127,14 +1141,16 @@ export class SigningService {
 /** The violations a detector or breaker adds (circuit-breakers.ts `screen`), as opposed to policy's. */
 const DETECTOR_CODES: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tripped', 'anomaly_detected']);
 
-function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[], heldAt: number): WindowTotal[] {
+function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[], heldAt: number | 'held'): WindowTotal[] {
   const byKey = new Map(held.map((w) => [`${w.series}\u0000${w.asset}`, w]));
   return queries.map((q, i) => {
     const total = totals[i] ?? { amount: 0n, count: 0 };
     const own = byKey.get(`${q.series}\u0000${q.asset}`);
-    // Only where the held charge is counted: its own series, in a window it has not aged out of (found by review:
-    // taken out of a window it had left, or of another session's series it never reached, it made room it never took).
-    if (!own || heldAt < q.sinceMs) return total;
+    // Only where the held charge is counted: its own series, and a window it has not aged out of (found by review:
+    // taken out of a window it had left, or of another session's series it never reached, it made room it never
+    // took). A hold ('held': a pending approval's, a reserved payment's) counts in every window whatever its age, so
+    // it is taken out of each (found by review: aged past the window, it was counted twice and refused its own grant).
+    if (!own || (heldAt !== 'held' && heldAt < q.sinceMs)) return total;
     const amount = total.amount - own.amount;
     const count = total.count - own.count;
     return { amount: amount > 0n ? amount : 0n, count: count > 0 ? count : 0 };
