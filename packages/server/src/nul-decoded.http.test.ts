@@ -8,11 +8,26 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { copySqliteToPostgres } from '@airlock/store';
 import { verifyMessage } from 'viem';
-import { pgSchemaUrl, provisionAgent, startHarness } from './testing/harness.ts';
+import { pgSchemaUrl, provisionAgent, startHarness, type Harness } from './testing/harness.ts';
 
 const RAW_NUL = '0x7061790' + '06d65'; // "pay\0me"
 const allow = { name: 'pay-msgs', type: 'allow', match: { kinds: ['message.personal'], message: { prefix: 'pay' } } };
 const hold = { name: 'pay-by-hand', type: 'approval_tier', match: { kinds: ['message.personal'], message: { prefix: 'pay' } } };
+
+/** Closes the harness and copies its SQLite store into the empty PostgreSQL schema at `targetUrl`: the copy's error, if any. */
+async function copiedToPostgres(h: Harness, targetUrl: string): Promise<any> {
+  const sqlitePath = h.config.storeUrl.replace(/^sqlite:/, '');
+  await h.airlock.close();
+  const url = new URL(targetUrl);
+  const schema = url.searchParams.get('schema')!;
+  url.search = '';
+  try {
+    await copySqliteToPostgres(sqlitePath, { connectionString: url.toString(), schema });
+    return undefined;
+  } catch (e) {
+    return e;
+  }
+}
 
 async function migrateAfter(rules: unknown[], headers: Record<string, string>) {
   const h = await startHarness({ store: 'sqlite' });
@@ -22,17 +37,7 @@ async function migrateAfter(rules: unknown[], headers: Record<string, string>) {
     const asString = await h.call('POST', '/v1/sign/message', { token: agent.token, body: { chainId: 8453, message: 'pay\u0000me' } });
     assert.equal(asString.status, 400, 'the string form is refused at the edge');
     const asHex = await h.call('POST', '/v1/sign/message', { token: agent.token, headers, body: { chainId: 8453, message: { raw: RAW_NUL } } });
-    const sqlitePath = h.config.storeUrl.replace(/^sqlite:/, '');
-    await h.airlock.close();
-    const url = new URL(target.url);
-    const schema = url.searchParams.get('schema')!;
-    url.search = '';
-    let copyError: any;
-    try {
-      await copySqliteToPostgres(sqlitePath, { connectionString: url.toString(), schema });
-    } catch (e) {
-      copyError = e;
-    }
+    const copyError = await copiedToPostgres(h, target.url);
     return { asHex, copyError };
   } finally {
     rmSync(h.config.dataDir, { recursive: true, force: true });
@@ -80,17 +85,7 @@ test('sqlite: a Lightning invoice whose description holds NUL, held for approval
     ];
     const { token } = await provisionAgent(h, { policy: { version: 1, rules }, actions: ['lightning.pay'] });
     const res = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: shop.invoice({ amountMsat: 20_000n, description: 'coffee\u0000for the operator' }).invoice } });
-    const sqlitePath = h.config.storeUrl.replace(/^sqlite:/, '');
-    await h.airlock.close();
-    const url = new URL(target.url);
-    const schema = url.searchParams.get('schema')!;
-    url.search = '';
-    let copyError: any;
-    try {
-      await copySqliteToPostgres(sqlitePath, { connectionString: url.toString(), schema });
-    } catch (e) {
-      copyError = e;
-    }
+    const copyError = await copiedToPostgres(h, target.url);
     assert.equal(res.status, 202, JSON.stringify(res.body));
     assert.equal(copyError, undefined, `store migrate fails after the agent's invoice was held (answered ${res.status}): ${copyError?.message}`);
   } finally {

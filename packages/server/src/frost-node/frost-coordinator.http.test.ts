@@ -13,15 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import * as bitcoin from 'bitcoinjs-lib';
-import * as ecc from 'tiny-secp256k1';
 import { AirlockError } from '@airlock/core';
 import { createNodeState, isCurvePoint, type CommitmentJson } from '@airlock/keys';
+import { mainnetPsbtToGroupKey } from '../testing/group-key-psbt.ts';
 import { FrostCoordinator } from './coordinator.ts';
 import { NodeLedger } from './node-ledger.ts';
 import { NODE_STATE_FILE, startFrostNode, type RunningFrostNode } from './serve-node.ts';
-
-bitcoin.initEccLib(ecc);
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-frost-coord-'));
 const NAMES = ['alice', 'bob', 'carol'] as const;
@@ -72,17 +69,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A mainnet PSBT spending 1,000,000 sat locked to the group key: `sendSat` to a stranger, the rest (less 1,000 fee) back. */
-function mainnetPsbt(sendSat: bigint): string {
-  const network = bitcoin.networks.bitcoin;
-  const groupScript = Buffer.concat([Buffer.from([0x51, 0x20]), Buffer.from(groupKey, 'hex')]);
-  const psbt = new bitcoin.Psbt({ network });
-  psbt.setVersion(2);
-  psbt.addInput({ hash: randomBytes(32), index: 0, witnessUtxo: { script: groupScript, value: 1_000_000n } });
-  psbt.addOutput({ address: bitcoin.payments.p2wpkh({ hash: Buffer.alloc(20, 0x66), network }).address!, value: sendSat });
-  psbt.addOutput({ script: groupScript, value: 1_000_000n - sendSat - 1_000n });
-  return psbt.toBase64();
-}
+const mainnetPsbt = (sendSat: bigint): string => mainnetPsbtToGroupKey(groupKey, sendSat);
 
 test('a mainnet PSBT labelled testnet (or signet, regtest) is refused by every node, before anything is recorded', async () => {
   const before = await Promise.all(NAMES.map(decisions));

@@ -10,13 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { randomBytes } from 'node:crypto';
-import * as bitcoin from 'bitcoinjs-lib';
-import * as ecc from 'tiny-secp256k1';
 import { createNodeState } from '@airlock/keys';
+import { mainnetPsbtToGroupKey } from '../testing/group-key-psbt.ts';
 import { FrostCoordinator } from './coordinator.ts';
 import { NODE_STATE_FILE, startFrostNode, type RunningFrostNode } from './serve-node.ts';
-
-bitcoin.initEccLib(ecc);
 
 const dir = mkdtempSync(join(tmpdir(), 'airlock-node-replay-'));
 const NAMES = ['alice', 'bob', 'carol'] as const;
@@ -70,17 +67,7 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** A mainnet PSBT spending 1,000,000 sat locked to the group key: `sendSat` to a stranger, the rest (less 1,000 fee) back. */
-function psbtPaying(sendSat: bigint): string {
-  const network = bitcoin.networks.bitcoin;
-  const groupScript = Buffer.concat([Buffer.from([0x51, 0x20]), Buffer.from(groupKey, 'hex')]);
-  const psbt = new bitcoin.Psbt({ network });
-  psbt.setVersion(2);
-  psbt.addInput({ hash: randomBytes(32), index: 0, witnessUtxo: { script: groupScript, value: 1_000_000n } });
-  psbt.addOutput({ address: bitcoin.payments.p2wpkh({ hash: Buffer.alloc(20, 0x66), network }).address!, value: sendSat });
-  psbt.addOutput({ script: groupScript, value: 1_000_000n - sendSat - 1_000n });
-  return psbt.toBase64();
-}
+const psbtPaying = (sendSat: bigint): string => mainnetPsbtToGroupKey(groupKey, sendSat);
 
 /** The hostile coordinator's first move: round two to `n` alone (a partner's commitment in the list, the partner never asked). */
 async function allowFrom(n: Name, psbt: string): Promise<{ status: number; json: any }> {
