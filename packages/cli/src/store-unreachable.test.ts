@@ -49,6 +49,18 @@ describe('a PostgreSQL store nobody listens on, before any daemon runs', () => {
     assert.deepEqual(existsSync(dataDir) ? readdirSync(dataDir) : [], [], 'the failed first run left files behind');
   });
 
+  // node-postgres keeps a '%' that is not a percent-escape as written and connects with it: the explanation must not
+  // throw on it (found by review: it printed only `error: URI malformed`).
+  test('a user name or database holding a bare % is explained too: refused at host:port, or the database named', async () => {
+    const url = `postgres://ops%team:${PASSWORD}@127.0.0.1:1/airlock`;
+    const refused = await runCli(['init'], cliEnv({ AIRLOCK_DATA_DIR: join(dir, 'percent-user'), AIRLOCK_PASSPHRASE: PASSPHRASE, AIRLOCK_STORE: url }));
+    assert.match(refused.stderr, /^error \[store_unavailable\]: PostgreSQL refused the connection at 127\.0\.0\.1:1\.$/m, refused.stdout + refused.stderr);
+    assert.ok(!(refused.stdout + refused.stderr).includes(PASSWORD));
+    // The test server: trust authentication, a `postgres` role, and no database of that name.
+    const missing = await runCli(['init'], cliEnv({ AIRLOCK_DATA_DIR: join(dir, 'percent-db'), AIRLOCK_PASSPHRASE: PASSPHRASE, AIRLOCK_STORE: 'postgres://postgres@127.0.0.1:5432/db%zz' }));
+    assert.match(missing.stderr, /^error \[store_unavailable\]: The database "db%zz" does not exist on 127\.0\.0\.1:5432\.$/m, missing.stdout + missing.stderr);
+  });
+
   describe('`airlock store migrate` to it', () => {
     const dataDir = join(dir, 'migrate');
     before(async () => {

@@ -10,8 +10,8 @@ export function explainStoreFailure(e: unknown, storeUrl: string): unknown {
   const cause = e.cause as { code?: string } | undefined;
   const url = URL.canParse(storeUrl) ? new URL(storeUrl) : undefined;
   const host = url ? `${url.hostname}:${url.port || '5432'}` : 'the configured host';
-  const database = url ? decodeURIComponent(url.pathname.slice(1)) || 'postgres' : 'the configured database';
-  const user = url?.username ? decodeURIComponent(url.username) : 'the default user';
+  const database = url ? decodedOrRaw(url.pathname.slice(1)) || 'postgres' : 'the configured database';
+  const user = url?.username ? decodedOrRaw(url.username) : 'the default user';
   const explained = (message: string, ...hints: string[]) => new AirlockError('store_unavailable', message, { cause: e.cause, hints: [...hints, 'The store is AIRLOCK_STORE (or --store, or `store:` in the config file).'] });
   switch (cause?.code) {
     case 'ECONNREFUSED':
@@ -35,5 +35,18 @@ export function explainStoreFailure(e: unknown, storeUrl: string): unknown {
       return explained(`PostgreSQL at ${host} has no connection slot left (too many clients).`, 'Raise max_connections or lower the number of instances; each instance opens up to 10 connections.');
     default:
       return e;
+  }
+}
+
+/**
+ * A URL part percent-decoded, or as written when it is not valid percent-encoding (`ops%team`): node-postgres keeps
+ * such a part as written and connects with it, so its failure must still be explained (found by review: the
+ * explanation threw `URIError: URI malformed` instead).
+ */
+function decodedOrRaw(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
   }
 }
