@@ -452,7 +452,7 @@ export class SigningService {
     // the ancestors' series are named, as the original's charge named them).
     req.input.sessionAncestors = (req.ancestors ?? []).map((a) => a.id);
     enrichFromLayers(this.adapterFor(req.action), await this.layers.load(tx, req.input.agentId, session, req.ancestors), req.input);
-    const judged = await this.evaluateHeld(tx, session, req.input, await this.originalCharge(tx, req, origin), await this.originalHeldAt(tx, req, origin));
+    const judged = await this.evaluateHeld(tx, session, req.input, await this.originalCharge(tx, req, origin), await this.originalHeldAt(tx, req, origin, originalSeq, approvalId));
     const refusal = judged.decision === 'deny' ? judged : await this.replayRefusal(tx, req, judged, originalSeq, origin, approvalId);
     if (refusal) {
       const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', refusal.violations);
@@ -473,14 +473,20 @@ export class SigningService {
    */
   /**
    * When the original's charge was made, for the windows it counts in: `held` while it is a reserved payment's hold
-   * (counted in every window until the chain settles or expires it), otherwise the original's time (a ledger charge
-   * ages out of a window as any does).
+   * (counted in every window until the chain settles or expires it); for a request an approval granted, the grant's
+   * time (its holds became ledger entries then, never earlier: found by review, dated at the ask it was counted twice
+   * in a window that began between the two); otherwise the original's time (a ledger charge ages out of a window as
+   * any does). Never later than the charge: a later time would take it out of a window it is not in.
    */
-  private async originalHeldAt(tx: StoreTx, req: SignRequest, origin: AuditEntryOrigin | undefined): Promise<number | 'held'> {
+  private async originalHeldAt(tx: StoreTx, req: SignRequest, origin: AuditEntryOrigin | undefined, originalSeq: number, approvalId: string | undefined): Promise<number | 'held'> {
     const { intent } = req.input;
     if (isHeldPayment(intent)) {
       const payment = await tx.getPaymentByNonce(intent.payment!.network, heldToken(intent), intent.from, intent.payment!.nonce);
       if (payment?.state === 'reserved') return 'held';
+    }
+    if (approvalId !== undefined && origin?.decision === 'require_approval') {
+      const approval = await tx.getApproval(approvalId);
+      if (approval?.state === 'approved' && approval.decidedAt !== undefined && approval.auditSeq === originalSeq) return approval.decidedAt;
     }
     return origin?.at ?? req.now;
   }
