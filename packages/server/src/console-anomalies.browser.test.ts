@@ -184,7 +184,10 @@ describe('the console: alerts, breakers, quorum votes and shadow policies in Chr
 
     const outcome = await agentRun;
     assert.equal(outcome.state, 'approved');
-    assert.deepEqual([...outcome.approvers].sort(), ['tre-a', 'tre-b']);
+    // The agent reads how many voted, not who (approvals-agent-view.http.test.ts); the operator reads the names.
+    assert.deepEqual([outcome.voteCounts, outcome.approvers, outcome.votes], [{ approve: 2, reject: 0 }, undefined, undefined]);
+    const operatorView = (await admin('GET', `/v1/approvals/${outcome.id}`)).body;
+    assert.deepEqual([...operatorView.approvers].sort(), ['tre-a', 'tre-b']);
     const signer = await recoverTransactionAddress({ serializedTransaction: outcome.result.signedTransaction as Hex as never });
     assert.equal(signer.toLowerCase(), agents['treasury-bot']!.address.toLowerCase());
     // The private keys never reached the daemon nor the page's storage.
