@@ -466,12 +466,6 @@ export class SigningService {
   }
 
   /**
-   * What the original request charged, as `ledgerWritesFor` wrote it: to the series of the session that made it and
-   * of its ancestors (and the agent's and fleet's), not to the replaying session's when another one made it. Only
-   * that is taken out of the totals: a session the operator issued that spent 90 of its 100 had its own series
-   * reduced by another session's 60 and collected it (found by review).
-   */
-  /**
    * When the original's charge was made, for the windows it counts in: `held` while it is a reserved payment's hold
    * (counted in every window until the chain settles or expires it); for a request an approval granted, the grant's
    * time (its holds became ledger entries then, never earlier: found by review, dated at the ask it was counted twice
@@ -491,6 +485,12 @@ export class SigningService {
     return origin?.at ?? req.now;
   }
 
+  /**
+   * What the original request charged, as `ledgerWritesFor` wrote it: to the series of the session that made it and
+   * of its ancestors (and the agent's and fleet's), not to the replaying session's when another one made it. Only
+   * that is taken out of the totals: a session the operator issued that spent 90 of its 100 had its own series
+   * reduced by another session's 60 and collected it (found by review).
+   */
   private async originalCharge(tx: StoreTx, req: SignRequest, origin: AuditEntryOrigin | undefined): Promise<LedgerWrite[]> {
     if (origin?.sessionId === undefined || origin.sessionId === req.input.sessionId) return ledgerWritesFor(req.input);
     const originSession = await tx.getSession(origin.sessionId);
@@ -1140,13 +1140,14 @@ export class SigningService {
   }
 }
 
-/**
- * Window totals less a pending approval's own holds. A hold counts in every window while held, whatever its age
- * (so the whole hold is taken out of each window of its series and asset); never below zero.
- */
 /** The violations a detector or breaker adds (circuit-breakers.ts `screen`), as opposed to policy's. */
 const DETECTOR_CODES: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tripped', 'anomaly_detected']);
 
+/**
+ * Window totals less a request's own charge, judged again (a grant, a replay): a hold (`heldAt` 'held': a pending
+ * approval's, a reserved payment's) counts in every window while held, whatever its age, so it is taken out of each
+ * window of its series and asset; a ledger charge made at `heldAt` only out of the windows it is in. Never below zero.
+ */
 function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[], heldAt: number | 'held'): WindowTotal[] {
   const byKey = new Map(held.map((w) => [`${w.series}\u0000${w.asset}`, w]));
   return queries.map((q, i) => {
