@@ -6,14 +6,14 @@
 // Found by review: the conflict and the replayed refusal met at store time had left no audit entry.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { ALICE, BASE, MALLORY, USDC, USDC_ASSET, provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
 import { fakeChain } from './testing/fake-chain.ts';
+import { paymentRequiredHeader, usdcRequirement } from './testing/x402-terms.ts';
 
 const API = 'https://api.example.com';
 const ROUNDS = 10;
-const requirement = (over: Record<string, unknown> = {}) => ({ scheme: 'exact', network: BASE, amount: '1000', asset: USDC, payTo: ALICE, maxTimeoutSeconds: 60, extra: { name: 'USD Coin', version: '2' }, ...over });
-const paymentRequired = (url: string, accepts: Record<string, unknown>[]) => encodePaymentRequiredHeader({ x402Version: 2, error: 'Payment required', resource: { url, description: 'data', mimeType: 'application/json' }, accepts } as never);
+const requirement = usdcRequirement;
+const paymentRequired = paymentRequiredHeader;
 const policy = {
   version: 1,
   rules: [

@@ -442,12 +442,8 @@ export class SigningService {
    */
   private async replay(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, extra: Record<string, unknown>, approvalId?: string): Promise<TxOutcome> {
     const origin = await tx.auditEntryOrigin(originalSeq);
-    const violations = [...(await this.replayOriginViolations(tx, session, originalSeq, origin)), ...sessionScopeViolations(session.scope, session.id, req.input, req.ancestors)];
-    if (violations.length > 0) {
-      const decision: Decision = { decision: 'deny', violations, allowedBy: [], policyVersion: `session:${session.id}` };
-      const entry = await this.appendReplayEntry(tx, req, originalSeq, 'deny', violations);
-      return { status: 403, body: denialBody(decision, entry.seq) };
-    }
+    const refused = await this.replaySessionRefusal(tx, req, session, originalSeq, origin);
+    if (refused) return refused;
     // Decode calls against the registered ABIs as the original was, so the counts land in the same series (and
     // the ancestors' series are named, as the original's charge named them).
     req.input.sessionAncestors = (req.ancestors ?? []).map((a) => a.id);
@@ -576,13 +572,13 @@ export class SigningService {
   }
 
   /**
-   * A replay's session check without the signature (a stored hold or refusal, a pending approval of the same
+   * A replay's session check (a signature's, a stored hold's or refusal's, a pending approval's of the same
    * authorization): refused, with its `sign.replay` entry, when the sending session is out of the request's
    * scope or not at or above the session that sent the original (replayOriginViolations); undefined otherwise.
    */
-  private async replaySessionRefusal(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number): Promise<TxOutcome | undefined> {
+  private async replaySessionRefusal(tx: StoreTx, req: SignRequest, session: Session, originalSeq: number, origin?: AuditEntryOrigin): Promise<TxOutcome | undefined> {
     const violations = [
-      ...(await this.replayOriginViolations(tx, session, originalSeq, await tx.auditEntryOrigin(originalSeq))),
+      ...(await this.replayOriginViolations(tx, session, originalSeq, origin ?? (await tx.auditEntryOrigin(originalSeq)))),
       ...sessionScopeViolations(session.scope, session.id, req.input, req.ancestors),
     ];
     if (violations.length === 0) return undefined;
