@@ -177,12 +177,16 @@ describe('x402 over HTTP', () => {
     assert.equal(alerts.body.entries.length, 1);
     assert.equal(alerts.body.entries[0].data.resource, `${API}/loop`);
     h.clock!.advance(61_000);
-    // Reserved payments count in every window while held (they may still settle): the guard holds until
-    // the reconciler settles them, and then rolls on a window after the settlement.
-    assert.equal((await pay(h, token, `${API}/loop`, [requirement()])).status, 403, 'still reserved: still counted');
+    // A reserved payment's amount counts in every window while held (it may still settle); its count is a
+    // signature made when it was signed, and leaves the window as any does: the guard rolls on a window later,
+    // settled or not.
+    assert.equal((await pay(h, token, `${API}/loop`, [requirement()])).status, 200, 'the window rolls on while they are still reserved');
+    // Settled now, each is counted again at its settlement (a ledger entry is never dated before the series' last
+    // time): with the payment just made, the guard trips for this window, and rolls on after it.
     const reserved = (await h.admin('GET', `/v1/x402/payments?agent=${agent.name}&state=reserved`)).body.payments;
     for (const p of reserved) chain.use(p.nonce);
     await h.admin('POST', '/v1/x402/reconcile');
+    assert.equal((await pay(h, token, `${API}/loop`, [requirement()])).status, 403, 'settled in this window: counted in it');
     h.clock!.advance(61_000);
     assert.equal((await pay(h, token, `${API}/loop`, [requirement()])).status, 200, 'the window rolls on');
   });

@@ -760,7 +760,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       await store.transaction((tx) => tx.holdForApproval(approval, writes));
       // Another instance, its clock ahead, charged the series at 8_000.
       await store.transaction((tx) => tx.appendLedger([{ series, asset: USDC, amount: 7n, count: 1 }], 8_000, 2));
-      assert.deepEqual(await window(9_000), { amount: 500n, count: 1 }, 'held: counted in a window that starts after it');
+      assert.deepEqual(await window(9_000), { amount: 500n, count: 0 }, 'held: its amount counted in a window that starts after it, not its count');
       // Approved at 5_000 by this instance: the converted entry lands at 8_000, the series' last time.
       await store.transaction((tx) => tx.decideApproval('apr_skew', 'approved', 'op', 5_000, 3));
       assert.deepEqual(await window(8_000), { amount: 507n, count: 2 }, 'converted at the head time, at the boundary');
@@ -798,8 +798,10 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         await store.transaction((tx) => tx.holdForApproval(approval('apr_2', 1_000), writes));
         await store.transaction((tx) => tx.holdForApproval(approval('apr_3', 1_000), writes));
         assert.deepEqual(await window(store), { amount: 1500n, count: 3 });
-        // A held amount counts in every window while held, however old: it may still become spend.
-        assert.deepEqual(await window(store, 1_001), { amount: 1500n, count: 3 }, 'holds count in every window while held');
+        // A held amount counts in every window while held, however old: it may still become spend. Its count is a
+        // request made at its time, and counts only in the windows that time is in.
+        assert.deepEqual(await window(store, 1_000), { amount: 1500n, count: 3 }, 'at the window start: counted');
+        assert.deepEqual(await window(store, 1_001), { amount: 1500n, count: 0 }, 'held amounts count in every window while held, counts where made');
 
         const denied = await store.transaction((tx) => tx.decideApproval('apr_1', 'denied', 'op', 2_000, 2));
         assert.equal(denied.state, 'denied');
@@ -891,7 +893,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const { resource: _r2, origin: _o2, x402Version: _v2, ...generic } = payment('pay_2', 'a2', 1_000);
         await store.transaction((tx) => tx.holdPayment(generic, writes));
         assert.deepEqual(await window(store), { amount: 1400n, count: 2 });
-        assert.deepEqual(await window(store, 'agent:ag_1', 5_000), { amount: 1400n, count: 2 }, 'holds count in every window while held');
+        assert.deepEqual(await window(store, 'agent:ag_1', 5_000), { amount: 1400n, count: 0 }, 'held amounts count in every window while held, counts where made');
         assert.deepEqual(await window(store, 'agent:ag_1|origin:https://api.example.com'), { amount: 1400n, count: 2 });
 
         const { resource: _r, origin: _o, x402Version: _v, ...bare } = payment('pay_2', 'a2', 1_000);
@@ -908,7 +910,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.equal(settled.state, 'settled');
         assert.equal(settled.settlementTx, '0xfeed');
         assert.deepEqual(await window(store), { amount: 1400n, count: 2 }, 'converted, not double counted');
-        assert.deepEqual(await window(store, 'agent:ag_1', 3_500), { amount: 1400n, count: 2 }, 'the ledger entry is at settle time');
+        assert.deepEqual(await window(store, 'agent:ag_1', 3_500), { amount: 1400n, count: 1 }, 'the ledger entry is at settle time (the held one counts its amount only)');
         await store.transaction((tx) => tx.finishPayment('pay_2', 'expired', 5_000, 3));
         assert.deepEqual(await window(store), { amount: 700n, count: 1 }, 'expired releases its hold');
         await rejectsWithCode(store.transaction((tx) => tx.finishPayment('pay_2', 'settled', 6_000, 4)), 'conflict');
@@ -1190,10 +1192,11 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const n = 60;
         const at = (i: number) => 1000 + Math.floor(i / 3);
         for (let i = 0; i < n; i++) await store.transaction((tx) => tx.appendLedger([{ series: s, asset: 'x', amount: BigInt(i + 1), count: 1 }], at(i), i + 1));
-        // What a read of its own gives: the entries at or after `since`, and `more` (holds, pending charges).
-        const exact = (since: number, ...more: bigint[]) => {
-          let amount = more.reduce((a, b) => a + b, 0n);
-          let count = more.length;
+        // What a read of its own gives: the entries at or after `since`, and `more` (holds, pending charges, each
+        // [amount, time]: a hold's amount counts in every window, its count only in a window its time is in).
+        const exact = (since: number, ...more: [bigint, number][]) => {
+          let amount = more.reduce((a, [b]) => a + b, 0n);
+          let count = more.filter(([, t]) => t >= since).length;
           for (let i = 0; i < n; i++) if (at(i) >= since) (amount += BigInt(i + 1)), count++;
           return `${amount}/${count}`;
         };
@@ -1201,16 +1204,19 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         const together = <T,>(fn: (tx: Tx) => Promise<T>) => store.transaction(fn, { affinity: 'window-reads' });
         const window = (tx: Tx, sinceMs: number) =>
           tx.windowTotals([{ series: s, asset: 'x', sinceMs }, { series: s, asset: 'constructor', sinceMs }]).then((ts) => ts.map((t) => `${t.amount}/${t.count}`).join(' '));
-        const hold = (tx: Tx, id: string, amount: bigint) =>
-          tx.holdForApproval({ id, agentId: 'ag_windows', sessionId: 'ses_1', auditSeq: 1, action: 'evm.transaction', request: {}, digest: '11'.repeat(32), summary: {}, state: 'pending', createdAt: 1, expiresAt: 10 ** 12 }, [{ series: s, asset: 'x', amount, count: 1 }]);
+        const hold = (tx: Tx, id: string, amount: bigint, createdAt: number) =>
+          tx.holdForApproval({ id, agentId: 'ag_windows', sessionId: 'ses_1', auditSeq: 1, action: 'evm.transaction', request: {}, digest: '11'.repeat(32), summary: {}, state: 'pending', createdAt, expiresAt: 10 ** 12 }, [{ series: s, asset: 'x', amount, count: 1 }]);
         const starts = [1000, 1001, 1004, 1005, 1006, 1007, 1011, 1012, 999, 1019, 1020, 5000];
         const results = await Promise.allSettled([
           ...starts.map((since) => together((tx) => window(tx, since))),
-          together(async (tx) => (await hold(tx, 'apr_w1', 500n), window(tx, 1030))),
+          together(async (tx) => (await hold(tx, 'apr_w1', 500n, 1033), window(tx, 1030))),
           together((tx) => window(tx, 1030)),
+          // Past the hold's time: its count has left the window, its amount has not (a read kept for 1030 answers
+          // only up to 1033).
+          together((tx) => window(tx, 1034)),
           together(async (tx) => {
-            await hold(tx, 'apr_w2', 1000n);
-            assert.equal(await window(tx, 1030), `${exact(1030, 500n, 1000n)} 0/0`, 'a request counts its own hold');
+            await hold(tx, 'apr_w2', 1000n, 1);
+            assert.equal(await window(tx, 1030), `${exact(1030, [500n, 1033], [1000n, 1])} 0/0`, 'a request counts its own hold');
             throw new AirlockError('invalid_request', 'changed its mind');
           }),
           together((tx) => window(tx, 1030)),
@@ -1218,15 +1224,16 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
           together(async (tx) => (await tx.appendLedger([{ series: s, asset: 'x', amount: 7n, count: 1 }], 2000, 99), window(tx, 1035))),
           together((tx) => window(tx, 1036)),
         ]);
-        const withCharge = (since: number) => exact(since, 500n, 7n);
+        const withCharge = (since: number) => exact(since, [500n, 1033], [7n, 2000]);
         assert.deepEqual(
           results.map((r) => (r.status === 'fulfilled' ? r.value : code(r.reason))),
           [
             ...starts.map((since) => `${exact(since)} 0/0`),
-            `${exact(1030, 500n)} 0/0`,
-            `${exact(1030, 500n)} 0/0`,
+            `${exact(1030, [500n, 1033])} 0/0`,
+            `${exact(1030, [500n, 1033])} 0/0`,
+            `${exact(1034, [500n, 1033])} 0/0`,
             'invalid_request',
-            `${exact(1030, 500n)} 0/0`,
+            `${exact(1030, [500n, 1033])} 0/0`,
             `${withCharge(1035)} 0/0`,
             `${withCharge(1036)} 0/0`,
           ],

@@ -562,8 +562,9 @@ export class OperatorService {
       return { refusal: { reason: 'undecodable', violations: [{ rule: 'approvals/recheck', code: 'held_request_undecodable', message: `the held request no longer decodes (${e.code}): ${e.message}` }] } };
     }
     const input: EvaluationInput = { intent: decoded.intent, agentId: pending.agentId, sessionId: pending.sessionId, nowMs: now };
-    // The approval's holds count in every window while it waits, whatever their age: taken out of each.
-    const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id), 'held');
+    // The approval's held amounts count in every window while it waits, whatever their age, and its count in the
+    // windows its time is in: taken out where they count.
+    const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id), { held: true, at: pending.createdAt });
     if (decision.decision === 'require_approval') {
       const quorum = requiredQuorum(decision.violations);
       if (quorum && !(grantor.votes && quorumMet(quorum, grantor.votes))) {

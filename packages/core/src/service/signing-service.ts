@@ -462,23 +462,24 @@ export class SigningService {
   }
 
   /**
-   * When the original's charge was made, for the windows it counts in: `held` while it is a reserved payment's hold
-   * (counted in every window until the chain settles or expires it); for a request an approval granted, the grant's
-   * time (its holds became ledger entries then, never earlier: found by review, dated at the ask it was counted twice
-   * in a window that began between the two); otherwise the original's time (a ledger charge ages out of a window as
-   * any does). Never later than the charge: a later time would take it out of a window it is not in.
+   * When the original's charge was made, for the windows it counts in: a hold while it is a reserved payment's
+   * (its amount counted in every window until the chain settles or expires it, its count where its time is); for a
+   * request an approval granted, the grant's time (its holds became ledger entries then, never earlier: found by
+   * review, dated at the ask it was counted twice in a window that began between the two); otherwise the original's
+   * time (a ledger charge ages out of a window as any does). Never later than the charge: a later time would take
+   * it out of a window it is not in.
    */
-  private async originalHeldAt(tx: StoreTx, req: SignRequest, origin: AuditEntryOrigin | undefined, originalSeq: number, approvalId: string | undefined): Promise<number | 'held'> {
+  private async originalHeldAt(tx: StoreTx, req: SignRequest, origin: AuditEntryOrigin | undefined, originalSeq: number, approvalId: string | undefined): Promise<OwnChargeAt> {
     const { intent } = req.input;
     if (isHeldPayment(intent)) {
       const payment = await tx.getPaymentByNonce(intent.payment!.network, heldToken(intent), intent.from, intent.payment!.nonce);
-      if (payment?.state === 'reserved') return 'held';
+      if (payment?.state === 'reserved') return { held: true, at: payment.createdAt };
     }
     if (approvalId !== undefined && origin?.decision === 'require_approval') {
       const approval = await tx.getApproval(approvalId);
-      if (approval?.state === 'approved' && approval.decidedAt !== undefined && approval.auditSeq === originalSeq) return approval.decidedAt;
+      if (approval?.state === 'approved' && approval.decidedAt !== undefined && approval.auditSeq === originalSeq) return { held: false, at: approval.decidedAt };
     }
-    return origin?.at ?? req.now;
+    return { held: false, at: origin?.at ?? req.now };
   }
 
   /**
@@ -778,7 +779,7 @@ export class SigningService {
    * under the policy in force when it is granted): `held`, what it holds, is taken out of the totals, so the
    * budgets count the request once, as itself. The detectors are not run (nothing is recorded for a grant).
    */
-  async evaluateHeld(tx: StoreTx, session: Session, input: EvaluationInput, held: readonly LedgerWrite[], heldAt: number | 'held'): Promise<Decision> {
+  async evaluateHeld(tx: StoreTx, session: Session, input: EvaluationInput, held: readonly LedgerWrite[], heldAt: OwnChargeAt): Promise<Decision> {
     return (await this.evaluateWithLayers(tx, session, input, undefined, { writes: held, at: heldAt })).decision;
   }
 
@@ -811,7 +812,7 @@ export class SigningService {
   }
 
   /** `evaluateIn`, with the layers it loaded (the detectors are in them). `held`: taken out of the totals (`evaluateHeld`). */
-  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[], held?: { writes: readonly LedgerWrite[]; at: number | 'held' }): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
+  private async evaluateWithLayers(tx: StoreTx, session: Session, input: EvaluationInput, charging?: string[], held?: { writes: readonly LedgerWrite[]; at: OwnChargeAt }): Promise<{ decision: Decision; layers: PolicyLayer[] }> {
     const { layers, ancestorIds } = await this.layersFor(tx, session, input);
     const candidates = await this.shadows.candidatesFor(tx, input.agentId);
     const shadow = candidates.length ? this.shadows.begin(candidates, layers, input) : undefined;
@@ -1140,22 +1141,32 @@ export class SigningService {
 const DETECTOR_CODES: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tripped', 'anomaly_detected']);
 
 /**
- * Window totals less a request's own charge, judged again (a grant, a replay): a hold (`heldAt` 'held': a pending
- * approval's, a reserved payment's) counts in every window while held, whatever its age, so it is taken out of each
- * window of its series and asset; a ledger charge made at `heldAt` only out of the windows it is in. Never below zero.
+ * When a request's own charge was made, judged again (a grant, a replay): `held` while it is a hold (a pending
+ * approval's, a reserved payment's), made at `at`; otherwise a ledger charge made at `at`.
  */
-function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[], heldAt: number | 'held'): WindowTotal[] {
+export interface OwnChargeAt {
+  held: boolean;
+  at: number;
+}
+
+/**
+ * Window totals less a request's own charge, judged again, taken out only where the stores count it: a hold's amount
+ * counts in every window while held, whatever its age, so it is taken out of each window of its series and asset;
+ * its count, and all of a ledger charge, only out of the windows its time is in. Never below zero.
+ */
+function withoutHeld(queries: readonly WindowQuery[], totals: readonly WindowTotal[], held: readonly LedgerWrite[], heldAt: OwnChargeAt): WindowTotal[] {
   const byKey = new Map(held.map((w) => [`${w.series}\u0000${w.asset}`, w]));
   return queries.map((q, i) => {
     const total = totals[i] ?? { amount: 0n, count: 0 };
     const own = byKey.get(`${q.series}\u0000${q.asset}`);
     // Only where the held charge is counted: its own series, and a window it has not aged out of (found by review:
     // taken out of a window it had left, or of another session's series it never reached, it made room it never
-    // took). A hold ('held': a pending approval's, a reserved payment's) counts in every window whatever its age, so
-    // it is taken out of each (found by review: aged past the window, it was counted twice and refused its own grant).
-    if (!own || (heldAt !== 'held' && heldAt < q.sinceMs)) return total;
-    const amount = total.amount - own.amount;
-    const count = total.count - own.count;
+    // took). A hold's amount counts in every window whatever its age, so it is taken out of each (found by review:
+    // aged past the window, it was counted twice and refused its own grant); its count ages out as a request does.
+    if (!own) return total;
+    const inWindow = heldAt.at >= q.sinceMs;
+    const amount = heldAt.held || inWindow ? total.amount - own.amount : total.amount;
+    const count = inWindow ? total.count - own.count : total.count;
     return { amount: amount > 0n ? amount : 0n, count: count > 0 ? count : 0 };
   });
 }

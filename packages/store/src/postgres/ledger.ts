@@ -34,14 +34,15 @@ const WINDOW_TOTALS = `
     WHERE p.ord = q.ord
   ) led ON true
   LEFT JOIN LATERAL (
-    SELECT SUM(x.amount) AS amount, SUM(x.count) AS count FROM (
-      SELECT ah.amount, ah.count FROM approval_holds ah
-      WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held' -- counted in every window while held (see sqlite/ledger.ts)
+    -- A held amount counts in every window while held; its count only in the windows its time is in (see sqlite/ledger.ts).
+    SELECT SUM(x.amount) AS amount, SUM(CASE WHEN x.at >= q.since_ms THEN x.count ELSE 0 END) AS count FROM (
+      SELECT ah.amount, ah.count, ah.at FROM approval_holds ah
+      WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held'
       UNION ALL
-      SELECT ph.amount, ph.count FROM payment_holds ph
+      SELECT ph.amount, ph.count, ph.at FROM payment_holds ph
       WHERE ph.series = q.series AND ph.asset = q.asset AND ph.state = 'held' -- reserved x402 payments, likewise
       UNION ALL
-      SELECT lh.amount, lh.count FROM lightning_holds lh
+      SELECT lh.amount, lh.count, lh.at FROM lightning_holds lh
       WHERE lh.series = q.series AND lh.asset = q.asset AND lh.state = 'held' -- Lightning payments in flight, likewise
     ) x
   ) held ON true

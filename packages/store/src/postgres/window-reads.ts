@@ -12,28 +12,31 @@ export const ENTRIES_AFTER_START = 16;
 
 /**
  * The window reads a locked read sends (`$1`-`$5` as WINDOW_TOTALS in ledger.ts, `$6` ENTRIES_AFTER_START):
- * one row per query with its pending holds (`physical` null), and one per physical series of each query with
+ * one row per query with its pending holds (`physical` null; their amounts, the counts of those made in the
+ * window, and the time of the first of those, after which the count changes), and one per physical series of each query with
  * the head's running totals, the totals of the last entry before the window and the first entries in it. The
  * answer is the same as WINDOW_TOTALS's, summed here (windowTotalsOf), and keeps what later reads need.
  */
 export const WINDOW_ROWS = `
   WITH q AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, ord))
   SELECT q.ord AS ord, NULL::text AS physical, NULL::text AS head, NULL::text AS base, NULL::text AS after,
-         COALESCE(held.amount, 0)::text AS held_amount, COALESCE(held.count, 0)::text AS held_count
+         COALESCE(held.amount, 0)::text AS held_amount, COALESCE(held.count, 0)::text AS held_count,
+         held.counts_to::text AS held_counts_to
   FROM q LEFT JOIN LATERAL (
-    SELECT SUM(x.amount) AS amount, SUM(x.count) AS count FROM (
-      SELECT ah.amount, ah.count FROM approval_holds ah
+    SELECT SUM(x.amount) AS amount, SUM(CASE WHEN x.at >= q.since_ms THEN x.count ELSE 0 END) AS count,
+           MIN(x.at) FILTER (WHERE x.at >= q.since_ms) AS counts_to FROM (
+      SELECT ah.amount, ah.count, ah.at FROM approval_holds ah
       WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held'
       UNION ALL
-      SELECT ph.amount, ph.count FROM payment_holds ph
+      SELECT ph.amount, ph.count, ph.at FROM payment_holds ph
       WHERE ph.series = q.series AND ph.asset = q.asset AND ph.state = 'held'
       UNION ALL
-      SELECT lh.amount, lh.count FROM lightning_holds lh
+      SELECT lh.amount, lh.count, lh.at FROM lightning_holds lh
       WHERE lh.series = q.series AND lh.asset = q.asset AND lh.state = 'held'
     ) x
   ) held ON true
   UNION ALL
-  SELECT q.ord, p.series, h.totals::text, b.totals::text, e.after::text, NULL, NULL
+  SELECT q.ord, p.series, h.totals::text, b.totals::text, e.after::text, NULL, NULL, NULL
   FROM q JOIN unnest($4::bigint[], $5::text[]) AS p(ord, series) ON p.ord = q.ord
   LEFT JOIN LATERAL (
     SELECT l.totals FROM ledger l WHERE l.series = p.series ORDER BY l.at DESC, l.seq DESC LIMIT 1
@@ -49,6 +52,13 @@ export const WINDOW_ROWS = `
 
 /** A ledger row's running totals: per asset, [amount as decimal text, count]. */
 type Totals = Record<string, [string, number]>;
+
+/** What one read found of a query's holds: their amounts, and the counts of those made at or after `since`. */
+interface HeldRead extends WindowTotal {
+  since: number;
+  /** The latest window start the count answers for: the time of the first hold it counts (a later start leaves it out). */
+  countsTo: number;
+}
 
 /** What one read found for one physical series and one window start. */
 interface SeriesRead {
@@ -76,7 +86,7 @@ const heldKey = (series: string, asset: string) => `${series}\u0000${asset}`;
  */
 export class WindowReads {
   readonly #series = new Map<string, SeriesRead[]>();
-  readonly #held = new Map<string, WindowTotal>();
+  readonly #held = new Map<string, HeldRead[]>();
   /** Counts the clears: a read that was in flight across one is not kept. */
   #generation = 0;
 
@@ -95,7 +105,7 @@ export class WindowReads {
     const out: WindowTotal[] = [];
     for (let i = 0; i < queries.length; i++) {
       const { series, asset, sinceMs } = queries[i]!;
-      const held = this.#held.get(heldKey(series, asset));
+      const held = this.#held.get(heldKey(series, asset))?.find((r) => r.since <= sinceMs && sinceMs <= r.countsTo);
       if (held === undefined) return undefined;
       let amount = held.amount;
       let count = held.count;
@@ -133,7 +143,11 @@ export class WindowReads {
         const held = { amount: toAmount(r.held_amount), count: toInt(r.held_count) };
         total.amount += held.amount;
         total.count += held.count;
-        if (store) this.#held.set(heldKey(query.series, query.asset), held);
+        const countsTo = r.held_counts_to === null || r.held_counts_to === undefined ? Number.MAX_SAFE_INTEGER : toInt(r.held_counts_to);
+        if (store) {
+          const key = heldKey(query.series, query.asset);
+          this.#held.set(key, [...(this.#held.get(key) ?? []), { ...held, since: query.sinceMs, countsTo }]);
+        }
         continue;
       }
       const head = parse(r.head);

@@ -8,10 +8,13 @@ import type { SqliteDb } from './sqlite-db.ts';
 // range and the last entry before a window is one seek. Each entry carries the series' running totals for
 // every asset it has been charged (shared/ledger-entries.ts).
 const HEAD = 'SELECT at, seq, totals FROM ledger WHERE series = ? ORDER BY at DESC, seq DESC LIMIT 1';
-// A pending approval's hold counts in every window while it is held, whatever its age: it can still become
-// spend (converted at approval time), so letting it age out of a window would let that window overfill.
+// A pending approval's held amount counts in every window while it is held, whatever its age: it can still
+// become spend (converted at approval time), so letting it age out of a window would let that window overfill.
 // Reserved x402 payments hold the same way until they settle (converted) or expire unused (released), and
-// Lightning payments in flight until the backend gives a definite answer.
+// Lightning payments in flight until the backend gives a definite answer. A hold's count is a request made at
+// the hold's time and counts only in the windows that time is in, as a ledger entry's does (found by review:
+// counted in every window, one agent's requests waiting for a human filled a fleet-wide rate limit for every
+// agent until they were decided). Converted, it is counted again at its conversion, where the grant is judged.
 // One statement per query: the asset's running total in the head (kind 'head') and in the last entry before
 // the window ('before'), picked out by SQLite's json_each (an exact key match: no JSON path to quote), and
 // the holds. An entry without the asset gives no row (zero).
@@ -20,11 +23,11 @@ const WINDOW = `
     (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1 FROM
     (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
-  UNION ALL SELECT 'held', amount, count FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
-  UNION ALL SELECT 'held', amount, count FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
-  UNION ALL SELECT 'held', amount, count FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
+  UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
+  UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
+  UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
 
-/** Window total = the asset's total at the head - its total at the last entry before the window + pending holds. */
+/** Window total = the asset's total at the head - its total at the last entry before the window + pending holds (their counts made in the window). */
 export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[] {
   return queries.map((q) => {
     let amount = 0n;
