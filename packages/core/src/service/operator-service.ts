@@ -154,13 +154,28 @@ export class OperatorService {
   async setAgentStatus(idOrName: string, status: AgentStatus, actor: string): Promise<Agent> {
     const agent = await this.getAgent(idOrName);
     if (agent.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot change status.');
-    // Retirement is final: every credential of the agent dies with it, in the same transaction.
+    // Retirement is final: every credential of the agent dies with it, in the same transaction. Listed before it
+    // (the transaction handle cannot list sessions); a session issued in between is refused by issueSession's own
+    // check once the retirement commits, or is issued before it and signs nothing (the signing transaction reads
+    // the agent retired).
     const sessions = status === 'retired' ? await this.deps.store.listSessions({ agentId: agent.id, now: this.deps.clock.now() }) : [];
     const type = status === 'frozen' ? 'agent.frozen' : status === 'active' ? 'agent.unfrozen' : 'agent.retired';
     const updated = await this.audited(type, actor, agent.id, async (tx, now) => {
+      // Read again under the exclusive lock: a retirement that committed since the read above is final (found by
+      // review: a freeze that read the agent active wrote `frozen` over `retired`, and an unfreeze then let the
+      // retired agent's key sign again).
+      const current = await tx.getAgent(agent.id);
+      if (!current) throw new AirlockError('not_found', 'No such agent.');
+      if (current.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot change status.');
       const updated = await tx.setAgentStatus(agent.id, status, now);
-      for (const s of sessions) await tx.revokeSession(s.id, now);
-      return { result: updated, data: { from: agent.status, to: status, ...(sessions.length ? { revokedSessions: sessions.map((s) => s.id) } : {}) } };
+      const revoked = [];
+      for (const s of sessions) {
+        const live = await tx.getSession(s.id);
+        if (!live || live.revokedAt !== undefined) continue;
+        await tx.revokeSession(s.id, now);
+        revoked.push(s.id);
+      }
+      return { result: updated, data: { from: current.status, to: status, ...(revoked.length ? { revokedSessions: revoked } : {}) } };
     }, { exclusive: true });
     // This instance answers the agent's next request from the store (every instance re-reads it in the signing transaction).
     this.signing.credentials.forgetAgent(agent.id);
@@ -322,6 +337,10 @@ export class OperatorService {
       ...(input.label ? { label: input.label } : {}),
     };
     await this.audited('session.issued', actor, agent.id, async (tx) => {
+      // Read again in the transaction: an agent frozen or retired since the read above gets no new session (found
+      // by review: a session issued while a retirement committed outlived it, live in every listing).
+      const current = await tx.getAgent(agent.id);
+      if (current?.status !== 'active') throw new AirlockError(current?.status === 'frozen' ? 'agent_frozen' : current ? 'agent_retired' : 'not_found');
       await tx.createSession(session);
       return { result: undefined, data: { sessionId: session.id, scope: session.scope, expiresAt: session.expiresAt } };
     });
