@@ -41,8 +41,11 @@ export const rateLimitRule = defineRule({
     if (options.per_nostr_kind && options.scope === 'session') {
       throw invalidPolicyAt([...env.path, 'per_nostr_kind'], 'per-kind rate limits exist for scope agent and fleet, not session');
     }
-    if ([options.per_destination, options.per_origin, options.per_resource, options.per_nostr_kind].filter(Boolean).length > 1) {
-      throw invalidPolicyAt([...env.path, 'per_origin'], 'a rate limit is per destination, per origin or per resource: pick one');
+    // At the second option set, naming both (found by review: always reported at `per_origin`, a field the document
+    // might not have, and without naming per_nostr_kind).
+    const perOptions = (['per_destination', 'per_origin', 'per_resource', 'per_nostr_kind'] as const).filter((k) => options[k]);
+    if (perOptions.length > 1) {
+      throw invalidPolicyAt([...env.path, perOptions[1]!], `${perOptions[1]} cannot be combined with ${perOptions[0]}: a rate limit is per destination, per origin, per resource or per Nostr kind; pick one`);
     }
     const { max, scope, per_destination: perDestination, per_origin: perOrigin, per_resource: perResource } = options;
     /** The one payment series this rule counts, or undefined when the rule is not per origin/resource. */
