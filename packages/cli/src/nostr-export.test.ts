@@ -15,6 +15,8 @@ import { cliEnv, runCli, startDaemon, transcript, type CliResult, type Daemon } 
 
 const PASSPHRASE = 'nostr export vault passphrase 41c2';
 const EXPORT_PASSWORD = 'paper backup pw \u00e9t\u00e9 9d';
+/** The vault passphrase with U+FF4E FULLWIDTH LATIN SMALL LETTER N first: another string, the same one under NFKC. */
+const FULLWIDTH_PASSPHRASE = `\uff4e${PASSPHRASE.slice(1)}`;
 const NCRYPTSEC = /ncryptsec1[02-9ac-hj-np-z]{152}/g;
 
 interface AuditJson { seq: number; type: string; actor: string; agentId?: string; data: Record<string, unknown> }
@@ -110,7 +112,10 @@ describe('airlock agent nostr-export (offline NIP-49 backup)', () => {
     const cases: [string, Promise<CliResult>, RegExp][] = [
       ['wrong vault passphrase', exportNostr('poster-a', { AIRLOCK_PASSPHRASE: 'not the vault passphrase' }), /error \[vault_wrong_passphrase\]/],
       ['no export password and no terminal', exportNostr('poster-a', { AIRLOCK_EXPORT_PASSWORD_FILE: undefined }), /error \[invalid_request\]: No export password/],
-      ['export password = vault passphrase', exportNostr('poster-a', { AIRLOCK_EXPORT_PASSWORD_FILE: writeFile('same', PASSPHRASE) }), /must differ from the vault passphrase/],
+      ['export password = vault passphrase', exportNostr('poster-a', { AIRLOCK_EXPORT_PASSWORD_FILE: writeFile('same', PASSPHRASE) }), /error \[invalid_request\]: The export password must differ from the vault passphrase/],
+      // NIP-49 encrypts under NFKC(password): a full-width first letter is the vault passphrase to any NIP-49 client
+      // (found by review: it passed the check, and the vault passphrase opened the backup).
+      ['export password = vault passphrase under NFKC', exportNostr('poster-a', { AIRLOCK_EXPORT_PASSWORD_FILE: writeFile('same-nfkc', FULLWIDTH_PASSPHRASE) }), /error \[invalid_request\]: The export password must differ from the vault passphrase/],
       ['short export password', exportNostr('poster-a', { AIRLOCK_EXPORT_PASSWORD_FILE: writeFile('short', 'short pw') }), /at least 12 characters/],
       ['unknown agent', exportNostr('nobody'), /error \[not_found\]: No such agent/],
     ];

@@ -56,8 +56,10 @@ export async function nostrExport(ctx: CliContext, values: Record<string, unknow
       throw new AirlockError('invalid_request', 'No vault passphrase: not a terminal and none given.', { hints: ['Pass --passphrase-file FILE or set AIRLOCK_PASSPHRASE (see docs/operations.md).'] });
     }
     const password = await readExportPassword();
-    // The backup must not open with the vault passphrase: whoever learns one secret must not hold both.
-    if (password === passphrase) throw new AirlockError('invalid_request', 'The export password must differ from the vault passphrase.');
+    // The backup must not open with the vault passphrase: whoever learns one secret must not hold both. Compared as
+    // both are used: NIP-49 encrypts under NFKC(password), and the vault derives its key from NFKC(passphrase) too
+    // (found by review: a full-width letter made the strings differ, and the vault passphrase opened the backup).
+    if (password.normalize('NFKC') === passphrase.normalize('NFKC')) throw new AirlockError('invalid_request', 'The export password must differ from the vault passphrase.');
 
     const vault = await openVault(config.vaultPath, passphrase);
     let npub: string;

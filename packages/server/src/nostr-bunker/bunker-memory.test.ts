@@ -12,7 +12,7 @@ for (const perSecond of [5, 7, 50]) {
   test(`at AIRLOCK_NOSTR_BUNKER_RATE ${perSecond}: every request a client can send inside the envelope window later, the first one replayed is still refused`, () => {
     const rate = { perSecond, burst: 20 };
     const connections = new BunkerConnections(requestIdsToRemember(rate, WINDOW_SECONDS));
-    connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' });
+    connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' }, 0);
     // As many as its bucket lets through across the window on both sides, plus its burst.
     const sendable = perSecond * WINDOW_SECONDS * 2 + rate.burst;
     assert.equal(connections.firstUseOfRequestId('transport', 'client', 'first'), true);
@@ -23,7 +23,7 @@ for (const perSecond of [5, 7, 50]) {
 
 test('a fixed 4,096 ids (the bound before) let an id fall out at rate 7: the sizing is what holds it', () => {
   const connections = new BunkerConnections(4096);
-  connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' });
+  connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' }, 0);
   connections.firstUseOfRequestId('transport', 'client', 'first');
   for (let i = 0; i < 7 * WINDOW_SECONDS + 20; i++) connections.firstUseOfRequestId('transport', 'client', `r${i}`);
   assert.equal(connections.firstUseOfRequestId('transport', 'client', 'first'), true, 'forgotten: a replay would be served');
@@ -32,7 +32,7 @@ test('a fixed 4,096 ids (the bound before) let an id fall out at rate 7: the siz
 test('a client refused as rate-limited far past its rate pushes out only its refused ids, never the ids of requests that ran (found by review)', () => {
   const rate = { perSecond: 1, burst: 8 };
   const connections = new BunkerConnections(requestIdsToRemember(rate, WINDOW_SECONDS));
-  connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' });
+  connections.connect('client', { sessionId: 's', agentId: 'a', transportPubkey: 'transport' }, 0);
   assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), true);
   assert.equal(connections.firstRefusalOfRequestId('transport', 'client', 'refused'), true);
   // Refusals are not bounded by the rate: a runaway client sends many times what its bucket lets through.
@@ -102,21 +102,21 @@ test('a client that logs out (or whose session ends) and connects again keeps it
   t.mock.timers.enable({ apis: ['Date'], now: 1_800_000_000_000 });
   const connections = new BunkerConnections(4096);
   const grant = { sessionId: 's', agentId: 'a', transportPubkey: 'transport' };
-  connections.connect('client', grant);
+  connections.connect('client', grant, 0);
   assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), true);
   assert.equal(connections.firstRefusalOfRequestId('transport', 'client', 'refused'), true);
   connections.disconnect('transport', 'client');
   t.mock.timers.tick(5 * 60_000);
-  connections.connect('client', { ...grant, sessionId: 's2' });
+  connections.connect('client', { ...grant, sessionId: 's2' }, 0);
   assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), false, 'a replay of a request from before the logout');
   assert.equal(connections.firstUseOfRequestId('transport', 'client', 'refused'), false);
   // The same through the end of a session.
   connections.forgetSession('s2');
-  connections.connect('client', grant);
+  connections.connect('client', grant, 0);
   assert.equal(connections.firstUseOfRequestId('transport', 'client', 'ran'), false);
   // Ids of a client gone for longer than any envelope is accepted are dropped: memory stays bounded.
   connections.disconnect('transport', 'client');
   t.mock.timers.tick(25 * 60_000);
-  connections.connect('other', grant);
+  connections.connect('other', grant, 0);
   assert.equal(connections.footprint().requestIds, 0);
 });

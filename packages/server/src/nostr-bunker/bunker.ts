@@ -16,7 +16,9 @@
  *  4. decrypt (NIP-44 with the transport key) and parse `{id, method, params}`;
  *  5. `connect` redeems a single-use secret; every other method needs a connected client (`unauthorized`);
  *  6. a request id the connected client used before is refused (`replayed_request`), never executed twice;
- *     ids are kept only for connected clients, so keys that never connected leave nothing behind;
+ *     ids are kept only for connected clients, so keys that never connected leave nothing behind. So is a
+ *     request the client dated before it connected (its `connect` envelope's date; connections.ts `datedFrom`):
+ *     the ids are in memory, and a relay may deliver an envelope from before a restart again;
  *  7. the session is re-read from the store (revoked / expired / frozen: error reply, and the client is dropped);
  *  8. the method runs through the port with the session's AgentAuth. A `sign_event` held for approval is
  *     remembered (held-events.ts): asking again with the same event returns the signature once approved.
@@ -41,7 +43,8 @@ const MAX_CONTENT_CHARS = 100_000;
 /**
  * Envelopes dated further than this from now are dropped. NIP-46 sets no window; clients (nostr-tools'
  * BunkerSigner among them) date each request `now`, so 10 minutes leaves room for clock skew and slow relays,
- * while an envelope a relay kept and replays later finds the replay caches (connections.ts) still holding its id.
+ * while an envelope a relay kept and replays later finds the replay caches (connections.ts) still holding its id
+ * (in this process: one from before a restart is dated before its client connected anew, step 6).
  */
 const MAX_ENVELOPE_SKEW_SECONDS = 600;
 /**
@@ -119,6 +122,11 @@ export class NostrBunker {
   private readonly unconnectedLimiter = new SessionRateLimiter(UNCONNECTED_RATE);
   private readonly relays: RelayConnection[];
   private readonly transports = new Map<string, Promise<NostrTransport>>();
+  /**
+   * Unix seconds this bunker was made in: where a client connected from a `nostrconnect://` URI has its requests
+   * taken from (it sent no `connect` of its own to date that by). The process before took envelopes up to its end.
+   */
+  private readonly startedAt = Math.floor(Date.now() / 1000);
   /** Transport pubkey -> agent id, for every key the subscription listens on. */
   private listening = new Map<string, string>();
 
@@ -184,7 +192,7 @@ export class NostrBunker {
     const auth = await this.options.sessions(sessionId);
     const transport = await this.transportOf(auth.agent.id);
     await this.recordIssued(auth, transport.pubkey, by, { flow: 'nostrconnect', clientPubkey: parsed.clientPubkey });
-    this.connections.connect(parsed.clientPubkey, { sessionId, agentId: auth.agent.id, transportPubkey: transport.pubkey });
+    this.connections.connect(parsed.clientPubkey, { sessionId, agentId: auth.agent.id, transportPubkey: transport.pubkey }, this.startedAt);
     this.refreshSubscription();
     await this.reply(transport, parsed.clientPubkey, { id: randomBytes(8).toString('hex'), result: parsed.secret }, relays);
     return { clientPubkey: parsed.clientPubkey, transportPubkey: transport.pubkey, relays };
@@ -275,13 +283,18 @@ export class NostrBunker {
       this.stats.droppedUnaddressed++;
       return;
     }
-    if (request.method === 'connect') return this.connect(transport, client, request);
+    if (request.method === 'connect') return this.connect(transport, client, request, envelope.created_at);
 
     const grant = this.connections.clientGrant(transport.pubkey, client);
     if (!grant) {
       this.countRefusal('auth.failures', unconnected, 'unauthorized');
       return this.refuse(transport, client, request.id, 'unauthorized', 'This client is not connected: send `connect` with a valid secret from a bunker:// string.');
     }
+    // Found by review: the ids of requests that ran (or were refused) are in memory, so after a restart a relay could
+    // deliver an envelope from before it again once its client reconnected with a new secret (apps keep their key),
+    // and a request the client had been told was refused was signed and charged. Such an envelope is dated before
+    // the client's connection in this process; the client's own clock dates both, so a skewed clock is no matter.
+    if (envelope.created_at < grant.datedFrom) return this.refuseReplay(transport, client, request.id, 'This request is dated before this client connected; nothing was done (a relay delivering an old envelope again, or the client\'s clock went back).');
     if (!this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
     let auth: AgentAuth;
     try {
@@ -301,10 +314,10 @@ export class NostrBunker {
     }
   }
 
-  private refuseReplay(transport: NostrTransport, client: string, requestId: string): Promise<void> {
+  private refuseReplay(transport: NostrTransport, client: string, requestId: string, message = 'This request id was already used by this client; nothing was done again.'): Promise<void> {
     this.stats.replayed++;
     this.countRefusal('auth.failures', client, 'replayed_request');
-    return this.refuse(transport, client, requestId, 'replayed_request', 'This request id was already used by this client; nothing was done again.');
+    return this.refuse(transport, client, requestId, 'replayed_request', message);
   }
 
   private forgetSession(sessionId: string): void {
@@ -313,7 +326,8 @@ export class NostrBunker {
     this.refreshSubscription();
   }
 
-  private async connect(transport: NostrTransport, client: string, request: Nip46Request): Promise<void> {
+  /** `datedAt`: the connect envelope's `created_at`, from when this client's requests are taken if it connects now. */
+  private async connect(transport: NostrTransport, client: string, request: Nip46Request, datedAt: number): Promise<void> {
     const [remotePubkey, secret] = request.params;
     // A client that is already connected (it restarted and says connect again) is acknowledged; anyone else
     // needs an unused secret issued for this transport key. A connected client that brings an unused secret
@@ -341,7 +355,7 @@ export class NostrBunker {
       }
       return this.refuseWith(transport, client, request.id, e);
     }
-    this.connections.connect(client, grant);
+    this.connections.connect(client, grant, datedAt);
     // Its first request id, kept now that it is connected (a repeat of this connect is then a replay).
     if (!existing) this.connections.firstUseOfRequestId(transport.pubkey, client, request.id);
     this.stats.answered++;

@@ -13,6 +13,16 @@ export interface SessionGrant {
   transportPubkey: string;
 }
 
+/** A connected client: its grant, and from when its envelopes are taken. */
+export interface ConnectedClient extends SessionGrant {
+  /**
+   * Unix seconds: envelopes this client dated earlier are not run. Its `connect` envelope's date (the client's own
+   * clock, so a client whose clock runs behind or ahead is served all the same), or the bunker's start for a
+   * client connected from a `nostrconnect://` URI (no envelope of its own dates that).
+   */
+  datedFrom: number;
+}
+
 /**
  * Request ids remembered per connected client for replay detection (the newest ones; older ids fall out). Only
  * connected clients have any: a key that never connected leaves nothing behind, so fresh keys cannot grow this.
@@ -50,7 +60,7 @@ export class BunkerConnections {
   /** Request ids kept per connected client (requestIdsToRemember). */
   readonly rememberedRequestIds: number;
   private readonly secrets = new Map<string, SessionGrant>();
-  private readonly clients = new Map<string, SessionGrant>();
+  private readonly clients = new Map<string, ConnectedClient>();
   private readonly requestIds = new Map<string, Set<string>>();
   /**
    * Ids of requests refused as rate-limited, per client, apart from the ids of requests that ran: refusals are not
@@ -84,14 +94,19 @@ export class BunkerConnections {
     return grant;
   }
 
-  connect(clientPubkey: string, grant: SessionGrant): void {
+  /**
+   * A client already connected keeps its `datedFrom`: a relay delivering an old `connect` of that client again
+   * (acknowledged: it changes nothing else) must not move it back.
+   */
+  connect(clientPubkey: string, grant: SessionGrant, datedFrom: number): void {
     const key = clientKey(grant.transportPubkey, clientPubkey);
+    const since = this.clients.get(key)?.datedFrom ?? datedFrom;
     this.released.delete(key);
-    this.clients.set(key, grant);
+    this.clients.set(key, { sessionId: grant.sessionId, agentId: grant.agentId, transportPubkey: grant.transportPubkey, datedFrom: since });
     this.pruneReleased();
   }
 
-  clientGrant(transportPubkey: string, clientPubkey: string): SessionGrant | undefined {
+  clientGrant(transportPubkey: string, clientPubkey: string): ConnectedClient | undefined {
     return this.clients.get(clientKey(transportPubkey, clientPubkey));
   }
 

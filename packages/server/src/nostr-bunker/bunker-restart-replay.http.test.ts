@@ -1,0 +1,146 @@
+// NIP-46 envelopes a relay kept from before a daemon restart, delivered again once the same client key connects
+// anew (apps keep their client key across reconnects). The replay caches are in memory, so before the fix such an
+// envelope ran: a sign_event the client had been told was refused (policy_denied) was signed, charged and audited
+// `allow` after the restart. Now a request dated before its client connected in this process is `replayed_request`
+// (docs/nostr.md, "What outsiders can make it do"; bunker.ts step 6).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { finalizeEvent, generateSecretKey, getPublicKey, nip44, SimplePool, type Event } from 'nostr-tools';
+import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
+import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
+
+type Answer = { id: string; result: string; error?: string };
+
+const policy = { version: 1, rules: [
+  { type: 'allow', name: 'notes', match: { actions: ['nostr.event'], nostr_kinds: [1] } },
+  { type: 'rate_limit', name: 'one-note-a-minute', max: 1, window: '1m', match: { nostr_kinds: [1] } },
+] };
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Waits for the wall clock's next second: envelopes are dated in seconds, a restart takes longer than one. */
+async function nextSecond(after: number): Promise<void> {
+  while (nowSeconds() <= after) await sleep(20);
+}
+
+for (const store of ['sqlite', 'postgres'] as const) {
+  describe(`bunker envelopes from before a restart (${store})`, { timeout: 120_000 }, () => {
+    let relay: TestRelay;
+    let h: Harness;
+    const pool = new SimplePool();
+    before(async () => {
+      relay = await startTestRelay();
+      h = await startHarness({ store, manualClock: true, config: { nostrRelays: [relay.url] } });
+    });
+    after(async () => {
+      pool.destroy();
+      await h?.close();
+      await relay?.close();
+    });
+
+    /** A NIP-46 client whose key survives reconnects; it dates envelopes `now + skewSeconds` (its own clock). */
+    async function appClient(transport: string, skewSeconds = 0) {
+      const sk = generateSecretKey();
+      const key = nip44.getConversationKey(sk, transport);
+      const answers: Answer[] = [];
+      pool.subscribe([relay.url], { kinds: [24133], authors: [transport], '#p': [getPublicKey(sk)], limit: 0 }, {
+        onevent: (e: Event) => { answers.push(JSON.parse(nip44.decrypt(e.content, key))); },
+      });
+      await sleep(200);
+      const envelope = (id: string, method: string, params: string[]) =>
+        finalizeEvent({ kind: 24133, tags: [['p', transport]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: nowSeconds() + skewSeconds }, sk);
+      const send = async (e: Event) => { await Promise.any(pool.publish([relay.url], e)); };
+      const answerTo = async (id: string, nth = 1): Promise<Answer> => {
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const found = answers.filter((a) => a.id === id);
+          if (found.length >= nth) return found[nth - 1]!;
+          if (Date.now() > deadline) assert.fail(`no answer #${nth} to ${id}`);
+          await sleep(20);
+        }
+      };
+      return { pubkey: getPublicKey(sk), envelope, send, answerTo, request: async (id: string, method: string, params: string[]) => { await send(envelope(id, method, params)); return answerTo(id); } };
+    }
+
+    async function issue(sessionId: string): Promise<{ transport: string; secret: string }> {
+      const res = await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`);
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      const u = new URL((res.body.bunker as string).replace('bunker://', 'http://'));
+      return { transport: u.hostname, secret: u.searchParams.get('secret')! };
+    }
+
+    const note = (content: string) => JSON.stringify({ kind: 1, content, tags: [], created_at: nowSeconds() });
+    const decisions = async (agentName: string) =>
+      ((await h.admin('GET', `/v1/audit?agent=${agentName}&type=sign.request&limit=100`)).body.entries as { decision: string }[]).map((e) => e.decision);
+    /** The relay delivers the kept envelope again, unchecked (a hostile or careless relay). */
+    async function redeliver(client: Awaited<ReturnType<typeof appClient>>, kept: Event): Promise<void> {
+      relay.careless = true;
+      try {
+        await client.send(kept);
+      } finally {
+        relay.careless = false;
+      }
+    }
+
+    test('bunker://: a sign_event refused before a restart, delivered again after the client reconnects, is replayed_request and not signed', async () => {
+      const { agent, session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
+      const first = await issue(session.id);
+      const client = await appClient(first.transport);
+      assert.equal((await client.request('c1', 'connect', [first.transport, first.secret])).result, 'ack');
+      assert.equal(JSON.parse((await client.request('s1', 'sign_event', [note('first')])).result).content, 'first');
+      const kept = client.envelope('s2', 'sign_event', [note('second')]);
+      await client.send(kept);
+      assert.match((await client.answerTo('s2')).error ?? '', /^policy_denied: .*rate_limit_exceeded/, 'the client is told this request was refused');
+
+      await nextSecond(kept.created_at);
+      await h.restart();
+      h.clock!.advance(61_000); // the rate limit alone would let the replayed note through now
+      const second = await issue(session.id);
+      assert.equal((await client.request('c2', 'connect', [second.transport, second.secret])).result, 'ack');
+
+      await redeliver(client, kept);
+      const replayed = await client.answerTo('s2', 2);
+      assert.match(replayed.error ?? '', /^replayed_request: /, JSON.stringify(replayed));
+      assert.equal(replayed.result, '');
+      assert.deepEqual(await decisions(agent.name), ['allow', 'deny'], 'nothing signed or charged for the replay');
+      // The reconnected client is served as before: a new request (new id) signs.
+      assert.equal(JSON.parse((await client.request('s3', 'sign_event', [note('third')])).result).content, 'third');
+      assert.deepEqual(await decisions(agent.name), ['allow', 'deny', 'allow']);
+    });
+
+    test('bunker://: a client whose clock runs 9 minutes behind is served right after a restart', async () => {
+      await h.restart();
+      const { session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
+      const { transport, secret } = await issue(session.id);
+      const client = await appClient(transport, -9 * 60);
+      assert.equal((await client.request('c1', 'connect', [transport, secret])).result, 'ack');
+      const signed = await client.request('s1', 'sign_event', [note('behind')]);
+      assert.equal(signed.error, undefined, JSON.stringify(signed));
+      assert.equal(JSON.parse(signed.result).content, 'behind');
+    });
+
+    test('nostrconnect://: a request from before a restart, delivered again once the operator accepts the client anew, is replayed_request', async () => {
+      const { agent, session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
+      const { transport } = await issue(session.id); // only to learn the transport key; its secret stays unused
+      const client = await appClient(transport);
+      const accept = async () => {
+        const uri = `nostrconnect://${client.pubkey}?relay=${encodeURIComponent(relay.url)}&secret=s3cr3t`;
+        const res = await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`, { nostrconnect: uri });
+        assert.equal(res.status, 201, JSON.stringify(res.body));
+      };
+      await accept();
+      assert.equal(JSON.parse((await client.request('s1', 'sign_event', [note('first')])).result).content, 'first');
+      const kept = client.envelope('s2', 'sign_event', [note('second')]);
+      await client.send(kept);
+      assert.match((await client.answerTo('s2')).error ?? '', /^policy_denied: /);
+
+      await nextSecond(kept.created_at);
+      await h.restart();
+      h.clock!.advance(61_000);
+      await accept();
+      await redeliver(client, kept);
+      assert.match((await client.answerTo('s2', 2)).error ?? '', /^replayed_request: /);
+      assert.deepEqual(await decisions(agent.name), ['allow', 'deny']);
+      assert.equal(JSON.parse((await client.request('s3', 'sign_event', [note('third')])).result).content, 'third');
+    });
+  });
+}
