@@ -234,8 +234,12 @@ export interface NostrInfo {
   createdAt?: number;
   /** UTF-8 bytes of the content (the plaintext for NIP-44 encryption, the payload for decryption). */
   contentBytes: number;
-  /** Tag values that matter to policy: `p` pubkeys, `e` event ids, `t` hashtags, relay URLs (`r`, `relay`). */
-  tags?: { p: string[]; e: string[]; t: string[]; relays: string[]; count: number };
+  /**
+   * Tag values that matter to policy: `p` pubkeys (a value naming none as `not-a-pubkey`), `e` event ids, `t`
+   * hashtags, relay URLs (`r`, `relay`). Only `p` and `count` are in the JSON view: `e`, `t` and `relays` are free
+   * text and, like the content, not enumerable (an audit entry must not keep what a content filter refused).
+   */
+  tags?: { p: string[]; readonly e: string[]; readonly t: string[]; readonly relays: string[]; count: number };
   /** UTF-8 bytes of every tag value (each tag's entries after its name), summed: what a client may render besides the content. */
   tagBytes?: number;
   /** NIP-98: the URL (`u` tag) and method the auth event is for. */

@@ -73,19 +73,26 @@ const HEX_PUBKEY = /^[0-9a-fA-F]{64}$/;
  * found by review: a strict decimal kind let those pass `p_tags`).
  */
 const ADDRESS = /^[^:]*:([0-9a-fA-F]{64})(?::|$)/;
+/**
+ * What `tags.p` holds for a value that names no pubkey: no `p_tags` list can name it (lists are 64 hex digits), so a
+ * list refuses it, and the value as written (free text, such as a secret a content filter refused) stays out of
+ * the audit entry (found by review: an nsec in a `p` tag was written to the log by the entry of its refusal).
+ */
+const NOT_A_PUBKEY = 'not-a-pubkey';
 
 /**
  * Every pubkey the tags name, lowercase: `p` and NIP-22 `P` (mentioned and root authors), NIP-57 `zap` (who the
  * note's zaps are paid to, Appendix G; found by an earlier review), NIP-26 `delegation` (the delegator), the author
  * of `q` (NIP-18: its hint, 4th element, or the author in the address it quotes) and of `e`/`E` (NIP-10 marked form, 5th element; NIP-22 `E`, 4th), and the author
- * in `a`/`A` coordinates. A malformed value under `p`, `P`, `zap` or `delegation` is kept as written, so a list can
- * only refuse it.
+ * in `a`/`A` coordinates. A malformed value under `p`, `P`, `zap` or `delegation` is kept as NOT_A_PUBKEY, so a list
+ * can only refuse it.
  */
 function namedPubkeys(tags: string[][]): string[] {
   const out = new Set<string>();
   const add = (v: string | undefined, strict: boolean) => {
     if (v === undefined) return;
-    if (!strict || HEX_PUBKEY.test(v)) out.add(v.toLowerCase());
+    if (HEX_PUBKEY.test(v)) out.add(v.toLowerCase());
+    else if (!strict) out.add(NOT_A_PUBKEY);
   };
   for (const t of tags) {
     switch (t[0]) {
@@ -114,9 +121,14 @@ function namedPubkeys(tags: string[][]): string[] {
   return [...out];
 }
 
-/** The content stays on the intent for rules, off its JSON view (audit entries, responses). */
+/** Values that stay on the intent for rules, off its JSON view (audit entries, responses): not enumerable. */
+function withHidden<T extends object>(target: T, hidden: Record<string, unknown>): T {
+  for (const [key, value] of Object.entries(hidden)) Object.defineProperty(target, key, { value, enumerable: false });
+  return target;
+}
+
 function withContent(info: Omit<NostrInfo, 'content'>, content: string): NostrInfo {
-  return Object.defineProperty(info, 'content', { value: content, enumerable: false }) as NostrInfo;
+  return withHidden(info, { content }) as NostrInfo;
 }
 
 function decodeEvent(action: 'nostr.event' | 'nostr.http_auth', payload: unknown, pubkey: string): DecodedRequest {
@@ -136,10 +148,14 @@ function decodeEvent(action: 'nostr.event' | 'nostr.http_auth', payload: unknown
     contentBytes: utf8ToBytes(event.content).length,
     // Every pubkey a tag names, for `p_tags`: relays index single-letter tags and clients notify or surface what they
     // name, so a list that judged `p` alone let an event reach a stranger through `P`, `q`, `a` (found by review).
-    tags: { p: namedPubkeys(tags), e: tagValues(tags, ['e']), t: tagValues(tags, ['t']), relays: tagValues(tags, ['relay', 'r']), count: tags.length },
+    // Tag values are free text that `deny_content_pattern` screens, and the audit log is append-only: rules read
+    // them, the entry does not carry them, as it does not carry the content (found by review: the entry refusing an
+    // nsec in a `t` tag stored the nsec). The entry keeps the pubkeys named, the tag count and the event id, which
+    // commits to every tag.
+    tags: withHidden({ p: namedPubkeys(tags), count: tags.length } as NonNullable<NostrInfo['tags']>, { e: tagValues(tags, ['e']), t: tagValues(tags, ['t']), relays: tagValues(tags, ['relay', 'r']) }),
     tagBytes: tagText.reduce((n, v) => n + utf8ToBytes(v).length, 0),
   };
-  Object.defineProperty(info, 'tagText', { value: tagText, enumerable: false });
+  withHidden(info, { tagText });
   if (isHttpAuth) info.http = httpAuthTarget(tags);
   const intent: Intent = {
     action,

@@ -1,5 +1,5 @@
 import { hexToBytes, bytesToHex } from '@noble/hashes/utils.js';
-import { AirlockError } from '../errors.ts';
+import { AirlockError, isAirlockError } from '../errors.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { Agent } from '../ports/store.ts';
 import type { ServiceDeps } from './deps.ts';
@@ -150,19 +150,58 @@ export class NostrService implements NostrServicePort {
 
   /**
    * NIP-44 or NIP-04 with a peer: authorized like a signature (session scope, policy, audit entry), then the
-   * key is computed inside the key backend and zeroed once used.
+   * key is computed inside the key backend and zeroed once used. A decrypt's payload is opened before it is
+   * charged (`openBeforeCharge`); its plaintext is released only once the allow entry and the charge are committed.
    */
   private async withPeer(auth: AgentAuth, scheme: 'nip44' | 'nip04', op: 'encrypt' | 'decrypt', peer: string, text: string): Promise<{ out: string; auditSeq: number }> {
     const action = `nostr.${scheme}`;
+    const opened = op === 'decrypt' ? await this.openBeforeCharge(auth, scheme, peer, text) : undefined;
     const { auditSeq, path } = await this.signing.authorize(auth, action, { op, peer, text }, action);
-    const { keys } = this.deps;
-    const key = scheme === 'nip44' ? await keys.nip44ConversationKey(path, peerBytes(peer)) : await keys.nip04SharedSecret(path, peerBytes(peer));
+    if (opened !== undefined) return { out: opened, auditSeq };
+    const key = await this.sharedKey(scheme, path, peer);
     try {
-      const cipher = scheme === 'nip44' ? { encrypt: this.nostr.nip44Encrypt, decrypt: this.nostr.nip44Decrypt } : { encrypt: this.nostr.nip04Encrypt, decrypt: this.nostr.nip04Decrypt };
+      const cipher = this.cipher(scheme);
       return { out: op === 'encrypt' ? cipher.encrypt(text, key) : cipher.decrypt(text, key), auditSeq };
     } finally {
       key.fill(0);
     }
+  }
+
+  /**
+   * Found by review: a decrypt was authorized, audited `allow` and charged to the rate limit before its payload was
+   * authenticated, so junk anyone can put in front of the agent (a forged NIP-17 gift wrap) used up its
+   * `nostr.nip44` limit, and the log showed decryptions that never happened. A payload is now opened (NIP-44: MAC,
+   * padding, UTF-8; NIP-04: padding, UTF-8) before the charge: one that does not open is refused `400
+   * invalid_request` with an `error` entry (`sign.request`, the key was used) and nothing charged. Only a request
+   * policy would allow (a dry run, which writes nothing) is opened, so one it refuses never learns whether a payload
+   * authenticates with a peer. Undefined (not opened here) when policy would refuse it or a threshold cluster holds
+   * the key: `authorize` then refuses it and records why.
+   */
+  private async openBeforeCharge(auth: AgentAuth, scheme: 'nip44' | 'nip04', peer: string, payload: string): Promise<string | undefined> {
+    const action = `nostr.${scheme}`;
+    const adapter = this.adapter();
+    if (await this.deps.store.getThresholdBinding(auth.agent.id, adapter.namespace)) return undefined;
+    const dry = await this.signing.dryRun(auth, action, { op: 'decrypt', peer, text: payload });
+    if (dry.decision.decision !== 'allow') return undefined;
+    const key = await this.sharedKey(scheme, adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex), peer);
+    try {
+      return this.cipher(scheme).decrypt(payload, key);
+    } catch (e) {
+      if (isAirlockError(e)) await this.signing.auditRefusal(auth, action, dry.digest, e, this.deps.clock.now());
+      throw e;
+    } finally {
+      key.fill(0);
+    }
+  }
+
+  /** NIP-44's conversation key or NIP-04's shared x with a peer, computed in the key backend; the caller zeroes it. */
+  private sharedKey(scheme: 'nip44' | 'nip04', path: string, peer: string): Promise<Uint8Array> {
+    const { keys } = this.deps;
+    return scheme === 'nip44' ? keys.nip44ConversationKey(path, peerBytes(peer)) : keys.nip04SharedSecret(path, peerBytes(peer));
+  }
+
+  private cipher(scheme: 'nip44' | 'nip04'): { encrypt(text: string, key: Uint8Array): string; decrypt(payload: string, key: Uint8Array): string } {
+    return scheme === 'nip44' ? { encrypt: this.nostr.nip44Encrypt, decrypt: this.nostr.nip44Decrypt } : { encrypt: this.nostr.nip04Encrypt, decrypt: this.nostr.nip04Decrypt };
   }
 }
 
