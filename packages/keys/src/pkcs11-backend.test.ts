@@ -14,8 +14,8 @@ import { AirlockError } from '@airlock/core';
 import { AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH, evmPath } from './derivation-path.ts';
 import { HdKeyBackend } from './hd-backend.ts';
 import { NativeKeyBackend, nativeRecoverPublicKey } from './native-backend.ts';
-import { Pkcs11KeyBackend, isTokenPath, normaliseTokenSignature, tokenKeyId, tokenKeyLabel } from './pkcs11-backend.ts';
-import { createSoftHsmToken, destroySoftHsmKey, softHsmSkip, type SoftHsmToken } from './softhsm-token.ts';
+import { Pkcs11KeyBackend, isTokenPath, legacyTokenKeyId, normaliseTokenSignature, tokenKeyId, tokenKeyLabel, type TokenDeployment } from './pkcs11-backend.ts';
+import { createSoftHsmToken, destroySoftHsmKey, makeSoftHsmKeyLegacy, softHsmSkip, type SoftHsmToken } from './softhsm-token.ts';
 
 const skip = softHsmSkip();
 const N = secp256k1.Point.CURVE().n;
@@ -25,19 +25,25 @@ const hex = (b: Uint8Array) => `0x${Buffer.from(b).toString('hex')}` as Hex;
 const isCode = (code: string) => (e: unknown) => e instanceof AirlockError && e.code === code;
 
 let token: SoftHsmToken;
-const open = (over: Partial<Parameters<typeof Pkcs11KeyBackend.open>[0]> = {}) => Pkcs11KeyBackend.open({ library: token.library, tokenLabel: token.tokenLabel, pinFile: token.pinFile, ...over }, vault());
+const FINGERPRINT = '0a1b2c3d';
+const open = (over: Partial<Parameters<typeof Pkcs11KeyBackend.open>[0]> = {}, deployment: TokenDeployment = { fingerprint: FINGERPRINT }) =>
+  Pkcs11KeyBackend.open({ library: token.library, tokenLabel: token.tokenLabel, pinFile: token.pinFile, ...over }, vault(), deployment);
 
 before(() => {
   if (!skip) token = createSoftHsmToken();
 });
 after(() => token?.remove());
 
-test('the token/vault split and the key mapping: only m/44\'/60\'/a\'/0/i is a token path; CKA_ID is SHA-256 of the path', () => {
+test('the token/vault split and the key mapping: only m/44\'/60\'/a\'/0/i is a token path; CKA_ID is SHA-256 of the label, which names the deployment', () => {
   assert.equal(isTokenPath(evmPath(0, 0)), true);
   assert.equal(isTokenPath(evmPath(7, 3)), true);
   for (const path of [AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH, "m/44'/1237'/0'/0/0", "m/86'/0'/0'/0/0", "m/44'/60'/0'/1/0", "m/44'/60'/0/0/0"]) assert.equal(isTokenPath(path), false, path);
-  assert.equal(tokenKeyLabel(evmPath(3, 1)), "airlock:m/44'/60'/3'/0/1");
-  assert.deepEqual(tokenKeyId(evmPath(3, 1)), createHash('sha256').update("m/44'/60'/3'/0/1").digest());
+  assert.equal(tokenKeyLabel('42d80376', evmPath(3, 1)), "airlock:42d80376:m/44'/60'/3'/0/1");
+  assert.deepEqual(tokenKeyId('42d80376', evmPath(3, 1)), createHash('sha256').update("airlock:42d80376:m/44'/60'/3'/0/1").digest());
+  assert.notDeepEqual(tokenKeyId('42d80376', evmPath(3, 1)), tokenKeyId('42d80377', evmPath(3, 1)));
+  // Keys made before the id named the deployment: SHA-256 of the path alone.
+  assert.deepEqual(legacyTokenKeyId(evmPath(3, 1)), createHash('sha256').update("m/44'/60'/3'/0/1").digest());
+  assert.throws(() => Pkcs11KeyBackend.open({ library: '/nonexistent.so', tokenLabel: 'x', pinFile: '/nonexistent' }, vault(), { fingerprint: 'not-hex!' }), isCode('invalid_request'));
 });
 
 test('a high-S token signature is normalised to low-S with the recovery id that gives back the key; garbage is refused', () => {
@@ -261,5 +267,75 @@ test('a lost session or login (another application logs out, or closes every ses
     assert.deepEqual(await hsm.getPublicKey(path), publicKey, 'the same key is found again');
   } finally {
     hsm.close();
+  }
+});
+
+test('two deployments on one token never share a key: each finds and makes its own under its own CKA_ID', { skip }, async () => {
+  const path = evmPath(40, 0);
+  const first = open({}, { fingerprint: '11111111' });
+  const firstKey = await first.getPublicKey(path);
+  first.close();
+  // Found by review: the second deployment was handed the first one's key (the id was the path alone).
+  const second = open({}, { fingerprint: '22222222' });
+  try {
+    assert.equal(await second.findPublicKey(path), undefined, 'the other deployment\'s key is not found');
+    await assert.rejects(second.signDigest(path, digestOf(40), 'ecdsa-secp256k1'), isCode('hsm_key_missing'));
+    const secondKey = await second.getPublicKey(path);
+    assert.notDeepEqual(secondKey, firstKey);
+    const { compact } = await second.signDigest(path, digestOf(41), 'ecdsa-secp256k1');
+    assert.ok(secp256k1.verify(compact, digestOf(41), secondKey, { prehash: false, lowS: true }));
+  } finally {
+    second.close();
+  }
+  const again = open({}, { fingerprint: '11111111' });
+  try {
+    assert.deepEqual(await again.getPublicKey(path), firstKey, 'the first deployment keeps its key');
+  } finally {
+    again.close();
+  }
+  assert.equal(destroySoftHsmKey(token, path, '22222222'), 2, 'one private and one public object per deployment');
+  assert.equal(destroySoftHsmKey(token, path), 2);
+});
+
+test('a key under the legacy id (made before ids named the deployment) is used only when the store records it at that path', { skip }, async () => {
+  const path = evmPath(41, 0);
+  const made = open({}, { fingerprint: '33333333' });
+  const legacyKey = await made.getPublicKey(path);
+  made.close();
+  assert.equal(makeSoftHsmKeyLegacy(token, path, '33333333'), 2);
+  const asked: [string, string][] = [];
+  const records = (answer: boolean): TokenDeployment['recordsKey'] => async (p, publicKey) => (asked.push([p, Buffer.from(publicKey).toString('hex')]), answer);
+  // Its own deployment after the upgrade (its store records the key): found, signs, and restore finds it.
+  const upgraded = open({}, { fingerprint: '33333333', recordsKey: records(true) });
+  try {
+    assert.deepEqual(await upgraded.findPublicKey(path), legacyKey);
+    assert.deepEqual(asked, [[path, Buffer.from(legacyKey).toString('hex')]]);
+    const { compact } = await upgraded.signDigest(path, digestOf(42), 'ecdsa-secp256k1');
+    assert.ok(secp256k1.verify(compact, digestOf(42), legacyKey, { prehash: false, lowS: true }));
+    assert.deepEqual(await upgraded.getPublicKey(path), legacyKey, 'no new key for a path it has one at');
+  } finally {
+    upgraded.close();
+  }
+  // Another deployment (its store does not record the key), or one that cannot ask: never used, refused when
+  // signing, and a key of its own is made when provisioning.
+  for (const deployment of [{ fingerprint: '44444444', recordsKey: records(false) }, { fingerprint: '55555555' }]) {
+    const other = open({}, deployment);
+    try {
+      assert.equal(await other.findPublicKey(path), undefined);
+      await assert.rejects(other.signDigest(path, digestOf(43), 'ecdsa-secp256k1'), (e: unknown) => isCode('hsm_key_missing')(e) && /no key of this deployment/.test((e as Error).message));
+      const own = await other.getPublicKey(path);
+      assert.notDeepEqual(own, legacyKey);
+      const { compact } = await other.signDigest(path, digestOf(44), 'ecdsa-secp256k1');
+      assert.ok(secp256k1.verify(compact, digestOf(44), own, { prehash: false, lowS: true }));
+    } finally {
+      other.close();
+    }
+  }
+  // The legacy key is still there for its deployment, untouched.
+  const still = open({}, { fingerprint: '33333333', recordsKey: records(true) });
+  try {
+    assert.deepEqual(await still.findPublicKey(path), legacyKey);
+  } finally {
+    still.close();
   }
 });

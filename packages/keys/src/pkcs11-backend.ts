@@ -11,9 +11,12 @@
  *   Nostr keys (BIP-340, raw ECDH x for NIP-44/NIP-04), Bitcoin keys (xpubs need BIP-32 chain codes; Taproot needs
  *   a tweaked Schnorr key). A token path asked for one of those operations is refused with `hsm_unsupported`.
  *
- * Key mapping: CKA_ID = SHA-256(UTF-8 path) (32 bytes), the lookup key; CKA_LABEL = `airlock:<path>`, for people
- * and HSM tools. Both the public and the private object carry them. The path is Airlock's one spelling
- * (derivation-path.ts), so a path always maps to the same object.
+ * Key mapping: CKA_LABEL = `airlock:<vault fingerprint>:<path>`, for people and HSM tools; CKA_ID = SHA-256 of that
+ * label (32 bytes), the lookup key. Both the public and the private object carry them. The path is Airlock's one
+ * spelling (derivation-path.ts) and the fingerprint the deployment's (its store's `vault_fingerprint`, which a
+ * restore keeps), so a deployment's path always maps to the same object and two deployments on one token never to
+ * the same one. Keys made before the id named the deployment carry CKA_ID = SHA-256(path) (the legacy id): they are
+ * found, never made, and used only for a deployment whose store records that key at that path (TokenDeployment).
  *
  * Binding: `pkcs11js` (PeculiarVentures, MIT). Chosen because it is the maintained low-level binding (2.1.7,
  * August 2026; the same authors' graphene-pk11 wraps it and had its last release in December 2024), it is a
@@ -58,14 +61,35 @@ export function isTokenPath(path: string): boolean {
   return indexes.length === 5 && indexes[0] === 44 + H && indexes[1] === 60 + H && indexes[2]! >= H && indexes[3] === 0 && indexes[4]! < H;
 }
 
-/** CKA_ID of the key at `path`: SHA-256 of the path's one spelling. */
-export function tokenKeyId(path: string): Buffer {
+/** CKA_LABEL of the key at `path` of the deployment whose vault fingerprint is `fingerprint`. */
+export function tokenKeyLabel(fingerprint: string, path: string): string {
+  return `airlock:${fingerprint}:${formatDerivationPath(parseDerivationPath(path))}`;
+}
+
+/**
+ * CKA_ID of the key at `path` of the deployment `fingerprint`: SHA-256 of its label. Found by review: the id was
+ * the path alone, so a second deployment on the token (a shared HSM partition, a re-init) was handed the first
+ * one's agent keys and signed as its agents.
+ */
+export function tokenKeyId(fingerprint: string, path: string): Buffer {
+  return createHash('sha256').update(tokenKeyLabel(fingerprint, path), 'utf8').digest();
+}
+
+/** CKA_ID of a key made before ids named the deployment: SHA-256 of the path's one spelling. Looked up, never made. */
+export function legacyTokenKeyId(path: string): Buffer {
   return createHash('sha256').update(formatDerivationPath(parseDerivationPath(path)), 'utf8').digest();
 }
 
-/** CKA_LABEL of the key at `path`. */
-export function tokenKeyLabel(path: string): string {
-  return `airlock:${formatDerivationPath(parseDerivationPath(path))}`;
+/** The deployment a backend makes and finds token keys for. */
+export interface TokenDeployment {
+  /** The vault fingerprint (8 hex digits) of the deployment: in the CKA_ID and CKA_LABEL of every key it makes. */
+  fingerprint: string;
+  /**
+   * Whether the deployment's store records `publicKey` as its agent key at `path` (the path in its one spelling).
+   * Asked only of a key under the legacy id, which any deployment on the token may have made: such a key is used
+   * only when this answers yes, and never without it.
+   */
+  recordsKey?: (path: string, publicKey: Uint8Array) => Promise<boolean>;
 }
 
 export interface Pkcs11Options {
@@ -105,6 +129,7 @@ export class Pkcs11KeyBackend implements KeyBackend {
   readonly #recover = fastestRecover();
   readonly #tokenLabel: string;
   readonly #slot: Handle;
+  readonly #deployment: TokenDeployment;
   /**
    * Kept to log in again when the token drops the login (a network HSM's restart or failover, a session timeout,
    * another application's C_Logout or C_CloseAllSessions): without it only a restart recovered (found by review).
@@ -125,9 +150,11 @@ export class Pkcs11KeyBackend implements KeyBackend {
 
   /**
    * Loads the module, finds the token, opens the sessions and logs in. `vault` serves every key that does not
-   * live in the token (module comment). Throws `hsm_unavailable` (module, token, mechanism) or `hsm_login_failed`.
+   * live in the token (module comment); `deployment` names whose keys it makes and finds. Throws `hsm_unavailable`
+   * (module, token, mechanism) or `hsm_login_failed`.
    */
-  static open(options: Pkcs11Options, vault: KeyBackend): Pkcs11KeyBackend {
+  static open(options: Pkcs11Options, vault: KeyBackend, deployment: TokenDeployment): Pkcs11KeyBackend {
+    if (!/^[0-9a-f]{8}$/.test(deployment.fingerprint)) throw new AirlockError('invalid_request', 'The deployment fingerprint of the PKCS#11 keys must be 8 lowercase hex digits (the vault fingerprint).');
     const state = load();
     if ('error' in state) throw new AirlockError('hsm_unavailable', 'The PKCS#11 binding (pkcs11js) is not installed or did not build.', { hints: [state.error, 'Run `npm install` with a C++ toolchain (python3, make, g++).'] });
     const pin = readPin(options.pinFile);
@@ -148,7 +175,7 @@ export class Pkcs11KeyBackend implements KeyBackend {
       throw new AirlockError('hsm_unavailable', twice ? `The PKCS#11 module ${options.library} is already open in this process; close the other backend first.` : `The PKCS#11 module did not initialise (${pkcs11Reason(e)}).`);
     }
     try {
-      return new Pkcs11KeyBackend(state.lib, p11, options, pin, vault);
+      return new Pkcs11KeyBackend(state.lib, p11, options, pin, vault, deployment);
     } catch (e) {
       try {
         p11.C_Finalize();
@@ -160,10 +187,11 @@ export class Pkcs11KeyBackend implements KeyBackend {
     }
   }
 
-  private constructor(lib: Pkcs11Module, p11: Pkcs11, options: Pkcs11Options, pin: string, vault: KeyBackend) {
+  private constructor(lib: Pkcs11Module, p11: Pkcs11, options: Pkcs11Options, pin: string, vault: KeyBackend, deployment: TokenDeployment) {
     this.#lib = lib;
     this.#p11 = p11;
     this.#vault = vault;
+    this.#deployment = deployment;
     const { slot, label } = findToken(lib, p11, options);
     this.#tokenLabel = label;
     this.#slot = slot;
@@ -206,12 +234,13 @@ export class Pkcs11KeyBackend implements KeyBackend {
   }
 
   /**
-   * The public key at a token path if the token holds one, without making it (`airlock restore` checks every
-   * recorded EVM key against the token this way). Two objects for one path are `hsm_key_missing`, as when signing.
+   * The public key at a token path if the token holds one of this deployment, without making it (`airlock restore`
+   * checks every recorded EVM key against the token this way): under its own id, or under the legacy id when the
+   * store records it. Two objects for one id are `hsm_key_missing`, as when signing.
    */
   async findPublicKey(path: string): Promise<Uint8Array | undefined> {
     if (!isTokenPath(path)) throw new AirlockError('invalid_request', `${path} is not an EVM agent key path; only those live in the token.`);
-    const key = this.#keys.get(path) ?? (await this.#retryOnce(() => this.#withSession(async (session) => this.#find(session, tokenKeyId(path), path), 'find a key')));
+    const key = this.#keys.get(path) ?? (await this.#retryOnce(() => this.#lookUp(path)));
     if (!key) return undefined;
     this.#keys.set(path, key);
     return Uint8Array.from(key.publicKey);
@@ -296,18 +325,42 @@ export class Pkcs11KeyBackend implements KeyBackend {
     this.#p11.close();
   }
 
-  /** The key pair at a token path: from the cache, from the token by CKA_ID, or (create) generated in the token. */
+  /** The key pair at a token path: from the cache, from the token (#lookUp), or (create) generated in the token. */
   async #key(path: string, { create }: { create: boolean }): Promise<TokenKey> {
     const cached = this.#keys.get(path);
     if (cached) return cached;
-    const id = tokenKeyId(path);
-    const found = await this.#withSession(async (session) => this.#keys.get(path) ?? this.#find(session, id, path), 'find a key');
+    const found = await this.#lookUp(path);
     if (found) {
       this.#keys.set(path, found);
       return found;
     }
-    if (!create) throw new AirlockError('hsm_key_missing', `The token "${this.#tokenLabel}" holds no key for ${path}.`, { hints: ['The HSM keys are not derived from the recovery phrase: restore the token from its own backup (docs/custody.md).'] });
-    return this.#create(path, id);
+    if (!create) {
+      throw new AirlockError('hsm_key_missing', `The token "${this.#tokenLabel}" holds no key of this deployment (vault ${this.#deployment.fingerprint}) for ${path}.`, {
+        hints: ['The HSM keys are not derived from the recovery phrase: restore the token from its own backup (docs/custody.md).', 'A key another deployment made at this path is never used.'],
+      });
+    }
+    return this.#create(path);
+  }
+
+  /**
+   * This deployment's key at a token path, if the token holds it: under its own id, else under the legacy id (a key
+   * made before ids named the deployment) when the deployment's store records exactly that key at this path. A
+   * legacy key the store does not record is another deployment's (or nobody's): not used, and a key is made
+   * under the own id instead (#create never looks at legacy ids).
+   */
+  async #lookUp(path: string): Promise<TokenKey | undefined> {
+    const { own, legacy } = await this.#withSession(async (session) => {
+      const own = this.#keys.get(path) ?? this.#find(session, this.#id(path), path);
+      return { own, legacy: own ? undefined : this.#find(session, legacyTokenKeyId(path), path) };
+    }, 'find a key');
+    if (own) return own;
+    // Asked with no session held: the answer is a store read.
+    if (legacy && (await this.#deployment.recordsKey?.(formatDerivationPath(parseDerivationPath(path)), Uint8Array.from(legacy.publicKey)))) return legacy;
+    return undefined;
+  }
+
+  #id(path: string): Buffer {
+    return tokenKeyId(this.#deployment.fingerprint, path);
   }
 
   /**
@@ -317,7 +370,8 @@ export class Pkcs11KeyBackend implements KeyBackend {
    * never the ones signing needs. C_GenerateKeyPair itself runs on libuv's thread pool: about 170 ms a pair on
    * SoftHSM2, more on a network HSM, during which the event loop keeps serving.
    */
-  #create(path: string, id: Buffer): Promise<TokenKey> {
+  #create(path: string): Promise<TokenKey> {
+    const id = this.#id(path);
     const created = this.#creating.then(() =>
       this.#withSession(async (session) => {
         const key = this.#keys.get(path) ?? this.#find(session, id, path) ?? (await this.#generate(session, id, path));
@@ -351,7 +405,7 @@ export class Pkcs11KeyBackend implements KeyBackend {
 
   async #generate(session: Handle, id: Buffer, path: string): Promise<TokenKey> {
     const lib = this.#lib;
-    const label = tokenKeyLabel(path);
+    const label = tokenKeyLabel(this.#deployment.fingerprint, path);
     const common = [{ type: lib.CKA_TOKEN, value: true }, { type: lib.CKA_ID, value: id }, { type: lib.CKA_LABEL, value: label }];
     const { publicKey, privateKey } = await this.#p11.C_GenerateKeyPairAsync(
       session,

@@ -4,11 +4,12 @@
  * below) when Debian's softhsm2 is not installed; .ci/run installs it.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Pkcs11KeyBackend, tokenKeyId } from './pkcs11-backend.ts';
+import { formatDerivationPath, parseDerivationPath } from './derivation-path.ts';
+import { Pkcs11KeyBackend, legacyTokenKeyId, tokenKeyId, tokenKeyLabel } from './pkcs11-backend.ts';
 
 export const SOFTHSM_LIBRARY = '/usr/lib/softhsm/libsofthsm2.so';
 
@@ -58,23 +59,55 @@ export function createSoftHsmToken(label = 'airlock-test', pin = '246810'): Soft
 
 /**
  * Destroys the key pair at `path` in the token, as a vendor tool would (a token restored from a backup taken
- * before that key was made). Opens the module on its own: no Pkcs11KeyBackend of this process may be open.
+ * before that key was made): the one of the deployment with vault fingerprint `fingerprint`, or without it every
+ * key Airlock made at that path (any deployment's, and one under the legacy id). How many objects went.
  */
-export function destroySoftHsmKey(token: SoftHsmToken, path: string): number {
+export function destroySoftHsmKey(token: SoftHsmToken, path: string, fingerprint?: string): number {
+  const spelled = formatDerivationPath(parseDerivationPath(path));
+  const names = (label: string) => (fingerprint !== undefined ? label === tokenKeyLabel(fingerprint, path) : label === `airlock:${spelled}` || (label.startsWith('airlock:') && label.endsWith(`:${spelled}`)));
+  return withTokenSession(token, (lib, p11, session) => {
+    p11.C_FindObjectsInit(session, []);
+    const objects = p11.C_FindObjects(session, 100_000);
+    p11.C_FindObjectsFinal(session);
+    const doomed = objects.filter((handle) => names(String(p11.C_GetAttributeValue(session, handle, [{ type: lib.CKA_LABEL }])[0]?.value ?? '')));
+    for (const handle of doomed) p11.C_DestroyObject(session, handle);
+    return doomed.length;
+  });
+}
+
+/**
+ * Gives the key pair the deployment `fingerprint` made at `path` the legacy CKA_ID and CKA_LABEL (SHA-256 of the
+ * path, `airlock:<path>`): the key as a version before ids named the deployment made it. How many objects changed.
+ */
+export function makeSoftHsmKeyLegacy(token: SoftHsmToken, path: string, fingerprint: string): number {
+  return withTokenSession(token, (lib, p11, session) => {
+    p11.C_FindObjectsInit(session, [{ type: lib.CKA_ID, value: tokenKeyId(fingerprint, path) }]);
+    const objects = p11.C_FindObjects(session, 8);
+    p11.C_FindObjectsFinal(session);
+    for (const handle of objects) {
+      p11.C_SetAttributeValue(session, handle, [{ type: lib.CKA_ID, value: legacyTokenKeyId(path) }, { type: lib.CKA_LABEL, value: `airlock:${formatDerivationPath(parseDerivationPath(path))}` }]);
+    }
+    return objects.length;
+  });
+}
+
+/**
+ * `use` with a logged-in read-write session on the token, through a copy of the module of its own (as another
+ * process would have it), so a Pkcs11KeyBackend of this process may hold the module meanwhile.
+ */
+function withTokenSession<T>(token: SoftHsmToken, use: (lib: typeof import('pkcs11js'), p11: InstanceType<typeof import('pkcs11js')['PKCS11']>, session: Buffer) => T): T {
   const lib = createRequire(import.meta.url)('pkcs11js') as typeof import('pkcs11js');
+  const module = join(token.dir, 'libsofthsm2-tool.so');
+  if (!existsSync(module)) copyFileSync(token.library, module);
   const p11 = new lib.PKCS11();
-  p11.load(token.library);
+  p11.load(module);
   p11.C_Initialize();
   try {
     const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trimEnd() === token.tokenLabel);
     if (!slot) throw new Error(`no token labelled ${token.tokenLabel}`);
     const session = p11.C_OpenSession(slot, lib.CKF_SERIAL_SESSION | lib.CKF_RW_SESSION);
     p11.C_Login(session, lib.CKU_USER, readFileSync(token.pinFile, 'utf8').split('\n')[0]!);
-    p11.C_FindObjectsInit(session, [{ type: lib.CKA_ID, value: tokenKeyId(path) }]);
-    const objects = p11.C_FindObjects(session, 8);
-    p11.C_FindObjectsFinal(session);
-    for (const handle of objects) p11.C_DestroyObject(session, handle);
-    return objects.length;
+    return use(lib, p11, session);
   } finally {
     p11.C_Finalize();
     p11.close();

@@ -17,6 +17,7 @@ import { NativeKeyBackend, Pkcs11KeyBackend, checkPassphrase, isTokenPath, resto
 import { openStore, storeTarget } from '@airlock/store';
 import type { AirlockConfig } from './config.ts';
 import { chooseKeyBackend, type VaultOptions } from './runtime.ts';
+import { storeRecordsAgentKey } from './token-key-records.ts';
 
 /** One key the store says the vault derives: m/44'/60'/{accountIndex}'/0/{keyIndex} must be `address`. */
 export interface RecordedKey {
@@ -165,7 +166,8 @@ export async function restoreAirlock(config: AirlockConfig, mnemonic: string, pa
     let token: Pkcs11KeyBackend | undefined;
     try {
       // The token serves lookups only; its vault side (the phrase's keys) is never asked here.
-      token = pkcs11 ? Pkcs11KeyBackend.open(pkcs11, vault.keyBackend('hd')) : undefined;
+      // Its keys are found under this vault's fingerprint, or under the legacy id where the store records them.
+      token = pkcs11 ? Pkcs11KeyBackend.open(pkcs11, vault.keyBackend('hd'), { fingerprint: vault.fingerprint(), recordsKey: storeRecordsAgentKey(store) }) : undefined;
       check = await checkPhraseAgainstStore(store, vault, token);
     } finally {
       token?.close();

@@ -48,6 +48,7 @@ import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { WebhookService } from './webhooks/webhook-service.ts';
 import { ed25519 } from './ed25519.ts';
 import { AdminCredential, newAdminToken } from './admin-credential.ts';
+import { storeRecordsAgentKey } from './token-key-records.ts';
 
 export function randomId(prefix: string): string {
   return `${prefix}_${randomBytes(8).toString('hex')}`;
@@ -311,7 +312,8 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
     // pkcs11: the token holds the agent keys; the vault keys and the recovery check use native when it loads.
     const native = keyBackend.kind === 'native' || ((keyBackend.kind === 'pkcs11' || keyBackend.kind === 'key-process') && NativeKeyBackend.available());
     const vaultKeys = remote ?? vault!.keyBackend(native ? 'native' : 'hd');
-    hsm = 'pkcs11' in chosen && chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
+    // Keys of this deployment only (its vault fingerprint), and legacy-id keys only where this store records them.
+    hsm = 'pkcs11' in chosen && chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys, { fingerprint: bound, recordsKey: storeRecordsAgentKey(store) }) : undefined;
     const deps: ServiceDeps = {
       store,
       keys: hsm ?? vaultKeys,

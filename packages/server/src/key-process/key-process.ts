@@ -10,6 +10,7 @@ import { assertHeadRecordDirectoryOwned, defaultHeadRecordPath, readSignedHeadRe
 import { decodeWire, encodeWire, isKeyProcessMethod, wireError, type KeyProcessMethod } from './wire.ts';
 import { THRESHOLD_NODE_TOKENS_LABEL } from '../threshold/node-tokens.ts';
 import { claimSocketPath } from '../socket-path.ts';
+import { storeRecordsAgentKey } from '../token-key-records.ts';
 
 /** Signatures (and key-path operations) per second and burst, per agent and for the whole process. */
 export interface KeyProcessRates {
@@ -98,7 +99,7 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     const chosen = chooseKeyBackend(options.env ?? process.env);
     const native = chosen.kind === 'native' || (chosen.kind === 'pkcs11' && NativeKeyBackend.available());
     const vaultKeys = vault.keyBackend(native ? 'native' : 'hd');
-    hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys) : undefined;
+    hsm = chosen.pkcs11 ? Pkcs11KeyBackend.open(chosen.pkcs11, vaultKeys, { fingerprint: bound, recordsKey: storeRecordsAgentKey(store) }) : undefined;
     const keys: KeyBackend = hsm ?? vaultKeys;
     const headPath = options.headRecordPath ?? defaultHeadRecordPath(options.vaultPath);
     await assertHeadRecordDirectoryOwned(headPath);
