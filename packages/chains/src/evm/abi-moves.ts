@@ -197,12 +197,11 @@ function executedCall(intent: Intent, decl: AbiDeclaration, e: DeclaredExecution
   const read = (path: string) => argumentAt(args, path.split('.'));
   const to = read(e.to);
   const data = read(e.data);
-  const value = e.value === undefined ? 0n : read(e.value);
-  const operation = e.operation === undefined ? 0n : read(e.operation);
-  if (typeof to !== 'string' || typeof data !== 'string' || typeof value !== 'bigint' || (typeof operation !== 'bigint' && typeof operation !== 'number')) {
+  const value = e.value === undefined ? 0n : asAmount(read(e.value));
+  const op = e.operation === undefined ? 0n : asAmount(read(e.operation));
+  if (typeof to !== 'string' || typeof data !== 'string' || value === undefined || op === undefined) {
     throw undecodable(decl, 'the executed call\'s arguments do not decode');
   }
-  const op = BigInt(operation);
   if (op !== 0n && op !== 1n) throw undecodable(decl, `${e.operation} must be 0 (CALL) or 1 (DELEGATECALL)`);
   if (op === 1n && value !== 0n) throw undecodable(decl, `${e.value} must be 0 with DELEGATECALL (a delegatecall sends no value)`);
   const ctx = { action: intent.action, chain: intent.chain, from: intent.call!.contract, accountLabel: 'the module\'s account', abis: undefined };
@@ -215,6 +214,17 @@ function executedCall(intent: Intent, decl: AbiDeclaration, e: DeclaredExecution
   return enrichCall(inner, abis, false);
 }
 
+/**
+ * A decoded unsigned integer argument as an amount. viem decodes uint8..uint48 as JS numbers and wider ones as
+ * bigints; validation accepts every uintN, so both are read here (found by review: a uint48 amount was refused
+ * abi_decode_failed on every call of the function declaring it). Undefined for anything else.
+ */
+function asAmount(value: unknown): bigint | undefined {
+  if (typeof value === 'bigint') return value;
+  if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return BigInt(value);
+  return undefined;
+}
+
 function declaredSpend(intent: Intent, decl: AbiDeclaration, d: DeclaredSpend, args: Record<string, unknown>): Spend {
   const read = (path: string) => argumentAt(args, path.split('.'));
   let asset: string;
@@ -224,8 +234,8 @@ function declaredSpend(intent: Intent, decl: AbiDeclaration, d: DeclaredSpend, a
     if (typeof token !== 'string') throw undecodable(decl, `argument ${d.asset} is not an address`);
     asset = erc20Asset(intent.chain, token);
   }
-  const amount = read(d.amount);
-  if (typeof amount !== 'bigint') throw undecodable(decl, `argument ${d.amount} is not an amount`);
+  const amount = asAmount(read(d.amount));
+  if (amount === undefined) throw undecodable(decl, `argument ${d.amount} is not an amount`);
   const to = d.to === undefined ? intent.call!.contract : read(d.to);
   if (typeof to !== 'string') throw undecodable(decl, `argument ${d.to} is not an address`);
   return { asset, amount, to: to.toLowerCase(), kind: 'transfer' };

@@ -36,11 +36,21 @@ export interface EvmTransaction {
 /** EIP-2930 (type 1) only adds an access list (which cannot move value); EIP-7702 (type 4) carries delegations. */
 export type TransactionType = 'eip1559' | 'legacy' | 'eip2930' | 'eip7702';
 
-const TYPE_NAMES: Record<string, TransactionType | 'unsupported'> = {
-  eip1559: 'eip1559', '0x2': 'eip1559', legacy: 'legacy', '0x0': 'legacy',
-  eip2930: 'eip2930', '0x1': 'eip2930', eip4844: 'unsupported', '0x3': 'unsupported',
-  eip7702: 'eip7702', '0x4': 'eip7702',
-};
+/** A Map, not an object literal: 'toString' or 'constructor' must not look up an inherited property. */
+const TYPE_NAMES = new Map<string, TransactionType | 'unsupported'>([
+  ['eip1559', 'eip1559'], ['0x2', 'eip1559'], ['legacy', 'legacy'], ['0x0', 'legacy'],
+  ['eip2930', 'eip2930'], ['0x1', 'eip2930'], ['eip4844', 'unsupported'], ['0x3', 'unsupported'],
+  ['eip7702', 'eip7702'], ['0x4', 'eip7702'],
+]);
+
+/**
+ * A numeric type as TYPE_NAMES spells it: parsed and re-emitted without leading zeros. The JSON-RPC spec types
+ * `type` as a byte, so wallets send '0x02' as well as '0x2' (found by review: '0x00' and '0x02' were refused
+ * while '0x0' and '0x2' signed). Names are left as they are.
+ */
+function canonicalType(value: string): string {
+  return /^0x[0-9a-f]+$/i.test(value) ? `0x${BigInt(value).toString(16)}` : value;
+}
 
 const TRANSACTION_FIELDS = [
   'type', 'chainId', 'from', 'to', 'value', 'data', 'input', 'nonce', 'gas', 'gasLimit',
@@ -151,7 +161,7 @@ function readType(value: unknown, hasLegacyFee: boolean, has1559Fee: boolean, ha
     if (has1559Fee && !hasLegacyFee) return 'eip1559';
     throw new AirlockError('invalid_request', 'transaction.type is required unless exactly one of gasPrice or maxFeePerGas is given');
   }
-  const type = typeof value === 'string' ? TYPE_NAMES[value] : undefined;
+  const type = typeof value === 'string' ? TYPE_NAMES.get(canonicalType(value)) : undefined;
   if (type === undefined) throw new AirlockError('invalid_request', "transaction.type must be 'eip1559', 'eip2930', 'eip7702' or 'legacy'");
   if (type === 'unsupported') throw new AirlockError('undecodable_payload', 'transaction.type: blob (eip4844) transactions are not supported');
   return type;

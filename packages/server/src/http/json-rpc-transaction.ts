@@ -10,7 +10,11 @@ export interface TransactionPayload {
   transaction: Record<string, unknown>;
 }
 
-const LEGACY_TYPES = new Set(['0x0', '0x00', 'legacy']);
+/**
+ * Type 0 however a wallet spells it: '0x0', the byte '0x00', 'legacy'. Only to pick the fees to fill; the decoder
+ * reads the type itself (canonicalType in chains/src/evm/transaction.ts), so both agree on '0x00' and '0x02'.
+ */
+const LEGACY_TYPE = /^(legacy|0x0+)$/i;
 
 /**
  * Checks `from` and `chainId`, fills nonce, gas and fees that are missing, and returns the payload.
@@ -49,7 +53,7 @@ async function fill(tx: Record<string, unknown>, from: string, upstream: Upstrea
     for (const key of ['to', 'value', 'data', 'input', 'accessList', 'authorizationList']) if (tx[key] !== undefined) call[key] = tx[key];
     tx.gas = await upstream.call('eth_estimateGas', [call]);
   }
-  const legacy = tx.gasPrice !== undefined || (typeof tx.type === 'string' && LEGACY_TYPES.has(tx.type.toLowerCase()));
+  const legacy = tx.gasPrice !== undefined || (typeof tx.type === 'string' && LEGACY_TYPE.test(tx.type));
   if (legacy) {
     if (tx.gasPrice === undefined) tx.gasPrice = await upstream.call('eth_gasPrice', []);
     return;
