@@ -1,6 +1,7 @@
 // The dependency map of one agent (issue 14): everything its key handed out that outlives a freeze. Grants
-// recorded at signing time, outstanding EIP-3009 authorizations (the payments table), open sessions and their
-// child sessions, pending approvals, Lightning payments in flight and NWC connections. `reconcileDependencyMap`
+// recorded at signing time (chainless EIP-3009 authorizations among them), outstanding chain-bound EIP-3009
+// authorizations (the payments table), open sessions and their child sessions, pending approvals, Lightning
+// payments in flight and NWC connections. `reconcileDependencyMap`
 // then asks the chain which grants are still live. Reading only: nothing here writes.
 import { AirlockError } from '../errors.ts';
 import type { AuditEntry } from '../audit/types.ts';
@@ -32,7 +33,7 @@ export interface MappedGrant extends GrantRecord {
   evidence?: LiveEvidence;
 }
 
-/** An EIP-3009 authorization signed and not yet settled or expired (a reserved payment). */
+/** An EIP-3009 authorization bound to a chain, signed and not yet settled or expired (a reserved payment); a chainless one is a grant (`eip3009.authorization`). */
 export interface MappedAuthorization {
   paymentId: string;
   auditSeq: number;
@@ -339,7 +340,21 @@ async function grantLiveness(g: GrantRecord, reads: ChainReads): Promise<Verdict
         if (g.deadline !== undefined && g.deadline < chainTime) return { live: false, evidence: { reason: 'permit_expired', message: 'The signature deadline passed unused.', chainTime } };
         return { live: true, evidence: { reason: 'permit_unused', message: 'The Permit2 transfer signature is unused and its deadline has not passed.', chainTime } };
       });
+    case 'eip3009.authorization':
+      return chainlessAuthorizationLiveness(g, reads);
   }
+}
+
+// A chainless EIP-3009 authorization is valid on every chain whose token has its domain; only the chain it was
+// labelled with can be asked. Expired is dead everywhere; used there says nothing of the others, so it stays
+// `unknown` (never `false`), with the evidence saying why.
+async function chainlessAuthorizationLiveness(g: GrantRecord, reads: ChainReads): Promise<Verdict> {
+  return withReader(reads, g.chain, [], async (r) => {
+    const [used, chainTime] = await Promise.all([r.authorizationState(g.chain, g.token, g.owner, g.nonce ?? ''), reads.chainTime(g.chain)]);
+    if (g.deadline !== undefined && g.deadline <= chainTime) return { live: false, evidence: { reason: 'authorization_expired', message: 'The authorization expired unused.', chainTime } };
+    if (used) return { live: 'unknown', evidence: { reason: 'authorization_used', message: `The authorization nonce is used on ${g.chain}; signed without chainId, it may still be submitted on another chain.`, chainTime } };
+    return { live: true, evidence: { reason: 'authorization_unused', message: 'The authorization is unused and still valid: anyone holding it can submit it.', chainTime } };
+  });
 }
 
 function erc20Allowance(reads: ChainReads, r: ChainReader, g: GrantRecord): Promise<bigint> {

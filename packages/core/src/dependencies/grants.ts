@@ -64,15 +64,33 @@ function grantRows(intent: Intent, origin: GrantOrigin): readonly GrantRecord[] 
     }
     case 'contract.call':
       return permit2ApproveCall(intent, origin);
+    case 'eip3009.transfer_with_authorization':
+    case 'eip3009.receive_with_authorization':
+      return chainlessAuthorization(intent, origin);
     default:
       return NONE;
   }
 }
 
-/** Grants that decode without `approvals`: Permit2 signature transfers and a Permit2 `approve` transaction. */
+/** Grants that decode without `approvals`: Permit2 signature transfers, a Permit2 `approve` transaction and a chainless EIP-3009 authorization. */
 function mayGrantWithoutApprovals(intent: Intent): boolean {
   return intent.kind === 'permit2.permit_transfer_from' || intent.kind === 'permit2.permit_witness_transfer_from'
-    || (intent.kind === 'contract.call' && intent.call?.contract === PERMIT2_ADDRESS && intent.call.selector === SELECTORS.permit2Approve);
+    || (intent.kind === 'contract.call' && intent.call?.contract === PERMIT2_ADDRESS && intent.call.selector === SELECTORS.permit2Approve)
+    || ((intent.kind === 'eip3009.transfer_with_authorization' || intent.kind === 'eip3009.receive_with_authorization') && intent.typedData?.domain.chainId === undefined);
+}
+
+/**
+ * An EIP-3009 authorization over a domain without chainId. One bound to a chain is held as a payment and the map
+ * reads it from the payments table; a chainless one is not (signing-service.ts `isHeldPayment`: it is charged when
+ * signed, since it may be used on any chain), so without this row neither the map nor revoke-all saw it (found by
+ * review: an 800 USDC authorization valid 30 days on every chain was missing). Written in the signing transaction,
+ * beside its charge. `chain` is the request's label, the one chain it can be named on; `spender` is the payee.
+ */
+function chainlessAuthorization(intent: Intent, origin: GrantOrigin): readonly GrantRecord[] {
+  const spend = intent.spends[0];
+  if (intent.typedData?.domain.chainId !== undefined || !spend || !intent.payment) return NONE;
+  const token = tokenOf(spend.asset);
+  return [row(origin, intent, 0, 'eip3009.authorization', token, token, intent.payment.payTo, spend.amount, false, { deadline: intent.validity?.validBefore, nonce: intent.payment.nonce, domain: domainOf(intent) })];
 }
 
 /** Permit2 `approve(token, spender, uint160 amount, uint48 expiration)`: the calldata, or the args a registered ABI decoded. */

@@ -20,7 +20,8 @@ export interface PlannedCall {
 
 /** EIP-712 typed data as Airlock's `evm.typed_data` action takes it (`typedData` of the request body); uints are decimal strings, bools (DAI's `allowed`) booleans. */
 export interface RevocationTypedData {
-  domain: { name?: string; version?: string; chainId: number; verifyingContract: string };
+  /** No `chainId` only to cancel a chainless EIP-3009 authorization: the token checks the cancellation under the domain the authorization used. */
+  domain: { name?: string; version?: string; chainId?: number; verifyingContract: string };
   types: Record<string, { name: string; type: string }[]>;
   primaryType: string;
   message: Record<string, string | boolean>;
@@ -32,6 +33,8 @@ export type RevocationStep =
     type: 'signature_then_transaction';
     purpose: string;
     grants: GrantRef[];
+    /** CAIP-2 chain the call is sent on (the typed data may name none). */
+    chain: string;
     /** Signed by the owner (the agent's key) first. */
     typedData: RevocationTypedData;
     /** The call that consumes the signature (65-byte r‖s‖v hex), sent by the owner. */
@@ -40,7 +43,7 @@ export type RevocationStep =
 
 export interface UnplannedRevocation {
   purpose: string;
-  /** Stable: `not_evm`, `domain_unknown`, `nonce_range_too_large`, `nonce_unknown`. */
+  /** Stable: `not_evm`, `domain_unknown`, `nonce_range_too_large`, `nonce_unknown`, `chainless_other_chains`. */
   reason: string;
   message: string;
   grants: GrantRef[];
@@ -82,6 +85,7 @@ export function planRevocations(map: DependencyMap, options: PlanOptions): Revoc
   }
 
   for (const a of authorizations) planCancelAuthorization(plan, a);
+  for (const g of grants.filter((g) => g.kind === 'eip3009.authorization')) planChainlessCancel(plan, g, options);
   planPermitBurns(plan, grants.filter((g) => g.kind === 'eip2612.permit'), options, 'eip2612');
   planPermitBurns(plan, grants.filter((g) => g.kind === 'dai.permit'), options, 'dai');
   planPermit2NonceInvalidations(plan, grants.filter((g) => g.kind === 'permit2.permit' && outstandingSignature(g)));
@@ -131,13 +135,49 @@ function planCancelAuthorization(plan: RevocationPlan, a: MappedAuthorization): 
     plan.unplanned.push({ purpose, reason: 'domain_unknown', message: "The token's EIP-712 name and version are not on record; the cancellation cannot be signed.", grants: [authRef(a)] });
     return;
   }
-  const { chain, token, owner, nonce } = a;
-  plan.steps.push({
+  const domain = { name: a.domain.name, version: a.domain.version, chainId: chainIdOf(a.chain), verifyingContract: a.token };
+  plan.steps.push(cancelAuthorizationStep(purpose, [authRef(a)], a.chain, a.owner, a.nonce, domain));
+}
+
+// A chainless EIP-3009 authorization (a grant row, grants.ts) is valid on every chain whose token has its domain.
+// The token checks a CancelAuthorization under its own domain separator, so the cancellation is signed under the
+// domain the authorization used, without chainId. It is planned on the one chain the request named (unless that
+// chain saw the nonce used: the call would revert); the other chains cannot be named, so they are reported.
+function planChainlessCancel(plan: RevocationPlan, g: MappedGrant, options: PlanOptions): void {
+  const purpose = `cancel the chainless EIP-3009 authorization ${g.nonce} (${g.amount} of ${g.token} to ${g.spender})`;
+  // Past validBefore it is refused on every chain: nothing to do, even where nothing was read.
+  if (g.deadline !== undefined && g.deadline <= options.nowSeconds) {
+    plan.alreadyDead.push(grantRef(g));
+    return;
+  }
+  if (g.nonce === undefined) {
+    plan.unplanned.push({ purpose, reason: 'nonce_unknown', message: 'The authorization was recorded without its nonce.', grants: [grantRef(g)] });
+    return;
+  }
+  if (g.domain?.name === undefined || g.domain.version === undefined) {
+    plan.unplanned.push({ purpose, reason: 'domain_unknown', message: "The token's EIP-712 name and version are not on record; the cancellation cannot be signed.", grants: [grantRef(g)] });
+    return;
+  }
+  if (g.evidence?.reason !== 'authorization_used') {
+    plan.steps.push(cancelAuthorizationStep(purpose, [grantRef(g)], g.chain, g.owner, g.nonce, { name: g.domain.name, version: g.domain.version, verifyingContract: g.token }));
+  }
+  plan.unplanned.push({
+    purpose,
+    reason: 'chainless_other_chains',
+    message: `Signed without chainId, the authorization is valid on every chain where ${g.token} has this EIP-712 domain; only ${g.chain} (the chain the request named) is planned. The cancellation is chainless too: send the same cancelAuthorization on every other chain where the token is deployed.`,
+    grants: [grantRef(g)],
+  });
+}
+
+function cancelAuthorizationStep(purpose: string, grants: GrantRef[], chain: string, owner: string, nonce: string, domain: RevocationTypedData['domain']): RevocationStep {
+  const token = domain.verifyingContract;
+  return {
     type: 'signature_then_transaction',
     purpose,
-    grants: [authRef(a)],
+    grants,
+    chain,
     typedData: {
-      domain: { name: a.domain.name, version: a.domain.version, chainId: chainIdOf(chain), verifyingContract: token },
+      domain,
       types: { CancelAuthorization: [{ name: 'authorizer', type: 'address' }, { name: 'nonce', type: 'bytes32' }] },
       primaryType: 'CancelAuthorization',
       message: { authorizer: owner, nonce },
@@ -146,7 +186,7 @@ function planCancelAuthorization(plan: RevocationPlan, a: MappedAuthorization): 
       const { v, r, s } = splitSignature(signature);
       return { chain, to: token, value: 0n, data: encodeCall(SELECTORS.eip3009CancelAuthorization, [addressWord(owner), bytes32Word(nonce), uintWord(v), bytes32Word(r), bytes32Word(s)]) };
     },
-  });
+  };
 }
 
 /** Which permit a token implements: EIP-2612's, or DAI's (which predates it). */
@@ -198,6 +238,7 @@ function permitBurnStep(owner: string, chain: string, token: string, spender: st
     type: 'signature_then_transaction',
     purpose: `burn EIP-2612 nonce ${nonce} of ${token} (permit of 0 to ${spender})`,
     grants,
+    chain,
     typedData: {
       domain: { ...(domain.name !== undefined ? { name: domain.name } : {}), ...(domain.version !== undefined ? { version: domain.version } : {}), chainId: chainIdOf(chain), verifyingContract: token },
       types: { Permit: [{ name: 'owner', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'value', type: 'uint256' }, { name: 'nonce', type: 'uint256' }, { name: 'deadline', type: 'uint256' }] },
@@ -219,6 +260,7 @@ function daiPermitBurnStep(owner: string, chain: string, token: string, spender:
     type: 'signature_then_transaction',
     purpose: `burn DAI permit nonce ${nonce} of ${token} (permit allowed = false to ${spender})`,
     grants,
+    chain,
     typedData: {
       domain: { ...(domain.name !== undefined ? { name: domain.name } : {}), ...(domain.version !== undefined ? { version: domain.version } : {}), chainId: chainIdOf(chain), verifyingContract: token },
       types: { Permit: [{ name: 'holder', type: 'address' }, { name: 'spender', type: 'address' }, { name: 'nonce', type: 'uint256' }, { name: 'expiry', type: 'uint256' }, { name: 'allowed', type: 'bool' }] },

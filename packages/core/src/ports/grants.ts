@@ -4,8 +4,10 @@
  * what `GET /v1/agents/{id}/dependencies` lists and what the revocation planner undoes on chain.
  *
  * One row per thing granted, written in the signing transaction of the request that granted it (only when the
- * intent grants something: a plain transfer writes nothing). EIP-3009 authorizations are not here: every one
- * is a payment record already (ports/payments.ts), and the map reads them from there.
+ * intent grants something: a plain transfer writes nothing). An EIP-3009 authorization bound to a chain is not
+ * here: it is a payment record already (ports/payments.ts), and the map reads it from there. One signed under a
+ * domain without chainId is not held as a payment (it is charged when signed), so it is a grant row
+ * (`eip3009.authorization`), or nothing would list it (found by review).
  */
 export const GRANT_KINDS = [
   'erc20.approve', // approve(spender, amount): the allowance becomes `amount`
@@ -15,6 +17,7 @@ export const GRANT_KINDS = [
   'permit2.permit', // Permit2 PermitSingle / PermitBatch (one row per token): an allowance inside Permit2
   'permit2.approve', // Permit2 approve(token, spender, amount, expiration) sent as a transaction
   'permit2.transfer', // Permit2 SignatureTransfer: a one-time pull, live while its unordered nonce is unused
+  'eip3009.authorization', // EIP-3009 over a chainless domain: a one-time transfer to `spender`, valid on every chain until `deadline`
 ] as const;
 export type GrantKind = (typeof GRANT_KINDS)[number];
 
@@ -43,7 +46,7 @@ export interface GrantRecord {
   expiresAt?: number;
   /** Unix seconds after which the signature can no longer be submitted (EIP-2612 deadline, DAI expiry, Permit2 sigDeadline); absent when it never lapses (DAI expiry 0). */
   deadline?: number;
-  /** The nonce the signature consumes (decimal), for off-chain permits. */
+  /** The nonce the signature consumes: decimal for permits, bytes32 hex for an EIP-3009 authorization. */
   nonce?: string;
   /** The EIP-712 domain's name and version the permit was signed under (EIP-2612, DAI): what a burn permit signs under too. */
   domain?: { name?: string; version?: string };

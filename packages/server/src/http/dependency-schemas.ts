@@ -1,5 +1,6 @@
 // The dependency map of an agent as operators read it (docs/api.md "Dependency map", issue 14).
 import { z } from 'zod';
+import { GRANT_KINDS } from '@airlock/core';
 import { apiSchema } from './api-schemas.ts';
 import { iso } from './schemas.ts';
 
@@ -24,7 +25,7 @@ export const LiveEvidenceSchema = apiSchema(
 export const GrantSchema = apiSchema(
   'Grant',
   z.object({
-    kind: z.enum(['erc20.approve', 'erc20.increase_allowance', 'eip2612.permit', 'dai.permit', 'permit2.permit', 'permit2.approve', 'permit2.transfer']),
+    kind: z.enum(GRANT_KINDS).describe('`eip3009.authorization`: an EIP-3009 authorization over a chainless domain (valid on every chain); `nonce` is its bytes32, `spender` the payee, `deadline` its validBefore'),
     auditSeq: z.number().describe('The audit entry that released the signature (`sign.request` or `approval.granted`)'),
     index: z.number().describe('Position among the grants of that entry (a Permit2 batch has one per token)'),
     chain: z.string(),
@@ -69,7 +70,7 @@ export const DependencyMapResponse = apiSchema(
     generatedAt: iso,
     reconciled: z.boolean(),
     grants: z.array(GrantSchema),
-    authorizations: z.array(OutstandingAuthorizationSchema).describe('EIP-3009 authorizations signed and not settled or expired (reserved payments)'),
+    authorizations: z.array(OutstandingAuthorizationSchema).describe('EIP-3009 authorizations bound to a chain, signed and not settled or expired (reserved payments); a chainless one is a grant of kind `eip3009.authorization`'),
     sessions: z.array(z.object({ id: z.string(), parentId: z.string().optional(), label: z.string().optional(), actions: z.array(z.string()), chains: z.array(z.string()), createdAt: iso, expiresAt: iso })).describe('Open sessions and child sessions'),
     approvals: z.array(z.object({ id: z.string(), sessionId: z.string(), auditSeq: z.number(), action: z.string(), summary: z.string().optional(), createdAt: iso, expiresAt: iso })).describe('Pending approvals'),
     lightningPayments: z.array(z.object({ id: z.string(), sessionId: z.string(), auditSeq: z.number(), paymentHash: z.string(), amountMsat: z.string(), createdAt: iso })).describe('Lightning payments in flight'),
@@ -105,7 +106,7 @@ export const RevokeAllResponse = apiSchema(
       jobId: z.string().optional().describe('The lifecycle job (`GET /v1/lifecycle/jobs/{id}`): mined or failed later'),
       error: z.object({ code: z.string(), message: z.string() }).optional().describe('Why the step failed (`lifecycle_rpc_unavailable`, `lifecycle_no_rpc`, …); nothing was signed for it'),
     })).describe('The on-chain revocations, one transaction each'),
-    unplanned: z.array(z.object({ purpose: z.string(), reason: z.string().describe('`not_evm`, `domain_unknown`, `nonce_range_too_large`, `nonce_unknown`, `owner_unknown`'), message: z.string(), grants: z.array(GrantRefSchema), keyIndex: z.number().optional() })).describe('Grants that could not be planned: still possibly live'),
+    unplanned: z.array(z.object({ purpose: z.string(), reason: z.string().describe('`not_evm`, `domain_unknown`, `nonce_range_too_large`, `nonce_unknown`, `owner_unknown`, `chainless_other_chains`, `chainless_cancel_unsigned`'), message: z.string(), grants: z.array(GrantRefSchema), keyIndex: z.number().optional() })).describe('Grants that could not be planned: still possibly live'),
     alreadyDead: z.array(GrantRefSchema).describe('Grants the chain showed dead already'),
     notes: z.array(z.string()).describe('What cannot be revoked (Lightning payments in flight), grants read as unknown, failures'),
   }),
