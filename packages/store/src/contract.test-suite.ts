@@ -641,18 +641,23 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual((await store.listBreakers({ state: 'reset' })).map((b) => b.id), ['brk_b', 'brk_a']);
     });
 
-    test('destination payers: first time kept, agents listed from a time, paid before the first recorded payer judged by time', async () => {
+    test('destination payers: first time kept, agents listed from a time, paid before the first recorded payer and before the window judged by time (ledger only)', async () => {
       const store = await fresh();
       await store.transaction((tx) => tx.recordDestinationPayers('ag_1', ['0xaa', '0xbb'], 1_000, 1));
       await store.transaction((tx) => tx.recordDestinationPayers('ag_1', ['0xaa'], 5_000, 2));
       await store.transaction((tx) => tx.recordDestinationPayers('ag_2', ['0xaa'], 4_000, 3));
       const read = () => store.transaction((tx) => tx.destinationPayers(['0xaa', '0xbb', '0xcc'], 2_000, 10));
-      let payers = await read();
-      assert.deepEqual(payers.get('0xaa'), { agents: ['ag_2'], paidBeforeRecorded: false }, 'ag_1 first paid before 2000');
-      assert.deepEqual(payers.get('0xbb'), { agents: [], paidBeforeRecorded: false });
-      assert.deepEqual(payers.get('0xcc'), { agents: [], paidBeforeRecorded: false });
-      // Charges at or after the first recorded payer, however many (replays, grants, a batch's calls): not "paid before".
       const count = (series: string, n: number) => [{ series, asset: COUNT_ASSET, amount: 0n, count: n }];
+      let payers = await read();
+      assert.deepEqual(payers.get('0xaa'), { agents: ['ag_2'], paidBeforeRecorded: false, paidBeforeWindow: false }, 'ag_1 first paid before 2000');
+      assert.deepEqual(payers.get('0xbb'), { agents: [], paidBeforeRecorded: false, paidBeforeWindow: false });
+      assert.deepEqual(payers.get('0xcc'), { agents: [], paidBeforeRecorded: false, paidBeforeWindow: false });
+      // A request held for approval before the window is no payment: not "paid before the window" (found by review:
+      // the detector read it from window counts, which a hold's count leaves once older than the window).
+      await store.transaction((tx) => tx.holdForApproval({
+        id: 'apr_wave', agentId: 'ag_3', sessionId: 'ses_1', auditSeq: 1, action: 'evm.transaction', request: {}, digest: '55'.repeat(32),
+        summary: {}, state: 'pending', createdAt: 500, expiresAt: 10 ** 12,
+      }, count('fleet|to:0xcc', 1)));
       await store.transaction((tx) => tx.appendLedger(count('fleet|to:0xaa', 1), 1_000, 4));
       await store.transaction((tx) => tx.appendLedger(count('fleet|to:0xaa', 5), 6_000, 5));
       // Detector totals are the window sums (without the budget locks).
@@ -661,9 +666,11 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       await store.transaction((tx) => tx.appendLedger(count('fleet|to:0xbb', 1), 999, 6));
       await store.transaction((tx) => tx.appendLedger(count('fleet|to:0xcc', 1), 7_000, 7));
       payers = await read();
-      assert.deepEqual(payers.get('0xaa'), { agents: ['ag_2'], paidBeforeRecorded: false });
-      assert.deepEqual(payers.get('0xbb'), { agents: [], paidBeforeRecorded: true });
-      assert.deepEqual(payers.get('0xcc'), { agents: [], paidBeforeRecorded: true });
+      // Charges at or after the first recorded payer, however many (replays, grants, a batch's calls): not "paid
+      // before" it; one before the window (0xaa at 1000, 0xbb at 999) is "paid before the window", by the ledger only.
+      assert.deepEqual(payers.get('0xaa'), { agents: ['ag_2'], paidBeforeRecorded: false, paidBeforeWindow: true });
+      assert.deepEqual(payers.get('0xbb'), { agents: [], paidBeforeRecorded: true, paidBeforeWindow: true });
+      assert.deepEqual(payers.get('0xcc'), { agents: [], paidBeforeRecorded: true, paidBeforeWindow: false }, 'its hold at 500 is no payment');
     });
 
     test('window totals equal a brute-force replay at every boundary, over many series, assets and skewed clocks', async () => {

@@ -63,4 +63,11 @@ export interface DestinationPayers {
    * approval, a batch's further calls) follows the screening that recorded one, so it cannot make this true.
    */
   paidBeforeRecorded: boolean;
+  /**
+   * The fleet was charged for the destination (a ledger entry on `fleet|to:<destination>`) before the window's start:
+   * a payee it already knew. The ledger only: a request held for approval is no payment, whatever its age (found by
+   * review: read as a count over all time against one over the window, a held request older than the window made
+   * its payee look known once held counts aged out of windows, and a wave to it went unseen).
+   */
+  paidBeforeWindow: boolean;
 }

@@ -187,7 +187,7 @@ export class CircuitBreakers {
     const ledger = ledgerViewFrom(windows, totals);
     return {
       total: (q) => ledger.total(q),
-      payers: (destination, sinceMs) => payersBySince.get(sinceMs)?.get(destination) ?? { agents: [], paidBeforeRecorded: false },
+      payers: (destination, sinceMs) => payersBySince.get(sinceMs)?.get(destination) ?? { agents: [], paidBeforeRecorded: false, paidBeforeWindow: false },
     };
   }
 

@@ -73,13 +73,14 @@ export async function resetBreaker(q: Q, id: string, by: string, now: number, au
 }
 
 /**
+ * `paid_before_window`: a ledger entry on those series older than the window (`$2`), holds not read.
  * `paid_before`: a ledger entry on the destination's fleet series (any of its physical series: the stripes and the
  * unstriped rows written before them, tx-locks.ts) older than its earliest recorded payer (any entry, where none is
  * recorded). By time, not by count: replays, granted approvals and a batch's further calls charge the series
  * without recording a payer, always after the screening that recorded one.
  */
 export async function destinationPayers(q: Q, destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>> {
-  const out = new Map<string, DestinationPayers>(destinations.map((d) => [d, { agents: [], paidBeforeRecorded: false }]));
+  const out = new Map<string, DestinationPayers>(destinations.map((d) => [d, { agents: [], paidBeforeRecorded: false, paidBeforeWindow: false }]));
   if (destinations.length === 0) return out;
   const physical: string[] = [];
   const ordinals: number[] = [];
@@ -93,13 +94,15 @@ export async function destinationPayers(q: Q, destinations: readonly string[], s
   const rows = await q(
     `SELECT u.d AS destination, p.agents,
        EXISTS (SELECT 1 FROM unnest($4::text[], $5::bigint[]) AS ps(series, ord)
-               WHERE ps.ord = u.ord AND EXISTS (SELECT 1 FROM ledger l WHERE l.series = ps.series AND l.at < f.first_at)) AS paid_before
+               WHERE ps.ord = u.ord AND EXISTS (SELECT 1 FROM ledger l WHERE l.series = ps.series AND l.at < f.first_at)) AS paid_before,
+       EXISTS (SELECT 1 FROM unnest($4::text[], $5::bigint[]) AS ps(series, ord)
+               WHERE ps.ord = u.ord AND EXISTS (SELECT 1 FROM ledger l WHERE l.series = ps.series AND l.at < $2)) AS paid_before_window
      FROM unnest($1::text[]) WITH ORDINALITY AS u(d, ord)
      CROSS JOIN LATERAL (SELECT coalesce(min(first_at), 9223372036854775807) AS first_at FROM destination_payers WHERE destination = u.d) AS f
      CROSS JOIN LATERAL (SELECT array_agg(agent_id) AS agents FROM (SELECT agent_id FROM destination_payers WHERE destination = u.d AND first_at >= $2 ORDER BY first_at LIMIT $3) AS x) AS p`,
     [[...destinations], sinceMs, limit, physical, ordinals],
   );
-  for (const r of rows) out.set(String(r.destination), { agents: ((r.agents as string[] | null) ?? []).map(String), paidBeforeRecorded: r.paid_before === true });
+  for (const r of rows) out.set(String(r.destination), { agents: ((r.agents as string[] | null) ?? []).map(String), paidBeforeRecorded: r.paid_before === true, paidBeforeWindow: r.paid_before_window === true });
   return out;
 }
 

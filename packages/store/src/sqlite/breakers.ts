@@ -77,12 +77,17 @@ const PAID_BEFORE_RECORDED = `SELECT EXISTS (
   SELECT 1 FROM ledger WHERE series = ?1 AND at < coalesce((SELECT min(first_at) FROM destination_payers WHERE destination = ?2), 9223372036854775807)
 ) AS x`;
 
+/** A ledger entry on the series older than `?2` (DestinationPayers.paidBeforeWindow): holds are not read. */
+const PAID_BEFORE_WINDOW = 'SELECT EXISTS (SELECT 1 FROM ledger WHERE series = ?1 AND at < ?2) AS x';
+
 export function destinationPayers(db: SqliteDb, destinations: readonly string[], sinceMs: number, limit: number): Map<string, DestinationPayers> {
   const out = new Map<string, DestinationPayers>();
   for (const destination of destinations) {
+    const series = seriesFor.withDestination(seriesFor.fleet(), destination);
     const agents = db.all('SELECT agent_id FROM destination_payers WHERE destination = ? AND first_at >= ? ORDER BY first_at LIMIT ?', destination, sinceMs, limit).map((r) => String(r.agent_id));
-    const paidBeforeRecorded = toInt(db.get(PAID_BEFORE_RECORDED, seriesFor.withDestination(seriesFor.fleet(), destination), destination)?.x ?? 0) === 1;
-    out.set(destination, { agents, paidBeforeRecorded });
+    const paidBeforeRecorded = toInt(db.get(PAID_BEFORE_RECORDED, series, destination)?.x ?? 0) === 1;
+    const paidBeforeWindow = toInt(db.get(PAID_BEFORE_WINDOW, series, sinceMs)?.x ?? 0) === 1;
+    out.set(destination, { agents, paidBeforeRecorded, paidBeforeWindow });
   }
   return out;
 }

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { COUNT_ASSET, seriesFor } from '../../ports/ledger.ts';
 import { parseDuration } from '../duration.ts';
 import { durationField } from '../fields.ts';
 import { invalidPolicyAt } from '../path.ts';
@@ -28,7 +27,6 @@ export const destinationWaveDetector = defineDetector({
   }),
   build(options, env) {
     const windowMs = parseDuration(options.window);
-    const fleetTo = (to: string) => seriesFor.withDestination(seriesFor.fleet(), to);
     return {
       ...baseOptions(options, env.path, invalidPolicyAt),
       type: 'destination_wave',
@@ -36,22 +34,18 @@ export const destinationWaveDetector = defineDetector({
       reads(ctx, out) {
         if (ctx.decision === 'deny') return;
         const sinceMs = ctx.input.nowMs - windowMs;
-        for (const to of ctx.facts.requestedByDestination.keys()) {
-          out.windows.push({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs: 0 }, { series: fleetTo(to), asset: COUNT_ASSET, sinceMs });
-          out.payers.push({ destination: to, sinceMs });
-        }
+        for (const to of ctx.facts.requestedByDestination.keys()) out.payers.push({ destination: to, sinceMs });
       },
       evaluate(ctx, view) {
         if (ctx.decision === 'deny') return undefined;
         const sinceMs = ctx.input.nowMs - windowMs;
         for (const to of ctx.facts.requestedByDestination.keys()) {
-          const ever = view.total({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs: 0 }).count;
-          const recent = view.total({ series: fleetTo(to), asset: COUNT_ASSET, sinceMs }).count;
-          // Paid before the window: a destination the fleet already knew, not a wave. Charged before its first
-          // recorded payer (before the detector was configured): who paid it is unknown, so it is not counted
-          // either. By time only: counts of charges without a payer (replays, grants, batches) never exempt it.
+          // Paid before the window (a ledger entry, not a hold: a held request is no payment): a destination the
+          // fleet already knew, not a wave. Charged before its first recorded payer (before the detector was
+          // configured): who paid it is unknown, so it is not counted either. By time only: counts of charges
+          // without a payer (replays, grants, batches) never exempt it.
           const payers = view.payers(to, sinceMs);
-          if (ever > recent || payers.paidBeforeRecorded) continue;
+          if (payers.paidBeforeWindow || payers.paidBeforeRecorded) continue;
           const wave = new Set([...payers.agents, ctx.input.agentId]);
           if (wave.size < options.agents) continue;
           return {

@@ -8,6 +8,7 @@ import { COUNT_ASSET, windowKey, type WindowQuery } from '../../ports/ledger.ts'
 import type { DecisionKind } from '../decision.ts';
 import { input, intent, NOW_MS, USDC } from '../testing/fixtures.ts';
 import type { CompiledDetector, DetectorContext, DetectorReads, DetectorView } from './index.ts';
+import type { DestinationPayers } from '../../ports/breakers.ts';
 
 const ALICE = '0x1111111111111111111111111111111111111111';
 const HOUR = 3_600_000;
@@ -17,7 +18,7 @@ function detector(raw: Record<string, unknown>): CompiledDetector {
 }
 
 /** Runs one detector on a payment of `amount` USDC base units to ALICE, with totals by `series|asset|sinceMs`. */
-function run(d: CompiledDetector, totals: Record<string, { amount?: bigint; count?: number }>, opts: { decision?: DecisionKind; nowMs?: number; amount?: bigint; payers?: { agents: string[]; paidBeforeRecorded: boolean } } = {}) {
+function run(d: CompiledDetector, totals: Record<string, { amount?: bigint; count?: number }>, opts: { decision?: DecisionKind; nowMs?: number; amount?: bigint; payers?: Partial<DestinationPayers> & { agents: string[] } } = {}) {
   const i = intent({ kind: 'erc20.transfer', to: ALICE, spends: [{ asset: USDC, amount: opts.amount ?? 1_000_000n, to: ALICE, kind: 'transfer' }] });
   const ctx: DetectorContext = { input: input(i, { nowMs: opts.nowMs ?? NOW_MS }), facts: intentFacts(i), decision: opts.decision ?? 'allow' };
   const reads: DetectorReads = { windows: [], payers: [] };
@@ -29,7 +30,7 @@ function run(d: CompiledDetector, totals: Record<string, { amount?: bigint; coun
       const t = totals[`${q.series}|${q.asset}|${ctx.input.nowMs - q.sinceMs}`] ?? totals[`${q.series}|${q.asset}|${q.sinceMs === 0 ? 'ever' : ctx.input.nowMs - q.sinceMs}`];
       return { amount: t?.amount ?? 0n, count: t?.count ?? 0 };
     },
-    payers: () => opts.payers ?? { agents: [], paidBeforeRecorded: false },
+    payers: () => ({ agents: [], paidBeforeRecorded: false, paidBeforeWindow: false, ...opts.payers }),
   };
   return { finding: d.evaluate(ctx, view), reads };
 }
@@ -87,17 +88,15 @@ test('off_hours: a request in an hour with no activity in the lookback, once the
 
 test('destination_wave: K agents on a payee new to the fleet within the window; not one the fleet knew before', () => {
   const d = detector({ name: 'w', type: 'destination_wave', agents: 3, window: '1h' });
-  const recent = { [`fleet|to:${ALICE}|${COUNT_ASSET}|ever`]: { count: 2 }, [`fleet|to:${ALICE}|${COUNT_ASSET}|${HOUR}`]: { count: 2 } };
-  const wave = run(d, recent, { payers: { agents: ['ag_2', 'ag_3'], paidBeforeRecorded: false } }).finding!;
-  assert.deepEqual(wave.agents, ['ag_2', 'ag_3']);
-  assert.equal(wave.figures.observed, '3');
-  assert.equal(run(d, recent, { payers: { agents: ['ag_2'], paidBeforeRecorded: false } }).finding, undefined, 'two agents');
-  assert.equal(run(d, { ...recent, [`fleet|to:${ALICE}|${COUNT_ASSET}|ever`]: { count: 3 } }, { payers: { agents: ['ag_2', 'ag_3'], paidBeforeRecorded: false } }).finding, undefined, 'paid before the window');
-  assert.equal(run(d, recent, { payers: { agents: ['ag_2', 'ag_3'], paidBeforeRecorded: true } }).finding, undefined, 'charged before its first recorded payer');
-  // More charges in the window than recorded payers (replays, granted approvals, a batch's calls), all after the
-  // first recorded payer: still a new payee, still a wave.
-  const charged = { [`fleet|to:${ALICE}|${COUNT_ASSET}|ever`]: { count: 9 }, [`fleet|to:${ALICE}|${COUNT_ASSET}|${HOUR}`]: { count: 9 } };
-  assert.equal(run(d, charged, { payers: { agents: ['ag_2', 'ag_3'], paidBeforeRecorded: false } }).finding?.figures.observed, '3', 'charges without payers do not exempt it');
+  // Ledger windows are not read: whether the fleet knew the payee is the store's answer from the ledger alone
+  // (DestinationPayers.paidBeforeWindow), so counts that include held requests never decide it.
+  const { reads, finding: wave } = run(d, {}, { payers: { agents: ['ag_2', 'ag_3'] } });
+  assert.deepEqual(reads.windows, []);
+  assert.deepEqual(wave!.agents, ['ag_2', 'ag_3']);
+  assert.equal(wave!.figures.observed, '3');
+  assert.equal(run(d, {}, { payers: { agents: ['ag_2'] } }).finding, undefined, 'two agents');
+  assert.equal(run(d, {}, { payers: { agents: ['ag_2', 'ag_3'], paidBeforeWindow: true } }).finding, undefined, 'paid before the window');
+  assert.equal(run(d, {}, { payers: { agents: ['ag_2', 'ag_3'], paidBeforeRecorded: true } }).finding, undefined, 'charged before its first recorded payer');
 });
 
 test('a policy without detectors compiles to none (the breakers then cost nothing)', () => {
