@@ -399,6 +399,13 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
   getAgent(id: string): Promise<Agent | undefined>;
   getSession(id: string): Promise<Session | undefined>;
   /**
+   * The agent's sessions that are live at `now` (not revoked, not expired), read in the transaction: an operator
+   * write that revokes every credential of an agent (retire, revoke-all) lists them under its exclusive lock, so a
+   * session issued while it waited is among them (found by review: listed before the transaction, one issued in
+   * between outlived the retirement, and outlived revoke-all to sign after the unfreeze).
+   */
+  liveSessionsOf(agentId: string, now: number): Promise<Session[]>;
+  /**
    * The session named by the committed audit entry `seq` (the session that made that request) and the entry's
    * decision: a field is absent when the entry names none, undefined when there is no such committed entry
    * (PostgreSQL writes a batch's entries at its commit, so another request's entry of the same batch is not found yet).

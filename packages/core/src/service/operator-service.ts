@@ -154,11 +154,6 @@ export class OperatorService {
   async setAgentStatus(idOrName: string, status: AgentStatus, actor: string): Promise<Agent> {
     const agent = await this.getAgent(idOrName);
     if (agent.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot change status.');
-    // Retirement is final: every credential of the agent dies with it, in the same transaction. Listed before it
-    // (the transaction handle cannot list sessions); a session issued in between is refused by issueSession's own
-    // check once the retirement commits, or is issued before it and signs nothing (the signing transaction reads
-    // the agent retired).
-    const sessions = status === 'retired' ? await this.deps.store.listSessions({ agentId: agent.id, now: this.deps.clock.now() }) : [];
     const type = status === 'frozen' ? 'agent.frozen' : status === 'active' ? 'agent.unfrozen' : 'agent.retired';
     const updated = await this.audited(type, actor, agent.id, async (tx, now) => {
       // Read again under the exclusive lock: a retirement that committed since the read above is final (found by
@@ -168,13 +163,10 @@ export class OperatorService {
       if (!current) throw new AirlockError('not_found', 'No such agent.');
       if (current.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot change status.');
       const updated = await tx.setAgentStatus(agent.id, status, now);
-      const revoked = [];
-      for (const s of sessions) {
-        const live = await tx.getSession(s.id);
-        if (!live || live.revokedAt !== undefined) continue;
-        await tx.revokeSession(s.id, now);
-        revoked.push(s.id);
-      }
+      // Retirement is final: every credential of the agent dies with it, listed and revoked under the same lock (a
+      // session issued while the retirement waited is among them; one issued after it is refused by issueSession).
+      const revoked = status === 'retired' ? (await tx.liveSessionsOf(agent.id, now)).map((s) => s.id) : [];
+      for (const id of revoked) await tx.revokeSession(id, now);
       return { result: updated, data: { from: current.status, to: status, ...(revoked.length ? { revokedSessions: revoked } : {}) } };
     }, { exclusive: true });
     // This instance answers the agent's next request from the store (every instance re-reads it in the signing transaction).

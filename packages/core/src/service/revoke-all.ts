@@ -119,9 +119,6 @@ export class RevokeAllService {
     if (!found) throw new AirlockError('not_found', 'No such agent.');
     if (found.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot be revoked: its sessions are gone and its key signs nothing but sweeps.', { hints: ['Its grants can still be read with `airlock agent deps --reconcile`.'] });
     const now = this.deps.clock.now();
-    // Listed before the transaction (the transaction handle cannot list sessions); each is re-read inside it,
-    // and a session issued in between is refused anyway once the freeze commits.
-    const sessions = await this.deps.store.listSessions({ agentId: found.id, now });
     const result = await this.deps.store.transaction(async (tx) => {
       const agent = await tx.getAgent(found.id); // the agent's lock
       if (!agent) throw new AirlockError('not_found', 'No such agent.');
@@ -130,10 +127,11 @@ export class RevokeAllService {
       const current = frozen ? await tx.setAgentStatus(agent.id, 'frozen', now) : agent;
       if (frozen) await tx.appendAudit({ at: now, type: 'agent.frozen', actor: 'operator', agentId: agent.id, data: { from: 'active', to: 'frozen', reason: REVOKE_ALL_PURPOSE, by: actor } });
 
+      // Listed under the exclusive lock: a session issued while revoke-all waited is among them (found by review:
+      // listed before the transaction, one issued in between survived and signed after the operator unfroze).
       const revokedSessions: string[] = [];
-      for (const listed of sessions) {
-        const session = await tx.getSession(listed.id);
-        if (!session || session.revokedAt !== undefined || revokedSessions.includes(session.id)) continue;
+      for (const session of await tx.liveSessionsOf(agent.id, now)) {
+        if (revokedSessions.includes(session.id)) continue;
         const descendants = (await tx.sessionDescendants(session.id)).filter((s) => s.revokedAt === undefined && !revokedSessions.includes(s.id)).map((s) => s.id);
         await tx.revokeSession(session.id, now);
         await tx.appendAudit({ at: now, type: 'session.revoked', actor: 'operator', agentId: agent.id, data: { sessionId: session.id, ...(descendants.length ? { descendants } : {}), reason: REVOKE_ALL_PURPOSE, by: actor } });

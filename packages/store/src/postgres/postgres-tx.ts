@@ -224,6 +224,9 @@ export class PostgresStoreTx implements StoreTx {
       throw e;
     }
   }
+  async liveSessionsOf(agentId: string, now: number): Promise<Session[]> {
+    return records.listSessions(this.live(), { agentId, now });
+  }
   async getSession(id: string): Promise<Session | undefined> {
     this.live();
     const read = this.agentRead;

@@ -54,6 +54,9 @@ export class SqliteStoreTx implements StoreTx {
   async getSession(id: string): Promise<Session | undefined> {
     return records.getSession(this.live(), id);
   }
+  async liveSessionsOf(agentId: string, now: number): Promise<Session[]> {
+    return records.listSessions(this.live(), { agentId, now });
+  }
   async auditEntryOrigin(seq: number): Promise<AuditEntryOrigin | undefined> {
     return audit.auditEntryOrigin(this.live(), seq);
   }
