@@ -27,7 +27,9 @@ export interface SpendHistory {
 
 /**
  * Spend over time, from the ledger's running totals: W(t), the total a window starting at t sees, is the
- * series' head total minus its total before t (plus pending holds, which cancel in every difference), so
+ * series' head total minus its total before t, plus pending holds: their amounts count in every window and cancel in
+ * every difference; their counts count in the windows their time is in, so a request waiting on a hold shows in the
+ * count of the bucket it was made in (docs/console.md). So
  * - spend in a bucket [a, b) is W(a) - W(b): what was charged at a <= at < b;
  * - a budget's use at time t is W(t - window) - W(t): charges in [t - window, t), as policy counted them then,
  *   except for holds pending at that past moment (not kept); and its use now is W(now - window), holds
