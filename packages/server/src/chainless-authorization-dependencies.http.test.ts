@@ -2,10 +2,15 @@
 // chain whose token has that domain. It is charged when signed, not held as a payment, so the dependency map, which
 // read authorizations only from held payments, did not list it, and revoke-all never cancelled it (found by review:
 // an 800 USDC authorization valid 30 days was missing). It is now a grant of kind `eip3009.authorization`, read on
-// the chain the request named, and revoke-all reports what must be done for it, on every chain. SQLite and PostgreSQL.
+// the chain the request named. revoke-all then reported its cancellation unplanned (the lifecycle path signed only
+// typed data naming a chain), which left it usable, since the operator cannot sign with the agent's key by hand
+// (found by review): it now signs the CancelAuthorization under the same chainless domain and sends it on the chain
+// the request named, and reports the other chains. On anvil (as Base, chain id 8453), SQLite and PostgreSQL.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { decodeFunctionData, parseAbi, parseTransaction, recoverTypedDataAddress, serializeSignature, type Hex } from 'viem';
 import type { ChainReader } from '@airlock/core';
+import { startAnvil, type Anvil } from '../../sdk/src/testing/anvil.ts';
 import { ALICE, BASE, USDC, USDC_ASSET, provisionAgent, startHarness, usdcAuthorization, type Harness, type StoreKind } from './testing/harness.ts';
 
 const policy = {
@@ -17,6 +22,8 @@ const policy = {
 };
 const BOUND_NONCE = `0x${'0a'.repeat(32)}`;
 const CHAINLESS_NONCE = `0x${'0b'.repeat(32)}`;
+const CANCEL_ABI = parseAbi(['function cancelAuthorization(address authorizer, bytes32 nonce, uint8 v, bytes32 r, bytes32 s)']);
+const CANCEL_TYPES = { CancelAuthorization: [{ name: 'authorizer', type: 'address' }, { name: 'nonce', type: 'bytes32' }] } as const;
 
 /** Base, where no authorization nonce is used yet. */
 const baseReader = {
@@ -26,13 +33,29 @@ const baseReader = {
   async authorizationState() { return false; },
 } as unknown as ChainReader;
 
-for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`a chainless EIP-3009 authorization is in the dependency map and in revoke-all's report (${store})`, () => {
-  let h: Harness;
-  before(async () => { h = await startHarness({ store, chainReader: baseReader }); });
-  after(async () => h.close());
+async function rpc(url: string, method: string, params: unknown[]): Promise<unknown> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
+  const body = (await res.json()) as { result?: unknown; error?: { message: string } };
+  if (body.error) throw new Error(`${method}: ${body.error.message}`);
+  return body.result;
+}
 
-  test('listed as an eip3009.authorization grant (live on the chain it names), and revoke-all reports its cancellation on every chain', async () => {
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`a chainless EIP-3009 authorization is in the dependency map and cancelled by revoke-all (${store})`, () => {
+  let anvil: Anvil;
+  let h: Harness;
+  before(async () => {
+    // The lifecycle path needs an RPC for the chain the request named (nonce, gas, balance): anvil answering as Base.
+    anvil = await startAnvil({ chainId: 8453 });
+    h = await startHarness({ store, chainReader: baseReader, config: { evmRpc: { [BASE]: anvil.rpcUrl } } });
+  });
+  after(async () => {
+    await h?.close();
+    await anvil?.stop();
+  });
+
+  test('listed as an eip3009.authorization grant; revoke-all sends its CancelAuthorization, signed by the agent under the chainless domain, on the chain it names', async () => {
     const { agent, token } = await provisionAgent(h, { policy, actions: ['evm.typed_data'] });
+    await rpc(anvil.rpcUrl, 'anvil_setBalance', [agent.address, '0x56BC75E2D63100000']);
     const validBefore = Math.floor(Date.now() / 1000) + 30 * 24 * 3600;
     const bound = await h.call('POST', '/v1/sign/typed-data', { token, body: usdcAuthorization(agent.address, ALICE, 1_000_000n, validBefore, BOUND_NONCE) });
     assert.equal(bound.status, 200, JSON.stringify(bound.body));
@@ -54,14 +77,35 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) describe(`a chainless
     const report = await h.admin('POST', `/v1/agents/${agent.id}/revoke-all`);
     assert.equal(report.status, 200, JSON.stringify(report.body));
     const ref = { auditSeq: chainless.body.auditSeq, index: 0, kind: 'eip3009.authorization' };
-    // Its cancellation is signed under the same chainless domain, which the lifecycle path does not sign: reported
-    // with what to sign, on the chain it names and on every other, never dropped and never sent to fail.
+    // Submitted on the chain the request named; only the other chains are left to the operator.
+    const step = report.body.steps.find((s: { grants: unknown[] }) => JSON.stringify(s.grants) === JSON.stringify([ref]));
+    assert.ok(step, JSON.stringify(report.body));
+    assert.deepEqual([step.chain, step.status, step.error], [BASE, 'submitted', undefined]);
     const mine = report.body.unplanned.filter((u: { grants: unknown[] }) => JSON.stringify(u.grants) === JSON.stringify([ref]));
-    assert.deepEqual(mine.map((u: { reason: string }) => u.reason).sort(), ['chainless_cancel_unsigned', 'chainless_other_chains']);
-    const unsigned = mine.find((u: { reason: string }) => u.reason === 'chainless_cancel_unsigned');
-    assert.match(unsigned.message, new RegExp(`nonce ${CHAINLESS_NONCE}.*${BASE}`));
-    assert.deepEqual(report.body.steps.flatMap((s: { grants: unknown[] }) => s.grants).filter((g: { kind: string }) => g.kind === 'eip3009.authorization' && !('paymentId' in g)), []);
-    // The chain-bound one is still planned as before (no RPC to send it here: failed with a code, not dropped).
-    assert.deepEqual(report.body.steps.map((s: { grants: { paymentId?: string }[]; chain: string }) => [s.chain, s.grants.length, typeof s.grants[0]!.paymentId]), [[BASE, 1, 'string']]);
+    assert.deepEqual(mine.map((u: { reason: string }) => u.reason), ['chainless_other_chains']);
+    // The chain-bound one is cancelled as before.
+    assert.deepEqual(report.body.steps.map((s: { grants: { paymentId?: string }[]; status: string }) => [s.status, typeof s.grants[0]!.paymentId]).sort(), [['submitted', 'string'], ['submitted', 'undefined']]);
+
+    // The transaction the lifecycle path signed: cancelAuthorization(agent, nonce, v, r, s) on USDC, whose signature
+    // is the agent's CancelAuthorization under the domain the authorization used (no chainId), the only one the
+    // token checks it under; under the domain with chainId it recovers to someone else.
+    const jobs = await h.admin('GET', `/v1/lifecycle/jobs?agent=${agent.id}`);
+    const job = jobs.body.jobs.find((j: { id: string }) => j.id === step.jobId);
+    assert.equal(job.to, USDC);
+    const tx = parseTransaction(job.rawTransaction as Hex);
+    assert.equal(tx.chainId, 8453);
+    const { functionName, args } = decodeFunctionData({ abi: CANCEL_ABI, data: tx.data! });
+    assert.equal(functionName, 'cancelAuthorization');
+    const [authorizer, nonce, v, r, s] = args;
+    assert.deepEqual([authorizer.toLowerCase(), nonce], [agent.address.toLowerCase(), CHAINLESS_NONCE]);
+    const signature = serializeSignature({ r, s, v: BigInt(v) });
+    const cancel = { types: CANCEL_TYPES, primaryType: 'CancelAuthorization', message: { authorizer, nonce } } as const;
+    assert.equal((await recoverTypedDataAddress({ ...cancel, domain: domain as { name: string; version: string; verifyingContract: Hex }, signature })).toLowerCase(), agent.address.toLowerCase());
+    assert.notEqual((await recoverTypedDataAddress({ ...cancel, domain: typedData.domain as { name: string; version: string; chainId: number; verifyingContract: Hex }, signature })).toLowerCase(), agent.address.toLowerCase());
+    // Planned in the audit log like every lifecycle signature, without chainId, and the chain it is sent on beside it.
+    const planned = (await h.admin('GET', `/v1/audit?agent=${agent.id}&type=lifecycle.planned&limit=100`)).body.entries
+      .filter((e: { agentId: string; data: { kind: string } }) => e.agentId === agent.id && e.data.kind === 'revocation_signature');
+    const chainlessPlan = planned.find((e: { data: { payload: { typedData: { message: { nonce: string } } } } }) => e.data.payload.typedData.message.nonce === CHAINLESS_NONCE);
+    assert.deepEqual([chainlessPlan.data.chain, chainlessPlan.data.payload.chainId, 'chainId' in chainlessPlan.data.payload.typedData.domain], [BASE, 8453, false]);
   });
 });

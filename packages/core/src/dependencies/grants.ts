@@ -101,8 +101,10 @@ function permit2ApproveCall(intent: Intent, origin: GrantOrigin): readonly Grant
     const a = call.args;
     token = typeof a.token === 'string' ? a.token : undefined;
     spender = typeof a.spender === 'string' ? a.spender : undefined;
-    amount = typeof a.amount === 'bigint' ? a.amount : -1n;
-    expiration = typeof a.expiration === 'bigint' ? a.expiration : -1n;
+    amount = uintArg(a.amount);
+    // viem decodes an int of 48 bits or fewer as a JS number, not a bigint: read both, or an approve decoded through
+    // a policy `abis` declaration left no grant row (found by review: the allowance was missing from the map).
+    expiration = uintArg(a.expiration);
   } else {
     const data = call.data ?? '';
     if (data.length !== 10 + 4 * 64) return NONE;
@@ -114,6 +116,12 @@ function permit2ApproveCall(intent: Intent, origin: GrantOrigin): readonly Grant
   if (!token || !spender || amount < 0n || amount > MAX_UINT160 || expiration < 0n || expiration >= 1n << 48n) return NONE;
   // Permit2: an expiration of 0 means "valid for this block only" (block.timestamp): nothing lasting.
   return [row(origin, intent, 0, 'permit2.approve', token.toLowerCase(), PERMIT2_ADDRESS, spender.toLowerCase(), amount, amount >= UNLIMITED_ALLOWANCE, { expiresAt: expiration === 0n ? undefined : Number(expiration) })];
+}
+
+/** A decoded uint argument: a bigint, or a non-negative safe-integer number (how viem decodes uint48 and below); -1n otherwise. */
+function uintArg(value: unknown): bigint {
+  if (typeof value === 'bigint') return value;
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : -1n;
 }
 
 function row(origin: GrantOrigin, intent: Intent, index: number, kind: GrantKind, token: string, contract: string, spender: string, amount: bigint, unlimited: boolean, extra: { expiresAt?: number | undefined; deadline?: number | undefined; nonce?: string | undefined; domain?: { name?: string; version?: string } | undefined }): GrantRecord {

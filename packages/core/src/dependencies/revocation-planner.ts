@@ -158,13 +158,19 @@ function planChainlessCancel(plan: RevocationPlan, g: MappedGrant, options: Plan
     plan.unplanned.push({ purpose, reason: 'domain_unknown', message: "The token's EIP-712 name and version are not on record; the cancellation cannot be signed.", grants: [grantRef(g)] });
     return;
   }
-  if (g.evidence?.reason !== 'authorization_used') {
+  const cancelHere = g.evidence?.reason !== 'authorization_used';
+  if (cancelHere) {
     plan.steps.push(cancelAuthorizationStep(purpose, [grantRef(g)], g.chain, g.owner, g.nonce, { name: g.domain.name, version: g.domain.version, verifyingContract: g.token }));
   }
+  // The cancellation is chainless too, and cancelAuthorization may be sent by anyone: the calldata signed for the
+  // named chain cancels the authorization on the other chains as well, so the operator is told to send it there.
+  const elsewhere = cancelHere
+    ? `The cancellation is chainless too: once it is signed there, the same cancelAuthorization calldata (the transaction of that step's lifecycle job) may be sent by any address on every other chain where the token is deployed.`
+    : `Its nonce is used on ${g.chain}, so no cancellation is signed there; on the other chains it may still be usable.`;
   plan.unplanned.push({
     purpose,
     reason: 'chainless_other_chains',
-    message: `Signed without chainId, the authorization is valid on every chain where ${g.token} has this EIP-712 domain; only ${g.chain} (the chain the request named) is planned. The cancellation is chainless too: send the same cancelAuthorization on every other chain where the token is deployed.`,
+    message: `Signed without chainId, the authorization is valid on every chain where ${g.token} has this EIP-712 domain; only ${g.chain} (the chain the request named) is planned. ${elsewhere}`,
     grants: [grantRef(g)],
   });
 }

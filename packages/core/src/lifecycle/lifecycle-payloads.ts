@@ -8,6 +8,10 @@
 //                  EIP-2612 Permit(owner = the signing key, spender, value 0, nonce, deadline)  (burns a permit nonce)
 //                  DAI Permit(holder = the signing key, spender, nonce, expiry, allowed false)  (burns a DAI permit nonce)
 //                  EIP-3009 CancelAuthorization(authorizer = the signing key, nonce)
+//                { chainId, typedData }: only an EIP-3009 CancelAuthorization whose domain has no chainId (it
+//                  cancels a chainless authorization, which verifies only under that same domain); `chainId` is
+//                  the chain it is sent on, which the EVM adapter needs to decode it. Every other typed data
+//                  names its chain in its domain.
 //
 // A payload of any other shape is not one the daemon builds, and the key process refuses it.
 import { AirlockError } from '../errors.ts';
@@ -19,8 +23,10 @@ export interface LifecycleTransactionPayload {
 }
 
 export interface LifecycleTypedDataPayload {
+  /** Only when the domain has no chainId (a chainless CancelAuthorization): the chain its call is sent on. */
+  chainId?: number;
   typedData: {
-    domain: { name?: string; version?: string; chainId: number; verifyingContract: string };
+    domain: { name?: string; version?: string; chainId?: number; verifyingContract: string };
     types: Record<string, { name: string; type: string }[]>;
     primaryType: string;
     message: Record<string, string | boolean>;
@@ -36,6 +42,20 @@ export function lifecycleTransactionPayload(chain: string, call: LifecycleCall, 
     chainId: Number(chain.slice('eip155:'.length)),
     transaction: { type: 'legacy', to: call.to.toLowerCase(), value: hex(call.value), data: call.data.toLowerCase(), nonce: fees.nonce, gas: hex(fees.gas), gasPrice: hex(fees.gasPrice) },
   };
+}
+
+/**
+ * The payload the lifecycle path signs for a revocation's typed data sent on `chain` (CAIP-2 `eip155:<id>`):
+ * `{ typedData }` when its domain names the chain (and it must be that one), `{ chainId, typedData }` when the
+ * domain has none. Whether such typed data may be signed at all is classifyLifecycleTypedData's to say.
+ */
+export function lifecycleTypedDataPayload(typedData: LifecycleTypedDataPayload['typedData'], chain: string): LifecycleTypedDataPayload {
+  const chainId = /^eip155:[1-9][0-9]{0,15}$/.test(chain) ? Number(chain.slice('eip155:'.length)) : undefined;
+  if (chainId === undefined) throw new AirlockError('unsupported_chain', `${chain}: expected eip155:<chainId>.`);
+  const named = typedData.domain.chainId;
+  if (named === undefined) return { chainId, typedData };
+  if (named !== chainId) throw new AirlockError('chain_mismatch', `The typed data's domain names chain ${named}, not ${chain}.`);
+  return { typedData };
 }
 
 const QUANTITY = /^0x(0|[1-9a-f][0-9a-f]{0,63})$/;
@@ -75,19 +95,27 @@ function refuse(message: string): never {
  * Classifies a revocation's typed data signed with the key at `from` (lowercase), or throws
  * `lifecycle_kind_refused`: exactly a zero-value EIP-2612 Permit owned by that key, a DAI Permit of that key's
  * with allowed false, or an EIP-3009 CancelAuthorization by it, with no other type and no other field (what the
- * revocation planner builds).
+ * revocation planner builds). Its domain names its chain, except a CancelAuthorization's, which may leave it out
+ * (the payload's `chainId` then says where it is sent).
  */
 export function classifyLifecycleTypedData(payload: unknown, from: string): string {
-  if (!exactKeys(payload, ['typedData'])) refuse('A lifecycle signature is over { typedData } only.');
+  const chainless = exactKeys(payload, ['chainId', 'typedData']);
+  if (!chainless && !exactKeys(payload, ['typedData'])) refuse('A lifecycle signature is over { typedData } only (or { chainId, typedData } for a cancellation under a domain without chainId).');
   const typed = payload.typedData;
   if (!exactKeys(typed, ['domain', 'types', 'primaryType', 'message'])) refuse('The typed data has other fields than domain, types, primaryType and message.');
   const { domain, types, primaryType, message } = typed;
   const domainKeys = domain !== null && typeof domain === 'object' ? Object.keys(domain) : [];
   const d = domain as Record<string, unknown>;
-  if (!domainKeys.every((k) => ['name', 'version', 'chainId', 'verifyingContract'].includes(k)) || !Number.isSafeInteger(d.chainId) || typeof d.verifyingContract !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(d.verifyingContract)) {
+  const chainNamed = chainless ? !domainKeys.includes('chainId') && Number.isSafeInteger(payload.chainId) && (payload.chainId as number) >= 1 : Number.isSafeInteger(d.chainId);
+  if (!domainKeys.every((k) => ['name', 'version', 'chainId', 'verifyingContract'].includes(k)) || !chainNamed || typeof d.verifyingContract !== 'string' || !/^0x[0-9a-fA-F]{40}$/.test(d.verifyingContract)) {
     refuse('The typed data names no token contract and chain.');
   }
   if (primaryType !== 'Permit' && primaryType !== 'CancelAuthorization') refuse('Only a Permit or a CancelAuthorization is signed on the lifecycle path.');
+  // A signature over a domain without chainId is valid on every chain. Only a cancellation may be signed so: the
+  // token checks a CancelAuthorization under the domain its chainless authorization used, so one with a chainId
+  // would not cancel it (found by review: revoke-all left such an authorization live). Anything else a chainless
+  // signature could carry (a permit, say) would be replayable on every chain: it still needs a chainId.
+  if (chainless && primaryType !== 'CancelAuthorization') refuse('Only a CancelAuthorization is signed under a domain without chainId on the lifecycle path.');
   if (!exactKeys(types, [primaryType])) refuse(`The typed data declares other types than ${primaryType}.`);
   const declared = types[primaryType];
   const isType = (fields: readonly (readonly [string, string])[]) => Array.isArray(declared) && declared.length === fields.length && fields.every(([name, type], i) => exactKeys(declared[i], ['name', 'type']) && declared[i].name === name && declared[i].type === type);
@@ -103,7 +131,7 @@ export function classifyLifecycleTypedData(payload: unknown, from: string): stri
   }
   if (m.authorizer!.toLowerCase() !== from) refuse('A cancellation on the lifecycle path is the signing key\'s own.');
   if (!/^0x[0-9a-fA-F]{64}$/.test(m.nonce!)) refuse('A CancelAuthorization nonce is 32 bytes.');
-  return `EIP-3009 CancelAuthorization ${m.nonce!.toLowerCase()} on ${(d.verifyingContract as string).toLowerCase()}`;
+  return `EIP-3009 CancelAuthorization ${m.nonce!.toLowerCase()} on ${(d.verifyingContract as string).toLowerCase()}${chainless ? ' (domain without chainId)' : ''}`;
 }
 
 /** DAI's Permit(holder, spender, nonce, expiry, allowed): only the signing key's own, only allowed = false (the boolean). */

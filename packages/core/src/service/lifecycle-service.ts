@@ -9,7 +9,7 @@ import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { EcdsaSignature } from '../ports/key-backend.ts';
 import { OPEN_LIFECYCLE_STATES, type EvmSubmitter, type LifecycleFinish, type LifecycleJob, type LifecycleJobFilter, type LifecycleJobOrigin } from '../ports/lifecycle.ts';
 import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
-import { classifyLifecycleTypedData, lifecycleCallOf, lifecycleTransactionPayload, type LifecycleTransactionPayload } from '../lifecycle/lifecycle-payloads.ts';
+import { classifyLifecycleTypedData, lifecycleCallOf, lifecycleTransactionPayload, lifecycleTypedDataPayload, type LifecycleTransactionPayload, type LifecycleTypedDataPayload } from '../lifecycle/lifecycle-payloads.ts';
 import type { ServiceDeps } from './deps.ts';
 import type { AgentKeyRotationResult, OperatorService } from './operator-service.ts';
 import { FLEET_SCOPE, agentScope } from './policy-layers.ts';
@@ -1011,16 +1011,18 @@ export class LifecycleService {
    * and checked against the key's address. The signature is returned to the revoke-all service only, which puts
    * it in the call it submits (and commits) through `submitCalls`. Signed again after a crash (another nonce with
    * a PKCS#11 token), a second such signature is harmless: it only revokes, and only one call is ever built from them.
+   * `chain` (CAIP-2) is where the call carrying it is sent: the domain's chain when it names one (another is
+   * refused, `chain_mismatch`), and the only word on it when the domain has none (a chainless CancelAuthorization,
+   * the one typed data the lifecycle path signs without chainId).
    */
-  async signRevocationTypedData(agentIdOrName: string, keyIndex: number, typedData: unknown, purpose: string): Promise<string> {
+  async signRevocationTypedData(agentIdOrName: string, keyIndex: number, typedData: LifecycleTypedDataPayload['typedData'], purpose: string, chain: string): Promise<string> {
     const key = await this.keyRef(agentIdOrName, keyIndex);
     const adapter = this.evm();
-    const payload = { typedData };
+    const payload = lifecycleTypedDataPayload(typedData, chain);
     const summary = classifyLifecycleTypedData(payload, key.address);
     const signer = { address: key.address };
     const decoded = adapter.decode('evm.typed_data', payload, signer);
     const now = this.deps.clock.now();
-    const chain = `eip155:${(typedData as { domain: { chainId: number } }).domain.chainId}`;
     const entry = await this.deps.store.transaction((tx) => tx.appendAudit({
       at: now, type: 'lifecycle.planned', actor: 'operator', agentId: key.agent.id, action: 'evm.typed_data', decision: 'allow',
       data: { kind: 'revocation_signature', purpose, keyIndex: key.keyIndex, path: key.path, chain, from: key.address, payload, digest: bytesToHex(decoded.digest), summary, intent: decoded.intent.summary },

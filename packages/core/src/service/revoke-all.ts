@@ -102,10 +102,7 @@ export class RevokeAllService {
         continue;
       }
       unplanned.push(...plan.unplanned.map((u) => ({ ...u, keyIndex })));
-      for (const step of plan.steps) {
-        if (isChainlessSignature(step)) unplanned.push(chainlessCancelUnsigned(step, keyIndex));
-        else steps.push(await this.execute(agent, keyIndex, step));
-      }
+      for (const step of plan.steps) steps.push(await this.execute(agent, keyIndex, step));
     }
     const failed = steps.filter((s) => s.status === 'failed').length;
     if (failed > 0) notes.push(`${failed} of ${steps.length} on-chain revocation(s) failed (see steps[].error); the grants they name may still be live. Fix the cause and run revoke-all again: what is dead by then is skipped.`);
@@ -165,8 +162,11 @@ export class RevokeAllService {
     const base = { purpose: step.purpose, keyIndex, chain, grants: step.grants };
     try {
       // The owner's EIP-712 signature (planned and signed bound like every lifecycle signature) is kept inside
-      // Airlock: it only leaves in the call the lifecycle path commits and audits.
-      const call = step.type === 'transaction' ? step.call : step.buildCall(await this.lifecycle.signRevocationTypedData(agent.id, keyIndex, step.typedData, REVOKE_ALL_PURPOSE));
+      // Airlock: it only leaves in the call the lifecycle path commits and audits. The step's chain goes with it:
+      // a chainless EIP-3009 authorization's cancellation is signed without chainId (the only domain it verifies
+      // under) and sent on the chain the request named (found by review: it was reported unplanned, and the
+      // authorization stayed usable, because the operator cannot sign with the agent's key by hand).
+      const call = step.type === 'transaction' ? step.call : step.buildCall(await this.lifecycle.signRevocationTypedData(agent.id, keyIndex, step.typedData, REVOKE_ALL_PURPOSE, step.chain));
       const [jobId] = await this.lifecycle.submitCalls(agent.id, keyIndex, [call], REVOKE_ALL_PURPOSE);
       return { ...base, status: 'submitted', jobId: jobId! };
     } catch (e) {
@@ -192,28 +192,6 @@ export class RevokeAllService {
     if (unknown.length > 0) notes.push(`${unknown.length} grant(s) could not be read on chain (${[...new Set(unknown.map((g) => g.evidence?.reason))].join(', ')}): they were planned as live.`);
     return notes;
   }
-}
-
-/** A signature over a domain without chainId: the cancellation of a chainless EIP-3009 authorization. */
-function isChainlessSignature(step: RevocationStep): step is Extract<RevocationStep, { type: 'signature_then_transaction' }> {
-  return step.type === 'signature_then_transaction' && step.typedData.domain.chainId === undefined;
-}
-
-/**
- * The lifecycle path signs only typed data whose domain names a chain (lifecycle-payloads.ts), and a chainless
- * authorization is cancelled only by a CancelAuthorization under its own chainless domain: one signed with a chainId
- * would not verify where the authorization does. So it is reported, with what to sign, instead of sent to fail
- * (found by review: the authorization was not even listed). Until that path signs chainless cancellations.
- */
-function chainlessCancelUnsigned(step: Extract<RevocationStep, { type: 'signature_then_transaction' }>, keyIndex: number): UnplannedRevocation & { keyIndex: number } {
-  const { domain, message } = step.typedData;
-  return {
-    purpose: step.purpose,
-    reason: 'chainless_cancel_unsigned',
-    message: `The cancellation must be signed under the authorization's domain without chainId (name ${JSON.stringify(domain.name)}, version ${JSON.stringify(domain.version)}, verifyingContract ${domain.verifyingContract}), which the lifecycle path does not sign: sign CancelAuthorization(authorizer ${message.authorizer}, nonce ${message.nonce}) by hand and send cancelAuthorization on ${step.chain} and every other chain where the token is deployed.`,
-    grants: step.grants,
-    keyIndex,
-  };
 }
 
 /** Every address of the agent that granted something, current key first. */
