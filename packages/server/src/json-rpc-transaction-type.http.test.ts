@@ -91,6 +91,15 @@ describe('JSON-RPC eth_signTransaction: a zero-padded type is the type it names'
     assert.equal(eip1559.maxFeePerGas, 2n * NODE_BASE_FEE + NODE_PRIORITY_FEE);
   });
 
+  test("an EIP-2930 transaction ('0x1', '0x01', 'eip2930') without fees gets the node's gas price, as type 0 does", async () => {
+    // Found by review: filled with EIP-1559 fees, then refused "maxFeePerGas is not allowed on an eip2930 transaction".
+    for (const type of ['0x1', '0x01', 'eip2930']) {
+      const tx = await signed({ type });
+      assert.equal(tx.type, 'eip2930', type);
+      assert.equal(tx.gasPrice, NODE_GAS_PRICE, type);
+    }
+  });
+
   test("types Airlock does not sign are still refused, however spelled: blobs ('0x03') undecodable_payload, unknown ('0x05', '0x') invalid_request", async () => {
     const refusal = async (type: string) => {
       const res = await sign({ type, ...EIP1559_FEES });

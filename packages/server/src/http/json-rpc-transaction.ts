@@ -11,10 +11,11 @@ export interface TransactionPayload {
 }
 
 /**
- * Type 0 however a wallet spells it: '0x0', the byte '0x00', 'legacy'. Only to pick the fees to fill; the decoder
- * reads the type itself (canonicalType in chains/src/evm/transaction.ts), so both agree on '0x00' and '0x02'.
+ * The types whose fee is a `gasPrice`, however a wallet spells them: legacy ('0x0', the byte '0x00', 'legacy') and
+ * EIP-2930 ('0x1', '0x01', 'eip2930'; found by review: filled with EIP-1559 fees, which the decoder then refused).
+ * Only to pick the fees to fill; the decoder reads the type itself (canonicalType in chains/src/evm/transaction.ts).
  */
-const LEGACY_TYPE = /^(legacy|0x0+)$/i;
+const GAS_PRICE_TYPE = /^(legacy|eip2930|0x0*[01])$/i;
 
 /**
  * Checks `from` and `chainId`, fills nonce, gas and fees that are missing, and returns the payload.
@@ -53,7 +54,7 @@ async function fill(tx: Record<string, unknown>, from: string, upstream: Upstrea
     for (const key of ['to', 'value', 'data', 'input', 'accessList', 'authorizationList']) if (tx[key] !== undefined) call[key] = tx[key];
     tx.gas = await upstream.call('eth_estimateGas', [call]);
   }
-  const legacy = tx.gasPrice !== undefined || (typeof tx.type === 'string' && LEGACY_TYPE.test(tx.type));
+  const legacy = tx.gasPrice !== undefined || (typeof tx.type === 'string' && GAS_PRICE_TYPE.test(tx.type));
   if (legacy) {
     if (tx.gasPrice === undefined) tx.gasPrice = await upstream.call('eth_gasPrice', []);
     return;
