@@ -174,13 +174,19 @@ export class NostrService implements NostrServicePort {
    * padding, UTF-8; NIP-04: padding, UTF-8) before the charge: one that does not open is refused `400
    * invalid_request` with an `error` entry (`sign.request`, the key was used) and nothing charged. Only a request
    * policy would allow (a dry run, which writes nothing) is opened, so one it refuses never learns whether a payload
-   * authenticates with a peer. Undefined (not opened here) when policy would refuse it or a threshold cluster holds
-   * the key: `authorize` then refuses it and records why.
+   * authenticates with a peer. Undefined (not opened here) when the credential is no longer usable, policy would
+   * refuse it or a threshold cluster holds the key: `authorize` then refuses it and records why.
    */
   private async openBeforeCharge(auth: AgentAuth, scheme: 'nip44' | 'nip04', peer: string, payload: string): Promise<string | undefined> {
     const action = `nostr.${scheme}`;
     const adapter = this.adapter();
     if (await this.deps.store.getThresholdBinding(auth.agent.id, adapter.namespace)) return undefined;
+    // Found by review: the dry run judges the credential as this instance cached it, so an agent frozen (a session
+    // revoked, a key rotated) through another instance had its key open payloads here, and a forged one was told
+    // `invalid_request` where a genuine one was told `agent_frozen`. The agent and session are read again first,
+    // as `authorize` reads them; a stale one is left to `authorize`, which refuses it, audits it and drops the cache.
+    const now = this.deps.clock.now();
+    if ((await this.deps.store.transaction((tx) => this.signing.recheck(tx, auth, now), { affinity: auth.agent.id })).error) return undefined;
     const dry = await this.signing.dryRun(auth, action, { op: 'decrypt', peer, text: payload });
     if (dry.decision.decision !== 'allow') return undefined;
     const key = await this.sharedKey(scheme, adapter.derivationPath(auth.agent.accountIndex, auth.agent.keyIndex), peer);
