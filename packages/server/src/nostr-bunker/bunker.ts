@@ -17,8 +17,10 @@
  *  5. `connect` redeems a single-use secret; every other method needs a connected client (`unauthorized`);
  *  6. a request id the connected client used before is refused (`replayed_request`), never executed twice;
  *     ids are kept only for connected clients, so keys that never connected leave nothing behind. So is a
- *     request the client dated before it connected (its `connect` envelope's date; connections.ts `datedFrom`):
- *     the ids are in memory, and a relay may deliver an envelope from before a restart again;
+ *     request a `bunker://` client dated before its `connect` (connections.ts `datedFrom`): the ids are in
+ *     memory, and a relay may deliver an envelope from before a restart again. A `sign_event` is also kept in
+ *     the store under its client and request id (an Idempotency-Key): delivered again on any instance or after
+ *     any restart, it is answered what it was answered the first time (a signature re-released, no new charge);
  *  7. the session is re-read from the store (revoked / expired / frozen: error reply, and the client is dropped);
  *  8. the method runs through the port with the session's AgentAuth. A `sign_event` held for approval is
  *     remembered (held-events.ts): asking again with the same event returns the signature once approved.
@@ -44,9 +46,11 @@ const MAX_CONTENT_CHARS = 100_000;
  * Envelopes dated further than this from now are dropped. NIP-46 sets no window; clients (nostr-tools'
  * BunkerSigner among them) date each request `now`, so 10 minutes leaves room for clock skew and slow relays,
  * while an envelope a relay kept and replays later finds the replay caches (connections.ts) still holding its id
- * (in this process: one from before a restart is dated before its client connected anew, step 6).
+ * (in this process; one from before a restart or from another instance: step 6).
  */
 const MAX_ENVELOPE_SKEW_SECONDS = 600;
+/** `datedFrom` of a client accepted from a `nostrconnect://` URI: no envelope of its own dates its connection. */
+const NO_CUTOFF = 0;
 /**
  * The bucket shared by every client key that is not connected to one transport key: connect attempts (with or
  * without a valid secret) and requests from strangers. An honest client needs one answer to connect.
@@ -122,11 +126,6 @@ export class NostrBunker {
   private readonly unconnectedLimiter = new SessionRateLimiter(UNCONNECTED_RATE);
   private readonly relays: RelayConnection[];
   private readonly transports = new Map<string, Promise<NostrTransport>>();
-  /**
-   * Unix seconds this bunker was made in: where a client connected from a `nostrconnect://` URI has its requests
-   * taken from (it sent no `connect` of its own to date that by). The process before took envelopes up to its end.
-   */
-  private readonly startedAt = Math.floor(Date.now() / 1000);
   /** Transport pubkey -> agent id, for every key the subscription listens on. */
   private listening = new Map<string, string>();
 
@@ -192,7 +191,11 @@ export class NostrBunker {
     const auth = await this.options.sessions(sessionId);
     const transport = await this.transportOf(auth.agent.id);
     await this.recordIssued(auth, transport.pubkey, by, { flow: 'nostrconnect', clientPubkey: parsed.clientPubkey });
-    this.connections.connect(parsed.clientPubkey, { sessionId, agentId: auth.agent.id, transportPubkey: transport.pubkey }, this.startedAt);
+    // Found by review: its requests were taken from this bunker's start, a date by the server's clock set against
+    // envelopes the client dates by its own; a client running behind had its fresh requests refused after a restart,
+    // one running ahead had old ones run, and another instance started earlier ran them all. It sent no `connect` to
+    // date its connection by, so no date cuts it off: a `sign_event` delivered again is answered from the store.
+    this.connections.connect(parsed.clientPubkey, { sessionId, agentId: auth.agent.id, transportPubkey: transport.pubkey }, NO_CUTOFF);
     this.refreshSubscription();
     await this.reply(transport, parsed.clientPubkey, { id: randomBytes(8).toString('hex'), result: parsed.secret }, relays);
     return { clientPubkey: parsed.clientPubkey, transportPubkey: transport.pubkey, relays };
@@ -293,7 +296,8 @@ export class NostrBunker {
     // Found by review: the ids of requests that ran (or were refused) are in memory, so after a restart a relay could
     // deliver an envelope from before it again once its client reconnected with a new secret (apps keep their key),
     // and a request the client had been told was refused was signed and charged. Such an envelope is dated before
-    // the client's connection in this process; the client's own clock dates both, so a skewed clock is no matter.
+    // the client's `connect` in this process, both dated by the client's own clock (so a skewed clock is no matter).
+    // A `nostrconnect://` client has no cut-off (NO_CUTOFF); its `sign_event`s are kept in the store (askToSign).
     if (envelope.created_at < grant.datedFrom) return this.refuseReplay(transport, client, request.id, 'This request is dated before this client connected; nothing was done (a relay delivering an old envelope again, or the client\'s clock went back).');
     if (!this.connections.firstUseOfRequestId(transport.pubkey, client, request.id)) return this.refuseReplay(transport, client, request.id);
     let auth: AgentAuth;
@@ -375,7 +379,7 @@ export class NostrBunker {
       case 'logout':
         return 'ack';
       case 'sign_event':
-        return JSON.stringify(await this.signEvent(auth, params[0]));
+        return JSON.stringify(await this.signEvent(auth, params[0], nip46IdempotencyKey(client, request.id)));
       case 'nip44_encrypt': {
         const [peer, plaintext] = peerAndText(params);
         return (await this.options.port.nip44Encrypt(auth, peer, plaintext)).ciphertext;
@@ -394,7 +398,6 @@ export class NostrBunker {
         return (await this.options.port.nip04Decrypt(auth, peer, ciphertext)).plaintext;
       }
       default:
-        void client;
         throw new BunkerRefusal('unsupported_method', `Unknown method ${JSON.stringify(method).slice(0, 40)}.`);
     }
   }
@@ -403,20 +406,24 @@ export class NostrBunker {
    * An event is known by its NIP-01 id under the agent's identity key (the digest an approval signs): asking again
    * with the same event, while or after an operator decides, is answered from the approval its first ask opened.
    */
-  private async signEvent(auth: AgentAuth, param: string | undefined): Promise<SignedNostrEvent> {
+  private async signEvent(auth: AgentAuth, param: string | undefined, idempotencyKey: string): Promise<SignedNostrEvent> {
     const event = parseEventTemplate(param);
     const { pubkey } = await this.options.port.identity(auth.agent);
     const eventId = nostrEventId({ ...event, pubkey });
-    return this.held.oneAtATime(auth.session.id, eventId, () => this.askToSign(auth, event, eventId));
+    return this.held.oneAtATime(auth.session.id, eventId, () => this.askToSign(auth, event, eventId, idempotencyKey));
   }
 
-  private async askToSign(auth: AgentAuth, event: UnsignedNostrEvent, eventId: string): Promise<SignedNostrEvent> {
+  private async askToSign(auth: AgentAuth, event: UnsignedNostrEvent, eventId: string, idempotencyKey: string): Promise<SignedNostrEvent> {
     const approvalId = this.held.approvalFor(auth.session.id, eventId);
     if (approvalId !== undefined) {
       const approved = await this.collectApproved(auth, approvalId, eventId);
       if (approved) return approved;
     }
-    const outcome = await this.options.port.signEvent(auth, event);
+    // Found by review: the replay caches are per process, so a relay delivering an envelope again after a restart or
+    // to another instance (the app accepted anew there) had a request run twice, one its client was told was refused
+    // signed and charged. Under the stored key a second delivery is answered as the first was (the same signature,
+    // nothing charged again; or the same refusal), audited `sign.replay`.
+    const outcome = await this.options.port.signEvent(auth, event, idempotencyKey);
     if (outcome.status === 200) return outcome.body.event as SignedNostrEvent;
     if (outcome.status === 202) {
       const held = String(outcome.body.approvalId);
@@ -508,6 +515,14 @@ export class BunkerInputError extends Error {}
 function withViolations(message: string, violations: readonly { rule: string; code: string }[] | undefined): string {
   if (!violations?.length) return message;
   return `${message} [${violations.map((v) => `${v.rule}: ${v.code}`).join('; ')}]`;
+}
+
+/**
+ * The Idempotency-Key a client's `sign_event` is stored under (scoped to the agent, as an HTTP caller's is). `/` is
+ * outside the Idempotency-Key header's characters, so no HTTP caller's key can take one of these.
+ */
+function nip46IdempotencyKey(clientPubkey: string, requestId: string): string {
+  return `nip46/${clientPubkey}/${requestId}`;
 }
 
 function peerAndText(params: string[]): [string, string] {

@@ -17,8 +17,10 @@ export interface SessionGrant {
 export interface ConnectedClient extends SessionGrant {
   /**
    * Unix seconds: envelopes this client dated earlier are not run. Its `connect` envelope's date (the client's own
-   * clock, so a client whose clock runs behind or ahead is served all the same), or the bunker's start for a
-   * client connected from a `nostrconnect://` URI (no envelope of its own dates that).
+   * clock, so a client whose clock runs behind or ahead is served all the same), or 0 for a client accepted from a
+   * `nostrconnect://` URI: no envelope of its own dates that, and the server's clock set against the client's would
+   * refuse a client running behind and let one running ahead through (found by review). Its `sign_event`s are
+   * answered from the store when delivered again (bunker.ts, askToSign).
    */
   datedFrom: number;
 }
