@@ -34,7 +34,7 @@ const origin = { agentId: 'ag_1', auditSeq: 9, nowMs: 7 };
 test('grantsOf: a chainless EIP-3009 authorization is a grant row; a chain-bound one is a payment, not a grant', () => {
   assert.deepEqual(grantsOf(authorization(undefined), origin), [{
     agentId: 'ag_1', auditSeq: 9, index: 0, kind: 'eip3009.authorization', chain: CHAIN, token: TOKEN, contract: TOKEN, owner: OWNER, spender: PAYEE,
-    amount: 800n, unlimited: false, deadline: 5000, nonce: NONCE, domain: { name: 'USD Coin', version: '2' }, createdAt: 7,
+    amount: 800n, unlimited: false, deadline: 5000, nonce: NONCE, domain: { name: 'USD Coin', version: '2', fields: ['name', 'version', 'verifyingContract'] }, createdAt: 7,
   }]);
   assert.deepEqual(grantsOf(authorization(8453), origin), []);
 });
@@ -61,4 +61,23 @@ test('planner: used on the chain it names, it is not cancelled there (that call 
   assert.deepEqual([used.steps.length, used.unplanned.map((u) => u.reason)], [0, ['chainless_other_chains']]);
   const expired = planRevocations(mapOf([grant!]), { nowSeconds: 5000 });
   assert.deepEqual([expired.steps.length, expired.unplanned.length, expired.alreadyDead], [0, 0, [{ auditSeq: 9, index: 0, kind: 'eip3009.authorization' }]]);
+});
+
+// Found by review: the grant kept only name and version, so a salted domain was "cancelled" under the domain without
+// its salt (a signature the token rejects) and the step reported submitted while the authorization stayed usable.
+test('planner: over a salted domain (recorded with its salt and fields) it is unplanned as domain_unsupported, never cancelled under another domain', () => {
+  const salt = `0x${'5a'.repeat(32)}`;
+  const salted = authorization(undefined);
+  salted.typedData!.domain.salt = salt;
+  const [grant] = grantsOf(salted, origin);
+  assert.deepEqual(grant!.domain, { name: 'USD Coin', version: '2', salt, fields: ['name', 'version', 'verifyingContract', 'salt'] });
+  const plan = planRevocations(mapOf([{ ...grant!, live: true }]), { nowSeconds: 1000 });
+  assert.deepEqual(plan.steps, []);
+  assert.deepEqual(plan.unplanned.map((u) => [u.reason, u.grants]), [['domain_unsupported', [{ auditSeq: 9, index: 0, kind: 'eip3009.authorization' }]]]);
+  assert.match(plan.unplanned[0]!.message, /salt/);
+  // Another shape (here a chainId on a chainless grant row) is refused too; a row recorded before `fields` is planned as before.
+  const shaped = planRevocations(mapOf([{ ...grant!, domain: { name: 'USD Coin', version: '2', fields: ['name', 'version', 'chainId', 'verifyingContract'] }, live: true }]), { nowSeconds: 1000 });
+  assert.deepEqual([shaped.steps.length, shaped.unplanned.map((u) => u.reason)], [0, ['domain_unsupported']]);
+  const legacy = planRevocations(mapOf([{ ...grant!, domain: { name: 'USD Coin', version: '2' }, live: true }]), { nowSeconds: 1000 });
+  assert.deepEqual([legacy.steps.length, legacy.unplanned.map((u) => u.reason)], [1, ['chainless_other_chains']]);
 });

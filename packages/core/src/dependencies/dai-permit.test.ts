@@ -50,7 +50,7 @@ test("the DAI permit selector is the one of Dai.sol's permit(address,address,uin
 
 test('grantsOf: a DAI permit with allowed = true is an unlimited grant (expiry 0: no deadline); allowed = false grants nothing', () => {
   const [forever] = grantsOf(daiIntent(true, 0n, 4n), origin);
-  assert.deepEqual(forever, { agentId: 'ag_1', auditSeq: 9, index: 0, kind: 'dai.permit', chain: CHAIN, token: DAI, contract: DAI, owner: OWNER, spender: SPENDER, amount: MAX, unlimited: true, nonce: '4', domain: DOMAIN, createdAt: 7 });
+  assert.deepEqual(forever, { agentId: 'ag_1', auditSeq: 9, index: 0, kind: 'dai.permit', chain: CHAIN, token: DAI, contract: DAI, owner: OWNER, spender: SPENDER, amount: MAX, unlimited: true, nonce: '4', domain: { ...DOMAIN, fields: ['name', 'version', 'chainId', 'verifyingContract'] }, createdAt: 7 });
   const [dated] = grantsOf(daiIntent(true, 1_900_000_000n, 5n), origin);
   assert.equal(dated!.deadline, 1_900_000_000);
   assert.equal(dated!.nonce, '5');

@@ -8,6 +8,7 @@ import type { AuditEntry } from '../audit/types.ts';
 import type { ChainReader } from '../ports/chain-reader.ts';
 import type { GrantRecord } from '../ports/grants.ts';
 import type { Agent, Store } from '../ports/store.ts';
+import type { RecordedDomain } from './grants.ts';
 
 /** `true` live on chain, `false` provably not, `unknown` when the chain could not be asked (never read as "not live"). */
 export type Liveness = true | false | 'unknown';
@@ -28,7 +29,9 @@ export interface LiveEvidence {
   chainTime?: number;
 }
 
-export interface MappedGrant extends GrantRecord {
+/** A grant row as the map lists it; its domain read as grants.ts records it (with the salt and fields: what the planner checks). */
+export interface MappedGrant extends Omit<GrantRecord, 'domain'> {
+  domain?: RecordedDomain;
   live?: Liveness;
   evidence?: LiveEvidence;
 }
@@ -47,7 +50,7 @@ export interface MappedAuthorization {
   validAfter: number;
   validBefore: number;
   /** The token's EIP-712 domain as signed (from the audit entry): what a CancelAuthorization signs under. */
-  domain?: { name?: string; version?: string };
+  domain?: RecordedDomain;
   resource?: string;
   live?: Liveness;
   evidence?: LiveEvidence;
@@ -189,13 +192,18 @@ function summaryLine(summary: unknown): string | undefined {
  * The EIP-712 domain an authorization was signed under, from its audit entry (`sign.request` carries the intent;
  * an approved one points at it through `approval.granted`'s `requestSeq`).
  */
-async function signedDomain(store: Store, seq: number): Promise<{ name?: string; version?: string } | undefined> {
+async function signedDomain(store: Store, seq: number): Promise<RecordedDomain | undefined> {
   let entry: AuditEntry | undefined = (await store.readAudit(seq, 1))[0];
   const requestSeq = (entry?.data as { requestSeq?: unknown } | undefined)?.requestSeq;
   if (entry?.type === 'approval.granted' && typeof requestSeq === 'number') entry = (await store.readAudit(requestSeq, 1))[0];
-  const domain = (entry?.data as { intent?: { typedData?: { domain?: { name?: unknown; version?: unknown } } } } | undefined)?.intent?.typedData?.domain;
+  const domain = (entry?.data as { intent?: { typedData?: { domain?: Record<string, unknown> } } } | undefined)?.intent?.typedData?.domain;
   if (!domain) return undefined;
-  return { ...(typeof domain.name === 'string' ? { name: domain.name } : {}), ...(typeof domain.version === 'string' ? { version: domain.version } : {}) };
+  // The salt and the fields too (as grants.ts records them): a cancellation under another domain shape cannot verify.
+  return {
+    ...(typeof domain.name === 'string' ? { name: domain.name } : {}), ...(typeof domain.version === 'string' ? { version: domain.version } : {}),
+    ...(typeof domain.salt === 'string' ? { salt: domain.salt } : {}),
+    fields: ['name', 'version', 'chainId', 'verifyingContract', 'salt'].filter((f) => domain[f] !== undefined && domain[f] !== null),
+  };
 }
 
 async function nwcConnections(store: Store, agentId: string, nowMs: number): Promise<Omit<MappedNwcConnection, 'open'>[]> {

@@ -124,7 +124,7 @@ function uintArg(value: unknown): bigint {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? BigInt(value) : -1n;
 }
 
-function row(origin: GrantOrigin, intent: Intent, index: number, kind: GrantKind, token: string, contract: string, spender: string, amount: bigint, unlimited: boolean, extra: { expiresAt?: number | undefined; deadline?: number | undefined; nonce?: string | undefined; domain?: { name?: string; version?: string } | undefined }): GrantRecord {
+function row(origin: GrantOrigin, intent: Intent, index: number, kind: GrantKind, token: string, contract: string, spender: string, amount: bigint, unlimited: boolean, extra: { expiresAt?: number | undefined; deadline?: number | undefined; nonce?: string | undefined; domain?: RecordedDomain | undefined }): GrantRecord {
   return {
     agentId: origin.agentId, auditSeq: origin.auditSeq, index, kind, chain: intent.chain, token, contract, owner: intent.from, spender: spender.toLowerCase(), amount, unlimited,
     ...(extra.expiresAt !== undefined ? { expiresAt: extra.expiresAt } : {}),
@@ -135,10 +135,30 @@ function row(origin: GrantOrigin, intent: Intent, index: number, kind: GrantKind
   };
 }
 
-function domainOf(intent: Intent): { name?: string; version?: string } | undefined {
+/**
+ * The EIP-712 domain a grant was signed under, as recorded: its name and version (what a cancellation or a burn
+ * permit signs under), its salt, and which fields it had. A signature under a domain of another shape does not
+ * verify, so the revocation planner refuses a shape it cannot reproduce. Rows written before `fields` have none.
+ */
+export interface RecordedDomain {
+  name?: string;
+  version?: string;
+  salt?: string;
+  /** The domain's fields present, in EIP-712 order (`name`, `version`, `chainId`, `verifyingContract`, `salt`). */
+  fields?: string[];
+}
+
+const DOMAIN_FIELDS = ['name', 'version', 'chainId', 'verifyingContract', 'salt'] as const;
+
+// Found by review: only name and version were kept, so an authorization signed under a salted domain was
+// "cancelled" under the domain without the salt, a signature the token rejects, and reported submitted.
+function domainOf(intent: Intent): RecordedDomain | undefined {
   const d = intent.typedData?.domain;
   if (!d) return undefined;
-  return { ...(d.name !== undefined ? { name: d.name } : {}), ...(d.version !== undefined ? { version: d.version } : {}) };
+  return {
+    ...(d.name !== undefined ? { name: d.name } : {}), ...(d.version !== undefined ? { version: d.version } : {}), ...(d.salt !== undefined ? { salt: d.salt } : {}),
+    fields: DOMAIN_FIELDS.filter((f) => d[f] !== undefined),
+  };
 }
 
 /** The token of a CAIP-19 `…/erc20:0x…` asset. */

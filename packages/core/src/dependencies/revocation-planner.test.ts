@@ -84,6 +84,28 @@ test('what cannot be planned is reported with a reason, never dropped', () => {
   ]);
 });
 
+// Found by review (with the chainless EIP-3009 cancel): a burn permit or a CancelAuthorization is signed under
+// {name, version, chainId, verifyingContract}; under a salted domain it would not verify, so it is not planned.
+test('a salted (or otherwise shaped) domain is unplanned as domain_unsupported: EIP-2612 and DAI burns, a chain-bound cancel', () => {
+  const salt = `0x${'5a'.repeat(32)}`;
+  const salted = { name: 'T', version: '1', salt, fields: ['name', 'version', 'chainId', 'verifyingContract', 'salt'] };
+  const plan = planRevocations(mapOf(
+    [
+      grant({ auditSeq: 5, kind: 'eip2612.permit', nonce: '0', domain: salted, live: true, evidence: { reason: 'permit_unused', message: '' } }),
+      grant({ auditSeq: 6, kind: 'dai.permit', token: '0x00000000000000000000000000000000000000e5', contract: '0x00000000000000000000000000000000000000e5', nonce: '0', domain: { name: 'Dai', version: '1', fields: ['name', 'version', 'verifyingContract'] }, live: true, evidence: { reason: 'permit_unused', message: '' } }),
+    ],
+    [{ paymentId: 'pay_1', auditSeq: 8, chain: CHAIN, token: TOKEN, owner: OWNER, to: SPENDER, value: 1n, nonce: `0x${'ab'.repeat(32)}`, validAfter: 0, validBefore: 2000, domain: salted, live: true }],
+  ), { nowSeconds: 1000 });
+  assert.deepEqual(plan.unplanned.map((u) => [u.reason, u.grants.map((g) => g.auditSeq)]), [
+    ['domain_unsupported', [8]],
+    ['domain_unsupported', [5]],
+    ['domain_unsupported', [6]],
+  ]);
+  assert.match(plan.unplanned[0]!.message, /salt/);
+  // Only the approve(spender, 0) steps of the two permits remain.
+  assert.deepEqual(plan.steps.map((s) => s.type), ['transaction', 'transaction']);
+});
+
 test('Permit2: outstanding permits are invalidated, every live pair locked down in one call, transfer signatures invalidated by bitmap', () => {
   const other = '0x00000000000000000000000000000000000000f6';
   const plan = planRevocations(mapOf([

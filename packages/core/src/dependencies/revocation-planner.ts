@@ -6,6 +6,7 @@
 // costs gas, leaving a live grant costs the funds. What cannot be planned is returned with a reason.
 import { addressWord, bytes32Word, encodeCall, SELECTORS, uintWord } from './abi-words.ts';
 import type { DependencyMap, MappedAuthorization, MappedGrant } from './dependency-map.ts';
+import type { RecordedDomain } from './grants.ts';
 
 /** Which grant or authorization a step undoes. */
 export type GrantRef = { auditSeq: number; index: number; kind: string } | { paymentId: string; auditSeq: number; kind: 'eip3009.authorization' };
@@ -43,7 +44,7 @@ export type RevocationStep =
 
 export interface UnplannedRevocation {
   purpose: string;
-  /** Stable: `not_evm`, `domain_unknown`, `nonce_range_too_large`, `nonce_unknown`, `chainless_other_chains`. */
+  /** Stable: `not_evm`, `domain_unknown`, `domain_unsupported`, `nonce_range_too_large`, `nonce_unknown`, `chainless_other_chains`. */
   reason: string;
   message: string;
   grants: GrantRef[];
@@ -135,6 +136,11 @@ function planCancelAuthorization(plan: RevocationPlan, a: MappedAuthorization): 
     plan.unplanned.push({ purpose, reason: 'domain_unknown', message: "The token's EIP-712 name and version are not on record; the cancellation cannot be signed.", grants: [authRef(a)] });
     return;
   }
+  const unsupported = unsupportedDomain(a.domain, CHAIN_DOMAIN);
+  if (unsupported) {
+    plan.unplanned.push({ purpose, reason: 'domain_unsupported', message: `${unsupported} The cancellation cannot be signed.`, grants: [authRef(a)] });
+    return;
+  }
   const domain = { name: a.domain.name, version: a.domain.version, chainId: chainIdOf(a.chain), verifyingContract: a.token };
   plan.steps.push(cancelAuthorizationStep(purpose, [authRef(a)], a.chain, a.owner, a.nonce, domain));
 }
@@ -158,6 +164,12 @@ function planChainlessCancel(plan: RevocationPlan, g: MappedGrant, options: Plan
     plan.unplanned.push({ purpose, reason: 'domain_unknown', message: "The token's EIP-712 name and version are not on record; the cancellation cannot be signed.", grants: [grantRef(g)] });
     return;
   }
+  // Found by review: a salted domain was cancelled under the domain without its salt and reported submitted.
+  const unsupported = unsupportedDomain(g.domain, CHAINLESS_DOMAIN);
+  if (unsupported) {
+    plan.unplanned.push({ purpose, reason: 'domain_unsupported', message: `${unsupported} The cancellation cannot be signed: the authorization stays usable until its validBefore${g.deadline !== undefined ? ` (unix ${g.deadline})` : ''} on every chain where ${g.token} has this domain.`, grants: [grantRef(g)] });
+    return;
+  }
   const cancelHere = g.evidence?.reason !== 'authorization_used';
   if (cancelHere) {
     plan.steps.push(cancelAuthorizationStep(purpose, [grantRef(g)], g.chain, g.owner, g.nonce, { name: g.domain.name, version: g.domain.version, verifyingContract: g.token }));
@@ -173,6 +185,24 @@ function planChainlessCancel(plan: RevocationPlan, g: MappedGrant, options: Plan
     message: `Signed without chainId, the authorization is valid on every chain where ${g.token} has this EIP-712 domain; only ${g.chain} (the chain the request named) is planned. ${elsewhere}`,
     grants: [grantRef(g)],
   });
+}
+
+/** The domain shapes a revocation is signed under: a chain-bound one, and a chainless EIP-3009 authorization's. */
+const CHAIN_DOMAIN = ['name', 'version', 'chainId', 'verifyingContract'] as const;
+const CHAINLESS_DOMAIN = ['name', 'version', 'verifyingContract'] as const;
+
+/**
+ * Why a revocation cannot be signed under the domain the grant was signed under, or undefined when it can. The
+ * token checks the signature under its own domain separator; the planner signs under `expected` (the lifecycle
+ * path signs no salt), so a salt or any other shape would give a signature the token rejects while the step is
+ * reported submitted. A row recorded before `fields` (grants.ts) is judged by its salt only.
+ */
+function unsupportedDomain(domain: RecordedDomain | undefined, expected: readonly string[]): string | undefined {
+  if (domain?.salt !== undefined) return `It was signed under an EIP-712 domain with a salt (${domain.salt}), which a revocation is not signed under.`;
+  if (domain?.fields !== undefined && domain.fields.join() !== expected.join()) {
+    return `It was signed under an EIP-712 domain of the fields ${domain.fields.join(', ')}, not ${expected.join(', ')} which a revocation is signed under.`;
+  }
+  return undefined;
 }
 
 function cancelAuthorizationStep(purpose: string, grants: GrantRef[], chain: string, owner: string, nonce: string, domain: RevocationTypedData['domain']): RevocationStep {
@@ -220,6 +250,11 @@ function planPermitBurns(plan: RevocationPlan, permits: MappedGrant[], options: 
     const domain = group.find((g) => g.domain?.name !== undefined && g.domain.version !== undefined)?.domain;
     if (!domain) {
       plan.unplanned.push({ purpose, reason: 'domain_unknown', message: "The token's EIP-712 name and version are not on record; a burn permit cannot be signed.", grants: refs });
+      continue;
+    }
+    const unsupported = group.map((g) => unsupportedDomain(g.domain, CHAIN_DOMAIN)).find((m) => m !== undefined);
+    if (unsupported) {
+      plan.unplanned.push({ purpose, reason: 'domain_unsupported', message: `${unsupported} A burn permit cannot be signed.`, grants: refs });
       continue;
     }
     const chainNonces = group.map((g) => g.evidence?.chainNonce).filter((n): n is string => n !== undefined).map(BigInt);

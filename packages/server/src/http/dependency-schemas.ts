@@ -106,7 +106,7 @@ export const RevokeAllResponse = apiSchema(
       jobId: z.string().optional().describe('The lifecycle job (`GET /v1/lifecycle/jobs/{id}`): mined or failed later'),
       error: z.object({ code: z.string(), message: z.string() }).optional().describe('Why the step failed (`lifecycle_rpc_unavailable`, `lifecycle_no_rpc`, …); nothing was signed for it'),
     })).describe('The on-chain revocations, one transaction each'),
-    unplanned: z.array(z.object({ purpose: z.string(), reason: z.string().describe('`not_evm`, `domain_unknown`, `nonce_range_too_large`, `nonce_unknown`, `owner_unknown`, `chainless_other_chains`'), message: z.string(), grants: z.array(GrantRefSchema), keyIndex: z.number().optional() })).describe('Grants that could not be planned: still possibly live'),
+    unplanned: z.array(z.object({ purpose: z.string(), reason: z.string().describe('`not_evm`, `domain_unknown`, `domain_unsupported` (a salted or otherwise shaped EIP-712 domain: no revocation signed under it would verify), `nonce_range_too_large`, `nonce_unknown`, `owner_unknown`, `chainless_other_chains`'), message: z.string(), grants: z.array(GrantRefSchema), keyIndex: z.number().optional() })).describe('Grants that could not be planned: still possibly live'),
     alreadyDead: z.array(GrantRefSchema).describe('Grants the chain showed dead already'),
     notes: z.array(z.string()).describe('What cannot be revoked (Lightning payments in flight), grants read as unknown, failures'),
   }),
