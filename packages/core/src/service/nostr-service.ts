@@ -24,6 +24,8 @@ export interface NostrServicePort {
    *  200 body: { decision: 'allow', event: SignedNostrEvent, auditSeq, receipt? }; 202: approval pending (approvalId);
    *  refusals throw AirlockError('policy_denied', ..., { violations }) like the EVM signing path. */
   signEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey?: string): Promise<SignOutcome>;
+  /** Keeps under `idempotencyKey` that `event` was answered with approval `approvalId`'s signature (a retry re-releases it). */
+  rememberApprovedEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey: string, approvalId: string): Promise<void>;
   /** Under policy (which counterparties), audited. Throw AirlockError('policy_denied') with violations when refused. */
   nip44Encrypt(auth: AgentAuth, peerPubkey: string, plaintext: string): Promise<{ ciphertext: string; auditSeq: number }>;
   nip44Decrypt(auth: AgentAuth, peerPubkey: string, ciphertext: string): Promise<{ plaintext: string; auditSeq: number }>;
@@ -125,7 +127,12 @@ export class NostrService implements NostrServicePort {
 
   /** NIP-98 events (kind 27235) go to `nostr.http_auth` and its rules; every other kind to `nostr.event`. */
   signEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey?: string): Promise<SignOutcome> {
-    return this.signing.sign(auth, event?.kind === NIP98_KIND ? 'nostr.http_auth' : 'nostr.event', event, idempotencyKey);
+    return this.signing.sign(auth, eventAction(event), event, idempotencyKey);
+  }
+
+  /** The bunker handed out an approved event without `signEvent`: kept under the request's key as `signEvent` would. */
+  rememberApprovedEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey: string, approvalId: string): Promise<void> {
+    return this.signing.rememberApprovedAnswer(auth, eventAction(event), event, idempotencyKey, approvalId);
   }
 
   async nip44Encrypt(auth: AgentAuth, peerPubkey: string, plaintext: string): Promise<{ ciphertext: string; auditSeq: number }> {
@@ -209,6 +216,11 @@ export class NostrService implements NostrServicePort {
   private cipher(scheme: 'nip44' | 'nip04'): { encrypt(text: string, key: Uint8Array): string; decrypt(payload: string, key: Uint8Array): string } {
     return scheme === 'nip44' ? { encrypt: this.nostr.nip44Encrypt, decrypt: this.nostr.nip44Decrypt } : { encrypt: this.nostr.nip04Encrypt, decrypt: this.nostr.nip04Decrypt };
   }
+}
+
+/** NIP-98 events (kind 27235) go to `nostr.http_auth` and its rules; every other kind to `nostr.event`. */
+function eventAction(event: UnsignedNostrEvent): string {
+  return event?.kind === NIP98_KIND ? 'nostr.http_auth' : 'nostr.event';
 }
 
 function peerBytes(peer: string): Uint8Array {

@@ -225,7 +225,15 @@ export class SigningService {
       if (fresh.error) {
         // A credential cached by the signing routes went stale (another instance froze or revoked it).
         this.credentials.forgetSession(auth.session.id);
-        await this.appendErrorEntry(tx, auth, action, reqHash, fresh.error, now);
+        const entry = await this.appendErrorEntry(tx, auth, action, reqHash, fresh.error, now);
+        // Found by review: a NIP-46 sign_event refused here (agent frozen, session revoked) kept nothing under its key,
+        // and delivered again after an unfreeze on another instance it was signed and charged, its client told it was
+        // refused. A bunker key keeps the refusal (never over a record it has: that answer stands); an HTTP client
+        // retrying under its own key after an unfreeze is still served.
+        if (idempotencyKey?.startsWith('nip46/') && !(await tx.getIdempotency(idempotencyScope(auth), idempotencyKey))) {
+          const body = { decision: 'deny', error: { code: fresh.error.code, message: fresh.error.message }, auditSeq: entry.seq };
+          await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest: request.digest, auditSeq: entry.seq, response: { status: 403, body }, createdAt: now });
+        }
         return { refused: fresh.error };
       }
       const session = fresh.session!;
@@ -263,6 +271,32 @@ export class SigningService {
     // Otherwise the signature is made once the decision has committed, beside the commit's sync where the store
     // syncs apart from COMMIT (SQLite), and released only once the commit is on disk (dropped if it cannot be).
     return this.deps.store.transaction(signingTx, { affinity: auth.agent.id, afterCommit: afterDecision });
+  }
+
+  /**
+   * Keeps, under `idempotencyKey`, that this request was answered with the signature of approval `approvalId`
+   * (granted, this agent's, over the same digest, made by this session or one it may collect from), as `reuse`
+   * keeps a nonce replay of an approved request: a retry under the key is then re-released bound to that approval.
+   * Found by review: the bunker handed out an approved event without going through `sign`, nothing was kept under
+   * the new request's key, and the same envelope delivered again on another instance opened a second approval.
+   * Writes nothing when the key has a record already, or the approval does not match.
+   */
+  async rememberApprovedAnswer(auth: AgentAuth, action: string, payload: unknown, idempotencyKey: string, approvalId: string): Promise<void> {
+    // Computed exactly as `sign` computes them, so a retry under the key is the same request.
+    const reqHash = requestHash(action, payload, canonicalJson);
+    const adapter = this.adapterFor(action);
+    const { signer } = await this.resolveSigner(adapter, auth.agent);
+    const digest = bytesToHex(adapter.decode(action as Action, payload, signer).digest);
+    const now = this.deps.clock.now();
+    // A granted approval stays granted: read once, before the transaction.
+    const approval = await this.deps.store.getApproval(approvalId);
+    if (approval?.state !== 'approved' || approval.agentId !== auth.agent.id || approval.action !== action || approval.digest !== digest) return;
+    if (!(await this.mayCollectResultOf(auth, approval.sessionId))) return;
+    await this.deps.store.transaction(async (tx) => {
+      if (await tx.getIdempotency(idempotencyScope(auth), idempotencyKey)) return;
+      const body = { decision: 'allow', auditSeq: approval.auditSeq, resign: true, signer: signer.address, approvalId };
+      await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: approval.auditSeq, response: { status: 200, body }, createdAt: now });
+    }, { affinity: auth.agent.id });
   }
 
   /** A new request: evaluate, append the decision, then reserve and claim (allow) or hold (approval). */

@@ -20,8 +20,10 @@
  *     request a `bunker://` client dated before its `connect` (connections.ts `datedFrom`): the ids are in
  *     memory, and a relay may deliver an envelope from before a restart again. A `sign_event` is also kept in
  *     the store under its client and request id (an Idempotency-Key): delivered again on any instance or after
- *     any restart, it is answered what it was answered the first time (a signature re-released, no new charge);
- *  7. the session is re-read from the store (revoked / expired / frozen: error reply, and the client is dropped);
+ *     any restart, it is answered what it was answered the first time (a signature re-released, no new charge;
+ *     one handed over from an approval included: askToSign);
+ *  7. the session is re-read from the store (revoked / expired / frozen: error reply, and the client is dropped;
+ *     a `sign_event` is still sent to the signing transaction, which refuses it and keeps that refusal under its key);
  *  8. the method runs through the port with the session's AgentAuth. A `sign_event` held for approval is
  *     remembered (held-events.ts): asking again with the same event returns the signature once approved.
  */
@@ -306,6 +308,7 @@ export class NostrBunker {
     } catch (e) {
       // A dead session never comes back: forget its clients and secrets (they must get a new connection string).
       if (isAirlockError(e) && e.code !== 'agent_frozen') this.forgetSession(grant.sessionId);
+      if (request.method === 'sign_event' && isAirlockError(e)) return this.signWithDeadCredential(transport, client, grant, request, e);
       return this.refuseWith(transport, client, request.id, e);
     }
     try {
@@ -313,6 +316,27 @@ export class NostrBunker {
       if (request.method === 'logout') this.connections.disconnect(transport.pubkey, client);
       this.stats.answered++;
       await this.reply(transport, client, { id: request.id, result });
+    } catch (e) {
+      await this.refuseWith(transport, client, request.id, e);
+    }
+  }
+
+  /**
+   * Found by review: a `sign_event` refused here (agent frozen, session revoked) kept nothing under its key, and
+   * delivered again after an unfreeze on another instance it was signed and charged, its client told it was refused.
+   * It goes to the signing transaction, which reads the credential again, refuses it and keeps the refusal under the
+   * key (a second delivery is answered that refusal, audited `sign.replay`); never to an approval held in memory.
+   */
+  private async signWithDeadCredential(transport: NostrTransport, client: string, grant: SessionGrant, request: Nip46Request, refusal: unknown): Promise<void> {
+    try {
+      const stale = await this.options.sessions.unusable?.(grant.sessionId);
+      if (!stale) return await this.refuseWith(transport, client, request.id, refusal);
+      const event = parseEventTemplate(request.params[0]);
+      const { pubkey } = await this.options.port.identity(stale.agent);
+      const signed = await this.signThroughService(stale, event, nostrEventId({ ...event, pubkey }), nip46IdempotencyKey(client, request.id));
+      // The credential came back in between: the transaction judged it usable and signed.
+      this.stats.answered++;
+      await this.reply(transport, client, { id: request.id, result: JSON.stringify(signed) });
     } catch (e) {
       await this.refuseWith(transport, client, request.id, e);
     }
@@ -417,8 +441,18 @@ export class NostrBunker {
     const approvalId = this.held.approvalFor(auth.session.id, eventId);
     if (approvalId !== undefined) {
       const approved = await this.collectApproved(auth, approvalId, eventId);
-      if (approved) return approved;
+      if (approved) {
+        // Found by review: kept under this request's key too, or delivered again on another instance (or after a
+        // restart) it ran as a new request and opened a second approval for an event already approved and signed.
+        await this.options.port.rememberApprovedEvent(auth, event, idempotencyKey, approvalId);
+        return approved;
+      }
     }
+    return this.signThroughService(auth, event, eventId, idempotencyKey);
+  }
+
+  /** One ask of the Nostr service under the request's key; a hold is remembered (held-events.ts). */
+  private async signThroughService(auth: AgentAuth, event: UnsignedNostrEvent, eventId: string, idempotencyKey: string): Promise<SignedNostrEvent> {
     // Found by review: the replay caches are per process, so a relay delivering an envelope again after a restart or
     // to another instance (the app accepted anew there) had a request run twice, one its client was told was refused
     // signed and charged. Under the stored key a second delivery is answered as the first was (the same signature,

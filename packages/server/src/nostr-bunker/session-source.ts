@@ -11,6 +11,12 @@ export interface SessionSource {
    * is none or it is another agent's. How the bunker hands over the signature of an event an operator approved.
    */
   approval?(approvalId: string, agentId: string): Promise<ApprovalRecord | undefined>;
+  /**
+   * The session and its agent as stored, usable or not (undefined when either is gone): the bunker sends a
+   * `sign_event` with a dead credential to the signing transaction, which refuses it and keeps the refusal under
+   * the request's Idempotency-Key.
+   */
+  unusable?(sessionId: string): Promise<AgentAuth | undefined>;
 }
 
 /**
@@ -33,5 +39,10 @@ export function storeSessionSource(store: Store, clock: Clock): SessionSource {
     const record = await store.getApproval(approvalId);
     return record?.agentId === agentId ? record : undefined;
   };
-  return Object.assign(load, { approval });
+  const unusable = async (sessionId: string): Promise<AgentAuth | undefined> => {
+    const session = await store.getSession(sessionId);
+    const agent = session ? await store.getAgent(session.agentId) : undefined;
+    return session && agent ? { agent, session } : undefined;
+  };
+  return Object.assign(load, { approval, unusable });
 }

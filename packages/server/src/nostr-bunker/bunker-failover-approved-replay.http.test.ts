@@ -1,0 +1,104 @@
+// Two instances behind one PostgreSQL store run the bunker. A nostrconnect:// app asks instance A to sign an event a
+// policy holds for approval (s1); the operator approves; the app asks again with the same event under a new request id
+// (s2) and A answers it from the approval (held-events.ts). Found by review: that answer was not kept under s2's key
+// (nip46/<client>/<request id>), so s2 delivered again on instance B ran as a new request and opened a second
+// approval for an event already approved and signed. It is kept (SigningService.rememberApprovedAnswer): B answers
+// the same signed event, bound to the approval, audited `sign.replay`, with no new decision and no new approval.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { finalizeEvent, generateSecretKey, getPublicKey, nip44, SimplePool, type Event } from 'nostr-tools';
+import { ManualClock } from '@airlock/core';
+import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
+import { createApp } from '../http/app.ts';
+import { AirlockHolder } from '../http/holder.ts';
+import { openAirlock, type Airlock } from '../runtime.ts';
+import { TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
+
+type Answer = { id: string; result: string; error?: string };
+const policy = { version: 1, rules: [
+  { type: 'allow', name: 'profile', match: { actions: ['nostr.event'], nostr_kinds: [0] } },
+  { type: 'approval_tier', name: 'profile-by-hand', match: { nostr_kinds: [0] } },
+] };
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let relay: TestRelay;
+let h: Harness;
+let b: Airlock;
+let adminB: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
+const pool = new SimplePool();
+before(async () => {
+  relay = await startTestRelay();
+  h = await startHarness({ store: 'postgres', manualClock: true, config: { nostrRelays: [relay.url] } });
+  b = await openAirlock(h.config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, clock: new ManualClock(Date.now()) });
+  const app = createApp(new AirlockHolder(b), { bodyLimitBytes: h.config.bodyLimitBytes, sessionRate: { perSecond: 0, burst: 0 } });
+  adminB = async (method, path, body) => {
+    const res = await app.request(path, { method, headers: { authorization: `Bearer ${h.adminToken}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+});
+after(async () => {
+  pool.destroy();
+  await b?.close();
+  await h?.close();
+  await relay?.close();
+});
+
+test('a sign_event answered from an approved hold on instance A, delivered again on instance B, gets the same signed event and opens no second approval (postgres)', { timeout: 60_000 }, async () => {
+  const { agent, session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
+  const issued = await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`);
+  const transport = new URL((issued.body.bunker as string).replace('bunker://', 'http://')).hostname;
+  const sk = generateSecretKey();
+  const key = nip44.getConversationKey(sk, transport);
+  const answers: Answer[] = [];
+  pool.subscribe([relay.url], { kinds: [24133], authors: [transport], '#p': [getPublicKey(sk)], limit: 0 }, { onevent: (e: Event) => { answers.push(JSON.parse(nip44.decrypt(e.content, key))); } });
+  await sleep(200);
+  const envelope = (id: string, method: string, params: string[]) => finalizeEvent({ kind: 24133, tags: [['p', transport]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: nowSeconds() }, sk);
+  const send = async (e: Event) => { await Promise.any(pool.publish([relay.url], e)); };
+  const answerTo = async (id: string, nth = 1): Promise<Answer> => {
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const found = answers.filter((a) => a.id === id);
+      if (found.length >= nth) return found[nth - 1]!;
+      if (Date.now() > deadline) assert.fail(`no answer #${nth} to ${id}`);
+      await sleep(20);
+    }
+  };
+  const redeliver = async (e: Event) => {
+    relay.careless = true;
+    try { await send(e); } finally { relay.careless = false; }
+  };
+  const profile = JSON.stringify({ kind: 0, content: '{"name":"bot"}', tags: [], created_at: nowSeconds() });
+  const uri = `nostrconnect://${getPublicKey(sk)}?relay=${encodeURIComponent(relay.url)}&secret=s3cr3t`;
+  const audit = async (type: string) =>
+    ((await adminB('GET', `/v1/audit?agent=${agent.name}&type=${type}&limit=100`)).body.entries as { decision: string }[]).map((e) => e.decision);
+
+  assert.equal((await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`, { nostrconnect: uri })).status, 201);
+  // s1: held. The operator approves. s2 (same event, new id, as the client is told to do): the signature.
+  await send(envelope('s1', 'sign_event', [profile]));
+  const held = await answerTo('s1');
+  const approvalId = /\(approval (apr_[0-9a-f]+)\)/.exec(held.error ?? '')?.[1];
+  assert.ok(approvalId, JSON.stringify(held));
+  assert.equal((await h.admin('POST', `/v1/approvals/${approvalId}/approve`)).status, 200);
+  const s2 = envelope('s2', 'sign_event', [profile]);
+  await send(s2);
+  const signed = await answerTo('s2');
+  assert.equal(signed.error, undefined, JSON.stringify(signed));
+  assert.equal(JSON.parse(signed.result).content, '{"name":"bot"}');
+  assert.deepEqual(await audit('sign.request'), ['require_approval']);
+
+  // A goes away; the operator accepts the same app on B; the relay delivers s2 again.
+  h.airlock.bunker!.close();
+  assert.equal((await adminB('POST', `/v1/sessions/${session.id}/nostr-connect`, { nostrconnect: uri })).status, 201);
+  await redeliver(s2);
+  const again = await answerTo('s2', 2);
+
+  // The same signed event (its fields in another order: A handed out the approval's stored copy).
+  assert.equal(again.error, undefined, JSON.stringify(again));
+  assert.deepEqual(JSON.parse(again.result), JSON.parse(signed.result), 'B answers the signed event s2 was first answered');
+  assert.deepEqual(await audit('sign.request'), ['require_approval'], 'no second decision for the same event');
+  assert.deepEqual(await audit('sign.replay'), ['allow'], 'answered from the store, bound to the approval');
+  const approvals = (await adminB('GET', `/v1/approvals?agent=${agent.id}&state=all`)).body.approvals as { id: string; state: string }[];
+  assert.deepEqual(approvals.map((a) => [a.id, a.state]), [[approvalId, 'approved']], 'no second approval');
+});
