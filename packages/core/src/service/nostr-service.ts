@@ -25,7 +25,7 @@ export interface NostrServicePort {
    *  refusals throw AirlockError('policy_denied', ..., { violations }) like the EVM signing path. */
   signEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey?: string): Promise<SignOutcome>;
   /** Keeps under `idempotencyKey` that `event` was answered with approval `approvalId`'s signature (a retry re-releases it). */
-  rememberApprovedEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey: string, approvalId: string): Promise<void>;
+  rememberApprovedEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey: string, approvalId: string): Promise<boolean>;
   /** Under policy (which counterparties), audited. Throw AirlockError('policy_denied') with violations when refused. */
   nip44Encrypt(auth: AgentAuth, peerPubkey: string, plaintext: string): Promise<{ ciphertext: string; auditSeq: number }>;
   nip44Decrypt(auth: AgentAuth, peerPubkey: string, ciphertext: string): Promise<{ plaintext: string; auditSeq: number }>;
@@ -130,8 +130,11 @@ export class NostrService implements NostrServicePort {
     return this.signing.sign(auth, eventAction(event), event, idempotencyKey);
   }
 
-  /** The bunker handed out an approved event without `signEvent`: kept under the request's key as `signEvent` would. */
-  rememberApprovedEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey: string, approvalId: string): Promise<void> {
+  /**
+   * The bunker hands out an approved event without `signEvent`: kept under the request's key as `signEvent` would.
+   * False when the key answers otherwise (SigningService.rememberApprovedAnswer): the bunker then asks under the key.
+   */
+  rememberApprovedEvent(auth: AgentAuth, event: UnsignedNostrEvent, idempotencyKey: string, approvalId: string): Promise<boolean> {
     return this.signing.rememberApprovedAnswer(auth, eventAction(event), event, idempotencyKey, approvalId);
   }
 

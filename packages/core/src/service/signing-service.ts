@@ -279,9 +279,13 @@ export class SigningService {
    * keeps a nonce replay of an approved request: a retry under the key is then re-released bound to that approval.
    * Found by review: the bunker handed out an approved event without going through `sign`, nothing was kept under
    * the new request's key, and the same envelope delivered again on another instance opened a second approval.
-   * Writes nothing when the key has a record already, or the approval does not match.
+   * Writes nothing when the key has a record already, or the approval does not match. True when the approved
+   * signature is this key's answer (kept now, or the key's record is that approval's: its hold or its answer); false
+   * when the key answers otherwise (a refusal kept while the credential was dead, another approval) or the approval
+   * does not match: that answer stands, and the caller must ask under the key (found by review: the bunker handed the
+   * approved event out over a refusal its key kept, so one key got two answers).
    */
-  async rememberApprovedAnswer(auth: AgentAuth, action: string, payload: unknown, idempotencyKey: string, approvalId: string): Promise<void> {
+  async rememberApprovedAnswer(auth: AgentAuth, action: string, payload: unknown, idempotencyKey: string, approvalId: string): Promise<boolean> {
     // Computed exactly as `sign` computes them, so a retry under the key is the same request.
     const reqHash = requestHash(action, payload, canonicalJson);
     const adapter = this.adapterFor(action);
@@ -290,12 +294,14 @@ export class SigningService {
     const now = this.deps.clock.now();
     // A granted approval stays granted: read once, before the transaction.
     const approval = await this.deps.store.getApproval(approvalId);
-    if (approval?.state !== 'approved' || approval.agentId !== auth.agent.id || approval.action !== action || approval.digest !== digest) return;
-    if (!(await this.mayCollectResultOf(auth, approval.sessionId))) return;
-    await this.deps.store.transaction(async (tx) => {
-      if (await tx.getIdempotency(idempotencyScope(auth), idempotencyKey)) return;
+    if (approval?.state !== 'approved' || approval.agentId !== auth.agent.id || approval.action !== action || approval.digest !== digest) return false;
+    if (!(await this.mayCollectResultOf(auth, approval.sessionId))) return false;
+    return this.deps.store.transaction(async (tx) => {
+      const prior = await tx.getIdempotency(idempotencyScope(auth), idempotencyKey);
+      if (prior) return prior.requestHash === reqHash && (prior.response.body as { approvalId?: unknown } | undefined)?.approvalId === approvalId && prior.response.status !== 403;
       const body = { decision: 'allow', auditSeq: approval.auditSeq, resign: true, signer: signer.address, approvalId };
       await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: approval.auditSeq, response: { status: 200, body }, createdAt: now });
+      return true;
     }, { affinity: auth.agent.id });
   }
 

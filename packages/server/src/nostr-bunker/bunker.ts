@@ -51,6 +51,9 @@ const MAX_CONTENT_CHARS = 100_000;
  * (in this process; one from before a restart or from another instance: step 6).
  */
 const MAX_ENVELOPE_SKEW_SECONDS = 600;
+/** Why a credential is no longer usable (checkUsable): the refusal a dead credential's request gets, whatever it asks. */
+const CREDENTIAL_CODES: ReadonlySet<string> = new Set(['agent_frozen', 'agent_retired', 'session_revoked', 'session_expired']);
+
 /** `datedFrom` of a client accepted from a `nostrconnect://` URI: no envelope of its own dates its connection. */
 const NO_CUTOFF = 0;
 /**
@@ -331,14 +334,22 @@ export class NostrBunker {
     try {
       const stale = await this.options.sessions.unusable?.(grant.sessionId);
       if (!stale) return await this.refuseWith(transport, client, request.id, refusal);
-      const event = parseEventTemplate(request.params[0]);
+      let event: UnsignedNostrEvent;
+      try {
+        event = parseEventTemplate(request.params[0]);
+      } catch {
+        return await this.refuseWith(transport, client, request.id, refusal);
+      }
       const { pubkey } = await this.options.port.identity(stale.agent);
       const signed = await this.signThroughService(stale, event, nostrEventId({ ...event, pubkey }), nip46IdempotencyKey(client, request.id));
       // The credential came back in between: the transaction judged it usable and signed.
       this.stats.answered++;
       await this.reply(transport, client, { id: request.id, result: JSON.stringify(signed) });
     } catch (e) {
-      await this.refuseWith(transport, client, request.id, e);
+      // The credential's refusal, whatever the payload, as over HTTP (found by review: a malformed event from a frozen
+      // agent was answered invalid_request): only an answer the signing transaction gave replaces it (a refusal it
+      // kept or made, a decision once the credential came back), never a payload's error.
+      await this.refuseWith(transport, client, request.id, e instanceof BunkerRefusal || (isAirlockError(e) && CREDENTIAL_CODES.has(e.code)) ? e : refusal);
     }
   }
 
@@ -444,8 +455,9 @@ export class NostrBunker {
       if (approved) {
         // Found by review: kept under this request's key too, or delivered again on another instance (or after a
         // restart) it ran as a new request and opened a second approval for an event already approved and signed.
-        await this.options.port.rememberApprovedEvent(auth, event, idempotencyKey, approvalId);
-        return approved;
+        if (await this.options.port.rememberApprovedEvent(auth, event, idempotencyKey, approvalId)) return approved;
+        // The key kept another answer (a refusal while the credential was dead): that one stands, from the store.
+        return this.signThroughService(auth, event, eventId, idempotencyKey);
       }
     }
     return this.signThroughService(auth, event, eventId, idempotencyKey);
