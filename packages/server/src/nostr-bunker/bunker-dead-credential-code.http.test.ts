@@ -3,14 +3,13 @@
 // was answered invalid_request, the payload decoded before the credential was read again.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { finalizeEvent, generateSecretKey, getPublicKey, nip44, SimplePool, type Event } from 'nostr-tools';
+import { SimplePool } from 'nostr-tools';
 import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
 import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
+import { rawNip46Client } from './testing/raw-nip46-client.ts';
 
-type Answer = { id: string; result: string; error?: string };
 const policy = { version: 1, rules: [{ type: 'allow', name: 'notes', match: { actions: ['nostr.event'], nostr_kinds: [1] } }] };
 const nowSeconds = () => Math.floor(Date.now() / 1000);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let relay: TestRelay;
 let h: Harness;
@@ -29,23 +28,8 @@ test('a frozen agent\'s bunker client sending a malformed sign_event is told age
   const { agent, session, token } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
   const issued = await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`);
   const transport = new URL((issued.body.bunker as string).replace('bunker://', 'http://')).hostname;
-  const sk = generateSecretKey();
-  const key = nip44.getConversationKey(sk, transport);
-  const answers: Answer[] = [];
-  pool.subscribe([relay.url], { kinds: [24133], authors: [transport], '#p': [getPublicKey(sk)], limit: 0 }, { onevent: (e: Event) => { answers.push(JSON.parse(nip44.decrypt(e.content, key))); } });
-  await sleep(200);
-  const envelope = (id: string, method: string, params: string[]) => finalizeEvent({ kind: 24133, tags: [['p', transport]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: nowSeconds() }, sk);
-  const send = async (e: Event) => { await Promise.any(pool.publish([relay.url], e)); };
-  const answerTo = async (id: string): Promise<Answer> => {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const found = answers.find((a) => a.id === id);
-      if (found) return found;
-      if (Date.now() > deadline) assert.fail(`no answer to ${id}`);
-      await sleep(20);
-    }
-  };
-  const uri = `nostrconnect://${getPublicKey(sk)}?relay=${encodeURIComponent(relay.url)}&secret=s3cr3t`;
+  const { nostrconnectUri, envelope, send, answerTo } = await rawNip46Client(pool, relay, transport);
+  const uri = nostrconnectUri('s3cr3t');
   assert.equal((await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`, { nostrconnect: uri })).status, 201);
   assert.equal((await h.admin('POST', `/v1/agents/${agent.id}/freeze`, {})).status, 200);
 

@@ -4,15 +4,12 @@
 // approved event over the refusal its key kept, so one key got two answers on two instances.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { finalizeEvent, generateSecretKey, getPublicKey, nip44, SimplePool, type Event } from 'nostr-tools';
-import { ManualClock } from '@airlock/core';
+import { SimplePool } from 'nostr-tools';
 import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
-import { createApp } from '../http/app.ts';
-import { AirlockHolder } from '../http/holder.ts';
-import { openAirlock, type Airlock } from '../runtime.ts';
-import { TEST_PASSPHRASE, TEST_VAULT, provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
+import type { Airlock } from '../runtime.ts';
+import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
+import { rawNip46Client, secondInstance, type AdminRequest } from './testing/raw-nip46-client.ts';
 
-type Answer = { id: string; result: string; error?: string };
 const policy = { version: 1, rules: [
   { type: 'allow', name: 'profile', match: { actions: ['nostr.event'], nostr_kinds: [0] } },
   { type: 'approval_tier', name: 'profile-by-hand', match: { nostr_kinds: [0] } },
@@ -23,18 +20,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let relay: TestRelay;
 let h: Harness;
 let b: Airlock;
-let adminB: (method: string, path: string, body?: unknown) => Promise<{ status: number; body: any }>;
+let adminB: AdminRequest;
 const pool = new SimplePool();
 before(async () => {
   relay = await startTestRelay();
   h = await startHarness({ store: 'postgres', manualClock: true, config: { nostrRelays: [relay.url] } });
-  b = await openAirlock(h.config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, clock: new ManualClock(Date.now()) });
-  const app = createApp(new AirlockHolder(b), { bodyLimitBytes: h.config.bodyLimitBytes, sessionRate: { perSecond: 0, burst: 0 } });
-  adminB = async (method, path, body) => {
-    const res = await app.request(path, { method, headers: { authorization: `Bearer ${h.adminToken}`, 'content-type': 'application/json' }, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-    const text = await res.text();
-    return { status: res.status, body: text ? JSON.parse(text) : undefined };
-  };
+  ({ airlock: b, admin: adminB } = await secondInstance(h));
 });
 after(async () => {
   pool.destroy();
@@ -47,28 +38,10 @@ test('a sign_event refused agent_frozen under its key is answered that refusal a
   const { agent, session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
   const issued = await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`);
   const transport = new URL((issued.body.bunker as string).replace('bunker://', 'http://')).hostname;
-  const sk = generateSecretKey();
-  const key = nip44.getConversationKey(sk, transport);
-  const answers: Answer[] = [];
-  pool.subscribe([relay.url], { kinds: [24133], authors: [transport], '#p': [getPublicKey(sk)], limit: 0 }, { onevent: (e: Event) => { answers.push(JSON.parse(nip44.decrypt(e.content, key))); } });
-  await sleep(200);
-  const envelope = (id: string, method: string, params: string[]) => finalizeEvent({ kind: 24133, tags: [['p', transport]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: nowSeconds() }, sk);
-  const send = async (e: Event) => { await Promise.any(pool.publish([relay.url], e)); };
-  const answerTo = async (id: string, nth = 1): Promise<Answer> => {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const found = answers.filter((a) => a.id === id);
-      if (found.length >= nth) return found[nth - 1]!;
-      if (Date.now() > deadline) assert.fail(`no answer #${nth} to ${id}`);
-      await sleep(20);
-    }
-  };
-  const redeliver = async (e: Event) => {
-    relay.careless = true;
-    try { await send(e); } finally { relay.careless = false; }
-  };
+  const client = await rawNip46Client(pool, relay, transport);
+  const { answers, envelope, send, answerTo } = client;
   const profile = JSON.stringify({ kind: 0, content: '{"name":"bot"}', tags: [], created_at: nowSeconds() });
-  const uri = `nostrconnect://${getPublicKey(sk)}?relay=${encodeURIComponent(relay.url)}&secret=s3cr3t`;
+  const uri = client.nostrconnectUri('s3cr3t');
   const audit = async (type: string) =>
     ((await adminB('GET', `/v1/audit?agent=${agent.name}&type=${type}&limit=100`)).body.entries as { decision: string }[]).map((e) => e.decision);
 

@@ -6,13 +6,12 @@
 // and signed, the second was signed and charged though its client had been told it was refused.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { finalizeEvent, generateSecretKey, getPublicKey, nip44, SimplePool, type Event } from 'nostr-tools';
+import { SimplePool } from 'nostr-tools';
 import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
 import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
+import { rawNip46Client } from './testing/raw-nip46-client.ts';
 
-type Answer = { id: string; result: string; error?: string };
 const nowSeconds = () => Math.floor(Date.now() / 1000);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const store of ['sqlite', 'postgres'] as const) {
   describe(`bunker: approved and frozen sign_events from before a restart (${store})`, { timeout: 120_000 }, () => {
@@ -33,28 +32,9 @@ for (const store of ['sqlite', 'postgres'] as const) {
     async function app(sessionId: string) {
       const issued = await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`);
       const transport = new URL((issued.body.bunker as string).replace('bunker://', 'http://')).hostname;
-      const sk = generateSecretKey();
-      const key = nip44.getConversationKey(sk, transport);
-      const answers: Answer[] = [];
-      pool.subscribe([relay.url], { kinds: [24133], authors: [transport], '#p': [getPublicKey(sk)], limit: 0 }, { onevent: (e: Event) => { answers.push(JSON.parse(nip44.decrypt(e.content, key))); } });
-      await sleep(200);
-      const envelope = (id: string, method: string, params: string[]) => finalizeEvent({ kind: 24133, tags: [['p', transport]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: nowSeconds() }, sk);
-      const send = async (e: Event) => { await Promise.any(pool.publish([relay.url], e)); };
-      const answerTo = async (id: string, nth = 1): Promise<Answer> => {
-        const deadline = Date.now() + 15_000;
-        for (;;) {
-          const found = answers.filter((a) => a.id === id);
-          if (found.length >= nth) return found[nth - 1]!;
-          if (Date.now() > deadline) assert.fail(`no answer #${nth} to ${id}`);
-          await sleep(20);
-        }
-      };
-      const redeliver = async (e: Event) => {
-        relay.careless = true;
-        try { await send(e); } finally { relay.careless = false; }
-      };
+      const { nostrconnectUri, envelope, send, answerTo, redeliver } = await rawNip46Client(pool, relay, transport);
       const accept = async () => {
-        const uri = `nostrconnect://${getPublicKey(sk)}?relay=${encodeURIComponent(relay.url)}&secret=s3cr3t`;
+        const uri = nostrconnectUri('s3cr3t');
         const res = await h.admin('POST', `/v1/sessions/${sessionId}/nostr-connect`, { nostrconnect: uri });
         assert.equal(res.status, 201, JSON.stringify(res.body));
       };

@@ -6,11 +6,10 @@
 // make it do"; bunker.ts step 6).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { finalizeEvent, generateSecretKey, getPublicKey, nip44, SimplePool, type Event } from 'nostr-tools';
+import { SimplePool } from 'nostr-tools';
 import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
 import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
-
-type Answer = { id: string; result: string; error?: string };
+import { rawNip46Client } from './testing/raw-nip46-client.ts';
 
 const policy = { version: 1, rules: [
   { type: 'allow', name: 'notes', match: { actions: ['nostr.event'], nostr_kinds: [1] } },
@@ -40,26 +39,9 @@ for (const store of ['sqlite', 'postgres'] as const) {
 
     /** A NIP-46 client whose key survives reconnects; it dates envelopes `now + skewSeconds` (its own clock). */
     async function appClient(transport: string, skewSeconds = 0) {
-      const sk = generateSecretKey();
-      const key = nip44.getConversationKey(sk, transport);
-      const answers: Answer[] = [];
-      pool.subscribe([relay.url], { kinds: [24133], authors: [transport], '#p': [getPublicKey(sk)], limit: 0 }, {
-        onevent: (e: Event) => { answers.push(JSON.parse(nip44.decrypt(e.content, key))); },
-      });
-      await sleep(200);
-      const envelope = (id: string, method: string, params: string[]) =>
-        finalizeEvent({ kind: 24133, tags: [['p', transport]], content: nip44.encrypt(JSON.stringify({ id, method, params }), key), created_at: nowSeconds() + skewSeconds }, sk);
-      const send = async (e: Event) => { await Promise.any(pool.publish([relay.url], e)); };
-      const answerTo = async (id: string, nth = 1): Promise<Answer> => {
-        const deadline = Date.now() + 15_000;
-        for (;;) {
-          const found = answers.filter((a) => a.id === id);
-          if (found.length >= nth) return found[nth - 1]!;
-          if (Date.now() > deadline) assert.fail(`no answer #${nth} to ${id}`);
-          await sleep(20);
-        }
-      };
-      return { pubkey: getPublicKey(sk), envelope, send, answerTo, request: async (id: string, method: string, params: string[]) => { await send(envelope(id, method, params)); return answerTo(id); } };
+      const client = await rawNip46Client(pool, relay, transport, skewSeconds);
+      const { envelope, send, answerTo } = client;
+      return { ...client, request: async (id: string, method: string, params: string[]) => { await send(envelope(id, method, params)); return answerTo(id); } };
     }
 
     async function issue(sessionId: string): Promise<{ transport: string; secret: string }> {
@@ -72,15 +54,6 @@ for (const store of ['sqlite', 'postgres'] as const) {
     const note = (content: string) => JSON.stringify({ kind: 1, content, tags: [], created_at: nowSeconds() });
     const decisions = async (agentName: string) =>
       ((await h.admin('GET', `/v1/audit?agent=${agentName}&type=sign.request&limit=100`)).body.entries as { decision: string }[]).map((e) => e.decision);
-    /** The relay delivers the kept envelope again, unchecked (a hostile or careless relay). */
-    async function redeliver(client: Awaited<ReturnType<typeof appClient>>, kept: Event): Promise<void> {
-      relay.careless = true;
-      try {
-        await client.send(kept);
-      } finally {
-        relay.careless = false;
-      }
-    }
 
     test('bunker://: a sign_event refused before a restart, delivered again after the client reconnects, is replayed_request and not signed', async () => {
       const { agent, session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
@@ -98,7 +71,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const second = await issue(session.id);
       assert.equal((await client.request('c2', 'connect', [second.transport, second.secret])).result, 'ack');
 
-      await redeliver(client, kept);
+      await client.redeliver(kept);
       const replayed = await client.answerTo('s2', 2);
       assert.match(replayed.error ?? '', /^replayed_request: /, JSON.stringify(replayed));
       assert.equal(replayed.result, '');
@@ -129,7 +102,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
         const { transport } = await issue(session.id); // only to learn the transport key; its secret stays unused
         const client = await appClient(transport, skew);
         const accept = async () => {
-          const uri = `nostrconnect://${client.pubkey}?relay=${encodeURIComponent(relay.url)}&secret=s3cr3t`;
+          const uri = client.nostrconnectUri('s3cr3t');
           const res = await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`, { nostrconnect: uri });
           assert.equal(res.status, 201, JSON.stringify(res.body));
         };
@@ -144,7 +117,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
         await h.restart();
         h.clock!.advance(61_000); // the rate limit alone would let the replayed note through now
         await accept();
-        await redeliver(client, kept);
+        await client.redeliver(kept);
         const replayed = await client.answerTo('s2', 2);
         assert.deepEqual(replayed, refused, 'answered the stored refusal');
         assert.deepEqual(await decisions(agent.name), ['allow', 'deny'], 'nothing signed or charged for the replay');
@@ -159,7 +132,7 @@ for (const store of ['sqlite', 'postgres'] as const) {
       const { session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
       const { transport } = await issue(session.id);
       const client = await appClient(transport, -120);
-      const uri = `nostrconnect://${client.pubkey}?relay=${encodeURIComponent(relay.url)}&secret=s3cr3t`;
+      const uri = client.nostrconnectUri('s3cr3t');
       assert.equal((await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`, { nostrconnect: uri })).status, 201);
       const pong = await client.request('p1', 'ping', []);
       assert.equal(pong.error, undefined, JSON.stringify(pong));
