@@ -3,7 +3,7 @@ export type { EvmAdapterOptions } from './adapter.ts';
 export { assertSignedBy, nobleRecoverPublicKey, recoverSignerAddress } from './signature.ts';
 export type { RecoverPublicKey } from './signature.ts';
 export { AbiRegistry } from './abi-registry.ts';
-export { decodeTransactionRequest, readTransactionRequest, transactionDigest } from './transaction.ts';
+export { decodeTransactionRequest, readTransactionRequest, transactionDigest, transactionTypeOf } from './transaction.ts';
 export type { EvmTransaction } from './transaction.ts';
 export { decodeTypedDataRequest, readTypedDataRequest } from './typed-data.ts';
 export type { NormalisedTypedData } from './typed-data.ts';

@@ -52,6 +52,11 @@ function canonicalType(value: string): string {
   return /^0x[0-9a-f]+$/i.test(value) ? `0x${BigInt(value).toString(16)}` : value;
 }
 
+/** The transaction type `value` spells (a name, or a number however padded); undefined for none we know. */
+export function transactionTypeOf(value: string): TransactionType | 'unsupported' | undefined {
+  return TYPE_NAMES.get(canonicalType(value));
+}
+
 const TRANSACTION_FIELDS = [
   'type', 'chainId', 'from', 'to', 'value', 'data', 'input', 'nonce', 'gas', 'gasLimit',
   'maxFeePerGas', 'maxPriorityFeePerGas', 'gasPrice', 'accessList', 'authorizationList',
@@ -161,7 +166,7 @@ function readType(value: unknown, hasLegacyFee: boolean, has1559Fee: boolean, ha
     if (has1559Fee && !hasLegacyFee) return 'eip1559';
     throw new AirlockError('invalid_request', 'transaction.type is required unless exactly one of gasPrice or maxFeePerGas is given');
   }
-  const type = typeof value === 'string' ? TYPE_NAMES.get(canonicalType(value)) : undefined;
+  const type = typeof value === 'string' ? transactionTypeOf(value) : undefined;
   if (type === undefined) throw new AirlockError('invalid_request', "transaction.type must be 'eip1559', 'eip2930', 'eip7702' or 'legacy'");
   if (type === 'unsupported') throw new AirlockError('undecodable_payload', 'transaction.type: blob (eip4844) transactions are not supported');
   return type;

@@ -1,6 +1,7 @@
 // eth_sendTransaction / eth_signTransaction: the JSON-RPC transaction object (execution-apis
 // GenericTransaction) as an `evm.transaction` payload for SigningService.sign, with what the caller left
 // out filled from the upstream node the way a node fills it for an unlocked account.
+import { transactionTypeOf } from '@airlock/chains';
 import { JsonRpcError, RPC_ERROR } from './json-rpc-errors.ts';
 import type { UpstreamNode } from './json-rpc-upstream.ts';
 
@@ -10,12 +11,6 @@ export interface TransactionPayload {
   transaction: Record<string, unknown>;
 }
 
-/**
- * The types whose fee is a `gasPrice`, however a wallet spells them: legacy ('0x0', the byte '0x00', 'legacy') and
- * EIP-2930 ('0x1', '0x01', 'eip2930'; found by review: filled with EIP-1559 fees, which the decoder then refused).
- * Only to pick the fees to fill; the decoder reads the type itself (canonicalType in chains/src/evm/transaction.ts).
- */
-const GAS_PRICE_TYPE = /^(legacy|eip2930|0x0*[01])$/i;
 
 /**
  * Checks `from` and `chainId`, fills nonce, gas and fees that are missing, and returns the payload.
@@ -54,7 +49,10 @@ async function fill(tx: Record<string, unknown>, from: string, upstream: Upstrea
     for (const key of ['to', 'value', 'data', 'input', 'accessList', 'authorizationList']) if (tx[key] !== undefined) call[key] = tx[key];
     tx.gas = await upstream.call('eth_estimateGas', [call]);
   }
-  const legacy = tx.gasPrice !== undefined || (typeof tx.type === 'string' && GAS_PRICE_TYPE.test(tx.type));
+  // Legacy and EIP-2930 fees are a `gasPrice`, however the type is spelled ('0x01', 'eip2930'), read as the decoder
+  // reads it (found by review: an EIP-2930 type was filled with EIP-1559 fees, which the decoder then refused).
+  const type = typeof tx.type === 'string' ? transactionTypeOf(tx.type) : undefined;
+  const legacy = tx.gasPrice !== undefined || type === 'legacy' || type === 'eip2930';
   if (legacy) {
     if (tx.gasPrice === undefined) tx.gasPrice = await upstream.call('eth_gasPrice', []);
     return;
