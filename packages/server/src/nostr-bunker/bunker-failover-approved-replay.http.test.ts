@@ -4,13 +4,10 @@
 // (nip46/<client>/<request id>), so s2 delivered again on instance B ran as a new request and opened a second
 // approval for an event already approved and signed. It is kept (SigningService.rememberApprovedAnswer): B answers
 // the same signed event, bound to the approval, audited `sign.replay`, with no new decision and no new approval.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimplePool } from 'nostr-tools';
-import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
-import type { Airlock } from '../runtime.ts';
-import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
-import { rawNip46Client, secondInstance, type AdminRequest } from './testing/raw-nip46-client.ts';
+import { provisionAgent } from '../testing/harness.ts';
+import { bunkerPair, rawNip46Client } from './testing/raw-nip46-client.ts';
 
 const policy = { version: 1, rules: [
   { type: 'allow', name: 'profile', match: { actions: ['nostr.event'], nostr_kinds: [0] } },
@@ -18,24 +15,10 @@ const policy = { version: 1, rules: [
 ] };
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-let relay: TestRelay;
-let h: Harness;
-let b: Airlock;
-let adminB: AdminRequest;
-const pool = new SimplePool();
-before(async () => {
-  relay = await startTestRelay();
-  h = await startHarness({ store: 'postgres', manualClock: true, config: { nostrRelays: [relay.url] } });
-  ({ airlock: b, admin: adminB } = await secondInstance(h));
-});
-after(async () => {
-  pool.destroy();
-  await b?.close();
-  await h?.close();
-  await relay?.close();
-});
+const pair = bunkerPair();
 
 test('a sign_event answered from an approved hold on instance A, delivered again on instance B, gets the same signed event and opens no second approval (postgres)', { timeout: 60_000 }, async () => {
+  const { relay, h, adminB, pool } = pair;
   const { agent, session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
   const issued = await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`);
   const transport = new URL((issued.body.bunker as string).replace('bunker://', 'http://')).hostname;

@@ -3,14 +3,11 @@
 // envelopes again reaches B, whose replay caches (in memory) never saw them. Found by review: B signed and charged a
 // sign_event the client had been told A refused. A sign_event is kept in the store under its client and request id,
 // so B answers what A answered: the same refusal, or the same signature, nothing charged again (bunker.ts, askToSign).
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimplePool } from 'nostr-tools';
 import { ManualClock } from '@airlock/core';
-import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
-import type { Airlock } from '../runtime.ts';
-import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
-import { rawNip46Client, secondInstance, type AdminRequest } from './testing/raw-nip46-client.ts';
+import { provisionAgent } from '../testing/harness.ts';
+import { bunkerPair, rawNip46Client } from './testing/raw-nip46-client.ts';
 
 const policy = { version: 1, rules: [
   { type: 'allow', name: 'notes', match: { actions: ['nostr.event'], nostr_kinds: [1] } },
@@ -19,28 +16,13 @@ const policy = { version: 1, rules: [
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let relay: TestRelay;
-let h: Harness;
-let b: Airlock;
-let clockB: ManualClock;
-let adminB: AdminRequest;
-const pool = new SimplePool();
-before(async () => {
-  relay = await startTestRelay();
-  h = await startHarness({ store: 'postgres', manualClock: true, config: { nostrRelays: [relay.url] } });
-  // Instance B: same vault and store, its own bunker, started before A's envelopes are dated; its policy clock a
-  // minute on (the rate limit alone would let the refused note through on B).
-  clockB = new ManualClock(Date.now() + 61_000);
-  ({ airlock: b, admin: adminB } = await secondInstance(h, clockB));
-});
-after(async () => {
-  pool.destroy();
-  await b?.close();
-  await h?.close();
-  await relay?.close();
-});
+// Instance B: same vault and store, its own bunker, started before A's envelopes are dated; its policy clock a
+// minute on (the rate limit alone would let the refused note through on B).
+const clockB = new ManualClock(Date.now() + 61_000);
+const pair = bunkerPair(clockB);
 
 test('nostrconnect://: envelopes instance A answered, delivered again once the app is accepted on instance B, get the same answers from B and are not charged again (postgres)', { timeout: 60_000 }, async () => {
+  const { relay, h, adminB, pool } = pair;
   const started = nowSeconds();
   while (nowSeconds() <= started) await sleep(20);
 

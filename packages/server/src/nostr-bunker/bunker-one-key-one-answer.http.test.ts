@@ -2,13 +2,10 @@
 // sent again with the same request id after the unfreeze to instance A, which holds an approved approval for that
 // event in memory, is answered the kept refusal, not the approved event. Found by review: the bunker handed out the
 // approved event over the refusal its key kept, so one key got two answers on two instances.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SimplePool } from 'nostr-tools';
-import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
-import type { Airlock } from '../runtime.ts';
-import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
-import { rawNip46Client, secondInstance, type AdminRequest } from './testing/raw-nip46-client.ts';
+import { provisionAgent } from '../testing/harness.ts';
+import { bunkerPair, rawNip46Client } from './testing/raw-nip46-client.ts';
 
 const policy = { version: 1, rules: [
   { type: 'allow', name: 'profile', match: { actions: ['nostr.event'], nostr_kinds: [0] } },
@@ -17,24 +14,10 @@ const policy = { version: 1, rules: [
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let relay: TestRelay;
-let h: Harness;
-let b: Airlock;
-let adminB: AdminRequest;
-const pool = new SimplePool();
-before(async () => {
-  relay = await startTestRelay();
-  h = await startHarness({ store: 'postgres', manualClock: true, config: { nostrRelays: [relay.url] } });
-  ({ airlock: b, admin: adminB } = await secondInstance(h));
-});
-after(async () => {
-  pool.destroy();
-  await b?.close();
-  await h?.close();
-  await relay?.close();
-});
+const pair = bunkerPair();
 
 test('a sign_event refused agent_frozen under its key is answered that refusal again by an instance holding an approval for its event', { timeout: 60_000 }, async () => {
+  const { relay, h, b, adminB, pool } = pair;
   const { agent, session } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
   const issued = await h.admin('POST', `/v1/sessions/${session.id}/nostr-connect`);
   const transport = new URL((issued.body.bunker as string).replace('bunker://', 'http://')).hostname;

@@ -1,13 +1,14 @@
 // Shared set-up for the bunker's multi-instance and replay tests: a second Airlock instance on the harness's store,
 // and a raw NIP-46 client over nostr-tools (no signer library between the test and the envelopes it sends).
 import assert from 'node:assert/strict';
-import { finalizeEvent, generateSecretKey, getPublicKey, nip44, type Event, type SimplePool } from 'nostr-tools';
+import { after, before } from 'node:test';
+import { finalizeEvent, generateSecretKey, getPublicKey, nip44, SimplePool, type Event } from 'nostr-tools';
 import { ManualClock } from '@airlock/core';
-import type { TestRelay } from '../../../../../testing/nostr-relay/relay.ts';
+import { startTestRelay, type TestRelay } from '../../../../../testing/nostr-relay/relay.ts';
 import { createApp } from '../../http/app.ts';
 import { AirlockHolder } from '../../http/holder.ts';
 import { openAirlock, type Airlock } from '../../runtime.ts';
-import { TEST_PASSPHRASE, TEST_VAULT, type Harness } from '../../testing/harness.ts';
+import { startHarness, TEST_PASSPHRASE, TEST_VAULT, type Harness } from '../../testing/harness.ts';
 
 /** A NIP-46 answer, decrypted. */
 export type Answer = { id: string; result: string; error?: string };
@@ -72,4 +73,35 @@ export async function rawNip46Client(pool: SimplePool, relay: TestRelay, transpo
   /** The nostrconnect:// URI an operator accepts for this client. */
   const nostrconnectUri = (secret = 's3cr3t') => `nostrconnect://${pubkey}?relay=${encodeURIComponent(relay.url)}&secret=${secret}`;
   return { pubkey, nostrconnectUri, envelope, send, answerTo, redeliver, answers };
+}
+
+/** Two instances running the bunker behind one PostgreSQL store (bunkerPair), filled in by the file's `before`. */
+export interface BunkerPair {
+  relay: TestRelay;
+  /** Instance A: the harness, its clock manual. */
+  h: Harness;
+  /** Instance B (secondInstance), its policy clock `clockB`. */
+  b: Airlock;
+  adminB: AdminRequest;
+  pool: SimplePool;
+}
+
+/**
+ * Registers the file's `before` and `after`: a test relay, the harness on PostgreSQL running the bunker on it (A), a
+ * second instance on the same store (B, `clockB` its policy clock) and a relay pool, all closed after.
+ */
+export function bunkerPair(clockB?: ManualClock): BunkerPair {
+  const pair = { pool: new SimplePool() } as BunkerPair;
+  before(async () => {
+    pair.relay = await startTestRelay();
+    pair.h = await startHarness({ store: 'postgres', manualClock: true, config: { nostrRelays: [pair.relay.url] } });
+    ({ airlock: pair.b, admin: pair.adminB } = await secondInstance(pair.h, clockB));
+  });
+  after(async () => {
+    pair.pool.destroy();
+    await pair.b?.close();
+    await pair.h?.close();
+    await pair.relay?.close();
+  });
+  return pair;
 }
