@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { AirlockError, AuditLogVerifier, COUNT_ASSET, GENESIS_HASH, GROUP_COMMIT_SIZE_BOUNDS, leafHash, MerkleFrontier, rangeNodes, rootAt, inclusionProof, verifyInclusion } from '@airlock/core';
 import type { ApprovalVote, Approver, ApprovalRecord, AuditEntryInput, LedgerWrite, NewAgent, NonceClaim, PaymentRecord, Session, ShadowOutcome, ShadowPolicyRecord, Store, WindowQuery } from '@airlock/core';
 import { DAI, generateCharges, LedgerModel, USDC } from './ledger-reference.test-suite.ts';
+import { ASSETS_KEPT_PER_SERIES } from './shared/ledger-entries.ts';
 import { runWebhookStoreContract } from './webhooks.contract.test-suite.ts';
 import { runGrantStoreContract } from './grants.contract.test-suite.ts';
 import { runAgentKeyStoreContract } from './agent-keys.contract.test-suite.ts';
@@ -706,6 +707,29 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       const totals = await store.transaction((tx) => tx.windowTotals(queries));
       const mismatches = queries.map((q, i) => ({ q, got: totals[i], want: model.total(q) })).filter((x) => x.got!.amount !== x.want.amount || x.got!.count !== x.want.count);
       assert.deepEqual(mismatches.slice(0, 3), [], `${mismatches.length} of ${queries.length} windows differ`);
+    });
+
+    test('window totals stay exact when series are charged more assets than their entries keep', async () => {
+      const store = await fresh();
+      const model = new LedgerModel();
+      // Sixty tokens besides USDC, ETH and the count: every series runs past ASSETS_KEPT_PER_SERIES, and later
+      // charges of an asset go to its own series, several in one transaction (a batch's entries) at times.
+      const charges = generateCharges(11, 300, 1_000_000, { junkAssets: 60 });
+      for (let i = 0; i < charges.length; ) {
+        const batch = charges.slice(i, (i += 1 + (i % 4)));
+        await store.transaction(async (tx) => {
+          for (const c of batch) await tx.appendLedger(c.writes, c.at, c.auditSeq);
+        });
+        for (const c of batch) model.append(c.writes, c.at, c.auditSeq);
+      }
+      const queries = model.boundaryQueries(10);
+      assert.ok(new Set(queries.filter((q) => q.series === 'fleet').map((q) => q.asset)).size > ASSETS_KEPT_PER_SERIES + 10, 'the fleet has had far more assets than its entries keep');
+      // Both reads: a budget's (locked) and a detector's.
+      for (const read of ['windowTotals', 'detectorTotals'] as const) {
+        const totals = await store.transaction((tx) => tx[read](queries));
+        const mismatches = queries.map((q, i) => ({ q, got: totals[i], want: model.total(q) })).filter((x) => x.got!.amount !== x.want.amount || x.got!.count !== x.want.count);
+        assert.deepEqual(mismatches.slice(0, 3), [], `${read}: ${mismatches.length} of ${queries.length} windows differ`);
+      }
     });
 
     test('a late charge to an asset the series has not had lands at the series head time (time never goes back within a series)', async () => {

@@ -24,9 +24,10 @@ export const DAI = 'eip155:8453/erc20:0x50c5725949a6f0c72e6c4a641f24049a917db0cb
  * `count` charges the way signatures charge: fleet, an agent, one of its sessions, per-destination series,
  * each with amounts and a request count; times mostly move forward (often several at the same ms) and
  * sometimes jump back (clock skew), amounts sometimes beyond 2^64. `mixedAssets`: a charge moves USDC or
- * DAI, with or without a fee, so a series' assets are charged in some entries and not others.
+ * DAI, with or without a fee, so a series' assets are charged in some entries and not others. `junkAssets`: a
+ * charge also moves one of that many other tokens.
  */
-export function generateCharges(seed: number, count: number, startAt = 1_000_000, options: { mixedAssets?: boolean } = {}): Charge[] {
+export function generateCharges(seed: number, count: number, startAt = 1_000_000, options: { mixedAssets?: boolean; junkAssets?: number } = {}): Charge[] {
   const rand = prng(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
   const agents = ['ag_a', 'ag_b', 'ag_c', 'ag_d'];
@@ -44,9 +45,12 @@ export function generateCharges(seed: number, count: number, startAt = 1_000_000
     const token = options.mixedAssets && rand() < 0.3 ? DAI : USDC;
     const paysFee = !options.mixedAssets || rand() < 0.6;
     const writes: LedgerWrite[] = [];
+    // One of a pool of worthless tokens as well: more assets than a series' entries keep.
+    const junk = options.junkAssets ? `eip155:8453/erc20:0x${Math.floor(rand() * options.junkAssets).toString(16).padStart(40, '0')}` : undefined;
     for (const series of ['fleet', `agent:${agent}`, `session:${session}`]) {
       writes.push({ series, asset: token, amount, count: 1 }, { series, asset: COUNT_ASSET, amount: 0n, count: 1 });
       if (paysFee) writes.push({ series, asset: ETH, amount: fee, count: 1 });
+      if (junk) writes.push({ series, asset: junk, amount: amount % 1000n, count: 1 });
     }
     const to = pick(destinations);
     for (const series of [`fleet|to:${to}`, `agent:${agent}|to:${to}`]) {

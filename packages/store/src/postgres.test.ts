@@ -246,6 +246,27 @@ test('postgres: a request that meets a lock it may not wait for is rolled back a
   }
 });
 
+test('postgres: a window read kept for a batch is not reused for an asset its series sends to the asset\'s own series', { skip }, async () => {
+  const store = await openPostgresStore({ connectionString: url, schema: newSchema(), poolSize: 4 });
+  try {
+    await store.migrate();
+    // Forty tokens, one per charge: the series keeps 32 assets (the count among them) and the rest go apart.
+    const token = (i: number) => `eip155:8453/erc20:0x${i.toString(16).padStart(40, '0')}`;
+    for (let i = 1; i <= 40; i++) {
+      await store.transaction((tx) => tx.appendLedger([{ series: 'agent:ag_j', asset: token(i), amount: BigInt(i), count: 1 }, { series: 'agent:ag_j', asset: '*', amount: 0n, count: 1 }], 1_000 + i, i));
+    }
+    const window = { series: 'agent:ag_j', asset: token(40), sinceMs: 0 };
+    // Same affinity, same event-loop turn: one batch. The first read is kept for the batch; the second request
+    // asks the same window and must not be answered from it without the token's own series.
+    const read = () => store.transaction(async (tx) => (await tx.windowTotals([window], { charging: ['agent:ag_j'] }))[0], { affinity: 'one-lane' });
+    const [first, second] = await Promise.all([read(), read()]);
+    assert.deepEqual(first, { amount: 40n, count: 1 });
+    assert.deepEqual(second, { amount: 40n, count: 1 }, 'the batch\'s second read');
+  } finally {
+    await store.close();
+  }
+});
+
 test('postgres: rotations of one agent from three instances on one schema each take their own key index', { skip }, async () => {
   const schema = newSchema();
   const stores = await Promise.all(Array.from({ length: 3 }, () => openPostgresStore({ connectionString: url, schema, poolSize: 4 })));

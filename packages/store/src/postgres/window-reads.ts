@@ -1,4 +1,5 @@
-import type { WindowQuery, WindowTotal } from '@airlock/core';
+import { COUNT_ASSET, type WindowQuery, type WindowTotal } from '@airlock/core';
+import { ASSETS_KEPT_PER_SERIES } from '../shared/ledger-entries.ts';
 import { toAmount, toInt } from '../shared/values.ts';
 import type { Row } from '../shared/rows.ts';
 
@@ -11,17 +12,33 @@ import type { Row } from '../shared/rows.ts';
 export const ENTRIES_AFTER_START = 16;
 
 /**
+ * Whether the asset may also have entries in this physical series' own series for it (`apart`; ledger-entries.ts
+ * assetSeries): only if the head keeps ASSETS_KEPT_PER_SERIES assets and not this one (an asset goes there
+ * only then; a head never keeps fewer assets than the one before it, nor later keeps an asset that went
+ * apart). Nearly never: the read answers without those series, and a second statement reads them where it
+ * is (ledger.ts, OWN_TOTALS).
+ */
+export const APART = `(q.asset <> '${COUNT_ASSET}' AND NOT COALESCE(h.totals ? q.asset, true)
+  AND (SELECT count(*) FROM jsonb_object_keys(h.totals)) >= ${ASSETS_KEPT_PER_SERIES})`;
+
+/** Whether a kept head may leave some of the asset to its own series (APART, on this side). */
+function apartFrom(head: Totals | null, asset: string): boolean {
+  return asset !== COUNT_ASSET && head !== null && !Object.hasOwn(head, asset) && Object.keys(head).length >= ASSETS_KEPT_PER_SERIES;
+}
+
+/**
  * The window reads a locked read sends (`$1`-`$5` as WINDOW_TOTALS in ledger.ts, `$6` ENTRIES_AFTER_START):
  * one row per query with its pending holds (`physical` null; their amounts, the counts of those made in the
  * window, and the time of the first of those, after which the count changes), and one per physical series of each query with
- * the head's running totals, the totals of the last entry before the window and the first entries in it. The
- * answer is the same as WINDOW_TOTALS's, summed here (windowTotalsOf), and keeps what later reads need.
+ * the head's running totals, the totals of the last entry before the window and the first entries in it, and
+ * APART. The answer is the same as WINDOW_TOTALS's, summed here (windowTotalsOf), and keeps what later reads
+ * need.
  */
 export const WINDOW_ROWS = `
   WITH q AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, ord))
   SELECT q.ord AS ord, NULL::text AS physical, NULL::text AS head, NULL::text AS base, NULL::text AS after,
          COALESCE(held.amount, 0)::text AS held_amount, COALESCE(held.count, 0)::text AS held_count,
-         held.counts_to::text AS held_counts_to
+         held.counts_to::text AS held_counts_to, NULL::boolean AS apart
   FROM q LEFT JOIN LATERAL (
     SELECT SUM(x.amount) AS amount, SUM(CASE WHEN x.at >= q.since_ms THEN x.count ELSE 0 END) AS count,
            MIN(x.at) FILTER (WHERE x.at >= q.since_ms) AS counts_to FROM (
@@ -36,7 +53,7 @@ export const WINDOW_ROWS = `
     ) x
   ) held ON true
   UNION ALL
-  SELECT q.ord, p.series, h.totals::text, b.totals::text, e.after::text, NULL, NULL, NULL
+  SELECT q.ord, p.series, h.totals::text, b.totals::text, e.after::text, NULL, NULL, NULL, ${APART}
   FROM q JOIN unnest($4::bigint[], $5::text[]) AS p(ord, series) ON p.ord = q.ord
   LEFT JOIN LATERAL (
     SELECT l.totals FROM ledger l WHERE l.series = p.series ORDER BY l.at DESC, l.seq DESC LIMIT 1
@@ -111,7 +128,8 @@ export class WindowReads {
       let count = held.count;
       for (const p of physical[i]!) {
         const read = this.#series.get(p)?.find((r) => r.since <= sinceMs && sinceMs <= r.coversTo);
-        if (read === undefined) return undefined;
+        // The asset's own series are never kept: such a query goes to the store each time.
+        if (read === undefined || apartFrom(read.head, asset)) return undefined;
         let base = read.base;
         for (const e of read.after) {
           if (e.at >= sinceMs) break;
@@ -129,8 +147,9 @@ export class WindowReads {
    * The totals of `queries` from WINDOW_ROWS's answer; kept if `keep` and no clear came since `since` (the
    * generation when the read was sent).
    */
-  add(queries: readonly WindowQuery[], rows: readonly Row[], keep: boolean, since: number): WindowTotal[] {
+  add(queries: readonly WindowQuery[], rows: readonly Row[], keep: boolean, since: number): { totals: WindowTotal[]; apart: number[] } {
     const totals: (WindowTotal | undefined)[] = new Array(queries.length);
+    const apart = new Set<number>();
     const store = keep && since === this.#generation;
     for (const r of rows) {
       // A row of nulls: the lock statement's, when the read found nothing (it always finds the held rows).
@@ -150,6 +169,7 @@ export class WindowReads {
         }
         continue;
       }
+      if (r.apart === true) apart.add(i);
       const head = parse(r.head);
       const base = parse(r.base);
       total.amount += sumOf(head, query.asset) - sumOf(base, query.asset);
@@ -163,7 +183,7 @@ export class WindowReads {
       this.#series.set(String(r.physical), list);
     }
     for (let i = 0; i < queries.length; i++) if (totals[i] === undefined) throw new Error(`window total ${i + 1} missing from the store's answer`);
-    return totals as WindowTotal[];
+    return { totals: totals as WindowTotal[], apart: [...apart] };
   }
 }
 

@@ -1,12 +1,13 @@
-import { AirlockError, type LedgerWrite, type WindowQuery, type WindowTotal } from '@airlock/core';
-import { chargesBySeries, chargesJson, totalsAfter } from '../shared/ledger-entries.ts';
+import { AirlockError, COUNT_ASSET, type LedgerWrite, type WindowQuery, type WindowTotal } from '@airlock/core';
+import { ASSETS_KEPT_PER_SERIES, assetSeries, chargesBySeries, chargesJson, entryAfter } from '../shared/ledger-entries.ts';
+import type { Row } from '../shared/rows.ts';
 import { toAmount, toInt } from '../shared/values.ts';
 import type { SqliteDb } from './sqlite-db.ts';
 
 // One entry per (series, charge) (schema 008), found through `ledger_by_series (series, at, seq)`: `at` never
 // decreases as `seq` grows within a series, so the newest entry of a series (its head) is the last key of its
 // range and the last entry before a window is one seek. Each entry carries the series' running totals for
-// every asset it has been charged (shared/ledger-entries.ts).
+// every asset it keeps (shared/ledger-entries.ts; the others have series of their own).
 const HEAD = 'SELECT at, seq, totals FROM ledger WHERE series = ? ORDER BY at DESC, seq DESC LIMIT 1';
 // A pending approval's held amount counts in every window while it is held, whatever its age: it can still
 // become spend (converted at approval time), so letting it age out of a window would let that window overfill.
@@ -26,37 +27,80 @@ const WINDOW = `
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
+// For any asset but the request count, the head's row also says whether the head keeps the asset and how many
+// assets it keeps (one pass over it, always one row): the asset can have its own series only if the head keeps
+// ASSETS_KEPT_PER_SERIES assets and not this one (shared/ledger-entries.ts entryAfter; a head never keeps fewer
+// assets than the one before it, nor later keeps an asset that went apart), and only then is that series read
+// (OWN_WINDOW): nearly every read needs no more seeks than before.
+const WINDOW_ASSET = `
+  SELECT 'head' AS kind, max(CASE WHEN e.key = ?2 THEN e.value ->> 0 END) AS amount, max(CASE WHEN e.key = ?2 THEN e.value ->> 1 END) AS count,
+         count(*) AS keeps, coalesce(sum(e.key = ?2), 0) AS has FROM
+    (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e
+  UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1, NULL, 1 FROM
+    (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
+  UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
+  UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
+  UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
+const OWN_WINDOW = `
+  SELECT 'head' AS kind, e.value ->> 0 AS amount, e.value ->> 1 AS count, 1 AS has FROM
+    (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
+  UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1, 1 FROM
+    (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2`;
 
-/** Window total = the asset's total at the head - its total at the last entry before the window + pending holds (their counts made in the window). */
+/**
+ * Window total = the asset's total at the head - its total at the last entry before the window, in the series
+ * and, where it can have one, in the asset's own series (shared/ledger-entries.ts, assetSeries) + pending
+ * holds (their counts made in the window).
+ */
 export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[] {
   return queries.map((q) => {
-    let amount = 0n;
-    let count = 0;
-    for (const row of db.all(WINDOW, q.series, q.asset, q.sinceMs)) {
-      // A total that is not ["<amount>", <count>] must fail, not read as zero.
-      if (row.kind !== 'held' && typeof row.amount !== 'string') throw new AirlockError('internal', 'store returned malformed ledger totals');
-      // The entry before the window is subtracted; the head and every hold are added.
-      const sign = row.kind === 'before' ? -1 : 1;
-      amount += BigInt(sign) * toAmount(row.amount);
-      count += sign * toInt(row.count);
+    const total = { amount: 0n, count: 0 };
+    if (q.asset === COUNT_ASSET) {
+      addRows(total, db.all(WINDOW, q.series, q.asset, q.sinceMs));
+      return total;
     }
-    return { amount, count };
+    const rows = db.all(WINDOW_ASSET, q.series, q.asset, q.sinceMs);
+    addRows(total, rows);
+    const head = rows.find((r) => r.kind === 'head');
+    if (head !== undefined && toInt(head.has) === 0 && toInt(head.keeps) >= ASSETS_KEPT_PER_SERIES) addRows(total, db.all(OWN_WINDOW, assetSeries(q.series, q.asset), q.asset, q.sinceMs));
+    return total;
   });
+}
+
+function addRows(total: WindowTotal, rows: readonly Row[]): void {
+  for (const row of rows) {
+    // The head's row of WINDOW_ASSET comes whether or not the head keeps the asset.
+    if (row.has !== undefined && toInt(row.has) === 0) continue;
+    // A total that is not ["<amount>", <count>] must fail, not read as zero.
+    if (row.kind !== 'held' && typeof row.amount !== 'string') throw new AirlockError('internal', 'store returned malformed ledger totals');
+    // The entry before the window is subtracted; the head and every hold are added.
+    const sign = row.kind === 'before' ? -1 : 1;
+    total.amount += BigInt(sign) * toAmount(row.amount);
+    total.count += sign * toInt(row.count);
+  }
 }
 
 /**
  * Appends one entry per series charged: at `at`, or at the series' last time if later (time never goes
- * back, which keeps the key order and the seq order the same), with the series' new running totals.
+ * back, which keeps the key order and the seq order the same), with the series' new running totals; and
+ * one entry in its own series per asset the series does not keep (splitCharges), at the same time or later.
  */
 export function appendLedger(db: SqliteDb, writes: LedgerWrite[], at: number, auditSeq: number): void {
   const memo = db.transactionMemo();
   for (const [series, charges] of chargesBySeries(writes)) {
-    const head = headOf(db, memo, series);
-    const totals = totalsAfter(head?.totals, charges);
-    const entry: Head = { at: head ? Math.max(at, head.at) : at, seq: (head ? head.seq : 0) + 1, totals };
-    db.run('INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)', series, entry.at, entry.seq, auditSeq, chargesJson(charges), totals);
-    memo?.set(memoKey(series), entry);
+    const entry = appendEntry(db, memo, series, at, auditSeq, charges);
+    // The asset's own series gets what it holds alone: it keeps its one asset.
+    for (const w of entry.apart) appendEntry(db, memo, assetSeries(series, w.asset), entry.at, auditSeq, [w]);
   }
+}
+
+function appendEntry(db: SqliteDb, memo: Map<string, unknown> | undefined, series: string, at: number, auditSeq: number, charges: readonly LedgerWrite[]): Head & { apart: LedgerWrite[] } {
+  const head = headOf(db, memo, series);
+  const { totals, kept, apart } = entryAfter(head?.totals, charges);
+  const entry: Head = { at: head ? Math.max(at, head.at) : at, seq: (head ? head.seq : 0) + 1, totals };
+  db.run('INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)', series, entry.at, entry.seq, auditSeq, chargesJson(kept), totals);
+  memo?.set(memoKey(series), entry);
+  return { ...entry, apart };
 }
 
 interface Head {
