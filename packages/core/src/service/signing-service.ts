@@ -1293,6 +1293,10 @@ function isUsable(agent: Agent, session: Session, now: number): boolean {
   return session.revokedAt === undefined && session.expiresAt > now && agent.status === 'active';
 }
 
+/** The codes checkUsable refuses a dead credential with: whatever the request asked, it gets one of these. */
+export const CREDENTIAL_REFUSAL_CODES: ReadonlySet<string> = new Set(['session_revoked', 'session_expired', 'agent_frozen', 'agent_retired']);
+
+/** Throws why the credential can no longer be used (one of CREDENTIAL_REFUSAL_CODES), if it cannot. */
 export function checkUsable(agent: Agent, session: Session, now: number): void {
   if (session.revokedAt !== undefined) throw new AirlockError('session_revoked');
   if (session.expiresAt <= now) throw new AirlockError('session_expired');

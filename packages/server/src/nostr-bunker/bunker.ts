@@ -28,7 +28,7 @@
  *     remembered (held-events.ts): asking again with the same event returns the signature once approved.
  */
 import { randomBytes } from 'node:crypto';
-import { isAirlockError, parseUntrustedJson, type AgentAuth, type AuditEntryInput, type Clock } from '@airlock/core';
+import { CREDENTIAL_REFUSAL_CODES, isAirlockError, parseUntrustedJson, type AgentAuth, type AuditEntryInput, type Clock } from '@airlock/core';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
 import { BunkerConnections, requestIdsToRemember, type SessionGrant } from './connections.ts';
 import { HeldEvents } from './held-events.ts';
@@ -51,8 +51,6 @@ const MAX_CONTENT_CHARS = 100_000;
  * (in this process; one from before a restart or from another instance: step 6).
  */
 const MAX_ENVELOPE_SKEW_SECONDS = 600;
-/** Why a credential is no longer usable (checkUsable): the refusal a dead credential's request gets, whatever it asks. */
-const CREDENTIAL_CODES: ReadonlySet<string> = new Set(['agent_frozen', 'agent_retired', 'session_revoked', 'session_expired']);
 
 /** `datedFrom` of a client accepted from a `nostrconnect://` URI: no envelope of its own dates its connection. */
 const NO_CUTOFF = 0;
@@ -349,7 +347,7 @@ export class NostrBunker {
       // The credential's refusal, whatever the payload, as over HTTP (found by review: a malformed event from a frozen
       // agent was answered invalid_request): only an answer the signing transaction gave replaces it (a refusal it
       // kept or made, a decision once the credential came back), never a payload's error.
-      await this.refuseWith(transport, client, request.id, e instanceof BunkerRefusal || (isAirlockError(e) && CREDENTIAL_CODES.has(e.code)) ? e : refusal);
+      await this.refuseWith(transport, client, request.id, e instanceof BunkerRefusal || (isAirlockError(e) && CREDENTIAL_REFUSAL_CODES.has(e.code)) ? e : refusal);
     }
   }
 
