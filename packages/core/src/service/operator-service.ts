@@ -426,6 +426,15 @@ export class OperatorService {
       const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
       return { approval, closed: new AirlockError('lightning_payment_in_flight', `This invoice is already paid or being paid (payment ${superseded.id}); the approval was closed and its hold released.`, { details: { approvalId: id, paymentId: superseded.id } }) };
     }
+    // An L402 payment whose macaroon expired while it waited buys a credential the server refuses: the agent would
+    // pay, be charged and have to buy a fresh challenge (found by review; `/v1/l402/pay` refuses an expired one up
+    // front). Closed here, its hold released, nothing paid.
+    const l402ExpiresAt = pending.action === 'lightning.pay' ? (pending.request as { l402?: { expiresAt?: number } }).l402?.expiresAt : undefined;
+    if (l402ExpiresAt !== undefined && l402ExpiresAt * 1000 <= now) {
+      const closing = await tx.appendAudit({ at: now, type: 'approval.denied', actor: 'system', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'deny', data: { approvalId: id, requestSeq: pending.auditSeq, by: 'system', reason: 'l402_token_expired', expiredAt: new Date(l402ExpiresAt * 1000).toISOString(), approvedBy: grantor.by } });
+      const approval = await tx.decideApproval(id, 'denied', 'system', now, closing.seq);
+      return { approval, closed: new AirlockError('l402_token_expired', "The challenge's macaroon expired while the payment waited for approval (a *_valid_until caveat); the approval was closed and its hold released, nothing was paid. The agent can ask again with a fresh challenge.", { details: { approvalId: id, auditSeq: closing.seq } }) };
+    }
     // Judged again under the policy in force now: a policy tightened while the request waited (a lower cap, a
     // deny rule, a frozen recipient list) refuses it here, whoever approves. The approval is closed as denied and
     // its hold released in this transaction, which commits; the refusal is thrown after (completeGrant).
