@@ -152,7 +152,8 @@ const ethersSigner = await airlockEthersSigner(options);
 const ethersSignature = await ethersSigner.signMessage(message);
 const hookBody = JSON.stringify({ id: 'evt_1', type: 'alert.loop_guard' });
 const hookT = Math.floor(Date.now() / 1000);
-const hookHeader = 't=' + hookT + ',v1=' + createHmac('sha256', 'whsec_x').update(hookT + '.' + hookBody).digest('hex');
+const hookSecret = 'whsec_' + 'A'.repeat(43); // shaped as Airlock issues them (verifyWebhook refuses others: invalid_secret)
+const hookHeader = 't=' + hookT + ',v1=' + createHmac('sha256', hookSecret).update(hookT + '.' + hookBody).digest('hex');
 console.log(JSON.stringify({
   node: process.version,
   address: account.address,
@@ -161,7 +162,7 @@ console.log(JSON.stringify({
   transactionFrom: await recoverTransactionAddress({ serializedTransaction: signed }),
   refusal,
   ethersRecovers: ethersVerifyMessage(message, ethersSignature),
-  webhook: [verifyWebhook({ secret: 'whsec_x', signatureHeader: hookHeader, body: hookBody }).ok, verifyWebhook({ secret: 'whsec_y', signatureHeader: hookHeader, body: hookBody }).ok],
+  webhook: [verifyWebhook({ secret: hookSecret, signatureHeader: hookHeader, body: hookBody }).ok, verifyWebhook({ secret: 'whsec_' + 'B'.repeat(42) + 'A', signatureHeader: hookHeader, body: hookBody }).ok],
 }));
 `;
 

@@ -29,7 +29,10 @@ export interface AirlockWebhookEvent {
 }
 
 export interface VerifyWebhookOptions {
-  /** The endpoint's `whsec_…` secret, as shown when it was created or rotated. */
+  /**
+   * The endpoint's `whsec_…` secret, as shown when it was created or rotated. Anything not of that shape
+   * (empty, unset, truncated) is refused as `invalid_secret`: an empty HMAC key would verify forged deliveries.
+   */
   secret: string;
   /** The `Airlock-Signature` header value. */
   signatureHeader: string | null | undefined;
@@ -41,7 +44,7 @@ export interface VerifyWebhookOptions {
   now?: number;
 }
 
-export type WebhookRefusal = 'missing_signature' | 'malformed_signature' | 'stale_timestamp' | 'signature_mismatch' | 'malformed_body';
+export type WebhookRefusal = 'invalid_secret' | 'missing_signature' | 'malformed_signature' | 'stale_timestamp' | 'signature_mismatch' | 'malformed_body';
 
 export type VerifyWebhookResult =
   | { ok: true; event: AirlockWebhookEvent; timestamp: number }
@@ -54,18 +57,28 @@ export const WEBHOOK_EVENT_TYPE_HEADER = 'Airlock-Event-Type';
 const DEFAULT_TOLERANCE_SECONDS = 300;
 
 /**
+ * The shape of every secret Airlock issues: `whsec_` and the base64url (unpadded) of 32 bytes, 43 characters whose
+ * last carries 2 zero bits (server/src/webhooks/signature.ts). Anything else is a misconfigured receiver.
+ */
+const SECRET_RE = /^whsec_[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
+
+/**
  * Checks a delivery: the header's HMAC over `<t>.<body>` with the secret (any `v1=` may match, compared in
  * constant time), then the time. Returns the parsed event, or why it was refused; never throws for bad input.
  * Refuse what it refuses (answer 400): Airlock retries only on non-2xx, and a forged request gets no retry.
+ * `invalid_secret` is the receiver's own misconfiguration (the secret is not a `whsec_…` Airlock issued): nothing
+ * verifies until it is fixed, so check it at startup too.
  */
 export function verifyWebhook(options: VerifyWebhookOptions): VerifyWebhookResult {
+  const secret = options?.secret;
+  if (typeof secret !== 'string' || !SECRET_RE.test(secret)) return { ok: false, reason: 'invalid_secret' };
   const header = options.signatureHeader;
   if (typeof header !== 'string' || header.trim() === '') return { ok: false, reason: 'missing_signature' };
   const parsed = parseSignatureHeader(header);
   if (!parsed) return { ok: false, reason: 'malformed_signature' };
   const body = typeof options.body === 'string' ? utf8ToBytes(options.body) : options.body;
   const signed = concatBytes(utf8ToBytes(`${parsed.timestamp}.`), body);
-  const expected = bytesToHex(hmac(sha256, utf8ToBytes(options.secret), signed));
+  const expected = bytesToHex(hmac(sha256, utf8ToBytes(secret), signed));
   // Every candidate is compared in full, whatever the earlier ones gave: the time taken says nothing.
   let match = false;
   for (const candidate of parsed.signatures) match = constantTimeEqual(candidate, expected) || match;

@@ -195,7 +195,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(verifyWebhook({ secret, signatureHeader: header, body: tampered }), { ok: false, reason: 'signature_mismatch' });
       const retimed = header.replace(/t=\d+/, `t=${t + 60}`);
       assert.deepEqual(verifyWebhook({ secret, signatureHeader: retimed, body: got!.body, now: (t + 60) * 1000 }), { ok: false, reason: 'signature_mismatch' }, 'a fresh timestamp on an old signature');
-      assert.deepEqual(verifyWebhook({ secret: `${secret}x`, signatureHeader: header, body: got!.body }), { ok: false, reason: 'signature_mismatch' });
+      assert.deepEqual(verifyWebhook({ secret: `whsec_${'A'.repeat(43)}`, signatureHeader: header, body: got!.body }), { ok: false, reason: 'signature_mismatch' }, 'another endpoint\'s secret');
+      assert.deepEqual(verifyWebhook({ secret: `${secret}x`, signatureHeader: header, body: got!.body }), { ok: false, reason: 'invalid_secret' }, 'not a secret Airlock issues');
       assert.deepEqual(verifyWebhook({ secret, signatureHeader: undefined, body: got!.body }), { ok: false, reason: 'missing_signature' });
       assert.deepEqual(verifyWebhook({ secret, signatureHeader: 'v1=abc', body: got!.body }), { ok: false, reason: 'malformed_signature' });
 

@@ -80,7 +80,9 @@ export function sessionTree(sessions: SessionJson[]): string[] {
   for (const s of sessions) if (s.parentId !== undefined && ids.has(s.parentId)) (children.get(s.parentId) ?? children.set(s.parentId, []).get(s.parentId)!).push(s);
   const describe = (s: SessionJson) => [
     s.id, s.scope.actions.join(','), s.scope.chains.join(',') || '*', `expires ${s.expiresAt}`,
-    ...(s.revokedAt ? [`revoked ${s.revokedAt}`] : []), ...(s.label ? [`"${s.label}"`] : []),
+    // Quoted and escaped: an agent writes its child sessions' labels, and a control character or a line break in
+    // one (stored before labels were checked) cannot redraw this line or forge another.
+    ...(s.revokedAt ? [`revoked ${s.revokedAt}`] : []), ...(s.label ? [quoted(s.label)] : []),
   ].join('  ');
   const lines: string[] = [];
   const walk = (s: SessionJson, prefix: string, last: boolean, root: boolean) => {
@@ -91,4 +93,15 @@ export function sessionTree(sessions: SessionJson[]): string[] {
   };
   for (const s of sessions) if (s.parentId === undefined || !ids.has(s.parentId)) walk(s, '', true, true);
   return lines.length ? lines : ['(no sessions)'];
+}
+
+/**
+ * A string an agent wrote, as a JSON string literal with every control or format character escaped: JSON.stringify
+ * escapes C0 controls (CR, LF, ESC); C1 controls (U+009B is a CSI on some terminals) and format characters (bidi
+ * overrides, zero-width characters) are escaped here too.
+ */
+export function quoted(text: string): string {
+  return JSON.stringify(text).replace(/[\p{Cc}\p{Cf}]/gu, (c) =>
+    // Per UTF-16 unit: a format character above U+FFFF (tag characters) is a surrogate pair.
+    Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''));
 }

@@ -6,6 +6,7 @@ import { seriesFor, type WindowQuery } from '../ports/ledger.ts';
 import type { Session, SessionScope, StoreTx } from '../ports/store.ts';
 import type { ServiceDeps } from './deps.ts';
 import { MAX_SESSION_DEPTH, readAncestors, type SessionReader } from './session-chain.ts';
+import { assertSessionLabel } from './session-label.ts';
 import { checkNarrower, type AncestorBudgetUse } from './session-narrowing.ts';
 import type { AgentAuth, SigningService } from './signing-service.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
@@ -233,6 +234,7 @@ function validated(input: DeriveSessionInput, now: number): { actions?: string[]
     if (!/^\d{1,78}$/.test(b.max)) throw new AirlockError('invalid_amount', 'budgets[].max must be a non-negative integer string.');
     return { asset: b.asset, max: b.max, window: b.window };
   });
+  assertSessionLabel(input.label);
   // Actions and chains left out are the parent's (already a valid scope); what is given must build as one.
   assertSessionScope({ actions: input.actions ?? [ACTIONS[0]], chains: input.chains ?? [], budgets });
   return {

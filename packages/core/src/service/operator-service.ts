@@ -16,6 +16,7 @@ import { attachPaymentContext, isHeldPayment, type SigningService } from './sign
 import type { EvaluationInput } from '../policy/index.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
 import { ancestorIdsOf, readAncestors } from './session-chain.ts';
+import { assertSessionLabel } from './session-label.ts';
 import { quorumMet, requiredQuorum, type CountedVote, type QuorumRequirement } from '../approvals/quorum.ts';
 import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
 import type { LightningService } from '../lightning/lightning-service.ts';
@@ -317,6 +318,7 @@ export class OperatorService {
     }
     const scope: SessionScope = { actions: [...new Set(input.actions)], chains: input.chains ?? [], budgets };
     assertSessionScope(scope);
+    assertSessionLabel(input.label);
     const now = this.deps.clock.now();
     const secret = this.deps.randomSecret();
     const session: Session = {
