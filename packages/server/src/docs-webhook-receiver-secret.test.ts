@@ -4,23 +4,15 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { receiverFromDocs } from './testing/docs-receiver.ts';
 
-const DOC = new URL('../../../docs/operations.md', import.meta.url);
 const NODE = new URL('../../../node_modules/.bin/node', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'airlock-doc-hook-secret-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function receiverFromDocs(): string {
-  const text = readFileSync(DOC, 'utf8');
-  const at = text.indexOf('<!-- receiver.mjs (tested) -->');
-  assert.ok(at > 0, 'docs/operations.md marks its receiver');
-  const block = /```js\n([\s\S]*?)```/.exec(text.slice(at));
-  assert.ok(block, 'a js block follows the marker');
-  return block[1]!;
-}
 
 test('the documented receiver refuses to start without a well-formed whsec_ secret', () => {
   writeFileSync(join(dir, 'receiver.mjs'), receiverFromDocs());

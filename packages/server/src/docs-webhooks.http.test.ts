@@ -4,23 +4,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness } from './testing/harness.ts';
+import { receiverFromDocs } from './testing/docs-receiver.ts';
 
-const DOC = new URL('../../../docs/operations.md', import.meta.url);
 const NODE = new URL('../../../node_modules/.bin/node', import.meta.url).pathname;
 
-function receiverFromDocs(): string {
-  const text = readFileSync(DOC, 'utf8');
-  const at = text.indexOf('<!-- receiver.mjs (tested) -->');
-  assert.ok(at > 0, 'docs/operations.md marks its receiver');
-  const block = /```js\n([\s\S]*?)```/.exec(text.slice(at));
-  assert.ok(block, 'a js block follows the marker');
-  return block[1]!;
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
