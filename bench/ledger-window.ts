@@ -67,7 +67,7 @@ export async function benchLedgerWindow(o: BenchOptions): Promise<LedgerWindowRe
         await s.fill({
           sqlite(db) {
             for (const [series, assets] of assetsBySeries) {
-              insertAll(db, 'INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)', (function* () {
+              insertAll(db, 'INSERT INTO ledger (series, at, seq, audit_seq, charges, kept_totals) VALUES (?, ?, ?, ?, ?, ?)', (function* () {
                 for (let i = 1; i <= perSeries; i++) yield [series, t0 + i * step, i, i, json(assets, 1), json(assets, i)];
               })());
             }
@@ -75,7 +75,7 @@ export async function benchLedgerWindow(o: BenchOptions): Promise<LedgerWindowRe
           async postgres(client) {
             for (const [series, assets] of assetsBySeries) {
               await client.query(
-                `INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+                `INSERT INTO ledger (series, at, seq, audit_seq, charges, kept_totals)
                  SELECT $1, $2::bigint + g * $3::bigint, g, g,
                         (SELECT jsonb_object_agg(a.asset, jsonb_build_array(a.amount::text, 1)) FROM unnest($4::text[], $5::numeric[]) AS a(asset, amount)),
                         (SELECT jsonb_object_agg(a.asset, jsonb_build_array((a.amount * g)::text, g)) FROM unnest($4::text[], $5::numeric[]) AS a(asset, amount))

@@ -21,7 +21,7 @@ async function widestEntry(h: Harness): Promise<number> {
   if ('sqlite' in target) {
     const db = new DatabaseSync(target.sqlite, { readOnly: true });
     try {
-      return Number(db.prepare("SELECT max((SELECT count(*) FROM json_each(totals))) AS n FROM ledger WHERE substr(series, 1, 1) <> char(1)").get()!.n);
+      return Number(db.prepare("SELECT max((SELECT count(*) FROM json_each(kept_totals))) AS n FROM ledger WHERE substr(series, 1, 1) <> char(1)").get()!.n);
     } finally {
       db.close();
     }
@@ -30,7 +30,7 @@ async function widestEntry(h: Harness): Promise<number> {
   await client.connect();
   try {
     await client.query(`SET search_path TO ${target.postgres.schema}`);
-    const { rows } = await client.query("SELECT max((SELECT count(*) FROM jsonb_object_keys(totals)))::int AS n FROM ledger WHERE left(series, 1) <> chr(1)");
+    const { rows } = await client.query("SELECT max((SELECT count(*) FROM jsonb_object_keys(kept_totals)))::int AS n FROM ledger WHERE left(series, 1) <> chr(1)");
     return rows[0].n;
   } finally {
     await client.end();

@@ -709,6 +709,17 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(mismatches.slice(0, 3), [], `${mismatches.length} of ${queries.length} windows differ`);
     });
 
+    test('the statements an earlier version sends to the ledger fail on this schema: a version that reads no own series fails closed', async () => {
+      // What versions before the 32-asset bound (migration 025 on SQLite, 026 on PostgreSQL) send: a head read and
+      // an append naming `totals`. Left running beside an upgraded instance, or rolled back to, they must refuse
+      // requests rather than read totals without the assets' own series (docs/operations.md, Upgrading).
+      const store = await fresh();
+      assert.ok(store.rawExec);
+      await assert.rejects(store.rawExec("SELECT totals FROM ledger WHERE series = 'fleet' ORDER BY at DESC, seq DESC LIMIT 1"), /totals/);
+      await assert.rejects(store.rawExec(`INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES ('fleet', 1, 1, 1, '{}', '{}')`), /totals/);
+      await store.rawExec("SELECT kept_totals FROM ledger WHERE series = 'fleet' ORDER BY at DESC, seq DESC LIMIT 1");
+    });
+
     test('window totals stay exact when series are charged more assets than their entries keep', async () => {
       const store = await fresh();
       const model = new LedgerModel();

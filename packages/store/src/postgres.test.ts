@@ -100,7 +100,7 @@ test('postgres: window totals stay exact over 100,000 ledger rows', { skip }, as
     // Seeded in SQL (100k round trips would take minutes); rows follow exactly what appendLedger writes.
     await checkLargeHistory(store, async (series, asset, rows) => {
       await store.rawExec(`
-        INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+        INSERT INTO ledger (series, at, seq, audit_seq, charges, kept_totals)
         SELECT '${series}', i * 1000, i, i, jsonb_build_object('${asset}', jsonb_build_array('3', 1)),
                jsonb_build_object('${asset}', jsonb_build_array((3 * i)::text, i))
         FROM generate_series(1, ${rows}) AS i;

@@ -130,7 +130,7 @@ test('sqlite: a malformed ledger total fails the window check instead of reading
   const store = await openSqliteStore(tempPath());
   try {
     await store.migrate();
-    await store.rawExec(`INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES
+    await store.rawExec(`INSERT INTO ledger (series, at, seq, audit_seq, charges, kept_totals) VALUES
       ('agent:bad', 1000, 1, 1, '{}', '{"x": [null, 1], "y": "oops", "z": ["5", 2]}')`);
     const window = (asset: string) => store.transaction((tx) => tx.windowTotals([{ series: 'agent:bad', asset, sinceMs: 0 }]));
     assert.deepEqual(await window('z'), [{ amount: 5n, count: 2 }]);

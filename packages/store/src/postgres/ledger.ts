@@ -23,12 +23,12 @@ const WINDOW_TOTALS = `
            bool_or(${APART}) AS apart
     FROM unnest($4::bigint[], $5::text[]) AS p(ord, series)
     LEFT JOIN LATERAL (
-      SELECT l.totals FROM ledger l
+      SELECT l.kept_totals AS totals FROM ledger l
       WHERE l.series = p.series
       ORDER BY l.at DESC, l.seq DESC LIMIT 1
     ) h ON true
     LEFT JOIN LATERAL (
-      SELECT l.totals FROM ledger l
+      SELECT l.kept_totals AS totals FROM ledger l
       WHERE l.series = p.series AND l.at < q.since_ms
       ORDER BY l.at DESC, l.seq DESC LIMIT 1
     ) b ON true
@@ -107,10 +107,10 @@ const OWN_TOTALS = `
          SUM(COALESCE((h.totals -> o.asset ->> 1)::bigint, 0) - COALESCE((b.totals -> o.asset ->> 1)::bigint, 0))::text AS count
   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS o(ord, own, asset, since_ms)
   LEFT JOIN LATERAL (
-    SELECT l.totals FROM ledger l WHERE l.series = o.own ORDER BY l.at DESC, l.seq DESC LIMIT 1
+    SELECT l.kept_totals AS totals FROM ledger l WHERE l.series = o.own ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) h ON true
   LEFT JOIN LATERAL (
-    SELECT l.totals FROM ledger l WHERE l.series = o.own AND l.at < o.since_ms ORDER BY l.at DESC, l.seq DESC LIMIT 1
+    SELECT l.kept_totals AS totals FROM ledger l WHERE l.series = o.own AND l.at < o.since_ms ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) b ON true
   GROUP BY o.ord`;
 
@@ -252,13 +252,13 @@ const APPEND_LEDGER_ENTRIES = `${PLAN_EACH_RUN}
     ) sh
     GROUP BY d.logical
   )
-  INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+  INSERT INTO ledger (series, at, seq, audit_seq, charges, kept_totals)
   SELECT w.series, GREATEST(w.at, COALESCE(h.at, w.at), COALESCE(f.at, w.at)), COALESCE(h.seq, 0) + w.rank, w.audit_seq,
          COALESCE((SELECT jsonb_object_agg(c.key, c.value) FROM jsonb_each(w.charges) AS c WHERE k.added ? c.key), '{}'::jsonb),
          COALESCE(h.totals, '{}'::jsonb) || COALESCE(k.added, '{}'::jsonb)
   FROM w
   LEFT JOIN LATERAL (
-    SELECT l.at, l.seq, l.totals FROM ledger l
+    SELECT l.at, l.seq, l.kept_totals AS totals FROM ledger l
     WHERE l.series = w.series
     ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) h ON true
@@ -282,7 +282,7 @@ const APPEND_LEDGER_ENTRIES = `${PLAN_EACH_RUN}
  * asset the same way, so these are exact).
  */
 const APPEND_APART = `
-  INSERT INTO ledger (series, at, seq, audit_seq, charges, totals)
+  INSERT INTO ledger (series, at, seq, audit_seq, charges, kept_totals)
   SELECT a.own, GREATEST(a.at, COALESCE(oh.at, a.at)), COALESCE(oh.seq, 0) + a.rank, m.audit_seq,
          jsonb_build_object(a.asset, a.charge),
          jsonb_build_object(a.asset, jsonb_build_array(
@@ -291,7 +291,7 @@ const APPEND_APART = `
   FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::int8[], $7::jsonb[], $8::jsonb[]) AS a(series, seq, at, asset, own, rank, charge, sums)
   JOIN ledger m ON m.series = a.series AND m.at = a.at AND m.seq = a.seq
   LEFT JOIN LATERAL (
-    SELECT l.at, l.seq, l.totals FROM ledger l WHERE l.series = a.own ORDER BY l.at DESC, l.seq DESC LIMIT 1
+    SELECT l.at, l.seq, l.kept_totals AS totals FROM ledger l WHERE l.series = a.own ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) oh ON true
   WHERE NOT m.charges ? a.asset`;
 

@@ -56,14 +56,14 @@ export const WINDOW_ROWS = `
   SELECT q.ord, p.series, h.totals::text, b.totals::text, e.after::text, NULL, NULL, NULL, ${APART}
   FROM q JOIN unnest($4::bigint[], $5::text[]) AS p(ord, series) ON p.ord = q.ord
   LEFT JOIN LATERAL (
-    SELECT l.totals FROM ledger l WHERE l.series = p.series ORDER BY l.at DESC, l.seq DESC LIMIT 1
+    SELECT l.kept_totals AS totals FROM ledger l WHERE l.series = p.series ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) h ON true
   LEFT JOIN LATERAL (
-    SELECT l.totals FROM ledger l WHERE l.series = p.series AND l.at < q.since_ms ORDER BY l.at DESC, l.seq DESC LIMIT 1
+    SELECT l.kept_totals AS totals FROM ledger l WHERE l.series = p.series AND l.at < q.since_ms ORDER BY l.at DESC, l.seq DESC LIMIT 1
   ) b ON true
   LEFT JOIN LATERAL (
     SELECT jsonb_agg(jsonb_build_array(x.at, x.totals) ORDER BY x.at, x.seq) AS after FROM (
-      SELECT l.at, l.seq, l.totals FROM ledger l WHERE l.series = p.series AND l.at >= q.since_ms ORDER BY l.at, l.seq LIMIT $6
+      SELECT l.at, l.seq, l.kept_totals AS totals FROM ledger l WHERE l.series = p.series AND l.at >= q.since_ms ORDER BY l.at, l.seq LIMIT $6
     ) x
   ) e ON true`;
 

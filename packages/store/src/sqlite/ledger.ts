@@ -8,7 +8,7 @@ import type { SqliteDb } from './sqlite-db.ts';
 // decreases as `seq` grows within a series, so the newest entry of a series (its head) is the last key of its
 // range and the last entry before a window is one seek. Each entry carries the series' running totals for
 // every asset it keeps (shared/ledger-entries.ts; the others have series of their own).
-const HEAD = 'SELECT at, seq, totals FROM ledger WHERE series = ? ORDER BY at DESC, seq DESC LIMIT 1';
+const HEAD = 'SELECT at, seq, kept_totals AS totals FROM ledger WHERE series = ? ORDER BY at DESC, seq DESC LIMIT 1';
 // A pending approval's held amount counts in every window while it is held, whatever its age: it can still
 // become spend (converted at approval time), so letting it age out of a window would let that window overfill.
 // Reserved x402 payments hold the same way until they settle (converted) or expire unused (released), and
@@ -21,9 +21,9 @@ const HEAD = 'SELECT at, seq, totals FROM ledger WHERE series = ? ORDER BY at DE
 // the holds. An entry without the asset gives no row (zero).
 const WINDOW = `
   SELECT 'head' AS kind, e.value ->> 0 AS amount, e.value ->> 1 AS count FROM
-    (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
+    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1 FROM
-    (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
+    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
@@ -35,17 +35,17 @@ const WINDOW = `
 const WINDOW_ASSET = `
   SELECT 'head' AS kind, max(CASE WHEN e.key = ?2 THEN e.value ->> 0 END) AS amount, max(CASE WHEN e.key = ?2 THEN e.value ->> 1 END) AS count,
          count(*) AS keeps, coalesce(sum(e.key = ?2), 0) AS has FROM
-    (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e
+    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e
   UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1, NULL, 1 FROM
-    (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
+    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
 const OWN_WINDOW = `
   SELECT 'head' AS kind, e.value ->> 0 AS amount, e.value ->> 1 AS count, 1 AS has FROM
-    (SELECT totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
+    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1, 1 FROM
-    (SELECT totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2`;
+    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2`;
 
 /**
  * Window total = the asset's total at the head - its total at the last entry before the window, in the series
@@ -98,7 +98,7 @@ function appendEntry(db: SqliteDb, memo: Map<string, unknown> | undefined, serie
   const head = headOf(db, memo, series);
   const { totals, kept, apart } = entryAfter(head?.totals, charges);
   const entry: Head = { at: head ? Math.max(at, head.at) : at, seq: (head ? head.seq : 0) + 1, totals };
-  db.run('INSERT INTO ledger (series, at, seq, audit_seq, charges, totals) VALUES (?, ?, ?, ?, ?, ?)', series, entry.at, entry.seq, auditSeq, chargesJson(kept), totals);
+  db.run('INSERT INTO ledger (series, at, seq, audit_seq, charges, kept_totals) VALUES (?, ?, ?, ?, ?, ?)', series, entry.at, entry.seq, auditSeq, chargesJson(kept), totals);
   memo?.set(memoKey(series), entry);
   return { ...entry, apart };
 }
