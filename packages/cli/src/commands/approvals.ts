@@ -3,6 +3,7 @@ import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { need, usage, UsageError } from '../args.ts';
 import { readApproverKey } from './approvers.ts';
+import { escapedJson } from '../escaped-json.ts';
 
 interface ApprovalJson { id: string; agentId: string; action: string; state: string; expiresAt: string; summary: { intent?: { summary?: string }; violations?: { rule: string }[] } }
 
@@ -54,7 +55,7 @@ export const approvalsCommand: Command = {
 };
 
 /** One approval as an approver reads it: what it asks, where it stands, who voted. */
-function describeApproval(a: ApprovalView): string {
+export function describeApproval(a: ApprovalView): string {
   const needs = (a.quorum ?? []).map((q) => `${q.min} of ${q.groups.join('/')}`).join(' and ');
   const votes = (a.votes ?? []).map((v) => `${v.approver} ${v.decision}${v.comment ? ` (${v.comment})` : ''}`).join(', ');
   return [
@@ -72,6 +73,6 @@ function describeApproval(a: ApprovalView): string {
 function nostrEventLines(a: ApprovalView): string[] {
   const event = a.request as { content?: unknown; tags?: unknown } | undefined;
   if (!a.action.startsWith('nostr.') || !event || typeof event !== 'object') return [];
-  // JSON.stringify: a control character or a line break in the content cannot forge more lines of this view.
-  return [`  content: ${JSON.stringify(event.content ?? '')}`, `  tags:    ${JSON.stringify(event.tags ?? [])}`];
+  // Escaped JSON: a control or format character in the content cannot forge or reorder lines of this view.
+  return [`  content: ${escapedJson(event.content ?? '')}`, `  tags:    ${escapedJson(event.tags ?? [])}`];
 }

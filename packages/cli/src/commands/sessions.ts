@@ -2,6 +2,7 @@ import { ACTIONS } from '@airlock/core';
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { need, usage, UsageError } from '../args.ts';
+import { escapedJson } from '../escaped-json.ts';
 
 interface SessionJson { id: string; agentId: string; scope: { actions: string[]; chains: string[] }; expiresAt: string; revokedAt?: string; label?: string; parentId?: string }
 
@@ -95,13 +96,7 @@ export function sessionTree(sessions: SessionJson[]): string[] {
   return lines.length ? lines : ['(no sessions)'];
 }
 
-/**
- * A string an agent wrote, as a JSON string literal with every control or format character escaped: JSON.stringify
- * escapes C0 controls (CR, LF, ESC); C1 controls (U+009B is a CSI on some terminals) and format characters (bidi
- * overrides, zero-width characters) are escaped here too.
- */
+/** A string an agent wrote, as a JSON string literal with every control or format character escaped (escapedJson). */
 export function quoted(text: string): string {
-  return JSON.stringify(text).replace(/[\p{Cc}\p{Cf}]/gu, (c) =>
-    // Per UTF-16 unit: a format character above U+FFFF (tag characters) is a surrogate pair.
-    Array.from({ length: c.length }, (_, i) => `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`).join(''));
+  return escapedJson(text);
 }
