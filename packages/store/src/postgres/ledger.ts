@@ -228,7 +228,7 @@ export async function appendLedger(q: Q, locks: TxLocks, writes: LedgerWrite[], 
  * An entry keeps (in `totals` and `charges`) the assets its head keeps, the request count, and new assets
  * while the head's assets and the new ones placed before them in the batch's entries of the series number
  * fewer than ASSETS_KEPT_PER_SERIES, so an asset goes apart only once the series keeps that many (the reads
- * rely on it: OWN_SERIES_READS), as shared/ledger-entries.ts entryAfter splits them on SQLite. Every entry of
+ * rely on it: APART in window-reads.ts), as shared/ledger-entries.ts entryAfter splits them on SQLite. Every entry of
  * a series in one batch is split by the same head, so an asset goes the same way for all of them and the
  * running sums stay exact. Each entry comes back with what it kept: less than it charged, and APPEND_APART
  * writes the rest to their own series (a second statement, only then).
