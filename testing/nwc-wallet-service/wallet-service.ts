@@ -44,6 +44,8 @@ export interface TestWalletServiceOptions {
   withoutInfo?: boolean;
   /** Answer PAYMENT_FAILED after this long while the payment stays pending. */
   sendTimeoutMs?: number;
+  /** Leave `fees_paid` out of pay_invoice results and lookup_invoice records (optional in NIP-47: some wallets do). */
+  omitFeesPaid?: boolean;
 }
 
 /** One outgoing payment, as the wallet keeps it. */
@@ -160,7 +162,8 @@ export class TestWalletService {
         const payment = request.payment_hash ? this.payments.get(request.payment_hash) : undefined;
         if (!payment) return fail('NOT_FOUND', 'invoice not found');
         const reported = this.reportedAmounts.get(payment.paymentHash);
-        return ok(transaction(reported === undefined ? payment : { ...payment, amountMsat: reported }));
+        const record = transaction(reported === undefined ? payment : { ...payment, amountMsat: reported });
+        return ok(this.options.omitFeesPaid ? withoutFee(record) : record);
       },
       getBalance: async () => {
         this.received.push({ method: 'get_balance', params: {} });
@@ -213,8 +216,15 @@ export class TestWalletService {
     const outcome = await (gaveUp ? Promise.race([settled, gaveUp]) : settled);
     if (!outcome) return fail('PAYMENT_FAILED', 'payment timed out');
     if (outcome.status === 'failed') return fail('PAYMENT_FAILED', `payment failed: ${outcome.reason}`);
-    return ok({ preimage: outcome.preimage, fees_paid: Number(outcome.feeMsat) });
+    const result = { preimage: outcome.preimage, fees_paid: Number(outcome.feeMsat) };
+    return ok(this.options.omitFeesPaid ? withoutFee(result) : result);
   }
+}
+
+/** `value` without its `fees_paid` (typed as still having it: the library's types make it required, NIP-47 does not). */
+function withoutFee<T extends { fees_paid: number }>(value: T): T {
+  const { fees_paid: _omitted, ...rest } = value;
+  return rest as T;
 }
 
 /** Held back for routing fees while a payment is out, and passed to the network as the fee limit. */

@@ -90,6 +90,16 @@ export interface ReconcileLightningResult {
 const MSAT_PATTERN = /^(0|[1-9][0-9]{0,20})$/;
 const HEX32 = /^[0-9a-f]{64}$/;
 
+/** How a payment ends: succeeded (verified preimage, the fee charged, whether the backend reported it) or failed. */
+interface Finish {
+  state: 'succeeded' | 'failed';
+  preimage?: string;
+  feeMsat?: bigint;
+  /** The backend did not say what fee it paid: `feeMsat` is the larger of the request's and the default limit. */
+  feeUnreported?: true;
+  failureReason?: string;
+}
+
 /** Times finish() runs its transaction when it rolls back on `conflict` (a concurrent finish, a deadlock broken by PostgreSQL). */
 const FINISH_ATTEMPTS = 3;
 
@@ -447,6 +457,14 @@ export class LightningService {
           await this.alert(record, { reason: 'amount_mismatch', source, reportedMsat: status.amountMsat.toString() });
           return record;
         }
+        if (status.feeUnreported) {
+          // Paid, but the backend could not say what the route cost (an NWC wallet without `fees_paid`): the
+          // request's limit is the agent's own choice (it may be 0) and that backend does not hold it, so at least
+          // the default limit for the amount is charged (found by review), and operators are told (finishIn).
+          const floor = this.defaultFeeLimit(record.amountMsat);
+          const feeMsat = [status.feeMsat, record.maxFeeMsat, floor].reduce((a, b) => (a > b ? a : b));
+          return this.finish(record, { state: 'succeeded', preimage, feeMsat, feeUnreported: true }, source);
+        }
         return this.finish(record, { state: 'succeeded', preimage, feeMsat: status.feeMsat }, source);
       }
     }
@@ -491,7 +509,7 @@ export class LightningService {
     return now >= record.createdAt + (record.timeoutSeconds + this.options.notFoundGraceSeconds) * 1000;
   }
 
-  private async finish(record: LightningPaymentRecord, finish: { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string }, source: 'pay' | 'lookup'): Promise<LightningPaymentRecord> {
+  private async finish(record: LightningPaymentRecord, finish: Finish, source: 'pay' | 'lookup'): Promise<LightningPaymentRecord> {
     const now = this.deps.clock.now();
     // A derived session's payment is charged to its ancestors too (ancestry never changes: read outside the transaction).
     const input = { ...this.inputOf(record), sessionAncestors: await ancestorIdsOf(this.deps.store, record.sessionId) };
@@ -518,7 +536,7 @@ export class LightningService {
     }
   }
 
-  private finishIn(record: LightningPaymentRecord, finish: { state: 'succeeded' | 'failed'; preimage?: string; feeMsat?: bigint; failureReason?: string }, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, now: number): Promise<LightningPaymentRecord> {
+  private finishIn(record: LightningPaymentRecord, finish: Finish, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, now: number): Promise<LightningPaymentRecord> {
     return this.deps.store.transaction(async (tx) => {
       // Every record of the payment hash, locked (PostgreSQL) until this transaction ends: whether the hash was
       // already charged is decided by one instance at a time, and the second reads what the first recorded.
@@ -546,17 +564,14 @@ export class LightningService {
           evidence: source,
           backend: record.backend,
           // The preimage is half of an L402 credential: the log records only that it matched the hash.
-          ...(finish.state === 'succeeded' ? { feeMsat: finish.feeMsat!.toString(), preimageVerified: true } : { reason: finish.failureReason }),
+          ...(finish.state === 'succeeded' ? { feeMsat: finish.feeMsat!.toString(), preimageVerified: true, ...(finish.feeUnreported ? { feeUnreported: true } : {}) } : { reason: finish.failureReason }),
           // Already charged (amount and fee) with that record: this one only releases its hold and counts its request.
           ...(chargedBy ? { chargedBy: chargedBy.id } : {}),
         },
       });
       // Succeeded all the same (the invoice is paid: this attempt's agent gets the preimage and its credential).
       const done = await tx.finishLightningPayment(record.id, finish, chargedBy ? charges.filter((w) => w.asset === COUNT_ASSET) : charges, now, entry.seq);
-      if (!chargedBy && finish.state === 'succeeded' && finish.feeMsat! > record.maxFeeMsat) {
-        // Charged what it cost, which is more than policy allowed: the backend did not hold the fee limit.
-        await tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: record.agentId, sessionId: record.sessionId, data: { reason: 'fee_above_limit', paymentId: record.id, feeMsat: finish.feeMsat!.toString(), maxFeeMsat: record.maxFeeMsat.toString(), backend: record.backend } });
-      }
+      if (!chargedBy && finish.state === 'succeeded') await this.alertOnFee(tx, record, finish, now);
       return done;
     });
   }
@@ -571,22 +586,38 @@ export class LightningService {
    * late success), it is that same payment: the preimage is recorded, nothing charged, and the entry and alert
    * say so (`chargedBy`, `alreadyCharged`).
    */
-  private async chargeAfterFailure(tx: StoreTx, fresh: LightningPaymentRecord, finish: { preimage?: string; feeMsat?: bigint }, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, chargedBy: LightningPaymentRecord | undefined, now: number): Promise<LightningPaymentRecord> {
+  private async chargeAfterFailure(tx: StoreTx, fresh: LightningPaymentRecord, finish: Finish, source: 'pay' | 'lookup', charges: ReturnType<typeof ledgerWritesFor>, chargedBy: LightningPaymentRecord | undefined, now: number): Promise<LightningPaymentRecord> {
     const feeMsat = finish.feeMsat!;
     const common = { paymentId: fresh.id, paymentHash: fresh.paymentHash, requestSeq: fresh.auditSeq, amountMsat: fresh.amountMsat.toString(), maxFeeMsat: fresh.maxFeeMsat.toString(), feeMsat: feeMsat.toString(), backend: fresh.backend };
     const entry = await tx.appendAudit({
       at: now, type: 'lightning.succeeded', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId, action: LIGHTNING_ACTION,
-      data: { ...common, evidence: source, preimageVerified: true, afterFailed: true, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), failureReason: fresh.failureReason ?? 'unknown', ...(chargedBy ? { chargedBy: chargedBy.id } : {}) },
+      data: { ...common, evidence: source, preimageVerified: true, ...(finish.feeUnreported ? { feeUnreported: true } : {}), afterFailed: true, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), failureReason: fresh.failureReason ?? 'unknown', ...(chargedBy ? { chargedBy: chargedBy.id } : {}) },
     });
     const done = await tx.chargeLightningAfterFailure(fresh.id, { preimage: finish.preimage!, feeMsat }, chargedBy ? [] : charges.filter((w) => w.asset !== COUNT_ASSET), now, entry.seq);
     await tx.appendAudit({
       at: now, type: 'alert.lightning', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId,
       data: { reason: 'succeeded_after_failed', ...common, succeededSeq: entry.seq, ...(fresh.finishedSeq !== undefined ? { failedSeq: fresh.finishedSeq } : {}), ...(done.state === 'failed' ? { anotherPaymentActive: true } : {}), ...(chargedBy ? { alreadyCharged: true, chargedBy: chargedBy.id } : {}) },
     });
-    if (!chargedBy && feeMsat > fresh.maxFeeMsat) {
-      await tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: fresh.agentId, sessionId: fresh.sessionId, data: { reason: 'fee_above_limit', paymentId: fresh.id, feeMsat: feeMsat.toString(), maxFeeMsat: fresh.maxFeeMsat.toString(), backend: fresh.backend } });
-    }
+    if (!chargedBy) await this.alertOnFee(tx, fresh, finish, now);
     return done;
+  }
+
+  /**
+   * Tells operators when a charged fee is not what the request's limit promised: above it (the backend did not hold
+   * the limit), or unknown (the backend did not say; what was charged is at least the default limit, not a figure).
+   */
+  private async alertOnFee(tx: StoreTx, record: LightningPaymentRecord, finish: Finish, now: number): Promise<void> {
+    const feeMsat = finish.feeMsat!;
+    if (!finish.feeUnreported && feeMsat <= record.maxFeeMsat) return;
+    const reason = finish.feeUnreported ? 'fee_unreported' : 'fee_above_limit';
+    await tx.appendAudit({ at: now, type: 'alert.lightning', actor: 'system', agentId: record.agentId, sessionId: record.sessionId, data: { reason, paymentId: record.id, feeMsat: feeMsat.toString(), maxFeeMsat: record.maxFeeMsat.toString(), backend: record.backend } });
+  }
+
+  /** The routing fee limit a request without one gets: `defaultFeePercent` of the amount, at least `minDefaultFeeMsat`. */
+  private defaultFeeLimit(amountMsat: bigint): bigint {
+    const percentPpm = BigInt(Math.round(this.options.defaultFeePercent * 10_000));
+    const share = (amountMsat * percentPpm + 999_999n) / 1_000_000n;
+    return share > this.options.minDefaultFeeMsat ? share : this.options.minDefaultFeeMsat;
   }
 
   /** A new request: evaluate, append the decision, then hold (allow) or hold for a human (approval). */
@@ -743,10 +774,7 @@ export class LightningService {
     const payload: AdapterPayload = { invoice: input.invoice.trim(), maxFeeMsat: explicitFee ?? 0n, network: backend.network, now, ...(amountMsat !== undefined ? { amountMsat } : {}) };
     if (explicitFee === undefined) {
       // The default limit is a share of the amount, which only decoding tells: decode once for it.
-      const amount = this.adapter().decode(LIGHTNING_ACTION, payload, { address: '' }).intent.lightning!.amountMsat;
-      const percentPpm = BigInt(Math.round(this.options.defaultFeePercent * 10_000));
-      const share = (amount * percentPpm + 999_999n) / 1_000_000n;
-      payload.maxFeeMsat = share > this.options.minDefaultFeeMsat ? share : this.options.minDefaultFeeMsat;
+      payload.maxFeeMsat = this.defaultFeeLimit(this.adapter().decode(LIGHTNING_ACTION, payload, { address: '' }).intent.lightning!.amountMsat);
     }
     return payload;
   }

@@ -32,6 +32,10 @@ export interface LightningPayRequest {
  * What the backend says about one payment hash.
  * - `succeeded`: paid. `preimage` is lowercase hex; Airlock checks sha256(preimage) = payment hash before believing it.
  *   `feeMsat` is the routing fee actually paid; `amountMsat` what reached the payee, when the backend says.
+ *   `feeUnreported`: the backend could not say what fee it paid (NIP-47 makes `fees_paid` optional); `feeMsat` is
+ *   then only the request's limit, and Airlock charges the larger of it and its default fee limit for the amount,
+ *   and alerts (`fee_unreported`): the agent chooses the limit, and a backend that does not hold it (NWC) may have
+ *   paid more.
  * - `failed`: definitely not paid and never will be by this attempt (no route, payee refused, expired,
  *   insufficient balance, the backend refused before trying). `reason` is a short machine word from the backend.
  *   `evidence: 'lookup'` on a pay call's answer: the failure was READ from the backend's payment records (a
@@ -47,7 +51,7 @@ export interface LightningPayRequest {
  *   handed to it; Airlock treats it as definite only once the pay call cannot still be arriving (see docs/lightning.md).
  */
 export type LightningPaymentStatus =
-  | { status: 'succeeded'; preimage: string; feeMsat: bigint; amountMsat?: bigint; evidence?: 'duplicate' }
+  | { status: 'succeeded'; preimage: string; feeMsat: bigint; amountMsat?: bigint; evidence?: 'duplicate'; feeUnreported?: true }
   | { status: 'failed'; reason: string; evidence?: 'lookup' }
   | { status: 'in_flight'; evidence?: 'duplicate' }
   | { status: 'not_found' };

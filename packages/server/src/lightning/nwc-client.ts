@@ -13,8 +13,10 @@
  *
  * FEES: NIP-47 pay_invoice has no fee-limit parameter, so this backend CANNOT enforce `maxFeeMsat`
  * (`enforcesMaxFee` is false). The fee ceiling is whatever the wallet service's own budget and fee reserve for
- * this connection allow: configure it there. Airlock charges the fee the wallet reports (`fees_paid`; the
- * request's `maxFeeMsat` when it reports none) and the payment service alerts when it is above the maximum.
+ * this connection allow: configure it there. Airlock charges the fee the wallet reports (`fees_paid`) and the
+ * payment service alerts when it is above the maximum. When the wallet reports none (neither in its answer nor in
+ * its record), the fee is unknown (`feeUnreported`): the service charges the larger of the request's maximum and
+ * its default fee limit for the amount, and alerts.
  *
  * How each answer maps to a payment status, and why: see nwc-outcomes.ts.
  */
@@ -106,7 +108,10 @@ export class NwcBackend implements LightningBackend {
     const looked = await this.lookupForConfirmation(paymentHash);
     switch (verdict.kind) {
       case 'paid_fee_unknown':
-        return { status: 'succeeded', preimage: verdict.preimage, feeMsat: looked?.status === 'succeeded' ? looked.feeMsat : request.maxFeeMsat };
+        // The fee from the wallet's record when it reports one; otherwise it is unknown, and the service charges at
+        // least its default fee limit for the amount (the request's maximum is the agent's choice, and may be 0).
+        if (looked?.status === 'succeeded' && !looked.feeUnreported) return { status: 'succeeded', preimage: verdict.preimage, feeMsat: looked.feeMsat };
+        return { status: 'succeeded', preimage: verdict.preimage, feeMsat: request.maxFeeMsat, feeUnreported: true };
       case 'refused': {
         const outcome = confirmedRefusal(verdict.status, looked);
         if (outcome !== verdict.status) this.log(`nwc: pay_invoice refused (${verdict.status.reason}) but lookup_invoice says ${looked?.status ?? 'nothing'}: ${outcome.status}`);

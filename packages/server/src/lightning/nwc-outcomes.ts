@@ -11,8 +11,10 @@
  * | result {preimage, fees_paid}                         | succeeded, fee = fees_paid       | sha256(preimage) equals the payment hash              |
  * | result without a preimage that hashes to the payment | confirm with lookup_invoice      | a success claim without its proof is not believed     |
  * | hash                                                 |                                  |                                                       |
- * | result {preimage}, no fees_paid (optional in spec)   | succeeded; fee from a lookup,    | never charge less than may have been paid             |
- * |                                                      | else the request's maxFeeMsat    |                                                       |
+ * | result {preimage}, no fees_paid (optional in spec)   | succeeded; fee from a lookup,    | never charge less than may have been paid: the        |
+ * |                                                      | else unreported (the service     | request's maximum is the agent's choice (may be 0),   |
+ * |                                                      | charges at least its default     | and the wallet does not hold it                       |
+ * |                                                      | fee limit, and alerts)           |                                                       |
  * | RATE_LIMITED, NOT_IMPLEMENTED, INSUFFICIENT_BALANCE, | failed (reason = the code,       | the spec defines each as a refusal of the request     |
  * | QUOTA_EXCEEDED, RESTRICTED, UNAUTHORIZED,            | lowercased), unless a lookup     | itself: the wallet did not try to pay (it could not   |
  * | UNSUPPORTED_ENCRYPTION                               | shows this hash paid or in       | even read it, for the last). The lookup guards        |
@@ -28,7 +30,8 @@
  * lookup_invoice (and "confirm": the lookup after an ambiguous pay answer; refusals have their own rule above)
  * | the wallet answers                    | lookup() says                  | confirm says                                        |
  * |---------------------------------------|--------------------------------|-----------------------------------------------------|
- * | state settled (+ matching preimage)   | succeeded                      | succeeded                                           |
+ * | state settled (+ matching preimage)   | succeeded (fee unreported      | succeeded                                           |
+ * |                                       | without fees_paid)             |                                                     |
  * | state failed / expired                | failed                         | failed; after a pay request the wallet did not      |
  * |                                       |                                | answer, marked evidence 'lookup' (it may be an      |
  * |                                       |                                | earlier attempt's record: believed after the grace) |
@@ -39,8 +42,7 @@
  * |                                       |                                | not_found rule decides later, once the pay request   |
  * |                                       |                                | cannot still be arriving                             |
  * | type incoming, another hash, a bad    | thrown                         | in_flight                                           |
- * | preimage, settled without fees_paid,  |                                |                                                     |
- * | any other error, no answer            |                                |                                                     |
+ * | preimage, any other error, no answer  |                                |                                                     |
  */
 import { AirlockError, type LightningPaymentStatus } from '@airlock/core';
 import { sha256 } from '@noble/hashes/sha2.js';
@@ -97,9 +99,12 @@ export function judgeLookupReply(reply: Nip47Reply | undefined, paymentHash: str
   const paid = () => {
     const preimage = checkedPreimage(tx.preimage, paymentHash);
     const feeMsat = msat(tx.fees_paid);
-    if (feeMsat === undefined) throw new AirlockError('internal', 'NWC: the wallet reports the payment settled but not the fee it paid (fees_paid)');
     const amountMsat = msat(tx.amount);
-    return { status: 'succeeded' as const, preimage, feeMsat, ...(amountMsat !== undefined ? { amountMsat } : {}) };
+    // Settled without `fees_paid` (optional in NIP-47): paid, the fee unknown. Throwing here kept such a payment in
+    // flight, its hold never released, for a wallet that never reports fees; the service charges at least its
+    // default fee limit for it instead, and alerts.
+    const fee = feeMsat === undefined ? { feeMsat: 0n, feeUnreported: true as const } : { feeMsat };
+    return { status: 'succeeded' as const, preimage, ...fee, ...(amountMsat !== undefined ? { amountMsat } : {}) };
   };
   switch (tx.state) {
     case 'settled':

@@ -131,6 +131,8 @@ describe('NIP-47 answers -> payment status', () => {
     assert.deepEqual(judgeLookupReply(found(paid), hash), { status: 'succeeded', preimage, feeMsat: 5n, amountMsat: 1_000n }, 'no state, but a matching preimage');
     assert.deepEqual(judgeLookupReply(found({ payment_hash: hash }), hash), { status: 'in_flight' }, 'no state, no preimage');
     assert.deepEqual(judgeLookupReply({ resultType: 'lookup_invoice', error: { code: 'NOT_FOUND', message: '' } }, hash), { status: 'not_found' });
+    // `fees_paid` is optional in NIP-47: settled without it is paid, the fee unknown (the service charges its floor).
+    assert.deepEqual(judgeLookupReply(found({ state: 'settled', preimage }), hash), { status: 'succeeded', preimage, feeMsat: 0n, feeUnreported: true });
   });
 
   test('lookup_invoice: what cannot be vouched for throws (the hold stays)', () => {
@@ -143,7 +145,6 @@ describe('NIP-47 answers -> payment status', () => {
       ['an incoming invoice', found({ type: 'incoming', state: 'settled', preimage, fees_paid: 0 })],
       ['settled without a preimage', found({ state: 'settled', fees_paid: 0 })],
       ['settled with a wrong preimage', found({ state: 'settled', preimage: bytesToHex(randomBytes(32)), fees_paid: 0 })],
-      ['settled without fees_paid', found({ state: 'settled', preimage })],
       ['an unknown state', found({ state: 'refunded' })],
     ];
     for (const [what, reply] of cases) assert.throws(() => judgeLookupReply(reply, hash), AirlockError, what);
@@ -396,15 +397,16 @@ describe('NwcBackend: forged and stray responses', () => {
 });
 
 describe('NwcBackend: fees', () => {
-  test('a success without fees_paid (optional in NIP-47) is charged the fee lookup_invoice reports, else the request maximum', async () => {
+  test('a success without fees_paid (optional in NIP-47) is charged the fee lookup_invoice reports, else reported as unknown', async () => {
     const { backend, payee, lightning, wallet, relay } = await world();
     const issued = payee.invoice({ amountMsat: 10_000n });
     lightning.script(issued.paymentHash, { kind: 'hang' });
     const settled = track(backend.pay({ ...payRequest(issued), maxFeeMsat: 4_321n }));
     const request = await requestOnRelay(relay, wallet, 'pay_invoice');
-    // The wallet's record is still pending (no fee yet): the most the request allowed is what is charged.
+    // The wallet's record is still pending (no fee yet): the fee is unknown, the request's maximum only a lower bound
+    // of what the service charges (lightning-nwc-unreported-fee.http.test.ts).
     await publishRaw(relay, [fromWallet(wallet, [['p', wallet.clientPubkey], ['e', request.id]], encryptedFromWallet(wallet, { result_type: 'pay_invoice', result: { preimage: issued.preimage } }))]);
-    assert.deepEqual(await settled.promise, { status: 'succeeded', preimage: issued.preimage, feeMsat: 4_321n });
+    assert.deepEqual(await settled.promise, { status: 'succeeded', preimage: issued.preimage, feeMsat: 4_321n, feeUnreported: true });
     assert.deepEqual(wallet.received.map((r) => r.method).slice(-2), ['pay_invoice', 'lookup_invoice']);
   });
 });
