@@ -221,6 +221,11 @@ export class PaymentReconciler {
     alongside?: (append: (type: string, data: Record<string, unknown>) => Promise<void>) => Promise<void>,
   ): Promise<boolean> {
     const now = this.deps.clock.now();
+    // `conflict`: another round (another instance's, or an overlapping tick of this one's) finished the payment
+    // between the unlocked read below and finishPayment's locked re-check, and this transaction rolled back whole.
+    // That is "another round got there first", not a failed round: thrown on, it ended this round and left the
+    // rest of its batch unchecked, and the round's rpc_error alerts unwritten (found by review, two instances on one
+    // PostgreSQL).
     return this.deps.store.transaction(async (tx) => {
       const fresh = await tx.getPayment(p.id);
       if (!fresh || fresh.state !== 'reserved') return false;
@@ -236,6 +241,9 @@ export class PaymentReconciler {
         await tx.appendAudit({ at: now, type, actor: 'system', agentId: p.agentId, sessionId: p.sessionId, data: alertData });
       });
       return true;
+    }).catch((e: unknown) => {
+      if (e instanceof AirlockError && e.code === 'conflict') return false;
+      throw e;
     });
   }
 
