@@ -229,6 +229,21 @@ describe('unseal floods', () => {
     }
   });
 
+  test('shares entered before a passphrase unseal are wiped by it, not kept in memory and listed for the daemon\'s life', async () => {
+    const s = await sealedApp();
+    try {
+      const [one] = await s.shares();
+      assert.deepEqual((await s.share(one!, '10.0.3.1')).body.groups, [{ index: 0, have: 1, need: 2 }]);
+      assert.equal((await s.unseal(TEST_PASSPHRASE, '10.0.3.2')).status, 200);
+      assert.equal(s.sealed(), false);
+      const after = await s.progress();
+      assert.equal(after.status, 'unsealed');
+      assert.deepEqual(after.groups, [], 'the share entered before is forgotten');
+    } finally {
+      await s.close();
+    }
+  });
+
   /** A forged share: well-formed words (checksum and all) with the parameters an attacker picks, no encryption behind them. */
   const forgedShare = (iterationExponent: number, memberThreshold: number) =>
     encodeShare({ identifier: 1234, extendable: true, iterationExponent, groupIndex: 0, groupThreshold: 1, groupCount: 1, memberIndex: 0, memberThreshold, value: new Uint8Array(randomBytes(32)) });

@@ -13,7 +13,7 @@ export class AirlockHolder {
   draining = false;
   private readonly unsealer?: (unlock: VaultUnlock) => Promise<Airlock>;
   /**
-   * SLIP-39 shares entered so far (POST /v1/unseal/shares), in memory only; cleared by a reset or an unseal. Its
+   * SLIP-39 shares entered so far (POST /v1/unseal/shares), in memory only; cleared by a reset or any unseal. Its
    * default rules refuse, as each share is entered, an exponent above what `vault split` writes and a set fewer
    * than two shares recover: anyone who reaches the port may send a share, and it picks its own PBKDF2 work.
    */
@@ -56,6 +56,9 @@ export class AirlockHolder {
         throw e;
       }
       this.airlock = airlock;
+      // Shares entered before the passphrase won are secret material no longer needed: wiped now, not kept in
+      // memory (and listed by GET /v1/unseal/shares) for the daemon's life (found by review).
+      this.shares.reset();
     })();
     try {
       await this.unsealing;
