@@ -9,7 +9,7 @@ export { nobleEcdsaSign } from './hd-backend.ts';
 export { NativeKeyBackend, nativeEcdsaSign, nativeRecoverPublicKey, nativeUncompressPublicKey, libsecp256k1 } from './native-backend.ts';
 export { AUDIT_KEY_PATH, WEBHOOK_SECRET_KEY_PATH, evmPath, parseDerivationPath } from './derivation-path.ts';
 export { verifyEcdsaDer } from './verify-ecdsa-der.ts';
-export { replaceFileAtomically } from './atomic-write.ts';
+export { replaceFileAtomically, writeNewFileAtomically } from './atomic-write.ts';
 export { NOSTR_COIN_TYPE, nostrPath, nostrPublicKey, nostrSecretKeyFromMnemonic, nostrSecretKeyFromRoot, encodeNpub, encodeNsec, decodeNpub, decodeNsec } from './nostr-identity.ts';
 export { KeySecurity, DEFAULT_LOG_N, MIN_ENCRYPT_LOG_N, MAX_LOG_N, encryptNcryptsec, decryptNcryptsec } from './nip49.ts';
 export type { KeySecurityByte, EncryptOptions as NcryptsecOptions, DecryptedNcryptsec } from './nip49.ts';

@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { AirlockError } from '@airlock/core';
 import { approverPublicKey, generateApproverKey } from '@airlock/sdk/approvals';
 import type { Command } from '../context.ts';
@@ -40,8 +40,12 @@ export const approverCommand: Command = {
         const key = generateApproverKey();
         const out = values['key-out'] === undefined ? `./${approver}.approver-key.json` : String(values['key-out']);
         const file = (id: string): ApproverKeyFile => ({ type: 'airlock-approver-key', approver, id, publicKey: key.publicKey, secretKey: key.secretKey });
-        // The file exists (0600, never over another) before the key is registered: a key that works is never lost.
-        if (out !== '-') writeFileSync(out, JSON.stringify(file('pending'), null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+        // The file exists (0600, never over another, synced to disk) before the key is registered, and is then replaced
+        // atomically with the id: a key that works is never lost, not even to a crash between the two writes (the
+        // second one truncated the file and wrote it again in place: found by review). Loaded here, not at the top:
+        // the keys package is what every other CLI command does without.
+        const { replaceFileAtomically, writeNewFileAtomically } = await import('@airlock/keys');
+        if (out !== '-') await writeNewFileAtomically(out, JSON.stringify(file('pending'), null, 2) + '\n', 0o600);
         let created: ApproverJson;
         try {
           created = (await http.request<ApproverJson>('POST', '/v1/approvers', { name: approver, publicKey: key.publicKey, groups, ...(agents ? { agents } : {}) })).body;
@@ -49,7 +53,7 @@ export const approverCommand: Command = {
           if (out !== '-') rmSync(out, { force: true });
           throw e;
         }
-        if (out !== '-') writeFileSync(out, JSON.stringify(file(created.id), null, 2) + '\n', { mode: 0o600 });
+        if (out !== '-') await replaceFileAtomically(out, JSON.stringify(file(created.id), null, 2) + '\n', 0o600);
         if (ctx.json) return printJson({ approver: created, ...(out === '-' ? { key: file(created.id) } : { keyFile: out }) });
         console.log(`approver ${created.name} (${created.id}) in ${created.groups.join(', ')}${created.agents.length ? `, linked to ${created.agents.join(', ')}` : ''}`);
         if (out === '-') {
