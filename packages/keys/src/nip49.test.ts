@@ -70,6 +70,8 @@ test('a wrong password, a flipped key-security byte or a typo is refused with in
   payload[1] = 40;
   payload[42] = KeySecurity.notKnownInsecure;
   await assert.rejects(decryptNcryptsec(bech32.encode('ncryptsec', bech32.toWords(payload), 200), password), /at most 22/);
+  payload[1] = 0;
+  await assert.rejects(decryptNcryptsec(bech32.encode('ncryptsec', bech32.toWords(payload), 200), password), (e: Error & { code?: string }) => e.code === 'invalid_request' && /log_n 0/.test(e.message));
   await assert.rejects(encryptNcryptsec(KEY, password, { logN: 12 }), /log_n must be/);
   await assert.rejects(encryptNcryptsec(KEY, ''), /password is empty/);
   await assert.rejects(encryptNcryptsec(new Uint8Array(32), password, { logN: 16 }), /not a valid secp256k1 scalar/);

@@ -104,6 +104,8 @@ export async function decryptNcryptsec(ncryptsec: string, password: string): Pro
   const payload = decodePayload(ncryptsec);
   const logN = payload[1]!;
   if (logN > MAX_LOG_N) throw new AirlockError('invalid_request', `the ncryptsec asks for log_n ${logN}; at most ${MAX_LOG_N} is accepted`);
+  // scrypt needs N = 2^log_n of at least 2: a crafted log_n of 0 made the library throw a plain Error (found by review).
+  if (logN < 1) throw new AirlockError('invalid_request', 'the ncryptsec asks for log_n 0; scrypt needs at least 1');
   const keySecurity = payload[2 + SALT_BYTES + NONCE_BYTES]!;
   if (keySecurity > KeySecurity.unknown) throw new AirlockError('invalid_request', 'the ncryptsec has an unknown key-security byte');
   const key = await passwordKey(password, payload.subarray(2, 2 + SALT_BYTES), logN);
