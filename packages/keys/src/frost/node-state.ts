@@ -118,6 +118,23 @@ export class NodeState {
   }
 }
 
+const HEX = /^(?:[0-9a-f]{2})+$/;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The header's fields have the types the code below reads: a file missing `kdf` or `cipher`, or with a salt or
+ * nonce that is not hex, was a TypeError (an `internal` error) instead of `vault_corrupt` (found by review).
+ */
+function checkHeaderShape(parsed: unknown): asserts parsed is Header & { ciphertext: string } {
+  const bad = (what: string) => new AirlockError('vault_corrupt', `not a signer node state file (${what})`);
+  if (!isObject(parsed) || parsed.format !== FORMAT || parsed.version !== 1) throw bad('format');
+  if (typeof parsed.name !== 'string' || typeof parsed.identityKey !== 'string') throw bad('name or identity key');
+  const { kdf, cipher, ciphertext } = parsed;
+  if (!isObject(kdf) || kdf.alg !== 'argon2id' || typeof kdf.salt !== 'string' || !HEX.test(kdf.salt)) throw bad('kdf');
+  if (!isObject(cipher) || cipher.alg !== 'xchacha20poly1305' || typeof cipher.nonce !== 'string' || !/^[0-9a-f]{48}$/.test(cipher.nonce)) throw bad('cipher');
+  if (typeof ciphertext !== 'string' || !HEX.test(ciphertext)) throw bad('ciphertext');
+}
+
 export async function openNodeState(path: string, passphrase: string): Promise<NodeState> {
   let parsed: Header & { ciphertext: string };
   try {
@@ -125,7 +142,7 @@ export async function openNodeState(path: string, passphrase: string): Promise<N
   } catch (cause) {
     throw new AirlockError('invalid_request', 'cannot read the node state file (run `airlock frost init` first)', { cause });
   }
-  if (parsed?.format !== FORMAT || parsed.version !== 1 || typeof parsed.ciphertext !== 'string') throw new AirlockError('vault_corrupt', 'not a signer node state file');
+  checkHeaderShape(parsed);
   checkKdfParams(parsed.kdf, true, (message) => new AirlockError('vault_corrupt', message));
   const { ciphertext, cipher, ...header } = parsed;
   const key = await deriveKey(passphrase, parsed.kdf);

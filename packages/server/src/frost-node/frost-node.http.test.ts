@@ -67,6 +67,21 @@ test('the sealed node file: a wrong passphrase or an edited header opens nothing
   const edited = join(dir, 'edited.json');
   writeFileSync(edited, readFileSync(path, 'utf8').replace('"name": "alice"', '"name": "mallory"'));
   await assert.rejects(openNodeState(edited, passphrase('alice')), (e: AirlockError) => e.code === 'vault_wrong_passphrase');
+  // A damaged file is vault_corrupt, whichever field is missing or malformed (a TypeError before, an internal error).
+  const good = JSON.parse(readFileSync(path, 'utf8')) as Record<string, any>;
+  const damaged: Record<string, unknown>[] = [
+    { ...good, kdf: undefined },
+    { ...good, kdf: null },
+    { ...good, kdf: { ...good.kdf, salt: 'not hex' } },
+    { ...good, cipher: undefined },
+    { ...good, cipher: { ...good.cipher, nonce: 7 } },
+    { ...good, ciphertext: 'zz' },
+    { ...good, name: 1 },
+  ];
+  for (const [i, file] of damaged.entries()) {
+    writeFileSync(edited, JSON.stringify(file));
+    await assert.rejects(openNodeState(edited, passphrase('alice')), (e: AirlockError) => e.code === 'vault_corrupt', `damaged file ${i}`);
+  }
   mkdirSync(join(dir, 'dave'));
   await createNodeState(join(dir, 'dave', NODE_STATE_FILE), 'dave', 'passphrase of dave node', WEAK);
   await assert.rejects(startFrostNode({ dir: join(dir, 'dave'), passphrase: 'passphrase of dave node', cluster, policyText: POLICIES.carol, token: randomBytes(16).toString('hex') }), (e: AirlockError) => e.code === 'invalid_request' && /does not list this node/.test(e.message));
