@@ -65,6 +65,8 @@ export interface WebhookConfig {
   retryBaseMs: number;
   /** AIRLOCK_WEBHOOK_RETRY_MAX (default 10m): the longest wait between two attempts (before jitter). */
   retryMaxMs: number;
+  /** AIRLOCK_WEBHOOK_RETENTION (default 30d; `off`, or absent here, keeps them): how long finished deliveries stay in the delivery log. */
+  retentionMs?: number;
 }
 
 /** docs/lightning.md. Credentials are read from files (never from the environment or the config file). */
@@ -207,7 +209,10 @@ function parseWebhookConfig(env: NodeJS.ProcessEnv): WebhookConfig {
     maxAttempts: intFrom(env.AIRLOCK_WEBHOOK_MAX_ATTEMPTS, 15, 'AIRLOCK_WEBHOOK_MAX_ATTEMPTS'),
     retryBaseMs: secondsFrom(env.AIRLOCK_WEBHOOK_RETRY_BASE, '1s', 'AIRLOCK_WEBHOOK_RETRY_BASE') * 1000,
     retryMaxMs: secondsFrom(env.AIRLOCK_WEBHOOK_RETRY_MAX, '10m', 'AIRLOCK_WEBHOOK_RETRY_MAX') * 1000,
+    retentionMs: env.AIRLOCK_WEBHOOK_RETENTION?.trim() === 'off' ? 0 : secondsFrom(env.AIRLOCK_WEBHOOK_RETENTION, '30d', 'AIRLOCK_WEBHOOK_RETENTION') * 1000,
   };
+  // Shorter than a day would drop the log of deliveries still being looked into (retries run up to hours).
+  if (config.retentionMs !== 0 && config.retentionMs! < 86_400_000) throw new AirlockError('invalid_request', 'AIRLOCK_WEBHOOK_RETENTION must be at least 1d, or off.');
   if (config.maxAttempts < 1 || config.maxAttempts > 100) throw new AirlockError('invalid_request', 'AIRLOCK_WEBHOOK_MAX_ATTEMPTS must be between 1 and 100.');
   if (config.timeoutMs < 1000 || config.pollIntervalMs < 1000 || config.retryBaseMs < 1000) {
     throw new AirlockError('invalid_request', 'AIRLOCK_WEBHOOK_TIMEOUT, AIRLOCK_WEBHOOK_POLL_INTERVAL and AIRLOCK_WEBHOOK_RETRY_BASE must be at least 1s.');

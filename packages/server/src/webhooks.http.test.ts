@@ -9,6 +9,7 @@ import { verifyWebhook } from '@airlock/sdk/webhooks';
 import { openStore } from '@airlock/store';
 import { ALICE, BASE, provisionAgent, startHarness, USDC, USDC_ASSET, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
 import { startWebhookReceiver, type WebhookReceiver } from './testing/webhook-receiver.ts';
+import { loadConfig } from './config.ts';
 import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 
 const API = 'https://api.example.com';
@@ -294,6 +295,28 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(got.at(-1)!.event.id, first!.event.id);
       assert.equal(got.filter((x) => x.answered === 200).length, 1, 'delivered once');
       assert.ok(d.log.at(-1).outcome === 'delivered' && d.log.slice(0, -1).every((a: any) => a.httpStatus === 503));
+      await h.admin('DELETE', `/v1/webhooks/${endpoint.id}`);
+    });
+
+    test('retention: finished deliveries older than AIRLOCK_WEBHOOK_RETENTION are deleted with their attempts; the audit entry stays', async () => {
+      const receiver = await newReceiver();
+      const { endpoint } = await addEndpoint(h, receiver, { events: ['alert.*'] });
+      const { alert } = await tripLoopGuard(h);
+      await receiver.waitFor(1);
+      await until(() => deliveries(h, endpoint.id), (d) => d[0]?.state === 'delivered');
+      const DAY = 86_400_000;
+      // The daemon's retention as loadConfig reads it: 30 days by default, `off` keeps everything, less than a day refused.
+      const retentionMs = loadConfig({}, {}).webhooks.retentionMs!;
+      assert.equal(retentionMs, 30 * DAY);
+      assert.equal(loadConfig({}, { AIRLOCK_WEBHOOK_RETENTION: 'off' }).webhooks.retentionMs, 0);
+      assert.throws(() => loadConfig({}, { AIRLOCK_WEBHOOK_RETENTION: '1h' }), (e: { code?: string }) => e.code === 'invalid_request');
+      const daysLater = (days: number) => new WebhookDispatcher({ store: h.airlock.store, keys: h.airlock.deps.keys, clock: { now: () => Date.now() + days * DAY }, log: () => undefined }, { ...FAST, retentionMs });
+      assert.equal(await daysLater(29).prune(), 0, 'within the retention: kept');
+      assert.equal((await deliveries(h, endpoint.id)).length, 1);
+      assert.ok((await daysLater(31).prune()) >= 1);
+      assert.deepEqual(await deliveries(h, endpoint.id), [], 'the delivery and its attempt log are gone');
+      const [kept] = (await h.admin('GET', `/v1/audit?type=alert.loop_guard&limit=1000`)).body.entries.filter((e: any) => e.seq === alert.seq);
+      assert.equal(kept.hash, alert.hash, 'the event itself stays in the audit log');
       await h.admin('DELETE', `/v1/webhooks/${endpoint.id}`);
     });
 

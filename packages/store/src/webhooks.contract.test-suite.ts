@@ -158,6 +158,31 @@ export function runWebhookStoreContract(fresh: () => Promise<Store>): void {
     assert.deepEqual(await store.claimWebhookDeliveries(2_000, 3_000, 10), []);
     assert.deepEqual((await store.listWebhookDeliveries('whk_a')).map((d) => d.state), ['cancelled']);
   });
+
+  test('webhooks: pruning deletes finished deliveries (delivered, failed, cancelled) last changed before the cut-off, with their attempts; never a pending one', async () => {
+    const store = await fresh();
+    await store.transaction((tx) => tx.createWebhookEndpoint(endpoint('whk_a')));
+    await store.transaction((tx) => tx.createWebhookEndpoint(endpoint('whk_b')));
+    await store.enqueueWebhookDeliveries([0, 1, 2, 3, 4].map((i) => delivery('whk_a', i)).concat([delivery('whk_b', 5)]), [], 1_000);
+    await store.claimWebhookDeliveries(1_000, 60_000, 10);
+    const record = (leaf: number, state: 'pending' | 'delivered' | 'failed', at: number) =>
+      store.recordWebhookAttempt({ eventId: `evt_whk_a_${leaf}`, attempt: 1, outcome: state === 'pending' ? 'retry' : state, startedAt: at - 10, finishedAt: at }, { state, nextAttemptAt: at + 1_000 }, at);
+    await record(0, 'delivered', 2_000); // old: pruned
+    await record(1, 'failed', 2_500); // old: pruned
+    await record(2, 'delivered', 9_000); // recent: kept
+    await record(3, 'pending', 2_000); // old but pending (a retry to come): kept
+    // 4 stays leased and pending since 1_000: kept.
+    await store.transaction((tx) => tx.removeWebhookEndpoint('whk_b', 3_000)); // 5 cancelled at 3_000: pruned
+    assert.equal(await store.pruneWebhookDeliveries(5_000, 1), 1, 'at most limit at a time');
+    assert.equal(await store.pruneWebhookDeliveries(5_000, 100), 2);
+    assert.equal(await store.pruneWebhookDeliveries(5_000, 100), 0, 'nothing more to prune');
+    const left = await store.listWebhookDeliveries('whk_a');
+    assert.deepEqual(left.map((d) => [d.leafIndex, d.state]), [[4, 'pending'], [3, 'pending'], [2, 'delivered']]);
+    assert.deepEqual(left.map((d) => d.log.length), [0, 1, 1], 'the attempts of kept deliveries are kept');
+    assert.deepEqual(await store.listWebhookDeliveries('whk_b'), []);
+    // The pending ones are still sent.
+    assert.deepEqual((await store.claimWebhookDeliveries(100_000, 200_000, 10)).map((d) => d.leafIndex).sort(), [3, 4]);
+  });
 }
 
 /** Several instances on one database claim at once: every due delivery goes to exactly one of them. */

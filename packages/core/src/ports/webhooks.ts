@@ -114,6 +114,12 @@ export interface WebhookStore {
   recordWebhookAttempt(attempt: WebhookAttempt, next: { state: 'pending' | 'delivered' | 'failed'; nextAttemptAt: number }, now: number): Promise<void>;
   /** Newest entry first, each with its attempts (oldest first). */
   listWebhookDeliveries(endpointId: string, filter?: { state?: WebhookDeliveryState; limit?: number }): Promise<(WebhookDelivery & { log: WebhookAttempt[] })[]>;
+  /**
+   * Deletes up to `limit` finished deliveries (delivered, failed or cancelled; never pending) last changed before
+   * `finishedBefore` (ms), with their attempt logs, in one transaction: the count deleted. The audit log keeps every
+   * event; this is the delivery log's retention.
+   */
+  pruneWebhookDeliveries(finishedBefore: number, limit: number): Promise<number>;
 }
 
 /** Endpoint changes inside `Store.transaction`, so each commits together with its audit entry. */

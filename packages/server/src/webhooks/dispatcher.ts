@@ -12,6 +12,11 @@ export interface WebhookDispatcherOptions extends RetrySchedule {
   timeoutMs: number;
   /** Requests in flight at once, per instance. */
   concurrency?: number;
+  /**
+   * Finished deliveries (delivered, failed, cancelled) last changed longer ago than this are deleted with their
+   * attempt logs, checked at most once an hour; 0 (the default here) keeps them. The audit log keeps every event.
+   */
+  retentionMs?: number;
 }
 
 /**
@@ -31,6 +36,10 @@ const SCANS_PER_TICK = 20;
  * goes at most about 40 claims (320 deliveries) a second, not as fast as the store takes writes.
  */
 const RECLAIM_PAUSE_MS = 25;
+/** Retention runs at most this often, deleting up to PRUNE_PAGE x PRUNE_PAGES finished deliveries a run. */
+const PRUNE_EVERY_MS = 3_600_000;
+const PRUNE_PAGE = 1_000;
+const PRUNE_PAGES = 20;
 /** A claim outlives the request it covers by this much (a request is aborted at its timeout). */
 const LEASE_MARGIN_MS = 30_000;
 
@@ -58,6 +67,8 @@ export class WebhookDispatcher {
   private readonly inFlight = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  /** When retention last ran (ms; -Infinity: not yet, so the first tick runs it). */
+  private prunedAt = -Infinity;
   /** The claim running now: claims never overlap (each reads how many slots are free). */
   private claiming: Promise<void> = Promise.resolve();
   /** The last claim took something: more may be due, so a finished send claims again soon. */
@@ -70,7 +81,7 @@ export class WebhookDispatcher {
     this.clock = deps.clock;
     this.log = deps.log;
     this.random = deps.random ?? Math.random;
-    this.options = { concurrency: 8, ...options };
+    this.options = { concurrency: 8, retentionMs: 0, ...options };
   }
 
   /** Ticks every pollIntervalMs until stop(); a tick never overlaps the previous one. */
@@ -105,6 +116,24 @@ export class WebhookDispatcher {
   async tick(): Promise<void> {
     await this.enqueue();
     await this.claimAndSend();
+    if (this.options.retentionMs > 0 && this.clock.now() - this.prunedAt >= PRUNE_EVERY_MS) await this.prune();
+  }
+
+  /**
+   * Deletes finished deliveries older than the retention (the delivery log would otherwise grow with every event
+   * for ever): the number deleted. Pages of PRUNE_PAGE, each its own short transaction, so signing never waits long
+   * behind it; what is left waits for the next run. Exposed for tests and operators' tools.
+   */
+  async prune(): Promise<number> {
+    const now = this.clock.now();
+    this.prunedAt = now;
+    let deleted = 0;
+    for (let page = 0; page < PRUNE_PAGES && !this.stopping.signal.aborted; page++) {
+      const n = await this.store.pruneWebhookDeliveries(now - this.options.retentionMs, PRUNE_PAGE);
+      deleted += n;
+      if (n < PRUNE_PAGE) break;
+    }
+    return deleted;
   }
 
   /** Resolves when every request started so far has been recorded. */

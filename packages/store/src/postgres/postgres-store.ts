@@ -484,6 +484,9 @@ export class PostgresStore implements Store {
   recordWebhookAttempt(attempt: WebhookAttempt, next: { state: 'pending' | 'delivered' | 'failed'; nextAttemptAt: number }, now: number): Promise<void> {
     return webhooks.recordWebhookAttempt(this.q, attempt, next, now);
   }
+  pruneWebhookDeliveries(finishedBefore: number, limit: number): Promise<number> {
+    return webhooks.pruneWebhookDeliveries(this.q, finishedBefore, limit);
+  }
   listWebhookDeliveries(endpointId: string, filter: { state?: WebhookDeliveryState; limit?: number } = {}): Promise<(WebhookDelivery & { log: WebhookAttempt[] })[]> {
     return webhooks.listWebhookDeliveries(this.q, endpointId, filter);
   }

@@ -121,6 +121,21 @@ export async function recordWebhookAttempt(q: Q, a: WebhookAttempt, next: { stat
   );
 }
 
+export async function pruneWebhookDeliveries(q: Q, finishedBefore: number, limit: number): Promise<number> {
+  // SKIP LOCKED: another instance pruning at the same time takes other rows instead of waiting for these. The
+  // attempts go first in the same statement (their foreign key is checked at its end).
+  const rows = await q(
+    `WITH doomed AS (
+       SELECT event_id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < $1 LIMIT $2 FOR UPDATE SKIP LOCKED
+     ), attempts AS (
+       DELETE FROM webhook_attempts a USING doomed d WHERE a.event_id = d.event_id
+     )
+     DELETE FROM webhook_deliveries w USING doomed d WHERE w.event_id = d.event_id RETURNING w.event_id`,
+    [finishedBefore, clampLimit(limit)],
+  );
+  return rows.length;
+}
+
 export async function listWebhookDeliveries(q: Q, endpointId: string, filter: { state?: WebhookDeliveryState; limit?: number }): Promise<(WebhookDelivery & { log: WebhookAttempt[] })[]> {
   const params: unknown[] = [endpointId];
   if (filter.state !== undefined) params.push(filter.state);

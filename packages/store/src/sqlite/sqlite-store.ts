@@ -333,6 +333,9 @@ export class SqliteStore implements Store {
   recordWebhookAttempt(attempt: WebhookAttempt, next: { state: 'pending' | 'delivered' | 'failed'; nextAttemptAt: number }, now: number): Promise<void> {
     return this.write(() => webhooks.recordWebhookAttempt(this.db, attempt, next, now));
   }
+  pruneWebhookDeliveries(finishedBefore: number, limit: number): Promise<number> {
+    return this.write(() => webhooks.pruneWebhookDeliveries(this.db, finishedBefore, limit));
+  }
   listWebhookDeliveries(endpointId: string, filter: { state?: WebhookDeliveryState; limit?: number } = {}): Promise<(WebhookDelivery & { log: WebhookAttempt[] })[]> {
     return this.read(() => webhooks.listWebhookDeliveries(this.db, endpointId, filter));
   }

@@ -118,6 +118,14 @@ export function recordWebhookAttempt(db: SqliteDb, a: WebhookAttempt, next: { st
   );
 }
 
+export function pruneWebhookDeliveries(db: SqliteDb, finishedBefore: number, limit: number): number {
+  const ids = JSON.stringify(
+    db.all("SELECT event_id FROM webhook_deliveries WHERE state <> 'pending' AND updated_at < ? LIMIT ?", finishedBefore, clampLimit(limit)).map((r) => r.event_id),
+  );
+  db.run('DELETE FROM webhook_attempts WHERE event_id IN (SELECT value FROM json_each(?))', ids);
+  return db.run('DELETE FROM webhook_deliveries WHERE event_id IN (SELECT value FROM json_each(?))', ids);
+}
+
 export function listWebhookDeliveries(db: SqliteDb, endpointId: string, filter: { state?: WebhookDeliveryState; limit?: number }): (WebhookDelivery & { log: WebhookAttempt[] })[] {
   const params: SQLInputValue[] = [endpointId];
   if (filter.state !== undefined) params.push(filter.state);
