@@ -240,7 +240,7 @@ export interface NostrInfo {
    * text and, like the content, not enumerable (an audit entry must not keep what a content filter refused).
    */
   tags?: { p: string[]; readonly e: string[]; readonly t: string[]; readonly relays: string[]; count: number };
-  /** UTF-8 bytes of every tag value (each tag's entries after its name), summed: what a client may render besides the content. */
+  /** UTF-8 bytes of every tag, names and values, summed: what a client may render or a relay publish besides the content. */
   tagBytes?: number;
   /** NIP-98: the URL (`u` tag) and method the auth event is for. */
   http?: { url: string; method: string };
@@ -250,7 +250,7 @@ export interface NostrInfo {
   nip04?: { peer: string; op: 'encrypt' | 'decrypt' };
   /** The content as sent (not enumerable: not in audit entries or responses). */
   readonly content?: string;
-  /** Every tag value as sent, tag names left out (not enumerable, as `content`): what content patterns also judge. */
+  /** Every element of every tag as sent, names included (not enumerable, as `content`): what content patterns also judge. */
   readonly tagText?: readonly string[];
 }
 

@@ -9,6 +9,8 @@
 //   seconds. Checked here by what the refusal names (no timing): a pattern that would match is not reported once
 //   the size refused the content, and an event past the bound is refused for its size.
 // - The documented secret filter is written case-insensitively: bech32 is, and `NSEC1…` decodes to the same key.
+// - `deny_content_pattern` and `max_tag_bytes` judge every element of a tag, its name too: relays store and publish
+//   a tag whole, and an nsec written as a tag name (or a 10,000-byte name) passed both when they judged values only.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateSecretKey, getPublicKey, verifyEvent } from 'nostr-tools/pure';
@@ -84,8 +86,31 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       for (const text of [nsec, nsec.toUpperCase(), `nostr:${nsec.toUpperCase()}`]) {
         assert.deepEqual(codes(await sign(token, 1, [], `my key ${text}`)), ['nostr_content_not_allowed'], text.slice(0, 12));
         assert.deepEqual(codes(await sign(token, 1, [['alt', text]], 'see alt')), ['nostr_content_not_allowed'], text.slice(0, 12));
+        // As a tag's name, alone or with values: relays publish the name as they publish the values.
+        for (const tags of [[[text]], [[text, 'v']], [['t', 'ok'], [text, '', 'x']]]) {
+          const res = await sign(token, 1, tags, 'x');
+          assert.equal(res.status, 403, `${text.slice(0, 12)} as a tag name: ${JSON.stringify(res.body).slice(0, 300)}`);
+          assert.deepEqual(codes(res), ['nostr_content_not_allowed'], text.slice(0, 12));
+          assert.equal(res.body.event, undefined);
+          assert.ok(!JSON.stringify(res.body).toLowerCase().includes(nsec.slice(5)), 'the refusal does not echo the name');
+        }
       }
       assert.equal((await sign(token, 1, [], 'an ordinary note')).status, 200);
+      assert.equal((await sign(token, 1, [['t', 'airlock'], ['client', 'x']], 'an ordinary note')).status, 200, 'ordinary tag names pass');
+    });
+
+    test('max_tag_bytes counts tag names with the values: a payload in a name is refused', async () => {
+      const policy = { version: 1, rules: [{ type: 'allow', name: 'notes', match: { actions: ['nostr.event'], nostr_kinds: [1] } }, { type: 'nostr_event', name: 'small-tags', max_tag_bytes: 16 }] };
+      const { token } = await provisionAgent(h, { policy, actions: ['nostr.event'] });
+      const limits = (res: { body: any }) => (res.body.error?.violations ?? []).map((v: { code: string; limit?: string; requested?: string }) => [v.code, v.limit, v.requested]);
+      assert.deepEqual(limits(await sign(token, 1, [['y'.repeat(10_000), 'v']], 'x')), [['nostr_tag_not_allowed', '16', '10001']]);
+      assert.deepEqual(limits(await sign(token, 1, [['y'.repeat(10_000)]], 'x')), [['nostr_tag_not_allowed', '16', '10000']]);
+      // Names and values together, UTF-8 bytes: 'subject' (7) + 'é'.repeat(5) (10) = 17.
+      assert.deepEqual(limits(await sign(token, 1, [['subject', 'é'.repeat(5)]], 'x')), [['nostr_tag_not_allowed', '16', '17']]);
+      const ok = await sign(token, 1, [['subject', 'é'.repeat(4)], ['t']], 'x');
+      assert.equal(ok.status, 200, JSON.stringify(ok.body).slice(0, 300));
+      assert.equal(ok.body.intent.nostr.tagBytes, 16);
+      assert.ok(verifyEvent(ok.body.event));
     });
   });
 }

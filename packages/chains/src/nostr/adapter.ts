@@ -139,8 +139,10 @@ function decodeEvent(action: 'nostr.event' | 'nostr.http_auth', payload: unknown
   const digest = eventIdBytes(event);
   const id = bytesToHex(digest);
   const { tags } = event;
-  // Clients render tag values too (subject, content-warning, imeta, alt): content rules judge them as well.
-  const tagText = tags.flatMap((t) => t.slice(1));
+  // Clients render tags too (subject, content-warning, imeta, alt) and relays store and publish every element of
+  // one: content rules judge each element, the tag's name as well as its values (found by review: an nsec written as
+  // a tag name passed the secret filter, and a 10,000-byte name `max_tag_bytes`, when they judged values only).
+  const tagText = tags.flat();
   const info: Omit<NostrInfo, 'content'> = {
     eventKind: event.kind,
     eventId: id,

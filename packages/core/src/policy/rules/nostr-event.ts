@@ -17,11 +17,11 @@ function compilePattern(source: string | undefined, path: PolicyPath): OperatorP
 }
 
 /**
- * The most characters (content and tag values together) the patterns run over. The operator's pattern runs over
- * the agent's text on the event loop: one common in deny lists, `https?://\S*\.(exe|apk)`, takes time quadratic in
- * the text, and a 250 KB note of `http://` repeated stalled every request of the daemon for 5 s (found by review).
- * Here that pattern takes milliseconds; larger events are refused where a pattern applies, and a pattern never runs
- * once the size cap has refused the content.
+ * The most characters (content and tags, names and values, together) the patterns run over. The operator's
+ * pattern runs over the agent's text on the event loop: one common in deny lists, `https?://\S*\.(exe|apk)`, takes
+ * time quadratic in the text, and a 250 KB note of `http://` repeated stalled every request of the daemon for 5 s
+ * (found by review). Here that pattern takes milliseconds; larger events are refused where a pattern applies, and a
+ * pattern never runs once the size cap has refused the content.
  */
 export const MAX_PATTERN_INPUT = 16_384;
 
@@ -36,9 +36,9 @@ export const nostrEventRule = defineRule({
     ...ruleBase,
     type: z.literal('nostr_event'),
     max_content_bytes: z.number().int().min(0).optional().describe('Largest content, in UTF-8 bytes.'),
-    content_pattern: z.string().min(1).optional().describe('A regular expression the content must match (JavaScript syntax, unicode mode). Patterns judge at most 16,384 characters of content and tag values; a larger event is refused.'),
-    deny_content_pattern: z.string().min(1).optional().describe('A regular expression neither the content nor any tag value may match (clients render tags too: subject, content-warning, alt).'),
-    max_tag_bytes: z.number().int().min(0).optional().describe('Largest total of all tag values (each tag after its name), in UTF-8 bytes.'),
+    content_pattern: z.string().min(1).optional().describe('A regular expression the content must match (JavaScript syntax, unicode mode). Patterns judge at most 16,384 characters of content and tags (names and values); a larger event is refused.'),
+    deny_content_pattern: z.string().min(1).optional().describe('A regular expression neither the content nor any tag name or value may match (clients render tags too: subject, content-warning, alt).'),
+    max_tag_bytes: z.number().int().min(0).optional().describe('Largest total of all tags, names and values, in UTF-8 bytes.'),
     p_tags: z.array(nostrPubkeyField).optional().describe('Every pubkey a tag names (p, P, zap, delegation, the author of q and e/E, a/A coordinates) must be one of these (an empty list: no tag naming anyone).'),
     max_tags: z.number().int().min(0).optional(),
     max_past_seconds: seconds.optional().describe('created_at at most this far before now.'),
@@ -71,17 +71,17 @@ export const nostrEventRule = defineRule({
         const tooLarge = findings.length > 0;
         const patternInput = content.length + tagText.reduce((n, v) => n + v.length, 0);
         if ((contentPattern || denyPattern) && !tooLarge && patternInput > MAX_PATTERN_INPUT) {
-          findings.push({ code: 'nostr_content_too_large', message: `content patterns judge at most ${MAX_PATTERN_INPUT} characters of content and tag values together; this event has ${patternInput}`, limit: String(MAX_PATTERN_INPUT), requested: String(patternInput) });
+          findings.push({ code: 'nostr_content_too_large', message: `content patterns judge at most ${MAX_PATTERN_INPUT} characters of content and tags (names and values) together; this event has ${patternInput}`, limit: String(MAX_PATTERN_INPUT), requested: String(patternInput) });
         } else if (!tooLarge) {
           for (const [field, p] of unsafe) if (p?.unsafe !== undefined) findings.push({ code: PATTERN_UNSAFE, message: `this rule's ${field} is never run: ${p.unsafe} (a policy stored before patterns were checked; set the policy again with a safe pattern). Refused` });
           const required = contentPattern?.regex;
           const forbidden = denyPattern?.regex;
           if (required && !required.test(content)) findings.push({ code: 'nostr_content_not_allowed', message: 'the content does not match the required pattern' });
           if (forbidden?.test(content)) findings.push({ code: 'nostr_content_not_allowed', message: 'the content matches a forbidden pattern' });
-          else if (forbidden && tagText.some((v) => forbidden.test(v))) findings.push({ code: 'nostr_content_not_allowed', message: 'a tag value matches a forbidden pattern' });
+          else if (forbidden && tagText.some((v) => forbidden.test(v))) findings.push({ code: 'nostr_content_not_allowed', message: 'a tag (its name or a value) matches a forbidden pattern' });
         }
         if (options.max_tag_bytes !== undefined && (nostr.tagBytes ?? 0) > options.max_tag_bytes) {
-          findings.push({ code: 'nostr_tag_not_allowed', message: `the tag values are ${nostr.tagBytes} bytes; at most ${options.max_tag_bytes} allowed`, limit: String(options.max_tag_bytes), requested: String(nostr.tagBytes) });
+          findings.push({ code: 'nostr_tag_not_allowed', message: `the tags (names and values) are ${nostr.tagBytes} bytes; at most ${options.max_tag_bytes} allowed`, limit: String(options.max_tag_bytes), requested: String(nostr.tagBytes) });
         }
         const tags = nostr.tags;
         if (pTags && tags) {
