@@ -522,7 +522,11 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
    * but a pending approval fails with `approval_not_pending`.
    */
   raiseApprovalQuorum(id: string, quorum: QuorumRequirement[]): Promise<ApprovalRecord>;
-  /** Pending approvals whose expiresAt <= now. */
+  /**
+   * Pending approvals whose expiresAt <= now, each held for this transaction (it stays pending until this one
+   * decides it). One another transaction holds is left out (PostgreSQL: FOR UPDATE SKIP LOCKED), never waited for
+   * nor listed: two instances' expiry passes split the overdue ones instead of meeting each other's decisions.
+   */
   overdueApprovals(now: number, limit: number): Promise<ApprovalRecord[]>;
   /** Counts a vote. A second vote of the same approver on the same approval fails with `conflict`. */
   recordApprovalVote(vote: ApprovalVote): Promise<void>;
@@ -530,6 +534,10 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
   getApprover(idOrName: string): Promise<Approver | undefined>;
   /** A name or public key already registered fails with `conflict`. */
   createApprover(approver: Approver): Promise<void>;
+  /**
+   * Run it in an `exclusive` transaction (ApproverService.disableApprover): a vote's transaction reads the approver
+   * unlocked, so only the signing lock orders a disable after every vote already counting toward a grant.
+   */
   setApproverStatus(id: string, status: ApproverStatus, now: number): Promise<Approver>;
 
   /**

@@ -91,16 +91,26 @@ export class ApproverService {
     return this.deps.store.listApprovers();
   }
 
-  /** Disabling is how a lost or leaked approver key is revoked: its votes stop counting, cast ones included. */
+  /**
+   * Disabling is how a lost or leaked approver key is revoked: its votes stop counting, cast ones included. Run
+   * `exclusive`, as an agent's freeze is: a vote's transaction reads the approver unlocked, so without it a vote that
+   * read the approver active just before this committed still granted after this call returned (found by review).
+   * With it the disable waits for every vote in flight: a grant either committed before it (recorded before
+   * `approver.disabled`) or reads the approver disabled.
+   */
   async disableApprover(idOrName: string, actor: string): Promise<Approver> {
     const approver = await this.getApprover(idOrName);
     if (approver.status === 'disabled') return approver;
     const now = this.deps.clock.now();
     return this.deps.store.transaction(async (tx) => {
+      // Read again under the lock: a disable that raced this one already recorded it; twice records nothing.
+      const current = await tx.getApprover(approver.id);
+      if (!current) throw new AirlockError('not_found', 'No such approver.');
+      if (current.status === 'disabled') return current;
       const updated = await tx.setApproverStatus(approver.id, 'disabled', now);
       await tx.appendAudit({ at: now, type: 'approver.disabled', actor: 'operator', data: { approverId: approver.id, name: approver.name, by: actor } });
       return updated;
-    });
+    }, { exclusive: true });
   }
 
   /**

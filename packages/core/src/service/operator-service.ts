@@ -550,7 +550,11 @@ export class OperatorService {
     });
   }
 
-  /** Expires overdue approvals and releases their reservations. Called on a timer and before approval actions. */
+  /**
+   * Expires overdue approvals and releases their reservations. Called on a timer and before approval actions, on
+   * every instance: the store hands this pass only approvals it holds and that are still pending (overdueApprovals),
+   * so passes on two instances split them, and the action that ran this pass is never refused over another approval.
+   */
   async expireOverdue(): Promise<number> {
     const now = this.deps.clock.now();
     return this.deps.store.transaction(async (tx) => {

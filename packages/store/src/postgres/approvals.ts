@@ -90,8 +90,15 @@ export async function setApprovalResult(q: Q, id: string, result: unknown): Prom
   if (rows.length === 0) throw new AirlockError('not_found', 'no such approval');
 }
 
+/**
+ * StoreTx.overdueApprovals: each row returned is locked for this transaction and still pending. SKIP LOCKED: a row
+ * another transaction holds (another instance's expiry pass, an approve, a vote) is left to it or to the next pass;
+ * one decided and committed meanwhile fails the re-checked WHERE. Unlocked, two instances' passes both listed the
+ * same rows and the slower one met `approval_not_pending` in decideApproval: its whole pass rolled back and the
+ * approve / deny / vote that ran it first was refused with another approval's code (found by review).
+ */
 export async function overdueApprovals(q: Q, now: number, limit: number): Promise<ApprovalRecord[]> {
-  const rows = await q(`SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2`, [now, clampLimit(limit)]);
+  const rows = await q(`SELECT * FROM approvals WHERE state = 'pending' AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2 FOR UPDATE SKIP LOCKED`, [now, clampLimit(limit)]);
   return rows.map(approvalFromRow);
 }
 
