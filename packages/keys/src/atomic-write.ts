@@ -53,7 +53,8 @@ export async function replaceFileAtomically(path: string, data: string | Uint8Ar
   await fsyncDirectory(dir);
 }
 
-async function publishWithoutReplacing(tempPath: string, path: string): Promise<void> {
+/** link(2) fails with EEXIST rather than replace; filesystems without hard links fall back to check-then-rename. */
+export async function publishWithoutReplacing(tempPath: string, path: string): Promise<void> {
   try {
     await link(tempPath, path);
   } catch (error) {
@@ -75,7 +76,7 @@ export async function exists(path: string): Promise<boolean> {
 }
 
 /** Makes the new directory entry durable (POSIX: fsync on the file does not cover its name). */
-async function fsyncDirectory(dir: string): Promise<void> {
+export async function fsyncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();

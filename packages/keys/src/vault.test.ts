@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { inspect } from 'node:util';
-import { validateMnemonic } from '@scure/bip39';
+import { generateMnemonic, validateMnemonic } from '@scure/bip39';
 import { wordlist } from '@scure/bip39/wordlists/english.js';
 import { evmPath } from './derivation-path.ts';
 import { createVault, importVault, openVault, readVaultHeader, restoreVault, unsealRecoveryPhrase } from './vault.ts';
@@ -234,4 +234,57 @@ test('restoreVault: never replaces a file unless asked, then replaces it whole; 
   reopened.wipe();
   const fresh = join(await freshDir(), 'vault.json');
   assert.deepEqual(await restoreVault(fresh, PASSPHRASE, mnemonic, { ...FAST, replace: true }), { fingerprint, replaced: false });
+});
+
+// Two `restore --force` at once (two operators, a retried script): each used to rename its file in and read the
+// path back, and the one that read the other's file deleted it, leaving no vault while the other reported success.
+test('concurrent restores of one vault: one replaces it, the other is `conflict` and writes nothing; a vault always remains', async () => {
+  const dir = await freshDir();
+  for (let i = 0; i < 25; i++) {
+    const path = join(dir, `vault-${i}.json`);
+    const { mnemonic, fingerprint } = await createVault(path, PASSPHRASE, FAST);
+    const passphrases = ['new passphrase A 0123', 'new passphrase B 0123'];
+    const results = await Promise.allSettled(passphrases.map((p) => restoreVault(path, p, mnemonic, { ...FAST, replace: true })));
+    const won = results.flatMap((r, j) => (r.status === 'fulfilled' ? [j] : []));
+    assert.equal(won.length, 1, `exactly one restore succeeds: ${results.map((r) => (r.status === 'fulfilled' ? 'ok' : (r.reason as { code?: string }).code)).join(', ')}`);
+    const lost = results[1 - won[0]!] as PromiseRejectedResult;
+    assert.equal(lost.reason.code, 'conflict');
+    assert.match(lost.reason.hints.join(' '), /remove .*vault-\d+\.json\.lock/);
+    // The vault is there and opens with the passphrase of the restore that reported success.
+    const vault = await openVault(path, passphrases[won[0]!]!, OPEN_FAST);
+    assert.equal(vault.fingerprint(), fingerprint);
+    vault.wipe();
+  }
+  assert.deepEqual((await readdir(dir)).filter((f) => !/^vault-\d+\.json$/.test(f)), [], 'no lock, staged or temp file left');
+});
+
+test('a stale restore lock refuses the restore (`conflict`, the vault unchanged) until it is removed', async () => {
+  const { path, mnemonic, fingerprint } = await fastVault();
+  const before = await readFile(path);
+  await writeFile(`${path}.lock`, '12345\n');
+  await rejectsWith(restoreVault(path, 'another passphrase 42', mnemonic, { ...FAST, replace: true }), ['conflict'], [PASSPHRASE, 'another passphrase 42']);
+  assert.deepEqual(await readFile(path), before);
+  assert.ok(await stat(`${path}.lock`), 'someone else\'s lock is left alone');
+  await rm(`${path}.lock`);
+  assert.deepEqual(await restoreVault(path, 'another passphrase 42', mnemonic, { ...FAST, replace: true }), { fingerprint, replaced: true });
+  assert.deepEqual(await readdir(join(path, '..')), ['vault.json']);
+});
+
+// A create and a forced restore racing on a missing path: the create's read-back used to run on the published
+// path and, finding the restore's file there, delete it. Now each checks its own staged file before publishing.
+test('a create racing a forced restore never deletes the file the other published', async () => {
+  const dir = await freshDir();
+  for (let i = 0; i < 40; i++) {
+    const path = join(dir, `vault-${i}.json`);
+    const mnemonic = generateMnemonic(wordlist, 256);
+    const results = await Promise.allSettled([
+      createVault(path, PASSPHRASE, FAST),
+      restoreVault(path, 'another passphrase 42', mnemonic, { ...FAST, replace: true }),
+    ]);
+    for (const r of results) if (r.status === 'rejected') assert.equal(r.reason.code, 'vault_exists', String(r.reason));
+    assert.ok(results.some((r) => r.status === 'fulfilled'));
+    // Whichever published last is there and opens with its passphrase.
+    const opened = await Promise.any([openVault(path, PASSPHRASE, OPEN_FAST), openVault(path, 'another passphrase 42', OPEN_FAST)]);
+    opened.wipe();
+  }
 });

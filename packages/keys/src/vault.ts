@@ -4,10 +4,11 @@
  * entropy with the header as associated data. File layout: see vault-format.ts.
  */
 import { argon2, randomBytes } from 'node:crypto';
-import { readFile, stat, unlink } from 'node:fs/promises';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { AirlockError } from '@airlock/core';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { exists, replaceFileAtomically, writeNewFileAtomically } from './atomic-write.ts';
+import { exists, fsyncDirectory, publishWithoutReplacing, writeNewFileAtomically } from './atomic-write.ts';
 import { entropyFromMnemonic, mnemonicFromEntropy } from './seed.ts';
 import { UnsealedVault } from './unsealed-vault.ts';
 import {
@@ -79,6 +80,10 @@ export async function importVault(
  * `airlock restore`: seals a recovery phrase under a new passphrase at `path`. Unlike importVault it may
  * replace an existing file, but only when asked (`replace`), and then atomically (rename over it): a crash
  * leaves the old vault or the new one. The caller checks the phrase against the store first (restore.ts).
+ *
+ * Restores of one path run one at a time: `<path>.lock`, created exclusively, is held from before the KDF to
+ * after the rename; a second restore meanwhile is `conflict` and writes nothing. A restore killed while it holds
+ * the lock leaves the file behind, and the next one is refused until an operator removes it.
  */
 export async function restoreVault(
   path: string,
@@ -90,11 +95,39 @@ export async function restoreVault(
   checkPassphrase(passphrase);
   const entropy = entropyFromMnemonic(mnemonic);
   try {
-    const replaced = replace && (await exists(path));
-    return { fingerprint: await sealNewVault(path, passphrase, entropy, vaultOptions, replace), replaced };
+    const release = await lockVaultPath(path);
+    try {
+      const replaced = replace && (await exists(path));
+      return { fingerprint: await sealNewVault(path, passphrase, entropy, vaultOptions, replace), replaced };
+    } finally {
+      await release();
+    }
   } finally {
     entropy.fill(0);
   }
+}
+
+/** Takes `<path>.lock` (O_EXCL) or refuses with `conflict`; returns its release. */
+async function lockVaultPath(path: string): Promise<() => Promise<void>> {
+  const lockPath = `${path}.lock`;
+  try {
+    const handle = await open(lockPath, 'wx', 0o600);
+    try {
+      await handle.writeFile(`${process.pid}\n`); // for the operator who finds a stale one
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') {
+      throw new AirlockError('conflict', `Another restore of this vault is running (${lockPath} exists); nothing was written.`, {
+        hints: [`Wait for it to finish. If none is running (a restore was killed), remove ${lockPath} and run the restore again.`],
+      });
+    }
+    if (code === 'ENOENT') throw new AirlockError('invalid_request', 'the directory for the vault does not exist', { cause: error });
+    throw new AirlockError('internal', 'could not create the vault lock file', { cause: error });
+  }
+  return () => unlink(lockPath).catch(() => {});
 }
 
 /**
@@ -142,7 +175,7 @@ async function sealNewVault(path: string, passphrase: string, entropy: Uint8Arra
   checkPassphrase(passphrase);
   const params: KdfParams = { ...DEFAULT_KDF_PARAMS, ...options.kdf };
   checkKdfParams(params, options.allowWeakKdf === true, (message) => new AirlockError('invalid_request', message));
-  // Fail before the slow KDF; the exclusive publish in writeNewFileAtomically closes the race.
+  // Fail before the slow KDF; the exclusive publish (link in publishCheckedVault) closes the race.
   if (!replace && (await exists(path))) throw vaultExists();
 
   const header: VaultHeader = {
@@ -154,17 +187,8 @@ async function sealNewVault(path: string, passphrase: string, entropy: Uint8Arra
   const key = await deriveKey(passphrase, header.kdf);
   try {
     const ciphertext = xchacha20poly1305(key, bytes(header.cipher.nonce), headerAad(header)).encrypt(entropy);
-    try {
-      const text = serializeVaultFile({ ...header, ciphertext: hex(ciphertext) });
-      await (replace ? replaceFileAtomically(path, text) : writeNewFileAtomically(path, text));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw vaultExists();
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new AirlockError('invalid_request', 'the directory for the vault does not exist', { cause: error });
-      }
-      throw new AirlockError('internal', 'could not write the vault file', { cause: error });
-    }
-    await checkWrittenVault(path, key, entropy);
+    const text = serializeVaultFile({ ...header, ciphertext: hex(ciphertext) });
+    await publishCheckedVault(path, text, replace, (staged) => checkWrittenVault(staged, key, entropy));
   } finally {
     key.fill(0);
   }
@@ -175,22 +199,51 @@ async function sealNewVault(path: string, passphrase: string, entropy: Uint8Arra
 }
 
 /**
- * Reads the file back and decrypts it with the same key before the mnemonic is shown, so a
- * vault that cannot be opened is never reported as created (the key is reused: no second KDF).
+ * Writes the vault to a staged file beside `path` (0600, fsynced), checks that file, then publishes that very
+ * file under `path`: rename(2) over it (`replace`), else link(2), which refuses an existing name. The check runs
+ * before anything is at `path`, so a failed check removes only the staged file, never what is at `path` (which
+ * may be another writer's vault by then).
  */
-async function checkWrittenVault(path: string, key: Uint8Array, entropy: Uint8Array): Promise<void> {
+async function publishCheckedVault(path: string, text: string, replace: boolean, check: (staged: string) => Promise<void>): Promise<void> {
+  const dir = dirname(path);
+  const staged = join(dir, `.${basename(path)}.${randomBytes(8).toString('hex')}.staged.tmp`);
+  try {
+    try {
+      await writeNewFileAtomically(staged, text);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new AirlockError('invalid_request', 'the directory for the vault does not exist', { cause: error });
+      }
+      throw new AirlockError('internal', 'could not write the vault file', { cause: error });
+    }
+    await check(staged);
+    try {
+      if (replace) await rename(staged, path);
+      else await publishWithoutReplacing(staged, path);
+      await fsyncDirectory(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw vaultExists();
+      throw new AirlockError('internal', 'could not write the vault file', { cause: error });
+    }
+  } finally {
+    await unlink(staged).catch(() => {}); // gone already after a rename
+  }
+}
+
+/**
+ * Reads the staged file back and decrypts it with the same key before it is published and the mnemonic shown, so
+ * a vault that cannot be opened is never reported as created (the key is reused: no second KDF).
+ */
+async function checkWrittenVault(staged: string, key: Uint8Array, entropy: Uint8Array): Promise<void> {
   let ok = false;
   try {
-    const decrypted = decryptEntropy(parseVaultFile(await readFile(path, 'utf8')), key);
+    const decrypted = decryptEntropy(parseVaultFile(await readFile(staged, 'utf8')), key);
     ok = decrypted.length === entropy.length && decrypted.every((b, i) => b === entropy[i]);
     decrypted.fill(0);
   } catch {
     ok = false;
   }
-  if (!ok) {
-    await unlink(path).catch(() => {});
-    throw new AirlockError('internal', 'the vault file did not read back correctly; nothing was created');
-  }
+  if (!ok) throw new AirlockError('internal', 'the vault file did not read back correctly; nothing was written');
 }
 
 function decryptEntropy(file: VaultFile, key: Uint8Array): Uint8Array {

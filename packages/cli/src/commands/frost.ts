@@ -14,7 +14,7 @@ import { createNodeState, encodeNpub, parseCluster } from '@airlock/keys';
 import { hexToBytes } from '@noble/hashes/utils.js';
 import type { Command, CliContext } from '../context.ts';
 import { UsageError, need } from '../args.ts';
-import { readPassphrase } from '../passphrase.ts';
+import { readOwnerOnlyFile, readPassphrase } from '../passphrase.ts';
 import { printJson } from '../format.ts';
 
 const USAGE = [
@@ -39,12 +39,17 @@ export function readJsonFile(path: string, what: string): unknown {
   return parseUntrustedJson(text);
 }
 
-function readSecretFile(path: string, what: string): string {
+function readTextFile(path: string, what: string): string {
   try {
-    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    return readFileSync(path, 'utf8');
   } catch (cause) {
     throw new AirlockError('invalid_request', `cannot read ${what}`, { cause });
   }
+}
+
+/** A bearer token from an owner-only file (as the passphrase file), without its trailing newline. */
+function readTokenFile(path: string, what: string): string {
+  return readOwnerOnlyFile(path, what).replace(/\r?\n$/, '');
 }
 
 /** A nodes file, {"nodes": [{"name", "url", "tokenFile"}]}, with each token read from its file (relative to the nodes file). */
@@ -54,7 +59,7 @@ export function readNodesFile(path: string): { name: string; url: string; token:
   if (!Array.isArray(doc?.nodes)) throw new AirlockError('invalid_request', 'nodes file: {"nodes": [{"name", "url", "tokenFile"}]}');
   return doc.nodes.map((n, i) => {
     if (typeof n?.name !== 'string' || typeof n.url !== 'string' || typeof n.tokenFile !== 'string') throw new AirlockError('invalid_request', `nodes[${i}]: name, url and tokenFile are strings`);
-    return { name: n.name, url: n.url, token: readSecretFile(resolve(dirname(nodesPath), n.tokenFile), `the token file of ${n.name}`) };
+    return { name: n.name, url: n.url, token: readTokenFile(resolve(dirname(nodesPath), n.tokenFile), `token (${n.name})`) };
   });
 }
 
@@ -74,8 +79,8 @@ async function runNode(values: Record<string, unknown>): Promise<void> {
     dir,
     passphrase,
     cluster: readJsonFile(need(values.cluster as string | undefined, '--cluster'), 'the cluster definition'),
-    policyText: readSecretFile(need(values.policy as string | undefined, '--policy'), 'the policy file'),
-    token: readSecretFile(need(values['token-file'] as string | undefined, '--token-file'), 'the token file'),
+    policyText: readTextFile(need(values.policy as string | undefined, '--policy'), 'the policy file'),
+    token: readTokenFile(need(values['token-file'] as string | undefined, '--token-file'), 'token'),
     host,
     port,
     network: (values.network as string | undefined) ?? process.env.AIRLOCK_FROST_NETWORK ?? 'bitcoin',

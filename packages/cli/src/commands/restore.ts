@@ -3,12 +3,15 @@
  * checked against the store (restoreAirlock in @airlock/server). The phrase comes from an owner-only file or
  * a hidden prompt, never from the command line or the environment (both leak: shell history, /proc).
  */
-import { closeSync, fstatSync, openSync, readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AirlockError } from '@airlock/core';
 import type { Command } from '../context.ts';
 import { printJson } from '../format.ts';
-import { hiddenPrompt, readPassphrase } from '../passphrase.ts';
+import { hiddenPrompt, readOwnerOnlyFile, readPassphrase } from '../passphrase.ts';
+
+// `airlock vault` reads share files with it too; it lives beside readPassphrase, which applies the same rule.
+export { readOwnerOnlyFile };
 
 export const restoreCommand: Command = {
   name: 'restore',
@@ -44,28 +47,6 @@ export const restoreCommand: Command = {
     console.log(`Audit entry ${result.auditSeq}: vault.restored. Start with the new passphrase: airlock start`);
   },
 };
-
-/** A secret from a regular file only its owner can read (no group or other permission bits). */
-export function readOwnerOnlyFile(file: string, what: string): string {
-  let fd: number;
-  try {
-    fd = openSync(file, 'r');
-  } catch (e) {
-    throw new AirlockError('invalid_request', `Cannot read the ${what} file.`, { cause: e });
-  }
-  try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new AirlockError('invalid_request', `The ${what} file is not a regular file.`);
-    if ((stat.mode & 0o077) !== 0) {
-      throw new AirlockError('invalid_request', `The ${what} file can be read by other users (mode ${(stat.mode & 0o777).toString(8)}); nothing was done.`, {
-        hints: [`chmod 600 ${file}`],
-      });
-    }
-    return readFileSync(fd, 'utf8');
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /** Every share in DIR (each regular file one share, owner-only) and each --share-file. */
 function readShareFiles(dir: string | undefined, files: string[]): string[] {
