@@ -11,7 +11,7 @@ const SPENDER = '0x2222222222222222222222222222222222222222';
 test('a transaction payload round-trips to its call; any other shape is not a lifecycle payload', () => {
   const payload = lifecycleTransactionPayload('eip155:8453', { to: TOKEN.toUpperCase().replace('0X', '0x'), value: 0n, data: '0xA9059CBB' }, { nonce: 7, gas: 60_000n, gasPrice: 10n ** 9n });
   assert.deepEqual(payload, { chainId: 8453, transaction: { type: 'legacy', to: TOKEN, value: '0x0', data: '0xa9059cbb', nonce: 7, gas: '0xea60', gasPrice: '0x3b9aca00' } });
-  assert.deepEqual(lifecycleCallOf(JSON.parse(JSON.stringify(payload))), { chain: 'eip155:8453', call: { to: TOKEN, value: 0n, data: '0xa9059cbb' } });
+  assert.deepEqual(lifecycleCallOf(JSON.parse(JSON.stringify(payload))), { chain: 'eip155:8453', call: { to: TOKEN, value: 0n, data: '0xa9059cbb' }, fees: { nonce: 7, gas: 60_000n, gasPrice: 10n ** 9n } });
   const tx = payload.transaction;
   for (const other of [
     { ...payload, extra: 1 },

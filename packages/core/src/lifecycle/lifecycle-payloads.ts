@@ -16,6 +16,7 @@
 // A payload of any other shape is not one the daemon builds, and the key process refuses it.
 import { AirlockError } from '../errors.ts';
 import type { LifecycleCall } from './lifecycle-calls.ts';
+import type { LifecycleFees } from './lifecycle-fees.ts';
 
 export interface LifecycleTransactionPayload {
   chainId: number;
@@ -36,7 +37,7 @@ export interface LifecycleTypedDataPayload {
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
 /** The legacy transaction the lifecycle path signs for `call` on `chain` (CAIP-2 `eip155:<id>`). */
-export function lifecycleTransactionPayload(chain: string, call: LifecycleCall, fees: { nonce: number; gas: bigint; gasPrice: bigint }): LifecycleTransactionPayload {
+export function lifecycleTransactionPayload(chain: string, call: LifecycleCall, fees: LifecycleFees): LifecycleTransactionPayload {
   if (!call.to) throw new AirlockError('lifecycle_kind_refused', 'A contract deployment is not a lifecycle transaction.');
   return {
     chainId: Number(chain.slice('eip155:'.length)),
@@ -69,17 +70,18 @@ function exactKeys(value: unknown, keys: readonly string[]): value is Record<str
 }
 
 /**
- * The chain and call of a lifecycle transaction payload, or undefined when the payload is not exactly the shape
- * lifecycleTransactionPayload builds (so what is classified is what the EVM adapter decodes and signs).
+ * The chain, call and fees of a lifecycle transaction payload, or undefined when the payload is not exactly the
+ * shape lifecycleTransactionPayload builds (so what is classified and fee-checked is what the EVM adapter decodes
+ * and signs).
  */
-export function lifecycleCallOf(payload: unknown): { chain: string; call: LifecycleCall } | undefined {
+export function lifecycleCallOf(payload: unknown): { chain: string; call: LifecycleCall; fees: LifecycleFees } | undefined {
   if (!exactKeys(payload, ['chainId', 'transaction'])) return undefined;
   const { chainId, transaction: tx } = payload;
   if (!Number.isSafeInteger(chainId) || (chainId as number) < 1) return undefined;
   if (!exactKeys(tx, ['type', 'to', 'value', 'data', 'nonce', 'gas', 'gasPrice'])) return undefined;
   if (tx.type !== 'legacy' || typeof tx.to !== 'string' || !ADDRESS.test(tx.to) || typeof tx.data !== 'string' || !DATA.test(tx.data)) return undefined;
   if (![tx.value, tx.gas, tx.gasPrice].every((q) => typeof q === 'string' && QUANTITY.test(q)) || !Number.isSafeInteger(tx.nonce) || (tx.nonce as number) < 0) return undefined;
-  return { chain: `eip155:${chainId}`, call: { to: tx.to, value: BigInt(tx.value as string), data: tx.data } };
+  return { chain: `eip155:${chainId}`, call: { to: tx.to, value: BigInt(tx.value as string), data: tx.data }, fees: { nonce: tx.nonce as number, gas: BigInt(tx.gas as string), gasPrice: BigInt(tx.gasPrice as string) } };
 }
 
 const PERMIT_FIELDS = [['owner', 'address'], ['spender', 'address'], ['value', 'uint256'], ['nonce', 'uint256'], ['deadline', 'uint256']] as const;

@@ -11,6 +11,7 @@ import { CompiledPolicies } from '../policy/compiled-policies.ts';
 import { EMPTY_LIFECYCLE, type LifecyclePolicy } from '../policy/lifecycle.ts';
 import { classifyLifecycleCall } from '../lifecycle/lifecycle-calls.ts';
 import { classifyLifecycleTypedData, lifecycleCallOf } from '../lifecycle/lifecycle-payloads.ts';
+import { assertLifecycleFee } from '../lifecycle/lifecycle-fees.ts';
 import { FLEET_SCOPE } from './policy-layers.ts';
 import { treeHeadDigest } from '../audit/hash.ts';
 import { requestHash } from './tokens.ts';
@@ -173,8 +174,13 @@ export class BoundSigningGuard {
    * digest the entry recorded; and what it decodes to is a call the lifecycle path could have planned, judged
    * against the store as it is now: a transfer only to the agent's current key or the fleet treasury the fleet
    * policy names on that chain, or a revocation (classifyLifecycleCall), or a revocation's typed data
-   * (classifyLifecycleTypedData). A transaction's job must still be `planned`: once its bytes are recorded (or it
-   * failed) nothing more is signed for it, so one nonce never gets two different transactions from here.
+   * (classifyLifecycleTypedData). A transaction's fee is bounded as the planner bounds it, by what holds without
+   * the chain (assertLifecycleFee): its gas price at most the fleet's `lifecycle.max_gas_price` for the chain when
+   * the policy sets one, and a native transfer's worst-case fee at most 10% of its value (found by review: a
+   * forged 1-wei sweep to the agent's own key, priced at the old key's whole balance, was signed). Its job must be
+   * the one the entry planned, for this key, chain and nonce, recording this worst-case fee as its `maxFee` (what
+   * the ledger and the caps were charged), and still `planned`: once its bytes are recorded (or it failed)
+   * nothing more is signed for it, so one nonce never gets two different transactions from here.
    */
   private async signLifecycle(request: LifecycleBoundRequest): Promise<BoundSignatures> {
     const { reader, keys } = this.deps;
@@ -211,14 +217,20 @@ export class BoundSigningGuard {
     if (request.action === 'evm.transaction') {
       const planned = lifecycleCallOf(request.payload);
       if (!planned) throw bindingRefused('lifecycle_call_refused', 'the payload is not a legacy transaction as the lifecycle path builds it.');
-      const treasury = (await this.fleetLifecycle()).treasury.get(planned.chain);
+      const fleet = await this.fleetLifecycle();
+      const treasury = fleet.treasury.get(planned.chain);
       try {
-        classifyLifecycleCall(decoded.intent, planned.call, { from, current: agent.address, ...(treasury ? { treasury } : {}) });
+        const classified = classifyLifecycleCall(decoded.intent, planned.call, { from, current: agent.address, ...(treasury ? { treasury } : {}) });
+        assertLifecycleFee(planned.chain, classified, planned.fees, fleet.maxGasPrice.get(planned.chain));
       } catch (e) {
         throw bindingRefused('lifecycle_call_refused', e instanceof AirlockError ? e.message : 'the call is not a lifecycle call.');
       }
       const job = typeof data.jobId === 'string' ? await reader.getLifecycleJob(data.jobId) : undefined;
       if (!job || job.auditSeq !== entry.seq || job.agentId !== agent.id) throw bindingRefused('audit_entry_not_found', `no lifecycle job was planned by audit entry ${entry.seq}.`);
+      const maxFee = planned.fees.gas * planned.fees.gasPrice;
+      if (job.keyIndex !== keyIndex || job.chain !== planned.chain || job.from.toLowerCase() !== from || job.nonce !== planned.fees.nonce || job.to.toLowerCase() !== planned.call.to || job.maxFee !== maxFee) {
+        throw bindingRefused('lifecycle_call_refused', `the job of audit entry ${entry.seq} records another key, chain, nonce, to-address or worst-case fee than the transaction (gas x gasPrice = ${maxFee} wei).`);
+      }
       if (job.state !== 'planned') throw bindingRefused('lifecycle_job_not_planned', `the job of audit entry ${entry.seq} is ${job.state}: nothing more is signed for it.`);
     } else {
       try {

@@ -9,6 +9,7 @@ import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { EcdsaSignature } from '../ports/key-backend.ts';
 import { OPEN_LIFECYCLE_STATES, type EvmSubmitter, type LifecycleFinish, type LifecycleJob, type LifecycleJobFilter, type LifecycleJobOrigin } from '../ports/lifecycle.ts';
 import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
+import { LIFECYCLE_MAX_FEE_SHARE_PERCENT } from '../lifecycle/lifecycle-fees.ts';
 import { classifyLifecycleTypedData, lifecycleCallOf, lifecycleTransactionPayload, lifecycleTypedDataPayload, type LifecycleTransactionPayload, type LifecycleTypedDataPayload } from '../lifecycle/lifecycle-payloads.ts';
 import type { ServiceDeps } from './deps.ts';
 import type { AgentKeyRotationResult, OperatorService } from './operator-service.ts';
@@ -28,8 +29,12 @@ const ERC20_TRANSFER_SELECTOR = '0xa9059cbb';
  * the highest base fee plus the highest median priority fee of the last blocks (eth_feeHistory).
  */
 const FEE_HISTORY_MULTIPLE = 3n;
-/** A native sweep whose fee would be more than this share (percent) of the value it moves is refused. */
-const MAX_FEE_SHARE_PERCENT = 10n;
+/**
+ * A native sweep whose fee would be more than this share (percent) of the value it moves is refused. The key
+ * process checks the transaction it signs against the same constant (lifecycle-fees.ts): one number, so a plan
+ * made here is never one the key process refuses.
+ */
+const MAX_FEE_SHARE_PERCENT = LIFECYCLE_MAX_FEE_SHARE_PERCENT;
 /**
  * How long a `planned` job is left to the call that planned it before the tracker signs it itself (that call
  * crashed, or its store failed on the record). A resume racing a slow first try is harmless (signPlanned), only

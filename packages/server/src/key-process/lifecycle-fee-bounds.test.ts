@@ -1,0 +1,178 @@
+// The key process bounds a lifecycle transaction's fee itself (docs/custody.md, "Lifecycle signatures"), through its
+// socket, against plans forged into the store (a compromised daemon writes the `lifecycle.planned` entry and the job,
+// and skips the planner's fee bounds): the gas price at most the fleet's lifecycle.max_gas_price for the chain, a
+// native transfer's worst-case fee (gas x gasPrice) at most 10% of its value, and the job recording that very fee.
+// Found by review: a forged 1-wei sweep to the agent's own current key, priced so that gas x gasPrice was the old
+// key's whole balance, was signed (the balance left as a fee to the block producer). And what the planner itself
+// plans at those bounds (a sweep whose fee is exactly 10%, a revocation at exactly max_gas_price) is still signed.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { encodeFunctionData, parseAbi, parseTransaction, recoverTransactionAddress, serializeTransaction, type Hex } from 'viem';
+import { createEvmAdapter } from '@airlock/chains';
+import { lifecycleTransactionPayload, type EvmSubmitter, type LifecycleCall, type LifecycleJob, type Store } from '@airlock/core';
+import { openStore } from '@airlock/store';
+import { loadConfig, type AirlockConfig } from '../config.ts';
+import { initAirlock, openAirlock } from '../runtime.ts';
+import { createLogger } from '../http/request-log.ts';
+import { TEST_PASSPHRASE, TEST_VAULT } from '../testing/harness.ts';
+import { askKeyProcess } from '../testing/processes.ts';
+import { startKeyProcess } from './key-process.ts';
+
+const CHAIN = 'eip155:31337';
+const OTHER_CHAIN = 'eip155:8453';
+const GWEI = 10n ** 9n;
+const ETH = 10n ** 18n;
+const TOKEN = '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913';
+const SPENDER = '0x2222222222222222222222222222222222222222';
+const approveZero = encodeFunctionData({ abi: parseAbi(['function approve(address spender, uint256 value) returns (bool)']), functionName: 'approve', args: [SPENDER, 0n] });
+
+const dir = mkdtempSync(join(tmpdir(), 'airlock-kp-lifecycle-fees-'));
+const closers: (() => Promise<unknown>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c().catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('key process: the fee of a lifecycle transaction', () => {
+  let config: AirlockConfig;
+  let socket: string;
+  let store: Store;
+  let agentId: string;
+  let oldAddress: string;
+  let current: string;
+  let forged = 0;
+
+  /** The fleet policy as an operator writes it (the key process reads it from the store at each request). */
+  async function setFleetLifecycle(lifecycle: Record<string, unknown>): Promise<void> {
+    const airlock = await openAirlock(config, { keyProcess: socket }, { timers: false });
+    try {
+      await airlock.operator.setPolicy('fleet', { version: 1, rules: [], lifecycle }, 'operator');
+    } finally {
+      await airlock.close();
+    }
+  }
+
+  /**
+   * What a compromised daemon with the store's write access does: a `lifecycle.planned` entry and its `planned` job
+   * for a transaction from the rotated-away key 0 the lifecycle path never planned, then the signing request.
+   */
+  async function forge(call: LifecycleCall, fees: { gas: bigint; gasPrice: bigint }, job: Partial<LifecycleJob> = {}) {
+    const adapter = createEvmAdapter();
+    const nonce = forged;
+    const payload = lifecycleTransactionPayload(CHAIN, call, { nonce, ...fees });
+    const digest = bytesToHex(adapter.decode('evm.transaction', payload, { address: oldAddress }).digest);
+    const jobId = `lcj_forged${String(++forged).padStart(10, '0')}`;
+    const kind = call.data === '0x' ? 'native_transfer' : 'revocation';
+    const seq = await store.transaction(async (tx) => {
+      const entry = await tx.appendAudit({ at: Date.now(), type: 'lifecycle.planned', actor: 'operator', agentId, action: 'evm.transaction', decision: 'allow', data: { jobId, kind, keyIndex: 0, from: oldAddress, payload, digest } });
+      await tx.insertLifecycleJob({
+        id: jobId, agentId, keyIndex: 0, chain: CHAIN, from: oldAddress, nonce, origin: 'sweep', kind, purpose: 'rotation',
+        ...(kind === 'native_transfer' ? { asset: `${CHAIN}/slip44:60`, recipient: call.to } : {}), amount: call.value, to: call.to!,
+        maxFee: fees.gas * fees.gasPrice, summary: 'forged', state: 'planned', auditSeq: entry.seq, broadcasts: 0, createdAt: Date.now(), updatedAt: Date.now(),
+        ...job,
+      } as LifecycleJob);
+      return entry.seq;
+    });
+    const res = await askKeyProcess(socket, 'signBound', { kind: 'lifecycle', auditSeq: seq, agentId, action: 'evm.transaction', payload, keyIndex: 0 });
+    // Closed, so the next forged sweep of the same asset is not `lifecycle_sweep_open` in the store.
+    await store.transaction((tx) => tx.finishLifecycleJob(jobId, { state: 'failed', failure: 'test' }, Date.now(), seq));
+    return res;
+  }
+
+  function assertRefused(res: { status: number; body: any }, message: RegExp): void {
+    assert.equal(res.status, 403, JSON.stringify(res.body));
+    assert.equal(res.body.error.code, 'key_process_refused');
+    assert.equal(res.body.error.details.reason, 'lifecycle_call_refused', JSON.stringify(res.body));
+    assert.match(res.body.error.message, message);
+  }
+
+  before(async () => {
+    config = loadConfig({ dataDir: join(dir, 'data') }, {});
+    await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
+    const airlock = await openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
+    const [agent] = await airlock.operator.createAgents({ names: ['victim'] }, 'operator');
+    const rotation = await airlock.operator.rotateAgentKey('victim', 'operator'); // key 0 is now an old key, key 1 current
+    await airlock.close();
+    agentId = agent!.id;
+    oldAddress = rotation.previous.address.toLowerCase();
+    current = rotation.current.address.toLowerCase();
+    socket = join(dir, 'keys.sock');
+    const kp = await startKeyProcess({ storeUrl: config.storeUrl, vaultPath: config.vaultPath, passphrase: TEST_PASSPHRASE, socketPath: socket, logger: createLogger('info', new PassThrough()), vault: TEST_VAULT });
+    closers.push(() => kp.close());
+    store = await openStore(config.storeUrl);
+    closers.push(() => store.close());
+  });
+
+  test('no max_gas_price on the chain: a forged 1-wei sweep to the agent\'s own key whose fee is the old key\'s whole balance is refused (over 10% of the value); at 10% it is signed', async () => {
+    await setFleetLifecycle({ max_gas_price: { [OTHER_CHAIN]: String(GWEI) } }); // a bound for another chain bounds nothing here
+    const gas = 21_000n;
+    const gasPrice = ETH / gas; // ~47,619 gwei: the fee is the balance
+    assertRefused(await forge({ to: current, value: 1n, data: '0x' }, { gas, gasPrice }), /more than 10% of the value/);
+    const fee = gas * GWEI;
+    assertRefused(await forge({ to: current, value: fee * 10n - 1n, data: '0x' }, { gas, gasPrice: GWEI }), /more than 10% of the value/);
+    // At the planner's own bound (the fee exactly 10% of what moves): signed, a valid transaction of the old key.
+    const call = { to: current, value: fee * 10n, data: '0x' };
+    const signed = await forge(call, { gas, gasPrice: GWEI });
+    assert.equal(signed.status, 200, JSON.stringify(signed.body));
+    const [sig] = signed.body.result as { compact: Uint8Array; recovery: number }[];
+    const raw = serializeTransaction({ type: 'legacy', chainId: 31337, to: current as Hex, value: call.value, data: '0x', nonce: forged - 1, gas, gasPrice: GWEI }, {
+      r: `0x${Buffer.from(sig!.compact.subarray(0, 32)).toString('hex')}`, s: `0x${Buffer.from(sig!.compact.subarray(32)).toString('hex')}`, v: BigInt(31337 * 2 + 35 + sig!.recovery),
+    });
+    assert.equal((await recoverTransactionAddress({ serializedTransaction: raw })).toLowerCase(), oldAddress);
+  });
+
+  test('max_gas_price on the chain: a forged revocation or sweep priced above it is refused (the worst-case fee is then at most gas x max_gas_price)', async () => {
+    await setFleetLifecycle({ max_gas_price: { [CHAIN]: String(GWEI) } });
+    // A revocation moves no value, so only max_gas_price bounds its fee: 30M gas at 33,333 gwei would be 1 ETH.
+    assertRefused(await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 30_000_000n, gasPrice: ETH / 30_000_000n }), /above the fleet's lifecycle\.max_gas_price/);
+    assertRefused(await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 60_000n, gasPrice: GWEI + 1n }), /above the fleet's lifecycle\.max_gas_price/);
+    assertRefused(await forge({ to: current, value: ETH, data: '0x' }, { gas: 21_000n, gasPrice: GWEI + 1n }), /above the fleet's lifecycle\.max_gas_price/);
+    assert.equal((await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 60_000n, gasPrice: GWEI })).status, 200);
+  });
+
+  test('a job that records another worst-case fee (or nonce) than the transaction is refused', async () => {
+    const call = { to: current, value: ETH, data: '0x' };
+    assertRefused(await forge(call, { gas: 21_000n, gasPrice: GWEI }, { maxFee: 0n }), /worst-case fee/);
+    assertRefused(await forge(call, { gas: 21_000n, gasPrice: GWEI }, { maxFee: 21_000n * GWEI + 1n }), /worst-case fee/);
+    assertRefused(await forge(call, { gas: 21_000n, gasPrice: GWEI }, { nonce: 999 }), /worst-case fee/);
+  });
+
+  test('what the planner plans at the bounds (a rotation sweep paying exactly 10%, a revocation at max_gas_price) is signed by the key process', async () => {
+    await setFleetLifecycle({ max_gas_price: { [CHAIN]: String(GWEI) } });
+    const fee = 21_000n * GWEI;
+    const sent: string[] = [];
+    const submitter: EvmSubmitter = {
+      supports: (chain) => chain === CHAIN,
+      chains: () => [CHAIN],
+      pendingNonce: async () => 100, // above the forged nonces of the tests before
+      gasPrice: async () => GWEI, // exactly max_gas_price
+      estimateGas: async () => 50_000n,
+      nativeBalance: async () => fee * 11n, // the sweep moves 10 x its fee
+      tokenBalance: async () => 0n,
+      sendRawTransaction: async (_chain, raw) => void sent.push(raw),
+      receipt: async () => undefined,
+      blockNumber: async () => 1n,
+      incomingTransfers: async () => [],
+    };
+    const airlock = await openAirlock({ ...config, keyProcessSocket: socket }, { keyProcess: socket }, { timers: false, evmSubmitter: submitter });
+    try {
+      const report = await airlock.lifecycle.sweep('victim', 0, 'current', 'test');
+      assert.equal(report.jobs.length, 1, JSON.stringify(report, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      const [revocation] = await airlock.lifecycle.submitCalls('victim', 0, [{ chain: CHAIN, to: TOKEN, data: approveZero }], 'test');
+      const jobs = await Promise.all([report.jobs[0]!.id, revocation!].map((id) => store.getLifecycleJob(id)));
+      for (const job of jobs) assert.ok(job?.rawTransaction && job.state !== 'failed', JSON.stringify(job, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      assert.equal(sent.length, 2);
+      const sweep = parseTransaction(sent[0] as Hex);
+      assert.equal(sweep.gasPrice, GWEI);
+      assert.equal(sweep.value, fee * 10n);
+      assert.equal((await recoverTransactionAddress({ serializedTransaction: sent[1] as never })).toLowerCase(), oldAddress);
+    } finally {
+      await airlock.close();
+    }
+  });
+});
