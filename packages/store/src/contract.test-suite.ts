@@ -674,6 +674,43 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       assert.deepEqual(payers.get('0xcc'), { agents: [], paidBeforeRecorded: true, paidBeforeWindow: false }, 'its hold at 500 is no payment');
     });
 
+    test('detector totals: a pending hold counts, amount and count alike, only in the windows its time is in; a charges-only query counts none', async () => {
+      const store = await fresh();
+      const writes = (series: string, amount: bigint): LedgerWrite[] => [{ series, asset: USDC, amount, count: 1 }, { series, asset: COUNT_ASSET, amount: 0n, count: 1 }];
+      await store.transaction((tx) => tx.appendLedger(writes('fleet', 100n), 1_000, 1));
+      await store.transaction((tx) => tx.appendLedger(writes('fleet|to:0xdd', 100n), 1_000, 1));
+      // A request held for a human at 2000 (never decided), and an x402 payment reserved at 3000.
+      await store.transaction((tx) => tx.holdForApproval({
+        id: 'apr_det', agentId: 'ag_1', sessionId: 'ses_1', auditSeq: 2, action: 'evm.transaction', request: {}, digest: '66'.repeat(32),
+        summary: {}, state: 'pending', createdAt: 2_000, expiresAt: 10 ** 12,
+      }, [...writes('fleet', 900n), ...writes('fleet|to:0xee', 900n)]));
+      await store.transaction((tx) => tx.holdPayment({
+        id: 'pay_det', agentId: 'ag_1', sessionId: 'ses_1', auditSeq: 3, protocol: 'x402', network: 'eip155:8453', asset: '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913',
+        from: '0x1111111111111111111111111111111111111111', to: '0x2222222222222222222222222222222222222222', value: 50n, nonce: `0x${'d1'.repeat(32)}`,
+        validAfter: 0, validBefore: 10 ** 9, state: 'reserved', createdAt: 3_000, updatedAt: 3_000,
+      }, writes('fleet', 50n)));
+      const queries: WindowQuery[] = [
+        { series: 'fleet', asset: USDC, sinceMs: 0 },
+        { series: 'fleet', asset: USDC, sinceMs: 2_500 },
+        { series: 'fleet', asset: USDC, sinceMs: 3_500 },
+        { series: 'fleet', asset: COUNT_ASSET, sinceMs: 2_500 },
+        { series: 'fleet', asset: USDC, sinceMs: 0, chargesOnly: true },
+        { series: 'fleet|to:0xee', asset: COUNT_ASSET, sinceMs: 0, chargesOnly: true },
+        { series: 'fleet|to:0xdd', asset: COUNT_ASSET, sinceMs: 0, chargesOnly: true },
+      ];
+      assert.deepEqual(await store.transaction((tx) => tx.detectorTotals(queries)), [
+        { amount: 1050n, count: 3 },
+        { amount: 50n, count: 1 }, // the hold of 2000 is older than the window: neither its amount nor its count
+        { amount: 0n, count: 0 },
+        { amount: 0n, count: 1 },
+        { amount: 100n, count: 1 }, // the ledger alone
+        { amount: 0n, count: 0 }, // only held for a human: never charged
+        { amount: 0n, count: 1 },
+      ]);
+      // A budget's read counts a held amount in every window while held (it may still become spend).
+      assert.deepEqual(await store.transaction((tx) => tx.windowTotals([{ series: 'fleet', asset: USDC, sinceMs: 3_500 }])), [{ amount: 950n, count: 0 }]);
+    });
+
     test('window totals equal a brute-force replay at every boundary, over many series, assets and skewed clocks', async () => {
       const store = await fresh();
       const model = new LedgerModel();

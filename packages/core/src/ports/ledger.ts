@@ -25,6 +25,14 @@ export interface WindowQuery {
   series: string;
   asset: string;
   sinceMs: number;
+  /**
+   * Detectors only (StoreTx.detectorTotals; a budget's read never sets it): the ledger's charges alone, no pending
+   * hold (a request held for approval, a reserved x402 payment, a Lightning payment in flight). new_destination
+   * asks whether the fleet was ever charged for a payee: a request held for a human is no payment (found by
+   * review: one agent's held request made its payee look paid, and the next agent's payment to it was signed
+   * with no finding).
+   */
+  chargesOnly?: true;
 }
 
 export interface WindowTotal {
@@ -32,8 +40,9 @@ export interface WindowTotal {
   count: number;
 }
 
-export function windowKey(q: { series: string; asset: string; sinceMs: number }): string {
-  return `${q.series}\u0000${q.asset}\u0000${q.sinceMs}`;
+export function windowKey(q: WindowQuery): string {
+  const key = `${q.series}\u0000${q.asset}\u0000${q.sinceMs}`;
+  return q.chargesOnly ? `${key}\u0000charges` : key;
 }
 
 /** What policy reads: totals prefetched for the queries it declared. */
@@ -46,8 +55,11 @@ export interface LedgerView {
  * hot path builds no composite string keys: one evaluation at 100 rules does hundreds of lookups.
  */
 export function ledgerViewFrom(queries: WindowQuery[], totals: WindowTotal[]): LedgerView {
-  const bySeries = new Map<string, Map<string, Map<number, WindowTotal>>>();
+  const withHolds = new Map<string, Map<string, Map<number, WindowTotal>>>();
+  // Charges-only windows (detectors) apart: the same window with its holds is another answer.
+  const chargesOnly = new Map<string, Map<string, Map<number, WindowTotal>>>();
   queries.forEach((q, i) => {
+    const bySeries = q.chargesOnly ? chargesOnly : withHolds;
     let byAsset = bySeries.get(q.series);
     if (!byAsset) bySeries.set(q.series, (byAsset = new Map()));
     let bySince = byAsset.get(q.asset);
@@ -56,7 +68,7 @@ export function ledgerViewFrom(queries: WindowQuery[], totals: WindowTotal[]): L
   });
   return {
     total(query) {
-      const t = bySeries.get(query.series)?.get(query.asset)?.get(query.sinceMs);
+      const t = (query.chargesOnly ? chargesOnly : withHolds).get(query.series)?.get(query.asset)?.get(query.sinceMs);
       // Fail closed: a rule that reads a window nobody prefetched is a programming error.
       if (!t) throw new Error(`ledger window not prefetched: ${query.series} ${query.asset}`);
       return t;

@@ -610,9 +610,13 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
 
   // Detectors and circuit breakers (ports/breakers.ts, core/service/circuit-breakers.ts).
   /**
-   * The same sums as `windowTotals`, for detectors: read without the locks a budget takes, so a fleet-wide
-   * figure never makes fleet writers wait. It may miss what a concurrent transaction has not committed; the
-   * agent's own series are exact (only written under the agent's lock, which the transaction holds).
+   * The window sums for detectors: the ledger's charges as `windowTotals` sums them, and a pending hold (amount
+   * and count alike) only in the windows its time is in, none at all for a `chargesOnly` query. A budget counts a
+   * hold's amount in every window while it is held (it may still become spend); a detector asks what happened in
+   * its window, and a request held for a human ten minutes ago is not spend of the last minute (found by review:
+   * one stale hold plus an ordinary payment tripped a fleet-wide freeze). Read without the locks a budget takes,
+   * so a fleet-wide figure never makes fleet writers wait. It may miss what a concurrent transaction has not
+   * committed; the agent's own series are exact (only written under the agent's lock, which the transaction holds).
    */
   detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]>;
   /**

@@ -7,16 +7,18 @@ import { FLEET_SLOTS, fleetShard, isFleetSeries, type TxLocks } from './tx-locks
 import { APART, ENTRIES_AFTER_START, WINDOW_ROWS, WindowReads } from './window-reads.ts';
 
 /**
- * Every window in one round trip. Per physical series two seeks on the ledger's only index, the primary key
- * (series, at, seq) (schema 009): the head (the series' last key) and the last entry before the window, each
- * read for the asset's running total; plus the pending holds (small). Cost does not grow with history. A
- * fleet series is the sum of its stripes (`fleet#0` ... `fleet#15`, see tx-locks.ts) and of its unstriped
- * rows written before them.
+ * What detectors read (StoreTx.detectorTotals), every window in one round trip. Per physical series two seeks on
+ * the ledger's only index, the primary key (series, at, seq) (schema 009): the head (the series' last key) and the
+ * last entry before the window, each read for the asset's running total; plus the pending holds made at or after
+ * `$6` (the window's start, or NO_HOLDS for a query of the ledger's charges alone), amount and count alike: a
+ * budget counts a held amount in every window (WINDOW_ROWS), a detector only what happened in its window. Cost
+ * does not grow with history. A fleet series is the sum of its stripes (`fleet#0` ... `fleet#15`, see
+ * tx-locks.ts) and of its unstriped rows written before them.
  */
-const WINDOW_TOTALS = `
+const DETECTOR_TOTALS = `
   SELECT q.ord AS ord, (COALESCE(led.amount, 0) + COALESCE(held.amount, 0))::text AS amount,
          (COALESCE(led.count, 0) + COALESCE(held.count, 0))::text AS count, led.apart AS apart
-  FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, ord)
+  FROM unnest($1::text[], $2::text[], $3::bigint[], $6::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, holds_from, ord)
   LEFT JOIN LATERAL (
     SELECT SUM(COALESCE((h.totals -> q.asset ->> 0)::numeric, 0) - COALESCE((b.totals -> q.asset ->> 0)::numeric, 0)) AS amount,
            SUM(COALESCE((h.totals -> q.asset ->> 1)::bigint, 0) - COALESCE((b.totals -> q.asset ->> 1)::bigint, 0)) AS count,
@@ -35,19 +37,21 @@ const WINDOW_TOTALS = `
     WHERE p.ord = q.ord
   ) led ON true
   LEFT JOIN LATERAL (
-    -- A held amount counts in every window while held; its count only in the windows its time is in (see sqlite/ledger.ts).
-    SELECT SUM(x.amount) AS amount, SUM(CASE WHEN x.at >= q.since_ms THEN x.count ELSE 0 END) AS count FROM (
-      SELECT ah.amount, ah.count, ah.at FROM approval_holds ah
-      WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held'
+    -- Holds made in the window only (see sqlite/ledger.ts, DETECTOR_WINDOW); the index (series, asset, state, at) gives them as one range.
+    SELECT SUM(x.amount) AS amount, SUM(x.count) AS count FROM (
+      SELECT ah.amount, ah.count FROM approval_holds ah
+      WHERE ah.series = q.series AND ah.asset = q.asset AND ah.state = 'held' AND ah.at >= q.holds_from
       UNION ALL
-      SELECT ph.amount, ph.count, ph.at FROM payment_holds ph
-      WHERE ph.series = q.series AND ph.asset = q.asset AND ph.state = 'held' -- reserved x402 payments, likewise
+      SELECT ph.amount, ph.count FROM payment_holds ph
+      WHERE ph.series = q.series AND ph.asset = q.asset AND ph.state = 'held' AND ph.at >= q.holds_from -- reserved x402 payments
       UNION ALL
-      SELECT lh.amount, lh.count, lh.at FROM lightning_holds lh
-      WHERE lh.series = q.series AND lh.asset = q.asset AND lh.state = 'held' -- Lightning payments in flight, likewise
+      SELECT lh.amount, lh.count FROM lightning_holds lh
+      WHERE lh.series = q.series AND lh.asset = q.asset AND lh.state = 'held' AND lh.at >= q.holds_from -- Lightning payments in flight
     ) x
   ) held ON true
   ORDER BY q.ord`;
+/** Later than any hold: a charges-only query counts none. */
+const NO_HOLDS = Number.MAX_SAFE_INTEGER;
 
 /** Holds keep the logical series name; only ledger rows are striped. */
 function physicalSeries(series: string): string[] {
@@ -135,12 +139,13 @@ async function withOwnSeries(q: Q, queries: readonly WindowQuery[], totals: Wind
 }
 
 /**
- * The window sums alone, without locks: what detectors read (StoreTx.detectorTotals). A fleet figure may miss
- * a concurrent batch's uncommitted charges; an agent's own series are exact under the agent's lock.
+ * The window sums alone, without locks: what detectors read (StoreTx.detectorTotals; DETECTOR_TOTALS for how holds
+ * count). A fleet figure may miss a concurrent batch's uncommitted charges; an agent's own series are exact under
+ * the agent's lock. The batch's own pending charges are ledger charges, added to every query.
  */
 export async function readWindowTotals(q: Q, queries: WindowQuery[], pending?: PendingLedger): Promise<WindowTotal[]> {
   if (queries.length === 0) return [];
-  const read = windowTotalsRead(queries);
+  const read = detectorTotalsRead(queries);
   const rows = await q(read.sql, read.params);
   const apart = rows.filter((r) => r.apart === true).map((r) => toInt(r.ord) - 1);
   const totals = await withOwnSeries(q, queries, windowTotalsFrom(rows, queries.length), apart);
@@ -151,8 +156,8 @@ function physicalOf(queries: readonly WindowQuery[]): string[][] {
   return queries.map((x) => physicalSeries(x.series));
 }
 
-function windowTotalsRead(queries: WindowQuery[]): { sql: string; params: unknown[] } {
-  return { sql: WINDOW_TOTALS, params: windowParams(queries, physicalOf(queries)) };
+function detectorTotalsRead(queries: WindowQuery[]): { sql: string; params: unknown[] } {
+  return { sql: DETECTOR_TOTALS, params: [...windowParams(queries, physicalOf(queries)), queries.map((x) => (x.chargesOnly ? NO_HOLDS : x.sinceMs))] };
 }
 
 /** WINDOW_ROWS and its parameters, and the physical series of each query (for WindowReads.totals). */

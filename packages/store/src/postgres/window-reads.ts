@@ -27,12 +27,13 @@ function apartFrom(head: Totals | null, asset: string): boolean {
 }
 
 /**
- * The window reads a locked read sends (`$1`-`$5` as WINDOW_TOTALS in ledger.ts, `$6` ENTRIES_AFTER_START):
- * one row per query with its pending holds (`physical` null; their amounts, the counts of those made in the
- * window, and the time of the first of those, after which the count changes), and one per physical series of each query with
- * the head's running totals, the totals of the last entry before the window and the first entries in it, and
- * APART. The answer is the same as WINDOW_TOTALS's, summed here (windowTotalsOf), and keeps what later reads
- * need.
+ * The window reads a locked read (a budget's) sends (`$1`-`$5` as DETECTOR_TOTALS in ledger.ts, `$6`
+ * ENTRIES_AFTER_START): one row per query with its pending holds (`physical` null; their amounts, every one
+ * whatever its age, the counts of those made in the window, and the time of the first of those, after which the
+ * count changes), and one per physical series of each query with the head's running totals, the totals of the
+ * last entry before the window and the first entries in it, and APART. The ledger's part of the answer is
+ * DETECTOR_TOTALS's (a detector counts only the holds made in its window), summed here (windowTotalsOf), and it
+ * keeps what later reads need.
  */
 export const WINDOW_ROWS = `
   WITH q AS (SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[]) WITH ORDINALITY AS q(series, asset, since_ms, ord))

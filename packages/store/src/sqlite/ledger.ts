@@ -19,11 +19,12 @@ const HEAD = 'SELECT at, seq, kept_totals AS totals FROM ledger WHERE series = ?
 // One statement per query: the asset's running total in the head (kind 'head') and in the last entry before
 // the window ('before'), picked out by SQLite's json_each (an exact key match: no JSON path to quote), and
 // the holds. An entry without the asset gives no row (zero).
-const WINDOW = `
+const WINDOW_LEDGER = `
   SELECT 'head' AS kind, e.value ->> 0 AS amount, e.value ->> 1 AS count FROM
     (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1 FROM
-    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
+    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2`;
+const WINDOW = `${WINDOW_LEDGER}
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
@@ -32,12 +33,13 @@ const WINDOW = `
 // ASSETS_KEPT_PER_SERIES assets and not this one (shared/ledger-entries.ts entryAfter; a head never keeps fewer
 // assets than the one before it, nor later keeps an asset that went apart), and only then is that series read
 // (OWN_WINDOW): nearly every read needs no more seeks than before.
-const WINDOW_ASSET = `
+const WINDOW_ASSET_LEDGER = `
   SELECT 'head' AS kind, max(CASE WHEN e.key = ?2 THEN e.value ->> 0 END) AS amount, max(CASE WHEN e.key = ?2 THEN e.value ->> 1 END) AS count,
          count(*) AS keeps, coalesce(sum(e.key = ?2), 0) AS has FROM
     (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e
   UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1, NULL, 1 FROM
-    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2
+    (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2`;
+const WINDOW_ASSET = `${WINDOW_ASSET_LEDGER}
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'
   UNION ALL SELECT 'held', amount, CASE WHEN at >= ?3 THEN count ELSE 0 END, NULL, 1 FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held'`;
@@ -46,6 +48,20 @@ const OWN_WINDOW = `
     (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 ORDER BY at DESC, seq DESC LIMIT 1) AS h, json_each(h.totals) AS e WHERE e.key = ?2
   UNION ALL SELECT 'before', e.value ->> 0, e.value ->> 1, 1 FROM
     (SELECT kept_totals AS totals FROM ledger WHERE series = ?1 AND at < ?3 ORDER BY at DESC, seq DESC LIMIT 1) AS b, json_each(b.totals) AS e WHERE e.key = ?2`;
+
+// Detectors (StoreTx.detectorTotals) read the same ledger rows, and a hold, amount and count alike, only if it was
+// made at or after ?4: the window's start, or NO_HOLDS for a query of the ledger's charges alone. The holds'
+// index (series, asset, state, at) answers either as one range.
+const DETECTOR_WINDOW = `${WINDOW_LEDGER}
+  UNION ALL SELECT 'held', amount, count FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held' AND at >= ?4
+  UNION ALL SELECT 'held', amount, count FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held' AND at >= ?4
+  UNION ALL SELECT 'held', amount, count FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held' AND at >= ?4`;
+const DETECTOR_WINDOW_ASSET = `${WINDOW_ASSET_LEDGER}
+  UNION ALL SELECT 'held', amount, count, NULL, 1 FROM approval_holds WHERE series = ?1 AND asset = ?2 AND state = 'held' AND at >= ?4
+  UNION ALL SELECT 'held', amount, count, NULL, 1 FROM payment_holds WHERE series = ?1 AND asset = ?2 AND state = 'held' AND at >= ?4
+  UNION ALL SELECT 'held', amount, count, NULL, 1 FROM lightning_holds WHERE series = ?1 AND asset = ?2 AND state = 'held' AND at >= ?4`;
+/** Later than any hold: a charges-only query counts none. */
+const NO_HOLDS = Number.MAX_SAFE_INTEGER;
 
 /**
  * Window total = the asset's total at the head - its total at the last entry before the window, in the series
@@ -61,10 +77,34 @@ export function windowTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[
     }
     const rows = db.all(WINDOW_ASSET, q.series, q.asset, q.sinceMs);
     addRows(total, rows);
-    const head = rows.find((r) => r.kind === 'head');
-    if (head !== undefined && toInt(head.has) === 0 && toInt(head.keeps) >= ASSETS_KEPT_PER_SERIES) addRows(total, db.all(OWN_WINDOW, assetSeries(q.series, q.asset), q.asset, q.sinceMs));
+    addOwnSeries(db, total, q, rows);
     return total;
   });
+}
+
+/**
+ * What detectors read (StoreTx.detectorTotals): the same ledger sums, and the holds made in the window (none for
+ * a `chargesOnly` query), their amounts included. As cheap as a budget's read: the same statements' shape.
+ */
+export function detectorTotals(db: SqliteDb, queries: WindowQuery[]): WindowTotal[] {
+  return queries.map((q) => {
+    const total = { amount: 0n, count: 0 };
+    const holdsFrom = q.chargesOnly ? NO_HOLDS : q.sinceMs;
+    if (q.asset === COUNT_ASSET) {
+      addRows(total, db.all(DETECTOR_WINDOW, q.series, q.asset, q.sinceMs, holdsFrom));
+      return total;
+    }
+    const rows = db.all(DETECTOR_WINDOW_ASSET, q.series, q.asset, q.sinceMs, holdsFrom);
+    addRows(total, rows);
+    addOwnSeries(db, total, q, rows);
+    return total;
+  });
+}
+
+/** The asset's own series, where the head's row says it can have one (WINDOW_ASSET): its ledger entries only. */
+function addOwnSeries(db: SqliteDb, total: WindowTotal, q: WindowQuery, rows: readonly Row[]): void {
+  const head = rows.find((r) => r.kind === 'head');
+  if (head !== undefined && toInt(head.has) === 0 && toInt(head.keeps) >= ASSETS_KEPT_PER_SERIES) addRows(total, db.all(OWN_WINDOW, assetSeries(q.series, q.asset), q.asset, q.sinceMs));
 }
 
 function addRows(total: WindowTotal, rows: readonly Row[]): void {

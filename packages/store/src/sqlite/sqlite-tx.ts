@@ -220,7 +220,7 @@ export class SqliteStoreTx implements StoreTx {
   }
   // One writer: a detector's figures are as exact as a budget's.
   async detectorTotals(queries: WindowQuery[]): Promise<WindowTotal[]> {
-    return ledger.windowTotals(this.live(), queries);
+    return ledger.detectorTotals(this.live(), queries);
   }
   async destinationPayers(destinations: readonly string[], sinceMs: number, limit: number): Promise<Map<string, DestinationPayers>> {
     return breakers.destinationPayers(this.live(), destinations, sinceMs, limit);

@@ -12,6 +12,9 @@ import { requestCount } from '../calls.ts';
  * trips when what it holds with this request is above max(min, factor x baseline x window / baseline window):
  * a steady agent's own rate sets its threshold, and `min` keeps a new or quiet one from tripping on a handful.
  * The long window includes the short one: a burst raises its own baseline a little, never enough to hide.
+ * A pending hold counts in the windows its time is in, its amount as its count (StoreTx.detectorTotals): a
+ * request held for a human ten minutes ago is not spend of the last minute, however long it waits (found by
+ * review: read as a budget reads it, one stale hold plus an ordinary payment tripped a fleet-wide freeze).
  */
 const windowsFields = {
   window: durationField.default('1m').describe('The short window whose count is compared with the baseline.'),

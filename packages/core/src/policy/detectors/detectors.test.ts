@@ -73,6 +73,8 @@ test('new_destination: a payee the fleet never paid', () => {
   const d = detector({ name: 'n', type: 'new_destination' });
   assert.equal(run(d, {}).finding?.figures.destination, ALICE);
   assert.equal(run(d, { [`fleet|to:${ALICE}|${COUNT_ASSET}|ever`]: { count: 1 } }).finding, undefined);
+  // The ledger's charges only: a request held for approval (or a payment not yet charged) pays no one.
+  assert.deepEqual(run(d, {}).reads.windows, [{ series: `fleet|to:${ALICE}`, asset: COUNT_ASSET, sinceMs: 0, chargesOnly: true }]);
 });
 
 test('off_hours: a request in an hour with no activity in the lookback, once the history is long enough', () => {

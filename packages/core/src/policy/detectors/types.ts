@@ -16,7 +16,7 @@ export interface DetectorContext {
 
 /** Everything the detectors of a request will read, declared before the reads (as rules declare windows). */
 export interface DetectorReads {
-  /** Ledger windows (read by `StoreTx.detectorTotals`). */
+  /** Ledger windows (read by `StoreTx.detectorTotals`: a pending hold only in the windows its time is in, none where `chargesOnly`). */
   windows: WindowQuery[];
   /** Destinations whose recent first payers are counted (destination_wave), and since when. */
   payers: { destination: string; sinceMs: number }[];
