@@ -633,6 +633,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       // brk_b still holds red2: only red1 is unfrozen.
       const reset = await store.transaction((tx) => tx.resetBreaker('brk_a', 'admin', 3_000, 7));
       assert.deepEqual(reset.unfrozen, [red1]);
+      assert.deepEqual(reset.keptFrozen, [{ agentId: red2, operatorFreeze: false, breakers: ['brk_b'] }]);
       assert.deepEqual({ state: reset.breaker.state, resetAt: reset.breaker.resetAt, resetBy: reset.breaker.resetBy, resetSeq: reset.breaker.resetSeq }, { state: 'reset', resetAt: 3_000, resetBy: 'admin', resetSeq: 7 });
       assert.equal((await store.getAgent(red2))!.status, 'frozen');
       assert.deepEqual((await store.transaction((tx) => tx.trippedBreakersFor(red2))).map((b) => b.id), ['brk_b']);
@@ -640,6 +641,37 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
       await rejectsWithCode(store.transaction((tx) => tx.resetBreaker('brk_none', 'admin', 3_001, 8)), 'not_found');
       assert.deepEqual((await store.transaction((tx) => tx.resetBreaker('brk_b', 'admin', 3_002, 9))).unfrozen, [red2]);
       assert.deepEqual((await store.listBreakers({ state: 'reset' })).map((b) => b.id), ['brk_b', 'brk_a']);
+    });
+
+    test("circuit breakers: a reset never undoes the operator's freeze (setAgentStatus 'frozen', also of an agent a breaker froze); an unfreeze ends it", async () => {
+      const store = await fresh();
+      const agents = await store.createAgents([
+        { id: 'ag_opf0000000000001', name: 'opf-1', labels: {} },
+        { id: 'ag_opf0000000000002', name: 'opf-2', labels: {} },
+        { id: 'ag_opf0000000000003', name: 'opf-3', labels: {} },
+      ], fakeAddress, 1_000);
+      const [a1, a2, a3] = agents.map((a) => a.id) as [string, string, string];
+      const base = { detector: 'detector/fleet/burst', type: 'request_burst', scope: 'fleet' as const, agentId: a1, policyVersion: 'fleet@1:x', figures: { observed: '13', threshold: '12', baseline: '1.5', window: '5m' }, message: 'burst', action: 'freeze' as const, state: 'tripped' as const, trippedAt: 2_000, trippedSeq: 1 };
+      const targets = await store.transaction((tx) => tx.breakerTargets({ fleet: true }));
+      await store.transaction((tx) => tx.tripBreaker({ ...base, id: 'brk_opf_1', agents: targets }, { freeze: true, now: 2_000 }));
+      // The operator freezes a1 by hand while the breaker holds it; a2 is frozen and unfrozen by hand (no mark left).
+      assert.equal((await store.transaction((tx) => tx.setAgentStatus(a1, 'frozen', 2_100), { exclusive: true })).status, 'frozen');
+      await store.setAgentStatus(a2, 'frozen', 2_101);
+      await store.setAgentStatus(a2, 'active', 2_102);
+      await store.setAgentStatus(a2, 'frozen', 2_103);
+      await store.setAgentStatus(a2, 'active', 2_104);
+      const reset = await store.transaction((tx) => tx.resetBreaker('brk_opf_1', 'admin', 3_000, 7));
+      assert.deepEqual(reset.unfrozen, [a3]);
+      assert.deepEqual(reset.keptFrozen, [{ agentId: a1, operatorFreeze: true, breakers: [] }]);
+      assert.deepEqual(await Promise.all([a1, a2, a3].map(async (id) => (await store.getAgent(id))!.status)), ['frozen', 'active', 'active']);
+
+      // After an explicit unfreeze the mark is gone: the next breaker's reset unfreezes a1 again.
+      await store.setAgentStatus(a1, 'active', 3_100);
+      await store.transaction((tx) => tx.tripBreaker({ ...base, id: 'brk_opf_2', scope: 'agent', agents: [a1], trippedAt: 4_000, trippedSeq: 8 }, { freeze: true, now: 4_000 }));
+      assert.equal((await store.getAgent(a1))!.status, 'frozen');
+      const again = await store.transaction((tx) => tx.resetBreaker('brk_opf_2', 'admin', 5_000, 9));
+      assert.deepEqual([again.unfrozen, again.keptFrozen], [[a1], []]);
+      assert.equal((await store.getAgent(a1))!.status, 'active');
     });
 
     test('destination payers: first time kept, agents listed from a time, paid before the first recorded payer and before the window judged by time (ledger only)', async () => {

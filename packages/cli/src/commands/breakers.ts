@@ -27,8 +27,10 @@ export const breakerCommand: Command = {
         return printJson(body);
       }
       case 'reset': {
-        const { body } = await http.request<BreakerJson & { unfrozen: string[] }>('POST', `/v1/breakers/${encodeURIComponent(need(id, 'id'))}/reset`, {});
-        return ctx.json ? printJson(body) : console.log(`${body.id}: ${body.state}${body.unfrozen.length ? `; unfrozen: ${body.unfrozen.join(', ')}` : ''}`);
+        const { body } = await http.request<BreakerJson & { unfrozen: string[]; keptFrozen?: { agentId: string; operatorFreeze: boolean; breakers: string[] }[] }>('POST', `/v1/breakers/${encodeURIComponent(need(id, 'id'))}/reset`, {});
+        if (ctx.json) return printJson(body);
+        const kept = (body.keptFrozen ?? []).map((k) => `${k.agentId} (${[k.operatorFreeze ? 'frozen by the operator' : '', ...k.breakers].filter(Boolean).join(', ')})`);
+        return console.log(`${body.id}: ${body.state}${body.unfrozen.length ? `; unfrozen: ${body.unfrozen.join(', ')}` : ''}${kept.length ? `; still frozen: ${kept.join('; ')}` : ''}`);
       }
       default:
         throw usage(this.usage);

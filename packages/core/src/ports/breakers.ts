@@ -53,6 +53,24 @@ export type BreakerTargets =
 
 export type NewBreaker = Omit<BreakerRecord, 'agents' | 'state' | 'resetAt' | 'resetBy' | 'resetSeq'>;
 
+/**
+ * An agent a freeze breaker's reset left frozen, and why: the operator froze it themselves (`POST
+ * /v1/agents/{id}/freeze`, or revoke-all, also while the breaker held it; only an explicit unfreeze ends that), or
+ * other tripped freeze breakers still hold it (their ids), or both.
+ */
+export interface BreakerResetKeptFrozen {
+  agentId: string;
+  operatorFreeze: boolean;
+  breakers: string[];
+}
+
+/** What a reset changed: the agents it unfroze, and the breaker's frozen agents it left frozen (by agent id). */
+export interface BreakerResetResult {
+  breaker: BreakerRecord;
+  unfrozen: string[];
+  keptFrozen: BreakerResetKeptFrozen[];
+}
+
 /** A destination's recorded payers (destination_wave): the agents first paying it since a time, and whether it was paid before any was recorded. */
 export interface DestinationPayers {
   agents: string[];

@@ -17,7 +17,7 @@ export interface TreeNode extends NodeId {
 }
 import type { PaymentFilter, PaymentRecord, PaymentSummaryRow, SettledTransfer } from './payments.ts';
 import type { LightningFinish, LightningPaymentFilter, LightningPaymentRecord } from './lightning-payments.ts';
-import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } from './breakers.ts';
+import type { BreakerRecord, BreakerResetResult, BreakerState, BreakerTargets, DestinationPayers } from './breakers.ts';
 import type { ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord } from './shadow-policies.ts';
 import type { WebhookStore, WebhookStoreTx } from './webhooks.ts';
 import type { GrantStore, GrantStoreTx } from './grants.ts';
@@ -239,6 +239,7 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore, Release
   createAgents(agents: NewAgent[], deriveAddress: (accountIndex: number, keyIndex: number) => string | Promise<string>, now: number): Promise<Agent[]>;
   getAgent(idOrName: string): Promise<Agent | undefined>;
   listAgents(filter: { status?: AgentStatus; limit?: number; after?: string }): Promise<Agent[]>;
+  /** As StoreTx.setAgentStatus: 'frozen' is an operator's freeze, which no breaker reset undoes. */
   setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent>;
 
   /** Every key the agent ever had (ports/agent-keys.ts), by key index, oldest first. */
@@ -421,6 +422,10 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
    * already replaced, cannot both win.
    */
   compareAndSetMeta(key: string, expected: string, value: string): Promise<boolean>;
+  /**
+   * 'frozen' is an operator's freeze: it also marks the agent frozen by the operator (also when a breaker had frozen
+   * it already), which no breaker reset undoes; any other status clears that mark. Breakers freeze through tripBreaker.
+   */
   setAgentStatus(id: string, status: AgentStatus, now: number): Promise<Agent>;
 
   // The key registry (ports/agent-keys.ts).
@@ -636,9 +641,10 @@ export interface StoreTx extends WebhookStoreTx, GrantStoreTx, LifecycleStoreTx,
   getBreaker(id: string): Promise<BreakerRecord | undefined>;
   /**
    * tripped -> reset (anything else fails with `breaker_not_tripped`). A freeze breaker unfreezes the agents it
-   * froze that are still frozen and bound by no other tripped freeze breaker; returns those.
+   * froze that are still frozen, not frozen by the operator (setAgentStatus 'frozen') and bound by no other tripped
+   * freeze breaker; returns those as `unfrozen`, and its other agents still frozen, with why, as `keptFrozen`.
    */
-  resetBreaker(id: string, by: string, now: number, auditSeq: number): Promise<{ breaker: BreakerRecord; unfrozen: string[] }>;
+  resetBreaker(id: string, by: string, now: number, auditSeq: number): Promise<BreakerResetResult>;
 
   /** Appends a version-3 entry (seq, leaf index, leaf and leaf hash computed by the store; no previous entry is read but the head). */
   appendAudit(entry: AuditEntryInput): Promise<AuditEntry>;

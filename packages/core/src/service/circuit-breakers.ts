@@ -1,6 +1,6 @@
 import { AirlockError } from '../errors.ts';
 import { COUNT_ASSET, ledgerViewFrom, seriesFor, windowKey, type LedgerWrite, type WindowQuery } from '../ports/ledger.ts';
-import type { BreakerRecord, BreakerState, BreakerTargets, DestinationPayers } from '../ports/breakers.ts';
+import type { BreakerRecord, BreakerResetKeptFrozen, BreakerState, BreakerTargets, DestinationPayers } from '../ports/breakers.ts';
 import type { Agent, StoreTx } from '../ports/store.ts';
 import type { Decision, Violation } from '../policy/decision.ts';
 import { intentFacts } from '../policy/facts.ts';
@@ -203,8 +203,12 @@ export class CircuitBreakers {
     return breaker;
   }
 
-  /** Re-opens a tripped breaker (an operator action, audited): unfreezes what it froze, ends its approval hold. */
-  async reset(id: string, actor: string): Promise<BreakerRecord & { unfrozen: string[] }> {
+  /**
+   * Re-opens a tripped breaker (an operator action, audited): unfreezes what it froze, ends its approval hold. An
+   * agent the operator froze themselves (also while the breaker held it: a freeze, or revoke-all) or that another
+   * tripped freeze breaker holds stays frozen: `keptFrozen` says which and why, audited as `agent.kept_frozen`.
+   */
+  async reset(id: string, actor: string): Promise<BreakerRecord & { unfrozen: string[]; keptFrozen: BreakerResetKeptFrozen[] }> {
     const now = this.deps.clock.now();
     const out = await this.deps.store.transaction(async (tx) => {
       const breaker = await tx.getBreaker(id);
@@ -218,9 +222,12 @@ export class CircuitBreakers {
       if (reset.unfrozen.length > 0) {
         await tx.appendAudit({ at: now, type: 'agent.unfrozen', actor: 'operator', agentId: breaker.agentId, data: { breakerId: id, agents: reset.unfrozen, by: actor } });
       }
+      if (reset.keptFrozen.length > 0) {
+        await tx.appendAudit({ at: now, type: 'agent.kept_frozen', actor: 'operator', agentId: breaker.agentId, data: { breakerId: id, agents: reset.keptFrozen, by: actor } });
+      }
       return reset;
     });
-    return { ...out.breaker, unfrozen: out.unfrozen };
+    return { ...out.breaker, unfrozen: out.unfrozen, keptFrozen: out.keptFrozen };
   }
 }
 

@@ -163,6 +163,8 @@ export class OperatorService {
       const current = await tx.getAgent(agent.id);
       if (!current) throw new AirlockError('not_found', 'No such agent.');
       if (current.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot change status.');
+      // A freeze is the operator's own also when a breaker froze the agent already (frozen -> frozen): the store marks
+      // it so, and no breaker reset undoes it; an unfreeze clears the mark (found by review: the reset set it active).
       const updated = await tx.setAgentStatus(agent.id, status, now);
       // Retirement is final: every credential of the agent dies with it, listed and revoked under the same lock (a
       // session issued while the retirement waited is among them; one issued after it is refused by issueSession).

@@ -2,7 +2,8 @@
 // what its key already handed out (allowances, permits, authorizations held by someone else) outlives the
 // freeze; this undoes all of it.
 //
-//   1. Off chain, in ONE store transaction with its audit entries: freeze the agent, revoke every open session
+//   1. Off chain, in ONE store transaction with its audit entries: freeze the agent (an operator's freeze, also of
+//      an agent a breaker froze: no breaker reset undoes it, only an unfreeze), revoke every open session
 //      (child sessions go with their parent; NWC connections end with their sessions), deny every pending
 //      approval (reason `revoke_all`, releasing its hold), and append `agent.revoke_all`.
 //   2. The dependency map, reconciled against the chain, planned into revocation steps (chain time where the
@@ -40,7 +41,7 @@ export interface RevokeAllStep {
 
 export interface RevokeAllReport {
   agent: { id: string; name: string; status: Agent['status'] };
-  /** Whether this call froze it (false: it was frozen already). */
+  /** Whether this call froze it (false: it was frozen already; it is held frozen by the operator from now on all the same). */
   frozen: boolean;
   /** Sessions revoked, child sessions included. */
   revokedSessions: string[];
@@ -121,7 +122,10 @@ export class RevokeAllService {
       if (!agent) throw new AirlockError('not_found', 'No such agent.');
       if (agent.status === 'retired') throw new AirlockError('agent_retired', 'A retired agent cannot be revoked.');
       const frozen = agent.status === 'active';
-      const current = frozen ? await tx.setAgentStatus(agent.id, 'frozen', now) : agent;
+      // Frozen also when a breaker froze it already: the store then marks the freeze the operator's own, which no
+      // breaker reset undoes (found by review: revoke-all left a breaker-frozen agent as it was, and the breaker's
+      // reset made it active again).
+      const current = await tx.setAgentStatus(agent.id, 'frozen', now);
       if (frozen) await tx.appendAudit({ at: now, type: 'agent.frozen', actor: 'operator', agentId: agent.id, data: { from: 'active', to: 'frozen', reason: REVOKE_ALL_PURPOSE, by: actor } });
 
       // Listed under the exclusive lock: a session issued while revoke-all waited is among them (found by review:

@@ -40,7 +40,7 @@ export function buildBreakerRoutes(holder: AirlockHolder): RouteSpec[] {
       responses: { 200: B.BreakerResetResponse }, errors: [404, 409],
       handler: async (c) => {
         const reset = await breakers().reset(c.req.param('id')!, OPERATOR);
-        return c.json({ ...breakerJson(reset), unfrozen: reset.unfrozen });
+        return c.json({ ...breakerJson(reset), unfrozen: reset.unfrozen, keptFrozen: reset.keptFrozen });
       },
     },
   ];

@@ -41,6 +41,11 @@ export const BreakerSchema = apiSchema(
 export const BreakerListResponse = apiSchema('BreakerList', z.object({ breakers: z.array(BreakerSchema) }));
 export const BreakerResetResponse = apiSchema(
   'BreakerReset',
-  BreakerSchema.extend({ unfrozen: z.array(z.string()).describe('The agents the reset unfroze (still frozen by it, held by no other tripped freeze breaker)') }),
+  BreakerSchema.extend({
+    unfrozen: z.array(z.string()).describe('The agents the reset unfroze (still frozen by it, held by no other tripped freeze breaker, not frozen by the operator)'),
+    keptFrozen: z
+      .array(z.object({ agentId: z.string(), operatorFreeze: z.boolean().describe('The operator froze it (freeze or revoke-all), which only an unfreeze ends'), breakers: z.array(z.string()).describe('Other tripped freeze breakers holding it') }))
+      .describe("The breaker's agents the reset left frozen, and why (also in the reset's agent.kept_frozen audit entry)"),
+  }),
 );
 export const ListBreakersParams = z.object({ state: z.enum(['tripped', 'reset', 'all']).optional().describe('Default: tripped') });

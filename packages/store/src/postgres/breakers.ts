@@ -1,4 +1,4 @@
-import { AirlockError, canonicalJson, seriesFor, type BreakerRecord, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
+import { AirlockError, canonicalJson, seriesFor, type BreakerRecord, type BreakerResetKeptFrozen, type BreakerResetResult, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
 import { BREAKER_INSERT_COLUMNS, breakerFromRow, breakerInsertValues } from '../shared/breaker-rows.ts';
 import { clampLimit } from '../shared/values.ts';
 import type { Q } from './pg-query.ts';
@@ -49,7 +49,7 @@ export async function listBreakers(q: Q, filter: { state?: BreakerState; limit?:
   return rows.map(breakerFromRow);
 }
 
-export async function resetBreaker(q: Q, id: string, by: string, now: number, auditSeq: number): Promise<{ breaker: BreakerRecord; unfrozen: string[] }> {
+export async function resetBreaker(q: Q, id: string, by: string, now: number, auditSeq: number): Promise<BreakerResetResult> {
   // The row lock of this UPDATE decides between two operators resetting at once.
   const [row] = await q("UPDATE breakers SET state = 'reset', reset_at = $2, reset_by = $3, reset_seq = $4 WHERE id = $1 AND state = 'tripped' RETURNING *", [id, now, by, auditSeq]);
   if (!row) {
@@ -58,18 +58,33 @@ export async function resetBreaker(q: Q, id: string, by: string, now: number, au
   }
   const breaker = breakerFromRow(row);
   await q('DELETE FROM breaker_agents WHERE breaker_id = $1', [id]);
-  if (breaker.action !== 'freeze' || breaker.agents.length === 0) return { breaker, unfrozen: [] };
-  // Still frozen, and held by no other tripped freeze breaker.
-  const unfrozen = await q(
-    `UPDATE agents SET status = 'active', updated_at = $2
-     WHERE id IN (
-       SELECT a.id FROM agents a WHERE a.id = ANY($1::text[]) AND a.status = 'frozen'
-         AND NOT EXISTS (SELECT 1 FROM breaker_agents ba JOIN breakers b ON b.id = ba.breaker_id WHERE ba.agent_id = a.id AND b.state = 'tripped' AND b.action = 'freeze')
-       ORDER BY a.id FOR UPDATE OF a)
-     RETURNING id`,
-    [breaker.agents, now],
+  if (breaker.action !== 'freeze' || breaker.agents.length === 0) return { breaker, unfrozen: [], keptFrozen: [] };
+  // Its agents still frozen, locked in id order (as a trip locks them), with why each is frozen: the operator's own
+  // freeze (operator_frozen, schema 027) and the other tripped freeze breakers holding it. Unfrozen only where
+  // neither holds it.
+  const frozen = await q(
+    `SELECT a.id, a.operator_frozen,
+       ARRAY(SELECT b.id FROM breaker_agents ba JOIN breakers b ON b.id = ba.breaker_id
+             WHERE ba.agent_id = a.id AND b.state = 'tripped' AND b.action = 'freeze' ORDER BY b.tripped_at, b.id) AS breakers
+     FROM agents a WHERE a.id = ANY($1::text[]) AND a.status = 'frozen'
+     ORDER BY a.id FOR UPDATE OF a`,
+    [breaker.agents],
   );
-  return { breaker, unfrozen: unfrozen.map((r) => String(r.id)).sort() };
+  const keptFrozen: BreakerResetKeptFrozen[] = [];
+  const release: string[] = [];
+  for (const r of frozen) {
+    const agentId = String(r.id);
+    const operatorFreeze = r.operator_frozen === true;
+    const breakers = ((r.breakers as string[] | null) ?? []).map(String);
+    if (operatorFreeze || breakers.length > 0) keptFrozen.push({ agentId, operatorFreeze, breakers });
+    else release.push(agentId);
+  }
+  const unfrozen = release.length === 0 ? [] : await q(
+    "UPDATE agents SET status = 'active', updated_at = $2 WHERE id = ANY($1::text[]) AND status = 'frozen' AND NOT operator_frozen RETURNING id",
+    [release, now],
+  );
+  keptFrozen.sort((a, b) => (a.agentId < b.agentId ? -1 : a.agentId > b.agentId ? 1 : 0));
+  return { breaker, unfrozen: unfrozen.map((r) => String(r.id)).sort(), keptFrozen };
 }
 
 /**

@@ -99,8 +99,9 @@ export async function listAgents(q: Q, filter: { status?: AgentStatus; limit?: n
   return rows.map(agentFromRow);
 }
 
+/** 'frozen' is an operator's freeze (operator_frozen, schema 027): a breaker reset leaves the agent frozen. */
 export async function setAgentStatus(q: Q, id: string, status: AgentStatus, now: number): Promise<Agent> {
-  const [row] = await q('UPDATE agents SET status = $2, updated_at = $3 WHERE id = $1 RETURNING *', [id, status, now]);
+  const [row] = await q("UPDATE agents SET status = $2, operator_frozen = ($2 = 'frozen'), updated_at = $3 WHERE id = $1 RETURNING *", [id, status, now]);
   if (!row) throw new AirlockError('not_found', 'no such agent');
   return agentFromRow(row);
 }

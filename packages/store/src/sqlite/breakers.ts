@@ -1,4 +1,4 @@
-import { AirlockError, canonicalJson, seriesFor, type BreakerRecord, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
+import { AirlockError, canonicalJson, seriesFor, type BreakerRecord, type BreakerResetKeptFrozen, type BreakerResetResult, type BreakerState, type BreakerTargets, type DestinationPayers } from '@airlock/core';
 import type { SQLInputValue } from 'node:sqlite';
 import { BREAKER_INSERT_COLUMNS, breakerFromRow, breakerInsertValues } from '../shared/breaker-rows.ts';
 import { clampLimit, toInt } from '../shared/values.ts';
@@ -47,7 +47,7 @@ export function listBreakers(db: SqliteDb, filter: { state?: BreakerState; limit
   return db.all('SELECT * FROM breakers WHERE (?1 IS NULL OR state = ?1) ORDER BY tripped_at DESC, id DESC LIMIT ?2', filter.state ?? null, clampLimit(filter.limit)).map(breakerFromRow);
 }
 
-export function resetBreaker(db: SqliteDb, id: string, by: string, now: number, auditSeq: number): { breaker: BreakerRecord; unfrozen: string[] } {
+export function resetBreaker(db: SqliteDb, id: string, by: string, now: number, auditSeq: number): BreakerResetResult {
   const row = db.get("UPDATE breakers SET state = 'reset', reset_at = ?, reset_by = ?, reset_seq = ? WHERE id = ? AND state = 'tripped' RETURNING *", now, by, auditSeq, id);
   if (!row) {
     if (getBreaker(db, id)) throw new AirlockError('breaker_not_tripped', `Breaker ${id} was already reset.`);
@@ -56,16 +56,27 @@ export function resetBreaker(db: SqliteDb, id: string, by: string, now: number, 
   const breaker = breakerFromRow(row);
   db.run('DELETE FROM breaker_agents WHERE breaker_id = ?', id);
   const unfrozen: string[] = [];
+  const keptFrozen: BreakerResetKeptFrozen[] = [];
   if (breaker.action === 'freeze') {
-    for (const agentId of [...breaker.agents].sort()) {
-      // Still frozen, and held by no other tripped freeze breaker.
-      const other = db.get("SELECT 1 AS x FROM breaker_agents ba JOIN breakers b ON b.id = ba.breaker_id WHERE ba.agent_id = ? AND b.state = 'tripped' AND b.action = 'freeze'", agentId);
-      if (other) continue;
-      const changed = db.get("UPDATE agents SET status = 'active', updated_at = ? WHERE id = ? AND status = 'frozen' RETURNING id", now, agentId);
+    for (const agentId of [...new Set(breaker.agents)].sort()) {
+      const agent = db.get('SELECT status, operator_frozen FROM agents WHERE id = ?', agentId);
+      if (agent?.status !== 'frozen') continue;
+      // Still frozen: unfrozen only if its sole reason was freeze breakers, neither the operator's own freeze
+      // (operator_frozen, schema 026) nor another tripped freeze breaker holds it.
+      const breakers = db.all(
+        "SELECT b.id FROM breaker_agents ba JOIN breakers b ON b.id = ba.breaker_id WHERE ba.agent_id = ? AND b.state = 'tripped' AND b.action = 'freeze' ORDER BY b.tripped_at, b.id",
+        agentId,
+      ).map((r) => String(r.id));
+      const operatorFreeze = toInt(agent.operator_frozen) === 1;
+      if (operatorFreeze || breakers.length > 0) {
+        keptFrozen.push({ agentId, operatorFreeze, breakers });
+        continue;
+      }
+      const changed = db.get("UPDATE agents SET status = 'active', updated_at = ? WHERE id = ? AND status = 'frozen' AND operator_frozen = 0 RETURNING id", now, agentId);
       if (changed) unfrozen.push(agentId);
     }
   }
-  return { breaker, unfrozen };
+  return { breaker, unfrozen, keptFrozen };
 }
 
 /**

@@ -100,8 +100,9 @@ export function listAgents(db: SqliteDb, filter: { status?: AgentStatus; limit?:
   return db.all(sql, ...params).map(agentFromRow);
 }
 
+/** 'frozen' is an operator's freeze (operator_frozen, schema 026): a breaker reset leaves the agent frozen. */
 export function setAgentStatus(db: SqliteDb, id: string, status: AgentStatus, now: number): Agent {
-  const row = db.get('UPDATE agents SET status = ?, updated_at = ? WHERE id = ? RETURNING *', status, now, id);
+  const row = db.get('UPDATE agents SET status = ?, operator_frozen = ?, updated_at = ? WHERE id = ? RETURNING *', status, status === 'frozen' ? 1 : 0, now, id);
   if (!row) throw new AirlockError('not_found', 'no such agent');
   return agentFromRow(row);
 }

@@ -2,7 +2,7 @@ import type { AuditEntryOrigin, GrantRecord, QuorumRequirement, ThresholdBinding
 import { AirlockError } from '@airlock/core';
 import type {
   Agent, AgentStatus, ApprovalRecord, AuditEntry, AuditEntryInput, IdempotencyRecord, LedgerWrite, LightningFinish, LightningPaymentRecord, NonceClaim, PaymentRecord, PolicyRecord, Session, StoreTx, ChildSessionCounts,
-  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
+  SettledTransfer, WindowQuery, WindowTotal, BreakerRecord, BreakerResetResult, BreakerTargets, DestinationPayers, ShadowOutcome, ShadowOutcomeCounts, ShadowPolicyRecord, WebhookEndpoint,
   ApprovalVote, Approver, ApproverStatus, LifecycleFinish, LifecycleJob, LifecycleSignature, AgentKey, ApprovalState, DeriveAgentAddress,
 } from '@airlock/core';
 import * as agentKeys from './agent-keys.ts';
@@ -252,7 +252,7 @@ export class SqliteStoreTx implements StoreTx {
   async getBreaker(id: string): Promise<BreakerRecord | undefined> {
     return breakers.getBreaker(this.live(), id);
   }
-  async resetBreaker(id: string, by: string, now: number, auditSeq: number): Promise<{ breaker: BreakerRecord; unfrozen: string[] }> {
+  async resetBreaker(id: string, by: string, now: number, auditSeq: number): Promise<BreakerResetResult> {
     return breakers.resetBreaker(this.live(), id, by, now, auditSeq);
   }
   async compareAndSetMeta(key: string, expected: string, value: string): Promise<boolean> {

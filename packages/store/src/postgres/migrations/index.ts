@@ -24,6 +24,7 @@ import { statements as webhookClaimIndexes } from './023_webhook_claim_indexes.t
 import { statements as lightningInFlightByAgent } from './024_lightning_in_flight_by_agent.ts';
 import { statements as lightningAlerts } from './025_lightning_alerts.ts';
 import { statements as ledgerKeptTotals } from './026_ledger_kept_totals.ts';
+import { statements as agentOperatorFreeze } from './027_agent_operator_freeze.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const postgresMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -53,4 +54,5 @@ export const postgresMigrations: ReadonlyMap<number, { name: string; statements:
   [24, { name: '024_lightning_in_flight_by_agent', statements: lightningInFlightByAgent }],
   [25, { name: '025_lightning_alerts', statements: lightningAlerts }],
   [26, { name: '026_ledger_kept_totals', statements: ledgerKeptTotals }],
+  [27, { name: '027_agent_operator_freeze', statements: agentOperatorFreeze }],
 ]);

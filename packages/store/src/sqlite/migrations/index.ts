@@ -23,6 +23,7 @@ import { statements as webhookClaimIndexes } from './022_webhook_claim_indexes.t
 import { statements as lightningInFlightByAgent } from './023_lightning_in_flight_by_agent.ts';
 import { statements as lightningAlerts } from './024_lightning_alerts.ts';
 import { statements as ledgerKeptTotals } from './025_ledger_kept_totals.ts';
+import { statements as agentOperatorFreeze } from './026_agent_operator_freeze.ts';
 
 /** Every migration, by version, applied in ascending order. Add new ones here explicitly. */
 export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: string[] }> = new Map([
@@ -51,4 +52,5 @@ export const sqliteMigrations: ReadonlyMap<number, { name: string; statements: s
   [23, { name: '023_lightning_in_flight_by_agent', statements: lightningInFlightByAgent }],
   [24, { name: '024_lightning_alerts', statements: lightningAlerts }],
   [25, { name: '025_ledger_kept_totals', statements: ledgerKeptTotals }],
+  [26, { name: '026_agent_operator_freeze', statements: agentOperatorFreeze }],
 ]);
