@@ -3,7 +3,7 @@
 // long poll and is answered when the quorum is met, with the approvers named.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminClient, httpJson, prepareDaemonData, type DaemonData } from '../../server/src/testing/processes.ts';
@@ -119,9 +119,15 @@ describe('airlock approver and approvals vote, end to end', () => {
     assert.match(disabled.stderr, /^error \[approver_disabled\]/m);
     const missing = await approver('approvals', 'vote', id, 'approve');
     assert.equal(missing.code, 2, 'usage: --key is required');
-    writeFileSync(join(dir, 'bad.key'), '{"type":"airlock-approver-key","approver":"ops-a","secretKey":"00"}');
+    writeFileSync(join(dir, 'bad.key'), '{"type":"airlock-approver-key","approver":"ops-a","secretKey":"00"}', { mode: 0o600 });
     const bad = await approver('approvals', 'vote', id, 'approve', '--key', join(dir, 'bad.key'));
     assert.match(bad.stderr, /^error \[invalid_request\]: The --key file is not an approver key file/m);
+    // A key file other users can read is refused before it is read, as every secret file is.
+    const shared = join(dir, 'shared.key');
+    writeFileSync(shared, readFileSync(opsKey, 'utf8'), { mode: 0o644 });
+    chmodSync(shared, 0o644);
+    const loose = await approver('approvals', 'vote', id, 'approve', '--key', shared);
+    assert.match(loose.stderr, /^error \[invalid_request\]: The --key file can be read by other users \(mode 644\)/m);
     assert.equal((await admin('GET', `/v1/approvals/${id}`)).body.state, 'pending');
   });
 });

@@ -4,7 +4,7 @@
 // recovery phrase (NIP-06); the audit entry is read back through the daemon and the whole log verified.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { privateKeyFromSeedWords } from 'nostr-tools/nip06';
@@ -117,6 +117,7 @@ describe('airlock agent nostr-export (offline NIP-49 backup)', () => {
       // (found by review: it passed the check, and the vault passphrase opened the backup).
       ['export password = vault passphrase under NFKC', exportNostr('poster-a', { AIRLOCK_EXPORT_PASSWORD_FILE: writeFile('same-nfkc', FULLWIDTH_PASSPHRASE) }), /error \[invalid_request\]: The export password must differ from the vault passphrase/],
       ['short export password', exportNostr('poster-a', { AIRLOCK_EXPORT_PASSWORD_FILE: writeFile('short', 'short pw') }), /at least 12 characters/],
+      ['an export password file other users can read', exportNostr('poster-a', { AIRLOCK_EXPORT_PASSWORD_FILE: looseFile('loose', 'a long enough export password') }), /error \[invalid_request\]: The export password file can be read by other users \(mode 644\)/],
       ['unknown agent', exportNostr('nobody'), /error \[not_found\]: No such agent/],
     ];
     for (const [name, run, message] of cases) {
@@ -145,6 +146,12 @@ describe('airlock agent nostr-export (offline NIP-49 backup)', () => {
   function writeFile(name: string, content: string): string {
     const p = join(dir, name);
     writeFileSync(p, content, { mode: 0o600 });
+    return p;
+  }
+
+  function looseFile(name: string, content: string): string {
+    const p = writeFile(name, content);
+    chmodSync(p, 0o644);
     return p;
   }
 });

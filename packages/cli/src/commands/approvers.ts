@@ -1,9 +1,10 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { AirlockError } from '@airlock/core';
 import { approverPublicKey, generateApproverKey } from '@airlock/sdk/approvals';
 import type { Command } from '../context.ts';
 import { printJson, table } from '../format.ts';
 import { need, usage, UsageError } from '../args.ts';
+import { readOwnerOnlyFile } from '../passphrase.ts';
 
 interface ApproverJson { id: string; name: string; publicKey: string; groups: string[]; agents: string[]; status: string; createdAt: string }
 
@@ -77,11 +78,15 @@ export const approverCommand: Command = {
   },
 };
 
-/** Reads an approver key file and checks that its secret key is the one of its public key. */
+/**
+ * Reads an approver key file (owner-only, as every secret file the CLI reads: found by review, this one and the
+ * export password file were read whatever their mode) and checks that its secret key is the one of its public key.
+ */
 export function readApproverKey(path: string): ApproverKeyFile {
+  const text = readOwnerOnlyFile(path, '--key');
   let parsed: Partial<ApproverKeyFile>;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8')) as Partial<ApproverKeyFile>;
+    parsed = JSON.parse(text) as Partial<ApproverKeyFile>;
   } catch {
     throw new AirlockError('invalid_request', 'The --key file cannot be read as an approver key file.');
   }

@@ -11,12 +11,12 @@
  *      through the store's audit append, so the Merkle log stays verifiable;
  *   5. only then print the `ncryptsec1…`, once. Any failure before 5 prints nothing secret and writes nothing.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { AirlockError } from '@airlock/core';
 import { DEFAULT_LOG_N, KeySecurity, MAX_LOG_N, MIN_ENCRYPT_LOG_N, MIN_PASSPHRASE_LENGTH, encodeNpub, encryptNcryptsec, nostrPath, nostrPublicKey, openVault } from '@airlock/keys';
 import type { CliContext } from '../context.ts';
 import { UsageError, need } from '../args.ts';
-import { hiddenPrompt, readPassphrase } from '../passphrase.ts';
+import { hiddenPrompt, readOwnerOnlyFile, readPassphrase } from '../passphrase.ts';
 import { printJson } from '../format.ts';
 
 export const NOSTR_EXPORT_USAGE = 'airlock agent nostr-export <id|name> [--data-dir DIR | --store URL] [--passphrase-file FILE] [--log-n 16..22]   (offline; export password: prompt or AIRLOCK_EXPORT_PASSWORD_FILE)';
@@ -109,11 +109,7 @@ async function readExportPassword(): Promise<string> {
   const file = process.env.AIRLOCK_EXPORT_PASSWORD_FILE;
   let password: string;
   if (file) {
-    try {
-      password = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-    } catch (e) {
-      throw new AirlockError('invalid_request', 'Cannot read the export password file.', { cause: e });
-    }
+    password = readOwnerOnlyFile(file, 'export password').replace(/\r?\n$/, '');
   } else if (process.stdin.isTTY) {
     password = await hiddenPrompt(`Export password for the ncryptsec (${MIN_PASSPHRASE_LENGTH}+ chars): `);
     if ((await hiddenPrompt('Repeat export password: ')) !== password) throw new AirlockError('invalid_request', 'The export passwords do not match.');
