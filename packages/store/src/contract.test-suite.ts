@@ -962,7 +962,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>): void
         assert.deepEqual(await store.getApprover('alice'), approver('apv_a', 'alice', 'aa'.repeat(32)));
         assert.deepEqual((await store.getApprover('apv_b'))?.name, 'bob');
         assert.equal(await store.getApprover('carol'), undefined);
-        const disabled = await store.transaction((tx) => tx.setApproverStatus('apv_b', 'disabled', 5));
+        // Only in an exclusive transaction (it must wait for every vote in flight): refused in any other.
+        await assert.rejects(store.transaction((tx) => tx.setApproverStatus('apv_b', 'disabled', 5)));
+        const disabled = await store.transaction((tx) => tx.setApproverStatus('apv_b', 'disabled', 5), { exclusive: true });
         assert.deepEqual([disabled.status, disabled.updatedAt], ['disabled', 5]);
         assert.deepEqual((await store.listApprovers()).map((a) => [a.name, a.status]), [['alice', 'active'], ['bob', 'disabled']]);
 

@@ -377,6 +377,7 @@ export class PostgresStoreTx implements StoreTx {
     return approvals.createApprover(this.live(), approver);
   }
   async setApproverStatus(id: string, status: ApproverStatus, now: number): Promise<Approver> {
+    requireExclusive(this.exclusive, 'setApproverStatus');
     return approvals.setApproverStatus(this.live(), id, status, now);
   }
   async holdPayment(payment: PaymentRecord, writes: LedgerWrite[]): Promise<void> {

@@ -9,9 +9,10 @@ import { AirlockError } from '@airlock/core';
  * revoke-all and a child-session revoke did, until 2026-12-03). So both stores refuse such a write outside an
  * exclusive transaction: the mistake fails every test that reaches it, on SQLite too, where it would be
  * harmless (one writer) and so would otherwise go unseen. A circuit breaker's freeze is not one of these: it
- * runs in the batch of the request that trips it (docs/threat-model.md gives what that leaves).
+ * runs in the batch of the request that trips it (docs/threat-model.md gives what that leaves). An approver's status
+ * is one too: a vote reads it unlocked, and a disable must wait for every vote in flight (found by review).
  */
-export type ExclusiveWrite = 'setAgentStatus' | 'revokeSession' | 'putPolicy' | 'rotateAgentKey';
+export type ExclusiveWrite = 'setAgentStatus' | 'revokeSession' | 'putPolicy' | 'rotateAgentKey' | 'setApproverStatus';
 
 export function requireExclusive(exclusive: boolean, write: ExclusiveWrite): void {
   if (!exclusive) {

@@ -171,6 +171,7 @@ export class SqliteStoreTx implements StoreTx {
     approvals.createApprover(this.live(), approver);
   }
   async setApproverStatus(id: string, status: ApproverStatus, now: number): Promise<Approver> {
+    requireExclusive(this.exclusive, 'setApproverStatus');
     return approvals.setApproverStatus(this.live(), id, status, now);
   }
   async holdPayment(payment: PaymentRecord, writes: LedgerWrite[]): Promise<void> {
