@@ -130,7 +130,8 @@ function checkHeaderShape(parsed: unknown): asserts parsed is Header & { ciphert
   if (!isObject(parsed) || parsed.format !== FORMAT || parsed.version !== 1) throw bad('format');
   if (typeof parsed.name !== 'string' || typeof parsed.identityKey !== 'string') throw bad('name or identity key');
   const { kdf, cipher, ciphertext } = parsed;
-  if (!isObject(kdf) || kdf.alg !== 'argon2id' || typeof kdf.salt !== 'string' || !HEX.test(kdf.salt)) throw bad('kdf');
+  // A 16-byte salt, as createNodeState writes: argon2 refuses one under 8 bytes with a RangeError (found by review).
+  if (!isObject(kdf) || kdf.alg !== 'argon2id' || typeof kdf.salt !== 'string' || !/^[0-9a-f]{32}$/.test(kdf.salt)) throw bad('kdf');
   if (!isObject(cipher) || cipher.alg !== 'xchacha20poly1305' || typeof cipher.nonce !== 'string' || !/^[0-9a-f]{48}$/.test(cipher.nonce)) throw bad('cipher');
   if (typeof ciphertext !== 'string' || !HEX.test(ciphertext)) throw bad('ciphertext');
 }

@@ -73,6 +73,7 @@ test('the sealed node file: a wrong passphrase or an edited header opens nothing
     { ...good, kdf: undefined },
     { ...good, kdf: null },
     { ...good, kdf: { ...good.kdf, salt: 'not hex' } },
+    { ...good, kdf: { ...good.kdf, salt: '00' } },
     { ...good, cipher: undefined },
     { ...good, cipher: { ...good.cipher, nonce: 7 } },
     { ...good, ciphertext: 'zz' },

@@ -11,10 +11,10 @@
  * | result {preimage, fees_paid}                         | succeeded, fee = fees_paid       | sha256(preimage) equals the payment hash              |
  * | result without a preimage that hashes to the payment | confirm with lookup_invoice      | a success claim without its proof is not believed     |
  * | hash                                                 |                                  |                                                       |
- * | result {preimage}, no fees_paid (optional in spec)   | succeeded; fee from a lookup,    | never charge less than may have been paid: the        |
- * |                                                      | else unreported (the service     | request's maximum is the agent's choice (may be 0),   |
- * |                                                      | charges at least its default     | and the wallet does not hold it                       |
- * |                                                      | fee limit, and alerts)           |                                                       |
+ * | result {preimage}, no fees_paid (optional in spec)   | succeeded; fee from a lookup,    | the request's maximum is the agent's choice (may be   |
+ * |                                                      | else unreported (the service     | 0) and the wallet does not hold it; what the wallet   |
+ * |                                                      | charges at least its default     | paid is bounded only by its own fee reserve, so the   |
+ * |                                                      | fee limit, and alerts)           | charge is a floor and operators are told              |
  * | RATE_LIMITED, NOT_IMPLEMENTED, INSUFFICIENT_BALANCE, | failed (reason = the code,       | the spec defines each as a refusal of the request     |
  * | QUOTA_EXCEEDED, RESTRICTED, UNAUTHORIZED,            | lowercased), unless a lookup     | itself: the wallet did not try to pay (it could not   |
  * | UNSUPPORTED_ENCRYPTION                               | shows this hash paid or in       | even read it, for the last). The lookup guards        |
