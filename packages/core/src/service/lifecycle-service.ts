@@ -9,7 +9,7 @@ import type { ChainAdapter } from '../ports/chain-adapter.ts';
 import type { EcdsaSignature } from '../ports/key-backend.ts';
 import { OPEN_LIFECYCLE_STATES, type EvmSubmitter, type LifecycleFinish, type LifecycleJob, type LifecycleJobFilter, type LifecycleJobOrigin } from '../ports/lifecycle.ts';
 import { classifyLifecycleCall, type ClassifiedLifecycleCall, type LifecycleCall } from '../lifecycle/lifecycle-calls.ts';
-import { LIFECYCLE_MAX_FEE_SHARE_PERCENT } from '../lifecycle/lifecycle-fees.ts';
+import { assertLifecycleFee, LIFECYCLE_MAX_FEE_SHARE_PERCENT } from '../lifecycle/lifecycle-fees.ts';
 import { classifyLifecycleTypedData, lifecycleCallOf, lifecycleTransactionPayload, lifecycleTypedDataPayload, type LifecycleTransactionPayload, type LifecycleTypedDataPayload } from '../lifecycle/lifecycle-payloads.ts';
 import type { ServiceDeps } from './deps.ts';
 import type { AgentKeyRotationResult, OperatorService } from './operator-service.ts';
@@ -229,8 +229,8 @@ export class LifecycleService {
       if (!/^0x([0-9a-fA-F]{2})*$/.test(c.data)) throw new AirlockError('invalid_hex', `calls[${i}].data: expected 0x-hex bytes.`);
       const call: LifecycleCall = { to: c.to.toLowerCase(), data: c.data.toLowerCase(), value: c.value ?? 0n };
       // Classified on a preview (nonce and fees do not change what a call means) before any chain read.
-      this.classify(adapter, key, c.chain, fleet, call, { nonce: 0, gas: 0n, gasPrice: 0n });
-      return { chain: c.chain, call };
+      const { classified } = this.classify(adapter, key, c.chain, fleet, call, { nonce: 0, gas: 0n, gasPrice: 0n });
+      return { chain: c.chain, call, classified };
     });
     const chains = [...new Set(normalised.map((c) => c.chain))];
     for (const chain of chains) this.requireRpc(chain);
@@ -238,9 +238,14 @@ export class LifecycleService {
     for (const chain of chains) reads.set(chain, await this.rpc(async (s) => ({ gasPrice: await s.gasPrice(chain), nonce: await s.pendingNonce(chain, key.address) })));
     for (const chain of chains) await this.boundGasPrice(key, chain, reads.get(chain)!.gasPrice, fleet, 'call', purpose);
     const priced: { chain: string; call: LifecycleCall; gas: bigint }[] = [];
-    for (const { chain, call } of normalised) {
+    for (const { chain, call, classified } of normalised) {
       const estimate = await this.rpc((s) => s.estimateGas(chain, { from: key.address, to: call.to!, data: call.data, value: call.value }), 'The gas estimate failed (the call would revert, or the RPC did not answer); nothing was signed.');
-      priced.push({ chain, call, gas: withMargin(estimate) });
+      const gas = withMargin(estimate);
+      // The key process's fee bounds, before anything is planned: a native transfer paying more than 10% of its value
+      // in fees was planned and audited here, then refused by the key process (found by review). The gas price was
+      // bounded by max_gas_price above.
+      assertLifecycleFee(chain, classified, { nonce: 0, gas, gasPrice: reads.get(chain)!.gasPrice }, undefined);
+      priced.push({ chain, call, gas });
     }
     // The key pays for its own revocations. An old key whose address was swept holds only dust: say what it needs
     // (and where) before anything is signed, instead of a transaction the node refuses for want of funds.

@@ -175,4 +175,43 @@ describe('key process: the fee of a lifecycle transaction', () => {
       await airlock.close();
     }
   });
+
+  test("an operator's native transfer (submitCalls) paying more than 10% of its value is refused by the planner, before anything is planned", async () => {
+    // Found by review: only sweeps were held to the 10% share by the planner; this call was planned and audited, then
+    // refused by the key process (`lifecycle_call_refused`), its job failed `not_signed`.
+    await setFleetLifecycle({ max_gas_price: { [CHAIN]: String(GWEI) } });
+    const sent: string[] = [];
+    const submitter: EvmSubmitter = {
+      supports: (chain) => chain === CHAIN,
+      chains: () => [CHAIN],
+      pendingNonce: async () => 200,
+      gasPrice: async () => GWEI,
+      estimateGas: async () => 21_000n,
+      nativeBalance: async () => ETH,
+      tokenBalance: async () => 0n,
+      sendRawTransaction: async (_chain, raw) => void sent.push(raw),
+      receipt: async () => undefined,
+      blockNumber: async () => 1n,
+      incomingTransfers: async () => [],
+    };
+    const airlock = await openAirlock({ ...config, keyProcessSocket: socket }, { keyProcess: socket }, { timers: false, evmSubmitter: submitter });
+    try {
+      const callJobs = async () => (await store.listLifecycleJobs({ agentId } as never)).filter((j) => j.origin === 'call').length;
+      const before = await callJobs();
+      const value = 100_000n * GWEI; // 0.0001 ETH; the worst-case fee (21,000 gas with its margin, at 1 gwei) is over 10% of it
+      await assert.rejects(airlock.lifecycle.submitCalls('victim', 0, [{ chain: CHAIN, to: current, data: '0x', value }], 'test'), (e: { code?: string; message?: string }) => {
+        assert.equal(e.code, 'lifecycle_fee_too_high', String(e.message));
+        return true;
+      });
+      assert.equal(await callJobs(), before, 'nothing planned');
+      assert.equal(sent.length, 0);
+      // Ten times the value: within the share, planned, signed by the key process and sent.
+      const [id] = await airlock.lifecycle.submitCalls('victim', 0, [{ chain: CHAIN, to: current, data: '0x', value: value * 10n }], 'test');
+      const job = await store.getLifecycleJob(id!);
+      assert.ok(job?.rawTransaction && job.state !== 'failed', JSON.stringify(job, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      assert.equal(sent.length, 1);
+    } finally {
+      await airlock.close();
+    }
+  });
 });
