@@ -4,7 +4,7 @@
 // three fresh agents paying it went unseen. Whether the fleet knew the payee is now read from the ledger alone.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, USDC_ASSET, startHarness, uniqueName, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { BASE, provisionAgent, startHarness, type Harness, type StoreKind, uniqueName, USDC_ASSET, usdcTransfer } from './testing/harness.ts';
 
 const RULE = 'detector/fleet/lateral';
 const policy = {
@@ -28,13 +28,10 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
     after(async () => h.close());
 
+    /** An agent under the fleet policy alone, with a day's evm.transaction session. */
     async function agent(): Promise<{ name: string; token: string }> {
-      const created = await h.admin('POST', '/v1/agents', { names: [uniqueName('wave')] });
-      assert.equal(created.status, 201, JSON.stringify(created.body));
-      const a = created.body.agents[0];
-      const issued = await h.admin('POST', `/v1/agents/${a.name}/sessions`, { ttl: '1d', actions: ['evm.transaction'] });
-      assert.equal(issued.status, 201, JSON.stringify(issued.body));
-      return { name: a.name, token: issued.body.token };
+      const { agent: a, token } = await provisionAgent(h, { name: uniqueName('wave'), actions: ['evm.transaction'], ttl: '1d' });
+      return { name: a.name as string, token };
     }
     const pay = (a: { token: string }, to: string, amount: bigint) => {
       h.clock!.advance(1000);

@@ -38,6 +38,25 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** The chain as the planner reads it (gas price 1 gwei): what it sends is kept in `sent`. */
+function chainAt(at: { nonce: number; gas: bigint; balance: bigint }): { sent: string[]; submitter: EvmSubmitter } {
+  const sent: string[] = [];
+  const submitter: EvmSubmitter = {
+    supports: (chain) => chain === CHAIN,
+    chains: () => [CHAIN],
+    pendingNonce: async () => at.nonce,
+    gasPrice: async () => GWEI,
+    estimateGas: async () => at.gas,
+    nativeBalance: async () => at.balance,
+    tokenBalance: async () => 0n,
+    sendRawTransaction: async (_chain, raw) => void sent.push(raw),
+    receipt: async () => undefined,
+    blockNumber: async () => 1n,
+    incomingTransfers: async () => [],
+  };
+  return { sent, submitter };
+}
+
 describe('key process: the fee of a lifecycle transaction', () => {
   let config: AirlockConfig;
   let socket: string;
@@ -145,20 +164,8 @@ describe('key process: the fee of a lifecycle transaction', () => {
   test('what the planner plans at the bounds (a rotation sweep paying exactly 10%, a revocation at max_gas_price) is signed by the key process', async () => {
     await setFleetLifecycle({ max_gas_price: { [CHAIN]: String(GWEI) } });
     const fee = 21_000n * GWEI;
-    const sent: string[] = [];
-    const submitter: EvmSubmitter = {
-      supports: (chain) => chain === CHAIN,
-      chains: () => [CHAIN],
-      pendingNonce: async () => 100, // above the forged nonces of the tests before
-      gasPrice: async () => GWEI, // exactly max_gas_price
-      estimateGas: async () => 50_000n,
-      nativeBalance: async () => fee * 11n, // the sweep moves 10 x its fee
-      tokenBalance: async () => 0n,
-      sendRawTransaction: async (_chain, raw) => void sent.push(raw),
-      receipt: async () => undefined,
-      blockNumber: async () => 1n,
-      incomingTransfers: async () => [],
-    };
+    // Nonce 100: above the forged nonces of the tests before; the gas price exactly max_gas_price; the sweep moves 10 x its fee.
+    const { sent, submitter } = chainAt({ nonce: 100, gas: 50_000n, balance: fee * 11n });
     const airlock = await openAirlock({ ...config, keyProcessSocket: socket }, { keyProcess: socket }, { timers: false, evmSubmitter: submitter });
     try {
       const report = await airlock.lifecycle.sweep('victim', 0, 'current', 'test');
@@ -180,20 +187,7 @@ describe('key process: the fee of a lifecycle transaction', () => {
     // Found by review: only sweeps were held to the 10% share by the planner; this call was planned and audited, then
     // refused by the key process (`lifecycle_call_refused`), its job failed `not_signed`.
     await setFleetLifecycle({ max_gas_price: { [CHAIN]: String(GWEI) } });
-    const sent: string[] = [];
-    const submitter: EvmSubmitter = {
-      supports: (chain) => chain === CHAIN,
-      chains: () => [CHAIN],
-      pendingNonce: async () => 200,
-      gasPrice: async () => GWEI,
-      estimateGas: async () => 21_000n,
-      nativeBalance: async () => ETH,
-      tokenBalance: async () => 0n,
-      sendRawTransaction: async (_chain, raw) => void sent.push(raw),
-      receipt: async () => undefined,
-      blockNumber: async () => 1n,
-      incomingTransfers: async () => [],
-    };
+    const { sent, submitter } = chainAt({ nonce: 200, gas: 21_000n, balance: ETH });
     const airlock = await openAirlock({ ...config, keyProcessSocket: socket }, { keyProcess: socket }, { timers: false, evmSubmitter: submitter });
     try {
       const callJobs = async () => (await store.listLifecycleJobs({ agentId } as never)).filter((j) => j.origin === 'call').length;
