@@ -9,6 +9,7 @@ import { checkConcurrentKeeps } from './released-signatures.contract.test-suite.
 import { checkLedgerUpgrade, checkLedgerUpgradeTo008 } from './ledger-upgrade.test-suite.ts';
 import { checkAgentKeyBackfill, checkConcurrentRotations } from './agent-keys.contract.test-suite.ts';
 import { runLightningStoreContract } from './lightning.contract.test-suite.ts';
+import { checkOperatorFreezeBackfill } from './operator-freeze-migration.test-suite.ts';
 import { postgresMigrations } from './postgres/migrations/index.ts';
 import { openPostgresStore } from './postgres/postgres-store.ts';
 import { agentLockKey } from './postgres/tx-locks.ts';
@@ -132,6 +133,11 @@ async function storeAtVersion(version: number, fn: (h: { store: Awaited<ReturnTy
 
 test('postgres: migration 006 keeps every window total of a ledger written by the old code', { skip }, () =>
   storeAtVersion(5, (h) => checkLedgerUpgrade(h)));
+
+test('postgres: migration 027 marks frozen agents the operator froze, never one only a tripped breaker holds', { skip }, () =>
+  storeAtVersion(26, ({ store, query }) =>
+    checkOperatorFreezeBackfill(store, () => store.migrate(), async () =>
+      Object.fromEntries((await query('SELECT name, status, operator_frozen FROM agents')).map((r) => [String(r.name), [String(r.status), r.operator_frozen === true ? 1 : 0]])))));
 
 // Version 8: the ledger as 006 left it, audit sequencing (008) in place.
 test('postgres: migration 009 keeps every window total of a ledger written by the 006-008 code', { skip }, () =>
