@@ -15,7 +15,7 @@ export const CONFIG_FILE_KEYS = [
   'nostr_relays', 'nostr_bunker_rate', 'nostr_bunker_burst',
   'lightning_backend', 'lightning_network', 'lnd_url', 'lnd_macaroon', 'lnd_tls_cert', 'nwc_url_file', 'lightning_pay_timeout',
   'lightning_not_found_grace', 'lightning_default_fee_percent', 'lightning_reconcile_batch', 'lightning_max_in_flight',
-  'webhook_poll_interval', 'webhook_timeout', 'webhook_max_attempts', 'webhook_retry_base', 'webhook_retry_max',
+  'webhook_poll_interval', 'webhook_timeout', 'webhook_max_attempts', 'webhook_retry_base', 'webhook_retry_max', 'webhook_retention',
 ] as const;
 
 const SECRET_KEYS = new Set(['passphrase', 'admin_token', 'pkcs11_pin']);
