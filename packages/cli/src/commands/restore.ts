@@ -10,9 +10,6 @@ import type { Command } from '../context.ts';
 import { printJson } from '../format.ts';
 import { hiddenPrompt, readOwnerOnlyFile, readPassphrase } from '../passphrase.ts';
 
-// `airlock vault` reads share files with it too; it lives beside readPassphrase, which applies the same rule.
-export { readOwnerOnlyFile };
-
 export const restoreCommand: Command = {
   name: 'restore',
   summary: 'Rebuild the vault from the recovery phrase, checked against the store first (offline; the daemon stopped); with AIRLOCK_KEY_BACKEND=pkcs11 the EVM agent keys are checked on the token',

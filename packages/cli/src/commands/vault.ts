@@ -10,8 +10,7 @@ import { AirlockError } from '@airlock/core';
 import type { Command } from '../context.ts';
 import { printJson } from '../format.ts';
 import { positiveInt, usage } from '../args.ts';
-import { hiddenPrompt, readPassphrase } from '../passphrase.ts';
-import { readOwnerOnlyFile } from './restore.ts';
+import { hiddenPrompt, readOwnerOnlyFile, readPassphrase } from '../passphrase.ts';
 
 export const vaultCommand: Command = {
   name: 'vault',
