@@ -48,6 +48,7 @@ export * from './service/lifecycle-service.ts';
 export * from './service/revoke-all.ts';
 export * from './lifecycle/lifecycle-calls.ts';
 export * from './lifecycle/lifecycle-payloads.ts';
+export * from './lifecycle/lifecycle-fees.ts';
 export * from './service/shadow-policy-service.ts';
 export * from './service/child-sessions.ts';
 export * from './service/session-chain.ts';

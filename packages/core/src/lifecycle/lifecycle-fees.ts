@@ -4,7 +4,10 @@
 // them again to the transaction it is asked to sign (BoundSigningGuard.signLifecycle), so a plan forged into the
 // store by a compromised daemon, which skips the planner, cannot pay an old key's balance away as a fee (found by
 // review: a 1-wei sweep to the agent's own key at gas x gasPrice = the whole balance was signed). The planner's
-// third bound, the fee history (eth_feeHistory), needs the chain: a key process has none.
+// third bound, the fee history (eth_feeHistory), needs the chain: a key process has none. And a key process has a
+// bound of its own that no store write can change: AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE, a ceiling per chain on the
+// worst-case fee of one transaction (assertLifecycleFeeCeiling), because the fleet policy it reads is one a
+// compromised daemon can rewrite before it forges a plan.
 import { AirlockError } from '../errors.ts';
 import type { ClassifiedLifecycleCall } from './lifecycle-calls.ts';
 
@@ -39,6 +42,32 @@ export function assertLifecycleFee(chain: string, classified: Pick<ClassifiedLif
   if (classified.kind === 'native_transfer' && fee * 100n > classified.amount * LIFECYCLE_MAX_FEE_SHARE_PERCENT) {
     throw new AirlockError('lifecycle_fee_too_high', `The native transfer on ${chain} would pay up to ${fee} wei in fees to move ${classified.amount} wei: more than ${LIFECYCLE_MAX_FEE_SHARE_PERCENT}% of the value.`, {
       details: { chain, fee: fee.toString(), value: classified.amount.toString(), gasPrice: fees.gasPrice.toString(), maxFeePercent: Number(LIFECYCLE_MAX_FEE_SHARE_PERCENT) },
+    });
+  }
+}
+
+/**
+ * The key process's own ceiling on one lifecycle transaction's worst-case fee (gas x gasPrice, wei), per CAIP-2
+ * chain, from its environment (AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE); `*` is the ceiling of every chain not named.
+ */
+export type LifecycleFeeCeilings = ReadonlyMap<string, bigint>;
+
+/** The ceiling that applies on `chain`: its own, else the `*` one, else none. */
+export function lifecycleFeeCeiling(ceilings: LifecycleFeeCeilings, chain: string): bigint | undefined {
+  return ceilings.get(chain) ?? ceilings.get('*');
+}
+
+/**
+ * Throws `lifecycle_fee_too_high` (details.bound `key_process_max_fee`) when the transaction's worst-case fee is above
+ * the key process's own ceiling for its chain. Unlike `max_gas_price` it bounds the gas as well as the price, and it
+ * is read from the key process's environment, not from the store the daemon writes.
+ */
+export function assertLifecycleFeeCeiling(chain: string, fees: LifecycleFees, ceilings: LifecycleFeeCeilings): void {
+  const ceiling = lifecycleFeeCeiling(ceilings, chain);
+  const fee = fees.gas * fees.gasPrice;
+  if (ceiling !== undefined && fee > ceiling) {
+    throw new AirlockError('lifecycle_fee_too_high', `The transaction on ${chain} would pay up to ${fee} wei in fees (gas ${fees.gas} x gas price ${fees.gasPrice}): above the key process's own ceiling for the chain (AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE, ${ceiling} wei).`, {
+      details: { chain, fee: fee.toString(), limit: ceiling.toString(), bound: 'key_process_max_fee' },
     });
   }
 }

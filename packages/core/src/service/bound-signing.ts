@@ -11,7 +11,7 @@ import { CompiledPolicies } from '../policy/compiled-policies.ts';
 import { EMPTY_LIFECYCLE, type LifecyclePolicy } from '../policy/lifecycle.ts';
 import { classifyLifecycleCall } from '../lifecycle/lifecycle-calls.ts';
 import { classifyLifecycleTypedData, lifecycleCallOf } from '../lifecycle/lifecycle-payloads.ts';
-import { assertLifecycleFee } from '../lifecycle/lifecycle-fees.ts';
+import { assertLifecycleFee, assertLifecycleFeeCeiling, type LifecycleFeeCeilings } from '../lifecycle/lifecycle-fees.ts';
 import { FLEET_SCOPE } from './policy-layers.ts';
 import { treeHeadDigest } from '../audit/hash.ts';
 import { requestHash } from './tokens.ts';
@@ -48,6 +48,8 @@ const MAX_RELEASED = 100_000;
 /** How long leaves may stay under no signed tree head before the key process stops signing (the daemon's default checkpoint interval is 10 s). */
 export const DEFAULT_HEAD_DEADLINE_MS = 120_000;
 
+const NO_CEILINGS: LifecycleFeeCeilings = new Map();
+
 export interface BoundSigningDeps {
   log: VerifiedAuditLog;
   reader: BindingReader;
@@ -55,6 +57,8 @@ export interface BoundSigningDeps {
   adapters: ReadonlyMap<string, ChainAdapter>;
   /** AIRLOCK_KEY_PROCESS_HEAD_DEADLINE (default DEFAULT_HEAD_DEADLINE_MS). */
   headDeadlineMs?: number;
+  /** AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE: the key process's own ceiling per chain on a lifecycle transaction's fee (none: no ceiling). */
+  lifecycleMaxFee?: LifecycleFeeCeilings;
   now?: () => number;
 }
 
@@ -177,7 +181,9 @@ export class BoundSigningGuard {
    * (classifyLifecycleTypedData). A transaction's fee is bounded as the planner bounds it, by what holds without
    * the chain (assertLifecycleFee): its gas price at most the fleet's `lifecycle.max_gas_price` for the chain when
    * the policy sets one, and a native transfer's worst-case fee at most 10% of its value (found by review: a
-   * forged 1-wei sweep to the agent's own key, priced at the old key's whole balance, was signed). Its job must be
+   * forged 1-wei sweep to the agent's own key, priced at the old key's whole balance, was signed); and its
+   * worst-case fee at most the key process's own ceiling for the chain (`lifecycleMaxFee`, from its environment:
+   * the fleet policy is in the store, which a compromised daemon can rewrite before it forges a plan). Its job must be
    * the one the entry planned, for this key, chain and nonce, recording this worst-case fee as its `maxFee` (what
    * the ledger and the caps were charged), and still `planned`: once its bytes are recorded (or it failed)
    * nothing more is signed for it, so one nonce never gets two different transactions from here.
@@ -222,6 +228,7 @@ export class BoundSigningGuard {
       try {
         const classified = classifyLifecycleCall(decoded.intent, planned.call, { from, current: agent.address, ...(treasury ? { treasury } : {}) });
         assertLifecycleFee(planned.chain, classified, planned.fees, fleet.maxGasPrice.get(planned.chain));
+        assertLifecycleFeeCeiling(planned.chain, planned.fees, this.deps.lifecycleMaxFee ?? NO_CEILINGS);
       } catch (e) {
         throw bindingRefused('lifecycle_call_refused', e instanceof AirlockError ? e.message : 'the call is not a lifecycle call.');
       }

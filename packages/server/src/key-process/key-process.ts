@@ -1,6 +1,6 @@
 import { chmodSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { AirlockError, BoundSigningGuard, DEFAULT_HEAD_DEADLINE_MS, TreeHeadGuard, VerifiedAuditLog, bindingRefused, isDuration, parseDuration, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type Store, type TreeHeadToSign } from '@airlock/core';
+import { AirlockError, BoundSigningGuard, DEFAULT_HEAD_DEADLINE_MS, TreeHeadGuard, VerifiedAuditLog, bindingRefused, isDuration, parseDuration, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type LifecycleFeeCeilings, type Store, type TreeHeadToSign } from '@airlock/core';
 import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, isTokenPath, openVault, type UnsealedVault } from '@airlock/keys';
 import { openStore } from '@airlock/store';
 import { chainAdapters, chooseKeyBackend, verifySchnorr, type VaultOptions } from '../runtime.ts';
@@ -56,6 +56,8 @@ export interface KeyProcessOptions {
   forgetSignedHead?: boolean;
   /** How long leaves may stay under no tree head it signed before it stops signing (keyProcessHeadDeadlineFrom). */
   headDeadlineMs?: number;
+  /** Its own ceiling per chain on a lifecycle transaction's worst-case fee (keyProcessLifecycleMaxFeeFrom). */
+  lifecycleMaxFee?: LifecycleFeeCeilings;
 }
 
 /** AIRLOCK_KEY_PROCESS_HEAD_DEADLINE: a duration (`2m`, default), at least 10 s. */
@@ -64,6 +66,26 @@ export function keyProcessHeadDeadlineFrom(env: NodeJS.ProcessEnv): number {
   if (text === undefined || text === '') return DEFAULT_HEAD_DEADLINE_MS;
   if (!isDuration(text) || parseDuration(text) < 10_000) throw new AirlockError('config_invalid', 'AIRLOCK_KEY_PROCESS_HEAD_DEADLINE must be a duration of at least 10s (e.g. 2m).');
   return parseDuration(text);
+}
+
+/**
+ * AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE: the key process's own ceiling on one lifecycle transaction's worst-case fee
+ * (gas x gas price, in wei), per CAIP-2 EVM chain, as `chain=wei` pairs separated by commas; `*=wei` is the ceiling
+ * of every chain not named (`eip155:1=5000000000000000,eip155:8453=100000000000000,*=1000000000000000`). Unset or
+ * empty: no ceiling of its own. It is read here, from the key process's environment, because the fleet policy's
+ * `lifecycle.max_gas_price` is in the store, which a compromised daemon can rewrite (docs/custody.md).
+ */
+export function keyProcessLifecycleMaxFeeFrom(env: NodeJS.ProcessEnv): LifecycleFeeCeilings {
+  const text = env.AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE?.trim();
+  const ceilings = new Map<string, bigint>();
+  if (text === undefined || text === '') return ceilings;
+  for (const part of text.split(',')) {
+    const match = /^\s*(\*|eip155:[1-9]\d{0,19})\s*=\s*(\d{1,40})\s*$/.exec(part);
+    if (!match) throw new AirlockError('config_invalid', `AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE: "${part.trim()}" is not chain=wei (a CAIP-2 EVM chain such as eip155:8453, or *, and a whole number of wei).`);
+    if (ceilings.has(match[1]!)) throw new AirlockError('config_invalid', `AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE names ${match[1]} twice.`);
+    ceilings.set(match[1]!, BigInt(match[2]!));
+  }
+  return ceilings;
 }
 
 export interface RunningKeyProcess {
@@ -105,7 +127,7 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     await assertHeadRecordDirectoryOwned(headPath);
     const record = options.forgetSignedHead ? undefined : await readSignedHeadRecord(headPath, bound);
     const heads = new SignedHeadRecorder(headPath, bound, record);
-    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads, headDeadlineMs: options.headDeadlineMs ?? DEFAULT_HEAD_DEADLINE_MS });
+    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads, headDeadlineMs: options.headDeadlineMs ?? DEFAULT_HEAD_DEADLINE_MS, lifecycleMaxFee: options.lifecycleMaxFee ?? new Map() });
     // The whole log is read (and every leaf hashed) before the socket exists: a daemon waiting for the key process
     // is told it is there only once a request will not wait for that read.
     // First up to the heads signed before (checked as it goes), then the rest: held to a head before its leaves
@@ -128,7 +150,10 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
       process.umask(umask);
     }
     chmodSync(options.socketPath, options.socketMode ?? 0o600);
-    logger.log('info', 'key process listening', { socket: options.socketPath, backend: chosen.kind, reason: chosen.reason, fingerprint: bound });
+    logger.log('info', 'key process listening', {
+      socket: options.socketPath, backend: chosen.kind, reason: chosen.reason, fingerprint: bound,
+      lifecycleMaxFee: options.lifecycleMaxFee?.size ? Object.fromEntries([...options.lifecycleMaxFee].map(([chain, wei]) => [chain, wei.toString()])) : 'none',
+    });
     const openedVault = vault;
     const openedHsm = hsm;
     return {
@@ -164,6 +189,7 @@ interface HandlerDeps {
   now: () => number;
   heads: SignedHeadRecorder;
   headDeadlineMs: number;
+  lifecycleMaxFee: LifecycleFeeCeilings;
 }
 
 /** One request: method from the URL path, params as the body (wire.ts), `{result}` or `{error}` back. */
@@ -182,7 +208,7 @@ class KeyProcessHandler {
     // One reading of the log for both: an entry an agent key signs from is the leaf the next tree head covers.
     const log = new VerifiedAuditLog(deps.store, { now: deps.now });
     this.log = log;
-    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native), headDeadlineMs: deps.headDeadlineMs, now: deps.now });
+    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native), headDeadlineMs: deps.headDeadlineMs, lifecycleMaxFee: deps.lifecycleMaxFee, now: deps.now });
     this.treeHeads = new TreeHeadGuard({ log, keys: deps.keys, now: deps.now });
     this.perAgent = new SessionRateLimiter(deps.rates.agent);
     this.global = new SessionRateLimiter(deps.rates.global);

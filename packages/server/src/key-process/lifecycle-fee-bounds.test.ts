@@ -21,7 +21,7 @@ import { initAirlock, openAirlock } from '../runtime.ts';
 import { createLogger } from '../http/request-log.ts';
 import { TEST_PASSPHRASE, TEST_VAULT } from '../testing/harness.ts';
 import { askKeyProcess } from '../testing/processes.ts';
-import { startKeyProcess } from './key-process.ts';
+import { keyProcessLifecycleMaxFeeFrom, startKeyProcess } from './key-process.ts';
 
 const CHAIN = 'eip155:31337';
 const OTHER_CHAIN = 'eip155:8453';
@@ -80,7 +80,7 @@ describe('key process: the fee of a lifecycle transaction', () => {
    * What a compromised daemon with the store's write access does: a `lifecycle.planned` entry and its `planned` job
    * for a transaction from the rotated-away key 0 the lifecycle path never planned, then the signing request.
    */
-  async function forge(call: LifecycleCall, fees: { gas: bigint; gasPrice: bigint }, job: Partial<LifecycleJob> = {}) {
+  async function forge(call: LifecycleCall, fees: { gas: bigint; gasPrice: bigint }, job: Partial<LifecycleJob> = {}, via = socket) {
     const adapter = createEvmAdapter();
     const nonce = forged;
     const payload = lifecycleTransactionPayload(CHAIN, call, { nonce, ...fees });
@@ -97,10 +97,21 @@ describe('key process: the fee of a lifecycle transaction', () => {
       } as LifecycleJob);
       return entry.seq;
     });
-    const res = await askKeyProcess(socket, 'signBound', { kind: 'lifecycle', auditSeq: seq, agentId, action: 'evm.transaction', payload, keyIndex: 0 });
+    const res = await askKeyProcess(via, 'signBound', { kind: 'lifecycle', auditSeq: seq, agentId, action: 'evm.transaction', payload, keyIndex: 0 });
     // Closed, so the next forged sweep of the same asset is not `lifecycle_sweep_open` in the store.
     await store.transaction((tx) => tx.finishLifecycleJob(jobId, { state: 'failed', failure: 'test' }, Date.now(), seq));
     return res;
+  }
+
+  /** A second key process on the same store and vault, started with AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE as given. */
+  async function keyProcessWithCeiling(name: string, maxFee: string): Promise<string> {
+    const path = join(dir, `${name}.sock`);
+    const kp = await startKeyProcess({
+      storeUrl: config.storeUrl, vaultPath: config.vaultPath, passphrase: TEST_PASSPHRASE, socketPath: path, logger: createLogger('info', new PassThrough()), vault: TEST_VAULT,
+      headRecordPath: join(dir, `${name}-head.json`), lifecycleMaxFee: keyProcessLifecycleMaxFeeFrom({ AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE: maxFee }),
+    });
+    closers.push(() => kp.close());
+    return path;
   }
 
   function assertRefused(res: { status: number; body: any }, message: RegExp): void {
@@ -207,5 +218,72 @@ describe('key process: the fee of a lifecycle transaction', () => {
     } finally {
       await airlock.close();
     }
+  });
+
+  describe("the key process's own ceiling (AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE), which no store write changes", () => {
+    const ceiling = 21_000n * GWEI; // a native sweep's fee at 1 gwei
+
+    test('a compromised daemon that first rewrites max_gas_price away still cannot have a forged revocation or sweep pay more than the ceiling', async () => {
+      // The chain's own ceiling wins over `*` (1 wei would refuse everything).
+      const capped = await keyProcessWithCeiling('capped', `${CHAIN}=${ceiling}, *=1`);
+      await setFleetLifecycle({}); // the policy rewritten: no max_gas_price anywhere
+      // 30M gas at 1 gwei: 0.03 ETH of fee for an approve(0); the policy bounds nothing, the ceiling does.
+      assertRefused(await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 30_000_000n, gasPrice: GWEI }, {}, capped), /above the key process's own ceiling/);
+      assertRefused(await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 21_000n, gasPrice: GWEI + 1n }, {}, capped), /above the key process's own ceiling/);
+      // A native sweep within the 10% share (1 ETH moved) but above the ceiling.
+      // (As an operator's call: the planner's sweep of this asset from the test before is still open.)
+      assertRefused(await forge({ to: current, value: ETH, data: '0x' }, { gas: 42_000n, gasPrice: GWEI }, { origin: 'call' }, capped), /above the key process's own ceiling/);
+      // At the ceiling exactly: signed. The key process without a ceiling signs the 30M-gas revocation (the residual it closes).
+      assert.equal((await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 21_000n, gasPrice: GWEI }, {}, capped)).status, 200);
+      assert.equal((await forge({ to: current, value: ETH, data: '0x' }, { gas: 21_000n, gasPrice: GWEI }, { origin: 'call' }, capped)).status, 200);
+      assert.equal((await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 30_000_000n, gasPrice: GWEI })).status, 200);
+    });
+
+    test('`*` is the ceiling of a chain the variable does not name', async () => {
+      const starred = await keyProcessWithCeiling('starred', `${OTHER_CHAIN}=${ETH}, *=${ceiling}`);
+      await setFleetLifecycle({});
+      assertRefused(await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 21_001n, gasPrice: GWEI }, {}, starred), /above the key process's own ceiling/);
+      assert.equal((await forge({ to: TOKEN, value: 0n, data: approveZero }, { gas: 21_000n, gasPrice: GWEI }, {}, starred)).status, 200);
+    });
+
+    test("through the planner: a revocation whose fee is above the key process's ceiling fails with the reason and nothing is sent; a sweep at the ceiling is sent", async () => {
+      const capped = await keyProcessWithCeiling('planner', `${CHAIN}=${ceiling}`);
+      await setFleetLifecycle({});
+      // The planner's sweep of the tests before was sent and never mined: closed here, so this one can be planned.
+      for (const open of await store.transaction((tx) => tx.openLifecycleJobs(agentId))) await store.transaction((tx) => tx.finishLifecycleJob(open.id, { state: 'failed', failure: 'test' }, Date.now(), open.auditSeq));
+      const { sent, submitter } = chainAt({ nonce: 300, gas: 50_000n, balance: ceiling * 11n });
+      const airlock = await openAirlock({ ...config, keyProcessSocket: capped }, { keyProcess: capped }, { timers: false, evmSubmitter: submitter });
+      try {
+        // The daemon does not know the key process's ceiling: the call is planned (and audited), refused by the key
+        // process, and its job fails with the reason; the operator's command gets the refusal.
+        const calls = async () => (await store.listLifecycleJobs({ agentId } as never)).filter((j) => j.origin === 'call' && j.nonce >= 300);
+        await assert.rejects(airlock.lifecycle.submitCalls('victim', 0, [{ chain: CHAIN, to: TOKEN, data: approveZero }], 'test'), /above the key process's own ceiling/);
+        const [failed] = await calls();
+        assert.equal(failed?.state, 'failed');
+        assert.equal(failed?.rawTransaction, undefined);
+        assert.match(String(failed?.failure), /lifecycle_call_refused/);
+        assert.equal(sent.length, 0, 'nothing sent');
+        const report = await airlock.lifecycle.sweep('victim', 0, 'current', 'test');
+        const job = await store.getLifecycleJob(report.jobs[0]!.id);
+        assert.ok(job?.rawTransaction && job.state !== 'failed', JSON.stringify(job, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+        assert.equal(sent.length, 1);
+        assert.equal(parseTransaction(sent[0] as Hex).gas! * parseTransaction(sent[0] as Hex).gasPrice!, ceiling);
+      } finally {
+        await airlock.close();
+      }
+    });
+
+    test('a malformed AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE is config_invalid, naming the part', () => {
+      for (const [value, part] of [['eip155:1', 'eip155:1'], ['eip155:1=1e18', 'eip155:1=1e18'], ['eip155:1=-5', 'eip155:1=-5'], ['bip122:000000000019d6689c085ae165831e93=1', 'bip122'], ['eip155:1=1,,*=2', '""'], ['eip155:01=1', 'eip155:01']] as const) {
+        assert.throws(() => keyProcessLifecycleMaxFeeFrom({ AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE: value }), (e: { code?: string; message?: string }) => {
+          assert.equal(e.code, 'config_invalid');
+          assert.ok(String(e.message).includes(part), `${value}: ${e.message}`);
+          return true;
+        });
+      }
+      assert.throws(() => keyProcessLifecycleMaxFeeFrom({ AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE: '*=1,*=2' }), /names \* twice/);
+      assert.deepEqual([...keyProcessLifecycleMaxFeeFrom({ AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE: ' eip155:8453 = 7 ,*=9' })], [['eip155:8453', 7n], ['*', 9n]]);
+      assert.equal(keyProcessLifecycleMaxFeeFrom({}).size, 0);
+    });
   });
 });
