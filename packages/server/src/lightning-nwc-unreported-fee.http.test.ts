@@ -8,11 +8,10 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { BITCOIN_CHAINS, bitcoinAsset, COUNT_ASSET, seriesFor } from '@airlock/core';
-import { LightningNetwork } from '../../../testing/lightning-network.ts';
-import { startTestRelay } from '../../../testing/nostr-relay/relay.ts';
-import { TestWalletService } from '../../../testing/nwc-wallet-service/wallet-service.ts';
-import { NwcBackend } from './lightning/nwc-client.ts';
-import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
+import type { LightningNetwork } from '../../../testing/lightning-network.ts';
+import type { TestWalletService } from '../../../testing/nwc-wallet-service/wallet-service.ts';
+import { provisionAgent, type Harness } from './testing/harness.ts';
+import { startNwcStack, type NwcStack } from './testing/nwc-stack.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 const policy = { version: 1, rules: [{ type: 'allow', name: 'pay', match: { actions: ['lightning.pay'] } }, { type: 'budget', name: 'daily', asset: BTC, max: '100000000', window: '24h' }] };
@@ -30,22 +29,13 @@ describe('an NWC wallet that never reports fees_paid', () => {
   let h: Harness;
   let ln: LightningNetwork;
   let wallet: TestWalletService;
-  let relay: Awaited<ReturnType<typeof startTestRelay>>;
-  let backend: NwcBackend;
+  let stack: NwcStack;
   before(async () => {
-    relay = await startTestRelay();
-    ln = new LightningNetwork();
-    wallet = await TestWalletService.start({ relay, lightning: ln, omitFeesPaid: true });
-    backend = await NwcBackend.connect({ connectionUri: wallet.uri, network: 'regtest', infoTimeoutMs: 3000, requestTimeoutMs: 5000, payGraceMs: 500 });
     // Default fee limit: 1 % of the amount, at least 1,000 msat.
-    h = await startHarness({ store: 'sqlite', lightningBackend: backend, config: { lightning: { backend: 'nwc', network: 'regtest', payTimeoutSeconds: 1, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+    stack = await startNwcStack('sqlite', { wallet: { omitFeesPaid: true }, requestTimeoutMs: 5_000 });
+    ({ h, network: ln, wallet } = stack);
   });
-  after(async () => {
-    await h.close();
-    await backend.close();
-    wallet.close();
-    await relay.close();
-  });
+  after(() => stack.close());
 
   test('a request naming a fee limit of 0 is charged the default limit for its amount, and operators are alerted', async () => {
     const { agent, token } = await provisionAgent(h, { policy, actions: ['lightning.pay'] });

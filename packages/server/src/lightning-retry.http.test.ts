@@ -17,12 +17,11 @@ import { createHash } from 'node:crypto';
 import { AirlockError, BITCOIN_CHAINS, bitcoinAsset, COUNT_ASSET, seriesFor, type LightningBackend, type LightningPaymentRecord } from '@airlock/core';
 import { LightningNetwork } from '../../../testing/lightning-network.ts';
 import { startLndRestDouble, type LndRestDouble } from '../../../testing/lnd-rest-double/server.ts';
-import { startTestRelay } from '../../../testing/nostr-relay/relay.ts';
-import { TestWalletService } from '../../../testing/nwc-wallet-service/wallet-service.ts';
+import type { TestWalletService } from '../../../testing/nwc-wallet-service/wallet-service.ts';
 import { LndRestBackend } from './lightning/lnd-rest.ts';
-import { NwcBackend } from './lightning/nwc-client.ts';
 import { openAirlock } from './runtime.ts';
 import { provisionAgent, startHarness, TEST_PASSPHRASE, TEST_VAULT, type Harness, type StoreKind } from './testing/harness.ts';
+import { startNwcStack, type NwcStack } from './testing/nwc-stack.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 const ACTIONS = ['lightning.pay'];
@@ -413,21 +412,12 @@ describe('Lightning retries over NWC: the confirming lookup after an unanswered 
   let h: Harness;
   let ln: LightningNetwork;
   let wallet: TestWalletService;
-  let relay: Awaited<ReturnType<typeof startTestRelay>>;
-  let backend: NwcBackend;
+  let stack: NwcStack;
   before(async () => {
-    relay = await startTestRelay();
-    ln = new LightningNetwork();
-    wallet = await TestWalletService.start({ relay, lightning: ln });
-    backend = await NwcBackend.connect({ connectionUri: wallet.uri, network: 'regtest', infoTimeoutMs: 3000, requestTimeoutMs: 5000, payGraceMs: 500 });
-    h = await startHarness({ store: 'sqlite', lightningBackend: backend, config: { lightning: { backend: 'nwc', network: 'regtest', payTimeoutSeconds: 1, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+    stack = await startNwcStack('sqlite', { requestTimeoutMs: 5_000 });
+    ({ h, network: ln, wallet } = stack);
   });
-  after(async () => {
-    await h.close();
-    await backend.close();
-    wallet.close();
-    await relay.close();
-  });
+  after(() => stack.close());
 
   test('a wallet slow to take up the retry: answered in flight (not failed), the hold kept; once the wallet paid, the reconciler charges it', async () => {
     const { agent, token } = await provisionAgent(h, { policy, actions: ACTIONS });
