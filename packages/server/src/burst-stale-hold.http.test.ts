@@ -2,9 +2,10 @@
 // pending hold, amount and count alike, only in the windows its time is in. Found by review: they read windows as
 // a budget does, with every held amount in every window, so one agent's request held ten minutes ago plus another
 // agent's ordinary payment tripped a fleet-scope freeze (observed 1100 against min_amount 1000).
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, provisionAgent, startHarness, type Harness, type StoreKind, uniqueName, USDC_ASSET, usdcTransfer } from './testing/harness.ts';
+import { BASE, type Harness, type StoreKind, USDC_ASSET } from './testing/harness.ts';
+import { fleetPolicyWorld } from './testing/fleet-policy-world.ts';
 
 const RULE = 'detector/fleet/fleetburst';
 const policy = {
@@ -19,23 +20,13 @@ const policy = {
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`fleet_spend_burst and a pending hold older than its window (${store})`, () => {
+    const world = fleetPolicyWorld(store, policy, 'fb');
+    const { agent, status } = world;
     let h: Harness;
-    let nonce = 0;
-    before(async () => {
-      h = await startHarness({ store, manualClock: true });
-      const set = await h.admin('PUT', '/v1/policies/fleet', { document: policy });
-      assert.equal(set.status, 200, JSON.stringify(set.body));
+    before(() => {
+      h = world.h;
     });
-    after(async () => h.close());
-
-    /** An agent under the fleet policy alone, with a day's evm.transaction session. */
-    async function agent(): Promise<{ name: string; token: string }> {
-      const { agent: a, token } = await provisionAgent(h, { name: uniqueName('fb'), actions: ['evm.transaction'], ttl: '1d' });
-      return { name: a.name as string, token };
-    }
-    const pay = (a: { token: string }, to: string, amount: bigint) =>
-      h.call('POST', '/v1/sign/transaction', { token: a.token, body: usdcTransfer(to, amount, ++nonce) });
-    const status = async (a: { name: string }) => (await h.admin('GET', `/v1/agents/${a.name}`)).body.status;
+    const pay = world.transfer;
 
     test('within the window a held amount counts: 900 held, then 200 within the minute trips the breaker', async () => {
       h.clock!.advance(25 * 3_600_000); // a fresh baseline: nothing of earlier tests in the last 24h

@@ -2,9 +2,10 @@
 // review of c0c93bf (a held request's count ages out of windows): the detector compared a count over all time with
 // one over its window, so a pending hold older than the window made its payee look paid before it, and a wave of
 // three fresh agents paying it went unseen. Whether the fleet knew the payee is now read from the ledger alone.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, provisionAgent, startHarness, type Harness, type StoreKind, uniqueName, USDC_ASSET, usdcTransfer } from './testing/harness.ts';
+import { BASE, type Harness, type StoreKind, USDC_ASSET } from './testing/harness.ts';
+import { fleetPolicyWorld } from './testing/fleet-policy-world.ts';
 
 const RULE = 'detector/fleet/lateral';
 const policy = {
@@ -19,23 +20,15 @@ const policy = {
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`destination_wave and a held request older than its window (${store})`, () => {
+    const world = fleetPolicyWorld(store, policy, 'wave');
+    const { agent } = world;
     let h: Harness;
-    let nonce = 0;
-    before(async () => {
-      h = await startHarness({ store, manualClock: true });
-      const set = await h.admin('PUT', '/v1/policies/fleet', { document: policy });
-      assert.equal(set.status, 200, JSON.stringify(set.body));
+    before(() => {
+      h = world.h;
     });
-    after(async () => h.close());
-
-    /** An agent under the fleet policy alone, with a day's evm.transaction session. */
-    async function agent(): Promise<{ name: string; token: string }> {
-      const { agent: a, token } = await provisionAgent(h, { name: uniqueName('wave'), actions: ['evm.transaction'], ttl: '1d' });
-      return { name: a.name as string, token };
-    }
     const pay = (a: { token: string }, to: string, amount: bigint) => {
       h.clock!.advance(1000);
-      return h.call('POST', '/v1/sign/transaction', { token: a.token, body: usdcTransfer(to, amount, nonce++) });
+      return world.transfer(a, to, amount);
     };
 
     test('three fresh agents paying a fresh payee: the third trips the wave', async () => {

@@ -2,9 +2,10 @@
 // from the ledger alone. Found by review: the detector read the payee's fleet series with every pending hold added,
 // so agent A's payment to an attacker's address, held by the detector itself, made that address look paid, and
 // agent B's payment to it was signed with no finding.
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, provisionAgent, startHarness, type Harness, type StoreKind, uniqueName, USDC_ASSET, usdcTransfer } from './testing/harness.ts';
+import { BASE, type Harness, type StoreKind, USDC_ASSET } from './testing/harness.ts';
+import { fleetPolicyWorld } from './testing/fleet-policy-world.ts';
 
 const RULE = 'detector/fleet/newdest';
 const policy = {
@@ -18,23 +19,15 @@ const policy = {
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`new_destination and a held request to the same payee (${store})`, () => {
+    const world = fleetPolicyWorld(store, policy, 'nd');
+    const { agent } = world;
     let h: Harness;
-    let nonce = 0;
-    before(async () => {
-      h = await startHarness({ store, manualClock: true });
-      const set = await h.admin('PUT', '/v1/policies/fleet', { document: policy });
-      assert.equal(set.status, 200, JSON.stringify(set.body));
+    before(() => {
+      h = world.h;
     });
-    after(async () => h.close());
-
-    /** An agent under the fleet policy alone, with a day's evm.transaction session. */
-    async function agent(): Promise<{ name: string; token: string }> {
-      const { agent: a, token } = await provisionAgent(h, { name: uniqueName('nd'), actions: ['evm.transaction'], ttl: '1d' });
-      return { name: a.name as string, token };
-    }
     const pay = (a: { token: string }, to: string) => {
       h.clock!.advance(1000);
-      return h.call('POST', '/v1/sign/transaction', { token: a.token, body: usdcTransfer(to, 1000n, ++nonce) });
+      return world.transfer(a, to, 1000n);
     };
     const tripped = (body: unknown) => JSON.stringify(body).includes('breaker_tripped') && JSON.stringify(body).includes(RULE);
 
