@@ -246,7 +246,16 @@ describe('HTTP mode: sessions expire when idle and are limited in number', () =>
   const listTools = (url: string, session: string) => fetch(url, { method: 'POST', headers: headers(session), body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list' }) });
 
   test('beyond maxSessions an initialize is refused with 503 and a message; idle sessions are closed (404 afterwards) and make room', async () => {
-    const running = await serveHttp(newServer, { host: '127.0.0.1', port: 0, maxSessions: 2, sessionIdleMs: 300 });
+    // Idle after 1 s, and the test polls for the sweeps: the session in use is asked every 100 ms, so only a stall of
+    // nearly a second could expire it. With 300 ms and fixed pauses, the two initializes after session a's and one pause
+    // took longer than that now and then on a loaded machine (2 failures in 10 runs at a load of 18).
+    const IDLE_MS = 1_000;
+    const running = await serveHttp(newServer, { host: '127.0.0.1', port: 0, maxSessions: 2, sessionIdleMs: IDLE_MS });
+    /** Polls until `done` holds, for at most `ms`. */
+    const eventually = async (done: () => boolean, ms: number) => {
+      for (const deadline = Date.now() + ms; !done() && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 50));
+      return done();
+    };
     try {
       const first = await initialize(running.url);
       assert.equal(first.status, 200);
@@ -261,20 +270,23 @@ describe('HTTP mode: sessions expire when idle and are limited in number', () =>
       assert.equal(third.status, 503);
       assert.match(((await third.json()) as any).error.message, /too many MCP sessions \(at most 2\)/);
 
-      // Session a stays in use; the other goes idle and is closed.
-      for (let i = 0; i < 8; i++) {
+      // Session a stays in use; the other goes idle and is closed (within the idle time and one sweep after it).
+      const closedBy = Date.now() + 3 * IDLE_MS;
+      for (let i = 0; running.sessionCount() === 2 && Date.now() < closedBy; i++) {
         await new Promise((r) => setTimeout(r, 100));
         const r = await listTools(running.url, a);
         assert.equal(r.status, 200, `in-use session answered (${i})`);
         await r.text();
       }
       assert.equal(running.sessionCount(), 1, 'the idle session was closed, the used one kept');
+      const kept = await listTools(running.url, a);
+      assert.equal(kept.status, 200, 'the session in use was kept');
+      await kept.text();
       const fourth = await initialize(running.url);
       assert.equal(fourth.status, 200, 'room for a new session');
       await fourth.text();
 
-      await new Promise((r) => setTimeout(r, 900));
-      assert.equal(running.sessionCount(), 0);
+      assert.ok(await eventually(() => running.sessionCount() === 0, 3 * IDLE_MS), `${running.sessionCount()} session(s) left once both were idle`);
       const gone = await listTools(running.url, a);
       assert.equal(gone.status, 404, 'an expired session is 404: the client starts a new one');
       await gone.text();
