@@ -1,7 +1,7 @@
 // The intent of a decoded PSBT: what policy, the audit log and a human approving it read.
 import { BITCOIN_CHAINS, bitcoinAsset, type BitcoinInfo, type BitcoinInput, type BitcoinNetwork, type BitcoinOutput, type Intent, type SighashName, type Spend } from '@airlock/core';
 import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { OutScript, type Transaction } from '@scure/btc-signer';
 import type { TransactionInput, TransactionOutput } from '@scure/btc-signer/psbt.js';
 import { addressOf } from './account.ts';
@@ -132,6 +132,21 @@ function rateBasis(prevouts: readonly Prevout[], outputs: readonly TransactionOu
   return smaller && higherRate(smaller, whole) ? smaller : whole;
 }
 
+/**
+ * The longest output script a destination names by its hex: a bare 1-of-3 multisig of uncompressed keys, the
+ * longest script that was standard before Bitcoin Core 30 (an OP_RETURN was at most 83 bytes), so every payee
+ * the network relayed before keeps its name. A destination is part of ledger series names and of PostgreSQL
+ * index keys, which hold at most 2,704 bytes: a PSBT paying a 1,400-byte OP_RETURN (standard since Core 30) was
+ * refused there on every attempt (found by review).
+ */
+const SCRIPT_NAMED_BY_HEX_MAX_BYTES = 201;
+
+/** What an output without an address is called in policy, the ledger and the audit log: `script:<hex>`, or `script:sha256:<hex>` when long. */
+function scriptDestination(scriptHex: string): string {
+  if (scriptHex.length <= 2 * SCRIPT_NAMED_BY_HEX_MAX_BYTES) return `script:${scriptHex}`;
+  return `script:sha256:${bytesToHex(sha256(hexToBytes(scriptHex)))}`;
+}
+
 export function psbtIntent(info: BitcoinInfo, from: string): Intent {
   const chain = BITCOIN_CHAINS[info.network];
   const asset = bitcoinAsset(chain);
@@ -147,8 +162,8 @@ export function psbtIntent(info: BitcoinInfo, from: string): Intent {
   // input must carry its full previous transaction, checked against its outpoint; and under ALL|ANYONECANPAY no
   // output counts as returned change. Signing one transaction in several requests charges its fee and outputs
   // in each: more than once, never less. On-chain amounts are charged in millisatoshis (sat x 1000): one budget
-  // covers Lightning and on-chain.
-  const spends: Spend[] = external.map((o) => ({ asset, amount: o.amountSat * 1000n, decimals: 11, to: o.address ?? `script:${o.script}`, kind: 'transfer' }));
+  // covers Lightning and on-chain. The intent's outputs keep each script whole (scriptDestination).
+  const spends: Spend[] = external.map((o) => ({ asset, amount: o.amountSat * 1000n, decimals: 11, to: o.address ?? scriptDestination(o.script), kind: 'transfer' }));
   spends.push({ asset, amount: info.feeSat * 1000n, decimals: 11, kind: 'fee' });
   const destinations = [...new Set(spends.flatMap((s) => (s.to === undefined ? [] : [s.to])))];
   return {

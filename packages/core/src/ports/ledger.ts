@@ -8,8 +8,12 @@
  *   fleet|origin:<origin> | agent:<agentId>|origin:<origin>   (x402 payments naming a resource)
  *   agent:<agentId>|resource:<url>                    (x402 payments naming a resource)
  *   agent:<agentId>|refused, agent:<agentId>|hour:<h>  (detectors that read them; see policy/detectors)
- * Asset is a CAIP-19 id, or `*` for the request-count series (amount 0, count 1).
+ * Asset is a CAIP-19 id, or `*` for the request-count series (amount 0, count 1). An origin or resource longer
+ * than 2,048 bytes is named by its SHA-256 instead (`|origin:sha256:<hex>`, seriesPart).
  */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex, utf8ToBytes } from '@noble/hashes/utils.js';
+
 /** The asset of request-count series: amount 0, count 1 per signature. */
 export const COUNT_ASSET = '*';
 
@@ -76,15 +80,29 @@ export function ledgerViewFrom(queries: WindowQuery[], totals: WindowTotal[]): L
   };
 }
 
+/**
+ * The longest origin or resource a series name holds as written, in UTF-8 bytes: the longest URL a request may
+ * give. A series name is part of PostgreSQL index keys, which hold at most 2,704 bytes, and the URL parser makes a
+ * 2,048-character URL up to 9 times longer (percent-escapes of its path, punycode of its host): such a payment was
+ * refused on PostgreSQL (found by review).
+ */
+const SERIES_PART_AS_WRITTEN_MAX_BYTES = 2048;
+
+/** An agent-chosen part of a series name, named by its SHA-256 when longer than an index key comfortably holds. */
+function seriesPart(part: string): string {
+  const bytes = utf8ToBytes(part);
+  return bytes.length <= SERIES_PART_AS_WRITTEN_MAX_BYTES ? part : `sha256:${bytesToHex(sha256(bytes))}`;
+}
+
 export const seriesFor = {
   fleet: () => 'fleet',
   agent: (agentId: string) => `agent:${agentId}`,
   session: (sessionId: string) => `session:${sessionId}`,
   withDestination: (series: string, to: string) => `${series}|to:${to.toLowerCase()}`,
   /** Per paid-resource origin (x402): `agent:<id>|origin:<origin>`, `fleet|origin:<origin>`. */
-  withOrigin: (series: string, origin: string) => `${series}|origin:${origin}`,
+  withOrigin: (series: string, origin: string) => `${series}|origin:${seriesPart(origin)}`,
   /** Per paid resource (x402; URL without query): `agent:<id>|resource:<url>`. */
-  withResource: (series: string, resource: string) => `${series}|resource:${resource}`,
+  withResource: (series: string, resource: string) => `${series}|resource:${seriesPart(resource)}`,
   /** Per Nostr event kind: `agent:<id>|nostr-kind:1`, `fleet|nostr-kind:1` (rate_limit per_nostr_kind). */
   withNostrKind: (series: string, kind: number) => `${series}|nostr-kind:${kind}`,
   /** The agent's policy refusals (refusal_run detectors; written only where one is configured). */

@@ -17,6 +17,9 @@ export function mapPgError(e: unknown): AirlockError {
   // Text PostgreSQL cannot hold (a NUL byte, invalid UTF-8) can only have come from the request: bad input, not
   // an internal error (SQLite stores it, so there the lookup simply finds nothing).
   if (code === '22021' || code === '22P05') return new AirlockError('invalid_request', 'a value holds a character the store cannot hold (a NUL byte or invalid UTF-8)', { cause: e });
+  // program_limit_exceeded: a value larger than PostgreSQL can hold or index (a key over 2,704 bytes). The same
+  // request fails the same way every time: not store_unavailable, which tells the caller to retry.
+  if (code === '54000') return new AirlockError('invalid_request', 'a value is larger than the store can hold or index', { cause: e });
   const unavailable =
     (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) ||
     (e instanceof Error && PG_MESSAGES.test(e.message));
