@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicy } from '../policy/index.ts';
 import type { Violation } from '../policy/decision.ts';
-import { eligibleGroups, quorumMet, requiredQuorum } from './quorum.ts';
+import { eligibleGroups, quorumMet, requiredQuorum, withOperatorApproval } from './quorum.ts';
 import { USDC, decide, input, intent, layer } from '../policy/testing/fixtures.ts';
 
 const tier = (rule: string, min?: number, groups: string[] = []): Violation => ({ rule, code: 'approval_required', message: '', ...(min !== undefined ? { quorum: { min, groups } } : {}) });
@@ -58,6 +58,34 @@ test('across layers nothing is replaced: a bigger agent quorum does not swap out
     { rule: 'fleet/treasury', min: 2, groups: ['treasury'] },
     { rule: 'agent/ops', min: 3, groups: ['ops'] },
   ]);
+});
+
+test('a tier without a quorum is met by a quorum of its own layer or a more trusted one, never a less trusted one: the operator is then required too', () => {
+  const operator = (rule: string) => ({ rule, min: 1, groups: [], operator: {} });
+  // The review's steering: the agent's router quorum does not replace the fleet's operator.
+  assert.deepEqual(requiredQuorum([tier('fleet/big'), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('fleet/big')]);
+  // The same layer's quorum (a ladder) or a more trusted layer's stands in for it, as before.
+  assert.deepEqual(requiredQuorum([tier('fleet/big'), tier('fleet/treasury', 2, ['treasury'])]), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }]);
+  assert.deepEqual(requiredQuorum([tier('agent/big'), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }]);
+  assert.deepEqual(requiredQuorum([tier('agent/big'), tier('fleet/treasury', 2, ['treasury'])]), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }]);
+  // A fleet quorum implied by the agent's still speaks for the fleet; two operator tiers make one requirement.
+  assert.deepEqual(requiredQuorum([tier('fleet/big'), tier('fleet/t', 2, ['treasury']), tier('agent/more', 3, ['treasury'])]), [{ rule: 'agent/more', min: 3, groups: ['treasury'] }]);
+  assert.deepEqual(requiredQuorum([tier('fleet/a'), tier('fleet/b'), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('fleet/a')]);
+});
+
+test("the operator's requirement is met only by the operator's approval, given before (on the approval) or by the granting admin token; no vote counts for it", () => {
+  const required = requiredQuorum([tier('fleet/big'), tier('agent/router', 1, ['devops'])])!;
+  const dev = { approverId: 'd', groups: ['devops'], decision: 'approve' as const };
+  assert.equal(quorumMet(required, [dev]), false);
+  assert.equal(eligibleGroups(required, ['operator']), false);
+  assert.equal(quorumMet(withOperatorApproval(required, undefined)!, [dev]), false);
+  const approved = withOperatorApproval(required, undefined, 'admin')!;
+  assert.deepEqual(approved[1], { rule: 'fleet/big', min: 1, groups: [], operator: { approvedBy: 'admin' } });
+  assert.equal(quorumMet(approved, []), false, 'and the votes too');
+  assert.equal(quorumMet(approved, [dev]), true);
+  // Carried to the requirement a policy in force names now, from the one stored on the approval.
+  const now = requiredQuorum([tier('fleet/renamed'), tier('agent/router', 1, ['devops'])]);
+  assert.equal(quorumMet(withOperatorApproval(now, approved)!, [dev]), true);
 });
 
 test('met only when every requirement has min distinct approving approvers of its groups; rejects and outsiders do not count', () => {

@@ -3,6 +3,12 @@ import type { ApprovalQuorum, Violation } from '../policy/decision.ts';
 /** One quorum a held request must meet: `min` distinct approvers from `groups`; `rule` is the tier that asked. */
 export interface QuorumRequirement extends ApprovalQuorum {
   rule: string;
+  /**
+   * Set on the operator's requirement: a matched tier without a quorum (the operator decides) that no quorum of its
+   * own layer or a more trusted one stands in for. `min` 1 and no `groups`: no approver's vote counts for it, only
+   * the operator's approve with the admin token, recorded as `approvedBy` once given.
+   */
+  operator?: { approvedBy?: string };
 }
 
 /** What a counted vote contributes: who, their groups when they voted, and how they voted. */
@@ -11,6 +17,13 @@ export interface CountedVote {
   groups: readonly string[];
   decision: 'approve' | 'reject';
 }
+
+/** How far a layer's author is trusted, most first: the fleet's operator, then the agent's policy, then sessions. */
+const LAYER_TRUST = ['fleet', 'agent'];
+const trustRank = (rule: string): number => {
+  const rank = LAYER_TRUST.indexOf(rule.slice(0, rule.indexOf('/')));
+  return rank === -1 ? LAYER_TRUST.length : rank;
+};
 
 /**
  * The quorums a `require_approval` decision needs, from the `approval_required` violations of the tiers that
@@ -22,8 +35,14 @@ export interface CountedVote {
  * 100" and "2 of [treasury] above 1,000": above 1,000 the 2 of treasury stand alone. A larger `min` alone never
  * replaces a smaller quorum of other groups: which tiers match depends on the request, so otherwise an agent
  * could add a part that touches a tier of its choosing (a 1-unit approval to a listed router, say) and swap the
- * approvers of a large transfer for that tier's. Tiers without a quorum add nothing once one tier has a quorum:
- * signed votes of named approvers are the stricter control. Identical requirements count once (the first tier).
+ * approvers of a large transfer for that tier's. Identical requirements count once (the first tier).
+ *
+ * A matched tier without a quorum (the operator decides) is met by a quorum of its own layer or a more trusted one
+ * (fleet over agent over session): that layer's author chose those approvers. A quorum of a less trusted layer
+ * never stands in for it, for the same reason as above (found by review: an agent policy's "1 of [devops] for
+ * anything touching the router" took a 5,000 USDC transfer from the fleet's operator once the agent added a
+ * 1-unit router approve): the operator's approval is then required too (an `operator` requirement, named after
+ * the first such tier), and the grant needs both, in either order.
  */
 export function requiredQuorum(violations: readonly Violation[]): QuorumRequirement[] | undefined {
   const all: QuorumRequirement[] = [];
@@ -35,7 +54,26 @@ export function requiredQuorum(violations: readonly Violation[]): QuorumRequirem
   const implies = (l: QuorumRequirement, r: QuorumRequirement) => l.min >= r.min && l.groups.every((g) => r.groups.includes(g));
   const same = (l: QuorumRequirement, r: QuorumRequirement) => l.min === r.min && l.groups.join(',') === r.groups.join(',');
   // Keep R unless another requirement strictly implies it, or an identical one comes first.
-  return all.filter((r, i) => !all.some((l, j) => j !== i && implies(l, r) && (!same(l, r) || j < i)));
+  const kept = all.filter((r, i) => !all.some((l, j) => j !== i && implies(l, r) && (!same(l, r) || j < i)));
+  const mostTrustedQuorum = Math.min(...all.map((r) => trustRank(r.rule)));
+  const operatorTier = violations.find((v) => v.code === 'approval_required' && v.quorum === undefined && trustRank(v.rule) < mostTrustedQuorum);
+  return operatorTier ? [...kept, { rule: operatorTier.rule, min: 1, groups: [], operator: {} }] : kept;
+}
+
+/**
+ * `required` with its operator requirement approved when the operator has approved this request: before
+ * (`held`, the requirement stored on the approval) or now (`grantingOperator`, the admin token granting). A policy
+ * changed since may name another tier; the operator approved the request, not a tier.
+ */
+export function withOperatorApproval(required: QuorumRequirement[] | undefined, held: readonly QuorumRequirement[] | undefined, grantingOperator?: string): QuorumRequirement[] | undefined {
+  const approvedBy = grantingOperator ?? held?.find((r) => r.operator?.approvedBy !== undefined)?.operator?.approvedBy;
+  if (required === undefined || approvedBy === undefined) return required;
+  return required.map((r) => (r.operator ? { ...r, operator: { approvedBy } } : r));
+}
+
+/** "2 of treasury/risk", or "the operator" for the operator's requirement (for messages). */
+export function describeRequirement(r: QuorumRequirement): string {
+  return r.operator ? 'the operator' : `${r.min} of ${r.groups.join('/')}`;
 }
 
 /** An approver may vote when one of their groups is named by one of the requirements. */
@@ -44,11 +82,13 @@ export function eligibleGroups(requirements: readonly QuorumRequirement[], group
 }
 
 /**
- * Met when every requirement has `min` distinct approving approvers among its groups. One approver counts once
- * per requirement, and towards every requirement whose groups include one of theirs.
+ * Met when every requirement has `min` distinct approving approvers among its groups, and the operator's
+ * requirement (if any) the operator's approval. One approver counts once per requirement, and towards every
+ * requirement whose groups include one of theirs.
  */
 export function quorumMet(requirements: readonly QuorumRequirement[], votes: readonly CountedVote[]): boolean {
   return requirements.every((r) => {
+    if (r.operator) return r.operator.approvedBy !== undefined;
     const approvers = new Set(votes.filter((v) => v.decision === 'approve' && v.groups.some((g) => r.groups.includes(g))).map((v) => v.approverId));
     return approvers.size >= r.min;
   });

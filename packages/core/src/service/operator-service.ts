@@ -5,7 +5,7 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { AirlockError, isAirlockError } from '../errors.ts';
 import type { Agent, AgentStatus, ApprovalRecord, PolicyRecord, Session, SessionScope, StoreTx } from '../ports/store.ts';
 import type { AgentKey } from '../ports/agent-keys.ts';
-import { ACTIONS, type Intent } from '../intent.ts';
+import { ACTIONS, intentToJson, type Intent } from '../intent.ts';
 import type { Violation } from '../policy/decision.ts';
 import { normaliseResource } from '../policy/resource-pattern.ts';
 import type { ChainAdapter } from '../ports/chain-adapter.ts';
@@ -13,11 +13,12 @@ import { assertAgentLifecycle, assertSessionScope, diffPolicies, hashPolicy, par
 import type { ServiceDeps } from './deps.ts';
 import { FLEET_SCOPE, agentScope, labelOf } from './policy-layers.ts';
 import { attachPaymentContext, isHeldPayment, type SigningService } from './signing-service.ts';
-import type { EvaluationInput } from '../policy/index.ts';
+import { ledgerWritesFor, type EvaluationInput } from '../policy/index.ts';
+import type { LedgerWrite } from '../ports/ledger.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
 import { ancestorIdsOf, readAncestors } from './session-chain.ts';
 import { assertSessionLabel } from './session-label.ts';
-import { quorumMet, requiredQuorum, type CountedVote, type QuorumRequirement } from '../approvals/quorum.ts';
+import { describeRequirement, quorumMet, requiredQuorum, withOperatorApproval, type CountedVote, type QuorumRequirement } from '../approvals/quorum.ts';
 import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
 import type { LightningService } from '../lightning/lightning-service.ts';
 
@@ -80,6 +81,16 @@ interface PolicyRefusal {
   reason: 'policy_denies' | 'policy_requires_quorum' | 'undecodable';
   /** `policy_requires_quorum`: the quorum the policy in force now requires, which this grant does not meet. */
   quorum?: QuorumRequirement[];
+}
+
+/**
+ * What a grant's recheck judged (OperatorService.policyRecheck): the request as the policy in force decodes it, the
+ * ledger writes that decoding charges, and the holds taken when it was asked (as the store merged them).
+ */
+interface JudgedCharge {
+  intent: Intent;
+  writes: LedgerWrite[];
+  held: LedgerWrite[];
 }
 
 /** Who grants: the admin token (`by` only) or approvers whose counted votes met the quorum the request was held for. */
@@ -363,28 +374,56 @@ export class OperatorService {
   }
 
   /**
-   * Approves a pending request with the admin token: the held reservation becomes spend, then the request is
-   * signed. A request held by a tier with a quorum is refused (`quorum_required`): only the approvers' signed
-   * votes grant it (ApproverService), so the admin token cannot stand in for them. A request the policy in force
+   * Approves a pending request with the admin token: it is charged as the policy in force decodes it (grantIn),
+   * then signed. A request held by a tier with a quorum is refused (`quorum_required`): only the approvers' signed
+   * votes grant it (ApproverService), so the admin token cannot stand in for them; where it also needs the
+   * operator, the approve is recorded alongside the votes (approveAlongsideQuorum). A request the policy in force
    * now denies, or now holds for a quorum (one added since the request was held), is closed as denied and refused
    * (`approval_policy_denies`, grantIn).
    */
   async approve(id: string, actor: string): Promise<ApprovalRecord> {
     await this.expireOverdue();
     const now = this.deps.clock.now();
-    const granted = await this.deps.store.transaction(async (tx) => {
-      const pending = await tx.getApproval(id);
+    const granted = await this.deps.store.transaction(async (tx): Promise<GrantedApproval | { recorded: ApprovalRecord }> => {
+      // Locked as a vote locks it: the operator's approve and a last vote cast at the same time see each other.
+      const pending = await tx.getApproval(id, { lock: true });
       if (!pending) throw new AirlockError('not_found', 'No such approval.');
       if (pending.state !== 'pending') throw new AirlockError('approval_not_pending');
-      if (pending.quorum) {
-        const needs = pending.quorum.map((q) => `${q.min} of ${q.groups.join('/')}`).join(' and ');
-        throw new AirlockError('quorum_required', `This approval needs signed approver votes (${needs}); the admin token cannot approve it.`, { hints: ['Approvers vote with `airlock approvals vote <id> approve --key <file>`; the admin token may still deny.'] });
-      }
+      if (pending.quorum) return this.approveAlongsideQuorum(tx, pending, now, actor);
       const blocked = await this.grantBlocker(tx, pending);
       if (blocked) throw blocked;
       return this.grantIn(tx, pending, now, { by: actor });
     });
-    return this.completeGrant(granted);
+    return 'recorded' in granted ? granted.recorded : this.completeGrant(granted);
+  }
+
+  /**
+   * The admin token's approve of a quorum approval. Only one that also needs the operator (its `operator`
+   * requirement: a tier without a quorum that no quorum of its own or a more trusted layer stands in for,
+   * quorum.ts) takes it: recorded on the approval (`approval.operator_approved`), it grants when the counted votes
+   * already meet the rest, else the approval stays pending for them (`recorded`). Any other is refused
+   * (`quorum_required`).
+   */
+  private async approveAlongsideQuorum(tx: StoreTx, pending: ApprovalRecord, now: number, actor: string): Promise<GrantedApproval | { recorded: ApprovalRecord }> {
+    const asked = pending.quorum!.find((q) => q.operator !== undefined && q.operator.approvedBy === undefined);
+    if (!asked) {
+      const needs = pending.quorum!.filter((q) => !q.operator).map(describeRequirement).join(' and ');
+      const given = pending.quorum!.some((q) => q.operator) ? " (the operator's approval is recorded already)" : '';
+      throw new AirlockError('quorum_required', `This approval needs signed approver votes (${needs}); the admin token cannot approve it${given}.`, { hints: ['Approvers vote with `airlock approvals vote <id> approve --key <file>`; the admin token may still deny.'] });
+    }
+    const quorum = withOperatorApproval(pending.quorum, undefined, actor)!;
+    // The votes that count, as ApproverService counts them: those of approvers still active.
+    const counted: (CountedVote & { name: string })[] = [];
+    for (const v of pending.votes ?? []) if ((await tx.getApprover(v.approverId))?.status === 'active') counted.push({ ...v, name: v.approver });
+    const completes = quorumMet(quorum, counted);
+    // What would stop the grant stops the approve that completes it, as it stops the last vote (it can be given again).
+    const blocked = completes ? await this.grantBlocker(tx, pending) : undefined;
+    if (blocked) throw blocked;
+    await tx.appendAudit({ at: now, type: 'approval.operator_approved', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, data: { approvalId: pending.id, requestSeq: pending.auditSeq, rule: asked.rule, by: actor } });
+    const recorded = await tx.raiseApprovalQuorum(pending.id, quorum);
+    if (!completes) return { recorded };
+    const names = [...new Set(counted.filter((v) => v.decision === 'approve').map((v) => v.name))];
+    return this.grantIn(tx, recorded, now, { by: actor, approvers: names, votes: counted });
   }
 
   /** Why a pending approval cannot be granted now (an inactive agent, a revoked or expired session), or undefined. */
@@ -412,11 +451,12 @@ export class OperatorService {
 
   /**
    * Grants a pending approval inside the caller's transaction (after `grantBlocker` found nothing): the
-   * `approval.granted` entry, the decision, and the spend reserved as a payment where the request is one. Before
-   * anything is granted the request is judged again under the policy in force now (`policyRecheck`): if that
-   * denies it, the approval is closed as denied instead (`closed`: `approval_policy_denies`). The
-   * caller commits, then hands the answer to `completeGrant`, which signs. `grantor.approvers`: the approvers
-   * whose votes met the quorum (named in the entry).
+   * `approval.granted` entry, the decision, and the spend charged for the request as the policy in force decodes it
+   * (its holds converted, or released and the recheck's writes charged where they differ), or reserved as a payment
+   * where the request is one. Before anything is granted the request is judged again under the policy in force now
+   * (`policyRecheck`): if that denies it, the approval is closed as denied instead (`closed`:
+   * `approval_policy_denies`). The caller commits, then hands the answer to `completeGrant`, which signs.
+   * `grantor.approvers`: the approvers whose votes met the quorum (named in the entry).
    */
   async grantIn(tx: StoreTx, pending: ApprovalRecord, now: number, grantor: Grantor): Promise<GrantedApproval> {
     const id = pending.id;
@@ -442,7 +482,7 @@ export class OperatorService {
     // Judged again under the policy in force now: a policy tightened while the request waited (a lower cap, a
     // deny rule, a frozen recipient list) refuses it here, whoever approves. The approval is closed as denied and
     // its hold released in this transaction, which commits; the refusal is thrown after (completeGrant).
-    const { refusal, policyVersion: judgedUnder } = await this.policyRecheck(tx, pending, agent, now, grantor);
+    const { refusal, policyVersion: judgedUnder, judged } = await this.policyRecheck(tx, pending, agent, now, grantor);
     if (refusal?.reason === 'policy_requires_quorum') return this.raiseQuorum(tx, pending, refusal, now, grantor);
     if (refusal) {
       const { violations, policyVersion, reason } = refusal;
@@ -464,7 +504,17 @@ export class OperatorService {
       }
       return { approval, closed };
     }
-    const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}), ...(judgedUnder !== undefined ? { policyVersion: judgedUnder } : {}) } });
+    // An approved payment keeps its payment lifecycle: the approval's holds move to a payment record (held until the
+    // chain settles or expires it) instead of becoming final spend now; so does an approved Lightning payment.
+    const payment = pending.action === 'lightning.pay' ? undefined : this.approvedPayment(pending, agent);
+    // Anything else is charged for the request as the policy in force decodes it, which is what the recheck judged
+    // against the budgets. The holds were taken when it was asked, and a policy that registered an ABI since reads
+    // spends in calldata the holds never counted (found by review: held as moving nothing, a 10 USDC payment was
+    // judged as 10 USDC at grant and charged 0, and three of them left a 10 USDC daily budget). Where the two differ,
+    // the holds are released and the judged writes charged instead, in this transaction; the grant's entry names the
+    // spends it charged, as the request's entry names what it was held as.
+    const charged = pending.action !== 'lightning.pay' && !payment && judged && !sameLedgerWrites(judged.writes, judged.held) ? judged : undefined;
+    const entry = await tx.appendAudit({ at: now, type: 'approval.granted', actor: 'operator', agentId: pending.agentId, sessionId: pending.sessionId, action: pending.action, decision: 'allow', data: { approvalId: id, requestSeq: pending.auditSeq, digest: pending.digest, by: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}), ...(judgedUnder !== undefined ? { policyVersion: judgedUnder } : {}), ...(charged ? { chargedSpends: (intentToJson(charged.intent) as { spends: unknown }).spends } : {}) } });
     if (pending.action === 'lightning.pay') {
       // An approved Lightning payment is held as a payment in flight (the approval's holds move to it), then paid.
       if (!this.lightning) throw new AirlockError('lightning_not_configured', 'No Lightning backend is configured; deny the approval or configure one.');
@@ -473,10 +523,11 @@ export class OperatorService {
     }
     // What the approved request grants to others (allowances, permits) joins the dependency map now.
     await this.recordApprovedGrants(tx, pending, agent, entry.seq, now);
-    // An approved payment keeps its payment lifecycle: the approval's holds move to a payment record
-    // (held until the chain settles or expires it) instead of becoming final spend now.
-    const payment = this.approvedPayment(pending, agent);
-    if (!payment) return { approval: await tx.decideApproval(id, 'approved', grantor.by, now, entry.seq) };
+    if (!payment) {
+      const approval = await tx.decideApproval(id, 'approved', grantor.by, now, entry.seq, { convertHolds: !charged });
+      if (charged) await tx.appendLedger(charged.writes, now, entry.seq);
+      return { approval };
+    }
     const decided = await tx.decideApproval(id, 'approved', grantor.by, now, entry.seq, { convertHolds: false });
     payment.input.sessionAncestors = await ancestorIdsOf(tx, pending.sessionId);
     const paymentId = await this.signing.reserveSpend(tx, { agentId: pending.agentId, sessionId: pending.sessionId }, payment.input, entry.seq, now, payment.x402Version);
@@ -497,7 +548,7 @@ export class OperatorService {
       data: { approvalId: pending.id, requestSeq: pending.auditSeq, rules, quorum, ...(pending.quorum ? { previous: pending.quorum } : {}), ...(policyVersion !== undefined ? { policyVersion } : {}), attemptedBy: grantor.by, ...(grantor.approvers ? { approvers: grantor.approvers } : {}) },
     });
     const approval = await tx.raiseApprovalQuorum(pending.id, quorum);
-    const needs = quorum.map((q) => `${q.min} of ${q.groups.join('/')} (${q.rule})`).join(' and ');
+    const needs = quorum.map((q) => `${describeRequirement(q)} (${q.rule})`).join(' and ');
     const refused = new AirlockError('quorum_required', `The policy changed since the request was held and now requires signed approver votes (${needs}), which this grant does not meet. Nothing was signed; the approval stays pending (its hold kept) until those votes are cast, it is denied or it expires.`, {
       violations,
       details: { approvalId: pending.id, auditSeq: entry.seq, reason: 'policy_requires_quorum', rules, quorum, ...(policyVersion !== undefined ? { policyVersion } : {}) },
@@ -581,7 +632,7 @@ export class OperatorService {
    * does, approvers' votes must meet every requirement; otherwise `policy_requires_quorum` (a quorum added or
    * raised after the request was held cannot be bypassed by the weaker grant it was held for).
    */
-  private async policyRecheck(tx: StoreTx, pending: ApprovalRecord, agent: Agent, now: number, grantor: Grantor): Promise<{ refusal?: PolicyRefusal; policyVersion?: string }> {
+  private async policyRecheck(tx: StoreTx, pending: ApprovalRecord, agent: Agent, now: number, grantor: Grantor): Promise<{ refusal?: PolicyRefusal; policyVersion?: string; judged?: JudgedCharge }> {
     const session = await tx.getSession(pending.sessionId);
     if (!session) return { refusal: { reason: 'undecodable', violations: [{ rule: 'approvals/recheck', code: 'held_request_undecodable', message: 'the session that made this request no longer exists' }] } };
     const decoded = await this.decodeApproval(tx, pending, agent);
@@ -592,16 +643,19 @@ export class OperatorService {
     const input: EvaluationInput = { intent: decoded.intent, agentId: pending.agentId, sessionId: pending.sessionId, nowMs: now };
     // The approval's held amounts count in every window while it waits, whatever their age, and its count in the
     // windows its time is in: taken out where they count.
-    const decision = await this.signing.evaluateHeld(tx, session, input, await tx.approvalHolds(pending.id), { held: true, at: pending.createdAt });
+    const held = await tx.approvalHolds(pending.id);
+    const decision = await this.signing.evaluateHeld(tx, session, input, held, { held: true, at: pending.createdAt });
     if (decision.decision === 'require_approval') {
-      const quorum = requiredQuorum(decision.violations);
+      // The operator's approval carries over: given before (stored on the approval) or by this grant (the admin token).
+      const quorum = withOperatorApproval(requiredQuorum(decision.violations), pending.quorum, grantor.votes ? undefined : grantor.by);
       if (quorum && !(grantor.votes && quorumMet(quorum, grantor.votes))) {
         const named = new Set(quorum.map((q) => q.rule));
         const violations = decision.violations.filter((v) => v.code === 'approval_required' && named.has(v.rule));
         return { refusal: { reason: 'policy_requires_quorum', violations, quorum, policyVersion: decision.policyVersion } };
       }
     }
-    if (decision.decision !== 'deny') return { policyVersion: decision.policyVersion };
+    // Read after the evaluation: it decoded calls against the layers' ABIs and named the session's ancestors in `input`.
+    if (decision.decision !== 'deny') return { policyVersion: decision.policyVersion, judged: { intent: input.intent, writes: ledgerWritesFor(input), held } };
     const violations = decision.violations.length > 0 ? decision.violations : [{ rule: 'policy', code: 'denied_by_rule' as const, message: 'denied by policy' }];
     return { refusal: { reason: 'policy_denies', violations, policyVersion: decision.policyVersion } };
   }
@@ -725,4 +779,25 @@ function keyRef(key: AgentKey): { keyIndex: number; address: string } {
 function strip(record: PolicyRecord): Omit<PolicyRecord, 'document'> {
   const { document: _document, source: _source, ...rest } = record;
   return rest;
+}
+
+/** Whether two sets of ledger writes charge the same amount and count to every (series, asset). */
+function sameLedgerWrites(a: readonly LedgerWrite[], b: readonly LedgerWrite[]): boolean {
+  const merged = (writes: readonly LedgerWrite[]) => {
+    const byKey = new Map<string, { amount: bigint; count: number }>();
+    for (const w of writes) {
+      const key = `${w.series}\u0000${w.asset}`;
+      const prev = byKey.get(key) ?? { amount: 0n, count: 0 };
+      byKey.set(key, { amount: prev.amount + w.amount, count: prev.count + w.count });
+    }
+    return byKey;
+  };
+  const left = merged(a);
+  const right = merged(b);
+  if (left.size !== right.size) return false;
+  for (const [key, w] of left) {
+    const other = right.get(key);
+    if (!other || other.amount !== w.amount || other.count !== w.count) return false;
+  }
+  return true;
 }

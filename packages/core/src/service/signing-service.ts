@@ -25,7 +25,7 @@ import { CircuitBreakers, breakerOpenViolation, type Screening } from './circuit
 import type { PolicyLayer } from '../policy/layers.ts';
 import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
 import { seriesFor } from '../ports/ledger.ts';
-import { quorumMet, requiredQuorum } from '../approvals/quorum.ts';
+import { quorumMet, requiredQuorum, withOperatorApproval } from '../approvals/quorum.ts';
 import { grantsOf } from '../dependencies/grants.ts';
 import { releasedSignatures } from './released-signatures.ts';
 import { THRESHOLD_NAMESPACES, type ThresholdBinding } from '../ports/threshold-keys.ts';
@@ -579,8 +579,9 @@ export class SigningService {
     if (!quorum) return true;
     const approval = approvalId === undefined ? undefined : await tx.getApproval(approvalId);
     if (approval?.state !== 'approved') return false;
-    // A recorded vote carries what the quorum counts (approver, groups when cast, decision).
-    return quorumMet(quorum, approval.votes ?? []);
+    // A recorded vote carries what the quorum counts (approver, groups when cast, decision); the operator's approval,
+    // where the quorum asks for it too, is recorded on the approval's own quorum.
+    return quorumMet(withOperatorApproval(quorum, approval.quorum)!, approval.votes ?? []);
   }
 
   /**

@@ -1,0 +1,142 @@
+// A fleet tier without a quorum (the operator decides) is not handed to an agent-layer quorum (found by review
+// 2026-12: an agent policy's "1 of [devops] for anything touching the router" decided a 5,000 USDC transfer the
+// fleet holds for the operator, once the agent added a 1-unit router approve to the same user operation). The
+// operator's approval is then required alongside the votes, in either order; ordinary quorum tiers behave as
+// before. On SQLite and PostgreSQL (the operator's approval is stored on the approval's quorum).
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { encodeFunctionData, parseAbiItem, type Hex } from 'viem';
+import { generateApproverKey, signApprovalVote } from '@airlock/sdk/approvals';
+import { ALICE, USDC, USDC_ASSET, provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+
+const U = 1_000_000n;
+const ROUTER = '0x2626664c2603336e57b271c5c0b26f421741e481';
+const ERC20_ABI = [parseAbiItem('function transfer(address to, uint256 amount)'), parseAbiItem('function approve(address spender, uint256 amount)')];
+const erc20Data = (fn: 'transfer' | 'approve', to: string, amount: bigint) => encodeFunctionData({ abi: ERC20_ABI, functionName: fn, args: [to as Hex, amount] });
+const ACCOUNT_ABI = [parseAbiItem('function executeBatch((address target, uint256 value, bytes data)[] calls)')];
+let opNonce = 0;
+/** An EntryPoint v0.8 user operation of `sender` running `calls` through executeBatch. */
+const batch = (sender: string, calls: { to: string; data: Hex }[]) => ({
+  chainId: 8453, entryPoint: '0x4337084d9e255ff0702461cf8895ce9e3b5ff108', entryPointVersion: '0.8',
+  userOperation: { sender, nonce: String(opNonce++), callData: encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'executeBatch', args: [calls.map((c) => ({ target: c.to as Hex, value: 0n, data: c.data }))] }), callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' },
+});
+const transfer = (usdc: bigint) => ({ to: USDC, data: erc20Data('transfer', ALICE, usdc * U) });
+const routerApprove = { to: USDC, data: erc20Data('approve', ROUTER, 1n) };
+
+const bigByOperator = { name: 'big-by-operator', type: 'approval_tier', asset: USDC_ASSET, above: (1_000n * U).toString() };
+/** The agent's policy: pays Alice and approves the router; `tiers` added. */
+const agentPolicy = (...tiers: object[]) => ({ version: 1, rules: [
+  { name: 'pay', type: 'allow', match: { actions: ['evm.user_operation'], chains: ['eip155:8453'], kinds: ['erc20.transfer', 'erc20.approve'], assets: [USDC_ASSET], to: [ALICE, ROUTER] } },
+  { name: 'gas', type: 'user_operations', max_prefund: '5000000000000000' },
+  ...tiers,
+] });
+const routerByDevops = { name: 'router', type: 'approval_tier', match: { to: [ROUTER] }, quorum: { min: 1, groups: ['devops'] } };
+
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`an agent-layer quorum does not replace the fleet's operator (${store})`, () => {
+    let h: Harness;
+    before(async () => {
+      h = await startHarness({ store });
+    });
+    after(async () => h.close());
+
+    let counter = 0;
+    const addApprover = async (group: string) => {
+      const key = generateApproverKey();
+      const name = `${group}-${store}-${++counter}`;
+      assert.equal((await h.admin('POST', '/v1/approvers', { name, publicKey: key.publicKey, groups: [group] })).status, 201);
+      return { name, secretKey: key.secretKey };
+    };
+    const vote = async (who: { name: string; secretKey: string }, approvalId: string) => {
+      const { digest } = (await h.admin('GET', `/v1/approvals/${approvalId}`)).body;
+      const body = signApprovalVote({ secretKey: who.secretKey, approvalId, digest, decision: 'approve', approver: who.name, at: new Date().toISOString() });
+      return h.call('POST', `/v1/approvals/${approvalId}/votes`, { body });
+    };
+    const setFleet = async (...rules: object[]) => assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules } })).status, 200);
+    const hold = async (token: string, body: unknown) => {
+      const res = await h.call('POST', '/v1/sign/user-operation', { token, body });
+      assert.equal(res.status, 202, JSON.stringify(res.body));
+      return (await h.admin('GET', `/v1/approvals/${res.body.approvalId}`)).body;
+    };
+
+    test('a 1-unit router approve batched with a 5,000 USDC transfer: one devops vote no longer grants it; the operator must approve too (votes first)', async () => {
+      await setFleet(bigByOperator);
+      const { agent, token } = await provisionAgent(h, { policy: agentPolicy(routerByDevops), actions: ['evm.user_operation'] });
+      const dev = await addApprover('devops');
+      const body = batch(agent.address, [transfer(5_000n), routerApprove]);
+      const approval = await hold(token, body);
+      assert.deepEqual(approval.quorum, [{ rule: 'agent/router', min: 1, groups: ['devops'] }, { rule: 'fleet/big-by-operator', min: 1, groups: [], operator: {} }]);
+
+      const voted = await vote(dev, approval.id);
+      assert.equal(voted.status, 200, JSON.stringify(voted.body));
+      assert.equal(voted.body.state, 'pending', 'the devops vote alone does not grant what the fleet holds for the operator');
+      assert.equal(voted.body.result, undefined);
+      assert.equal((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=approval.granted`)).body.entries.length, 0);
+
+      const approved = await h.admin('POST', `/v1/approvals/${approval.id}/approve`);
+      assert.equal(approved.status, 200, JSON.stringify(approved.body));
+      assert.equal(approved.body.state, 'approved');
+      assert.ok(approved.body.result?.signature, 'signed once both approved');
+      const [granted] = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=approval.granted`)).body.entries;
+      assert.deepEqual([granted.data.by, granted.data.approvers], ['admin', [dev.name]]);
+      const [recorded] = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=approval.operator_approved`)).body.entries;
+      assert.deepEqual([recorded.data.approvalId, recorded.data.rule, recorded.data.by], [approval.id, 'fleet/big-by-operator', 'admin']);
+
+      // A retry of the granted request releases the same signature, charged once (the operator's approval counts
+      // for the replay's quorum check as the votes do).
+      const replay = await h.call('POST', '/v1/sign/user-operation', { token, body });
+      assert.equal(replay.status, 200, JSON.stringify(replay.body));
+      assert.equal(replay.body.signature, approved.body.result.signature);
+    });
+
+    test('the other order: the operator approves first (recorded, still pending), a second approve is refused, the devops vote grants', async () => {
+      await setFleet(bigByOperator);
+      const { agent, token } = await provisionAgent(h, { policy: agentPolicy(routerByDevops), actions: ['evm.user_operation'] });
+      const dev = await addApprover('devops');
+      const approval = await hold(token, batch(agent.address, [transfer(5_000n), routerApprove]));
+
+      const first = await h.admin('POST', `/v1/approvals/${approval.id}/approve`);
+      assert.equal(first.status, 200, JSON.stringify(first.body));
+      assert.equal(first.body.state, 'pending');
+      assert.equal(first.body.result, undefined);
+      assert.deepEqual(first.body.quorum.find((q: { operator?: unknown }) => q.operator), { rule: 'fleet/big-by-operator', min: 1, groups: [], operator: { approvedBy: 'admin' } });
+      const again = await h.admin('POST', `/v1/approvals/${approval.id}/approve`);
+      assert.equal(again.status, 409);
+      assert.equal(again.body.error.code, 'quorum_required');
+      assert.equal((await h.admin('GET', `/v1/approvals/${approval.id}`)).body.state, 'pending');
+
+      const granted = await vote(dev, approval.id);
+      assert.equal(granted.status, 200, JSON.stringify(granted.body));
+      assert.equal(granted.body.state, 'approved');
+      assert.ok(granted.body.result?.signature);
+      assert.equal((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=approval.granted`)).body.entries[0].data.by, `approvers:${dev.name}`);
+    });
+
+    test('ordinary quorums as before: an agent quorum alone, a fleet quorum over the fleet operator tier, an agent quorum over the agent\'s own operator tier', async () => {
+      const dev = await addApprover('devops');
+      const treasurer = await addApprover('treasury');
+      // No fleet tier matches (500 USDC): the agent's quorum decides alone.
+      await setFleet(bigByOperator);
+      const small = await provisionAgent(h, { policy: agentPolicy(routerByDevops), actions: ['evm.user_operation'] });
+      const alone = await hold(small.token, batch(small.agent.address, [transfer(500n), routerApprove]));
+      assert.deepEqual(alone.quorum, [{ rule: 'agent/router', min: 1, groups: ['devops'] }]);
+      assert.equal((await h.admin('POST', `/v1/approvals/${alone.id}/approve`)).body.error.code, 'quorum_required');
+      assert.equal((await vote(dev, alone.id)).body.state, 'approved');
+
+      // The fleet's own quorum stands in for the fleet's operator tier (its ladder).
+      await setFleet(bigByOperator, { name: 'treasury', type: 'approval_tier', asset: USDC_ASSET, above: (3_000n * U).toString(), quorum: { min: 1, groups: ['treasury'] } });
+      const fleetQuorum = await provisionAgent(h, { policy: agentPolicy(), actions: ['evm.user_operation'] });
+      const ladder = await hold(fleetQuorum.token, batch(fleetQuorum.agent.address, [transfer(5_000n)]));
+      assert.deepEqual(ladder.quorum, [{ rule: 'fleet/treasury', min: 1, groups: ['treasury'] }]);
+      assert.equal((await h.admin('POST', `/v1/approvals/${ladder.id}/approve`)).body.error.code, 'quorum_required');
+      assert.equal((await vote(treasurer, ladder.id)).body.state, 'approved');
+
+      // An agent tier without a quorum is met by the agent's own quorum, as before.
+      await setFleet();
+      const own = await provisionAgent(h, { policy: agentPolicy({ ...bigByOperator, name: 'big' }, routerByDevops), actions: ['evm.user_operation'] });
+      const agentLadder = await hold(own.token, batch(own.agent.address, [transfer(5_000n), routerApprove]));
+      assert.deepEqual(agentLadder.quorum, [{ rule: 'agent/router', min: 1, groups: ['devops'] }]);
+      assert.equal((await vote(dev, agentLadder.id)).body.state, 'approved');
+    });
+  });
+}
