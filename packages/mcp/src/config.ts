@@ -15,7 +15,21 @@ export interface McpConfig {
    * loopback and private address, or a comma-separated list of hosts). Absent: none.
    */
   allowPrivateUrls?: PrivateUrlAllowance;
+  /**
+   * How long one call of a tool that pays or sends may take in all (AIRLOCK_MCP_TOOL_TIMEOUT_SECONDS, default
+   * 40 s): pay_x402 and pay_l402 (both exchanges and the payment between them), send_transfer (the RPC reads,
+   * signing, the broadcast and the receipt wait).
+   */
+  toolTimeoutMs?: number;
 }
+
+export const TOOL_TIMEOUT_ENV = 'AIRLOCK_MCP_TOOL_TIMEOUT_SECONDS';
+/**
+ * Under the MCP clients' own request timeout (the official SDK's is 60 s), with room for Airlock's signing: a
+ * client that gives up first never reads the answer that says a payment was made, and its model retries (found by
+ * review: the outbound limits were 30 s idle and 120 s per exchange, the receipt wait 60 s).
+ */
+export const DEFAULT_TOOL_TIMEOUT_MS = 40_000;
 
 /** A configuration problem: the message names the variable, never its value. */
 export class McpConfigError extends Error {
@@ -30,7 +44,15 @@ export function readMcpConfig(env: NodeJS.ProcessEnv, flags: { url?: string; ses
     token: readToken(env, flags.sessionFile),
     rpc: parseRpc([...(env.AIRLOCK_EVM_RPC ? [env.AIRLOCK_EVM_RPC] : []), ...(flags.rpc ?? [])].join(',')),
     allowPrivateUrls: parsePrivateUrlAllowance(env[ALLOW_PRIVATE_URLS_ENV]),
+    toolTimeoutMs: readToolTimeoutMs(env),
   };
+}
+
+function readToolTimeoutMs(env: NodeJS.ProcessEnv): number {
+  const raw = env[TOOL_TIMEOUT_ENV]?.trim();
+  if (!raw) return DEFAULT_TOOL_TIMEOUT_MS;
+  if (!/^[1-9]\d{0,5}$/.test(raw)) throw new McpConfigError(`${TOOL_TIMEOUT_ENV} must be a positive whole number of seconds.`);
+  return Number(raw) * 1000;
 }
 
 function readToken(env: NodeJS.ProcessEnv, sessionFile: string | undefined): string {

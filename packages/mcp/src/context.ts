@@ -44,7 +44,8 @@ export interface ToolContext {
   payFetch(url: string, init: RequestInit, call: X402Call): Promise<Response>;
   /**
    * The SDK's createL402Fetch (one per process, so credentials are reused across calls). What Airlock paid for
-   * this call is filed in `payments` as it happens: it stays known when the fetch then fails.
+   * this call is filed in `payments` as it happens: it stays known when the fetch then fails. Once `init.signal`
+   * is aborted (the call's time limit), Airlock is not asked to pay.
    */
   l402Fetch(url: string, init: RequestInit, payments: L402PaymentMade[]): Promise<Response>;
   /** `text` with every L402 preimage this process has seen cut out (an API that echoes the Authorization header). */
@@ -120,10 +121,12 @@ export function createToolContext(config: McpConfig): ToolContext {
  * of responses; a preimage is the credential's secret half.
  */
 function observedL402Fetch(http: AirlockHttp, outbound: typeof globalThis.fetch): { fetch: ToolContext['l402Fetch']; withoutSecrets(text: string): string } {
-  const call = new AsyncLocalStorage<L402PaymentMade[]>();
+  const call = new AsyncLocalStorage<{ payments: L402PaymentMade[]; signal: AbortSignal | undefined }>();
   const preimages = new Set<string>();
   const observing: AirlockHttp = {
     async request<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) {
+      // No payment once the call's time is up: the request it buys access for could not be sent any more.
+      if (path === '/v1/l402/pay') call.getStore()?.signal?.throwIfAborted();
       const answer = await http.request<T>(method, path, body, headers);
       // A credential bought by an earlier process (GET /v1/l402/token) ends in its preimage too.
       const held = path.startsWith('/v1/l402/token') ? /:([0-9a-f]{64})$/.exec(String((answer.body as { authorization?: unknown }).authorization))?.[1] : undefined;
@@ -132,7 +135,7 @@ function observedL402Fetch(http: AirlockHttp, outbound: typeof globalThis.fetch)
       if (paid) {
         preimages.add(paid.preimage);
         const { preimage: _secret, ...made } = paid;
-        const payments = call.getStore();
+        const payments = call.getStore()?.payments;
         if (payments && !payments.some((p) => p.paymentId === made.paymentId)) payments.push(made);
       }
       return answer;
@@ -140,7 +143,7 @@ function observedL402Fetch(http: AirlockHttp, outbound: typeof globalThis.fetch)
   };
   const l402Fetch = createL402Fetch(observing, { fetch: outbound });
   return {
-    fetch: (url, init, payments) => call.run(payments, () => l402Fetch(url, init)),
+    fetch: (url, init, payments) => call.run({ payments, signal: init.signal ?? undefined }, () => l402Fetch(url, init)),
     withoutSecrets(text) {
       let out = text;
       for (const preimage of preimages) out = out.split(preimage).join('[l402 preimage]');

@@ -2,7 +2,7 @@
 // DELETE /mcp ends a session. One McpServer per MCP session, all sharing the Airlock session this process holds.
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { BlockList, isIP, type AddressInfo } from 'node:net';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -52,7 +52,28 @@ interface Session {
   inFlight: number;
 }
 
-const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
+/**
+ * Loopback by address class, in any spelling: 127.0.0.0/8 and ::1, and IPv4-mapped 127/8 (::ffff:127.0.0.0/104,
+ * which BlockList checks against the IPv4 rule). A fixed list of bind addresses left the Host check off for
+ * 127.0.0.2 or ::ffff:127.0.0.1 (found by review).
+ */
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+function isLoopbackAddress(address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && LOOPBACK.check(address, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/**
+ * A Host header that names loopback: `localhost` or a loopback address (`[…]` for IPv6), with or without a port.
+ * A DNS-rebinding page's Host is its own host name, never an address literal.
+ */
+function isLoopbackHost(host: string): boolean {
+  const name = host.toLowerCase().replace(/:\d+$/, '');
+  return name === 'localhost' || isLoopbackAddress(name.replace(/^\[(.*)\]$/, '$1'));
+}
 
 /**
  * Whoever reaches this endpoint acts as the agent, so it listens on loopback by default and, like Airlock
@@ -61,8 +82,7 @@ const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
  */
 function refusal(req: IncomingMessage, loopbackOnly: boolean): string | undefined {
   if (req.headers.origin !== undefined) return 'browser requests (an Origin header) are not accepted';
-  const host = (req.headers.host ?? '').replace(/:\d+$/, '');
-  if (loopbackOnly && !LOOPBACK_HOSTS.has(host)) return 'the Host header must name a loopback address';
+  if (loopbackOnly && !isLoopbackHost(req.headers.host ?? '')) return 'the Host header must name a loopback address';
   return undefined;
 }
 
@@ -88,7 +108,8 @@ export async function serveHttp(newServer: () => McpServer, opts: ServeHttpOptio
   const sessions = new Map<string, Session>();
   /** Initializations under way: they count against the limit before they have a session id. */
   let starting = 0;
-  const loopbackOnly = LOOPBACK_HOSTS.has(opts.host) || opts.host === '::1';
+  // Decided from the address actually bound (a name such as `localhost` is resolved by listen); until then, checked.
+  let loopbackOnly = true;
 
   const closeSession = async (session: Session): Promise<void> => {
     if (session.transport.sessionId) sessions.delete(session.transport.sessionId);
@@ -168,7 +189,8 @@ export async function serveHttp(newServer: () => McpServer, opts: ServeHttpOptio
     http.once('error', reject);
     http.listen(opts.port, opts.host, () => resolve());
   });
-  const { port } = http.address() as AddressInfo;
+  const { port, address } = http.address() as AddressInfo;
+  loopbackOnly = isLoopbackAddress(address);
   const hostForUrl = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
   return {
     url: `http://${hostForUrl}:${port}${MCP_PATH}`,

@@ -1,4 +1,4 @@
-export { readMcpConfig, parseRpc, McpConfigError, type McpConfig } from './config.ts';
+export { readMcpConfig, parseRpc, McpConfigError, DEFAULT_TOOL_TIMEOUT_MS, TOOL_TIMEOUT_ENV, type McpConfig } from './config.ts';
 export { createRedactor, type Redactor } from './redact.ts';
 export { createToolContext, type ToolContext } from './context.ts';
 export { createAirlockMcpServer, AIRLOCK_TOOLS, SERVER_INFO } from './server.ts';

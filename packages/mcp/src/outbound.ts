@@ -245,6 +245,11 @@ function pinnedLookup(addresses: Resolved[]): LookupFunction {
 
 const NULL_BODY_STATUSES = new Set([101, 103, 204, 205, 304]);
 
+/** What an aborted request fails with: the signal's reason when it is an error (a tool's ToolError), else an AbortError. */
+function abortReasonOf(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted.', 'AbortError');
+}
+
 /**
  * `fetch` for the paying tools: checkTarget on the URL, then one HTTP/1.1 request to the checked addresses
  * (node:http / node:https, TLS checked against the host name), no redirect followed, the body decompressed as
@@ -275,29 +280,36 @@ export function createOutboundFetch(options: OutboundOptions): typeof globalThis
       lookup: pinnedLookup(addresses),
       // A connection of its own (no pooled keep-alive socket: a pool is keyed by name, not by checked address).
       agent: false,
-      signal: request.signal,
       ...(url.protocol === 'https:' && !isIP(hostname) ? { servername: hostname } : {}),
     };
-    // The deadline destroys whichever is in flight: the request (before the answer) or the answer (while it is read).
+    // The deadline and the caller's signal destroy whichever is in flight: the request (before the answer) or the
+    // answer (while it is read). A tool's whole-call time limit comes as the signal, its ToolError as the reason.
     let inFlight: { destroy(error: Error): unknown } | undefined;
+    request.signal.throwIfAborted();
+    const aborted = () => inFlight?.destroy(abortReasonOf(request.signal));
+    request.signal.addEventListener('abort', aborted, { once: true });
     const deadline = setTimeout(
       () => inFlight?.destroy(new ToolError('resource_timeout', `${url.origin} did not finish answering within ${deadlineMs / 1000} s.`)),
       deadlineMs,
     );
     deadline.unref();
+    const finished = () => {
+      clearTimeout(deadline);
+      request.signal.removeEventListener('abort', aborted);
+    };
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
       const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(requestOptions, resolve);
       inFlight = req;
-      req.once('close', () => { if (inFlight === req) clearTimeout(deadline); });
+      req.once('close', () => { if (inFlight === req) finished(); });
       req.setTimeout(idleTimeoutMs, () => req.destroy(new ToolError('resource_timeout', `${url.origin} did not answer within ${idleTimeoutMs / 1000} s.`)));
       req.once('error', (e: NodeJS.ErrnoException) => {
-        if (e instanceof ToolError || e.name === 'AbortError') reject(e);
+        if (e instanceof ToolError || e.name === 'AbortError' || e === request.signal.reason) reject(e);
         else reject(new ToolError('resource_unreachable', `Cannot reach ${url.origin} (${e.code ?? e.message}).`));
       });
       req.end(body);
     });
     inFlight = res;
-    res.once('close', () => clearTimeout(deadline));
+    res.once('close', finished);
     const status = res.statusCode ?? 0;
     if (status < 200 || status > 599) {
       res.destroy();

@@ -24,6 +24,7 @@ const INSTRUCTIONS = [
   'Start with whoami. Before paying, dry_run_transfer or remaining_budget tell you what would be allowed. Amounts are integers in base units.',
   'A refusal (error code policy_denied) names each violated rule with its limit, used and requested amounts: explain it to the user; do not retry the same request or split it to get around a limit.',
   'pay_x402 and pay_l402 say in every result, errors included, whether Airlock signed or paid during the call (paid, with paymentSigned or payment): a call that failed after paying must not simply be retried, as each retry can pay again.',
+  'send_transfer likewise: an error after Airlock signed carries paid: true, the transactionHash, the nonce and sent (true or "maybe"); the transfer may be on chain, so do not send it again.',
 ].join(' ');
 
 /** One McpServer (the SDK wants one per connection); every instance shares `ctx`. */

@@ -1,8 +1,9 @@
 // x402 over axios for agents whose keys live in Airlock: the official `@x402/axios` interceptor with Airlock
 // as the signer. A subpath (`@airlock/sdk/axios`) so that only agents using axios need axios and @x402/axios.
-import type { AxiosInstance, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
+import type { AxiosInstance, AxiosRequestConfig, AxiosResponse, InternalAxiosRequestConfig } from 'axios';
 import { wrapAxiosWithPayment } from '@x402/axios';
 import { decodePaymentRequiredHeader } from '@x402/core/http';
+import { AirlockApiError } from './http.ts';
 import { airlockPayments, checkX402Challenge, refuseUnknownAnswerer, type AirlockPaymentOptions } from './x402.ts';
 
 /** Methods whose calls go through the payment context: every request method of an axios instance. */
@@ -13,7 +14,8 @@ const REQUEST_METHODS = new Set(['request', 'get', 'delete', 'head', 'options', 
  * the official `@x402/axios` interceptor, and the returned instance runs every request in its own payment
  * context, so Airlock sees the URL being paid for (its resource rules), a refusal throws AirlockPolicyError
  * with its violations (not the interceptor's plain Error), and a settlement is reported back to Airlock.
- * Use the returned instance; the one passed in pays too but without those three.
+ * Use the returned instance; the one passed in pays too but without those three. A request whose URL is not
+ * absolute http(s) (relative with no baseURL) is refused with AirlockApiError `invalid_request`, unsent.
  *
  * As with fetchWithAirlock, only the requested URL's own 402 is paid: one met after a redirect is refused with
  * AirlockApiError `x402_payment_redirected`, one naming a resource on another host `x402_resource_mismatch`
@@ -30,24 +32,48 @@ export async function axiosWithAirlock(instance: AxiosInstance, options: Airlock
   // @x402/axios is built against its own copy of @x402/core (~2.11); the client it receives is used through
   // its public methods only (createPaymentPayload, the hooks), which both versions share.
   wrapAxiosWithPayment(instance, (await payments.client()) as unknown as Parameters<typeof wrapAxiosWithPayment>[1]);
-  const paid = <R>(resource: string, call: () => Promise<R>) =>
-    payments.paidCall(resource, call, (response) => paymentResponseOf(response as AxiosResponse));
+  // The resource is read before anything is sent: a call whose URL Airlock cannot judge is refused unsent.
+  const paid = async <R>(config: AxiosRequestConfig, call: () => Promise<R>) =>
+    payments.paidCall(paidResourceOf(instance, config), call, (response) => paymentResponseOf(response as AxiosResponse));
   // A Proxy, because axios runs its interceptors in the caller's async context: the context has to be entered
   // around the call itself, and an axios instance is both a function and an object of methods.
   return new Proxy(instance, {
     apply(target, thisArg, args: unknown[]) {
-      const config = (typeof args[0] === 'string' ? { ...(args[1] as object), url: args[0] } : args[0]) as Parameters<AxiosInstance['getUri']>[0];
-      return paid(target.getUri(config), () => Reflect.apply(target, thisArg, args) as Promise<unknown>);
+      return paid(requestConfigOf(args), () => Reflect.apply(target, thisArg, args) as Promise<unknown>);
     },
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof property !== 'string' || !REQUEST_METHODS.has(property) || typeof value !== 'function') return value;
       return (...args: unknown[]) => {
-        const config = property === 'request' ? (args[0] as object) : { ...(args[property.startsWith('post') || property.startsWith('put') || property.startsWith('patch') ? 2 : 1] as object), url: args[0] as string };
-        return paid(target.getUri(config), () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
+        const config = property === 'request' ? requestConfigOf(args) : { ...(args[property.startsWith('post') || property.startsWith('put') || property.startsWith('patch') ? 2 : 1] as object), url: args[0] as string };
+        return paid(config, () => (value as (...a: unknown[]) => Promise<unknown>).apply(target, args));
       };
     },
   });
+}
+
+/**
+ * The config of `instance(…)` and `instance.request(…)`, both of which take `(config)` or `(url, config)`: getUri
+ * ignores a string, so without this the URL paid was not the one Airlock judged (found by review: the instance's
+ * baseURL was reported, bypassing resource rules, per-origin budgets and the loop guard).
+ */
+function requestConfigOf(args: unknown[]): AxiosRequestConfig {
+  return (typeof args[0] === 'string' ? { ...(args[1] as object), url: args[0] } : args[0]) as AxiosRequestConfig;
+}
+
+/**
+ * The URL Airlock is told it pays for: the request's full URL, which must be absolute http(s). A relative one
+ * (no baseURL) is resolved by the adapter against something Airlock never sees (a browser page's location), so
+ * it is refused before anything is sent or signed.
+ */
+function paidResourceOf(instance: AxiosInstance, config: AxiosRequestConfig): string {
+  const uri = instance.getUri(config);
+  const url = URL.canParse(uri) ? new URL(uri) : undefined;
+  if (url?.protocol !== 'http:' && url?.protocol !== 'https:') {
+    // The URL is not echoed: it may carry credentials or a token in its query.
+    throw new AirlockApiError(400, 'invalid_request', 'An axiosWithAirlock request needs an absolute http(s) URL (a full URL, or a baseURL on the instance): Airlock judges a payment by the URL it pays for. Nothing was sent or paid.');
+  }
+  return uri;
 }
 
 function paymentResponseOf(response: AxiosResponse | undefined): string | undefined {

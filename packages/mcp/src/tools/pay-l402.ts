@@ -8,6 +8,7 @@ import type { L402PaymentMade } from '../context.ts';
 import { PaidThenFailedError } from '../results.ts';
 import { checkRequestHeaders, paidFetchShape, answerFields, readCappedBody } from './fields.ts';
 import { defineTool } from './tool.ts';
+import { startDeadline } from './time-limit.ts';
 
 export const payL402Tool = defineTool({
   name: 'pay_l402',
@@ -19,8 +20,9 @@ export const payL402Tool = defineTool({
   async run(ctx, args) {
     checkRequestHeaders(args.headers);
     const payments: L402PaymentMade[] = [];
+    const deadline = startDeadline(ctx.config, 'pay_l402');
     try {
-      const response = await ctx.l402Fetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}) }, payments);
+      const response = await ctx.l402Fetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}), signal: deadline.signal }, payments);
       // An API may echo the request (and so the credential) back; the secret half is cut before the model sees it.
       // Redacted before it is cut to maxBodyChars: a preimage cut off at the end of what was read lies past that.
       const read = await readCappedBody(response, args.maxBodyChars);
@@ -42,6 +44,8 @@ export const payL402Tool = defineTool({
         { payment: paymentOf(made) },
         `Airlock paid ${made.amountMsat} msat over Lightning (payment ${made.paymentId}) for this request before it failed; a Lightning payment is final. Do not simply retry: a retry may pay again. Tell the user.`,
       );
+    } finally {
+      deadline.end();
     }
   },
 });

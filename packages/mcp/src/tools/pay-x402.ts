@@ -12,6 +12,7 @@ import { PaidThenFailedError, ToolError } from '../results.ts';
 import type { X402Call } from '../context.ts';
 import { addressField, amountField, checkRequestHeaders, paidFetchShape, answerFields, readCappedBody } from './fields.ts';
 import { defineTool } from './tool.ts';
+import { startDeadline } from './time-limit.ts';
 
 /** Request headers that carry an x402 payment or its receipt: the x402 client sets them; one from the model would have it sign a payment it then discards. */
 const PAYMENT_HEADERS = ['payment-signature', 'x-payment', 'payment-response', 'x-payment-response'];
@@ -35,9 +36,17 @@ export const payX402Tool = defineTool({
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
     checkRequestHeaders(args.headers, { names: PAYMENT_HEADERS, why: 'The x402 payment headers are set by pay_x402 itself when the resource asks for payment; send the request without them.' });
-    const call: X402Call = { signed: [], beforeSign: (terms) => checkExpected(terms, args) };
+    const deadline = startDeadline(ctx.config, 'pay_x402');
+    const call: X402Call = {
+      signed: [],
+      beforeSign: (terms) => {
+        // Nothing is signed once the time is up: the paid request could not be sent any more.
+        deadline.signal.throwIfAborted();
+        checkExpected(terms, args);
+      },
+    };
     try {
-      const response = await ctx.payFetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}) }, call);
+      const response = await ctx.payFetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}), signal: deadline.signal }, call);
       const body = await readCappedBody(response, args.maxBodyChars);
       const payment = settlementReport(response);
       const signed = call.signed.at(-1);
@@ -53,6 +62,8 @@ export const payX402Tool = defineTool({
       const signed = call.signed.at(-1);
       if (!signed) throw e;
       throw new PaidThenFailedError(e, { paymentSigned: signedPayment(signed) }, `Airlock signed a payment for this request before it failed. The server may have received it, and can then settle it ${settleableUntil(signed)}, whether or not it answered. Do not simply retry: every retry signs a new payment. Tell the user.`);
+    } finally {
+      deadline.end();
     }
   },
 });

@@ -1,34 +1,93 @@
 // Like the SDK's viem account in an agent's own code: viem fills nonce, gas and fees from the chain, Airlock
-// decides and signs (policy, budget, audit), and viem broadcasts the signed transaction to the RPC.
+// decides and signs (policy, budget, audit), and the signed transaction is broadcast to the RPC.
+//
+// The steps are viem's sendTransaction taken apart (found by review): once Airlock has signed, the transfer is
+// charged and may be on its way, so a failure after that point (the RPC lost its reply to the broadcast, the
+// receipt read failed) must not read as "nothing sent", or a model retries and a second transfer is signed and
+// sent. The hash is computed here from the signed bytes before broadcasting, so every answer after signing
+// carries it, with the nonce and whether the transaction was sent (`true`, or `'maybe'` when the broadcast's
+// answer was lost).
 import { z } from 'zod';
-import { erc20Abi, type Address } from 'viem';
+import { encodeFunctionData, erc20Abi, keccak256, WaitForTransactionReceiptTimeoutError, type Address, type Hex } from 'viem';
+import type { ToolContext } from '../context.ts';
+import { PaidThenFailedError, ToolError } from '../results.ts';
 import { defineTool } from './tool.ts';
 import { transferShape } from './fields.ts';
+import { startDeadline } from './time-limit.ts';
 import { transferAsset } from './transfer-request.ts';
 
-const RECEIPT_TIMEOUT_MS = 60_000;
+/** The broadcast gets at least this long, even when signing ran close to the time limit. */
+const MIN_BROADCAST_MS = 5_000;
+
+const input = {
+  ...transferShape,
+  waitForReceipt: z.boolean().default(true).describe('Wait until the transaction is mined and report its status, at most until the call\'s time limit (40 s in all by default); not mined by then: status "sent" with the hash. Default true.'),
+};
+type SendTransferArgs = z.infer<z.ZodObject<typeof input>>;
 
 export const sendTransferTool = defineTool({
   name: 'send_transfer',
   title: 'Send a transfer',
   description:
-    'Send native coin or an ERC-20 token. Airlock checks the request against your policy and budgets and signs it; this server then broadcasts it on the chain and (by default) waits for the receipt. A refusal returns an error naming the rule with its limit, used and requested amounts; nothing is sent then. Amounts are in base units.',
-  input: {
-    ...transferShape,
-    waitForReceipt: z.boolean().default(true).describe('Wait (up to 60 s) until the transaction is mined and report its status. Default true.'),
-  },
+    'Send native coin or an ERC-20 token. Airlock checks the request against your policy and budgets and signs it; this server then broadcasts it on the chain and (by default) waits for the receipt. A refusal returns an error naming the rule with its limit, used and requested amounts; nothing is sent then. An error after Airlock signed carries `paid: true`, the `transactionHash`, the `nonce` and `sent` (true, or "maybe"): the transfer may be on chain, so do not send it again; look the hash up instead. Amounts are in base units.',
+  input,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
-    const { publicClient, wallet } = ctx.chain(args.chainId);
-    const account = await ctx.account();
-    const client = wallet(account);
-    const amount = BigInt(args.amount);
-    const hash = args.token
-      ? await client.writeContract({ account, chain: client.chain, address: args.token as Address, abi: erc20Abi, functionName: 'transfer', args: [args.to as Address, amount] })
-      : await client.sendTransaction({ account, chain: client.chain, to: args.to as Address, value: amount });
-    const sent = { transactionHash: hash, chain: `eip155:${args.chainId}`, from: account.address, to: args.to, amount: args.amount, asset: transferAsset(args) };
-    if (!args.waitForReceipt) return { ...sent, status: 'sent' };
-    const receipt = await publicClient.waitForTransactionReceipt({ hash, timeout: RECEIPT_TIMEOUT_MS });
-    return { ...sent, status: receipt.status, blockNumber: receipt.blockNumber.toString(), gasUsed: receipt.gasUsed.toString() };
+    const deadline = startDeadline(ctx.config, 'send_transfer');
+    try {
+      return await sendTransfer(ctx, args, deadline.at);
+    } finally {
+      deadline.end();
+    }
   },
 });
+
+async function sendTransfer(ctx: ToolContext, args: SendTransferArgs, deadline: number): Promise<Record<string, unknown>> {
+  const started = Date.now();
+  const { publicClient, wallet } = ctx.chain(args.chainId);
+  const account = await ctx.account();
+  const client = wallet(account);
+  const amount = BigInt(args.amount);
+  const call = args.token
+    ? { to: args.token as Address, data: encodeFunctionData({ abi: erc20Abi, functionName: 'transfer', args: [args.to as Address, amount] }) }
+    : { to: args.to as Address, value: amount };
+  // Nonce, gas and fees from the RPC within the first half of the time limit, leaving the rest for signing, the
+  // broadcast and the receipt; a slow RPC here costs only this call: nothing is signed yet.
+  const request = await settleBy(client.prepareTransactionRequest({ account, chain: client.chain, ...call }), started + (deadline - started) / 2, () =>
+    new ToolError('chain_timeout', 'The RPC did not give the nonce, gas and fees in time; nothing was signed or sent.', ['The RPC is slow or unreachable; try again later.']),
+  );
+  const signed = (await account.signTransaction(request as never)) as Hex;
+  // The transaction hash is the keccak-256 of the signed transaction's bytes (every envelope type).
+  const transactionHash = keccak256(signed);
+  const sent = { transactionHash, nonce: request.nonce, chain: `eip155:${args.chainId}`, from: account.address, to: args.to, amount: args.amount, asset: transferAsset(args) };
+  const doNotRetry = (how: string) =>
+    `Airlock signed this transfer (nonce ${request.nonce}, hash ${transactionHash}) and it ${how}; the budget is charged. Do not send it again: a retry signs and sends a second transfer. Look the hash up on the chain (a block explorer, or later calls) and tell the user.`;
+  try {
+    await settleBy(client.sendRawTransaction({ serializedTransaction: signed }), Math.max(deadline, Date.now() + MIN_BROADCAST_MS), () =>
+      new ToolError('chain_timeout', 'The RPC did not answer the broadcast in time.'),
+    );
+  } catch (e) {
+    // The RPC may have taken it (and passed it on) before its answer was lost.
+    throw new PaidThenFailedError(e, { ...sent, sent: 'maybe' }, doNotRetry('may have been broadcast: the RPC did not confirm it'));
+  }
+  if (!args.waitForReceipt) return { ...sent, status: 'sent' };
+  const notMinedYet = { ...sent, status: 'sent', notes: ['Broadcast, not yet mined within this call\'s time limit. Do not send it again; look the transaction hash up later.'] };
+  const waitMs = deadline - Date.now();
+  if (waitMs <= 0) return notMinedYet;
+  try {
+    const receipt = await publicClient.waitForTransactionReceipt({ hash: transactionHash, timeout: waitMs });
+    return { ...sent, status: receipt.status, blockNumber: receipt.blockNumber.toString(), gasUsed: receipt.gasUsed.toString() };
+  } catch (e) {
+    if (e instanceof WaitForTransactionReceiptTimeoutError) return notMinedYet;
+    throw new PaidThenFailedError(e, { ...sent, sent: true }, doNotRetry('was broadcast, but its receipt could not be read'));
+  }
+}
+
+/** `work`, or the error `late()` makes when it has not settled by `at` (epoch ms); `work` itself runs on. */
+function settleBy<T>(work: Promise<T>, at: number, late: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(late()), Math.max(0, at - Date.now()));
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
