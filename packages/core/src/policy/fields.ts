@@ -4,7 +4,7 @@
  * when a rule is built, so the same schemas also produce the published JSON Schema.
  */
 import { z } from 'zod';
-import { ACTIONS, INTENT_KINDS, SIGHASH_NAMES } from '../intent.ts';
+import { ACTIONS, BITCOIN_CHAINS, INTENT_KINDS, NOSTR_CHAIN, SIGHASH_NAMES } from '../intent.ts';
 import { isBitcoinAddress } from './party.ts';
 import { MAX_UINT256 } from './amount.ts';
 import { isDuration } from './duration.ts';
@@ -81,13 +81,57 @@ export const addressListField = z
   ])
   .describe('Addresses (0x addresses, Lightning node ids, Bitcoin addresses): a `$set` reference, or a list of addresses and `$set` references.');
 
+/*
+ * Chain and asset ids are compared as strings with the ids the chain adapters write into intents, so an id no adapter
+ * writes (`eip155:base`, `eip155:08453`, `…/erc20:USDC`, a truncated address) is never matched nor charged: a deny,
+ * tier, cap or budget naming it would silently do nothing. Only the adapters' forms are accepted: EVM `caip2` (the
+ * decimal chain id, a safe integer) with `nativeAsset` (`slip44:60`, whatever the coin) and `erc20Asset` (compiled
+ * lowercase, so a checksummed address is fine); Bitcoin and Lightning a network of BITCOIN_CHAINS with `bitcoinAsset`
+ * (`slip44:0`); Nostr NOSTR_CHAIN, which moves no asset.
+ */
+const EVM_CHAIN = 'eip155:[1-9][0-9]{0,15}';
+const BITCOIN_CHAIN = `(?:${Object.values(BITCOIN_CHAINS).join('|')})`;
+const chainIdPattern = new RegExp(`^(?:${EVM_CHAIN}|${BITCOIN_CHAIN}|${NOSTR_CHAIN})$`);
+const assetIdPattern = new RegExp(`^(?:${EVM_CHAIN}/(?:slip44:60|erc20:0x[0-9a-fA-F]{40})|${BITCOIN_CHAIN}/slip44:0)$`);
+
+const BITCOIN_NETWORK_IDS = Object.entries(BITCOIN_CHAINS).map(([network, chain]) => `${chain} (${network})`).join(', ');
+const EVM_CHAIN_FORM = 'eip155:<chain id>, the decimal EIP-155 chain id without leading zeros (e.g. eip155:8453)';
+
+/** A chain id of an EVM chain above 2^53-1: its form is right, but no request can name it (`readChainId`). */
+const isUnsafeEvmChainId = (id: string) => id.startsWith('eip155:') && !Number.isSafeInteger(Number(id.slice(7).split('/')[0]));
+
+/** What a chain id should have been, by its namespace (the input itself is not echoed). */
+function chainIdMessage(input: unknown): string {
+  const id = String(input);
+  if (id.startsWith('eip155:')) return `expected ${EVM_CHAIN_FORM}, as requests name the chain`;
+  if (id.startsWith('bip122:')) return `expected a Bitcoin network as requests name it: ${BITCOIN_NETWORK_IDS}`;
+  return `expected a chain id as requests name it: ${EVM_CHAIN_FORM}; a Bitcoin network (bip122:…, e.g. ${BITCOIN_CHAINS.bitcoin}); or ${NOSTR_CHAIN}`;
+}
+
+/** What an asset id should have been, by its namespace (the input itself is not echoed). */
+function assetIdMessage(input: unknown): string {
+  const id = String(input);
+  if (new RegExp(`^${EVM_CHAIN}/slip44:`).test(id)) {
+    return 'the native coin of every EVM chain is charged as eip155:<chain id>/slip44:60, whatever the coin: write that';
+  }
+  if (id.startsWith('eip155:')) return 'expected eip155:<chain id>/erc20:0x<token address: 40 hex digits> or eip155:<chain id>/slip44:60 (the native coin), the chain id decimal without leading zeros (e.g. eip155:8453/erc20:0x833589fc…)';
+  if (id.startsWith('bip122:')) return `expected <network>/slip44:0, the bitcoin of a network (in millisatoshis), with the network one of: ${BITCOIN_NETWORK_IDS}`;
+  if (id.startsWith(`${NOSTR_CHAIN}/`)) return 'Nostr requests move no asset: no rule can name one';
+  return `expected an asset id as requests name it: eip155:<chain id>/erc20:0x<token address> (e.g. eip155:8453/erc20:0x833589fc…), eip155:<chain id>/slip44:60 (the native coin), or bip122:<network>/slip44:0 (bitcoin, e.g. ${BITCOIN_CHAINS.bitcoin}/slip44:0)`;
+}
+
 export const chainField = z
   .string({ error: 'expected a CAIP-2 chain id' })
-  .regex(/^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}$/, 'expected a CAIP-2 chain id (e.g. eip155:8453)');
+  .regex(chainIdPattern, { error: (issue) => chainIdMessage(issue.input) })
+  // Zod runs every check even after the regex failed: only judge the number of an id of the right form.
+  .refine((id) => !chainIdPattern.test(id) || !isUnsafeEvmChainId(id), 'an EIP-155 chain id is at most 2^53-1: no request names a larger one')
+  .describe('A CAIP-2 chain id as requests name it: eip155:<chain id>, bip122:<genesis hash prefix> (Bitcoin and Lightning), or nostr:mainnet.');
 
 export const assetField = z
   .string({ error: 'expected a CAIP-19 asset id' })
-  .regex(/^[-a-z0-9]{3,8}:[-_a-zA-Z0-9]{1,32}\/[-a-z0-9]{3,8}:[-.%a-zA-Z0-9]{1,128}$/, 'expected a CAIP-19 asset id (e.g. eip155:8453/erc20:0x833589fc…)');
+  .regex(assetIdPattern, { error: (issue) => assetIdMessage(issue.input) })
+  .refine((id) => !assetIdPattern.test(id) || !isUnsafeEvmChainId(id), 'an EIP-155 chain id is at most 2^53-1: no request names a larger one')
+  .describe('A CAIP-19 asset id as requests are charged: eip155:<chain id>/erc20:0x<token>, eip155:<chain id>/slip44:60 (native coin), or bip122:<network>/slip44:0 (bitcoin, msat).');
 
 export const nostrKindField = z.number({ error: 'expected a Nostr event kind (an integer 0..65535)' }).int('expected an integer kind').min(0).max(65535, 'a Nostr kind is at most 65535');
 

@@ -171,18 +171,18 @@ test('an allow rule granting nostr.event without nostr_kinds warns: every kind i
   assert.deepEqual(validatePolicy(docWith({ actions: ['nostr.event'], nostr_kinds: [1, 7] }, [])).warnings.map((w) => w.code), []);
 });
 
-test('asset_never_charged: an EVM native coin named by its own SLIP-44 coin type, in any rule; the evaluator never charges it', () => {
+test('an EVM native coin named by its own SLIP-44 coin type is refused, in any rule: the evaluator never charges it (once the asset_never_charged warning)', () => {
   const POL = 'eip155:137/slip44:966';
   const polCeilings = [{ name: 'pol-cap', type: 'max_amount', asset: POL, max: '1' }, { name: 'pol-daily', type: 'budget', asset: POL, max: '1', window: '24h' }];
   const doc = docWith({ chains: ['eip155:137'], kinds: ['native.transfer'], assets: [POL] }, polCeilings);
-  assert.deepEqual(validatePolicy(doc).warnings.filter((w) => w.code === 'asset_never_charged').map((w) => [w.rule, w.path]), [
-    ['grant', 'rules[0].match.assets[0]'], ['pol-cap', 'rules[1].asset'], ['pol-daily', 'rules[2].asset'],
-  ]);
-  // As written the cap sees nothing: 100 POL (charged as slip44:60) pass it; the allow's asset list fails closed.
+  assert.throws(() => validatePolicy(doc), (e: any) => {
+    assert.equal(e.code, 'invalid_policy');
+    assert.deepEqual(e.details.issues.map((i: any) => i.path), ['rules[0].match.assets[0]', 'rules[1].asset', 'rules[2].asset']);
+    assert.match(e.details.issues[1].message, /eip155:<chain id>\/slip44:60, whatever the coin/);
+    return true;
+  });
+  // Written as the message says, the cap binds 100 POL (charged as slip44:60); Bitcoin's slip44:0 and ETH's slip44:60 are accepted.
   const pol = intent({ chain: 'eip155:137', kind: 'native.transfer', to: PARTNER, spends: [{ asset: 'eip155:137/slip44:60', amount: 100n * 10n ** 18n, to: PARTNER, kind: 'value' }] });
-  const capOnly = { version: 1, rules: [{ name: 'grant', type: 'allow', match: { chains: ['eip155:137'], kinds: ['native.transfer'] } }, ...polCeilings] };
-  assert.equal(decide([layer('agent', capOnly)], input(pol)).decision, 'allow');
-  // Written as the warning says, the cap binds; Bitcoin's slip44:0 and ETH's slip44:60 are not warned about.
   const fixed = { version: 1, rules: [{ name: 'grant', type: 'allow', match: { chains: ['eip155:137'], kinds: ['native.transfer'] } }, { name: 'pol-cap', type: 'max_amount', asset: 'eip155:137/slip44:60', max: '1' }] };
   assert.deepEqual(decide([layer('agent', fixed)], input(pol)).violations.map((v) => v.code), ['amount_exceeds_max']);
   assert.deepEqual(warningsOf(docWith({ kinds: ['native.transfer'], assets: ['eip155:8453/slip44:60'] }, [{ name: 'btc', type: 'max_amount', asset: 'bip122:000000000019d6689c085ae165831e93/slip44:0', max: '1' }])).filter((c) => c === 'asset_never_charged'), []);

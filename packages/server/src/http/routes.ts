@@ -49,9 +49,13 @@ function operatorSession(agentId: string): Session {
 export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?: AuthEdge): RouteSpec[] {
   const A = () => holder.get();
   const waiters = new ApprovalWaiters();
+  // `x402` is the request context the sign routes take (sign, below), so resource rules judge a dry-run as they judge the sign.
   // A Lightning payment is decoded with the backend's network and the time (what the payment would see), by its service.
-  const dryRun = (auth: AgentAuth, action: string, payload: unknown) =>
-    action === 'lightning.pay' ? A().lightning.dryRun(auth, lightningDryRunPayload(payload)) : A().signing.dryRun(auth, action, payload);
+  const dryRun = (auth: AgentAuth, action: string, payload: unknown, x402?: { resource: string }) => {
+    if (action !== 'lightning.pay') return A().signing.dryRun(auth, action, payload, x402 ? { x402 } : {});
+    if (x402) throw new AirlockError('invalid_request', 'x402.resource was given but a Lightning payment is not an x402 payment authorization.');
+    return A().lightning.dryRun(auth, lightningDryRunPayload(payload));
+  };
   const sign = (action: string) => async (c: Context, { body }: { body: unknown }) => {
     const idem = idempotencyKeyOf(c);
     // `x402` is request context, not part of what is signed: the adapter sees the payload without it.
@@ -157,10 +161,10 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
       method: 'post', path: '/v1/dry-run', operationId: 'dryRun', summary: 'Evaluate a request without reserving or signing', tag: 'agent', auth: 'agent', body: S.DryRunRequest,
       responses: { 200: S.DryRunResponse },
       handler: async (c, { body }) => {
-        const b = body as { action: string; payload: unknown };
+        const b = body as { action: string; payload: unknown; x402?: { resource: string } };
         // What staged candidate policies would decide is the operator's to read (found by review: an agent's dry-run
         // showed each candidate's rules and limits, the fleet's next cap among them, so it could spend before it landed).
-        const { shadow: _candidates, ...outcome } = await dryRun(agentOf(c), b.action, b.payload);
+        const { shadow: _candidates, ...outcome } = await dryRun(agentOf(c), b.action, b.payload, b.x402);
         return c.json(outcome);
       },
     },
@@ -341,9 +345,9 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
       method: 'post', path: '/v1/policies/dry-run', operationId: 'dryRunForAgent', summary: 'Evaluate a request for an agent against current policy and ledger', tag: 'policies', auth: 'admin', body: S.AdminDryRunRequest,
       responses: { 200: S.DryRunResponse }, errors: [404],
       handler: async (c, { body }) => {
-        const b = body as { agent: string; action: string; payload: unknown };
+        const b = body as { agent: string; action: string; payload: unknown; x402?: { resource: string } };
         const agent = await A().operator.getAgent(b.agent);
-        const outcome = await dryRun({ agent, session: operatorSession(agent.id) }, b.action, b.payload);
+        const outcome = await dryRun({ agent, session: operatorSession(agent.id) }, b.action, b.payload, b.x402);
         // Policy does not know the agent's status: a frozen or retired agent's every request is refused (403
         // agent_frozen / agent_retired) before policy runs, so its dry-run is a denial naming that, whatever policy
         // says (found by review: `airlock policy dry-run` answered ALLOW, exit 0, for a frozen agent).

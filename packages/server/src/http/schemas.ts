@@ -65,15 +65,15 @@ export const SignTransactionRequest = apiSchema(
     .describe('An unsigned EVM transaction (EIP-1559 or legacy) as fields or serialized.'),
 );
 
+/** The paid resource of an x402 payment signed as typed data: request context, not part of what is signed. */
+const x402Context = z.strictObject({ resource: z.string().min(1).max(2048).describe('The paid resource URL (the one that answered 402).') });
+
 export const SignTypedDataRequest = apiSchema(
   'SignTypedDataRequest',
   z.strictObject({
     chainId: z.union([z.number().int(), z.string()]).optional(),
     typedData: z.strictObject({ domain: z.record(z.string(), z.unknown()), types: z.record(z.string(), z.unknown()), primaryType: z.string(), message: z.record(z.string(), z.unknown()) }),
-    x402: z
-      .strictObject({ resource: z.string().min(1).max(2048).describe('The paid resource URL (the one that answered 402).') })
-      .optional()
-      .describe('x402 context: the SDK signer sends it so resource rules apply on this path too. Only valid for payment authorizations.'),
+    x402: x402Context.optional().describe('x402 context: the SDK signer sends it so resource rules apply on this path too. Only valid for payment authorizations.'),
   }),
 );
 
@@ -180,7 +180,17 @@ export const PolicyDeniedResponse = apiSchema(
     .describe('Policy refused the request: every violation names its rule. The shape of Error, with the decision and its audit entry.'),
 );
 
-export const DryRunRequest = apiSchema('DryRunRequest', z.object({ action: z.enum(ACTIONS), payload: z.unknown() }));
+export const DryRunRequest = apiSchema(
+  'DryRunRequest',
+  z.object({
+    action: z.enum(ACTIONS),
+    payload: z.unknown(),
+    // Without it a resource rule cannot match, so the dry-run of a payment the sign grants by resource would deny it.
+    x402: x402Context
+      .optional()
+      .describe('x402 context, as on POST /v1/sign/typed-data: the paid resource, so resource rules and per-origin budgets judge the dry-run as they judge the sign. Only valid for an evm.typed_data payment authorization.'),
+  }),
+);
 export const AdminDryRunRequest = apiSchema('AdminDryRunRequest', DryRunRequest.extend({ agent: z.string().describe('agent id or name') }));
 export const DecisionSchema = apiSchema(
   'Decision',
