@@ -10,8 +10,8 @@
 // Exit code 0 when everything verifies, 2 when something does not (the first problem is printed: `FAILED`
 // on stdout, also for input this verifier cannot read at all), 5 when every entry and head verifies but the
 // signed heads do not vouch for the export as required: with --public-key every entry must be under a signed
-// tree head (unless --allow-unanchored), and --min-tree-size / --expect-root pin the size and root an earlier
-// export or head showed. 1: a usage error (nothing was checked).
+// tree head or legacy checkpoint (unless --allow-unanchored), and --min-tree-size / --expect-root pin the
+// size and root an earlier export or head showed. 1: a usage error (nothing was checked).
 //
 // An export line must be exactly what the exporter writes (JSON.stringify of the line's own parse: no
 // duplicate members, no added spacing) and hold only the members docs/audit-format.md lists.
@@ -44,16 +44,32 @@ const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
 export const leafHash = (leaf) => sha256(Uint8Array.of(0), typeof leaf === 'string' ? utf8(leaf) : leaf);
 export const nodeHash = (l, r) => sha256(Uint8Array.of(1), l, r);
 
-/** MTH over leaf hashes, by the RFC's recursive definition. */
-export function merkleRoot(leafHashes) {
-  const mth = (from, to) => {
-    if (to === from) return sha256();
-    if (to - from === 1) return leafHashes[from];
-    let k = 1;
-    while (k * 2 < to - from) k *= 2;
-    return nodeHash(mth(from, from + k), mth(from + k, to));
-  };
-  return mth(0, leafHashes.length);
+/**
+ * MTH (2.1.1), built one leaf at a time, so that one pass over the leaves gives the root at every size a
+ * signed head names: an export carries every head ever signed, and rebuilding the tree for each one would
+ * cost heads x entries. The frontier is the roots of the complete subtrees that cover the leaves so far,
+ * largest first, one per 1 bit of the size (at most log2(n) + 1). MTH(D[n]) = node(MTH(D[0:k]), MTH(D[k:n]))
+ * with k the largest power of two below n: D[0:k] is the first subtree and D[k:n] splits the same way, so
+ * the root folds the frontier from the right.
+ */
+export class MerkleFrontier {
+  #subtrees = [];
+  size = 0;
+
+  push(leafHash) {
+    let node = leafHash;
+    // Each trailing 1 bit of the size before this leaf is a complete subtree of the same size as `node`: join them.
+    for (let n = this.size; n % 2 === 1; n = Math.floor(n / 2)) node = nodeHash(this.#subtrees.pop(), node);
+    this.#subtrees.push(node);
+    this.size++;
+  }
+
+  root() {
+    if (this.#subtrees.length === 0) return sha256(); // MTH({})
+    let root = this.#subtrees.at(-1);
+    for (let i = this.#subtrees.length - 2; i >= 0; i--) root = nodeHash(this.#subtrees[i], root);
+    return root;
+  }
 }
 
 /** RFC 9162 2.1.3.2. */
@@ -107,14 +123,21 @@ export function treeHeadDigest({ treeSize, rootHash, at }) {
   n.setBigUint64(8, BigInt(at));
   return sha256(utf8('airlock/audit-tree-head/v1\0'), new Uint8Array(n.buffer), unhex(rootHash));
 }
-export function verifyTreeHead(head, publicKey) {
-  if (head.publicKey !== publicKey) return false;
+/** A legacy checkpoint (before the tree): it signs the chain hash `headHash` of the chained entry `seq`. */
+export function checkpointDigest({ seq, headHash, at }) {
+  return sha256(utf8('airlock/audit-checkpoint/v1\0'), utf8(jcs({ seq, headHash, at })));
+}
+/** BIP-340 over `digest(signed)` by `publicKey`, the key the verifier holds, which `signed` must also name. */
+function signedBy(signed, digest, publicKey) {
+  if (signed.publicKey !== publicKey) return false;
   try {
-    return schnorr.verify(unhex(head.signature), treeHeadDigest(head), unhex(publicKey));
+    return schnorr.verify(unhex(signed.signature), digest(signed), unhex(publicKey));
   } catch {
     return false;
   }
 }
+export const verifyTreeHead = (head, publicKey) => signedBy(head, treeHeadDigest, publicKey);
+export const verifyCheckpoint = (checkpoint, publicKey) => signedBy(checkpoint, checkpointDigest, publicKey);
 
 // ---- canonical JSON: RFC 8785 (version 2 and 3) and the form before it (version 1) ----
 // Both throw on what has no canonical form: JSON.parse reads 1e999 as Infinity, which JSON.stringify
@@ -226,19 +249,19 @@ function headerProblem(header) {
 }
 
 /**
- * Verifies an export (its text): every entry, the tree, every signed head against `publicKey`. Then what
- * the signed heads vouch for: with `publicKey`, every entry must be under a signed head (`allowUnanchored`
- * lifts that); `minTreeSize` and `expectRoot` (the root of the first `minTreeSize` leaves) pin what an
- * earlier export or head showed. Each of those failures has `anchoring: {code, reason}`. A line that is not
- * what the exporter writes (not JSON, not an object, not exactly JSON.stringify's text, a member outside
- * the documented set) fails like an edited entry.
+ * Verifies an export (its text): every entry, the tree, every signed head and legacy checkpoint against
+ * `publicKey`. Then what they vouch for: with `publicKey`, every entry must be under a signed head or
+ * checkpoint (`allowUnanchored` lifts that); `minTreeSize` and `expectRoot` (the root of the first
+ * `minTreeSize` leaves) pin what an earlier export or head showed. Each of those failures has
+ * `anchoring: {code, reason}`. A line that is not what the exporter writes (not JSON, not an object, not
+ * exactly JSON.stringify's text, a member outside the documented set) fails like an edited entry.
  */
 export function verifyExport(text, { publicKey, allowUnanchored = false, minTreeSize, expectRoot } = {}) {
   // Line numbers as in the file; blank lines skipped, a CRLF ending read as LF (as `airlock audit verify --file`).
   const lines = text.split('\n').map((l, i) => ({ n: i + 1, line: l.endsWith('\r') ? l.slice(0, -1) : l })).filter(({ line }) => line.trim());
-  const leaves = [];
+  const tree = new MerkleFrontier();
   let prev;
-  const fail = (seq, reason) => ({ ok: false, entries: leaves.length, firstBad: { seq, reason } });
+  const fail = (seq, reason) => ({ ok: false, entries: tree.size, firstBad: { seq, reason } });
   if (lines.length === 0) return fail(1, 'the file is empty: no airlock-audit-export/v2 header');
   const first = parseLine(lines[0].line, lines[0].n);
   if (first.problem) return fail(1, first.problem.replace('an audit entry', 'an airlock-audit-export/v2 header'));
@@ -246,6 +269,17 @@ export function verifyExport(text, { publicKey, allowUnanchored = false, minTree
   const hp = headerProblem(header);
   if (hp) return fail(1, hp);
   const key = publicKey ?? header.publicKey;
+  const checkpoints = header.checkpoints ?? [];
+  // What the signatures are over, recorded as the pass over the entries reaches it: the root at each size a
+  // head (or the --expect-root pin) names, the chain hash of each entry a legacy checkpoint names.
+  const rootAt = new Map(header.treeHeads.map((head) => [head.treeSize, undefined]));
+  if (minTreeSize !== undefined) rootAt.set(minTreeSize, undefined);
+  const chainHashAt = new Map(checkpoints.map((cp) => [cp.seq, undefined]));
+  const addLeaf = (h) => {
+    tree.push(h);
+    if (rootAt.has(tree.size)) rootAt.set(tree.size, hex(tree.root()));
+  };
+  if (rootAt.has(0)) rootAt.set(0, hex(tree.root()));
   for (const { n, line } of lines.slice(1)) {
     const next = prev ? prev.seq + 1 : 1; // where an unreadable line is reported (the entry it stands for)
     const { value: e, problem } = parseLine(line, n);
@@ -256,7 +290,7 @@ export function verifyExport(text, { publicKey, allowUnanchored = false, minTree
     const extra = extraMember(e, version === 3 ? V3_MEMBERS : CHAINED_MEMBERS);
     if (extra !== undefined) return fail(e.seq, `line ${n} has a member a version-${version} entry does not have: ${JSON.stringify(extra)} (edited)`);
     if (version === 3 && !Object.hasOwn(e, 'data')) return fail(e.seq, `line ${n}: a version-3 entry without data (edited)`);
-    if (e.leafIndex !== leaves.length) return fail(e.seq, `entry ${e.seq} is at leaf ${e.leafIndex}, expected leaf ${leaves.length} (deleted or reordered)`);
+    if (e.leafIndex !== tree.size) return fail(e.seq, `entry ${e.seq} is at leaf ${e.leafIndex}, expected leaf ${tree.size} (deleted or reordered)`);
     // seq orders chained entries only; a version-3 entry's place is its leaf index (docs/audit-format.md).
     if (prev && version !== 3 && e.seq <= prev.seq) return fail(e.seq, `entry ${e.seq} is out of order`);
     if (prev && version < prev.version) return fail(e.seq, 'hash version goes down (edited)');
@@ -267,35 +301,48 @@ export function verifyExport(text, { publicKey, allowUnanchored = false, minTree
       if (mismatch) return fail(e.seq, mismatch);
       const h = leafHash(e.leaf);
       if (hex(h) !== e.hash) return fail(e.seq, 'leaf does not match its hash (edited)');
-      leaves.push(h);
+      addLeaf(h);
     } else if (version === 1 || version === 2) {
       if (e.seq !== e.leafIndex + 1) return fail(e.seq, 'a chained entry must sit at leaf seq - 1');
       if (e.prevHash !== (prev ? prev.hash : '0'.repeat(64))) return fail(e.seq, 'prevHash does not match the previous entry');
       const h = chainHash(e, version);
       if (h === undefined || h !== e.hash) return fail(e.seq, 'entry does not match its chain hash (edited)');
-      leaves.push(leafHash(new Uint8Array([...utf8('airlock/audit-chain-leaf/v1\0'), ...unhex(e.hash)])));
+      if (chainHashAt.has(e.seq)) chainHashAt.set(e.seq, h);
+      addLeaf(leafHash(new Uint8Array([...utf8('airlock/audit-chain-leaf/v1\0'), ...unhex(e.hash)])));
     } else return fail(e.seq, `unknown hash version ${version}`);
     prev = { seq: e.seq, version, hash: e.hash };
   }
   let anchored = 0;
-  for (const head of [...header.treeHeads].sort((a, b) => a.treeSize - b.treeSize)) {
-    if (!verifyTreeHead(head, key)) return fail(head.treeSize, `tree head of size ${head.treeSize} is not signed by the audit key`);
-    if (head.treeSize > leaves.length) return fail(leaves.length + 1, `log truncated: a signed head covers ${head.treeSize} entries, ${leaves.length} present`);
-    if (hex(merkleRoot(leaves.slice(0, head.treeSize))) !== head.rootHash) return fail(head.treeSize, `the tree does not match the signed tree head of size ${head.treeSize}`);
-    anchored = head.treeSize;
+  // A legacy checkpoint signs the chain hash of entry `seq` (= its leaf index + 1), so it vouches for the
+  // first `seq` entries, as a tree head of that size would (docs/audit-format.md, Signed tree head).
+  for (const cp of [...checkpoints].sort((a, b) => a.seq - b.seq)) {
+    if (!verifyCheckpoint(cp, key)) return fail(cp.seq, `checkpoint at entry ${cp.seq} is not signed by the audit key`);
+    if (cp.seq > tree.size) return fail(tree.size + 1, `log truncated: a signed checkpoint covers ${cp.seq} entries, ${tree.size} present`);
+    const entryHash = chainHashAt.get(cp.seq);
+    if (entryHash === undefined || entryHash !== cp.headHash) return fail(cp.seq, `entry ${cp.seq} does not match the signed checkpoint at it`);
+    anchored = Math.max(anchored, cp.seq);
   }
-  const result = { ok: true, entries: leaves.length, rootHash: hex(merkleRoot(leaves)), treeHeads: header.treeHeads.length, unanchored: leaves.length - anchored };
+  // An export carries every head ever signed and a file can repeat one: each distinct head is checked once.
+  const distinctHeads = new Map(header.treeHeads.map((head) => [JSON.stringify([head.treeSize, head.rootHash, head.at, head.publicKey, head.signature]), head]));
+  for (const head of [...distinctHeads.values()].sort((a, b) => a.treeSize - b.treeSize)) {
+    if (!verifyTreeHead(head, key)) return fail(head.treeSize, `tree head of size ${head.treeSize} is not signed by the audit key`);
+    if (head.treeSize > tree.size) return fail(tree.size + 1, `log truncated: a signed head covers ${head.treeSize} entries, ${tree.size} present`);
+    const root = rootAt.get(head.treeSize);
+    if (root === undefined || root !== head.rootHash) return fail(head.treeSize, `the tree does not match the signed tree head of size ${head.treeSize}`);
+    anchored = Math.max(anchored, head.treeSize);
+  }
+  const result = { ok: true, entries: tree.size, rootHash: hex(tree.root()), treeHeads: header.treeHeads.length, checkpoints: checkpoints.length, unanchored: tree.size - anchored };
   // Every entry and head checked out. What follows is what the signatures vouch for: an entry's own hash
   // proves nothing against whoever rewrote the file, and a file cut back to an older head is still signed.
   const refuse = (code, reason) => ({ ...result, ok: false, anchoring: { code, reason } });
   if (minTreeSize !== undefined && anchored < minTreeSize) return refuse('audit_below_min_tree_size', `the signed tree heads cover ${anchored} entries, fewer than the ${minTreeSize} required (entries or heads removed since)`);
   if (expectRoot !== undefined) {
     if (minTreeSize === undefined) throw new Error('expectRoot needs minTreeSize: the tree size that root is of');
-    const root = hex(merkleRoot(leaves.slice(0, minTreeSize)));
+    const root = rootAt.get(minTreeSize); // reached: the heads cover at least minTreeSize entries (above)
     if (root !== expectRoot.toLowerCase()) return refuse('audit_root_mismatch', `the tree of the first ${minTreeSize} entries has root ${root}, not the expected ${expectRoot.toLowerCase()} (rewritten below that size, or another log)`);
   }
   if (publicKey !== undefined && !allowUnanchored) {
-    if (header.treeHeads.length === 0) return refuse('audit_no_signed_head', `no signed tree head covers the log: none of its ${leaves.length} entries is vouched for by the audit key`);
+    if (header.treeHeads.length === 0 && checkpoints.length === 0) return refuse('audit_no_signed_head', `no signed tree head covers the log: none of its ${tree.size} entries is vouched for by the audit key`);
     if (result.unanchored > 0) return refuse('audit_unanchored', `the newest ${result.unanchored} entries (from leaf ${anchored}) are not under a signed tree head`);
   }
   return result;
@@ -438,7 +485,7 @@ function main(argv) {
   if (expectRoot !== undefined && minTreeSize === undefined) throw new UsageError('--expect-root needs --min-tree-size N: the tree size that root is of');
   if (!publicKey) console.error('note: checking heads against the key in the export itself; pass --public-key to check against the published key');
   const r = verifyExport(readFileSync(file, 'utf8'), { publicKey, allowUnanchored: !!values['allow-unanchored'], minTreeSize, expectRoot });
-  if (r.ok) console.log(`OK: ${r.entries} entries, ${r.treeHeads} signed tree heads, root ${r.rootHash}${r.unanchored ? ` (${r.unanchored} newest entries not under a signed head)` : ''}`);
+  if (r.ok) console.log(`OK: ${r.entries} entries, ${r.treeHeads} signed tree heads${r.checkpoints ? ` and ${r.checkpoints} legacy checkpoints` : ''}, root ${r.rootHash}${r.unanchored ? ` (${r.unanchored} newest entries not under a signed head)` : ''}`);
   else if (r.anchoring) console.log(`FAILED [${r.anchoring.code}]: ${r.anchoring.reason}`);
   else console.log(`FAILED at entry ${r.firstBad.seq}: ${r.firstBad.reason}`);
   return r.ok ? 0 : r.anchoring ? 5 : 2;

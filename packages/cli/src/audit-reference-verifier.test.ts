@@ -1,22 +1,27 @@
 // The reference verifier (tools/audit-verifier/verify.mjs, no Airlock code) against a real export: it
 // verifies, and catches an edited entry, a deleted entry, reordered entries and a forged head; with the
 // audit key, an export whose entries no signed head covers, and one that misses a pinned size or root. It
-// also checks a receipt (its entry's fields against the proven leaf) and a consistency proof served over HTTP.
+// also checks a receipt (its entry's fields against the proven leaf) and a consistency proof served over HTTP,
+// an export with many signed heads, and an upgraded store's export: version-1 entries (integer-like keys)
+// anchored by a legacy checkpoint, which it verifies as `airlock audit verify --file` does.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness } from '../../server/src/testing/harness.ts';
-import { auditLeaf, canonicalJson, leafHash } from '@airlock/core';
-import { EXPORT_FORMAT } from './commands/audit.ts';
+import { schnorr } from '@noble/curves/secp256k1.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from '../../server/src/testing/harness.ts';
+import { auditLeaf, canonicalJson, checkpointDigest, leafHash, MerkleFrontier, treeHeadDigest } from '@airlock/core';
+import { EXPORT_FORMAT, verifyExport as airlockVerifyExport } from './commands/audit.ts';
 import { signedAuditLog } from '../../server/src/testing/signed-audit-log.ts';
+import { legacyEntryHash, writeLegacyAuditChain } from '../../server/src/testing/legacy-audit.ts';
 import { cliEnv, runCli } from './testing/cli-process.ts';
 
 const VERIFY_URL = new URL('../../../tools/audit-verifier/verify.mjs', import.meta.url);
 const VERIFY_MJS = VERIFY_URL.pathname;
 // A plain .mjs file on purpose (it must not depend on Airlock's TypeScript): loaded as untyped.
-interface RefResult { ok: boolean; rootHash: string; treeHeads: number; unanchored: number; firstBad: { seq: number; reason: string }; anchoring?: { code: string; reason: string } }
+interface RefResult { ok: boolean; rootHash: string; treeHeads: number; checkpoints: number; unanchored: number; firstBad: { seq: number; reason: string }; anchoring?: { code: string; reason: string } }
 const ref = (await import(VERIFY_URL.href)) as {
   verifyExport(text: string, o: { publicKey?: string; allowUnanchored?: boolean; minTreeSize?: number; expectRoot?: string }): RefResult;
   verifyReceipt(r: unknown, publicKey: string): boolean;
@@ -242,3 +247,159 @@ describe('reference audit verifier: edits that canonicalise like the original, a
     }
   });
 });
+
+/** The reference verifier's command line (a plain `node verify.mjs`, as a third party runs it). */
+const referenceCommandLine = (path: string, publicKey: string, ...args: string[]) => runCli([], cliEnv(), [process.execPath, VERIFY_MJS, path, '--public-key', publicKey, ...args]);
+
+describe('reference audit verifier: an export carrying many signed heads', () => {
+  // The checkpointer signs a head every 10 s while the log grows and an export carries them all: the
+  // verifier gets every head's root from one pass over the leaves (it used to rebuild the tree per head).
+  const secret = schnorr.utils.randomSecretKey();
+  const publicKey = bytesToHex(schnorr.getPublicKey(secret));
+  const signHead = (treeSize: number, rootHash: string) => {
+    const head = { treeSize, rootHash, at: 1_700_000_000_000 + treeSize * 10, publicKey };
+    return { ...head, signature: bytesToHex(schnorr.sign(treeHeadDigest(head), secret)) };
+  };
+  const ENTRIES = 5_000;
+  const EVERY = 10;
+  const lines: string[] = [];
+  const heads: ReturnType<typeof signHead>[] = [];
+  let newest: ReturnType<typeof signHead>;
+  const exportOf = (treeHeads: object[]) => [JSON.stringify({ format: EXPORT_FORMAT, publicKey, treeHeads, checkpoints: [] }), ...lines].join('\n') + '\n';
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'airlock-refverify-heads-'));
+    const tree = new MerkleFrontier();
+    for (let seq = 1; seq <= ENTRIES; seq++) {
+      const fields = { seq, at: 1_700_000_000_000 + seq, type: 'sign.request', actor: 'agent' as const, agentId: 'ag_1', decision: 'allow' as const };
+      const data = { n: seq, digest: 'ab'.repeat(32) };
+      const leaf = auditLeaf(fields, canonicalJson(data));
+      const hash = leafHash(leaf);
+      tree.push(hash);
+      lines.push(JSON.stringify({ ...fields, leafIndex: seq - 1, data, hash: bytesToHex(hash), hashVersion: 3, leaf }));
+      if (seq % EVERY === 0) heads.push(signHead(seq, bytesToHex(tree.root())));
+    }
+    newest = heads.at(-1)!;
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test(`${ENTRIES} entries under ${ENTRIES / EVERY} signed heads (the newest repeated 100 times) verify, as \`airlock audit verify --file\` says, with the same root`, async () => {
+    const treeHeads = [...heads, ...Array.from({ length: 100 }, () => newest)];
+    const text = exportOf(treeHeads);
+    const result = ref.verifyExport(text, { publicKey });
+    assert.deepEqual([result.ok, result.treeHeads, result.unanchored, result.rootHash], [true, treeHeads.length, 0, newest.rootHash], JSON.stringify(result));
+    const path = join(dir, 'many-heads.jsonl');
+    writeFileSync(path, text);
+    const [airlock, reference] = await Promise.all([runCli(['audit', 'verify', '--file', path, '--public-key', publicKey], cliEnv()), referenceCommandLine(path, publicKey)]);
+    assert.equal(airlock.code, 0, airlock.stdout + airlock.stderr);
+    assert.match(airlock.stdout, new RegExp(`^OK: ${ENTRIES} entries, ${treeHeads.length} signed tree heads, root ${newest.rootHash.slice(0, 16)}`, 'm'));
+    assert.equal(reference.code, 0, reference.stdout + reference.stderr);
+    assert.match(reference.stdout, new RegExp(`^OK: ${ENTRIES} entries, ${treeHeads.length} signed tree heads, root ${newest.rootHash}$`, 'm'));
+  });
+
+  test('among them, one head signed over another root (at a size that is no power of two) is refused by both (the reference: exit 2)', async () => {
+    const at = 250; // the head of size 2,500
+    const wrong = signHead(heads[at - 1]!.treeSize, heads[at]!.rootHash);
+    const path = join(dir, 'wrong-root.jsonl');
+    writeFileSync(path, exportOf(heads.map((h, i) => (i === at - 1 ? wrong : h))));
+    const [airlock, reference] = await Promise.all([airlockVerifyExport(path, publicKey), referenceCommandLine(path, publicKey)]);
+    assert.deepEqual(airlock.firstBad?.seq, 2500, JSON.stringify(airlock));
+    assert.equal(reference.code, 2, reference.stdout + reference.stderr);
+    assert.match(reference.stdout, /^FAILED at entry 2500: the tree does not match the signed tree head of size 2500$/m);
+  });
+});
+
+// An upgraded store: its version-1 chain (data with integer-like keys, where the old form and RFC 8785 order
+// members differently) and the legacy checkpoint the audit key signed over its head, exported as
+// `airlock audit export` writes it before any tree head exists.
+for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
+  describe(`reference audit verifier: an export anchored by a legacy checkpoint (${store})`, () => {
+    let h: Harness;
+    let dir: string;
+    let publicKey: string;
+    let header: { format: string; publicKey: string; treeHeads: unknown[]; checkpoints: { seq: number; headHash: string; at: number; publicKey: string; signature: string }[] };
+    let entries: Record<string, unknown>[];
+    before(async () => {
+      dir = mkdtempSync(join(tmpdir(), `airlock-refverify-legacy-${store}-`));
+      h = await startHarness({ store });
+      const legacyHead = await writeLegacyAuditChain(h, store);
+      const { keys, auditKeyPath } = h.airlock.deps;
+      const at = Date.now();
+      const signature = bytesToHex(await keys.signSchnorr(auditKeyPath, checkpointDigest({ seq: legacyHead.seq, headHash: legacyHead.hash, at })));
+      await h.airlock.store.appendCheckpoint({ seq: legacyHead.seq, headHash: legacyHead.hash, at, publicKey: await h.airlock.audit.auditPublicKey(), signature });
+      const heads = (await h.admin('GET', '/v1/audit/checkpoints')).body;
+      publicKey = heads.publicKey;
+      header = { format: EXPORT_FORMAT, publicKey, treeHeads: heads.treeHeads, checkpoints: heads.checkpoints };
+      entries = (await h.admin('GET', '/v1/audit?limit=1000')).body.entries.map((e: { at: string }) => ({ ...e, at: Date.parse(e.at) }));
+    });
+    after(async () => {
+      await h.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const write = (name: string, hdr: object, es: object[]) => {
+      const path = join(dir, `${name}.jsonl`);
+      writeFileSync(path, [hdr, ...es].map((l) => JSON.stringify(l)).join('\n') + '\n');
+      return path;
+    };
+
+    test('it verifies with the audit key (version-1 entries with integer-like keys included), exit 0, as `airlock audit verify --file` says, with the same root as Airlock computes', async () => {
+      assert.deepEqual([header.treeHeads.length, header.checkpoints.length, entries.map((e) => e.hashVersion)], [0, 1, [1, 1, 1]]);
+      assert.match(JSON.stringify(entries[0]!.data), /"labels":\{"9":"nine","10":"ten"\}/, 'data as the v1 form hashed it: integer-like keys first, in numeric order');
+      const path = write('legacy', header, entries);
+      const result = ref.verifyExport([header, ...entries].map((l) => JSON.stringify(l)).join('\n'), { publicKey });
+      assert.deepEqual([result.ok, result.checkpoints, result.unanchored], [true, 1, 0], JSON.stringify(result));
+      assert.equal(result.rootHash, (await h.admin('POST', '/v1/audit/verify')).body.rootHash);
+      const airlock = await airlockVerifyExport(path, publicKey);
+      assert.deepEqual([airlock.ok, airlock.checkpoints, airlock.unanchored, airlock.rootHash], [true, 1, 0, result.rootHash], JSON.stringify(airlock));
+      const reference = await referenceCommandLine(path, publicKey);
+      assert.equal(reference.code, 0, reference.stdout + reference.stderr);
+      assert.match(reference.stdout, new RegExp(`^OK: 3 entries, 0 signed tree heads and 1 legacy checkpoints, root ${result.rootHash}$`, 'm'));
+    });
+
+    test('a forged checkpoint, or one the log is cut below, is refused by both (the reference: exit 2); without it, audit_no_signed_head (exit 5)', async () => {
+      const [cp] = header.checkpoints;
+      const other = schnorr.utils.randomSecretKey();
+      const notSigned = (seq: number) => new RegExp(`^FAILED at entry ${seq}: checkpoint at entry ${seq} is not signed by the audit key$`, 'm');
+      const cases: [string, object, object[], number, RegExp][] = [
+        ['signature of another key', { ...header, checkpoints: [{ ...cp, signature: bytesToHex(schnorr.sign(checkpointDigest(cp!), other)) }] }, entries, 3, notSigned(3)],
+        ['its time moved', { ...header, checkpoints: [{ ...cp, at: cp!.at + 1 }] }, entries, 3, notSigned(3)],
+        ['a forged one beside the genuine one', { ...header, checkpoints: [{ ...cp, seq: 2, headHash: entries[1]!.hash, signature: '11'.repeat(64) }, cp] }, entries, 2, notSigned(2)],
+        ['log cut below it', header, entries.slice(0, 2), 3, /^FAILED at entry 3: log truncated: a signed checkpoint covers 3 entries, 2 present$/m],
+      ];
+      for (const [name, hdr, es, seq, says] of cases) {
+        const path = write(name.replace(/\W/g, '-'), hdr, es);
+        const [airlock, reference] = await Promise.all([airlockVerifyExport(path, publicKey), referenceCommandLine(path, publicKey)]);
+        assert.equal(reference.code, 2, `${name}: ${reference.stdout}${reference.stderr}`);
+        assert.match(reference.stdout, says, name);
+        assert.deepEqual([airlock.ok, airlock.firstBad?.seq], [false, seq], `${name}: ${JSON.stringify(airlock)}`);
+      }
+      const path = write('no-checkpoint', { ...header, checkpoints: [] }, entries);
+      const [airlock, reference] = await Promise.all([airlockVerifyExport(path, publicKey), referenceCommandLine(path, publicKey)]);
+      assert.equal(airlock.anchoring?.code, 'audit_no_signed_head');
+      assert.equal(reference.code, 5, reference.stdout + reference.stderr);
+      assert.match(reference.stdout, /^FAILED \[audit_no_signed_head\]: /m);
+    });
+
+    test('an entry edited under the checkpoint (its chain hashed again) is refused by both, with --allow-unanchored too', async () => {
+      const edited = entries.map((e) => ({ ...e }));
+      // Entry 2 edited, then entries 2 and 3 hashed again in the version-1 form: the chain holds, the checkpoint does not.
+      edited[1]!.data = { ...(edited[1]!.data as object), errorCode: 'none' };
+      for (const i of [1, 2]) {
+        const e = edited[i]!;
+        e.prevHash = edited[i - 1]!.hash;
+        e.hash = legacyEntryHash(e.prevHash as string, e.seq as number, e as never);
+      }
+      const path = write('edited', header, edited);
+      const result = ref.verifyExport([header, ...edited].map((l) => JSON.stringify(l)).join('\n'), { publicKey, allowUnanchored: true });
+      assert.equal(result.ok, false);
+      assert.deepEqual(result.firstBad, { seq: 3, reason: 'entry 3 does not match the signed checkpoint at it' });
+      const airlock = await airlockVerifyExport(path, publicKey, { requireAnchored: false });
+      assert.deepEqual([airlock.ok, airlock.firstBad?.seq], [false, 3], JSON.stringify(airlock));
+      for (const args of [[], ['--allow-unanchored']]) {
+        const reference = await referenceCommandLine(path, publicKey, ...args);
+        assert.equal(reference.code, 2, reference.stdout + reference.stderr);
+        assert.match(reference.stdout, /^FAILED at entry 3: entry 3 does not match the signed checkpoint at it$/m);
+      }
+    });
+  });
+}

@@ -1,5 +1,4 @@
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { AirlockError, AuditLogVerifier, checkAnchoring, checkpointDigest, isAirlockError, parseUntrustedJson, treeHeadDigest, verifyStoredAudit, type AnchoringRequirements, type AuditAnchoringCode, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult, type SignedTreeHead } from '@airlock/core';
 import type { Command, CliContext } from '../context.ts';
 import { printJson, table } from '../format.ts';
@@ -286,7 +285,7 @@ async function exportLog(ctx: CliContext, out: string | undefined, opts: { waitM
 export async function verifyExport(file: string, publicKey?: string, options: AnchoringRequirements = {}): Promise<AuditVerifyResult> {
   const required = { ...options, requireAnchored: options.requireAnchored ?? publicKey !== undefined };
   if (!existsSync(file)) throw new AirlockError('not_found', `No export file at ${file}.`);
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  const lines = exportLines(file);
   let header: { format: string; publicKey: string; checkpoints: AuditCheckpoint[]; treeHeads: SignedTreeHead[] } | undefined;
   let verifier: AuditLogVerifier | undefined;
   let lineNo = 0;
@@ -354,6 +353,33 @@ export async function verifyExport(file: string, publicKey?: string, options: An
   if (!unreadable) return result;
   const { anchoring: _verifiedPrefixOnly, ...rest } = result;
   return { ...rest, ok: false, firstBad: unreadable };
+}
+
+/**
+ * The lines of an export file, streamed: split at LF, as the exporter ends them, and at nothing else. (Not
+ * readline: it also ends a line at U+2028 and U+2029, which JSON.stringify writes unescaped, so a string an
+ * agent put in an audited request would cut its entry in two and fail every later export.) A CR before the
+ * LF is dropped: the file may have passed through a tool that writes CRLF.
+ */
+async function* exportLines(file: string): AsyncGenerator<string> {
+  let partial: Buffer[] = [];
+  for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
+    let from = 0;
+    for (let lf = chunk.indexOf(0x0a); lf !== -1; lf = chunk.indexOf(0x0a, from)) {
+      partial.push(chunk.subarray(from, lf));
+      yield lineText(partial);
+      partial = [];
+      from = lf + 1;
+    }
+    if (from < chunk.length) partial.push(chunk.subarray(from));
+  }
+  if (partial.length) yield lineText(partial);
+}
+
+// The LF byte is never part of another UTF-8 character, so a line's bytes decode on their own.
+function lineText(parts: Buffer[]): string {
+  const line = (parts.length === 1 ? parts[0]! : Buffer.concat(parts)).toString('utf8');
+  return line.endsWith('\r') ? line.slice(0, -1) : line;
 }
 
 // The members docs/audit-format.md lists for an export's lines. `hashVersion` and `leafIndex` are absent

@@ -48,8 +48,28 @@ export function checkpointDigest(cp: Pick<AuditCheckpoint, 'seq' | 'headHash' | 
 }
 
 
+const HEX32 = /^[0-9a-f]{64}$/;
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/**
+ * A tree head the digest below can encode as what was signed: whole sizes and times that fit a uint64 exactly,
+ * a 32-byte root in lowercase hex (as the signer writes it). A head read from an export or a store row may be
+ * anything; one that is not this vouches for nothing.
+ */
+export function isWellFormedTreeHead(head: Pick<SignedTreeHead, 'treeSize' | 'rootHash' | 'at'>): boolean {
+  return isCount(head.treeSize) && isCount(head.at) && typeof head.rootHash === 'string' && HEX32.test(head.rootHash);
+}
+
+/** The same for a legacy checkpoint: a count of entries, a time, a 32-byte chain hash in lowercase hex. */
+export function isWellFormedCheckpoint(cp: Pick<AuditCheckpoint, 'seq' | 'headHash' | 'at'>): boolean {
+  return isCount(cp.seq) && isCount(cp.at) && typeof cp.headHash === 'string' && HEX32.test(cp.headHash);
+}
+
 /** Digest a signed tree head's signature covers: tag || uint64be(treeSize) || uint64be(at) || rootHash (32 bytes). */
 export function treeHeadDigest(head: Pick<SignedTreeHead, 'treeSize' | 'rootHash' | 'at'>): Uint8Array {
+  // setBigUint64 wraps a negative or too large value and hexToBytes takes a root of any length: the digest
+  // of such a head would be another head's. Callers holding untrusted heads check isWellFormedTreeHead first.
+  if (!isWellFormedTreeHead(head)) throw new TypeError('treeHeadDigest: a tree head needs a whole size and time (0 or more) and a 32-byte root in lowercase hex');
   const numbers = new DataView(new ArrayBuffer(16));
   numbers.setBigUint64(0, BigInt(head.treeSize));
   numbers.setBigUint64(8, BigInt(head.at));

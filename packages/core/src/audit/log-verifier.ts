@@ -8,7 +8,7 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { canonicalJson } from '../canonical-json.ts';
 import { findJsonShapeProblem } from '../parse-untrusted-json.ts';
 import type { AuditLeafRow } from '../ports/audit-leaf-reader.ts';
-import { auditLeafData, chainLeaf, GENESIS_HASH, hashAuditEntry, type AuditLeafFields } from './hash.ts';
+import { auditLeafData, chainLeaf, GENESIS_HASH, hashAuditEntry, isWellFormedCheckpoint, isWellFormedTreeHead, type AuditLeafFields } from './hash.ts';
 import { isCanonicalJsonObject, leafDataIfFieldsMatch, leafMatchesFields } from './leaf-fields.ts';
 import { entryFromLeafRow, rowInt } from './leaf-rows.ts';
 import { leafHash, leafHashHex, MerkleFrontier, rootOfSubtrees, type Hash, type NodeId } from './merkle.ts';
@@ -405,11 +405,14 @@ export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads
   const chainAt = new Map<number, string>();
   for (const r of ranges) for (const [seq, h] of r.chainAt) chainAt.set(seq, h);
 
+  // A head from an export or a store row can hold anything: one that no signer writes is reported by its
+  // place in the list (its values are not echoed), before any of them reaches a digest.
+  bad ??= malformed(checkpoints, isWellFormedCheckpoint, 'checkpoint') ?? malformed(treeHeads, isWellFormedTreeHead, 'tree head');
   let anchored = 0;
   for (const cp of [...checkpoints].sort((a, b) => a.seq - b.seq)) {
     if (bad) break;
     if (sig.publicKey && cp.publicKey !== sig.publicKey) bad = { seq: cp.seq, reason: `checkpoint at ${cp.seq} is signed by an unknown key` };
-    else if (!sig.verifyCheckpoint(cp)) bad = { seq: cp.seq, reason: `checkpoint at ${cp.seq} has an invalid signature` };
+    else if (!signatureHolds(() => sig.verifyCheckpoint(cp))) bad = { seq: cp.seq, reason: `checkpoint at ${cp.seq} has an invalid signature` };
     else if (cp.seq > size) bad = { seq: size + 1, reason: `log truncated: checkpoint covers ${cp.seq} entries, only ${size} present` };
     else if (chainAt.get(cp.seq) !== cp.headHash) bad = { seq: cp.seq, reason: `entry ${cp.seq} does not match the signed checkpoint head` };
     else anchored = Math.max(anchored, cp.seq);
@@ -418,7 +421,7 @@ export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads
     if (bad) break;
     const last = `entry at leaf ${head.treeSize - 1}`;
     if (sig.publicKey && head.publicKey !== sig.publicKey) bad = { seq: head.treeSize, reason: `tree head of size ${head.treeSize} is signed by an unknown key` };
-    else if (!sig.verifyTreeHead(head)) bad = { seq: head.treeSize, reason: `tree head of size ${head.treeSize} has an invalid signature` };
+    else if (!signatureHolds(() => sig.verifyTreeHead(head))) bad = { seq: head.treeSize, reason: `tree head of size ${head.treeSize} has an invalid signature` };
     else if (head.treeSize > size) bad = { seq: size + 1, reason: `log truncated: a signed tree head covers ${head.treeSize} entries, only ${size} present` };
     else {
       const root = rootAt(head.treeSize);
@@ -436,6 +439,23 @@ export function finishVerification(ranges: readonly LeafRangeResult[], treeHeads
   };
   if (bad) result.firstBad = bad;
   return required ? checkAnchoring(result, required, (at) => ((r) => r && hex(r))(rootAt(at))) : result;
+}
+
+/** A signature check that throws (a signature or key that is not hex) is a signature that does not hold. */
+function signatureHolds(check: () => boolean): boolean {
+  try {
+    return check();
+  } catch {
+    return false;
+  }
+}
+
+/** The first of `items` that is not well formed, as a problem at the size it claims (when that is a count) or at entry 1. */
+function malformed<T extends { seq?: unknown; treeSize?: unknown }>(items: readonly T[], wellFormed: (item: T) => boolean, what: string): AuditProblem | undefined {
+  const i = items.findIndex((item) => !wellFormed(item));
+  if (i < 0) return undefined;
+  const size = items[i]!.treeSize ?? items[i]!.seq;
+  return { seq: Number.isSafeInteger(size) && (size as number) > 0 ? (size as number) : 1, reason: `${what} ${i + 1} of ${items.length} is malformed (a whole size and time, 0 or more, and a 32-byte hash in lowercase hex)` };
 }
 
 /** The sizes of signed heads and the seqs of legacy checkpoints: what a range must record roots and chain hashes at. */

@@ -29,6 +29,10 @@ export interface VerifyTask {
   canonicalDataFrom: number;
 }
 
+/**
+ * `treeSize` is the number of leaves, every index below it present: the caller checks that first (the store's
+ * largest leaf index + 1 is anything once a row is inserted far out; `verifyStoredAudit` counts the rows).
+ */
 export async function verifyAuditInParallel(
   treeSize: number,
   treeHeads: SignedTreeHead[],
@@ -43,21 +47,24 @@ export async function verifyAuditInParallel(
   // one frontier, a few microseconds).
   const rangeLeaves = options.rangeLeaves ?? 16_384;
   if ((rangeLeaves & (rangeLeaves - 1)) !== 0) throw new RangeError('rangeLeaves must be a power of two');
-  const tasks: VerifyTask[] = [];
-  for (let start = 0, id = 0; start < treeSize; start += rangeLeaves, id++) {
-    const end = Math.min(start + rangeLeaves, treeSize);
-    tasks.push({
-      id,
-      start,
-      end,
-      rootsAt: treeHeads.map((h) => h.treeSize).filter((s) => s > start && s <= end),
-      chainAt: checkpoints.map((c) => c.seq).filter((s) => s > start && s <= end),
-      canonicalDataFrom: options.canonicalDataFrom ?? 0,
-    });
-  }
-  const count = Math.max(1, Math.min(threads ?? availableParallelism(), tasks.length));
-  const results: LeafRangeResult[] = new Array(tasks.length);
+  const ranges = Math.ceil(treeSize / rangeLeaves);
+  const sizes = treeHeads.map((h) => h.treeSize);
+  const seqs = checkpoints.map((c) => c.seq);
+  // Tasks are made as workers ask for them, not listed up front, and none after a range that failed: the join
+  // stops at the first problem, so what follows it is never read.
   let nextTask = 0;
+  let failedRange = Infinity;
+  const takeTask = (): VerifyTask | undefined => {
+    if (nextTask >= ranges || nextTask > failedRange) return undefined;
+    const id = nextTask++;
+    const start = id * rangeLeaves;
+    const end = Math.min(start + rangeLeaves, treeSize);
+    const within = (s: number) => s > start && s <= end;
+    return { id, start, end, rootsAt: sizes.filter(within), chainAt: seqs.filter(within), canonicalDataFrom: options.canonicalDataFrom ?? 0 };
+  };
+  const count = Math.max(1, Math.min(threads ?? availableParallelism(), ranges));
+  // Every task handed out is finished before the join, and they are handed out in order: no holes.
+  const results: LeafRangeResult[] = [];
   // The worker sits beside this module with its extension: .ts in the workspace, .js in a built package.
   const workers = Array.from({ length: count }, () => new Worker(new URL(`./verify-worker${extname(import.meta.url)}`, import.meta.url), { workerData: { storeModule, storeUrl } }));
   try {
@@ -66,13 +73,14 @@ export async function verifyAuditInParallel(
         (worker) =>
           new Promise<void>((resolve, reject) => {
             const feed = () => {
-              const task = tasks[nextTask++];
+              const task = takeTask();
               if (!task) return resolve();
               worker.postMessage(task);
             };
             worker.on('message', (m: { id: number; result?: LeafRangeResult; error?: string }) => {
               if (m.error !== undefined) return reject(new Error(`audit verify worker: ${m.error}`));
               results[m.id] = m.result!;
+              if (m.result!.firstBad) failedRange = Math.min(failedRange, m.id);
               feed();
             });
             worker.once('error', reject);

@@ -316,6 +316,11 @@ export interface Store extends WebhookStore, GrantStore, LifecycleStore, Release
    */
   auditEntriesOutsideTree(limit: number): Promise<number[]>;
   auditHead(): Promise<StoredAuditHead>;
+  /**
+   * Rows in the tree (leaf index 0 or more). Leaf indexes are unique, so this is auditHead().treeSize (the largest
+   * leaf index + 1) unless leaves are missing: a row inserted far out makes that size anything.
+   */
+  countAuditLeaves(): Promise<number>;
   /** Legacy signed chain heads (written before signed tree heads; still verified, never written now). */
   listCheckpoints(): Promise<AuditCheckpoint[]>;
   /** The newest legacy checkpoint. */

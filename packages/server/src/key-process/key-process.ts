@@ -1,6 +1,6 @@
 import { chmodSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { AirlockError, BoundSigningGuard, DEFAULT_HEAD_DEADLINE_MS, TreeHeadGuard, VerifiedAuditLog, bindingRefused, isDuration, parseDuration, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type LifecycleFeeCeilings, type Store, type TreeHeadToSign } from '@airlock/core';
+import { AirlockError, BoundSigningGuard, DEFAULT_HEAD_DEADLINE_MS, TreeHeadGuard, VerifiedAuditLog, bindingRefused, isDuration, isWellFormedTreeHead, parseDuration, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type LifecycleFeeCeilings, type Store, type TreeHeadToSign } from '@airlock/core';
 import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, isTokenPath, openVault, type UnsealedVault } from '@airlock/keys';
 import { openStore } from '@airlock/store';
 import { chainAdapters, chooseKeyBackend, verifySchnorr, type VaultOptions } from '../runtime.ts';
@@ -239,8 +239,8 @@ class KeyProcessHandler {
     const stored = await store.lastTreeHead();
     if (stored) {
       const ours = Buffer.from((await keys.getPublicKey(AUDIT_KEY_PATH)).subarray(1)).toString('hex');
-      const digest = treeHeadDigest(stored);
-      if (stored.publicKey === ours && verifySchnorr(stored.publicKey, digest, stored.signature)) heads.push({ ...stored, from: 'the store' });
+      // A malformed head row (the daemon can write one) vouches for nothing: it is not held to, and start goes on.
+      if (stored.publicKey === ours && isWellFormedTreeHead(stored) && verifySchnorr(stored.publicKey, treeHeadDigest(stored), stored.signature)) heads.push({ ...stored, from: 'the store' });
       else logger.log('warn', "the store's newest tree head is not signed by this key process's audit key: not held to it", { treeSize: stored.treeSize });
     }
     heads.sort((a, b) => a.treeSize - b.treeSize);

@@ -117,6 +117,12 @@ export async function auditEntriesOutsideTree(q: Q, limit: number): Promise<numb
   return rows.map((r) => toInt(r.seq));
 }
 
+/** Store.countAuditLeaves. */
+export async function countAuditLeaves(q: Q): Promise<number> {
+  const [row] = await q('SELECT count(*) AS n FROM audit_entries WHERE leaf_index >= 0');
+  return toInt(row!.n);
+}
+
 export async function readAuditLeaves(q: Q, fromLeafIndex: number, limit: number): Promise<VerifiableEntry[]> {
   const rows = await q('SELECT * FROM audit_entries WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2', [fromLeafIndex, clampLimit(limit, limit, MAX_READ_PAGE)]);
   return rows.map(auditLeafFromRow);

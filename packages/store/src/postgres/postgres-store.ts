@@ -440,6 +440,9 @@ export class PostgresStore implements Store {
   auditEntriesOutsideTree(limit: number): Promise<number[]> {
     return audit.auditEntriesOutsideTree(this.q, limit);
   }
+  countAuditLeaves(): Promise<number> {
+    return audit.countAuditLeaves(this.q);
+  }
   listTreeHeads(): Promise<SignedTreeHead[]> {
     return audit.listTreeHeads(this.q);
   }

@@ -76,6 +76,11 @@ export function auditEntriesOutsideTree(db: SqliteDb, limit: number): number[] {
   return db.all(AUDIT_OUTSIDE_TREE_SQL, clampLimit(limit)).map((r) => toInt(r.seq));
 }
 
+/** Store.countAuditLeaves: counted in the leaf_index index. */
+export function countAuditLeaves(db: SqliteDb): number {
+  return toInt(db.get('SELECT count(*) AS n FROM audit_entries WHERE leaf_index >= 0')!.n);
+}
+
 export function readAuditLeaves(db: SqliteDb, fromLeafIndex: number, limit: number): VerifiableEntry[] {
   return db.all('SELECT * FROM audit_entries WHERE leaf_index >= ? ORDER BY leaf_index LIMIT ?', fromLeafIndex, clampLimit(limit, limit, MAX_READ_PAGE)).map(auditLeafFromRow);
 }

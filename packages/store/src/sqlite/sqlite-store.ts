@@ -289,6 +289,9 @@ export class SqliteStore implements Store {
   auditEntriesOutsideTree(limit: number): Promise<number[]> {
     return this.read(() => audit.auditEntriesOutsideTree(this.db, limit));
   }
+  countAuditLeaves(): Promise<number> {
+    return this.read(() => audit.countAuditLeaves(this.db));
+  }
   listTreeHeads(): Promise<SignedTreeHead[]> {
     return this.read(() => audit.listTreeHeads(this.db));
   }
