@@ -7,7 +7,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adminClient, httpJson, prepareDaemonData, type DaemonData } from '../../server/src/testing/processes.ts';
-import { ALICE, usdcTransfer } from '../../server/src/testing/harness.ts';
+import { ALICE, BASE, USDC_ASSET, usdcTransfer } from '../../server/src/testing/harness.ts';
 import { docPolicy } from '../../server/src/testing/doc-policies.ts';
 import { cliEnv, runCli, startDaemon, type CliResult, type Daemon } from './testing/cli-process.ts';
 
@@ -129,5 +129,32 @@ describe('airlock approver and approvals vote, end to end', () => {
     const loose = await approver('approvals', 'vote', id, 'approve', '--key', shared);
     assert.match(loose.stderr, /^error \[invalid_request\]: The --key file can be read by other users \(mode 644\)/m);
     assert.equal((await admin('GET', `/v1/approvals/${id}`)).body.state, 'pending');
+  });
+
+  test('an approval that needs the operator as well as the votes prints "the operator", then who approved it; the operator\'s approve prints it recorded and pending', async () => {
+    // The fleet holds payments above 1,000 USDC for the operator; the agent's own tier asks one devops approver.
+    assert.equal((await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [{ name: 'big-by-operator', type: 'approval_tier', asset: USDC_ASSET, above: '1000000000' }] } })).status, 200);
+    try {
+      const agent = (await admin('POST', '/v1/agents', { names: ['payer-3'] })).body.agents[0];
+      const policy = { version: 1, rules: [
+        { name: 'pay', type: 'allow', match: { chains: [BASE], kinds: ['erc20.transfer'], to: [ALICE] } },
+        { name: 'devops', type: 'approval_tier', asset: USDC_ASSET, above: '100000000', quorum: { min: 1, groups: ['devops'] } },
+      ] };
+      assert.equal((await admin('PUT', `/v1/policies/${agent.name}`, { document: policy })).status, 200);
+      const token = (await admin('POST', `/v1/agents/${agent.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] })).body.token as string;
+      const devKey = join(dir, 'dev.key');
+      ok(await operator('approver', 'add', 'dev-a', '--groups', 'devops', '--key-out', devKey));
+      const held = await httpJson(daemon.url, 'POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 5_000_000_000n, 3) });
+      assert.equal(held.status, 202, JSON.stringify(held.body));
+      const id = held.body.approvalId as string;
+
+      assert.match(ok(await approver('approvals', 'view', id, '--key', devKey)), /^ {2}needs: {3}1 of devops and the operator$/m);
+      assert.match(ok(await operator('approvals', 'approve', id)), new RegExp(`^${id}: pending \\(the operator's approval is recorded; waiting for 1 of devops\\)$`, 'm'));
+      assert.match(ok(await approver('approvals', 'view', id, '--key', devKey)), /^ {2}needs: {3}1 of devops and the operator \(approved by admin\)$/m);
+      const granted = ok(await approver('approvals', 'vote', id, 'approve', '--key', devKey));
+      assert.match(granted, new RegExp(`^${id}: approved by dev-a$`, 'm'));
+    } finally {
+      assert.equal((await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } })).status, 200);
+    }
   });
 });

@@ -201,6 +201,42 @@ describe('the console: alerts, breakers, quorum votes and shadow policies in Chr
     for (const s of secrets) assert.ok(!stored.includes(s));
   });
 
+  test('an approval that needs the operator as well as a vote: "Approve as operator" records it (still pending), the vote in the page grants it', async () => {
+    // The fleet holds payments above 1,000 USDC for the operator; the agent's own 1-of-treasury tier does not replace it.
+    assert.equal((await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [{ name: 'big-by-operator', type: 'approval_tier', asset: USDC_ASSET, above: '1000000000' }] } })).status, 200);
+    try {
+      const created = (await admin('POST', '/v1/agents', { names: ['ops-bot'] })).body.agents[0];
+      const policy = usdcPolicy({ perRequest: '2000000000', daily: '5000000000' });
+      const tier = { name: 'treasury-approves', type: 'approval_tier', asset: USDC_ASSET, above: '500000000', quorum: { min: 1, groups: ['treasury'] } };
+      assert.equal((await admin('PUT', `/v1/policies/${created.name}`, { document: { ...policy, rules: [...policy.rules, tier] } })).status, 200);
+      agents['ops-bot'] = { ...created, token: (await admin('POST', `/v1/agents/${created.name}/sessions`, { ttl: '1h', actions: ['evm.transaction'] })).body.token };
+      const asked = await pay('ops-bot', 1_500);
+      assert.equal(asked.status, 202, JSON.stringify(asked.body));
+
+      await nav('Alerts', 'Alerts and breakers');
+      await nav('Approvals', 'Approvals');
+      const card = page.locator('li.card').filter({ hasText: 'ops-bot' });
+      await card.getByText("not approved yet: the operator's approval is needed as well as the votes").waitFor();
+      await card.getByRole('button', { name: 'Approve as operator' }).click();
+      await card.getByRole('button', { name: 'Confirm operator approval' }).click();
+      await page.getByRole('status').filter({ hasText: `The operator's approval of ${asked.body.approvalId} is recorded` }).waitFor();
+      await card.getByText('by admin').waitFor();
+      assert.equal(await card.getByRole('button', { name: 'Approve as operator' }).count(), 0, 'given once');
+      assert.equal((await admin('GET', `/v1/approvals/${asked.body.approvalId}`)).body.state, 'pending');
+
+      await page.getByLabel('Approver key file').setInputFiles(keyFiles['tre-a']!);
+      await card.getByRole('button', { name: 'Approve as tre-a' }).click();
+      await card.getByRole('button', { name: 'Sign and send vote' }).click();
+      await page.getByRole('status').filter({ hasText: 'tre-a voted approve' }).filter({ hasText: 'signed and handed to the agent' }).waitFor();
+      const granted = (await admin('GET', `/v1/approvals/${asked.body.approvalId}`)).body;
+      assert.equal(granted.state, 'approved');
+      const signer = await recoverTransactionAddress({ serializedTransaction: granted.result.signedTransaction as Hex as never });
+      assert.equal(signer.toLowerCase(), created.address.toLowerCase());
+    } finally {
+      assert.equal((await admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [] } })).status, 200);
+    }
+  });
+
   test('a key file that is not the registered key is refused in the page', async () => {
     const wrong = generateApproverKey();
     await page.getByLabel('or paste it').fill(JSON.stringify({ type: 'airlock-approver-key', approver: 'tre-a', id: 'x', publicKey: wrong.publicKey, secretKey: wrong.secretKey }));

@@ -5,7 +5,14 @@ import { need, usage, UsageError } from '../args.ts';
 import { readApproverKey } from './approvers.ts';
 import { escapedJson } from '../escaped-json.ts';
 
-interface ApprovalJson { id: string; agentId: string; action: string; state: string; expiresAt: string; summary: { intent?: { summary?: string }; violations?: { rule: string }[] } }
+interface ApprovalJson { id: string; agentId: string; action: string; state: string; expiresAt: string; summary: { intent?: { summary?: string }; violations?: { rule: string }[] }; quorum?: Requirement[] }
+
+/**
+ * One requirement of a quorum approval. `operator` marks the operator's own: a tier the operator decides that no
+ * quorum of its layer or a more trusted one stands in for, or a tripped breaker; no vote counts for it, only the
+ * admin token's approve (docs/api.md "Approvals by quorum").
+ */
+type Requirement = NonNullable<ApprovalView['quorum']>[number] & { operator?: { approvedBy?: string } };
 
 export const approvalsCommand: Command = {
   name: 'approvals',
@@ -46,7 +53,10 @@ export const approvalsCommand: Command = {
       case 'approve':
       case 'deny': {
         const { body } = await http.request<ApprovalJson>('POST', `/v1/approvals/${encodeURIComponent(need(id, 'id'))}/${sub}`, sub === 'deny' && values.reason ? { reason: values.reason } : {});
-        return ctx.json ? printJson(body) : console.log(`${body.id}: ${body.state}`);
+        if (ctx.json) return printJson(body);
+        // An approve still pending was the operator's part of a quorum approval: recorded, the votes still to come.
+        const waiting = sub === 'approve' && body.state === 'pending' ? ` (the operator's approval is recorded; waiting for ${body.quorum?.filter((q) => !q.operator).map(describeRequirement).join(' and ')})` : '';
+        return console.log(`${body.id}: ${body.state}${waiting}`);
       }
       default:
         throw usage(this.usage);
@@ -56,7 +66,7 @@ export const approvalsCommand: Command = {
 
 /** One approval as an approver reads it: what it asks, where it stands, who voted. */
 export function describeApproval(a: ApprovalView): string {
-  const needs = (a.quorum ?? []).map((q) => `${q.min} of ${q.groups.join('/')}`).join(' and ');
+  const needs = (a.quorum ?? []).map(describeRequirement).join(' and ');
   const votes = (a.votes ?? []).map((v) => `${v.approver} ${v.decision}${v.comment ? ` (${v.comment})` : ''}`).join(', ');
   return [
     `${a.id}: ${a.state}${a.approvers?.length ? ` by ${a.approvers.join(', ')}` : ''}`,
@@ -67,6 +77,12 @@ export function describeApproval(a: ApprovalView): string {
     `  votes:   ${votes || '(none)'}`,
     ...(a.state === 'pending' ? [`  expires: ${a.expiresAt}`] : []),
   ].join('\n');
+}
+
+/** "2 of treasury/risk", or "the operator" (approved by whom, once given) for the operator's requirement. */
+function describeRequirement(q: Requirement): string {
+  if (!q.operator) return `${q.min} of ${q.groups.join('/')}`;
+  return q.operator.approvedBy === undefined ? 'the operator' : `the operator (approved by ${q.operator.approvedBy})`;
 }
 
 /** A held Nostr event's content and tags, which its summary leaves out and a human must read before voting. */

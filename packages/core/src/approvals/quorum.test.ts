@@ -73,6 +73,19 @@ test('a tier without a quorum is met by a quorum of its own layer or a more trus
   assert.deepEqual(requiredQuorum([tier('fleet/a'), tier('fleet/b'), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('fleet/a')]);
 });
 
+test('a tripped require_approval breaker is the operator\'s requirement whatever quorum matched, the fleet\'s included', () => {
+  const breaker = (code: 'breaker_open' | 'breaker_tripped', rule = 'detector/fleet/burst'): Violation => ({ rule, code, message: '' });
+  const operator = (rule: string) => ({ rule, min: 1, groups: [], operator: {} });
+  assert.deepEqual(requiredQuorum([tier('agent/router', 1, ['devops']), breaker('breaker_open')]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('detector/fleet/burst')]);
+  assert.deepEqual(requiredQuorum([tier('fleet/treasury', 2, ['treasury']), breaker('breaker_tripped', 'detector/agent/burst')]), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }, operator('detector/agent/burst')]);
+  // One requirement, however many ask for the operator; no quorum matched: the operator approves alone, as before.
+  assert.deepEqual(requiredQuorum([tier('fleet/big'), tier('agent/router', 1, ['devops']), breaker('breaker_open')]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('fleet/big')]);
+  assert.equal(requiredQuorum([breaker('breaker_open')]), undefined);
+  assert.equal(requiredQuorum([tier('agent/big'), breaker('breaker_tripped')]), undefined);
+  // An alert changes nothing.
+  assert.deepEqual(requiredQuorum([tier('agent/router', 1, ['devops']), { rule: 'detector/agent/odd', code: 'anomaly_detected', message: '' }]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }]);
+});
+
 test("the operator's requirement is met only by the operator's approval, given before (on the approval) or by the granting admin token; no vote counts for it", () => {
   const required = requiredQuorum([tier('fleet/big'), tier('agent/router', 1, ['devops'])])!;
   const dev = { approverId: 'd', groups: ['devops'], decision: 'approve' as const };

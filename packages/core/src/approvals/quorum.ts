@@ -5,8 +5,9 @@ export interface QuorumRequirement extends ApprovalQuorum {
   rule: string;
   /**
    * Set on the operator's requirement: a matched tier without a quorum (the operator decides) that no quorum of its
-   * own layer or a more trusted one stands in for. `min` 1 and no `groups`: no approver's vote counts for it, only
-   * the operator's approve with the admin token, recorded as `approvedBy` once given.
+   * own layer or a more trusted one stands in for, or a tripped breaker that holds the request. `min` 1 and no
+   * `groups`: no approver's vote counts for it, only the operator's approve with the admin token, recorded as
+   * `approvedBy` once given.
    */
   operator?: { approvedBy?: string };
 }
@@ -24,6 +25,9 @@ const trustRank = (rule: string): number => {
   const rank = LAYER_TRUST.indexOf(rule.slice(0, rule.indexOf('/')));
   return rank === -1 ? LAYER_TRUST.length : rank;
 };
+
+/** The violations of a tripped `require_approval` breaker that holds the request (circuit-breakers.ts `screen`). */
+const BREAKER_HOLDS: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tripped']);
 
 /**
  * The quorums a `require_approval` decision needs, from the `approval_required` violations of the tiers that
@@ -43,6 +47,12 @@ const trustRank = (rule: string): number => {
  * anything touching the router" took a 5,000 USDC transfer from the fleet's operator once the agent added a
  * 1-unit router approve): the operator's approval is then required too (an `operator` requirement, named after
  * the first such tier), and the grant needs both, in either order.
+ *
+ * A tripped `require_approval` breaker (`breaker_open`, or `breaker_tripped` on the request that trips it) is such a
+ * requirement whatever quorum matched, the fleet's included: a breaker is the operator's control (only an operator
+ * resets it), and it holds the agent's requests because the agent looks compromised, which no approver group's
+ * tier was written for (found by review: once a quorum tier matched, approvers' votes alone granted a request the
+ * breaker held for the operator).
  */
 export function requiredQuorum(violations: readonly Violation[]): QuorumRequirement[] | undefined {
   const all: QuorumRequirement[] = [];
@@ -56,7 +66,7 @@ export function requiredQuorum(violations: readonly Violation[]): QuorumRequirem
   // Keep R unless another requirement strictly implies it, or an identical one comes first.
   const kept = all.filter((r, i) => !all.some((l, j) => j !== i && implies(l, r) && (!same(l, r) || j < i)));
   const mostTrustedQuorum = Math.min(...all.map((r) => trustRank(r.rule)));
-  const operatorTier = violations.find((v) => v.code === 'approval_required' && v.quorum === undefined && trustRank(v.rule) < mostTrustedQuorum);
+  const operatorTier = violations.find((v) => BREAKER_HOLDS.has(v.code) || (v.code === 'approval_required' && v.quorum === undefined && trustRank(v.rule) < mostTrustedQuorum));
   return operatorTier ? [...kept, { rule: operatorTier.rule, min: 1, groups: [], operator: {} }] : kept;
 }
 

@@ -23,7 +23,8 @@ export function ApprovalsPage() {
   };
   const approve = async (a) => {
     const done = await post(`/v1/approvals/${encodeURIComponent(a.id)}/approve`);
-    setNotice(`Approved ${a.id}: ${done.result ? 'signed and handed to the agent' : done.state}.`);
+    // The operator's part of a quorum approval is recorded; the approvers' votes still decide when it is granted.
+    setNotice(done.state === 'pending' ? `The operator's approval of ${a.id} is recorded: it waits for the approvers' votes.` : `Approved ${a.id}: ${done.result ? 'signed and handed to the agent' : done.state}.`);
     refresh();
   };
   const reject = async (a, reason) => {
@@ -101,11 +102,18 @@ function ApproverCredential({ credential, approvers, onLoad }) {
   </section>`;
 }
 
-/** A quorum approval: each requirement, the votes so far, and the approvers who may vote. */
+/**
+ * A quorum approval: each requirement, the votes so far, and the approvers who may vote. The operator's requirement
+ * (`operator`: a tier the operator decides that the quorum of a less trusted layer cannot replace, or a tripped
+ * breaker) takes no votes: it shows whether the operator has approved.
+ */
 function Quorum({ approval: a, approvers }) {
   const voted = new Map((a.votes ?? []).map((v) => [v.approver, v]));
   return html`<div class="quorum">
     ${a.quorum.map((q) => {
+      if (q.operator) {
+        return html`<p><strong>Operator:</strong> ${q.operator.approvedBy ? html`<${StatusBadge} status="approved" /> by ${q.operator.approvedBy}` : 'not approved yet: the operator\'s approval is needed as well as the votes'} <span class="muted">(<code>${q.rule}</code>)</span></p>`;
+      }
       const eligible = approvers.filter((p) => p.status === 'active' && (p.groups ?? []).some((g) => q.groups.includes(g)));
       const count = (a.votes ?? []).filter((v) => v.decision === 'approve' && eligible.some((p) => p.name === v.approver)).length;
       return html`<p><strong>Quorum:</strong> ${count} of ${q.min} approvals from ${q.groups.join(', ')} <span class="muted">(<code>${q.rule}</code>)</span></p>
@@ -125,6 +133,8 @@ const SUMMARY_MARKS = '…';
 function PendingApproval({ approval: a, agentName, approvers, credential, onVote, onApprove, onReject }) {
   const [reason, setReason] = useState('');
   const quorum = a.quorum?.length > 0;
+  // The admin token approves a quorum approval only where the operator's own approval is asked for and not given yet.
+  const operatorAsked = quorum && a.quorum.some((q) => q.operator && q.operator.approvedBy === undefined);
   const mayVote = credential && quorum && a.quorum.some((q) => credential.groups.some((g) => q.groups.includes(g))) && !(a.votes ?? []).some((v) => v.approver === credential.approver);
   const intent = a.summary?.intent ?? {};
   const titleId = `apr-${a.id}`;
@@ -158,6 +168,7 @@ function PendingApproval({ approval: a, agentName, approvers, credential, onVote
               <${ConfirmButton} kind="danger" label=${`Reject as ${credential.approver}`} confirmLabel="Sign and send reject" question=${`Sign a reject vote on ${a.id} as ${credential.approver}? One reject denies it.`} onConfirm=${() => onVote(a, 'reject', reason.trim())} />`
           : html`<span class="muted">${credential ? `${credential.approver} cannot vote on this one (not in its groups, or already voted).` : 'Load an approver key file above to vote.'}</span>`
         : html`<${ConfirmButton} label="Approve" confirmLabel="Confirm approve" question=${`Approve and sign ${a.id}?`} onConfirm=${() => onApprove(a)} />`}
+      ${operatorAsked ? html`<${ConfirmButton} label="Approve as operator" confirmLabel="Confirm operator approval" question=${`Give the operator's approval to ${a.id}? It is signed when the approvers' votes meet the rest of its quorum (at once if they already do).`} onConfirm=${() => onApprove(a)} />` : null}
       <label class="inline-field">${quorum ? 'Comment or reason (optional)' : 'Reason (optional)'} <input type="text" maxlength="500" value=${reason} onInput=${(e) => setReason(e.currentTarget.value)} /></label>
       <${ConfirmButton} kind="danger" label="Reject" confirmLabel="Confirm reject" question=${`Reject ${a.id}? The budget hold is released.`} onConfirm=${() => onReject(a, reason.trim())} />
     </div>

@@ -468,7 +468,15 @@ export const AuditQueryParams = z.object({
 
 export const QuorumRequirementSchema = apiSchema(
   'QuorumRequirement',
-  z.object({ rule: z.string().describe('the approval tier that asked, `<layer>/<name>`'), min: z.number(), groups: z.array(z.string()) }).describe('`min` distinct approvers who belong to any of `groups`'),
+  z.object({
+    rule: z.string().describe('the approval tier that asked, `<layer>/<name>` (for the operator\'s requirement, the first tier or tripped breaker, `detector/<layer>/<name>`, that asked for it)'),
+    min: z.number(),
+    groups: z.array(z.string()),
+    operator: z
+      .object({ approvedBy: z.string().optional().describe('who gave the operator\'s approval (`admin`), once given') })
+      .optional()
+      .describe('Set on the operator\'s requirement (`min` 1, no `groups`; no vote counts for it): a tier without a quorum that no quorum of its own or a more trusted layer stands in for, or a tripped require_approval breaker. Met by the admin token\'s approve, recorded here (docs/api.md "Approvals by quorum")'),
+  }).describe('`min` distinct approvers who belong to any of `groups`, or the operator\'s approval (`operator`)'),
 );
 export const ApprovalVoteSchema = apiSchema(
   'ApprovalVote',
@@ -498,7 +506,7 @@ export const ApprovalSchema = apiSchema(
     decidedAt: iso.optional(),
     decidedBy: z.string().optional().describe('`admin`, `system`, or `approvers:<names>` when votes decided it (`approvers` to the agent\'s session)'),
     result: jsonObject.optional().describe('Once approved: the signing result (and `x402` for a payment: the header to send)'),
-    quorum: z.array(QuorumRequirementSchema).optional().describe('Set when a tier with a quorum held the request (fixed then): every requirement must be met by signed approver votes; the admin token cannot approve it'),
+    quorum: z.array(QuorumRequirementSchema).optional().describe('Set when a tier with a quorum held the request (fixed then): every requirement must be met by signed approver votes; the admin token cannot approve it, except by giving the operator\'s requirement where one is listed (`operator`)'),
     voteCounts: z.object({ approve: z.number(), reject: z.number() }).optional().describe('The counted votes for and against (quorum approvals only)'),
     votes: z.array(ApprovalVoteSchema).optional().describe('The counted votes, in the order cast (quorum approvals only; not to the agent\'s session)'),
     approvers: z.array(z.string()).optional().describe('Once a quorum approval is decided: the names of the approvers whose votes decided it (not to the agent\'s session)'),
