@@ -47,7 +47,7 @@ export const ERROR_CODES = {
   breaker_not_tripped: { status: 409, summary: 'The circuit breaker was already reset (only a tripped breaker can be reset).' },
   breaker_freezes_agent: { status: 409, summary: 'A tripped circuit breaker with action freeze binds this agent (the agent was unfrozen by hand and the breaker left tripped): no approval is granted until an operator resets it (POST /v1/breakers/{id}/reset); the approval stays pending.' },
   // approvals by quorum (signed approver votes)
-  quorum_required: { status: 409, summary: 'The approval needs a quorum of signed approver votes (POST /v1/approvals/{id}/votes); the admin token cannot approve it.' },
+  quorum_required: { status: 409, summary: 'The approval needs a quorum of signed approver votes (POST /v1/approvals/{id}/votes); the admin token cannot approve it. Where its `quorum` also asks for the operator (`operator`), the admin token\'s first approve is recorded (200, the approval still pending until the votes meet the rest): this code answers a second one.' },
   approver_unknown: { status: 401, summary: 'No longer returned: a vote or view naming no approver is answered vote_signature_invalid, so that approver names cannot be probed. Kept so that clients matching it still compile.' },
   approver_disabled: { status: 403, summary: 'The approver is disabled; the vote was audited and not counted.' },
   vote_signature_invalid: { status: 401, summary: "The vote's signature does not verify under the public key of an approver by that name (a name no approver has is answered the same); nothing was recorded." },

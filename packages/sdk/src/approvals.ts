@@ -35,7 +35,8 @@ export interface ApprovalView {
   request?: unknown;
   expiresAt: string;
   decidedBy?: string;
-  quorum?: { rule: string; min: number; groups: string[] }[];
+  /** Who must approve; a requirement with `operator` is met by the operator's approve, not by votes (`approvedBy` once given). */
+  quorum?: { rule: string; min: number; groups: string[]; operator?: { approvedBy?: string } }[];
   votes?: { approver: string; decision: VoteDecision; at: string; signature: string; comment?: string; auditSeq: number }[];
   approvers?: string[];
   result?: Record<string, unknown>;

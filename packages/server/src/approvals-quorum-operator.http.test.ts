@@ -1,8 +1,9 @@
-// A fleet tier without a quorum (the operator decides) is not handed to an agent-layer quorum (found by review
-// 2026-12: an agent policy's "1 of [devops] for anything touching the router" decided a 5,000 USDC transfer the
-// fleet holds for the operator, once the agent added a 1-unit router approve to the same user operation). The
-// operator's approval is then required alongside the votes, in either order; ordinary quorum tiers behave as
-// before. On SQLite and PostgreSQL (the operator's approval is stored on the approval's quorum).
+// A tier without a quorum (the operator decides) is handed only to a higher rung of its own ladder, never to a
+// quorum tier written for something else (found by review 2026-12: an agent policy's "1 of [devops] for anything
+// touching the router" decided a 5,000 USDC transfer the fleet holds for the operator, once the agent added a
+// 1-unit router approve to the same user operation; then the same with both tiers in the fleet's policy). The
+// operator's approval is then required alongside the votes, in either order; a real ladder behaves as before. On
+// SQLite and PostgreSQL (the operator's approval is stored on the approval's quorum).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeFunctionData, parseAbiItem, type Hex } from 'viem';
@@ -33,7 +34,7 @@ const agentPolicy = (...tiers: object[]) => ({ version: 1, rules: [
 const routerByDevops = { name: 'router', type: 'approval_tier', match: { to: [ROUTER] }, quorum: { min: 1, groups: ['devops'] } };
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
-  describe(`an agent-layer quorum does not replace the fleet's operator (${store})`, () => {
+  describe(`a quorum stands in for an operator tier only as a higher rung of its ladder (${store})`, () => {
     let h: Harness;
     before(async () => {
       h = await startHarness({ store });
@@ -112,7 +113,31 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=approval.granted`)).body.entries[0].data.by, `approvers:${dev.name}`);
     });
 
-    test('ordinary quorums as before: an agent quorum alone, a fleet quorum over the fleet operator tier, an agent quorum over the agent\'s own operator tier', async () => {
+    test('both tiers in the fleet\'s policy: a 1-unit router approve batched with a 5,000 USDC transfer still needs the operator; the devops vote alone does not grant it', async () => {
+      await setFleet(bigByOperator, routerByDevops);
+      const { agent, token } = await provisionAgent(h, { policy: agentPolicy(), actions: ['evm.user_operation'] });
+      const dev = await addApprover('devops');
+      const alone = await hold(token, batch(agent.address, [transfer(5_000n)]));
+      assert.equal(alone.quorum, undefined, 'the transfer alone waits for the operator');
+      const approval = await hold(token, batch(agent.address, [transfer(5_000n), routerApprove]));
+      assert.deepEqual(approval.quorum, [{ rule: 'fleet/router', min: 1, groups: ['devops'] }, { rule: 'fleet/big-by-operator', min: 1, groups: [], operator: {} }]);
+
+      const voted = await vote(dev, approval.id);
+      assert.equal(voted.status, 200, JSON.stringify(voted.body));
+      assert.equal(voted.body.state, 'pending', 'one devops vote does not grant what the fleet holds for the operator');
+      assert.equal(voted.body.result, undefined);
+      assert.equal((await h.admin('GET', `/v1/audit?agent=${agent.name}&type=approval.granted`)).body.entries.length, 0);
+
+      const approved = await h.admin('POST', `/v1/approvals/${approval.id}/approve`);
+      assert.equal(approved.status, 200, JSON.stringify(approved.body));
+      assert.equal(approved.body.state, 'approved');
+      assert.ok(approved.body.result?.signature, 'signed once the operator approved too');
+      const again = await h.admin('POST', `/v1/approvals/${approval.id}/approve`);
+      assert.equal(again.status, 409);
+      assert.equal(again.body.error.code, 'approval_not_pending');
+    });
+
+    test('a real ladder as before: a fleet quorum above the fleet operator tier on the same asset, an agent quorum alone; an agent quorum over the agent\'s own operator tier that is no rung of it needs the operator too', async () => {
       const dev = await addApprover('devops');
       const treasurer = await addApprover('treasury');
       // No fleet tier matches (500 USDC): the agent's quorum decides alone.
@@ -123,7 +148,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await h.admin('POST', `/v1/approvals/${alone.id}/approve`)).body.error.code, 'quorum_required');
       assert.equal((await vote(dev, alone.id)).body.state, 'approved');
 
-      // The fleet's own quorum stands in for the fleet's operator tier (its ladder).
+      // The fleet's own quorum on USDC above 3,000 stands in for its "above 1,000 by the operator" (its ladder).
       await setFleet(bigByOperator, { name: 'treasury', type: 'approval_tier', asset: USDC_ASSET, above: (3_000n * U).toString(), quorum: { min: 1, groups: ['treasury'] } });
       const fleetQuorum = await provisionAgent(h, { policy: agentPolicy(), actions: ['evm.user_operation'] });
       const ladder = await hold(fleetQuorum.token, batch(fleetQuorum.agent.address, [transfer(5_000n)]));
@@ -131,12 +156,13 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal((await h.admin('POST', `/v1/approvals/${ladder.id}/approve`)).body.error.code, 'quorum_required');
       assert.equal((await vote(treasurer, ladder.id)).body.state, 'approved');
 
-      // An agent tier without a quorum is met by the agent's own quorum, as before.
+      // The agent's own router quorum is no rung of the agent's "above 1,000 by the operator": the operator too.
       await setFleet();
       const own = await provisionAgent(h, { policy: agentPolicy({ ...bigByOperator, name: 'big' }, routerByDevops), actions: ['evm.user_operation'] });
-      const agentLadder = await hold(own.token, batch(own.agent.address, [transfer(5_000n), routerApprove]));
-      assert.deepEqual(agentLadder.quorum, [{ rule: 'agent/router', min: 1, groups: ['devops'] }]);
-      assert.equal((await vote(dev, agentLadder.id)).body.state, 'approved');
+      const steered = await hold(own.token, batch(own.agent.address, [transfer(5_000n), routerApprove]));
+      assert.deepEqual(steered.quorum, [{ rule: 'agent/router', min: 1, groups: ['devops'] }, { rule: 'agent/big', min: 1, groups: [], operator: {} }]);
+      assert.equal((await vote(dev, steered.id)).body.state, 'pending');
+      assert.equal((await h.admin('POST', `/v1/approvals/${steered.id}/approve`)).body.state, 'approved');
     });
   });
 }

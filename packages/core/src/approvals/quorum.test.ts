@@ -5,7 +5,9 @@ import type { Violation } from '../policy/decision.ts';
 import { eligibleGroups, quorumMet, requiredQuorum, withOperatorApproval } from './quorum.ts';
 import { USDC, decide, input, intent, layer } from '../policy/testing/fixtures.ts';
 
-const tier = (rule: string, min?: number, groups: string[] = []): Violation => ({ rule, code: 'approval_required', message: '', ...(min !== undefined ? { quorum: { min, groups } } : {}) });
+const tier = (rule: string, min?: number, groups: string[] = [], threshold?: { asset: string; limit: string }): Violation => ({ rule, code: 'approval_required', message: '', ...(min !== undefined ? { quorum: { min, groups } } : {}), ...threshold });
+/** A rung of a USDC ladder: the tier's threshold as its violation carries it (`above` in base units). */
+const above = (limit: string) => ({ asset: USDC, limit });
 
 test('no tier with a quorum: an operator approves (undefined)', () => {
   assert.equal(requiredQuorum([tier('agent/big')]), undefined);
@@ -14,9 +16,9 @@ test('no tier with a quorum: an operator approves (undefined)', () => {
 
 test('a tier is dropped only when another implies it (min at least its, groups among its); identical ones count once', () => {
   // The ladder as written in docs/policy.md: 2 of treasury meets 1 of [ops, treasury], so it stands alone.
-  assert.deepEqual(requiredQuorum([tier('agent/ops', 1, ['ops', 'treasury']), tier('agent/treasury', 2, ['treasury']), tier('agent/plain')]), [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }]);
+  assert.deepEqual(requiredQuorum([tier('agent/ops', 1, ['ops', 'treasury'], above('100')), tier('agent/treasury', 2, ['treasury'], above('1000')), tier('agent/plain', undefined, [], above('10'))]), [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }]);
   // A larger min of other groups does not replace a smaller quorum: both apply.
-  assert.deepEqual(requiredQuorum([tier('agent/ops', 1, ['ops']), tier('agent/treasury', 2, ['treasury']), tier('agent/plain')]), [
+  assert.deepEqual(requiredQuorum([tier('agent/ops', 1, ['ops'], above('100')), tier('agent/treasury', 2, ['treasury'], above('1000')), tier('agent/plain', undefined, [], above('10'))]), [
     { rule: 'agent/ops', min: 1, groups: ['ops'] },
     { rule: 'agent/treasury', min: 2, groups: ['treasury'] },
   ]);
@@ -60,17 +62,40 @@ test('across layers nothing is replaced: a bigger agent quorum does not swap out
   ]);
 });
 
-test('a tier without a quorum is met by a quorum of its own layer or a more trusted one, never a less trusted one: the operator is then required too', () => {
+test('a tier without a quorum is met only by a higher rung of its ladder (same or more trusted layer, same asset, threshold at least its): otherwise the operator is required too', () => {
   const operator = (rule: string) => ({ rule, min: 1, groups: [], operator: {} });
-  // The review's steering: the agent's router quorum does not replace the fleet's operator.
-  assert.deepEqual(requiredQuorum([tier('fleet/big'), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('fleet/big')]);
-  // The same layer's quorum (a ladder) or a more trusted layer's stands in for it, as before.
-  assert.deepEqual(requiredQuorum([tier('fleet/big'), tier('fleet/treasury', 2, ['treasury'])]), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }]);
-  assert.deepEqual(requiredQuorum([tier('agent/big'), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }]);
-  assert.deepEqual(requiredQuorum([tier('agent/big'), tier('fleet/treasury', 2, ['treasury'])]), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }]);
-  // A fleet quorum implied by the agent's still speaks for the fleet; two operator tiers make one requirement.
-  assert.deepEqual(requiredQuorum([tier('fleet/big'), tier('fleet/t', 2, ['treasury']), tier('agent/more', 3, ['treasury'])]), [{ rule: 'agent/more', min: 3, groups: ['treasury'] }]);
+  // The ladder: above 1,000 by the operator, above 3,000 by 2 of treasury, in the same layer or a more trusted one.
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/treasury', 2, ['treasury'], above('3000'))]), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }]);
+  assert.deepEqual(requiredQuorum([tier('agent/big', undefined, [], above('1000')), tier('fleet/treasury', 2, ['treasury'], above('1000'))]), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }]);
+  // The review's steering, across layers and within one: a router quorum (no threshold) never replaces the operator.
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('fleet/big')]);
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/router', 1, ['devops'])]), [{ rule: 'fleet/router', min: 1, groups: ['devops'] }, operator('fleet/big')]);
+  assert.deepEqual(requiredQuorum([tier('agent/big', undefined, [], above('1000')), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('agent/big')]);
+  // Not a higher rung: a lower threshold, another asset, a less trusted layer, an operator tier without a threshold.
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/small', 1, ['ops'], above('999'))]), [{ rule: 'fleet/small', min: 1, groups: ['ops'] }, operator('fleet/big')]);
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/eth', 2, ['treasury'], { asset: 'eip155:8453/slip44:60', limit: '5000' })]), [{ rule: 'fleet/eth', min: 2, groups: ['treasury'] }, operator('fleet/big')]);
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('agent/treasury', 2, ['treasury'], above('5000'))]), [{ rule: 'agent/treasury', min: 2, groups: ['treasury'] }, operator('fleet/big')]);
+  assert.deepEqual(requiredQuorum([tier('fleet/nostr-metadata'), tier('fleet/treasury', 2, ['treasury'], above('1000'))]), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }, operator('fleet/nostr-metadata')]);
+  // A fleet rung implied by the agent's quorum still speaks for the fleet; two operator tiers make one requirement.
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/t', 2, ['treasury'], above('3000')), tier('agent/more', 3, ['treasury'])]), [{ rule: 'agent/more', min: 3, groups: ['treasury'] }]);
   assert.deepEqual(requiredQuorum([tier('fleet/a'), tier('fleet/b'), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('fleet/a')]);
+  // Each operator tier needs its own higher rung: one ladder met does not speak for another tier.
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/t', 2, ['treasury'], above('3000')), tier('fleet/router-by-operator')]), [{ rule: 'fleet/t', min: 2, groups: ['treasury'] }, operator('fleet/router-by-operator')]);
+});
+
+test('as the tiers evaluate: the fleet\'s router quorum does not take a 5,000 USDC transfer from the fleet\'s operator; its treasury rung does', () => {
+  const ALICE = '0x1111111111111111111111111111111111111111';
+  const ROUTER = '0x2626664c2603336e57b271c5c0b26f421741e481';
+  const agent = layer('agent', { version: 1, rules: [{ name: 'pay', type: 'allow', match: { kinds: ['erc20.transfer'], to: [ALICE], assets: [USDC] } }] });
+  const fleet = (...rules: object[]) => layer('fleet', { version: 1, rules: [{ name: 'big-by-operator', type: 'approval_tier', asset: USDC, above: '1000000000' }, ...rules] });
+  const routerByDevops = { name: 'router', type: 'approval_tier', match: { to: [ROUTER] }, quorum: { min: 1, groups: ['devops'] } };
+  const treasury = { name: 'treasury', type: 'approval_tier', asset: USDC, above: '3000000000', quorum: { min: 2, groups: ['treasury'] } };
+  const steered = intent({ kind: 'erc20.transfer', to: ALICE, spends: [{ asset: USDC, amount: 5_000_000_000n, to: ALICE, kind: 'transfer' as const }], approvals: [{ asset: USDC, amount: 1n, spender: ROUTER, unlimited: false }] } as never);
+  assert.deepEqual(requiredQuorum(decide([fleet(routerByDevops), agent], input(steered)).violations), [
+    { rule: 'fleet/router', min: 1, groups: ['devops'] },
+    { rule: 'fleet/big-by-operator', min: 1, groups: [], operator: {} },
+  ]);
+  assert.deepEqual(requiredQuorum(decide([fleet(treasury), agent], input(steered)).violations), [{ rule: 'fleet/treasury', min: 2, groups: ['treasury'] }]);
 });
 
 test('a tripped require_approval breaker is the operator\'s requirement whatever quorum matched, the fleet\'s included', () => {

@@ -4,8 +4,8 @@ import type { ApprovalQuorum, Violation } from '../policy/decision.ts';
 export interface QuorumRequirement extends ApprovalQuorum {
   rule: string;
   /**
-   * Set on the operator's requirement: a matched tier without a quorum (the operator decides) that no quorum of its
-   * own layer or a more trusted one stands in for, or a tripped breaker that holds the request. `min` 1 and no
+   * Set on the operator's requirement: a matched tier without a quorum (the operator decides) that no higher rung of
+   * its ladder stands in for (`requiredQuorum`), or a tripped breaker that holds the request. `min` 1 and no
    * `groups`: no approver's vote counts for it, only the operator's approve with the admin token, recorded as
    * `approvedBy` once given.
    */
@@ -30,6 +30,16 @@ const trustRank = (rule: string): number => {
 const BREAKER_HOLDS: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tripped']);
 
 /**
+ * Whether quorum tier `q` is a higher rung of the ladder of `operatorTier` (a tier without a quorum): of its layer or
+ * a more trusted one, on the same asset, its threshold (`limit`) at least `operatorTier`'s. A tier without a
+ * threshold (a `match` alone) is on no ladder.
+ */
+const higherRung = (q: Violation, operatorTier: Violation): boolean =>
+  trustRank(q.rule) <= trustRank(operatorTier.rule) &&
+  operatorTier.asset !== undefined && operatorTier.limit !== undefined &&
+  q.asset === operatorTier.asset && q.limit !== undefined && BigInt(q.limit) >= BigInt(operatorTier.limit);
+
+/**
  * The quorums a `require_approval` decision needs, from the `approval_required` violations of the tiers that
  * matched; undefined when no matched tier has a quorum (an operator approves, as before quorums existed).
  *
@@ -41,12 +51,15 @@ const BREAKER_HOLDS: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tri
  * could add a part that touches a tier of its choosing (a 1-unit approval to a listed router, say) and swap the
  * approvers of a large transfer for that tier's. Identical requirements count once (the first tier).
  *
- * A matched tier without a quorum (the operator decides) is met by a quorum of its own layer or a more trusted one
- * (fleet over agent over session): that layer's author chose those approvers. A quorum of a less trusted layer
- * never stands in for it, for the same reason as above (found by review: an agent policy's "1 of [devops] for
- * anything touching the router" took a 5,000 USDC transfer from the fleet's operator once the agent added a
- * 1-unit router approve): the operator's approval is then required too (an `operator` requirement, named after
- * the first such tier), and the grant needs both, in either order.
+ * A matched tier without a quorum (the operator decides) is met only by a higher rung of its own ladder: a matched
+ * quorum tier of its layer or a more trusted one (fleet over agent over session: that layer's author chose those
+ * approvers) on the same asset with a threshold at least its own ("above 100 USDC: the operator", "above 1,000
+ * USDC: 2 of treasury"). Any other quorum never stands in for it, for the same reason as above: a quorum of a less
+ * trusted layer (found by review: an agent policy's "1 of [devops] for anything touching the router" took a 5,000
+ * USDC transfer from the fleet's operator once the agent added a 1-unit router approve), and one of the same layer
+ * written for something else (found by review: the fleet's own router tier did the same). The operator's approval
+ * is then required too (an `operator` requirement, named after the first such tier), and the grant needs both, in
+ * either order.
  *
  * A tripped `require_approval` breaker (`breaker_open`, or `breaker_tripped` on the request that trips it) is such a
  * requirement whatever quorum matched, the fleet's included: a breaker is the operator's control (only an operator
@@ -65,8 +78,8 @@ export function requiredQuorum(violations: readonly Violation[]): QuorumRequirem
   const same = (l: QuorumRequirement, r: QuorumRequirement) => l.min === r.min && l.groups.join(',') === r.groups.join(',');
   // Keep R unless another requirement strictly implies it, or an identical one comes first.
   const kept = all.filter((r, i) => !all.some((l, j) => j !== i && implies(l, r) && (!same(l, r) || j < i)));
-  const mostTrustedQuorum = Math.min(...all.map((r) => trustRank(r.rule)));
-  const operatorTier = violations.find((v) => BREAKER_HOLDS.has(v.code) || (v.code === 'approval_required' && v.quorum === undefined && trustRank(v.rule) < mostTrustedQuorum));
+  const quorumTiers = violations.filter((v) => v.code === 'approval_required' && v.quorum !== undefined);
+  const operatorTier = violations.find((v) => BREAKER_HOLDS.has(v.code) || (v.code === 'approval_required' && v.quorum === undefined && !quorumTiers.some((q) => higherRung(q, v))));
   return operatorTier ? [...kept, { rule: operatorTier.rule, min: 1, groups: [], operator: {} }] : kept;
 }
 
