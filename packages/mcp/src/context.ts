@@ -6,6 +6,7 @@ import { airlockAccount, createAirlockHttp, createL402Fetch, fetchWithAirlock, t
 import type { McpConfig } from './config.ts';
 import { ToolError } from './results.ts';
 import { createOutboundFetch } from './outbound.ts';
+import type { CallDeadline } from './tools/time-limit.ts';
 
 export interface TrackedApproval {
   id: string;
@@ -44,10 +45,15 @@ export interface ToolContext {
   payFetch(url: string, init: RequestInit, call: X402Call): Promise<Response>;
   /**
    * The SDK's createL402Fetch (one per process, so credentials are reused across calls). What Airlock paid for
-   * this call is filed in `payments` as it happens: it stays known when the fetch then fails. Once `init.signal`
-   * is aborted (the call's time limit), Airlock is not asked to pay.
+   * this call is filed in `payments` as it happens: it stays known when the fetch then fails.
    */
   l402Fetch(url: string, init: RequestInit, payments: L402PaymentMade[]): Promise<Response>;
+  /**
+   * Runs `work` with its requests to Airlock bounded by `deadline`: one still unanswered when it passes is cut off
+   * (`airlock_timeout`), and one that signs or pays is named in `deadline.undecided`, since Airlock may still sign
+   * or pay it. The paying tools and send_transfer run under it.
+   */
+  withinDeadline<T>(deadline: CallDeadline, work: () => Promise<T>): Promise<T>;
   /** `text` with every L402 preimage this process has seen cut out (an API that echoes the Authorization header). */
   withoutL402Secrets(text: string): string;
   /** Clients for a chain with a configured RPC URL; a `no_rpc_for_chain` ToolError otherwise. */
@@ -57,7 +63,9 @@ export interface ToolContext {
 }
 
 export function createToolContext(config: McpConfig): ToolContext {
-  const options = { url: config.url, token: config.token };
+  const deadlines = new AsyncLocalStorage<CallDeadline>();
+  // Every SDK client reaches Airlock through this fetch, so a call's deadline bounds Airlock's answers too.
+  const options = { url: config.url, token: config.token, fetch: airlockFetchWithin(deadlines) };
   let account: Promise<LocalAccount> | undefined;
   const chains = new Map<number, Chain>();
   const chainOf = (chainId: number): { chain: Chain; rpcUrl: string } => {
@@ -100,6 +108,7 @@ export function createToolContext(config: McpConfig): ToolContext {
       return account;
     },
     payFetch: (url, init, call) => x402Calls.run(call, () => payFetch(url, init)),
+    withinDeadline: (deadline, work) => deadlines.run(deadline, work),
     l402Fetch: l402.fetch,
     withoutL402Secrets: l402.withoutSecrets,
     chain(chainId) {
@@ -114,6 +123,36 @@ export function createToolContext(config: McpConfig): ToolContext {
 }
 
 /**
+ * The fetch that reaches Airlock. Within a call's deadline every request is cut off when it passes (found by review:
+ * signing had no limit, and /v1/l402/pay holds its caller for up to the Lightning pay timeout + 5 s, 65 s by default,
+ * so the answer came after the MCP client had given up, and send_transfer still broadcast a signature that arrived
+ * late). The body is read here too: Airlock's answer is not known until it is. The SDK sends an Idempotency-Key
+ * with exactly the requests that sign or pay; one of those cut off may still be signed or paid, and is recorded.
+ */
+function airlockFetchWithin(deadlines: AsyncLocalStorage<CallDeadline>): typeof globalThis.fetch {
+  return async (input, init) => {
+    const deadline = deadlines.getStore();
+    if (!deadline) return fetch(input, init);
+    // Past the deadline nothing more is asked: the answer could not reach the model any more.
+    deadline.signal.throwIfAborted();
+    const idempotencyKey = new Headers(init?.headers).get('idempotency-key');
+    try {
+      const response = await fetch(input, { ...init, signal: deadline.signal });
+      const body = await response.arrayBuffer();
+      return new Response(NULL_BODY_STATUSES.has(response.status) ? null : body, { status: response.status, statusText: response.statusText, headers: response.headers });
+    } catch (e) {
+      if (!deadline.signal.aborted) throw e;
+      const path = new URL(input instanceof Request ? input.url : String(input)).pathname;
+      if (idempotencyKey !== null) deadline.undecided = { path, idempotencyKey };
+      const limit = deadline.signal.reason instanceof Error ? `${deadline.signal.reason.message} ` : '';
+      throw new ToolError('airlock_timeout', `${limit}Airlock had not answered ${path} by then.`);
+    }
+  };
+}
+
+const NULL_BODY_STATUSES = new Set([101, 204, 205, 304]);
+
+/**
  * createL402Fetch answers with the API's response only; what it paid is in Airlock's answers to it. So it gets
  * an Airlock client that reads those answers on their way past (the pay route, an approval's result, a payment
  * read back) and files each succeeded payment under the tool call it serves (AsyncLocalStorage: calls may run
@@ -121,12 +160,10 @@ export function createToolContext(config: McpConfig): ToolContext {
  * of responses; a preimage is the credential's secret half.
  */
 function observedL402Fetch(http: AirlockHttp, outbound: typeof globalThis.fetch): { fetch: ToolContext['l402Fetch']; withoutSecrets(text: string): string } {
-  const call = new AsyncLocalStorage<{ payments: L402PaymentMade[]; signal: AbortSignal | undefined }>();
+  const call = new AsyncLocalStorage<{ payments: L402PaymentMade[] }>();
   const preimages = new Set<string>();
   const observing: AirlockHttp = {
     async request<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>) {
-      // No payment once the call's time is up: the request it buys access for could not be sent any more.
-      if (path === '/v1/l402/pay') call.getStore()?.signal?.throwIfAborted();
       const answer = await http.request<T>(method, path, body, headers);
       // A credential bought by an earlier process (GET /v1/l402/token) ends in its preimage too.
       const held = path.startsWith('/v1/l402/token') ? /:([0-9a-f]{64})$/.exec(String((answer.body as { authorization?: unknown }).authorization))?.[1] : undefined;
@@ -143,7 +180,7 @@ function observedL402Fetch(http: AirlockHttp, outbound: typeof globalThis.fetch)
   };
   const l402Fetch = createL402Fetch(observing, { fetch: outbound });
   return {
-    fetch: (url, init, payments) => call.run({ payments, signal: init.signal ?? undefined }, () => l402Fetch(url, init)),
+    fetch: (url, init, payments) => call.run({ payments }, () => l402Fetch(url, init)),
     withoutSecrets(text) {
       let out = text;
       for (const preimage of preimages) out = out.split(preimage).join('[l402 preimage]');

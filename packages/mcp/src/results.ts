@@ -21,23 +21,26 @@ export class ToolError extends Error {
 /**
  * A paying tool's failure after Airlock had signed or paid for the call: `paid` (what was signed or paid) goes
  * into the error result beside the cause's code, with `hint` first, so a model does not pay again by retrying.
+ * `certainty` is the result's `paid`: `'maybe'` when the call's time ran out while Airlock was still deciding.
  */
 export class PaidThenFailedError extends Error {
   override name = 'PaidThenFailedError';
   readonly paid: Record<string, unknown>;
   readonly hint: string;
-  constructor(cause: unknown, paid: Record<string, unknown>, hint: string) {
+  readonly certainty: true | 'maybe';
+  constructor(cause: unknown, paid: Record<string, unknown>, hint: string, certainty: true | 'maybe' = true) {
     super(cause instanceof Error ? cause.message : String(cause), { cause });
     this.paid = paid;
     this.hint = hint;
+    this.certainty = certainty;
   }
 }
 
 export interface ToolFailure {
   code: string;
   message: string;
-  /** Set by the paying tools when Airlock signed or paid before the failure (see PaidThenFailedError). */
-  paid?: true;
+  /** Set by the paying tools when Airlock signed or paid before the failure, or may have (see PaidThenFailedError). */
+  paid?: true | 'maybe';
   paymentSigned?: unknown;
   payment?: unknown;
   violations?: { rule: string; code: string; message: string; limit?: string; used?: string; requested?: string; asset?: string }[];
@@ -74,7 +77,7 @@ export function airlockErrorIn(e: unknown): AirlockApiError | undefined {
 export function describeError(e: unknown): ToolFailure {
   if (e instanceof PaidThenFailedError) {
     const cause = describeError(e.cause);
-    return { ...cause, paid: true, ...e.paid, hints: [e.hint, ...(cause.hints ?? [])] };
+    return { ...cause, paid: e.certainty, ...e.paid, hints: [e.hint, ...(cause.hints ?? [])] };
   }
   const airlock = airlockErrorIn(e);
   if (airlock instanceof AirlockPolicyError) {

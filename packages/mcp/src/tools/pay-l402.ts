@@ -3,7 +3,8 @@
 // and keeps the credential, which later calls to the same origin reuse. The credential and its preimage are a
 // bearer secret: the result carries neither, only what was paid. What was paid is what Airlock paid during the call,
 // in results and errors alike (found by review: a server that took the payment and then hung up left an error with
-// no word of it, and a model would retry).
+// no word of it, and a model would retry). Airlock's answer to the payment is bounded by the call's deadline (it can
+// hold for the Lightning pay timeout + 5 s); cut off, the payment may still be made (`paid: 'maybe'`).
 import type { L402PaymentMade } from '../context.ts';
 import { PaidThenFailedError } from '../results.ts';
 import { checkRequestHeaders, paidFetchShape, answerFields, readCappedBody } from './fields.ts';
@@ -14,7 +15,7 @@ export const payL402Tool = defineTool({
   name: 'pay_l402',
   title: 'Pay for an L402 resource (Lightning)',
   description:
-    'Fetch an HTTP resource that may ask for payment over Lightning (HTTP 402 with an L402 or LSAT challenge). When it does, Airlock checks the invoice amount, payee, resource and budgets against your policy and pays it; the request is then repeated with the credential and the resource returned. The credential is kept, so later requests to the same origin pay nothing while it is valid. Amounts are in millisatoshis. A refusal returns an error naming the rule; nothing is paid then.',
+    'Fetch an HTTP resource that may ask for payment over Lightning (HTTP 402 with an L402 or LSAT challenge). When it does, Airlock checks the invoice amount, payee, resource and budgets against your policy and pays it; the request is then repeated with the credential and the resource returned. The credential is kept, so later requests to the same origin pay nothing while it is valid. Amounts are in millisatoshis. A refusal returns an error naming the rule; nothing is paid then. An error with `paid: "maybe"`: the time limit ran out while Airlock was paying, and it may still pay; do not call again at once.',
   input: paidFetchShape(' An Authorization header is sent as is and nothing is paid.'),
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
@@ -22,7 +23,8 @@ export const payL402Tool = defineTool({
     const payments: L402PaymentMade[] = [];
     const deadline = startDeadline(ctx.config, 'pay_l402');
     try {
-      const response = await ctx.l402Fetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}), signal: deadline.signal }, payments);
+      const init = { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}), signal: deadline.signal };
+      const response = await ctx.withinDeadline(deadline, () => ctx.l402Fetch(args.url, init, payments));
       // An API may echo the request (and so the credential) back; the secret half is cut before the model sees it.
       // Redacted before it is cut to maxBodyChars: a preimage cut off at the end of what was read lies past that.
       const read = await readCappedBody(response, args.maxBodyChars);
@@ -38,6 +40,14 @@ export const payL402Tool = defineTool({
       });
     } catch (e) {
       const made = payments.at(-1);
+      if (!made && deadline.undecided) {
+        throw new PaidThenFailedError(
+          e,
+          { payment: null, idempotencyKey: deadline.undecided.idempotencyKey },
+          `Airlock had not answered the request to pay this resource's Lightning invoice (Idempotency-Key ${deadline.undecided.idempotencyKey}) when the time limit ran out; it may still pay it, and a Lightning payment is final. Do not retry at once: a call while the payment is still in flight may pay a second invoice. Tell the user; once it has succeeded, Airlock keeps its credential and a later call to this origin uses it without paying again (the operator finds the request in Airlock's audit log by its key).`,
+          'maybe',
+        );
+      }
       if (!made) throw e;
       throw new PaidThenFailedError(
         e,

@@ -4,7 +4,9 @@
 // What a call paid is what Airlock signed during it, not what the server reports (found by review): a server can
 // take the signed authorization, answer without a PAYMENT-RESPONSE or hang up, and settle it later; a model told
 // "not paid" then retries, and every retry signs a new authorization. So the result, success or error, carries
-// what was signed (`paymentSigned`), and the server's own report stays apart (`payment`).
+// what was signed (`paymentSigned`), and the server's own report stays apart (`payment`). Airlock's signing is
+// bounded by the call's deadline too; cut off, the authorization may be signed but never reaches the server
+// (`paid: 'maybe'`).
 import type { X402PaymentTerms, X402SignedAuthorization } from '@airlock/sdk';
 import { decodePaymentResponseHeader } from '@x402/core/http';
 import { z } from 'zod';
@@ -21,7 +23,7 @@ export const payX402Tool = defineTool({
   name: 'pay_x402',
   title: 'Pay for an x402 resource',
   description:
-    'Fetch an HTTP resource that may ask for payment (HTTP 402, the x402 protocol). When it does, Airlock checks the price, payee, resource and budgets against your policy and signs the payment authorization; the request is then repeated with the payment and the resource returned. A refusal returns an error naming the rule; nothing is paid then. `paid` and `paymentSigned` say what Airlock signed during the call, in results and errors alike: a signed authorization can be settled by the server even when the call then failed, so do not simply retry a failed call that shows one.',
+    'Fetch an HTTP resource that may ask for payment (HTTP 402, the x402 protocol). When it does, Airlock checks the price, payee, resource and budgets against your policy and signs the payment authorization; the request is then repeated with the payment and the resource returned. A refusal returns an error naming the rule; nothing is paid then. `paid` and `paymentSigned` say what Airlock signed during the call, in results and errors alike: a signed authorization can be settled by the server even when the call then failed, so do not simply retry a failed call that shows one. `paid: "maybe"` in an error: the time limit ran out while Airlock was deciding; it may have signed, but nothing was sent to the server.',
   input: {
     ...paidFetchShape(' Payment headers (PAYMENT-SIGNATURE, X-PAYMENT, PAYMENT-RESPONSE) are set by this tool and refused here.'),
     maxAmount: amountField.optional().describe('Optional: the most you expect to pay, in base units of the asset asked for (1 USDC = "1000000"). A 402 asking more is refused (payment_not_as_expected) before anything is signed.'),
@@ -37,16 +39,19 @@ export const payX402Tool = defineTool({
   async run(ctx, args) {
     checkRequestHeaders(args.headers, { names: PAYMENT_HEADERS, why: 'The x402 payment headers are set by pay_x402 itself when the resource asks for payment; send the request without them.' });
     const deadline = startDeadline(ctx.config, 'pay_x402');
+    let asked: X402PaymentTerms | undefined;
     const call: X402Call = {
       signed: [],
       beforeSign: (terms) => {
         // Nothing is signed once the time is up: the paid request could not be sent any more.
         deadline.signal.throwIfAborted();
         checkExpected(terms, args);
+        asked = terms;
       },
     };
     try {
-      const response = await ctx.payFetch(args.url, { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}), signal: deadline.signal }, call);
+      const init = { method: args.method, ...(args.headers ? { headers: args.headers } : {}), ...(args.body !== undefined ? { body: args.body } : {}), signal: deadline.signal };
+      const response = await ctx.withinDeadline(deadline, () => ctx.payFetch(args.url, init, call));
       const body = await readCappedBody(response, args.maxBodyChars);
       const payment = settlementReport(response);
       const signed = call.signed.at(-1);
@@ -60,6 +65,14 @@ export const payX402Tool = defineTool({
     } catch (e) {
       // The x402 client signs once per call (no recovery hook is registered); the last one is what the server holds.
       const signed = call.signed.at(-1);
+      if (!signed && deadline.undecided) {
+        throw new PaidThenFailedError(
+          e,
+          { paymentSigned: null, ...(asked ? { paymentAsked: asked } : {}), idempotencyKey: deadline.undecided.idempotencyKey },
+          `Airlock had not answered the request to sign this payment (Idempotency-Key ${deadline.undecided.idempotencyKey}) when the time limit ran out; it may still sign it and hold the amount against the budget. The payment was not sent to the server, so it cannot be settled. Do not retry blindly: tell the user; a new call signs a new payment, and the budget may count both until this one expires.`,
+          'maybe',
+        );
+      }
       if (!signed) throw e;
       throw new PaidThenFailedError(e, { paymentSigned: signedPayment(signed) }, `Airlock signed a payment for this request before it failed. The server may have received it, and can then settle it ${settleableUntil(signed)}, whether or not it answered. Do not simply retry: every retry signs a new payment. Tell the user.`);
     } finally {

@@ -6,14 +6,16 @@
 // receipt read failed) must not read as "nothing sent", or a model retries and a second transfer is signed and
 // sent. The hash is computed here from the signed bytes before broadcasting, so every answer after signing
 // carries it, with the nonce and whether the transaction was sent (`true`, or `'maybe'` when the broadcast's
-// answer was lost).
+// answer was lost). Airlock's signing answer is bounded by the call's deadline as well (found by review: a slow
+// Airlock pushed the answer past the MCP client's timeout, and the late signature was broadcast anyway): cut off,
+// the transfer is never broadcast, and the error says Airlock may have signed it (`paid: 'maybe'`, `sent: false`).
 import { z } from 'zod';
 import { encodeFunctionData, erc20Abi, keccak256, WaitForTransactionReceiptTimeoutError, type Address, type Hex } from 'viem';
 import type { ToolContext } from '../context.ts';
 import { PaidThenFailedError, ToolError } from '../results.ts';
 import { defineTool } from './tool.ts';
 import { transferShape } from './fields.ts';
-import { startDeadline } from './time-limit.ts';
+import { startDeadline, type CallDeadline } from './time-limit.ts';
 import { transferAsset } from './transfer-request.ts';
 
 /** The broadcast gets at least this long, even when signing ran close to the time limit. */
@@ -29,21 +31,22 @@ export const sendTransferTool = defineTool({
   name: 'send_transfer',
   title: 'Send a transfer',
   description:
-    'Send native coin or an ERC-20 token. Airlock checks the request against your policy and budgets and signs it; this server then broadcasts it on the chain and (by default) waits for the receipt. A refusal returns an error naming the rule with its limit, used and requested amounts; nothing is sent then. An error after Airlock signed carries `paid: true`, the `transactionHash`, the `nonce` and `sent` (true, or "maybe"): the transfer may be on chain, so do not send it again; look the hash up instead. Amounts are in base units.',
+    'Send native coin or an ERC-20 token. Airlock checks the request against your policy and budgets and signs it; this server then broadcasts it on the chain and (by default) waits for the receipt. A refusal returns an error naming the rule with its limit, used and requested amounts; nothing is sent then. An error after Airlock signed carries `paid: true`, the `transactionHash`, the `nonce` and `sent` (true, or "maybe"): the transfer may be on chain, so do not send it again; look the hash up instead. An error with `paid: "maybe"` and `sent: false` means the time limit ran out while Airlock was deciding: it may have signed and charged the budget, but nothing was sent; tell the user rather than sending it again. Amounts are in base units.',
   input,
   annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: false, openWorldHint: true },
   async run(ctx, args) {
     const deadline = startDeadline(ctx.config, 'send_transfer');
     try {
-      return await sendTransfer(ctx, args, deadline.at);
+      return await ctx.withinDeadline(deadline, () => sendTransfer(ctx, args, deadline));
     } finally {
       deadline.end();
     }
   },
 });
 
-async function sendTransfer(ctx: ToolContext, args: SendTransferArgs, deadline: number): Promise<Record<string, unknown>> {
+async function sendTransfer(ctx: ToolContext, args: SendTransferArgs, callDeadline: CallDeadline): Promise<Record<string, unknown>> {
   const started = Date.now();
+  const deadline = callDeadline.at;
   const { publicClient, wallet } = ctx.chain(args.chainId);
   const account = await ctx.account();
   const client = wallet(account);
@@ -56,7 +59,19 @@ async function sendTransfer(ctx: ToolContext, args: SendTransferArgs, deadline: 
   const request = await settleBy(client.prepareTransactionRequest({ account, chain: client.chain, ...call }), started + (deadline - started) / 2, () =>
     new ToolError('chain_timeout', 'The RPC did not give the nonce, gas and fees in time; nothing was signed or sent.', ['The RPC is slow or unreachable; try again later.']),
   );
-  const signed = (await account.signTransaction(request as never)) as Hex;
+  let signed: Hex;
+  try {
+    signed = (await account.signTransaction(request as never)) as Hex;
+  } catch (e) {
+    const undecided = callDeadline.undecided;
+    if (!undecided) throw e;
+    throw new PaidThenFailedError(
+      e,
+      { sent: false, nonce: request.nonce, idempotencyKey: undecided.idempotencyKey, chain: `eip155:${args.chainId}`, to: args.to, amount: args.amount, asset: transferAsset(args) },
+      `Airlock had not answered the request to sign this transfer (nonce ${request.nonce}, Idempotency-Key ${undecided.idempotencyKey}) when the time limit ran out; it may still sign it and charge the budget. Nothing was sent: a signature that comes after the limit is never broadcast. Do not send it again blindly: tell the user (the operator finds the request in Airlock's audit log by its key); a new call is a new request, charged again if this one was signed.`,
+      'maybe',
+    );
+  }
   // The transaction hash is the keccak-256 of the signed transaction's bytes (every envelope type).
   const transactionHash = keccak256(signed);
   const sent = { transactionHash, nonce: request.nonce, chain: `eip155:${args.chainId}`, from: account.address, to: args.to, amount: args.amount, asset: transferAsset(args) };

@@ -5,11 +5,24 @@
 import { DEFAULT_TOOL_TIMEOUT_MS, TOOL_TIMEOUT_ENV, type McpConfig } from '../config.ts';
 import { ToolError } from '../results.ts';
 
+/** A request that signs or pays, sent to Airlock and not answered when the deadline passed: Airlock may still sign or pay it. */
+export interface UndecidedRequest {
+  /** Airlock's route, such as `/v1/sign/transaction`. */
+  path: string;
+  /** The Idempotency-Key it was sent with: Airlock's audit entry for the request carries it. */
+  idempotencyKey: string;
+}
+
 export interface CallDeadline {
   /** When the call must have answered (epoch milliseconds). */
   at: number;
-  /** Aborted at `at` with a `resource_timeout` ToolError as its reason: the paying tools' fetches stop there. */
+  /**
+   * Aborted at `at` with a `resource_timeout` ToolError as its reason: the paying tools' fetches stop there, and so
+   * do the call's requests to Airlock (ToolContext.withinDeadline).
+   */
   signal: AbortSignal;
+  /** Set when the deadline cut off a request that signs or pays (see ToolContext.withinDeadline). */
+  undecided?: UndecidedRequest;
   /** The call is over: its timer is cleared. */
   end(): void;
 }
