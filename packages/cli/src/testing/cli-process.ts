@@ -58,7 +58,8 @@ export interface Daemon {
 
 /**
  * `airlock start` on a free port (AIRLOCK_PORT=0: the OS picks one, the daemon prints it), resolved once
- * the daemon prints "Airlock listening on <url>"; rejects with its output if it exits first.
+ * the daemon prints "Airlock listening on <url>"; rejects with its output if it exits first (or prints nothing of
+ * the kind within 60 s).
  */
 export function startDaemon(env: NodeJS.ProcessEnv, command: string[] = [NODE, RUN_TS], extraArgs: string[] = []): Promise<Daemon> {
   const child = spawn(command[0]!, [...command.slice(1), 'start', ...extraArgs], { cwd: REPO_ROOT, env: { ...env, AIRLOCK_PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -75,10 +76,12 @@ export function startDaemon(env: NodeJS.ProcessEnv, command: string[] = [NODE, R
     },
   });
   return new Promise((resolve, reject) => {
+    // A generous bound, not a speed claim: on a loaded 2-core machine (a load of 9, CI beside other test runs) a
+    // daemon once printed nothing at all within 30 s of its spawn.
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`daemon did not start within 30 s:\n${out}`));
-    }, 30_000);
+      reject(new Error(`daemon did not start within 60 s:\n${out}`));
+    }, 60_000);
     const onData = (d: Buffer) => {
       out += d;
       const m = /Airlock listening on (http:\/\/\S+)/.exec(out);
