@@ -117,7 +117,18 @@ export function verifyConsistency(size1, size2, root1, root2, proof) {
 }
 
 // ---- signatures ----
-export function treeHeadDigest({ treeSize, rootHash, at }) {
+// A head or checkpoint as the signer writes it (docs/audit-format.md, Signed tree head): sizes and times
+// are JSON numbers that are whole, 0 or more and safe integers, hashes 64 lowercase hex digits. BigInt()
+// also reads "1733..." and setBigUint64 wraps what does not fit, so a head written otherwise could carry
+// the signature of the head it imitates; `airlock audit verify` refuses it as malformed, and so does this.
+const isCount = (n) => Number.isSafeInteger(n) && n >= 0;
+const isHash = (s) => typeof s === 'string' && /^[0-9a-f]{64}$/.test(s);
+const isWellFormedTreeHead = (head) => isCount(head.treeSize) && isCount(head.at) && isHash(head.rootHash);
+const isWellFormedCheckpoint = (cp) => isCount(cp.seq) && isCount(cp.at) && isHash(cp.headHash);
+
+export function treeHeadDigest(head) {
+  if (!isWellFormedTreeHead(head)) throw new TypeError('a tree head needs a whole size and time (0 or more) and a 32-byte root in lowercase hex');
+  const { treeSize, rootHash, at } = head;
   const n = new DataView(new ArrayBuffer(16));
   n.setBigUint64(0, BigInt(treeSize));
   n.setBigUint64(8, BigInt(at));
@@ -312,6 +323,16 @@ export function verifyExport(text, { publicKey, allowUnanchored = false, minTree
     } else return fail(e.seq, `unknown hash version ${version}`);
     prev = { seq: e.seq, version, hash: e.hash };
   }
+  // As `airlock audit verify --file`: after the entries, the first head that is not well formed, by its place
+  // in the list (its values are not echoed), at the size it claims when that is a count.
+  const malformed = (list, wellFormed, what) => {
+    const i = list.findIndex((item) => !wellFormed(item));
+    if (i < 0) return undefined;
+    const size = list[i].treeSize ?? list[i].seq;
+    return fail(Number.isSafeInteger(size) && size > 0 ? size : 1, `${what} ${i + 1} of ${list.length} is malformed (a whole size and time, 0 or more, and a 32-byte hash in lowercase hex)`);
+  };
+  const refused = malformed(checkpoints, isWellFormedCheckpoint, 'checkpoint') ?? malformed(header.treeHeads, isWellFormedTreeHead, 'tree head');
+  if (refused) return refused;
   let anchored = 0;
   // A legacy checkpoint signs the chain hash of entry `seq` (= its leaf index + 1), so it vouches for the
   // first `seq` entries, as a tree head of that size would (docs/audit-format.md, Signed tree head).

@@ -3,7 +3,8 @@
 // audit key, an export whose entries no signed head covers, and one that misses a pinned size or root. It
 // also checks a receipt (its entry's fields against the proven leaf) and a consistency proof served over HTTP,
 // an export with many signed heads, and an upgraded store's export: version-1 entries (integer-like keys)
-// anchored by a legacy checkpoint, which it verifies as `airlock audit verify --file` does.
+// anchored by a legacy checkpoint, which it verifies as `airlock audit verify --file` does. A head or checkpoint
+// not as the signer writes it (a time as a JSON string, an upper-case root) is malformed to both verifiers.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -88,6 +89,23 @@ describe('reference audit verifier (no Airlock code)', () => {
     assert.match(run([JSON.stringify(forgedRoot), ...lines.slice(1)]).firstBad.reason, /not signed by the audit key/);
     const otherKey = { ...header, publicKey: 'cd'.repeat(32), treeHeads: header.treeHeads.map((t: object) => ({ ...t, publicKey: 'cd'.repeat(32) })) };
     assert.equal(run([JSON.stringify(otherKey), ...lines.slice(1)]).ok, false, 'heads are checked against the key the auditor holds');
+  });
+
+  test('a tree head as no signer writes it (its time or size a JSON string, which BigInt reads as the signed number; its root in upper case) is malformed to both verifiers (the reference: exit 2)', async () => {
+    const header = JSON.parse(lines[0]!);
+    const newest = header.treeHeads.at(-1);
+    const edits: [string, object][] = [['time as a string', { at: String(newest.at) }], ['size as a string', { treeSize: String(newest.treeSize) }], ['root in upper case', { rootHash: newest.rootHash.toUpperCase() }]];
+    for (const [name, edit] of edits) {
+      const content = [JSON.stringify({ ...header, treeHeads: [...header.treeHeads.slice(0, -1), { ...newest, ...edit }] }), ...lines.slice(1)];
+      const says = { seq: 'treeSize' in edit ? 1 : newest.treeSize, reason: 'tree head 2 of 2 is malformed (a whole size and time, 0 or more, and a 32-byte hash in lowercase hex)' };
+      assert.deepEqual([run(content).ok, run(content).firstBad], [false, says], name);
+      const path = join(dir, `malformed-head-${name.replace(/\W/g, '-')}.jsonl`);
+      writeFileSync(path, `${content.join('\n')}\n`);
+      const [airlock, reference] = await Promise.all([airlockVerifyExport(path, publicKey), referenceCommandLine(path, publicKey)]);
+      assert.deepEqual([airlock.ok, airlock.firstBad], [false, says], name);
+      assert.equal(reference.code, 2, `${name}: ${reference.stdout}${reference.stderr}`);
+      assert.match(reference.stdout, /^FAILED at entry \d+: tree head 2 of 2 is malformed/m, name);
+    }
   });
 
   test('with the audit key, an export whose heads were removed (rewritten, or cut to 2 entries) or with entries past its newest head fails with a code and exit 5; --allow-unanchored accepts it; --min-tree-size and --expect-root pin what an earlier export showed', async () => {
@@ -236,6 +254,8 @@ describe('reference audit verifier: edits that canonicalise like the original, a
       ['a proof element that is not hex', (r) => (r.proof[0] = 'zz')],
       ['a proof element that is not a string', (r) => (r.proof[0] = 7)],
       ['rootHash with a tail that is not hex', (r) => (r.treeHead.rootHash += 'zz')],
+      // BigInt("1733…") is the signed time, so only the well-formedness rule refuses it.
+      ['the head\'s time as a JSON string', (r) => (r.treeHead.at = String(r.treeHead.at))],
       ['no entry', (r) => delete r.entry],
       // The RFC 9162 walk halves the index, so leaf 4.5 would be taken for leaf 4 and proven.
       ['leaf 4.5 for the entry at leaf 4', (r) => (r.receipt.leafIndex = r.entry.leafIndex = 4.5)],
@@ -356,8 +376,9 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.match(reference.stdout, new RegExp(`^OK: 3 entries, 0 signed tree heads and 1 legacy checkpoints, root ${result.rootHash}$`, 'm'));
     });
 
-    test('a forged checkpoint, or one the log is cut below, is refused by both (the reference: exit 2); without it, audit_no_signed_head (exit 5)', async () => {
+    test('a forged checkpoint, one the log is cut below, or one with its time as a string is refused by both (the reference: exit 2); without it, audit_no_signed_head (exit 5)', async () => {
       const [cp] = header.checkpoints;
+      const signCheckpoint = async (c: { seq: number; headHash: string; at: unknown }) => bytesToHex(await h.airlock.deps.keys.signSchnorr(h.airlock.deps.auditKeyPath, checkpointDigest(c as never)));
       const other = schnorr.utils.randomSecretKey();
       const notSigned = (seq: number) => new RegExp(`^FAILED at entry ${seq}: checkpoint at entry ${seq} is not signed by the audit key$`, 'm');
       const cases: [string, object, object[], number, RegExp][] = [
@@ -365,6 +386,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         ['its time moved', { ...header, checkpoints: [{ ...cp, at: cp!.at + 1 }] }, entries, 3, notSigned(3)],
         ['a forged one beside the genuine one', { ...header, checkpoints: [{ ...cp, seq: 2, headHash: entries[1]!.hash, signature: '11'.repeat(64) }, cp] }, entries, 2, notSigned(2)],
         ['log cut below it', header, entries.slice(0, 2), 3, /^FAILED at entry 3: log truncated: a signed checkpoint covers 3 entries, 2 present$/m],
+        // Signed as it stands (JCS of a string time) by the audit key itself: still no checkpoint the signer writes.
+        ['its time a JSON string, signed so', { ...header, checkpoints: [{ ...cp, at: String(cp!.at), signature: await signCheckpoint({ ...cp!, at: String(cp!.at) }) }] }, entries, 3, /^FAILED at entry 3: checkpoint 1 of 1 is malformed \(a whole size and time, 0 or more, and a 32-byte hash in lowercase hex\)$/m],
       ];
       for (const [name, hdr, es, seq, says] of cases) {
         const path = write(name.replace(/\W/g, '-'), hdr, es);

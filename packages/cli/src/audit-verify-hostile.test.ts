@@ -6,9 +6,11 @@
 //   POST /v1/audit/verify fail at once, naming the missing entry, instead of running out of memory.
 // - A tree head no signer writes (size 2.5, time -1.5, root "zz"), in an export or INSERTed as a row:
 //   FAILED (exit 2, ok:false), never a crash (exit 1) or a 500.
+// - One line longer than the cap (MAX_EXPORT_LINE_BYTES, Node's longest string): FAILED at that line once the
+//   cap is read (exit 2), not buffered whole and a crash at V8's string limit (exit 1).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +18,7 @@ import { join } from 'node:path';
 import { auditLeaf, canonicalJson, leafHash } from '@airlock/core';
 import { ALICE, provisionAgent, startHarness, usdcPolicy, usdcTransfer, type Harness, type StoreKind } from '../../server/src/testing/harness.ts';
 import { cliEnv, NODE, RUN_TS, runCli, type CliResult } from './testing/cli-process.ts';
+import { MAX_EXPORT_LINE_BYTES, verifyExport } from './commands/audit.ts';
 
 interface RawStore {
   rawExec(sql: string): Promise<void>;
@@ -100,6 +103,28 @@ describe('audit verify --file: U+2028 and U+2029 from an agent, and heads no sig
     const laterEdit = await verify(text(later));
     assert.equal(laterEdit.code, 2, show(laterEdit));
     assert.match(laterEdit.stdout, new RegExp(`^FAILED at entry ${JSON.parse(lines[j]!).seq}: entry fields do not match its stored leaf \\(edited\\)`, 'm'));
+  });
+
+  test('a line longer than the cap (one line of 0.5 GB, no LF): FAILED at that line (exit 2) once the cap is read, not a crash at V8\'s string limit (exit 1)', async () => {
+    // Sparse: the line's bytes are a hole in the file (zeros), so the test writes nothing and the CLI reads zeros.
+    const path = write(text(lines.slice(0, 3)));
+    truncateSync(path, statSync(path).size + MAX_EXPORT_LINE_BYTES + 1);
+    const huge = await runCli(['audit', 'verify', '--file', path, '--public-key', publicKey], cliEnv());
+    assert.equal(huge.code, 2, show(huge).slice(0, 2000));
+    assert.match(huge.stdout, new RegExp(`^FAILED at entry ${JSON.parse(lines[2]!).seq + 1}: line 4 is longer than ${MAX_EXPORT_LINE_BYTES} bytes`, 'm'));
+    assert.doesNotMatch(huge.stderr, /Cannot create a string|\n\s+at /);
+
+    // The cap as given to verifyExport: a real line one byte over it, the header or an entry, is refused at that line.
+    const longest = Math.max(...lines.slice(1).map((l) => Buffer.byteLength(l)));
+    const exported = write(text(lines));
+    assert.equal((await verifyExport(exported, publicKey, {}, Math.max(longest, Buffer.byteLength(lines[0]!)))).ok, true, 'every line within the cap');
+    const i = lines.findIndex((l, k) => k > 0 && Buffer.byteLength(l) === longest);
+    assert.ok(i > 1 && Buffer.byteLength(lines[0]!) < longest, 'the header and the entry before it are within the cap');
+    const entry = await verifyExport(exported, publicKey, {}, longest - 1);
+    assert.deepEqual([entry.ok, entry.firstBad], [false, { seq: JSON.parse(lines[i - 1]!).seq + 1, reason: `line ${i + 1} is longer than ${longest - 1} bytes, longer than any line the exporter writes (not read further)` }]);
+    const header = await verifyExport(exported, publicKey, {}, Buffer.byteLength(lines[0]!) - 1);
+    assert.deepEqual([header.ok, header.firstBad?.seq, header.anchoring], [false, 1, undefined]);
+    assert.match(header.firstBad!.reason, /^line 1 is longer than \d+ bytes/);
   });
 
   test('a tree head with size 2.5, time -1.5 or root "zz" in the header: FAILED (exit 2, with or without --public-key), not a crash', async () => {

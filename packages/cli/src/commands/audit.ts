@@ -1,3 +1,4 @@
+import { constants as bufferConstants } from 'node:buffer';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { AirlockError, AuditLogVerifier, checkAnchoring, checkpointDigest, isAirlockError, parseUntrustedJson, treeHeadDigest, verifyStoredAudit, type AnchoringRequirements, type AuditAnchoringCode, type AuditCheckpoint, type AuditEntry, type AuditVerifyResult, type SignedTreeHead } from '@airlock/core';
 import type { Command, CliContext } from '../context.ts';
@@ -282,10 +283,10 @@ async function exportLog(ctx: CliContext, out: string | undefined, opts: { waitM
  * `required` is what the signed heads must vouch for; with a public key every entry must be under a signed
  * head unless `requireAnchored` is false (`--allow-unanchored`).
  */
-export async function verifyExport(file: string, publicKey?: string, options: AnchoringRequirements = {}): Promise<AuditVerifyResult> {
+export async function verifyExport(file: string, publicKey?: string, options: AnchoringRequirements = {}, maxLineBytes = MAX_EXPORT_LINE_BYTES): Promise<AuditVerifyResult> {
   const required = { ...options, requireAnchored: options.requireAnchored ?? publicKey !== undefined };
   if (!existsSync(file)) throw new AirlockError('not_found', `No export file at ${file}.`);
-  const lines = exportLines(file);
+  const lines = exportLines(file, maxLineBytes);
   let header: { format: string; publicKey: string; checkpoints: AuditCheckpoint[]; treeHeads: SignedTreeHead[] } | undefined;
   let verifier: AuditLogVerifier | undefined;
   let lineNo = 0;
@@ -293,6 +294,15 @@ export async function verifyExport(file: string, publicKey?: string, options: An
   let unreadable: { seq: number; reason: string } | undefined;
   for await (const line of lines) {
     lineNo++;
+    if (line === LINE_TOO_LONG) {
+      // Not read further (exportLines stopped at the cap). Before the header there are no heads to check.
+      unreadable = { seq: header ? lastSeq + 1 : 1, reason: `line ${lineNo} is longer than ${maxLineBytes} bytes, longer than any line the exporter writes (not read further)` };
+      if (!verifier) {
+        header = { format: '', publicKey: '', checkpoints: [], treeHeads: [] };
+        verifier = new AuditLogVerifier([], [], required);
+      }
+      break;
+    }
     if (!line.trim()) continue;
     const { value, refused } = parseLine(line);
     if (!header) {
@@ -356,20 +366,46 @@ export async function verifyExport(file: string, publicKey?: string, options: An
 }
 
 /**
+ * The longest export line read, in bytes before its LF: the longest string Node can hold (2^29 - 24, ~512 MiB),
+ * as many characters as the exporter, one JSON.stringify string per line, can write. Honest lines get long: the
+ * header carries every head ever signed (~340 bytes each, one per AIRLOCK_CHECKPOINT_INTERVAL, 10 s, while the
+ * log grows: 64 MiB after 23 days of steady traffic), and an entry can be ~8.5 times the request body that wrote
+ * it (a personal message of control bytes: its text escaped in `data` and again in `leaf`, and its hex), with
+ * AIRLOCK_BODY_LIMIT up to 64 MiB. A longer line is refused once that many bytes are buffered, not after
+ * buffering all of it and failing at V8's string limit (exit 1, a stack trace).
+ */
+export const MAX_EXPORT_LINE_BYTES = bufferConstants.MAX_STRING_LENGTH;
+
+/** What exportLines yields for a line past the cap, and then stops. */
+const LINE_TOO_LONG = Symbol('line too long');
+
+/**
  * The lines of an export file, streamed: split at LF, as the exporter ends them, and at nothing else. (Not
  * readline: it also ends a line at U+2028 and U+2029, which JSON.stringify writes unescaped, so a string an
  * agent put in an audited request would cut its entry in two and fail every later export.) A CR before the
- * LF is dropped: the file may have passed through a tool that writes CRLF.
+ * LF is dropped: the file may have passed through a tool that writes CRLF. A line over `maxLineBytes` is
+ * LINE_TOO_LONG, and the file is read no further.
  */
-async function* exportLines(file: string): AsyncGenerator<string> {
+async function* exportLines(file: string, maxLineBytes: number): AsyncGenerator<string | typeof LINE_TOO_LONG> {
   let partial: Buffer[] = [];
+  let partialBytes = 0;
   for await (const chunk of createReadStream(file) as AsyncIterable<Buffer>) {
     let from = 0;
     for (let lf = chunk.indexOf(0x0a); lf !== -1; lf = chunk.indexOf(0x0a, from)) {
+      if (partialBytes + lf - from > maxLineBytes) {
+        yield LINE_TOO_LONG;
+        return;
+      }
       partial.push(chunk.subarray(from, lf));
       yield lineText(partial);
       partial = [];
+      partialBytes = 0;
       from = lf + 1;
+    }
+    partialBytes += chunk.length - from;
+    if (partialBytes > maxLineBytes) {
+      yield LINE_TOO_LONG;
+      return;
     }
     if (from < chunk.length) partial.push(chunk.subarray(from));
   }
