@@ -7,12 +7,12 @@
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
 import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { keccak256, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { withInMemoryClient, type CallTool } from './testing/in-memory-client.ts';
+import { bodyOf, listen } from './testing/http-stand-in.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 const agentKey = privateKeyToAccount(`0x${'09'.repeat(32)}`);
@@ -22,17 +22,6 @@ const PREIMAGE = 'ef'.repeat(32);
 const TIME_LIMIT_MS = 2000;
 /** How long the stand-in Airlock takes to sign or pay: well past the limit. */
 const AIRLOCK_DELAY_MS = 3500;
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function bodyOf(req: IncomingMessage): Promise<any> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -6,11 +6,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
 import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { createOutboundFetch } from './outbound.ts';
 import { withInMemoryClient } from './testing/in-memory-client.ts';
+import { bodyOf, listen } from './testing/http-stand-in.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 const AGENT = '0x9999999999999999999999999999999999999999';
@@ -18,16 +18,6 @@ const ASSET = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
 const TRUSTED_PAY_TO = '0x1111111111111111111111111111111111111111';
 const EVIL_PAY_TO = '0x2222222222222222222222222222222222222222';
 const PREIMAGE = 'cd'.repeat(32);
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-async function bodyOf(req: IncomingMessage): Promise<any> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-}
 
 describe('a model-chosen Host header does not pick the virtual host that answers, is paid or gets a credential', () => {
   let airlock: Server;

@@ -7,10 +7,10 @@ import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { privateKeyToAccount } from 'viem/accounts';
 import { withInMemoryClient, type CallTool } from './testing/in-memory-client.ts';
+import { bodyOf, listen } from './testing/http-stand-in.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 const agentKey = privateKeyToAccount(`0x${'09'.repeat(32)}`);
@@ -18,17 +18,6 @@ const ASSET = '0x5fbdb2315678afecb367f032d93f642f64180aa3';
 const PAY_TO = '0x2222222222222222222222222222222222222222';
 const PREIMAGE = 'ef'.repeat(32);
 const TIME_LIMIT_MS = 2000;
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function bodyOf(req: IncomingMessage): Promise<any> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-}
 
 describe('pay_x402 / pay_l402 answer within their time limit, saying what was paid', () => {
   let airlock: Server;

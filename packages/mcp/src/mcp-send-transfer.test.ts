@@ -5,30 +5,19 @@
 // request timeout, so the model never read the answer at all.
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
 import { keccak256, parseTransaction, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { DEFAULT_REQUEST_TIMEOUT_MSEC } from '@modelcontextprotocol/sdk/shared/protocol.js';
 import { DEFAULT_TOOL_TIMEOUT_MS, McpConfigError, readMcpConfig, TOOL_TIMEOUT_ENV, type McpConfig } from './index.ts';
 import { withInMemoryClient } from './testing/in-memory-client.ts';
+import { bodyOf, listen } from './testing/http-stand-in.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 // The stand-in Airlock signs with the agent's key: the SDK checks the signed transaction it is given.
 const agentKey = privateKeyToAccount(`0x${'09'.repeat(32)}`);
 const TO = '0x3333333333333333333333333333333333333333';
 const ONE_ETH = '1000000000000000000';
-
-async function listen(server: Server): Promise<string> {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-}
-
-async function bodyOf(req: IncomingMessage): Promise<any> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  return JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
-}
 
 /** How the stand-in RPC misbehaves. */
 type RpcMode = 'never-mines' | 'loses-broadcast-reply' | 'receipt-read-fails' | 'slow-before-signing';
