@@ -11,8 +11,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { createAdaptorServer } from '@hono/node-server';
+import { listenOnLoopback } from '../../x402-testbed/src/listen.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { auditLeaf, canonicalJson, leafHash } from '@airlock/core';
@@ -29,7 +30,7 @@ const show = (r: CliResult) => r.stdout + r.stderr;
 describe('audit verify --file: U+2028 and U+2029 from an agent, and heads no signer writes', () => {
   let h: Harness;
   let dir: string;
-  let server: Server;
+  let server: { url: string; close: () => Promise<void> };
   let publicKey: string;
   let lines: string[];
   let files = 0;
@@ -59,21 +60,15 @@ describe('audit verify --file: U+2028 and U+2029 from an agent, and heads no sig
     assert.ok(await h.airlock.audit.checkpoint());
     publicKey = await h.airlock.audit.auditPublicKey();
     // The harness's app on a socket, so `airlock audit export` reaches it as it reaches a daemon.
-    server = createServer(async (req, res) => {
-      const chunks: Buffer[] = [];
-      for await (const c of req) chunks.push(c as Buffer);
-      const r = await h.fetch(`http://127.0.0.1${req.url}`, { method: req.method!, headers: req.headers as Record<string, string>, ...(chunks.length ? { body: Buffer.concat(chunks) } : {}) });
-      res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/json' }).end(Buffer.from(await r.arrayBuffer()));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await listenOnLoopback(createAdaptorServer({ fetch: (req: Request) => h.fetch(req) }) as Server);
+    const url = server.url;
     const out = join(dir, 'export.jsonl');
     const exported = await runCli(['audit', 'export', '--out', out, '--wait', '0'], cliEnv({ AIRLOCK_URL: url, AIRLOCK_ADMIN_TOKEN: h.adminToken }));
     assert.equal(exported.code, 0, show(exported));
     lines = readFileSync(out, 'utf8').split('\n').filter((l) => l !== '');
   });
   after(async () => {
-    await new Promise((r) => server.close(r));
+    await server.close();
     await h.close();
     rmSync(dir, { recursive: true, force: true });
   });

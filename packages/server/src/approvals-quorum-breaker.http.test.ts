@@ -5,8 +5,8 @@
 // on the approval's quorum).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateApproverKey, signApprovalVote } from '@airlock/sdk/approvals';
 import { ALICE, BASE, USDC_ASSET, provisionAgent, startHarness, usdcTransfer, type Harness, type StoreKind } from './testing/harness.ts';
+import { approverKit } from './testing/approvers.ts';
 
 const U = 1_000_000n;
 const BURST = 'detector/fleet/burst';
@@ -28,19 +28,8 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
     after(async () => h.close());
 
-    let counter = 0;
     let nonce = 0;
-    const addApprover = async (group: string) => {
-      const key = generateApproverKey();
-      const name = `${group}-${store}-${++counter}`;
-      assert.equal((await h.admin('POST', '/v1/approvers', { name, publicKey: key.publicKey, groups: [group] })).status, 201);
-      return { name, secretKey: key.secretKey };
-    };
-    const vote = async (who: { name: string; secretKey: string }, approvalId: string) => {
-      const { digest } = (await h.admin('GET', `/v1/approvals/${approvalId}`)).body;
-      const body = signApprovalVote({ secretKey: who.secretKey, approvalId, digest, decision: 'approve', approver: who.name, at: new Date(h.clock!.now()).toISOString() });
-      return h.call('POST', `/v1/approvals/${approvalId}/votes`, { body });
-    };
+    const { addApprover, vote } = approverKit(() => h, store);
     const pay = (token: string, usdc: bigint) => {
       h.clock!.advance(1000);
       return h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, usdc * U, nonce++) });

@@ -7,8 +7,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeFunctionData, parseAbiItem, type Hex } from 'viem';
-import { generateApproverKey, signApprovalVote } from '@airlock/sdk/approvals';
 import { ALICE, USDC, USDC_ASSET, provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
+import { approverKit } from './testing/approvers.ts';
 
 const U = 1_000_000n;
 const ROUTER = '0x2626664c2603336e57b271c5c0b26f421741e481';
@@ -41,18 +41,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
     });
     after(async () => h.close());
 
-    let counter = 0;
-    const addApprover = async (group: string) => {
-      const key = generateApproverKey();
-      const name = `${group}-${store}-${++counter}`;
-      assert.equal((await h.admin('POST', '/v1/approvers', { name, publicKey: key.publicKey, groups: [group] })).status, 201);
-      return { name, secretKey: key.secretKey };
-    };
-    const vote = async (who: { name: string; secretKey: string }, approvalId: string) => {
-      const { digest } = (await h.admin('GET', `/v1/approvals/${approvalId}`)).body;
-      const body = signApprovalVote({ secretKey: who.secretKey, approvalId, digest, decision: 'approve', approver: who.name, at: new Date().toISOString() });
-      return h.call('POST', `/v1/approvals/${approvalId}/votes`, { body });
-    };
+    const { addApprover, vote } = approverKit(() => h, store);
     const setFleet = async (...rules: object[]) => assert.equal((await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules } })).status, 200);
     const hold = async (token: string, body: unknown) => {
       const res = await h.call('POST', '/v1/sign/user-operation', { token, body });
