@@ -125,6 +125,36 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.deepEqual(next.body.error.violations.map((v: { rule: string; code: string; used: string }) => [v.rule, v.code, v.used]), [['agent/usdc-daily', 'budget_exceeded', TEN_USDC.toString()]]);
     });
 
+    test('retried as a compromised agent would after the grant (the same Idempotency-Key, the same nonce, after a restart): the key answers its hold (whose result is the granted bytes), the same transaction without it is refused, and nothing is charged twice', async () => {
+      const { agent, token } = await provisionAgent(h, { policy: UNREAD, actions: ['evm.transaction'] });
+      const headers = { 'Idempotency-Key': `grant-recharge-${store}-${agent.id}` };
+      const held = await h.call('POST', '/v1/sign/transaction', { token, body: routerCall(pay(TEN_USDC), 0), headers });
+      assert.equal(held.status, 202, JSON.stringify(held.body));
+      await setPolicy(agent.name, READ);
+      const granted = await h.admin('POST', `/v1/approvals/${held.body.approvalId}/approve`);
+      assert.equal(granted.status, 200, JSON.stringify(granted.body));
+      const signedTransaction = granted.body.result.signedTransaction;
+      await h.restart();
+      const answers = [
+        await h.call('POST', '/v1/sign/transaction', { token, body: routerCall(pay(TEN_USDC), 0), headers }),
+        await h.call('POST', '/v1/sign/transaction', { token, body: routerCall(pay(TEN_USDC), 0) }),
+      ];
+      // The key answers what it answered first (the hold, pointing at the granted approval, whose result is the bytes);
+      // the same transaction without it is a new request, judged and refused by the budget the grant charged.
+      const [sameKey, sameNonce] = answers;
+      assert.equal(sameKey!.status, 202, JSON.stringify(sameKey!.body));
+      assert.equal(sameKey!.body.replayed, true);
+      assert.equal(sameKey!.body.approvalId, held.body.approvalId);
+      assert.equal((await h.admin('GET', `/v1/approvals/${held.body.approvalId}`)).body.result.signedTransaction, signedTransaction);
+      assert.equal(sameNonce!.status, 403, JSON.stringify(sameNonce!.body));
+      assert.equal(sameNonce!.body.signedTransaction, undefined);
+      assert.ok(sameNonce!.body.error.violations.some((v: { code: string }) => v.code === 'budget_exceeded'), JSON.stringify(sameNonce!.body));
+      // The day's 10 USDC was charged once: a 1-unit payment is refused, used 10 USDC.
+      const next = await h.call('POST', '/v1/sign/transaction', { token, body: routerCall(pay(1n), 1) });
+      assert.equal(next.status, 403, JSON.stringify(next.body));
+      assert.deepEqual(next.body.error.violations.map((v: { rule: string; code: string; used: string }) => [v.rule, v.code, v.used]), [['agent/usdc-daily', 'budget_exceeded', TEN_USDC.toString()]]);
+    });
+
     test('the other way: held as a 10 USDC payment under the ABI, granted after the ABI was removed: charged what it now moves (nothing), its hold released', async () => {
       const heldByHand = { ...READ, rules: [...READ.rules, { name: 'router-by-hand', type: 'approval_tier', match: { contracts: [ROUTER] } }] };
       const { agent, token } = await provisionAgent(h, { policy: heldByHand, actions: ['evm.transaction'] });
