@@ -12,7 +12,7 @@ import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { keccak256, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { withInMemoryClient, type CallTool } from './testing/in-memory-client.ts';
-import { bodyOf, listen } from './testing/http-stand-in.ts';
+import { answerFailure, bodyOf, listen } from './testing/http-stand-in.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 const agentKey = privateKeyToAccount(`0x${'09'.repeat(32)}`);
@@ -62,7 +62,7 @@ describe('the time limit covers Airlock signing and paying: cut off, paid is "ma
         }
         res.statusCode = 404;
         res.end(JSON.stringify({ error: { code: 'not_found', message: 'not found' } }));
-      })();
+      })().catch(answerFailure(res));
     });
     api = createServer((req, res) => {
       const paid = Boolean(req.headers['payment-signature'] || req.headers.authorization);
@@ -88,7 +88,7 @@ describe('the time limit covers Airlock signing and paying: cut off, paid is "ma
           case 'eth_sendRawTransaction': broadcasts += 1; return ok(keccak256(params[0] as Hex));
           default: return ok(null);
         }
-      })();
+      })().catch(answerFailure(res));
     });
     airlockUrl = await listen(airlock);
     apiUrl = await listen(api);

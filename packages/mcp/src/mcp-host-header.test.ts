@@ -10,7 +10,7 @@ import { createServer, type Server } from 'node:http';
 import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { createOutboundFetch } from './outbound.ts';
 import { withInMemoryClient } from './testing/in-memory-client.ts';
-import { bodyOf, listen } from './testing/http-stand-in.ts';
+import { answerFailure, bodyOf, listen } from './testing/http-stand-in.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 const AGENT = '0x9999999999999999999999999999999999999999';
@@ -45,7 +45,7 @@ describe('a model-chosen Host header does not pick the virtual host that answers
         }
         res.statusCode = 404;
         res.end(JSON.stringify({ error: { code: 'not_found', message: 'not found' } }));
-      })();
+      })().catch(answerFailure(res));
     });
     // One address, two tenants routed by Host (as a shared host, CDN or reverse proxy does).
     shared = createServer((req, res) => {

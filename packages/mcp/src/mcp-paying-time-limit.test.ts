@@ -10,7 +10,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { encodePaymentRequiredHeader } from '@x402/core/http';
 import { privateKeyToAccount } from 'viem/accounts';
 import { withInMemoryClient, type CallTool } from './testing/in-memory-client.ts';
-import { bodyOf, listen } from './testing/http-stand-in.ts';
+import { answerFailure, bodyOf, listen } from './testing/http-stand-in.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 const agentKey = privateKeyToAccount(`0x${'09'.repeat(32)}`);
@@ -54,7 +54,7 @@ describe('pay_x402 / pay_l402 answer within their time limit, saying what was pa
         }
         res.statusCode = 404;
         res.end(JSON.stringify({ error: { code: 'not_found', message: 'not found' } }));
-      })();
+      })().catch(answerFailure(res));
     });
     api = createServer((req, res) => {
       const paid = Boolean(req.headers['payment-signature'] || req.headers.authorization);

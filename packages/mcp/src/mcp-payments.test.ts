@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { decodePaymentSignatureHeader, encodePaymentRequiredHeader } from '@x402/core/http';
 import { getAddress } from 'viem';
 import { inMemoryClient, withInMemoryClient, type CallTool } from './testing/in-memory-client.ts';
+import { answerFailure } from './testing/http-stand-in.ts';
 
 const TOKEN = `ses_0123456789abcdef.${'A'.repeat(43)}`;
 // The stand-in Airlock signs with the agent's key: the SDK verifies every signature it is given.
@@ -53,7 +54,7 @@ function startAirlock(asked: string[]): Server {
       }
       res.statusCode = 404;
       res.end(JSON.stringify({ error: { code: 'not_found', message: 'not found' } }));
-    })();
+    })().catch(answerFailure(res));
   });
 }
 

@@ -89,12 +89,17 @@ async function sendTransfer(ctx: ToolContext, args: SendTransferArgs, callDeadli
   const notMinedYet = { ...sent, status: 'sent', notes: ['Broadcast, not yet mined within this call\'s time limit. Do not send it again; look the transaction hash up later.'] };
   const waitMs = deadline - Date.now();
   if (waitMs <= 0) return notMinedYet;
+  // viem's timeout ends the wait, not its polling: the transaction read it retries six times over 12.6 s runs on
+  // after the answer (found in CI: a late poll reached the RPC after the call had answered). Aborting stops it.
+  const stopPolling = new AbortController();
   try {
-    const receipt = await publicClient.waitForTransactionReceipt({ hash: transactionHash, timeout: waitMs });
+    const receipt = await publicClient.waitForTransactionReceipt({ hash: transactionHash, timeout: waitMs, signal: stopPolling.signal });
     return { ...sent, status: receipt.status, blockNumber: receipt.blockNumber.toString(), gasUsed: receipt.gasUsed.toString() };
   } catch (e) {
     if (e instanceof WaitForTransactionReceiptTimeoutError) return notMinedYet;
     throw new PaidThenFailedError(e, { ...sent, sent: true }, doNotRetry('was broadcast, but its receipt could not be read'));
+  } finally {
+    stopPolling.abort();
   }
 }
 
