@@ -126,6 +126,36 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       assert.equal(again.body.error.code, 'approval_not_pending');
     });
 
+    for (const [how, match] of [['kinds and to', { kinds: ['erc20.approve'], to: [ROUTER] }], ['to alone (it touches the batch as a whole through the approve)', { to: [ROUTER] }]] as const) {
+      test(`a quorum tier with a match (${how}) is a rung only where it left out no call moving the asset: a 2,000 USDC router approve alone goes to treasury; batched with a 5,000 USDC transfer, the operator must approve too`, async () => {
+        // Found by review: "router approvals above 1,000 USDC: 1 of treasury" is on the ladder of "above 1,000 USDC:
+        // the operator" (same layer, asset and threshold), but its approvers were asked about the router, and one
+        // treasury vote granted the 5,000 USDC transfer riding along with the approve.
+        const routerBig = { name: 'router-big', type: 'approval_tier', asset: USDC_ASSET, above: (1_000n * U).toString(), match, quorum: { min: 1, groups: ['treasury'] } };
+        await setFleet(bigByOperator, routerBig);
+        const { agent, token } = await provisionAgent(h, { policy: agentPolicy(), actions: ['evm.user_operation'] });
+        const treasurer = await addApprover('treasury');
+        const approve2k = { to: USDC, data: erc20Data('approve', ROUTER, 2_000n * U) };
+
+        const alone = await hold(token, batch(agent.address, [approve2k]));
+        assert.deepEqual(alone.quorum, [{ rule: 'fleet/router-big', min: 1, groups: ['treasury'] }], 'its match touched every call moving USDC: the rung stands in');
+        assert.equal((await vote(treasurer, alone.id)).body.state, 'approved');
+
+        const steered = await hold(token, batch(agent.address, [approve2k, transfer(5_000n)]));
+        assert.deepEqual(steered.quorum, [{ rule: 'fleet/router-big', min: 1, groups: ['treasury'] }, { rule: 'fleet/big-by-operator', min: 1, groups: [], operator: {} }]);
+        const voted = await vote(treasurer, steered.id);
+        assert.equal(voted.status, 200, JSON.stringify(voted.body));
+        assert.equal(voted.body.state, 'pending', 'one treasury vote does not grant the 5,000 USDC transfer the operator holds');
+        assert.equal(voted.body.result, undefined);
+        const approved = await h.admin('POST', `/v1/approvals/${steered.id}/approve`);
+        assert.equal(approved.body.state, 'approved', JSON.stringify(approved.body));
+        assert.ok(approved.body.result?.signature);
+        // The in-memory flag the rule is decided by is never written out.
+        const held = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.request`)).body.entries;
+        assert.ok(held.length >= 2 && !JSON.stringify(held).includes('judgedAll'));
+      });
+    }
+
     test('a real ladder as before: a fleet quorum above the fleet operator tier on the same asset, an agent quorum alone; an agent quorum over the agent\'s own operator tier that is no rung of it needs the operator too', async () => {
       const dev = await addApprover('devops');
       const treasurer = await addApprover('treasury');

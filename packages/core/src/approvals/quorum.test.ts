@@ -1,13 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compilePolicy } from '../policy/index.ts';
-import type { Violation } from '../policy/decision.ts';
+import { JUDGED_ALL_OF_ASSET, type Violation } from '../policy/decision.ts';
 import { eligibleGroups, quorumMet, requiredQuorum, withOperatorApproval } from './quorum.ts';
 import { USDC, decide, input, intent, layer } from '../policy/testing/fixtures.ts';
 
-const tier = (rule: string, min?: number, groups: string[] = [], threshold?: { asset: string; limit: string }): Violation => ({ rule, code: 'approval_required', message: '', ...(min !== undefined ? { quorum: { min, groups } } : {}), ...threshold });
-/** A rung of a USDC ladder: the tier's threshold as its violation carries it (`above` in base units). */
-const above = (limit: string) => ({ asset: USDC, limit });
+const tier = (rule: string, min?: number, groups: string[] = [], threshold?: Partial<Violation>): Violation => ({ rule, code: 'approval_required', message: '', ...(min !== undefined ? { quorum: { min, groups } } : {}), ...threshold });
+/**
+ * A rung of a USDC ladder: the tier's threshold as its violation carries it (`above` in base units), 1 over it
+ * requested, and whether it judged all of the request's USDC (its match left out no call moving some; default yes).
+ */
+const above = (limit: string, judgedAll = true) => ({ asset: USDC, limit, requested: (BigInt(limit) + 1n).toString(), [JUDGED_ALL_OF_ASSET]: judgedAll });
 
 test('no tier with a quorum: an operator approves (undefined)', () => {
   assert.equal(requiredQuorum([tier('agent/big')]), undefined);
@@ -79,6 +82,10 @@ test('a tier without a quorum is met only by a higher rung of its ladder (same o
   // A fleet rung implied by the agent's quorum still speaks for the fleet; two operator tiers make one requirement.
   assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/t', 2, ['treasury'], above('3000')), tier('agent/more', 3, ['treasury'])]), [{ rule: 'agent/more', min: 3, groups: ['treasury'] }]);
   assert.deepEqual(requiredQuorum([tier('fleet/a'), tier('fleet/b'), tier('agent/router', 1, ['devops'])]), [{ rule: 'agent/router', min: 1, groups: ['devops'] }, operator('fleet/a')]);
+  // A rung whose match left out a call moving USDC (a 5,000 USDC transfer batched with a router approve), or one
+  // found on one call of a batch (no flag), is no rung: the operator too.
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/router', 1, ['treasury'], above('1000', false))]), [{ rule: 'fleet/router', min: 1, groups: ['treasury'] }, operator('fleet/big')]);
+  assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/t', 2, ['treasury'], { asset: USDC, limit: '3000', requested: '5000' })]), [{ rule: 'fleet/t', min: 2, groups: ['treasury'] }, operator('fleet/big')]);
   // Each operator tier needs its own higher rung: one ladder met does not speak for another tier.
   assert.deepEqual(requiredQuorum([tier('fleet/big', undefined, [], above('1000')), tier('fleet/t', 2, ['treasury'], above('3000')), tier('fleet/router-by-operator')]), [{ rule: 'fleet/t', min: 2, groups: ['treasury'] }, operator('fleet/router-by-operator')]);
 });

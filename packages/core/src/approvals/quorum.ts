@@ -1,4 +1,4 @@
-import type { ApprovalQuorum, Violation } from '../policy/decision.ts';
+import { JUDGED_ALL_OF_ASSET, type ApprovalQuorum, type Violation } from '../policy/decision.ts';
 
 /** One quorum a held request must meet: `min` distinct approvers from `groups`; `rule` is the tier that asked. */
 export interface QuorumRequirement extends ApprovalQuorum {
@@ -37,7 +37,17 @@ const BREAKER_HOLDS: ReadonlySet<string> = new Set(['breaker_open', 'breaker_tri
 const higherRung = (q: Violation, operatorTier: Violation): boolean =>
   trustRank(q.rule) <= trustRank(operatorTier.rule) &&
   operatorTier.asset !== undefined && operatorTier.limit !== undefined &&
-  q.asset === operatorTier.asset && q.limit !== undefined && BigInt(q.limit) >= BigInt(operatorTier.limit);
+  q.asset === operatorTier.asset && q.limit !== undefined && BigInt(q.limit) >= BigInt(operatorTier.limit) &&
+  judgedAll(q);
+
+/**
+ * Whether quorum tier `q` judged all of its asset the request moves: no `match`, or every executed call moving some
+ * is one its `match` touches (found by review: "router approvals above 1,000 USDC: 1 of treasury" stood in for
+ * "above 1,000 USDC: the operator" on a batch of a 2,000 USDC router approve and a 5,000 USDC transfer, so one
+ * treasury vote granted the transfer; a `to: [router]` match touches such a batch as a whole through its approve).
+ * A tier found on one call of a batch judged only that call.
+ */
+const judgedAll = (q: Violation): boolean => q[JUDGED_ALL_OF_ASSET] === true;
 
 /**
  * The quorums a `require_approval` decision needs, from the `approval_required` violations of the tiers that

@@ -69,6 +69,21 @@ export function matchedFacts(match: Touching | undefined, intent: Intent, facts:
 }
 
 /**
+ * How much of `asset` the executed calls a `match` touches move, each call judged on its own (an unlimited
+ * approval counts as its amount does in `facts`). A match can touch a batch as a whole through one call (`to`
+ * names any party), so this is what an approval tier's approvers judged call by call: compared with the request's
+ * whole amount, it tells whether calls the match leaves out move some of the asset (approvals/quorum.ts).
+ */
+export function amountTouchedCallsMove(match: Touching, intent: Intent, asset: string): bigint {
+  let sum = 0n;
+  for (const call of executedCalls(intent)) {
+    const facts = factsOf(call);
+    if (match.touches(call, facts)) sum += facts.unlimitedApprovals.get(asset) ?? facts.requestedByAsset.get(asset) ?? 0n;
+  }
+  return sum;
+}
+
+/**
  * The calls a request executes, one level below the other (a user operation's module call counts as the calls
  * the module makes its account execute); a Safe gas refund is the fee, not a call. A request that executes no
  * call is one call itself.

@@ -16,7 +16,17 @@ export interface Violation {
   asset?: string;
   /** `approval_required` from a tier with a quorum: `min` distinct approvers of these groups must approve. */
   quorum?: ApprovalQuorum;
+  /**
+   * `approval_required` from a tier with `asset` and `above`: true when the tier judged all of `asset` the request
+   * moves (no `match`, or every call moving some is one its `match` touches). Only such a quorum tier stands in for
+   * an operator tier (approvals/quorum.ts). Under a symbol: used while deciding, never written to answers or audit
+   * entries.
+   */
+  [JUDGED_ALL_OF_ASSET]?: boolean;
 }
+
+/** The key of Violation's in-memory `judged all of the asset` flag (see there). */
+export const JUDGED_ALL_OF_ASSET: unique symbol = Symbol('judgedAllOfAsset');
 
 /** M of the approvers who belong to any of the named groups (approval_tier `quorum`). */
 export interface ApprovalQuorum {

@@ -2,7 +2,7 @@ import type { Approval, Intent, ModuleExecutionInfo, Spend, UserOperationInfo } 
 import type { LedgerView, WindowQuery } from '../ports/ledger.ts';
 import { windowKey } from '../ports/ledger.ts';
 import type { ViolationCode } from '../codes.ts';
-import type { Decision, Layer, Violation } from './decision.ts';
+import { JUDGED_ALL_OF_ASSET, type Decision, type Layer, type Violation } from './decision.ts';
 import { intentFacts, type IntentFacts } from './facts.ts';
 import type { PolicyLayer } from './layers.ts';
 import { scopeSeries, type CompiledAllowRule, type EvaluationInput, type RuleContext } from './rules/index.ts';
@@ -196,7 +196,8 @@ function evaluateCalls(layers: readonly PolicyLayer[], input: EvaluationInput, l
       const key = `${v.rule}\u0000${v.code}`;
       if (seen.has(key)) continue;
       seen.add(key);
-      into.push({ ...v, message: `${label}: ${v.message}` });
+      // Judged on one call, not the request: no quorum tier found here stands in for an operator tier (quorum.ts).
+      into.push({ ...v, message: `${label}: ${v.message}`, [JUDGED_ALL_OF_ASSET]: undefined });
     }
   }
   const policyVersion = whole.policyVersion;

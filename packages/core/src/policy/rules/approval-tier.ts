@@ -3,8 +3,9 @@ import { toAmount } from '../amount.ts';
 import { amountField, assetField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { invalidPolicyAt } from '../path.ts';
-import { matchedFacts } from '../calls.ts';
+import { amountTouchedCallsMove, matchedFacts } from '../calls.ts';
 import { applies, defineRule, type Finding } from './types.ts';
+import { JUDGED_ALL_OF_ASSET } from '../decision.ts';
 
 /** Approver group names, as `airlock approver add --groups` takes them. */
 export const APPROVER_GROUP_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -56,8 +57,10 @@ export const approvalTierRule = defineRule({
         const requested = unlimited ?? facts.requestedByAsset.get(asset) ?? 0n;
         if (unlimited === undefined && requested <= above) return 'pass';
         const who = quorum ? `${quorum.min} of ${quorum.groups.join(', ')} must approve` : 'a human must approve';
+        const whole = ctx.facts.unlimitedApprovals.get(asset) ?? ctx.facts.requestedByAsset.get(asset) ?? 0n;
         return [
           withQuorum({
+            [JUDGED_ALL_OF_ASSET]: match === undefined || amountTouchedCallsMove(match, ctx.input.intent, asset) >= whole,
             code: 'approval_required',
             message: unlimited !== undefined ? `approves an unlimited amount of ${asset}; above ${above} ${who}` : `requests ${requested} base units of ${asset}; above ${above} ${who}`,
             limit: above.toString(),
