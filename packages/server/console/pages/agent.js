@@ -3,6 +3,7 @@ import { get, post, qs } from '../api.js';
 import { ConfirmButton, DecisionBadge, ErrorNote, Loading, Rules, StatusBadge, useLoad } from '../components.js';
 import { formatTime, pretty, relativeTime } from '../format.js';
 import { html } from '../html.js';
+import { MarkedText } from '../marked-text.js';
 import { SpendCharts } from '../spend-charts.js';
 import { AgentAnomalies } from '../anomalies.js';
 
@@ -67,7 +68,7 @@ function RecentDecisions({ agentId }) {
       <td>${formatTime(e.at)}</td>
       <td><code>${e.type}</code></td>
       <td><${DecisionBadge} decision=${e.decision} /></td>
-      <td>${e.data?.intent?.summary ?? e.action ?? ''}</td>
+      <td><${MarkedText} text=${e.data?.intent?.summary ?? e.action ?? ''} ours="…" /></td>
       <td><${Rules} violations=${e.data?.violations} allowedBy=${e.data?.allowedBy} code=${e.data?.errorCode} /></td>
     </tr>`)}</tbody>
   </table></div>`;

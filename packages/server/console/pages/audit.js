@@ -3,6 +3,7 @@ import { get, post, qs } from '../api.js';
 import { DecisionBadge, ErrorNote, Loading, Rules, useLoad } from '../components.js';
 import { formatTime, pretty, shortHex } from '../format.js';
 import { html } from '../html.js';
+import { MarkedText } from '../marked-text.js';
 
 const EMPTY = { agent: '', decision: '', type: '', from: '', to: '', limit: '100' };
 
@@ -56,7 +57,7 @@ export function AuditPage({ query }) {
           <td><${DecisionBadge} decision=${e.decision} /></td>
           <td>
             <${Rules} violations=${e.data?.violations} allowedBy=${e.data?.allowedBy} code=${e.data?.errorCode} />
-            <details><summary>Entry ${e.seq} data</summary><pre tabindex="0">${pretty(e.data)}</pre><p class="muted">hash <code>${e.hash}</code></p></details>
+            <details><summary>Entry ${e.seq} data</summary><pre tabindex="0" dir="ltr"><${MarkedText} text=${pretty(e.data)} json /></pre><p class="muted">hash <code>${e.hash}</code></p></details>
           </td>
         </tr>`)}</tbody>
       </table></div>` : null}

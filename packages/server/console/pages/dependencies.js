@@ -3,10 +3,14 @@ import { get } from '../api.js';
 import { ErrorNote, Loading, StatusBadge, useLoad } from '../components.js';
 import { formatTime, groupDigits, relativeTime, shortHex } from '../format.js';
 import { html } from '../html.js';
+import { MarkedText } from '../marked-text.js';
 
 /**
  * The dependency map of one agent: what its key handed out (allowances, permits, authorizations), what is open
  * (sessions, approvals, payments in flight, NWC connections), and, once the chain has been read, what is live.
+ * Tokens, spenders and payees are drawn whole: 0x + 4 + 4 hex digits is 32 bits, which an agent grinds in minutes
+ * to make its own spender read like a known one (Permit2's 0x0000…8ba3); what the agent wrote (a summary) is marked
+ * as on the approval card (found by review).
  */
 export function DependenciesPage({ params, query }) {
   const id = params.id;
@@ -32,8 +36,8 @@ export function DependenciesPage({ params, query }) {
         <td class="num"><a href=${`#/audit?seq=${g.auditSeq}`}>${g.auditSeq}</a></td>
         <td><code>${g.kind}</code></td>
         <td>${g.chain}</td>
-        <td><code title=${g.token}>${shortHex(g.token)}</code></td>
-        <td><code title=${g.spender}>${shortHex(g.spender)}</code></td>
+        <td><code class="address">${g.token}</code></td>
+        <td><code class="address">${g.spender}</code></td>
         <td class="num">${g.unlimited ? 'unlimited' : groupDigits(g.amount)}</td>
         <td class="num">${g.nonce ?? ''}</td>
         <td>${unixTime(g.deadline ?? g.expiresAt)}</td>
@@ -47,8 +51,8 @@ export function DependenciesPage({ params, query }) {
       <tbody>${m.authorizations.map((a) => html`<tr>
         <td class="num"><a href=${`#/audit?seq=${a.auditSeq}`}>${a.auditSeq}</a></td>
         <td><code>${a.paymentId}</code></td>
-        <td><code title=${a.token}>${shortHex(a.token)}</code></td>
-        <td><code title=${a.to}>${shortHex(a.to)}</code></td>
+        <td><code class="address">${a.token}</code></td>
+        <td><code class="address">${a.to}</code></td>
         <td class="num">${groupDigits(a.value)}</td>
         <td>${unixTime(a.validBefore)}</td>
         <td><${Live} item=${a} /></td>
@@ -57,7 +61,7 @@ export function DependenciesPage({ params, query }) {
     <h2>Open sessions</h2>
     ${m.sessions.length === 0 ? html`<p class="muted">No open session.</p>` : html`<ul class="plain">${m.sessions.map((s) => html`<li><code>${s.id}</code>${s.parentId ? html` <span class="muted">child of <code>${s.parentId}</code></span>` : ''} · ${s.actions.join(', ')} · expires ${relativeTime(s.expiresAt)}</li>`)}</ul>`}
     <h2>Pending approvals</h2>
-    ${m.approvals.length === 0 ? html`<p class="muted">None pending.</p>` : html`<ul class="plain">${m.approvals.map((a) => html`<li><a href="#/approvals"><code>${a.id}</code></a> · ${a.summary ?? a.action}</li>`)}</ul>`}
+    ${m.approvals.length === 0 ? html`<p class="muted">None pending.</p>` : html`<ul class="plain">${m.approvals.map((a) => html`<li><a href="#/approvals"><code>${a.id}</code></a> · <${MarkedText} text=${a.summary ?? a.action} ours="…" /></li>`)}</ul>`}
     <h2>Lightning payments in flight and NWC connections</h2>
     ${m.lightningPayments.length + m.nwcConnections.length === 0 ? html`<p class="muted">None.</p>` : html`<ul class="plain">
       ${m.lightningPayments.map((l) => html`<li>payment <code>${l.id}</code> · ${groupDigits(l.amountMsat)} msat</li>`)}

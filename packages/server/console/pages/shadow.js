@@ -3,6 +3,7 @@ import { api, get, post, qs } from '../api.js';
 import { ConfirmButton, DecisionBadge, ErrorNote, Loading, Rules, useLoad } from '../components.js';
 import { formatTime } from '../format.js';
 import { html } from '../html.js';
+import { MarkedText } from '../marked-text.js';
 
 const EVENTS = ['policy.shadow_set', 'policy.shadow_cleared', 'policy.shadow_promoted'];
 
@@ -82,7 +83,7 @@ function Candidate({ staged: { scope, shadow, differences }, title, names, onUns
       <tbody>${differences.map((d) => html`<tr>
         <td class="num"><a href=${`#/audit?seq=${d.auditSeq}`}>${d.auditSeq}</a></td>
         <td>${names.get(d.agentId) ?? d.agentId}</td>
-        <td>${d.summary ?? d.action ?? ''}<br /><span class="muted">${formatTime(d.at)}</span></td>
+        <td><${MarkedText} text=${d.summary ?? d.action ?? ''} ours="…" /><br /><span class="muted">${formatTime(d.at)}</span></td>
         <td><code>${d.kind}</code></td>
         <td><${DecisionBadge} decision=${d.active.decision} /> <${Rules} violations=${d.active.violations} allowedBy=${d.active.allowedBy} /></td>
         <td>${d.candidate ? html`<${DecisionBadge} decision=${d.candidate.decision} /> <${Rules} violations=${d.candidate.violations} allowedBy=${d.candidate.allowedBy} />` : html`<span class="code">${d.error ?? 'error'}</span>`}</td>
