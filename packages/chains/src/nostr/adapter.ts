@@ -186,8 +186,9 @@ function httpAuthTarget(tags: string[][]): { url: string; method: string } {
   if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password) throw new AirlockError('invalid_request', 'the u tag must be an http(s) URL without credentials');
   // Policy judges the URL as WHATWG parses it, but the event signs the tag as written, and a server may parse it
   // otherwise: `/admin/%2e%2e/public/x` passes a `/public/**` rule as `/public/x` (found by review). What can make
-  // the two readings differ is refused: dot segments (encoded or not, or with `;params`), encoded slashes,
-  // backslashes and percent signs, backslashes, whitespace and control characters. Differences that mean the same URL everywhere (no trailing slash on an empty path, the case of the
+  // the two readings differ is refused: dot segments (encoded or not, or with `;params`, the `;` encoded or not),
+  // encoded slashes, backslashes, percent signs and control characters, raw backslashes, whitespace and control
+  // characters. Differences that mean the same URL everywhere (no trailing slash on an empty path, the case of the
   // scheme and host, a default port, percent-encoding) are not: nostr-tools' getToken writes the URL it is given.
   if (ambiguousUrl(us[0]![1]!)) throw new AirlockError('invalid_request', `the u tag has dot segments, encoded slashes, backslashes or percent signs, backslashes, whitespace or control characters, which servers read differently; write it as the URL it means (${JSON.stringify(url.href)})`);
   const method = methods[0]![1] ?? '';
@@ -202,8 +203,12 @@ function ambiguousUrl(raw: string): boolean {
   // An encoded slash or backslash becomes a separator behind decoding proxies and Windows servers, and an encoded
   // percent a dot segment behind servers that decode twice (`..%2Fadmin`, `..%5Cadmin`, `%252e%252e`: found by
   // review). A segment's `;params` are dropped by Java servlet containers before `..` is resolved (`..;/admin`).
-  if (/%(2f|5c|25)/i.test(path)) return true;
-  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment.split(';', 1)[0]!));
+  // An encoded control character is one once decoded (raw ones are refused above): `..%00` and `..%09` are `..` to a
+  // server that truncates or trims there. An encoded semicolon is a `;` once a proxy decodes it, so it starts
+  // `;params` as a literal one does (`%2e%2e%3b/admin` is `..;/admin` behind a decoding proxy; found by review
+  // 2026-12-05).
+  if (/%(2f|5c|25|[01][0-9a-f]|7f)/i.test(path)) return true;
+  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment.split(/;|%3b/i, 1)[0]!));
 }
 
 /** NIP-44 and (where a rule allows it) NIP-04: the peer and the direction, judged by policy; nothing is signed. */
