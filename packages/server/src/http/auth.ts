@@ -20,7 +20,12 @@ import type { RefusalTally } from './refusal-tally.ts';
 import type { AuthKind } from './route-table.ts';
 import type { SessionAncestry, SessionRateLimiter } from './session-rate-limiter.ts';
 
-export type Principal = { kind: 'admin' } | { kind: 'agent'; auth: AgentAuth };
+/**
+ * `stillValid` (admin): throws `unauthenticated` once the credential the request authenticated with no longer holds
+ * (the admin token rotated away, the console session ended), for a request that outlives its authentication (a long
+ * poll) before it hands out what was decided meanwhile; a session is re-read with `assertStillUsable` instead.
+ */
+export type Principal = { kind: 'admin'; stillValid?: () => Promise<void> } | { kind: 'agent'; auth: AgentAuth };
 
 /** What every authenticated route of one app shares. */
 export interface AuthEdge {
@@ -85,7 +90,11 @@ export function authenticate(edge: AuthEdge, kind: Exclude<AuthKind, 'none'>, ro
       const admit = (auth: AgentAuth) => admitSession(edge, auth, source, now);
       // A route that re-reads the credential in its own transaction (signing) may take it from the cache.
       const agentAuth = () => (rechecked ? airlock.signing.authenticateForSigning(token, admit) : airlock.signing.authenticate(token, admit));
-      principal = credential === 'admin' ? await verifyAdmin(airlock.admin, token) : { kind: 'agent', auth: await agentAuth() };
+      if (credential === 'admin') {
+        await verifyAdmin(airlock.admin, token);
+        // A long poll asks again before it answers: a token rotated away since gets nothing decided meanwhile.
+        principal = { kind: 'admin', stillValid: () => edge.holder.get().admin.verify(token) };
+      } else principal = { kind: 'agent', auth: await agentAuth() };
       if (principal.kind === 'agent') await admitAncestors(edge, principal.auth, source, now);
     } catch (e) {
       if (!isAirlockError(e)) throw e;
@@ -134,7 +143,13 @@ async function consolePrincipal(edge: AuthEdge, c: Context, cookies: string[], s
   // A session opened with an admin token that was rotated since ends with it (admin-credential.ts bounds when).
   const proof = consoleProof(c);
   const credential = await edge.holder.get().admin.currentHash();
-  if (edge.console.find(cookies, proof, now, credential)) return { kind: 'admin' };
+  if (edge.console.find(cookies, proof, now, credential)) {
+    const stillValid = async () => {
+      const current = await edge.holder.get().admin.currentHash();
+      if (!edge.console.find(cookies, proof, edge.now(), current)) throw new AirlockError('unauthenticated', 'The console session ended; log in again.');
+    };
+    return { kind: 'admin', stillValid };
+  }
   edge.refusals.count('auth.failures', source, 'unauthenticated', now);
   const key = `${source} console`;
   const wait = edge.failures.retryAfterMs(key, now);

@@ -186,9 +186,11 @@ export function buildRoutes(holder: AirlockHolder, openapi: () => unknown, edge?
           // Woken by a vote or decision on this instance; re-read at least once a second for other instances.
           await waiters.sleep(id, Math.min(1000, deadline - Date.now()), c.req.raw.signal);
           if (approval.state === 'pending' && approval.expiresAt <= A().deps.clock.now()) await A().operator.expireOverdue();
-          // The credential was checked when the poll began: a session revoked (or an agent frozen) while it
-          // waited gets nothing decided meanwhile, as its next request would not.
+          // The credential was checked when the poll began: a session revoked (or an agent frozen), an admin token
+          // rotated away or a console session ended while it waited gets nothing decided meanwhile, as its next
+          // request would not (found by review: the admin's poll was not re-checked).
           if (p.kind === 'agent') await A().signing.assertStillUsable(p.auth);
+          else await p.stillValid?.();
         }
       },
     },
