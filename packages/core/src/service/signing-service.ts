@@ -412,6 +412,17 @@ export class SigningService {
       await this.appendErrorEntry(tx, auth, action, reqHash, error, now, { idempotencyKey: req.idempotencyKey, digest, originalSeq: prior.auditSeq });
       return { refused: error };
     }
+    const stranded = prior.response.status === 202 ? await this.grantWithoutResult(tx, req, body) : undefined;
+    if (stranded) {
+      // Granted and charged, but its signature never left the instance that granted it (its key backend failed, or
+      // it died or lost its store between the grant's commit and the stored result): no result will be written, so
+      // the approval's poll never ends, and asking under a new key opened a second approval of the same bytes,
+      // charged again (found by review). Released here as a nonce replay of an approved request is (`reuse`).
+      const payment = isHeldPayment(req.input.intent) ? await tx.getPaymentByNonce(req.input.intent.payment!.network, heldToken(req.input.intent), req.input.intent.from, req.input.intent.payment!.nonce) : undefined;
+      const outcome = await this.replay(tx, req, session, stranded.auditSeq, payment ? { paymentId: payment.id } : {}, stranded.id);
+      if ('release' in outcome) outcome.release.approvalId = stranded.id;
+      return outcome;
+    }
     if (prior.response.status !== 200) {
       // The sending session is judged as for a signature's replay (replay): a derived session out of the action's or
       // chain's scope, or not below the session that sent it, is refused, not handed its parent's hold or refusal
@@ -427,6 +438,22 @@ export class SigningService {
     const outcome = await this.replay(tx, req, session, prior.auditSeq, paymentExtra(body), approvalId);
     if ('release' in outcome && approvalId !== undefined) outcome.release.approvalId = approvalId;
     return outcome;
+  }
+
+  /**
+   * The approval a stored 202 names, when it was granted (charged) and has no result: the grant's signing never
+   * finished. Only this agent's approval of this very request (action, digest), decoded for the key it signs with
+   * now (a key rotated since the grant signs nothing: completeGrant's `key_rotated`). Anything else: undefined, and
+   * the stored 202 is replayed as before (a granted approval with its result is read from the approval).
+   */
+  private async grantWithoutResult(tx: StoreTx, req: SignRequest, body: Record<string, unknown>): Promise<ApprovalRecord | undefined> {
+    if (typeof body.approvalId !== 'string') return undefined;
+    const approval = await tx.getApproval(body.approvalId);
+    if (approval?.state !== 'approved' || approval.result !== undefined) return undefined;
+    if (approval.agentId !== req.auth.agent.id || approval.action !== req.action || approval.digest !== req.digest) return undefined;
+    const decodedFor = (approval.summary as { intent?: { from?: unknown } } | undefined)?.intent?.from;
+    if (req.action.startsWith('evm.') && typeof decodedFor === 'string' && decodedFor.toLowerCase() !== req.signer.toLowerCase()) return undefined;
+    return approval;
   }
 
   /**
