@@ -213,6 +213,10 @@ export class BoundSigningGuard {
     const path = adapter.derivationPath(agent.accountIndex, keyIndex);
     const from = adapter.addressFromPublicKey(await keys.getPublicKey(path)).toLowerCase();
     if (from !== registered.address.toLowerCase() || from !== String(data.from ?? '').toLowerCase()) throw bindingRefused('key_not_agents', `the key at the agent's index ${keyIndex} is not the one audit entry ${entry.seq} planned with.`);
+    // The agent's current address, a sweep destination, is the key this backend holds at its current index, never the
+    // store's word (found by review: a daemon that rewrote the agent row's address got an old key swept to its own).
+    const current = keyIndex === agent.keyIndex ? from : adapter.addressFromPublicKey(await keys.getPublicKey(adapter.derivationPath(agent.accountIndex, agent.keyIndex))).toLowerCase();
+    if (current !== agent.address.toLowerCase()) throw bindingRefused('agent_mismatch', `the agent's address is not the key at its current index ${agent.keyIndex}.`);
     let decoded;
     try {
       decoded = adapter.decode(request.action as Action, request.payload, { address: from });
@@ -226,7 +230,7 @@ export class BoundSigningGuard {
       const fleet = await this.fleetLifecycle();
       const treasury = fleet.treasury.get(planned.chain);
       try {
-        const classified = classifyLifecycleCall(decoded.intent, planned.call, { from, current: agent.address, ...(treasury ? { treasury } : {}) });
+        const classified = classifyLifecycleCall(decoded.intent, planned.call, { from, current, ...(treasury ? { treasury } : {}) });
         assertLifecycleFee(planned.chain, classified, planned.fees, fleet.maxGasPrice.get(planned.chain));
         assertLifecycleFeeCeiling(planned.chain, planned.fees, this.deps.lifecycleMaxFee ?? NO_CEILINGS);
       } catch (e) {

@@ -45,6 +45,13 @@ const PLANNED_RESUME_AFTER_MS = 10_000;
 // A resumed plan whose signature meets one of these is tried again next pass instead of failing: the key process
 // did not answer, or the store did not (the plan is re-judged from what it reads, and a read that failed says nothing).
 const TRANSIENT_SIGNING_CODES = new Set(['key_process_unavailable', 'key_process_rate_limited', 'store_unavailable']);
+/**
+ * Meta key set once the sweep of a rotated-away key to the agent's current key was built (rotate, or the rotation
+ * pass's retry): until then every rotation pass sweeps that key again (resumeRotationSweeps).
+ */
+const rotationSweptMeta = (agentId: string, keyIndex: number) => `lifecycle_rotation_swept:${agentId}:${keyIndex}`;
+/** A key rotated less than this long ago is left to the sweep its own `rotate` is building. */
+const ROTATION_SWEEP_GRACE_MS = 60_000;
 
 export type SweepDestination = 'treasury' | 'current';
 
@@ -306,7 +313,9 @@ export class LifecycleService {
     await this.failUnsignablePlans(rotation.agent.id);
     if (!this.submitter || this.submitter.chains().length === 0) return { rotation, sweep: { error: { code: 'lifecycle_no_rpc', message: 'No RPC is configured: the old address was not swept.' } } };
     try {
-      return { rotation, sweep: await this.sweep(rotation.agent.id, rotation.previous.keyIndex, 'current', 'rotation') };
+      const sweep = await this.sweep(rotation.agent.id, rotation.previous.keyIndex, 'current', 'rotation');
+      await this.deps.store.setMeta(rotationSweptMeta(rotation.agent.id, rotation.previous.keyIndex), String(this.deps.clock.now())).catch(() => undefined);
+      return { rotation, sweep };
     } catch (e) {
       const error = e instanceof AirlockError ? { code: e.code, message: e.message } : { code: 'internal', message: 'The sweep of the old address failed.' };
       return { rotation, sweep: { error } };
@@ -347,8 +356,8 @@ export class LifecycleService {
    * older than that is rotated and its old address swept. Several instances may run this pass at once: a
    * rotation only happens if the key is still the one this pass read (`expectKeyIndex`).
    */
-  async rotationPass(): Promise<{ rotated: string[]; errors: { agentId: string; code: string }[] }> {
-    const out = { rotated: [] as string[], errors: [] as { agentId: string; code: string }[] };
+  async rotationPass(): Promise<{ rotated: string[]; errors: { agentId: string; code: string }[]; sweepsResumed: string[]; sweepErrors: { agentId: string; keyIndex: number; code: string }[] }> {
+    const out = { rotated: [] as string[], errors: [] as { agentId: string; code: string }[], ...(await this.resumeRotationSweeps()) };
     const every = (await this.fleetLifecycle()).rotateEveryMs;
     if (every === undefined) return out;
     const now = this.deps.clock.now();
@@ -362,6 +371,41 @@ export class LifecycleService {
       } catch (e) {
         const code = e instanceof AirlockError ? e.code : 'internal';
         if (code !== 'conflict') out.errors.push({ agentId: agent.id, code });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The sweep of a rotated-away key whose rotation committed but whose sweep was never built: the daemon died between
+   * the two (the rotation is one transaction, its sweep the next ones), or the sweep failed (an RPC that did not
+   * answer, a gas price above the bounds, a cap) on a scheduled rotation no operator watches. Found by review: nothing
+   * swept such a key later (hot-balance caps read current keys only, orphans only retired or idle agents), so an
+   * active agent's funds stayed on the key rotated away as exposed, unreported. Each pass sweeps every rotated key of
+   * an active or frozen agent not yet marked swept (and rotated over a minute ago: a `rotate` still building its own
+   * sweep is left to it) to its current key, as `rotate` would have; once the sweep is
+   * built (jobs planned, or nothing to move) the key is marked and read no more. A native balance too small to pay
+   * its fee within the 10% bound (`lifecycle_fee_too_high`) is marked too: it is not worth a refusal every pass.
+   */
+  private async resumeRotationSweeps(): Promise<{ sweepsResumed: string[]; sweepErrors: { agentId: string; keyIndex: number; code: string }[] }> {
+    const out = { sweepsResumed: [] as string[], sweepErrors: [] as { agentId: string; keyIndex: number; code: string }[] };
+    if (!this.submitter || this.submitter.chains().length === 0) return out;
+    for (const agent of await this.activeAgents()) {
+      if (agent.keyIndex === 0) continue;
+      for (const key of await this.deps.store.listAgentKeys(agent.id)) {
+        if (key.keyIndex >= agent.keyIndex || key.state !== 'rotated') continue;
+        if (key.rotatedAt !== undefined && this.deps.clock.now() - key.rotatedAt < ROTATION_SWEEP_GRACE_MS) continue;
+        const marker = rotationSweptMeta(agent.id, key.keyIndex);
+        if ((await this.deps.store.getMeta(marker)) !== undefined) continue;
+        try {
+          const report = await this.sweep(agent.id, key.keyIndex, 'current', 'rotation');
+          out.sweepsResumed.push(...report.jobIds);
+          await this.deps.store.setMeta(marker, String(this.deps.clock.now()));
+        } catch (e) {
+          const code = e instanceof AirlockError ? e.code : 'internal';
+          if (code === 'lifecycle_fee_too_high') await this.deps.store.setMeta(marker, String(this.deps.clock.now())).catch(() => undefined);
+          out.sweepErrors.push({ agentId: agent.id, keyIndex: key.keyIndex, code });
+        }
       }
     }
     return out;
