@@ -10,6 +10,6 @@ export { auditAnchorPath, fileAuditAnchorStore, readAuditAnchorFile } from './au
 export { AdminCredential, ADMIN_TOKEN_STALENESS_MS, ADMIN_TOKEN_REREAD_MS, adminTokenHash, rotateAdminTokenOffline, type AdminTokenRotation } from './admin-credential.ts';
 export { splitVaultIntoShares, restoreAirlockFromShares, type SplitVaultOptions, type SplitVaultResult } from './vault-shares.ts';
 export { restoreAirlock, refuseExistingVault, checkPhraseAgainstStore, recordedKeys, type RecordedKey, type RestoreResult, type PhraseCheck } from './restore.ts';
-export { startKeyProcess, keyProcessRatesFrom, keyProcessHeadDeadlineFrom, keyProcessLifecycleMaxFeeFrom, DEFAULT_KEY_PROCESS_RATES, type KeyProcessOptions, type KeyProcessRates, type RunningKeyProcess } from './key-process/key-process.ts';
+export { startKeyProcess, keyProcessRatesFrom, keyProcessHeadDeadlineFrom, keyProcessLifecycleMaxFeeFrom, keyProcessTreasuryFrom, DEFAULT_KEY_PROCESS_RATES, type KeyProcessOptions, type KeyProcessRates, type RunningKeyProcess } from './key-process/key-process.ts';
 export { RemoteKeyBackend } from './key-process/remote-key-backend.ts';
 export * from './frost-node/index.ts';

@@ -59,6 +59,11 @@ export interface BoundSigningDeps {
   headDeadlineMs?: number;
   /** AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE: the key process's own ceiling per chain on a lifecycle transaction's fee (none: no ceiling). */
   lifecycleMaxFee?: LifecycleFeeCeilings;
+  /**
+   * AIRLOCK_KEY_PROCESS_TREASURY: the key process's own treasury per chain (`*` for chains not named), which a sweep
+   * may pay instead of the fleet policy's (in the store, which a compromised daemon can rewrite). Unset: the policy's.
+   */
+  lifecycleTreasury?: ReadonlyMap<string, string>;
   now?: () => number;
 }
 
@@ -228,7 +233,10 @@ export class BoundSigningGuard {
       const planned = lifecycleCallOf(request.payload);
       if (!planned) throw bindingRefused('lifecycle_call_refused', 'the payload is not a legacy transaction as the lifecycle path builds it.');
       const fleet = await this.fleetLifecycle();
-      const treasury = fleet.treasury.get(planned.chain);
+      // Pinned in the key process's environment, the treasury is its own word, not the store's (found by review: a
+      // daemon that rewrote the fleet policy's treasury to its own address got every old key swept to it).
+      const pinned = this.deps.lifecycleTreasury;
+      const treasury = pinned && pinned.size > 0 ? (pinned.get(planned.chain) ?? pinned.get('*')) : fleet.treasury.get(planned.chain);
       try {
         const classified = classifyLifecycleCall(decoded.intent, planned.call, { from, current, ...(treasury ? { treasury } : {}) });
         assertLifecycleFee(planned.chain, classified, planned.fees, fleet.maxGasPrice.get(planned.chain));

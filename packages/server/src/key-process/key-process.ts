@@ -58,6 +58,8 @@ export interface KeyProcessOptions {
   headDeadlineMs?: number;
   /** Its own ceiling per chain on a lifecycle transaction's worst-case fee (keyProcessLifecycleMaxFeeFrom). */
   lifecycleMaxFee?: LifecycleFeeCeilings;
+  /** Its own treasury per chain, the only one a sweep may pay when set (keyProcessTreasuryFrom). */
+  lifecycleTreasury?: ReadonlyMap<string, string>;
 }
 
 /** AIRLOCK_KEY_PROCESS_HEAD_DEADLINE: a duration (`2m`, default), at least 10 s. */
@@ -86,6 +88,27 @@ export function keyProcessLifecycleMaxFeeFrom(env: NodeJS.ProcessEnv): Lifecycle
     ceilings.set(match[1]!, BigInt(match[2]!));
   }
   return ceilings;
+}
+
+/**
+ * AIRLOCK_KEY_PROCESS_TREASURY: the treasury a lifecycle sweep may pay, per CAIP-2 EVM chain, as `chain=address`
+ * pairs separated by commas; `*=address` for every chain not named (`eip155:8453=0xabc…,*=0xdef…`). Set, it replaces
+ * the fleet policy's `lifecycle.treasury` in the key process's check of a sweep: the policy is in the store, which a
+ * compromised daemon can rewrite to its own address before it forges sweeps of every agent's old keys
+ * (docs/custody.md). A chain it does not name (and no `*`) has no treasury: sweeps there go to the agent's current
+ * key only. Unset or empty: the fleet policy's treasury, as before.
+ */
+export function keyProcessTreasuryFrom(env: NodeJS.ProcessEnv): Map<string, string> {
+  const text = env.AIRLOCK_KEY_PROCESS_TREASURY?.trim();
+  const treasury = new Map<string, string>();
+  if (text === undefined || text === '') return treasury;
+  for (const part of text.split(',')) {
+    const match = /^\s*(\*|eip155:[1-9]\d{0,19})\s*=\s*(0x[0-9a-fA-F]{40})\s*$/.exec(part);
+    if (!match) throw new AirlockError('config_invalid', `AIRLOCK_KEY_PROCESS_TREASURY: "${part.trim()}" is not chain=address (a CAIP-2 EVM chain such as eip155:8453, or *, and a 0x address of 40 hex digits).`);
+    if (treasury.has(match[1]!)) throw new AirlockError('config_invalid', `AIRLOCK_KEY_PROCESS_TREASURY names ${match[1]} twice.`);
+    treasury.set(match[1]!, match[2]!.toLowerCase());
+  }
+  return treasury;
 }
 
 export interface RunningKeyProcess {
@@ -127,7 +150,7 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     await assertHeadRecordDirectoryOwned(headPath);
     const record = options.forgetSignedHead ? undefined : await readSignedHeadRecord(headPath, bound);
     const heads = new SignedHeadRecorder(headPath, bound, record);
-    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads, headDeadlineMs: options.headDeadlineMs ?? DEFAULT_HEAD_DEADLINE_MS, lifecycleMaxFee: options.lifecycleMaxFee ?? new Map() });
+    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads, headDeadlineMs: options.headDeadlineMs ?? DEFAULT_HEAD_DEADLINE_MS, lifecycleMaxFee: options.lifecycleMaxFee ?? new Map(), lifecycleTreasury: options.lifecycleTreasury ?? new Map() });
     // The whole log is read (and every leaf hashed) before the socket exists: a daemon waiting for the key process
     // is told it is there only once a request will not wait for that read.
     // First up to the heads signed before (checked as it goes), then the rest: held to a head before its leaves
@@ -153,6 +176,7 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     logger.log('info', 'key process listening', {
       socket: options.socketPath, backend: chosen.kind, reason: chosen.reason, fingerprint: bound,
       lifecycleMaxFee: options.lifecycleMaxFee?.size ? Object.fromEntries([...options.lifecycleMaxFee].map(([chain, wei]) => [chain, wei.toString()])) : 'none',
+      lifecycleTreasury: options.lifecycleTreasury?.size ? Object.fromEntries(options.lifecycleTreasury) : 'fleet policy',
     });
     const openedVault = vault;
     const openedHsm = hsm;
@@ -190,6 +214,7 @@ interface HandlerDeps {
   heads: SignedHeadRecorder;
   headDeadlineMs: number;
   lifecycleMaxFee: LifecycleFeeCeilings;
+  lifecycleTreasury: ReadonlyMap<string, string>;
 }
 
 /** One request: method from the URL path, params as the body (wire.ts), `{result}` or `{error}` back. */
@@ -208,7 +233,7 @@ class KeyProcessHandler {
     // One reading of the log for both: an entry an agent key signs from is the leaf the next tree head covers.
     const log = new VerifiedAuditLog(deps.store, { now: deps.now });
     this.log = log;
-    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native), headDeadlineMs: deps.headDeadlineMs, lifecycleMaxFee: deps.lifecycleMaxFee, now: deps.now });
+    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native), headDeadlineMs: deps.headDeadlineMs, lifecycleMaxFee: deps.lifecycleMaxFee, lifecycleTreasury: deps.lifecycleTreasury, now: deps.now });
     this.treeHeads = new TreeHeadGuard({ log, keys: deps.keys, now: deps.now });
     this.perAgent = new SessionRateLimiter(deps.rates.agent);
     this.global = new SessionRateLimiter(deps.rates.global);

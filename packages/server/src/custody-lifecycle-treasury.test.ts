@@ -1,0 +1,113 @@
+// A compromised daemon (it writes the store) rewrites the fleet policy's `lifecycle.treasury` to its own address (a
+// `policy.updated` entry, on the record) and then forges sweeps of agents' old keys to "the treasury" over the key
+// process's socket: the key process read the treasury from that policy, so it signed every one (found by review
+// 2026-12-05). AIRLOCK_KEY_PROCESS_TREASURY pins the treasury in the key process's own environment: set, a sweep
+// pays only that address (per chain, `*` for the rest); unset, the policy's, as documented.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { createEvmAdapter } from '@airlock/chains';
+import { AirlockError, lifecycleTransactionPayload, type LifecycleCall, type LifecycleJob, type Store } from '@airlock/core';
+import { openStore } from '@airlock/store';
+import { loadConfig, type AirlockConfig } from './config.ts';
+import { initAirlock, openAirlock } from './runtime.ts';
+import { createLogger } from './http/request-log.ts';
+import { TEST_PASSPHRASE, TEST_VAULT } from './testing/harness.ts';
+import { askKeyProcess } from './testing/processes.ts';
+import { keyProcessTreasuryFrom, startKeyProcess } from './key-process/key-process.ts';
+
+const CHAIN = 'eip155:31337';
+const ETH = 10n ** 18n;
+const GWEI = 10n ** 9n;
+const MALLORY = '0x000000000000000000000000000000000bad0bad';
+const TREASURY = '0x7777777777777777777777777777777777777777';
+
+const dir = mkdtempSync(join(tmpdir(), 'airlock-kp-treasury-'));
+const closers: (() => Promise<unknown>)[] = [];
+after(async () => {
+  for (const c of closers.reverse()) await c().catch(() => undefined);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the key process\'s own treasury (AIRLOCK_KEY_PROCESS_TREASURY) against a rewritten fleet policy', () => {
+  let config: AirlockConfig;
+  let store: Store;
+  let agentId: string;
+  let oldAddress: string;
+  let forged = 0;
+  const sockets = new Map<string, string>();
+
+  /** A `lifecycle.planned` entry and its `planned` job for a native transfer from key 0, as the daemon can write them; then the ask. */
+  async function forge(socket: string, call: LifecycleCall) {
+    const nonce = forged;
+    const payload = lifecycleTransactionPayload(CHAIN, call, { nonce, gas: 21_000n, gasPrice: GWEI });
+    const digest = bytesToHex(createEvmAdapter().decode('evm.transaction', payload, { address: oldAddress }).digest);
+    const jobId = `lcj_treasury${String(++forged).padStart(8, '0')}`;
+    const seq = await store.transaction(async (tx) => {
+      const entry = await tx.appendAudit({ at: Date.now(), type: 'lifecycle.planned', actor: 'operator', agentId, action: 'evm.transaction', decision: 'allow', data: { jobId, kind: 'native_transfer', keyIndex: 0, from: oldAddress, payload, digest } });
+      await tx.insertLifecycleJob({
+        id: jobId, agentId, keyIndex: 0, chain: CHAIN, from: oldAddress, nonce, origin: 'sweep', kind: 'native_transfer', purpose: 'rotation',
+        asset: `${CHAIN}/slip44:60`, recipient: call.to, amount: call.value, to: call.to!, maxFee: 21_000n * GWEI, summary: 'forged', state: 'planned',
+        auditSeq: entry.seq, broadcasts: 0, createdAt: Date.now(), updatedAt: Date.now(),
+      } as LifecycleJob);
+      return entry.seq;
+    });
+    const res = await askKeyProcess(socket, 'signBound', { kind: 'lifecycle', auditSeq: seq, agentId, action: 'evm.transaction', payload, keyIndex: 0 });
+    await store.transaction((tx) => tx.finishLifecycleJob(jobId, { state: 'failed', failure: 'test' }, Date.now(), seq));
+    return res;
+  }
+
+  before(async () => {
+    config = loadConfig({ dataDir: join(dir, 'data') }, {});
+    await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
+    const airlock = await openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
+    const [agent] = await airlock.operator.createAgents({ names: ['victim'] }, 'operator');
+    const rotation = await airlock.operator.rotateAgentKey('victim', 'operator'); // key 0 is an old key, key 1 current
+    // What a compromised daemon writes (on the record): the fleet's treasury is now the attacker's.
+    await airlock.operator.setPolicy('fleet', { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: MALLORY } } }, 'operator');
+    await airlock.close();
+    agentId = agent!.id;
+    oldAddress = rotation.previous.address.toLowerCase();
+    for (const [name, env] of [['unpinned', {}], ['pinned', { AIRLOCK_KEY_PROCESS_TREASURY: `${CHAIN}=${TREASURY}` }], ['other-chain', { AIRLOCK_KEY_PROCESS_TREASURY: `eip155:1=${TREASURY}` }], ['star', { AIRLOCK_KEY_PROCESS_TREASURY: `eip155:1=${MALLORY},*=${TREASURY}` }]] as const) {
+      const socket = join(dir, `${name}.sock`);
+      const kp = await startKeyProcess({ storeUrl: config.storeUrl, vaultPath: config.vaultPath, passphrase: TEST_PASSPHRASE, socketPath: socket, logger: createLogger('info', new PassThrough()), vault: TEST_VAULT, headRecordPath: join(dir, `${name}-head.json`), lifecycleTreasury: keyProcessTreasuryFrom(env) });
+      closers.push(() => kp.close());
+      sockets.set(name, socket);
+    }
+    store = await openStore(config.storeUrl);
+    closers.push(() => store.close());
+  });
+
+  const refused = (res: { status: number; body: any }, what: string) => {
+    assert.equal(res.status, 403, `${what} was signed: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.error.code, 'key_process_refused');
+    assert.equal(res.body.error.details.reason, 'lifecycle_call_refused');
+  };
+
+  test('unpinned: the fleet policy\'s treasury, whatever wrote it (the documented gap the variable closes)', async () => {
+    assert.equal((await forge(sockets.get('unpinned')!, { to: MALLORY, value: ETH, data: '0x' })).status, 200);
+  });
+
+  test('pinned: a sweep to the rewritten policy treasury is refused; one to the pinned treasury is signed', async () => {
+    refused(await forge(sockets.get('pinned')!, { to: MALLORY, value: ETH, data: '0x' }), 'a sweep to the policy\'s rewritten treasury');
+    assert.equal((await forge(sockets.get('pinned')!, { to: TREASURY, value: ETH, data: '0x' })).status, 200);
+  });
+
+  test('pinned for another chain only: no treasury on this one; `*` covers the chains not named', async () => {
+    refused(await forge(sockets.get('other-chain')!, { to: MALLORY, value: ETH, data: '0x' }), 'a sweep to the policy\'s treasury on a chain the variable does not name');
+    refused(await forge(sockets.get('other-chain')!, { to: TREASURY, value: ETH, data: '0x' }), 'a sweep to another chain\'s treasury');
+    refused(await forge(sockets.get('star')!, { to: MALLORY, value: ETH, data: '0x' }), 'a sweep to the treasury of another chain, named');
+    assert.equal((await forge(sockets.get('star')!, { to: TREASURY, value: ETH, data: '0x' })).status, 200);
+  });
+
+  test('a malformed value is config_invalid', () => {
+    for (const bad of ['eip155:8453', `eip155:8453=${TREASURY.slice(0, 41)}`, `base=${TREASURY}`, `eip155:1=${TREASURY},eip155:1=${MALLORY}`, `eip155:0=${TREASURY}`]) {
+      assert.throws(() => keyProcessTreasuryFrom({ AIRLOCK_KEY_PROCESS_TREASURY: bad }), (e: unknown) => e instanceof AirlockError && e.code === 'config_invalid', bad);
+    }
+    assert.deepEqual([...keyProcessTreasuryFrom({ AIRLOCK_KEY_PROCESS_TREASURY: ` eip155:8453 = ${TREASURY.toUpperCase().replace('0X', '0x')} ` })], [['eip155:8453', TREASURY]]);
+  });
+});
