@@ -11,15 +11,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { DatabaseSync } from 'node:sqlite';
-import { bytesToHex } from '@noble/hashes/utils.js';
-import { createEvmAdapter } from '@airlock/chains';
-import { lifecycleTransactionPayload, type LifecycleCall, type LifecycleJob, type Store } from '@airlock/core';
+import type { LifecycleCall, Store } from '@airlock/core';
 import { openStore } from '@airlock/store';
 import { loadConfig, type AirlockConfig } from './config.ts';
 import { initAirlock, openAirlock } from './runtime.ts';
 import { createLogger } from './http/request-log.ts';
 import { TEST_PASSPHRASE, TEST_VAULT } from './testing/harness.ts';
-import { askKeyProcess } from './testing/processes.ts';
+import { forgeLifecyclePlan } from './testing/forged-lifecycle.ts';
 import { startKeyProcess } from './key-process/key-process.ts';
 
 const CHAIN = 'eip155:31337';
@@ -43,25 +41,10 @@ describe('review: the key process and the agent row\'s current address', () => {
   let current: string;
   let forged = 0;
 
-  /** A `lifecycle.planned` entry and its `planned` job for a native transfer from key 0, as the daemon can write them; then the ask. */
-  async function forge(call: LifecycleCall) {
-    const nonce = forged;
-    const payload = lifecycleTransactionPayload(CHAIN, call, { nonce, gas: 21_000n, gasPrice: GWEI });
-    const digest = bytesToHex(createEvmAdapter().decode('evm.transaction', payload, { address: oldAddress }).digest);
-    const jobId = `lcj_forged${String(++forged).padStart(10, '0')}`;
-    const seq = await store.transaction(async (tx) => {
-      const entry = await tx.appendAudit({ at: Date.now(), type: 'lifecycle.planned', actor: 'operator', agentId, action: 'evm.transaction', decision: 'allow', data: { jobId, kind: 'native_transfer', keyIndex: 0, from: oldAddress, payload, digest } });
-      await tx.insertLifecycleJob({
-        id: jobId, agentId, keyIndex: 0, chain: CHAIN, from: oldAddress, nonce, origin: 'sweep', kind: 'native_transfer', purpose: 'rotation',
-        asset: `${CHAIN}/slip44:60`, recipient: call.to, amount: call.value, to: call.to!, maxFee: 21_000n * GWEI, summary: 'forged', state: 'planned',
-        auditSeq: entry.seq, broadcasts: 0, createdAt: Date.now(), updatedAt: Date.now(),
-      } as LifecycleJob);
-      return entry.seq;
-    });
-    const res = await askKeyProcess(socket, 'signBound', { kind: 'lifecycle', auditSeq: seq, agentId, action: 'evm.transaction', payload, keyIndex: 0 });
-    await store.transaction((tx) => tx.finishLifecycleJob(jobId, { state: 'failed', failure: 'test' }, Date.now(), seq));
-    return res;
-  }
+  /** A plan forged into the store for a native transfer from the rotated-away key 0 (testing/forged-lifecycle.ts), then the ask. */
+  const forge = (call: LifecycleCall) =>
+    forgeLifecyclePlan(store, socket, { agentId, from: oldAddress, chain: CHAIN, call, fees: { nonce: forged, gas: 21_000n, gasPrice: GWEI }, jobId: `lcj_forged${String(++forged).padStart(10, '0')}` });
+
 
   /** What the daemon does with its write access to the store: the agent row's address set to `address`. */
   function rewriteAgentAddress(address: string): void {

@@ -11,16 +11,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { encodeFunctionData, parseAbi, parseTransaction, recoverTransactionAddress, serializeTransaction, type Hex } from 'viem';
-import { createEvmAdapter } from '@airlock/chains';
-import { lifecycleTransactionPayload, type EvmSubmitter, type LifecycleCall, type LifecycleJob, type Store } from '@airlock/core';
+import type { EvmSubmitter, LifecycleCall, LifecycleJob, Store } from '@airlock/core';
 import { openStore } from '@airlock/store';
 import { loadConfig, type AirlockConfig } from '../config.ts';
 import { initAirlock, openAirlock } from '../runtime.ts';
 import { createLogger } from '../http/request-log.ts';
 import { TEST_PASSPHRASE, TEST_VAULT } from '../testing/harness.ts';
-import { askKeyProcess } from '../testing/processes.ts';
+import { forgeLifecyclePlan } from '../testing/forged-lifecycle.ts';
 import { keyProcessLifecycleMaxFeeFrom, startKeyProcess } from './key-process.ts';
 
 const CHAIN = 'eip155:31337';
@@ -76,32 +74,9 @@ describe('key process: the fee of a lifecycle transaction', () => {
     }
   }
 
-  /**
-   * What a compromised daemon with the store's write access does: a `lifecycle.planned` entry and its `planned` job
-   * for a transaction from the rotated-away key 0 the lifecycle path never planned, then the signing request.
-   */
-  async function forge(call: LifecycleCall, fees: { gas: bigint; gasPrice: bigint }, job: Partial<LifecycleJob> = {}, via = socket) {
-    const adapter = createEvmAdapter();
-    const nonce = forged;
-    const payload = lifecycleTransactionPayload(CHAIN, call, { nonce, ...fees });
-    const digest = bytesToHex(adapter.decode('evm.transaction', payload, { address: oldAddress }).digest);
-    const jobId = `lcj_forged${String(++forged).padStart(10, '0')}`;
-    const kind = call.data === '0x' ? 'native_transfer' : 'revocation';
-    const seq = await store.transaction(async (tx) => {
-      const entry = await tx.appendAudit({ at: Date.now(), type: 'lifecycle.planned', actor: 'operator', agentId, action: 'evm.transaction', decision: 'allow', data: { jobId, kind, keyIndex: 0, from: oldAddress, payload, digest } });
-      await tx.insertLifecycleJob({
-        id: jobId, agentId, keyIndex: 0, chain: CHAIN, from: oldAddress, nonce, origin: 'sweep', kind, purpose: 'rotation',
-        ...(kind === 'native_transfer' ? { asset: `${CHAIN}/slip44:60`, recipient: call.to } : {}), amount: call.value, to: call.to!,
-        maxFee: fees.gas * fees.gasPrice, summary: 'forged', state: 'planned', auditSeq: entry.seq, broadcasts: 0, createdAt: Date.now(), updatedAt: Date.now(),
-        ...job,
-      } as LifecycleJob);
-      return entry.seq;
-    });
-    const res = await askKeyProcess(via, 'signBound', { kind: 'lifecycle', auditSeq: seq, agentId, action: 'evm.transaction', payload, keyIndex: 0 });
-    // Closed, so the next forged sweep of the same asset is not `lifecycle_sweep_open` in the store.
-    await store.transaction((tx) => tx.finishLifecycleJob(jobId, { state: 'failed', failure: 'test' }, Date.now(), seq));
-    return res;
-  }
+  /** A plan forged into the store for a transaction from the rotated-away key 0 (testing/forged-lifecycle.ts), then the ask. */
+  const forge = (call: LifecycleCall, fees: { gas: bigint; gasPrice: bigint }, job: Partial<LifecycleJob> = {}, via = socket) =>
+    forgeLifecyclePlan(store, via, { agentId, from: oldAddress, chain: CHAIN, call, fees: { nonce: forged, ...fees }, jobId: `lcj_forged${String(++forged).padStart(10, '0')}`, job });
 
   /** A second key process on the same store and vault, started with AIRLOCK_KEY_PROCESS_LIFECYCLE_MAX_FEE as given. */
   async function keyProcessWithCeiling(name: string, maxFee: string): Promise<string> {
