@@ -216,7 +216,8 @@ export function createFrostNodeApp(options: FrostNodeOptions): { app: Hono; clos
       // A signer node has no approval flow: what would need a human is refused here.
       const allowed = d.decision === 'allow';
       if (!allowed) return { atMs, eventId: messageId, action, decision: 'deny', allowedBy: d.allowedBy, violations: d.violations, policy: d.policyVersion, writes: [] };
-      if (chargedAt !== undefined) return { atMs, eventId: messageId, action, decision: 'replay', allowedBy: d.allowedBy, violations: [], policy: d.policyVersion, writes: [] };
+      // A replay was judged as a new request would be, so it counts as one: its charge moves to now (the ledger).
+      if (chargedAt !== undefined) return { atMs, eventId: messageId, action, decision: 'replay', allowedBy: d.allowedBy, violations: [], policy: d.policyVersion, writes };
       return { atMs, eventId: messageId, action, decision: 'allow', allowedBy: d.allowedBy, violations: [], policy: d.policyVersion, writes };
     });
     if (decision.decision === 'deny') {

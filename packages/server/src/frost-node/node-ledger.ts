@@ -75,8 +75,9 @@ export class NodeLedger {
   }
 
   /**
-   * Appends the decision and, for an allow, its ledger charges, in one transaction. `evaluate` runs inside it
-   * with the view it reads, so no other decision of this node can slip between reading the totals and writing.
+   * Appends the decision and, for an allow, its ledger charges (for a replay, the message's one charge moved to
+   * the replay's time), in one transaction. `evaluate` runs inside it with the view it reads, so no other decision
+   * of this node can slip between reading the totals and writing.
    */
   decide(queries: WindowQuery[], evaluate: (view: LedgerView) => Omit<NodeDecision, 'seq' | 'hash'> & { writes: LedgerWrite[] }): NodeDecision {
     this.db.exec('BEGIN IMMEDIATE');
@@ -96,10 +97,25 @@ export class NodeLedger {
       const body = { ...rest, seq };
       const hash = bytesToHex(sha256(utf8ToBytes((last?.hash ?? GENESIS) + canonicalJson(body))));
       this.db.prepare('INSERT INTO decisions (seq, entry, hash) VALUES (?, ?, ?)').run(seq, canonicalJson(body), hash);
+      const insert = this.db.prepare('INSERT INTO ledger (series, asset, amount, count, at_ms) VALUES (?, ?, ?, ?, ?)');
       if (rest.decision === 'allow') {
-        const insert = this.db.prepare('INSERT INTO ledger (series, asset, amount, count, at_ms) VALUES (?, ?, ?, ?, ?)');
         for (const w of writes) insert.run(w.series, w.asset, w.amount.toString(), w.count, rest.atMs);
         this.db.prepare('INSERT INTO charged (event_id, seq) VALUES (?, ?)').run(chargedKey(rest.eventId, rest.action), seq);
+      } else if (rest.decision === 'replay') {
+        // The one charge of this message moves to the replay's time. A replay is judged as a new request would be,
+        // so an allow whose charge had aged out of a window was contributed again charged nowhere in that window:
+        // found by review, a coordinator collected allows that never combined, redeemed them a day later and then
+        // spent a full day's budget on top. Later is never less: every future window holding the old time holds now.
+        const charged = chargedKey(rest.eventId, rest.action);
+        const previous = this.db.prepare('SELECT d.entry FROM charged c JOIN decisions d ON d.seq = c.seq WHERE c.event_id = ?').get(charged) as { entry: string } | undefined;
+        const fromMs = previous ? (JSON.parse(previous.entry) as { atMs: number }).atMs : undefined;
+        const move = this.db.prepare('UPDATE ledger SET at_ms = ? WHERE rowid = (SELECT rowid FROM ledger WHERE series = ? AND asset = ? AND amount = ? AND count = ? AND at_ms = ? LIMIT 1)');
+        for (const w of writes) {
+          const moved = fromMs === undefined ? 0 : Number(move.run(rest.atMs, w.series, w.asset, w.amount.toString(), w.count, fromMs).changes);
+          // No row to move (not expected): charge it now rather than sign uncharged (fail closed).
+          if (moved === 0) insert.run(w.series, w.asset, w.amount.toString(), w.count, rest.atMs);
+        }
+        this.db.prepare('INSERT OR REPLACE INTO charged (event_id, seq) VALUES (?, ?)').run(charged, seq);
       }
       this.db.exec('COMMIT');
       return { ...body, hash };
