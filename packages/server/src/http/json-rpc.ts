@@ -10,8 +10,8 @@
 // the name. app.ts registers it beside the table.
 import type { Context, Handler } from 'hono';
 import { getAddress } from 'viem';
-import { AirlockError, isAirlockError, parseUntrustedJson, type AgentAuth } from '@airlock/core';
-import { admitFurtherRequest, authenticate, type AuthEdge, type Principal } from './auth.ts';
+import { AirlockError, forbiddenAccessEntry, isAirlockError, parseUntrustedJson, type AgentAuth } from '@airlock/core';
+import { accessPrincipal, admitFurtherRequest, authenticate, type AuthEdge, type Principal } from './auth.ts';
 import { clientAddress } from './client-address.ts';
 import type { AirlockHolder } from './holder.ts';
 import { JsonRpcError, RPC_ERROR, rpcErrorFromAirlock, rpcErrorFromOutcome } from './json-rpc-errors.ts';
@@ -106,6 +106,7 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
     let body: unknown;
     try {
       chainId = chainIdOf(c.req.param('chainId'));
+      await requireScopeReaches(c.get('principal') as Principal & { kind: 'agent' }, chainId);
       const text = (await readBodyBytes(c, bodyLimitBytes)).toString('utf8');
       body = parseUntrustedJson(text, { subject: 'The JSON-RPC request' });
     } catch (e) {
@@ -135,6 +136,24 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
     }
     return responses.length ? c.json(responses) : c.body(null, 204);
   };
+
+  /**
+   * The session's scope reaches this endpoint and chain: it names an EVM action, and the path's chain when it lists
+   * chains. Every call here, reads and eth_sendRawTransaction included, goes out through the operator's node for that
+   * network (and its API key): a Nostr-only or Lightning-only session, or one limited to eip155:8453, read and
+   * broadcast through the node of any configured network (found by review). Refused 403 `forbidden` (4100) and
+   * recorded, as a credential probing an admin route is.
+   */
+  async function requireScopeReaches(principal: Principal & { kind: 'agent' }, chainId: number): Promise<void> {
+    const { scope } = principal.auth.session;
+    const evm = scope.actions.some((action) => action.startsWith('evm.'));
+    const listed = scope.chains.length === 0 || scope.chains.some((chain) => /^eip155:\d+$/.test(chain) && Number(chain.slice(7)) === chainId);
+    if (evm && listed) return;
+    await holder.get().audit.append(forbiddenAccessEntry(edge.now(), accessPrincipal(principal), ROUTE));
+    throw evm
+      ? new AirlockError('forbidden', `This session is limited to chains ${scope.chains.join(', ')}; eip155:${chainId} is not one of them.`, { hints: [`Use /v1/rpc/{chainId} with a chain of the session, or a session issued for eip155:${chainId}.`] })
+      : new AirlockError('forbidden', 'This session has no EVM action (evm.*) in its scope, so the JSON-RPC endpoint is out of its reach.', { hints: ['Issue a session with evm.transaction, evm.typed_data or evm.message for this endpoint.'] });
+  }
 
   /** One call; `admit` (the rate limit of a batch's further calls) runs once it is read, before anything is done. */
   async function answer(item: unknown, session: CallContext, admit?: () => Promise<void>): Promise<RpcResponse | undefined> {
@@ -208,7 +227,7 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
         const [address, typedData] = positional(call, 2);
         await requireAgentAddress(ctx, address, 'params[0] (the address)', 'evm.typed_data', call.params);
         // Clients send the typed data as a JSON string (MetaMask's form) or as an object.
-        const parsed = typeof typedData === 'string' ? parseUntrustedJson(typedData, { subject: 'params[1]' }) : typedData;
+        const parsed = typeof typedData === 'string' ? typedDataParam(typedData) : typedData;
         // The endpoint's chain: a domain naming another chain is refused (chain_mismatch), as MetaMask does.
         return (await sign(ctx, 'evm.typed_data', { chainId, typedData: parsed })).signature;
       }
@@ -315,6 +334,19 @@ function readCall(item: unknown): RpcCall {
 function idOf(item: unknown): string | number | null {
   const id = typeof item === 'object' && item !== null ? (item as { id?: unknown }).id : undefined;
   return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id)) ? id : null;
+}
+
+/**
+ * Typed data sent as a JSON string (MetaMask's form). Text that is not JSON, or hostile JSON, is a bad param
+ * (-32602, Airlock's code in `data.code`), not -32700: the request itself was JSON (found by review).
+ */
+function typedDataParam(text: string): unknown {
+  try {
+    return parseUntrustedJson(text, { subject: 'params[1] (the typed data)' });
+  } catch (e) {
+    if (!isAirlockError(e)) throw e;
+    throw new JsonRpcError(RPC_ERROR.invalidParams, e.message, { code: e.code });
+  }
 }
 
 function positional(call: RpcCall, count: number): unknown[] {
