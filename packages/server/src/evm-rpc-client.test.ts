@@ -5,7 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { encodeAbiParameters, erc20Abi, toFunctionSelector } from 'viem';
 import { rpcChainReader } from './evm-chain-reader.ts';
+import { rpcPublicClient } from './evm-rpc-client.ts';
 import { rpcEvmSubmitter } from './evm-submitter.ts';
 import { UPSTREAM_MAX_ANSWER_BYTES } from './http/json-rpc-upstream.ts';
 
@@ -115,5 +117,40 @@ test('an answer under the cap is read as before', async () => {
     assert.equal(await submitter.pendingNonce(CHAIN, OWNER), 42);
   } finally {
     await closed(server);
+  }
+});
+
+test('a contract\'s OffchainLookup revert (CCIP-Read) is not followed: the daemon fetches no URL a contract names', async () => {
+  // A host the daemon can reach and the agent cannot (an internal service, a cloud metadata endpoint).
+  const internalAsked: string[] = [];
+  const internal = createServer((req, res) => {
+    internalAsked.push(`${req.method} ${req.url}`);
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"data":"0x"}');
+  });
+  await new Promise<void>((r) => internal.listen(0, '127.0.0.1', r));
+  const internalUrl = `http://127.0.0.1:${(internal.address() as AddressInfo).port}/latest/meta-data/{sender}/{data}`;
+  // The agent's token contract reverts every call with OffchainLookup(sender, urls, callData, callback, extraData).
+  const revert = toFunctionSelector('OffchainLookup(address,string[],bytes,bytes4,bytes)') + encodeAbiParameters(
+    [{ type: 'address' }, { type: 'string[]' }, { type: 'bytes' }, { type: 'bytes4' }, { type: 'bytes' }],
+    [TOKEN, [internalUrl], '0x1234', '0xdeadbeef', '0x'],
+  ).slice(2);
+  const node = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      const { id, method } = JSON.parse(body);
+      const answer = method === 'eth_call' ? { error: { code: 3, message: 'execution reverted', data: revert } } : { result: '0x7a69' };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', id, ...answer }));
+    });
+  });
+  await new Promise<void>((r) => node.listen(0, '127.0.0.1', r));
+  try {
+    const client = rpcPublicClient(`http://127.0.0.1:${(node.address() as AddressInfo).port}`);
+    await assert.rejects(client.readContract({ address: TOKEN, abi: erc20Abi, functionName: 'allowance', args: [OWNER, OWNER] }));
+    assert.deepEqual(internalAsked, [], 'the daemon asked the URL the contract named');
+  } finally {
+    node.closeAllConnections();
+    internal.closeAllConnections();
+    await Promise.all([node, internal].map((s) => new Promise((r) => s.close(r))));
   }
 });

@@ -10,6 +10,11 @@ export const CHAIN_RPC_TIMEOUT_MS = 10_000;
 
 export function rpcPublicClient(url: string): PublicClient {
   return createPublicClient({
+    // viem follows a contract's OffchainLookup revert (EIP-3668, CCIP-Read) by default: GETs or POSTs to whatever
+    // URLs the revert names. The daemon reads contracts an agent chose (the allowance and nonce reads of the
+    // dependency map, an x402 token's authorization state), so that was a request to any host the daemon reaches,
+    // internal ones included (found by review 2026-12-05). No read of the daemon's needs an offchain answer.
+    ccipRead: false,
     transport: http(url, {
       timeout: CHAIN_RPC_TIMEOUT_MS,
       retryCount: 1,
