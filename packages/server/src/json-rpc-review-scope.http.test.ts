@@ -98,6 +98,18 @@ describe('JSON-RPC endpoint: the session scope reaches the node only for EVM act
     assert.equal(await client(token, 8453).sendRawTransaction({ serializedTransaction: RAW }), `0x${'ab'.repeat(32)}`);
   });
 
+  test('the guards in front of the endpoint (a Host name not allowed, a browser Origin) answer in JSON-RPC too, with their HTTP status; REST routes keep their shape', async () => {
+    const { token } = await provisionAgent(h);
+    const host = await h.call('POST', '/v1/rpc/8453', { token, body: { jsonrpc: '2.0', id: 1, method: 'eth_blockNumber' }, headers: { host: 'airlock.test' } });
+    assert.equal(host.status, 421);
+    assert.deepEqual([host.body.jsonrpc, host.body.id, host.body.error?.code, host.body.error?.data?.code], ['2.0', null, 4100, 'host_not_allowed'], JSON.stringify(host.body));
+    const origin = await h.call('POST', '/v1/rpc/8453', { token, body: { jsonrpc: '2.0', id: 1, method: 'eth_blockNumber' }, headers: { origin: 'https://evil.example' } });
+    assert.equal(origin.status, 403);
+    assert.deepEqual([origin.body.jsonrpc, origin.body.error?.data?.code], ['2.0', 'origin_not_allowed'], JSON.stringify(origin.body));
+    const rest = await h.call('GET', '/v1/session', { token, headers: { host: 'airlock.test' } });
+    assert.deepEqual([rest.status, rest.body.error?.code, rest.body.jsonrpc], [421, 'host_not_allowed', undefined]);
+  });
+
   test('typed data sent as a string that is not JSON (or hostile JSON) is -32602 invalid params with the code, not -32700', async () => {
     const { agent, token } = await provisionAgent(h);
     const sign = (typedData: string) => h.call('POST', '/v1/rpc/8453', { token, body: { jsonrpc: '2.0', id: 1, method: 'eth_signTypedData_v4', params: [agent.address, typedData] } });

@@ -9,13 +9,16 @@ import { clientAddress } from './client-address.ts';
 import { drainGuard } from './drain-guard.ts';
 import { errorResponse, toAirlockError } from './errors.ts';
 import type { AirlockHolder } from './holder.ts';
-import { JSON_RPC_PATH, jsonRpcEndpoint } from './json-rpc.ts';
+import { JSON_RPC_PATH, jsonRpcEndpoint, jsonRpcTransportError } from './json-rpc.ts';
 import { buildOpenApi } from './openapi.ts';
 import { RefusalTally } from './refusal-tally.ts';
 import { readBodyBytes } from './request-body.ts';
 import { requestObserver, type RequestObserverOptions } from './request-log.ts';
 import { buildRoutes } from './routes.ts';
 import { SessionAncestry, SessionRateLimiter } from './session-rate-limiter.ts';
+
+/** `/v1/rpc/`: the JSON-RPC endpoint's paths. */
+const JSON_RPC_PREFIX = JSON_RPC_PATH.slice(0, JSON_RPC_PATH.indexOf(':'));
 
 export interface AppOptions {
   bodyLimitBytes?: number;
@@ -79,8 +82,9 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
 
   const log = options.logInternalError ?? defaultLog;
   app.onError((err, c) => {
-    const res = errorResponse(c, err, log);
-    return res;
+    // The JSON-RPC endpoint answers in JSON-RPC, the refusals of the guards in front of it (Host, Origin, shutdown) too.
+    if (c.req.path.startsWith(JSON_RPC_PREFIX)) return jsonRpcTransportError(c, toAirlockError(err), log);
+    return errorResponse(c, err, log);
   });
   app.notFound((c) => errorResponse(c, new AirlockError('not_found', 'No such endpoint.')));
 

@@ -180,11 +180,7 @@ export function jsonRpcEndpoint(options: JsonRpcEndpointOptions): Handler {
   }
 
   function transportError(c: Context, e: unknown): Response {
-    const error = isAirlockError(e) ? e : new AirlockError('internal', 'Internal error.', { cause: e });
-    if (error.code === 'internal' || error.code === 'store_unavailable') logInternalError(error);
-    const retryAfter = error.details?.retryAfterSeconds;
-    if (typeof retryAfter === 'number') c.header('Retry-After', String(retryAfter));
-    return c.json(errorResponse(null, rpcErrorFromAirlock(error)), error.status as 400);
+    return jsonRpcTransportError(c, e, logInternalError);
   }
 
   async function dispatch(call: RpcCall, ctx: CallContext): Promise<unknown> {
@@ -354,6 +350,19 @@ function positional(call: RpcCall, count: number): unknown[] {
   if (!Array.isArray(params)) throw invalidParams(`${call.method} takes positional params (an array)`);
   if (params.length < count) throw invalidParams(`${call.method} takes ${count} param${count === 1 ? '' : 's'}`);
   return params;
+}
+
+/**
+ * A failure before any call is read (credential, body, path, and the app's own guards: the Host and Origin checks,
+ * a daemon shutting down), with its HTTP status and a JSON-RPC body, so a JSON-RPC client reads it as one (found by
+ * review: the guards' refusals came back in the REST API's shape, which clients report as a malformed answer).
+ */
+export function jsonRpcTransportError(c: Context, e: unknown, logInternalError: (e: AirlockError) => void): Response {
+  const error = isAirlockError(e) ? e : new AirlockError('internal', 'Internal error.', { cause: e });
+  if (error.code === 'internal' || error.code === 'store_unavailable') logInternalError(error);
+  const retryAfter = error.details?.retryAfterSeconds;
+  if (typeof retryAfter === 'number') c.header('Retry-After', String(retryAfter));
+  return c.json(errorResponse(null, rpcErrorFromAirlock(error)), error.status as 400);
 }
 
 function errorResponse(id: string | number | null, error: JsonRpcError): RpcResponse {
