@@ -6,7 +6,7 @@
 // SQLite and PostgreSQL (the operator's approval is stored on the approval's quorum).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeFunctionData, parseAbiItem, type Hex } from 'viem';
+import { encodeFunctionData, maxUint256, parseAbiItem, type Hex } from 'viem';
 import { ALICE, USDC, USDC_ASSET, provisionAgent, startHarness, type Harness, type StoreKind } from './testing/harness.ts';
 import { approverKit } from './testing/approvers.ts';
 
@@ -17,9 +17,9 @@ const erc20Data = (fn: 'transfer' | 'approve', to: string, amount: bigint) => en
 const ACCOUNT_ABI = [parseAbiItem('function executeBatch((address target, uint256 value, bytes data)[] calls)')];
 let opNonce = 0;
 /** An EntryPoint v0.8 user operation of `sender` running `calls` through executeBatch. */
-const batch = (sender: string, calls: { to: string; data: Hex }[]) => ({
+const batch = (sender: string, calls: { to: string; data: Hex; value?: bigint }[]) => ({
   chainId: 8453, entryPoint: '0x4337084d9e255ff0702461cf8895ce9e3b5ff108', entryPointVersion: '0.8',
-  userOperation: { sender, nonce: String(opNonce++), callData: encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'executeBatch', args: [calls.map((c) => ({ target: c.to as Hex, value: 0n, data: c.data }))] }), callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' },
+  userOperation: { sender, nonce: String(opNonce++), callData: encodeFunctionData({ abi: ACCOUNT_ABI, functionName: 'executeBatch', args: [calls.map((c) => ({ target: c.to as Hex, value: c.value ?? 0n, data: c.data }))] }), callGasLimit: '200000', verificationGasLimit: '200000', preVerificationGas: '50000', maxFeePerGas: '1000000000', maxPriorityFeePerGas: '1000000' },
 });
 const transfer = (usdc: bigint) => ({ to: USDC, data: erc20Data('transfer', ALICE, usdc * U) });
 const routerApprove = { to: USDC, data: erc20Data('approve', ROUTER, 1n) };
@@ -155,6 +155,39 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
         assert.ok(held.length >= 2 && !JSON.stringify(held).includes('judgedAll'));
       });
     }
+
+    test('an unlimited router approve does not cover what the match left out: batched with a 5,000 USDC transfer, or with an unlimited approve to another spender, the operator must approve too', async () => {
+      // Found by the review of the fix above: compared as amounts, an unlimited approve equalled the whole request's
+      // unlimited amount, so the router tier "judged everything" and one treasury vote granted the rest.
+      const unlimitedTo = (...spenders: string[]) => ({ name: 'unlimited', type: 'approvals', spenders, allow_unlimited: true });
+      const routerBig = { name: 'router-big', type: 'approval_tier', asset: USDC_ASSET, above: (1_000n * U).toString(), match: { to: [ROUTER] }, quorum: { min: 1, groups: ['treasury'] } };
+      await setFleet(bigByOperator, routerBig, unlimitedTo(ROUTER, ALICE));
+      const { agent, token } = await provisionAgent(h, { policy: { ...agentPolicy(), rules: [...agentPolicy().rules, unlimitedTo(ROUTER, ALICE)] }, actions: ['evm.user_operation'] });
+      const treasurer = await addApprover('treasury');
+      const unlimitedApprove = (spender: string) => ({ to: USDC, data: erc20Data('approve', spender, maxUint256) });
+      const operator = { rule: 'fleet/big-by-operator', min: 1, groups: [], operator: {} };
+
+      const alone = await hold(token, batch(agent.address, [unlimitedApprove(ROUTER)]));
+      assert.deepEqual(alone.quorum, [{ rule: 'fleet/router-big', min: 1, groups: ['treasury'] }], 'the unlimited router approve alone: the rung stands in');
+      for (const rest of [transfer(5_000n), unlimitedApprove(ALICE)]) {
+        const steered = await hold(token, batch(agent.address, [unlimitedApprove(ROUTER), rest]));
+        assert.deepEqual(steered.quorum, [{ rule: 'fleet/router-big', min: 1, groups: ['treasury'] }, operator]);
+        assert.equal((await vote(treasurer, steered.id)).body.state, 'pending', 'one treasury vote does not grant what the match left out');
+      }
+    });
+
+    test('a native ladder on a user operation: the prefund (a fee, no call) does not count as a part the match left out', async () => {
+      const ETH = 'eip155:8453/slip44:60';
+      const ethByOperator = { name: 'eth-by-operator', type: 'approval_tier', asset: ETH, above: (10n ** 18n).toString() };
+      const routerEth = { name: 'router-eth', type: 'approval_tier', asset: ETH, above: (10n ** 18n).toString(), match: { to: [ROUTER] }, quorum: { min: 1, groups: ['treasury'] } };
+      await setFleet(ethByOperator, routerEth);
+      const policy = { ...agentPolicy(), rules: [{ name: 'pay-eth', type: 'allow', match: { actions: ['evm.user_operation'], chains: ['eip155:8453'], kinds: ['native.transfer'], to: [ROUTER] } }, ...agentPolicy().rules] };
+      const { agent, token } = await provisionAgent(h, { policy, actions: ['evm.user_operation'] });
+      const treasurer = await addApprover('treasury');
+      const held = await hold(token, batch(agent.address, [{ to: ROUTER, data: '0x', value: 2n * 10n ** 18n }]));
+      assert.deepEqual(held.quorum, [{ rule: 'fleet/router-eth', min: 1, groups: ['treasury'] }]);
+      assert.equal((await vote(treasurer, held.id)).body.state, 'approved');
+    });
 
     test('a real ladder as before: a fleet quorum above the fleet operator tier on the same asset, an agent quorum alone; an agent quorum over the agent\'s own operator tier that is no rung of it needs the operator too', async () => {
       const dev = await addApprover('devops');

@@ -41,11 +41,11 @@ const higherRung = (q: Violation, operatorTier: Violation): boolean =>
   judgedAll(q);
 
 /**
- * Whether quorum tier `q` judged all of its asset the request moves: no `match`, or every executed call moving some
- * is one its `match` touches (found by review: "router approvals above 1,000 USDC: 1 of treasury" stood in for
- * "above 1,000 USDC: the operator" on a batch of a 2,000 USDC router approve and a 5,000 USDC transfer, so one
- * treasury vote granted the transfer; a `to: [router]` match touches such a batch as a whole through its approve).
- * A tier found on one call of a batch judged only that call.
+ * Whether quorum tier `q` judged all of its asset the request moves: no `match`, or every part of the request
+ * moving or approving some is one its `match` touches (calls.ts `touchesEveryPartMoving`; found by review: "router
+ * approvals above 1,000 USDC: 1 of treasury" stood in for "above 1,000 USDC: the operator" on a batch of a 2,000
+ * USDC router approve and a 5,000 USDC transfer, so one treasury vote granted the transfer; a `to: [router]` match
+ * touches such a batch as a whole through its approve). A tier found on one call of a batch judged only that call.
  */
 const judgedAll = (q: Violation): boolean => q[JUDGED_ALL_OF_ASSET] === true;
 

@@ -1,4 +1,4 @@
-import type { Intent } from '../intent.ts';
+import type { Approval, Intent, Spend } from '../intent.ts';
 import { intentFacts, type IntentFacts } from './facts.ts';
 
 /**
@@ -69,18 +69,25 @@ export function matchedFacts(match: Touching | undefined, intent: Intent, facts:
 }
 
 /**
- * How much of `asset` the executed calls a `match` touches move, each call judged on its own (an unlimited
- * approval counts as its amount does in `facts`). A match can touch a batch as a whole through one call (`to`
- * names any party), so this is what an approval tier's approvers judged call by call: compared with the request's
- * whole amount, it tells whether calls the match leaves out move some of the asset (approvals/quorum.ts).
+ * Whether a `match` touches every part of a request that moves or approves `asset` (its network fee aside), each
+ * part judged on its own: a request that executes no call is one part; a batch's parts are its calls, at any depth
+ * (a Safe gas refund among them), and what it moves itself beyond them (a module call's own value), which no call
+ * judged, so it is never covered. A match can touch a batch as a whole through one call (`to` names any party), so
+ * this is what tells a quorum tier that judged the whole asset from one that judged part (approvals/quorum.ts; found
+ * by review: compared as amounts, an unlimited router approve equalled the whole request's unlimited amount).
  */
-export function amountTouchedCallsMove(match: Touching, intent: Intent, asset: string): bigint {
-  let sum = 0n;
-  for (const call of executedCalls(intent)) {
-    const facts = factsOf(call);
-    if (match.touches(call, facts)) sum += facts.unlimitedApprovals.get(asset) ?? facts.requestedByAsset.get(asset) ?? 0n;
-  }
-  return sum;
+export function touchesEveryPartMoving(match: Touching, intent: Intent, asset: string): boolean {
+  const calls = innerCalls(intent);
+  if (calls.length === 0) return !movesAsset(intent.spends, intent.approvals, asset) || match.touches(intent, factsOf(intent));
+  const ownSpends = without(intent.spends.filter((s) => s.kind !== 'fee'), calls.flatMap((c) => c.spends));
+  const ownApprovals = without(intent.approvals, calls.flatMap((c) => c.approvals));
+  if (movesAsset(ownSpends, ownApprovals, asset)) return false;
+  return calls.every((call) => touchesEveryPartMoving(match, call, asset));
+}
+
+/** Whether these spends (fees aside) or approvals move or approve `asset` (lowercase). */
+function movesAsset(spends: readonly Spend[], approvals: readonly Approval[], asset: string): boolean {
+  return spends.some((s) => s.kind !== 'fee' && s.asset.toLowerCase() === asset) || approvals.some((a) => a.asset.toLowerCase() === asset);
 }
 
 /**

@@ -18,9 +18,9 @@ export interface Violation {
   quorum?: ApprovalQuorum;
   /**
    * `approval_required` from a tier with `asset` and `above`: true when the tier judged all of `asset` the request
-   * moves (no `match`, or every call moving some is one its `match` touches). Only such a quorum tier stands in for
-   * an operator tier (approvals/quorum.ts). Under a symbol: used while deciding, never written to answers or audit
-   * entries.
+   * moves (no `match`, or every part of the request moving or approving some is one its `match` touches). Only such
+   * a quorum tier stands in for an operator tier (approvals/quorum.ts). Under a symbol: used while deciding, never
+   * written to answers or audit entries.
    */
   [JUDGED_ALL_OF_ASSET]?: boolean;
 }

@@ -3,7 +3,7 @@ import { toAmount } from '../amount.ts';
 import { amountField, assetField, matchField, ruleBase } from '../fields.ts';
 import { CompiledMatch } from '../match.ts';
 import { invalidPolicyAt } from '../path.ts';
-import { amountTouchedCallsMove, matchedFacts } from '../calls.ts';
+import { matchedFacts, touchesEveryPartMoving } from '../calls.ts';
 import { applies, defineRule, type Finding } from './types.ts';
 import { JUDGED_ALL_OF_ASSET } from '../decision.ts';
 
@@ -57,10 +57,9 @@ export const approvalTierRule = defineRule({
         const requested = unlimited ?? facts.requestedByAsset.get(asset) ?? 0n;
         if (unlimited === undefined && requested <= above) return 'pass';
         const who = quorum ? `${quorum.min} of ${quorum.groups.join(', ')} must approve` : 'a human must approve';
-        const whole = ctx.facts.unlimitedApprovals.get(asset) ?? ctx.facts.requestedByAsset.get(asset) ?? 0n;
         return [
           withQuorum({
-            [JUDGED_ALL_OF_ASSET]: match === undefined || amountTouchedCallsMove(match, ctx.input.intent, asset) >= whole,
+            [JUDGED_ALL_OF_ASSET]: match === undefined || touchesEveryPartMoving(match, ctx.input.intent, asset),
             code: 'approval_required',
             message: unlimited !== undefined ? `approves an unlimited amount of ${asset}; above ${above} ${who}` : `requests ${requested} base units of ${asset}; above ${above} ${who}`,
             limit: above.toString(),
