@@ -16,8 +16,11 @@ const ETH = 10n ** 18n;
 const GWEI = 10n ** 9n;
 const hex = (n: bigint) => `0x${n.toString(16)}`;
 
-/** What the fake node answers; `down`: eth_gasPrice fails (a node that does not answer lifecycle reads). */
-const node = { down: false, sent: [] as string[] };
+const TOKEN = '0x833589fcd6edb6e08f4c7c32d4f71b54bda02913';
+const TOKEN_ASSET = `${CHAIN}/erc20:${TOKEN}`;
+
+/** What the fake node answers; `down`: eth_gasPrice fails (a node that does not answer lifecycle reads); every key holds `native` wei and `token` USDC units. */
+const node = { down: false, sent: [] as string[], native: ETH, token: 0n };
 
 function fakeRpc(): Server {
   return createServer(async (req, res) => {
@@ -32,7 +35,9 @@ function fakeRpc(): Server {
           if (node.down) return { jsonrpc: '2.0', id: m.id, error: { code: -32000, message: 'upstream unavailable' } };
           return r(hex(GWEI));
         case 'eth_getTransactionCount': return r('0x0');
-        case 'eth_getBalance': return r(hex(ETH));
+        case 'eth_getBalance': return r(hex(node.native));
+        case 'eth_call': return r(`0x${node.token.toString(16).padStart(64, '0')}`);
+        case 'eth_estimateGas': return r(hex(50_000n));
         case 'eth_blockNumber': return r('0x10');
         case 'eth_sendRawTransaction': node.sent.push(m.params[0] as string); return r('0x' + '11'.repeat(32));
         case 'eth_getTransactionReceipt': return r(null);
@@ -57,7 +62,7 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       await h?.close();
       rpc?.close();
     });
-    beforeEach(() => Object.assign(node, { down: false, sent: [] }));
+    beforeEach(() => Object.assign(node, { down: false, sent: [], native: ETH, token: 0n }));
 
     const setFleet = async (lifecycle: Record<string, unknown>) => {
       const set = await h.admin('PUT', '/v1/policies/fleet', { document: { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: TREASURY }, ...lifecycle } } });
@@ -120,6 +125,30 @@ for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
       const second = await h.airlock.lifecycle.rotationPass();
       assert.deepEqual(second.rotated, []);
       await assertSweptOnceToCurrent(agent.id);
+    });
+
+    test('a native balance too small to sweep within the fee share does not hold back the tokens beside it: the USDC is swept, the key marked', async () => {
+      // Found by the review of the pass: one `lifecycle_fee_too_high` refusal (planned for the whole key, before
+      // anything is signed) marked the key swept, and 10,000 USDC stayed on the rotated-away key for good.
+      await setFleet({ sweep_assets: { [CHAIN]: [TOKEN_ASSET] } });
+      const { agent } = await provisionAgent(h);
+      await h.airlock.operator.rotateAgentKey(agent.id, 'operator');
+      // 10,000 USDC, and ETH enough for the token transfer's gas but whose own sweep would pay over 10% in fees.
+      Object.assign(node, { token: 10_000n * 10n ** 6n, native: (60_000n + 21_000n + 100_000n) * GWEI });
+      h.clock!.advance(61_000);
+      const pass = await h.airlock.lifecycle.rotationPass();
+      assert.deepEqual(pass.sweepErrors, [], JSON.stringify(pass));
+      const [old, current] = await keysOf(agent.id);
+      const jobs = await jobsOf(agent.id);
+      assert.deepEqual(jobs.map((j) => [j.asset, j.recipient, j.keyIndex]), [[TOKEN_ASSET, current.address, 0]], 'the USDC went to the current key; the ETH is left as dust');
+      const refused = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=lifecycle.refused`)).body.entries;
+      assert.equal(refused.at(-1)?.data.code, 'lifecycle_fee_too_high', 'the native sweep\'s refusal is on the record');
+      const sent = await sentFrom(old.address);
+      assert.equal(sent.length, 1);
+      assert.equal(parseTransaction(sent[0]!).to, TOKEN);
+      h.clock!.advance(61_000);
+      await h.airlock.lifecycle.rotationPass();
+      assert.equal((await jobsOf(agent.id)).length, 1, 'the key is marked: nothing swept twice, no refusal every pass');
     });
 
     test('a rotation whose sweep was built is not swept again by the pass', async () => {

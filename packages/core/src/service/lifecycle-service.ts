@@ -383,13 +383,14 @@ export class LifecycleService {
    * swept such a key later (hot-balance caps read current keys only, orphans only retired or idle agents), so an
    * active agent's funds stayed on the key rotated away as exposed, unreported. Each pass sweeps every rotated key of
    * an active or frozen agent not yet marked swept (and rotated over a minute ago: a `rotate` still building its own
-   * sweep is left to it) to its current key, as `rotate` would have; once the sweep is
+   * sweep is left to it) to its current key, as `rotate` would have, chain by chain; once every chain's sweep is
    * built (jobs planned, or nothing to move) the key is marked and read no more. A native balance too small to pay
-   * its fee within the 10% bound (`lifecycle_fee_too_high`) is marked too: it is not worth a refusal every pass.
+   * its fee within the 10% bound does not hold back the tokens beside it (sweepResumed).
    */
   private async resumeRotationSweeps(): Promise<{ sweepsResumed: string[]; sweepErrors: { agentId: string; keyIndex: number; code: string }[] }> {
     const out = { sweepsResumed: [] as string[], sweepErrors: [] as { agentId: string; keyIndex: number; code: string }[] };
     if (!this.submitter || this.submitter.chains().length === 0) return out;
+    const fleet = await this.fleetLifecycle();
     for (const agent of await this.activeAgents()) {
       if (agent.keyIndex === 0) continue;
       for (const key of await this.deps.store.listAgentKeys(agent.id)) {
@@ -397,18 +398,40 @@ export class LifecycleService {
         if (key.rotatedAt !== undefined && this.deps.clock.now() - key.rotatedAt < ROTATION_SWEEP_GRACE_MS) continue;
         const marker = rotationSweptMeta(agent.id, key.keyIndex);
         if ((await this.deps.store.getMeta(marker)) !== undefined) continue;
-        try {
-          const report = await this.sweep(agent.id, key.keyIndex, 'current', 'rotation');
-          out.sweepsResumed.push(...report.jobIds);
-          await this.deps.store.setMeta(marker, String(this.deps.clock.now()));
-        } catch (e) {
-          const code = e instanceof AirlockError ? e.code : 'internal';
-          if (code === 'lifecycle_fee_too_high') await this.deps.store.setMeta(marker, String(this.deps.clock.now())).catch(() => undefined);
-          out.sweepErrors.push({ agentId: agent.id, keyIndex: key.keyIndex, code });
+        let swept = true;
+        for (const chain of this.sweepChains(fleet)) {
+          try {
+            out.sweepsResumed.push(...(await this.sweepResumed(agent.id, key.keyIndex, chain, fleet)));
+          } catch (e) {
+            swept = false;
+            out.sweepErrors.push({ agentId: agent.id, keyIndex: key.keyIndex, code: e instanceof AirlockError ? e.code : 'internal' });
+          }
         }
+        if (swept) await this.deps.store.setMeta(marker, String(this.deps.clock.now()));
       }
     }
     return out;
+  }
+
+  /**
+   * One chain of a resumed rotation sweep. A native balance whose sweep would pay more than the fee share
+   * (`lifecycle_fee_too_high`, refused and recorded for the whole key before anything is signed) must not strand the
+   * tokens beside it (found by the review of the resume: one such refusal marked the key, and 10,000 USDC stayed on
+   * it for good): the chain's tokens are swept without it, and what is left is dust at this gas price.
+   */
+  private async sweepResumed(agentId: string, keyIndex: number, chain: string, fleet: LifecyclePolicy): Promise<string[]> {
+    try {
+      return (await this.sweep(agentId, keyIndex, 'current', 'rotation', { chains: [chain] })).jobIds;
+    } catch (e) {
+      if (!(e instanceof AirlockError) || e.code !== 'lifecycle_fee_too_high') throw e;
+      const tokens = fleet.sweepAssets.get(chain) ?? [];
+      return tokens.length === 0 ? [] : (await this.sweep(agentId, keyIndex, 'current', 'rotation', { chains: [chain], assets: tokens })).jobIds;
+    }
+  }
+
+  /** The chains a sweep reads by default: every chain with an RPC, a treasury or sweep assets. */
+  private sweepChains(fleet: LifecyclePolicy): string[] {
+    return [...new Set([...(this.submitter?.chains() ?? []), ...fleet.treasury.keys(), ...fleet.sweepAssets.keys()])].sort();
   }
 
   /**
@@ -753,7 +776,7 @@ export class LifecycleService {
     if (destination === 'current' && key.agent.status === 'retired') {
       throw new AirlockError('lifecycle_current_key_unavailable', 'The agent is retired: its current address is no destination for a sweep. Sweep to the treasury.', { details: { agentId: key.agent.id } });
     }
-    const chains = options.chains ?? [...new Set([...(this.submitter?.chains() ?? []), ...fleet.treasury.keys(), ...fleet.sweepAssets.keys()])].sort();
+    const chains = options.chains ?? this.sweepChains(fleet);
     const plans: { chain: string; gasPrice: bigint; rpcNonce: number; nativeBalance: bigint; transactions: BuiltTransaction[]; skipped: SweepSkip[] }[] = [];
     const open = await this.deps.store.listLifecycleJobs({ agentId: key.agent.id, open: true, limit: 500 });
     for (const chain of chains) {
