@@ -54,6 +54,13 @@ describe('NIP-98 u tags with an encoded semicolon or control character are refus
       'https://api.example.com/v1/..%00/admin/users',
       'https://api.example.com/v1/..%09/admin/users',
       'https://api.example.com/v1/%2e%2e%7f/admin/users',
+      // Found by the review of the fix: a trimmed encoded space, IIS's %u, overlong UTF-8.
+      'https://api.example.com/v1/..%20/admin/users',
+      'https://api.example.com/v1/%2e%2e%20/admin/users',
+      'https://api.example.com/v1/%20../admin/users',
+      'https://api.example.com/v1/%u002e%u002e/admin/users',
+      'https://api.example.com/v1/%c0%ae%c0%ae/admin/users',
+      'https://api.example.com/v1/%e0%80%ae%e0%80%ae/admin/users',
     ]) {
       const out = await getToken(url);
       assert.equal(out.status, 400, `${url}: signed, a token for what a decoding proxy routes to /admin`);
@@ -63,7 +70,7 @@ describe('NIP-98 u tags with an encoded semicolon or control character are refus
   });
 
   test('the same paths without a hidden dot segment are still signed as written', async () => {
-    for (const url of ['https://api.example.com/v1/files/report%3B2026.pdf', 'https://api.example.com/v1/a%20b', 'https://api.example.com/v1/...;x/y']) {
+    for (const url of ['https://api.example.com/v1/files/report%3B2026.pdf', 'https://api.example.com/v1/a%20b', 'https://api.example.com/v1/...;x/y', 'https://api.example.com/v1/%20/x', 'https://api.example.com/v1/caf%c3%a9']) {
       const out = await getToken(url);
       assert.equal(out.status, 200, url);
       const event = JSON.parse(Buffer.from(out.token!.replace(/^Nostr /, ''), 'base64').toString('utf8'));

@@ -208,7 +208,12 @@ function ambiguousUrl(raw: string): boolean {
   // `;params` as a literal one does (`%2e%2e%3b/admin` is `..;/admin` behind a decoding proxy; found by review
   // 2026-12-05).
   if (/%(2f|5c|25|[01][0-9a-f]|7f)/i.test(path)) return true;
-  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment.split(/;|%3b/i, 1)[0]!));
+  // Spellings of a dot that lenient decoders accept (found by the review of the fix above): IIS's `%u002e` (`%u` is
+  // no percent-encoding at all) and overlong UTF-8 (`%c0%ae`; `%c0`, `%c1` only ever start an overlong form, as do
+  // `%e0%80`-`%e0%9f` and `%f0%80`-`%f0%8f`).
+  if (/%u[0-9a-f]{4}|%c[01]|%e0%[89]|%f0%8/i.test(path)) return true;
+  // An encoded space at a segment's edge is trimmed by some servers, as a tab is (`..%20`).
+  return path.split('/').some((segment) => /^(\.|%2e){1,2}$/i.test(segment.split(/;|%3b/i, 1)[0]!.replace(/^(%20)+|(%20)+$/gi, '')));
 }
 
 /** NIP-44 and (where a rule allows it) NIP-04: the peer and the direction, judged by policy; nothing is signed. */
