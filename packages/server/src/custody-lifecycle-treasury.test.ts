@@ -8,15 +8,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { AirlockError, type LifecycleCall, type Store } from '@airlock/core';
-import { openStore } from '@airlock/store';
-import { loadConfig, type AirlockConfig } from './config.ts';
-import { initAirlock, openAirlock } from './runtime.ts';
-import { createLogger } from './http/request-log.ts';
-import { TEST_PASSPHRASE, TEST_VAULT } from './testing/harness.ts';
-import { forgeLifecyclePlan } from './testing/forged-lifecycle.ts';
-import { keyProcessTreasuryFrom, startKeyProcess } from './key-process/key-process.ts';
+import { forgeLifecyclePlan, rotatedVictim } from './testing/forged-lifecycle.ts';
+import { keyProcessTreasuryFrom } from './key-process/key-process.ts';
 
 const CHAIN = 'eip155:31337';
 const ETH = 10n ** 18n;
@@ -32,7 +26,6 @@ after(async () => {
 });
 
 describe('the key process\'s own treasury (AIRLOCK_KEY_PROCESS_TREASURY) against a rewritten fleet policy', () => {
-  let config: AirlockConfig;
   let store: Store;
   let agentId: string;
   let oldAddress: string;
@@ -45,24 +38,12 @@ describe('the key process\'s own treasury (AIRLOCK_KEY_PROCESS_TREASURY) against
 
 
   before(async () => {
-    config = loadConfig({ dataDir: join(dir, 'data') }, {});
-    await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
-    const airlock = await openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
-    const [agent] = await airlock.operator.createAgents({ names: ['victim'] }, 'operator');
-    const rotation = await airlock.operator.rotateAgentKey('victim', 'operator'); // key 0 is an old key, key 1 current
     // What a compromised daemon writes (on the record): the fleet's treasury is now the attacker's.
-    await airlock.operator.setPolicy('fleet', { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: MALLORY } } }, 'operator');
-    await airlock.close();
-    agentId = agent!.id;
-    oldAddress = rotation.previous.address.toLowerCase();
+    const world = await rotatedVictim(dir, closers, { version: 1, rules: [], lifecycle: { treasury: { [CHAIN]: MALLORY } } });
+    ({ store, agentId, oldAddress } = world);
     for (const [name, env] of [['unpinned', {}], ['pinned', { AIRLOCK_KEY_PROCESS_TREASURY: `${CHAIN}=${TREASURY}` }], ['other-chain', { AIRLOCK_KEY_PROCESS_TREASURY: `eip155:1=${TREASURY}` }], ['star', { AIRLOCK_KEY_PROCESS_TREASURY: `eip155:1=${MALLORY},*=${TREASURY}` }]] as const) {
-      const socket = join(dir, `${name}.sock`);
-      const kp = await startKeyProcess({ storeUrl: config.storeUrl, vaultPath: config.vaultPath, passphrase: TEST_PASSPHRASE, socketPath: socket, logger: createLogger('info', new PassThrough()), vault: TEST_VAULT, headRecordPath: join(dir, `${name}-head.json`), lifecycleTreasury: keyProcessTreasuryFrom(env) });
-      closers.push(() => kp.close());
-      sockets.set(name, socket);
+      sockets.set(name, await world.startKeyProcessAt(name, { lifecycleTreasury: keyProcessTreasuryFrom(env) }));
     }
-    store = await openStore(config.storeUrl);
-    closers.push(() => store.close());
   });
 
   const refused = (res: { status: number; body: any }, what: string) => {

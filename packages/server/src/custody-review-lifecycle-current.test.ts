@@ -9,16 +9,10 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { DatabaseSync } from 'node:sqlite';
 import type { LifecycleCall, Store } from '@airlock/core';
-import { openStore } from '@airlock/store';
-import { loadConfig, type AirlockConfig } from './config.ts';
-import { initAirlock, openAirlock } from './runtime.ts';
-import { createLogger } from './http/request-log.ts';
-import { TEST_PASSPHRASE, TEST_VAULT } from './testing/harness.ts';
-import { forgeLifecyclePlan } from './testing/forged-lifecycle.ts';
-import { startKeyProcess } from './key-process/key-process.ts';
+import type { AirlockConfig } from './config.ts';
+import { forgeLifecyclePlan, rotatedVictim } from './testing/forged-lifecycle.ts';
 
 const CHAIN = 'eip155:31337';
 const ETH = 10n ** 18n;
@@ -57,20 +51,9 @@ describe('review: the key process and the agent row\'s current address', () => {
   }
 
   before(async () => {
-    config = loadConfig({ dataDir: join(dir, 'data') }, {});
-    await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
-    const airlock = await openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false });
-    const [agent] = await airlock.operator.createAgents({ names: ['victim'] }, 'operator');
-    const rotation = await airlock.operator.rotateAgentKey('victim', 'operator'); // key 0 is an old key, key 1 current
-    await airlock.close();
-    agentId = agent!.id;
-    oldAddress = rotation.previous.address.toLowerCase();
-    current = rotation.current.address.toLowerCase();
-    socket = join(dir, 'keys.sock');
-    const kp = await startKeyProcess({ storeUrl: config.storeUrl, vaultPath: config.vaultPath, passphrase: TEST_PASSPHRASE, socketPath: socket, logger: createLogger('info', new PassThrough()), vault: TEST_VAULT, headRecordPath: join(dir, 'head.json') });
-    closers.push(() => kp.close());
-    store = await openStore(config.storeUrl);
-    closers.push(() => store.close());
+    const world = await rotatedVictim(dir, closers);
+    ({ config, store, agentId, oldAddress, current } = world);
+    socket = await world.startKeyProcessAt('keys');
   });
 
   test('a forged sweep of the old key to the agent\'s real current key is signed (what rotation plans)', async () => {

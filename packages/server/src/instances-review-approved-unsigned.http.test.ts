@@ -60,6 +60,16 @@ test('postgres: a grant whose signing failed on one instance is released by the 
     const again = await adminOrAgentOnSecond(app2, token, body, headers);
     assert.equal(again.status, 200, JSON.stringify(again.body));
     assert.equal(again.body.signedTransaction, retried.body.signedTransaction);
+    // As a compromised agent would go on: the same key with another transaction is a conflict, not that grant's
+    // signature; the same transaction (same nonce) without the key is a new request, judged against the 5 USDC the
+    // grant charged, not released for free.
+    const otherUnderKey = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 2n * U), headers });
+    assert.equal(otherUnderKey.status, 409, JSON.stringify(otherUnderKey.body));
+    assert.equal(otherUnderKey.body.error.code, 'idempotency_conflict');
+    const withoutKey = await h.call('POST', '/v1/sign/transaction', { token, body });
+    assert.equal(withoutKey.status, 403, JSON.stringify(withoutKey.body));
+    assert.equal(withoutKey.body.error.code, 'policy_denied');
+    assert.ok(withoutKey.body.error.violations.some((v: any) => v.code === 'budget_exceeded'), JSON.stringify(withoutKey.body));
 
     // Charged once: 5 of the 8 USDC are used, 3 remain, and nothing more fits.
     const fits = await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1n * U, 4) });

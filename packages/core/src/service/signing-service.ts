@@ -418,10 +418,7 @@ export class SigningService {
       // it died or lost its store between the grant's commit and the stored result): no result will be written, so
       // the approval's poll never ends, and asking under a new key opened a second approval of the same bytes,
       // charged again (found by review). Released here as a nonce replay of an approved request is (`reuse`).
-      const payment = isHeldPayment(req.input.intent) ? await tx.getPaymentByNonce(req.input.intent.payment!.network, heldToken(req.input.intent), req.input.intent.from, req.input.intent.payment!.nonce) : undefined;
-      const outcome = await this.replay(tx, req, session, stranded.auditSeq, payment ? { paymentId: payment.id } : {}, stranded.id);
-      if ('release' in outcome) outcome.release.approvalId = stranded.id;
-      return outcome;
+      return this.replay(tx, req, session, stranded.auditSeq, await heldPaymentExtra(tx, req.input.intent), stranded.id);
     }
     if (prior.response.status !== 200) {
       // The sending session is judged as for a signature's replay (replay): a derived session out of the action's or
@@ -435,9 +432,7 @@ export class SigningService {
     // Recorded by a nonce replay of an approved request (`reuse`): bound to that approval again (found by review:
     // a second retry under the key was refused by the key process).
     const approvalId = typeof body.approvalId === 'string' ? body.approvalId : undefined;
-    const outcome = await this.replay(tx, req, session, prior.auditSeq, paymentExtra(body), approvalId);
-    if ('release' in outcome && approvalId !== undefined) outcome.release.approvalId = approvalId;
-    return outcome;
+    return this.replay(tx, req, session, prior.auditSeq, paymentExtra(body), approvalId);
   }
 
   /**
@@ -481,13 +476,11 @@ export class SigningService {
       return { status: 202, body: { decision: 'require_approval', approvalId: pending.approvalId, auditSeq: pending.auditSeq, intent: intentToJson(input.intent), replayed: true, replayAuditSeq: entry.seq } };
     }
     const original = claims[0]!.auditSeq;
-    const payment = isHeldPayment(input.intent) ? await tx.getPaymentByNonce(input.intent.payment!.network, heldToken(input.intent), input.intent.from, input.intent.payment!.nonce) : undefined;
-    const extra = payment ? { paymentId: payment.id } : {};
+    const extra = await heldPaymentExtra(tx, input.intent);
     // The original was held and approved: a key process signs it again under that approval (the entry it allowed is
     // the held request, not an `allow`), as it signed it when the approval was granted.
     const approvalId = claims[0]!.approvalId;
     const outcome = await this.replay(tx, req, session, original, extra, approvalId);
-    if ('release' in outcome && approvalId !== undefined) outcome.release.approvalId = approvalId;
     if (idempotencyKey !== undefined && 'release' in outcome) {
       await tx.putIdempotency({ scope: idempotencyScope(auth), key: idempotencyKey, requestHash: reqHash, digest, auditSeq: original, response: { status: 200, body: { decision: 'allow', auditSeq: original, resign: true, signer: req.signer, ...extra, ...(approvalId !== undefined ? { approvalId } : {}) } }, createdAt: now });
     }
@@ -525,7 +518,7 @@ export class SigningService {
     }
     const entry = await this.appendReplayEntry(tx, req, originalSeq, 'allow');
     await tx.appendLedger(countWritesFor(req.input), req.now, entry.seq);
-    return { release: { auditSeq: originalSeq, replayed: true, extra: { ...extra, replayAuditSeq: entry.seq } } };
+    return { release: { auditSeq: originalSeq, replayed: true, extra: { ...extra, replayAuditSeq: entry.seq }, ...(approvalId !== undefined ? { approvalId } : {}) } };
   }
 
   /**
@@ -1298,6 +1291,13 @@ function signedBySameKey(body: Record<string, unknown>, req: SignRequest): boole
 }
 
 /** The paymentId a stored allow body carries, to hand back on release and replay. */
+/** `{paymentId}` of the payment a held-payment intent (an EIP-3009 authorization) reserved, for its replay's answer; `{}` otherwise. */
+async function heldPaymentExtra(tx: StoreTx, intent: Intent): Promise<Record<string, unknown>> {
+  if (!isHeldPayment(intent)) return {};
+  const payment = await tx.getPaymentByNonce(intent.payment!.network, heldToken(intent), intent.from, intent.payment!.nonce);
+  return payment ? { paymentId: payment.id } : {};
+}
+
 function paymentExtra(body: Record<string, unknown>): Record<string, unknown> {
   return typeof body.paymentId === 'string' ? { paymentId: body.paymentId } : {};
 }
