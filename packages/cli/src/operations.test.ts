@@ -60,9 +60,10 @@ describe('metrics and request logs', () => {
   for (const store of ['sqlite', 'postgres'] as const) {
     test(`${store}: a scrape after real requests counts them by route pattern and decision; every log line is JSON with the request fields and no token`, async () => {
       const data = await daemonData(store);
-      // No periodic checkpoint meanwhile, so the group-commit counts below are exact between two scrapes (the
-      // other timers that write, the approval expiry at 30 s and the refusal windows at 60 s, are far off).
-      const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0', AIRLOCK_CHECKPOINT_INTERVAL: '1h' }));
+      // No periodic job meanwhile, so the group-commit counts below are exact between two scrapes: each of the
+      // checkpoint, the reconcilers and the approval expiry pass is a store transaction (at 30 s on a slow run the
+      // reconcile and expiry passes landed between two scrapes: one commit more). The refusal window (60 s) is far off.
+      const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0', AIRLOCK_CHECKPOINT_INTERVAL: '1h', AIRLOCK_RECONCILE_INTERVAL: '1h', AIRLOCK_APPROVAL_EXPIRY_INTERVAL: '1h', AIRLOCK_LIFECYCLE_INTERVAL: '1h' }));
       const metricsUrl = metricsUrlOf(daemon);
 
       const { agent, token } = await provisionRemoteAgent(daemon.url, data.adminToken, { policy: usdcPolicy({ daily: '10000000', approvalAbove: '5000000' }) });
@@ -163,6 +164,29 @@ describe('metrics and request logs', () => {
       }
     });
   }
+
+  test('an approval past its TTL is expired by the daemon\'s own pass every AIRLOCK_APPROVAL_EXPIRY_INTERVAL: its hold goes back to the budget with no approval action', async () => {
+    const data = await daemonData();
+    const daemon = await started(envFor(data, { AIRLOCK_METRICS_LISTEN: '127.0.0.1:0', AIRLOCK_APPROVAL_TTL: '1s', AIRLOCK_APPROVAL_EXPIRY_INTERVAL: '1s' }));
+    const metricsUrl = metricsUrlOf(daemon);
+    const { agent, token } = await provisionRemoteAgent(daemon.url, data.adminToken, { policy: usdcPolicy({ daily: '10000000', approvalAbove: '5000000' }) });
+    const held = await fetch(`${daemon.url}/v1/sign/transaction`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(usdcTransfer(ALICE, 6_000_000n, 1)) });
+    assert.equal(held.status, 202);
+    const utilisation = (e: ReturnType<typeof parseExposition>) => e.value('airlock_budget_utilisation_ratio', { scope: 'agent', agent: agent.name, rule: 'agent/usdc-daily' });
+    assert.equal(utilisation(await scrape(metricsUrl)), 0.6);
+    // Only scrapes meanwhile (they expire nothing): the pass alone closes it.
+    const deadline = Date.now() + 15_000;
+    let m = await scrape(metricsUrl);
+    while (m.value('airlock_approvals_pending') !== 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      m = await scrape(metricsUrl);
+    }
+    assert.equal(m.value('airlock_approvals_pending'), 0);
+    assert.equal(utilisation(m), 0);
+    const expired = (await readWholeAudit(daemon.url, data.adminToken)).filter((e) => e.type === 'approval.expired');
+    assert.deepEqual(expired.map((e) => e.actor), ['system']);
+    assert.equal(await daemon.stop(), 0);
+  });
 
   test('a log reader that stops reading: the daemon keeps answering, holds back at most AIRLOCK_LOG_QUEUE, counts what it dropped and says so when the reader is back', async () => {
     const data = await daemonData();

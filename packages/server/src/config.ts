@@ -15,6 +15,12 @@ export interface AirlockConfig {
   /** The keys live in a key process reached on this Unix socket (AIRLOCK_KEY_PROCESS_SOCKET, docs/custody.md): the daemon opens no vault. */
   keyProcessSocket?: string;
   approvalTtlMs: number;
+  /**
+   * How often overdue approvals are expired and their holds released (AIRLOCK_APPROVAL_EXPIRY_INTERVAL, default
+   * 30s). An approval past its TTL is never granted whatever this is (approval actions expire it first): this sets
+   * how soon its hold goes back to the budget.
+   */
+  approvalExpiryIntervalMs: number;
   bodyLimitBytes: number;
   checkpointIntervalMs: number;
   /** x402 reconciler: JSON-RPC URL per CAIP-2 network (AIRLOCK_EVM_RPC="eip155:31337=http://127.0.0.1:8545,…"). */
@@ -119,6 +125,7 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     host: overrides.host ?? env.AIRLOCK_HOST ?? '127.0.0.1',
     port,
     approvalTtlMs: overrides.approvalTtlMs ?? parseDuration(env.AIRLOCK_APPROVAL_TTL ?? '24h'),
+    approvalExpiryIntervalMs: overrides.approvalExpiryIntervalMs ?? parseDuration(env.AIRLOCK_APPROVAL_EXPIRY_INTERVAL ?? '30s'),
     bodyLimitBytes,
     checkpointIntervalMs: overrides.checkpointIntervalMs ?? parseDuration(env.AIRLOCK_CHECKPOINT_INTERVAL ?? '10s'),
     evmRpc: overrides.evmRpc ?? parseEvmRpc(env.AIRLOCK_EVM_RPC),

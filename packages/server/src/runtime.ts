@@ -370,7 +370,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
       // while one ran was tried (2026-12-03) and reverted: on a full disk a checkpoint never settled, every later
       // tick was skipped, and signing stayed halted after space was freed (torture store-faults).
       background(() => audit.checkpoint(), config.checkpointIntervalMs);
-      background(() => operator.expireOverdue(), 30_000);
+      background(() => operator.expireOverdue(), config.approvalExpiryIntervalMs);
       background(() => x402.reconcile(), config.reconcileIntervalMs);
       if (lightningBackend) background(() => lightning.reconcile(), config.reconcileIntervalMs);
       if (submitter) {
