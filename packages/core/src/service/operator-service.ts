@@ -18,6 +18,7 @@ import type { LedgerWrite } from '../ports/ledger.ts';
 import { formatSessionToken, hashSecret } from './tokens.ts';
 import { ancestorIdsOf, readAncestors } from './session-chain.ts';
 import { assertSessionLabel } from './session-label.ts';
+import { decodedForAnotherKey } from '../approvals/decoded-for.ts';
 import { describeRequirement, quorumMet, requiredQuorum, withOperatorApproval, type CountedVote, type QuorumRequirement } from '../approvals/quorum.ts';
 import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
 import type { LightningService } from '../lightning/lightning-service.ts';
@@ -573,8 +574,8 @@ export class OperatorService {
     try {
       // Granted, then the key rotated before this signature: the request was decoded for the old key (a rotation
       // denies what is still pending, this closes the gap between a grant's commit and its signature).
-      const decodedFor = (approval.summary as { intent?: { from?: unknown } } | undefined)?.intent?.from;
-      if (approval.action.startsWith('evm.') && typeof decodedFor === 'string' && decodedFor !== agent.address) {
+      const decodedFor = decodedForAnotherKey(approval, agent.address);
+      if (decodedFor !== undefined) {
         throw new AirlockError('key_rotated', "Refused by agent_keys/rotated: the agent's key was rotated after this approval was granted; nothing was signed.", { details: { rule: 'agent_keys/rotated', address: decodedFor, currentAddress: agent.address } });
       }
       signed = await this.signing.signCommitted(agent, approval.action, approval.request, approval.auditSeq, approval.digest, id);

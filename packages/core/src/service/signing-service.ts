@@ -25,6 +25,7 @@ import { CircuitBreakers, breakerOpenViolation, type Screening } from './circuit
 import type { PolicyLayer } from '../policy/layers.ts';
 import { checkAncestorsUsable, readAncestors } from './session-chain.ts';
 import { seriesFor } from '../ports/ledger.ts';
+import { decodedForAnotherKey } from '../approvals/decoded-for.ts';
 import { quorumMet, requiredQuorum, withOperatorApproval } from '../approvals/quorum.ts';
 import { grantsOf } from '../dependencies/grants.ts';
 import { releasedSignatures } from './released-signatures.ts';
@@ -446,8 +447,7 @@ export class SigningService {
     const approval = await tx.getApproval(body.approvalId);
     if (approval?.state !== 'approved' || approval.result !== undefined) return undefined;
     if (approval.agentId !== req.auth.agent.id || approval.action !== req.action || approval.digest !== req.digest) return undefined;
-    const decodedFor = (approval.summary as { intent?: { from?: unknown } } | undefined)?.intent?.from;
-    if (req.action.startsWith('evm.') && typeof decodedFor === 'string' && decodedFor.toLowerCase() !== req.signer.toLowerCase()) return undefined;
+    if (decodedForAnotherKey(approval, req.signer) !== undefined) return undefined;
     return approval;
   }
 
