@@ -230,6 +230,39 @@ describe('airlockAccount with viem on a real chain (anvil) and a real Airlock ov
     assert.equal((await publicClient.getBalance({ address: FRIEND })) - friendBefore, parseEther('0.1'));
   });
 
+  test('approval tier: a grant whose signature never left the daemon (its key backend failed) still reaches the waiting account, charged once', async () => {
+    // 0.1 ETH needs a human; 0.15 ETH a day leaves no room for the same 0.1 ETH charged twice.
+    const { agent, options } = await provision(nativePolicy({ budget: parseEther('0.15'), approvalAbove: parseEther('0.05') }));
+    const patient = createWalletClient({ account: await airlockAccount({ ...options, approvalWaitMs: 3_000 }), chain, transport: http(anvil!.rpcUrl) });
+    const request = await patient.prepareTransactionRequest({ to: FRIEND, value: parseEther('0.1') });
+    const keys = server!.holder.get().deps.keys;
+    const signDigest = keys.signDigest.bind(keys);
+    const operator = (async () => {
+      const fresh = await waitForNewApprovals(admin, agent.name, []);
+      assert.equal(fresh.length, 1, 'exactly one pending approval');
+      // The key backend fails once, after the grant committed (an HSM session lost): granted and charged, nothing released.
+      keys.signDigest = (async () => {
+        keys.signDigest = signDigest;
+        throw new Error('key backend unavailable (test)');
+      }) as typeof keys.signDigest;
+      const approve = await admin.request('POST', `/v1/approvals/${fresh[0]!.id}/approve`).then((r) => r.status, (e: unknown) => e);
+      assert.notEqual(approve, 200);
+      return fresh[0]!.id;
+    })();
+    // The account's poll ends on "approved, no result"; it asks again under its Idempotency-Key and gets the grant's signature.
+    const [signed, approvalId] = await Promise.all([patient.signTransaction(request), operator]);
+    const tx = parseTransaction(signed);
+    assert.deepEqual([tx.to?.toLowerCase(), tx.value], [FRIEND, parseEther('0.1')]);
+    const hash = await publicClient.sendRawTransaction({ serializedTransaction: signed });
+    assert.equal((await publicClient.waitForTransactionReceipt({ hash })).status, 'success');
+    // Charged once: one pending approval was ever opened, and a second 0.1 ETH does not fit beside the first.
+    const approvals = await admin.request<{ approvals: { id: string; state: string }[] }>('GET', `/v1/approvals?agent=${agent.name}&state=all`);
+    assert.deepEqual(approvals.body.approvals.map((a) => [a.id, a.state]), [[approvalId, 'approved']]);
+    const agentHttp = createAirlockHttp({ url: server!.url, token: options.token });
+    const more = await agentHttp.request<{ decision: { violations: { rule: string }[] } }>('POST', '/v1/dry-run', { action: 'evm.transaction', payload: { chainId: 31337, transaction: { type: 'eip1559', to: FRIEND, value: parseEther('0.1').toString(), nonce: 1, gas: '21000', maxFeePerGas: '2000000000', maxPriorityFeePerGas: '1000000' } } });
+    assert.ok(more.body.decision.violations.some((v) => v.rule === 'agent/eth-daily'), JSON.stringify(more.body));
+  });
+
   test('a sign request retried with the same Idempotency-Key is answered once: replayed, same signature', async () => {
     const { token } = await provision(nativePolicy({ budget: parseEther('0.025') }));
     const agentHttp = createAirlockHttp({ url: server!.url, token });

@@ -19,8 +19,9 @@ export async function signWithRetry<T extends SignAnswer>(http: AirlockHttp, pat
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const res = await http.request<T>('POST', path, payload, { 'idempotency-key': key });
-      if (res.status === 202) return await waitForApproval<T>(http, res.body, approvalWaitMs);
+      const send = () => http.request<T>('POST', path, payload, { 'idempotency-key': key });
+      const res = await send();
+      if (res.status === 202) return await waitForApproval<T>(http, res.body, approvalWaitMs, send);
       return res.body;
     } catch (e) {
       if (!(e instanceof TypeError)) throw e;
@@ -31,14 +32,25 @@ export async function signWithRetry<T extends SignAnswer>(http: AirlockHttp, pat
   throw lastError;
 }
 
-async function waitForApproval<T extends SignAnswer>(http: AirlockHttp, pending: T, waitMs: number): Promise<T> {
+/**
+ * `resend`: the request again under its Idempotency-Key. A poll that ends on an approval granted without a result
+ * (the long poll waits for the result, so its wait ran out: the instance that granted it failed before its signature
+ * left) sends it: Airlock then releases the granted signature as a replay, charged nothing again. Asking under a
+ * new key instead would open a second approval of the same request.
+ */
+async function waitForApproval<T extends SignAnswer>(http: AirlockHttp, pending: T, waitMs: number, resend: () => Promise<{ status: number; body: T }>): Promise<T> {
   const id = pending.approvalId!;
   const deadline = Date.now() + waitMs;
   while (Date.now() < deadline) {
     // Long poll: Airlock answers as soon as the approval is decided (and signed), or when `wait` runs out.
     const { body } = await http.request<{ state: string; result?: T }>('GET', `/v1/approvals/${encodeURIComponent(id)}${approvalWaitQuery(deadline)}`);
     if (body.state === 'approved' && body.result) return body.result;
-    if (body.state !== 'pending' && body.state !== 'approved') break;
+    if (body.state === 'approved') {
+      const again = await resend();
+      if (again.status === 200) return again.body;
+      continue;
+    }
+    if (body.state !== 'pending') break;
   }
   throw new AirlockApprovalRequiredError(id, pending.expiresAt ?? '', pending.violations ?? []);
 }
