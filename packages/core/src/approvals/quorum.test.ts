@@ -93,7 +93,8 @@ test('a tier without a quorum is met only by a higher rung of its ladder (same o
 test('as the tiers evaluate: the fleet\'s router quorum does not take a 5,000 USDC transfer from the fleet\'s operator; its treasury rung does', () => {
   const ALICE = '0x1111111111111111111111111111111111111111';
   const ROUTER = '0x2626664c2603336e57b271c5c0b26f421741e481';
-  const agent = layer('agent', { version: 1, rules: [{ name: 'pay', type: 'allow', match: { kinds: ['erc20.transfer'], to: [ALICE], assets: [USDC] } }] });
+  // The router is listed too: an allow rule's `to` covers everyone the request pays or lets spend.
+  const agent = layer('agent', { version: 1, rules: [{ name: 'pay', type: 'allow', match: { kinds: ['erc20.transfer'], to: [ALICE, ROUTER], assets: [USDC] } }] });
   const fleet = (...rules: object[]) => layer('fleet', { version: 1, rules: [{ name: 'big-by-operator', type: 'approval_tier', asset: USDC, above: '1000000000' }, ...rules] });
   const routerByDevops = { name: 'router', type: 'approval_tier', match: { to: [ROUTER] }, quorum: { min: 1, groups: ['devops'] } };
   const treasury = { name: 'treasury', type: 'approval_tier', asset: USDC, above: '3000000000', quorum: { min: 2, groups: ['treasury'] } };
