@@ -38,7 +38,20 @@ export interface ReconcileResult {
   errors: number;
   /** Alert entries written this round (`alert.reconciler`, `alert.settlement_mismatch`). */
   alerts: number;
+  /**
+   * Holds kept this round because the chain's answers disagree (each `alert.reconciler`'s reasons), alerted or not:
+   * a payment is alerted when it first disagrees, when its reason changes, and again after DISAGREEMENT_REPEAT_MS.
+   */
+  disagreements: number;
 }
+
+/**
+ * How long a payment that keeps disagreeing for the same reason goes without another alert. Once per payment and
+ * round was tried: an RPC whose clock runs ahead, or finality lagging past an hour, then wrote one entry (and one
+ * webhook delivery, queued ahead of the operator's next breaker alert) per held payment every 30 s, about 1.4
+ * million a day at 500 holds (found by review).
+ */
+export const DISAGREEMENT_REPEAT_MS = 3_600_000;
 
 /** The chain as one round sees it, read once per network: the latest block time and the pinned block. */
 interface ChainView {
@@ -65,8 +78,8 @@ export type DisagreementReason = 'chain_clock_skew' | 'chain_inconsistent' | 'pi
  *   3. `authorizationState` at that block number says the nonce is unused.
  * and the latest block's time is within `maxClockSkewSeconds` of the wall clock. A nonce used at the latest
  * block settles the payment, charged max(signed value, value of the Transfer that used it). Whenever the
- * answers disagree the hold is kept and one `alert.reconciler` entry per payment and round records the
- * figures; read failures are counted and alerted once per network and round.
+ * answers disagree the hold is kept and an `alert.reconciler` entry records the figures, once per payment and
+ * reason (again after DISAGREEMENT_REPEAT_MS); read failures are counted and alerted once per network and round.
  *
  * A round reads at most `batchSize` reserved payments, starting after the last one the previous round of this
  * reconciler read and starting over from the soonest validBefore once the end is reached: payments that stay
@@ -79,6 +92,8 @@ export class PaymentReconciler {
   private readonly options: Required<ReconcilerOptions>;
   /** Where the next round starts: after the last payment the previous round read (none: the soonest validBefore). */
   private cursor: ReservedCursor | undefined;
+  /** Per payment still disagreeing: the reason last alerted and when (this instance's; a restart alerts again). */
+  private readonly alerted = new Map<string, { reason: DisagreementReason; at: number }>();
 
   constructor(deps: ServiceDeps, chain: ChainReader | undefined, options: ReconcilerOptions = {}) {
     this.deps = deps;
@@ -100,12 +115,17 @@ export class PaymentReconciler {
     const last = due[due.length - 1];
     // A short page reached the end: the next round starts over.
     this.cursor = due.length < batch || !last ? undefined : { validBefore: last.validBefore, id: last.id };
-    const result: ReconcileResult = { checked: 0, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0 };
+    const result: ReconcileResult = { checked: 0, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0, disagreements: 0 };
+    // A payment not seen disagreeing for the repeat interval (finished, or no longer read) is forgotten.
+    const now = this.deps.clock.now();
+    for (const [id, last] of this.alerted) if (now - last.at >= DISAGREEMENT_REPEAT_MS) this.alerted.delete(id);
     const views = new Map<string, Promise<ChainView>>();
     const failures = new Map<string, { payments: number; due: number; failure: string }>();
     for (const p of due) {
       result.checked += 1;
       const verdict = await this.judge(p, views);
+      // Agreement (or a failed read) ends a disagreement: the next one is alerted afresh.
+      if (verdict.kind !== 'disagree' && verdict.kind !== 'error') this.alerted.delete(p.id);
       switch (verdict.kind) {
         case 'wait':
           break;
@@ -117,10 +137,15 @@ export class PaymentReconciler {
           failures.set(p.network, f);
           break;
         }
-        case 'disagree':
+        case 'disagree': {
+          result.disagreements += 1;
+          const last = this.alerted.get(p.id);
+          if (last?.reason === verdict.reason && now - last.at < DISAGREEMENT_REPEAT_MS) break;
           await this.alert('alert.reconciler', p, { reason: verdict.reason, ...verdict.figures });
+          this.alerted.set(p.id, { reason: verdict.reason, at: now });
           result.alerts += 1;
           break;
+        }
         case 'expired':
           if (await this.finish(p, 'expired', { evidence: 'pinned_block_unused_after_valid_before', pinnedBlock: verdict.view.pinned.number.toString(), pinnedTag: verdict.view.pinned.tag, pinnedTimestamp: verdict.view.pinned.timestamp, latestTimestamp: verdict.view.latest })) result.expired += 1;
           break;

@@ -727,7 +727,7 @@ export const PaymentSummaryResponse = apiSchema(
 export const ReconcileResponse = apiSchema(
   'ReconcileResult',
   z
-  .object({ checked: z.number(), settled: z.number(), expired: z.number(), assumedSettled: z.number(), errors: z.number(), alerts: z.number().describe('alert.reconciler / alert.settlement_mismatch entries written') }),
+  .object({ checked: z.number(), settled: z.number(), expired: z.number(), assumedSettled: z.number(), errors: z.number(), alerts: z.number().describe('alert.reconciler / alert.settlement_mismatch entries written'), disagreements: z.number().describe('holds kept because the chain\'s answers disagree, alerted or not (a payment is alerted when it first disagrees, when its reason changes, and hourly while it goes on)') }),
 );
 
 export type X402PayInput = z.infer<typeof X402PayRequest>;
