@@ -36,13 +36,21 @@ export interface BuiltPayment {
 }
 
 /**
- * validBefore = now + min(maxTimeoutSeconds, the policy's maximum validity): an authorization never lives
+ * The longest authorization Airlock builds where the policy sets no `validity_window`. The server's
+ * `maxTimeoutSeconds` is a maximum, so a shorter one is still a valid payment; without this bound a server asking
+ * for 2^53-1 seconds got an authorization that never expires (its hold never released) and whose validBefore,
+ * past 2^53 once added to now, was signed as a different number than the payment record kept (found by review).
+ */
+export const DEFAULT_MAX_VALIDITY_SECONDS = 86_400;
+
+/**
+ * validBefore = now + min(maxTimeoutSeconds, the policy's maximum validity or a day): an authorization never lives
  * longer than the server needs or the operator allows. validAfter is "0" as in the reference client.
  * `nonce` is 32 bytes from a CSPRNG.
  */
 export function buildPayment(c: PaymentCandidate, from: string, nonce: Uint8Array, nowSeconds: number, maxValiditySeconds?: number): BuiltPayment {
   if (nonce.length !== 32) throw new Error('an x402 nonce is 32 bytes');
-  const lifetime = maxValiditySeconds === undefined ? c.maxTimeoutSeconds : Math.min(c.maxTimeoutSeconds, maxValiditySeconds);
+  const lifetime = Math.min(c.maxTimeoutSeconds, maxValiditySeconds ?? DEFAULT_MAX_VALIDITY_SECONDS);
   const validBefore = nowSeconds + lifetime;
   const fromAddress = toChecksumAddress(from);
   if (c.method === 'eip3009') {
