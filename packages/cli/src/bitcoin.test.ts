@@ -83,7 +83,7 @@ describe('airlock bitcoin, end to end', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'airlock-cli-btc-'));
     data = await prepareDaemonData('sqlite');
-    daemon = await startDaemon(cliEnv({ AIRLOCK_DATA_DIR: data.dataDir, AIRLOCK_STORE: data.storeUrl, AIRLOCK_PASSPHRASE: data.passphrase }));
+    daemon = await startDaemon(cliEnv({ AIRLOCK_DATA_DIR: data.dataDir, AIRLOCK_STORE: data.storeUrl, AIRLOCK_PASSPHRASE: data.passphrase, AIRLOCK_BITCOIN_NETWORKS: 'bitcoin,regtest' }));
     alice = await bitcoinAgent('alice');
   });
   after(async () => {

@@ -124,6 +124,7 @@ export const ERROR_CODES = {
   psbt_utxo_mismatch: { status: 400, summary: "An input's previous transaction does not hash to the outpoint it spends, or disagrees with its witness UTXO (amount or script)." },
   psbt_input_mismatch: { status: 400, summary: "An input names one of the agent's keys whose derived script is not the script it spends." },
   psbt_network_mismatch: { status: 400, summary: "The PSBT names keys or addresses of another network than the request's." },
+  bitcoin_network_disabled: { status: 403, summary: 'The request names a Bitcoin network this daemon does not sign for (AIRLOCK_BITCOIN_NETWORKS, default bitcoin): the test networks share one key per account and a script is the same on every chain, so coins on mainnet can sit on a test-network key and be spent under a test label; only the networks the operator names are signed. Nothing was signed; details.enabled lists them.' },
   psbt_nothing_to_sign: { status: 400, summary: "No input of the PSBT is the agent's (by its derivation fields and keys): nothing would be signed." },
   psbt_unsupported_input: { status: 400, summary: 'An input of the agent is of a kind Airlock does not sign (only P2WPKH and P2TR key path).' },
   psbt_sighash_not_default: { status: 400, summary: 'A taproot key-path input the threshold cluster would sign asks for a sighash type other than SIGHASH_DEFAULT; the cluster signs DEFAULT only.' },

@@ -54,7 +54,7 @@ describe('airlockBitcoinWallet against a real Airlock over HTTP, checked with bi
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'airlock-sdk-bitcoin-'));
-    const config = loadConfig({ dataDir, host: '127.0.0.1', port: 0 }, {});
+    const config = loadConfig({ dataDir, host: '127.0.0.1', port: 0 }, { AIRLOCK_BITCOIN_NETWORKS: 'regtest' });
     const adminToken = (await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT)).adminToken;
     server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT });
     admin = createAirlockHttp({ url: server.url, token: adminToken });

@@ -8,7 +8,7 @@ import { AirlockError } from '@airlock/core';
  * passphrase goes in `passphrase_file`, the admin token stays in the environment or a secret store.
  */
 export const CONFIG_FILE_KEYS = [
-  'data_dir', 'vault', 'store', 'host', 'port', 'socket', 'approval_ttl', 'approval_expiry_interval', 'body_limit', 'checkpoint_interval',
+  'data_dir', 'vault', 'store', 'host', 'port', 'socket', 'approval_ttl', 'approval_expiry_interval', 'bitcoin_networks', 'body_limit', 'checkpoint_interval',
   'passphrase_file', 'key_backend', 'key_process_socket', 'pkcs11_library', 'pkcs11_token_label', 'pkcs11_slot', 'pkcs11_pin_file', 'evm_rpc', 'reconcile_interval', 'lifecycle_interval', 'reconcile_margin', 'reconcile_block_tag',
   'reconcile_max_skew', 'reconcile_max_pinned_lag', 'reconcile_log_lookback', 'allowed_origins', 'allowed_hosts',
   'session_rate', 'session_burst', 'log_level', 'log_queue', 'metrics_listen', 'metrics_budget_agents', 'shutdown_timeout', 'url',

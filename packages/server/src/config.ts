@@ -1,5 +1,5 @@
 import { resolve, join } from 'node:path';
-import { AirlockError, parseDuration } from '@airlock/core';
+import { AirlockError, BITCOIN_NETWORKS, parseDuration, type BitcoinNetwork } from '@airlock/core';
 import { DEFAULT_LOG_QUEUE_BYTES, MIN_LOG_QUEUE_BYTES, parseLogLevel, type LogLevel } from './http/request-log.ts';
 
 export interface AirlockConfig {
@@ -36,6 +36,11 @@ export interface AirlockConfig {
   allowedOrigins: string[];
   /** Host names this daemon answers to besides IP literals and `localhost` (AIRLOCK_ALLOWED_HOSTS). */
   allowedHosts: string[];
+  /**
+   * The Bitcoin networks this daemon signs for (AIRLOCK_BITCOIN_NETWORKS, default `bitcoin`): a request naming
+   * another is refused `bitcoin_network_disabled` (a test network's key can hold mainnet coins; docs/bitcoin.md).
+   */
+  bitcoinNetworks: BitcoinNetwork[];
   /** Per-session token bucket, per instance (AIRLOCK_SESSION_RATE req/s, 0 = off; AIRLOCK_SESSION_BURST). */
   sessionRate: { perSecond: number; burst: number };
   /** When the reconciler may trust the chain enough to release a hold (docs/x402.md, docs/operations.md). */
@@ -134,6 +139,7 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     reconcile: overrides.reconcile ?? parseReconcileConfig(env),
     allowedOrigins: overrides.allowedOrigins ?? parseAllowedOrigins(env.AIRLOCK_ALLOWED_ORIGINS),
     allowedHosts: overrides.allowedHosts ?? parseAllowedHosts(env.AIRLOCK_ALLOWED_HOSTS),
+    bitcoinNetworks: overrides.bitcoinNetworks ?? parseBitcoinNetworks(env.AIRLOCK_BITCOIN_NETWORKS),
     sessionRate: overrides.sessionRate ?? {
       perSecond: intFrom(env.AIRLOCK_SESSION_RATE, 50, 'AIRLOCK_SESSION_RATE'),
       burst: intFrom(env.AIRLOCK_SESSION_BURST, 100, 'AIRLOCK_SESSION_BURST'),
@@ -266,6 +272,19 @@ export function parseAllowedHosts(value: string | undefined): string[] {
     if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(entry)) throw new AirlockError('invalid_request', `AIRLOCK_ALLOWED_HOSTS entry ${i + 1} must be a host name without port or scheme.`);
     return entry.toLowerCase();
   });
+}
+
+/**
+ * AIRLOCK_BITCOIN_NETWORKS: `bitcoin` when unset. A test network must be named to be signed for (read in the key
+ * process's own environment too): its keys are the same on every test network and can hold mainnet coins.
+ */
+export function parseBitcoinNetworks(value: string | undefined): BitcoinNetwork[] {
+  if (value === undefined || value.trim() === '') return ['bitcoin'];
+  const names = listFrom(value);
+  for (const name of names) {
+    if (!(BITCOIN_NETWORKS as string[]).includes(name)) throw new AirlockError('config_invalid', `AIRLOCK_BITCOIN_NETWORKS: "${name}" is not a Bitcoin network (${BITCOIN_NETWORKS.join(', ')}).`);
+  }
+  return [...new Set(names)] as BitcoinNetwork[];
 }
 
 /** `127.0.0.1:9464`, `[::1]:9464` or `:9464` (all interfaces: say so explicitly with 0.0.0.0). */

@@ -39,7 +39,8 @@ const admin = async (method: string, path: string, body?: unknown) => {
 
 before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'airlock-docs-bitcoin-'));
-  const config = loadConfig({ dataDir, host: '127.0.0.1', port: 0 }, {});
+  // As docs/bitcoin.md starts its daemon: a test network is signed for only when named.
+  const config = loadConfig({ dataDir, host: '127.0.0.1', port: 0 }, { AIRLOCK_BITCOIN_NETWORKS: 'regtest' });
   adminToken = (await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT)).adminToken;
   server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT });
   // Inside the repository, so that `@airlock/sdk` resolves as it does for a user of the workspace.

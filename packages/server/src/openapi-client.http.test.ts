@@ -60,7 +60,7 @@ describe('the OpenAPI document, through a generated client and a live daemon', (
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'airlock-openapi-client-'));
-    const config = loadConfig({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0 }, {});
+    const config = loadConfig({ dataDir: join(dir, 'data'), host: '127.0.0.1', port: 0 }, { AIRLOCK_BITCOIN_NETWORKS: 'bitcoin,regtest' });
     adminToken = (await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT)).adminToken;
     server = await serveAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, lightningBackend: new SimulatedBackend(lightning) });
     doc = await (await fetch(`${server.url}/v1/openapi.json`)).json();

@@ -20,6 +20,7 @@ import {
   type LightningBackend,
   type NostrServicePort,
   systemClock,
+  type BitcoinNetwork,
   type ChainAdapter,
   type ChainReader,
   type Clock,
@@ -176,12 +177,12 @@ export interface Airlock {
 export type KeyBackendChoice = 'native' | 'js' | 'pkcs11' | 'key-process';
 
 /** The chain adapters, by CAIP-2 namespace; `native`: EVM signatures are checked with libsecp256k1. */
-export function chainAdapters(native: boolean): Map<string, ChainAdapter> {
+export function chainAdapters(native: boolean, bitcoinNetworks: readonly BitcoinNetwork[]): Map<string, ChainAdapter> {
   return new Map<string, ChainAdapter>([
     ['eip155', createEvmAdapter(native ? { recoverPublicKey: nativeRecoverPublicKey, uncompressPublicKey: nativeUncompressPublicKey } : {})],
     ['nostr', createNostrAdapter()],
     ['lightning', createLightningAdapter()],
-    ['bitcoin', createBitcoinAdapter()],
+    ['bitcoin', createBitcoinAdapter({ networks: bitcoinNetworks })],
   ]);
 }
 
@@ -317,7 +318,7 @@ export async function openAirlock(config: AirlockConfig, unlock: VaultUnlock, op
     const deps: ServiceDeps = {
       store,
       keys: hsm ?? vaultKeys,
-      adapters: chainAdapters(native),
+      adapters: chainAdapters(native, config.bitcoinNetworks),
       clock: options.clock ?? systemClock,
       randomId,
       randomSecret,

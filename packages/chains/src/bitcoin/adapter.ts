@@ -2,16 +2,19 @@
 // output, change and the fee are decoded into an intent; BIP-322 message signatures. Each input has its own key
 // (m/<84|86>'/<coin>'/<account>'/<change>/<index>): the adapter asks the service for the account keys
 // (signerKeyPaths), derives and proves the agent's scripts itself, and hands back one signature task per input.
-import { AirlockError, type Action, type ChainAdapter, type DecodedRequest, type ProducedSignature, type SignerContext, type SignResult } from '@airlock/core';
+import { AirlockError, BITCOIN_NETWORKS, type Action, type BitcoinNetwork, type ChainAdapter, type DecodedRequest, type ProducedSignature, type SignerContext, type SignResult } from '@airlock/core';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { assertIndex, bitcoinAccountPaths } from './account.ts';
 import { decodeBip322Request, finalizeBip322 } from './message.ts';
+import { assertNetworkEnabled } from './networks.ts';
 import { decodePsbtRequest } from './psbt-decode.ts';
 import { finalizePsbt } from './psbt-sign.ts';
 
 const BITCOIN_ACTIONS = ['bitcoin.psbt', 'bitcoin.message'] as const satisfies readonly Action[];
 
-export function createBitcoinAdapter(): ChainAdapter {
+/** `networks`: the Bitcoin networks this deployment signs for (AIRLOCK_BITCOIN_NETWORKS); every one when absent. */
+export function createBitcoinAdapter(options: { networks?: readonly BitcoinNetwork[] } = {}): ChainAdapter {
+  const networks = options.networks ?? BITCOIN_NETWORKS;
   return {
     namespace: 'bitcoin',
     actions: BITCOIN_ACTIONS,
@@ -28,6 +31,9 @@ export function createBitcoinAdapter(): ChainAdapter {
     },
 
     decode(action: Action, payload: unknown, signer: SignerContext): DecodedRequest {
+      // Before anything is read: a network not signed for is refused whatever the rest holds.
+      const named = (payload as { network?: unknown } | null)?.network;
+      if ((BITCOIN_NETWORKS as unknown[]).includes(named)) assertNetworkEnabled(named as BitcoinNetwork, networks);
       if (action === 'bitcoin.psbt') return decodePsbtRequest(payload, signer);
       if (action === 'bitcoin.message') return decodeBip322Request(payload, signer);
       throw new AirlockError('unsupported_action', 'the bitcoin adapter does not handle this action');

@@ -2,7 +2,7 @@ export { createBitcoinAdapter } from './adapter.ts';
 export { bitcoinAccountPaths, type BitcoinAddressType } from './account.ts';
 export { bitcoinAccountView, deriveBitcoinAddress, encodeExtendedPublicKey, type BitcoinAccountView, type DerivedBitcoinAddress } from './account-view.ts';
 export { descriptorChecksum, hasValidDescriptorChecksum, withDescriptorChecksum } from './descriptor-checksum.ts';
-export { coinType } from './networks.ts';
+export { assertNetworkEnabled, coinType } from './networks.ts';
 export { bip322MessageHash, type Bip322Request } from './message.ts';
 export { type PsbtRequest } from './psbt-decode.ts';
 export { formatBtc } from './psbt-intent.ts';

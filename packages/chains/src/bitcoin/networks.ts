@@ -40,3 +40,15 @@ export function readNetwork(value: unknown): BitcoinNetwork {
   }
   return value as BitcoinNetwork;
 }
+
+/**
+ * Refuses a network this deployment does not sign for (AIRLOCK_BITCOIN_NETWORKS). The test networks share coin type
+ * 1 and a script is the same on every chain, so coins sent on mainnet to the `bc1` form of a test-network address sit
+ * on a test-network key, and a PSBT spending them on mainnet carries nothing that names mainnet: signed under a test
+ * label, it is judged by that network's rules (found by review). Only the networks the operator names are signed.
+ */
+export function assertNetworkEnabled(network: BitcoinNetwork, enabled: readonly BitcoinNetwork[]): void {
+  if (enabled.includes(network)) return;
+  throw new AirlockError('bitcoin_network_disabled', `This daemon does not sign for the Bitcoin network "${network}"; it signs for ${enabled.join(', ') || 'no Bitcoin network'} (AIRLOCK_BITCOIN_NETWORKS). Nothing was signed.`, { details: { network, enabled: [...enabled] } });
+}
+

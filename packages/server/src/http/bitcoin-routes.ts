@@ -1,6 +1,6 @@
 // Bitcoin for agents: PSBT signing and BIP-322 messages through the one signing path (docs/bitcoin.md).
 import { AirlockError, type Agent, type BitcoinNetwork } from '@airlock/core';
-import { bitcoinAccountView, deriveBitcoinAddress, type BitcoinAddressType } from '@airlock/chains';
+import { assertNetworkEnabled, bitcoinAccountView, deriveBitcoinAddress, type BitcoinAddressType } from '@airlock/chains';
 import type { z } from 'zod';
 import type { Airlock } from '../runtime.ts';
 import type { AirlockHolder } from './holder.ts';
@@ -24,6 +24,8 @@ export function buildBitcoinRoutes(holder: AirlockHolder): RouteSpec[] {
       query: B.BitcoinAddressQuery, responses: { 200: B.BitcoinAddressResponse },
       handler: async (c, { query }) => {
         const q = query as { network: BitcoinNetwork; type: BitcoinAddressType; change: '0' | '1'; index: string };
+        // An address of a network not signed for would take coins nothing here can spend (or, in its mainnet form, that a test label would).
+        assertNetworkEnabled(q.network, A().config.bitcoinNetworks);
         const change = Number(q.change) as 0 | 1;
         const index = Number(q.index);
         if (index > 0x7fffffff) throw new AirlockError('invalid_request', 'index: at most 2^31-1 (non-hardened)');
@@ -57,6 +59,7 @@ export function buildBitcoinRoutes(holder: AirlockHolder): RouteSpec[] {
 
 /** Both accounts of an agent on one network, as a watch-only wallet imports them. */
 async function accountOf(airlock: Airlock, agent: Agent, network: BitcoinNetwork): Promise<z.output<typeof B.BitcoinAccountResponse>> {
+  assertNetworkEnabled(network, airlock.config.bitcoinNetworks);
   const signer = await airlock.signing.signerOf('bitcoin', agent);
   const keys = (type: BitcoinAddressType) => {
     const view = bitcoinAccountView(signer, network, type);

@@ -1,9 +1,10 @@
 import { chmodSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { AirlockError, BoundSigningGuard, DEFAULT_HEAD_DEADLINE_MS, TreeHeadGuard, VerifiedAuditLog, bindingRefused, isDuration, isWellFormedTreeHead, parseDuration, treeHeadDigest, type BoundSigningRequest, type KeyBackend, type LifecycleFeeCeilings, type Store, type TreeHeadToSign } from '@airlock/core';
+import { AirlockError, BoundSigningGuard, DEFAULT_HEAD_DEADLINE_MS, TreeHeadGuard, VerifiedAuditLog, bindingRefused, isDuration, isWellFormedTreeHead, parseDuration, treeHeadDigest, type BitcoinNetwork, type BoundSigningRequest, type KeyBackend, type LifecycleFeeCeilings, type Store, type TreeHeadToSign } from '@airlock/core';
 import { AUDIT_KEY_PATH, NativeKeyBackend, Pkcs11KeyBackend, WEBHOOK_SECRET_KEY_PATH, isTokenPath, openVault, type UnsealedVault } from '@airlock/keys';
 import { openStore } from '@airlock/store';
 import { chainAdapters, chooseKeyBackend, verifySchnorr, type VaultOptions } from '../runtime.ts';
+import { parseBitcoinNetworks } from '../config.ts';
 import { SessionRateLimiter } from '../http/session-rate-limiter.ts';
 import type { Logger } from '../http/request-log.ts';
 import { assertHeadRecordDirectoryOwned, defaultHeadRecordPath, readSignedHeadRecord, SignedHeadRecorder, type SignedHeadRecord } from './signed-head-record.ts';
@@ -60,6 +61,8 @@ export interface KeyProcessOptions {
   lifecycleMaxFee?: LifecycleFeeCeilings;
   /** Its own treasury per chain, the only one a sweep may pay when set (keyProcessTreasuryFrom). */
   lifecycleTreasury?: ReadonlyMap<string, string>;
+  /** The Bitcoin networks it signs for; default AIRLOCK_BITCOIN_NETWORKS of its own environment (`bitcoin` when unset). */
+  bitcoinNetworks?: BitcoinNetwork[];
 }
 
 /** AIRLOCK_KEY_PROCESS_HEAD_DEADLINE: a duration (`2m`, default), at least 10 s. */
@@ -150,7 +153,8 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
     await assertHeadRecordDirectoryOwned(headPath);
     const record = options.forgetSignedHead ? undefined : await readSignedHeadRecord(headPath, bound);
     const heads = new SignedHeadRecorder(headPath, bound, record);
-    const handler = new KeyProcessHandler({ store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads, headDeadlineMs: options.headDeadlineMs ?? DEFAULT_HEAD_DEADLINE_MS, lifecycleMaxFee: options.lifecycleMaxFee ?? new Map(), lifecycleTreasury: options.lifecycleTreasury ?? new Map() });
+    const bitcoinNetworks = options.bitcoinNetworks ?? parseBitcoinNetworks((options.env ?? process.env).AIRLOCK_BITCOIN_NETWORKS);
+    const handler = new KeyProcessHandler({ bitcoinNetworks, store, keys, ...(hsm ? { hsm } : {}), fingerprint: bound, rates: options.rates ?? DEFAULT_KEY_PROCESS_RATES, logger, native, now: options.now ?? Date.now, heads, headDeadlineMs: options.headDeadlineMs ?? DEFAULT_HEAD_DEADLINE_MS, lifecycleMaxFee: options.lifecycleMaxFee ?? new Map(), lifecycleTreasury: options.lifecycleTreasury ?? new Map() });
     // The whole log is read (and every leaf hashed) before the socket exists: a daemon waiting for the key process
     // is told it is there only once a request will not wait for that read.
     // First up to the heads signed before (checked as it goes), then the rest: held to a head before its leaves
@@ -177,6 +181,7 @@ export async function startKeyProcess(options: KeyProcessOptions): Promise<Runni
       socket: options.socketPath, backend: chosen.kind, reason: chosen.reason, fingerprint: bound,
       lifecycleMaxFee: options.lifecycleMaxFee?.size ? Object.fromEntries([...options.lifecycleMaxFee].map(([chain, wei]) => [chain, wei.toString()])) : 'none',
       lifecycleTreasury: options.lifecycleTreasury?.size ? Object.fromEntries(options.lifecycleTreasury) : 'fleet policy',
+      bitcoinNetworks,
     });
     const openedVault = vault;
     const openedHsm = hsm;
@@ -215,6 +220,7 @@ interface HandlerDeps {
   headDeadlineMs: number;
   lifecycleMaxFee: LifecycleFeeCeilings;
   lifecycleTreasury: ReadonlyMap<string, string>;
+  bitcoinNetworks: readonly BitcoinNetwork[];
 }
 
 /** One request: method from the URL path, params as the body (wire.ts), `{result}` or `{error}` back. */
@@ -233,7 +239,7 @@ class KeyProcessHandler {
     // One reading of the log for both: an entry an agent key signs from is the leaf the next tree head covers.
     const log = new VerifiedAuditLog(deps.store, { now: deps.now });
     this.log = log;
-    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native), headDeadlineMs: deps.headDeadlineMs, lifecycleMaxFee: deps.lifecycleMaxFee, lifecycleTreasury: deps.lifecycleTreasury, now: deps.now });
+    this.bound = new BoundSigningGuard({ log, reader: deps.store, keys: deps.keys, adapters: chainAdapters(deps.native, deps.bitcoinNetworks), headDeadlineMs: deps.headDeadlineMs, lifecycleMaxFee: deps.lifecycleMaxFee, lifecycleTreasury: deps.lifecycleTreasury, now: deps.now });
     this.treeHeads = new TreeHeadGuard({ log, keys: deps.keys, now: deps.now });
     this.perAgent = new SessionRateLimiter(deps.rates.agent);
     this.global = new SessionRateLimiter(deps.rates.global);

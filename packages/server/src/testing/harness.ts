@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { ManualClock, type ChainReader, type Clock, type LightningBackend } from '@airlock/core';
+import { BITCOIN_NETWORKS, ManualClock, type ChainReader, type Clock, type LightningBackend } from '@airlock/core';
 import { loadConfig, type AirlockConfig } from '../config.ts';
 import type { Pkcs11Options } from '@airlock/keys';
 import { initAirlock, openAirlock, type Airlock, type VaultOptions } from '../runtime.ts';
@@ -80,7 +80,8 @@ export async function startHarness(opts: { store?: StoreKind; manualClock?: bool
     via.host = opts.pgVia;
     storeUrl = via.toString();
   }
-  const config = loadConfig({ dataDir, ...opts.config, ...(storeUrl ? { storeUrl } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
+  // Every Bitcoin network, test networks included, unless a test names its own (a daemon signs for mainnet only by default).
+  const config = loadConfig({ dataDir, bitcoinNetworks: [...BITCOIN_NETWORKS], ...opts.config, ...(storeUrl ? { storeUrl } : {}), ...(opts.approvalTtlMs ? { approvalTtlMs: opts.approvalTtlMs } : {}) }, {});
   const init = await initAirlock(config, TEST_PASSPHRASE, TEST_VAULT);
   const clock = opts.manualClock ? new ManualClock(Date.now()) : undefined;
   const open = () => openAirlock(config, TEST_PASSPHRASE, { vault: TEST_VAULT, timers: false, ...(opts.webhooks ? { webhookDispatcher: true } : {}), ...(clock ? { clock } : opts.clock ? { clock: opts.clock } : {}), ...(opts.chainReader ? { chainReader: opts.chainReader } : {}), ...(opts.lightningBackend ? { lightningBackend: opts.lightningBackend } : {}), ...(opts.pkcs11 ? { pkcs11: opts.pkcs11 } : {}) });
