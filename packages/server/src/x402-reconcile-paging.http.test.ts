@@ -55,7 +55,7 @@ const policy = {
   ],
 };
 
-const round = (over: Partial<Record<'checked' | 'settled' | 'expired' | 'assumedSettled' | 'errors' | 'alerts', number>>) => ({ checked: 0, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0, ...over });
+const round = (over: Partial<Record<'checked' | 'settled' | 'expired' | 'assumedSettled' | 'errors' | 'alerts' | 'disagreements', number>>) => ({ checked: 0, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0, disagreements: 0, ...over });
 
 for (const store of ['sqlite', 'postgres'] as StoreKind[]) {
   describe(`x402 reconciler pages through reserved payments (${store})`, () => {

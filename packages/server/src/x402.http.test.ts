@@ -437,7 +437,7 @@ describe('x402 approvals and PostgreSQL', () => {
       assert.equal((await pay(h, token, `${API}/c`, [requirement()])).status, 403);
       chain.use(a.body.authorization.nonce);
       h.clock!.advance(120_000 + MARGIN_MS);
-      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 2, settled: 1, expired: 1, assumedSettled: 0, errors: 0, alerts: 0 });
+      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 2, settled: 1, expired: 1, assumedSettled: 0, errors: 0, alerts: 0, disagreements: 0 });
       assert.equal((await pay(h, token, `${API}/c`, [requirement()])).status, 200, 'the expired one released its hold');
       const summary = (await h.admin('GET', `/v1/x402/summary?agent=${agent.name}`)).body;
       assert.deepEqual(summary.rows.map((r: any) => [r.origin, r.reserved, r.settled, r.released, r.count]), [[API, '1000', '1000', '1000', 3]]);
@@ -454,9 +454,9 @@ describe('x402 reconciler without an RPC', () => {
       const { agent, token } = await provisionAgent(h, { policy: x402Policy([{ name: 'daily', type: 'budget', asset: USDC_ASSET, max: '1000', window: '24h' }]) });
       const paid = await pay(h, token, `${API}/a`, [requirement()]);
       assert.equal(paid.status, 200);
-      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 1, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0 });
+      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 1, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0, disagreements: 0 });
       h.clock!.advance(61_000);
-      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 1, settled: 1, expired: 0, assumedSettled: 1, errors: 0, alerts: 0 });
+      assert.deepEqual((await h.admin('POST', '/v1/x402/reconcile')).body, { checked: 1, settled: 1, expired: 0, assumedSettled: 1, errors: 0, alerts: 0, disagreements: 0 });
       const [p] = (await h.admin('GET', `/v1/x402/payments?agent=${agent.name}`)).body.payments;
       assert.equal(p.state, 'settled');
       assert.equal(p.settlementTx, 'assumed');

@@ -40,13 +40,13 @@ export interface ReconcileResult {
   alerts: number;
   /**
    * Holds kept this round because the chain's answers disagree (each `alert.reconciler`'s reasons), alerted or not:
-   * a payment is alerted when it first disagrees, when its reason changes, and again after DISAGREEMENT_REPEAT_MS.
+   * a payment is alerted at most once per DISAGREEMENT_REPEAT_MS, whatever the reason.
    */
   disagreements: number;
 }
 
 /**
- * How long a payment that keeps disagreeing for the same reason goes without another alert. Once per payment and
+ * How long a payment that keeps disagreeing goes without another alert, for any reason. Once per payment and
  * round was tried: an RPC whose clock runs ahead, or finality lagging past an hour, then wrote one entry (and one
  * webhook delivery, queued ahead of the operator's next breaker alert) per held payment every 30 s, about 1.4
  * million a day at 500 holds (found by review).
@@ -78,8 +78,8 @@ export type DisagreementReason = 'chain_clock_skew' | 'chain_inconsistent' | 'pi
  *   3. `authorizationState` at that block number says the nonce is unused.
  * and the latest block's time is within `maxClockSkewSeconds` of the wall clock. A nonce used at the latest
  * block settles the payment, charged max(signed value, value of the Transfer that used it). Whenever the
- * answers disagree the hold is kept and an `alert.reconciler` entry records the figures, once per payment and
- * reason (again after DISAGREEMENT_REPEAT_MS); read failures are counted and alerted once per network and round.
+ * answers disagree the hold is kept and an `alert.reconciler` entry records the figures, at most once per payment
+ * and DISAGREEMENT_REPEAT_MS; read failures are counted and alerted once per network and round.
  *
  * A round reads at most `batchSize` reserved payments, starting after the last one the previous round of this
  * reconciler read and starting over from the soonest validBefore once the end is reached: payments that stay
@@ -92,8 +92,8 @@ export class PaymentReconciler {
   private readonly options: Required<ReconcilerOptions>;
   /** Where the next round starts: after the last payment the previous round read (none: the soonest validBefore). */
   private cursor: ReservedCursor | undefined;
-  /** Per payment still disagreeing: the reason last alerted and when (this instance's; a restart alerts again). */
-  private readonly alerted = new Map<string, { reason: DisagreementReason; at: number }>();
+  /** Per payment alerted within DISAGREEMENT_REPEAT_MS: when (this instance's; a restart or another instance alerts again). */
+  private readonly alerted = new Map<string, { at: number }>();
 
   constructor(deps: ServiceDeps, chain: ChainReader | undefined, options: ReconcilerOptions = {}) {
     this.deps = deps;
@@ -124,8 +124,6 @@ export class PaymentReconciler {
     for (const p of due) {
       result.checked += 1;
       const verdict = await this.judge(p, views);
-      // Agreement (or a failed read) ends a disagreement: the next one is alerted afresh.
-      if (verdict.kind !== 'disagree' && verdict.kind !== 'error') this.alerted.delete(p.id);
       switch (verdict.kind) {
         case 'wait':
           break;
@@ -139,10 +137,11 @@ export class PaymentReconciler {
         }
         case 'disagree': {
           result.disagreements += 1;
-          const last = this.alerted.get(p.id);
-          if (last?.reason === verdict.reason && now - last.at < DISAGREEMENT_REPEAT_MS) break;
+          // Whatever the reason: the RPC picks it, and one that flipped its pinned block across its latest each
+          // round (or answered "wait" every other round) re-alerted every payment every round (found by review).
+          if (this.alerted.has(p.id)) break;
           await this.alert('alert.reconciler', p, { reason: verdict.reason, ...verdict.figures });
-          this.alerted.set(p.id, { reason: verdict.reason, at: now });
+          this.alerted.set(p.id, { at: now });
           result.alerts += 1;
           break;
         }
