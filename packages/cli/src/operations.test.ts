@@ -449,6 +449,19 @@ describe('CLI start-up', () => {
     assert.match(missing.stderr, /error \[config_invalid\]: The config file .*nope\.yaml does not exist/);
   });
 
+  test('an interval past what a timer holds is refused at start (Node would run the job every millisecond); 24 days still starts', async () => {
+    const data = await daemonData();
+    for (const [name, value, says] of [['AIRLOCK_APPROVAL_EXPIRY_INTERVAL', '30d', /at most 596h/], ['AIRLOCK_CHECKPOINT_INTERVAL', '25d', /at most 596h/], ['AIRLOCK_RECONCILE_INTERVAL', '9999d', /at most 596h/], ['AIRLOCK_LIFECYCLE_INTERVAL', '2d', /at most 29h .*every 20 of these/]] as const) {
+      const refused = await runCli(['start'], envFor(data, { [name]: value }));
+      assert.equal(refused.code, 1, `${name}=${value}: ${refused.stderr}`);
+      assert.match(refused.stderr, new RegExp(`error \\[config_invalid\\]: ${name} is too long`));
+      assert.match(refused.stderr, says);
+    }
+    const daemon = await started(envFor(data, { AIRLOCK_APPROVAL_EXPIRY_INTERVAL: '24d', AIRLOCK_LIFECYCLE_INTERVAL: '29h' }));
+    assert.equal((await fetch(`${daemon.url}/v1/health/live`)).status, 200);
+    assert.equal(await daemon.stop(), 0);
+  });
+
   test('a port already in use: address_in_use with a hint, exit 1', async () => {
     const data = await daemonData();
     const blocker: Server = createServer();

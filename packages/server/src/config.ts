@@ -130,12 +130,13 @@ export function loadConfig(overrides: Partial<AirlockConfig> = {}, env: NodeJS.P
     host: overrides.host ?? env.AIRLOCK_HOST ?? '127.0.0.1',
     port,
     approvalTtlMs: overrides.approvalTtlMs ?? parseDuration(env.AIRLOCK_APPROVAL_TTL ?? '24h'),
-    approvalExpiryIntervalMs: overrides.approvalExpiryIntervalMs ?? parseDuration(env.AIRLOCK_APPROVAL_EXPIRY_INTERVAL ?? '30s'),
+    approvalExpiryIntervalMs: timerInterval(overrides.approvalExpiryIntervalMs ?? parseDuration(env.AIRLOCK_APPROVAL_EXPIRY_INTERVAL ?? '30s'), 'AIRLOCK_APPROVAL_EXPIRY_INTERVAL'),
     bodyLimitBytes,
-    checkpointIntervalMs: overrides.checkpointIntervalMs ?? parseDuration(env.AIRLOCK_CHECKPOINT_INTERVAL ?? '10s'),
+    checkpointIntervalMs: timerInterval(overrides.checkpointIntervalMs ?? parseDuration(env.AIRLOCK_CHECKPOINT_INTERVAL ?? '10s'), 'AIRLOCK_CHECKPOINT_INTERVAL'),
     evmRpc: overrides.evmRpc ?? parseEvmRpc(env.AIRLOCK_EVM_RPC),
-    reconcileIntervalMs: overrides.reconcileIntervalMs ?? parseDuration(env.AIRLOCK_RECONCILE_INTERVAL ?? '30s'),
-    lifecycleIntervalMs: overrides.lifecycleIntervalMs ?? parseDuration(env.AIRLOCK_LIFECYCLE_INTERVAL ?? '15s'),
+    reconcileIntervalMs: timerInterval(overrides.reconcileIntervalMs ?? parseDuration(env.AIRLOCK_RECONCILE_INTERVAL ?? '30s'), 'AIRLOCK_RECONCILE_INTERVAL'),
+    // The rotation pass runs every 20 lifecycle intervals: that too must fit a timer.
+    lifecycleIntervalMs: timerInterval(overrides.lifecycleIntervalMs ?? parseDuration(env.AIRLOCK_LIFECYCLE_INTERVAL ?? '15s'), 'AIRLOCK_LIFECYCLE_INTERVAL', 20),
     reconcile: overrides.reconcile ?? parseReconcileConfig(env),
     allowedOrigins: overrides.allowedOrigins ?? parseAllowedOrigins(env.AIRLOCK_ALLOWED_ORIGINS),
     allowedHosts: overrides.allowedHosts ?? parseAllowedHosts(env.AIRLOCK_ALLOWED_HOSTS),
@@ -272,6 +273,18 @@ export function parseAllowedHosts(value: string | undefined): string[] {
     if (!/^[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?$/i.test(entry)) throw new AirlockError('invalid_request', `AIRLOCK_ALLOWED_HOSTS entry ${i + 1} must be a host name without port or scheme.`);
     return entry.toLowerCase();
   });
+}
+
+/** The longest delay a Node timer keeps (2^31-1 ms, about 24.8 days); a longer one is run after 1 ms instead. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * An interval for one of the daemon's periodic jobs (`times`: the job runs every that many of it). Refused past what a
+ * timer keeps: Node would run the job every millisecond instead, a store transaction each (found by review).
+ */
+function timerInterval(ms: number, name: string, times = 1): number {
+  if (ms * times > MAX_TIMER_MS) throw new AirlockError('config_invalid', `${name} is too long: at most ${Math.floor(MAX_TIMER_MS / times / 3_600_000)}h (a timer holds up to 24.8 days${times > 1 ? `, and a job runs every ${times} of these` : ''}).`);
+  return ms;
 }
 
 /**
