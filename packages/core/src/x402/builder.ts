@@ -1,6 +1,7 @@
 // Builds what the official x402 client builds (@x402/evm 2.27.0, src/exact/client/{eip3009,permit2}.ts and
 // src/exact/v1/client), so a resource server and facilitator cannot tell Airlock from the reference client.
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { AirlockError } from '../errors.ts';
 import { toChecksumAddress } from '../evm-address.ts';
 import { EIP3009_AUTHORIZATION_FIELDS, X402_PERMIT2_WITNESS_FIELDS, eip712Types } from './eip712-fields.ts';
 import { PERMIT2_ADDRESS, X402_EXACT_PERMIT2_PROXY, type PaymentCandidate, type PaymentRequired } from './requirements.ts';
@@ -52,6 +53,8 @@ export function buildPayment(c: PaymentCandidate, from: string, nonce: Uint8Arra
   if (nonce.length !== 32) throw new Error('an x402 nonce is 32 bytes');
   const lifetime = Math.min(c.maxTimeoutSeconds, maxValiditySeconds ?? DEFAULT_MAX_VALIDITY_SECONDS);
   const validBefore = nowSeconds + lifetime;
+  // A validity_window near 2^53 s, met by a server asking as much: past 2^53 the number signed is not the one kept.
+  if (!Number.isSafeInteger(validBefore)) throw new AirlockError('invalid_request', 'The authorization would end past 2^53-1 seconds: set a shorter validity_window.');
   const fromAddress = toChecksumAddress(from);
   if (c.method === 'eip3009') {
     const authorization = {
