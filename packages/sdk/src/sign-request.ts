@@ -34,9 +34,9 @@ export async function signWithRetry<T extends SignAnswer>(http: AirlockHttp, pat
 
 /**
  * `resend`: the request again under its Idempotency-Key. A poll that ends on an approval granted without a result
- * (the long poll waits for the result, so its wait ran out: the instance that granted it failed before its signature
- * left) sends it: Airlock then releases the granted signature as a replay, charged nothing again. Asking under a
- * new key instead would open a second approval of the same request.
+ * (the long poll waits for the result, so its wait ran out: usually the instance that granted it failed before its
+ * signature left, rarely the signature is still being made) sends it: Airlock then releases the granted signature
+ * as a replay, charged nothing again. Asking under a new key instead would open a second approval of the same request.
  */
 async function waitForApproval<T extends SignAnswer>(http: AirlockHttp, pending: T, waitMs: number, resend: () => Promise<{ status: number; body: T }>): Promise<T> {
   const id = pending.approvalId!;
