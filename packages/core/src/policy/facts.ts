@@ -35,6 +35,14 @@ export interface IntentFacts {
   /** Every counterparty: `intent.to` plus the destinations. What a destinations allowlist must cover. */
   counterparties: readonly string[];
   /**
+   * What an allow rule's `to` must list. A Bitcoin transaction: every counterparty (it has no single main one).
+   * Elsewhere the main counterparty and everyone else the request pays or lets spend (a transaction whose calldata
+   * reads transfer(partner, 1) sends its native value to its own target, an address the agent chose: found by
+   * review), but not what comes back to the agent itself (a swap's declared spend to its own recipient); none
+   * without a main counterparty (a Safe refund to tx.origin among them), which no list covers.
+   */
+  listedByTo: readonly string[];
+  /**
    * Every address the intent names as a party: the counterparties, the call target and the x402
    * `payTo`. What a deny reading (`to` in a deny match, a destinations denylist) looks at.
    */
@@ -130,6 +138,8 @@ export function intentFacts(intent: Intent): IntentFacts {
   const contract = intent.call?.contract.toLowerCase();
   const destinations = [...requestedByDestination.keys()];
   const counterparties = to === undefined || requestedByDestination.has(to) ? destinations : [to, ...destinations];
+  const self = normaliseParty(intent.from);
+  const listedByTo = intent.bitcoin ? counterparties : to === undefined ? [] : counterparties.filter((p) => p === to || p !== self);
   const parties = new Set(counterparties);
   if (contract !== undefined) parties.add(contract);
   if (intent.payment) parties.add(normaliseParty(intent.payment.payTo));
@@ -148,6 +158,7 @@ export function intentFacts(intent: Intent): IntentFacts {
     destinations,
     requestedByDestination,
     counterparties,
+    listedByTo,
     parties: [...parties],
     movedAssets: [...moved],
     chains: [...chains],

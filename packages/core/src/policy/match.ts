@@ -3,7 +3,6 @@ import type { IntentFacts } from './facts.ts';
 import type { MatchOptions } from './fields.ts';
 import { invalidPolicyAt, type PolicyPath } from './path.ts';
 import { resolveAddressList, type AddressSets } from './sets.ts';
-import { normaliseParty } from './party.ts';
 import { toAmount } from './amount.ts';
 import { compileResourcePattern, type ResourcePattern } from './resource-pattern.ts';
 import { compileOperatorPattern } from './operator-pattern.ts';
@@ -193,15 +192,8 @@ export class CompiledMatch {
     // Chainless typed data is granted only by an allow rule that opts in (allow_chainless_domains) or names it.
     if (this.chains && (facts.anyChainAuthorization || !facts.chains.every((c) => this.chains!.has(c)))) return false;
     if (this.to) {
-      // A Bitcoin transaction has no single main counterparty: every output it pays must be listed. Elsewhere the
-      // main counterparty must be, and so must everyone else the request pays or lets spend: a transaction whose
-      // calldata reads transfer(partner, 1) sends its native value to its own target, an address the agent chose
-      // (found by review: 10 ETH to an EOA passed `to: $partners` as an erc20.transfer to the partner). An intent
-      // without a main counterparty (a Safe refund to tx.origin among them) is covered by no list.
-      // What comes back to the agent itself (a swap's declared spend to its own recipient) is no counterparty.
-      const self = normaliseParty(intent.from);
-      const covered = intent.bitcoin ? facts.counterparties : facts.to === undefined ? [] : facts.counterparties.filter((p) => p === facts.to || p !== self);
-      if (covered.length === 0 || !covered.every((p) => this.to!.has(p))) return false;
+      // Every party the request pays or lets spend (IntentFacts.listedByTo), none when it has no main counterparty.
+      if (facts.listedByTo.length === 0 || !facts.listedByTo.every((p) => this.to!.has(p))) return false;
     }
     if (this.sighashes && !(intent.bitcoin?.sighashes.every((h) => isStandardSighash(h) || this.sighashes!.has(h)) ?? false)) return false;
     if (this.assets) {

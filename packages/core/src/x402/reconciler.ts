@@ -93,7 +93,7 @@ export class PaymentReconciler {
   /** Where the next round starts: after the last payment the previous round read (none: the soonest validBefore). */
   private cursor: ReservedCursor | undefined;
   /** Per payment alerted within DISAGREEMENT_REPEAT_MS: when (this instance's; a restart or another instance alerts again). */
-  private readonly alerted = new Map<string, { at: number }>();
+  private readonly alerted = new Map<string, number>();
 
   constructor(deps: ServiceDeps, chain: ChainReader | undefined, options: ReconcilerOptions = {}) {
     this.deps = deps;
@@ -118,7 +118,7 @@ export class PaymentReconciler {
     const result: ReconcileResult = { checked: 0, settled: 0, expired: 0, assumedSettled: 0, errors: 0, alerts: 0, disagreements: 0 };
     // A payment not seen disagreeing for the repeat interval (finished, or no longer read) is forgotten.
     const now = this.deps.clock.now();
-    for (const [id, last] of this.alerted) if (now - last.at >= DISAGREEMENT_REPEAT_MS) this.alerted.delete(id);
+    for (const [id, at] of this.alerted) if (now - at >= DISAGREEMENT_REPEAT_MS) this.alerted.delete(id);
     const views = new Map<string, Promise<ChainView>>();
     const failures = new Map<string, { payments: number; due: number; failure: string }>();
     for (const p of due) {
@@ -141,7 +141,7 @@ export class PaymentReconciler {
           // round (or answered "wait" every other round) re-alerted every payment every round (found by review).
           if (this.alerted.has(p.id)) break;
           await this.alert('alert.reconciler', p, { reason: verdict.reason, ...verdict.figures });
-          this.alerted.set(p.id, { at: now });
+          this.alerted.set(p.id, now);
           result.alerts += 1;
           break;
         }
