@@ -49,6 +49,18 @@ describe('an allow rule\'s `to` covers the native value a call sends to its targ
     const { agent, token } = await provisionAgent(h, { policy: usdcPolicy(), actions: ['evm.transaction'] });
     const attack = await h.call('POST', '/v1/sign/transaction', { token, body: transaction(MALLORY, payAlice, 10n * ETH) });
     await assertNotGranted(h, attack, agent.name);
+    // As a compromised agent goes on: the attack retried under one Idempotency-Key is refused each time, and under
+    // the key of an allowed transfer it is that key's conflict, never the allowed signature's bytes or a new one.
+    const keyed = { 'idempotency-key': 'ride-1' };
+    for (let i = 0; i < 2; i++) {
+      const again = await h.call('POST', '/v1/sign/transaction', { token, body: transaction(MALLORY, payAlice, 10n * ETH, 1), headers: keyed });
+      assert.deepEqual([again.status, again.body.error?.code, again.body.signedTransaction], [403, 'policy_denied', undefined]);
+    }
+    const allowedKey = { 'idempotency-key': 'plain-1' };
+    const allowed = await h.call('POST', '/v1/sign/transaction', { token, body: transaction(USDC, payAlice, 0n, 2), headers: allowedKey });
+    assert.equal(allowed.status, 200, JSON.stringify(allowed.body).slice(0, 400));
+    const swapped = await h.call('POST', '/v1/sign/transaction', { token, body: transaction(MALLORY, payAlice, 10n * ETH, 2), headers: allowedKey });
+    assert.deepEqual([swapped.status, swapped.body.error?.code, swapped.body.signedTransaction], [409, 'idempotency_conflict', undefined]);
     // The rule still grants what it was written for, and a real node takes what it signed.
     const rpc = (method: string, params: unknown[]) => fetch(anvil.rpcUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method, params }) });
     await rpc('anvil_setBalance', [agent.address, `0x${ETH.toString(16)}`]);
