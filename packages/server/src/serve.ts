@@ -64,8 +64,10 @@ export async function serveAirlock(config: AirlockConfig, passphrase: VaultUnloc
   const app = createApp(holder, {
     bodyLimitBytes: config.bodyLimitBytes,
     allowedOrigins: config.allowedOrigins,
-    // A Unix socket has no meaningful Host and no browser can reach it.
-    allowedHosts: config.socketPath ? 'any' : [...(isIP(config.host) ? [] : [config.host]), ...config.allowedHosts],
+    // A Unix socket's clients send whatever Host their URL names; only a web page's requests (behind a bridge to
+    // the socket) must name a served host.
+    allowedHosts: config.socketPath ? config.allowedHosts : [...(isIP(config.host) ? [] : [config.host]), ...config.allowedHosts],
+    ...(config.socketPath ? { hostCheck: 'browser' as const } : {}),
     sessionRate: config.sessionRate,
     refusals,
     observer: { ...(options.logger ? { logger } : {}), ...(metrics ? { metrics } : {}) },

@@ -15,6 +15,19 @@ function overSocket(socketPath: string, path: string, headers: Record<string, st
   return raw({ socketPath }, path, headers);
 }
 
+/** A raw HTTP/1.1 request with the headers a browser would send. */
+function rawRequest(target: { socketPath: string }, method: string, path: string, headers: Record<string, string>, body?: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ ...target, path, method, headers: { ...headers, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) } }, (res) => {
+      let text = '';
+      res.on('data', (c) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /** A raw HTTP/1.1 GET, so the test chooses the Host header a browser would send. */
 function raw(target: { socketPath: string } | { host: string; port: number }, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
@@ -40,8 +53,18 @@ test('the daemon serves the API on a Unix socket when configured', async () => {
     const agents = await overSocket(config.socketPath!, '/v1/agents', { authorization: `Bearer ${adminToken}` });
     assert.equal(agents.status, 200);
     assert.deepEqual(agents.body.agents, []);
-    // No browser reaches a Unix socket, and its Host means nothing: not checked.
+    // A socket's clients send whatever Host their URL names: not checked without an Origin.
     assert.equal((await overSocket(config.socketPath!, '/v1/agents', { authorization: `Bearer ${adminToken}`, host: 'rebind.evil.example' })).status, 200);
+    // A page rebound to a bridge in front of the socket (ssh -L, socat) sends its own name as Host and Origin:
+    // not the console's own origin, so it cannot guess the passphrase (using up the unseal limiter the socket's
+    // clients share) or reset a share ceremony. The console's own requests under localhost still pass the guard.
+    const rebound = { host: 'rebind.evil.example:8420', origin: 'http://rebind.evil.example:8420', 'x-airlock-console': '1' };
+    for (const [method, path, body] of [['POST', '/v1/unseal', '{"passphrase":"a-guess-at-it"}'], ['POST', '/v1/unseal/shares/reset', '{}'], ['GET', '/v1/unseal/shares', undefined]] as const) {
+      const refused = await rawRequest({ socketPath: config.socketPath! }, method, path, rebound, body);
+      assert.deepEqual([refused.status, refused.body.error?.code], [403, 'origin_not_allowed'], `${method} ${path}`);
+    }
+    const own = await rawRequest({ socketPath: config.socketPath! }, 'GET', '/v1/agents', { host: 'localhost:8420', origin: 'http://localhost:8420', 'x-airlock-console': '1' });
+    assert.equal(own.status, 401, 'the console header passes the guard and meets the cookie check');
   } finally {
     await server.close();
     rmSync(dir, { recursive: true, force: true });

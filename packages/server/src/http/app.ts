@@ -26,8 +26,10 @@ export interface AppOptions {
   logInternalError?: (err: AirlockError) => void;
   /** Browser origins whose requests are served (default none: any `Origin` header is refused). */
   allowedOrigins?: readonly string[];
-  /** Host names served besides IP literals and `localhost`; `any` for a Unix socket. Default: none. */
-  allowedHosts?: readonly string[] | 'any';
+  /** Host names served besides IP literals and `localhost`. Default: none. */
+  allowedHosts?: readonly string[];
+  /** `browser` for a Unix socket: only requests with an `Origin` must name a served host (browser-guard.ts). */
+  hostCheck?: 'all' | 'browser';
   /** Per-session token bucket (default 50/s, burst 100; `perSecond: 0` turns it off). */
   sessionRate?: { perSecond: number; burst: number };
   /** Aggregated refusal counts; the daemon passes its own to flush on a timer and at shutdown. */
@@ -101,7 +103,7 @@ export function createApp(holder: AirlockHolder, options: AppOptions = {}): Hono
 
   app.use(
     '*',
-    browserGuard({ allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [] }, (c, code) => {
+    browserGuard({ allowedOrigins: options.allowedOrigins ?? [], allowedHosts: options.allowedHosts ?? [], ...(options.hostCheck ? { hostCheck: options.hostCheck } : {}) }, (c, code) => {
       edge.refusals.count('auth.failures', clientAddress(c), code, edge.now());
     }),
   );

@@ -8,8 +8,16 @@ import { CONSOLE_HEADER, isConsoleHeader } from './console-sessions.ts';
 export interface BrowserGuardOptions {
   /** Exact origins (`https://console.example`) whose browser requests are served; every other `Origin` is refused. */
   allowedOrigins: readonly string[];
-  /** Host names served besides IP literals and `localhost`; `any` skips the check (Unix socket: no browser reaches it). */
-  allowedHosts: readonly string[] | 'any';
+  /** Host names served besides IP literals and `localhost`. */
+  allowedHosts: readonly string[];
+  /**
+   * `browser`: only requests from a web page (an `Origin` header) must name a served host. For a Unix socket, whose
+   * clients send whatever Host their URL names: no browser reaches a socket itself, but one does through the bridge
+   * an operator puts in front of it (`ssh -L 8420:/path/airlock.sock`, socat), and a rebound page's requests carry
+   * its own name as Host and as Origin (found by review: on a socket a rebound page passed as the console's own
+   * origin and could POST /v1/unseal). Default `all`: every request (a TCP listener).
+   */
+  hostCheck?: 'all' | 'browser';
 }
 
 /**
@@ -26,12 +34,13 @@ export interface BrowserGuardOptions {
  */
 export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, code: ErrorCode) => void): MiddlewareHandler {
   const origins = new Set(opts.allowedOrigins);
-  const hosts = opts.allowedHosts === 'any' ? undefined : allowedHostNames(opts.allowedHosts);
+  const hosts = allowedHostNames(opts.allowedHosts);
+  const everyRequest = opts.hostCheck !== 'browser';
   return async (c, next) => {
     const origin = c.req.header('origin');
     if (origin !== undefined && !origins.has(origin)) {
       // The own origin counts only under a host this daemon serves: a rebound name is its attacker's origin too.
-      const own = origin === ownOrigin(c) && (hosts === undefined || !hostRefused(c, hosts));
+      const own = origin === ownOrigin(c) && !hostRefused(c, hosts);
       if (own && c.req.header('authorization') === undefined && (isConsoleHeader(c.req.header(CONSOLE_HEADER)) || isConsoleFile(c))) return next();
       if (own) {
         onRefused(c, 'csrf_refused');
@@ -40,7 +49,7 @@ export function browserGuard(opts: BrowserGuardOptions, onRefused: (c: Context, 
       onRefused(c, 'origin_not_allowed');
       throw new AirlockError('origin_not_allowed', 'Requests from web pages are refused.', { hints: ['Set AIRLOCK_ALLOWED_ORIGINS to serve a browser origin.'] });
     }
-    if (hosts && hostRefused(c, hosts)) {
+    if ((everyRequest || origin !== undefined) && hostRefused(c, hosts)) {
       onRefused(c, 'host_not_allowed');
       throw new AirlockError('host_not_allowed', 'This daemon does not answer to that host name.', { hints: ['Use 127.0.0.1, localhost, or a name listed in AIRLOCK_ALLOWED_HOSTS.'] });
     }
