@@ -221,6 +221,38 @@ describe('L402 through the SDK, with a real Airlock over HTTP', () => {
     assert.equal(paidAt(api), 1);
   });
 
+  /** Approves the agent's one pending approval once it shows, as an operator watching the queue would. */
+  async function approveWhenHeld(name: string): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      const { body } = await admin.request<{ approvals: { id: string }[] }>('GET', `/v1/approvals?agent=${name}`);
+      if (body.approvals.length === 1) {
+        await admin.request('POST', `/v1/approvals/${body.approvals[0]!.id}/approve`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    assert.fail('no approval was opened');
+  }
+
+  test('approved while the SDK waits (approvalWaitMs): the payment comes back with its preimage, and the L402 fetch gets the resource', async () => {
+    // Found by review: the approval's result is the operator's view (no preimage, no credential); the SDK took it
+    // for the payment and reported a payment that succeeded as paid with a preimage that does not match.
+    const shop = ln.payee();
+    const held = await provision(policy(shop.node.nodeId, [{ type: 'approval_tier', name: 'by-hand', asset: BTC, above: '10' }]));
+    const invoice = shop.invoice({ amountMsat: 30_000n });
+    const [paid] = await Promise.all([payLightningInvoice(held.options, { invoice: invoice.invoice }, { approvalWaitMs: 10_000 }), approveWhenHeld(held.name)]);
+    assert.equal(paid.preimage, invoice.preimage);
+    assert.equal(paid.amountMsat, 30_000n);
+    assert.equal(ln.attempts.filter((h) => h === invoice.paymentHash).length, 1);
+
+    const { api, payee } = await startApi();
+    const waiting = await provision(policy(payee, [{ type: 'approval_tier', name: 'by-hand', asset: BTC, above: '1' }]));
+    const [res] = await Promise.all([createL402Fetch(waiting.options, { approvalWaitMs: 10_000 })(`${api.url}/weather`), approveWhenHeld(waiting.name)]);
+    assert.equal(res.status, 200);
+    assert.deepEqual(await res.json(), { forecast: 'sunny' });
+    assert.equal(paidAt(api), 1);
+  });
+
   test('a payment whose outcome is unknown is never paid twice: the next call asks about it, then uses it', async () => {
     const { api, payee } = await startApi();
     const { options } = await provision(policy(payee));

@@ -201,7 +201,14 @@ export async function waitForApproval(http: AirlockHttp, pending: PendingBody, w
 export async function approvalOutcome(http: AirlockHttp, approvalId: string, deadline?: number): Promise<PendingBody | undefined> {
   const { body } = await http.request<{ state: string; result?: PendingBody }>('GET', `/v1/approvals/${encodeURIComponent(approvalId)}${deadline !== undefined ? approvalWaitQuery(deadline) : ''}`);
   if (body.state === 'pending' || (body.state === 'approved' && body.result === undefined)) return undefined;
-  if (body.state === 'approved') return body.result!;
+  if (body.state === 'approved') {
+    // An approval's result is the operator's view of the payment (operators read approvals): no preimage, no L402
+    // credential. The agent's own view of the payment holds them (found by review: an approved payment that
+    // succeeded was reported as "paid with a preimage that does not match its payment hash").
+    const paymentId = body.result!.paymentId;
+    if (typeof paymentId !== 'string') return body.result!;
+    return (await http.request<PendingBody>('GET', `/v1/lightning/payments/${encodeURIComponent(paymentId)}`)).body;
+  }
   throw new AirlockApiError(403, `approval_${body.state}`, `The payment waiting for approval ${approvalId} was ${body.state}; nothing was paid.`);
 }
 
