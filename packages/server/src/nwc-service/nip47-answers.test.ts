@@ -90,3 +90,14 @@ test('an approval request: pending while an operator may approve, failed once de
   assert.equal(transactionOfApproval(approval('expired'))?.state, 'failed');
   assert.equal(transactionOfApproval(approval('approved')), undefined);
 });
+
+test('a refusal kept under a request\'s key before any decision is answered again with its own code, as it was first', () => {
+  const kept = (code: string, message: string) => ({ status: 403 as const, body: { decision: 'deny', error: { code, message }, auditSeq: 7, replayed: true } });
+  const frozen = refusalOf(() => payInvoiceResult(kept('agent_frozen', 'The agent is frozen.')));
+  assert.deepEqual([frozen.code, frozen.message], ['UNAUTHORIZED', 'agent_frozen: The agent is frozen.']);
+  assert.deepEqual(frozen, refusalFor(new AirlockError('agent_frozen', 'The agent is frozen.')), 'the same answer as the first time');
+  const overRate = refusalOf(() => payInvoiceResult(kept('rate_limited', 'too many requests')));
+  assert.deepEqual([overRate.code, overRate.message], ['RATE_LIMITED', 'rate_limited: too many requests']);
+  const unmarked = refusalOf(() => payInvoiceResult({ status: 403, body: { decision: 'deny' } }));
+  assert.deepEqual([unmarked.code, unmarked.message], ['RESTRICTED', 'policy_denied: Denied by policy.']);
+});

@@ -19,6 +19,8 @@
  * | amount                                             |                                                  | no code for that                             |
  * | another agent pays this invoice                    | RESTRICTED                                       |                                              |
  * | anything else (store down, audit halted, a bug)    | INTERNAL                                         |                                              |
+ * A pay_invoice refused before the payment service is reached (over the client's rate, a dead credential) is kept
+ * under its Idempotency-Key as a 403 with that code: any later delivery, on any instance, is answered it again.
  * Every error message starts with Airlock's stable code (`policy_denied: …`) and, for a denial, ends with the
  * violations as `[<layer>/<rule>: <code>]`, so a client can branch on the code and a human sees the rule.
  * Read by Airlock's own NWC client (lightning/nwc-outcomes.ts), these answers keep their meaning: the refusals
@@ -72,14 +74,31 @@ const QUOTA_CODES = new Set(['budget_exceeded', 'rate_limit_exceeded']);
 export function refusalFor(e: unknown): Nip47Refusal {
   if (e instanceof Nip47Refusal) return e;
   if (!isAirlockError(e)) return new Nip47Refusal('INTERNAL', 'internal: the wallet service failed; nothing was paid by this request.');
-  const message = `${e.code}: ${e.message}`;
-  if (DEAD_CREDENTIAL.has(e.code)) return new Nip47Refusal('UNAUTHORIZED', message);
-  if (e.code === 'policy_denied') return denial(e.message, e.violations ?? []);
-  if (e.code === 'lightning_payment_failed') return new Nip47Refusal('PAYMENT_FAILED', message);
-  if (e.code === 'lightning_payment_in_flight') return new Nip47Refusal('RESTRICTED', message);
-  if (e.code === 'rate_limited' || e.code === 'session_rate_limited' || e.code === 'lightning_too_many_in_flight') return new Nip47Refusal('RATE_LIMITED', message);
-  if (BAD_REQUEST.has(e.code)) return new Nip47Refusal('OTHER', message);
+  return refusalOfCode(e.code, e.message, e.violations ?? []);
+}
+
+function refusalOfCode(code: string, text: string, violations: readonly Violation[]): Nip47Refusal {
+  const message = `${code}: ${text}`;
+  if (DEAD_CREDENTIAL.has(code)) return new Nip47Refusal('UNAUTHORIZED', message);
+  if (code === 'policy_denied') return denial(text, violations);
+  if (code === 'lightning_payment_failed') return new Nip47Refusal('PAYMENT_FAILED', message);
+  if (code === 'lightning_payment_in_flight') return new Nip47Refusal('RESTRICTED', message);
+  if (code === 'rate_limited' || code === 'session_rate_limited' || code === 'lightning_too_many_in_flight') return new Nip47Refusal('RATE_LIMITED', message);
+  if (BAD_REQUEST.has(code)) return new Nip47Refusal('OTHER', message);
   return new Nip47Refusal('INTERNAL', message);
+}
+
+/**
+ * The refusal a stored 403 answer stands for: a policy denial, or a refusal the wallet service kept under the
+ * request's key before the payment service was reached (rate_limited, a dead credential), answered again as it
+ * was the first time. Undefined for any other stored answer (a payment, a hold for approval).
+ */
+export function storedRefusal(response: { status: number; body: unknown }): Nip47Refusal | undefined {
+  if (response.status !== 403) return undefined;
+  const error = (response.body as { error?: { code?: unknown; message?: unknown; violations?: Violation[] } } | null)?.error;
+  const code = typeof error?.code === 'string' ? error.code : 'policy_denied';
+  const message = typeof error?.message === 'string' ? error.message : 'Denied by policy.';
+  return refusalOfCode(code, message, error?.violations ?? []);
 }
 
 /** A policy denial: QUOTA_EXCEEDED when only budgets and rate limits stand in the way, RESTRICTED otherwise. */
@@ -92,10 +111,8 @@ function denial(message: string, violations: readonly Violation[]): Nip47Refusal
 /** The pay_invoice result for what LightningService.pay (or getPayment) answered; throws the NIP-47 error otherwise. */
 export function payInvoiceResult(outcome: SignOutcome): { preimage: string; fees_paid: number } {
   const body = outcome.body;
-  if (outcome.status === 403) {
-    const error = body.error as { message?: string; violations?: Violation[] } | undefined;
-    throw denial(error?.message ?? 'Denied by policy.', error?.violations ?? []);
-  }
+  const refused = storedRefusal(outcome);
+  if (refused) throw refused;
   if (body.decision === 'require_approval') {
     throw new Nip47Refusal('OTHER', `approval_required: held for an operator's approval (${String(body.approvalId)}); nothing was paid yet. lookup_invoice reports it pending until an operator decides.`);
   }

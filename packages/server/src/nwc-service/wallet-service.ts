@@ -19,13 +19,14 @@
  *     cannot be read, and no answer in NIP-44 could be read by its sender either, so it is dropped and counted;
  *  5. a token bucket per client key: over it, RATE_LIMITED and nothing done (counted as `session.rate_limited`);
  *  6. decrypt (NIP-44 with the wallet key, in the key backend) and parse `{method, params}`;
- *  7. the session is read from the store again: revoked, expired, frozen or retired -> UNAUTHORIZED;
+ *  7. the session is read from the store again: revoked, expired, frozen or retired -> UNAUTHORIZED.
+ *     A pay_invoice refused at 5 or 7 keeps its refusal under its Idempotency-Key (see `keepRefusal`);
  *  8. the method runs with the session's AgentAuth; its answer (or NIP-47 error: nip47-answers.ts) is sent as
  *     a kind-23195 event with `e` = the request and `p` = the client, NIP-44 encrypted, signed by the wallet key.
  *
  * Several instances on one store all answer a request (each listens on the relays): pay_invoice uses the request
  * event id as its Idempotency-Key, so the second instance gets the first one's payment, never a second payment,
- * and waits for its outcome before answering.
+ * and waits for its outcome before answering; or the first one's refusal, as it was answered.
  *
  * Timing: pay_invoice answers within the Lightning pay timeout (AIRLOCK_LIGHTNING_PAY_TIMEOUT, default 60 s, plus
  * 5 s), or says the payment is in flight. NWC clients commonly give up after 60 s (@getalby/sdk does): with the
@@ -33,7 +34,7 @@
  * The per-client rate is the bunker's (AIRLOCK_NOSTR_BUNKER_RATE / _BURST).
  */
 import { randomInt } from 'node:crypto';
-import { AirlockError, isAirlockError, parseUntrustedJson, type AgentAuth, type Clock, type KeyBackend, type LightningService, type SignOutcome, type SignedNostrEvent, type Store } from '@airlock/core';
+import { AirlockError, canonicalJson, CREDENTIAL_REFUSAL_CODES, isAirlockError, LIGHTNING_ACTION, parseUntrustedJson, requestHash, type AgentAuth, type Clock, type IdempotencyRecord, type KeyBackend, type LightningPayInput, type LightningService, type SignOutcome, type SignedNostrEvent, type Store } from '@airlock/core';
 import { decodeBolt11 } from '@airlock/chains';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -46,7 +47,7 @@ import { relayLabel } from '../relay-label.ts';
 import { requestIdsToRemember } from '../nostr-bunker/connections.ts';
 import type { SessionSource } from '../nostr-bunker/session-source.ts';
 import { grantIssuedEntry, NwcGrants, readIssuedGrants, RecentIds, type NwcGrant } from './connections.ts';
-import { jsonMsat, Nip47Refusal, payInvoiceResult, refusalFor, transactionOf, transactionOfApproval, type Nip47Transaction } from './nip47-answers.ts';
+import { jsonMsat, Nip47Refusal, payInvoiceResult, refusalFor, storedRefusal, transactionOf, transactionOfApproval, type Nip47Transaction } from './nip47-answers.ts';
 import { spendableMsat } from './spendable.ts';
 import { nwcWalletServicePath, walletKeyAt, type NwcWalletKey } from './wallet-key.ts';
 
@@ -139,6 +140,8 @@ export class NwcWalletService {
   /** Request ids seen lately, per client key (a copy from another relay, or replayed, is handled once). */
   private readonly seenByClient = new Map<string, RecentIds>();
   private readonly limiter: SessionRateLimiter;
+  /** Over-rate pay_invoice refusals kept in the store per client (`keepRefusal`): the client's own rate again. */
+  private readonly keptRefusals: SessionRateLimiter;
   private readonly relays: RelayConnection[];
   private syncedUpTo = 0;
 
@@ -147,6 +150,7 @@ export class NwcWalletService {
     if (!options.lightning.backend) throw new RangeError('NwcWalletService: a Lightning backend');
     this.options = options;
     this.limiter = new SessionRateLimiter(options.clientRate);
+    this.keptRefusals = new SessionRateLimiter(options.clientRate);
     this.relays = options.relays.map((url) => new RelayConnection(url, { onEvent: (_sub, e) => this.receive(e), ...(options.log ? { onProblem: options.log } : {}) }));
   }
 
@@ -319,16 +323,30 @@ export class NwcWalletService {
       return;
     }
     if (limited) {
-      this.stats.rateLimited++;
-      this.countRefusal('session.rate_limited', grant.clientPubkey, 'rate_limited');
-      return this.refuse(key, envelope, request.method, new Nip47Refusal('RATE_LIMITED', 'rate_limited: too many requests from this connection; nothing was done. Retry in a few seconds.'));
+      const overRate = new AirlockError('rate_limited', 'too many requests from this connection; nothing was done. Send it again as a new request in a few seconds.');
+      // A request another instance (or an earlier process) already decided is answered as decided, below: it pays
+      // nothing new, and each id is taken once per process (firstSight), so the rate still bounds that work.
+      if (request.method === 'pay_invoice' && this.keptRefusals.take(grant.clientPubkey, this.options.clock.now()) > 0) {
+        // Keeping a refusal costs a store write and an audit entry: past a second bucket's worth, an over-rate
+        // pay_invoice gets no answer at all, as if lost on the way (nothing tells its client it was not done, so
+        // nothing is owed if another instance pays it), and a flood from one connection writes nothing.
+        this.stats.rateLimited++;
+        this.countRefusal('session.rate_limited', grant.clientPubkey, 'rate_limited');
+        return;
+      }
+      const decided = request.method === 'pay_invoice' ? await this.keepRefusal(grant, envelope, request.params, overRate) : undefined;
+      if (!decided) {
+        this.stats.rateLimited++;
+        this.countRefusal('session.rate_limited', grant.clientPubkey, 'rate_limited');
+        return this.refuse(key, envelope, request.method, refusalFor(overRate));
+      }
     }
     let auth: AgentAuth;
     try {
       auth = await this.options.sessions(grant.sessionId);
     } catch (e) {
       if (isAirlockError(e)) this.countRefusal('auth.failures', grant.clientPubkey, e.code);
-      return this.refuse(key, envelope, request.method, refusalFor(e));
+      return this.refuse(key, envelope, request.method, await this.deadCredentialRefusal(grant, envelope, request, e));
     }
     let result: unknown;
     try {
@@ -363,15 +381,64 @@ export class NwcWalletService {
   }
 
   private async payInvoice(auth: AgentAuth, envelope: SignedNostrEvent, params: Record<string, unknown>): Promise<unknown> {
-    const { invoice, amount } = params;
-    if (typeof invoice !== 'string' || invoice.length === 0) throw new Nip47Refusal('OTHER', 'invalid_request: pay_invoice needs params.invoice (a BOLT 11 invoice).');
-    if (amount !== undefined && (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0)) throw new Nip47Refusal('OTHER', 'invalid_request: params.amount must be a positive whole number of msat.');
-    // NIP-47 carries no fee limit: the payment gets the default one, which policy judges like any other.
     // The request event id is the Idempotency-Key: a copy of this request (another relay, another instance)
     // gets this payment, never a second one.
-    let outcome = await this.options.lightning.pay(auth, { invoice, ...(amount !== undefined ? { amountMsat: BigInt(amount) } : {}) }, `nwc:${envelope.id}`);
+    let outcome = await this.options.lightning.pay(auth, payInput(params), idempotencyKeyOf(envelope));
     if (outcome.status === 202 && outcome.body.replayed === true && outcome.body.status === 'in_flight') outcome = await this.awaitPayment(String(outcome.body.paymentId), auth.agent.id);
     return payInvoiceResult(outcome);
+  }
+
+  /**
+   * The answer to a request refused for its dead credential (frozen agent, revoked or expired session). Found by
+   * review: a pay_invoice refused so kept nothing under its key, and delivered again after the unfreeze to another
+   * instance (or after a restart, or by a relay) it was paid, its client told it was refused. As the bunker does
+   * for a sign_event (`signWithDeadCredential`), the refusal is kept under the key; a refusal the key already kept
+   * is answered again. A payment or hold it kept is not handed to a dead credential: that gets the credential's
+   * refusal.
+   */
+  private async deadCredentialRefusal(grant: NwcGrant, envelope: SignedNostrEvent, request: Nip47Request, e: unknown): Promise<Nip47Refusal> {
+    if (request.method !== 'pay_invoice' || !isAirlockError(e) || !CREDENTIAL_REFUSAL_CODES.has(e.code)) return refusalFor(e);
+    const decided = await this.keepRefusal(grant, envelope, request.params, e);
+    return (decided && storedRefusal(decided.response)) ?? refusalFor(e);
+  }
+
+  /**
+   * Keeps a pay_invoice's refusal made before the payment service was reached (over the rate, a dead credential)
+   * under the request's Idempotency-Key, where LightningService.pay looks first: any later delivery of the request,
+   * on any instance, is answered this refusal and pays nothing (found by review: the replay defences here are per
+   * process). Written only if the key has no record; that record is returned instead (another instance, or an
+   * earlier delivery, decided the request). Params that could pay nothing keep nothing.
+   */
+  private async keepRefusal(grant: NwcGrant, envelope: SignedNostrEvent, params: Record<string, unknown>, refusal: AirlockError): Promise<IdempotencyRecord | undefined> {
+    let input: LightningPayInput;
+    try {
+      input = payInput(params);
+    } catch {
+      return undefined;
+    }
+    const { store, clock } = this.options;
+    const scope = `agent:${grant.agentId}`;
+    const idempotencyKey = idempotencyKeyOf(envelope);
+    const keep = () => store.transaction(async (tx) => {
+      // The agent's lock (PostgreSQL), as LightningService.pay takes it first: its decisions under this key on
+      // other instances serialise with this write.
+      await tx.getAgent(grant.agentId);
+      const prior = await tx.getIdempotency(scope, idempotencyKey);
+      if (prior) return prior;
+      const now = clock.now();
+      const reqHash = payRequestHash(input);
+      const entry = await tx.appendAudit({ at: now, type: 'sign.request', actor: 'agent', agentId: grant.agentId, sessionId: grant.sessionId, action: LIGHTNING_ACTION, decision: 'error', data: { errorCode: refusal.code, message: refusal.message, requestHash: reqHash, idempotencyKey } });
+      const body = { decision: 'deny', error: { code: refusal.code, message: refusal.message }, auditSeq: entry.seq };
+      await tx.putIdempotency({ scope, key: idempotencyKey, requestHash: reqHash, auditSeq: entry.seq, response: { status: 403, body }, createdAt: now });
+      return undefined;
+    }, { affinity: grant.agentId });
+    try {
+      return await keep();
+    } catch (e) {
+      // Another instance wrote the key between our read and our write (the unique key): its record is the answer.
+      if (!isAirlockError(e) || e.code !== 'conflict') throw e;
+      return keep();
+    }
   }
 
   /** A payment another instance (or an earlier copy of the request) is paying: its outcome, once it has one. */
@@ -483,4 +550,25 @@ export class NwcWalletService {
   private log(message: string): void {
     this.options.log?.(message);
   }
+}
+
+/** What pay_invoice asks LightningService.pay. NIP-47 carries no fee limit: the default one applies, judged by policy. */
+function payInput(params: Record<string, unknown>): LightningPayInput {
+  const { invoice, amount } = params;
+  if (typeof invoice !== 'string' || invoice.length === 0) throw new Nip47Refusal('OTHER', 'invalid_request: pay_invoice needs params.invoice (a BOLT 11 invoice).');
+  if (amount !== undefined && (typeof amount !== 'number' || !Number.isSafeInteger(amount) || amount <= 0)) throw new Nip47Refusal('OTHER', 'invalid_request: params.amount must be a positive whole number of msat.');
+  return { invoice, ...(amount !== undefined ? { amountMsat: BigInt(amount) } : {}) };
+}
+
+function idempotencyKeyOf(envelope: SignedNostrEvent): string {
+  return `nwc:${envelope.id}`;
+}
+
+/**
+ * The request hash LightningService.pay computes for `input` (its payload as JSON, amounts as strings): a kept
+ * refusal must carry the same one, or a later delivery would be refused `idempotency_conflict` instead of being
+ * answered that refusal.
+ */
+function payRequestHash(input: LightningPayInput): string {
+  return requestHash(LIGHTNING_ACTION, { invoice: input.invoice, ...(input.amountMsat !== undefined ? { amountMsat: String(input.amountMsat) } : {}) }, canonicalJson);
 }
