@@ -94,6 +94,22 @@ export function requiredQuorum(violations: readonly Violation[]): QuorumRequirem
 }
 
 /**
+ * What approvers' votes must meet to grant a request that `violations` hold (OperatorService.policyRecheck):
+ * `requiredQuorum`, or, where that asks no quorum because the operator decides alone (a tier without a quorum, a
+ * tripped breaker), the operator's requirement, named after the first tier or breaker that holds the request. The
+ * votes met the quorum the request was held for; they never stand in for an operator that the policy in force (or a
+ * breaker tripped since) now asks for (found by review: after the fleet's "above 1,000 USDC: 2 of treasury" was
+ * replaced by "above 1,000 USDC: the operator", two treasury votes still granted a 5,000 USDC transfer held under
+ * the old tier, while a policy with any quorum tier left would have added the operator).
+ */
+export function requiredOfVotes(violations: readonly Violation[]): QuorumRequirement[] | undefined {
+  const quorum = requiredQuorum(violations);
+  if (quorum) return quorum;
+  const holding = violations.find((v) => v.code === 'approval_required' || BREAKER_HOLDS.has(v.code));
+  return holding ? [{ rule: holding.rule, min: 1, groups: [], operator: {} }] : undefined;
+}
+
+/**
  * `required` with its operator requirement approved when the operator has approved this request: before
  * (`held`, the requirement stored on the approval) or now (`grantingOperator`, the admin token granting). A policy
  * changed since may name another tier; the operator approved the request, not a tier.

@@ -7,6 +7,8 @@ import type { ServiceDeps } from './deps.ts';
 import type { GrantedApproval, OperatorService } from './operator-service.ts';
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+/** An approver's id (`randomId('apv')`): look-ups take an id or a name, so no name may have this form. */
+const APPROVER_ID_RE = /^apv_[0-9a-f]{16}$/;
 
 export interface AddApproverInput {
   name: string;
@@ -45,8 +47,9 @@ export interface ViewInput {
  * quorum) and not linked to the requesting agent, and has not voted on it before. An accepted vote is recorded
  * with its entry; one reject denies; the vote that meets every quorum grants the approval exactly as an
  * operator's approve does (OperatorService.grantIn), naming the approvers; a request the policy in force then
- * denies, or holds for a quorum these votes do not meet (one added or raised since the request was held), is closed
- * as denied instead (the vote stays counted; `approval_policy_denies`). All in one transaction that holds
+ * denies is closed as denied instead (the vote stays counted; `approval_policy_denies`), and one it holds for a
+ * quorum these votes do not meet (one added or raised since the request was held, or the operator, where a tier
+ * without a quorum or a breaker tripped since now holds it) stays pending for that quorum (the vote counted toward it). All in one transaction that holds
  * the approval, so two last votes landing together grant once.
  */
 export class ApproverService {
@@ -60,6 +63,9 @@ export class ApproverService {
 
   async addApprover(input: AddApproverInput, actor: string): Promise<Approver> {
     if (!NAME_RE.test(input.name)) throw new AirlockError('invalid_request', 'name: 1-64 chars of a-z, 0-9, _ . - starting with a letter or digit.');
+    // Found by review: a name shaped like another approver's id made `disable <that id>` (WHERE id = ? OR name = ?)
+    // read either row, so the leaked key an operator meant to revoke could stay active.
+    if (APPROVER_ID_RE.test(input.name)) throw new AirlockError('invalid_request', 'The approver name has the form of an approver id (apv_ and 16 hex digits); choose another.');
     const publicKey = input.publicKey.toLowerCase();
     if (!this.deps.ed25519.isPublicKey(publicKey)) throw new AirlockError('invalid_request', 'publicKey: expected the 32-byte Ed25519 public key in hex.');
     const groups = [...new Set(input.groups)].sort();
@@ -221,7 +227,10 @@ export class ApproverService {
     if (!approval.quorum) return new AirlockError('approver_not_eligible', 'This approval is decided by an operator (its tier has no quorum), not by approver votes.');
     if (approver.agents.includes(approval.agentId)) return new AirlockError('self_approval', 'The approver is linked to the agent that made this request and cannot vote on it.');
     if (!eligibleGroups(approval.quorum, approver.groups)) {
-      return new AirlockError('approver_not_eligible', `The approver is in none of the groups this approval's quorum names (${[...new Set(approval.quorum.flatMap((q) => q.groups))].join(', ')}).`);
+      const groups = [...new Set(approval.quorum.flatMap((q) => q.groups))];
+      // Raised to the operator alone (OperatorService.raiseQuorum): it names no group.
+      if (groups.length === 0) return new AirlockError('approver_not_eligible', 'This approval is now decided by an operator (what holds it requires the operator), not by approver votes.');
+      return new AirlockError('approver_not_eligible', `The approver is in none of the groups this approval's quorum names (${groups.join(', ')}).`);
     }
     return undefined;
   }

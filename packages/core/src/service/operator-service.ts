@@ -19,7 +19,8 @@ import { formatSessionToken, hashSecret } from './tokens.ts';
 import { ancestorIdsOf, readAncestors } from './session-chain.ts';
 import { assertSessionLabel } from './session-label.ts';
 import { decodedForAnotherKey } from '../approvals/decoded-for.ts';
-import { describeRequirement, quorumMet, requiredQuorum, withOperatorApproval, type CountedVote, type QuorumRequirement } from '../approvals/quorum.ts';
+import { describeRequirement, quorumMet, requiredOfVotes, requiredQuorum, withOperatorApproval, type CountedVote, type QuorumRequirement } from '../approvals/quorum.ts';
+import { breakerOpenViolation } from './circuit-breakers.ts';
 import type { LightningPaymentRecord } from '../ports/lightning-payments.ts';
 import type { LightningService } from '../lightning/lightning-service.ts';
 
@@ -538,7 +539,9 @@ export class OperatorService {
   /**
    * A quorum added or raised while the request waited, which this grant does not meet: the approval stays pending
    * with its hold, now for that quorum (as a fresh request would be held), and the votes already cast count toward
-   * it. Closing it instead made the agent ask again and the new quorum's approvers start over.
+   * it. Closing it instead made the agent ask again and the new quorum's approvers start over. A grant by votes that
+   * the operator is now required for (a tier without a quorum, a breaker tripped since) is raised the same way, to
+   * the operator's requirement, which the operator's approve then meets (approveAlongsideQuorum).
    */
   private async raiseQuorum(tx: StoreTx, pending: ApprovalRecord, refusal: PolicyRefusal, now: number, grantor: Grantor): Promise<GrantedApproval> {
     const { violations, policyVersion } = refusal;
@@ -550,11 +553,16 @@ export class OperatorService {
     });
     const approval = await tx.raiseApprovalQuorum(pending.id, quorum);
     const needs = quorum.map((q) => `${describeRequirement(q)} (${q.rule})`).join(' and ');
-    const refused = new AirlockError('quorum_required', `The policy changed since the request was held and now requires signed approver votes (${needs}), which this grant does not meet. Nothing was signed; the approval stays pending (its hold kept) until those votes are cast, it is denied or it expires.`, {
-      violations,
-      details: { approvalId: pending.id, auditSeq: entry.seq, reason: 'policy_requires_quorum', rules, quorum, ...(policyVersion !== undefined ? { policyVersion } : {}) },
-      hints: ['Approvers vote with `airlock approvals vote <id> approve --key <file>`; the admin token may still deny.'],
-    });
+    const details = { approvalId: pending.id, auditSeq: entry.seq, reason: 'policy_requires_quorum', rules, quorum, ...(policyVersion !== undefined ? { policyVersion } : {}) };
+    // Only a grant by votes is raised to the operator (requiredOfVotes): approvers' votes never stand in for it.
+    const operator = quorum.find((q) => q.operator !== undefined && q.operator.approvedBy === undefined);
+    const refused = operator
+      ? new AirlockError('quorum_required', `What holds the request now (the policy in force, or a breaker tripped since it was held) requires the operator's approval (${needs}), which approvers' votes do not give. Nothing was signed; the approval stays pending (its hold kept) until the operator approves it, it is denied or it expires.`, {
+        violations, details, hints: ['The operator approves with `airlock approvals approve <id>` (the admin token), or denies.'],
+      })
+      : new AirlockError('quorum_required', `The policy changed since the request was held and now requires signed approver votes (${needs}), which this grant does not meet. Nothing was signed; the approval stays pending (its hold kept) until those votes are cast, it is denied or it expires.`, {
+        violations, details, hints: ['Approvers vote with `airlock approvals vote <id> approve --key <file>`; the admin token may still deny.'],
+      });
     return { approval, quorumRaised: { refused } };
   }
 
@@ -631,7 +639,9 @@ export class OperatorService {
    * (`undecodable`), never granted. Where the policy now holds the request for a quorum of approvers
    * (`requiredQuorum`, as a fresh request would be held), the grant must meet that quorum: the admin token never
    * does, approvers' votes must meet every requirement; otherwise `policy_requires_quorum` (a quorum added or
-   * raised after the request was held cannot be bypassed by the weaker grant it was held for).
+   * raised after the request was held cannot be bypassed by the weaker grant it was held for). Votes must also meet
+   * the operator where the operator now decides (`requiredOfVotes`: a tier without a quorum, or a `require_approval`
+   * breaker open now, read here for a grant by votes only).
    */
   private async policyRecheck(tx: StoreTx, pending: ApprovalRecord, agent: Agent, now: number, grantor: Grantor): Promise<{ refusal?: PolicyRefusal; policyVersion?: string; judged?: JudgedCharge }> {
     const session = await tx.getSession(pending.sessionId);
@@ -646,12 +656,19 @@ export class OperatorService {
     // windows its time is in: taken out where they count.
     const held = await tx.approvalHolds(pending.id);
     const decision = await this.signing.evaluateHeld(tx, session, input, held, { held: true, at: pending.createdAt });
-    if (decision.decision === 'require_approval') {
-      // The operator's approval carries over: given before (stored on the approval) or by this grant (the admin token).
-      const quorum = withOperatorApproval(requiredQuorum(decision.violations), pending.quorum, grantor.votes ? undefined : grantor.by);
+    // A grant by votes also answers to the `require_approval` breakers open now: one tripped since the request was
+    // held holds it for the operator, as it holds a fresh request (evaluateHeld runs no detectors). The operator's own
+    // approve needs no such read: the operator is who a breaker holds requests for.
+    const breakerHolds = grantor.votes && decision.decision !== 'deny' ? (await tx.trippedBreakersFor(pending.agentId)).filter((b) => b.action === 'require_approval').map(breakerOpenViolation) : [];
+    const holds = [...(decision.decision === 'require_approval' ? decision.violations : []), ...breakerHolds];
+    if (holds.length > 0) {
+      // Votes meet only what approvers may grant: where the operator decides (a tier without a quorum, a breaker),
+      // the operator is required (requiredOfVotes). The operator's approval carries over: given before (stored on the
+      // approval) or by this grant (the admin token).
+      const quorum = withOperatorApproval(grantor.votes ? requiredOfVotes(holds) : requiredQuorum(holds), pending.quorum, grantor.votes ? undefined : grantor.by);
       if (quorum && !(grantor.votes && quorumMet(quorum, grantor.votes))) {
         const named = new Set(quorum.map((q) => q.rule));
-        const violations = decision.violations.filter((v) => v.code === 'approval_required' && named.has(v.rule));
+        const violations = holds.filter((v) => named.has(v.rule));
         return { refusal: { reason: 'policy_requires_quorum', violations, quorum, policyVersion: decision.policyVersion } };
       }
     }
