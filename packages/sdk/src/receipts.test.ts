@@ -157,3 +157,34 @@ test('a malformed proof or a fractional leaf index is a receipt that does not ve
     await assert.rejects(fetchAuditReceipt({ url: 'http://airlock.test', token: 't', auditPublicKey: publicKey, fetch: served }, 5), (e: unknown) => e instanceof AirlockApiError && e.code === 'receipt_invalid', name);
   }
 });
+
+test('a lying server serving the genuine head written otherwise (at as a string, as 0x hex, plus 2^64; treeSize as a string; an uppercase root) is refused: the receipt would carry a wrong `at`', async () => {
+  const h = await startHarness();
+  try {
+    const { token } = await provisionAgent(h, { policy: usdcPolicy() });
+    const { receipt } = (await h.call('POST', '/v1/sign/transaction', { token, body: usdcTransfer(ALICE, 1_000n) })).body;
+    await h.airlock.audit.checkpoint();
+    const auditPublicKey = await h.airlock.audit.auditPublicKey();
+    const fetchWith = (edit: (head: any) => void) => fetchAuditReceipt({ url: 'http://airlock.test', token, auditPublicKey, fetch: lyingFetch(h, token, (body) => edit(body.treeHead)) }, receipt.auditSeq, receipt);
+    const honest = await fetchWith(() => {});
+    assert.equal(typeof honest.treeHead.at, 'number');
+
+    // BigInt() reads each of these as the signed value (setBigUint64 wraps 2^64 + at): the signature still checked out.
+    const edits: [string, (head: any) => void][] = [
+      ['at as a decimal string', (t) => (t.at = String(t.at))],
+      ['at as 0x hex', (t) => (t.at = `0x${t.at.toString(16)}`)],
+      ['at + 2^64, as a string', (t) => (t.at = String(BigInt(t.at) + 2n ** 64n))],
+      ['treeSize as a string', (t) => (t.treeSize = String(t.treeSize))],
+      ['rootHash in uppercase', (t) => (t.rootHash = t.rootHash.toUpperCase())],
+    ];
+    for (const [name, edit] of edits) {
+      await assert.rejects(fetchWith(edit), (e: unknown) => e instanceof AirlockApiError && e.code === 'receipt_invalid', name);
+      const tampered = structuredClone(honest);
+      edit(tampered.treeHead);
+      assert.equal(verifyAuditReceipt(tampered, auditPublicKey), false, name);
+    }
+    assert.equal(verifyAuditReceipt(honest, auditPublicKey, receipt), true, 'the genuine head');
+  } finally {
+    await h.close();
+  }
+});

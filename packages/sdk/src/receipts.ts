@@ -38,7 +38,15 @@ export interface VerifiedAuditReceipt {
 const nodeHash = (l: Uint8Array, r: Uint8Array) => sha256(concatBytes(Uint8Array.of(1), l, r));
 const CHAIN_LEAF_TAG = utf8ToBytes('airlock/audit-chain-leaf/v1\0');
 
+// A head as the signer writes it (docs/audit-format.md, Signed tree head): whole sizes and times, 0 or more, that are
+// safe integers, and a root of 64 lowercase hex digits. BigInt() also reads "1733...", "0x..." and 2^64 + at, and
+// setBigUint64 wraps what does not fit, so a head written otherwise carried the signature of the head it imitates,
+// with another `at` (found by review). As tools/audit-verifier/verify.mjs.
+const isCount = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+const isWellFormedTreeHead = (h: SignedTreeHead): boolean => isObject(h) && isCount(h.treeSize) && isCount(h.at) && typeof h.rootHash === 'string' && /^[0-9a-f]{64}$/.test(h.rootHash);
+
 function treeHeadDigest(h: SignedTreeHead): Uint8Array {
+  if (!isWellFormedTreeHead(h)) throw new TypeError('a tree head needs a whole size and time (0 or more) and a 32-byte root in lowercase hex');
   const n = new DataView(new ArrayBuffer(16));
   n.setBigUint64(0, BigInt(h.treeSize));
   n.setBigUint64(8, BigInt(h.at));

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { AirlockError, type AuditAnchorStore, type StoredAuditAnchor } from '@airlock/core';
+import { AirlockError, isAnchorGeneration, type AuditAnchorStore, type StoredAuditAnchor } from '@airlock/core';
 import { replaceFileAtomically } from '@airlock/keys';
 
 /** Written: a signed tree head. Read too: v1, a signed hash-chain checkpoint (files from before the Merkle tree). */
@@ -38,7 +38,7 @@ export async function readAuditAnchorFile(path: string): Promise<StoredAuditAnch
   }
   const count = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
   const hex = (x: unknown, chars: number) => typeof x === 'string' && x.length === chars && /^[0-9a-f]+$/.test(x);
-  if (v === null || typeof v !== 'object' || !count(v.generation) || !count(v.at) || !hex(v.publicKey, 64) || !hex(v.signature, 128)) throw unreadable();
+  if (v === null || typeof v !== 'object' || !isAnchorGeneration(v.generation) || !count(v.at) || !hex(v.publicKey, 64) || !hex(v.signature, 128)) throw unreadable();
   const signed = { generation: v.generation as number, at: v.at as number, publicKey: v.publicKey as string, signature: v.signature as string };
   if (v.format === AUDIT_ANCHOR_FORMAT && count(v.treeSize) && hex(v.rootHash, 64)) return { ...signed, treeSize: v.treeSize as number, rootHash: v.rootHash as string };
   if (v.format === LEGACY_ANCHOR_FORMAT && count(v.seq) && hex(v.headHash, 64)) return { ...signed, seq: v.seq as number, headHash: v.headHash as string };

@@ -20,6 +20,16 @@ export interface LegacyAuditAnchor extends AuditCheckpoint {
 
 export type StoredAuditAnchor = AuditAnchor | LegacyAuditAnchor;
 
+/**
+ * The largest generation an anchor may hold: the next acknowledgement adds 1, which must still be an exact
+ * JS number (a file at 2^53 - 1 made acknowledge write 2^53, which no reader accepts; found by review).
+ */
+export const MAX_ANCHOR_GENERATION = Number.MAX_SAFE_INTEGER - 1;
+
+export function isAnchorGeneration(g: unknown): g is number {
+  return Number.isSafeInteger(g) && (g as number) >= 0 && (g as number) <= MAX_ANCHOR_GENERATION;
+}
+
 export function isLegacyAnchor(a: StoredAuditAnchor): a is LegacyAuditAnchor {
   return !('treeSize' in a);
 }
@@ -36,7 +46,10 @@ export interface AuditAnchorStore {
   write(anchor: AuditAnchor): Promise<void>;
 }
 
-/** Order of anchors: generation first, then size. */
+/**
+ * Order of anchors: generation first, then size. The generation is not signed (only the head is): a running
+ * instance adopts a newer one only with the acknowledgement that made it (AuditService.checkIntegrity).
+ */
 export function isNewerAnchor(a: StoredAuditAnchor, b: StoredAuditAnchor | undefined): boolean {
   return !b || a.generation > b.generation || (a.generation === b.generation && anchorSize(a) > anchorSize(b));
 }

@@ -1,11 +1,11 @@
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { checkpointDigest, isWellFormedTreeHead, storedLeafHash, treeHeadDigest } from '../audit/hash.ts';
 import { AuditLogVerifier, type AuditVerifyResult, type Signatures } from '../audit/log-verifier.ts';
-import { EMPTY_ROOT, MerkleFrontier } from '../audit/merkle.ts';
-import { consistencyBetween, extendVerifiedTree, inclusionFor, pinnedFrontier, storedTreeIsConsistent, type AuditInclusion, type VerifiedTree } from '../audit/stored-tree.ts';
+import { EMPTY_ROOT, inclusionProof, leafHash, MerkleFrontier, verifyInclusion } from '../audit/merkle.ts';
+import { consistencyBetween, extendVerifiedTree, inclusionFor, pinnedFrontier, storedTreeIsConsistent, storeNodeSource, type AuditInclusion, type VerifiedTree } from '../audit/stored-tree.ts';
 import type { AuditCheckpoint, AuditEntryInput, AuditEntry, SignedTreeHead } from '../audit/types.ts';
 import { verifyAuditInParallel, type ParallelVerifyOptions } from '../audit/parallel-verify.ts';
-import { anchorSize, isLegacyAnchor, isNewerAnchor, type AuditAnchor, type StoredAuditAnchor } from '../ports/audit-anchor.ts';
+import { anchorSize, isAnchorGeneration, isLegacyAnchor, isNewerAnchor, type AuditAnchor, type StoredAuditAnchor } from '../ports/audit-anchor.ts';
 import type { Store } from '../ports/store.ts';
 import { AirlockError } from '../errors.ts';
 import { assertAuditIntact } from './audit-integrity.ts';
@@ -75,9 +75,18 @@ export class AuditService {
     if (onDisk && !this.signedByAuditKey(onDisk, publicKey)) {
       return this.halt(onDisk.generation, anchorSize(onDisk), 'the anchor file is not signed by this vault\'s audit key');
     }
-    let anchor = onDisk && isNewerAnchor(onDisk, this.anchor) ? onDisk : this.anchor;
+    // The anchor this instance verified before (none at start, when the file is all there is).
+    const held = this.anchor;
+    let anchor = onDisk && isNewerAnchor(onDisk, held) ? onDisk : held;
     const failure = auditIntegrity.failure;
     if (failure && (!anchor || anchor.generation <= failure.generation)) assertAuditIntact(auditIntegrity);
+    // The file's generation is not signed, only its head: whoever can write the file and the database could
+    // otherwise put back an older genuine head under a higher generation, and roll back the log and lift the
+    // halt with no operator (found by review). A new generation is adopted only with its acknowledgement.
+    if (held && anchor && anchor !== held && anchor.generation > held.generation) {
+      const refused = await this.unacknowledged(anchor, held);
+      if (refused) return this.halt(anchor.generation, anchorSize(anchor), refused);
+    }
     if (!anchor) {
       // No anchor yet (a new vault, the first start of a version that keeps one, or a deleted file): trust
       // the newest head in the store that the audit key provably signed (a tree head, else a legacy
@@ -121,6 +130,13 @@ export class AuditService {
       const a = anchor as AuditAnchor;
       if (!(await storedTreeIsConsistent(store, a.treeSize, hexToBytes(a.rootHash), tree.size, tree.root))) {
         return this.halt(generation, a.treeSize, `the tree of ${tree.size} entries is not consistent with the anchored tree head of size ${a.treeSize}`);
+      }
+    }
+    // A larger head of the same generation from the file (another instance's) must extend the one held too: a
+    // genuine head of an earlier generation, put in the file under this one, does not.
+    if (held && anchor !== held && held.generation === generation && !isLegacyAnchor(held)) {
+      if (!(await storedTreeIsConsistent(store, held.treeSize, hexToBytes(held.rootHash), tree.size, tree.root))) {
+        return this.halt(generation, held.treeSize, `the anchor file's tree head of size ${size} does not extend the tree head of size ${held.treeSize} this instance anchored`);
       }
     }
     this.verified = { generation, tree };
@@ -171,6 +187,11 @@ export class AuditService {
     const onDisk = await auditAnchor.read().catch(() => undefined);
     const previous = onDisk && isNewerAnchor(onDisk, this.anchor) ? onDisk : this.anchor;
     const generation = Math.max(previous?.generation ?? 0, failure?.generation ?? 0) + 1;
+    // Airlock counts generations one acknowledgement at a time: one this large came from a hand-written file,
+    // and the anchor written with it would be unreadable.
+    if (!isAnchorGeneration(generation)) {
+      throw new AirlockError('conflict', 'The anchor generation is at its limit: no acknowledgement can follow it.', { hints: ['The anchor file beside the vault was not written by Airlock: restore it from a backup of the vault directory.'] });
+    }
     await store.transaction((tx) =>
       tx.appendAudit({
         at: clock.now(),
@@ -251,6 +272,36 @@ export class AuditService {
     const ok = a.publicKey === publicKey && this.deps.verifySchnorr(publicKey, hexToBytes(digest), a.signature);
     if (ok) this.lastGoodSignature = key;
     return ok;
+  }
+
+  /**
+   * Why this instance may not adopt `anchor`, a newer generation than the anchor it holds, read from the file;
+   * undefined if it may. What vouches for the unsigned generation: the head was signed no earlier than the one
+   * held (an older genuine head is not replayed), and its tree holds the `audit.integrity_acknowledged` entry of
+   * exactly that generation (the move is in the log), read from the entry's leaf and proven in the signed root.
+   */
+  private async unacknowledged(anchor: StoredAuditAnchor, held: StoredAuditAnchor): Promise<string | undefined> {
+    const refused = `the anchor file moves to generation ${anchor.generation} without its acknowledgement`;
+    // Acknowledgements write tree heads, never legacy checkpoints.
+    if (isLegacyAnchor(anchor) || anchor.at < held.at) return `${refused} (its tree head is older than the anchored one)`;
+    const { store } = this.deps;
+    const acknowledged = await store.queryAudit({ type: 'audit.integrity_acknowledged', newestFirst: true, limit: 100 });
+    for (const e of acknowledged) {
+      const index = e.leafIndex;
+      if (e.data?.generation !== anchor.generation || index === undefined || index < 0 || index >= anchor.treeSize) continue;
+      const [row] = await store.readAuditLeaves(index, 1);
+      if (row?.leafIndex !== index || typeof row.leaf !== 'string') continue;
+      let recorded: { type?: unknown; data?: { generation?: unknown } } | null;
+      try {
+        recorded = JSON.parse(row.leaf);
+      } catch {
+        continue;
+      }
+      if (recorded?.type !== 'audit.integrity_acknowledged' || recorded.data?.generation !== anchor.generation) continue;
+      const proof = await inclusionProof(storeNodeSource(store), index, anchor.treeSize).catch(() => undefined);
+      if (proof && verifyInclusion(index, anchor.treeSize, leafHash(row.leaf), proof, hexToBytes(anchor.rootHash))) return undefined;
+    }
+    return `${refused} (no acknowledgement of that generation in its tree)`;
   }
 
   /** Is the last entry this instance verified still stored as it was? If not, verification starts over from the anchor. */
