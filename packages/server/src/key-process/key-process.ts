@@ -327,7 +327,11 @@ class KeyProcessHandler {
           const globalWait = this.global.take('global', now);
           if (globalWait > 0) throw new AirlockError('key_process_rate_limited', 'The key process is over its global signing rate.', { details: { reason: 'global_rate', retryAfterSeconds: Math.ceil(globalWait / 1000) } });
           const wait = this.keygen.take('keygen', now);
-          if (wait > 0) throw new AirlockError('key_process_rate_limited', 'The key process is over its key-creation rate.', { details: { reason: 'keygen_rate', retryAfterSeconds: Math.ceil(wait / 1000) } });
+          if (wait > 0) {
+            // As in `admit`: a creation its own bucket refuses spends nothing of the global budget.
+            this.global.giveBack('global', now);
+            throw new AirlockError('key_process_rate_limited', 'The key process is over its key-creation rate.', { details: { reason: 'keygen_rate', retryAfterSeconds: Math.ceil(wait / 1000) } });
+          }
           this.deps.logger.log('info', 'key created', { method, path });
         }
         return keys.getPublicKey(path);
@@ -384,13 +388,21 @@ class KeyProcessHandler {
     return match[1]!;
   }
 
-  /** The process-wide bucket first (what an attacker spreading over agents meets), then the key's own. */
+  /**
+   * The process-wide bucket first (what an attacker spreading over agents meets), then the key's own. A call the
+   * key's own bucket refuses gives its global token back: found by review, one agent far over its own rate (NWC and
+   * bunker envelopes cost 1-3 calls each) spent the global budget on calls refused anyway, and every other agent's
+   * signing was refused `global_rate`.
+   */
   private admit(key: string): void {
     const now = this.deps.now();
     const globalWait = this.global.take('global', now);
     if (globalWait > 0) throw new AirlockError('key_process_rate_limited', 'The key process is over its global signing rate.', { details: { reason: 'global_rate', retryAfterSeconds: Math.ceil(globalWait / 1000) } });
     const wait = this.perAgent.take(key, now);
-    if (wait > 0) throw new AirlockError('key_process_rate_limited', 'The key process is over its per-agent signing rate.', { details: { reason: 'agent_rate', retryAfterSeconds: Math.ceil(wait / 1000) } });
+    if (wait > 0) {
+      this.global.giveBack('global', now);
+      throw new AirlockError('key_process_rate_limited', 'The key process is over its per-agent signing rate.', { details: { reason: 'agent_rate', retryAfterSeconds: Math.ceil(wait / 1000) } });
+    }
   }
 }
 

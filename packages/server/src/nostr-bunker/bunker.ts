@@ -14,7 +14,9 @@
  *     (a fresh key costs an outsider nothing, so a bucket per key would never run dry); over it the envelope is
  *     dropped unanswered, before anything is decrypted or signed (an answer costs an ECDH and a signature);
  *  4. decrypt (NIP-44 with the transport key) and parse `{id, method, params}`;
- *  5. `connect` redeems a single-use secret; every other method needs a connected client (`unauthorized`);
+ *  5. `connect` redeems a single-use secret; every other method needs a connected client. A key not connected here,
+ *     or a `connect` with a secret not held here, is dropped unanswered (counted as `unauthorized`): secrets and
+ *     clients are in each instance's memory, so another instance on the same store may hold it and answer;
  *  6. a request id the connected client used before is refused (`replayed_request`), never executed twice;
  *     ids are kept only for connected clients, so keys that never connected leave nothing behind. So is a
  *     request a `bunker://` client dated before its `connect` (connections.ts `datedFrom`): the ids are in
@@ -80,8 +82,8 @@ export interface BunkerOptions {
   /** Connection trouble and dropped envelopes (no contents, no secrets). */
   log?: (message: string) => void;
   /**
-   * Refusals made before the Nostr service is reached (a client that never connected, a used secret, a replayed
-   * request id, a flood): counted per connected client key, or for every key that is not connected under one
+   * Refusals made before the Nostr service is reached (a client that never connected and a used secret, both
+   * dropped unanswered: step 5; a replayed request id; a flood): counted per connected client key, or for every key that is not connected under one
    * source per transport key (`nostr:unconnected:<transport pubkey>`), and written to the audit log as one entry
    * per source per window, as the HTTP edge does for bad tokens. Refusals by the service itself are audited
    * there, one entry each.
@@ -99,6 +101,11 @@ export interface BunkerStats {
   droppedStale: number;
   /** From keys that are not connected, over their shared bucket: dropped without an answer. */
   droppedUnconnected: number;
+  /**
+   * From keys not connected here, or a `connect` with a secret not held here (within the shared bucket): dropped
+   * without an answer, since another instance may hold that client or secret (tallied as `unauthorized`).
+   */
+  droppedUnknown: number;
   /** Connected clients over their own bucket (answered `rate_limited`). */
   rateLimited: number;
   replayed: number;
@@ -121,7 +128,7 @@ interface Nip46Request {
 }
 
 export class NostrBunker {
-  readonly stats: BunkerStats = { droppedInvalid: 0, droppedUnaddressed: 0, droppedStale: 0, droppedUnconnected: 0, rateLimited: 0, replayed: 0, refused: 0, answered: 0 };
+  readonly stats: BunkerStats = { droppedInvalid: 0, droppedUnaddressed: 0, droppedStale: 0, droppedUnconnected: 0, droppedUnknown: 0, rateLimited: 0, replayed: 0, refused: 0, answered: 0 };
   private readonly options: BunkerOptions;
   private readonly connections: BunkerConnections;
   private readonly held = new HeldEvents();
@@ -292,10 +299,7 @@ export class NostrBunker {
     if (request.method === 'connect') return this.connect(transport, client, request, envelope.created_at);
 
     const grant = this.connections.clientGrant(transport.pubkey, client);
-    if (!grant) {
-      this.countRefusal('auth.failures', unconnected, 'unauthorized');
-      return this.refuse(transport, client, request.id, 'unauthorized', 'This client is not connected: send `connect` with a valid secret from a bunker:// string.');
-    }
+    if (!grant) return this.dropUnknown(transport.pubkey);
     // Found by review: the ids of requests that ran (or were refused) are in memory, so after a restart a relay could
     // deliver an envelope from before it again once its client reconnected with a new secret (apps keep their key),
     // and a request the client had been told was refused was signed and charged. Such an envelope is dated before
@@ -357,6 +361,19 @@ export class NostrBunker {
     return this.refuse(transport, client, requestId, 'replayed_request', message);
   }
 
+  /**
+   * A client not connected here, or a `connect` with a secret not held here: counted, not answered. Found by review:
+   * every instance on one store listens on the transport key once it holds any secret or client of that agent, and
+   * one that did not hold this client answered `unauthorized`, usually before the instance that did (no store
+   * read); a client takes the first answer per request id, so it was told charged signatures were refused, retried,
+   * and was charged again. No instance knows another holds nothing, so none answers for what it does not hold: a
+   * wrong or used secret times out at the client, and the refusal is in the `auth.failures` tally.
+   */
+  private dropUnknown(transportPubkey: string): void {
+    this.stats.droppedUnknown++;
+    this.countRefusal('auth.failures', `unconnected:${transportPubkey}`, 'unauthorized');
+  }
+
   private forgetSession(sessionId: string): void {
     this.connections.forgetSession(sessionId);
     this.held.forgetSession(sessionId);
@@ -375,10 +392,7 @@ export class NostrBunker {
     if (remotePubkey !== transport.pubkey) return this.refuse(transport, client, request.id, 'invalid_request', 'connect: the first parameter must be this remote signer\'s pubkey.');
     const redeemed = secret ? this.connections.redeemSecret(transport.pubkey, secret) : undefined;
     const grant = redeemed ?? existing;
-    if (!grant) {
-      this.countRefusal('auth.failures', `unconnected:${transport.pubkey}`, 'unauthorized');
-      return this.refuse(transport, client, request.id, 'unauthorized', 'connect: unknown or already used secret; ask the operator for a new bunker:// string.');
-    }
+    if (!grant) return this.dropUnknown(transport.pubkey);
     try {
       await this.options.sessions(grant.sessionId);
     } catch (e) {
