@@ -30,6 +30,8 @@ export interface InvoiceOptions {
   withPayeeField?: boolean;
   /** Use this preimage (hex) instead of a random one. */
   preimage?: string;
+  /** Route hints (`r` fields): one path of hops each, towards the payee. */
+  routeHints?: { pubkey: string; shortChannelId?: bigint; feeBaseMsat: number; feeProportionalMillionths: number; cltvExpiryDelta?: number }[][];
 }
 
 export interface IssuedInvoice {
@@ -66,6 +68,19 @@ export class TestNode {
     field(6, integerWords(expiry));
     field(24, integerWords(18)); // min_final_cltv_expiry_delta
     if (options.withPayeeField) field(19, bech32.toWords(hexToBytes(this.nodeId)));
+    for (const path of options.routeHints ?? []) {
+      // BOLT 11 `r`: per hop pubkey (33), short_channel_id (8), fee_base_msat (u32), fee_proportional_millionths (u32), cltv_expiry_delta (u16).
+      const bytes = new Uint8Array(51 * path.length);
+      const view = new DataView(bytes.buffer);
+      path.forEach((hop, i) => {
+        bytes.set(hexToBytes(hop.pubkey), 51 * i);
+        view.setBigUint64(51 * i + 33, hop.shortChannelId ?? 0x0001000002000003n);
+        view.setUint32(51 * i + 41, hop.feeBaseMsat);
+        view.setUint32(51 * i + 45, hop.feeProportionalMillionths);
+        view.setUint16(51 * i + 49, hop.cltvExpiryDelta ?? 40);
+      });
+      field(3, bech32.toWords(bytes));
+    }
     field(5, featureWords([8, 14])); // var_onion_optin, payment_secret (both required bits' optional forms)
     const signed = new Uint8Array([...new TextEncoder().encode(hrp), ...wordsToPaddedBytes(words)]);
     const sig = secp256k1.sign(sha256(signed), this.privateKey, { prehash: false, format: 'recovered' });

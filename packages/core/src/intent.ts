@@ -275,6 +275,11 @@ export interface LightningInfo {
   descriptionHash?: string;
   /** Route hints the invoice carries (paths), for operators reading the intent. */
   routeHints: number;
+  /**
+   * The least routing fee a route through the invoice's route hints costs (the cheapest hint path, msat); absent
+   * without hints. A payment whose every hint costs more than `maxFeeMsat` is refused (`lightning_route_hint_fee_too_high`).
+   */
+  routeHintFeeMsat?: bigint;
 }
 
 /** CAIP-2 ids of the Bitcoin networks (BIP-122: the genesis block hash, first 32 hex digits). */

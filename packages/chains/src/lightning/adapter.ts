@@ -3,7 +3,7 @@
 // policy, budgets and audit (LightningService), and the "digest" recorded for the request is the payment hash.
 import { AirlockError, BITCOIN_CHAINS, bitcoinAsset, type Action, type ChainAdapter, type DecodedRequest, type Intent, type LightningNetwork, type SignResult, type SignerContext } from '@airlock/core';
 import { hexToBytes } from '@noble/hashes/utils.js';
-import { decodeBolt11, type DecodedInvoice } from './bolt11.ts';
+import { decodeBolt11, type DecodedInvoice, type RouteHintHop } from './bolt11.ts';
 
 /** What `lightning.pay` decodes. The service builds it: the network and the time come from Airlock, not the agent. */
 export interface LightningPayPayload {
@@ -90,8 +90,22 @@ function paymentIntent(invoice: DecodedInvoice, amountMsat: bigint, maxFeeMsat: 
       ...(invoice.description !== undefined ? { description: invoice.description.slice(0, 640) } : {}),
       ...(invoice.descriptionHash !== undefined ? { descriptionHash: invoice.descriptionHash } : {}),
       routeHints: invoice.routeHints.length,
+      ...(invoice.routeHints.length > 0 ? { routeHintFeeMsat: cheapestRouteHintFee(invoice.routeHints, amountMsat) } : {}),
     },
     summary: `pay ${amountMsat} msat to ${invoice.payee.slice(0, 10)}… over Lightning (${invoice.network}), routing fee at most ${maxFeeMsat} msat`,
   };
   return intent;
+}
+
+/**
+ * The least any route hint (`r` field) of the invoice costs to pay `amountMsat` through: each hop charges
+ * fee_base_msat + floor(amount x fee_proportional_millionths / 1,000,000) (BOLT 7 fee formula), summed along the
+ * hint's path. Charged on the amount alone, though a hop before the last also charges on the fees after it: a lower
+ * bound, so an invoice refused for it could not have been paid within its fee limit through any of its hints. The
+ * payee chooses these figures (u32 each: up to 4,294,967,295 msat base per hop), and a wallet that holds no fee limit
+ * (NWC) routes through them whatever they cost.
+ */
+export function cheapestRouteHintFee(hints: RouteHintHop[][], amountMsat: bigint): bigint {
+  const costs = hints.map((path) => path.reduce((sum, hop) => sum + BigInt(hop.feeBaseMsat) + (amountMsat * BigInt(hop.feeProportionalMillionths)) / 1_000_000n, 0n));
+  return costs.reduce((least, cost) => (cost < least ? cost : least));
 }

@@ -2,7 +2,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex, hexToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson } from '../canonical-json.ts';
 import { AirlockError, isAirlockError } from '../errors.ts';
-import { intentToJson, type Intent } from '../intent.ts';
+import { BITCOIN_CHAINS, intentToJson, type Intent } from '../intent.ts';
 import { countWritesFor, ledgerWritesFor, sessionScopeViolations, type EvaluationInput } from '../policy/index.ts';
 import type { Decision } from '../policy/decision.ts';
 import { normaliseResource } from '../policy/resource-pattern.ts';
@@ -167,7 +167,7 @@ export class LightningService {
     assertAuditIntact(this.deps.auditIntegrity);
     const backend = this.requireBackend();
     const now = this.deps.clock.now();
-    const reqHash = requestHash(LIGHTNING_ACTION, jsonInput(input), canonicalJson);
+    const reqHash = lightningRequestHash(input);
     let decoded: DecodedRequest;
     let payload: AdapterPayload;
     try {
@@ -302,7 +302,17 @@ export class LightningService {
         if (this.deps.clock.now() >= p.createdAt + p.timeoutSeconds * 1000) dueErrors += 1;
         continue;
       }
-      const finished = await this.conclude(p, status, 'lookup');
+      // One payment that cannot be concluded (a stored invoice that no longer decodes, a store error) must not stop
+      // the round, every round, for every payment after it (found by review). Its hold stays: nothing is released on
+      // an error; it counts as an error of the round and an operator is told once (`finish_error`).
+      const finished = await this.conclude(p, status, 'lookup').catch(async (e: unknown) => {
+        await this.alert(p, { reason: 'finish_error', errorCode: isAirlockError(e) ? e.code : 'internal' }).catch(() => {});
+        return undefined;
+      });
+      if (!finished) {
+        result.errors += 1;
+        continue;
+      }
       if (finished.state === 'succeeded') result.succeeded += 1;
       if (finished.state === 'failed') result.failed += 1;
     }
@@ -438,7 +448,8 @@ export class LightningService {
         // or a backend's confirming lookup after a pay call without an answer) may be an EARLIER attempt's of
         // the same payment hash, read before this attempt's pay call reached the node or wallet: believed only
         // once that call cannot still be on its way, as `not_found` (a retry would otherwise be released on the
-        // first attempt's failure and then paid).
+        // first attempt's failure and then paid). An NWC wallet's refusal or failure comes marked so too: it answers one
+        // copy of the request, and another relay's copy may still be delivered and paid.
         const fromRecords = source === 'lookup' || status.evidence === 'lookup';
         if (fromRecords && !this.graceOver(record, now)) return record;
         return this.finish(record, { state: 'failed', failureReason: sanitiseReason(status.reason) }, fromRecords ? 'lookup' : source);
@@ -740,7 +751,9 @@ export class LightningService {
 
   /** The evaluation input a stored payment was charged with (decoded again from its invoice, as of its creation). */
   private inputOf(p: LightningPaymentRecord): EvaluationInput {
-    const network = this.requireBackend().network;
+    // The network the payment was made on (its CAIP-2 chain), not the backend's now: a reconfigured network must not
+    // make a payment in flight undecodable, its outcome never recorded.
+    const network = lightningNetworkOf(p.network) ?? this.requireBackend().network;
     // Decoded as of a moment it was valid: an approved payment may be recorded after its invoice expired (the
     // backend then refuses it, a definite failure), and its outcome must still be chargeable.
     const asOf = Math.min(p.createdAt, p.expiresAt * 1000 - 1);
@@ -758,6 +771,7 @@ export class LightningService {
 
   private decode(payload: AdapterPayload, auth: Pick<AgentAuth, 'agent'> & { session: Pick<Session, 'id'> }, l402: L402Context | undefined): DecodedRequest {
     const decoded = this.adapter().decode(LIGHTNING_ACTION, payload, { address: auth.agent.address });
+    assertRouteHintsAffordable(decoded.intent);
     if (l402) {
       if (!HEX32.test(l402.macaroonPaymentHash) || l402.macaroonPaymentHash !== decoded.intent.lightning!.paymentHash) {
         throw new AirlockError('l402_payment_hash_mismatch', "The challenge's macaroon names another payment hash than its invoice: paying it would not buy this credential.");
@@ -817,6 +831,29 @@ function msat(value: string | bigint, name: string): bigint {
   return BigInt(value);
 }
 
+/**
+ * Refuses an invoice whose every route hint costs more than the fee limit held for the payment, before anything is
+ * held or paid, whatever the backend. The payee writes the hints (a hostile L402 server: a hop with a base fee of
+ * 4,294,967,295 msat), and a backend that holds no fee limit (NWC: `pay_invoice` has no such parameter) routes
+ * through them and reports the fee after the fact, past the budget and the policy that judged `maxFeeMsat` (found by
+ * review). LND would fail such a route for its fee limit; refusing first says why. Only `decode` checks it: a payment
+ * already recorded is re-decoded (inputOf) for what it was charged, never judged again.
+ */
+function assertRouteHintsAffordable(intent: Intent): void {
+  const ln = intent.lightning!;
+  if (ln.routeHintFeeMsat === undefined || ln.routeHintFeeMsat <= ln.maxFeeMsat) return;
+  throw new AirlockError('lightning_route_hint_fee_too_high', `Every route hint of the invoice costs more than the routing fee limit (the cheapest ${ln.routeHintFeeMsat} msat, the limit ${ln.maxFeeMsat} msat); nothing was held or paid.`, {
+    details: { maxFeeMsat: ln.maxFeeMsat.toString(), routeHintFeeMsat: ln.routeHintFeeMsat.toString() },
+    hints: ['Pay it only with a maxFeeMsat that covers the cheapest route hint (policy and budgets then judge that limit), or ask the payee for another invoice.'],
+  });
+}
+
+/** The Lightning network of a CAIP-2 chain id (a payment record's `network`), when it is one. */
+function lightningNetworkOf(chain: string): LightningBackend['network'] | undefined {
+  const found = (Object.entries(BITCOIN_CHAINS) as [string, string][]).find(([, id]) => id === chain)?.[0];
+  return found === 'bitcoin' || found === 'testnet' || found === 'signet' || found === 'regtest' ? found : undefined;
+}
+
 /** The L402 resource: the payment rules (resource patterns, per-origin budgets, the loop guard) read it. */
 function attachResource(intent: Intent, url: string, protocol: 'l402' | 'lightning'): void {
   const normalised = normaliseResource(url);
@@ -828,6 +865,14 @@ function attachResource(intent: Intent, url: string, protocol: 'l402' | 'lightni
 function withFee(input: EvaluationInput, feeMsat: bigint): EvaluationInput {
   const spends = input.intent.spends.map((s) => (s.kind === 'fee' ? { ...s, amount: feeMsat } : s));
   return { ...input, intent: { ...input.intent, spends } };
+}
+
+/**
+ * The request hash of a payment's input (its Idempotency-Key's binding): the wallet service keeps a refusal made
+ * before `pay` under the same hash, so a later delivery is answered it rather than `idempotency_conflict`.
+ */
+export function lightningRequestHash(input: LightningPayInput): string {
+  return requestHash(LIGHTNING_ACTION, jsonInput(input), canonicalJson);
 }
 
 function jsonInput(input: LightningPayInput): unknown {

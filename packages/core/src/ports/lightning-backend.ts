@@ -40,7 +40,9 @@ export interface LightningPayRequest {
  *   insufficient balance, the backend refused before trying). `reason` is a short machine word from the backend.
  *   `evidence: 'lookup'` on a pay call's answer: the failure was READ from the backend's payment records (a
  *   confirming lookup after the pay call got no answer of its own), so it may be an earlier attempt's of the same
- *   hash; Airlock then believes it only as it believes a lookup's (once the pay call cannot still be arriving).
+ *   hash; Airlock then believes it only as it believes a lookup's (once the pay call cannot still be arriving). An
+ *   NWC wallet's refusal or failure carries it too, even when its confirming lookup agrees: it is about one copy of
+ *   the request, and another relay's copy may still arrive and be paid (nwc-outcomes.ts).
  * - `in_flight`: the backend knows the payment and it is not finished.
  * - `evidence: 'duplicate'` on a pay call's `succeeded` or `in_flight`: the backend refused the call because it
  *   already holds a payment of this hash (LND's 409 "already paid" / "in transition"), and this is that payment's

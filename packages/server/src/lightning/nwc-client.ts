@@ -113,15 +113,16 @@ export class NwcBackend implements LightningBackend {
         if (looked?.status === 'succeeded' && !looked.feeUnreported) return { status: 'succeeded', preimage: verdict.preimage, feeMsat: looked.feeMsat };
         return { status: 'succeeded', preimage: verdict.preimage, feeMsat: request.maxFeeMsat, feeUnreported: true };
       case 'refused': {
+        // Noted here (the operator's log): the payment stays in flight until another copy of the request can no
+        // longer arrive, and the reconciler's lookup then concludes it.
         const outcome = confirmedRefusal(verdict.status, looked);
-        if (outcome !== verdict.status) this.log(`nwc: pay_invoice refused (${verdict.status.reason}) but lookup_invoice says ${looked?.status ?? 'nothing'}: ${outcome.status}`);
+        this.log(`nwc: pay_invoice refused (${verdict.status.reason}); lookup_invoice says ${looked?.status ?? 'nothing'}: ${outcome.status === 'failed' ? 'failed once the grace is over' : outcome.status}`);
         return outcome;
       }
       case 'confirm': {
-        // The wallet's own error reply means it handled THIS request, so the lookup after it is about this
-        // attempt. Without one (no answer in time, a success without its proof) the lookup may read an earlier
-        // attempt's record of the hash, the request still on its way: the service weighs it as a lookup's.
-        const outcome = confirmedOutcome(looked, { answered: reply?.error !== undefined });
+        // Even the wallet's own error reply is about one copy of the request: another relay's copy may still be
+        // taken up. A failure read back is weighed as a lookup's (after the grace) either way.
+        const outcome = confirmedOutcome(looked);
         this.log(`nwc: pay_invoice: ${verdict.why}; lookup_invoice says ${looked?.status ?? 'nothing'}: ${outcome.status}`);
         return outcome;
       }

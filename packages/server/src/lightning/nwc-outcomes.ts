@@ -16,11 +16,12 @@
  * |                                                      | charges at least its default     | paid is bounded only by its own fee reserve, so the   |
  * |                                                      | fee limit, and alerts)           | charge is a floor and operators are told              |
  * | RATE_LIMITED, NOT_IMPLEMENTED, INSUFFICIENT_BALANCE, | failed (reason = the code,       | the spec defines each as a refusal of the request     |
- * | QUOTA_EXCEEDED, RESTRICTED, UNAUTHORIZED,            | lowercased), unless a lookup     | itself: the wallet did not try to pay (it could not   |
- * | UNSUPPORTED_ENCRYPTION                               | shows this hash paid or in       | even read it, for the last). The lookup guards        |
- * |                                                      | flight: then that; in flight     | against a wallet that handles one request twice (one  |
- * |                                                      | when the lookup got no answer    | copy per relay) and refuses the second copy while the |
- * |                                                      |                                  | first one pays                                        |
+ * | QUOTA_EXCEEDED, RESTRICTED, UNAUTHORIZED,            | lowercased), evidence 'lookup':  | itself: the wallet did not try to pay THIS copy (it   |
+ * | UNSUPPORTED_ENCRYPTION                               | believed only after the grace;   | could not even read it, for the last). But Airlock    |
+ * |                                                      | unless a lookup shows this hash  | sends one copy per relay, and a wallet that does not  |
+ * |                                                      | paid or in flight: then that; in | de-duplicate may refuse one copy while it pays, or    |
+ * |                                                      | flight when the lookup got no    | later pays, another                                   |
+ * |                                                      | answer                           |                                                       |
  * | PAYMENT_FAILED                                       | confirm with lookup_invoice      | the spec: "may be due to a timeout": a wallet that    |
  * |                                                      |                                  | stops waiting can leave an HTLC out that still settles |
  * | INTERNAL, OTHER, any code not listed above           | confirm with lookup_invoice      | no telling at which step it happened                  |
@@ -32,9 +33,10 @@
  * |---------------------------------------|--------------------------------|-----------------------------------------------------|
  * | state settled (+ matching preimage)   | succeeded (fee unreported      | succeeded                                           |
  * |                                       | without fees_paid)             |                                                     |
- * | state failed / expired                | failed                         | failed; after a pay request the wallet did not      |
- * |                                       |                                | answer, marked evidence 'lookup' (it may be an      |
- * |                                       |                                | earlier attempt's record: believed after the grace) |
+ * | state failed / expired                | failed                         | failed, marked evidence 'lookup': it may be an      |
+ * |                                       |                                | earlier attempt's record, or this copy's while      |
+ * |                                       |                                | another copy is still on its way (believed after    |
+ * |                                       |                                | the grace)                                          |
  * | state pending / accepted              | in_flight                      | in_flight                                           |
  * | no state, preimage matches            | succeeded                      | succeeded                                           |
  * | no state, no preimage                 | in_flight (cannot vouch)       | in_flight                                           |
@@ -126,26 +128,32 @@ export function judgeLookupReply(reply: Nip47Reply | undefined, paymentHash: str
 }
 
 /**
- * What a confirming lookup after an ambiguous pay answer means: only a settled or failed record is definite. A
- * failed record after a pay request the wallet did not answer (`answered` false) is marked `evidence: 'lookup'`:
- * it may be an earlier attempt's of the same hash, read before this request reached the wallet.
+ * What a confirming lookup after an ambiguous pay answer means: only a settled or failed record is definite, and a
+ * failed one only once no copy of the request can still arrive (`evidence: 'lookup'`: the service believes it after
+ * the pay timeout and the not-found grace). The record may be an earlier attempt's of the same hash, read before this
+ * request reached the wallet; and even a failure the wallet answered is about the copy it answered: Airlock sends one
+ * copy per relay, and a wallet that does not de-duplicate may still take up another and pay it (found by review:
+ * PAYMENT_FAILED confirmed by a failed record released the hold at once).
  */
-export function confirmedOutcome(looked: LightningPaymentStatus | undefined, pay: { answered: boolean } = { answered: true }): LightningPaymentStatus {
+export function confirmedOutcome(looked: LightningPaymentStatus | undefined): LightningPaymentStatus {
   if (!looked || looked.status === 'not_found') return { status: 'in_flight' };
-  if (looked.status === 'failed' && !pay.answered) return { ...looked, evidence: 'lookup' };
+  if (looked.status === 'failed') return { ...looked, evidence: 'lookup' };
   return looked;
 }
 
 /**
- * A refusal stands when the confirming lookup answered and shows the wallet neither paying nor having paid this
- * hash. A lookup that got no answer confirms nothing: the request went out through every relay and another copy may
- * be paying, so the payment stays in flight for the reconciler (found by review: a wallet that paid one copy,
- * refused another with RATE_LIMITED and was too busy to answer the lookup had its hold released, and the budget
- * paid twice).
+ * A refusal is final only once no copy of the request can still arrive: the request went out through every relay,
+ * and a wallet that does not de-duplicate may refuse one copy (RATE_LIMITED, INSUFFICIENT_BALANCE while it pays the
+ * first) and pay another, now or seconds later. So a refusal the lookup shows neither paid nor in flight is kept as
+ * a failure with `evidence: 'lookup'`, which the service believes only after the pay timeout and the not-found grace
+ * (the payment stays in flight, its hold kept, until the reconciler's lookup then finishes it). Found by review: a
+ * refusal confirmed by a NOT_FOUND lookup made at once released the hold while another relay's copy was still to be
+ * delivered and paid. A lookup that got no answer confirms nothing at all: in flight.
  */
 export function confirmedRefusal(refusal: Extract<LightningPaymentStatus, { status: 'failed' }>, looked: LightningPaymentStatus | undefined): LightningPaymentStatus {
   if (looked === undefined) return { status: 'in_flight' };
-  return looked.status === 'succeeded' || looked.status === 'in_flight' ? looked : refusal;
+  if (looked.status === 'succeeded' || looked.status === 'in_flight') return looked;
+  return { ...refusal, evidence: 'lookup' };
 }
 
 function checkedPreimage(value: unknown, paymentHash: string): string {

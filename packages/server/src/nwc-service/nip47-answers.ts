@@ -67,6 +67,7 @@ const DEAD_CREDENTIAL = new Set(['unauthenticated', 'session_expired', 'session_
 const BAD_REQUEST = new Set([
   'invalid_request', 'invalid_amount', 'invalid_hex', 'invalid_json', 'forbidden_json_key', 'payload_too_deep', 'undecodable_payload',
   'invoice_malformed', 'invoice_bad_signature', 'invoice_wrong_network', 'invoice_expired', 'invoice_amount_mismatch',
+  'lightning_route_hint_fee_too_high',
 ]);
 const QUOTA_CODES = new Set(['budget_exceeded', 'rate_limit_exceeded']);
 

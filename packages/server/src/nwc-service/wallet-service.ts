@@ -34,7 +34,7 @@
  * The per-client rate is the bunker's (AIRLOCK_NOSTR_BUNKER_RATE / _BURST).
  */
 import { randomInt } from 'node:crypto';
-import { AirlockError, canonicalJson, CREDENTIAL_REFUSAL_CODES, isAirlockError, LIGHTNING_ACTION, parseUntrustedJson, requestHash, type AgentAuth, type Clock, type IdempotencyRecord, type KeyBackend, type LightningPayInput, type LightningService, type SignOutcome, type SignedNostrEvent, type Store } from '@airlock/core';
+import { AirlockError, CREDENTIAL_REFUSAL_CODES, isAirlockError, LIGHTNING_ACTION, lightningRequestHash, parseUntrustedJson, type AgentAuth, type Clock, type IdempotencyRecord, type KeyBackend, type LightningPayInput, type LightningService, type SignOutcome, type SignedNostrEvent, type Store } from '@airlock/core';
 import { decodeBolt11 } from '@airlock/chains';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -426,7 +426,7 @@ export class NwcWalletService {
       const prior = await tx.getIdempotency(scope, idempotencyKey);
       if (prior) return prior;
       const now = clock.now();
-      const reqHash = payRequestHash(input);
+      const reqHash = lightningRequestHash(input);
       const entry = await tx.appendAudit({ at: now, type: 'sign.request', actor: 'agent', agentId: grant.agentId, sessionId: grant.sessionId, action: LIGHTNING_ACTION, decision: 'error', data: { errorCode: refusal.code, message: refusal.message, requestHash: reqHash, idempotencyKey } });
       const body = { decision: 'deny', error: { code: refusal.code, message: refusal.message }, auditSeq: entry.seq };
       await tx.putIdempotency({ scope, key: idempotencyKey, requestHash: reqHash, auditSeq: entry.seq, response: { status: 403, body }, createdAt: now });
@@ -562,13 +562,4 @@ function payInput(params: Record<string, unknown>): LightningPayInput {
 
 function idempotencyKeyOf(envelope: SignedNostrEvent): string {
   return `nwc:${envelope.id}`;
-}
-
-/**
- * The request hash LightningService.pay computes for `input` (its payload as JSON, amounts as strings): a kept
- * refusal must carry the same one, or a later delivery would be refused `idempotency_conflict` instead of being
- * answered that refusal.
- */
-function payRequestHash(input: LightningPayInput): string {
-  return requestHash(LIGHTNING_ACTION, { invoice: input.invoice, ...(input.amountMsat !== undefined ? { amountMsat: String(input.amountMsat) } : {}) }, canonicalJson);
 }

@@ -21,6 +21,8 @@ export interface NwcStackOptions {
   wallet?: Omit<TestWalletServiceOptions, 'relay' | 'lightning'>;
   /** How long the backend waits for a wallet's answer (2 s; longer where a test makes the wallet slow on purpose). */
   requestTimeoutMs?: number;
+  /** A manual clock (`h.clock`): tests that move past the pay timeout and the not-found grace. */
+  manualClock?: boolean;
 }
 
 export async function startNwcStack(store: StoreKind, options: NwcStackOptions = {}): Promise<NwcStack> {
@@ -28,7 +30,7 @@ export async function startNwcStack(store: StoreKind, options: NwcStackOptions =
   const network = new LightningNetwork();
   const wallet = await TestWalletService.start({ ...options.wallet, relay, lightning: network });
   const backend = await NwcBackend.connect({ connectionUri: wallet.uri, network: 'regtest', infoTimeoutMs: 3_000, requestTimeoutMs: options.requestTimeoutMs ?? 2_000, payGraceMs: 500 });
-  const h = await startHarness({ store, lightningBackend: backend, config: { lightning: { backend: 'nwc' as const, network: 'regtest' as const, payTimeoutSeconds: 1, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+  const h = await startHarness({ store, ...(options.manualClock ? { manualClock: true } : {}), lightningBackend: backend, config: { lightning: { backend: 'nwc' as const, network: 'regtest' as const, payTimeoutSeconds: 1, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
   return {
     h, relay, wallet, network, backend,
     async close() {
