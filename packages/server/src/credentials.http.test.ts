@@ -169,6 +169,29 @@ describe('two instances on one PostgreSQL: a credential cached by one is refused
     });
   }
 
+  for (const [what, land, code, status] of [
+    ['revoked', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/sessions/${p.session.id}/revoke`), 'session_revoked', 401],
+    ['frozen', (p: Awaited<ReturnType<typeof provisionAgent>>) => h.admin('POST', `/v1/agents/${p.agent.name}/freeze`), 'agent_frozen', 403],
+  ] as const) {
+    test(`${what} through the first instance: the second's next request that fails to decode is refused ${code}, not the decode error, and the cache forgets it`, async () => {
+      // Found by review: a request refused before the signing transaction (bad input that reached the signer)
+      // never met its re-read, so a credential cached here went on being served, each refusal recorded under the
+      // decode error (and, for a derived session, drawing its live parent's rate tokens).
+      const p = await provisionAgent(h, { policy: usdcPolicy() });
+      clock.advance(10_000); // a full bucket (burst 3)
+      assert.equal((await callSecond('POST', '/v1/sign/transaction', { token: p.token, body: usdcTransfer(ALICE, 1n) })).status, 200);
+      assert.equal((await land(p)).status, 200);
+      const truncated = { ...usdcTransfer(ALICE, 1n, 1), transaction: { ...usdcTransfer(ALICE, 1n, 1).transaction, data: '0xa9059cbb' + '00'.repeat(40) } };
+      const first = await callSecond('POST', '/v1/sign/transaction', { token: p.token, body: truncated });
+      assert.deepEqual([first.status, first.body.error.code], [status, code]);
+      clock.advance(1000);
+      const next = await callSecond('POST', '/v1/sign/transaction', { token: p.token, body: truncated });
+      assert.deepEqual([next.status, next.body.error.code], [status, code]);
+      const entries = await auditOfSession(h, p.agent.name, p.session.id);
+      assert.deepEqual(entries.filter((e) => e.decision === 'error').map((e) => [e.type, e.data.errorCode]), [['sign.request', code], ['auth.refused', code]], 'the second request was refused at authentication: the cache forgot the credential');
+    });
+  }
+
   // Freeze, revoke and policy set wait for the signing transactions in flight on every instance (the signing
   // lock, exclusive): once the operator has the answer, none of them that read the old state can still
   // commit. Here the second instance's transaction has read the agent and its session and is held open.

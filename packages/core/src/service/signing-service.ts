@@ -1179,9 +1179,25 @@ export class SigningService {
     return { session, ancestors };
   }
 
+  /**
+   * Records a request refused before its signing transaction (bad input that reached the signer). The credential
+   * is read again first: one cached by the signing routes may have been revoked or frozen on another instance, and
+   * a request that never reached the signing transaction's re-read never found out (found by review: a revoked
+   * child's undecodable requests kept being served from the cache, recorded under the decode error and drawing its
+   * live parent's rate tokens). Such a credential's refusal is recorded and thrown instead, and the cache forgets it.
+   */
   async auditRefusal(auth: AgentAuth, action: string, reqHash: string, e: unknown, now: number): Promise<void> {
     if (!isAirlockError(e)) return;
-    await this.deps.store.transaction((tx) => this.appendErrorEntry(tx, auth, action, reqHash, e, now));
+    const dead = await this.deps.store.transaction(async (tx) => {
+      const fresh = await this.recheck(tx, auth, now);
+      const refusal = fresh.error && CREDENTIAL_REFUSAL_CODES.has(fresh.error.code) ? fresh.error : undefined;
+      await this.appendErrorEntry(tx, auth, action, reqHash, refusal ?? e, now);
+      return refusal;
+    });
+    if (dead) {
+      this.credentials.forgetSession(auth.session.id);
+      throw dead;
+    }
   }
 
   appendErrorEntry(tx: StoreTx, auth: AgentAuth, action: string, reqHash: string, e: AirlockError, now: number, extra: Record<string, unknown> = {}) {
