@@ -110,7 +110,7 @@ export const ERROR_CODES = {
   lightning_not_configured: { status: 503, summary: 'No Lightning backend is configured; nothing was paid.' },
   lightning_payment_failed: { status: 502, summary: 'The Lightning backend reported a definite failure; the hold was released and nothing was paid.' },
   lightning_payment_in_flight: { status: 409, summary: 'A payment of this invoice is already in flight or paid (by this agent: see its payment; by another agent: refused).' },
-  lightning_route_hint_fee_too_high: { status: 400, summary: "Every route hint of the invoice (its `r` fields, chosen by the payee) costs more than the payment's routing fee limit (maxFeeMsat, or the default limit); nothing was held or paid (details: maxFeeMsat, routeHintFeeMsat, the cheapest hint)." },
+  lightning_route_hint_fee_too_high: { status: 400, summary: "A route hint of the invoice (its `r` fields, chosen by the payee) costs more than the payment's routing fee limit (maxFeeMsat, or the default limit), on a backend that cannot hold the wallet to that limit (NWC); nothing was held or paid (details: maxFeeMsat, routeHintFeeMsat, the costliest hint)." },
   lightning_too_many_in_flight: { status: 429, summary: "This agent already has AIRLOCK_LIGHTNING_MAX_IN_FLIGHT payments in flight; nothing was held or paid. Retry once one of them has an answer (details: inFlight, max)." },
   l402_token_expired: { status: 400, summary: "The L402 challenge's macaroon has already expired (a *_valid_until caveat); nothing was paid." },
   l402_payment_hash_mismatch: { status: 400, summary: "The L402 challenge's macaroon names another payment hash than its invoice; nothing was paid." },

@@ -276,8 +276,9 @@ export interface LightningInfo {
   /** Route hints the invoice carries (paths), for operators reading the intent. */
   routeHints: number;
   /**
-   * The least routing fee a route through the invoice's route hints costs (the cheapest hint path, msat); absent
-   * without hints. A payment whose every hint costs more than `maxFeeMsat` is refused (`lightning_route_hint_fee_too_high`).
+   * The most a route through one of the invoice's route hints costs (the costliest hint path, msat); absent without
+   * hints. On a backend that holds no fee limit (NWC) a payment with a hint above `maxFeeMsat` is refused
+   * (`lightning_route_hint_fee_too_high`).
    */
   routeHintFeeMsat?: bigint;
 }

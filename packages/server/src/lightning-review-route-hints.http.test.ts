@@ -9,14 +9,33 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BITCOIN_CHAINS, bitcoinAsset, COUNT_ASSET, seriesFor } from '@airlock/core';
-import { TestNode } from '../../../testing/lightning-network.ts';
-import { provisionAgent, type Harness } from './testing/harness.ts';
+import { LightningNetwork, SimulatedBackend, TestNode } from '../../../testing/lightning-network.ts';
+import { provisionAgent, startHarness, type Harness } from './testing/harness.ts';
 import { startNwcStack, type NwcStack } from './testing/nwc-stack.ts';
 
 const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
 const policy = { version: 1, rules: [{ type: 'allow', name: 'pay', match: { actions: ['lightning.pay'] } }, { type: 'budget', name: 'daily', asset: BTC, max: '1100000', window: '24h' }] };
 const hop = (feeBaseMsat: number, feeProportionalMillionths: number) => ({ pubkey: new TestNode().nodeId, feeBaseMsat, feeProportionalMillionths });
 const U32_MAX = 4_294_967_295;
+
+describe('Lightning over LND: a costly route hint is left to the node, which holds the fee limit', () => {
+  test('an invoice with a costly hint is paid within the limit (fee_limit_msat), not refused', async () => {
+    const network = new LightningNetwork();
+    network.feeBaseMsat = 10n;
+    const h = await startHarness({ lightningBackend: new SimulatedBackend(network), config: { lightning: { backend: 'lnd', network: 'regtest', payTimeoutSeconds: 5, notFoundGraceSeconds: 60, defaultFeePercent: 1 } } });
+    try {
+      const { token } = await provisionAgent(h, { policy, actions: ['lightning.pay'] });
+      const issued = network.payee().invoice({ amountMsat: 1_000_000n, routeHints: [[hop(U32_MAX, 0)]] });
+      const res = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: issued.invoice, maxFeeMsat: '5000' } });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      assert.equal(res.body.intent.lightning.routeHintFeeMsat, String(U32_MAX));
+      assert.ok(BigInt(res.body.feeMsat) <= 5000n);
+      assert.ok(network.isPaid(issued.paymentHash));
+    } finally {
+      await h.close();
+    }
+  });
+});
 
 describe('Lightning over NWC: route hints that cost more than the fee limit', () => {
   let stack: NwcStack;
@@ -40,8 +59,8 @@ describe('Lightning over NWC: route hints that cost more than the fee limit', ()
       const res = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: issued.invoice, ...(maxFeeMsat !== undefined ? { maxFeeMsat } : {}) } });
       assert.equal(res.status, 400, JSON.stringify(res.body));
       assert.equal(res.body.error.code, 'lightning_route_hint_fee_too_high');
-      // The cheapest hint path: 1,000,000 x 4,000,000,000 / 10^6 msat (the other costs 4,294,967,295).
-      assert.deepEqual(res.body.error.details, { maxFeeMsat: limit, routeHintFeeMsat: '4000000000' });
+      // The costliest hint path: 4,294,967,295 msat (the other costs 1,000,000 x 4,000,000,000 / 10^6).
+      assert.deepEqual(res.body.error.details, { maxFeeMsat: limit, routeHintFeeMsat: String(U32_MAX) });
     }
     assert.equal(stack.wallet.received.filter((r) => r.method === 'pay_invoice').length, 0, 'the wallet was never asked to pay');
     assert.ok(!stack.network.attempts.includes(issued.paymentHash));
@@ -50,7 +69,7 @@ describe('Lightning over NWC: route hints that cost more than the fee limit', ()
     const entries = (await h.admin('GET', `/v1/audit?agent=${agent.name}&type=sign.request`)).body.entries as any[];
     assert.deepEqual(entries.map((e) => [e.decision, e.data.errorCode]), [['error', 'lightning_route_hint_fee_too_high'], ['error', 'lightning_route_hint_fee_too_high']]);
 
-    // A dry run says the same, and a limit that covers the cheapest hint is judged by policy as usual (here: over budget).
+    // A dry run says the same, and a limit that covers every hint is judged by policy as usual (here: over budget).
     const dry = await h.call('POST', '/v1/dry-run', { token, body: { action: 'lightning.pay', payload: { invoice: issued.invoice, maxFeeMsat: '0' } } });
     assert.equal(dry.body.error?.code, 'lightning_route_hint_fee_too_high', JSON.stringify(dry.body));
     const covered = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: issued.invoice, maxFeeMsat: String(U32_MAX) } });
@@ -59,9 +78,19 @@ describe('Lightning over NWC: route hints that cost more than the fee limit', ()
     assert.equal(stack.wallet.received.filter((r) => r.method === 'pay_invoice').length, 0);
   });
 
-  test('an invoice with one cheap hint path (among expensive ones) still pays', async () => {
+  test('a free decoy hint beside a costly one is refused too (the wallet would try the decoy, fail, and take the other)', async () => {
+    // Found by a review of the first form, which refused only when every hint cost more than the limit.
     const { agent, token } = await provisionAgent(h, { policy, actions: ['lightning.pay'] });
-    const issued = stack.network.payee().invoice({ amountMsat: 1_000_000n, routeHints: [[hop(U32_MAX, 0)], [hop(1_000, 100)]] });
+    const issued = stack.network.payee().invoice({ amountMsat: 1_000_000n, routeHints: [[hop(0, 0)], [hop(U32_MAX, 0)]] });
+    const res = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: issued.invoice, maxFeeMsat: '5000' } });
+    assert.deepEqual([res.status, res.body.error?.code, res.body.error?.details], [400, 'lightning_route_hint_fee_too_high', { maxFeeMsat: '5000', routeHintFeeMsat: String(U32_MAX) }]);
+    assert.equal(stack.wallet.received.filter((r) => r.method === 'pay_invoice').length, 0, 'the wallet was never asked to pay');
+    assert.deepEqual(await used(agent.id), { amount: 0n, count: 0 });
+  });
+
+  test('an invoice whose hints all cost less than the limit pays', async () => {
+    const { agent, token } = await provisionAgent(h, { policy, actions: ['lightning.pay'] });
+    const issued = stack.network.payee().invoice({ amountMsat: 1_000_000n, routeHints: [[hop(0, 0)], [hop(1_000, 100)]] });
     const res = await h.call('POST', '/v1/lightning/pay', { token, body: { invoice: issued.invoice, maxFeeMsat: '5000' } });
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.equal(res.body.status, 'succeeded');

@@ -90,7 +90,7 @@ function paymentIntent(invoice: DecodedInvoice, amountMsat: bigint, maxFeeMsat: 
       ...(invoice.description !== undefined ? { description: invoice.description.slice(0, 640) } : {}),
       ...(invoice.descriptionHash !== undefined ? { descriptionHash: invoice.descriptionHash } : {}),
       routeHints: invoice.routeHints.length,
-      ...(invoice.routeHints.length > 0 ? { routeHintFeeMsat: cheapestRouteHintFee(invoice.routeHints, amountMsat) } : {}),
+      ...(invoice.routeHints.length > 0 ? { routeHintFeeMsat: costliestRouteHintFee(invoice.routeHints, amountMsat) } : {}),
     },
     summary: `pay ${amountMsat} msat to ${invoice.payee.slice(0, 10)}… over Lightning (${invoice.network}), routing fee at most ${maxFeeMsat} msat`,
   };
@@ -98,14 +98,15 @@ function paymentIntent(invoice: DecodedInvoice, amountMsat: bigint, maxFeeMsat: 
 }
 
 /**
- * The least any route hint (`r` field) of the invoice costs to pay `amountMsat` through: each hop charges
+ * The most any route hint (`r` field) of the invoice costs to pay `amountMsat` through: each hop charges
  * fee_base_msat + floor(amount x fee_proportional_millionths / 1,000,000) (BOLT 7 fee formula), summed along the
- * hint's path. Charged on the amount alone, though a hop before the last also charges on the fees after it: a lower
- * bound, so an invoice refused for it could not have been paid within its fee limit through any of its hints. The
- * payee chooses these figures (u32 each: up to 4,294,967,295 msat base per hop), and a wallet that holds no fee limit
- * (NWC) routes through them whatever they cost.
+ * hint's path, charged on the amount alone (a hop before the last also charges on the fees after it: a lower bound
+ * per path). The payee chooses these figures (u32 each: up to 4,294,967,295 msat base per hop), and a wallet that
+ * holds no fee limit (NWC) may route through any of them: the costliest, not the cheapest, is what it may pay (a
+ * review of the first form found a free decoy hint through a channel that does not exist beside a costly real one:
+ * the wallet tries the decoy, fails, and routes through the other).
  */
-export function cheapestRouteHintFee(hints: RouteHintHop[][], amountMsat: bigint): bigint {
+export function costliestRouteHintFee(hints: RouteHintHop[][], amountMsat: bigint): bigint {
   const costs = hints.map((path) => path.reduce((sum, hop) => sum + BigInt(hop.feeBaseMsat) + (amountMsat * BigInt(hop.feeProportionalMillionths)) / 1_000_000n, 0n));
-  return costs.reduce((least, cost) => (cost < least ? cost : least));
+  return costs.reduce((most, cost) => (cost > most ? cost : most));
 }

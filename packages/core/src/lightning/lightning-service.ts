@@ -771,7 +771,7 @@ export class LightningService {
 
   private decode(payload: AdapterPayload, auth: Pick<AgentAuth, 'agent'> & { session: Pick<Session, 'id'> }, l402: L402Context | undefined): DecodedRequest {
     const decoded = this.adapter().decode(LIGHTNING_ACTION, payload, { address: auth.agent.address });
-    assertRouteHintsAffordable(decoded.intent);
+    assertRouteHintsAffordable(decoded.intent, this.options.backend);
     if (l402) {
       if (!HEX32.test(l402.macaroonPaymentHash) || l402.macaroonPaymentHash !== decoded.intent.lightning!.paymentHash) {
         throw new AirlockError('l402_payment_hash_mismatch', "The challenge's macaroon names another payment hash than its invoice: paying it would not buy this credential.");
@@ -832,19 +832,21 @@ function msat(value: string | bigint, name: string): bigint {
 }
 
 /**
- * Refuses an invoice whose every route hint costs more than the fee limit held for the payment, before anything is
- * held or paid, whatever the backend. The payee writes the hints (a hostile L402 server: a hop with a base fee of
- * 4,294,967,295 msat), and a backend that holds no fee limit (NWC: `pay_invoice` has no such parameter) routes
- * through them and reports the fee after the fact, past the budget and the policy that judged `maxFeeMsat` (found by
- * review). LND would fail such a route for its fee limit; refusing first says why. Only `decode` checks it: a payment
- * already recorded is re-decoded (inputOf) for what it was charged, never judged again.
+ * On a backend that holds no fee limit (NWC: `pay_invoice` has no such parameter), refuses an invoice with a route
+ * hint that costs more than the fee limit held for the payment, before anything is held or paid. The payee writes
+ * the hints (a hostile L402 server: a hop with a base fee of 4,294,967,295 msat), and such a wallet routes through
+ * any of them and reports the fee after the fact, past the budget and the policy that judged `maxFeeMsat` (found by
+ * review; a later review found a free decoy hint beside a costly real one passing a check of the cheapest). A
+ * backend that holds the limit (LND, `fee_limit_msat`) needs no check: its node never pays more, and a payee with
+ * public channels stays payable within the limit though one of its hints costs more. Only `decode` checks it: a
+ * payment already recorded is re-decoded (inputOf) for what it was charged, never judged again.
  */
-function assertRouteHintsAffordable(intent: Intent): void {
+function assertRouteHintsAffordable(intent: Intent, backend: LightningBackend | undefined): void {
   const ln = intent.lightning!;
-  if (ln.routeHintFeeMsat === undefined || ln.routeHintFeeMsat <= ln.maxFeeMsat) return;
-  throw new AirlockError('lightning_route_hint_fee_too_high', `Every route hint of the invoice costs more than the routing fee limit (the cheapest ${ln.routeHintFeeMsat} msat, the limit ${ln.maxFeeMsat} msat); nothing was held or paid.`, {
+  if (backend?.enforcesMaxFee !== false || ln.routeHintFeeMsat === undefined || ln.routeHintFeeMsat <= ln.maxFeeMsat) return;
+  throw new AirlockError('lightning_route_hint_fee_too_high', `A route hint of the invoice costs more than the routing fee limit (the costliest ${ln.routeHintFeeMsat} msat, the limit ${ln.maxFeeMsat} msat), and this Lightning backend cannot hold a wallet to the limit; nothing was held or paid.`, {
     details: { maxFeeMsat: ln.maxFeeMsat.toString(), routeHintFeeMsat: ln.routeHintFeeMsat.toString() },
-    hints: ['Pay it only with a maxFeeMsat that covers the cheapest route hint (policy and budgets then judge that limit), or ask the payee for another invoice.'],
+    hints: ['Pay it only with a maxFeeMsat that covers every route hint (policy and budgets then judge that limit), or ask the payee for another invoice.'],
   });
 }
 
