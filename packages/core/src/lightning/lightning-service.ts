@@ -162,8 +162,14 @@ export class LightningService {
     return this.options.backend;
   }
 
-  /** Pays an invoice for an agent, under its policy. 200 paid, 202 in flight or waiting for approval, 403 denied. */
-  async pay(auth: AgentAuth, input: LightningPayInput, idempotencyKey?: string): Promise<SignOutcome> {
+  /**
+   * Pays an invoice for an agent, under its policy. 200 paid, 202 in flight or waiting for approval, 403 denied.
+   * `options.approvalLifetimeMs`: the longest an approval opened for this request may stay open (its deadline is the
+   * sooner of that and the usual AIRLOCK_APPROVAL_TTL), for a caller whose client stops waiting at a known time (a
+   * NIP-47 `expiration` tag). A lifetime, not a time: the caller's deadline is on the client's wall clock, the
+   * approval's on this service's clock. It is not part of the request hash, so a replay under the same key matches.
+   */
+  async pay(auth: AgentAuth, input: LightningPayInput, idempotencyKey?: string, options: { approvalLifetimeMs?: number } = {}): Promise<SignOutcome> {
     assertAuditIntact(this.deps.auditIntegrity);
     const backend = this.requireBackend();
     const now = this.deps.clock.now();
@@ -231,7 +237,7 @@ export class LightningService {
         await this.signing.appendErrorEntry(tx, auth, LIGHTNING_ACTION, reqHash, e, now, e.details as Record<string, unknown>);
         return { refused: e };
       }
-      return this.decide(tx, auth, fresh.session!, input0, decoded, reqHash, idempotencyKey, backend, input, now);
+      return this.decide(tx, auth, fresh.session!, input0, decoded, reqHash, idempotencyKey, backend, input, now, options.approvalLifetimeMs);
     }, { affinity: auth.agent.id });
     let outcome: Outcome;
     try {
@@ -632,7 +638,7 @@ export class LightningService {
   }
 
   /** A new request: evaluate, append the decision, then hold (allow) or hold for a human (approval). */
-  private async decide(tx: StoreTx, auth: AgentAuth, session: Session, input: EvaluationInput, decoded: DecodedRequest, reqHash: string, idempotencyKey: string | undefined, backend: LightningBackend, request: LightningPayInput, now: number) {
+  private async decide(tx: StoreTx, auth: AgentAuth, session: Session, input: EvaluationInput, decoded: DecodedRequest, reqHash: string, idempotencyKey: string | undefined, backend: LightningBackend, request: LightningPayInput, now: number, approvalLifetimeMs?: number) {
     const { intent } = input;
     // Policy, then the detectors (a tripped circuit breaker refuses or holds this payment).
     const { decision, screening } = await this.signing.evaluateScreened(tx, session, input, auth.agent, ledgerWritesFor(input).map((w) => w.series));
@@ -652,6 +658,10 @@ export class LightningService {
       result = { execute: record, auditSeq: entry.seq, allowedBy: decision.allowedBy, policyVersion: decision.policyVersion };
     } else if (decision.decision === 'require_approval') {
       const lightning = intent.lightning!;
+      // Never open past the caller's deadline: approved after its client stopped waiting (and perhaps paid
+      // elsewhere), the invoice would be paid twice (found by review). The stores refuse to approve at or after
+      // expiresAt, and the expiry pass releases the hold.
+      const lifetimeMs = approvalLifetimeMs !== undefined && Number.isFinite(approvalLifetimeMs) ? Math.min(this.deps.approvalTtlMs, Math.max(0, Math.floor(approvalLifetimeMs))) : this.deps.approvalTtlMs;
       const approval: ApprovalRecord = {
         id: this.deps.randomId('apr'),
         agentId: auth.agent.id,
@@ -664,7 +674,7 @@ export class LightningService {
         summary: { intent: intentToJson(intent), violations: decision.violations, policyVersion: decision.policyVersion },
         state: 'pending',
         createdAt: now,
-        expiresAt: now + this.deps.approvalTtlMs,
+        expiresAt: now + lifetimeMs,
       };
       // Fixed now: a later policy change does not move the quorum a pending request waits for.
       const quorum = requiredQuorum(decision.violations);

@@ -7,34 +7,17 @@
 //   wallet key.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
 import { finalizeEvent, generateSecretKey, getPublicKey, nip44, SimplePool, type Event } from 'nostr-tools';
 import { LightningNetwork, SimulatedBackend } from '../../../../testing/lightning-network.ts';
 import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
 import { provisionAgent, startHarness, type Harness } from '../testing/harness.ts';
+import { NWC_TEST_LIGHTNING, REGTEST_BTC, shopPolicy, until } from './testing/nwc-test-kit.ts';
 
-const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
-const LIGHTNING = { backend: 'lnd' as const, network: 'regtest' as const, payTimeoutSeconds: 2, notFoundGraceSeconds: 60, defaultFeePercent: 1 };
+const BTC = REGTEST_BTC;
+const LIGHTNING = NWC_TEST_LIGHTNING;
 const BURST = 3;
 
-const policy = (payee: string) => ({
-  version: 1,
-  sets: { shops: [payee] },
-  rules: [
-    { type: 'allow', name: 'pay-shops', match: { actions: ['lightning.pay'] } },
-    { type: 'destinations', name: 'only-shops', allow: '$shops', match: { actions: ['lightning.pay'] } },
-    { type: 'budget', name: 'daily', asset: BTC, max: '100000', window: '24h' },
-  ],
-});
-
-async function until<T>(read: () => T, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = read();
-    if (v || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const policy = (payee: string) => shopPolicy(payee);
 
 describe('NIP-47 requests delivered again by a relay', { timeout: 120_000 }, () => {
   let relay: TestRelay;

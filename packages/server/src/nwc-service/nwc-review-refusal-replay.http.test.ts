@@ -7,35 +7,18 @@
 // Through a real relay on loopback and nostr-tools events signed with the connection's secret.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BITCOIN_CHAINS, bitcoinAsset } from '@airlock/core';
 import { finalizeEvent, nip44, SimplePool, type Event } from 'nostr-tools';
 import { LightningNetwork, SimulatedBackend } from '../../../../testing/lightning-network.ts';
 import { startTestRelay, type TestRelay } from '../../../../testing/nostr-relay/relay.ts';
 import { openAirlock, type Airlock } from '../runtime.ts';
 import { provisionAgent, startHarness, TEST_PASSPHRASE, TEST_VAULT, type Harness } from '../testing/harness.ts';
+import { NWC_TEST_LIGHTNING, REGTEST_BTC, shopPolicy, until } from './testing/nwc-test-kit.ts';
 
-const BTC = bitcoinAsset(BITCOIN_CHAINS.regtest);
-const LIGHTNING = { backend: 'lnd' as const, network: 'regtest' as const, payTimeoutSeconds: 2, notFoundGraceSeconds: 60, defaultFeePercent: 1 };
+const BTC = REGTEST_BTC;
+const LIGHTNING = NWC_TEST_LIGHTNING;
 const BURST = 4;
 
-const policy = (payee: string) => ({
-  version: 1,
-  sets: { shops: [payee] },
-  rules: [
-    { type: 'allow', name: 'pay-shops', match: { actions: ['lightning.pay'] } },
-    { type: 'destinations', name: 'only-shops', allow: '$shops', match: { actions: ['lightning.pay'] } },
-    { type: 'budget', name: 'daily', asset: BTC, max: '100000', window: '24h' },
-  ],
-});
-
-async function until<T>(read: () => T, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = read();
-    if (v || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const policy = (payee: string) => shopPolicy(payee);
 
 describe('NIP-47: a pay_invoice refused on one instance, delivered again to another (postgres)', { timeout: 120_000 }, () => {
   let relay: TestRelay;
@@ -134,6 +117,26 @@ describe('NIP-47: a pay_invoice refused on one instance, delivered again to anot
     // The connection works on B as before: a new request (a new id) pays.
     const paid = await c.ask(c.request('pay_invoice', { invoice: invoice.invoice }));
     assert.ok(paid?.result?.preimage, JSON.stringify(paid));
+    c.close();
+  });
+
+  test('paid on A, then the agent frozen; delivered again to B: not told unauthorized (it was paid), told it was already decided', async () => {
+    // Found by a review of the fix: a dead credential met a payment kept under the key and was answered UNAUTHORIZED,
+    // and a client that kept that first answer would pay again after the unfreeze.
+    const c = await connection();
+    const invoice = shop.invoice({ amountMsat: 13_000n, expirySeconds: 3600 });
+    const x = c.request('pay_invoice', { invoice: invoice.invoice });
+    const paid = await c.ask(x);
+    assert.ok(paid?.result?.preimage, JSON.stringify(paid));
+    await h.admin('POST', `/v1/agents/${c.agent.id}/freeze`);
+    assert.equal(await second.nwc!.sync(), 1);
+    await new Promise((r) => setTimeout(r, 300)); // B subscribes
+    await c.redeliver(x);
+    const again = await c.answerTo(x, 2);
+    assert.equal(again?.error?.code, 'OTHER', JSON.stringify(again));
+    assert.match(again.error.message, /^already_decided: /);
+    assert.equal(payCalls(invoice.paymentHash), 1, 'paid once');
+    await h.admin('POST', `/v1/agents/${c.agent.id}/unfreeze`);
     c.close();
   });
 

@@ -14,7 +14,8 @@
  *  2. its `p` tag names a wallet service key of a connection this instance serves, and its author is THAT
  *     connection's client key. Another author is ignored, never answered (an answer would confirm the key is
  *     served), and counted per author key in the audit log (`auth.failures`, `unknown_client`);
- *  3. an `expiration` tag in the past: ignored (NIP-47: "it should be ignored");
+ *  3. an `expiration` tag in the past: ignored (NIP-47: "it should be ignored"); a pay_invoice held for approval
+ *     has its approval expire no later than the tag (`approvalLifetimeOf`);
  *  4. the `encryption` tag must be `nip44_v2`, the only scheme the info event offers: a NIP-04 request (no tag)
  *     cannot be read, and no answer in NIP-44 could be read by its sender either, so it is dropped and counted;
  *  5. a token bucket per client key: over it, RATE_LIMITED and nothing done (counted as `session.rate_limited`);
@@ -301,8 +302,8 @@ export class NwcWalletService {
     // connection's client's, no longer push a request's id out before a relay replays it (found by review). Each
     // client's cache holds every request its rate lets through across the window.
     if (!this.firstSight(grant.clientPubkey, raw.id)) return;
-    const expiration = Number(raw.tags.find((t) => t[0] === 'expiration')?.[1]);
-    if (Number.isFinite(expiration) && expiration < Date.now() / 1000) {
+    const expiration = expirationOf(raw);
+    if (expiration !== undefined && expiration < Date.now() / 1000) {
       this.stats.droppedExpired++;
       return;
     }
@@ -383,7 +384,7 @@ export class NwcWalletService {
   private async payInvoice(auth: AgentAuth, envelope: SignedNostrEvent, params: Record<string, unknown>): Promise<unknown> {
     // The request event id is the Idempotency-Key: a copy of this request (another relay, another instance)
     // gets this payment, never a second one.
-    let outcome = await this.options.lightning.pay(auth, payInput(params), idempotencyKeyOf(envelope));
+    let outcome = await this.options.lightning.pay(auth, payInput(params), idempotencyKeyOf(envelope), approvalLifetimeOf(envelope));
     if (outcome.status === 202 && outcome.body.replayed === true && outcome.body.status === 'in_flight') outcome = await this.awaitPayment(String(outcome.body.paymentId), auth.agent.id);
     return payInvoiceResult(outcome);
   }
@@ -399,7 +400,11 @@ export class NwcWalletService {
   private async deadCredentialRefusal(grant: NwcGrant, envelope: SignedNostrEvent, request: Nip47Request, e: unknown): Promise<Nip47Refusal> {
     if (request.method !== 'pay_invoice' || !isAirlockError(e) || !CREDENTIAL_REFUSAL_CODES.has(e.code)) return refusalFor(e);
     const decided = await this.keepRefusal(grant, envelope, request.params, e);
-    return (decided && storedRefusal(decided.response)) ?? refusalFor(e);
+    if (!decided) return refusalFor(e);
+    // A payment or hold another instance made under this key before the credential died is not this credential's
+    // to collect, and not to deny either: a client keeps the first answer per request, and "unauthorized" for a
+    // request that was paid would send it to pay again (found by review). Its state is what lookup_invoice says.
+    return storedRefusal(decided.response) ?? new Nip47Refusal('OTHER', `already_decided: this request was taken up before the connection's credential stopped working (${e.code}); lookup_invoice tells its state. Nothing more is done for it.`);
   }
 
   /**
@@ -562,4 +567,21 @@ function payInput(params: Record<string, unknown>): LightningPayInput {
 
 function idempotencyKeyOf(envelope: SignedNostrEvent): string {
   return `nwc:${envelope.id}`;
+}
+
+/** The request's NIP-47 `expiration` tag (unix seconds, the client's wall clock), if it has a usable one. */
+function expirationOf(envelope: SignedNostrEvent): number | undefined {
+  const expiration = Number(envelope.tags.find((t) => t[0] === 'expiration')?.[1]);
+  return Number.isFinite(expiration) ? expiration : undefined;
+}
+
+/**
+ * How long an approval opened for this request may stay open: until its `expiration` (NIP-47: the wallet must not
+ * act on it after that). Found by review: held with the usual approval lifetime, it could be approved and paid an
+ * hour after its client, told `approval_required`, had stopped waiting and perhaps paid elsewhere. A lifetime from
+ * now, as the tag is read on receipt: the tag is the client's wall clock, the approval the daemon's clock.
+ */
+function approvalLifetimeOf(envelope: SignedNostrEvent): { approvalLifetimeMs?: number } {
+  const expiration = expirationOf(envelope);
+  return expiration === undefined ? {} : { approvalLifetimeMs: Math.max(0, Math.floor(expiration * 1000 - Date.now())) };
 }
