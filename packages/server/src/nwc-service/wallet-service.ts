@@ -325,21 +325,17 @@ export class NwcWalletService {
     }
     if (limited) {
       const overRate = new AirlockError('rate_limited', 'too many requests from this connection; nothing was done. Send it again as a new request in a few seconds.');
+      // Keeping a pay_invoice's refusal costs a store write and an audit entry: past a second bucket's worth, an
+      // over-rate pay_invoice gets no answer at all, as if lost on the way (nothing tells its client it was not done,
+      // so nothing is owed if another instance pays it), and a flood from one connection writes nothing.
+      const unanswered = request.method === 'pay_invoice' && this.keptRefusals.take(grant.clientPubkey, this.options.clock.now()) > 0;
       // A request another instance (or an earlier process) already decided is answered as decided, below: it pays
       // nothing new, and each id is taken once per process (firstSight), so the rate still bounds that work.
-      if (request.method === 'pay_invoice' && this.keptRefusals.take(grant.clientPubkey, this.options.clock.now()) > 0) {
-        // Keeping a refusal costs a store write and an audit entry: past a second bucket's worth, an over-rate
-        // pay_invoice gets no answer at all, as if lost on the way (nothing tells its client it was not done, so
-        // nothing is owed if another instance pays it), and a flood from one connection writes nothing.
-        this.stats.rateLimited++;
-        this.countRefusal('session.rate_limited', grant.clientPubkey, 'rate_limited');
-        return;
-      }
-      const decided = request.method === 'pay_invoice' ? await this.keepRefusal(grant, envelope, request.params, overRate) : undefined;
+      const decided = request.method === 'pay_invoice' && !unanswered ? await this.keepRefusal(grant, envelope, request.params, overRate) : undefined;
       if (!decided) {
         this.stats.rateLimited++;
         this.countRefusal('session.rate_limited', grant.clientPubkey, 'rate_limited');
-        return this.refuse(key, envelope, request.method, refusalFor(overRate));
+        return unanswered ? undefined : this.refuse(key, envelope, request.method, refusalFor(overRate));
       }
     }
     let auth: AgentAuth;
